@@ -1,0 +1,61 @@
+import { readFile, stat } from 'node:fs/promises';
+import { Value } from '@sinclair/typebox/value';
+import { stringify } from 'yaml';
+import { configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
+import { HadesError } from '../../common/errors.js';
+import { exitStatus, type CliContext } from '../context.js';
+
+function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
+  const role = typeof options['role'] === 'string' ? options['role'] : 'agent';
+  if (!(configRoles as string[]).includes(role)) {
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role must be one of ${configRoles.join(', ')} (got '${role}')`);
+  }
+  return role as ConfigRole;
+}
+
+/** Reads a config file, refusing what is not a regular file or is too large before reading it. */
+export async function readConfigFile(path: string): Promise<string> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_READ', `${path} is not a regular file`);
+    if (info.size > MAX_CONFIG_BYTES) {
+      throw new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${path} is ${info.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
+    }
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (error instanceof HadesError) throw error;
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${path}: ${reason}`, { cause: error });
+  }
+}
+
+export async function configCheck(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const role = roleOf(options);
+  const file = args[0] ?? '';
+  const result = parseConfig(await readConfigFile(file), configSchemas[role]);
+  if (options['json']) {
+    const problems: readonly ConfigProblem[] = result.ok ? [] : result.problems;
+    context.stdout.write(`${JSON.stringify({ file, role, ok: result.ok, problems })}\n`);
+    return result.ok ? exitStatus.ok : exitStatus.input;
+  }
+  if (result.ok) {
+    context.stdout.write(`${file}: ok (${role} configuration)\n`);
+    return exitStatus.ok;
+  }
+  for (const problem of result.problems) context.stderr.write(`${formatProblem(problem, file)}\n`);
+  throw new HadesError('HADES_ERR_CONFIG_INVALID', `${file} is not a valid ${role} configuration: ${result.problems.length} problem(s)`);
+}
+
+export async function configSchema(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const role = roleOf(options);
+  const schema = { $schema: 'http://json-schema.org/draft-07/schema#', title: `Hades ${role} configuration`, ...configSchemas[role] };
+  context.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
+  return Promise.resolve(exitStatus.ok);
+}
+
+export async function configDefaults(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const role = roleOf(options);
+  const defaults: unknown = Value.Default(configSchemas[role], {});
+  context.stdout.write(`# Hades ${role} configuration: every key with its default.\n${stringify(defaults)}`);
+  return Promise.resolve(exitStatus.ok);
+}

@@ -1,0 +1,25 @@
+import { exitStatus } from './context.js';
+import { runCli } from './program.js';
+
+/** Process entry point: owns the process-wide signal handlers and the exit status. */
+async function main(): Promise<void> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // A closed stdout (e.g. `hades events | head`) ends the command quietly instead of crashing.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') controller.abort();
+  });
+  try {
+    process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+  } catch (error) {
+    process.stderr.write(`hades: HADES_ERR_INTERNAL: ${String(error)}\n`);
+    process.exitCode = exitStatus.bug;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+await main();

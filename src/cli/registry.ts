@@ -1,0 +1,64 @@
+/**
+ * Every `hades` subcommand is registered here, in one list. A command is either available (it
+ * has a `run`) or planned: planned commands show in the help marked "not yet available" and
+ * exit with HADES_ERR_NOT_YET_AVAILABLE, so the help never promises what does not exist.
+ */
+import type { Command } from 'commander';
+import type { CliContext } from './context.js';
+import { configCheck, configDefaults, configSchema } from './commands/config.js';
+
+export interface CommandSpec {
+  /** Words typed after `hades`, e.g. `config check`. */
+  readonly name: string;
+  readonly summary: string;
+  /** Adds arguments and options. */
+  readonly define?: (command: Command) => void;
+  /** Runs the command; resolves to the exit status. Absent for planned commands. */
+  readonly run?: (context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>) => Promise<number>;
+  /** For planned commands: what will bring it. */
+  readonly planned?: string;
+}
+
+/** Names of groups of subcommands and what they hold. */
+export const groups: Readonly<Record<string, string>> = {
+  config: 'Check configuration files and print their schema',
+  agents: 'The fleet of agents known to the server',
+  alerts: 'Alerts raised by the rule engine',
+  rules: 'Rule packs: test them, import Sigma rules',
+};
+
+const roleOption = (c: Command) =>
+  c.option('--role <role>', 'which program the configuration is for: agent or server', 'agent');
+
+export const commands: readonly CommandSpec[] = [
+  {
+    name: 'config check',
+    summary: 'Validate a configuration file; every problem is printed with its line, column and code',
+    define: (c) => roleOption(c).argument('<file>', 'YAML file to check').option('--json', 'print the result as JSON'),
+    run: configCheck,
+  },
+  {
+    name: 'config schema',
+    summary: 'Print the JSON Schema of the agent or server configuration',
+    define: roleOption,
+    run: configSchema,
+  },
+  {
+    name: 'config defaults',
+    summary: 'Print a complete configuration with every default, as YAML',
+    define: roleOption,
+    run: configDefaults,
+  },
+  { name: 'events', summary: 'Stream kernel events as NDJSON (exec, fork, exit, network, ...)', planned: 'the kernel process events driver' },
+  { name: 'start', summary: 'Run the whole system on this machine (server, local agent, console)', planned: 'the server' },
+  { name: 'agent', summary: 'Run the agent daemon', planned: 'the agent daemon' },
+  { name: 'agent status', summary: 'Show the running agent\'s health for a person', planned: 'the agent daemon' },
+  { name: 'server', summary: 'Run the server', planned: 'the server' },
+  { name: 'server token create', summary: 'Create a one-time enrollment token for agents', planned: 'the server' },
+  { name: 'agents list', summary: 'List the agents of the fleet', planned: 'the server' },
+  { name: 'search', summary: 'Search stored events', planned: 'the server' },
+  { name: 'alerts list', summary: 'List alerts', planned: 'the rule engine' },
+  { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
+  { name: 'rules import-sigma', summary: 'Import Sigma rules from a folder', planned: 'the rule engine' },
+  { name: 'query', summary: 'Run SQL over the host\'s inventory tables', planned: 'the asset inventory' },
+];

@@ -1,0 +1,270 @@
+import type { TSchema, Static } from '@sinclair/typebox';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { closest, distance } from 'fastest-levenshtein';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { HadesError, type ErrorCode } from '../errors.js';
+
+/** Largest configuration file accepted: configs are small, so anything bigger is a mistake. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+export interface ConfigProblem {
+  readonly code: ErrorCode;
+  /** Dotted key path, e.g. `driver.argv_max`; empty for the document itself. */
+  readonly path: string;
+  /** 1-based position in the source, when the problem maps to one. */
+  readonly line?: number;
+  readonly column?: number;
+  readonly message: string;
+  /** For unknown keys: the closest key the schema defines, when one is close. */
+  readonly suggestion?: string;
+}
+
+export type ConfigResult<T> =
+  | { readonly ok: true; readonly config: T }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/**
+ * Parses YAML text and validates it against a schema: defaults are filled in from the schema,
+ * every problem is reported (not only the first) with its position, and the result is frozen.
+ */
+export function parseConfig<S extends TSchema>(text: string, schema: S): ConfigResult<Static<S>> {
+  if (text.length > MAX_CONFIG_BYTES) {
+    return {
+      ok: false,
+      problems: [
+        { code: 'HADES_ERR_CONFIG_TOO_LARGE', path: '', message: `configuration is ${text.length} bytes; the limit is ${MAX_CONFIG_BYTES}` },
+      ],
+    };
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { code: 'HADES_ERR_CONFIG_SYNTAX' as const, path: '', line: pos.line, column: pos.col, message: e.message.split('\n')[0] ?? e.message };
+      }),
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    // The yaml library refuses alias expansions that would blow up memory.
+    const message = error instanceof Error ? error.message : String(error);
+    return { ok: false, problems: [{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', message }] };
+  }
+  const value = Value.Default(schema, structuredClone(raw));
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const error of Value.Errors(schema, value)) {
+    // TypeBox reports a missing property twice (required, then wrong type): keep the first.
+    if (seen.has(error.path)) continue;
+    seen.add(error.path);
+    problems.push(describe(error, schema, doc, lines));
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: deepFreeze(value as Static<S>) };
+}
+
+/** Like parseConfig, but throws one HadesError listing every problem. */
+export function loadConfig<S extends TSchema>(text: string, schema: S, source: string): Static<S> {
+  const result = parseConfig(text, schema);
+  if (result.ok) return result.config;
+  throw configError(result.problems, source);
+}
+
+export function configError(problems: readonly ConfigProblem[], source: string): HadesError {
+  const lines = problems.map((p) => formatProblem(p, source));
+  return new HadesError('HADES_ERR_CONFIG_INVALID', `${source} has ${problems.length} problem(s):\n${lines.join('\n')}`, {
+    details: { source, problems },
+  });
+}
+
+export function formatProblem(p: ConfigProblem, source: string): string {
+  const where = p.line === undefined ? source : `${source}:${p.line}:${p.column ?? 1}`;
+  return `${where}: ${p.code}: ${p.message}`;
+}
+
+function describe(error: ValueError, schema: TSchema, doc: Document, lines: LineCounter): ConfigProblem {
+  const segments = error.path.split('/').slice(1).map(unescapePointer);
+  const dotted = segments.join('.');
+  const at = (node: { range?: [number, number, number] | null } | null | undefined) => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return {};
+    const pos = lines.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+  switch (error.type) {
+    case ValueErrorType.ObjectAdditionalProperties: {
+      const key = segments.at(-1) ?? '';
+      const parentPath = segments.slice(0, -1);
+      const known = Object.keys(schemaAt(schema, parentPath)?.['properties'] ?? {});
+      const suggestion = suggest(key, known);
+      const message =
+        `unknown key '${dotted}'` +
+        (suggestion ? `; did you mean '${[...parentPath, suggestion].join('.')}'?` : known.length ? `; known keys here: ${known.join(', ')}` : '');
+      return { code: 'HADES_ERR_CONFIG_UNKNOWN_KEY', path: dotted, ...at(keyNode(doc, segments)), message, ...(suggestion ? { suggestion } : {}) };
+    }
+    case ValueErrorType.ObjectRequiredProperty:
+      return {
+        code: 'HADES_ERR_CONFIG_MISSING_KEY',
+        path: dotted,
+        ...at(valueNode(doc, segments.slice(0, -1))),
+        message: `missing required key '${dotted}'`,
+      };
+    default: {
+      const expected = expectedOf(error.schema);
+      const isValueProblem = valueProblem(error);
+      const name = dotted === '' ? 'the configuration' : `'${dotted}'`;
+      const message = isValueProblem
+        ? `${name} ${constraintText(error)} (got ${show(error.value)})`
+        : `${name} must be ${expected} (got ${typeName(error.value)} ${show(error.value)})`;
+      return {
+        code: isValueProblem ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_CONFIG_TYPE',
+        path: dotted,
+        ...at(valueNode(doc, segments)),
+        message,
+      };
+    }
+  }
+}
+
+const VALUE_ERRORS = new Set<ValueErrorType>([
+  ValueErrorType.NumberMinimum,
+  ValueErrorType.NumberMaximum,
+  ValueErrorType.NumberExclusiveMinimum,
+  ValueErrorType.NumberExclusiveMaximum,
+  ValueErrorType.IntegerMinimum,
+  ValueErrorType.IntegerMaximum,
+  ValueErrorType.IntegerExclusiveMinimum,
+  ValueErrorType.IntegerExclusiveMaximum,
+  ValueErrorType.StringMinLength,
+  ValueErrorType.StringMaxLength,
+  ValueErrorType.StringPattern,
+  ValueErrorType.StringFormat,
+  ValueErrorType.ArrayMaxItems,
+  ValueErrorType.ArrayMinItems,
+  ValueErrorType.ArrayUniqueItems,
+]);
+
+function valueProblem(error: ValueError): boolean {
+  if (VALUE_ERRORS.has(error.type)) return true;
+  // A string that is not one of the allowed words is a bad value, not a bad type.
+  const options = literalOptions(error.schema);
+  return options !== undefined && options.some((o) => typeof o === typeof error.value);
+}
+
+function constraintText(error: ValueError): string {
+  const s = error.schema as Record<string, unknown>;
+  const options = literalOptions(error.schema);
+  if (options) return `must be one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+  switch (error.type) {
+    case ValueErrorType.IntegerMinimum:
+    case ValueErrorType.NumberMinimum:
+      return `must be at least ${String(s['minimum'])}`;
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.NumberMaximum:
+      return `must be at most ${String(s['maximum'])}`;
+    case ValueErrorType.StringMinLength:
+      return `must be at least ${String(s['minLength'])} character(s) long`;
+    case ValueErrorType.StringMaxLength:
+      return `must be at most ${String(s['maxLength'])} characters long`;
+    case ValueErrorType.ArrayMaxItems:
+      return `may hold at most ${String(s['maxItems'])} items`;
+    default:
+      return error.message.toLowerCase();
+  }
+}
+
+function literalOptions(schema: TSchema): unknown[] | undefined {
+  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (!anyOf || !anyOf.every((s) => 'const' in s)) return undefined;
+  return anyOf.map((s) => (s as unknown as { const: unknown }).const);
+}
+
+function expectedOf(schema: TSchema): string {
+  const options = literalOptions(schema);
+  if (options) return `one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (anyOf) return anyOf.map(expectedOf).join(' or ');
+  const type = (schema as { type?: string }).type;
+  switch (type) {
+    case 'integer':
+      return 'an integer';
+    case 'object':
+      return 'a mapping';
+    case 'array':
+      return 'a list';
+    case 'null':
+      return 'null';
+    case undefined:
+      return 'a value';
+    default:
+      return `a ${type}`;
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `a ${typeof value}`;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+function suggest(key: string, known: readonly string[]): string | undefined {
+  if (known.length === 0) return undefined;
+  const best = closest(key.toLowerCase(), [...known]);
+  // Close enough to be a typo: at most a third of the longer name differs.
+  return distance(key.toLowerCase(), best) <= Math.max(2, Math.floor(Math.max(key.length, best.length) / 3)) ? best : undefined;
+}
+
+function schemaAt(schema: TSchema, segments: readonly string[]): Record<string, Record<string, TSchema>> | undefined {
+  let current: TSchema | undefined = schema;
+  for (const segment of segments) {
+    if (!current) return undefined;
+    const props: Record<string, TSchema> | undefined = (current as { properties?: Record<string, TSchema> }).properties;
+    const items: TSchema | undefined = (current as { items?: TSchema }).items;
+    current = props?.[segment] ?? (/^\d+$/.test(segment) ? items : undefined);
+  }
+  return current;
+}
+
+function valueNode(doc: Document, segments: readonly string[]): Node | null {
+  if (segments.length === 0) return doc.contents;
+  const node: unknown = doc.getIn(segments.map(indexOrKey), true);
+  return isScalar(node) || isMap(node) || isSeq(node) ? node : valueNode(doc, segments.slice(0, -1));
+}
+
+function keyNode(doc: Document, segments: readonly string[]): Node | null {
+  const parent = valueNode(doc, segments.slice(0, -1));
+  const key = segments.at(-1);
+  if (isMap(parent)) {
+    for (const pair of parent.items) {
+      if (isScalar(pair.key) && String(pair.key.value) === key) return pair.key;
+    }
+  }
+  return parent;
+}
+
+function indexOrKey(segment: string): string | number {
+  return /^\d+$/.test(segment) ? Number(segment) : segment;
+}
+
+function unescapePointer(segment: string): string {
+  return segment.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,119 @@
+/**
+ * Renders the reference documents that are generated from code: docs/events.md from the event
+ * schema and docs/errors.md from the error catalogue. Tests compare the committed files with
+ * these renderings, so the docs cannot drift from the code.
+ */
+import type { TObject, TSchema } from '@sinclair/typebox';
+import { OptionalKind } from '@sinclair/typebox';
+import { errorCatalog, type ErrorCode } from './errors.js';
+import { ProcessContext, commonFields, eventActions, eventKinds, exampleEvent, type EventKindSpec } from './events/schema.js';
+
+interface FieldRow {
+  readonly path: string;
+  readonly type: string;
+  readonly required: boolean;
+  readonly description: string;
+}
+
+function typeOf(schema: TSchema): string {
+  const anyOf = schema['anyOf'] as TSchema[] | undefined;
+  if (anyOf) return anyOf.map((s) => ('const' in s ? JSON.stringify(s['const']) : typeOf(s))).join(' \\| ');
+  if ('const' in schema) return JSON.stringify(schema['const']);
+  const type = schema['type'] as string | undefined;
+  if (type === 'array') return `${typeOf(schema['items'] as TSchema)}[]`;
+  if (type === 'object' && schema['patternProperties']) return 'map';
+  return type ?? 'any';
+}
+
+function flatten(schema: TObject, prefix: string, rows: FieldRow[]): FieldRow[] {
+  for (const [name, child] of Object.entries(schema.properties)) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    const required = child[OptionalKind] !== 'Optional';
+    const items = child['items'] as TSchema | undefined;
+    if (child['type'] === 'object' && 'properties' in child && !child['patternProperties']) {
+      if (child.description) rows.push({ path, type: 'object', required, description: child.description });
+      flatten(child as unknown as TObject, path, rows);
+    } else if (child['type'] === 'array' && items?.['type'] === 'object' && 'properties' in items) {
+      rows.push({ path: `${path}[]`, type: 'object[]', required, description: child.description ?? '' });
+      flatten(items as unknown as TObject, `${path}[]`, rows);
+    } else {
+      rows.push({ path, type: typeOf(child), required, description: child.description ?? '' });
+    }
+  }
+  return rows;
+}
+
+function table(rows: readonly FieldRow[]): string {
+  const lines = ['| field | type | required | description |', '|---|---|---|---|'];
+  for (const r of rows) lines.push(`| \`${r.path}\` | ${r.type} | ${r.required ? 'yes' : ''} | ${r.description.replace(/\|/g, '\\|')} |`);
+  return lines.join('\n');
+}
+
+export function renderEventsDoc(): string {
+  const out: string[] = [];
+  out.push('# Events', '');
+  out.push('<!-- Generated from src/common/events/schema.ts by `npm run docs`; a test fails when this file is stale. -->', '');
+  out.push(
+    'Every event Hades produces is one JSON object whose field names follow the',
+    '[Elastic Common Schema](https://www.elastic.co/guide/en/ecs/current/index.html) (ECS), written as nested',
+    'objects (`{"process": {"pid": 1}}` is the field `process.pid`). Fields ECS does not define live under',
+    '`hades.*`. This JSON form is the public contract: `hades events` prints it as NDJSON, the server stores',
+    'it and rules match on it. Unknown fields are rejected by the validator, so a field listed here is the',
+    'whole truth about what a producer may send.',
+    '',
+    'Identifiers: `process.entity_id` is stable for one process instance (host, pid and start time), so two',
+    'processes that reuse a pid never share it. User and group ids are strings, as in ECS.',
+    '',
+  );
+  out.push('## Actions', '', '| `event.action` | `event.kind` | `event.category` | `event.type` | process context | what it means |', '|---|---|---|---|---|---|');
+  for (const action of eventActions) {
+    const spec: EventKindSpec = eventKinds[action];
+    out.push(`| [\`${action}\`](#${action}) | ${spec.kind} | ${spec.category.join(', ')} | ${spec.type.join(', ')} | ${spec.process} | ${spec.summary} |`);
+  }
+  out.push('', '## Fields of every event', '');
+  // The metadata fields are literals per kind; here they read as the general types.
+  const general: Record<string, string> = { 'event.kind': 'string', 'event.category': 'string[]', 'event.type': 'string[]', 'event.action': 'string' };
+  const common = flatten(exampleCommonSchema(), '', []).map((r) => ({ ...r, type: general[r.path] ?? r.type }));
+  out.push(table(common), '');
+  out.push('## Process context', '', 'Events caused by a process (the "process context" column above) carry these fields.', '');
+  out.push(table(flatten(ProcessContext, '', [])), '');
+  for (const action of eventActions) {
+    const spec: EventKindSpec = eventKinds[action];
+    out.push(`## ${action}`, '', spec.summary, '');
+    out.push(`\`event.kind\`: ${spec.kind}; \`event.category\`: ${spec.category.join(', ')}; \`event.type\`: ${spec.type.join(', ')}; process context: ${spec.process}.`, '');
+    const rows = flatten(spec.fields, '', []);
+    if (rows.length > 0) out.push('Fields of this action, besides the common ones:', '', table(rows), '');
+    out.push('Example:', '', '```json', JSON.stringify(exampleEvent(action), null, 2), '```', '');
+  }
+  return out.join('\n');
+}
+
+/** The common fields differ between kinds only in their literals; document them once. */
+function exampleCommonSchema(): TObject {
+  return commonFields(eventKinds.exec);
+}
+
+
+export function renderErrorsDoc(): string {
+  const out: string[] = ['# Errors', ''];
+  out.push('<!-- Generated from src/common/errors.ts by `npm run docs`; a test fails when this file is stale. -->', '');
+  out.push(
+    'Every error Hades reports has a stable code. The command line prints it as one line,',
+    '`hades: CODE: message`, and exits with a status that tells the kind of error:',
+    '',
+    '| kind | exit status | meaning |',
+    '|---|---|---|',
+    '| input | 2 | Something the user gave is wrong: a command, a flag, a config file, a rule, a request. Retrying unchanged fails again. |',
+    '| environment | 3 | The machine is not as needed: a privilege, a file, a package, a kernel feature. |',
+    '| bug | 70 | Hades broke one of its own invariants. Please report it. |',
+    '',
+    '| code | kind | what happened | what to do |',
+    '|---|---|---|---|',
+  );
+  for (const code of Object.keys(errorCatalog) as ErrorCode[]) {
+    const e = errorCatalog[code];
+    out.push(`| \`${code}\` | ${e.kind} | ${e.summary} | ${e.remedy} |`);
+  }
+  out.push('');
+  return out.join('\n');
+}

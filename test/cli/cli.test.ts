@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { commands } from '../../src/cli/registry.js';
+import { runHades } from '../helpers/cli.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** Asserts a failure: the status, and exactly one stderr line carrying the code. */
+function assertCodedFailure(result: { status: number | null; stderr: string }, status: number, code: string): void {
+  assert.equal(result.status, status, result.stderr);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.match(lines.at(-1) ?? '', new RegExp(`^hades: ${code}: `));
+}
+
+describe('hades command', () => {
+  it('lists every top-level command in --help', async () => {
+    const r = await runHades(['--help']);
+    assert.equal(r.status, 0);
+    for (const top of new Set(commands.map((c) => c.name.split(' ')[0]))) assert.match(r.stdout, new RegExp(`^  ${top}\\b`, 'm'), top);
+  });
+
+  it('prints --help for every registered command, marking planned ones', async () => {
+    for (const spec of commands) {
+      const r = await runHades([...spec.name.split(' '), '--help']);
+      assert.equal(r.status, 0, `${spec.name}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`Usage: hades ${spec.name}`));
+      if (!spec.run) assert.match(r.stdout, /not yet available/);
+    }
+  });
+
+  it('prints its version', async () => {
+    const r = await runHades(['--version']);
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('rejects an unknown command with one coded line and a suggestion', async () => {
+    const r = await runHades(['evnts']);
+    assertCodedFailure(r, 2, 'HADES_ERR_CLI_UNKNOWN_COMMAND');
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+    assert.match(r.stderr, /did you mean events\?/);
+    assertCodedFailure(await runHades(['config', 'chek']), 2, 'HADES_ERR_CLI_UNKNOWN_COMMAND');
+  });
+
+  it('rejects an unknown flag on any command', async () => {
+    assertCodedFailure(await runHades(['--frobnicate']), 2, 'HADES_ERR_CLI_UNKNOWN_OPTION');
+    assertCodedFailure(await runHades(['config', 'schema', '--rol', 'agent']), 2, 'HADES_ERR_CLI_UNKNOWN_OPTION');
+  });
+
+  it('rejects missing and excess arguments', async () => {
+    assertCodedFailure(await runHades(['config', 'check']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
+    assertCodedFailure(await runHades(['config', 'check', 'a', 'b']), 2, 'HADES_ERR_CLI_TOO_MANY_ARGUMENTS');
+    assertCodedFailure(await runHades(['config', 'schema', '--role']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
+    assertCodedFailure(await runHades(['config', 'schema', '--role', 'toaster']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+  });
+
+  it('says plainly that a planned command is not yet available, and fails', async () => {
+    for (const spec of commands.filter((c) => !c.run)) {
+      const r = await runHades(spec.name.split(' '));
+      assertCodedFailure(r, 2, 'HADES_ERR_NOT_YET_AVAILABLE');
+      assert.match(r.stderr, /not yet available/);
+    }
+  });
+});
+
+describe('hades config', () => {
+  it('accepts a valid file', async () => {
+    const r = await runHades(['config', 'check', file('ok.yaml', 'driver:\n  backend: ebpf\n')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ok \(agent configuration\)/);
+  });
+
+  it('rejects a misspelt key by naming it, its position and the intended key', async () => {
+    const p = file('typo.yaml', 'driver:\n  backend: ebpf\n  argv_mx: 8192\n');
+    const r = await runHades(['config', 'check', p]);
+    assert.equal(r.status, 2);
+    assert.ok(r.stderr.includes(`${p}:3:3: HADES_ERR_CONFIG_UNKNOWN_KEY: unknown key 'driver.argv_mx'; did you mean 'driver.argv_max'?`), r.stderr);
+    assert.match(r.stderr.trimEnd().split('\n').at(-1) ?? '', /^hades: HADES_ERR_CONFIG_INVALID: /);
+  });
+
+  it('checks server files against the server schema', async () => {
+    const p = file('server.yaml', 'listen:\n  api: 127.0.0.1:9000\n');
+    assert.equal((await runHades(['config', 'check', '--role', 'server', p])).status, 0);
+    assert.equal((await runHades(['config', 'check', p])).status, 2);
+  });
+
+  it('answers unreadable inputs with coded errors', async () => {
+    assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'absent.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
+    mkdirSync(path.join(dir, 'folder.yaml'));
+    assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'folder.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
+    assertCodedFailure(await runHades(['config', 'check', file('big.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}`)]), 2, 'HADES_ERR_CONFIG_TOO_LARGE');
+    assertCodedFailure(await runHades(['config', 'check', file('bin.yaml', '\u0000\u0001\u0002: [')]), 2, 'HADES_ERR_CONFIG_INVALID');
+  });
+
+  it('prints the result as JSON on request', async () => {
+    const r = await runHades(['config', 'check', '--json', file('typo2.yaml', 'log:\n  levl: info\n')]);
+    assert.equal(r.status, 2);
+    const out = JSON.parse(r.stdout) as { ok: boolean; problems: { code: string; line: number; suggestion: string }[] };
+    assert.equal(out.ok, false);
+    assert.deepEqual([out.problems[0]?.code, out.problems[0]?.line, out.problems[0]?.suggestion], ['HADES_ERR_CONFIG_UNKNOWN_KEY', 2, 'level']);
+  });
+
+  it('prints defaults that pass its own check, for both roles', async () => {
+    for (const role of ['agent', 'server']) {
+      const d = await runHades(['config', 'defaults', '--role', role]);
+      assert.equal(d.status, 0);
+      const r = await runHades(['config', 'check', '--role', role, file(`defaults-${role}.yaml`, d.stdout)]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+  });
+
+  it('prints a JSON Schema that rejects unknown keys', async () => {
+    const r = await runHades(['config', 'schema']);
+    assert.equal(r.status, 0);
+    const schema = JSON.parse(r.stdout) as { additionalProperties: boolean; properties: Record<string, { additionalProperties: boolean }> };
+    assert.equal(schema.additionalProperties, false);
+    assert.equal(schema.properties['driver']?.additionalProperties, false);
+  });
+});

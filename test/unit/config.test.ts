@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AgentConfigSchema, ServerConfigSchema, loadConfig, parseConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
+import { HadesError } from '../../src/common/errors.js';
+
+function problems(text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema = AgentConfigSchema): readonly ConfigProblem[] {
+  const result = parseConfig(text, schema);
+  assert.equal(result.ok, false, 'expected the configuration to be rejected');
+  return result.ok ? [] : result.problems;
+}
+
+describe('configuration', () => {
+  it('fills every default into an empty file and freezes the result', () => {
+    const result = parseConfig('', AgentConfigSchema);
+    assert.ok(result.ok);
+    assert.equal(result.config.driver.backend, 'auto');
+    assert.equal(result.config.driver.argv_max, 4096);
+    assert.equal(result.config.log.level, 'info');
+    assert.ok(Object.isFrozen(result.config) && Object.isFrozen(result.config.driver));
+    assert.throws(() => {
+      (result.config.driver as { argv_max: number }).argv_max = 1;
+    }, TypeError);
+  });
+
+  it('keeps given values and defaults the rest of a section', () => {
+    const result = parseConfig('driver:\n  backend: cnproc\n', AgentConfigSchema);
+    assert.ok(result.ok);
+    assert.equal(result.config.driver.backend, 'cnproc');
+    assert.equal(result.config.driver.ringbuf_mb, 8);
+  });
+
+  it('rejects a misspelt key with its path, position and the intended key', () => {
+    const [p] = problems('driver:\n  argv_max: 8192\n  ringbuf_mbb: 4\n');
+    assert.equal(p?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
+    assert.equal(p?.path, 'driver.ringbuf_mbb');
+    assert.equal(p?.line, 3);
+    assert.equal(p?.column, 3);
+    assert.equal(p?.suggestion, 'ringbuf_mb');
+    assert.match(p?.message ?? '', /did you mean 'driver.ringbuf_mb'/);
+  });
+
+  it('lists the known keys when nothing is close', () => {
+    const [p] = problems('telemetry: true\n');
+    assert.equal(p?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
+    assert.equal(p?.suggestion, undefined);
+    assert.match(p?.message ?? '', /known keys here: driver, process_tree, hashing, log/);
+  });
+
+  it('reports a wrong type with line and column', () => {
+    const [p] = problems('log:\n  max_files: many\n');
+    assert.equal(p?.code, 'HADES_ERR_CONFIG_TYPE');
+    assert.equal(p?.path, 'log.max_files');
+    assert.deepEqual([p?.line, p?.column], [2, 14]);
+    assert.match(p?.message ?? '', /must be an integer \(got a string "many"\)/);
+  });
+
+  it('reports values out of range and words not allowed as value problems', () => {
+    const found = problems('driver:\n  argv_max: 100\n  backend: kprobe\n');
+    assert.deepEqual(found.map((p) => [p.code, p.path, p.line]), [
+      ['HADES_ERR_CONFIG_VALUE', 'driver.backend', 3],
+      ['HADES_ERR_CONFIG_VALUE', 'driver.argv_max', 2],
+    ].sort((a, b) => (found.findIndex((p) => p.path === a[1]) - found.findIndex((p) => p.path === b[1]))));
+    assert.match(found.find((p) => p.path === 'driver.backend')?.message ?? '', /one of "auto", "ebpf", "cnproc"/);
+  });
+
+  it('reports every problem, not only the first', () => {
+    assert.equal(problems('driver:\n  backnd: x\nlog:\n  level: loud\nhashing: yes\n').length, 3);
+  });
+
+  it('points into lists', () => {
+    const [p] = problems('driver:\n  deny_executables:\n    - /usr/bin/ok\n    - 42\n');
+    assert.equal(p?.path, 'driver.deny_executables.1');
+    assert.equal(p?.line, 4);
+  });
+
+  it('reports YAML syntax errors and duplicate keys with their position', () => {
+    const [syntax] = problems('driver:\n  backend: [ebpf\n');
+    assert.equal(syntax?.code, 'HADES_ERR_CONFIG_SYNTAX');
+    assert.ok((syntax?.line ?? 0) >= 2);
+    const [dup] = problems('log:\n  level: info\n  level: warn\n');
+    assert.equal(dup?.code, 'HADES_ERR_CONFIG_SYNTAX');
+    assert.equal(dup?.line, 3);
+  });
+
+  it('rejects a document that is not a mapping', () => {
+    const [p] = problems('- a\n- b\n');
+    assert.equal(p?.code, 'HADES_ERR_CONFIG_TYPE');
+    assert.match(p?.message ?? '', /the configuration must be a mapping/);
+  });
+
+  it('refuses files over the size limit without parsing them', () => {
+    const [p] = problems(`# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
+    assert.equal(p?.code, 'HADES_ERR_CONFIG_TOO_LARGE');
+  });
+
+  it('survives hostile YAML (alias bombs) with an error', () => {
+    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 0; i < 8; i++) bomb.push(`${'bcdefghi'[i]}: &${'bcdefghi'[i]} [*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]}]`);
+    const result = parseConfig(bomb.join('\n'), AgentConfigSchema);
+    assert.equal(result.ok, false);
+  });
+
+  it('keeps the agent and server schemas apart', () => {
+    assert.equal(problems('listen:\n  api: 127.0.0.1:1\n', AgentConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
+    assert.equal(problems('driver:\n  backend: ebpf\n', ServerConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
+    const server = parseConfig('listen:\n  api: 127.0.0.1:9000\n', ServerConfigSchema);
+    assert.ok(server.ok && server.config.listen.api === '127.0.0.1:9000' && server.config.listen.agents === '127.0.0.1:7443');
+  });
+
+  it('throws one coded error listing every problem from loadConfig', () => {
+    assert.throws(
+      () => loadConfig('driver:\n  backnd: x\n', AgentConfigSchema, 'agent.yaml'),
+      (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CONFIG_INVALID' && /agent.yaml:2:3: HADES_ERR_CONFIG_UNKNOWN_KEY/.test(e.message),
+    );
+  });
+});

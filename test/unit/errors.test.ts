@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { errorCatalog, HadesError, isErrorCode, toHadesError } from '../../src/common/errors.js';
+import { renderErrorsDoc } from '../../src/common/docs.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+function sourceFiles(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'dist' || name === 'build' || name.startsWith('.')) continue;
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) sourceFiles(full, out);
+    else if (/\.(ts|js|mjs|c|h)$/.test(name)) out.push(full);
+  }
+  return out;
+}
+
+describe('error catalogue', () => {
+  it('documents every code in docs/errors.md, and the file is up to date', () => {
+    const doc = readFileSync(path.join(projectRoot, 'docs/errors.md'), 'utf8');
+    for (const code of Object.keys(errorCatalog)) assert.ok(doc.includes(`\`${code}\``), `${code} is missing from docs/errors.md`);
+    assert.equal(doc, renderErrorsDoc(), 'docs/errors.md is stale: run `npm run docs`');
+  });
+
+  it('defines every HADES_ERR_* code that the sources use', () => {
+    const used = new Set<string>();
+    for (const dir of ['src', 'scripts', 'bin', 'tools', 'driver', 'bench']) {
+      const full = path.join(projectRoot, dir);
+      try {
+        statSync(full);
+      } catch {
+        continue;
+      }
+      for (const file of sourceFiles(full)) {
+        for (const match of readFileSync(file, 'utf8').matchAll(/HADES_ERR_[A-Z0-9_]*[A-Z0-9]/g)) used.add(match[0]);
+      }
+    }
+    const undefinedCodes = [...used].filter((c) => !isErrorCode(c));
+    assert.deepEqual(undefinedCodes, [], 'codes used but not in src/common/errors.ts');
+  });
+
+  it('keeps kinds apart and gives every code a summary and a remedy', () => {
+    for (const [code, spec] of Object.entries(errorCatalog)) {
+      assert.match(code, /^HADES_ERR_[A-Z0-9_]+$/);
+      assert.ok(['input', 'environment', 'bug'].includes(spec.kind), code);
+      assert.ok(spec.summary.endsWith('.') && spec.remedy.endsWith('.'), `${code} needs full sentences`);
+    }
+  });
+
+  it('renders a one-line form and wraps foreign errors as bugs', () => {
+    const e = new HadesError('HADES_ERR_CONFIG_INVALID', 'a.yaml has 2 problems:\n  one\n  two');
+    assert.equal(e.kind, 'input');
+    assert.equal(e.toLine(), 'HADES_ERR_CONFIG_INVALID: a.yaml has 2 problems:; one; two');
+    assert.ok(!e.toLine().includes('\n'));
+    const wrapped = toHadesError(new TypeError('x is undefined'));
+    assert.equal(wrapped.code, 'HADES_ERR_INTERNAL');
+    assert.equal(wrapped.kind, 'bug');
+    assert.equal(toHadesError(e), e);
+  });
+});

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { renderEventsDoc } from '../../src/common/docs.js';
+import { assertEvent, checkEvent, eventActions, eventKinds, eventSchemas, exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { HadesError } from '../../src/common/errors.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+/** The actions the mission names; the schema must define every one. */
+const MISSION_ACTIONS: EventAction[] = [
+  'exec', 'fork', 'exit', 'connect', 'accept', 'listen', 'dns_query', 'ptrace', 'memfd_create', 'module_load',
+  'privilege_change', 'file_create', 'file_rename', 'file_delete', 'file_chmod', 'ssh_login', 'honeypot_touch',
+  'scan_match', 'inventory_change', 'agent_drop', 'agent_health',
+];
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+describe('event schema', () => {
+  it('defines every event kind of the mission', () => {
+    for (const action of MISSION_ACTIONS) assert.ok(eventActions.includes(action), action);
+  });
+
+  it('keeps actions short, stable identifiers', () => {
+    for (const action of eventActions) assert.match(action, /^[a-z][a-z_]{1,20}$/);
+  });
+
+  it('accepts the documented example of every kind', () => {
+    for (const action of eventActions) {
+      const result = checkEvent(exampleEvent(action));
+      assert.ok(result.ok, `${action}: ${JSON.stringify(result.ok ? [] : result.problems)}`);
+    }
+  });
+
+  it('uses ECS names for the common and process fields', () => {
+    const exec = eventSchemas.exec.properties as Record<string, { properties?: Record<string, unknown> }>;
+    assert.ok(exec['@timestamp']);
+    for (const f of ['id', 'kind', 'category', 'type', 'action', 'sequence']) assert.ok(exec['event']?.properties?.[f], `event.${f}`);
+    for (const f of ['pid', 'entity_id', 'executable', 'args', 'command_line', 'working_directory', 'parent', 'user']) {
+      assert.ok(exec['process']?.properties?.[f], `process.${f}`);
+    }
+  });
+
+  it('rejects an unknown field, naming it', () => {
+    const e = clone(exampleEvent('exec')) as { process: Record<string, unknown> };
+    e.process['comand_line'] = 'x';
+    const result = checkEvent(e);
+    assert.equal(result.ok, false);
+    assert.ok(!result.ok && result.code === 'HADES_ERR_EVENT_INVALID');
+    assert.ok(!result.ok && result.problems.some((p) => p.path === '/process/comand_line'), JSON.stringify(result));
+  });
+
+  it('rejects a missing required field and a wrong type', () => {
+    const e = clone(exampleEvent('connect')) as { destination?: unknown; process: { pid: unknown } };
+    delete e.destination;
+    e.process.pid = 'forty-two';
+    const result = checkEvent(e);
+    assert.ok(!result.ok);
+    const paths = result.problems.map((p) => p.path);
+    assert.ok(paths.includes('/destination'), paths.join());
+    assert.ok(paths.includes('/process/pid'), paths.join());
+  });
+
+  it('rejects a category or type that does not belong to the action', () => {
+    const e = clone(exampleEvent('exec')) as { event: { category: string[] } };
+    e.event.category = ['network'];
+    assert.equal(checkEvent(e).ok, false);
+  });
+
+  it('rejects an unknown action and a value that is not an event, with codes', () => {
+    const e = clone(exampleEvent('exec')) as { event: { action: string } };
+    e.event.action = 'teleport';
+    const result = checkEvent(e);
+    assert.ok(!result.ok && result.code === 'HADES_ERR_EVENT_UNKNOWN_ACTION');
+    for (const bad of [null, 42, 'exec', [], {}]) assert.equal(checkEvent(bad).ok, false);
+    assert.throws(() => assertEvent({ event: {} }), (err: unknown) => err instanceof HadesError && err.code === 'HADES_ERR_EVENT_UNKNOWN_ACTION');
+  });
+
+  it('requires the process context where the kind says so, and only there', () => {
+    for (const action of eventActions) {
+      const spec = eventKinds[action];
+      const e = clone(exampleEvent(action));
+      delete e['process'];
+      delete e['hades'];
+      delete e['container'];
+      const result = checkEvent(e);
+      if (spec.process === 'required') assert.ok(!result.ok, `${action} must require process`);
+    }
+  });
+
+  it('generates docs/events.md from the schema, and the file is up to date', () => {
+    const doc = readFileSync(path.join(projectRoot, 'docs/events.md'), 'utf8');
+    for (const action of eventActions) assert.ok(doc.includes(`## ${action}\n`), action);
+    assert.equal(doc, renderEventsDoc(), 'docs/events.md is stale: run `npm run docs`');
+  });
+});
