@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { configCheck, configDefaults, configSchema } from './commands/config.js';
+import { events, KERNEL_ACTIONS } from './commands/events.js';
 
 export interface CommandSpec {
   /** Words typed after `hades`, e.g. `config check`. */
@@ -49,7 +50,18 @@ export const commands: readonly CommandSpec[] = [
     define: roleOption,
     run: configDefaults,
   },
-  { name: 'events', summary: 'Stream kernel events as NDJSON (exec, fork, exit, network, ...)', planned: 'the kernel process events driver' },
+  {
+    name: 'events',
+    summary: 'Stream kernel events as NDJSON, one ECS event per line (root)',
+    define: (c) =>
+      c
+        .option('--backend <backend>', 'event source: auto, ebpf or cnproc')
+        .option('--action <actions>', `comma-separated actions to print: ${KERNEL_ACTIONS.join(', ')} (default: all)`)
+        .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
+        .option('--stats', 'print the counters (seen, sent, dropped by hook and reason) to stderr at the end')
+        .option('--config <file>', 'agent configuration file (driver, process tree and hashing settings)'),
+    run: events,
+  },
   { name: 'start', summary: 'Run the whole system on this machine (server, local agent, console)', planned: 'the server' },
   { name: 'agent', summary: 'Run the agent daemon', planned: 'the agent daemon' },
   { name: 'agent status', summary: 'Show the running agent\'s health for a person', planned: 'the agent daemon' },

@@ -106,6 +106,32 @@ export const errorCatalog = {
     summary: 'An event does not match the schema of its action.',
     remedy: 'The message lists each field that is missing, mistyped or unknown; see docs/events.md.',
   },
+  // Plugin and driver streams
+  HADES_ERR_FRAME_TOO_LARGE: {
+    kind: 'input',
+    summary: 'A frame on a plugin pipe announced a payload larger than the 1 MiB limit; the stream is treated as corrupt.',
+    remedy: 'The plugin is stopped and restarted; if it repeats, the plugin is broken or not a Hades plugin.',
+  },
+  HADES_ERR_FRAME_MALFORMED: {
+    kind: 'input',
+    summary: 'A frame or record from a plugin or the driver could not be decoded (bad length, unknown version, bad JSON).',
+    remedy: 'The record is counted and skipped; if it repeats, check that the driver and the agent come from the same version.',
+  },
+  HADES_ERR_DRIVER_NOT_FOUND: {
+    kind: 'environment',
+    summary: 'The kernel driver binary is missing or not executable.',
+    remedy: 'Build it with `make -C driver` (the bootstrap of `npm start` does).',
+  },
+  HADES_ERR_DRIVER_FAILED: {
+    kind: 'environment',
+    summary: 'The kernel driver could not start or could not load any event source (eBPF or cn_proc).',
+    remedy: 'Run as root; the message carries the driver\'s own reason (for example missing BPF support or CAP_NET_ADMIN).',
+  },
+  HADES_ERR_DRIVER_PROTOCOL: {
+    kind: 'environment',
+    summary: 'The driver speaks a protocol version this agent does not understand.',
+    remedy: 'Rebuild the driver from the same source as the agent.',
+  },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',

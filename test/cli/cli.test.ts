@@ -73,6 +73,30 @@ describe('hades command', () => {
   });
 });
 
+describe('hades events, bad input', () => {
+  it('refuses unknown, not-yet-produced and empty actions, bad durations and backends', async () => {
+    assertCodedFailure(await runHades(['events', '--action', 'teleport']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    const later = await runHades(['events', '--action', 'exec,dns_query']);
+    assertCodedFailure(later, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assert.match(later.stderr, /not produced by the kernel driver yet/);
+    assertCodedFailure(await runHades(['events', '--action', ',']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assertCodedFailure(await runHades(['events', '--duration', '-3']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assertCodedFailure(await runHades(['events', '--duration', 'soon']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assertCodedFailure(await runHades(['events', '--backend', 'kprobe']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+  });
+
+  it('refuses a bad configuration file before touching the kernel', async () => {
+    const r = await runHades(['events', '--config', file('events-bad.yaml', 'driver:\n  argv_maxx: 1\n')]);
+    assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.match(r.stderr, /did you mean 'driver.argv_max'/);
+  });
+
+  it('says clearly when the driver binary is missing', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+    const r = await runHades(['events', '--duration', '1'], { env: { ...process.env, HADES_DRIVER: path.join(dir, 'no-driver') } });
+    assertCodedFailure(r, 3, 'HADES_ERR_DRIVER_NOT_FOUND');
+  });
+});
+
 describe('hades config', () => {
   it('accepts a valid file', async () => {
     const r = await runHades(['config', 'check', file('ok.yaml', 'driver:\n  backend: ebpf\n')]);

@@ -28,7 +28,17 @@ export const AgentConfigSchema = Type.Object(
         deny_executables: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
           default: [],
           maxItems: 1024,
-          description: 'Executable paths whose events are dropped in the kernel (counted as filtered).',
+          description: 'Executable paths whose events are dropped in the kernel (counted as filtered), with those of the children they fork.',
+        }),
+        deny_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+          default: [],
+          maxItems: 1024,
+          description: 'cgroup v2 folders (e.g. /sys/fs/cgroup/system.slice/backup.service) whose processes are not reported.',
+        }),
+        allow_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+          default: [],
+          maxItems: 1024,
+          description: 'When not empty, only processes in these cgroup v2 folders are reported.',
         }),
       },
       { additionalProperties: false, default: {}, description: 'The kernel event driver.' },

@@ -1,0 +1,1243 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cn_proc backend: process events from the netlink proc connector, enriched
+ * from /proc right away and emitted in the same record layout as eBPF.
+ *
+ * cn_proc only says "pid X exec'd"; everything else is read from /proc and
+ * is lost when the process has already exited. Such fields are zero/empty
+ * and flagged in header.missing, so the agent never mistakes a gap for data.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/cn_proc.h>
+#include <linux/connector.h>
+#include <linux/netlink.h>
+
+#include "driver.h"
+#include "output.h"
+
+#define RCVBUF_BYTES (8 << 20) /* 212 KB default lost 34% of a storm */
+#define CGROUP2_MAGIC 0x63677270
+#define REC_CAP (HADES_EXEC_FIXED_SIZE + 3 * HADES_PATH_MAX + HADES_TTY_MAX + \
+		 HADES_CGROUP_PATH_MAX + HADES_ARGV_MAX_LIMIT + 8)
+#define MAX_CPUS_TRACKED 1024
+
+/* What we remember per live process: exit events carry no start time or comm. */
+struct proc_entry {
+	uint32_t tgid; /* 0 = empty slot */
+	bool muted;    /* runs a denied executable */
+	uint64_t start_ns;
+	uint32_t ppid;
+	char comm[16];
+};
+
+struct proc_table {
+	struct proc_entry *slots;
+	size_t cap; /* power of two */
+	size_t used;
+};
+
+struct cnproc {
+	int sock;
+	const struct config *cfg;
+	struct hades_hook_counters counters[HADES_HOOK_COUNT];
+	bool disabled[HADES_HOOK_COUNT];
+	uint64_t enobufs;       /* recv reported overflow */
+	uint64_t seq_gaps;      /* events lost, from per-CPU sequence gaps */
+	uint64_t recv_errors;
+	uint64_t *last_seq;     /* per CPU: last sequence number + 1, 0 = none */
+	struct proc_table procs;
+	uint32_t *deny_pids;
+	size_t n_deny_pids;
+	char **deny_exes;
+	size_t n_deny_exes;
+	uint64_t *cg_ids;
+	uint8_t *cg_vals;
+	size_t n_cg;
+	bool cg_allow_only;
+	const char *cgroot;     /* cgroup2 mount point, NULL if none */
+	long clk_tck;
+	uint8_t *rec;
+	uint8_t *rxbuf;
+};
+
+/* ---------- process table (open addressing, linear probing) ---------- */
+
+static size_t slot_of(const struct proc_table *t, uint32_t tgid)
+{
+	return (tgid * 2654435761u) & (t->cap - 1);
+}
+
+static struct proc_entry *proc_find(struct proc_table *t, uint32_t tgid)
+{
+	for (size_t i = slot_of(t, tgid);; i = (i + 1) & (t->cap - 1)) {
+		if (t->slots[i].tgid == tgid)
+			return &t->slots[i];
+		if (t->slots[i].tgid == 0)
+			return NULL;
+	}
+}
+
+static int proc_grow(struct proc_table *t)
+{
+	struct proc_table n = { .cap = t->cap * 2 };
+	n.slots = calloc(n.cap, sizeof(*n.slots));
+	if (!n.slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		if (!t->slots[i].tgid)
+			continue;
+		size_t j = slot_of(&n, t->slots[i].tgid);
+		while (n.slots[j].tgid)
+			j = (j + 1) & (n.cap - 1);
+		n.slots[j] = t->slots[i];
+		n.used++;
+	}
+	free(t->slots);
+	*t = n;
+	return 0;
+}
+
+/* Returns the entry for tgid, inserting an empty one; NULL when out of memory. */
+static struct proc_entry *proc_upsert(struct proc_table *t, uint32_t tgid)
+{
+	struct proc_entry *e = proc_find(t, tgid);
+	if (e)
+		return e;
+	if ((t->used + 1) * 2 > t->cap && proc_grow(t))
+		return NULL;
+	size_t i = slot_of(t, tgid);
+	while (t->slots[i].tgid)
+		i = (i + 1) & (t->cap - 1);
+	memset(&t->slots[i], 0, sizeof(t->slots[i]));
+	t->slots[i].tgid = tgid;
+	t->used++;
+	return &t->slots[i];
+}
+
+static void proc_remove(struct proc_table *t, uint32_t tgid)
+{
+	size_t i = slot_of(t, tgid);
+	while (t->slots[i].tgid != tgid) {
+		if (!t->slots[i].tgid)
+			return;
+		i = (i + 1) & (t->cap - 1);
+	}
+	t->slots[i].tgid = 0;
+	t->used--;
+	/* backward-shift deletion keeps probe chains intact without tombstones */
+	for (size_t j = (i + 1) & (t->cap - 1); t->slots[j].tgid; j = (j + 1) & (t->cap - 1)) {
+		size_t home = slot_of(t, t->slots[j].tgid);
+		bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+		if (movable) {
+			t->slots[i] = t->slots[j];
+			t->slots[j].tgid = 0;
+			i = j;
+		}
+	}
+}
+
+/* ---------- /proc readers ---------- */
+
+/* Reads up to cap bytes of a (proc) file; returns length or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = 0;
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return (ssize_t)len;
+}
+
+static ssize_t read_link(const char *path, char *buf, size_t cap)
+{
+	ssize_t n = readlink(path, buf, cap);
+	if (n < 0)
+		return -errno;
+	return n;
+}
+
+struct stat_info {
+	char comm[16];
+	uint32_t ppid, pgid, sid;
+	uint32_t tty_nr;
+	uint64_t start_ticks;
+};
+
+/* Parses /proc/PID/stat; comm may contain spaces and ')' so split at the last ')'. */
+static int read_stat(uint32_t pid, struct stat_info *si)
+{
+	char path[48], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return (int)n;
+	buf[n] = 0;
+	char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+	if (!lp || !rp || rp < lp)
+		return -EINVAL;
+	size_t cl = (size_t)(rp - lp - 1);
+	memset(si->comm, 0, sizeof(si->comm));
+	memcpy(si->comm, lp + 1, cl < 15 ? cl : 15);
+	/* fields after comm: 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, ... 22 starttime */
+	char *p = rp + 2;
+	unsigned long long v[20];
+	int field = 3;
+	char *save = NULL;
+	for (char *tok = strtok_r(p, " ", &save); tok && field <= 22; tok = strtok_r(NULL, " ", &save), field++) {
+		if (field >= 4)
+			v[field - 4] = strtoull(tok, NULL, 10);
+	}
+	if (field <= 22)
+		return -EINVAL;
+	si->ppid = (uint32_t)v[0];
+	si->pgid = (uint32_t)v[1];
+	si->sid = (uint32_t)v[2];
+	si->tty_nr = (uint32_t)(long)(int)v[3];
+	si->start_ticks = v[18];
+	return 0;
+}
+
+struct status_info {
+	uint32_t uid[4], gid[4];
+	uint64_t cap_eff;
+	bool have_ids, have_caps;
+};
+
+static int read_status(uint32_t pid, struct status_info *st)
+{
+	char path[48], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return (int)n;
+	buf[n] = 0;
+	memset(st, 0, sizeof(*st));
+	bool u = false, g = false;
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (!strncmp(line, "Uid:", 4))
+			u = sscanf(line + 4, "%u %u %u %u", &st->uid[0], &st->uid[1], &st->uid[2], &st->uid[3]) == 4;
+		else if (!strncmp(line, "Gid:", 4))
+			g = sscanf(line + 4, "%u %u %u %u", &st->gid[0], &st->gid[1], &st->gid[2], &st->gid[3]) == 4;
+		else if (!strncmp(line, "CapEff:", 7))
+			st->have_caps = sscanf(line + 7, "%llx", (unsigned long long *)&st->cap_eff) == 1;
+		line = nl ? nl + 1 : NULL;
+	}
+	st->have_ids = u && g;
+	return st->have_ids ? 0 : -EINVAL;
+}
+
+static int read_u32_file(const char *path, uint32_t *out)
+{
+	char buf[32];
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n ? (int)n : -EINVAL;
+	buf[n] = 0;
+	char *end;
+	unsigned long v = strtoul(buf, &end, 10);
+	if (end == buf)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "pid:[4026531836]" -> 4026531836 */
+static int read_ns(uint32_t pid, const char *ns, uint32_t *out)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof(path), "/proc/%u/ns/%s", pid, ns);
+	ssize_t n = read_link(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return (int)n;
+	buf[n] = 0;
+	char *lb = strchr(buf, '[');
+	if (!lb)
+		return -EINVAL;
+	*out = (uint32_t)strtoul(lb + 1, NULL, 10);
+	return 0;
+}
+
+/* Kernel tty names as the eBPF backend reports them (tty->name). */
+static int tty_name(uint32_t tty_nr, char *out, size_t cap)
+{
+	unsigned maj = (tty_nr >> 8) & 0xfff, min = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+	if (tty_nr == 0)
+		return 0;
+	if (maj >= 136 && maj <= 143)
+		return snprintf(out, cap, "pts%u", (maj - 136) * 256 + min);
+	if (maj == 4 && min < 64)
+		return snprintf(out, cap, "tty%u", min);
+	if (maj == 4)
+		return snprintf(out, cap, "ttyS%u", min - 64);
+	if (maj == 5 && min == 1)
+		return snprintf(out, cap, "console");
+	return snprintf(out, cap, "tty%u:%u", maj, min);
+}
+
+static void parse_hex_addr(const char *s, uint8_t *out, size_t words)
+{
+	/* /proc/net prints each 32-bit word of the network-order address with %08X
+	 * as a host-order integer: storing it back little-endian restores bytes */
+	for (size_t w = 0; w < words; w++) {
+		char tmp[9];
+		memcpy(tmp, s + w * 8, 8);
+		tmp[8] = 0;
+		uint32_t v = (uint32_t)strtoul(tmp, NULL, 16);
+		memcpy(out + w * 4, &v, 4);
+	}
+}
+
+/* Finds the socket with inode ino in /proc/PID/net/{tcp,tcp6,udp,udp6,unix}. */
+static void socket_details(uint32_t pid, uint64_t ino, struct hades_fd_info *fi)
+{
+	static const struct {
+		const char *file;
+		uint8_t family;
+		uint16_t type, proto;
+		size_t words;
+	} tabs[] = {
+		{ "tcp", 2, 1, 6, 1 },
+		{ "tcp6", 10, 1, 6, 4 },
+		{ "udp", 2, 2, 17, 1 },
+		{ "udp6", 10, 2, 17, 4 },
+	};
+	char path[64], line[512];
+
+	for (size_t t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++) {
+		snprintf(path, sizeof(path), "/proc/%u/net/%s", pid, tabs[t].file);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			char laddr[40], raddr[40];
+			unsigned lport, rport;
+			unsigned long long inode;
+			/* sl local rem st tx:rx tr:when retr uid timeout inode */
+			if (sscanf(line, " %*s %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %llu",
+				   laddr, &lport, raddr, &rport, &inode) != 5 || inode != ino)
+				continue;
+			if (strlen(laddr) != tabs[t].words * 8 || strlen(raddr) != tabs[t].words * 8)
+				continue;
+			fi->family = tabs[t].family;
+			fi->sock_type = tabs[t].type;
+			fi->protocol = tabs[t].proto;
+			fi->local_port = (uint16_t)lport;
+			fi->remote_port = (uint16_t)rport;
+			parse_hex_addr(laddr, fi->local_addr, tabs[t].words);
+			parse_hex_addr(raddr, fi->remote_addr, tabs[t].words);
+			fclose(f);
+			return;
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%u/net/unix", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned type;
+		unsigned long long inode;
+		/* Num RefCount Protocol Flags Type St Inode Path */
+		if (sscanf(line, "%*s %*s %*s %*s %x %*s %llu", &type, &inode) == 2 && inode == ino) {
+			fi->family = 1;
+			fi->sock_type = (uint16_t)type;
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static int fd_info(uint32_t pid, int fd, struct hades_fd_info *fi)
+{
+	char path[64];
+	struct stat st;
+
+	memset(fi, 0, sizeof(*fi));
+	snprintf(path, sizeof(path), "/proc/%u/fd/%d", pid, fd);
+	if (stat(path, &st)) {
+		if (errno == ENOENT) {
+			/* either fd closed or process gone: tell them apart */
+			char dir[48];
+			snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
+			if (access(dir, F_OK) == 0) {
+				fi->kind = HADES_FD_NONE;
+				return 0;
+			}
+		}
+		fi->kind = HADES_FD_UNKNOWN;
+		return -1;
+	}
+	fi->inode = st.st_ino;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFCHR:
+	case S_IFBLK:
+		fi->kind = S_ISCHR(st.st_mode) ? HADES_FD_CHAR : HADES_FD_BLOCK;
+		fi->rdev = major(st.st_rdev) << 20 | (minor(st.st_rdev) & 0xfffff);
+		break;
+	case S_IFIFO:
+		fi->kind = HADES_FD_PIPE;
+		break;
+	case S_IFREG:
+		fi->kind = HADES_FD_FILE;
+		break;
+	case S_IFDIR:
+		fi->kind = HADES_FD_DIR;
+		break;
+	case S_IFSOCK:
+		fi->kind = HADES_FD_SOCKET;
+		socket_details(pid, st.st_ino, fi);
+		break;
+	default:
+		fi->kind = HADES_FD_OTHER;
+	}
+	return 0;
+}
+
+/* Reads "0::/path" from /proc/PID/cgroup into out; returns its length or -errno. */
+static ssize_t read_cgroup_path(uint32_t pid, char *out, size_t cap)
+{
+	char path[48], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return n;
+	buf[n] = 0;
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (!strncmp(line, "0::", 3)) {
+			size_t l = strlen(line + 3);
+			if (l > cap)
+				l = cap;
+			memcpy(out, line + 3, l);
+			return (ssize_t)l;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/* cgroup v2 ids are the inode numbers of the cgroup directories */
+static uint64_t cgroup_id_of(const struct cnproc *c, const char *cgpath, size_t len)
+{
+	char path[HADES_CGROUP_PATH_MAX + 64];
+	struct stat st;
+	if (!c->cgroot)
+		return 0;
+	snprintf(path, sizeof(path), "%s%.*s", c->cgroot, (int)len, cgpath);
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* ---------- filters ---------- */
+
+static bool pid_denied(const struct cnproc *c, uint32_t tgid)
+{
+	for (size_t i = 0; i < c->n_deny_pids; i++)
+		if (c->deny_pids[i] == tgid)
+			return true;
+	return false;
+}
+
+static bool exe_denied(const struct cnproc *c, const char *exe, size_t len)
+{
+	for (size_t i = 0; i < c->n_deny_exes; i++)
+		if (strlen(c->deny_exes[i]) == len && !memcmp(c->deny_exes[i], exe, len))
+			return true;
+	return false;
+}
+
+/* cgid 0 = unknown: never dropped by cgroup rules (better noise than a gap) */
+static bool cgroup_dropped(const struct cnproc *c, uint64_t cgid)
+{
+	if (!cgid)
+		return false;
+	for (size_t i = 0; i < c->n_cg; i++)
+		if (c->cg_ids[i] == cgid)
+			return c->cg_allow_only ? c->cg_vals[i] != HADES_CGROUP_VAL_ALLOW
+						: c->cg_vals[i] == HADES_CGROUP_VAL_DENY;
+	return c->cg_allow_only;
+}
+
+static bool cgroup_filters_active(const struct cnproc *c)
+{
+	return c->n_cg || c->cg_allow_only;
+}
+
+static uint64_t cgroup_of_pid(const struct cnproc *c, uint32_t pid)
+{
+	char p[HADES_CGROUP_PATH_MAX];
+	ssize_t n = read_cgroup_path(pid, p, sizeof(p));
+	return n > 0 ? cgroup_id_of(c, p, (size_t)n) : 0;
+}
+
+/* ---------- event handlers ---------- */
+
+static uint64_t ticks_to_ns(const struct cnproc *c, uint64_t ticks)
+{
+	return ticks * (1000000000ULL / (uint64_t)c->clk_tck);
+}
+
+static void init_header(struct hades_record_header *h, uint16_t kind, uint64_t ktime,
+			uint32_t pid, uint32_t tid)
+{
+	h->kind = kind;
+	h->version = HADES_RECORD_VERSION;
+	h->ktime_ns = ktime;
+	h->pid = pid;
+	h->tid = tid;
+	h->flags = HADES_F_CNPROC | HADES_F_START_TICKS;
+	h->missing = 0;
+}
+
+static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXEC];
+	struct hades_exec *e = (void *)c->rec;
+	uint8_t *tail = c->rec + sizeof(*e);
+	char path[80];
+	size_t off = 0;
+	ssize_t n;
+
+	k->seen++;
+	if (c->disabled[HADES_HOOK_EXEC]) {
+		k->disabled++;
+		return 0;
+	}
+	if (pid_denied(c, tgid)) {
+		k->filtered++;
+		return 0;
+	}
+	memset(e, 0, sizeof(*e));
+	init_header(&e->hdr, HADES_KIND_EXEC, ktime, tgid, pid);
+	/* cn_proc does not carry the execve filename */
+	e->hdr.missing |= HADES_M_FILENAME;
+
+	snprintf(path, sizeof(path), "/proc/%u/exe", tgid);
+	n = read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
+	if (n > 0) {
+		char *s = (char *)tail + off;
+		static const char del[] = " (deleted)";
+		if ((size_t)n > sizeof(del) - 1 && !memcmp(s + n - (sizeof(del) - 1), del, sizeof(del) - 1)) {
+			e->hdr.flags |= HADES_F_EXE_DELETED;
+			n -= (ssize_t)(sizeof(del) - 1);
+		}
+		if (n >= 7 && !memcmp(s, "/memfd:", 7))
+			e->hdr.flags |= HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS;
+		if (exe_denied(c, s, (size_t)n)) {
+			struct proc_entry *pe = proc_upsert(&c->procs, tgid);
+			if (pe)
+				pe->muted = true;
+			k->filtered++;
+			return 0;
+		}
+		e->exe_len = (uint16_t)n;
+		off += (size_t)n;
+	} else {
+		e->hdr.missing |= HADES_M_EXE;
+	}
+
+	snprintf(path, sizeof(path), "/proc/%u/cwd", tgid);
+	n = read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
+	if (n > 0) {
+		e->cwd_len = (uint16_t)n;
+		off += (size_t)n;
+	} else {
+		e->hdr.missing |= HADES_M_CWD;
+	}
+
+	struct stat_info si;
+	if (read_stat(tgid, &si) == 0) {
+		memcpy(e->comm, si.comm, sizeof(e->comm));
+		e->ppid = si.ppid;
+		e->pgid = si.pgid;
+		e->sid = si.sid;
+		e->start_ns = ticks_to_ns(c, si.start_ticks);
+		if (si.tty_nr) {
+			unsigned maj = (si.tty_nr >> 8) & 0xfff,
+				 min = (si.tty_nr & 0xff) | ((si.tty_nr >> 12) & 0xfff00);
+			e->tty_dev = maj << 20 | min;
+			int l = tty_name(si.tty_nr, (char *)tail + off, HADES_TTY_MAX);
+			if (l > 0 && l < HADES_TTY_MAX) {
+				e->tty_len = (uint16_t)l;
+				off += (size_t)l;
+			}
+		}
+		struct stat_info ps;
+		if (si.ppid && read_stat(si.ppid, &ps) == 0)
+			e->parent_start_ns = ticks_to_ns(c, ps.start_ticks);
+		else if (si.ppid)
+			e->hdr.missing |= HADES_M_PARENT;
+	} else {
+		e->hdr.missing |= HADES_M_COMM | HADES_M_PARENT | HADES_M_PGID_SID | HADES_M_START |
+				  HADES_M_TTY;
+	}
+
+	char cg[HADES_CGROUP_PATH_MAX];
+	n = read_cgroup_path(tgid, cg, sizeof(cg));
+	if (n > 0) {
+		memcpy(tail + off, cg, (size_t)n);
+		e->cgroup_len = (uint16_t)n;
+		off += (size_t)n;
+		e->cgroup_id = cgroup_id_of(c, cg, (size_t)n);
+		if (!e->cgroup_id)
+			e->hdr.missing |= HADES_M_CGROUP;
+	} else {
+		e->hdr.missing |= HADES_M_CGROUP;
+	}
+	if (cgroup_dropped(c, e->cgroup_id)) {
+		k->filtered++;
+		return 0;
+	}
+
+	struct status_info st;
+	if (read_status(tgid, &st) == 0) {
+		e->uid = st.uid[0], e->euid = st.uid[1], e->suid = st.uid[2], e->fsuid = st.uid[3];
+		e->gid = st.gid[0], e->egid = st.gid[1], e->sgid = st.gid[2], e->fsgid = st.gid[3];
+		e->cap_effective = st.cap_eff;
+		if (!st.have_caps)
+			e->hdr.missing |= HADES_M_CAPS;
+	} else {
+		e->hdr.missing |= HADES_M_CREDS | HADES_M_CAPS;
+	}
+	snprintf(path, sizeof(path), "/proc/%u/loginuid", tgid);
+	int r1 = read_u32_file(path, &e->loginuid);
+	snprintf(path, sizeof(path), "/proc/%u/sessionid", tgid);
+	int r2 = read_u32_file(path, &e->audit_session);
+	if (r1 || r2) {
+		e->loginuid = e->audit_session = 0xffffffff;
+		e->hdr.missing |= HADES_M_LOGINUID;
+	}
+	if (read_ns(tgid, "pid", &e->pid_ns) || read_ns(tgid, "mnt", &e->mnt_ns))
+		e->hdr.missing |= HADES_M_NS;
+	for (int fd = 0; fd < 3; fd++)
+		if (fd_info(tgid, fd, &e->fds[fd]))
+			e->hdr.missing |= HADES_M_FDS;
+
+	/* argv last, as in the eBPF layout; read one byte more to detect a cut */
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", tgid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t total = 0;
+	size_t got = 0;
+	if (fd >= 0) {
+		uint8_t *dst = tail + off;
+		char discard[4096];
+		for (;;) {
+			ssize_t r;
+			if (got < c->cfg->argv_max)
+				r = read(fd, dst + got, c->cfg->argv_max - got);
+			else
+				r = read(fd, discard, sizeof(discard));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			if (got < c->cfg->argv_max)
+				got += (size_t)r;
+			total += (uint64_t)r;
+		}
+		close(fd);
+	}
+	if (total == 0) {
+		/* zombie or already gone: the kernel returns an empty cmdline */
+		e->hdr.missing |= HADES_M_ARGV;
+	}
+	if (total > got)
+		e->hdr.flags |= HADES_F_ARGV_TRUNCATED;
+	e->argv_len = (uint32_t)got;
+	e->argv_orig_len = total > 0xffffffffULL ? 0xffffffffu : (uint32_t)total;
+	off += got;
+
+	size_t size = (sizeof(*e) + off + 7) & ~(size_t)7;
+	memset(c->rec + sizeof(*e) + off, 0, size - sizeof(*e) - off);
+	e->hdr.size = (uint32_t)size;
+
+	/* remember start and comm for the exit record */
+	struct proc_entry *pe = proc_upsert(&c->procs, tgid);
+	if (pe) {
+		pe->muted = false;
+		if (!(e->hdr.missing & HADES_M_START))
+			pe->start_ns = e->start_ns;
+		if (!(e->hdr.missing & HADES_M_COMM))
+			memcpy(pe->comm, e->comm, sizeof(pe->comm));
+		pe->ppid = e->ppid;
+	}
+	if (e->hdr.flags & HADES_F_ARGV_TRUNCATED)
+		k->truncated++;
+	if (e->hdr.missing & ~(uint32_t)HADES_M_FILENAME)
+		k->read_errors++;
+	k->sent++;
+	return out_record(e, (uint32_t)size);
+}
+
+static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_event *f)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_FORK];
+	struct hades_fork r;
+	struct stat_info si;
+	struct status_info st;
+	uint32_t ptgid = (uint32_t)f->parent_tgid, ctgid = (uint32_t)f->child_tgid;
+
+	k->seen++;
+	if (f->child_pid != f->child_tgid) {
+		k->ignored++;
+		return 0;
+	}
+	if (c->disabled[HADES_HOOK_FORK]) {
+		k->disabled++;
+		return 0;
+	}
+	/* copy the parent's entry: inserting the child may move the table */
+	struct proc_entry pcopy = { 0 }, *pe = proc_find(&c->procs, ptgid), *parent = NULL;
+	if (pe) {
+		pcopy = *pe;
+		parent = &pcopy;
+	}
+	struct proc_entry *child = proc_upsert(&c->procs, ctgid);
+	if (child) {
+		child->muted = parent && parent->muted;
+		child->ppid = ptgid;
+		if (parent)
+			memcpy(child->comm, parent->comm, sizeof(child->comm));
+	}
+	if (pid_denied(c, ptgid) || (parent && parent->muted)) {
+		k->filtered++;
+		return 0;
+	}
+	memset(&r, 0, sizeof(r));
+	init_header(&r.hdr, HADES_KIND_FORK, ktime, ptgid, (uint32_t)f->parent_pid);
+	r.hdr.size = sizeof(r);
+	r.child_pid = ctgid;
+	r.ppid = ptgid;
+	if (read_stat(ctgid, &si) == 0) {
+		r.child_start_ns = ticks_to_ns(c, si.start_ticks);
+		memcpy(r.comm, si.comm, sizeof(r.comm));
+		r.ppid = si.ppid;
+		if (child) {
+			child->start_ns = r.child_start_ns;
+			memcpy(child->comm, si.comm, sizeof(child->comm));
+		}
+	} else {
+		r.hdr.missing |= HADES_M_START | HADES_M_COMM;
+		if (parent)
+			memcpy(r.comm, parent->comm, sizeof(r.comm));
+	}
+	if (parent && parent->start_ns)
+		r.parent_start_ns = parent->start_ns;
+	else if (read_stat(ptgid, &si) == 0)
+		r.parent_start_ns = ticks_to_ns(c, si.start_ticks);
+	else
+		r.hdr.missing |= HADES_M_PARENT;
+	if (read_status(ctgid, &st) == 0) {
+		r.uid = st.uid[0];
+		r.gid = st.gid[0];
+	} else {
+		r.hdr.missing |= HADES_M_CREDS;
+	}
+	/* the cgroup costs two more syscalls per fork: only when filtering needs it */
+	if (cgroup_filters_active(c)) {
+		r.cgroup_id = cgroup_of_pid(c, ctgid);
+		if (cgroup_dropped(c, r.cgroup_id)) {
+			k->filtered++;
+			return 0;
+		}
+	} else {
+		r.hdr.missing |= HADES_M_CGROUP;
+	}
+	/* the cgroup left out on purpose is not a read error */
+	if (r.hdr.missing & ~(uint32_t)HADES_M_CGROUP)
+		k->read_errors++;
+	k->sent++;
+	return out_record(&r, sizeof(r));
+}
+
+static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_event *x)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXIT];
+	struct hades_exit r;
+	uint32_t tgid = (uint32_t)x->process_tgid;
+
+	k->seen++;
+	/* cn_proc reports every thread; the leader's exit stands for the process */
+	if (x->process_pid != x->process_tgid) {
+		k->ignored++;
+		return 0;
+	}
+	struct proc_entry *pe = proc_find(&c->procs, tgid);
+	struct proc_entry copy = { 0 };
+	if (pe) {
+		copy = *pe;
+		proc_remove(&c->procs, tgid);
+	}
+	if (c->disabled[HADES_HOOK_EXIT]) {
+		k->disabled++;
+		return 0;
+	}
+	if (pid_denied(c, tgid) || copy.muted) {
+		k->filtered++;
+		return 0;
+	}
+	if (cgroup_filters_active(c) && c->cg_allow_only) {
+		/* the process is gone: its cgroup cannot be checked any more */
+		k->filtered++;
+		return 0;
+	}
+	memset(&r, 0, sizeof(r));
+	init_header(&r.hdr, HADES_KIND_EXIT, ktime, tgid, (uint32_t)x->process_pid);
+	r.hdr.size = sizeof(r);
+	r.exit_code = x->exit_code;
+	r.ppid = (uint32_t)x->parent_tgid;
+	if (pe) {
+		r.start_ns = copy.start_ns;
+		memcpy(r.comm, copy.comm, sizeof(r.comm));
+	}
+	if (!pe || !copy.start_ns)
+		r.hdr.missing |= HADES_M_START;
+	if (!pe || !copy.comm[0])
+		r.hdr.missing |= HADES_M_COMM;
+	if (r.hdr.missing)
+		k->read_errors++;
+	k->sent++;
+	return out_record(&r, sizeof(r));
+}
+
+/* ---------- backend plumbing ---------- */
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec t;
+	clock_gettime(id, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int handle_msg(struct cnproc *c, const struct cn_msg *cn, size_t len, int64_t mono_to_boot)
+{
+	if (len < sizeof(*cn) + sizeof(struct proc_event) ||
+	    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
+		return 0;
+	const struct proc_event *ev = (const void *)cn->data;
+	/* per-CPU sequence numbers count every event, so a jump is a loss */
+	if (ev->cpu < MAX_CPUS_TRACKED) {
+		uint64_t next = c->last_seq[ev->cpu]; /* last seq + 1; 0 = none yet */
+		if (next && cn->seq > next - 1 && cn->seq != (uint32_t)next)
+			c->seq_gaps += cn->seq - (uint32_t)next;
+		c->last_seq[ev->cpu] = (uint64_t)cn->seq + 1;
+	}
+	uint64_t ktime = (uint64_t)((int64_t)ev->timestamp_ns + mono_to_boot);
+	switch (ev->what) {
+	case PROC_EVENT_EXEC:
+		return on_exec(c, ktime, (uint32_t)ev->event_data.exec.process_pid,
+			       (uint32_t)ev->event_data.exec.process_tgid);
+	case PROC_EVENT_FORK:
+		return on_fork(c, ktime, &ev->event_data.fork);
+	case PROC_EVENT_EXIT:
+		return on_exit_ev(c, ktime, &ev->event_data.exit);
+	default:
+		return 0;
+	}
+}
+
+static int cn_fd(struct backend *be)
+{
+	struct cnproc *c = be->ctx;
+	return c->sock;
+}
+
+#define RXBUF 65536
+
+static int cn_pump(struct backend *be)
+{
+	struct cnproc *c = be->ctx;
+	/* cn_proc stamps events with CLOCK_MONOTONIC; records use CLOCK_BOOTTIME */
+	int64_t mono_to_boot = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
+
+	for (int budget = 0; budget < 4096; budget++) {
+		ssize_t n = recv(c->sock, c->rxbuf, RXBUF, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			if (errno == ENOBUFS) {
+				/* the socket overflowed; the sequence gaps say by how much */
+				c->enobufs++;
+				continue;
+			}
+			c->recv_errors++;
+			return 0;
+		}
+		for (struct nlmsghdr *nh = (void *)c->rxbuf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
+				continue;
+			size_t plen = NLMSG_PAYLOAD(nh, 0);
+			int err = handle_msg(c, NLMSG_DATA(nh), plen, mono_to_boot);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int cn_counters(struct backend *be, struct hades_hook_counters *out)
+{
+	struct cnproc *c = be->ctx;
+	memcpy(out, c->counters, sizeof(c->counters));
+	return 0;
+}
+
+static void cn_loader_stats(struct backend *be, struct jbuf *j)
+{
+	struct cnproc *c = be->ctx;
+	jb_printf(j, ",\"lost_netlink\":%llu,\"netlink_enobufs\":%llu,\"netlink_recv_errors\":%llu,\"tracked_processes\":%zu",
+		  (unsigned long long)c->seq_gaps, (unsigned long long)c->enobufs,
+		  (unsigned long long)c->recv_errors, c->procs.used);
+}
+
+static int cn_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
+		     uint32_t len, const char **why)
+{
+	struct cnproc *c = be->ctx;
+
+	switch (target) {
+	case HADES_FILTER_PID_DENY: {
+		if (op == HADES_FILTER_CLEAR) {
+			/* the first n_exclude_pids entries are built in and stay */
+			c->n_deny_pids = c->cfg->n_exclude_pids;
+			return 0;
+		}
+		uint32_t pid;
+		if (len != 4) {
+			*why = "pid value must be 4 bytes";
+			return -EINVAL;
+		}
+		memcpy(&pid, val, 4);
+		if (op == HADES_FILTER_ADD) {
+			if (pid_denied(c, pid))
+				return 0;
+			uint32_t *p = realloc(c->deny_pids, (c->n_deny_pids + 1) * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			c->deny_pids = p;
+			p[c->n_deny_pids++] = pid;
+			return 0;
+		}
+		if (op == HADES_FILTER_DEL) {
+			for (size_t i = c->cfg->n_exclude_pids; i < c->n_deny_pids; i++)
+				if (c->deny_pids[i] == pid)
+					c->deny_pids[i] = c->deny_pids[--c->n_deny_pids];
+			return 0;
+		}
+		break;
+	}
+	case HADES_FILTER_EXE_DENY: {
+		if (op == HADES_FILTER_CLEAR) {
+			for (size_t i = 0; i < c->n_deny_exes; i++)
+				free(c->deny_exes[i]);
+			c->n_deny_exes = 0;
+			return 0;
+		}
+		if (len == 0 || len >= HADES_EXE_KEY_LEN || memchr(val, 0, len)) {
+			*why = "exe path must be 1..255 bytes without NUL";
+			return -EINVAL;
+		}
+		if (op == HADES_FILTER_ADD) {
+			if (exe_denied(c, (const char *)val, len))
+				return 0;
+			char *s = strndup((const char *)val, len);
+			char **p = s ? realloc(c->deny_exes, (c->n_deny_exes + 1) * sizeof(*p)) : NULL;
+			if (!p) {
+				free(s);
+				return -ENOMEM;
+			}
+			c->deny_exes = p;
+			p[c->n_deny_exes++] = s;
+			return 0;
+		}
+		if (op == HADES_FILTER_DEL) {
+			for (size_t i = 0; i < c->n_deny_exes; i++) {
+				if (strlen(c->deny_exes[i]) == len && !memcmp(c->deny_exes[i], val, len)) {
+					free(c->deny_exes[i]);
+					c->deny_exes[i] = c->deny_exes[--c->n_deny_exes];
+					break;
+				}
+			}
+			return 0;
+		}
+		break;
+	}
+	case HADES_FILTER_CGROUP_DENY:
+	case HADES_FILTER_CGROUP_ALLOW: {
+		uint8_t want = target == HADES_FILTER_CGROUP_DENY ? HADES_CGROUP_VAL_DENY : HADES_CGROUP_VAL_ALLOW;
+		if (op == HADES_FILTER_CLEAR) {
+			size_t w = 0;
+			for (size_t i = 0; i < c->n_cg; i++) {
+				if (c->cg_vals[i] != want) {
+					c->cg_ids[w] = c->cg_ids[i];
+					c->cg_vals[w++] = c->cg_vals[i];
+				}
+			}
+			c->n_cg = w;
+			return 0;
+		}
+		uint64_t id;
+		if (len != 8) {
+			*why = "cgroup id must be 8 bytes";
+			return -EINVAL;
+		}
+		memcpy(&id, val, 8);
+		size_t i;
+		for (i = 0; i < c->n_cg && c->cg_ids[i] != id; i++)
+			;
+		if (op == HADES_FILTER_ADD) {
+			if (i == c->n_cg) {
+				uint64_t *ids = realloc(c->cg_ids, (c->n_cg + 1) * sizeof(*ids));
+				if (!ids)
+					return -ENOMEM;
+				c->cg_ids = ids;
+				uint8_t *vals = realloc(c->cg_vals, c->n_cg + 1);
+				if (!vals)
+					return -ENOMEM;
+				c->cg_vals = vals;
+				c->n_cg++;
+			}
+			c->cg_ids[i] = id;
+			c->cg_vals[i] = want;
+			return 0;
+		}
+		if (op == HADES_FILTER_DEL) {
+			if (i < c->n_cg && c->cg_vals[i] == want) {
+				c->n_cg--;
+				c->cg_ids[i] = c->cg_ids[c->n_cg];
+				c->cg_vals[i] = c->cg_vals[c->n_cg];
+			}
+			return 0;
+		}
+		break;
+	}
+	case HADES_FILTER_CGROUP_MODE: {
+		uint32_t mode;
+		if (op != HADES_FILTER_SET)
+			break;
+		if (len != 4) {
+			*why = "cgroup mode must be 4 bytes";
+			return -EINVAL;
+		}
+		memcpy(&mode, val, 4);
+		if (mode > 1) {
+			*why = "cgroup mode must be 0 or 1";
+			return -EINVAL;
+		}
+		c->cg_allow_only = mode == 1;
+		return 0;
+	}
+	default:
+		*why = "unknown filter target";
+		return -EINVAL;
+	}
+	*why = "operation not valid for this target";
+	return -EINVAL;
+}
+
+static int cn_hook(struct backend *be, uint32_t hook, bool enable)
+{
+	struct cnproc *c = be->ctx;
+	if (hook >= HADES_HOOK_COUNT)
+		return -EINVAL;
+	c->disabled[hook] = !enable;
+	return 0;
+}
+
+static int send_listen(int sock, enum proc_cn_mcast_op op)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct cn_msg cn;
+		enum proc_cn_mcast_op op;
+	} __attribute__((packed)) msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.nh.nlmsg_len = sizeof(msg);
+	msg.nh.nlmsg_type = NLMSG_DONE;
+	msg.nh.nlmsg_pid = (uint32_t)getpid();
+	msg.cn.id.idx = CN_IDX_PROC;
+	msg.cn.id.val = CN_VAL_PROC;
+	msg.cn.len = sizeof(op);
+	msg.op = op;
+	/* the plain 4-byte op works on every kernel; newer ones also accept a
+	 * filter struct, but older ones silently ignore a message of that size */
+	return send(sock, &msg, sizeof(msg), 0) < 0 ? -errno : 0;
+}
+
+static void cn_stop(struct backend *be)
+{
+	struct cnproc *c = be->ctx;
+	if (c->sock >= 0)
+		send_listen(c->sock, PROC_CN_MCAST_IGNORE);
+}
+
+static void cn_destroy(struct backend *be)
+{
+	struct cnproc *c = be->ctx;
+	if (!c)
+		return;
+	if (c->sock >= 0)
+		close(c->sock);
+	for (size_t i = 0; i < c->n_deny_exes; i++)
+		free(c->deny_exes[i]);
+	free(c->deny_exes);
+	free(c->deny_pids);
+	free(c->cg_ids);
+	free(c->cg_vals);
+	free(c->procs.slots);
+	free(c->last_seq);
+	free(c->rec);
+	free(c->rxbuf);
+	free(c);
+	be->ctx = NULL;
+}
+
+/* Seeds the process table so exits of processes started before us carry a
+ * start time and comm. */
+static void seed_procs(struct cnproc *c)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long pid = strtoul(de->d_name, &end, 10);
+		struct stat_info si;
+		if (*end || !pid || read_stat((uint32_t)pid, &si))
+			continue;
+		struct proc_entry *pe = proc_upsert(&c->procs, (uint32_t)pid);
+		if (!pe)
+			break;
+		pe->start_ns = ticks_to_ns(c, si.start_ticks);
+		pe->ppid = si.ppid;
+		memcpy(pe->comm, si.comm, sizeof(pe->comm));
+	}
+	closedir(d);
+}
+
+static const char *find_cgroup2(void)
+{
+	static const char *const cands[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	for (size_t i = 0; i < 2; i++) {
+		struct statfs sf;
+		if (statfs(cands[i], &sf) == 0 && (unsigned long)sf.f_type == CGROUP2_MAGIC)
+			return cands[i];
+	}
+	return NULL;
+}
+
+int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct cnproc *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->sock = -1;
+	c->cfg = cfg;
+	c->clk_tck = sysconf(_SC_CLK_TCK);
+	if (c->clk_tck <= 0)
+		c->clk_tck = 100;
+	c->cgroot = find_cgroup2();
+	c->procs.cap = 4096;
+	c->procs.slots = calloc(c->procs.cap, sizeof(*c->procs.slots));
+	c->last_seq = calloc(MAX_CPUS_TRACKED, sizeof(*c->last_seq));
+	c->rec = malloc(REC_CAP);
+	c->rxbuf = malloc(RXBUF);
+	c->deny_pids = calloc(cfg->n_exclude_pids ? cfg->n_exclude_pids : 1, sizeof(*c->deny_pids));
+	if (!c->procs.slots || !c->last_seq || !c->rec || !c->rxbuf || !c->deny_pids) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_exclude_pids; i++)
+		c->deny_pids[i] = (uint32_t)cfg->exclude_pids[i];
+	c->n_deny_pids = cfg->n_exclude_pids;
+
+	c->sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
+	if (c->sock < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
+		goto fail;
+	}
+	int sz = RCVBUF_BYTES;
+	if (setsockopt(c->sock, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) &&
+	    setsockopt(c->sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)))
+		LOG_ERR("cannot raise netlink receive buffer: %s\n", strerror(errno));
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC, .nl_pid = 0 };
+	if (bind(c->sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = -errno;
+		snprintf(err, errlen, "bind netlink connector: %s", strerror(errno));
+		goto fail;
+	}
+	seed_procs(c);
+	rc = send_listen(c->sock, PROC_CN_MCAST_LISTEN);
+	if (rc) {
+		snprintf(err, errlen, "PROC_CN_MCAST_LISTEN: %s", strerror(-rc));
+		goto fail;
+	}
+	for (int h = 0; h < HADES_HOOK_COUNT; h++) {
+		be->hooks[h].type = "netlink";
+		be->hooks[h].active = true;
+		be->hooks[h].error[0] = 0;
+	}
+	int got = 0;
+	socklen_t gl = sizeof(got);
+	getsockopt(c->sock, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+	be->ringbuf_bytes = (uint64_t)got; /* the socket buffer plays the ring buffer's role */
+	be->name = "cnproc";
+	be->ctx = c;
+	be->fd = cn_fd;
+	be->pump = cn_pump;
+	be->counters = cn_counters;
+	be->loader_stats = cn_loader_stats;
+	be->filter = cn_filter;
+	be->hook = cn_hook;
+	be->stop = cn_stop;
+	be->destroy = cn_destroy;
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	be->load_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	return 0;
+fail:
+	be->ctx = c;
+	cn_destroy(be);
+	return rc;
+}

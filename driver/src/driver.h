@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared declarations of the loader: configuration and the backend interface. */
+#ifndef HADES_DRIVER_H
+#define HADES_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+#include "json.h"
+#include "wire.h"
+
+#define HADES_DRIVER_NAME "hades-driver"
+#define HADES_DRIVER_VERSION "0.1.0"
+
+#define LOG_ERR(...) fprintf(stderr, "hades-driver: " __VA_ARGS__)
+
+enum backend_choice { BACKEND_AUTO, BACKEND_EBPF, BACKEND_CNPROC };
+
+struct config {
+	enum backend_choice backend;
+	uint32_t argv_max;
+	uint32_t ringbuf_mb;
+	uint32_t stats_interval_ms;
+	pid_t *exclude_pids;   /* own pid, parent pid, then --exclude-pid values */
+	size_t n_exclude_pids;
+	bool ignore_stdin;     /* debugging: keep running when stdin is closed */
+};
+
+extern const char *const hades_hook_names[HADES_HOOK_COUNT];
+
+struct hook_status {
+	const char *type;      /* "tp_btf", "raw_tracepoint", "netlink" */
+	bool active;
+	bool enabled_state;    /* false after a HOOK disable command */
+	char error[128];       /* empty when none */
+};
+
+/* One event source. Every function returns 0 or a negative errno. */
+struct backend {
+	const char *name; /* "ebpf" or "cnproc" */
+	void *ctx;
+	struct hook_status hooks[HADES_HOOK_COUNT];
+	/* fd to wait on for readability; on readability call pump() */
+	int (*fd)(struct backend *be);
+	/* moves pending events to the output batch (caller flushes) */
+	int (*pump)(struct backend *be);
+	/* fills c[HADES_HOOK_COUNT] with cumulative counters */
+	int (*counters)(struct backend *be, struct hades_hook_counters *c);
+	/* appends backend specific ,"key":value pairs to the loader stats */
+	void (*loader_stats)(struct backend *be, struct jbuf *j);
+	int (*filter)(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
+		      uint32_t len, const char **why);
+	int (*hook)(struct backend *be, uint32_t hook, bool enable);
+	/* stops event production (detach hooks); pump() still drains */
+	void (*stop)(struct backend *be);
+	void (*destroy)(struct backend *be);
+	/* informational for HELLO */
+	uint64_t ringbuf_bytes;
+	/* pause after a busy wakeup to batch records; 0 = none (cn_proc must
+	 * read /proc before the process exits, so it never waits) */
+	long batch_window_ns;
+	double load_ms;
+};
+
+int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen);
+int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen);
+int probe_run(void);
+
+/* Resolves a hook name to its id, -1 if unknown. */
+int hook_by_name(const char *name, size_t len);
+
+#endif

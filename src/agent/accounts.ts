@@ -1,0 +1,65 @@
+/**
+ * User and group names from /etc/passwd and /etc/group, re-read when the files change (checked
+ * at most every few seconds, on use: no timer to own).
+ */
+import { readFileSync, statSync } from 'node:fs';
+
+const RECHECK_MS = 5000;
+
+class NameFile {
+  private names = new Map<number, string>();
+  private mtimeMs = -1;
+  private checkedAt = 0;
+
+  constructor(private readonly path: string) {}
+
+  name(id: number): string | undefined {
+    const now = Date.now();
+    if (now - this.checkedAt > RECHECK_MS) {
+      this.checkedAt = now;
+      this.reload();
+    }
+    return this.names.get(id);
+  }
+
+  private reload(): void {
+    try {
+      const mtimeMs = statSync(this.path).mtimeMs;
+      if (mtimeMs === this.mtimeMs) return;
+      this.mtimeMs = mtimeMs;
+      this.names = parseColonFile(readFileSync(this.path, 'utf8'));
+    } catch {
+      this.names = new Map();
+    }
+  }
+}
+
+/** Parses passwd/group lines: name:x:id:...; malformed lines are skipped. */
+export function parseColonFile(text: string): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const [name, , id] = line.split(':');
+    if (!name || id === undefined || !/^\d+$/.test(id)) continue;
+    if (!names.has(Number(id))) names.set(Number(id), name);
+  }
+  return names;
+}
+
+export class Accounts {
+  private readonly users: NameFile;
+  private readonly groups: NameFile;
+
+  constructor(etc = '/etc') {
+    this.users = new NameFile(`${etc}/passwd`);
+    this.groups = new NameFile(`${etc}/group`);
+  }
+
+  user(uid: number): string | undefined {
+    return this.users.name(uid);
+  }
+
+  group(gid: number): string | undefined {
+    return this.groups.name(gid);
+  }
+}

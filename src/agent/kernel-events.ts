@@ -1,0 +1,327 @@
+/**
+ * The kernel event source: driver -> decoder -> process tree -> ECS events, in order, with a
+ * bounded queue. When the consumer is slow the queue fills, the driver's pipe is paused, the
+ * driver blocks and the kernel ring buffer counts what it cannot hold: memory stays bounded and
+ * every loss is counted where it happens, then reported as an `agent_drop` event.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { AgentConfig } from '../common/config/index.js';
+import type { EventOf, HadesEvent } from '../common/events/index.js';
+import { HadesError } from '../common/errors.js';
+import { Accounts } from './accounts.js';
+import { EventBuilder, isoFromNs } from './builder.js';
+import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverAck, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
+import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
+import { ExecutableHasher } from './hasher.js';
+import { ProcessTree } from './tree.js';
+
+/** Records waiting for the consumer before the driver is paused, and when it is resumed. */
+const QUEUE_HIGH = 16_384;
+const QUEUE_LOW = 4_096;
+const DROP_REPORT_MS = 10_000;
+
+export const defaultDriverBinary = (): string =>
+  process.env['HADES_DRIVER'] ?? fileURLToPath(new URL('../../../driver/build/hades-driver', import.meta.url));
+
+export interface KernelEventsOptions {
+  readonly config: AgentConfig;
+  readonly agentVersion: string;
+  /** Receives each event in order; returns false when it wants the source to wait for `drain()`. */
+  readonly emit: (event: HadesEvent) => boolean;
+  /** Actions wanted; others are not built. All when undefined. */
+  readonly actions?: ReadonlySet<string>;
+  readonly driverBinary?: string;
+  readonly onFatal?: (error: HadesError) => void;
+  readonly onLog?: (entry: Readonly<Record<string, unknown>>) => void;
+}
+
+export interface KernelEventStats {
+  readonly backend: string | undefined;
+  readonly hooks: readonly { name: string; type: string; active: boolean; error: string | null }[];
+  readonly kernel: DriverStats['hooks'];
+  readonly loader: DriverStats['loader'];
+  readonly decoder: DecodeCounters;
+  readonly agent: { readonly events: number; readonly queueHighWater: number; readonly driverRestarts: number; readonly tree: ProcessTree['stats']; readonly hasher: ExecutableHasher['stats'] };
+}
+
+function hostKey(): string {
+  let seed = os.hostname();
+  try {
+    seed = readFileSync('/etc/machine-id', 'utf8').trim() || seed;
+  } catch {
+    // no machine id: the host name will do
+  }
+  return createHash('sha256').update(seed).digest('hex').slice(0, 12);
+}
+
+/** In-kernel filters, as the configuration names them. */
+export interface KernelFilters {
+  readonly denyExecutables: readonly string[];
+  readonly denyCgroups: readonly string[];
+  readonly allowCgroups: readonly string[];
+}
+
+/** cgroup v2 id of a cgroup folder: the inode number of the folder. */
+function cgroupId(folder: string): bigint {
+  try {
+    return statSync(folder, { bigint: true }).ino;
+  } catch (error) {
+    throw new HadesError('HADES_ERR_CONFIG_VALUE', `cgroup folder ${folder} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+const u64Bytes = (value: bigint) => {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, value, true);
+  return out;
+};
+
+export class KernelEvents {
+  private readonly tree: ProcessTree;
+  private readonly hasher: ExecutableHasher;
+  private readonly builder: EventBuilder;
+  private readonly driver: DriverProcess;
+  private readonly decoder = newDecodeCounters();
+  private readonly queue: DriverRecord[] = [];
+  private queueHead = 0;
+  private pumping = false;
+  private waitingForDrain = false;
+  private idleWaiters: (() => void)[] = [];
+  private statsWaiters: (() => void)[] = [];
+  private dropTimer: NodeJS.Timeout | undefined;
+  private lastStats: DriverStats | undefined;
+  private reportedDrops = new Map<string, number>();
+  private dropsSince = new Date();
+  private events = 0;
+  private queueHighWater = 0;
+  private filters: KernelFilters;
+
+  constructor(private readonly options: KernelEventsOptions) {
+    const { config } = options;
+    this.filters = { denyExecutables: config.driver.deny_executables, denyCgroups: config.driver.deny_cgroups, allowCgroups: config.driver.allow_cgroups };
+    this.tree = new ProcessTree(hostKey(), config.process_tree.max_processes);
+    this.hasher = new ExecutableHasher({
+      enabled: config.hashing.enabled,
+      maxFileBytes: config.hashing.max_file_mb * 1024 * 1024,
+      maxBytesPerSecond: config.hashing.max_read_mb_per_s * 1024 * 1024,
+    });
+    this.builder = new EventBuilder(this.tree, new Accounts(), this.hasher, {
+      host: { name: os.hostname(), kernel: os.release(), architecture: os.arch() },
+      agentVersion: options.agentVersion,
+      ancestors: config.process_tree.ancestors,
+    });
+    const args = ['--backend', config.driver.backend, '--argv-max', String(config.driver.argv_max), '--ringbuf-mb', String(config.driver.ringbuf_mb)];
+    this.driver = new DriverProcess(
+      { binary: options.driverBinary ?? defaultDriverBinary(), args },
+      {
+        onHello: (hello) => this.onHello(hello),
+        onRecords: (payload) => this.onRecords(payload),
+        onStats: (stats) => this.onStats(stats),
+        onGap: (gap) => this.onGap(gap),
+        onLog: (entry) => options.onLog?.(entry),
+        onProtocolError: (error) => options.onLog?.({ level: 'error', code: error.code, msg: error.message }),
+        onFatal: (error) => options.onFatal?.(error),
+      },
+    );
+  }
+
+  get hello(): DriverHello | undefined {
+    return this.driver.hello;
+  }
+
+  get driverPid(): number | undefined {
+    return this.driver.pid;
+  }
+
+  /** Seeds the process tree from /proc, then starts the driver. */
+  async start(): Promise<DriverHello> {
+    this.tree.seedFromProc();
+    // Read the cgroup folders before starting anything: a bad folder is a config error.
+    const deny = this.filters.denyCgroups.map(cgroupId);
+    const allow = this.filters.allowCgroups.map(cgroupId);
+    const hello = await this.driver.start();
+    try {
+      await this.applyFilters(deny, allow);
+    } catch (error) {
+      await this.driver.stop();
+      throw error;
+    }
+    this.dropTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
+    return hello;
+  }
+
+  /**
+   * Replaces the in-kernel filters without restarting the driver. Rejects with a coded error,
+   * leaving the driver's filters unchanged, when a cgroup folder cannot be read; a filter the
+   * driver refuses is reported with the driver's reason.
+   */
+  async setFilters(filters: KernelFilters): Promise<void> {
+    const deny = filters.denyCgroups.map(cgroupId);
+    const allow = filters.allowCgroups.map(cgroupId);
+    this.filters = filters;
+    await this.applyFilters(deny, allow);
+  }
+
+  private async applyFilters(deny = this.filters.denyCgroups.map(cgroupId), allow = this.filters.allowCgroups.map(cgroupId)): Promise<void> {
+    const enc = new TextEncoder();
+    const mode = new Uint8Array(4);
+    new DataView(mode.buffer).setUint32(0, allow.length > 0 ? 1 : 0, true);
+    const steps: [op: number, target: number, value: Uint8Array][] = [
+      [FilterOp.clear, FilterTarget.exeDeny, new Uint8Array(0)],
+      ...this.filters.denyExecutables.map((p): [number, number, Uint8Array] => [FilterOp.add, FilterTarget.exeDeny, enc.encode(p)]),
+      [FilterOp.clear, FilterTarget.cgroupDeny, new Uint8Array(0)],
+      [FilterOp.clear, FilterTarget.cgroupAllow, new Uint8Array(0)],
+      ...deny.map((id): [number, number, Uint8Array] => [FilterOp.add, FilterTarget.cgroupDeny, u64Bytes(id)]),
+      ...allow.map((id): [number, number, Uint8Array] => [FilterOp.add, FilterTarget.cgroupAllow, u64Bytes(id)]),
+      [FilterOp.set, FilterTarget.cgroupMode, mode],
+    ];
+    const refused: DriverAck[] = [];
+    for (const [op, target, value] of steps) {
+      const ack = await this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, target, value));
+      if (!ack.ok) refused.push(ack);
+    }
+    if (refused.length > 0) {
+      throw new HadesError('HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length} filter(s): ${refused.map((a) => `${a.code ?? '?'} ${a.msg ?? ''}`).join('; ')}`);
+    }
+  }
+
+  /** The consumer can take more events again. */
+  drain(): void {
+    if (!this.waitingForDrain) return;
+    this.waitingForDrain = false;
+    void this.pump();
+  }
+
+  /**
+   * Stops cleanly: asks the driver for its final counters (which arrive after every record it
+   * sent before), stops it, and delivers every record already received.
+   */
+  async stop(): Promise<void> {
+    clearInterval(this.dropTimer);
+    this.dropTimer = undefined;
+    if (this.driver.pid !== undefined) {
+      const stats = new Promise<void>((resolve) => this.statsWaiters.push(resolve));
+      this.driver.requestStats();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([stats, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
+    }
+    await this.driver.stop();
+    this.hasher.close();
+    this.driver.resume();
+    await this.idle();
+    this.reportDrops();
+  }
+
+  stats(): KernelEventStats {
+    return {
+      backend: this.driver.hello?.backend,
+      hooks: this.driver.hello?.hooks ?? [],
+      kernel: this.lastStats?.hooks ?? {},
+      loader: this.lastStats?.loader,
+      decoder: { ...this.decoder },
+      agent: { events: this.events, queueHighWater: this.queueHighWater, driverRestarts: this.driver.restarts, tree: { ...this.tree.stats }, hasher: { ...this.hasher.stats } },
+    };
+  }
+
+  private idle(): Promise<void> {
+    if (!this.pumping && this.queue.length - this.queueHead === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private onHello(hello: DriverHello): void {
+    this.builder.bootTimeNs = hello.boot_time_ns;
+    this.builder.backend = hello.backend;
+    // A restarted driver starts without filters: give them again.
+    if (this.driver.restarts > 0) {
+      this.applyFilters().catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
+    }
+  }
+
+  private onRecords(payload: Uint8Array): void {
+    const before = this.queue.length;
+    decodeRecords(payload, this.decoder, this.queue);
+    const depth = this.queue.length - this.queueHead;
+    if (depth > this.queueHighWater) this.queueHighWater = depth;
+    if (depth > QUEUE_HIGH) this.driver.pause();
+    if (this.queue.length > before) void this.pump();
+  }
+
+  private onStats(stats: DriverStats): void {
+    this.lastStats = stats;
+    const waiters = this.statsWaiters;
+    this.statsWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onGap(gap: DriverGap): void {
+    const event = {
+      ...this.builder.common('agent_gap', 'event', ['host'], ['info'], 0),
+      '@timestamp': gap.end.toISOString(),
+      hades: { backend: 'agent', gap: { component: 'driver', reason: gap.reason, start: gap.start.toISOString(), end: gap.end.toISOString(), restarts: gap.restarts } },
+    } as unknown as EventOf<'agent_gap'>;
+    this.deliver(event);
+  }
+
+  /** Delivers an event; agent_drop and agent_gap always go out, whatever actions were asked for. */
+  private deliver(event: HadesEvent): void {
+    this.events++;
+    if (!this.options.emit(event)) this.waitingForDrain = true;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const wanted = this.options.actions;
+      while (this.queueHead < this.queue.length && !this.waitingForDrain) {
+        const record = this.queue[this.queueHead++] as DriverRecord;
+        if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+          this.queue.splice(0, this.queueHead);
+          this.queueHead = 0;
+        }
+        if (this.queue.length - this.queueHead < QUEUE_LOW) this.driver.resume();
+        // Records of unwanted kinds still keep the process tree current.
+        if (wanted && !wanted.has(record.type)) this.builder.track(record);
+        else this.deliver(await this.builder.build(record));
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.queueHead >= this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Emits one agent_drop event per place and reason whose count grew since the last report. */
+  private reportDrops(): void {
+    const now = new Date();
+    const counts: [component: 'kernel' | 'agent', hook: string, reason: string, total: number][] = [];
+    for (const [hook, c] of Object.entries(this.lastStats?.hooks ?? {})) {
+      for (const reason of ['dropped_ringbuf_full']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+    }
+    const loader = this.lastStats?.loader ?? {};
+    for (const [key, value] of Object.entries(loader)) if (key.startsWith('lost')) counts.push(['kernel', 'cn_proc', key, value]);
+    for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) counts.push(['agent', 'decoder', reason, this.decoder[reason]]);
+    for (const [component, hook, reason, total] of counts) {
+      const key = `${component}/${hook}/${reason}`;
+      const delta = total - (this.reportedDrops.get(key) ?? 0);
+      if (delta <= 0) continue;
+      this.reportedDrops.set(key, total);
+      const event = {
+        ...this.builder.common('agent_drop', 'metric', ['host'], ['info'], 0),
+        '@timestamp': isoFromNs(now.getTime() * 1e6),
+        hades: { backend: 'agent', drops: { component, hook, reason, count: delta, since: this.dropsSince.toISOString() } },
+      } as unknown as EventOf<'agent_drop'>;
+      this.deliver(event);
+    }
+    this.dropsSince = now;
+  }
+}

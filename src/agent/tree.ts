@@ -1,0 +1,218 @@
+/**
+ * The process tree: every live process (and recently exited ones) with its parent link,
+ * executable and arguments, so that each event can carry its ancestors. Seeded from /proc at
+ * start and kept current by fork, exec and exit records. Bounded: when full, exited processes
+ * go first, then the least recently seen.
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { decodeText, splitArgv } from './driver/records.js';
+
+/** USER_HZ: /proc reports start times in these ticks on every Linux ABI. */
+export const TICKS_PER_SECOND = 100;
+const NS_PER_TICK = 1e9 / TICKS_PER_SECOND;
+
+export interface ProcessNode {
+  pid: number;
+  ppid: number;
+  /** Start time in ticks since boot: with the pid, it names one process instance. */
+  startTicks: number;
+  entityId: string;
+  name: string;
+  executable: string | undefined;
+  args: readonly string[] | undefined;
+  exited: boolean;
+}
+
+export interface ProcessTreeStats {
+  size: number;
+  seeded: number;
+  evictedExited: number;
+  evictedLive: number;
+}
+
+/** Exited processes stay this many events in the tree so that late events still resolve. */
+const EXITED_KEEP = 1024;
+
+export class ProcessTree {
+  private readonly nodes = new Map<number, ProcessNode>();
+  private readonly exitedOrder: number[] = [];
+  readonly stats: ProcessTreeStats = { size: 0, seeded: 0, evictedExited: 0, evictedLive: 0 };
+
+  constructor(
+    private readonly hostKey: string,
+    private readonly maxProcesses: number,
+  ) {}
+
+  entityId(pid: number, startTicks: number): string {
+    return `${this.hostKey}-${pid}-${startTicks}`;
+  }
+
+  static ticksFromNs(ns: number): number {
+    return Math.floor(ns / NS_PER_TICK);
+  }
+
+  get(pid: number): ProcessNode | undefined {
+    return this.nodes.get(pid);
+  }
+
+  /** Reads every process in /proc. Processes that vanish while being read are skipped. */
+  seedFromProc(procRoot = '/proc'): void {
+    for (const entry of readdirSync(procRoot)) {
+      if (!/^\d+$/.test(entry)) continue;
+      const node = readProcNode(procRoot, Number(entry), this);
+      if (node) {
+        this.put(node);
+        this.stats.seeded++;
+      }
+    }
+  }
+
+  /** A new process: it starts with its parent's program until it executes its own. */
+  fork(parentPid: number, childPid: number, childStartNs: number, comm: string): ProcessNode {
+    const parent = this.nodes.get(parentPid);
+    const startTicks = ProcessTree.ticksFromNs(childStartNs);
+    return this.put({
+      pid: childPid,
+      ppid: parentPid,
+      startTicks,
+      entityId: this.entityId(childPid, startTicks),
+      name: comm || parent?.name || '',
+      executable: parent?.executable,
+      args: parent?.args,
+      exited: false,
+    });
+  }
+
+  /** exec keeps the process (pid and start time) and replaces its program. */
+  exec(pid: number, ppid: number, startNs: number, name: string, executable: string, args: readonly string[]): ProcessNode {
+    const startTicks = ProcessTree.ticksFromNs(startNs);
+    const existing = this.nodes.get(pid);
+    if (existing && existing.startTicks === startTicks && !existing.exited) {
+      existing.ppid = ppid;
+      existing.name = name;
+      existing.executable = executable;
+      existing.args = args;
+      this.touch(pid, existing);
+      return existing;
+    }
+    return this.put({ pid, ppid, startTicks, entityId: this.entityId(pid, startTicks), name, executable, args, exited: false });
+  }
+
+  exit(pid: number): ProcessNode | undefined {
+    const node = this.nodes.get(pid);
+    if (!node || node.exited) return node;
+    node.exited = true;
+    this.exitedOrder.push(pid);
+    // Forget exited processes beyond a window; a later pid reuse replaces them anyway.
+    while (this.exitedOrder.length > EXITED_KEEP) this.forgetExited();
+    return node;
+  }
+
+  /** Ancestors of a process, parent first, at most `max`; stops at pid 0 and on loops. */
+  ancestors(pid: number, max: number): ProcessNode[] {
+    const out: ProcessNode[] = [];
+    const seen = new Set<number>([pid]);
+    let current = this.nodes.get(pid)?.ppid;
+    while (current !== undefined && current > 0 && out.length < max && !seen.has(current)) {
+      seen.add(current);
+      const node = this.nodes.get(current);
+      if (!node) break;
+      out.push(node);
+      current = node.ppid;
+    }
+    return out;
+  }
+
+  private touch(pid: number, node: ProcessNode): void {
+    // Map keeps insertion order: re-inserting marks the node as most recently seen.
+    this.nodes.delete(pid);
+    this.nodes.set(pid, node);
+  }
+
+  private put(node: ProcessNode): ProcessNode {
+    this.nodes.delete(node.pid);
+    this.nodes.set(node.pid, node);
+    while (this.nodes.size > this.maxProcesses) {
+      if (this.exitedOrder.length > 0) {
+        this.forgetExited();
+      } else {
+        const oldest = this.nodes.keys().next().value;
+        if (oldest === undefined) break;
+        this.nodes.delete(oldest);
+        this.stats.evictedLive++;
+      }
+    }
+    this.stats.size = this.nodes.size;
+    return node;
+  }
+
+  private forgetExited(): void {
+    const pid = this.exitedOrder.shift();
+    if (pid === undefined) return;
+    const node = this.nodes.get(pid);
+    if (node?.exited) {
+      this.nodes.delete(pid);
+      this.stats.evictedExited++;
+    }
+    this.stats.size = this.nodes.size;
+  }
+}
+
+/** One process from /proc, or undefined when it is gone or unreadable. */
+export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): ProcessNode | undefined {
+  const dir = path.join(procRoot, String(pid));
+  let stat: string;
+  try {
+    stat = readFileSync(path.join(dir, 'stat'), 'latin1');
+  } catch {
+    return undefined;
+  }
+  const parsed = parseProcStat(stat);
+  if (!parsed) return undefined;
+  let executable: string | undefined;
+  let args: string[] | undefined;
+  try {
+    executable = readlinkSync(path.join(dir, 'exe'));
+  } catch {
+    // kernel threads have no executable; a process may also be gone by now
+  }
+  try {
+    const raw = readFileSync(path.join(dir, 'cmdline'));
+    if (raw.length > 0) args = splitArgv(raw.at(-1) === 0 ? raw.subarray(0, raw.length - 1) : raw);
+  } catch {
+    // gone
+  }
+  return { pid, ppid: parsed.ppid, startTicks: parsed.startTicks, entityId: tree.entityId(pid, parsed.startTicks), name: parsed.comm, executable, args, exited: false };
+}
+
+export interface ProcStat {
+  readonly comm: string;
+  readonly state: string;
+  readonly ppid: number;
+  readonly pgid: number;
+  readonly sid: number;
+  readonly ttyNr: number;
+  readonly startTicks: number;
+}
+
+/** Parses /proc/PID/stat; the name is in parentheses and may itself contain ") ". */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const fields = text.slice(close + 2).trim().split(' ');
+  // fields[0] is field 3 (state); starttime is field 22.
+  const num = (i: number) => Number(fields[i - 3]);
+  const startTicks = num(22);
+  if (!Number.isFinite(startTicks) || fields.length < 20) return undefined;
+  return {
+    comm: decodeText(Buffer.from(text.slice(open + 1, close), 'latin1')),
+    state: fields[0] ?? '?',
+    ppid: num(4),
+    pgid: num(5),
+    sid: num(6),
+    ttyNr: num(7),
+    startTicks,
+  };
+}

@@ -1,0 +1,112 @@
+import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
+import { eventActions } from '../../common/events/index.js';
+import { HadesError } from '../../common/errors.js';
+import { KernelEvents } from '../../agent/kernel-events.js';
+import { exitStatus, version, type CliContext } from '../context.js';
+import { readConfigFile } from './config.js';
+
+/** Actions the kernel driver produces today. */
+export const KERNEL_ACTIONS = ['exec', 'fork', 'exit'] as const;
+
+async function agentConfig(options: Readonly<Record<string, unknown>>): Promise<AgentConfig> {
+  const file = typeof options['config'] === 'string' ? options['config'] : undefined;
+  const text = file ? await readConfigFile(file) : '';
+  const backend = options['backend'];
+  const result = parseConfig(text, AgentConfigSchema);
+  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
+  if (backend === undefined) return result.config;
+  if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'cnproc') {
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--backend must be one of auto, ebpf, cnproc (got '${JSON.stringify(backend)}')`);
+  }
+  return { ...result.config, driver: { ...result.config.driver, backend } };
+}
+
+function parseActions(value: unknown): Set<string> | undefined {
+  if (typeof value !== 'string') return undefined;
+  const actions = value.split(',').map((a) => a.trim()).filter(Boolean);
+  for (const action of actions) {
+    if (!(KERNEL_ACTIONS as readonly string[]).includes(action)) {
+      const known = (eventActions as readonly string[]).includes(action);
+      throw new HadesError(
+        'HADES_ERR_CLI_INVALID_ARGUMENT',
+        known ? `--action ${action} is not produced by the kernel driver yet; available: ${KERNEL_ACTIONS.join(', ')}` : `unknown --action '${action}'; available: ${KERNEL_ACTIONS.join(', ')}`,
+      );
+    }
+  }
+  if (actions.length === 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', '--action needs at least one action');
+  return new Set(actions);
+}
+
+function parseDuration(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--duration must be a positive number of seconds (got '${value}')`);
+  return seconds;
+}
+
+/** `hades events`: kernel events as NDJSON on stdout until Ctrl-C or --duration. */
+export async function events(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const actions = parseActions(options['action']);
+  const duration = parseDuration(options['duration']);
+  const config = await agentConfig(options);
+  if (process.getuid?.() !== 0) {
+    throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades events reads kernel events and must run as root');
+  }
+  let pending = '';
+  let pendingCount = 0;
+  let flushScheduled = false;
+  let fatal: HadesError | undefined;
+  const stopped = new AbortController();
+  const flush = () => {
+    flushScheduled = false;
+    if (pending === '') return;
+    const ok = context.stdout.write(pending);
+    pending = '';
+    pendingCount = 0;
+    if (!ok) context.stdout.once('drain', () => source.drain());
+  };
+  const source: KernelEvents = new KernelEvents({
+    config,
+    agentVersion: version,
+    ...(actions ? { actions } : {}),
+    // Lines are batched into one write per turn of the event loop.
+    emit: (event) => {
+      pending += `${JSON.stringify(event)}\n`;
+      pendingCount++;
+      if (pendingCount >= 512) {
+        flush();
+        return context.stdout.writableNeedDrain !== true;
+      }
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
+      return true;
+    },
+    onFatal: (error) => {
+      fatal = error;
+      stopped.abort();
+    },
+    onLog: (entry) => {
+      if (entry['level'] === 'error' || entry['level'] === 'warn') context.stderr.write(`hades: driver: ${JSON.stringify(entry)}\n`);
+    },
+  });
+  const hello = await source.start();
+  const active = hello.hooks.filter((h) => h.active).map((h) => h.name);
+  // One line for the person (and for scripts that wait until capture has begun).
+  context.stderr.write(`hades: capturing from ${hello.backend} (${active.join(', ')})${hello.backend === 'cnproc' ? '; cn_proc cannot see the arguments of processes that exit before they are read: such fields are listed in hades.missing' : ''}\n`);
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    if (context.signal.aborted) return done();
+    context.signal.addEventListener('abort', done, { once: true });
+    stopped.signal.addEventListener('abort', done, { once: true });
+    if (duration !== undefined) timer = setTimeout(done, duration * 1000);
+  });
+  clearTimeout(timer);
+  await source.stop();
+  flush();
+  if (options['stats']) context.stderr.write(`${JSON.stringify({ stats: source.stats() })}\n`);
+  if (fatal) throw fatal;
+  return exitStatus.ok;
+}

@@ -1,0 +1,205 @@
+/**
+ * `hades events` against the real kernel, as root: real processes run and the events they
+ * cause are checked, for the eBPF backend and the cn_proc fallback alike.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { captureEvents, run, withMarker, type AnyEvent, type Capture } from '../helpers/events-session.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && 'kernel events need root';
+
+function cgroup2Root(): string | undefined {
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const [, mountPoint, type] = line.split(' ');
+    if (type === 'cgroup2') return mountPoint;
+  }
+  return undefined;
+}
+
+/** Marks whether a field is present, or declared missing by the cn_proc backend. */
+function presentOrMissing(event: AnyEvent, field: string, backend: string, check: () => void): void {
+  const missing = (event['hades']?.missing as string[] | undefined) ?? [];
+  if (backend === 'cnproc' && missing.includes(field)) return;
+  check();
+}
+
+for (const backend of ['ebpf', 'cnproc'] as const) {
+  describe(`hades events --backend ${backend}`, { skip }, () => {
+    const marker = `hx${randomBytes(4).toString('hex')}`;
+    const deep = mkdtempSync(path.join(tmpdir(), 'hades-it-'));
+    const cwd = path.join(deep, 'a b', 'c', 'd');
+    const hex = randomBytes(32).toString('hex');
+    const cgroupRoot = cgroup2Root();
+    const cgroupParent = cgroupRoot ? path.join(cgroupRoot, `hades-test-${marker}`) : undefined;
+    const cgroupLeaf = cgroupParent ? path.join(cgroupParent, `docker-${hex}.scope`) : undefined;
+    let capture: Capture;
+    let port = 0;
+    let hadesPid = 0;
+
+    before(async () => {
+      mkdirSync(cwd, { recursive: true });
+      if (cgroupLeaf) mkdirSync(cgroupLeaf, { recursive: true });
+      const server = net.createServer((socket) => socket.resume());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as net.AddressInfo).port;
+      try {
+        capture = await captureEvents(['--backend', backend], async (pid) => {
+          hadesPid = pid;
+          const linger = 'sleep 0.3; :';
+          await run('/bin/bash', ['-c', `exec /bin/bash -c '${linger}' ${marker}-argv 'with space' "$(printf '\\xff\\xfe')"`]);
+          await run('/bin/sh', ['-c', linger, `${marker}-long`, 'a'.repeat(6000)]);
+          await run('/bin/sh', ['-c', linger, `${marker}-cwd`], { cwd });
+          await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/bin/sh', '-c', linger, `${marker}-setuid`]);
+          await run('/bin/bash', ['-c', `exec 1>/dev/tcp/127.0.0.1/${port}; exec /bin/sh -c '${linger}' ${marker}-sock`]);
+          await run('/bin/sh', ['-c', `/bin/sh -c '/bin/sh -c "${linger}" ${marker}-chain; :'; :`]);
+          await run('/bin/sh', ['-c', 'sleep 0.2; exit 3', `${marker}-exit3`]);
+          await run('/bin/sh', ['-c', 'sleep 0.2; kill -9 $$', `${marker}-kill`]);
+          if (cgroupLeaf) await run('/bin/sh', ['-c', `echo $$ > '${cgroupLeaf}/cgroup.procs' && exec /bin/sh -c '${linger}' ${marker}-cg`]);
+        });
+      } finally {
+        server.close();
+      }
+    });
+
+    after(() => {
+      rmSync(deep, { recursive: true, force: true });
+      for (const dir of [cgroupLeaf, cgroupParent]) {
+        try {
+          if (dir) rmdirSync(dir);
+        } catch {
+          // still busy for a moment after its last process; left for the next boot
+        }
+      }
+    });
+
+    const execOf = (suffix: string): AnyEvent => {
+      const found = withMarker(capture.events, 'exec', `${marker}-${suffix}`);
+      assert.ok(found.length > 0, `no exec event with ${marker}-${suffix}; ${capture.events.length} events; stderr: ${capture.stderr}`);
+      return found.at(-1) as AnyEvent;
+    };
+
+    it('prints only events that match the schema, and stops cleanly on Ctrl-C', () => {
+      assert.equal(capture.status, 0, capture.stderr);
+      assert.deepEqual(capture.invalid, []);
+      assert.match(capture.stderr, new RegExp(`capturing from ${backend}`));
+    });
+
+    it('keeps arguments with spaces and bytes that are not UTF-8', () => {
+      const e = execOf('argv');
+      presentOrMissing(e, 'process.args', backend, () => {
+        assert.deepEqual(e['process'].args, ['/bin/bash', '-c', 'sleep 0.3; :', `${marker}-argv`, 'with space', '\\xff\\xfe']);
+        assert.equal(e['process'].executable, '/usr/bin/bash');
+      });
+    });
+
+    it('cuts a long argv at the limit and flags it', () => {
+      const e = execOf('long');
+      presentOrMissing(e, 'process.args', backend, () => {
+        assert.equal(e['hades'].process.args_truncated, true);
+        assert.ok(e['hades'].process.args_bytes > 6000, String(e['hades'].process.args_bytes));
+        assert.ok((e['process'].args as string[]).join('\0').length <= 4096);
+      });
+    });
+
+    it('reports the working directory', () => {
+      const e = execOf('cwd');
+      presentOrMissing(e, 'process.working_directory', backend, () => assert.equal(e['process'].working_directory, realpathSync(cwd)));
+    });
+
+    it('shows a setuid change in the credentials', () => {
+      const e = execOf('setuid');
+      presentOrMissing(e, 'process.user', backend, () => {
+        assert.equal(e['process'].user.id, '65534');
+        assert.equal(e['process'].real_user.id, '65534');
+        assert.equal(e['hades'].process.credentials.euid, 65534);
+      });
+    });
+
+    it('describes a stdout that is a TCP socket (the reverse-shell shape)', () => {
+      const e = execOf('sock');
+      presentOrMissing(e, 'hades.process.stdio', backend, () => {
+        const stdout = e['hades'].process.stdio.stdout;
+        assert.equal(stdout.type, 'socket');
+        assert.equal(stdout.socket.transport, 'tcp');
+        assert.equal(stdout.socket.remote_ip, '127.0.0.1');
+        assert.equal(stdout.socket.remote_port, port);
+        assert.notEqual(e['hades'].process.stdio.stdin.type, 'socket');
+      });
+    });
+
+    it('carries the ancestry of a three-level chain', () => {
+      const e = execOf('chain');
+      const ancestors = e['hades'].ancestors as AnyEvent[];
+      assert.ok(ancestors.length >= 3, JSON.stringify(ancestors));
+      assert.equal(ancestors[0]?.['pid'], e['process'].parent.pid);
+      assert.ok((ancestors[0]?.['args'] as string[]).some((a) => a.includes(`${marker}-chain`)), JSON.stringify(ancestors[0]));
+      assert.equal(ancestors[1]?.['name'], 'sh');
+      assert.equal(ancestors[2]?.['pid'], process.pid);
+      assert.match(e['hades'].ancestry as string, new RegExp(`^sh\\(${e['process'].pid}\\) < sh\\(\\d+\\) < sh\\(\\d+\\) < node\\(${process.pid}\\)`));
+    });
+
+    it('reports exit codes, and 128 + signal for a killed process', () => {
+      const exit3 = withMarker(capture.events, 'exit', `${marker}-exit3`);
+      assert.equal(exit3.length, 1, 'one exit event for the process');
+      assert.equal(exit3[0]?.['process'].exit_code, 3);
+      const killed = withMarker(capture.events, 'exit', `${marker}-kill`);
+      assert.equal(killed[0]?.['process'].exit_code, 137);
+      assert.equal(killed[0]?.['process'].entity_id, execOf('kill')['process'].entity_id, 'exec and exit share the entity id');
+    });
+
+    it('sees fork events with the parent', () => {
+      const exec = execOf('exit3');
+      const forks = capture.events.filter((e) => e['event'].action === 'fork' && e['process'].pid === exec['process'].pid);
+      assert.equal(forks.length, 1);
+      assert.equal(forks[0]?.['process'].parent.pid, process.pid);
+      assert.equal(forks[0]?.['process'].entity_id, exec['process'].entity_id);
+    });
+
+    it('finds the container id of a container-like cgroup', { skip: !cgroupLeaf && 'no cgroup v2 hierarchy' }, () => {
+      const e = execOf('cg');
+      presentOrMissing(e, 'hades.process.cgroup', backend, () => {
+        assert.deepEqual(e['container'], { id: hex, runtime: 'docker' });
+        assert.match(e['hades'].process.cgroup.path as string, new RegExp(`docker-${hex}\\.scope$`));
+      });
+    });
+
+    it('does not report its own processes', () => {
+      const own = capture.events.filter((e) => e['process']?.pid === hadesPid || e['process']?.parent?.pid === hadesPid);
+      assert.deepEqual(own.map((e) => e['event'].action), []);
+    });
+  });
+}
+
+describe('driver crash', { skip }, () => {
+  it('restarts a driver killed with SIGKILL and reports the gap', async () => {
+    const marker = `hx${randomBytes(4).toString('hex')}`;
+    const capture = await captureEvents(['--action', 'exec'], async (hadesPid) => {
+      const driver = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .find((p) => {
+          try {
+            const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+            return stat.includes('(hades-driver)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(hadesPid);
+          } catch {
+            return false;
+          }
+        });
+      assert.ok(driver, 'the driver runs as a child of hades');
+      process.kill(Number(driver), 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 1500));
+      await run('/bin/sh', ['-c', ':', `${marker}-after`]);
+    });
+    assert.deepEqual(capture.invalid, []);
+    const gaps = capture.events.filter((e) => e['event'].action === 'agent_gap');
+    assert.equal(gaps.length, 1, capture.stderr);
+    assert.equal(gaps[0]?.['hades'].gap.reason, 'killed by SIGKILL');
+    assert.equal(gaps[0]?.['hades'].gap.component, 'driver');
+    assert.equal(withMarker(capture.events, 'exec', `${marker}-after`).length, 1, 'events flow again after the restart');
+  });
+});

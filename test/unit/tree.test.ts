@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
+import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths } from '../../src/agent/builder.js';
+import { formatIpv6 } from '../../src/agent/net.js';
+import { parseColonFile } from '../../src/agent/accounts.js';
+
+describe('process tree', () => {
+  it('follows fork and exec and gives ancestors parent first', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);
+    tree.fork(1, 10, 2e7, 'init');
+    tree.exec(10, 1, 2e7, 'bash', '/bin/bash', ['bash']);
+    tree.fork(10, 11, 3e7, 'bash');
+    tree.exec(11, 10, 3e7, 'cat', '/bin/cat', ['cat', 'x']);
+    assert.deepEqual(tree.ancestors(11, 8).map((n) => n.name), ['bash', 'init']);
+    assert.equal(tree.get(11)?.entityId, 'h-11-3');
+    assert.deepEqual(tree.ancestors(11, 1).map((n) => n.pid), [10]);
+  });
+
+  it("keeps a forked child on its parent's program until it executes", () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(5, 1, 1e7, 'sh', '/bin/sh', ['sh', '-c', 'x']);
+    const child = tree.fork(5, 6, 2e7, 'sh');
+    assert.equal(child.executable, '/bin/sh');
+    assert.deepEqual(child.args, ['sh', '-c', 'x']);
+  });
+
+  it('stays within its bound, dropping exited processes first', () => {
+    const tree = new ProcessTree('h', 1024);
+    for (let pid = 1; pid <= 1024; pid++) tree.exec(pid, 1, pid * 1e7, 'p', '/p', []);
+    tree.exit(3);
+    tree.exec(5000, 1, 1e9, 'new', '/new', []);
+    assert.equal(tree.stats.size, 1024);
+    assert.equal(tree.get(3), undefined, 'the exited process went first');
+    assert.ok(tree.get(4));
+    for (let pid = 6000; pid < 8000; pid++) tree.exec(pid, 1, pid * 1e7, 'p', '/p', []);
+    assert.equal(tree.stats.size, 1024);
+    assert.ok(tree.stats.evictedLive > 0);
+  });
+
+  it('stops on parent loops', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(7, 8, 1e7, 'a', '/a', []);
+    tree.exec(8, 7, 1e7, 'b', '/b', []);
+    assert.deepEqual(tree.ancestors(7, 8).map((n) => n.pid), [8]);
+  });
+
+  it('parses /proc/PID/stat with hostile process names', () => {
+    const stat = '4242 (evil) 1 2 (x) S 100 4242 4242 34816 4242 4194304 0 0 0 0 0 0 0 0 20 0 1 0 98765 1 1 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0';
+    const parsed = parseProcStat(stat);
+    assert.equal(parsed?.comm, 'evil) 1 2 (x');
+    assert.equal(parsed?.ppid, 100);
+    assert.equal(parsed?.startTicks, 98765);
+    assert.equal(parseProcStat('garbage'), undefined);
+    assert.equal(parseProcStat('1 (x) S 1'), undefined);
+  });
+
+  it('reads the real /proc', () => {
+    const tree = new ProcessTree('h', 65536);
+    tree.seedFromProc();
+    const self = tree.get(process.pid);
+    assert.ok(self);
+    assert.equal(self.executable, process.execPath);
+    assert.ok(tree.stats.seeded > 1);
+  });
+});
+
+describe('event building helpers', () => {
+  it('decodes wait statuses', () => {
+    assert.equal(exitCodeOf(0x300), 3);
+    assert.equal(exitCodeOf(9), 137);
+    assert.equal(exitCodeOf(0x8b), 139); // SIGSEGV with core dump
+    assert.equal(exitCodeOf(0), 0);
+  });
+
+  it('finds container ids of the common runtimes, and none elsewhere', () => {
+    const id = 'a'.repeat(64);
+    assert.deepEqual(containerFromCgroup(`/system.slice/docker-${id}.scope`), { id, runtime: 'docker' });
+    assert.deepEqual(containerFromCgroup(`/kubepods/burstable/pod1/cri-containerd-${id}.scope`), { id, runtime: 'containerd' });
+    assert.deepEqual(containerFromCgroup(`/machine.slice/libpod-${id}.scope/container`), { id, runtime: 'podman' });
+    assert.equal(containerFromCgroup('/user.slice/user-0.slice/session-1.scope'), undefined);
+  });
+
+  it('names capabilities and formats times and addresses', () => {
+    assert.deepEqual(capabilityNames([1 | (1 << 21), 0]), ['CAP_CHOWN', 'CAP_SYS_ADMIN']);
+    assert.deepEqual(capabilityNames([0, 1 << 7]), ['CAP_BPF']);
+    assert.equal(isoFromNs(1764316800123456 * 1000), '2025-11-28T08:00:00.123456Z');
+    assert.equal(formatIpv6(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])), '::1');
+    assert.equal(formatIpv6(new Uint8Array([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1])), '2001:db8::1:0:0:1');
+    assert.equal(formatIpv6(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1])), '::ffff:10.0.0.1');
+  });
+
+  it('lists missing fields by their event paths', () => {
+    assert.deepEqual(missingPaths(0), []);
+    assert.deepEqual(missingPaths(1 | 2 | 4), ['process.executable', 'process.args']);
+  });
+
+  it('parses passwd lines and skips malformed ones', () => {
+    const names = parseColonFile('root:x:0:0::/root:/bin/bash\n# c\nbroken\nbad:x:notanumber:\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n');
+    assert.deepEqual([...names], [[0, 'root'], [33, 'www-data']]);
+  });
+});
