@@ -51,6 +51,7 @@ struct proc_table {
 
 struct cnproc {
 	int sock;
+	bool listening;         /* LISTEN sent: IGNORE must balance it, and only it */
 	const struct config *cfg;
 	struct hades_hook_counters counters[HADES_HOOK_COUNT];
 	bool disabled[HADES_HOOK_COUNT];
@@ -529,6 +530,10 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	size_t off = 0;
 	ssize_t n;
 
+	/* not in --hooks: the connector cannot filter by type, so drop here
+	 * before any /proc read */
+	if (!hook_requested(c->cfg, HADES_HOOK_EXEC))
+		return 0;
 	k->seen++;
 	if (c->disabled[HADES_HOOK_EXEC]) {
 		k->disabled++;
@@ -540,10 +545,25 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	}
 	memset(e, 0, sizeof(*e));
 	init_header(&e->hdr, HADES_KIND_EXEC, ktime, tgid, pid);
+	e->hdr.version = HADES_EXEC_VERSION;
 	/* cn_proc does not carry the execve filename */
 	e->hdr.missing |= HADES_M_FILENAME;
 
 	snprintf(path, sizeof(path), "/proc/%u/exe", tgid);
+	/* stat follows the magic link to the mapped file itself, so deleted
+	 * files and memfds resolve too */
+	struct stat xs;
+	if (stat(path, &xs) == 0) {
+		e->exe_ino = (uint64_t)xs.st_ino;
+		e->exe_dev = major(xs.st_dev) << 20 | (minor(xs.st_dev) & 0xfffff);
+		e->exe_size = (uint64_t)xs.st_size;
+		e->exe_mtime_sec = (uint64_t)xs.st_mtim.tv_sec;
+		e->exe_mtime_nsec = (uint32_t)xs.st_mtim.tv_nsec;
+		e->exe_ctime_sec = (uint64_t)xs.st_ctim.tv_sec;
+		e->exe_ctime_nsec = (uint32_t)xs.st_ctim.tv_nsec;
+	} else {
+		e->hdr.missing |= HADES_M_EXE_ID;
+	}
 	n = read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
 	if (n > 0) {
 		char *s = (char *)tail + off;
@@ -708,6 +728,8 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 	struct status_info st;
 	uint32_t ptgid = (uint32_t)f->parent_tgid, ctgid = (uint32_t)f->child_tgid;
 
+	if (!hook_requested(c->cfg, HADES_HOOK_FORK))
+		return 0;
 	k->seen++;
 	if (f->child_pid != f->child_tgid) {
 		k->ignored++;
@@ -786,11 +808,14 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXIT];
 	struct hades_exit r;
 	uint32_t tgid = (uint32_t)x->process_tgid;
+	bool requested = hook_requested(c->cfg, HADES_HOOK_EXIT);
 
-	k->seen++;
+	if (requested)
+		k->seen++;
 	/* cn_proc reports every thread; the leader's exit stands for the process */
 	if (x->process_pid != x->process_tgid) {
-		k->ignored++;
+		if (requested)
+			k->ignored++;
 		return 0;
 	}
 	struct proc_entry *pe = proc_find(&c->procs, tgid);
@@ -799,6 +824,10 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 		copy = *pe;
 		proc_remove(&c->procs, tgid);
 	}
+	/* unrequested: the removal above still runs, it bounds the table that
+	 * exec and fork fill */
+	if (!requested)
+		return 0;
 	if (c->disabled[HADES_HOOK_EXIT]) {
 		k->disabled++;
 		return 0;
@@ -1073,6 +1102,8 @@ static int cn_hook(struct backend *be, uint32_t hook, bool enable)
 	struct cnproc *c = be->ctx;
 	if (hook >= HADES_HOOK_COUNT)
 		return -EINVAL;
+	if (!hook_requested(c->cfg, (int)hook))
+		return -ENOENT;
 	c->disabled[hook] = !enable;
 	return 0;
 }
@@ -1101,8 +1132,9 @@ static int send_listen(int sock, enum proc_cn_mcast_op op)
 static void cn_stop(struct backend *be)
 {
 	struct cnproc *c = be->ctx;
-	if (c->sock >= 0)
+	if (c->sock >= 0 && c->listening)
 		send_listen(c->sock, PROC_CN_MCAST_IGNORE);
+	c->listening = false;
 }
 
 static void cn_destroy(struct backend *be)
@@ -1207,16 +1239,38 @@ int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err,
 		snprintf(err, errlen, "bind netlink connector: %s", strerror(errno));
 		goto fail;
 	}
-	seed_procs(c);
-	rc = send_listen(c->sock, PROC_CN_MCAST_LISTEN);
-	if (rc) {
-		snprintf(err, errlen, "PROC_CN_MCAST_LISTEN: %s", strerror(-rc));
-		goto fail;
+	bool any = false;
+	for (int h = 0; h <= HADES_HOOK_EXIT; h++)
+		any |= hook_requested(cfg, h);
+	/* with none of the three requested there is nothing to listen for */
+	if (any) {
+		seed_procs(c);
+		rc = send_listen(c->sock, PROC_CN_MCAST_LISTEN);
+		if (rc) {
+			snprintf(err, errlen, "PROC_CN_MCAST_LISTEN: %s", strerror(-rc));
+			goto fail;
+		}
+		c->listening = true;
 	}
 	for (int h = 0; h < HADES_HOOK_COUNT; h++) {
+		be->hooks[h].error[0] = 0;
+		be->hooks[h].attach[0] = 0;
+		be->hooks[h].requested = true;
+		if (!hook_requested(cfg, h)) {
+			hook_status_unrequested(&be->hooks[h]);
+			continue;
+		}
+		if (h > HADES_HOOK_EXIT) {
+			/* the proc connector only reports process lifecycle events */
+			be->hooks[h].type = "none";
+			be->hooks[h].active = false;
+			snprintf(be->hooks[h].error, sizeof(be->hooks[h].error),
+				 "not available with the cn_proc backend (needs eBPF syscall tracepoints)");
+			continue;
+		}
 		be->hooks[h].type = "netlink";
 		be->hooks[h].active = true;
-		be->hooks[h].error[0] = 0;
+		snprintf(be->hooks[h].attach, sizeof(be->hooks[h].attach), "proc_connector");
 	}
 	int got = 0;
 	socklen_t gl = sizeof(got);

@@ -120,6 +120,16 @@ static int on_hook(const uint8_t *p, uint32_t len)
 		stats.rejected++;
 		return ack(id, -ENOENT, "unknown hook");
 	}
+	if (!backend->hooks[hook].requested) {
+		/* its programs were never loaded (--hooks): nothing to enable, and
+		 * disabling is already true */
+		if (enable) {
+			stats.rejected++;
+			return ack(id, -ENOENT, "hook not requested (--hooks)");
+		}
+		stats.frames++;
+		return ack(id, 0, NULL);
+	}
 	int err = backend->hook(backend, (uint32_t)hook, enable);
 	if (err) {
 		stats.rejected++;

@@ -27,15 +27,25 @@ struct config {
 	pid_t *exclude_pids;   /* own pid, parent pid, then --exclude-pid values */
 	size_t n_exclude_pids;
 	bool ignore_stdin;     /* debugging: keep running when stdin is closed */
+	/* bit h set: hook h was left out of --hooks, so nothing of it is loaded
+	 * or attached. Zero (the default, also for --probe) = every hook. */
+	uint32_t hooks_unrequested;
 };
+
+static inline bool hook_requested(const struct config *cfg, int hook)
+{
+	return !(cfg->hooks_unrequested & (1u << hook));
+}
 
 extern const char *const hades_hook_names[HADES_HOOK_COUNT];
 
 struct hook_status {
 	const char *type;      /* "tp_btf", "raw_tracepoint", "netlink" */
+	bool requested;        /* listed in --hooks (HOOK enable of others: ENOENT) */
 	bool active;
 	bool enabled_state;    /* false after a HOOK disable command */
-	char error[128];       /* empty when none */
+	char error[192];       /* empty when none; may be set on an active hook when an optional part failed */
+	char attach[96];       /* comma-separated attach points in use (HELLO "attach") */
 };
 
 /* One event source. Every function returns 0 or a negative errno. */
@@ -68,6 +78,12 @@ struct backend {
 int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen);
 int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen);
 int probe_run(void);
+
+/* Appends the HELLO "hooks" array for be. */
+void hooks_json(struct jbuf *j, const struct backend *be);
+
+/* Sets the status of a hook left out of --hooks (HELLO: inactive, "not requested"). */
+void hook_status_unrequested(struct hook_status *hs);
 
 /* Resolves a hook name to its id, -1 if unknown. */
 int hook_by_name(const char *name, size_t len);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* eBPF backend: loads hades.bpf.c, attaches the sched hooks, drains the ring buffer. */
+/* eBPF backend: loads hades.bpf.c, attaches the hooks, drains the ring buffer. */
 #include <dirent.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +11,125 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_shared.h"
 #include "driver.h"
 #include "output.h"
 #include "hades.skel.h"
 
+/*
+ * Program slots. Each slot is one program in tp_btf and/or raw_tp flavour;
+ * a slot whose program fails to load falls back to the next flavour, then to
+ * "not loaded", and the object is loaded again without it: one bad program
+ * (e.g. a tracepoint this kernel lacks) never costs the other hooks.
+ */
+enum slot_id {
+	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_SYS_ENTER, S_SYS_EXIT,
+	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED,
+	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
+	S_HX_KILL, S_COUNT,
+};
+
+enum { CHOICE_BTF, CHOICE_RAW, CHOICE_NONE };
+
+struct slot_def {
+	const char *btf, *raw; /* program names; NULL = no such flavour */
+	const char *tp;        /* attach point (NULL: tail-call target, not attached) */
+	int he, hx;            /* tail-call slot in enter_progs / exit_progs */
+};
+
+static const struct slot_def slot_defs[S_COUNT] = {
+	[S_EXEC] = { "tpbtf_exec", "raw_exec", "sched_process_exec", 0, 0 },
+	[S_FORK] = { "tpbtf_fork", "raw_fork", "sched_process_fork", 0, 0 },
+	[S_EXIT] = { "tpbtf_exit", "raw_exit", "sched_process_exit", 0, 0 },
+	[S_SOCK_STATE] = { "tpbtf_sock_state", "raw_sock_state", "inet_sock_set_state", 0, 0 },
+	[S_MODULE_TP] = { "tpbtf_module_load", "raw_module_load", "module_load", 0, 0 },
+	[S_SYS_ENTER] = { NULL, "sys_enter_dispatch", "sys_enter", 0, 0 },
+	[S_SYS_EXIT] = { NULL, "sys_exit_dispatch", "sys_exit", 0, 0 },
+	[S_HE_CONNECT] = { NULL, "he_connect", NULL, HADES_HE_CONNECT, 0 },
+	[S_HE_ARGS] = { NULL, "he_args", NULL, HADES_HE_ARGS, 0 },
+	[S_HE_DNS_SEND] = { NULL, "he_dns_send", NULL, HADES_HE_DNS_SEND, 0 },
+	[S_HE_DNS_RECV] = { NULL, "he_dns_recv", NULL, HADES_HE_DNS_RECV, 0 },
+	[S_HE_CRED] = { NULL, "he_cred", NULL, HADES_HE_CRED, 0 },
+	[S_HX_NET] = { NULL, "hx_net", NULL, 0, HADES_HX_NET },
+	[S_HX_DNS_RECV] = { NULL, "hx_dns_recv", NULL, 0, HADES_HX_DNS_RECV },
+	[S_HX_CRED] = { NULL, "hx_cred", NULL, 0, HADES_HX_CRED },
+	[S_HX_PTRACE] = { NULL, "hx_ptrace", NULL, 0, HADES_HX_PTRACE },
+	[S_HX_MEMFD] = { NULL, "hx_memfd", NULL, 0, HADES_HX_MEMFD },
+	[S_HX_MODULE] = { NULL, "hx_module", NULL, 0, HADES_HX_MODULE },
+	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
+	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
+};
+
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452 /* Linux 6.6; same number on x86_64 and the generic table */
+#endif
+
+/* Syscalls routed to the security handlers (host numbering). */
+struct sc_def {
+	int nr;
+	uint8_t sc, hook, he, hx;
+};
+
+#define SC(name, sc, hook, he, hx) { __NR_##name, HADES_SC_##sc, HADES_HOOK_##hook, he, hx }
+static const struct sc_def sc_defs[] = {
+	SC(connect, CONNECT, CONNECT, HADES_HE_CONNECT, HADES_HX_NET),
+	SC(accept, ACCEPT, ACCEPT, HADES_HE_ARGS, HADES_HX_NET),
+	SC(accept4, ACCEPT4, ACCEPT, HADES_HE_ARGS, HADES_HX_NET),
+	SC(listen, LISTEN, LISTEN, HADES_HE_ARGS, HADES_HX_NET),
+	SC(sendto, SENDTO, DNS, HADES_HE_DNS_SEND, 0),
+	SC(sendmsg, SENDMSG, DNS, HADES_HE_DNS_SEND, 0),
+	SC(sendmmsg, SENDMMSG, DNS, HADES_HE_DNS_SEND, 0),
+	SC(write, WRITE, DNS, HADES_HE_DNS_SEND, 0),
+	SC(writev, WRITEV, DNS, HADES_HE_DNS_SEND, 0),
+	SC(recvfrom, RECVFROM, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV),
+	SC(recvmsg, RECVMSG, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV),
+	SC(setuid, SETUID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setgid, SETGID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setreuid, SETREUID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setregid, SETREGID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setresuid, SETRESUID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setresgid, SETRESGID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setfsuid, SETFSUID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(setfsgid, SETFSGID, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(capset, CAPSET, PRIV, HADES_HE_CRED, HADES_HX_CRED),
+	SC(ptrace, PTRACE, PTRACE, HADES_HE_ARGS, HADES_HX_PTRACE),
+	SC(memfd_create, MEMFD_CREATE, MEMFD, HADES_HE_ARGS, HADES_HX_MEMFD),
+	SC(init_module, INIT_MODULE, MODULE, HADES_HE_ARGS, HADES_HX_MODULE),
+	SC(finit_module, FINIT_MODULE, MODULE, HADES_HE_ARGS, HADES_HX_MODULE),
+#ifdef __NR_open
+	SC(open, OPEN, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(creat, CREAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(mkdir, MKDIR, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(rename, RENAME, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(unlink, UNLINK, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(rmdir, RMDIR, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(chmod, CHMOD, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
+#endif
+	SC(openat, OPENAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(openat2, OPENAT2, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(mkdirat, MKDIRAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(renameat, RENAMEAT, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(renameat2, RENAMEAT2, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(unlinkat, UNLINKAT, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(fchmod, FCHMOD, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(fchmodat, FCHMODAT, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(fchmodat2, FCHMODAT2, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
+	SC(kill, KILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
+	SC(tkill, TKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
+	SC(tgkill, TGKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
+	SC(pidfd_send_signal, PIDFD_SEND_SIGNAL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
+};
+#undef SC
+
 struct ebpf {
 	struct hades *skel;
 	struct ring_buffer *rb;
-	struct bpf_link *links[HADES_HOOK_COUNT];
+	int choice[S_COUNT];
+	char slot_err[S_COUNT][160];
+	struct bpf_link *links[S_COUNT];
 	const struct config *cfg;
 	int ncpus;
 	struct hades_hook_counters *percpu; /* lookup buffer, ncpus entries */
@@ -78,6 +189,8 @@ static int eb_counters(struct backend *be, struct hades_hook_counters *out)
 			out[h].read_errors += p->read_errors;
 			out[h].ignored += p->ignored;
 			out[h].disabled += p->disabled;
+			out[h].suppressed += p->suppressed;
+			out[h].dropped_state_full += p->dropped_state_full;
 		}
 	}
 	return 0;
@@ -91,7 +204,7 @@ static void eb_loader_stats(struct backend *be, struct jbuf *j)
 
 static int map_clear(int fd, size_t key_size)
 {
-	uint8_t key[HADES_EXE_KEY_LEN], next[HADES_EXE_KEY_LEN];
+	uint8_t key[sizeof(struct hades_lpm_key) + 8], next[sizeof(struct hades_lpm_key) + 8];
 
 	if (key_size > sizeof(key))
 		return -EINVAL;
@@ -180,6 +293,84 @@ static int cgroup_clear(int fd, uint8_t want)
 			rc = -errno;
 	free(keys);
 	return rc;
+}
+
+/*
+ * FILE_PREFIX: "P" watches everything whose path starts with the bytes P;
+ * P + "*" + "/S" (P ending in '/', "*" a whole component) watches only
+ * P<name>/S... paths.
+ * Both kinds share one LPM entry per P, merged here read-modify-write.
+ */
+static int file_prefix_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32_t len,
+			  const char **why)
+{
+	int fd = bpf_map__fd(e->skel->maps.file_prefix);
+	struct hades_lpm_key k = { 0 };
+	struct hades_prefix_val pv = { 0 };
+
+	if (op == HADES_FILTER_CLEAR)
+		return map_clear(fd, sizeof(k));
+	if (op != HADES_FILTER_ADD && op != HADES_FILTER_DEL) {
+		*why = "operation not valid for this target";
+		return -EINVAL;
+	}
+	if (len == 0 || len > HADES_PREFIX_MAX || memchr(val, 0, len)) {
+		*why = "prefix must be 1..255 bytes without NUL";
+		return -EINVAL;
+	}
+	const uint8_t *star = memchr(val, '*', len);
+	uint32_t plen = len, slen = 0;
+	const uint8_t *suffix = NULL;
+	if (star) {
+		plen = (uint32_t)(star - val);
+		suffix = star + 2;
+		slen = len - plen - 2;
+		if (plen == 0 || val[plen - 1] != '/' || plen + 1 >= len || star[1] != '/' ||
+		    slen == 0 || slen > HADES_SUFFIX_MAX || memchr(suffix, '*', slen)) {
+			*why = "a '*' must be a whole component followed by 1..31 bytes: /home/*/.ssh/";
+			return -EINVAL;
+		}
+	}
+	k.prefixlen = plen * 8;
+	memcpy(k.data, val, plen);
+	bool exists = bpf_map_lookup_elem(fd, &k, &pv) == 0;
+	if (!exists) {
+		memset(&pv, 0, sizeof(pv));
+		pv.plen = (uint16_t)plen;
+	}
+	int found = -1;
+	for (int i = 0; star && i < pv.nsuffix && i < HADES_SUFFIXES; i++)
+		if (pv.slen[i] == slen && memcmp(pv.suffix[i], suffix, slen) == 0)
+			found = i;
+	if (op == HADES_FILTER_ADD) {
+		if (!star) {
+			pv.all = 1;
+		} else if (found < 0) {
+			if (pv.nsuffix >= HADES_SUFFIXES) {
+				*why = "at most 4 '*' rules per prefix";
+				return -ENOSPC;
+			}
+			pv.slen[pv.nsuffix] = (uint8_t)slen;
+			memset(pv.suffix[pv.nsuffix], 0, sizeof(pv.suffix[0]));
+			memcpy(pv.suffix[pv.nsuffix], suffix, slen);
+			pv.nsuffix++;
+		}
+	} else {
+		if (!exists)
+			return 0;
+		if (!star) {
+			pv.all = 0;
+		} else if (found >= 0) {
+			for (int i = found; i + 1 < pv.nsuffix; i++) {
+				pv.slen[i] = pv.slen[i + 1];
+				memcpy(pv.suffix[i], pv.suffix[i + 1], sizeof(pv.suffix[0]));
+			}
+			pv.nsuffix--;
+		}
+		if (!pv.all && pv.nsuffix == 0)
+			return bpf_map_delete_elem(fd, &k) && errno != ENOENT ? -errno : 0;
+	}
+	return bpf_map_update_elem(fd, &k, &pv, BPF_ANY) ? -errno : 0;
 }
 
 static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
@@ -274,6 +465,59 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 		e->skel->bss->cgroup_allow_only = mode;
 		return 0;
 	}
+	case HADES_FILTER_FILE_PREFIX:
+		return file_prefix_op(e, op, val, len, why);
+	case HADES_FILTER_UNIX_PATH: {
+		fd = bpf_map__fd(e->skel->maps.unix_prefix);
+		if (op == HADES_FILTER_CLEAR)
+			return map_clear(fd, sizeof(struct hades_lpm_key));
+		struct hades_lpm_key k = { 0 };
+		if (len == 0 || len > 107 || memchr(val, 0, len)) {
+			*why = "unix path prefix must be 1..107 bytes without NUL";
+			return -EINVAL;
+		}
+		k.prefixlen = len * 8;
+		memcpy(k.data, val, len);
+		v = 1;
+		if (op == HADES_FILTER_ADD)
+			return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -errno : 0;
+		if (op == HADES_FILTER_DEL)
+			return bpf_map_delete_elem(fd, &k) && errno != ENOENT ? -errno : 0;
+		goto bad_op;
+	}
+	case HADES_FILTER_PROTECTED_PID: {
+		fd = bpf_map__fd(e->skel->maps.protected_pid);
+		if (op == HADES_FILTER_CLEAR)
+			return map_clear(fd, sizeof(uint32_t));
+		uint32_t pid;
+		if (len != sizeof(pid)) {
+			*why = "pid value must be 4 bytes";
+			return -EINVAL;
+		}
+		memcpy(&pid, val, sizeof(pid));
+		v = 1;
+		if (op == HADES_FILTER_ADD)
+			return bpf_map_update_elem(fd, &pid, &v, BPF_ANY) ? -errno : 0;
+		if (op == HADES_FILTER_DEL)
+			return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
+		goto bad_op;
+	}
+	case HADES_FILTER_CONNECT_DEDUP_MS: {
+		uint32_t ms;
+		if (op != HADES_FILTER_SET)
+			goto bad_op;
+		if (len != sizeof(ms)) {
+			*why = "dedup window must be 4 bytes (u32 ms)";
+			return -EINVAL;
+		}
+		memcpy(&ms, val, sizeof(ms));
+		if (ms > 3600000) {
+			*why = "dedup window must be 0..3600000 ms";
+			return -EINVAL;
+		}
+		e->skel->bss->connect_dedup_ns = (uint64_t)ms * 1000000ULL;
+		return 0;
+	}
 	default:
 		*why = "unknown filter target";
 		return -EINVAL;
@@ -288,16 +532,37 @@ static int eb_hook(struct backend *be, uint32_t hook, bool enable)
 	struct ebpf *e = be->ctx;
 	if (hook >= HADES_HOOK_COUNT)
 		return -EINVAL;
+	if (!hook_requested(e->cfg, (int)hook))
+		return -ENOENT; /* never loaded: there are no routes to restore */
 	/* the programs stay attached; they check this flag first (cheap, and
 	 * re-enabling cannot fail the way a re-attach could) */
 	e->skel->bss->hook_disabled[hook] = enable ? 0 : 1;
+	if (hook <= HADES_HOOK_EXIT)
+		return 0;
+	/* syscall hooks: also take their syscalls out of the routing table, so
+	 * a disabled hook costs only the dispatcher's lookup (write/writev for
+	 * dns, openat for file_create are hot). Their `disabled` counter then
+	 * stays 0: the handlers no longer run. */
+	int rfd = bpf_map__fd(e->skel->maps.sc_route);
+	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+		const struct sc_def *d = &sc_defs[i];
+		if (d->hook != hook || d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX)
+			continue;
+		struct hades_route r = { 0 };
+		if (enable)
+			r = (struct hades_route){ .enter = d->he, .exit = d->hx, .sc = d->sc, .hook = d->hook };
+		uint32_t k = (uint32_t)d->nr;
+		if (bpf_map_update_elem(rfd, &k, &r, BPF_ANY))
+			return -errno;
+	}
 	return 0;
 }
 
 static void eb_stop(struct backend *be)
 {
 	struct ebpf *e = be->ctx;
-	for (int i = 0; i < HADES_HOOK_COUNT; i++) {
+	/* dispatchers first: nothing tail-calls into a detached state */
+	for (int i = S_COUNT - 1; i >= 0; i--) {
 		bpf_link__destroy(e->links[i]);
 		e->links[i] = NULL;
 	}
@@ -316,28 +581,68 @@ static void eb_destroy(struct backend *be)
 	be->ctx = NULL;
 }
 
+/* While loading, libbpf's first "prog 'NAME': ..." warning names the program
+ * that failed; it is kept to retry without that program. */
+static bool capture_on;
+static char capture_prog[64], capture_msg[160];
+
 /* Silences libbpf's verbose loader chatter unless HADES_DEBUG is set. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (level == LIBBPF_DEBUG && !getenv("HADES_DEBUG"))
+	bool debug = getenv("HADES_DEBUG") != NULL;
+	if (capture_on && level == LIBBPF_WARN) {
+		char line[512];
+		va_list aq;
+		va_copy(aq, ap);
+		vsnprintf(line, sizeof(line), fmt, aq);
+		va_end(aq);
+		const char *p = strstr(line, "prog '");
+		if (p && !capture_prog[0]) {
+			p += 6;
+			const char *q = strchr(p, '\'');
+			if (q && (size_t)(q - p) < sizeof(capture_prog)) {
+				memcpy(capture_prog, p, (size_t)(q - p));
+				capture_prog[q - p] = 0;
+				const char *m = strstr(q, ": ");
+				snprintf(capture_msg, sizeof(capture_msg), "%s", m ? m + 2 : q);
+				capture_msg[strcspn(capture_msg, "\n")] = 0;
+			}
+		}
+		if (!debug)
+			return 0; /* reported through HELLO hook errors instead */
+	}
+	if (level == LIBBPF_DEBUG && !debug)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
 }
 
-static struct bpf_program *hook_prog(struct hades *skel, int hook, bool btf)
+static struct bpf_program *slot_prog(struct hades *skel, int slot, int choice)
 {
-	switch (hook) {
-	case HADES_HOOK_EXEC:
-		return btf ? skel->progs.tpbtf_exec : skel->progs.raw_exec;
-	case HADES_HOOK_FORK:
-		return btf ? skel->progs.tpbtf_fork : skel->progs.raw_fork;
-	default:
-		return btf ? skel->progs.tpbtf_exit : skel->progs.raw_exit;
-	}
+	const char *name = choice == CHOICE_BTF ? slot_defs[slot].btf
+			   : choice == CHOICE_RAW ? slot_defs[slot].raw
+						 : NULL;
+	return name ? bpf_object__find_program_by_name(skel->obj, name) : NULL;
 }
 
-/* Opens and loads the object with either the tp_btf or the raw_tp flavour. */
-static int load_flavour(struct ebpf *e, bool btf, uint64_t rb_bytes, char *err, size_t errlen)
+static int slot_by_prog(const char *name)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if ((slot_defs[i].btf && !strcmp(slot_defs[i].btf, name)) ||
+		    (slot_defs[i].raw && !strcmp(slot_defs[i].raw, name)))
+			return i;
+	return -1;
+}
+
+static void next_choice(struct ebpf *e, int slot)
+{
+	int c = e->choice[slot] + 1;
+	if (c == CHOICE_RAW && !slot_defs[slot].raw)
+		c = CHOICE_NONE;
+	e->choice[slot] = c;
+}
+
+/* Opens and loads the object with the current per-slot choices. */
+static int load_once(struct ebpf *e, uint64_t rb_bytes, char *err, size_t errlen)
 {
 	int rc;
 
@@ -347,24 +652,297 @@ static int load_flavour(struct ebpf *e, bool btf, uint64_t rb_bytes, char *err, 
 		snprintf(err, errlen, "open BPF object: %s", strerror(-rc));
 		return rc;
 	}
-	for (int h = 0; h < HADES_HOOK_COUNT; h++) {
-		bpf_program__set_autoload(hook_prog(e->skel, h, !btf), false);
+	for (int i = 0; i < S_COUNT; i++) {
+		for (int c = CHOICE_BTF; c <= CHOICE_RAW; c++) {
+			struct bpf_program *p = slot_prog(e->skel, i, c);
+			if (p)
+				bpf_program__set_autoload(p, e->choice[i] == c);
+		}
 	}
 	e->skel->rodata->cfg_argv_max = e->cfg->argv_max;
 	if ((rc = bpf_map__set_max_entries(e->skel->maps.scratch, (uint32_t)e->ncpus)) ||
 	    (rc = bpf_map__set_max_entries(e->skel->maps.events, (uint32_t)rb_bytes))) {
 		snprintf(err, errlen, "size maps: %s", strerror(-rc));
-		return rc;
-	}
-	rc = hades__load(e->skel);
-	if (rc) {
-		snprintf(err, errlen, "load %s programs: %s", btf ? "tp_btf" : "raw_tp",
-			 strerror(-rc));
 		hades__destroy(e->skel);
 		e->skel = NULL;
 		return rc;
 	}
+	capture_prog[0] = 0;
+	capture_msg[0] = 0;
+	capture_on = true;
+	rc = hades__load(e->skel);
+	capture_on = false;
+	if (rc) {
+		snprintf(err, errlen, "load: %s", strerror(-rc));
+		hades__destroy(e->skel);
+		e->skel = NULL;
+	}
+	return rc;
+}
+
+static int slot_of_he(int he)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if (he && slot_defs[i].he == he)
+			return i;
+	return -1;
+}
+
+static int slot_of_hx(int hx)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if (hx && slot_defs[i].hx == hx)
+			return i;
+	return -1;
+}
+
+static bool any_syscall_hook(const struct config *cfg)
+{
+	for (int h = HADES_HOOK_CONNECT; h < HADES_HOOK_COUNT; h++)
+		if (hook_requested(cfg, h))
+			return true;
+	return false;
+}
+
+/* Which programs the requested hooks (--hooks) need; the others are neither
+ * loaded (no verifier time) nor attached (no cost per event). */
+static void slots_needed(const struct config *cfg, bool need[S_COUNT])
+{
+	bool sys = any_syscall_hook(cfg);
+
+	memset(need, 0, sizeof(bool) * S_COUNT);
+	need[S_EXEC] = hook_requested(cfg, HADES_HOOK_EXEC);
+	need[S_FORK] = hook_requested(cfg, HADES_HOOK_FORK);
+	/* the exit program also frees the syscall state of threads that die
+	 * inside a watched call, so syscall hooks keep it attached */
+	need[S_EXIT] = hook_requested(cfg, HADES_HOOK_EXIT) || sys;
+	need[S_SOCK_STATE] = hook_requested(cfg, HADES_HOOK_CONNECT);
+	need[S_MODULE_TP] = hook_requested(cfg, HADES_HOOK_MODULE);
+	/* any attached sys_enter/sys_exit program puts every syscall of the
+	 * machine on the traced path: only when a syscall hook wants them */
+	need[S_SYS_ENTER] = need[S_SYS_EXIT] = sys;
+	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+		if (!hook_requested(cfg, sc_defs[i].hook))
+			continue;
+		int he = slot_of_he(sc_defs[i].he), hx = slot_of_hx(sc_defs[i].hx);
+		if (he >= 0)
+			need[he] = true;
+		if (hx >= 0)
+			need[hx] = true;
+	}
+}
+
+/* Loads with fallbacks; fails only when the exec program cannot load. */
+static int load_all(struct ebpf *e, uint64_t rb_bytes, char *err, size_t errlen)
+{
+	bool force_raw = getenv("HADES_FORCE_RAW_TP") != NULL;
+	bool stripped = false;
+	bool need[S_COUNT];
+
+	slots_needed(e->cfg, need);
+	/* a tp_btf program whose tracepoint is not in the kernel's BTF cannot
+	 * load; checking first saves a whole (verifier-heavy) reload */
+	struct btf *vmlinux = force_raw ? NULL : btf__load_vmlinux_btf();
+	for (int i = 0; i < S_COUNT; i++) {
+		e->choice[i] = slot_defs[i].btf && !force_raw ? CHOICE_BTF : CHOICE_RAW;
+		e->slot_err[i][0] = 0;
+		if (!need[i]) {
+			e->choice[i] = CHOICE_NONE;
+			snprintf(e->slot_err[i], sizeof(e->slot_err[i]), "not requested");
+			continue;
+		}
+		if (e->choice[i] == CHOICE_BTF && vmlinux) {
+			char name[96];
+			snprintf(name, sizeof(name), "btf_trace_%s", slot_defs[i].tp);
+			if (btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) < 0)
+				e->choice[i] = CHOICE_RAW;
+		}
+	}
+	btf__free(vmlinux);
+	for (int attempt = 0; attempt < 3 * S_COUNT; attempt++) {
+		int rc = load_once(e, rb_bytes, err, errlen);
+		if (rc == 0)
+			return 0;
+		int bad = capture_prog[0] ? slot_by_prog(capture_prog) : -1;
+		if (bad < 0 || e->choice[bad] == CHOICE_NONE) {
+			/* not attributable: keep only the process hooks */
+			if (stripped)
+				return rc;
+			stripped = true;
+			for (int i = S_SOCK_STATE; i < S_COUNT; i++) {
+				e->choice[i] = CHOICE_NONE;
+				snprintf(e->slot_err[i], sizeof(e->slot_err[i]), "not loaded: %s", err);
+			}
+			continue;
+		}
+		snprintf(e->slot_err[bad], sizeof(e->slot_err[bad]), "load %s: %s", capture_prog,
+			 capture_msg[0] ? capture_msg : strerror(-rc));
+		LOG_ERR("program %s failed to load (%s); retrying without it\n", capture_prog,
+			capture_msg);
+		next_choice(e, bad);
+		if (bad == S_EXEC && e->choice[bad] == CHOICE_NONE) {
+			snprintf(err, errlen, "%s", e->slot_err[bad]);
+			return rc;
+		}
+	}
+	snprintf(err, errlen, "load: too many failing programs");
+	return -ENOEXEC;
+}
+
+static bool slot_loaded(const struct ebpf *e, int slot)
+{
+	return e->choice[slot] != CHOICE_NONE;
+}
+
+/* Fills the tail-call arrays and the syscall routing table. */
+static int install_routes(struct ebpf *e)
+{
+	int efd = bpf_map__fd(e->skel->maps.enter_progs);
+	int xfd = bpf_map__fd(e->skel->maps.exit_progs);
+	int rfd = bpf_map__fd(e->skel->maps.sc_route);
+
+	for (int i = 0; i < S_COUNT; i++) {
+		if (!slot_loaded(e, i) || (!slot_defs[i].he && !slot_defs[i].hx))
+			continue;
+		int pfd = bpf_program__fd(slot_prog(e->skel, i, e->choice[i]));
+		uint32_t k = (uint32_t)(slot_defs[i].he ? slot_defs[i].he : slot_defs[i].hx);
+		if (bpf_map_update_elem(slot_defs[i].he ? efd : xfd, &k, &pfd, BPF_ANY))
+			return -errno;
+	}
+	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+		const struct sc_def *d = &sc_defs[i];
+		if (d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX || !hook_requested(e->cfg, d->hook))
+			continue;
+		struct hades_route r = { .enter = d->he, .exit = d->hx, .sc = d->sc, .hook = d->hook };
+		uint32_t k = (uint32_t)d->nr;
+		if (bpf_map_update_elem(rfd, &k, &r, BPF_ANY))
+			return -errno;
+	}
 	return 0;
+}
+
+static void add_attach(struct hook_status *hs, const char *tp)
+{
+	size_t n = strlen(hs->attach);
+	snprintf(hs->attach + n, sizeof(hs->attach) - n, "%s%s", n ? "," : "", tp);
+}
+
+static void add_error(struct hook_status *hs, const char *fmt, ...)
+{
+	size_t n = strlen(hs->error);
+	va_list ap;
+	if (n && n + 2 < sizeof(hs->error)) {
+		memcpy(hs->error + n, "; ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(hs->error + n, sizeof(hs->error) - n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *slot_type(const struct ebpf *e, int slot)
+{
+	return e->choice[slot] == CHOICE_BTF ? "tp_btf" : "raw_tracepoint";
+}
+
+/* Attaches every loaded program with an attach point; errors go to slot_err. */
+static void attach_all(struct ebpf *e)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		if (!slot_defs[i].tp || !slot_loaded(e, i))
+			continue;
+		/* the exit dispatcher first would see syscalls without entry state;
+		 * the order below (sys_enter before sys_exit) is the slot order */
+		e->links[i] = bpf_program__attach(slot_prog(e->skel, i, e->choice[i]));
+		if (!e->links[i])
+			snprintf(e->slot_err[i], sizeof(e->slot_err[i]), "attach %s: %s",
+				 slot_defs[i].tp, strerror(errno));
+	}
+}
+
+/* Derives each hook's HELLO status from its programs. */
+static void hook_statuses(struct ebpf *e, struct backend *be)
+{
+	static const int core[3] = { S_EXEC, S_FORK, S_EXIT };
+
+	for (int h = 0; h < HADES_HOOK_COUNT; h++) {
+		struct hook_status *hs = &be->hooks[h];
+		hs->error[0] = 0;
+		hs->attach[0] = 0;
+		hs->active = false;
+		hs->requested = hook_requested(e->cfg, h);
+		if (!hs->requested)
+			hook_status_unrequested(hs);
+	}
+	for (int h = 0; h < 3; h++) {
+		struct hook_status *hs = &be->hooks[h];
+		int sl = core[h];
+		if (!hook_requested(e->cfg, h))
+			continue;
+		hs->type = slot_type(e, sl);
+		hs->active = e->links[sl] != NULL;
+		if (hs->active)
+			add_attach(hs, slot_defs[sl].tp);
+		else
+			add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl] : "not loaded");
+	}
+	bool sys_ok = e->links[S_SYS_ENTER] && e->links[S_SYS_EXIT];
+	for (int h = 3; h < HADES_HOOK_COUNT; h++) {
+		struct hook_status *hs = &be->hooks[h];
+		bool ok = sys_ok;
+		if (!hook_requested(e->cfg, h))
+			continue;
+		hs->type = "raw_tracepoint";
+		if (!sys_ok) {
+			for (int sl = S_SYS_ENTER; sl <= S_SYS_EXIT; sl++)
+				if (!e->links[sl])
+					add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl]
+										: "sys tracepoint not loaded");
+		}
+		/* every handler this hook's syscalls route to must be loaded */
+		bool reported[S_COUNT] = { 0 };
+		for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+			if (sc_defs[i].hook != h)
+				continue;
+			int sls[2] = { slot_of_he(sc_defs[i].he), slot_of_hx(sc_defs[i].hx) };
+			for (int k = 0; k < 2; k++) {
+				if (sls[k] < 0 || slot_loaded(e, sls[k]))
+					continue;
+				ok = false;
+				if (!reported[sls[k]]) {
+					reported[sls[k]] = true;
+					add_error(hs, "%s", e->slot_err[sls[k]]);
+				}
+			}
+		}
+		if (ok) {
+			add_attach(hs, "sys_enter");
+			add_attach(hs, "sys_exit");
+		}
+		if (h == HADES_HOOK_CONNECT) {
+			/* optional: completion of non-blocking TCP connects */
+			if (e->links[S_SOCK_STATE])
+				add_attach(hs, slot_defs[S_SOCK_STATE].tp);
+			else
+				add_error(hs, "async TCP results unavailable: %s",
+					  e->slot_err[S_SOCK_STATE][0] ? e->slot_err[S_SOCK_STATE]
+									: "not loaded");
+		}
+		if (h == HADES_HOOK_MODULE) {
+			/* either part gives records: the tracepoint adds the name */
+			if (e->links[S_MODULE_TP]) {
+				add_attach(hs, slot_defs[S_MODULE_TP].tp);
+				if (!ok)
+					hs->type = slot_type(e, S_MODULE_TP);
+				ok = true;
+			} else {
+				add_error(hs, "module names unavailable: %s",
+					  e->slot_err[S_MODULE_TP][0] ? e->slot_err[S_MODULE_TP]
+									: "not loaded");
+			}
+		}
+		hs->active = ok;
+	}
 }
 
 int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen)
@@ -395,40 +973,39 @@ int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, s
 		p2 <<= 1;
 	be->ringbuf_bytes = p2;
 
-	/* HADES_FORCE_RAW_TP=1 exercises the fallback flavour on kernels where tp_btf works */
-	bool btf = !getenv("HADES_FORCE_RAW_TP");
-	char err1[160] = "forced by HADES_FORCE_RAW_TP";
-	rc = btf ? load_flavour(e, true, p2, err1, sizeof(err1)) : -ENOTSUP;
-	if (rc) {
-		LOG_ERR("%s; trying raw_tp\n", err1);
-		btf = false;
-		rc = load_flavour(e, false, p2, err, errlen);
-		if (rc)
-			goto fail;
-	}
+	/* HADES_FORCE_RAW_TP=1 exercises the raw_tp flavour on kernels where tp_btf works */
+	rc = load_all(e, p2, err, errlen);
+	if (rc)
+		goto fail;
+	e->skel->bss->connect_dedup_ns = (uint64_t)HADES_CONNECT_DEDUP_DEFAULT_MS * 1000000ULL;
 	/* the kernel must not report our own activity back to us */
 	rc = add_builtin_pid_denies(e);
 	if (rc) {
 		snprintf(err, errlen, "fill pid deny map: %s", strerror(-rc));
 		goto fail;
 	}
-	for (int h = 0; h < HADES_HOOK_COUNT; h++) {
-		struct hook_status *hs = &be->hooks[h];
-		hs->type = btf ? "tp_btf" : "raw_tracepoint";
-		e->links[h] = bpf_program__attach(hook_prog(e->skel, h, btf));
-		if (!e->links[h]) {
-			int a = -errno;
-			snprintf(hs->error, sizeof(hs->error), "attach: %s", strerror(-a));
-			hs->active = false;
-			if (h == HADES_HOOK_EXEC) {
-				/* without exec there is no point in this backend */
-				snprintf(err, errlen, "attach sched_process_exec: %s", strerror(-a));
-				rc = a;
-				goto fail;
-			}
-		} else {
-			hs->active = true;
-		}
+	rc = install_routes(e);
+	if (rc) {
+		snprintf(err, errlen, "fill syscall routes: %s", strerror(-rc));
+		goto fail;
+	}
+	/* set before attaching so the exit program never reports unasked */
+	e->skel->bss->exit_cleanup_only = !hook_requested(cfg, HADES_HOOK_EXIT);
+	attach_all(e);
+	if (hook_requested(cfg, HADES_HOOK_EXEC) && !e->links[S_EXEC]) {
+		/* without exec there is no point in this backend */
+		snprintf(err, errlen, "%s", e->slot_err[S_EXEC]);
+		rc = -ENOENT;
+		goto fail;
+	}
+	hook_statuses(e, be);
+	bool any = false;
+	for (int h = 0; h < HADES_HOOK_COUNT; h++)
+		any |= be->hooks[h].active;
+	if (!any) {
+		snprintf(err, errlen, "none of the requested hooks could be attached");
+		rc = -ENOENT;
+		goto fail;
 	}
 	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_record, e, NULL);
 	if (!e->rb) {

@@ -12,6 +12,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "wire.h"
+#include "bpf_shared.h"
 
 /* The probe-read helpers are GPL-only; MIT stays available for the rest. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -37,12 +38,15 @@ const volatile __u32 cfg_argv_max = 4096;
 /* Runtime switches written by the loader through the mmapped .bss. */
 volatile __u32 hook_disabled[HADES_HOOK_SLOTS];
 volatile __u32 cgroup_allow_only;
+/* sched_process_exit left out of --hooks while syscall hooks are on: the exit
+ * program then only drops the in-flight syscall state of exiting threads */
+volatile __u32 exit_cleanup_only;
 
 /*
  * Scratch layout. The tail is appended at a running offset. To give the
  * verifier a provable bound, every offset is masked to TAIL_OFF_MASK before
  * use; the fixed part plus all strings before argv always fit below it
- * (336 + 3 * 4096 + 64 + 1024 < 16384), and argv (<= 32768) is written last,
+ * (384 + 3 * 4096 + 64 + 1024 < 16384), and argv (<= 32768) is written last,
  * so the record area needs 16384 + 32768 bytes plus 8 bytes of padding room.
  */
 #define TAIL_OFF_MASK 16383
@@ -56,6 +60,7 @@ struct scratch {
 	__u8 rec[REC_AREA] __attribute__((aligned(8)));
 	__u8 path[PATH_AREA];
 	__u8 key[HADES_EXE_KEY_LEN] __attribute__((aligned(8)));
+	struct hades_lpm_key lpm; /* FILE_PREFIX / UNIX_PATH lookups */
 	__u64 chain[CGROUP_MAX_DEPTH]; /* kernfs nodes, leaf first */
 	/* Cursors live in map memory, not registers: values loaded from a map
 	 * are unknown to the verifier, so loop states with different offsets
@@ -121,6 +126,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } muted_tgid SEC(".maps");
+
+/* inode timestamps: timespec64 i_mtime/i_ctime until 6.5, __i_ctime in 6.6,
+ * __i_mtime/__i_ctime in 6.7-6.10, i_*_sec + i_*_nsec since 6.11. */
+struct inode___ts_old {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ts_priv {
+	struct timespec64 __i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+/* multigrain timestamps (6.13+) keep a "queried" flag in bit 31 of
+ * i_ctime_nsec; nanoseconds never reach it, so masking is safe everywhere */
+#define CTIME_NSEC_MASK 0x7fffffffu
 
 /* kernfs_node.parent was renamed to __parent in 6.15. */
 struct kernfs_node___old {
@@ -196,7 +217,11 @@ static __always_inline bool build_path(struct scratch *s, struct dentry *dentry,
 			done = true;
 			break;
 		}
-		if (dentry == mnt_root || dentry == parent) {
+		/* a dentry that is its own parent but not a mount root is a pseudo
+		 * file (memfd, anon inode): its name is the whole path, as d_path
+		 * shows it ("/memfd:NAME"); fall through to write it, then stop */
+		bool pseudo = dentry == parent && dentry != mnt_root;
+		if (!pseudo && (dentry == mnt_root || dentry == parent)) {
 			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 
 			/* a mount that is its own parent is the namespace root */
@@ -224,6 +249,10 @@ static __always_inline bool build_path(struct scratch *s, struct dentry *dentry,
 		pos -= 1;
 		s->path[pos & (PATH_AREA_LEN - 1)] = '/';
 		STORE(s->pos, pos);
+		if (pseudo) {
+			done = true;
+			break;
+		}
 		dentry = parent;
 	}
 	if (LOAD(s->pos) == PATH_AREA_LEN) {
@@ -325,6 +354,43 @@ static __always_inline void fill_fd(struct hades_fd_info *fi, struct file **fdar
 	}
 }
 
+/* Identity of the executed file, for the agent's hash cache key: inode,
+ * device, size, mtime, ctime. s_dev is already major << 20 | minor. */
+static __always_inline void fill_exe_id(struct hades_exec *e, struct inode *ino)
+{
+	e->exe_ino = BPF_CORE_READ(ino, i_ino);
+	e->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	e->exe_size = BPF_CORE_READ(ino, i_size);
+	if (bpf_core_field_exists(ino->i_mtime_sec)) {
+		e->exe_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
+		e->exe_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+	} else {
+		struct inode___ts_priv *p = (void *)ino;
+		struct inode___ts_old *o = (void *)ino;
+		struct timespec64 ts = {};
+		if (bpf_core_field_exists(p->__i_mtime))
+			ts = BPF_CORE_READ(p, __i_mtime);
+		else
+			ts = BPF_CORE_READ(o, i_mtime);
+		e->exe_mtime_sec = ts.tv_sec;
+		e->exe_mtime_nsec = ts.tv_nsec;
+	}
+	if (bpf_core_field_exists(ino->i_ctime_sec)) {
+		e->exe_ctime_sec = BPF_CORE_READ(ino, i_ctime_sec);
+		e->exe_ctime_nsec = BPF_CORE_READ(ino, i_ctime_nsec) & CTIME_NSEC_MASK;
+	} else {
+		struct inode___ts_priv *p = (void *)ino;
+		struct inode___ts_old *o = (void *)ino;
+		struct timespec64 ts = {};
+		if (bpf_core_field_exists(p->__i_ctime))
+			ts = BPF_CORE_READ(p, __i_ctime);
+		else
+			ts = BPF_CORE_READ(o, i_ctime);
+		e->exe_ctime_sec = ts.tv_sec;
+		e->exe_ctime_nsec = ts.tv_nsec;
+	}
+}
+
 static __always_inline __u32 pid_ns_inum(struct task_struct *task)
 {
 	struct pid *p = BPF_CORE_READ(task, thread_pid);
@@ -399,6 +465,9 @@ static __always_inline __u16 append_cgroup(struct scratch *s, struct task_struct
 	return len;
 }
 
+/* kinds 4..16: syscall, socket and module hooks */
+#include "security.bpf.h"
+
 static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm)
 {
 	struct hades_hook_counters *c = hook_counters(HADES_HOOK_EXEC);
@@ -432,6 +501,7 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 	/* the fixed part is rewritten field by field; clear the reused slot */
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_header(&e->hdr, HADES_KIND_EXEC, 0, task);
+	e->hdr.version = HADES_EXEC_VERSION;
 	STORE(s->off, sizeof(*e));
 
 	/* filename as passed to execve (may be relative) */
@@ -456,6 +526,10 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		if (trunc)
 			e->hdr.flags |= HADES_F_EXE_TRUNCATED;
 		struct inode *ino = BPF_CORE_READ(exe, f_inode);
+		if (ino)
+			fill_exe_id(e, ino);
+		else
+			e->hdr.missing |= HADES_M_EXE_ID;
 		if (BPF_CORE_READ(ino, __i_nlink) == 0)
 			e->hdr.flags |= HADES_F_EXE_DELETED;
 		__u64 magic = BPF_CORE_READ(ino, i_sb, s_magic);
@@ -468,7 +542,7 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 				e->hdr.flags |= HADES_F_EXE_MEMFD;
 		}
 	} else {
-		e->hdr.missing |= HADES_M_EXE;
+		e->hdr.missing |= HADES_M_EXE | HADES_M_EXE_ID;
 	}
 	if (exe_denied(s, fname_start, fname_len) || exe_denied(s, exe_start, e->exe_len)) {
 		__u8 one = 1;
@@ -645,6 +719,13 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 
 static __always_inline void emit_exit(struct task_struct *task)
 {
+	/* a thread killed inside a watched syscall never reaches sys_exit:
+	 * drop its in-flight state so the bounded map does not fill up */
+	__u32 tid = BPF_CORE_READ(task, pid);
+	bpf_map_delete_elem(&inflight, &tid);
+	if (exit_cleanup_only)
+		return;
+
 	struct hades_hook_counters *c = hook_counters(HADES_HOOK_EXIT);
 	if (!c)
 		return;

@@ -25,6 +25,19 @@ const char *const hades_hook_names[HADES_HOOK_COUNT] = {
 	[HADES_HOOK_EXEC] = "sched_process_exec",
 	[HADES_HOOK_FORK] = "sched_process_fork",
 	[HADES_HOOK_EXIT] = "sched_process_exit",
+	[HADES_HOOK_CONNECT] = "connect",
+	[HADES_HOOK_ACCEPT] = "accept",
+	[HADES_HOOK_LISTEN] = "listen",
+	[HADES_HOOK_DNS] = "dns",
+	[HADES_HOOK_PTRACE] = "ptrace",
+	[HADES_HOOK_MEMFD] = "memfd_create",
+	[HADES_HOOK_MODULE] = "module_load",
+	[HADES_HOOK_PRIV] = "priv_change",
+	[HADES_HOOK_FILE_CREATE] = "file_create",
+	[HADES_HOOK_FILE_RENAME] = "file_rename",
+	[HADES_HOOK_FILE_DELETE] = "file_delete",
+	[HADES_HOOK_FILE_CHMOD] = "file_chmod",
+	[HADES_HOOK_KILL] = "kill",
 };
 
 static struct backend backend;
@@ -38,14 +51,45 @@ int hook_by_name(const char *name, size_t len)
 	return -1;
 }
 
+void hook_status_unrequested(struct hook_status *hs)
+{
+	hs->requested = false;
+	hs->active = false;
+	hs->type = "none";
+	hs->attach[0] = 0;
+	snprintf(hs->error, sizeof(hs->error), "not requested");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hades-driver [--backend auto|ebpf|cnproc] [--argv-max BYTES]\n"
 		"                    [--ringbuf-mb N] [--exclude-pid PID]...\n"
-		"                    [--stats-interval-ms N] [--ignore-stdin] [--probe]\n"
+		"                    [--hooks NAME[,NAME...]]... [--stats-interval-ms N]\n"
+		"                    [--ignore-stdin] [--probe]\n"
 		"Frames go to stdout (see PROTOCOL.md), commands come from stdin,\n"
 		"diagnostics go to stderr.\n");
+}
+
+/* Adds the comma-separated hook names of arg to *want; on an unknown name
+ * prints the valid ones and returns -EINVAL. */
+static int parse_hooks(const char *arg, uint32_t *want)
+{
+	for (const char *p = arg;;) {
+		size_t n = strcspn(p, ",");
+		int h = hook_by_name(p, n);
+		if (h < 0) {
+			LOG_ERR("--hooks: unknown hook \"%.*s\"; valid names:", (int)n, p);
+			for (int i = 0; i < HADES_HOOK_COUNT; i++)
+				fprintf(stderr, "%s%s", i ? "," : " ", hades_hook_names[i]);
+			fputc('\n', stderr);
+			return -EINVAL;
+		}
+		*want |= 1u << h;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -80,6 +124,33 @@ static int64_t boot_time_ns(void)
 	return best;
 }
 
+/* ,"attach":["a","b"] from a comma-separated list */
+static void attach_json(struct jbuf *j, const char *list)
+{
+	jb_raw(j, ",\"attach\":[");
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		jb_printf(j, "%s\"%.*s\"", p == list ? "" : ",", (int)n, p);
+		p += n + (p[n] == ',');
+	}
+	jb_raw(j, "]");
+}
+
+void hooks_json(struct jbuf *j, const struct backend *be)
+{
+	jb_raw(j, "[");
+	for (int i = 0; i < HADES_HOOK_COUNT; i++) {
+		const struct hook_status *h = &be->hooks[i];
+		jb_printf(j, "%s{\"id\":%d,\"name\":\"%s\",\"type\":\"%s\",\"active\":%s,\"error\":",
+			  i ? "," : "", i, hades_hook_names[i], h->type ? h->type : "none",
+			  h->active ? "true" : "false");
+		jb_str_or_null(j, h->error[0] ? h->error : NULL);
+		attach_json(j, h->attach);
+		jb_raw(j, "}");
+	}
+	jb_raw(j, "]");
+}
+
 static int emit_hello(void)
 {
 	struct jbuf j;
@@ -88,16 +159,9 @@ static int emit_hello(void)
 	jb_init(&j);
 	jb_printf(&j, "{\"protocol\":%d,\"driver\":\"%s\",\"version\":\"%s\",\"backend\":\"%s\"",
 		  HADES_PROTOCOL_VERSION, HADES_DRIVER_NAME, HADES_DRIVER_VERSION, backend.name);
-	jb_raw(&j, ",\"hooks\":[");
-	for (int i = 0; i < HADES_HOOK_COUNT; i++) {
-		const struct hook_status *h = &backend.hooks[i];
-		jb_printf(&j, "%s{\"id\":%d,\"name\":\"%s\",\"type\":\"%s\",\"active\":%s,\"error\":",
-			  i ? "," : "", i, hades_hook_names[i], h->type ? h->type : "none",
-			  h->active ? "true" : "false");
-		jb_str_or_null(&j, h->error[0] ? h->error : NULL);
-		jb_raw(&j, "}");
-	}
-	jb_printf(&j, "],\"argv_max\":%u,\"ringbuf_bytes\":%llu,\"boot_time_ns\":%lld", cfg.argv_max,
+	jb_raw(&j, ",\"hooks\":");
+	hooks_json(&j, &backend);
+	jb_printf(&j, ",\"argv_max\":%u,\"ringbuf_bytes\":%llu,\"boot_time_ns\":%lld", cfg.argv_max,
 		  (unsigned long long)backend.ringbuf_bytes, (long long)boot_time_ns());
 	jb_printf(&j, ",\"pid\":%d,\"load_ms\":%.3f,\"clk_tck\":%ld", getpid(), backend.load_ms,
 		  sysconf(_SC_CLK_TCK));
@@ -139,13 +203,17 @@ int emit_stats(int64_t request_id)
 		jb_printf(&j,
 			  "%s\"%s\":{\"active\":%s,\"enabled\":%s,\"seen\":%llu,\"sent\":%llu,"
 			  "\"filtered\":%llu,\"dropped_ringbuf_full\":%llu,\"truncated\":%llu,"
-			  "\"read_errors\":%llu,\"ignored\":%llu,\"disabled\":%llu}",
+			  "\"read_errors\":%llu,\"ignored\":%llu,\"disabled\":%llu,"
+			  "\"suppressed\":%llu,\"dropped_state_full\":%llu",
 			  i ? "," : "", hades_hook_names[i], backend.hooks[i].active ? "true" : "false",
 			  backend.hooks[i].enabled_state ? "true" : "false",
 			  (unsigned long long)c[i].seen, (unsigned long long)c[i].sent,
 			  (unsigned long long)c[i].filtered, (unsigned long long)c[i].dropped_ringbuf_full,
 			  (unsigned long long)c[i].truncated, (unsigned long long)c[i].read_errors,
-			  (unsigned long long)c[i].ignored, (unsigned long long)c[i].disabled);
+			  (unsigned long long)c[i].ignored, (unsigned long long)c[i].disabled,
+			  (unsigned long long)c[i].suppressed,
+			  (unsigned long long)c[i].dropped_state_full);
+		jb_raw(&j, backend.hooks[i].requested ? "}" : ",\"error\":\"not requested\"}");
 	}
 	/* records/frames/bytes count what was written before this frame */
 	jb_printf(&j,
@@ -320,12 +388,13 @@ int main(int argc, char **argv)
 		{ "exclude-pid", required_argument, NULL, 'x' },
 		{ "stats-interval-ms", required_argument, NULL, 's' },
 		{ "ignore-stdin", no_argument, NULL, 'i' },
+		{ "hooks", required_argument, NULL, 'k' },
 		{ "probe", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	bool probe = false;
-	uint32_t v;
+	bool probe = false, hooks_given = false;
+	uint32_t v, hooks_want = 0;
 	int c;
 
 	start_ns = ns_of(CLOCK_MONOTONIC);
@@ -379,6 +448,11 @@ int main(int argc, char **argv)
 		case 'i':
 			cfg.ignore_stdin = true;
 			break;
+		case 'k':
+			if (parse_hooks(optarg, &hooks_want))
+				return 2;
+			hooks_given = true;
+			break;
 		case 'p':
 			probe = true;
 			break;
@@ -394,6 +468,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (hooks_given)
+		cfg.hooks_unrequested = ((1u << HADES_HOOK_COUNT) - 1) & ~hooks_want;
 	if (probe)
 		return probe_run() ? 1 : 0;
 
@@ -417,7 +493,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return 1;
 	for (int i = 0; i < HADES_HOOK_COUNT; i++)
-		backend.hooks[i].enabled_state = true;
+		backend.hooks[i].enabled_state = backend.hooks[i].requested;
 	if ((rc = out_init(STDOUT_FILENO))) {
 		LOG_ERR("output: %s\n", strerror(-rc));
 		backend.destroy(&backend);

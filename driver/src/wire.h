@@ -20,7 +20,8 @@
 #endif
 
 #define HADES_PROTOCOL_VERSION 1
-#define HADES_RECORD_VERSION 1
+#define HADES_RECORD_VERSION 1 /* every kind except EXEC */
+#define HADES_EXEC_VERSION 2   /* v2 added the executable's identity (exe_ino ...) */
 
 /* ---- frames (both directions) ---- */
 #define HADES_FRAME_HEADER_SIZE 8
@@ -48,7 +49,7 @@ enum hades_kind {
 	HADES_KIND_EXEC = 1,
 	HADES_KIND_FORK = 2,
 	HADES_KIND_EXIT = 3,
-	/* reserved, not emitted yet */
+	/* security kinds (eBPF backend only); each starts with header + struct hades_proc */
 	HADES_KIND_CONNECT = 4,
 	HADES_KIND_ACCEPT = 5,
 	HADES_KIND_LISTEN = 6,
@@ -61,6 +62,7 @@ enum hades_kind {
 	HADES_KIND_FILE_RENAME = 13,
 	HADES_KIND_FILE_DELETE = 14,
 	HADES_KIND_FILE_CHMOD = 15,
+	HADES_KIND_KILL = 16,
 };
 
 /* header.flags: one registry for all kinds */
@@ -74,6 +76,15 @@ enum hades_kind {
 #define HADES_F_EXE_TMPFS (1u << 7)           /* exe lives on tmpfs/ramfs/shmem */
 #define HADES_F_EXE_MEMFD (1u << 8)           /* exe is a memfd ("memfd:" name) */
 #define HADES_F_START_TICKS (1u << 9)         /* start times have 1/CLK_TCK resolution */
+#define HADES_F_MODE_EXEC (1u << 10)          /* FILE_*: resulting mode has an execute bit */
+#define HADES_F_MODE_SETUID (1u << 11)        /* FILE_*: resulting mode has S_ISUID */
+#define HADES_F_MODE_SETGID (1u << 12)        /* FILE_*: resulting mode has S_ISGID */
+#define HADES_F_FILE_CREATED (1u << 13)       /* FILE_CREATE: this call created the file */
+#define HADES_F_PATH_TRUNCATED (1u << 14)     /* a path (base dir walk) hit a limit */
+#define HADES_F_PATH_FROM_FD (1u << 15)       /* path resolved from the file itself (canonical) */
+#define HADES_F_PAYLOAD_TRUNCATED (1u << 16)  /* DNS: payload cut at 512 bytes */
+#define HADES_F_KILL_BROADCAST (1u << 17)     /* KILL: kill(-1, sig) */
+#define HADES_F_KILL_GROUP (1u << 18)         /* KILL: target was a process group */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)
@@ -91,10 +102,17 @@ enum hades_kind {
 #define HADES_M_START (1u << 12)
 #define HADES_M_LOGINUID (1u << 13) /* loginuid and audit session id */
 #define HADES_M_CAPS (1u << 14)
+#define HADES_M_TARGET (1u << 15)   /* PTRACE: target task not resolved */
+#define HADES_M_PATH (1u << 16)     /* FILE_x, MODULE_LOAD, CONNECT (unix): a path could not be read */
+#define HADES_M_ADDR (1u << 17)     /* CONNECT/DNS: user sockaddr unreadable */
+#define HADES_M_PAYLOAD (1u << 18)  /* DNS: payload unreadable */
+#define HADES_M_MODE (1u << 19)     /* FILE_*: file_mode not known */
+#define HADES_M_NAME (1u << 20)     /* MEMFD_CREATE/MODULE_LOAD: name not readable */
+#define HADES_M_EXE_ID (1u << 21)   /* EXEC v2: exe_ino..exe_dev not readable */
 
 struct hades_record_header {
 	__u16 kind;
-	__u16 version;   /* HADES_RECORD_VERSION */
+	__u16 version;   /* HADES_RECORD_VERSION; EXEC: HADES_EXEC_VERSION */
 	__u32 size;      /* total record size incl. header, multiple of 8 */
 	__u64 ktime_ns;  /* CLOCK_BOOTTIME ns; add HELLO.boot_time_ns for wall clock */
 	__u32 pid;       /* tgid of the task the event happened in */
@@ -132,7 +150,9 @@ struct hades_fd_info {
 /* EXEC: fixed part, then the tail strings in this order, each exactly *_len
  * bytes and not NUL-terminated: filename, exe_path, cwd, tty, cgroup_path,
  * argv (argv = the raw NUL-separated argument area). Then zero padding to a
- * multiple of 8. */
+ * multiple of 8. Version 1 ended at reserved2 (336 bytes); version 2 appends
+ * the identity of the executed file, so the agent can key its hash cache
+ * without a racy stat() of the path. */
 struct hades_exec {
 	struct hades_record_header hdr;
 	__u64 start_ns;        /* process start, CLOCK_BOOTTIME ns */
@@ -159,6 +179,15 @@ struct hades_exec {
 	__u32 argv_len;        /* bytes of argv present in the tail */
 	__u32 argv_orig_len;   /* full size of the argument area (arg_end - arg_start) */
 	__u32 reserved2;
+	/* v2: mm->exe_file's inode (cn_proc: stat of /proc/PID/exe) */
+	__u64 exe_ino;
+	__u64 exe_size;        /* bytes */
+	__u64 exe_mtime_sec;   /* seconds since the epoch (s64 in the kernel) */
+	__u64 exe_ctime_sec;
+	__u32 exe_mtime_nsec;
+	__u32 exe_ctime_nsec;
+	__u32 exe_dev;         /* device of the filesystem: major << 20 | minor */
+	__u32 reserved3;
 };
 
 struct hades_fork {
@@ -181,6 +210,204 @@ struct hades_exit {
 	char comm[16];
 };
 
+/*
+ * Security kinds (>= 4). Every one starts with the 32-byte header and this
+ * 56-byte process context, so the agent can identify the process (pid +
+ * start_ns) even when it has not seen its EXEC.
+ */
+struct hades_proc {
+	__u64 start_ns;  /* process start, CLOCK_BOOTTIME ns (same value as EXEC.start_ns) */
+	__u64 cgroup_id;
+	__u32 ppid;
+	__u32 uid, gid, euid, egid; /* at the time of the record */
+	__u32 loginuid;  /* 0xffffffff = unset */
+	char comm[16];
+};
+
+/* origin of a CONNECT record */
+#define HADES_ORIGIN_SYSCALL 1     /* sys_exit of connect/accept/listen */
+#define HADES_ORIGIN_TCP_ESTABLISHED 2 /* async: a pending (EINPROGRESS) connect completed */
+#define HADES_ORIGIN_TCP_FAILED 3  /* async: a pending connect failed (result = -errno) */
+
+/* CONNECT (4), ACCEPT (5), LISTEN (6); tail: AF_UNIX path (path_len bytes) */
+struct hades_net {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;        /* syscall return: 0 / new fd (accept) / -errno; -115 EINPROGRESS = pending */
+	__u32 fd;            /* socket fd the call was made on (accept: the listening socket) */
+	__u16 family;        /* AF_INET 2, AF_INET6 10, AF_UNIX 1 */
+	__u16 sock_type;     /* SOCK_STREAM 1, SOCK_DGRAM 2, ... 0 = unknown */
+	__u16 protocol;      /* IPPROTO_TCP 6, IPPROTO_UDP 17, 0 */
+	__u16 local_port;    /* host order */
+	__u16 remote_port;   /* host order */
+	__u8 origin;         /* HADES_ORIGIN_* */
+	__u8 reserved;
+	__u32 repeat_count;  /* identical events suppressed since the previous record of this key */
+	__u32 backlog;       /* LISTEN: backlog argument */
+	__u16 path_len;      /* AF_UNIX: length of the path in the tail */
+	__u16 reserved2;
+	__u8 local_addr[16]; /* network order, IPv4 in the first 4 bytes */
+	__u8 remote_addr[16];
+};
+
+#define HADES_DNS_QUERY 1  /* sent to port 53, captured at syscall entry */
+#define HADES_DNS_ANSWER 2 /* received from port 53, captured at syscall exit */
+#define HADES_DNS_PAYLOAD_MAX 512
+
+/* DNS (7); tail: payload (payload_len bytes) */
+struct hades_dns {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;        /* ANSWER: bytes received; QUERY: 0 (not known at entry) */
+	__u32 fd;
+	__u16 family;
+	__u16 protocol;      /* 17 UDP, 6 TCP (TCP payloads start with the 2-byte length) */
+	__u16 local_port;
+	__u16 remote_port;   /* the resolver's port (53) */
+	__u8 direction;      /* HADES_DNS_* */
+	__u8 syscall;        /* HADES_SC_* */
+	__u16 payload_len;   /* bytes in the tail, <= 512 */
+	__u32 payload_orig_len; /* full message size (bytes asked to send / received) */
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* PTRACE (8) */
+struct hades_ptrace {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;
+	__u32 request;       /* PTRACE_* */
+	__u32 target_pid;    /* pid argument (TRACEME: the parent) */
+	__u32 target_tgid;   /* resolved target process, 0 if not (missing TARGET) */
+	__u64 target_start_ns;
+	__u64 addr;
+	__u64 data;
+	char target_comm[16];
+};
+
+/* MEMFD_CREATE (9); tail: name (name_len bytes, without the "memfd:" prefix) */
+struct hades_memfd {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;        /* new fd or -errno */
+	__u32 flags;         /* MFD_* */
+	__u16 name_len;
+	__u16 reserved[3];
+};
+
+/* MODULE_LOAD (10); tail: path of the finit_module fd (path_len bytes) */
+struct hades_module {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;        /* syscall return; 0 when emitted from the tracepoint alone */
+	__u16 syscall;       /* HADES_SC_INIT_MODULE / HADES_SC_FINIT_MODULE / 0 */
+	__u16 path_len;
+	__s32 fd;            /* finit_module fd, -1 otherwise */
+	__u32 flags;         /* finit_module flags */
+	char name[56];       /* module name from the module_load tracepoint, "" if not reached */
+};
+
+/* FILE_CREATE (12), FILE_RENAME (13), FILE_DELETE (14), FILE_CHMOD (15);
+ * tail: path (path_len), then path2 (path2_len: RENAME's new path) */
+struct hades_file {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;
+	__u16 syscall;       /* HADES_SC_* */
+	__u16 reserved;
+	__u32 op_flags;      /* open flags / renameat2 flags / unlinkat flags / fchmodat flags */
+	__u32 mode;          /* CREATE: mode argument; CHMOD: new mode argument */
+	__u32 file_mode;     /* CREATE: inode mode after the call; CHMOD (fchmod): mode before */
+	__u32 reserved2;
+	__u64 inode;         /* CREATE / fchmod: inode number when known */
+	__u16 path_len;
+	__u16 path2_len;
+	__u32 reserved3;
+};
+
+/* PRIV_CHANGE (11); proc.* creds are the new ones */
+struct hades_priv {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;
+	__u16 syscall;       /* HADES_SC_* */
+	__u16 changed;       /* HADES_PRIV_CHANGED_* */
+	__u32 args[3];       /* id arguments as passed (-1 = unchanged); capset: 0 */
+	__u32 reserved;
+	__u32 old_ids[8];    /* uid gid euid egid suid sgid fsuid fsgid before */
+	__u32 new_ids[8];    /* same after */
+	__u64 old_cap_effective, old_cap_permitted, old_cap_inheritable;
+	__u64 new_cap_effective, new_cap_permitted, new_cap_inheritable;
+};
+/* changed bits: 0..7 = old_ids[i] != new_ids[i]; 8 eff, 9 prm, 10 inh caps */
+#define HADES_PRIV_CHANGED_CAP_EFF (1u << 8)
+#define HADES_PRIV_CHANGED_CAP_PRM (1u << 9)
+#define HADES_PRIV_CHANGED_CAP_INH (1u << 10)
+
+/* KILL (16) */
+struct hades_kill {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;
+	__u16 syscall;       /* HADES_SC_KILL / TKILL / TGKILL / PIDFD_SEND_SIGNAL */
+	__u16 reserved;
+	__s32 target_pid;    /* kill: pid argument; tkill/tgkill: tid; pidfd: the pidfd's pid */
+	__s32 target_tgid;   /* tgkill: tgid argument; otherwise = target_pid */
+	__u32 signal;
+	__u32 reserved2;
+};
+
+/* Syscall identifiers on the wire (architecture independent). */
+enum hades_sc {
+	HADES_SC_NONE = 0,
+	HADES_SC_CONNECT = 1,
+	HADES_SC_ACCEPT = 2,
+	HADES_SC_ACCEPT4 = 3,
+	HADES_SC_LISTEN = 4,
+	HADES_SC_SENDTO = 5,
+	HADES_SC_SENDMSG = 6,
+	HADES_SC_SENDMMSG = 7,
+	HADES_SC_WRITE = 8,
+	HADES_SC_WRITEV = 9,
+	HADES_SC_RECVFROM = 10,
+	HADES_SC_RECVMSG = 11,
+	HADES_SC_SETUID = 12,
+	HADES_SC_SETGID = 13,
+	HADES_SC_SETREUID = 14,
+	HADES_SC_SETREGID = 15,
+	HADES_SC_SETRESUID = 16,
+	HADES_SC_SETRESGID = 17,
+	HADES_SC_SETFSUID = 18,
+	HADES_SC_SETFSGID = 19,
+	HADES_SC_CAPSET = 20,
+	HADES_SC_PTRACE = 21,
+	HADES_SC_MEMFD_CREATE = 22,
+	HADES_SC_INIT_MODULE = 23,
+	HADES_SC_FINIT_MODULE = 24,
+	HADES_SC_OPEN = 25,
+	HADES_SC_OPENAT = 26,
+	HADES_SC_OPENAT2 = 27,
+	HADES_SC_CREAT = 28,
+	HADES_SC_MKDIR = 29,
+	HADES_SC_MKDIRAT = 30,
+	HADES_SC_RENAME = 31,
+	HADES_SC_RENAMEAT = 32,
+	HADES_SC_RENAMEAT2 = 33,
+	HADES_SC_UNLINK = 34,
+	HADES_SC_UNLINKAT = 35,
+	HADES_SC_RMDIR = 36,
+	HADES_SC_CHMOD = 37,
+	HADES_SC_FCHMOD = 38,
+	HADES_SC_FCHMODAT = 39,
+	HADES_SC_FCHMODAT2 = 40,
+	HADES_SC_KILL = 41,
+	HADES_SC_TKILL = 42,
+	HADES_SC_TGKILL = 43,
+	HADES_SC_PIDFD_SEND_SIGNAL = 44,
+	HADES_SC_COUNT = 45,
+};
+
 /* limits */
 #define HADES_ARGV_MAX_LIMIT 32768
 #define HADES_PATH_MAX 4096
@@ -193,9 +420,22 @@ enum hades_hook {
 	HADES_HOOK_EXEC = 0,
 	HADES_HOOK_FORK = 1,
 	HADES_HOOK_EXIT = 2,
-	HADES_HOOK_COUNT = 3,
+	HADES_HOOK_CONNECT = 3,
+	HADES_HOOK_ACCEPT = 4,
+	HADES_HOOK_LISTEN = 5,
+	HADES_HOOK_DNS = 6,
+	HADES_HOOK_PTRACE = 7,
+	HADES_HOOK_MEMFD = 8,
+	HADES_HOOK_MODULE = 9,
+	HADES_HOOK_PRIV = 10,
+	HADES_HOOK_FILE_CREATE = 11,
+	HADES_HOOK_FILE_RENAME = 12,
+	HADES_HOOK_FILE_DELETE = 13,
+	HADES_HOOK_FILE_CHMOD = 14,
+	HADES_HOOK_KILL = 15,
+	HADES_HOOK_COUNT = 16,
 };
-#define HADES_HOOK_SLOTS 16 /* room for future hooks in the config arrays */
+#define HADES_HOOK_SLOTS 32 /* room for future hooks in the config arrays */
 
 /* per-hook counters, one per-CPU array entry per hook */
 struct hades_hook_counters {
@@ -207,6 +447,8 @@ struct hades_hook_counters {
 	__u64 read_errors;          /* records with a missing bit */
 	__u64 ignored;              /* not relevant (threads, non-final exits) */
 	__u64 disabled;             /* hook disabled by HOOK frame */
+	__u64 suppressed;           /* CONNECT/ACCEPT: deduplicated (counted in repeat_count) */
+	__u64 dropped_state_full;   /* sys_enter state map full: the event is lost */
 };
 
 /* FILTER frame payload (agent -> driver) */
@@ -223,19 +465,50 @@ enum hades_filter_target {
 	HADES_FILTER_CGROUP_DENY = 3, /* value: u64 cgroup id */
 	HADES_FILTER_CGROUP_ALLOW = 4,/* value: u64 cgroup id */
 	HADES_FILTER_CGROUP_MODE = 5, /* value: u32 0 = all, 1 = allow-list only */
+	HADES_FILTER_FILE_PREFIX = 6, /* value: path prefix, 1..255 bytes, may hold one "*" component */
+	HADES_FILTER_PROTECTED_PID = 7, /* value: u32 pid */
+	HADES_FILTER_UNIX_PATH = 8,   /* value: AF_UNIX path prefix, 1..107 bytes */
+	HADES_FILTER_CONNECT_DEDUP_MS = 9, /* SET, value: u32 window in ms, 0 = off */
 };
+
+#define HADES_PREFIX_MAX 255      /* FILE_PREFIX / UNIX_PATH value length limit */
+#define HADES_SUFFIX_MAX 31       /* length of the part after the "*" component */
+#define HADES_SUFFIXES 4          /* "*" component rules per prefix */
+#define HADES_CONNECT_DEDUP_DEFAULT_MS 1000
 
 #define HADES_CGROUP_VAL_DENY 1
 #define HADES_CGROUP_VAL_ALLOW 2
 
 /* sizes are part of the protocol */
-#define HADES_EXEC_FIXED_SIZE 336
+#define HADES_EXEC_FIXED_SIZE 384    /* version 2 */
+#define HADES_EXEC_V1_FIXED_SIZE 336 /* version 1: up to reserved2 */
 #define HADES_FORK_SIZE 88
 #define HADES_EXIT_SIZE 64
+#define HADES_NET_FIXED_SIZE 152
+#define HADES_DNS_FIXED_SIZE 144
+#define HADES_PTRACE_SIZE 144
+#define HADES_MEMFD_FIXED_SIZE 104
+#define HADES_MODULE_FIXED_SIZE 160
+#define HADES_FILE_FIXED_SIZE 128
+#define HADES_PRIV_SIZE 224
+#define HADES_KILL_SIZE 112
 _Static_assert(sizeof(struct hades_record_header) == 32, "header size");
 _Static_assert(sizeof(struct hades_fd_info) == 56, "fd info size");
 _Static_assert(sizeof(struct hades_exec) == HADES_EXEC_FIXED_SIZE, "exec size");
+_Static_assert(sizeof(struct hades_exec) % 8 == 0, "exec tail starts 8-aligned");
+_Static_assert(__builtin_offsetof(struct hades_exec, exe_ino) == HADES_EXEC_V1_FIXED_SIZE,
+	       "v2 fields follow the v1 layout");
+_Static_assert(__builtin_offsetof(struct hades_exec, exe_dev) == 376, "exe_dev offset");
 _Static_assert(sizeof(struct hades_fork) == HADES_FORK_SIZE, "fork size");
 _Static_assert(sizeof(struct hades_exit) == HADES_EXIT_SIZE, "exit size");
+_Static_assert(sizeof(struct hades_proc) == 56, "proc size");
+_Static_assert(sizeof(struct hades_net) == HADES_NET_FIXED_SIZE, "net size");
+_Static_assert(sizeof(struct hades_dns) == HADES_DNS_FIXED_SIZE, "dns size");
+_Static_assert(sizeof(struct hades_ptrace) == HADES_PTRACE_SIZE, "ptrace size");
+_Static_assert(sizeof(struct hades_memfd) == HADES_MEMFD_FIXED_SIZE, "memfd size");
+_Static_assert(sizeof(struct hades_module) == HADES_MODULE_FIXED_SIZE, "module size");
+_Static_assert(sizeof(struct hades_file) == HADES_FILE_FIXED_SIZE, "file size");
+_Static_assert(sizeof(struct hades_priv) == HADES_PRIV_SIZE, "priv size");
+_Static_assert(sizeof(struct hades_kill) == HADES_KILL_SIZE, "kill size");
 
 #endif

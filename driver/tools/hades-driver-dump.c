@@ -24,7 +24,7 @@
 
 static bool quiet;
 static const char *match_arg, *match_cwd;
-static uint64_t n_kind[16], n_unknown, n_match, n_match_cwd, n_frames, n_drop_flags;
+static uint64_t n_kind[32], n_unknown, n_match, n_match_cwd, n_frames, n_drop_flags;
 static char last_stats[8192];
 
 static int read_full(void *buf, size_t len)
@@ -60,10 +60,13 @@ static void put_flags(uint32_t f, uint32_t m)
 {
 	static const char *const fn[] = { "cnproc", "argv_trunc", "cwd_trunc", "exe_trunc",
 					  "filename_trunc", "cgroup_trunc", "exe_deleted",
-					  "exe_tmpfs", "exe_memfd", "start_ticks" };
+					  "exe_tmpfs", "exe_memfd", "start_ticks", "mode_exec",
+					  "mode_setuid", "mode_setgid", "file_created", "path_trunc",
+					  "path_from_fd", "payload_trunc", "kill_broadcast", "kill_group" };
 	static const char *const mn[] = { "filename", "exe", "argv", "cwd", "creds", "parent",
 					  "pgid_sid", "tty", "fds", "cgroup", "ns", "comm",
-					  "start", "loginuid", "caps" };
+					  "start", "loginuid", "caps", "target", "path", "addr", "payload",
+					  "mode", "name", "exe_id" };
 	printf(" flags=[");
 	bool first = true;
 	for (unsigned i = 0; i < 32; i++)
@@ -136,15 +139,25 @@ static bool argv_has(const uint8_t *argv, uint32_t len, const char *want)
 
 static int exec_rec(const uint8_t *p, uint32_t size)
 {
-	struct hades_exec e;
-	if (size < sizeof(e))
+	struct hades_exec e = { 0 };
+	uint16_t version;
+	memcpy(&version, p + 2, sizeof(version));
+	/* v1 is v2 without the exe identity: the tail starts earlier */
+	size_t fixed = version == 1 ? HADES_EXEC_V1_FIXED_SIZE
+		       : version == HADES_EXEC_VERSION ? HADES_EXEC_FIXED_SIZE : 0;
+	if (!fixed) {
+		if (!quiet)
+			printf("EXEC version %u (unknown, skipped)\n", version);
+		return 0;
+	}
+	if (size < fixed)
 		return -1;
-	memcpy(&e, p, sizeof(e));
+	memcpy(&e, p, fixed);
 	uint64_t tail = (uint64_t)e.filename_len + e.exe_len + e.cwd_len + e.tty_len + e.cgroup_len +
 			e.argv_len;
-	if (sizeof(e) + tail > size)
+	if (fixed + tail > size)
 		return -1;
-	const uint8_t *t = p + sizeof(e);
+	const uint8_t *t = p + fixed;
 	const uint8_t *fname = t, *exe = fname + e.filename_len, *cwd = exe + e.exe_len,
 		      *tty = cwd + e.cwd_len, *cg = tty + e.tty_len, *argv = cg + e.cgroup_len;
 	if (match_arg && argv_has(argv, e.argv_len, match_arg)) {
@@ -168,6 +181,12 @@ static int exec_rec(const uint8_t *p, uint32_t size)
 	put_bytes(fname, e.filename_len);
 	printf(" exe=");
 	put_bytes(exe, e.exe_len);
+	if (version >= 2)
+		printf(" exe_id=(ino=%" PRIu64 " dev=%u:%u size=%" PRIu64 " mtime=%" PRId64 ".%09u"
+		       " ctime=%" PRId64 ".%09u)",
+		       (uint64_t)e.exe_ino, e.exe_dev >> 20, e.exe_dev & 0xfffff, (uint64_t)e.exe_size,
+		       (int64_t)e.exe_mtime_sec, e.exe_mtime_nsec, (int64_t)e.exe_ctime_sec,
+		       e.exe_ctime_nsec);
 	printf(" cwd=");
 	put_bytes(cwd, e.cwd_len);
 	printf(" tty=");
@@ -229,6 +248,231 @@ static int exit_rec(const uint8_t *p, uint32_t size)
 	return 0;
 }
 
+/* ---- security kinds (4..16) ---- */
+
+static const char *sc_name(unsigned sc)
+{
+	static const char *const n[HADES_SC_COUNT] = {
+		"none", "connect", "accept", "accept4", "listen", "sendto", "sendmsg", "sendmmsg",
+		"write", "writev", "recvfrom", "recvmsg", "setuid", "setgid", "setreuid", "setregid",
+		"setresuid", "setresgid", "setfsuid", "setfsgid", "capset", "ptrace", "memfd_create",
+		"init_module", "finit_module", "open", "openat", "openat2", "creat", "mkdir", "mkdirat",
+		"rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "chmod", "fchmod",
+		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal",
+	};
+	return sc < HADES_SC_COUNT ? n[sc] : "?";
+}
+
+static void put_proc(const struct hades_record_header *h, const struct hades_proc *p)
+{
+	printf(" t=%" PRIu64 " pid=%u tid=%u start=%" PRIu64 " ppid=%u uid=%u gid=%u euid=%u egid=%u"
+	       " auid=%d cgid=%" PRIu64 " comm=",
+	       (uint64_t)h->ktime_ns, h->pid, h->tid, (uint64_t)p->start_ns, p->ppid, p->uid, p->gid,
+	       p->euid, p->egid, (int)p->loginuid, (uint64_t)p->cgroup_id);
+	put_bytes((const uint8_t *)p->comm, strnlen(p->comm, sizeof(p->comm)));
+}
+
+static int net_rec(const uint8_t *p, uint32_t size, const char *name)
+{
+	struct hades_net r;
+	if (size < sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + r.path_len > size)
+		return -1;
+	if (quiet)
+		return 0;
+	static const char *const origins[] = { "?", "syscall", "tcp_established", "tcp_failed" };
+	printf("%s", name);
+	put_proc(&r.hdr, &r.proc);
+	printf(" result=%d fd=%u family=%u type=%u proto=%u origin=%s repeat=%u", r.result, r.fd,
+	       r.family, r.sock_type, r.protocol, r.origin < 4 ? origins[r.origin] : "?",
+	       r.repeat_count);
+	if (r.family == 2 || r.family == 10) {
+		printf(" local=");
+		put_addr((uint8_t)r.family, r.local_addr, r.local_port);
+		printf(" remote=");
+		put_addr((uint8_t)r.family, r.remote_addr, r.remote_port);
+	}
+	if (r.hdr.kind == HADES_KIND_LISTEN)
+		printf(" backlog=%u", r.backlog);
+	if (r.family == 1) {
+		printf(" path=");
+		put_bytes(p + sizeof(r), r.path_len);
+	}
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int dns_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_dns r;
+	if (size < sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + r.payload_len > size)
+		return -1;
+	if (quiet)
+		return 0;
+	const uint8_t *pl = p + sizeof(r);
+	printf("DNS");
+	put_proc(&r.hdr, &r.proc);
+	printf(" dir=%s sc=%s result=%d fd=%u proto=%u local=", r.direction == 1 ? "query" : "answer",
+	       sc_name(r.syscall), r.result, r.fd, r.protocol);
+	put_addr((uint8_t)r.family, r.local_addr, r.local_port);
+	printf(" server=");
+	put_addr((uint8_t)r.family, r.remote_addr, r.remote_port);
+	printf(" len=%u/%u", r.payload_len, r.payload_orig_len);
+	/* a light look at the message: id and the first question name */
+	uint32_t o = r.protocol == 6 ? 2 : 0;
+	if (r.payload_len >= o + 12) {
+		printf(" id=%#x qd=%u an=%u qname=", pl[o] << 8 | pl[o + 1], pl[o + 4] << 8 | pl[o + 5],
+		       pl[o + 6] << 8 | pl[o + 7]);
+		for (uint32_t i = o + 12; i < r.payload_len && pl[i] && pl[i] < 64;) {
+			uint32_t l = pl[i];
+			if (i + 1 + l > r.payload_len)
+				break;
+			fwrite(pl + i + 1, 1, l, stdout);
+			putchar('.');
+			i += 1 + l;
+		}
+	}
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int ptrace_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_ptrace r;
+	if (size < sizeof(r))
+		return -1;
+	if (quiet)
+		return 0;
+	memcpy(&r, p, sizeof(r));
+	printf("PTRACE");
+	put_proc(&r.hdr, &r.proc);
+	printf(" request=%#x result=%d target_pid=%u target_tgid=%u target_start=%" PRIu64
+	       " addr=%#" PRIx64 " data=%#" PRIx64 " target_comm=",
+	       r.request, r.result, r.target_pid, r.target_tgid, (uint64_t)r.target_start_ns,
+	       (uint64_t)r.addr, (uint64_t)r.data);
+	put_bytes((const uint8_t *)r.target_comm, strnlen(r.target_comm, sizeof(r.target_comm)));
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int memfd_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_memfd r;
+	if (size < sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + r.name_len > size)
+		return -1;
+	if (quiet)
+		return 0;
+	printf("MEMFD_CREATE");
+	put_proc(&r.hdr, &r.proc);
+	printf(" result=%d flags=%#x name=", r.result, r.flags);
+	put_bytes(p + sizeof(r), r.name_len);
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int module_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_module r;
+	if (size < sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + r.path_len > size)
+		return -1;
+	if (quiet)
+		return 0;
+	printf("MODULE_LOAD");
+	put_proc(&r.hdr, &r.proc);
+	printf(" sc=%s result=%d fd=%d flags=%#x name=", sc_name(r.syscall), r.result, r.fd, r.flags);
+	put_bytes((const uint8_t *)r.name, strnlen(r.name, sizeof(r.name)));
+	printf(" path=");
+	put_bytes(p + sizeof(r), r.path_len);
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int priv_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_priv r;
+	if (size < sizeof(r))
+		return -1;
+	if (quiet)
+		return 0;
+	memcpy(&r, p, sizeof(r));
+	printf("PRIV_CHANGE");
+	put_proc(&r.hdr, &r.proc);
+	printf(" sc=%s args=[%d,%d,%d] result=%d changed=%#x old=[", sc_name(r.syscall),
+	       (int)r.args[0], (int)r.args[1], (int)r.args[2], r.result, r.changed);
+	for (int i = 0; i < 8; i++)
+		printf("%s%u", i ? "," : "", r.old_ids[i]);
+	printf("] new=[");
+	for (int i = 0; i < 8; i++)
+		printf("%s%u", i ? "," : "", r.new_ids[i]);
+	printf("] cap_eff=%#" PRIx64 "->%#" PRIx64 " cap_prm=%#" PRIx64 "->%#" PRIx64
+	       " cap_inh=%#" PRIx64 "->%#" PRIx64,
+	       (uint64_t)r.old_cap_effective, (uint64_t)r.new_cap_effective,
+	       (uint64_t)r.old_cap_permitted, (uint64_t)r.new_cap_permitted,
+	       (uint64_t)r.old_cap_inheritable, (uint64_t)r.new_cap_inheritable);
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int file_rec(const uint8_t *p, uint32_t size)
+{
+	static const char *const names[] = { "FILE_CREATE", "FILE_RENAME", "FILE_DELETE",
+					     "FILE_CHMOD" };
+	struct hades_file r;
+	if (size < sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + (uint32_t)r.path_len + r.path2_len > size)
+		return -1;
+	if (quiet)
+		return 0;
+	printf("%s", names[r.hdr.kind - HADES_KIND_FILE_CREATE]);
+	put_proc(&r.hdr, &r.proc);
+	printf(" sc=%s result=%d op_flags=%#o mode=%#o file_mode=%#o ino=%" PRIu64 " path=",
+	       sc_name(r.syscall), r.result, r.op_flags, r.mode, r.file_mode, (uint64_t)r.inode);
+	put_bytes(p + sizeof(r), r.path_len);
+	if (r.hdr.kind == HADES_KIND_FILE_RENAME) {
+		printf(" path2=");
+		put_bytes(p + sizeof(r) + r.path_len, r.path2_len);
+	}
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
+static int kill_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_kill r;
+	if (size < sizeof(r))
+		return -1;
+	if (quiet)
+		return 0;
+	memcpy(&r, p, sizeof(r));
+	printf("KILL");
+	put_proc(&r.hdr, &r.proc);
+	printf(" sc=%s result=%d target_pid=%d target_tgid=%d signal=%u", sc_name(r.syscall),
+	       r.result, r.target_pid, r.target_tgid, r.signal);
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
 static int records(const uint8_t *p, uint32_t len)
 {
 	uint32_t off = 0;
@@ -256,6 +500,39 @@ static int records(const uint8_t *p, uint32_t len)
 		case HADES_KIND_EXIT:
 			rc = exit_rec(p + off, h.size);
 			break;
+		case HADES_KIND_CONNECT:
+			rc = net_rec(p + off, h.size, "CONNECT");
+			break;
+		case HADES_KIND_ACCEPT:
+			rc = net_rec(p + off, h.size, "ACCEPT");
+			break;
+		case HADES_KIND_LISTEN:
+			rc = net_rec(p + off, h.size, "LISTEN");
+			break;
+		case HADES_KIND_DNS:
+			rc = dns_rec(p + off, h.size);
+			break;
+		case HADES_KIND_PTRACE:
+			rc = ptrace_rec(p + off, h.size);
+			break;
+		case HADES_KIND_MEMFD_CREATE:
+			rc = memfd_rec(p + off, h.size);
+			break;
+		case HADES_KIND_MODULE_LOAD:
+			rc = module_rec(p + off, h.size);
+			break;
+		case HADES_KIND_PRIV_CHANGE:
+			rc = priv_rec(p + off, h.size);
+			break;
+		case HADES_KIND_FILE_CREATE:
+		case HADES_KIND_FILE_RENAME:
+		case HADES_KIND_FILE_DELETE:
+		case HADES_KIND_FILE_CHMOD:
+			rc = file_rec(p + off, h.size);
+			break;
+		case HADES_KIND_KILL:
+			rc = kill_rec(p + off, h.size);
+			break;
 		default:
 			n_unknown++; /* skippable thanks to the size field */
 			if (!quiet)
@@ -265,7 +542,7 @@ static int records(const uint8_t *p, uint32_t len)
 			fprintf(stderr, "dump: record kind %u too short (%u)\n", h.kind, h.size);
 			return -1;
 		}
-		if (h.kind < 16)
+		if (h.kind < 32)
 			n_kind[h.kind]++;
 		off += h.size;
 	}
@@ -333,6 +610,13 @@ int main(int argc, char **argv)
 	fprintf(stderr, "summary: frames=%" PRIu64 " exec=%" PRIu64 " fork=%" PRIu64 " exit=%" PRIu64
 		" unknown=%" PRIu64 " truncated=%" PRIu64,
 		n_frames, n_kind[1], n_kind[2], n_kind[3], n_unknown, n_drop_flags);
+	static const char *const sec[] = { "connect", "accept", "listen", "dns", "ptrace",
+					   "memfd_create", "module_load", "priv_change",
+					   "file_create", "file_rename", "file_delete", "file_chmod",
+					   "kill" };
+	for (int k = HADES_KIND_CONNECT; k <= HADES_KIND_KILL; k++)
+		if (n_kind[k])
+			fprintf(stderr, " %s=%" PRIu64, sec[k - HADES_KIND_CONNECT], n_kind[k]);
 	if (match_arg)
 		fprintf(stderr, " match_arg=%" PRIu64, n_match);
 	if (match_cwd)

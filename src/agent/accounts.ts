@@ -8,18 +8,25 @@ const RECHECK_MS = 5000;
 
 class NameFile {
   private names = new Map<number, string>();
+  /** Increases each time the file is read anew. */
+  version = 0;
   private mtimeMs = -1;
   private checkedAt = 0;
 
   constructor(private readonly path: string) {}
 
   name(id: number): string | undefined {
+    this.check();
+    return this.names.get(id);
+  }
+
+  /** Re-reads the file when it changed, looking at most every few seconds. */
+  check(): void {
     const now = Date.now();
     if (now - this.checkedAt > RECHECK_MS) {
       this.checkedAt = now;
       this.reload();
     }
-    return this.names.get(id);
   }
 
   private reload(): void {
@@ -31,6 +38,7 @@ class NameFile {
     } catch {
       this.names = new Map();
     }
+    this.version++;
   }
 }
 
@@ -53,6 +61,13 @@ export class Accounts {
   constructor(etc = '/etc') {
     this.users = new NameFile(`${etc}/passwd`);
     this.groups = new NameFile(`${etc}/group`);
+  }
+
+  /** Changes whenever a name may have changed, so that callers can drop cached names. */
+  get version(): number {
+    this.users.check();
+    this.groups.check();
+    return this.users.version + this.groups.version;
   }
 
   user(uid: number): string | undefined {

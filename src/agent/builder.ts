@@ -3,13 +3,15 @@
  * current on the way: the one place where kernel facts become the public event form.
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import type { Accounts } from './accounts.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
 import { MissingField, RecordFlag } from './driver/records.js';
-import type { ExecutableHasher } from './hasher.js';
+import type { SecurityRecord } from './driver/security-records.js';
+import type { ExecutableHasher, HashResult } from './hasher.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
-import { ProcessTree, type ProcessNode } from './tree.js';
+import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
 
 export interface HostIdentity {
   readonly name: string;
@@ -32,7 +34,20 @@ const CAPABILITIES = [
   'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
-export function capabilityNames([low, high]: readonly [number, number]): string[] {
+const capabilityCache = new Map<string, readonly string[]>();
+
+/** Capability names of a mask; the same array for the same mask (events share it, read-only). */
+export function capabilityNames([low, high]: readonly [number, number]): readonly string[] {
+  const key = `${low}:${high}`;
+  let names = capabilityCache.get(key);
+  if (!names) {
+    names = computeCapabilityNames(low, high);
+    if (capabilityCache.size < 256) capabilityCache.set(key, names);
+  }
+  return names;
+}
+
+function computeCapabilityNames(low: number, high: number): string[] {
   const names: string[] = [];
   for (let bit = 0; bit < CAPABILITIES.length; bit++) {
     const set = bit < 32 ? (low >>> bit) & 1 : (high >>> (bit - 32)) & 1;
@@ -73,12 +88,25 @@ export function missingPaths(mask: number): string[] {
   return [...out];
 }
 
+let isoSecond = -1;
+let isoPrefix = '';
+
 /** Wall-clock ISO 8601 with microseconds from nanoseconds since the epoch. */
 export function isoFromNs(ns: number): string {
-  const ms = Math.floor(ns / 1e6);
-  const micros = Math.floor(ns / 1e3) % 1000;
-  return `${new Date(ms).toISOString().slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+  // The date and time up to the second is formatted once per second: events come in bursts.
+  const second = Math.floor(ns / 1e9);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+  }
+  const micros = Math.floor((ns - second * 1e9) / 1e3);
+  return `${isoPrefix}.${micros < 100000 ? (micros < 10000 ? (micros < 1000 ? (micros < 100 ? (micros < 10 ? '00000' : '0000') : '000') : '00') : '0') : ''}${micros}Z`;
 }
+
+const EXEC_CATEGORY = ['process'];
+const START_TYPE = ['start'];
+const END_TYPE = ['end'];
+const CHANGE_TYPE = ['change'];
 
 /** Container id and runtime from a cgroup path (docker, containerd, CRI-O, podman). */
 export function containerFromCgroup(cgroupPath: string): { id: string; runtime?: string } | undefined {
@@ -131,6 +159,12 @@ export function exitCodeOf(waitStatus: number): number {
 export class EventBuilder {
   private sequence = 0;
   private readonly idPrefix = randomBytes(6).toString('hex');
+  private readonly host: Record<string, unknown>;
+  private readonly agent: { version: string; type: 'hades' };
+  /** Shared {id, name} objects per uid and gid; rebuilt when the account files change. */
+  private users = new Map<number, { id: string; name?: string }>();
+  private groups = new Map<number, { id: string; name?: string }>();
+  private accountsVersion = -1;
   /** CLOCK_REALTIME - CLOCK_BOOTTIME in ns, from the driver's HELLO. */
   bootTimeNs = 0;
   backend = 'ebpf';
@@ -140,10 +174,15 @@ export class EventBuilder {
     private readonly accounts: Accounts,
     private readonly hasher: ExecutableHasher,
     private readonly options: BuilderOptions,
-  ) {}
+  ) {
+    const { host } = options;
+    this.agent = { version: options.agentVersion, type: 'hades' };
+    this.host = { name: host.name, hostname: host.name, architecture: host.architecture, os: { type: 'linux', kernel: host.kernel } };
+  }
 
-  /** Applies a record to the process tree and returns its event. */
-  async build(record: DriverRecord): Promise<HadesEvent> {
+  /** Applies a record to the process tree and returns its event (a promise only while a hash is computed). */
+  build(record: DriverRecord): HadesEvent | Promise<HadesEvent> {
+    this.refreshAccounts();
     switch (record.type) {
       case 'exec':
         return this.exec(record);
@@ -154,11 +193,95 @@ export class EventBuilder {
     }
   }
 
+  /**
+   * The acting process of a security record, from the process tree when it knows the process
+   * (same pid and start time), else from what the record itself carries.
+   */
+  actor(r: SecurityRecord) {
+    const ticks = ProcessTree.ticksFromNs(r.startNs);
+    const known = this.tree.get(r.pid);
+    const node = known && known.startTicks === ticks ? known : undefined;
+    const process = {
+      pid: r.pid,
+      entity_id: node?.entityId ?? this.tree.entityId(r.pid, ticks),
+      name: r.comm,
+      executable: node?.executable,
+      args: node?.args,
+      command_line: node?.args?.join(' '),
+      start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
+      thread: r.tid !== r.pid ? { id: r.tid } : undefined,
+      parent: r.ppid ? this.parentRef(r.ppid, 0) : undefined,
+      user: this.user(r.euid),
+      group: this.group(r.egid),
+      real_user: this.user(r.uid),
+      real_group: this.group(r.gid),
+    };
+    const hades = node ? this.lineage(node, undefined, 0) : { backend: this.backend };
+    return { process, container: undefined, hades };
+  }
+
+  /** A reference to another process (a ptrace target), from the tree when it knows it. */
+  processRef(pid: number, startNs: number, comm: string | undefined) {
+    const known = this.tree.get(pid);
+    const node = known && (startNs === 0 || known.startTicks === ProcessTree.ticksFromNs(startNs)) ? known : undefined;
+    return {
+      pid,
+      entity_id: node?.entityId ?? (startNs ? this.tree.entityId(pid, ProcessTree.ticksFromNs(startNs)) : undefined),
+      name: comm || node?.name || undefined,
+      executable: node?.executable,
+      args: node?.args,
+      start: startNs ? isoFromNs(this.bootTimeNs + startNs) : undefined,
+    };
+  }
+
+  /**
+   * A privilege_change event when an exec turned a non-root process into root without a
+   * setuid-root executable or an allowed program (sudo, su, ...): the shape of a kernel exploit
+   * or a backdoored binary.
+   */
+  escalation(r: ExecRecord, before: Creds | undefined, exec: HadesEvent, allowed: ReadonlySet<string>): EventOf<'privilege_change'> | undefined {
+    if (!before || before.euid === 0 || r.euid !== 0 || (r.missing & MissingField.creds) !== 0) return undefined;
+    const executable = r.exePath || r.filename;
+    if (allowed.has(executable)) return undefined;
+    try {
+      const info = statSync(executable);
+      if ((info.mode & 0o4000) !== 0 && info.uid === 0) return undefined;
+    } catch {
+      // gone or unreadable: report, since nothing shows it was a setuid program
+    }
+    const event = this.common('privilege_change', 'event', EXEC_CATEGORY, CHANGE_TYPE, r.ktimeNs) as Record<string, unknown>;
+    const source = exec as unknown as Record<string, unknown>;
+    event['process'] = source['process'];
+    event['container'] = source['container'];
+    const lineage = source['hades'] as Record<string, unknown>;
+    event['hades'] = {
+      backend: this.backend,
+      ancestors: lineage['ancestors'],
+      ancestry: lineage['ancestry'],
+      privilege: {
+        call: 'exec',
+        reason: 'root_without_setuid',
+        before: { uid: before.uid, gid: before.gid, euid: before.euid, egid: before.egid },
+        after: { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid },
+      },
+    };
+    return event as unknown as EventOf<'privilege_change'>;
+  }
+
+  /** A copy of an aggregated event that stands for `count` more occurrences. */
+  summary(event: HadesEvent, count: number, at: number): HadesEvent {
+    const copy = { ...(event as unknown as Record<string, unknown>) };
+    const common = this.common(event.event.action, event.event.kind, [...event.event.category], [...event.event.type], 0);
+    copy['@timestamp'] = isoFromNs(at * 1e6);
+    copy['event'] = { ...common.event, outcome: event.event.outcome, count };
+    return copy as unknown as HadesEvent;
+  }
+
   /** Keeps the process tree current for a record whose event nobody wants. */
   track(record: DriverRecord): void {
     switch (record.type) {
       case 'exec':
-        this.tree.exec(record.pid, record.ppid, record.startNs, record.comm, record.exePath || record.filename, record.argv);
+        this.tree.exec(record.pid, record.ppid, record.startNs, record.comm, record.exePath || record.filename, record.argv, (record.missing & MissingField.creds) === 0 ? { uid: record.uid, gid: record.gid, euid: record.euid, egid: record.egid } : undefined);
         break;
       case 'fork':
         this.tree.fork(record.pid, record.childPid, record.childStartNs, record.comm);
@@ -175,152 +298,167 @@ export class EventBuilder {
     return {
       '@timestamp': isoFromNs(this.bootTimeNs + ktimeNs),
       event: { id: `${this.idPrefix}-${sequence.toString(36)}`, kind, category, type, action, sequence },
-      host: { name: this.options.host.name, hostname: this.options.host.name, architecture: this.options.host.architecture, os: { type: 'linux', kernel: this.options.host.kernel } },
-      agent: { version: this.options.agentVersion, type: 'hades' as const },
+      host: this.host,
+      agent: this.agent,
     };
   }
 
-  private ancestry(node: ProcessNode) {
+  // Events are built as object literals of fixed shape; absent optional fields are undefined,
+  // which JSON leaves out. Argument arrays are shared with the process tree, never copied:
+  // nothing mutates them after decoding.
+
+  /** The `hades` part every process event carries: ancestors (parent first) and the one-line ancestry. */
+  lineage(node: ProcessNode, process: Record<string, unknown> | undefined, missing: number) {
     const ancestors = this.tree.ancestors(node.pid, this.options.ancestors);
-    return {
-      ancestors: ancestors.map((a) => ({ pid: a.pid, entity_id: a.entityId, name: a.name, ...(a.executable ? { executable: a.executable } : {}), ...(a.args ? { args: [...a.args] } : {}) })),
-      ancestry: [node, ...ancestors].map((n) => `${n.name}(${n.pid})`).join(' < '),
-    };
+    let line = `${node.name}(${node.pid})`;
+    const list = new Array<Record<string, unknown>>(ancestors.length);
+    for (let i = 0; i < ancestors.length; i++) {
+      const a = ancestors[i] as ProcessNode;
+      list[i] = { pid: a.pid, entity_id: a.entityId, name: a.name, executable: a.executable, args: a.args };
+      line += ` < ${a.name}(${a.pid})`;
+    }
+    return { backend: this.backend, process, ancestors: list, ancestry: line, missing: missing === 0 ? undefined : missingPaths(missing) };
   }
 
-  private parentRef(ppid: number, parentStartNs: number) {
+  parentRef(ppid: number, parentStartNs: number) {
     const parent = this.tree.get(ppid);
-    const entityId = parent && !parent.exited ? parent.entityId : this.tree.entityId(ppid, ProcessTree.ticksFromNs(parentStartNs));
+    const live = parent !== undefined && !parent.exited;
     return {
       pid: ppid,
-      entity_id: entityId,
-      ...(parent?.name ? { name: parent.name } : {}),
-      ...(parent?.executable ? { executable: parent.executable } : {}),
-      ...(parent?.args ? { args: [...parent.args] } : {}),
-      ...(parentStartNs ? { start: isoFromNs(this.bootTimeNs + parentStartNs) } : {}),
+      entity_id: live ? parent.entityId : this.tree.entityId(ppid, ProcessTree.ticksFromNs(parentStartNs)),
+      name: parent?.name || undefined,
+      executable: parent?.executable,
+      args: parent?.args,
+      start: parentStartNs ? isoFromNs(this.bootTimeNs + parentStartNs) : undefined,
     };
   }
 
   private user(id: number) {
-    const name = this.accounts.user(id);
-    return name === undefined ? { id: String(id) } : { id: String(id), name };
+    let entry = this.users.get(id);
+    if (!entry) {
+      const name = this.accounts.user(id);
+      entry = name === undefined ? { id: String(id) } : { id: String(id), name };
+      if (this.users.size < 4096) this.users.set(id, entry);
+    }
+    return entry;
   }
 
   private group(id: number) {
-    const name = this.accounts.group(id);
-    return name === undefined ? { id: String(id) } : { id: String(id), name };
+    let entry = this.groups.get(id);
+    if (!entry) {
+      const name = this.accounts.group(id);
+      entry = name === undefined ? { id: String(id) } : { id: String(id), name };
+      if (this.groups.size < 4096) this.groups.set(id, entry);
+    }
+    return entry;
   }
 
-  private async exec(r: ExecRecord): Promise<EventOf<'exec'>> {
-    const missing = r.missing;
-    const has = (bit: number) => (missing & bit) === 0;
+  /** Drops cached names when /etc/passwd or /etc/group changed (checked at most every few seconds). */
+  private refreshAccounts(): void {
+    const version = this.accounts.version;
+    if (version !== this.accountsVersion) {
+      this.accountsVersion = version;
+      this.users = new Map();
+      this.groups = new Map();
+    }
+  }
+
+  private exec(r: ExecRecord): EventOf<'exec'> | Promise<EventOf<'exec'>> {
     const executable = r.exePath || r.filename;
-    const node = this.tree.exec(r.pid, r.ppid, r.startNs, r.comm, executable, r.argv);
-    const hash = executable ? await this.hasher.hash(executable) : undefined;
-    const truncated = (r.flags & RecordFlag.argvTruncated) !== 0;
-    const process: Record<string, unknown> = {
+    const creds = (r.missing & MissingField.creds) === 0 ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid } : undefined;
+    const node = this.tree.exec(r.pid, r.ppid, r.startNs, r.comm, executable, r.argv, creds);
+    const identity = r.exeIno !== 0 ? { dev: r.exeDev, ino: r.exeIno, size: r.exeSize, mtimeNs: r.exeMtimeNs, ctimeNs: r.exeCtimeNs } : undefined;
+    const hash = executable ? this.hasher.hash(executable, identity) : undefined;
+    return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h)) : this.execEvent(r, node, executable, hash);
+  }
+
+  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined): EventOf<'exec'> {
+    const missing = r.missing;
+    const creds = (missing & MissingField.creds) === 0;
+    const argv = (missing & MissingField.argv) === 0;
+    const pgid = (missing & MissingField.pgidSid) === 0;
+    const tty = (missing & MissingField.tty) === 0;
+    const process = {
       pid: r.pid,
       entity_id: node.entityId,
       name: r.comm,
-      thread: { id: r.tid, ...(has(MissingField.caps) && has(MissingField.creds) ? { capabilities: { effective: capabilityNames(r.capEffective) } } : {}) },
+      executable: executable || undefined,
+      args: argv ? r.argv : undefined,
+      args_count: argv ? r.argv.length : undefined,
+      command_line: argv ? r.argv.join(' ') : undefined,
+      working_directory: (missing & MissingField.cwd) === 0 && r.cwd ? r.cwd : undefined,
+      start: (missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
+      interactive: tty ? r.ttyDev !== 0 : undefined,
+      thread: { id: r.tid, capabilities: creds && (missing & MissingField.caps) === 0 ? { effective: capabilityNames(r.capEffective) } : undefined },
+      group_leader: pgid ? { pid: r.pgid } : undefined,
+      session_leader: pgid ? { pid: r.sid } : undefined,
+      parent: (missing & MissingField.parent) === 0 ? this.parentRef(r.ppid, r.parentStartNs) : undefined,
+      user: creds ? this.user(r.euid) : undefined,
+      group: creds ? this.group(r.egid) : undefined,
+      real_user: creds ? this.user(r.uid) : undefined,
+      real_group: creds ? this.group(r.gid) : undefined,
+      saved_user: creds ? this.user(r.suid) : undefined,
+      saved_group: creds ? this.group(r.sgid) : undefined,
+      hash: hash?.sha256 ? { sha256: hash.sha256 } : undefined,
+      tty: tty && r.ttyDev !== 0 ? { char_device: { major: r.ttyDev >>> 20, minor: r.ttyDev & 0xfffff } } : undefined,
     };
-    if (executable) process['executable'] = executable;
-    if (has(MissingField.argv)) {
-      process['args'] = [...r.argv];
-      process['args_count'] = r.argv.length;
-      process['command_line'] = r.argv.join(' ');
-    }
-    if (has(MissingField.cwd) && r.cwd) process['working_directory'] = r.cwd;
-    if (has(MissingField.start)) process['start'] = isoFromNs(this.bootTimeNs + r.startNs);
-    if (has(MissingField.pgidSid)) {
-      process['group_leader'] = { pid: r.pgid };
-      process['session_leader'] = { pid: r.sid };
-    }
-    if (has(MissingField.parent)) process['parent'] = this.parentRef(r.ppid, r.parentStartNs);
-    if (has(MissingField.creds)) {
-      process['user'] = this.user(r.euid);
-      process['group'] = this.group(r.egid);
-      process['real_user'] = this.user(r.uid);
-      process['real_group'] = this.group(r.gid);
-      process['saved_user'] = this.user(r.suid);
-      process['saved_group'] = this.group(r.sgid);
-    }
-    if (has(MissingField.tty)) {
-      process['interactive'] = r.ttyDev !== 0;
-      if (r.ttyDev !== 0) process['tty'] = { char_device: { major: r.ttyDev >>> 20, minor: r.ttyDev & 0xfffff } };
-    }
-    if (hash?.sha256) process['hash'] = { sha256: hash.sha256 };
-
-    const hadesProcess: Record<string, unknown> = {
-      args_truncated: truncated,
+    const hadesProcess = {
+      tty: tty && r.tty ? r.tty : undefined,
+      stdio: (missing & MissingField.fds) === 0 ? { stdin: stdioStream(r.fds[0]), stdout: stdioStream(r.fds[1]), stderr: stdioStream(r.fds[2]) } : undefined,
+      cgroup: (missing & MissingField.cgroup) === 0 ? { id: r.cgroupId, path: r.cgroupPath || undefined } : undefined,
+      namespaces: (missing & MissingField.ns) === 0 ? { pid: r.pidNs, mnt: r.mntNs } : undefined,
+      args_truncated: (r.flags & RecordFlag.argvTruncated) !== 0,
       args_bytes: r.argvBytes,
       fileless: (r.flags & (RecordFlag.exeMemfd | RecordFlag.exeDeleted)) !== 0,
+      login_uid: (missing & MissingField.loginuid) === 0 && r.loginuid !== 0xffffffff ? r.loginuid : undefined,
+      credentials: creds ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid } : undefined,
+      hash_status: hash?.status,
     };
-    if (has(MissingField.tty) && r.tty) hadesProcess['tty'] = r.tty;
-    if (has(MissingField.fds)) hadesProcess['stdio'] = { stdin: stdioStream(r.fds[0]), stdout: stdioStream(r.fds[1]), stderr: stdioStream(r.fds[2]) };
-    if (has(MissingField.cgroup)) hadesProcess['cgroup'] = { id: r.cgroupId, ...(r.cgroupPath ? { path: r.cgroupPath } : {}) };
-    if (has(MissingField.ns)) hadesProcess['namespaces'] = { pid: r.pidNs, mnt: r.mntNs };
-    if (has(MissingField.loginuid) && r.loginuid !== 0xffffffff) hadesProcess['login_uid'] = r.loginuid;
-    if (has(MissingField.creds)) {
-      hadesProcess['credentials'] = { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid };
-    }
-    if (hash) hadesProcess['hash_status'] = hash.status;
-
-    const container = r.cgroupPath ? containerFromCgroup(r.cgroupPath) : undefined;
-    const missingList = missingPaths(missing);
-    return {
-      ...this.common('exec', 'event', ['process'], ['start'], r.ktimeNs),
-      process,
-      ...(container ? { container } : {}),
-      hades: { backend: this.backend, process: hadesProcess, ...this.ancestry(node), ...(missingList.length ? { missing: missingList } : {}) },
-    } as unknown as EventOf<'exec'>;
+    const event = this.common('exec', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
+    event['process'] = process;
+    event['container'] = r.cgroupPath ? containerFromCgroup(r.cgroupPath) : undefined;
+    event['hades'] = this.lineage(node, hadesProcess, missing);
+    return event as unknown as EventOf<'exec'>;
   }
 
   private fork(r: ForkRecord): EventOf<'fork'> {
     const node = this.tree.fork(r.pid, r.childPid, r.childStartNs, r.comm);
-    const process: Record<string, unknown> = {
+    const event = this.common('fork', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
+    event['process'] = {
       pid: r.childPid,
       entity_id: node.entityId,
       name: r.comm,
+      executable: node.executable,
+      args: node.args,
+      command_line: node.args?.join(' '),
       start: isoFromNs(this.bootTimeNs + r.childStartNs),
       parent: this.parentRef(r.pid, r.parentStartNs),
       user: this.user(r.uid),
       group: this.group(r.gid),
     };
-    if (node.executable) process['executable'] = node.executable;
-    if (node.args) {
-      process['args'] = [...node.args];
-      process['command_line'] = node.args.join(' ');
-    }
-    const missingList = missingPaths(r.missing);
-    return {
-      ...this.common('fork', 'event', ['process'], ['start'], r.ktimeNs),
-      process,
-      hades: { backend: this.backend, ...this.ancestry(node), ...(missingList.length ? { missing: missingList } : {}) },
-    } as unknown as EventOf<'fork'>;
+    event['hades'] = this.lineage(node, undefined, r.missing);
+    return event as unknown as EventOf<'fork'>;
   }
 
   private exit(r: ExitRecord): EventOf<'exit'> {
     const startTicks = ProcessTree.ticksFromNs(r.startNs);
     const known = this.tree.get(r.pid);
     const node = known && known.startTicks === startTicks ? known : undefined;
-    const process: Record<string, unknown> = {
+    const parent = r.ppid ? this.tree.get(r.ppid) : undefined;
+    const event = this.common('exit', 'event', EXEC_CATEGORY, END_TYPE, r.ktimeNs) as Record<string, unknown>;
+    event['process'] = {
       pid: r.pid,
       entity_id: node?.entityId ?? this.tree.entityId(r.pid, startTicks),
       name: r.comm,
-      exit_code: exitCodeOf(r.exitCode),
+      executable: node?.executable,
+      args: node?.args,
+      start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       end: isoFromNs(this.bootTimeNs + r.ktimeNs),
+      exit_code: exitCodeOf(r.exitCode),
+      parent: r.ppid ? { pid: r.ppid, entity_id: parent?.entityId } : undefined,
     };
-    if (r.startNs) process['start'] = isoFromNs(this.bootTimeNs + r.startNs);
-    if (node?.executable) process['executable'] = node.executable;
-    if (node?.args) process['args'] = [...node.args];
-    if (r.ppid) process['parent'] = { pid: r.ppid, ...(this.tree.get(r.ppid) ? { entity_id: this.tree.get(r.ppid)?.entityId } : {}) };
-    const lineage = node ? this.ancestry(node) : {};
+    event['hades'] = node ? this.lineage(node, undefined, 0) : { backend: this.backend };
     this.tree.exit(r.pid);
-    return {
-      ...this.common('exit', 'event', ['process'], ['end'], r.ktimeNs),
-      process,
-      hades: { backend: this.backend, ...lineage },
-    } as unknown as EventOf<'exit'>;
+    return event as unknown as EventOf<'exit'>;
   }
 }

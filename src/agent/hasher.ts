@@ -6,7 +6,16 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 
-export type HashStatus = 'ok' | 'too_large' | 'unreadable' | 'pending' | 'disabled';
+export type HashStatus = 'ok' | 'too_large' | 'unreadable' | 'replaced' | 'pending' | 'disabled';
+
+/** The executed file's identity as the kernel saw it at exec (EXEC v2), or undefined. */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeNs: number;
+  readonly ctimeNs: number;
+}
 
 export interface HashResult {
   readonly status: HashStatus;
@@ -29,6 +38,7 @@ export interface HasherStats {
   bytesRead: number;
   tooLarge: number;
   unreadable: number;
+  replaced: number;
   pending: number;
 }
 
@@ -40,25 +50,34 @@ export class ExecutableHasher {
   private budget: number;
   private budgetAt = Date.now();
   private closed = false;
-  readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, pending: 0 };
+  readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, replaced: 0, pending: 0 };
 
   constructor(private readonly options: HasherOptions) {
     this.budget = options.maxBytesPerSecond;
   }
 
-  /** The hash of the file at `path`; waits briefly when it has to be computed. */
-  async hash(path: string): Promise<HashResult> {
+  /**
+   * The hash of the file at `path`: at once when known, else after a short wait for the
+   * computation. With the identity the kernel saw at exec, no stat is needed and a file replaced
+   * since the exec is noticed (status `replaced`) instead of hashing the wrong content.
+   */
+  hash(path: string, identity?: FileIdentity): HashResult | Promise<HashResult> {
     if (!this.options.enabled) return { status: 'disabled' };
     let key: string;
     let size: number;
-    try {
-      const s = statSync(path, { bigint: false });
-      if (!s.isFile()) return { status: 'unreadable' };
-      key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
-      size = s.size;
-    } catch {
-      this.stats.unreadable++;
-      return { status: 'unreadable' };
+    if (identity && identity.ino !== 0) {
+      key = `${identity.dev}:${identity.ino}:${identity.size}:${identity.mtimeNs}:${identity.ctimeNs}`;
+      size = identity.size;
+    } else {
+      try {
+        const s = statSync(path, { bigint: false });
+        if (!s.isFile()) return { status: 'unreadable' };
+        key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+        size = s.size;
+      } catch {
+        this.stats.unreadable++;
+        return { status: 'unreadable' };
+      }
     }
     const cached = this.cache.get(key);
     if (cached) {
@@ -73,9 +92,13 @@ export class ExecutableHasher {
     }
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.compute(path, key).finally(() => this.inflight.delete(key));
+      work = this.compute(path, key, identity).finally(() => this.inflight.delete(key));
       this.inflight.set(key, work);
     }
+    return this.waitFor(work);
+  }
+
+  private async waitFor(work: Promise<HashResult>): Promise<HashResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<HashResult>((resolve) => {
       timer = setTimeout(() => resolve({ status: 'pending' }), this.options.waitMs ?? 250);
@@ -103,10 +126,18 @@ export class ExecutableHasher {
     return result;
   }
 
-  private async compute(path: string, key: string): Promise<HashResult> {
+  private async compute(path: string, key: string, identity: FileIdentity | undefined): Promise<HashResult> {
     let handle: FileHandle | undefined;
     try {
       handle = await open(path, 'r');
+      if (identity && identity.ino !== 0) {
+        // The path may name another file by now: hash only the one that was executed.
+        const now = await handle.stat();
+        if (now.ino !== identity.ino || now.size !== identity.size) {
+          this.stats.replaced++;
+          return { status: 'replaced' };
+        }
+      }
       const digest = createHash('sha256');
       const buffer = Buffer.allocUnsafe(CHUNK);
       for (;;) {

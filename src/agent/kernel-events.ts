@@ -15,13 +15,52 @@ import { Accounts } from './accounts.js';
 import { EventBuilder, isoFromNs } from './builder.js';
 import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverAck, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
 import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
+import type { SecurityRecord } from './driver/security-records.js';
+import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
 import { ExecutableHasher } from './hasher.js';
+import { SecurityEvents } from './security-events.js';
 import { ProcessTree } from './tree.js';
 
 /** Records waiting for the consumer before the driver is paused, and when it is resumed. */
 const QUEUE_HIGH = 16_384;
 const QUEUE_LOW = 4_096;
 const DROP_REPORT_MS = 10_000;
+const TICK_MS = 1000;
+
+/** The driver hooks each event action needs. exec, fork and exit keep the process tree current. */
+const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
+  exec: ['sched_process_exec'],
+  fork: ['sched_process_fork'],
+  exit: ['sched_process_exit'],
+  connect: ['connect'],
+  accept: ['accept'],
+  listen: ['listen'],
+  dns_query: ['dns'],
+  ptrace: ['ptrace'],
+  memfd_create: ['memfd_create'],
+  module_load: ['module_load'],
+  privilege_change: ['priv_change'],
+  file_create: ['file_create'],
+  file_rename: ['file_rename'],
+  file_delete: ['file_delete'],
+  file_chmod: ['file_chmod'],
+  tamper: ['kill', 'file_rename', 'file_delete', 'file_chmod'],
+};
+
+/** Every action the kernel event source can produce. */
+export const KERNEL_ACTIONS = Object.keys(HOOKS_OF_ACTION);
+
+export function hooksFor(actions: ReadonlySet<string> | undefined): string[] {
+  const hooks = new Set(['sched_process_exec', 'sched_process_fork', 'sched_process_exit']);
+  for (const action of actions ?? KERNEL_ACTIONS) for (const hook of HOOKS_OF_ACTION[action] ?? []) hooks.add(hook);
+  return [...hooks];
+}
+
+/** Folders of the running Hades that must not change under it (tamper protection). */
+export function ownPaths(): string[] {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  return [`${root}bin/`, `${root}dist/src/`, `${root}driver/build/`];
+}
 
 export const defaultDriverBinary = (): string =>
   process.env['HADES_DRIVER'] ?? fileURLToPath(new URL('../../../driver/build/hades-driver', import.meta.url));
@@ -44,7 +83,15 @@ export interface KernelEventStats {
   readonly kernel: DriverStats['hooks'];
   readonly loader: DriverStats['loader'];
   readonly decoder: DecodeCounters;
-  readonly agent: { readonly events: number; readonly queueHighWater: number; readonly driverRestarts: number; readonly tree: ProcessTree['stats']; readonly hasher: ExecutableHasher['stats'] };
+  readonly agent: {
+    readonly events: number;
+    readonly queueHighWater: number;
+    readonly driverRestarts: number;
+    readonly tree: ProcessTree['stats'];
+    readonly hasher: ExecutableHasher['stats'];
+    readonly dns: { readonly emitted: number; readonly aggregated: number; readonly malformed: Readonly<Record<string, number>> };
+    readonly cpu: { readonly average: number; readonly budget: number; readonly level: number };
+  };
 }
 
 function hostKey(): string {
@@ -85,7 +132,13 @@ export class KernelEvents {
   private readonly builder: EventBuilder;
   private readonly driver: DriverProcess;
   private readonly decoder = newDecodeCounters();
-  private readonly queue: DriverRecord[] = [];
+  private readonly queue: (DriverRecord | SecurityRecord)[] = [];
+  private readonly security: SecurityEvents;
+  private readonly dnsAggregator: RateAggregator<HadesEvent>;
+  private readonly governor: CpuGovernor;
+  private readonly allowedRoot: ReadonlySet<string>;
+  private readonly protectedPaths: readonly string[];
+  private tickTimer: NodeJS.Timeout | undefined;
   private queueHead = 0;
   private pumping = false;
   private waitingForDrain = false;
@@ -113,7 +166,18 @@ export class KernelEvents {
       agentVersion: options.agentVersion,
       ancestors: config.process_tree.ancestors,
     });
-    const args = ['--backend', config.driver.backend, '--argv-max', String(config.driver.argv_max), '--ringbuf-mb', String(config.driver.ringbuf_mb)];
+    this.protectedPaths = [...ownPaths(), ...config.protect.paths];
+    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths });
+    this.dnsAggregator = new RateAggregator<HadesEvent>(config.limits.aggregate_ms);
+    this.governor = new CpuGovernor(config.limits.cpu_percent);
+    this.allowedRoot = new Set(config.privilege.allowed_root_executables);
+    const args = [
+      '--backend', config.driver.backend,
+      '--argv-max', String(config.driver.argv_max),
+      '--ringbuf-mb', String(config.driver.ringbuf_mb),
+      // Hooks nobody asked for are not even attached: they would cost every syscall of the host.
+      '--hooks', hooksFor(options.actions).join(','),
+    ];
     this.driver = new DriverProcess(
       { binary: options.driverBinary ?? defaultDriverBinary(), args },
       {
@@ -150,6 +214,7 @@ export class KernelEvents {
       throw error;
     }
     this.dropTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
+    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     return hello;
   }
 
@@ -169,7 +234,29 @@ export class KernelEvents {
     const enc = new TextEncoder();
     const mode = new Uint8Array(4);
     new DataView(mode.buffer).setUint32(0, allow.length > 0 ? 1 : 0, true);
+    const u32 = (value: number) => {
+      const out = new Uint8Array(4);
+      new DataView(out.buffer).setUint32(0, value, true);
+      return out;
+    };
+    const { driver } = this.options.config;
+    const security = this.driver.hello?.backend === 'ebpf';
+    const list = (target: number, values: readonly Uint8Array[]): [number, number, Uint8Array][] => [
+      [FilterOp.clear, target, new Uint8Array(0)],
+      ...values.map((v): [number, number, Uint8Array] => [FilterOp.add, target, v]),
+    ];
+    // Own processes: signals to them are tampering (the driver excludes their own events itself).
+    const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid])];
+    const securitySteps: [number, number, Uint8Array][] = security
+      ? [
+          ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
+          ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
+          ...list(FilterTarget.protectedPid, ownPids.map(u32)),
+          [FilterOp.set, FilterTarget.connectDedupMs, u32(Math.min(3_600_000, driver.connect_dedup_ms * this.governor.factor))],
+        ]
+      : [];
     const steps: [op: number, target: number, value: Uint8Array][] = [
+      ...securitySteps,
       [FilterOp.clear, FilterTarget.exeDeny, new Uint8Array(0)],
       ...this.filters.denyExecutables.map((p): [number, number, Uint8Array] => [FilterOp.add, FilterTarget.exeDeny, enc.encode(p)]),
       [FilterOp.clear, FilterTarget.cgroupDeny, new Uint8Array(0)],
@@ -202,6 +289,8 @@ export class KernelEvents {
   async stop(): Promise<void> {
     clearInterval(this.dropTimer);
     this.dropTimer = undefined;
+    clearInterval(this.tickTimer);
+    this.tickTimer = undefined;
     if (this.driver.pid !== undefined) {
       const stats = new Promise<void>((resolve) => this.statsWaiters.push(resolve));
       this.driver.requestStats();
@@ -213,6 +302,7 @@ export class KernelEvents {
     this.hasher.close();
     this.driver.resume();
     await this.idle();
+    for (const closed of this.dnsAggregator.sweep(Date.now(), true)) this.deliverSummary(closed);
     this.reportDrops();
   }
 
@@ -223,7 +313,15 @@ export class KernelEvents {
       kernel: this.lastStats?.hooks ?? {},
       loader: this.lastStats?.loader,
       decoder: { ...this.decoder },
-      agent: { events: this.events, queueHighWater: this.queueHighWater, driverRestarts: this.driver.restarts, tree: { ...this.tree.stats }, hasher: { ...this.hasher.stats } },
+      agent: {
+        events: this.events,
+        queueHighWater: this.queueHighWater,
+        driverRestarts: this.driver.restarts,
+        tree: { ...this.tree.stats },
+        hasher: { ...this.hasher.stats },
+        dns: { emitted: this.dnsAggregator.emitted, aggregated: this.dnsAggregator.aggregated, malformed: Object.fromEntries(this.security.malformedDns) },
+        cpu: { average: this.governor.average, budget: this.options.config.limits.cpu_percent, level: this.governor.level },
+      },
     };
   }
 
@@ -276,17 +374,15 @@ export class KernelEvents {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      const wanted = this.options.actions;
       while (this.queueHead < this.queue.length && !this.waitingForDrain) {
-        const record = this.queue[this.queueHead++] as DriverRecord;
+        const record = this.queue[this.queueHead++] as DriverRecord | SecurityRecord;
         if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
           this.queue.splice(0, this.queueHead);
           this.queueHead = 0;
         }
         if (this.queue.length - this.queueHead < QUEUE_LOW) this.driver.resume();
-        // Records of unwanted kinds still keep the process tree current.
-        if (wanted && !wanted.has(record.type)) this.builder.track(record);
-        else this.deliver(await this.builder.build(record));
+        if (record.type === 'exec' || record.type === 'fork' || record.type === 'exit') await this.process(record);
+        else this.secure(record);
       }
     } finally {
       this.pumping = false;
@@ -300,16 +396,76 @@ export class KernelEvents {
     }
   }
 
+  private wants(action: string): boolean {
+    return this.options.actions === undefined || this.options.actions.has(action);
+  }
+
+  /** exec, fork, exit: records of unwanted kinds still keep the process tree current. */
+  private async process(record: DriverRecord): Promise<void> {
+    const escalation = record.type === 'exec' && this.wants('privilege_change');
+    if (!this.wants(record.type) && !escalation) {
+      this.builder.track(record);
+      return;
+    }
+    const before = record.type === 'exec' ? this.tree.credsOf(record.pid, record.startNs) : undefined;
+    const built = this.builder.build(record);
+    const event = built instanceof Promise ? await built : built;
+    if (this.wants(record.type)) this.deliver(event);
+    if (escalation && record.type === 'exec') {
+      const change = this.builder.escalation(record, before, event, this.allowedRoot);
+      if (change) this.deliver(change);
+    }
+  }
+
+  private secure(record: SecurityRecord): void {
+    if (record.type === 'privilege_change' && record.result >= 0) {
+      const [uid = 0, gid = 0, euid = 0, egid = 0] = record.newIds;
+      this.tree.setCreds(record.pid, record.startNs, { uid, gid, euid, egid });
+    }
+    const now = Date.now();
+    const closed: Aggregated<HadesEvent>[] = [];
+    for (const event of this.security.build(record)) {
+      if (!this.wants(event.event.action)) continue;
+      if (event.event.action === 'dns_query') {
+        const e = event as unknown as { dns?: { type?: string; question?: { name?: string; type?: string } } };
+        const key = `${record.pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}`;
+        if (!this.dnsAggregator.offer(key, event, now, closed)) continue;
+      }
+      this.deliver(event);
+    }
+    for (const c of closed) this.deliverSummary(c);
+  }
+
+  private deliverSummary(closed: Aggregated<HadesEvent>): void {
+    this.deliver(this.builder.summary(closed.last, closed.count, Date.now()));
+  }
+
+  /** Once a second: the CPU budget, and aggregation windows that ended. */
+  private tick(): void {
+    if (this.governor.tick()) {
+      const { config } = this.options;
+      this.dnsAggregator.windowMs = config.limits.aggregate_ms * this.governor.factor;
+      this.options.onLog?.({ level: 'warn', code: 'cpu_budget', msg: `CPU ${this.governor.average.toFixed(1)}% against a budget of ${config.limits.cpu_percent}%: aggregation level ${this.governor.level}` });
+      const ms = new Uint8Array(4);
+      new DataView(ms.buffer).setUint32(0, Math.min(3_600_000, config.driver.connect_dedup_ms * this.governor.factor), true);
+      void this.driver.command(FrameType.filter, (id) => encodeFilter(id, FilterOp.set, FilterTarget.connectDedupMs, ms));
+    }
+    for (const closed of this.dnsAggregator.sweep(Date.now())) this.deliverSummary(closed);
+  }
+
   /** Emits one agent_drop event per place and reason whose count grew since the last report. */
   private reportDrops(): void {
     const now = new Date();
     const counts: [component: 'kernel' | 'agent', hook: string, reason: string, total: number][] = [];
     for (const [hook, c] of Object.entries(this.lastStats?.hooks ?? {})) {
-      for (const reason of ['dropped_ringbuf_full']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+      for (const reason of ['dropped_ringbuf_full', 'dropped_state_full']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+      // Deduplicated in the kernel: counted, and carried by a later event's event.count.
+      counts.push(['kernel', hook, 'aggregated', c['suppressed'] ?? 0]);
     }
     const loader = this.lastStats?.loader ?? {};
     for (const [key, value] of Object.entries(loader)) if (key.startsWith('lost')) counts.push(['kernel', 'cn_proc', key, value]);
     for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) counts.push(['agent', 'decoder', reason, this.decoder[reason]]);
+    counts.push(['agent', 'dns_query', 'aggregated', this.dnsAggregator.aggregated]);
     for (const [component, hook, reason, total] of counts) {
       const key = `${component}/${hook}/${reason}`;
       const delta = total - (this.reportedDrops.get(key) ?? 0);

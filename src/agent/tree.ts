@@ -22,6 +22,15 @@ export interface ProcessNode {
   executable: string | undefined;
   args: readonly string[] | undefined;
   exited: boolean;
+  /** Credentials as last seen (exec, privilege change, /proc), to notice a process becoming root. */
+  creds: Creds | undefined;
+}
+
+export interface Creds {
+  readonly uid: number;
+  readonly gid: number;
+  readonly euid: number;
+  readonly egid: number;
 }
 
 export interface ProcessTreeStats {
@@ -81,11 +90,12 @@ export class ProcessTree {
       executable: parent?.executable,
       args: parent?.args,
       exited: false,
+      creds: parent?.creds,
     });
   }
 
   /** exec keeps the process (pid and start time) and replaces its program. */
-  exec(pid: number, ppid: number, startNs: number, name: string, executable: string, args: readonly string[]): ProcessNode {
+  exec(pid: number, ppid: number, startNs: number, name: string, executable: string, args: readonly string[], creds?: Creds): ProcessNode {
     const startTicks = ProcessTree.ticksFromNs(startNs);
     const existing = this.nodes.get(pid);
     if (existing && existing.startTicks === startTicks && !existing.exited) {
@@ -93,10 +103,23 @@ export class ProcessTree {
       existing.name = name;
       existing.executable = executable;
       existing.args = args;
+      if (creds) existing.creds = creds;
       this.touch(pid, existing);
       return existing;
     }
-    return this.put({ pid, ppid, startTicks, entityId: this.entityId(pid, startTicks), name, executable, args, exited: false });
+    return this.put({ pid, ppid, startTicks, entityId: this.entityId(pid, startTicks), name, executable, args, exited: false, creds });
+  }
+
+  /** The credentials a live process had before the event now being handled. */
+  credsOf(pid: number, startNs: number): Creds | undefined {
+    const node = this.nodes.get(pid);
+    return node && !node.exited && node.startTicks === ProcessTree.ticksFromNs(startNs) ? node.creds : undefined;
+  }
+
+  /** A privilege change seen by the kernel: the process now has these credentials. */
+  setCreds(pid: number, startNs: number, creds: Creds): void {
+    const node = this.nodes.get(pid);
+    if (node && node.startTicks === ProcessTree.ticksFromNs(startNs)) node.creds = creds;
   }
 
   exit(pid: number): ProcessNode | undefined {
@@ -112,12 +135,11 @@ export class ProcessTree {
   /** Ancestors of a process, parent first, at most `max`; stops at pid 0 and on loops. */
   ancestors(pid: number, max: number): ProcessNode[] {
     const out: ProcessNode[] = [];
-    const seen = new Set<number>([pid]);
     let current = this.nodes.get(pid)?.ppid;
-    while (current !== undefined && current > 0 && out.length < max && !seen.has(current)) {
-      seen.add(current);
+    while (current !== undefined && current > 0 && out.length < max && current !== pid) {
       const node = this.nodes.get(current);
-      if (!node) break;
+      // A loop (corrupt links) would revisit a node already listed: stop there.
+      if (!node || out.includes(node)) break;
       out.push(node);
       current = node.ppid;
     }
@@ -183,7 +205,21 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   } catch {
     // gone
   }
-  return { pid, ppid: parsed.ppid, startTicks: parsed.startTicks, entityId: tree.entityId(pid, parsed.startTicks), name: parsed.comm, executable, args, exited: false };
+  let creds: Creds | undefined;
+  try {
+    creds = parseStatusCreds(readFileSync(path.join(dir, 'status'), 'latin1'));
+  } catch {
+    // gone
+  }
+  return { pid, ppid: parsed.ppid, startTicks: parsed.startTicks, entityId: tree.entityId(pid, parsed.startTicks), name: parsed.comm, executable, args, exited: false, creds };
+}
+
+/** Real and effective ids from the Uid: and Gid: lines of /proc/PID/status. */
+export function parseStatusCreds(text: string): Creds | undefined {
+  const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
+  const gid = /^Gid:\s+(\d+)\s+(\d+)/m.exec(text);
+  if (!uid || !gid) return undefined;
+  return { uid: Number(uid[1]), euid: Number(uid[2]), gid: Number(gid[1]), egid: Number(gid[2]) };
 }
 
 export interface ProcStat {

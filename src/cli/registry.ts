@@ -56,7 +56,7 @@ export const commands: readonly CommandSpec[] = [
     define: (c) =>
       c
         .option('--backend <backend>', 'event source: auto, ebpf or cnproc')
-        .option('--action <actions>', `comma-separated actions to print: ${KERNEL_ACTIONS.join(', ')} (default: all)`)
+        .option('--action <actions>', `comma-separated actions to print (default: all): ${KERNEL_ACTIONS.join(', ')}`)
         .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
         .option('--stats', 'print the counters (seen, sent, dropped by hook and reason) to stderr at the end')
         .option('--config <file>', 'agent configuration file (driver, process tree and hashing settings)'),

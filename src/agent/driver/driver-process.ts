@@ -54,7 +54,7 @@ export interface DriverAck {
 }
 
 export const FilterOp = { add: 1, del: 2, clear: 3, set: 4 } as const;
-export const FilterTarget = { pidDeny: 1, exeDeny: 2, cgroupDeny: 3, cgroupAllow: 4, cgroupMode: 5 } as const;
+export const FilterTarget = { pidDeny: 1, exeDeny: 2, cgroupDeny: 3, cgroupAllow: 4, cgroupMode: 5, filePrefix: 6, protectedPid: 7, unixPath: 8, connectDedupMs: 9 } as const;
 
 /** FILTER payload: request id, op, target, value (driver/PROTOCOL.md). */
 export function encodeFilter(requestId: number, op: number, target: number, value: Uint8Array): Uint8Array {
@@ -95,7 +95,7 @@ export interface DriverHandlers {
   onStats?(stats: DriverStats): void;
   onLog?(entry: Readonly<Record<string, unknown>>): void;
   onGap?(gap: DriverGap): void;
-  /** A frame that could not be decoded; the driver is restarted. */
+  /** A frame that could not be decoded; the driver is killed and restarted. */
   onProtocolError?(error: HadesError): void;
   /** The driver cannot be kept running (repeated start failures); the agent decides what next. */
   onFatal?(error: HadesError): void;
@@ -297,7 +297,6 @@ export class DriverProcess {
       return;
     }
     this.hello = hello;
-    this.failedStarts = 0;
     this.handlers.onHello?.(hello);
     if (this.gapStart) {
       this.handlers.onGap?.({ reason: this.gapReason, start: this.gapStart, end: new Date(), restarts: this.restarts });
@@ -330,8 +329,13 @@ export class DriverProcess {
       this.gapStart = new Date();
       this.gapReason = reason;
     }
-    if (Date.now() - this.startedAt > HEALTHY_MS) this.backoffMs = BACKOFF_MIN_MS;
-    if (!this.hello || Date.now() - this.startedAt < 1000) this.failedStarts++;
+    // A driver that ran for a while before dying starts a fresh count; one that dies young adds
+    // to the count of consecutive failures.
+    if (Date.now() - this.startedAt > HEALTHY_MS) {
+      this.backoffMs = BACKOFF_MIN_MS;
+      this.failedStarts = 0;
+    }
+    this.failedStarts++;
     if (this.failedStarts >= (this.options.maxFailedStarts ?? 5)) {
       this.fatal(new HadesError('HADES_ERR_DRIVER_FAILED', `driver failed ${this.failedStarts} times in a row (${reason}${detail ? `: ${detail}` : ''})`));
       return;
@@ -346,7 +350,13 @@ export class DriverProcess {
 
   private fatal(error: HadesError): void {
     this.stopping = true;
-    this.handlers.onFatal?.(error);
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const first = this.firstHello;
+    this.firstHello = undefined;
+    // Before the first HELLO the caller of start() hears of it; afterwards the handler does.
+    if (first) first.reject(error);
+    else this.handlers.onFatal?.(error);
   }
 }
 

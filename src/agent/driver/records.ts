@@ -3,10 +3,15 @@
  * in, plain objects out. Every malformed, truncated or unknown record is counted and skipped,
  * never thrown, because one bad record must not cost the ones after it.
  */
+import { isUtf8 } from 'node:buffer';
+import { securityDecoders, type SecurityRecord } from './security-records.js';
 
 export const RECORD_VERSION = 1;
+/** EXEC records are version 2 (executable identity appended); version 1 is still decoded. */
+export const EXEC_VERSION = 2;
 export const RECORD_HEADER_SIZE = 32;
-export const EXEC_FIXED_SIZE = 336;
+export const EXEC_FIXED_SIZE = 384;
+export const EXEC_V1_FIXED_SIZE = 336;
 export const FORK_SIZE = 88;
 export const EXIT_SIZE = 64;
 const FD_INFO_SIZE = 56;
@@ -50,6 +55,8 @@ export const MissingField = {
   caps: 1 << 14,
 } as const;
 export type MissingFieldName = keyof typeof MissingField;
+/** header.missing bit of EXEC v2: the exe identity (exeIno..exeCtimeNs) could not be read and is 0. */
+export const MISSING_EXE_ID = 1 << 21;
 
 export const FdKind = ['none', 'char', 'pipe', 'socket', 'file', 'dir', 'block', 'other', 'unknown'] as const;
 export type FdKindName = (typeof FdKind)[number];
@@ -111,6 +118,22 @@ export interface ExecRecord extends RecordHeader {
   readonly argv: readonly string[];
   /** Size of the whole argument area in the process, before truncation. */
   readonly argvBytes: number;
+  /**
+   * Identity of the executed file, read in the kernel from the new image (cn_proc: stat of
+   * /proc/PID/exe), for keying the hash cache without a racy stat() of the path. All 0 in
+   * version 1 records and when header.missing has MISSING_EXE_ID.
+   */
+  readonly exeIno: number;
+  /** Device of the file's filesystem, major << 20 | minor. */
+  readonly exeDev: number;
+  readonly exeSize: number;
+  /**
+   * Nanoseconds since the epoch as a double: exact to 256 ns at today's dates, finer than the
+   * filesystem's own timestamp granularity (a clock tick).
+   */
+  readonly exeMtimeNs: number;
+  /** Same for the inode change time, which unlike mtime cannot be set back from user space. */
+  readonly exeCtimeNs: number;
 }
 
 export interface ForkRecord extends RecordHeader {
@@ -150,28 +173,33 @@ export function newDecodeCounters(): DecodeCounters {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const latin1 = new TextDecoder('latin1');
+
+/** A Buffer view of the same bytes (no copy): Buffer's slicing decoders are the fast ones. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 /**
  * Decodes bytes as UTF-8; bytes that are not valid UTF-8 become `\xHH` so that nothing the
  * process passed is lost or silently replaced.
  */
 export function decodeText(bytes: Uint8Array): string {
-  if (bytes.length === 0) return '';
+  return decodeRange(asBuffer(bytes), 0, bytes.length);
+}
+
+function decodeRange(buf: Buffer, start: number, end: number): string {
+  if (end <= start) return '';
   // Fast path: pure ASCII, by far the most common case.
   let ascii = true;
-  for (let i = 0; i < bytes.length; i++) {
-    if ((bytes[i] ?? 0) >= 0x80) {
+  for (let i = start; i < end; i++) {
+    if ((buf[i] ?? 0) >= 0x80) {
       ascii = false;
       break;
     }
   }
-  if (ascii) return latin1.decode(bytes);
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return escapeInvalidUtf8(bytes);
-  }
+  if (ascii) return buf.toString('latin1', start, end);
+  const slice = buf.subarray(start, end);
+  return isUtf8(slice) ? buf.toString('utf8', start, end) : escapeInvalidUtf8(slice);
 }
 
 function escapeInvalidUtf8(bytes: Uint8Array): string {
@@ -197,29 +225,42 @@ function escapeInvalidUtf8(bytes: Uint8Array): string {
 
 /** Splits the raw NUL-separated argument area into arguments. */
 export function splitArgv(bytes: Uint8Array): string[] {
+  return splitRange(asBuffer(bytes), 0, bytes.length);
+}
+
+function splitRange(buf: Buffer, from: number, to: number): string[] {
   const args: string[] = [];
-  let start = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] === 0) {
-      args.push(decodeText(bytes.subarray(start, i)));
+  let start = from;
+  for (let i = from; i < to; i++) {
+    if (buf[i] === 0) {
+      args.push(decodeRange(buf, start, i));
       start = i + 1;
     }
   }
   // A truncated area ends without a NUL: keep the partial last argument.
-  if (start < bytes.length) args.push(decodeText(bytes.subarray(start)));
+  if (start < to) args.push(decodeRange(buf, start, to));
   return args;
 }
 
-function cString(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0);
-  return decodeText(end < 0 ? bytes : bytes.subarray(0, end));
+function cString(buf: Buffer, start: number, end: number): string {
+  let stop = start;
+  while (stop < end && buf[stop] !== 0) stop++;
+  return decodeRange(buf, start, stop);
 }
 
 const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
 
+/** A (seconds s64, nanoseconds u32) pair as nanoseconds. */
+const timeNs = (view: DataView, secAt: number, nsecAt: number): number =>
+  (view.getUint32(secAt, true) + view.getInt32(secAt + 4, true) * 0x1_0000_0000) * 1e9 + view.getUint32(nsecAt, true);
+
+const NO_ADDRESS = new Uint8Array(0);
+
 function decodeFd(bytes: Uint8Array, view: DataView, offset: number): FdInfo {
+  const kind = FdKind[view.getUint8(offset)] ?? 'unknown';
+  const socket = kind === 'socket';
   return {
-    kind: FdKind[view.getUint8(offset)] ?? 'unknown',
+    kind,
     family: view.getUint8(offset + 1),
     sockType: view.getUint16(offset + 2, true),
     protocol: view.getUint16(offset + 4, true),
@@ -227,37 +268,40 @@ function decodeFd(bytes: Uint8Array, view: DataView, offset: number): FdInfo {
     localPort: view.getUint16(offset + 16, true),
     remotePort: view.getUint16(offset + 18, true),
     rdev: view.getUint32(offset + 20, true),
-    localAddr: bytes.slice(offset + 24, offset + 40),
-    remoteAddr: bytes.slice(offset + 40, offset + 56),
+    // Only sockets have addresses; they are copied so that the frame buffer can be released.
+    localAddr: socket ? bytes.slice(offset + 24, offset + 40) : NO_ADDRESS,
+    remoteAddr: socket ? bytes.slice(offset + 40, offset + 56) : NO_ADDRESS,
   };
 }
 
-function header(view: DataView, offset: number): RecordHeader {
-  return {
-    kind: view.getUint16(offset, true),
-    size: view.getUint32(offset + 4, true),
-    ktimeNs: u64(view, offset + 8),
-    pid: view.getUint32(offset + 16, true),
-    tid: view.getUint32(offset + 20, true),
-    flags: view.getUint32(offset + 24, true),
-    missing: view.getUint32(offset + 28, true),
-  };
-}
+// The decoders build each record as one object literal of fixed shape (no spread), so that V8
+// keeps them monomorphic and optimized: they run for every event of a storm.
 
-function decodeExec(bytes: Uint8Array, view: DataView, o: number, h: RecordHeader): ExecRecord | undefined {
-  if (h.size < EXEC_FIXED_SIZE) return undefined;
-  const lengths = [view.getUint16(o + 312, true), view.getUint16(o + 314, true), view.getUint16(o + 316, true), view.getUint16(o + 318, true), view.getUint16(o + 320, true), view.getUint32(o + 324, true)];
-  const tailBytes = lengths.reduce((a, b) => a + b, 0);
-  if (EXEC_FIXED_SIZE + tailBytes > h.size) return undefined;
-  let cursor = o + EXEC_FIXED_SIZE;
-  const take = (n: number): Uint8Array => {
-    const s = bytes.subarray(cursor, cursor + n);
-    cursor += n;
-    return s;
-  };
-  const [filenameLen = 0, exeLen = 0, cwdLen = 0, ttyLen = 0, cgroupLen = 0, argvLen = 0] = lengths;
+/** `fixed` is the version's fixed size: v1 ends before the identity fields, so its tail starts earlier. */
+function decodeExec(bytes: Buffer, view: DataView, o: number, size: number, fixed: number): ExecRecord | undefined {
+  if (size < fixed) return undefined;
+  const filenameLen = view.getUint16(o + 312, true);
+  const exeLen = view.getUint16(o + 314, true);
+  const cwdLen = view.getUint16(o + 316, true);
+  const ttyLen = view.getUint16(o + 318, true);
+  const cgroupLen = view.getUint16(o + 320, true);
+  const argvLen = view.getUint32(o + 324, true);
+  if (fixed + filenameLen + exeLen + cwdLen + ttyLen + cgroupLen + argvLen > size) return undefined;
+  const v2 = fixed === EXEC_FIXED_SIZE;
+  const filenameAt = o + fixed;
+  const exeAt = filenameAt + filenameLen;
+  const cwdAt = exeAt + exeLen;
+  const ttyAt = cwdAt + cwdLen;
+  const cgroupAt = ttyAt + ttyLen;
+  const argvAt = cgroupAt + cgroupLen;
   return {
-    ...h,
+    kind: view.getUint16(o, true),
+    size,
+    ktimeNs: u64(view, o + 8),
+    pid: view.getUint32(o + 16, true),
+    tid: view.getUint32(o + 20, true),
+    flags: view.getUint32(o + 24, true),
+    missing: view.getUint32(o + 28, true),
     type: 'exec',
     startNs: u64(view, o + 32),
     parentStartNs: u64(view, o + 40),
@@ -279,22 +323,33 @@ function decodeExec(bytes: Uint8Array, view: DataView, o: number, h: RecordHeade
     pidNs: view.getUint32(o + 116, true),
     mntNs: view.getUint32(o + 120, true),
     ttyDev: view.getUint32(o + 124, true),
-    comm: cString(bytes.subarray(o + 128, o + 144)),
+    comm: cString(bytes, o + 128, o + 144),
     fds: [decodeFd(bytes, view, o + 144), decodeFd(bytes, view, o + 144 + FD_INFO_SIZE), decodeFd(bytes, view, o + 144 + 2 * FD_INFO_SIZE)],
-    filename: decodeText(take(filenameLen)),
-    exePath: decodeText(take(exeLen)),
-    cwd: decodeText(take(cwdLen)),
-    tty: decodeText(take(ttyLen)),
-    cgroupPath: decodeText(take(cgroupLen)),
-    argv: splitArgv(take(argvLen)),
+    filename: decodeRange(bytes, filenameAt, exeAt),
+    exePath: decodeRange(bytes, exeAt, cwdAt),
+    cwd: decodeRange(bytes, cwdAt, ttyAt),
+    tty: decodeRange(bytes, ttyAt, cgroupAt),
+    cgroupPath: decodeRange(bytes, cgroupAt, argvAt),
+    argv: splitRange(bytes, argvAt, argvAt + argvLen),
     argvBytes: view.getUint32(o + 328, true),
+    exeIno: v2 ? u64(view, o + 336) : 0,
+    exeDev: v2 ? view.getUint32(o + 376, true) : 0,
+    exeSize: v2 ? u64(view, o + 344) : 0,
+    exeMtimeNs: v2 ? timeNs(view, o + 352, o + 368) : 0,
+    exeCtimeNs: v2 ? timeNs(view, o + 360, o + 372) : 0,
   };
 }
 
-function decodeFork(bytes: Uint8Array, view: DataView, o: number, h: RecordHeader): ForkRecord | undefined {
-  if (h.size < FORK_SIZE) return undefined;
+function decodeFork(bytes: Buffer, view: DataView, o: number, size: number): ForkRecord | undefined {
+  if (size < FORK_SIZE) return undefined;
   return {
-    ...h,
+    kind: view.getUint16(o, true),
+    size,
+    ktimeNs: u64(view, o + 8),
+    pid: view.getUint32(o + 16, true),
+    tid: view.getUint32(o + 20, true),
+    flags: view.getUint32(o + 24, true),
+    missing: view.getUint32(o + 28, true),
     type: 'fork',
     childStartNs: u64(view, o + 32),
     parentStartNs: u64(view, o + 40),
@@ -303,19 +358,25 @@ function decodeFork(bytes: Uint8Array, view: DataView, o: number, h: RecordHeade
     ppid: view.getUint32(o + 60, true),
     uid: view.getUint32(o + 64, true),
     gid: view.getUint32(o + 68, true),
-    comm: cString(bytes.subarray(o + 72, o + 88)),
+    comm: cString(bytes, o + 72, o + 88),
   };
 }
 
-function decodeExit(bytes: Uint8Array, view: DataView, o: number, h: RecordHeader): ExitRecord | undefined {
-  if (h.size < EXIT_SIZE) return undefined;
+function decodeExit(bytes: Buffer, view: DataView, o: number, size: number): ExitRecord | undefined {
+  if (size < EXIT_SIZE) return undefined;
   return {
-    ...h,
+    kind: view.getUint16(o, true),
+    size,
+    ktimeNs: u64(view, o + 8),
+    pid: view.getUint32(o + 16, true),
+    tid: view.getUint32(o + 20, true),
+    flags: view.getUint32(o + 24, true),
+    missing: view.getUint32(o + 28, true),
     type: 'exit',
     startNs: u64(view, o + 32),
     exitCode: view.getUint32(o + 40, true),
     ppid: view.getUint32(o + 44, true),
-    comm: cString(bytes.subarray(o + 48, o + 64)),
+    comm: cString(bytes, o + 48, o + 64),
   };
 }
 
@@ -323,7 +384,8 @@ function decodeExit(bytes: Uint8Array, view: DataView, o: number, h: RecordHeade
  * Decodes the records of one RECORDS frame. A record whose size field is impossible ends the
  * frame (nothing after it can be located); others that cannot be decoded are skipped.
  */
-export function decodeRecords(payload: Uint8Array, counters: DecodeCounters, out: DriverRecord[] = []): DriverRecord[] {
+export function decodeRecords(bytes: Uint8Array, counters: DecodeCounters, out: (DriverRecord | SecurityRecord)[] = []): (DriverRecord | SecurityRecord)[] {
+  const payload = asBuffer(bytes);
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   let offset = 0;
   while (offset < payload.length) {
@@ -331,27 +393,36 @@ export function decodeRecords(payload: Uint8Array, counters: DecodeCounters, out
       counters.truncated++;
       break;
     }
-    const h = header(view, offset);
-    if (h.size < RECORD_HEADER_SIZE || h.size % 8 !== 0) {
+    const kind = view.getUint16(offset, true);
+    const size = view.getUint32(offset + 4, true);
+    if (size < RECORD_HEADER_SIZE || size % 8 !== 0) {
       counters.badSize++;
       break;
     }
-    if (offset + h.size > payload.length) {
+    if (offset + size > payload.length) {
       counters.truncated++;
       break;
     }
     const version = view.getUint16(offset + 2, true);
-    let record: DriverRecord | undefined;
-    if (version !== RECORD_VERSION) {
+    let record: DriverRecord | SecurityRecord | undefined;
+    const security = securityDecoders.get(kind);
+    if (kind === RecordKind.exec) {
+      if (version === EXEC_VERSION || version === RECORD_VERSION) {
+        record = decodeExec(payload, view, offset, size, version === EXEC_VERSION ? EXEC_FIXED_SIZE : EXEC_V1_FIXED_SIZE);
+        if (!record) counters.badSize++;
+      } else {
+        counters.badVersion++;
+      }
+    } else if (version !== RECORD_VERSION) {
       counters.badVersion++;
-    } else if (h.kind === RecordKind.exec) {
-      record = decodeExec(payload, view, offset, h);
+    } else if (kind === RecordKind.fork) {
+      record = decodeFork(payload, view, offset, size);
       if (!record) counters.badSize++;
-    } else if (h.kind === RecordKind.fork) {
-      record = decodeFork(payload, view, offset, h);
+    } else if (kind === RecordKind.exit) {
+      record = decodeExit(payload, view, offset, size);
       if (!record) counters.badSize++;
-    } else if (h.kind === RecordKind.exit) {
-      record = decodeExit(payload, view, offset, h);
+    } else if (security) {
+      record = security(payload, view, offset, size, decodeRange);
       if (!record) counters.badSize++;
     } else {
       counters.unknownKind++;
@@ -360,7 +431,7 @@ export function decodeRecords(payload: Uint8Array, counters: DecodeCounters, out
       counters.records++;
       out.push(record);
     }
-    offset += h.size;
+    offset += size;
   }
   return out;
 }

@@ -1,12 +1,12 @@
 import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
 import { eventActions } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
-import { KernelEvents } from '../../agent/kernel-events.js';
+import { KERNEL_ACTIONS, KernelEvents } from '../../agent/kernel-events.js';
+import { NdjsonWriter } from '../../agent/ndjson-writer.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { readConfigFile } from './config.js';
 
-/** Actions the kernel driver produces today. */
-export const KERNEL_ACTIONS = ['exec', 'fork', 'exit'] as const;
+export { KERNEL_ACTIONS };
 
 async function agentConfig(options: Readonly<Record<string, unknown>>): Promise<AgentConfig> {
   const file = typeof options['config'] === 'string' ? options['config'] : undefined;
@@ -25,7 +25,7 @@ function parseActions(value: unknown): Set<string> | undefined {
   if (typeof value !== 'string') return undefined;
   const actions = value.split(',').map((a) => a.trim()).filter(Boolean);
   for (const action of actions) {
-    if (!(KERNEL_ACTIONS as readonly string[]).includes(action)) {
+    if (!KERNEL_ACTIONS.includes(action)) {
       const known = (eventActions as readonly string[]).includes(action);
       throw new HadesError(
         'HADES_ERR_CLI_INVALID_ARGUMENT',
@@ -52,37 +52,14 @@ export async function events(context: CliContext, _args: readonly string[], opti
   if (process.getuid?.() !== 0) {
     throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades events reads kernel events and must run as root');
   }
-  let pending = '';
-  let pendingCount = 0;
-  let flushScheduled = false;
   let fatal: HadesError | undefined;
   const stopped = new AbortController();
-  const flush = () => {
-    flushScheduled = false;
-    if (pending === '') return;
-    const ok = context.stdout.write(pending);
-    pending = '';
-    pendingCount = 0;
-    if (!ok) context.stdout.once('drain', () => source.drain());
-  };
+  const writer = new NdjsonWriter(context.stdout, () => source.drain());
   const source: KernelEvents = new KernelEvents({
     config,
     agentVersion: version,
     ...(actions ? { actions } : {}),
-    // Lines are batched into one write per turn of the event loop.
-    emit: (event) => {
-      pending += `${JSON.stringify(event)}\n`;
-      pendingCount++;
-      if (pendingCount >= 512) {
-        flush();
-        return context.stdout.writableNeedDrain !== true;
-      }
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flush);
-      }
-      return true;
-    },
+    emit: (event) => writer.write(event),
     onFatal: (error) => {
       fatal = error;
       stopped.abort();
@@ -105,7 +82,7 @@ export async function events(context: CliContext, _args: readonly string[], opti
   });
   clearTimeout(timer);
   await source.stop();
-  flush();
+  writer.close();
   if (options['stats']) context.stderr.write(`${JSON.stringify({ stats: source.stats() })}\n`);
   if (fatal) throw fatal;
   return exitStatus.ok;

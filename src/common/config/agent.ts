@@ -40,8 +40,76 @@ export const AgentConfigSchema = Type.Object(
           maxItems: 1024,
           description: 'When not empty, only processes in these cgroup v2 folders are reported.',
         }),
+        file_watch: Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^/' }), {
+          default: [
+            '/etc/',
+            '/root/.ssh/',
+            '/home/*/.ssh/',
+            '/var/spool/cron/',
+            '/etc/cron',
+            '/etc/systemd/system/',
+            '/usr/lib/systemd/system/',
+            '/etc/ld.so.preload',
+            '/usr/bin/',
+            '/usr/sbin/',
+            '/bin/',
+            '/sbin/',
+            '/tmp/',
+            '/dev/shm/',
+          ],
+          maxItems: 256,
+          description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
+        }),
+        unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/' }), {
+          default: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/run/podman/podman.sock', '/var/run/crio/crio.sock'],
+          maxItems: 64,
+          description: 'Unix socket path prefixes whose connects are reported (container runtimes by default).',
+        }),
+        connect_dedup_ms: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 1000,
+          description: 'A connect or accept repeating the same process, destination and result within this window is counted, not sent; the next event carries the count (event.count). 0 sends every one.',
+        }),
       },
       { additionalProperties: false, default: {}, description: 'The kernel event driver.' },
+    ),
+    privilege: Type.Object(
+      {
+        allowed_root_executables: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+          default: ['/usr/bin/sudo', '/usr/bin/su', '/bin/su', '/usr/bin/pkexec', '/usr/bin/doas', '/usr/bin/newgrp', '/usr/bin/sg'],
+          maxItems: 256,
+          description: 'Programs that may turn a non-root process into root at exec; any other exec that does so without a setuid executable is reported as privilege_change.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Privilege escalation checks.' },
+    ),
+    protect: Type.Object(
+      {
+        paths: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+          default: [],
+          maxItems: 64,
+          description: 'Folders whose files, when changed or removed, are reported as tamper events, besides the folder Hades runs from (always protected).',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Tamper protection of Hades itself.' },
+    ),
+    limits: Type.Object(
+      {
+        cpu_percent: Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 100,
+          default: 10,
+          description: 'CPU budget of the agent, percent of one core averaged over 10 s. Above it, high-rate kinds (connect, dns_query) are aggregated over longer windows; exec never is.',
+        }),
+        aggregate_ms: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 1000,
+          description: 'dns_query events repeating the same process, name and type within this window are counted into one event (event.count); 0 sends every one.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Resource limits.' },
     ),
     process_tree: Type.Object(
       {

@@ -157,7 +157,7 @@ export const HadesProcess = Obj(
     fileless: Opt(Type.Boolean({ description: 'True when the executable lives in memory (memfd) or was deleted.' })),
     login_uid: Opt(Count('Audit login uid (the user who logged in, kept across su and sudo).')),
     credentials: Opt(Credentials('All credentials, including file-system ids.')),
-    hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'pending', 'disabled'], 'Why process.hash is absent (pending: still being computed when the event left; later events of the same file carry it), or ok.')),
+    hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'replaced', 'pending', 'disabled'], 'Why process.hash is absent (pending: still being computed when the event left, later events of the same file carry it; replaced: the file at the path is no longer the one executed), or ok.')),
   },
   'Hades-specific process details.',
 );

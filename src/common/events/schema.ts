@@ -83,6 +83,39 @@ const exampleHades = {
 
 const Creds = Credentials('Credentials.');
 
+const Errno = Opt(Str('errno name when the call failed, e.g. EPERM.', 16));
+
+/** Socket details of connect, accept and listen. */
+const SocketDetail = Opt(
+  Obj({
+    socket: Obj(
+      {
+        fd: Opt(Count('Socket file descriptor.')),
+        errno: Errno,
+        state: Opt(Words(['pending', 'established', 'failed'], 'For non-blocking TCP connects: pending when the call returned, then established or failed in a second event.')),
+        backlog: Opt(Count('listen backlog.')),
+      },
+      'The socket call.',
+    ),
+  }),
+);
+
+/** What the file events add under hades.file. */
+const FileDetail = Obj(
+  {
+    syscall: Opt(Str('The call, e.g. openat, renameat2, unlinkat, fchmodat.', 32)),
+    errno: Errno,
+    watch: Opt(Str('The watched prefix that matched.')),
+    created: Opt(Type.Boolean({ description: 'file_create: true when the call created the file; false when an existing file was opened with O_CREAT.' })),
+    executable: Opt(Type.Boolean({ description: 'file_create: true when the file has an execute bit.' })),
+    old_path: Opt(Str('file_rename: the path before the rename.')),
+    old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
+    made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
+    setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
+  },
+  'File details.',
+);
+
 /** Every event kind Hades produces. `event.action` values are short and stable. */
 export const eventKinds = {
   exec: kind({
@@ -130,8 +163,9 @@ export const eventKinds = {
     process: 'required',
     fields: Obj({
       source: Opt(Endpoint('Local end.')),
-      destination: Endpoint('Remote end.'),
+      destination: Endpoint('Remote end (an IP and port, or the path of a unix socket).'),
       network: Network,
+      hades: SocketDetail,
     }),
     example: { process: exampleProcess, source: { ip: '10.0.0.5', port: 51234 }, destination: { ip: '203.0.113.7', port: 80 }, network: { transport: 'tcp', type: 'ipv4', direction: 'egress' }, event: { outcome: 'success' } },
   }),
@@ -142,7 +176,7 @@ export const eventKinds = {
     type: ['connection', 'start'],
     summary: 'A process accepted an incoming connection.',
     process: 'required',
-    fields: Obj({ source: Endpoint('Remote end (the client).'), destination: Endpoint('Local end (the listener).'), network: Network }),
+    fields: Obj({ source: Endpoint('Remote end (the client).'), destination: Endpoint('Local end (the listener).'), network: Network, hades: SocketDetail }),
     example: { process: { pid: 790, entity_id: 'web-01:790:1764300000000', name: 'sshd', executable: '/usr/sbin/sshd' }, source: { ip: '198.51.100.9', port: 50022 }, destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' } },
   }),
   listen: kind({
@@ -152,7 +186,7 @@ export const eventKinds = {
     type: ['start'],
     summary: 'A process started listening on an address and port.',
     process: 'required',
-    fields: Obj({ source: Endpoint('The bound address and port.'), network: Network }),
+    fields: Obj({ source: Endpoint('The bound address and port.'), network: Network, hades: SocketDetail }),
     example: { process: { pid: 5100, entity_id: 'web-01:5100:1764316900000', name: 'nc', executable: '/usr/bin/nc.openbsd' }, source: { ip: '0.0.0.0', port: 4444 }, network: { transport: 'tcp', type: 'ipv4' } },
   }),
   dns_query: kind({
@@ -169,12 +203,27 @@ export const eventKinds = {
         {
           id: Opt(Count('DNS message id.')),
           type: Words(['query', 'answer'], 'query, or answer when the response was seen.'),
-          question: Obj({ name: Str('Queried name.', 255), type: Str('Record type, e.g. A, AAAA, TXT.', 16), class: Opt(Str('Class, e.g. IN.', 8)) }, 'The question.'),
+          question: Opt(Obj({ name: Str('Queried name; bytes outside printable ASCII, dots and backslashes inside a label are escaped as \\DDD.', 1024), type: Str('Record type, e.g. A, AAAA, TXT.', 16), class: Opt(Str('Class, e.g. IN.', 16)) }, 'The (first) question; absent when the message could not be parsed.')),
           response_code: Opt(Str('Response code, e.g. NOERROR, NXDOMAIN.', 16)),
-          answers: Opt(Type.Array(Obj({ name: Opt(Str('Name.', 255)), type: Opt(Str('Type.', 16)), data: Opt(Str('Data.', 1024)), ttl: Opt(Count('TTL in seconds.')) }, 'One answer.'), { description: 'Answers.' })),
+          answers: Opt(Type.Array(Obj({ name: Opt(Str('Name.', 1024)), type: Opt(Str('Type.', 16)), data: Opt(Str('Data.', 1100)), ttl: Opt(Count('TTL in seconds.')) }, 'One answer.'), { description: 'Answers.' })),
           resolved_ip: Opt(Type.Array(Ip('Address.'), { description: 'Addresses in the answers.' })),
         },
         'The DNS message.',
+      ),
+      hades: Opt(
+        Obj({
+          dns: Opt(
+            Obj(
+              {
+                malformed: Opt(Str('Why the message could not be parsed (e.g. bad_label, pointer_loop); the event is kept: malformed DNS is itself suspicious.', 32)),
+                questions: Opt(Count('Questions in the message, when more than one.')),
+                truncated: Opt(Type.Boolean({ description: 'True when only the first 512 bytes were captured or the message was cut.' })),
+                bytes: Opt(Count('Size of the whole message.')),
+              },
+              'Details of unusual DNS messages.',
+            ),
+          ),
+        }),
       ),
     }),
     example: { process: exampleProcess, destination: { ip: '127.0.0.53', port: 53 }, network: { transport: 'udp', type: 'ipv4', protocol: 'dns' }, dns: { id: 4711, type: 'query', question: { name: 'x1y2.oast.fun', type: 'A', class: 'IN' } } },
@@ -188,7 +237,7 @@ export const eventKinds = {
     process: 'required',
     fields: Obj({
       hades: Obj({
-        ptrace: Obj({ request: Str('Request name, e.g. attach, seize, pokedata, pokeuser, setregs.', 32), request_code: Int('Numeric request.'), target: ProcessRef('The traced process.') }, 'The ptrace call.'),
+        ptrace: Obj({ request: Str('Request name, e.g. attach, seize, pokedata, pokeuser, setregs, traceme.', 32), request_code: Int('Numeric request.'), target: ProcessRef('The traced process.'), errno: Errno }, 'The ptrace call.'),
       }),
     }),
     example: { process: { pid: 6000, entity_id: 'web-01:6000:1764317000000', name: 'gdb', executable: '/usr/bin/gdb' }, hades: { ptrace: { request: 'attach', request_code: 16, target: { pid: 790, name: 'sshd', executable: '/usr/sbin/sshd' } } } },
@@ -202,7 +251,7 @@ export const eventKinds = {
     process: 'required',
     fields: Obj({
       file: Obj({ name: Str('The memfd name given by the caller.', 255) }, 'The in-memory file.'),
-      hades: Obj({ memfd: Obj({ flags: Count('Flags as passed.'), flag_names: Type.Array(Str('Flag.', 32), { description: 'Flag names, e.g. MFD_CLOEXEC.' }) }, 'memfd_create arguments.') }),
+      hades: Obj({ memfd: Obj({ flags: Count('Flags as passed.'), flag_names: Type.Array(Str('Flag.', 32), { description: 'Flag names, e.g. MFD_CLOEXEC.' }), fd: Opt(Count('The new file descriptor.')) }, 'memfd_create arguments.') }),
     }),
     example: { process: exampleProcess, file: { name: 'kworker' }, hades: { memfd: { flags: 1, flag_names: ['MFD_CLOEXEC'] } } },
   }),
@@ -214,7 +263,7 @@ export const eventKinds = {
     summary: 'A kernel module was loaded.',
     process: 'optional',
     fields: Obj({
-      hades: Obj({ module: Obj({ name: Str('Module name.', 64), path: Opt(Str('File it was loaded from, when known.')), taints: Opt(Str('Taint flags.', 32)) }, 'The module.') }),
+      hades: Obj({ module: Obj({ name: Str('Module name (from the kernel, else the file name; unknown when neither is known).', 64), path: Opt(Str('File it was loaded from (finit_module).')), syscall: Opt(Str('init_module or finit_module.', 16)), errno: Errno }, 'The module.') }),
     }),
     example: { process: { pid: 7000, entity_id: 'web-01:7000:1764317100000', name: 'insmod', executable: '/usr/sbin/insmod', args: ['insmod', 'rootkit.ko'] }, hades: { module: { name: 'rootkit' } } },
   }),
@@ -233,6 +282,7 @@ export const eventKinds = {
             before: Creds,
             after: Creds,
             reason: Opt(Str('Why it is reported, e.g. root_without_setuid.', 64)),
+            errno: Errno,
           },
           'The credential change.',
         ),
@@ -250,7 +300,7 @@ export const eventKinds = {
     type: ['creation'],
     summary: 'A file was created in a watched place.',
     process: 'required',
-    fields: Obj({ file: FileFields, hades: Obj({ file: Obj({ executable: Opt(Type.Boolean({ description: 'True when the file is executable.' })), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }) }),
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', directory: '/tmp', mode: '0755' }, hades: { file: { executable: true, watch: '/tmp' } } },
   }),
   file_rename: kind({
@@ -260,7 +310,7 @@ export const eventKinds = {
     type: ['change'],
     summary: 'A file was renamed into, out of or within a watched place.',
     process: 'required',
-    fields: Obj({ file: FileFields, hades: Obj({ file: Obj({ old_path: Str('Path before the rename.'), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }) }),
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/etc/cron.d/job', name: 'job', directory: '/etc/cron.d' }, hades: { file: { old_path: '/tmp/job', watch: '/etc/cron.d' } } },
   }),
   file_delete: kind({
@@ -270,8 +320,8 @@ export const eventKinds = {
     type: ['deletion'],
     summary: 'A file was deleted from a watched place.',
     process: 'required',
-    fields: Obj({ file: FileFields, hades: Opt(Obj({ file: Obj({ watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') })) }),
-    example: { process: exampleProcess, file: { path: '/var/log/auth.log', name: 'auth.log', directory: '/var/log' } },
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
+    example: { process: exampleProcess, file: { path: '/var/log/auth.log', name: 'auth.log', directory: '/var/log' }, hades: { file: { syscall: 'unlinkat' } } },
   }),
   file_chmod: kind({
     action: 'file_chmod',
@@ -280,10 +330,7 @@ export const eventKinds = {
     type: ['change'],
     summary: 'The permissions of a file in a watched place changed.',
     process: 'required',
-    fields: Obj({
-      file: FileFields,
-      hades: Obj({ file: Obj({ old_mode: Opt(Str('Permission bits before, octal.', 8)), made_executable: Opt(Type.Boolean({ description: 'True when the change added an execute bit.' })), setuid: Opt(Type.Boolean({ description: 'True when the new mode has the setuid or setgid bit.' })), watch: Opt(Str('The watched prefix that matched.')) }, 'File details.') }),
-    }),
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', mode: '0755' }, hades: { file: { old_mode: '0644', made_executable: true } } },
   }),
   ssh_login: kind({
@@ -395,7 +442,14 @@ export const eventKinds = {
     fields: Obj({
       hades: Obj({
         tamper: Obj(
-          { target: Words(['process', 'file'], 'What was touched.'), signal: Opt(Int('Signal sent, for kills.')), target_pid: Opt(Count('Process that received it.')), path: Opt(Str('File that was changed or removed.')) },
+          {
+            target: Words(['process', 'file'], 'What was touched.'),
+            operation: Opt(Str('The call or event, e.g. kill, tgkill, file_delete, file_rename.', 32)),
+            signal: Opt(Int('Signal sent, for kills (0 = an existence probe).')),
+            target_pid: Opt(Count('Process that received it.')),
+            broadcast: Opt(Type.Boolean({ description: 'True for kill(-1, sig): every process.' })),
+            path: Opt(Str('File that was changed or removed.')),
+          },
           'The tampering.',
         ),
       }),

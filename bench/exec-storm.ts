@@ -1,0 +1,175 @@
+/**
+ * Exec storm, side by side in one run: untraced, auditd (execve rule), bpftrace, and
+ * `hades events` with the eBPF and the cn_proc backends; then Hades idle for 60 s.
+ *
+ *   node dist/bench/exec-storm.js [SECONDS=5] [WORKERS=4] [IDLE_SECONDS=60]
+ *
+ * Needs root. The storm generator and the peers script come from the workplace's shared bench
+ * folder (HADES_PEERS_DIR, default ../shared/bench next to the repository). Prints a Markdown
+ * report for docs/perf.md.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
+const [secs = 5, workers = 4, idleSecs = 60] = process.argv.slice(2).map(Number);
+const work = mkdtempSync(path.join(tmpdir(), 'hades-bench-'));
+const storm = path.join(work, 'storm');
+
+/** utime + stime of a process in clock ticks (100 per second). */
+function ticks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+function childOf(parent: number, comm: string): number | undefined {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (stat.includes(`(${comm})`) && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent)) return Number(p);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+function runStorm(): { execs: number; rate: number; line: string } {
+  const line = execFileSync(storm, [String(secs), String(workers)], { encoding: 'utf8' }).trim();
+  const execs = Number(/execs=(\d+)/.exec(line)?.[1] ?? 0);
+  const rate = Number(/rate=([\d.]+)/.exec(line)?.[1] ?? 0);
+  return { execs, rate, line };
+}
+
+async function startHades(args: string[], out: string): Promise<{ child: ChildProcess; driver: number; stderr: () => string }> {
+  const fd = openSync(out, 'w');
+  const child = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'events', ...args], { stdio: ['ignore', fd, 'pipe'] });
+  closeSync(fd);
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (stderr.includes('capturing from')) resolve();
+    });
+    child.on('close', () => reject(new Error(`hades exited: ${stderr}`)));
+  });
+  const driver = childOf(child.pid ?? 0, 'hades-driver');
+  if (!driver) throw new Error('driver not found');
+  return { child, driver, stderr: () => stderr };
+}
+
+async function stopHades(child: ChildProcess): Promise<void> {
+  const closed = new Promise((r) => child.on('close', r));
+  child.kill('SIGINT');
+  await closed;
+}
+
+interface Capture {
+  stormExecs: number;
+  complete: number;
+  missingArgs: number;
+}
+
+/** Counts storm execs in the NDJSON output, and those with executable, args, cwd and ancestors. */
+async function analyse(file: string): Promise<Capture> {
+  const result: Capture = { stormExecs: 0, complete: 0, missingArgs: 0 };
+  const lines = createInterface({ input: createReadStream(file) });
+  for await (const line of lines) {
+    if (!line.includes('"exec"') && !line.includes('missing')) continue;
+    const e = JSON.parse(line) as { event: { action: string }; process: { pid: number; args?: string[]; executable?: string; working_directory?: string; parent?: { pid: number } }; hades?: { ancestors?: unknown[]; missing?: string[] } };
+    if (e.event.action !== 'exec') continue;
+    if (e.process.args?.includes('storm-arg')) {
+      result.stormExecs++;
+      if (e.process.executable && e.process.working_directory && (e.hades?.ancestors?.length ?? 0) > 0) result.complete++;
+    } else if (e.hades?.missing?.includes('process.args') && (e.process.executable === '/usr/bin/true' || e.process.executable === '/bin/true')) {
+      result.missingArgs++;
+    }
+  }
+  return result;
+}
+
+async function measureHades(backend: string): Promise<{ storm: ReturnType<typeof runStorm>; capture: Capture; cpu: number; driverCpu: number; agentCpu: number; stats: string }> {
+  const out = path.join(work, `hades-${backend}.ndjson`);
+  const { child, driver, stderr } = await startHades(['--backend', backend, '--stats'], out);
+  await new Promise((r) => setTimeout(r, 1000));
+  const a0 = ticks(child.pid ?? 0);
+  const d0 = ticks(driver);
+  const t0 = Date.now();
+  const result = runStorm();
+  const wall = (Date.now() - t0) / 1000;
+  const a1 = ticks(child.pid ?? 0);
+  const d1 = ticks(driver);
+  await new Promise((r) => setTimeout(r, 2000));
+  await stopHades(child);
+  const agentCpu = (a1 - a0) / wall;
+  const driverCpu = (d1 - d0) / wall;
+  const statsLine = stderr().split('\n').find((l) => l.startsWith('{"stats"')) ?? '{}';
+  return { storm: result, capture: await analyse(out), cpu: agentCpu + driverCpu, driverCpu, agentCpu, stats: statsLine };
+}
+
+async function measureIdle(): Promise<{ cpu: number; rssMb: number; agentRssMb: number; driverRssMb: number }> {
+  const { child, driver } = await startHades([], '/dev/null');
+  await new Promise((r) => setTimeout(r, 5000));
+  const a0 = ticks(child.pid ?? 0) + ticks(driver);
+  await new Promise((r) => setTimeout(r, idleSecs * 1000));
+  const a1 = ticks(child.pid ?? 0) + ticks(driver);
+  const agentRss = rssKb(child.pid ?? 0);
+  const driverRss = rssKb(driver);
+  await stopHades(child);
+  return { cpu: (a1 - a0) / idleSecs, rssMb: (agentRss + driverRss) / 1024, agentRssMb: agentRss / 1024, driverRssMb: driverRss / 1024 };
+}
+
+function peers(): string[] {
+  const script = path.join(peersDir, 'peers/exec-peers.sh');
+  if (!existsSync(script)) throw new Error(`peers script not found at ${script}; set HADES_PEERS_DIR`);
+  return execFileSync('bash', [script, String(secs), String(workers)], { encoding: 'utf8' }).trim().split('\n');
+}
+
+const pct = (n: number) => `${n.toFixed(1)}%`;
+
+async function main(): Promise<void> {
+  execFileSync('cc', ['-O2', '-o', storm, path.join(peersDir, 'storm.c')]);
+  const peerLines = peers();
+  const untraced = runStorm();
+  const ebpf = await measureHades('ebpf');
+  const untraced2 = runStorm();
+  const cnproc = await measureHades('cnproc');
+  const idle = await measureIdle();
+  const base = (untraced.rate + untraced2.rate) / 2;
+  const out: string[] = [];
+  out.push(`Run: ${new Date().toISOString()}, ${secs} s storms with ${workers} workers; kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}.`, '');
+  out.push('Peers (../shared/bench/peers/exec-peers.sh, same run):', '', '```', ...peerLines, '```', '');
+  out.push('| run | execs/s | vs untraced | storm execs captured | with executable, args, cwd and ancestors | CPU (driver + agent) |', '|---|---|---|---|---|---|');
+  out.push(`| untraced (before / after Hades eBPF) | ${untraced.rate.toFixed(0)} / ${untraced2.rate.toFixed(0)} | | | | |`);
+  for (const [name, r] of [['hades events (ebpf)', ebpf], ['hades events (cnproc)', cnproc]] as const) {
+    out.push(
+      `| ${name} | ${r.storm.rate.toFixed(0)} | ${pct((r.storm.rate / base - 1) * 100)} | ${r.capture.stormExecs} / ${r.storm.execs} (${((r.capture.stormExecs / r.storm.execs) * 100).toFixed(2)}%) | ${r.capture.complete} (${((r.capture.complete / r.storm.execs) * 100).toFixed(2)}%) | ${pct(r.cpu)} (${pct(r.driverCpu)} + ${pct(r.agentCpu)}) |`,
+    );
+  }
+  out.push('', `cn_proc: ${cnproc.capture.missingArgs} storm execs arrived with their arguments marked missing (the process had exited before /proc could be read).`);
+  out.push('', `Idle over ${idleSecs} s: CPU ${pct(idle.cpu)} of one core (driver + agent); resident memory ${idle.rssMb.toFixed(1)} MB (agent ${idle.agentRssMb.toFixed(1)} MB + driver ${idle.driverRssMb.toFixed(1)} MB).`);
+  out.push('', 'Final counters of the eBPF run:', '', '```json', ebpf.stats, '```');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,1714 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Security hooks (record kinds 4..16), included by hades.bpf.c after its
+ * helpers (scratch, build_path, filters, counters).
+ *
+ * kprobes, fentry and LSM are unavailable on the target kernels, so these
+ * are syscall-level: one raw_tp program on sys_enter and one on sys_exit,
+ * each attached once for the whole machine. They look the syscall number up
+ * in an array (filled by the loader) and tail-call a handler only for the ~45
+ * syscalls of interest; every other syscall costs one array lookup.
+ * State between sys_enter and sys_exit lives in a bounded hash keyed by tid.
+ * Plus tp_btf (or raw_tp) on sock/inet_sock_set_state (async TCP connect
+ * results) and module/module_load (module name).
+ */
+#include "bpf_shared.h"
+
+#define AF_UNIX 1
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define O_CREAT 0100
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+#define EPERM 1
+#define EINPROGRESS 115
+#define ERESTARTSYS 512
+#define ERESTART_RESTARTBLOCK 516
+/* include/linux/fs.h: set by the open path when O_CREAT created the file */
+#define FMODE_CREATED (1u << 20)
+#define PTRACE_TRACEME 0
+#define PTRACE_POKETEXT 4
+#define PTRACE_POKEDATA 5
+#define PTRACE_POKEUSR 6
+#define PTRACE_SETREGS 13
+#define PTRACE_SETFPREGS 15
+#define PTRACE_ATTACH 16
+#define PTRACE_SETREGSET 0x4205
+#define PTRACE_SEIZE 0x4206
+#define DNS_PORT 53
+#define UNIX_PATH_MAX 108
+#define MEMFD_NAME_MAX 250 /* 249 bytes + NUL */
+#define PTRACED_SCAN 16    /* tracees scanned to resolve a PTRACE target */
+#define DNS_IOV_MAX 4
+
+/* connect/accept dedup window; the loader sets the default, FILTER changes it */
+volatile __u64 connect_dedup_ns;
+
+/* In-flight syscall state, sys_enter -> sys_exit. */
+struct inflight {
+	__u8 sc;
+	__u8 hook;
+	__u16 sa_len;
+	__u32 extra;   /* fchmod: old mode; module: 1 when name set */
+	__u64 args[6];
+	union {
+		struct {
+			__u32 ids[8];
+			__u64 caps[3];
+		} cred;
+		__u8 sa[128]; /* connect sockaddr (unix: 110 bytes); 128 for a mask bound */
+		char modname[56];
+	};
+};
+
+/* Bounded: a full map drops the event and counts dropped_state_full. Entries
+ * are removed at sys_exit, and at thread exit for threads killed in a call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight_tmp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HADES_SC_ROUTE_MAX);
+	__type(key, __u32);
+	__type(value, struct hades_route);
+} sc_route SEC(".maps");
+
+/* route of the syscall being handled: [0] enter, [1] exit (set by the dispatcher) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct hades_route);
+} cur_route SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, HADES_HE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} enter_progs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, HADES_HX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} exit_progs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hades_lpm_key);
+	__type(value, struct hades_prefix_val);
+} file_prefix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hades_lpm_key);
+	__type(value, __u8);
+} unix_prefix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected_pid SEC(".maps");
+
+struct dedup_key {
+	__u32 tgid;
+	__s32 result;
+	__u16 family;
+	__u16 port;
+	__u8 proto;
+	__u8 hook;
+	__u16 pad;
+	__u8 addr[16];
+};
+
+struct dedup_val {
+	__u64 last_ns;
+	__u64 suppressed;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dedup_key);
+	__type(value, struct dedup_val);
+} net_dedup SEC(".maps");
+
+/* Non-blocking TCP connects that returned EINPROGRESS, by sock: the record to
+ * re-emit (with the final result) when the handshake completes or fails. That
+ * happens in softirq context, where "current" is unrelated, hence the copy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct hades_net);
+} pending_conn SEC(".maps");
+
+struct u_msghdr {
+	__u64 name;
+	__u32 namelen;
+	__u32 pad;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+	__u32 pad2;
+};
+
+struct u_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+#define U_MMSGHDR_SIZE 64 /* struct mmsghdr: user_msghdr + u32 msg_len + pad */
+
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___arm64 *)(regs), syscallno)
+struct pt_regs___arm64 {
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#else
+#error "unsupported architecture"
+#endif
+
+#define HADES_F_ANY_TRUNC                                                                     \
+	(HADES_F_ARGV_TRUNCATED | HADES_F_CWD_TRUNCATED | HADES_F_EXE_TRUNCATED |             \
+	 HADES_F_CGROUP_TRUNCATED | HADES_F_PATH_TRUNCATED | HADES_F_PAYLOAD_TRUNCATED)
+
+static __always_inline struct task_struct *cur_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* 32-bit (ia32) tasks use another syscall table: their numbers would be
+ * misrouted, so they are skipped (documented limitation). */
+static __always_inline bool compat_task(struct task_struct *t)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (bpf_core_field_exists(t->thread_info.status))
+		return BPF_CORE_READ(t, thread_info.status) & 0x0002; /* TS_COMPAT */
+#endif
+	return false;
+}
+
+static __always_inline void fill_proc(struct hades_proc *p, struct task_struct *t)
+{
+	const struct cred *cr = BPF_CORE_READ(t, cred);
+
+	p->start_ns = process_start(t);
+	p->cgroup_id = bpf_get_current_cgroup_id();
+	p->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	p->uid = BPF_CORE_READ(cr, uid.val);
+	p->gid = BPF_CORE_READ(cr, gid.val);
+	p->euid = BPF_CORE_READ(cr, euid.val);
+	p->egid = BPF_CORE_READ(cr, egid.val);
+	if (bpf_core_field_exists(t->loginuid))
+		p->loginuid = BPF_CORE_READ(t, loginuid.val);
+	else
+		p->loginuid = 0xffffffff;
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+}
+
+/* Counts an invocation and applies the disable switch and pid/cgroup
+ * filters; NULL means "do not report". */
+static __always_inline struct hades_hook_counters *hook_begin(__u32 hook, __u32 tgid)
+{
+	struct hades_hook_counters *c = hook_counters(hook);
+	if (!c)
+		return NULL;
+	bump(&c->seen);
+	if (hook_disabled[hook & (HADES_HOOK_SLOTS - 1)]) {
+		bump(&c->disabled);
+		return NULL;
+	}
+	if (filtered_out(tgid)) {
+		bump(&c->filtered);
+		return NULL;
+	}
+	return c;
+}
+
+static __always_inline void count_quality(struct hades_hook_counters *c,
+					  const struct hades_record_header *h)
+{
+	if (h->flags & HADES_F_ANY_TRUNC)
+		bump(&c->truncated);
+	if (h->missing)
+		bump(&c->read_errors);
+}
+
+/* Sends s->rec[0..end) padded to 8 bytes. */
+static __always_inline void submit_scratch(struct hades_hook_counters *c, struct scratch *s,
+					   __u32 end)
+{
+	struct hades_record_header *h = (void *)s->rec;
+
+	if (end > REC_AREA - 8)
+		return;
+	*(__u64 *)(s->rec + end) = 0;
+	__u32 total = (end + 7) & ~7u;
+	h->size = total;
+	count_quality(c, h);
+	if (bpf_ringbuf_output(&events, s->rec, total, 0))
+		bump(&c->dropped_ringbuf_full);
+	else
+		bump(&c->sent);
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || (__u64)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), arr + fd);
+	return f;
+}
+
+static __always_inline struct sock *file_sock(struct file *f)
+{
+	if (!f)
+		return NULL;
+	__u16 mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *so = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(so, sk);
+}
+
+struct sk_addrs {
+	__u16 family, type, proto, lport, rport;
+	__u8 laddr[16], raddr[16];
+};
+
+static __always_inline void read_sk(struct sock *sk, struct sk_addrs *a)
+{
+	a->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	a->type = BPF_CORE_READ(sk, sk_type);
+	a->proto = BPF_CORE_READ(sk, sk_protocol);
+	if (a->family == AF_INET || a->family == AF_INET6) {
+		a->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		a->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+	if (a->family == AF_INET) {
+		__u32 la = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 ra = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(a->laddr, &la, 4);
+		__builtin_memcpy(a->raddr, &ra, 4);
+	} else if (a->family == AF_INET6) {
+		bpf_core_read(a->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(a->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* Parses an inet sockaddr (user memory) into port + address; false if not inet. */
+static __always_inline bool user_inet_addr(__u64 uaddr, __u16 *port, __u8 addr[16], __u16 *fam)
+{
+	__u8 sa[24] = {};
+
+	if (!uaddr || bpf_probe_read_user(sa, sizeof(sa), (void *)uaddr))
+		return false;
+	__u16 f = sa[0] | sa[1] << 8;
+	*fam = f;
+	*port = sa[2] << 8 | sa[3];
+	if (f == AF_INET) {
+		__builtin_memcpy(addr, sa + 4, 4);
+		return true;
+	}
+	if (f == AF_INET6) {
+		__builtin_memcpy(addr, sa + 8, 16);
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool is_restart(long ret)
+{
+	return ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK;
+}
+
+/* Stores the staged state for tid; false (and counted) when the map is full. */
+static __always_inline bool state_put(struct hades_hook_counters *c, __u32 tid,
+				      struct inflight *st)
+{
+	if (bpf_map_update_elem(&inflight, &tid, st, BPF_ANY)) {
+		bump(&c->dropped_state_full);
+		return false;
+	}
+	return true;
+}
+
+static __always_inline struct inflight *state_tmp(void)
+{
+	__u32 zero = 0;
+	struct inflight *st = bpf_map_lookup_elem(&inflight_tmp, &zero);
+	if (st)
+		__builtin_memset(st, 0, sizeof(*st));
+	return st;
+}
+
+static __always_inline struct hades_route *route_get(__u32 which)
+{
+	return bpf_map_lookup_elem(&cur_route, &which);
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatchers                                                          */
+
+SEC("raw_tp/sys_enter")
+int sys_enter_dispatch(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 id = (__u32)ctx->args[1];
+	if (id >= HADES_SC_ROUTE_MAX)
+		return 0;
+	struct hades_route *r = bpf_map_lookup_elem(&sc_route, &id);
+	if (!r || !r->enter)
+		return 0;
+	if (compat_task(cur_task()))
+		return 0;
+	struct hades_route *cur = route_get(0);
+	if (!cur)
+		return 0;
+	*cur = *r;
+	bpf_tail_call(ctx, &enter_progs, r->enter);
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int sys_exit_dispatch(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 id = (__u32)SYSCALL_NR(regs);
+	if (id >= HADES_SC_ROUTE_MAX)
+		return 0;
+	struct hades_route *r = bpf_map_lookup_elem(&sc_route, &id);
+	if (!r || !r->exit)
+		return 0;
+	struct hades_route *cur = route_get(1);
+	if (!cur)
+		return 0;
+	*cur = *r;
+	bpf_tail_call(ctx, &exit_progs, r->exit);
+	return 0;
+}
+
+static __always_inline void load_args(struct bpf_raw_tracepoint_args *ctx, __u64 a[6])
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	a[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	a[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
+}
+
+/* ------------------------------------------------------------------ */
+/* sys_enter handlers                                                   */
+
+/* AF_UNIX path of st->sa matched against the UNIX_PATH prefixes. */
+static __always_inline bool unix_path_watched(struct scratch *s, struct inflight *st)
+{
+	struct hades_lpm_key *k = &s->lpm;
+	long n = bpf_probe_read_kernel_str(k->data, UNIX_PATH_MAX, st->sa + 2);
+	if (n <= 1) /* empty or abstract (leading NUL) */
+		return false;
+	k->prefixlen = (n - 1) * 8;
+	return bpf_map_lookup_elem(&unix_prefix, k) != NULL;
+}
+
+SEC("raw_tp")
+int he_connect(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(0);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s)
+		return 0;
+	load_args(ctx, st->args);
+	__u64 uaddr = st->args[1];
+	__u32 alen = (__u32)st->args[2];
+	if (!uaddr || alen < 2)
+		return 0;
+	if (alen > 112)
+		alen = 112;
+	barrier_var(alen);
+	if (bpf_probe_read_user(st->sa, alen & 127, (void *)uaddr))
+		return 0;
+	__u16 fam = st->sa[0] | st->sa[1] << 8;
+	if (fam == AF_UNIX) {
+		if (!unix_path_watched(s, st))
+			return 0;
+	} else if (fam != AF_INET && fam != AF_INET6) {
+		return 0; /* AF_UNSPEC (disconnect), netlink, ...: not a connection */
+	}
+	__u64 pt = bpf_get_current_pid_tgid();
+	struct hades_hook_counters *c = hook_begin(r->hook, pt >> 32);
+	if (!c)
+		return 0;
+	st->sc = r->sc;
+	st->hook = r->hook;
+	st->sa_len = alen;
+	state_put(c, (__u32)pt, st);
+	return 0;
+}
+
+static __always_inline bool kill_target_protected(struct task_struct *t, __u8 sc, __u64 *a)
+{
+	__s32 pid = (__s32)a[0];
+	__u32 k;
+
+	switch (sc) {
+	case HADES_SC_KILL:
+		if (pid == -1)
+			return (__u32)a[1] != 0; /* broadcast: every protected process gets it */
+		if (pid == 0)
+			return false; /* own process group: the agent is not in it */
+		k = pid < 0 ? (__u32)-pid : (__u32)pid;
+		return bpf_map_lookup_elem(&protected_pid, &k) != NULL;
+	case HADES_SC_TKILL:
+	case HADES_SC_TGKILL:
+		k = (__u32)pid;
+		return pid > 0 && bpf_map_lookup_elem(&protected_pid, &k) != NULL;
+	case HADES_SC_PIDFD_SEND_SIGNAL: {
+		/* a pidfd's private data is its struct pid */
+		struct file *f = fd_file(t, (long)a[0]);
+		struct pid *p = f ? BPF_CORE_READ(f, private_data) : NULL;
+		k = p ? BPF_CORE_READ(p, numbers[0].nr) : 0;
+		a[5] = k; /* remembered for the record */
+		return k && bpf_map_lookup_elem(&protected_pid, &k) != NULL;
+	}
+	}
+	return false;
+}
+
+static __always_inline bool ptrace_request_watched(__u64 req)
+{
+	switch (req) {
+	case PTRACE_TRACEME:
+	case PTRACE_POKETEXT:
+	case PTRACE_POKEDATA:
+	case PTRACE_POKEUSR:
+	case PTRACE_SETREGS:
+	case PTRACE_SETFPREGS:
+	case PTRACE_ATTACH:
+	case PTRACE_SETREGSET:
+	case PTRACE_SEIZE:
+		return true;
+	}
+	return false;
+}
+
+/* Generic entry: cheap relevance test per syscall, then the arguments. */
+SEC("raw_tp")
+int he_args(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(0);
+	struct inflight *st = state_tmp();
+	if (!r || !st)
+		return 0;
+	struct task_struct *t = cur_task();
+	load_args(ctx, st->args);
+	__u64 *a = st->args;
+
+	switch (r->sc) {
+	case HADES_SC_OPEN:
+		if (!(a[1] & O_CREAT))
+			return 0;
+		break;
+	case HADES_SC_OPENAT:
+		if (!(a[2] & O_CREAT))
+			return 0;
+		break;
+	case HADES_SC_OPENAT2: {
+		__u64 flags = 0; /* struct open_how starts with u64 flags */
+		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a[2]) || !(flags & O_CREAT))
+			return 0;
+		a[5] = flags;
+		break;
+	}
+	case HADES_SC_PTRACE:
+		if (!ptrace_request_watched(a[0]))
+			return 0;
+		break;
+	case HADES_SC_KILL:
+	case HADES_SC_TKILL:
+	case HADES_SC_TGKILL:
+	case HADES_SC_PIDFD_SEND_SIGNAL:
+		if (!kill_target_protected(t, r->sc, a))
+			return 0;
+		break;
+	case HADES_SC_FCHMOD: {
+		/* the old mode is only readable before the call */
+		struct file *f = fd_file(t, (long)a[0]);
+		if (f)
+			st->extra = BPF_CORE_READ(f, f_inode, i_mode) | 0x80000000u;
+		break;
+	}
+	}
+	__u64 pt = bpf_get_current_pid_tgid();
+	struct hades_hook_counters *c = hook_begin(r->hook, pt >> 32);
+	if (!c)
+		return 0;
+	st->sc = r->sc;
+	st->hook = r->hook;
+	state_put(c, (__u32)pt, st);
+	return 0;
+}
+
+SEC("raw_tp")
+int he_cred(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(0);
+	struct inflight *st = state_tmp();
+	if (!r || !st)
+		return 0;
+	__u64 pt = bpf_get_current_pid_tgid();
+	struct hades_hook_counters *c = hook_begin(r->hook, pt >> 32);
+	if (!c)
+		return 0;
+	load_args(ctx, st->args);
+	const struct cred *cr = BPF_CORE_READ(cur_task(), cred);
+	st->cred.ids[0] = BPF_CORE_READ(cr, uid.val);
+	st->cred.ids[1] = BPF_CORE_READ(cr, gid.val);
+	st->cred.ids[2] = BPF_CORE_READ(cr, euid.val);
+	st->cred.ids[3] = BPF_CORE_READ(cr, egid.val);
+	st->cred.ids[4] = BPF_CORE_READ(cr, suid.val);
+	st->cred.ids[5] = BPF_CORE_READ(cr, sgid.val);
+	st->cred.ids[6] = BPF_CORE_READ(cr, fsuid.val);
+	st->cred.ids[7] = BPF_CORE_READ(cr, fsgid.val);
+	bpf_core_read(&st->cred.caps[0], 8, &cr->cap_effective);
+	bpf_core_read(&st->cred.caps[1], 8, &cr->cap_permitted);
+	bpf_core_read(&st->cred.caps[2], 8, &cr->cap_inheritable);
+	st->sc = r->sc;
+	st->hook = r->hook;
+	state_put(c, (__u32)pt, st);
+	return 0;
+}
+
+/* Socket of fd if it is a TCP/UDP inet socket. */
+static __always_inline struct sock *inet_sock_of(struct task_struct *t, long fd,
+						 struct sk_addrs *a)
+{
+	struct sock *sk = file_sock(fd_file(t, fd));
+	if (!sk)
+		return NULL;
+	read_sk(sk, a);
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return NULL;
+	if (a->proto != IPPROTO_UDP && a->proto != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/* Copies up to 512 bytes from up to DNS_IOV_MAX iovecs after the fixed part;
+ * returns bytes copied, *total = sum of the iovec lengths. */
+static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov, __u64 cnt, __u64 limit,
+				      __u64 *total)
+{
+	struct u_iovec v;
+	__u32 off = 0;
+
+	*total = 0;
+	for (int i = 0; i < DNS_IOV_MAX; i++) {
+		if (i >= cnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+			break;
+		*total += v.len;
+		__u64 n = v.len;
+		if (n > limit - off)
+			n = limit - off;
+		if (n > HADES_DNS_PAYLOAD_MAX - off)
+			n = HADES_DNS_PAYLOAD_MAX - off;
+		/* clang drops masks it deems redundant; the verifier needs them */
+		barrier_var(off);
+		barrier_var(n);
+		off &= 1023;
+		if (n && bpf_probe_read_user(s->rec + HADES_DNS_FIXED_SIZE + off, n & 1023,
+					     (void *)v.base))
+			break;
+		off += n;
+		if (off >= HADES_DNS_PAYLOAD_MAX || off >= limit)
+			break;
+	}
+	return off > HADES_DNS_PAYLOAD_MAX ? HADES_DNS_PAYLOAD_MAX : off;
+}
+
+/* Builds and sends one DNS record; payload from buf/len or iov/iovcnt. */
+static __always_inline void emit_dns(struct hades_hook_counters *c, struct scratch *s,
+				     struct task_struct *t, __u8 sc, __u8 dir, long fd,
+				     struct sk_addrs *a, __s32 result, __u64 buf, __u64 len,
+				     __u64 iov, __u64 iovcnt)
+{
+	struct hades_dns *d = (void *)s->rec;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	fill_header(&d->hdr, HADES_KIND_DNS, 0, t);
+	fill_proc(&d->proc, t);
+	d->result = result;
+	d->fd = fd;
+	d->family = a->family;
+	d->protocol = a->proto;
+	d->local_port = a->lport;
+	d->remote_port = a->rport;
+	__builtin_memcpy(d->local_addr, a->laddr, 16);
+	__builtin_memcpy(d->remote_addr, a->raddr, 16);
+	d->direction = dir;
+	d->syscall = sc;
+	__u32 n = 0;
+	__u64 total = len;
+	if (iov) {
+		n = copy_iov(s, iov, iovcnt, len, &total);
+	} else if (buf && len) {
+		n = len > HADES_DNS_PAYLOAD_MAX ? HADES_DNS_PAYLOAD_MAX : len;
+		barrier_var(n);
+		if (bpf_probe_read_user(s->rec + HADES_DNS_FIXED_SIZE, n & 1023, (void *)buf)) {
+			n = 0;
+			d->hdr.missing |= HADES_M_PAYLOAD;
+		}
+	}
+	if (dir == HADES_DNS_ANSWER)
+		total = result;
+	barrier_var(n);
+	n &= 1023;
+	d->payload_len = n;
+	d->payload_orig_len = total > 0xffffffffULL ? 0xffffffff : total;
+	if (total > n)
+		d->hdr.flags |= HADES_F_PAYLOAD_TRUNCATED;
+	submit_scratch(c, s, HADES_DNS_FIXED_SIZE + n);
+}
+
+/* Destination of a send: explicit sockaddr if given, else the connected peer. */
+static __always_inline bool dns_dest(__u64 uaddr, struct sk_addrs *a)
+{
+	if (uaddr) {
+		__u16 fam = 0;
+		__u8 addr[16] = {};
+		__u16 port = 0;
+		if (!user_inet_addr(uaddr, &port, addr, &fam))
+			return false;
+		a->rport = port;
+		__builtin_memcpy(a->raddr, addr, 16);
+	}
+	return a->rport == DNS_PORT;
+}
+
+SEC("raw_tp")
+int he_dns_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(0);
+	struct scratch *s = get_scratch();
+	if (!r || !s)
+		return 0;
+	struct task_struct *t = cur_task();
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	struct sk_addrs a = {};
+
+	/* write/writev are hot: the fd -> socket test comes first */
+	if (!inet_sock_of(t, fd, &a))
+		return 0;
+	__u64 a2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	__u64 a3 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	__u64 pt = bpf_get_current_pid_tgid();
+	struct hades_hook_counters *c;
+	struct u_msghdr m;
+
+	switch (r->sc) {
+	case HADES_SC_WRITE:
+		if (!dns_dest(0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+			return 0;
+		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
+		return 0;
+	case HADES_SC_WRITEV:
+		if (!dns_dest(0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+			return 0;
+		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, a2, a3);
+		return 0;
+	case HADES_SC_SENDTO: {
+		__u64 dest = PT_REGS_PARM5_CORE_SYSCALL(regs);
+		if (!dns_dest(dest, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+			return 0;
+		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
+		return 0;
+	}
+	case HADES_SC_SENDMSG:
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a2))
+			return 0;
+		if (!dns_dest(m.name, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+			return 0;
+		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov, m.iovlen);
+		return 0;
+	case HADES_SC_SENDMMSG:
+		/* glibc sends the A and AAAA queries in one sendmmsg: report the
+		 * first two messages */
+		for (int i = 0; i < 2; i++) {
+			if (i >= a3)
+				break;
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)(a2 + i * U_MMSGHDR_SIZE)))
+				break;
+			if (!dns_dest(m.name, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+				break;
+			emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov,
+				 m.iovlen);
+		}
+		return 0;
+	}
+	return 0;
+}
+
+SEC("raw_tp")
+int he_dns_recv(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(0);
+	struct inflight *st = state_tmp();
+	if (!r || !st)
+		return 0;
+	struct task_struct *t = cur_task();
+	load_args(ctx, st->args);
+	struct sk_addrs a = {};
+	if (!inet_sock_of(t, (long)st->args[0], &a))
+		return 0;
+	/* connected to a resolver, or an unconnected UDP socket whose sender
+	 * address is checked at exit */
+	if (a.rport != DNS_PORT && !(a.proto == IPPROTO_UDP && a.rport == 0))
+		return 0;
+	if (hook_disabled[HADES_HOOK_DNS])
+		return 0;
+	__u64 pt = bpf_get_current_pid_tgid();
+	if (filtered_out(pt >> 32))
+		return 0;
+	st->sc = r->sc;
+	st->hook = r->hook;
+	__u32 tid = (__u32)pt;
+	if (bpf_map_update_elem(&inflight, &tid, st, BPF_ANY)) {
+		struct hades_hook_counters *c = hook_counters(HADES_HOOK_DNS);
+		if (c)
+			bump(&c->dropped_state_full);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* sys_exit handlers                                                    */
+
+/* Takes the state of the current thread (removing it) into *out. */
+static __always_inline bool state_take(struct inflight *out, __u8 sc)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+	if (!st)
+		return false;
+	__builtin_memcpy(out, st, sizeof(*out));
+	bpf_map_delete_elem(&inflight, &tid);
+	return out->sc == sc;
+}
+
+/* true when this (key) was reported less than the window ago: counted. */
+static __always_inline bool dedup_suppress(struct hades_hook_counters *c, struct dedup_key *k,
+					   __u32 *repeat)
+{
+	__u64 win = connect_dedup_ns;
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	*repeat = 0;
+	if (!win)
+		return false;
+	struct dedup_val *v = bpf_map_lookup_elem(&net_dedup, k);
+	if (v) {
+		if (now - v->last_ns < win) {
+			__sync_fetch_and_add(&v->suppressed, 1);
+			bump(&c->suppressed);
+			return true;
+		}
+		v->last_ns = now;
+		__u64 n = __sync_lock_test_and_set(&v->suppressed, 0);
+		*repeat = n > 0xffffffffULL ? 0xffffffff : (__u32)n;
+		return false;
+	}
+	struct dedup_val nv = { .last_ns = now };
+	bpf_map_update_elem(&net_dedup, k, &nv, BPF_ANY);
+	return false;
+}
+
+SEC("raw_tp")
+int hx_net(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(st->hook);
+	if (!c)
+		return 0;
+	long ret = ctx->args[1];
+	if (is_restart(ret)) {
+		bump(&c->ignored); /* the kernel restarts the call: reported then */
+		return 0;
+	}
+	struct task_struct *t = cur_task();
+	struct sk_addrs a = {};
+	struct sock *sk = NULL;
+	__u16 ufam = st->sa[0] | st->sa[1] << 8;
+	__u32 repeat = 0;
+	__u8 kind;
+
+	switch (st->sc) {
+	case HADES_SC_CONNECT:
+		kind = HADES_KIND_CONNECT;
+		sk = file_sock(fd_file(t, (long)st->args[0]));
+		/* dedup first: the key needs only the protocol from the socket,
+		 * so a suppressed repeat skips the address reads below */
+		if (sk && (ufam == AF_INET || ufam == AF_INET6)) {
+			struct dedup_key k = {
+				.tgid = bpf_get_current_pid_tgid() >> 32,
+				.result = ret < 0 ? ret : 0,
+				.family = ufam,
+				.port = st->sa[2] << 8 | st->sa[3],
+				.proto = BPF_CORE_READ(sk, sk_protocol),
+				.hook = st->hook,
+			};
+			if (ufam == AF_INET)
+				__builtin_memcpy(k.addr, st->sa + 4, 4);
+			else
+				__builtin_memcpy(k.addr, st->sa + 8, 16);
+			if (dedup_suppress(c, &k, &repeat))
+				return 0;
+		}
+		if (sk)
+			read_sk(sk, &a);
+		/* the requested destination is authoritative: a failed connect
+		 * resets the socket's peer */
+		a.family = ufam;
+		if (ufam == AF_INET || ufam == AF_INET6) {
+			__builtin_memset(a.raddr, 0, 16);
+			a.rport = st->sa[2] << 8 | st->sa[3];
+			if (ufam == AF_INET)
+				__builtin_memcpy(a.raddr, st->sa + 4, 4);
+			else
+				__builtin_memcpy(a.raddr, st->sa + 8, 16);
+		}
+		break;
+	case HADES_SC_ACCEPT:
+	case HADES_SC_ACCEPT4:
+		kind = HADES_KIND_ACCEPT;
+		if (ret < 0) {
+			bump(&c->ignored); /* EAGAIN of event loops, ... */
+			return 0;
+		}
+		sk = file_sock(fd_file(t, ret));
+		if (!sk)
+			return 0;
+		read_sk(sk, &a);
+		if (a.family != AF_INET && a.family != AF_INET6) {
+			bump(&c->ignored);
+			return 0;
+		}
+		break;
+	case HADES_SC_LISTEN:
+		kind = HADES_KIND_LISTEN;
+		sk = file_sock(fd_file(t, (long)st->args[0]));
+		if (sk)
+			read_sk(sk, &a);
+		if (a.family != AF_INET && a.family != AF_INET6) {
+			bump(&c->ignored);
+			return 0;
+		}
+		break;
+	default:
+		return 0;
+	}
+
+	if (kind == HADES_KIND_ACCEPT) {
+		struct dedup_key k = {
+			.tgid = bpf_get_current_pid_tgid() >> 32,
+			.result = ret < 0 ? ret : 0,
+			.family = a.family,
+			.port = kind == HADES_KIND_CONNECT ? a.rport : a.lport,
+			.proto = a.proto,
+			.hook = st->hook,
+		};
+		__builtin_memcpy(k.addr, a.raddr, 16);
+		if (dedup_suppress(c, &k, &repeat))
+			return 0;
+	}
+
+	struct hades_net *n = (void *)s->rec;
+	__builtin_memset(n, 0, sizeof(*n));
+	fill_header(&n->hdr, kind, 0, t);
+	fill_proc(&n->proc, t);
+	n->result = ret;
+	n->fd = st->args[0];
+	n->family = a.family;
+	n->sock_type = a.type;
+	n->protocol = a.proto;
+	n->local_port = a.lport;
+	n->remote_port = a.rport;
+	n->origin = HADES_ORIGIN_SYSCALL;
+	n->repeat_count = repeat;
+	if (kind == HADES_KIND_LISTEN)
+		n->backlog = st->args[1];
+	__builtin_memcpy(n->local_addr, a.laddr, 16);
+	__builtin_memcpy(n->remote_addr, a.raddr, 16);
+	__u32 end = sizeof(*n);
+	if (a.family == AF_UNIX) {
+		long l = bpf_probe_read_kernel_str(s->rec + sizeof(*n), UNIX_PATH_MAX, st->sa + 2);
+		if (l > 1) {
+			n->path_len = l - 1;
+			end += (l - 1) & 127;
+		}
+	}
+	submit_scratch(c, s, end);
+	if (kind == HADES_KIND_CONNECT && ret == -EINPROGRESS && sk && a.proto == IPPROTO_TCP) {
+		/* completion comes later through inet_sock_set_state... */
+		__u64 key = (__u64)sk;
+		bpf_map_update_elem(&pending_conn, &key, n, BPF_ANY);
+		/* ...unless it already happened inside this call (loopback does
+		 * the handshake in softirq before connect returns). Whoever
+		 * deletes the pending entry reports the result, so it is
+		 * reported exactly once. */
+		__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		if (state != TCP_SYN_SENT && bpf_map_delete_elem(&pending_conn, &key) == 0) {
+			n->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+			n->repeat_count = 0;
+			if (state == TCP_CLOSE) {
+				n->origin = HADES_ORIGIN_TCP_FAILED;
+				n->result = -(__s32)BPF_CORE_READ(sk, sk_err);
+			} else {
+				n->origin = HADES_ORIGIN_TCP_ESTABLISHED;
+				n->result = 0;
+			}
+			read_sk(sk, &a);
+			n->local_port = a.lport;
+			__builtin_memcpy(n->local_addr, a.laddr, 16);
+			submit_scratch(c, s, sizeof(*n));
+		}
+	}
+	return 0;
+}
+
+/* Async end of a non-blocking TCP connect. Runs in softirq context. */
+static __always_inline void on_sock_state(const struct sock *sk, int oldstate, int newstate)
+{
+	if (oldstate != TCP_SYN_SENT)
+		return;
+	__u64 key = (__u64)sk;
+	struct hades_net *p = bpf_map_lookup_elem(&pending_conn, &key);
+	if (!p)
+		return;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_CONNECT);
+	if (!c)
+		return;
+	struct hades_net *n = bpf_ringbuf_reserve(&events, sizeof(*n), 0);
+	if (!n) {
+		bump(&c->dropped_ringbuf_full);
+		bpf_map_delete_elem(&pending_conn, &key);
+		return;
+	}
+	__builtin_memcpy(n, p, sizeof(*n));
+	bpf_map_delete_elem(&pending_conn, &key);
+	n->hdr.size = sizeof(*n);
+	n->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	n->repeat_count = 0;
+	if (newstate == TCP_ESTABLISHED) {
+		n->origin = HADES_ORIGIN_TCP_ESTABLISHED;
+		n->result = 0;
+	} else {
+		n->origin = HADES_ORIGIN_TCP_FAILED;
+		n->result = -(__s32)BPF_CORE_READ(sk, sk_err);
+	}
+	struct sk_addrs a = {};
+	read_sk((struct sock *)sk, &a);
+	n->local_port = a.lport;
+	__builtin_memcpy(n->local_addr, a.laddr, 16);
+	bpf_ringbuf_submit(n, 0);
+	bump(&c->sent);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tpbtf_sock_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	on_sock_state(sk, oldstate, newstate);
+	return 0;
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int raw_sock_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_sock_state((const struct sock *)ctx->args[0], (int)ctx->args[1], (int)ctx->args[2]);
+	return 0;
+}
+
+SEC("raw_tp")
+int hx_dns_recv(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s || !state_take(st, r->sc))
+		return 0;
+	long ret = ctx->args[1];
+	if (ret <= 0)
+		return 0;
+	struct task_struct *t = cur_task();
+	struct sk_addrs a = {};
+	if (!inet_sock_of(t, (long)st->args[0], &a))
+		return 0;
+	struct u_msghdr m = {};
+	__u64 src = 0;
+	if (st->sc == HADES_SC_RECVFROM) {
+		src = st->args[4];
+	} else {
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)st->args[1]))
+			return 0;
+		src = m.name;
+	}
+	if (a.rport != DNS_PORT) {
+		/* unconnected socket: the sender address the kernel wrote back */
+		if (!src || !dns_dest(src, &a))
+			return 0;
+	}
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_DNS);
+	if (!c)
+		return 0;
+	bump(&c->seen);
+	if (st->sc == HADES_SC_RECVFROM)
+		emit_dns(c, s, t, st->sc, HADES_DNS_ANSWER, st->args[0], &a, ret, st->args[1], ret,
+			 0, 0);
+	else
+		emit_dns(c, s, t, st->sc, HADES_DNS_ANSWER, st->args[0], &a, ret, 0, ret, m.iov,
+			 m.iovlen);
+	return 0;
+}
+
+SEC("raw_tp")
+int hx_cred(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	if (!r || !st || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_PRIV);
+	if (!c)
+		return 0;
+	long ret = ctx->args[1];
+	struct task_struct *t = cur_task();
+	const struct cred *cr = BPF_CORE_READ(t, cred);
+	__u32 ids[8];
+	__u64 caps[3] = {};
+	ids[0] = BPF_CORE_READ(cr, uid.val);
+	ids[1] = BPF_CORE_READ(cr, gid.val);
+	ids[2] = BPF_CORE_READ(cr, euid.val);
+	ids[3] = BPF_CORE_READ(cr, egid.val);
+	ids[4] = BPF_CORE_READ(cr, suid.val);
+	ids[5] = BPF_CORE_READ(cr, sgid.val);
+	ids[6] = BPF_CORE_READ(cr, fsuid.val);
+	ids[7] = BPF_CORE_READ(cr, fsgid.val);
+	bpf_core_read(&caps[0], 8, &cr->cap_effective);
+	bpf_core_read(&caps[1], 8, &cr->cap_permitted);
+	bpf_core_read(&caps[2], 8, &cr->cap_inheritable);
+	__u16 changed = 0;
+	for (int i = 0; i < 8; i++)
+		if (ids[i] != st->cred.ids[i])
+			changed |= 1u << i;
+	for (int i = 0; i < 3; i++)
+		if (caps[i] != st->cred.caps[i])
+			changed |= 1u << (8 + i);
+	/* no-op calls (e.g. setuid(0) as root) are noise; EPERM is an attempt
+	 * to gain identities the process may not have */
+	if (!changed && ret != -EPERM) {
+		bump(&c->ignored);
+		return 0;
+	}
+	struct hades_priv *p = bpf_ringbuf_reserve(&events, sizeof(*p), 0);
+	if (!p) {
+		bump(&c->dropped_ringbuf_full);
+		return 0;
+	}
+	__builtin_memset(p, 0, sizeof(*p));
+	fill_header(&p->hdr, HADES_KIND_PRIV_CHANGE, sizeof(*p), t);
+	fill_proc(&p->proc, t);
+	p->result = ret;
+	p->syscall = st->sc;
+	p->changed = changed;
+	/* only the arguments the call has; the other registers are garbage */
+	switch (st->sc) {
+	case HADES_SC_SETRESUID:
+	case HADES_SC_SETRESGID:
+		p->args[2] = st->args[2];
+		/* fallthrough */
+	case HADES_SC_SETREUID:
+	case HADES_SC_SETREGID:
+		p->args[1] = st->args[1];
+		/* fallthrough */
+	case HADES_SC_SETUID:
+	case HADES_SC_SETGID:
+	case HADES_SC_SETFSUID:
+	case HADES_SC_SETFSGID:
+		p->args[0] = st->args[0];
+	}
+	for (int i = 0; i < 8; i++) {
+		p->old_ids[i] = st->cred.ids[i];
+		p->new_ids[i] = ids[i];
+	}
+	p->old_cap_effective = st->cred.caps[0];
+	p->old_cap_permitted = st->cred.caps[1];
+	p->old_cap_inheritable = st->cred.caps[2];
+	p->new_cap_effective = caps[0];
+	p->new_cap_permitted = caps[1];
+	p->new_cap_inheritable = caps[2];
+	bpf_ringbuf_submit(p, 0);
+	bump(&c->sent);
+	return 0;
+}
+
+SEC("raw_tp")
+int hx_ptrace(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	if (!r || !st || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_PTRACE);
+	if (!c)
+		return 0;
+	long ret = ctx->args[1];
+	struct task_struct *t = cur_task();
+	struct hades_ptrace *p = bpf_ringbuf_reserve(&events, sizeof(*p), 0);
+	if (!p) {
+		bump(&c->dropped_ringbuf_full);
+		return 0;
+	}
+	__builtin_memset(p, 0, sizeof(*p));
+	fill_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
+	fill_proc(&p->proc, t);
+	p->result = ret;
+	p->request = st->args[0];
+	p->target_pid = st->args[1];
+	p->addr = st->args[2];
+	p->data = st->args[3];
+
+	/* Target: TRACEME -> the parent; otherwise a tracee of this thread
+	 * (ATTACH/SEIZE link it at the head of current->ptraced on success;
+	 * POKE and SETREGS need an attached tracee). A failed ATTACH has no
+	 * tracee to find: missing TARGET. Pids compare in the initial pid ns. */
+	struct task_struct *target = NULL;
+	if (st->args[0] == PTRACE_TRACEME) {
+		target = BPF_CORE_READ(t, real_parent);
+		p->target_pid = BPF_CORE_READ(target, tgid);
+	} else {
+		__u64 off = bpf_core_field_offset(struct task_struct, ptrace_entry);
+		struct list_head *head = (void *)t + bpf_core_field_offset(struct task_struct, ptraced);
+		struct list_head *pos = BPF_CORE_READ(head, next);
+		for (int i = 0; i < PTRACED_SCAN; i++) {
+			if (!pos || pos == head)
+				break;
+			struct task_struct *cand = (void *)pos - off;
+			if (BPF_CORE_READ(cand, pid) == (__s32)st->args[1]) {
+				target = cand;
+				break;
+			}
+			pos = BPF_CORE_READ(pos, next);
+		}
+	}
+	if (target) {
+		p->target_tgid = BPF_CORE_READ(target, tgid);
+		p->target_start_ns = process_start(target);
+		BPF_CORE_READ_STR_INTO(&p->target_comm, target, group_leader, comm);
+	} else {
+		p->hdr.missing |= HADES_M_TARGET;
+		bump(&c->read_errors);
+	}
+	bpf_ringbuf_submit(p, 0);
+	bump(&c->sent);
+	return 0;
+}
+
+SEC("raw_tp")
+int hx_memfd(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_MEMFD);
+	if (!c)
+		return 0;
+	struct task_struct *t = cur_task();
+	struct hades_memfd *m = (void *)s->rec;
+	__builtin_memset(m, 0, sizeof(*m));
+	fill_header(&m->hdr, HADES_KIND_MEMFD_CREATE, 0, t);
+	fill_proc(&m->proc, t);
+	m->result = ctx->args[1];
+	m->flags = st->args[1];
+	long n = bpf_probe_read_user_str(s->rec + sizeof(*m), MEMFD_NAME_MAX, (void *)st->args[0]);
+	if (n > 0)
+		m->name_len = n - 1;
+	else
+		m->hdr.missing |= HADES_M_NAME;
+	submit_scratch(c, s, sizeof(*m) + (m->name_len & 255));
+	return 0;
+}
+
+/* Appends the path of an open file at s->off; returns its length. */
+static __always_inline __u32 append_file_path(struct scratch *s, struct file *f, __u32 *flags)
+{
+	if (!f)
+		return 0;
+	if (build_path(s, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt)))
+		*flags |= HADES_F_PATH_TRUNCATED;
+	return append_path(s);
+}
+
+SEC("raw_tp")
+int hx_module(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_MODULE);
+	if (!c)
+		return 0;
+	struct task_struct *t = cur_task();
+	struct hades_module *m = (void *)s->rec;
+	__builtin_memset(m, 0, sizeof(*m));
+	fill_header(&m->hdr, HADES_KIND_MODULE_LOAD, 0, t);
+	fill_proc(&m->proc, t);
+	m->result = ctx->args[1];
+	m->syscall = st->sc;
+	m->fd = -1;
+	if (st->extra)
+		__builtin_memcpy(m->name, st->modname, sizeof(m->name));
+	STORE(s->off, sizeof(*m));
+	if (st->sc == HADES_SC_FINIT_MODULE) {
+		__u32 fl = 0;
+		m->fd = st->args[0];
+		m->flags = st->args[2];
+		struct file *f = fd_file(t, (long)st->args[0]);
+		if (f) {
+			m->path_len = append_file_path(s, f, &fl);
+			m->hdr.flags |= fl;
+		} else {
+			m->hdr.missing |= HADES_M_PATH;
+		}
+	}
+	submit_scratch(c, s, sizeof(*m) + (m->path_len & 4095));
+	return 0;
+}
+
+/* Module name at load time, in the loading task's context. */
+static __always_inline void on_module_load(struct module *mod)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+	if (st && st->hook == HADES_HOOK_MODULE) {
+		bpf_probe_read_kernel_str(st->modname, sizeof(st->modname), &mod->name);
+		st->extra = 1;
+		return;
+	}
+	/* not through a watched syscall (hook filtered or disabled at entry,
+	 * or a syscall we do not route): report from here */
+	struct task_struct *t = cur_task();
+	struct hades_hook_counters *c = hook_begin(HADES_HOOK_MODULE, BPF_CORE_READ(t, tgid));
+	if (!c)
+		return;
+	struct hades_module *m = bpf_ringbuf_reserve(&events, sizeof(*m), 0);
+	if (!m) {
+		bump(&c->dropped_ringbuf_full);
+		return;
+	}
+	__builtin_memset(m, 0, sizeof(*m));
+	fill_header(&m->hdr, HADES_KIND_MODULE_LOAD, sizeof(*m), t);
+	fill_proc(&m->proc, t);
+	m->fd = -1;
+	bpf_probe_read_kernel_str(m->name, sizeof(m->name), &mod->name);
+	bpf_ringbuf_submit(m, 0);
+	bump(&c->sent);
+}
+
+SEC("tp_btf/module_load")
+int BPF_PROG(tpbtf_module_load, struct module *mod)
+{
+	on_module_load(mod);
+	return 0;
+}
+
+SEC("raw_tp/module_load")
+int raw_module_load(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_module_load((struct module *)ctx->args[0]);
+	return 0;
+}
+
+/*
+ * Appends the absolute form of (dirfd, upath) at s->off: absolute paths as
+ * given, relative ones behind the dirfd's (or cwd's) path from the dentry
+ * walk. "." and ".." are not collapsed. Returns the length written.
+ */
+static __always_inline __u32 append_user_path(struct scratch *s, struct task_struct *t,
+					      long dirfd, __u64 upath, __u32 *flags,
+					      __u32 *missing)
+{
+	__u32 start = LOAD(s->off);
+	char c0 = 0;
+
+	if (!upath || bpf_probe_read_user(&c0, 1, (void *)upath)) {
+		*missing |= HADES_M_PATH;
+		return 0;
+	}
+	if (c0 != '/') {
+		struct dentry *d = NULL;
+		struct vfsmount *mnt = NULL;
+		if ((int)dirfd == AT_FDCWD) {
+			struct fs_struct *fs = BPF_CORE_READ(t, fs);
+			d = BPF_CORE_READ(fs, pwd.dentry);
+			mnt = BPF_CORE_READ(fs, pwd.mnt);
+		} else {
+			struct file *f = fd_file(t, dirfd);
+			if (f) {
+				d = BPF_CORE_READ(f, f_path.dentry);
+				mnt = BPF_CORE_READ(f, f_path.mnt);
+			}
+		}
+		if (d) {
+			if (build_path(s, d, mnt))
+				*flags |= HADES_F_PATH_TRUNCATED;
+			__u32 blen = append_path(s);
+			__u32 off = LOAD(s->off);
+			if (c0 && blen != 1) {
+				s->rec[off & TAIL_OFF_MASK] = '/';
+				STORE(s->off, off + 1);
+			}
+		} else {
+			*missing |= HADES_M_PATH; /* stays relative */
+		}
+	}
+	if (c0) {
+		__u32 off = LOAD(s->off);
+		long n = bpf_probe_read_user_str(s->rec + (off & TAIL_OFF_MASK), HADES_PATH_MAX,
+						 (void *)upath);
+		if (n > 1)
+			STORE(s->off, off + ((n - 1) & (HADES_PATH_MAX - 1)));
+	}
+	return LOAD(s->off) - start;
+}
+
+/* Bytes [0, n) of a 64-bit word (little-endian), n clamped to 0..8. */
+static __always_inline __u64 byte_mask(int n)
+{
+	if (n <= 0)
+		return 0;
+	if (n >= 8)
+		return ~0ULL;
+	return (1ULL << (8 * n)) - 1;
+}
+
+/* win[0..len) == suf[0..len), both 32 bytes, compared as 4 masked words */
+static __always_inline bool prefix_eq(const __u64 *win, const __u64 *suf, int len)
+{
+	__u64 diff = 0;
+	for (int w = 0; w < 4; w++)
+		diff |= (win[w] ^ suf[w]) & byte_mask(len - 8 * w);
+	return diff == 0;
+}
+
+/*
+ * Is rec[start, start+len) below a FILE_PREFIX entry? A global (not
+ * inlined) function: the verifier checks it once instead of once per path
+ * through the caller. The component-end cursor goes through map memory so
+ * the up to 255 exits of the search loop collapse into one verifier state.
+ */
+__noinline int path_watched(struct scratch *s, __u32 start, __u32 len)
+{
+	if (!s)
+		return 0;
+	struct hades_lpm_key *k = &s->lpm;
+	__u32 n = len > HADES_PREFIX_MAX ? HADES_PREFIX_MAX : len;
+
+	if (n == 0)
+		return 0;
+	/* zeroed so that bytes past the path compare as 0 below */
+	for (int i = 0; i < 32; i++)
+		((__u64 *)k->data)[i] = 0;
+	barrier_var(n);
+	if (bpf_probe_read_kernel(k->data, n & 255, s->rec + (start & TAIL_OFF_MASK)))
+		return 0;
+	k->prefixlen = n * 8;
+	struct hades_prefix_val *v = bpf_map_lookup_elem(&file_prefix, k);
+	if (!v)
+		return 0;
+	if (v->all)
+		return 1;
+	/* "PREFIX*" rules: skip one component, then compare the suffix */
+	STORE(s->len, 0);
+	for (int i = 0; i < HADES_PREFIX_MAX; i++) {
+		__u32 idx = v->plen + i;
+		if (idx >= n)
+			break;
+		if (k->data[idx & 255] == '/') {
+			STORE(s->len, idx + 1);
+			break;
+		}
+	}
+	__u32 j = LOAD(s->len);
+	if (j == 0 || j > HADES_PREFIX_MAX)
+		return 0;
+	__u64 win[4] = {};
+	bpf_probe_read_kernel(win, sizeof(win), k->data + (j & 255));
+	for (int q = 0; q < HADES_SUFFIXES; q++) {
+		if (q >= v->nsuffix)
+			break;
+		int sl = v->slen[q] & HADES_SUFFIX_MAX;
+		if (sl == 0 || j + sl > HADES_PREFIX_MAX)
+			continue;
+		__u64 suf[4];
+		__builtin_memcpy(suf, v->suffix[q], sizeof(suf));
+		if (prefix_eq(win, suf, sl))
+			return 1;
+		/* the directory itself: "/home/u/.ssh" for the rule ".ssh/" */
+		if (j + sl - 1 == n && v->suffix[q][(sl - 1) & HADES_SUFFIX_MAX] == '/' &&
+		    prefix_eq(win, suf, sl - 1))
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 mode_flags(__u32 mode)
+{
+	__u32 f = 0;
+	if (mode & 0111)
+		f |= HADES_F_MODE_EXEC;
+	if (mode & 04000)
+		f |= HADES_F_MODE_SETUID;
+	if (mode & 02000)
+		f |= HADES_F_MODE_SETGID;
+	return f;
+}
+
+SEC("raw_tp")
+int hx_file(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(st->hook);
+	if (!c)
+		return 0;
+	long ret = ctx->args[1];
+	if (is_restart(ret)) {
+		bump(&c->ignored);
+		return 0;
+	}
+	struct task_struct *t = cur_task();
+	struct hades_file *f = (void *)s->rec;
+	__u64 *a = st->args;
+	__u32 flags = 0, missing = 0;
+	__u8 kind = HADES_KIND_FILE_CREATE;
+
+	__builtin_memset(f, 0, sizeof(*f));
+	STORE(s->off, sizeof(*f));
+	long dfd = AT_FDCWD, dfd2 = AT_FDCWD;
+	__u64 p1 = 0, p2 = 0;
+	switch (st->sc) {
+	case HADES_SC_OPEN:
+		p1 = a[0], f->op_flags = a[1], f->mode = a[2];
+		break;
+	case HADES_SC_CREAT:
+		p1 = a[0], f->op_flags = 01101 /* O_CREAT|O_WRONLY|O_TRUNC */, f->mode = a[1];
+		break;
+	case HADES_SC_OPENAT:
+		dfd = a[0], p1 = a[1], f->op_flags = a[2], f->mode = a[3];
+		break;
+	case HADES_SC_OPENAT2: {
+		__u64 how[2] = {}; /* flags, mode */
+		bpf_probe_read_user(how, sizeof(how), (void *)a[2]);
+		dfd = a[0], p1 = a[1], f->op_flags = how[0], f->mode = how[1];
+		break;
+	}
+	case HADES_SC_MKDIR:
+		p1 = a[0], f->mode = a[1];
+		break;
+	case HADES_SC_MKDIRAT:
+		dfd = a[0], p1 = a[1], f->mode = a[2];
+		break;
+	case HADES_SC_RENAME:
+		kind = HADES_KIND_FILE_RENAME, p1 = a[0], p2 = a[1];
+		break;
+	case HADES_SC_RENAMEAT:
+	case HADES_SC_RENAMEAT2:
+		kind = HADES_KIND_FILE_RENAME, dfd = a[0], p1 = a[1], dfd2 = a[2], p2 = a[3];
+		if (st->sc == HADES_SC_RENAMEAT2)
+			f->op_flags = a[4];
+		break;
+	case HADES_SC_UNLINK:
+	case HADES_SC_RMDIR:
+		kind = HADES_KIND_FILE_DELETE, p1 = a[0];
+		if (st->sc == HADES_SC_RMDIR)
+			f->op_flags = AT_REMOVEDIR;
+		break;
+	case HADES_SC_UNLINKAT:
+		kind = HADES_KIND_FILE_DELETE, dfd = a[0], p1 = a[1], f->op_flags = a[2];
+		break;
+	case HADES_SC_CHMOD:
+		kind = HADES_KIND_FILE_CHMOD, p1 = a[0], f->mode = a[1];
+		break;
+	case HADES_SC_FCHMOD:
+		kind = HADES_KIND_FILE_CHMOD, f->mode = a[1];
+		break;
+	case HADES_SC_FCHMODAT:
+	case HADES_SC_FCHMODAT2:
+		kind = HADES_KIND_FILE_CHMOD, dfd = a[0], p1 = a[1], f->mode = a[2];
+		if (st->sc == HADES_SC_FCHMODAT2)
+			f->op_flags = a[3];
+		break;
+	default:
+		return 0;
+	}
+
+	bool is_open = st->sc == HADES_SC_OPEN || st->sc == HADES_SC_OPENAT ||
+		       st->sc == HADES_SC_OPENAT2 || st->sc == HADES_SC_CREAT;
+	struct file *file = NULL;
+	if (is_open && ret >= 0)
+		file = fd_file(t, ret);
+	else if (st->sc == HADES_SC_FCHMOD)
+		file = fd_file(t, (long)a[0]);
+	if (file) {
+		/* canonical path of the object itself: symlinks and ".." resolved */
+		f->path_len = append_file_path(s, file, &flags);
+		flags |= HADES_F_PATH_FROM_FD;
+		struct inode *ino = BPF_CORE_READ(file, f_inode);
+		f->inode = BPF_CORE_READ(ino, i_ino);
+		if (is_open) {
+			f->file_mode = BPF_CORE_READ(ino, i_mode);
+			if (BPF_CORE_READ(file, f_mode) & FMODE_CREATED)
+				flags |= HADES_F_FILE_CREATED;
+		}
+	} else {
+		f->path_len = append_user_path(s, t, dfd, p1, &flags, &missing);
+	}
+	__u32 p1_len = f->path_len;
+	if (p2)
+		f->path2_len = append_user_path(s, t, dfd2, p2, &flags, &missing);
+
+	if (!path_watched(s, sizeof(*f), p1_len) &&
+	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
+		bump(&c->ignored);
+		return 0;
+	}
+
+	if (st->sc == HADES_SC_FCHMOD) {
+		if (st->extra)
+			f->file_mode = st->extra & 0xffff;
+		else
+			missing |= HADES_M_MODE;
+	} else if (kind == HADES_KIND_FILE_CHMOD || (is_open && !file) ||
+		   st->sc == HADES_SC_MKDIR || st->sc == HADES_SC_MKDIRAT) {
+		missing |= HADES_M_MODE; /* path-based: no inode before or after */
+	}
+	if (kind == HADES_KIND_FILE_CHMOD)
+		flags |= mode_flags(f->mode);
+	else if (is_open)
+		flags |= mode_flags(file ? f->file_mode : f->mode);
+
+	fill_header(&f->hdr, kind, 0, t);
+	fill_proc(&f->proc, t);
+	f->hdr.flags = flags;
+	f->hdr.missing = missing;
+	f->result = ret;
+	f->syscall = st->sc;
+	submit_scratch(c, s, LOAD(s->off));
+	return 0;
+}
+
+SEC("raw_tp")
+int hx_kill(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	if (!r || !st || !state_take(st, r->sc))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_KILL);
+	if (!c)
+		return 0;
+	struct task_struct *t = cur_task();
+	struct hades_kill *k = bpf_ringbuf_reserve(&events, sizeof(*k), 0);
+	if (!k) {
+		bump(&c->dropped_ringbuf_full);
+		return 0;
+	}
+	__builtin_memset(k, 0, sizeof(*k));
+	fill_header(&k->hdr, HADES_KIND_KILL, sizeof(*k), t);
+	fill_proc(&k->proc, t);
+	k->result = ctx->args[1];
+	k->syscall = st->sc;
+	__s32 pid = st->args[0];
+	switch (st->sc) {
+	case HADES_SC_KILL:
+		k->target_pid = pid;
+		k->target_tgid = pid;
+		k->signal = st->args[1];
+		if (pid == -1)
+			k->hdr.flags |= HADES_F_KILL_BROADCAST;
+		else if (pid < 0)
+			k->hdr.flags |= HADES_F_KILL_GROUP;
+		break;
+	case HADES_SC_TKILL:
+		k->target_pid = pid;
+		k->target_tgid = pid;
+		k->signal = st->args[1];
+		break;
+	case HADES_SC_TGKILL:
+		k->target_tgid = pid;
+		k->target_pid = st->args[1];
+		k->signal = st->args[2];
+		break;
+	case HADES_SC_PIDFD_SEND_SIGNAL:
+		k->target_pid = st->args[5];
+		k->target_tgid = st->args[5];
+		k->signal = st->args[1];
+		break;
+	}
+	bpf_ringbuf_submit(k, 0);
+	bump(&c->sent);
+	return 0;
+}

@@ -1,0 +1,343 @@
+/**
+ * Decoder of the driver's security records (kinds 4..16: network, DNS, ptrace, memfd, module,
+ * privilege, file, kill; driver/PROTOCOL.md sections 2.6-2.15). Same rules as the process
+ * records: one object literal of fixed shape per record, nothing thrown, impossible lengths
+ * reported as undefined so that the caller counts and skips them.
+ */
+
+export const SecurityKind = {
+  connect: 4,
+  accept: 5,
+  listen: 6,
+  dns: 7,
+  ptrace: 8,
+  memfd: 9,
+  module: 10,
+  privilege: 11,
+  fileCreate: 12,
+  fileRename: 13,
+  fileDelete: 14,
+  fileChmod: 15,
+  kill: 16,
+} as const;
+
+export const SecurityFlag = {
+  modeExec: 0x400,
+  modeSetuid: 0x800,
+  modeSetgid: 0x1000,
+  fileCreated: 0x2000,
+  pathTruncated: 0x4000,
+  pathFromFd: 0x8000,
+  payloadTruncated: 0x10000,
+  killBroadcast: 0x20000,
+  killGroup: 0x40000,
+} as const;
+
+export const SecurityMissing = {
+  target: 0x8000,
+  path: 0x10000,
+  addr: 0x20000,
+  payload: 0x40000,
+  mode: 0x80000,
+  name: 0x100000,
+} as const;
+
+/** Fields every security record has: the header and the acting process (section 2.6). */
+interface Base {
+  readonly kind: number;
+  readonly size: number;
+  readonly ktimeNs: number;
+  readonly pid: number;
+  readonly tid: number;
+  readonly flags: number;
+  readonly missing: number;
+  readonly startNs: number;
+  readonly cgroupId: number;
+  readonly ppid: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly euid: number;
+  readonly egid: number;
+  readonly loginuid: number;
+  readonly comm: string;
+  /** The syscall's return value: >= 0 success, -errno failure. */
+  readonly result: number;
+}
+
+export interface SocketRecord extends Base {
+  readonly type: 'connect' | 'accept' | 'listen';
+  readonly fd: number;
+  readonly family: number;
+  readonly sockType: number;
+  readonly protocol: number;
+  readonly localPort: number;
+  readonly remotePort: number;
+  /** 1 the syscall, 2 an async TCP handshake completed, 3 it failed. */
+  readonly origin: number;
+  readonly repeatCount: number;
+  readonly backlog: number;
+  readonly localAddr: Uint8Array;
+  readonly remoteAddr: Uint8Array;
+  /** AF_UNIX path. */
+  readonly path: string;
+}
+
+export interface DnsRecord extends Base {
+  readonly type: 'dns';
+  readonly fd: number;
+  readonly family: number;
+  readonly protocol: number;
+  readonly localPort: number;
+  readonly remotePort: number;
+  /** 1 query (sent to port 53), 2 answer (received from it). */
+  readonly direction: number;
+  readonly syscall: number;
+  readonly payloadOrigLen: number;
+  readonly localAddr: Uint8Array;
+  readonly remoteAddr: Uint8Array;
+  readonly payload: Uint8Array;
+}
+
+export interface PtraceRecord extends Base {
+  readonly type: 'ptrace';
+  readonly request: number;
+  readonly targetPid: number;
+  readonly targetTgid: number;
+  readonly targetStartNs: number;
+  readonly targetComm: string;
+}
+
+export interface MemfdRecord extends Base {
+  readonly type: 'memfd_create';
+  readonly memfdFlags: number;
+  readonly name: string;
+}
+
+export interface ModuleRecord extends Base {
+  readonly type: 'module_load';
+  readonly syscall: number;
+  readonly fd: number;
+  readonly moduleFlags: number;
+  readonly name: string;
+  readonly path: string;
+}
+
+export interface PrivilegeRecord extends Base {
+  readonly type: 'privilege_change';
+  readonly syscall: number;
+  readonly changed: number;
+  /** uid, gid, euid, egid, suid, sgid, fsuid, fsgid before and after the call. */
+  readonly oldIds: readonly number[];
+  readonly newIds: readonly number[];
+  /** Effective capabilities before and after, as [low 32 bits, high 32 bits]. */
+  readonly oldCapEffective: readonly [number, number];
+  readonly newCapEffective: readonly [number, number];
+}
+
+export interface FileRecord extends Base {
+  readonly type: 'file_create' | 'file_rename' | 'file_delete' | 'file_chmod';
+  readonly syscall: number;
+  readonly opFlags: number;
+  readonly mode: number;
+  readonly fileMode: number;
+  readonly inode: number;
+  readonly path: string;
+  /** RENAME: the new path. */
+  readonly path2: string;
+}
+
+export interface KillRecord extends Base {
+  readonly type: 'kill';
+  readonly syscall: number;
+  readonly targetPid: number;
+  readonly targetTgid: number;
+  readonly signal: number;
+}
+
+export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord;
+
+type Decode = (bytes: Buffer, view: DataView, o: number, size: number, text: TextOf) => SecurityRecord | undefined;
+/** The text decoder of records.ts (UTF-8 with \xHH escapes), passed in to keep one implementation. */
+export type TextOf = (bytes: Buffer, start: number, end: number) => string;
+
+const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
+
+function cString(bytes: Buffer, start: number, end: number, text: TextOf): string {
+  let stop = start;
+  while (stop < end && bytes[stop] !== 0) stop++;
+  return text(bytes, start, stop);
+}
+
+/** The common part, read once per record (the decoders copy it into their own literal). */
+function base(bytes: Buffer, view: DataView, o: number, size: number, text: TextOf): Base {
+  return {
+    kind: view.getUint16(o, true),
+    size,
+    ktimeNs: u64(view, o + 8),
+    pid: view.getUint32(o + 16, true),
+    tid: view.getUint32(o + 20, true),
+    flags: view.getUint32(o + 24, true),
+    missing: view.getUint32(o + 28, true),
+    startNs: u64(view, o + 32),
+    cgroupId: u64(view, o + 40),
+    ppid: view.getUint32(o + 48, true),
+    uid: view.getUint32(o + 52, true),
+    gid: view.getUint32(o + 56, true),
+    euid: view.getUint32(o + 60, true),
+    egid: view.getUint32(o + 64, true),
+    loginuid: view.getUint32(o + 68, true),
+    comm: cString(bytes, o + 72, o + 88, text),
+    result: view.getInt32(o + 88, true),
+  };
+}
+
+const SOCKET_TYPES = { 4: 'connect', 5: 'accept', 6: 'listen' } as const;
+const FILE_TYPES = { 12: 'file_create', 13: 'file_rename', 14: 'file_delete', 15: 'file_chmod' } as const;
+
+const decodeSocket: Decode = (bytes, view, o, size, text) => {
+  if (size < 152) return undefined;
+  const pathLen = view.getUint16(o + 116, true);
+  if (152 + pathLen > size) return undefined;
+  const b = base(bytes, view, o, size, text);
+  return {
+    ...b,
+    type: SOCKET_TYPES[b.kind as 4 | 5 | 6],
+    fd: view.getUint32(o + 92, true),
+    family: view.getUint16(o + 96, true),
+    sockType: view.getUint16(o + 98, true),
+    protocol: view.getUint16(o + 100, true),
+    localPort: view.getUint16(o + 102, true),
+    remotePort: view.getUint16(o + 104, true),
+    origin: view.getUint8(o + 106),
+    repeatCount: view.getUint32(o + 108, true),
+    backlog: view.getUint32(o + 112, true),
+    localAddr: bytes.slice(o + 120, o + 136),
+    remoteAddr: bytes.slice(o + 136, o + 152),
+    path: text(bytes, o + 152, o + 152 + pathLen),
+  };
+};
+
+const decodeDns: Decode = (bytes, view, o, size, text) => {
+  if (size < 144) return undefined;
+  const payloadLen = view.getUint16(o + 106, true);
+  if (144 + payloadLen > size) return undefined;
+  return {
+    ...base(bytes, view, o, size, text),
+    type: 'dns',
+    fd: view.getUint32(o + 92, true),
+    family: view.getUint16(o + 96, true),
+    protocol: view.getUint16(o + 98, true),
+    localPort: view.getUint16(o + 100, true),
+    remotePort: view.getUint16(o + 102, true),
+    direction: view.getUint8(o + 104),
+    syscall: view.getUint8(o + 105),
+    payloadOrigLen: view.getUint32(o + 108, true),
+    localAddr: bytes.slice(o + 112, o + 128),
+    remoteAddr: bytes.slice(o + 128, o + 144),
+    payload: bytes.slice(o + 144, o + 144 + payloadLen),
+  };
+};
+
+const decodePtrace: Decode = (bytes, view, o, size, text) => {
+  if (size < 144) return undefined;
+  return {
+    ...base(bytes, view, o, size, text),
+    type: 'ptrace',
+    request: view.getUint32(o + 92, true),
+    targetPid: view.getUint32(o + 96, true),
+    targetTgid: view.getUint32(o + 100, true),
+    targetStartNs: u64(view, o + 104),
+    targetComm: cString(bytes, o + 128, o + 144, text),
+  };
+};
+
+const decodeMemfd: Decode = (bytes, view, o, size, text) => {
+  if (size < 104) return undefined;
+  const nameLen = view.getUint16(o + 96, true);
+  if (104 + nameLen > size) return undefined;
+  return { ...base(bytes, view, o, size, text), type: 'memfd_create', memfdFlags: view.getUint32(o + 92, true), name: text(bytes, o + 104, o + 104 + nameLen) };
+};
+
+const decodeModule: Decode = (bytes, view, o, size, text) => {
+  if (size < 160) return undefined;
+  const pathLen = view.getUint16(o + 94, true);
+  if (160 + pathLen > size) return undefined;
+  return {
+    ...base(bytes, view, o, size, text),
+    type: 'module_load',
+    syscall: view.getUint16(o + 92, true),
+    fd: view.getInt32(o + 96, true),
+    moduleFlags: view.getUint32(o + 100, true),
+    name: cString(bytes, o + 104, o + 160, text),
+    path: text(bytes, o + 160, o + 160 + pathLen),
+  };
+};
+
+const ids = (view: DataView, at: number): number[] => {
+  const out = new Array<number>(8);
+  for (let i = 0; i < 8; i++) out[i] = view.getUint32(at + 4 * i, true);
+  return out;
+};
+
+const decodePrivilege: Decode = (bytes, view, o, size, text) => {
+  if (size < 224) return undefined;
+  return {
+    ...base(bytes, view, o, size, text),
+    type: 'privilege_change',
+    syscall: view.getUint16(o + 92, true),
+    changed: view.getUint16(o + 94, true),
+    oldIds: ids(view, o + 112),
+    newIds: ids(view, o + 144),
+    oldCapEffective: [view.getUint32(o + 176, true), view.getUint32(o + 180, true)],
+    newCapEffective: [view.getUint32(o + 200, true), view.getUint32(o + 204, true)],
+  };
+};
+
+const decodeFile: Decode = (bytes, view, o, size, text) => {
+  if (size < 128) return undefined;
+  const pathLen = view.getUint16(o + 120, true);
+  const path2Len = view.getUint16(o + 122, true);
+  if (128 + pathLen + path2Len > size) return undefined;
+  const b = base(bytes, view, o, size, text);
+  return {
+    ...b,
+    type: FILE_TYPES[b.kind as 12 | 13 | 14 | 15],
+    syscall: view.getUint16(o + 92, true),
+    opFlags: view.getUint32(o + 96, true),
+    mode: view.getUint32(o + 100, true),
+    fileMode: view.getUint32(o + 104, true),
+    inode: u64(view, o + 112),
+    path: text(bytes, o + 128, o + 128 + pathLen),
+    path2: text(bytes, o + 128 + pathLen, o + 128 + pathLen + path2Len),
+  };
+};
+
+const decodeKill: Decode = (bytes, view, o, size, text) => {
+  if (size < 112) return undefined;
+  return {
+    ...base(bytes, view, o, size, text),
+    type: 'kill',
+    syscall: view.getUint16(o + 92, true),
+    targetPid: view.getInt32(o + 96, true),
+    targetTgid: view.getInt32(o + 100, true),
+    signal: view.getUint32(o + 104, true),
+  };
+};
+
+/** Decoders by record kind. Security records are rare next to exec storms, so a spread of the
+ * shared base is affordable here, unlike in the process decoders. */
+export const securityDecoders: ReadonlyMap<number, Decode> = new Map<number, Decode>([
+  [SecurityKind.connect, decodeSocket],
+  [SecurityKind.accept, decodeSocket],
+  [SecurityKind.listen, decodeSocket],
+  [SecurityKind.dns, decodeDns],
+  [SecurityKind.ptrace, decodePtrace],
+  [SecurityKind.memfd, decodeMemfd],
+  [SecurityKind.module, decodeModule],
+  [SecurityKind.privilege, decodePrivilege],
+  [SecurityKind.fileCreate, decodeFile],
+  [SecurityKind.fileRename, decodeFile],
+  [SecurityKind.fileDelete, decodeFile],
+  [SecurityKind.fileChmod, decodeFile],
+  [SecurityKind.kill, decodeKill],
+]);

@@ -1,0 +1,249 @@
+/**
+ * ECS events from the driver's security records: connect, accept, listen, dns_query, ptrace,
+ * memfd_create, module_load, privilege_change, file_*, and tamper (signals to Hades' own
+ * processes, changes to its files). The acting process and its ancestry come from the process
+ * tree (via EventBuilder.actor), so these events carry the same context as exec events.
+ */
+import path from 'node:path';
+import type { HadesEvent } from '../common/events/index.js';
+import { capabilityNames, type EventBuilder } from './builder.js';
+import { parseDns } from './dns.js';
+import type { DnsRecord, FileRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
+import { SecurityFlag, SecurityMissing } from './driver/security-records.js';
+import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
+
+const ERRNO: Readonly<Record<number, string>> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT',
+  16: 'EBUSY', 17: 'EEXIST', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC', 30: 'EROFS', 38: 'ENOSYS',
+  39: 'ENOTEMPTY', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH',
+  104: 'ECONNRESET', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH', 114: 'EALREADY', 115: 'EINPROGRESS',
+};
+
+export const errnoName = (result: number): string | undefined => (result < 0 ? (ERRNO[-result] ?? `E${-result}`) : undefined);
+
+const SYSCALLS: Readonly<Record<number, string>> = {
+  1: 'connect', 2: 'accept', 3: 'accept4', 4: 'listen', 5: 'sendto', 6: 'sendmsg', 7: 'sendmmsg', 8: 'write', 9: 'writev', 10: 'recvfrom',
+  11: 'recvmsg', 12: 'setuid', 13: 'setgid', 14: 'setreuid', 15: 'setregid', 16: 'setresuid', 17: 'setresgid', 18: 'setfsuid',
+  19: 'setfsgid', 20: 'capset', 21: 'ptrace', 22: 'memfd_create', 23: 'init_module', 24: 'finit_module', 25: 'open', 26: 'openat',
+  27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
+  35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
+  44: 'pidfd_send_signal',
+};
+
+export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
+
+const PTRACE_REQUESTS: Readonly<Record<number, string>> = {
+  0: 'traceme', 4: 'poketext', 5: 'pokedata', 6: 'pokeuser', 13: 'setregs', 15: 'setfpregs', 16: 'attach', 0x4205: 'setregset', 0x4206: 'seize',
+};
+
+const MFD_FLAGS: readonly [number, string][] = [
+  [1, 'MFD_CLOEXEC'],
+  [2, 'MFD_ALLOW_SEALING'],
+  [4, 'MFD_HUGETLB'],
+  [8, 'MFD_NOEXEC_SEAL'],
+  [16, 'MFD_EXEC'],
+];
+
+const outcome = (result: number): 'success' | 'failure' => (result < 0 ? 'failure' : 'success');
+const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+
+function networkOf(family: number, protocol: number, sockType: number) {
+  const transport = family === AF_UNIX ? 'unix' : protocol === IPPROTO_TCP || sockType === 1 ? 'tcp' : protocol === IPPROTO_UDP || sockType === 2 ? 'udp' : 'other';
+  const type = family === AF_INET ? 'ipv4' : family === AF_INET6 ? 'ipv6' : family === AF_UNIX ? 'unix' : undefined;
+  return { transport, type } as const;
+}
+
+function endpoint(family: number, addr: Uint8Array, port: number) {
+  return { ip: formatIp(family, addr), port };
+}
+
+export interface SecurityOptions {
+  /** Paths whose change by anyone is reported as tampering (Hades' own files). */
+  readonly protectedPaths: readonly string[];
+}
+
+/** Builds the events of one security record; most records give one event, some none or two. */
+export class SecurityEvents {
+  /** DNS payloads that could not be parsed, by reason. */
+  readonly malformedDns = new Map<string, number>();
+
+  constructor(
+    private readonly builder: EventBuilder,
+    private readonly options: SecurityOptions,
+  ) {}
+
+  build(r: SecurityRecord): HadesEvent[] {
+    switch (r.type) {
+      case 'connect':
+      case 'accept':
+      case 'listen':
+        return [this.socket(r)];
+      case 'dns':
+        return [this.dns(r)];
+      case 'ptrace':
+        return [this.ptrace(r)];
+      case 'memfd_create':
+        return [this.memfd(r)];
+      case 'module_load':
+        return [this.module(r)];
+      case 'privilege_change':
+        return [this.privilege(r)];
+      case 'file_create':
+      case 'file_rename':
+      case 'file_delete':
+      case 'file_chmod':
+        return this.file(r);
+      case 'kill':
+        return [this.kill(r)];
+    }
+  }
+
+  private event(r: SecurityRecord, action: string, category: string[], type: string[], extra: Record<string, unknown>, hades: Record<string, unknown> = {}): HadesEvent {
+    const actor = this.builder.actor(r);
+    const event = this.builder.common(action, 'event', category, type, r.ktimeNs) as Record<string, unknown>;
+    const meta = event['event'] as Record<string, unknown>;
+    meta['outcome'] = extra['outcome'];
+    meta['count'] = extra['count'];
+    event['process'] = actor.process;
+    event['container'] = actor.container;
+    for (const [key, value] of Object.entries(extra)) if (key !== 'outcome' && key !== 'count') event[key] = value;
+    event['hades'] = { ...actor.hades, ...hades };
+    return event as unknown as HadesEvent;
+  }
+
+  private socket(r: SocketRecord): HadesEvent {
+    const net = networkOf(r.family, r.protocol, r.sockType);
+    const local = r.family === AF_UNIX ? undefined : endpoint(r.family, r.localAddr, r.localPort);
+    const remote = r.family === AF_UNIX ? { address: r.path } : endpoint(r.family, r.remoteAddr, r.remotePort);
+    const pending = r.type === 'connect' && r.result === -115 && r.origin === 1;
+    const socket = {
+      fd: r.fd,
+      errno: pending ? undefined : errnoName(r.result),
+      state: r.origin === 2 ? 'established' : r.origin === 3 ? 'failed' : pending ? 'pending' : undefined,
+      backlog: r.type === 'listen' ? r.backlog : undefined,
+    };
+    const common = { outcome: pending ? 'unknown' : outcome(r.result), count: r.repeatCount > 0 ? r.repeatCount + 1 : undefined };
+    if (r.type === 'connect') {
+      return this.event(r, 'connect', ['network'], ['connection', 'start'], { ...common, source: local, destination: remote, network: { ...net, direction: 'egress' } }, { socket });
+    }
+    if (r.type === 'accept') {
+      return this.event(r, 'accept', ['network'], ['connection', 'start'], { ...common, source: remote, destination: local, network: { ...net, direction: 'ingress' } }, { socket });
+    }
+    return this.event(r, 'listen', ['network'], ['start'], { outcome: outcome(r.result), source: local, network: net }, { socket });
+  }
+
+  private dns(r: DnsRecord): HadesEvent {
+    const transport = r.protocol === IPPROTO_TCP ? 'tcp' : 'udp';
+    const parsed = (r.missing & SecurityMissing.payload) === 0 ? parseDns(r.payload, transport) : { ok: false as const, reason: 'unreadable' };
+    const resolver = endpoint(r.family, r.remoteAddr, r.remotePort);
+    const network = { transport, type: r.family === AF_INET6 ? 'ipv6' : 'ipv4', protocol: 'dns', direction: 'egress' };
+    const answer = r.direction === 2;
+    let dns: Record<string, unknown>;
+    let detail: Record<string, unknown> | undefined;
+    if (parsed.ok) {
+      const m = parsed.message;
+      const resolved = m.answers.filter((a) => a.type === 'A' || a.type === 'AAAA').map((a) => a.data);
+      dns = {
+        id: m.id,
+        type: answer ? 'answer' : 'query',
+        question: m.questions[0],
+        response_code: m.response ? m.rcode : undefined,
+        answers: answer && m.answers.length > 0 ? m.answers : undefined,
+        resolved_ip: resolved.length > 0 ? resolved : undefined,
+      };
+      if (m.questions.length > 1 || m.truncated || (r.flags & SecurityFlag.payloadTruncated) !== 0) {
+        detail = { questions: m.questions.length, truncated: m.truncated || (r.flags & SecurityFlag.payloadTruncated) !== 0 };
+      }
+    } else {
+      this.malformedDns.set(parsed.reason, (this.malformedDns.get(parsed.reason) ?? 0) + 1);
+      dns = { type: answer ? 'answer' : 'query' };
+      detail = { malformed: parsed.reason };
+    }
+    if (detail) detail['bytes'] = r.payloadOrigLen;
+    return this.event(r, 'dns_query', ['network'], ['protocol', 'info'], { destination: resolver, network, dns }, { dns: detail });
+  }
+
+  private ptrace(r: PtraceRecord): HadesEvent {
+    const resolved = (r.missing & SecurityMissing.target) === 0 && r.targetTgid !== 0;
+    const target = this.builder.processRef(resolved ? r.targetTgid : r.targetPid, resolved ? r.targetStartNs : 0, resolved ? r.targetComm : undefined);
+    return this.event(r, 'ptrace', ['process'], ['access'], { outcome: outcome(r.result) }, {
+      ptrace: { request: PTRACE_REQUESTS[r.request] ?? `request_${r.request}`, request_code: r.request, target, errno: errnoName(r.result) },
+    });
+  }
+
+  private memfd(r: MemfdRecord): HadesEvent {
+    return this.event(r, 'memfd_create', ['file'], ['creation'], { outcome: outcome(r.result), file: { name: r.name } }, {
+      memfd: { flags: r.memfdFlags, flag_names: MFD_FLAGS.filter(([bit]) => (r.memfdFlags & bit) !== 0).map(([, name]) => name), fd: r.result >= 0 ? r.result : undefined },
+    });
+  }
+
+  private module(r: ModuleRecord): HadesEvent {
+    const fromPath = r.path ? path.basename(r.path).replace(/\.ko(\.[a-z]+)?$/, '') : '';
+    return this.event(r, 'module_load', ['driver'], ['start'], { outcome: outcome(r.result) }, {
+      module: { name: r.name || fromPath || 'unknown', path: r.path || undefined, syscall: r.syscall ? syscallName(r.syscall) : undefined, errno: errnoName(r.result) },
+    });
+  }
+
+  private privilege(r: PrivilegeRecord): HadesEvent {
+    const creds = (ids: readonly number[], caps: readonly [number, number]) => ({
+      uid: ids[0] ?? 0,
+      gid: ids[1] ?? 0,
+      euid: ids[2] ?? 0,
+      egid: ids[3] ?? 0,
+      suid: ids[4],
+      sgid: ids[5],
+      fsuid: ids[6],
+      fsgid: ids[7],
+      capabilities: capabilityNames(caps),
+    });
+    return this.event(r, 'privilege_change', ['process'], ['change'], { outcome: outcome(r.result) }, {
+      privilege: { call: syscallName(r.syscall), before: creds(r.oldIds, r.oldCapEffective), after: creds(r.newIds, r.newCapEffective), errno: errnoName(r.result) },
+    });
+  }
+
+  private file(r: FileRecord): HadesEvent[] {
+    const rename = r.type === 'file_rename';
+    const target = rename ? r.path2 : r.path;
+    const modeKnown = (r.missing & SecurityMissing.mode) === 0;
+    const newMode = r.type === 'file_chmod' ? r.mode : modeKnown ? r.fileMode : r.mode;
+    const executable = (r.flags & SecurityFlag.modeExec) !== 0;
+    const setuid = (r.flags & (SecurityFlag.modeSetuid | SecurityFlag.modeSetgid)) !== 0;
+    const file = {
+      path: target,
+      name: path.basename(target),
+      directory: path.dirname(target),
+      inode: r.inode || undefined,
+      mode: r.type === 'file_delete' || r.type === 'file_rename' ? undefined : octal(newMode),
+      type: r.syscall === 29 || r.syscall === 30 || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
+    };
+    const hadesFile: Record<string, unknown> = {
+      syscall: syscallName(r.syscall),
+      errno: errnoName(r.result),
+      old_path: rename ? r.path : undefined,
+    };
+    if (r.type === 'file_create') {
+      hadesFile['executable'] = executable;
+      hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
+    }
+    if (r.type === 'file_chmod') {
+      const oldMode = modeKnown ? r.fileMode : undefined;
+      hadesFile['old_mode'] = oldMode === undefined ? undefined : octal(oldMode);
+      hadesFile['made_executable'] = executable && (oldMode === undefined || (oldMode & 0o111) === 0);
+      hadesFile['setuid'] = setuid;
+    }
+    const type = r.type === 'file_create' ? ['creation'] : r.type === 'file_delete' ? ['deletion'] : ['change'];
+    const events = [this.event(r, r.type, ['file'], type, { outcome: outcome(r.result), file }, { file: hadesFile })];
+    const touched = [target, ...(rename ? [r.path] : [])];
+    const protectedPath = touched.find((p) => this.options.protectedPaths.some((prefix) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)));
+    if (protectedPath && r.result >= 0 && r.type !== 'file_create') {
+      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: r.type } }));
+    }
+    return events;
+  }
+
+  private kill(r: KillRecord): HadesEvent {
+    return this.event(r, 'tamper', ['intrusion_detection'], ['info'], { outcome: outcome(r.result) }, {
+      tamper: { target: 'process', signal: r.signal, target_pid: Math.abs(r.targetTgid), operation: syscallName(r.syscall), broadcast: (r.flags & SecurityFlag.killBroadcast) !== 0 || undefined },
+    });
+  }
+}
