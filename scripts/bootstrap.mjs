@@ -93,12 +93,27 @@ function typescriptBuild() {
     statSync(path.join(root, 'package-lock.json')).mtimeMs,
   );
   if (existsSync(stamp) && statSync(stamp).mtimeMs >= inputs) return;
-  // A clean build, so that no output of a deleted source (a stale test, say) survives.
-  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   run(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']);
+  removeStaleOutputs(path.join(root, 'dist'));
   mkdirSync(path.dirname(stamp), { recursive: true });
   writeFileSync(stamp, new Date().toISOString());
   done.push('TypeScript build');
+}
+
+/** Removes compiled files whose source is gone (a deleted test must not keep running). */
+function removeStaleOutputs(dir) {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      removeStaleOutputs(full);
+      continue;
+    }
+    const match = /^(.*)\.js(\.map)?$/.exec(entry.name);
+    if (!match) continue;
+    const source = path.join(root, path.relative(path.join(root, 'dist'), path.dirname(full)), `${match[1]}.ts`);
+    if (!existsSync(source)) rmSync(full, { force: true });
+  }
 }
 
 function driverBuild() {

@@ -561,6 +561,8 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 		e->exe_mtime_nsec = (uint32_t)xs.st_mtim.tv_nsec;
 		e->exe_ctime_sec = (uint64_t)xs.st_ctim.tv_sec;
 		e->exe_ctime_nsec = (uint32_t)xs.st_ctim.tv_nsec;
+		if (((xs.st_mode & S_ISUID) && xs.st_uid == 0) || ((xs.st_mode & S_ISGID) && xs.st_gid == 0))
+			e->hdr.flags |= HADES_F_EXE_SETUID_ROOT;
 	} else {
 		e->hdr.missing |= HADES_M_EXE_ID;
 	}

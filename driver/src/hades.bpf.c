@@ -532,6 +532,12 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 			e->hdr.missing |= HADES_M_EXE_ID;
 		if (BPF_CORE_READ(ino, __i_nlink) == 0)
 			e->hdr.flags |= HADES_F_EXE_DELETED;
+		/* Read here, from the file that was executed: the agent cannot stat it reliably (the
+		 * process may be gone, or live in another mount namespace). */
+		__u16 imode = BPF_CORE_READ(ino, i_mode);
+		if (((imode & 04000) && BPF_CORE_READ(ino, i_uid.val) == 0) ||
+		    ((imode & 02000) && BPF_CORE_READ(ino, i_gid.val) == 0))
+			e->hdr.flags |= HADES_F_EXE_SETUID_ROOT;
 		__u64 magic = BPF_CORE_READ(ino, i_sb, s_magic);
 		if (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC) {
 			char pfx[6] = {};

@@ -85,6 +85,7 @@ enum hades_kind {
 #define HADES_F_PAYLOAD_TRUNCATED (1u << 16)  /* DNS: payload cut at 512 bytes */
 #define HADES_F_KILL_BROADCAST (1u << 17)     /* KILL: kill(-1, sig) */
 #define HADES_F_KILL_GROUP (1u << 18)         /* KILL: target was a process group */
+#define HADES_F_EXE_SETUID_ROOT (1u << 19)    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)

@@ -91,6 +91,14 @@ export class CpuGovernor {
     private readonly windowSeconds = 10,
   ) {}
 
+  /** Forgets what was measured so far (after start-up work). */
+  reset(): void {
+    this.last = process.cpuUsage();
+    this.lastAt = process.hrtime.bigint();
+    this.samples.length = 0;
+    this.calmSeconds = 0;
+  }
+
   /** Call once a second. Returns true when the level changed. */
   tick(): boolean {
     const now = process.hrtime.bigint();

@@ -3,7 +3,6 @@
  * current on the way: the one place where kernel facts become the public event form.
  */
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import type { Accounts } from './accounts.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
@@ -243,12 +242,9 @@ export class EventBuilder {
     if (!before || before.euid === 0 || r.euid !== 0 || (r.missing & MissingField.creds) !== 0) return undefined;
     const executable = r.exePath || r.filename;
     if (allowed.has(executable)) return undefined;
-    try {
-      const info = statSync(executable);
-      if ((info.mode & 0o4000) !== 0 && info.uid === 0) return undefined;
-    } catch {
-      // gone or unreadable: report, since nothing shows it was a setuid program
-    }
+    // The driver read the executed inode's mode and owner at exec: no stat here, which could see
+    // another file (the process gone, or living in another mount namespace).
+    if ((r.flags & RecordFlag.exeSetuidRoot) !== 0) return undefined;
     const event = this.common('privilege_change', 'event', EXEC_CATEGORY, CHANGE_TYPE, r.ktimeNs) as Record<string, unknown>;
     const source = exec as unknown as Record<string, unknown>;
     event['process'] = source['process'];

@@ -24,6 +24,10 @@ import { ProcessTree } from './tree.js';
 /** Records waiting for the consumer before the driver is paused, and when it is resumed. */
 const QUEUE_HIGH = 16_384;
 const QUEUE_LOW = 4_096;
+/** Above this backlog, high-rate kinds are shed; process records never are. */
+const QUEUE_SHED = 2_048;
+/** Record kinds that may be shed under overload: connect, accept, dns. */
+const SHEDDABLE: ReadonlySet<number> = new Set([4, 5, 7]);
 const DROP_REPORT_MS = 10_000;
 const TICK_MS = 1000;
 
@@ -214,6 +218,8 @@ export class KernelEvents {
       throw error;
     }
     this.dropTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
+    // Start-up work (seeding the tree, loading the driver) is not load: measure from here.
+    this.governor.reset();
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     return hello;
   }
@@ -252,7 +258,7 @@ export class KernelEvents {
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
           ...list(FilterTarget.protectedPid, ownPids.map(u32)),
-          [FilterOp.set, FilterTarget.connectDedupMs, u32(Math.min(3_600_000, driver.connect_dedup_ms * this.governor.factor))],
+          [FilterOp.set, FilterTarget.connectDedupMs, u32(this.connectDedupMs())],
         ]
       : [];
     const steps: [op: number, target: number, value: Uint8Array][] = [
@@ -341,7 +347,10 @@ export class KernelEvents {
 
   private onRecords(payload: Uint8Array): void {
     const before = this.queue.length;
-    decodeRecords(payload, this.decoder, this.queue);
+    // Over the CPU budget or backlogged, high-rate kinds are skipped undecoded (and counted)
+    // rather than pausing the pipe: that keeps the driver writing, and reading our commands.
+    const overloaded = this.governor.level > 0 || this.queue.length - this.queueHead > QUEUE_SHED;
+    decodeRecords(payload, this.decoder, this.queue, overloaded ? SHEDDABLE : undefined);
     const depth = this.queue.length - this.queueHead;
     if (depth > this.queueHighWater) this.queueHighWater = depth;
     if (depth > QUEUE_HIGH) this.driver.pause();
@@ -381,8 +390,13 @@ export class KernelEvents {
           this.queueHead = 0;
         }
         if (this.queue.length - this.queueHead < QUEUE_LOW) this.driver.resume();
-        if (record.type === 'exec' || record.type === 'fork' || record.type === 'exit') await this.process(record);
-        else this.secure(record);
+        if (record.type === 'exec' || record.type === 'fork' || record.type === 'exit') {
+          // Synchronous unless a hash is being computed: no microtask per record in a storm.
+          const pending = this.process(record);
+          if (pending) await pending;
+        } else {
+          this.secure(record);
+        }
       }
     } finally {
       this.pumping = false;
@@ -401,20 +415,24 @@ export class KernelEvents {
   }
 
   /** exec, fork, exit: records of unwanted kinds still keep the process tree current. */
-  private async process(record: DriverRecord): Promise<void> {
+  private process(record: DriverRecord): Promise<void> | undefined {
     const escalation = record.type === 'exec' && this.wants('privilege_change');
     if (!this.wants(record.type) && !escalation) {
       this.builder.track(record);
-      return;
+      return undefined;
     }
     const before = record.type === 'exec' ? this.tree.credsOf(record.pid, record.startNs) : undefined;
+    const finish = (event: HadesEvent) => {
+      if (this.wants(record.type)) this.deliver(event);
+      if (escalation && record.type === 'exec') {
+        const change = this.builder.escalation(record, before, event, this.allowedRoot);
+        if (change) this.deliver(change);
+      }
+    };
     const built = this.builder.build(record);
-    const event = built instanceof Promise ? await built : built;
-    if (this.wants(record.type)) this.deliver(event);
-    if (escalation && record.type === 'exec') {
-      const change = this.builder.escalation(record, before, event, this.allowedRoot);
-      if (change) this.deliver(change);
-    }
+    if (built instanceof Promise) return built.then(finish);
+    finish(built);
+    return undefined;
   }
 
   private secure(record: SecurityRecord): void {
@@ -427,8 +445,8 @@ export class KernelEvents {
     for (const event of this.security.build(record)) {
       if (!this.wants(event.event.action)) continue;
       if (event.event.action === 'dns_query') {
-        const e = event as unknown as { dns?: { type?: string; question?: { name?: string; type?: string } } };
-        const key = `${record.pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}`;
+        const e = event as unknown as { dns?: { type?: string; question?: { name?: string; type?: string } }; hades?: { dns?: { malformed?: string } } };
+        const key = `${record.pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}|${e.hades?.dns?.malformed ?? ''}`;
         if (!this.dnsAggregator.offer(key, event, now, closed)) continue;
       }
       this.deliver(event);
@@ -440,14 +458,24 @@ export class KernelEvents {
     this.deliver(this.builder.summary(closed.last, closed.count, Date.now()));
   }
 
+  /**
+   * The connect/accept dedup window for the current CPU level. Over budget, deduplication is
+   * imposed even where the configuration turned it off (from 250 ms, times 4 per level).
+   */
+  private connectDedupMs(): number {
+    const configured = this.options.config.driver.connect_dedup_ms;
+    if (this.governor.level === 0) return configured;
+    return Math.min(3_600_000, Math.max(configured, 250) * this.governor.factor);
+  }
+
   /** Once a second: the CPU budget, and aggregation windows that ended. */
   private tick(): void {
     if (this.governor.tick()) {
       const { config } = this.options;
-      this.dnsAggregator.windowMs = config.limits.aggregate_ms * this.governor.factor;
+      this.dnsAggregator.windowMs = this.governor.level === 0 ? config.limits.aggregate_ms : Math.max(config.limits.aggregate_ms, 250) * this.governor.factor;
       this.options.onLog?.({ level: 'warn', code: 'cpu_budget', msg: `CPU ${this.governor.average.toFixed(1)}% against a budget of ${config.limits.cpu_percent}%: aggregation level ${this.governor.level}` });
       const ms = new Uint8Array(4);
-      new DataView(ms.buffer).setUint32(0, Math.min(3_600_000, config.driver.connect_dedup_ms * this.governor.factor), true);
+      new DataView(ms.buffer).setUint32(0, this.connectDedupMs(), true);
       void this.driver.command(FrameType.filter, (id) => encodeFilter(id, FilterOp.set, FilterTarget.connectDedupMs, ms));
     }
     for (const closed of this.dnsAggregator.sweep(Date.now())) this.deliverSummary(closed);
@@ -465,6 +493,7 @@ export class KernelEvents {
     const loader = this.lastStats?.loader ?? {};
     for (const [key, value] of Object.entries(loader)) if (key.startsWith('lost')) counts.push(['kernel', 'cn_proc', key, value]);
     for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) counts.push(['agent', 'decoder', reason, this.decoder[reason]]);
+    counts.push(['agent', 'connect,accept,dns', 'shed', this.decoder.shed]);
     counts.push(['agent', 'dns_query', 'aggregated', this.dnsAggregator.aggregated]);
     for (const [component, hook, reason, total] of counts) {
       const key = `${component}/${hook}/${reason}`;

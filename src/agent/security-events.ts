@@ -151,8 +151,9 @@ export class SecurityEvents {
         answers: answer && m.answers.length > 0 ? m.answers : undefined,
         resolved_ip: resolved.length > 0 ? resolved : undefined,
       };
-      if (m.questions.length > 1 || m.truncated || (r.flags & SecurityFlag.payloadTruncated) !== 0) {
-        detail = { questions: m.questions.length, truncated: m.truncated || (r.flags & SecurityFlag.payloadTruncated) !== 0 };
+      if (m.malformed) this.malformedDns.set(m.malformed, (this.malformedDns.get(m.malformed) ?? 0) + 1);
+      if (m.questions.length > 1 || m.truncated || m.malformed || (r.flags & SecurityFlag.payloadTruncated) !== 0) {
+        detail = { questions: m.questions.length, truncated: m.truncated || (r.flags & SecurityFlag.payloadTruncated) !== 0, malformed: m.malformed };
       }
     } else {
       this.malformedDns.set(parsed.reason, (this.malformedDns.get(parsed.reason) ?? 0) + 1);
@@ -228,7 +229,8 @@ export class SecurityEvents {
     if (r.type === 'file_chmod') {
       const oldMode = modeKnown ? r.fileMode : undefined;
       hadesFile['old_mode'] = oldMode === undefined ? undefined : octal(oldMode);
-      hadesFile['made_executable'] = executable && (oldMode === undefined || (oldMode & 0o111) === 0);
+      // Without the old mode (path-based chmod) it cannot be told whether the bit is new.
+      hadesFile['made_executable'] = oldMode === undefined ? undefined : executable && (oldMode & 0o111) === 0;
       hadesFile['setuid'] = setuid;
     }
     const type = r.type === 'file_create' ? ['creation'] : r.type === 'file_delete' ? ['deletion'] : ['change'];
@@ -243,7 +245,15 @@ export class SecurityEvents {
 
   private kill(r: KillRecord): HadesEvent {
     return this.event(r, 'tamper', ['intrusion_detection'], ['info'], { outcome: outcome(r.result) }, {
-      tamper: { target: 'process', signal: r.signal, target_pid: Math.abs(r.targetTgid), operation: syscallName(r.syscall), broadcast: (r.flags & SecurityFlag.killBroadcast) !== 0 || undefined },
+      tamper: {
+        target: 'process',
+        signal: r.signal,
+        // kill(-1) and kill(-pgid) name no single process: the flags say what was targeted.
+        target_pid: r.targetTgid > 0 ? r.targetTgid : undefined,
+        operation: syscallName(r.syscall),
+        broadcast: (r.flags & SecurityFlag.killBroadcast) !== 0 || undefined,
+        group: (r.flags & SecurityFlag.killGroup) !== 0 || undefined,
+      },
     });
   }
 }

@@ -30,7 +30,7 @@ describe('driver record decoder, on recorded driver output', () => {
       assert.equal(hello.backend, backend);
       assert.equal(hello.protocol, 1);
       const { records, counters } = recordsOf(file);
-      assert.deepEqual({ ...counters, records: 0 }, { records: 0, truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 });
+      assert.deepEqual({ ...counters, records: 0 }, { records: 0, truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0, shed: 0 });
       assert.ok(records.length > 20);
       if (backend === 'cnproc') assert.ok(records.every((r) => (r.flags & RecordFlag.cnproc) !== 0));
     });

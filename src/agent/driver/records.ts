@@ -34,6 +34,7 @@ export const RecordFlag = {
   exeTmpfs: 1 << 7,
   exeMemfd: 1 << 8,
   startTicks: 1 << 9,
+  exeSetuidRoot: 1 << 19,
 } as const;
 
 /** header.missing: fields the cn_proc backend could not read because the process was gone. */
@@ -166,10 +167,12 @@ export interface DecodeCounters {
   badSize: number;
   badVersion: number;
   unknownKind: number;
+  /** High-rate records skipped undecoded while the agent was over its CPU budget or backlogged. */
+  shed: number;
 }
 
 export function newDecodeCounters(): DecodeCounters {
-  return { records: 0, truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 };
+  return { records: 0, truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0, shed: 0 };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -256,6 +259,11 @@ const timeNs = (view: DataView, secAt: number, nsecAt: number): number =>
 
 const NO_ADDRESS = new Uint8Array(0);
 
+/** A copy (Buffer#slice would be a view that keeps the whole read chunk alive). */
+export function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes, start, end);
+}
+
 function decodeFd(bytes: Uint8Array, view: DataView, offset: number): FdInfo {
   const kind = FdKind[view.getUint8(offset)] ?? 'unknown';
   const socket = kind === 'socket';
@@ -269,8 +277,8 @@ function decodeFd(bytes: Uint8Array, view: DataView, offset: number): FdInfo {
     remotePort: view.getUint16(offset + 18, true),
     rdev: view.getUint32(offset + 20, true),
     // Only sockets have addresses; they are copied so that the frame buffer can be released.
-    localAddr: socket ? bytes.slice(offset + 24, offset + 40) : NO_ADDRESS,
-    remoteAddr: socket ? bytes.slice(offset + 40, offset + 56) : NO_ADDRESS,
+    localAddr: socket ? copyOf(bytes, offset + 24, offset + 40) : NO_ADDRESS,
+    remoteAddr: socket ? copyOf(bytes, offset + 40, offset + 56) : NO_ADDRESS,
   };
 }
 
@@ -384,7 +392,13 @@ function decodeExit(bytes: Buffer, view: DataView, o: number, size: number): Exi
  * Decodes the records of one RECORDS frame. A record whose size field is impossible ends the
  * frame (nothing after it can be located); others that cannot be decoded are skipped.
  */
-export function decodeRecords(bytes: Uint8Array, counters: DecodeCounters, out: (DriverRecord | SecurityRecord)[] = []): (DriverRecord | SecurityRecord)[] {
+export function decodeRecords(
+  bytes: Uint8Array,
+  counters: DecodeCounters,
+  out: (DriverRecord | SecurityRecord)[] = [],
+  /** Kinds to skip without decoding (load shedding); each skipped record is counted in `shed`. */
+  shed?: ReadonlySet<number>,
+): (DriverRecord | SecurityRecord)[] {
   const payload = asBuffer(bytes);
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   let offset = 0;
@@ -402,6 +416,11 @@ export function decodeRecords(bytes: Uint8Array, counters: DecodeCounters, out: 
     if (offset + size > payload.length) {
       counters.truncated++;
       break;
+    }
+    if (shed?.has(kind)) {
+      counters.shed++;
+      offset += size;
+      continue;
     }
     const version = view.getUint16(offset + 2, true);
     let record: DriverRecord | SecurityRecord | undefined;

@@ -160,6 +160,9 @@ type Decode = (bytes: Buffer, view: DataView, o: number, size: number, text: Tex
 /** The text decoder of records.ts (UTF-8 with \xHH escapes), passed in to keep one implementation. */
 export type TextOf = (bytes: Buffer, start: number, end: number) => string;
 
+/** A copy (Buffer#slice would be a view that keeps the whole read chunk alive). */
+const copyOf = (bytes: Uint8Array, start: number, end: number): Uint8Array => Uint8Array.prototype.slice.call(bytes, start, end);
+
 const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
 
 function cString(bytes: Buffer, start: number, end: number, text: TextOf): string {
@@ -211,8 +214,8 @@ const decodeSocket: Decode = (bytes, view, o, size, text) => {
     origin: view.getUint8(o + 106),
     repeatCount: view.getUint32(o + 108, true),
     backlog: view.getUint32(o + 112, true),
-    localAddr: bytes.slice(o + 120, o + 136),
-    remoteAddr: bytes.slice(o + 136, o + 152),
+    localAddr: copyOf(bytes, o + 120, o + 136),
+    remoteAddr: copyOf(bytes, o + 136, o + 152),
     path: text(bytes, o + 152, o + 152 + pathLen),
   };
 };
@@ -232,9 +235,9 @@ const decodeDns: Decode = (bytes, view, o, size, text) => {
     direction: view.getUint8(o + 104),
     syscall: view.getUint8(o + 105),
     payloadOrigLen: view.getUint32(o + 108, true),
-    localAddr: bytes.slice(o + 112, o + 128),
-    remoteAddr: bytes.slice(o + 128, o + 144),
-    payload: bytes.slice(o + 144, o + 144 + payloadLen),
+    localAddr: copyOf(bytes, o + 112, o + 128),
+    remoteAddr: copyOf(bytes, o + 128, o + 144),
+    payload: copyOf(bytes, o + 144, o + 144 + payloadLen),
   };
 };
 

@@ -448,6 +448,7 @@ export const eventKinds = {
             signal: Opt(Int('Signal sent, for kills (0 = an existence probe).')),
             target_pid: Opt(Count('Process that received it.')),
             broadcast: Opt(Type.Boolean({ description: 'True for kill(-1, sig): every process.' })),
+            group: Opt(Type.Boolean({ description: 'True for kill(-pgid, sig) to the process group of a Hades process.' })),
             path: Opt(Str('File that was changed or removed.')),
           },
           'The tampering.',

@@ -1,0 +1,291 @@
+/**
+ * Helpers for the security event tests: small C and Python workloads that make the kernel do
+ * one precise thing (a setresuid, a ptrace attach, a memfd exec, ...), a tiny DNS responder on
+ * 127.0.0.1:53, DNS message builders, and checks of the process context of an event.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AnyEvent } from './events-session.js';
+
+/** The system Python (not a version-manager shim, whose wrapper processes would muddle pids). */
+export const python3 = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/** Compiles one C file into DIR/NAME (mode 0755) and returns the binary's path. */
+export function compileC(dir: string, name: string, source: string): string {
+  const src = path.join(dir, `${name}.c`);
+  const out = path.join(dir, name);
+  writeFileSync(src, source);
+  execFileSync('cc', ['-O0', '-Wall', '-o', out, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+  chmodSync(out, 0o755);
+  return out;
+}
+
+export interface ChildRun {
+  readonly pid: number;
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command to completion, keeping its pid (the actor of the events it causes) and its output. */
+export function runChild(command: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 10_000, ...(options.cwd ? { cwd: options.cwd } : {}) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ pid: child.pid ?? 0, status, stdout, stderr }));
+  });
+}
+
+/** argv[1] "drop": setresuid(65534, 65534, 65534) (run as root); "root": setuid(0), which must fail with EPERM (run as non-root). */
+export const PRIV_C = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  if (strcmp(argv[1], "drop") == 0) {
+    if (setresuid(65534, 65534, 65534) != 0) { perror("setresuid"); return 1; }
+    return 0;
+  }
+  if (strcmp(argv[1], "root") == 0) {
+    if (setuid(0) == 0) { fprintf(stderr, "setuid(0) succeeded\n"); return 1; }
+    return errno == EPERM ? 0 : 1;
+  }
+  return 2;
+}
+`;
+
+/** Forks a sleeping child, attaches to it, rewrites one word of it with its own value, detaches. Prints the child's pid. */
+export const PTRACE_C = String.raw`
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile long cell = 0x4858;
+int main(void) {
+  pid_t child = fork();
+  if (child < 0) return 2;
+  if (child == 0) { for (;;) pause(); }
+  printf("%d\n", (int)child);
+  fflush(stdout);
+  int status = 0;
+  int rc = 1;
+  if (ptrace(PTRACE_ATTACH, child, 0, 0) != 0) { perror("attach"); goto out; }
+  if (waitpid(child, &status, 0) != child) { perror("waitpid"); goto out; }
+  errno = 0;
+  long word = ptrace(PTRACE_PEEKDATA, child, (void *)&cell, 0);
+  if (errno != 0) { perror("peek"); goto out; }
+  if (ptrace(PTRACE_POKEDATA, child, (void *)&cell, (void *)word) != 0) { perror("poke"); goto out; }
+  if (ptrace(PTRACE_DETACH, child, 0, 0) != 0) { perror("detach"); goto out; }
+  rc = 0;
+out:
+  kill(child, SIGKILL);
+  waitpid(child, &status, 0);
+  return rc;
+}
+`;
+
+/** memfd_create("hx-test", 0), copies /bin/true into it and executes it (fexecve: execveat with AT_EMPTY_PATH). */
+export const MEMFD_C = String.raw`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int fd = memfd_create("hx-test", 0);
+  if (fd < 0) { perror("memfd_create"); return 1; }
+  int src = open("/bin/true", O_RDONLY | O_CLOEXEC);
+  if (src < 0) { perror("open"); return 1; }
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(src, buf, sizeof buf)) > 0) {
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(fd, buf + done, (size_t)(n - done));
+      if (w <= 0) { perror("write"); return 1; }
+      done += w;
+    }
+  }
+  close(src);
+  char *args[] = { "memfd-true", argc > 1 ? argv[1] : "x", NULL };
+  char *envp[] = { NULL };
+  fexecve(fd, args, envp);
+  perror("fexecve");
+  return 1;
+}
+`;
+
+/** finit_module on /bin/true: refused by any kernel (ENOSYS without module support). Prints the result and errno. */
+export const MODULE_C = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+  int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { perror("open"); return 2; }
+  long r = syscall(SYS_finit_module, fd, "", 0);
+  printf("%ld %d\n", r, r < 0 ? errno : 0);
+  return 0;
+}
+`;
+
+/**
+ * A DNS responder for the tests: answers every well-formed single question with NOERROR and,
+ * for type A, one A record with the address given as argv[1]; ignores anything it cannot read.
+ * Its own traffic is neither a query (it never sends to port 53) nor an answer.
+ */
+const DNS_SERVER_PY = String.raw`
+import socket, struct, sys
+ip = bytes(int(p) for p in sys.argv[1].split('.'))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.bind(('127.0.0.1', 53))
+except OSError as e:
+    print('error', e, flush=True)
+    sys.exit(1)
+print('ready', flush=True)
+while True:
+    data, addr = s.recvfrom(4096)
+    try:
+        if len(data) < 12 or struct.unpack('!H', data[4:6])[0] != 1:
+            continue
+        pos = 12
+        while data[pos] != 0:
+            if data[pos] & 0xc0:
+                raise ValueError('compressed question')
+            pos += 1 + data[pos]
+        if pos + 5 > len(data):
+            continue
+        qtype = struct.unpack('!H', data[pos + 1:pos + 3])[0]
+        answer = b'\xc0\x0c' + struct.pack('!HHIH', 1, 1, 60, 4) + ip if qtype == 1 else b''
+        header = data[0:2] + struct.pack('!HHHHH', 0x8180, 1, 1 if answer else 0, 0, 0)
+        s.sendto(header + data[12:pos + 5] + answer, addr)
+    except Exception:
+        pass
+`;
+
+export interface DnsServer {
+  readonly pid: number;
+  stop(): void;
+}
+
+/** Starts the DNS responder; resolves with it, or with the reason it could not start (port 53 taken, ...). */
+export function startDnsServer(answerIp: string): Promise<DnsServer | string> {
+  return new Promise((resolve) => {
+    const child = spawn(python3, ['-c', DNS_SERVER_PY, answerIp], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(`the DNS responder did not start: ${out}`);
+    }, 10_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('ready')) {
+        clearTimeout(timer);
+        resolve({ pid: child.pid ?? 0, stop: () => child.kill('SIGKILL') });
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve(`the DNS responder did not start: ${String(e)}`);
+    });
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(`the DNS responder could not listen on 127.0.0.1:53: ${out.trim()}`);
+    });
+  });
+}
+
+/** Sends DNS messages over UDP to 127.0.0.1:53. argv: MODE HEX COUNT; MODE sendto|connected (one query, prints the answer) or fire (COUNT sends, reads nothing). */
+export const DNS_CLIENT_PY = String.raw`
+import socket, sys
+mode, q, n = sys.argv[1], bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+if mode == 'connected':
+    s.connect(('127.0.0.1', 53))
+    s.send(q)
+    print(s.recv(512).hex())
+elif mode == 'sendto':
+    s.sendto(q, ('127.0.0.1', 53))
+    print(s.recvfrom(512)[0].hex())
+else:
+    for _ in range(n):
+        s.sendto(q, ('127.0.0.1', 53))
+`;
+
+function u16(value: number): number[] {
+  return [(value >> 8) & 0xff, value & 0xff];
+}
+
+function wireName(name: string): number[] {
+  const out: number[] = [];
+  for (const label of name.split('.')) out.push(label.length, ...Buffer.from(label, 'ascii'));
+  out.push(0);
+  return out;
+}
+
+/** A standard query (RD set) for one name and type; `answer`, when given, is one answer record (ANCOUNT 1). */
+export function dnsQuery(id: number, name: string, type = 1, answer: number[] = []): Buffer {
+  const header = [...u16(id), ...u16(0x0100), ...u16(1), ...u16(answer.length > 0 ? 1 : 0), ...u16(0), ...u16(0)];
+  return Buffer.from([...header, ...wireName(name), ...u16(type), ...u16(1), ...answer]);
+}
+
+/** A query whose question name is a compression pointer to itself (offset 12). */
+export function pointerLoopQuery(id: number): Buffer {
+  return Buffer.from([...u16(id), ...u16(0x0100), ...u16(1), 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, ...u16(1), ...u16(1)]);
+}
+
+/** A valid question followed by an answer record whose owner name is a compression pointer to itself. */
+export function damagedTailQuery(id: number, name: string): Buffer {
+  const questionEnd = 12 + wireName(name).length + 4;
+  const loop = [0xc0 | (questionEnd >> 8), questionEnd & 0xff];
+  return dnsQuery(id, name, 1, [...loop, ...u16(1), ...u16(1), 0, 0, 0, 60, ...u16(4), 127, 0, 0, 1]);
+}
+
+/** The events of one action whose acting process is PID. */
+export function actionsOf(events: readonly AnyEvent[], action: string, pid: number): AnyEvent[] {
+  return events.filter((e) => e['event']?.action === action && e['process']?.pid === pid);
+}
+
+/** The exec event of PID (the last one: a pid may exec several times). */
+export function execOf(events: readonly AnyEvent[], pid: number): AnyEvent | undefined {
+  return actionsOf(events, 'exec', pid).at(-1);
+}
+
+/**
+ * Checks the acting process of a security event and its context: pid, the entity id its exec
+ * event gave it, its executable, and an ancestry that starts with it and holds the ancestor
+ * ANCESTOR_PID (the test runner for processes it spawned itself).
+ */
+export function assertActor(events: readonly AnyEvent[], e: AnyEvent | undefined, pid: number, expected: { executable?: string; ancestorPid?: number } = {}): asserts e is AnyEvent {
+  assert.ok(e, `no event of pid ${pid}`);
+  const context = `${e['event'].action} of pid ${pid}: ${JSON.stringify(e).slice(0, 600)}`;
+  assert.equal(e['process'].pid, pid, context);
+  assert.equal(typeof e['process'].entity_id, 'string', context);
+  const exec = events.find((x) => x['event'].action === 'exec' && x['process'].pid === pid && x['process'].entity_id === e['process'].entity_id);
+  assert.ok(exec, `the entity id of the ${context} is the one its exec event gave it`);
+  if (expected.executable !== undefined) assert.equal(e['process'].executable, expected.executable, context);
+  const ancestors = e['hades']?.ancestors as AnyEvent[] | undefined;
+  assert.ok(Array.isArray(ancestors) && ancestors.length > 0, `hades.ancestors is not empty: ${context}`);
+  assert.equal(typeof e['hades'].ancestry, 'string', context);
+  assert.ok((e['hades'].ancestry as string).startsWith(`${e['process'].name as string}(${pid})`) || new RegExp(`^[^<]*\\(${pid}\\)`).test(e['hades'].ancestry as string), `hades.ancestry starts with the actor: ${e['hades'].ancestry}`);
+  if (expected.ancestorPid !== undefined) {
+    assert.ok(ancestors.some((a) => a['pid'] === expected.ancestorPid), `pid ${expected.ancestorPid} is an ancestor: ${e['hades'].ancestry}`);
+    assert.ok((e['hades'].ancestry as string).includes(`(${expected.ancestorPid})`), `hades.ancestry names ${expected.ancestorPid}: ${e['hades'].ancestry}`);
+  }
+}

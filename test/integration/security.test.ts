@@ -1,0 +1,587 @@
+/**
+ * `hades events` against the real kernel, as root: security events (network, DNS, privilege
+ * changes, ptrace, memfd, module loads, files, tampering). Each workload is a separate process
+ * whose pid is the actor the events must name, with its entity id and ancestry.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
+import {
+  DNS_CLIENT_PY,
+  MEMFD_C,
+  MODULE_C,
+  PRIV_C,
+  PTRACE_C,
+  actionsOf,
+  assertActor,
+  compileC,
+  damagedTailQuery,
+  dnsQuery,
+  execOf,
+  pointerLoopQuery,
+  python3,
+  runChild,
+  startDnsServer,
+  type ChildRun,
+  type DnsServer,
+} from '../helpers/security-helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && 'kernel events need root';
+const hasTool = (tool: string) => ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].some((d) => existsSync(path.join(d, tool)));
+
+/** listen, connect, accept, a refused connect and a UDP connect, on the address family of argv[1]. Prints the ports. */
+const NET_PY = String.raw`
+import json, socket, sys
+host = sys.argv[1]
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+srv = socket.socket(fam, socket.SOCK_STREAM)
+srv.bind((host, 0))
+srv.listen(7)
+port = srv.getsockname()[1]
+cli = socket.socket(fam, socket.SOCK_STREAM)
+cli.connect((host, port))
+conn, peer = srv.accept()
+t = socket.socket(fam, socket.SOCK_STREAM)
+t.bind((host, 0))
+closed = t.getsockname()[1]
+t.close()
+r = socket.socket(fam, socket.SOCK_STREAM)
+refused = r.connect_ex((host, closed))
+u = socket.socket(fam, socket.SOCK_DGRAM)
+u.connect((host, 9))
+print(json.dumps({'port': port, 'client_port': cli.getsockname()[1], 'closed': closed, 'refused': refused, 'udp_port': u.getsockname()[1]}))
+`;
+
+/** A non-blocking TCP connect to 127.0.0.1:argv[1], waited for with select. */
+const NONBLOCKING_PY = String.raw`
+import json, select, socket, sys
+s = socket.socket()
+s.setblocking(False)
+first = s.connect_ex(('127.0.0.1', int(sys.argv[1])))
+select.select([], [s], [], 3)
+print(json.dumps({'first': first, 'error': s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 'local_port': s.getsockname()[1]}))
+`;
+
+/** Listens on the unix socket argv[1], connects to it, removes it. */
+const UNIX_PY = String.raw`
+import os, socket, sys
+p = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(p)
+srv.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(p)
+c.close()
+srv.close()
+os.unlink(p)
+`;
+
+/** Create (and write), make executable, rename, delete, in the folder argv[1]. */
+const FILES_SH = 'cd "$1" && echo data > f && chmod 755 f && mv f g && rm g';
+
+const ANSWER_IP = '127.53.0.1';
+const DNS_REPEATS = 6;
+const DEFAULT_UNIX_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/run/podman/podman.sock', '/var/run/crio/crio.sock'];
+
+describe('hades events: security events from the real kernel', { skip }, () => {
+  const marker = `hx${randomBytes(4).toString('hex')}`;
+  const dnsName = (what: string) => `${marker}-${what}.hades-test.example`;
+  let dir = '';
+  let varDir = '';
+  let watched = '';
+  let capture: Capture;
+  let hadesPid = 0;
+  let pythonExe = '';
+  let dns: DnsServer | string = 'not started';
+  let nodePort = 0;
+  const bin: Record<string, string> = {};
+  const runs: Record<string, ChildRun> = {};
+  const dnsIds = { sendto: 0x1a01, connected: 0x1a02, repeat: 0x1a03, loop: 0x1a04, tail: 0x1a05 };
+  const noModules = !existsSync('/proc/modules');
+  const canHide = hasTool('unshare') && hasTool('mount');
+
+  before(async () => {
+    dir = realpathSync(mkdtempSync('/tmp/hades-sec-'));
+    varDir = realpathSync(mkdtempSync('/var/tmp/hades-sec-'));
+    // Programs run as uid 65534 must reach their binaries.
+    chmodSync(dir, 0o755);
+    watched = path.join(dir, 'watched');
+    for (const d of [watched, path.join(dir, 'unwatched'), path.join(dir, 'bin')]) mkdirSync(d, { mode: 0o755 });
+    const binDir = path.join(dir, 'bin');
+    bin['priv'] = compileC(binDir, 'hx-priv', PRIV_C);
+    bin['ptrace'] = compileC(binDir, 'hx-ptrace', PTRACE_C);
+    bin['memfd'] = compileC(binDir, 'hx-memfd', MEMFD_C);
+    bin['module'] = compileC(binDir, 'hx-module', MODULE_C);
+    // A setuid-root copy of /bin/true, and a plain one the agent will see at the path used.
+    bin['suid'] = path.join(binDir, 'suid-true');
+    bin['plain'] = path.join(binDir, 'plain-true');
+    copyFileSync('/bin/true', bin['suid']);
+    chmodSync(bin['suid'], 0o4755);
+    copyFileSync('/bin/true', bin['plain']);
+    chmodSync(bin['plain'], 0o755);
+    pythonExe = execFileSync(python3, ['-c', 'import os, sys; print(os.path.realpath(sys.executable))'], { encoding: 'utf8' }).trim();
+
+    const config = path.join(dir, 'hades.yaml');
+    writeFileSync(
+      config,
+      [
+        'driver:',
+        `  file_watch: [${JSON.stringify(`${watched}/`)}]`,
+        `  unix_sockets: [${[...DEFAULT_UNIX_SOCKETS, `${dir}/`].map((p) => JSON.stringify(p)).join(', ')}]`,
+        // What is checked here is the content of the events, not load shedding: a CPU budget the
+        // agent cannot exceed keeps it from aggregating or shedding connect and DNS events.
+        'limits:',
+        '  cpu_percent: 100',
+        '',
+      ].join('\n'),
+    );
+
+    dns = await startDnsServer(ANSWER_IP);
+    const server = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    nodePort = (server.address() as net.AddressInfo).port;
+    const py = (key: string, script: string, ...args: string[]) => runChild(python3, ['-c', script, ...args]).then((r) => (runs[key] = r));
+    const setpriv = ['--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+    try {
+      capture = await captureEvents(['--config', config], async (pid) => {
+        hadesPid = pid;
+        await py('net4', NET_PY, '127.0.0.1');
+        await py('net6', NET_PY, '::1');
+        await py('nonblocking', NONBLOCKING_PY, String(nodePort));
+        await py('unixWatched', UNIX_PY, path.join(dir, `${marker}.sock`));
+        await py('unixUnwatched', UNIX_PY, path.join(varDir, `${marker}.sock`));
+        if (typeof dns !== 'string') {
+          await py('dnsSendto', DNS_CLIENT_PY, 'sendto', dnsQuery(dnsIds.sendto, dnsName('sendto')).toString('hex'), '1');
+          await py('dnsConnected', DNS_CLIENT_PY, 'connected', dnsQuery(dnsIds.connected, dnsName('connected')).toString('hex'), '1');
+          await py('dnsRepeat', DNS_CLIENT_PY, 'fire', dnsQuery(dnsIds.repeat, dnsName('repeat')).toString('hex'), String(DNS_REPEATS));
+          await py('dnsJunk', DNS_CLIENT_PY, 'fire', randomBytes(7).toString('hex'), '1');
+          await py('dnsLoop', DNS_CLIENT_PY, 'fire', pointerLoopQuery(dnsIds.loop).toString('hex'), '1');
+          await py('dnsTail', DNS_CLIENT_PY, 'fire', damagedTailQuery(dnsIds.tail, dnsName('tail')).toString('hex'), '1');
+        }
+        runs['privDrop'] = await runChild(bin['priv'] ?? '', ['drop', marker]);
+        runs['privRoot'] = await runChild('setpriv', [...setpriv, bin['priv'] ?? '', 'root', marker]);
+        if (canHide) {
+          // A setuid-root file bind-mounted, in a private mount namespace, over a plain file: the
+          // process becomes root at exec through a setuid-root executable, while the same path in
+          // the agent's mount namespace is the plain file.
+          const script = 'mount --bind "$1" "$2" && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$2" "$3"';
+          runs['hidden'] = await runChild('unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', script, 'sh', bin['suid'] ?? '', bin['plain'] ?? '', marker]);
+        }
+        runs['setuidRoot'] = await runChild('setpriv', [...setpriv, bin['suid'] ?? '', marker]);
+        runs['ptrace'] = await runChild(bin['ptrace'] ?? '', []);
+        runs['memfd'] = await runChild(bin['memfd'] ?? '', [marker]);
+        if (noModules) runs['module'] = await runChild(bin['module'] ?? '', []);
+        runs['filesWatched'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', watched]);
+        runs['filesTmp'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', path.join(dir, 'unwatched')]);
+        runs['filesVar'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', varDir]);
+        runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
+      });
+    } finally {
+      server.close();
+      if (typeof dns !== 'string') dns.stop();
+    }
+  });
+
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (varDir) rmSync(varDir, { recursive: true, force: true });
+  });
+
+  const run = (key: string): ChildRun => {
+    const r = runs[key];
+    assert.ok(r, `workload ${key} did not run`);
+    return r;
+  };
+  const ok = (key: string): ChildRun => {
+    const r = run(key);
+    assert.equal(r.status, 0, `workload ${key} failed: ${r.stderr}`);
+    return r;
+  };
+  const info = (key: string) => JSON.parse(ok(key).stdout) as Record<string, number>;
+  const of = (action: string, key: string) => actionsOf(capture.events, action, run(key).pid);
+
+  it('prints only events that match the schema, stops cleanly, and reports the security hooks', () => {
+    assert.equal(capture.status, 0, capture.stderr);
+    assert.deepEqual(capture.invalid, []);
+    const line = /hades: capturing from (\w+) \(([^)]*)\)/.exec(capture.stderr);
+    assert.equal(line?.[1], 'ebpf', capture.stderr);
+    const hooks = line?.[2]?.split(', ') ?? [];
+    for (const hook of ['connect', 'accept', 'listen', 'dns', 'ptrace', 'memfd_create', 'module_load', 'priv_change', 'file_create', 'file_rename', 'file_delete', 'file_chmod', 'kill']) {
+      assert.ok(hooks.includes(hook), `hook ${hook} is active: ${line?.[0]}`);
+    }
+  });
+
+  describe('network', () => {
+    for (const [key, host, type] of [['net4', '127.0.0.1', 'ipv4'], ['net6', '::1', 'ipv6']] as const) {
+      it(`connect over ${type} to a local listener, with both ends`, () => {
+        const ports = info(key);
+        const e = of('connect', key).find((c) => c['destination']?.port === ports['port']);
+        assertActor(capture.events, e, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['event'].outcome, 'success');
+        assert.deepEqual(e['source'], { ip: host, port: ports['client_port'] });
+        assert.deepEqual(e['destination'], { ip: host, port: ports['port'] });
+        assert.deepEqual(e['network'], { transport: 'tcp', type, direction: 'egress' });
+        assert.equal(e['hades'].socket.errno, undefined);
+        assert.equal(e['hades'].socket.state, undefined, 'a blocking connect has no async state');
+      });
+
+      it(`listen over ${type}: bound address, port and backlog`, () => {
+        const ports = info(key);
+        const e = of('listen', key).find((l) => l['source']?.port === ports['port']);
+        assertActor(capture.events, e, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['event'].outcome, 'success');
+        assert.deepEqual(e['source'], { ip: host, port: ports['port'] });
+        assert.equal(e['network'].transport, 'tcp');
+        assert.equal(e['network'].type, type);
+        assert.equal(e['hades'].socket.backlog, 7);
+      });
+
+      it(`accept over ${type}: the source is the client`, () => {
+        const ports = info(key);
+        const e = of('accept', key).find((a) => a['destination']?.port === ports['port']);
+        assertActor(capture.events, e, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['event'].outcome, 'success');
+        assert.deepEqual(e['source'], { ip: host, port: ports['client_port'] });
+        assert.deepEqual(e['destination'], { ip: host, port: ports['port'] });
+        assert.deepEqual(e['network'], { transport: 'tcp', type, direction: 'ingress' });
+      });
+
+      it(`a refused connect over ${type} is a failure with ECONNREFUSED`, () => {
+        const ports = info(key);
+        assert.equal(ports['refused'], 111, 'the port was closed');
+        const e = of('connect', key).find((c) => c['destination']?.port === ports['closed']);
+        assertActor(capture.events, e, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['event'].outcome, 'failure');
+        assert.equal(e['hades'].socket.errno, 'ECONNREFUSED');
+        assert.deepEqual(e['destination'], { ip: host, port: ports['closed'] });
+        assert.equal(e['network'].transport, 'tcp');
+      });
+
+      it(`a UDP connect over ${type}`, () => {
+        const ports = info(key);
+        const e = of('connect', key).find((c) => c['destination']?.port === 9);
+        assertActor(capture.events, e, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['event'].outcome, 'success');
+        assert.deepEqual(e['source'], { ip: host, port: ports['udp_port'] });
+        assert.deepEqual(e['network'], { transport: 'udp', type, direction: 'egress' });
+      });
+    }
+
+    it('a non-blocking connect gives a pending event, then an established one', () => {
+      const result = info('nonblocking');
+      assert.equal(result['first'], 115, 'connect returned EINPROGRESS');
+      assert.equal(result['error'], 0);
+      const events = of('connect', 'nonblocking').filter((c) => c['destination']?.port === nodePort);
+      assert.deepEqual(events.map((c) => c['hades'].socket.state), ['pending', 'established'], JSON.stringify(events.map((c) => c['hades'])));
+      const [pending, established] = events as [AnyEvent, AnyEvent];
+      assertActor(capture.events, pending, run('nonblocking').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assertActor(capture.events, established, run('nonblocking').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assert.equal(pending['event'].outcome, 'unknown');
+      assert.equal(pending['hades'].socket.errno, undefined, 'EINPROGRESS is no error');
+      assert.equal(established['event'].outcome, 'success');
+      assert.deepEqual(established['source'], { ip: '127.0.0.1', port: result['local_port'] });
+      assert.deepEqual(established['destination'], { ip: '127.0.0.1', port: nodePort });
+      assert.ok(pending['event'].sequence < established['event'].sequence);
+    });
+
+    it('a connect to a watched unix socket path names the path', () => {
+      ok('unixWatched');
+      const socketPath = path.join(dir, `${marker}.sock`);
+      const e = of('connect', 'unixWatched').find((c) => c['destination']?.address === socketPath);
+      assertActor(capture.events, e, run('unixWatched').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.deepEqual(e['destination'], { address: socketPath });
+      assert.equal(e['source'], undefined);
+      assert.deepEqual(e['network'], { transport: 'unix', type: 'unix', direction: 'egress' });
+    });
+
+    it('a connect to a unix socket outside the watched paths gives no event', () => {
+      ok('unixUnwatched');
+      const socketPath = path.join(varDir, `${marker}.sock`);
+      assert.deepEqual(capture.events.filter((e) => e['destination']?.address === socketPath), []);
+      assert.deepEqual(of('connect', 'unixUnwatched'), []);
+    });
+  });
+
+  describe('dns_query', () => {
+    const needDns = (t: { skip: (reason: string) => void }): boolean => {
+      if (typeof dns === 'string') t.skip(dns);
+      return typeof dns !== 'string';
+    };
+    const queriesOf = (key: string, name: string) => of('dns_query', key).filter((e) => e['dns']?.question?.name === name);
+
+    for (const [key, mode] of [['dnsSendto', 'sendto'], ['dnsConnected', 'connected']] as const) {
+      it(`a query over ${mode === 'sendto' ? 'an unconnected socket (sendto/recvfrom)' : 'a connected socket (send/recv)'} and its answer`, (t) => {
+        if (!needDns(t)) return;
+        ok(key);
+        const name = dnsName(mode);
+        const events = queriesOf(key, name);
+        const query = events.find((e) => e['dns'].type === 'query');
+        const answer = events.find((e) => e['dns'].type === 'answer');
+        assertActor(capture.events, query, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assertActor(capture.events, answer, run(key).pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.deepEqual(query['dns'].question, { name, type: 'A', class: 'IN' });
+        assert.equal(query['dns'].id, dnsIds[mode]);
+        assert.deepEqual(query['destination'], { ip: '127.0.0.1', port: 53 });
+        assert.deepEqual(query['network'], { transport: 'udp', type: 'ipv4', protocol: 'dns', direction: 'egress' });
+        assert.equal(query['hades'].dns, undefined, 'a well-formed query has no details');
+        assert.equal(answer['dns'].id, dnsIds[mode]);
+        assert.equal(answer['dns'].response_code, 'NOERROR');
+        assert.deepEqual(answer['dns'].resolved_ip, [ANSWER_IP]);
+        assert.deepEqual(answer['dns'].answers, [{ name, type: 'A', ttl: 60, data: ANSWER_IP }]);
+        assert.deepEqual(answer['destination'], { ip: '127.0.0.1', port: 53 });
+        if (mode === 'connected') {
+          const connect = of('connect', key).find((c) => c['destination']?.port === 53);
+          assertActor(capture.events, connect, run(key).pid);
+          assert.equal(connect['network'].transport, 'udp');
+        }
+      });
+    }
+
+    it(`aggregates ${DNS_REPEATS} identical queries: fewer events, whose counts add up`, (t) => {
+      if (!needDns(t)) return;
+      ok('dnsRepeat');
+      const events = queriesOf('dnsRepeat', dnsName('repeat'));
+      assert.ok(events.length >= 1 && events.length < DNS_REPEATS, `${events.length} events for ${DNS_REPEATS} queries`);
+      const total = events.reduce((sum, e) => sum + ((e['event'].count as number | undefined) ?? 1), 0);
+      assert.equal(total, DNS_REPEATS, JSON.stringify(events.map((e) => e['event'])));
+      for (const e of events) {
+        assertActor(capture.events, e, run('dnsRepeat').pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['dns'].type, 'query');
+      }
+    });
+
+    it('keeps a malformed message (random bytes, a pointer loop) as an event with hades.dns.malformed, and the agent goes on', (t) => {
+      if (!needDns(t)) return;
+      const junk = of('dns_query', 'dnsJunk');
+      assert.equal(junk.length, 1, JSON.stringify(junk));
+      assertActor(capture.events, junk[0], run('dnsJunk').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assert.equal(junk[0]?.['hades'].dns.malformed, 'short_header');
+      assert.equal(junk[0]?.['hades'].dns.bytes, 7);
+      assert.equal(junk[0]?.['dns'].question, undefined);
+      const loop = of('dns_query', 'dnsLoop');
+      assert.equal(loop.length, 1, JSON.stringify(loop));
+      assertActor(capture.events, loop[0], run('dnsLoop').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assert.equal(loop[0]?.['hades'].dns.malformed, 'pointer_loop');
+      assert.equal(loop[0]?.['dns'].type, 'query');
+      // The agent survived: it stopped cleanly and reported what ran after.
+      assert.equal(capture.status, 0);
+      assert.ok(of('tamper', 'tamper').length > 0, 'events of later workloads were reported');
+    });
+
+    it(
+      'flags a query whose question is fine but whose answer section is damaged',
+      (t) => {
+        if (!needDns(t)) return;
+        const e = queriesOf('dnsTail', dnsName('tail'))[0];
+        assertActor(capture.events, e, run('dnsTail').pid);
+        assert.deepEqual(e['dns'].question, { name: dnsName('tail'), type: 'A', class: 'IN' });
+        assert.equal(e['hades'].dns?.malformed, 'pointer_loop');
+      },
+    );
+  });
+
+  describe('privilege_change', () => {
+    it('setresuid(65534, 65534, 65534) as root: before and after', () => {
+      const r = ok('privDrop');
+      const e = of('privilege_change', 'privDrop').find((p) => p['hades'].privilege.call === 'setresuid');
+      assertActor(capture.events, e, r.pid, { executable: bin['priv'] ?? '', ancestorPid: process.pid });
+      assert.deepEqual(e['process'].args, [bin['priv'], 'drop', marker]);
+      assert.equal(e['event'].outcome, 'success');
+      const { before: was, after: now, errno } = e['hades'].privilege;
+      assert.equal(errno, undefined);
+      assert.deepEqual([was.uid, was.euid, was.suid, was.fsuid], [0, 0, 0, 0]);
+      assert.deepEqual([now.uid, now.euid, now.suid, now.fsuid], [65534, 65534, 65534, 65534]);
+      assert.ok((was.capabilities as string[]).includes('CAP_SETUID'));
+      assert.deepEqual(now.capabilities, [], 'a root process that gives up uid 0 loses its capabilities');
+      assert.equal(e['process'].user.id, '65534', 'the actor context shows the credentials after the call');
+    });
+
+    it('setuid(0) by a non-root process fails with EPERM', () => {
+      const r = ok('privRoot');
+      const e = of('privilege_change', 'privRoot').find((p) => p['hades'].privilege.call === 'setuid');
+      assertActor(capture.events, e, r.pid, { executable: bin['priv'] ?? '', ancestorPid: process.pid });
+      assert.equal(e['event'].outcome, 'failure');
+      assert.equal(e['hades'].privilege.errno, 'EPERM');
+      assert.equal(e['hades'].privilege.before.euid, 65534);
+      assert.equal(e['hades'].privilege.after.euid, 65534);
+      assert.equal(e['hades'].privilege.after.uid, 65534);
+    });
+
+    it(
+      'an exec of a setuid-root executable reached through a bind mount of another mount namespace is no escalation',
+      {},
+      (t) => {
+        if (!canHide) return t.skip('needs unshare and mount');
+        const r = ok('hidden');
+        const exec = execOf(capture.events, r.pid);
+        assert.equal(exec?.['process'].executable, bin['plain']);
+        assert.deepEqual(exec?.['process'].args, [bin['plain'], marker]);
+        assert.equal(exec?.['hades'].process.credentials.euid, 0, 'the setuid-root file made the process root');
+        assert.equal(exec?.['hades'].process.credentials.uid, 65534);
+        const reported = of('privilege_change', 'hidden').filter((p) => p['hades'].privilege.call === 'exec');
+        assert.deepEqual(reported.map((p) => p['hades'].privilege), []);
+      },
+    );
+
+    it('an exec of a real setuid-root executable is not reported as an escalation', () => {
+      const r = ok('setuidRoot');
+      const exec = execOf(capture.events, r.pid);
+      assert.equal(exec?.['process'].executable, bin['suid']);
+      assert.equal(exec?.['hades'].process.credentials.euid, 0, 'the process did become root');
+      assert.equal(exec?.['hades'].process.credentials.uid, 65534);
+      assert.deepEqual(of('privilege_change', 'setuidRoot').filter((p) => p['hades'].privilege.call === 'exec'), []);
+    });
+  });
+
+  it('ptrace: attach and pokedata name the traced child', () => {
+    const r = ok('ptrace');
+    const child = Number(r.stdout.trim());
+    assert.ok(child > 0, r.stdout);
+    const events = of('ptrace', 'ptrace');
+    const fork = capture.events.find((e) => e['event'].action === 'fork' && e['process'].pid === child);
+    assert.ok(fork, 'the traced child was forked');
+    for (const [request, code] of [['attach', 16], ['pokedata', 5]] as const) {
+      const e = events.find((p) => p['hades'].ptrace.request === request);
+      assertActor(capture.events, e, r.pid, { executable: bin['ptrace'] ?? '', ancestorPid: process.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['hades'].ptrace.request_code, code);
+      assert.equal(e['hades'].ptrace.target.pid, child);
+      assert.equal(e['hades'].ptrace.target.name, 'hx-ptrace');
+      assert.equal(e['hades'].ptrace.target.entity_id, fork['process'].entity_id);
+      assert.equal(e['hades'].ptrace.errno, undefined);
+    }
+  });
+
+  it('memfd_create, then an exec of the memfd marked fileless', () => {
+    const r = ok('memfd');
+    const created = of('memfd_create', 'memfd')[0];
+    assertActor(capture.events, created, r.pid, { executable: bin['memfd'] ?? '', ancestorPid: process.pid });
+    assert.equal(created['event'].outcome, 'success');
+    assert.deepEqual(created['file'], { name: 'hx-test' });
+    assert.equal(created['hades'].memfd.flags, 0);
+    assert.deepEqual(created['hades'].memfd.flag_names, []);
+    assert.ok((created['hades'].memfd.fd as number) >= 3);
+    const exec = execOf(capture.events, r.pid);
+    assert.ok(exec);
+    assert.deepEqual(exec['process'].args, ['memfd-true', marker]);
+    assert.match(exec['process'].executable as string, /^\/memfd:hx-test/);
+    assert.equal(exec['hades'].process.fileless, true);
+    assert.equal(exec['process'].entity_id, created['process'].entity_id, 'the same process instance');
+    assert.ok(created['event'].sequence < exec['event'].sequence);
+  });
+
+  it('module_load: a finit_module attempt fails with ENOSYS on a kernel without modules', { skip: !noModules && '/proc/modules exists: this kernel loads modules, and the test loads none' }, () => {
+    assert.match(capture.stderr, /capturing from ebpf \([^)]*\bmodule_load\b/, 'the hook is active');
+    const r = ok('module');
+    assert.equal(r.stdout.trim(), '-1 38', 'the kernel refused with ENOSYS');
+    const e = of('module_load', 'module')[0];
+    assertActor(capture.events, e, r.pid, { executable: bin['module'] ?? '', ancestorPid: process.pid });
+    assert.equal(e['event'].outcome, 'failure');
+    assert.deepEqual(e['hades'].module, { name: 'true', path: realpathSync('/bin/true'), syscall: 'finit_module', errno: 'ENOSYS' });
+  });
+
+  describe('files', () => {
+    const inWatched = (name: string) => path.join(watched, name);
+    const fileEvent = (action: string, file: string) => capture.events.find((e) => e['event'].action === action && e['file']?.path === file);
+
+    it('creating a file in a watched folder: file_create by the shell, created', () => {
+      const sh = ok('filesWatched');
+      const e = fileEvent('file_create', inWatched('f'));
+      assertActor(capture.events, e, sh.pid, { executable: realpathSync('/bin/sh'), ancestorPid: process.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['file'].name, 'f');
+      assert.equal(e['file'].directory, watched);
+      assert.equal(e['file'].mode, '0644');
+      assert.ok((e['file'].inode as number) > 0);
+      assert.equal(e['hades'].file.created, true);
+      assert.equal(e['hades'].file.executable, false);
+    });
+
+    it('chmod 755: file_chmod, made executable', () => {
+      const sh = ok('filesWatched');
+      const e = fileEvent('file_chmod', inWatched('f'));
+      assert.ok(e);
+      assertActor(capture.events, e, e['process'].pid as number, { executable: realpathSync('/bin/chmod'), ancestorPid: sh.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['file'].mode, '0755');
+      // A chmod by path does not tell the old mode: whether the bit is new is not claimed.
+      assert.equal(e['hades'].file.made_executable, undefined);
+      assert.equal(e['hades'].file.setuid, false);
+    });
+
+    it('mv: file_rename with the old path', () => {
+      const sh = ok('filesWatched');
+      const e = fileEvent('file_rename', inWatched('g'));
+      assert.ok(e);
+      assertActor(capture.events, e, e['process'].pid as number, { executable: realpathSync('/bin/mv'), ancestorPid: sh.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['hades'].file.old_path, inWatched('f'));
+      assert.equal(e['file'].name, 'g');
+    });
+
+    it('rm: file_delete', () => {
+      const sh = ok('filesWatched');
+      const e = fileEvent('file_delete', inWatched('g'));
+      assert.ok(e);
+      assertActor(capture.events, e, e['process'].pid as number, { executable: realpathSync('/bin/rm'), ancestorPid: sh.pid });
+      assert.equal(e['event'].outcome, 'success');
+    });
+
+    it('the same operations outside the watched folders give no file event', () => {
+      ok('filesTmp');
+      ok('filesVar');
+      const unwatched = [path.join(dir, 'unwatched'), varDir];
+      const leaked = capture.events.filter((e) => e['event'].action.startsWith('file_') && unwatched.some((u) => (e['file']?.path as string | undefined)?.startsWith(`${u}/`)));
+      assert.deepEqual(leaked, []);
+    });
+  });
+
+  it('tamper: a signal 0 probe of the hades process', () => {
+    const sh = ok('tamper');
+    const e = of('tamper', 'tamper')[0];
+    assertActor(capture.events, e, sh.pid, { executable: realpathSync('/bin/sh'), ancestorPid: process.pid });
+    assert.equal(e['event'].outcome, 'success');
+    assert.deepEqual(e['hades'].tamper, { target: 'process', signal: 0, target_pid: hadesPid, operation: 'kill' });
+  });
+});
+
+describe('hades events --action connect', { skip }, () => {
+  it('prints only connect events (and agent_* ones)', async () => {
+    const server = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    let client: ChildRun | undefined;
+    let capture: Capture;
+    const dir = mkdtempSync('/tmp/hades-sec-action-');
+    const config = path.join(dir, 'hades.yaml');
+    writeFileSync(config, 'limits:\n  cpu_percent: 100\n');
+    try {
+      capture = await captureEvents(['--action', 'connect', '--config', config], async () => {
+        client = await runChild(python3, ['-c', 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()', String(port)]);
+        // Other kinds that must not show up.
+        await runChild('/bin/sh', ['-c', 'sleep 0.1; exit 3']);
+      });
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(capture.status, 0, capture.stderr);
+    assert.deepEqual(capture.invalid, []);
+    assert.match(capture.stderr, /capturing from ebpf \(sched_process_exec, sched_process_fork, sched_process_exit, connect\)/, 'only the hooks connect needs, plus the process tree');
+    const others = capture.events.filter((e) => e['event'].action !== 'connect' && !(e['event'].action as string).startsWith('agent_'));
+    assert.deepEqual(others.map((e) => e['event'].action), []);
+    assert.equal(client?.status, 0, client?.stderr);
+    const mine = capture.events.filter((e) => e['process']?.pid === client?.pid && e['destination']?.port === port);
+    assert.equal(mine.length, 1, JSON.stringify(mine));
+    assert.equal(mine[0]?.['event'].outcome, 'success');
+    // exec events were not printed, but the process tree still knows the actor.
+    assert.ok((mine[0]?.['hades'].ancestors as AnyEvent[]).some((a) => a['pid'] === process.pid), mine[0]?.['hades'].ancestry);
+  });
+});

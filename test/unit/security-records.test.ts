@@ -1,0 +1,485 @@
+/**
+ * The security records of the driver (kinds 4..16, driver/PROTOCOL.md sections 2.6-2.15) on
+ * recorded driver output: decoding, damaged input, and the ECS events built from them.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { before, describe, it } from 'node:test';
+import { FrameReader } from '../../src/common/codec/frames.js';
+import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
+import { Accounts } from '../../src/agent/accounts.js';
+import { EventBuilder } from '../../src/agent/builder.js';
+import { decodeRecords, newDecodeCounters, RecordFlag, type DecodeCounters, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
+import { SecurityKind, type SecurityRecord } from '../../src/agent/driver/security-records.js';
+import { ExecutableHasher } from '../../src/agent/hasher.js';
+import { SecurityEvents } from '../../src/agent/security-events.js';
+import { ProcessTree } from '../../src/agent/tree.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+import { concat } from '../helpers/records.js';
+
+type AnyRecord = DriverRecord | SecurityRecord;
+type AnyEvent = Record<string, any>;
+
+function framesOf(file: string) {
+  return new FrameReader().push(readFileSync(`${projectRoot}test/fixtures/driver/${file}`));
+}
+
+function recordsOf(file: string): { records: AnyRecord[]; counters: DecodeCounters } {
+  const counters = newDecodeCounters();
+  const records: AnyRecord[] = [];
+  for (const f of framesOf(file)) if (f.type === 2) decodeRecords(f.payload, counters, records);
+  return { records, counters };
+}
+
+/** The raw bytes of every record of a fixture, each its own copy (Buffer#slice would share the frame's memory). */
+function rawRecordsOf(file: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const f of framesOf(file)) {
+    if (f.type !== 2) continue;
+    const view = new DataView(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength);
+    for (let o = 0; o < f.payload.length; o += view.getUint32(o + 4, true)) out.push(new Uint8Array(f.payload.subarray(o, o + view.getUint32(o + 4, true))));
+  }
+  return out;
+}
+
+/** The counters of records skipped as damaged or unknown. */
+const skips = (c: DecodeCounters) => ({ truncated: c.truncated, badSize: c.badSize, badVersion: c.badVersion, unknownKind: c.unknownKind });
+const kindOf = (raw: Uint8Array) => new DataView(raw.buffer, raw.byteOffset).getUint16(0, true);
+/** The record interface whose `type` can be T (SocketRecord for 'connect', ...). */
+type RecordOf<T extends AnyRecord['type']> = AnyRecord extends infer R ? (R extends { type: infer U } ? (T extends U ? R : never) : never) : never;
+const ofType = <T extends AnyRecord['type']>(records: readonly AnyRecord[], type: T) => records.filter((r): r is RecordOf<T> => r.type === type);
+
+function newBuilder(): EventBuilder {
+  const builder = new EventBuilder(new ProcessTree('test', 65536), new Accounts(), new ExecutableHasher({ enabled: false, maxFileBytes: 1 << 20, maxBytesPerSecond: 1 << 20 }), {
+    host: { name: 'test', kernel: '6.18', architecture: 'x64' },
+    agentVersion: 'test',
+    ancestors: 8,
+  });
+  builder.bootTimeNs = 1_795_850_000_000_000_000;
+  return builder;
+}
+
+/** Events as they leave the agent: JSON, so that absent optional fields are gone. */
+const wire = (event: HadesEvent): AnyEvent => JSON.parse(JSON.stringify(event)) as AnyEvent;
+
+/** Every record of the fixture through the builder (exec, fork, exit) or SecurityEvents (the others), in order. */
+async function eventsOf(file: string, protectedPaths: readonly string[] = []): Promise<AnyEvent[]> {
+  const builder = newBuilder();
+  const security = new SecurityEvents(builder, { protectedPaths });
+  const events: AnyEvent[] = [];
+  for (const r of recordsOf(file).records) {
+    if (r.type === 'exec' || r.type === 'fork' || r.type === 'exit') {
+      const built = builder.build(r);
+      events.push(wire(built instanceof Promise ? await built : built));
+    } else {
+      for (const e of security.build(r)) events.push(wire(e));
+    }
+  }
+  return events;
+}
+
+describe('security records of security-ebpf.bin', () => {
+  it('decodes every record without skipping any, one or more of every kind 1..16', () => {
+    const { records, counters } = recordsOf('security-ebpf.bin');
+    assert.deepEqual(skips(counters), { truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 });
+    assert.equal(counters.records, records.length);
+    const kinds = new Set(records.map((r) => r.kind));
+    for (let kind = 1; kind <= 16; kind++) assert.ok(kinds.has(kind), `kind ${kind} present`);
+    assert.ok(records.every((r) => r.size % 8 === 0 && r.pid > 0));
+  });
+
+  it('has the documented HELLO and final STATS', () => {
+    const frames = framesOf('security-ebpf.bin');
+    const json = (i: number) => JSON.parse(new TextDecoder().decode(frames.at(i)?.payload)) as Record<string, any>;
+    assert.equal(frames[0]?.type, 1);
+    const hello = json(0);
+    assert.equal(hello['backend'], 'ebpf');
+    assert.equal(hello['hooks'].length, 16);
+    assert.ok((hello['hooks'] as { active: boolean }[]).every((h) => h.active));
+    const moduleHook = (hello['hooks'] as { name: string; error: string | null; attach: string[] }[]).find((h) => h.name === 'module_load');
+    assert.match(moduleHook?.error ?? '', /module names unavailable/);
+    assert.deepEqual(moduleHook?.attach, ['sys_enter', 'sys_exit']);
+    assert.equal(frames.at(-1)?.type, 3);
+    const stats = json(-1);
+    assert.equal(stats['request_id'], undefined);
+    for (const [hook, c] of Object.entries(stats['hooks'] as Record<string, Record<string, number>>)) assert.equal(c['dropped_ringbuf_full'], 0, hook);
+  });
+
+  it('finds the network records: listen, connect, accept, UDP, refused, non-blocking, unix', () => {
+    const { records } = recordsOf('security-ebpf.bin');
+    const listens = ofType(records, 'listen');
+    const v4 = listens.find((r) => r.localPort === 47100);
+    assert.ok(v4);
+    assert.deepEqual([v4.family, v4.sockType, v4.protocol, v4.backlog, v4.result, v4.comm], [2, 1, 6, 5, 0, 'python3']);
+    assert.deepEqual([...v4.localAddr.subarray(0, 4)], [127, 0, 0, 1]);
+    const v6 = listens.find((r) => r.localPort === 47101);
+    assert.equal(v6?.family, 10);
+    assert.deepEqual([...(v6?.localAddr ?? [])], [...new Array<number>(15).fill(0), 1]);
+    const connects = ofType(records, 'connect');
+    const tcp = connects.find((r) => r.remotePort === 47100);
+    assert.ok(tcp);
+    assert.deepEqual([tcp.result, tcp.origin, tcp.sockType, tcp.protocol], [0, 1, 1, 6]);
+    const accept = ofType(records, 'accept').find((r) => r.localPort === 47100);
+    assert.ok(accept);
+    assert.equal(accept.fd, 3);
+    assert.equal(accept.result, 5);
+    assert.equal(accept.remotePort, tcp.localPort, 'the accepted peer is the connecting socket');
+    assert.ok(connects.some((r) => r.remotePort === 9999 && r.sockType === 2 && r.protocol === 17));
+    const refused = connects.filter((r) => r.remotePort === 1);
+    assert.deepEqual(refused.map((r) => [r.result, r.origin]).slice(0, 2), [[-115, 1], [-111, 3]]);
+    const nonBlocking = connects.filter((r) => r.remotePort === 47102);
+    assert.deepEqual(nonBlocking.map((r) => [r.result, r.origin]), [[-115, 1], [0, 2]]);
+    assert.equal(nonBlocking[0]?.localPort, nonBlocking[1]?.localPort);
+    const unix = connects.filter((r) => r.family === 1);
+    assert.deepEqual(unix.map((r) => [r.path, r.result]), [['/run/hades-sec-test.sock', 0]], 'the unwatched unix path gave nothing');
+  });
+
+  it('finds the DNS, privilege, ptrace, memfd, module, file and kill records', () => {
+    const { records } = recordsOf('security-ebpf.bin');
+    const dns = ofType(records, 'dns');
+    const query = dns.find((r) => r.direction === 1 && r.payload.length === 28);
+    assert.ok(query);
+    assert.deepEqual([query.syscall, query.remotePort, query.payloadOrigLen, (query.payload[0] ?? 0) * 256 + (query.payload[1] ?? 0)], [5, 53, 28, 0x4844]);
+    const answer = dns.find((r) => r.direction === 2 && r.result === 44);
+    assert.deepEqual([answer?.syscall, answer?.payload.length], [10, 44]);
+    assert.equal(dns.filter((r) => r.syscall === 7).length, 2, 'glibc sends A and AAAA with one sendmmsg');
+
+    const priv = ofType(records, 'privilege_change');
+    assert.deepEqual(priv.map((r) => [r.syscall, r.changed, r.result]), [[20, 0x300, 0], [18, 0x140, 0], [18, 0x140, 1234], [17, 0xaa, 0], [16, 0x355, 0], [12, 0, -1]]);
+    const setresuid = priv[4];
+    assert.deepEqual(setresuid?.oldIds, [0, 65534, 0, 65534, 0, 65534, 0, 65534]);
+    assert.deepEqual(setresuid?.newIds, new Array<number>(8).fill(65534));
+    assert.deepEqual(setresuid?.newCapEffective, [0, 0]);
+    assert.equal(((priv[0]?.oldCapEffective[0] ?? 0) >>> 13) & 1, 1, 'CAP_NET_RAW before the capset');
+    assert.equal(((priv[0]?.newCapEffective[0] ?? 0) >>> 13) & 1, 0, 'and not after');
+
+    const ptrace = ofType(records, 'ptrace');
+    assert.deepEqual(ptrace.map((r) => r.request), [0x10, 0x5, 0xd, 0]);
+    const child = ptrace[0]?.targetTgid;
+    assert.ok(child && ptrace.slice(0, 3).every((r) => r.targetTgid === child && r.targetPid === child && r.targetStartNs > 0 && r.targetComm === 'hades-sec-exerc'));
+    assert.equal(ptrace[3]?.targetTgid, ptrace[0]?.pid, 'TRACEME targets the parent');
+
+    const memfd = ofType(records, 'memfd_create');
+    assert.deepEqual(memfd.map((r) => [r.name, r.result, r.memfdFlags]), [['hades-memfd-test', 3, 0], ['hades-memfd-test', 3, 0]]);
+    const memfdExecs = ofType(records, 'exec').filter((r) => r.exePath === '/memfd:hades-memfd-test');
+    assert.deepEqual(memfdExecs.map((r) => r.filename), ['/dev/fd/3', '/proc/self/fd/3']);
+    for (const r of memfdExecs) {
+      assert.equal(r.flags & 0x1c0, RecordFlag.exeDeleted | RecordFlag.exeTmpfs | RecordFlag.exeMemfd);
+      assert.deepEqual(r.argv, ['memfd-true', 'memfd-arg']);
+    }
+
+    const modules = ofType(records, 'module_load');
+    assert.deepEqual(modules.map((r) => [r.syscall, r.result, r.fd, r.name, r.path]), [[24, -38, 3, '', '/usr/bin/true'], [23, -38, -1, '', '']]);
+
+    const files = [...ofType(records, 'file_create'), ...ofType(records, 'file_rename'), ...ofType(records, 'file_delete'), ...ofType(records, 'file_chmod')].sort((a, b) => a.ktimeNs - b.ktimeNs);
+    const watched = '/tmp/hades-sec-watched/';
+    assert.ok(files.length >= 15);
+    assert.ok(files.every((r) => r.path.startsWith(watched)), 'nothing from the unwatched folder');
+    const first = files[0];
+    assert.deepEqual([first?.type, first?.syscall, first?.opFlags, first?.fileMode, first?.path], ['file_create', 26, 0o301, 0o100755, `${watched}hx-abs`]);
+    assert.ok(first && (first.inode > 0));
+    const renames = files.filter((r) => r.type === 'file_rename').map((r) => [r.syscall, r.path, r.path2]);
+    assert.deepEqual(renames, [[31, `${watched}hx-rel`, `${watched}hx-renamed`], [32, `${watched}hx-dirfd`, `${watched}hx-dirfd2`]]);
+    const rmdir = files.find((r) => r.type === 'file_delete' && r.syscall === 36);
+    assert.equal(rmdir?.opFlags, 0x200);
+    const failed = files.find((r) => r.result < 0);
+    assert.deepEqual([failed?.result, failed?.path], [-2, `${watched}no-such-dir/hx`]);
+    assert.equal(failed && failed.missing & 0x80000, 0x80000, 'missing MODE');
+
+    const kills = ofType(records, 'kill');
+    assert.deepEqual(kills.map((r) => [r.syscall, r.signal, r.result]), [[41, 0, 0], [43, 0, 0], [41, 15, 0], [43, 15, 0]]);
+    assert.ok(kills.every((r) => r.targetPid === kills[0]?.targetPid && r.targetTgid === r.targetPid && r.targetPid > 0));
+  });
+});
+
+describe('EXEC version 2 of exec-v2-ebpf.bin', () => {
+  it('decodes the 5 records with the executable identity', () => {
+    const { records, counters } = recordsOf('exec-v2-ebpf.bin');
+    assert.deepEqual(skips(counters), { truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 });
+    const execs = ofType(records, 'exec');
+    assert.equal(execs.length, 5);
+    assert.equal(records.length, 5);
+    for (const r of execs) {
+      assert.equal(r.missing & (1 << 21), 0, 'identity read');
+      assert.ok(r.exeIno > 0 && r.exeSize > 0 && r.exeMtimeNs > 0 && r.exeCtimeNs > 0 && r.exeDev > 0, JSON.stringify(r));
+    }
+    const [one, two, three, exerciser, memfd] = execs as [ExecRecord, ExecRecord, ExecRecord, ExecRecord, ExecRecord];
+    const identity = (r: ExecRecord) => [r.exeIno, r.exeDev, r.exeSize, r.exeMtimeNs, r.exeCtimeNs];
+    assert.deepEqual(one.argv.slice(1), ['exe-id-1']);
+    assert.equal(one.exeDev, 0x0fe00000);
+    assert.equal(one.exeSize, 35664);
+    assert.ok(Math.abs(one.exeMtimeNs - (1795854246 * 1e9 + 574881468)) <= 512, String(one.exeMtimeNs));
+    assert.equal(one.exeMtimeNs, one.exeCtimeNs);
+    assert.deepEqual(identity(two), identity(one), 'the same file twice');
+    assert.equal(three.exeIno, one.exeIno, 'cp over the file keeps its inode');
+    assert.equal(three.exeDev, one.exeDev);
+    assert.equal(three.exeSize, 43856);
+    assert.ok(three.exeMtimeNs > one.exeMtimeNs && three.exeCtimeNs > one.exeCtimeNs);
+    assert.equal(exerciser.exeDev, 0x0fe00000);
+    assert.equal(memfd.exePath, '/memfd:hades-memfd-test');
+    assert.equal(memfd.exeDev, 1, '0:1, the internal shmem mount');
+    assert.equal(memfd.exeSize, 35664);
+    assert.equal(memfd.flags & (RecordFlag.exeMemfd | RecordFlag.exeDeleted | RecordFlag.exeTmpfs), RecordFlag.exeMemfd | RecordFlag.exeDeleted | RecordFlag.exeTmpfs);
+  });
+
+  it(
+    'copies the socket addresses of the fd info out of the frame, as decodeFd says',
+    () => {
+      for (const frame of framesOf('exec-basic-ebpf.bin')) {
+        if (frame.type !== 2) continue;
+        const exec = ofType(decodeRecords(frame.payload, newDecodeCounters()), 'exec').find((r) => r.fds[1].kind === 'socket');
+        if (!exec) continue;
+        assert.notEqual(exec.fds[1].remoteAddr.buffer, frame.payload.buffer, 'the address keeps the whole frame alive');
+        return;
+      }
+      assert.fail('no EXEC with a socket on stdout in exec-basic-ebpf.bin');
+    },
+  );
+
+  it('builds valid exec events from them', async () => {
+    const events = await eventsOf('exec-v2-ebpf.bin');
+    assert.equal(events.length, 5);
+    for (const e of events) assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    assert.equal(events[4]?.['hades'].process.fileless, true);
+    assert.equal(events[0]?.['hades'].process.fileless, false);
+  });
+});
+
+describe('damaged security records', () => {
+  const raw = rawRecordsOf('security-ebpf.bin');
+  const sample = new Map<number, Uint8Array>();
+  for (const r of raw) if (kindOf(r) >= 4 && !sample.has(kindOf(r))) sample.set(kindOf(r), r);
+  const exit = raw.find((r) => kindOf(r) === 3) as Uint8Array;
+  const edit = (bytes: Uint8Array, change: (view: DataView) => void): Uint8Array => {
+    const copy = new Uint8Array(bytes);
+    change(new DataView(copy.buffer, copy.byteOffset, copy.byteLength));
+    return copy;
+  };
+  /** Decodes BAD followed by a valid EXIT record: BAD must be counted and skipped, the EXIT decoded. */
+  const skipped = (bad: Uint8Array) => {
+    const counters = newDecodeCounters();
+    const out = decodeRecords(concat(bad, exit), counters);
+    return { types: out.map((r) => r.type), counters };
+  };
+
+  it('has a sample of every security kind', () => {
+    assert.deepEqual([...sample.keys()].sort((a, b) => a - b), Object.values(SecurityKind));
+    assert.ok(exit);
+  });
+
+  it('counts and skips a record cut at any byte, never throwing', () => {
+    for (const [kind, record] of sample) {
+      for (let cut = 1; cut < record.length; cut++) {
+        const counters = newDecodeCounters();
+        assert.deepEqual(decodeRecords(record.subarray(0, cut), counters), [], `kind ${kind} cut at ${cut}`);
+        assert.equal(counters.truncated + counters.badSize, 1, `kind ${kind} cut at ${cut}`);
+        assert.equal(counters.records, 0);
+      }
+      assert.equal(decodeRecords(record, newDecodeCounters()).length, 1, `kind ${kind} whole`);
+    }
+  });
+
+  it('skips a record whose variable length runs past its end, and decodes the next one', () => {
+    const lengths: [kind: number, offset: number][] = [
+      [SecurityKind.connect, 116], // path_len
+      [SecurityKind.dns, 106], // payload_len
+      [SecurityKind.memfd, 96], // name_len
+      [SecurityKind.module, 94], // path_len
+      [SecurityKind.fileCreate, 120], // path_len
+      [SecurityKind.fileRename, 122], // path2_len
+    ];
+    for (const [kind, offset] of lengths) {
+      const record = sample.get(kind) as Uint8Array;
+      for (const lie of [record.length, 0xffff]) {
+        const { types, counters } = skipped(edit(record, (v) => v.setUint16(offset, lie, true)));
+        assert.deepEqual(types, ['exit'], `kind ${kind} length ${lie}`);
+        assert.equal(counters.badSize, 1, `kind ${kind} length ${lie}`);
+      }
+    }
+  });
+
+  it('skips a record whose size is below its fixed part', () => {
+    for (const [kind, record] of sample) {
+      const { types, counters } = skipped(edit(record.subarray(0, 88), (v) => v.setUint32(4, 88, true)));
+      assert.deepEqual(types, ['exit'], `kind ${kind}`);
+      assert.equal(counters.badSize, 1, `kind ${kind}`);
+    }
+  });
+
+  it('skips an unknown kind and an unknown version by their size', () => {
+    const unknown = skipped(edit(sample.get(SecurityKind.kill) as Uint8Array, (v) => v.setUint16(0, 99, true)));
+    assert.deepEqual(unknown.types, ['exit']);
+    assert.equal(unknown.counters.unknownKind, 1);
+    const version = skipped(edit(sample.get(SecurityKind.dns) as Uint8Array, (v) => v.setUint16(2, 2, true)));
+    assert.deepEqual(version.types, ['exit']);
+    assert.equal(version.counters.badVersion, 1);
+  });
+
+  it('neither the decoder nor the event builder throws on randomly damaged records', () => {
+    let seed = 4242;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+    const builder = newBuilder();
+    const security = new SecurityEvents(builder, { protectedPaths: ['/tmp/'] });
+    for (let i = 0; i < 3000; i++) {
+      const record = raw[random() % raw.length] as Uint8Array;
+      const kind = kindOf(record);
+      if (kind < 4) continue;
+      const damaged = edit(record, (v) => {
+        for (let n = 1 + (random() % 6); n > 0; n--) {
+          // Keep kind, version and size so that the record reaches its decoder.
+          const at = 8 + (random() % (record.length - 8));
+          v.setUint8(at, random() & 0xff);
+        }
+      });
+      const out = decodeRecords(damaged, newDecodeCounters());
+      for (const r of out) if (r.type !== 'exec' && r.type !== 'fork' && r.type !== 'exit') for (const e of security.build(r)) JSON.stringify(e);
+    }
+  });
+});
+
+describe('events built from security-ebpf.bin', () => {
+  let events: AnyEvent[] = [];
+  before(async () => {
+    events = await eventsOf('security-ebpf.bin');
+  });
+  const ofAction = (action: string) => events.filter((e) => e['event'].action === action);
+
+  it('are all valid against the schema', () => {
+    const invalid = events.map((e) => ({ e, check: checkEvent(e) })).filter((x) => !x.check.ok);
+    assert.deepEqual(invalid.map((x) => ({ action: x.e['event'].action, check: x.check })), []);
+    assert.ok(events.length >= 100);
+  });
+
+  it('carry the acting process known from its exec', () => {
+    const listen = ofAction('listen').find((e) => e['source'].port === 47100) as AnyEvent;
+    const exec = events.find((e) => e['event'].action === 'exec' && e['process'].pid === listen['process'].pid) as AnyEvent;
+    assert.ok(exec);
+    assert.equal(listen['process'].entity_id, exec['process'].entity_id);
+    assert.equal(listen['process'].executable, exec['process'].executable);
+    assert.deepEqual(listen['process'].args, exec['process'].args);
+    assert.equal(listen['process'].name, 'python3');
+    assert.ok((listen['hades'].ancestry as string).startsWith(`python3(${listen['process'].pid as number})`));
+    assert.equal(listen['process'].parent.pid, exec['process'].parent.pid);
+  });
+
+  it('network: listen, connect, accept, refused, non-blocking, unix', () => {
+    const listen = ofAction('listen').find((e) => e['source'].port === 47100) as AnyEvent;
+    assert.deepEqual(listen['source'], { ip: '127.0.0.1', port: 47100 });
+    assert.deepEqual(listen['network'], { transport: 'tcp', type: 'ipv4' });
+    assert.equal(listen['hades'].socket.backlog, 5);
+    assert.deepEqual(ofAction('listen').find((e) => e['source'].port === 47101)?.['source'], { ip: '::1', port: 47101 });
+    const connect = ofAction('connect').find((e) => e['destination'].port === 47100) as AnyEvent;
+    assert.equal(connect['event'].outcome, 'success');
+    assert.deepEqual(connect['network'], { transport: 'tcp', type: 'ipv4', direction: 'egress' });
+    const accept = ofAction('accept').find((e) => e['destination'].port === 47100) as AnyEvent;
+    assert.deepEqual(accept['source'], connect['source'], 'the client is the source of the accept');
+    assert.equal(accept['network'].direction, 'ingress');
+    assert.equal(ofAction('connect').find((e) => e['destination'].port === 9999)?.['network'].transport, 'udp');
+    const refused = ofAction('connect').filter((e) => e['destination'].port === 1).slice(0, 2);
+    assert.deepEqual(refused.map((e) => [e['event'].outcome, e['hades'].socket.state, e['hades'].socket.errno]), [['unknown', 'pending', undefined], ['failure', 'failed', 'ECONNREFUSED']]);
+    const nonBlocking = ofAction('connect').filter((e) => e['destination'].port === 47102);
+    assert.deepEqual(nonBlocking.map((e) => [e['event'].outcome, e['hades'].socket.state]), [['unknown', 'pending'], ['success', 'established']]);
+    const unix = ofAction('connect').find((e) => e['network'].type === 'unix') as AnyEvent;
+    assert.deepEqual(unix['destination'], { address: '/run/hades-sec-test.sock' });
+    assert.equal(unix['network'].transport, 'unix');
+    assert.equal(unix['source'], undefined);
+  });
+
+  it('dns_query: the question, the answer with its address, the glibc pair', () => {
+    const dns = ofAction('dns_query');
+    const query = dns.find((e) => e['dns'].id === 0x4844 && e['dns'].type === 'query') as AnyEvent;
+    assert.deepEqual(query['dns'].question, { name: 'hades.test', type: 'A', class: 'IN' });
+    assert.deepEqual(query['destination'], { ip: '127.0.0.1', port: 53 });
+    assert.deepEqual(query['network'], { transport: 'udp', type: 'ipv4', protocol: 'dns', direction: 'egress' });
+    const answer = dns.find((e) => e['dns'].id === 0x4844 && e['dns'].type === 'answer') as AnyEvent;
+    assert.equal(answer['dns'].response_code, 'NOERROR');
+    assert.deepEqual(answer['dns'].resolved_ip, ['192.0.2.1']);
+    const glibc = dns.filter((e) => e['dns'].question?.name === 'hades-fixture.example');
+    assert.deepEqual(glibc.filter((e) => e['dns'].type === 'query').map((e) => e['dns'].question.type).sort(), ['A', 'AAAA']);
+    assert.deepEqual(glibc.filter((e) => e['dns'].type === 'answer').map((e) => e['dns'].response_code), ['NXDOMAIN', 'NXDOMAIN']);
+    assert.ok(glibc.every((e) => e['destination'].ip === '10.255.255.53' && e['destination'].port === 53));
+  });
+
+  it('privilege_change: capset, setfsuid, setresuid, and a refused setuid', () => {
+    const priv = ofAction('privilege_change').map((e) => e['hades'].privilege);
+    assert.deepEqual(priv.map((p) => p.call), ['capset', 'setfsuid', 'setfsuid', 'setresgid', 'setresuid', 'setuid']);
+    assert.ok(priv[0].before.capabilities.includes('CAP_NET_RAW') && !priv[0].after.capabilities.includes('CAP_NET_RAW'));
+    assert.equal(priv[1].after.fsuid, 1234);
+    assert.deepEqual([priv[4].before.euid, priv[4].after.euid, priv[4].after.uid, priv[4].after.capabilities], [0, 65534, 65534, []]);
+    assert.equal(priv[5].errno, 'EPERM');
+    assert.equal(ofAction('privilege_change')[5]?.['event'].outcome, 'failure');
+  });
+
+  it('ptrace: attach, pokedata, setregs on the child, traceme on the parent', () => {
+    const ptrace = ofAction('ptrace');
+    assert.deepEqual(ptrace.map((e) => [e['hades'].ptrace.request, e['hades'].ptrace.request_code]), [['attach', 16], ['pokedata', 5], ['setregs', 13], ['traceme', 0]]);
+    const target = ptrace[0]?.['hades'].ptrace.target;
+    assert.equal(target.name, 'hades-sec-exerc');
+    assert.equal(typeof target.entity_id, 'string');
+    assert.ok(ptrace.slice(0, 3).every((e) => e['hades'].ptrace.target.pid === target.pid && e['hades'].ptrace.target.entity_id === target.entity_id));
+    assert.equal(ptrace[3]?.['hades'].ptrace.target.pid, ptrace[0]?.['process'].pid);
+  });
+
+  it('memfd_create and the fileless exec', () => {
+    const memfd = ofAction('memfd_create');
+    assert.deepEqual(memfd.map((e) => [e['file'].name, e['hades'].memfd.fd, e['hades'].memfd.flag_names]), [['hades-memfd-test', 3, []], ['hades-memfd-test', 3, []]]);
+    const execs = ofAction('exec').filter((e) => e['process'].executable === '/memfd:hades-memfd-test');
+    assert.equal(execs.length, 2);
+    assert.ok(execs.every((e) => e['hades'].process.fileless === true));
+    assert.equal(execs[0]?.['process'].entity_id, memfd[0]?.['process'].entity_id);
+  });
+
+  it('module_load: finit_module and init_module refused with ENOSYS', () => {
+    const modules = ofAction('module_load');
+    assert.deepEqual(modules.map((e) => [e['event'].outcome, e['hades'].module]), [
+      ['failure', { name: 'true', path: '/usr/bin/true', syscall: 'finit_module', errno: 'ENOSYS' }],
+      ['failure', { name: 'unknown', syscall: 'init_module', errno: 'ENOSYS' }],
+    ]);
+  });
+
+  it('files: create, chmod, rename, delete, mkdir, rmdir, a failed create', () => {
+    const w = '/tmp/hades-sec-watched/';
+    const file = (action: string, name: string) => ofAction(action).filter((e) => e['file'].path === `${w}${name}`);
+    const [created, reopened] = file('file_create', 'hx-abs') as [AnyEvent, AnyEvent];
+    assert.deepEqual([created['file'].mode, created['hades'].file.created, created['hades'].file.executable, created['hades'].file.syscall], ['0755', true, true, 'openat']);
+    assert.deepEqual([reopened['hades'].file.created, reopened['file'].mode], [false, '04755']);
+    const [fchmod, chmod] = file('file_chmod', 'hx-abs') as [AnyEvent, AnyEvent];
+    assert.deepEqual(
+      [fchmod['file'].mode, fchmod['hades'].file.old_mode, fchmod['hades'].file.made_executable, fchmod['hades'].file.setuid, fchmod['hades'].file.syscall],
+      ['04755', '0755', false, true, 'fchmod'],
+    );
+    assert.deepEqual([chmod['file'].mode, chmod['hades'].file.old_mode, chmod['hades'].file.made_executable, chmod['hades'].file.setuid], ['0644', undefined, undefined, false]);
+    assert.deepEqual(file('file_chmod', 'hx-dirfd').map((e) => [e['file'].mode, e['hades'].file.setuid, e['hades'].file.syscall]), [['02755', true, 'fchmodat']]);
+    assert.deepEqual(file('file_rename', 'hx-renamed').map((e) => [e['hades'].file.old_path, e['hades'].file.syscall, e['file'].name, e['file'].directory]), [[`${w}hx-rel`, 'rename', 'hx-renamed', '/tmp/hades-sec-watched']]);
+    assert.deepEqual(file('file_rename', 'hx-dirfd2').map((e) => e['hades'].file.old_path), [`${w}hx-dirfd`]);
+    assert.deepEqual(ofAction('file_delete').map((e) => [e['file'].name, e['hades'].file.syscall, e['file'].type]), [['hx-renamed', 'unlink', undefined], ['hx-dirfd2', 'unlinkat', undefined], ['hx-abs', 'unlink', undefined], ['hx-dir', 'rmdir', 'dir']]);
+    assert.deepEqual(file('file_create', 'hx-dir').map((e) => [e['file'].type, e['hades'].file.syscall]), [['dir', 'mkdir']]);
+    assert.deepEqual(file('file_create', 'no-such-dir/hx').map((e) => [e['event'].outcome, e['hades'].file.errno, e['hades'].file.created]), [['failure', 'ENOENT', false]]);
+    assert.deepEqual(ofAction('tamper').filter((e) => e['hades'].tamper.target === 'file'), [], 'no protected path');
+  });
+
+  it('tamper: the signals to the protected process, and changes under a protected path', async () => {
+    const kills = ofAction('tamper');
+    assert.deepEqual(kills.map((e) => [e['hades'].tamper.target, e['hades'].tamper.operation, e['hades'].tamper.signal]), [['process', 'kill', 0], ['process', 'tgkill', 0], ['process', 'kill', 15], ['process', 'tgkill', 15]]);
+    assert.ok(kills.every((e) => e['hades'].tamper.target_pid === kills[0]?.['hades'].tamper.target_pid && e['event'].outcome === 'success'));
+    const guarded = await eventsOf('security-ebpf.bin', ['/tmp/hades-sec-watched']);
+    const files = guarded.filter((e) => e['event'].action === 'tamper' && e['hades'].tamper.target === 'file');
+    assert.deepEqual(files.map((e) => e['hades'].tamper.operation).sort(), ['file_chmod', 'file_chmod', 'file_chmod', 'file_delete', 'file_delete', 'file_delete', 'file_delete', 'file_rename', 'file_rename']);
+    assert.ok(files.every((e) => (e['hades'].tamper.path as string).startsWith('/tmp/hades-sec-watched/') && checkEvent(e).ok));
+  });
+
+  it(
+    'dns_query: a query whose question parses but whose answer section is damaged carries hades.dns.malformed',
+    () => {
+      const dnsRecord = ofType(recordsOf('security-ebpf.bin').records, 'dns').find((r) => r.direction === 1);
+      assert.ok(dnsRecord);
+      // The recorded query for hades.test with one answer record whose owner name points at itself.
+      const at = dnsRecord.payload.length;
+      const payload = new Uint8Array([...dnsRecord.payload, 0xc0, at, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+      payload[7] = 1; // ANCOUNT
+      const event = wire(new SecurityEvents(newBuilder(), { protectedPaths: [] }).build({ ...dnsRecord, payload, payloadOrigLen: payload.length })[0] as HadesEvent);
+      assert.deepEqual(event['dns'].question, { name: 'hades.test', type: 'A', class: 'IN' });
+      assert.equal(event['hades'].dns?.malformed, 'pointer_loop');
+    },
+  );
+});
