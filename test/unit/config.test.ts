@@ -26,7 +26,7 @@ describe('configuration', () => {
     const result = parseConfig('driver:\n  backend: cnproc\n', AgentConfigSchema);
     assert.ok(result.ok);
     assert.equal(result.config.driver.backend, 'cnproc');
-    assert.equal(result.config.driver.ringbuf_mb, 8);
+    assert.equal(result.config.driver.ringbuf_mb, 4);
   });
 
   it('rejects a misspelt key with its path, position and the intended key', () => {
