@@ -10,11 +10,12 @@
  * where the agent's CPU governor has to impose it. Prints a Markdown report for docs/perf.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createReadStream, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { childOf, rssKb, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
@@ -22,34 +23,7 @@ const [secs = 5, workers = 4] = process.argv.slice(2).map(Number);
 const work = mkdtempSync(path.join(tmpdir(), 'hades-connbench-'));
 const connstorm = path.join(work, 'connstorm');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function ticks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
-}
-
-function childOf(parent: number, comm: string): number | undefined {
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (stat.includes(`(${comm})`) && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent)) return Number(p);
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
-}
+const rssMb = (pid: number): number => rssKb(pid) / 1024;
 
 interface Result {
   rate: number;

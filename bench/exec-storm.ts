@@ -9,46 +9,18 @@
  * report for docs/perf.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, openSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { childOf, rssKb, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
 const [secs = 5, workers = 4, idleSecs = 60] = process.argv.slice(2).map(Number);
 const work = mkdtempSync(path.join(tmpdir(), 'hades-bench-'));
 const storm = path.join(work, 'storm');
-
-/** utime + stime of a process in clock ticks (100 per second). */
-function ticks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0);
-}
-
-function childOf(parent: number, comm: string): number | undefined {
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (stat.includes(`(${comm})`) && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent)) return Number(p);
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
-}
 
 function runStorm(): { execs: number; rate: number; line: string } {
   const line = execFileSync(storm, [String(secs), String(workers)], { encoding: 'utf8' }).trim();

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { decodeText, splitArgv } from './driver/records.js';
+import { decodeText, splitArgv } from './driver/bytes.js';
 
 /** USER_HZ: /proc reports start times in these ticks on every Linux ABI. */
 export const TICKS_PER_SECOND = 100;

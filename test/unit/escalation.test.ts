@@ -10,27 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
-import { Accounts } from '../../src/agent/accounts.js';
-import { EventBuilder } from '../../src/agent/builder.js';
 import { decodeRecords, newDecodeCounters, MissingField, RecordFlag, type ExecRecord } from '../../src/agent/driver/records.js';
-import { ExecutableHasher } from '../../src/agent/hasher.js';
-import { ProcessTree } from '../../src/agent/tree.js';
 import { execRecord } from '../helpers/records.js';
+import { newBuilder, wire } from '../helpers/builder.js';
 
-type AnyEvent = Record<string, any>;
 
-function newBuilder(): EventBuilder {
-  const builder = new EventBuilder(new ProcessTree('test', 65536), new Accounts(), new ExecutableHasher({ enabled: false, maxFileBytes: 1 << 20, maxBytesPerSecond: 1 << 20 }), {
-    host: { name: 'test', kernel: '6.18', architecture: 'x64' },
-    agentVersion: 'test',
-    ancestors: 8,
-  });
-  builder.bootTimeNs = 1_795_850_000_000_000_000;
-  return builder;
-}
 
-/** Events as they leave the agent: JSON, so that absent optional fields are gone. */
-const wire = (event: HadesEvent): AnyEvent => JSON.parse(JSON.stringify(event)) as AnyEvent;
 
 describe('EventBuilder.escalation (exec that gains root)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'hades-escalation-'));

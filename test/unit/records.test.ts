@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FrameReader, encodeFrame } from '../../src/common/codec/frames.js';
 import { HadesError } from '../../src/common/errors.js';
-import { decodeRecords, decodeText, newDecodeCounters, splitArgv, RecordFlag, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
+import { decodeRecords, newDecodeCounters, RecordFlag, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
+import { decodeText, splitArgv } from '../../src/agent/driver/bytes.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { concat, execRecord, exitRecord } from '../helpers/records.js';
 

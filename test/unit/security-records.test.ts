@@ -7,15 +7,12 @@ import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { FrameReader } from '../../src/common/codec/frames.js';
 import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
-import { Accounts } from '../../src/agent/accounts.js';
-import { EventBuilder } from '../../src/agent/builder.js';
 import { decodeRecords, newDecodeCounters, RecordFlag, type DecodeCounters, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
 import { SecurityKind, type SecurityRecord } from '../../src/agent/driver/security-records.js';
-import { ExecutableHasher } from '../../src/agent/hasher.js';
 import { SecurityEvents } from '../../src/agent/security-events.js';
-import { ProcessTree } from '../../src/agent/tree.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { concat } from '../helpers/records.js';
+import { newBuilder, wire } from '../helpers/builder.js';
 
 type AnyRecord = DriverRecord | SecurityRecord;
 type AnyEvent = Record<string, any>;
@@ -49,18 +46,7 @@ const kindOf = (raw: Uint8Array) => new DataView(raw.buffer, raw.byteOffset).get
 type RecordOf<T extends AnyRecord['type']> = AnyRecord extends infer R ? (R extends { type: infer U } ? (T extends U ? R : never) : never) : never;
 const ofType = <T extends AnyRecord['type']>(records: readonly AnyRecord[], type: T) => records.filter((r): r is RecordOf<T> => r.type === type);
 
-function newBuilder(): EventBuilder {
-  const builder = new EventBuilder(new ProcessTree('test', 65536), new Accounts(), new ExecutableHasher({ enabled: false, maxFileBytes: 1 << 20, maxBytesPerSecond: 1 << 20 }), {
-    host: { name: 'test', kernel: '6.18', architecture: 'x64' },
-    agentVersion: 'test',
-    ancestors: 8,
-  });
-  builder.bootTimeNs = 1_795_850_000_000_000_000;
-  return builder;
-}
 
-/** Events as they leave the agent: JSON, so that absent optional fields are gone. */
-const wire = (event: HadesEvent): AnyEvent => JSON.parse(JSON.stringify(event)) as AnyEvent;
 
 /** Every record of the fixture through the builder (exec, fork, exit) or SecurityEvents (the others), in order. */
 async function eventsOf(file: string, protectedPaths: readonly string[] = []): Promise<AnyEvent[]> {

@@ -3,7 +3,7 @@
  * in, plain objects out. Every malformed, truncated or unknown record is counted and skipped,
  * never thrown, because one bad record must not cost the ones after it.
  */
-import { isUtf8 } from 'node:buffer';
+import { asBuffer, copyOf, cString, decodeRange, splitRange, timeNs, u64 } from './bytes.js';
 import { securityDecoders, type SecurityRecord } from './security-records.js';
 
 export const RECORD_VERSION = 1;
@@ -175,94 +175,8 @@ export function newDecodeCounters(): DecodeCounters {
   return { records: 0, truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0, shed: 0 };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** A Buffer view of the same bytes (no copy): Buffer's slicing decoders are the fast ones. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * Decodes bytes as UTF-8; bytes that are not valid UTF-8 become `\xHH` so that nothing the
- * process passed is lost or silently replaced.
- */
-export function decodeText(bytes: Uint8Array): string {
-  return decodeRange(asBuffer(bytes), 0, bytes.length);
-}
-
-function decodeRange(buf: Buffer, start: number, end: number): string {
-  if (end <= start) return '';
-  // Fast path: pure ASCII, by far the most common case.
-  let ascii = true;
-  for (let i = start; i < end; i++) {
-    if ((buf[i] ?? 0) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return buf.toString('latin1', start, end);
-  const slice = buf.subarray(start, end);
-  return isUtf8(slice) ? buf.toString('utf8', start, end) : escapeInvalidUtf8(slice);
-}
-
-function escapeInvalidUtf8(bytes: Uint8Array): string {
-  let out = '';
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i] ?? 0;
-    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    if (len > 0 && i + len <= bytes.length) {
-      try {
-        out += utf8.decode(bytes.subarray(i, i + len));
-        i += len;
-        continue;
-      } catch {
-        // not a valid sequence: escape the lead byte below
-      }
-    }
-    out += `\\x${b.toString(16).padStart(2, '0')}`;
-    i += 1;
-  }
-  return out;
-}
-
-/** Splits the raw NUL-separated argument area into arguments. */
-export function splitArgv(bytes: Uint8Array): string[] {
-  return splitRange(asBuffer(bytes), 0, bytes.length);
-}
-
-function splitRange(buf: Buffer, from: number, to: number): string[] {
-  const args: string[] = [];
-  let start = from;
-  for (let i = from; i < to; i++) {
-    if (buf[i] === 0) {
-      args.push(decodeRange(buf, start, i));
-      start = i + 1;
-    }
-  }
-  // A truncated area ends without a NUL: keep the partial last argument.
-  if (start < to) args.push(decodeRange(buf, start, to));
-  return args;
-}
-
-function cString(buf: Buffer, start: number, end: number): string {
-  let stop = start;
-  while (stop < end && buf[stop] !== 0) stop++;
-  return decodeRange(buf, start, stop);
-}
-
-const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
-
-/** A (seconds s64, nanoseconds u32) pair as nanoseconds. */
-const timeNs = (view: DataView, secAt: number, nsecAt: number): number =>
-  (view.getUint32(secAt, true) + view.getInt32(secAt + 4, true) * 0x1_0000_0000) * 1e9 + view.getUint32(nsecAt, true);
-
 const NO_ADDRESS = new Uint8Array(0);
 
-/** A copy (Buffer#slice would be a view that keeps the whole read chunk alive). */
-export function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes, start, end);
-}
 
 function decodeFd(bytes: Uint8Array, view: DataView, offset: number): FdInfo {
   const kind = FdKind[view.getUint8(offset)] ?? 'unknown';
@@ -441,7 +355,7 @@ export function decodeRecords(
       record = decodeExit(payload, view, offset, size);
       if (!record) counters.badSize++;
     } else if (security) {
-      record = security(payload, view, offset, size, decodeRange);
+      record = security(payload, view, offset, size);
       if (!record) counters.badSize++;
     } else {
       counters.unknownKind++;

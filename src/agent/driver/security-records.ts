@@ -4,6 +4,8 @@
  * records: one object literal of fixed shape per record, nothing thrown, impossible lengths
  * reported as undefined so that the caller counts and skips them.
  */
+import { copyOf, cString, decodeRange, u64 } from './bytes.js';
+import type { RecordHeader } from './records.js';
 
 export const SecurityKind = {
   connect: 4,
@@ -43,14 +45,7 @@ export const SecurityMissing = {
 } as const;
 
 /** Fields every security record has: the header and the acting process (section 2.6). */
-interface Base {
-  readonly kind: number;
-  readonly size: number;
-  readonly ktimeNs: number;
-  readonly pid: number;
-  readonly tid: number;
-  readonly flags: number;
-  readonly missing: number;
+interface Base extends RecordHeader {
   readonly startNs: number;
   readonly cgroupId: number;
   readonly ppid: number;
@@ -156,23 +151,11 @@ export interface KillRecord extends Base {
 
 export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord;
 
-type Decode = (bytes: Buffer, view: DataView, o: number, size: number, text: TextOf) => SecurityRecord | undefined;
-/** The text decoder of records.ts (UTF-8 with \xHH escapes), passed in to keep one implementation. */
-export type TextOf = (bytes: Buffer, start: number, end: number) => string;
+type Decode = (bytes: Buffer, view: DataView, o: number, size: number) => SecurityRecord | undefined;
 
-/** A copy (Buffer#slice would be a view that keeps the whole read chunk alive). */
-const copyOf = (bytes: Uint8Array, start: number, end: number): Uint8Array => Uint8Array.prototype.slice.call(bytes, start, end);
-
-const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
-
-function cString(bytes: Buffer, start: number, end: number, text: TextOf): string {
-  let stop = start;
-  while (stop < end && bytes[stop] !== 0) stop++;
-  return text(bytes, start, stop);
-}
 
 /** The common part, read once per record (the decoders copy it into their own literal). */
-function base(bytes: Buffer, view: DataView, o: number, size: number, text: TextOf): Base {
+function base(bytes: Buffer, view: DataView, o: number, size: number): Base {
   return {
     kind: view.getUint16(o, true),
     size,
@@ -189,7 +172,7 @@ function base(bytes: Buffer, view: DataView, o: number, size: number, text: Text
     euid: view.getUint32(o + 60, true),
     egid: view.getUint32(o + 64, true),
     loginuid: view.getUint32(o + 68, true),
-    comm: cString(bytes, o + 72, o + 88, text),
+    comm: cString(bytes, o + 72, o + 88),
     result: view.getInt32(o + 88, true),
   };
 }
@@ -197,11 +180,11 @@ function base(bytes: Buffer, view: DataView, o: number, size: number, text: Text
 const SOCKET_TYPES = { 4: 'connect', 5: 'accept', 6: 'listen' } as const;
 const FILE_TYPES = { 12: 'file_create', 13: 'file_rename', 14: 'file_delete', 15: 'file_chmod' } as const;
 
-const decodeSocket: Decode = (bytes, view, o, size, text) => {
+const decodeSocket: Decode = (bytes, view, o, size) => {
   if (size < 152) return undefined;
   const pathLen = view.getUint16(o + 116, true);
   if (152 + pathLen > size) return undefined;
-  const b = base(bytes, view, o, size, text);
+  const b = base(bytes, view, o, size);
   return {
     ...b,
     type: SOCKET_TYPES[b.kind as 4 | 5 | 6],
@@ -216,16 +199,16 @@ const decodeSocket: Decode = (bytes, view, o, size, text) => {
     backlog: view.getUint32(o + 112, true),
     localAddr: copyOf(bytes, o + 120, o + 136),
     remoteAddr: copyOf(bytes, o + 136, o + 152),
-    path: text(bytes, o + 152, o + 152 + pathLen),
+    path: decodeRange(bytes, o + 152, o + 152 + pathLen),
   };
 };
 
-const decodeDns: Decode = (bytes, view, o, size, text) => {
+const decodeDns: Decode = (bytes, view, o, size) => {
   if (size < 144) return undefined;
   const payloadLen = view.getUint16(o + 106, true);
   if (144 + payloadLen > size) return undefined;
   return {
-    ...base(bytes, view, o, size, text),
+    ...base(bytes, view, o, size),
     type: 'dns',
     fd: view.getUint32(o + 92, true),
     family: view.getUint16(o + 96, true),
@@ -241,38 +224,38 @@ const decodeDns: Decode = (bytes, view, o, size, text) => {
   };
 };
 
-const decodePtrace: Decode = (bytes, view, o, size, text) => {
+const decodePtrace: Decode = (bytes, view, o, size) => {
   if (size < 144) return undefined;
   return {
-    ...base(bytes, view, o, size, text),
+    ...base(bytes, view, o, size),
     type: 'ptrace',
     request: view.getUint32(o + 92, true),
     targetPid: view.getUint32(o + 96, true),
     targetTgid: view.getUint32(o + 100, true),
     targetStartNs: u64(view, o + 104),
-    targetComm: cString(bytes, o + 128, o + 144, text),
+    targetComm: cString(bytes, o + 128, o + 144),
   };
 };
 
-const decodeMemfd: Decode = (bytes, view, o, size, text) => {
+const decodeMemfd: Decode = (bytes, view, o, size) => {
   if (size < 104) return undefined;
   const nameLen = view.getUint16(o + 96, true);
   if (104 + nameLen > size) return undefined;
-  return { ...base(bytes, view, o, size, text), type: 'memfd_create', memfdFlags: view.getUint32(o + 92, true), name: text(bytes, o + 104, o + 104 + nameLen) };
+  return { ...base(bytes, view, o, size), type: 'memfd_create', memfdFlags: view.getUint32(o + 92, true), name: decodeRange(bytes, o + 104, o + 104 + nameLen) };
 };
 
-const decodeModule: Decode = (bytes, view, o, size, text) => {
+const decodeModule: Decode = (bytes, view, o, size) => {
   if (size < 160) return undefined;
   const pathLen = view.getUint16(o + 94, true);
   if (160 + pathLen > size) return undefined;
   return {
-    ...base(bytes, view, o, size, text),
+    ...base(bytes, view, o, size),
     type: 'module_load',
     syscall: view.getUint16(o + 92, true),
     fd: view.getInt32(o + 96, true),
     moduleFlags: view.getUint32(o + 100, true),
-    name: cString(bytes, o + 104, o + 160, text),
-    path: text(bytes, o + 160, o + 160 + pathLen),
+    name: cString(bytes, o + 104, o + 160),
+    path: decodeRange(bytes, o + 160, o + 160 + pathLen),
   };
 };
 
@@ -282,10 +265,10 @@ const ids = (view: DataView, at: number): number[] => {
   return out;
 };
 
-const decodePrivilege: Decode = (bytes, view, o, size, text) => {
+const decodePrivilege: Decode = (bytes, view, o, size) => {
   if (size < 224) return undefined;
   return {
-    ...base(bytes, view, o, size, text),
+    ...base(bytes, view, o, size),
     type: 'privilege_change',
     syscall: view.getUint16(o + 92, true),
     changed: view.getUint16(o + 94, true),
@@ -296,12 +279,12 @@ const decodePrivilege: Decode = (bytes, view, o, size, text) => {
   };
 };
 
-const decodeFile: Decode = (bytes, view, o, size, text) => {
+const decodeFile: Decode = (bytes, view, o, size) => {
   if (size < 128) return undefined;
   const pathLen = view.getUint16(o + 120, true);
   const path2Len = view.getUint16(o + 122, true);
   if (128 + pathLen + path2Len > size) return undefined;
-  const b = base(bytes, view, o, size, text);
+  const b = base(bytes, view, o, size);
   return {
     ...b,
     type: FILE_TYPES[b.kind as 12 | 13 | 14 | 15],
@@ -310,15 +293,15 @@ const decodeFile: Decode = (bytes, view, o, size, text) => {
     mode: view.getUint32(o + 100, true),
     fileMode: view.getUint32(o + 104, true),
     inode: u64(view, o + 112),
-    path: text(bytes, o + 128, o + 128 + pathLen),
-    path2: text(bytes, o + 128 + pathLen, o + 128 + pathLen + path2Len),
+    path: decodeRange(bytes, o + 128, o + 128 + pathLen),
+    path2: decodeRange(bytes, o + 128 + pathLen, o + 128 + pathLen + path2Len),
   };
 };
 
-const decodeKill: Decode = (bytes, view, o, size, text) => {
+const decodeKill: Decode = (bytes, view, o, size) => {
   if (size < 112) return undefined;
   return {
-    ...base(bytes, view, o, size, text),
+    ...base(bytes, view, o, size),
     type: 'kill',
     syscall: view.getUint16(o + 92, true),
     targetPid: view.getInt32(o + 96, true),

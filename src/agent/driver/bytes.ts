@@ -1,0 +1,93 @@
+/**
+ * Byte-level helpers shared by the record decoders: text (UTF-8, with bytes that are not UTF-8
+ * kept as \xHH escapes), NUL-separated argument areas, NUL-padded fixed fields, u64 and copies.
+ */
+import { isUtf8 } from 'node:buffer';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A Buffer view of the same bytes (no copy): Buffer's slicing decoders are the fast ones. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Decodes bytes as UTF-8; bytes that are not valid UTF-8 become `\xHH` so that nothing the
+ * process passed is lost or silently replaced.
+ */
+export function decodeText(bytes: Uint8Array): string {
+  return decodeRange(asBuffer(bytes), 0, bytes.length);
+}
+
+export function decodeRange(buf: Buffer, start: number, end: number): string {
+  if (end <= start) return '';
+  // Fast path: pure ASCII, by far the most common case.
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if ((buf[i] ?? 0) >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return buf.toString('latin1', start, end);
+  const slice = buf.subarray(start, end);
+  return isUtf8(slice) ? buf.toString('utf8', start, end) : escapeInvalidUtf8(slice);
+}
+
+function escapeInvalidUtf8(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] ?? 0;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len > 0 && i + len <= bytes.length) {
+      try {
+        out += utf8.decode(bytes.subarray(i, i + len));
+        i += len;
+        continue;
+      } catch {
+        // not a valid sequence: escape the lead byte below
+      }
+    }
+    out += `\\x${b.toString(16).padStart(2, '0')}`;
+    i += 1;
+  }
+  return out;
+}
+
+/** Splits the raw NUL-separated argument area into arguments. */
+export function splitArgv(bytes: Uint8Array): string[] {
+  return splitRange(asBuffer(bytes), 0, bytes.length);
+}
+
+export function splitRange(buf: Buffer, from: number, to: number): string[] {
+  const args: string[] = [];
+  let start = from;
+  for (let i = from; i < to; i++) {
+    if (buf[i] === 0) {
+      args.push(decodeRange(buf, start, i));
+      start = i + 1;
+    }
+  }
+  // A truncated area ends without a NUL: keep the partial last argument.
+  if (start < to) args.push(decodeRange(buf, start, to));
+  return args;
+}
+
+export function cString(buf: Buffer, start: number, end: number): string {
+  let stop = start;
+  while (stop < end && buf[stop] !== 0) stop++;
+  return decodeRange(buf, start, stop);
+}
+
+/** A (seconds s64, nanoseconds u32) pair as nanoseconds. */
+export const timeNs = (view: DataView, secAt: number, nsecAt: number): number =>
+  (view.getUint32(secAt, true) + view.getInt32(secAt + 4, true) * 0x1_0000_0000) * 1e9 + view.getUint32(nsecAt, true);
+
+/** A copy (Buffer#slice would be a view that keeps the whole read chunk alive). */
+export function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes, start, end);
+}
+
+/** A u64 as a number: exact below 2^53, which covers times in ns for 104 days of uptime and every inode seen. */
+export const u64 = (view: DataView, offset: number): number => view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000;
