@@ -72,15 +72,19 @@ export class RateAggregator<T> {
 }
 
 /**
- * Keeps the agent inside its CPU budget: samples its own CPU use every second and, when the
- * average over the last 10 s is above the budget, raises the shedding level (each level makes
- * aggregation windows 4 times longer); when it falls below half the budget, lowers it again.
+ * Keeps the agent inside its CPU budget: samples its own CPU use every second. It raises the
+ * shedding level (each level makes aggregation windows 4 times longer) at once when a second
+ * used more than twice the budget, or when the average over the last 10 s is above it; it lowers
+ * the level after a calm period (below half the budget), and doubles that period each time a
+ * lowering had to be undone within a minute, so that a lasting flood does not make it oscillate.
  */
 export class CpuGovernor {
   private readonly samples: number[] = [];
   private last = process.cpuUsage();
   private lastAt = process.hrtime.bigint();
   private calmSeconds = 0;
+  private calmNeeded: number;
+  private secondsSinceLower = Number.POSITIVE_INFINITY;
   level = 0;
   /** Average CPU over the window, percent of one core. */
   average = 0;
@@ -89,7 +93,10 @@ export class CpuGovernor {
     private readonly budgetPercent: number,
     private readonly maxLevel = 4,
     private readonly windowSeconds = 10,
-  ) {}
+    private readonly maxCalmSeconds = 600,
+  ) {
+    this.calmNeeded = windowSeconds;
+  }
 
   /** Forgets what was measured so far (after start-up work). */
   reset(): void {
@@ -107,23 +114,33 @@ export class CpuGovernor {
     const elapsedUs = Number(now - this.lastAt) / 1000;
     this.lastAt = now;
     if (elapsedUs <= 0) return false;
-    this.samples.push(((usage.user + usage.system) / elapsedUs) * 100);
+    const sample = ((usage.user + usage.system) / elapsedUs) * 100;
+    return this.observe(sample);
+  }
+
+  /** One second's CPU sample, in percent of one core (tick() measures it; tests give it). */
+  observe(sample: number): boolean {
+    this.secondsSinceLower++;
+    this.samples.push(sample);
     if (this.samples.length > this.windowSeconds) this.samples.shift();
     this.average = this.samples.reduce((a, b) => a + b, 0) / this.samples.length;
     const before = this.level;
-    if (this.average > this.budgetPercent && this.level < this.maxLevel) {
+    if ((sample > 2 * this.budgetPercent || this.average > this.budgetPercent) && this.level < this.maxLevel) {
       this.level++;
+      if (this.secondsSinceLower < 60) this.calmNeeded = Math.min(this.maxCalmSeconds, this.calmNeeded * 2);
       // Judge the new level on fresh samples.
       this.samples.length = 0;
       this.calmSeconds = 0;
     } else if (this.level > 0 && this.average < this.budgetPercent / 2) {
-      if (++this.calmSeconds >= this.windowSeconds) {
+      if (++this.calmSeconds >= this.calmNeeded) {
         this.level--;
         this.calmSeconds = 0;
+        this.secondsSinceLower = 0;
       }
     } else {
       this.calmSeconds = 0;
     }
+    if (this.level === 0 && this.secondsSinceLower > this.maxCalmSeconds) this.calmNeeded = this.windowSeconds;
     return this.level !== before;
   }
 

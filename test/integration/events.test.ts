@@ -176,25 +176,44 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
   });
 }
 
+/** Children of a process named hades-driver. */
+function driversOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        return stat.includes('(hades-driver)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe('driver crash', { skip }, () => {
-  it('restarts a driver killed with SIGKILL and reports the gap', async () => {
+  it('restarts a driver killed with SIGKILL and reports the gap, and leaves no driver behind on exit', async () => {
     const marker = `hx${randomBytes(4).toString('hex')}`;
+    const drivers: number[] = [];
     const capture = await captureEvents(['--action', 'exec'], async (hadesPid) => {
-      const driver = readdirSync('/proc')
-        .filter((p) => /^\d+$/.test(p))
-        .find((p) => {
-          try {
-            const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-            return stat.includes('(hades-driver)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(hadesPid);
-          } catch {
-            return false;
-          }
-        });
+      const [driver] = driversOf(hadesPid);
       assert.ok(driver, 'the driver runs as a child of hades');
-      process.kill(Number(driver), 'SIGKILL');
+      process.kill(driver, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 1500));
+      drivers.push(...driversOf(hadesPid));
       await run('/bin/sh', ['-c', ':', `${marker}-after`]);
     });
+    assert.equal(drivers.length, 1, 'one restarted driver');
+    assert.equal(alive(drivers[0] ?? 0), false, 'the driver is gone once hades has exited');
     assert.deepEqual(capture.invalid, []);
     const gaps = capture.events.filter((e) => e['event'].action === 'agent_gap');
     assert.equal(gaps.length, 1, capture.stderr);
