@@ -13,7 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
 const done = [];
 
-/** Debian packages the build and the tests need (the driver's toolchain, services tests start). */
+/** Debian packages the build and the tests need (the driver's toolchain). */
 const APT_PACKAGES = ['make', 'gcc', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config'];
 
 function fail(code, message) {
@@ -74,29 +74,31 @@ function npmDependencies() {
   done.push('npm ci');
 }
 
-function newestMtime(dir, pattern, newest = 0) {
-  if (!existsSync(dir)) return newest;
+/** The TypeScript sources with their modification times, so that an edit, an added and a deleted file all count. */
+function sources(dir, out = []) {
+  if (!existsSync(dir)) return out;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = newestMtime(full, pattern, newest);
-    else if (pattern.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs);
+    if (entry.isDirectory()) sources(full, out);
+    else if (entry.name.endsWith('.ts')) out.push(`${path.relative(root, full)} ${statSync(full).mtimeMs}`);
   }
-  return newest;
+  return out;
 }
 
 function typescriptBuild() {
   const stamp = path.join(root, 'dist', '.build-stamp');
-  const inputs = Math.max(
-    ...['src', 'test', 'scripts', 'bench'].map((d) => newestMtime(path.join(root, d), /\.ts$/)),
-    statSync(path.join(root, 'tsconfig.json')).mtimeMs,
-    statSync(path.join(root, 'package-lock.json')).mtimeMs,
-  );
-  if (existsSync(stamp) && statSync(stamp).mtimeMs >= inputs) return;
+  const inputs = [
+    ...['src', 'test', 'scripts', 'bench'].flatMap((d) => sources(path.join(root, d))).sort(),
+    `tsconfig.json ${statSync(path.join(root, 'tsconfig.json')).mtimeMs}`,
+    `package-lock.json ${statSync(path.join(root, 'package-lock.json')).mtimeMs}`,
+  ];
+  const digest = createHash('sha256').update(inputs.join('\n')).digest('hex');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) return;
   run(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']);
   removeStaleOutputs(path.join(root, 'dist'));
   mkdirSync(path.dirname(stamp), { recursive: true });
-  writeFileSync(stamp, new Date().toISOString());
+  writeFileSync(stamp, digest);
   done.push('TypeScript build');
 }
 

@@ -13,7 +13,7 @@ import type { EventOf, HadesEvent } from '../common/events/index.js';
 import { HadesError } from '../common/errors.js';
 import { Accounts } from './accounts.js';
 import { EventBuilder, isoFromNs } from './builder.js';
-import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverAck, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
+import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
 import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
 import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
@@ -271,13 +271,19 @@ export class KernelEvents {
       ...allow.map((id): [number, number, Uint8Array] => [FilterOp.add, FilterTarget.cgroupAllow, u64Bytes(id)]),
       [FilterOp.set, FilterTarget.cgroupMode, mode],
     ];
-    const refused: DriverAck[] = [];
+    const refused: string[] = [];
+    let invalid = false;
     for (const [op, target, value] of steps) {
       const ack = await this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, target, value));
-      if (!ack.ok) refused.push(ack);
+      if (ack.ok) continue;
+      // EINVAL and ENOSPC mean the value itself was refused: a configuration problem.
+      invalid ||= ack.code === 'EINVAL' || ack.code === 'ENOSPC';
+      const textual = target === FilterTarget.exeDeny || target === FilterTarget.filePrefix || target === FilterTarget.unixPath;
+      const shown = textual ? JSON.stringify(new TextDecoder().decode(value)) : `0x${Buffer.from(value).toString('hex')}`;
+      refused.push(`${shown}: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
     }
     if (refused.length > 0) {
-      throw new HadesError('HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length} filter(s): ${refused.map((a) => `${a.code ?? '?'} ${a.msg ?? ''}`).join('; ')}`);
+      throw new HadesError(invalid ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length === 1 ? 'a filter' : `${refused.length} filters`}: ${refused.join('; ')}`);
     }
   }
 

@@ -40,7 +40,7 @@ export function buildProgram(context: CliContext, onExit: (status: number) => vo
     if (existing) return existing;
     const parent = nodeFor(path.slice(0, -1));
     const name = path.at(-1) ?? '';
-    const node = parent.command(name).description(groups[key] ?? '');
+    const node = parent.command(name).description(groups[key] ?? '').helpCommand(false);
     byName.set(key, node);
     return node;
   };
@@ -91,7 +91,11 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
     return status;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (notErrors.has(error.code)) return error.exitCode === 0 ? exitStatus.ok : exitStatus.input;
+      if (notErrors.has(error.code)) {
+        if (error.exitCode === 0) return exitStatus.ok;
+        // A group typed without a subcommand: commander printed its help; say what was missing.
+        return report(context, new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'a subcommand is needed; the help above lists them'));
+      }
       const code = commanderCodes[error.code] ?? 'HADES_ERR_CLI_INVALID_ARGUMENT';
       return report(context, new HadesError(code, error.message.replace(/^error:\s*/i, '').replace(/\n\((.*)\)\s*$/s, (_, hint: string) => ` (${hint.charAt(0).toLowerCase()}${hint.slice(1)})`)));
     }

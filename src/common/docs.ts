@@ -65,10 +65,15 @@ export function renderEventsDoc(): string {
     'processes that reuse a pid never share it. User and group ids are strings, as in ECS.',
     '',
   );
-  out.push('## Actions', '', '| `event.action` | `event.kind` | `event.category` | `event.type` | process context | what it means |', '|---|---|---|---|---|---|');
+  out.push(
+    'The schema covers every kind of the mission; the "produced" column says which ones this version emits. The',
+    'others are specified so that producers and consumers can be built against them.',
+    '',
+  );
+  out.push('## Actions', '', '| `event.action` | produced | `event.kind` | `event.category` | `event.type` | process context | what it means |', '|---|---|---|---|---|---|---|');
   for (const action of eventActions) {
     const spec: EventKindSpec = eventKinds[action];
-    out.push(`| [\`${action}\`](#${action}) | ${spec.kind} | ${spec.category.join(', ')} | ${spec.type.join(', ')} | ${spec.process} | ${spec.summary} |`);
+    out.push(`| [\`${action}\`](#${action}) | ${spec.planned ? `planned (${spec.planned})` : 'yes'} | ${spec.kind} | ${spec.category.join(', ')} | ${spec.type.join(', ')} | ${spec.process} | ${spec.summary} |`);
   }
   out.push('', '## Fields of every event', '');
   // The metadata fields are literals per kind; here they read as the general types.
@@ -79,7 +84,7 @@ export function renderEventsDoc(): string {
   out.push(table(flatten(ProcessContext, '', [])), '');
   for (const action of eventActions) {
     const spec: EventKindSpec = eventKinds[action];
-    out.push(`## ${action}`, '', spec.summary, '');
+    out.push(`## ${action}`, '', spec.planned ? `${spec.summary} Not produced yet: it comes with ${spec.planned}.` : spec.summary, '');
     out.push(`\`event.kind\`: ${spec.kind}; \`event.category\`: ${spec.category.join(', ')}; \`event.type\`: ${spec.type.join(', ')}; process context: ${spec.process}.`, '');
     const rows = flatten(spec.fields, '', []);
     if (rows.length > 0) out.push('Fields of this action, besides the common ones:', '', table(rows), '');

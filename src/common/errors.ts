@@ -60,6 +60,11 @@ export const errorCatalog = {
     summary: 'The configuration file could not be read.',
     remedy: 'Check that the path exists and is readable by the user running hades.',
   },
+  HADES_ERR_CONFIG_NOT_A_FILE: {
+    kind: 'input',
+    summary: 'The configuration path names a folder or a device, not a file.',
+    remedy: 'Give the path of the YAML file itself.',
+  },
   HADES_ERR_CONFIG_TOO_LARGE: {
     kind: 'input',
     summary: 'The configuration file is larger than the 1 MiB a configuration may be.',
@@ -93,7 +98,7 @@ export const errorCatalog = {
   HADES_ERR_CONFIG_INVALID: {
     kind: 'input',
     summary: 'The configuration has one or more problems, each listed with its own code.',
-    remedy: 'Fix every listed problem; the previous valid configuration stays in use meanwhile.',
+    remedy: 'Fix every listed problem; nothing is started with an invalid configuration.',
   },
   // Events
   HADES_ERR_EVENT_UNKNOWN_ACTION: {

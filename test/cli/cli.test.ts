@@ -57,6 +57,13 @@ describe('hades command', () => {
     assertCodedFailure(await runHades(['config', 'schema', '--rol', 'agent']), 2, 'HADES_ERR_CLI_UNKNOWN_OPTION');
   });
 
+  it('asks for a subcommand when a group is typed alone', async () => {
+    const r = await runHades(['config']);
+    assertCodedFailure(r, 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
+    assert.match(r.stderr, /Usage: hades config/);
+    assert.doesNotMatch(r.stderr, /help \[command\]/);
+  });
+
   it('rejects missing and excess arguments', async () => {
     assertCodedFailure(await runHades(['config', 'check']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
     assertCodedFailure(await runHades(['config', 'check', 'a', 'b']), 2, 'HADES_ERR_CLI_TOO_MANY_ARGUMENTS');
@@ -83,6 +90,7 @@ describe('hades events, bad input', () => {
     assertCodedFailure(await runHades(['events', '--duration', '-3']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', 'soon']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--backend', 'kprobe']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assertCodedFailure(await runHades(['events', '--duration', '3000000']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
   });
 
   it('refuses a bad configuration file before touching the kernel', async () => {
@@ -121,7 +129,7 @@ describe('hades config', () => {
   it('answers unreadable inputs with coded errors', async () => {
     assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'absent.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
     mkdirSync(path.join(dir, 'folder.yaml'));
-    assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'folder.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
+    assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'folder.yaml')]), 2, 'HADES_ERR_CONFIG_NOT_A_FILE');
     assertCodedFailure(await runHades(['config', 'check', file('big.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}`)]), 2, 'HADES_ERR_CONFIG_TOO_LARGE');
     assertCodedFailure(await runHades(['config', 'check', file('bin.yaml', '\u0000\u0001\u0002: [')]), 2, 'HADES_ERR_CONFIG_INVALID');
   });

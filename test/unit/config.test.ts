@@ -63,6 +63,17 @@ describe('configuration', () => {
     assert.match(found.find((p) => p.path === 'driver.backend')?.message ?? '', /one of "auto", "ebpf", "cnproc"/);
   });
 
+  it('checks file watch rules as the driver will: one whole * component, a short suffix', () => {
+    const found = problems('driver:\n  file_watch: ["/a/*/*/b/", "/x/*", "relative/", "/home/*/.ssh/", "/etc/"]\n');
+    assert.deepEqual(found.map((p) => p.path), ['driver.file_watch.0', 'driver.file_watch.1', 'driver.file_watch.2']);
+    assert.ok(found.every((p) => p.code === 'HADES_ERR_CONFIG_VALUE' && /one component may be \*/.test(p.message)));
+  });
+
+  it('lists problems in the order of the file', () => {
+    const found = problems('log:\n  level: loud\ndriver:\n  backnd: x\n');
+    assert.deepEqual(found.map((p) => p.line), [2, 4]);
+  });
+
   it('reports every problem, not only the first', () => {
     assert.equal(problems('driver:\n  backnd: x\nlog:\n  level: loud\nhashing: yes\n').length, 3);
   });

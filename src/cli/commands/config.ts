@@ -17,7 +17,7 @@ function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
 export async function readConfigFile(path: string): Promise<string> {
   try {
     const info = await stat(path);
-    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_READ', `${path} is not a regular file`);
+    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_NOT_A_FILE', `${path} is not a regular file${info.isDirectory() ? ' but a folder' : ''}; give the path of a YAML file`);
     if (info.size > MAX_CONFIG_BYTES) {
       throw new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${path} is ${info.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
     }
@@ -43,7 +43,7 @@ export async function configCheck(context: CliContext, args: readonly string[], 
     return exitStatus.ok;
   }
   for (const problem of result.problems) context.stderr.write(`${formatProblem(problem, file)}\n`);
-  throw new HadesError('HADES_ERR_CONFIG_INVALID', `${file} is not a valid ${role} configuration: ${result.problems.length} problem(s)`);
+  throw new HadesError('HADES_ERR_CONFIG_INVALID', `${file} is not a valid ${role} configuration: ${result.problems.length === 1 ? 'a problem' : `${result.problems.length} problems`}, listed above`);
 }
 
 export async function configSchema(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {

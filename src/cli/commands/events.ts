@@ -8,6 +8,8 @@ import { readConfigFile } from './config.js';
 
 export { KERNEL_ACTIONS };
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 async function agentConfig(options: Readonly<Record<string, unknown>>): Promise<AgentConfig> {
   const file = typeof options['config'] === 'string' ? options['config'] : undefined;
   const text = file ? await readConfigFile(file) : '';
@@ -16,7 +18,7 @@ async function agentConfig(options: Readonly<Record<string, unknown>>): Promise<
   if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
   if (backend === undefined) return result.config;
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'cnproc') {
-    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--backend must be one of auto, ebpf, cnproc (got '${JSON.stringify(backend)}')`);
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--backend must be one of auto, ebpf, cnproc (got ${JSON.stringify(backend)})`);
   }
   return { ...result.config, driver: { ...result.config.driver, backend } };
 }
@@ -41,6 +43,8 @@ function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--duration must be a positive number of seconds (got '${value}')`);
+  // Timers hold at most 2^31 - 1 ms; a longer run is one without --duration.
+  if (seconds * 1000 > MAX_TIMER_MS) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--duration may be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (24 days); leave it out to run until Ctrl-C`);
   return seconds;
 }
 

@@ -40,7 +40,16 @@ export const AgentConfigSchema = Type.Object(
           maxItems: 1024,
           description: 'When not empty, only processes in these cgroup v2 folders are reported.',
         }),
-        file_watch: Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^/' }), {
+        file_watch: Type.Array(
+          Type.String({
+            minLength: 1,
+            maxLength: 255,
+            // What the driver accepts: an absolute prefix, with at most one `*` that is a whole
+            // component followed by 1 to 31 more bytes (/home/*/.ssh/).
+            pattern: '^/(?:[^*]*|(?:[^*]*/)?\\*/[^*]{1,31})$',
+            description: 'an absolute path prefix; one component may be *, followed by 1 to 31 more characters (e.g. /home/*/.ssh/)',
+          }),
+          {
           default: [
             '/etc/',
             '/root/.ssh/',
@@ -57,10 +66,11 @@ export const AgentConfigSchema = Type.Object(
             '/tmp/',
             '/dev/shm/',
           ],
-          maxItems: 256,
-          description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
-        }),
-        unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/' }), {
+            maxItems: 256,
+            description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
+          },
+        ),
+        unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/', description: 'an absolute path' }), {
           default: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/run/podman/podman.sock', '/var/run/crio/crio.sock'],
           maxItems: 64,
           description: 'Unix socket path prefixes whose connects are reported (container runtimes by default).',
@@ -76,7 +86,7 @@ export const AgentConfigSchema = Type.Object(
     ),
     privilege: Type.Object(
       {
-        allowed_root_executables: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+        allowed_root_executables: Type.Array(Type.String({ minLength: 1, pattern: '^/', description: 'an absolute path' }), {
           default: ['/usr/bin/sudo', '/usr/bin/su', '/bin/su', '/usr/bin/pkexec', '/usr/bin/doas', '/usr/bin/newgrp', '/usr/bin/sg'],
           maxItems: 256,
           description: 'Programs that may turn a non-root process into root at exec; any other exec that does so without a setuid executable is reported as privilege_change.',
@@ -86,7 +96,7 @@ export const AgentConfigSchema = Type.Object(
     ),
     protect: Type.Object(
       {
-        paths: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+        paths: Type.Array(Type.String({ minLength: 1, pattern: '^/', description: 'an absolute path' }), {
           default: [],
           maxItems: 64,
           description: 'Folders whose files, when changed or removed, are reported as tamper events, besides the folder Hades runs from (always protected).',

@@ -64,6 +64,8 @@ export function parseConfig<S extends TSchema>(text: string, schema: S): ConfigR
     seen.add(error.path);
     problems.push(describe(error, schema, doc, lines));
   }
+  // In the order of the file, as a person reads it.
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, config: deepFreeze(value as Static<S>) };
 }
@@ -77,7 +79,8 @@ export function loadConfig<S extends TSchema>(text: string, schema: S, source: s
 
 export function configError(problems: readonly ConfigProblem[], source: string): HadesError {
   const lines = problems.map((p) => formatProblem(p, source));
-  return new HadesError('HADES_ERR_CONFIG_INVALID', `${source} has ${problems.length} problem(s):\n${lines.join('\n')}`, {
+  const count = problems.length === 1 ? 'a problem' : `${problems.length} problems`;
+  return new HadesError('HADES_ERR_CONFIG_INVALID', `${source} has ${count}: ${lines.join('; ')}`, {
     details: { source, problems },
   });
 }
@@ -120,7 +123,7 @@ function describe(error: ValueError, schema: TSchema, doc: Document, lines: Line
       const name = dotted === '' ? 'the configuration' : `'${dotted}'`;
       const message = isValueProblem
         ? `${name} ${constraintText(error)} (got ${show(error.value)})`
-        : `${name} must be ${expected} (got ${typeName(error.value)} ${show(error.value)})`;
+        : `${name} must be ${expected} (got ${error.value === null ? 'null' : `${typeName(error.value)} ${show(error.value)}`})`;
       return {
         code: isValueProblem ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_CONFIG_TYPE',
         path: dotted,
@@ -171,6 +174,9 @@ function constraintText(error: ValueError): string {
       return `must be at least ${String(s['minLength'])} character(s) long`;
     case ValueErrorType.StringMaxLength:
       return `must be at most ${String(s['maxLength'])} characters long`;
+    case ValueErrorType.StringPattern:
+      // The schema's own words say what the pattern means; the regular expression does not.
+      return `is not a valid value: ${typeof s['description'] === 'string' ? s['description'] : `it must match ${String(s['pattern'])}`}`;
     case ValueErrorType.ArrayMaxItems:
       return `may hold at most ${String(s['maxItems'])} items`;
     default:

@@ -51,6 +51,8 @@ export interface EventKindSpec<A extends string = string, F extends TProperties 
   readonly fields: TObject<F>;
   /** The kind-specific part of an example event (the common part is added by exampleEvent). */
   readonly example: Record<string, unknown>;
+  /** For kinds no component produces yet: what will produce them. */
+  readonly planned?: string;
 }
 
 function kind<A extends string, F extends TProperties, P extends ProcessUse>(
@@ -335,6 +337,7 @@ export const eventKinds = {
   }),
   ssh_login: kind({
     action: 'ssh_login',
+    planned: 'the log collector',
     kind: 'event',
     category: ['authentication', 'session'],
     type: ['start', 'info'],
@@ -349,6 +352,7 @@ export const eventKinds = {
   }),
   sudo: kind({
     action: 'sudo',
+    planned: 'the log collector',
     kind: 'event',
     category: ['process', 'authentication'],
     type: ['start', 'info'],
@@ -362,6 +366,7 @@ export const eventKinds = {
   }),
   honeypot_touch: kind({
     action: 'honeypot_touch',
+    planned: 'the honeypot mode',
     kind: 'event',
     category: ['network', 'intrusion_detection'],
     type: ['connection', 'info'],
@@ -377,6 +382,7 @@ export const eventKinds = {
   }),
   scan_match: kind({
     action: 'scan_match',
+    planned: 'YARA scanning',
     kind: 'event',
     category: ['malware', 'file'],
     type: ['info'],
@@ -399,6 +405,7 @@ export const eventKinds = {
   }),
   inventory_change: kind({
     action: 'inventory_change',
+    planned: 'the asset inventory',
     kind: 'state',
     category: ['host', 'configuration'],
     type: ['change', 'info'],
@@ -421,6 +428,7 @@ export const eventKinds = {
   }),
   package_finding: kind({
     action: 'package_finding',
+    planned: 'the asset inventory',
     kind: 'state',
     category: ['package', 'malware'],
     type: ['info'],
@@ -505,6 +513,7 @@ export const eventKinds = {
   }),
   agent_health: kind({
     action: 'agent_health',
+    planned: 'the agent daemon',
     kind: 'metric',
     category: ['host'],
     type: ['info'],
