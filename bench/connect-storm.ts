@@ -9,13 +9,13 @@
  * deduplicated in the kernel per process and destination, 1 s), and deduplication turned off,
  * where the agent's CPU governor has to impose it. Prints a Markdown report for docs/perf.md.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { childOf, rssKb, ticks } from './proc.js';
+import { rssKb, startHades, stopHades, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
@@ -45,19 +45,8 @@ async function run(label: string, config: string): Promise<Result> {
   const cfg = path.join(work, `${label}.yaml`);
   writeFileSync(cfg, config);
   const out = path.join(work, `${label}.ndjson`);
-  const fd = openSync(out, 'w');
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'events', '--config', cfg, '--stats'], { stdio: ['ignore', fd, 'pipe'] });
-  closeSync(fd);
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (stderr.includes('capturing from')) resolve();
-    });
-    child.on('close', () => reject(new Error(stderr)));
-  });
+  const { child, driver, stderr: stderrOf } = await startHades(['--config', cfg, '--stats'], out);
   const agent = child.pid ?? 0;
-  const driver = childOf(agent, 'hades-driver') ?? 0;
   await sleep(2000);
   const both = () => ticks(agent) + ticks(driver);
   const t0 = both();
@@ -79,10 +68,8 @@ async function run(label: string, config: string): Promise<Result> {
     cpuAfter.push(both() - a);
   }
   const rssAfter = rssMb(agent) + rssMb(driver);
-  const closed = new Promise((r) => child.on('close', r));
-  child.kill('SIGINT');
-  await closed;
-  const stats = JSON.parse(stderr.split('\n').find((l) => l.startsWith('{"stats"')) ?? '{"stats":{}}') as {
+  await stopHades(child);
+  const stats = JSON.parse(stderrOf().split('\n').find((l) => l.startsWith('{"stats"')) ?? '{"stats":{}}') as {
     stats: { kernel?: Record<string, Record<string, number>>; agent?: { cpu?: { level: number } } };
   };
   const c = stats.stats.kernel?.['connect'] ?? {};

@@ -8,13 +8,13 @@
  * folder (HADES_PEERS_DIR, default ../shared/bench next to the repository). Prints a Markdown
  * report for docs/perf.md.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { childOf, rssKb, ticks } from './proc.js';
+import { rssKb, startHades, stopHades, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
@@ -27,29 +27,6 @@ function runStorm(): { execs: number; rate: number; line: string } {
   const execs = Number(/execs=(\d+)/.exec(line)?.[1] ?? 0);
   const rate = Number(/rate=([\d.]+)/.exec(line)?.[1] ?? 0);
   return { execs, rate, line };
-}
-
-async function startHades(args: string[], out: string): Promise<{ child: ChildProcess; driver: number; stderr: () => string }> {
-  const fd = openSync(out, 'w');
-  const child = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'events', ...args], { stdio: ['ignore', fd, 'pipe'] });
-  closeSync(fd);
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (stderr.includes('capturing from')) resolve();
-    });
-    child.on('close', () => reject(new Error(`hades exited: ${stderr}`)));
-  });
-  const driver = childOf(child.pid ?? 0, 'hades-driver');
-  if (!driver) throw new Error('driver not found');
-  return { child, driver, stderr: () => stderr };
-}
-
-async function stopHades(child: ChildProcess): Promise<void> {
-  const closed = new Promise((r) => child.on('close', r));
-  child.kill('SIGINT');
-  await closed;
 }
 
 interface Capture {

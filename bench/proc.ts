@@ -1,5 +1,10 @@
-/** What the benchmarks read about processes from /proc. */
-import { readdirSync, readFileSync } from 'node:fs';
+/** What the benchmarks share: starting `hades events`, and what they read about processes from /proc. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** utime + stime of a process in clock ticks (100 per second); 0 once it is gone. */
 export function ticks(pid: number): number {
@@ -30,4 +35,36 @@ export function childOf(parent: number, comm: string): number | undefined {
     }
   }
   return undefined;
+}
+
+export interface HadesRun {
+  readonly child: ChildProcess;
+  readonly driver: number;
+  /** Everything hades wrote to stderr so far (the --stats line comes at the end). */
+  readonly stderr: () => string;
+}
+
+/** Starts `hades events ARGS` with its events going to the file `out`; resolves once it captures. */
+export async function startHades(args: readonly string[], out: string): Promise<HadesRun> {
+  const fd = openSync(out, 'w');
+  const child = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'events', ...args], { stdio: ['ignore', fd, 'pipe'] });
+  closeSync(fd);
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (stderr.includes('capturing from')) resolve();
+    });
+    child.on('close', () => reject(new Error(`hades exited: ${stderr}`)));
+  });
+  const driver = childOf(child.pid ?? 0, 'hades-driver');
+  if (!driver) throw new Error('driver not found');
+  return { child, driver, stderr: () => stderr };
+}
+
+/** Stops it as Ctrl-C would, and waits until it has exited. */
+export async function stopHades(child: ChildProcess): Promise<void> {
+  const closed = new Promise((r) => child.on('close', r));
+  child.kill('SIGINT');
+  await closed;
 }
