@@ -106,8 +106,12 @@ export class CpuGovernor {
     this.calmSeconds = 0;
   }
 
-  /** Call once a second. Returns true when the level changed. */
-  tick(): boolean {
+  /**
+   * Call once a second, saying whether high-rate records (the ones shedding can reduce) came
+   * in: CPU spent on exec storms is not a reason to coarsen DNS and connect reporting.
+   * Returns true when the level changed.
+   */
+  tick(sheddable = true): boolean {
     const now = process.hrtime.bigint();
     const usage = process.cpuUsage(this.last);
     this.last = process.cpuUsage();
@@ -115,17 +119,17 @@ export class CpuGovernor {
     this.lastAt = now;
     if (elapsedUs <= 0) return false;
     const sample = ((usage.user + usage.system) / elapsedUs) * 100;
-    return this.observe(sample);
+    return this.observe(sample, sheddable);
   }
 
   /** One second's CPU sample, in percent of one core (tick() measures it; tests give it). */
-  observe(sample: number): boolean {
+  observe(sample: number, sheddable = true): boolean {
     this.secondsSinceLower++;
     this.samples.push(sample);
     if (this.samples.length > this.windowSeconds) this.samples.shift();
     this.average = this.samples.reduce((a, b) => a + b, 0) / this.samples.length;
     const before = this.level;
-    if ((sample > 2 * this.budgetPercent || this.average > this.budgetPercent) && this.level < this.maxLevel) {
+    if (sheddable && (sample > 2 * this.budgetPercent || this.average > this.budgetPercent) && this.level < this.maxLevel) {
       this.level++;
       if (this.secondsSinceLower < 60) this.calmNeeded = Math.min(this.maxCalmSeconds, this.calmNeeded * 2);
       // Judge the new level on fresh samples.

@@ -28,6 +28,8 @@ const QUEUE_LOW = 4_096;
 const QUEUE_SHED = 2_048;
 /** Record kinds that may be shed under overload: connect, accept, dns. */
 const SHEDDABLE: ReadonlySet<number> = new Set([4, 5, 7]);
+/** Fewer high-rate records than this per second: shedding would not help, whatever the CPU. */
+const HIGH_RATE_PER_SECOND = 200;
 const DROP_REPORT_MS = 10_000;
 const TICK_MS = 1000;
 
@@ -143,6 +145,9 @@ export class KernelEvents {
   private readonly allowedRoot: ReadonlySet<string>;
   private readonly protectedPaths: readonly string[];
   private tickTimer: NodeJS.Timeout | undefined;
+  /** High-rate records (connect, accept, dns) decoded or shed since the last tick. */
+  private highRate = 0;
+  private shedSeen = 0;
   private queueHead = 0;
   private pumping = false;
   private waitingForDrain = false;
@@ -442,6 +447,7 @@ export class KernelEvents {
   }
 
   private secure(record: SecurityRecord): void {
+    if (record.type === 'connect' || record.type === 'accept' || record.type === 'dns') this.highRate++;
     if (record.type === 'privilege_change' && record.result >= 0) {
       const [uid = 0, gid = 0, euid = 0, egid = 0] = record.newIds;
       this.tree.setCreds(record.pid, record.startNs, { uid, gid, euid, egid });
@@ -476,7 +482,10 @@ export class KernelEvents {
 
   /** Once a second: the CPU budget, and aggregation windows that ended. */
   private tick(): void {
-    if (this.governor.tick()) {
+    const sheddable = this.highRate + (this.decoder.shed - this.shedSeen) > HIGH_RATE_PER_SECOND;
+    this.highRate = 0;
+    this.shedSeen = this.decoder.shed;
+    if (this.governor.tick(sheddable)) {
       const { config } = this.options;
       this.dnsAggregator.windowMs = this.governor.level === 0 ? config.limits.aggregate_ms : Math.max(config.limits.aggregate_ms, 250) * this.governor.factor;
       this.options.onLog?.({ level: 'warn', code: 'cpu_budget', msg: `CPU ${this.governor.average.toFixed(1)}% against a budget of ${config.limits.cpu_percent}%: aggregation level ${this.governor.level}` });

@@ -62,6 +62,12 @@ describe('CPU governor', () => {
     assert.equal(g.level, 0);
   });
 
+  it('does not raise when nothing could be shed (an exec storm)', () => {
+    const g = new CpuGovernor(10);
+    assert.equal(g.observe(80, false), false);
+    assert.equal(g.level, 0);
+  });
+
   it('never goes past its top level', () => {
     const g = new CpuGovernor(10, 2);
     for (let i = 0; i < 10; i++) g.observe(100);
