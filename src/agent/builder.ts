@@ -102,6 +102,27 @@ export function isoFromNs(ns: number): string {
   return `${isoPrefix}.${micros < 100000 ? (micros < 10000 ? (micros < 1000 ? (micros < 100 ? (micros < 10 ? '00000' : '0000') : '000') : '00') : '0') : ''}${micros}Z`;
 }
 
+/** Characters of arguments kept per ancestor: the full list is in that process's own exec event. */
+export const ANCESTOR_ARGS_MAX = 512;
+
+function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
+  let args = node.args;
+  let truncated: boolean | undefined;
+  if (args) {
+    let total = 0;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i] ?? '';
+      if (total + arg.length > ANCESTOR_ARGS_MAX) {
+        args = [...args.slice(0, i), arg.slice(0, Math.max(0, ANCESTOR_ARGS_MAX - total))];
+        truncated = true;
+        break;
+      }
+      total += arg.length + 1;
+    }
+  }
+  return Object.freeze({ pid: node.pid, entity_id: node.entityId, name: node.name, executable: node.executable, args, args_truncated: truncated });
+}
+
 const EXEC_CATEGORY = ['process'];
 const START_TYPE = ['start'];
 const END_TYPE = ['end'];
@@ -310,7 +331,8 @@ export class EventBuilder {
     const list = new Array<Record<string, unknown>>(ancestors.length);
     for (let i = 0; i < ancestors.length; i++) {
       const a = ancestors[i] as ProcessNode;
-      list[i] = { pid: a.pid, entity_id: a.entityId, name: a.name, executable: a.executable, args: a.args };
+      // The same entry serves every descendant's events until the process executes again.
+      list[i] = a.asAncestor ??= asAncestor(a);
       line += ` < ${a.name}(${a.pid})`;
     }
     return { backend: this.backend, process, ancestors: list, ancestry: line, missing: missing === 0 ? undefined : missingPaths(missing) };

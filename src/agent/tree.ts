@@ -24,6 +24,8 @@ export interface ProcessNode {
   exited: boolean;
   /** Credentials as last seen (exec, privilege change, /proc), to notice a process becoming root. */
   creds: Creds | undefined;
+  /** This process as an entry of its descendants' ancestor lists, made once (see EventBuilder). */
+  asAncestor?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface Creds {
@@ -103,6 +105,7 @@ export class ProcessTree {
       existing.name = name;
       existing.executable = executable;
       existing.args = args;
+      existing.asAncestor = undefined;
       if (creds) existing.creds = creds;
       this.touch(pid, existing);
       return existing;

@@ -4,6 +4,9 @@ import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { parseColonFile } from '../../src/agent/accounts.js';
+import { decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
+import { newBuilder, wire } from '../helpers/builder.js';
+import { execRecord } from '../helpers/records.js';
 
 describe('process tree', () => {
   it('follows fork and exec and gives ancestors parent first', () => {
@@ -99,5 +102,20 @@ describe('event building helpers', () => {
   it('parses passwd lines and skips malformed ones', () => {
     const names = parseColonFile('root:x:0:0::/root:/bin/bash\n# c\nbroken\nbad:x:notanumber:\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n');
     assert.deepEqual([...names], [[0, 'root'], [33, 'www-data']]);
+  });
+});
+
+describe('ancestor entries', () => {
+  it('cut long argument lists and flag it, keeping the process own args whole', async () => {
+    const builder = newBuilder();
+    const long = `sh\0-c\0${'x'.repeat(2000)}\0`;
+    const [parent] = decodeRecords(execRecord({ pid: 10, ppid: 1, argv: new TextEncoder().encode(long) }), newDecodeCounters());
+    const [child] = decodeRecords(execRecord({ pid: 11, ppid: 10, argv: new TextEncoder().encode(long) }), newDecodeCounters());
+    await builder.build(parent as ExecRecord);
+    const event = wire(await builder.build(child as ExecRecord));
+    assert.equal((event['process'].args as string[])[2]?.length, 2000);
+    const [ancestor] = event['hades'].ancestors as { args: string[]; args_truncated?: boolean }[];
+    assert.equal(ancestor?.args_truncated, true);
+    assert.ok((ancestor?.args.join(' ').length ?? 0) <= 512);
   });
 });

@@ -63,7 +63,8 @@ export const Ancestor = Obj(
     entity_id: Opt(Str('Stable id of the ancestor process instance.', 64)),
     name: Opt(Str('Short name.', 64)),
     executable: Opt(Str('Executable path.')),
-    args: Opt(Type.Array(Str('One argument.'), { description: 'Arguments.' })),
+    args: Opt(Type.Array(Str('One argument.'), { description: 'Arguments, cut after 512 characters in all (the whole list is in the exec event of that process, found by its entity_id).' })),
+    args_truncated: Opt(Type.Boolean({ description: 'True when args was cut.' })),
   },
   'One ancestor process.',
 );
