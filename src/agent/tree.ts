@@ -26,6 +26,9 @@ export interface ProcessNode {
   creds: Creds | undefined;
   /** This process as an entry of its descendants' ancestor lists, made once (see EventBuilder). */
   asAncestor?: Readonly<Record<string, unknown>> | undefined;
+  /** The parent's node this one is counted in, and how many children count in this one. */
+  parentNode?: ProcessNode | undefined;
+  children?: number;
 }
 
 export interface Creds {
@@ -42,12 +45,8 @@ export interface ProcessTreeStats {
   evictedLive: number;
 }
 
-/** Exited processes stay this many events in the tree so that late events still resolve. */
-const EXITED_KEEP = 1024;
-
 export class ProcessTree {
   private readonly nodes = new Map<number, ProcessNode>();
-  private readonly exitedOrder: number[] = [];
   readonly stats: ProcessTreeStats = { size: 0, seeded: 0, evictedExited: 0, evictedLive: 0 };
 
   constructor(
@@ -77,6 +76,8 @@ export class ProcessTree {
         this.stats.seeded++;
       }
     }
+    // /proc lists a child before its parent when pids wrapped: link those now.
+    for (const node of this.nodes.values()) if (!node.parentNode) this.link(node);
   }
 
   /** A new process: it starts with its parent's program until it executes its own. */
@@ -125,13 +126,16 @@ export class ProcessTree {
     if (node && node.startTicks === ProcessTree.ticksFromNs(startNs)) node.creds = creds;
   }
 
+  /**
+   * An exited process stays only while it has live descendants, whose ancestry still names it
+   * (a dropper that forks and exits); a leaf goes at once. In an exec storm the nodes of the
+   * short-lived processes thus die young, which keeps them out of the old generation of the heap.
+   */
   exit(pid: number): ProcessNode | undefined {
     const node = this.nodes.get(pid);
     if (!node || node.exited) return node;
     node.exited = true;
-    this.exitedOrder.push(pid);
-    // Forget exited processes beyond a window; a later pid reuse replaces them anyway.
-    while (this.exitedOrder.length > EXITED_KEEP) this.forgetExited();
+    if (!node.children) this.remove(node);
     return node;
   }
 
@@ -156,29 +160,38 @@ export class ProcessTree {
   }
 
   private put(node: ProcessNode): ProcessNode {
-    this.nodes.delete(node.pid);
+    const previous = this.nodes.get(node.pid);
+    if (previous) this.remove(previous);
     this.nodes.set(node.pid, node);
+    this.link(node);
     while (this.nodes.size > this.maxProcesses) {
-      if (this.exitedOrder.length > 0) {
-        this.forgetExited();
-      } else {
-        const oldest = this.nodes.keys().next().value;
-        if (oldest === undefined) break;
-        this.nodes.delete(oldest);
-        this.stats.evictedLive++;
-      }
+      // The least recently seen goes first (Map order); exited ones leave on their own.
+      const oldest = this.nodes.values().next().value;
+      if (!oldest) break;
+      if (oldest.exited) this.stats.evictedExited++;
+      else this.stats.evictedLive++;
+      this.remove(oldest);
     }
     this.stats.size = this.nodes.size;
     return node;
   }
 
-  private forgetExited(): void {
-    const pid = this.exitedOrder.shift();
-    if (pid === undefined) return;
-    const node = this.nodes.get(pid);
-    if (node?.exited) {
-      this.nodes.delete(pid);
-      this.stats.evictedExited++;
+  /** Counts a node in its parent's children. */
+  private link(node: ProcessNode): void {
+    const parent = node.ppid > 0 && node.ppid !== node.pid ? this.nodes.get(node.ppid) : undefined;
+    if (!parent || node.parentNode === parent) return;
+    node.parentNode = parent;
+    parent.children = (parent.children ?? 0) + 1;
+  }
+
+  /** Drops a node; an exited parent left without children goes with it. */
+  private remove(node: ProcessNode): void {
+    if (this.nodes.get(node.pid) === node) this.nodes.delete(node.pid);
+    const parent = node.parentNode;
+    node.parentNode = undefined;
+    if (parent) {
+      parent.children = (parent.children ?? 1) - 1;
+      if (parent.exited && parent.children <= 0) this.remove(parent);
     }
     this.stats.size = this.nodes.size;
   }

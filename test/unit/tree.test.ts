@@ -42,6 +42,19 @@ describe('process tree', () => {
     assert.ok(tree.stats.evictedLive > 0);
   });
 
+  it('keeps an exited process while a descendant lives, so that its ancestry still names it', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(100, 1, 1e7, 'dropper', '/tmp/dropper', ['dropper']);
+    tree.fork(100, 101, 2e7, 'dropper');
+    tree.exec(101, 100, 2e7, 'miner', '/tmp/miner', ['miner']);
+    tree.exit(100);
+    assert.deepEqual(tree.ancestors(101, 8).map((n) => n.name), ['dropper']);
+    tree.exit(101);
+    assert.equal(tree.get(101), undefined, 'a leaf goes at once');
+    assert.equal(tree.get(100), undefined, 'and takes its exited parent with it');
+    assert.equal(tree.stats.size, 0);
+  });
+
   it('stops on parent loops', () => {
     const tree = new ProcessTree('h', 1024);
     tree.exec(7, 8, 1e7, 'a', '/a', []);
