@@ -3,6 +3,7 @@
  * current on the way: the one place where kernel facts become the public event form.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import type { Accounts } from './accounts.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
@@ -44,6 +45,29 @@ export function capabilityNames([low, high]: readonly [number, number]): readonl
     if (capabilityCache.size < 256) capabilityCache.set(key, names);
   }
   return names;
+}
+
+/** The kernel's full capability set as [low, high] words, from cap_last_cap (40 on 6.x kernels). */
+const fullCapabilities = ((): readonly [number, number] => {
+  let last = CAPABILITIES.length - 1;
+  try {
+    last = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim()) || last;
+  } catch {
+    // not Linux, or /proc not mounted: the table above is the kernel's set as far as we know
+  }
+  const bits = last + 1;
+  return [bits >= 32 ? 0xffffffff : 2 ** bits - 1, bits > 32 ? 2 ** (bits - 32) - 1 : 0];
+})();
+
+/**
+ * True when a process has the capabilities its user id implies: all for root, none otherwise.
+ * Events list capabilities only when they differ (a root process in a container with a reduced
+ * set, a non-root process with file or ambient capabilities): the usual case is 700 bytes that
+ * say nothing the user id does not.
+ */
+export function usualCapabilities(euid: number, [low, high]: readonly [number, number]): boolean {
+  if (euid === 0) return low >>> 0 === fullCapabilities[0] >>> 0 && high >>> 0 === fullCapabilities[1] >>> 0;
+  return low === 0 && high === 0;
 }
 
 function computeCapabilityNames(low: number, high: number): string[] {
@@ -407,7 +431,7 @@ export class EventBuilder {
       working_directory: (missing & MissingField.cwd) === 0 && r.cwd ? r.cwd : undefined,
       start: (missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       interactive: tty ? r.ttyDev !== 0 : undefined,
-      thread: { id: r.tid, capabilities: creds && (missing & MissingField.caps) === 0 ? { effective: capabilityNames(r.capEffective) } : undefined },
+      thread: { id: r.tid, capabilities: creds && (missing & MissingField.caps) === 0 && !usualCapabilities(r.euid, r.capEffective) ? { effective: capabilityNames(r.capEffective) } : undefined },
       group_leader: pgid ? { pid: r.pgid } : undefined,
       session_leader: pgid ? { pid: r.sid } : undefined,
       parent: (missing & MissingField.parent) === 0 ? this.parentRef(r.ppid, r.parentStartNs) : undefined,

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
-import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths } from '../../src/agent/builder.js';
+import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { parseColonFile } from '../../src/agent/accounts.js';
 import { decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
@@ -105,6 +106,15 @@ describe('event building helpers', () => {
     assert.equal(formatIpv6(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])), '::1');
     assert.equal(formatIpv6(new Uint8Array([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1])), '2001:db8::1:0:0:1');
     assert.equal(formatIpv6(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1])), '::ffff:10.0.0.1');
+  });
+
+  it('lists capabilities only when they differ from what the user id implies', () => {
+    const last = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
+    const full: [number, number] = [0xffffffff, 2 ** (last + 1 - 32) - 1];
+    assert.equal(usualCapabilities(0, full), true);
+    assert.equal(usualCapabilities(0, [full[0] & ~(1 << 21), full[1]]), false, 'root without CAP_SYS_ADMIN (a container)');
+    assert.equal(usualCapabilities(1000, [0, 0]), true);
+    assert.equal(usualCapabilities(1000, [1 << 13, 0]), false, 'a user with CAP_NET_RAW (file capabilities)');
   });
 
   it('lists missing fields by their event paths', () => {

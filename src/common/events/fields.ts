@@ -104,7 +104,12 @@ export const Process = Obj(
       Obj(
         {
           id: Opt(Pid('Thread id.')),
-          capabilities: Opt(Obj({ effective: Type.Array(Str('Capability name.', 32), { description: 'Effective capabilities.' }) }, 'Capabilities.')),
+          capabilities: Opt(
+            Obj(
+              { effective: Type.Array(Str('Capability name.', 32), { description: 'Effective capabilities.' }) },
+              'Capabilities, present only when they differ from what the user id implies (all for root, none for other users): a root process with a reduced set (a container) or a non-root process with capabilities (file or ambient capabilities).',
+            ),
+          ),
         },
         'The thread that produced the event.',
       ),
