@@ -13,8 +13,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
 const done = [];
 
-/** Debian packages the build and the tests need (the driver's toolchain). */
-const APT_PACKAGES = ['make', 'gcc', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config'];
+/** Debian packages the build and the tests need: the driver toolchain, and python3 and setpriv (util-linux) that integration tests run. */
+const APT_PACKAGES = ['make', 'gcc', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config', 'python3', 'util-linux'];
 
 function fail(code, message) {
   process.stderr.write(`bootstrap: ${code}: ${message}\n`);
