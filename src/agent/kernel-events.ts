@@ -1,8 +1,9 @@
 /**
  * The kernel event source: driver -> decoder -> process tree -> ECS events, in order, with a
- * bounded queue. When the consumer is slow the queue fills, the driver's pipe is paused, the
- * driver blocks and the kernel ring buffer counts what it cannot hold: memory stays bounded and
- * every loss is counted where it happens, then reported as an `agent_drop` event.
+ * bounded queue. Under load, high-rate kinds (connect, accept, DNS) are shed undecoded first;
+ * when the consumer is still too slow the queue fills, the driver's pipe is paused, the driver
+ * blocks and the kernel ring buffer counts what it cannot hold. Memory stays bounded and every
+ * loss is counted where it happens, then reported as an `agent_drop` event.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
