@@ -1197,8 +1197,7 @@ static const char *find_cgroup2(void)
 
 int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err, size_t errlen)
 {
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double t0 = now_ms();
 	struct cnproc *c = calloc(1, sizeof(*c));
 	int rc;
 
@@ -1288,9 +1287,7 @@ int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err,
 	be->hook = cn_hook;
 	be->stop = cn_stop;
 	be->destroy = cn_destroy;
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	be->load_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	be->load_ms = now_ms() - t0;
 	return 0;
 fail:
 	be->ctx = c;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include <linux/types.h>
 
 #include "json.h"
@@ -31,6 +32,14 @@ struct config {
 	 * or attached. Zero (the default, also for --probe) = every hook. */
 	uint32_t hooks_unrequested;
 };
+
+/* Monotonic milliseconds, for timing how long a backend took to load. */
+static inline double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
 
 static inline bool hook_requested(const struct config *cfg, int hook)
 {

@@ -136,13 +136,6 @@ struct ebpf {
 	uint64_t bad_size;                  /* ring buffer records with a bad size */
 };
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct ebpf *e = ctx;
@@ -373,11 +366,22 @@ static int file_prefix_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32
 	return bpf_map_update_elem(fd, &k, &pv, BPF_ANY) ? -errno : 0;
 }
 
+/* ADD sets a key's 1-byte flag, DEL removes it (absent is fine); other ops are invalid. */
+static int flag_key_op(int fd, const void *key, uint8_t op, const char **why)
+{
+	uint8_t one = 1;
+	if (op == HADES_FILTER_ADD)
+		return bpf_map_update_elem(fd, key, &one, BPF_ANY) ? -errno : 0;
+	if (op == HADES_FILTER_DEL)
+		return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
+	*why = "operation not valid for this target";
+	return -EINVAL;
+}
+
 static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
 		     uint32_t len, const char **why)
 {
 	struct ebpf *e = be->ctx;
-	uint8_t v;
 	int fd, err = 0;
 
 	switch (target) {
@@ -395,14 +399,7 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 			return -EINVAL;
 		}
 		memcpy(&pid, val, sizeof(pid));
-		v = 1;
-		if (op == HADES_FILTER_ADD)
-			err = bpf_map_update_elem(fd, &pid, &v, BPF_ANY) ? -errno : 0;
-		else if (op == HADES_FILTER_DEL)
-			err = bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
-		else
-			goto bad_op;
-		return err;
+		return flag_key_op(fd, &pid, op, why);
 	}
 	case HADES_FILTER_EXE_DENY: {
 		fd = bpf_map__fd(e->skel->maps.deny_exe);
@@ -414,16 +411,11 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 			return -EINVAL;
 		}
 		memcpy(key, val, len);
-		v = 1;
-		if (op == HADES_FILTER_ADD) {
-			if (bpf_map_update_elem(fd, key, &v, BPF_ANY))
-				return -errno;
+		err = flag_key_op(fd, key, op, why);
+		/* Processes already running that program are muted too. */
+		if (!err && op == HADES_FILTER_ADD)
 			mute_running(e, key);
-			return 0;
-		}
-		if (op == HADES_FILTER_DEL)
-			return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
-		goto bad_op;
+		return err;
 	}
 	case HADES_FILTER_CGROUP_DENY:
 	case HADES_FILTER_CGROUP_ALLOW: {
@@ -478,12 +470,7 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 		}
 		k.prefixlen = len * 8;
 		memcpy(k.data, val, len);
-		v = 1;
-		if (op == HADES_FILTER_ADD)
-			return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -errno : 0;
-		if (op == HADES_FILTER_DEL)
-			return bpf_map_delete_elem(fd, &k) && errno != ENOENT ? -errno : 0;
-		goto bad_op;
+		return flag_key_op(fd, &k, op, why);
 	}
 	case HADES_FILTER_PROTECTED_PID: {
 		fd = bpf_map__fd(e->skel->maps.protected_pid);
@@ -495,12 +482,7 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 			return -EINVAL;
 		}
 		memcpy(&pid, val, sizeof(pid));
-		v = 1;
-		if (op == HADES_FILTER_ADD)
-			return bpf_map_update_elem(fd, &pid, &v, BPF_ANY) ? -errno : 0;
-		if (op == HADES_FILTER_DEL)
-			return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
-		goto bad_op;
+		return flag_key_op(fd, &pid, op, why);
 	}
 	case HADES_FILTER_CONNECT_DEDUP_MS: {
 		uint32_t ms;
