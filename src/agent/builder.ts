@@ -2,7 +2,6 @@
  * Turns decoded driver records into ECS events (docs/events.md), keeping the process tree
  * current on the way: the one place where kernel facts become the public event form.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import type { Accounts } from './accounts.js';
@@ -12,6 +11,7 @@ import type { SecurityRecord } from './driver/security-records.js';
 import type { ExecutableHasher, HashResult } from './hasher.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
+import { Sequencer } from './sequencer.js';
 
 export interface HostIdentity {
   readonly name: string;
@@ -23,6 +23,8 @@ export interface BuilderOptions {
   readonly host: HostIdentity;
   readonly agentVersion: string;
   readonly ancestors: number;
+  /** Shared with the agent's other sources, so sequence numbers order the whole stream. */
+  readonly sequencer?: Sequencer;
 }
 
 const CAPABILITIES = [
@@ -201,8 +203,7 @@ export function exitCodeOf(waitStatus: number): number {
 }
 
 export class EventBuilder {
-  private sequence = 0;
-  private readonly idPrefix = randomBytes(6).toString('hex');
+  private readonly sequencer: Sequencer;
   private readonly host: Record<string, unknown>;
   private readonly agent: { version: string; type: 'hades' };
   /** Shared {id, name} objects per uid and gid; rebuilt when the account files change. */
@@ -221,6 +222,7 @@ export class EventBuilder {
   ) {
     const { host } = options;
     this.agent = { version: options.agentVersion, type: 'hades' };
+    this.sequencer = options.sequencer ?? new Sequencer();
     this.host = { name: host.name, hostname: host.name, architecture: host.architecture, os: { type: 'linux', kernel: host.kernel } };
   }
 
@@ -335,10 +337,10 @@ export class EventBuilder {
 
   /** Common fields, with the next sequence number. */
   common(action: string, kind: string, category: string[], type: string[], ktimeNs: number) {
-    const sequence = this.sequence++;
+    const sequence = this.sequencer.next();
     return {
       '@timestamp': isoFromNs(this.bootTimeNs + ktimeNs),
-      event: { id: `${this.idPrefix}-${sequence.toString(36)}`, kind, category, type, action, sequence },
+      event: { id: this.sequencer.id(sequence), kind, category, type, action, sequence },
       host: this.host,
       agent: this.agent,
     };

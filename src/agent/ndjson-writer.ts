@@ -5,6 +5,8 @@
  * (and the garbage collector does not chase) a new buffer per batch.
  */
 import type { Writable } from 'node:stream';
+import type { HadesEvent } from '../common/events/index.js';
+import { serializeEvent } from './serialize.js';
 
 const BATCH_BYTES = 256 * 1024;
 const POOL_SIZE = 4;
@@ -27,9 +29,9 @@ export class NdjsonWriter {
     this.batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
   }
 
-  /** Queues one value as a line. Returns false when the caller should wait for onDrain. */
-  write(value: unknown): boolean {
-    const line = JSON.stringify(value);
+  /** Queues one event as a line. Returns false when the caller should wait for onDrain. */
+  write(event: HadesEvent): boolean {
+    const line = serializeEvent(event);
     // A UTF-16 unit takes at most 3 bytes in UTF-8: flush first when the line might not fit.
     let ok = true;
     const worst = line.length * 3 + 1;
