@@ -137,6 +137,82 @@ export const errorCatalog = {
     summary: 'The driver speaks a protocol version this agent does not understand.',
     remedy: 'Rebuild the driver from the same source as the agent.',
   },
+  // Agent daemon: plugins, spool, outputs, limits, logs
+  HADES_ERR_PLUGIN_MANIFEST: {
+    kind: 'input',
+    summary: 'A plugin manifest is missing, is not valid JSON or does not match the manifest schema.',
+    remedy: 'Fix the manifest at the path shown; docs/plugins.md describes every key.',
+  },
+  HADES_ERR_PLUGIN_HASH_MISMATCH: {
+    kind: 'environment',
+    summary: 'A plugin executable does not have the SHA-256 its manifest names; it is not started.',
+    remedy: 'Reinstall the plugin, or update the manifest if the executable was changed on purpose.',
+  },
+  HADES_ERR_PLUGIN_START: {
+    kind: 'environment',
+    summary: 'A plugin could not be started, or failed every restart the supervisor tried.',
+    remedy: 'The message carries the plugin\'s last words on stderr; fix their cause and reload the agent.',
+  },
+  HADES_ERR_PLUGIN_PROTOCOL: {
+    kind: 'input',
+    summary: 'A plugin broke the plugin protocol (garbage or oversized frames, no HELLO, a wrong protocol version, an invalid event); it is stopped.',
+    remedy: 'Fix the plugin against docs/plugins.md; the supervisor restarts it with backoff.',
+  },
+  HADES_ERR_PLUGIN_UNRESPONSIVE: {
+    kind: 'environment',
+    summary: 'A plugin stopped answering health requests and was restarted.',
+    remedy: 'Look at the plugin\'s logs; a plugin stuck in a loop or blocked on I/O shows this.',
+  },
+  HADES_ERR_PLUGIN_OVER_BUDGET: {
+    kind: 'environment',
+    summary: 'A plugin used more CPU, memory or open files than its budget for a sustained period and was restarted.',
+    remedy: 'Raise the plugin\'s limits in the agent configuration if the load is legitimate; otherwise report the plugin.',
+  },
+  HADES_ERR_AGENT_OVER_BUDGET: {
+    kind: 'environment',
+    summary: 'The agent itself stayed above its memory budget and exits so that its service manager restarts it.',
+    remedy: 'Raise limits.memory_mb if the host\'s load needs it; the spool keeps events across the restart.',
+  },
+  HADES_ERR_AGENT_RUNNING: {
+    kind: 'environment',
+    summary: 'Another agent already runs with the same data folder.',
+    remedy: 'Stop the other agent, or give this one its own agent.data_dir.',
+  },
+  HADES_ERR_AGENT_NOT_RUNNING: {
+    kind: 'environment',
+    summary: 'No running agent was found for the data folder of this configuration.',
+    remedy: 'Start the agent (`hades agent` or its systemd unit), or point --config at the configuration it runs with.',
+  },
+  HADES_ERR_SPOOL_IO: {
+    kind: 'environment',
+    summary: 'The disk spool could not be written or read (disk full, permissions, I/O error).',
+    remedy: 'Check the spool folder\'s disk and permissions; events that could not be spooled are counted as dropped.',
+  },
+  HADES_ERR_SPOOL_CORRUPT: {
+    kind: 'environment',
+    summary: 'Part of the disk spool failed its checksum (a torn write after a crash, or damage); the damaged records are skipped and counted.',
+    remedy: 'Nothing to do after a crash; if it repeats without crashes, check the disk.',
+  },
+  HADES_ERR_OUTPUT_FAILED: {
+    kind: 'environment',
+    summary: 'An output could not deliver a batch (unreachable, refused, timed out); the batch stays in the spool and is retried.',
+    remedy: 'Check that the output\'s destination is up and reachable; delivery resumes by itself.',
+  },
+  HADES_ERR_CGROUP: {
+    kind: 'environment',
+    summary: 'The agent could not create or configure its cgroup, so kernel-enforced CPU and memory limits are not in place.',
+    remedy: 'Run as root with cgroup v2 (or v1 cpu and memory controllers) mounted, or turn limits.cgroup.enabled off.',
+  },
+  HADES_ERR_LOG_IO: {
+    kind: 'environment',
+    summary: 'The agent\'s log file could not be written or rotated; logs go to stderr meanwhile.',
+    remedy: 'Check the log folder\'s disk space and permissions.',
+  },
+  HADES_ERR_METRICS_LISTEN: {
+    kind: 'environment',
+    summary: 'The metrics endpoint could not listen on its address (in use, or not a loopback address).',
+    remedy: 'Choose a free loopback port in metrics.listen, or turn metrics off.',
+  },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',
