@@ -50,7 +50,7 @@ describe('driver supervision (with a stand-in driver)', () => {
     await d.stop();
     assert.equal(errors[0]?.code, 'HADES_ERR_FRAME_TOO_LARGE');
     assert.equal(gaps.length, 1);
-    assert.equal(gaps[0]?.reason, 'killed by SIGKILL');
+    assert.equal(gaps[0]?.reason, 'protocol error: HADES_ERR_FRAME_TOO_LARGE');
     assert.equal(d.restarts, 1);
   });
 

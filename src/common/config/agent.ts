@@ -1,12 +1,111 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { LogConfig } from './shared.js';
 
+
+const RateLimit = Type.Object(
+  {
+    events_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'Events per second towards the output (bursts of one second pass); 0 is unlimited.' }),
+    kb_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'KiB per second towards the output; 0 is unlimited.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'Rate limit towards the output. A spooled output sends slower and its spool grows; another output drops what is over the limit and counts it.' },
+);
+
+const PluginLimits = Type.Object(
+  {
+    cpu_percent: Type.Number({ exclusiveMinimum: 0, maximum: 6400, default: 10, description: 'CPU budget, percent of one core averaged over limits.sustain_s.' }),
+    memory_mb: Type.Integer({ minimum: 8, maximum: 65_536, default: 200, description: 'Memory budget (resident set of the plugin\'s processes); the plugin\'s cgroup gets twice this as a hard ceiling.' }),
+    max_open_files: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 1024, description: 'Files the plugin may have open at once (RLIMIT_NOFILE).' }),
+    events_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 5000, description: 'Events per second a plugin may send; more is dropped and counted, and a plugin over it for limits.sustain_s is restarted. 0 is unlimited (the kernel driver is governed by limits.cpu_percent instead).' }),
+  },
+  { additionalProperties: false, default: {}, description: 'Budget of one plugin.' },
+);
+
+const PluginEntry = Type.Object(
+  {
+    manifest: Type.String({ minLength: 1, pattern: '^/', description: 'Absolute path of the plugin\'s manifest.json.' }),
+    enabled: Type.Boolean({ default: true, description: 'Start this plugin.' }),
+    config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Sent to the plugin; checked against the config schema of its manifest.' }),
+    limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for this plugin.' })),
+  },
+  { additionalProperties: false },
+);
+
 /**
  * The agent's configuration. Every key has a default, so an empty file is a valid
  * configuration; unknown keys are rejected (see ./validate.ts).
  */
 export const AgentConfigSchema = Type.Object(
   {
+    agent: Type.Object(
+      {
+        data_dir: Type.String({ minLength: 1, pattern: '^/', default: '/var/lib/hades/agent', description: 'Folder of the agent\'s state: spool, run file. One agent per folder.' }),
+        heartbeat_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'Period of the agent_health event.' }),
+        drain_s: Type.Integer({ minimum: 0, maximum: 600, default: 5, description: 'At shutdown, how long outputs may take to deliver what is queued (the spool keeps the rest).' }),
+      },
+      { additionalProperties: false, default: {}, description: 'The agent daemon.' },
+    ),
+    plugins: Type.Object(
+      {
+        driver: Type.Boolean({ default: true, description: 'Run the kernel event driver (configured under driver).' }),
+        limits: PluginLimits,
+        health_s: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A plugin silent this long is asked for its counters; one silent three times as long is restarted.' }),
+        grace_ms: Type.Integer({ minimum: 100, maximum: 120_000, default: 3000, description: 'How long a stopping plugin has to exit before its process group is killed.' }),
+        installed: Type.Array(PluginEntry, { default: [], maxItems: 64, description: 'Further plugins, each described by its manifest.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Plugins: supervised processes that produce events.' },
+    ),
+    outputs: Type.Object(
+      {
+        stdout: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Write events as NDJSON to standard output.' }),
+            rate: RateLimit,
+          },
+          { additionalProperties: false, default: {}, description: 'NDJSON on standard output.' },
+        ),
+        file: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Write events as NDJSON to a file.' }),
+            path: Type.String({ minLength: 1, pattern: '^/', default: '/var/log/hades/events.ndjson', description: 'Path of the file; rotated files get .1, .2, ...' }),
+            max_mb: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 100, description: 'Size at which the file rotates.' }),
+            max_files: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Rotated files kept.' }),
+            rate: RateLimit,
+          },
+          { additionalProperties: false, default: {}, description: 'Rotated NDJSON files.' },
+        ),
+        http: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'POST batches of NDJSON events to a URL (a collector such as Vector or Logstash); a 2xx answer acknowledges the batch.' }),
+            url: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:8080/events', description: 'Where batches are posted.' }),
+            headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.String(), { default: {}, description: 'Extra request headers (e.g. an authorization token; never logged).' }),
+            batch_events: Type.Integer({ minimum: 1, maximum: 100_000, default: 2000, description: 'Most events per request.' }),
+            timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'A request without an answer after this long counts as failed and is retried.' }),
+            rate: RateLimit,
+          },
+          { additionalProperties: false, default: {}, description: 'HTTP collector. Always spooled: a batch leaves the spool only once acknowledged.' },
+        ),
+      },
+      { additionalProperties: false, default: {}, description: 'Where events go. The server output comes with the server; until then at least one of these should be enabled.' },
+    ),
+    spool: Type.Object(
+      {
+        max_mb: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 256, description: 'Disk spool size per spooled output; when full, the oldest events are dropped and counted.' }),
+        fsync: Type.Union([Type.Literal('always'), Type.Literal('interval'), Type.Literal('never')], {
+          default: 'interval',
+          description: 'always: a batch counts as spooled once on disk (survives power loss); interval: data reaches the disk every fsync_interval_ms (a crash of the agent loses nothing, a power loss at most that interval); never: left to the kernel.',
+        }),
+        fsync_interval_ms: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'Period of fsync with fsync: interval.' }),
+        write_kb_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'Disk write rate limit of the spool in KiB/s; batches over it wait in memory (bounded) and are dropped and counted when that is full. 0 is unlimited.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'The crash-safe disk spool in front of network outputs.' },
+    ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve Prometheus metrics (/metrics) and the status (/status) over HTTP.' }),
+        listen: Type.String({ pattern: '^(127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}|\\[::1\\]|localhost):\\d{1,5}$', default: '127.0.0.1:9479', description: 'Loopback address and port (port 0 picks a free one; the run file in agent.data_dir says which).' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Health and metrics endpoint, on loopback only.' },
+    ),
     driver: Type.Object(
       {
         backend: Type.Union([Type.Literal('auto'), Type.Literal('ebpf'), Type.Literal('cnproc')], {
@@ -118,8 +217,29 @@ export const AgentConfigSchema = Type.Object(
           default: 1000,
           description: 'dns_query events repeating the same process, name and type within this window are counted into one event (event.count); 0 sends every one.',
         }),
+        memory_mb: Type.Integer({
+          minimum: 32,
+          maximum: 65_536,
+          default: 200,
+          description: 'Memory budget of the agent process (resident set). Above it for sustain_s, the agent flushes its spool and exits so that its service manager restarts it.',
+        }),
+        sustain_s: Type.Integer({
+          minimum: 5,
+          maximum: 3600,
+          default: 60,
+          description: 'How long the agent or a plugin may stay over a budget before it is restarted.',
+        }),
+        cgroup: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Place the agent and each plugin in their own cgroup (v2 where mounted, v1 otherwise) with kernel-enforced limits.' }),
+            name: Type.String({ pattern: '^[a-z0-9_-]{1,64}$', default: 'hades', description: 'Name of the cgroup created under the agent\'s own.' }),
+            cpu_percent: Type.Number({ exclusiveMinimum: 0, maximum: 6400, default: 50, description: 'Hard CPU ceiling for the agent and all its plugins together, percent of one core.' }),
+            memory_mb: Type.Integer({ minimum: 64, maximum: 1_048_576, default: 1024, description: 'Hard memory ceiling for the agent and all its plugins together.' }),
+          },
+          { additionalProperties: false, default: {}, description: 'Kernel-enforced ceilings, above the budgets the watchdog applies.' },
+        ),
       },
-      { additionalProperties: false, default: {}, description: 'Resource limits.' },
+      { additionalProperties: false, default: {}, description: 'Resource limits of the agent itself.' },
     ),
     process_tree: Type.Object(
       {

@@ -14,6 +14,12 @@ export const LogConfig = Type.Object(
     }),
     max_mb: Type.Integer({ minimum: 1, maximum: 1024, default: 16, description: 'Size at which the log file rotates.' }),
     max_files: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'Rotated files kept.' }),
+    write_kb_per_s: Type.Integer({
+      minimum: 0,
+      maximum: 1_048_576,
+      default: 1024,
+      description: 'Disk write rate limit for logs in KiB/s (bursts of four seconds pass); lines over it are dropped and counted. 0 is unlimited.',
+    }),
   },
   { additionalProperties: false, default: {}, description: 'Structured JSON logging.' },
 );

@@ -1,0 +1,450 @@
+/**
+ * Owns one plugin process (the kernel driver is the first plugin): starts it in its own process
+ * group with a limit on open files, reads its frames, writes control frames, restarts it with
+ * exponential backoff when it dies or is restarted on purpose (reporting the gap), and stops it
+ * with a grace period before killing the whole group. A plugin crash never takes the agent down.
+ *
+ * The frame layer and the common frames (HELLO, STATS, LOG, ACK, STATS_REQUEST) are the plugin
+ * protocol of docs/plugins.md; what a plugin's other frames mean (kernel records, events) is
+ * left to its owner through `onFrame`.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { encodeFrame, FrameReader, type Frame } from '../../common/codec/frames.js';
+import { HadesError, type ErrorCode } from '../../common/errors.js';
+import { PluginFrame, PLUGIN_PROTOCOL } from '../../common/plugins/protocol.js';
+
+export type PluginState = 'starting' | 'running' | 'backoff' | 'stopping' | 'stopped' | 'failed';
+
+/** What every HELLO carries; plugins add their own keys. */
+export interface PluginHello {
+  readonly protocol: number;
+  readonly version?: string;
+  readonly [extra: string]: unknown;
+}
+
+export interface PluginAck {
+  readonly request_id: number;
+  readonly ok: boolean;
+  readonly code?: string;
+  readonly msg?: string;
+}
+
+export interface PluginGap {
+  readonly reason: string;
+  readonly start: Date;
+  readonly end: Date;
+  readonly restarts: number;
+}
+
+export interface PluginHandlers<H extends PluginHello = PluginHello, S = unknown> {
+  onHello?(hello: H): void;
+  /** Frames other than the common ones (RECORDS from the driver, EVENTS from other plugins). */
+  onFrame(type: number, payload: Uint8Array): void;
+  onStats?(stats: S): void;
+  onLog?(entry: Readonly<Record<string, unknown>>): void;
+  onGap?(gap: PluginGap): void;
+  /** The process exited or was killed; it will be restarted unless stopping or failed. */
+  onExit?(reason: string): void;
+  /** A frame that could not be decoded; the plugin is killed and restarted. */
+  onProtocolError?(error: HadesError): void;
+  /** The plugin cannot be kept running (repeated start failures); the agent decides what next. */
+  onFatal?(error: HadesError): void;
+  /** Right after each spawn, with the new process id (cgroup placement). */
+  onSpawn?(pid: number): void;
+}
+
+/** The error codes a plugin's failures are reported with (the driver keeps its own). */
+export interface PluginErrorCodes {
+  readonly notFound: ErrorCode;
+  readonly failed: ErrorCode;
+  readonly protocol: ErrorCode;
+}
+
+export const pluginErrorCodes: PluginErrorCodes = {
+  notFound: 'HADES_ERR_PLUGIN_START',
+  failed: 'HADES_ERR_PLUGIN_START',
+  protocol: 'HADES_ERR_PLUGIN_PROTOCOL',
+};
+
+export interface PluginProcessOptions {
+  /** Name in messages: `driver`, or the manifest's name. */
+  readonly name: string;
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly graceMs?: number;
+  /** Consecutive short runs before the supervisor gives up. */
+  readonly maxFailedStarts?: number;
+  readonly backoffMaxMs?: number;
+  /** RLIMIT_NOFILE for the plugin, set with prlimit(1) when it is installed. */
+  readonly maxOpenFiles?: number;
+  readonly protocol?: number;
+  readonly codes?: PluginErrorCodes;
+  /** Checks a HELLO beyond its protocol version; returns why it is not acceptable. */
+  readonly checkHello?: (hello: PluginHello) => string | undefined;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+type Child = ChildProcessByStdio<Writable, Readable, Readable>;
+
+const BACKOFF_MIN_MS = 100;
+/** A plugin that ran this long before dying is considered healthy: backoff starts over. */
+const HEALTHY_MS = 30_000;
+const COMMAND_TIMEOUT_MS = 5000;
+const PRLIMIT = '/usr/bin/prlimit';
+
+let prlimitAvailable: boolean | undefined;
+function hasPrlimit(): boolean {
+  if (prlimitAvailable === undefined) {
+    try {
+      accessSync(PRLIMIT, constants.X_OK);
+      prlimitAvailable = true;
+    } catch {
+      prlimitAvailable = false;
+    }
+  }
+  return prlimitAvailable;
+}
+
+export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
+  private child: Child | undefined;
+  private reader = new FrameReader();
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private backoffMs = BACKOFF_MIN_MS;
+  private failedStarts = 0;
+  private startedAt = 0;
+  private gapStart: Date | undefined;
+  private gapReason = '';
+  /** Set by restart(): the reason the next exit is reported with. */
+  private restartReason: string | undefined;
+  private stderrTail = '';
+  private paused = false;
+  private firstHello: { resolve: (h: H) => void; reject: (e: HadesError) => void } | undefined;
+  private nextRequestId = 1;
+  private readonly pendingAcks = new Map<number, { resolve: (ack: PluginAck) => void; timer: NodeJS.Timeout }>();
+  private readonly codes: PluginErrorCodes;
+  restarts = 0;
+  hello: H | undefined;
+  state: PluginState = 'stopped';
+  /** When the last frame arrived (ms, Date.now()); the supervisor's liveness check. */
+  lastFrameAt = 0;
+  /** Why the plugin last stopped or failed. */
+  lastError: string | undefined;
+
+  constructor(
+    readonly options: PluginProcessOptions,
+    private readonly handlers: PluginHandlers<H, S>,
+  ) {
+    this.codes = options.codes ?? pluginErrorCodes;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Starts the plugin; resolves with its HELLO, rejects with its own reason if it fails. */
+  start(): Promise<H> {
+    try {
+      accessSync(this.options.binary, constants.X_OK);
+    } catch {
+      this.state = 'failed';
+      return Promise.reject(new HadesError(this.codes.notFound, `${this.name}: ${this.options.binary} is missing or not executable`));
+    }
+    this.stopping = false;
+    this.failedStarts = 0;
+    this.backoffMs = BACKOFF_MIN_MS;
+    return new Promise((resolve, reject) => {
+      this.firstHello = { resolve, reject };
+      this.spawnChild();
+    });
+  }
+
+  /** Stops reading the plugin's output (back-pressure: its pipe fills and it blocks). */
+  pause(): void {
+    this.paused = true;
+    this.child?.stdout.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.child?.stdout.resume();
+  }
+
+  send(type: number, payload: Uint8Array = new Uint8Array(0)): void {
+    const child = this.child;
+    if (!child || child.stdin.destroyed) return;
+    child.stdin.write(encodeFrame(type, payload));
+  }
+
+  requestStats(): void {
+    this.send(PluginFrame.statsRequest);
+  }
+
+  /**
+   * Sends a command built for a fresh request id and resolves with the plugin's ACK; a plugin
+   * that is gone or silent answers `ok: false`.
+   */
+  command(type: number, build: (requestId: number) => Uint8Array): Promise<PluginAck> {
+    const requestId = this.nextRequestId++;
+    if (!this.child) return Promise.resolve({ request_id: requestId, ok: false, code: 'ENOTCONN', msg: `${this.name} not running` });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingAcks.delete(requestId);
+        resolve({ request_id: requestId, ok: false, code: 'ETIMEDOUT', msg: `no answer from ${this.name}` });
+      }, COMMAND_TIMEOUT_MS);
+      this.pendingAcks.set(requestId, { resolve, timer });
+      this.send(type, build(requestId));
+    });
+  }
+
+  private settleAcks(reason: string): void {
+    for (const [id, pending] of this.pendingAcks) {
+      clearTimeout(pending.timer);
+      pending.resolve({ request_id: id, ok: false, code: 'ECONNRESET', msg: reason });
+    }
+    this.pendingAcks.clear();
+  }
+
+  /**
+   * Restarts a running plugin on purpose (over budget, unresponsive, protocol error): closes
+   * its stdin, kills the group after the grace period (at once with `now`), and the usual
+   * backoff restart follows; the gap is reported with this reason.
+   */
+  restart(reason: string, now = false): void {
+    const child = this.child;
+    if (!child || this.stopping) return;
+    this.restartReason ??= reason;
+    this.lastError = reason;
+    if (now) {
+      killGroup(child, 'SIGKILL');
+      return;
+    }
+    child.stdin.end();
+    child.stdout.resume();
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => killGroup(child, 'SIGKILL'), this.options.graceMs ?? 3000);
+  }
+
+  /** Closes the plugin's stdin (its signal to exit), then kills the group after the grace period. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.state = this.state === 'failed' ? 'failed' : 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.stdin.end();
+    child.stdout.resume();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.options.graceMs ?? 3000);
+    });
+    const outcome = await Promise.race([exited.then(() => 'exited' as const), grace]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      killGroup(child, 'SIGKILL');
+      await exited;
+    }
+    // The leader is gone; anything it left behind in its group goes too.
+    killGroup(child, 'SIGKILL');
+    this.state = 'stopped';
+  }
+
+  private spawnChild(): void {
+    this.reader = new FrameReader();
+    this.stderrTail = '';
+    this.startedAt = Date.now();
+    this.lastFrameAt = this.startedAt;
+    this.state = 'starting';
+    const { binary, args, maxOpenFiles } = this.options;
+    // prlimit(1) sets the limit and then execs the plugin: the pid stays the plugin's.
+    const [command, argv] =
+      maxOpenFiles !== undefined && hasPrlimit() ? [PRLIMIT, [`--nofile=${maxOpenFiles}:${maxOpenFiles}`, '--', binary, ...args]] : [binary, [...args]];
+    const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, ...(this.options.env ? { env: this.options.env } : {}) });
+    this.child = child;
+    child.stdin.on('error', () => undefined); // EPIPE when it dies; the exit handler reports
+    child.stdout.on('data', (chunk: Buffer) => this.onData(child, chunk));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-2000);
+    });
+    child.on('error', (error) => this.onExit(child, `could not start: ${error.message}`));
+    // 'close' comes after stdout is drained, so nothing written before a crash is lost.
+    child.on('close', (code, signal) => this.onExit(child, signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`));
+    if (this.paused) child.stdout.pause();
+    if (child.pid !== undefined) this.handlers.onSpawn?.(child.pid);
+  }
+
+  private onData(child: Child, chunk: Buffer): void {
+    if (child !== this.child) return;
+    this.lastFrameAt = Date.now();
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.protocolError(child, error instanceof HadesError ? error : new HadesError('HADES_ERR_FRAME_MALFORMED', String(error)));
+      return;
+    }
+    for (const frame of frames) {
+      if (child !== this.child) return;
+      switch (frame.type) {
+        case PluginFrame.hello:
+          this.onHello(child, frame.payload);
+          break;
+        case PluginFrame.stats: {
+          const stats = parseJson(frame.payload);
+          if (stats && typeof stats === 'object') this.handlers.onStats?.(stats as S);
+          break;
+        }
+        case PluginFrame.ack: {
+          const ack = parseJson(frame.payload) as PluginAck | undefined;
+          const pending = ack ? this.pendingAcks.get(ack.request_id) : undefined;
+          if (ack && pending) {
+            clearTimeout(pending.timer);
+            this.pendingAcks.delete(ack.request_id);
+            pending.resolve(ack);
+          }
+          break;
+        }
+        case PluginFrame.log: {
+          const entry = parseJson(frame.payload);
+          if (entry && typeof entry === 'object') this.handlers.onLog?.(entry as Record<string, unknown>);
+          break;
+        }
+        default:
+          if (!this.hello) {
+            this.protocolError(child, new HadesError(this.codes.protocol, `${this.name} sent frame type ${frame.type} before its HELLO`));
+            return;
+          }
+          this.handlers.onFrame(frame.type, frame.payload);
+          break;
+      }
+    }
+  }
+
+  private onHello(child: Child, payload: Uint8Array): void {
+    const hello = parseJson(payload) as H | undefined;
+    if (!hello || typeof hello !== 'object' || typeof hello.protocol !== 'number') {
+      this.protocolError(child, new HadesError('HADES_ERR_FRAME_MALFORMED', `${this.name}: HELLO is not the expected JSON object`));
+      return;
+    }
+    const protocol = this.options.protocol ?? PLUGIN_PROTOCOL;
+    if (hello.protocol !== protocol) {
+      const error = new HadesError(this.codes.protocol, `${this.name} speaks protocol ${hello.protocol}; this agent speaks ${protocol}`);
+      this.fatal(error);
+      killGroup(child, 'SIGKILL');
+      return;
+    }
+    const problem = this.options.checkHello?.(hello);
+    if (problem) {
+      this.protocolError(child, new HadesError(this.codes.protocol, `${this.name}: ${problem}`));
+      return;
+    }
+    this.hello = hello;
+    this.state = 'running';
+    this.handlers.onHello?.(hello);
+    if (this.gapStart) {
+      this.handlers.onGap?.({ reason: this.gapReason, start: this.gapStart, end: new Date(), restarts: this.restarts });
+      this.gapStart = undefined;
+    }
+    const first = this.firstHello;
+    this.firstHello = undefined;
+    first?.resolve(hello);
+  }
+
+  private protocolError(child: Child, error: HadesError): void {
+    this.handlers.onProtocolError?.(error);
+    this.restartReason ??= `protocol error: ${error.code}`;
+    this.lastError = error.toLine();
+    killGroup(child, 'SIGKILL');
+  }
+
+  private onExit(child: Child, exitReason: string): void {
+    if (child !== this.child) return;
+    this.child = undefined;
+    this.hello = undefined;
+    clearTimeout(this.killTimer);
+    const reason = this.restartReason ?? exitReason;
+    this.restartReason = undefined;
+    this.settleAcks(`${this.name} ${reason}`);
+    // Whatever the leader left behind in its group goes with it.
+    killGroup(child, 'SIGKILL');
+    this.handlers.onExit?.(reason);
+    if (this.stopping) {
+      if (this.state !== 'failed') this.state = 'stopped';
+      return;
+    }
+    const detail = this.stderrTail.trim().split('\n').slice(-3).join('; ');
+    this.lastError = `${reason}${detail ? `: ${detail}` : ''}`;
+    if (this.firstHello) {
+      // It never came up: report its own words, do not loop.
+      const first = this.firstHello;
+      this.firstHello = undefined;
+      this.state = 'failed';
+      first.reject(new HadesError(this.codes.failed, `${this.name} ${this.lastError}`));
+      return;
+    }
+    if (!this.gapStart) {
+      this.gapStart = new Date();
+      this.gapReason = reason;
+    }
+    // A plugin that ran for a while before dying starts a fresh count; one that dies young adds
+    // to the count of consecutive failures.
+    if (Date.now() - this.startedAt > HEALTHY_MS) {
+      this.backoffMs = BACKOFF_MIN_MS;
+      this.failedStarts = 0;
+    }
+    this.failedStarts++;
+    if (this.failedStarts >= (this.options.maxFailedStarts ?? 5)) {
+      this.fatal(new HadesError(this.codes.failed, `${this.name} failed ${this.failedStarts} times in a row (${this.lastError})`));
+      return;
+    }
+    this.restarts++;
+    this.state = 'backoff';
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopping) this.spawnChild();
+    }, this.backoffMs);
+    this.backoffMs = Math.min(this.options.backoffMaxMs ?? 5000, this.backoffMs * 2);
+  }
+
+  private fatal(error: HadesError): void {
+    this.stopping = true;
+    this.state = 'failed';
+    this.lastError = error.toLine();
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const first = this.firstHello;
+    this.firstHello = undefined;
+    // Before the first HELLO the caller of start() hears of it; afterwards the handler does.
+    if (first) first.reject(error);
+    else this.handlers.onFatal?.(error);
+  }
+}
+
+function killGroup(child: Child, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
+export function parseJson(payload: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}

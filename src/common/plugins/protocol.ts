@@ -1,0 +1,48 @@
+/**
+ * The plugin protocol (docs/plugins.md): frame types and the manifest every plugin ships. The
+ * kernel driver speaks the same frames (driver/PROTOCOL.md) and adds its own RECORDS and
+ * FILTER/HOOK frames; other plugins send EVENTS.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const PLUGIN_PROTOCOL = 1;
+
+export const PluginFrame = {
+  /** plugin -> agent, JSON, always the first frame. */
+  hello: 1,
+  /** driver -> agent: binary kernel records (driver/PROTOCOL.md). */
+  records: 2,
+  /** plugin -> agent, JSON counters; periodically and in answer to STATS_REQUEST. */
+  stats: 3,
+  /** plugin -> agent, JSON {level, msg, code?}. */
+  log: 4,
+  /** plugin -> agent, JSON answer to a command: {request_id, ok, code?, msg?}. */
+  ack: 5,
+  /** plugin -> agent: events, one JSON object per line (NDJSON). */
+  events: 6,
+  /** agent -> driver: in-kernel filters. */
+  filter: 0x81,
+  /** agent -> driver: hook on/off. */
+  hook: 0x82,
+  /** agent -> plugin, empty payload: answer with STATS. */
+  statsRequest: 0x83,
+  /** agent -> plugin, JSON {request_id, config}: the plugin's configuration; answer with ACK. */
+  config: 0x84,
+} as const;
+
+export const PluginManifestSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'Plugin name: lower case letters, digits, - and _.' }),
+    version: Type.String({ minLength: 1, maxLength: 32, description: 'Plugin version.' }),
+    protocol: Type.Integer({ minimum: 1, description: 'Plugin protocol version it speaks.' }),
+    executable: Type.String({ minLength: 1, maxLength: 4096, description: 'The executable, absolute or relative to the manifest\'s folder.' }),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: 'Arguments.' })),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the executable, checked before every start.' }),
+    description: Type.Optional(Type.String({ maxLength: 1024, description: 'What it does.' })),
+    events: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64, description: 'Event actions it produces.' })),
+    config_schema: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema of its configuration.' })),
+  },
+  { additionalProperties: false, description: 'A plugin manifest (manifest.json).' },
+);
+
+export type PluginManifest = Static<typeof PluginManifestSchema>;
