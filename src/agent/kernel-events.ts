@@ -20,6 +20,7 @@ import type { SecurityRecord } from './driver/security-records.js';
 import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
 import { ExecutableHasher } from './hasher.js';
 import { SecurityEvents } from './security-events.js';
+import type { Sequencer } from './sequencer.js';
 import { ProcessTree } from './tree.js';
 
 /** Records waiting for the consumer before the driver is paused, and when it is resumed. */
@@ -82,6 +83,12 @@ export interface KernelEventsOptions {
   readonly driverBinary?: string;
   readonly onFatal?: (error: HadesError) => void;
   readonly onLog?: (entry: Readonly<Record<string, unknown>>) => void;
+  /** Shared with the agent's other sources (event ids and sequence numbers). */
+  readonly sequencer?: Sequencer;
+  /** Right after each start of the driver (cgroup placement). */
+  readonly onDriverSpawn?: (pid: number) => void;
+  /** RLIMIT_NOFILE of the driver. */
+  readonly driverMaxOpenFiles?: number;
 }
 
 export interface KernelEventStats {
@@ -175,6 +182,7 @@ export class KernelEvents {
       host: { name: os.hostname(), kernel: os.release(), architecture: os.arch() },
       agentVersion: options.agentVersion,
       ancestors: config.process_tree.ancestors,
+      ...(options.sequencer ? { sequencer: options.sequencer } : {}),
     });
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths });
@@ -189,8 +197,9 @@ export class KernelEvents {
       '--hooks', hooksFor(options.actions).join(','),
     ];
     this.driver = new DriverProcess(
-      { binary: options.driverBinary ?? defaultDriverBinary(), args },
+      { binary: options.driverBinary ?? defaultDriverBinary(), args, ...(options.driverMaxOpenFiles ? { maxOpenFiles: options.driverMaxOpenFiles } : {}) },
       {
+        ...(options.onDriverSpawn ? { onSpawn: options.onDriverSpawn } : {}),
         onHello: (hello) => this.onHello(hello),
         onRecords: (payload) => this.onRecords(payload),
         onStats: (stats) => this.onStats(stats),
@@ -208,6 +217,16 @@ export class KernelEvents {
 
   get driverPid(): number | undefined {
     return this.driver.pid;
+  }
+
+  /** The driver's supervised process (the agent's watchdog samples and restarts it). */
+  get driverProcess(): DriverProcess {
+    return this.driver;
+  }
+
+  /** Events emitted since start. */
+  get eventCount(): number {
+    return this.events;
   }
 
   /** Seeds the process tree from /proc, then starts the driver. */

@@ -31,7 +31,11 @@ export class NdjsonWriter {
 
   /** Queues one event as a line. Returns false when the caller should wait for onDrain. */
   write(event: HadesEvent): boolean {
-    const line = serializeEvent(event);
+    return this.writeLine(serializeEvent(event));
+  }
+
+  /** Queues one serialised event (without its newline). Returns false when the caller should wait for onDrain. */
+  writeLine(line: string): boolean {
     // A UTF-16 unit takes at most 3 bytes in UTF-8: flush first when the line might not fit.
     let ok = true;
     const worst = line.length * 3 + 1;

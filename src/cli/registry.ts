@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { configCheck, configDefaults, configSchema } from './commands/config.js';
+import { agentRun, agentStatus, DEFAULT_AGENT_CONFIG } from './commands/agent.js';
 import { events, KERNEL_ACTIONS } from './commands/events.js';
 
 export interface CommandSpec {
@@ -63,8 +64,18 @@ export const commands: readonly CommandSpec[] = [
     run: events,
   },
   { name: 'start', summary: 'Run the whole system on this machine (server, local agent, console)', planned: 'the server' },
-  { name: 'agent', summary: 'Run the agent daemon', planned: 'the agent daemon' },
-  { name: 'agent status', summary: 'Show the running agent\'s health for a person', planned: 'the agent daemon' },
+  {
+    name: 'agent',
+    summary: 'Run the agent daemon: kernel driver and plugins under a watchdog, outputs with a disk spool (root; SIGHUP reloads the configuration)',
+    define: (c) => c.option('--config <file>', `agent configuration file (default: ${DEFAULT_AGENT_CONFIG} when it exists, else the defaults)`),
+    run: agentRun,
+  },
+  {
+    name: 'agent status',
+    summary: 'Show the running agent\'s health for a person: resources, plugins, outputs, spool, drops',
+    define: (c) => c.option('--config <file>', 'configuration of the agent to ask (its agent.data_dir locates it)').option('--json', 'print the status as JSON'),
+    run: agentStatus,
+  },
   { name: 'server', summary: 'Run the server', planned: 'the server' },
   { name: 'server token create', summary: 'Create a one-time enrollment token for agents', planned: 'the server' },
   { name: 'agents list', summary: 'List the agents of the fleet', planned: 'the server' },

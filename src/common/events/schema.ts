@@ -513,7 +513,6 @@ export const eventKinds = {
   }),
   agent_health: kind({
     action: 'agent_health',
-    planned: 'the agent daemon',
     kind: 'metric',
     category: ['host'],
     type: ['info'],

@@ -1,0 +1,659 @@
+/**
+ * The agent daemon: owns every long-lived part of `hades agent` and the order they start and
+ * stop in. Start: run file (one agent per data folder), logger, cgroups, outputs and their
+ * spools, pipeline, the kernel driver and the other plugins under the watchdog, the metrics
+ * endpoint, the heartbeat. Stop, in reverse: plugins first (nothing new comes in), then outputs
+ * get `agent.drain_s` to deliver (the spools keep the rest), then everything is closed and the
+ * cgroups removed. `reload()` applies a new configuration, or keeps the old one when the new
+ * one is invalid.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { AgentConfigSchema, parseConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
+import type { HadesEvent } from '../../common/events/index.js';
+import { HadesError, toHadesError } from '../../common/errors.js';
+import { Cgroups, type CgroupGroup } from '../cgroup.js';
+import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
+import { Logger, type LogStats } from '../log.js';
+import { SpooledChannel, StreamChannel, type BatchTransport, type OutputChannel } from '../pipeline/channels.js';
+import { DropReporter, type DropCount } from '../pipeline/drops.js';
+import { HttpTransport } from '../pipeline/http-transport.js';
+import { Pipeline, type PipelineStats } from '../pipeline/pipeline.js';
+import { EventStamp } from '../pipeline/stamp.js';
+import { EventPlugin } from '../plugins/event-plugin.js';
+import { loadManifest, verifyExecutable } from '../plugins/manifest.js';
+import type { PluginGap } from '../plugins/plugin-process.js';
+import { Supervisor, type PluginBudget, type PluginStatus, type Supervised } from '../plugins/supervisor.js';
+import { CpuMeter } from '../plugins/usage.js';
+import { RotatingFile } from '../rotating-file.js';
+import { Sequencer } from '../sequencer.js';
+import { Spool } from '../spool.js';
+import { MetricsServer } from './metrics.js';
+
+const MB = 1024 * 1024;
+const DROP_REPORT_MS = 10_000;
+const SELF_SAMPLE_MS = 1000;
+/** Exit status asking the service manager for a restart (EX_TEMPFAIL). */
+export const EXIT_RESTART = 75;
+
+export const defaultDriverManifest = (): string =>
+  process.env['HADES_DRIVER_MANIFEST'] ?? fileURLToPath(new URL('../../../../driver/build/manifest.json', import.meta.url));
+
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  /** The file the configuration came from; reload() reads it again. */
+  readonly configFile?: string;
+  readonly version: string;
+  /** Where the stdout output writes (tests pass their own stream). */
+  readonly stdout?: Writable;
+  /** Where logs go when no log file is configured. */
+  readonly stderr?: Writable;
+  /** Receivers that acknowledge batches, each spooled (the server transport; tests use doubles). */
+  readonly transports?: readonly BatchTransport[];
+  readonly driverManifest?: string;
+  /** The agent cannot go on (memory budget, driver lost): the caller stops it and exits. */
+  readonly onFatal?: (error: HadesError, exitCode: number) => void;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly problems?: readonly ConfigProblem[];
+  readonly message?: string;
+}
+
+export interface AgentStatus {
+  readonly version: string;
+  readonly pid: number;
+  readonly hostname: string;
+  readonly started: string;
+  readonly uptimeS: number;
+  readonly cpuPercent: number;
+  readonly memoryRssBytes: number;
+  readonly memoryBudgetBytes: number;
+  readonly openFds: number;
+  readonly configFile?: string;
+  readonly lastReload?: { readonly at: string; readonly ok: boolean; readonly message?: string };
+  readonly pipeline: PipelineStats;
+  readonly plugins: readonly PluginStatus[];
+  readonly kernel?: Pick<KernelEventStats, 'backend' | 'hooks' | 'kernel' | 'decoder'>;
+  readonly eventsDropped: number;
+  readonly drops: readonly DropCount[];
+  readonly log: LogStats;
+  readonly cgroup: { readonly version: 1 | 2; readonly base: string } | { readonly unavailable: string };
+  readonly metrics?: string;
+}
+
+interface RunFile {
+  readonly pid: number;
+  readonly started: string;
+  readonly version: string;
+  readonly metrics?: string;
+  readonly config?: string;
+}
+
+export const runFilePath = (dataDir: string) => path.join(dataDir, 'agent.json');
+
+/** The run file of a live agent using this data folder, if any. */
+export function readRunFile(dataDir: string): RunFile | undefined {
+  let run: RunFile;
+  try {
+    run = JSON.parse(readFileSync(runFilePath(dataDir), 'utf8')) as RunFile;
+  } catch {
+    return undefined;
+  }
+  if (typeof run.pid !== 'number') return undefined;
+  try {
+    const cmdline = readFileSync(`/proc/${run.pid}/cmdline`, 'utf8');
+    if (!cmdline.includes('hades') && !cmdline.includes('agent')) return undefined;
+  } catch {
+    return undefined;
+  }
+  return run;
+}
+
+const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<AgentConfig['plugins']['limits']> = {}): PluginBudget => {
+  const l = { ...limits, ...override };
+  return { cpuPercent: l.cpu_percent, memoryBytes: l.memory_mb * MB, maxOpenFiles: l.max_open_files, eventsPerSecond: l.events_per_s };
+};
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+export class Agent {
+  private config: AgentConfig;
+  readonly log: Logger;
+  private readonly sequencer = new Sequencer();
+  private readonly stamp: EventStamp;
+  private readonly pipeline: Pipeline;
+  private readonly supervisor: Supervisor;
+  private cgroups: Cgroups | undefined;
+  private cgroupState: AgentStatus['cgroup'] = { unavailable: 'not set up' };
+  private readonly groups = new Map<string, CgroupGroup>();
+  private kernel: KernelEvents | undefined;
+  private plugins = new Map<string, EventPlugin>();
+  private metrics: MetricsServer | undefined;
+  private readonly drops = new DropReporter();
+  private readonly cpu = new CpuMeter();
+  private cpuPercent = 0;
+  private memoryOverSince: number | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly started = new Date();
+  private lastReload: AgentStatus['lastReload'];
+  private stopped = false;
+  private reloading: Promise<ReloadResult> | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    this.config = options.config;
+    this.log = Logger.fromConfig(this.config.log, options.stderr ? { stream: options.stderr } : {});
+    this.stamp = new EventStamp(this.sequencer, { name: os.hostname(), hostname: os.hostname(), architecture: os.arch(), os: { type: 'linux', kernel: os.release() } }, options.version);
+    this.pipeline = new Pipeline(this.buildChannels(this.config));
+    this.pipeline.onDrain(() => {
+      this.kernel?.drain();
+      for (const plugin of this.plugins.values()) plugin.resume();
+    });
+    this.supervisor = new Supervisor({ log: this.log.child({ component: 'supervisor' }), sustainS: this.config.limits.sustain_s, healthS: this.config.plugins.health_s });
+  }
+
+  /** Starts everything; on failure, whatever started is stopped again and the error rethrown. */
+  async start(): Promise<void> {
+    try {
+      this.claimDataDir();
+      this.setupCgroups();
+      if (this.config.plugins.driver) await this.startKernel();
+      await this.startPlugins();
+      this.supervisor.start();
+      await this.startMetrics();
+      this.writeRunFile();
+      this.timers.push(setInterval(() => this.reportDrops(), DROP_REPORT_MS));
+      this.timers.push(setInterval(() => this.watchSelf(), SELF_SAMPLE_MS));
+      this.scheduleHeartbeat();
+      if (this.pipeline.outputs.length === 0) this.log.warn('no output is enabled: events are counted and discarded');
+      this.log.info('agent started', { version: this.options.version, pid: process.pid, outputs: this.pipeline.outputs.map((o) => o.name), plugins: this.supervisor.names(), cgroup: this.cgroupState });
+    } catch (error) {
+      await this.stop();
+      throw toHadesError(error);
+    }
+  }
+
+  private claimDataDir(): void {
+    const dir = this.config.agent.data_dir;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    const other = readRunFile(dir);
+    if (other && other.pid !== process.pid) {
+      throw new HadesError('HADES_ERR_AGENT_RUNNING', `an agent (pid ${other.pid}, started ${other.started}) already uses ${dir}`);
+    }
+    this.writeRunFile();
+  }
+
+  private writeRunFile(): void {
+    const run: RunFile = {
+      pid: process.pid,
+      started: this.started.toISOString(),
+      version: this.options.version,
+      ...(this.metrics?.url ? { metrics: this.metrics.url } : {}),
+      ...(this.options.configFile ? { config: path.resolve(this.options.configFile) } : {}),
+    };
+    const file = runFilePath(this.config.agent.data_dir);
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(run)}\n`, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
+
+  private setupCgroups(): void {
+    const { cgroup } = this.config.limits;
+    if (!cgroup.enabled) {
+      this.cgroupState = { unavailable: 'turned off (limits.cgroup.enabled: false)' };
+      return;
+    }
+    const detected = Cgroups.detect({ name: cgroup.name });
+    if (!(detected instanceof Cgroups)) {
+      this.cgroupState = { unavailable: detected.unavailable };
+      this.log.warn('no cgroup limits: cgroups are not available', { code: 'HADES_ERR_CGROUP', reason: detected.unavailable });
+      return;
+    }
+    try {
+      detected.setup({ cpuPercent: cgroup.cpu_percent, memoryBytes: cgroup.memory_mb * MB });
+      detected.moveSelf();
+      this.cgroups = detected;
+      this.cgroupState = { version: detected.version, base: detected.base };
+    } catch (error) {
+      const e = toHadesError(error);
+      this.cgroupState = { unavailable: e.message };
+      this.log.warn('no cgroup limits', { err: e });
+      try {
+        detected.cleanup();
+      } catch {
+        // nothing was created
+      }
+    }
+  }
+
+  private placeInCgroup(name: string, pid: number, budget: PluginBudget): CgroupGroup | undefined {
+    if (!this.cgroups) return undefined;
+    try {
+      let group = this.groups.get(name);
+      if (!group) {
+        // The kernel's ceiling is twice the watchdog's budget: the watchdog restarts first.
+        group = this.cgroups.group(name, { memoryBytes: budget.memoryBytes * 2 });
+        this.groups.set(name, group);
+      }
+      group.add(pid);
+      return group;
+    } catch (error) {
+      this.log.warn('plugin left in the agent\'s cgroup', { plugin: name, err: toHadesError(error) });
+      return undefined;
+    }
+  }
+
+  private buildChannels(config: AgentConfig): OutputChannel[] {
+    const channels: OutputChannel[] = [];
+    const rate = (r: { events_per_s: number; kb_per_s: number }) => ({ eventsPerSecond: r.events_per_s, bytesPerSecond: r.kb_per_s * 1024 });
+    const { outputs } = config;
+    if (outputs.stdout.enabled) channels.push(new StreamChannel('stdout', this.options.stdout ?? process.stdout, rate(outputs.stdout.rate)));
+    if (outputs.file.enabled) {
+      const file = new RotatingFile({ file: outputs.file.path, maxBytes: outputs.file.max_mb * MB, maxFiles: outputs.file.max_files });
+      channels.push(StreamChannel.toFile('file', file, this.log?.child({ component: 'output' }), rate(outputs.file.rate)));
+    }
+    const spooled = (transport: BatchTransport, batchEvents: number, r?: { events_per_s: number; kb_per_s: number }) =>
+      new SpooledChannel(transport.name, this.openSpool(config, transport.name), transport, {
+        batchEvents,
+        ...(r ? { rate: rate(r) } : {}),
+        spoolWriteBytesPerSecond: config.spool.write_kb_per_s * 1024,
+        ...(this.log ? { log: this.log.child({ component: 'output' }) } : {}),
+      });
+    if (outputs.http.enabled) {
+      const transport = new HttpTransport({ url: outputs.http.url, headers: outputs.http.headers, timeoutMs: outputs.http.timeout_ms, agentVersion: this.options.version });
+      channels.push(spooled(transport, outputs.http.batch_events, outputs.http.rate));
+    }
+    for (const transport of this.options.transports ?? []) channels.push(spooled(transport, 2000));
+    return channels;
+  }
+
+  private openSpool(config: AgentConfig, name: string): Spool {
+    return Spool.open({
+      dir: path.join(config.agent.data_dir, 'spool', name),
+      maxBytes: config.spool.max_mb * MB,
+      fsync: config.spool.fsync,
+      fsyncIntervalMs: config.spool.fsync_interval_ms,
+      eventsOf: (data: Uint8Array) => (data.length >= 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) : 0),
+    });
+  }
+
+  private emit = (event: HadesEvent): boolean => this.pipeline.push(event);
+
+  private async startKernel(): Promise<void> {
+    const manifest = loadManifest(this.options.driverManifest ?? defaultDriverManifest());
+    verifyExecutable(manifest);
+    const budget = budgetOf(this.config.plugins.limits);
+    let group: CgroupGroup | undefined;
+    const kernel: KernelEvents = new KernelEvents({
+      config: this.config,
+      agentVersion: this.options.version,
+      sequencer: this.sequencer,
+      driverBinary: manifest.binary,
+      driverMaxOpenFiles: budget.maxOpenFiles,
+      emit: this.emit,
+      onDriverSpawn: (pid) => {
+        group = this.placeInCgroup('driver', pid, budget);
+      },
+      onLog: (entry) => {
+        const level = entry['level'] === 'error' ? 'error' : entry['level'] === 'warn' ? 'warn' : 'debug';
+        this.log.log(level, typeof entry['msg'] === 'string' ? entry['msg'] : 'driver', { component: 'driver', ...(typeof entry['code'] === 'string' ? { driver_code: entry['code'] } : {}) });
+      },
+      onFatal: (error) => {
+        this.log.error('kernel driver lost', { err: error });
+        this.options.onFatal?.(error, EXIT_RESTART);
+      },
+    });
+    const hello = await kernel.start();
+    this.kernel = kernel;
+    const supervised: Supervised = {
+      name: 'driver',
+      process: kernel.driverProcess,
+      budget,
+      get group() {
+        return group;
+      },
+      eventsIn: () => kernel.eventCount,
+      takeOverLimit: () => 0,
+      dropped: () => {
+        const stats = kernel.stats();
+        const out: Record<string, number> = {};
+        for (const hook of Object.values(stats.kernel ?? {})) {
+          for (const reason of ['dropped_ringbuf_full', 'dropped_state_full']) {
+            if (hook[reason]) out[reason] = (out[reason] ?? 0) + hook[reason];
+          }
+        }
+        if (stats.decoder.shed) out['shed'] = stats.decoder.shed;
+        return out;
+      },
+    };
+    this.supervisor.add(supervised);
+    this.log.info('kernel driver started', { backend: hello.backend, hooks: hello.hooks.filter((h) => h.active).map((h) => h.name) });
+  }
+
+  private async startPlugins(): Promise<void> {
+    for (const entry of this.config.plugins.installed) {
+      if (!entry.enabled) continue;
+      try {
+        await this.startPlugin(entry);
+      } catch (error) {
+        // One broken plugin does not keep the agent or the others from running.
+        this.log.error('plugin not started', { manifest: entry.manifest, err: toHadesError(error) });
+      }
+    }
+  }
+
+  private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
+    const manifest = loadManifest(entry.manifest);
+    if (manifest.name === 'driver' || this.plugins.has(manifest.name)) {
+      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice`);
+    }
+    const budget = budgetOf(this.config.plugins.limits, entry.limits);
+    let group: CgroupGroup | undefined;
+    const plugin = new EventPlugin({
+      manifest,
+      config: entry.config,
+      stamp: this.stamp,
+      log: this.log.child({ component: 'plugin' }),
+      eventsPerSecond: budget.eventsPerSecond,
+      maxOpenFiles: budget.maxOpenFiles,
+      graceMs: this.config.plugins.grace_ms,
+      emit: this.emit,
+      onGap: (gap) => this.reportGap(manifest.name, gap),
+      onSpawn: (pid) => {
+        group = this.placeInCgroup(manifest.name, pid, budget);
+      },
+      onFatal: (error) => this.log.error('plugin given up', { plugin: manifest.name, err: error }),
+    });
+    this.plugins.set(manifest.name, plugin);
+    let overLimitSeen = 0;
+    this.supervisor.add({
+      name: manifest.name,
+      process: plugin.process,
+      budget,
+      get group() {
+        return group;
+      },
+      eventsIn: () => plugin.counters.received,
+      takeOverLimit: () => {
+        const fresh = plugin.counters.rateLimited - overLimitSeen;
+        overLimitSeen = plugin.counters.rateLimited;
+        return fresh;
+      },
+      dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
+    });
+    try {
+      await plugin.start();
+    } catch (error) {
+      this.log.error('plugin failed to start', { plugin: manifest.name, err: toHadesError(error) });
+    }
+  }
+
+  private reportGap(component: string, gap: PluginGap): void {
+    this.log.warn('plugin restarted', { plugin: component, reason: gap.reason, restarts: gap.restarts });
+    this.emit(
+      this.stamp.complete('agent_gap', {
+        hades: { backend: 'agent', gap: { component, reason: gap.reason.slice(0, 256), start: gap.start.toISOString(), end: gap.end.toISOString(), restarts: gap.restarts } },
+      }),
+    );
+  }
+
+  private async startMetrics(): Promise<void> {
+    if (!this.config.metrics.enabled) return;
+    this.metrics = new MetricsServer(() => this.status(), this.options.version);
+    await this.metrics.listen(this.config.metrics.listen);
+  }
+
+  private scheduleHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.agent.heartbeat_s * 1000);
+  }
+
+  /** The agent_health event. */
+  heartbeat(): void {
+    const status = this.status();
+    const outputs = status.pipeline.outputs;
+    this.emit(
+      this.stamp.complete('agent_health', {
+        hades: {
+          backend: 'agent',
+          health: {
+            version: this.options.version,
+            uptime_s: Math.round(status.uptimeS),
+            cpu_percent: Math.round(status.cpuPercent * 100) / 100,
+            memory_rss_bytes: status.memoryRssBytes,
+            open_fds: status.openFds,
+            queue_depth: outputs.reduce((a, o) => a + o.queued, 0),
+            spool_bytes: outputs.reduce((a, o) => a + (o.spool?.bytes ?? 0), 0),
+            events_in: status.pipeline.in,
+            events_out: outputs.reduce((a, o) => a + o.out, 0),
+            events_dropped: status.eventsDropped,
+            plugins: status.plugins.map((p) => ({
+              name: p.name,
+              ...(p.version ? { version: p.version.slice(0, 32) } : {}),
+              state: p.state,
+              ...(p.pid !== undefined ? { pid: p.pid } : {}),
+              restarts: p.restarts,
+              ...(p.cpuPercent !== undefined ? { cpu_percent: Math.round(p.cpuPercent * 100) / 100 } : {}),
+              ...(p.memoryRssBytes !== undefined ? { memory_rss_bytes: p.memoryRssBytes } : {}),
+            })),
+          },
+        },
+      }),
+    );
+  }
+
+  /** Every drop counter of the agent, cumulative (the kernel's own are reported by KernelEvents). */
+  private dropCounts(): DropCount[] {
+    const counts: DropCount[] = [];
+    for (const output of this.pipeline.outputs) {
+      for (const [reason, total] of Object.entries(output.stats().dropped)) {
+        counts.push({ component: reason.startsWith('spool') ? 'spool' : 'output', hook: output.name, reason, total });
+      }
+    }
+    for (const [name, plugin] of this.plugins) {
+      if (plugin.counters.invalid) counts.push({ component: 'agent', hook: name, reason: 'invalid_event', total: plugin.counters.invalid });
+      if (plugin.counters.rateLimited) counts.push({ component: 'agent', hook: name, reason: 'rate_limited', total: plugin.counters.rateLimited });
+    }
+    return counts;
+  }
+
+  private reportDrops(): void {
+    for (const drop of this.drops.diff(this.dropCounts())) {
+      this.emit(this.stamp.complete('agent_drop', { hades: { backend: 'agent', drops: drop } }));
+    }
+  }
+
+  /** The agent's own budget: CPU is governed by the kernel source; memory over budget means a restart. */
+  private watchSelf(): void {
+    const usage = process.cpuUsage();
+    this.cpuPercent = this.cpu.sample(usage.user + usage.system) ?? this.cpuPercent;
+    const rss = process.memoryUsage.rss();
+    const budget = this.config.limits.memory_mb * MB;
+    if (rss <= budget) {
+      this.memoryOverSince = undefined;
+      return;
+    }
+    const now = Date.now();
+    this.memoryOverSince ??= now;
+    if (now - this.memoryOverSince < this.config.limits.sustain_s * 1000) return;
+    this.memoryOverSince = undefined;
+    const error = new HadesError('HADES_ERR_AGENT_OVER_BUDGET', `agent resident memory ${(rss / MB).toFixed(0)} MB over its budget of ${this.config.limits.memory_mb} MB for ${this.config.limits.sustain_s} s; restarting`);
+    this.log.error('agent over its memory budget', { err: error });
+    this.options.onFatal?.(error, EXIT_RESTART);
+  }
+
+  private openFds(): number {
+    try {
+      return readdirSync('/proc/self/fd').length;
+    } catch {
+      return 0;
+    }
+  }
+
+  status(): AgentStatus {
+    const pipeline = this.pipeline.stats();
+    const plugins = this.supervisor.status();
+    const drops = this.dropCounts();
+    const kernel = this.kernel?.stats();
+    let eventsDropped = drops.reduce((a, d) => a + d.total, 0);
+    for (const plugin of plugins.filter((p) => p.name === 'driver')) eventsDropped += Object.values(plugin.dropped).reduce((a, b) => a + b, 0);
+    return {
+      version: this.options.version,
+      pid: process.pid,
+      hostname: os.hostname(),
+      started: this.started.toISOString(),
+      uptimeS: (Date.now() - this.started.getTime()) / 1000,
+      cpuPercent: this.cpuPercent,
+      memoryRssBytes: process.memoryUsage.rss(),
+      memoryBudgetBytes: this.config.limits.memory_mb * MB,
+      openFds: this.openFds(),
+      ...(this.options.configFile ? { configFile: path.resolve(this.options.configFile) } : {}),
+      ...(this.lastReload ? { lastReload: this.lastReload } : {}),
+      pipeline,
+      plugins,
+      ...(kernel ? { kernel: { backend: kernel.backend, hooks: kernel.hooks, kernel: kernel.kernel, decoder: kernel.decoder } } : {}),
+      eventsDropped,
+      drops,
+      log: this.log.stats(),
+      cgroup: this.cgroupState,
+      ...(this.metrics?.url ? { metrics: this.metrics.url } : {}),
+    };
+  }
+
+  /**
+   * Reads the configuration file again (or takes the given text, e.g. from the server) and
+   * applies it. An invalid configuration is rejected with its problems and the running one
+   * stays; parts that cannot change in place (driver settings, plugins, outputs) are restarted.
+   */
+  reload(text?: string): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      let source = text;
+      if (source === undefined) {
+        if (!this.options.configFile) return { ok: false, message: 'no configuration file to reload' };
+        try {
+          source = readFileSync(this.options.configFile, 'utf8');
+        } catch (error) {
+          return this.rejected(`cannot read ${this.options.configFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+      }
+      const parsed = parseConfig(source, AgentConfigSchema);
+      if (!parsed.ok) return this.rejected(`${parsed.problems.length} problem(s); the running configuration stays`, parsed.problems);
+      const next = parsed.config;
+      if (next.agent.data_dir !== this.config.agent.data_dir) return this.rejected('agent.data_dir cannot change while the agent runs; restart it');
+      try {
+        await this.apply(next);
+      } catch (error) {
+        const e = toHadesError(error);
+        this.log.error('configuration applied in part', { err: e });
+        this.lastReload = { at: new Date().toISOString(), ok: false, message: e.message };
+        return { ok: false, message: e.message };
+      }
+      this.lastReload = { at: new Date().toISOString(), ok: true };
+      this.log.info('configuration reloaded');
+      return { ok: true };
+    };
+    // One reload at a time, in order.
+    const previous = this.reloading ?? Promise.resolve({ ok: true });
+    const current = previous.then(run, run);
+    this.reloading = current;
+    return current;
+  }
+
+  private rejected(message: string, problems?: readonly ConfigProblem[]): ReloadResult {
+    this.log.error('configuration rejected', { code: 'HADES_ERR_CONFIG_INVALID', reason: message, ...(problems ? { problems: problems.map((p) => `${p.code} ${p.path}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`) } : {}) });
+    this.lastReload = { at: new Date().toISOString(), ok: false, message };
+    return { ok: false, message, ...(problems ? { problems } : {}) };
+  }
+
+  private async apply(next: AgentConfig): Promise<void> {
+    const old = this.config;
+    this.config = next;
+    this.log.reconfigure(next.log);
+    // The driver's budget changes in place; other plugins restart below when theirs change.
+    const driver = this.supervisor.get('driver');
+    if (driver) driver.budget = budgetOf(next.plugins.limits);
+    if (!same(old.limits.cgroup, next.limits.cgroup) && this.cgroups) {
+      this.log.warn('cgroup settings change at the next start of the agent');
+    }
+    if (!same(old.agent.heartbeat_s, next.agent.heartbeat_s)) this.scheduleHeartbeat();
+    if (!same(old.outputs, next.outputs) || !same(old.spool, next.spool)) {
+      const previous = this.pipeline.replaceChannels(this.buildChannels(next));
+      await Promise.all(previous.map((c) => c.close(next.agent.drain_s * 1000)));
+    }
+    const kernelKeys = ['driver', 'process_tree', 'hashing', 'privilege', 'protect'] as const;
+    const filtersOnly = (c: AgentConfig) => ({ ...c.driver, deny_executables: [], deny_cgroups: [], allow_cgroups: [] });
+    const kernelChanged = kernelKeys.some((k) => !same(old[k], next[k])) || old.limits.cpu_percent !== next.limits.cpu_percent || old.limits.aggregate_ms !== next.limits.aggregate_ms || old.plugins.driver !== next.plugins.driver;
+    const onlyFilters = kernelChanged && same(filtersOnly(old), filtersOnly(next)) && kernelKeys.filter((k) => k !== 'driver').every((k) => same(old[k], next[k])) && old.limits.cpu_percent === next.limits.cpu_percent && old.limits.aggregate_ms === next.limits.aggregate_ms && old.plugins.driver === next.plugins.driver;
+    if (onlyFilters && this.kernel) {
+      await this.kernel.setFilters({ denyExecutables: next.driver.deny_executables, denyCgroups: next.driver.deny_cgroups, allowCgroups: next.driver.allow_cgroups });
+    } else if (kernelChanged) {
+      await this.stopKernel();
+      if (next.plugins.driver) await this.startKernel();
+    }
+    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+      await this.stopPlugins();
+      await this.startPlugins();
+    }
+    if (!same(old.metrics, next.metrics)) {
+      await this.metrics?.close();
+      this.metrics = undefined;
+      await this.startMetrics();
+      this.writeRunFile();
+    }
+  }
+
+  private async stopKernel(): Promise<void> {
+    const kernel = this.kernel;
+    this.kernel = undefined;
+    this.supervisor.remove('driver');
+    await kernel?.stop();
+  }
+
+  private async stopPlugins(): Promise<void> {
+    const plugins = [...this.plugins.values()];
+    this.plugins.clear();
+    for (const plugin of plugins) this.supervisor.remove(plugin.name);
+    await Promise.all(plugins.map((p) => p.stop()));
+  }
+
+  /** Stops everything in order; idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    clearInterval(this.heartbeatTimer);
+    this.supervisor.stop();
+    await this.reloading?.catch(() => undefined);
+    await Promise.allSettled([this.stopKernel(), this.stopPlugins()]);
+    // What the sources delivered last is reported before the outputs close.
+    this.reportDrops();
+    await this.pipeline.close(this.config.agent.drain_s * 1000);
+    await this.metrics?.close();
+    for (const group of this.groups.values()) {
+      try {
+        group.remove();
+      } catch {
+        // cleanup() reports what it could not remove
+      }
+    }
+    try {
+      const left = this.cgroups?.cleanup() ?? [];
+      if (left.length > 0) this.log.warn('cgroup folders left behind: processes still in them', { code: 'HADES_ERR_CGROUP', folders: left });
+    } catch (error) {
+      this.log.warn('cgroup cleanup incomplete', { err: toHadesError(error) });
+    }
+    const run = runFilePath(this.config.agent.data_dir);
+    if (existsSync(run) && readRunFile(this.config.agent.data_dir)?.pid === process.pid) rmSync(run, { force: true });
+    this.log.info('agent stopped', { events: this.pipeline.stats().in });
+    this.log.close();
+  }
+}

@@ -1,0 +1,398 @@
+/**
+ * Output channels: what stands between the pipeline and one output. Events arrive here already
+ * serialised (one line each), so an event is serialised once whatever the number of outputs.
+ *
+ * - StreamChannel (stdout, rotated files): lines are batched into pooled buffers and written
+ *   once per turn of the event loop; a slow stream pushes back on the pipeline, which pauses
+ *   its sources (the driver's pipe fills and the kernel counts what it cannot hold).
+ * - SpooledChannel (HTTP, and the server transport): every batch goes to the disk spool first
+ *   and leaves it only once the receiver acknowledged it, so an output that is down or slow
+ *   never pushes back and nothing acknowledged by the spool is lost (see ../spool.ts).
+ *
+ * Rate limits (events/s, bytes/s) apply per output: a stream output drops what is over them, a
+ * spooled output sends slower and its spool grows. Every event dropped is counted by reason.
+ */
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HadesError, toHadesError } from '../../common/errors.js';
+import type { Logger } from '../log.js';
+import { NdjsonWriter } from '../ndjson-writer.js';
+import { TokenBucket } from '../rate-limit.js';
+import type { RotatingFile } from '../rotating-file.js';
+import type { Spool } from '../spool.js';
+
+export interface RateLimits {
+  readonly eventsPerSecond: number;
+  readonly bytesPerSecond: number;
+}
+
+export interface ChannelStats {
+  readonly name: string;
+  /** Events handed to this output. */
+  readonly in: number;
+  /** Events the output took (stream) or acknowledged (spooled). */
+  readonly out: number;
+  readonly bytesOut: number;
+  readonly dropped: Readonly<Record<string, number>>;
+  readonly queued: number;
+  readonly spool?: { readonly records: number; readonly events: number; readonly bytes: number; readonly segments: number };
+  readonly up: boolean;
+  readonly lastError?: string;
+}
+
+export interface OutputChannel {
+  readonly name: string;
+  /** Takes one line. Returns false when the pipeline should pause its sources until onDrain. */
+  write(line: string): boolean;
+  /** Set by the pipeline: called when a channel that returned false can take more. */
+  onDrain: () => void;
+  stats(): ChannelStats;
+  /** Delivers what it can within the deadline, then releases everything it holds. */
+  close(deadlineMs: number): Promise<void>;
+}
+
+const buckets = (limits: RateLimits | undefined) => ({
+  events: limits && limits.eventsPerSecond > 0 ? new TokenBucket(limits.eventsPerSecond) : undefined,
+  bytes: limits && limits.bytesPerSecond > 0 ? new TokenBucket(limits.bytesPerSecond) : undefined,
+});
+
+function countDrop(dropped: Record<string, number>, reason: string, n = 1): void {
+  dropped[reason] = (dropped[reason] ?? 0) + n;
+}
+
+/** NDJSON to a stream (stdout) or a rotated file, with back-pressure. */
+export class StreamChannel implements OutputChannel {
+  onDrain: () => void = () => undefined;
+  private readonly writer: NdjsonWriter;
+  private readonly limits: ReturnType<typeof buckets>;
+  private readonly dropped: Record<string, number> = {};
+  private received = 0;
+  private lastError: string | undefined;
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    private readonly out: Writable,
+    rate?: RateLimits,
+    private readonly onClose?: () => void,
+  ) {
+    this.limits = buckets(rate);
+    this.writer = new NdjsonWriter(out, () => this.onDrain());
+    out.on('error', (error) => {
+      // A closed stdout (EPIPE) or a broken file: count, do not crash.
+      this.lastError = toHadesError(error).message;
+    });
+  }
+
+  /** A channel writing to a RotatingFile with synchronous appends. */
+  static toFile(name: string, file: RotatingFile, log: Logger | undefined, rate?: RateLimits): StreamChannel {
+    let channel: StreamChannel | undefined = undefined;
+    let failing = false;
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _encoding, callback) {
+        try {
+          file.write(chunk);
+          if (failing) log?.info('file output writes again', { output: name, file: file.file });
+          failing = false;
+        } catch (error) {
+          // A full disk must not stop the agent: count the lines and try again with the next batch.
+          let lines = 0;
+          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+          channel?.drop('write_failed', lines);
+          if (!failing) log?.error('file output cannot write; events are dropped and counted', { output: name, err: error });
+          failing = true;
+        }
+        callback();
+      },
+      final(callback) {
+        file.close();
+        callback();
+      },
+    });
+    channel = new StreamChannel(name, sink, rate, () => file.close());
+    return channel;
+  }
+
+  drop(reason: string, n = 1): void {
+    countDrop(this.dropped, reason, n);
+  }
+
+  write(line: string): boolean {
+    this.received++;
+    if (this.closed) {
+      this.drop('closed');
+      return true;
+    }
+    if (this.limits.events && !this.limits.events.tryTake(1)) {
+      this.drop('rate_limited');
+      return true;
+    }
+    if (this.limits.bytes && !this.limits.bytes.tryTake(line.length + 1)) {
+      this.drop('rate_limited');
+      return true;
+    }
+    return this.writer.writeLine(line);
+  }
+
+  stats(): ChannelStats {
+    const dropped = Object.values(this.dropped).reduce((a, b) => a + b, 0);
+    return {
+      name: this.name,
+      in: this.received,
+      out: this.writer.lines - (this.dropped['write_failed'] ?? 0),
+      bytesOut: this.writer.bytes,
+      dropped: { ...this.dropped },
+      queued: Math.max(0, this.received - this.writer.lines - dropped + (this.dropped['write_failed'] ?? 0)),
+      up: this.lastError === undefined,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  async close(deadlineMs: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.writer.close();
+    if (this.out === process.stdout || this.out === process.stderr) return;
+    await Promise.race([new Promise<void>((resolve) => this.out.end(() => resolve())), sleep(deadlineMs)]);
+    this.onClose?.();
+  }
+}
+
+/** A batch of events as it goes to a receiver that acknowledges. */
+export interface EventBatch {
+  /** Spool sequence of the first and last record in the batch (stable across restarts: a receiver may use it to drop duplicates). */
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly events: number;
+  /** NDJSON, one event per line. */
+  readonly data: Buffer;
+}
+
+/** A receiver that acknowledges batches: the HTTP collector, later the server's gateway. */
+export interface BatchTransport {
+  readonly name: string;
+  /** Resolves once the receiver has stored the batch; rejects (HADES_ERR_OUTPUT_FAILED) otherwise. */
+  send(batch: EventBatch, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SpooledChannelOptions {
+  readonly batchEvents: number;
+  readonly rate?: RateLimits;
+  /** Disk write rate of the spool in bytes/s; 0 is unlimited. */
+  readonly spoolWriteBytesPerSecond?: number;
+  readonly log?: Logger;
+  readonly backoffMinMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+/** Bytes waiting in memory when the spool's write rate limit holds them back. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** Lines are gathered into one spool record per turn of the event loop, or at this size. */
+const RECORD_BYTES = 256 * 1024;
+const RECORD_HEADER = 4;
+
+/**
+ * Write-ahead delivery: lines -> spool records (u32 event count + NDJSON) -> batches -> the
+ * transport; the spool's cursor moves only on acknowledgement.
+ */
+export class SpooledChannel implements OutputChannel {
+  onDrain: () => void = () => undefined;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+  /** Records held back by the spool's write rate limit. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private heldTimer: NodeJS.Timeout | undefined;
+  private readonly limits: ReturnType<typeof buckets>;
+  private readonly spoolWrite: TokenBucket | undefined;
+  private readonly dropped: Record<string, number> = {};
+  private received = 0;
+  private delivered = 0;
+  private bytesOut = 0;
+  private up = true;
+  private lastError: string | undefined;
+  private wake: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private readonly loop: Promise<void>;
+  private closing = false;
+  private spoolDroppedSeen = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly spool: Spool,
+    private readonly transport: BatchTransport,
+    private readonly options: SpooledChannelOptions,
+  ) {
+    this.limits = buckets(options.rate);
+    const writeRate = options.spoolWriteBytesPerSecond ?? 0;
+    // Bursts of four seconds pass, so that a storm's first seconds are not held back.
+    this.spoolWrite = writeRate > 0 ? new TokenBucket(writeRate, writeRate * 4) : undefined;
+    this.loop = this.sendLoop();
+  }
+
+  write(line: string): boolean {
+    this.received++;
+    if (this.closing) {
+      countDrop(this.dropped, 'closed');
+      return true;
+    }
+    this.pending.push(line);
+    this.pendingBytes += line.length + 1;
+    if (this.pendingBytes >= RECORD_BYTES) this.flush();
+    else this.scheduled ??= setImmediate(() => this.flush());
+    // Never pushes back: the spool absorbs a slow or absent receiver.
+    return true;
+  }
+
+  /** Turns the pending lines into one spool record. */
+  flush(): void {
+    if (this.scheduled) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('\n') + '\n';
+    const record = Buffer.allocUnsafe(RECORD_HEADER + Buffer.byteLength(text));
+    record.writeUInt32LE(this.pending.length, 0);
+    record.write(text, RECORD_HEADER);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.held.push(record);
+    this.heldBytes += record.length;
+    this.writeHeld();
+  }
+
+  private writeHeld(): void {
+    while (this.held.length > 0) {
+      const record = this.held[0]!;
+      if (this.spoolWrite) {
+        const wait = this.spoolWrite.take(record.length);
+        if (wait > 0) {
+          this.heldTimer ??= setTimeout(() => {
+            this.heldTimer = undefined;
+            this.writeHeld();
+          }, Math.min(wait, 1000));
+          break;
+        }
+      }
+      this.held.shift();
+      this.heldBytes -= record.length;
+      if (this.spool.append([record]) < 0) {
+        countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+        this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO' });
+      }
+    }
+    // Held back by the write rate for too long: the oldest held records go.
+    while (this.heldBytes > MAX_HELD_BYTES && this.held.length > 1) {
+      const record = this.held.shift()!;
+      this.heldBytes -= record.length;
+      countDrop(this.dropped, 'spool_rate_limited', record.readUInt32LE(0));
+    }
+    this.wake?.();
+  }
+
+  private async sendLoop(): Promise<void> {
+    const { backoffMinMs = 200, backoffMaxMs = 30_000 } = this.options;
+    let backoff = backoffMinMs;
+    while (!this.abort.signal.aborted) {
+      const batch = this.nextBatch();
+      if (!batch) {
+        if (this.closing) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      const wait = Math.max(this.limits.events?.take(batch.events) ?? 0, this.limits.bytes?.take(batch.data.length) ?? 0);
+      if (wait > 0) await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      try {
+        await this.transport.send(batch, this.abort.signal);
+        this.spool.commit(batch.lastSeq);
+        this.delivered += batch.events;
+        this.bytesOut += batch.data.length;
+        if (!this.up) this.options.log?.info('output delivers again', { output: this.name });
+        this.up = true;
+        this.lastError = undefined;
+        backoff = backoffMinMs;
+      } catch (error) {
+        this.spool.rewind();
+        if (this.abort.signal.aborted) return;
+        const e = toHadesError(error);
+        if (this.up) this.options.log?.warn('output failed; events stay in the spool and are retried', { output: this.name, err: e });
+        this.up = false;
+        this.lastError = e.message;
+        // Jitter keeps a fleet from retrying in step after a server restart.
+        await sleep(backoff * (0.5 + Math.random() / 2), undefined, { signal: this.abort.signal }).catch(() => undefined);
+        backoff = Math.min(backoffMaxMs, backoff * 2);
+      }
+    }
+  }
+
+  private nextBatch(): EventBatch | undefined {
+    const records = this.spool.read(64, 4 * 1024 * 1024);
+    if (records.length === 0) return undefined;
+    const parts: Buffer[] = [];
+    let events = 0;
+    let taken = 0;
+    for (const record of records) {
+      const data = Buffer.from(record.data.buffer, record.data.byteOffset, record.data.byteLength);
+      const count = data.length >= RECORD_HEADER ? data.readUInt32LE(0) : 0;
+      if (taken > 0 && events + count > this.options.batchEvents) break;
+      parts.push(data.subarray(RECORD_HEADER));
+      events += count;
+      taken++;
+    }
+    if (taken < records.length) {
+      // Give back what did not fit: read again from the first record not taken.
+      this.spool.rewind();
+      this.spool.read(taken, Number.MAX_SAFE_INTEGER);
+    }
+    return { firstSeq: records[0]!.seq, lastSeq: records[taken - 1]!.seq, events, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) };
+  }
+
+  stats(): ChannelStats {
+    const spool = this.spool.stats();
+    const dropped = { ...this.dropped };
+    if (spool.droppedEvents > 0) dropped['spool_full'] = spool.droppedEvents;
+    if (spool.corruptRecords > 0) dropped['spool_corrupt_records'] = spool.corruptRecords;
+    return {
+      name: this.name,
+      in: this.received,
+      out: this.delivered,
+      bytesOut: this.bytesOut,
+      dropped,
+      queued: this.pending.length,
+      spool: { records: spool.records, events: spool.events, bytes: spool.bytes, segments: spool.segments },
+      up: this.up,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** Spool drops reported since the last call (for the drop events). */
+  takeSpoolDrops(): number {
+    const total = this.spool.stats().droppedEvents;
+    const fresh = total - this.spoolDroppedSeen;
+    this.spoolDroppedSeen = total;
+    return fresh;
+  }
+
+  async close(deadlineMs: number): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.flush();
+    clearTimeout(this.heldTimer);
+    for (const record of this.held) {
+      if (this.spool.append([record]) < 0) countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+    }
+    this.held = [];
+    this.wake?.();
+    const timer = setTimeout(() => this.abort.abort(new HadesError('HADES_ERR_OUTPUT_FAILED', 'agent stopping')), deadlineMs);
+    await this.loop;
+    clearTimeout(timer);
+    this.abort.abort();
+    await this.transport.close();
+    this.spool.close();
+  }
+}

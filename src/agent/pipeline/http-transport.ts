@@ -1,0 +1,51 @@
+/**
+ * The HTTP collector output: each batch is POSTed as NDJSON; a 2xx answer acknowledges it. The
+ * batch's spool sequence numbers go in a header, so a collector can drop a batch it already has
+ * (after a crash the agent resends from its last acknowledged batch).
+ */
+import { HadesError } from '../../common/errors.js';
+import type { BatchTransport, EventBatch } from './channels.js';
+
+export interface HttpTransportOptions {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly agentVersion: string;
+}
+
+export class HttpTransport implements BatchTransport {
+  readonly name = 'http';
+
+  constructor(private readonly options: HttpTransportOptions) {}
+
+  async send(batch: EventBatch, signal: AbortSignal): Promise<void> {
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(this.options.url, {
+        method: 'POST',
+        headers: {
+          ...this.options.headers,
+          'content-type': 'application/x-ndjson',
+          'user-agent': `hades-agent/${this.options.agentVersion}`,
+          'x-hades-batch': `${batch.firstSeq}-${batch.lastSeq}`,
+          'x-hades-events': String(batch.events),
+        },
+        body: batch.data,
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      // Read the body so the connection can be reused.
+      await response.arrayBuffer();
+    } catch (error) {
+      const reason = timeout.aborted ? `no answer within ${this.options.timeoutMs} ms` : (error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message;
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.options.url}: ${reason}`);
+    }
+    if (response.status < 200 || response.status > 299) {
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.options.url}: HTTP ${response.status}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    // fetch keeps no state of ours; its idle connections close on their own.
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * A plugin that sends events (every plugin but the kernel driver): its manifest is checked and
+ * its executable's SHA-256 verified before each start, its configuration is sent after HELLO,
+ * and each EVENTS frame is parsed, completed with the agent's common fields, checked against the
+ * event schema and rate limited before it enters the pipeline. A frame that is not NDJSON of
+ * objects is a protocol error (the plugin is stopped with a coded error and restarted); an
+ * object that fails the schema is dropped and counted, with the reason logged.
+ */
+import { checkEvent, eventActions, type EventAction, type HadesEvent } from '../../common/events/index.js';
+import { HadesError } from '../../common/errors.js';
+import { PluginFrame } from '../../common/plugins/protocol.js';
+import type { Logger } from '../log.js';
+import type { EventStamp } from '../pipeline/stamp.js';
+import { TokenBucket } from '../rate-limit.js';
+import { checkPluginConfig, verifyExecutable, type LoadedManifest } from './manifest.js';
+import { PluginProcess, type PluginGap, type PluginHello } from './plugin-process.js';
+
+const knownActions: ReadonlySet<string> = new Set(eventActions);
+/** Plugins may not forge the agent's own reports. */
+const AGENT_ONLY: ReadonlySet<string> = new Set(['agent_drop', 'agent_gap', 'agent_health']);
+
+export interface EventPluginOptions {
+  readonly manifest: LoadedManifest;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly stamp: EventStamp;
+  readonly log: Logger;
+  /** Events per second; 0 is unlimited. */
+  readonly eventsPerSecond: number;
+  readonly maxOpenFiles: number;
+  readonly graceMs: number;
+  /** Returns false when the pipeline wants the plugin paused until `resume()`. */
+  readonly emit: (event: HadesEvent) => boolean;
+  readonly onGap: (gap: PluginGap) => void;
+  readonly onSpawn?: (pid: number) => void;
+  readonly onFatal?: (error: HadesError) => void;
+}
+
+export interface EventPluginCounters {
+  received: number;
+  emitted: number;
+  invalid: number;
+  rateLimited: number;
+}
+
+export class EventPlugin {
+  readonly process: PluginProcess;
+  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0 };
+  private readonly bucket: TokenBucket | undefined;
+  private readonly decoder = new TextDecoder();
+  private invalidLogged = 0;
+  /** Events over the rate limit in the current second (the supervisor's flood check reads it). */
+  overLimitSinceSample = 0;
+
+  constructor(private readonly options: EventPluginOptions) {
+    const { manifest } = options;
+    checkPluginConfig(manifest, options.config);
+    this.bucket = options.eventsPerSecond > 0 ? new TokenBucket(options.eventsPerSecond) : undefined;
+    this.process = new PluginProcess(
+      {
+        name: manifest.name,
+        binary: manifest.binary,
+        args: manifest.args ?? [],
+        graceMs: options.graceMs,
+        maxOpenFiles: options.maxOpenFiles,
+        protocol: manifest.protocol,
+        backoffMaxMs: 60_000,
+        checkHello: (hello) => (hello['plugin'] !== undefined && hello['plugin'] !== manifest.name ? `HELLO names plugin ${JSON.stringify(hello['plugin'])}, the manifest ${manifest.name}` : undefined),
+      },
+      {
+        onHello: (hello) => this.onHello(hello),
+        onFrame: (type, payload) => {
+          if (type === PluginFrame.events) this.onEvents(payload);
+        },
+        onLog: (entry) => this.onPluginLog(entry),
+        onGap: options.onGap,
+        onSpawn: (pid) => {
+          // Checked again before every restart: a binary swapped while running is not restarted.
+          try {
+            verifyExecutable(manifest);
+          } catch (error) {
+            this.process.restart((error as HadesError).message, true);
+            options.onFatal?.(error as HadesError);
+          }
+          options.onSpawn?.(pid);
+        },
+        onProtocolError: (error) => options.log.error('plugin broke the protocol; restarting it', { plugin: manifest.name, err: error }),
+        onFatal: (error) => options.onFatal?.(error),
+      },
+    );
+  }
+
+  get name(): string {
+    return this.options.manifest.name;
+  }
+
+  async start(): Promise<void> {
+    try {
+      verifyExecutable(this.options.manifest);
+    } catch (error) {
+      this.process.state = 'failed';
+      this.process.lastError = (error as HadesError).toLine();
+      throw error;
+    }
+    await this.process.start();
+  }
+
+  stop(): Promise<void> {
+    return this.process.stop();
+  }
+
+  private onHello(hello: PluginHello): void {
+    const { manifest, log } = this.options;
+    if (hello.version !== undefined && hello.version !== manifest.version) {
+      log.warn('plugin reports another version than its manifest', { plugin: manifest.name, hello: hello.version, manifest: manifest.version });
+    }
+    void this.process
+      .command(PluginFrame.config, (id) => new TextEncoder().encode(JSON.stringify({ request_id: id, config: this.options.config })))
+      .then((ack) => {
+        if (!ack.ok) log.warn('plugin did not accept its configuration', { plugin: manifest.name, code: ack.code, detail: ack.msg });
+      });
+  }
+
+  private onPluginLog(entry: Readonly<Record<string, unknown>>): void {
+    const level = entry['level'] === 'error' || entry['level'] === 'warn' || entry['level'] === 'debug' ? entry['level'] : 'info';
+    const msg = typeof entry['msg'] === 'string' ? entry['msg'].slice(0, 1024) : 'plugin log';
+    this.options.log.log(level, msg, { plugin: this.name, ...(typeof entry['code'] === 'string' ? { plugin_code: entry['code'].slice(0, 64) } : {}) });
+  }
+
+  private onEvents(payload: Uint8Array): void {
+    const text = this.decoder.decode(payload);
+    let paused = false;
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        this.protocolError(`EVENTS frame holds a line that is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+        return;
+      }
+      if (!value || typeof value !== 'object' || Array.isArray(value)) {
+        this.protocolError('EVENTS frame holds a line that is not a JSON object');
+        return;
+      }
+      this.counters.received++;
+      if (this.bucket && !this.bucket.tryTake(1)) {
+        this.counters.rateLimited++;
+        this.overLimitSinceSample++;
+        continue;
+      }
+      const event = this.complete(value as Record<string, unknown>);
+      if (!event) continue;
+      this.counters.emitted++;
+      if (!this.options.emit(event)) paused = true;
+    }
+    if (paused) this.process.pause();
+  }
+
+  /** The pipeline drained: read the plugin's pipe again. */
+  resume(): void {
+    this.process.resume();
+  }
+
+  private complete(body: Record<string, unknown>): HadesEvent | undefined {
+    const action = (body['event'] as Record<string, unknown> | undefined)?.['action'];
+    if (typeof action !== 'string' || !knownActions.has(action) || AGENT_ONLY.has(action)) {
+      this.invalid(`event.action ${JSON.stringify(action)} is not an action plugins may send`);
+      return undefined;
+    }
+    const event = this.options.stamp.complete(action as EventAction, body);
+    const result = checkEvent(event);
+    if (!result.ok) {
+      this.invalid(result.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; '));
+      return undefined;
+    }
+    return event;
+  }
+
+  private invalid(reason: string): void {
+    this.counters.invalid++;
+    // Logged for the first few, then once per thousand: a broken plugin must not flood the log.
+    if (this.invalidLogged < 10 || this.counters.invalid % 1000 === 0) {
+      this.invalidLogged++;
+      this.options.log.warn('plugin sent an invalid event; dropped', { plugin: this.name, code: 'HADES_ERR_EVENT_INVALID', reason: reason.slice(0, 512), invalid_total: this.counters.invalid });
+    }
+  }
+
+  private protocolError(message: string): void {
+    const error = new HadesError('HADES_ERR_PLUGIN_PROTOCOL', `${this.name}: ${message}`);
+    this.options.log.error('plugin broke the protocol; restarting it', { plugin: this.name, err: error });
+    this.process.restart(`protocol error: ${error.code}`, true);
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The watchdog over plugins: once a second it samples each plugin's CPU, memory and open files
+ * (from its cgroup where it has one, from /proc otherwise) and its event rate, checks them
+ * against the plugin's budget, and restarts a plugin that stays over budget for `sustainS`
+ * seconds or stops answering (silent for three health periods after being asked for its
+ * counters). Restarts are reported by the plugin's gap event, whose reason says why.
+ */
+import type { CgroupGroup } from '../cgroup.js';
+import type { Logger } from '../log.js';
+import type { PluginProcess, PluginState } from './plugin-process.js';
+import { CpuMeter, treeUsage } from './usage.js';
+
+export interface PluginBudget {
+  readonly cpuPercent: number;
+  readonly memoryBytes: number;
+  readonly maxOpenFiles: number;
+  /** Events per second; 0 is unlimited. */
+  readonly eventsPerSecond: number;
+}
+
+export interface Supervised {
+  readonly name: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly process: PluginProcess<any, any>;
+  budget: PluginBudget;
+  readonly group?: CgroupGroup | undefined;
+  /** Events the plugin produced since start (for rates). */
+  eventsIn(): number;
+  /** Events over the plugin's rate limit since the previous call (flood detection). */
+  takeOverLimit(): number;
+  /** Drops by reason since start. */
+  dropped(): Readonly<Record<string, number>>;
+}
+
+export interface PluginStatus {
+  readonly name: string;
+  readonly version?: string;
+  readonly state: PluginState;
+  readonly pid?: number;
+  readonly restarts: number;
+  readonly cpuPercent?: number;
+  readonly memoryRssBytes?: number;
+  readonly openFds?: number;
+  readonly eventsIn: number;
+  readonly eventsPerSecond: number;
+  readonly dropped: Readonly<Record<string, number>>;
+  readonly budget: PluginBudget;
+  readonly lastError?: string;
+  readonly overBudgetRestarts: number;
+  readonly unresponsiveRestarts: number;
+}
+
+interface Watch {
+  readonly plugin: Supervised;
+  readonly meter: CpuMeter;
+  /** CPU percent per second over the sustain window. */
+  cpuWindow: number[];
+  memoryOverSince?: number;
+  floodSince?: number;
+  lastPid?: number;
+  lastEvents: number;
+  eventsPerSecond: number;
+  cpuPercent?: number;
+  rssBytes?: number;
+  openFds?: number;
+  askedAt?: number;
+  overBudgetRestarts: number;
+  unresponsiveRestarts: number;
+}
+
+export interface SupervisorOptions {
+  readonly log: Logger;
+  readonly sustainS: number;
+  readonly healthS: number;
+  readonly sampleMs?: number;
+  readonly now?: () => number;
+}
+
+const MB = 1024 * 1024;
+
+export class Supervisor {
+  private readonly watches = new Map<string, Watch>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  add(plugin: Supervised): void {
+    this.watches.set(plugin.name, { plugin, meter: new CpuMeter(), cpuWindow: [], lastEvents: plugin.eventsIn(), eventsPerSecond: 0, overBudgetRestarts: 0, unresponsiveRestarts: 0 });
+  }
+
+  remove(name: string): void {
+    this.watches.delete(name);
+  }
+
+  get(name: string): Supervised | undefined {
+    return this.watches.get(name)?.plugin;
+  }
+
+  names(): string[] {
+    return [...this.watches.keys()];
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.sample(), this.options.sampleMs ?? 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One round of sampling and budget checks (public for tests). */
+  sample(): void {
+    const seconds = (this.options.sampleMs ?? 1000) / 1000;
+    for (const watch of this.watches.values()) {
+      const { plugin } = watch;
+      const events = plugin.eventsIn();
+      watch.eventsPerSecond = Math.max(0, events - watch.lastEvents) / seconds;
+      watch.lastEvents = events;
+      const pid = plugin.process.pid;
+      if (plugin.process.state !== 'running' || pid === undefined) {
+        this.forget(watch);
+        continue;
+      }
+      if (pid !== watch.lastPid) {
+        // A new process: its counters start over.
+        this.forget(watch);
+        watch.lastPid = pid;
+      }
+      this.measure(watch, pid);
+      this.checkBudget(watch);
+      this.checkLiveness(watch);
+    }
+  }
+
+  private forget(watch: Watch): void {
+    watch.meter.reset();
+    watch.cpuWindow = [];
+    delete watch.memoryOverSince;
+    delete watch.floodSince;
+    delete watch.askedAt;
+    delete watch.lastPid;
+    delete watch.cpuPercent;
+    delete watch.rssBytes;
+    delete watch.openFds;
+    watch.plugin.takeOverLimit();
+  }
+
+  private measure(watch: Watch, pid: number): void {
+    const usage = treeUsage(pid);
+    let cpuUsec = usage?.cpuUsec;
+    let rss = usage?.rssBytes;
+    const group = watch.plugin.group;
+    if (group) {
+      try {
+        const g = group.usage();
+        cpuUsec = g.cpuUsageUsec;
+        rss = usage ? usage.rssBytes : g.memoryBytes;
+      } catch {
+        // the cgroup went away: /proc will do
+      }
+    }
+    if (cpuUsec !== undefined) {
+      const percent = watch.meter.sample(cpuUsec);
+      if (percent !== undefined) {
+        watch.cpuPercent = percent;
+        watch.cpuWindow.push(percent);
+        const keep = Math.max(1, Math.round(this.options.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
+        if (watch.cpuWindow.length > keep) watch.cpuWindow.shift();
+      }
+    }
+    if (rss !== undefined) watch.rssBytes = rss;
+    if (usage) watch.openFds = usage.openFds;
+  }
+
+  private checkBudget(watch: Watch): void {
+    const { plugin } = watch;
+    const { budget } = plugin;
+    const now = this.now();
+    const sustainMs = this.options.sustainS * 1000;
+    let reason: string | undefined;
+    if (watch.rssBytes !== undefined && watch.rssBytes > budget.memoryBytes) {
+      watch.memoryOverSince ??= now;
+      if (now - watch.memoryOverSince >= sustainMs) {
+        reason = `over its memory budget: ${(watch.rssBytes / MB).toFixed(0)} MB > ${(budget.memoryBytes / MB).toFixed(0)} MB for ${this.options.sustainS} s`;
+      }
+    } else {
+      delete watch.memoryOverSince;
+    }
+    const keep = Math.max(1, Math.round(this.options.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
+    if (!reason && watch.cpuWindow.length >= keep) {
+      const average = watch.cpuWindow.reduce((a, b) => a + b, 0) / watch.cpuWindow.length;
+      if (average > budget.cpuPercent) reason = `over its CPU budget: ${average.toFixed(1)}% > ${budget.cpuPercent}% of a core over ${this.options.sustainS} s`;
+    }
+    const over = plugin.takeOverLimit();
+    if (over > 0) {
+      watch.floodSince ??= now;
+      if (!reason && now - watch.floodSince >= sustainMs) {
+        reason = `flooding: over ${budget.eventsPerSecond} events/s for ${this.options.sustainS} s`;
+      }
+    } else {
+      delete watch.floodSince;
+    }
+    if (!reason) return;
+    watch.overBudgetRestarts++;
+    this.options.log.error('plugin over budget; restarting it', { plugin: plugin.name, code: 'HADES_ERR_PLUGIN_OVER_BUDGET', reason });
+    plugin.process.restart(reason);
+    this.forget(watch);
+  }
+
+  private checkLiveness(watch: Watch): void {
+    const { process } = watch.plugin;
+    const now = this.now();
+    const silentMs = now - process.lastFrameAt;
+    const healthMs = this.options.healthS * 1000;
+    if (silentMs < healthMs) {
+      delete watch.askedAt;
+      return;
+    }
+    if (watch.askedAt === undefined) {
+      watch.askedAt = now;
+      process.requestStats();
+      return;
+    }
+    if (silentMs >= 3 * healthMs) {
+      watch.unresponsiveRestarts++;
+      const reason = `unresponsive: no frame for ${Math.round(silentMs / 1000)} s`;
+      this.options.log.error('plugin stopped answering; restarting it', { plugin: watch.plugin.name, code: 'HADES_ERR_PLUGIN_UNRESPONSIVE', reason });
+      process.restart(reason, true);
+      this.forget(watch);
+    }
+  }
+
+  status(): PluginStatus[] {
+    return [...this.watches.values()].map((watch) => {
+      const { plugin } = watch;
+      const { process } = plugin;
+      const version: unknown = (process.hello as { version?: unknown } | undefined)?.version;
+      return {
+        name: plugin.name,
+        ...(typeof version === 'string' ? { version } : {}),
+        state: process.state,
+        ...(process.pid !== undefined ? { pid: process.pid } : {}),
+        restarts: process.restarts,
+        ...(watch.cpuPercent !== undefined ? { cpuPercent: watch.cpuPercent } : {}),
+        ...(watch.rssBytes !== undefined ? { memoryRssBytes: watch.rssBytes } : {}),
+        ...(watch.openFds !== undefined ? { openFds: watch.openFds } : {}),
+        eventsIn: plugin.eventsIn(),
+        eventsPerSecond: watch.eventsPerSecond,
+        dropped: plugin.dropped(),
+        budget: plugin.budget,
+        ...(process.lastError ? { lastError: process.lastError } : {}),
+        overBudgetRestarts: watch.overBudgetRestarts,
+        unresponsiveRestarts: watch.unresponsiveRestarts,
+      };
+    });
+  }
+}

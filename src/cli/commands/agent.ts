@@ -1,0 +1,144 @@
+/**
+ * `hades agent`: runs the agent daemon until SIGINT/SIGTERM, reloading its configuration on
+ * SIGHUP. `hades agent status`: asks the running agent (found through the run file in its data
+ * folder) for its health and prints it for a person, or as JSON.
+ */
+import { existsSync } from 'node:fs';
+import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
+import { HadesError } from '../../common/errors.js';
+import { Agent, readRunFile, type AgentStatus } from '../../agent/daemon/agent.js';
+import { exitStatus, version, type CliContext } from '../context.js';
+import { readConfigFile } from './config.js';
+
+export const DEFAULT_AGENT_CONFIG = '/etc/hades/agent.yaml';
+
+/** The configuration named by --config, else the default file when it exists, else the defaults. */
+async function loadAgentConfig(options: Readonly<Record<string, unknown>>): Promise<{ config: AgentConfig; file: string | undefined }> {
+  const given = typeof options['config'] === 'string' ? options['config'] : undefined;
+  const file = given ?? (existsSync(DEFAULT_AGENT_CONFIG) ? DEFAULT_AGENT_CONFIG : undefined);
+  const text = file ? await readConfigFile(file) : '';
+  const result = parseConfig(text, AgentConfigSchema);
+  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
+  return { config: result.config, file };
+}
+
+export async function agentRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const { config, file } = await loadAgentConfig(options);
+  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades agent loads kernel programs and must run as root');
+  let fatal: { error: HadesError; code: number } | undefined;
+  const done = new AbortController();
+  const agent = new Agent({
+    config,
+    ...(file ? { configFile: file } : {}),
+    version,
+    stdout: context.stdout,
+    stderr: context.stderr,
+    onFatal: (error, code) => {
+      fatal ??= { error, code };
+      done.abort();
+    },
+  });
+  const onHup = () => {
+    void agent.reload();
+  };
+  process.on('SIGHUP', onHup);
+  try {
+    await agent.start();
+    await new Promise<void>((resolve) => {
+      if (context.signal.aborted || done.signal.aborted) return resolve();
+      context.signal.addEventListener('abort', () => resolve(), { once: true });
+      done.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  } finally {
+    process.off('SIGHUP', onHup);
+    await agent.stop();
+  }
+  if (fatal) {
+    context.stderr.write(`hades: ${fatal.error.toLine()}\n`);
+    return fatal.code;
+  }
+  return exitStatus.ok;
+}
+
+const mb = (bytes: number | undefined) => (bytes === undefined ? '-' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
+const pct = (value: number | undefined) => (value === undefined ? '-' : `${value.toFixed(1)}%`);
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** The status for a person: the agent, then plugins, outputs and drops. */
+export function formatStatus(s: AgentStatus): string {
+  const lines: string[] = [];
+  lines.push(`hades agent ${s.version}, pid ${s.pid} on ${s.hostname}, up ${formatDuration(s.uptimeS)}`);
+  lines.push(`  cpu ${pct(s.cpuPercent)}   memory ${mb(s.memoryRssBytes)} of ${mb(s.memoryBudgetBytes)} budget   open files ${s.openFds}`);
+  lines.push(`  events in ${s.pipeline.in}   dropped ${s.eventsDropped}${s.pipeline.paused ? '   (outputs pushing back)' : ''}`);
+  lines.push(`  cgroup ${'unavailable' in s.cgroup ? `none (${s.cgroup.unavailable})` : `v${s.cgroup.version} ${s.cgroup.base}`}`);
+  if (s.configFile) lines.push(`  config ${s.configFile}${s.lastReload ? `, last reload ${s.lastReload.at} ${s.lastReload.ok ? 'ok' : `rejected: ${s.lastReload.message ?? ''}`}` : ''}`);
+  if (s.kernel) lines.push(`  kernel ${s.kernel.backend ?? '?'}: ${s.kernel.hooks.filter((h) => h.active).length} hooks active`);
+  lines.push('');
+  lines.push('plugins');
+  lines.push(
+    table([
+      ['name', 'state', 'pid', 'cpu', 'memory', 'fds', 'events', 'ev/s', 'restarts', 'last error'],
+      ...s.plugins.map((p) => [p.name, p.state, p.pid === undefined ? '-' : String(p.pid), pct(p.cpuPercent), mb(p.memoryRssBytes), p.openFds === undefined ? '-' : String(p.openFds), String(p.eventsIn), p.eventsPerSecond.toFixed(0), String(p.restarts), (p.lastError ?? '').slice(0, 60)]),
+    ])
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  );
+  lines.push('');
+  lines.push('outputs');
+  lines.push(
+    table([
+      ['name', 'state', 'in', 'delivered', 'queued', 'spool', 'dropped', 'last error'],
+      ...s.pipeline.outputs.map((o) => [
+        o.name,
+        o.up ? 'up' : 'down',
+        String(o.in),
+        String(o.out),
+        String(o.queued),
+        o.spool ? `${o.spool.events} ev, ${mb(o.spool.bytes)}` : '-',
+        String(Object.values(o.dropped).reduce((a, b) => a + b, 0)),
+        (o.lastError ?? '').slice(0, 60),
+      ]),
+    ])
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  );
+  const drops = s.drops.filter((d) => d.total > 0);
+  if (drops.length > 0) {
+    lines.push('');
+    lines.push('drops (since start)');
+    for (const d of drops) lines.push(`  ${d.component}/${d.hook}: ${d.reason} ${d.total}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+export async function agentStatus(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const { config } = await loadAgentConfig(options);
+  const run = readRunFile(config.agent.data_dir);
+  if (!run) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `no agent runs with the data folder ${config.agent.data_dir}`);
+  if (!run.metrics) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
+  let status: AgentStatus;
+  try {
+    const response = await fetch(`${run.metrics}/status`, { signal: AbortSignal.timeout(5000) });
+    if (!response.ok) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) answered HTTP ${response.status} on ${run.metrics}/status`);
+    status = (await response.json()) as AgentStatus;
+  } catch (error) {
+    if (error instanceof HadesError) throw error;
+    throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) did not answer on ${run.metrics}: ${(error as Error).message}`);
+  }
+  context.stdout.write(options['json'] ? `${JSON.stringify(status)}\n` : formatStatus(status));
+  return exitStatus.ok;
+}

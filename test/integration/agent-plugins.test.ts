@@ -1,0 +1,240 @@
+/**
+ * The agent daemon in-process with real plugin processes (test/fixtures/plugins/test-plugin.mjs)
+ * and the receiver double: supervision, budgets, protocol errors, the spool, reload, metrics,
+ * and a clean shutdown. The kernel driver is off here (see agent-daemon.test.ts for it).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Agent } from '../../src/agent/daemon/agent.js';
+import { agentConfig, EventSink, groupMembers, MemoryTransport, pluginManifest, waitFor, type AnyEvent } from '../helpers/agent.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-agent-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+interface YamlOptions {
+  /** Lines under `plugins:` after the common ones. */
+  readonly plugins?: string;
+  readonly heartbeatS?: number;
+  readonly logLevel?: string;
+  readonly dataDir?: string;
+}
+
+function baseYaml(options: YamlOptions = {}): string {
+  const data = options.dataDir ?? path.join(dir, `data-${n++}`);
+  return `
+agent: { data_dir: ${data}, heartbeat_s: ${options.heartbeatS ?? 3600}, drain_s: 2 }
+limits: { sustain_s: 5, cgroup: { enabled: false } }
+plugins:
+  driver: false
+  health_s: 1
+  grace_ms: 500
+${options.plugins ?? ''}
+metrics: { listen: "127.0.0.1:0" }
+log: { level: ${options.logLevel ?? 'debug'} }
+`;
+}
+
+interface Harness {
+  readonly agent: Agent;
+  readonly server: MemoryTransport;
+  readonly logs: EventSink;
+  readonly configFile: string;
+}
+
+async function startAgent(yaml: string): Promise<Harness> {
+  const configFile = path.join(dir, `agent-${n++}.yaml`);
+  writeFileSync(configFile, yaml);
+  const server = new MemoryTransport();
+  const logs = new EventSink();
+  const agent = new Agent({ config: agentConfig(yaml), configFile, version: '0.0.0-test', transports: [server], stderr: logs });
+  await agent.start();
+  return { agent, server, logs, configFile };
+}
+
+const plugins = (entries: [name: string, mode: string, extra?: string][]) =>
+  `  installed:\n${entries.map(([name, mode, extra]) => `    - { manifest: ${pluginManifest(dir, name, mode)}${extra ? `, ${extra}` : ''} }`).join('\n')}`;
+
+/** The test plugin's numbered events, from the plugin of that name (its mode is in each row). */
+const rows = (events: readonly AnyEvent[], plugin: string) =>
+  events.filter((e) => e['event'].action === 'inventory_change' && e['hades'].inventory.table === 'test' && e['hades'].inventory.row.plugin === plugin);
+const gapsOf = (events: readonly AnyEvent[], component: string) => events.filter((e) => e['event'].action === 'agent_gap' && e['hades'].gap.component === component);
+
+describe('agent daemon: plugin supervision', () => {
+  it('restarts a crashing plugin with growing backoff, reports each gap, and gives up after five short runs', async () => {
+    const h = await startAgent(baseYaml({ plugins: plugins([['crasher', 'crash']]) }));
+    try {
+      const status = await waitFor('the plugin to be given up', () => h.agent.status().plugins.find((p) => p.name === 'crasher' && p.state === 'failed'), 30_000);
+      assert.equal(status.restarts, 4);
+      assert.match(status.lastError ?? '', /HADES_ERR_PLUGIN_START.*failed 5 times in a row.*exit status 3/);
+      const gaps = gapsOf(h.server.events, 'crasher');
+      assert.equal(gaps.length, 4, 'one agent_gap per restart');
+      assert.ok(gaps.every((g) => g['hades'].gap.reason === 'exit status 3'));
+      // Backoff doubles: each gap lasts longer than the one before.
+      const lengths = gaps.map((g) => Date.parse(g['hades'].gap.end) - Date.parse(g['hades'].gap.start));
+      for (let i = 1; i < lengths.length; i++) assert.ok(lengths[i]! > lengths[i - 1]!, `gaps grow: ${lengths.join(', ')}`);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('stops and restarts a plugin that floods, one over its memory budget, one writing garbage frames and one that stops answering', async () => {
+    const yaml = baseYaml({
+      plugins: plugins([
+        ['flooder', 'flood', 'limits: { events_per_s: 500, cpu_percent: 400 }'],
+        ['hog', 'memory', 'config: { mb: 120 }, limits: { memory_mb: 80 }'],
+        ['garbler', 'garbage'],
+        ['sleeper', 'hang'],
+      ]),
+    });
+    const h = await startAgent(yaml);
+    try {
+      const done = await waitFor(
+        'every misbehaving plugin to be restarted',
+        () => {
+          const s = h.agent.status().plugins;
+          const restarted = (name: string) => (s.find((p) => p.name === name)?.restarts ?? 0) >= 1;
+          return ['flooder', 'hog', 'garbler', 'sleeper'].every(restarted) ? s : undefined;
+        },
+        40_000,
+        200,
+      );
+      const by = (name: string) => done.find((p) => p.name === name)!;
+      assert.ok(by('flooder').overBudgetRestarts >= 1);
+      assert.ok((by('flooder').dropped['rate_limited'] ?? 0) > 0, 'events over the rate limit are counted');
+      assert.ok(by('hog').overBudgetRestarts >= 1);
+      assert.ok(by('sleeper').unresponsiveRestarts >= 1);
+      await waitFor('the gap events', () => ['flooder', 'hog', 'garbler', 'sleeper'].every((c) => gapsOf(h.server.events, c).length >= 1) || undefined, 15_000);
+      assert.match(gapsOf(h.server.events, 'flooder')[0]!['hades'].gap.reason, /^flooding: over 500 events\/s for 5 s$/);
+      assert.match(gapsOf(h.server.events, 'hog')[0]!['hades'].gap.reason, /^over its memory budget: \d+ MB > 80 MB for 5 s$/);
+      assert.equal(gapsOf(h.server.events, 'garbler')[0]!['hades'].gap.reason, 'protocol error: HADES_ERR_FRAME_TOO_LARGE');
+      assert.match(gapsOf(h.server.events, 'sleeper')[0]!['hades'].gap.reason, /^unresponsive: no frame for \d+ s$/);
+      const codes = new Set(h.logs.events.map((l) => l['code'] ?? l['err']?.code));
+      for (const code of ['HADES_ERR_PLUGIN_OVER_BUDGET', 'HADES_ERR_PLUGIN_UNRESPONSIVE', 'HADES_ERR_FRAME_TOO_LARGE']) assert.ok(codes.has(code), `${code} logged`);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('drops and counts events that break the schema, and lets the good ones through', async () => {
+    const h = await startAgent(baseYaml({ plugins: plugins([['liar', 'invalid']]) }));
+    try {
+      await waitFor('good and bad events', () => (h.agent.status().plugins[0]?.dropped['invalid'] ?? 0) >= 10 && rows(h.server.events, 'liar').length >= 5);
+      assert.ok(!h.server.events.some((e) => e['event'].action === 'agent_health' && !e['hades'].health), 'a plugin cannot forge agent events');
+      assert.ok(h.logs.events.some((l) => l['code'] === 'HADES_ERR_EVENT_INVALID' && l['plugin'] === 'liar'));
+      assert.equal(h.agent.status().plugins[0]?.restarts, 0, 'invalid events do not restart the plugin');
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('does not start a plugin whose executable does not match its manifest, and runs the others', async () => {
+    const bad = pluginManifest(dir, 'swapped', 'count', { sha256: '0'.repeat(64) });
+    const yaml = baseYaml({ plugins: `  installed:\n    - { manifest: ${bad} }\n    - { manifest: ${pluginManifest(dir, 'good', 'count')}, config: { rate: 50 } }` });
+    const h = await startAgent(yaml);
+    try {
+      assert.ok(h.logs.events.some((l) => l['err']?.code === 'HADES_ERR_PLUGIN_HASH_MISMATCH'));
+      assert.deepEqual(h.agent.status().plugins.map((p) => [p.name, p.state]).sort(), [['good', 'running'], ['swapped', 'failed']]);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('kills the whole process group of a plugin that ignores the request to stop, leaving no process behind', async () => {
+    const h = await startAgent(baseYaml({ plugins: plugins([['mule', 'stubborn']]) }));
+    const pid = h.agent.status().plugins[0]!.pid!;
+    await waitFor('the plugin\'s child', () => groupMembers(pid).length >= 2 || undefined);
+    const started = Date.now();
+    await h.agent.stop();
+    assert.ok(Date.now() - started < 5000);
+    await waitFor('the plugin\'s group to be gone', () => groupMembers(pid).length === 0 || undefined, 2000);
+  });
+});
+
+describe('agent daemon: outputs and spool', () => {
+  it('spools while the receiver is down and, once it is back, delivers every event in order, none lost or twice', async () => {
+    const yaml = baseYaml({ plugins: plugins([['counter', 'count', 'config: { rate: 400 }']]) });
+    const configFile = path.join(dir, `agent-${n++}.yaml`);
+    writeFileSync(configFile, yaml);
+    const server = new MemoryTransport();
+    server.up = false;
+    const agent = new Agent({ config: agentConfig(yaml), configFile, version: '0.0.0-test', transports: [server], stderr: new EventSink() });
+    await agent.start();
+    try {
+      await waitFor('the spool to fill', () => (agent.status().pipeline.outputs[0]?.spool?.events ?? 0) >= 600 || undefined);
+      const down = agent.status().pipeline.outputs[0]!;
+      assert.equal(down.up, false);
+      assert.equal(down.out, 0);
+      assert.ok(server.refused > 0);
+      server.up = true;
+      await waitFor('the backlog to drain', () => agent.status().pipeline.outputs[0]?.spool?.events === 0 || undefined, 20_000);
+    } finally {
+      await agent.stop();
+    }
+    const numbers = rows(server.events, 'counter').map((e) => e['hades'].inventory.row.n as number);
+    assert.ok(numbers.length >= 600);
+    assert.deepEqual(numbers, numbers.map((_, i) => i), 'every event, in order, once');
+    const sequences = server.events.map((e) => e['event'].sequence as number);
+    assert.deepEqual(sequences, [...sequences].sort((a, b) => a - b), 'event.sequence increases across the whole stream');
+  });
+
+  it('keeps the running configuration when a reload brings a bad file, and applies a good one', async () => {
+    const dataDir = path.join(dir, `data-${n++}`);
+    const h = await startAgent(baseYaml({ dataDir }));
+    try {
+      writeFileSync(h.configFile, 'agent: { heartbeat_s: "often" }\nnonsense_key: 1\n');
+      const bad = await h.agent.reload();
+      assert.equal(bad.ok, false);
+      assert.deepEqual(bad.problems?.map((p) => p.code).sort(), ['HADES_ERR_CONFIG_TYPE', 'HADES_ERR_CONFIG_UNKNOWN_KEY']);
+      assert.equal(h.agent.status().lastReload?.ok, false);
+      assert.ok(h.logs.events.some((l) => l['code'] === 'HADES_ERR_CONFIG_INVALID'));
+      assert.equal(h.agent.log.level, 'debug', 'the old configuration stays');
+      writeFileSync(h.configFile, baseYaml({ dataDir, logLevel: 'warn' }));
+      const good = await h.agent.reload();
+      assert.equal(good.ok, true, good.message);
+      assert.equal(h.agent.log.level, 'warn');
+      assert.equal(h.agent.status().lastReload?.ok, true);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('serves Prometheus metrics and its status on loopback, and sends a heartbeat', async () => {
+    const yaml = baseYaml({ heartbeatS: 1, plugins: plugins([['ticker', 'count', 'config: { rate: 40 }']]) });
+    const h = await startAgent(yaml);
+    try {
+      const url = h.agent.status().metrics!;
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      await waitFor('a heartbeat', () => h.server.events.some((e) => e['event'].action === 'agent_health') || undefined, 10_000);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      for (const name of ['hades_agent_resident_memory_bytes', 'hades_plugin_up{plugin="ticker",state="running"} 1', 'hades_events_in_total{action="inventory_change"}', 'hades_spool_bytes{output="server"}', 'hades_output_up{output="server"} 1']) {
+        assert.ok(metrics.includes(name), `${name} in /metrics`);
+      }
+      const status = (await (await fetch(`${url}/status`)).json()) as { plugins: { name: string }[] };
+      assert.equal(status.plugins[0]?.name, 'ticker');
+      assert.equal((await fetch(`${url}/nope`)).status, 404);
+      assert.equal((await fetch(`${url}/metrics`, { method: 'POST' })).status, 405);
+      const health = h.server.events.find((e) => e['event'].action === 'agent_health')!;
+      assert.equal(health['hades'].health.plugins[0].name, 'ticker');
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('leaves no timer, socket or child process behind after stop', async () => {
+    const countOf = (list: string[]) => list.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r]: (acc[r] ?? 0) + 1 }), {});
+    const baseline = countOf(process.getActiveResourcesInfo());
+    const h = await startAgent(baseYaml({ plugins: plugins([['brief', 'count']]) }));
+    await waitFor('events', () => h.server.events.length > 0 || undefined);
+    await h.agent.stop();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = countOf(process.getActiveResourcesInfo());
+    for (const kind of new Set([...Object.keys(now), ...Object.keys(baseline)])) {
+      if (kind === 'Timeout') continue; // this test's own waits
+      assert.ok((now[kind] ?? 0) <= (baseline[kind] ?? 0), `${kind}: ${now[kind]} after stop, ${baseline[kind] ?? 0} before start`);
+    }
+  });
+});
