@@ -75,7 +75,9 @@ function attachAction(command: Command, spec: CommandSpec, context: CliContext, 
   command.action(async (...received: unknown[]) => {
     // Commander passes the declared arguments, then the options object, then the command.
     const args = received.slice(0, -2).map(String);
-    const options = (received.at(-2) ?? {}) as Record<string, unknown>;
+    // With globals: a parent that takes the same option (`agent --config` and `agent status
+    // --config`) would otherwise keep it for itself.
+    const options: Readonly<Record<string, unknown>> = (received.at(-1) as Command).optsWithGlobals();
     onExit(await run(context, args, options));
   });
 }

@@ -1,0 +1,205 @@
+/**
+ * `hades agent` as a process, as root, with the real kernel driver: events reach a file and an
+ * HTTP collector, `hades agent status` reports, the driver runs in its own cgroup, SIGHUP
+ * reloads (a bad file is refused and the old configuration stays), SIGTERM leaves nothing
+ * behind, and `kill -9` loses nothing the spool had taken.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { groupMembers, pluginManifest, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+const root = process.getuid?.() === 0;
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-daemon-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An HTTP collector that can refuse batches (503) while `down`. */
+class Collector {
+  readonly events: AnyEvent[] = [];
+  down = false;
+  private server: Server | undefined;
+  port = 0;
+
+  async start(port = 0): Promise<void> {
+    this.server = createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8').on('data', (d: string) => (body += d));
+      request.on('end', () => {
+        if (this.down) return void response.writeHead(503).end();
+        for (const line of body.split('\n')) if (line) this.events.push(JSON.parse(line) as AnyEvent);
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  stderr: string;
+  readonly exited: Promise<number | null>;
+}
+
+function startAgent(configFile: string): Running {
+  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'agent', '--config', configFile], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const running: Running = { child, stderr: '', exited: new Promise((resolve) => child.on('close', (code) => resolve(code))) };
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (running.stderr += d));
+  return running;
+}
+
+const hades = (...args: string[]) => spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, encoding: 'utf8' });
+
+function status(configFile: string): Record<string, any> | undefined {
+  const result = hades('agent', 'status', '--config', configFile, '--json');
+  return result.status === 0 ? (JSON.parse(result.stdout) as Record<string, any>) : undefined;
+}
+
+const logLines = (running: Running) => running.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AnyEvent);
+
+describe('hades agent (process, root, real driver)', { skip: root ? false : 'needs root' }, () => {
+  const collector = new Collector();
+  before(() => collector.start());
+  after(() => collector.stop());
+
+  it('delivers kernel events to a file and an HTTP collector, reports its status, reloads on SIGHUP, and stops clean', async () => {
+    const data = path.join(dir, 'data-a');
+    const eventsFile = path.join(dir, 'events-a.ndjson');
+    const cgroupName = `hades-test-${process.pid}`;
+    const config = (deny: string) => `
+agent: { data_dir: ${data}, heartbeat_s: 2, drain_s: 2 }
+limits: { cgroup: { enabled: true, name: ${cgroupName} } }
+driver: { deny_executables: [${deny}] }
+outputs:
+  file: { enabled: true, path: ${eventsFile} }
+  http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events", batch_events: 500 }
+spool: { fsync: always }
+metrics: { listen: "127.0.0.1:0" }
+`;
+    const configFile = path.join(dir, 'agent-a.yaml');
+    writeFileSync(configFile, config(''));
+    // `agent status` reads a configuration too (for the data folder): give it one that stays valid.
+    const statusConfig = path.join(dir, 'status-a.yaml');
+    writeFileSync(statusConfig, `agent: { data_dir: ${data} }\n`);
+    const agent = startAgent(configFile);
+    try {
+      const first = await waitFor('the agent to answer', () => status(configFile), 30_000, 200);
+      const driver = first['plugins'].find((p: AnyEvent) => p['name'] === 'driver');
+      assert.equal(driver?.state, 'running');
+      assert.equal(first['cgroup'].version, 1);
+      assert.match(readFileSync(`/proc/${driver.pid}/cgroup`, 'utf8'), new RegExp(`memory:.*/${cgroupName}/plugin-driver`), 'the driver runs in its own cgroup');
+
+      spawnSync('/bin/echo', ['hades-daemon-marker']);
+      const isMarker = (e: AnyEvent) => e['event'].action === 'exec' && (e['process'].args as string[]).includes('hades-daemon-marker');
+      await waitFor('the exec event at the collector', () => collector.events.some(isMarker) || undefined);
+      const fromFile = () => readFileSync(eventsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+      await waitFor('the exec event in the file', () => fromFile().some(isMarker) || undefined);
+      await waitFor('a heartbeat', () => collector.events.some((e) => e['event'].action === 'agent_health') || undefined, 10_000);
+
+      const person = hades('agent', 'status', '--config', configFile);
+      assert.equal(person.status, 0, person.stderr);
+      assert.match(person.stdout, /^hades agent .* pid \d+/);
+      assert.match(person.stdout, /driver\s+running/);
+      assert.match(person.stdout, /http\s+up/);
+
+      // A bad file: refused, logged with its problems, the agent runs on.
+      writeFileSync(configFile, 'outputs: { file: { enabled: maybe } }\n');
+      agent.child.kill('SIGHUP');
+      await waitFor('the rejected reload', () => status(statusConfig)?.['lastReload']?.ok === false || undefined);
+      // (status() blocks this process's event loop: the agent's log lines arrive after it)
+      await waitFor('the coded log line', () => logLines(agent).some((l) => l['code'] === 'HADES_ERR_CONFIG_INVALID') || undefined, 5000);
+      // A good one: applied in place (a new in-kernel filter).
+      writeFileSync(configFile, config('/bin/echo'));
+      agent.child.kill('SIGHUP');
+      await waitFor('the accepted reload', () => status(statusConfig)?.['lastReload']?.ok === true || undefined);
+      const before = collector.events.length;
+      spawnSync('/bin/echo', ['hades-daemon-filtered']);
+      spawnSync('/bin/true', ['hades-daemon-after']);
+      await waitFor('the exec after the reload', () => collector.events.slice(before).some((e) => e['event'].action === 'exec' && (e['process'].args as string[]).includes('hades-daemon-after')) || undefined);
+      assert.ok(!collector.events.some((e) => e['event'].action === 'exec' && (e['process'].args as string[]).includes('hades-daemon-filtered')), 'the new filter applies');
+
+      agent.child.kill('SIGTERM');
+      assert.equal(await agent.exited, 0, agent.stderr);
+      assert.deepEqual(groupMembers(driver.pid as number), [], 'the driver is gone');
+      assert.ok(!existsSync(path.join(data, 'agent.json')), 'the run file is removed');
+      for (const hierarchy of ['cpu', 'memory']) {
+        const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1]?.split(',').includes(hierarchy));
+        const base = path.join('/sys/fs/cgroup', hierarchy, line?.split(':')[2] ?? '/', cgroupName);
+        assert.ok(!existsSync(base), `${base} is removed`);
+      }
+      const hades_status = hades('agent', 'status', '--config', configFile);
+      assert.equal(hades_status.status, 3);
+      assert.match(hades_status.stderr, /HADES_ERR_AGENT_NOT_RUNNING/);
+    } finally {
+      agent.child.kill('SIGKILL');
+    }
+  });
+
+  it('loses nothing the spool took when the agent is killed with SIGKILL while its receiver is down', async () => {
+    const data = path.join(dir, 'data-b');
+    const manifest = pluginManifest(dir, 'numbers', 'count');
+    const configFile = path.join(dir, 'agent-b.yaml');
+    writeFileSync(
+      configFile,
+      `
+agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins:
+  driver: false
+  installed:
+    - { manifest: ${manifest}, config: { rate: 1000 } }
+outputs:
+  http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events" }
+spool: { fsync: interval }
+metrics: { listen: "127.0.0.1:0" }
+`,
+    );
+    collector.down = true;
+    collector.events.length = 0;
+    const first = startAgent(configFile);
+    let spooled = 0;
+    let pluginPid = 0;
+    try {
+      const s = await waitFor(
+        'the spool to fill',
+        () => {
+          const now = status(configFile);
+          return (now?.['pipeline'].outputs[0].spool.events ?? 0) >= 1500 ? now : undefined;
+        },
+        30_000,
+        200,
+      );
+      spooled = s['pipeline'].outputs[0].spool.events as number;
+      pluginPid = s['plugins'][0].pid as number;
+    } finally {
+      first.child.kill('SIGKILL');
+    }
+    await first.exited;
+    await waitFor('the orphaned plugin to exit', () => groupMembers(pluginPid).length === 0 || undefined, 5000);
+    collector.down = false;
+    const second = startAgent(configFile);
+    try {
+      const runA = await waitFor('the first run\'s events', () => collector.events[0]?.['hades'].inventory.row.run as string | undefined);
+      const fromA = () => collector.events.filter((e) => e['hades']?.inventory?.row.run === runA).map((e) => e['hades'].inventory.row.n as number);
+      // The spool delivers in order: once the second run's events arrive, the first run's are all in.
+      await waitFor('the backlog', () => collector.events.some((e) => e['hades']?.inventory?.row.run !== runA) || undefined, 20_000, 100);
+      const numbers = fromA();
+      assert.ok(numbers.length >= spooled, `${numbers.length} delivered, ${spooled} were in the spool`);
+      assert.deepEqual(numbers, numbers.map((_, i) => i), 'in order, none missing, none twice');
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exited;
+    }
+  });
+});
