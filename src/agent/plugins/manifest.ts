@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { Ajv, Options as AjvOptions, ValidateFunction } from 'ajv';
 import { HadesError } from '../../common/errors.js';
 import { PluginManifestSchema, type PluginManifest } from '../../common/plugins/protocol.js';
 
@@ -76,7 +77,15 @@ export function verifyExecutable(manifest: LoadedManifest): void {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+/** Loaded on first use: most agents run no plugin with a config schema, and ajv costs memory. */
+let ajv: Ajv | undefined;
+function validatorCompiler(): Ajv {
+  if (!ajv) {
+    const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as { Ajv: new (options: AjvOptions) => Ajv };
+    ajv = new AjvClass({ allErrors: true, strict: false });
+  }
+  return ajv;
+}
 const validators = new WeakMap<object, ValidateFunction>();
 
 function configValidator(manifest: PluginManifest, file: string): ValidateFunction | undefined {
@@ -85,7 +94,7 @@ function configValidator(manifest: PluginManifest, file: string): ValidateFuncti
   let validate = validators.get(schema);
   if (!validate) {
     try {
-      validate = ajv.compile(schema);
+      validate = validatorCompiler().compile(schema);
     } catch (error) {
       throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file}: config_schema is not a valid JSON Schema: ${(error as Error).message}`);
     }
