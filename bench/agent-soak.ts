@@ -3,13 +3,15 @@
  *
  *   node dist/bench/agent-soak.js [IDLE_SECONDS=300] [SOAK_MINUTES=30]
  *
+ * Either phase can be skipped with 0: the idle phase needs a quiet machine (the agent sees every
+ * process of the host), the soak does not.
  * Needs root. Runs `hades agent` with the kernel driver (all hooks) and the rotated file output.
  * 1. Idle: CPU of agent + driver averaged over IDLE_SECONDS, and their resident memory.
  * 2. Soak: SOAK_MINUTES of mixed load: every minute a 5 s exec storm (../shared/bench/storm.c,
  *    2 workers) and, all the time, ~200 UDP connects per second to changing ports. Resident
  *    memory of agent + driver is sampled every 10 s; growth is the last 5 minutes' average
  *    against the average of the 5 minutes after warm-up (the first 5 minutes of the soak).
- * Prints a Markdown summary and writes every sample to bench-soak.json in the working folder.
+ * Prints a Markdown summary and writes every sample to hades-bench-soak.json in the temp folder.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,8 +77,23 @@ async function main(): Promise<void> {
   const idle = samples.filter((s) => s.phase === 'idle');
   const first = idle[0]!;
   const last = idle.at(-1)!;
-  const idleCpu = ((last.agentTicks + last.driverTicks - first.agentTicks - first.driverTicks) / (last.t - first.t)) * 1; // ticks/s = % of a core
-  const idleRss = (last.agentKb + last.driverKb) / 1024;
+  const lines = [`Run: ${new Date().toISOString()}, kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`, '', '| measure | result |', '|---|---|'];
+  if (idleSeconds > 0) {
+    // Clock ticks are 10 ms: ticks per second is percent of one core.
+    const idleCpu = (last.agentTicks + last.driverTicks - first.agentTicks - first.driverTicks) / (last.t - first.t);
+    lines.push(
+      `| idle CPU, agent + driver, over ${Math.round(last.t - first.t)} s | ${idleCpu.toFixed(2)}% of a core |`,
+      `| idle resident memory, agent + driver | ${((last.agentKb + last.driverKb) / 1024).toFixed(1)} MB (agent ${(last.agentKb / 1024).toFixed(1)}, driver ${(last.driverKb / 1024).toFixed(1)}) |`,
+    );
+  }
+  if (soakMinutes <= 0) {
+    const closed = new Promise((resolve) => agent.on('close', resolve));
+    agent.kill('SIGTERM');
+    await closed;
+    rmSync(work, { recursive: true, force: true });
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return;
+  }
 
   // Soak.
   const connects = spawn(process.execPath, ['-e', CONNECTS], { stdio: 'ignore' });
@@ -109,23 +126,17 @@ async function main(): Promise<void> {
   const closed = new Promise((resolve) => agent.on('close', resolve));
   agent.kill('SIGTERM');
   await closed;
-  writeFileSync('bench-soak.json', JSON.stringify({ idleSeconds, soakMinutes, bursts, execs, samples }, null, 1));
+  writeFileSync(path.join(tmpdir(), 'hades-bench-soak.json'), JSON.stringify({ idleSeconds, soakMinutes, bursts, execs, samples }, null, 1));
   rmSync(work, { recursive: true, force: true });
 
-  const lines = [
-    `Run: ${new Date().toISOString()}, kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`,
-    '',
-    '| measure | result |',
-    '|---|---|',
-    `| idle CPU, agent + driver, over ${last.t - first.t} s | ${idleCpu.toFixed(2)}% of a core |`,
-    `| idle resident memory, agent + driver | ${idleRss.toFixed(1)} MB (agent ${(last.agentKb / 1024).toFixed(1)}, driver ${(last.driverKb / 1024).toFixed(1)}) |`,
+  lines.push(
     `| soak | ${(soakSeconds / 60).toFixed(0)} min, ${bursts} storm bursts (${execs} execs), ~200 connects/s throughout |`,
     `| soak CPU, agent + driver (average) | ${soakCpu.toFixed(1)}% of a core |`,
     `| resident memory after warm-up (minutes 5-10) | ${warm.toFixed(1)} MB |`,
     `| resident memory, last 5 minutes | ${end.toFixed(1)} MB |`,
     `| growth after warm-up | ${(((end - warm) / warm) * 100).toFixed(1)}% |`,
     `| peak | ${peak.toFixed(1)} MB |`,
-  ];
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
