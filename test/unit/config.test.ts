@@ -43,7 +43,7 @@ describe('configuration', () => {
     const [p] = problems('telemetry: true\n');
     assert.equal(p?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
     assert.equal(p?.suggestion, undefined);
-    assert.match(p?.message ?? '', /known keys here: driver, privilege, protect, limits, process_tree, hashing, log/);
+    assert.match(p?.message ?? '', /known keys here: agent, plugins, outputs, spool, metrics, driver, privilege, protect, limits, process_tree, hashing, log/);
   });
 
   it('reports a wrong type with line and column', () => {
