@@ -3,9 +3,8 @@
  * PluginProcess set up with the driver's error codes. Supervision itself (process group,
  * restart with backoff, gap, grace period) lives in ../plugins/plugin-process.ts.
  */
-import type { HadesError } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
-import { PluginProcess, type PluginAck, type PluginGap, type PluginHello } from '../plugins/plugin-process.js';
+import { PluginProcess, type PluginAck, type PluginGap, type PluginHandlers, type PluginHello } from '../plugins/plugin-process.js';
 
 export const FrameType = PluginFrame;
 
@@ -66,18 +65,9 @@ export function encodeHook(requestId: number, enable: boolean, name: string): Ui
 
 export type DriverGap = PluginGap;
 
-export interface DriverHandlers {
-  onHello?(hello: DriverHello): void;
+/** The plugin handlers, with RECORDS frames decoded by the caller instead of `onFrame`. */
+export interface DriverHandlers extends Omit<PluginHandlers<DriverHello, DriverStats>, 'onFrame'> {
   onRecords(payload: Uint8Array): void;
-  onStats?(stats: DriverStats): void;
-  onLog?(entry: Readonly<Record<string, unknown>>): void;
-  onGap?(gap: DriverGap): void;
-  onExit?(reason: string): void;
-  onSpawn?(pid: number): void;
-  /** A frame that could not be decoded; the driver is killed and restarted. */
-  onProtocolError?(error: HadesError): void;
-  /** The driver cannot be kept running (repeated start failures); the agent decides what next. */
-  onFatal?(error: HadesError): void;
 }
 
 export interface DriverOptions {
