@@ -224,6 +224,27 @@ describe('agent daemon: outputs and spool', () => {
     }
   });
 
+  it('asks to be restarted (status 75) when the agent itself stays over its memory budget', async () => {
+    const yaml = baseYaml().replace('limits: { sustain_s: 5,', 'limits: { sustain_s: 5, memory_mb: 32,');
+    let fatal: { code: string; status: number } | undefined;
+    const agent = new Agent({
+      config: agentConfig(yaml),
+      version: '0.0.0-test',
+      stderr: new EventSink(),
+      onFatal: (error, status) => {
+        fatal ??= { code: error.code, status };
+      },
+    });
+    await agent.start();
+    try {
+      // This test process is the agent here, and it is well over 32 MB.
+      const reported = await waitFor('the over-budget report', () => fatal, 15_000, 200);
+      assert.deepEqual(reported, { code: 'HADES_ERR_AGENT_OVER_BUDGET', status: 75 });
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('leaves no timer, socket or child process behind after stop', async () => {
     const countOf = (list: string[]) => list.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r]: (acc[r] ?? 0) + 1 }), {});
     const baseline = countOf(process.getActiveResourcesInfo());
