@@ -160,6 +160,7 @@ plugins:
   installed:
     - { manifest: ${manifest}, config: { rate: 1000 } }
 outputs:
+  file: { enabled: false }
   http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events" }
 spool: { fsync: interval }
 metrics: { listen: "127.0.0.1:0" }

@@ -33,6 +33,7 @@ plugins:
   health_s: 1
   grace_ms: 500
 ${options.plugins ?? ''}
+outputs: { file: { enabled: false } }
 metrics: { listen: "127.0.0.1:0" }
 log: { level: ${options.logLevel ?? 'debug'} }
 `;

@@ -65,7 +65,7 @@ export const AgentConfigSchema = Type.Object(
         ),
         file: Type.Object(
           {
-            enabled: Type.Boolean({ default: false, description: 'Write events as NDJSON to a file.' }),
+            enabled: Type.Boolean({ default: true, description: 'Write events as NDJSON to a file (on by default until the server output comes: an agent without an output would only count events).' }),
             path: Type.String({ minLength: 1, pattern: '^/', default: '/var/log/hades/events.ndjson', description: 'Path of the file; rotated files get .1, .2, ...' }),
             max_mb: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 100, description: 'Size at which the file rotates.' }),
             max_files: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Rotated files kept.' }),
