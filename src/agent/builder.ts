@@ -36,14 +36,16 @@ const CAPABILITIES = [
   'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
-const capabilityCache = new Map<string, readonly string[]>();
+const capabilityCache = new Map<number, readonly string[]>();
 
 /** Capability names of a mask; the same array for the same mask (events share it, read-only). */
 export function capabilityNames([low, high]: readonly [number, number]): readonly string[] {
-  const key = `${low}:${high}`;
+  // One number for both words (exact while the high word stays under 2^21: 40 capabilities today).
+  if (high >>> 0 >= 2 ** 21) return computeCapabilityNames(low, high);
+  const key = (high >>> 0) * 2 ** 32 + (low >>> 0);
   let names = capabilityCache.get(key);
   if (!names) {
-    names = computeCapabilityNames(low, high);
+    names = Object.freeze(computeCapabilityNames(low, high));
     if (capabilityCache.size < 256) capabilityCache.set(key, names);
   }
   return names;
@@ -115,17 +117,37 @@ export function missingPaths(mask: number): string[] {
 
 let isoSecond = -1;
 let isoPrefix = '';
+const isoPrefixes = new Map<number, string>();
+
+/** "000" to "999", and the same with the final "Z": timestamps are put together from these without number formatting. */
+const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const DIGITS3Z = DIGITS3.map((d) => `${d}Z`);
 
 /** Wall-clock ISO 8601 with microseconds from nanoseconds since the epoch. */
 export function isoFromNs(ns: number): string {
   // The date and time up to the second is formatted once per second: events come in bursts.
-  const second = Math.floor(ns / 1e9);
-  if (second !== isoSecond) {
-    isoSecond = second;
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+  let second = Math.floor(ns / 1e9);
+  let micros = Math.floor((ns - second * 1e9) / 1e3);
+  // A double near a second's boundary may round into the next second or back: carry.
+  if (micros < 0) {
+    second--;
+    micros += 1e6;
+  } else if (micros >= 1e6) {
+    second++;
+    micros -= 1e6;
   }
-  const micros = Math.floor((ns - second * 1e9) / 1e3);
-  return `${isoPrefix}.${micros < 100000 ? (micros < 10000 ? (micros < 1000 ? (micros < 100 ? (micros < 10 ? '00000' : '0000') : '000') : '00') : '0') : ''}${micros}Z`;
+  if (second !== isoSecond) {
+    // An event's own time and its parent's start time alternate: remember more than one second.
+    let prefix = isoPrefixes.get(second);
+    if (prefix === undefined) {
+      prefix = `${new Date(second * 1000).toISOString().slice(0, 19)}.`;
+      if (isoPrefixes.size >= 1024) isoPrefixes.clear();
+      isoPrefixes.set(second, prefix);
+    }
+    isoSecond = second;
+    isoPrefix = prefix;
+  }
+  return isoPrefix + DIGITS3[Math.floor(micros / 1000)] + DIGITS3Z[micros % 1000];
 }
 
 /** Characters of arguments kept per ancestor: the full list is in that process's own exec event. */
@@ -149,7 +171,11 @@ function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
   return Object.freeze({ pid: node.pid, entity_id: node.entityId, name: node.name, executable: node.executable, args, args_truncated: truncated });
 }
 
-const EXEC_CATEGORY = ['process'];
+/**
+ * event.category of the process events made here: one array shared by all of them, by which
+ * serialize.ts recognises the fixed shapes below (it writes those without JSON.stringify).
+ */
+export const EXEC_CATEGORY = ['process'];
 const START_TYPE = ['start'];
 const END_TYPE = ['end'];
 const CHANGE_TYPE = ['change'];
@@ -164,16 +190,23 @@ export function containerFromCgroup(cgroupPath: string): { id: string; runtime?:
 
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 
+// The streams without an inode are the same object in every event (read-only, like the rest).
+const STDIO_NONE = Object.freeze({ type: 'none' as const });
+const STDIO_TTY = Object.freeze({ type: 'tty' as const });
+const STDIO_CHAR = Object.freeze({ type: 'char_device' as const });
+const STDIO_UNKNOWN = Object.freeze({ type: 'unknown' as const });
+const STDIO_OTHER = Object.freeze({ type: 'other' as const });
+
 function stdioStream(fd: FdInfo) {
   switch (fd.kind) {
     case 'none':
-      return { type: 'none' as const };
+      return STDIO_NONE;
     case 'pipe':
       return { type: 'pipe' as const, inode: fd.inode };
     case 'file':
       return { type: 'file' as const, inode: fd.inode };
     case 'char':
-      return { type: TTY_MAJORS.has(fd.rdev >>> 20) ? ('tty' as const) : ('char_device' as const) };
+      return TTY_MAJORS.has(fd.rdev >>> 20) ? STDIO_TTY : STDIO_CHAR;
     case 'socket': {
       const family = fd.family === AF_INET ? 'ipv4' : fd.family === AF_INET6 ? 'ipv6' : fd.family === AF_UNIX ? 'unix' : 'other';
       const transport = fd.protocol === IPPROTO_TCP || (fd.sockType === 1 && family !== 'unix') ? 'tcp' : fd.protocol === IPPROTO_UDP || (fd.sockType === 2 && family !== 'unix') ? 'udp' : 'other';
@@ -190,9 +223,9 @@ function stdioStream(fd: FdInfo) {
       return { type: 'socket' as const, inode: fd.inode, socket };
     }
     case 'unknown':
-      return { type: 'unknown' as const };
+      return STDIO_UNKNOWN;
     default:
-      return { type: 'other' as const };
+      return STDIO_OTHER;
   }
 }
 
@@ -202,6 +235,15 @@ export function exitCodeOf(waitStatus: number): number {
   return signal !== 0 ? 128 + signal : (waitStatus >>> 8) & 0xff;
 }
 
+/** Ancestors shared by the events of siblings (read-only, like the entries in it). */
+interface Lineage {
+  readonly list: readonly Readonly<Record<string, unknown>>[];
+  /** " < parent(pid) < grandparent(pid) ...". */
+  readonly above: string;
+}
+
+const NO_ANCESTORS: Lineage['list'] = Object.freeze([]);
+
 export class EventBuilder {
   private readonly sequencer: Sequencer;
   private readonly host: Record<string, unknown>;
@@ -210,6 +252,8 @@ export class EventBuilder {
   private users = new Map<number, { id: string; name?: string }>();
   private groups = new Map<number, { id: string; name?: string }>();
   private accountsVersion = -1;
+  /** Per parent's ancestor entry: its children's ancestor list and the ancestry line above them. */
+  private readonly lineages = new WeakMap<object, Lineage>();
   /** CLOCK_REALTIME - CLOCK_BOOTTIME in ns, from the driver's HELLO. */
   bootTimeNs = 0;
   backend = 'ebpf';
@@ -221,9 +265,10 @@ export class EventBuilder {
     private readonly options: BuilderOptions,
   ) {
     const { host } = options;
-    this.agent = { version: options.agentVersion, type: 'hades' };
+    // Shared by every event and serialised once (serialize.ts): frozen, like the users and groups.
+    this.agent = Object.freeze({ version: options.agentVersion, type: 'hades' as const });
     this.sequencer = options.sequencer ?? new Sequencer();
-    this.host = { name: host.name, hostname: host.name, architecture: host.architecture, os: { type: 'linux', kernel: host.kernel } };
+    this.host = Object.freeze({ name: host.name, hostname: host.name, architecture: host.architecture, os: Object.freeze({ type: 'linux', kernel: host.kernel }) });
   }
 
   /** Applies a record to the process tree and returns its event (a promise only while a hash is computed). */
@@ -353,15 +398,33 @@ export class EventBuilder {
   /** The `hades` part every process event carries: ancestors (parent first) and the one-line ancestry. */
   lineage(node: ProcessNode, process: Record<string, unknown> | undefined, missing: number) {
     const ancestors = this.tree.ancestors(node.pid, this.options.ancestors);
-    let line = `${node.name}(${node.pid})`;
-    const list = new Array<Record<string, unknown>>(ancestors.length);
-    for (let i = 0; i < ancestors.length; i++) {
-      const a = ancestors[i] as ProcessNode;
+    let list = NO_ANCESTORS;
+    let above = '';
+    if (ancestors.length > 0) {
+      const parent = ancestors[0] as ProcessNode;
       // The same entry serves every descendant's events until the process executes again.
-      list[i] = a.asAncestor ??= asAncestor(a);
-      line += ` < ${a.name}(${a.pid})`;
+      const first = (parent.asAncestor ??= asAncestor(parent));
+      // Siblings share their list and its part of the ancestry line, while the chain is the same.
+      const known = this.lineages.get(first);
+      let same = known !== undefined && known.list.length === ancestors.length;
+      for (let i = 1; same && i < ancestors.length; i++) {
+        const a = ancestors[i] as ProcessNode;
+        same = (known as Lineage).list[i] === (a.asAncestor ??= asAncestor(a));
+      }
+      if (same) {
+        ({ list, above } = known as Lineage);
+      } else {
+        const entries = new Array<Readonly<Record<string, unknown>>>(ancestors.length);
+        for (let i = 0; i < ancestors.length; i++) {
+          const a = ancestors[i] as ProcessNode;
+          entries[i] = a.asAncestor ??= asAncestor(a);
+          above += ` < ${a.name}(${a.pid})`;
+        }
+        list = Object.freeze(entries);
+        this.lineages.set(first, { list, above });
+      }
     }
-    return { backend: this.backend, process, ancestors: list, ancestry: line, missing: missing === 0 ? undefined : missingPaths(missing) };
+    return { backend: this.backend, process, ancestors: list, ancestry: `${node.name}(${node.pid})${above}`, missing: missing === 0 ? undefined : missingPaths(missing) };
   }
 
   parentRef(ppid: number, parentStartNs: number) {
@@ -381,7 +444,7 @@ export class EventBuilder {
     let entry = this.users.get(id);
     if (!entry) {
       const name = this.accounts.user(id);
-      entry = name === undefined ? { id: String(id) } : { id: String(id), name };
+      entry = Object.freeze(name === undefined ? { id: String(id) } : { id: String(id), name });
       if (this.users.size < 4096) this.users.set(id, entry);
     }
     return entry;
@@ -391,7 +454,7 @@ export class EventBuilder {
     let entry = this.groups.get(id);
     if (!entry) {
       const name = this.accounts.group(id);
-      entry = name === undefined ? { id: String(id) } : { id: String(id), name };
+      entry = Object.freeze(name === undefined ? { id: String(id) } : { id: String(id), name });
       if (this.groups.size < 4096) this.groups.set(id, entry);
     }
     return entry;

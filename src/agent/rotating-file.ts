@@ -3,7 +3,7 @@
  * `maxFiles` rotated files. Writes are synchronous appends, so what was written survives a
  * crash of the agent and no write is in flight at shutdown. Used by the NDJSON file output.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
 
@@ -15,9 +15,14 @@ export interface RotatingFileOptions {
   readonly mode?: number;
 }
 
+/** How often a write checks that the path still names the open file (moved or deleted by someone else). */
+const CHECK_PATH_MS = 5000;
+
 export class RotatingFile {
   private fd: number | undefined;
+  private ino = 0;
   private size = 0;
+  private checkedAt = 0;
   rotations = 0;
 
   constructor(private readonly options: RotatingFileOptions) {}
@@ -32,7 +37,10 @@ export class RotatingFile {
     try {
       mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o750 });
       this.fd = openSync(this.options.file, 'a', this.options.mode ?? 0o640);
-      this.size = fstatSync(this.fd).size;
+      const stat = fstatSync(this.fd);
+      this.size = stat.size;
+      this.ino = stat.ino;
+      this.checkedAt = Date.now();
     } catch (error) {
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
@@ -40,8 +48,13 @@ export class RotatingFile {
 
   /** Appends a chunk, rotating first when it would pass the size limit. Throws HADES_ERR_OUTPUT_FAILED. */
   write(chunk: Uint8Array): void {
+    this.reopenIfMoved();
     this.open();
-    if (this.size > 0 && this.size + chunk.length > this.options.maxBytes) this.rotate();
+    try {
+      if (this.size > 0 && this.size + chunk.length > this.options.maxBytes) this.rotate();
+    } catch (error) {
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot rotate ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
     try {
       let offset = 0;
       while (offset < chunk.length) offset += writeSync(this.fd!, chunk, offset, chunk.length - offset);
@@ -49,6 +62,19 @@ export class RotatingFile {
     } catch (error) {
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot write ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
+  }
+
+  /** A file moved or deleted by someone else (an external logrotate): start a new one at the path. */
+  private reopenIfMoved(): void {
+    if (this.fd === undefined || Date.now() - this.checkedAt < CHECK_PATH_MS) return;
+    this.checkedAt = Date.now();
+    let ino = 0;
+    try {
+      ino = statSync(this.options.file).ino;
+    } catch {
+      // gone
+    }
+    if (ino !== this.ino) this.close();
   }
 
   private rotate(): void {
@@ -62,7 +88,12 @@ export class RotatingFile {
         // that generation does not exist yet
       }
     }
-    renameSync(file, `${file}.1`);
+    try {
+      renameSync(file, `${file}.1`);
+    } catch (error) {
+      // Already moved away by someone else: the new file simply starts.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
     this.rotations++;
     this.open();
   }

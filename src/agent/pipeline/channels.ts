@@ -128,7 +128,7 @@ export class StreamChannel implements OutputChannel {
       this.drop('rate_limited');
       return true;
     }
-    if (this.limits.bytes && !this.limits.bytes.tryTake(line.length + 1)) {
+    if (this.limits.bytes && !this.limits.bytes.tryTake(Buffer.byteLength(line) + 1)) {
       this.drop('rate_limited');
       return true;
     }
@@ -363,7 +363,7 @@ export class SpooledChannel implements OutputChannel {
       out: this.delivered,
       bytesOut: this.bytesOut,
       dropped,
-      queued: this.pending.length,
+      queued: this.pending.length + this.held.reduce((n, record) => n + record.readUInt32LE(0), 0),
       spool: { records: spool.records, events: spool.events, bytes: spool.bytes, segments: spool.segments },
       up: this.up,
       ...(this.lastError ? { lastError: this.lastError } : {}),

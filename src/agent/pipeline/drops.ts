@@ -30,9 +30,11 @@ export class DropReporter {
     const since = this.since.toISOString();
     for (const { component, hook, reason, total } of counts) {
       const key = `${component}/${hook}/${reason}`;
-      const delta = total - (this.reported.get(key) ?? 0);
-      if (delta <= 0) continue;
+      const previous = this.reported.get(key) ?? 0;
+      // A counter that went down was started afresh (a restarted plugin, rebuilt outputs).
+      const delta = total >= previous ? total - previous : total;
       this.reported.set(key, total);
+      if (delta <= 0) continue;
       out.push({ component, hook, reason, count: delta, since });
     }
     this.since = now;

@@ -35,8 +35,8 @@ export class EventStamp {
     const sequence = this.sequencer.next();
     const given = (body['event'] ?? {}) as Record<string, unknown>;
     const event: Record<string, unknown> = {
-      '@timestamp': timestamp ?? (typeof body['@timestamp'] === 'string' ? body['@timestamp'] : new Date().toISOString()),
       ...body,
+      '@timestamp': timestamp ?? (typeof body['@timestamp'] === 'string' ? body['@timestamp'] : new Date().toISOString()),
       event: {
         ...given,
         id: this.sequencer.id(sequence),

@@ -24,13 +24,14 @@ export interface LoadedManifest extends PluginManifest {
 
 /** Reads and checks a manifest; throws HADES_ERR_PLUGIN_MANIFEST with every problem. */
 export function loadManifest(file: string): LoadedManifest {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (error) {
     throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  if (text.length > MAX_MANIFEST_BYTES) throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  if (bytes.length > MAX_MANIFEST_BYTES) throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const text = bytes.toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

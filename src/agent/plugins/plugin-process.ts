@@ -122,6 +122,8 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   private restartReason: string | undefined;
   private stderrTail = '';
   private paused = false;
+  /** A child killed for a protocol error: its remaining frames are ignored. */
+  private condemned: Child | undefined;
   private firstHello: { resolve: (h: H) => void; reject: (e: HadesError) => void } | undefined;
   private nextRequestId = 1;
   private readonly pendingAcks = new Map<number, { resolve: (ack: PluginAck) => void; timer: NodeJS.Timeout }>();
@@ -223,6 +225,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.restartReason ??= reason;
     this.lastError = reason;
     if (now) {
+      this.condemned = child;
       killGroup(child, 'SIGKILL');
       return;
     }
@@ -286,7 +289,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   }
 
   private onData(child: Child, chunk: Buffer): void {
-    if (child !== this.child) return;
+    if (child !== this.child || this.condemned === child) return;
     this.lastFrameAt = Date.now();
     let frames: Frame[];
     try {
@@ -296,7 +299,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       return;
     }
     for (const frame of frames) {
-      if (child !== this.child) return;
+      if (child !== this.child || this.condemned === child) return;
       switch (frame.type) {
         case PluginFrame.hello:
           this.onHello(child, frame.payload);
@@ -363,6 +366,8 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   }
 
   private protocolError(child: Child, error: HadesError): void {
+    // Nothing more it sent counts: frames still in the pipe may not be read as valid.
+    this.condemned = child;
     this.handlers.onProtocolError?.(error);
     this.restartReason ??= `protocol error: ${error.code}`;
     this.lastError = error.toLine();

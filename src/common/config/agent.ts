@@ -102,7 +102,7 @@ export const AgentConfigSchema = Type.Object(
     metrics: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'Serve Prometheus metrics (/metrics) and the status (/status) over HTTP.' }),
-        listen: Type.String({ pattern: '^(127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}|\\[::1\\]|localhost):\\d{1,5}$', default: '127.0.0.1:9479', description: 'Loopback address and port (port 0 picks a free one; the run file in agent.data_dir says which).' }),
+        listen: Type.String({ pattern: '^(127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}|\\[::1\\]|localhost):(6553[0-5]|655[0-2]\\d|65[0-4]\\d\\d|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})$', default: '127.0.0.1:9479', description: 'Loopback address and port (port 0 picks a free one; the run file in agent.data_dir says which).' }),
       },
       { additionalProperties: false, default: {}, description: 'Health and metrics endpoint, on loopback only.' },
     ),

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { AgentStatus } from '../../src/agent/daemon/agent.js';
+import { MetricsServer } from '../../src/agent/daemon/metrics.js';
+import { runHades } from '../helpers/cli.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-agent-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let dataDirs = 0;
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** A configuration whose agent.data_dir is a fresh folder under the test folder. */
+function agentConfigFile(name: string, more = ''): { config: string; dataDir: string } {
+  const dataDir = path.join(dir, `data-${++dataDirs}`);
+  return { config: file(name, `agent:\n  data_dir: ${dataDir}\n${more}`), dataDir };
+}
+
+/** Asserts a failure: the status, and a last stderr line carrying the code. */
+function assertCodedFailure(result: { status: number | null; stderr: string }, status: number, code: string): string {
+  assert.equal(result.status, status, result.stderr);
+  const last = result.stderr.trimEnd().split('\n').at(-1) ?? '';
+  assert.match(last, new RegExp(`^hades: ${code}: `));
+  return last;
+}
+
+function status(): AgentStatus {
+  return {
+    version: '9.8.7',
+    pid: process.pid,
+    hostname: 'host-a',
+    started: '2026-01-01T00:00:00.000Z',
+    uptimeS: 75,
+    cpuPercent: 1.5,
+    memoryRssBytes: 50 * 1024 * 1024,
+    memoryBudgetBytes: 128 * 1024 * 1024,
+    openFds: 33,
+    pipeline: {
+      in: 7,
+      byAction: { inventory_change: 7 },
+      paused: false,
+      outputs: [{ name: 'server', in: 7, out: 4, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } }],
+    },
+    plugins: [
+      {
+        name: 'acme',
+        state: 'running',
+        pid: 1234,
+        restarts: 2,
+        eventsIn: 7,
+        eventsPerSecond: 1,
+        dropped: {},
+        budget: { cpuPercent: 10, memoryBytes: 200 * 1024 * 1024, maxOpenFiles: 1024, eventsPerSecond: 5000 },
+        overBudgetRestarts: 0,
+        unresponsiveRestarts: 0,
+      },
+    ],
+    eventsDropped: 0,
+    drops: [],
+    log: { lines: 3, dropped: 0, suppressed: 0, rotations: 0, writeErrors: 0 },
+    cgroup: { unavailable: 'test' },
+  };
+}
+
+describe('hades agent, bad configuration', { concurrency: true }, () => {
+  it('fails with HADES_ERR_CONFIG_READ on a missing configuration file', async () => {
+    const missing = path.join(dir, 'missing.yaml');
+    const r = await runHades(['agent', '--config', missing]);
+    // HADES_ERR_CONFIG_READ is an environment error: exit status 3 (docs/errors.md), as for `hades config check`.
+    const last = assertCodedFailure(r, 3, 'HADES_ERR_CONFIG_READ');
+    assert.ok(last.includes(missing), last);
+    assert.equal(r.stdout, '');
+  });
+
+  it('fails with HADES_ERR_CONFIG_INVALID listing every problem, and starts nothing', async () => {
+    const dataDir = path.join(dir, 'never-created');
+    const bad = file('bad.yaml', `agent:\n  data_dir: ${dataDir}\n  heartbeat_ss: 5\nmetrics:\n  enabled: maybe\n`);
+    const r = await runHades(['agent', '--config', bad]);
+    const last = assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.match(last, /2 problems/);
+    assert.ok(last.includes(`${bad}:3:3: HADES_ERR_CONFIG_UNKNOWN_KEY: unknown key 'agent.heartbeat_ss'`), last);
+    assert.ok(last.includes(`${bad}:5:12: HADES_ERR_CONFIG_TYPE:`), last);
+    assert.match(last, /did you mean 'agent.heartbeat_s'/);
+    assert.equal(existsSync(dataDir), false, 'no data folder was created');
+  });
+
+  it('refuses a configuration that is not YAML', async () => {
+    const r = await runHades(['agent', '--config', file('syntax.yaml', 'agent: [unclosed\n')]);
+    const last = assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.match(last, /HADES_ERR_CONFIG_SYNTAX/);
+  });
+
+  it('refuses a folder given as the configuration', async () => {
+    mkdirSync(path.join(dir, 'folder.yaml'));
+    assertCodedFailure(await runHades(['agent', '--config', path.join(dir, 'folder.yaml')]), 2, 'HADES_ERR_CONFIG_NOT_A_FILE');
+  });
+});
+
+describe('hades agent status', { concurrency: true }, () => {
+  it('lists its options in --help', async () => {
+    const r = await runHades(['agent', 'status', '--help']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: hades agent status/);
+    assert.match(r.stdout, /--json\b/);
+    assert.match(r.stdout, /--config <file>/);
+  });
+
+  it('fails with HADES_ERR_AGENT_NOT_RUNNING when no agent runs with the data folder', async () => {
+    const { config, dataDir } = agentConfigFile('none.yaml');
+    const r = await runHades(['agent', 'status', '--config', config]);
+    const last = assertCodedFailure(r, 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+    assert.ok(last.includes(dataDir), last);
+    assert.equal(r.stdout, '');
+  });
+
+  it('treats a run file whose process is gone as not running', async () => {
+    const { config, dataDir } = agentConfigFile('stale.yaml');
+    const gone = spawn('true');
+    await once(gone, 'exit');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: gone.pid, started: '2026-01-01T00:00:00.000Z', version: '0.1.0', metrics: 'http://127.0.0.1:9' }));
+    assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+    // A pid above any pid_max cannot be running either.
+    writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: 2 ** 31 - 1, started: '2026-01-01T00:00:00.000Z', version: '0.1.0', metrics: 'http://127.0.0.1:9' }));
+    assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+  });
+
+  it('treats a run file whose pid now belongs to another program as not running', async () => {
+    const { config, dataDir } = agentConfigFile('reused.yaml');
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: other.pid, started: '2026-01-01T00:00:00.000Z', version: '0.1.0', metrics: 'http://127.0.0.1:9' }));
+      assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  it('treats garbage in the run file as not running', async () => {
+    const { config, dataDir } = agentConfigFile('garbage.yaml');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(path.join(dataDir, 'agent.json'), '{"pid": "12"');
+    assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+  });
+
+  // The run file names this test process, whose command line names agent.test: readRunFile takes it for an agent.
+  const selfLooksLikeAgent = readFileSync('/proc/self/cmdline', 'utf8').includes('agent');
+
+  it('prints the running agent\'s status, for a person and as JSON', { skip: !selfLooksLikeAgent && 'this process does not look like an agent' }, async () => {
+    const server = new MetricsServer(status, '9.8.7');
+    await server.listen('127.0.0.1:0');
+    try {
+      const { config, dataDir } = agentConfigFile('live.yaml');
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7', metrics: server.url }));
+      const text = await runHades(['agent', 'status', '--config', config]);
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, new RegExp(`^hades agent 9\\.8\\.7, pid ${process.pid} on host-a, up 1m15s`));
+      assert.match(text.stdout, /^ {2}acme +running +1234 /m);
+      assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
+      const json = await runHades(['agent', 'status', '--json', '--config', config]);
+      assert.equal(json.status, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), status());
+
+      // An agent that runs without its status endpoint.
+      writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7' }));
+      const last = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+      assert.match(last, /without its status endpoint/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('hades config check --role agent, metrics', { concurrency: true }, () => {
+  it('refuses a metrics.listen that is not loopback', async () => {
+    const p = file('metrics-open.yaml', 'metrics: { listen: "0.0.0.0:1" }\n');
+    const r = await runHades(['config', 'check', '--role', 'agent', p]);
+    assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.ok(r.stderr.includes(`${p}:1:20: HADES_ERR_CONFIG_VALUE: 'metrics.listen'`), r.stderr);
+  });
+
+  it('accepts a loopback metrics.listen', async () => {
+    const r = await runHades(['config', 'check', '--role', 'agent', file('metrics-ok.yaml', 'metrics: { listen: "127.0.0.1:0" }\n')]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
