@@ -13,8 +13,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
 const done = [];
 
-/** Debian packages the build and the tests need: the driver toolchain, and python3 and setpriv (util-linux) that integration tests run. */
-const APT_PACKAGES = ['make', 'gcc', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config', 'python3', 'util-linux'];
+/**
+ * Debian packages the build and the tests need: the driver toolchain, g++ and python3 for the
+ * native build of better-sqlite3 (node-gyp), and setpriv (util-linux) that integration tests run.
+ */
+const APT_PACKAGES = ['make', 'gcc', 'g++', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config', 'python3', 'util-linux'];
 
 function fail(code, message) {
   process.stderr.write(`bootstrap: ${code}: ${message}\n`);
@@ -69,7 +72,9 @@ function npmDependencies() {
   const stamp = path.join(root, 'node_modules', '.hades-lock-sha256');
   const hash = createHash('sha256').update(readFileSync(lock)).digest('hex');
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) return;
-  run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+  // Native modules build from source against the system's Node headers (.npmrc: nodedir):
+  // prebuilt downloads are unreachable here, and nothing may download binaries at install time.
+  run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { env: { ...process.env, npm_config_build_from_source: 'true' } });
   writeFileSync(stamp, hash);
   done.push('npm ci');
 }

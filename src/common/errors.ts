@@ -213,6 +213,97 @@ export const errorCatalog = {
     summary: 'The metrics endpoint could not listen on its address (in use, or not a loopback address).',
     remedy: 'Choose a free loopback port in metrics.listen, or turn metrics off.',
   },
+  // Server: store, PKI, fleet, API
+  HADES_ERR_STORE_OPEN: {
+    kind: 'environment',
+    summary: 'The server\'s database could not be opened or created.',
+    remedy: 'Check the data folder\'s disk space and permissions; the message names the file.',
+  },
+  HADES_ERR_STORE_WRITE: {
+    kind: 'environment',
+    summary: 'Events could not be written to the store (disk full, database locked too long, I/O error); the batch is not acknowledged and the agent sends it again.',
+    remedy: 'Check the data folder\'s disk; delivery resumes by itself once the store can write.',
+  },
+  HADES_ERR_STORE_QUERY: {
+    kind: 'input',
+    summary: 'A search could not be run: an unknown field, a malformed filter or time range, or a bad page cursor.',
+    remedy: 'The message names the part of the query at fault; see the API\'s OpenAPI document for the accepted forms.',
+  },
+  HADES_ERR_PKI: {
+    kind: 'environment',
+    summary: 'The server\'s certificate authority or certificates could not be created, read or used.',
+    remedy: 'Check the data folder (files must be readable by the server only); the message names the file.',
+  },
+  HADES_ERR_ENROLL_TOKEN_INVALID: {
+    kind: 'input',
+    summary: 'The enrollment token is unknown or malformed.',
+    remedy: 'Create a new one with `hades server token create` and use it exactly as printed.',
+  },
+  HADES_ERR_ENROLL_TOKEN_EXPIRED: {
+    kind: 'input',
+    summary: 'The enrollment token has expired.',
+    remedy: 'Create a new one with `hades server token create --ttl DURATION`.',
+  },
+  HADES_ERR_ENROLL_TOKEN_USED: {
+    kind: 'input',
+    summary: 'The enrollment token was already used: each token enrolls one agent.',
+    remedy: 'Create a new token for each agent.',
+  },
+  HADES_ERR_ENROLL_REQUEST_INVALID: {
+    kind: 'input',
+    summary: 'An enrollment request is malformed (bad certificate request, missing host name).',
+    remedy: 'Enroll with the same version of the agent as the server.',
+  },
+  HADES_ERR_AGENT_UNKNOWN: {
+    kind: 'input',
+    summary: 'A connection presented a certificate of no enrolled agent, or of another certificate authority.',
+    remedy: 'Enroll the agent again with a fresh token.',
+  },
+  HADES_ERR_AGENT_REVOKED: {
+    kind: 'input',
+    summary: 'The agent has been revoked: its connections are refused.',
+    remedy: 'If the host is trusted again, enroll it anew with a fresh token.',
+  },
+  HADES_ERR_STREAM_MESSAGE_INVALID: {
+    kind: 'input',
+    summary: 'A message on an agent stream is malformed (does not decode, missing fields, events that are not valid NDJSON).',
+    remedy: 'The message is refused with this code and the stream goes on; if it repeats, check that agent and server versions match.',
+  },
+  HADES_ERR_STREAM_MESSAGE_TOO_LARGE: {
+    kind: 'input',
+    summary: 'A message on an agent stream is larger than the server accepts.',
+    remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
+  },
+  HADES_ERR_SERVER_UNREACHABLE: {
+    kind: 'environment',
+    summary: 'The server could not be reached (refused, timed out, TLS handshake failed).',
+    remedy: 'Check the address, that the server runs, and that the CA the client trusts is the server\'s.',
+  },
+  HADES_ERR_API_UNAUTHENTICATED: {
+    kind: 'input',
+    summary: 'An API request carried no token, or an unknown or revoked one.',
+    remedy: 'Send `Authorization: Bearer TOKEN` with a token the server issued.',
+  },
+  HADES_ERR_API_FORBIDDEN: {
+    kind: 'input',
+    summary: 'The API token\'s role does not allow this request.',
+    remedy: 'Use a token with the role the message names (admin, analyst or read-only).',
+  },
+  HADES_ERR_API_INVALID_REQUEST: {
+    kind: 'input',
+    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter).',
+    remedy: 'The message lists the problems; the OpenAPI document at /api/v1/openapi.json describes every request.',
+  },
+  HADES_ERR_API_NOT_FOUND: {
+    kind: 'input',
+    summary: 'The API has no such route, or no such object (agent, task, token).',
+    remedy: 'Check the path and the id; the OpenAPI document lists the routes.',
+  },
+  HADES_ERR_CMDB: {
+    kind: 'input',
+    summary: 'The CMDB file could not be read or parsed; host metadata stays as it was.',
+    remedy: 'Fix the file (CSV with a header row, or a JSON array of objects) at the line the message gives.',
+  },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',

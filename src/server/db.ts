@@ -1,0 +1,46 @@
+/**
+ * The server's embedded database: one SQLite file (better-sqlite3) in WAL mode, shared by the
+ * event store, the fleet registry, tokens and the audit log. Each module owns its tables and
+ * brings its own ordered list of migrations; `migrate` applies the ones not yet applied, each in
+ * a transaction, and records them in `schema_migrations`. Migrations are append-only: a
+ * released step is never edited, a change is a new step.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { HadesError } from '../common/errors.js';
+
+export type Db = Database.Database;
+
+/** Opens (creating) the database file; `:memory:` for tests. */
+export function openDatabase(file: string): Db {
+  let db: Db;
+  try {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    db = new Database(file);
+  } catch (error) {
+    throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the database ${file}: ${(error as Error).message}`);
+  }
+  // WAL: readers (API searches) never block the writer (event ingestion), and commits are cheap.
+  db.pragma('journal_mode = WAL');
+  // NORMAL with WAL: a commit survives a crash of the server; a power loss may lose the last
+  // commits (agents resend what was not acknowledged... acknowledgement follows the commit).
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL, applied TEXT NOT NULL, PRIMARY KEY (module, step))');
+  return db;
+}
+
+/** Applies a module's migrations that are not applied yet, in order, each in a transaction. */
+export function migrate(db: Db, module: string, steps: readonly string[]): void {
+  const applied = new Set((db.prepare('SELECT step FROM schema_migrations WHERE module = ?').all(module) as { step: number }[]).map((r) => r.step));
+  const record = db.prepare('INSERT INTO schema_migrations (module, step, applied) VALUES (?, ?, ?)');
+  steps.forEach((sql, index) => {
+    if (applied.has(index)) return;
+    db.transaction(() => {
+      db.exec(sql);
+      record.run(module, index, new Date().toISOString());
+    })();
+  });
+}
