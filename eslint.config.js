@@ -10,9 +10,10 @@ import layers from './tools/eslint-plugin-layers.js';
 export const layerRules = {
   common: { may: [], node: false },
   rules: { may: ['common'], node: false },
-  agent: { may: ['common', 'rules'], node: true },
-  server: { may: ['common', 'rules'], node: true },
-  cli: { may: ['common', 'rules', 'agent', 'server'], node: true },
+  runtime: { may: ['common'], node: true },
+  agent: { may: ['common', 'rules', 'runtime'], node: true },
+  server: { may: ['common', 'rules', 'runtime'], node: true },
+  cli: { may: ['common', 'rules', 'runtime', 'agent', 'server'], node: true },
 };
 
 export default tseslint.config(

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import type { Logger } from '../../src/agent/log.js';
+import type { Logger } from '../../src/runtime/log.js';
 import { SpooledChannel, StreamChannel, type ChannelStats, type EventBatch, type SpooledChannelOptions } from '../../src/agent/pipeline/channels.js';
-import { RotatingFile } from '../../src/agent/rotating-file.js';
+import { RotatingFile } from '../../src/runtime/rotating-file.js';
 import { Spool } from '../../src/agent/spool.js';
 import { MemoryTransport, waitFor } from '../helpers/agent.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
-import { Logger, REOPEN_DELAY_MS, type LoggerOptions } from '../../src/agent/log.js';
+import { Logger, REOPEN_DELAY_MS, type LoggerOptions } from '../../src/runtime/log.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hades-log-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
-import { TokenBucket, rateLimit, unlimited } from '../../src/agent/rate-limit.js';
+import { TokenBucket, rateLimit, unlimited } from '../../src/runtime/rate-limit.js';
 
 /** A clock the test moves by hand. */
 function manualClock(): { now: () => number; advance: (ms: number) => void } {

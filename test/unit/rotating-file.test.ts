@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { RotatingFile } from '../../src/agent/rotating-file.js';
+import { RotatingFile } from '../../src/runtime/rotating-file.js';
 import { HadesError } from '../../src/common/errors.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-rotating-'));

@@ -15,10 +15,10 @@
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HadesError, toHadesError } from '../../common/errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../runtime/log.js';
 import { NdjsonWriter } from '../ndjson-writer.js';
-import { TokenBucket } from '../rate-limit.js';
-import type { RotatingFile } from '../rotating-file.js';
+import { TokenBucket } from '../../runtime/rate-limit.js';
+import type { RotatingFile } from '../../runtime/rotating-file.js';
 import type { Spool } from '../spool.js';
 
 export interface RateLimits {

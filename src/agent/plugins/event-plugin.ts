@@ -9,9 +9,9 @@
 import { checkEvent, eventActions, type EventAction, type HadesEvent } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../runtime/log.js';
 import type { EventStamp } from '../pipeline/stamp.js';
-import { TokenBucket } from '../rate-limit.js';
+import { TokenBucket } from '../../runtime/rate-limit.js';
 import { checkPluginConfig, verifyExecutable, type LoadedManifest } from './manifest.js';
 import { PluginProcess, type PluginGap, type PluginHello } from './plugin-process.js';
 

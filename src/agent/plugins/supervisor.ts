@@ -6,7 +6,7 @@
  * counters). Restarts are reported by the plugin's gap event, whose reason says why.
  */
 import type { CgroupGroup } from '../cgroup.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../runtime/log.js';
 import type { PluginProcess, PluginState } from './plugin-process.js';
 import { CpuMeter, treeUsage } from './usage.js';
 
