@@ -24,6 +24,21 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Addresses the server listens on.' },
     ),
+    advertise: Type.Object(
+      {
+        gateways: Type.Array(Type.String({ pattern: '^[^\\s:]+:\\d{1,5}$' }), {
+          default: [],
+          maxItems: 16,
+          description: 'host:port of the agent gateway as agents should reach it, given to them at enrollment (the first is tried first). Empty: listen.agents.',
+        }),
+        hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+          default: [],
+          maxItems: 32,
+          description: 'Host names and addresses the server certificate is valid for, besides localhost and 127.0.0.1.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'How agents reach the server.' },
+    ),
     store: Type.Object(
       {
         retention_days: Type.Integer({
@@ -32,8 +47,26 @@ export const ServerConfigSchema = Type.Object(
           default: 30,
           description: 'Events older than this are deleted.',
         }),
+        max_mb: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 10_240, description: 'Largest size of the event database; the oldest events are deleted beyond it.' }),
+        archive: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Also write every event to compressed NDJSON files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH/) that external engines can read.' }),
+            dir: Type.Union([Type.String({ minLength: 1, pattern: '^/' }), Type.Null()], { default: null, description: 'Folder of the archive; null: <data_dir>/archive.' }),
+            retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Partitions older than this are deleted.' }),
+          },
+          { additionalProperties: false, default: {}, description: 'The raw archive.' },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'The event store.' },
+    ),
+    cmdb: Type.Object(
+      {
+        file: Type.Union([Type.String({ minLength: 1, pattern: '^/' }), Type.Null()], {
+          default: null,
+          description: 'CSV (with a header row) or JSON array of host metadata (hostname or address, owner, business_unit, environment, tags); reloaded when it changes.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Host metadata attached to events and hosts.' },
     ),
     log: LogConfig,
   },

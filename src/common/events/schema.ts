@@ -594,7 +594,22 @@ export function commonFields(spec: EventKindSpec) {
       'The host the event comes from.',
     ),
     agent: Type.Optional(Obj({ id: Type.Optional(Str('Agent id.', 64)), version: Type.Optional(Str('Agent version.', 32)), type: Type.Optional(Type.Literal('hades', { description: 'Always hades.' })) }, 'The agent that collected it.')),
-    hades: Type.Optional(Obj({ backend: Type.Optional(Str('Source of the event: ebpf, cnproc, inventory, logs, honeypot, scanner, agent.', 16)) })),
+    hades: Type.Optional(
+      Obj({
+        backend: Type.Optional(Str('Source of the event: ebpf, cnproc, inventory, logs, honeypot, scanner, agent.', 16)),
+        cmdb: Type.Optional(
+          Obj(
+            {
+              owner: Type.Optional(Str('Owner of the host.', 256)),
+              business_unit: Type.Optional(Str('Business unit.', 256)),
+              environment: Type.Optional(Str('Environment, e.g. production.', 64)),
+              tags: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }), { description: 'Other columns of the CMDB row.' })),
+            },
+            'Host metadata from the CMDB file of the server, added when the event is stored.',
+          ),
+        ),
+      }),
+    ),
   });
 }
 

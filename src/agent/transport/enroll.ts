@@ -1,0 +1,143 @@
+/**
+ * Enrollment and the agent's identity. With a one-time token and the fingerprint of the
+ * server's CA (both printed by `hades server token create`), the agent fetches the CA
+ * certificate, checks its fingerprint (so no one in the middle can stand in for the server),
+ * makes a key pair and a certificate request, and receives its client certificate. Key,
+ * certificate and CA stay in `<data_dir>/identity/` (0600); every later connection is mutual
+ * TLS with them.
+ */
+import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { HadesError, isErrorCode } from '../../common/errors.js';
+
+export interface Identity {
+  readonly agentId: string;
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly caPem: string;
+  /** Gateway addresses (host:port) the server gave at enrollment. */
+  readonly gateways: readonly string[];
+}
+
+const identityDir = (dataDir: string) => path.join(dataDir, 'identity');
+
+/** The stored identity, if the agent has enrolled. */
+export function loadIdentity(dataDir: string): Identity | undefined {
+  const dir = identityDir(dataDir);
+  if (!existsSync(path.join(dir, 'agent.json'))) return undefined;
+  try {
+    const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as { agentId: string; gateways: string[] };
+    return {
+      agentId: meta.agentId,
+      gateways: meta.gateways,
+      keyPem: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
+      certPem: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+      caPem: readFileSync(path.join(dir, 'ca.pem'), 'utf8'),
+    };
+  } catch (error) {
+    throw new HadesError('HADES_ERR_PKI', `the agent's identity in ${dir} cannot be read: ${(error as Error).message}`);
+  }
+}
+
+function saveIdentity(dataDir: string, identity: Identity): void {
+  const dir = identityDir(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const write = (name: string, text: string) => {
+    writeFileSync(path.join(dir, `${name}.tmp`), text, { mode: 0o600 });
+    renameSync(path.join(dir, `${name}.tmp`), path.join(dir, name));
+  };
+  write('key.pem', identity.keyPem);
+  write('cert.pem', identity.certPem);
+  write('ca.pem', identity.caPem);
+  // Last: its presence means the identity is complete.
+  write('agent.json', `${JSON.stringify({ agentId: identity.agentId, gateways: identity.gateways })}\n`);
+}
+
+export const caFingerprint = (caPem: string) => createHash('sha256').update(new X509Certificate(caPem).raw).digest('hex');
+
+interface JsonResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** An HTTPS JSON request; `ca` undefined means the server's certificate is not checked (the caller pins instead). */
+export function httpsJson(url: string, options: { method?: string; body?: unknown; ca?: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<JsonResponse> {
+  return new Promise((resolve, reject) => {
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        ...(options.ca ? { ca: options.ca } : { rejectUnauthorized: false }),
+        headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...options.headers },
+        timeout: options.timeoutMs ?? 10_000,
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8').on('data', (d: string) => (text += d));
+        response.on('end', () => {
+          let body: unknown = text;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch {
+            // not JSON: kept as text
+          }
+          resolve({ status: response.statusCode ?? 0, body });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no answer within ${options.timeoutMs ?? 10_000} ms`)));
+    req.on('error', (error) => reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${options.method ?? 'GET'} ${url}: ${error.message}`)));
+    req.end(payload);
+  });
+}
+
+function pemOf(der: ArrayBuffer, label: string): string {
+  const base64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${base64}\n-----END ${label}-----\n`;
+}
+
+export interface EnrollOptions {
+  readonly dataDir: string;
+  /** The server's API, e.g. https://hades.example:7080 */
+  readonly api: string;
+  readonly token: string;
+  /** SHA-256 of the server's CA certificate (hex), printed with the token. */
+  readonly caSha256: string;
+  readonly agentVersion: string;
+}
+
+/** Enrolls this host and stores its identity; returns it. */
+export async function enroll(options: EnrollOptions): Promise<Identity> {
+  const api = options.api.replace(/\/+$/, '');
+  const ca = await httpsJson(`${api}/api/v1/enroll/ca`, {});
+  const caPem = (ca.body as { ca?: unknown } | null)?.ca;
+  if (ca.status !== 200 || typeof caPem !== 'string') throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${api} did not give its CA certificate (HTTP ${ca.status})`);
+  const fingerprint = caFingerprint(caPem);
+  if (fingerprint !== options.caSha256.toLowerCase().replace(/:/g, '')) {
+    throw new HadesError('HADES_ERR_PKI', `the server's CA has SHA-256 ${fingerprint}, not the ${options.caSha256} given with the token: not enrolling`);
+  }
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${os.hostname()}`, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } }, webcrypto);
+  const keyPem = pemOf(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  const interfaces = Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address);
+  const response = await httpsJson(`${api}/api/v1/enroll`, {
+    method: 'POST',
+    ca: caPem,
+    body: { token: options.token, csr: csr.toString('pem'), hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
+  });
+  const body = response.body as { agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
+  if (response.status !== 200 || !body?.agentId || !body.certificate) {
+    const code = body?.code && isErrorCode(body.code) ? body.code : 'HADES_ERR_ENROLL_TOKEN_INVALID';
+    throw new HadesError(code, `enrollment refused by ${api}: ${body?.message ?? `HTTP ${response.status}`}`);
+  }
+  const identity: Identity = { agentId: body.agentId, keyPem, certPem: body.certificate, caPem, gateways: body.gateways ?? [] };
+  saveIdentity(options.dataDir, identity);
+  return identity;
+}

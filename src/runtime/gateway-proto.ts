@@ -1,0 +1,65 @@
+/**
+ * The agent gateway's service definition, loaded from proto/hades/agent/v1/gateway.proto, and
+ * the TypeScript shape of its messages as @grpc/proto-loader hands them over (field names as in
+ * the .proto, 64-bit integers as strings). Both ends, the server's gateway and the agent's
+ * transport, use this one definition.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const PROTO_FILE = fileURLToPath(new URL('../../../proto/hades/agent/v1/gateway.proto', import.meta.url));
+/** Largest message either end accepts: 8 MiB after decompression. */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+export interface HelloMessage {
+  agent_version: string;
+  hostname: string;
+  addresses: string[];
+  os: string;
+  kernel: string;
+  config_version: string | number;
+}
+export interface BatchMessage {
+  first_seq: string | number;
+  last_seq: string | number;
+  events: number;
+  ndjson: Buffer;
+}
+export interface AgentMessage {
+  hello?: HelloMessage;
+  batch?: BatchMessage;
+  heartbeat?: { health_json: string };
+  task_result?: { task_id: string; status: string; result_json: string };
+  body?: string;
+}
+export interface ServerMessage {
+  welcome?: { agent_id: string; server_version: string };
+  ack?: { last_seq: string | number; stored: number; duplicates: number; rejected: number };
+  nack?: { last_seq: string | number; code: string; message: string; permanent: boolean };
+  config?: { version: string | number; yaml: string };
+  task?: { task_id: string; kind: string; params_json: string };
+  body?: string;
+}
+
+let constructor: grpc.ServiceClientConstructor | undefined;
+
+/** The AgentGateway client constructor (its `.service` is the server's definition). */
+export function gatewayService(): grpc.ServiceClientConstructor {
+  if (!constructor) {
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as { hades: { agent: { v1: { AgentGateway: grpc.ServiceClientConstructor } } } };
+    constructor = pkg.hades.agent.v1.AgentGateway;
+  }
+  return constructor;
+}
+
+/** Channel options both ends share: gzip, keepalive, message size. */
+export const channelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.default_compression_algorithm': 2, // gzip
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+} as const;

@@ -1,0 +1,387 @@
+/**
+ * The REST API (Fastify over HTTPS with the server's certificate): agents, groups and their
+ * configuration, tasks, event search, enrollment and API tokens, the audit log, and the
+ * enrollment endpoints agents use. Every route declares its request and response schemas
+ * (TypeBox, so they are JSON Schema), from which the OpenAPI document at
+ * /api/v1/openapi.json is made. Requests carry `Authorization: Bearer TOKEN`; each route names
+ * the least role it needs (read-only < analyst < admin); admin actions go to the audit log.
+ * Every error is JSON `{code, message}` with a HADES_ERR_* code.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { AgentConfigSchema, parseConfig } from '../common/config/index.js';
+import { eventActions } from '../common/events/index.js';
+import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
+import type { Logger } from '../runtime/log.js';
+
+export type Role = 'admin' | 'analyst' | 'read-only';
+export interface Principal {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+}
+
+export interface EventQuery {
+  since?: number;
+  until?: number;
+  host?: string;
+  action?: string[];
+  agentId?: string;
+  filters?: { field: string; op: 'eq' | 'prefix' | 'contains'; value: string }[];
+  limit?: number;
+  cursor?: string;
+  order?: 'asc' | 'desc';
+}
+
+/** What the API needs from the rest of the server (wired in server.ts). */
+export interface ApiPorts {
+  authenticate(bearer: string | undefined): Principal;
+  authorize(principal: Principal, needed: Role): void;
+  audit(actor: Principal, action: string, target?: string, details?: Record<string, unknown>): void;
+  listAudit(options: { since?: number; limit: number }): unknown[];
+  caPem(): string;
+  caFingerprint(): string;
+  gateways(): string[];
+  enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): { agentId: string; certificate: string };
+  listAgents(filter: { group?: string; online?: boolean }): unknown[];
+  getAgent(id: string): unknown;
+  revokeAgent(id: string): void;
+  setAgentTags(id: string, tags: Record<string, string>): void;
+  getGroupConfig(name: string): { yaml: string; version: number } | undefined;
+  setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
+  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): unknown[];
+  listTasks(filter: { agentId?: string; status?: string; limit: number }): unknown[];
+  getTask(id: string): unknown;
+  searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined };
+  createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): { id: string; token: string; expiresAt: string };
+  listEnrollmentTokens(): unknown[];
+  revokeEnrollmentToken(id: string): void;
+  createApiToken(request: { name: string; role: Role; createdBy: string }): { id: string; token: string };
+  listApiTokens(): unknown[];
+  revokeApiToken(id: string): void;
+}
+
+export interface ApiOptions {
+  readonly ports: ApiPorts;
+  readonly version: string;
+  readonly log: Logger;
+  readonly tls: { readonly certPem: string; readonly keyPem: string };
+}
+
+const statusOfCode = (code: ErrorCode): number => {
+  switch (code) {
+    case 'HADES_ERR_API_UNAUTHENTICATED':
+      return 401;
+    case 'HADES_ERR_API_FORBIDDEN':
+    case 'HADES_ERR_AGENT_REVOKED':
+      return 403;
+    case 'HADES_ERR_API_NOT_FOUND':
+      return 404;
+    case 'HADES_ERR_ENROLL_TOKEN_USED':
+    case 'HADES_ERR_ENROLL_TOKEN_EXPIRED':
+    case 'HADES_ERR_ENROLL_TOKEN_INVALID':
+      return 403;
+    case 'HADES_ERR_STORE_WRITE':
+      return 503;
+    default:
+      return errorCatalog[code].kind === 'input' ? 400 : errorCatalog[code].kind === 'environment' ? 503 : 500;
+  }
+};
+
+const ErrorBody = Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }, { description: 'An error: a HADES_ERR_* code (docs/errors.md) and a message.' });
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 503: ErrorBody };
+const Anything = Type.Unknown();
+const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+const DURATION = /^(\d+)(s|m|h|d)$/;
+/** `15m`, `2h`, `7d` or ISO time -> ms since epoch. */
+export function parseSince(value: string, now = Date.now()): number {
+  const match = DURATION.exec(value);
+  if (match) return now - Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is neither a duration (30s, 15m, 2h, 7d) nor an ISO time`);
+  return time;
+}
+
+const SearchQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+    until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default now.' })),
+    host: Type.Optional(Type.String({ maxLength: 256 })),
+    action: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated event actions.' })),
+    agent: Type.Optional(Type.String({ maxLength: 128 })),
+    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+    order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')])),
+  },
+  { additionalProperties: false },
+);
+
+function parseFilter(text: string): { field: string; op: 'eq' | 'prefix' | 'contains'; value: string } {
+  const match = /^([A-Za-z@_][A-Za-z0-9_.@]*)(\^=|~=|=)(.*)$/s.exec(text);
+  if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `filter '${text}' is not FIELD=VALUE, FIELD^=VALUE or FIELD~=VALUE`);
+  return { field: match[1]!, op: match[2] === '^=' ? 'prefix' : match[2] === '~=' ? 'contains' : 'eq', value: match[3]! };
+}
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const { ports } = options;
+  const app = Fastify({
+    https: { key: options.tls.keyPem, cert: options.tls.certPem },
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
+  });
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Hades server API', version: options.version, description: 'Fleet, events, tasks and tokens of a Hades deployment. Authenticate with `Authorization: Bearer TOKEN`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
+    let e: HadesError;
+    if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', `${error.message}`, { details: { problems: error.validation } });
+    else if (error instanceof HadesError) e = error;
+    else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
+    else e = toHadesError(error);
+    if (e.kind === 'bug') options.log.error('API request failed', { err: e, url: request.url });
+    void reply.status(statusOfCode(e.code)).send({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ code: 'HADES_ERR_API_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  /** Authenticates and authorises; returns the principal. */
+  const who = (request: FastifyRequest, needed: Role): Principal => {
+    const header = request.headers.authorization;
+    const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
+    const principal = ports.authenticate(bearer);
+    ports.authorize(principal, needed);
+    return principal;
+  };
+  const found = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined || value === null) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no ${what}`);
+    return value;
+  };
+  const route = <Q extends TSchema, B extends TSchema, P extends TSchema>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: string,
+    spec: { summary: string; tags: string[]; querystring?: Q; body?: B; params?: P; response?: TSchema; public?: boolean },
+    handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
+  ) => {
+    app.route({
+      method,
+      url,
+      schema: {
+        summary: spec.summary,
+        tags: spec.tags,
+        ...(spec.querystring ? { querystring: spec.querystring } : {}),
+        ...(spec.body ? { body: spec.body } : {}),
+        ...(spec.params ? { params: spec.params } : {}),
+        ...(spec.public ? { security: [] } : {}),
+        response: { 200: spec.response ?? Anything, ...errors },
+      },
+      handler: handler as never,
+    });
+  };
+
+  route('GET', '/api/v1/health', { summary: 'Liveness of the server (no authentication).', tags: ['server'], public: true, response: Type.Object({ ok: Type.Boolean(), version: Type.String() }) }, () => ({ ok: true, version: options.version }));
+
+  // Enrollment: the only routes agents use, authenticated by the one-time token.
+  route('GET', '/api/v1/enroll/ca', { summary: 'The CA certificate, for agents to check against the fingerprint given with their token.', tags: ['enrollment'], public: true, response: Type.Object({ ca: Type.String(), sha256: Type.String() }) }, () => ({ ca: ports.caPem(), sha256: ports.caFingerprint() }));
+  route(
+    'POST',
+    '/api/v1/enroll',
+    {
+      summary: 'Enroll an agent with a one-time token and a certificate request; returns its client certificate.',
+      tags: ['enrollment'],
+      public: true,
+      body: Type.Object(
+        {
+          token: Type.String({ minLength: 1, maxLength: 256 }),
+          csr: Type.String({ minLength: 1, maxLength: 16_384 }),
+          hostname: Type.String({ minLength: 1, maxLength: 256 }),
+          addresses: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64, default: [] }),
+          os: Type.String({ maxLength: 256, default: '' }),
+          kernel: Type.String({ maxLength: 128, default: '' }),
+          version: Type.String({ maxLength: 32, default: '' }),
+        },
+        { additionalProperties: false },
+      ),
+      response: Type.Object({ agentId: Type.String(), certificate: Type.String(), gateways: Type.Array(Type.String()) }),
+    },
+    (request) => ({ ...ports.enroll(request.body), gateways: ports.gateways() }),
+  );
+
+  // Fleet.
+  route(
+    'GET',
+    '/api/v1/agents',
+    { summary: 'The fleet: every agent with its state.', tags: ['fleet'], querystring: Type.Object({ group: Type.Optional(Type.String({ maxLength: 128 })), online: Type.Optional(Type.Boolean()) }, { additionalProperties: false }) },
+    (request) => {
+      who(request, 'read-only');
+      return { agents: ports.listAgents({ ...(request.query.group ? { group: request.query.group } : {}), ...(request.query.online !== undefined ? { online: request.query.online } : {}) }) };
+    },
+  );
+  route('GET', '/api/v1/agents/:id', { summary: 'One agent.', tags: ['fleet'], params: Id }, (request) => {
+    who(request, 'read-only');
+    return found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+  });
+  route('POST', '/api/v1/agents/:id/revoke', { summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id }, (request) => {
+    const principal = who(request, 'admin');
+    found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+    ports.revokeAgent(request.params.id);
+    ports.audit(principal, 'agent.revoke', request.params.id);
+    return { ok: true };
+  });
+  route(
+    'PUT',
+    '/api/v1/agents/:id/tags',
+    { summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 })) },
+    (request) => {
+      const principal = who(request, 'admin');
+      found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+      ports.setAgentTags(request.params.id, request.body);
+      ports.audit(principal, 'agent.tags', request.params.id, { tags: request.body });
+      return { ok: true };
+    },
+  );
+  const GroupName = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }) });
+  route('GET', '/api/v1/groups/:name/config', { summary: 'The agent configuration of a group (YAML).', tags: ['fleet'], params: GroupName }, (request) => {
+    who(request, 'read-only');
+    return found(ports.getGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
+  });
+  route(
+    'PUT',
+    '/api/v1/groups/:name/config',
+    { summary: 'Set the agent configuration of a group; it is checked, stored and pushed to the group\'s connected agents.', tags: ['fleet'], params: GroupName, body: Type.Object({ yaml: Type.String({ maxLength: 1024 * 1024 }) }, { additionalProperties: false }) },
+    (request) => {
+      const principal = who(request, 'admin');
+      const parsed = parseConfig(request.body.yaml, AgentConfigSchema);
+      if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
+      const result = ports.setGroupConfig(request.params.name, request.body.yaml);
+      ports.audit(principal, 'group.config', request.params.name, { version: result.version });
+      return result;
+    },
+  );
+
+  // Tasks.
+  const kinds = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
+  route(
+    'POST',
+    '/api/v1/tasks',
+    {
+      summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level).',
+      tags: ['tasks'],
+      body: Type.Object(
+        {
+          agents: Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
+          kind: Type.Union(kinds.map((k) => Type.Literal(k))),
+          params: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+          timeout_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+        },
+        { additionalProperties: false },
+      ),
+    },
+    (request) => {
+      const { kind } = request.body;
+      const principal = who(request, kind === 'restart_plugin' || kind === 'log_level' ? 'admin' : 'analyst');
+      const tasks = ports.createTask({ agentIds: request.body.agents, kind, params: request.body.params, timeoutS: request.body.timeout_s });
+      if (principal.role === 'admin') ports.audit(principal, 'task.create', request.body.agents.join(','), { kind });
+      return { tasks };
+    },
+  );
+  route(
+    'GET',
+    '/api/v1/tasks',
+    { summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
+    (request) => {
+      who(request, 'read-only');
+      return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit }) };
+    },
+  );
+  route('GET', '/api/v1/tasks/:id', { summary: 'One task with its result.', tags: ['tasks'], params: Id }, (request) => {
+    who(request, 'read-only');
+    return found(ports.getTask(request.params.id), `task ${request.params.id}`);
+  });
+
+  // Events.
+  route('GET', '/api/v1/events', { summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page).', tags: ['events'], querystring: SearchQuery }, (request) => {
+    who(request, 'read-only');
+    const q = request.query;
+    const now = Date.now();
+    const actions = q.action ? q.action.split(',').map((a) => a.trim()).filter(Boolean) : undefined;
+    for (const action of actions ?? []) {
+      if (!(eventActions as readonly string[]).includes(action)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'`);
+    }
+    const filters = q.filter === undefined ? [] : (Array.isArray(q.filter) ? q.filter : [q.filter]).map(parseFilter);
+    const query: EventQuery = {
+      since: parseSince(q.since ?? '24h', now),
+      until: q.until ? parseSince(q.until, now) : now,
+      ...(q.host ? { host: q.host } : {}),
+      ...(actions ? { action: actions } : {}),
+      ...(q.agent ? { agentId: q.agent } : {}),
+      filters,
+      limit: q.limit ?? 100,
+      ...(q.cursor ? { cursor: q.cursor } : {}),
+      ...(q.order ? { order: q.order } : {}),
+    };
+    return ports.searchEvents(query);
+  });
+
+  // Tokens.
+  route(
+    'POST',
+    '/api/v1/tokens/enrollment',
+    { summary: 'Create a one-time enrollment token.', tags: ['tokens'], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
+    (request) => {
+      const principal = who(request, 'admin');
+      const ttlMs = Date.now() - parseSince(request.body.ttl, Date.now());
+      const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name });
+      ports.audit(principal, 'token.enrollment.create', created.id, { group: request.body.group, ttl: request.body.ttl });
+      return { ...created, caSha256: ports.caFingerprint() };
+    },
+  );
+  route('GET', '/api/v1/tokens/enrollment', { summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+    who(request, 'admin');
+    return { tokens: ports.listEnrollmentTokens() };
+  });
+  route('DELETE', '/api/v1/tokens/enrollment/:id', { summary: 'Revoke an enrollment token.', tags: ['tokens'], params: Id }, (request) => {
+    const principal = who(request, 'admin');
+    ports.revokeEnrollmentToken(request.params.id);
+    ports.audit(principal, 'token.enrollment.revoke', request.params.id);
+    return { ok: true };
+  });
+  route(
+    'POST',
+    '/api/v1/tokens/api',
+    { summary: 'Create an API token with a role.', tags: ['tokens'], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
+    (request) => {
+      const principal = who(request, 'admin');
+      const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name });
+      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role });
+      return created;
+    },
+  );
+  route('GET', '/api/v1/tokens/api', { summary: 'API tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+    who(request, 'admin');
+    return { tokens: ports.listApiTokens() };
+  });
+  route('DELETE', '/api/v1/tokens/api/:id', { summary: 'Revoke an API token.', tags: ['tokens'], params: Id }, (request) => {
+    const principal = who(request, 'admin');
+    ports.revokeApiToken(request.params.id);
+    ports.audit(principal, 'token.api.revoke', request.params.id);
+    return { ok: true };
+  });
+  route('GET', '/api/v1/audit', { summary: 'The audit log of admin actions, newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+    who(request, 'admin');
+    return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), limit: request.query.limit }) };
+  });
+
+  route('GET', '/api/v1/openapi.json', { summary: 'This API\'s OpenAPI document.', tags: ['server'], public: true }, () => app.swagger());
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,133 @@
+/**
+ * CMDB enrichment: host metadata (owner, business unit, environment, other columns as tags)
+ * from a CSV file with a header row or a JSON array of objects, matched by host name or by one
+ * of the host's addresses. The file is read again when it changes (checked every 2 s); a file
+ * that fails to parse is reported (HADES_ERR_CMDB) and the last good content stays in use.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { HadesError, toHadesError } from '../common/errors.js';
+import type { Logger } from '../runtime/log.js';
+
+export interface HostMetadata {
+  readonly owner?: string;
+  readonly business_unit?: string;
+  readonly environment?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+const KEY_COLUMNS = new Set(['hostname', 'host', 'address', 'ip']);
+const KNOWN = new Set(['owner', 'business_unit', 'environment']);
+const MAX_BYTES = 64 * 1024 * 1024;
+const CHECK_MS = 2000;
+
+/** Parses CMDB text; throws HADES_ERR_CMDB with the position of the problem. */
+export function parseCmdb(text: string, file: string): { byName: Map<string, HostMetadata>; byAddress: Map<string, HostMetadata> } {
+  let rows: Record<string, unknown>[];
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('[')) {
+    try {
+      rows = JSON.parse(text) as Record<string, unknown>[];
+    } catch (error) {
+      throw new HadesError('HADES_ERR_CMDB', `${file}: not valid JSON: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(rows) || rows.some((r) => !r || typeof r !== 'object' || Array.isArray(r))) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects`);
+  } else {
+    try {
+      rows = parse(text, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+    } catch (error) {
+      throw new HadesError('HADES_ERR_CMDB', `${file}: ${(error as Error).message}`);
+    }
+  }
+  const byName = new Map<string, HostMetadata>();
+  const byAddress = new Map<string, HostMetadata>();
+  rows.forEach((row, index) => {
+    const name = typeof row['hostname'] === 'string' ? row['hostname'] : typeof row['host'] === 'string' ? row['host'] : undefined;
+    const address = typeof row['address'] === 'string' ? row['address'] : typeof row['ip'] === 'string' ? row['ip'] : undefined;
+    if (!name && !address) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1} has neither hostname nor address`);
+    const tags: Record<string, string> = {};
+    const meta: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(row)) {
+      if (KEY_COLUMNS.has(key) || value === undefined || value === null || value === '') continue;
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      if (KNOWN.has(key)) meta[key] = text.slice(0, 256);
+      else if (key === 'tags' && value && typeof value === 'object') Object.assign(tags, value);
+      else tags[key.slice(0, 64)] = text.slice(0, 256);
+    }
+    const entry: HostMetadata = { ...meta, ...(Object.keys(tags).length > 0 ? { tags } : {}) };
+    if (name) byName.set(name.toLowerCase(), entry);
+    if (address) byAddress.set(address, entry);
+  });
+  return { byName, byAddress };
+}
+
+export class Cmdb {
+  private byName = new Map<string, HostMetadata>();
+  private byAddress = new Map<string, HostMetadata>();
+  private mtimeMs = -1;
+  private timer: NodeJS.Timeout | undefined;
+  loadedAt: Date | undefined;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly file: string | null,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the file (when there is one) and checks it for changes from then on. */
+  start(): void {
+    if (!this.file) return;
+    this.reload();
+    this.timer = setInterval(() => this.reload(), CHECK_MS);
+    this.timer.unref();
+  }
+
+  /** Reads the file if it changed; keeps the last good content on errors. */
+  reload(): void {
+    if (!this.file) return;
+    try {
+      const stat = statSync(this.file);
+      if (stat.mtimeMs === this.mtimeMs) return;
+      if (stat.size > MAX_BYTES) throw new HadesError('HADES_ERR_CMDB', `${this.file} is larger than ${MAX_BYTES} bytes`);
+      const parsed = parseCmdb(readFileSync(this.file, 'utf8'), this.file);
+      this.mtimeMs = stat.mtimeMs;
+      this.byName = parsed.byName;
+      this.byAddress = parsed.byAddress;
+      this.loadedAt = new Date();
+      this.lastError = undefined;
+      this.log.info('CMDB loaded', { file: this.file, hosts: parsed.byName.size + parsed.byAddress.size });
+    } catch (error) {
+      const e = toHadesError(error);
+      if (e.message !== this.lastError) this.log.error('CMDB not loaded; the previous content stays', { err: e });
+      this.lastError = e.message;
+      // Try again only when the file changes again.
+      try {
+        this.mtimeMs = statSync(this.file).mtimeMs;
+      } catch {
+        // the file is gone: keep looking for it
+      }
+    }
+  }
+
+  /** The metadata of a host, by name first, then by any of its addresses. */
+  lookup(hostname: string | undefined, addresses: readonly string[] = []): HostMetadata | undefined {
+    if (hostname) {
+      const byName = this.byName.get(hostname.toLowerCase());
+      if (byName) return byName;
+    }
+    for (const address of addresses) {
+      const byAddress = this.byAddress.get(address);
+      if (byAddress) return byAddress;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.byName.size + this.byAddress.size;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The agent gateway: a gRPC server over mutual TLS with one bidirectional stream per agent
+ * (proto/hades/agent/v1/gateway.proto). TLS checks that the client certificate comes from the
+ * server's CA; then each stream is authorised against the fleet registry (unknown or revoked
+ * agents are refused), batches are checked line by line, stored, and acknowledged once the
+ * store committed them. Configuration and tasks go back on the same stream.
+ *
+ * Nothing an agent sends can crash the server: a message that does not decode ends that call
+ * with a gRPC error, a batch that is malformed or too large is refused with a coded Nack, and
+ * the stream goes on.
+ */
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { checkEvent } from '../common/events/index.js';
+import { HadesError, toHadesError } from '../common/errors.js';
+import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
+import type { Logger } from '../runtime/log.js';
+
+/** Most events in one batch. */
+export const MAX_BATCH_EVENTS = 20_000;
+
+export interface IngestResult {
+  readonly stored: number;
+  readonly duplicates: number;
+}
+
+/** What the gateway needs from the rest of the server. */
+export interface GatewayHooks {
+  /** Maps a verified peer certificate to an agent; throws HADES_ERR_AGENT_UNKNOWN / _REVOKED. */
+  authorize(peer: PeerCertificate): { agentId: string };
+  /** Stores checked events; throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent). */
+  ingest(agentId: string, events: Record<string, unknown>[]): IngestResult | Promise<IngestResult>;
+  onHello?(agentId: string, hello: HelloMessage): void;
+  onHeartbeat?(agentId: string, health: unknown): void;
+  onTaskResult?(agentId: string, taskId: string, status: string, result: unknown): void;
+  onOnline?(agentId: string, online: boolean): void;
+}
+
+export interface GatewayOptions {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly serverVersion: string;
+  readonly log: Logger;
+  readonly hooks: GatewayHooks;
+}
+
+export interface GatewayStats {
+  connected: number;
+  batches: number;
+  events: number;
+  duplicates: number;
+  rejected: number;
+  nacks: number;
+  refusedConnections: number;
+}
+
+type Stream = grpc.ServerDuplexStream<AgentMessage, ServerMessage>;
+
+export class Gateway {
+  private readonly server = new grpc.Server({ ...channelOptions });
+  private readonly streams = new Map<string, Stream>();
+  readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0 };
+  port = 0;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.server.addService(gatewayService().service, { Connect: (stream: Stream) => this.connect(stream) });
+  }
+
+  async listen(address: string): Promise<number> {
+    const credentials = grpc.ServerCredentials.createSsl(Buffer.from(this.options.caPem), [{ cert_chain: Buffer.from(this.options.certPem), private_key: Buffer.from(this.options.keyPem) }], true);
+    this.port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the agent gateway cannot listen on ${address}: ${error.message}`)) : resolve(port)));
+    });
+    return this.port;
+  }
+
+  /** Sends a message to a connected agent; false when it is not connected. */
+  send(agentId: string, message: ServerMessage): boolean {
+    const stream = this.streams.get(agentId);
+    if (!stream) return false;
+    stream.write(message);
+    return true;
+  }
+
+  isConnected(agentId: string): boolean {
+    return this.streams.has(agentId);
+  }
+
+  /** Ends one agent's stream (it was revoked). */
+  disconnect(agentId: string, error: HadesError): void {
+    const stream = this.streams.get(agentId);
+    if (!stream) return;
+    stream.emit('error', error);
+    stream.destroy({ code: grpc.status.PERMISSION_DENIED, details: error.toLine(), metadata: new grpc.Metadata() } as unknown as Error);
+  }
+
+  private connect(stream: Stream): void {
+    const { log, hooks } = this.options;
+    let agentId: string;
+    try {
+      const peer = stream.getAuthContext().sslPeerCertificate;
+      if (!peer || !peer.raw) throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'no client certificate');
+      agentId = hooks.authorize(peer).agentId;
+    } catch (error) {
+      const e = toHadesError(error);
+      this.stats.refusedConnections++;
+      log.warn('agent connection refused', { err: e, peer: stream.getPeer() });
+      stream.destroy({ code: grpc.status.PERMISSION_DENIED, details: e.toLine(), metadata: new grpc.Metadata() } as unknown as Error);
+      return;
+    }
+    // A second stream of the same agent replaces the first (it reconnected before the old one timed out).
+    const previous = this.streams.get(agentId);
+    if (previous) previous.end();
+    this.streams.set(agentId, stream);
+    this.stats.connected = this.streams.size;
+    hooks.onOnline?.(agentId, true);
+    stream.write({ welcome: { agent_id: agentId, server_version: this.options.serverVersion } });
+    // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
+    let chain: Promise<void> = Promise.resolve();
+    stream.on('data', (message: AgentMessage) => {
+      chain = chain.then(() => this.handle(agentId, stream, message)).catch((error: unknown) => {
+        log.error('agent message not handled', { agent: agentId, err: toHadesError(error) });
+      });
+    });
+    const gone = () => {
+      if (this.streams.get(agentId) !== stream) return;
+      this.streams.delete(agentId);
+      this.stats.connected = this.streams.size;
+      hooks.onOnline?.(agentId, false);
+    };
+    stream.on('end', () => {
+      gone();
+      stream.end();
+    });
+    stream.on('error', gone);
+    stream.on('close', gone);
+  }
+
+  private async handle(agentId: string, stream: Stream, message: AgentMessage): Promise<void> {
+    const { hooks } = this.options;
+    if (message.hello) {
+      hooks.onHello?.(agentId, message.hello);
+    } else if (message.batch) {
+      await this.batch(agentId, stream, message.batch);
+    } else if (message.heartbeat) {
+      let health: unknown;
+      try {
+        health = JSON.parse(message.heartbeat.health_json);
+      } catch {
+        this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'heartbeat health_json is not JSON'), true);
+        return;
+      }
+      hooks.onHeartbeat?.(agentId, health);
+    } else if (message.task_result) {
+      const { task_id, status, result_json } = message.task_result;
+      let result: unknown = null;
+      try {
+        result = result_json ? JSON.parse(result_json) : null;
+      } catch {
+        result = { raw: result_json.slice(0, 4096) };
+      }
+      hooks.onTaskResult?.(agentId, task_id, status, result);
+    } else {
+      this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'empty message'), true);
+    }
+  }
+
+  private nack(stream: Stream, lastSeq: string | number, error: HadesError, permanent: boolean): void {
+    this.stats.nacks++;
+    stream.write({ nack: { last_seq: lastSeq, code: error.code, message: error.message, permanent } });
+  }
+
+  private async batch(agentId: string, stream: Stream, batch: BatchMessage): Promise<void> {
+    const { last_seq: lastSeq } = batch;
+    const text = batch.ndjson.toString('utf8');
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    if (lines.length > MAX_BATCH_EVENTS) {
+      this.nack(stream, lastSeq, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}`), true);
+      return;
+    }
+    const events: Record<string, unknown>[] = [];
+    let rejected = 0;
+    for (const line of lines) {
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        rejected++;
+        continue;
+      }
+      if (!checkEvent(value).ok) {
+        rejected++;
+        continue;
+      }
+      const event = value as Record<string, unknown>;
+      // The agent is who its certificate says, whatever the event claims.
+      event['agent'] = { ...(event['agent'] as Record<string, unknown> | undefined), id: agentId };
+      events.push(event);
+    }
+    if (lines.length > 0 && events.length === 0) {
+      this.nack(stream, lastSeq, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`), true);
+      this.stats.rejected += rejected;
+      return;
+    }
+    let result: IngestResult;
+    try {
+      result = await this.options.hooks.ingest(agentId, events);
+    } catch (error) {
+      // Not stored: no Ack, the agent keeps the batch and sends it again.
+      this.nack(stream, lastSeq, toHadesError(error), false);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.events += result.stored;
+    this.stats.duplicates += result.duplicates;
+    this.stats.rejected += rejected;
+    stream.write({ ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
+  }
+
+  async close(): Promise<void> {
+    for (const stream of this.streams.values()) stream.end();
+    this.streams.clear();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
