@@ -34,7 +34,7 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     if (!Array.isArray(rows) || rows.some((r) => !r || typeof r !== 'object' || Array.isArray(r))) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects`);
   } else {
     try {
-      rows = parse(text, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+      rows = parse<Record<string, unknown>>(text, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
     } catch (error) {
       throw new HadesError('HADES_ERR_CMDB', `${file}: ${(error as Error).message}`);
     }
