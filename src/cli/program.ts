@@ -74,7 +74,8 @@ function attachAction(command: Command, spec: CommandSpec, context: CliContext, 
   const run = spec.run;
   command.action(async (...received: unknown[]) => {
     // Commander passes the declared arguments, then the options object, then the command.
-    const args = received.slice(0, -2).map(String);
+    // A variadic argument arrives as one array; an optional one left out as undefined.
+    const args = received.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
     // With globals: a parent that takes the same option (`agent --config` and `agent status
     // --config`) would otherwise keep it for itself.
     const options: Readonly<Record<string, unknown>> = (received.at(-1) as Command).optsWithGlobals();

@@ -8,6 +8,7 @@ import type { CliContext } from './context.js';
 import { configCheck, configDefaults, configSchema } from './commands/config.js';
 import { agentRun, agentStatus, DEFAULT_AGENT_CONFIG } from './commands/agent.js';
 import { events, KERNEL_ACTIONS } from './commands/events.js';
+import { agentsList, search, serverRun, start, tokenCreate } from './commands/server.js';
 
 export interface CommandSpec {
   /** Words typed after `hades`, e.g. `config check`. */
@@ -28,6 +29,13 @@ export const groups: Readonly<Record<string, string>> = {
   alerts: 'Alerts raised by the rule engine',
   rules: 'Rule packs: test them, import Sigma rules',
 };
+
+/** The options of commands that talk to the server's API. */
+const apiOptions = (c: Command) =>
+  c
+    .option('--config <file>', 'server configuration of the local deployment (default: /etc/hades/server.yaml when it exists, else the defaults)')
+    .option('--server <url>', 'the API to use instead of the local deployment\'s, e.g. https://hades.example:7080')
+    .option('--token <token>', 'API token (default: HADES_API_TOKEN, else the local deployment\'s admin token)');
 
 const roleOption = (c: Command) =>
   c.option('--role <role>', 'which program the configuration is for: agent or server', 'agent');
@@ -63,7 +71,12 @@ export const commands: readonly CommandSpec[] = [
         .option('--config <file>', 'agent configuration file (driver, process tree and hashing settings)'),
     run: events,
   },
-  { name: 'start', summary: 'Run the whole system on this machine (server, local agent, console)', planned: 'the server' },
+  {
+    name: 'start',
+    summary: 'Run the single-node deployment on this machine: the server (embedded SQLite, loopback) and a local agent enrolled to it (root)',
+    define: (c) => c.option('--data <folder>', 'where the server and the local agent keep their state', '/var/lib/hades'),
+    run: start,
+  },
   {
     name: 'agent',
     summary: 'Run the agent daemon: kernel driver and plugins under a watchdog, outputs with a disk spool (root; SIGHUP reloads the configuration)',
@@ -76,10 +89,37 @@ export const commands: readonly CommandSpec[] = [
     define: (c) => c.option('--config <file>', 'configuration of the agent to ask (its agent.data_dir locates it)').option('--json', 'print the status as JSON'),
     run: agentStatus,
   },
-  { name: 'server', summary: 'Run the server', planned: 'the server' },
-  { name: 'server token create', summary: 'Create a one-time enrollment token for agents', planned: 'the server' },
-  { name: 'agents list', summary: 'List the agents of the fleet', planned: 'the server' },
-  { name: 'search', summary: 'Search stored events', planned: 'the server' },
+  {
+    name: 'server',
+    summary: 'Run the server: agent gateway (mutual TLS), event store, REST API',
+    define: (c) => c.option('--config <file>', 'server configuration file (default: /etc/hades/server.yaml when it exists, else the defaults)'),
+    run: serverRun,
+  },
+  {
+    name: 'server token create',
+    summary: 'Create a one-time enrollment token for an agent, with what its configuration needs',
+    define: (c) => apiOptions(c).option('--ttl <duration>', 'how long the token is valid: 30m, 1h, 7d', '1h').option('--group <group>', 'the group the agent joins').option('--json', 'print JSON'),
+    run: tokenCreate,
+  },
+  {
+    name: 'agents list',
+    summary: 'List the agents of the fleet with their state',
+    define: (c) => apiOptions(c).option('--json', 'one JSON object per agent'),
+    run: agentsList,
+  },
+  {
+    name: 'search',
+    summary: 'Search stored events; FIELD=VALUE arguments filter (FIELD^=PREFIX, FIELD~=TEXT)',
+    define: (c) =>
+      apiOptions(c)
+        .argument('[filters...]', 'FIELD=VALUE filters, e.g. process.executable=/usr/bin/curl user.name=root')
+        .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '1h')
+        .option('--action <actions>', 'comma-separated event actions')
+        .option('--host <host>', 'host name')
+        .option('--limit <n>', 'most events', '100')
+        .option('--json', 'NDJSON, one event per line'),
+    run: search,
+  },
   { name: 'alerts list', summary: 'List alerts', planned: 'the rule engine' },
   { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
   { name: 'rules import-sigma', summary: 'Import Sigma rules from a folder', planned: 'the rule engine' },

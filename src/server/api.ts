@@ -43,7 +43,7 @@ export interface ApiPorts {
   caPem(): string;
   caFingerprint(): string;
   gateways(): string[];
-  enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): { agentId: string; certificate: string };
+  enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): Promise<{ agentId: string; certificate: string }>;
   listAgents(filter: { group?: string; online?: boolean }): unknown[];
   getAgent(id: string): unknown;
   revokeAgent(id: string): void;
@@ -213,7 +213,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ),
       response: Type.Object({ agentId: Type.String(), certificate: Type.String(), gateways: Type.Array(Type.String()) }),
     },
-    (request) => ({ ...ports.enroll(request.body), gateways: ports.gateways() }),
+    async (request) => ({ ...(await ports.enroll(request.body)), gateways: ports.gateways() }),
   );
 
   // Fleet.

@@ -31,6 +31,8 @@ import { CpuMeter } from '../plugins/usage.js';
 import { RotatingFile } from '../../runtime/rotating-file.js';
 import { Sequencer } from '../sequencer.js';
 import { Spool } from '../spool.js';
+import { enroll, loadIdentity, type Identity } from '../transport/enroll.js';
+import { GrpcTransport, type ServerTask } from '../transport/grpc-transport.js';
 import { MetricsServer } from './metrics.js';
 
 const MB = 1024 * 1024;
@@ -144,12 +146,15 @@ export class Agent {
   private lastReload: AgentStatus['lastReload'];
   private stopped = false;
   private reloading: Promise<ReloadResult> | undefined;
+  private identity: Identity | undefined;
+  private transport: GrpcTransport | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
     this.log = Logger.fromConfig(this.config.log, options.stderr ? { stream: options.stderr } : {});
     this.stamp = new EventStamp(this.sequencer, { name: os.hostname(), hostname: os.hostname(), architecture: os.arch(), os: { type: 'linux', kernel: os.release() } }, options.version);
-    this.pipeline = new Pipeline(this.buildChannels(this.config));
+    // Outputs are made in start(): the server output may need to enroll first.
+    this.pipeline = new Pipeline([]);
     this.pipeline.onDrain(() => {
       this.kernel?.drain();
       for (const plugin of this.plugins.values()) plugin.resume();
@@ -161,6 +166,8 @@ export class Agent {
   async start(): Promise<void> {
     try {
       this.claimDataDir();
+      if (this.config.outputs.server.enabled) this.identity = await this.ensureIdentity();
+      this.pipeline.replaceChannels(this.buildChannels(this.config));
       this.setupCgroups();
       if (this.config.plugins.driver) await this.startKernel();
       await this.startPlugins();
@@ -251,6 +258,73 @@ export class Agent {
     }
   }
 
+  /** The agent's identity: stored from an earlier enrollment, or enrolled now with the configured token. */
+  private async ensureIdentity(): Promise<Identity> {
+    const { agent, outputs } = this.config;
+    const stored = loadIdentity(agent.data_dir);
+    if (stored) return stored;
+    const { api, token, ca_sha256: caSha256 } = outputs.server;
+    if (!api || !token || !caSha256) {
+      throw new HadesError('HADES_ERR_CONFIG_VALUE', `outputs.server is enabled but the agent has not enrolled yet (no identity in ${agent.data_dir}/identity): set outputs.server.api, token and ca_sha256 (hades server token create prints them)`);
+    }
+    const identity = await enroll({ dataDir: agent.data_dir, api, token, caSha256, agentVersion: this.options.version });
+    this.log.info('enrolled with the server', { agent: identity.agentId, api });
+    return identity;
+  }
+
+  private serverTransport(config: AgentConfig, identity: Identity): GrpcTransport {
+    const addresses = config.outputs.server.addresses.length > 0 ? config.outputs.server.addresses : identity.gateways;
+    const transport = new GrpcTransport({
+      identity,
+      addresses,
+      agentVersion: this.options.version,
+      log: this.log.child({ component: 'server' }),
+      onConfig: (yaml, version) => {
+        void this.reloadFromServer(yaml, version);
+      },
+      onTask: (task) => this.runTask(task),
+    });
+    this.transport = transport;
+    return transport;
+  }
+
+  /** A task from the server; its result goes back on the stream. */
+  private runTask(task: ServerTask): void {
+    const params = (task.params ?? {}) as Record<string, unknown>;
+    const reply = (status: 'done' | 'failed', result: unknown) => this.transport?.taskResult(task.id, status, result);
+    switch (task.kind) {
+      case 'log_level': {
+        const level = params['level'];
+        if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') return reply('failed', { code: 'HADES_ERR_CONFIG_VALUE', message: 'params.level must be debug, info, warn or error' });
+        this.log.setLevel(level);
+        return reply('done', { level });
+      }
+      case 'restart_plugin': {
+        const name = typeof params['name'] === 'string' ? params['name'] : '';
+        const plugin = this.supervisor.get(name);
+        if (!plugin) return reply('failed', { code: 'HADES_ERR_API_NOT_FOUND', message: `no plugin '${name}'; plugins: ${this.supervisor.names().join(', ')}` });
+        plugin.process.restart('restarted by the server');
+        return reply('done', { plugin: name });
+      }
+      default:
+        return reply('failed', { code: 'HADES_ERR_NOT_YET_AVAILABLE', message: `task '${task.kind}' is not available in this agent version (the asset inventory brings query and inventory)` });
+    }
+  }
+
+  /**
+   * A configuration pushed by the server for the agent's group: the whole agent configuration,
+   * except what only the host can know (agent.data_dir and outputs.server), which stay local.
+   */
+  private async reloadFromServer(yaml: string, version: number): Promise<void> {
+    const parsed = parseConfig(yaml, AgentConfigSchema);
+    if (!parsed.ok) {
+      this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s)`, parsed.problems);
+      return;
+    }
+    const next: AgentConfig = { ...parsed.config, agent: { ...parsed.config.agent, data_dir: this.config.agent.data_dir }, outputs: { ...parsed.config.outputs, server: this.config.outputs.server } };
+    await this.reload(undefined, next);
+  }
+
   private buildChannels(config: AgentConfig): OutputChannel[] {
     const channels: OutputChannel[] = [];
     const rate = (r: { events_per_s: number; kb_per_s: number }) => ({ eventsPerSecond: r.events_per_s, bytesPerSecond: r.kb_per_s * 1024 });
@@ -271,6 +345,7 @@ export class Agent {
       const transport = new HttpTransport({ url: outputs.http.url, headers: outputs.http.headers, timeoutMs: outputs.http.timeout_ms, agentVersion: this.options.version });
       channels.push(spooled(transport, outputs.http.batch_events, outputs.http.rate));
     }
+    if (outputs.server.enabled && this.identity) channels.push(spooled(this.serverTransport(config, this.identity), outputs.server.batch_events, outputs.server.rate));
     for (const transport of this.options.transports ?? []) channels.push(spooled(transport, 2000));
     return channels;
   }
@@ -420,6 +495,7 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
+    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {
@@ -533,10 +609,11 @@ export class Agent {
    * applies it. An invalid configuration is rejected with its problems and the running one
    * stays; parts that cannot change in place (driver settings, plugins, outputs) are restarted.
    */
-  reload(text?: string): Promise<ReloadResult> {
+  reload(text?: string, given?: AgentConfig): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
       let source = text;
-      if (source === undefined) {
+      if (given) source = '';
+      else if (source === undefined) {
         if (!this.options.configFile) return { ok: false, message: 'no configuration file to reload' };
         try {
           source = readFileSync(this.options.configFile, 'utf8');
@@ -544,7 +621,7 @@ export class Agent {
           return this.rejected(`cannot read ${this.options.configFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
         }
       }
-      const parsed = parseConfig(source, AgentConfigSchema);
+      const parsed = given ? ({ ok: true, config: given } as const) : parseConfig(source ?? '', AgentConfigSchema);
       if (!parsed.ok) return this.rejected(`${parsed.problems.length} problem(s); the running configuration stays`, parsed.problems);
       const next = parsed.config;
       if (next.agent.data_dir !== this.config.agent.data_dir) return this.rejected('agent.data_dir cannot change while the agent runs; restart it');

@@ -11,6 +11,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+// @peculiar/x509 needs the Reflect metadata API, which must exist before it loads.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { HadesError, isErrorCode } from '../../common/errors.js';
 

@@ -73,6 +73,18 @@ export const AgentConfigSchema = Type.Object(
           },
           { additionalProperties: false, default: {}, description: 'Rotated NDJSON files.' },
         ),
+        server: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Send events to the Hades server over mutual TLS (gRPC), through the disk spool.' }),
+            api: Type.String({ default: '', pattern: '^(https://.+)?$', description: 'The server\'s API (https://host:port), used once, to enroll.' }),
+            token: Type.String({ default: '', maxLength: 256, description: 'One-time enrollment token (hades server token create); used only while the agent has no identity in agent.data_dir.' }),
+            ca_sha256: Type.String({ default: '', pattern: '^([0-9a-fA-F:]{64,95})?$', description: 'SHA-256 of the server\'s CA certificate, printed with the token: the agent refuses to enroll with a server whose CA differs.' }),
+            addresses: Type.Array(Type.String({ pattern: '^[^\\s]+:\\d{1,5}$' }), { default: [], maxItems: 16, description: 'Gateway addresses (host:port) to connect to, in order of preference; empty: those the server gave at enrollment.' }),
+            batch_events: Type.Integer({ minimum: 1, maximum: 20_000, default: 2000, description: 'Most events per batch.' }),
+            rate: RateLimit,
+          },
+          { additionalProperties: false, default: {}, description: 'The Hades server. Always spooled: a batch leaves the spool only once the server stored it.' },
+        ),
         http: Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'POST batches of NDJSON events to a URL (a collector such as Vector or Logstash); a 2xx answer acknowledges the batch.' }),

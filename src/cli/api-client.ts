@@ -1,0 +1,98 @@
+/**
+ * The `hades` command's client of the REST API. By default it talks to the local deployment:
+ * the server configuration (--config, else /etc/hades/server.yaml when it exists, else the
+ * defaults) gives the API address and the data folder, where the server keeps its CA and the
+ * admin token. `--server URL --token TOKEN` (and HADES_API_TOKEN) point it elsewhere.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { configError, parseConfig, ServerConfigSchema, type ServerConfig } from '../common/config/index.js';
+import { HadesError, isErrorCode } from '../common/errors.js';
+import { caFile, localCredentials } from '../server/server.js';
+import { readConfigFile } from './commands/config.js';
+
+export const DEFAULT_SERVER_CONFIG = '/etc/hades/server.yaml';
+
+export async function loadServerConfig(options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> {
+  const given = typeof options['config'] === 'string' ? options['config'] : undefined;
+  const file = given ?? (existsSync(DEFAULT_SERVER_CONFIG) ? DEFAULT_SERVER_CONFIG : undefined);
+  const text = file ? await readConfigFile(file) : '';
+  const result = parseConfig(text, ServerConfigSchema);
+  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
+  return { config: result.config, file };
+}
+
+export interface ApiClient {
+  readonly base: string;
+  get(path: string, query?: Record<string, string | string[] | undefined>): Promise<unknown>;
+  post(path: string, body: unknown): Promise<unknown>;
+}
+
+/** A client of the deployment the options name (see the top of this file). */
+export async function apiClient(options: Readonly<Record<string, unknown>>): Promise<ApiClient> {
+  const { config } = await loadServerConfig(options);
+  const server = typeof options['server'] === 'string' ? options['server'].replace(/\/+$/, '') : undefined;
+  const explicitToken = typeof options['token'] === 'string' ? options['token'] : process.env['HADES_API_TOKEN'];
+  let token: string;
+  let ca: string | undefined;
+  if (explicitToken) {
+    token = explicitToken;
+    ca = existsSync(caFile(config.data_dir)) ? readFileSync(caFile(config.data_dir), 'utf8') : undefined;
+  } else {
+    ({ token, caPem: ca } = localCredentials(config.data_dir));
+  }
+  const listen = /^(.*):(\d+)$/.exec(config.listen.api);
+  const host = listen?.[1] === '0.0.0.0' || listen?.[1] === '::' ? '127.0.0.1' : listen?.[1];
+  return clientOf({ base: server ?? `https://${host}:${listen?.[2]}`, token, ...(ca ? { caPem: ca } : {}) });
+}
+
+/** A client of a given API address, token and CA. */
+export function clientOf({ base, token, caPem: ca }: { base: string; token: string; caPem?: string }): ApiClient {
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<unknown>((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const req = request(
+        `${base}${path}`,
+        {
+          method,
+          ...(ca ? { ca } : {}),
+          headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
+          timeout: 30_000,
+        },
+        (response) => {
+          let text = '';
+          response.setEncoding('utf8').on('data', (d: string) => (text += d));
+          response.on('end', () => {
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : null;
+            } catch {
+              return reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${method} ${path}: the answer is not JSON (HTTP ${response.statusCode})`));
+            }
+            if ((response.statusCode ?? 500) >= 400) {
+              const error = parsed as { code?: string; message?: string } | null;
+              const code = error?.code && isErrorCode(error.code) ? error.code : 'HADES_ERR_SERVER_UNREACHABLE';
+              return reject(new HadesError(code, error?.message ?? `HTTP ${response.statusCode}`));
+            }
+            resolve(parsed);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'no answer within 30 s')));
+      req.on('error', (error) => reject(error instanceof HadesError ? error : new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${base}: ${error.message}`)));
+      req.end(payload);
+    });
+  return {
+    base,
+    get: (path, query = {}) => {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) {
+        if (value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) params.append(key, v);
+      }
+      const qs = params.toString();
+      return call('GET', qs ? `${path}?${qs}` : path);
+    },
+    post: (path, body) => call('POST', path, body),
+  };
+}

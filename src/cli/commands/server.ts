@@ -1,0 +1,203 @@
+/**
+ * Server-side commands: `hades server` runs the server; `hades server token create`,
+ * `hades agents list` and `hades search` talk to its REST API as a person would; `hades start`
+ * runs the single-node deployment (server, and a local agent with the kernel driver enrolled
+ * to it) until Ctrl-C.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, ServerConfigSchema } from '../../common/config/index.js';
+import { HadesError } from '../../common/errors.js';
+import { HadesServer } from '../../server/server.js';
+import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
+import { exitStatus, version, type CliContext } from '../context.js';
+
+const waitForSignal = (context: CliContext, also?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (context.signal.aborted || also?.aborted) return resolve();
+    context.signal.addEventListener('abort', () => resolve(), { once: true });
+    also?.addEventListener('abort', () => resolve(), { once: true });
+  });
+
+export async function serverRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const { config } = await loadServerConfig(options);
+  const server = new HadesServer({ config, version, stderr: context.stderr });
+  const addresses = await server.start();
+  context.stderr.write(`hades: server listening: API ${addresses.api}, agent gateway ${addresses.gateway}; admin token in ${path.join(config.data_dir, 'admin.token')}\n`);
+  try {
+    await waitForSignal(context);
+  } finally {
+    await server.stop();
+  }
+  return exitStatus.ok;
+}
+
+interface TokenCreated {
+  id: string;
+  token: string;
+  expiresAt: string;
+  caSha256: string;
+}
+
+export async function tokenCreate(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : '1h';
+  if (!/^\d+(s|m|h|d)$/.test(ttl)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ttl must be a duration such as 30m, 1h or 7d (got '${ttl}')`);
+  const body = { ttl, ...(typeof options['group'] === 'string' ? { group: options['group'] } : {}) };
+  const created = (await client.post('/api/v1/tokens/enrollment', body)) as TokenCreated;
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify({ ...created, api: client.base })}\n`);
+  } else {
+    context.stdout.write(
+      [
+        `token:      ${created.token}`,
+        `expires:    ${created.expiresAt}`,
+        `ca sha256:  ${created.caSha256}`,
+        '',
+        'On the host to enroll, in its agent configuration:',
+        'outputs:',
+        '  server:',
+        '    enabled: true',
+        `    api: ${client.base}`,
+        `    token: ${created.token}`,
+        `    ca_sha256: ${created.caSha256}`,
+        '',
+      ].join('\n'),
+    );
+  }
+  return exitStatus.ok;
+}
+
+interface AgentRow {
+  id: string;
+  hostname: string;
+  online: boolean;
+  version?: string;
+  groups?: string[];
+  lastSeen?: string;
+  revokedAt?: string | null;
+  addresses?: string[];
+  os?: string;
+}
+
+export async function agentsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const { agents } = (await client.get('/api/v1/agents')) as { agents: AgentRow[] };
+  if (options['json']) {
+    for (const agent of agents) context.stdout.write(`${JSON.stringify(agent)}\n`);
+    return exitStatus.ok;
+  }
+  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, a.hostname, a.revokedAt ? 'revoked' : a.online ? 'online' : 'offline', a.version ?? '', (a.groups ?? []).join(','), a.lastSeen ?? ''])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const row of rows) context.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  if (agents.length === 0) context.stdout.write('(no agent has enrolled yet: hades server token create)\n');
+  return exitStatus.ok;
+}
+
+/** Reads a dotted path of a JSON value as a string, or undefined. */
+function text(value: unknown, ...keys: string[]): string | undefined {
+  let current: unknown = value;
+  for (const key of keys) {
+    if (!current || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return typeof current === 'string' || typeof current === 'number' ? String(current) : undefined;
+}
+
+/** One line per event for a person: time, host, action, process, and what matters for the action. */
+export function formatEvent(e: Record<string, unknown>): string {
+  const action = text(e, 'event', 'action') ?? '?';
+  const who = text(e, 'process', 'pid') ? `${text(e, 'process', 'name') ?? '?'}(${text(e, 'process', 'pid')})` : '';
+  const args = (e['process'] as { args?: unknown } | undefined)?.args;
+  let what = '';
+  if (action === 'exec') {
+    const line = text(e, 'process', 'command_line') ?? (Array.isArray(args) ? args.join(' ') : text(e, 'process', 'executable')) ?? '';
+    const ancestry = text(e, 'hades', 'ancestry');
+    what = ancestry ? `${line}  [${ancestry}]` : line;
+  } else if (text(e, 'destination', 'ip')) what = `-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
+  else if (text(e, 'dns', 'question', 'name')) what = text(e, 'dns', 'question', 'name') ?? '';
+  else if (text(e, 'file', 'path')) what = text(e, 'file', 'path') ?? '';
+  return `${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd();
+}
+
+export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  for (const filter of args) {
+    if (!/^[A-Za-z@_][A-Za-z0-9_.@]*(\^=|~=|=)/.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
+  }
+  const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
+  const result = (await client.get('/api/v1/events', {
+    since: typeof options['since'] === 'string' ? options['since'] : '1h',
+    action: typeof options['action'] === 'string' ? options['action'] : undefined,
+    host: typeof options['host'] === 'string' ? options['host'] : undefined,
+    limit,
+    filter: args.length > 0 ? [...args] : undefined,
+  })) as { events: Record<string, unknown>[]; next?: string };
+  for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
+  if (!options['json'] && result.next) context.stderr.write(`hades: more events: narrow the search or raise --limit\n`);
+  return exitStatus.ok;
+}
+
+/** `hades start`: the single-node deployment on this machine. */
+export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades start runs the local agent, which loads kernel programs: run it as root');
+  const root = typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades';
+  const parsed = parseConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\n`, ServerConfigSchema);
+  if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--data ${root} is not usable`);
+  const server = new HadesServer({ config: parsed.config, version, stderr: context.stderr });
+  const addresses = await server.start();
+  const agentDir = path.join(root, 'agent');
+  mkdirSync(agentDir, { recursive: true, mode: 0o700 });
+  const agentConfigFile = path.join(agentDir, 'agent.yaml');
+  const client = clientOf({ base: addresses.api, token: addresses.adminToken, caPem: server.caPem });
+  let child: ReturnType<typeof spawn> | undefined;
+  const stopped = new AbortController();
+  try {
+    // A fresh token each start; the agent uses it only if it has no identity yet.
+    const token = (await client.post('/api/v1/tokens/enrollment', { ttl: '10m' })) as TokenCreated;
+    writeFileSync(
+      agentConfigFile,
+      [
+        '# Written by `hades start`: the local agent of the single-node deployment.',
+        `agent: { data_dir: ${JSON.stringify(agentDir)} }`,
+        'outputs:',
+        '  file: { enabled: false }',
+        `  server: { enabled: true, api: ${JSON.stringify(addresses.api)}, token: ${token.token}, ca_sha256: ${addresses.caSha256} }`,
+        `log: { file: ${JSON.stringify(path.join(agentDir, 'agent.log'))} }`,
+        'metrics: { listen: "127.0.0.1:0" }',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const bin = fileURLToPath(new URL('../../../../bin/hades.js', import.meta.url));
+    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('exit', (code) => {
+      if (!context.signal.aborted) context.stderr.write(`hades: the local agent exited (status ${code ?? '?'}); see ${path.join(agentDir, 'agent.log')}\n`);
+      stopped.abort();
+    });
+    context.stdout.write(
+      [
+        'Hades is running on this machine.',
+        `  API:            ${addresses.api}   (CA: ${path.join(parsed.config.data_dir, 'pki', 'ca.pem')})`,
+        `  agent gateway:  ${addresses.gateway}`,
+        `  admin token:    ${addresses.adminToken}`,
+        `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
+        '',
+        'Try, in another terminal:  npx hades agents list   |   npx hades search --since 5m --action exec',
+        'Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+    await waitForSignal(context, stopped.signal);
+  } finally {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await server.stop();
+  }
+  return exitStatus.ok;
+}

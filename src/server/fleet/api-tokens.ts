@@ -1,0 +1,233 @@
+/**
+ * API tokens: bearer secrets for the REST API and the CLI, each with a role. A token reads
+ * `hadesapi_<id>_<secret>` (16 hex digits, then 32 random bytes in base64url); only the
+ * SHA-256 of the secret is stored, compared in constant time. Roles are ordered:
+ * admin > analyst > read-only, and a request needing a role accepts any higher one.
+ *
+ * On the first start `ensureBootstrapAdmin` creates an admin token and writes it, mode 0600, to
+ * a file of the data folder: the local deployment's credentials, which the CLI reads.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import { HadesError } from '../../common/errors.js';
+import { migrate, type Db } from '../db.js';
+import { isoOrUndefined, isoTime, mintToken, parseToken, secretMatches, type Clock } from './tokens.js';
+
+export const ROLES = ['read-only', 'analyst', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+const RANK: Readonly<Record<Role, number>> = { 'read-only': 0, analyst: 1, admin: 2 };
+
+export const API_TOKEN_PREFIX = 'hadesapi';
+/** last_used_at is written at most this often per token, not on every request. */
+const LAST_USED_EVERY_MS = 60_000;
+
+const MIGRATIONS = [
+  `CREATE TABLE api_tokens (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'read-only')),
+     secret_sha256 BLOB NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_used_at INTEGER,
+     revoked_at INTEGER
+   ) STRICT`,
+];
+
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  role: Role;
+  secret_sha256: Buffer;
+  created_by: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** Who an authenticated request comes from. */
+export interface Principal {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+}
+
+/** A token as listed: never its secret. */
+export interface ApiTokenInfo extends Principal {
+  readonly createdBy: string;
+  readonly createdAt: string;
+  readonly lastUsedAt?: string;
+  readonly revokedAt?: string;
+}
+
+export interface BootstrapAdmin {
+  readonly token: string;
+  readonly id: string;
+  /** True when this start made the token (first start, or the file's token was unusable). */
+  readonly created: boolean;
+  /** Why a new token replaced the file's, when one did. */
+  readonly reason?: string;
+}
+
+export const isRole = (value: unknown): value is Role => typeof value === 'string' && Object.hasOwn(RANK, value);
+
+/** Whether `principal`'s role is `needed` or higher. */
+export const hasRole = (principal: Principal, needed: Role): boolean => RANK[principal.role] >= RANK[needed];
+
+/** Throws HADES_ERR_API_FORBIDDEN, naming the role needed, unless `principal` has it or higher. */
+export function authorize(principal: Principal, needed: Role): void {
+  if (!hasRole(principal, needed)) {
+    throw new HadesError('HADES_ERR_API_FORBIDDEN', `this request needs the role ${needed}; the token ${principal.id} has ${principal.role}`, {
+      details: { needed, role: principal.role },
+    });
+  }
+}
+
+const unauthenticated = (message: string): HadesError => new HadesError('HADES_ERR_API_UNAUTHENTICATED', message);
+
+export class ApiTokens {
+  readonly #db: Db;
+  readonly #now: Clock;
+  readonly #byId;
+
+  constructor(db: Db, options: { now?: Clock } = {}) {
+    migrate(db, 'api_tokens', MIGRATIONS);
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+    this.#byId = db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?');
+  }
+
+  /** Creates a token; the returned `token` is shown once and cannot be recovered later. */
+  create(request: { name: string; role: Role; createdBy: string }): { token: string; id: string } {
+    const name = request.name.trim();
+    if (name === '' || name.length > 128 || /\p{Cc}/u.test(name)) throw new HadesError('HADES_ERR_INTERNAL', 'a token name is 1 to 128 printable characters');
+    if (!isRole(request.role)) throw new HadesError('HADES_ERR_INTERNAL', `unknown role ${JSON.stringify(request.role)}`);
+    if (request.createdBy.trim() === '') throw new HadesError('HADES_ERR_INTERNAL', 'a token needs its creator');
+    const minted = mintToken(API_TOKEN_PREFIX);
+    this.#db
+      .prepare('INSERT INTO api_tokens (id, name, role, secret_sha256, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(minted.id, name, request.role, minted.hash, request.createdBy, this.#now());
+    return { token: minted.token, id: minted.id };
+  }
+
+  /**
+   * The principal of a request, from its `Authorization` header value (`Bearer <token>`) or the
+   * bare token. HADES_ERR_API_UNAUTHENTICATED when it is missing, malformed, unknown or revoked.
+   */
+  authenticate(bearer: string | undefined): Principal {
+    if (bearer === undefined || bearer.trim() === '') throw unauthenticated('the request carries no API token');
+    const token = bearer.trim().replace(/^Bearer\s+/i, '');
+    const parsed = parseToken(API_TOKEN_PREFIX, token);
+    if (parsed === undefined) throw unauthenticated('the API token is malformed');
+    const row = this.#byId.get(parsed.id);
+    if (row === undefined || !secretMatches(parsed.secret, row.secret_sha256)) throw unauthenticated(`the API token ${parsed.id} is unknown`);
+    if (row.revoked_at !== null) throw unauthenticated(`the API token ${row.id} was revoked`);
+    const now = this.#now();
+    if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_EVERY_MS) {
+      this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
+    }
+    return { id: row.id, name: row.name, role: row.role };
+  }
+
+  /** See the module function `authorize`. */
+  authorize(principal: Principal, needed: Role): void {
+    authorize(principal, needed);
+  }
+
+  list(): ApiTokenInfo[] {
+    return this.#db.prepare<[], ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at, id').all().map(infoOf);
+  }
+
+  get(id: string): ApiTokenInfo | undefined {
+    const row = this.#byId.get(id);
+    return row === undefined ? undefined : infoOf(row);
+  }
+
+  /** Revokes a token; false when there is no such token or it was revoked already. */
+  revoke(id: string): boolean {
+    return this.#db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.#now(), id).changes === 1;
+  }
+
+  /**
+   * The local admin token kept in `file` (mode 0600): read back when it still authenticates as
+   * an admin, otherwise (first start, a reset database, a revoked token) a new one is created and
+   * written. A file that others could read is treated as leaked: its token is revoked and
+   * replaced. Returns the token; `bootstrapAdmin` says also what happened.
+   */
+  ensureBootstrapAdmin(file: string): string {
+    return this.bootstrapAdmin(file).token;
+  }
+
+  /** `ensureBootstrapAdmin` with the token's id, whether it was made now, and why. */
+  bootstrapAdmin(file: string): BootstrapAdmin {
+    let reason: string | undefined;
+    const existing = readTokenFile(file);
+    if (existing !== undefined) {
+      const parsed = parseToken(API_TOKEN_PREFIX, existing.token);
+      if (existing.exposed) {
+        if (parsed !== undefined) this.revoke(parsed.id);
+        reason = `${file} was readable by others (mode ${existing.mode.toString(8).padStart(4, '0')}); its token was revoked`;
+      } else {
+        try {
+          const principal = this.authenticate(existing.token);
+          if (principal.role === 'admin') return { token: existing.token, id: principal.id, created: false };
+          reason = `the token in ${file} is not an admin token`;
+        } catch (error) {
+          reason = (error as Error).message;
+        }
+      }
+    }
+    const made = this.create({ name: 'bootstrap-admin', role: 'admin', createdBy: 'system' });
+    writeTokenFile(file, made.token);
+    return reason === undefined ? { ...made, created: true } : { ...made, created: true, reason };
+  }
+}
+
+function infoOf(row: ApiTokenRow): ApiTokenInfo {
+  const lastUsedAt = isoOrUndefined(row.last_used_at);
+  const revokedAt = isoOrUndefined(row.revoked_at);
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    createdBy: row.created_by,
+    createdAt: isoTime(row.created_at),
+    ...(lastUsedAt === undefined ? {} : { lastUsedAt }),
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  };
+}
+
+const fileError = (file: string, error: unknown): HadesError =>
+  new HadesError('HADES_ERR_STORE_OPEN', `cannot use the admin token file ${file}: ${(error as Error).message}`, { cause: error });
+
+function readTokenFile(file: string): { token: string; mode: number; exposed: boolean } | undefined {
+  try {
+    const mode = statSync(file).mode & 0o777;
+    return { token: readFileSync(file, 'utf8').trim(), mode, exposed: (mode & 0o077) !== 0 };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fileError(file, error);
+  }
+}
+
+/** Writes the token atomically, mode 0600 from the start (never readable by others, even briefly). */
+function writeTokenFile(file: string, token: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  try {
+    // 'wx' on a fresh name: the file is created with mode 0600, never reused with another mode.
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, `${token}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw fileError(file, error);
+  }
+}

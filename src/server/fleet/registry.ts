@@ -1,0 +1,569 @@
+/**
+ * The fleet registry: enrolled agents, their groups' configuration, and the tasks the server
+ * asks of them. An agent is known by a random id (`ag_` + 16 hex digits), which is also the
+ * identity in its client certificate; the registry keeps the fingerprint of the one certificate
+ * it issued, and `authorize` (called by the gateway on every connection, after
+ * `Pki.agentIdentity`) refuses any other certificate, and every certificate of a revoked agent.
+ * Revocation therefore needs no CRL: the server is the only party that checks agent
+ * certificates.
+ *
+ * Times are stored as milliseconds since the epoch and returned as ISO 8601 strings.
+ */
+import { randomBytes } from 'node:crypto';
+import { HadesError } from '../../common/errors.js';
+import { migrate, type Db } from '../db.js';
+import { NAME_RE, isoOrUndefined, isoTime, type Clock } from './tokens.js';
+
+const MIGRATIONS = [
+  `CREATE TABLE agents (
+     id TEXT PRIMARY KEY,
+     hostname TEXT NOT NULL,
+     addresses TEXT NOT NULL,
+     os TEXT NOT NULL,
+     kernel TEXT NOT NULL,
+     version TEXT NOT NULL,
+     groups_json TEXT NOT NULL,
+     tags TEXT NOT NULL,
+     cert_fingerprint TEXT NOT NULL UNIQUE,
+     cert_serial TEXT NOT NULL,
+     cert_not_after INTEGER,
+     token_id TEXT,
+     enrolled_at INTEGER NOT NULL,
+     last_seen INTEGER,
+     heartbeat TEXT,
+     online INTEGER NOT NULL DEFAULT 0,
+     revoked_at INTEGER
+   ) STRICT;
+   CREATE INDEX agents_hostname ON agents (hostname);
+   CREATE TABLE agent_groups (
+     name TEXT PRIMARY KEY,
+     yaml TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE tasks (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL REFERENCES agents (id),
+     kind TEXT NOT NULL,
+     params TEXT NOT NULL,
+     status TEXT NOT NULL,
+     result TEXT,
+     created_by TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     deadline INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX tasks_agent_status ON tasks (agent_id, status);
+   CREATE INDEX tasks_status_deadline ON tasks (status, deadline);`,
+];
+
+export const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+export const TASK_STATUSES = ['pending', 'sent', 'done', 'failed', 'expired'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** What an agent says about itself when it enrolls. */
+export interface AgentEnrollInfo {
+  /** The agent's id, unless `AgentCertInfo.agentId` gives it. */
+  readonly id?: string;
+  readonly hostname: string;
+  readonly addresses: readonly string[];
+  readonly os: string;
+  readonly kernel: string;
+  readonly version: string;
+  /** The group to join (the gateway gives the enrollment token's, when it names one); `default` otherwise. */
+  readonly group?: string;
+}
+
+/** The certificate issued to the agent (from `Pki.signAgentCsr`, with the id it was issued to). */
+export interface AgentCertInfo {
+  /** The id the certificate was issued to, unless `AgentEnrollInfo.id` gives it. */
+  readonly agentId?: string;
+  readonly fingerprint: string;
+  readonly serial: string;
+  readonly notAfter?: string;
+  /** The enrollment token used, for the record. */
+  readonly tokenId?: string;
+}
+
+/** The last heartbeat: plugin health, resource use, drop counters, as the agent reported them. */
+export type AgentHealth = Readonly<Record<string, unknown>>;
+
+export interface Agent {
+  readonly id: string;
+  readonly hostname: string;
+  readonly addresses: readonly string[];
+  readonly os: string;
+  readonly kernel: string;
+  readonly version: string;
+  readonly groups: readonly string[];
+  readonly tags: Readonly<Record<string, string>>;
+  readonly certFingerprint: string;
+  readonly certSerial: string;
+  readonly certNotAfter?: string;
+  readonly tokenId?: string;
+  readonly enrolledAt: string;
+  readonly lastSeen?: string;
+  readonly lastHeartbeat?: AgentHealth;
+  readonly online: boolean;
+  readonly revokedAt?: string;
+}
+
+export interface GroupConfig {
+  readonly name: string;
+  /** The group's agent configuration, YAML text as given. */
+  readonly yaml: string;
+  /** 1 for the first configuration, then one more at each change: agents report what they run. */
+  readonly version: number;
+  readonly updatedAt: string;
+}
+
+/** What an agent may update about itself on each connection (its hello). */
+export interface AgentHello {
+  readonly hostname?: string;
+  readonly addresses?: readonly string[];
+  readonly os?: string;
+  readonly kernel?: string;
+  readonly version?: string;
+}
+
+export interface Task {
+  readonly id: string;
+  readonly agentId: string;
+  readonly kind: TaskKind;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly status: TaskStatus;
+  readonly result?: unknown;
+  readonly createdBy?: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly deadline: string;
+}
+
+interface AgentRow {
+  id: string;
+  hostname: string;
+  addresses: string;
+  os: string;
+  kernel: string;
+  version: string;
+  groups_json: string;
+  tags: string;
+  cert_fingerprint: string;
+  cert_serial: string;
+  cert_not_after: number | null;
+  token_id: string | null;
+  enrolled_at: number;
+  last_seen: number | null;
+  heartbeat: string | null;
+  online: number;
+  revoked_at: number | null;
+}
+
+interface TaskRow {
+  id: string;
+  agent_id: string;
+  kind: TaskKind;
+  params: string;
+  status: TaskStatus;
+  result: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+  deadline: number;
+}
+
+const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
+const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
+const TAG_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;
+const MAX_JSON_BYTES = 64 * 1024;
+const MAX_GROUP_CONFIG_BYTES = 1024 * 1024;
+/** A task not done within this time expires (createTask's default). */
+export const DEFAULT_TASK_TTL_MS = 10 * 60_000;
+export const DEFAULT_GROUP = 'default';
+
+const internal = (message: string): HadesError => new HadesError('HADES_ERR_INTERNAL', message);
+const badRequest = (message: string): HadesError => new HadesError('HADES_ERR_ENROLL_REQUEST_INVALID', message);
+const unknownAgent = (id: string): HadesError => new HadesError('HADES_ERR_AGENT_UNKNOWN', `no enrolled agent has the id ${JSON.stringify(id)}`);
+
+function jsonText(value: unknown, what: string): string {
+  const text = JSON.stringify(value ?? null);
+  if (Buffer.byteLength(text) > MAX_JSON_BYTES) {
+    throw new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${MAX_JSON_BYTES} bytes of JSON`);
+  }
+  return text;
+}
+
+function shortText(value: unknown, what: string, max = 256): string {
+  if (typeof value !== 'string' || value.length > max || /\p{Cc}/u.test(value)) throw badRequest(`${what} must be a printable text of at most ${max} characters`);
+  return value;
+}
+
+/** Checks what an agent says about itself; `all` requires every field (enrollment). */
+function checkHello(hello: AgentHello, all: true): Required<AgentHello>;
+function checkHello(hello: AgentHello, all: false): AgentHello;
+function checkHello(hello: AgentHello, all: boolean): AgentHello {
+  const out: { -readonly [K in keyof AgentHello]: AgentHello[K] } = {};
+  if (all || hello.hostname !== undefined) {
+    out.hostname = shortText(hello.hostname, 'the host name').trim();
+    if (out.hostname === '') throw badRequest('the host name is missing');
+  }
+  if (all || hello.addresses !== undefined) {
+    if (!Array.isArray(hello.addresses) || hello.addresses.length > 256) throw badRequest('the addresses must be a list of at most 256');
+    out.addresses = hello.addresses.map((a) => shortText(a, 'an address', 64));
+  }
+  if (all || hello.os !== undefined) out.os = shortText(hello.os, 'the OS');
+  if (all || hello.kernel !== undefined) out.kernel = shortText(hello.kernel, 'the kernel version');
+  if (all || hello.version !== undefined) out.version = shortText(hello.version, 'the agent version', 64);
+  return out;
+}
+
+export class FleetRegistry {
+  readonly #db: Db;
+  readonly #now: Clock;
+  readonly #agentById;
+  readonly #agentByFingerprint;
+  readonly #taskById;
+
+  constructor(db: Db, options: { now?: Clock } = {}) {
+    migrate(db, 'fleet', MIGRATIONS);
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+    this.#agentById = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?');
+    this.#agentByFingerprint = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE cert_fingerprint = ?');
+    this.#taskById = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
+  }
+
+  /** A fresh agent id, to sign the agent's certificate with before `enroll` records it. */
+  newAgentId(): string {
+    for (;;) {
+      const id = `ag_${randomBytes(8).toString('hex')}`;
+      if (this.#agentById.get(id) === undefined) return id;
+    }
+  }
+
+  /**
+   * Records an enrolled agent. The enrollment flow of the gateway:
+   * `tokens.check(token)`; `id = registry.newAgentId()`; `cert = await pki.signAgentCsr(csr, id)`;
+   * then in one `db.transaction`: `tokens.consume(token, id)` and `registry.enroll(info, {...cert, agentId: id})`.
+   */
+  enroll(info: AgentEnrollInfo, cert: AgentCertInfo): Agent {
+    const { hostname, addresses, os, kernel, version } = checkHello(info, true);
+    const group = info.group ?? DEFAULT_GROUP;
+    if (!NAME_RE.test(group)) throw badRequest(`invalid group name ${JSON.stringify(group)}`);
+    const agentId = cert.agentId ?? info.id ?? '';
+    if (info.id !== undefined && cert.agentId !== undefined && info.id !== cert.agentId) throw internal(`agent id ${info.id} differs from the certificate's ${cert.agentId}`);
+    if (!AGENT_ID_RE.test(agentId)) throw internal(`invalid agent id ${JSON.stringify(agentId)}`);
+    if (!FINGERPRINT_RE.test(cert.fingerprint)) throw internal(`invalid certificate fingerprint ${JSON.stringify(cert.fingerprint)}`);
+    const notAfter = cert.notAfter === undefined ? null : Date.parse(cert.notAfter);
+    if (notAfter !== null && Number.isNaN(notAfter)) throw internal(`invalid certificate expiry ${cert.notAfter}`);
+    const now = this.#now();
+    try {
+      this.#db
+        .prepare(
+          `INSERT INTO agents (id, hostname, addresses, os, kernel, version, groups_json, tags, cert_fingerprint, cert_serial, cert_not_after, token_id, enrolled_at, last_seen, online)
+           VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, 0)`,
+        )
+        .run(agentId, hostname, JSON.stringify(addresses), os, kernel, version, JSON.stringify([group]), cert.fingerprint, cert.serial, notAfter, cert.tokenId ?? null, now, now);
+    } catch (error) {
+      throw new HadesError('HADES_ERR_INTERNAL', `cannot record agent ${agentId}: ${(error as Error).message}`, { cause: error });
+    }
+    return this.#mustGet(agentId);
+  }
+
+  /** Updates what an agent reports about itself (at each connection's hello); marks it seen. */
+  hello(id: string, hello: AgentHello): Agent {
+    const checked = checkHello(hello, false);
+    const sets: string[] = ['last_seen = ?'];
+    const args: (string | number)[] = [this.#now()];
+    for (const column of ['hostname', 'os', 'kernel', 'version'] as const) {
+      const value = checked[column];
+      if (value !== undefined) {
+        sets.push(`${column} = ?`);
+        args.push(value);
+      }
+    }
+    if (checked.addresses !== undefined) {
+      sets.push('addresses = ?');
+      args.push(JSON.stringify(checked.addresses));
+    }
+    args.push(id);
+    if (this.#db.prepare(`UPDATE agents SET ${sets.join(', ')} WHERE id = ?`).run(...args).changes === 0) throw unknownAgent(id);
+    return this.#mustGet(id);
+  }
+
+  get(id: string): Agent | undefined {
+    const row = this.#agentById.get(id);
+    return row === undefined ? undefined : agentOf(row);
+  }
+
+  byFingerprint(fingerprint: string): Agent | undefined {
+    const row = this.#agentByFingerprint.get(fingerprint.toLowerCase());
+    return row === undefined ? undefined : agentOf(row);
+  }
+
+  /** Agents by host name, newest enrollment first. */
+  list(filter: { group?: string; online?: boolean; revoked?: boolean; hostname?: string } = {}): Agent[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.group !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM json_each(agents.groups_json) WHERE value = ?)');
+      args.push(filter.group);
+    }
+    if (filter.online !== undefined) {
+      where.push('online = ?');
+      args.push(filter.online ? 1 : 0);
+    }
+    if (filter.revoked !== undefined) where.push(filter.revoked ? 'revoked_at IS NOT NULL' : 'revoked_at IS NULL');
+    if (filter.hostname !== undefined) {
+      where.push('hostname = ?');
+      args.push(filter.hostname);
+    }
+    const sql = `SELECT * FROM agents ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY hostname, enrolled_at DESC, id`;
+    return this.#db.prepare<(string | number)[], AgentRow>(sql).all(...args).map(agentOf);
+  }
+
+  /**
+   * The agent a connection belongs to, given the id and fingerprint of the certificate it
+   * presented (`Pki.agentIdentity`). HADES_ERR_AGENT_UNKNOWN when there is no such agent or the
+   * certificate is not the one issued to it; HADES_ERR_AGENT_REVOKED when it was revoked.
+   */
+  authorize(agentId: string, fingerprint: string): Agent {
+    const row = this.#agentById.get(agentId);
+    if (row === undefined) throw unknownAgent(agentId);
+    if (row.cert_fingerprint !== fingerprint.toLowerCase()) {
+      throw new HadesError('HADES_ERR_AGENT_UNKNOWN', `agent ${agentId} presented a certificate that is not the one issued to it`);
+    }
+    if (row.revoked_at !== null) throw new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${agentId} was revoked at ${isoTime(row.revoked_at)}`);
+    return agentOf(row);
+  }
+
+  /** Marks an agent connected or not (and seen now). */
+  markOnline(id: string, online: boolean): void {
+    const changes = this.#db.prepare('UPDATE agents SET online = ?, last_seen = ? WHERE id = ?').run(online ? 1 : 0, this.#now(), id).changes;
+    if (changes === 0) throw unknownAgent(id);
+  }
+
+  /** Marks every agent offline: at the server's start, before any connection. */
+  markAllOffline(): number {
+    return this.#db.prepare('UPDATE agents SET online = 0 WHERE online = 1').run().changes;
+  }
+
+  /** Stores an agent's latest heartbeat (a JSON object of at most 64 KiB) and marks it seen now. */
+  heartbeat(id: string, health: unknown): void {
+    if (typeof health !== 'object' || health === null || Array.isArray(health)) {
+      throw new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'a heartbeat must be a JSON object');
+    }
+    const text = jsonText(health, 'the heartbeat');
+    const changes = this.#db.prepare('UPDATE agents SET heartbeat = ?, last_seen = ? WHERE id = ?').run(text, this.#now(), id).changes;
+    if (changes === 0) throw unknownAgent(id);
+  }
+
+  /**
+   * Revokes an agent: its connections are refused from now on (the gateway should also close
+   * the one open), and its unfinished tasks fail. Revoking twice keeps the first time.
+   */
+  revoke(id: string): Agent {
+    const now = this.#now();
+    this.#db.transaction(() => {
+      if (this.#agentById.get(id) === undefined) throw unknownAgent(id);
+      this.#db.prepare('UPDATE agents SET revoked_at = coalesce(revoked_at, ?), online = 0 WHERE id = ?').run(now, id);
+      this.#db
+        .prepare(`UPDATE tasks SET status = 'failed', result = ?, updated_at = ? WHERE agent_id = ? AND status IN ('pending', 'sent')`)
+        .run(JSON.stringify({ error: 'agent revoked' }), now, id);
+    })();
+    return this.#mustGet(id);
+  }
+
+  /** Replaces an agent's tags: at most 64 `key: value` pairs (`env: prod`, `owner: web-team`). */
+  setTags(id: string, tags: Readonly<Record<string, string>>): Agent {
+    const entries = Object.entries(tags);
+    if (entries.length > 64) throw internal('an agent carries at most 64 tags');
+    for (const [key, value] of entries) {
+      if (!TAG_KEY_RE.test(key)) throw internal(`invalid tag name ${JSON.stringify(key)}`);
+      if (typeof value !== 'string' || value.length > 256 || /\p{Cc}/u.test(value)) throw internal(`the tag ${key} needs a printable value of at most 256 characters`);
+    }
+    const sorted = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    if (this.#db.prepare('UPDATE agents SET tags = ? WHERE id = ?').run(JSON.stringify(sorted), id).changes === 0) throw unknownAgent(id);
+    return this.#mustGet(id);
+  }
+
+  /** Replaces the groups an agent belongs to (at least one). */
+  setGroups(id: string, groups: readonly string[]): Agent {
+    const clean = [...new Set(groups)];
+    if (clean.length === 0 || clean.length > 16) throw internal('an agent belongs to 1 to 16 groups');
+    for (const group of clean) if (!NAME_RE.test(group)) throw internal(`invalid group name ${JSON.stringify(group)}`);
+    if (this.#db.prepare('UPDATE agents SET groups_json = ? WHERE id = ?').run(JSON.stringify(clean), id).changes === 0) throw unknownAgent(id);
+    return this.#mustGet(id);
+  }
+
+  /**
+   * Stores a group's agent configuration (YAML text, at most 1 MiB). The caller validates it
+   * against the agent configuration schema before: the registry keeps text.
+   */
+  setGroupConfig(name: string, yaml: string): GroupConfig {
+    if (!NAME_RE.test(name)) throw internal(`invalid group name ${JSON.stringify(name)}`);
+    if (typeof yaml !== 'string' || Buffer.byteLength(yaml) > MAX_GROUP_CONFIG_BYTES) throw internal('a group configuration is a YAML text of at most 1 MiB');
+    this.#db
+      .prepare(
+        `INSERT INTO agent_groups (name, yaml, version, updated_at) VALUES (?, ?, 1, ?)
+         ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, version = version + 1, updated_at = excluded.updated_at`,
+      )
+      .run(name, yaml, this.#now());
+    const stored = this.groupConfig(name);
+    if (stored === undefined) throw internal(`group ${name} vanished`);
+    return stored;
+  }
+
+  groupConfig(name: string): GroupConfig | undefined {
+    const row = this.#db.prepare<[string], { name: string; yaml: string; version: number; updated_at: number }>('SELECT * FROM agent_groups WHERE name = ?').get(name);
+    return row === undefined ? undefined : { name: row.name, yaml: row.yaml, version: row.version, updatedAt: isoTime(row.updated_at) };
+  }
+
+  /** Every group that has a configuration or members, with its member count. */
+  listGroups(): { name: string; agents: number; updatedAt?: string }[] {
+    const rows = this.#db
+      .prepare<[], { name: string; agents: number; updated_at: number | null }>(
+        `WITH names AS (
+           SELECT name FROM agent_groups
+           UNION SELECT j.value FROM agents, json_each(agents.groups_json) AS j WHERE agents.revoked_at IS NULL
+         )
+         SELECT names.name AS name,
+                (SELECT count(*) FROM agents, json_each(agents.groups_json) AS j WHERE j.value = names.name AND agents.revoked_at IS NULL) AS agents,
+                (SELECT updated_at FROM agent_groups WHERE agent_groups.name = names.name) AS updated_at
+         FROM names ORDER BY name`,
+      )
+      .all();
+    return rows.map((r) => ({ name: r.name, agents: r.agents, ...(r.updated_at === null ? {} : { updatedAt: isoTime(r.updated_at) }) }));
+  }
+
+  // --- tasks -------------------------------------------------------------------------------
+
+  /**
+   * Queues a task for an agent; it expires at `deadline` (milliseconds since the epoch), or
+   * `ttlMs` from now (10 minutes by default).
+   */
+  createTask(request: { agentId: string; kind: TaskKind; params?: Readonly<Record<string, unknown>>; ttlMs?: number; deadline?: number; createdBy?: string }): Task {
+    const { agentId, kind, params = {} } = request;
+    if (!(TASK_KINDS as readonly string[]).includes(kind)) throw internal(`unknown task kind ${JSON.stringify(kind)}`);
+    const now = this.#now();
+    const deadline = request.deadline ?? now + (request.ttlMs ?? DEFAULT_TASK_TTL_MS);
+    if (!Number.isFinite(deadline) || deadline <= now) throw internal(`a task's deadline must be in the future, not ${deadline}`);
+    const paramsText = jsonText(params, 'the task parameters');
+    const agent = this.#agentById.get(agentId);
+    if (agent === undefined) throw unknownAgent(agentId);
+    if (agent.revoked_at !== null) throw new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${agentId} was revoked; it takes no tasks`);
+    const id = `tk_${randomBytes(8).toString('hex')}`;
+    this.#db
+      .prepare(`INSERT INTO tasks (id, agent_id, kind, params, status, created_by, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`)
+      .run(id, agentId, kind, paramsText, request.createdBy ?? null, now, now, Math.round(deadline));
+    return this.#mustGetTask(id);
+  }
+
+  getTask(id: string): Task | undefined {
+    const row = this.#taskById.get(id);
+    return row === undefined ? undefined : taskOf(row);
+  }
+
+  /** An agent's tasks waiting to be sent, oldest first (overdue ones excluded). */
+  pendingTasks(agentId: string): Task[] {
+    return this.#db
+      .prepare<[string, number], TaskRow>(`SELECT * FROM tasks WHERE agent_id = ? AND status = 'pending' AND deadline > ? ORDER BY created_at, rowid`)
+      .all(agentId, this.#now())
+      .map(taskOf);
+  }
+
+  /** pending -> sent; false when the task is not pending (already sent, finished, expired). */
+  markSent(id: string): boolean {
+    return this.#db.prepare(`UPDATE tasks SET status = 'sent', updated_at = ? WHERE id = ? AND status = 'pending'`).run(this.#now(), id).changes === 1;
+  }
+
+  /**
+   * Records a task's outcome; only a pending or sent task can finish (false otherwise, e.g. a
+   * late answer to an expired task). With `agentId`, only that agent's task: an agent cannot
+   * answer for another.
+   */
+  complete(id: string, status: 'done' | 'failed', result: unknown, agentId?: string): boolean {
+    if (status !== 'done' && status !== 'failed') throw internal(`a task completes as done or failed, not ${String(status)}`);
+    const text = jsonText(result, 'the task result');
+    const sql = `UPDATE tasks SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'sent')${agentId === undefined ? '' : ' AND agent_id = ?'}`;
+    const args: (string | number)[] = [status, text, this.#now(), id];
+    if (agentId !== undefined) args.push(agentId);
+    return this.#db.prepare(sql).run(...args).changes === 1;
+  }
+
+  /** Marks pending and sent tasks whose deadline has passed as expired; returns how many. */
+  expireOverdue(now: number = this.#now()): number {
+    return this.#db.prepare(`UPDATE tasks SET status = 'expired', updated_at = ? WHERE status IN ('pending', 'sent') AND deadline <= ?`).run(now, now).changes;
+  }
+
+  /** Tasks, newest first. */
+  listTasks(filter: { agentId?: string; status?: TaskStatus; limit?: number } = {}): Task[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.agentId !== undefined) {
+      where.push('agent_id = ?');
+      args.push(filter.agentId);
+    }
+    if (filter.status !== undefined) {
+      where.push('status = ?');
+      args.push(filter.status);
+    }
+    const limit = Math.max(1, Math.min(10_000, Math.trunc(filter.limit ?? 100)));
+    args.push(limit);
+    const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+    return this.#db.prepare<(string | number)[], TaskRow>(sql).all(...args).map(taskOf);
+  }
+
+  #mustGet(id: string): Agent {
+    const agent = this.get(id);
+    if (agent === undefined) throw unknownAgent(id);
+    return agent;
+  }
+
+  #mustGetTask(id: string): Task {
+    const task = this.getTask(id);
+    if (task === undefined) throw internal(`task ${id} vanished`);
+    return task;
+  }
+}
+
+function agentOf(row: AgentRow): Agent {
+  const certNotAfter = isoOrUndefined(row.cert_not_after);
+  const lastSeen = isoOrUndefined(row.last_seen);
+  const revokedAt = isoOrUndefined(row.revoked_at);
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    addresses: JSON.parse(row.addresses) as string[],
+    os: row.os,
+    kernel: row.kernel,
+    version: row.version,
+    groups: JSON.parse(row.groups_json) as string[],
+    tags: JSON.parse(row.tags) as Record<string, string>,
+    certFingerprint: row.cert_fingerprint,
+    certSerial: row.cert_serial,
+    ...(certNotAfter === undefined ? {} : { certNotAfter }),
+    ...(row.token_id === null ? {} : { tokenId: row.token_id }),
+    enrolledAt: isoTime(row.enrolled_at),
+    ...(lastSeen === undefined ? {} : { lastSeen }),
+    ...(row.heartbeat === null ? {} : { lastHeartbeat: JSON.parse(row.heartbeat) as AgentHealth }),
+    online: row.online === 1,
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  };
+}
+
+function taskOf(row: TaskRow): Task {
+  return {
+    id: row.id,
+    agentId: row.agent_id,
+    kind: row.kind,
+    params: JSON.parse(row.params) as Record<string, unknown>,
+    status: row.status,
+    ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
+    ...(row.created_by === null ? {} : { createdBy: row.created_by }),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
+    deadline: isoTime(row.deadline),
+  };
+}

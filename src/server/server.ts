@@ -1,0 +1,302 @@
+/**
+ * The server: owns every long-lived part of `hades server` and wires them. Start: the database
+ * (SQLite in WAL mode), the CA and server certificate, the fleet registry, tokens and the audit
+ * log, the event store (and the raw archive when on), the CMDB, the agent gateway (gRPC over
+ * mutual TLS) and the REST API (HTTPS). Events flow gateway -> CMDB enrichment -> store, and
+ * each batch is acknowledged after its commit. Stop, in reverse; every timer and socket closes.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import type { ServerConfig } from '../common/config/index.js';
+import { HadesError } from '../common/errors.js';
+import { Logger } from '../runtime/log.js';
+import { buildApi, type ApiPorts, type Role } from './api.js';
+import { Cmdb } from './cmdb.js';
+import { openDatabase, type Db } from './db.js';
+import { ApiTokens } from './fleet/api-tokens.js';
+import { AuditLog } from './fleet/audit.js';
+import { FleetRegistry } from './fleet/registry.js';
+import { EnrollmentTokens } from './fleet/tokens.js';
+import { Gateway } from './gateway.js';
+import { Pki } from './pki.js';
+import { Archive } from './store/archive.js';
+import { EventStore } from './store/events.js';
+import type { FastifyInstance } from 'fastify';
+
+const MB = 1024 * 1024;
+const RETENTION_MS = 60_000;
+
+/** Where the local deployment keeps the admin API token, for the `hades` command on this host. */
+export const adminTokenFile = (dataDir: string) => path.join(dataDir, 'admin.token');
+export const caFile = (dataDir: string) => path.join(dataDir, 'pki', 'ca.pem');
+
+export interface ServerOptions {
+  readonly config: ServerConfig;
+  readonly version: string;
+  readonly stderr?: NodeJS.WritableStream;
+}
+
+export interface ServerAddresses {
+  readonly api: string;
+  readonly gateway: string;
+  readonly caSha256: string;
+  readonly adminToken: string;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const match = /^(.*):(\d{1,5})$/.exec(address);
+  if (!match) throw new HadesError('HADES_ERR_CONFIG_VALUE', `'${address}' is not host:port`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+}
+
+export class HadesServer {
+  readonly log: Logger;
+  private db: Db | undefined;
+  private pki: Pki | undefined;
+  private store: EventStore | undefined;
+  private archive: Archive | undefined;
+  private registry: FleetRegistry | undefined;
+  private tokens: EnrollmentTokens | undefined;
+  private apiTokens: ApiTokens | undefined;
+  private auditLog: AuditLog | undefined;
+  private cmdb: Cmdb | undefined;
+  private gateway: Gateway | undefined;
+  private api: FastifyInstance | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private adminToken = '';
+  addresses: ServerAddresses | undefined;
+
+  constructor(private readonly options: ServerOptions) {
+    this.log = Logger.fromConfig(options.config.log, options.stderr ? { stream: options.stderr } : {});
+  }
+
+  async start(): Promise<ServerAddresses> {
+    try {
+      return await this.startParts();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  private async startParts(): Promise<ServerAddresses> {
+    const { config } = this.options;
+    const dataDir = config.data_dir;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
+    const agentsListen = splitHostPort(config.listen.agents);
+    const apiListen = splitHostPort(config.listen.api);
+    const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');
+    this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
+    this.db = openDatabase(path.join(dataDir, 'hades.db'));
+    const db = this.db;
+    this.registry = new FleetRegistry(db);
+    // Whatever was online when the server last stopped is offline until it connects again.
+    this.registry.markAllOffline();
+    this.tokens = new EnrollmentTokens(db);
+    this.apiTokens = new ApiTokens(db);
+    this.auditLog = new AuditLog(db);
+    this.adminToken = this.apiTokens.ensureBootstrapAdmin(adminTokenFile(dataDir));
+    if (config.store.archive.enabled) this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive') });
+    const archive = this.archive;
+    this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});
+    this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
+    this.cmdb.start();
+
+    const pki = this.pki;
+    const registry = this.registry;
+    const store = this.store;
+    const cmdb = this.cmdb;
+    this.gateway = new Gateway({
+      caPem: pki.caPem,
+      certPem: pki.serverCertPem,
+      keyPem: pki.serverKeyPem,
+      serverVersion: this.options.version,
+      log: this.log.child({ component: 'gateway' }),
+      hooks: {
+        authorize: (peer) => {
+          const identity = pki.agentIdentity(new Uint8Array(peer.raw));
+          if (!identity) throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'the client certificate was not issued by this server');
+          registry.authorize(identity.agentId, identity.fingerprint);
+          return { agentId: identity.agentId };
+        },
+        ingest: (agentId, events) => {
+          const agent = registry.get(agentId);
+          const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
+          if (meta) {
+            for (const event of events) {
+              const hades = (event['hades'] ?? {}) as Record<string, unknown>;
+              event['hades'] = { ...hades, cmdb: meta };
+            }
+          }
+          return store.insertBatch(agentId, events);
+        },
+        onHello: (agentId, hello) => registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version }),
+        onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
+        onTaskResult: (_agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result),
+        onOnline: (agentId, online) => {
+          registry.markOnline(agentId, online);
+          if (online) this.pushPending(agentId);
+        },
+      },
+    });
+    const gatewayPort = await this.gateway.listen(config.listen.agents);
+    this.api = await buildApi({ ports: this.ports(), version: this.options.version, log: this.log.child({ component: 'api' }), tls: { certPem: pki.serverCertPem, keyPem: pki.serverKeyPem } });
+    await this.api.listen({ host: apiListen.host, port: apiListen.port });
+    const apiPort = (this.api.server.address() as { port: number }).port;
+    this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
+    for (const timer of this.timers) timer.unref();
+    this.addresses = {
+      api: `https://${apiListen.host.includes(':') ? `[${apiListen.host}]` : apiListen.host}:${apiPort}`,
+      gateway: `${agentsListen.host}:${gatewayPort}`,
+      caSha256: pki.caFingerprint,
+      adminToken: this.adminToken,
+    };
+    this.log.info('server started', { api: this.addresses.api, gateway: this.addresses.gateway, pki: pki.state });
+    return this.addresses;
+  }
+
+  /** Addresses given to agents at enrollment. */
+  private gateways(): string[] {
+    const { config } = this.options;
+    if (config.advertise.gateways.length > 0) return [...config.advertise.gateways];
+    const { host } = splitHostPort(config.listen.agents);
+    return [`${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.gateway?.port ?? 0}`];
+  }
+
+  /** Sends a connected agent its group's configuration and its pending tasks. */
+  private pushPending(agentId: string): void {
+    const registry = this.registry;
+    const gateway = this.gateway;
+    if (!registry || !gateway) return;
+    const agent = registry.get(agentId);
+    for (const group of agent?.groups ?? []) {
+      const config = registry.groupConfig(group);
+      if (config) gateway.send(agentId, { config: { version: config.version, yaml: config.yaml } });
+    }
+    for (const task of registry.pendingTasks(agentId)) {
+      if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
+    }
+  }
+
+  private housekeeping(): void {
+    const { store } = this.options.config;
+    try {
+      const result = this.store?.enforceRetention({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB });
+      if (result && result.deletedByAge + result.deletedBySize > 0) this.log.info('retention', { ...result });
+      void this.archive?.enforceRetention({ maxAgeDays: store.archive.retention_days }).catch((error: unknown) => this.log.error('archive retention failed', { err: error }));
+      this.registry?.expireOverdue(Date.now());
+    } catch (error) {
+      this.log.error('housekeeping failed', { err: error });
+    }
+  }
+
+  private ports(): ApiPorts {
+    const registry = this.registry!;
+    const tokens = this.tokens!;
+    const apiTokens = this.apiTokens!;
+    const auditLog = this.auditLog!;
+    const pki = this.pki!;
+    const store = this.store!;
+    return {
+      authenticate: (bearer) => apiTokens.authenticate(bearer),
+      authorize: (principal, needed: Role) => apiTokens.authorize(principal, needed),
+      audit: (actor, action, target, details) => auditLog.record({ actor: actor.name, action, ...(target ? { target } : {}), ...(details ? { details } : {}) }),
+      listAudit: (options) => auditLog.list(options),
+      caPem: () => pki.caPem,
+      caFingerprint: () => pki.caFingerprint,
+      gateways: () => this.gateways(),
+      enroll: async (request) => {
+        // Check first, sign, then use the token and record the agent in one transaction: a bad
+        // request must not burn a good token, and a token enrolls one agent only.
+        tokens.check(request.token);
+        const agentId = registry.newAgentId();
+        const issued = await pki.signAgentCsr(request.csr, agentId);
+        const consumed = this.db!.transaction(() => {
+          const used = tokens.consume(request.token, agentId);
+          registry.enroll(
+            { id: agentId, hostname: request.hostname, addresses: request.addresses, os: request.os, kernel: request.kernel, version: request.version, ...(used.group ? { group: used.group } : {}) },
+            { fingerprint: issued.fingerprint, serial: issued.serial },
+          );
+          return used;
+        })();
+        this.log.info('agent enrolled', { agent: agentId, hostname: request.hostname, group: consumed.group });
+        return { agentId, certificate: issued.certPem };
+      },
+      listAgents: (filter) => registry.list(filter).map((a) => ({ ...a, cmdb: this.cmdb?.lookup(a.hostname, a.addresses) })),
+      getAgent: (id) => {
+        const agent = registry.get(id);
+        return agent ? { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses) } : undefined;
+      },
+      revokeAgent: (id) => {
+        registry.revoke(id);
+        this.gateway?.disconnect(id, new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${id} is revoked`));
+      },
+      setAgentTags: (id, tags) => registry.setTags(id, tags),
+      getGroupConfig: (name) => registry.groupConfig(name),
+      setGroupConfig: (name, yaml) => {
+        const { version } = registry.setGroupConfig(name, yaml);
+        let pushed = 0;
+        for (const agent of registry.list({ group: name, online: true })) {
+          if (this.gateway?.send(agent.id, { config: { version, yaml } })) pushed++;
+        }
+        return { version, pushed };
+      },
+      createTask: ({ agentIds, kind, params, timeoutS }) =>
+        agentIds.map((agentId) => {
+          if (!registry.get(agentId)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${agentId}`);
+          const task = registry.createTask({ agentId, kind: kind as 'query', params: (params ?? {}) as Record<string, unknown>, deadline: Date.now() + timeoutS * 1000 });
+          if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(params ?? {}) } })) registry.markSent(task.id);
+          return registry.getTask(task.id) ?? task;
+        }),
+      listTasks: (filter) => registry.listTasks(filter as Parameters<FleetRegistry['listTasks']>[0]),
+      getTask: (id) => registry.getTask(id),
+      searchEvents: (query) => store.search(query),
+      createEnrollmentToken: (request) => tokens.create(request),
+      listEnrollmentTokens: () => tokens.list(),
+      revokeEnrollmentToken: (id) => tokens.revoke(id),
+      createApiToken: (request) => apiTokens.create(request),
+      listApiTokens: () => apiTokens.list(),
+      revokeApiToken: (id) => apiTokens.revoke(id),
+    };
+  }
+
+  /** The CA certificate (PEM) clients of this server trust. */
+  get caPem(): string {
+    if (!this.pki) throw new HadesError('HADES_ERR_INTERNAL', 'the server is not started');
+    return this.pki.caPem;
+  }
+
+  /** Status for the CLI and tests. */
+  stats() {
+    return { gateway: this.gateway?.stats, store: this.store?.stats() };
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.api?.close();
+    this.api = undefined;
+    await this.gateway?.close();
+    this.gateway = undefined;
+    this.cmdb?.stop();
+    await this.archive?.close();
+    this.archive = undefined;
+    this.db?.close();
+    this.db = undefined;
+    this.log.close();
+  }
+}
+
+/** The admin token and CA of a local deployment, for the `hades` command on the server's host. */
+export function localCredentials(dataDir: string): { token: string; caPem: string } {
+  const tokenFile = adminTokenFile(dataDir);
+  const ca = caFile(dataDir);
+  if (!existsSync(tokenFile) || !existsSync(ca)) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no local server credentials in ${dataDir} (${existsSync(tokenFile) ? ca : tokenFile} is missing): start the server first, or pass --server and --token`);
+  return { token: readFileSync(tokenFile, 'utf8').trim(), caPem: readFileSync(ca, 'utf8') };
+}
+
+export function writeSecret(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+}

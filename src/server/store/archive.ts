@@ -1,0 +1,307 @@
+/**
+ * The raw archive: every stored event, as gzip-compressed NDJSON files in Hive-style partitions
+ * by the event's `@timestamp` (UTC), which DuckDB, Spark, Athena and friends read as they are:
+ *
+ *   <dir>/dt=2026-11-28/hour=08/1764316860123-4242-17-9f8e7d6c.ndjson.gz
+ *
+ * Events are buffered per partition and a partition is written as one file (one gzip member)
+ * when its buffer reaches `flushBytes` (uncompressed) or its oldest event has waited
+ * `flushSeconds`. Compression runs on libuv's thread pool, off the event loop. A file is written
+ * under `<dir>/.staging/<name>.tmp`, synced, then renamed into its partition, so a partition only
+ * ever holds complete files; `.staging` is hidden from the engines (a leading dot, and the
+ * `.tmp` suffix) and emptied at open, which removes what a crash left there. Events buffered
+ * when the server dies are lost to the archive (the event store has them): the archive is a
+ * copy for long-term and bulk analysis, not the system of record.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { HadesError } from '../../common/errors.js';
+
+const gzipAsync = promisify(gzip);
+
+export interface ArchiveOptions {
+  /** The archive's root folder (created if missing). */
+  readonly dir: string;
+  /** Write a partition when this many uncompressed bytes wait for it; 32 MiB by default. */
+  readonly flushBytes?: number;
+  /** Write a partition when its oldest buffered event has waited this long; 60 by default. */
+  readonly flushSeconds?: number;
+  /** Write the largest partitions early when all buffers together exceed this; 4 x flushBytes by default. */
+  readonly maxBufferedBytes?: number;
+  /** gzip level, 1 (fastest, the default: see bench/store.ts) to 9. */
+  readonly level?: number;
+  /** Called when a file cannot be written (its events are lost to the archive and counted). */
+  readonly onError?: (error: HadesError) => void;
+  /** The clock (ms), for tests. */
+  readonly now?: () => number;
+  /** Run the timer that writes partitions when they are due; true by default (tests call flushDue). */
+  readonly timer?: boolean;
+}
+
+export interface ArchiveStats {
+  readonly bufferedEvents: number;
+  readonly bufferedBytes: number;
+  readonly filesWritten: number;
+  readonly eventsWritten: number;
+  /** Compressed bytes written. */
+  readonly bytesWritten: number;
+  /** Events lost because their file could not be written. */
+  readonly eventsFailed: number;
+}
+
+export interface ArchiveRetentionResult {
+  /** Hour partitions deleted. */
+  readonly deletedPartitions: number;
+  readonly deletedFiles: number;
+}
+
+interface Partition {
+  readonly key: string;
+  lines: string[];
+  bytes: number;
+  /** When its oldest buffered line arrived (ms). */
+  since: number;
+}
+
+/** The staging folder, below the root. */
+export const STAGING = '.staging';
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+const PREFIX = '{"@timestamp":"';
+const DAY = /^dt=(\d{4}-\d{2}-\d{2})$/;
+const HOUR = /^hour=(\d{2})$/;
+const HOUR_MS = 3_600_000;
+
+function invalid(index: number, message: string): HadesError {
+  return new HadesError('HADES_ERR_EVENT_INVALID', `archive: event ${index} of the batch: ${message}`);
+}
+
+/** The partition of an ISO UTC timestamp: `dt=YYYY-MM-DD/hour=HH`. */
+export function partitionOf(timestamp: string): string {
+  return `dt=${timestamp.slice(0, 10)}/hour=${timestamp.slice(11, 13)}`;
+}
+
+/** The timestamp and NDJSON line of one event (a line is used as it is when it can be). */
+function lineOf(event: unknown, index: number): { timestamp: string; line: string } {
+  if (typeof event === 'string') {
+    // The agent writes @timestamp first: read it without parsing the line.
+    if (event.startsWith(PREFIX) && !event.includes('\n')) {
+      const end = event.indexOf('"', PREFIX.length);
+      const timestamp = event.slice(PREFIX.length, end);
+      if (end > 0 && TIMESTAMP.test(timestamp)) return { timestamp, line: event };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(event);
+    } catch {
+      throw invalid(index, 'not JSON');
+    }
+    const timestamp = (parsed as Record<string, unknown> | null)?.['@timestamp'];
+    if (typeof timestamp !== 'string' || !TIMESTAMP.test(timestamp)) throw invalid(index, '@timestamp must be an ISO 8601 UTC time');
+    return { timestamp, line: event.includes('\n') ? JSON.stringify(parsed) : event };
+  }
+  if (typeof event !== 'object' || event === null) throw invalid(index, 'not an object');
+  const timestamp = (event as Record<string, unknown>)['@timestamp'];
+  if (typeof timestamp !== 'string' || !TIMESTAMP.test(timestamp)) throw invalid(index, '@timestamp must be an ISO 8601 UTC time');
+  return { timestamp, line: JSON.stringify(event) };
+}
+
+export class Archive {
+  readonly #dir: string;
+  readonly #staging: string;
+  readonly #flushBytes: number;
+  readonly #flushMs: number;
+  readonly #maxBuffered: number;
+  readonly #level: number;
+  readonly #onError: ((error: HadesError) => void) | undefined;
+  readonly #now: () => number;
+  readonly #partitions = new Map<string, Partition>();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #timer: NodeJS.Timeout | undefined;
+  #buffered = 0;
+  #bufferedEvents = 0;
+  #sequence = 0;
+  #closed = false;
+  #filesWritten = 0;
+  #eventsWritten = 0;
+  #bytesWritten = 0;
+  #eventsFailed = 0;
+
+  private constructor(options: ArchiveOptions) {
+    this.#dir = options.dir;
+    this.#staging = path.join(options.dir, STAGING);
+    this.#flushBytes = options.flushBytes ?? 32 << 20;
+    this.#flushMs = (options.flushSeconds ?? 60) * 1000;
+    this.#maxBuffered = options.maxBufferedBytes ?? 4 * this.#flushBytes;
+    this.#level = options.level ?? 1;
+    this.#onError = options.onError;
+    this.#now = options.now ?? Date.now;
+    if (options.timer !== false) {
+      this.#timer = setInterval(() => this.flushDue(), Math.max(10, Math.min(1000, this.#flushMs / 2)));
+      this.#timer.unref();
+    }
+  }
+
+  /**
+   * Opens (creating) an archive folder and removes what a crash left in its staging folder.
+   * Throws HADES_ERR_STORE_OPEN when the folder cannot be created.
+   */
+  static open(options: ArchiveOptions): Archive {
+    const staging = path.join(options.dir, STAGING);
+    try {
+      mkdirSync(staging, { recursive: true, mode: 0o750 });
+      for (const name of readdirSync(staging)) rmSync(path.join(staging, name), { recursive: true, force: true });
+    } catch (error) {
+      throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the archive ${options.dir}: ${(error as Error).message}`, { cause: error });
+    }
+    return new Archive(options);
+  }
+
+  /**
+   * Buffers events (NDJSON lines or objects) in the partitions of their `@timestamp`. Throws
+   * HADES_ERR_EVENT_INVALID, buffering nothing, when an event has no valid `@timestamp`.
+   */
+  append(events: readonly string[] | readonly Record<string, unknown>[]): void {
+    if (this.#closed) throw new HadesError('HADES_ERR_INTERNAL', 'archive: append after close');
+    const items = events.map((event: unknown, index) => lineOf(event, index));
+    const now = this.#now();
+    const full: Partition[] = [];
+    for (const { timestamp, line } of items) {
+      const key = partitionOf(timestamp);
+      let partition = this.#partitions.get(key);
+      if (partition === undefined) {
+        partition = { key, lines: [], bytes: 0, since: now };
+        this.#partitions.set(key, partition);
+      }
+      partition.lines.push(line);
+      partition.bytes += line.length + 1;
+      this.#buffered += line.length + 1;
+      this.#bufferedEvents++;
+      if (partition.bytes >= this.#flushBytes && !full.includes(partition)) full.push(partition);
+    }
+    for (const partition of full) this.#flush(partition);
+    if (this.#buffered > this.#maxBuffered) {
+      const largest = [...this.#partitions.values()].sort((a, b) => b.bytes - a.bytes);
+      for (const partition of largest) {
+        if (this.#buffered <= this.#maxBuffered / 2) break;
+        this.#flush(partition);
+      }
+    }
+  }
+
+  /** Writes the partitions whose oldest event has waited flushSeconds (the timer calls it). */
+  flushDue(): void {
+    const now = this.#now();
+    for (const partition of [...this.#partitions.values()]) {
+      if (now - partition.since >= this.#flushMs) this.#flush(partition);
+    }
+  }
+
+  /** Writes every buffered partition now and waits for every write in progress. */
+  async flush(): Promise<void> {
+    for (const partition of [...this.#partitions.values()]) this.#flush(partition);
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+  }
+
+  /** Flushes and stops; the archive takes no more events. */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.flush();
+    this.#closed = true;
+  }
+
+  stats(): ArchiveStats {
+    return {
+      bufferedEvents: this.#bufferedEvents,
+      bufferedBytes: this.#buffered,
+      filesWritten: this.#filesWritten,
+      eventsWritten: this.#eventsWritten,
+      bytesWritten: this.#bytesWritten,
+      eventsFailed: this.#eventsFailed,
+    };
+  }
+
+  /**
+   * Deletes the hour partitions whose whole hour is older than `maxAgeDays` (and day folders left
+   * empty). Folders that are not partitions are left alone.
+   */
+  async enforceRetention(options: { readonly maxAgeDays: number; readonly now?: number }): Promise<ArchiveRetentionResult> {
+    if (!(options.maxAgeDays > 0)) throw new HadesError('HADES_ERR_INTERNAL', `archive retention maxAgeDays must be positive, not ${options.maxAgeDays}`);
+    const cutoff = (options.now ?? this.#now()) - options.maxAgeDays * 86_400_000;
+    let deletedPartitions = 0;
+    let deletedFiles = 0;
+    try {
+      for (const day of await readdir(this.#dir)) {
+        const dayMatch = DAY.exec(day);
+        if (dayMatch === null) continue;
+        const dayStart = Date.parse(`${dayMatch[1]}T00:00:00Z`);
+        if (!Number.isFinite(dayStart) || dayStart + HOUR_MS > cutoff) continue; // no hour of it is old enough
+        const dayDir = path.join(this.#dir, day);
+        let hours: string[];
+        try {
+          hours = await readdir(dayDir);
+        } catch {
+          continue; // not a folder
+        }
+        let kept = 0;
+        for (const hour of hours) {
+          const hourMatch = HOUR.exec(hour);
+          if (hourMatch === null || dayStart + (Number(hourMatch[1]) + 1) * HOUR_MS > cutoff) {
+            kept++;
+            continue;
+          }
+          const hourDir = path.join(dayDir, hour);
+          deletedFiles += (await readdir(hourDir).catch(() => [] as string[])).length;
+          await rm(hourDir, { recursive: true, force: true });
+          deletedPartitions++;
+        }
+        if (kept === 0) await rm(dayDir, { recursive: true, force: true });
+      }
+    } catch (error) {
+      throw new HadesError('HADES_ERR_STORE_WRITE', `archive: retention could not delete old partitions in ${this.#dir}: ${(error as Error).message}`, { cause: error });
+    }
+    return { deletedPartitions, deletedFiles };
+  }
+
+  /** Takes a partition's buffer and writes it in the background. */
+  #flush(partition: Partition): void {
+    if (partition.lines.length === 0) return;
+    this.#partitions.delete(partition.key);
+    this.#buffered -= partition.bytes;
+    this.#bufferedEvents -= partition.lines.length;
+    const write = this.#write(partition).finally(() => this.#pending.delete(write));
+    this.#pending.add(write);
+  }
+
+  async #write(partition: Partition): Promise<void> {
+    const name = `${this.#now()}-${process.pid}-${++this.#sequence}-${randomBytes(4).toString('hex')}.ndjson.gz`;
+    const tmp = path.join(this.#staging, `${name}.tmp`);
+    const folder = path.join(this.#dir, partition.key);
+    const count = partition.lines.length;
+    try {
+      partition.lines.push(''); // the final newline
+      const data = await gzipAsync(Buffer.from(partition.lines.join('\n')), { level: this.#level });
+      partition.lines = [];
+      const file = await open(tmp, 'wx', 0o640);
+      try {
+        await file.writeFile(data);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await mkdir(folder, { recursive: true, mode: 0o750 });
+      await rename(tmp, path.join(folder, name));
+      this.#filesWritten++;
+      this.#eventsWritten += count;
+      this.#bytesWritten += data.length;
+    } catch (error) {
+      await unlink(tmp).catch(() => undefined);
+      this.#eventsFailed += count;
+      const failure = new HadesError('HADES_ERR_STORE_WRITE', `archive: cannot write ${count} events of ${partition.key}: ${(error as Error).message}`, { cause: error });
+      this.#onError?.(failure);
+    }
+  }
+}

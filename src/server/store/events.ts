@@ -1,0 +1,442 @@
+/**
+ * The server's event store: every event agents deliver, in the `events` table of the server's
+ * database (db.ts), with the fields analysts hunt on copied into indexed columns.
+ *
+ * - Ingestion: one transaction per batch, one prepared INSERT per event; duplicates (delivery is
+ *   at-least-once) are dropped by `event.id` through a unique index. The stored JSON is the
+ *   event plus `event.ingested`.
+ * - Search: time range, host, action, agent and field filters, newest first, keyset pagination
+ *   (./query.ts builds the SQL).
+ * - Retention: by age and by database size, in chunks, each its own short transaction.
+ *
+ * Schema and index choices, with measurements, are in docs/architecture.md and bench/store.ts.
+ */
+import { statSync } from 'node:fs';
+import type { Statement } from 'better-sqlite3';
+import { HadesError, isHadesError } from '../../common/errors.js';
+import { migrate, type Db } from '../db.js';
+import { buildQuery, encodeCursor, type EventQuery } from './query.js';
+
+export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
+
+/**
+ * Migrations of the `events` module, append-only (see db.ts).
+ *
+ * The table is a rowid table whose rowid (`id`) orders rows by arrival and breaks ties between
+ * events of the same millisecond in the page cursor. The JSON comes last so that the columns
+ * before it are read without touching overflow pages. Indexes, each chosen for a hunt:
+ * - `event_id` (unique): deduplication; also "find this event".
+ * - `time`: every search is a time window read newest first.
+ * - `(host, time)`, `(action, time)`: the two dimensions the API and console always offer.
+ * - `(executable, time)`, `(user_name, time)`, `(destination_ip, time)`: "who ran X", "what did
+ *   root do", "who talked to this address": partial (NOT NULL) so events without the field
+ *   cost nothing, and ending in time so a search walks the index in the order it returns.
+ * The other columns (process name, source ip, destination port, file path, DNS name) are kept
+ *  unindexed: a filter on them compares a column instead of parsing JSON, and each index more
+ * costs ingestion (measured in bench/store.ts); a later step can add one.
+ */
+export const EVENTS_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE events (
+     id INTEGER PRIMARY KEY,
+     event_id TEXT NOT NULL,
+     time INTEGER NOT NULL,
+     ingested INTEGER NOT NULL,
+     agent_id TEXT NOT NULL,
+     host TEXT NOT NULL,
+     action TEXT NOT NULL,
+     executable TEXT,
+     process_name TEXT,
+     user_name TEXT,
+     destination_ip TEXT,
+     destination_port INTEGER,
+     source_ip TEXT,
+     file_path TEXT,
+     dns_name TEXT,
+     event TEXT NOT NULL
+   );
+   CREATE UNIQUE INDEX events_event_id ON events (event_id);
+   CREATE INDEX events_time ON events (time);
+   CREATE INDEX events_host_time ON events (host, time);
+   CREATE INDEX events_action_time ON events (action, time);
+   CREATE INDEX events_executable_time ON events (executable, time) WHERE executable IS NOT NULL;
+   CREATE INDEX events_user_time ON events (user_name, time) WHERE user_name IS NOT NULL;
+   CREATE INDEX events_destination_ip_time ON events (destination_ip, time) WHERE destination_ip IS NOT NULL;`,
+];
+
+export interface InsertResult {
+  /** Events written by this batch. */
+  readonly stored: number;
+  /** Events already in the store (same `event.id`), dropped. */
+  readonly duplicates: number;
+}
+
+export interface SearchResult {
+  readonly events: Record<string, unknown>[];
+  /** The cursor of the next page; absent on the last page. */
+  readonly next?: string;
+}
+
+export interface RetentionOptions {
+  /** Delete events whose `@timestamp` is older than this many days. */
+  readonly maxAgeDays?: number;
+  /** Delete the oldest events while the database (live pages plus WAL) is larger than this. */
+  readonly maxBytes?: number;
+  /** Rows per delete transaction; 10,000 by default. */
+  readonly chunkRows?: number;
+  /** The clock, for tests. */
+  readonly now?: number;
+}
+
+export interface RetentionResult {
+  readonly deletedByAge: number;
+  readonly deletedBySize: number;
+}
+
+export interface StoreStats {
+  readonly events: number;
+  /** Bytes the database occupies: live pages (not the free list) plus the WAL file. */
+  readonly bytes: number;
+  /** The oldest and newest `@timestamp` stored (ms since the epoch), absent when empty. */
+  readonly oldest?: number;
+  readonly newest?: number;
+}
+
+export interface EventStoreOptions {
+  /**
+   * Called after each commit with the JSON of the events that batch stored (duplicates left
+   * out, `event.ingested` included): the hook for the raw archive. It must not throw.
+   */
+  readonly onStored?: (lines: readonly string[]) => void;
+  /** The clock (ms), for tests. */
+  readonly now?: () => number;
+}
+
+type Row = [string, number, number, string, string, string, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string];
+
+const INSERT_SQL =
+  'INSERT INTO events (event_id, time, ingested, agent_id, host, action, executable, process_name, user_name, destination_ip, destination_port, source_ip, file_path, dns_name, event) ' +
+  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING';
+
+const DAY_MS = 86_400_000;
+const MAX_CACHED_STATEMENTS = 64;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function child(parent: Record<string, unknown>, key: string): Record<string, unknown> | undefined {
+  const value = parent[key];
+  return isObject(value) ? value : undefined;
+}
+
+function invalid(index: number, message: string, cause?: unknown): HadesError {
+  return new HadesError('HADES_ERR_EVENT_INVALID', `event ${index} of the batch: ${message}`, cause === undefined ? {} : { cause });
+}
+
+const LINE_START = '{"@timestamp":"';
+const EVENT_START = '","event":{';
+
+/**
+ * The stored text of an event given as a line: the line with `"ingested":"..."` spliced in at
+ * the start of its `event` object. The agent writes every line as `{"@timestamp":"...",
+ * "event":{...`, so the splice point is found without a second pass over the JSON (serialising
+ * the parsed event again costs a fifth of ingestion); any other layout is serialised again.
+ */
+function storedText(line: string, event: Record<string, unknown>, meta: Record<string, unknown>, timestamp: string, ingestedIso: string): string {
+  if (!Object.hasOwn(meta, 'ingested') && line.startsWith(LINE_START)) {
+    const at = LINE_START.length + timestamp.length;
+    if (line.startsWith(EVENT_START, at)) {
+      const splice = at + EVENT_START.length;
+      const pair = `"ingested":"${ingestedIso}"${line.charCodeAt(splice) === 0x7d /* } */ ? '' : ','}`;
+      return line.slice(0, splice) + pair + line.slice(splice);
+    }
+  }
+  meta['ingested'] = ingestedIso;
+  return JSON.stringify(event);
+}
+
+/** The columns of one event; the stored JSON gets `event.ingested` (in a copy of a caller's object). */
+function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string): Row {
+  let event: Record<string, unknown>;
+  let meta: Record<string, unknown> | undefined;
+  const line = typeof input === 'string' ? input : undefined;
+  if (line !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch (error) {
+      throw invalid(index, `not JSON (${(error as Error).message})`, error);
+    }
+    if (!isObject(parsed)) throw invalid(index, 'not a JSON object');
+    event = parsed;
+    meta = child(event, 'event');
+  } else {
+    if (!isObject(input)) throw invalid(index, 'not an object');
+    meta = child(input, 'event');
+    event = meta === undefined ? input : { ...input, event: { ...meta, ingested: ingestedIso } };
+  }
+  if (meta === undefined) throw invalid(index, 'no event object');
+  const id = meta['id'];
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw invalid(index, 'event.id must be a non-empty string of at most 128 characters');
+  const action = meta['action'];
+  if (typeof action !== 'string' || action.length === 0) throw invalid(index, 'event.action must be a non-empty string');
+  const timestamp = event['@timestamp'];
+  const time = typeof timestamp === 'string' && TIMESTAMP.test(timestamp) ? Date.parse(timestamp) : NaN;
+  if (!Number.isFinite(time)) throw invalid(index, '@timestamp must be an ISO 8601 UTC time');
+  const host = child(event, 'host');
+  const hostName = host === undefined ? null : str(host['name']);
+  if (hostName === null) throw invalid(index, 'host.name must be a string');
+
+  const process = child(event, 'process');
+  const user = child(event, 'user');
+  const destination = child(event, 'destination');
+  const source = child(event, 'source');
+  const file = child(event, 'file');
+  const question = child(event, 'dns') === undefined ? undefined : child(child(event, 'dns') as Record<string, unknown>, 'question');
+  let userName = user === undefined ? null : str(user['name']);
+  if (userName === null && process !== undefined) {
+    const processUser = child(process, 'user');
+    if (processUser !== undefined) userName = str(processUser['name']);
+  }
+  const port = destination === undefined ? undefined : destination['port'];
+  return [
+    id,
+    time,
+    ingestedMs,
+    agentId,
+    hostName,
+    action,
+    process === undefined ? null : str(process['executable']),
+    process === undefined ? null : str(process['name']),
+    userName,
+    destination === undefined ? null : str(destination['ip']),
+    typeof port === 'number' && Number.isInteger(port) ? port : null,
+    source === undefined ? null : str(source['ip']),
+    file === undefined ? null : str(file['path']),
+    question === undefined ? null : str(question['name']),
+    line === undefined ? JSON.stringify(event) : storedText(line, event, meta, timestamp as string, ingestedIso),
+  ];
+}
+
+function writeError(what: string, error: unknown): HadesError {
+  const code = (error as { code?: unknown }).code;
+  return new HadesError('HADES_ERR_STORE_WRITE', `${what}: ${(error as Error).message}`, {
+    cause: error,
+    details: typeof code === 'string' ? { sqlite: code } : {},
+  });
+}
+
+export class EventStore {
+  readonly #db: Db;
+  readonly #insert: Statement<[Row]>;
+  readonly #insertBatch: (rows: readonly Row[], stored: string[] | undefined) => number;
+  readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; event: string }>>();
+  readonly #onStored: ((lines: readonly string[]) => void) | undefined;
+  readonly #now: () => number;
+  readonly #walFile: string | undefined;
+
+  constructor(db: Db, options: EventStoreOptions = {}) {
+    this.#db = db;
+    this.#onStored = options.onStored;
+    this.#now = options.now ?? Date.now;
+    try {
+      migrate(db, 'events', EVENTS_MIGRATIONS);
+    } catch (error) {
+      throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the events table of ${db.name}: ${(error as Error).message}`, { cause: error });
+    }
+    this.#walFile = db.memory ? undefined : `${db.name}-wal`;
+    this.#insert = db.prepare<[Row]>(INSERT_SQL); // an array binds its elements in order
+    const insert = this.#insert;
+    this.#insertBatch = db.transaction((rows: readonly Row[], stored: string[] | undefined): number => {
+      let count = 0;
+      for (const row of rows) {
+        if (insert.run(row).changes === 1) {
+          count++;
+          stored?.push(row[14]);
+        }
+      }
+      return count;
+    }).immediate;
+  }
+
+  /**
+   * Stores a batch from one agent: NDJSON lines (already validated events) or event objects.
+   * All or nothing: one transaction. An event whose `event.id` is already stored is dropped and
+   * counted in `duplicates`. Throws HADES_ERR_EVENT_INVALID (before writing anything) when an
+   * event lacks what the store needs, and HADES_ERR_STORE_WRITE when SQLite cannot write (disk
+   * full, locked, I/O error): the batch must then not be acknowledged.
+   */
+  insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[]): InsertResult {
+    if (typeof agentId !== 'string' || agentId.length === 0) throw new HadesError('HADES_ERR_INTERNAL', 'insertBatch needs the id of the agent that sent the batch');
+    if (batch.length === 0) return { stored: 0, duplicates: 0 };
+    const ingestedMs = this.#now();
+    const ingestedIso = new Date(ingestedMs).toISOString();
+    const rows = new Array<Row>(batch.length);
+    for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso);
+    const lines = this.#onStored === undefined ? undefined : [];
+    let stored: number;
+    try {
+      stored = this.#insertBatch(rows, lines);
+    } catch (error) {
+      throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
+    }
+    if (lines !== undefined && lines.length > 0) this.#onStored?.(lines);
+    return { stored, duplicates: rows.length - stored };
+  }
+
+  /** One page of events matching the query (see EventQuery); throws HADES_ERR_STORE_QUERY on bad input. */
+  search(query: EventQuery): SearchResult {
+    const built = buildQuery(query);
+    let rows: { id: number; time: number; event: string }[];
+    try {
+      rows = this.#statement(built.sql).all(...built.params);
+    } catch (error) {
+      if (isHadesError(error)) throw error;
+      throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
+    }
+    const more = rows.length > built.limit;
+    if (more) rows.length = built.limit;
+    const events = rows.map((r) => JSON.parse(r.event) as Record<string, unknown>);
+    const last = rows[rows.length - 1];
+    if (!more || last === undefined) return { events };
+    return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order }) };
+  }
+
+  /** Number of events stored (a scan of the smallest index: tens of ms per million events). */
+  count(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+  }
+
+  stats(): StoreStats {
+    const range = this.#db.prepare('SELECT min(time) AS oldest, max(time) AS newest FROM events').get() as { oldest: number | null; newest: number | null };
+    return {
+      events: this.count(),
+      bytes: this.#bytes(),
+      ...(range.oldest === null ? {} : { oldest: range.oldest }),
+      ...(range.newest === null ? {} : { newest: range.newest }),
+    };
+  }
+
+  /**
+   * Deletes events older than `maxAgeDays`, then the oldest events while the database is over
+   * `maxBytes`; each chunk of `chunkRows` rows is its own transaction. Runs to completion; use
+   * `enforceRetentionAsync` to let ingestion run between chunks.
+   */
+  enforceRetention(options: RetentionOptions): RetentionResult {
+    const steps = this.#retention(options);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /** The same as enforceRetention, yielding to the event loop between chunks. */
+  async enforceRetentionAsync(options: RetentionOptions): Promise<RetentionResult> {
+    const steps = this.#retention(options);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  *#retention(options: RetentionOptions): Generator<void, RetentionResult, void> {
+    const chunk = options.chunkRows ?? 10_000;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new HadesError('HADES_ERR_INTERNAL', `retention chunkRows must be a positive integer, not ${chunk}`);
+    const deleteOldest = this.#db.prepare<[number, number]>('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)');
+    const run = (before: number, rows: number): number => {
+      try {
+        return deleteOldest.run(before, rows).changes;
+      } catch (error) {
+        throw writeError('retention could not delete events', error);
+      }
+    };
+    let deletedByAge = 0;
+    let deletedBySize = 0;
+    if (options.maxAgeDays !== undefined) {
+      if (!(options.maxAgeDays > 0)) throw new HadesError('HADES_ERR_INTERNAL', `retention maxAgeDays must be positive, not ${options.maxAgeDays}`);
+      const cutoff = (options.now ?? this.#now()) - options.maxAgeDays * DAY_MS;
+      for (;;) {
+        const n = run(cutoff, chunk);
+        deletedByAge += n;
+        if (n < chunk) break;
+        yield;
+      }
+    }
+    if (options.maxBytes !== undefined) {
+      const maxBytes = options.maxBytes;
+      if (!(maxBytes > 0)) throw new HadesError('HADES_ERR_INTERNAL', `retention maxBytes must be positive, not ${maxBytes}`);
+      this.#checkpoint();
+      let used = this.#bytes();
+      if (used > maxBytes) {
+        const perRow = Math.max(64, this.#liveBytes() / Math.max(1, this.count()));
+        while (used > maxBytes) {
+          // As many rows as should free the excess (pages free unevenly), within the chunk size.
+          const rows = Math.min(chunk, Math.max(100, Math.ceil(((used - maxBytes) / perRow) * 1.1)));
+          const deleted = run(Number.MAX_SAFE_INTEGER, rows);
+          deletedBySize += deleted;
+          if (deleted === 0) break;
+          // Fold the WAL the deletes wrote back into the file so that it counts once.
+          this.#checkpoint();
+          used = this.#bytes();
+          if (used > maxBytes) yield;
+        }
+      }
+    }
+    if (deletedByAge + deletedBySize > 0) {
+      this.#checkpoint();
+      // Refreshes the planner's statistics when they have drifted (bounded work since 3.46).
+      this.#db.pragma('optimize');
+    }
+    return { deletedByAge, deletedBySize };
+  }
+
+  /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
+  #liveBytes(): number {
+    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    const free = this.#db.pragma('freelist_count', { simple: true }) as number;
+    return (pages - free) * pageSize;
+  }
+
+  #bytes(): number {
+    let wal = 0;
+    if (this.#walFile !== undefined) {
+      try {
+        wal = statSync(this.#walFile).size;
+      } catch {
+        wal = 0; // no WAL file (yet)
+      }
+    }
+    return this.#liveBytes() + wal;
+  }
+
+  /** A TRUNCATE checkpoint that never waits: with a reader active, the WAL simply stays. */
+  #checkpoint(): void {
+    if (this.#walFile === undefined) return;
+    const timeout = this.#db.pragma('busy_timeout', { simple: true }) as number;
+    try {
+      this.#db.pragma('busy_timeout = 0');
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Busy or locked: the WAL is counted as it is.
+    } finally {
+      this.#db.pragma(`busy_timeout = ${Math.trunc(timeout)}`);
+    }
+  }
+
+  #statement(sql: string): Statement<(string | number)[], { id: number; time: number; event: string }> {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      if (this.#statements.size >= MAX_CACHED_STATEMENTS) this.#statements.clear();
+      statement = this.#db.prepare<(string | number)[], { id: number; time: number; event: string }>(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The event store's query builder: turns an `EventQuery` into one parameterised SQL statement,
+ * rejecting bad input with HADES_ERR_STORE_QUERY. No value ever reaches the SQL text: field
+ * names are looked up in a fixed table (indexed columns) or checked against a strict pattern
+ * and passed as bound JSON paths.
+ */
+import { HadesError } from '../../common/errors.js';
+
+export type FilterOp = 'eq' | 'prefix' | 'contains';
+
+export interface FieldFilter {
+  /** A dotted ECS field, e.g. `process.executable`, `process.args`, `hades.file.watch`. */
+  readonly field: string;
+  readonly op: FilterOp;
+  readonly value: string;
+}
+
+export type TimeBound = Date | number;
+
+export interface EventQuery {
+  /** Inclusive lower bound on `@timestamp` (a Date or ms since the epoch). */
+  readonly since?: TimeBound;
+  /** Exclusive upper bound on `@timestamp`. */
+  readonly until?: TimeBound;
+  readonly host?: string;
+  readonly action?: string | readonly string[];
+  /** The agent that delivered the events (its enrolled id, not the events' `agent.id`). */
+  readonly agentId?: string;
+  readonly filters?: readonly FieldFilter[];
+  /** Page size, 1 to 10,000; 100 by default. */
+  readonly limit?: number;
+  /** The `next` of the previous page. */
+  readonly cursor?: string;
+  /** `desc` (newest first, the default) or `asc`. */
+  readonly order?: 'desc' | 'asc';
+}
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 10_000;
+export const MAX_FILTERS = 32;
+export const MAX_ACTIONS = 64;
+export const MAX_VALUE_LENGTH = 4096;
+export const MAX_FIELD_LENGTH = 256;
+
+/** The pattern every field path must match (lower-case ECS names, dotted). */
+export const FIELD_PATH = /^[a-z@_][a-z0-9_]*(\.[a-z0-9_@]+)*$/;
+
+interface IndexedField {
+  readonly column: string;
+  readonly integer?: boolean;
+}
+
+/**
+ * ECS fields kept in columns of their own (see the migration in events.ts). A filter on one of
+ * these compares the column, never the JSON. `user.name` is the event's `user.name` or, when the
+ * event has none, `process.user.name` (the user an event is about, as ECS `related.user`).
+ */
+export const INDEXED_FIELDS: Readonly<Record<string, IndexedField>> = Object.freeze({
+  'event.id': { column: 'event_id' },
+  'event.action': { column: 'action' },
+  'host.name': { column: 'host' },
+  'process.executable': { column: 'executable' },
+  'process.name': { column: 'process_name' },
+  'user.name': { column: 'user_name' },
+  'destination.ip': { column: 'destination_ip' },
+  'destination.port': { column: 'destination_port', integer: true },
+  'source.ip': { column: 'source_ip' },
+  'file.path': { column: 'file_path' },
+  'dns.question.name': { column: 'dns_name' },
+});
+
+/** The position after a row, in the order of the query that returned it. */
+export interface CursorPosition {
+  readonly time: number;
+  readonly id: number;
+  readonly order: 'desc' | 'asc';
+}
+
+export interface BuiltQuery {
+  readonly sql: string;
+  readonly params: readonly (string | number)[];
+  readonly limit: number;
+  readonly order: 'desc' | 'asc';
+}
+
+function bad(message: string, details?: Record<string, unknown>): HadesError {
+  return new HadesError('HADES_ERR_STORE_QUERY', message, details === undefined ? {} : { details });
+}
+
+export function encodeCursor(position: CursorPosition): string {
+  return Buffer.from(JSON.stringify([position.time, position.id, position.order === 'desc' ? 'd' : 'a'])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): CursorPosition {
+  const fail = (): HadesError => bad('cursor: not a cursor this store issued (pass the `next` of the previous page unchanged)');
+  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw fail();
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw fail();
+  }
+  if (!Array.isArray(value) || value.length !== 3) throw fail();
+  const [time, id, order] = value as unknown[];
+  if (!Number.isSafeInteger(time) || !Number.isSafeInteger(id) || (id as number) < 1 || (order !== 'd' && order !== 'a')) throw fail();
+  return { time: time as number, id: id as number, order: order === 'd' ? 'desc' : 'asc' };
+}
+
+function timeBound(name: string, value: TimeBound): number {
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw bad(`${name}: not a valid time (give a Date or milliseconds since the epoch)`);
+  return Math.trunc(ms);
+}
+
+function checkString(name: string, value: unknown, maxLength = MAX_VALUE_LENGTH): string {
+  if (typeof value !== 'string') throw bad(`${name}: must be a string`);
+  if (value.length > maxLength) throw bad(`${name}: longer than ${maxLength} characters`);
+  return value;
+}
+
+/** A SQL JSON path for a checked field path: every key quoted, so `@timestamp` works too. */
+export function jsonPath(field: string): string {
+  return '$' + field.split('.').map((key) => `."${key}"`).join('');
+}
+
+/** The text form of a JSON value in json_each's row `j`: what a filter value is compared to. */
+const JSON_TEXT = "(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'object' THEN NULL WHEN 'array' THEN NULL ELSE CAST(j.atom AS TEXT) END)";
+
+/** `expr` matched against a string by op; pushes its parameters. */
+function match(expr: string, op: FilterOp, value: string, params: (string | number)[], indexed: boolean): string {
+  switch (op) {
+    case 'eq':
+      params.push(value);
+      return `${expr} = ?`;
+    case 'prefix': {
+      if (!indexed) {
+        params.push([...value].length, value);
+        return `substr(${expr}, 1, ?) = ?`;
+      }
+      // A range the index can walk, then the exact test (the range's top is U+10FFFF).
+      params.push(value, `${value}\u{10FFFF}`, [...value].length, value);
+      return `(${expr} >= ? AND ${expr} < ? AND substr(${expr}, 1, ?) = ?)`;
+    }
+    case 'contains':
+      params.push(value);
+      return `instr(${expr}, ?) > 0`;
+  }
+}
+
+function filterSql(filter: FieldFilter, index: number, params: (string | number)[]): string {
+  if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
+  const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
+  if (!FIELD_PATH.test(field)) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
+  const op = filter.op;
+  if (op !== 'eq' && op !== 'prefix' && op !== 'contains') throw bad(`filters[${index}].op: unknown operator ${JSON.stringify(op)} (use eq, prefix or contains)`);
+  const value = checkString(`filters[${index}].value`, filter.value);
+  const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
+  if (indexed !== undefined) {
+    if (indexed.integer === true) {
+      if (op === 'eq') {
+        if (!/^(0|[1-9][0-9]{0,14})$/.test(value)) throw bad(`filters[${index}].value: ${field} is an integer; "${value}" is not one`);
+        params.push(Number(value));
+        return `${indexed.column} = ?`;
+      }
+      return match(`CAST(${indexed.column} AS TEXT)`, op, value, params, false);
+    }
+    return match(indexed.column, op, value, params, true);
+  }
+  // Any other field, through the stored JSON. json_each yields the value itself for a scalar
+  // (key NULL) and each element for an array (integer keys): an array matches when any element
+  // does. Members of an object (text keys) never match.
+  params.push(jsonPath(field));
+  const test = match(JSON_TEXT, op, value, params, false);
+  return `EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`;
+}
+
+/** Validates a query and builds its statement (which fetches `limit + 1` rows). */
+export function buildQuery(query: EventQuery): BuiltQuery {
+  if (query === null || typeof query !== 'object') throw bad('the query must be an object');
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+
+  const order = query.order ?? 'desc';
+  if (order !== 'desc' && order !== 'asc') throw bad(`order: must be desc or asc, not ${JSON.stringify(order)}`);
+
+  const limit = query.limit ?? DEFAULT_LIMIT;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw bad(`limit: must be an integer from 1 to ${MAX_LIMIT}, not ${String(limit)}`);
+  }
+
+  const since = query.since === undefined ? undefined : timeBound('since', query.since);
+  const until = query.until === undefined ? undefined : timeBound('until', query.until);
+  if (since !== undefined && until !== undefined && until < since) {
+    throw bad(`until (${new Date(until).toISOString()}) is before since (${new Date(since).toISOString()})`);
+  }
+  if (since !== undefined) {
+    where.push('time >= ?');
+    params.push(since);
+  }
+  if (until !== undefined) {
+    where.push('time < ?');
+    params.push(until);
+  }
+
+  if (query.host !== undefined) {
+    where.push('host = ?');
+    params.push(checkString('host', query.host));
+  }
+  if (query.agentId !== undefined) {
+    where.push('agent_id = ?');
+    params.push(checkString('agentId', query.agentId));
+  }
+  if (query.action !== undefined) {
+    const actions: readonly unknown[] = Array.isArray(query.action) ? query.action : [query.action];
+    if (actions.length === 0) throw bad('action: an empty list matches nothing; leave action out to match every action');
+    if (actions.length > MAX_ACTIONS) throw bad(`action: at most ${MAX_ACTIONS} actions`);
+    actions.forEach((a, i) => params.push(checkString(`action[${i}]`, a, 64)));
+    where.push(actions.length === 1 ? 'action = ?' : `action IN (${actions.map(() => '?').join(', ')})`);
+  }
+
+  const filters = query.filters ?? [];
+  if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
+  if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
+  filters.forEach((f: FieldFilter, i) => where.push(filterSql(f, i, params)));
+
+  if (query.cursor !== undefined) {
+    const position = decodeCursor(query.cursor);
+    if (position.order !== order) throw bad(`cursor: it belongs to a query in ${position.order} order, this one is ${order}`);
+    // Keyset: strictly after the last row in (time, id) order. The first term bounds the index
+    // range; the second breaks ties at the same millisecond.
+    const cmp = order === 'desc' ? '<' : '>';
+    where.push(`time ${cmp}= ? AND (time ${cmp} ? OR id ${cmp} ?)`);
+    params.push(position.time, position.time, position.id);
+  }
+
+  const direction = order === 'desc' ? 'DESC' : 'ASC';
+  const sql =
+    `SELECT id, time, event FROM events` +
+    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY time ${direction}, id ${direction} LIMIT ?`;
+  params.push(limit + 1);
+  return { sql, params, limit, order };
+}
