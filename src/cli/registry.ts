@@ -74,7 +74,11 @@ export const commands: readonly CommandSpec[] = [
   {
     name: 'start',
     summary: 'Run the single-node deployment on this machine: the server (embedded SQLite, loopback) and a local agent enrolled to it (root)',
-    define: (c) => c.option('--data <folder>', 'where the server and the local agent keep their state', '/var/lib/hades'),
+    define: (c) =>
+      c
+        .option('--data <folder>', 'where the server and the local agent keep their state', '/var/lib/hades')
+        .option('--api <host:port>', 'where the REST API listens (port 0: any free port)', '127.0.0.1:7080')
+        .option('--gateway <host:port>', 'where the agent gateway listens (port 0: any free port)', '127.0.0.1:7443'),
     run: start,
   },
   {

@@ -144,8 +144,10 @@ export async function search(context: CliContext, args: readonly string[], optio
 export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades start runs the local agent, which loads kernel programs: run it as root');
   const root = typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades';
-  const parsed = parseConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\n`, ServerConfigSchema);
-  if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--data ${root} is not usable`);
+  const api = typeof options['api'] === 'string' ? options['api'] : '127.0.0.1:7080';
+  const gateway = typeof options['gateway'] === 'string' ? options['gateway'] : '127.0.0.1:7443';
+  const parsed = parseConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, ServerConfigSchema);
+  if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', parsed.problems.map((p) => p.message).join('; '));
   const server = new HadesServer({ config: parsed.config, version, stderr: context.stderr });
   const addresses = await server.start();
   const agentDir = path.join(root, 'agent');

@@ -1,0 +1,68 @@
+/**
+ * End to end, as a person runs it: `hades start` brings up the server and a local agent with the
+ * kernel driver enrolled to it; a command run on the host is found through the API (with
+ * `hades search`) with its ancestry; `hades agents list` shows the agent online; Ctrl-C stops
+ * everything and leaves no process behind.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { waitFor } from '../helpers/agent.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+const root = process.getuid?.() === 0;
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-start-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hades = (...args: string[]) => spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, encoding: 'utf8' });
+
+describe('hades start (single node, root, real driver)', { skip: root ? false : 'needs root' }, () => {
+  it('finds a command run on the host through the API, with its ancestry, and stops clean', async () => {
+    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(stdout)?.[1], 60_000, 100);
+      assert.match(stdout, /admin token:\s+hadesapi_/);
+      const serverConfig = path.join(dir, 'server.yaml');
+      writeFileSync(serverConfig, `data_dir: ${path.join(dir, 'server')}\nlisten: { api: "${api.replace('https://', '')}" }\n`);
+      const online = () => {
+        const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+        return listed.status === 0 && listed.stdout.includes('"online":true') ? listed.stdout : undefined;
+      };
+      await waitFor('the local agent online', online, 60_000, 250);
+      const marker = `hades-e2e-${process.pid}`;
+      // Run through a shell, so that the event has an ancestry of several processes.
+      spawnSync('/bin/sh', ['-c', `/bin/echo ${marker}`]);
+      const found = await waitFor(
+        'the exec event through the API',
+        () => {
+          const result = hades('search', '--json', '--since', '10m', '--action', 'exec', '--config', serverConfig, `process.args=${marker}`);
+          if (result.status !== 0) return undefined;
+          const events = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+          return events.find((e) => e['process'].executable === '/bin/echo' || e['process'].executable === '/usr/bin/echo');
+        },
+        30_000,
+        250,
+      );
+      assert.ok(found['hades'].ancestors.length >= 1, 'the event carries its ancestors');
+      assert.equal(found['hades'].ancestors[0].name, 'sh');
+      assert.match(found['hades'].ancestry as string, /^echo\(\d+\) < sh\(\d+\)/);
+      assert.match(found['agent'].id as string, /^ag_/);
+      assert.ok(found['event'].ingested, 'the server stamped event.ingested');
+      const person = hades('search', '--since', '10m', '--action', 'exec', '--config', serverConfig, `process.args=${marker}`);
+      assert.match(person.stdout, new RegExp(`exec\\s+echo\\(\\d+\\)\\s+/bin/echo ${marker}`));
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0, stderr);
+    const left = spawnSync('pgrep', ['-f', `hades.js agent --config ${path.join(dir, 'agent')}`], { encoding: 'utf8' });
+    assert.equal(left.stdout.trim(), '', 'the local agent is gone');
+  });
+});
