@@ -75,7 +75,7 @@ function attachAction(command: Command, spec: CommandSpec, context: CliContext, 
   command.action(async (...received: unknown[]) => {
     // Commander passes the declared arguments, then the options object, then the command.
     // A variadic argument arrives as one array; an optional one left out as undefined.
-    const args = received.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
+    const args = received.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a as string)]));
     // With globals: a parent that takes the same option (`agent --config` and `agent status
     // --config`) would otherwise keep it for itself.
     const options: Readonly<Record<string, unknown>> = (received.at(-1) as Command).optsWithGlobals();
