@@ -6,21 +6,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { configError, parseConfig, ServerConfigSchema, type ServerConfig } from '../common/config/index.js';
+import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, isErrorCode } from '../common/errors.js';
 import { caFile, localCredentials } from '../server/server.js';
-import { readConfigFile } from './commands/config.js';
+import { loadRoleConfig } from './commands/config.js';
 
-export const DEFAULT_SERVER_CONFIG = '/etc/hades/server.yaml';
-
-export async function loadServerConfig(options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> {
-  const given = typeof options['config'] === 'string' ? options['config'] : undefined;
-  const file = given ?? (existsSync(DEFAULT_SERVER_CONFIG) ? DEFAULT_SERVER_CONFIG : undefined);
-  const text = file ? await readConfigFile(file) : '';
-  const result = parseConfig(text, ServerConfigSchema);
-  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
-  return { config: result.config, file };
-}
+export const loadServerConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> => loadRoleConfig('server', options);
 
 export interface ApiClient {
   readonly base: string;

@@ -3,24 +3,15 @@
  * SIGHUP. `hades agent status`: asks the running agent (found through the run file in its data
  * folder) for its health and prints it for a person, or as JSON.
  */
-import { existsSync } from 'node:fs';
-import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
+import type { AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { Agent, readRunFile, type AgentStatus } from '../../agent/daemon/agent.js';
 import { exitStatus, version, type CliContext } from '../context.js';
-import { readConfigFile } from './config.js';
+import { defaultConfigFiles, loadRoleConfig } from './config.js';
 
-export const DEFAULT_AGENT_CONFIG = '/etc/hades/agent.yaml';
+export const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
-/** The configuration named by --config, else the default file when it exists, else the defaults. */
-async function loadAgentConfig(options: Readonly<Record<string, unknown>>): Promise<{ config: AgentConfig; file: string | undefined }> {
-  const given = typeof options['config'] === 'string' ? options['config'] : undefined;
-  const file = given ?? (existsSync(DEFAULT_AGENT_CONFIG) ? DEFAULT_AGENT_CONFIG : undefined);
-  const text = file ? await readConfigFile(file) : '';
-  const result = parseConfig(text, AgentConfigSchema);
-  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
-  return { config: result.config, file };
-}
+const loadAgentConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: AgentConfig; file: string | undefined }> => loadRoleConfig('agent', options);
 
 export async function agentRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const { config, file } = await loadAgentConfig(options);

@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
-import { configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
+import { existsSync } from 'node:fs';
+import { configError, configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { exitStatus, type CliContext } from '../context.js';
 
@@ -11,6 +12,22 @@ function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
     throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role must be one of ${configRoles.join(', ')} (got '${role}')`);
   }
   return role as ConfigRole;
+}
+
+/** Where each program looks for its configuration when --config is not given. */
+export const defaultConfigFiles: Readonly<Record<ConfigRole, string>> = { agent: '/etc/hades/agent.yaml', server: '/etc/hades/server.yaml' };
+
+/**
+ * The configuration of a program: the file named by --config, else its default file when it
+ * exists, else the defaults. Throws HADES_ERR_CONFIG_INVALID with every problem.
+ */
+export async function loadRoleConfig<R extends ConfigRole>(role: R, options: Readonly<Record<string, unknown>>) {
+  const given = typeof options['config'] === 'string' ? options['config'] : undefined;
+  const file = given ?? (existsSync(defaultConfigFiles[role]) ? defaultConfigFiles[role] : undefined);
+  const text = file ? await readConfigFile(file) : '';
+  const result = parseConfig(text, configSchemas[role]);
+  if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
+  return { config: result.config, file };
 }
 
 /** Reads a config file, refusing what is not a regular file or is too large before reading it. */
