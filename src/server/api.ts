@@ -240,9 +240,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'PUT',
     '/api/v1/agents/:id/tags',
-    { summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 })) },
+    { summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String(), Type.String({ maxLength: 256 }), { description: 'Tag names: a letter or digit, then up to 63 of letters, digits and _ . : / -.' }) },
     (request) => {
       const principal = who(request, 'admin');
+      const bad = Object.keys(request.body).filter((key) => !/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/.test(key));
+      if (bad.length > 0) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `invalid tag name ${bad.map((k) => JSON.stringify(k)).join(', ')}`);
       found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
       ports.setAgentTags(request.params.id, request.body);
       ports.audit(principal, 'agent.tags', request.params.id, { tags: request.body });
@@ -339,7 +341,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { summary: 'Create a one-time enrollment token.', tags: ['tokens'], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
-      const ttlMs = Date.now() - parseSince(request.body.ttl, Date.now());
+      const now = Date.now();
+      const ttlMs = now - parseSince(request.body.ttl, now);
+      if (ttlMs < 1000 || ttlMs > 30 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1s and 30d (got ${request.body.ttl})`);
       const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name });
       ports.audit(principal, 'token.enrollment.create', created.id, { group: request.body.group, ttl: request.body.ttl });
       return { ...created, caSha256: ports.caFingerprint() };
@@ -358,7 +362,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/api',
-    { summary: 'Create an API token with a role.', tags: ['tokens'], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
+    { summary: 'Create an API token with a role.', tags: ['tokens'], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name });

@@ -9,6 +9,7 @@
  * with a gRPC error, a batch that is malformed or too large is refused with a coded Nack, and
  * the stream goes on.
  */
+import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { checkEvent } from '../common/events/index.js';
@@ -57,6 +58,17 @@ export interface GatewayStats {
 
 type Stream = grpc.ServerDuplexStream<AgentMessage, ServerMessage>;
 
+/** A batch after its check: refused (permanently), or handed to the store. */
+type CheckedBatch = { readonly rejected: number; readonly refused: HadesError; readonly stored?: undefined } | { readonly rejected: number; readonly refused?: undefined; readonly stored: IngestResult | Promise<IngestResult> };
+
+/** Longest stretch (ms) of batch parsing and storing before the event loop serves sockets again. */
+const SLICE_MS = 10;
+
+/** Ends a call with a gRPC status (grpc-js sends the status of an 'error' whose code is a number). */
+function endWithStatus(stream: Stream, code: grpc.status, details: string): void {
+  stream.emit('error', { code, details, metadata: new grpc.Metadata() });
+}
+
 export class Gateway {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
@@ -87,12 +99,11 @@ export class Gateway {
     return this.streams.has(agentId);
   }
 
-  /** Ends one agent's stream (it was revoked). */
+  /** Ends one agent's stream (it was revoked) with PERMISSION_DENIED and the coded reason. */
   disconnect(agentId: string, error: HadesError): void {
     const stream = this.streams.get(agentId);
     if (!stream) return;
-    stream.emit('error', error);
-    stream.destroy({ code: grpc.status.PERMISSION_DENIED, details: error.toLine(), metadata: new grpc.Metadata() } as unknown as Error);
+    endWithStatus(stream, grpc.status.PERMISSION_DENIED, error.toLine());
   }
 
   private connect(stream: Stream): void {
@@ -106,7 +117,7 @@ export class Gateway {
       const e = toHadesError(error);
       this.stats.refusedConnections++;
       log.warn('agent connection refused', { err: e, peer: stream.getPeer() });
-      stream.destroy({ code: grpc.status.PERMISSION_DENIED, details: e.toLine(), metadata: new grpc.Metadata() } as unknown as Error);
+      endWithStatus(stream, grpc.status.PERMISSION_DENIED, e.toLine());
       return;
     }
     // A second stream of the same agent replaces the first (it reconnected before the old one timed out).
@@ -171,13 +182,79 @@ export class Gateway {
     stream.write({ nack: { last_seq: lastSeq, code: error.code, message: error.message, permanent } });
   }
 
+  /**
+   * Runs `job` (synchronous work) in its turn: jobs of every stream run one after another, and
+   * after SLICE_MS of them the event loop gets its turn before the next. Without it, a burst of
+   * batches (gRPC hands over the batches of many streams in one go, as their decompression ends)
+   * is parsed and stored back to back for seconds: no socket is read or written meanwhile, Acks
+   * leave in bursts, and agents give up on their keepalive pings and drop the connection.
+   */
+  private inTurn<T>(job: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push(() => {
+        try {
+          resolve(job());
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(this.drain);
+      }
+    });
+  }
+
+  private readonly jobs: (() => void)[] = [];
+  private draining = false;
+  private readonly drain = (): void => {
+    const start = performance.now();
+    let next: (() => void) | undefined;
+    while ((next = this.jobs.shift()) !== undefined) {
+      next();
+      if (performance.now() - start >= SLICE_MS) break;
+    }
+    if (this.jobs.length > 0) setImmediate(this.drain);
+    else this.draining = false;
+  };
+
   private async batch(agentId: string, stream: Stream, batch: BatchMessage): Promise<void> {
     const { last_seq: lastSeq } = batch;
+    let checked: CheckedBatch;
+    try {
+      checked = await this.inTurn(() => this.checkAndIngest(agentId, batch));
+    } catch (error) {
+      // Not stored: no Ack, the agent keeps the batch and sends it again.
+      this.nack(stream, lastSeq, toHadesError(error), false);
+      return;
+    }
+    const { rejected } = checked;
+    if (checked.refused) {
+      this.nack(stream, lastSeq, checked.refused, true);
+      this.stats.rejected += rejected;
+      return;
+    }
+    let result: IngestResult;
+    try {
+      result = await checked.stored;
+    } catch (error) {
+      // Not stored: no Ack, the agent keeps the batch and sends it again.
+      this.nack(stream, lastSeq, toHadesError(error), false);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.events += result.stored;
+    this.stats.duplicates += result.duplicates;
+    this.stats.rejected += rejected;
+    stream.write({ ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
+  }
+
+  /** Checks a batch line by line and hands the valid events to the store (throws when it cannot). */
+  private checkAndIngest(agentId: string, batch: BatchMessage): CheckedBatch {
     const text = batch.ndjson.toString('utf8');
     const lines = text.split('\n').filter((l) => l.length > 0);
     if (lines.length > MAX_BATCH_EVENTS) {
-      this.nack(stream, lastSeq, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}`), true);
-      return;
+      return { rejected: 0, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}`) };
     }
     const events: Record<string, unknown>[] = [];
     let rejected = 0;
@@ -199,23 +276,9 @@ export class Gateway {
       events.push(event);
     }
     if (lines.length > 0 && events.length === 0) {
-      this.nack(stream, lastSeq, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`), true);
-      this.stats.rejected += rejected;
-      return;
+      return { rejected, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`) };
     }
-    let result: IngestResult;
-    try {
-      result = await this.options.hooks.ingest(agentId, events);
-    } catch (error) {
-      // Not stored: no Ack, the agent keeps the batch and sends it again.
-      this.nack(stream, lastSeq, toHadesError(error), false);
-      return;
-    }
-    this.stats.batches++;
-    this.stats.events += result.stored;
-    this.stats.duplicates += result.duplicates;
-    this.stats.rejected += rejected;
-    stream.write({ ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
+    return { rejected, stored: this.options.hooks.ingest(agentId, events) };
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,8 @@
  * Certificates are built with @peculiar/x509 over Node's WebCrypto (creation and signing are
  * asynchronous); the per-connection check uses Node's own X509Certificate, which is synchronous.
  */
+// @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
+import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, chmodSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -24,43 +26,10 @@ import { HadesError, isHadesError } from '../common/errors.js';
 
 // --- @peculiar/x509 loading ----------------------------------------------------------------
 
-interface ReflectMetadata {
-  getMetadata?: (key: unknown, target: object, prop?: PropertyKey) => unknown;
-  getOwnMetadata?: (key: unknown, target: object, prop?: PropertyKey) => unknown;
-  defineMetadata?: (key: unknown, value: unknown, target: object, prop?: PropertyKey) => void;
-}
 
 /**
- * @peculiar/x509 registers its classes with tsyringe, which refuses to load unless the
- * `Reflect` metadata API exists (normally from the reflect-metadata package, which is not a
- * dependency). This is the small part of that API tsyringe uses, installed only when absent.
- */
-function installReflectMetadata(): void {
-  const reflect = Reflect as unknown as ReflectMetadata;
-  if (typeof reflect.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<PropertyKey | undefined, Map<unknown, unknown>>>();
-  const own = (target: object, prop?: PropertyKey): Map<unknown, unknown> | undefined => store.get(target)?.get(prop);
-  reflect.defineMetadata = (key, value, target, prop) => {
-    let byProp = store.get(target);
-    if (byProp === undefined) store.set(target, (byProp = new Map<PropertyKey | undefined, Map<unknown, unknown>>()));
-    let entries = byProp.get(prop);
-    if (entries === undefined) byProp.set(prop, (entries = new Map<unknown, unknown>()));
-    entries.set(key, value);
-  };
-  reflect.getOwnMetadata = (key, target, prop) => own(target, prop)?.get(key);
-  reflect.getMetadata = (key, target, prop) => {
-    for (let t: object | null = target; t !== null; t = Object.getPrototypeOf(t) as object | null) {
-      const entries = own(t, prop);
-      if (entries?.has(key) === true) return entries.get(key);
-    }
-    return undefined;
-  };
-}
-
-installReflectMetadata();
-/**
- * The @peculiar/x509 module, loaded after the metadata shim (a static import would be evaluated
- * before it). Server code and tests that need the library take it from here.
+ * The @peculiar/x509 module, loaded after reflect-metadata (which its tsyringe dependency
+ * needs; imported above). Server code and tests that need the library take it from here.
  */
 export const x509: typeof X509 = await import('@peculiar/x509');
 x509.cryptoProvider.set(webcrypto);

@@ -124,17 +124,18 @@ export class HadesServer {
         ingest: (agentId, events) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
-          if (meta) {
-            for (const event of events) {
-              const hades = (event['hades'] ?? {}) as Record<string, unknown>;
-              event['hades'] = { ...hades, cmdb: meta };
-            }
+          for (const event of events) {
+            // CMDB metadata is the server's to set: whatever an agent put there goes.
+            const hades = event['hades'] as Record<string, unknown> | undefined;
+            if (meta) event['hades'] = { ...hades, cmdb: meta };
+            else if (hades && 'cmdb' in hades) delete hades['cmdb'];
           }
           return store.insertBatch(agentId, events);
         },
         onHello: (agentId, hello) => registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version }),
         onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
-        onTaskResult: (_agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result),
+        // An agent completes only its own tasks.
+        onTaskResult: (agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result, agentId),
         onOnline: (agentId, online) => {
           registry.markOnline(agentId, online);
           if (online) this.pushPending(agentId);
@@ -243,22 +244,31 @@ export class HadesServer {
         }
         return { version, pushed };
       },
-      createTask: ({ agentIds, kind, params, timeoutS }) =>
-        agentIds.map((agentId) => {
-          if (!registry.get(agentId)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${agentId}`);
+      createTask: ({ agentIds, kind, params, timeoutS }) => {
+        // All or nothing: every agent must exist before any task is made.
+        const unknown = agentIds.filter((id) => !registry.get(id));
+        if (unknown.length > 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${unknown.join(', ')}`);
+        return agentIds.map((agentId) => {
           const task = registry.createTask({ agentId, kind: kind as 'query', params: (params ?? {}) as Record<string, unknown>, deadline: Date.now() + timeoutS * 1000 });
           if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(params ?? {}) } })) registry.markSent(task.id);
           return registry.getTask(task.id) ?? task;
-        }),
+        });
+      },
       listTasks: (filter) => registry.listTasks(filter as Parameters<FleetRegistry['listTasks']>[0]),
       getTask: (id) => registry.getTask(id),
       searchEvents: (query) => store.search(query),
       createEnrollmentToken: (request) => tokens.create(request),
       listEnrollmentTokens: () => tokens.list(),
-      revokeEnrollmentToken: (id) => tokens.revoke(id),
+      revokeEnrollmentToken: (id) => {
+        if (!tokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no enrollment token ${id}`);
+        tokens.revoke(id);
+      },
       createApiToken: (request) => apiTokens.create(request),
       listApiTokens: () => apiTokens.list(),
-      revokeApiToken: (id) => apiTokens.revoke(id),
+      revokeApiToken: (id) => {
+        if (!apiTokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
+        apiTokens.revoke(id);
+      },
     };
   }
 

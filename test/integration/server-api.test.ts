@@ -1,0 +1,551 @@
+/**
+ * The server's REST API against a real server in this process: authentication and roles,
+ * request validation with coded errors, the OpenAPI document, the audit log (without secrets),
+ * group configuration, tasks, the `hades` commands a person runs against the server, and the
+ * CMDB enrichment of stored events (reloaded when the file changes, kept when it breaks).
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
+import type { AnyEvent } from '../helpers/agent.js';
+import { runHades } from '../helpers/cli.js';
+import {
+  AGENT_VERSION,
+  cleanupTempDirs,
+  GatewayStream,
+  identityCredentials,
+  makeEvents,
+  ndjson,
+  serverConfigText,
+  sinkLogger,
+  tempDir,
+  TestServer,
+  waitUntil,
+  type ApiResponse,
+} from '../helpers/server.js';
+
+const hostname = os.hostname();
+const dir = tempDir('hades-api-');
+const cmdbFile = path.join(dir, 'cmdb.csv');
+let server: TestServer;
+
+before(async () => {
+  writeFileSync(cmdbFile, `hostname,owner,environment,rack\n${hostname},team-a,production,r1\nother-host,team-z,staging,r9\n`);
+  server = await TestServer.start({ dataDir: path.join(dir, 'data'), extra: `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n` });
+});
+after(async () => {
+  await server?.stop();
+  cleanupTempDirs();
+});
+
+/** Asserts an error answer: status, code, and a message. */
+function assertError(response: ApiResponse, status: number, code: string | readonly string[], what = ''): void {
+  assert.equal(response.status, status, `${what}: HTTP ${response.status} ${response.text}`);
+  const codes = typeof code === 'string' ? [code] : code;
+  assert.ok(codes.includes(response.body?.code), `${what}: code ${response.body?.code}, not ${codes.join(' or ')}`);
+  assert.equal(typeof response.body.message, 'string');
+  assert.ok(response.body.message.length > 0, `${what}: a message`);
+}
+
+async function apiToken(role: 'admin' | 'analyst' | 'read-only', name = `${role}-token`): Promise<{ id: string; token: string }> {
+  return (await server.ok('POST', '/api/v1/tokens/api', { body: { name, role } })) as { id: string; token: string };
+}
+
+/** Sends events through the agent's own transport (hello with this host's name). */
+async function deliver(identity: Awaited<ReturnType<TestServer['enrollAgent']>>, events: readonly AnyEvent[]): Promise<void> {
+  const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
+  try {
+    await transport.send({ firstSeq: 1, lastSeq: 1, events: events.length, data: ndjson(events) }, new AbortController().signal);
+  } finally {
+    await transport.close();
+  }
+}
+
+describe('authentication and roles', () => {
+  it('refuses requests without a token, or with a bad one, with 401 HADES_ERR_API_UNAUTHENTICATED', async () => {
+    for (const [method, route] of [
+      ['GET', '/api/v1/agents'],
+      ['GET', '/api/v1/events'],
+      ['POST', '/api/v1/tokens/api'],
+      ['GET', '/api/v1/audit'],
+    ] as const) {
+      assertError(await server.api(method, route, { token: null, ...(method === 'POST' ? { body: { name: 'x', role: 'admin' } } : {}) }), 401, 'HADES_ERR_API_UNAUTHENTICATED', `${method} ${route} without a token`);
+    }
+    const admin = server.adminToken;
+    const flipped = admin.slice(0, -1) + (admin.endsWith('A') ? 'B' : 'A');
+    for (const token of ['nope', `hadesapi_0123456789abcdef_${'A'.repeat(43)}`, flipped, `hades1_0123456789abcdef_${'A'.repeat(43)}`]) {
+      assertError(await server.api('GET', '/api/v1/agents', { token }), 401, 'HADES_ERR_API_UNAUTHENTICATED', `token ${token.slice(0, 12)}...`);
+    }
+    assertError(await server.api('GET', '/api/v1/agents', { token: null, headers: { authorization: `Basic ${admin}` } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'not a bearer');
+  });
+
+  it('needs no token for health, the CA and the OpenAPI document', async () => {
+    assert.equal((await server.ok('GET', '/api/v1/health', { token: null })).ok, true);
+    const ca = await server.ok('GET', '/api/v1/enroll/ca', { token: null });
+    assert.equal(ca.ca, server.caPem);
+    assert.equal(ca.sha256, server.addresses.caSha256);
+    assert.equal((await server.api('GET', '/api/v1/openapi.json', { token: null })).status, 200);
+  });
+
+  it('lets a read-only token read, but not create tokens, revoke agents or change configuration (403 HADES_ERR_API_FORBIDDEN)', async () => {
+    const { token } = await apiToken('read-only');
+    const identity = await server.enrollAgent();
+    assert.ok(Array.isArray((await server.ok('GET', '/api/v1/agents', { token })).agents));
+    assert.ok(Array.isArray((await server.ok('GET', '/api/v1/events', { token })).events));
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`, { token })).id, identity.agentId);
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token, body: { name: 'escalate', role: 'admin' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'api token');
+    assertError(await server.api('POST', '/api/v1/tokens/enrollment', { token, body: { ttl: '1h' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'enrollment token');
+    assertError(await server.api('POST', `/api/v1/agents/${identity.agentId}/revoke`, { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'revoke');
+    assertError(await server.api('PUT', '/api/v1/groups/default/config', { token, body: { yaml: '' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'group config');
+    assertError(await server.api('GET', '/api/v1/audit', { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'audit');
+    assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'task');
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt, undefined, 'not revoked');
+  });
+
+  it('lets an analyst search and ask queries, but not revoke or restart plugins', async () => {
+    const { token } = await apiToken('analyst');
+    const identity = await server.enrollAgent();
+    assert.ok(Array.isArray((await server.ok('GET', '/api/v1/events', { token, query: { since: '5m', action: 'inventory_change' } })).events));
+    const { tasks } = await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'select 1' } } });
+    assert.equal(tasks.length, 1);
+    assertError(await server.api('POST', `/api/v1/agents/${identity.agentId}/revoke`, { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'revoke');
+    assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'x' } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'restart_plugin');
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token, body: { name: 'x', role: 'analyst' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'token');
+  });
+
+  it('refuses a revoked API token', async () => {
+    const created = await apiToken('admin', 'short-lived');
+    assert.equal((await server.api('GET', '/api/v1/agents', { token: created.token })).status, 200);
+    await server.ok('DELETE', `/api/v1/tokens/api/${created.id}`);
+    assertError(await server.api('GET', '/api/v1/agents', { token: created.token }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'revoked');
+    const { tokens } = await server.ok('GET', '/api/v1/tokens/api');
+    const listed = tokens.find((t: AnyEvent) => t.id === created.id);
+    assert.ok(listed.revokedAt);
+    assert.ok(!JSON.stringify(tokens).includes(created.token.split('_')[2]!), 'the listing has no secret');
+  });
+});
+
+describe('invalid requests', () => {
+  const invalid: [string, string, Parameters<TestServer['api']>[2], string][] = [
+    ['GET', '/api/v1/events', { query: { bogus: '1' } }, 'an unknown query parameter'],
+    ['GET', '/api/v1/events', { query: { limit: 0 } }, 'limit 0'],
+    ['GET', '/api/v1/events', { query: { limit: 10_001 } }, 'limit over the maximum'],
+    ['GET', '/api/v1/events', { query: { limit: 'many' } }, 'limit not a number'],
+    ['GET', '/api/v1/events', { query: { since: 'yesterday' } }, 'a bad since'],
+    ['GET', '/api/v1/events', { query: { until: 'later' } }, 'a bad until'],
+    ['GET', '/api/v1/events', { query: { action: 'exec,no_such_action' } }, 'an unknown action'],
+    ['GET', '/api/v1/events', { query: { filter: 'process.name' } }, 'a filter without an operator'],
+    ['GET', '/api/v1/events', { query: { filter: '1process=x' } }, 'a filter with a bad field'],
+    ['GET', '/api/v1/events', { query: { order: 'sideways' } }, 'an unknown order'],
+    ['GET', '/api/v1/agents', { query: { online: 'maybe' } }, 'online not a boolean'],
+    ['GET', '/api/v1/tasks', { query: { limit: 0 } }, 'tasks limit 0'],
+    ['GET', '/api/v1/audit', { query: { since: 'garbage' } }, 'audit since'],
+    ['POST', '/api/v1/tokens/api', { body: { name: { nested: true }, role: 'admin' } }, 'a body field of the wrong type'],
+    ['POST', '/api/v1/tokens/api', { body: ['name', 'admin'] }, 'a body that is an array'],
+    ['POST', '/api/v1/tokens/api', { raw: 'name=x&role=admin' }, 'a body that is not JSON'],
+    ['POST', '/api/v1/tokens/api', { body: { name: 'x', role: 'root' } }, 'an unknown role'],
+    ['POST', '/api/v1/tokens/api', { body: { name: 'x' } }, 'a missing field'],
+    ['POST', '/api/v1/tokens/api', { body: { name: 'x', role: 'admin', extra: 1 } }, 'an unknown body field'],
+    ['POST', '/api/v1/tokens/enrollment', { body: { ttl: 'forever' } }, 'a bad ttl'],
+    ['POST', '/api/v1/tokens/enrollment', { body: { ttl: '1h', group: 'two words' } }, 'a bad group name'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: 'outputs: { file: { enabled: maybe } }\n' } }, 'a group config of the wrong type'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: 'agent: { heartbeat_s: [1\n' } }, 'a group config that is not YAML'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: 'agnet: { heartbeat_s: 5 }\n' } }, 'a group config with an unknown key'],
+    ['PUT', '/api/v1/groups/web/config', { body: {} }, 'a group config without yaml'],
+    ['PUT', '/api/v1/groups/bad%20name/config', { body: { yaml: '' } }, 'a bad group name in the path'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'reboot' } }, 'an unknown task kind'],
+    ['POST', '/api/v1/tasks', { body: { agents: [], kind: 'query' } }, 'a task for no agent'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', timeout_s: 0 } }, 'a task timeout of 0'],
+  ];
+  for (const [method, route, call, what] of invalid) {
+    it(`answers 400 HADES_ERR_API_INVALID_REQUEST with a message for ${what}`, async () => {
+      assertError(await server.api(method, route, call), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
+    });
+  }
+
+  it('explains what is wrong with a group configuration, with its position', async () => {
+    const response = await server.api('PUT', '/api/v1/groups/web/config', { body: { yaml: 'agent:\n  heartbeat_s: soon\n' } });
+    assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST');
+    const problem = response.body.details.problems[0];
+    assert.equal(problem.path, 'agent.heartbeat_s');
+    assert.equal(problem.line, 2);
+    assert.equal((await server.api('GET', '/api/v1/groups/web/config')).status, 404, 'nothing stored');
+  });
+
+  it('refuses searches the store cannot run (bad cursor, unknown field form, empty range) with 400', async () => {
+    for (const query of [{ cursor: 'not-a-cursor' }, { filter: 'Process.Name=x' }, { since: '1h', until: '2h' }]) {
+      assertError(await server.api('GET', '/api/v1/events', { query }), 400, ['HADES_ERR_API_INVALID_REQUEST', 'HADES_ERR_STORE_QUERY'], JSON.stringify(query));
+    }
+  });
+
+  it('answers 400 for an enrollment token ttl out of range (0s, 31d)', async () => {
+    for (const ttl of ['0s', '31d']) assertError(await server.api('POST', '/api/v1/tokens/enrollment', { body: { ttl } }), 400, 'HADES_ERR_API_INVALID_REQUEST', `ttl ${ttl}`);
+  });
+
+  it('answers 400 for an API token name of blanks', async () => {
+    assertError(await server.api('POST', '/api/v1/tokens/api', { body: { name: '   ', role: 'read-only' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'blank name');
+  });
+
+  it('answers 400 for agent tags with an invalid name', async () => {
+    const identity = await server.enrollAgent();
+    assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/tags`, { body: { 'bad key!': 'x' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'tag name');
+  });
+});
+
+describe('not found', () => {
+  it('answers 404 HADES_ERR_API_NOT_FOUND for unknown routes and objects', async () => {
+    for (const [method, route] of [
+      ['GET', '/api/v1/nope'],
+      ['GET', '/'],
+      ['DELETE', '/api/v1/agents'],
+      ['GET', '/api/v2/agents'],
+      ['GET', '/api/v1/agents/ag_0000000000000000'],
+      ['POST', '/api/v1/agents/ag_0000000000000000/revoke'],
+      ['GET', '/api/v1/tasks/tk_0000000000000000'],
+      ['GET', '/api/v1/groups/nothing-here/config'],
+    ] as const) {
+      assertError(await server.api(method, route), 404, 'HADES_ERR_API_NOT_FOUND', `${method} ${route}`);
+    }
+    assertError(await server.api('GET', '/api/v1/nope', { token: null }), 404, 'HADES_ERR_API_NOT_FOUND', 'unknown route, no token');
+  });
+
+  it('answers 404 when revoking a token that does not exist (and audits nothing)', async () => {
+    assertError(await server.api('DELETE', '/api/v1/tokens/api/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'api token');
+    assertError(await server.api('DELETE', '/api/v1/tokens/enrollment/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'enrollment token');
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('is an OpenAPI 3 document listing every route with its responses', async () => {
+    const doc = (await server.ok('GET', '/api/v1/openapi.json', { token: null })) as AnyEvent;
+    assert.match(doc.openapi, /^3\.\d+\.\d+$/);
+    assert.equal(typeof doc.info.title, 'string');
+    assert.equal(doc.info.version, AGENT_VERSION);
+    assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' });
+    const expected: Record<string, string[]> = {
+      '/api/v1/health': ['get'],
+      '/api/v1/enroll/ca': ['get'],
+      '/api/v1/enroll': ['post'],
+      '/api/v1/agents': ['get'],
+      '/api/v1/agents/{id}': ['get'],
+      '/api/v1/agents/{id}/revoke': ['post'],
+      '/api/v1/agents/{id}/tags': ['put'],
+      '/api/v1/groups/{name}/config': ['get', 'put'],
+      '/api/v1/tasks': ['get', 'post'],
+      '/api/v1/tasks/{id}': ['get'],
+      '/api/v1/events': ['get'],
+      '/api/v1/tokens/enrollment': ['get', 'post'],
+      '/api/v1/tokens/enrollment/{id}': ['delete'],
+      '/api/v1/tokens/api': ['get', 'post'],
+      '/api/v1/tokens/api/{id}': ['delete'],
+      '/api/v1/audit': ['get'],
+      '/api/v1/openapi.json': ['get'],
+    };
+    for (const [route, methods] of Object.entries(expected)) {
+      assert.ok(doc.paths[route], `${route} is listed`);
+      for (const method of methods) assert.ok(doc.paths[route][method], `${method.toUpperCase()} ${route} is listed`);
+    }
+    const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+    for (const [route, item] of Object.entries(doc.paths as Record<string, AnyEvent>)) {
+      assert.match(route, /^\//);
+      const templated = [...route.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      for (const [method, operation] of Object.entries(item)) {
+        if (!methods.has(method)) continue;
+        const where = `${method.toUpperCase()} ${route}`;
+        assert.equal(typeof operation.summary, 'string', `${where} has a summary`);
+        assert.ok(operation.responses?.['200'], `${where} documents 200`);
+        for (const status of Object.keys(operation.responses)) {
+          assert.match(status, /^(\d{3}|default)$/);
+          assert.equal(typeof operation.responses[status].description, 'string', `${where} ${status} has a description`);
+        }
+        for (const parameter of operation.parameters ?? []) {
+          assert.ok(['query', 'path', 'header', 'cookie'].includes(parameter.in), `${where}: parameter ${parameter.name} in ${parameter.in}`);
+          assert.equal(typeof parameter.name, 'string');
+          if (parameter.in === 'path') assert.equal(parameter.required, true, `${where}: path parameter ${parameter.name} is required`);
+        }
+        for (const name of templated) assert.ok((operation.parameters ?? []).some((p: AnyEvent) => p.in === 'path' && p.name === name), `${where} declares {${name}}`);
+      }
+    }
+    // Public routes say so; the others take the bearer token.
+    assert.deepEqual(doc.paths['/api/v1/enroll'].post.security, []);
+    assert.deepEqual(doc.paths['/api/v1/health'].get.security, []);
+    assert.equal(doc.paths['/api/v1/agents'].get.security, undefined);
+    assert.deepEqual(doc.security, [{ bearer: [] }]);
+    // Every $ref points inside the document.
+    const text = JSON.stringify(doc);
+    for (const match of text.matchAll(/"\$ref":"#\/([^"]+)"/g)) {
+      let node: any = doc;
+      for (const part of match[1]!.split('/')) node = node?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+      assert.ok(node !== undefined, `$ref #/${match[1]} resolves`);
+    }
+    const search = doc.paths['/api/v1/events'].get.parameters.map((p: AnyEvent) => p.name).sort();
+    assert.deepEqual(search, ['action', 'agent', 'cursor', 'filter', 'host', 'limit', 'order', 'since', 'until']);
+  });
+});
+
+describe('admin actions and the audit log', () => {
+  it('records token creation, revocation and group configuration, without any secret', async () => {
+    const apiCreated = await apiToken('read-only', 'audited');
+    const enrollCreated = await server.enrollmentToken('2h', 'audited-group');
+    const identity = await server.enrollAgent();
+    await server.ok('POST', `/api/v1/agents/${identity.agentId}/revoke`);
+    await server.ok('PUT', '/api/v1/groups/audited-group/config', { body: { yaml: 'agent: { heartbeat_s: 30 }\n' } });
+    await server.ok('DELETE', `/api/v1/tokens/api/${apiCreated.id}`);
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    const find = (action: string, target: string) => entries.find((e) => e['action'] === action && e['target'] === target);
+    const tokenApi = find('token.api.create', apiCreated.id);
+    assert.ok(tokenApi, 'token.api.create');
+    assert.deepEqual(tokenApi['details'], { name: 'audited', role: 'read-only' });
+    assert.equal(tokenApi['actor'], 'bootstrap-admin');
+    assert.match(tokenApi['at'], /^\d{4}-\d{2}-\d{2}T/);
+    assert.ok(find('token.enrollment.create', enrollCreated.id), 'token.enrollment.create');
+    assert.equal(find('token.enrollment.create', enrollCreated.id)!['details'].group, 'audited-group');
+    assert.ok(find('agent.revoke', identity.agentId), 'agent.revoke');
+    assert.equal(find('group.config', 'audited-group')?.['details'].version, 1);
+    assert.ok(find('token.api.revoke', apiCreated.id), 'token.api.revoke');
+    // Newest first.
+    const ids = entries.map((e) => e['id'] as number);
+    assert.deepEqual(ids, [...ids].sort((a, b) => b - a));
+    const text = JSON.stringify(entries);
+    for (const secret of [apiCreated.token, enrollCreated.token, server.adminToken]) {
+      assert.ok(!text.includes(secret), 'no whole token');
+      assert.ok(!text.includes(secret.split('_')[2]!), 'no token secret');
+    }
+  });
+});
+
+describe('group configuration', () => {
+  it('stores a valid agent configuration with a version that grows at each change', async () => {
+    const first = 'agent: { heartbeat_s: 15 }\n';
+    const second = 'agent: { heartbeat_s: 20 }\nplugins: { driver: false }\n';
+    assert.deepEqual(await server.ok('PUT', '/api/v1/groups/versioned/config', { body: { yaml: first } }), { version: 1, pushed: 0 });
+    const stored = await server.ok('GET', '/api/v1/groups/versioned/config');
+    assert.equal(stored.yaml, first);
+    assert.equal(stored.version, 1);
+    assert.deepEqual(await server.ok('PUT', '/api/v1/groups/versioned/config', { body: { yaml: second } }), { version: 2, pushed: 0 });
+    const again = await server.ok('GET', '/api/v1/groups/versioned/config');
+    assert.equal(again.yaml, second);
+    assert.equal(again.version, 2);
+    // A read-only token reads it.
+    const { token } = await apiToken('read-only');
+    assert.equal((await server.ok('GET', '/api/v1/groups/versioned/config', { token })).version, 2);
+  });
+
+  it('pushes it to the group\'s connected agents, and to an agent of the group when it connects', async () => {
+    const identity = await server.enrollAgent({ group: 'pushed' });
+    assert.deepEqual((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).groups, ['pushed']);
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
+      const yaml = 'agent: { heartbeat_s: 42 }\n';
+      assert.deepEqual(await server.ok('PUT', '/api/v1/groups/pushed/config', { body: { yaml } }), { version: 1, pushed: 1 });
+      const config = await stream.next((m) => m.config !== undefined);
+      assert.equal(config.config?.yaml, yaml);
+      assert.equal(String(config.config?.version), '1');
+    } finally {
+      stream.close();
+    }
+    const later = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      later.hello(hostname);
+      await later.welcome();
+      const config = await later.next((m) => m.config !== undefined);
+      assert.equal(String(config.config?.version), '1');
+    } finally {
+      later.close();
+    }
+  });
+});
+
+describe('tasks', () => {
+  it('refuses a task for an unknown agent with 404', async () => {
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: ['ag_0000000000000000'], kind: 'query' } }), 404, 'HADES_ERR_API_NOT_FOUND', 'unknown agent');
+  });
+
+  it('keeps a task pending until its agent connects, then sends it; the result comes back', async () => {
+    const identity = await server.enrollAgent();
+    const { tasks } = await server.ok('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'query', params: { sql: 'select 1' }, timeout_s: 60 } });
+    assert.equal(tasks.length, 1);
+    const task = tasks[0];
+    assert.match(task.id, /^tk_/);
+    assert.equal(task.status, 'pending');
+    assert.equal(task.agentId, identity.agentId);
+    assert.deepEqual(task.params, { sql: 'select 1' });
+    const listed = (await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks as AnyEvent[];
+    assert.deepEqual(listed.map((t) => t['id']), [task.id]);
+    assert.ok(((await server.ok('GET', '/api/v1/tasks', { query: { status: 'pending' } })).tasks as AnyEvent[]).some((t) => t['id'] === task.id));
+
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      const sent = await stream.next((m) => m.task !== undefined);
+      assert.equal(sent.task?.task_id, task.id);
+      assert.equal(sent.task?.kind, 'query');
+      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'select 1' });
+      assert.equal((await server.ok('GET', `/api/v1/tasks/${task.id}`)).status, 'sent');
+
+      // A task for a connected agent goes at once.
+      const now = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'log_level', params: { level: 'debug' } } })).tasks[0];
+      assert.equal(now.status, 'sent');
+      await stream.next((m) => m.task?.task_id === now.id);
+
+      stream.write({ task_result: { task_id: task.id, status: 'done', result_json: JSON.stringify({ rows: [[1]] }) } });
+      const done = await waitUntil('the task done', async () => {
+        const current = await server.ok('GET', `/api/v1/tasks/${task.id}`);
+        return current.status === 'done' ? current : undefined;
+      });
+      assert.deepEqual(done.result, { rows: [[1]] });
+      const all = (await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks as AnyEvent[];
+      assert.deepEqual(all.map((t) => t['id']), [now.id, task.id], 'newest first');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('does not let an agent answer another agent\'s task', async () => {
+    const owner = await server.enrollAgent();
+    const other = await server.enrollAgent();
+    const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [owner.agentId], kind: 'query' } })).tasks[0];
+    const stream = new GatewayStream(other.gateways[0]!, identityCredentials(other));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      stream.write({ task_result: { task_id: task.id, status: 'done', result_json: '{"forged":true}' } });
+      // A later message on the same stream is handled after the result: its Ack says the result was handled.
+      await stream.batch(ndjson(makeEvents(1)), 1, 1);
+    } finally {
+      stream.close();
+    }
+    const after = await server.ok('GET', `/api/v1/tasks/${task.id}`);
+    assert.equal(after.status, 'pending', `status ${after.status}, result ${JSON.stringify(after.result)}`);
+  });
+
+  it('creates no task at all when one of the agents named is unknown', async () => {
+    const identity = await server.enrollAgent();
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId, 'ag_0000000000000000'], kind: 'query' } }), 404, 'HADES_ERR_API_NOT_FOUND', 'mixed');
+    assert.deepEqual((await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks, []);
+  });
+});
+
+describe('the hades command against the running server', () => {
+  let configFile: string;
+  let identity: Awaited<ReturnType<TestServer['enrollAgent']>>;
+  let events: AnyEvent[];
+  before(async () => {
+    configFile = path.join(dir, 'server.yaml');
+    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`));
+    identity = await server.enrollAgent();
+    events = makeEvents(3, { prefix: 'cli' });
+    await deliver(identity, events);
+  });
+
+  it('hades agents list --json: one agent per line', async () => {
+    const result = await runHades(['agents', 'list', '--json', '--config', configFile]);
+    assert.equal(result.status, 0, result.stderr);
+    const agents = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+    const mine = agents.find((a) => a['id'] === identity.agentId);
+    assert.ok(mine, 'the enrolled agent is listed');
+    assert.equal(mine['hostname'], hostname);
+    assert.equal(typeof mine['online'], 'boolean');
+    assert.deepEqual(mine['groups'], ['default']);
+    for (const agent of agents) assert.match(agent['id'], /^ag_[0-9a-f]{16}$/);
+  });
+
+  it('hades search --json --since 5m --action inventory_change: the stored events, one per line', async () => {
+    const result = await runHades(['search', '--json', '--since', '5m', '--action', 'inventory_change', '--config', configFile]);
+    assert.equal(result.status, 0, result.stderr);
+    const found = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+    for (const event of found) assert.equal(event['event'].action, 'inventory_change');
+    const ids = new Set(found.map((e) => e['event'].id));
+    for (const event of events) assert.ok(ids.has(event['event'].id), `${event['event'].id} is found`);
+    const filtered = await runHades(['search', '--json', '--since', '5m', '--config', configFile, `event.id=${events[1]!['event'].id}`]);
+    assert.equal(filtered.status, 0, filtered.stderr);
+    assert.deepEqual(filtered.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['event'].id), [events[1]!['event'].id]);
+  });
+
+  it('hades server token create --json: a token an agent can enroll with', async () => {
+    const result = await runHades(['server', 'token', 'create', '--json', '--ttl', '10m', '--config', configFile]);
+    assert.equal(result.status, 0, result.stderr);
+    const created = JSON.parse(result.stdout) as AnyEvent;
+    assert.deepEqual(Object.keys(created).sort(), ['api', 'caSha256', 'expiresAt', 'id', 'token']);
+    assert.equal(created['api'], server.addresses.api);
+    assert.equal(created['caSha256'], server.addresses.caSha256);
+    assert.match(created['token'], /^hades1_[0-9a-f]{16}_/);
+    const expires = Date.parse(created['expiresAt']) - Date.now();
+    assert.ok(expires > 9 * 60_000 && expires <= 10 * 60_000, `expires in ${expires} ms`);
+    const enrolled = await server.enrollAgent({ token: created['token'] });
+    assert.match(enrolled.agentId, /^ag_/);
+  });
+
+  it('hades search with a bad filter exits with status 2', async () => {
+    const local = await runHades(['search', '--config', configFile, 'not a filter']);
+    assert.equal(local.status, 2, local.stderr);
+    assert.match(local.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
+    const remote = await runHades(['search', '--config', configFile, '--action', 'no_such_action']);
+    assert.equal(remote.status, 2, remote.stderr);
+    assert.match(remote.stderr, /HADES_ERR_API_INVALID_REQUEST/);
+    const token = await runHades(['agents', 'list', '--config', configFile, '--token', 'nope']);
+    assert.notEqual(token.status, 0);
+    assert.match(token.stderr, /HADES_ERR_API_UNAUTHENTICATED/);
+  });
+});
+
+describe('CMDB enrichment', () => {
+  it('adds the host\'s CMDB row to its stored events, follows changes of the file, and keeps the last good content when it breaks', { timeout: 30_000 }, async () => {
+    const identity = await server.enrollAgent();
+    const ownerOf = async (prefix: string) => {
+      const events = makeEvents(2, { prefix });
+      await deliver(identity, events);
+      const stored = await server.searchAll({ agent: identity.agentId, filter: `event.id^=${prefix}-` });
+      assert.equal(stored.length, 2);
+      return stored.map((e) => e['hades']?.cmdb as AnyEvent | undefined);
+    };
+    const first = await ownerOf('cmdb-a');
+    assert.deepEqual(first[0], { owner: 'team-a', environment: 'production', tags: { rack: 'r1' } });
+    assert.deepEqual(first[1], first[0]);
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb.owner, 'team-a');
+    const byOwner = await server.searchAll({ agent: identity.agentId, filter: 'hades.cmdb.owner=team-a' });
+    assert.ok(byOwner.length >= 2, 'searchable by owner');
+
+    writeFileSync(cmdbFile, `hostname,owner,environment\n${hostname.toUpperCase()},team-b,production\n`);
+    await waitUntil('the new CMDB', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb?.owner === 'team-b' || undefined, 10_000, 200);
+    assert.equal((await ownerOf('cmdb-b'))[0]?.['owner'], 'team-b');
+    // Stored events keep what they were stored with.
+    assert.equal((await server.searchAll({ agent: identity.agentId, filter: 'event.id^=cmdb-a-' }))[0]!['hades'].cmdb.owner, 'team-a');
+
+    const errorsBefore = server.log.lines().filter((l) => l['code'] === 'HADES_ERR_CMDB').length;
+    writeFileSync(cmdbFile, `hostname,owner\n"${hostname},broken\n`);
+    await waitUntil('the CMDB error in the log', () => server.log.lines().filter((l) => l['code'] === 'HADES_ERR_CMDB').length > errorsBefore || undefined, 10_000, 200);
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb.owner, 'team-b', 'the last good content stays');
+    assert.equal((await ownerOf('cmdb-c'))[0]?.['owner'], 'team-b');
+
+    // A JSON file works too, once fixed.
+    writeFileSync(cmdbFile, JSON.stringify([{ hostname, owner: 'team-c', business_unit: 'payments' }]));
+    await waitUntil('the fixed CMDB', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb?.owner === 'team-c' || undefined, 10_000, 200);
+    assert.deepEqual((await ownerOf('cmdb-d'))[0], { owner: 'team-c', business_unit: 'payments' });
+  });
+
+  it('does not store CMDB metadata an agent claims for itself', async () => {
+    const identity = await server.enrollAgent();
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      // A host the CMDB does not know.
+      stream.hello('host-not-in-the-cmdb');
+      await stream.welcome();
+      const events = makeEvents(1, { prefix: 'forged', extra: (e) => (e['hades'].cmdb = { owner: 'forged-owner', environment: 'production' }) });
+      const ack = await stream.batch(ndjson(events), 1, 1);
+      assert.equal(ack.ack?.stored, 1);
+    } finally {
+      stream.close();
+    }
+    const stored = await server.searchAll({ agent: identity.agentId });
+    assert.equal(stored.length, 1);
+    assert.notEqual(stored[0]!['hades'].cmdb?.owner, 'forged-owner');
+  });
+});
