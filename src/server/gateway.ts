@@ -195,7 +195,7 @@ export class Gateway {
         try {
           resolve(job());
         } catch (error) {
-          reject(error as Error);
+          reject(toHadesError(error));
         }
       });
       if (!this.draining) {

@@ -203,6 +203,11 @@ export class Archive {
   /** Writes every buffered partition now and waits for every write in progress. */
   async flush(): Promise<void> {
     for (const partition of [...this.#partitions.values()]) this.#flush(partition);
+    await this.settled();
+  }
+
+  /** Waits for the writes in progress (buffers stay buffered). */
+  async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 

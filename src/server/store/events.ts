@@ -32,7 +32,7 @@ export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
  *   root do", "who talked to this address": partial (NOT NULL) so events without the field
  *   cost nothing, and ending in time so a search walks the index in the order it returns.
  * The other columns (process name, source ip, destination port, file path, DNS name) are kept
- *  unindexed: a filter on them compares a column instead of parsing JSON, and each index more
+ * unindexed: a filter on them compares a column instead of parsing JSON, and each index more
  * costs ingestion (measured in bench/store.ts); a later step can add one.
  */
 export const EVENTS_MIGRATIONS: readonly string[] = [
@@ -112,6 +112,13 @@ export interface EventStoreOptions {
 }
 
 type Row = [string, number, number, string, string, string, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string];
+
+/** What a batch's transaction did: rows stored, the first of them, their JSON for onStored. */
+interface BatchOutcome {
+  stored: number;
+  first: Row | undefined;
+  readonly lines: string[] | undefined;
+}
 
 const INSERT_SQL =
   'INSERT INTO events (event_id, time, ingested, agent_id, host, action, executable, process_name, user_name, destination_ip, destination_port, source_ip, file_path, dns_name, event) ' +
@@ -234,7 +241,8 @@ function writeError(what: string, error: unknown): HadesError {
 export class EventStore {
   readonly #db: Db;
   readonly #insert: Statement<[Row]>;
-  readonly #insertBatch: (rows: readonly Row[], stored: string[] | undefined) => number;
+  readonly #insertBatch: (rows: readonly Row[], outcome: BatchOutcome) => void;
+  readonly #committed: Statement<[string, number, string], { n: number }>;
   readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; event: string }>>();
   readonly #onStored: ((lines: readonly string[]) => void) | undefined;
   readonly #now: () => number;
@@ -251,17 +259,19 @@ export class EventStore {
     }
     this.#walFile = db.memory ? undefined : `${db.name}-wal`;
     this.#insert = db.prepare<[Row]>(INSERT_SQL); // an array binds its elements in order
+    this.#committed = db.prepare<[string, number, string], { n: number }>('SELECT count(*) AS n FROM events WHERE event_id = ? AND ingested = ? AND agent_id = ?');
     const insert = this.#insert;
-    this.#insertBatch = db.transaction((rows: readonly Row[], stored: string[] | undefined): number => {
-      let count = 0;
+    const transaction = db.transaction((rows: readonly Row[], outcome: BatchOutcome): void => {
       for (const row of rows) {
         if (insert.run(row).changes === 1) {
-          count++;
-          stored?.push(row[14]);
+          outcome.first ??= row;
+          outcome.stored++;
+          outcome.lines?.push(row[14]);
         }
       }
-      return count;
-    }).immediate;
+    });
+    // IMMEDIATE: take the write lock at BEGIN, so a busy database fails before any work.
+    this.#insertBatch = (rows, outcome) => transaction.immediate(rows, outcome);
   }
 
   /**
@@ -278,15 +288,25 @@ export class EventStore {
     const ingestedIso = new Date(ingestedMs).toISOString();
     const rows = new Array<Row>(batch.length);
     for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso);
-    const lines = this.#onStored === undefined ? undefined : [];
-    let stored: number;
+    const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [] };
     try {
-      stored = this.#insertBatch(rows, lines);
+      this.#insertBatch(rows, outcome);
     } catch (error) {
-      throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
+      // SQLite reports a failed automatic checkpoint as an error of the COMMIT that ran it, although
+      // the transaction is committed: look, so as to acknowledge what is stored.
+      if (!this.#isCommitted(outcome.first)) throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
     }
-    if (lines !== undefined && lines.length > 0) this.#onStored?.(lines);
-    return { stored, duplicates: rows.length - stored };
+    if (outcome.lines !== undefined && outcome.lines.length > 0) this.#onStored?.(outcome.lines);
+    return { stored: outcome.stored, duplicates: rows.length - outcome.stored };
+  }
+
+  #isCommitted(row: Row | undefined): boolean {
+    if (row === undefined || this.#db.inTransaction) return false;
+    try {
+      return (this.#committed.get(row[0], row[2], row[3]) as { n: number }).n === 1;
+    } catch {
+      return false;
+    }
   }
 
   /** One page of events matching the query (see EventQuery); throws HADES_ERR_STORE_QUERY on bad input. */
