@@ -304,6 +304,92 @@ export const errorCatalog = {
     summary: 'The CMDB file could not be read or parsed; host metadata stays as it was.',
     remedy: 'Fix the file (CSV with a header row, or a JSON array of objects) at the line the message gives.',
   },
+  // Rules
+  HADES_ERR_RULE_TOO_LARGE: {
+    kind: 'input',
+    summary: 'A rule file is larger than the 8 MiB a rule file may be.',
+    remedy: 'Split the rules into several files, or check that the path names a rule file.',
+  },
+  HADES_ERR_RULE_YAML: {
+    kind: 'input',
+    summary: 'A rule file is not valid YAML (the message gives the line and column); none of its rules is loaded.',
+    remedy: 'Fix the YAML at the position shown; duplicate keys count as YAML errors.',
+  },
+  HADES_ERR_RULE_INVALID: {
+    kind: 'input',
+    summary: 'A rule, macro, list or override does not match the rule file schema (an unknown, missing or mistyped key).',
+    remedy: 'Fix the key at the position shown; docs/rules.md describes every key.',
+  },
+  HADES_ERR_RULE_SYNTAX: {
+    kind: 'input',
+    summary: 'A condition or an output template cannot be parsed (the message gives the line and column).',
+    remedy: 'Fix the expression at the position shown; docs/rules.md gives the grammar.',
+  },
+  HADES_ERR_RULE_UNKNOWN_FIELD: {
+    kind: 'input',
+    summary: 'A condition, exception, output or grouping names a field that no event has.',
+    remedy: 'Use the suggested field, or one listed in docs/events.md (plus the ancestor.* fields of docs/rules.md).',
+  },
+  HADES_ERR_RULE_BAD_OPERATOR: {
+    kind: 'input',
+    summary: 'A condition uses an operator the rule language does not have.',
+    remedy: 'Use the suggested operator; docs/rules.md lists them all.',
+  },
+  HADES_ERR_RULE_TYPE_MISMATCH: {
+    kind: 'input',
+    summary: 'An operator does not apply to the type of its field or value (for example `<` on a string field or `contains` on a number).',
+    remedy: 'Use an operator that fits the field type given in docs/events.md, or a value of the right type.',
+  },
+  HADES_ERR_RULE_BAD_VALUE: {
+    kind: 'input',
+    summary: 'A value in a rule is not valid for its use (a malformed address range, regular expression or duration, or a value the field never takes).',
+    remedy: 'Fix the value at the position shown; the message says what is expected.',
+  },
+  HADES_ERR_RULE_REGEX_TOO_EXPENSIVE: {
+    kind: 'input',
+    summary: 'A regular expression needs backtracking (back-references, look-around) or compiles to too large a program to run in linear time.',
+    remedy: 'Rewrite it without back-references or look-around, or split it into simpler conditions.',
+  },
+  HADES_ERR_RULE_UNKNOWN_MACRO: {
+    kind: 'input',
+    summary: 'A condition refers to a macro that no loaded rule file defines.',
+    remedy: 'Define the macro, load the file that defines it, or use the suggested name.',
+  },
+  HADES_ERR_RULE_UNKNOWN_LIST: {
+    kind: 'input',
+    summary: 'A condition refers to a list that no loaded rule file defines.',
+    remedy: 'Define the list, load the file that defines it, or use the suggested name.',
+  },
+  HADES_ERR_RULE_UNKNOWN_RULE: {
+    kind: 'input',
+    summary: 'An override or a correlation step refers to a rule id that no loaded rule file defines.',
+    remedy: 'Check the id against the loaded rules; the message suggests the closest one.',
+  },
+  HADES_ERR_RULE_CYCLE: {
+    kind: 'input',
+    summary: 'Macros or correlation rules refer to each other in a loop.',
+    remedy: 'Break the loop; the message lists the names that form it.',
+  },
+  HADES_ERR_RULE_DUPLICATE_ID: {
+    kind: 'input',
+    summary: 'Two rules, macros or lists have the same name; the second one is not loaded.',
+    remedy: 'Rename one of them, or use `override:` to change a rule defined elsewhere.',
+  },
+  HADES_ERR_RULE_UNUSED_MACRO: {
+    kind: 'input',
+    summary: 'Warning: a macro is defined but no rule uses it.',
+    remedy: 'Remove the macro, or check the spelling where it was meant to be used.',
+  },
+  HADES_ERR_RULE_UNUSED_LIST: {
+    kind: 'input',
+    summary: 'Warning: a list is defined but no rule or macro uses it.',
+    remedy: 'Remove the list, or check the spelling where it was meant to be used.',
+  },
+  HADES_ERR_RULE_NEVER_MATCHES: {
+    kind: 'input',
+    summary: 'Warning: a rule\'s condition can match no event (for example `event.action = exec` together with a field only network events have).',
+    remedy: 'Check the actions and fields of the condition against docs/events.md.',
+  },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',

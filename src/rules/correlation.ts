@@ -1,0 +1,339 @@
+/**
+ * Correlation: rules over several events, with state that is bounded and expires.
+ *
+ * Two shapes cover what Hades and Sigma correlations need (docs/rules.md maps Sigma's
+ * event_count, value_count, temporal and temporal_ordered onto them):
+ * - a sequence: steps that must all match, in order or not, within a window, for one group key
+ *   (the same host, the same source address, the same process tree...);
+ * - a threshold: at least N matching events, or N distinct values of a field, within a window,
+ *   for one group key.
+ * A step is either a condition or "rule X matched this event", which lets a correlation build
+ * on other rules, correlation rules included (Sigma's chained correlations).
+ *
+ * Time is the events' `@timestamp`, never the wall clock, so replaying a capture gives the
+ * same alerts and tests need no clock. Windows slide: a sequence fires when its last step comes
+ * within `within` of its first; a threshold when the events (or values) seen in the last
+ * `within` reach the count. After firing, the group's state is cleared, so one burst gives one
+ * alert. State is kept per rule in a map bounded by `maxKeys`, least recently touched first out
+ * (counted as evicted), and groups whose window has passed are removed as time advances
+ * (counted as expired).
+ */
+import type { EventRecord, Predicate } from './accessor.js';
+
+/** Decides whether an event counts for a step: a condition, or a rule that matched it. */
+export interface StepMatcher {
+  /** `epochs[i] === epoch` when rule i matched the current event. */
+  (event: EventRecord, epoch: number, epochs: Float64Array): boolean;
+}
+
+export function conditionStep(p: Predicate): StepMatcher {
+  return (e) => p(e);
+}
+
+export function ruleStep(index: number): StepMatcher {
+  return (_e, epoch, epochs) => epochs[index] === epoch;
+}
+
+/** The group key of an event, or undefined when it lacks a grouping field. */
+export type KeyOf = (event: EventRecord) => string | undefined;
+
+/**
+ * Keys under which a later step finds the group of a process tree: the event's own process and
+ * each of its ancestors (with the other grouping values in front).
+ */
+export type TreeKeysOf = (event: EventRecord) => string[];
+
+export interface CorrelationStats {
+  /** Groups with state now. */
+  keys: number;
+  /** Groups dropped because the rule had maxKeys groups (least recently touched first). */
+  evicted: number;
+  /** Groups dropped because their window had passed. */
+  expired: number;
+  /** Events that matched a step but had no usable @timestamp. */
+  untimed: number;
+  /** Times the rule fired. */
+  fired: number;
+}
+
+export interface CorrelationHit {
+  readonly key: string;
+  readonly count: number;
+  /** Ids of the events that made the hit, oldest first (sequences: one per step; thresholds: the last 16). */
+  readonly events: readonly string[];
+  /** Distinct values counted (thresholds with `distinct`). */
+  readonly values?: readonly string[];
+  readonly first: number;
+  readonly last: number;
+}
+
+export interface SequenceSpec {
+  readonly kind: 'sequence';
+  readonly ordered: boolean;
+  readonly withinMs: number;
+  readonly steps: readonly { readonly matches: StepMatcher; readonly key: KeyOf }[];
+  /** Grouping by process tree: step 1 opens the group of its process; later steps find it by lineage. */
+  readonly tree?: TreeKeysOf;
+}
+
+export interface ThresholdSpec {
+  readonly kind: 'threshold';
+  readonly withinMs: number;
+  readonly count: number;
+  readonly matches: StepMatcher;
+  readonly key: KeyOf;
+  readonly distinct?: (event: EventRecord) => unknown[];
+}
+
+export type CorrelationSpec = SequenceSpec | ThresholdSpec;
+
+export const DEFAULT_MAX_KEYS = 10_000;
+/** Expired groups removed per event at most: the cost of expiry stays small and steady. */
+const SWEEP_PER_EVENT = 4;
+const MAX_EVENT_IDS = 16;
+
+interface Group {
+  /** When the group's newest partial state stops mattering. */
+  expiresAt: number;
+}
+
+interface SequenceGroup extends Group {
+  /** Ordered: the latest start of a partial run that has reached step i (NaN: none). Unordered: when step i last matched. */
+  readonly starts: Float64Array;
+  /** Ordered: when the run at step i reached it. */
+  readonly times: Float64Array;
+  readonly ids: (readonly string[])[];
+}
+
+interface ThresholdGroup extends Group {
+  /** Counts: the timestamps in the window, oldest first (at most `count`), and the events' ids. */
+  readonly times: number[];
+  readonly ids: string[];
+  /** Distinct counts: value -> when and in which event it was last seen, oldest first. */
+  readonly values: Map<string, { t: number; id: string }> | undefined;
+}
+
+function eventTime(e: EventRecord): number {
+  const t = e['@timestamp'];
+  return typeof t === 'string' ? Date.parse(t) : NaN;
+}
+
+function eventId(e: EventRecord): string {
+  const ev = e['event'] as { id?: unknown } | undefined;
+  return typeof ev?.id === 'string' ? ev.id : '';
+}
+
+/** One correlation rule's state and logic. */
+export class Correlator {
+  private readonly groups = new Map<string, Group>();
+  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0 };
+
+  constructor(
+    readonly spec: CorrelationSpec,
+    private readonly maxKeys = DEFAULT_MAX_KEYS,
+  ) {}
+
+  /** Feeds one event; returns a hit when the correlation completes with it. */
+  observe(event: EventRecord, epoch: number, epochs: Float64Array): CorrelationHit | undefined {
+    const spec = this.spec;
+    let hit: CorrelationHit | undefined;
+    if (spec.kind === 'threshold') {
+      if (!spec.matches(event, epoch, epochs)) return undefined;
+      const t = this.time(event);
+      if (t === undefined) return undefined;
+      const key = spec.key(event);
+      if (key !== undefined) hit = this.threshold(spec, event, key, t);
+      this.sweep(t);
+    } else {
+      let matched: number[] | undefined;
+      for (let i = 0; i < spec.steps.length; i++) if (spec.steps[i]!.matches(event, epoch, epochs)) (matched ??= []).push(i);
+      if (!matched) return undefined;
+      const t = this.time(event);
+      if (t === undefined) return undefined;
+      hit = spec.ordered ? this.ordered(spec, event, matched, t) : this.unordered(spec, event, matched, t);
+      this.sweep(t);
+    }
+    this.stats.keys = this.groups.size;
+    if (hit) this.stats.fired++;
+    return hit;
+  }
+
+  /** Removes every group whose window ended before `now` (ms), e.g. from a periodic timer. */
+  expire(now: number): void {
+    for (const [key, group] of this.groups) {
+      if (group.expiresAt >= now) continue;
+      this.groups.delete(key);
+      this.stats.expired++;
+    }
+    this.stats.keys = this.groups.size;
+  }
+
+  private time(event: EventRecord): number | undefined {
+    const t = eventTime(event);
+    if (Number.isNaN(t)) {
+      this.stats.untimed++;
+      return undefined;
+    }
+    return t;
+  }
+
+  /**
+   * Drops a few groups whose window ended before `now` (the current event's time), from the
+   * least recently touched end of the map. Relative to each event rather than to the newest
+   * time ever seen: one event from a host whose clock is years ahead then costs a few groups,
+   * instead of blinding the rule for good.
+   */
+  private sweep(now: number): void {
+    let n = 0;
+    for (const [key, group] of this.groups) {
+      if (n++ >= SWEEP_PER_EVENT || group.expiresAt >= now) break;
+      this.groups.delete(key);
+      this.stats.expired++;
+    }
+  }
+
+  /** Marks a group most recently used (Map order is the LRU order), evicting when full. */
+  private touch(key: string, group: Group, isNew: boolean): void {
+    if (isNew) {
+      while (this.groups.size >= this.maxKeys) {
+        const oldest = this.groups.keys().next();
+        if (oldest.done === true) break;
+        this.groups.delete(oldest.value);
+        this.stats.evicted++;
+      }
+    } else this.groups.delete(key);
+    this.groups.set(key, group);
+  }
+
+  private threshold(spec: ThresholdSpec, event: EventRecord, key: string, t: number): CorrelationHit | undefined {
+    const found = this.groups.get(key) as ThresholdGroup | undefined;
+    const isNew = found === undefined;
+    const g: ThresholdGroup = found ?? { expiresAt: t, times: [], ids: [], values: spec.distinct ? new Map() : undefined };
+    // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
+    // time the group has seen, and an event older than the window is too late to count.
+    const newest = Math.max(t, g.expiresAt - spec.withinMs);
+    const since = newest - spec.withinMs;
+    if (t < since) return undefined;
+    const id = eventId(event);
+    let size: number;
+    if (g.values) {
+      for (const v of spec.distinct!(event)) {
+        const s = typeof v === 'string' ? v : JSON.stringify(v);
+        const seen = g.values.get(s);
+        if (seen && seen.t >= t) continue;
+        g.values.delete(s); // re-inserted: the Map's order is then oldest-seen first
+        g.values.set(s, { t, id });
+      }
+      for (const [v, seen] of g.values) {
+        if (seen.t >= since) break;
+        g.values.delete(v);
+      }
+      size = g.values.size;
+    } else {
+      // Sorted insertion, from the end: in order, it is a push.
+      let at = g.times.length;
+      while (at > 0 && g.times[at - 1]! > t) at--;
+      g.times.splice(at, 0, t);
+      g.ids.splice(at, 0, id);
+      let drop = 0;
+      while (drop < g.times.length && g.times[drop]! < since) drop++;
+      // Only the newest `count` events can ever matter.
+      drop = Math.max(drop, g.times.length - spec.count);
+      if (drop > 0) {
+        g.times.splice(0, drop);
+        g.ids.splice(0, drop);
+      }
+      size = g.times.length;
+    }
+    g.expiresAt = newest + spec.withinMs;
+    if (size >= spec.count) {
+      this.groups.delete(key);
+      if (g.values) {
+        const seen = [...g.values.values()];
+        return { key, count: size, events: seen.slice(-MAX_EVENT_IDS).map((x) => x.id), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
+      }
+      return { key, count: size, events: g.ids.slice(-MAX_EVENT_IDS), first: g.times[0]!, last: newest };
+    }
+    this.touch(key, g, isNew);
+    return undefined;
+  }
+
+  private newSequenceGroup(n: number): SequenceGroup {
+    return { expiresAt: -Infinity, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
+  }
+
+  private ordered(spec: SequenceSpec, event: EventRecord, matched: number[], t: number): CorrelationHit | undefined {
+    const n = spec.steps.length;
+    const id = eventId(event);
+    // Latest step first, so that one event never advances a run by two steps.
+    for (let m = matched.length - 1; m >= 0; m--) {
+      const i = matched[m]!;
+      if (i === 0) {
+        const key = spec.steps[0]!.key(event);
+        if (key === undefined) continue;
+        let g = this.groups.get(key) as SequenceGroup | undefined;
+        const isNew = g === undefined;
+        g ??= this.newSequenceGroup(n);
+        g.starts[0] = t;
+        g.times[0] = t;
+        g.ids[0] = [id];
+        g.expiresAt = Math.max(g.expiresAt, t + spec.withinMs);
+        this.touch(key, g, isNew);
+        continue;
+      }
+      const keys = spec.tree ? spec.tree(event) : [spec.steps[i]!.key(event)];
+      for (const key of keys) {
+        if (key === undefined) continue;
+        const g = this.groups.get(key) as SequenceGroup | undefined;
+        if (!g) continue;
+        const start = g.starts[i - 1]!;
+        // The previous step must have been reached, not later than this event, within the window.
+        if (Number.isNaN(start) || t < g.times[i - 1]! || t - start > spec.withinMs) continue;
+        const ids = [...g.ids[i - 1]!, id];
+        if (i === n - 1) {
+          this.groups.delete(key);
+          return { key, count: n, events: ids, first: start, last: t };
+        }
+        g.starts[i] = start;
+        g.times[i] = t;
+        g.ids[i] = ids;
+        this.touch(key, g, false);
+      }
+    }
+    return undefined;
+  }
+
+  private unordered(spec: SequenceSpec, event: EventRecord, matched: number[], t: number): CorrelationHit | undefined {
+    const n = spec.steps.length;
+    const id = eventId(event);
+    let hit: CorrelationHit | undefined;
+    for (const i of matched) {
+      const key = spec.steps[i]!.key(event);
+      if (key === undefined) continue;
+      let g = this.groups.get(key) as SequenceGroup | undefined;
+      const isNew = g === undefined;
+      g ??= this.newSequenceGroup(n);
+      g.starts[i] = t;
+      g.ids[i] = [id];
+      g.expiresAt = Math.max(g.expiresAt, t + spec.withinMs);
+      let complete = true;
+      let first = t;
+      for (let k = 0; k < n; k++) {
+        const s = g.starts[k]!;
+        if (Number.isNaN(s) || Math.abs(t - s) > spec.withinMs) {
+          complete = false;
+          break;
+        }
+        if (s < first) first = s;
+      }
+      if (complete) {
+        this.groups.delete(key);
+        const order = [...g.starts.keys()].sort((a, b) => g.starts[a]! - g.starts[b]!);
+        hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last: t };
+        break;
+      }
+      this.touch(key, g, isNew);
+    }
+    return hit;
+  }
+}

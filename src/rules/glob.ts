@@ -1,0 +1,125 @@
+/**
+ * Glob patterns, matched without regular expressions so that no pattern can make matching
+ * slower than O(pattern x text): `*` matches any run of characters (`/` included), `?` one
+ * character, `[abc]`, `[a-z]` and `[!abc]` one character of (or not of) a set; `\` makes the
+ * next character literal. The whole text must match, as with shell globs.
+ *
+ * The pattern is cut at its stars into segments. The first segment must match at the start,
+ * the last at the end, and each one between at its leftmost place after the previous one:
+ * taking the leftmost place never loses a match, because a star can absorb whatever it skips.
+ */
+import { compileError, type TextSource } from './problems.js';
+
+type Atom = { kind: 'char'; c: string } | { kind: 'any' } | { kind: 'set'; negated: boolean; ranges: readonly (readonly [number, number])[] };
+
+interface Segment {
+  readonly atoms: readonly Atom[];
+  /** The segment as plain text when it has no ? or [..], for indexOf. */
+  readonly literal: string | undefined;
+}
+
+export interface Glob {
+  readonly pattern: string;
+  test(text: string): boolean;
+}
+
+function parse(pattern: string, source: TextSource | undefined, offset: number): Segment[] {
+  const segments: Segment[] = [];
+  let atoms: Atom[] = [];
+  const flush = () => {
+    const literal = atoms.every((a) => a.kind === 'char') ? atoms.map((a) => (a as { c: string }).c).join('') : undefined;
+    segments.push({ atoms, literal });
+    atoms = [];
+  };
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i]!;
+    if (c === '*') {
+      flush();
+      while (pattern[i] === '*') i++;
+      continue;
+    }
+    if (c === '?') atoms.push({ kind: 'any' });
+    else if (c === '\\' && i + 1 < pattern.length) atoms.push({ kind: 'char', c: pattern[++i]! });
+    else if (c === '[') {
+      const close = pattern.indexOf(']', i + 2);
+      if (close < 0) throw compileError('HADES_ERR_RULE_BAD_VALUE', `glob '${pattern}': '[' has no closing ']'`, source, offset);
+      let body = pattern.slice(i + 1, close);
+      const negated = body.startsWith('!') || body.startsWith('^');
+      if (negated) body = body.slice(1);
+      const ranges: [number, number][] = [];
+      for (let j = 0; j < body.length; j++) {
+        const lo = body.charCodeAt(j);
+        if (body[j + 1] === '-' && j + 2 < body.length) {
+          const hi = body.charCodeAt(j + 2);
+          if (hi < lo) throw compileError('HADES_ERR_RULE_BAD_VALUE', `glob '${pattern}': range '${body.slice(j, j + 3)}' is reversed`, source, offset);
+          ranges.push([lo, hi]);
+          j += 2;
+        } else ranges.push([lo, lo]);
+      }
+      atoms.push({ kind: 'set', negated, ranges });
+      i = close;
+    } else atoms.push({ kind: 'char', c });
+    i++;
+  }
+  flush();
+  return segments;
+}
+
+function atomMatches(a: Atom, code: number): boolean {
+  if (a.kind === 'any') return true;
+  if (a.kind === 'char') return a.c.charCodeAt(0) === code;
+  let inSet = false;
+  for (const [lo, hi] of a.ranges) {
+    if (code >= lo && code <= hi) {
+      inSet = true;
+      break;
+    }
+  }
+  return inSet !== a.negated;
+}
+
+function matchAt(seg: Segment, text: string, at: number): boolean {
+  if (at < 0 || at + seg.atoms.length > text.length) return false;
+  for (let k = 0; k < seg.atoms.length; k++) if (!atomMatches(seg.atoms[k]!, text.charCodeAt(at + k))) return false;
+  return true;
+}
+
+function findFrom(seg: Segment, text: string, from: number): number {
+  if (seg.literal !== undefined) return text.indexOf(seg.literal, from);
+  for (let at = from; at + seg.atoms.length <= text.length; at++) if (matchAt(seg, text, at)) return at;
+  return -1;
+}
+
+export function compileGlob(pattern: string, source?: TextSource, offset = 0): Glob {
+  const segments = parse(pattern, source, offset);
+  // segments.length === 1: no star at all, the whole text must match the one segment.
+  if (segments.length === 1) {
+    const only = segments[0]!;
+    if (only.literal !== undefined) {
+      const literal = only.literal;
+      return { pattern, test: (text) => text === literal };
+    }
+    return { pattern, test: (text) => text.length === only.atoms.length && matchAt(only, text, 0) };
+  }
+  const first = segments[0]!;
+  const last = segments[segments.length - 1]!;
+  const middle = segments.slice(1, -1).filter((s) => s.atoms.length > 0);
+  const minLength = segments.reduce((n, s) => n + s.atoms.length, 0);
+  return {
+    pattern,
+    test(text) {
+      if (text.length < minLength) return false;
+      if (!matchAt(first, text, 0)) return false;
+      const end = text.length - last.atoms.length;
+      if (!matchAt(last, text, end)) return false;
+      let at = first.atoms.length;
+      for (const seg of middle) {
+        const found = findFrom(seg, text, at);
+        if (found < 0 || found + seg.atoms.length > end) return false;
+        at = found + seg.atoms.length;
+      }
+      return true;
+    },
+  };
+}

@@ -1,0 +1,794 @@
+/**
+ * The rule loader: rule files in, a RuleSet and every problem out. It runs in stages, each
+ * reporting coded problems with file, line and column instead of throwing at the first:
+ *
+ *   1. read    YAML parse of each file (a file that does not parse is skipped, the others load)
+ *   2. collect schema check of each rule, macro, list and override; duplicate names
+ *   3. override apply `append:` / `replace:` to the rules they name
+ *   4. compile each rule: parse its condition, resolve macros, lists and fields, check types,
+ *              compile the predicate, its exceptions and its output; a bad rule is skipped
+ *   5. correlate compile correlation rules in dependency order (they may use other rules)
+ *   6. report  unused macros and lists (warnings)
+ *
+ * Everything is pure: the caller reads the files and passes their text.
+ */
+import type { Predicate } from './accessor.js';
+import { allValues, firstValue, type EventRecord } from './accessor.js';
+import { actionsOf, compilePredicate, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet } from './compile.js';
+import { conditionStep, Correlator, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
+import { resolveField, type FieldRef } from './fields.js';
+import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
+import { compileError, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
+import { Resolver, type ListDef, type MacroDef, type RExpr } from './resolve.js';
+import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
+import {
+  checkSchema,
+  FileSchema,
+  OverrideSchema,
+  RuleSchema,
+  SequenceSchema,
+  ThresholdSchema,
+  type ExceptionEntry,
+  type OverrideEntry,
+  type RuleEntry,
+  type SequenceEntry,
+  type Severity,
+  type ThresholdEntry,
+} from './schema.js';
+import { suggest } from './suggest.js';
+import { compileTemplate, type Template } from './template.js';
+import { YamlFile, type YamlPath } from './yaml-file.js';
+
+export interface RuleFile {
+  /** How problems name the file: its path, usually. */
+  readonly name: string;
+  readonly text: string;
+}
+
+export interface LoadOptions {
+  /** Correlation groups kept per rule before the least recently touched is evicted. */
+  readonly maxKeysPerRule?: number;
+  /** Index rules by action (the default); false evaluates every rule on every event (to measure the index). */
+  readonly indexByAction?: boolean;
+}
+
+export interface LoadResult {
+  readonly ruleSet: RuleSet;
+  /** Errors (the rule or file concerned is not loaded) and warnings, in file order. */
+  readonly problems: readonly RuleProblem[];
+}
+
+export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
+
+/** `process.tree` in `by`: the process of a sequence's first step and its descendants. */
+export const PROCESS_TREE = 'process.tree';
+
+const TACTICS = new Set([
+  'reconnaissance',
+  'resource_development',
+  'initial_access',
+  'execution',
+  'persistence',
+  'privilege_escalation',
+  'defense_evasion',
+  'stealth',
+  'defense_impairment',
+  'credential_access',
+  'discovery',
+  'lateral_movement',
+  'collection',
+  'command_and_control',
+  'exfiltration',
+  'impact',
+]);
+
+/** Why a tag is refused, or undefined. ATT&CK tags are checked: a typo would hide a rule from a matrix. */
+export function checkTag(tag: string): { message: string; suggestion?: string } | undefined {
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(tag)) return { message: `tag '${tag}' must be lower case letters, digits and _ . -` };
+  if (!tag.startsWith('attack.')) return undefined;
+  const rest = tag.slice('attack.'.length);
+  if (/^t\d{4}(\.\d{3})?$/.test(rest) || /^[gs]\d{4}$/.test(rest) || TACTICS.has(rest.replace(/-/g, '_'))) return undefined;
+  const suggestion = suggest(rest.replace(/-/g, '_'), TACTICS);
+  return {
+    message: `'${tag}' is neither an ATT&CK technique (attack.t1059, attack.t1059.004), group (attack.g0001), software (attack.s0001) nor tactic (attack.execution)${suggestion ? `; did you mean 'attack.${suggestion}'?` : ''}`,
+    ...(suggestion ? { suggestion: `attack.${suggestion}` } : {}),
+  };
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `60s`, `5m`, `1h`, `1d`, or a number of seconds, in milliseconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') return value * 1000;
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  return m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : NaN;
+}
+
+interface Located {
+  readonly file: YamlFile;
+  readonly path: YamlPath;
+}
+
+interface ExceptionItem extends Located {
+  readonly entry: ExceptionEntry;
+}
+
+interface Draft extends Located {
+  readonly id: string;
+  readonly type: RuleType;
+  readonly entry: RuleEntry | SequenceEntry | ThresholdEntry;
+  readonly line: number;
+  title: string;
+  description: string;
+  severity: Severity;
+  tags: string[];
+  enabled: boolean;
+  alert: boolean;
+  conditions: TextSource[];
+  exceptions: ExceptionItem[];
+  outputs: TextSource[];
+  withinMs: number;
+  count: number;
+}
+
+interface MacroEntry extends MacroDef, Located {}
+interface ListEntry extends ListDef, Located {}
+
+/** A source whose offsets are indices into a table of positions (for structured YAML). */
+class TableSource implements TextSource {
+  readonly text = '';
+  private readonly positions: Position[] = [];
+  constructor(readonly file: string) {}
+  add(p: Position | undefined): number {
+    this.positions.push(p ?? this.positions[0] ?? { line: 1, column: 1 });
+    return this.positions.length - 1;
+  }
+  locate(offset: number): Position {
+    return this.positions[offset] ?? this.positions[0] ?? { line: 1, column: 1 };
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A grouping value as text: strings as they are, other scalars as JSON would print them. */
+function keyText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v) ?? '';
+}
+
+function and(items: Expr[], source: TextSource): Expr {
+  return items.length === 1 ? items[0]! : { kind: 'and', items, source, offset: 0 };
+}
+
+class Loader {
+  readonly problems: RuleProblem[] = [];
+  private readonly fileOrder = new Map<string, number>();
+  private readonly macros = new Map<string, MacroEntry>();
+  private readonly lists = new Map<string, ListEntry>();
+  private readonly drafts = new Map<string, Draft>();
+  private readonly overrides: (Located & { entry: OverrideEntry })[] = [];
+  private readonly compiled = new Map<string, CompiledRule>();
+  private readonly correlations = new Map<string, CompiledCorrelation>();
+  private readonly failed = new Set<string>();
+  private readonly resolver = new Resolver({ macros: this.macros, lists: this.lists });
+
+  constructor(private readonly options: LoadOptions) {}
+
+  // ----- problems -----
+
+  private report(severity: 'error' | 'warning', code: RuleProblem['code'], file: string, pos: Position | undefined, message: string, extra: { rule?: string; suggestion?: string } = {}): void {
+    this.problems.push({
+      code,
+      severity,
+      file,
+      ...(pos ? { line: pos.line, column: pos.column } : {}),
+      message,
+      ...(extra.rule !== undefined ? { rule: extra.rule } : {}),
+      ...(extra.suggestion !== undefined ? { suggestion: extra.suggestion } : {}),
+    });
+  }
+
+  private reportCompile(error: RuleCompileError, fallback: Located, rule?: string): void {
+    const pos = error.source ? error.source.locate(error.offset) : fallback.file.at(fallback.path);
+    const file = error.source?.file ?? fallback.file.name;
+    this.report('error', error.code, file, pos, error.message, { ...(rule !== undefined ? { rule } : {}), ...(error.suggestion !== undefined ? { suggestion: error.suggestion } : {}) });
+  }
+
+  /** Runs one compilation step; a RuleCompileError becomes a problem and `undefined`. */
+  private attempt<T>(located: Located, rule: string | undefined, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof RuleCompileError) {
+        this.reportCompile(error, located, rule);
+        return undefined;
+      }
+      // A bug of ours (or a stack overflow from absurd input) costs this rule, not the others.
+      const message = error instanceof Error ? error.message : String(error);
+      this.report('error', 'HADES_ERR_INTERNAL', located.file.name, located.file.at(located.path), `the rule could not be compiled: ${message}`, rule !== undefined ? { rule } : {});
+      return undefined;
+    }
+  }
+
+  // ----- stage 1 and 2: read and collect -----
+
+  read(input: RuleFile): void {
+    this.fileOrder.set(input.name, this.fileOrder.size);
+    if (input.text.length > MAX_RULE_FILE_BYTES) {
+      this.report('error', 'HADES_ERR_RULE_TOO_LARGE', input.name, undefined, `the file is ${input.text.length} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
+      return;
+    }
+    const file = new YamlFile(input.name, input.text);
+    if (file.doc.errors.length > 0) {
+      for (const e of file.doc.errors) this.report('error', 'HADES_ERR_RULE_YAML', file.name, file.position(e.pos[0]), e.message.split('\n')[0] ?? e.message);
+      return;
+    }
+    let root: unknown;
+    try {
+      root = file.doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      this.report('error', 'HADES_ERR_RULE_YAML', file.name, undefined, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (root === null || root === undefined) return;
+    if (!isRecord(root)) {
+      this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at([]), 'a rule file is a mapping with the keys rules, macros and lists');
+      return;
+    }
+    // Problems of one list or macro drop that one only; a section of the wrong type is dropped whole.
+    const bad = new Set<string>();
+    for (const issue of checkSchema(FileSchema, root)) {
+      this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at(issue.path, issue.key), issue.message, issue.suggestion ? { suggestion: issue.suggestion } : {});
+      bad.add(issue.path.slice(0, 2).join('\u0000'));
+    }
+    const section = (key: string) => (bad.has(key) ? undefined : root[key]);
+    const lists = section('lists');
+    if (isRecord(lists)) {
+      for (const [name, items] of Object.entries(lists)) {
+        if (bad.has(`lists\u0000${name}`)) continue;
+        this.addList(file, name, items as (string | number | boolean)[]);
+      }
+    }
+    const macros = section('macros');
+    if (isRecord(macros)) {
+      for (const [name, text] of Object.entries(macros)) {
+        if (bad.has(`macros\u0000${name}`)) continue;
+        this.addMacro(file, name, text as string);
+      }
+    }
+    const rules = section('rules');
+    if (Array.isArray(rules)) rules.forEach((entry, i) => this.addRule(file, ['rules', i], entry));
+  }
+
+  private duplicate(kind: string, name: string, where: Located, first: Located): void {
+    const p = first.file.at(first.path);
+    this.report('error', 'HADES_ERR_RULE_DUPLICATE_ID', where.file.name, where.file.at(where.path, true), `${kind} '${name}' is already defined at ${first.file.name}:${p?.line ?? 1}; this one is not loaded`, { rule: name });
+  }
+
+  private addList(file: YamlFile, name: string, items: readonly (string | number | boolean)[]): void {
+    const located = { file, path: ['lists', name] };
+    const first = this.lists.get(name);
+    if (first) return this.duplicate('list', name, located, first);
+    this.lists.set(name, { ...located, name, items: items.map((v) => ({ text: String(v), quoted: true })), uses: 0 });
+  }
+
+  private addMacro(file: YamlFile, name: string, text: string): void {
+    const located = { file, path: ['macros', name] };
+    const first = this.macros.get(name);
+    if (first) return this.duplicate('macro', name, located, first);
+    this.macros.set(name, { ...located, name, source: file.source(located.path, text), offset: 0, uses: 0 });
+  }
+
+  private addRule(file: YamlFile, path: YamlPath, entry: unknown): void {
+    const located = { file, path };
+    const id = isRecord(entry) && typeof entry['id'] === 'string' ? entry['id'] : undefined;
+    const invalid = (message: string, at: YamlPath = path, key = false, suggestion?: string) =>
+      this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at(at, key), message, { ...(id !== undefined ? { rule: id } : {}), ...(suggestion ? { suggestion } : {}) });
+    if (!isRecord(entry)) return invalid('a rule is a mapping with id, title, severity, condition...');
+    const schemaProblems = (schema: Parameters<typeof checkSchema>[0]) => {
+      const issues = checkSchema(schema, entry);
+      for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
+      return issues.length > 0;
+    };
+    if ('override' in entry) {
+      if (schemaProblems(OverrideSchema)) return;
+      this.overrides.push({ ...located, entry: entry as OverrideEntry });
+      return;
+    }
+    const type = entry['type'] ?? 'rule';
+    const schema = type === 'rule' ? RuleSchema : type === 'sequence' ? SequenceSchema : type === 'threshold' ? ThresholdSchema : undefined;
+    if (!schema) return invalid(`'type' must be one of rule, sequence, threshold (got ${JSON.stringify(type)})`, [...path, 'type']);
+    if (schemaProblems(schema)) return;
+    const e = entry as RuleEntry | SequenceEntry | ThresholdEntry;
+    const tagsOk = this.checkTags(e.tags ?? [], located, [...path, 'tags'], e.id);
+    const existing = this.drafts.get(e.id);
+    if (existing) return this.duplicate('rule', e.id, { file, path: [...path, 'id'] }, existing);
+    if (!tagsOk) return;
+    const withinMs = 'within' in e ? parseDuration(e.within) : 0;
+    const draft: Draft = {
+      ...located,
+      id: e.id,
+      type: type as RuleType,
+      entry: e,
+      line: file.at(path)?.line ?? 1,
+      title: e.title,
+      description: e.description ?? '',
+      severity: e.severity,
+      tags: [...(e.tags ?? [])],
+      enabled: e.enabled ?? true,
+      alert: e.alert ?? true,
+      conditions: 'condition' in e && e.condition !== undefined ? [file.source([...path, 'condition'], e.condition)] : [],
+      exceptions: (e.exceptions ?? []).map((x, i) => ({ file, path: [...path, 'exceptions', i], entry: x })),
+      outputs: e.output !== undefined ? [file.source([...path, 'output'], e.output)] : [],
+      withinMs,
+      count: 'count' in e ? e.count : 0,
+    };
+    this.drafts.set(e.id, draft);
+  }
+
+  private checkTags(tags: readonly string[], located: Located, path: YamlPath, rule: string): boolean {
+    let ok = true;
+    tags.forEach((tag, i) => {
+      const problem = checkTag(tag);
+      if (!problem) return;
+      ok = false;
+      this.report('error', 'HADES_ERR_RULE_INVALID', located.file.name, located.file.at([...path, i]), problem.message, { rule, ...(problem.suggestion ? { suggestion: problem.suggestion } : {}) });
+    });
+    return ok;
+  }
+
+  // ----- stage 3: overrides -----
+
+  applyOverrides(): void {
+    for (const o of this.overrides) {
+      const { entry, file, path } = o;
+      const draft = this.drafts.get(entry.override);
+      if (!draft) {
+        const suggestion = suggest(entry.override, this.drafts.keys());
+        this.report('error', 'HADES_ERR_RULE_UNKNOWN_RULE', file.name, file.at([...path, 'override']), `override of unknown rule '${entry.override}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, {
+          rule: entry.override,
+          ...(suggestion ? { suggestion } : {}),
+        });
+        continue;
+      }
+      const invalid = (key: string, message: string) => this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at([...path, key]), message, { rule: draft.id });
+      const a = entry.append;
+      const r = entry.replace;
+      const conditionUse = (which: 'append' | 'replace') => {
+        if (draft.type === 'sequence') {
+          invalid(which, `rule '${draft.id}' is a sequence: its conditions are in its steps and cannot be overridden`);
+          return false;
+        }
+        return true;
+      };
+      const correlationOnly = (key: 'within' | 'count', ok: boolean) => {
+        if (!ok) invalid('replace', `'${key}' can only be replaced in a ${key === 'count' ? 'threshold' : 'correlation'} rule, and '${draft.id}' is a ${draft.type} rule`);
+        return ok;
+      };
+      if (r) {
+        if (r.condition !== undefined && conditionUse('replace')) draft.conditions = [file.source([...path, 'replace', 'condition'], r.condition)];
+        if (r.exceptions !== undefined) draft.exceptions = r.exceptions.map((x, i) => ({ file, path: [...path, 'replace', 'exceptions', i], entry: x }));
+        if (r.output !== undefined) draft.outputs = [file.source([...path, 'replace', 'output'], r.output)];
+        if (r.enabled !== undefined) draft.enabled = r.enabled;
+        if (r.alert !== undefined) draft.alert = r.alert;
+        if (r.severity !== undefined) draft.severity = r.severity;
+        if (r.title !== undefined) draft.title = r.title;
+        if (r.description !== undefined) draft.description = r.description;
+        if (r.tags !== undefined && this.checkTags(r.tags, o, [...path, 'replace', 'tags'], draft.id)) draft.tags = [...r.tags];
+        if (r.within !== undefined && correlationOnly('within', draft.type !== 'rule')) draft.withinMs = parseDuration(r.within);
+        if (r.count !== undefined && correlationOnly('count', draft.type === 'threshold')) draft.count = r.count;
+      }
+      if (a) {
+        if (a.condition !== undefined && conditionUse('append')) draft.conditions = [...draft.conditions, file.source([...path, 'append', 'condition'], a.condition)];
+        if (a.output !== undefined) draft.outputs = [...draft.outputs, file.source([...path, 'append', 'output'], a.output)];
+        if (a.tags !== undefined && this.checkTags(a.tags, o, [...path, 'append', 'tags'], draft.id)) draft.tags = [...new Set([...draft.tags, ...a.tags])];
+        if (a.exceptions !== undefined) {
+          a.exceptions.forEach((x, i) => {
+            const item = { file, path: [...path, 'append', 'exceptions', i], entry: x };
+            // Values appended to a named exception with the same fields join it.
+            const same = x.name === undefined ? -1 : draft.exceptions.findIndex((d) => d.entry.name === x.name);
+            const target = same >= 0 ? draft.exceptions[same]! : undefined;
+            const fieldsOf = (e: ExceptionEntry) => JSON.stringify([e.fields ?? [e.field], e.operators ?? e.operator ?? null]);
+            const keepsShape = x.field === undefined && x.fields === undefined && x.operator === undefined && x.operators === undefined;
+            if (target && (keepsShape || fieldsOf(target.entry) === fieldsOf(x))) {
+              draft.exceptions = draft.exceptions.map((d, k) => (k === same ? { ...d, entry: { ...d.entry, values: [...d.entry.values, ...x.values] } } : d));
+            } else {
+              draft.exceptions = [...draft.exceptions, item];
+            }
+          });
+        }
+      }
+    }
+  }
+
+  // ----- stage 4: stateless rules -----
+
+  private parseConditions(draft: Draft): RExpr {
+    const parts = draft.conditions.map((s) => parseCondition(s));
+    return this.resolver.resolve(and(parts, draft.conditions[0]!));
+  }
+
+  /** The exceptions of a rule as one predicate (true: the event is excepted), or null. */
+  private exceptionsOf(draft: Draft): Predicate | null {
+    if (draft.exceptions.length === 0) return null;
+    const items = draft.exceptions.map((x) => this.exceptionExpr(x));
+    const source = new TableSource(draft.file.name);
+    const expr: Expr = items.length === 1 ? items[0]! : { kind: 'or', items, source, offset: 0 };
+    return compilePredicate(this.resolver.resolve(expr));
+  }
+
+  /** One structured exception as a condition: any of its value tuples, each field by its operator. */
+  private exceptionExpr(item: ExceptionItem): Expr {
+    const { entry, file, path } = item;
+    const source = new TableSource(file.name);
+    const here = source.add(file.at(path));
+    if ((entry.field === undefined) === (entry.fields === undefined)) {
+      throw compileError('HADES_ERR_RULE_INVALID', "an exception names one field with 'field' or several with 'fields'", source, here);
+    }
+    const multi = entry.fields !== undefined;
+    const fields = entry.fields ?? [entry.field!];
+    const fieldAt = fields.map((_, k) => source.add(file.at(multi ? [...path, 'fields', k] : [...path, 'field'])));
+    if (entry.operator !== undefined && entry.operators !== undefined) {
+      throw compileError('HADES_ERR_RULE_INVALID', "an exception has 'operator' or 'operators', not both", source, here);
+    }
+    const opTexts = entry.operators ?? fields.map(() => entry.operator ?? '=');
+    if (opTexts.length !== fields.length) {
+      throw compileError('HADES_ERR_RULE_INVALID', `'operators' has ${opTexts.length} items for ${fields.length} fields`, source, source.add(file.at([...path, 'operators'])));
+    }
+    const ops = opTexts.map((text, k) => {
+      const spec = OPERATORS.get(text);
+      const at = source.add(file.at(entry.operators ? [...path, 'operators', k] : [...path, 'operator']));
+      if (!spec) {
+        const suggestion = operatorSuggestion(text);
+        throw compileError('HADES_ERR_RULE_BAD_OPERATOR', `unknown operator '${text}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, source, at, suggestion);
+      }
+      return { spec, at };
+    });
+    const cmp = (k: number, values: readonly unknown[], at: number[]): Expr => {
+      const items: ScalarItem[] = values.map((v, j) => ({ kind: 'scalar', quoted: true, text: String(v), offset: at[j] ?? at[0]! }));
+      const value = items.length === 1 ? items[0]! : { kind: 'list' as const, items, offset: items[0]!.offset };
+      return { kind: 'cmp', field: fields[k]!, op: ops[k]!.spec, opOffset: ops[k]!.at, value, source, offset: fieldAt[k]! };
+    };
+    if (entry.values.length === 0) return { kind: 'const', value: false, source, offset: here };
+    if (!multi) {
+      const flat: unknown[] = [];
+      const at: number[] = [];
+      entry.values.forEach((v, j) => {
+        const list = Array.isArray(v) ? v : [v];
+        list.forEach((x, m) => {
+          flat.push(x);
+          at.push(source.add(file.at(Array.isArray(v) ? [...path, 'values', j, m] : [...path, 'values', j])));
+        });
+      });
+      const base = ops[0]!.spec.base;
+      if (base === 'lt' || base === 'le' || base === 'gt' || base === 'ge') {
+        return { kind: 'or', items: flat.map((x, j) => cmp(0, [x], [at[j]!])), source, offset: here };
+      }
+      return cmp(0, flat, at);
+    }
+    const tuples = entry.values.map((tuple, j): Expr => {
+      const tupleAt = source.add(file.at([...path, 'values', j]));
+      if (!Array.isArray(tuple) || tuple.length !== fields.length) {
+        throw compileError('HADES_ERR_RULE_INVALID', `each value of an exception on ${fields.length} fields is a list of ${fields.length} values, one per field`, source, tupleAt);
+      }
+      const parts = tuple.map((x, k) => {
+        if (!Array.isArray(x)) return cmp(k, [x], [source.add(file.at([...path, 'values', j, k]))]);
+        return cmp(k, x, x.map((_, m) => source.add(file.at([...path, 'values', j, k, m]))));
+      });
+      return { kind: 'and', items: parts, source, offset: tupleAt };
+    });
+    return tuples.length === 1 ? tuples[0]! : { kind: 'or', items: tuples, source, offset: here };
+  }
+
+  private outputOf(draft: Draft, extras: readonly string[] = []): Template {
+    const templates = draft.outputs.map((s) => compileTemplate(s, extras));
+    if (templates.length === 0) return { text: draft.title, render: () => draft.title };
+    if (templates.length === 1) return templates[0]!;
+    return { text: templates.map((t) => t.text).join(' '), render: (e, x) => templates.map((t) => t.render(e, x)).join(' ') };
+  }
+
+  private info(draft: Draft, actions: ActionSet): RuleInfo {
+    return {
+      id: draft.id,
+      title: draft.title,
+      description: draft.description,
+      severity: draft.severity,
+      tags: Object.freeze([...draft.tags]),
+      type: draft.type,
+      file: draft.file.name,
+      line: draft.line,
+      enabled: draft.enabled,
+      alert: draft.alert,
+      actions: actions === null ? null : Object.freeze([...actions].sort()),
+    };
+  }
+
+  private neverMatches(draft: Draft, what: string): void {
+    const pos = draft.conditions[0]?.locate(0) ?? draft.file.at(draft.path);
+    this.report('warning', 'HADES_ERR_RULE_NEVER_MATCHES', draft.conditions[0]?.file ?? draft.file.name, pos, `${what} can match no event: no action has all the fields and values it needs`, { rule: draft.id });
+  }
+
+  compileRules(): void {
+    for (const draft of this.drafts.values()) {
+      if (draft.type !== 'rule') continue;
+      const done = this.attempt(draft, draft.id, () => {
+        const condition = this.parseConditions(draft);
+        const actions = normaliseActions(actionsOf(condition));
+        if (actions !== null && actions.size === 0) this.neverMatches(draft, `rule '${draft.id}'`);
+        // The index guarantees the action: its tests go (unless there is no index).
+        const indexed = withoutIndexedActionTests(condition, this.options.indexByAction === false ? null : actions);
+        const predicate = compilePredicate(indexed);
+        const exceptions = this.exceptionsOf(draft);
+        const output = this.outputOf(draft);
+        const rule: CompiledRule = {
+          info: this.info(draft, actions),
+          index: this.compiled.size,
+          predicate,
+          keys: equalityKeys(indexed),
+          exceptions,
+          output,
+          referenced: false,
+          evaluations: 0,
+          matches: 0,
+          suppressed: 0,
+        };
+        return rule;
+      });
+      if (done) this.compiled.set(draft.id, done);
+      else this.failed.add(draft.id);
+    }
+  }
+
+  // ----- stage 5: correlation rules -----
+
+  compileCorrelations(): void {
+    const state = new Map<string, 'visiting' | 'done'>();
+    const visit = (draft: Draft, trail: string[]): void => {
+      if (state.get(draft.id) === 'done') return;
+      if (state.get(draft.id) === 'visiting') return;
+      state.set(draft.id, 'visiting');
+      const refs = this.references(draft);
+      for (const ref of refs) {
+        const dep = this.drafts.get(ref.id);
+        if (dep && dep.type !== 'rule') {
+          if (state.get(dep.id) === 'visiting') {
+            const loop = [...trail.slice(trail.indexOf(dep.id)), draft.id, dep.id].join(' -> ');
+            this.report('error', 'HADES_ERR_RULE_CYCLE', draft.file.name, draft.file.at(ref.path), `correlation rules refer to each other in a loop: ${loop}`, { rule: draft.id });
+            this.failed.add(draft.id);
+          } else visit(dep, [...trail, draft.id]);
+        }
+      }
+      if (!this.failed.has(draft.id)) {
+        const done = this.attempt(draft, draft.id, () => this.compileCorrelation(draft));
+        if (done) this.correlations.set(draft.id, done);
+        else this.failed.add(draft.id);
+      }
+      state.set(draft.id, 'done');
+    };
+    for (const draft of this.drafts.values()) if (draft.type !== 'rule') visit(draft, []);
+  }
+
+  private references(draft: Draft): { id: string; path: YamlPath }[] {
+    const e = draft.entry;
+    if (draft.type === 'sequence') {
+      return (e as SequenceEntry).steps.flatMap((s, i) => (s.rule !== undefined ? [{ id: s.rule, path: [...draft.path, 'steps', i, 'rule'] }] : []));
+    }
+    if (draft.type === 'threshold') return ((e as ThresholdEntry).rules ?? []).map((id, i) => ({ id, path: [...draft.path, 'rules', i] }));
+    return [];
+  }
+
+  /** A rule a step refers to: its index in the epoch table and its actions. */
+  private referenced(draft: Draft, id: string, path: YamlPath): { index: number; actions: ActionSet } {
+    const source = new TableSource(draft.file.name);
+    const at = source.add(draft.file.at(path));
+    const rule = this.compiled.get(id);
+    if (rule) {
+      rule.referenced = true;
+      return { index: rule.index, actions: rule.info.actions === null ? null : new Set(rule.info.actions) };
+    }
+    const corr = this.correlations.get(id);
+    if (corr) {
+      corr.referenced = true;
+      return { index: corr.index, actions: corr.info.actions === null ? null : new Set(corr.info.actions) };
+    }
+    if (this.drafts.has(id)) throw compileError('HADES_ERR_RULE_UNKNOWN_RULE', `rule '${id}' did not load (see its own problems), so '${draft.id}' cannot use it`, source, at);
+    const suggestion = suggest(id, this.drafts.keys());
+    throw compileError('HADES_ERR_RULE_UNKNOWN_RULE', `unknown rule '${id}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, source, at, suggestion);
+  }
+
+  private groupField(draft: Draft, text: string, path: YamlPath, allowTree: boolean, multiOk = false): FieldRef | typeof PROCESS_TREE {
+    const source = draft.file.source(path, text);
+    if (text === PROCESS_TREE) {
+      if (!allowTree) throw compileError('HADES_ERR_RULE_INVALID', `'${PROCESS_TREE}' groups the steps of an ordered sequence only (the first step opens the group of its process)`, source, 0);
+      return PROCESS_TREE;
+    }
+    const r = resolveField(text);
+    if (!r.ok) throw compileError('HADES_ERR_RULE_UNKNOWN_FIELD', `${r.message}${r.suggestion ? `; did you mean '${r.suggestion}'?` : ''}`, source, 0, r.suggestion);
+    if (r.ref.info.type === 'object') throw compileError('HADES_ERR_RULE_TYPE_MISMATCH', `'${text}' is an object; group by one of its fields`, source, 0);
+    if (r.ref.multi && !multiOk) throw compileError('HADES_ERR_RULE_TYPE_MISMATCH', `'${text}' can hold several values; group by a single-valued field`, source, 0);
+    return r.ref;
+  }
+
+  private byList(value: string | string[] | undefined): string[] {
+    return value === undefined ? [] : Array.isArray(value) ? value : [value];
+  }
+
+  private keyOf(refs: readonly FieldRef[]): KeyOf {
+    const getters = refs.map(firstValue);
+    if (getters.length === 0) return () => '';
+    return (e) => {
+      let key = '';
+      for (let i = 0; i < getters.length; i++) {
+        const v = getters[i]!(e);
+        if (v === undefined || v === null) return undefined;
+        key += (i === 0 ? '' : '\u0000') + keyText(v);
+      }
+      return key;
+    };
+  }
+
+  private stepMatcher(draft: Draft, condition: string | undefined, rule: string | undefined, conditionPath: YamlPath, rulePath: YamlPath, exceptions: Predicate | null): { matches: StepMatcher; actions: ActionSet } {
+    if ((condition === undefined) === (rule === undefined)) {
+      const source = new TableSource(draft.file.name);
+      throw compileError('HADES_ERR_RULE_INVALID', "a step (or a threshold) has either 'condition' or a rule reference ('rule' / 'rules'), not both or neither", source, source.add(draft.file.at(conditionPath.slice(0, -1))));
+    }
+    if (condition !== undefined) {
+      const rexpr = this.resolver.resolve(parseCondition(draft.file.source(conditionPath, condition)));
+      const actions = normaliseActions(actionsOf(rexpr));
+      const p = compilePredicate(withoutIndexedActionTests(rexpr, null));
+      const matches = exceptions ? conditionStep((e) => p(e) && !exceptions(e)) : conditionStep(p);
+      return { matches, actions };
+    }
+    const ref = this.referenced(draft, rule!, rulePath);
+    const base = ruleStep(ref.index);
+    return { matches: exceptions ? (e, ep, eps) => base(e, ep, eps) && !exceptions(e) : base, actions: ref.actions };
+  }
+
+  private compileCorrelation(draft: Draft): CompiledCorrelation {
+    const exceptions = this.exceptionsOf(draft);
+    let spec: CorrelationSpec;
+    let actions: ActionSet;
+    const within = draft.withinMs;
+    if (!(within > 0)) {
+      const source = new TableSource(draft.file.name);
+      throw compileError('HADES_ERR_RULE_BAD_VALUE', "'within' must be a duration such as 500ms, 60s, 5m, 1h or 1d", source, source.add(draft.file.at([...draft.path, 'within'])));
+    }
+    if (draft.type === 'threshold') {
+      const e = draft.entry as ThresholdEntry;
+      const by = this.byList(e.by).map((f, i) => this.groupField(draft, f, Array.isArray(e.by) ? [...draft.path, 'by', i] : [...draft.path, 'by'], false) as FieldRef);
+      let matches: StepMatcher;
+      if (e.rules !== undefined && e.condition === undefined) {
+        const refs = e.rules.map((id, i) => this.stepMatcher(draft, undefined, id, [...draft.path, 'condition'], [...draft.path, 'rules', i], exceptions));
+        const ms = refs.map((r) => r.matches);
+        matches = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
+        actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
+      } else {
+        const m = this.stepMatcher(draft, e.condition, e.rules === undefined ? undefined : '', [...draft.path, 'condition'], [...draft.path, 'rules'], exceptions);
+        matches = m.matches;
+        actions = m.actions;
+      }
+      let distinct: ((event: EventRecord) => unknown[]) | undefined;
+      if (e.distinct !== undefined) distinct = allValues(this.groupField(draft, e.distinct, [...draft.path, 'distinct'], false, true) as FieldRef);
+      spec = { kind: 'threshold', withinMs: within, count: draft.count, matches, key: this.keyOf(by), ...(distinct ? { distinct } : {}) };
+    } else {
+      const e = draft.entry as SequenceEntry;
+      const ordered = e.ordered ?? true;
+      const byTexts = this.byList(e.by);
+      const byPath = (i: number) => (Array.isArray(e.by) ? [...draft.path, 'by', i] : [...draft.path, 'by']);
+      const by = byTexts.map((f, i) => this.groupField(draft, f, byPath(i), ordered));
+      const tree = by.includes(PROCESS_TREE);
+      const fieldsOnly = by.filter((b): b is FieldRef => b !== PROCESS_TREE);
+      const steps = e.steps.map((step, i) => {
+        const stepPath = [...draft.path, 'steps', i];
+        const m = this.stepMatcher(draft, step.condition, step.rule, [...stepPath, 'condition'], [...stepPath, 'rule'], exceptions);
+        let key = this.keyOf(fieldsOnly);
+        if (step.by !== undefined) {
+          const texts = this.byList(step.by);
+          const source = draft.file.source([...stepPath, 'by'], '');
+          if (tree) throw compileError('HADES_ERR_RULE_INVALID', `a step cannot have its own 'by' when the sequence groups by '${PROCESS_TREE}'`, source, 0);
+          if (texts.length !== byTexts.length) {
+            throw compileError('HADES_ERR_RULE_INVALID', `a step's 'by' names the fields that stand for the sequence's 'by' in its events: ${byTexts.length} field(s), as many as the sequence's`, source, 0);
+          }
+          key = this.keyOf(texts.map((f, k) => this.groupField(draft, f, Array.isArray(step.by) ? [...stepPath, 'by', k] : [...stepPath, 'by'], false) as FieldRef));
+        }
+        return { matches: m.matches, key, actions: m.actions };
+      });
+      actions = steps.reduce<ActionSet>((acc, s, i) => (i === 0 ? s.actions : acc === null || s.actions === null ? null : new Set([...acc, ...s.actions])), null);
+      let treeKeys: TreeKeysOf | undefined;
+      if (tree) {
+        const prefix = this.keyOf(fieldsOnly);
+        const own = firstValue(this.mustField('process.entity_id'));
+        const parent = firstValue(this.mustField('process.parent.entity_id'));
+        const ancestors = allValues(this.mustField('hades.ancestors.entity_id'));
+        const join = (p: string, id: unknown) => (p === '' ? String(id) : `${p}\u0000${String(id)}`);
+        const first: KeyOf = (ev) => {
+          const p = prefix(ev);
+          const id = own(ev);
+          return p === undefined || typeof id !== 'string' ? undefined : join(p, id);
+        };
+        treeKeys = (ev) => {
+          const p = prefix(ev);
+          if (p === undefined) return [];
+          const ids = new Set<unknown>([own(ev), parent(ev), ...ancestors(ev)]);
+          ids.delete(undefined);
+          return [...ids].map((id) => join(p, id));
+        };
+        steps[0] = { ...steps[0]!, key: first };
+      }
+      spec = { kind: 'sequence', ordered, withinMs: within, steps: steps.map((s) => ({ matches: s.matches, key: s.key })), ...(treeKeys ? { tree: treeKeys } : {}) };
+    }
+    const normalised = normaliseActions(actions);
+    if (normalised !== null && normalised.size === 0) this.neverMatches(draft, `correlation rule '${draft.id}'`);
+    const output = this.outputOf(draft, ['correlation.count', 'correlation.key']);
+    return {
+      info: this.info(draft, normalised),
+      // After every stateless rule, in dependency order: the rules a step uses have theirs already.
+      index: this.compiled.size + this.correlations.size,
+      correlator: new Correlator(spec, this.options.maxKeysPerRule ?? DEFAULT_MAX_KEYS),
+      output,
+      referenced: false,
+      evaluations: 0,
+      matches: 0,
+    };
+  }
+
+  private mustField(path: string): FieldRef {
+    const r = resolveField(path);
+    if (!r.ok) throw compileError('HADES_ERR_RULE_UNKNOWN_FIELD', `the event schema lacks '${path}'`, undefined);
+    return r.ref;
+  }
+
+  // ----- stage 6: warnings -----
+
+  reportUnused(): void {
+    for (const m of this.macros.values()) {
+      if (m.uses > 0) continue;
+      this.report('warning', 'HADES_ERR_RULE_UNUSED_MACRO', m.file.name, m.file.at(m.path, true), `macro '${m.name}' is not used by any rule`, { rule: m.name });
+      // Still checked, so its errors show before someone uses it.
+      try {
+        new Resolver({ macros: this.macros, lists: this.lists }).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
+      } catch (error) {
+        if (!(error instanceof RuleCompileError)) throw error;
+      }
+    }
+    for (const m of this.macros.values()) {
+      if (m.error) this.reportCompile(m.error, m, m.name);
+    }
+    for (const l of this.lists.values()) {
+      if (l.uses === 0) this.report('warning', 'HADES_ERR_RULE_UNUSED_LIST', l.file.name, l.file.at(l.path, true), `list '${l.name}' is not used by any rule or macro`, { rule: l.name });
+    }
+  }
+
+  build(): RuleSet {
+    const all = [...this.drafts.values()]
+      .map((d) => this.compiled.get(d.id)?.info ?? this.correlations.get(d.id)?.info)
+      .filter((i): i is RuleInfo => i !== undefined);
+    return new RuleSet([...this.compiled.values()], [...this.correlations.values()], all, this.options.indexByAction ?? true);
+  }
+
+  sortProblems(): void {
+    const order = (p: RuleProblem) => this.fileOrder.get(p.file) ?? Infinity;
+    this.problems.sort((a, b) => order(a) - order(b) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  }
+}
+
+/**
+ * Loads rule files: a bad file, rule, macro or list never stops the others from loading.
+ * Problems carry codes (src/common/errors.ts), files, lines and columns; warnings do not
+ * prevent loading.
+ */
+export function loadRules(files: readonly RuleFile[], options: LoadOptions = {}): LoadResult {
+  const loader = new Loader(options);
+  for (const f of files) loader.read(f);
+  loader.applyOverrides();
+  loader.compileRules();
+  loader.compileCorrelations();
+  loader.reportUnused();
+  const ruleSet = loader.build();
+  loader.sortProblems();
+  return { ruleSet, problems: loader.problems };
+}
+

@@ -1,0 +1,171 @@
+/**
+ * The operators, each compiled once into a value test: literals are converted, lower-cased,
+ * put in sets, and patterns compiled when the rule loads, so that a test costs one or two
+ * comparisons per event value. A test never throws: a value of another type fails it.
+ */
+import type { ValueTest } from './accessor.js';
+import { cidrMatcher, parseCidr, type CidrRange } from './cidr.js';
+import type { FieldType } from './fields.js';
+import { compileGlob } from './glob.js';
+import type { BaseOp } from './parser.js';
+import { compileError, type TextSource } from './problems.js';
+import { compileRegex } from './regex.js';
+
+export type Literal = string | number | boolean;
+
+/** A literal with where it was written, for errors about one item of a list. */
+export interface PlacedLiteral {
+  readonly value: Literal;
+  readonly offset: number;
+}
+
+/** Relative cost of one test, to evaluate cheap conditions first. */
+export function opCost(base: BaseOp, count: number): number {
+  switch (base) {
+    case 'eq':
+      return 1;
+    case 'lt':
+    case 'le':
+    case 'gt':
+    case 'ge':
+      return 1;
+    case 'contains':
+    case 'startswith':
+    case 'endswith':
+      return 2 + count / 4;
+    case 'cidr':
+      return 3 + count / 4;
+    case 'glob':
+      return 4 + count;
+    case 'regex':
+      return 10 + 4 * count;
+  }
+}
+
+/** A string view of a value of an `any` field (inventory rows); undefined for objects. */
+function asText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source: TextSource | undefined, offsets: readonly number[]): (s: string) => boolean {
+  const vals = ci ? values.map((v) => v.toLowerCase()) : [...values];
+  const fold = ci ? (s: string) => s.toLowerCase() : (s: string) => s;
+  const one = vals[0]!;
+  switch (base) {
+    case 'eq': {
+      if (vals.length === 1) return ci ? (s) => s.toLowerCase() === one : (s) => s === one;
+      const set = new Set(vals);
+      return ci ? (s) => set.has(s.toLowerCase()) : (s) => set.has(s);
+    }
+    case 'contains':
+      if (vals.length === 1) return ci ? (s) => s.toLowerCase().includes(one) : (s) => s.includes(one);
+      return (s) => {
+        const t = fold(s);
+        for (const v of vals) if (t.includes(v)) return true;
+        return false;
+      };
+    case 'startswith':
+      if (vals.length === 1) return ci ? (s) => s.toLowerCase().startsWith(one) : (s) => s.startsWith(one);
+      return (s) => {
+        const t = fold(s);
+        for (const v of vals) if (t.startsWith(v)) return true;
+        return false;
+      };
+    case 'endswith':
+      if (vals.length === 1) return ci ? (s) => s.toLowerCase().endsWith(one) : (s) => s.endsWith(one);
+      return (s) => {
+        const t = fold(s);
+        for (const v of vals) if (t.endsWith(v)) return true;
+        return false;
+      };
+    case 'glob': {
+      const globs = vals.map((v, i) => compileGlob(v, source, offsets[i] ?? 0));
+      if (globs.length === 1) {
+        const g = globs[0]!;
+        return ci ? (s) => g.test(s.toLowerCase()) : (s) => g.test(s);
+      }
+      return (s) => {
+        const t = fold(s);
+        for (const g of globs) if (g.test(t)) return true;
+        return false;
+      };
+    }
+    case 'regex': {
+      // Case folding is the regular expression's own flag: RE2 folds Unicode properly.
+      const res = values.map((v, i) => compileRegex(v, ci, source, offsets[i] ?? 0));
+      if (res.length === 1) {
+        const r = res[0]!;
+        return (s) => r.test(s);
+      }
+      return (s) => {
+        for (const r of res) if (r.test(s)) return true;
+        return false;
+      };
+    }
+    case 'cidr': {
+      const ranges: CidrRange[] = values.map((v, i) => {
+        const range = parseCidr(v);
+        if (!range) throw compileError('HADES_ERR_RULE_BAD_VALUE', `'${v}' is not an address or an address range such as 10.0.0.0/8 or fd00::/8`, source, offsets[i] ?? 0);
+        return range;
+      });
+      return cidrMatcher(ranges);
+    }
+    default:
+      throw compileError('HADES_ERR_RULE_TYPE_MISMATCH', `'${base}' does not apply to strings`, source, offsets[0] ?? 0);
+  }
+}
+
+function numberTest(base: BaseOp, values: readonly number[]): (n: number) => boolean {
+  const one = values[0]!;
+  switch (base) {
+    case 'eq': {
+      if (values.length === 1) return (n) => n === one;
+      const set = new Set(values);
+      return (n) => set.has(n);
+    }
+    case 'lt':
+      return (n) => n < one;
+    case 'le':
+      return (n) => n <= one;
+    case 'gt':
+      return (n) => n > one;
+    case 'ge':
+      return (n) => n >= one;
+    default:
+      return () => false;
+  }
+}
+
+/**
+ * The test of one comparison, for a field of the given type with literals already converted
+ * to it (the resolver checked that the operator applies to the type).
+ */
+export function valueTest(type: FieldType, base: BaseOp, ci: boolean, literals: readonly PlacedLiteral[], source: TextSource | undefined): ValueTest {
+  const offsets = literals.map((l) => l.offset);
+  if (type === 'number') {
+    const t = numberTest(base, literals.map((l) => l.value as number));
+    return (v) => typeof v === 'number' && t(v);
+  }
+  if (type === 'boolean') {
+    const accepted = new Set(literals.map((l) => l.value));
+    return (v) => typeof v === 'boolean' && accepted.has(v);
+  }
+  if (type === 'any') {
+    if (base === 'lt' || base === 'le' || base === 'gt' || base === 'ge') {
+      const t = numberTest(base, literals.map((l) => Number(l.value)));
+      return (v) => {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+        return !Number.isNaN(n) && t(n);
+      };
+    }
+    const t = stringTest(base, ci, literals.map((l) => String(l.value)), source, offsets);
+    return (v) => {
+      const s = asText(v);
+      return s !== undefined && t(s);
+    };
+  }
+  const t = stringTest(base, ci, literals.map((l) => String(l.value)), source, offsets);
+  return (v) => typeof v === 'string' && t(v);
+}

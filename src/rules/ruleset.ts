@@ -1,0 +1,233 @@
+/**
+ * A compiled rule set: rules indexed by `event.action`, so that an event is tested only against
+ * the rules that can match its action (plus the few that can match any action), each rule one
+ * compiled predicate. `match` also feeds the correlation rules, whose state lives here: a rule
+ * set is used by one event stream at a time (the server's pipeline, or the agent).
+ */
+import type { EventRecord, Getter, Predicate } from './accessor.js';
+import type { EqualityKey } from './compile.js';
+import type { CorrelationHit, CorrelationStats, Correlator } from './correlation.js';
+import type { Severity } from './schema.js';
+import type { Template } from './template.js';
+
+export type RuleType = 'rule' | 'sequence' | 'threshold';
+
+export interface RuleInfo {
+  readonly id: string;
+  readonly title: string;
+  readonly description: string;
+  readonly severity: Severity;
+  readonly tags: readonly string[];
+  readonly type: RuleType;
+  /** The file that defines the rule, and where. */
+  readonly file: string;
+  readonly line: number;
+  readonly enabled: boolean;
+  /** False for rules that only feed correlation rules (Sigma's `generate: false`). */
+  readonly alert: boolean;
+  /** The actions the rule is evaluated for; null: every action. */
+  readonly actions: readonly string[] | null;
+}
+
+export interface Match {
+  readonly rule: RuleInfo;
+  /** The rule's output template rendered for this event. */
+  readonly output: string;
+  readonly severity: Severity;
+  readonly tags: readonly string[];
+  /** The event that matched (for correlation rules, the one that completed it). */
+  readonly event: EventRecord;
+  /** For correlation rules: the group, the count and the events involved. */
+  readonly correlation?: CorrelationHit;
+}
+
+export interface RuleStats {
+  readonly id: string;
+  /** Events the rule's condition was evaluated on. */
+  readonly evaluations: number;
+  readonly matches: number;
+  /** Matches cancelled by an exception. */
+  readonly suppressed: number;
+  readonly correlation?: Readonly<CorrelationStats>;
+}
+
+/** A stateless rule ready to run (internal to the engine). */
+export interface CompiledRule {
+  readonly info: RuleInfo;
+  /** Position in the match-epoch table, shared with correlation rules. */
+  readonly index: number;
+  readonly predicate: Predicate;
+  /** Equalities every match requires, for the value index. */
+  readonly keys: readonly EqualityKey[];
+  readonly exceptions: Predicate | null;
+  readonly output: Template;
+  /** Some correlation rule uses this rule's matches. */
+  referenced: boolean;
+  evaluations: number;
+  matches: number;
+  suppressed: number;
+}
+
+export interface CompiledCorrelation {
+  readonly info: RuleInfo;
+  readonly index: number;
+  readonly correlator: Correlator;
+  readonly output: Template;
+  referenced: boolean;
+  evaluations: number;
+  matches: number;
+}
+
+const NO_MATCHES: readonly Match[] = Object.freeze([]);
+const NO_RULES: readonly CompiledRule[] = Object.freeze([]);
+
+/** Fewest rules sharing an equality field for a value index to be worth its lookup. */
+const VALUE_INDEX_MIN_RULES = 4;
+
+/**
+ * The rules of one action: those that require `field = value` for the field most of them test
+ * are found by the event's value (one Map lookup instead of one test per rule); the rest are
+ * tested one by one. Both lists keep definition order.
+ */
+interface Bucket {
+  readonly get: Getter | undefined;
+  readonly byValue: ReadonlyMap<unknown, readonly CompiledRule[]>;
+  readonly rest: readonly CompiledRule[];
+}
+
+function valueIndexed(rules: readonly CompiledRule[]): Bucket {
+  const counts = new Map<string, number>();
+  for (const r of rules) for (const path of new Set(r.keys.map((k) => k.path))) counts.set(path, (counts.get(path) ?? 0) + 1);
+  let best: string | undefined;
+  for (const [path, n] of counts) if (n >= VALUE_INDEX_MIN_RULES && (best === undefined || n > counts.get(best)!)) best = path;
+  if (best === undefined) return { get: undefined, byValue: new Map(), rest: rules };
+  const byValue = new Map<unknown, CompiledRule[]>();
+  const rest: CompiledRule[] = [];
+  let get: Getter | undefined;
+  for (const r of rules) {
+    // A rule may require the field twice (a = x and a in (x, y)): any one key is enough to file it.
+    const key = r.keys.find((k) => k.path === best);
+    if (!key) {
+      rest.push(r);
+      continue;
+    }
+    get ??= key.get;
+    for (const v of new Set(key.values)) {
+      const list = byValue.get(v) ?? [];
+      list.push(r);
+      byValue.set(v, list);
+    }
+  }
+  return { get, byValue, rest };
+}
+
+function bucketed<T extends { info: RuleInfo }>(items: readonly T[], index: boolean): { byAction: Map<string, T[]>; any: T[] } {
+  if (!index) return { byAction: new Map(), any: [...items] };
+  const any = items.filter((r) => r.info.actions === null);
+  const actions = new Set(items.flatMap((r) => r.info.actions ?? []));
+  const byAction = new Map<string, T[]>();
+  // Each bucket keeps definition order: matches come out in the order rules were written.
+  for (const action of actions) byAction.set(action, items.filter((r) => r.info.actions === null || r.info.actions.includes(action)));
+  return { byAction, any };
+}
+
+export class RuleSet {
+  /** Every loaded rule, enabled or not, in definition order. */
+  readonly rules: readonly RuleInfo[];
+  private readonly stateless: readonly CompiledRule[];
+  private readonly correlations: readonly CompiledCorrelation[];
+  private readonly byAction: Map<string, Bucket>;
+  private readonly anyAction: Bucket;
+  private readonly corrByAction: Map<string, CompiledCorrelation[]>;
+  private readonly corrAnyAction: CompiledCorrelation[];
+  private readonly epochs: Float64Array;
+  private epoch = 0;
+
+  /** @param correlations in dependency order: a rule comes after the rules its steps use. */
+  constructor(stateless: readonly CompiledRule[], correlations: readonly CompiledCorrelation[], all: readonly RuleInfo[], index = true) {
+    this.rules = all;
+    this.stateless = stateless;
+    this.correlations = correlations;
+    const live = stateless.filter((r) => r.info.enabled);
+    const s = bucketed(live, index);
+    this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, index ? valueIndexed(rules) : { get: undefined, byValue: new Map(), rest: rules }]));
+    this.anyAction = index ? valueIndexed(s.any) : { get: undefined, byValue: new Map(), rest: s.any };
+    const c = bucketed(correlations.filter((r) => r.info.enabled), index);
+    this.corrByAction = c.byAction;
+    this.corrAnyAction = c.any;
+    this.epochs = new Float64Array(stateless.length + correlations.length);
+  }
+
+  /** The rules that matched the event, exceptions applied, disabled rules skipped. */
+  match(event: EventRecord): readonly Match[] {
+    const meta = event['event'] as { action?: unknown } | undefined;
+    const action = typeof meta?.action === 'string' ? meta.action : '';
+    const epoch = ++this.epoch;
+    let out: Match[] | undefined;
+    const bucket = this.byAction.get(action) ?? this.anyAction;
+    const rest = bucket.rest;
+    const found = bucket.get === undefined ? NO_RULES : (bucket.byValue.get(bucket.get(event)) ?? NO_RULES);
+    // Merge the two lists by definition order (rule index), testing each rule once.
+    let i = 0;
+    let j = 0;
+    while (i < rest.length || j < found.length) {
+      const r = j >= found.length || (i < rest.length && rest[i]!.index < found[j]!.index) ? rest[i++]! : found[j++]!;
+      r.evaluations++;
+      if (!r.predicate(event)) continue;
+      if (r.exceptions !== null && r.exceptions(event)) {
+        r.suppressed++;
+        continue;
+      }
+      r.matches++;
+      if (r.referenced) this.epochs[r.index] = epoch;
+      if (r.info.alert) (out ??= []).push({ rule: r.info, output: r.output.render(event), severity: r.info.severity, tags: r.info.tags, event });
+    }
+    if (this.correlations.length > 0) {
+      const corr = this.corrByAction.get(action) ?? this.corrAnyAction;
+      for (let i = 0; i < corr.length; i++) {
+        const c = corr[i]!;
+        c.evaluations++;
+        const hit = c.correlator.observe(event, epoch, this.epochs);
+        if (!hit) continue;
+        c.matches++;
+        if (c.referenced) this.epochs[c.index] = epoch;
+        if (c.info.alert) {
+          const output = c.output.render(event, { 'correlation.count': hit.count, 'correlation.key': hit.key.split('\u0000').join(', ') });
+          (out ??= []).push({ rule: c.info, output, severity: c.info.severity, tags: c.info.tags, event, correlation: hit });
+        }
+      }
+    }
+    return out ?? NO_MATCHES;
+  }
+
+  /** Drops correlation state whose window ended before `now` (ms since the epoch). */
+  expire(now: number): void {
+    for (const c of this.correlations) c.correlator.expire(now);
+  }
+
+  /** Per-rule counters: evaluations, matches, suppressions, correlation state. */
+  stats(): RuleStats[] {
+    return [
+      ...this.stateless.map((r) => ({ id: r.info.id, evaluations: r.evaluations, matches: r.matches, suppressed: r.suppressed })),
+      ...this.correlations.map((c) => ({ id: c.info.id, evaluations: c.evaluations, matches: c.matches, suppressed: 0, correlation: { ...c.correlator.stats } })),
+    ];
+  }
+
+  /** Correlation state over every rule: groups held, evicted, expired. */
+  correlationStats(): CorrelationStats {
+    const total: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0 };
+    for (const c of this.correlations) {
+      const s = c.correlator.stats;
+      total.keys += s.keys;
+      total.evicted += s.evicted;
+      total.expired += s.expired;
+      total.untimed += s.untimed;
+      total.fired += s.fired;
+    }
+    return total;
+  }
+
+  rule(id: string): RuleInfo | undefined {
+    return this.rules.find((r) => r.id === id);
+  }
+}

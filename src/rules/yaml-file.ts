@@ -1,0 +1,102 @@
+/**
+ * One rule file as YAML: parsed once with positions kept (yaml's LineCounter), so that every
+ * problem, down to a token inside a condition, is reported at its line and column in the file.
+ */
+import { isMap, isPair, isScalar, LineCounter, parseDocument, Scalar, type Document, type Node } from 'yaml';
+import type { Position, TextSource } from './problems.js';
+
+export type YamlPath = readonly (string | number)[];
+
+function isSpace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\r';
+}
+
+export class YamlFile {
+  readonly lines = new LineCounter();
+  readonly doc: Document;
+
+  constructor(
+    readonly name: string,
+    readonly text: string,
+  ) {
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false });
+  }
+
+  position(offset: number): Position {
+    const p = this.lines.linePos(offset);
+    return { line: p.line, column: p.col };
+  }
+
+  node(path: YamlPath): Node | undefined {
+    if (path.length === 0) return this.doc.contents ?? undefined;
+    const n: unknown = this.doc.getIn(path, true);
+    return n && typeof n === 'object' && 'range' in n ? (n as Node) : undefined;
+  }
+
+  /** The key node of the last segment of `path` (for unknown keys), else the value node. */
+  keyNode(path: YamlPath): Node | undefined {
+    const parent = this.node(path.slice(0, -1));
+    const key = path[path.length - 1];
+    if (parent && isMap(parent)) {
+      for (const pair of parent.items) {
+        if (isPair(pair) && isScalar(pair.key) && pair.key.value === key) return pair.key;
+      }
+    }
+    return this.node(path);
+  }
+
+  /** Position of the node at `path` (or of its closest existing parent). */
+  at(path: YamlPath, key = false): Position | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const node = key && n === path.length ? this.keyNode(path) : this.node(path.slice(0, n));
+      const offset = node?.range?.[0];
+      if (offset !== undefined) return this.position(offset);
+    }
+    return undefined;
+  }
+
+  /**
+   * The text of a string scalar with a locator from offsets in its value to file positions.
+   * Quoting, escapes, folding and indentation make the value differ from the source, so the
+   * value is aligned with the source character by character (whitespace runs match any
+   * whitespace), computed only when a position is asked for.
+   */
+  source(path: YamlPath, value: string): TextSource {
+    const node = this.node(path);
+    const file = this.name;
+    if (!node || !isScalar(node) || !node.range) {
+      const where = this.at(path) ?? { line: 1, column: 1 };
+      return { file, text: value, locate: () => where };
+    }
+    const [start, end] = node.range;
+    let from = start;
+    const type = node.type;
+    if (type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE) from++;
+    else if (type === Scalar.BLOCK_FOLDED || type === Scalar.BLOCK_LITERAL) {
+      const newline = this.text.indexOf('\n', start);
+      from = newline < 0 ? end : newline + 1;
+    }
+    const text = this.text;
+    let map: number[] | undefined;
+    const align = (): number[] => {
+      const out: number[] = [];
+      let j = from;
+      for (let i = 0; i < value.length; i++) {
+        const c = value[i]!;
+        while (j < end && text[j] !== c && !(isSpace(c) && isSpace(text[j]))) j++;
+        out.push(Math.min(j, end));
+        if (j < end) j++;
+      }
+      out.push(Math.min(j, end));
+      return out;
+    };
+    return {
+      file,
+      text: value,
+      locate: (offset) => {
+        map ??= align();
+        return this.position(map[Math.max(0, Math.min(offset, map.length - 1))]!);
+      },
+    };
+  }
+}

@@ -1,0 +1,381 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { formatProblem, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
+
+const BASE = Date.parse('2026-11-28T08:00:00.000Z');
+let sequence = 0;
+
+/** An example event at `seconds` after BASE, with some fields set (dotted paths). */
+function ev(action: EventAction, seconds: number, set: Record<string, unknown> = {}): Record<string, unknown> {
+  const e = structuredClone(exampleEvent(action));
+  e['@timestamp'] = new Date(BASE + seconds * 1000).toISOString();
+  (e['event'] as Record<string, unknown>)['id'] = `e${++sequence}`;
+  for (const [path, value] of Object.entries(set)) {
+    const keys = path.split('.');
+    let node = e;
+    for (const k of keys.slice(0, -1)) {
+      node[k] ??= {};
+      node = node[k] as Record<string, unknown>;
+    }
+    node[keys.at(-1)!] = value;
+  }
+  return e;
+}
+
+function load(text: string, options: LoadOptions = {}): RuleSet {
+  const { ruleSet, problems } = loadRules([{ name: 'c.yaml', text }], options);
+  assert.deepEqual(problems.map(formatProblem), []);
+  return ruleSet;
+}
+
+/** Feeds events in order; returns the ids of the correlation rules that fired, per event. */
+function feed(set: RuleSet, events: Record<string, unknown>[]): Match[] {
+  return events.flatMap((e) => set.match(e).filter((m) => m.correlation !== undefined));
+}
+
+const recon = (host: string, seconds: number, name = 'whoami') => ev('exec', seconds, { 'host.name': host, 'process.name': name });
+const download = (host: string, seconds: number) => ev('exec', seconds, { 'host.name': host, 'process.name': 'curl' });
+
+const sequenceRule = (extra = '') => `
+rules:
+  - id: recon_then_download
+    type: sequence
+    title: Reconnaissance then download
+    severity: high
+    tags: [attack.discovery]
+    within: 60s
+    by: host.name
+    output: "recon then download on {host.name} ({correlation.count} steps, key {correlation.key})"
+${extra}    steps:
+      - name: recon
+        condition: event.action = exec and process.name in (whoami, id, uname)
+      - name: download
+        condition: event.action = exec and process.name in (curl, wget)
+`;
+
+describe('correlation: sequences', () => {
+  it('fires when the steps come in order within the window, once', () => {
+    const set = load(sequenceRule());
+    const hits = feed(set, [recon('web-01', 0), download('web-01', 30), download('web-01', 40)]);
+    assert.equal(hits.length, 1);
+    const [hit] = hits;
+    assert.equal(hit?.rule.id, 'recon_then_download');
+    assert.equal(hit?.output, 'recon then download on web-01 (2 steps, key web-01)');
+    assert.equal(hit?.correlation?.key, 'web-01');
+    assert.equal(hit?.correlation?.events.length, 2);
+    assert.equal((hit?.correlation?.last ?? 0) - (hit?.correlation?.first ?? 0), 30_000);
+    assert.deepEqual(hit?.tags, ['attack.discovery']);
+  });
+
+  it('does not fire out of order when ordered', () => {
+    const set = load(sequenceRule());
+    assert.equal(feed(set, [download('web-01', 0), recon('web-01', 10)]).length, 0);
+  });
+
+  it('fires out of order when not ordered', () => {
+    const set = load(sequenceRule('    ordered: false\n'));
+    assert.equal(feed(set, [download('web-01', 0), recon('web-01', 10)]).length, 1);
+  });
+
+  it('does not fire when the window has passed', () => {
+    const set = load(sequenceRule());
+    assert.equal(feed(set, [recon('web-01', 0), download('web-01', 61)]).length, 0);
+    const unordered = load(sequenceRule('    ordered: false\n'));
+    assert.equal(feed(unordered, [download('web-01', 0), recon('web-01', 61)]).length, 0);
+  });
+
+  it('keeps the latest start, so an old first step does not hide a new one', () => {
+    const set = load(sequenceRule());
+    assert.equal(feed(set, [recon('web-01', 0), recon('web-01', 50), download('web-01', 100)]).length, 1);
+  });
+
+  it('groups by key', () => {
+    const set = load(sequenceRule());
+    assert.equal(feed(set, [recon('web-01', 0), download('web-02', 10)]).length, 0);
+    assert.equal(feed(set, [recon('web-02', 20)]).length, 0, 'the download on web-02 came before its recon');
+    assert.equal(feed(set, [download('web-02', 30)]).length, 1);
+    assert.equal(feed(set, [download('web-01', 31)]).length, 1, 'web-01 had its recon at 0');
+  });
+
+  it('uses other rules as steps, including rules that do not alert', () => {
+    const set = load(`
+rules:
+  - id: failed_login
+    title: SSH login failed
+    severity: info
+    alert: false
+    condition: event.action = ssh_login and event.outcome = failure
+  - id: ok_login
+    title: SSH login succeeded
+    severity: info
+    condition: event.action = ssh_login and event.outcome = success
+  - id: fail_then_ok
+    type: sequence
+    title: Failure then success
+    severity: medium
+    within: 5m
+    by: [source.ip, user.name]
+    steps:
+      - rule: failed_login
+      - rule: ok_login
+`);
+    const fail = ev('ssh_login', 0, { 'event.outcome': 'failure' });
+    const ok = ev('ssh_login', 10, { 'event.outcome': 'success' });
+    assert.deepEqual(set.match(fail), []);
+    assert.deepEqual(
+      set.match(ok).map((m) => m.rule.id),
+      ['ok_login', 'fail_then_ok'],
+    );
+    assert.deepEqual(set.rule('fail_then_ok')?.actions, ['ssh_login']);
+  });
+
+  it('maps fields per step (aliases): the server a client reached, then the client reaching out', () => {
+    const set = load(`
+rules:
+  - id: inbound_then_outbound
+    type: sequence
+    title: Reverse connection
+    severity: high
+    within: 1m
+    by: destination.ip
+    steps:
+      - condition: event.action = accept and destination.port = 22
+        by: source.ip
+      - condition: event.action = connect
+`);
+    const inbound = ev('accept', 0, { 'source.ip': '198.51.100.9' });
+    const outbound = ev('connect', 5, { 'destination.ip': '198.51.100.9' });
+    const elsewhere = ev('connect', 5, { 'destination.ip': '192.0.2.1' });
+    assert.equal(feed(set, [inbound, elsewhere]).length, 0);
+    assert.equal(feed(set, [outbound]).length, 1);
+  });
+
+  it('follows a process tree: a later step anywhere under the first step\'s process', () => {
+    const set = load(`
+rules:
+  - id: web_shell_then_connect
+    type: sequence
+    title: Shell under a web server, then a connection from its tree
+    severity: critical
+    within: 2m
+    by: [host.name, process.tree]
+    steps:
+      - condition: event.action = exec and process.name = sh and ancestor.name in (nginx, php-fpm8.2)
+      - condition: event.action = connect and destination.port = 4444
+`);
+    const shell = ev('exec', 0, { 'process.name': 'sh', 'process.entity_id': 'web-01:100:1' });
+    // A grandchild of the shell: the shell is among its ancestors.
+    const grandchild = ev('connect', 10, {
+      'process.entity_id': 'web-01:300:3',
+      'process.parent': { pid: 200, entity_id: 'web-01:200:2' },
+      'hades.ancestors': [
+        { pid: 200, entity_id: 'web-01:200:2', name: 'bash' },
+        { pid: 100, entity_id: 'web-01:100:1', name: 'sh' },
+      ],
+      'destination.port': 4444,
+    });
+    const stranger = ev('connect', 10, { 'process.entity_id': 'web-01:900:9', 'process.parent': { pid: 1, entity_id: 'web-01:1:0' }, 'destination.port': 4444 });
+    assert.equal(feed(set, [shell, stranger]).length, 0);
+    const hits = feed(set, [grandchild]);
+    assert.equal(hits.length, 1);
+    assert.equal(hits[0]?.correlation?.key, 'web-01\u0000web-01:100:1');
+  });
+});
+
+const sshFailure = (seconds: number, ip: string, user = 'root') => ev('ssh_login', seconds, { 'event.outcome': 'failure', 'source.ip': ip, 'user.name': user });
+
+describe('correlation: thresholds', () => {
+  const bruteForce = `
+rules:
+  - id: ssh_brute_force
+    type: threshold
+    title: SSH brute force
+    severity: high
+    condition: event.action = ssh_login and event.outcome = failure
+    count: 5
+    within: 60s
+    by: source.ip
+    output: "{correlation.count} failures from {source.ip}"
+`;
+
+  it('fires at the count within the window, then starts over', () => {
+    const set = load(bruteForce);
+    const events = [0, 5, 10, 15].map((s) => sshFailure(s, '198.51.100.9'));
+    assert.equal(feed(set, events).length, 0);
+    const hits = feed(set, [sshFailure(20, '198.51.100.9')]);
+    assert.equal(hits.length, 1);
+    assert.equal(hits[0]?.output, '5 failures from 198.51.100.9');
+    assert.equal(hits[0]?.correlation?.count, 5);
+    assert.equal(hits[0]?.correlation?.events.length, 5);
+    assert.equal(feed(set, [sshFailure(21, '198.51.100.9')]).length, 0, 'state was cleared');
+  });
+
+  it('counts only the events within the sliding window', () => {
+    const set = load(bruteForce);
+    // 4 early, then 4 more after the early ones left the window: never 5 within 60 s.
+    const events = [0, 1, 2, 3, 62, 63, 64, 65].map((s) => sshFailure(s, '198.51.100.9'));
+    assert.equal(feed(set, events).length, 0);
+    assert.equal(feed(set, [sshFailure(66, '198.51.100.9')]).length, 1, '62..66 are five within 60 s');
+  });
+
+  it('counts events that arrive slightly out of order, not those older than the window', () => {
+    const set = load(bruteForce);
+    const events = [30, 10, 40, 20].map((s) => sshFailure(s, '198.51.100.9'));
+    assert.equal(feed(set, events).length, 0);
+    assert.equal(feed(set, [sshFailure(-40, '198.51.100.9')]).length, 0, '70 s before the newest: too late');
+    const hits = feed(set, [sshFailure(25, '198.51.100.9')]);
+    assert.equal(hits.length, 1);
+    assert.equal(hits[0]?.correlation?.first, BASE + 10_000);
+    assert.equal(hits[0]?.correlation?.last, BASE + 40_000);
+  });
+
+  it('counts per group', () => {
+    const set = load(bruteForce);
+    const events = [0, 1, 2, 3, 4].map((s) => sshFailure(s, s % 2 === 0 ? '198.51.100.9' : '198.51.100.10'));
+    assert.equal(feed(set, events).length, 0);
+  });
+
+  it('counts distinct values', () => {
+    const set = load(`
+rules:
+  - id: password_spray
+    type: threshold
+    title: Password spraying
+    severity: high
+    condition: event.action = ssh_login and event.outcome = failure
+    distinct: user.name
+    count: 3
+    within: 5m
+    by: source.ip
+`);
+    const same = [0, 1, 2, 3].map((s) => sshFailure(s, '198.51.100.9', 'root'));
+    assert.equal(feed(set, same).length, 0, 'one user many times is not spraying');
+    assert.equal(feed(set, [sshFailure(4, '198.51.100.9', 'admin')]).length, 0);
+    const hits = feed(set, [sshFailure(5, '198.51.100.9', 'oracle')]);
+    assert.equal(hits.length, 1);
+    assert.deepEqual(hits[0]?.correlation?.values, ['root', 'admin', 'oracle']);
+  });
+
+  it('counts the matches of other rules, and chains into a sequence (Sigma chained correlations)', () => {
+    const set = load(`
+rules:
+  - id: failed_login
+    title: failed
+    severity: info
+    alert: false
+    condition: event.action = ssh_login and event.outcome = failure
+  - id: many_failures
+    type: threshold
+    title: many failures
+    severity: medium
+    alert: false
+    rules: [failed_login]
+    count: 3
+    within: 1m
+    by: user.name
+  - id: ok_login
+    title: ok
+    severity: info
+    alert: false
+    condition: event.action = ssh_login and event.outcome = success
+  - id: brute_force_success
+    type: sequence
+    title: Many failures, then a success
+    severity: critical
+    within: 10m
+    by: user.name
+    steps:
+      - rule: many_failures
+      - rule: ok_login
+`);
+    const events = [0, 1, 2].map((s) => sshFailure(s, '198.51.100.9'));
+    assert.equal(feed(set, events).length, 0, 'the threshold does not alert on its own');
+    const hits = feed(set, [ev('ssh_login', 30, { 'event.outcome': 'success' })]);
+    assert.deepEqual(
+      hits.map((m) => m.rule.id),
+      ['brute_force_success'],
+    );
+  });
+
+  it('applies exceptions to the events a correlation counts', () => {
+    const set = load(`${bruteForce}    exceptions:\n      - field: source.ip\n        values: [198.51.100.9]\n`);
+    assert.equal(feed(set, [0, 1, 2, 3, 4, 5].map((s) => sshFailure(s, '198.51.100.9'))).length, 0);
+  });
+
+  it('can be tuned by an override (count, window)', () => {
+    const { ruleSet, problems } = loadRules([
+      { name: 'c.yaml', text: bruteForce },
+      { name: 'local.yaml', text: 'rules:\n  - override: ssh_brute_force\n    replace:\n      count: 2\n      within: 5s\n' },
+    ]);
+    assert.deepEqual(problems, []);
+    assert.equal(feed(ruleSet, [sshFailure(0, '198.51.100.9'), sshFailure(6, '198.51.100.9')]).length, 0);
+    assert.equal(feed(ruleSet, [sshFailure(7, '198.51.100.9')]).length, 1);
+  });
+});
+
+describe('correlation: bounded state', () => {
+  const rule = `
+rules:
+  - id: slow_burn
+    type: threshold
+    title: T
+    severity: low
+    condition: event.action = ssh_login
+    count: 3
+    within: 60s
+    by: source.ip
+`;
+  it('evicts the least recently touched group beyond maxKeys, and counts it', () => {
+    const set = load(rule, { maxKeysPerRule: 2 });
+    feed(set, [sshFailure(0, '192.0.2.1'), sshFailure(1, '192.0.2.2'), sshFailure(2, '192.0.2.1'), sshFailure(3, '192.0.2.3')]);
+    let stats = set.correlationStats();
+    assert.equal(stats.keys, 2);
+    assert.equal(stats.evicted, 1);
+    // 192.0.2.2 was the least recently touched: it went, 192.0.2.1 kept its two events.
+    assert.equal(feed(set, [sshFailure(4, '192.0.2.1')]).length, 1);
+    feed(set, [sshFailure(5, '192.0.2.2'), sshFailure(6, '192.0.2.2')]);
+    stats = set.correlationStats();
+    assert.equal(stats.evicted, 1, 'no eviction needed: 192.0.2.1 left when it fired');
+  });
+
+  it('expires groups as event time passes, and on demand', () => {
+    const set = load(rule);
+    feed(set, [sshFailure(0, '192.0.2.1'), sshFailure(1, '192.0.2.2')]);
+    assert.equal(set.correlationStats().keys, 2);
+    feed(set, [sshFailure(200, '192.0.2.3')]);
+    const stats = set.correlationStats();
+    assert.equal(stats.expired, 2);
+    assert.equal(stats.keys, 1);
+    set.expire(BASE + 1_000_000);
+    assert.equal(set.correlationStats().keys, 0);
+    assert.equal(set.correlationStats().expired, 3);
+    const perRule = set.stats().find((s) => s.id === 'slow_burn');
+    assert.equal(perRule?.correlation?.expired, 3);
+  });
+
+  it('holds at most maxKeys groups under a flood of distinct keys', () => {
+    const set = load(rule, { maxKeysPerRule: 100 });
+    for (let i = 0; i < 5000; i++) set.match(sshFailure(i / 1000, `10.0.${i >> 8}.${i & 255}`));
+    const stats = set.correlationStats();
+    assert.equal(stats.keys, 100);
+    assert.equal(stats.evicted, 4900);
+  });
+
+  it('is not blinded by one event from a host whose clock is far ahead', () => {
+    const set = load(rule);
+    feed(set, [sshFailure(10 * 365 * 86_400, '192.0.2.99')]);
+    // Groups of hosts with sane clocks form, last and fire as before.
+    const burst = [0, 1, 2, 3, 4, 5].flatMap((s) => [sshFailure(s, '192.0.2.1'), sshFailure(s, `192.0.2.${10 + s}`)]);
+    assert.equal(feed(set, burst).length, 2);
+  });
+
+  it('counts events without a usable timestamp and ignores them', () => {
+    const set = load(rule);
+    const e = sshFailure(0, '192.0.2.1');
+    e['@timestamp'] = 'yesterday';
+    set.match(e);
+    assert.equal(set.correlationStats().untimed, 1);
+    assert.equal(set.correlationStats().keys, 0);
+  });
+});

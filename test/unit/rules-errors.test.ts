@@ -1,0 +1,292 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { exampleEvent } from '../../src/common/events/index.js';
+import { HadesError } from '../../src/common/errors.js';
+import { formatProblem, loadRules, MAX_RULE_FILE_BYTES, rulesError, type RuleProblem } from '../../src/rules/index.js';
+
+function problemsOf(text: string, name = 'f.yaml'): RuleProblem[] {
+  return [...loadRules([{ name, text }]).problems];
+}
+
+/** The one problem of a file, checked for code, position and (part of) message. */
+function expectProblem(text: string, code: string, line: number, column: number, message?: RegExp, severity = 'error'): RuleProblem {
+  const problems = problemsOf(text);
+  const p = problems.find((x) => x.code === code && (message === undefined || message.test(x.message)));
+  assert.ok(p, `expected ${code}, got ${problems.map(formatProblem).join('; ') || 'nothing'}`);
+  assert.equal(p.severity, severity);
+  assert.equal(p.file, 'f.yaml');
+  assert.deepEqual([p.line, p.column], [line, column], formatProblem(p));
+  if (message) assert.match(p.message, message);
+  return p;
+}
+
+/** A rule whose condition is on line 5, starting at column 16. */
+const rule = (condition: string, extra = '') => `rules:\n  - id: r\n    title: T\n    severity: low\n    condition: ${condition}\n${extra}`;
+
+describe('rule compiler: YAML and schema', () => {
+  it('reports bad YAML with its position and loads nothing from the file', () => {
+    const p = expectProblem('rules:\n  - id: r\n   title: x\n', 'HADES_ERR_RULE_YAML', 3, 1);
+    assert.match(formatProblem(p), /^f\.yaml:3:1: error HADES_ERR_RULE_YAML: /);
+    expectProblem('rules:\n  - id: r\n    id: s\n', 'HADES_ERR_RULE_YAML', 3, 5, /unique/);
+  });
+
+  it('refuses a file that is too large', () => {
+    const [p] = problemsOf('#'.repeat(MAX_RULE_FILE_BYTES + 1));
+    assert.equal(p?.code, 'HADES_ERR_RULE_TOO_LARGE');
+  });
+
+  it('refuses unknown keys with the intended key', () => {
+    const p = expectProblem('rules:\n  - id: r\n    title: T\n    severty: low\n    condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 4, 5, /unknown key 'severty'; did you mean 'severity'/);
+    assert.equal(p.suggestion, 'severity');
+    assert.equal(p.rule, 'r');
+    expectProblem('rulez: []\n', 'HADES_ERR_RULE_INVALID', 1, 1, /did you mean 'rules'/);
+  });
+
+  it('refuses missing keys, bad severities and bad types', () => {
+    expectProblem('rules:\n  - id: r\n    title: T\n    condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 2, 5, /missing required key 'severity'/);
+    expectProblem('rules:\n  - id: r\n    title: T\n    severity: urgent\n    condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 4, 15, /one of info, low, medium, high, critical/);
+    expectProblem('rules:\n  - id: r\n    type: seq\n    title: T\n    severity: low\n', 'HADES_ERR_RULE_INVALID', 3, 11, /rule, sequence, threshold/);
+    expectProblem(rule('""'), 'HADES_ERR_RULE_INVALID', 5, 16, /must not be empty/);
+  });
+
+  it('checks ATT&CK tags', () => {
+    const p = expectProblem(rule('process.name = x', '    tags: [attack.t1059.004, attack.executon]\n'), 'HADES_ERR_RULE_INVALID', 6, 30, /did you mean 'attack.execution'/);
+    assert.equal(p.suggestion, 'attack.execution');
+    assert.deepEqual(problemsOf(rule('process.name = x', '    tags: [attack.t1059, attack.g0032, attack.s0002, attack.privilege-escalation, linux]\n')), []);
+  });
+
+  it('refuses a duplicate id and keeps the first', () => {
+    const text = rule('process.name = x') + '  - id: r\n    title: U\n    severity: low\n    condition: process.name = y\n';
+    expectProblem(text, 'HADES_ERR_RULE_DUPLICATE_ID', 6, 5, /already defined at f\.yaml:2/);
+    const { ruleSet } = loadRules([{ name: 'f.yaml', text }]);
+    assert.equal(ruleSet.rules.length, 1);
+    assert.equal(ruleSet.rules[0]?.title, 'T');
+  });
+
+  it('refuses duplicate macros and lists across files', () => {
+    const { problems } = loadRules([
+      { name: 'a.yaml', text: 'macros:\n  m: process.name = x\nlists:\n  l: [a]\n' },
+      { name: 'f.yaml', text: 'macros:\n  m: process.name = y\nlists:\n  l: [b]\n' },
+    ]);
+    const dups = problems.filter((p) => p.code === 'HADES_ERR_RULE_DUPLICATE_ID');
+    assert.deepEqual(
+      dups.map((p) => [p.file, p.line, p.rule]),
+      [
+        ['f.yaml', 2, 'm'],
+        ['f.yaml', 4, 'l'],
+      ],
+    );
+  });
+});
+
+describe('rule compiler: condition syntax', () => {
+  it('points at the token at fault', () => {
+    expectProblem(rule('(process.name = x'), 'HADES_ERR_RULE_SYNTAX', 5, 33, /expected '\)' to close the '\(' of line 5, column 16/);
+    expectProblem(rule('process.name = x)'), 'HADES_ERR_RULE_SYNTAX', 5, 32, /unbalanced '\)'/);
+    expectProblem(rule(`'process.name = "x'`), 'HADES_ERR_RULE_SYNTAX', 5, 32, /unterminated string/);
+    expectProblem(rule('process.name = x ; y'), 'HADES_ERR_RULE_SYNTAX', 5, 33, /unexpected character ';'/);
+    expectProblem(rule('process.name = x and and process.pid = 1'), 'HADES_ERR_RULE_SYNTAX', 5, 37, /expected a field, a macro or '\('/);
+    expectProblem(rule('process.name'), 'HADES_ERR_RULE_SYNTAX', 5, 28, /expected an operator after the field 'process.name'/);
+    expectProblem(rule('process.name in "x"'), 'HADES_ERR_RULE_SYNTAX', 5, 32, /'in' takes a list/);
+  });
+
+  it('refuses conditions nested too deep rather than overflowing the stack', () => {
+    expectProblem(rule(`"${'('.repeat(100)}process.name = x${')'.repeat(100)}"`), 'HADES_ERR_RULE_SYNTAX', 5, 81, /deeper than 64/);
+  });
+
+  it('maps positions through folded, literal and quoted YAML scalars', () => {
+    const folded = 'rules:\n  - id: r\n    title: T\n    severity: low\n    condition: >\n      event.action = exec and\n      process.name = x and process.nmae = y\n';
+    expectProblem(folded, 'HADES_ERR_RULE_UNKNOWN_FIELD', 7, 28);
+    const literal = folded.replace('condition: >', 'condition: |');
+    expectProblem(literal, 'HADES_ERR_RULE_UNKNOWN_FIELD', 7, 28);
+    const quoted = 'rules:\n  - id: r\n    title: T\n    severity: low\n    condition: "event.action = exec and process.nmae = \\"y\\""\n';
+    expectProblem(quoted, 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 41);
+  });
+
+  it('refuses unknown operators with the intended one', () => {
+    const like = expectProblem(rule('process.name like x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /unknown operator 'like'; did you mean 'glob'/);
+    assert.equal(like.suggestion, 'glob');
+    expectProblem(rule('process.name =~ x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /did you mean '~='/);
+    expectProblem(rule('process.name startwith x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /did you mean 'startswith'/);
+  });
+});
+
+describe('rule compiler: resolution and types', () => {
+  it('refuses unknown fields with a suggestion', () => {
+    const p = expectProblem(rule('process.nme = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /unknown field 'process.nme'; did you mean 'process.name'/);
+    assert.equal(p.suggestion, 'process.name');
+    expectProblem(rule('proc.name = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /did you mean 'process.name'/);
+    expectProblem(rule('ancestor.nam = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /did you mean 'ancestor.name'/);
+    expectProblem(rule('process.name[1] = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /not an array/);
+  });
+
+  it('refuses operators that do not fit the field type', () => {
+    expectProblem(rule('process.name > 3'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 29, /compares numbers, and 'process.name' is text/);
+    expectProblem(rule('process.pid contains 4'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28, /applies to text, and 'process.pid' is a number/);
+    expectProblem(rule('process.pid icontains 4'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28);
+    expectProblem(rule('process.pid i= 4'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28, /case-insensitive/);
+    expectProblem(rule('process.pid = abc'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 30, /'abc' is not/);
+    expectProblem(rule('process.interactive = yes'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 38, /true or false/);
+    expectProblem(rule('process.interactive contains t'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 36);
+    expectProblem(rule('process.parent = x'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 31, /object: compare one of its fields, e.g. 'process.parent.name'/);
+    expectProblem(rule('process.name in_cidr 10.0.0.0/8'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 29, /address fields/);
+    expectProblem(rule('process.pid > (1, 2)'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28, /one number/);
+  });
+
+  it('refuses values a field never takes, and malformed values', () => {
+    const p = expectProblem(rule('event.action = exek'), 'HADES_ERR_RULE_BAD_VALUE', 5, 31, /'event.action' is never 'exek'; did you mean 'exec'/);
+    assert.equal(p.suggestion, 'exec');
+    expectProblem(rule('hades.process.stdio.stdin.type in (pipe, tty, sockett)'), 'HADES_ERR_RULE_BAD_VALUE', 5, 62, /did you mean 'socket'/);
+    expectProblem(rule('destination.ip in_cidr 10.0.0.0/33'), 'HADES_ERR_RULE_BAD_VALUE', 5, 39, /not an address/);
+    expectProblem(rule('process.name glob "[abc"'), 'HADES_ERR_RULE_BAD_VALUE', 5, 34, /no closing/);
+    expectProblem(rule('process.name matches "a(b"'), 'HADES_ERR_RULE_BAD_VALUE', 5, 37, /not valid/);
+  });
+
+  it('refuses regular expressions that need backtracking or are too large', () => {
+    expectProblem(rule(String.raw`process.name matches "(a)\\1"`), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /back-reference/);
+    expectProblem(rule('process.name matches "a(?=b)"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /look-around/);
+    expectProblem(rule('process.name matches "a{5000}"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /repeat/);
+    expectProblem(rule('process.name matches "[a-z]{1000}[0-9]{1000}[A-Z]{1000}[a-f]{1000}x{1000}"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /instructions/);
+    // (a+)+b is catastrophic for a backtracking engine; here it loads and runs in linear time.
+    const { ruleSet, problems } = loadRules([{ name: 'f.yaml', text: rule('process.command_line matches "^(a+)+b"') }]);
+    assert.deepEqual(problems, []);
+    const event = { ...exampleEvent('exec'), process: { pid: 1, entity_id: 'x', command_line: `${'a'.repeat(50_000)}c` } };
+    const started = performance.now();
+    assert.equal(ruleSet.match(event).length, 0);
+    assert.ok(performance.now() - started < 500, 'linear-time matching');
+  });
+
+  it('refuses unknown macros and lists with suggestions, and macro loops', () => {
+    expectProblem(`macros:\n  shell_procs: process.name = sh\n${rule('shell_proc')}`, 'HADES_ERR_RULE_UNKNOWN_MACRO', 7, 16, /did you mean 'shell_procs'/);
+    expectProblem(`lists:\n  shells: [sh]\n${rule('process.name in shell')}`, 'HADES_ERR_RULE_UNKNOWN_LIST', 7, 32, /did you mean 'shells'/);
+    expectProblem(`macros:\n  a: b and process.name = x\n  b: a\n${rule('a')}`, 'HADES_ERR_RULE_CYCLE', 3, 6, /a -> b -> a/);
+  });
+
+  it('reports a broken macro once, and every rule that uses it', () => {
+    const text = `macros:\n  bad: process.nmae = x\nrules:\n  - id: r1\n    title: T\n    severity: low\n    condition: bad\n  - id: r2\n    title: T\n    severity: low\n    condition: process.pid = 1 and bad\n`;
+    const problems = problemsOf(text);
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.line, p.rule]),
+      [
+        ['HADES_ERR_RULE_UNKNOWN_FIELD', 2, 'bad'],
+        ['HADES_ERR_RULE_UNKNOWN_FIELD', 7, 'r1'],
+        ['HADES_ERR_RULE_UNKNOWN_FIELD', 11, 'r2'],
+      ],
+    );
+    assert.match(problems[1]!.message, /macro 'bad' cannot be used/);
+  });
+
+  it('checks exceptions and output templates', () => {
+    expectProblem(rule('process.name = x', '    exceptions:\n      - field: process.nmae\n        values: [a]\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 7, 16, /did you mean 'process.name'/);
+    expectProblem(rule('process.name = x', '    exceptions:\n      - field: process.name\n        operator: like\n        values: [a]\n'), 'HADES_ERR_RULE_BAD_OPERATOR', 8, 19, /did you mean 'glob'/);
+    expectProblem(rule('process.name = x', '    exceptions:\n      - fields: [process.name, process.pid]\n        values: [[a]]\n'), 'HADES_ERR_RULE_INVALID', 8, 18, /one per field/);
+    expectProblem(rule('process.name = x', '    exceptions:\n      - fields: [process.name, process.pid]\n        values: [[a, b]]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 8, 22, /'b' is not/);
+    expectProblem(rule('process.name = x', '    output: "by {process.nam}"\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 18, /output template: unknown field 'process.nam'/);
+    expectProblem(rule('process.name = x', '    output: "a { b"\n'), 'HADES_ERR_RULE_SYNTAX', 6, 16, /without '}'/);
+  });
+
+  it('refuses overrides and steps that name unknown rules', () => {
+    expectProblem(rule('process.name = x', '  - override: q\n    replace:\n      enabled: false\n'), 'HADES_ERR_RULE_UNKNOWN_RULE', 6, 15, /override of unknown rule 'q'; did you mean 'r'/);
+    expectProblem(
+      'rules:\n  - id: s\n    type: sequence\n    title: T\n    severity: low\n    within: 1m\n    steps:\n      - rule: nope\n      - condition: process.name = x\n',
+      'HADES_ERR_RULE_UNKNOWN_RULE',
+      8,
+      15,
+      /unknown rule 'nope'/,
+    );
+  });
+
+  it('refuses correlation rules that use each other in a loop', () => {
+    const seq = (id: string, other: string) =>
+      `  - id: ${id}\n    type: sequence\n    title: T\n    severity: low\n    within: 1m\n    steps:\n      - rule: ${other}\n      - condition: process.name = x\n`;
+    const problems = problemsOf(`rules:\n${seq('a', 'b')}${seq('b', 'a')}`);
+    assert.ok(problems.some((p) => p.code === 'HADES_ERR_RULE_CYCLE' && /a -> b -> a|b -> a -> b/.test(p.message)), problems.map(formatProblem).join('; '));
+  });
+
+  it('refuses bad correlation settings', () => {
+    const threshold = (extra: string) => `rules:\n  - id: t\n    type: threshold\n    title: T\n    severity: low\n    count: 3\n${extra}`;
+    expectProblem(threshold('    condition: process.name = x\n    within: 10 minutes\n'), 'HADES_ERR_RULE_INVALID', 8, 13, /a duration such as/);
+    expectProblem(threshold('    within: 1m\n'), 'HADES_ERR_RULE_INVALID', 2, 5, /either 'condition' or a rule reference/);
+    expectProblem(threshold('    condition: process.name = x\n    within: 1m\n    by: process.nam\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 9, 9, /did you mean 'process.name'/);
+    expectProblem(threshold('    condition: process.name = x\n    within: 1m\n    by: process.args\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 9, 9, /several values/);
+    expectProblem(threshold('    condition: process.name = x\n    within: 1m\n    by: process.tree\n'), 'HADES_ERR_RULE_INVALID', 9, 9, /ordered sequence/);
+  });
+});
+
+describe('rule compiler: warnings', () => {
+  it('warns about unused macros and lists, and still loads', () => {
+    const text = `lists:\n  unused_list: [a]\nmacros:\n  unused_macro: process.name = x\n${rule('process.name = y')}`;
+    expectProblem(text, 'HADES_ERR_RULE_UNUSED_MACRO', 4, 3, /'unused_macro' is not used/, 'warning');
+    expectProblem(text, 'HADES_ERR_RULE_UNUSED_LIST', 2, 3, /'unused_list' is not used/, 'warning');
+    assert.equal(loadRules([{ name: 'f.yaml', text }]).ruleSet.rules.length, 1);
+  });
+
+  it('still checks an unused macro', () => {
+    expectProblem('macros:\n  m: process.nmae = x\n', 'HADES_ERR_RULE_UNKNOWN_FIELD', 2, 6);
+  });
+
+  it('warns about a condition no event can satisfy', () => {
+    expectProblem(rule('event.action = exec and destination.port = 22'), 'HADES_ERR_RULE_NEVER_MATCHES', 5, 16, /can match no event/, 'warning');
+  });
+});
+
+describe('rule loader: isolation', () => {
+  it('loads the good files and rules around a bad one', () => {
+    const { ruleSet, problems } = loadRules([
+      { name: 'base.yaml', text: 'macros:\n  shell: process.name in (sh, bash)\nrules:\n  - id: a\n    title: A\n    severity: low\n    condition: shell\n' },
+      { name: 'broken.yaml', text: 'rules:\n  - id: b\n    title: [unclosed\n' },
+      {
+        name: 'local.yaml',
+        text: 'rules:\n  - id: c\n    title: C\n    severity: low\n    condition: shell and process.user.name = root\n  - id: d\n    title: D\n    severity: low\n    condition: process.nam = x\n  - id: e\n    title: E\n    severity: high\n    condition: event.action = connect\n',
+      },
+    ]);
+    assert.deepEqual(
+      ruleSet.rules.map((r) => r.id),
+      ['a', 'c', 'e'],
+    );
+    assert.deepEqual(
+      problems.map((p) => [p.file, p.code]),
+      [
+        ['broken.yaml', 'HADES_ERR_RULE_YAML'],
+        ['local.yaml', 'HADES_ERR_RULE_UNKNOWN_FIELD'],
+      ],
+    );
+  });
+
+  it('turns problems into one coded HadesError for callers that must refuse them', () => {
+    const { problems } = loadRules([{ name: 'f.yaml', text: rule('process.nme = x') }]);
+    const error = rulesError(problems);
+    assert.ok(error instanceof HadesError);
+    assert.equal(error.code, 'HADES_ERR_RULE_UNKNOWN_FIELD');
+    assert.match(error.message, /f\.yaml:5:16/);
+  });
+});
+
+describe('rule loader: hostile input', () => {
+  it('answers random conditions and files with problems, never an exception', () => {
+    let seed = 11;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const pieces = ['process.name', 'ancestor.args', 'process.pid', '=', '!=', 'i=', '<', 'in', 'contains', 'matches', 'glob', 'in_cidr', 'exists', 'and', 'or', 'not', '(', ')', ',', '"x', "'y'", '"(a+)+"', '10.0.0.0/8', '42', '-e', 'm', 'l', '[', '{', '}', '\\', '#', ':'];
+    for (let i = 0; i < 400; i++) {
+      let condition = '';
+      for (let k = random(12); k >= 0; k--) condition += `${pieces[random(pieces.length)]} `;
+      const text = `lists:\n  l: [a, 1]\nmacros:\n  m: process.name = sh\nrules:\n  - id: r\n    title: T\n    severity: low\n    condition: ${JSON.stringify(condition)}\n`;
+      const { problems } = loadRules([{ name: 'f.yaml', text }]);
+      for (const p of problems) assert.notEqual(p.code, 'HADES_ERR_INTERNAL', `${condition}: ${p.message}`);
+    }
+    for (let i = 0; i < 200; i++) {
+      let text = '';
+      for (let k = random(40); k >= 0; k--) text += 'rules:\n  - id: x\n    {}[]:,-|>&*!%@`"\'#\n'[random(38)];
+      assert.doesNotThrow(() => loadRules([{ name: 'f.yaml', text }]));
+    }
+  });
+
+  it('survives a very long chain of macros', () => {
+    const macros = Array.from({ length: 1000 }, (_, i) => `  m${i}: ${i === 999 ? 'process.name = sh' : `m${i + 1}`}\n`).join('');
+    const { problems } = loadRules([{ name: 'f.yaml', text: `macros:\n${macros}${rule('m0')}` }]);
+    assert.ok(problems.every((p) => p.code === 'HADES_ERR_INTERNAL' || p.severity === 'warning'));
+  });
+});
