@@ -21,8 +21,14 @@ export function openDatabase(file: string): Db {
   } catch (error) {
     throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the database ${file}: ${(error as Error).message}`);
   }
+  // 16 KiB pages (only for a new file): events of 1-2.5 KB fit with less overhead, and inserts
+  // were about 40% faster than with 4 KiB pages in bench/store.ts.
+  db.pragma('page_size = 16384');
   // WAL: readers (API searches) never block the writer (event ingestion), and commits are cheap.
   db.pragma('journal_mode = WAL');
+  // Fewer, larger checkpoints on the ingest thread; the WAL file is trimmed back after them.
+  db.pragma('wal_autocheckpoint = 4000');
+  db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   // NORMAL with WAL: a commit survives a crash of the server; a power loss may lose the last
   // commits (agents resend what was not acknowledged... acknowledgement follows the commit).
   db.pragma('synchronous = NORMAL');

@@ -184,8 +184,13 @@ export class HadesServer {
   private housekeeping(): void {
     const { store } = this.options.config;
     try {
-      const result = this.store?.enforceRetention({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB });
-      if (result && result.deletedByAge + result.deletedBySize > 0) this.log.info('retention', { ...result });
+      // Chunk by chunk, yielding to the event loop between them: ingestion is not held up.
+      void this.store
+        ?.enforceRetentionAsync({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB })
+        .then((result) => {
+          if (result.deletedByAge + result.deletedBySize > 0) this.log.info('retention', { ...result });
+        })
+        .catch((error: unknown) => this.log.error('retention failed', { err: error }));
       void this.archive?.enforceRetention({ maxAgeDays: store.archive.retention_days }).catch((error: unknown) => this.log.error('archive retention failed', { err: error }));
       this.registry?.expireOverdue(Date.now());
     } catch (error) {

@@ -213,9 +213,9 @@ export class Archive {
 
   /** Flushes and stops; the archive takes no more events. */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     await this.flush();
-    this.#closed = true;
   }
 
   stats(): ArchiveStats {

@@ -1,0 +1,512 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { HadesError } from '../../src/common/errors.js';
+import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
+import { openDatabase, type Db } from '../../src/server/db.js';
+import { EventStore, type EventQuery } from '../../src/server/store/events.js';
+import { decodeCursor, encodeCursor } from '../../src/server/store/query.js';
+
+const root = mkdtempSync(path.join(tmpdir(), 'hades-store-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let files = 0;
+const dbFile = (): string => path.join(root, `db${++files}`, 'hades.db');
+
+const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+let ids = 0;
+/** An event of `action` from the schema's example, with a fresh id, at `time`, with changes. */
+function ev(action: EventAction, time: number, change: (e: any) => void = () => undefined): Record<string, unknown> {
+  const e: any = structuredClone(exampleEvent(action));
+  e['@timestamp'] = iso(time);
+  e.event.id = `id-${++ids}`;
+  change(e);
+  return e;
+}
+const line = (e: Record<string, unknown>): string => JSON.stringify(e);
+const idsOf = (events: readonly Record<string, unknown>[]): string[] => events.map((e: any) => e.event.id);
+
+const open = (file = ':memory:'): { db: Db; store: EventStore } => {
+  const db = openDatabase(file);
+  return { db, store: new EventStore(db, { now: () => NOW }) };
+};
+const isCode =
+  (code: string, text?: RegExp) =>
+  (e: unknown): boolean => {
+    assert.ok(e instanceof HadesError, `expected a HadesError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (text !== undefined) assert.match(e.message, text);
+    return true;
+  };
+
+describe('event store: ingestion', () => {
+  it('stores lines and objects, and drops duplicates by event.id across and within batches', () => {
+    const { store } = open();
+    const a = ev('exec', T0);
+    const b = ev('exec', T0 + 1);
+    const c = ev('exec', T0 + 2);
+    assert.deepEqual(store.insertBatch('agent-1', [line(a), line(b)]), { stored: 2, duplicates: 0 });
+    assert.deepEqual(store.insertBatch('agent-1', [line(b), line(c), line(a)]), { stored: 1, duplicates: 2 });
+    assert.deepEqual(store.insertBatch('agent-1', [c, c]), { stored: 0, duplicates: 2 });
+    const d = ev('exec', T0 + 3);
+    assert.deepEqual(store.insertBatch('agent-2', [d, d]), { stored: 1, duplicates: 1 });
+    assert.deepEqual(store.insertBatch('agent-2', []), { stored: 0, duplicates: 0 });
+    assert.equal(store.count(), 4);
+  });
+
+  it('adds event.ingested to the stored JSON, keeping the rest as sent, and leaves the caller\'s objects alone', () => {
+    const { db, store } = open();
+    const fromLine = ev('exec', T0);
+    const fromObject = ev('connect', T0 + 1);
+    const before = structuredClone(fromObject);
+    store.insertBatch('agent-1', [line(fromLine)]);
+    store.insertBatch('agent-1', [fromObject]);
+    assert.deepEqual(fromObject, before);
+    const stored = (db.prepare('SELECT event FROM events ORDER BY id').all() as { event: string }[]).map((r) => JSON.parse(r.event));
+    const expect = (e: any): any => ({ ...e, event: { ...e.event, ingested: iso(NOW) } });
+    assert.deepEqual(stored, [expect(fromLine), expect(fromObject)]);
+    assert.deepEqual(store.search({ order: 'asc' }).events, stored);
+  });
+
+  it('adds event.ingested to lines of any layout, replacing one the agent sent', () => {
+    const { db, store } = open();
+    const reordered = ev('exec', T0);
+    const { '@timestamp': ts, ...rest } = reordered as any;
+    const lines = [
+      JSON.stringify({ ...rest, '@timestamp': ts }), // @timestamp not first
+      JSON.stringify(ev('exec', T0 + 1), null, 2), // pretty-printed
+      line(ev('exec', T0 + 2, (e) => (e.event.ingested = '2020-01-01T00:00:00.000Z'))), // a stale ingested
+      line(ev('exec', T0 + 3, (e) => (e['@timestamp'] = '2026-11-28T08:00:00.003000Z'))), // microseconds
+      line(ev('exec', T0 + 4)).replace('"event":{"id"', '"event":{ "id"'), // a space in the event object
+    ];
+    assert.equal(store.insertBatch('agent-1', lines).stored, 5);
+    const rows = db.prepare('SELECT time, event FROM events ORDER BY id').all() as { time: number; event: string }[];
+    rows.forEach((row, i) => {
+      const e = JSON.parse(row.event);
+      assert.equal(e.event.ingested, iso(NOW), `line ${i}`);
+      assert.equal(row.time, T0 + i, `line ${i}`);
+    });
+    assert.equal(JSON.parse((rows[0] as { event: string }).event)['@timestamp'], ts);
+  });
+
+  it('extracts the indexed columns of every kind of event', () => {
+    const { db, store } = open();
+    const events = [
+      ev('exec', T0),
+      ev('connect', T0 + 1),
+      ev('dns_query', T0 + 2),
+      ev('file_create', T0 + 3),
+      ev('ssh_login', T0 + 4),
+      ev('sudo', T0 + 5, (e) => (e.process = { pid: 1, name: 'sudo', executable: '/usr/bin/sudo', user: { id: '1000', name: 'alice-process' } })),
+    ];
+    store.insertBatch('agent-7', events.map(line));
+    const rows = db.prepare('SELECT event_id, time, ingested, agent_id, host, action, executable, process_name, user_name, destination_ip, destination_port, source_ip, file_path, dns_name FROM events ORDER BY time').all() as any[];
+    const common = (i: number) => ({ event_id: (events[i] as any).event.id, time: T0 + i, ingested: NOW, agent_id: 'agent-7', host: 'web-01' });
+    const none = { executable: null, process_name: null, user_name: null, destination_ip: null, destination_port: null, source_ip: null, file_path: null, dns_name: null };
+    assert.deepEqual(rows, [
+      { ...common(0), ...none, action: 'exec', executable: '/usr/bin/curl', process_name: 'curl', user_name: 'www-data' },
+      { ...common(1), ...none, action: 'connect', executable: '/usr/bin/curl', process_name: 'curl', user_name: 'www-data', destination_ip: '203.0.113.7', destination_port: 80, source_ip: '10.0.0.5' },
+      { ...common(2), ...none, action: 'dns_query', executable: '/usr/bin/curl', process_name: 'curl', user_name: 'www-data', destination_ip: '127.0.0.53', destination_port: 53, dns_name: 'x1y2.oast.fun' },
+      { ...common(3), ...none, action: 'file_create', executable: '/usr/bin/curl', process_name: 'curl', user_name: 'www-data', file_path: '/tmp/x' },
+      { ...common(4), ...none, action: 'ssh_login', user_name: 'root', source_ip: '198.51.100.9' },
+      // user.name wins over process.user.name
+      { ...common(5), ...none, action: 'sudo', executable: '/usr/bin/sudo', process_name: 'sudo', user_name: 'alice' },
+    ]);
+  });
+
+  it('refuses a batch with an event it cannot store, before writing any of it', () => {
+    const { store } = open();
+    const good = line(ev('exec', T0));
+    const cases: [unknown, RegExp][] = [
+      ['{"not json', /event 1 .*not JSON/],
+      ['[1,2]', /not a JSON object/],
+      [line(ev('exec', T0, (e) => delete e.event)), /no event object/],
+      [line(ev('exec', T0, (e) => delete e.event.id)), /event\.id/],
+      [line(ev('exec', T0, (e) => (e.event.id = ''))), /event\.id/],
+      [line(ev('exec', T0, (e) => (e.event.action = 7))), /event\.action/],
+      [line(ev('exec', T0, (e) => (e['@timestamp'] = 'yesterday'))), /@timestamp/],
+      [line(ev('exec', T0, (e) => (e['@timestamp'] = '2026-11-28T08:00:00+02:00'))), /@timestamp/],
+      [line(ev('exec', T0, (e) => delete e.host)), /host\.name/],
+      [null, /not an object/],
+    ];
+    for (const [bad, message] of cases) {
+      assert.throws(() => store.insertBatch('agent-1', [good, bad] as string[]), isCode('HADES_ERR_EVENT_INVALID', message));
+    }
+    assert.equal(store.count(), 0);
+  });
+
+  it('hands the events a batch stored, and only those, to onStored', () => {
+    const db = openDatabase(':memory:');
+    const seen: string[][] = [];
+    const store = new EventStore(db, { now: () => NOW, onStored: (lines) => seen.push([...lines]) });
+    const a = ev('exec', T0);
+    const b = ev('exec', T0 + 1);
+    store.insertBatch('agent-1', [line(a)]);
+    store.insertBatch('agent-1', [line(a), line(b)]);
+    store.insertBatch('agent-1', [line(b)]);
+    assert.deepEqual(
+      seen.map((batch) => batch.map((l) => JSON.parse(l).event.id)),
+      [[(a as any).event.id], [(b as any).event.id]],
+    );
+    assert.equal(JSON.parse((seen[0] as string[])[0] as string).event.ingested, iso(NOW));
+  });
+
+  it('migrates once: a second store over the same database keeps the events', () => {
+    const file = dbFile();
+    const first = open(file);
+    first.store.insertBatch('agent-1', [line(ev('exec', T0))]);
+    first.db.close();
+    const second = open(file);
+    assert.equal(second.store.count(), 1);
+    assert.equal((second.db.prepare("SELECT count(*) AS n FROM schema_migrations WHERE module = 'events'").get() as { n: number }).n, 1);
+    second.db.close();
+  });
+});
+
+/** A store with a small, varied fleet of events, one per second from T0, in the given order. */
+function fleet(): { store: EventStore; all: Record<string, unknown>[] } {
+  const { store } = open();
+  const all = [
+    ev('exec', T0 + 0, (e) => ((e.host.name = 'web-01'), (e.process.executable = '/usr/bin/curl'))),
+    ev('exec', T0 + 1000, (e) => ((e.host.name = 'web-02'), (e.process.executable = '/usr/bin/wget'), (e.process.name = 'wget'), (e.process.args = ['wget', '-q', 'http://198.51.100.1/a']), (e.process.user.name = 'root'))),
+    ev('connect', T0 + 2000, (e) => ((e.host.name = 'web-01'), (e.destination = { ip: '198.51.100.1', port: 4444 }))),
+    ev('dns_query', T0 + 3000, (e) => (e.host.name = 'db-01')),
+    ev('file_create', T0 + 4000, (e) => ((e.host.name = 'web-02'), (e.file.path = '/etc/cron.d/evil'))),
+    ev('ssh_login', T0 + 5000, (e) => (e.host.name = 'db-01')),
+    ev('exec', T0 + 6000, (e) => ((e.host.name = 'web-01'), (e.process.executable = '/usr/bin/python3'), (e.process.name = 'python3'), (e.process.args = ['python3', '-c', "import pty; pty.spawn('/bin/sh')"]), (e.process.working_directory = '/dev/shm'))),
+  ];
+  store.insertBatch('agent-a', all.slice(0, 4).map(line));
+  store.insertBatch('agent-b', all.slice(4).map(line));
+  return { store, all };
+}
+
+describe('event store: search', () => {
+  const { store, all } = fleet();
+  const newest = idsOf([...all].reverse());
+  const find = (query: EventQuery): string[] => idsOf(store.search(query).events);
+  const pick = (...indexes: number[]): string[] => indexes.map((i) => (all[i] as any).event.id);
+
+  it('returns newest first by default, oldest first on request, and a limited page', () => {
+    assert.deepEqual(find({}), newest);
+    assert.deepEqual(find({ order: 'asc' }), [...newest].reverse());
+    const page = store.search({ limit: 2 });
+    assert.deepEqual(idsOf(page.events), newest.slice(0, 2));
+    assert.equal(typeof page.next, 'string');
+    assert.equal(store.search({ limit: 7 }).next, undefined);
+  });
+
+  it('filters by time (since inclusive, until exclusive), as Dates or milliseconds', () => {
+    assert.deepEqual(find({ since: T0 + 2000, until: T0 + 4000, order: 'asc' }), pick(2, 3));
+    assert.deepEqual(find({ since: new Date(T0 + 5000) }), pick(6, 5));
+    assert.deepEqual(find({ until: new Date(T0 + 1000) }), pick(0));
+    assert.deepEqual(find({ since: T0 + 3000, until: T0 + 3000 }), []);
+  });
+
+  it('filters by host, action (one or several) and the agent that sent the events', () => {
+    assert.deepEqual(find({ host: 'web-01' }), pick(6, 2, 0));
+    assert.deepEqual(find({ action: 'exec' }), pick(6, 1, 0));
+    assert.deepEqual(find({ action: ['dns_query', 'ssh_login'] }), pick(5, 3));
+    assert.deepEqual(find({ agentId: 'agent-b' }), pick(6, 5, 4));
+    assert.deepEqual(find({ host: 'web-01', action: 'exec', agentId: 'agent-a' }), pick(0));
+    assert.deepEqual(find({ host: 'nowhere' }), []);
+  });
+
+  it('filters on indexed fields: eq, prefix and contains', () => {
+    const f = (field: string, op: 'eq' | 'prefix' | 'contains', value: string): string[] => find({ filters: [{ field, op, value }] });
+    assert.deepEqual(f('process.executable', 'eq', '/usr/bin/wget'), pick(1));
+    assert.deepEqual(f('process.executable', 'prefix', '/usr/bin/'), pick(6, 4, 3, 2, 1, 0));
+    assert.deepEqual(f('process.executable', 'prefix', '/usr/bin/py'), pick(6));
+    assert.deepEqual(f('process.executable', 'contains', 'get'), pick(1));
+    assert.deepEqual(f('process.name', 'eq', 'python3'), pick(6));
+    assert.deepEqual(f('user.name', 'eq', 'root'), pick(5, 1)); // ssh_login's user.name, wget's process.user.name
+    assert.deepEqual(f('destination.ip', 'eq', '198.51.100.1'), pick(2));
+    assert.deepEqual(f('destination.port', 'eq', '4444'), pick(2));
+    assert.deepEqual(f('destination.port', 'prefix', '44'), pick(2));
+    assert.deepEqual(f('destination.port', 'contains', '5'), pick(3));
+    assert.deepEqual(f('source.ip', 'prefix', '198.51.'), pick(5));
+    assert.deepEqual(f('file.path', 'prefix', '/etc/cron'), pick(4));
+    assert.deepEqual(f('dns.question.name', 'contains', 'oast'), pick(3));
+    assert.deepEqual(f('event.id', 'eq', (all[3] as any).event.id), pick(3));
+    assert.deepEqual(f('event.action', 'eq', 'connect'), pick(2));
+    assert.deepEqual(f('host.name', 'prefix', 'db-'), pick(5, 3));
+  });
+
+  it('filters on any other field through the JSON: strings, numbers, booleans, nested', () => {
+    const f = (field: string, op: 'eq' | 'prefix' | 'contains', value: string): string[] => find({ filters: [{ field, op, value }] });
+    assert.deepEqual(f('process.working_directory', 'eq', '/dev/shm'), pick(6));
+    assert.deepEqual(f('process.working_directory', 'prefix', '/dev/'), pick(6));
+    assert.deepEqual(f('hades.ancestry', 'contains', 'php-fpm'), pick(6, 1, 0)); // exec events carry it
+    assert.deepEqual(f('process.pid', 'eq', '4242'), pick(6, 4, 3, 2, 1, 0));
+    assert.deepEqual(f('process.parent.name', 'eq', 'sh'), pick(6, 4, 3, 2, 1, 0));
+    assert.deepEqual(f('hades.process.args_truncated', 'eq', 'false'), pick(6, 1, 0));
+    assert.deepEqual(f('@timestamp', 'eq', iso(T0 + 5000)), pick(5));
+    assert.deepEqual(f('agent.id', 'eq', 'a6f1c2d4'), newest);
+    assert.deepEqual(f('process.user.name', 'eq', 'root'), pick(1)); // exact ECS field, not the user_name column
+    assert.deepEqual(f('no.such.field', 'eq', 'x'), []);
+    // An object is not a value: its members do not match.
+    assert.deepEqual(f('process.parent', 'eq', 'sh'), []);
+  });
+
+  it('matches an array field when any element matches', () => {
+    const f = (field: string, op: 'eq' | 'prefix' | 'contains', value: string): string[] => find({ filters: [{ field, op, value }] });
+    assert.deepEqual(f('process.args', 'eq', '-q'), pick(1));
+    assert.deepEqual(f('process.args', 'eq', 'curl'), pick(4, 3, 2, 0));
+    assert.deepEqual(f('process.args', 'prefix', 'http://198.'), pick(1));
+    assert.deepEqual(f('process.args', 'contains', 'pty.spawn'), pick(6));
+    assert.deepEqual(f('event.category', 'eq', 'network'), pick(3, 2));
+    const starts = [...all].reverse().filter((e: any) => e.event.type.includes('start'));
+    assert.ok(starts.length >= 3);
+    assert.deepEqual(f('event.type', 'eq', 'start'), idsOf(starts));
+  });
+
+  it('combines every filter with AND', () => {
+    assert.deepEqual(
+      find({
+        since: T0,
+        until: T0 + 10_000,
+        host: 'web-01',
+        action: ['exec', 'connect'],
+        filters: [
+          { field: 'process.executable', op: 'prefix', value: '/usr/bin/' },
+          { field: 'process.args', op: 'contains', value: 'pty' },
+        ],
+      }),
+      pick(6),
+    );
+  });
+
+  it('treats values as data, never as SQL or patterns', () => {
+    const f = (field: string, op: 'eq' | 'prefix' | 'contains', value: string): string[] => find({ filters: [{ field, op, value }] });
+    for (const value of ["' OR 1=1 --", '%', '_', '*', '") OR 1=1 --']) {
+      assert.deepEqual(f('process.executable', 'contains', value), []);
+      assert.deepEqual(f('process.working_directory', 'prefix', value), []);
+    }
+    assert.deepEqual(find({ host: "web-01' OR '1'='1" }), []);
+    assert.equal(store.count(), 7);
+  });
+
+  it('rejects bad input with HADES_ERR_STORE_QUERY and a message naming the part at fault', () => {
+    const cursor = store.search({ limit: 1 }).next as string;
+    const bad: [unknown, RegExp][] = [
+      [{ filters: [{ field: 'process.name', op: 'like', value: 'x' }] }, /filters\[0\]\.op: unknown operator "like"/],
+      [{ filters: [{ field: 'Process.Name', op: 'eq', value: 'x' }] }, /filters\[0\]\.field: "Process\.Name" is not a field path/],
+      [{ filters: [{ field: "process.name') OR 1=1 --", op: 'eq', value: 'x' }] }, /is not a field path/],
+      [{ filters: [{ field: 'process..name', op: 'eq', value: 'x' }] }, /is not a field path/],
+      [{ filters: [{ field: 'process.name[0]', op: 'eq', value: 'x' }] }, /is not a field path/],
+      [{ filters: [{ field: '', op: 'eq', value: 'x' }] }, /is not a field path/],
+      [{ filters: [{ field: 'process.name', op: 'eq', value: 7 }] }, /filters\[0\]\.value: must be a string/],
+      [{ filters: [{ field: 'process.name', op: 'eq', value: 'x'.repeat(5000) }] }, /longer than/],
+      [{ filters: [{ field: 'destination.port', op: 'eq', value: '80 OR 1=1' }] }, /integer/],
+      [{ filters: [null] }, /filters\[0\]: must be an object/],
+      [{ filters: 'process.name=x' }, /filters: must be a list/],
+      [{ filters: Array.from({ length: 33 }, () => ({ field: 'process.name', op: 'eq', value: 'x' })) }, /at most 32/],
+      [{ cursor: 'not a cursor!' }, /cursor: not a cursor/],
+      [{ cursor: Buffer.from('[1,2]').toString('base64url') }, /cursor: not a cursor/],
+      [{ cursor: Buffer.from('[1.5,2,"d"]').toString('base64url') }, /cursor: not a cursor/],
+      [{ cursor: Buffer.from('[1,0,"d"]').toString('base64url') }, /cursor: not a cursor/],
+      [{ cursor: Buffer.from('{"time":1}').toString('base64url') }, /cursor: not a cursor/],
+      [{ cursor: cursor.slice(0, -3) }, /cursor: not a cursor/],
+      [{ cursor, order: 'asc' }, /cursor: it belongs to a query in desc order/],
+      [{ since: T0 + 1, until: T0 }, /until .* is before since/],
+      [{ since: new Date('garbage') }, /since: not a valid time/],
+      [{ until: Number.NaN }, /until: not a valid time/],
+      [{ since: '2026-11-28' }, /since: not a valid time/],
+      [{ limit: 0 }, /limit: must be an integer from 1 to 10000/],
+      [{ limit: 10_001 }, /limit/],
+      [{ limit: 2.5 }, /limit/],
+      [{ limit: '10' }, /limit/],
+      [{ order: 'sideways' }, /order: must be desc or asc/],
+      [{ action: [] }, /action: an empty list/],
+      [{ action: [3] }, /action\[0\]: must be a string/],
+      [{ host: 5 }, /host: must be a string/],
+      [{ agentId: null }, /agentId: must be a string/],
+      [null, /must be an object/],
+    ];
+    for (const [query, message] of bad) {
+      assert.throws(() => store.search(query as EventQuery), isCode('HADES_ERR_STORE_QUERY', message), JSON.stringify(query)?.slice(0, 80));
+    }
+    assert.equal(store.search({ limit: 10_000 }).events.length, 7);
+  });
+
+  it('issues cursors that decode to the last row and resist tampering', () => {
+    const cursor = encodeCursor({ time: T0, id: 12, order: 'desc' });
+    assert.match(cursor, /^[A-Za-z0-9_-]+$/);
+    assert.deepEqual(decodeCursor(cursor), { time: T0, id: 12, order: 'desc' });
+    assert.throws(() => decodeCursor(`${cursor}=`), isCode('HADES_ERR_STORE_QUERY'));
+  });
+});
+
+describe('event store: pagination', () => {
+  it('walks every event exactly once, in order, through ties at the same millisecond', () => {
+    const { store } = open();
+    // 60 events over 12 milliseconds: five share each millisecond, in two batches.
+    const events = Array.from({ length: 60 }, (_, i) => ev('exec', T0 + Math.floor(i / 5)));
+    store.insertBatch('agent-1', events.slice(30).map(line));
+    store.insertBatch('agent-1', events.slice(0, 30).map(line));
+    for (const order of ['desc', 'asc'] as const) {
+      const whole = idsOf(store.search({ order, limit: 1000 }).events);
+      assert.equal(whole.length, 60);
+      const walked: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = store.search({ order, limit: 7, ...(cursor === undefined ? {} : { cursor }) });
+        walked.push(...idsOf(page.events));
+        cursor = page.next;
+        pages++;
+      } while (cursor !== undefined);
+      assert.deepEqual(walked, whole, order);
+      assert.equal(pages, 9);
+    }
+  });
+
+  it('stays stable while events arrive: no event twice, none of the first ones missed', () => {
+    const { store } = open();
+    const first = Array.from({ length: 40 }, (_, i) => ev('exec', T0 + Math.floor(i / 4)));
+    store.insertBatch('agent-1', first.map(line));
+    const walked: string[] = [];
+    let page = store.search({ limit: 6, action: 'exec' });
+    let round = 0;
+    for (;;) {
+      walked.push(...idsOf(page.events));
+      if (page.next === undefined) break;
+      // Between pages: newer events, late events older than the cursor, and events at its very millisecond.
+      const last = page.events[page.events.length - 1] as any;
+      const at = Date.parse(last['@timestamp']);
+      store.insertBatch('agent-1', [line(ev('exec', T0 + 1000 + round)), line(ev('exec', at)), line(ev('exec', T0 - 1 - round))]);
+      round++;
+      page = store.search({ limit: 6, action: 'exec', cursor: page.next });
+    }
+    assert.equal(new Set(walked).size, walked.length, 'an event came twice');
+    for (const id of idsOf(first)) assert.ok(walked.includes(id), `${id} was missed`);
+    // The order held: each page continued below the previous one.
+    const times = store.search({ limit: 1000 }).events.filter((e: any) => walked.includes(e.event.id)).map((e: any) => e.event.id);
+    assert.deepEqual(walked, times);
+  });
+});
+
+describe('event store: retention, counts and stats', () => {
+  it('counts and describes an empty and a filled store', () => {
+    const { store } = open();
+    const empty = store.stats();
+    assert.equal(empty.events, 0);
+    assert.equal(empty.oldest, undefined);
+    assert.equal(empty.newest, undefined);
+    assert.ok(empty.bytes > 0);
+    store.insertBatch('agent-1', [line(ev('exec', T0 + 5)), line(ev('exec', T0 - 5)), line(ev('exec', T0))]);
+    const filled = store.stats();
+    assert.deepEqual({ ...filled, bytes: 0 }, { events: 3, bytes: 0, oldest: T0 - 5, newest: T0 + 5 });
+    // Pages are 16 KiB: three small events may fit in pages the empty store already has.
+    assert.ok(filled.bytes >= empty.bytes);
+    store.insertBatch('agent-1', Array.from({ length: 200 }, (_, i) => line(ev('exec', T0 + 10 + i))));
+    assert.ok(store.stats().bytes > empty.bytes);
+    assert.equal(store.count(), 203);
+  });
+
+  it('deletes events older than maxAgeDays, in chunks, and keeps the rest', async () => {
+    const { store } = open();
+    const day = 86_400_000;
+    const events = Array.from({ length: 25 }, (_, i) => ev('exec', NOW - i * day * 0.25)); // 6 days, every 6 hours
+    store.insertBatch('agent-1', events.map(line));
+    // Older than 3 days: i * 0.25 > 3, i.e. i >= 13.
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 3, chunkRows: 4, now: NOW }), { deletedByAge: 12, deletedBySize: 0 });
+    assert.equal(store.count(), 13);
+    assert.equal(store.stats().oldest, NOW - 3 * day);
+    assert.deepEqual(await store.enforceRetentionAsync({ maxAgeDays: 1, chunkRows: 2, now: NOW }), { deletedByAge: 8, deletedBySize: 0 });
+    assert.deepEqual(idsOf(store.search({ order: 'asc' }).events), idsOf(events.slice(0, 5).reverse()));
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 1, now: NOW }), { deletedByAge: 0, deletedBySize: 0 });
+  });
+
+  it('deletes the oldest events while the database is larger than maxBytes, counting its WAL', () => {
+    const { db, store } = open(dbFile());
+    const pad = 'p'.repeat(1500);
+    const events = Array.from({ length: 3000 }, (_, i) => ev('exec', T0 + i * 1000, (e) => (e.process.command_line = pad)));
+    for (let i = 0; i < events.length; i += 500) store.insertBatch('agent-1', events.slice(i, i + 500).map(line));
+    const before = store.stats();
+    assert.ok(before.bytes > 6_000_000, `only ${before.bytes} bytes`);
+    const maxBytes = 2_000_000;
+    const result = store.enforceRetention({ maxBytes, chunkRows: 500 });
+    assert.equal(result.deletedByAge, 0);
+    const after = store.stats();
+    assert.ok(after.bytes <= maxBytes, `${after.bytes} > ${maxBytes}`);
+    assert.equal(after.events, 3000 - result.deletedBySize);
+    // Deleted from the oldest, and not much more than needed (the database stays close to the limit).
+    assert.equal(after.newest, T0 + 2999 * 1000);
+    assert.equal(after.oldest, T0 + result.deletedBySize * 1000);
+    assert.ok(after.bytes > maxBytes * 0.75, `${after.bytes} bytes kept: more deleted than needed`);
+    // Under the limit, nothing more goes.
+    assert.deepEqual(store.enforceRetention({ maxBytes }), { deletedByAge: 0, deletedBySize: 0 });
+    db.close();
+  });
+});
+
+describe('event store: write failures', () => {
+  it('gives HADES_ERR_STORE_WRITE on a read-only database, with nothing written', () => {
+    const file = dbFile();
+    const first = open(file);
+    first.store.insertBatch('agent-1', [line(ev('exec', T0))]);
+    first.db.close();
+    const readonly = new Database(file, { readonly: true });
+    const store = new EventStore(readonly);
+    assert.throws(() => store.insertBatch('agent-1', [line(ev('exec', T0 + 1)), line(ev('exec', T0 + 2))]), isCode('HADES_ERR_STORE_WRITE', /agent-1/));
+    assert.equal(store.count(), 1);
+    readonly.close();
+  });
+
+  it('gives HADES_ERR_STORE_WRITE when the database stays locked, and stores the batch once it is free', () => {
+    const file = dbFile();
+    const { db, store } = open(file);
+    db.pragma('busy_timeout = 50');
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const batch = [line(ev('exec', T0)), line(ev('exec', T0 + 1))];
+    assert.throws(
+      () => store.insertBatch('agent-1', batch),
+      (e: unknown) => isCode('HADES_ERR_STORE_WRITE')(e) && (e as HadesError).details?.['sqlite'] === 'SQLITE_BUSY',
+    );
+    other.exec('ROLLBACK');
+    other.close();
+    assert.deepEqual(store.insertBatch('agent-1', batch), { stored: 2, duplicates: 0 });
+    db.close();
+  });
+
+  it('gives HADES_ERR_STORE_WRITE when the disk is full, keeping every batch it acknowledged and no part of the others', (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
+    const dir = path.join(root, 'full');
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      return t.skip('cannot mount a tmpfs here');
+    }
+    try {
+      const { db, store } = open(path.join(dir, 'hades.db'));
+      let acknowledged = 0;
+      let failure: unknown;
+      const pad = 'f'.repeat(1000);
+      for (let b = 0; b < 200 && failure === undefined; b++) {
+        const batch = Array.from({ length: 50 }, (_, i) => line(ev('exec', T0 + b * 50 + i, (e) => (e.process.command_line = pad))));
+        try {
+          acknowledged += store.insertBatch('agent-1', batch).stored;
+        } catch (error) {
+          failure = error;
+        }
+      }
+      assert.ok(failure !== undefined, 'the disk never filled');
+      isCode('HADES_ERR_STORE_WRITE')(failure);
+      assert.equal((failure as HadesError).details?.['sqlite'], 'SQLITE_FULL');
+      assert.ok(acknowledged > 0);
+      assert.equal(store.count(), acknowledged);
+      assert.equal(store.search({ limit: 10_000 }).events.length, acknowledged);
+      db.close();
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+  });
+});
