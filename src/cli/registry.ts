@@ -5,10 +5,21 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { configCheck, configDefaults, configSchema } from './commands/config.js';
-import { agentRun, agentStatus, DEFAULT_AGENT_CONFIG } from './commands/agent.js';
+import { configCheck, configDefaults, configSchema, defaultConfigFiles } from './commands/config.js';
 import { events, KERNEL_ACTIONS } from './commands/events.js';
-import { agentsList, search, serverRun, start, tokenCreate } from './commands/server.js';
+
+type Run = NonNullable<CommandSpec['run']>;
+/**
+ * Commands whose modules are loaded only when they run: the server's modules (gRPC, SQLite,
+ * Fastify, x509) are not needed by `hades agent`, and would cost its memory.
+ */
+const lazy =
+  <M>(load: () => Promise<M>, pick: (module: M) => Run): Run =>
+  async (context, args, options) =>
+    pick(await load())(context, args, options);
+const serverCommands = () => import('./commands/server.js');
+const agentCommands = () => import('./commands/agent.js');
+const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
 export interface CommandSpec {
   /** Words typed after `hades`, e.g. `config check`. */
@@ -79,37 +90,37 @@ export const commands: readonly CommandSpec[] = [
         .option('--data <folder>', 'where the server and the local agent keep their state', '/var/lib/hades')
         .option('--api <host:port>', 'where the REST API listens (port 0: any free port)', '127.0.0.1:7080')
         .option('--gateway <host:port>', 'where the agent gateway listens (port 0: any free port)', '127.0.0.1:7443'),
-    run: start,
+    run: lazy(serverCommands, (m) => m.start),
   },
   {
     name: 'agent',
     summary: 'Run the agent daemon: kernel driver and plugins under a watchdog, outputs with a disk spool (root; SIGHUP reloads the configuration)',
     define: (c) => c.option('--config <file>', `agent configuration file (default: ${DEFAULT_AGENT_CONFIG} when it exists, else the defaults)`),
-    run: agentRun,
+    run: lazy(agentCommands, (m) => m.agentRun),
   },
   {
     name: 'agent status',
     summary: 'Show the running agent\'s health for a person: resources, plugins, outputs, spool, drops',
     define: (c) => c.option('--config <file>', 'configuration of the agent to ask (its agent.data_dir locates it)').option('--json', 'print the status as JSON'),
-    run: agentStatus,
+    run: lazy(agentCommands, (m) => m.agentStatus),
   },
   {
     name: 'server',
     summary: 'Run the server: agent gateway (mutual TLS), event store, REST API',
     define: (c) => c.option('--config <file>', 'server configuration file (default: /etc/hades/server.yaml when it exists, else the defaults)'),
-    run: serverRun,
+    run: lazy(serverCommands, (m) => m.serverRun),
   },
   {
     name: 'server token create',
     summary: 'Create a one-time enrollment token for an agent, with what its configuration needs',
     define: (c) => apiOptions(c).option('--ttl <duration>', 'how long the token is valid: 30m, 1h, 7d', '1h').option('--group <group>', 'the group the agent joins').option('--json', 'print JSON'),
-    run: tokenCreate,
+    run: lazy(serverCommands, (m) => m.tokenCreate),
   },
   {
     name: 'agents list',
     summary: 'List the agents of the fleet with their state',
     define: (c) => apiOptions(c).option('--json', 'one JSON object per agent'),
-    run: agentsList,
+    run: lazy(serverCommands, (m) => m.agentsList),
   },
   {
     name: 'search',
@@ -122,7 +133,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--host <host>', 'host name')
         .option('--limit <n>', 'most events', '100')
         .option('--json', 'NDJSON, one event per line'),
-    run: search,
+    run: lazy(serverCommands, (m) => m.search),
   },
   { name: 'alerts list', summary: 'List alerts', planned: 'the rule engine' },
   { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
