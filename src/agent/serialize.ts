@@ -163,11 +163,9 @@ function keyCount(o: object): number {
   return count;
 }
 
-function execLine(e: ExecEvent): string {
-  const p = e.process;
-  const caps = p.thread.capabilities;
+/** The start every process object shares, in the builder's key order: pid to args. */
+function processOpening(p: { pid: number; entity_id: string; name: string; executable?: string | undefined; args?: readonly string[] | undefined }): string {
   return (
-    head(e) +
     ',"process":{"pid":' +
     n(p.pid) +
     ',"entity_id":"' +
@@ -175,7 +173,16 @@ function execLine(e: ExecEvent): string {
     '","name":"' +
     t(p.name) +
     (p.executable === undefined ? '"' : '","executable":"' + t(p.executable) + '"') +
-    (p.args === undefined ? '' : ',"args":' + strings(p.args)) +
+    (p.args === undefined ? '' : ',"args":' + strings(p.args))
+  );
+}
+
+function execLine(e: ExecEvent): string {
+  const p = e.process;
+  const caps = p.thread.capabilities;
+  return (
+    head(e) +
+    processOpening(p) +
     (p.args_count === undefined ? '' : ',"args_count":' + n(p.args_count)) +
     (p.command_line === undefined ? '' : ',"command_line":"' + t(p.command_line) + '"') +
     (p.working_directory === undefined ? '' : ',"working_directory":"' + t(p.working_directory) + '"') +
@@ -198,14 +205,7 @@ function forkLine(e: ForkEvent): string {
   const p = e.process;
   return (
     head(e) +
-    ',"process":{"pid":' +
-    n(p.pid) +
-    ',"entity_id":"' +
-    t(p.entity_id) +
-    '","name":"' +
-    t(p.name) +
-    (p.executable === undefined ? '"' : '","executable":"' + t(p.executable) + '"') +
-    (p.args === undefined ? '' : ',"args":' + strings(p.args)) +
+    processOpening(p) +
     (p.command_line === undefined ? '' : ',"command_line":"' + t(p.command_line) + '"') +
     ',"start":"' +
     t(p.start) +
@@ -225,14 +225,7 @@ function exitLine(e: ExitEvent): string {
   const up = p.parent;
   return (
     head(e) +
-    ',"process":{"pid":' +
-    n(p.pid) +
-    ',"entity_id":"' +
-    t(p.entity_id) +
-    '","name":"' +
-    t(p.name) +
-    (p.executable === undefined ? '"' : '","executable":"' + t(p.executable) + '"') +
-    (p.args === undefined ? '' : ',"args":' + strings(p.args)) +
+    processOpening(p) +
     (p.start === undefined ? '' : ',"start":"' + t(p.start) + '"') +
     ',"end":"' +
     t(p.end) +
