@@ -390,6 +390,10 @@ export const errorCatalog = {
     summary: 'Warning: a rule\'s condition can match no event (for example `event.action = exec` together with a field only network events have).',
     remedy: 'Check the actions and fields of the condition against docs/events.md.',
   },
+  // Sigma import
+  // Rule pack samples (hades rules test)
+  // Alerts and alert outputs
+  // Inventory tables and SQL
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',

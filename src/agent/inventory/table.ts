@@ -1,0 +1,64 @@
+/**
+ * One declarative spec per inventory table: its columns (name, SQLite type, description), its
+ * examples (which run as tests and appear in docs/tables.md), and the function that produces its
+ * rows. Tables read the host through `CollectContext.root`, so that tests can point a table at a
+ * fixture tree (an rpm database, jar files, a corrupt dpkg status) instead of the real host.
+ *
+ * A table never throws for bad input on the host: an unreadable folder, an odd line, a huge or
+ * looping file becomes a warning (`ctx.warn`) and the row or file is skipped.
+ */
+
+/** SQLite column types. Booleans are INTEGER 0/1. */
+export type ColumnType = 'TEXT' | 'INTEGER' | 'REAL';
+
+export interface ColumnSpec {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly description: string;
+  /** The column may be NULL (a value the host does not have). Default false. */
+  readonly nullable?: boolean;
+}
+
+export interface TableExample {
+  readonly description: string;
+  readonly sql: string;
+}
+
+/** A row: column name to value; undefined and null are stored as NULL. */
+export type Row = Record<string, string | number | bigint | null | undefined>;
+
+export interface InventoryWarning {
+  readonly table: string;
+  /** A code from src/common/errors.ts, e.g. HADES_ERR_INVENTORY_SKIPPED. */
+  readonly code: string;
+  readonly message: string;
+  /** The file or folder concerned, relative to the context's root when under it. */
+  readonly path?: string;
+}
+
+export interface CollectContext {
+  /** The host's root folder: '/' on a host, a fixture folder in tests. Paths are joined to it. */
+  readonly root: string;
+  /** Where /proc is mounted: normally `${root}/proc`, '/proc' on a host. */
+  readonly proc: string;
+  /** Reports a skipped row or file; never throws. */
+  warn(code: string, message: string, path?: string): void;
+  /** Cancels a long collection (a query's timeout). */
+  readonly signal?: AbortSignal;
+  /** Largest file a table reads whole, in bytes; bigger files are skipped with a warning. */
+  readonly maxFileBytes: number;
+  /** SHA-256 of a file (hex), cached by (device, inode, size, mtime); undefined when unreadable. */
+  sha256(path: string): Promise<string | undefined>;
+}
+
+export interface TableSpec {
+  /** snake_case, unique. */
+  readonly name: string;
+  /** One or two sentences for docs/tables.md. */
+  readonly description: string;
+  readonly columns: readonly ColumnSpec[];
+  /** At least one; each runs as a test against the real host and must succeed. */
+  readonly examples: readonly TableExample[];
+  /** The rows as they are now. */
+  generate(ctx: CollectContext): Promise<Row[]>;
+}
