@@ -19,6 +19,7 @@ const lazy =
     pick(await load())(context, args, options);
 const serverCommands = () => import('./commands/server.js');
 const agentCommands = () => import('./commands/agent.js');
+const alertCommands = () => import('./commands/alerts.js');
 const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
 export interface CommandSpec {
@@ -135,7 +136,20 @@ export const commands: readonly CommandSpec[] = [
         .option('--json', 'NDJSON, one event per line'),
     run: lazy(serverCommands, (m) => m.search),
   },
-  { name: 'alerts list', summary: 'List alerts', planned: 'the rule engine' },
+  {
+    name: 'alerts list',
+    summary: 'List the alerts raised by the rule engine, newest first',
+    define: (c) =>
+      apiOptions(c)
+        .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '24h')
+        .option('--severity <severity>', 'least severity: info, low, medium, high, critical')
+        .option('--status <statuses>', 'comma-separated: new, acknowledged, resolved, false_positive')
+        .option('--rule <id>', 'one rule\'s alerts')
+        .option('--host <host>', 'one host\'s alerts')
+        .option('--limit <n>', 'most alerts', '100')
+        .option('--json', 'NDJSON, one alert per line: rule, severity, @timestamp, host, process of the triggering event'),
+    run: lazy(alertCommands, (m) => m.alertsList),
+  },
   { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
   { name: 'rules import-sigma', summary: 'Import Sigma rules from a folder', planned: 'the rule engine' },
   { name: 'query', summary: 'Run SQL over the host\'s inventory tables', planned: 'the asset inventory' },

@@ -392,8 +392,148 @@ export const errorCatalog = {
   },
   // Sigma import
   // Rule pack samples (hades rules test)
+  HADES_ERR_RULE_SAMPLE_INVALID: {
+    kind: 'input',
+    summary: 'A rule\'s sample event is not a valid partial event: an unknown field, a value of the wrong type, or no known `event.action`.',
+    remedy: 'Fix the sample at the position shown so that it looks like a real event; docs/events.md lists every field and its type.',
+  },
+  HADES_ERR_RULE_SAMPLE_FAILED: {
+    kind: 'input',
+    summary: 'A rule did not fire on one of its `match` samples, or fired on one of its `no_match` samples.',
+    remedy: 'Fix the rule\'s condition or exceptions, or the sample, until `hades rules test` passes.',
+  },
+  HADES_ERR_RULE_SAMPLE_MISSING: {
+    kind: 'input',
+    summary: 'Warning: a rule has no `match` sample or no `no_match` sample, so nothing proves that it fires, or that it stays quiet.',
+    remedy: 'Add `samples:` with at least one event it must match and one it must not.',
+  },
+  HADES_ERR_RULE_PACK_READ: {
+    kind: 'input',
+    summary: 'A rule file or folder could not be read (it does not exist, is not readable, or holds no .yaml file).',
+    remedy: 'Check the path given to `hades rules test`; a folder is searched for *.yaml and *.yml files.',
+  },
   // Alerts and alert outputs
+  HADES_ERR_ALERT_OUTPUT_CONFIG: {
+    kind: 'input',
+    summary: 'An alert output is configured inconsistently: its type\'s section is missing or another type\'s is present, its name is taken, its URL does not parse, or its TLS settings are incomplete.',
+    remedy: 'Fix the output at the key the message names; docs/alert-outputs.md describes every key.',
+  },
+  HADES_ERR_ALERT_OUTPUT_REFUSED: {
+    kind: 'environment',
+    summary: 'An alert output\'s receiver refused the connection (nothing listens on its port); alerts wait in the output\'s queue and are retried with backoff.',
+    remedy: 'Start the receiver or fix the host and port of the output; delivery resumes by itself.',
+  },
+  HADES_ERR_ALERT_OUTPUT_UNREACHABLE: {
+    kind: 'environment',
+    summary: 'An alert output\'s receiver could not be reached (unknown host, no route, connection reset or closed); alerts are retried with backoff.',
+    remedy: 'Check the receiver\'s address, DNS and the network path from the server; delivery resumes by itself.',
+  },
+  HADES_ERR_ALERT_OUTPUT_TIMEOUT: {
+    kind: 'environment',
+    summary: 'An alert output\'s receiver did not connect or answer within timeout_ms; the alert is retried with backoff.',
+    remedy: 'Check the receiver\'s load and the network; raise timeout_ms if the receiver is slow but working.',
+  },
+  HADES_ERR_ALERT_OUTPUT_BAD_STATUS: {
+    kind: 'environment',
+    summary: 'A webhook answered with a status other than 2xx: 5xx, 408 and 429 are retried, other statuses fail the alert at once.',
+    remedy: 'The message gives the status and the start of the answer; fix the URL or the headers (4xx) or the receiver (5xx).',
+  },
+  HADES_ERR_ALERT_OUTPUT_TLS: {
+    kind: 'environment',
+    summary: 'TLS towards an alert output\'s receiver failed (its certificate is not trusted or does not name the host, the handshake failed), or the CA, certificate or key file could not be read.',
+    remedy: 'Give the CA that issued the receiver\'s certificate in tls.ca_file and connect with a name the certificate carries; check that the files are readable PEM.',
+  },
+  HADES_ERR_ALERT_OUTPUT_WRITE: {
+    kind: 'environment',
+    summary: 'The file alert output could not open, write or rotate its file; the alert is retried with backoff.',
+    remedy: 'Check the folder\'s disk space and permissions.',
+  },
+  HADES_ERR_ALERT_OUTPUT_DROPPED: {
+    kind: 'environment',
+    summary: 'Alerts were dropped by an output: its queue was full (the oldest go first), or alerts were still queued when the server stopped.',
+    remedy: 'Bring the receiver back, or raise the output\'s queue if outages are expected; the dropped count is in the output\'s counters.',
+  },
+  HADES_ERR_RULES_RELOAD: {
+    kind: 'input',
+    summary: 'The rules were loaded again but have errors, so the rules already running stay in force.',
+    remedy: 'Fix the problems listed (file, line, column, code) and reload; `hades rules test FILE` checks a file first.',
+  },
+  HADES_ERR_RULES_READ: {
+    kind: 'environment',
+    summary: 'A rule folder or file named in the configuration could not be read.',
+    remedy: 'Check that the path exists and is readable by the server.',
+  },
   // Inventory tables and SQL
+  HADES_ERR_INVENTORY_UNREADABLE: {
+    kind: 'environment',
+    summary: 'Warning: a file or folder an inventory table reads could not be read (permissions, vanished, not a file); what it would have given is missing from the table.',
+    remedy: 'Run the query as root, or check the path the warning names.',
+  },
+  HADES_ERR_INVENTORY_MALFORMED: {
+    kind: 'environment',
+    summary: 'Warning: a line or record of a host file did not parse (an odd line, a truncated record); that row is skipped and the others are kept.',
+    remedy: 'Look at the file and line the warning names; fix the file if it is damaged.',
+  },
+  HADES_ERR_INVENTORY_FILE_TOO_BIG: {
+    kind: 'environment',
+    summary: 'Warning: a file is larger than an inventory table reads whole; it is skipped (or only its end is read).',
+    remedy: 'Check why the file is so large; the limit keeps the collector\'s memory bounded.',
+  },
+  HADES_ERR_INVENTORY_LOOP: {
+    kind: 'environment',
+    summary: 'Warning: a symbolic link loop, an include cycle or a walk deeper than the limit was found; the repeated part is skipped.',
+    remedy: 'Look at the path the warning names; a loop planted in a system folder deserves a look.',
+  },
+  HADES_ERR_INVENTORY_SKIPPED: {
+    kind: 'environment',
+    summary: 'Warning: an inventory table skipped a row or a source for a reason other than the more specific codes.',
+    remedy: 'The message says what was skipped and why.',
+  },
+  HADES_ERR_INVENTORY_TABLE_FAILED: {
+    kind: 'bug',
+    summary: 'Warning: an inventory table failed unexpectedly while collecting; it is empty for this query, the other tables are not affected.',
+    remedy: 'Report it with the message; the query can be run again.',
+  },
+  HADES_ERR_QUERY_SYNTAX: {
+    kind: 'input',
+    summary: 'The SQL does not parse, or holds more than one statement.',
+    remedy: 'Fix the SQL near the place the message names; run one statement at a time.',
+  },
+  HADES_ERR_QUERY_UNKNOWN_TABLE: {
+    kind: 'input',
+    summary: 'The SQL names a table that is not an inventory table.',
+    remedy: 'The message suggests the closest table; `hades query --tables` and docs/tables.md list them all.',
+  },
+  HADES_ERR_QUERY_UNKNOWN_COLUMN: {
+    kind: 'input',
+    summary: 'The SQL names a column that none of its tables has.',
+    remedy: 'docs/tables.md lists each table\'s columns; the message suggests the closest one.',
+  },
+  HADES_ERR_QUERY_NOT_READ_ONLY: {
+    kind: 'input',
+    summary: 'The statement is not a read (INSERT, UPDATE, DELETE, CREATE, ATTACH, PRAGMA assignments, transactions): inventory queries only read.',
+    remedy: 'Use a SELECT (or WITH ... SELECT) statement.',
+  },
+  HADES_ERR_QUERY_TIMEOUT: {
+    kind: 'input',
+    summary: 'The query did not finish within its timeout; collecting its tables or running the SQL took too long.',
+    remedy: 'Narrow the query (fewer tables, a WHERE clause, no large cross joins) or give it a longer timeout.',
+  },
+  HADES_ERR_QUERY_FAILED: {
+    kind: 'input',
+    summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle).',
+    remedy: 'The message carries SQLite\'s reason; fix the SQL accordingly.',
+  },
+  HADES_ERR_QUERY_PARAMS: {
+    kind: 'input',
+    summary: 'A query or inventory task from the server has missing or out-of-range parameters.',
+    remedy: 'Send `sql` (or `table`) and keep timeout_s, max_rows and max_bytes within the ranges docs/plugins.md gives.',
+  },
+  HADES_ERR_QUERY_UNAVAILABLE: {
+    kind: 'environment',
+    summary: 'No inventory collector can run the query: it is turned off (plugins.inventory.enabled), failed, restarting, or has too many queries waiting.',
+    remedy: 'Check `hades agent status` for the inventory plugin; enable it, or retry when it is running.',
+  },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',

@@ -14,6 +14,9 @@ import { AgentConfigSchema, parseConfig } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { SEVERITIES } from '../rules/index.js';
+import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
+import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
 export interface Principal {
@@ -60,6 +63,15 @@ export interface ApiPorts {
   createApiToken(request: { name: string; role: Role; createdBy: string }): { id: string; token: string };
   listApiTokens(): unknown[];
   revokeApiToken(id: string): void;
+  searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
+  getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
+  triageAlert(id: string, change: { status?: AlertStatus; assignee?: string | null }): Alert | undefined;
+  commentAlert(id: string, author: string, text: string): AlertComment | undefined;
+  listRules(): unknown;
+  reloadRules(): Promise<unknown>;
+  listSuppressions(includeExpired: boolean): Suppression[];
+  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }): Suppression;
+  deleteSuppression(id: string): boolean;
 }
 
 export interface ApiOptions {
@@ -167,7 +179,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return value;
   };
   const route = <Q extends TSchema, B extends TSchema, P extends TSchema>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     url: string,
     spec: { summary: string; tags: string[]; querystring?: Q; body?: B; params?: P; response?: TSchema; public?: boolean },
     handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
@@ -332,6 +344,142 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ...(q.order ? { order: q.order } : {}),
     };
     return ports.searchEvents(query);
+  });
+
+  // Alerts.
+  const Statuses = Type.Union(ALERT_STATUSES.map((s) => Type.Literal(s)));
+  const Severities = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
+  route(
+    'GET',
+    '/api/v1/alerts',
+    {
+      summary: 'Alerts, newest first, with keyset pagination (`next` is the cursor of the following page).',
+      tags: ['alerts'],
+      querystring: Type.Object(
+        {
+          since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+          until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default now.' })),
+          status: Type.Optional(Type.String({ maxLength: 128, description: `Comma-separated statuses: ${ALERT_STATUSES.join(', ')}.` })),
+          severity: Type.Optional(Severities),
+          rule: Type.Optional(Type.String({ maxLength: 256 })),
+          host: Type.Optional(Type.String({ maxLength: 256 })),
+          limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
+          cursor: Type.Optional(Type.String({ maxLength: 512 })),
+        },
+        { additionalProperties: false },
+      ),
+    },
+    (request) => {
+      who(request, 'read-only');
+      const q = request.query;
+      const now = Date.now();
+      const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const s of status ?? []) {
+        if (!(ALERT_STATUSES as readonly string[]).includes(s)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown status '${s}' (${ALERT_STATUSES.join(', ')})`);
+      }
+      return ports.searchAlerts({
+        since: parseSince(q.since ?? '24h', now),
+        until: q.until ? parseSince(q.until, now) : now,
+        ...(status ? { status: status as AlertStatus[] } : {}),
+        ...(q.severity ? { minSeverity: q.severity } : {}),
+        ...(q.rule ? { ruleId: q.rule } : {}),
+        ...(q.host ? { host: q.host } : {}),
+        limit: q.limit,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
+    },
+  );
+  route('GET', '/api/v1/alerts/:id', { summary: 'One alert with its events, process ancestry, host context and comments.', tags: ['alerts'], params: Id }, (request) => {
+    who(request, 'read-only');
+    return found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
+  });
+  route(
+    'PATCH',
+    '/api/v1/alerts/:id',
+    {
+      summary: 'Triage an alert: its status and assignee.',
+      tags: ['alerts'],
+      params: Id,
+      body: Type.Object({ status: Type.Optional(Statuses), assignee: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
+    },
+    (request) => {
+      const principal = who(request, 'analyst');
+      const alert = found(ports.triageAlert(request.params.id, request.body), `alert ${request.params.id}`);
+      ports.audit(principal, 'alert.triage', request.params.id, request.body);
+      return alert;
+    },
+  );
+  route(
+    'POST',
+    '/api/v1/alerts/:id/comments',
+    { summary: 'Comment on an alert.', tags: ['alerts'], params: Id, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    (request) => {
+      const principal = who(request, 'analyst');
+      return found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
+    },
+  );
+  route(
+    'GET',
+    '/api/v1/suppressions',
+    { summary: 'Alert suppressions in force (all, with `expired=true`).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
+    (request) => {
+      who(request, 'read-only');
+      return { suppressions: ports.listSuppressions(request.query.expired) };
+    },
+  );
+  route(
+    'POST',
+    '/api/v1/suppressions',
+    {
+      summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
+      tags: ['alerts'],
+      body: Type.Object(
+        {
+          rule: Type.String({ minLength: 1, maxLength: 256 }),
+          host: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+          field: Type.Optional(Type.String({ pattern: '^[A-Za-z@_][A-Za-z0-9_.@]{0,127}$' })),
+          value: Type.Optional(Type.String({ maxLength: 4096 })),
+          for: Type.String({ pattern: '^\\d+(s|m|h|d)$', description: 'How long: 30m, 8h, 30d (at most 365d).' }),
+          reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '\\S' }),
+        },
+        { additionalProperties: false },
+      ),
+    },
+    (request) => {
+      const principal = who(request, 'analyst');
+      const now = Date.now();
+      const duration = now - parseSince(request.body.for, now);
+      if (duration < 1000 || duration > 365 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `for must be between 1s and 365d (got ${request.body.for})`);
+      const created = ports.addSuppression({
+        ruleId: request.body.rule,
+        host: request.body.host ?? null,
+        field: request.body.field ?? null,
+        value: request.body.value ?? null,
+        until: now + duration,
+        reason: request.body.reason,
+        createdBy: principal.name,
+      });
+      ports.audit(principal, 'suppression.create', created.id, { rule: created.rule_id, host: created.host, until: created.until });
+      return created;
+    },
+  );
+  route('DELETE', '/api/v1/suppressions/:id', { summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
+    const principal = who(request, 'analyst');
+    if (!ports.deleteSuppression(request.params.id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no suppression ${request.params.id}`);
+    ports.audit(principal, 'suppression.delete', request.params.id);
+    return { ok: true };
+  });
+
+  // Rules.
+  route('GET', '/api/v1/rules', { summary: 'The loaded rules with their counters, and the problems of the last load.', tags: ['rules'] }, (request) => {
+    who(request, 'read-only');
+    return ports.listRules();
+  });
+  route('POST', '/api/v1/rules/reload', { summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'] }, async (request) => {
+    const principal = who(request, 'admin');
+    const state = await ports.reloadRules();
+    ports.audit(principal, 'rules.reload');
+    return state;
   });
 
   // Tokens.

@@ -29,8 +29,11 @@ export interface IngestResult {
 export interface GatewayHooks {
   /** Maps a verified peer certificate to an agent; throws HADES_ERR_AGENT_UNKNOWN / _REVOKED. */
   authorize(peer: PeerCertificate): { agentId: string };
-  /** Stores checked events; throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent). */
-  ingest(agentId: string, events: Record<string, unknown>[]): IngestResult | Promise<IngestResult>;
+  /**
+   * Stores checked events; throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
+   * `arrived`: when the batch was received (ms), before it waited its turn.
+   */
+  ingest(agentId: string, events: Record<string, unknown>[], arrived: number): IngestResult | Promise<IngestResult>;
   onHello?(agentId: string, hello: HelloMessage): void;
   onHeartbeat?(agentId: string, health: unknown): void;
   onTaskResult?(agentId: string, taskId: string, status: string, result: unknown): void;
@@ -220,9 +223,10 @@ export class Gateway {
 
   private async batch(agentId: string, stream: Stream, batch: BatchMessage): Promise<void> {
     const { last_seq: lastSeq } = batch;
+    const arrived = Date.now();
     let checked: CheckedBatch;
     try {
-      checked = await this.inTurn(() => this.checkAndIngest(agentId, batch));
+      checked = await this.inTurn(() => this.checkAndIngest(agentId, batch, arrived));
     } catch (error) {
       // Not stored: no Ack, the agent keeps the batch and sends it again.
       this.nack(stream, lastSeq, toHadesError(error), false);
@@ -250,7 +254,7 @@ export class Gateway {
   }
 
   /** Checks a batch line by line and hands the valid events to the store (throws when it cannot). */
-  private checkAndIngest(agentId: string, batch: BatchMessage): CheckedBatch {
+  private checkAndIngest(agentId: string, batch: BatchMessage, arrived: number): CheckedBatch {
     const text = batch.ndjson.toString('utf8');
     const lines = text.split('\n').filter((l) => l.length > 0);
     if (lines.length > MAX_BATCH_EVENTS) {
@@ -278,7 +282,7 @@ export class Gateway {
     if (lines.length > 0 && events.length === 0) {
       return { rejected, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`) };
     }
-    return { rejected, stored: this.options.hooks.ingest(agentId, events) };
+    return { rejected, stored: this.options.hooks.ingest(agentId, events, arrived) };
   }
 
   async close(): Promise<void> {

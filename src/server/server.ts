@@ -2,8 +2,9 @@
  * The server: owns every long-lived part of `hades server` and wires them. Start: the database
  * (SQLite in WAL mode), the CA and server certificate, the fleet registry, tokens and the audit
  * log, the event store (and the raw archive when on), the CMDB, the agent gateway (gRPC over
- * mutual TLS) and the REST API (HTTPS). Events flow gateway -> CMDB enrichment -> store, and
- * each batch is acknowledged after its commit. Stop, in reverse; every timer and socket closes.
+ * mutual TLS) and the REST API (HTTPS). Events flow gateway -> CMDB enrichment -> store ->
+ * detection (rules -> alerts -> alert outputs), and each batch is acknowledged after its commit.
+ * Stop, in reverse; every timer and socket closes.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -11,6 +12,10 @@ import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
 import { Logger } from '../runtime/log.js';
+import { Detector } from './alerts/detector.js';
+import { ruleSource, type SigmaConverter } from './alerts/rule-source.js';
+import { AlertStore } from './alerts/store.js';
+import type { Alert } from './alerts/types.js';
 import { buildApi, type ApiPorts, type Role } from './api.js';
 import { Cmdb } from './cmdb.js';
 import { openDatabase, type Db } from './db.js';
@@ -35,6 +40,8 @@ export interface ServerOptions {
   readonly config: ServerConfig;
   readonly version: string;
   readonly stderr?: NodeJS.WritableStream;
+  /** Converts Sigma folders (rules.sigma_dirs); given by the command that starts the server. */
+  readonly sigma?: SigmaConverter;
 }
 
 export interface ServerAddresses {
@@ -61,6 +68,10 @@ export class HadesServer {
   private apiTokens: ApiTokens | undefined;
   private auditLog: AuditLog | undefined;
   private cmdb: Cmdb | undefined;
+  private alerts: AlertStore | undefined;
+  private detector: Detector | undefined;
+  /** Called with each new alert (the alert outputs). */
+  private publish: ((alert: Alert) => void) | undefined;
   private gateway: Gateway | undefined;
   private api: FastifyInstance | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -103,6 +114,18 @@ export class HadesServer {
     this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
     this.cmdb.start();
+    this.alerts = new AlertStore(db);
+    this.detector = new Detector({
+      rules: ruleSource(config.rules, this.options.sigma),
+      store: this.alerts,
+      events: this.store,
+      publish: (alert) => this.publish?.(alert),
+      dedupWindowMs: config.alerts.dedup_window_s * 1000,
+      maxEvents: config.alerts.max_events,
+      log: this.log.child({ component: 'detection' }),
+    });
+    await this.detector.start();
+    const detector = this.detector;
 
     const pki = this.pki;
     const registry = this.registry;
@@ -121,7 +144,7 @@ export class HadesServer {
           registry.authorize(identity.agentId, identity.fingerprint);
           return { agentId: identity.agentId };
         },
-        ingest: (agentId, events) => {
+        ingest: (agentId, events, arrived) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
           for (const event of events) {
@@ -130,7 +153,10 @@ export class HadesServer {
             if (meta) event['hades'] = { ...hades, cmdb: meta };
             else if (hades && 'cmdb' in hades) delete hades['cmdb'];
           }
-          return store.insertBatch(agentId, events);
+          const result = store.insertBatch(agentId, events);
+          // Duplicates were seen before: only what was stored now goes through the rules.
+          detector.process(agentId, result.stored === events.length ? events : result.storedIndexes.map((i) => events[i] as Record<string, unknown>), arrived);
+          return result;
         },
         onHello: (agentId, hello) => registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version }),
         onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
@@ -193,6 +219,8 @@ export class HadesServer {
         .catch((error: unknown) => this.log.error('retention failed', { err: error }));
       void this.archive?.enforceRetention({ maxAgeDays: store.archive.retention_days }).catch((error: unknown) => this.log.error('archive retention failed', { err: error }));
       this.registry?.expireOverdue(Date.now());
+      const deleted = this.alerts?.deleteOlderThan(Date.now() - this.options.config.alerts.retention_days * 86_400_000) ?? 0;
+      if (deleted > 0) this.log.info('alert retention', { deleted });
     } catch (error) {
       this.log.error('housekeeping failed', { err: error });
     }
@@ -205,6 +233,8 @@ export class HadesServer {
     const auditLog = this.auditLog!;
     const pki = this.pki!;
     const store = this.store!;
+    const alerts = this.alerts!;
+    const detector = this.detector!;
     return {
       authenticate: (bearer) => apiTokens.authenticate(bearer),
       authorize: (principal, needed: Role) => apiTokens.authorize(principal, needed),
@@ -274,6 +304,19 @@ export class HadesServer {
         if (!apiTokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
         apiTokens.revoke(id);
       },
+      searchAlerts: (query) => alerts.search(query),
+      getAlert: (id) => alerts.get(id),
+      triageAlert: (id, change) => alerts.triage(id, change),
+      commentAlert: (id, author, text) => alerts.comment(id, author, text),
+      listRules: () => {
+        const { info, stats } = detector.ruleList();
+        const counters = new Map(stats.map((s) => [s.id, s]));
+        return { ...detector.rules, detection: detector.stats(), list: info.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
+      },
+      reloadRules: () => detector.reload(),
+      listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
+      addSuppression: (input) => alerts.addSuppression(input),
+      deleteSuppression: (id) => alerts.deleteSuppression(id),
     };
   }
 
@@ -285,12 +328,19 @@ export class HadesServer {
 
   /** Status for the CLI and tests. */
   stats() {
-    return { gateway: this.gateway?.stats, store: this.store?.stats() };
+    return { gateway: this.gateway?.stats, store: this.store?.stats(), detection: this.detector?.stats() };
+  }
+
+  /** Loads the rules again (SIGHUP, the API); the running rules stay when the new ones have errors. */
+  reloadRules() {
+    if (!this.detector) throw new HadesError('HADES_ERR_INTERNAL', 'the server is not started');
+    return this.detector.reload();
   }
 
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.detector?.close();
     await this.api?.close();
     this.api = undefined;
     await this.gateway?.close();

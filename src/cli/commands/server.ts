@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, ServerConfigSchema } from '../../common/config/index.js';
-import { HadesError } from '../../common/errors.js';
+import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
@@ -21,14 +21,28 @@ const waitForSignal = (context: CliContext, also?: AbortSignal) =>
     also?.addEventListener('abort', () => resolve(), { once: true });
   });
 
+/** SIGHUP loads the rules again; returns what removes the handler. */
+function reloadOnHangup(context: CliContext, server: HadesServer): () => void {
+  const onHangup = (): void => {
+    server.reloadRules().then(
+      (state) => context.stderr.write(`hades: rules reloaded: ${state.enabled} enabled of ${state.rules}\n`),
+      (error: unknown) => context.stderr.write(`hades: ${toHadesError(error).toLine()}\n`),
+    );
+  };
+  process.on('SIGHUP', onHangup);
+  return () => process.off('SIGHUP', onHangup);
+}
+
 export async function serverRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const { config } = await loadServerConfig(options);
   const server = new HadesServer({ config, version, stderr: context.stderr });
   const addresses = await server.start();
   context.stderr.write(`hades: server listening: API ${addresses.api}, agent gateway ${addresses.gateway}; admin token in ${path.join(config.data_dir, 'admin.token')}\n`);
+  const stopReloading = reloadOnHangup(context, server);
   try {
     await waitForSignal(context);
   } finally {
+    stopReloading();
     await server.stop();
   }
   return exitStatus.ok;
@@ -150,6 +164,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', parsed.problems.map((p) => p.message).join('; '));
   const server = new HadesServer({ config: parsed.config, version, stderr: context.stderr });
   const addresses = await server.start();
+  const stopReloading = reloadOnHangup(context, server);
   const agentDir = path.join(root, 'agent');
   mkdirSync(agentDir, { recursive: true, mode: 0o700 });
   const agentConfigFile = path.join(agentDir, 'agent.yaml');
@@ -187,7 +202,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         `  admin token:    ${addresses.adminToken}`,
         `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
         '',
-        'Try, in another terminal:  npx hades agents list   |   npx hades search --since 5m --action exec',
+        'Try, in another terminal:  npx hades agents list   |   npx hades search --since 5m --action exec   |   npx hades alerts list',
         'Ctrl-C stops everything.',
         '',
       ].join('\n'),
@@ -199,6 +214,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
       child.kill('SIGTERM');
       await exited;
     }
+    stopReloading();
     await server.stop();
   }
   return exitStatus.ok;

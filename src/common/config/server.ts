@@ -68,6 +68,35 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Host metadata attached to events and hosts.' },
     ),
+    rules: Type.Object(
+      {
+        default_pack: Type.Boolean({ default: true, description: 'Load the default rule pack shipped with Hades (rules/).' }),
+        dirs: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+          default: [],
+          maxItems: 64,
+          description: 'Folders (or files) of Hades rule files (*.yaml, *.yml), loaded after the default pack: their lists and macros can use the pack\'s, and their overrides can change its rules.',
+        }),
+        sigma_dirs: Type.Array(Type.String({ minLength: 1, pattern: '^/' }), {
+          default: [],
+          maxItems: 64,
+          description: 'Folders of Sigma rules, converted at load (docs/sigma.md); rules that cannot be supported are reported and skipped.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'The rules of the detection engine. SIGHUP or POST /api/v1/rules/reload loads them again.' },
+    ),
+    alerts: Type.Object(
+      {
+        dedup_window_s: Type.Integer({
+          minimum: 0,
+          maximum: 604_800,
+          default: 600,
+          description: 'A match of the same rule on the same host about the same thing (executable, command line, file, destination, DNS name) within this many seconds of the alert\'s last event is folded into it (0: never).',
+        }),
+        max_events: Type.Integer({ minimum: 1, maximum: 1000, default: 20, description: 'Most triggering events kept in one alert.' }),
+        retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Alerts first raised longer ago than this are deleted.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Alerts: deduplication and retention.' },
+    ),
     log: LogConfig,
   },
   { additionalProperties: false, description: 'Configuration of the Hades server.' },

@@ -68,6 +68,8 @@ export interface InsertResult {
   readonly stored: number;
   /** Events already in the store (same `event.id`), dropped. */
   readonly duplicates: number;
+  /** Positions in the batch of the events written (the others were duplicates), in order. */
+  readonly storedIndexes: readonly number[];
 }
 
 export interface SearchResult {
@@ -118,6 +120,7 @@ interface BatchOutcome {
   stored: number;
   first: Row | undefined;
   readonly lines: string[] | undefined;
+  readonly indexes: number[];
 }
 
 const INSERT_SQL =
@@ -247,6 +250,7 @@ export class EventStore {
   readonly #onStored: ((lines: readonly string[]) => void) | undefined;
   readonly #now: () => number;
   readonly #walFile: string | undefined;
+  #byId: Statement<[string], { event: string }> | undefined;
 
   constructor(db: Db, options: EventStoreOptions = {}) {
     this.#db = db;
@@ -262,10 +266,12 @@ export class EventStore {
     this.#committed = db.prepare<[string, number, string], { n: number }>('SELECT count(*) AS n FROM events WHERE event_id = ? AND ingested = ? AND agent_id = ?');
     const insert = this.#insert;
     const transaction = db.transaction((rows: readonly Row[], outcome: BatchOutcome): void => {
-      for (const row of rows) {
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as Row;
         if (insert.run(row).changes === 1) {
           outcome.first ??= row;
           outcome.stored++;
+          outcome.indexes.push(i);
           outcome.lines?.push(row[14]);
         }
       }
@@ -283,12 +289,12 @@ export class EventStore {
    */
   insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[]): InsertResult {
     if (typeof agentId !== 'string' || agentId.length === 0) throw new HadesError('HADES_ERR_INTERNAL', 'insertBatch needs the id of the agent that sent the batch');
-    if (batch.length === 0) return { stored: 0, duplicates: 0 };
+    if (batch.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [] };
     const ingestedMs = this.#now();
     const ingestedIso = new Date(ingestedMs).toISOString();
     const rows = new Array<Row>(batch.length);
     for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso);
-    const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [] };
+    const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [], indexes: [] };
     try {
       this.#insertBatch(rows, outcome);
     } catch (error) {
@@ -297,7 +303,7 @@ export class EventStore {
       if (!this.#isCommitted(outcome.first)) throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
     }
     if (outcome.lines !== undefined && outcome.lines.length > 0) this.#onStored?.(outcome.lines);
-    return { stored: outcome.stored, duplicates: rows.length - outcome.stored };
+    return { stored: outcome.stored, duplicates: rows.length - outcome.stored, storedIndexes: outcome.indexes };
   }
 
   #isCommitted(row: Row | undefined): boolean {
@@ -310,6 +316,18 @@ export class EventStore {
   }
 
   /** One page of events matching the query (see EventQuery); throws HADES_ERR_STORE_QUERY on bad input. */
+  /** The stored events with these `event.id`s (unknown ids are skipped), in the order given. */
+  byIds(ids: readonly string[]): Record<string, unknown>[] {
+    if (ids.length === 0) return [];
+    this.#byId ??= this.#db.prepare<[string], { event: string }>('SELECT event FROM events WHERE event_id = ?');
+    const events: Record<string, unknown>[] = [];
+    for (const id of ids) {
+      const row = this.#byId.get(id);
+      if (row !== undefined) events.push(JSON.parse(row.event) as Record<string, unknown>);
+    }
+    return events;
+  }
+
   search(query: EventQuery): SearchResult {
     const built = buildQuery(query);
     let rows: { id: number; time: number; event: string }[];

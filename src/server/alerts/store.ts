@@ -1,0 +1,354 @@
+/**
+ * The alert store: alerts, their triage (status, assignee, comments) and suppressions, in the
+ * server's database (db.ts).
+ *
+ * - Deduplication: an alert has a key (rule, host, and what the triggering event was about, see
+ *   `dedupKey` in detector.ts). A match whose key has an alert whose last event is within the
+ *   window is folded into it: `count` grows, `last_seen` moves, its event is appended (up to a
+ *   bound) and no new alert is raised. An alert already resolved or marked false positive is not
+ *   reopened by folding: a new one is raised.
+ * - Suppression: an analyst silences a rule (or every rule, `*`) on one host or all, optionally
+ *   only when a field of the event has a value, until a time. Suppressed matches are counted,
+ *   not stored.
+ * - Search: newest first, by time, status, severity, rule, host; keyset pages.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Statement } from 'better-sqlite3';
+import { HadesError } from '../../common/errors.js';
+import { SEVERITIES, type Severity } from '../../rules/index.js';
+import { migrate, type Db } from '../db.js';
+import { ALERT_STATUSES, type Alert, type AlertStatus } from './types.js';
+
+export const ALERTS_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE alerts (
+     seq INTEGER PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     time INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     rule_id TEXT NOT NULL,
+     severity INTEGER NOT NULL,
+     agent_id TEXT NOT NULL,
+     host TEXT NOT NULL,
+     status TEXT NOT NULL DEFAULT 'new',
+     assignee TEXT,
+     dedup_key TEXT NOT NULL,
+     count INTEGER NOT NULL DEFAULT 1,
+     updated INTEGER NOT NULL,
+     doc TEXT NOT NULL
+   );
+   CREATE INDEX alerts_time ON alerts (time);
+   CREATE INDEX alerts_status_time ON alerts (status, time);
+   CREATE INDEX alerts_rule_time ON alerts (rule_id, time);
+   CREATE INDEX alerts_host_time ON alerts (host, time);
+   CREATE INDEX alerts_dedup ON alerts (dedup_key, last_seen);
+   CREATE TABLE alert_comments (
+     id INTEGER PRIMARY KEY,
+     alert_id TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+     time INTEGER NOT NULL,
+     author TEXT NOT NULL,
+     text TEXT NOT NULL
+   );
+   CREATE INDEX alert_comments_alert ON alert_comments (alert_id, id);
+   CREATE TABLE alert_suppressions (
+     id TEXT PRIMARY KEY,
+     rule_id TEXT NOT NULL,
+     host TEXT,
+     field TEXT,
+     value TEXT,
+     until INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created INTEGER NOT NULL,
+     hits INTEGER NOT NULL DEFAULT 0
+   );`,
+];
+
+/** Severity order: info 0 ... critical 4. */
+export const severityRank = (severity: Severity): number => SEVERITIES.indexOf(severity);
+
+export interface NewAlert {
+  readonly alert: Alert;
+  readonly dedupKey: string;
+}
+
+export interface FoldResult {
+  /** The alert the match was folded into, or undefined when a new one must be raised. */
+  readonly folded: Alert | undefined;
+}
+
+export interface AlertQuery {
+  readonly since?: number;
+  readonly until?: number;
+  readonly status?: readonly AlertStatus[];
+  /** Least severity. */
+  readonly minSeverity?: Severity;
+  readonly ruleId?: string;
+  readonly host?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+export interface AlertComment {
+  readonly id: number;
+  readonly time: string;
+  readonly author: string;
+  readonly text: string;
+}
+
+export interface Suppression {
+  readonly id: string;
+  readonly rule_id: string;
+  readonly host: string | null;
+  readonly field: string | null;
+  readonly value: string | null;
+  readonly until: string;
+  readonly reason: string;
+  readonly created_by: string;
+  readonly created: string;
+  readonly hits: number;
+}
+
+interface AlertRow {
+  seq: number;
+  doc: string;
+  status: string;
+  assignee: string | null;
+  count: number;
+  last_seen: number;
+}
+
+interface SuppressionRow {
+  id: string;
+  rule_id: string;
+  host: string | null;
+  field: string | null;
+  value: string | null;
+  until: number;
+  reason: string;
+  created_by: string;
+  created: number;
+  hits: number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** An alert row back to its document, with its current triage state and count. */
+function toAlert(row: AlertRow): Alert {
+  const doc = JSON.parse(row.doc) as Alert;
+  return { ...doc, status: row.status as AlertStatus, assignee: row.assignee, count: row.count, last_seen: iso(row.last_seen) };
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`a:${seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const match = /^a:(\d{1,15})$/.exec(text);
+  if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the cursor is not one this server gave');
+  return Number(match[1]);
+}
+
+export class AlertStore {
+  readonly #db: Db;
+  readonly #insert: Statement;
+  readonly #findFold: Statement<[string, number], AlertRow>;
+  readonly #fold: Statement<[number, number, string, number, number]>;
+  readonly #get: Statement<[string], AlertRow>;
+  readonly #suppressions: Statement<[number], SuppressionRow>;
+  readonly #hit: Statement<[string]>;
+  /** Active suppressions, refreshed when they change and when one expires. */
+  #active: SuppressionRow[] | undefined;
+  #activeUntil = 0;
+
+  constructor(db: Db) {
+    this.#db = db;
+    try {
+      migrate(db, 'alerts', ALERTS_MIGRATIONS);
+    } catch (error) {
+      throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the alerts tables of ${db.name}: ${(error as Error).message}`, { cause: error });
+    }
+    this.#insert = db.prepare(
+      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
+    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ? WHERE seq = ?');
+    this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE id = ?');
+    this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
+    this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
+  }
+
+  /** Inserts a new alert. */
+  insert({ alert, dedupKey }: NewAlert): void {
+    const time = Date.parse(alert['@timestamp']);
+    this.#insert.run(
+      alert.id,
+      time,
+      Date.parse(alert.last_seen),
+      alert.rule.id,
+      severityRank(alert.rule.severity),
+      alert.host.id,
+      alert.host.name,
+      alert.status,
+      dedupKey,
+      alert.count,
+      Date.now(),
+      JSON.stringify(alert),
+    );
+  }
+
+  /**
+   * Folds a match into the open alert with the same key whose last event is at or after
+   * `notBefore`; returns that alert, updated, or undefined when there is none.
+   */
+  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number): Alert | undefined {
+    const row = this.#findFold.get(dedupKey, notBefore);
+    if (row === undefined) return undefined;
+    const doc = JSON.parse(row.doc) as Alert;
+    const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
+    const updated: Alert = { ...doc, events, count: row.count + 1, last_seen: iso(Math.max(row.last_seen, eventTime)) };
+    this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), row.seq);
+    return { ...updated, status: row.status as AlertStatus, assignee: row.assignee };
+  }
+
+  get(id: string): (Alert & { comments: AlertComment[] }) | undefined {
+    const row = this.#get.get(id);
+    if (row === undefined) return undefined;
+    const comments = this.#db.prepare<[string], { id: number; time: number; author: string; text: string }>('SELECT id, time, author, text FROM alert_comments WHERE alert_id = ? ORDER BY id').all(id);
+    return { ...toAlert(row), comments: comments.map((c) => ({ id: c.id, time: iso(c.time), author: c.author, text: c.text })) };
+  }
+
+  search(query: AlertQuery): { alerts: Alert[]; next?: string } {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.since !== undefined) {
+      where.push('time >= ?');
+      params.push(query.since);
+    }
+    if (query.until !== undefined) {
+      where.push('time <= ?');
+      params.push(query.until);
+    }
+    if (query.status !== undefined && query.status.length > 0) {
+      where.push(`status IN (${query.status.map(() => '?').join(', ')})`);
+      params.push(...query.status);
+    }
+    if (query.minSeverity !== undefined) {
+      where.push('severity >= ?');
+      params.push(severityRank(query.minSeverity));
+    }
+    if (query.ruleId !== undefined) {
+      where.push('rule_id = ?');
+      params.push(query.ruleId);
+    }
+    if (query.host !== undefined) {
+      where.push('host = ?');
+      params.push(query.host);
+    }
+    if (query.cursor !== undefined) {
+      where.push('seq < ?');
+      params.push(decodeCursor(query.cursor));
+    }
+    const limit = Math.min(Math.max(query.limit ?? 100, 1), 10_000);
+    const sql = `SELECT seq, doc, status, assignee, count, last_seen FROM alerts${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit + 1}`;
+    const rows = this.#db.prepare<(string | number)[], AlertRow>(sql).all(...params);
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return rows.length > limit && last !== undefined ? { alerts: page.map(toAlert), next: encodeCursor(last.seq) } : { alerts: page.map(toAlert) };
+  }
+
+  /** Sets the triage state; returns the updated alert or undefined when there is no such alert. */
+  triage(id: string, change: { status?: AlertStatus; assignee?: string | null }): Alert | undefined {
+    if (change.status !== undefined && !ALERT_STATUSES.includes(change.status)) {
+      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `status must be one of ${ALERT_STATUSES.join(', ')}`);
+    }
+    const sets: string[] = [];
+    const params: (string | number | null)[] = [];
+    if (change.status !== undefined) {
+      sets.push('status = ?');
+      params.push(change.status);
+    }
+    if (change.assignee !== undefined) {
+      sets.push('assignee = ?');
+      params.push(change.assignee);
+    }
+    if (sets.length > 0) {
+      sets.push('updated = ?');
+      params.push(Date.now(), id);
+      if (this.#db.prepare(`UPDATE alerts SET ${sets.join(', ')} WHERE id = ?`).run(...params).changes === 0) return undefined;
+    }
+    return this.get(id);
+  }
+
+  comment(id: string, author: string, text: string): AlertComment | undefined {
+    if (this.#get.get(id) === undefined) return undefined;
+    const time = Date.now();
+    const result = this.#db.prepare('INSERT INTO alert_comments (alert_id, time, author, text) VALUES (?, ?, ?, ?)').run(id, time, author, text);
+    return { id: Number(result.lastInsertRowid), time: iso(time), author, text };
+  }
+
+  // Suppressions
+
+  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }): Suppression {
+    if ((input.field == null) !== (input.value == null)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'a suppression needs both field and value, or neither');
+    const row: SuppressionRow = {
+      id: randomUUID(),
+      rule_id: input.ruleId,
+      host: input.host ?? null,
+      field: input.field ?? null,
+      value: input.value ?? null,
+      until: input.until,
+      reason: input.reason,
+      created_by: input.createdBy,
+      created: Date.now(),
+      hits: 0,
+    };
+    this.#db
+      .prepare('INSERT INTO alert_suppressions (id, rule_id, host, field, value, until, reason, created_by, created, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)')
+      .run(row.id, row.rule_id, row.host, row.field, row.value, row.until, row.reason, row.created_by, row.created);
+    this.#active = undefined;
+    return toSuppression(row);
+  }
+
+  listSuppressions(includeExpired = false): Suppression[] {
+    return this.#db
+      .prepare<[number], SuppressionRow>('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created')
+      .all(includeExpired ? 0 : Date.now())
+      .map(toSuppression);
+  }
+
+  deleteSuppression(id: string): boolean {
+    this.#active = undefined;
+    return this.#db.prepare('DELETE FROM alert_suppressions WHERE id = ?').run(id).changes > 0;
+  }
+
+  /**
+   * The suppression that silences this match, if any (and counts the hit). `read` gives a dotted
+   * field of the event as text.
+   */
+  suppressedBy(ruleId: string, host: string, read: (field: string) => string | undefined, now: number): string | undefined {
+    if (this.#active === undefined || now >= this.#activeUntil) {
+      this.#active = this.#suppressions.all(now);
+      this.#activeUntil = this.#active.reduce((soonest, s) => Math.min(soonest, s.until), now + 60_000);
+    }
+    for (const s of this.#active) {
+      if (s.rule_id !== '*' && s.rule_id !== ruleId) continue;
+      if (s.host !== null && s.host !== host) continue;
+      if (s.field !== null) {
+        if (read(s.field) !== s.value) continue;
+      }
+      this.#hit.run(s.id);
+      return s.id;
+    }
+    return undefined;
+  }
+
+  /** Deletes alerts first raised before `before` (ms); returns how many. */
+  deleteOlderThan(before: number): number {
+    return this.#db.prepare('DELETE FROM alerts WHERE time < ?').run(before).changes;
+  }
+}
+
+function toSuppression(row: SuppressionRow): Suppression {
+  return { ...row, until: iso(row.until), created: iso(row.created) };
+}

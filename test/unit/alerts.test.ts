@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, describe, it } from 'node:test';
+import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
+import { HadesError } from '../../src/common/errors.js';
+import { Logger } from '../../src/runtime/log.js';
+import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
+import { readRuleFiles, ruleSource } from '../../src/server/alerts/rule-source.js';
+import { AlertStore } from '../../src/server/alerts/store.js';
+import type { Alert } from '../../src/server/alerts/types.js';
+import { openDatabase } from '../../src/server/db.js';
+import { EventStore } from '../../src/server/store/events.js';
+
+const root = mkdtempSync(path.join(tmpdir(), 'hades-alerts-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
+let ids = 0;
+function ev(action: EventAction, time: number, change: (e: any) => void = () => undefined): Record<string, unknown> {
+  const e: any = structuredClone(exampleEvent(action));
+  e['@timestamp'] = new Date(time).toISOString();
+  e.event.id = `id-${++ids}`;
+  change(e);
+  return e;
+}
+
+const RULES = `
+rules:
+  - id: shell_under_web
+    title: Shell under a web server
+    severity: high
+    tags: [attack.t1505.003]
+    condition: event.action = exec and process.name in (sh, bash) and process.parent.name = nginx
+    output: "shell {process.executable} under {process.parent.name}"
+  - id: curl_seen
+    title: curl ran
+    severity: low
+    condition: event.action = exec and process.name = curl
+  - id: many_curls
+    type: threshold
+    title: Three curls
+    severity: medium
+    condition: event.action = exec and process.name = curl
+    count: 3
+    within: 60s
+    by: host.name
+`;
+
+const quiet = () => new Logger({ level: 'error', maxBytes: 1 << 20, maxFiles: 1, stream: new PassThrough() });
+
+function setup(text = RULES, options: { dedupWindowMs?: number; now?: () => number } = {}) {
+  const db = openDatabase(':memory:');
+  const events = new EventStore(db);
+  const store = new AlertStore(db);
+  const published: Alert[] = [];
+  let current: RuleSource = { files: [{ name: 'test.yaml', text }] };
+  const detector = new Detector({
+    rules: () => Promise.resolve(current),
+    store,
+    events,
+    publish: (alert) => published.push(alert),
+    dedupWindowMs: options.dedupWindowMs ?? 600_000,
+    maxEvents: 3,
+    log: quiet(),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const ingest = (batch: Record<string, unknown>[], arrived = Date.now()) => {
+    const result = events.insertBatch('agent-1', batch);
+    detector.process('agent-1', result.storedIndexes.map((i) => batch[i]!), arrived);
+    return result;
+  };
+  return { db, events, store, detector, published, ingest, setRules: (next: RuleSource) => (current = next) };
+}
+
+const webShell = (time: number, change: (e: any) => void = () => undefined) =>
+  ev('exec', time, (e) => {
+    e.process.name = 'bash';
+    e.process.executable = '/usr/bin/bash';
+    e.process.command_line = 'bash -i';
+    e.process.parent.name = 'nginx';
+    change(e);
+  });
+const curl = (time: number) =>
+  ev('exec', time, (e) => {
+    e.process.name = 'curl';
+    e.process.executable = '/usr/bin/curl';
+    e.process.command_line = 'curl http://127.0.0.1/x';
+  });
+
+describe('alerts: detection', () => {
+  it('raises an alert with the rule, host, process ancestry and the triggering event', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      ingest([webShell(T0)]);
+      assert.equal(published.length, 1);
+      const alert = published[0]!;
+      assert.equal(alert.rule.id, 'shell_under_web');
+      assert.equal(alert.rule.severity, 'high');
+      assert.deepEqual(alert.rule.tags, ['attack.t1505.003']);
+      assert.equal(alert.message, 'shell /usr/bin/bash under nginx');
+      assert.equal(alert.host.id, 'agent-1');
+      assert.equal(alert.host.name, (exampleEvent('exec') as any).host.name);
+      assert.equal(alert.status, 'new');
+      assert.equal(alert.events.length, 1);
+      assert.equal((alert.process as any).name, 'bash');
+      assert.ok(Array.isArray((alert.process as any).ancestors), 'the ancestry comes with the process');
+      const stored = store.get(alert.id);
+      assert.equal(stored?.rule.id, 'shell_under_web');
+      assert.deepEqual(stored?.comments, []);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('folds repeats of the same thing into one alert within the window, and counts them', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      ingest([webShell(T0), webShell(T0 + 1000), webShell(T0 + 2000), webShell(T0 + 3000)]);
+      assert.equal(published.length, 1, 'one alert raised');
+      const alert = store.get(published[0]!.id)!;
+      assert.equal(alert.count, 4);
+      assert.equal(alert.events.length, 3, 'events kept up to max_events');
+      assert.equal(alert.last_seen, new Date(T0 + 3000).toISOString());
+      assert.equal(detector.stats().deduplicated, 3);
+      // Another command line is another thing: a new alert.
+      ingest([webShell(T0 + 4000, (e) => (e.process.command_line = 'bash -c id'))]);
+      assert.equal(published.length, 2);
+      // After the window: a new alert.
+      ingest([webShell(T0 + 3000 + 600_001)]);
+      assert.equal(published.length, 3);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('does not fold into an alert already resolved or marked false positive', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      ingest([webShell(T0)]);
+      store.triage(published[0]!.id, { status: 'false_positive' });
+      ingest([webShell(T0 + 1000)]);
+      assert.equal(published.length, 2);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('a duplicate delivery raises nothing twice', async () => {
+    const { detector, published, ingest } = setup();
+    await detector.start();
+    try {
+      const event = webShell(T0);
+      ingest([event]);
+      const again = ingest([structuredClone(event)]);
+      assert.equal(again.duplicates, 1);
+      assert.equal(published.length, 1);
+      assert.equal(detector.stats().events, 1);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('a threshold alert carries every event that made it, read back from the store', async () => {
+    const { detector, published, ingest } = setup();
+    await detector.start();
+    try {
+      ingest([curl(T0), curl(T0 + 100)]);
+      ingest([curl(T0 + 200)]);
+      const threshold = published.filter((a) => a.rule.id === 'many_curls');
+      assert.equal(threshold.length, 1);
+      assert.equal(threshold[0]!.events.length, 3);
+      assert.equal(threshold[0]!.rule.type, 'threshold');
+      assert.equal(threshold[0]!['@timestamp'], new Date(T0).toISOString());
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('suppressions silence a rule by host and field value until they expire, and count hits', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      const host = (exampleEvent('exec') as any).host.name as string;
+      const s = store.addSuppression({ ruleId: 'shell_under_web', host, field: 'process.parent.name', value: 'nginx', until: Date.now() + 60_000, reason: 'load test', createdBy: 'ana' });
+      ingest([webShell(T0)]);
+      assert.equal(published.length, 0);
+      assert.equal(detector.stats().suppressed, 1);
+      assert.equal(store.listSuppressions()[0]?.hits, 1);
+      // Another host is not suppressed.
+      ingest([webShell(T0 + 1, (e) => (e.host.name = 'other-host'))]);
+      assert.equal(published.length, 1);
+      assert.equal(store.deleteSuppression(s.id), true);
+      ingest([webShell(T0 + 2, (e) => (e.process.command_line = 'bash -c whoami'))]);
+      assert.equal(published.length, 2);
+      assert.throws(() => store.addSuppression({ ruleId: '*', field: 'process.name', until: Date.now() + 1000, reason: 'x', createdBy: 'ana' }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('a reload with errors keeps the running rules and says why; a good one replaces them', async () => {
+    const { detector, published, ingest, setRules } = setup();
+    await detector.start();
+    try {
+      setRules({ files: [{ name: 'bad.yaml', text: 'rules:\n  - id: x\n    title: X\n    severity: high\n    condition: event.action = exec and process.nmae = sh\n' }] });
+      await assert.rejects(detector.reload(), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_RULES_RELOAD' && /bad\.yaml:5/.test(e.message));
+      ingest([webShell(T0)]);
+      assert.equal(published.length, 1, 'the old rules still run');
+      setRules({ files: [{ name: 'good.yaml', text: 'rules:\n  - id: any_exec\n    title: Any exec\n    severity: info\n    condition: event.action = exec\n' }] });
+      const state = await detector.reload();
+      assert.equal(state.rules, 1);
+      ingest([webShell(T0 + 10, (e) => (e.process.command_line = 'other'))]);
+      assert.equal(published.at(-1)?.rule.id, 'any_exec');
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('records the latency from arrival to alert', async () => {
+    let now = T0;
+    const { detector, ingest } = setup(RULES, { now: () => now });
+    await detector.start();
+    try {
+      now = T0 + 250;
+      ingest([webShell(T0)], T0);
+      const { latency_ms: latency } = detector.stats();
+      assert.equal(latency.count, 1);
+      assert.ok(latency.p99 >= 240 && latency.p99 <= 260, `p99 ${latency.p99}`);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('dedup keys differ by rule, host and what the event is about', () => {
+    const rule = { id: 'r' } as any;
+    const a = dedupKey({ rule, event: webShell(T0) }, 'h1');
+    assert.equal(a, dedupKey({ rule, event: webShell(T0 + 5) }, 'h1'));
+    assert.notEqual(a, dedupKey({ rule, event: webShell(T0) }, 'h2'));
+    assert.notEqual(a, dedupKey({ rule: { id: 's' } as any, event: webShell(T0) }, 'h1'));
+  });
+});
+
+describe('alerts: store', () => {
+  it('searches newest first with filters and pages, and keeps triage and comments', () => {
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
+    const make = (i: number, severity: 'low' | 'high', host: string): Alert => ({
+      id: `a${i}`,
+      '@timestamp': new Date(T0 + i * 1000).toISOString(),
+      last_seen: new Date(T0 + i * 1000).toISOString(),
+      count: 1,
+      rule: { id: `rule-${severity}`, title: 'T', severity, tags: [], type: 'rule' },
+      message: `m${i}`,
+      host: { id: 'agent', name: host },
+      events: [],
+      status: 'new',
+      assignee: null,
+    });
+    for (let i = 0; i < 10; i++) store.insert({ alert: make(i, i % 2 === 0 ? 'low' : 'high', i < 5 ? 'web1' : 'db1'), dedupKey: `k${i}` });
+    const page1 = store.search({ limit: 4 });
+    assert.deepEqual(page1.alerts.map((a) => a.id), ['a9', 'a8', 'a7', 'a6']);
+    assert.ok(page1.next);
+    const page2 = store.search({ limit: 4, cursor: page1.next! });
+    assert.deepEqual(page2.alerts.map((a) => a.id), ['a5', 'a4', 'a3', 'a2']);
+    assert.deepEqual(store.search({ minSeverity: 'high', host: 'web1' }).alerts.map((a) => a.id), ['a3', 'a1']);
+    assert.deepEqual(store.search({ since: T0 + 8000 }).alerts.map((a) => a.id), ['a9', 'a8']);
+    assert.equal(store.triage('a1', { status: 'acknowledged', assignee: 'ana' })?.status, 'acknowledged');
+    assert.deepEqual(store.search({ status: ['acknowledged'] }).alerts.map((a) => [a.id, a.assignee]), [['a1', 'ana']]);
+    assert.equal(store.triage('nope', { status: 'resolved' }), undefined);
+    assert.throws(() => store.triage('a1', { status: 'closed' as any }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
+    assert.equal(store.comment('a1', 'ana', 'looked: benign cron')?.text, 'looked: benign cron');
+    assert.equal(store.comment('nope', 'ana', 'x'), undefined);
+    assert.equal(store.get('a1')?.comments.length, 1);
+    assert.throws(() => store.search({ cursor: 'garbage' }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
+    assert.equal(store.deleteOlderThan(T0 + 5000), 5);
+    assert.equal(store.search({}).alerts.length, 5);
+  });
+});
+
+describe('alerts: rule source', () => {
+  it('reads rule folders in a stable order and reports an unreadable one with a code', async () => {
+    const dir = path.join(root, 'rules');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(path.join(dir, 'sub'), { recursive: true });
+    writeFileSync(path.join(dir, 'b.yaml'), 'rules: []\n');
+    writeFileSync(path.join(dir, 'sub', 'a.yml'), 'rules: []\n');
+    writeFileSync(path.join(dir, 'notes.txt'), 'not a rule file');
+    const files = await readRuleFiles(dir);
+    assert.deepEqual(files.map((f) => path.relative(dir, f.name)), ['b.yaml', 'sub/a.yml']);
+    await assert.rejects(readRuleFiles(path.join(root, 'missing')), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_RULES_READ');
+    const source = await ruleSource({ default_pack: false, dirs: [dir], sigma_dirs: [] })();
+    assert.equal(source.files.length, 2);
+  });
+});
