@@ -266,7 +266,7 @@ describe('alerts: store', () => {
     const page1 = store.search({ limit: 4 });
     assert.deepEqual(page1.alerts.map((a) => a.id), ['a9', 'a8', 'a7', 'a6']);
     assert.ok(page1.next);
-    const page2 = store.search({ limit: 4, cursor: page1.next! });
+    const page2 = store.search({ limit: 4, cursor: page1.next });
     assert.deepEqual(page2.alerts.map((a) => a.id), ['a5', 'a4', 'a3', 'a2']);
     assert.deepEqual(store.search({ minSeverity: 'high', host: 'web1' }).alerts.map((a) => a.id), ['a3', 'a1']);
     assert.deepEqual(store.search({ since: T0 + 8000 }).alerts.map((a) => a.id), ['a9', 'a8']);

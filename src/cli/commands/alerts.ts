@@ -1,7 +1,8 @@
 /**
  * `hades alerts list`: the alerts the server's rule engine raised, newest first, for a person
- * (one line each) or as NDJSON (`--json`): one alert per line with its rule, severity,
- * `@timestamp`, host, and the process of its triggering event with the ancestry.
+ * (one line each) or as NDJSON (`--json`): one alert document per line (docs/alerts.md): its rule
+ * with severity, `@timestamp`, host, the process of its triggering event with the ancestry, and
+ * the triggering events themselves.
  */
 import { HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
@@ -40,13 +41,8 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
     rule: opt(options, 'rule'),
     host: opt(options, 'host'),
     limit,
-  })) as { alerts: (AlertLine & { events?: unknown })[]; next?: string };
-  for (const alert of result.alerts) {
-    if (options['json']) {
-      // The triggering events stay on the server (GET /api/v1/alerts/ID): a line per alert.
-      context.stdout.write(`${JSON.stringify({ ...alert, events: undefined })}\n`);
-    } else context.stdout.write(`${formatAlert(alert)}\n`);
-  }
+  })) as { alerts: AlertLine[]; next?: string };
+  for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
   if (!options['json'] && result.alerts.length === 0) context.stderr.write('hades: no alert in that window\n');
   if (!options['json'] && result.next) context.stderr.write('hades: more alerts: narrow the search or raise --limit\n');
   return exitStatus.ok;

