@@ -192,7 +192,7 @@ export class HadesServer {
     return [`${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.gateway?.port ?? 0}`];
   }
 
-  /** Sends a connected agent its group's configuration and its pending tasks. */
+  /** Sends a connected agent its group's configuration and its unfinished tasks. */
   private pushPending(agentId: string): void {
     const registry = this.registry;
     const gateway = this.gateway;
@@ -202,7 +202,7 @@ export class HadesServer {
       const config = registry.groupConfig(group);
       if (config) gateway.send(agentId, { config: { version: config.version, yaml: config.yaml } });
     }
-    for (const task of registry.pendingTasks(agentId)) {
+    for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
     }
   }

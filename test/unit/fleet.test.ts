@@ -310,21 +310,22 @@ describe('fleet registry', () => {
     assert.equal(query.deadline, new Date(T0 + 10 * MINUTE).toISOString());
     time.advance(1);
     const inventory = fleet.createTask({ agentId: a, kind: 'inventory', ttlMs: MINUTE });
-    assert.deepEqual(fleet.pendingTasks(a).map((t) => t.id), [query.id, inventory.id]);
-    assert.deepEqual(fleet.pendingTasks(b), []);
+    assert.deepEqual(fleet.unfinishedTasks(a).map((t) => t.id), [query.id, inventory.id]);
+    assert.deepEqual(fleet.unfinishedTasks(b), []);
 
     assert.equal(fleet.markSent(query.id), true);
     assert.equal(fleet.markSent(query.id), false);
     assert.equal(fleet.getTask(query.id)?.status, 'sent');
-    assert.deepEqual(fleet.pendingTasks(a).map((t) => t.id), [inventory.id]);
+    assert.deepEqual(fleet.unfinishedTasks(a).map((t) => t.id), [query.id, inventory.id], 'a sent task without a result is sent again at the next connection');
     assert.equal(fleet.complete(query.id, 'done', { rows: [{ pid: 1 }] }, b), false, 'another agent cannot answer');
     assert.equal(fleet.complete(query.id, 'done', { rows: [{ pid: 1 }] }, a), true);
     assert.equal(fleet.complete(query.id, 'failed', { error: 'late' }), false, 'finished tasks stay finished');
     assert.deepEqual(fleet.getTask(query.id)?.result, { rows: [{ pid: 1 }] });
+    assert.deepEqual(fleet.unfinishedTasks(a).map((t) => t.id), [inventory.id], 'finished tasks are not sent again');
     assert.equal(fleet.getTask(query.id)?.status, 'done');
 
     time.advance(MINUTE);
-    assert.deepEqual(fleet.pendingTasks(a), [], 'overdue tasks are not sent');
+    assert.deepEqual(fleet.unfinishedTasks(a), [], 'overdue tasks are not sent');
     const restart = fleet.createTask({ agentId: a, kind: 'restart_plugin', params: { name: 'driver' }, deadline: T0 + 30 * MINUTE });
     assert.equal(restart.deadline, new Date(T0 + 30 * MINUTE).toISOString());
     assert.throws(() => fleet.createTask({ agentId: a, kind: 'inventory', deadline: T0 }), code('HADES_ERR_INTERNAL'));

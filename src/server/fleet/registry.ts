@@ -465,10 +465,15 @@ export class FleetRegistry {
     return row === undefined ? undefined : taskOf(row);
   }
 
-  /** An agent's tasks waiting to be sent, oldest first (overdue ones excluded). */
-  pendingTasks(agentId: string): Task[] {
+  /**
+   * An agent's tasks not finished, oldest first (overdue ones excluded): those waiting to be sent,
+   * and those sent on a stream that broke before their result came back. Sent again when the agent
+   * connects; tasks are idempotent (a query runs again, a log level is set again) and only the
+   * first result counts.
+   */
+  unfinishedTasks(agentId: string): Task[] {
     return this.#db
-      .prepare<[string, number], TaskRow>(`SELECT * FROM tasks WHERE agent_id = ? AND status = 'pending' AND deadline > ? ORDER BY created_at, rowid`)
+      .prepare<[string, number], TaskRow>(`SELECT * FROM tasks WHERE agent_id = ? AND status IN ('pending', 'sent') AND deadline > ? ORDER BY created_at, rowid`)
       .all(agentId, this.#now())
       .map(taskOf);
   }
