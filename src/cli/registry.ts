@@ -20,6 +20,7 @@ const lazy =
 const serverCommands = () => import('./commands/server.js');
 const agentCommands = () => import('./commands/agent.js');
 const alertCommands = () => import('./commands/alerts.js');
+const fleetCommands = () => import('./commands/fleet.js');
 const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
 export interface CommandSpec {
@@ -38,6 +39,7 @@ export interface CommandSpec {
 export const groups: Readonly<Record<string, string>> = {
   config: 'Check configuration files and print their schema',
   agents: 'The fleet of agents known to the server',
+  fleet: 'Questions asked of many agents at once',
   alerts: 'Alerts raised by the rule engine',
   rules: 'Rule packs: test them, import Sigma rules',
 };
@@ -135,6 +137,18 @@ export const commands: readonly CommandSpec[] = [
         .option('--limit <n>', 'most events', '100')
         .option('--json', 'NDJSON, one event per line'),
     run: lazy(serverCommands, (m) => m.search),
+  },
+  {
+    name: 'fleet query',
+    summary: 'Run SQL over the inventory tables of many agents through the server; prints each host\'s rows (partial when some do not answer in time: exit 3)',
+    define: (c) =>
+      apiOptions(c)
+        .argument('<sql>', 'the SQL, e.g. "SELECT name, version FROM deb_packages WHERE name = \'openssl\'"')
+        .option('--agent <id...>', 'agents to ask (default: every agent, or --group)')
+        .option('--group <group>', 'the agents of a group')
+        .option('--timeout <seconds>', 'how long to wait for the answers', '60')
+        .option('--json', 'NDJSON: one line per row with host and agent_id; hosts without rows give their status and error'),
+    run: lazy(fleetCommands, (m) => m.fleetQuery),
   },
   {
     name: 'alerts list',

@@ -391,6 +391,106 @@ export const errorCatalog = {
     remedy: 'Check the actions and fields of the condition against docs/events.md.',
   },
   // Sigma import
+  HADES_ERR_SIGMA_NOT_FOUND: {
+    kind: 'input',
+    summary: 'The folder given to `hades rules import-sigma` does not exist or is not a folder.',
+    remedy: 'Give the path of a folder of Sigma rules (.yml or .yaml files, searched recursively).',
+  },
+  HADES_ERR_SIGMA_READ: {
+    kind: 'environment',
+    summary: 'A Sigma file or folder could not be read; the other files are imported.',
+    remedy: 'Check that the path is readable by the user running hades.',
+  },
+  HADES_ERR_SIGMA_WRITE: {
+    kind: 'environment',
+    summary: 'The converted rule files could not be written to the folder given with --out.',
+    remedy: 'Check that the folder can be created and written by the user running hades.',
+  },
+  HADES_ERR_SIGMA_TOO_LARGE: {
+    kind: 'input',
+    summary: 'A Sigma file is larger than the 8 MiB a rule file may be; it is not imported.',
+    remedy: 'Check that the folder holds Sigma rules, or split the file.',
+  },
+  HADES_ERR_SIGMA_YAML: {
+    kind: 'input',
+    summary: 'A Sigma file is not valid YAML (the message gives the line and column); its rules are not imported.',
+    remedy: 'Fix the YAML at the position shown; duplicate keys count as YAML errors.',
+  },
+  HADES_ERR_SIGMA_NOT_SIGMA: {
+    kind: 'input',
+    summary: 'A YAML document has neither `detection` nor `correlation`, so it is not a Sigma rule.',
+    remedy: 'Import a folder of Sigma rules; other YAML files in it are reported and skipped.',
+  },
+  HADES_ERR_SIGMA_INVALID: {
+    kind: 'input',
+    summary: 'A Sigma rule breaks the Sigma specification (no title, a bad condition, an undefined search identifier, a value of the wrong type).',
+    remedy: 'Fix the rule as the message says; the Sigma specification describes every part.',
+  },
+  HADES_ERR_SIGMA_STATUS: {
+    kind: 'input',
+    summary: 'The Sigma rule\'s status is `unsupported`: its authors say it cannot be used as it is.',
+    remedy: 'Use a maintained rule instead, or change the status once the rule has been fixed.',
+  },
+  HADES_ERR_SIGMA_LOGSOURCE: {
+    kind: 'input',
+    summary: 'The Sigma rule\'s log source (a product other than Linux, a service\'s log lines, a category) has no Hades events.',
+    remedy: 'docs/sigma.md lists the categories Hades matches; rules on other log sources stay with the tool that collects them.',
+  },
+  HADES_ERR_SIGMA_FIELD: {
+    kind: 'input',
+    summary: 'The Sigma rule tests a field that Hades events of its category do not have.',
+    remedy: 'docs/sigma.md lists the fields of each category; rewrite the test with one of them, or write a Hades rule.',
+  },
+  HADES_ERR_SIGMA_MODIFIER: {
+    kind: 'input',
+    summary: 'The Sigma rule uses a value modifier Hades conditions cannot express (fieldref, expand, parts of dates) or one Sigma does not define.',
+    remedy: 'Rewrite the test without it; docs/sigma.md lists the modifiers supported.',
+  },
+  HADES_ERR_SIGMA_VALUE: {
+    kind: 'input',
+    summary: 'A value of the Sigma rule does not fit its field or modifier (text for a number, a comparison on text, too many windash variants).',
+    remedy: 'Fix the value as the message says.',
+  },
+  HADES_ERR_SIGMA_KEYWORDS: {
+    kind: 'input',
+    summary: 'The Sigma rule searches keywords anywhere in the event; Hades events are structured and have no raw message to search.',
+    remedy: 'Rewrite the keywords as tests of fields (for instance CommandLine|contains).',
+  },
+  HADES_ERR_SIGMA_CONDITION: {
+    kind: 'input',
+    summary: 'The Sigma condition uses a form Hades does not convert: an aggregation or near (Sigma 1), or an `N of` quantifier with too many combinations.',
+    remedy: 'Write a Sigma correlation rule instead of an aggregation, or split the quantifier.',
+  },
+  HADES_ERR_SIGMA_CORRELATION: {
+    kind: 'input',
+    summary: 'The Sigma correlation cannot be expressed by Hades correlation rules: an upper bound (lt, lte, eq, neq), a metric type (value_sum, value_avg, value_percentile), or groups that differ between the rules counted.',
+    remedy: 'docs/rules.md (Mapping Sigma correlations) lists what maps; rewrite with a lower bound (gte, gt), or as a Hades threshold or sequence.',
+  },
+  HADES_ERR_SIGMA_REFERENCE: {
+    kind: 'input',
+    summary: 'A Sigma correlation names a rule that was not imported, or one that is unsupported (its own reason follows).',
+    remedy: 'Import the rules a correlation names together with it, and fix the unsupported one first.',
+  },
+  HADES_ERR_SIGMA_DUPLICATE: {
+    kind: 'input',
+    summary: 'Two Sigma rules have the same id or name; the second is not imported.',
+    remedy: 'Give one of them a new id (a UUID) or name.',
+  },
+  HADES_ERR_SIGMA_FILTER: {
+    kind: 'input',
+    summary: 'A Sigma filter (a meta-rule that excludes events from other rules) is not applied on import.',
+    remedy: 'Add the exclusion to the Hades rules it names with an override or an exception (docs/rules.md).',
+  },
+  HADES_ERR_SIGMA_TAG: {
+    kind: 'input',
+    summary: 'Warning: a tag of a Sigma rule is not one Hades accepts (a malformed ATT&CK tag); the rule loads without it.',
+    remedy: 'Fix the tag in the Sigma rule; docs/rules.md gives the forms of ATT&CK tags.',
+  },
+  HADES_ERR_SIGMA_ADAPTED: {
+    kind: 'input',
+    summary: 'Warning: a Sigma rule loads with an adaptation the report describes (a host name matched on DNS questions, a default severity, a deprecated rule disabled).',
+    remedy: 'Read the note; docs/sigma.md explains each adaptation.',
+  },
   // Rule pack samples (hades rules test)
   HADES_ERR_RULE_SAMPLE_INVALID: {
     kind: 'input',
@@ -533,6 +633,12 @@ export const errorCatalog = {
     kind: 'environment',
     summary: 'No inventory collector can run the query: it is turned off (plugins.inventory.enabled), failed, restarting, or has too many queries waiting.',
     remedy: 'Check `hades agent status` for the inventory plugin; enable it, or retry when it is running.',
+  },
+  // Fleet queries
+  HADES_ERR_QUERY_NO_ANSWER: {
+    kind: 'environment',
+    summary: 'An agent did not answer a fleet query before its deadline (it was offline, or the query ran too long).',
+    remedy: 'Check the agent with `hades agents list`; run the query again with a longer timeout, or when the agent is back online.',
   },
   // Bootstrap (scripts/bootstrap.mjs)
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {

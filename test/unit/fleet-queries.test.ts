@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HadesError } from '../../src/common/errors.js';
+import { openDatabase } from '../../src/server/db.js';
+import { FleetQueries } from '../../src/server/fleet/queries.js';
+import { FleetRegistry, type Task } from '../../src/server/fleet/registry.js';
+
+const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
+const code = (c: string) => (e: unknown) => e instanceof HadesError && e.code === c;
+
+function setup() {
+  let now = T0;
+  const db = openDatabase(':memory:');
+  const registry = new FleetRegistry(db, { now: () => now });
+  const queries = new FleetQueries(db, registry, { now: () => now });
+  let n = 0;
+  const enroll = (hostname: string, group?: string) => {
+    const id = registry.newAgentId();
+    n++;
+    return registry.enroll(
+      { id, hostname, addresses: ['10.0.0.1'], os: 'Debian 12', kernel: '6.1', version: '0.1.0', ...(group ? { group } : {}) },
+      { agentId: id, fingerprint: n.toString(16).padStart(64, '0'), serial: n.toString(16), notAfter: new Date(T0 + 86_400_000).toISOString() },
+    ).id;
+  };
+  return { registry, queries, enroll, advance: (ms: number) => (now += ms) };
+}
+
+describe('fleet queries', () => {
+  it('creates one query task per agent, sends those connected, and gathers partial then complete results', () => {
+    const { registry, queries, enroll } = setup();
+    const a = enroll('web-1');
+    const b = enroll('web-2');
+    const c = enroll('db-1');
+    const sent: Task[] = [];
+    const created = queries.create({ sql: ' SELECT name FROM users ', agentIds: [a, b, c, a], timeoutMs: 30_000, createdBy: 'ana' }, (task) => {
+      sent.push(task);
+      return task.agentId !== c; // db-1 is offline
+    });
+    assert.match(created.id, /^fq_[0-9a-f]{16}$/);
+    assert.equal(created.sql, 'SELECT name FROM users');
+    assert.equal(created.complete, false);
+    assert.deepEqual(created.summary, { agents: 3, done: 0, failed: 0, pending: 3, expired: 0, rows: 0 });
+    assert.equal(sent.length, 3, 'one task per distinct agent');
+    assert.deepEqual(sent[0]?.params, { sql: 'SELECT name FROM users', query_id: created.id, timeout_ms: 30_000 });
+    assert.equal(registry.getTask(sent[0].id)?.status, 'sent');
+    assert.equal(registry.getTask(sent[2]!.id)?.status, 'pending', 'an offline agent gets it when it connects');
+
+    registry.complete(sent[0].id, 'done', { rows: [{ name: 'root' }, { name: 'www-data' }], truncated: false }, a);
+    registry.complete(sent[1]!.id, 'failed', { code: 'HADES_ERR_QUERY_UNKNOWN_TABLE', message: 'no table userz' }, b);
+    const partial = queries.get(created.id)!;
+    assert.equal(partial.complete, false);
+    assert.deepEqual(partial.summary, { agents: 3, done: 1, failed: 1, pending: 1, expired: 0, rows: 2 });
+    assert.deepEqual(partial.hosts.map((h) => [h.hostname, h.status]), [['web-1', 'done'], ['web-2', 'failed'], ['db-1', 'pending']]);
+    assert.deepEqual(partial.hosts[1]?.error, { code: 'HADES_ERR_QUERY_UNKNOWN_TABLE', message: 'no table userz' });
+
+    registry.complete(sent[2]!.id, 'done', { rows: [{ name: 'postgres' }], truncated: true }, c);
+    const done = queries.get(created.id)!;
+    assert.equal(done.complete, true);
+    assert.equal(done.hosts[2]?.truncated, true);
+    assert.equal(queries.list(10)[0]?.id, created.id);
+  });
+
+  it('hosts that have not answered by the deadline are reported expired, and the query is complete', () => {
+    const { queries, enroll, advance } = setup();
+    const a = enroll('web-1');
+    const created = queries.create({ sql: 'SELECT 1', agentIds: [a], timeoutMs: 5000, createdBy: 'ana' }, () => false);
+    advance(5000);
+    const result = queries.get(created.id)!;
+    assert.equal(result.complete, true);
+    assert.equal(result.hosts[0]?.status, 'expired');
+    assert.equal(result.hosts[0]?.error?.code, 'HADES_ERR_QUERY_NO_ANSWER');
+  });
+
+  it('refuses empty SQL, no agents, unknown and revoked agents, before creating anything', () => {
+    const { registry, queries, enroll } = setup();
+    const a = enroll('web-1');
+    const b = enroll('web-2');
+    registry.revoke(b);
+    const create = (sql: string, agentIds: string[]) => () => queries.create({ sql, agentIds, timeoutMs: 1000, createdBy: 'ana' }, () => true);
+    assert.throws(create('   ', [a]), code('HADES_ERR_API_INVALID_REQUEST'));
+    assert.throws(create('SELECT 1', []), code('HADES_ERR_API_INVALID_REQUEST'));
+    assert.throws(create('SELECT 1', [a, 'ag_nope']), code('HADES_ERR_API_NOT_FOUND'));
+    assert.throws(create('SELECT 1', [a, b]), code('HADES_ERR_AGENT_REVOKED'));
+    assert.equal(queries.list(10).length, 0);
+    assert.equal(registry.listTasks({}).length, 0);
+    assert.equal(queries.get('fq_nope'), undefined);
+  });
+});
