@@ -72,6 +72,11 @@ export interface ApiPorts {
   listSuppressions(includeExpired: boolean): Suppression[];
   addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }): Suppression;
   deleteSuppression(id: string): boolean;
+  /** Agents targeted by a fleet query: named ones, a group's, or (neither) every agent not revoked. */
+  queryTargets(request: { agents?: string[]; group?: string }): string[];
+  createFleetQuery(request: { sql: string; agentIds: string[]; timeoutMs: number; createdBy: string }): unknown;
+  getFleetQuery(id: string): unknown;
+  listFleetQueries(limit: number): unknown[];
 }
 
 export interface ApiOptions {
@@ -344,6 +349,41 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ...(q.order ? { order: q.order } : {}),
     };
     return ports.searchEvents(query);
+  });
+
+  // Fleet queries.
+  route(
+    'POST',
+    '/api/v1/queries',
+    {
+      summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed.',
+      tags: ['queries'],
+      body: Type.Object(
+        {
+          sql: Type.String({ minLength: 1, maxLength: 65_536 }),
+          agents: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 })),
+          group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+          timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+        },
+        { additionalProperties: false },
+      ),
+    },
+    (request) => {
+      const principal = who(request, 'analyst');
+      if (request.body.agents && request.body.group) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'give agents or a group, not both');
+      const agentIds = ports.queryTargets({ ...(request.body.agents ? { agents: request.body.agents } : {}), ...(request.body.group ? { group: request.body.group } : {}) });
+      const created = ports.createFleetQuery({ sql: request.body.sql, agentIds, timeoutMs: request.body.timeout_s * 1000, createdBy: principal.name });
+      ports.audit(principal, 'query.create', (created as { id: string }).id, { sql: request.body.sql.slice(0, 1024), agents: agentIds.length });
+      return created;
+    },
+  );
+  route('GET', '/api/v1/queries', { summary: 'Fleet queries, newest first (without results).', tags: ['queries'], querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+    who(request, 'read-only');
+    return { queries: ports.listFleetQueries(request.query.limit) };
+  });
+  route('GET', '/api/v1/queries/:id', { summary: 'A fleet query with each host\'s answer so far: rows, an error, or pending; `complete` once every host has answered or the deadline has passed.', tags: ['queries'], params: Id }, (request) => {
+    who(request, 'read-only');
+    return found(ports.getFleetQuery(request.params.id), `query ${request.params.id}`);
   });
 
   // Alerts.

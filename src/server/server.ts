@@ -21,6 +21,7 @@ import { Cmdb } from './cmdb.js';
 import { openDatabase, type Db } from './db.js';
 import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
+import { FleetQueries } from './fleet/queries.js';
 import { FleetRegistry } from './fleet/registry.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
 import { Gateway } from './gateway.js';
@@ -69,6 +70,7 @@ export class HadesServer {
   private auditLog: AuditLog | undefined;
   private cmdb: Cmdb | undefined;
   private alerts: AlertStore | undefined;
+  private queries: FleetQueries | undefined;
   private detector: Detector | undefined;
   /** Called with each new alert (the alert outputs). */
   private publish: ((alert: Alert) => void) | undefined;
@@ -106,6 +108,7 @@ export class HadesServer {
     // Whatever was online when the server last stopped is offline until it connects again.
     this.registry.markAllOffline();
     this.tokens = new EnrollmentTokens(db);
+    this.queries = new FleetQueries(db, this.registry);
     this.apiTokens = new ApiTokens(db);
     this.auditLog = new AuditLog(db);
     this.adminToken = this.apiTokens.ensureBootstrapAdmin(adminTokenFile(dataDir));
@@ -235,6 +238,7 @@ export class HadesServer {
     const store = this.store!;
     const alerts = this.alerts!;
     const detector = this.detector!;
+    const queries = this.queries!;
     return {
       authenticate: (bearer) => apiTokens.authenticate(bearer),
       authorize: (principal, needed: Role) => apiTokens.authorize(principal, needed),
@@ -317,6 +321,16 @@ export class HadesServer {
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
       addSuppression: (input) => alerts.addSuppression(input),
       deleteSuppression: (id) => alerts.deleteSuppression(id),
+      queryTargets: ({ agents, group }) => {
+        if (agents) return agents;
+        const matched = registry.list({ ...(group ? { group } : {}), revoked: false }).map((a) => a.id);
+        if (group && matched.length === 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent in group ${group}`);
+        return matched;
+      },
+      createFleetQuery: (request) =>
+        queries.create(request, (task) => this.gateway?.send(task.agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params) } }) ?? false),
+      getFleetQuery: (id) => queries.get(id),
+      listFleetQueries: (limit) => queries.list(limit),
     };
   }
 

@@ -1,0 +1,68 @@
+/**
+ * `hades fleet query "SQL"`: runs SQL over the inventory tables of a set of agents through the
+ * server, waits for the answers until the timeout, and prints them per host: a table per host for
+ * a person, or NDJSON (`--json`: one line per row with `host` and `agent_id`, then one line per
+ * host that failed or did not answer, with its error).
+ */
+import { HadesError } from '../../common/errors.js';
+import { apiClient } from '../api-client.js';
+import { exitStatus, type CliContext } from '../context.js';
+
+interface HostResult {
+  agent_id: string;
+  hostname: string;
+  status: 'pending' | 'done' | 'failed' | 'expired';
+  rows?: Record<string, unknown>[];
+  truncated?: boolean;
+  error?: { code: string; message: string };
+}
+interface QueryResult {
+  id: string;
+  complete: boolean;
+  summary: { agents: number; done: number; failed: number; pending: number; expired: number; rows: number };
+  hosts: HostResult[];
+}
+
+const POLL_MS = 250;
+
+/** Rows as aligned columns. */
+export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
+  if (rows.length === 0) return ['(no rows)'];
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
+  const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  const line = (values: string[]) => values.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))];
+}
+
+export async function fleetQuery(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const sql = args[0];
+  if (sql === undefined || sql.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the SQL to run, e.g. hades fleet query "SELECT * FROM listening_ports"');
+  const timeoutText = typeof options['timeout'] === 'string' ? options['timeout'] : '60';
+  const timeoutS = Number(timeoutText);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 3600) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--timeout must be whole seconds from 1 to 3600 (got '${timeoutText}')`);
+  const agents = Array.isArray(options['agent']) ? (options['agent'] as string[]) : undefined;
+  const group = typeof options['group'] === 'string' ? options['group'] : undefined;
+  const client = await apiClient(options);
+  const created = (await client.post('/api/v1/queries', { sql, timeout_s: timeoutS, ...(agents ? { agents } : {}), ...(group ? { group } : {}) })) as QueryResult;
+  let result = created;
+  const until = Date.now() + timeoutS * 1000 + 2000;
+  while (!result.complete && Date.now() < until && !context.signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    result = (await client.get(`/api/v1/queries/${created.id}`)) as QueryResult;
+  }
+  for (const host of result.hosts) {
+    if (options['json']) {
+      if (host.status === 'done') for (const row of host.rows ?? []) context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, ...row })}\n`);
+      else context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, status: host.status, error: host.error ?? null })}\n`);
+      continue;
+    }
+    const head = `== ${host.hostname} (${host.agent_id}): ${host.status}${host.truncated ? ', truncated' : ''}`;
+    const body = host.status === 'done' ? formatRows(host.rows ?? []) : [host.error ? `${host.error.code}: ${host.error.message}` : 'no answer yet'];
+    context.stdout.write(`${[head, ...body, ''].join('\n')}\n`);
+  }
+  const s = result.summary;
+  context.stderr.write(`hades: query ${result.id}: ${s.done} of ${s.agents} host(s) answered (${s.rows} rows), ${s.failed} failed, ${s.expired + s.pending} without an answer\n`);
+  // Partial results are still results: printed, with status 3 so that scripts notice the gap.
+  return s.failed + s.expired + s.pending > 0 ? exitStatus.environment : exitStatus.ok;
+}
