@@ -40,7 +40,9 @@
  * (all threads, from /proc/PID/stat) and of everything else on the machine (/proc/stat; the
  * machine may be shared), the server's main thread running, waiting for a CPU and idle
  * (/proc/PID/task/PID/schedstat), and the server's resident memory (peak, and at the end of the
- * period). Prints a Markdown table and the verdict against the target of the server issue
+ * period), and the detection stage's counters read from GET /api/v1/rules at the end (events
+ * evaluated by the default rule pack, alerts raised, and the time from a batch's arrival at the
+ * gateway to each alert it raised: p50, p99, max). Prints a Markdown table and the verdict against the target of the server issue
  * (50,000 events/s stored, p99 Ack under 1 s): throughput from any run, latency only from a run
  * with a rate (under saturation the Ack time is the queue, by construction).
  */
@@ -653,8 +655,16 @@ async function main(): Promise<void> {
     await Promise.all(workers.map((w) => w.terminate()));
     workers = [];
 
-    // The store's own count.
+    // The detection stage's counters: the time from a batch's arrival at the gateway to each
+    // alert it raised (new alerts only; matches folded into an open alert raise none).
     await sleep(500);
+    const rulesState = (await httpsJson(`${server.api}/api/v1/rules`, { method: 'GET', ca: caPem, headers: { authorization: `Bearer ${adminToken}` } })).body as {
+      rules: number;
+      enabled: number;
+      detection: { events: number; matches: number; alerts: number; deduplicated: number; suppressed: number; errors: number; latency_ms: { p50: number; p99: number; max: number; count: number } };
+    };
+    const detection = rulesState.detection;
+    // The store's own count.
     const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true, fileMustExist: true });
     const rows = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
     // Rows by the second of their `ingested` time (the server's commit clock), over the period.
@@ -718,6 +728,9 @@ async function main(): Promise<void> {
     console.log(`  server RSS: ${fmt(rssBeforeMeasure / 1024, 1)} MiB at the start of the period, peak ${fmt(rssPeak / 1024, 1)} MiB, ${fmt(rssEnd / 1024, 1)} MiB at the end`);
     if (RATE > 0) console.log(`  offered ${fmt(RATE)} events/s; generator backlog at the end (gathered, not sent): ${fmt(sum((r) => r.backlogEvents))} events`);
     console.log(`whole run: sent ${fmt(sent.events)} events in ${fmt(sent.batches)} batches, Acks for ${fmt(allStored)} stored; store rows ${fmt(rows)} (${rows === allStored ? 'equal' : `DIFFERENT by ${fmt(rows - allStored)}`}); unacknowledged at the end ${fmt(sum((r) => r.unacked))}; database ${fmt(dbBytes / 1048576, 1)} MiB`);
+    console.log(
+      `detection (whole run, ${fmt(rulesState.enabled)} rules enabled): ${fmt(detection.events)} events evaluated, ${fmt(detection.matches)} matches, ${fmt(detection.alerts)} alerts raised, ${fmt(detection.deduplicated)} folded into open alerts, ${fmt(detection.errors)} errors; arrival to alert: p50 ${fmt(detection.latency_ms.p50)} ms, p99 ${fmt(detection.latency_ms.p99)} ms, max ${fmt(detection.latency_ms.max)} ms (${fmt(detection.latency_ms.count)} alerts)`,
+    );
     console.log(`streams: ${fmt(streamsUp)} connected, ${fmt(sum((r) => r.streamsAtEnd))} still up at the end, ${fmt(streamErrors)} lost${firstError ? ` (first problem: ${firstError})` : ''}`);
 
     console.log('\n| streams | batch | load | events/s stored (Acks) | store rows in the period | batches/s | Ack p50 / p90 / p99 / max | server CPU (main thread running / waiting for a CPU) | server RSS peak / end | generator CPU | other CPU |');
