@@ -14,6 +14,7 @@ import { HadesError } from '../common/errors.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { ruleSource, type SigmaConverter } from './alerts/rule-source.js';
+import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
 import { AlertStore } from './alerts/store.js';
 import type { Alert } from './alerts/types.js';
 import { buildApi, type ApiPorts, type Role } from './api.js';
@@ -72,8 +73,7 @@ export class HadesServer {
   private alerts: AlertStore | undefined;
   private queries: FleetQueries | undefined;
   private detector: Detector | undefined;
-  /** Called with each new alert (the alert outputs). */
-  private publish: ((alert: Alert) => void) | undefined;
+  private outputs: AlertOutputs | undefined;
   private gateway: Gateway | undefined;
   private api: FastifyInstance | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -118,11 +118,13 @@ export class HadesServer {
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
     this.cmdb.start();
     this.alerts = new AlertStore(db);
+    this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
+    const outputs = this.outputs;
     this.detector = new Detector({
       rules: ruleSource(config.rules, this.options.sigma),
       store: this.alerts,
       events: this.store,
-      publish: (alert) => this.publish?.(alert),
+      publish: (alert: Alert) => outputs.send(alert),
       dedupWindowMs: config.alerts.dedup_window_s * 1000,
       maxEvents: config.alerts.max_events,
       log: this.log.child({ component: 'detection' }),
@@ -315,7 +317,7 @@ export class HadesServer {
       listRules: () => {
         const { info, stats } = detector.ruleList();
         const counters = new Map(stats.map((s) => [s.id, s]));
-        return { ...detector.rules, detection: detector.stats(), list: info.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
+        return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: info.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
       },
       reloadRules: () => detector.reload(),
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
@@ -342,7 +344,7 @@ export class HadesServer {
 
   /** Status for the CLI and tests. */
   stats() {
-    return { gateway: this.gateway?.stats, store: this.store?.stats(), detection: this.detector?.stats() };
+    return { gateway: this.gateway?.stats, store: this.store?.stats(), detection: this.detector?.stats(), outputs: this.outputs?.stats() };
   }
 
   /** Loads the rules again (SIGHUP, the API); the running rules stay when the new ones have errors. */
@@ -359,6 +361,9 @@ export class HadesServer {
     this.api = undefined;
     await this.gateway?.close();
     this.gateway = undefined;
+    // After the gateway: no new alert can come; what is queued gets a few seconds to leave.
+    await this.outputs?.close();
+    this.outputs = undefined;
     this.cmdb?.stop();
     await this.archive?.close();
     this.archive = undefined;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
+import { parseRoleConfig } from '../../src/common/config/index.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
 import { HadesError } from '../../src/common/errors.js';
 import { Logger } from '../../src/runtime/log.js';
@@ -280,6 +281,27 @@ describe('alerts: store', () => {
     assert.throws(() => store.search({ cursor: 'garbage' }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
     assert.equal(store.deleteOlderThan(T0 + 5000), 5);
     assert.equal(store.search({}).alerts.length, 5);
+  });
+});
+
+describe('alerts: configuration', () => {
+  it('a server configuration whose outputs disagree gets coded problems at the key\'s line', () => {
+    const text = [
+      'alerts:',
+      '  outputs:',
+      '    - name: siem',
+      '      type: syslog',
+      '      syslog: { host: 127.0.0.1, transport: udp }',
+      '    - name: siem',
+      '      type: file',
+      '      file: { path: /var/log/hades/alerts.ndjson }',
+      '',
+    ].join('\n');
+    const result = parseRoleConfig(text, 'server');
+    assert.equal(result.ok, false);
+    const problems = result.ok ? [] : result.problems;
+    assert.ok(problems.some((p) => p.code === 'HADES_ERR_ALERT_OUTPUT_CONFIG' && p.line === 6), JSON.stringify(problems));
+    assert.equal(parseRoleConfig('alerts: { dedup_window_s: 60 }\n', 'server').ok, true);
   });
 });
 

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
 import { existsSync } from 'node:fs';
-import { configError, configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
+import { configError, configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseRoleConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { exitStatus, type CliContext } from '../context.js';
 
@@ -25,7 +25,7 @@ export async function loadRoleConfig<R extends ConfigRole>(role: R, options: Rea
   const given = typeof options['config'] === 'string' ? options['config'] : undefined;
   const file = given ?? (existsSync(defaultConfigFiles[role]) ? defaultConfigFiles[role] : undefined);
   const text = file ? await readConfigFile(file) : '';
-  const result = parseConfig(text, configSchemas[role]);
+  const result = parseRoleConfig(text, role);
   if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
   return { config: result.config, file };
 }
@@ -49,7 +49,7 @@ export async function readConfigFile(path: string): Promise<string> {
 export async function configCheck(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const role = roleOf(options);
   const file = args[0] ?? '';
-  const result = parseConfig(await readConfigFile(file), configSchemas[role]);
+  const result = parseRoleConfig(await readConfigFile(file), role);
   if (options['json']) {
     const problems: readonly ConfigProblem[] = result.ok ? [] : result.problems;
     context.stdout.write(`${JSON.stringify({ file, role, ok: result.ok, problems })}\n`);

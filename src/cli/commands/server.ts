@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfig, ServerConfigSchema } from '../../common/config/index.js';
+import { parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
@@ -160,7 +160,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const root = typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades';
   const api = typeof options['api'] === 'string' ? options['api'] : '127.0.0.1:7080';
   const gateway = typeof options['gateway'] === 'string' ? options['gateway'] : '127.0.0.1:7443';
-  const parsed = parseConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, ServerConfigSchema);
+  const parsed = parseRoleConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, 'server');
   if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', parsed.problems.map((p) => p.message).join('; '));
   const server = new HadesServer({ config: parsed.config, version, stderr: context.stderr });
   const addresses = await server.start();

@@ -1,5 +1,8 @@
+import type { Static } from '@sinclair/typebox';
 import { AgentConfigSchema } from './agent.js';
+import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
+import { parseConfig, type ConfigProblem, type ConfigResult } from './validate.js';
 
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
 export { ServerConfigSchema, type ServerConfig } from './server.js';
@@ -13,3 +16,13 @@ export const configSchemas = {
 
 export type ConfigRole = keyof typeof configSchemas;
 export const configRoles = Object.keys(configSchemas) as ConfigRole[];
+
+/** What each role's schema cannot check: consistency between keys. */
+const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
+  server: (config) => checkAlertOutputs(config.alerts.outputs),
+};
+
+/** parseConfig with the role's schema and its consistency checks. */
+export function parseRoleConfig<R extends ConfigRole>(text: string, role: R): ConfigResult<Static<(typeof configSchemas)[R]>> {
+  return parseConfig(text, configSchemas[role], configChecks[role]);
+}

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { AlertOutputsConfig } from './alert-outputs.js';
 import { LogConfig } from './shared.js';
 
 /** The server's configuration; separate from the agent's so neither accepts the other's keys. */
@@ -94,8 +95,9 @@ export const ServerConfigSchema = Type.Object(
         }),
         max_events: Type.Integer({ minimum: 1, maximum: 1000, default: 20, description: 'Most triggering events kept in one alert.' }),
         retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Alerts first raised longer ago than this are deleted.' }),
+        outputs: AlertOutputsConfig,
       },
-      { additionalProperties: false, default: {}, description: 'Alerts: deduplication and retention.' },
+      { additionalProperties: false, default: {}, description: 'Alerts: deduplication, retention, and where new alerts are sent (docs/alert-outputs.md).' },
     ),
     log: LogConfig,
   },

@@ -27,7 +27,11 @@ export type ConfigResult<T> =
  * Parses YAML text and validates it against a schema: defaults are filled in from the schema,
  * every problem is reported (not only the first) with its position, and the result is frozen.
  */
-export function parseConfig<S extends TSchema>(text: string, schema: S): ConfigResult<Static<S>> {
+/**
+ * Parses and checks a configuration. `check` adds what a schema cannot say (consistency between
+ * keys); its problems name a dotted `path`, which gets the line and column of that key.
+ */
+export function parseConfig<S extends TSchema>(text: string, schema: S, check?: (config: Static<S>) => ConfigProblem[]): ConfigResult<Static<S>> {
   if (text.length > MAX_CONFIG_BYTES) {
     return {
       ok: false,
@@ -67,6 +71,20 @@ export function parseConfig<S extends TSchema>(text: string, schema: S): ConfigR
   // In the order of the file, as a person reads it.
   problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   if (problems.length > 0) return { ok: false, problems };
+  const later = check?.(value) ?? [];
+  if (later.length > 0) {
+    return {
+      ok: false,
+      problems: later.map((p) => {
+        if (p.line !== undefined || p.path === '') return p;
+        const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as { range?: [number, number, number] | null } | undefined;
+        const offset = node?.range?.[0];
+        if (offset === undefined) return p;
+        const pos = lines.linePos(offset);
+        return { ...p, line: pos.line, column: pos.col };
+      }),
+    };
+  }
   return { ok: true, config: deepFreeze(value as Static<S>) };
 }
 

