@@ -165,6 +165,15 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(alertCommands, (m) => m.alertsList),
   },
   { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
-  { name: 'rules import-sigma', summary: 'Import Sigma rules from a folder', planned: 'the rule engine' },
+  {
+    name: 'rules import-sigma',
+    summary: 'Convert the Sigma rules of a folder into Hades rules; report what cannot be converted and why',
+    define: (c) =>
+      c
+        .argument('<dir>', 'folder of Sigma rules (.yml and .yaml files, searched recursively)')
+        .option('--out <dir>', 'write the converted Hades rule files there, one per Sigma file')
+        .option('--json', 'print the report as JSON'),
+    run: lazy(() => import('./commands/rules-sigma.js'), (m) => m.importSigma),
+  },
   { name: 'query', summary: 'Run SQL over the host\'s inventory tables', planned: 'the asset inventory' },
 ];

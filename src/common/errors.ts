@@ -558,11 +558,6 @@ export const errorCatalog = {
     summary: 'The rules were loaded again but have errors, so the rules already running stay in force.',
     remedy: 'Fix the problems listed (file, line, column, code) and reload; `hades rules test FILE` checks a file first.',
   },
-  HADES_ERR_RULES_READ: {
-    kind: 'environment',
-    summary: 'A rule folder or file named in the configuration could not be read.',
-    remedy: 'Check that the path exists and is readable by the server.',
-  },
   // Inventory tables and SQL
   HADES_ERR_INVENTORY_UNREADABLE: {
     kind: 'environment',

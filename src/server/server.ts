@@ -13,7 +13,7 @@ import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
-import { ruleSource, type SigmaConverter } from './alerts/rule-source.js';
+import { ruleSource } from './alerts/rule-source.js';
 import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
 import { AlertStore } from './alerts/store.js';
 import type { Alert } from './alerts/types.js';
@@ -42,8 +42,6 @@ export interface ServerOptions {
   readonly config: ServerConfig;
   readonly version: string;
   readonly stderr?: NodeJS.WritableStream;
-  /** Converts Sigma folders (rules.sigma_dirs); given by the command that starts the server. */
-  readonly sigma?: SigmaConverter;
 }
 
 export interface ServerAddresses {
@@ -121,7 +119,7 @@ export class HadesServer {
     this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
     const outputs = this.outputs;
     this.detector = new Detector({
-      rules: ruleSource(config.rules, this.options.sigma),
+      rules: ruleSource(config.rules),
       store: this.alerts,
       events: this.store,
       publish: (alert: Alert) => outputs.send(alert),

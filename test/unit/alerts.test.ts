@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -9,7 +9,7 @@ import { exampleEvent, type EventAction } from '../../src/common/events/schema.j
 import { HadesError } from '../../src/common/errors.js';
 import { Logger } from '../../src/runtime/log.js';
 import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
-import { readRuleFiles, ruleSource } from '../../src/server/alerts/rule-source.js';
+import { ruleSource } from '../../src/server/alerts/rule-source.js';
 import { AlertStore } from '../../src/server/alerts/store.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { openDatabase } from '../../src/server/db.js';
@@ -306,17 +306,27 @@ describe('alerts: configuration', () => {
 });
 
 describe('alerts: rule source', () => {
-  it('reads rule folders in a stable order and reports an unreadable one with a code', async () => {
+  it('reads the configured folders after the default pack, and converts Sigma folders, reporting what is not loaded', async () => {
     const dir = path.join(root, 'rules');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(path.join(dir, 'sub'), { recursive: true });
     writeFileSync(path.join(dir, 'b.yaml'), 'rules: []\n');
     writeFileSync(path.join(dir, 'sub', 'a.yml'), 'rules: []\n');
     writeFileSync(path.join(dir, 'notes.txt'), 'not a rule file');
-    const files = await readRuleFiles(dir);
-    assert.deepEqual(files.map((f) => path.relative(dir, f.name)), ['b.yaml', 'sub/a.yml']);
-    await assert.rejects(readRuleFiles(path.join(root, 'missing')), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_RULES_READ');
-    const source = await ruleSource({ default_pack: false, dirs: [dir], sigma_dirs: [] })();
-    assert.equal(source.files.length, 2);
+    const sigmaDir = path.join(root, 'sigma');
+    mkdirSync(sigmaDir, { recursive: true });
+    writeFileSync(
+      path.join(sigmaDir, 'whoami.yml'),
+      'title: Whoami\nid: 11111111-2222-3333-4444-555555555555\nlogsource: { product: linux, category: process_creation }\ndetection:\n  sel: { Image|endswith: /whoami }\n  condition: sel\nlevel: low\n',
+    );
+    writeFileSync(path.join(sigmaDir, 'auditd.yml'), 'title: Audit\nid: 11111111-2222-3333-4444-666666666666\nlogsource: { product: linux, service: auditd }\ndetection:\n  sel: { type: EXECVE }\n  condition: sel\nlevel: low\n');
+    const source = await ruleSource({ default_pack: false, dirs: [dir], sigma_dirs: [sigmaDir] })();
+    assert.deepEqual(source.files.slice(0, 2).map((f) => path.relative(dir, f.name)), ['b.yaml', 'sub/a.yml']);
+    assert.equal(source.files.length, 3, 'two rule files and one converted Sigma file');
+    assert.equal(source.problems?.length, 1);
+    assert.equal(source.problems?.[0]?.severity, 'warning');
+    assert.match(source.problems?.[0]?.message ?? '', /Audit/);
+    const withPack = await ruleSource({ default_pack: true, dirs: [], sigma_dirs: [] })();
+    assert.ok(withPack.files.length > 0, 'the default pack is read');
+    await assert.rejects(ruleSource({ default_pack: false, dirs: [path.join(root, 'missing')], sigma_dirs: [] })(), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_RULE_PACK_READ');
   });
 });

@@ -1,0 +1,153 @@
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { HadesError } from '../../common/errors.js';
+import { MAX_RULE_FILE_BYTES } from '../../rules/index.js';
+import { convertSigma, summarize, type SigmaFile, type SigmaReportEntry } from '../../rules/sigma/index.js';
+import { exitStatus, type CliContext } from '../context.js';
+
+const LICENCE_FILES = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
+/** Folders above DIR searched for the licence of the rules (SigmaHQ keeps it at the top). */
+const LICENCE_DEPTH = 3;
+
+interface Folder {
+  readonly files: SigmaFile[];
+  /** Files and folders that could not be read, as report entries. */
+  readonly unreadable: SigmaReportEntry[];
+}
+
+function rejected(file: string, code: 'HADES_ERR_SIGMA_READ' | 'HADES_ERR_SIGMA_TOO_LARGE', message: string): SigmaReportEntry {
+  return { file, document: 1, title: path.basename(file), kind: 'invalid', category: '(none)', status: 'unsupported', reasons: [{ code, detail: 'file', message }], notes: [] };
+}
+
+function unreadableEntry(file: string, error: unknown): SigmaReportEntry {
+  return rejected(file, 'HADES_ERR_SIGMA_READ', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+}
+
+/**
+ * Every .yml and .yaml file under `root`, read, with paths relative to it (sorted, so that a
+ * run is repeatable). Hidden entries are skipped; links to folders are not followed (no loops).
+ */
+async function readSigmaFolder(root: string): Promise<Folder> {
+  let info;
+  try {
+    info = await stat(root);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new HadesError('HADES_ERR_SIGMA_NOT_FOUND', `${root} does not exist; give a folder of Sigma rules`);
+    throw new HadesError('HADES_ERR_SIGMA_READ', `cannot read ${root}: ${code ?? String(error)}`, { cause: error });
+  }
+  if (!info.isDirectory()) throw new HadesError('HADES_ERR_SIGMA_NOT_FOUND', `${root} is not a folder; give a folder of Sigma rules`);
+  const files: SigmaFile[] = [];
+  const unreadable: SigmaReportEntry[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (dir === root) throw new HadesError('HADES_ERR_SIGMA_READ', `cannot read ${root}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+      unreadable.push(unreadableEntry(path.relative(root, dir) || '.', error));
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(full);
+      else if ((e.isFile() || e.isSymbolicLink()) && /\.ya?ml$/i.test(e.name)) {
+        const rel = path.relative(root, full).split(path.sep).join('/');
+        try {
+          const s = await stat(full);
+          if (!s.isFile()) continue;
+          if (s.size > MAX_RULE_FILE_BYTES) unreadable.push(rejected(rel, 'HADES_ERR_SIGMA_TOO_LARGE', `the file is ${s.size} bytes; a Sigma file may be ${MAX_RULE_FILE_BYTES}`));
+          else files.push({ path: rel, text: await readFile(full, 'utf8') });
+        } catch (error) {
+          unreadable.push(unreadableEntry(rel, error));
+        }
+      }
+    }
+  };
+  await walk(root);
+  return { files, unreadable };
+}
+
+/** The licence of the rules, from a licence file in DIR or a folder above it. */
+async function licenceOf(root: string): Promise<string | undefined> {
+  let dir = path.resolve(root);
+  for (let depth = 0; depth <= LICENCE_DEPTH; depth++) {
+    let names: string[] = [];
+    try {
+      names = (await readdir(dir)).filter((n) => LICENCE_FILES.test(n)).sort();
+    } catch {
+      names = [];
+    }
+    for (const name of names) {
+      try {
+        const text = (await readFile(path.join(dir, name), 'utf8')).slice(0, 65_536);
+        const drl = /Detection Rule License \(DRL\)\s*([\d.]+)/.exec(text);
+        if (drl) return `Detection Rule License (DRL) ${drl[1]} (https://github.com/SigmaHQ/Detection-Rule-License)`;
+        const first = text.split('\n').map((l) => l.replace(/^#+\s*/, '').trim()).find((l) => l !== '');
+        return `${first ?? 'see'} (${path.join(dir, name)})`;
+      } catch {
+        // An unreadable licence file: look further up.
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+/** `hades rules import-sigma DIR [--out DIR] [--json]`. */
+export async function importSigma(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const dir = args[0] ?? '';
+  const out = typeof options['out'] === 'string' ? options['out'] : undefined;
+  const { files, unreadable } = await readSigmaFolder(dir);
+  const licence = await licenceOf(dir);
+  const conversion = convertSigma(files, licence ? { licence } : {});
+  const report = [...conversion.report, ...unreadable].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.document - b.document));
+  const summary = summarize(report);
+
+  const written: string[] = [];
+  if (out !== undefined) {
+    for (const { source, file } of conversion.sources) {
+      const target = path.join(out, source.replace(/\.ya?ml$/i, '') + '.yaml');
+      try {
+        await mkdir(path.dirname(target), { recursive: true });
+        await writeFile(target, file.text);
+      } catch (error) {
+        throw new HadesError('HADES_ERR_SIGMA_WRITE', `cannot write ${target}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+      }
+      written.push(target);
+    }
+  }
+
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify({ folder: dir, ...(licence ? { licence } : {}), summary, rules: report, ...(out !== undefined ? { written } : {}) })}\n`);
+    return exitStatus.ok;
+  }
+  const lines: string[] = [];
+  for (const e of report) {
+    if (e.status !== 'unsupported') continue;
+    const where = e.document > 1 ? `${e.file} (document ${e.document})` : e.file;
+    for (const r of e.reasons) lines.push(`${where}: unsupported ${r.code}: ${r.message} [${e.title}]`);
+  }
+  if (lines.length > 0) lines.push('');
+  const rows = [['category', 'loaded', 'unsupported'], ...Object.entries(summary.categories).map(([c, n]) => [c, String(n.loaded), String(n.unsupported)]), ['total', String(summary.loaded), String(summary.unsupported)]];
+  lines.push(table(rows));
+  const reasons = Object.entries(summary.reasons);
+  if (reasons.length > 0) {
+    lines.push('', 'unsupported, by reason:');
+    for (const [key, n] of reasons) lines.push(`  ${String(n).padStart(4)}  ${key}`);
+  }
+  const notes = report.reduce((n, e) => n + (e.status === 'loaded' ? e.notes.length : 0), 0);
+  if (notes > 0) lines.push('', `${notes} note(s) on loaded rules (adaptations, dropped tags): see --json`);
+  lines.push('', out !== undefined ? `wrote ${written.length} Hades rule file(s) to ${out}` : `${summary.loaded} of ${summary.total} Sigma rule(s) convert; --out DIR writes them as Hades rule files`);
+  context.stdout.write(`${lines.join('\n')}\n`);
+  return exitStatus.ok;
+}

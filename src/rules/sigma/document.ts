@@ -1,0 +1,182 @@
+/**
+ * Reading Sigma files: every YAML document of every file becomes a SigmaDocument (a rule, a
+ * correlation, a filter) or a report entry saying why it is not one. Also the parts of a rule
+ * that do not depend on its detection: its Hades id, severity, tags and description.
+ */
+import { LineCounter, parseAllDocuments } from 'yaml';
+import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
+import type { Severity } from '../schema.js';
+import type { SigmaReason, SigmaReportEntry } from './report.js';
+
+export interface SigmaFile {
+  /** How the report names the file: its path, usually relative to the folder imported. */
+  readonly path: string;
+  readonly text: string;
+}
+
+export interface SigmaDocument {
+  readonly file: string;
+  /** 1-based position in the file. */
+  readonly document: number;
+  readonly kind: 'rule' | 'correlation' | 'filter';
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly title: string;
+  readonly id: string | undefined;
+  readonly name: string | undefined;
+  readonly category: string;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `record[key]` when the record has that key itself: rule text never reaches Object.prototype. */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+
+/** The report's category of a document: the log source's category, else its service or product. */
+function categoryOf(data: Readonly<Record<string, unknown>>, kind: SigmaDocument['kind']): string {
+  if (kind === 'correlation') return 'correlation';
+  const ls = isRecord(data['logsource']) ? data['logsource'] : {};
+  const category = str(ls['category']);
+  if (category) return category.toLowerCase();
+  const service = str(ls['service']);
+  if (service) return `service:${service.toLowerCase()}`;
+  const product = str(ls['product']);
+  return product ? `product:${product.toLowerCase()}` : '(none)';
+}
+
+function unsupported(file: string, document: number, title: string, reason: SigmaReason, extra: Partial<SigmaReportEntry> = {}): SigmaReportEntry {
+  return { file, document, title, kind: 'invalid', category: '(none)', status: 'unsupported', reasons: [reason], notes: [], ...extra };
+}
+
+/** Reads the files: the documents that are Sigma rules, and entries for what is not. */
+export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaDocument[]; rejected: SigmaReportEntry[] } {
+  const documents: SigmaDocument[] = [];
+  const rejected: SigmaReportEntry[] = [];
+  for (const f of files) {
+    const fallbackTitle = f.path.split('/').pop() ?? f.path;
+    if (f.text.length > MAX_RULE_FILE_BYTES) {
+      rejected.push(unsupported(f.path, 1, fallbackTitle, { code: 'HADES_ERR_SIGMA_TOO_LARGE', detail: 'file', message: `the file is ${f.text.length} bytes; a Sigma file may be ${MAX_RULE_FILE_BYTES}` }));
+      continue;
+    }
+    let parsed;
+    const lines = new LineCounter();
+    try {
+      parsed = parseAllDocuments(f.text, { prettyErrors: false, lineCounter: lines });
+    } catch (error) {
+      rejected.push(unsupported(f.path, 1, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: error instanceof Error ? error.message : String(error) }));
+      continue;
+    }
+    let n = 0;
+    for (const doc of parsed) {
+      n++;
+      if (doc.errors.length > 0) {
+        const e = doc.errors[0]!;
+        const at = lines.linePos(e.pos[0]);
+        const where = at.line > 0 ? ` at line ${at.line}, column ${at.col}` : '';
+        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: `not valid YAML${where}: ${e.message.split('\n')[0] ?? e.message}` }));
+        continue;
+      }
+      let data: unknown;
+      try {
+        data = doc.toJS({ maxAliasCount: 100 });
+      } catch (error) {
+        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: error instanceof Error ? error.message : String(error) }));
+        continue;
+      }
+      if (data === null || data === undefined) continue;
+      if (!isRecord(data)) {
+        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_NOT_SIGMA', detail: 'not a mapping', message: 'the document is not a mapping, so not a Sigma rule' }));
+        continue;
+      }
+      const title = str(data['title']);
+      const id = str(data['id']);
+      const name = str(data['name']);
+      const kind = 'correlation' in data ? 'correlation' : 'filter' in data ? 'filter' : 'detection' in data ? 'rule' : undefined;
+      if (!kind) {
+        const legacy = 'action' in data ? "; 'action:' collections of Sigma 1 are not supported" : '';
+        rejected.push(
+          unsupported(f.path, n, title ?? fallbackTitle, { code: 'HADES_ERR_SIGMA_NOT_SIGMA', detail: 'no detection', message: `the document has neither 'detection' nor 'correlation', so it is not a Sigma rule${legacy}` }, id ? { id } : {}),
+        );
+        continue;
+      }
+      if (!title) {
+        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_INVALID', detail: 'title', message: "a Sigma rule needs a 'title'" }, { kind, ...(id ? { id } : {}) }));
+        continue;
+      }
+      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind) });
+    }
+  }
+  return { documents, rejected };
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+
+/** A Hades rule id for a document: its Sigma id, else its name, else one made of the file name. */
+export function hadesIdOf(doc: SigmaDocument, taken: ReadonlySet<string>): string {
+  for (const candidate of [doc.id, doc.name]) if (candidate && candidate.length <= 128 && ID.test(candidate)) return candidate;
+  const stem = (doc.file.split('/').pop() ?? 'rule').replace(/\.ya?ml$/i, '');
+  const base = `sigma-${stem.replace(/[^A-Za-z0-9_.:-]+/g, '_')}`.slice(0, 100) + (doc.document > 1 ? `-${doc.document}` : '');
+  let id = base;
+  for (let i = 2; taken.has(id); i++) id = `${base}-${i}`;
+  return id;
+}
+
+const LEVELS: Readonly<Record<string, Severity>> = { informational: 'info', low: 'low', medium: 'medium', high: 'high', critical: 'critical' };
+
+export function severityOf(doc: SigmaDocument, notes: SigmaReason[]): Severity {
+  const level = str(doc.data['level'])?.toLowerCase();
+  const severity = level === undefined ? undefined : own(LEVELS, level);
+  if (severity) return severity;
+  notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'level', message: level === undefined ? 'the rule has no level: severity medium' : `the level '${level}' is not one of Sigma's: severity medium` });
+  return 'medium';
+}
+
+/** Sigma tags that Hades accepts; the others are dropped with a note each. */
+export function tagsOf(doc: SigmaDocument, notes: SigmaReason[]): string[] {
+  const raw = doc.data['tags'];
+  const tags = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
+  const out: string[] = [];
+  for (const t of tags) {
+    const tag = typeof t === 'string' ? t.trim().toLowerCase() : undefined;
+    const problem = tag === undefined ? { message: `the tag ${JSON.stringify(t)} is not text` } : checkTag(tag);
+    if (problem || tag === undefined) notes.push({ code: 'HADES_ERR_SIGMA_TAG', detail: String(t), message: `tag dropped: ${problem?.message ?? ''}` });
+    else if (!out.includes(tag) && out.length < 64) out.push(tag);
+  }
+  return out;
+}
+
+function list(v: unknown): string[] {
+  const items = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+  return items.filter((x): x is string | number => typeof x === 'string' || typeof x === 'number').map(String);
+}
+
+/** Description, false positives, and where the rule comes from, as one text. */
+export function descriptionOf(doc: SigmaDocument, licence: string | undefined): string {
+  const d = doc.data;
+  const parts: string[] = [];
+  const description = str(d['description'])?.trim();
+  if (description) parts.push(description);
+  const fps = list(d['falsepositives']);
+  if (fps.length > 0) parts.push(`False positives: ${fps.map((f) => f.trim().replace(/\.+$/, '')).join('; ')}.`);
+  const origin = [`Sigma ${doc.kind === 'correlation' ? 'correlation' : 'rule'} ${doc.id ?? doc.name ?? doc.title}`];
+  const status = str(d['status']);
+  if (status) origin.push(`status ${status}`);
+  const author = str(d['author']);
+  if (author) origin.push(`by ${author}`);
+  const ruleLicence = str(d['license']) ?? licence;
+  if (ruleLicence) origin.push(`licence ${ruleLicence}`);
+  parts.push(`${origin.join(', ')} (${doc.file}).`);
+  const refs = list(d['references']);
+  if (refs.length > 0) parts.push(`References: ${refs.join(' ')}`);
+  return parts.join('\n\n').slice(0, 65_536);
+}
+
+/** An output template's literal text: braces doubled. */
+export function templateText(s: string): string {
+  return s.replace(/[{}]/g, (c) => c + c);
+}
