@@ -116,6 +116,7 @@ cp "$SRC/package.json" "$STAGE/"
 cp "$SRC/driver/build/hades-driver" "$STAGE/driver/build/"
 [ ! -f "$SRC/driver/build/manifest.json" ] || cp "$SRC/driver/build/manifest.json" "$STAGE/driver/build/"
 [ ! -d "$SRC/rules" ] || cp -R "$SRC/rules" "$STAGE/rules"
+[ ! -d "$SRC/data" ] || cp -R "$SRC/data" "$STAGE/data"
 for file in README.md install.sh $UNIT; do
   [ ! -f "$SRC/deploy/$file" ] || cp "$SRC/deploy/$file" "$STAGE/deploy/"
 done
