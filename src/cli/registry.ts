@@ -164,7 +164,16 @@ export const commands: readonly CommandSpec[] = [
         .option('--json', 'NDJSON, one alert per line: rule, severity, @timestamp, host, process of the triggering event'),
     run: lazy(alertCommands, (m) => m.alertsList),
   },
-  { name: 'rules test', summary: 'Run every rule against its sample events', planned: 'the rule engine' },
+  {
+    name: 'rules test',
+    summary: 'Load rule files (default: the default pack), run every rule against its sample events, print each problem and failure (exit 1 when any)',
+    define: (c) =>
+      c
+        .argument('[paths...]', 'rule files or folders of *.yaml files (default: the default pack)')
+        .option('--default-pack', 'load the default pack before the given paths (for files that use its macros or override its rules)')
+        .option('--json', 'print the result as one JSON object'),
+    run: lazy(() => import('./commands/rules-test.js'), (m) => m.rulesTest),
+  },
   {
     name: 'rules import-sigma',
     summary: 'Convert the Sigma rules of a folder into Hades rules; report what cannot be converted and why',

@@ -11,3 +11,18 @@ export { SEVERITIES, type Severity } from './schema.js';
 export { MISSING } from './template.js';
 export { fieldPaths, ANCESTOR_FIELDS } from './fields.js';
 export type { EventRecord } from './accessor.js';
+export {
+  checkSamples,
+  collectSamples,
+  runSamples,
+  SAMPLE_BASE_TIME,
+  SAMPLE_HOST,
+  type RuleSampleReport,
+  type RuleSampleStatus,
+  type RuleSamples,
+  type Sample,
+  type SampleExpectation,
+  type SampleOutcome,
+  type SampleResult,
+  type SamplesReport,
+} from './samples.js';

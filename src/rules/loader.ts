@@ -21,6 +21,7 @@ import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarIt
 import { compileError, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
 import { Resolver, type ListDef, type MacroDef, type RExpr } from './resolve.js';
 import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
+import { collectSamples, type RuleSamples } from './samples.js';
 import {
   checkSchema,
   FileSchema,
@@ -56,6 +57,8 @@ export interface LoadResult {
   readonly ruleSet: RuleSet;
   /** Errors (the rule or file concerned is not loaded) and warnings, in file order. */
   readonly problems: readonly RuleProblem[];
+  /** The `samples:` of the rules, in definition order, for `runSamples` (samples.ts); never used by matching. */
+  readonly samples: readonly RuleSamples[];
 }
 
 export const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
@@ -173,6 +176,7 @@ class Loader {
   private readonly compiled = new Map<string, CompiledRule>();
   private readonly correlations = new Map<string, CompiledCorrelation>();
   private readonly failed = new Set<string>();
+  readonly samples: RuleSamples[] = [];
   private readonly resolver = new Resolver({ macros: this.macros, lists: this.lists });
 
   constructor(private readonly options: LoadOptions) {}
@@ -327,6 +331,7 @@ class Loader {
       count: 'count' in e ? e.count : 0,
     };
     this.drafts.set(e.id, draft);
+    if (e.samples !== undefined) this.samples.push(collectSamples(file.name, path, e.id, e.samples, (p, key) => file.at(p, key)));
   }
 
   private checkTags(tags: readonly string[], located: Located, path: YamlPath, rule: string): boolean {
@@ -789,6 +794,6 @@ export function loadRules(files: readonly RuleFile[], options: LoadOptions = {})
   loader.reportUnused();
   const ruleSet = loader.build();
   loader.sortProblems();
-  return { ruleSet, problems: loader.problems };
+  return { ruleSet, problems: loader.problems, samples: loader.samples };
 }
 

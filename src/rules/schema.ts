@@ -35,6 +35,23 @@ export const ExceptionSchema = Type.Object(
 export type ExceptionEntry = Static<typeof ExceptionSchema>;
 
 const Exceptions = Type.Array(ExceptionSchema, { maxItems: 1000 });
+
+/** One sample event: a mapping, checked against the event schema by samples.ts, not here. */
+const SampleEvent = Type.Object({}, { description: 'an event (a mapping of its fields)' });
+export const MAX_SAMPLE_EVENTS = 1000;
+/** A sample is one event, or a scenario: events replayed in order (correlation rules). */
+const Sample = Type.Union([SampleEvent, Type.Array(SampleEvent, { minItems: 1, maxItems: MAX_SAMPLE_EVENTS })], {
+  description: 'an event (a mapping) or a scenario (a list of events)',
+});
+export const SamplesSchema = Type.Object(
+  {
+    match: Type.Optional(Type.Array(Sample, { maxItems: 1000 })),
+    no_match: Type.Optional(Type.Array(Sample, { maxItems: 1000 })),
+  },
+  closed,
+);
+export type SamplesEntry = Static<typeof SamplesSchema>;
+
 const Tags = Type.Array(Text(128), { maxItems: 64 });
 
 const common = {
@@ -47,6 +64,8 @@ const common = {
   output: Type.Optional(Text(4096)),
   enabled: Type.Optional(Type.Boolean()),
   alert: Type.Optional(Type.Boolean()),
+  /** Events the rule must match and must not match: `hades rules test` runs them. */
+  samples: Type.Optional(SamplesSchema),
 };
 
 export const RuleSchema = Type.Object({ ...common, type: Type.Optional(Type.Literal('rule')), condition: Text(65_536) }, closed);

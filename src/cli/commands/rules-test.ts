@@ -1,0 +1,57 @@
+/**
+ * `hades rules test [PATH...] [--default-pack] [--json]`: loads rule files (the default pack when
+ * no path is given), prints every load problem with its file:line:column and code, runs every
+ * rule's samples and prints each failure, then a summary. Exit 0 when every sample passes and no
+ * rule has an error, 1 otherwise, like a test runner.
+ */
+import { formatProblem, loadRules, runSamples, type RuleProblem, type SamplesReport } from '../../rules/index.js';
+import { DEFAULT_PACK_DIR, readRuleFiles, type RuleFileText } from '../../runtime/rule-pack.js';
+import { exitStatus, type CliContext } from '../context.js';
+
+/** A sample failed or a rule has an error: the status of a failed test run, not of a bad command. */
+export const RULES_TEST_FAILED = 1;
+
+async function filesToTest(args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<RuleFileText[]> {
+  if (args.length === 0) return readRuleFiles([DEFAULT_PACK_DIR]);
+  const pack = options['defaultPack'] === true ? await readRuleFiles([DEFAULT_PACK_DIR]) : [];
+  return [...pack, ...(await readRuleFiles(args))];
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function summaryLine(files: number, report: SamplesReport, problems: readonly RuleProblem[]): string {
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  const warnings = problems.length - errors;
+  const skipped = report.samples - report.passed - report.failed;
+  const untested = report.rules.filter((r) => r.status === 'untested').length;
+  const parts = [
+    `${plural(files, 'file')}, ${plural(report.rules.length, 'rule')}`,
+    `${plural(report.samples, 'sample')}: ${report.passed} passed, ${report.failed} failed${skipped > 0 ? `, ${skipped} skipped (disabled rules)` : ''}`,
+    ...(untested > 0 ? [`${plural(untested, 'rule')} without samples`] : []),
+    `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`,
+  ];
+  return parts.join('; ');
+}
+
+export async function rulesTest(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const files = await filesToTest(args, options);
+  const { ruleSet, problems: loadProblems, samples } = loadRules(files);
+  const report = runSamples(ruleSet, samples);
+  const order = new Map(files.map((f, i) => [f.name, i]));
+  const problems = [...loadProblems, ...report.problems].sort(
+    (a, b) => (order.get(a.file) ?? Infinity) - (order.get(b.file) ?? Infinity) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
+  );
+  const ok = report.ok && !problems.some((p) => p.severity === 'error');
+  if (options['json'] === true) {
+    const rules = report.rules.map((r) => ({ ...r, results: r.results.filter((x) => x.outcome !== 'passed') }));
+    context.stdout.write(
+      `${JSON.stringify({ ok, files: files.map((f) => f.name), summary: { rules: report.rules.length, samples: report.samples, passed: report.passed, failed: report.failed }, problems, rules })}\n`,
+    );
+  } else {
+    for (const p of problems) context.stdout.write(`${formatProblem(p)}\n`);
+    context.stdout.write(`${summaryLine(files.length, report, problems)}\n${ok ? 'ok' : 'FAILED'}\n`);
+  }
+  return ok ? exitStatus.ok : RULES_TEST_FAILED;
+}

@@ -1,0 +1,88 @@
+/**
+ * Reading rule files from disk: the default pack shipped in the package's `rules/` folder, and
+ * files or folders a person names. The rule engine (src/rules) is pure and takes `{name, text}`;
+ * this is the part that touches the file system, shared by the server and `hades rules test`.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HadesError } from '../common/errors.js';
+
+/** The default rule pack: `rules/` at the package root (this file is dist/src/runtime/). */
+export const DEFAULT_PACK_DIR = fileURLToPath(new URL('../../../rules/', import.meta.url));
+
+/** Largest rule file read; the same limit as the engine's (MAX_RULE_FILE_BYTES). */
+const MAX_RULE_FILE_BYTES = 8 * 1024 * 1024;
+/** Folders deeper than this are not searched: a symlink loop must not hang a reload. */
+const MAX_DEPTH = 8;
+
+/** One rule file: what `loadRules` takes. */
+export interface RuleFileText {
+  /** How problems and alerts name the file. */
+  readonly name: string;
+  readonly text: string;
+}
+
+const isRuleFile = (name: string) => /\.ya?ml$/i.test(name) && !name.startsWith('.');
+
+function readError(p: string, error: unknown): HadesError {
+  if (error instanceof HadesError) return error;
+  const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+  return new HadesError('HADES_ERR_RULE_PACK_READ', `cannot read ${p}: ${reason}`, { cause: error });
+}
+
+/** The *.yaml and *.yml files under a folder, sorted by path, hidden entries skipped. */
+async function filesUnder(dir: string, depth = 0): Promise<string[]> {
+  if (depth > MAX_DEPTH) return [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  const out: string[] = [];
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (entry.name.startsWith('.')) continue;
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await filesUnder(full, depth + 1)));
+    else if (entry.isFile() && isRuleFile(entry.name)) out.push(full);
+  }
+  return out;
+}
+
+async function readRuleFile(file: string, name: string): Promise<RuleFileText> {
+  const info = await stat(file);
+  if (info.size > MAX_RULE_FILE_BYTES) {
+    throw new HadesError('HADES_ERR_RULE_TOO_LARGE', `${file} is ${info.size} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
+  }
+  return { name, text: await readFile(file, 'utf8') };
+}
+
+/**
+ * Reads rule files: each path is a file (read whatever its extension) or a folder (its *.yaml
+ * and *.yml files, sub-folders included, in path order). Files are named by their path as
+ * given (a folder's files by the folder's path joined with theirs). Throws
+ * HADES_ERR_RULE_PACK_READ for a path that cannot be read or a folder without rule files.
+ */
+export async function readRuleFiles(paths: readonly string[]): Promise<RuleFileText[]> {
+  const out: RuleFileText[] = [];
+  for (const p of paths) {
+    try {
+      const info = await stat(p);
+      if (!info.isDirectory()) {
+        out.push(await readRuleFile(p, p));
+        continue;
+      }
+      const files = await filesUnder(p);
+      if (files.length === 0) throw new HadesError('HADES_ERR_RULE_PACK_READ', `${p} holds no .yaml or .yml file`);
+      for (const f of files) out.push(await readRuleFile(f, f));
+    } catch (error) {
+      throw readError(p, error);
+    }
+  }
+  return out;
+}
+
+/**
+ * The default pack's files, named `rules/<file>` (relative to the package): the names alerts
+ * and problems carry do not depend on where Hades is installed.
+ */
+export async function readDefaultPack(dir: string = DEFAULT_PACK_DIR): Promise<RuleFileText[]> {
+  const files = await readRuleFiles([dir]);
+  return files.map((f) => ({ name: path.posix.join('rules', path.relative(dir, f.name).split(path.sep).join('/')), text: f.text }));
+}

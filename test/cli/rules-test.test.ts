@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runHades } from '../helpers/cli.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-rules-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  mkdirSync(path.dirname(p), { recursive: true });
+  writeFileSync(p, text);
+  return p;
+}
+
+const curlRule = (samples: string) => `rules:
+  - id: curl_exec
+    title: curl executed
+    severity: low
+    tags: [attack.t1105]
+    condition: event.action = exec and process.name = curl
+    samples:
+${samples}`;
+
+const passing = curlRule(`      match:
+        - {event: {action: exec}, process: {name: curl}}
+      no_match:
+        - {event: {action: exec}, process: {name: wget}}
+`);
+
+describe('hades rules test', () => {
+  it('passes the default pack: every sample of every rule', async () => {
+    const r = await runHades(['rules', 'test'], { timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(lines.at(-1), 'ok');
+    const summary = /^(\d+) files, (\d+) rules; (\d+) samples: (\d+) passed, 0 failed; 0 errors, 0 warnings$/.exec(lines.at(-2) ?? '');
+    assert.ok(summary, lines.at(-2));
+    assert.ok(Number(summary[2]) >= 50, `${summary[2]} rules`);
+    assert.equal(summary[3], summary[4]);
+    assert.equal(lines.length, 2, 'nothing but the summary');
+  });
+
+  it('passes a file whose samples all pass', async () => {
+    const r = await runHades(['rules', 'test', file('ok.yaml', passing)]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout, '1 file, 1 rule; 2 samples: 2 passed, 0 failed; 0 errors, 0 warnings\nok\n');
+  });
+
+  it('exits 1 on a failing sample, naming the rule, the sample and its position', async () => {
+    const p = file(
+      'failing.yaml',
+      curlRule(`      match:
+        - {event: {action: exec}, process: {name: wget}}
+      no_match:
+        - {event: {action: exec}, process: {name: ls}}
+`),
+    );
+    const r = await runHades(['rules', 'test', p]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^${p}:9:11: error HADES_ERR_RULE_SAMPLE_FAILED: rule 'curl_exec', match sample 1: expected a match, got none$`, 'm'));
+    assert.match(r.stdout, /2 samples: 1 passed, 1 failed; 1 error, 0 warnings\nFAILED\n$/);
+  });
+
+  it('exits 1 on a malformed rule file, with the code and file:line:column of each problem', async () => {
+    const p = file('malformed.yaml', 'rules:\n  - id: r\n    title: T\n    severty: low\n    condition: process.nme = x\n');
+    const r = await runHades(['rules', 'test', p]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^${p}:4:5: error HADES_ERR_RULE_INVALID: unknown key 'severty'; did you mean 'severity'\\?$`, 'm'));
+    const bad = file('not-yaml.yaml', 'rules:\n  - id: r\n   title: x\n');
+    const r2 = await runHades(['rules', 'test', bad]);
+    assert.equal(r2.status, 1);
+    assert.match(r2.stdout, new RegExp(`^${bad}:3:\\d+: error HADES_ERR_RULE_YAML: `, 'm'));
+  });
+
+  it('reports invalid sample events with their position', async () => {
+    const p = file('invalid-sample.yaml', curlRule('      match:\n        - {event: {action: exec}, process: {name: curl, comm: curl}}\n      no_match:\n        - {event: {action: exec}, process: {name: ls}}\n'));
+    const r = await runHades(['rules', 'test', p]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, new RegExp(`^${p}:9:57: error HADES_ERR_RULE_SAMPLE_INVALID: match sample 1: 'process.comm' is not a field of exec events`, 'm'));
+  });
+
+  it('loads folders, and the default pack first with --default-pack, so that an override is tested against the pack', async () => {
+    file('folder/a.yaml', passing);
+    file('folder/sub/b.yml', curlRule('      match: [{event: {action: exec}, process: {name: curl}}]\n      no_match: [{event: {action: exec}, process: {name: ls}}]\n').replace('curl_exec', 'curl_exec_2'));
+    const r = await runHades(['rules', 'test', path.join(dir, 'folder')]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^2 files, 2 rules; 4 samples: 4 passed/m);
+    // A local override that silences the pack's rule: its own samples now fail.
+    const p = file('override.yaml', 'rules:\n  - override: exec_from_dev_shm\n    replace:\n      enabled: true\n    append:\n      condition: process.name = nothing-ever\n');
+    const o = await runHades(['rules', 'test', '--default-pack', p], { timeoutMs: 60_000 });
+    assert.equal(o.status, 1, o.stdout + o.stderr);
+    assert.match(o.stdout, /^\S*rules\/execution\.yaml:\d+:\d+: error HADES_ERR_RULE_SAMPLE_FAILED: rule 'exec_from_dev_shm', match sample 1: expected a match, got none$/m);
+  });
+
+  it('prints one JSON object with --json', async () => {
+    const p = file('json.yaml', curlRule('      match:\n        - {event: {action: exec}, process: {name: wget}}\n'));
+    const r = await runHades(['rules', 'test', '--json', p]);
+    assert.equal(r.status, 1);
+    const out = JSON.parse(r.stdout) as {
+      ok: boolean;
+      files: string[];
+      summary: { rules: number; samples: number; passed: number; failed: number };
+      problems: { code: string; severity: string; line: number; rule: string }[];
+      rules: { rule: string; status: string; results: { expect: string; reason: string }[] }[];
+    };
+    assert.equal(out.ok, false);
+    assert.deepEqual(out.files, [p]);
+    assert.deepEqual(out.summary, { rules: 1, samples: 1, passed: 0, failed: 1 });
+    assert.deepEqual(
+      out.problems.map((x) => [x.code, x.severity, x.rule]),
+      [
+        ['HADES_ERR_RULE_SAMPLE_MISSING', 'warning', 'curl_exec'],
+        ['HADES_ERR_RULE_SAMPLE_FAILED', 'error', 'curl_exec'],
+      ],
+    );
+    assert.deepEqual(out.rules, [{ rule: 'curl_exec', file: p, line: 7, status: 'failed', samples: 1, passed: 0, failed: 1, results: [{ rule: 'curl_exec', expect: 'match', index: 0, file: p, line: 9, column: 11, outcome: 'failed', reason: 'expected a match, got none', firedAt: [] }] }]);
+  });
+
+  it('refuses a path that does not exist with a coded error', async () => {
+    const r = await runHades(['rules', 'test', path.join(dir, 'missing.yaml')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^hades: HADES_ERR_RULE_PACK_READ: cannot read .*missing\.yaml: ENOENT\n$/);
+    const empty = path.join(dir, 'empty');
+    mkdirSync(empty);
+    const e = await runHades(['rules', 'test', empty]);
+    assert.equal(e.status, 2);
+    assert.match(e.stderr, /HADES_ERR_RULE_PACK_READ: .*holds no \.yaml or \.yml file/);
+  });
+});

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { eventKinds, type EventAction } from '../../src/common/events/index.js';
+import { formatProblem, loadRules, runSamples, type LoadResult, type Match } from '../../src/rules/index.js';
+import { DEFAULT_PACK_DIR, readDefaultPack, type RuleFileText } from '../../src/runtime/rule-pack.js';
+
+let files: RuleFileText[];
+let pack: LoadResult;
+
+before(async () => {
+  files = await readDefaultPack();
+  pack = loadRules(files);
+});
+
+/** Every rule entry of the pack's YAML, with its file. */
+function entries(): { file: string; rule: Record<string, unknown> }[] {
+  return files.flatMap((f) => (((parse(f.text) as { rules?: Record<string, unknown>[] } | null)?.rules ?? []).map((rule) => ({ file: f.name, rule }))));
+}
+
+describe('default rule pack', () => {
+  it('loads every file with no error and no warning', () => {
+    assert.ok(files.length >= 10, `${files.length} files`);
+    assert.ok(files.every((f) => /^rules\/[a-z-]+\.yaml$/.test(f.name)), files.map((f) => f.name).join(', '));
+    assert.deepEqual(pack.problems.map(formatProblem), []);
+    assert.equal(pack.ruleSet.rules.length, entries().length);
+  });
+
+  it('gives every rule a description, ATT&CK technique and tactic tags, an output and both kinds of samples', () => {
+    const missing: string[] = [];
+    for (const { file, rule } of entries()) {
+      const id = String(rule['id']);
+      const tags = (rule['tags'] as string[] | undefined) ?? [];
+      const samples = rule['samples'] as { match?: unknown[]; no_match?: unknown[] } | undefined;
+      if (typeof rule['description'] !== 'string' || rule['description'].length < 40) missing.push(`${file} ${id}: description`);
+      if (!tags.some((t) => /^attack\.t\d{4}(\.\d{3})?$/.test(t))) missing.push(`${file} ${id}: ATT&CK technique tag`);
+      if (!tags.some((t) => /^attack\.[a-z_-]+$/.test(t))) missing.push(`${file} ${id}: ATT&CK tactic tag`);
+      if (typeof rule['output'] !== 'string') missing.push(`${file} ${id}: output`);
+      if (!samples?.match?.length) missing.push(`${file} ${id}: match sample`);
+      if (!samples?.no_match?.length) missing.push(`${file} ${id}: no_match sample`);
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  it('fires every rule on its match samples and on none of its no_match samples', () => {
+    const report = runSamples(pack.ruleSet, pack.samples);
+    assert.deepEqual(report.problems.map(formatProblem), []);
+    assert.equal(report.ok, true);
+    assert.equal(report.failed, 0);
+    assert.equal(report.passed, report.samples);
+    assert.ok(report.rules.every((r) => r.status === 'passed'), report.rules.filter((r) => r.status !== 'passed').map((r) => `${r.rule}: ${r.status}`).join(', '));
+  });
+
+  it('is catalogued in rules/README.md: every rule with its file, severity and technique, and every file with its count', () => {
+    const readme = readFileSync(`${DEFAULT_PACK_DIR}README.md`, 'utf8');
+    const missing: string[] = [];
+    for (const { file, rule } of entries()) {
+      const section = readme.split(`### ${file.replace('rules/', '')}\n`)[1]?.split('\n### ')[0] ?? '';
+      const technique = ((rule['tags'] as string[]).find((t) => t.startsWith('attack.t')) ?? '').replace('attack.', '').toUpperCase();
+      const row = section.split('\n').find((line) => line.startsWith(`| \`${String(rule['id'])}\` |`));
+      if (!row?.startsWith(`| \`${String(rule['id'])}\` | ${String(rule['severity'])} | ${technique}`)) missing.push(`${file} ${String(rule['id'])}`);
+    }
+    assert.deepEqual(missing, []);
+    for (const f of files.filter((x) => x.name !== 'rules/macros.yaml')) {
+      const count = ((parse(f.text) as { rules: unknown[] }).rules ?? []).length;
+      assert.match(readme, new RegExp(`^\\| \\[\`${f.name.replace('rules/', '').replace('.', '\\.')}\`\\]\\(#\\w+\\) \\| ${count} \\|`, 'm'), f.name);
+    }
+  });
+
+  it('says so in the description of every rule that only planned event kinds can trigger', () => {
+    const plannedOnly = pack.ruleSet.rules.filter((r) => r.actions !== null && r.actions.length > 0 && r.actions.every((a) => 'planned' in eventKinds[a as EventAction]));
+    assert.ok(plannedOnly.length > 0);
+    for (const r of plannedOnly) assert.match(r.description, /PLANNED EVENT KIND/, r.id);
+    // And no rule that real events can trigger says it.
+    for (const r of pack.ruleSet.rules.filter((x) => !plannedOnly.includes(x))) assert.doesNotMatch(r.description, /PLANNED EVENT KIND/, r.id);
+  });
+});
+
+// ----- a benign admin and developer workload: no high or critical alert -----
+
+const BASE = Date.parse('2026-03-02T10:00:00.000Z');
+let n = 0;
+
+/** An event as the agent emits it (the fields rules read), `seconds` after BASE. */
+function ev(action: EventAction, seconds: number, fields: Record<string, unknown>): Record<string, unknown> {
+  n++;
+  return { '@timestamp': new Date(BASE + seconds * 1000).toISOString(), event: { id: `benign-${n}`, action, outcome: 'success' }, host: { name: 'dev-01' }, ...fields };
+}
+
+const proc = (name: string, args: string[], extra: Record<string, unknown> = {}) => ({ name, args, command_line: args.join(' '), user: { id: '0', name: 'root' }, ...extra });
+const under = (...names: string[]) => ({ ancestors: names.map((name, i) => ({ pid: 100 + i, name })) });
+const creds = (uid: number, euid: number, suid: number) => ({ uid, gid: uid, euid, egid: uid, suid });
+
+/** Shapes recorded with `hades events` while running these commands on Debian 12. */
+const workload = [
+  // apt-get update && apt-get install -y sudo rsync
+  ev('exec', 0, { process: proc('apt-get', ['apt-get', 'update']) }),
+  ev('privilege_change', 1, { process: proc('http', ['/usr/lib/apt/methods/http']), hades: { privilege: { call: 'setresuid', before: creds(0, 0, 0), after: creds(42, 42, 42) } } }),
+  ev('dns_query', 1, { process: proc('http', ['/usr/lib/apt/methods/http']), destination: { ip: '10.255.255.53', port: 53 }, network: { transport: 'udp' }, dns: { type: 'query', question: { name: 'deb.debian.org', type: 'A' } } }),
+  ev('connect', 1, { process: proc('http', ['/usr/lib/apt/methods/http']), destination: { ip: '151.101.2.132', port: 80 }, network: { transport: 'tcp' } }),
+  ev('file_chmod', 2, { process: proc('chmod', ['chmod', '700', '/tmp/apt-key-gpghome.vXeDzjWjvY']), file: { path: '/tmp/apt-key-gpghome.vXeDzjWjvY', mode: '0700' }, hades: { file: { setuid: false }, ...under('apt-key', 'gpgv', 'apt-get') } }),
+  ev('file_create', 3, { process: proc('dpkg', ['dpkg', '--unpack']), file: { path: '/usr/bin/sudo.dpkg-new', mode: '0000' }, hades: { file: { created: true }, ...under('apt-get', 'bash') } }),
+  ev('file_chmod', 3, { process: proc('dpkg', ['dpkg', '--unpack']), file: { path: '/usr/bin/sudo.dpkg-new', mode: '04755' }, hades: { file: { setuid: true, made_executable: true }, ...under('apt-get', 'bash') } }),
+  ev('file_rename', 3, { process: proc('dpkg', ['dpkg', '--unpack']), file: { path: '/usr/bin/sudo' }, hades: { file: { old_path: '/usr/bin/sudo.dpkg-new' }, ...under('apt-get', 'bash') } }),
+  ev('file_create', 3, { process: proc('dpkg', ['dpkg', '--unpack']), file: { path: '/usr/lib/systemd/system/rsync.service.dpkg-new', name: 'rsync.service.dpkg-new' }, hades: { file: { created: true }, ...under('apt-get', 'bash') } }),
+  ev('file_rename', 3, { process: proc('dpkg', ['dpkg', '--unpack']), file: { path: '/etc/sudoers', name: 'sudoers' }, hades: { file: { old_path: '/etc/sudoers.dpkg-new' }, ...under('apt-get', 'bash') } }),
+  ev('file_chmod', 4, { process: proc('chmod', ['chmod', '0440', '/etc/sudoers']), file: { path: '/etc/sudoers', mode: '0440' }, hades: { file: { setuid: false }, ...under('sudo.postinst', 'dpkg', 'apt-get') } }),
+  ev('file_rename', 4, { process: proc('useradd', ['useradd', '--system', '_rsync']), file: { path: '/etc/passwd' }, hades: { file: { old_path: '/etc/passwd+' }, ...under('adduser', 'rsync.postinst', 'dpkg') } }),
+  ev('exec', 4, { process: proc('sh', ['/bin/sh', '/tmp/rsync.config.Xy12ab', 'configure']), hades: under('dpkg-preconfigu', 'apt-get') }),
+  ev('file_create', 4, { process: proc('ldconfig', ['/sbin/ldconfig']), file: { path: '/etc/ld.so.cache~' }, hades: { file: { created: true }, ...under('libc-bin.postin', 'dpkg') } }),
+  // npm ci in a project under a temporary folder (esbuild writes and runs its binary)
+  ev('exec', 10, { process: proc('node', ['node', '/usr/bin/npm', 'ci'], { working_directory: '/tmp/hades-wl-1/proj' }) }),
+  ev('dns_query', 10, { process: proc('node', ['node', '/usr/bin/npm', 'ci']), destination: { ip: '10.255.255.53', port: 53 }, network: { transport: 'udp' }, dns: { type: 'query', question: { name: 'registry.npmjs.org', type: 'A' } } }),
+  ev('file_create', 11, { process: proc('node', ['node', '/usr/bin/npm', 'ci']), file: { path: '/tmp/hades-wl-1/proj/node_modules/esbuild/bin/esbuild' }, hades: { file: { created: true } } }),
+  ev('file_chmod', 11, { process: proc('npm', ['node', '/usr/bin/npm', 'ci']), file: { path: '/tmp/hades-wl-1/proj/node_modules/esbuild/bin/esbuild', mode: '0755' }, hades: { file: { setuid: false } } }),
+  ev('exec', 12, { process: proc('sh', ['sh', '-c', 'node install.js'], { parent: { pid: 200, name: 'node' } }) }),
+  ev('exec', 12, { process: proc('esbuild', ['/tmp/hades-wl-1/proj/node_modules/esbuild/bin/esbuild', '--version'], { executable: '/tmp/hades-wl-1/proj/node_modules/esbuild/bin/esbuild', parent: { pid: 201, name: 'node' } }) }),
+  // git clone
+  ev('exec', 20, { process: proc('git', ['git', 'clone', '--depth', '1', 'https://github.com/example/app.git']) }),
+  ev('exec', 20, { process: proc('git-remote-http', ['git-remote-https', 'origin', 'https://github.com/example/app.git'], { parent: { pid: 300, name: 'git' } }) }),
+  ev('connect', 21, { process: proc('git-remote-http', ['git-remote-https', 'origin']), destination: { ip: '140.82.121.4', port: 443 }, network: { transport: 'tcp' } }),
+  // gcc and make in a temporary folder, then the program runs
+  ev('exec', 30, { process: proc('make', ['make'], { working_directory: '/tmp/hades-wl-1/c' }) }),
+  ev('exec', 30, { process: proc('sh', ['/bin/sh', '-c', 'gcc -O2 -o hello hello.c'], { parent: { pid: 400, name: 'make' } }) }),
+  ev('exec', 30, { process: proc('as', ['as', '--64', '-o', '/tmp/ccX1.o', '/tmp/ccX1.s'], { executable: '/usr/bin/x86_64-linux-gnu-as' }) }),
+  ev('file_create', 31, { process: proc('ld', ['/usr/bin/ld', '-o', 'hello']), file: { path: '/tmp/hades-wl-1/c/hello' }, hades: { file: { created: true } } }),
+  ev('file_chmod', 31, { process: proc('ld', ['/usr/bin/ld', '-o', 'hello']), file: { path: '/tmp/hades-wl-1/c/hello', mode: '0755' }, hades: { file: { setuid: false } } }),
+  ev('exec', 32, { process: proc('hello', ['./hello'], { executable: '/tmp/hades-wl-1/c/hello', parent: { pid: 500, name: 'bash' } }) }),
+  // systemctl, ssh, sudo
+  ev('exec', 40, { process: proc('systemctl', ['systemctl', 'daemon-reload']) }),
+  ev('exec', 40, { process: proc('systemctl', ['systemctl', 'restart', 'nginx']) }),
+  ev('exec', 41, { process: proc('nginx', ['/usr/sbin/nginx', '-g', 'daemon on; master_process on;'], { parent: { pid: 1, name: 'systemd' } }) }),
+  ev('exec', 42, { process: proc('ssh-keygen', ['ssh-keygen', '-t', 'ed25519', '-f', '/root/.ssh/id_ed25519', '-N', '']) }),
+  ev('file_create', 42, { process: proc('ssh-keygen', ['ssh-keygen', '-t', 'ed25519']), file: { path: '/root/.ssh/id_ed25519', name: 'id_ed25519' }, hades: { file: { created: true } } }),
+  ev('exec', 43, { process: proc('ssh', ['ssh', '-o', 'BatchMode=yes', 'deploy@10.0.0.5', 'uptime']) }),
+  ev('connect', 43, { process: proc('ssh', ['ssh', 'deploy@10.0.0.5']), destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp' } }),
+  ev('exec', 44, { process: proc('sudo', ['sudo', 'systemctl', 'restart', 'nginx'], { user: { id: '0', name: 'root' }, real_user: { id: '1000', name: 'alice' } }) }),
+  ev('privilege_change', 44, { process: proc('sudo', ['sudo', 'systemctl', 'restart', 'nginx']), hades: { privilege: { call: 'setresuid', before: creds(1000, 0, 0), after: creds(0, 0, 0) } } }),
+  ev('privilege_change', 44, { process: proc('sudo', ['sudo', 'ls', '/root']), hades: { privilege: { call: 'setresuid', before: creds(1000, 1000, 0), after: creds(1000, 0, 0) } } }),
+  ev('exec', 45, { process: proc('sudo', ['sudo', '-u', 'nobody', 'id']) }),
+  ev('exec', 45, { process: proc('id', ['id'], { parent: { pid: 600, name: 'sudo' }, user: { id: '65534', name: 'nobody' } }) }),
+  ev('module_load', 46, { process: proc('modprobe', ['/sbin/modprobe', '-q', '--', 'br_netfilter']), hades: { module: { name: 'br_netfilter', syscall: 'finit_module' } } }),
+  // the inventory's first snapshot of a normal host, then the setuid program sudo's install added
+  ev('inventory_change', 50, { hades: { inventory: { table: 'users', query: 'users', change: 'snapshot', row: { username: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash' } } } }),
+  ev('inventory_change', 50, { hades: { inventory: { table: 'suid_binaries', query: 'suid_binaries', change: 'snapshot', row: { path: '/usr/bin/passwd', uid: 0, mode: '4755' } } } }),
+  ev('inventory_change', 51, { hades: { inventory: { table: 'suid_binaries', query: 'suid_binaries', change: 'added', row: { path: '/usr/bin/sudo', uid: 0, mode: '4755' } } } }),
+];
+
+describe('default rule pack on a benign workload', () => {
+  it('raises no high or critical alert on package installs, npm ci, git clone, gcc and make, systemctl, ssh and sudo', () => {
+    const { ruleSet } = loadRules(files);
+    const matches: Match[] = workload.flatMap((e) => [...ruleSet.match(e)]);
+    const loud = matches.filter((m) => m.severity === 'high' || m.severity === 'critical');
+    assert.deepEqual(
+      loud.map((m) => `${m.severity} ${m.rule.id}: ${m.output}`),
+      [],
+    );
+    // The events did reach the rules: running freshly built programs from /tmp is reported, quietly.
+    assert.ok(matches.some((m) => m.rule.id === 'exec_from_tmp' && m.severity === 'medium'));
+  });
+});
