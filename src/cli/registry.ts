@@ -184,5 +184,16 @@ export const commands: readonly CommandSpec[] = [
         .option('--json', 'print the report as JSON'),
     run: lazy(() => import('./commands/rules-sigma.js'), (m) => m.importSigma),
   },
-  { name: 'query', summary: 'Run SQL over the host\'s inventory tables', planned: 'the asset inventory' },
+  {
+    name: 'query',
+    summary: 'Run SQL over this host\'s inventory tables (docs/tables.md): an aligned table, or NDJSON with --json',
+    define: (c) =>
+      c
+        .argument('[sql]', 'one read-only SQL statement, e.g. "SELECT port, pid FROM listening_ports"')
+        .option('--json', 'one JSON object per row')
+        .option('--timeout <seconds>', 'give up after this long (collection and SQL)', '60')
+        .option('--tables', 'list the tables and their columns instead (with --json: each table\'s spec)')
+        .option('--root <folder>', 'read another root than / (a mounted disk image; /proc is <folder>/proc)'),
+    run: lazy(() => import('./commands/query.js'), (m) => m.query),
+  },
 ];

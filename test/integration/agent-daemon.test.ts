@@ -157,6 +157,7 @@ agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 2 }
 limits: { cgroup: { enabled: false } }
 plugins:
   driver: false
+  inventory: { enabled: false }
   installed:
     - { manifest: ${manifest}, config: { rate: 1000 } }
 outputs:

@@ -30,6 +30,7 @@ agent: { data_dir: ${data}, heartbeat_s: ${options.heartbeatS ?? 3600}, drain_s:
 limits: { sustain_s: 5, cgroup: { enabled: false } }
 plugins:
   driver: false
+  inventory: { enabled: false }
   health_s: 1
   grace_ms: 500
 ${options.plugins ?? ''}

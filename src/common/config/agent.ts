@@ -30,6 +30,30 @@ const PluginEntry = Type.Object(
   { additionalProperties: false },
 );
 
+const InventoryQuery = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,127}$', description: 'Name of the query, in its events (hades.inventory.query).' }),
+    sql: Type.String({ minLength: 1, maxLength: 65_536, description: 'One read-only SQL statement over the inventory tables (docs/tables.md).' }),
+    interval_s: Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds between runs.' }),
+  },
+  { additionalProperties: false },
+);
+
+/** The scheduled queries of a default agent: what changes on a host that an intruder changes. */
+export const DEFAULT_INVENTORY_QUERIES = [
+  { name: 'listening_ports', sql: 'SELECT pid, family, protocol, address, port, path FROM listening_ports', interval_s: 120 },
+  { name: 'users', sql: 'SELECT username, uid, gid, home, shell, password_status, password_algorithm FROM users', interval_s: 600 },
+  { name: 'groups', sql: 'SELECT groupname, gid, members FROM groups', interval_s: 600 },
+  { name: 'sudoers', sql: 'SELECT file, type, content FROM sudoers', interval_s: 600 },
+  { name: 'kernel_modules', sql: 'SELECT name, size, taints FROM kernel_modules', interval_s: 300 },
+  { name: 'suid_binaries', sql: 'SELECT path, uid, gid, mode, sha256 FROM suid_binaries', interval_s: 1800 },
+  { name: 'crontab', sql: 'SELECT * FROM crontab', interval_s: 600 },
+  { name: 'authorized_keys', sql: 'SELECT * FROM authorized_keys', interval_s: 600 },
+  { name: 'systemd_units', sql: 'SELECT * FROM systemd_units', interval_s: 900 },
+  { name: 'ld_so_preload', sql: 'SELECT * FROM ld_so_preload', interval_s: 600 },
+  { name: 'deb_packages', sql: 'SELECT * FROM deb_packages', interval_s: 1800 },
+];
+
 /**
  * The agent's configuration. Every key has a default, so an empty file is a valid
  * configuration; unknown keys are rejected (see ./validate.ts).
@@ -51,6 +75,21 @@ export const AgentConfigSchema = Type.Object(
         health_s: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A plugin silent this long is asked for its counters; one silent three times as long is restarted.' }),
         grace_ms: Type.Integer({ minimum: 100, maximum: 120_000, default: 3000, description: 'How long a stopping plugin has to exit before its process group is killed.' }),
         installed: Type.Array(PluginEntry, { default: [], maxItems: 64, description: 'Further plugins, each described by its manifest.' }),
+        inventory: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Run the inventory collector, the built-in plugin named inventory: it answers the server\'s query tasks and runs the scheduled queries below.' }),
+            queries: Type.Array(InventoryQuery, {
+              default: DEFAULT_INVENTORY_QUERIES,
+              maxItems: 256,
+              description: 'Scheduled queries. The first result of each is sent as snapshot rows, later ones as the rows added and removed since the run before (inventory_change events). A query over a table this agent lacks logs an error and is skipped.',
+            }),
+            query_timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'Timeout of each scheduled query.' }),
+            max_rows: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000, description: 'Rows a scheduled query may return; a larger result is not reported (a warning says so).' }),
+            package_findings_interval_s: Type.Integer({ minimum: 0, maximum: 604_800, default: 3600, description: 'How often installed packages are checked for malicious-looking ones (the package_findings table); each new finding is a package_finding event. 0 turns it off.' }),
+            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the collector.' })),
+          },
+          { additionalProperties: false, default: {}, description: 'The asset inventory: SQL over the host\'s tables (docs/tables.md).' },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'Plugins: supervised processes that produce events.' },
     ),

@@ -405,7 +405,6 @@ export const eventKinds = {
   }),
   inventory_change: kind({
     action: 'inventory_change',
-    planned: 'the asset inventory',
     kind: 'state',
     category: ['host', 'configuration'],
     type: ['change', 'info'],
@@ -428,7 +427,6 @@ export const eventKinds = {
   }),
   package_finding: kind({
     action: 'package_finding',
-    planned: 'the asset inventory',
     kind: 'state',
     category: ['package', 'malware'],
     type: ['info'],

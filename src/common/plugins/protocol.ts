@@ -20,6 +20,8 @@ export const PluginFrame = {
   ack: 5,
   /** plugin -> agent: events, one JSON object per line (NDJSON). */
   events: 6,
+  /** plugin -> agent, JSON QueryResultFrame: rows of an ad-hoc query in chunks, then a final frame. */
+  queryResult: 7,
   /** agent -> driver: in-kernel filters. */
   filter: 0x81,
   /** agent -> driver: hook on/off. */
@@ -28,7 +30,56 @@ export const PluginFrame = {
   statsRequest: 0x83,
   /** agent -> plugin, JSON {request_id, config}: the plugin's configuration; answer with ACK. */
   config: 0x84,
+  /** agent -> plugin, JSON QueryRequest: run SQL now (plugins that answer queries: the inventory collector). */
+  query: 0x85,
 } as const;
+
+/** The QUERY frame: run one read-only SQL statement over the plugin's tables. */
+export interface QueryRequest {
+  readonly request_id: number;
+  readonly sql: string;
+  /** The plugin answers HADES_ERR_QUERY_TIMEOUT when the query (collection and SQL) takes longer. */
+  readonly timeout_ms: number;
+  /** Rows at most; the result is cut beyond and marked truncated. */
+  readonly max_rows: number;
+  /** Bytes of the rows (as JSON arrays) at most; the result is cut beyond and marked truncated. */
+  readonly max_bytes: number;
+}
+
+export interface QueryColumn {
+  readonly name: string;
+  /** Declared type of a table column (TEXT, INTEGER, REAL); null for an expression. */
+  readonly type: string | null;
+}
+
+export interface QueryWarning {
+  readonly table: string;
+  readonly code: string;
+  readonly message: string;
+  readonly path?: string;
+}
+
+/**
+ * The QUERY_RESULT frames answering one QUERY: any number of row chunks (each frame at most
+ * 1 MiB), then one final frame, ok or not.
+ */
+export type QueryResultFrame =
+  | { readonly request_id: number; readonly done: false; readonly rows: readonly (readonly unknown[])[] }
+  | {
+      readonly request_id: number;
+      readonly done: true;
+      readonly ok: true;
+      readonly columns: readonly QueryColumn[];
+      readonly row_count: number;
+      readonly truncated: boolean;
+      readonly truncated_by?: 'rows' | 'bytes';
+      readonly tables: readonly string[];
+      readonly warnings: readonly QueryWarning[];
+      readonly warnings_total: number;
+      readonly collect_ms: number;
+      readonly sql_ms: number;
+    }
+  | { readonly request_id: number; readonly done: true; readonly ok: false; readonly code: string; readonly message: string; readonly details?: Readonly<Record<string, unknown>> };
 
 export const PluginManifestSchema = Type.Object(
   {

@@ -1,0 +1,183 @@
+/**
+ * The collect context tables run in: where the host's root and /proc are, how big a file may be
+ * read whole, where warnings go, and a SHA-256 cache that outlives one query (the collector keeps
+ * one for its lifetime, so a scheduled query hashes each executable version once).
+ */
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import type { CollectContext, InventoryWarning } from './table.js';
+
+export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Executables are hashed up to this size (node itself is about 100 MB). */
+export const DEFAULT_MAX_HASH_BYTES = 256 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+
+export interface FileHashStats {
+  hashed: number;
+  cacheHits: number;
+  bytesRead: number;
+  unreadable: number;
+  tooLarge: number;
+}
+
+/**
+ * SHA-256 per file version, keyed by (device, inode, size, mtime). Least recently used versions
+ * are forgotten first; concurrent requests for one version share one read.
+ */
+export class FileHashCache {
+  private readonly cache = new Map<string, string | undefined>();
+  private readonly inflight = new Map<string, Promise<string | undefined>>();
+  readonly stats: FileHashStats = { hashed: 0, cacheHits: 0, bytesRead: 0, unreadable: 0, tooLarge: 0 };
+
+  constructor(
+    private readonly maxBytes = DEFAULT_MAX_HASH_BYTES,
+    private readonly size = 8192,
+  ) {}
+
+  async sha256(file: string): Promise<string | undefined> {
+    let key: string;
+    try {
+      // A stat per lookup, synchronous: much cheaper than a trip through the thread pool.
+      const s = statSync(file);
+      if (!s.isFile()) return undefined;
+      if (s.size > this.maxBytes) {
+        this.stats.tooLarge++;
+        return undefined;
+      }
+      key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch {
+      this.stats.unreadable++;
+      return undefined;
+    }
+    if (this.cache.has(key)) {
+      this.stats.cacheHits++;
+      const value = this.cache.get(key);
+      this.cache.delete(key);
+      this.cache.set(key, value);
+      return value;
+    }
+    let work = this.inflight.get(key);
+    if (!work) {
+      work = this.compute(file, key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, work);
+    }
+    return work;
+  }
+
+  private async compute(file: string, key: string): Promise<string | undefined> {
+    let result: string | undefined;
+    try {
+      const handle = await open(file, 'r');
+      try {
+        const digest = createHash('sha256');
+        const buffer = Buffer.allocUnsafe(CHUNK);
+        let total = 0;
+        let grew = false;
+        for (;;) {
+          const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
+          if (bytesRead === 0) break;
+          total += bytesRead;
+          // The file grew past the limit while being read: give up rather than read forever.
+          if (total > this.maxBytes) {
+            grew = true;
+            break;
+          }
+          digest.update(buffer.subarray(0, bytesRead));
+        }
+        this.stats.bytesRead += total;
+        if (grew) this.stats.tooLarge++;
+        else this.stats.hashed++;
+        result = grew ? undefined : digest.digest('hex');
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      this.stats.unreadable++;
+      result = undefined;
+    }
+    this.cache.set(key, result);
+    if (this.cache.size > this.size) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return result;
+  }
+}
+
+export interface ContextOptions {
+  /** The host's root folder (default '/'). */
+  readonly root?: string;
+  /** Where /proc is (default '/proc' on the host, `${root}/proc` under another root). */
+  readonly proc?: string;
+  readonly maxFileBytes?: number;
+  readonly hashes?: FileHashCache;
+  readonly signal?: AbortSignal;
+  readonly columns?: ReadonlySet<string>;
+  /** Each warning as it comes; they are also kept in `warnings`. */
+  readonly onWarning?: (warning: InventoryWarning) => void;
+  /** Warnings kept per context (the rest are counted in `warningsDropped`). */
+  readonly maxWarnings?: number;
+}
+
+/** A context for one table of one query, with the warnings it produced. */
+export interface TableContext extends CollectContext {
+  readonly warnings: InventoryWarning[];
+  warningsDropped: number;
+}
+
+/** The default /proc for a root. */
+export const procOf = (root: string): string => (root === '/' ? '/proc' : path.join(root, 'proc'));
+
+/**
+ * Makes the context tables of one query share: the same root, hash cache and memo. `forTable`
+ * gives each table its own view whose warnings name the table.
+ */
+export class QueryContext {
+  readonly root: string;
+  readonly proc: string;
+  readonly maxFileBytes: number;
+  readonly hashes: FileHashCache;
+  readonly warnings: InventoryWarning[] = [];
+  warningsDropped = 0;
+  private readonly memos = new Map<string, unknown>();
+
+  constructor(private readonly options: ContextOptions = {}) {
+    this.root = path.resolve(options.root ?? '/');
+    this.proc = options.proc ?? procOf(this.root);
+    this.maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.hashes = options.hashes ?? new FileHashCache();
+  }
+
+  private relative(file: string | undefined): string | undefined {
+    if (file === undefined || this.root === '/') return file;
+    if (file === this.root) return '/';
+    return file.startsWith(`${this.root}/`) ? file.slice(this.root.length) : file;
+  }
+
+  forTable(table: string): CollectContext {
+    const { options } = this;
+    return {
+      root: this.root,
+      proc: this.proc,
+      maxFileBytes: this.maxFileBytes,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.columns ? { columns: options.columns } : {}),
+      warn: (code, message, file) => {
+        const relative = this.relative(file);
+        const warning: InventoryWarning = { table, code, message, ...(relative !== undefined ? { path: relative } : {}) };
+        if (this.warnings.length < (options.maxWarnings ?? 1000)) this.warnings.push(warning);
+        else this.warningsDropped++;
+        options.onWarning?.(warning);
+      },
+      sha256: (file) => this.hashes.sha256(file),
+      memo: <T>(key: string, compute: () => T): T => {
+        if (this.memos.has(key)) return this.memos.get(key) as T;
+        const value = compute();
+        this.memos.set(key, value);
+        return value;
+      },
+    };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Renders docs/tables.md from the table specs: `npm run docs` writes it and a test fails when the
+ * committed file differs, so the reference cannot drift from the tables.
+ */
+import type { TableSpec } from './table.js';
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderTablesDoc(tables: readonly TableSpec[]): string {
+  const out: string[] = [];
+  out.push('# Inventory tables');
+  out.push('');
+  out.push('<!-- Generated from the table specs in src/agent/inventory/tables/ by `npm run docs`; do not edit. -->');
+  out.push('');
+  out.push('What is installed, configured and running on a host, as SQL tables (SQLite dialect). Run a');
+  out.push('query on the host with `hades query "SELECT ..."` (`--json` for NDJSON, `--tables` for this');
+  out.push('list), across the fleet with a `query` task (docs/plugins.md), or on a schedule with');
+  out.push('`plugins.inventory.queries`, whose changes arrive as `inventory_change` events (docs/events.md).');
+  out.push('');
+  out.push('A table is collected only when a query reads it, once per query, into a temporary table');
+  out.push('(joins do not collect it again). Queries are read-only and bounded by a timeout, a row');
+  out.push('limit and a byte limit. Anything a table cannot read (an unreadable folder, an odd line, a');
+  out.push('file over the size limit) is skipped with a warning and the rest is returned. Booleans are');
+  out.push('INTEGER 0 or 1; times are unix seconds.');
+  out.push('');
+  out.push('| table | description |');
+  out.push('|---|---|');
+  for (const table of tables) out.push(`| [\`${table.name}\`](#${table.name}) | ${cell(table.description)} |`);
+  for (const table of tables) {
+    out.push('');
+    out.push(`## ${table.name}`);
+    out.push('');
+    out.push(table.description);
+    out.push('');
+    out.push('| column | type | description |');
+    out.push('|---|---|---|');
+    for (const column of table.columns) out.push(`| \`${column.name}\` | ${column.type}${column.nullable ? ' (or NULL)' : ''} | ${cell(column.description)} |`);
+    out.push('');
+    out.push('Examples:');
+    for (const example of table.examples) {
+      out.push('');
+      out.push(`${example.description}`);
+      out.push('');
+      out.push('```sql');
+      out.push(example.sql);
+      out.push('```');
+    }
+  }
+  out.push('');
+  return out.join('\n');
+}

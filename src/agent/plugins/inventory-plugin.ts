@@ -1,0 +1,190 @@
+/**
+ * The agent's side of its built-in inventory collector (src/agent/inventory/collector.ts): the
+ * collector runs as a supervised plugin process, started with the agent's own Node binary, so
+ * SQLite and the tables never load into the agent (whose idle memory target is 80 MB). Its events
+ * go through the usual plugin path; `query` and `inventory` tasks from the server become QUERY
+ * frames, answered with bounded rows or a coded error.
+ */
+import { fileURLToPath } from 'node:url';
+import type { AgentConfig } from '../../common/config/index.js';
+import { HadesError } from '../../common/errors.js';
+import { PluginFrame } from '../../common/plugins/protocol.js';
+import { QueryClient, type QueryAnswer } from '../inventory/query-client.js';
+import { EventPlugin, type EventPluginOptions } from './event-plugin.js';
+import type { LoadedManifest } from './manifest.js';
+
+export const INVENTORY_PLUGIN = 'inventory';
+
+/** The collector's entry point, next to this file in dist/. */
+export const collectorMain = (): string => fileURLToPath(new URL('../inventory/collector-main.js', import.meta.url));
+
+/** The manifest of the built-in collector: the agent's Node running the agent's own module. */
+export function inventoryManifest(version: string): LoadedManifest {
+  return {
+    name: INVENTORY_PLUGIN,
+    version,
+    protocol: 1,
+    executable: process.execPath,
+    args: [collectorMain(), version],
+    // Not checked for a built-in (EventPlugin's `builtin`): there is no file to pin.
+    sha256: '0'.repeat(64),
+    description: 'Built-in inventory collector: SQL over the host\'s tables, scheduled queries with differences.',
+    events: ['inventory_change', 'package_finding'],
+    file: '(built-in)',
+    binary: process.execPath,
+  };
+}
+
+/** Limits of the query and inventory tasks (docs/plugins.md). */
+export const TASK_LIMITS = {
+  timeoutS: { default: 60, max: 600 },
+  maxRows: { default: 10_000, max: 100_000 },
+  /** The gateway takes messages of at most 8 MiB: results stay well under. */
+  maxBytes: { default: 4 * 1024 * 1024, max: 6 * 1024 * 1024, min: 1024 },
+} as const;
+
+export interface QueryTask {
+  readonly sql: string;
+  readonly timeoutMs: number;
+  readonly maxRows: number;
+  readonly maxBytes: number;
+}
+
+function bounded(params: Record<string, unknown>, key: string, limit: { default: number; max: number; min?: number }): number {
+  const value = params[key];
+  if (value === undefined || value === null) return limit.default;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (limit.min ?? 1) || value > limit.max) {
+    throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.${key} must be an integer from ${limit.min ?? 1} to ${limit.max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** Time kept back from a server deadline (`timeout_ms`) for the answer to travel. */
+const deadlineMargin = (ms: number) => Math.max(2000, Math.round(ms / 10));
+
+/**
+ * The parameters of a `query` task ({sql, timeout_s?, max_rows?, max_bytes?}) or an `inventory`
+ * task ({table, ...the same limits}), checked; throws HADES_ERR_QUERY_PARAMS. Instead of
+ * timeout_s, the server may send its own deadline as `timeout_ms` (fleet queries do): the query
+ * then gets that less a margin, between 1 s and the 600 s maximum. Other keys are ignored.
+ */
+export function parseQueryTask(kind: string, raw: unknown): QueryTask {
+  const params = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  let sql: string;
+  if (kind === 'inventory') {
+    const table = params['table'];
+    if (typeof table !== 'string' || !/^[a-z][a-z0-9_]{0,63}$/.test(table)) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.table must name an inventory table (docs/tables.md)');
+    sql = `SELECT * FROM "${table}"`;
+  } else {
+    const text = params['sql'];
+    if (typeof text !== 'string' || text.trim() === '' || text.length > 65_536) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.sql must be one SQL statement of at most 65536 characters');
+    sql = text;
+  }
+  let timeoutMs = bounded(params, 'timeout_s', TASK_LIMITS.timeoutS) * 1000;
+  const deadline = params['timeout_ms'];
+  if (params['timeout_s'] === undefined && deadline !== undefined && deadline !== null) {
+    if (typeof deadline !== 'number' || !Number.isFinite(deadline) || deadline <= 0) throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.timeout_ms must be a positive number (got ${JSON.stringify(deadline)})`);
+    timeoutMs = Math.round(Math.min(TASK_LIMITS.timeoutS.max * 1000, Math.max(1000, deadline - deadlineMargin(deadline))));
+  }
+  return {
+    sql,
+    timeoutMs,
+    maxRows: bounded(params, 'max_rows', TASK_LIMITS.maxRows),
+    maxBytes: bounded(params, 'max_bytes', TASK_LIMITS.maxBytes),
+  };
+}
+
+export type InventoryPluginOptions = Omit<EventPluginOptions, 'manifest' | 'config' | 'builtin' | 'onFrame' | 'onExit'> & {
+  readonly settings: AgentConfig['plugins']['inventory'];
+  readonly version: string;
+};
+
+export class InventoryPlugin {
+  readonly plugin: EventPlugin;
+  private readonly client: QueryClient;
+
+  constructor(options: InventoryPluginOptions) {
+    const { settings, version, ...rest } = options;
+    this.client = new QueryClient({
+      send: (type, payload) => {
+        if (this.plugin.process.state !== 'running') return false;
+        this.plugin.process.send(type, payload);
+        return true;
+      },
+      graceMs: 5000,
+      // A collector stuck in one SQLite step cannot answer anything: start a fresh one.
+      onHung: (reason) => this.plugin.process.restart(`query timeout: ${reason}`, true),
+    });
+    this.plugin = new EventPlugin({
+      ...rest,
+      manifest: inventoryManifest(version),
+      builtin: true,
+      config: { queries: settings.queries, query_timeout_s: settings.query_timeout_s, max_rows: settings.max_rows, package_findings_interval_s: settings.package_findings_interval_s, events_per_s: options.eventsPerSecond },
+      onFrame: (type, payload) => {
+        if (type === PluginFrame.queryResult) this.client.onFrame(payload);
+      },
+      onExit: (reason) => this.client.failAll('HADES_ERR_QUERY_UNAVAILABLE', `the inventory collector stopped (${reason}) before answering`),
+    });
+  }
+
+  start(): Promise<void> {
+    return this.plugin.start();
+  }
+
+  stop(): Promise<void> {
+    this.client.failAll('HADES_ERR_QUERY_UNAVAILABLE', 'the inventory collector is stopping');
+    return this.plugin.stop();
+  }
+
+  /** Runs a query in the collector; never rejects. Rows are arrays in the order of `columns`. */
+  query(task: QueryTask): Promise<QueryAnswer> {
+    return this.client.query({ sql: task.sql, timeout_ms: task.timeoutMs, max_rows: task.maxRows, max_bytes: task.maxBytes });
+  }
+}
+
+/** Column names made unique for row objects: a repeated name gets `:2`, `:3`, ... */
+export function uniqueNames(names: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((name) => {
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return n === 1 ? name : `${name}:${n}`;
+  });
+}
+
+/**
+ * The result of a query task: rows as objects keyed by column name (what the server shows per
+ * host), cut again at `maxBytes` of JSON since objects repeat the names.
+ */
+export function taskResult(answer: Extract<QueryAnswer, { ok: true }>, maxBytes: number): Record<string, unknown> {
+  const names = uniqueNames(answer.columns.map((c) => c.name));
+  const rows: Record<string, unknown>[] = [];
+  let bytes = 2;
+  let truncatedBy = answer.truncated_by;
+  for (const values of answer.rows) {
+    const row: Record<string, unknown> = {};
+    names.forEach((name, i) => {
+      row[name] = values[i] ?? null;
+    });
+    const size = JSON.stringify(row).length + 1;
+    if (bytes + size > maxBytes) {
+      truncatedBy = 'bytes';
+      break;
+    }
+    bytes += size;
+    rows.push(row);
+  }
+  return {
+    columns: answer.columns.map((c, i) => ({ name: names[i], type: c.type })),
+    rows,
+    row_count: rows.length,
+    truncated: truncatedBy !== undefined,
+    ...(truncatedBy ? { truncated_by: truncatedBy } : {}),
+    tables: answer.tables,
+    warnings: answer.warnings,
+    warnings_total: answer.warnings_total,
+    collect_ms: answer.collect_ms,
+    sql_ms: answer.sql_ms,
+    elapsed_ms: answer.elapsed_ms,
+  };
+}

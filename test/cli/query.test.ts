@@ -1,0 +1,76 @@
+/**
+ * `hades query` as a person types it: an aligned table, NDJSON with --json, the table list,
+ * warnings on standard error, coded errors with their exit statuses, and a timeout that ends a
+ * query stuck in SQLite.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { allTables } from '../../src/agent/inventory/tables/index.js';
+import { runHades } from '../helpers/cli.js';
+import { makeHostFixture } from '../helpers/inventory-fixture.js';
+
+const fixture = makeHostFixture();
+after(() => rmSync(fixture.root, { recursive: true, force: true }));
+
+function assertCoded(result: { status: number | null; stderr: string }, status: number, code: string): void {
+  assert.equal(result.status, status, result.stderr);
+  assert.match(result.stderr.trimEnd().split('\n').at(-1) ?? '', new RegExp(`^hades: ${code}: `));
+}
+
+describe('hades query', () => {
+  it('prints an aligned table for a person, with the row count on standard error', async () => {
+    const r = await runHades(['query', '--root', fixture.root, 'SELECT username, uid, shell FROM users WHERE uid < 1000 ORDER BY uid, username']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      ['username  uid  shell', '--------  ---  -----------------', 'root        0  /bin/bash', 'toor        0  /bin/sh', 'daemon      1  /usr/sbin/nologin', ''].join('\n'),
+    );
+    assert.match(r.stderr, /\(3 rows, \d+\.\d\d s\)/);
+    // The fixture's odd lines are warnings, on standard error only.
+    assert.match(r.stderr, /^hades: warning: HADES_ERR_INVENTORY_MALFORMED: users: .* \(\/etc\/passwd\)$/m);
+  });
+
+  it('prints one JSON object per row with --json, values whole', async () => {
+    const r = await runHades(['query', '--json', '--root', fixture.root, 'SELECT pid, name, cmdline, exe_deleted FROM processes ORDER BY pid']);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    assert.deepEqual(rows, [
+      { pid: 100, name: 'fixture-daemon', cmdline: '/usr/bin/fixture-daemon --listen :22', exe_deleted: 0 },
+      { pid: 200, name: '(evil) x', cmdline: '/tmp/.x/evil -c sh -i', exe_deleted: 1 },
+      { pid: 400, name: 'kworker/0:1', cmdline: null, exe_deleted: null },
+    ]);
+  });
+
+  it('shortens long values in the table and says so', async () => {
+    const r = await runHades(['query', '--root', fixture.root, "SELECT printf('%.200c', 'x') AS long, 1 AS n"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^x{79}… {2}1$/m);
+    assert.match(r.stderr, /long values are shortened; --json prints them whole/);
+  });
+
+  it('lists the tables, and their specs with --json', async () => {
+    const r = await runHades(['query', '--tables']);
+    assert.equal(r.status, 0, r.stderr);
+    for (const table of allTables) assert.match(r.stdout, new RegExp(`^${table.name} +${table.columns[0]!.name},`, 'm'));
+    const specs = (await runHades(['query', '--tables', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; columns: unknown[] });
+    assert.deepEqual(specs.map((s) => s.name), allTables.map((t) => t.name));
+  });
+
+  it('fails with a coded error and the status of its kind', async () => {
+    assertCoded(await runHades(['query', 'SELECT * FROM procesess']), 2, 'HADES_ERR_QUERY_UNKNOWN_TABLE');
+    assert.match((await runHades(['query', 'SELECT * FROM procesess'])).stderr, /did you mean processes\?/);
+    assertCoded(await runHades(['query', 'UPDATE users SET uid = 0']), 2, 'HADES_ERR_QUERY_NOT_READ_ONLY');
+    assertCoded(await runHades(['query', 'SELECT FROM WHERE']), 2, 'HADES_ERR_QUERY_SYNTAX');
+    assertCoded(await runHades(['query']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
+    assertCoded(await runHades(['query', '--timeout', 'soon', 'SELECT 1']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assertCoded(await runHades(['query', '--tables', 'SELECT 1']), 2, 'HADES_ERR_CLI_TOO_MANY_ARGUMENTS');
+  });
+
+  it('gives up at --timeout even when SQLite is stuck in one step', async () => {
+    const started = Date.now();
+    const r = await runHades(['query', '--timeout', '1', 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c']);
+    assertCoded(r, 2, 'HADES_ERR_QUERY_TIMEOUT');
+    assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
+  });
+});
