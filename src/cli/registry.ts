@@ -140,7 +140,7 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'fleet query',
-    summary: 'Run SQL over the inventory tables of many agents through the server; prints each host\'s rows (partial when some do not answer in time: exit 3)',
+    summary: 'Run SQL over the inventory tables of many agents through the server; prints each host\'s rows (exit 3 when some hosts fail or do not answer in time, 2 when every host refuses the SQL)',
     define: (c) =>
       apiOptions(c)
         .argument('<sql>', 'the SQL, e.g. "SELECT name, version FROM deb_packages WHERE name = \'openssl\'"')

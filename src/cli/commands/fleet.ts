@@ -4,7 +4,7 @@
  * a person, or NDJSON (`--json`: one line per row with `host` and `agent_id`, then one line per
  * host that failed or did not answer, with its error).
  */
-import { HadesError } from '../../common/errors.js';
+import { errorCatalog, HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 
@@ -24,6 +24,8 @@ interface QueryResult {
 }
 
 const POLL_MS = 250;
+
+const isInputCode = (code: string): boolean => (errorCatalog as Record<string, { kind: string } | undefined>)[code]?.kind === 'input';
 
 /** Rows as aligned columns. */
 export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
@@ -63,6 +65,9 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
   }
   const s = result.summary;
   context.stderr.write(`hades: query ${result.id}: ${s.done} of ${s.agents} host(s) answered (${s.rows} rows), ${s.failed} failed, ${s.expired + s.pending} without an answer\n`);
-  // Partial results are still results: printed, with status 3 so that scripts notice the gap.
-  return s.failed + s.expired + s.pending > 0 ? exitStatus.environment : exitStatus.ok;
+  if (s.failed + s.expired + s.pending === 0) return exitStatus.ok;
+  // Every host refused the query itself (bad SQL, a write, an unknown table): the person's mistake.
+  const refused = result.hosts.every((h) => h.status === 'failed' && h.error !== undefined && isInputCode(h.error.code));
+  // Otherwise partial results are still results: printed, with status 3 so that scripts notice the gap.
+  return refused ? exitStatus.input : exitStatus.environment;
 }

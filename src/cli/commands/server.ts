@@ -181,13 +181,24 @@ export async function start(context: CliContext, _args: readonly string[], optio
         `agent: { data_dir: ${JSON.stringify(agentDir)} }`,
         'outputs:',
         '  file: { enabled: false }',
-        `  server: { enabled: true, api: ${JSON.stringify(addresses.api)}, token: ${token.token}, ca_sha256: ${addresses.caSha256} }`,
+        // The gateway's address of this start: with port 0 it changes at each start, and an agent
+        // enrolled earlier must not keep trying the address its enrollment gave.
+        `  server: { enabled: true, api: ${JSON.stringify(addresses.api)}, token: ${token.token}, ca_sha256: ${addresses.caSha256}, addresses: [${JSON.stringify(addresses.gateway)}] }`,
         `log: { file: ${JSON.stringify(path.join(agentDir, 'agent.log'))} }`,
         'metrics: { listen: "127.0.0.1:0" }',
         '',
       ].join('\n'),
       { mode: 0o600 },
     );
+    // What the `hades` command needs to find this deployment when it is not at the defaults.
+    const cliConfigFile = path.join(root, 'server.yaml');
+    writeFileSync(
+      cliConfigFile,
+      `# Written by \`hades start\`: pass it to hades commands with --config.\ndata_dir: ${JSON.stringify(parsed.config.data_dir)}\nlisten: { api: ${JSON.stringify(addresses.api.replace(/^https:\/\//, ''))} }\n`,
+      { mode: 0o600 },
+    );
+    const atDefaults = root === '/var/lib/hades' && addresses.api === 'https://127.0.0.1:7080';
+    const configHint = atDefaults ? '' : ` --config ${cliConfigFile}`;
     const bin = fileURLToPath(new URL('../../../../bin/hades.js', import.meta.url));
     child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['ignore', 'ignore', 'inherit'] });
     child.on('exit', (code) => {
@@ -202,7 +213,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         `  admin token:    ${addresses.adminToken}`,
         `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
         '',
-        'Try, in another terminal:  npx hades agents list   |   npx hades search --since 5m --action exec   |   npx hades alerts list',
+        `Try, in another terminal:  npx hades agents list${configHint}   |   npx hades search --since 5m --action exec${configHint}   |   npx hades alerts list${configHint}`,
         'Ctrl-C stops everything.',
         '',
       ].join('\n'),

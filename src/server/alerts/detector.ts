@@ -44,6 +44,8 @@ export interface RulesState {
   readonly rules: number;
   readonly enabled: number;
   readonly problems: readonly RuleProblem[];
+  /** The last reload, when it failed: the running rules stayed. Cleared by a reload that works. */
+  readonly failed_reload?: { readonly at: string; readonly problems: readonly RuleProblem[] };
 }
 
 export interface DetectorStats {
@@ -168,6 +170,7 @@ export class Detector {
     const all = [...(source.problems ?? []), ...problems];
     const errors = problems.filter((p) => p.severity === 'error');
     if (errors.length > 0 && this.#ruleSet !== undefined) {
+      this.#state = { ...this.#state, failed_reload: { at: new Date(this.#now()).toISOString(), problems: all } };
       throw new HadesError('HADES_ERR_RULES_RELOAD', `the rules have ${errors.length} error(s); the running rules stay: ${errors.slice(0, 3).map(formatProblem).join('; ')}`, {
         details: { problems: errors },
       });

@@ -10,7 +10,8 @@
  * - Suppression: an analyst silences a rule (or every rule, `*`) on one host or all, optionally
  *   only when a field of the event has a value, until a time. Suppressed matches are counted,
  *   not stored.
- * - Search: newest first, by time, status, severity, rule, host; keyset pages.
+ * - Search: newest raised first; by activity in a time window (an alert whose events keep coming
+ *   stays in view), status, severity, rule, host; keyset pages.
  */
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
@@ -61,6 +62,8 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
      created INTEGER NOT NULL,
      hits INTEGER NOT NULL DEFAULT 0
    );`,
+  // `since` selects alerts by their last event: an attack that keeps firing stays in view.
+  'CREATE INDEX alerts_last_seen ON alerts (last_seen);',
 ];
 
 /** Severity order: info 0 ... critical 4. */
@@ -77,7 +80,9 @@ export interface FoldResult {
 }
 
 export interface AlertQuery {
+  /** Alerts whose last event is at or after this time (ms): still active in the window. */
   readonly since?: number;
+  /** Alerts that began at or before this time (ms). */
   readonly until?: number;
   readonly status?: readonly AlertStatus[];
   /** Least severity. */
@@ -222,7 +227,7 @@ export class AlertStore {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.since !== undefined) {
-      where.push('time >= ?');
+      where.push('last_seen >= ?');
       params.push(query.since);
     }
     if (query.until !== undefined) {

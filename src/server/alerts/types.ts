@@ -40,7 +40,7 @@ export interface Alert {
   readonly host: AlertHost;
   /** The triggering events (for correlation rules, every step's event), oldest first, bounded. */
   readonly events: readonly Readonly<Record<string, unknown>>[];
-  /** The process of the last triggering event with its ancestry (from `hades.ancestors`), if any. */
+  /** The process of the first triggering event with its ancestry (from `hades.ancestors`), if any. */
   readonly process?: Readonly<Record<string, unknown>>;
   readonly status: AlertStatus;
   readonly assignee?: string | null;
