@@ -302,6 +302,9 @@ describe('alerts: configuration', () => {
     const problems = result.ok ? [] : result.problems;
     assert.ok(problems.some((p) => p.code === 'HADES_ERR_ALERT_OUTPUT_CONFIG' && p.line === 6), JSON.stringify(problems));
     assert.equal(parseRoleConfig('alerts: { dedup_window_s: 60 }\n', 'server').ok, true);
+    const withPort = parseRoleConfig('alerts:\n  outputs:\n    - name: siem\n      type: syslog\n      syslog: { host: "127.0.0.1:6514", transport: tcp }\n', 'server');
+    assert.ok(!withPort.ok && withPort.problems.some((p) => p.code === 'HADES_ERR_ALERT_OUTPUT_CONFIG' && /includes a port/.test(p.message) && p.line === 5), JSON.stringify(withPort));
+    assert.equal(parseRoleConfig('alerts:\n  outputs:\n    - name: siem\n      type: syslog\n      syslog: { host: "fd00::1", transport: udp }\n', 'server').ok, true, 'an IPv6 address is a host');
   });
 });
 

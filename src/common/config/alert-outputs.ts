@@ -196,6 +196,9 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
     }
     const syslog = output.type === 'syslog' ? output.syslog : undefined;
     if (syslog) {
+      // host:port (not an IPv6 address, which has several colons) is a port in the wrong key.
+      const hostPort = /^([^:]+):(\d{1,5})$/.exec(syslog.host);
+      if (hostPort) problem(`${at}.syslog.host`, `${label}: host '${syslog.host}' includes a port; write host: ${hostPort[1]} and port: ${hostPort[2]}`);
       if (syslog.transport !== 'tls' && hasTlsSettings(syslog.tls)) problem(`${at}.syslog.tls`, `${label}: tls settings need transport: tls`);
       checkTls(syslog.tls, `${at}.syslog.tls`, label, problem);
     }
