@@ -10,8 +10,15 @@ import type { FieldRef, FieldSegment } from './fields.js';
 export type EventRecord = Readonly<Record<string, unknown>>;
 
 export type Getter = (event: EventRecord) => unknown;
+export type TextGetter = (event: EventRecord) => string | undefined;
 export type ValueTest = (value: unknown) => boolean;
 export type Predicate = (event: EventRecord) => boolean;
+
+/**
+ * How the value index reads a field: as it is, lower-cased, or the text after its last '/' (the
+ * file name of a path), as it is or lower-cased.
+ */
+export type KeyForm = 'value' | 'lower' | 'basename' | 'lower_basename';
 
 type Obj = Record<string, unknown>;
 
@@ -141,4 +148,109 @@ export function firstValue(ref: FieldRef): Getter {
     })(e);
     return found;
   };
+}
+
+/**
+ * Per-event memos: a value derived from an event (a field lower-cased) is computed once for all
+ * the rules that ask for it. A memo is valid for one event object within one generation;
+ * `nextEvent` starts a new generation, and RuleSet.match calls it for every event, so an event
+ * object changed and matched again is read afresh. Predicates run only inside match (one event
+ * at a time, synchronously), so memos shared by every rule set of the thread stay correct.
+ */
+let generation = 0;
+
+/** Invalidates every per-event memo: the next read of any event computes its values again. */
+export function nextEvent(): void {
+  generation++;
+}
+
+/**
+ * What the value index reads of a reference: for a plain one (`process.name`), its value, as
+ * `anyValue` reads it; otherwise the values `anyValue` would test, as an array or, when the
+ * reference leads to it through objects only (`process.args`), the array in the event itself.
+ */
+function indexGetter(ref: FieldRef): Getter {
+  if (isPlain(ref)) return plainGetter(ref.segments.map((s) => s.key));
+  const all = allValues(ref);
+  if (!ref.multi) return all;
+  const get = plainGetter(ref.segments.map((s) => s.key));
+  // Undefined: the field is missing, or an array stands where the schema has an object.
+  return (e) => get(e) ?? all(e);
+}
+
+/**
+ * Lower-cased getters by what they read (readId), shared by every rule that folds the same
+ * field; as many as the fields rules fold, a few dozen.
+ */
+const lowered = new Map<string, Getter>();
+
+/**
+ * What a reference reads, as text: the path read with its indices (`process.args[0]`,
+ * `hades.ancestors.name` for `ancestor.name`), marked `*` when it yields several values.
+ */
+export function readId(ref: FieldRef): string {
+  return `${ref.multi ? '*' : ''}${ref.segments.map((s) => (s.index === undefined ? s.key : `${s.key}[${s.index}]`)).join('.')}`;
+}
+
+/** `fold` of the reference's value, memoised per event (see `nextEvent`) and shared by reference. */
+function memoised(ref: FieldRef, fold: (v: unknown) => unknown): Getter {
+  const id = readId(ref);
+  const known = lowered.get(id);
+  if (known) return known;
+  const get = indexGetter(ref);
+  let seenGeneration = -1;
+  let seenEvent: EventRecord | undefined;
+  let value: unknown;
+  const memo: Getter = (e) => {
+    if (seenGeneration !== generation || seenEvent !== e) {
+      seenGeneration = generation;
+      seenEvent = e;
+      value = fold(get(e));
+    }
+    return value;
+  };
+  lowered.set(id, memo);
+  return memo;
+}
+
+const lowerText = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : undefined);
+const lowerTexts = (v: unknown) => (Array.isArray(v) ? v.map(lowerText) : lowerText(v));
+
+/**
+ * The value of a plain text field (`process.command_line`) lower-cased (undefined when not a
+ * string), computed at most once per event whatever the number of rules asking.
+ */
+export function lowerCased(ref: FieldRef): TextGetter {
+  if (!isPlain(ref)) throw new RangeError(`${ref.text} is read through an array`);
+  return memoised(ref, lowerText) as TextGetter;
+}
+
+const afterLastSlash = (s: string) => s.slice(s.lastIndexOf('/') + 1);
+
+/** `f` of a text, or of each text of an array. */
+function mapTexts(get: Getter, f: (s: string) => string): Getter {
+  return (e) => {
+    const v = get(e);
+    if (typeof v === 'string') return f(v);
+    return Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? f(x) : undefined)) : undefined;
+  };
+}
+
+/**
+ * Reads a field in one of the value index's forms (KeyForm): for a plain field, its value in
+ * that form; otherwise (`process.args`, `process.args[0]`) the values `anyValue` would test, as
+ * an array in that form. Undefined when the event has no such value.
+ */
+export function keyReader(ref: FieldRef, form: KeyForm): Getter {
+  const lower = () => (isPlain(ref) ? lowerCased(ref) : memoised(ref, lowerTexts));
+  switch (form) {
+    case 'value':
+      return indexGetter(ref);
+    case 'lower':
+      return lower();
+    case 'basename':
+      return mapTexts(indexGetter(ref), afterLastSlash);
+    case 'lower_basename':
+      return mapTexts(lower(), afterLastSlash);
+  }
 }

@@ -1,11 +1,13 @@
 /**
  * The last stage of a condition: the resolved expression becomes one closure (no tree is
  * walked per event), with conjunctions and disjunctions ordered cheapest first; and the
- * analysis of which `event.action` values a condition can match, by which rules are indexed.
+ * analyses by which rules are indexed: which `event.action` values a condition can match, and
+ * which values of other fields (key clauses) it requires.
  */
 import { eventActions } from '../common/events/index.js';
-import { anyValue, firstValue, isPlain, type EventRecord, type Getter, type Predicate } from './accessor.js';
-import type { Literal } from './operators.js';
+import { anyValue, firstValue, isPlain, keyReader, lowerCased, readId, type EventRecord, type Getter, type KeyForm, type Predicate } from './accessor.js';
+import { foldedTest, type Literal } from './operators.js';
+import { requiredLiterals } from './regex-prefilter.js';
 import type { RExpr } from './resolve.js';
 
 const ALWAYS: Predicate = () => true;
@@ -175,6 +177,21 @@ function equalityPredicate(e: Cmp): Predicate | undefined {
   return (ev) => set.has(get(ev));
 }
 
+/**
+ * A case-insensitive comparison on a single-valued text field, against the field lower-cased
+ * once per event (shared by every rule that folds the field) instead of once per rule.
+ */
+function foldedPredicate(e: Cmp): Predicate | undefined {
+  if (!e.op.ci || !isPlain(e.field) || e.field.info.type !== 'string') return undefined;
+  const test = foldedTest(e.op.base, e.values.map(lower));
+  if (test === undefined) return undefined;
+  const get = lowerCased(e.field);
+  return (ev) => {
+    const s = get(ev);
+    return s !== undefined && test(s);
+  };
+}
+
 /** Compiles a resolved condition into one predicate. */
 export function compilePredicate(e: RExpr): Predicate {
   switch (e.kind) {
@@ -183,7 +200,7 @@ export function compilePredicate(e: RExpr): Predicate {
     case 'exists':
       return anyValue(e.field, () => true);
     case 'cmp': {
-      const positive = equalityPredicate(e) ?? anyValue(e.field, e.test);
+      const positive = equalityPredicate(e) ?? foldedPredicate(e) ?? anyValue(e.field, e.test);
       return e.op.negate ? (ev: EventRecord) => !positive(ev) : positive;
     }
     case 'not': {
@@ -209,31 +226,164 @@ export function compilePredicate(e: RExpr): Predicate {
   }
 }
 
-/** A top-level `field = value` (or `field in (...)`) that any match of the rule must satisfy. */
-export interface EqualityKey {
-  readonly path: string;
-  readonly get: Getter;
+/**
+ * How a key term holds: the event's value (in the term's form) is one of the term's values
+ * (`equals`), or contains one of them (`contains`).
+ */
+export type KeyMatch = 'equals' | 'contains';
+
+/** `form(field) equals (contains) one of values`: one term of a key clause. */
+export interface KeyTerm {
+  /** What is read and how it is matched, `match:form:read` (accessor.ts, readId): terms of one source are looked up together. */
+  readonly source: string;
+  readonly match: KeyMatch;
+  /** The field's value in the term's form; for a field that holds several values, an array of them. */
+  readonly read: Getter;
   readonly values: readonly Literal[];
 }
 
 /**
- * The equality tests a condition's top-level conjunction requires, on single-valued fields of a
- * known type: a rule set can then look the field up once per event and skip the rules whose
- * required values it does not hold (a second index, under the one by action).
+ * A disjunction of terms that every match of the rule satisfies: an event for which no term
+ * holds cannot match, so a rule set may file the rule under the values of the clause's terms
+ * and test it only on events that hold one of them.
  */
-export function equalityKeys(e: RExpr): EqualityKey[] {
-  const conjuncts: RExpr[] = [];
-  const flatten = (x: RExpr) => (x.kind === 'and' ? x.items.forEach(flatten) : conjuncts.push(x));
-  flatten(e);
-  const keys: EqualityKey[] = [];
-  for (const c of conjuncts) {
-    if (c.kind !== 'cmp' || c.op.base !== 'eq' || c.op.negate || c.op.ci || c.field.multi) continue;
-    const type = c.field.info.type;
-    if (type !== 'string' && type !== 'number' && type !== 'boolean') continue;
-    if (c.field.segments.some((s) => s.index !== undefined) || c.field.info.arrays.length > 0) continue;
-    keys.push({ path: c.field.info.path, get: firstValue(c.field), values: c.values });
+export type KeyClause = readonly KeyTerm[];
+
+const lower = (v: Literal) => String(v).toLowerCase();
+const afterLastSlash = (s: string) => s.slice(s.lastIndexOf('/') + 1);
+
+function keyTerm(field: Cmp['field'], match: KeyMatch, form: KeyForm, values: readonly Literal[]): KeyTerm {
+  return { source: `${match}:${form}:${readId(field)}`, match, read: keyReader(field, form), values: [...new Set(values)] };
+}
+
+/** The source of `event.action` terms: a rule set resolves them by the action of each index. */
+export const ACTION_SOURCE = 'equals:value:event.action';
+
+/** A field the index can read: one value (`process.name`, `process.args[0]`), or an array of values at the leaf (`process.args`). */
+function indexable(ref: Cmp['field']): boolean {
+  if (!ref.multi) return true;
+  const { info } = ref;
+  return info.leafArray && info.arrays.length === 1 && info.arrays[0] === info.path && ref.segments.every((s) => s.index === undefined);
+}
+
+// eslint-disable-next-line no-control-regex
+const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+
+/**
+ * The key terms a comparison implies, each on its own (so each makes a clause). On a text field,
+ * every positive operator but `glob` and `in_cidr` implies that the value contains a string: the
+ * value compared (`=`, `startswith`, `endswith`, `contains`, lower-cased for the case-insensitive
+ * ones) or, for a case-sensitive regular expression, one of the literals every match holds
+ * (regex-prefilter.ts). On a field of one value, `=` and `in` also give the values; `i=` and
+ * `iin` the lower-cased values; `endswith` (`iendswith`) with suffixes that all hold a '/', the
+ * text after the suffix's last '/' (lower-cased), which is then the whole file name of any path
+ * that ends with it (`endswith /bin/bash` needs the file name `bash`; `endswith bash` gives no
+ * file name, as `/usr/bin/rbash` ends with it).
+ *
+ * A case-sensitive term also gives its lower-cased twin, so that one lower-cased source can
+ * serve both kinds of rules: a value equal to `x` lower-cases to `x` lower-cased; and a value
+ * that contains (ends with) an ASCII string contains (ends with) it lower-cased once lower-cased,
+ * as ASCII letters lower-case the same whatever surrounds them (only the Greek capital sigma
+ * depends on its neighbours) and lower-casing neither makes nor removes a '/'.
+ */
+function keyTermsOf(c: Cmp): KeyTerm[] {
+  if (c.op.negate || !indexable(c.field)) return [];
+  const type = c.field.info.type;
+  const single = !c.field.multi;
+  const terms: KeyTerm[] = [];
+  const { base, ci } = c.op;
+  if (base === 'eq' && !ci && (type === 'string' || type === 'number' || type === 'boolean')) terms.push(keyTerm(c.field, 'equals', 'value', c.values));
+  if (type !== 'string' || c.field.info.path === 'event.action') return terms;
+  const texts = c.values.map(String);
+  const folded = texts.map((v) => v.toLowerCase());
+  const ascii = texts.every(isAscii);
+  if (base === 'eq') terms.push(keyTerm(c.field, 'equals', 'lower', folded));
+  if (base === 'endswith' && single && folded.length > 0 && folded.every((v) => v.includes('/'))) {
+    if (!ci) terms.push(keyTerm(c.field, 'equals', 'basename', texts.map(afterLastSlash)));
+    if (ci || ascii) terms.push(keyTerm(c.field, 'equals', 'lower_basename', folded.map(afterLastSlash)));
   }
-  return keys;
+  if ((base === 'eq' || base === 'contains' || base === 'startswith' || base === 'endswith') && texts.length > 0 && texts.every((v) => v.length > 0)) {
+    if (!ci) terms.push(keyTerm(c.field, 'contains', 'value', texts));
+    if (ci || ascii) terms.push(keyTerm(c.field, 'contains', 'lower', folded));
+  }
+  if (base === 'regex' && !ci) {
+    const literals = texts.map(requiredLiterals);
+    if (literals.length > 0 && literals.every((l) => l !== undefined)) {
+      const flat = literals.flat();
+      terms.push(keyTerm(c.field, 'contains', 'value', flat));
+      if (flat.every(isAscii)) terms.push(keyTerm(c.field, 'contains', 'lower', flat.map((l) => l.toLowerCase())));
+    }
+  }
+  return terms;
+}
+
+/** Terms on the same source become one term with the union of their values. */
+function mergeTerms(terms: readonly KeyTerm[]): KeyClause {
+  const bySource = new Map<string, KeyTerm>();
+  for (const t of terms) {
+    const seen = bySource.get(t.source);
+    bySource.set(t.source, seen ? { ...seen, values: [...new Set([...seen.values, ...t.values])] } : t);
+  }
+  return [...bySource.values()];
+}
+
+/**
+ * How many events a clause lets through, roughly, in 1/64 of all events: one per value compared
+ * for equality; for a string searched for, the more the shorter it is. For choosing between
+ * clauses (value-index.ts has the rest of the cost model).
+ */
+export function clauseWidth(clause: KeyClause): number {
+  let width = 0;
+  for (const t of clause) {
+    if (t.match === 'equals') width += t.values.length;
+    else for (const v of t.values) width += String(v).length >= 4 ? 2 : String(v).length === 3 ? 4 : 16;
+  }
+  return width;
+}
+
+const narrowest = (clauses: readonly KeyClause[]) => clauses.reduce((a, b) => (clauseWidth(b) < clauseWidth(a) ? b : a));
+
+/**
+ * The clauses of a disjunction: one clause per choice of one clause in every branch (every
+ * match satisfies a branch). Of the many choices, those that read few sources: for each source,
+ * every branch's narrowest clause on it (or its narrowest at all), and every branch's narrowest.
+ */
+function disjunctionClauses(branches: readonly (readonly KeyClause[])[]): KeyClause[] {
+  if (branches.some((b) => b.length === 0)) return [];
+  const choices: KeyClause[][] = [branches.map(narrowest)];
+  for (const source of new Set(branches.flatMap((b) => b.flatMap((c) => c.map((t) => t.source))))) {
+    choices.push(branches.map((b) => {
+      const on = b.filter((c) => c.some((t) => t.source === source));
+      return narrowest(on.length > 0 ? on : b);
+    }));
+  }
+  const out = new Map<string, KeyClause>();
+  for (const choice of choices) {
+    const clause = mergeTerms(choice.flat());
+    out.set(clause.map((t) => `${t.source}=${t.values.join('\u0000')}`).sort().join('\u0001'), clause);
+  }
+  return [...out.values()];
+}
+
+/**
+ * The key clauses a condition requires, for the rule set's value index: a comparison gives one
+ * clause per term it implies; a conjunction every clause of its items; a disjunction clauses
+ * that take one clause of each branch (none if a branch has none); a negation none. Sound
+ * whatever is left out: a missing clause only means a rule is tested on more events. Terms on
+ * `event.action` (tests inside disjunctions: the loader drops the top-level ones) are kept for
+ * the rule set to resolve per action. (The name is the loader's, from when keys were equalities.)
+ */
+export function equalityKeys(e: RExpr): KeyClause[] {
+  switch (e.kind) {
+    case 'cmp':
+      return keyTermsOf(e).map((term) => [term]);
+    case 'and':
+      return e.items.flatMap(equalityKeys);
+    case 'or':
+      return disjunctionClauses(e.items.map(equalityKeys));
+    default:
+      return [];
+  }
 }
 
 export { ALWAYS, NEVER };

@@ -9,7 +9,8 @@ import type { FieldType } from './fields.js';
 import { compileGlob } from './glob.js';
 import type { BaseOp } from './parser.js';
 import { compileError, type TextSource } from './problems.js';
-import { compileRegex } from './regex.js';
+import { compileRegex, type Regex } from './regex.js';
+import { requiredLiterals } from './regex-prefilter.js';
 
 export type Literal = string | number | boolean;
 
@@ -47,6 +48,23 @@ function asText(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return undefined;
+}
+
+/**
+ * A regular expression's test behind its literal prefilter (regex-prefilter.ts): a text that
+ * holds none of the strings every match contains is refused without running the expression.
+ */
+function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
+  const literals = ci ? undefined : requiredLiterals(re.pattern);
+  if (literals === undefined) return (s) => re.test(s);
+  if (literals.length === 1) {
+    const one = literals[0]!;
+    return (s) => s.includes(one) && re.test(s);
+  }
+  return (s) => {
+    for (const l of literals) if (s.includes(l)) return re.test(s);
+    return false;
+  };
 }
 
 function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source: TextSource | undefined, offsets: readonly number[]): (s: string) => boolean {
@@ -94,13 +112,10 @@ function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source
     }
     case 'regex': {
       // Case folding is the regular expression's own flag: RE2 folds Unicode properly.
-      const res = values.map((v, i) => compileRegex(v, ci, source, offsets[i] ?? 0));
-      if (res.length === 1) {
-        const r = res[0]!;
-        return (s) => r.test(s);
-      }
+      const res = values.map((v, i) => prefiltered(compileRegex(v, ci, source, offsets[i] ?? 0), ci));
+      if (res.length === 1) return res[0]!;
       return (s) => {
-        for (const r of res) if (r.test(s)) return true;
+        for (const r of res) if (r(s)) return true;
         return false;
       };
     }
@@ -135,6 +150,26 @@ function numberTest(base: BaseOp, values: readonly number[]): (n: number) => boo
       return (n) => n >= one;
     default:
       return () => false;
+  }
+}
+
+/**
+ * A case-insensitive text test for a value already lower-cased (the caller folds the event's
+ * value, once per event): the case-sensitive test against the lower-cased literals, which is
+ * what the case-insensitive test does after folding. Undefined for the operators that fold
+ * otherwise (regular expressions fold with their own flag) or do not fold.
+ */
+export function foldedTest(base: BaseOp, lowered: readonly string[]): ((s: string) => boolean) | undefined {
+  if (lowered.length === 0) return undefined;
+  switch (base) {
+    case 'eq':
+    case 'contains':
+    case 'startswith':
+    case 'endswith':
+    case 'glob':
+      return stringTest(base, false, lowered, undefined, []);
+    default:
+      return undefined;
   }
 }
 

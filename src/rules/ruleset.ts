@@ -1,14 +1,16 @@
 /**
  * A compiled rule set: rules indexed by `event.action`, so that an event is tested only against
- * the rules that can match its action (plus the few that can match any action), each rule one
- * compiled predicate. `match` also feeds the correlation rules, whose state lives here: a rule
- * set is used by one event stream at a time (the server's pipeline, or the agent).
+ * the rules that can match its action (plus the few that can match any action), and within an
+ * action by the values the rules require (value-index.ts), each rule one compiled predicate.
+ * `match` also feeds the correlation rules, whose state lives here: a rule set is used by one
+ * event stream at a time (the server's pipeline, or the agent).
  */
-import type { EventRecord, Getter, Predicate } from './accessor.js';
-import type { EqualityKey } from './compile.js';
+import { nextEvent, type EventRecord, type Predicate } from './accessor.js';
+import type { KeyClause } from './compile.js';
 import type { CorrelationHit, CorrelationStats, Correlator } from './correlation.js';
 import type { Severity } from './schema.js';
 import type { Template } from './template.js';
+import { ValueIndex } from './value-index.js';
 
 export type RuleType = 'rule' | 'sequence' | 'threshold';
 
@@ -57,8 +59,8 @@ export interface CompiledRule {
   /** Position in the match-epoch table, shared with correlation rules. */
   readonly index: number;
   readonly predicate: Predicate;
-  /** Equalities every match requires, for the value index. */
-  readonly keys: readonly EqualityKey[];
+  /** Values every match requires, for the value index. */
+  readonly keys: readonly KeyClause[];
   readonly exceptions: Predicate | null;
   readonly output: Template;
   /** Some correlation rule uses this rule's matches. */
@@ -79,47 +81,10 @@ export interface CompiledCorrelation {
 }
 
 const NO_MATCHES: readonly Match[] = Object.freeze([]);
-const NO_RULES: readonly CompiledRule[] = Object.freeze([]);
 
-/** Fewest rules sharing an equality field for a value index to be worth its lookup. */
-const VALUE_INDEX_MIN_RULES = 4;
+type Bucket = ValueIndex<CompiledRule>;
 
-/**
- * The rules of one action: those that require `field = value` for the field most of them test
- * are found by the event's value (one Map lookup instead of one test per rule); the rest are
- * tested one by one. Both lists keep definition order.
- */
-interface Bucket {
-  readonly get: Getter | undefined;
-  readonly byValue: ReadonlyMap<unknown, readonly CompiledRule[]>;
-  readonly rest: readonly CompiledRule[];
-}
-
-function valueIndexed(rules: readonly CompiledRule[]): Bucket {
-  const counts = new Map<string, number>();
-  for (const r of rules) for (const path of new Set(r.keys.map((k) => k.path))) counts.set(path, (counts.get(path) ?? 0) + 1);
-  let best: string | undefined;
-  for (const [path, n] of counts) if (n >= VALUE_INDEX_MIN_RULES && (best === undefined || n > counts.get(best)!)) best = path;
-  if (best === undefined) return { get: undefined, byValue: new Map(), rest: rules };
-  const byValue = new Map<unknown, CompiledRule[]>();
-  const rest: CompiledRule[] = [];
-  let get: Getter | undefined;
-  for (const r of rules) {
-    // A rule may require the field twice (a = x and a in (x, y)): any one key is enough to file it.
-    const key = r.keys.find((k) => k.path === best);
-    if (!key) {
-      rest.push(r);
-      continue;
-    }
-    get ??= key.get;
-    for (const v of new Set(key.values)) {
-      const list = byValue.get(v) ?? [];
-      list.push(r);
-      byValue.set(v, list);
-    }
-  }
-  return { get, byValue, rest };
-}
+const byIndex = (a: CompiledRule, b: CompiledRule) => a.index - b.index;
 
 function bucketed<T extends { info: RuleInfo }>(items: readonly T[], index: boolean): { byAction: Map<string, T[]>; any: T[] } {
   if (!index) return { byAction: new Map(), any: [...items] };
@@ -141,6 +106,8 @@ export class RuleSet {
   private readonly corrByAction: Map<string, CompiledCorrelation[]>;
   private readonly corrAnyAction: CompiledCorrelation[];
   private readonly epochs: Float64Array;
+  /** The rules the value index finds for the current event (reused: `match` is not re-entered). */
+  private readonly found: CompiledRule[] = [];
   private epoch = 0;
 
   /** @param correlations in dependency order: a rule comes after the rules its steps use. */
@@ -150,8 +117,8 @@ export class RuleSet {
     this.correlations = correlations;
     const live = stateless.filter((r) => r.info.enabled);
     const s = bucketed(live, index);
-    this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, index ? valueIndexed(rules) : { get: undefined, byValue: new Map(), rest: rules }]));
-    this.anyAction = index ? valueIndexed(s.any) : { get: undefined, byValue: new Map(), rest: s.any };
+    this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, new ValueIndex(rules, index, action)]));
+    this.anyAction = new ValueIndex(s.any, index, undefined);
     const c = bucketed(correlations.filter((r) => r.info.enabled), index);
     this.corrByAction = c.byAction;
     this.corrAnyAction = c.any;
@@ -160,27 +127,30 @@ export class RuleSet {
 
   /** The rules that matched the event, exceptions applied, disabled rules skipped. */
   match(event: EventRecord): readonly Match[] {
+    nextEvent();
     const meta = event['event'] as { action?: unknown } | undefined;
     const action = typeof meta?.action === 'string' ? meta.action : '';
     const epoch = ++this.epoch;
-    let out: Match[] | undefined;
     const bucket = this.byAction.get(action) ?? this.anyAction;
+    // Rules are tested in any order (predicates have no side effects); matches are put back in
+    // definition order below.
+    let hits: CompiledRule[] | undefined;
     const rest = bucket.rest;
-    const found = bucket.get === undefined ? NO_RULES : (bucket.byValue.get(bucket.get(event)) ?? NO_RULES);
-    // Merge the two lists by definition order (rule index), testing each rule once.
-    let i = 0;
-    let j = 0;
-    while (i < rest.length || j < found.length) {
-      const r = j >= found.length || (i < rest.length && rest[i]!.index < found[j]!.index) ? rest[i++]! : found[j++]!;
-      r.evaluations++;
-      if (!r.predicate(event)) continue;
-      if (r.exceptions !== null && r.exceptions(event)) {
-        r.suppressed++;
-        continue;
-      }
-      r.matches++;
-      if (r.referenced) this.epochs[r.index] = epoch;
-      if (r.info.alert) (out ??= []).push({ rule: r.info, output: r.output.render(event), severity: r.info.severity, tags: r.info.tags, event });
+    for (let i = 0; i < rest.length; i++) {
+      const r = rest[i]!;
+      if (this.test(r, event, epoch)) (hits ??= []).push(r);
+    }
+    const found = this.found;
+    found.length = 0;
+    bucket.collect(event, found);
+    for (let i = 0; i < found.length; i++) {
+      const r = found[i]!;
+      if (this.test(r, event, epoch)) (hits ??= []).push(r);
+    }
+    let out: Match[] | undefined;
+    if (hits !== undefined) {
+      if (hits.length > 1) hits.sort(byIndex);
+      out = hits.map((r) => ({ rule: r.info, output: r.output.render(event), severity: r.info.severity, tags: r.info.tags, event }));
     }
     if (this.correlations.length > 0) {
       const corr = this.corrByAction.get(action) ?? this.corrAnyAction;
@@ -198,6 +168,19 @@ export class RuleSet {
       }
     }
     return out ?? NO_MATCHES;
+  }
+
+  /** Tests one stateless rule (counters, exceptions, correlation marks); true for a match that alerts. */
+  private test(r: CompiledRule, event: EventRecord, epoch: number): boolean {
+    r.evaluations++;
+    if (!r.predicate(event)) return false;
+    if (r.exceptions !== null && r.exceptions(event)) {
+      r.suppressed++;
+      return false;
+    }
+    r.matches++;
+    if (r.referenced) this.epochs[r.index] = epoch;
+    return r.info.alert;
   }
 
   /** Drops correlation state whose window ended before `now` (ms since the epoch). */
