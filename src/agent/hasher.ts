@@ -1,21 +1,17 @@
 /**
- * SHA-256 of executables, computed once per file version (device, inode, size, mtime), with a
- * size cap and a read-rate limit so that hashing never competes with the host for disk.
+ * SHA-256 of executables, computed once per file version (device, inode, size, mtime, ctime),
+ * with a size cap and a read-rate limit so that hashing never competes with the host for disk.
+ * The versions and their hashes persist in the agent's data folder and are shared with the
+ * inventory collector (hash-cache-file.ts).
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { statSync } from 'node:fs';
+import { identityKey, identityOf, isRacy, sameContent, type FileIdentity, type PersistentHashes } from './hash-cache-file.js';
+
+export type { FileIdentity } from './hash-cache-file.js';
 
 export type HashStatus = 'ok' | 'too_large' | 'unreadable' | 'replaced' | 'pending' | 'disabled';
-
-/** The executed file's identity as the kernel saw it at exec (EXEC v2), or undefined. */
-export interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: number;
-  readonly mtimeNs: number;
-  readonly ctimeNs: number;
-}
 
 export interface HashResult {
   readonly status: HashStatus;
@@ -44,12 +40,13 @@ export interface HasherStats {
 
 const CHUNK = 256 * 1024;
 
-export class ExecutableHasher {
+export class ExecutableHasher implements PersistentHashes {
   private readonly cache = new Map<string, HashResult>();
   private readonly inflight = new Map<string, Promise<HashResult>>();
   private budget: number;
   private budgetAt = Date.now();
   private closed = false;
+  private learned = 0;
   readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, replaced: 0, pending: 0 };
 
   constructor(private readonly options: HasherOptions) {
@@ -63,22 +60,20 @@ export class ExecutableHasher {
    */
   hash(path: string, identity?: FileIdentity): HashResult | Promise<HashResult> {
     if (!this.options.enabled) return { status: 'disabled' };
-    let key: string;
-    let size: number;
-    if (identity && identity.ino !== 0) {
-      key = `${identity.dev}:${identity.ino}:${identity.size}:${identity.mtimeNs}:${identity.ctimeNs}`;
-      size = identity.size;
-    } else {
+    let version: FileIdentity;
+    if (identity && identity.ino !== 0) version = identity;
+    else {
       try {
-        const s = statSync(path, { bigint: false });
+        const s = statSync(path, { bigint: true });
         if (!s.isFile()) return { status: 'unreadable' };
-        key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
-        size = s.size;
+        version = identityOf(s);
       } catch {
         this.stats.unreadable++;
         return { status: 'unreadable' };
       }
     }
+    const key = identityKey(version);
+    const size = version.size;
     const cached = this.cache.get(key);
     if (cached) {
       this.stats.cacheHits++;
@@ -92,7 +87,7 @@ export class ExecutableHasher {
     }
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.compute(path, key, identity).finally(() => this.inflight.delete(key));
+      work = this.compute(path, key, version).finally(() => this.inflight.delete(key));
       this.inflight.set(key, work);
     }
     return this.waitFor(work);
@@ -126,17 +121,20 @@ export class ExecutableHasher {
     return result;
   }
 
-  private async compute(path: string, key: string, identity: FileIdentity | undefined): Promise<HashResult> {
+  /**
+   * Hashes the file at `path` if it still is `version` (the one executed), and remembers the
+   * hash only when the file stayed that version while it was read and is not racy
+   * (hash-cache-file.ts): a cached hash never describes other content than its key's.
+   */
+  private async compute(path: string, key: string, version: FileIdentity): Promise<HashResult> {
     let handle: FileHandle | undefined;
     try {
       handle = await open(path, 'r');
-      if (identity && identity.ino !== 0) {
-        // The path may name another file by now: hash only the one that was executed.
-        const now = await handle.stat();
-        if (now.ino !== identity.ino || now.size !== identity.size) {
-          this.stats.replaced++;
-          return { status: 'replaced' };
-        }
+      // The path may name another file by now, or the file may have changed since the exec.
+      const before = identityOf(await handle.stat({ bigint: true }));
+      if (!sameContent(before, version)) {
+        this.stats.replaced++;
+        return { status: 'replaced' };
       }
       const digest = createHash('sha256');
       const buffer = Buffer.allocUnsafe(CHUNK);
@@ -148,14 +146,42 @@ export class ExecutableHasher {
         this.stats.bytesRead += bytesRead;
         digest.update(buffer.subarray(0, bytesRead));
       }
+      if (!sameContent(identityOf(await handle.stat({ bigint: true })), version)) {
+        // Written to while we read: what we read is neither the old content nor the new.
+        this.stats.replaced++;
+        return { status: 'replaced' };
+      }
       this.stats.hashed++;
-      return this.remember(key, { status: 'ok', sha256: digest.digest('hex') });
+      const result: HashResult = { status: 'ok', sha256: digest.digest('hex') };
+      if (isRacy(version)) return result;
+      this.learned++;
+      return this.remember(key, result);
     } catch {
       this.stats.unreadable++;
       return this.remember(key, { status: 'unreadable' });
     } finally {
       await handle?.close();
     }
+  }
+
+  get revision(): number {
+    return this.learned;
+  }
+
+  /** Hashes of file versions (not the failures), least recently used first. */
+  *entries(): Iterable<readonly [string, string]> {
+    for (const [key, result] of this.cache) if (result.status === 'ok' && result.sha256) yield [key, result.sha256];
+  }
+
+  /** Hashes from the persisted files; a version known already keeps what it has. */
+  import(entries: Iterable<readonly [string, string]>): number {
+    let added = 0;
+    for (const [key, sha256] of entries) {
+      if (this.cache.has(key)) continue;
+      this.remember(key, { status: 'ok', sha256 });
+      added++;
+    }
+    return added;
   }
 
   /** Token bucket over bytes read: waits until `bytes` may be read. */

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../common/config/index.js';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
@@ -18,6 +19,7 @@ import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type Dr
 import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
 import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
+import { HASH_CACHE_FILES, HashCacheFile } from './hash-cache-file.js';
 import { ExecutableHasher } from './hasher.js';
 import { SecurityEvents } from './security-events.js';
 import type { Sequencer } from './sequencer.js';
@@ -34,6 +36,8 @@ const SHEDDABLE: ReadonlySet<number> = new Set([4, 5, 7]);
 const HIGH_RATE_PER_SECOND = 200;
 const DROP_REPORT_MS = 10_000;
 const TICK_MS = 1000;
+/** Executable versions whose hashes the agent remembers (and keeps in its data folder). */
+const HASH_CACHE_SIZE = 4096;
 
 /** The driver hooks each event action needs. exec, fork and exit keep the process tree current. */
 const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
@@ -89,6 +93,11 @@ export interface KernelEventsOptions {
   readonly onDriverSpawn?: (pid: number) => void;
   /** RLIMIT_NOFILE of the driver. */
   readonly driverMaxOpenFiles?: number;
+  /**
+   * The agent's data folder: executable hashes are kept there across restarts and shared with
+   * the inventory collector (hash-cache-file.ts). Not kept when undefined (`hades events`).
+   */
+  readonly hashCacheDir?: string;
 }
 
 export interface KernelEventStats {
@@ -143,6 +152,7 @@ const u64Bytes = (value: bigint) => {
 export class KernelEvents {
   private readonly tree: ProcessTree;
   private readonly hasher: ExecutableHasher;
+  private readonly hashFile: HashCacheFile | undefined;
   private readonly builder: EventBuilder;
   private readonly driver: DriverProcess;
   private readonly decoder = newDecodeCounters();
@@ -177,7 +187,17 @@ export class KernelEvents {
       enabled: config.hashing.enabled,
       maxFileBytes: config.hashing.max_file_mb * 1024 * 1024,
       maxBytesPerSecond: config.hashing.max_read_mb_per_s * 1024 * 1024,
+      cacheSize: HASH_CACHE_SIZE,
     });
+    if (config.hashing.enabled && options.hashCacheDir) {
+      this.hashFile = new HashCacheFile({
+        file: path.join(options.hashCacheDir, HASH_CACHE_FILES.agent),
+        shared: [path.join(options.hashCacheDir, HASH_CACHE_FILES.inventory)],
+        cache: this.hasher,
+        maxEntries: HASH_CACHE_SIZE,
+        onProblem: (msg) => options.onLog?.({ level: 'warn', code: 'HADES_ERR_HASH_CACHE_FILE', msg }),
+      });
+    }
     this.builder = new EventBuilder(this.tree, new Accounts(), this.hasher, {
       host: { name: os.hostname(), kernel: os.release(), architecture: os.arch() },
       agentVersion: options.agentVersion,
@@ -232,6 +252,7 @@ export class KernelEvents {
   /** Seeds the process tree from /proc, then starts the driver. */
   async start(): Promise<DriverHello> {
     this.tree.seedFromProc();
+    this.hashFile?.load();
     // Read the cgroup folders before starting anything: a bad folder is a config error.
     const deny = this.filters.denyCgroups.map(cgroupId);
     const allow = this.filters.allowCgroups.map(cgroupId);
@@ -337,6 +358,7 @@ export class KernelEvents {
     }
     await this.driver.stop();
     this.hasher.close();
+    this.hashFile?.close();
     this.driver.resume();
     await this.idle();
     for (const closed of this.dnsAggregator.sweep(Date.now(), true)) this.deliverSummary(closed);
@@ -514,6 +536,7 @@ export class KernelEvents {
       void this.driver.command(FrameType.filter, (id) => encodeFilter(id, FilterOp.set, FilterTarget.connectDedupMs, ms));
     }
     for (const closed of this.dnsAggregator.sweep(Date.now())) this.deliverSummary(closed);
+    this.hashFile?.saveSoon();
   }
 
   /** Emits one agent_drop event per place and reason whose count grew since the last report. */

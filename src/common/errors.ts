@@ -214,6 +214,21 @@ export const errorCatalog = {
     remedy: 'Choose a free loopback port in metrics.listen, or turn metrics off.',
   },
   // Server: store, PKI, fleet, API
+  HADES_ERR_RENEW_REQUEST_INVALID: {
+    kind: 'input',
+    summary: 'A certificate renewal request on an agent stream is malformed: not a PKCS#10 request, a signature that does not verify, a weak key, or the key of the certificate in use.',
+    remedy: 'The agent makes a new key pair and asks again later; if it repeats, check that agent and server versions match.',
+  },
+  HADES_ERR_RENEW_IDENTITY: {
+    kind: 'input',
+    summary: 'A certificate renewal request names another agent than the one its stream is authenticated as; no certificate is issued.',
+    remedy: 'An agent renews only its own certificate; unless agent and server versions differ, treat the host as suspect and revoke the agent.',
+  },
+  HADES_ERR_RENEW_FAILED: {
+    kind: 'environment',
+    summary: 'The agent could not renew its client certificate (the stream was lost, the server did not answer or refused, or the new key and certificate could not be stored); it keeps using its current certificate.',
+    remedy: 'Renewal is retried with backoff and the log gives the cause; if the certificate expires first, enroll the agent again with a fresh token.',
+  },
   HADES_ERR_STORE_OPEN: {
     kind: 'environment',
     summary: 'The server\'s database could not be opened or created.',
@@ -559,6 +574,11 @@ export const errorCatalog = {
     remedy: 'Fix the problems listed (file, line, column, code) and reload; `hades rules test FILE` checks a file first.',
   },
   // Inventory tables and SQL
+  HADES_ERR_HASH_CACHE_FILE: {
+    kind: 'environment',
+    summary: 'Warning: a file of executable hashes in the agent\'s data folder (exec-hashes.txt, inventory-hashes.txt) could not be read or written, or had lines that did not parse; those hashes are computed again when needed.',
+    remedy: 'Check the data folder (agent.data_dir): free space, permissions, and that nothing else writes these files. Deleting them is safe.',
+  },
   HADES_ERR_INVENTORY_UNREADABLE: {
     kind: 'environment',
     summary: 'Warning: a file or folder an inventory table reads could not be read (permissions, vanished, not a file); what it would have given is missing from the table.',

@@ -31,7 +31,15 @@ export interface AgentMessage {
   batch?: BatchMessage;
   heartbeat?: { health_json: string };
   task_result?: { task_id: string; status: string; result_json: string };
+  /** A certificate request (PEM PKCS#10) for a new key pair, naming the agent's own id. */
+  renew?: { csr: string };
   body?: string;
+}
+/** The answer to a RenewRequest: the certificate, or a coded refusal. */
+export interface RenewResponseMessage {
+  certificate?: string;
+  error?: { code: string; message: string };
+  result?: string;
 }
 export interface ServerMessage {
   welcome?: { agent_id: string; server_version: string };
@@ -39,6 +47,9 @@ export interface ServerMessage {
   nack?: { last_seq: string | number; code: string; message: string; permanent: boolean };
   config?: { version: string | number; yaml: string };
   task?: { task_id: string; kind: string; params_json: string };
+  renew?: RenewResponseMessage;
+  /** The server asks the agent to renew its certificate now. */
+  renew_now?: { reason: string };
   body?: string;
 }
 

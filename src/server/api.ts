@@ -50,6 +50,8 @@ export interface ApiPorts {
   listAgents(filter: { group?: string; online?: boolean }): unknown[];
   getAgent(id: string): unknown;
   revokeAgent(id: string): void;
+  /** Asks an agent to renew its certificate now (at its next connection when offline). */
+  renewAgent(id: string): { sent: boolean };
   setAgentTags(id: string, tags: Record<string, string>): void;
   getGroupConfig(name: string): { yaml: string; version: number } | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
@@ -142,6 +144,32 @@ function parseFilter(text: string): { field: string; op: 'eq' | 'prefix' | 'cont
   return { field: match[1]!, op: match[2] === '^=' ? 'prefix' : match[2] === '~=' ? 'contains' : 'eq', value: match[3]! };
 }
 
+interface ValidationProblem {
+  readonly instancePath?: string;
+  readonly keyword?: string;
+  readonly message?: string;
+  readonly params?: Record<string, unknown>;
+}
+
+/**
+ * One line for a person from the schema validator's problems: a value that must be one of a
+ * list (a union of constants, which the validator reports once per constant and once more for
+ * the union) becomes "querystring/status must be one of: new, acknowledged, ..."; otherwise the
+ * first problem. undefined when there is nothing to say better than the validator's message.
+ */
+function validationMessage(validation: unknown, context: string | undefined): string | undefined {
+  if (!Array.isArray(validation) || validation.length === 0) return undefined;
+  const problems = validation as ValidationProblem[];
+  const where = (p: ValidationProblem) => `${context ?? 'request'}${p.instancePath ?? ''}`;
+  const first = problems[0]!;
+  const sameSpot = problems.filter((p) => p.instancePath === first.instancePath);
+  const allowed = sameSpot.filter((p) => p.keyword === 'const').map((p) => p.params?.['allowedValue']);
+  if (allowed.length > 0 && sameSpot.every((p) => p.keyword === 'const' || p.keyword === 'anyOf')) {
+    return `${where(first)} must be one of: ${allowed.map((v) => String(v as string)).join(', ')}`;
+  }
+  return first.message === undefined ? undefined : `${where(first)} ${first.message}`;
+}
+
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const { ports } = options;
   const app = Fastify({
@@ -160,7 +188,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
     let e: HadesError;
-    if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', `${error.message}`, { details: { problems: error.validation } });
+    if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: error.validation } });
     else if (error instanceof HadesError) e = error;
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);
@@ -254,6 +282,23 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ports.audit(principal, 'agent.revoke', request.params.id);
     return { ok: true };
   });
+  route(
+    'POST',
+    '/api/v1/agents/:id/renew',
+    {
+      summary: 'Ask an agent to renew its certificate now (a new key pair), e.g. when its key may have leaked; an agent offline is asked when it next connects.',
+      tags: ['fleet'],
+      params: Id,
+      response: Type.Object({ sent: Type.Boolean({ description: 'true: the agent is connected and was asked now; false: it is asked at its next connection.' }) }),
+    },
+    (request) => {
+      const principal = who(request, 'admin');
+      found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+      const answer = ports.renewAgent(request.params.id);
+      ports.audit(principal, 'agent.renew', request.params.id, { sent: answer.sent });
+      return answer;
+    },
+  );
   route(
     'PUT',
     '/api/v1/agents/:id/tags',
@@ -499,7 +544,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         reason: request.body.reason,
         createdBy: principal.name,
       });
-      ports.audit(principal, 'suppression.create', created.id, { rule: created.rule_id, host: created.host, until: created.until });
+      ports.audit(principal, 'suppression.create', created.id, { rule: created.rule_id, host: created.host, field: created.field, value: created.value, until: created.until, reason: created.reason });
       return created;
     },
   );

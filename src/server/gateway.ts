@@ -3,7 +3,8 @@
  * (proto/hades/agent/v1/gateway.proto). TLS checks that the client certificate comes from the
  * server's CA; then each stream is authorised against the fleet registry (unknown or revoked
  * agents are refused), batches are checked line by line, stored, and acknowledged once the
- * store committed them. Configuration and tasks go back on the same stream.
+ * store committed them. Configuration and tasks go back on the same stream, and so do the
+ * answers to the agent's certificate renewal requests.
  *
  * Nothing an agent sends can crash the server: a message that does not decode ends that call
  * with a gRPC error, a batch that is malformed or too large is refused with a coded Nack, and
@@ -13,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { checkEvent } from '../common/events/index.js';
+import { redactSecrets } from '../common/redact.js';
 import { HadesError, toHadesError } from '../common/errors.js';
 import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
@@ -38,6 +40,11 @@ export interface GatewayHooks {
   onHeartbeat?(agentId: string, health: unknown): void;
   onTaskResult?(agentId: string, taskId: string, status: string, result: unknown): void;
   onOnline?(agentId: string, online: boolean): void;
+  /**
+   * A certificate request from the agent, for a new key; `peer` is the certificate (DER) the
+   * stream is authenticated with. Resolves to the new certificate (PEM); throws a coded error.
+   */
+  renew?(agentId: string, csrPem: string, peer: Uint8Array): Promise<string>;
 }
 
 export interface GatewayOptions {
@@ -57,6 +64,8 @@ export interface GatewayStats {
   rejected: number;
   nacks: number;
   refusedConnections: number;
+  renewals: number;
+  renewalsRefused: number;
 }
 
 type Stream = grpc.ServerDuplexStream<AgentMessage, ServerMessage>;
@@ -75,7 +84,7 @@ function endWithStatus(stream: Stream, code: grpc.status, details: string): void
 export class Gateway {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
-  readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0 };
+  readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0, renewals: 0, renewalsRefused: 0 };
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -112,10 +121,12 @@ export class Gateway {
   private connect(stream: Stream): void {
     const { log, hooks } = this.options;
     let agentId: string;
+    let peerDer: Uint8Array;
     try {
       const peer = stream.getAuthContext().sslPeerCertificate;
       if (!peer || !peer.raw) throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'no client certificate');
       agentId = hooks.authorize(peer).agentId;
+      peerDer = new Uint8Array(peer.raw);
     } catch (error) {
       const e = toHadesError(error);
       this.stats.refusedConnections++;
@@ -133,7 +144,7 @@ export class Gateway {
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
     stream.on('data', (message: AgentMessage) => {
-      chain = chain.then(() => this.handle(agentId, stream, message)).catch((error: unknown) => {
+      chain = chain.then(() => this.handle(agentId, stream, message, peerDer)).catch((error: unknown) => {
         log.error('agent message not handled', { agent: agentId, err: toHadesError(error) });
       });
     });
@@ -151,7 +162,7 @@ export class Gateway {
     stream.on('close', gone);
   }
 
-  private async handle(agentId: string, stream: Stream, message: AgentMessage): Promise<void> {
+  private async handle(agentId: string, stream: Stream, message: AgentMessage, peer: Uint8Array): Promise<void> {
     const { hooks } = this.options;
     if (message.hello) {
       hooks.onHello?.(agentId, message.hello);
@@ -175,8 +186,25 @@ export class Gateway {
         result = { raw: result_json.slice(0, 4096) };
       }
       hooks.onTaskResult?.(agentId, task_id, status, result);
+    } else if (message.renew) {
+      await this.renew(agentId, stream, message.renew.csr, peer);
     } else {
       this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'empty message'), true);
+    }
+  }
+
+  /** Answers a renewal request on its stream: the certificate, or the coded refusal. */
+  private async renew(agentId: string, stream: Stream, csrPem: string, peer: Uint8Array): Promise<void> {
+    const { hooks } = this.options;
+    try {
+      if (!hooks.renew) throw new HadesError('HADES_ERR_NOT_YET_AVAILABLE', 'this server does not renew certificates');
+      const certificate = await hooks.renew(agentId, csrPem, peer);
+      this.stats.renewals++;
+      stream.write({ renew: { certificate } });
+    } catch (error) {
+      const e = toHadesError(error);
+      this.stats.renewalsRefused++;
+      stream.write({ renew: { error: { code: e.code, message: e.message } } });
     }
   }
 
@@ -265,7 +293,8 @@ export class Gateway {
     for (const line of lines) {
       let value: unknown;
       try {
-        value = JSON.parse(line);
+        // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
+        value = JSON.parse(redactSecrets(line));
       } catch {
         rejected++;
         continue;

@@ -9,7 +9,8 @@
  * Agents enroll with a certificate request (PKCS#10); `signAgentCsr` issues them a client
  * certificate whose identity is the agent id (CN and the URI SAN `hades://agent/<id>`), and
  * `agentIdentity` maps the certificate a TLS peer presented back to that id, after checking
- * that this CA issued it. Revocation is not done with CRLs: the server is the only party that
+ * that this CA issued it. Before their certificate expires, agents renew it with a request for
+ * a new key that names their own id (`renewAgentCsr`). Revocation is not done with CRLs: the server is the only party that
  * verifies agent certificates, and the fleet registry refuses revoked agents by fingerprint.
  *
  * Certificates are built with @peculiar/x509 over Node's WebCrypto (creation and signing are
@@ -43,6 +44,8 @@ const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN_P256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
 const CA_DAYS = 3650;
+/** Lifetime of an agent's client certificate, at enrollment and at each renewal. */
+export const AGENT_CERT_DAYS = 365;
 const SERVER_DAYS = 730;
 const RENEW_BEFORE_DAYS = 30;
 /** notBefore is set this far in the past so that peers whose clocks lag accept new certificates. */
@@ -52,6 +55,7 @@ const AGENT_URI_PREFIX = 'hades://agent/';
 const AGENT_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const HOSTNAME_RE = /^(?=.{1,253}$)(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
+const SAN_OID = '2.5.29.17';
 
 // --- public types ----------------------------------------------------------------------------
 
@@ -258,6 +262,74 @@ function requestedNames(options: PkiOptions): { hostnames: string[]; ips: string
   return { hostnames: [...hostnames], ips: [...ips] };
 }
 
+/** A certificate request whose signature verified, with its key as a KeyObject. */
+interface CheckedCsr {
+  readonly request: X509.Pkcs10CertificateRequest;
+  readonly spki: KeyObject;
+}
+
+function checkAgentId(agentId: string): void {
+  if (!AGENT_ID_RE.test(agentId)) throw new HadesError('HADES_ERR_INTERNAL', `invalid agent id for a certificate: ${JSON.stringify(agentId)}`);
+}
+
+/**
+ * Parses a PKCS#10 request and checks its key (EC P-256/P-384 or RSA of 2048 to 8192 bits) and
+ * its signature (the requester holds the private key); refuses with `code` otherwise.
+ */
+async function checkCsr(csrPem: string, code: 'HADES_ERR_ENROLL_REQUEST_INVALID' | 'HADES_ERR_RENEW_REQUEST_INVALID'): Promise<CheckedCsr> {
+  const invalid = (why: string, cause?: unknown): HadesError => new HadesError(code, `the certificate request ${why}`, cause === undefined ? {} : { cause });
+  if (typeof csrPem !== 'string' || csrPem.length > MAX_CSR_BYTES) throw invalid(`is not a PEM text of at most ${MAX_CSR_BYTES} bytes`);
+  let csr: X509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (error) {
+    throw invalid('does not parse as PKCS#10', error);
+  }
+  let spki: KeyObject;
+  try {
+    spki = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+  } catch (error) {
+    throw invalid('carries a public key that does not parse', error);
+  }
+  const type = spki.asymmetricKeyType;
+  const details = spki.asymmetricKeyDetails ?? {};
+  if (type === 'ec') {
+    if (details.namedCurve !== 'prime256v1' && details.namedCurve !== 'secp384r1') throw invalid(`uses the curve ${details.namedCurve ?? 'unknown'}; use P-256 or P-384`);
+  } else if (type === 'rsa') {
+    const bits = details.modulusLength ?? 0;
+    if (bits < 2048 || bits > 8192) throw invalid(`has an RSA key of ${bits} bits; use 2048 to 8192`);
+  } else {
+    throw invalid(`has a ${type ?? 'unknown'} key; use EC P-256/P-384 or RSA >= 2048`);
+  }
+  let verified: boolean;
+  try {
+    verified = await csr.verify();
+  } catch (error) {
+    throw invalid('signature cannot be checked', error);
+  }
+  if (!verified) throw invalid('signature does not verify against its public key');
+  return { request: csr, spki };
+}
+
+/**
+ * The agent ids a certificate request names: its subject's CNs, and the `hades://agent/<id>`
+ * URI SANs it asks for (any other SAN counts as a foreign name, "?").
+ */
+function csrAgentIds(csr: CheckedCsr): string[] {
+  const ids = [...csr.request.subjectName.getField('CN')];
+  const requested = csr.request.getExtension(SAN_OID);
+  if (requested !== null) {
+    let names: readonly X509.GeneralName[];
+    try {
+      names = new x509.SubjectAlternativeNameExtension(requested.rawData).names.items;
+    } catch (error) {
+      throw new HadesError('HADES_ERR_RENEW_REQUEST_INVALID', `the certificate request's subject alternative names do not parse: ${reason(error)}`, { cause: error });
+    }
+    for (const name of names) ids.push(name.type === 'url' && name.value.startsWith(AGENT_URI_PREFIX) ? name.value.slice(AGENT_URI_PREFIX.length) : `? (${name.type}: ${name.value})`);
+  }
+  return ids;
+}
+
 // --- the CA ----------------------------------------------------------------------------------
 
 interface CaMaterial {
@@ -359,43 +431,40 @@ export class Pki {
    * not parse, whose signature does not verify (the requester must hold the private key), or
    * whose key is not EC P-256/P-384 or RSA of 2048 to 8192 bits.
    */
-  async signAgentCsr(csrPem: string, agentId: string, days = 365): Promise<IssuedCertificate> {
-    if (!AGENT_ID_RE.test(agentId)) throw new HadesError('HADES_ERR_INTERNAL', `invalid agent id for a certificate: ${JSON.stringify(agentId)}`);
+  async signAgentCsr(csrPem: string, agentId: string, days = AGENT_CERT_DAYS): Promise<IssuedCertificate> {
+    checkAgentId(agentId);
+    const csr = await checkCsr(csrPem, 'HADES_ERR_ENROLL_REQUEST_INVALID');
+    return await this.#issueAgent(csr, agentId, days);
+  }
+
+  /**
+   * Renews the certificate of an agent that presented `current` (the certificate its stream is
+   * authenticated with): the same checks as `signAgentCsr` (HADES_ERR_RENEW_REQUEST_INVALID),
+   * and also that the request names this agent and no other (its subject's CN, and the URI
+   * SANs it asks for if any), HADES_ERR_RENEW_IDENTITY otherwise, and that the key is a new one
+   * (not the key of `current`). The new certificate has the lifetime of an enrollment's.
+   */
+  async renewAgentCsr(csrPem: string, agentId: string, current: string | Uint8Array, days = AGENT_CERT_DAYS): Promise<IssuedCertificate> {
+    checkAgentId(agentId);
+    const csr = await checkCsr(csrPem, 'HADES_ERR_RENEW_REQUEST_INVALID');
+    const named = csrAgentIds(csr);
+    if (named.length === 0 || named.some((id) => id !== agentId)) {
+      throw new HadesError('HADES_ERR_RENEW_IDENTITY', `the certificate request names ${named.length === 0 ? 'no agent' : named.map((id) => JSON.stringify(id)).join(', ')}; this stream is agent ${agentId}`);
+    }
+    let currentKey: KeyObject;
+    try {
+      currentKey = new X509Certificate(typeof current === 'string' ? current : Buffer.from(current.buffer, current.byteOffset, current.byteLength)).publicKey;
+    } catch (error) {
+      throw pkiError('the certificate in use does not parse', error);
+    }
+    if (samePublicKey(currentKey, csr.spki)) {
+      throw new HadesError('HADES_ERR_RENEW_REQUEST_INVALID', 'the certificate request reuses the key of the certificate in use; a renewal needs a new key pair');
+    }
+    return await this.#issueAgent(csr, agentId, days);
+  }
+
+  async #issueAgent(csr: CheckedCsr, agentId: string, days: number): Promise<IssuedCertificate> {
     if (!Number.isInteger(days) || days < 1 || days > CA_DAYS) throw new HadesError('HADES_ERR_INTERNAL', `invalid certificate lifetime: ${days} days`);
-    const invalid = (why: string, cause?: unknown): HadesError =>
-      new HadesError('HADES_ERR_ENROLL_REQUEST_INVALID', `the certificate request ${why}`, cause === undefined ? {} : { cause });
-    if (typeof csrPem !== 'string' || csrPem.length > MAX_CSR_BYTES) throw invalid(`is not a PEM text of at most ${MAX_CSR_BYTES} bytes`);
-
-    let csr: X509.Pkcs10CertificateRequest;
-    try {
-      csr = new x509.Pkcs10CertificateRequest(csrPem);
-    } catch (error) {
-      throw invalid('does not parse as PKCS#10', error);
-    }
-    let spki: KeyObject;
-    try {
-      spki = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
-    } catch (error) {
-      throw invalid('carries a public key that does not parse', error);
-    }
-    const type = spki.asymmetricKeyType;
-    const details = spki.asymmetricKeyDetails ?? {};
-    if (type === 'ec') {
-      if (details.namedCurve !== 'prime256v1' && details.namedCurve !== 'secp384r1') throw invalid(`uses the curve ${details.namedCurve ?? 'unknown'}; use P-256 or P-384`);
-    } else if (type === 'rsa') {
-      const bits = details.modulusLength ?? 0;
-      if (bits < 2048 || bits > 8192) throw invalid(`has an RSA key of ${bits} bits; use 2048 to 8192`);
-    } else {
-      throw invalid(`has a ${type ?? 'unknown'} key; use EC P-256/P-384 or RSA >= 2048`);
-    }
-    let verified: boolean;
-    try {
-      verified = await csr.verify();
-    } catch (error) {
-      throw invalid('signature cannot be checked', error);
-    }
-    if (!verified) throw invalid('signature does not verify against its public key');
-
     const now = this.#now();
     const notAfter = Math.min(now + days * DAY_MS, validTo(this.#ca.cert).getTime());
     let cert: X509.X509Certificate;
@@ -406,7 +475,7 @@ export class Pki {
         issuer: this.#ca.parsed.subjectName,
         notBefore: new Date(now - BACKDATE_MS),
         notAfter: new Date(notAfter),
-        publicKey: csr.publicKey,
+        publicKey: csr.request.publicKey,
         signingKey: this.#ca.signing,
         signingAlgorithm: SIGN_P256,
         extensions: [
@@ -414,7 +483,7 @@ export class Pki {
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
           new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
           new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${AGENT_URI_PREFIX}${agentId}` }]),
-          await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
+          await x509.SubjectKeyIdentifierExtension.create(csr.request.publicKey),
           await x509.AuthorityKeyIdentifierExtension.create(this.#ca.parsed),
         ],
       });

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
+import { fieldPaths, suggest } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { ruleSource } from './alerts/rule-source.js';
@@ -24,6 +25,7 @@ import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
 import { FleetQueries } from './fleet/queries.js';
 import { FleetRegistry } from './fleet/registry.js';
+import { CertificateRenewal } from './fleet/renewal.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
 import { Gateway } from './gateway.js';
 import { Pki } from './pki.js';
@@ -64,6 +66,7 @@ export class HadesServer {
   private store: EventStore | undefined;
   private archive: Archive | undefined;
   private registry: FleetRegistry | undefined;
+  private renewal: CertificateRenewal | undefined;
   private tokens: EnrollmentTokens | undefined;
   private apiTokens: ApiTokens | undefined;
   private auditLog: AuditLog | undefined;
@@ -132,6 +135,8 @@ export class HadesServer {
 
     const pki = this.pki;
     const registry = this.registry;
+    this.renewal = new CertificateRenewal({ pki, registry, log: this.log.child({ component: 'renewal' }) });
+    const renewal = this.renewal;
     const store = this.store;
     const cmdb = this.cmdb;
     this.gateway = new Gateway({
@@ -141,12 +146,8 @@ export class HadesServer {
       serverVersion: this.options.version,
       log: this.log.child({ component: 'gateway' }),
       hooks: {
-        authorize: (peer) => {
-          const identity = pki.agentIdentity(new Uint8Array(peer.raw));
-          if (!identity) throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'the client certificate was not issued by this server');
-          registry.authorize(identity.agentId, identity.fingerprint);
-          return { agentId: identity.agentId };
-        },
+        authorize: (peer) => renewal.authorize(new Uint8Array(peer.raw)),
+        renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
         ingest: (agentId, events, arrived) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
@@ -195,12 +196,13 @@ export class HadesServer {
     return [`${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.gateway?.port ?? 0}`];
   }
 
-  /** Sends a connected agent its group's configuration and its unfinished tasks. */
+  /** Sends a connected agent its group's configuration, its unfinished tasks, and a renewal request if one waits. */
   private pushPending(agentId: string): void {
     const registry = this.registry;
     const gateway = this.gateway;
     if (!registry || !gateway) return;
     const agent = registry.get(agentId);
+    if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}` } });
     for (const group of agent?.groups ?? []) {
       const config = registry.groupConfig(group);
       if (config) gateway.send(agentId, { config: { version: config.version, yaml: config.yaml } });
@@ -257,7 +259,7 @@ export class HadesServer {
           const used = tokens.consume(request.token, agentId);
           registry.enroll(
             { id: agentId, hostname: request.hostname, addresses: request.addresses, os: request.os, kernel: request.kernel, version: request.version, ...(used.group ? { group: used.group } : {}) },
-            { fingerprint: issued.fingerprint, serial: issued.serial },
+            { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter },
           );
           return used;
         })();
@@ -268,6 +270,10 @@ export class HadesServer {
       getAgent: (id) => {
         const agent = registry.get(id);
         return agent ? { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses) } : undefined;
+      },
+      renewAgent: (id) => {
+        registry.requestRenewal(id);
+        return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator' } }) ?? false };
       },
       revokeAgent: (id) => {
         registry.revoke(id);
@@ -319,7 +325,19 @@ export class HadesServer {
       },
       reloadRules: () => detector.reload(),
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
-      addSuppression: (input) => alerts.addSuppression(input),
+      addSuppression: (input) => {
+        // A suppression for a rule or field that does not exist would silently never match.
+        const ids = detector.ruleList().info.map((r) => r.id);
+        if (input.ruleId !== '*' && !ids.includes(input.ruleId)) {
+          const close = suggest(input.ruleId, ids);
+          throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
+        }
+        if (input.field != null && !fieldPaths().includes(input.field)) {
+          const close = suggest(input.field, fieldPaths());
+          throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown event field '${input.field}'${close ? `; did you mean '${close}'?` : ''} (docs/events.md)`);
+        }
+        return alerts.addSuppression(input);
+      },
       deleteSuppression: (id) => alerts.deleteSuppression(id),
       queryTargets: ({ agents, group }) => {
         if (agents) return agents;

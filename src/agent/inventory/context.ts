@@ -1,12 +1,14 @@
 /**
  * The collect context tables run in: where the host's root and /proc are, how big a file may be
  * read whole, where warnings go, and a SHA-256 cache that outlives one query (the collector keeps
- * one for its lifetime, so a scheduled query hashes each executable version once).
+ * one for its lifetime, and in the agent's data folder across restarts, so each executable
+ * version is hashed once).
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { identityKey, identityOf, isRacy, sameContent, type PersistentHashes } from '../hash-cache-file.js';
 import type { CollectContext, InventoryWarning } from './table.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -20,33 +22,45 @@ export interface FileHashStats {
   bytesRead: number;
   unreadable: number;
   tooLarge: number;
+  /** Files written to while they were read: no hash (the content read was neither version). */
+  changed: number;
+  /** Hashes taken from the persisted files (the agent's and our own, of earlier runs). */
+  imported: number;
 }
 
 /**
- * SHA-256 per file version, keyed by (device, inode, size, mtime). Least recently used versions
- * are forgotten first; concurrent requests for one version share one read.
+ * SHA-256 per file version, keyed as the agent keys executed files (../hash-cache-file.ts), so
+ * that the hashes persisted by the agent and by earlier collectors are found here. Least
+ * recently used versions are forgotten first; concurrent requests for one version share one
+ * read. A hash is kept only when the file stayed one version while it was read and is not racy.
  */
-export class FileHashCache {
+export class FileHashCache implements PersistentHashes {
   private readonly cache = new Map<string, string | undefined>();
   private readonly inflight = new Map<string, Promise<string | undefined>>();
-  readonly stats: FileHashStats = { hashed: 0, cacheHits: 0, bytesRead: 0, unreadable: 0, tooLarge: 0 };
+  private learned = 0;
+  readonly stats: FileHashStats = { hashed: 0, cacheHits: 0, bytesRead: 0, unreadable: 0, tooLarge: 0, changed: 0, imported: 0 };
 
   constructor(
     private readonly maxBytes = DEFAULT_MAX_HASH_BYTES,
-    private readonly size = 8192,
+    readonly size = 8192,
   ) {}
 
-  async sha256(file: string): Promise<string | undefined> {
+  get revision(): number {
+    return this.learned;
+  }
+
+  /** The hash of a file: at once when its version is known, else once it is read. */
+  sha256(file: string): string | undefined | Promise<string | undefined> {
     let key: string;
     try {
       // A stat per lookup, synchronous: much cheaper than a trip through the thread pool.
-      const s = statSync(file);
+      const s = statSync(file, { bigint: true });
       if (!s.isFile()) return undefined;
       if (s.size > this.maxBytes) {
         this.stats.tooLarge++;
         return undefined;
       }
-      key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
+      key = identityKey(identityOf(s));
     } catch {
       this.stats.unreadable++;
       return undefined;
@@ -60,49 +74,82 @@ export class FileHashCache {
     }
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.compute(file, key).finally(() => this.inflight.delete(key));
+      work = this.compute(file).finally(() => this.inflight.delete(key));
       this.inflight.set(key, work);
     }
     return work;
   }
 
-  private async compute(file: string, key: string): Promise<string | undefined> {
-    let result: string | undefined;
+  private async compute(file: string): Promise<string | undefined> {
+    let handle: FileHandle;
     try {
-      const handle = await open(file, 'r');
-      try {
-        const digest = createHash('sha256');
-        const buffer = Buffer.allocUnsafe(CHUNK);
-        let total = 0;
-        let grew = false;
-        for (;;) {
-          const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
-          if (bytesRead === 0) break;
-          total += bytesRead;
-          // The file grew past the limit while being read: give up rather than read forever.
-          if (total > this.maxBytes) {
-            grew = true;
-            break;
-          }
-          digest.update(buffer.subarray(0, bytesRead));
-        }
-        this.stats.bytesRead += total;
-        if (grew) this.stats.tooLarge++;
-        else this.stats.hashed++;
-        result = grew ? undefined : digest.digest('hex');
-      } finally {
-        await handle.close();
-      }
+      handle = await open(file, 'r');
     } catch {
       this.stats.unreadable++;
-      result = undefined;
+      return undefined;
     }
-    this.cache.set(key, result);
+    try {
+      // The version is the open file's, read before and after its content.
+      const version = identityOf(await handle.stat({ bigint: true }));
+      const digest = createHash('sha256');
+      const buffer = Buffer.allocUnsafe(CHUNK);
+      let total = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
+        if (bytesRead === 0) break;
+        total += bytesRead;
+        // The file grew past the limit while being read: give up rather than read forever.
+        if (total > this.maxBytes) {
+          this.stats.bytesRead += total;
+          this.stats.tooLarge++;
+          return undefined;
+        }
+        digest.update(buffer.subarray(0, bytesRead));
+      }
+      this.stats.bytesRead += total;
+      if (!sameContent(identityOf(await handle.stat({ bigint: true })), version)) {
+        this.stats.changed++;
+        return undefined;
+      }
+      this.stats.hashed++;
+      const sha = digest.digest('hex');
+      if (!isRacy(version)) {
+        this.learned++;
+        this.remember(identityKey(version), sha);
+      }
+      return sha;
+    } catch {
+      this.stats.unreadable++;
+      return undefined;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  private remember(key: string, value: string | undefined): void {
+    this.cache.delete(key);
+    this.cache.set(key, value);
     if (this.cache.size > this.size) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-    return result;
+  }
+
+  /** Hashes known, least recently used first (for the persisted file). */
+  *entries(): Iterable<readonly [string, string]> {
+    for (const [key, sha] of this.cache) if (sha !== undefined) yield [key, sha];
+  }
+
+  /** Hashes from persisted files; a version known already keeps what it has. */
+  import(entries: Iterable<readonly [string, string]>): number {
+    let added = 0;
+    for (const [key, sha] of entries) {
+      if (this.cache.has(key)) continue;
+      this.remember(key, sha);
+      added++;
+    }
+    this.stats.imported += added;
+    return added;
   }
 }
 

@@ -48,10 +48,11 @@ export interface CollectContext {
   /** Largest file a table reads whole, in bytes; bigger files are skipped with a warning. */
   readonly maxFileBytes: number;
   /**
-   * SHA-256 of a file (hex), cached by (device, inode, size, mtime); undefined when unreadable.
-   * The path is opened as given: join a host path to `root` first (a /proc/PID/exe link works).
+   * SHA-256 of a file (hex), cached by version (device, inode, size, mtime, ctime) and given at
+   * once when cached; undefined when unreadable. The path is opened as given: join a host path to
+   * `root` first (a /proc/PID/exe link works).
    */
-  sha256(path: string): Promise<string | undefined>;
+  sha256(path: string): string | undefined | Promise<string | undefined>;
   /**
    * The columns the query may read; absent means all of them. A table may leave a costly column
    * it does not list NULL (the processes table skips hashing when `sha256` is not read). Only a

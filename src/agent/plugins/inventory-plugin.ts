@@ -5,6 +5,7 @@
  * go through the usual plugin path; `query` and `inventory` tasks from the server become QUERY
  * frames, answered with bounded rows or a coded error.
  */
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
@@ -18,6 +19,18 @@ export const INVENTORY_PLUGIN = 'inventory';
 /** The collector's entry point, next to this file in dist/. */
 export const collectorMain = (): string => fileURLToPath(new URL('../inventory/collector-main.js', import.meta.url));
 
+/**
+ * V8 flags of the collector process. A query spends its time in system calls (/proc, files),
+ * and the code around them runs some thousands of times per query: optimising it at V8's usual
+ * threshold cost more CPU (compiler threads count too) than it saved, about 0.2 CPU-s in a new
+ * collector's first full snapshot (docs/perf.md). With a 16 times larger interrupt budget only
+ * code that stays hot (a long edit-distance loop, a large file's parser) is optimised.
+ */
+export const COLLECTOR_NODE_FLAGS: readonly string[] = ['--interrupt-budget=1081344'];
+
+/** Node's arguments for a collector process (the agent's, `hades query`'s, the benchmark's). */
+export const collectorArgs = (version: string): string[] => [...COLLECTOR_NODE_FLAGS, collectorMain(), version];
+
 /** The manifest of the built-in collector: the agent's Node running the agent's own module. */
 export function inventoryManifest(version: string): LoadedManifest {
   return {
@@ -25,7 +38,7 @@ export function inventoryManifest(version: string): LoadedManifest {
     version,
     protocol: 1,
     executable: process.execPath,
-    args: [collectorMain(), version],
+    args: collectorArgs(version),
     // Not checked for a built-in (EventPlugin's `builtin`): there is no file to pin.
     sha256: '0'.repeat(64),
     description: 'Built-in inventory collector: SQL over the host\'s tables, scheduled queries with differences.',
@@ -97,14 +110,19 @@ export function parseQueryTask(kind: string, raw: unknown): QueryTask {
 export type InventoryPluginOptions = Omit<EventPluginOptions, 'manifest' | 'config' | 'builtin' | 'onFrame' | 'onExit'> & {
   readonly settings: AgentConfig['plugins']['inventory'];
   readonly version: string;
+  /** The agent's data folder, where the collector keeps and shares executable hashes (hash-cache-file.ts). */
+  readonly dataDir?: string;
 };
 
 export class InventoryPlugin {
   readonly plugin: EventPlugin;
   private readonly client: QueryClient;
+  /** Queries waiting for the collector to be running; ended at stop. */
+  private readonly waits = new Set<{ readonly timer: NodeJS.Timeout; readonly resolve: () => void }>();
+  private stopping = false;
 
   constructor(options: InventoryPluginOptions) {
-    const { settings, version, ...rest } = options;
+    const { settings, version, dataDir, ...rest } = options;
     this.client = new QueryClient({
       send: (type, payload) => {
         if (this.plugin.process.state !== 'running') return false;
@@ -119,7 +137,14 @@ export class InventoryPlugin {
       ...rest,
       manifest: inventoryManifest(version),
       builtin: true,
-      config: { queries: settings.queries, query_timeout_s: settings.query_timeout_s, max_rows: settings.max_rows, package_findings_interval_s: settings.package_findings_interval_s, events_per_s: options.eventsPerSecond },
+      config: {
+        queries: settings.queries,
+        query_timeout_s: settings.query_timeout_s,
+        max_rows: settings.max_rows,
+        package_findings_interval_s: settings.package_findings_interval_s,
+        events_per_s: options.eventsPerSecond,
+        ...(dataDir ? { hash_cache_dir: path.resolve(dataDir) } : {}),
+      },
       onFrame: (type, payload) => {
         if (type === PluginFrame.queryResult) this.client.onFrame(payload);
       },
@@ -132,15 +157,48 @@ export class InventoryPlugin {
   }
 
   stop(): Promise<void> {
+    this.stopping = true;
+    for (const wait of this.waits) {
+      clearTimeout(wait.timer);
+      wait.resolve();
+    }
+    this.waits.clear();
     this.client.failAll('HADES_ERR_QUERY_UNAVAILABLE', 'the inventory collector is stopping');
     return this.plugin.stop();
   }
 
-  /** Runs a query in the collector; never rejects. Rows are arrays in the order of `columns`. */
-  query(task: QueryTask): Promise<QueryAnswer> {
-    return this.client.query({ sql: task.sql, timeout_ms: task.timeoutMs, max_rows: task.maxRows, max_bytes: task.maxBytes });
+  /**
+   * Runs a query in the collector; never rejects. Rows are arrays in the order of `columns`. A
+   * collector that is starting or restarting (the agent's start, a restart by the watchdog) is
+   * waited for within the query's time: a task the server sends as soon as the agent connects
+   * must not fail only because the collector was not up yet.
+   */
+  async query(task: QueryTask): Promise<QueryAnswer> {
+    const started = performance.now();
+    const state = await this.running(task.timeoutMs);
+    if (state !== 'running') return { ok: false, code: 'HADES_ERR_QUERY_UNAVAILABLE', message: `the inventory collector is not running (${state})` };
+    const left = Math.max(1000, Math.round(task.timeoutMs - (performance.now() - started)));
+    return this.client.query({ sql: task.sql, timeout_ms: left, max_rows: task.maxRows, max_bytes: task.maxBytes });
+  }
+
+  /** The collector's state once it is running, or once it cannot be in time (stopped, failed, too slow). */
+  private async running(withinMs: number): Promise<string> {
+    const deadline = performance.now() + withinMs;
+    for (;;) {
+      const { state } = this.plugin.process;
+      if (state === 'running' || (state !== 'starting' && state !== 'backoff') || this.stopping) return state;
+      const left = deadline - performance.now();
+      if (left <= 0) return state;
+      await new Promise<void>((resolve) => {
+        const wait = { timer: setTimeout(() => (this.waits.delete(wait), resolve()), Math.min(STATE_POLL_MS, left)), resolve };
+        this.waits.add(wait);
+      });
+    }
   }
 }
+
+/** How often a query waiting for its collector looks at its state. */
+const STATE_POLL_MS = 50;
 
 /** Column names made unique for row objects: a repeated name gets `:2`, `:3`, ... */
 export function uniqueNames(names: readonly string[]): string[] {

@@ -5,9 +5,14 @@
  * makes a key pair and a certificate request, and receives its client certificate. Key,
  * certificate and CA stay in `<data_dir>/identity/` (0600); every later connection is mutual
  * TLS with them.
+ *
+ * A renewal (renewal.ts) replaces key and certificate together: the new pair is written under
+ * new names, then `agent.json`, which names the pair in use, is replaced in one rename. A crash
+ * at any point leaves either the old pair or the new one in use, never a key without its
+ * certificate.
  */
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,23 +30,76 @@ export interface Identity {
   readonly gateways: readonly string[];
 }
 
-const identityDir = (dataDir: string) => path.join(dataDir, 'identity');
+export const identityDir = (dataDir: string) => path.join(dataDir, 'identity');
+
+/** agent.json: who the agent is, and which key and certificate files are in use. */
+interface IdentityMeta {
+  readonly agentId: string;
+  readonly gateways: string[];
+  /** File names in the identity folder; key.pem and cert.pem when absent (as enrolled). */
+  readonly key?: string;
+  readonly cert?: string;
+}
+
+const PAIR_FILE_RE = /^(key|cert)(-[0-9a-f]{1,40})?\.pem$/;
 
 /** The stored identity, if the agent has enrolled. */
 export function loadIdentity(dataDir: string): Identity | undefined {
   const dir = identityDir(dataDir);
   if (!existsSync(path.join(dir, 'agent.json'))) return undefined;
+  let identity: Identity;
   try {
-    const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as { agentId: string; gateways: string[] };
-    return {
+    const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+    const key = meta.key ?? 'key.pem';
+    const cert = meta.cert ?? 'cert.pem';
+    if (!PAIR_FILE_RE.test(key) || !PAIR_FILE_RE.test(cert)) throw new HadesError('HADES_ERR_PKI', `agent.json names unexpected files ${key} and ${cert}`);
+    identity = {
       agentId: meta.agentId,
       gateways: meta.gateways,
-      keyPem: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
-      certPem: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+      keyPem: readFileSync(path.join(dir, key), 'utf8'),
+      certPem: readFileSync(path.join(dir, cert), 'utf8'),
       caPem: readFileSync(path.join(dir, 'ca.pem'), 'utf8'),
     };
   } catch (error) {
     throw new HadesError('HADES_ERR_PKI', `the agent's identity in ${dir} cannot be read: ${(error as Error).message}`);
+  }
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(identity.certPem).checkPrivateKey(createPrivateKey(identity.keyPem));
+  } catch (error) {
+    throw new HadesError('HADES_ERR_PKI', `the agent's key or certificate in ${dir} does not parse: ${(error as Error).message}`);
+  }
+  if (!matches) throw new HadesError('HADES_ERR_PKI', `the agent's key in ${dir} is not the key of its certificate`);
+  return identity;
+}
+
+/** Writes a file readable by the agent only, atomically: temporary file, fsync, rename. */
+function writePrivateFile(dir: string, name: string, text: string): void {
+  const file = path.join(dir, name);
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    // A fresh name opened with 'wx': the file is created 0600, never reused with another mode.
+    rmSync(tmp, { force: true });
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -49,15 +107,52 @@ function saveIdentity(dataDir: string, identity: Identity): void {
   const dir = identityDir(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const write = (name: string, text: string) => {
-    writeFileSync(path.join(dir, `${name}.tmp`), text, { mode: 0o600 });
-    renameSync(path.join(dir, `${name}.tmp`), path.join(dir, name));
-  };
-  write('key.pem', identity.keyPem);
-  write('cert.pem', identity.certPem);
-  write('ca.pem', identity.caPem);
+  writePrivateFile(dir, 'key.pem', identity.keyPem);
+  writePrivateFile(dir, 'cert.pem', identity.certPem);
+  writePrivateFile(dir, 'ca.pem', identity.caPem);
   // Last: its presence means the identity is complete.
-  write('agent.json', `${JSON.stringify({ agentId: identity.agentId, gateways: identity.gateways })}\n`);
+  writePrivateFile(dir, 'agent.json', `${JSON.stringify({ agentId: identity.agentId, gateways: identity.gateways })}\n`);
+  syncDir(dir);
+}
+
+/**
+ * Stores a renewed key and certificate as the pair in use, atomically (see the top of this
+ * file); then removes the pairs no longer named. `serial` tells the new files apart.
+ */
+export function saveRenewedIdentity(dataDir: string, identity: Identity, serial: string): void {
+  const dir = identityDir(dataDir);
+  const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+  if (meta.agentId !== identity.agentId) throw new HadesError('HADES_ERR_PKI', `${dir} holds agent ${meta.agentId}, not ${identity.agentId}`);
+  const suffix = serial.toLowerCase().replace(/[^0-9a-f]/g, '').slice(0, 40) || 'next';
+  const key = `key-${suffix}.pem`;
+  const cert = `cert-${suffix}.pem`;
+  if (key === meta.key) throw new HadesError('HADES_ERR_PKI', `the certificate with serial ${serial} is already in use`);
+  writePrivateFile(dir, key, identity.keyPem);
+  writePrivateFile(dir, cert, identity.certPem);
+  syncDir(dir);
+  // The commit: from here on the new pair is the identity.
+  writePrivateFile(dir, 'agent.json', `${JSON.stringify({ ...meta, key, cert } satisfies IdentityMeta)}\n`);
+  syncDir(dir);
+  for (const name of readdirSync(dir)) {
+    if ((PAIR_FILE_RE.test(name) || /^(key|cert)[-.].*\.tmp-\d+$/.test(name)) && name !== key && name !== cert) rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+/** A new P-256 key pair and a PKCS#10 request for it, naming `agentId` when given (renewal). */
+export async function newKeyAndCsr(subject: { hostname: string } | { agentId: string }): Promise<{ keyPem: string; csrPem: string }> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      name: `CN=${'agentId' in subject ? subject.agentId : subject.hostname}`,
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      ...('agentId' in subject ? { extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `hades://agent/${subject.agentId}` }])] } : {}),
+    },
+    webcrypto,
+  );
+  const keyPem = pemOf(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  return { keyPem, csrPem: csr.toString('pem') };
 }
 
 export const caFingerprint = (caPem: string) => createHash('sha256').update(new X509Certificate(caPem).raw).digest('hex');
@@ -124,15 +219,12 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   if (fingerprint !== options.caSha256.toLowerCase().replace(/:/g, '')) {
     throw new HadesError('HADES_ERR_PKI', `the server's CA has SHA-256 ${fingerprint}, not the ${options.caSha256} given with the token: not enrolling`);
   }
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${os.hostname()}`, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } }, webcrypto);
-  const keyPem = pemOf(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  const { keyPem, csrPem } = await newKeyAndCsr({ hostname: os.hostname() });
   const interfaces = Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address);
   const response = await httpsJson(`${api}/api/v1/enroll`, {
     method: 'POST',
     ca: caPem,
-    body: { token: options.token, csr: csr.toString('pem'), hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
+    body: { token: options.token, csr: csrPem, hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
   });
   const body = response.body as { agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
   if (response.status !== 200 || !body?.agentId || !body.certificate) {

@@ -5,14 +5,21 @@
  * rejects it, and the channel retries from its spool with backoff and jitter. Each new stream
  * goes to the next address of the list, so agents fail over between servers. Configuration and
  * tasks from the server are handed to the agent; heartbeats go the other way.
+ *
+ * With `renewal`, the transport also renews the agent's certificate on the stream
+ * (renewal.ts). A renewed identity is used from the next connection: after a random delay (up
+ * to `renewal.jitterMs`, so that a fleet asked at once does not reconnect at once), once no
+ * batch waits for its Ack, the stream is ended cleanly and a new one opened with the new
+ * certificate. No batch is in flight at that moment, so nothing is sent twice.
  */
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { HadesError } from '../../common/errors.js';
+import { HadesError, toHadesError } from '../../common/errors.js';
 import { channelOptions, gatewayService, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
 import type { Identity } from './enroll.js';
+import { CertificateRenewer, refusal, type RenewalSettings, type RenewalStats } from './renewal.js';
 
 export interface ServerTask {
   readonly id: string;
@@ -31,6 +38,13 @@ export interface GrpcTransportOptions {
   /** A task; its result goes back with `taskResult`. */
   readonly onTask?: (task: ServerTask) => void;
   readonly connectTimeoutMs?: number;
+  /** Renew the certificate over the stream; no renewal without. */
+  readonly renewal?: RenewalSettings & {
+    /** How long the server may take to answer a renewal request (ms). */
+    readonly answerTimeoutMs?: number;
+  };
+  /** A renewed identity, stored already: transports made later (a reload) must start from it. */
+  readonly onIdentity?: (identity: Identity) => void;
 }
 
 type Stream = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
@@ -41,6 +55,15 @@ interface Pending {
   readonly reject: (error: HadesError) => void;
 }
 
+/** A renewal request waiting for its answer on `stream`. */
+interface RenewWaiter {
+  readonly stream: Stream;
+  readonly settle: (certificate: string | HadesError) => void;
+}
+
+/** How long a stream ended for a reconnection may take to finish before it is cancelled. */
+const RETIRE_GRACE_MS = 5000;
+
 export class GrpcTransport implements BatchTransport {
   readonly name = 'server';
   private client: grpc.Client | undefined;
@@ -49,6 +72,19 @@ export class GrpcTransport implements BatchTransport {
   private next = 0;
   private pending: Pending | undefined;
   private closed = false;
+  /** The identity new streams use (a renewal replaces it). */
+  private identity: Identity;
+  /** The identity of the current stream. */
+  private streamIdentity: Identity | undefined;
+  /** The current stream got its Welcome. */
+  private ready = false;
+  private readonly renewer: CertificateRenewer | undefined;
+  private renewWaiter: RenewWaiter | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Streams ended for a reconnection, still finishing: each entry cancels its stream. */
+  private readonly retiring = new Set<() => void>();
+  /** Aborted at close: streams the transport opens by itself (a reconnection) stop with it. */
+  private readonly lifetime = new AbortController();
   /** Batches the server refused for good (invalid): dropped from the spool, counted. */
   rejectedBatches = 0;
   rejectedEvents = 0;
@@ -56,16 +92,31 @@ export class GrpcTransport implements BatchTransport {
 
   constructor(private readonly options: GrpcTransportOptions) {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
+    this.identity = options.identity;
+    if (options.renewal) {
+      this.renewer = new CertificateRenewer(options.identity, options.renewal, {
+        connected: () => this.ready,
+        request: (csrPem) => this.requestCertificate(csrPem),
+        renewed: (identity) => this.useIdentity(identity),
+      }, options.log);
+      this.renewer.start();
+    }
   }
 
   get connected(): boolean {
     return this.stream !== undefined;
   }
 
+  /** Certificate renewals: done, failed, and the last failure's code; undefined without renewal. */
+  get renewal(): Readonly<RenewalStats> | undefined {
+    return this.renewer?.stats;
+  }
+
   private open(signal: AbortSignal): Promise<void> {
     if (this.welcomed) return this.welcomed;
     const address = this.options.addresses[this.next++ % this.options.addresses.length]!;
-    const { identity } = this.options;
+    const identity = this.identity;
+    this.streamIdentity = identity;
     const credentials = grpc.credentials.createSsl(Buffer.from(identity.caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem));
     const Client = gatewayService();
     const client = new Client(address, credentials, { ...channelOptions }) as unknown as grpc.Client & { Connect(): Stream };
@@ -87,10 +138,13 @@ export class GrpcTransport implements BatchTransport {
           signal.removeEventListener('abort', onAbort);
           this.serverVersion = message.welcome.server_version;
           this.options.log.info('connected to the server', { address, agent: message.welcome.agent_id, server_version: message.welcome.server_version });
+          if (this.stream === stream) this.ready = true;
           resolve();
+          this.renewer?.connected();
+          this.reconnectIfIdle();
           return;
         }
-        this.onMessage(message);
+        this.onMessage(message, stream);
       });
       stream.on('error', (error: grpc.ServiceError) => {
         const code = error.code === grpc.status.PERMISSION_DENIED && /HADES_ERR_AGENT_REVOKED/.test(error.details) ? 'HADES_ERR_AGENT_REVOKED' : error.code === grpc.status.PERMISSION_DENIED ? 'HADES_ERR_AGENT_UNKNOWN' : 'HADES_ERR_SERVER_UNREACHABLE';
@@ -107,9 +161,11 @@ export class GrpcTransport implements BatchTransport {
 
   /** Forgets a stream that failed: the next send opens a new one (to the next address). */
   private drop(stream: Stream, error: HadesError): void {
+    if (this.renewWaiter?.stream === stream) this.renewWaiter.settle(new HadesError('HADES_ERR_RENEW_FAILED', `the stream was lost before the answer: ${error.message}`));
     if (this.stream !== stream) return;
     this.stream = undefined;
     this.welcomed = undefined;
+    this.ready = false;
     stream.cancel();
     this.client?.close();
     this.client = undefined;
@@ -118,12 +174,14 @@ export class GrpcTransport implements BatchTransport {
     pending?.reject(error);
   }
 
-  private onMessage(message: ServerMessage): void {
+  private onMessage(message: ServerMessage, stream: Stream): void {
     if (message.ack) {
       const pending = this.pending;
       if (pending && String(message.ack.last_seq) === pending.lastSeq) {
         this.pending = undefined;
         pending.resolve();
+        // Before the channel's next send: a reconnection waits for no Ack then.
+        this.reconnectIfIdle();
       }
     } else if (message.nack) {
       const pending = this.pending;
@@ -132,6 +190,7 @@ export class GrpcTransport implements BatchTransport {
         return;
       }
       this.pending = undefined;
+      queueMicrotask(() => this.reconnectIfIdle());
       if (message.nack.permanent) {
         // Sending it again cannot help: it leaves the spool, counted.
         this.rejectedBatches++;
@@ -150,7 +209,93 @@ export class GrpcTransport implements BatchTransport {
         params = {};
       }
       this.options.onTask?.({ id: message.task.task_id, kind: message.task.kind, params });
+    } else if (message.renew) {
+      const waiter = this.renewWaiter;
+      if (!waiter || waiter.stream !== stream) {
+        this.options.log.warn('an answer to no renewal request; ignored');
+        return;
+      }
+      const { certificate, error } = message.renew;
+      waiter.settle(certificate ? certificate : refusal(error?.code ?? '', error?.message ?? 'no certificate and no reason'));
+    } else if (message.renew_now) {
+      if (this.renewer) this.renewer.requestedByServer(message.renew_now.reason);
+      else this.options.log.warn('the server asks for a certificate renewal, but renewal is off here');
     }
+  }
+
+  /** Sends a certificate request on the current stream; resolves to the certificate the server issued. */
+  private requestCertificate(csrPem: string): Promise<string> {
+    const stream = this.stream;
+    if (!stream || !this.ready) return Promise.reject(new HadesError('HADES_ERR_RENEW_FAILED', 'not connected to the server'));
+    if (this.renewWaiter) return Promise.reject(new HadesError('HADES_ERR_RENEW_FAILED', 'a renewal request already waits for its answer'));
+    const timeoutMs = this.options.renewal?.answerTimeoutMs ?? 60_000;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => waiter.settle(new HadesError('HADES_ERR_RENEW_FAILED', `no answer to the renewal request within ${timeoutMs} ms`)), timeoutMs);
+      const waiter: RenewWaiter = {
+        stream,
+        settle: (outcome) => {
+          if (this.renewWaiter !== waiter) return;
+          this.renewWaiter = undefined;
+          clearTimeout(timer);
+          if (typeof outcome === 'string') resolve(outcome);
+          else reject(outcome);
+        },
+      };
+      this.renewWaiter = waiter;
+      stream.write({ renew: { csr: csrPem } });
+    });
+  }
+
+  /** A renewed identity: new streams use it; the current one is replaced after a random delay. */
+  private useIdentity(identity: Identity): void {
+    this.identity = identity;
+    this.options.onIdentity?.(identity);
+    clearTimeout(this.reconnectTimer);
+    const delay = Math.floor(Math.random() * (this.options.renewal?.jitterMs ?? 0));
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.reconnectIfIdle();
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  /**
+   * Replaces a stream that uses an older identity, when its reconnection delay has passed and no
+   * batch waits for its Ack (otherwise called again when it is acknowledged, or at the next
+   * Welcome): the stream is ended cleanly and a new one opened with the current identity.
+   */
+  private reconnectIfIdle(): void {
+    const stream = this.stream;
+    const client = this.client;
+    if (this.closed || this.reconnectTimer !== undefined || !stream || !client || this.streamIdentity === this.identity) return;
+    if (!this.ready || this.pending || this.renewWaiter) return;
+    this.stream = undefined;
+    this.welcomed = undefined;
+    this.client = undefined;
+    this.ready = false;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.retiring.delete(cancel);
+      client.close();
+    };
+    const cancel = () => {
+      stream.cancel();
+      finish();
+    };
+    const timer = setTimeout(cancel, RETIRE_GRACE_MS);
+    timer.unref();
+    this.retiring.add(cancel);
+    stream.on('status', finish);
+    stream.on('error', finish);
+    stream.end();
+    this.options.log.info('reconnecting with the renewed certificate');
+    this.open(this.lifetime.signal).catch((error: unknown) => {
+      // The next send opens a stream again, with backoff.
+      this.options.log.warn('reconnection with the renewed certificate failed', { err: toHadesError(error) });
+    });
   }
 
   async send(batch: EventBatch, signal: AbortSignal): Promise<void> {
@@ -188,6 +333,11 @@ export class GrpcTransport implements BatchTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.renewer?.close();
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.lifetime.abort();
+    for (const cancel of [...this.retiring]) cancel();
     const stream = this.stream;
     if (stream) {
       stream.end();

@@ -8,7 +8,7 @@
 import { HadesError, isErrorCode } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../../agent/inventory/query-client.js';
-import { collectorMain } from '../../agent/plugins/inventory-plugin.js';
+import { collectorArgs } from '../../agent/plugins/inventory-plugin.js';
 import { PluginProcess } from '../../agent/plugins/plugin-process.js';
 import { version, type CliContext } from '../context.js';
 
@@ -43,7 +43,7 @@ async function listTables(context: CliContext, json: boolean): Promise<number> {
 /** Runs one query in a fresh collector process. */
 async function runInCollector(context: CliContext, sql: string, timeoutS: number, root: string | undefined): Promise<QueryAnswer | 'cancelled'> {
   const collector = new PluginProcess(
-    { name: 'inventory', binary: process.execPath, args: [collectorMain(), version], graceMs: 500, maxFailedStarts: 1 },
+    { name: 'inventory', binary: process.execPath, args: collectorArgs(version), graceMs: 500, maxFailedStarts: 1 },
     {
       onFrame: (type, payload) => {
         if (type === PluginFrame.queryResult) client.onFrame(payload);

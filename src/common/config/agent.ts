@@ -120,6 +120,18 @@ export const AgentConfigSchema = Type.Object(
             ca_sha256: Type.String({ default: '', pattern: '^([0-9a-fA-F:]{64,95})?$', description: 'SHA-256 of the server\'s CA certificate, printed with the token: the agent refuses to enroll with a server whose CA differs.' }),
             addresses: Type.Array(Type.String({ pattern: '^[^\\s]+:\\d{1,5}$' }), { default: [], maxItems: 16, description: 'Gateway addresses (host:port) to connect to, in order of preference; empty: those the server gave at enrollment.' }),
             batch_events: Type.Integer({ minimum: 1, maximum: 20_000, default: 2000, description: 'Most events per batch.' }),
+            renew_before_days: Type.Integer({
+              minimum: 0,
+              maximum: 3650,
+              default: 0,
+              description: 'Renew the agent\'s client certificate (a new key pair, over the server stream) when it has less than this many days left; 0: when a third of its lifetime is left (about 4 months for the 1-year certificates of enrollment). Capped at half the lifetime, so that a new certificate is never due at once. A failed renewal is retried with backoff while the current certificate stays in use.',
+            }),
+            renew_jitter_s: Type.Integer({
+              minimum: 0,
+              maximum: 86_400,
+              default: 300,
+              description: 'After a renewal, the agent reconnects with its new certificate after a random delay up to this long (and waits as long before acting on a renewal the server asks for), so that a fleet asked at once does not reconnect at once. Until then the current connection goes on; the old certificate is refused once the new one has connected.',
+            }),
             rate: RateLimit,
           },
           { additionalProperties: false, default: {}, description: 'The Hades server. Always spooled: a batch leaves the spool only once the server stored it.' },

@@ -21,7 +21,13 @@ export const QUERIES_MIGRATIONS: readonly string[] = [
      agents INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX fleet_queries_created ON fleet_queries (created_at);`,
+  // A query's tasks are found by the query id in their params; without an index every read of a
+  // query (the CLI asks several times a second while it waits) scanned every task ever made.
+  `CREATE INDEX tasks_fleet_query ON tasks (json_extract(params, '$.query_id')) WHERE kind = 'query';`,
 ];
+
+/** A query's tasks, in the order they were made (the index tasks_fleet_query answers it). */
+export const QUERY_TASKS_SQL = "SELECT id FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = ? ORDER BY rowid";
 
 /** Longest SQL text accepted. */
 export const MAX_SQL_CHARS = 64 * 1024;
@@ -124,7 +130,7 @@ export class FleetQueries {
   get(id: string): FleetQueryResult | undefined {
     const row = this.#db.prepare<[string], QueryRow>('SELECT * FROM fleet_queries WHERE id = ?').get(id);
     if (row === undefined) return undefined;
-    const taskIds = this.#db.prepare<[string], { id: string }>("SELECT id FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = ? ORDER BY rowid").all(id);
+    const taskIds = this.#db.prepare<[string], { id: string }>(QUERY_TASKS_SQL).all(id);
     const now = this.#now();
     const hosts = taskIds.map(({ id: taskId }) => {
       const task = this.#registry.getTask(taskId) as Task;

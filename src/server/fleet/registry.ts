@@ -2,10 +2,15 @@
  * The fleet registry: enrolled agents, their groups' configuration, and the tasks the server
  * asks of them. An agent is known by a random id (`ag_` + 16 hex digits), which is also the
  * identity in its client certificate; the registry keeps the fingerprint of the one certificate
- * it issued, and `authorize` (called by the gateway on every connection, after
+ * in use, and `authorize` (called by the gateway on every connection, after
  * `Pki.agentIdentity`) refuses any other certificate, and every certificate of a revoked agent.
  * Revocation therefore needs no CRL: the server is the only party that checks agent
  * certificates.
+ *
+ * Renewal: a certificate issued on an agent's request is kept as its next certificate
+ * (`setNextCertificate`) until the agent first connects with it; `authorize` then makes it the
+ * one in use, and the certificate before stops working. Until then both are accepted, so an
+ * agent that lost the answer, or has not reconnected yet, is not locked out.
  *
  * Times are stored as milliseconds since the epoch and returned as ISO 8601 strings.
  */
@@ -55,6 +60,15 @@ const MIGRATIONS = [
    ) STRICT;
    CREATE INDEX tasks_agent_status ON tasks (agent_id, status);
    CREATE INDEX tasks_status_deadline ON tasks (status, deadline);`,
+  // Certificate renewal: the next certificate, issued but not yet used; when the one in use
+  // replaced an earlier one; when the server asked the agent to renew.
+  `ALTER TABLE agents ADD COLUMN next_cert_fingerprint TEXT;
+   ALTER TABLE agents ADD COLUMN next_cert_serial TEXT;
+   ALTER TABLE agents ADD COLUMN next_cert_not_after INTEGER;
+   ALTER TABLE agents ADD COLUMN next_cert_issued_at INTEGER;
+   ALTER TABLE agents ADD COLUMN cert_renewed_at INTEGER;
+   ALTER TABLE agents ADD COLUMN renew_requested_at INTEGER;
+   CREATE UNIQUE INDEX agents_next_cert_fingerprint ON agents (next_cert_fingerprint);`,
 ];
 
 export const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
@@ -86,6 +100,14 @@ export interface AgentCertInfo {
   readonly tokenId?: string;
 }
 
+/** A certificate issued to an agent on renewal, not used yet. */
+export interface NextCertificate {
+  readonly fingerprint: string;
+  readonly serial: string;
+  readonly notAfter?: string;
+  readonly issuedAt: string;
+}
+
 /** The last heartbeat: plugin health, resource use, drop counters, as the agent reported them. */
 export type AgentHealth = Readonly<Record<string, unknown>>;
 
@@ -101,6 +123,12 @@ export interface Agent {
   readonly certFingerprint: string;
   readonly certSerial: string;
   readonly certNotAfter?: string;
+  /** When the certificate in use replaced an earlier one (its first connection after a renewal). */
+  readonly certRenewedAt?: string;
+  /** Issued on renewal, accepted too; the agent's first connection with it makes it the one in use. */
+  readonly nextCert?: NextCertificate;
+  /** When the server asked the agent to renew (cleared when it does). */
+  readonly renewRequestedAt?: string;
   readonly tokenId?: string;
   readonly enrolledAt: string;
   readonly lastSeen?: string;
@@ -152,6 +180,12 @@ interface AgentRow {
   cert_fingerprint: string;
   cert_serial: string;
   cert_not_after: number | null;
+  next_cert_fingerprint: string | null;
+  next_cert_serial: string | null;
+  next_cert_not_after: number | null;
+  next_cert_issued_at: number | null;
+  cert_renewed_at: number | null;
+  renew_requested_at: number | null;
   token_id: string | null;
   enrolled_at: number;
   last_seen: number | null;
@@ -185,6 +219,15 @@ export const DEFAULT_GROUP = 'default';
 const internal = (message: string): HadesError => new HadesError('HADES_ERR_INTERNAL', message);
 const badRequest = (message: string): HadesError => new HadesError('HADES_ERR_ENROLL_REQUEST_INVALID', message);
 const unknownAgent = (id: string): HadesError => new HadesError('HADES_ERR_AGENT_UNKNOWN', `no enrolled agent has the id ${JSON.stringify(id)}`);
+const revokedAgent = (id: string, at: number): HadesError => new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${id} was revoked at ${isoTime(at)}`);
+
+/** A certificate's expiry (ISO 8601) as milliseconds, or null when not given. */
+function notAfterMs(notAfter: string | undefined): number | null {
+  if (notAfter === undefined) return null;
+  const ms = Date.parse(notAfter);
+  if (Number.isNaN(ms)) throw internal(`invalid certificate expiry ${notAfter}`);
+  return ms;
+}
 
 function jsonText(value: unknown, what: string): string {
   const text = JSON.stringify(value ?? null);
@@ -255,8 +298,7 @@ export class FleetRegistry {
     if (info.id !== undefined && cert.agentId !== undefined && info.id !== cert.agentId) throw internal(`agent id ${info.id} differs from the certificate's ${cert.agentId}`);
     if (!AGENT_ID_RE.test(agentId)) throw internal(`invalid agent id ${JSON.stringify(agentId)}`);
     if (!FINGERPRINT_RE.test(cert.fingerprint)) throw internal(`invalid certificate fingerprint ${JSON.stringify(cert.fingerprint)}`);
-    const notAfter = cert.notAfter === undefined ? null : Date.parse(cert.notAfter);
-    if (notAfter !== null && Number.isNaN(notAfter)) throw internal(`invalid certificate expiry ${cert.notAfter}`);
+    const notAfter = notAfterMs(cert.notAfter);
     const now = this.#now();
     try {
       this.#db
@@ -326,16 +368,76 @@ export class FleetRegistry {
   /**
    * The agent a connection belongs to, given the id and fingerprint of the certificate it
    * presented (`Pki.agentIdentity`). HADES_ERR_AGENT_UNKNOWN when there is no such agent or the
-   * certificate is not the one issued to it; HADES_ERR_AGENT_REVOKED when it was revoked.
+   * certificate is neither the one in use nor the next one; HADES_ERR_AGENT_REVOKED when it was
+   * revoked. The next certificate becomes the one in use here, at its first connection, and the
+   * certificate before is refused from then on.
    */
   authorize(agentId: string, fingerprint: string): Agent {
+    return this.authorizeConnection(agentId, fingerprint).agent;
+  }
+
+  /** `authorize`, also saying whether this connection switched the agent to its next certificate. */
+  authorizeConnection(agentId: string, fingerprint: string): { agent: Agent; switched: boolean } {
+    const presented = fingerprint.toLowerCase();
+    const row = this.#checked(agentId, presented, true);
+    if (row.cert_fingerprint === presented) return { agent: agentOf(row), switched: false };
+    const promoted = this.#db
+      .prepare(
+        `UPDATE agents SET cert_fingerprint = next_cert_fingerprint, cert_serial = next_cert_serial, cert_not_after = next_cert_not_after, cert_renewed_at = ?,
+           next_cert_fingerprint = NULL, next_cert_serial = NULL, next_cert_not_after = NULL, next_cert_issued_at = NULL
+         WHERE id = ? AND next_cert_fingerprint = ? AND revoked_at IS NULL`,
+      )
+      .run(this.#now(), agentId, presented).changes;
+    // Lost to a concurrent change (revoked, renewed again, switched by another connection): what is stored now decides.
+    if (promoted === 0) return { agent: agentOf(this.#checked(agentId, presented, false)), switched: false };
+    return { agent: this.#mustGet(agentId), switched: true };
+  }
+
+  /**
+   * Records the certificate issued to an agent on renewal as its next one (replacing an earlier
+   * next certificate never used), provided the agent is not revoked and `presented` (the
+   * fingerprint its stream is authenticated with) is still the certificate in use; clears a
+   * renewal request. Otherwise HADES_ERR_AGENT_REVOKED or HADES_ERR_AGENT_UNKNOWN, and nothing
+   * changes: the certificate issued is then never accepted.
+   */
+  setNextCertificate(agentId: string, presented: string, cert: Omit<AgentCertInfo, 'agentId' | 'tokenId'>): Agent {
+    if (!FINGERPRINT_RE.test(cert.fingerprint)) throw internal(`invalid certificate fingerprint ${JSON.stringify(cert.fingerprint)}`);
+    const notAfter = notAfterMs(cert.notAfter);
+    const changes = this.#db
+      .prepare(
+        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, renew_requested_at = NULL
+         WHERE id = ? AND cert_fingerprint = ? AND revoked_at IS NULL`,
+      )
+      .run(cert.fingerprint, cert.serial, notAfter, this.#now(), agentId, presented.toLowerCase()).changes;
+    if (changes === 0) this.#checked(agentId, presented.toLowerCase(), false);
+    return this.#mustGet(agentId);
+  }
+
+  /**
+   * Asks an agent to renew its certificate (an operator's request): kept until the agent
+   * renews, so that one offline now is asked at its next connection. Refused for a revoked agent.
+   */
+  requestRenewal(agentId: string): Agent {
     const row = this.#agentById.get(agentId);
     if (row === undefined) throw unknownAgent(agentId);
-    if (row.cert_fingerprint !== fingerprint.toLowerCase()) {
+    if (row.revoked_at !== null) throw revokedAgent(agentId, row.revoked_at);
+    this.#db.prepare('UPDATE agents SET renew_requested_at = coalesce(renew_requested_at, ?) WHERE id = ?').run(this.#now(), agentId);
+    return this.#mustGet(agentId);
+  }
+
+  /**
+   * The row of an agent that is not revoked and whose certificate in use (or, with
+   * `orNext`, its next one) has this fingerprint; throws otherwise (even when the throw is
+   * about something that changed between two statements, the answer is what is stored).
+   */
+  #checked(agentId: string, fingerprint: string, orNext: boolean): AgentRow {
+    const row = this.#agentById.get(agentId);
+    if (row === undefined) throw unknownAgent(agentId);
+    if (row.cert_fingerprint !== fingerprint && !(orNext && row.next_cert_fingerprint === fingerprint)) {
       throw new HadesError('HADES_ERR_AGENT_UNKNOWN', `agent ${agentId} presented a certificate that is not the one issued to it`);
     }
-    if (row.revoked_at !== null) throw new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${agentId} was revoked at ${isoTime(row.revoked_at)}`);
-    return agentOf(row);
+    if (row.revoked_at !== null) throw revokedAgent(agentId, row.revoked_at);
+    return row;
   }
 
   /** Marks an agent connected or not (and seen now). */
@@ -535,6 +637,13 @@ export class FleetRegistry {
 
 function agentOf(row: AgentRow): Agent {
   const certNotAfter = isoOrUndefined(row.cert_not_after);
+  const certRenewedAt = isoOrUndefined(row.cert_renewed_at);
+  const renewRequestedAt = isoOrUndefined(row.renew_requested_at);
+  const nextNotAfter = isoOrUndefined(row.next_cert_not_after);
+  const nextCert: NextCertificate | undefined =
+    row.next_cert_fingerprint === null
+      ? undefined
+      : { fingerprint: row.next_cert_fingerprint, serial: row.next_cert_serial ?? '', ...(nextNotAfter === undefined ? {} : { notAfter: nextNotAfter }), issuedAt: isoTime(row.next_cert_issued_at ?? 0) };
   const lastSeen = isoOrUndefined(row.last_seen);
   const revokedAt = isoOrUndefined(row.revoked_at);
   return {
@@ -549,6 +658,9 @@ function agentOf(row: AgentRow): Agent {
     certFingerprint: row.cert_fingerprint,
     certSerial: row.cert_serial,
     ...(certNotAfter === undefined ? {} : { certNotAfter }),
+    ...(certRenewedAt === undefined ? {} : { certRenewedAt }),
+    ...(nextCert === undefined ? {} : { nextCert }),
+    ...(renewRequestedAt === undefined ? {} : { renewRequestedAt }),
     ...(row.token_id === null ? {} : { tokenId: row.token_id }),
     enrolledAt: isoTime(row.enrolled_at),
     ...(lastSeen === undefined ? {} : { lastSeen }),

@@ -20,9 +20,11 @@ function needs(ctx: CollectContext) {
   };
 }
 
+const ID_LINES = { Uid: /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m, Gid: /^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m } as const;
+
 /** Real, effective, saved and file-system ids from a `Uid:` or `Gid:` line of /proc/PID/status. */
 function ids(status: string, key: 'Uid' | 'Gid'): number[] | undefined {
-  const match = new RegExp(`^${key}:\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`, 'm').exec(status);
+  const match = ID_LINES[key].exec(status);
   return match ? match.slice(1, 5).map(Number) : undefined;
 }
 
@@ -89,7 +91,9 @@ async function generate(ctx: CollectContext): Promise<Row[]> {
       row['exe_deleted'] = exe === undefined ? null : deleted ? 1 : 0;
       if (need.sha256 && exe !== undefined) {
         // Through the link: the file the process runs, even when deleted or in another mount namespace.
-        hashes.push(ctx.sha256(`${base}/exe`).then((sha) => void (row['sha256'] = sha ?? null)));
+        const sha = ctx.sha256(`${base}/exe`);
+        if (sha instanceof Promise) hashes.push(sha.then((value) => void (row['sha256'] = value ?? null)));
+        else row['sha256'] = sha ?? null;
       } else row['sha256'] = null;
     }
     if (need.cwd) row['cwd'] = readLink(`${base}/cwd`) ?? null;
@@ -118,7 +122,7 @@ export const processesTable: TableSpec = {
     { name: 'cmdline', type: 'TEXT', nullable: true, description: 'Arguments joined by spaces; NULL for kernel threads and zombies.' },
     { name: 'path', type: 'TEXT', nullable: true, description: 'Executable (the /proc/PID/exe link, without " (deleted)"); NULL for kernel threads or when not readable (not root).' },
     { name: 'exe_deleted', type: 'INTEGER', nullable: true, description: '1 when the executable was deleted or replaced since the process started (a classic sign of a dropper), else 0.' },
-    { name: 'sha256', type: 'TEXT', nullable: true, description: 'SHA-256 of the executable, read through /proc/PID/exe (so a deleted file is hashed too); cached per file version.' },
+    { name: 'sha256', type: 'TEXT', nullable: true, description: 'SHA-256 of the executable, read through /proc/PID/exe (so a deleted file is hashed too); cached per file version, and shared with the agent\'s hashes of executed files (docs/plugins.md).' },
     { name: 'uid', type: 'INTEGER', nullable: true, description: 'Real user id.' },
     { name: 'euid', type: 'INTEGER', nullable: true, description: 'Effective user id.' },
     { name: 'suid', type: 'INTEGER', nullable: true, description: 'Saved user id.' },

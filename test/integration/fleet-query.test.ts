@@ -1,0 +1,230 @@
+/**
+ * Fleet queries end to end through real components (root): a server, two agents running as
+ * `hades agent` processes enrolled to it with their inventory collectors on, and the commands a
+ * person types: `hades fleet query "SQL" --json --config server.yaml` (rows per host; each host's
+ * coded error for bad SQL, exit status 2 when every host refuses it; a stopped agent reported
+ * expired after the timeout while the other's rows or errors come through, exit status 3) and an
+ * `inventory` task through POST /api/v1/tasks.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadIdentity } from '../../src/agent/transport/enroll.js';
+import { type AnyEvent } from '../helpers/agent.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+import { cleanupTempDirs, sleep, tempDir, TestServer, waitUntil } from '../helpers/server.js';
+
+const root = process.getuid?.() === 0;
+
+interface Command {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** The `hades` command, run as a person would (asynchronously: the server runs in this process). */
+function hades(...args: string[]): Promise<Command> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, ms: Date.now() - started })));
+}
+
+const lines = (text: string): AnyEvent[] => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+
+class AgentProcess {
+  readonly child: ChildProcess;
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly dataDir: string,
+    readonly configFile: string,
+  ) {
+    this.child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'agent', '--config', configFile], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
+  }
+
+  get agentId(): string | undefined {
+    return loadIdentity(this.dataDir)?.agentId;
+  }
+
+  /** `hades agent status --json`, or undefined while the agent does not answer. */
+  async status(): Promise<AnyEvent | undefined> {
+    const result = await hades('agent', 'status', '--config', this.configFile, '--json');
+    return result.status === 0 ? (JSON.parse(result.stdout) as AnyEvent) : undefined;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}
+
+describe('fleet queries through a server and real agents (root)', { skip: root ? false : 'needs root' }, () => {
+  let server: TestServer;
+  let serverYaml: string;
+  const agents: AgentProcess[] = [];
+
+  before(async () => {
+    server = await TestServer.start();
+    const dir = tempDir('hades-fleet-query-');
+    // What `hades fleet query` reads: the API address, and the data folder with the CA and admin token.
+    serverYaml = path.join(dir, 'server.yaml');
+    writeFileSync(serverYaml, `data_dir: ${JSON.stringify(server.dataDir)}\nlisten: { api: "${server.addresses.api.replace('https://', '')}" }\n`);
+    // The agent opens its stream to the server with its first batch of events: the heartbeat
+    // (an agent_health event every 2 s) is the only thing these agents send.
+    for (const name of ['a', 'b']) {
+      const token = await server.enrollmentToken('10m');
+      const dataDir = path.join(dir, `agent-${name}`);
+      const configFile = path.join(dir, `agent-${name}.yaml`);
+      const text = (driver: boolean) => `
+agent: { data_dir: ${dataDir}, heartbeat_s: 2, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins:
+  driver: ${driver}
+  inventory: { enabled: true, queries: [], package_findings_interval_s: 0 }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+`;
+      writeFileSync(configFile, text(false));
+      // The same agent with the kernel driver: its events open the stream to the server at once.
+      writeFileSync(configFile.replace(/\.yaml$/, '-driver.yaml'), text(true));
+      agents.push(new AgentProcess(dataDir, configFile));
+    }
+    for (const agent of agents) {
+      try {
+        const id = await waitUntil('the agent enrolled', () => agent.agentId, 30_000, 200);
+        await waitUntil(`agent ${id} online`, async () => ((await server.ok('GET', `/api/v1/agents/${id}`)) as AnyEvent)['online'] === true, 30_000, 200);
+        await waitUntil(`agent ${id}'s collector running`, async () => (await agent.status())?.['plugins']?.find((p: AnyEvent) => p['name'] === 'inventory')?.state === 'running', 30_000, 250);
+      } catch (error) {
+        assert.fail(`${String(error)}\nagent log:\n${agent.stderr.slice(-4000)}\nserver log:\n${server.log.text.slice(-4000)}`);
+      }
+    }
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await server?.stop();
+    cleanupTempDirs();
+  });
+
+  const ids = () => [...new Set(agents.map((a) => a.agentId!))].sort();
+
+  it('returns each host\'s rows as NDJSON with the host and agent id, and exits 0', { timeout: 60_000 }, async () => {
+    const result = await hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--timeout', '30', '--config', serverYaml);
+    assert.equal(result.status, 0, result.stderr);
+    const rows = lines(result.stdout);
+    assert.deepEqual(rows.map((r) => r['agent_id']).sort(), ids(), 'one row per host');
+    for (const row of rows) {
+      assert.equal(row['username'], 'root');
+      assert.equal(typeof row['host'], 'string');
+      assert.deepEqual(Object.keys(row).sort(), ['agent_id', 'host', 'username']);
+    }
+    assert.match(result.stderr, /2 of 2 host\(s\) answered \(2 rows\), 0 failed, 0 without an answer/);
+  });
+
+  it('gives every host its coded error for SQL that does not parse; exit 2 when every host refuses it', { timeout: 60_000 }, async () => {
+    const result = await hades('fleet', 'query', 'SELEKT username FROM users', '--json', '--timeout', '30', '--config', serverYaml);
+    // The person's mistake on every host: an input error (2); 3 is for hosts that failed otherwise or did not answer.
+    assert.equal(result.status, 2, result.stderr);
+    const hosts = lines(result.stdout);
+    assert.deepEqual(hosts.map((h) => h['agent_id']).sort(), ids());
+    for (const host of hosts) {
+      assert.equal(host['status'], 'failed');
+      assert.equal(host['error'].code, 'HADES_ERR_QUERY_SYNTAX');
+      assert.match(host['error'].message, /syntax error/);
+    }
+    // An unknown column is its own code, with the close name the table has.
+    const column = await hades('fleet', 'query', 'SELECT name FROM users WHERE uid = 0', '--json', '--timeout', '30', '--config', serverYaml);
+    assert.equal(column.status, 2, column.stderr);
+    for (const host of lines(column.stdout)) {
+      assert.equal(host['error'].code, 'HADES_ERR_QUERY_UNKNOWN_COLUMN');
+      assert.match(host['error'].message, /did you mean (user)?name\?/);
+    }
+    // For a person: one block per host with the code.
+    const person = await hades('fleet', 'query', 'SELEKT 1', '--timeout', '30', '--config', serverYaml);
+    assert.equal(person.status, 2);
+    assert.equal(person.stdout.match(/^== .* \(ag_[0-9a-f]{16}\): failed$/gm)?.length, 2, person.stdout);
+    assert.equal(person.stdout.match(/^HADES_ERR_QUERY_SYNTAX: /gm)?.length, 2, person.stdout);
+  });
+
+  it('runs an inventory task (POST /api/v1/tasks): the table\'s rows, or the coded error of an unknown table', { timeout: 60_000 }, async () => {
+    const [agentId] = ids();
+    const created = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'inventory', params: { table: 'os_version' }, timeout_s: 60 } })).tasks as AnyEvent[];
+    assert.equal(created.length, 1);
+    const task = await waitUntil('the task done', async () => {
+      const current = (await server.ok('GET', `/api/v1/tasks/${created[0]!['id']}`)) as AnyEvent;
+      return current['status'] === 'pending' || current['status'] === 'sent' ? undefined : current;
+    }, 30_000, 200);
+    assert.equal(task['status'], 'done', JSON.stringify(task));
+    const result = task['result'] as AnyEvent;
+    assert.deepEqual(result['tables'], ['os_version']);
+    assert.equal(result['row_count'], 1);
+    assert.equal(result['truncated'], false);
+    const columns = (result['columns'] as AnyEvent[]).map((c) => c['name']);
+    assert.ok(columns.includes('name') && columns.includes('version_id'), columns.join(','));
+    const [row] = result['rows'] as AnyEvent[];
+    assert.deepEqual(Object.keys(row!), columns, 'rows are objects keyed by column, in order');
+    assert.equal(typeof row!['name'], 'string');
+
+    const unknown = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'inventory', params: { table: 'proceses' } } })).tasks[0] as AnyEvent;
+    const failed = await waitUntil('the task failed', async () => {
+      const current = (await server.ok('GET', `/api/v1/tasks/${unknown['id']}`)) as AnyEvent;
+      return current['status'] === 'failed' ? current : undefined;
+    }, 30_000, 200);
+    assert.equal(failed['result'].code, 'HADES_ERR_QUERY_UNKNOWN_TABLE');
+    assert.equal(failed['result'].details.suggestion, 'processes');
+  });
+
+  it('reports a stopped agent expired (HADES_ERR_QUERY_NO_ANSWER) after the timeout, with the other host\'s rows, and exits 3', { timeout: 90_000 }, async () => {
+    const [running, stopped] = agents as [AgentProcess, AgentProcess];
+    assert.equal(await stopped.stop(), 0, stopped.stderr);
+    await waitUntil('the server to see the agent gone', async () => ((await server.ok('GET', `/api/v1/agents/${stopped.agentId!}`)) as AnyEvent)['online'] === false, 30_000, 200);
+    const result = await hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--timeout', '5', '--config', serverYaml);
+    assert.equal(result.status, 3, result.stderr);
+    assert.ok(result.ms >= 5000, `waited for the timeout (${result.ms} ms)`);
+    const out = lines(result.stdout);
+    assert.deepEqual(out.filter((l) => l['agent_id'] === running.agentId).map((l) => l['username']), ['root']);
+    const gone = out.filter((l) => l['agent_id'] === stopped.agentId);
+    assert.equal(gone.length, 1);
+    assert.equal(gone[0]!['status'], 'expired');
+    assert.equal(gone[0]!['error'].code, 'HADES_ERR_QUERY_NO_ANSWER');
+    assert.match(result.stderr, /1 of 2 host\(s\) answered \(1 rows\), 0 failed, 1 without an answer/);
+    // The API says the same, and the query is complete.
+    const { queries } = (await server.ok('GET', '/api/v1/queries')) as { queries: AnyEvent[] };
+    const query = (await server.ok('GET', `/api/v1/queries/${queries[0]!['id']}`)) as AnyEvent;
+    assert.equal(query['complete'], true);
+    assert.deepEqual(query['summary'], { agents: 2, done: 1, failed: 0, pending: 0, expired: 1, rows: 1 });
+
+    // Bad SQL with a host that does not answer: the coded error of the one, expired for the other, exit 3.
+    const bad = await hades('fleet', 'query', 'SELEKT 1', '--json', '--timeout', '3', '--config', serverYaml);
+    assert.equal(bad.status, 3, bad.stderr);
+    const byAgent = new Map(lines(bad.stdout).map((l) => [l['agent_id'] as string, l]));
+    assert.equal(byAgent.get(running.agentId!)?.['error'].code, 'HADES_ERR_QUERY_SYNTAX');
+    assert.equal(byAgent.get(stopped.agentId!)?.['status'], 'expired');
+  });
+
+  it('a query asked while an agent is stopped is answered when the agent starts again before the deadline', { timeout: 90_000 }, async () => {
+    const stopped = agents[1]!;
+    assert.notEqual(stopped.child.exitCode, null, 'stopped by the test before');
+    const asked = hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--timeout', '40', '--config', serverYaml);
+    await sleep(1000);
+    // With the driver, kernel events open the agent's stream to the server while it is still starting.
+    const again = new AgentProcess(stopped.dataDir, stopped.configFile.replace(/\.yaml$/, '-driver.yaml'));
+    agents.push(again);
+    const result = await asked;
+    assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}\n${again.stderr.slice(-3000)}`);
+    assert.deepEqual(lines(result.stdout).map((l) => [l['agent_id'], l['username']]).sort(), ids().map((id) => [id, 'root']));
+  });
+});
