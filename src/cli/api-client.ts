@@ -17,6 +17,8 @@ export interface ApiClient {
   readonly base: string;
   get(path: string, query?: Record<string, string | string[] | undefined>): Promise<unknown>;
   post(path: string, body: unknown): Promise<unknown>;
+  patch(path: string, body: unknown): Promise<unknown>;
+  delete(path: string): Promise<unknown>;
 }
 
 /** A client of the deployment the options name (see the top of this file). */
@@ -85,5 +87,7 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
       return call('GET', qs ? `${path}?${qs}` : path);
     },
     post: (path, body) => call('POST', path, body),
+    patch: (path, body) => call('PATCH', path, body),
+    delete: (path) => call('DELETE', path),
   };
 }

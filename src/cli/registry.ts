@@ -155,7 +155,8 @@ export const commands: readonly CommandSpec[] = [
     summary: 'List the alerts raised by the rule engine, newest first',
     define: (c) =>
       apiOptions(c)
-        .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '24h')
+        .option('--since <duration>', 'alerts active since: 15m, 2h, 7d, or an ISO time', '24h')
+        .option('--until <duration>', 'alerts that began before: a duration back from now or an ISO time')
         .option('--severity <severity>', 'least severity: info, low, medium, high, critical')
         .option('--status <statuses>', 'comma-separated: new, acknowledged, resolved, false_positive')
         .option('--rule <id>', 'one rule\'s alerts')
@@ -163,6 +164,54 @@ export const commands: readonly CommandSpec[] = [
         .option('--limit <n>', 'most alerts', '100')
         .option('--json', 'NDJSON, one alert per line: rule, severity, @timestamp, host, process of the triggering event'),
     run: lazy(alertCommands, (m) => m.alertsList),
+  },
+  {
+    name: 'alerts show',
+    summary: 'One alert: rule, host, process and ancestry, its comments (--json: the whole document with its events)',
+    define: (c) => apiOptions(c).argument('<id>', 'the alert\'s id').option('--json', 'the alert document as JSON'),
+    run: lazy(alertCommands, (m) => m.alertsShow),
+  },
+  {
+    name: 'alerts triage',
+    summary: 'Set an alert\'s status and assignee (analyst role)',
+    define: (c) =>
+      apiOptions(c)
+        .argument('<id>', 'the alert\'s id')
+        .option('--status <status>', 'new, acknowledged, resolved or false_positive')
+        .option('--assignee <name>', 'who works on it')
+        .option('--unassign', 'nobody works on it'),
+    run: lazy(alertCommands, (m) => m.alertsTriage),
+  },
+  {
+    name: 'alerts comment',
+    summary: 'Comment on an alert (analyst role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the alert\'s id').argument('<text...>', 'the comment'),
+    run: lazy(alertCommands, (m) => m.alertsComment),
+  },
+  {
+    name: 'alerts suppress',
+    summary: 'Silence a rule (or every rule: \'*\') on a host, or when an event field has a value, for a while; matches are counted, not stored (analyst role)',
+    define: (c) =>
+      apiOptions(c)
+        .requiredOption('--rule <id>', 'the rule\'s id, or \'*\'')
+        .requiredOption('--for <duration>', 'how long: 30m, 8h, 30d (at most 365d)')
+        .requiredOption('--reason <text>', 'why (kept in the audit log)')
+        .option('--host <host>', 'only on this host')
+        .option('--field <field>', 'only when this event field (docs/events.md)...')
+        .option('--value <value>', '...has this value'),
+    run: lazy(alertCommands, (m) => m.alertsSuppress),
+  },
+  {
+    name: 'alerts suppressions',
+    summary: 'The suppressions in force, with their hits',
+    define: (c) => apiOptions(c).option('--expired', 'also those that have expired').option('--json', 'one JSON object per suppression'),
+    run: lazy(alertCommands, (m) => m.alertsSuppressions),
+  },
+  {
+    name: 'alerts unsuppress',
+    summary: 'Lift a suppression (analyst role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the suppression\'s id'),
+    run: lazy(alertCommands, (m) => m.alertsUnsuppress),
   },
   {
     name: 'rules test',

@@ -677,4 +677,36 @@ describe('alerts through the API and the hades command', () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
   });
+
+  it('hades alerts show, triage, comment, suppress, suppressions and unsuppress', async () => {
+    const run = (...args: string[]) => runHades(['alerts', ...args, '--config', configFile]);
+    const triaged = await run('triage', alertId, '--status', 'resolved', '--assignee', 'bo');
+    assert.equal(triaged.status, 0, triaged.stderr);
+    assert.match(triaged.stdout, /\[resolved\] \(bo\)/);
+    const commented = await run('comment', alertId, 'closed:', 'lab test');
+    assert.equal(commented.status, 0, commented.stderr);
+    assert.match(commented.stdout, /closed: lab test/);
+    const shown = await run('show', alertId);
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, /status:\s+resolved, assigned to bo/);
+    assert.match(shown.stdout, /comment: .* closed: lab test/);
+    const json = await run('show', alertId, '--json');
+    assert.equal((JSON.parse(json.stdout) as AnyEvent)['events'].length, 1);
+    const suppressed = await run('suppress', '--rule', '*', '--host', 'web-9', '--for', '2h', '--reason', 'maintenance');
+    assert.equal(suppressed.status, 0, suppressed.stderr);
+    const id = /^(\S+)\s+rule \* on web-9/.exec(suppressed.stdout)?.[1];
+    assert.ok(id, suppressed.stdout);
+    assert.match((await run('suppressions')).stdout, new RegExp(`${id}.*maintenance`));
+    assert.equal((await run('unsuppress', id)).status, 0);
+    const again = await run('unsuppress', id);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /HADES_ERR_API_NOT_FOUND/);
+    const unknownRule = await run('suppress', '--rule', 'no_such_rule', '--for', '1h', '--reason', 'x');
+    assert.match(unknownRule.stderr, /HADES_ERR_API_INVALID_REQUEST: no rule 'no_such_rule'/);
+    const badId = await run('show', 'not-an-id');
+    assert.equal(badId.status, 2);
+    assert.match(badId.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
+    const nothing = await run('triage', alertId);
+    assert.match(nothing.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);
+  });
 });

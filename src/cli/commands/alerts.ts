@@ -1,8 +1,12 @@
 /**
- * `hades alerts list`: the alerts the server's rule engine raised, newest first, for a person
+ * The alert commands, all through the server's API as a person would use it:
+ * - `hades alerts list`: the alerts the server's rule engine raised, newest first, for a person
  * (one line each) or as NDJSON (`--json`): one alert document per line (docs/alerts.md): its rule
  * with severity, `@timestamp`, host, the process of its triggering event with the ancestry, and
  * the triggering events themselves.
+ * - `hades alerts show ID`, `hades alerts triage ID --status ... --assignee ...`,
+ *   `hades alerts comment ID TEXT`: one alert, its triage and its comments.
+ * - `hades alerts suppress`, `hades alerts suppressions`, `hades alerts unsuppress ID`.
  */
 import { HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
@@ -27,7 +31,8 @@ const opt = (options: Readonly<Record<string, unknown>>, key: string): string | 
 export function formatAlert(alert: AlertLine): string {
   const count = alert.count > 1 ? ` (x${alert.count})` : '';
   const status = alert.status === 'new' ? '' : ` [${alert.status}]`;
-  return `${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${status}`;
+  const assignee = alert.assignee ? ` (${alert.assignee})` : '';
+  return `${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${status}${assignee}`;
 }
 
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -36,6 +41,7 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
   const client = await apiClient(options);
   const result = (await client.get('/api/v1/alerts', {
     since: opt(options, 'since') ?? '24h',
+    until: opt(options, 'until'),
     severity: opt(options, 'severity'),
     status: opt(options, 'status'),
     rule: opt(options, 'rule'),
@@ -45,5 +51,123 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
   if (!options['json'] && result.alerts.length === 0) context.stderr.write('hades: no alert in that window\n');
   if (!options['json'] && result.next) context.stderr.write('hades: more alerts: narrow the search or raise --limit\n');
+  return exitStatus.ok;
+}
+
+/** An alert id as the server gives them (a UUID); checked before any request. */
+function alertId(args: readonly string[]): string {
+  const id = args[0] ?? '';
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${id}' is not an alert id (a UUID, as hades alerts list --json shows)`);
+  return id;
+}
+
+interface Comment {
+  time: string;
+  author: string;
+  text: string;
+}
+
+/** `hades alerts show ID`: the alert, its process ancestry, its events and comments. */
+export async function alertsShow(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = alertId(args);
+  const client = await apiClient(options);
+  const alert = (await client.get(`/api/v1/alerts/${id}`)) as AlertLine & { events: Record<string, unknown>[]; comments: Comment[] };
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(alert)}\n`);
+    return exitStatus.ok;
+  }
+  const ancestors = (alert.process?.['ancestors'] as { pid?: number; name?: string }[] | undefined) ?? [];
+  const lines = [
+    formatAlert(alert),
+    `  rule:     ${alert.rule.title} [${alert.rule.tags.join(', ')}]`,
+    `  status:   ${alert.status}${alert.assignee ? `, assigned to ${alert.assignee}` : ''}; ${alert.count} match(es), last ${alert.last_seen}`,
+    `  host:     ${alert.host.name} (${alert.host.id})${alert.host.cmdb ? ` ${JSON.stringify(alert.host.cmdb)}` : ''}`,
+  ];
+  if (alert.process) {
+    const p = alert.process;
+    const text = (key: string): string | undefined => (typeof p[key] === 'string' || typeof p[key] === 'number' ? String(p[key]) : undefined);
+    lines.push(`  process:  ${text('command_line') ?? text('executable') ?? text('name') ?? '?'} (pid ${text('pid') ?? '?'})`);
+    if (ancestors.length > 0) lines.push(`  ancestry: ${ancestors.map((a) => `${a.name ?? '?'}(${a.pid ?? '?'})`).join(' < ')}`);
+  }
+  lines.push(`  events:   ${alert.events.length} (--json prints them)`);
+  for (const c of alert.comments) lines.push(`  comment:  ${c.time} ${c.author}: ${c.text}`);
+  context.stdout.write(`${lines.join('\n')}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades alerts triage ID [--status S] [--assignee NAME | --unassign]`. */
+export async function alertsTriage(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = alertId(args);
+  const change: Record<string, unknown> = {};
+  const status = opt(options, 'status');
+  if (status !== undefined) change['status'] = status;
+  const assignee = opt(options, 'assignee');
+  if (assignee !== undefined && options['unassign']) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'give --assignee or --unassign, not both');
+  if (assignee !== undefined) change['assignee'] = assignee;
+  if (options['unassign']) change['assignee'] = null;
+  if (Object.keys(change).length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give --status, --assignee or --unassign');
+  const client = await apiClient(options);
+  const alert = (await client.patch(`/api/v1/alerts/${id}`, change)) as AlertLine;
+  context.stdout.write(`${formatAlert(alert)}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades alerts comment ID TEXT`. */
+export async function alertsComment(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = alertId(args);
+  const text = args.slice(1).join(' ');
+  if (text.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the comment\'s text');
+  const client = await apiClient(options);
+  const comment = (await client.post(`/api/v1/alerts/${id}/comments`, { text })) as Comment;
+  context.stdout.write(`${comment.time} ${comment.author}: ${comment.text}\n`);
+  return exitStatus.ok;
+}
+
+interface SuppressionLine {
+  id: string;
+  rule_id: string;
+  host: string | null;
+  field: string | null;
+  value: string | null;
+  until: string;
+  reason: string;
+  created_by: string;
+  hits: number;
+}
+
+const formatSuppression = (s: SuppressionLine): string =>
+  `${s.id}  rule ${s.rule_id}${s.host ? ` on ${s.host}` : ''}${s.field ? ` where ${s.field} = ${JSON.stringify(s.value)}` : ''} until ${s.until}; ${s.hits} hit(s); by ${s.created_by}: ${s.reason}`;
+
+/** `hades alerts suppress --rule R [--host H] [--field F --value V] --for D --reason TEXT`. */
+export async function alertsSuppress(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const rule = opt(options, 'rule');
+  const duration = opt(options, 'for');
+  const reason = opt(options, 'reason');
+  if (rule === undefined || duration === undefined || reason === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give --rule (or \'*\'), --for (e.g. 7d) and --reason');
+  const field = opt(options, 'field');
+  const value = opt(options, 'value');
+  const host = opt(options, 'host');
+  const client = await apiClient(options);
+  const created = (await client.post('/api/v1/suppressions', { rule, for: duration, reason, ...(host ? { host } : {}), ...(field !== undefined ? { field } : {}), ...(value !== undefined ? { value } : {}) })) as SuppressionLine;
+  context.stdout.write(`${formatSuppression(created)}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades alerts suppressions [--expired] [--json]`. */
+export async function alertsSuppressions(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const { suppressions } = (await client.get('/api/v1/suppressions', { expired: options['expired'] ? 'true' : undefined })) as { suppressions: SuppressionLine[] };
+  for (const s of suppressions) context.stdout.write(options['json'] ? `${JSON.stringify(s)}\n` : `${formatSuppression(s)}\n`);
+  if (!options['json'] && suppressions.length === 0) context.stderr.write('hades: no suppression in force\n');
+  return exitStatus.ok;
+}
+
+/** `hades alerts unsuppress ID`. */
+export async function alertsUnsuppress(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = args[0] ?? '';
+  if (id === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the suppression\'s id (hades alerts suppressions lists them)');
+  const client = await apiClient(options);
+  await client.delete(`/api/v1/suppressions/${encodeURIComponent(id)}`);
+  context.stdout.write(`suppression ${id} lifted\n`);
   return exitStatus.ok;
 }

@@ -202,6 +202,20 @@ export class Detector {
   process(agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === undefined) return;
+    const published: Alert[] = [];
+    try {
+      this.#options.store.batch(() => this.#run(ruleSet, agentId, events, arrived, published));
+    } catch (error) {
+      // The batch's alerts could not be written (the database is full or locked): they are lost,
+      // counted and logged; the events themselves are stored.
+      this.#fail('alerts of a batch could not be stored', error);
+      return;
+    }
+    // Sent once they are committed: an output never announces an alert the store does not have.
+    for (const alert of published) this.#options.publish?.(alert);
+  }
+
+  #run(ruleSet: RuleSet, agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number, published: Alert[]): void {
     for (const event of events) {
       this.#events++;
       let matches: readonly Match[];
@@ -214,7 +228,8 @@ export class Detector {
       for (const match of matches) {
         this.#matches++;
         try {
-          this.#raise(agentId, match, arrived);
+          const alert = this.#raise(agentId, match, arrived);
+          if (alert !== undefined) published.push(alert);
         } catch (error) {
           this.#fail('alert creation failed', error);
         }
@@ -227,26 +242,27 @@ export class Detector {
     this.#options.log.error(what, { err: toHadesError(error) });
   }
 
-  #raise(agentId: string, match: Match, arrived: number): void {
+  /** The new alert, or undefined when the match was suppressed or folded into an open alert. */
+  #raise(agentId: string, match: Match, arrived: number): Alert | undefined {
     const { store } = this.#options;
     const event = match.event;
     const host = readText(event, 'host.name') ?? agentId;
     if (store.suppressedBy(match.rule.id, host, (field) => readText(event, field), this.#now()) !== undefined) {
       this.#suppressed++;
-      return;
+      return undefined;
     }
     const key = dedupKey(match, agentId);
     const eventTime = Date.parse(readText(event, '@timestamp') ?? '') || this.#now();
     const folded = store.fold(key, eventTime - this.#options.dedupWindowMs, eventTime, event, this.#options.maxEvents);
     if (folded !== undefined) {
       this.#deduplicated++;
-      return;
+      return undefined;
     }
     const alert = this.#build(agentId, host, match, eventTime);
     store.insert({ alert, dedupKey: key });
     this.#alerts++;
     this.#latency.add(Math.max(0, this.#now() - arrived));
-    this.#options.publish?.(alert);
+    return alert;
   }
 
   #build(agentId: string, host: string, match: Match, eventTime: number): Alert {

@@ -164,6 +164,7 @@ export class AlertStore {
   readonly #hit: Statement<[string]>;
   /** Active suppressions, refreshed when they change and when one expires. */
   #active: SuppressionRow[] | undefined;
+  #transaction: ((run: () => void) => void) | undefined;
   #activeUntil = 0;
 
   constructor(db: Db) {
@@ -181,6 +182,15 @@ export class AlertStore {
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
     this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
+  }
+
+  /**
+   * Runs `work` in one transaction: the alerts of one batch of events commit together (one WAL
+   * commit instead of one per alert, which an alert storm would otherwise pay for).
+   */
+  batch(work: () => void): void {
+    this.#transaction ??= this.#db.transaction((run: () => void) => run());
+    this.#transaction(work);
   }
 
   /** Inserts a new alert. */
