@@ -33,6 +33,9 @@ export function openDatabase(file: string): Db {
   // commits (agents resend what was not acknowledged... acknowledgement follows the commit).
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
+  // Statement journals of savepoints (each batch is one inside its turn's group commit) in
+  // memory rather than in temporary files.
+  db.pragma('temp_store = MEMORY');
   db.pragma('foreign_keys = ON');
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL, applied TEXT NOT NULL, PRIMARY KEY (module, step))');
   return db;

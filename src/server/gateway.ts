@@ -45,6 +45,12 @@ export interface GatewayHooks {
    * stream is authenticated with. Resolves to the new certificate (PEM); throws a coded error.
    */
   renew?(agentId: string, csrPem: string, peer: Uint8Array): Promise<string>;
+  /**
+   * Group commit: the batches handled in one turn of the event loop are stored in one transaction
+   * (`run` begins it, runs the work, commits). Each batch is acknowledged only after that commit;
+   * when it fails, every batch of the turn is answered with a temporary Nack and sent again.
+   */
+  group?(work: () => void): void;
 }
 
 export interface GatewayOptions {
@@ -69,6 +75,14 @@ export interface GatewayStats {
 }
 
 type Stream = grpc.ServerDuplexStream<AgentMessage, ServerMessage>;
+
+/** A job's outcome, held until its turn's commit: settle (resolve or reject as it ran), or fail. */
+interface Settled {
+  readonly settle: () => void;
+  readonly fail: (error: HadesError) => void;
+  /** A store write failed: the turn's transaction must be rolled back. */
+  readonly abort?: HadesError;
+}
 
 /** A batch after its check: refused (permanently), or handed to the store. */
 type CheckedBatch = { readonly rejected: number; readonly refused: HadesError; readonly stored?: undefined } | { readonly rejected: number; readonly refused?: undefined; readonly stored: IngestResult | Promise<IngestResult> };
@@ -222,13 +236,19 @@ export class Gateway {
    */
   private inTurn<T>(job: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.jobs.push(() => {
+      // A job gives back how to settle its promise: settling waits for the turn's commit.
+      const run = (): Settled => {
         try {
-          resolve(job());
+          const value = job();
+          return { settle: () => resolve(value), fail: (error: HadesError) => reject(error) };
         } catch (error) {
-          reject(toHadesError(error));
+          const e = toHadesError(error);
+          // A write that failed half way leaves part of a batch in the turn's transaction: the
+          // whole turn is rolled back, so no batch is stored in part.
+          return { settle: () => reject(e), fail: () => reject(e), ...(e.code === 'HADES_ERR_STORE_WRITE' ? { abort: e } : {}) };
         }
-      });
+      };
+      this.jobs.push({ run, reject });
       if (!this.draining) {
         this.draining = true;
         setImmediate(this.drain);
@@ -236,14 +256,35 @@ export class Gateway {
     });
   }
 
-  private readonly jobs: (() => void)[] = [];
+  private readonly jobs: { readonly run: () => Settled; readonly reject: (error: HadesError) => void }[] = [];
   private draining = false;
   private readonly drain = (): void => {
     const start = performance.now();
-    let next: (() => void) | undefined;
-    while ((next = this.jobs.shift()) !== undefined) {
-      next();
-      if (performance.now() - start >= SLICE_MS) break;
+    const done: Settled[] = [];
+    let started = false;
+    const slice = (): void => {
+      started = true;
+      let next: (typeof this.jobs)[number] | undefined;
+      while ((next = this.jobs.shift()) !== undefined) {
+        const outcome = next.run();
+        done.push(outcome);
+        if (outcome.abort && this.options.hooks.group) throw outcome.abort;
+        if (performance.now() - start >= SLICE_MS) break;
+      }
+    };
+    try {
+      const { hooks } = this.options;
+      if (hooks.group) hooks.group(slice);
+      else slice();
+      for (const d of done) d.settle();
+    } catch (error) {
+      // The turn's commit failed: nothing of it is stored, and its batches will come again.
+      const e = new HadesError('HADES_ERR_STORE_WRITE', `the batches of this turn could not be committed: ${toHadesError(error).message}`, { cause: error });
+      this.options.log.error('group commit failed', { err: e, batches: done.length });
+      for (const d of done) d.fail(e);
+      // The transaction could not even begin (the database stays locked): every waiting batch is
+      // answered now, rather than held while each new attempt blocks for the busy timeout.
+      if (!started) for (const job of this.jobs.splice(0)) job.reject(e);
     }
     if (this.jobs.length > 0) setImmediate(this.drain);
     else this.draining = false;

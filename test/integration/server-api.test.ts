@@ -124,7 +124,7 @@ describe('authentication and roles', () => {
     const { tokens } = await server.ok('GET', '/api/v1/tokens/api');
     const listed = tokens.find((t: AnyEvent) => t.id === created.id);
     assert.ok(listed.revokedAt);
-    assert.ok(!JSON.stringify(tokens).includes(created.token.split('_')[2]!), 'the listing has no secret');
+    assert.ok(!JSON.stringify(tokens).includes(created.token.split('_').slice(2).join('_')), 'the listing has no secret');
   });
 });
 
@@ -314,7 +314,7 @@ describe('admin actions and the audit log', () => {
     const text = JSON.stringify(entries);
     for (const secret of [apiCreated.token, enrollCreated.token, server.adminToken]) {
       assert.ok(!text.includes(secret), 'no whole token');
-      assert.ok(!text.includes(secret.split('_')[2]!), 'no token secret');
+      assert.ok(!text.includes(secret.split('_').slice(2).join('_')), 'no token secret');
     }
   });
 });

@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import Database from 'better-sqlite3';
 import { Agent } from '../../src/agent/daemon/agent.js';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { isHadesError } from '../../src/common/errors.js';
@@ -187,6 +188,31 @@ describe('event batches over the gateway', () => {
       stream.close();
     }
   });
+  it('answers a turn whose group commit fails with a temporary Nack, and stores the batch once when it comes again', async () => {
+    const identity = await server.enrollAgent();
+    // Another connection holds the write lock longer than the server's busy timeout (5 s).
+    const blocker = new Database(path.join(server.dataDir, 'hades.db'));
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello();
+      await stream.welcome();
+      blocker.exec('BEGIN IMMEDIATE');
+      const events = makeEvents(3);
+      const nack = await stream.batch(ndjson(events), 1, 3);
+      assert.equal(nack.nack?.permanent, false, 'temporary: the agent keeps the batch');
+      assert.equal(nack.nack?.code, 'HADES_ERR_STORE_WRITE');
+      blocker.exec('ROLLBACK');
+      // (The agent sends it again with the same numbers; 2 here, so as to wait for its own answer.)
+      const ack = await stream.batch(ndjson(events), 2, 3);
+      assert.equal(ack.ack?.stored, 3, JSON.stringify(ack));
+      assert.equal((await server.searchAll({ agent: identity.agentId })).length, 3);
+    } finally {
+      if (blocker.inTransaction) blocker.exec('ROLLBACK');
+      blocker.close();
+      stream.close();
+    }
+  });
+
   it('records what the hello and heartbeats say; a heartbeat that is not JSON, or an empty message, gets a Nack', async () => {
     const identity = await server.enrollAgent();
     const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));

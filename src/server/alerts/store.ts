@@ -189,6 +189,8 @@ export class AlertStore {
    * commit instead of one per alert, which an alert storm would otherwise pay for).
    */
   batch(work: () => void): void {
+    // Inside a caller's transaction (the gateway's group commit), the alerts go straight into it.
+    if (this.#db.inTransaction) return work();
     this.#transaction ??= this.#db.transaction((run: () => void) => run());
     this.#transaction(work);
   }

@@ -265,7 +265,11 @@ export class EventStore {
     this.#insert = db.prepare<[Row]>(INSERT_SQL); // an array binds its elements in order
     this.#committed = db.prepare<[string, number, string], { n: number }>('SELECT count(*) AS n FROM events WHERE event_id = ? AND ingested = ? AND agent_id = ?');
     const insert = this.#insert;
-    const transaction = db.transaction((rows: readonly Row[], outcome: BatchOutcome): void => {
+    // IMMEDIATE: take the write lock at BEGIN, so a busy database fails before any work. Inside
+    // a caller's transaction (the gateway's group commit) the rows go straight into it: a
+    // savepoint per batch would cost a statement journal, and the caller rolls the whole
+    // transaction back when a write fails.
+    const inline = (rows: readonly Row[], outcome: BatchOutcome): void => {
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i] as Row;
         if (insert.run(row).changes === 1) {
@@ -275,9 +279,9 @@ export class EventStore {
           outcome.lines?.push(row[14]);
         }
       }
-    });
-    // IMMEDIATE: take the write lock at BEGIN, so a busy database fails before any work.
-    this.#insertBatch = (rows, outcome) => transaction.immediate(rows, outcome);
+    };
+    const transaction = db.transaction(inline);
+    this.#insertBatch = (rows, outcome) => (db.inTransaction ? inline(rows, outcome) : transaction.immediate(rows, outcome));
   }
 
   /**
