@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventActions, eventKinds, exampleEvent, type EventAction } from '../src/common/events/index.js';
 import { formatProblem, loadRules, type RuleFile, type RuleSet } from '../src/rules/index.js';
+import { measure, restamper, type Measured } from './rule-measure.js';
 import { convertSigma, type SigmaFile } from '../src/rules/sigma/index.js';
 import { readDefaultPack } from '../src/runtime/rule-pack.js';
 
@@ -285,13 +286,7 @@ function makeEvent(i: number): Record<string, unknown> {
 // ----- measuring -----
 
 /** Event time keeps moving forward across rounds, as in a stream (not timed). */
-let clock = startMs;
-function restamp(events: readonly Record<string, unknown>[]): void {
-  for (const e of events) {
-    clock += 5;
-    e['@timestamp'] = new Date(clock).toISOString();
-  }
-}
+const restamp = restamper(startMs);
 
 function byAction(events: readonly Record<string, unknown>[]): Map<string, Record<string, unknown>[]> {
   const out = new Map<string, Record<string, unknown>[]>();
@@ -306,37 +301,7 @@ function byAction(events: readonly Record<string, unknown>[]): Map<string, Recor
 
 const totalEvaluations = (set: RuleSet) => set.stats().reduce((n, s) => n + s.evaluations, 0);
 
-interface Result {
-  readonly rate: number;
-  readonly nsPerEvent: number;
-  readonly matchesPerEvent: number;
-  readonly evaluationsPerEvent: number;
-  /** Evaluations per event of each rule, in the timed rounds. */
-  readonly perRule: ReadonlyMap<string, number>;
-}
 
-function measure(set: RuleSet, events: readonly Record<string, unknown>[], seconds: number): Result {
-  // Warm up, so the compiled closures are optimised before timing.
-  for (let i = 0; i < 2; i++) {
-    restamp(events);
-    for (const e of events) set.match(e);
-  }
-  const before = new Map(set.stats().map((s) => [s.id, s.evaluations]));
-  let count = 0;
-  let matches = 0;
-  let elapsedMs = 0;
-  while (elapsedMs < seconds * 1000) {
-    restamp(events);
-    const started = performance.now();
-    for (const e of events) matches += set.match(e).length;
-    elapsedMs += performance.now() - started;
-    count += events.length;
-  }
-  const elapsed = elapsedMs / 1000;
-  const perRule = new Map(set.stats().map((s) => [s.id, (s.evaluations - before.get(s.id)!) / count]));
-  const evaluations = [...perRule.values()].reduce((a, b) => a + b, 0);
-  return { rate: count / elapsed, nsPerEvent: (elapsed * 1e9) / count, matchesPerEvent: matches / count, evaluationsPerEvent: evaluations, perRule };
-}
 
 /** Rule evaluations per event of each action (one untimed pass over that action's events). */
 function evaluationsByAction(set: RuleSet, events: readonly Record<string, unknown>[]): Map<string, number> {
@@ -385,8 +350,8 @@ const cases: [string, number, RuleSet][] = [
   ['pack + Sigma', both.rules.length, both],
   ['pack + Sigma, no index', bothUnindexed.rules.length, bothUnindexed],
 ];
-const results = new Map<string, Result>();
-for (const [label, , set] of cases) results.set(label, measure(set, events, label.endsWith('no index') ? Math.min(secondsPerCase, 2) : secondsPerCase));
+const results = new Map<string, Measured>();
+for (const [label, , set] of cases) results.set(label, measure(set, events, label.endsWith('no index') ? Math.min(secondsPerCase, 2) : secondsPerCase, restamp));
 
 console.log('| rules | count | events/s | ns/event | rule evaluations/event | matches/event |');
 console.log('|---|---:|---:|---:|---:|---:|');
@@ -404,13 +369,13 @@ for (const [action, n] of perAction) console.log(`| ${action} | ${((100 * share.
 
 console.log('\ntop 10 rules by evaluations (pack + Sigma, timed rounds):\n');
 const infos = new Map(both.rules.map((r) => [r.id, r]));
-const bothResult = results.get('pack + Sigma')!;
-const top = [...bothResult.perRule].sort((a, b) => b[1] - a[1]).slice(0, 10);
+const bothMeasured = results.get('pack + Sigma')!;
+const top = [...bothMeasured.perRule].sort((a, b) => b[1] - a[1]).slice(0, 10);
 console.log('| rule | type | file | evaluations/event | share of evaluations |');
 console.log('|---|---|---|---:|---:|');
 for (const [id, n] of top) {
   const info = infos.get(id)!;
-  console.log(`| ${id} (${info.title}) | ${info.type} | ${info.file} | ${n.toFixed(3)} | ${((100 * n) / bothResult.evaluationsPerEvent).toFixed(1)}% |`);
+  console.log(`| ${id} (${info.title}) | ${info.type} | ${info.file} | ${n.toFixed(3)} | ${((100 * n) / bothMeasured.evaluationsPerEvent).toFixed(1)}% |`);
 }
 
 const rate = results.get('pack + Sigma')!.rate;

@@ -11,7 +11,8 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { exampleEvent, type EventAction } from '../src/common/events/index.js';
-import { formatProblem, loadRules, type RuleSet } from '../src/rules/index.js';
+import { formatProblem, loadRules } from '../src/rules/index.js';
+import { measure, restamper } from './rule-measure.js';
 
 const secondsPerCase = Number(process.argv[2] ?? '2');
 
@@ -213,35 +214,8 @@ function makeEvent(i: number): Record<string, unknown> {
 // ----- run -----
 
 /** Event time keeps moving forward across rounds, as in a real stream (not timed). */
-let clock = Date.parse('2026-11-28T08:00:00.000Z');
-function restamp(events: readonly Record<string, unknown>[]): void {
-  for (const e of events) {
-    clock += 5;
-    e['@timestamp'] = new Date(clock).toISOString();
-  }
-}
+const restamp = restamper(Date.parse('2026-11-28T08:00:00.000Z'));
 
-function measure(set: RuleSet, events: readonly Record<string, unknown>[]): { rate: number; nsPerEvent: number; matchesPerEvent: number; evaluationsPerEvent: number } {
-  // Warm up, so the compiled closures are optimised before timing.
-  for (let i = 0; i < 2; i++) {
-    restamp(events);
-    for (const e of events) set.match(e);
-  }
-  const before = set.stats().reduce((n, s) => n + s.evaluations, 0);
-  let count = 0;
-  let matches = 0;
-  let elapsedMs = 0;
-  while (elapsedMs < secondsPerCase * 1000) {
-    restamp(events);
-    const started = performance.now();
-    for (const e of events) matches += set.match(e).length;
-    elapsedMs += performance.now() - started;
-    count += events.length;
-  }
-  const elapsed = elapsedMs / 1000;
-  const evaluations = set.stats().reduce((n, s) => n + s.evaluations, 0) - before;
-  return { rate: count / elapsed, nsPerEvent: (elapsed * 1e9) / count, matchesPerEvent: matches / count, evaluationsPerEvent: evaluations / count };
-}
 
 const compileStarted = performance.now();
 const loaded = loadRules([{ name: 'bench.yaml', text }]);
@@ -272,7 +246,7 @@ for (const [label, events] of cases) {
     ['action + value', loaded.ruleSet],
     ['none', unindexed],
   ] as const) {
-    const r = measure(set, events);
+    const r = measure(set, events, secondsPerCase, restamp);
     console.log(`| ${label} | ${indexLabel} | ${Math.round(r.rate).toLocaleString('en')} | ${r.nsPerEvent.toFixed(0)} | ${r.evaluationsPerEvent.toFixed(1)} | ${r.matchesPerEvent.toFixed(3)} |`);
   }
 }

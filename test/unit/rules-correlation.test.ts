@@ -1,27 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { BASE, timedEvent } from '../helpers/rule-events.js';
 import { formatProblem, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
 
-const BASE = Date.parse('2026-11-28T08:00:00.000Z');
-let sequence = 0;
-
-/** An example event at `seconds` after BASE, with some fields set (dotted paths). */
-function ev(action: EventAction, seconds: number, set: Record<string, unknown> = {}): Record<string, unknown> {
-  const e = structuredClone(exampleEvent(action));
-  e['@timestamp'] = new Date(BASE + seconds * 1000).toISOString();
-  (e['event'] as Record<string, unknown>)['id'] = `e${++sequence}`;
-  for (const [path, value] of Object.entries(set)) {
-    const keys = path.split('.');
-    let node = e;
-    for (const k of keys.slice(0, -1)) {
-      node[k] ??= {};
-      node = node[k] as Record<string, unknown>;
-    }
-    node[keys.at(-1)!] = value;
-  }
-  return e;
-}
+const ev = timedEvent;
 
 function load(text: string, options: LoadOptions = {}): RuleSet {
   const { ruleSet, problems } = loadRules([{ name: 'c.yaml', text }], options);

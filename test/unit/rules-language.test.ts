@@ -1,23 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import type { EventAction } from '../../src/common/events/index.js';
+import { exampleWith } from '../helpers/rule-events.js';
 import { formatProblem, loadRules, type RuleSet } from '../../src/rules/index.js';
 
-/** An example event of the schema with some fields set (dotted paths; undefined deletes). */
-function ev(action: EventAction, set: Record<string, unknown> = {}): Record<string, unknown> {
-  const e = structuredClone(exampleEvent(action));
-  for (const [path, value] of Object.entries(set)) {
-    const keys = path.split('.');
-    let node = e;
-    for (const k of keys.slice(0, -1)) {
-      node[k] ??= {};
-      node = node[k] as Record<string, unknown>;
-    }
-    if (value === undefined) delete node[keys.at(-1)!];
-    else node[keys.at(-1)!] = value;
-  }
-  return e;
-}
+const ev = exampleWith;
 
 function load(text: string): RuleSet {
   const { ruleSet, problems } = loadRules([{ name: 'test.yaml', text }]);

@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkEvent, exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { checkEvent, type EventAction } from '../../src/common/events/index.js';
+import { timedEvent } from '../helpers/rule-events.js';
 import { formatProblem, loadRules, type Match, type RuleSet } from '../../src/rules/index.js';
 import { convertSigma, type SigmaConversion, type SigmaReportEntry } from '../../src/rules/sigma/index.js';
 
-const BASE = Date.parse('2026-11-28T08:00:00.000Z');
-let sequence = 0;
-
-/** An example event of the schema at `seconds` after BASE, dotted fields set, checked against the schema. */
 function ev(action: EventAction, seconds: number, set: Record<string, unknown> = {}): Record<string, unknown> {
-  const e = structuredClone(exampleEvent(action));
-  e['@timestamp'] = new Date(BASE + seconds * 1000).toISOString();
-  (e['event'] as Record<string, unknown>)['id'] = `e${++sequence}`;
-  for (const [dotted, value] of Object.entries(set)) {
-    const keys = dotted.split('.');
-    let node = e;
-    for (const k of keys.slice(0, -1)) {
-      node[k] ??= {};
-      node = node[k] as Record<string, unknown>;
-    }
-    node[keys.at(-1)!] = value;
-  }
+  const e = timedEvent(action, seconds, set);
   assert.ok(checkEvent(e).ok);
   return e;
 }

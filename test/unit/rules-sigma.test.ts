@@ -2,28 +2,19 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { checkEvent, exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { checkEvent, type EventAction } from '../../src/common/events/index.js';
 import { formatProblem, loadRules, type RuleSet } from '../../src/rules/index.js';
 import { CATEGORIES, convertSigma, loadRatio, mappingRows, type SigmaConversion, type SigmaFile, type SigmaReportEntry } from '../../src/rules/sigma/index.js';
 import { carriedBy } from '../../src/rules/sigma/mapping.js';
 import { base64, base64Offsets, utf16, utf8 } from '../../src/rules/sigma/values.js';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { exampleWith } from '../helpers/rule-events.js';
 
 // ----- helpers -----
 
 /** An example event of the schema (the agent's shape), with dotted fields set (undefined deletes), checked against the schema. */
 function event(action: EventAction, set: Record<string, unknown> = {}): Record<string, unknown> {
-  const e = structuredClone(exampleEvent(action));
-  for (const [dotted, value] of Object.entries(set)) {
-    const keys = dotted.split('.');
-    let node = e;
-    for (const k of keys.slice(0, -1)) {
-      node[k] ??= {};
-      node = node[k] as Record<string, unknown>;
-    }
-    if (value === undefined) delete node[keys.at(-1)!];
-    else node[keys.at(-1)!] = value;
-  }
+  const e = exampleWith(action, set);
   const check = checkEvent(e);
   assert.ok(check.ok, `test event is not shaped like the agent's: ${JSON.stringify(check.ok ? [] : check.problems)}`);
   return e;

@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs';
 import type { CollectContext } from '../table.js';
 import { errnoOf, int, listFolder, readLink, readProcText, Warn } from './host-read.js';
+import { formatIpv6 } from '../../net.js';
 
 /** USER_HZ: clock ticks per second in /proc/PID/stat (100 on every Linux architecture Hades runs on). */
 export const CLOCK_TICKS = 100;
@@ -166,30 +167,8 @@ function ipv4(hex: string): string | undefined {
   return `${n & 0xff}.${(n >>> 8) & 0xff}.${(n >>> 16) & 0xff}.${n >>> 24}`;
 }
 
-/** Formats 16 address bytes the way RFC 5952 asks (longest run of zero groups as ::, mapped IPv4 as dotted). */
-export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i >= 2) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
+/** The agent's own formatting of addresses (RFC 5952), shared with the kernel events. */
+export { formatIpv6 };
 
 /** 32 hex digits, four 32-bit words each in host (little-endian) order, as /proc/net/tcp6 writes them. */
 function ipv6(hex: string): string | undefined {
