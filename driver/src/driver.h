@@ -25,6 +25,9 @@ struct config {
 	uint32_t argv_max;
 	uint32_t ringbuf_mb;
 	uint32_t stats_interval_ms;
+	/* longest pause after a busy wakeup, so records gather into big writes
+	 * (eBPF only; see run_loop) */
+	uint32_t batch_ms;
 	pid_t *exclude_pids;   /* own pid, parent pid, then --exclude-pid values */
 	size_t n_exclude_pids;
 	bool ignore_stdin;     /* debugging: keep running when stdin is closed */
@@ -78,8 +81,8 @@ struct backend {
 	void (*destroy)(struct backend *be);
 	/* informational for HELLO */
 	uint64_t ringbuf_bytes;
-	/* pause after a busy wakeup to batch records; 0 = none (cn_proc must
-	 * read /proc before the process exits, so it never waits) */
+	/* longest pause after a busy wakeup to batch records; 0 = none (cn_proc
+	 * must read /proc before the process exits, so it never waits) */
 	long batch_window_ns;
 	double load_ms;
 };

@@ -1004,7 +1004,7 @@ int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, s
 	be->filter = eb_filter;
 	be->hook = eb_hook;
 	be->stop = eb_stop;
-	be->batch_window_ns = 5 * 1000 * 1000; /* the ring buffer holds seconds of storm */
+	be->batch_window_ns = (long)cfg->batch_ms * 1000 * 1000;
 	be->destroy = eb_destroy;
 	be->load_ms = now_ms() - t0;
 	return 0;

@@ -64,7 +64,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hades-driver [--backend auto|ebpf|cnproc] [--argv-max BYTES]\n"
-		"                    [--ringbuf-mb N] [--exclude-pid PID]...\n"
+		"                    [--ringbuf-mb N] [--batch-ms N] [--exclude-pid PID]...\n"
 		"                    [--hooks NAME[,NAME...]]... [--stats-interval-ms N]\n"
 		"                    [--ignore-stdin] [--probe]\n"
 		"Frames go to stdout (see PROTOCOL.md), commands come from stdin,\n"
@@ -161,8 +161,9 @@ static int emit_hello(void)
 		  HADES_PROTOCOL_VERSION, HADES_DRIVER_NAME, HADES_DRIVER_VERSION, backend.name);
 	jb_raw(&j, ",\"hooks\":");
 	hooks_json(&j, &backend);
-	jb_printf(&j, ",\"argv_max\":%u,\"ringbuf_bytes\":%llu,\"boot_time_ns\":%lld", cfg.argv_max,
-		  (unsigned long long)backend.ringbuf_bytes, (long long)boot_time_ns());
+	jb_printf(&j, ",\"argv_max\":%u,\"ringbuf_bytes\":%llu,\"batch_ms\":%ld,\"boot_time_ns\":%lld",
+		  cfg.argv_max, (unsigned long long)backend.ringbuf_bytes,
+		  backend.batch_window_ns / 1000000L, (long long)boot_time_ns());
 	jb_printf(&j, ",\"pid\":%d,\"load_ms\":%.3f,\"clk_tck\":%ld", getpid(), backend.load_ms,
 		  sysconf(_SC_CLK_TCK));
 	jb_raw(&j, ",\"excluded_pids\":[");
@@ -255,6 +256,25 @@ static int epoll_add(int ep, int fd, uint32_t tag)
 
 #define BATCH_MIN_RECORDS 2
 
+/* When the last pump emptied the ring buffer: what the next pump reads
+ * gathered since then (the pause included). */
+static int64_t gathered_since;
+
+/*
+ * How long to let records gather after a pump that delivered `bytes` which
+ * had gathered for `elapsed_ns`: the batch window, shortened so that at the
+ * rate just seen the ring buffer stays at most a quarter full (a flood must
+ * not overflow it while the loop sleeps).
+ */
+static long batch_pause_ns(uint64_t bytes, uint64_t elapsed_ns)
+{
+	long pause = backend.batch_window_ns;
+	if (bytes == 0 || elapsed_ns == 0)
+		return pause;
+	double fill_ns = (double)(backend.ringbuf_bytes / 4) * (double)elapsed_ns / (double)bytes;
+	return fill_ns < (double)pause ? (long)fill_ns : pause;
+}
+
 enum { TAG_EVENTS = 1, TAG_STDIN, TAG_SIGNAL, TAG_TIMER };
 
 static int run_loop(void)
@@ -323,18 +343,26 @@ static int run_loop(void)
 			switch (evs[i].data.u32) {
 			case TAG_EVENTS: {
 				uint64_t before = out_stats()->records + out_pending();
+				uint64_t bytes_before = out_stats()->bytes;
 				rc = backend.pump(&backend);
 				if (rc == 0)
 					rc = out_flush();
-				/* Under load, pausing briefly lets records accumulate so one
-				 * wakeup and one write carry many of them (cuts context
-				 * switches several-fold); when idle nothing arrives and the
-				 * loop sleeps in epoll_wait without a timeout. */
+				/* Under load, pausing lets records accumulate so one wakeup
+				 * and one write carry hundreds of them: the agent then
+				 * wakes a few dozen times a second instead of hundreds,
+				 * which more than halves its CPU in an exec storm. When
+				 * idle nothing arrives and the loop sleeps in epoll_wait
+				 * without a timeout. */
+				int64_t drained = ns_of(CLOCK_MONOTONIC);
 				if (rc == 0 && backend.batch_window_ns &&
 				    out_stats()->records + out_pending() - before >= BATCH_MIN_RECORDS) {
-					struct timespec ts = { 0, backend.batch_window_ns };
+					long pause = batch_pause_ns(out_stats()->bytes - bytes_before,
+								    (uint64_t)(drained - gathered_since));
+					struct timespec ts = { pause / 1000000000L, pause % 1000000000L };
 					nanosleep(&ts, NULL);
 				}
+				/* the ring buffer was empty when the pump ended */
+				gathered_since = drained;
 				break;
 			}
 			case TAG_STDIN: {
@@ -385,6 +413,7 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "argv-max", required_argument, NULL, 'a' },
 		{ "ringbuf-mb", required_argument, NULL, 'r' },
+		{ "batch-ms", required_argument, NULL, 'w' },
 		{ "exclude-pid", required_argument, NULL, 'x' },
 		{ "stats-interval-ms", required_argument, NULL, 's' },
 		{ "ignore-stdin", no_argument, NULL, 'i' },
@@ -402,6 +431,7 @@ int main(int argc, char **argv)
 	cfg.argv_max = 4096;
 	cfg.ringbuf_mb = 8;
 	cfg.stats_interval_ms = 1000;
+	cfg.batch_ms = 50;
 	if (add_exclude(getpid()) || add_exclude(getppid()))
 		return 1;
 
@@ -428,6 +458,12 @@ int main(int argc, char **argv)
 		case 'r':
 			if (parse_u32(optarg, 1, 1024, &cfg.ringbuf_mb)) {
 				LOG_ERR("--ringbuf-mb must be 1..1024\n");
+				return 2;
+			}
+			break;
+		case 'w':
+			if (parse_u32(optarg, 0, 1000, &cfg.batch_ms)) {
+				LOG_ERR("--batch-ms must be 0..1000 (0 = never wait)\n");
 				return 2;
 			}
 			break;

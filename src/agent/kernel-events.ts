@@ -213,6 +213,7 @@ export class KernelEvents {
       '--backend', config.driver.backend,
       '--argv-max', String(config.driver.argv_max),
       '--ringbuf-mb', String(config.driver.ringbuf_mb),
+      '--batch-ms', String(config.driver.batch_ms),
       // Hooks nobody asked for are not even attached: they would cost every syscall of the host.
       '--hooks', hooksFor(options.actions).join(','),
     ];

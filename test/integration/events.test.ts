@@ -9,6 +9,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
+import { FrameReader } from '../../src/common/codec/frames.js';
+import { PluginFrame } from '../../src/common/plugins/protocol.js';
+import { defaultDriverBinary } from '../../src/agent/kernel-events.js';
 import { captureEvents, run, withMarker, type AnyEvent, type Capture } from '../helpers/events-session.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -220,5 +224,35 @@ describe('driver crash', { skip }, () => {
     assert.equal(gaps[0]?.['hades'].gap.reason, 'killed by SIGKILL');
     assert.equal(gaps[0]?.['hades'].gap.component, 'driver');
     assert.equal(withMarker(capture.events, 'exec', `${marker}-after`).length, 1, 'events flow again after the restart');
+  });
+});
+
+describe('driver batching', { skip }, () => {
+  it('refuses a batch window out of range with exit code 2', () => {
+    const result = spawnSync(defaultDriverBinary(), ['--batch-ms', '1001'], { encoding: 'utf8' });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /--batch-ms must be 0\.\.1000/);
+  });
+
+  it('says its batch window in HELLO (eBPF waits, cn_proc never does)', async () => {
+    const hello = async (backend: string): Promise<Record<string, unknown>> => {
+      const child = spawn(defaultDriverBinary(), ['--backend', backend, '--batch-ms', '20', '--hooks', 'sched_process_exec'], { stdio: ['pipe', 'pipe', 'ignore'] });
+      const reader = new FrameReader();
+      try {
+        return await new Promise((resolve, reject) => {
+          child.on('error', reject);
+          child.on('exit', (code) => reject(new Error(`driver exited with ${code}`)));
+          child.stdout.on('data', (chunk: Buffer) => {
+            const frame = reader.push(chunk).find((f) => f.type === PluginFrame.hello);
+            if (frame) resolve(JSON.parse(Buffer.from(frame.payload).toString('utf8')) as Record<string, unknown>);
+          });
+        });
+      } finally {
+        child.stdin.end();
+        await new Promise((r) => child.once('close', r));
+      }
+    };
+    assert.equal((await hello('ebpf'))['batch_ms'], 20);
+    assert.equal((await hello('cnproc'))['batch_ms'], 0);
   });
 });

@@ -27,6 +27,7 @@ describe('configuration', () => {
     assert.ok(result.ok);
     assert.equal(result.config.driver.backend, 'cnproc');
     assert.equal(result.config.driver.ringbuf_mb, 4);
+    assert.equal(result.config.driver.batch_ms, 50);
   });
 
   it('rejects a misspelt key with its path, position and the intended key', () => {

@@ -187,6 +187,12 @@ export const AgentConfigSchema = Type.Object(
           default: 4,
           description: 'Size of the kernel ring buffer in MiB (rounded up to a power of two). 4 MiB hold about a second of a 3,000 exec/s storm; it counts twice in the resident memory of the driver (the kernel maps it twice).',
         }),
+        batch_ms: Type.Integer({
+          minimum: 0,
+          maximum: 1000,
+          default: 50,
+          description: 'Longest time the eBPF driver lets records gather after a busy wakeup, so that the agent reads them in a few large batches instead of hundreds of small ones (less than half the agent CPU in an exec storm). Shortened automatically so that the ring buffer stays at most a quarter full; 0 = read as soon as records arrive. Events are delayed by up to this much. cn_proc never waits.',
+        }),
         deny_executables: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
           default: [],
           maxItems: 1024,
