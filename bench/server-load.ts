@@ -561,7 +561,7 @@ async function main(): Promise<void> {
     const tokens = await inParallel(Array.from({ length: STREAMS }), 16, async () => {
       const response = await httpsJson(`${server.api}/api/v1/tokens/enrollment`, { method: 'POST', body: { ttl: '2h' }, ca: caPem, headers: { authorization: `Bearer ${adminToken}` } });
       const body = response.body as { token?: string; caSha256?: string };
-      if (response.status !== 200 || !body.token || !body.caSha256) throw new Error(`token creation failed: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+      if (response.status !== 201 || !body.token || !body.caSha256) throw new Error(`token creation failed: HTTP ${response.status} ${JSON.stringify(response.body)}`);
       return { token: body.token, caSha256: body.caSha256 };
     });
     const tokenMs = performance.now() - t;

@@ -72,7 +72,7 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
         },
       );
       req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'no answer within 30 s')));
-      req.on('error', (error) => reject(error instanceof HadesError ? error : new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${base}: ${error.message}`)));
+      req.on('error', (error) => reject(error instanceof HadesError ? error : new HadesError('HADES_ERR_SERVER_UNREACHABLE', `cannot reach the API at ${base}: ${error.message}`)));
       req.end(payload);
     });
   return {

@@ -126,6 +126,12 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(serverCommands, (m) => m.agentsList),
   },
   {
+    name: 'agents renew',
+    summary: 'Ask an agent to renew its certificate now, with a new key pair (at its next connection when it is offline; admin role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the answer as JSON: {"id", "sent"}'),
+    run: lazy(serverCommands, (m) => m.agentsRenew),
+  },
+  {
     name: 'search',
     summary: 'Search stored events; FIELD=VALUE arguments filter (FIELD^=PREFIX, FIELD~=TEXT)',
     define: (c) =>

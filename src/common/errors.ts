@@ -306,13 +306,23 @@ export const errorCatalog = {
   },
   HADES_ERR_API_INVALID_REQUEST: {
     kind: 'input',
-    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter).',
+    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter), or its JSON body does not parse.',
     remedy: 'The message lists the problems; the OpenAPI document at /api/v1/openapi.json describes every request.',
   },
   HADES_ERR_API_NOT_FOUND: {
     kind: 'input',
     summary: 'The API has no such route, or no such object (agent, task, token).',
     remedy: 'Check the path and the id; the OpenAPI document lists the routes.',
+  },
+  HADES_ERR_API_METHOD_NOT_ALLOWED: {
+    kind: 'input',
+    summary: 'The API has this path, but not with this HTTP method; the answer (405) lists the methods it takes in its Allow header.',
+    remedy: 'Use one of the methods the Allow header and the OpenAPI document give for the path.',
+  },
+  HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE: {
+    kind: 'input',
+    summary: 'An API request has a body that is not JSON (its Content-Type is not application/json); the answer is 415.',
+    remedy: 'Send the body as JSON with `Content-Type: application/json`.',
   },
   HADES_ERR_CMDB: {
     kind: 'input',

@@ -6,6 +6,14 @@
  * /api/v1/openapi.json is made. Requests carry `Authorization: Bearer TOKEN`; each route names
  * the least role it needs (read-only < analyst < admin); admin actions go to the audit log.
  * Every error is JSON `{code, message}` with a HADES_ERR_* code.
+ *
+ * Statuses: 200, and 201 for a request that creates something (a token, a task, a fleet query, a
+ * suppression, a comment, a group's first configuration); 400 for a request that does not match
+ * its schema or a body that is not valid JSON; 401, 403; 404 for an unknown path or object; 405
+ * with an `Allow` header for a known path with another method; 415 for a body that is not JSON;
+ * 503 when the server cannot do it now. Enrollment answers 200 although it records an agent:
+ * agents check for 200 (src/agent/transport/enroll.ts), and those already installed must keep
+ * enrolling.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
@@ -97,6 +105,10 @@ const statusOfCode = (code: ErrorCode): number => {
       return 403;
     case 'HADES_ERR_API_NOT_FOUND':
       return 404;
+    case 'HADES_ERR_API_METHOD_NOT_ALLOWED':
+      return 405;
+    case 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE':
+      return 415;
     case 'HADES_ERR_ENROLL_TOKEN_USED':
     case 'HADES_ERR_ENROLL_TOKEN_EXPIRED':
     case 'HADES_ERR_ENROLL_TOKEN_INVALID':
@@ -110,6 +122,10 @@ const statusOfCode = (code: ErrorCode): number => {
 
 const ErrorBody = Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }, { description: 'An error: a HADES_ERR_* code (docs/errors.md) and a message.' });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 503: ErrorBody };
+/** Methods that may carry a body: a body that is not JSON gets 415 on any of them. */
+const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** The methods the API's routes use (HEAD comes with every GET); 405 lists those a path takes. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const Anything = Type.Unknown();
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
@@ -180,23 +196,47 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'Hades server API', version: options.version, description: 'Fleet, events, tasks and tokens of a Hades deployment. Authenticate with `Authorization: Bearer TOKEN`.' },
+      info: {
+        title: 'Hades server API',
+        version: options.version,
+        description:
+          'Fleet, events, tasks and tokens of a Hades deployment. Authenticate with `Authorization: Bearer TOKEN`. Bodies are JSON (`Content-Type: application/json`; another media type answers 415). Requests that create something answer 201. Every error is `{code, message}` with a HADES_ERR_* code; an unknown path answers 404, a known path with a method it does not take 405 with an `Allow` header.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
 
+  // The API takes JSON only: without Fastify's text/plain parser, a text body answers 415 like
+  // any other media type instead of failing the schema with 400.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
     let e: HadesError;
     if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: error.validation } });
     else if (error instanceof HadesError) e = error;
+    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.statusCode === 415) {
+      const type = request.headers['content-type'];
+      e = new HadesError('HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', `${type ? `content type '${type}'` : 'a body without a content type'} is not supported: send JSON with Content-Type: application/json`);
+    } else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is not valid JSON (its Content-Type says application/json)');
+    else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is empty but its Content-Type says application/json: send a JSON body, or no Content-Type with no body');
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);
     if (e.kind === 'bug') options.log.error('API request failed', { err: e, url: request.url });
     void reply.status(statusOfCode(e.code)).send({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({ code: 'HADES_ERR_API_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+    const path = request.url.split('?')[0] ?? '/';
+    // A path some route takes with another method: 405 with the methods it does take.
+    const allowed = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    if (allowed.length > 0) {
+      void reply
+        .status(405)
+        .header('allow', allowed.join(', '))
+        .send({ code: 'HADES_ERR_API_METHOD_NOT_ALLOWED', message: `${path} does not take ${request.method}; it takes ${allowed.join(', ')}` });
+      return;
+    }
+    void reply.status(404).send({ code: 'HADES_ERR_API_NOT_FOUND', message: `no route ${request.method} ${path}` });
   });
 
   /** Authenticates and authorises; returns the principal. */
@@ -214,9 +254,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const route = <Q extends TSchema, B extends TSchema, P extends TSchema>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     url: string,
-    spec: { summary: string; tags: string[]; querystring?: Q; body?: B; params?: P; response?: TSchema; public?: boolean },
+    spec: {
+      summary: string;
+      tags: string[];
+      querystring?: Q;
+      body?: B;
+      params?: P;
+      response?: TSchema;
+      public?: boolean;
+      /**
+       * What success answers: 200 (the default); 201, set here, for a route that creates
+       * something; both for a PUT that creates or replaces (its handler sets 201 when it creates).
+       */
+      success?: readonly (200 | 201)[];
+    },
     handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
   ) => {
+    const success = spec.success ?? [200];
+    const answer = spec.response ?? Anything;
+    const responses: Record<number, TSchema> = {};
+    for (const status of success) responses[status] = status === 201 && answer.description === undefined ? { ...answer, description: 'Created.' } : answer;
+    const alwaysCreates = success.length === 1 && success[0] === 201;
     app.route({
       method,
       url,
@@ -227,9 +285,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(spec.body ? { body: spec.body } : {}),
         ...(spec.params ? { params: spec.params } : {}),
         ...(spec.public ? { security: [] } : {}),
-        response: { 200: spec.response ?? Anything, ...errors },
+        response: { ...responses, ...errors, ...(BODY_METHODS.has(method) ? { 415: ErrorBody } : {}) },
       },
-      handler: handler as never,
+      handler: (alwaysCreates ? (request: never, reply: FastifyReply) => handler(request, reply.code(201)) : handler) as never,
     });
   };
 
@@ -321,13 +379,21 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'PUT',
     '/api/v1/groups/:name/config',
-    { summary: 'Set the agent configuration of a group; it is checked, stored and pushed to the group\'s connected agents.', tags: ['fleet'], params: GroupName, body: Type.Object({ yaml: Type.String({ maxLength: 1024 * 1024 }) }, { additionalProperties: false }) },
-    (request) => {
+    {
+      summary: 'Set the agent configuration of a group; it is checked, stored and pushed to the group\'s connected agents. 201 when the group had none yet, 200 when it replaces one.',
+      tags: ['fleet'],
+      params: GroupName,
+      body: Type.Object({ yaml: Type.String({ maxLength: 1024 * 1024 }) }, { additionalProperties: false }),
+      success: [200, 201],
+    },
+    (request, reply) => {
       const principal = who(request, 'admin');
       const parsed = parseConfig(request.body.yaml, AgentConfigSchema);
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
       const result = ports.setGroupConfig(request.params.name, request.body.yaml);
       ports.audit(principal, 'group.config', request.params.name, { version: result.version });
+      // Version 1 is the group's first configuration: created.
+      if (result.version === 1) void reply.code(201);
       return result;
     },
   );
@@ -340,6 +406,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     {
       summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level).',
       tags: ['tasks'],
+      success: [201],
       body: Type.Object(
         {
           agents: Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
@@ -403,6 +470,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     {
       summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed.',
       tags: ['queries'],
+      success: [201],
       body: Type.Object(
         {
           sql: Type.String({ minLength: 1, maxLength: 65_536 }),
@@ -497,7 +565,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/alerts/:id/comments',
-    { summary: 'Comment on an alert.', tags: ['alerts'], params: Id, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    { summary: 'Comment on an alert.', tags: ['alerts'], params: Id, success: [201], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
       return found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
@@ -518,6 +586,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     {
       summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
       tags: ['alerts'],
+      success: [201],
       body: Type.Object(
         {
           rule: Type.String({ minLength: 1, maxLength: 256 }),
@@ -571,7 +640,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/enrollment',
-    { summary: 'Create a one-time enrollment token.', tags: ['tokens'], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
+    { summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const now = Date.now();
@@ -595,7 +664,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/api',
-    { summary: 'Create an API token with a role.', tags: ['tokens'], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
+    { summary: 'Create an API token with a role.', tags: ['tokens'], success: [201], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name });

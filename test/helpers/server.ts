@@ -6,6 +6,7 @@
  */
 import { randomBytes, webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -106,6 +107,7 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | un
 
 export interface ApiResponse {
   readonly status: number;
+  readonly headers: IncomingHttpHeaders;
   readonly body: any;
   readonly text: string;
 }
@@ -216,7 +218,7 @@ export class TestServer {
             } catch {
               // kept as text
             }
-            resolve({ status: response.statusCode ?? 0, body, text });
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body, text });
           });
         },
       );
@@ -226,10 +228,10 @@ export class TestServer {
     });
   }
 
-  /** An API call that must answer 200; returns the body. */
+  /** An API call that must succeed (200, or 201 for a POST or PUT that creates); returns the body. */
   async ok(method: string, route: string, call: ApiCall = {}): Promise<any> {
     const response = await this.api(method, route, call);
-    if (response.status !== 200) throw new HadesError('HADES_ERR_INTERNAL', `${method} ${route}: HTTP ${response.status} ${response.text}`);
+    if (response.status !== 200 && !(response.status === 201 && (method === 'POST' || method === 'PUT'))) throw new HadesError('HADES_ERR_INTERNAL', `${method} ${route}: HTTP ${response.status} ${response.text}`);
     return response.body;
   }
 

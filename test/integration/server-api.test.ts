@@ -1,6 +1,7 @@
 /**
  * The server's REST API against a real server in this process: authentication and roles,
- * request validation with coded errors, the OpenAPI document, the audit log (without secrets),
+ * request validation with coded errors, the HTTP statuses a REST client expects (201 on
+ * creation, 404, 405 with Allow, 415, 400 for malformed JSON), the OpenAPI document, the audit log (without secrets),
  * group configuration, tasks, the `hades` commands a person runs against the server, and the
  * CMDB enrichment of stored events (reloaded when the file changes, kept when it breaks).
  */
@@ -15,6 +16,7 @@ import { runHades } from '../helpers/cli.js';
 import {
   AGENT_VERSION,
   cleanupTempDirs,
+  freePorts,
   GatewayStream,
   identityCredentials,
   makeEvents,
@@ -200,8 +202,9 @@ describe('not found', () => {
     for (const [method, route] of [
       ['GET', '/api/v1/nope'],
       ['GET', '/'],
-      ['DELETE', '/api/v1/agents'],
+      ['POST', '/api/v1/nope'],
       ['GET', '/api/v2/agents'],
+      ['GET', '/api/v1/agents/ag_0000000000000000/nope'],
       ['GET', '/api/v1/agents/ag_0000000000000000'],
       ['POST', '/api/v1/agents/ag_0000000000000000/revoke'],
       ['POST', '/api/v1/agents/ag_0000000000000000/renew'],
@@ -216,6 +219,105 @@ describe('not found', () => {
   it('answers 404 when revoking a token that does not exist (and audits nothing)', async () => {
     assertError(await server.api('DELETE', '/api/v1/tokens/api/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'api token');
     assertError(await server.api('DELETE', '/api/v1/tokens/enrollment/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'enrollment token');
+  });
+});
+
+describe('HTTP statuses', () => {
+  it('answers 201 with the created object to every request that creates one', async () => {
+    const identity = await server.enrollAgent();
+    const created = async (route: string, body: unknown) => {
+      const response = await server.api('POST', route, { body });
+      assert.equal(response.status, 201, `POST ${route}: HTTP ${response.status} ${response.text}`);
+      assert.match(response.headers['content-type'] ?? '', /^application\/json/);
+      return response.body as AnyEvent;
+    };
+    assert.match((await created('/api/v1/tokens/enrollment', { ttl: '1h' }))['token'], /^hades1_/);
+    const apiCreated = await created('/api/v1/tokens/api', { name: 'created-201', role: 'read-only' });
+    assert.match(apiCreated['token'], /^hadesapi_/);
+    assert.ok((await server.ok('GET', '/api/v1/tokens/api')).tokens.some((t: AnyEvent) => t['id'] === apiCreated['id']), 'the token is stored');
+    const tasks = (await created('/api/v1/tasks', { agents: [identity.agentId], kind: 'inventory' }))['tasks'] as AnyEvent[];
+    assert.equal(tasks.length, 1);
+    assert.equal((await server.ok('GET', `/api/v1/tasks/${tasks[0]!['id']}`)).id, tasks[0]!['id']);
+    const query = await created('/api/v1/queries', { sql: 'SELECT 1', agents: [identity.agentId], timeout_s: 1 });
+    assert.equal((await server.ok('GET', `/api/v1/queries/${query['id']}`)).id, query['id']);
+    const suppression = await created('/api/v1/suppressions', { rule: '*', host: 'created-201', for: '1m', reason: 'status test' });
+    assert.ok((await server.ok('GET', '/api/v1/suppressions')).suppressions.some((x: AnyEvent) => x['id'] === suppression['id']));
+    // A group's configuration: 201 when the group had none, 200 when it replaces one.
+    const group = `created-${Date.now()}`;
+    const first = await server.api('PUT', `/api/v1/groups/${group}/config`, { body: { yaml: 'agent: { heartbeat_s: 30 }\n' } });
+    assert.equal(first.status, 201, first.text);
+    assert.equal(first.body.version, 1);
+    const second = await server.api('PUT', `/api/v1/groups/${group}/config`, { body: { yaml: 'agent: { heartbeat_s: 20 }\n' } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal(second.body.version, 2);
+  });
+
+  it('answers 200 to actions that create nothing, and to enrollment (agents check for 200)', async () => {
+    const identity = await server.enrollAgent();
+    const other = await server.enrollAgent();
+    const token = await server.enrollmentToken();
+    for (const [method, route, body] of [
+      ['POST', `/api/v1/agents/${identity.agentId}/renew`, undefined],
+      ['PUT', `/api/v1/agents/${identity.agentId}/tags`, { team: 'a' }],
+      ['POST', '/api/v1/rules/reload', undefined],
+      ['POST', `/api/v1/agents/${other.agentId}/revoke`, undefined],
+      ['DELETE', `/api/v1/tokens/enrollment/${token.id}`, undefined],
+    ] as const) {
+      const response = await server.api(method, route, body === undefined ? {} : { body });
+      assert.equal(response.status, 200, `${method} ${route}: HTTP ${response.status} ${response.text}`);
+    }
+  });
+
+  it('answers 405 with an Allow header and a coded error to a known path with a method it does not take', async () => {
+    for (const [method, route, allow] of [
+      ['DELETE', '/api/v1/agents', 'GET, HEAD'],
+      ['PUT', '/api/v1/health', 'GET, HEAD'],
+      ['POST', '/api/v1/agents/ag_0000000000000000', 'GET, HEAD'],
+      ['GET', '/api/v1/agents/ag_0000000000000000/renew', 'POST'],
+      ['PATCH', '/api/v1/tasks', 'GET, HEAD, POST'],
+      ['DELETE', '/api/v1/groups/web/config', 'GET, HEAD, PUT'],
+      ['PUT', '/api/v1/tokens/api/0000000000000000', 'DELETE'],
+      ['GET', '/api/v1/rules/reload', 'POST'],
+      ['OPTIONS', '/api/v1/alerts', 'GET, HEAD'],
+    ] as const) {
+      const response = await server.api(method, route);
+      assertError(response, 405, 'HADES_ERR_API_METHOD_NOT_ALLOWED', `${method} ${route}`);
+      assert.equal(response.headers['allow'], allow, `${method} ${route}: Allow`);
+      assert.match(response.body.message, new RegExp(`does not take ${method}`));
+    }
+    // Without a token too: the path and its methods are public (the OpenAPI document lists them).
+    const anonymous = await server.api('DELETE', '/api/v1/agents', { token: null });
+    assertError(anonymous, 405, 'HADES_ERR_API_METHOD_NOT_ALLOWED', 'no token');
+    assert.equal(anonymous.headers['allow'], 'GET, HEAD');
+  });
+
+  it('answers 415 HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE to a body that is not JSON, and creates nothing', async () => {
+    const before = (await server.ok('GET', '/api/v1/tokens/api')).tokens.length as number;
+    const json = JSON.stringify({ name: 'media-type', role: 'admin' });
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x', 'application/octet-stream']) {
+      const response = await server.api('POST', '/api/v1/tokens/api', { raw: type.startsWith('application/x-www') ? 'name=media-type&role=admin' : json, headers: { 'content-type': type } });
+      assertError(response, 415, 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', type);
+      assert.match(response.body.message, /application\/json/);
+    }
+    assertError(await server.api('PUT', '/api/v1/groups/web/config', { raw: 'yaml: ""', headers: { 'content-type': 'application/yaml' } }), 415, 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', 'PUT yaml');
+    assertError(await server.api('PATCH', '/api/v1/alerts/nope', { raw: 'status=resolved', headers: { 'content-type': 'text/plain' } }), 415, 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', 'PATCH text');
+    assert.equal((await server.ok('GET', '/api/v1/tokens/api')).tokens.length, before, 'no token was created');
+    // JSON with a charset is JSON.
+    const charset = await server.api('POST', '/api/v1/tokens/api', { raw: json, headers: { 'content-type': 'application/json; charset=utf-8' } });
+    assert.equal(charset.status, 201, charset.text);
+  });
+
+  it('answers 400 HADES_ERR_API_INVALID_REQUEST to a JSON body that does not parse', async () => {
+    for (const [raw, what] of [
+      ['{"name": "x", "role": ', 'truncated'],
+      ['{"name": "x", "role": "admin"} trailing', 'trailing text'],
+      ["{'name': 'x', 'role': 'admin'}", 'single quotes'],
+      ['', 'empty'],
+    ] as const) {
+      const response = await server.api('POST', '/api/v1/tokens/api', { raw, headers: { 'content-type': 'application/json' } });
+      assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST', what);
+      assert.match(response.body.message, what === 'empty' ? /^the body is empty/ : /^the body is not valid JSON/, what);
+    }
   });
 });
 
@@ -258,7 +360,8 @@ describe('the OpenAPI document', () => {
         if (!methods.has(method)) continue;
         const where = `${method.toUpperCase()} ${route}`;
         assert.equal(typeof operation.summary, 'string', `${where} has a summary`);
-        assert.ok(operation.responses?.['200'], `${where} documents 200`);
+        assert.ok(operation.responses?.['200'] || operation.responses?.['201'], `${where} documents 200 or 201`);
+        if (['post', 'put', 'patch', 'delete'].includes(method)) assert.ok(operation.responses['415'], `${where} documents 415`);
         for (const status of Object.keys(operation.responses)) {
           assert.match(status, /^(\d{3}|default)$/);
           assert.equal(typeof operation.responses[status].description, 'string', `${where} ${status} has a description`);
@@ -283,6 +386,15 @@ describe('the OpenAPI document', () => {
       for (const part of match[1]!.split('/')) node = node?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
       assert.ok(node !== undefined, `$ref #/${match[1]} resolves`);
     }
+    // Creations document 201 and not 200; a PUT that creates or replaces documents both.
+    for (const route of ['/api/v1/tokens/api', '/api/v1/tokens/enrollment', '/api/v1/tasks', '/api/v1/queries', '/api/v1/suppressions', '/api/v1/alerts/{id}/comments']) {
+      assert.deepEqual(Object.keys(doc.paths[route].post.responses).filter((s) => s.startsWith('2')), ['201'], `POST ${route}`);
+    }
+    assert.deepEqual(Object.keys(doc.paths['/api/v1/groups/{name}/config'].put.responses).filter((s) => s.startsWith('2')), ['200', '201']);
+    for (const [route, method] of [['/api/v1/enroll', 'post'], ['/api/v1/agents/{id}/revoke', 'post'], ['/api/v1/agents/{id}/renew', 'post'], ['/api/v1/rules/reload', 'post'], ['/api/v1/alerts/{id}', 'patch'], ['/api/v1/agents', 'get']] as const) {
+      assert.deepEqual(Object.keys(doc.paths[route][method].responses).filter((s) => s.startsWith('2')), ['200'], `${method.toUpperCase()} ${route}`);
+    }
+    assert.equal(doc.paths['/api/v1/agents'].get.responses['415'], undefined, 'a GET takes no body');
     const search = doc.paths['/api/v1/events'].get.parameters.map((p: AnyEvent) => p.name).sort();
     assert.deepEqual(search, ['action', 'agent', 'cursor', 'filter', 'host', 'limit', 'order', 'since', 'until']);
   });
@@ -485,6 +597,39 @@ describe('the hades command against the running server', () => {
     assert.match(enrolled.agentId, /^ag_/);
   });
 
+  it('hades agents renew ID: asks the agent to renew (at its next connection when offline), --json too', async () => {
+    const plain = await runHades(['agents', 'renew', identity.agentId, '--config', configFile]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stdout, new RegExp(`agent ${identity.agentId} is not connected: it will be asked to renew its certificate when it next connects`));
+    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renewRequestedAt, 'the request is kept for its next connection');
+    const json = await runHades(['agents', 'renew', '--json', identity.agentId, '--config', configFile]);
+    assert.equal(json.status, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { id: identity.agentId, sent: false });
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    assert.ok(entries.some((e) => e['action'] === 'agent.renew' && e['target'] === identity.agentId), 'audited');
+  });
+
+  it('hades agents renew: a clear coded error for an unknown agent, a missing id, a read-only token and a server that cannot be reached', async () => {
+    const unknown = await runHades(['agents', 'renew', 'ag_0000000000000000', '--config', configFile]);
+    assert.equal(unknown.status, 2, unknown.stderr);
+    assert.equal(unknown.stdout, '');
+    assert.match(unknown.stderr, /^hades: HADES_ERR_API_NOT_FOUND: no agent 'ag_0000000000000000' in the fleet of https:\/\/127\.0\.0\.1:\d+; hades agents list shows the agents and their ids\n$/);
+    const missing = await runHades(['agents', 'renew', '--config', configFile]);
+    assert.equal(missing.status, 2, missing.stderr);
+    assert.match(missing.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);
+    const reader = await apiToken('read-only', 'renew-reader');
+    const forbidden = await runHades(['agents', 'renew', identity.agentId, '--config', configFile, '--token', reader.token]);
+    assert.equal(forbidden.status, 2, forbidden.stderr);
+    assert.match(forbidden.stderr, /HADES_ERR_API_FORBIDDEN/);
+    // The same deployment's credentials, but nothing listens where the configuration says.
+    const [closed] = await freePorts(1);
+    const unreachableConfig = path.join(dir, 'server-unreachable.yaml');
+    writeFileSync(unreachableConfig, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: `127.0.0.1:${closed}` }));
+    const unreachable = await runHades(['agents', 'renew', identity.agentId, '--config', unreachableConfig]);
+    assert.equal(unreachable.status, 3, unreachable.stderr);
+    assert.match(unreachable.stderr, new RegExp(`^hades: HADES_ERR_SERVER_UNREACHABLE: cannot reach the API at https://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`));
+  });
+
   it('hades search with a bad filter exits with status 2', async () => {
     const local = await runHades(['search', '--config', configFile, 'not a filter']);
     assert.equal(local.status, 2, local.stderr);
@@ -604,7 +749,9 @@ describe('alerts through the API and the hades command', () => {
     const updated = (await server.ok('PATCH', `/api/v1/alerts/${alertId}`, { token: analyst.token, body: { status: 'acknowledged', assignee: 'ana' } })) as AnyEvent;
     assert.equal(updated['status'], 'acknowledged');
     assert.equal(updated['assignee'], 'ana');
-    await server.ok('POST', `/api/v1/alerts/${alertId}/comments`, { token: analyst.token, body: { text: 'looking into it' } });
+    const comment = await server.api('POST', `/api/v1/alerts/${alertId}/comments`, { token: analyst.token, body: { text: 'looking into it' } });
+    assert.equal(comment.status, 201, `a comment is created: HTTP ${comment.status} ${comment.text}`);
+    assert.equal(comment.body.text, 'looking into it');
     const alert = (await server.ok('GET', `/api/v1/alerts/${alertId}`)) as AnyEvent;
     assert.equal(alert['comments'][0].text, 'looking into it');
     assert.equal(alert['comments'][0].author, 'triage');

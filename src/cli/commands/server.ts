@@ -1,8 +1,8 @@
 /**
  * Server-side commands: `hades server` runs the server; `hades server token create`,
- * `hades agents list` and `hades search` talk to its REST API as a person would; `hades start`
- * runs the single-node deployment (server, and a local agent with the kernel driver enrolled
- * to it) until Ctrl-C.
+ * `hades agents list`, `hades agents renew` and `hades search` talk to its REST API as a person
+ * would; `hades start` runs the single-node deployment (server, and a local agent with the
+ * kernel driver enrolled to it) until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -107,6 +107,24 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows) context.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   if (agents.length === 0) context.stdout.write('(no agent has enrolled yet: hades server token create)\n');
+  return exitStatus.ok;
+}
+
+/** `hades agents renew ID`: asks the agent to renew its certificate now (POST /api/v1/agents/ID/renew). */
+export async function agentsRenew(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = args[0] ?? '';
+  if (id.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the id of the agent to renew, as hades agents list shows it');
+  const client = await apiClient(options);
+  let answer: { sent: boolean };
+  try {
+    answer = (await client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew`, undefined)) as { sent: boolean };
+  } catch (error) {
+    if (error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND') throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent '${id}' in the fleet of ${client.base}; hades agents list shows the agents and their ids`, { cause: error });
+    throw error;
+  }
+  if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent })}\n`);
+  else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate now\n`);
+  else context.stdout.write(`agent ${id} is not connected: it will be asked to renew its certificate when it next connects\n`);
   return exitStatus.ok;
 }
 
