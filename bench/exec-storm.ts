@@ -2,14 +2,21 @@
  * Exec storm, side by side in one run: untraced, auditd (execve rule), bpftrace, and
  * `hades events` with the eBPF and the cn_proc backends; then Hades idle for 60 s.
  *
- *   node dist/bench/exec-storm.js [SECONDS=5] [WORKERS=4] [IDLE_SECONDS=60]
+ * Each Hades run starts `hades events`, runs a warm-up storm of WARM_SECONDS (a copy of the
+ * storm named `warmup`, whose events the capture count leaves out) and reports its CPU as the
+ * cold cost, then measures the storm proper on the warm agent. The first seconds of a storm
+ * after start cost an agent much more than the next ones: V8 compiles the hot path then (about
+ * 50 functions optimised in the background). A deployed agent runs for months, so the warm
+ * figure is the one that compares with a C daemon; both are printed.
+ *
+ *   node dist/bench/exec-storm.js [SECONDS=5] [WORKERS=4] [IDLE_SECONDS=60] [WARM_SECONDS=5] [PAIRS=3]
  *
  * Needs root. The storm generator and the peers script come from the workplace's shared bench
  * folder (HADES_PEERS_DIR, default ../shared/bench next to the repository). Prints a Markdown
  * report for docs/perf.md.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,12 +25,14 @@ import { rssKb, startHades, stopHades, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
-const [secs = 5, workers = 4, idleSecs = 60] = process.argv.slice(2).map(Number);
+const [secs = 5, workers = 4, idleSecs = 60, warmSecs = 5, pairs = 3] = process.argv.slice(2).map(Number);
 const work = mkdtempSync(path.join(tmpdir(), 'hades-bench-'));
 const storm = path.join(work, 'storm');
+/** The same program under another name: its children's ancestor is `warmup`, not `storm`. */
+const warmup = path.join(work, 'warmup');
 
-function runStorm(): { execs: number; rate: number; line: string } {
-  const line = execFileSync(storm, [String(secs), String(workers)], { encoding: 'utf8' }).trim();
+function runStorm(program = storm, seconds = secs): { execs: number; rate: number; line: string } {
+  const line = execFileSync(program, [String(seconds), String(workers)], { encoding: 'utf8' }).trim();
   const execs = Number(/execs=(\d+)/.exec(line)?.[1] ?? 0);
   const rate = Number(/rate=([\d.]+)/.exec(line)?.[1] ?? 0);
   return { execs, rate, line };
@@ -59,13 +68,31 @@ async function analyse(file: string): Promise<Capture> {
   return result;
 }
 
-async function measureHades(backend: string, actions: string): Promise<{ storm: ReturnType<typeof runStorm>; capture: Capture; cpu: number; driverCpu: number; agentCpu: number; stats: string }> {
+interface HadesMeasure {
+  storm: ReturnType<typeof runStorm>;
+  capture: Capture;
+  cpu: number;
+  driverCpu: number;
+  agentCpu: number;
+  /** CPU (driver + agent, % of one core) during the warm-up storm right after start. */
+  coldCpu: number;
+  coldExecs: number;
+  stats: string;
+}
+
+async function measureHades(backend: string, actions: string): Promise<HadesMeasure> {
   const out = path.join(work, `hades-${backend}.ndjson`);
   const { child, driver, stderr } = await startHades(['--backend', backend, '--action', actions, '--stats'], out);
   await new Promise((r) => setTimeout(r, 1000));
+  const cpuOf = () => ticks(child.pid ?? 0) + ticks(driver);
+  let t0 = Date.now();
+  const c0 = cpuOf();
+  const cold = warmSecs > 0 ? runStorm(warmup, warmSecs) : { execs: 0, rate: 0, line: '' };
+  const coldCpu = warmSecs > 0 ? (cpuOf() - c0) / ((Date.now() - t0) / 1000) : 0;
+  await new Promise((r) => setTimeout(r, 2000));
   const a0 = ticks(child.pid ?? 0);
   const d0 = ticks(driver);
-  const t0 = Date.now();
+  t0 = Date.now();
   const result = runStorm();
   const wall = (Date.now() - t0) / 1000;
   const a1 = ticks(child.pid ?? 0);
@@ -75,7 +102,7 @@ async function measureHades(backend: string, actions: string): Promise<{ storm: 
   const agentCpu = (a1 - a0) / wall;
   const driverCpu = (d1 - d0) / wall;
   const statsLine = stderr().split('\n').find((l) => l.startsWith('{"stats"')) ?? '{}';
-  return { storm: result, capture: await analyse(out), cpu: agentCpu + driverCpu, driverCpu, agentCpu, stats: statsLine };
+  return { storm: result, capture: await analyse(out), cpu: agentCpu + driverCpu, driverCpu, agentCpu, coldCpu, coldExecs: cold.execs, stats: statsLine };
 }
 
 async function measureIdle(): Promise<{ cpu: number; rssMb: number; agentRssMb: number; driverRssMb: number }> {
@@ -108,30 +135,53 @@ function execSeen(stats: string): number {
 
 async function main(): Promise<void> {
   execFileSync('cc', ['-O2', '-o', storm, path.join(peersDir, 'storm.c')]);
+  copyFileSync(storm, warmup);
   const peerLines = peers();
-  // Each Hades run is paired with an untraced run just before it: the machines are noisy.
+  // Each Hades run is paired with an untraced run just before it: the machines are noisy. The
+  // like-for-like run (exec events, eBPF) is repeated PAIRS times and summarised by its median.
   const runs: [string, number, Awaited<ReturnType<typeof measureHades>>][] = [];
-  for (const [name, backend, actions] of [
+  for (const [name, backend, actions, repeat] of [
     // Like for like with auditd's execve rule: exec events (fork and exit still keep the tree).
-    ['hades events --action exec (ebpf)', 'ebpf', 'exec'],
-    ['hades events --action exec,fork,exit (ebpf)', 'ebpf', 'exec,fork,exit'],
-    ['hades events --action exec --backend cnproc', 'cnproc', 'exec'],
+    ['hades events --action exec (ebpf)', 'ebpf', 'exec', pairs],
+    ['hades events --action exec,fork,exit (ebpf)', 'ebpf', 'exec,fork,exit', 1],
+    ['hades events --action exec --backend cnproc', 'cnproc', 'exec', 1],
   ] as const) {
-    const base = runStorm().rate;
-    runs.push([name, base, await measureHades(backend, actions)]);
+    for (let i = 0; i < repeat; i++) {
+      const base = runStorm().rate;
+      runs.push([name, base, await measureHades(backend, actions)]);
+    }
   }
   const idle = await measureIdle();
-  const cnproc = runs[2]?.[2];
+  const cnproc = runs.find(([name]) => name.includes('cnproc'))?.[2];
   const execOnly = runs[0]?.[2];
   const out: string[] = [];
   out.push(`Run: ${new Date().toISOString()}, ${secs} s storms with ${workers} workers; kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}.`, '');
   out.push('Peers (exec-peers.sh from the shared bench folder, same run; CPU in % of one core):', '', '```', ...peerLines, '```', '');
-  out.push('| run | untraced execs/s just before | execs/s | vs untraced | exec events from the driver (all processes) | storm execs captured with storm-arg | with executable, args, cwd and ancestors | CPU (driver + agent) |', '|---|---|---|---|---|---|---|---|');
+  // CPU per exec against auditd + kauditd's, from the peers' line of the same run.
+  const audit = peerLines.find((l) => l.startsWith('auditd:')) ?? '';
+  const auditExecs = Number(/execs=(\d+)/.exec(audit)?.[1] ?? 0);
+  const auditCpu = Number(/ cpu=([\d.]+)%/.exec(audit)?.[1] ?? 0) + Number(/kauditd_cpu=([\d.]+)%/.exec(audit)?.[1] ?? 0);
+  const auditUsPerExec = auditExecs > 0 ? (auditCpu / 100) * secs * 1e6 / auditExecs : 0;
+  const usPerExec = (cpu: number, execs: number, seconds: number) => (execs > 0 ? (cpu / 100) * seconds * 1e6 / execs : 0);
+  out.push(`auditd + kauditd: ${auditUsPerExec.toFixed(1)} µs of CPU per exec in this run.`, '');
+  out.push('| run | untraced execs/s just before | execs/s (warm agent) | vs untraced | exec events from the driver since start (all processes, warm-up included) | storm execs captured with storm-arg | with executable, args, cwd and ancestors | CPU, warm (driver + agent) | µs per exec, warm (vs auditd) | CPU, first storm after start | µs per exec, first storm (vs auditd) |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [name, base, r] of runs) {
+    const warmUs = usPerExec(r.cpu, r.storm.execs, secs);
+    const coldUs = usPerExec(r.coldCpu, r.coldExecs, warmSecs);
+    const ratio = (us: number) => (auditUsPerExec > 0 ? ` (${(us / auditUsPerExec).toFixed(2)})` : '');
     out.push(
-      `| ${name} | ${base.toFixed(0)} | ${r.storm.rate.toFixed(0)} | ${pct((r.storm.rate / base - 1) * 100)} | ${execSeen(r.stats)} | ${r.capture.stormExecs} / ${r.storm.execs} (${((r.capture.stormExecs / r.storm.execs) * 100).toFixed(2)}%) | ${r.capture.complete} (${((r.capture.complete / r.storm.execs) * 100).toFixed(2)}%) | ${pct(r.cpu)} (${pct(r.driverCpu)} + ${pct(r.agentCpu)}) |`,
+      `| ${name} | ${base.toFixed(0)} | ${r.storm.rate.toFixed(0)} | ${pct((r.storm.rate / base - 1) * 100)} | ${execSeen(r.stats)} | ${r.capture.stormExecs} / ${r.storm.execs} (${((r.capture.stormExecs / r.storm.execs) * 100).toFixed(2)}%) | ${r.capture.complete} (${((r.capture.complete / r.storm.execs) * 100).toFixed(2)}%) | ${pct(r.cpu)} (${pct(r.driverCpu)} + ${pct(r.agentCpu)}) | ${warmUs.toFixed(1)}${ratio(warmUs)} | ${pct(r.coldCpu)} | ${coldUs.toFixed(1)}${ratio(coldUs)} |`,
     );
   }
+  const likeForLike = runs.filter(([name]) => name === 'hades events --action exec (ebpf)');
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const slowdowns = likeForLike.map(([, base, r]) => (r.storm.rate / base - 1) * 100);
+  const perExec = likeForLike.map(([, , r]) => usPerExec(r.cpu, r.storm.execs, secs));
+  out.push(
+    '',
+    `hades events --action exec (ebpf), ${likeForLike.length} pairs: storm slowed by ${slowdowns.map((v) => pct(v)).join(', ')} (median ${pct(median([...slowdowns]))}); ` +
+      `warm agent ${perExec.map((v) => v.toFixed(1)).join(', ')} µs per exec (median ${median([...perExec]).toFixed(1)}, ${auditUsPerExec > 0 ? (median([...perExec]) / auditUsPerExec).toFixed(2) : '?'} of auditd + kauditd).`,
+  );
   out.push('', `cn_proc: ${cnproc?.capture.stormEvents ?? 0} exec events of storm processes arrived; ${cnproc?.capture.stormExecs ?? 0} with their arguments, ${cnproc?.capture.missingArgs ?? 0} with the arguments marked missing in hades.missing (the process had exited before /proc could be read).`);
   out.push('', `Idle over ${idleSecs} s (all hooks): CPU ${pct(idle.cpu)} of one core (driver + agent); resident memory ${idle.rssMb.toFixed(1)} MB (agent ${idle.agentRssMb.toFixed(1)} MB + driver ${idle.driverRssMb.toFixed(1)} MB).`);
   out.push('', 'Final counters of the exec-only eBPF run:', '', '```json', execOnly?.stats ?? '', '```');
