@@ -9,7 +9,7 @@
  * 50 functions optimised in the background). A deployed agent runs for months, so the warm
  * figure is the one that compares with a C daemon; both are printed.
  *
- *   node dist/bench/exec-storm.js [SECONDS=5] [WORKERS=4] [IDLE_SECONDS=60] [WARM_SECONDS=5] [PAIRS=3]
+ *   node dist/bench/exec-storm.js [SECONDS=5] [WORKERS=4] [IDLE_SECONDS=60] [WARM_SECONDS=5] [PAIRS=5]
  *
  * Needs root. The storm generator and the peers script come from the workplace's shared bench
  * folder (HADES_PEERS_DIR, default ../shared/bench next to the repository). Prints a Markdown
@@ -25,7 +25,7 @@ import { rssKb, startHades, stopHades, ticks } from './proc.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.resolve(root, '../shared/bench');
-const [secs = 5, workers = 4, idleSecs = 60, warmSecs = 5, pairs = 3] = process.argv.slice(2).map(Number);
+const [secs = 5, workers = 4, idleSecs = 60, warmSecs = 5, pairs = 5] = process.argv.slice(2).map(Number);
 const work = mkdtempSync(path.join(tmpdir(), 'hades-bench-'));
 const storm = path.join(work, 'storm');
 /** The same program under another name: its children's ancestor is `warmup`, not `storm`. */
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
   execFileSync('cc', ['-O2', '-o', storm, path.join(peersDir, 'storm.c')]);
   copyFileSync(storm, warmup);
   const peerLines = peers();
-  // Each Hades run is paired with an untraced run just before it: the machines are noisy. The
+  // Each Hades run is compared with untraced runs around it: the machines are noisy. The
   // like-for-like run (exec events, eBPF) is repeated PAIRS times and summarised by its median.
   const runs: [string, number, Awaited<ReturnType<typeof measureHades>>][] = [];
   for (const [name, backend, actions, repeat] of [
@@ -146,9 +146,14 @@ async function main(): Promise<void> {
     ['hades events --action exec,fork,exit (ebpf)', 'ebpf', 'exec,fork,exit', 1],
     ['hades events --action exec --backend cnproc', 'cnproc', 'exec', 1],
   ] as const) {
+    // Untraced storms before and after each Hades run, and the mean of the two as its baseline:
+    // the machine's speed drifts by several per cent within minutes.
+    let before = runStorm().rate;
     for (let i = 0; i < repeat; i++) {
-      const base = runStorm().rate;
-      runs.push([name, base, await measureHades(backend, actions)]);
+      const measured = await measureHades(backend, actions);
+      const after = runStorm().rate;
+      runs.push([name, (before + after) / 2, measured]);
+      before = after;
     }
   }
   const idle = await measureIdle();
@@ -164,7 +169,7 @@ async function main(): Promise<void> {
   const auditUsPerExec = auditExecs > 0 ? (auditCpu / 100) * secs * 1e6 / auditExecs : 0;
   const usPerExec = (cpu: number, execs: number, seconds: number) => (execs > 0 ? (cpu / 100) * seconds * 1e6 / execs : 0);
   out.push(`auditd + kauditd: ${auditUsPerExec.toFixed(1)} µs of CPU per exec in this run.`, '');
-  out.push('| run | untraced execs/s just before | execs/s (warm agent) | vs untraced | exec events from the driver since start (all processes, warm-up included) | storm execs captured with storm-arg | with executable, args, cwd and ancestors | CPU, warm (driver + agent) | µs per exec, warm (vs auditd) | CPU, first storm after start | µs per exec, first storm (vs auditd) |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  out.push('| run | untraced execs/s (mean of the runs before and after) | execs/s (warm agent) | vs untraced | exec events from the driver since start (all processes, warm-up included) | storm execs captured with storm-arg | with executable, args, cwd and ancestors | CPU, warm (driver + agent) | µs per exec, warm (vs auditd) | CPU, first storm after start | µs per exec, first storm (vs auditd) |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [name, base, r] of runs) {
     const warmUs = usPerExec(r.cpu, r.storm.execs, secs);
     const coldUs = usPerExec(r.coldCpu, r.coldExecs, warmSecs);

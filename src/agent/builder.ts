@@ -64,13 +64,32 @@ const fullCapabilities = ((): readonly [number, number] => {
 })();
 
 /**
- * True when a process has the capabilities its user id implies: all for root, none otherwise.
- * Events list capabilities only when they differ (a root process in a container with a reduced
- * set, a non-root process with file or ambient capabilities): the usual case is 700 bytes that
- * say nothing the user id does not.
+ * What root's processes have on this host: the capability bounding set of PID 1, which every
+ * process inherits (a host or sandbox that drops a capability for everyone, a container's init);
+ * the kernel's full set where it cannot be read.
  */
-export function usualCapabilities(euid: number, [low, high]: readonly [number, number]): boolean {
-  if (euid === 0) return low >>> 0 === fullCapabilities[0] >>> 0 && high >>> 0 === fullCapabilities[1] >>> 0;
+const rootCapabilities = ((): readonly [number, number] => {
+  try {
+    const hex = /^CapBnd:\s*([0-9a-f]{1,16})$/m.exec(readFileSync('/proc/1/status', 'utf8'))?.[1];
+    if (hex !== undefined) {
+      const padded = hex.padStart(16, '0');
+      return [Number.parseInt(padded.slice(8), 16), Number.parseInt(padded.slice(0, 8), 16)];
+    }
+  } catch {
+    // /proc/1 unreadable: assume nothing was dropped
+  }
+  return fullCapabilities;
+})();
+
+/**
+ * True when a process has the capabilities its user id implies: root's usual set (`root`, by
+ * default the bounding set of PID 1) for root, none otherwise. Events list capabilities only
+ * when they differ (a root process with a reduced set, such as a hardened service or a
+ * container's, a non-root process with file or ambient capabilities): the usual case is 800
+ * bytes that say nothing the user id does not.
+ */
+export function usualCapabilities(euid: number, [low, high]: readonly [number, number], root: readonly [number, number] = rootCapabilities): boolean {
+  if (euid === 0) return low >>> 0 === root[0] >>> 0 && high >>> 0 === root[1] >>> 0;
   return low === 0 && high === 0;
 }
 

@@ -121,6 +121,22 @@ metrics: { listen: "127.0.0.1:0" }
 
   const ids = () => [...new Set(agents.map((a) => a.agentId!))].sort();
 
+  it('shows in the fleet when each agent\'s certificate expires and how its renewals went, from its heartbeats', { timeout: 30_000 }, async () => {
+    for (const id of ids()) {
+      const agent = await waitUntil<AnyEvent>(`a heartbeat of ${id} with its certificate`, async () => {
+        const a = (await server.ok('GET', `/api/v1/agents/${id}`)) as AnyEvent;
+        return a['lastHeartbeat']?.['certificate'] ? a : undefined;
+      }, 20_000, 250);
+      const certificate = agent['lastHeartbeat']['certificate'] as { expires: string; renewals: number; failures: number; last_error?: string };
+      // The agent's own view of the certificate it uses: the one the server issued it.
+      assert.equal(Date.parse(certificate.expires), Date.parse(agent['certNotAfter'] as string));
+      assert.ok(Date.parse(certificate.expires) > Date.now());
+      assert.equal(certificate.renewals, 0);
+      assert.equal(certificate.failures, 0);
+      assert.equal(certificate.last_error, undefined);
+    }
+  });
+
   it('returns each host\'s rows as NDJSON with the host and agent id, and exits 0', { timeout: 60_000 }, async () => {
     const result = await hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--timeout', '30', '--config', serverYaml);
     assert.equal(result.status, 0, result.stderr);

@@ -111,8 +111,15 @@ describe('event building helpers', () => {
   it('lists capabilities only when they differ from what the user id implies', () => {
     const last = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
     const full: [number, number] = [0xffffffff, 2 ** (last + 1 - 32) - 1];
-    assert.equal(usualCapabilities(0, full), true);
-    assert.equal(usualCapabilities(0, [full[0] & ~(1 << 21), full[1]]), false, 'root without CAP_SYS_ADMIN (a container)');
+    assert.equal(usualCapabilities(0, full, full), true);
+    assert.equal(usualCapabilities(0, [full[0] & ~(1 << 21), full[1]], full), false, 'root without CAP_SYS_ADMIN (a container)');
+    // A host whose init dropped CAP_SYS_RESOURCE for everyone: that set is root's usual one.
+    const dropped: [number, number] = [full[0] & ~(1 << 24), full[1]];
+    assert.equal(usualCapabilities(0, dropped, dropped), true);
+    assert.equal(usualCapabilities(0, full, dropped), false);
+    // By default, root's usual set is the bounding set of PID 1.
+    const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/1/status', 'utf8'))?.[1]?.padStart(16, '0') ?? '';
+    assert.equal(usualCapabilities(0, [Number.parseInt(bnd.slice(8), 16), Number.parseInt(bnd.slice(0, 8), 16)]), true);
     assert.equal(usualCapabilities(1000, [0, 0]), true);
     assert.equal(usualCapabilities(1000, [1 << 13, 0]), false, 'a user with CAP_NET_RAW (file capabilities)');
   });

@@ -586,7 +586,7 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
-    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs });
+    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs, certificate: this.transport.certificateHealth() });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {

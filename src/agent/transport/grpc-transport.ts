@@ -19,7 +19,7 @@ import { channelOptions, gatewayService, type AgentMessage, type ServerMessage }
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
 import type { Identity } from './enroll.js';
-import { CertificateRenewer, refusal, type RenewalSettings, type RenewalStats } from './renewal.js';
+import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
 
 export interface ServerTask {
   readonly id: string;
@@ -110,6 +110,22 @@ export class GrpcTransport implements BatchTransport {
   /** Certificate renewals: done, failed, and the last failure's code; undefined without renewal. */
   get renewal(): Readonly<RenewalStats> | undefined {
     return this.renewer?.stats;
+  }
+
+  /**
+   * The agent's certificate as the heartbeat reports it: when the one in use expires, and the
+   * renewals so far (done, failed, the last failure's code), so that the fleet shows an agent
+   * whose renewals fail before its certificate runs out.
+   */
+  certificateHealth(): { expires: string | undefined; renewals: number; failures: number; last_error?: string } {
+    let expires: string | undefined;
+    try {
+      expires = new Date(validity(this.identity.certPem).notAfter).toISOString();
+    } catch {
+      expires = undefined; // unreadable: the stream's TLS would fail first; nothing to report
+    }
+    const stats = this.renewer?.stats;
+    return { expires, renewals: stats?.renewals ?? 0, failures: stats?.failures ?? 0, ...(stats?.lastError ? { last_error: stats.lastError } : {}) };
   }
 
   private open(signal: AbortSignal): Promise<void> {

@@ -107,7 +107,7 @@ export const Process = Obj(
           capabilities: Opt(
             Obj(
               { effective: Type.Array(Str('Capability name.', 32), { description: 'Effective capabilities.' }) },
-              'Capabilities, present only when they differ from what the user id implies (all for root, none for other users): a root process with a reduced set (a container) or a non-root process with capabilities (file or ambient capabilities).',
+              'Capabilities, present only when they differ from what the user id implies (for root the capability bounding set of PID 1, which is every capability on most hosts; none for other users): a root process with a reduced set (a hardened service, a container) or a non-root process with capabilities (file or ambient capabilities).',
             ),
           ),
         },
