@@ -79,8 +79,8 @@ describe('fleet queries through a server and real agents (root)', { skip: root ?
     // What `hades fleet query` reads: the API address, and the data folder with the CA and admin token.
     serverYaml = path.join(dir, 'server.yaml');
     writeFileSync(serverYaml, `data_dir: ${JSON.stringify(server.dataDir)}\nlisten: { api: "${server.addresses.api.replace('https://', '')}" }\n`);
-    // The agent opens its stream to the server with its first batch of events: the heartbeat
-    // (an agent_health event every 2 s) is the only thing these agents send.
+    // The agents open their stream to the server at start; the heartbeat (an agent_health event
+    // every 2 s) is the only thing these agents send.
     for (const name of ['a', 'b']) {
       const token = await server.enrollmentToken('10m');
       const dataDir = path.join(dir, `agent-${name}`);

@@ -424,6 +424,47 @@ describe('malformed and oversized messages', () => {
   });
 });
 
+describe('an idle agent', () => {
+  it('is online from its start, gets a task at once, and comes back by itself after a server restart, with no event to send', { timeout: 60_000 }, async () => {
+    const [agentsPort, apiPort] = await freePorts(2);
+    const server = await TestServer.start({ listen: { agents: `127.0.0.1:${agentsPort}`, api: `127.0.0.1:${apiPort}` } });
+    const dir = tempDir('hades-idle-');
+    const token = await server.enrollmentToken('10m');
+    // No driver, no plugin, a heartbeat event once an hour: nothing opens a stream but the agent itself.
+    const agent = new Agent({
+      config: agentConfig(`
+agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, inventory: { enabled: false } }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+`),
+      version: AGENT_VERSION,
+      stderr: new LogSink(),
+    });
+    const online = async (): Promise<string | undefined> => {
+      const agents = (await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[];
+      return agents[0]?.online === true ? (agents[0].id as string) : undefined;
+    };
+    try {
+      await agent.start();
+      const agentId = await waitUntil('the idle agent online', online, 10_000, 100);
+      assert.equal(agent.status().pipeline.outputs.find((o) => o.name === 'server')?.in ?? 0, 0, 'no event was sent');
+      const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'log_level', params: { level: 'info' } } })).tasks[0] as AnyEvent;
+      await waitUntil('the task done', async () => ((await server.ok('GET', `/api/v1/tasks/${task['id']}`)) as AnyEvent)['status'] === 'done' || undefined, 10_000, 100);
+      await server.stop();
+      await server.start();
+      await waitUntil('the idle agent online again', online, 20_000, 200);
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+});
+
 describe('the server restarted while an agent streams', () => {
   it('gets every event of the plugin\'s run exactly once, in order', { timeout: 60_000 }, async () => {
     const [agentsPort, apiPort] = await freePorts(2);

@@ -38,11 +38,13 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
       };
       await waitFor('the local agent online', online, 60_000, 250);
       const marker = `hades-e2e-${process.pid}`;
-      // Run through a shell, so that the event has an ancestry of several processes.
-      spawnSync('/bin/sh', ['-c', `/bin/echo ${marker}`]);
+      // Run through a shell, so that the event has an ancestry of several processes. The agent
+      // is online as soon as its stream is open, which can be before its driver has attached:
+      // the command runs again at each try until its event is found.
       const found = await waitFor(
         'the exec event through the API',
         () => {
+          spawnSync('/bin/sh', ['-c', `/bin/echo ${marker}`]);
           const result = hades('search', '--json', '--since', '10m', '--action', 'exec', '--config', serverConfig, `process.args=${marker}`);
           if (result.status !== 0) return undefined;
           const events = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);

@@ -299,6 +299,8 @@ export class Agent {
       },
     });
     this.transport = transport;
+    // Connected from the start, not from the first batch: an idle agent gets its tasks at once.
+    transport.start();
     return transport;
   }
 

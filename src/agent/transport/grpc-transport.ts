@@ -63,6 +63,9 @@ interface RenewWaiter {
 
 /** How long a stream ended for a reconnection may take to finish before it is cancelled. */
 const RETIRE_GRACE_MS = 5000;
+/** Backoff between attempts to keep a stream open (see keepOpen), doubled per failure, with jitter. */
+const KEEP_OPEN_MIN_MS = 1000;
+const KEEP_OPEN_MAX_MS = 30_000;
 
 export class GrpcTransport implements BatchTransport {
   readonly name = 'server';
@@ -81,6 +84,10 @@ export class GrpcTransport implements BatchTransport {
   private readonly renewer: CertificateRenewer | undefined;
   private renewWaiter: RenewWaiter | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** keepOpen(): on after start(), its next attempt, and its backoff. */
+  private keepingOpen = false;
+  private keepTimer: NodeJS.Timeout | undefined;
+  private keepBackoffMs = KEEP_OPEN_MIN_MS;
   /** Streams ended for a reconnection, still finishing: each entry cancels its stream. */
   private readonly retiring = new Set<() => void>();
   /** Aborted at close: streams the transport opens by itself (a reconnection) stop with it. */
@@ -105,6 +112,41 @@ export class GrpcTransport implements BatchTransport {
 
   get connected(): boolean {
     return this.stream !== undefined;
+  }
+
+  /**
+   * Keeps a stream open from now on, events or not: configuration and tasks reach an idle agent
+   * at once, and a stream the server ended (a restart) is opened again with backoff (1 s doubling
+   * to 30 s, with jitter) instead of at the next batch. Sends use the same stream.
+   */
+  start(): void {
+    if (this.closed || this.keepingOpen) return;
+    this.keepingOpen = true;
+    this.keepOpen();
+  }
+
+  private keepOpen(): void {
+    this.keepTimer = undefined;
+    if (this.closed || this.stream !== undefined) return;
+    this.open(this.lifetime.signal).then(
+      () => {
+        this.keepBackoffMs = KEEP_OPEN_MIN_MS;
+      },
+      (error: unknown) => {
+        if (this.closed) return;
+        this.options.log.debug('no stream to the server yet; trying again', { err: toHadesError(error), retry_ms: this.keepBackoffMs });
+        this.scheduleKeepOpen();
+      },
+    );
+  }
+
+  /** The next keepOpen() attempt, after the backoff. Drops also call it: the stream comes back by itself. */
+  private scheduleKeepOpen(): void {
+    if (!this.keepingOpen || this.closed || this.keepTimer !== undefined) return;
+    const delay = this.keepBackoffMs * (0.5 + Math.random() / 2);
+    this.keepBackoffMs = Math.min(this.keepBackoffMs * 2, KEEP_OPEN_MAX_MS);
+    this.keepTimer = setTimeout(() => this.keepOpen(), delay);
+    this.keepTimer.unref();
   }
 
   /** Certificate renewals: done, failed, and the last failure's code; undefined without renewal. */
@@ -188,6 +230,7 @@ export class GrpcTransport implements BatchTransport {
     const pending = this.pending;
     this.pending = undefined;
     pending?.reject(error);
+    this.scheduleKeepOpen();
   }
 
   private onMessage(message: ServerMessage, stream: Stream): void {
@@ -352,6 +395,8 @@ export class GrpcTransport implements BatchTransport {
     this.renewer?.close();
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    clearTimeout(this.keepTimer);
+    this.keepTimer = undefined;
     this.lifetime.abort();
     for (const cancel of [...this.retiring]) cancel();
     const stream = this.stream;
