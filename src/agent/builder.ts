@@ -194,6 +194,19 @@ function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
  * event.category of the process events made here: one array shared by all of them, by which
  * serialize.ts recognises the fixed shapes below (it writes those without JSON.stringify).
  */
+const commandLines = new WeakMap<readonly string[], string>();
+
+/** The arguments joined by spaces, made once per list: a parent's, which its children's events share. */
+function commandLineOf(args: readonly string[] | undefined): string | undefined {
+  if (args === undefined) return undefined;
+  let line = commandLines.get(args);
+  if (line === undefined) {
+    line = args.join(' ');
+    commandLines.set(args, line);
+  }
+  return line;
+}
+
 export const EXEC_CATEGORY = ['process'];
 const START_TYPE = ['start'];
 const END_TYPE = ['end'];
@@ -455,6 +468,7 @@ export class EventBuilder {
       name: parent?.name || undefined,
       executable: parent?.executable,
       args: parent?.args,
+      command_line: commandLineOf(parent?.args),
       start: parentStartNs ? isoFromNs(this.bootTimeNs + parentStartNs) : undefined,
     };
   }

@@ -36,6 +36,7 @@ interface ParentRef {
   name?: string | undefined;
   executable?: string | undefined;
   args?: Strings | undefined;
+  command_line?: string | undefined;
   start?: string | undefined;
 }
 interface Lineage {
@@ -423,16 +424,16 @@ const memoParents: ({ ref: ParentRef; json: string } | undefined)[] = new Array<
 
 /** `,"parent":{...}` of exec and fork events: siblings share all of it but the object. */
 function parent(p: ParentRef): string {
-  // The builder's six members, and no other (an enricher's) that the memo's key would miss.
-  if (keyCount(p) !== 6) {
+  // The builder's seven members, and no other (an enricher's) that the memo's key would miss.
+  if (keyCount(p) !== 7) {
     plain = false;
     return '';
   }
   const slot = p.pid & 7;
   const r = memoParents[slot]?.ref;
-  if (r !== undefined && p.pid === r.pid && p.entity_id === r.entity_id && p.name === r.name && p.executable === r.executable && p.args === r.args && p.start === r.start) return (memoParents[slot] as { json: string }).json;
+  if (r !== undefined && p.pid === r.pid && p.entity_id === r.entity_id && p.name === r.name && p.executable === r.executable && p.args === r.args && p.command_line === r.command_line && p.start === r.start) return (memoParents[slot] as { json: string }).json;
   const json = flat(`,"parent":${js(p)}`);
-  memoParents[slot] = { ref: { pid: p.pid, entity_id: p.entity_id, name: p.name, executable: p.executable, args: p.args, start: p.start }, json };
+  memoParents[slot] = { ref: { pid: p.pid, entity_id: p.entity_id, name: p.name, executable: p.executable, args: p.args, command_line: p.command_line, start: p.start }, json };
   return json;
 }
 

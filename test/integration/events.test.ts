@@ -143,6 +143,8 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       assert.ok(ancestors.length >= 3, JSON.stringify(ancestors));
       assert.equal(ancestors[0]?.['pid'], e['process'].parent.pid);
       assert.ok((ancestors[0]?.['args'] as string[]).some((a) => a.includes(`${marker}-chain`)), JSON.stringify(ancestors[0]));
+      // The parent's command line (what Sigma's ParentCommandLine tests): its arguments joined.
+      if (e['process'].parent.args) assert.equal(e['process'].parent.command_line, (e['process'].parent.args as string[]).join(' '));
       assert.equal(ancestors[1]?.['name'], 'sh');
       assert.equal(ancestors[2]?.['pid'], process.pid);
       assert.match(e['hades'].ancestry as string, new RegExp(`^sh\\(${e['process'].pid}\\) < sh\\(\\d+\\) < sh\\(\\d+\\) < node\\(${process.pid}\\)`));

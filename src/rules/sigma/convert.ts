@@ -245,7 +245,6 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
     if (target.spec) {
       const m = mapField(target.spec, sigmaField);
       if (m?.kind === 'field') return m.target;
-      if (m?.kind === 'args') return { code: 'HADES_ERR_SIGMA_FIELD', detail: sigmaField, message: `the correlation groups by '${sigmaField}', which Hades events carry as a list of arguments, not one value` };
       return { code: 'HADES_ERR_SIGMA_FIELD', detail: sigmaField, message: `the correlation groups by '${sigmaField}', which has no equivalent in the events of '${target.doc.title}' (${target.spec.category})` };
     }
     // A correlation: the field must mean the same in every rule it uses.

@@ -238,69 +238,10 @@ function fieldEntry(ctx: DetectionContext, key: string, raw: unknown): HExpr {
     const e = combine(items, mods.all);
     return mods.neq ? not(e) : e;
   }
-  if (mapping.kind === 'args') {
-    const e = argsValues(ctx, name, mapping.target, mods, scalars);
-    return mods.neq ? not(e) : e;
-  }
   const target = mapping.target;
   const type = fieldInfo(target)?.type ?? 'any';
   const e = fieldValues(ctx, key, target, type, mods, scalars);
   return mods.neq ? not(e) : e;
-}
-
-/** Most spaces in a value tested through arguments: each space may or may not separate two. */
-const MAX_ARG_SPACES = 4;
-
-/** The ways a text may be cut into arguments at its spaces (each space a separator or not). */
-function splits(literal: string): string[][] {
-  const words = literal.split(' ');
-  const out: string[][] = [];
-  for (let mask = 0; mask < 1 << (words.length - 1); mask++) {
-    const parts = [words[0]!];
-    for (let i = 1; i < words.length; i++) {
-      if (mask & (1 << (i - 1))) parts.push(words[i]!);
-      else parts[parts.length - 1] += ` ${words[i]!}`;
-    }
-    out.push(parts);
-  }
-  return out;
-}
-
-/**
- * A command line tested through its arguments (FieldMapping 'args'), exactly or not at all.
- * The line is the arguments joined by spaces, so: a value without spaces is inside the line when
- * an argument holds it; the line is (or starts with) a value when, for one of the ways to cut
- * the value at its spaces, the arguments are (or start with) its parts. A value with spaces
- * that may start inside an argument (contains, endswith) cannot be placed, and is refused.
- */
-function argsValues(ctx: DetectionContext, name: string, target: string, mods: Modifiers, values: readonly Scalar[]): HExpr {
-  const refuse = (detail: string, why: string) =>
-    ctx.issue('HADES_ERR_SIGMA_VALUE', `${name} ${detail}`, `'${name}': ${why}; Hades events carry this command line as its list of arguments (${target}), which tells where a value starts only for =, startswith, and contains without spaces`);
-  if (mods.transforms.length > 0 || (mods.match !== 'eq' && mods.match !== 'contains' && mods.match !== 'startswith')) {
-    return refuse(mods.match === 'endswith' ? 'endswith' : 'modifier', `'${[mods.match, ...mods.transforms].join('|')}' needs the joined command line`);
-  }
-  const ci = !mods.cased;
-  const at = (i: number) => `${target}[${i}]`;
-  const items = values.map((v): HExpr => {
-    if (v === null) return not({ kind: 'exists', field: target });
-    const pattern = parseValue(asText(v));
-    const literal = literalOf(pattern);
-    if (hasWildcards(pattern)) return refuse('wildcard', `'${literal}' has wildcards, which may span several arguments`);
-    const spaces = literal.split(' ').length - 1;
-    if (mods.match === 'contains') {
-      if (spaces > 0) return refuse('space', `'${literal}' has spaces, so it may start inside any argument and run into the next`);
-      return cmp(target, ci ? 'icontains' : 'contains', [text(literal)]);
-    }
-    if (spaces > MAX_ARG_SPACES) return refuse('space', `'${literal}' has more than ${MAX_ARG_SPACES} spaces`);
-    return or(
-      splits(literal).map((parts) => {
-        const last = parts.length - 1;
-        const fixed = parts.map((p, i) => (i === last && mods.match === 'startswith' ? cmp(at(i), ci ? 'istartswith' : 'startswith', [text(p)]) : cmp(at(i), ci ? 'i=' : '=', [text(p)])));
-        return and(mods.match === 'eq' ? [...fixed, not({ kind: 'exists', field: at(last + 1) })] : fixed);
-      }),
-    );
-  });
-  return combine(items, mods.all);
 }
 
 function fieldValues(ctx: DetectionContext, key: string, target: string, type: string, mods: Modifiers, values: readonly Scalar[]): HExpr {

@@ -17,15 +17,7 @@ export type FieldMapping =
    * is `event.action = connect`. `true` in `values` means the value holds for every event of the
    * category (a DNS query is always initiated by the process).
    */
-  | { readonly kind: 'values'; readonly target: string; readonly values: Readonly<Record<string, string | true>> }
-  /**
-   * A command line that Hades events carry as its list of arguments only (`target`, an array):
-   * `=` and `startswith` test the arguments from the first (a value with spaces in each of the
-   * ways its spaces may separate arguments), `contains` any argument, for values without spaces.
-   * What cannot be placed among the arguments (`endswith`, `contains` with spaces, wildcards) is
-   * refused.
-   */
-  | { readonly kind: 'args'; readonly target: string };
+  | { readonly kind: 'values'; readonly target: string; readonly values: Readonly<Record<string, string | true>> };
 
 export interface CategorySpec {
   /** The Sigma `logsource.category`. */
@@ -52,8 +44,7 @@ const PROCESS: Readonly<Record<string, FieldMapping>> = {
   ProcessGuid: field('process.entity_id'),
   User: field('process.user.name'),
   ParentImage: field('process.parent.executable'),
-  // The agent sends the parent's arguments, not its command line.
-  ParentCommandLine: { kind: 'args', target: 'process.parent.args' },
+  ParentCommandLine: field('process.parent.command_line'),
   ParentProcessId: field('process.parent.pid'),
   ParentProcessGuid: field('process.parent.entity_id'),
 };
@@ -225,7 +216,6 @@ export function carriedBy(spec: CategorySpec, target: string): boolean {
 export function mappingRows(spec: CategorySpec): string[] {
   return Object.entries(spec.fields).map(([name, m]) => {
     if (m.kind === 'field') return `| \`${name}\` | \`${m.target}\` |`;
-    if (m.kind === 'args') return `| \`${name}\` | \`${m.target}\`, argument by argument: \`=\` and \`startswith\` from the first, \`contains\` (no spaces) any; no wildcards, no \`endswith\` |`;
     const values = Object.entries(m.values).map(([v, to]) => (to === true ? `\`${v}\`: every event` : `\`${v}\`: \`${m.target} = ${to}\``));
     return `| \`${name}\` | ${values.join(', ')} |`;
   });
