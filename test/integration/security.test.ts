@@ -585,3 +585,26 @@ describe('hades events --action connect', { skip }, () => {
     assert.ok((mine[0]?.['hades'].ancestors as AnyEvent[]).some((a) => a['pid'] === process.pid), mine[0]?.['hades'].ancestry);
   });
 });
+
+describe('the default file_watch', { skip }, () => {
+  it('sees a file dropped in /var/tmp and a user\'s .bashrc written', async () => {
+    const varTmp = realpathSync(mkdtempSync('/var/tmp/hades-default-watch-'));
+    // A home folder of a user that does not exist: /home/*/.bashrc matches any name.
+    const home = mkdtempSync('/home/hades-test-');
+    const dropped = path.join(varTmp, 'payload');
+    const bashrc = path.join(home, '.bashrc');
+    let capture: Capture;
+    try {
+      capture = await captureEvents(['--action', 'file_create'], async () => {
+        await runChild('/bin/sh', ['-c', 'echo x > "$1"; echo "alias ls=x" >> "$2"', 'sh', dropped, bashrc]);
+      });
+    } finally {
+      rmSync(varTmp, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+    }
+    assert.equal(capture.status, 0, capture.stderr);
+    const paths = capture.events.filter((e) => e['event'].action === 'file_create').map((e) => e['file']?.path as string);
+    assert.ok(paths.includes(dropped), JSON.stringify(paths));
+    assert.ok(paths.includes(bashrc), JSON.stringify(paths));
+  });
+});

@@ -232,7 +232,16 @@ export const AgentConfigSchema = Type.Object(
             '/bin/',
             '/sbin/',
             '/tmp/',
+            '/var/tmp/',
             '/dev/shm/',
+            // Users' shell startup files (shell_profile_modified). Four `*` rules at most share a
+            // prefix (/home/): .ssh/ and these three.
+            '/root/.bashrc',
+            '/root/.profile',
+            '/root/.bash_profile',
+            '/home/*/.bashrc',
+            '/home/*/.profile',
+            '/home/*/.bash_profile',
           ],
             maxItems: 256,
             description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
