@@ -196,7 +196,7 @@ function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
  */
 const commandLines = new WeakMap<readonly string[], string>();
 
-/** The arguments joined by spaces, made once per list: a parent's, which its children's events share. */
+/** The arguments joined by spaces, made once per list: a process's, which its forks and its children's events share. */
 function commandLineOf(args: readonly string[] | undefined): string | undefined {
   if (args === undefined) return undefined;
   let line = commandLines.get(args);
@@ -330,7 +330,7 @@ export class EventBuilder {
       name: r.comm,
       executable: node?.executable,
       args: node?.args,
-      command_line: node?.args?.join(' '),
+      command_line: commandLineOf(node?.args),
       start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       thread: r.tid !== r.pid ? { id: r.tid } : undefined,
       parent: r.ppid ? this.parentRef(r.ppid, 0) : undefined,
@@ -570,7 +570,7 @@ export class EventBuilder {
       name: r.comm,
       executable: node.executable,
       args: node.args,
-      command_line: node.args?.join(' '),
+      command_line: commandLineOf(node.args),
       start: isoFromNs(this.bootTimeNs + r.childStartNs),
       parent: this.parentRef(r.pid, r.parentStartNs),
       user: this.user(r.uid),
