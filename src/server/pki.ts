@@ -19,11 +19,12 @@
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, chmodSync, writeSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HadesError, isHadesError } from '../common/errors.js';
+import { writePrivateFile } from '../runtime/private-file.js';
 
 // --- @peculiar/x509 loading ----------------------------------------------------------------
 
@@ -131,29 +132,11 @@ function canonicalIp(ip: string): string | undefined {
   return undefined;
 }
 
-/** Writes a file atomically with mode 0600: temporary file, fsync, rename, fsync of the folder. */
+/** Writes a key or certificate: mode 0600, atomically, the folder synced (runtime/private-file.ts). */
 function writeSecretFile(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    // 'wx' on a fresh name: the file is created with mode 0600, never reused with another mode.
-    rmSync(tmp, { force: true });
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
-    const dirFd = openSync(path.dirname(file), 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writePrivateFile(file, text, { syncFolder: true });
   } catch (error) {
-    rmSync(tmp, { force: true });
     throw pkiError(`cannot write ${file}`, error);
   }
 }

@@ -12,7 +12,7 @@
  * certificate.
  */
 import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import path from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { HadesError, isErrorCode } from '../../common/errors.js';
+import { syncFolder, writePrivateFile } from '../../runtime/private-file.js';
 
 export interface Identity {
   readonly agentId: string;
@@ -73,46 +74,16 @@ export function loadIdentity(dataDir: string): Identity | undefined {
   return identity;
 }
 
-/** Writes a file readable by the agent only, atomically: temporary file, fsync, rename. */
-function writePrivateFile(dir: string, name: string, text: string): void {
-  const file = path.join(dir, name);
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    // A fresh name opened with 'wx': the file is created 0600, never reused with another mode.
-    rmSync(tmp, { force: true });
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (error) {
-    rmSync(tmp, { force: true });
-    throw error;
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function saveIdentity(dataDir: string, identity: Identity): void {
   const dir = identityDir(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  writePrivateFile(dir, 'key.pem', identity.keyPem);
-  writePrivateFile(dir, 'cert.pem', identity.certPem);
-  writePrivateFile(dir, 'ca.pem', identity.caPem);
+  writePrivateFile(path.join(dir, 'key.pem'), identity.keyPem);
+  writePrivateFile(path.join(dir, 'cert.pem'), identity.certPem);
+  writePrivateFile(path.join(dir, 'ca.pem'), identity.caPem);
   // Last: its presence means the identity is complete.
-  writePrivateFile(dir, 'agent.json', `${JSON.stringify({ agentId: identity.agentId, gateways: identity.gateways })}\n`);
-  syncDir(dir);
+  writePrivateFile(path.join(dir, 'agent.json'), `${JSON.stringify({ agentId: identity.agentId, gateways: identity.gateways })}\n`);
+  syncFolder(dir);
 }
 
 /**
@@ -127,12 +98,12 @@ export function saveRenewedIdentity(dataDir: string, identity: Identity, serial:
   const key = `key-${suffix}.pem`;
   const cert = `cert-${suffix}.pem`;
   if (key === meta.key) throw new HadesError('HADES_ERR_PKI', `the certificate with serial ${serial} is already in use`);
-  writePrivateFile(dir, key, identity.keyPem);
-  writePrivateFile(dir, cert, identity.certPem);
-  syncDir(dir);
+  writePrivateFile(path.join(dir, key), identity.keyPem);
+  writePrivateFile(path.join(dir, cert), identity.certPem);
+  syncFolder(dir);
   // The commit: from here on the new pair is the identity.
-  writePrivateFile(dir, 'agent.json', `${JSON.stringify({ ...meta, key, cert } satisfies IdentityMeta)}\n`);
-  syncDir(dir);
+  writePrivateFile(path.join(dir, 'agent.json'), `${JSON.stringify({ ...meta, key, cert } satisfies IdentityMeta)}\n`);
+  syncFolder(dir);
   for (const name of readdirSync(dir)) {
     if ((PAIR_FILE_RE.test(name) || /^(key|cert)[-.].*\.tmp-\d+$/.test(name)) && name !== key && name !== cert) rmSync(path.join(dir, name), { force: true });
   }

@@ -7,9 +7,10 @@
  * On the first start `ensureBootstrapAdmin` creates an admin token and writes it, mode 0600, to
  * a file of the data folder: the local deployment's credentials, which the CLI reads.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
+import { writePrivateFile } from '../../runtime/private-file.js';
 import { migrate, type Db } from '../db.js';
 import { isoOrUndefined, isoTime, mintToken, parseToken, secretMatches, type Clock } from './tokens.js';
 
@@ -212,22 +213,10 @@ function readTokenFile(file: string): { token: string; mode: number; exposed: bo
 
 /** Writes the token atomically, mode 0600 from the start (never readable by others, even briefly). */
 function writeTokenFile(file: string, token: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
   try {
-    // 'wx' on a fresh name: the file is created with mode 0600, never reused with another mode.
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    rmSync(tmp, { force: true });
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, `${token}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
+    writePrivateFile(file, `${token}\n`);
   } catch (error) {
-    rmSync(tmp, { force: true });
     throw fileError(file, error);
   }
 }
