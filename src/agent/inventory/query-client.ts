@@ -5,25 +5,13 @@
  * step cannot be interrupted), the client answers HADES_ERR_QUERY_TIMEOUT and tells its owner, who
  * restarts or kills the collector. This module loads neither SQLite nor the tables: the agent uses it.
  */
-import type { QueryColumn, QueryRequest, QueryResultFrame, QueryWarning } from '../../common/plugins/protocol.js';
+import type { QueryRequest, QueryResultFrame } from '../../common/plugins/protocol.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 
-export type QueryAnswer =
-  | {
-      readonly ok: true;
-      readonly columns: readonly QueryColumn[];
-      readonly rows: unknown[][];
-      readonly row_count: number;
-      readonly truncated: boolean;
-      readonly truncated_by?: 'rows' | 'bytes';
-      readonly tables: readonly string[];
-      readonly warnings: readonly QueryWarning[];
-      readonly warnings_total: number;
-      readonly collect_ms: number;
-      readonly sql_ms: number;
-      readonly elapsed_ms: number;
-    }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly details?: Readonly<Record<string, unknown>> };
+/** The final frame's fields (without the framing) and, on success, the rows of its chunks. */
+type FinalFrame<Ok extends boolean> = Omit<Extract<QueryResultFrame, { done: true; ok: Ok }>, 'request_id' | 'done'>;
+
+export type QueryAnswer = (FinalFrame<true> & { readonly rows: unknown[][]; readonly elapsed_ms: number }) | FinalFrame<false>;
 
 export interface QueryClientOptions {
   /** Writes a frame to the collector; false when it is not running. */
