@@ -472,6 +472,19 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 		memcpy(k.data, val, len);
 		return flag_key_op(fd, &k, op, why);
 	}
+	case HADES_FILTER_FILE_QUIET: {
+		fd = bpf_map__fd(e->skel->maps.file_quiet);
+		if (op == HADES_FILTER_CLEAR)
+			return map_clear(fd, sizeof(struct hades_lpm_key));
+		struct hades_lpm_key k = { 0 };
+		if (len == 0 || len > HADES_PREFIX_MAX || memchr(val, 0, len) || memchr(val, '*', len)) {
+			*why = "quiet prefix must be 1..255 bytes without NUL or '*'";
+			return -EINVAL;
+		}
+		k.prefixlen = len * 8;
+		memcpy(k.data, val, len);
+		return flag_key_op(fd, &k, op, why);
+	}
 	case HADES_FILTER_PROTECTED_PID: {
 		fd = bpf_map__fd(e->skel->maps.protected_pid);
 		if (op == HADES_FILTER_CLEAR)

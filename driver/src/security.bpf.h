@@ -20,6 +20,7 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define O_CREAT 0100
+#define O_TRUNC 01000
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
 #define TCP_ESTABLISHED 1
@@ -126,6 +127,16 @@ struct {
 	__type(key, struct hades_lpm_key);
 	__type(value, __u8);
 } unix_prefix SEC(".maps");
+
+/* FILE_QUIET prefixes: an existing file opened below one is reported only
+ * when the open truncates it (logs appended to all day, emptied by an intruder) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hades_lpm_key);
+	__type(value, __u8);
+} file_quiet SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1632,6 +1643,12 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!path_watched(s, sizeof(*f), p1_len) &&
 	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
+		bump(&c->ignored);
+		return 0;
+	}
+	/* path_watched left p1 in s->lpm (an open has no p2) */
+	if (file && is_open && !(flags & HADES_F_FILE_CREATED) && !(f->op_flags & O_TRUNC) &&
+	    bpf_map_lookup_elem(&file_quiet, &s->lpm)) {
 		bump(&c->ignored);
 		return 0;
 	}

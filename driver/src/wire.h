@@ -470,6 +470,7 @@ enum hades_filter_target {
 	HADES_FILTER_PROTECTED_PID = 7, /* value: u32 pid */
 	HADES_FILTER_UNIX_PATH = 8,   /* value: AF_UNIX path prefix, 1..107 bytes */
 	HADES_FILTER_CONNECT_DEDUP_MS = 9, /* SET, value: u32 window in ms, 0 = off */
+	HADES_FILTER_FILE_QUIET = 10, /* value: path prefix, 1..255 bytes, no "*" */
 };
 
 #define HADES_PREFIX_MAX 255      /* FILE_PREFIX / UNIX_PATH value length limit */

@@ -303,6 +303,7 @@ export class KernelEvents {
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
+          ...list(FilterTarget.fileQuiet, driver.file_watch_quiet.map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
           ...list(FilterTarget.protectedPid, ownPids.map(u32)),
           [FilterOp.set, FilterTarget.connectDedupMs, u32(this.connectDedupMs())],
@@ -325,7 +326,7 @@ export class KernelEvents {
       if (ack.ok) continue;
       // EINVAL and ENOSPC mean the value itself was refused: a configuration problem.
       invalid ||= ack.code === 'EINVAL' || ack.code === 'ENOSPC';
-      const textual = target === FilterTarget.exeDeny || target === FilterTarget.filePrefix || target === FilterTarget.unixPath;
+      const textual = target === FilterTarget.exeDeny || target === FilterTarget.filePrefix || target === FilterTarget.fileQuiet || target === FilterTarget.unixPath;
       const shown = textual ? JSON.stringify(new TextDecoder().decode(value)) : `0x${Buffer.from(value).toString('hex')}`;
       refused.push(`${shown}: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
     }

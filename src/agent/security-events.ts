@@ -44,6 +44,8 @@ const MFD_FLAGS: readonly [number, string][] = [
   [16, 'MFD_EXEC'],
 ];
 
+/** open(2): truncate an existing file to length 0. */
+const O_TRUNC = 0o1000;
 const outcome = (result: number): 'success' | 'failure' => (result < 0 ? 'failure' : 'success');
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 
@@ -224,7 +226,10 @@ export class SecurityEvents {
     };
     if (r.type === 'file_create') {
       hadesFile['executable'] = executable;
-      hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
+      const created = (r.flags & SecurityFlag.fileCreated) !== 0;
+      hadesFile['created'] = created;
+      // O_TRUNC on a file that existed: the open emptied it (a log wiped with `> file`).
+      if (!created && r.result >= 0 && (r.opFlags & O_TRUNC) !== 0) hadesFile['truncated'] = true;
     }
     if (r.type === 'file_chmod') {
       const oldMode = modeKnown ? r.fileMode : undefined;

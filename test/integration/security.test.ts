@@ -607,4 +607,29 @@ describe('the default file_watch', { skip }, () => {
     assert.ok(paths.includes(dropped), JSON.stringify(paths));
     assert.ok(paths.includes(bashrc), JSON.stringify(paths));
   });
+
+  it('sees a log in /var/log emptied or created, and not the appends to it', async () => {
+    const logs = realpathSync(mkdtempSync('/var/log/hades-default-watch-'));
+    const appended = path.join(logs, 'appended.log');
+    const emptied = path.join(logs, 'emptied.log');
+    const created = path.join(logs, 'created.log');
+    writeFileSync(appended, 'line\n');
+    writeFileSync(emptied, 'line\n');
+    let capture: Capture;
+    try {
+      capture = await captureEvents(['--action', 'file_create'], async () => {
+        await runChild('/bin/sh', ['-c', 'echo x >> "$1"; : > "$2"; echo y > "$3"', 'sh', appended, emptied, created]);
+      });
+    } finally {
+      rmSync(logs, { recursive: true, force: true });
+    }
+    assert.equal(capture.status, 0, capture.stderr);
+    const mine = capture.events.filter((e) => e['event'].action === 'file_create' && (e['file']?.path as string).startsWith(`${logs}/`));
+    const byPath = new Map(mine.map((e) => [e['file']?.path as string, e['hades'].file as AnyEvent]));
+    assert.deepEqual([...byPath.keys()].sort(), [created, emptied].sort(), 'the append is left out in the kernel (file_watch_quiet)');
+    assert.equal(byPath.get(emptied)?.['truncated'], true);
+    assert.equal(byPath.get(emptied)?.['created'], false);
+    assert.equal(byPath.get(created)?.['created'], true);
+    assert.equal(byPath.get(created)?.['truncated'], undefined, 'a new file is not reported as emptied');
+  });
 });

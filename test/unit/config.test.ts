@@ -70,6 +70,15 @@ describe('configuration', () => {
     assert.ok(found.every((p) => p.code === 'HADES_ERR_CONFIG_VALUE' && /one component may be \*/.test(p.message)));
   });
 
+  it('refuses quiet file watch prefixes that are relative or hold a *', () => {
+    const found = problems('driver:\n  file_watch_quiet: ["/var/log/", "var/log/", "/home/*/logs/"]\n');
+    assert.deepEqual(found.map((p) => [p.code, p.path]), [
+      ['HADES_ERR_CONFIG_VALUE', 'driver.file_watch_quiet.1'],
+      ['HADES_ERR_CONFIG_VALUE', 'driver.file_watch_quiet.2'],
+    ]);
+    assert.match(found[0]?.message ?? '', /without \*/);
+  });
+
   it('lists problems in the order of the file', () => {
     const found = problems('log:\n  level: loud\ndriver:\n  backnd: x\n');
     assert.deepEqual(found.map((p) => p.line), [2, 4]);

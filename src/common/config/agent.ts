@@ -234,6 +234,9 @@ export const AgentConfigSchema = Type.Object(
             '/tmp/',
             '/var/tmp/',
             '/dev/shm/',
+            // Logs: deletions, renames and truncations (system_log_deleted, system_log_truncated);
+            // appends are left out in the kernel by file_watch_quiet.
+            '/var/log/',
             // Users' shell startup files (shell_profile_modified). Four `*` rules at most share a
             // prefix (/home/): .ssh/ and these three.
             '/root/.bashrc',
@@ -245,6 +248,15 @@ export const AgentConfigSchema = Type.Object(
           ],
             maxItems: 256,
             description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
+          },
+        ),
+        file_watch_quiet: Type.Array(
+          Type.String({ minLength: 1, maxLength: 255, pattern: '^/[^*]*$', description: 'an absolute path prefix, without *' }),
+          {
+            default: ['/var/log/'],
+            maxItems: 64,
+            description:
+              'Prefixes (also under file_watch) where opening an existing file is reported only when the open empties it (O_TRUNC): files appended to all day, such as logs, whose creation, truncation, renaming, deletion and mode changes are still reported.',
           },
         ),
         unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/', description: 'an absolute path' }), {

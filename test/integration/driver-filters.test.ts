@@ -1,0 +1,30 @@
+/** The driver's FILTER frame against the real driver: values it must refuse, and the ones it takes. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter } from '../../src/agent/driver/driver-process.js';
+import { defaultDriverBinary } from '../../src/agent/kernel-events.js';
+
+const skip = process.getuid?.() !== 0 && 'the eBPF driver needs root';
+
+describe('driver FILTER values', { skip }, () => {
+  let driver: DriverProcess;
+  before(async () => {
+    driver = new DriverProcess({ binary: defaultDriverBinary(), args: ['--backend', 'ebpf', '--hooks', 'file_create'] }, { onRecords: () => {} });
+    await driver.start();
+  });
+  after(() => driver.stop());
+
+  const filter = (op: number, target: number, value: string) => driver.command(FrameType.filter, (id) => encodeFilter(id, op, target, new TextEncoder().encode(value)));
+
+  it('takes quiet prefixes, and refuses an empty one or one with a *', async () => {
+    assert.equal((await filter(FilterOp.add, FilterTarget.fileQuiet, '/var/log/')).ok, true);
+    assert.equal((await filter(FilterOp.del, FilterTarget.fileQuiet, '/var/log/')).ok, true);
+    assert.equal((await filter(FilterOp.clear, FilterTarget.fileQuiet, '')).ok, true);
+    for (const bad of ['', '/home/*/logs/', 'x'.repeat(256)]) {
+      const ack = await filter(FilterOp.add, FilterTarget.fileQuiet, bad);
+      assert.equal(ack.ok, false, JSON.stringify(bad));
+      assert.equal(ack.code, 'EINVAL');
+      assert.match(ack.msg ?? '', /quiet prefix must be 1\.\.255 bytes without NUL or '\*'/);
+    }
+  });
+});
