@@ -340,7 +340,7 @@ static int file_prefix_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32
 			pv.all = 1;
 		} else if (found < 0) {
 			if (pv.nsuffix >= HADES_SUFFIXES) {
-				*why = "at most 4 '*' rules per prefix";
+				*why = "at most 16 '*' rules per prefix";
 				return -ENOSPC;
 			}
 			pv.slen[pv.nsuffix] = (uint8_t)slen;

@@ -475,7 +475,7 @@ enum hades_filter_target {
 
 #define HADES_PREFIX_MAX 255      /* FILE_PREFIX / UNIX_PATH value length limit */
 #define HADES_SUFFIX_MAX 31       /* length of the part after the "*" component */
-#define HADES_SUFFIXES 4          /* "*" component rules per prefix */
+#define HADES_SUFFIXES 16         /* "*" component rules per prefix */
 #define HADES_CONNECT_DEDUP_DEFAULT_MS 1000
 
 #define HADES_CGROUP_VAL_DENY 1

@@ -16,6 +16,14 @@ describe('driver FILTER values', { skip }, () => {
 
   const filter = (op: number, target: number, value: string) => driver.command(FrameType.filter, (id) => encodeFilter(id, op, target, new TextEncoder().encode(value)));
 
+  it('takes 16 * rules under one prefix and refuses a seventeenth', async () => {
+    for (let i = 0; i < 16; i++) assert.equal((await filter(FilterOp.add, FilterTarget.filePrefix, `/srv/*/.rc${i}`)).ok, true, String(i));
+    const ack = await filter(FilterOp.add, FilterTarget.filePrefix, '/srv/*/.rc16');
+    assert.equal(ack.code, 'ENOSPC');
+    assert.match(ack.msg ?? '', /at most 16 '\*' rules per prefix/);
+    assert.equal((await filter(FilterOp.clear, FilterTarget.filePrefix, '')).ok, true);
+  });
+
   it('takes quiet prefixes, and refuses an empty one or one with a *', async () => {
     assert.equal((await filter(FilterOp.add, FilterTarget.fileQuiet, '/var/log/')).ok, true);
     assert.equal((await filter(FilterOp.del, FilterTarget.fileQuiet, '/var/log/')).ok, true);

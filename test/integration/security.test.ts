@@ -587,16 +587,17 @@ describe('hades events --action connect', { skip }, () => {
 });
 
 describe('the default file_watch', { skip }, () => {
-  it('sees a file dropped in /var/tmp and a user\'s .bashrc written', async () => {
+  it('sees a file dropped in /var/tmp and a user\'s .bashrc and .zshrc written', async () => {
     const varTmp = realpathSync(mkdtempSync('/var/tmp/hades-default-watch-'));
     // A home folder of a user that does not exist: /home/*/.bashrc matches any name.
     const home = mkdtempSync('/home/hades-test-');
     const dropped = path.join(varTmp, 'payload');
     const bashrc = path.join(home, '.bashrc');
+    const zshrc = path.join(home, '.zshrc');
     let capture: Capture;
     try {
       capture = await captureEvents(['--action', 'file_create'], async () => {
-        await runChild('/bin/sh', ['-c', 'echo x > "$1"; echo "alias ls=x" >> "$2"', 'sh', dropped, bashrc]);
+        await runChild('/bin/sh', ['-c', 'echo x > "$1"; echo "alias ls=x" >> "$2"; echo "alias ls=x" >> "$3"', 'sh', dropped, bashrc, zshrc]);
       });
     } finally {
       rmSync(varTmp, { recursive: true, force: true });
@@ -606,6 +607,7 @@ describe('the default file_watch', { skip }, () => {
     const paths = capture.events.filter((e) => e['event'].action === 'file_create').map((e) => e['file']?.path as string);
     assert.ok(paths.includes(dropped), JSON.stringify(paths));
     assert.ok(paths.includes(bashrc), JSON.stringify(paths));
+    assert.ok(paths.includes(zshrc), JSON.stringify(paths));
   });
 
   it('sees a log in /var/log emptied or created, and not the appends to it', async () => {

@@ -237,14 +237,32 @@ export const AgentConfigSchema = Type.Object(
             // Logs: deletions, renames and truncations (system_log_deleted, system_log_truncated);
             // appends are left out in the kernel by file_watch_quiet.
             '/var/log/',
-            // Users' shell startup files (shell_profile_modified). Four `*` rules at most share a
-            // prefix (/home/): .ssh/ and these three.
+            // Users' shell startup files (shell_profile_modified). Sixteen `*` rules at most share a
+            // prefix (/home/): .ssh/ and these twelve.
             '/root/.bashrc',
             '/root/.profile',
             '/root/.bash_profile',
+            '/root/.bash_login',
+            '/root/.bash_logout',
+            '/root/.zshrc',
+            '/root/.zprofile',
+            '/root/.zshenv',
+            '/root/.zlogin',
+            '/root/.cshrc',
+            '/root/.tcshrc',
+            '/root/.kshrc',
             '/home/*/.bashrc',
             '/home/*/.profile',
             '/home/*/.bash_profile',
+            '/home/*/.bash_login',
+            '/home/*/.bash_logout',
+            '/home/*/.zshrc',
+            '/home/*/.zprofile',
+            '/home/*/.zshenv',
+            '/home/*/.zlogin',
+            '/home/*/.cshrc',
+            '/home/*/.tcshrc',
+            '/home/*/.kshrc',
           ],
             maxItems: 256,
             description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
