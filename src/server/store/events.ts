@@ -15,6 +15,7 @@ import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { HadesError, isHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
+import { keyCounts, withIngested, type EventText } from './line.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
 
 export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
@@ -148,48 +149,29 @@ function invalid(index: number, message: string, cause?: unknown): HadesError {
   return new HadesError('HADES_ERR_EVENT_INVALID', `event ${index} of the batch: ${message}`, cause === undefined ? {} : { cause });
 }
 
-const LINE_START = '{"@timestamp":"';
-const EVENT_START = '","event":{';
-
 /**
- * The stored text of an event given as a line: the line with `"ingested":"..."` spliced in at
- * the start of its `event` object. The agent writes every line as `{"@timestamp":"...",
- * "event":{...`, so the splice point is found without a second pass over the JSON (serialising
- * the parsed event again costs a fifth of ingestion); any other layout is serialised again.
+ * The columns of one event. The stored JSON is the event plus `event.ingested`: spliced into the
+ * event's text (the line given, or `text` for an object) when that is safe (./line.ts), else
+ * serialised again (from a copy of a caller's object).
  */
-function storedText(line: string, event: Record<string, unknown>, meta: Record<string, unknown>, timestamp: string, ingestedIso: string): string {
-  if (!Object.hasOwn(meta, 'ingested') && line.startsWith(LINE_START)) {
-    const at = LINE_START.length + timestamp.length;
-    if (line.startsWith(EVENT_START, at)) {
-      const splice = at + EVENT_START.length;
-      const pair = `"ingested":"${ingestedIso}"${line.charCodeAt(splice) === 0x7d /* } */ ? '' : ','}`;
-      return line.slice(0, splice) + pair + line.slice(splice);
-    }
-  }
-  meta['ingested'] = ingestedIso;
-  return JSON.stringify(event);
-}
-
-/** The columns of one event; the stored JSON gets `event.ingested` (in a copy of a caller's object). */
-function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string): Row {
+function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string, given?: EventText): Row {
   let event: Record<string, unknown>;
-  let meta: Record<string, unknown> | undefined;
-  const line = typeof input === 'string' ? input : undefined;
-  if (line !== undefined) {
+  let text = given;
+  if (typeof input === 'string') {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line);
+      parsed = JSON.parse(input);
     } catch (error) {
       throw invalid(index, `not JSON (${(error as Error).message})`, error);
     }
     if (!isObject(parsed)) throw invalid(index, 'not a JSON object');
     event = parsed;
-    meta = child(event, 'event');
+    text = { text: input, counts: keyCounts(input) };
   } else {
     if (!isObject(input)) throw invalid(index, 'not an object');
-    meta = child(input, 'event');
-    event = meta === undefined ? input : { ...input, event: { ...meta, ingested: ingestedIso } };
+    event = input;
   }
+  const meta = child(event, 'event');
   if (meta === undefined) throw invalid(index, 'no event object');
   const id = meta['id'];
   if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw invalid(index, 'event.id must be a non-empty string of at most 128 characters');
@@ -229,7 +211,7 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     source === undefined ? null : str(source['ip']),
     file === undefined ? null : str(file['path']),
     question === undefined ? null : str(question['name']),
-    line === undefined ? JSON.stringify(event) : storedText(line, event, meta, timestamp as string, ingestedIso),
+    (text === undefined ? undefined : withIngested(text.text, meta, text.counts, timestamp as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
   ];
 }
 
@@ -285,19 +267,20 @@ export class EventStore {
   }
 
   /**
-   * Stores a batch from one agent: NDJSON lines (already validated events) or event objects.
+   * Stores a batch from one agent: NDJSON lines (already validated events) or event objects, with,
+   * for each object, its text as received (`texts`, ./line.ts) when it still says the same.
    * All or nothing: one transaction. An event whose `event.id` is already stored is dropped and
    * counted in `duplicates`. Throws HADES_ERR_EVENT_INVALID (before writing anything) when an
    * event lacks what the store needs, and HADES_ERR_STORE_WRITE when SQLite cannot write (disk
    * full, locked, I/O error): the batch must then not be acknowledged.
    */
-  insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[]): InsertResult {
+  insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[], texts?: readonly (EventText | undefined)[]): InsertResult {
     if (typeof agentId !== 'string' || agentId.length === 0) throw new HadesError('HADES_ERR_INTERNAL', 'insertBatch needs the id of the agent that sent the batch');
     if (batch.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [] };
     const ingestedMs = this.#now();
     const ingestedIso = new Date(ingestedMs).toISOString();
     const rows = new Array<Row>(batch.length);
-    for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso);
+    for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso, texts?.[i]);
     const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [], indexes: [] };
     try {
       this.#insertBatch(rows, outcome);
