@@ -63,6 +63,28 @@ interface RenewWaiter {
 
 /** How long a stream ended for a reconnection may take to finish before it is cancelled. */
 const RETIRE_GRACE_MS = 5000;
+let ipServernameWarningDropped = false;
+
+/**
+ * grpc-js gives tls.connect the target's host as the SNI server name even when it is an IP
+ * address, as most servers' addresses are, and Node then warns once per process (DEP0123) that
+ * a later version will not send it. Nothing depends on it: the server's certificate is checked
+ * against the address, and the server has a single certificate. That one warning is dropped;
+ * every other warning goes through.
+ */
+export function dropIpServernameWarning(): void {
+  if (ipServernameWarningDropped) return;
+  ipServernameWarningDropped = true;
+  const emit = process.emitWarning.bind(process) as unknown as (...args: unknown[]) => void;
+  const filtered = (warning: string | Error, ...rest: unknown[]): void => {
+    const [typeOrOptions, code] = rest;
+    const given = typeof typeOrOptions === 'object' && typeOrOptions !== null ? (typeOrOptions as { code?: unknown }).code : code;
+    if (given === 'DEP0123') return;
+    emit(warning, ...rest);
+  };
+  process.emitWarning = filtered;
+}
+
 /** Backoff between attempts to keep a stream open (see keepOpen), doubled per failure, with jitter. */
 const KEEP_OPEN_MIN_MS = 1000;
 const KEEP_OPEN_MAX_MS = 30_000;
@@ -172,6 +194,7 @@ export class GrpcTransport implements BatchTransport {
 
   private open(signal: AbortSignal): Promise<void> {
     if (this.welcomed) return this.welcomed;
+    dropIpServernameWarning();
     const address = this.options.addresses[this.next++ % this.options.addresses.length]!;
     const identity = this.identity;
     this.streamIdentity = identity;
