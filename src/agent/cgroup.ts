@@ -150,6 +150,27 @@ function words(text: string): string[] {
   return text.split(/\s+/).filter((w) => w !== '');
 }
 
+/**
+ * The name of this agent's tree: `name`, unless another live agent already runs in
+ * `<current>/<name>/agent` (a second agent started from the same cgroup, as tests and side by
+ * side runs do), in which case `<name>-<pid>`, so that neither moves, limits or removes the
+ * other's plugins. A tree whose agent is gone is taken over.
+ */
+function ownName(fs: CgroupFs, currents: readonly string[], name: string, pid: number): string {
+  for (const current of currents) {
+    const procs = path.join(current, name, AGENT_LEAF, 'cgroup.procs');
+    let text: string;
+    try {
+      if (!fs.exists(procs)) continue;
+      text = fs.read(procs);
+    } catch {
+      continue;
+    }
+    if (words(text).some((p) => p !== String(pid))) return `${name}-${pid}`;
+  }
+  return name;
+}
+
 function checkName(name: string, what: string): void {
   if (!NAME.test(name)) throw new HadesError('HADES_ERR_CGROUP', `${what} '${name}' is not a valid cgroup name: use 1 to 64 of a-z, 0-9, _ and -`);
 }
@@ -477,7 +498,7 @@ export class Cgroups {
         continue;
       }
       if (mount.readOnly) return { unavailable: `cgroup v2 at ${mount.mountPoint} is mounted read-only` };
-      return new Cgroups(2, [{ controllers: V2_CONTROLLERS, current, base: path.join(current, name) }], fs, pid);
+      return new Cgroups(2, [{ controllers: V2_CONTROLLERS, current, base: path.join(current, ownName(fs, [current], name, pid)) }], fs, pid);
     }
 
     const hierarchies: Hierarchy[] = [];
@@ -499,9 +520,12 @@ export class Cgroups {
         continue;
       }
       const controllers = V1_CONTROLLERS.filter((c) => membership.controllers.includes(c) && mount.superOptions.includes(c));
-      hierarchies.push({ controllers, current, base: path.join(current, name) });
+      hierarchies.push({ controllers, current, base: '' });
     }
-    if (V1_CONTROLLERS.every((c) => hierarchies.some((h) => h.controllers.includes(c)))) return new Cgroups(1, hierarchies, fs, pid);
+    if (V1_CONTROLLERS.every((c) => hierarchies.some((h) => h.controllers.includes(c)))) {
+      const own = ownName(fs, hierarchies.map((h) => h.current), name, pid);
+      return new Cgroups(1, hierarchies.map((h) => ({ ...h, base: path.join(h.current, own) })), fs, pid);
+    }
     return { unavailable: reasons.join('; ') };
   }
 

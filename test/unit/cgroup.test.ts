@@ -306,6 +306,20 @@ describe('Cgroups.detect', () => {
     assert.deepEqual(cgroups.folders, [`${ROOT}${SERVICE}/hades`]);
   });
 
+  it('gives a second agent started from the same cgroup a tree of its own, and takes over a dead agent\'s', () => {
+    const kernel = v2Host();
+    detectV2(kernel).setup({});
+    assert.deepEqual(kernel.procs(`${ROOT}${SERVICE}/hades/agent`), [AGENT]);
+    const second = 4343;
+    kernel.place(`${ROOT}${SERVICE}`, second);
+    const other = Cgroups.detect({ root: ROOT, procSelfCgroup: `0::${SERVICE}\n`, fs: kernel, pid: second });
+    assert.ok(other instanceof Cgroups);
+    assert.equal(other.base, `${ROOT}${SERVICE}/hades-${second}`);
+    // The agent itself, started again (its tree holds only its own pid), keeps the plain name.
+    const again = detectV2(kernel);
+    assert.equal(again.base, `${ROOT}${SERVICE}/hades`);
+  });
+
   it('finds v2 through mountinfo, and maps a container\'s mount root onto the cgroup path', () => {
     const kernel = new FakeKernel().mount('/sys/fs/cgroup', 2, ['cpu', 'memory']).place('/sys/fs/cgroup/inner', AGENT);
     const mountinfo = '29 23 0:26 /docker/abc /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n';
