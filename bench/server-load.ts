@@ -232,14 +232,20 @@ function makeTemplates(count: number, seed: number): Template[] {
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
 
+/** The agent's resend backoff after a temporary Nack (src/agent/pipeline/channels.ts). */
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 30_000;
+
 interface AgentStream {
   readonly agent: AgentCredentials;
   readonly client: grpc.Client;
   readonly call: Call;
   readonly idPrefix: string;
   /** Write times of the batches waiting for their Ack, oldest first (Acks come in order). */
-  readonly waiting: { readonly seq: number; readonly events: number; readonly t0: number }[];
+  readonly waiting: { readonly seq: number; readonly events: number; readonly t0: number; readonly ndjson: Buffer }[];
   seq: number;
+  /** After a temporary Nack the batch is sent again after this long (with jitter), doubling to 30 s, as the agent does. */
+  backoffMs: number;
   nextId: number;
   /** Events gathered and not sent yet (rate mode). */
   backlog: number;
@@ -262,6 +268,8 @@ async function runWorker(input: WorkerInput): Promise<void> {
   const sent = { batches: 0, events: 0 };
   let latencies = new Float64Array(1 << 16);
   let latencyCount = 0;
+  /** Resends waiting for their backoff after a temporary Nack; cleared when the worker ends. */
+  const retries = new Set<NodeJS.Timeout>();
   let streamErrors = 0;
   let firstError: string | undefined;
   let second = { stored: 0, batches: 0 };
@@ -285,7 +293,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
     stream.seq++;
     sent.batches++;
     sent.events += events;
-    stream.waiting.push({ seq: stream.seq, events, t0: performance.now() });
+    stream.waiting.push({ seq: stream.seq, events, t0: performance.now(), ndjson });
     stream.call.write({ batch: { first_seq: stream.seq, last_seq: stream.seq, events, ndjson } });
   };
 
@@ -312,6 +320,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
       return;
     }
     stream.waiting.shift();
+    stream.backoffMs = RETRY_MIN_MS;
     const bucket = phase === 'measure' ? counters.measure : phase === 'stop' ? counters.drain : counters.warmup;
     bucket.batches++;
     bucket.events += head.events;
@@ -337,7 +346,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
       const credentials = grpc.credentials.createSsl(Buffer.from(agent.caPem), Buffer.from(agent.keyPem), Buffer.from(agent.certPem));
       const client = new Client(input.gateway, credentials, options) as unknown as grpc.Client & { Connect(): Call };
       const call = client.Connect();
-      const stream: AgentStream = { agent, client, call, idPrefix: `${agent.agentId}-`, waiting: [], seq: 0, nextId: 0, backlog: Math.random() * 2 * Math.max(1, input.ratePerStream * (input.tickMs / 1000)), open: false };
+      const stream: AgentStream = { agent, client, call, idPrefix: `${agent.agentId}-`, waiting: [], seq: 0, backoffMs: RETRY_MIN_MS, nextId: 0, backlog: Math.random() * 2 * Math.max(1, input.ratePerStream * (input.tickMs / 1000)), open: false };
       const timer = setTimeout(() => reject(new Error(`${agent.agentId}: no Welcome within 60 s`)), 60_000);
       call.on('data', (message: ServerMessage) => {
         if (message.welcome) {
@@ -349,6 +358,18 @@ async function runWorker(input: WorkerInput): Promise<void> {
         } else if (message.nack) {
           const bucket = phase === 'measure' ? counters.measure : phase === 'stop' ? counters.drain : counters.warmup;
           bucket.nacks++;
+          const head = stream.waiting[0];
+          if (!message.nack.permanent && head !== undefined && String(head.seq) === String(message.nack.last_seq)) {
+            // Refused for now (the server is busy): the same batch again after a backoff, as the agent does.
+            const delay = stream.backoffMs * (0.5 + Math.random() / 2);
+            stream.backoffMs = Math.min(RETRY_MAX_MS, stream.backoffMs * 2);
+            const retry = setTimeout(() => {
+              retries.delete(retry);
+              if (stream.open) stream.call.write({ batch: { first_seq: head.seq, last_seq: head.seq, events: head.events, ndjson: head.ndjson } });
+            }, delay);
+            retries.add(retry);
+            return;
+          }
           firstError ??= `Nack ${message.nack.code}: ${message.nack.message}`;
           stream.waiting.shift();
           pump(stream);
@@ -421,6 +442,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
   }
 
   await done;
+  for (const retry of retries) clearTimeout(retry);
   clearInterval(perSecond);
   if (tick) clearInterval(tick);
   send({ type: 'second', ...second });
