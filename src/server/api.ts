@@ -12,8 +12,9 @@
  * its schema or a body that is not valid JSON; 401, 403; 404 for an unknown path or object; 405
  * with an `Allow` header for a known path with another method; 415 for a body that is not JSON;
  * 503 when the server cannot do it now. Enrollment answers 200 although it records an agent:
- * agents check for 200 (src/agent/transport/enroll.ts), and those already installed must keep
- * enrolling.
+ * agents before 2026-11-28 check for exactly 200, and those already installed must keep
+ * enrolling; agents since take any 2xx (src/agent/transport/enroll.ts), so a later server can
+ * answer 201 once the older agents are gone.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';

@@ -198,7 +198,8 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
     body: { token: options.token, csr: csrPem, hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
   });
   const body = response.body as { agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
-  if (response.status !== 200 || !body?.agentId || !body.certificate) {
+  // Any 2xx: servers answer 200 today and may answer 201 (an agent is created) later.
+  if (response.status < 200 || response.status > 299 || !body?.agentId || !body.certificate) {
     const code = body?.code && isErrorCode(body.code) ? body.code : 'HADES_ERR_ENROLL_TOKEN_INVALID';
     throw new HadesError(code, `enrollment refused by ${api}: ${body?.message ?? `HTTP ${response.status}`}`);
   }
