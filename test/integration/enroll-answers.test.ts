@@ -1,0 +1,62 @@
+/** The agent's side of enrollment against a server that answers with another 2xx or refuses. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { caFingerprint, enroll, loadIdentity } from '../../src/agent/transport/enroll.js';
+import { Pki } from '../../src/server/pki.js';
+
+describe('enrollment answers', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hades-enroll-answers-'));
+  let pki: Pki;
+  let server: https.Server;
+  let api: string;
+  /** The status the fake server answers enrollment with. */
+  let status = 201;
+
+  before(async () => {
+    pki = await Pki.open(path.join(dir, 'server'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
+    server = https.createServer({ cert: pki.serverCertPem, key: pki.serverKeyPem }, (request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        void (async () => {
+          response.setHeader('content-type', 'application/json');
+          if (request.url === '/api/v1/enroll/ca') {
+            response.end(JSON.stringify({ ca: pki.caPem }));
+            return;
+          }
+          const { csr } = JSON.parse(body) as { csr: string };
+          const agentId = `agent-${status}`;
+          const issued = await pki.signAgentCsr(csr, agentId);
+          response.statusCode = status;
+          response.end(status < 300 ? JSON.stringify({ agentId, certificate: issued.certPem, gateways: ['127.0.0.1:7443'] }) : JSON.stringify({ code: 'HADES_ERR_ENROLL_TOKEN_INVALID', message: 'token already used' }));
+        })();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    api = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes a 201 as a 200', async () => {
+    status = 201;
+    const dataDir = path.join(dir, 'agent-201');
+    const identity = await enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' });
+    assert.equal(identity.agentId, 'agent-201');
+    assert.equal(loadIdentity(dataDir)?.agentId, 'agent-201');
+  });
+
+  it('refuses anything else with the server\'s code and stores nothing', async () => {
+    status = 409;
+    const dataDir = path.join(dir, 'agent-409');
+    await assert.rejects(enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' }), (error: Error & { code?: string }) => error.code === 'HADES_ERR_ENROLL_TOKEN_INVALID' && /token already used/.test(error.message));
+    assert.equal(loadIdentity(dataDir), undefined);
+  });
+});
