@@ -16,7 +16,6 @@ import * as grpc from '@grpc/grpc-js';
 import { checkEvent } from '../common/events/index.js';
 import { redactSecrets } from '../common/redact.js';
 import { HadesError, toHadesError } from '../common/errors.js';
-import { keyCounts, withAgentId, type EventText } from './store/line.js';
 import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
 
@@ -34,10 +33,9 @@ export interface GatewayHooks {
   authorize(peer: PeerCertificate): { agentId: string };
   /**
    * Stores checked events; throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
-   * `arrived`: when the batch was received (ms), before it waited its turn. `texts`: each event's
-   * JSON as the agent sent it, with the agent's id spliced in, where that is safe (store/line.ts).
+   * `arrived`: when the batch was received (ms), before it waited its turn.
    */
-  ingest(agentId: string, events: Record<string, unknown>[], arrived: number, texts: (EventText | undefined)[]): IngestResult | Promise<IngestResult>;
+  ingest(agentId: string, events: Record<string, unknown>[], arrived: number): IngestResult | Promise<IngestResult>;
   onHello?(agentId: string, hello: HelloMessage): void;
   onHeartbeat?(agentId: string, health: unknown): void;
   onTaskResult?(agentId: string, taskId: string, status: string, result: unknown): void;
@@ -332,14 +330,12 @@ export class Gateway {
       return { rejected: 0, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}`) };
     }
     const events: Record<string, unknown>[] = [];
-    const texts: (EventText | undefined)[] = [];
     let rejected = 0;
     for (const line of lines) {
       let value: unknown;
-      // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
-      const redacted = redactSecrets(line);
       try {
-        value = JSON.parse(redacted);
+        // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
+        value = JSON.parse(redactSecrets(line));
       } catch {
         rejected++;
         continue;
@@ -350,16 +346,13 @@ export class Gateway {
       }
       const event = value as Record<string, unknown>;
       // The agent is who its certificate says, whatever the event claims.
-      const counts = keyCounts(redacted);
-      const text = withAgentId(redacted, event, counts, agentId);
       event['agent'] = { ...(event['agent'] as Record<string, unknown> | undefined), id: agentId };
       events.push(event);
-      texts.push(text === undefined ? undefined : { text, counts });
     }
     if (lines.length > 0 && events.length === 0) {
       return { rejected, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`) };
     }
-    return { rejected, stored: this.options.hooks.ingest(agentId, events, arrived, texts) };
+    return { rejected, stored: this.options.hooks.ingest(agentId, events, arrived) };
   }
 
   async close(): Promise<void> {

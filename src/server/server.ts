@@ -31,7 +31,6 @@ import { Gateway } from './gateway.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
 import { EventStore } from './store/events.js';
-import { withCmdb, type EventText } from './store/line.js';
 import type { FastifyInstance } from 'fastify';
 
 const MB = 1024 * 1024;
@@ -153,24 +152,16 @@ export class HadesServer {
         authorize: (peer) => renewal.authorize(new Uint8Array(peer.raw)),
         renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
         group: (work) => groupCommit.immediate(work),
-        ingest: (agentId, events, arrived, texts) => {
+        ingest: (agentId, events, arrived) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
-          for (let i = 0; i < events.length; i++) {
-            const event = events[i] as Record<string, unknown>;
+          for (const event of events) {
             // CMDB metadata is the server's to set: whatever an agent put there goes.
             const hades = event['hades'] as Record<string, unknown> | undefined;
-            const given = texts[i];
-            if (meta) {
-              const text = given && withCmdb(given.text, event, given.counts, meta);
-              texts[i] = text === undefined ? undefined : { text, counts: (given as EventText).counts };
-              event['hades'] = { ...hades, cmdb: meta };
-            } else if (hades && 'cmdb' in hades) {
-              texts[i] = undefined;
-              delete hades['cmdb'];
-            }
+            if (meta) event['hades'] = { ...hades, cmdb: meta };
+            else if (hades && 'cmdb' in hades) delete hades['cmdb'];
           }
-          const result = store.insertBatch(agentId, events, texts);
+          const result = store.insertBatch(agentId, events);
           // Duplicates were seen before: only what was stored now goes through the rules.
           detector.process(agentId, result.stored === events.length ? events : result.storedIndexes.map((i) => events[i] as Record<string, unknown>), arrived);
           return result;

@@ -15,7 +15,7 @@ import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { HadesError, isHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
-import { keyCounts, withIngested, type EventText } from './line.js';
+import { keyCounts, withIngested, type KeyCounts } from './line.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
 
 export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
@@ -150,13 +150,13 @@ function invalid(index: number, message: string, cause?: unknown): HadesError {
 }
 
 /**
- * The columns of one event. The stored JSON is the event plus `event.ingested`: spliced into the
- * event's text (the line given, or `text` for an object) when that is safe (./line.ts), else
- * serialised again (from a copy of a caller's object).
+ * The columns of one event. The stored JSON is the event plus `event.ingested`: spliced into a
+ * line given as text when that is safe (./line.ts), else serialised again (from a copy of a
+ * caller's object).
  */
-function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string, given?: EventText): Row {
+function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string): Row {
   let event: Record<string, unknown>;
-  let text = given;
+  let text: { readonly text: string; readonly counts: KeyCounts } | undefined;
   if (typeof input === 'string') {
     let parsed: unknown;
     try {
@@ -166,7 +166,7 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     }
     if (!isObject(parsed)) throw invalid(index, 'not a JSON object');
     event = parsed;
-    text = { text: input, counts: keyCounts(input) };
+    text = { text: input, counts: keyCounts(input, parsed) };
   } else {
     if (!isObject(input)) throw invalid(index, 'not an object');
     event = input;
@@ -267,20 +267,19 @@ export class EventStore {
   }
 
   /**
-   * Stores a batch from one agent: NDJSON lines (already validated events) or event objects, with,
-   * for each object, its text as received (`texts`, ./line.ts) when it still says the same.
+   * Stores a batch from one agent: NDJSON lines (already validated events) or event objects.
    * All or nothing: one transaction. An event whose `event.id` is already stored is dropped and
    * counted in `duplicates`. Throws HADES_ERR_EVENT_INVALID (before writing anything) when an
    * event lacks what the store needs, and HADES_ERR_STORE_WRITE when SQLite cannot write (disk
    * full, locked, I/O error): the batch must then not be acknowledged.
    */
-  insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[], texts?: readonly (EventText | undefined)[]): InsertResult {
+  insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[]): InsertResult {
     if (typeof agentId !== 'string' || agentId.length === 0) throw new HadesError('HADES_ERR_INTERNAL', 'insertBatch needs the id of the agent that sent the batch');
     if (batch.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [] };
     const ingestedMs = this.#now();
     const ingestedIso = new Date(ingestedMs).toISOString();
     const rows = new Array<Row>(batch.length);
-    for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso, texts?.[i]);
+    for (let i = 0; i < batch.length; i++) rows[i] = toRow(batch[i], i, agentId, ingestedMs, ingestedIso);
     const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [], indexes: [] };
     try {
       this.#insertBatch(rows, outcome);
