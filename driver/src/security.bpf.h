@@ -21,6 +21,7 @@
 #define IPPROTO_UDP 17
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define O_PATH 010000000 /* the kernel ignores O_CREAT and O_TRUNC with it */
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
 #define TCP_ESTABLISHED 1
@@ -556,17 +557,18 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 	__u64 *a = st->args;
 
 	switch (r->sc) {
+	/* opens that may create a file, or empty one (cp onto an existing file: O_TRUNC alone) */
 	case HADES_SC_OPEN:
-		if (!(a[1] & O_CREAT))
+		if (!(a[1] & (O_CREAT | O_TRUNC)))
 			return 0;
 		break;
 	case HADES_SC_OPENAT:
-		if (!(a[2] & O_CREAT))
+		if (!(a[2] & (O_CREAT | O_TRUNC)))
 			return 0;
 		break;
 	case HADES_SC_OPENAT2: {
 		__u64 flags = 0; /* struct open_how starts with u64 flags */
-		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a[2]) || !(flags & O_CREAT))
+		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a[2]) || !(flags & (O_CREAT | O_TRUNC)))
 			return 0;
 		a[5] = flags;
 		break;
@@ -1573,7 +1575,8 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	case HADES_SC_OPENAT2: {
 		__u64 how[2] = {}; /* flags, mode */
 		bpf_probe_read_user(how, sizeof(how), (void *)a[2]);
-		dfd = a[0], p1 = a[1], f->op_flags = how[0], f->mode = how[1];
+		/* the flags as read at entry: user memory may have changed since */
+		dfd = a[0], p1 = a[1], f->op_flags = a[5], f->mode = how[1];
 		break;
 	}
 	case HADES_SC_MKDIR:
@@ -1646,8 +1649,10 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 		bump(&c->ignored);
 		return 0;
 	}
-	/* path_watched left p1 in s->lpm (an open has no p2) */
-	if (file && is_open && !(flags & HADES_F_FILE_CREATED) && !(f->op_flags & O_TRUNC) &&
+	/* path_watched left p1 in s->lpm (an open has no p2). Not for openat2, whose flags the
+	 * caller can change in its memory between the kernel's copy and the entry's read. */
+	bool emptied = (f->op_flags & O_TRUNC) && !(f->op_flags & O_PATH);
+	if (file && is_open && st->sc != HADES_SC_OPENAT2 && !(flags & HADES_F_FILE_CREATED) && !emptied &&
 	    bpf_map_lookup_elem(&file_quiet, &s->lpm)) {
 		bump(&c->ignored);
 		return 0;

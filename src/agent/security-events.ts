@@ -44,8 +44,9 @@ const MFD_FLAGS: readonly [number, string][] = [
   [16, 'MFD_EXEC'],
 ];
 
-/** open(2): truncate an existing file to length 0. */
+/** open(2): truncate an existing file to length 0; ignored with O_PATH. */
 const O_TRUNC = 0o1000;
+const O_PATH = 0o10000000;
 const outcome = (result: number): 'success' | 'failure' => (result < 0 ? 'failure' : 'success');
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 
@@ -229,7 +230,7 @@ export class SecurityEvents {
       const created = (r.flags & SecurityFlag.fileCreated) !== 0;
       hadesFile['created'] = created;
       // O_TRUNC on a file that existed: the open emptied it (a log wiped with `> file`).
-      if (!created && r.result >= 0 && (r.opFlags & O_TRUNC) !== 0) hadesFile['truncated'] = true;
+      if (!created && r.result >= 0 && (r.opFlags & O_TRUNC) !== 0 && (r.opFlags & O_PATH) === 0) hadesFile['truncated'] = true;
     }
     if (r.type === 'file_chmod') {
       const oldMode = modeKnown ? r.fileMode : undefined;

@@ -615,12 +615,14 @@ describe('the default file_watch', { skip }, () => {
     const appended = path.join(logs, 'appended.log');
     const emptied = path.join(logs, 'emptied.log');
     const created = path.join(logs, 'created.log');
-    writeFileSync(appended, 'line\n');
-    writeFileSync(emptied, 'line\n');
+    const copied = path.join(logs, 'copied.log');
+    for (const file of [appended, emptied, copied]) writeFileSync(file, 'line\n');
     let capture: Capture;
     try {
       capture = await captureEvents(['--action', 'file_create'], async () => {
-        await runChild('/bin/sh', ['-c', 'echo x >> "$1"; : > "$2"; echo y > "$3"', 'sh', appended, emptied, created]);
+        await runChild('/bin/sh', ['-c', 'echo x >> "$1"; : > "$2"; echo y > "$3"; cp /dev/null "$4"', 'sh', appended, emptied, created, copied]);
+        // O_PATH makes the kernel ignore O_CREAT and O_TRUNC: nothing is emptied, nothing is reported.
+        await runChild(python3, ['-c', 'import os, sys; os.close(os.open(sys.argv[1], os.O_PATH | os.O_CREAT | os.O_TRUNC))', appended]);
       });
     } finally {
       rmSync(logs, { recursive: true, force: true });
@@ -628,9 +630,11 @@ describe('the default file_watch', { skip }, () => {
     assert.equal(capture.status, 0, capture.stderr);
     const mine = capture.events.filter((e) => e['event'].action === 'file_create' && (e['file']?.path as string).startsWith(`${logs}/`));
     const byPath = new Map(mine.map((e) => [e['file']?.path as string, e['hades'].file as AnyEvent]));
-    assert.deepEqual([...byPath.keys()].sort(), [created, emptied].sort(), 'the append is left out in the kernel (file_watch_quiet)');
+    assert.deepEqual([...byPath.keys()].sort(), [copied, created, emptied].sort(), 'the append and the O_PATH open are left out in the kernel (file_watch_quiet)');
     assert.equal(byPath.get(emptied)?.['truncated'], true);
     assert.equal(byPath.get(emptied)?.['created'], false);
+    // cp onto an existing file opens it with O_TRUNC and no O_CREAT.
+    assert.equal(byPath.get(copied)?.['truncated'], true);
     assert.equal(byPath.get(created)?.['created'], true);
     assert.equal(byPath.get(created)?.['truncated'], undefined, 'a new file is not reported as emptied');
   });
