@@ -154,7 +154,10 @@ function words(text: string): string[] {
  * The name of this agent's tree: `name`, unless another live agent already runs in
  * `<current>/<name>/agent` (a second agent started from the same cgroup, as tests and side by
  * side runs do), in which case `<name>-<pid>`, so that neither moves, limits or removes the
- * other's plugins. A tree whose agent is gone is taken over.
+ * other's plugins. A tree whose agent is gone is taken over. Any live process in the `agent`
+ * leaf counts: a child of a crashed agent left there by a supervisor that does not stop the whole
+ * group (systemd's default does) makes the next agent take `<name>-<pid>`, and a crash leaves
+ * that folder behind.
  */
 function ownName(fs: CgroupFs, currents: readonly string[], name: string, pid: number): string {
   for (const current of currents) {
