@@ -378,6 +378,25 @@ static int flag_key_op(int fd, const void *key, uint8_t op, const char **why)
 	return -EINVAL;
 }
 
+/*
+ * A flagged path prefix in an LPM trie (UNIX_PATH, FILE_QUIET): CLEAR empties the map; ADD and
+ * DEL take 1..max bytes without NUL (and without '*' when no_star), else EINVAL with `bad`.
+ */
+static int prefix_flag_op(int fd, uint8_t op, const uint8_t *val, uint32_t len, uint32_t max,
+			  bool no_star, const char *bad, const char **why)
+{
+	if (op == HADES_FILTER_CLEAR)
+		return map_clear(fd, sizeof(struct hades_lpm_key));
+	if (len == 0 || len > max || memchr(val, 0, len) || (no_star && memchr(val, '*', len))) {
+		*why = bad;
+		return -EINVAL;
+	}
+	struct hades_lpm_key k = { 0 };
+	k.prefixlen = len * 8;
+	memcpy(k.data, val, len);
+	return flag_key_op(fd, &k, op, why);
+}
+
 static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
 		     uint32_t len, const char **why)
 {
@@ -459,32 +478,12 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 	}
 	case HADES_FILTER_FILE_PREFIX:
 		return file_prefix_op(e, op, val, len, why);
-	case HADES_FILTER_UNIX_PATH: {
-		fd = bpf_map__fd(e->skel->maps.unix_prefix);
-		if (op == HADES_FILTER_CLEAR)
-			return map_clear(fd, sizeof(struct hades_lpm_key));
-		struct hades_lpm_key k = { 0 };
-		if (len == 0 || len > 107 || memchr(val, 0, len)) {
-			*why = "unix path prefix must be 1..107 bytes without NUL";
-			return -EINVAL;
-		}
-		k.prefixlen = len * 8;
-		memcpy(k.data, val, len);
-		return flag_key_op(fd, &k, op, why);
-	}
-	case HADES_FILTER_FILE_QUIET: {
-		fd = bpf_map__fd(e->skel->maps.file_quiet);
-		if (op == HADES_FILTER_CLEAR)
-			return map_clear(fd, sizeof(struct hades_lpm_key));
-		struct hades_lpm_key k = { 0 };
-		if (len == 0 || len > HADES_PREFIX_MAX || memchr(val, 0, len) || memchr(val, '*', len)) {
-			*why = "quiet prefix must be 1..255 bytes without NUL or '*'";
-			return -EINVAL;
-		}
-		k.prefixlen = len * 8;
-		memcpy(k.data, val, len);
-		return flag_key_op(fd, &k, op, why);
-	}
+	case HADES_FILTER_UNIX_PATH:
+		return prefix_flag_op(bpf_map__fd(e->skel->maps.unix_prefix), op, val, len, 107, false,
+				      "unix path prefix must be 1..107 bytes without NUL", why);
+	case HADES_FILTER_FILE_QUIET:
+		return prefix_flag_op(bpf_map__fd(e->skel->maps.file_quiet), op, val, len, HADES_PREFIX_MAX, true,
+				      "quiet prefix must be 1..255 bytes without NUL or '*'", why);
 	case HADES_FILTER_PROTECTED_PID: {
 		fd = bpf_map__fd(e->skel->maps.protected_pid);
 		if (op == HADES_FILTER_CLEAR)

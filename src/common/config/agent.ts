@@ -40,6 +40,9 @@ const InventoryQuery = Type.Object(
 );
 
 /** The scheduled queries of a default agent: what changes on a host that an intruder changes. */
+/** Shell startup files in a home folder: what a user's shell runs at login (shell_profile_modified). */
+const SHELL_STARTUP_FILES = ['.bashrc', '.profile', '.bash_profile', '.bash_login', '.bash_logout', '.zshrc', '.zprofile', '.zshenv', '.zlogin', '.cshrc', '.tcshrc', '.kshrc'];
+
 export const DEFAULT_INVENTORY_QUERIES = [
   { name: 'listening_ports', sql: 'SELECT pid, family, protocol, address, port, path FROM listening_ports', interval_s: 120 },
   { name: 'users', sql: 'SELECT username, uid, gid, home, shell, password_status, password_algorithm FROM users', interval_s: 600 },
@@ -239,30 +242,7 @@ export const AgentConfigSchema = Type.Object(
             '/var/log/',
             // Users' shell startup files (shell_profile_modified). Sixteen `*` rules at most share a
             // prefix (/home/): .ssh/ and these twelve.
-            '/root/.bashrc',
-            '/root/.profile',
-            '/root/.bash_profile',
-            '/root/.bash_login',
-            '/root/.bash_logout',
-            '/root/.zshrc',
-            '/root/.zprofile',
-            '/root/.zshenv',
-            '/root/.zlogin',
-            '/root/.cshrc',
-            '/root/.tcshrc',
-            '/root/.kshrc',
-            '/home/*/.bashrc',
-            '/home/*/.profile',
-            '/home/*/.bash_profile',
-            '/home/*/.bash_login',
-            '/home/*/.bash_logout',
-            '/home/*/.zshrc',
-            '/home/*/.zprofile',
-            '/home/*/.zshenv',
-            '/home/*/.zlogin',
-            '/home/*/.cshrc',
-            '/home/*/.tcshrc',
-            '/home/*/.kshrc',
+            ...SHELL_STARTUP_FILES.flatMap((name) => [`/root/${name}`, `/home/*/${name}`]),
           ],
             maxItems: 256,
             description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
