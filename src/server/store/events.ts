@@ -15,7 +15,7 @@ import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { HadesError, isHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
-import { keyCounts, withIngested, type KeyCounts } from './line.js';
+import { keyCounts, withIngested } from './line.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
 
 export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
@@ -156,17 +156,16 @@ function invalid(index: number, message: string, cause?: unknown): HadesError {
  */
 function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string): Row {
   let event: Record<string, unknown>;
-  let text: { readonly text: string; readonly counts: KeyCounts } | undefined;
-  if (typeof input === 'string') {
+  const line = typeof input === 'string' ? input : undefined;
+  if (line !== undefined) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(input);
+      parsed = JSON.parse(line);
     } catch (error) {
       throw invalid(index, `not JSON (${(error as Error).message})`, error);
     }
     if (!isObject(parsed)) throw invalid(index, 'not a JSON object');
     event = parsed;
-    text = { text: input, counts: keyCounts(input, parsed) };
   } else {
     if (!isObject(input)) throw invalid(index, 'not an object');
     event = input;
@@ -211,7 +210,9 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     source === undefined ? null : str(source['ip']),
     file === undefined ? null : str(file['path']),
     question === undefined ? null : str(question['name']),
-    (text === undefined ? undefined : withIngested(text.text, meta, text.counts, timestamp as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
+    // The parsed event is never changed here (the fallback serialises a copy), so the line's keys
+    // are counted against it as it was parsed.
+    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), timestamp as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
   ];
 }
 
