@@ -40,6 +40,7 @@ enum hades_exit_slot {
 	HADES_HX_MODULE = 6,
 	HADES_HX_FILE = 7,
 	HADES_HX_KILL = 8,
+	HADES_HX_FILE_OPEN = 9, /* opens of FILE_SECRET files; also tail-called by HADES_HX_FILE */
 	HADES_HX_SLOTS = 12,
 };
 

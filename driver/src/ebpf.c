@@ -29,7 +29,7 @@ enum slot_id {
 	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_SYS_ENTER, S_SYS_EXIT,
 	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED,
 	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
-	S_HX_KILL, S_COUNT,
+	S_HX_KILL, S_HX_FILE_OPEN, S_COUNT,
 };
 
 enum { CHOICE_BTF, CHOICE_RAW, CHOICE_NONE };
@@ -61,13 +61,16 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_HX_MODULE] = { NULL, "hx_module", NULL, 0, HADES_HX_MODULE },
 	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
 	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
+	[S_HX_FILE_OPEN] = { NULL, "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN },
 };
 
 #ifndef __NR_fchmodat2
 #define __NR_fchmodat2 452 /* Linux 6.6; same number on x86_64 and the generic table */
 #endif
 
-/* Syscalls routed to the security handlers (host numbering). */
+/* Syscalls routed to the security handlers (host numbering). A syscall may serve two
+ * hooks (the opens: FILE_CREATE, FILE_OPEN); its route takes each side from the first
+ * enabled hook that has one (route_of). */
 struct sc_def {
 	int nr;
 	uint8_t sc, hook, he, hx;
@@ -121,6 +124,14 @@ static const struct sc_def sc_defs[] = {
 	SC(tkill, TKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
 	SC(tgkill, TGKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
 	SC(pidfd_send_signal, PIDFD_SEND_SIGNAL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
+	/* after FILE_CREATE: hx_file tail-calls hx_file_open, which is routed to directly
+	 * only when FILE_CREATE is off */
+#ifdef __NR_open
+	SC(open, OPEN, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
+	SC(creat, CREAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
+#endif
+	SC(openat, OPENAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
+	SC(openat2, OPENAT2, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
 };
 #undef SC
 
@@ -397,6 +408,46 @@ static int prefix_flag_op(int fd, uint8_t op, const uint8_t *val, uint32_t len, 
 	return flag_key_op(fd, &k, op, why);
 }
 
+/* FILE_SECRET: the map and file_secret_count, which lets every open skip the lookup while
+ * the map is empty, change together. */
+static int file_secret_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32_t len,
+			  const char **why)
+{
+	int fd = bpf_map__fd(e->skel->maps.file_secret);
+	if (op == HADES_FILTER_CLEAR) {
+		int err = map_clear(fd, sizeof(struct hades_secret_key));
+		if (!err)
+			e->skel->bss->file_secret_count = 0;
+		return err;
+	}
+	struct hades_secret_key k;
+	if (len != sizeof(k)) {
+		*why = "secret file key must be 16 bytes (u64 inode, u32 device, u32 0)";
+		return -EINVAL;
+	}
+	memcpy(&k, val, sizeof(k));
+	if (k.pad != 0 || k.ino == 0) {
+		*why = "secret file key needs a non-zero inode and a zero pad";
+		return -EINVAL;
+	}
+	uint8_t one = 1;
+	bool had = bpf_map_lookup_elem(fd, &k, &one) == 0;
+	if (op == HADES_FILTER_ADD) {
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+			return -errno; /* E2BIG when HADES_SECRETS_MAX are registered */
+		if (!had)
+			e->skel->bss->file_secret_count++;
+		return 0;
+	}
+	if (op == HADES_FILTER_DEL) {
+		if (had && !bpf_map_delete_elem(fd, &k))
+			e->skel->bss->file_secret_count--;
+		return 0;
+	}
+	*why = "operation not valid for this target";
+	return -EINVAL;
+}
+
 static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
 		     uint32_t len, const char **why)
 {
@@ -484,6 +535,8 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 	case HADES_FILTER_FILE_QUIET:
 		return prefix_flag_op(bpf_map__fd(e->skel->maps.file_quiet), op, val, len, HADES_PREFIX_MAX, true,
 				      "quiet prefix must be 1..255 bytes without NUL or '*'", why);
+	case HADES_FILTER_FILE_SECRET:
+		return file_secret_op(e, op, val, len, why);
 	case HADES_FILTER_PROTECTED_PID: {
 		fd = bpf_map__fd(e->skel->maps.protected_pid);
 		if (op == HADES_FILTER_CLEAR)
@@ -521,6 +574,38 @@ bad_op:
 	return -EINVAL;
 }
 
+/* The route of syscall `nr`: each side from the first of its sc_defs whose hook is requested
+ * and enabled; `hook` and `sc` from the one giving the entry side, else the exit side. */
+static struct hades_route route_of(const struct ebpf *e, int nr)
+{
+	struct hades_route r = { 0 };
+	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+		const struct sc_def *d = &sc_defs[i];
+		if (d->nr != nr || !hook_requested(e->cfg, d->hook) || e->skel->bss->hook_disabled[d->hook])
+			continue;
+		if (!r.enter && d->he) {
+			r.enter = d->he;
+			r.sc = d->sc;
+			r.hook = d->hook;
+		}
+		if (!r.exit && d->hx) {
+			r.exit = d->hx;
+			if (!r.enter) {
+				r.sc = d->sc;
+				r.hook = d->hook;
+			}
+		}
+	}
+	return r;
+}
+
+static int put_route(struct ebpf *e, int nr)
+{
+	struct hades_route r = route_of(e, nr);
+	uint32_t k = (uint32_t)nr;
+	return bpf_map_update_elem(bpf_map__fd(e->skel->maps.sc_route), &k, &r, BPF_ANY) ? -errno : 0;
+}
+
 static int eb_hook(struct backend *be, uint32_t hook, bool enable)
 {
 	struct ebpf *e = be->ctx;
@@ -537,17 +622,13 @@ static int eb_hook(struct backend *be, uint32_t hook, bool enable)
 	 * a disabled hook costs only the dispatcher's lookup (write/writev for
 	 * dns, openat for file_create are hot). Their `disabled` counter then
 	 * stays 0: the handlers no longer run. */
-	int rfd = bpf_map__fd(e->skel->maps.sc_route);
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		const struct sc_def *d = &sc_defs[i];
 		if (d->hook != hook || d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX)
 			continue;
-		struct hades_route r = { 0 };
-		if (enable)
-			r = (struct hades_route){ .enter = d->he, .exit = d->hx, .sc = d->sc, .hook = d->hook };
-		uint32_t k = (uint32_t)d->nr;
-		if (bpf_map_update_elem(rfd, &k, &r, BPF_ANY))
-			return -errno;
+		int rc = put_route(e, d->nr);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -793,7 +874,6 @@ static int install_routes(struct ebpf *e)
 {
 	int efd = bpf_map__fd(e->skel->maps.enter_progs);
 	int xfd = bpf_map__fd(e->skel->maps.exit_progs);
-	int rfd = bpf_map__fd(e->skel->maps.sc_route);
 
 	for (int i = 0; i < S_COUNT; i++) {
 		if (!slot_loaded(e, i) || (!slot_defs[i].he && !slot_defs[i].hx))
@@ -807,10 +887,9 @@ static int install_routes(struct ebpf *e)
 		const struct sc_def *d = &sc_defs[i];
 		if (d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX || !hook_requested(e->cfg, d->hook))
 			continue;
-		struct hades_route r = { .enter = d->he, .exit = d->hx, .sc = d->sc, .hook = d->hook };
-		uint32_t k = (uint32_t)d->nr;
-		if (bpf_map_update_elem(rfd, &k, &r, BPF_ANY))
-			return -errno;
+		int rc = put_route(e, d->nr);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

@@ -38,6 +38,7 @@ const char *const hades_hook_names[HADES_HOOK_COUNT] = {
 	[HADES_HOOK_FILE_DELETE] = "file_delete",
 	[HADES_HOOK_FILE_CHMOD] = "file_chmod",
 	[HADES_HOOK_KILL] = "kill",
+	[HADES_HOOK_FILE_OPEN] = "file_open",
 };
 
 static struct backend backend;

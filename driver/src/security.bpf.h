@@ -139,6 +139,16 @@ struct {
 	__type(value, __u8);
 } file_quiet SEC(".maps");
 
+/* FILE_SECRET: files whose every open is reported, by (inode, device). The loader keeps
+ * file_secret_count, so that with none registered an open costs one load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HADES_SECRETS_MAX);
+	__type(key, struct hades_secret_key);
+	__type(value, __u8);
+} file_secret SEC(".maps");
+volatile __u32 file_secret_count;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -1536,21 +1546,23 @@ static __always_inline __u32 mode_flags(__u32 mode)
 	return f;
 }
 
-SEC("raw_tp")
-int hx_file(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline bool open_family(__u8 sc)
 {
-	struct hades_route *r = route_get(1);
-	struct inflight *st = state_tmp();
-	struct scratch *s = get_scratch();
-	if (!r || !st || !s || !state_take(st, r->sc))
-		return 0;
+	return sc == HADES_SC_OPEN || sc == HADES_SC_OPENAT || sc == HADES_SC_OPENAT2 ||
+	       sc == HADES_SC_CREAT;
+}
+
+/* The FILE_CREATE / RENAME / DELETE / CHMOD record of a call staged at sys_enter. */
+static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, struct inflight *st,
+					struct scratch *s)
+{
 	struct hades_hook_counters *c = hook_counters(st->hook);
 	if (!c)
-		return 0;
+		return;
 	long ret = ctx->args[1];
 	if (is_restart(ret)) {
 		bump(&c->ignored);
-		return 0;
+		return;
 	}
 	struct task_struct *t = cur_task();
 	struct hades_file *f = (void *)s->rec;
@@ -1616,11 +1628,10 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 			f->op_flags = a[3];
 		break;
 	default:
-		return 0;
+		return;
 	}
 
-	bool is_open = st->sc == HADES_SC_OPEN || st->sc == HADES_SC_OPENAT ||
-		       st->sc == HADES_SC_OPENAT2 || st->sc == HADES_SC_CREAT;
+	bool is_open = open_family(st->sc);
 	struct file *file = NULL;
 	if (is_open && ret >= 0)
 		file = fd_file(t, ret);
@@ -1647,7 +1658,7 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	if (!path_watched(s, sizeof(*f), p1_len) &&
 	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
 		bump(&c->ignored);
-		return 0;
+		return;
 	}
 	/* path_watched left p1 in s->lpm (an open has no p2). Not for openat2, whose flags the
 	 * caller can change in its memory between the kernel's copy and the entry's read. */
@@ -1655,7 +1666,7 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	if (file && is_open && st->sc != HADES_SC_OPENAT2 && !(flags & HADES_F_FILE_CREATED) && !emptied &&
 	    bpf_map_lookup_elem(&file_quiet, &s->lpm)) {
 		bump(&c->ignored);
-		return 0;
+		return;
 	}
 
 	if (st->sc == HADES_SC_FCHMOD) {
@@ -1678,6 +1689,65 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	f->hdr.missing = missing;
 	f->result = ret;
 	f->syscall = st->sc;
+	submit_scratch(c, s, LOAD(s->off));
+}
+
+SEC("raw_tp")
+int hx_file(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct inflight *st = state_tmp();
+	struct scratch *s = get_scratch();
+	if (!r || !st || !s)
+		return 0;
+	if (state_take(st, r->sc))
+		file_record(ctx, st, s);
+	/* any successful open may be of a FILE_SECRET file, whatever its flags */
+	if (file_secret_count && open_family(r->sc) && (long)ctx->args[1] >= 0)
+		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
+	return 0;
+}
+
+/* FILE_OPEN: a successful open of a FILE_SECRET file (O_PATH opens, which give no access
+ * to the content, excepted). Routed here directly when FILE_CREATE is off. */
+SEC("raw_tp")
+int hx_file_open(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct scratch *s = get_scratch();
+	long ret = ctx->args[1];
+	if (!r || !s || !file_secret_count || hook_disabled[HADES_HOOK_FILE_OPEN] || ret < 0 ||
+	    !open_family(r->sc))
+		return 0;
+	struct task_struct *t = cur_task();
+	struct file *file = fd_file(t, ret);
+	if (!file)
+		return 0;
+	struct inode *ino = BPF_CORE_READ(file, f_inode);
+	struct hades_secret_key k = { .ino = BPF_CORE_READ(ino, i_ino),
+				      .dev = BPF_CORE_READ(ino, i_sb, s_dev) };
+	if (!bpf_map_lookup_elem(&file_secret, &k))
+		return 0;
+	__u32 fflags = BPF_CORE_READ(file, f_flags);
+	if (fflags & O_PATH)
+		return 0;
+	struct hades_hook_counters *c = hook_begin(HADES_HOOK_FILE_OPEN, bpf_get_current_pid_tgid() >> 32);
+	if (!c)
+		return 0;
+	struct hades_file *f = (void *)s->rec;
+	__u32 flags = HADES_F_PATH_FROM_FD;
+	__builtin_memset(f, 0, sizeof(*f));
+	STORE(s->off, sizeof(*f));
+	f->path_len = append_file_path(s, file, &flags);
+	f->inode = k.ino;
+	f->dev = k.dev;
+	f->file_mode = BPF_CORE_READ(ino, i_mode);
+	f->op_flags = fflags;
+	fill_header(&f->hdr, HADES_KIND_FILE_OPEN, 0, t);
+	fill_proc(&f->proc, t);
+	f->hdr.flags = flags;
+	f->result = ret;
+	f->syscall = r->sc;
 	submit_scratch(c, s, LOAD(s->off));
 	return 0;
 }

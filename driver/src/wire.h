@@ -63,6 +63,7 @@ enum hades_kind {
 	HADES_KIND_FILE_DELETE = 14,
 	HADES_KIND_FILE_CHMOD = 15,
 	HADES_KIND_KILL = 16,
+	HADES_KIND_FILE_OPEN = 17,
 };
 
 /* header.flags: one registry for all kinds */
@@ -309,7 +310,7 @@ struct hades_module {
 	char name[56];       /* module name from the module_load tracepoint, "" if not reached */
 };
 
-/* FILE_CREATE (12), FILE_RENAME (13), FILE_DELETE (14), FILE_CHMOD (15);
+/* FILE_CREATE (12), FILE_RENAME (13), FILE_DELETE (14), FILE_CHMOD (15), FILE_OPEN (17);
  * tail: path (path_len), then path2 (path2_len: RENAME's new path) */
 struct hades_file {
 	struct hades_record_header hdr;
@@ -319,8 +320,8 @@ struct hades_file {
 	__u16 reserved;
 	__u32 op_flags;      /* open flags / renameat2 flags / unlinkat flags / fchmodat flags */
 	__u32 mode;          /* CREATE: mode argument; CHMOD: new mode argument */
-	__u32 file_mode;     /* CREATE: inode mode after the call; CHMOD (fchmod): mode before */
-	__u32 reserved2;
+	__u32 file_mode;     /* CREATE / OPEN: inode mode after the call; CHMOD (fchmod): mode before */
+	__u32 dev;           /* OPEN: device of the file's filesystem, major << 20 | minor; else 0 */
 	__u64 inode;         /* CREATE / fchmod: inode number when known */
 	__u16 path_len;
 	__u16 path2_len;
@@ -434,7 +435,8 @@ enum hades_hook {
 	HADES_HOOK_FILE_DELETE = 13,
 	HADES_HOOK_FILE_CHMOD = 14,
 	HADES_HOOK_KILL = 15,
-	HADES_HOOK_COUNT = 16,
+	HADES_HOOK_FILE_OPEN = 16,
+	HADES_HOOK_COUNT = 17,
 };
 #define HADES_HOOK_SLOTS 32 /* room for future hooks in the config arrays */
 
@@ -471,7 +473,17 @@ enum hades_filter_target {
 	HADES_FILTER_UNIX_PATH = 8,   /* value: AF_UNIX path prefix, 1..107 bytes */
 	HADES_FILTER_CONNECT_DEDUP_MS = 9, /* SET, value: u32 window in ms, 0 = off */
 	HADES_FILTER_FILE_QUIET = 10, /* value: path prefix, 1..255 bytes, no "*" */
+	HADES_FILTER_FILE_SECRET = 11, /* value: struct hades_secret_key (16 bytes, pad 0) */
 };
+
+/* FILE_SECRET key: a file whose every open is reported (FILE_OPEN), by identity, so that
+ * links, bind mounts and relative paths lead to it too */
+struct hades_secret_key {
+	__u64 ino;
+	__u32 dev; /* major << 20 | minor, as the kernel's super_block.s_dev */
+	__u32 pad; /* 0 */
+};
+#define HADES_SECRETS_MAX 4096
 
 #define HADES_PREFIX_MAX 255      /* FILE_PREFIX / UNIX_PATH value length limit */
 #define HADES_SUFFIX_MAX 31       /* length of the part after the "*" component */
@@ -512,5 +524,6 @@ _Static_assert(sizeof(struct hades_module) == HADES_MODULE_FIXED_SIZE, "module s
 _Static_assert(sizeof(struct hades_file) == HADES_FILE_FIXED_SIZE, "file size");
 _Static_assert(sizeof(struct hades_priv) == HADES_PRIV_SIZE, "priv size");
 _Static_assert(sizeof(struct hades_kill) == HADES_KILL_SIZE, "kill size");
+_Static_assert(sizeof(struct hades_secret_key) == 16, "secret key size");
 
 #endif

@@ -248,7 +248,7 @@ static int exit_rec(const uint8_t *p, uint32_t size)
 	return 0;
 }
 
-/* ---- security kinds (4..16) ---- */
+/* ---- security kinds (4..17) ---- */
 
 static const char *sc_name(unsigned sc)
 {
@@ -433,7 +433,7 @@ static int priv_rec(const uint8_t *p, uint32_t size)
 static int file_rec(const uint8_t *p, uint32_t size)
 {
 	static const char *const names[] = { "FILE_CREATE", "FILE_RENAME", "FILE_DELETE",
-					     "FILE_CHMOD" };
+					     "FILE_CHMOD", "KILL", "FILE_OPEN" };
 	struct hades_file r;
 	if (size < sizeof(r))
 		return -1;
@@ -444,8 +444,8 @@ static int file_rec(const uint8_t *p, uint32_t size)
 		return 0;
 	printf("%s", names[r.hdr.kind - HADES_KIND_FILE_CREATE]);
 	put_proc(&r.hdr, &r.proc);
-	printf(" sc=%s result=%d op_flags=%#o mode=%#o file_mode=%#o ino=%" PRIu64 " path=",
-	       sc_name(r.syscall), r.result, r.op_flags, r.mode, r.file_mode, (uint64_t)r.inode);
+	printf(" sc=%s result=%d op_flags=%#o mode=%#o file_mode=%#o ino=%" PRIu64 " dev=%#x path=",
+	       sc_name(r.syscall), r.result, r.op_flags, r.mode, r.file_mode, (uint64_t)r.inode, r.dev);
 	put_bytes(p + sizeof(r), r.path_len);
 	if (r.hdr.kind == HADES_KIND_FILE_RENAME) {
 		printf(" path2=");
@@ -528,6 +528,7 @@ static int records(const uint8_t *p, uint32_t len)
 		case HADES_KIND_FILE_RENAME:
 		case HADES_KIND_FILE_DELETE:
 		case HADES_KIND_FILE_CHMOD:
+		case HADES_KIND_FILE_OPEN:
 			rc = file_rec(p + off, h.size);
 			break;
 		case HADES_KIND_KILL:
@@ -613,8 +614,8 @@ int main(int argc, char **argv)
 	static const char *const sec[] = { "connect", "accept", "listen", "dns", "ptrace",
 					   "memfd_create", "module_load", "priv_change",
 					   "file_create", "file_rename", "file_delete", "file_chmod",
-					   "kill" };
-	for (int k = HADES_KIND_CONNECT; k <= HADES_KIND_KILL; k++)
+					   "kill", "file_open" };
+	for (int k = HADES_KIND_CONNECT; k <= HADES_KIND_FILE_OPEN; k++)
 		if (n_kind[k])
 			fprintf(stderr, " %s=%" PRIu64, sec[k - HADES_KIND_CONNECT], n_kind[k]);
 	if (match_arg)

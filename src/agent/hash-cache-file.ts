@@ -57,7 +57,7 @@ function driverNs(ns: bigint): number {
 }
 
 /** glibc's st_dev encoding to the kernel's (major << 20 | minor, 12 and 20 bits). */
-function kernelDev(dev: bigint): number {
+export function kernelDev(dev: bigint): number {
   const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n);
   const minor = (dev & 0xffn) | ((dev >> 12n) & 0xffffff00n);
   return Number(((major << 20n) | (minor & 0xfffffn)) & 0xffffffffn);

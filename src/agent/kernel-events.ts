@@ -22,6 +22,7 @@ import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
 import { HASH_CACHE_FILES, HashCacheFile } from './hash-cache-file.js';
 import { ExecutableHasher } from './hasher.js';
 import { SecurityEvents } from './security-events.js';
+import { SensitiveFiles, secretKey, type SensitiveFile } from './sensitive-files.js';
 import type { Sequencer } from './sequencer.js';
 import { ProcessTree } from './tree.js';
 
@@ -36,6 +37,8 @@ const SHEDDABLE: ReadonlySet<number> = new Set([4, 5, 7]);
 const HIGH_RATE_PER_SECOND = 200;
 const DROP_REPORT_MS = 10_000;
 const TICK_MS = 1000;
+/** After a file event in a folder of a sensitive_files pattern, expand the patterns again this soon. */
+const SENSITIVE_RESCAN_DELAY_MS = 1000;
 /** Executable versions whose hashes the agent remembers (and keeps in its data folder). */
 const HASH_CACHE_SIZE = 4096;
 
@@ -56,6 +59,7 @@ const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
   file_rename: ['file_rename'],
   file_delete: ['file_delete'],
   file_chmod: ['file_chmod'],
+  file_open: ['file_open'],
   tamper: ['kill', 'file_rename', 'file_delete', 'file_chmod'],
 };
 
@@ -163,6 +167,13 @@ export class KernelEvents {
   private readonly allowedRoot: ReadonlySet<string>;
   private readonly protectedPaths: readonly string[];
   private tickTimer: NodeJS.Timeout | undefined;
+  /** driver.sensitive_files, when file_open is wanted. */
+  private readonly sensitive: SensitiveFiles | undefined;
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private rescanSoonTimer: NodeJS.Timeout | undefined;
+  /** The expansion running, and whether another was asked for meanwhile. */
+  private rescanning: Promise<void> | undefined;
+  private rescanAgain = false;
   /** High-rate records (connect, accept, dns) decoded or shed since the last tick. */
   private highRate = 0;
   private shedSeen = 0;
@@ -205,7 +216,9 @@ export class KernelEvents {
       ...(options.sequencer ? { sequencer: options.sequencer } : {}),
     });
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
-    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths });
+    if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
+    const sensitive = this.sensitive;
+    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}) });
     this.dnsAggregator = new RateAggregator<HadesEvent>(config.limits.aggregate_ms);
     this.governor = new CpuGovernor(config.limits.cpu_percent);
     this.allowedRoot = new Set(config.privilege.allowed_root_executables);
@@ -265,6 +278,9 @@ export class KernelEvents {
       throw error;
     }
     this.dropTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
+    if (this.sensitive && hello.backend === 'ebpf') {
+      this.rescanTimer = setInterval(() => this.rescanSensitive(), this.options.config.driver.sensitive_files_rescan_s * 1000);
+    }
     // Start-up work (seeding the tree, loading the driver) is not load: measure from here.
     this.governor.reset();
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
@@ -300,8 +316,12 @@ export class KernelEvents {
     ];
     // Own processes: signals to them are tampering (the driver excludes their own events itself).
     const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid])];
+    // The whole set again (a restarted driver has none): a full expansion, not a difference.
+    if (security && this.sensitive) await this.sensitive.resolve();
+    const secrets = security && this.sensitive ? this.sensitive.files().map(secretKey) : [];
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
+          ...list(FilterTarget.fileSecret, secrets),
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
           ...list(FilterTarget.fileQuiet, driver.file_watch_quiet.map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
@@ -335,6 +355,51 @@ export class KernelEvents {
     }
   }
 
+  /**
+   * Expands driver.sensitive_files again and tells the driver what changed. One expansion at a
+   * time; one asked for meanwhile runs after it.
+   */
+  private rescanSensitive(): void {
+    const sensitive = this.sensitive;
+    // Not before start has registered the first set, nor after stop.
+    if (!sensitive || !this.dropTimer || this.driver.hello?.backend !== 'ebpf') return;
+    if (this.rescanning) {
+      this.rescanAgain = true;
+      return;
+    }
+    const send = async (op: number, files: readonly SensitiveFile[]) => {
+      for (const file of files) {
+        const ack = await this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.fileSecret, secretKey(file)));
+        if (!ack.ok) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_DRIVER_FAILED', msg: `sensitive file ${file.path}: the driver refused it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim() });
+      }
+    };
+    this.rescanning = (async () => {
+      const { added, removed, skipped } = await sensitive.resolve();
+      await send(FilterOp.del, removed);
+      await send(FilterOp.add, added);
+      if (skipped > 0) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_CONFIG_VALUE', msg: `driver.sensitive_files names more files than the driver takes: ${skipped} not watched` });
+    })()
+      .catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: `sensitive files: ${String(error)}` }))
+      .finally(() => {
+        this.rescanning = undefined;
+        if (this.rescanAgain) {
+          this.rescanAgain = false;
+          this.rescanSensitive();
+        }
+      });
+  }
+
+  /** A file event in a folder of a sensitive_files pattern: expand again shortly. */
+  private sensitiveFolderChanged(record: SecurityRecord): void {
+    if (!this.sensitive || this.rescanSoonTimer || !this.dropTimer) return;
+    if (record.type !== 'file_create' && record.type !== 'file_rename' && record.type !== 'file_delete') return;
+    if (record.result < 0 || !(this.sensitive.concerns(record.path) || (record.type === 'file_rename' && this.sensitive.concerns(record.path2)))) return;
+    this.rescanSoonTimer = setTimeout(() => {
+      this.rescanSoonTimer = undefined;
+      this.rescanSensitive();
+    }, SENSITIVE_RESCAN_DELAY_MS);
+  }
+
   /** The consumer can take more events again. */
   drain(): void {
     if (!this.waitingForDrain) return;
@@ -351,6 +416,11 @@ export class KernelEvents {
     this.dropTimer = undefined;
     clearInterval(this.tickTimer);
     this.tickTimer = undefined;
+    clearInterval(this.rescanTimer);
+    this.rescanTimer = undefined;
+    clearTimeout(this.rescanSoonTimer);
+    this.rescanSoonTimer = undefined;
+    await this.rescanning;
     if (this.driver.pid !== undefined) {
       const stats = new Promise<void>((resolve) => this.statsWaiters.push(resolve));
       this.driver.requestStats();
@@ -496,6 +566,7 @@ export class KernelEvents {
       const [uid = 0, gid = 0, euid = 0, egid = 0] = record.newIds;
       this.tree.setCreds(record.pid, record.startNs, { uid, gid, euid, egid });
     }
+    if (this.sensitive) this.sensitiveFolderChanged(record);
     const now = Date.now();
     const closed: Aggregated<HadesEvent>[] = [];
     for (const event of this.security.build(record)) {

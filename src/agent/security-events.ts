@@ -1,6 +1,6 @@
 /**
  * ECS events from the driver's security records: connect, accept, listen, dns_query, ptrace,
- * memfd_create, module_load, privilege_change, file_*, and tamper (signals to Hades' own
+ * memfd_create, module_load, privilege_change, file_* (file_open: sensitive files), and tamper (signals to Hades' own
  * processes, changes to its files). The acting process and its ancestry come from the process
  * tree (via EventBuilder.actor), so these events carry the same context as exec events.
  */
@@ -63,6 +63,8 @@ function endpoint(family: number, addr: Uint8Array, port: number) {
 export interface SecurityOptions {
   /** Paths whose change by anyone is reported as tampering (Hades' own files). */
   readonly protectedPaths: readonly string[];
+  /** file_open: the driver.sensitive_files path a file (device, inode) was registered under. */
+  readonly sensitiveOf?: (dev: number, ino: number) => string | undefined;
 }
 
 /** Builds the events of one security record; most records give one event, some none or two. */
@@ -96,6 +98,8 @@ export class SecurityEvents {
       case 'file_delete':
       case 'file_chmod':
         return this.file(r);
+      case 'file_open':
+        return [this.open(r)];
       case 'kill':
         return [this.kill(r)];
     }
@@ -247,6 +251,14 @@ export class SecurityEvents {
       events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: r.type } }));
     }
     return events;
+  }
+
+  private open(r: FileRecord): HadesEvent {
+    const file = { path: r.path, name: path.basename(r.path), directory: path.dirname(r.path), inode: r.inode || undefined, mode: octal(r.fileMode) };
+    const access = (r.opFlags & 3) === 0 ? 'read' : (r.opFlags & 3) === 1 ? 'write' : 'read_write';
+    // Registered since, and replaced before this record was read: the path opened is what is known.
+    const sensitive = this.options.sensitiveOf?.(r.dev, r.inode) ?? r.path;
+    return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), sensitive, access } });
   }
 
   private kill(r: KillRecord): HadesEvent {

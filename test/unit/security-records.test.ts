@@ -231,8 +231,45 @@ describe('EXEC version 2 of exec-v2-ebpf.bin', () => {
   });
 });
 
+describe('file_open records of file-open-ebpf.bin', () => {
+  it('decodes the opens of the registered file, by its path and through a hard link, and nothing else', () => {
+    const { records, counters } = recordsOf('file-open-ebpf.bin');
+    assert.deepEqual(skips(counters), { truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 });
+    const opens = ofType(records, 'file_open');
+    assert.deepEqual(
+      opens.map((r) => [r.path, r.opFlags & 3, r.result >= 0, r.syscall]),
+      [
+        ['/var/tmp/hades-fixture-secret', 0, true, 26],
+        ['/var/tmp/hades-fixture-secret', 1, true, 26],
+        ['/var/tmp/hades-fixture-secret-link', 2, true, 26],
+      ],
+    );
+    assert.ok(opens.every((r) => r.inode === opens[0]?.inode && r.dev === opens[0]?.dev && r.dev !== 0 && (r.fileMode & 0o170000) === 0o100000));
+  });
+
+  it('builds file_open events: what the open allows, and the name the file was registered under', async () => {
+    const builder = newBuilder();
+    const records = ofType(recordsOf('file-open-ebpf.bin').records, 'file_open');
+    const registered = records[0] as (typeof records)[number];
+    const security = new SecurityEvents(builder, { protectedPaths: [], sensitiveOf: (dev, ino) => (dev === registered.dev && ino === registered.inode ? '/etc/registered-name' : undefined) });
+    const events = records.flatMap((r) => security.build(r)).map((e) => wire(e) as AnyEvent);
+    for (const e of events) assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    assert.deepEqual(
+      events.map((e) => [e['event'].action, e['event'].type, e['file'].name, e['file'].mode, e['hades'].file.access, e['hades'].file.sensitive, e['hades'].file.syscall]),
+      [
+        ['file_open', ['access'], 'hades-fixture-secret', '0644', 'read', '/etc/registered-name', 'openat'],
+        ['file_open', ['access'], 'hades-fixture-secret', '0644', 'write', '/etc/registered-name', 'openat'],
+        ['file_open', ['access'], 'hades-fixture-secret-link', '0644', 'read_write', '/etc/registered-name', 'openat'],
+      ],
+    );
+    // No longer registered (replaced since): the path opened stands for it.
+    const unknown = new SecurityEvents(builder, { protectedPaths: [] }).build(registered).map((e) => wire(e) as AnyEvent);
+    assert.equal(unknown[0]?.['hades'].file.sensitive, '/var/tmp/hades-fixture-secret');
+  });
+});
+
 describe('damaged security records', () => {
-  const raw = rawRecordsOf('security-ebpf.bin');
+  const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin')];
   const sample = new Map<number, Uint8Array>();
   for (const r of raw) if (kindOf(r) >= 4 && !sample.has(kindOf(r))) sample.set(kindOf(r), r);
   const exit = raw.find((r) => kindOf(r) === 3) as Uint8Array;
@@ -273,6 +310,7 @@ describe('damaged security records', () => {
       [SecurityKind.module, 94], // path_len
       [SecurityKind.fileCreate, 120], // path_len
       [SecurityKind.fileRename, 122], // path2_len
+      [SecurityKind.fileOpen, 120], // path_len
     ];
     for (const [kind, offset] of lengths) {
       const record = sample.get(kind) as Uint8Array;

@@ -37,7 +37,7 @@ export interface DriverStats {
 export type DriverAck = PluginAck;
 
 export const FilterOp = { add: 1, del: 2, clear: 3, set: 4 } as const;
-export const FilterTarget = { pidDeny: 1, exeDeny: 2, cgroupDeny: 3, cgroupAllow: 4, cgroupMode: 5, filePrefix: 6, protectedPid: 7, unixPath: 8, connectDedupMs: 9, fileQuiet: 10 } as const;
+export const FilterTarget = { pidDeny: 1, exeDeny: 2, cgroupDeny: 3, cgroupAllow: 4, cgroupMode: 5, filePrefix: 6, protectedPid: 7, unixPath: 8, connectDedupMs: 9, fileQuiet: 10, fileSecret: 11 } as const;
 
 /** FILTER payload: request id, op, target, value (driver/PROTOCOL.md). */
 export function encodeFilter(requestId: number, op: number, target: number, value: Uint8Array): Uint8Array {

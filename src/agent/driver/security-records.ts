@@ -1,5 +1,5 @@
 /**
- * Decoder of the driver's security records (kinds 4..16: network, DNS, ptrace, memfd, module,
+ * Decoder of the driver's security records (kinds 4..17: network, DNS, ptrace, memfd, module,
  * privilege, file, kill; driver/PROTOCOL.md sections 2.6-2.15). Same rules as the process
  * records: one object literal of fixed shape per record, nothing thrown, impossible lengths
  * reported as undefined so that the caller counts and skips them.
@@ -21,6 +21,7 @@ export const SecurityKind = {
   fileDelete: 14,
   fileChmod: 15,
   kill: 16,
+  fileOpen: 17,
 } as const;
 
 export const SecurityFlag = {
@@ -130,12 +131,14 @@ export interface PrivilegeRecord extends Base {
 }
 
 export interface FileRecord extends Base {
-  readonly type: 'file_create' | 'file_rename' | 'file_delete' | 'file_chmod';
+  readonly type: 'file_create' | 'file_rename' | 'file_delete' | 'file_chmod' | 'file_open';
   readonly syscall: number;
   readonly opFlags: number;
   readonly mode: number;
   readonly fileMode: number;
   readonly inode: number;
+  /** OPEN: the filesystem's device, major << 20 | minor; 0 for the other kinds. */
+  readonly dev: number;
   readonly path: string;
   /** RENAME: the new path. */
   readonly path2: string;
@@ -178,7 +181,7 @@ function base(bytes: Buffer, view: DataView, o: number, size: number): Base {
 }
 
 const SOCKET_TYPES = { 4: 'connect', 5: 'accept', 6: 'listen' } as const;
-const FILE_TYPES = { 12: 'file_create', 13: 'file_rename', 14: 'file_delete', 15: 'file_chmod' } as const;
+const FILE_TYPES = { 12: 'file_create', 13: 'file_rename', 14: 'file_delete', 15: 'file_chmod', 17: 'file_open' } as const;
 
 const decodeSocket: Decode = (bytes, view, o, size) => {
   if (size < 152) return undefined;
@@ -287,11 +290,12 @@ const decodeFile: Decode = (bytes, view, o, size) => {
   const b = base(bytes, view, o, size);
   return {
     ...b,
-    type: FILE_TYPES[b.kind as 12 | 13 | 14 | 15],
+    type: FILE_TYPES[b.kind as 12 | 13 | 14 | 15 | 17],
     syscall: view.getUint16(o + 92, true),
     opFlags: view.getUint32(o + 96, true),
     mode: view.getUint32(o + 100, true),
     fileMode: view.getUint32(o + 104, true),
+    dev: view.getUint32(o + 108, true),
     inode: u64(view, o + 112),
     path: decodeRange(bytes, o + 128, o + 128 + pathLen),
     path2: decodeRange(bytes, o + 128 + pathLen, o + 128 + pathLen + path2Len),
@@ -326,4 +330,5 @@ export const securityDecoders: ReadonlyMap<number, Decode> = new Map<number, Dec
   [SecurityKind.fileDelete, decodeFile],
   [SecurityKind.fileChmod, decodeFile],
   [SecurityKind.kill, decodeKill],
+  [SecurityKind.fileOpen, decodeFile],
 ]);

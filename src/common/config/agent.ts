@@ -257,6 +257,34 @@ export const AgentConfigSchema = Type.Object(
               'Prefixes (also under file_watch) where opening an existing file is reported only when the open empties it (O_TRUNC): files appended to all day, such as logs, whose creation, truncation, renaming, deletion and mode changes are still reported.',
           },
         ),
+        sensitive_files: Type.Array(
+          Type.String({ minLength: 2, maxLength: 4095, pattern: '^!?/', description: 'an absolute path; a component may hold `*` and `?`; a leading `!` excludes what it matches' }),
+          {
+            default: [
+              // Password hashes (shadow_read_by_unexpected_program).
+              '/etc/shadow',
+              '/etc/gshadow',
+              '/etc/shadow-',
+              '/etc/gshadow-',
+              '/etc/security/opasswd',
+              // SSH private keys of the host and of users (ssh_private_key_read_by_unexpected_program).
+              '/etc/ssh/ssh_host_*_key',
+              '/root/.ssh/id_*',
+              '/home/*/.ssh/id_*',
+              '!/root/.ssh/id_*.pub',
+              '!/home/*/.ssh/id_*.pub',
+            ],
+            maxItems: 256,
+            description:
+              'Files whose every open is reported (file_open), by any process but Hades, through any link or path: the kernel matches the file itself (inode and device). Patterns are expanded when the agent starts, every sensitive_files_rescan_s, and soon after a file event in their folders.',
+          },
+        ),
+        sensitive_files_rescan_s: Type.Integer({
+          minimum: 5,
+          maximum: 86_400,
+          default: 300,
+          description: 'How often sensitive_files patterns are expanded again, in seconds, besides after file events in their folders.',
+        }),
         unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/', description: 'an absolute path' }), {
           default: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/run/podman/podman.sock', '/var/run/crio/crio.sock'],
           maxItems: 64,

@@ -115,6 +115,8 @@ const FileDetail = Obj(
     old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
     made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
     setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
+    sensitive: Opt(Str('file_open: the driver.sensitive_files path under which the opened file was registered; differs from file.path when it was reached through another link.')),
+    access: Opt(Words(['read', 'write', 'read_write'], 'file_open: what the open allows.')),
   },
   'File details.',
 );
@@ -335,6 +337,20 @@ export const eventKinds = {
     process: 'required',
     fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', mode: '0755' }, hades: { file: { old_mode: '0644', made_executable: true } } },
+  }),
+  file_open: kind({
+    action: 'file_open',
+    kind: 'event',
+    category: ['file'],
+    type: ['access'],
+    summary: 'A sensitive file (driver.sensitive_files: password hashes, private keys) was opened, by whatever path or link.',
+    process: 'required',
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
+    example: {
+      process: { ...exampleProcess, name: 'python3', executable: '/usr/bin/python3.11', args: ['python3', '/tmp/.x/d.py'], command_line: 'python3 /tmp/.x/d.py' },
+      file: { path: '/etc/shadow', name: 'shadow', directory: '/etc', inode: 1837, mode: '0640' },
+      hades: { file: { syscall: 'openat', sensitive: '/etc/shadow', access: 'read' } },
+    },
   }),
   ssh_login: kind({
     action: 'ssh_login',
