@@ -38,6 +38,7 @@ struct slot_def {
 	const char *btf, *raw; /* program names; NULL = no such flavour */
 	const char *tp;        /* attach point (NULL: tail-call target, not attached) */
 	int he, hx;            /* tail-call slot in enter_progs / exit_progs */
+	const char *btf_needs; /* tail-call target: kernel function its btf flavour calls */
 };
 
 static const struct slot_def slot_defs[S_COUNT] = {
@@ -61,7 +62,7 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_HX_MODULE] = { NULL, "hx_module", NULL, 0, HADES_HX_MODULE },
 	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
 	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
-	[S_HX_FILE_OPEN] = { NULL, "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN },
+	[S_HX_FILE_OPEN] = { "hx_file_open_btf", "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN, "bpf_rdonly_cast" },
 };
 
 #ifndef __NR_fchmodat2
@@ -826,11 +827,14 @@ static int load_all(struct ebpf *e, uint64_t rb_bytes, char *err, size_t errlen)
 			snprintf(e->slot_err[i], sizeof(e->slot_err[i]), "not requested");
 			continue;
 		}
-		if (e->choice[i] == CHOICE_BTF && vmlinux) {
+		if (e->choice[i] == CHOICE_BTF && vmlinux && slot_defs[i].tp) {
 			char name[96];
 			snprintf(name, sizeof(name), "btf_trace_%s", slot_defs[i].tp);
 			if (btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) < 0)
 				e->choice[i] = CHOICE_RAW;
+		} else if (e->choice[i] == CHOICE_BTF && (!vmlinux || (slot_defs[i].btf_needs &&
+			   btf__find_by_name_kind(vmlinux, slot_defs[i].btf_needs, BTF_KIND_FUNC) < 0))) {
+			e->choice[i] = CHOICE_RAW;
 		}
 	}
 	btf__free(vmlinux);

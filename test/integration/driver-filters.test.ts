@@ -24,6 +24,36 @@ describe('driver FILTER values', { skip }, () => {
     assert.equal((await filter(FilterOp.clear, FilterTarget.filePrefix, '')).ok, true);
   });
 
+  it('takes secret file keys, and refuses a key of the wrong size, with a zero inode or a non-zero pad', async () => {
+    const key = (ino: bigint, dev: number, pad = 0, size = 16) => {
+      const out = new Uint8Array(size);
+      const view = new DataView(out.buffer);
+      if (size >= 16) {
+        view.setBigUint64(0, ino, true);
+        view.setUint32(8, dev, true);
+        view.setUint32(12, pad, true);
+      }
+      return out;
+    };
+    const secret = (op: number, value: Uint8Array) => driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.fileSecret, value));
+    assert.equal((await secret(FilterOp.add, key(1234n, (8 << 20) | 1))).ok, true);
+    assert.equal((await secret(FilterOp.add, key(1234n, (8 << 20) | 1))).ok, true, 'adding twice is harmless');
+    assert.equal((await secret(FilterOp.del, key(1234n, (8 << 20) | 1))).ok, true);
+    assert.equal((await secret(FilterOp.del, key(1234n, (8 << 20) | 1))).ok, true, 'deleting what is not there is harmless');
+    assert.equal((await secret(FilterOp.clear, new Uint8Array(0))).ok, true);
+    for (const [bad, why] of [
+      [key(1n, 1, 0, 12), /16 bytes/],
+      [key(1n, 1, 0, 24), /16 bytes/],
+      [key(0n, 1), /non-zero inode and a zero pad/],
+      [key(1n, 1, 7), /non-zero inode and a zero pad/],
+    ] as const) {
+      const ack = await secret(FilterOp.add, bad);
+      assert.equal(ack.code, 'EINVAL', why.source);
+      assert.match(ack.msg ?? '', why);
+    }
+    assert.equal((await secret(FilterOp.set, key(1n, 1))).code, 'EINVAL');
+  });
+
   it('takes quiet prefixes, and refuses an empty one or one with a *', async () => {
     assert.equal((await filter(FilterOp.add, FilterTarget.fileQuiet, '/var/log/')).ok, true);
     assert.equal((await filter(FilterOp.del, FilterTarget.fileQuiet, '/var/log/')).ok, true);

@@ -639,3 +639,56 @@ describe('the default file_watch', { skip }, () => {
     assert.equal(byPath.get(created)?.['truncated'], undefined, 'a new file is not reported as emptied');
   });
 });
+
+describe('the default sensitive_files', { skip }, () => {
+  it('sees /etc/shadow and /etc/gshadow opened, through a hard link too, and a key that appeared or was replaced after the start', async () => {
+    // A home folder of a user that does not exist: /home/*/.ssh/id_* matches any name.
+    const home = mkdtempSync('/home/hades-test-');
+    const ssh = path.join(home, '.ssh');
+    mkdirSync(ssh, { mode: 0o700 });
+    const replaced = path.join(ssh, 'id_ed25519');
+    const appeared = path.join(ssh, 'id_rsa');
+    writeFileSync(replaced, 'old key\n', { mode: 0o600 });
+    writeFileSync(`${replaced}.pub`, 'public\n');
+    // Same filesystem as /etc where possible (a hard link cannot cross filesystems).
+    const link = path.join('/etc', `.hades-test-link-${randomBytes(3).toString('hex')}`);
+    let linked = false;
+    let capture: Capture;
+    try {
+      try {
+        execFileSync('ln', ['/etc/shadow', link]);
+        linked = true;
+      } catch {
+        // protected_hardlinks or another filesystem: this part is skipped
+      }
+      capture = await captureEvents(['--action', 'file_open,file_create,file_rename'], async () => {
+        await runChild(python3, ['-c', 'import sys; [open(p).read() for p in sys.argv[1:]]', '/etc/shadow', ...(linked ? [link] : [])]);
+        await runChild('/bin/cat', ['/etc/gshadow', '/etc/passwd', `${replaced}.pub`]);
+        // O_PATH gives no access to the content: not reported.
+        await runChild(python3, ['-c', 'import os; os.close(os.open("/etc/shadow", os.O_PATH))']);
+        // Created and replaced (a new inode) after the start: watched again once the agent has seen the change.
+        await runChild('/bin/sh', ['-c', 'echo new > "$1"; echo new > "$2.tmp" && mv "$2.tmp" "$2"', 'sh', appeared, replaced]);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        await runChild('/bin/cat', [appeared, replaced]);
+      });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+      if (linked) rmSync(link, { force: true });
+    }
+    assert.equal(capture.status, 0, capture.stderr);
+    const opens = capture.events.filter((e) => e['event'].action === 'file_open');
+    const seen = (sensitive: string, name: string) => opens.filter((e) => e['hades'].file.sensitive === sensitive && e['process'].name === name);
+    const shadow = seen('/etc/shadow', path.basename(python3).slice(0, 15));
+    assert.deepEqual(
+      shadow.map((e) => [e['file'].path, e['hades'].file.access, e['event'].outcome]),
+      [['/etc/shadow', 'read', 'success'], ...(linked ? [[link, 'read', 'success']] : [])],
+      JSON.stringify(opens.map((e) => [e['process'].name, e['file'].path])),
+    );
+    assert.equal(shadow.filter((e) => e['file'].path === '/etc/shadow').length, 1, 'the O_PATH open is not reported');
+    assert.equal(seen('/etc/gshadow', 'cat').length, 1);
+    assert.ok(!opens.some((e) => ['/etc/passwd', `${replaced}.pub`].includes(e['file'].path)), 'files not in sensitive_files, and excluded public keys, are not reported');
+    assert.deepEqual(seen(appeared, 'cat').map((e) => e['file'].path), [appeared]);
+    assert.deepEqual(seen(replaced, 'cat').map((e) => e['file'].path), [replaced]);
+    for (const e of opens) assert.ok(e['process'].entity_id && e['hades'].ancestry, 'each open carries its process context');
+  });
+});
