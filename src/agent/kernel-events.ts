@@ -567,6 +567,9 @@ export class KernelEvents {
       this.tree.setCreds(record.pid, record.startNs, { uid, gid, euid, egid });
     }
     if (this.sensitive) this.sensitiveFolderChanged(record);
+    // Hades' own work: the inventory collector reads /etc/shadow for the users table. The agent
+    // itself is excluded in the kernel; its plugins (its descendants) are excluded here.
+    if (record.type === 'file_open' && this.isOwnDescendant(record.pid)) return;
     const now = Date.now();
     const closed: Aggregated<HadesEvent>[] = [];
     for (const event of this.security.build(record)) {
@@ -579,6 +582,10 @@ export class KernelEvents {
       this.deliver(event);
     }
     for (const c of closed) this.deliverSummary(c);
+  }
+
+  private isOwnDescendant(pid: number): boolean {
+    return this.tree.ancestors(pid, 64).some((node) => node.pid === process.pid && !node.exited);
   }
 
   private deliverSummary(closed: Aggregated<HadesEvent>): void {

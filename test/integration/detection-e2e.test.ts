@@ -5,7 +5,8 @@
  * - a reverse shell to a local listener (bash with /dev/tcp);
  * - curl piped to sh from a local HTTP server;
  * - a file dropped in /tmp and executed;
- * - a cron persistence write (/etc/cron.d).
+ * - a cron persistence write (/etc/cron.d);
+ * - /etc/shadow read by a script (python3), not a login or account tool.
  * Before them, a benign workload (compiling C, git clone, npm ci, apt-get operations) must raise
  * no high or critical alert.
  */
@@ -178,5 +179,14 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     } finally {
       rmSync(cronFile, { force: true });
     }
+  });
+
+  it('/etc/shadow read by a script raises an alert naming the reader', async () => {
+    const since = new Date().toISOString();
+    const marker = `hades-e2e-shadow-${process.pid}`;
+    await run('python3', ['-c', 'import sys; open("/etc/shadow").read()', marker]);
+    const alert = await waitForAlert('a shadow read alert', since, (a) => a.rule.id === 'shadow_read_by_unexpected_program' && mentions(a, marker));
+    assert.equal(alert.rule.severity, 'high');
+    assert.ok(mentions(alert, '/etc/shadow'));
   });
 });
