@@ -133,6 +133,7 @@ static const struct sc_def sc_defs[] = {
 #endif
 	SC(openat, OPENAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
 	SC(openat2, OPENAT2, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
+	SC(open_by_handle_at, OPEN_BY_HANDLE_AT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
 };
 #undef SC
 
@@ -577,12 +578,22 @@ bad_op:
 
 /* The route of syscall `nr`: each side from the first of its sc_defs whose hook is requested
  * and enabled; `hook` and `sc` from the one giving the entry side, else the exit side. */
+static int slot_of_he(int he);
+static int slot_of_hx(int hx);
+static bool slot_loaded(const struct ebpf *e, int slot);
+
 static struct hades_route route_of(const struct ebpf *e, int nr)
 {
 	struct hades_route r = { 0 };
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		const struct sc_def *d = &sc_defs[i];
 		if (d->nr != nr || !hook_requested(e->cfg, d->hook) || e->skel->bss->hook_disabled[d->hook])
+			continue;
+		/* a handler that did not load leaves its side to the next hook (or to nothing) */
+		int he = slot_of_he(d->he), hx = slot_of_hx(d->hx);
+		if (he >= 0 && !slot_loaded(e, he))
+			continue;
+		if (hx >= 0 && !slot_loaded(e, hx))
 			continue;
 		if (!r.enter && d->he) {
 			r.enter = d->he;
@@ -796,7 +807,10 @@ static void slots_needed(const struct config *cfg, bool need[S_COUNT])
 	need[S_MODULE_TP] = hook_requested(cfg, HADES_HOOK_MODULE);
 	/* any attached sys_enter/sys_exit program puts every syscall of the
 	 * machine on the traced path: only when a syscall hook wants them */
-	need[S_SYS_ENTER] = need[S_SYS_EXIT] = sys;
+	need[S_SYS_EXIT] = sys;
+	/* sys_enter only for hooks with an entry side (not file_open alone) */
+	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++)
+		need[S_SYS_ENTER] |= sc_defs[i].he && hook_requested(cfg, sc_defs[i].hook);
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		if (!hook_requested(cfg, sc_defs[i].hook))
 			continue;
@@ -963,18 +977,26 @@ static void hook_statuses(struct ebpf *e, struct backend *be)
 		else
 			add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl] : "not loaded");
 	}
-	bool sys_ok = e->links[S_SYS_ENTER] && e->links[S_SYS_EXIT];
 	for (int h = 3; h < HADES_HOOK_COUNT; h++) {
 		struct hook_status *hs = &be->hooks[h];
-		bool ok = sys_ok;
 		if (!hook_requested(e->cfg, h))
 			continue;
 		hs->type = "raw_tracepoint";
-		if (!sys_ok) {
-			for (int sl = S_SYS_ENTER; sl <= S_SYS_EXIT; sl++)
-				if (!e->links[sl])
-					add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl]
-										: "sys tracepoint not loaded");
+		/* the dispatchers this hook's syscalls need (file_open: sys_exit only) */
+		bool side[2] = { false, false };
+		for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
+			if (sc_defs[i].hook == h) {
+				side[0] |= sc_defs[i].he != 0;
+				side[1] |= sc_defs[i].hx != 0;
+			}
+		}
+		bool ok = true;
+		for (int k = 0; k < 2; k++) {
+			int sl = k ? S_SYS_EXIT : S_SYS_ENTER;
+			if (!side[k] || e->links[sl])
+				continue;
+			ok = false;
+			add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl] : "sys tracepoint not loaded");
 		}
 		/* every handler this hook's syscalls route to must be loaded */
 		bool reported[S_COUNT] = { 0 };
@@ -993,8 +1015,10 @@ static void hook_statuses(struct ebpf *e, struct backend *be)
 			}
 		}
 		if (ok) {
-			add_attach(hs, "sys_enter");
-			add_attach(hs, "sys_exit");
+			if (side[0])
+				add_attach(hs, "sys_enter");
+			if (side[1])
+				add_attach(hs, "sys_exit");
 		}
 		if (h == HADES_HOOK_CONNECT) {
 			/* optional: completion of non-blocking TCP connects */

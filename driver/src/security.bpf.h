@@ -1551,7 +1551,7 @@ static __always_inline __u32 mode_flags(__u32 mode)
 static __always_inline bool open_family(__u8 sc)
 {
 	return sc == HADES_SC_OPEN || sc == HADES_SC_OPENAT || sc == HADES_SC_OPENAT2 ||
-	       sc == HADES_SC_CREAT;
+	       sc == HADES_SC_CREAT || sc == HADES_SC_OPEN_BY_HANDLE_AT;
 }
 
 /* The FILE_CREATE / RENAME / DELETE / CHMOD record of a call staged at sys_enter. */
@@ -1716,7 +1716,11 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 {
 	struct hades_route *r = route_get(1);
 	struct scratch *s = get_scratch();
-	if (!r || !s || !open_family(r->sc))
+	struct task_struct *t = cur_task();
+	/* an ia32 task's syscall number names another call, whose result is no fd (the only
+	 * exit handler that keeps no entry state has to check; checked after the lookup, which
+	 * every open pays, since hits are rare) */
+	if (!r || !s || !open_family(r->sc) || compat_task(t))
 		return;
 	__u32 fflags = BPF_CORE_READ(file, f_flags);
 	if (fflags & O_PATH)
@@ -1724,7 +1728,6 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 	struct hades_hook_counters *c = hook_begin(HADES_HOOK_FILE_OPEN, bpf_get_current_pid_tgid() >> 32);
 	if (!c)
 		return;
-	struct task_struct *t = cur_task();
 	struct hades_file *f = (void *)s->rec;
 	__u32 flags = HADES_F_PATH_FROM_FD;
 	__builtin_memset(f, 0, sizeof(*f));

@@ -258,7 +258,7 @@ static const char *sc_name(unsigned sc)
 		"setresuid", "setresgid", "setfsuid", "setfsgid", "capset", "ptrace", "memfd_create",
 		"init_module", "finit_module", "open", "openat", "openat2", "creat", "mkdir", "mkdirat",
 		"rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "chmod", "fchmod",
-		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal",
+		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at",
 	};
 	return sc < HADES_SC_COUNT ? n[sc] : "?";
 }

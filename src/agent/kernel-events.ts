@@ -15,14 +15,14 @@ import type { EventOf, HadesEvent } from '../common/events/index.js';
 import { HadesError } from '../common/errors.js';
 import { Accounts } from './accounts.js';
 import { EventBuilder, isoFromNs } from './builder.js';
-import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
+import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverAck, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
 import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
 import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
 import { HASH_CACHE_FILES, HashCacheFile } from './hash-cache-file.js';
 import { ExecutableHasher } from './hasher.js';
 import { SecurityEvents } from './security-events.js';
-import { SensitiveFiles, secretKey, type SensitiveFile } from './sensitive-files.js';
+import { MAX_PER_FOLDER, SENSITIVE_FILES_MAX, SensitiveFiles, secretKey, type SensitiveFile } from './sensitive-files.js';
 import type { Sequencer } from './sequencer.js';
 import { ProcessTree } from './tree.js';
 
@@ -171,9 +171,14 @@ export class KernelEvents {
   private readonly sensitive: SensitiveFiles | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private rescanSoonTimer: NodeJS.Timeout | undefined;
-  /** The expansion running, and whether another was asked for meanwhile. */
-  private rescanning: Promise<void> | undefined;
-  private rescanAgain = false;
+  /** The sensitive files the driver has acknowledged, by key; what a sync changes from. */
+  private registered = new Map<string, SensitiveFile>();
+  /** Every sync of the sensitive files runs on this chain, one after the other. */
+  private secretSync: Promise<void> = Promise.resolve();
+  /** A sync is waiting on the chain (another asked meanwhile joins it); with a CLEAR first. */
+  private syncQueued = false;
+  private syncFresh = false;
+  private stopping = false;
   /** High-rate records (connect, accept, dns) decoded or shed since the last tick. */
   private highRate = 0;
   private shedSeen = 0;
@@ -272,7 +277,7 @@ export class KernelEvents {
     const allow = this.filters.allowCgroups.map(cgroupId);
     const hello = await this.driver.start();
     try {
-      await this.applyFilters(deny, allow);
+      await this.applyFilters(true, deny, allow);
     } catch (error) {
       await this.driver.stop();
       throw error;
@@ -296,10 +301,11 @@ export class KernelEvents {
     const deny = filters.denyCgroups.map(cgroupId);
     const allow = filters.allowCgroups.map(cgroupId);
     this.filters = filters;
-    await this.applyFilters(deny, allow);
+    await this.applyFilters(false, deny, allow);
   }
 
-  private async applyFilters(deny = this.filters.denyCgroups.map(cgroupId), allow = this.filters.allowCgroups.map(cgroupId)): Promise<void> {
+  /** `fresh`: the driver was just started and holds no filters. */
+  private async applyFilters(fresh: boolean, deny = this.filters.denyCgroups.map(cgroupId), allow = this.filters.allowCgroups.map(cgroupId)): Promise<void> {
     const enc = new TextEncoder();
     const mode = new Uint8Array(4);
     new DataView(mode.buffer).setUint32(0, allow.length > 0 ? 1 : 0, true);
@@ -316,12 +322,8 @@ export class KernelEvents {
     ];
     // Own processes: signals to them are tampering (the driver excludes their own events itself).
     const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid])];
-    // The whole set again (a restarted driver has none): a full expansion, not a difference.
-    if (security && this.sensitive) await this.sensitive.resolve();
-    const secrets = security && this.sensitive ? this.sensitive.files().map(secretKey) : [];
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
-          ...list(FilterTarget.fileSecret, secrets),
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
           ...list(FilterTarget.fileQuiet, driver.file_watch_quiet.map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
@@ -353,40 +355,59 @@ export class KernelEvents {
     if (refused.length > 0) {
       throw new HadesError(invalid ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length === 1 ? 'a filter' : `${refused.length} filters`}: ${refused.join('; ')}`);
     }
+    if (security && this.sensitive) await this.syncSecrets(fresh);
   }
 
   /**
-   * Expands driver.sensitive_files again and tells the driver what changed. One expansion at a
-   * time; one asked for meanwhile runs after it.
+   * Expands driver.sensitive_files and brings the driver's FILE_SECRET set to what they name,
+   * sending only the difference from what it acknowledged (after a CLEAR when `fresh`). Syncs
+   * run one at a time on one chain; one asked for while another waits joins it. Refusals are
+   * logged, not thrown: one unreadable or refused file must not stop the others.
    */
-  private rescanSensitive(): void {
+  private syncSecrets(fresh: boolean): Promise<void> {
     const sensitive = this.sensitive;
-    // Not before start has registered the first set, nor after stop.
-    if (!sensitive || !this.dropTimer || this.driver.hello?.backend !== 'ebpf') return;
-    if (this.rescanning) {
-      this.rescanAgain = true;
-      return;
-    }
-    const send = async (op: number, files: readonly SensitiveFile[]) => {
-      for (const file of files) {
-        const ack = await this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.fileSecret, secretKey(file)));
-        if (!ack.ok) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_DRIVER_FAILED', msg: `sensitive file ${file.path}: the driver refused it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim() });
-      }
-    };
-    this.rescanning = (async () => {
-      const { added, removed, skipped } = await sensitive.resolve();
-      await send(FilterOp.del, removed);
-      await send(FilterOp.add, added);
-      if (skipped > 0) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_CONFIG_VALUE', msg: `driver.sensitive_files names more files than the driver takes: ${skipped} not watched` });
-    })()
-      .catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: `sensitive files: ${String(error)}` }))
-      .finally(() => {
-        this.rescanning = undefined;
-        if (this.rescanAgain) {
-          this.rescanAgain = false;
-          this.rescanSensitive();
+    if (!sensitive) return Promise.resolve();
+    this.syncFresh ||= fresh;
+    if (this.syncQueued) return this.secretSync;
+    this.syncQueued = true;
+    const log = (msg: string) => this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_DRIVER_FAILED', msg });
+    const send = (op: number, value: Uint8Array): Promise<DriverAck> => this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.fileSecret, value));
+    this.secretSync = this.secretSync
+      .then(async () => {
+        this.syncQueued = false;
+        const clear = this.syncFresh;
+        this.syncFresh = false;
+        const { files, skipped } = await sensitive.resolve();
+        if (clear) {
+          const ack = await send(FilterOp.clear, new Uint8Array(0));
+          if (!ack.ok) return log(`sensitive files: the driver refused to clear them: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+          this.registered.clear();
         }
-      });
+        for (const [key, file] of [...this.registered]) {
+          if (files.has(key)) continue;
+          if (this.stopping) return;
+          const ack = await send(FilterOp.del, secretKey(file));
+          if (ack.ok) this.registered.delete(key);
+          else log(`sensitive file ${file.path}: the driver refused to drop it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+        }
+        for (const [key, file] of files) {
+          if (this.registered.has(key)) continue;
+          if (this.stopping) return;
+          const ack = await send(FilterOp.add, secretKey(file));
+          if (ack.ok) this.registered.set(key, file);
+          else log(`sensitive file ${file.path}: the driver refused it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+        }
+        if (skipped > 0) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_CONFIG_VALUE', msg: `driver.sensitive_files names more files than are watched (${MAX_PER_FOLDER} per folder, ${SENSITIVE_FILES_MAX} in all): ${skipped} left out` });
+      })
+      .catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: `sensitive files: ${String(error)}` }));
+    return this.secretSync;
+  }
+
+  /** Expands driver.sensitive_files again (periodically, and after file events in their folders). */
+  private rescanSensitive(): void {
+    // Not before start has registered the first set, nor after stop.
+    if (!this.sensitive || this.stopping || !this.dropTimer || this.driver.hello?.backend !== 'ebpf') return;
+    void this.syncSecrets(false);
   }
 
   /** A file event in a folder of a sensitive_files pattern: expand again shortly. */
@@ -416,11 +437,11 @@ export class KernelEvents {
     this.dropTimer = undefined;
     clearInterval(this.tickTimer);
     this.tickTimer = undefined;
+    this.stopping = true;
     clearInterval(this.rescanTimer);
     this.rescanTimer = undefined;
     clearTimeout(this.rescanSoonTimer);
     this.rescanSoonTimer = undefined;
-    await this.rescanning;
     if (this.driver.pid !== undefined) {
       const stats = new Promise<void>((resolve) => this.statsWaiters.push(resolve));
       this.driver.requestStats();
@@ -429,6 +450,8 @@ export class KernelEvents {
       clearTimeout(timer);
     }
     await this.driver.stop();
+    // Commands still waiting were answered when the driver stopped; a sync ends at its next step.
+    await this.secretSync;
     this.hasher.close();
     this.hashFile?.close();
     this.driver.resume();
@@ -466,7 +489,7 @@ export class KernelEvents {
     this.builder.backend = hello.backend;
     // A restarted driver starts without filters: give them again.
     if (this.driver.restarts > 0) {
-      this.applyFilters().catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
+      this.applyFilters(true).catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
     }
   }
 

@@ -27,7 +27,7 @@ const SYSCALLS: Readonly<Record<number, string>> = {
   19: 'setfsgid', 20: 'capset', 21: 'ptrace', 22: 'memfd_create', 23: 'init_module', 24: 'finit_module', 25: 'open', 26: 'openat',
   27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
   35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
-  44: 'pidfd_send_signal',
+  44: 'pidfd_send_signal', 45: 'open_by_handle_at',
 };
 
 export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;

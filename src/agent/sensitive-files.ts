@@ -9,12 +9,18 @@
  * again every `sensitive_files_rescan_s` and about a second after a file event in a folder of a
  * pattern (KernelEvents); in between, opens of the new file are not reported.
  *
+ * Who may name a file: below a pattern's first wildcard, users own the folders (their ~/.ssh).
+ * A symbolic link there would let any user register a file every process opens (a link to
+ * /etc/ld.so.cache named ~/.ssh/id_x) and flood the pipeline with alerts, so below the first
+ * wildcard no component may be a symbolic link, and at most MAX_PER_FOLDER files are taken from
+ * one folder (a user creating thousands of id_* files cannot push others' keys out).
+ *
  * Devices: stat() reports a file's device as its filesystem shows it to user space, which on
  * btrfs subvolumes differs from the device the kernel keeps in the inode's super block. The
  * latter is also the one /proc/self/mountinfo shows for the mount holding the file, so when the
  * two differ the file is registered under both.
  */
-import { readFile, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelDev } from './hash-cache-file.js';
 
@@ -28,8 +34,10 @@ export interface SensitiveFile {
 
 /** The driver's limit (HADES_SECRETS_MAX). */
 export const SENSITIVE_FILES_MAX = 4096;
+/** Files taken from one folder. */
+export const MAX_PER_FOLDER = 64;
 
-const keyOf = (dev: number, ino: bigint | number): string => `${dev}:${ino}`;
+export const keyOf = (dev: number, ino: bigint | number): string => `${dev}:${ino}`;
 
 /** One path component of a pattern as a test; undefined when it has no wildcard. */
 function componentTest(component: string): RegExp | undefined {
@@ -38,39 +46,42 @@ function componentTest(component: string): RegExp | undefined {
   return new RegExp(`^${body}$`);
 }
 
-/** Every existing path a pattern names; unreadable folders name nothing. */
+/** A component as a test of itself, wildcards included. */
+const componentMatcher = (component: string): RegExp => componentTest(component) ?? new RegExp(`^${component.replace(/[.+^${}()|[\]\\*?]/g, '\\$&')}$`);
+
+/**
+ * Every existing path a pattern names; unreadable folders name nothing. Below the first
+ * wildcard, paths through a symbolic link are left out.
+ */
 export async function expandPattern(pattern: string): Promise<string[]> {
   const parts = pattern.split('/').filter((p) => p !== '');
   let current = ['/'];
+  let wild = false;
   for (const part of parts) {
     const test = componentTest(part);
+    wild ||= test !== undefined;
     const next: string[] = [];
     for (const dir of current) {
-      if (!test) {
-        next.push(path.join(dir, part));
-        continue;
+      const names = test ? await readdir(dir).catch(() => [] as string[]) : [part];
+      for (const name of names.sort()) {
+        if (test && !test.test(name)) continue;
+        const full = path.join(dir, name);
+        if (wild && (await lstat(full).catch(() => undefined))?.isSymbolicLink() !== false) continue;
+        next.push(full);
       }
-      let names: string[];
-      try {
-        names = await readdir(dir);
-      } catch {
-        continue;
-      }
-      for (const name of names.sort()) if (test.test(name)) next.push(path.join(dir, name));
     }
     current = next;
   }
   return current;
 }
 
-/** A pattern's folder as a test of a path's folder (for rescans after file events). */
-function folderTest(pattern: string): RegExp {
-  const dir = path.posix.dirname(pattern);
-  const body = dir
+/** The tests of a pattern's folder components (for rescans after file events). */
+function folderTests(pattern: string): RegExp[] {
+  return path.posix
+    .dirname(pattern)
     .split('/')
-    .map((c) => (componentTest(c) ? c.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') : c.replace(/[.+^${}()|[\]\\*?]/g, '\\$&')))
-    .join('/');
-  return new RegExp(`^${body}$`);
+    .filter((c) => c !== '')
+    .map(componentMatcher);
 }
 
 interface Mount {
@@ -102,9 +113,9 @@ export function mountDevOf(mounts: readonly Mount[], file: string): number | und
 }
 
 export interface Resolution {
-  readonly added: readonly SensitiveFile[];
-  readonly removed: readonly SensitiveFile[];
-  /** Files beyond SENSITIVE_FILES_MAX, not registered. */
+  /** Every file the patterns name now, by key (`dev:ino`). */
+  readonly files: ReadonlyMap<string, SensitiveFile>;
+  /** Files beyond SENSITIVE_FILES_MAX or MAX_PER_FOLDER, not registered. */
   readonly skipped: number;
 }
 
@@ -112,7 +123,7 @@ export class SensitiveFiles {
   private current = new Map<string, SensitiveFile>();
   private readonly include: readonly string[];
   private readonly exclude: readonly string[];
-  private readonly folders: readonly RegExp[];
+  private readonly folders: readonly (readonly RegExp[])[];
 
   constructor(
     patterns: readonly string[],
@@ -120,16 +131,11 @@ export class SensitiveFiles {
   ) {
     this.include = patterns.filter((p) => !p.startsWith('!'));
     this.exclude = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
-    this.folders = this.include.map(folderTest);
+    this.folders = this.include.map(folderTests);
   }
 
   get size(): number {
     return this.current.size;
-  }
-
-  /** Every registered identity. */
-  files(): SensitiveFile[] {
-    return [...this.current.values()];
   }
 
   /** The path a registered file was named by, from the identity in a file_open record. */
@@ -137,13 +143,16 @@ export class SensitiveFiles {
     return this.current.get(keyOf(dev, ino))?.path;
   }
 
-  /** True when a file event at `file` may have changed what the patterns name. */
+  /**
+   * True when a file event at `file` may have changed what the patterns name: a change in a
+   * pattern's folder, or to that folder or one above it (`mv ~/.ssh.new ~/.ssh`, a new home).
+   */
   concerns(file: string): boolean {
-    const dir = path.posix.dirname(file);
-    return this.folders.some((f) => f.test(dir));
+    const parts = file.split('/').filter((c) => c !== '');
+    return this.folders.some((tests) => parts.length <= tests.length + 1 && parts.every((part, i) => i >= tests.length || tests[i]?.test(part)));
   }
 
-  /** Expands the patterns again; returns what changed since the last time. */
+  /** Expands the patterns again: what they name now (also what lookup answers from). */
   async resolve(): Promise<Resolution> {
     const excluded = new Set((await Promise.all(this.exclude.map(expandPattern))).flat());
     let mounts: Mount[] = [];
@@ -153,9 +162,16 @@ export class SensitiveFiles {
       // without mountinfo, stat's device alone
     }
     const next = new Map<string, SensitiveFile>();
+    const perFolder = new Map<string, number>();
     let skipped = 0;
     for (const file of [...new Set((await Promise.all(this.include.map(expandPattern))).flat())]) {
       if (excluded.has(file)) continue;
+      const folder = path.dirname(file);
+      const taken = perFolder.get(folder) ?? 0;
+      if (taken >= MAX_PER_FOLDER) {
+        skipped++;
+        continue;
+      }
       let st;
       let real;
       try {
@@ -165,6 +181,7 @@ export class SensitiveFiles {
         continue;
       }
       if (!st.isFile()) continue;
+      perFolder.set(folder, taken + 1);
       const devs = new Set([kernelDev(st.dev)]);
       const mounted = mountDevOf(mounts, real);
       if (mounted !== undefined) devs.add(mounted);
@@ -178,10 +195,8 @@ export class SensitiveFiles {
         next.set(key, { path: file, ino: st.ino, dev });
       }
     }
-    const added = [...next].filter(([k]) => !this.current.has(k)).map(([, f]) => f);
-    const removed = [...this.current].filter(([k]) => !next.has(k)).map(([, f]) => f);
     this.current = next;
-    return { added, removed, skipped };
+    return { files: next, skipped };
   }
 }
 

@@ -640,6 +640,26 @@ describe('the default file_watch', { skip }, () => {
   });
 });
 
+/** Opens argv[1] through a file handle (name_to_handle_at, then open_by_handle_at), as root. */
+const OPEN_BY_HANDLE_C = String.raw`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+  int mount_id;
+  h->handle_bytes = MAX_HANDLE_SZ;
+  if (argc < 2 || name_to_handle_at(AT_FDCWD, argv[1], h, &mount_id, 0) != 0) { perror("name_to_handle_at"); return 2; }
+  int mfd = open("/", O_RDONLY | O_DIRECTORY);
+  int fd = open_by_handle_at(mfd, h, O_RDONLY);
+  if (fd < 0) { perror("open_by_handle_at"); return 3; }
+  char c;
+  return read(fd, &c, 1) == 1 ? 0 : 4;
+}
+`;
+
 describe('the default sensitive_files', { skip }, () => {
   it('sees /etc/shadow and /etc/gshadow opened, through a hard link too, and a key that appeared or was replaced after the start', async () => {
     // A home folder of a user that does not exist: /home/*/.ssh/id_* matches any name.
@@ -653,6 +673,7 @@ describe('the default sensitive_files', { skip }, () => {
     // Same filesystem as /etc where possible (a hard link cannot cross filesystems).
     const link = path.join('/etc', `.hades-test-link-${randomBytes(3).toString('hex')}`);
     let linked = false;
+    let byHandle: ChildRun | undefined;
     let capture: Capture;
     try {
       try {
@@ -670,6 +691,8 @@ describe('the default sensitive_files', { skip }, () => {
         await runChild('/bin/sh', ['-c', 'echo new > "$1"; echo new > "$2.tmp" && mv "$2.tmp" "$2"', 'sh', appeared, replaced]);
         await new Promise((resolve) => setTimeout(resolve, 2500));
         await runChild('/bin/cat', [appeared, replaced]);
+        // a file handle instead of a path ("shocker")
+        byHandle = await runChild(compileC(home, 'hx-open-by-handle', OPEN_BY_HANDLE_C), ['/etc/gshadow']);
       });
     } finally {
       rmSync(home, { recursive: true, force: true });
@@ -686,6 +709,8 @@ describe('the default sensitive_files', { skip }, () => {
     );
     assert.equal(shadow.filter((e) => e['file'].path === '/etc/shadow').length, 1, 'the O_PATH open is not reported');
     assert.equal(seen('/etc/gshadow', 'cat').length, 1);
+    assert.equal(byHandle?.status, 0, byHandle?.stdout);
+    assert.deepEqual(seen('/etc/gshadow', 'hx-open-by-hand').map((e) => e['hades'].file.syscall), ['open_by_handle_at']);
     assert.ok(!opens.some((e) => ['/etc/passwd', `${replaced}.pub`].includes(e['file'].path)), 'files not in sensitive_files, and excluded public keys, are not reported');
     assert.deepEqual(seen(appeared, 'cat').map((e) => e['file'].path), [appeared]);
     assert.deepEqual(seen(replaced, 'cat').map((e) => e['file'].path), [replaced]);

@@ -1,10 +1,12 @@
 /** driver.sensitive_files: pattern expansion, identities as the kernel numbers them, and what changed between two expansions. */
 import assert from 'node:assert/strict';
-import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { SensitiveFiles, expandPattern, mountDevOf, parseMountinfo, secretKey } from '../../src/agent/sensitive-files.js';
+import { MAX_PER_FOLDER, SensitiveFiles, expandPattern, mountDevOf, parseMountinfo, secretKey, type SensitiveFile } from '../../src/agent/sensitive-files.js';
+
+const named = async (files: SensitiveFiles): Promise<SensitiveFile[]> => [...(await files.resolve()).files.values()];
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'hades-sensitive-'));
 const touch = (rel: string) => {
@@ -32,9 +34,10 @@ describe('sensitive files', () => {
 
   it('registers regular files only, drops the ! exclusions, and gives the kernel form of the device', async () => {
     const files = new SensitiveFiles([`${root}/home/*/.ssh/id_*`, `!${root}/home/*/.ssh/id_*.pub`, `${root}/etc/shadow`, `${root}/etc/ssh_host_*_key`, `${root}/etc/missing`], '/nonexistent');
-    const { added, removed, skipped } = await files.resolve();
+    const { files: found, skipped } = await files.resolve();
+    const added = [...found.values()];
     assert.deepEqual(added.map((f) => f.path).sort(), [`${root}/etc/shadow`, `${root}/home/alice/.ssh/id_ed25519`, `${root}/home/bob/.ssh/id_rsa`]);
-    assert.deepEqual([removed, skipped], [[], 0]);
+    assert.equal(skipped, 0);
     const st = statSync(`${root}/etc/shadow`, { bigint: true });
     const shadow = added.find((f) => f.path.endsWith('/etc/shadow'));
     assert.ok(shadow);
@@ -49,29 +52,51 @@ describe('sensitive files', () => {
     assert.deepEqual([key.getBigUint64(0, true), key.getUint32(8, true), key.getUint32(12, true)], [st.ino, shadow.dev, 0]);
   });
 
-  it('tells what a rename over a registered file changed: the old identity goes, the new one comes', async () => {
+  it('names the new identity after a rename over a registered file, and forgets the old one', async () => {
     const files = new SensitiveFiles([`${root}/etc/shadow`], '/nonexistent');
-    const [first] = (await files.resolve()).added;
-    assert.deepEqual((await files.resolve()).added, [], 'nothing new the second time');
+    const [first] = await named(files);
+    assert.ok(first);
     writeFileSync(`${root}/etc/nshadow`, 'new\n');
     renameSync(`${root}/etc/nshadow`, `${root}/etc/shadow`);
-    const { added, removed } = await files.resolve();
-    assert.deepEqual(removed, [first]);
-    assert.equal(added.length, 1);
-    assert.notEqual(added[0]?.ino, first?.ino);
+    const [second] = await named(files);
+    assert.notEqual(second?.ino, first.ino);
+    assert.equal(files.lookup(first.dev, Number(first.ino)), undefined);
+    assert.equal(files.lookup(first.dev, Number(second?.ino)), `${root}/etc/shadow`);
+  });
+
+  it('leaves out paths through a symbolic link below the first wildcard (a user pointing ~/.ssh/id_x at a file every process opens)', async () => {
+    touch('home/mallory/.ssh/id_real');
+    symlinkSync('/etc/hostname', path.join(root, 'home/mallory/.ssh/id_link'));
+    mkdirSync(path.join(root, 'home/trudy'));
+    symlinkSync('/etc', path.join(root, 'home/trudy/.ssh'));
+    const files = new SensitiveFiles([`${root}/home/*/.ssh/id_*`, `${root}/home/*/.ssh/hostname`], '/nonexistent');
+    const paths = (await named(files)).map((f) => f.path);
+    assert.ok(paths.includes(`${root}/home/mallory/.ssh/id_real`));
+    assert.deepEqual(paths.filter((p) => p.includes('mallory/.ssh/id_link') || p.includes('trudy')), []);
+    // Above the first wildcard the administrator decides: a linked fixed part is followed.
+    symlinkSync(path.join(root, 'home'), path.join(root, 'homes'));
+    assert.ok((await named(new SensitiveFiles([`${root}/homes/bob/.ssh/id_rsa`], '/nonexistent'))).length === 1);
+  });
+
+  it(`takes at most ${MAX_PER_FOLDER} files from one folder, and counts the others`, async () => {
+    for (let i = 0; i < MAX_PER_FOLDER + 5; i++) touch(`home/flood/.ssh/id_${String(i).padStart(3, '0')}`);
+    const files = new SensitiveFiles([`${root}/home/flood/.ssh/id_*`, `${root}/etc/shadow`], '/nonexistent');
+    const { files: found, skipped } = await files.resolve();
+    assert.equal(skipped, 5);
+    assert.equal(found.size, MAX_PER_FOLDER + 1, 'the other folders are untouched');
   });
 
   it('keeps one entry for a file named twice (a hard link), under the first name', async () => {
     linkSync(`${root}/home/bob/.ssh/id_rsa`, `${root}/home/bob/.ssh/id_rsa_link`);
     const files = new SensitiveFiles([`${root}/home/bob/.ssh/id_rsa`, `${root}/home/bob/.ssh/id_rsa_link`], '/nonexistent');
-    assert.deepEqual((await files.resolve()).added.map((f) => f.path), [`${root}/home/bob/.ssh/id_rsa`]);
+    assert.deepEqual((await named(files)).map((f) => f.path), [`${root}/home/bob/.ssh/id_rsa`]);
   });
 
   it('also registers the device mountinfo shows for the mount holding the file, when it differs (btrfs subvolumes)', async () => {
     const mountinfo = path.join(root, 'mountinfo');
     writeFileSync(mountinfo, `22 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 22 0:45 /@home ${root}/home rw - btrfs /dev/sdb rw\n`);
     const files = new SensitiveFiles([`${root}/home/bob/.ssh/id_rsa`], mountinfo);
-    const { added } = await files.resolve();
+    const added = await named(files);
     // stat()'s device and the mount's 0:45, one inode
     assert.equal(added.length, 2);
     assert.ok(added.some((f) => f.dev === 45) && added.some((f) => f.dev !== 45));
@@ -86,11 +111,15 @@ describe('sensitive files', () => {
     assert.equal(mountDevOf(mounts, '/srvx/file'), (8 << 20) | 1);
   });
 
-  it('says which file events concern a pattern: those in the folders it can name', () => {
+  it('says which file events concern a pattern: those in its folders, or to a folder on the way', () => {
     const files = new SensitiveFiles(['/etc/shadow', '/home/*/.ssh/id_*', '!/home/*/.ssh/id_*.pub']);
     assert.equal(files.concerns('/etc/nshadow'), true);
     assert.equal(files.concerns('/home/alice/.ssh/id_new'), true);
+    // mv ~/.ssh.new ~/.ssh, and a new home folder
+    assert.equal(files.concerns('/home/alice/.ssh'), true);
+    assert.equal(files.concerns('/home/carol'), true);
     assert.equal(files.concerns('/home/alice/.ssh/sub/x'), false);
+    assert.equal(files.concerns('/home/alice/notes'), false);
     assert.equal(files.concerns('/etc/ssh/sshd_config'), false);
     assert.equal(files.concerns('/tmp/x'), false);
   });

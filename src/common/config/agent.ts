@@ -276,7 +276,7 @@ export const AgentConfigSchema = Type.Object(
             ],
             maxItems: 256,
             description:
-              'Files whose every open is reported (file_open), by any process but Hades, through any link or path: the kernel matches the file itself (inode and device). Patterns are expanded when the agent starts, every sensitive_files_rescan_s, and soon after a file event in their folders.',
+              'Files whose opens are reported (file_open), by any process but Hades, through any path or hard link: the kernel matches the file itself (inode and device). Patterns are expanded when the agent starts, every sensitive_files_rescan_s, and about a second after a file event in their folders (when file_create, file_rename or file_delete events are collected too). Below the first wildcard, symbolic links are not followed and at most 64 files are taken per folder. What is not seen: driver/PROTOCOL.md, FILE_OPEN.',
           },
         ),
         sensitive_files_rescan_s: Type.Integer({
