@@ -79,6 +79,17 @@ describe('configuration', () => {
     assert.match(found[0]?.message ?? '', /without \*/);
   });
 
+  it('refuses sensitive file patterns that are relative or empty, and a rescan period under 5 s', () => {
+    const found = problems('driver:\n  sensitive_files: ["/etc/shadow", "!/home/*/.ssh/id_*.pub", "etc/shadow", "!etc/x", "/"]\n  sensitive_files_rescan_s: 1\n');
+    assert.deepEqual(found.map((p) => [p.code, p.path]), [
+      ['HADES_ERR_CONFIG_VALUE', 'driver.sensitive_files.2'],
+      ['HADES_ERR_CONFIG_VALUE', 'driver.sensitive_files.3'],
+      ['HADES_ERR_CONFIG_VALUE', 'driver.sensitive_files.4'],
+      ['HADES_ERR_CONFIG_VALUE', 'driver.sensitive_files_rescan_s'],
+    ]);
+    assert.match(found[0]?.message ?? '', /absolute path/);
+  });
+
   it('lists problems in the order of the file', () => {
     const found = problems('log:\n  level: loud\ndriver:\n  backnd: x\n');
     assert.deepEqual(found.map((p) => p.line), [2, 4]);

@@ -267,6 +267,8 @@ export const AgentConfigSchema = Type.Object(
               '/etc/shadow-',
               '/etc/gshadow-',
               '/etc/security/opasswd',
+              '/var/backups/shadow.bak',
+              '/var/backups/gshadow.bak',
               // SSH private keys of the host and of users (ssh_private_key_read_by_unexpected_program).
               '/etc/ssh/ssh_host_*_key',
               '/root/.ssh/id_*',
