@@ -1456,6 +1456,22 @@ static __always_inline __u32 append_user_path(struct scratch *s, struct task_str
 	return LOAD(s->off) - start;
 }
 
+/* Appends a user string as given (a symlink's target: not a path to resolve); returns its length. */
+static __always_inline __u32 append_user_string(struct scratch *s, __u64 ustr, __u32 *flags,
+						__u32 *missing)
+{
+	__u32 off = LOAD(s->off);
+	long n = ustr ? bpf_probe_read_user_str(s->rec + (off & TAIL_OFF_MASK), HADES_PATH_MAX, (void *)ustr) : -1;
+	if (n < 1) {
+		*missing |= HADES_M_PATH;
+		return 0;
+	}
+	if (n == HADES_PATH_MAX)
+		*flags |= HADES_F_PATH_TRUNCATED;
+	STORE(s->off, off + ((n - 1) & (HADES_PATH_MAX - 1)));
+	return (n - 1) & (HADES_PATH_MAX - 1);
+}
+
 /* Bytes [0, n) of a 64-bit word (little-endian), n clamped to 0..8. */
 static __always_inline __u64 byte_mask(int n)
 {
@@ -1575,7 +1591,7 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	__builtin_memset(f, 0, sizeof(*f));
 	STORE(s->off, sizeof(*f));
 	long dfd = AT_FDCWD, dfd2 = AT_FDCWD;
-	__u64 p1 = 0, p2 = 0;
+	__u64 p1 = 0, p2 = 0, raw2 = 0;
 	switch (st->sc) {
 	case HADES_SC_OPEN:
 		p1 = a[0], f->op_flags = a[1], f->mode = a[2];
@@ -1598,6 +1614,20 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		break;
 	case HADES_SC_MKDIRAT:
 		dfd = a[0], p1 = a[1], f->mode = a[2];
+		break;
+	/* links: path = the new name, path2 = the existing file (hard) or the target as given */
+	case HADES_SC_LINK:
+		p1 = a[1], p2 = a[0], flags |= HADES_F_LINK_HARD;
+		break;
+	case HADES_SC_LINKAT:
+		dfd = a[2], p1 = a[3], dfd2 = a[0], p2 = a[1], f->op_flags = a[4];
+		flags |= HADES_F_LINK_HARD;
+		break;
+	case HADES_SC_SYMLINK:
+		p1 = a[1], raw2 = a[0], flags |= HADES_F_LINK_SYMBOLIC;
+		break;
+	case HADES_SC_SYMLINKAT:
+		dfd = a[1], p1 = a[2], raw2 = a[0], flags |= HADES_F_LINK_SYMBOLIC;
 		break;
 	case HADES_SC_RENAME:
 		kind = HADES_KIND_FILE_RENAME, p1 = a[0], p2 = a[1];
@@ -1656,6 +1686,8 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	__u32 p1_len = f->path_len;
 	if (p2)
 		f->path2_len = append_user_path(s, t, dfd2, p2, &flags, &missing);
+	else if (raw2)
+		f->path2_len = append_user_string(s, raw2, &flags, &missing);
 
 	if (!path_watched(s, sizeof(*f), p1_len) &&
 	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
@@ -1677,9 +1709,13 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		else
 			missing |= HADES_M_MODE;
 	} else if (kind == HADES_KIND_FILE_CHMOD || (is_open && !file) ||
-		   st->sc == HADES_SC_MKDIR || st->sc == HADES_SC_MKDIRAT) {
+		   st->sc == HADES_SC_MKDIR || st->sc == HADES_SC_MKDIRAT ||
+		   (flags & (HADES_F_LINK_HARD | HADES_F_LINK_SYMBOLIC))) {
 		missing |= HADES_M_MODE; /* path-based: no inode before or after */
 	}
+	/* a link call that succeeded made the new name */
+	if ((flags & (HADES_F_LINK_HARD | HADES_F_LINK_SYMBOLIC)) && ret == 0)
+		flags |= HADES_F_FILE_CREATED;
 	if (kind == HADES_KIND_FILE_CHMOD)
 		flags |= mode_flags(f->mode);
 	else if (is_open)

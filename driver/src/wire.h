@@ -86,7 +86,9 @@ enum hades_kind {
 #define HADES_F_PAYLOAD_TRUNCATED (1u << 16)  /* DNS: payload cut at 512 bytes */
 #define HADES_F_KILL_BROADCAST (1u << 17)     /* KILL: kill(-1, sig) */
 #define HADES_F_KILL_GROUP (1u << 18)         /* KILL: target was a process group */
-#define HADES_F_EXE_SETUID_ROOT (1u << 19)    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
+#define HADES_F_EXE_SETUID_ROOT (1u << 19)
+#define HADES_F_LINK_HARD (1u << 20)          /* FILE_CREATE: link/linkat; path2 = the existing file */
+#define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)
@@ -408,7 +410,11 @@ enum hades_sc {
 	HADES_SC_TGKILL = 43,
 	HADES_SC_PIDFD_SEND_SIGNAL = 44,
 	HADES_SC_OPEN_BY_HANDLE_AT = 45,
-	HADES_SC_COUNT = 46,
+	HADES_SC_LINK = 46,
+	HADES_SC_LINKAT = 47,
+	HADES_SC_SYMLINK = 48,
+	HADES_SC_SYMLINKAT = 49,
+	HADES_SC_COUNT = 50,
 };
 
 /* limits */

@@ -62,7 +62,8 @@ static void put_flags(uint32_t f, uint32_t m)
 					  "filename_trunc", "cgroup_trunc", "exe_deleted",
 					  "exe_tmpfs", "exe_memfd", "start_ticks", "mode_exec",
 					  "mode_setuid", "mode_setgid", "file_created", "path_trunc",
-					  "path_from_fd", "payload_trunc", "kill_broadcast", "kill_group" };
+					  "path_from_fd", "payload_trunc", "kill_broadcast", "kill_group",
+					  "exe_setuid_root", "link_hard", "link_symbolic" };
 	static const char *const mn[] = { "filename", "exe", "argv", "cwd", "creds", "parent",
 					  "pgid_sid", "tty", "fds", "cgroup", "ns", "comm",
 					  "start", "loginuid", "caps", "target", "path", "addr", "payload",
@@ -258,7 +259,7 @@ static const char *sc_name(unsigned sc)
 		"setresuid", "setresgid", "setfsuid", "setfsgid", "capset", "ptrace", "memfd_create",
 		"init_module", "finit_module", "open", "openat", "openat2", "creat", "mkdir", "mkdirat",
 		"rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "chmod", "fchmod",
-		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at",
+		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at", "link", "linkat", "symlink", "symlinkat",
 	};
 	return sc < HADES_SC_COUNT ? n[sc] : "?";
 }
@@ -447,7 +448,7 @@ static int file_rec(const uint8_t *p, uint32_t size)
 	printf(" sc=%s result=%d op_flags=%#o mode=%#o file_mode=%#o ino=%" PRIu64 " dev=%#x path=",
 	       sc_name(r.syscall), r.result, r.op_flags, r.mode, r.file_mode, (uint64_t)r.inode, r.dev);
 	put_bytes(p + sizeof(r), r.path_len);
-	if (r.hdr.kind == HADES_KIND_FILE_RENAME) {
+	if (r.path2_len) {
 		printf(" path2=");
 		put_bytes(p + sizeof(r) + r.path_len, r.path2_len);
 	}

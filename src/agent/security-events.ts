@@ -27,7 +27,7 @@ const SYSCALLS: Readonly<Record<number, string>> = {
   19: 'setfsgid', 20: 'capset', 21: 'ptrace', 22: 'memfd_create', 23: 'init_module', 24: 'finit_module', 25: 'open', 26: 'openat',
   27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
   35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
-  44: 'pidfd_send_signal', 45: 'open_by_handle_at',
+  44: 'pidfd_send_signal', 45: 'open_by_handle_at', 46: 'link', 47: 'linkat', 48: 'symlink', 49: 'symlinkat',
 };
 
 export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
@@ -221,7 +221,7 @@ export class SecurityEvents {
       name: path.basename(target),
       directory: path.dirname(target),
       inode: r.inode || undefined,
-      mode: r.type === 'file_delete' || r.type === 'file_rename' ? undefined : octal(newMode),
+      mode: r.type === 'file_delete' || r.type === 'file_rename' || (r.flags & (SecurityFlag.linkHard | SecurityFlag.linkSymbolic)) !== 0 ? undefined : octal(newMode),
       type: r.syscall === 29 || r.syscall === 30 || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
     };
     const hadesFile: Record<string, unknown> = {
@@ -229,7 +229,12 @@ export class SecurityEvents {
       errno: errnoName(r.result),
       old_path: rename ? r.path : undefined,
     };
-    if (r.type === 'file_create') {
+    const link = (r.flags & SecurityFlag.linkHard) !== 0 ? 'hard' : (r.flags & SecurityFlag.linkSymbolic) !== 0 ? 'symbolic' : undefined;
+    if (r.type === 'file_create' && link) {
+      // A new name for a file (hard) or a pointer to a path (symbolic): no mode of its own here.
+      hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
+      hadesFile['link'] = { type: link, target: r.path2 };
+    } else if (r.type === 'file_create') {
       hadesFile['executable'] = executable;
       const created = (r.flags & SecurityFlag.fileCreated) !== 0;
       hadesFile['created'] = created;

@@ -180,6 +180,8 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         runs['filesWatched'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', watched]);
         runs['filesTmp'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', path.join(dir, 'unwatched')]);
         runs['filesVar'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', varDir]);
+        // A hard link made in a watched folder to a file from an unwatched one, and a symbolic link.
+        runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft"', 'sh', watched, path.join(dir, 'unwatched')]);
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
       });
     } finally {
@@ -532,6 +534,18 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       assert.ok(e);
       assertActor(capture.events, e, e['process'].pid as number, { executable: realpathSync('/bin/rm'), ancestorPid: sh.pid });
       assert.equal(e['event'].outcome, 'success');
+    });
+
+    it('ln and ln -s in a watched folder: file_create with the link and its target', () => {
+      const sh = ok('links');
+      const hard = fileEvent('file_create', inWatched('hard'));
+      assert.ok(hard, 'hard link');
+      assertActor(capture.events, hard, hard['process'].pid as number, { executable: realpathSync('/bin/ln'), ancestorPid: sh.pid });
+      assert.deepEqual([hard['event'].outcome, hard['hades'].file.created, hard['hades'].file.link], ['success', true, { type: 'hard', target: path.join(dir, 'unwatched', 't') }]);
+      assert.equal(hard['file'].mode, undefined);
+      const soft = fileEvent('file_create', inWatched('soft'));
+      assert.ok(soft, 'symbolic link');
+      assert.deepEqual([soft['hades'].file.syscall, soft['hades'].file.created, soft['hades'].file.link], ['symlinkat', true, { type: 'symbolic', target: '../elsewhere/unit.service' }]);
     });
 
     it('the same operations outside the watched folders give no file event', () => {

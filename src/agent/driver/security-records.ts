@@ -34,6 +34,8 @@ export const SecurityFlag = {
   payloadTruncated: 0x10000,
   killBroadcast: 0x20000,
   killGroup: 0x40000,
+  linkHard: 0x100000,
+  linkSymbolic: 0x200000,
 } as const;
 
 export const SecurityMissing = {
@@ -140,7 +142,7 @@ export interface FileRecord extends Base {
   /** OPEN: the filesystem's device, major << 20 | minor; 0 for the other kinds. */
   readonly dev: number;
   readonly path: string;
-  /** RENAME: the new path. */
+  /** RENAME: the new path; CREATE of a link: the existing file (hard) or the target as given (symbolic). */
   readonly path2: string;
 }
 

@@ -115,6 +115,15 @@ const FileDetail = Obj(
     old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
     made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
     setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
+    link: Opt(
+      Obj(
+        {
+          type: Words(['hard', 'symbolic'], 'hard: link(2), a new name for an existing file; symbolic: symlink(2).'),
+          target: Str('hard: the existing file; symbolic: the target as given (not resolved, may be relative).'),
+        },
+        'file_create by link, linkat, symlink or symlinkat: the new name is file.path.',
+      ),
+    ),
     sensitive: Opt(Str('file_open: the driver.sensitive_files path under which the opened file was registered; differs from file.path when it was reached through another link.')),
     access: Opt(Words(['read', 'write', 'read_write'], 'file_open: what the open allows.')),
   },
@@ -303,7 +312,7 @@ export const eventKinds = {
     kind: 'event',
     category: ['file'],
     type: ['creation'],
-    summary: 'A file was created in a watched place, or an existing one opened to be created or emptied (O_CREAT, O_TRUNC).',
+    summary: 'A file was created in a watched place (also as a hard or symbolic link), or an existing one opened to be created or emptied (O_CREAT, O_TRUNC).',
     process: 'required',
     fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', directory: '/tmp', mode: '0755' }, hades: { file: { executable: true, watch: '/tmp' } } },
