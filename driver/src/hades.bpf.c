@@ -148,6 +148,15 @@ struct kernfs_node___old {
 	struct kernfs_node___old *parent;
 } __attribute__((preserve_access_index));
 
+/*
+ * A read through a chain of kernel pointers: plain loads from a typed (BTF) pointer in the
+ * tp_btf programs, which the kernel guards like probe reads at a fraction of their cost (no
+ * helper call per hop), probe reads elsewhere. `btf` is a constant at every call site, so each
+ * program keeps one of the two. Variable offsets from a typed pointer are refused by the
+ * verifier: arrays indexed at run time are read with probe reads in both.
+ */
+#define RD(btf, src, ...) ((btf) ? ___arrow(src, __VA_ARGS__) : BPF_CORE_READ(src, __VA_ARGS__))
+
 #define LOAD(x) (*(volatile typeof(x) *)&(x))
 #define STORE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
@@ -176,23 +185,34 @@ static __always_inline bool filtered_out(__u32 tgid)
 	return v && *v == HADES_CGROUP_VAL_DENY;
 }
 
-static __always_inline void fill_header(struct hades_record_header *h, __u16 kind, __u32 size,
-					struct task_struct *task)
+static __always_inline void fill_header_t(struct hades_record_header *h, __u16 kind, __u32 size,
+					  struct task_struct *task, bool btf)
 {
 	h->kind = kind;
 	h->version = HADES_RECORD_VERSION;
 	h->size = size;
 	h->ktime_ns = bpf_ktime_get_boot_ns();
-	h->pid = BPF_CORE_READ(task, tgid);
-	h->tid = BPF_CORE_READ(task, pid);
+	h->pid = RD(btf, task, tgid);
+	h->tid = RD(btf, task, pid);
 	h->flags = 0;
 	h->missing = 0;
 }
 
-static __always_inline __u64 process_start(struct task_struct *task)
+static __always_inline void fill_header(struct hades_record_header *h, __u16 kind, __u32 size,
+					struct task_struct *task)
+{
+	fill_header_t(h, kind, size, task, false);
+}
+
+static __always_inline __u64 process_start_t(struct task_struct *task, bool btf)
 {
 	/* start_boottime of the group leader: what /proc/PID/stat reports */
-	return BPF_CORE_READ(task, group_leader, start_boottime);
+	return RD(btf, task, group_leader, start_boottime);
+}
+
+static __always_inline __u64 process_start(struct task_struct *task)
+{
+	return process_start_t(task, false);
 }
 
 /*
@@ -356,36 +376,36 @@ static __always_inline void fill_fd(struct hades_fd_info *fi, struct file **fdar
 
 /* Identity of the executed file, for the agent's hash cache key: inode,
  * device, size, mtime, ctime. s_dev is already major << 20 | minor. */
-static __always_inline void fill_exe_id(struct hades_exec *e, struct inode *ino)
+static __always_inline void fill_exe_id(struct hades_exec *e, struct inode *ino, bool btf)
 {
-	e->exe_ino = BPF_CORE_READ(ino, i_ino);
-	e->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	e->exe_size = BPF_CORE_READ(ino, i_size);
+	e->exe_ino = RD(btf, ino, i_ino);
+	e->exe_dev = RD(btf, ino, i_sb, s_dev);
+	e->exe_size = RD(btf, ino, i_size);
 	if (bpf_core_field_exists(ino->i_mtime_sec)) {
-		e->exe_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
-		e->exe_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+		e->exe_mtime_sec = RD(btf, ino, i_mtime_sec);
+		e->exe_mtime_nsec = RD(btf, ino, i_mtime_nsec);
 	} else {
 		struct inode___ts_priv *p = (void *)ino;
 		struct inode___ts_old *o = (void *)ino;
 		struct timespec64 ts = {};
 		if (bpf_core_field_exists(p->__i_mtime))
-			ts = BPF_CORE_READ(p, __i_mtime);
+			ts = RD(btf, p, __i_mtime);
 		else
-			ts = BPF_CORE_READ(o, i_mtime);
+			ts = RD(btf, o, i_mtime);
 		e->exe_mtime_sec = ts.tv_sec;
 		e->exe_mtime_nsec = ts.tv_nsec;
 	}
 	if (bpf_core_field_exists(ino->i_ctime_sec)) {
-		e->exe_ctime_sec = BPF_CORE_READ(ino, i_ctime_sec);
-		e->exe_ctime_nsec = BPF_CORE_READ(ino, i_ctime_nsec) & CTIME_NSEC_MASK;
+		e->exe_ctime_sec = RD(btf, ino, i_ctime_sec);
+		e->exe_ctime_nsec = RD(btf, ino, i_ctime_nsec) & CTIME_NSEC_MASK;
 	} else {
 		struct inode___ts_priv *p = (void *)ino;
 		struct inode___ts_old *o = (void *)ino;
 		struct timespec64 ts = {};
 		if (bpf_core_field_exists(p->__i_ctime))
-			ts = BPF_CORE_READ(p, __i_ctime);
+			ts = RD(btf, p, __i_ctime);
 		else
-			ts = BPF_CORE_READ(o, i_ctime);
+			ts = RD(btf, o, i_ctime);
 		e->exe_ctime_sec = ts.tv_sec;
 		e->exe_ctime_nsec = ts.tv_nsec;
 	}
@@ -468,7 +488,7 @@ static __always_inline __u16 append_cgroup(struct scratch *s, struct task_struct
 /* kinds 4..16: syscall, socket and module hooks */
 #include "security.bpf.h"
 
-static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm)
+static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm, bool btf)
 {
 	struct hades_hook_counters *c = hook_counters(HADES_HOOK_EXEC);
 	if (!c)
@@ -478,7 +498,7 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		bump(&c->disabled);
 		return;
 	}
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = RD(btf, task, tgid);
 	if (bpf_map_lookup_elem(&deny_pid, &tgid)) {
 		bump(&c->filtered);
 		return;
@@ -500,12 +520,12 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 
 	/* the fixed part is rewritten field by field; clear the reused slot */
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_header(&e->hdr, HADES_KIND_EXEC, 0, task);
+	fill_header_t(&e->hdr, HADES_KIND_EXEC, 0, task, btf);
 	e->hdr.version = HADES_EXEC_VERSION;
 	STORE(s->off, sizeof(*e));
 
 	/* filename as passed to execve (may be relative) */
-	const char *fname = BPF_CORE_READ(bprm, filename);
+	const char *fname = RD(btf, bprm, filename);
 	n = bpf_probe_read_kernel_str(s->rec + sizeof(*e), HADES_PATH_MAX, fname);
 	if (n > 0) {
 		e->filename_len = n - 1;
@@ -517,32 +537,34 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 	__u32 fname_len = e->filename_len;
 
 	/* resolved executable via mm->exe_file */
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct file *exe = RD(btf, task, mm, exe_file);
 	__u32 exe_start = LOAD(s->off);
 	if (exe) {
-		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
-		trunc = build_path(s, d, BPF_CORE_READ(exe, f_path.mnt));
+		struct dentry *d = RD(btf, exe, f_path.dentry);
+		trunc = build_path(s, d, RD(btf, exe, f_path.mnt));
 		e->exe_len = append_path(s);
 		if (trunc)
 			e->hdr.flags |= HADES_F_EXE_TRUNCATED;
-		struct inode *ino = BPF_CORE_READ(exe, f_inode);
-		if (ino)
-			fill_exe_id(e, ino);
-		else
+		struct inode *ino = RD(btf, exe, f_inode);
+		__u64 magic = 0;
+		if (ino) {
+			fill_exe_id(e, ino, btf);
+			if (RD(btf, ino, __i_nlink) == 0)
+				e->hdr.flags |= HADES_F_EXE_DELETED;
+			/* Read here, from the file that was executed: the agent cannot stat it
+			 * reliably (the process may be gone, or live in another mount namespace). */
+			__u16 imode = RD(btf, ino, i_mode);
+			if (((imode & 04000) && RD(btf, ino, i_uid.val) == 0) ||
+			    ((imode & 02000) && RD(btf, ino, i_gid.val) == 0))
+				e->hdr.flags |= HADES_F_EXE_SETUID_ROOT;
+			magic = RD(btf, ino, i_sb, s_magic);
+		} else {
 			e->hdr.missing |= HADES_M_EXE_ID;
-		if (BPF_CORE_READ(ino, __i_nlink) == 0)
-			e->hdr.flags |= HADES_F_EXE_DELETED;
-		/* Read here, from the file that was executed: the agent cannot stat it reliably (the
-		 * process may be gone, or live in another mount namespace). */
-		__u16 imode = BPF_CORE_READ(ino, i_mode);
-		if (((imode & 04000) && BPF_CORE_READ(ino, i_uid.val) == 0) ||
-		    ((imode & 02000) && BPF_CORE_READ(ino, i_gid.val) == 0))
-			e->hdr.flags |= HADES_F_EXE_SETUID_ROOT;
-		__u64 magic = BPF_CORE_READ(ino, i_sb, s_magic);
+		}
 		if (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC) {
 			char pfx[6] = {};
 			e->hdr.flags |= HADES_F_EXE_TMPFS;
-			bpf_probe_read_kernel(pfx, sizeof(pfx), BPF_CORE_READ(d, d_name.name));
+			bpf_probe_read_kernel(pfx, sizeof(pfx), RD(btf, d, d_name.name));
 			if (pfx[0] == 'm' && pfx[1] == 'e' && pfx[2] == 'm' && pfx[3] == 'f' &&
 			    pfx[4] == 'd' && pfx[5] == ':')
 				e->hdr.flags |= HADES_F_EXE_MEMFD;
@@ -558,9 +580,9 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 	}
 
 	/* cwd */
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct fs_struct *fs = RD(btf, task, fs);
 	if (fs) {
-		trunc = build_path(s, BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt));
+		trunc = build_path(s, RD(btf, fs, pwd.dentry), RD(btf, fs, pwd.mnt));
 		e->cwd_len = append_path(s);
 		if (trunc)
 			e->hdr.flags |= HADES_F_CWD_TRUNCATED;
@@ -569,8 +591,8 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 	}
 
 	/* controlling tty */
-	struct signal_struct *sig = BPF_CORE_READ(task, signal);
-	struct tty_struct *tty = BPF_CORE_READ(sig, tty);
+	struct signal_struct *sig = RD(btf, task, signal);
+	struct tty_struct *tty = RD(btf, sig, tty);
 	if (tty) {
 		__u32 off = LOAD(s->off);
 		n = bpf_probe_read_kernel_str(s->rec + (off & TAIL_OFF_MASK), HADES_TTY_MAX, &tty->name);
@@ -578,8 +600,8 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 			e->tty_len = n - 1;
 			STORE(s->off, off + ((n - 1) & (HADES_TTY_MAX - 1)));
 		}
-		__u32 major = BPF_CORE_READ(tty, driver, major);
-		__u32 minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		__u32 major = RD(btf, tty, driver, major);
+		__u32 minor = RD(btf, tty, driver, minor_start) + RD(btf, tty, index);
 		e->tty_dev = major << 20 | (minor & 0xfffff);
 	}
 
@@ -590,45 +612,45 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		e->hdr.flags |= HADES_F_CGROUP_TRUNCATED;
 
 	/* identity and lineage */
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	e->start_ns = process_start(task);
-	e->parent_start_ns = process_start(parent);
-	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->pgid = BPF_CORE_READ(sig, pids[PIDTYPE_PGID], numbers[0].nr);
-	e->sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID], numbers[0].nr);
+	struct task_struct *parent = RD(btf, task, real_parent);
+	e->start_ns = process_start_t(task, btf);
+	e->parent_start_ns = process_start_t(parent, btf);
+	e->ppid = RD(btf, parent, tgid);
+	e->pgid = RD(btf, sig, pids[PIDTYPE_PGID], numbers[0].nr);
+	e->sid = RD(btf, sig, pids[PIDTYPE_SID], numbers[0].nr);
 
-	const struct cred *cr = BPF_CORE_READ(task, cred);
+	const struct cred *cr = RD(btf, task, cred);
 	if (cr) {
-		e->uid = BPF_CORE_READ(cr, uid.val);
-		e->gid = BPF_CORE_READ(cr, gid.val);
-		e->euid = BPF_CORE_READ(cr, euid.val);
-		e->egid = BPF_CORE_READ(cr, egid.val);
-		e->suid = BPF_CORE_READ(cr, suid.val);
-		e->sgid = BPF_CORE_READ(cr, sgid.val);
-		e->fsuid = BPF_CORE_READ(cr, fsuid.val);
-		e->fsgid = BPF_CORE_READ(cr, fsgid.val);
+		e->uid = RD(btf, cr, uid.val);
+		e->gid = RD(btf, cr, gid.val);
+		e->euid = RD(btf, cr, euid.val);
+		e->egid = RD(btf, cr, egid.val);
+		e->suid = RD(btf, cr, suid.val);
+		e->sgid = RD(btf, cr, sgid.val);
+		e->fsuid = RD(btf, cr, fsuid.val);
+		e->fsgid = RD(btf, cr, fsgid.val);
 		/* 8 bytes whether kernel_cap_t is u64 or u32[2] (little-endian) */
 		bpf_core_read(&e->cap_effective, 8, &cr->cap_effective);
 	} else {
 		e->hdr.missing |= HADES_M_CREDS | HADES_M_CAPS;
 	}
 	if (bpf_core_field_exists(task->loginuid)) {
-		e->loginuid = BPF_CORE_READ(task, loginuid.val);
-		e->audit_session = BPF_CORE_READ(task, sessionid);
+		e->loginuid = RD(btf, task, loginuid.val);
+		e->audit_session = RD(btf, task, sessionid);
 	} else {
 		e->loginuid = 0xffffffff;
 		e->audit_session = 0xffffffff;
 		e->hdr.missing |= HADES_M_LOGINUID;
 	}
 	e->pid_ns = pid_ns_inum(task);
-	e->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	e->mnt_ns = RD(btf, task, nsproxy, mnt_ns, ns.inum);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	/* stdin/stdout/stderr */
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt = RD(btf, task, files, fdt);
 	if (fdt) {
-		struct file **fdarr = BPF_CORE_READ(fdt, fd);
-		__u32 max_fds = BPF_CORE_READ(fdt, max_fds);
+		struct file **fdarr = BPF_CORE_READ(fdt, fd); /* indexed below: probe reads */
+		__u32 max_fds = RD(btf, fdt, max_fds);
 		fill_fd(&e->fds[0], fdarr, max_fds, 0);
 		fill_fd(&e->fds[1], fdarr, max_fds, 1);
 		fill_fd(&e->fds[2], fdarr, max_fds, 2);
@@ -637,8 +659,8 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 	}
 
 	/* argv last: it is the only part allowed to reach past TAIL_OFF_MASK */
-	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
-	__u64 arg_end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 arg_start = RD(btf, task, mm, arg_start);
+	__u64 arg_end = RD(btf, task, mm, arg_end);
 	__u32 alen = 0;
 	__u32 off = LOAD(s->off) & TAIL_OFF_MASK;
 	if (arg_end > arg_start) {
@@ -680,13 +702,13 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		bump(&c->sent);
 }
 
-static __always_inline void emit_fork(struct task_struct *parent, struct task_struct *child)
+static __always_inline void emit_fork(struct task_struct *parent, struct task_struct *child, bool btf)
 {
 	struct hades_hook_counters *c = hook_counters(HADES_HOOK_FORK);
 	if (!c)
 		return;
 	bump(&c->seen);
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid)) {
+	if (RD(btf, child, pid) != RD(btf, child, tgid)) {
 		bump(&c->ignored); /* a new thread, not a new process */
 		return;
 	}
@@ -694,8 +716,8 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 		bump(&c->disabled);
 		return;
 	}
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 ptgid = RD(btf, parent, tgid);
+	__u32 ctgid = RD(btf, child, tgid);
 	if (bpf_map_lookup_elem(&muted_tgid, &ptgid)) {
 		/* the child runs the same denied image until it execs */
 		__u8 one = 1;
@@ -710,24 +732,24 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 		bump(&c->dropped_ringbuf_full);
 		return;
 	}
-	fill_header(&r->hdr, HADES_KIND_FORK, sizeof(*r), parent);
-	r->child_start_ns = BPF_CORE_READ(child, start_boottime);
-	r->parent_start_ns = process_start(parent);
+	fill_header_t(&r->hdr, HADES_KIND_FORK, sizeof(*r), parent, btf);
+	r->child_start_ns = RD(btf, child, start_boottime);
+	r->parent_start_ns = process_start_t(parent, btf);
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	r->child_pid = ctgid;
-	r->ppid = BPF_CORE_READ(child, real_parent, tgid);
-	r->uid = BPF_CORE_READ(child, cred, uid.val);
-	r->gid = BPF_CORE_READ(child, cred, gid.val);
+	r->ppid = RD(btf, child, real_parent, tgid);
+	r->uid = RD(btf, child, cred, uid.val);
+	r->gid = RD(btf, child, cred, gid.val);
 	BPF_CORE_READ_STR_INTO(&r->comm, child, comm);
 	bpf_ringbuf_submit(r, 0);
 	bump(&c->sent);
 }
 
-static __always_inline void emit_exit(struct task_struct *task)
+static __always_inline void emit_exit(struct task_struct *task, bool btf)
 {
 	/* a thread killed inside a watched syscall never reaches sys_exit:
 	 * drop its in-flight state so the bounded map does not fill up */
-	__u32 tid = BPF_CORE_READ(task, pid);
+	__u32 tid = RD(btf, task, pid);
 	bpf_map_delete_elem(&inflight, &tid);
 	if (exit_cleanup_only)
 		return;
@@ -738,7 +760,7 @@ static __always_inline void emit_exit(struct task_struct *task)
 	bump(&c->seen);
 	/* signal->live drops to 0 before this tracepoint when the last thread
 	 * of the group exits: that is the process exit */
-	if (BPF_CORE_READ(task, signal, live.counter) != 0) {
+	if (RD(btf, task, signal, live.counter) != 0) {
 		bump(&c->ignored);
 		return;
 	}
@@ -746,7 +768,7 @@ static __always_inline void emit_exit(struct task_struct *task)
 		bump(&c->disabled);
 		return;
 	}
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = RD(btf, task, tgid);
 	bool muted = bpf_map_lookup_elem(&muted_tgid, &tgid) != NULL;
 	if (muted)
 		bpf_map_delete_elem(&muted_tgid, &tgid);
@@ -759,10 +781,10 @@ static __always_inline void emit_exit(struct task_struct *task)
 		bump(&c->dropped_ringbuf_full);
 		return;
 	}
-	fill_header(&r->hdr, HADES_KIND_EXIT, sizeof(*r), task);
-	r->start_ns = process_start(task);
-	r->exit_code = BPF_CORE_READ(task, exit_code);
-	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	fill_header_t(&r->hdr, HADES_KIND_EXIT, sizeof(*r), task, btf);
+	r->start_ns = process_start_t(task, btf);
+	r->exit_code = RD(btf, task, exit_code);
+	r->ppid = RD(btf, task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&r->comm, task, comm);
 	bpf_ringbuf_submit(r, 0);
 	bump(&c->sent);
@@ -771,41 +793,41 @@ static __always_inline void emit_exit(struct task_struct *task)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tpbtf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	emit_exec(p, bprm);
+	emit_exec(p, bprm, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(tpbtf_fork, struct task_struct *parent, struct task_struct *child)
 {
-	emit_fork(parent, child);
+	emit_fork(parent, child, true);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tpbtf_exit, struct task_struct *p)
 {
-	emit_exit(p);
+	emit_exit(p, true);
 	return 0;
 }
 
 SEC("raw_tp/sched_process_exec")
 int raw_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	emit_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2]);
+	emit_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], false);
 	return 0;
 }
 
 SEC("raw_tp/sched_process_fork")
 int raw_fork(struct bpf_raw_tracepoint_args *ctx)
 {
-	emit_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
+	emit_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1], false);
 	return 0;
 }
 
 SEC("raw_tp/sched_process_exit")
 int raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	emit_exit((struct task_struct *)ctx->args[0]);
+	emit_exit((struct task_struct *)ctx->args[0], false);
 	return 0;
 }
