@@ -86,9 +86,9 @@ enum hades_kind {
 #define HADES_F_PAYLOAD_TRUNCATED (1u << 16)  /* DNS: payload cut at 512 bytes */
 #define HADES_F_KILL_BROADCAST (1u << 17)     /* KILL: kill(-1, sig) */
 #define HADES_F_KILL_GROUP (1u << 18)         /* KILL: target was a process group */
-#define HADES_F_EXE_SETUID_ROOT (1u << 19)
-#define HADES_F_LINK_HARD (1u << 20)          /* FILE_CREATE: link/linkat; path2 = the existing file */
-#define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
+#define HADES_F_EXE_SETUID_ROOT (1u << 19)    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
+#define HADES_F_LINK_HARD (1u << 20)          /* FILE_CREATE: link/linkat; path2 = the old name as given (PROTOCOL.md 2.13) */
+#define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)

@@ -44,6 +44,10 @@ const MFD_FLAGS: readonly [number, string][] = [
   [16, 'MFD_EXEC'],
 ];
 
+/** linkat(2): the old name is the file descriptor's file (""), or a link to follow (/proc/self/fd/N). */
+const AT_EMPTY_PATH = 0x1000;
+const AT_SYMLINK_FOLLOW = 0x400;
+const FD_PATH = /^\/(proc\/(self|thread-self|[0-9]+)\/fd|dev\/fd)\/[0-9]+$/;
 /** open(2): truncate an existing file to length 0; ignored with O_PATH. */
 const O_TRUNC = 0o1000;
 const O_PATH = 0o10000000;
@@ -233,7 +237,12 @@ export class SecurityEvents {
     if (r.type === 'file_create' && link) {
       // A new name for a file (hard) or a pointer to a path (symbolic): no mode of its own here.
       hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
-      hadesFile['link'] = { type: link, target: r.path2 };
+      // The target lexically resolved (`ln -rs` writes ../../tmp/x), for rules to compare.
+      const resolved = path.posix.resolve(path.posix.dirname(r.path), r.path2);
+      // A name given to an open file (an O_TMPFILE one has no other): path2 is the descriptor's
+      // name then (`#<inode>` for an O_TMPFILE file) or the /proc path that was followed.
+      const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === 47) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
+      hadesFile['link'] = { type: link, target: r.path2, resolved: r.path2 === '' ? undefined : resolved, from_fd: fromFd || undefined };
     } else if (r.type === 'file_create') {
       hadesFile['executable'] = executable;
       const created = (r.flags & SecurityFlag.fileCreated) !== 0;
@@ -250,10 +259,12 @@ export class SecurityEvents {
     }
     const type = r.type === 'file_create' ? ['creation'] : r.type === 'file_delete' ? ['deletion'] : ['change'];
     const events = [this.event(r, r.type, ['file'], type, { outcome: outcome(r.result), file }, { file: hadesFile })];
-    const touched = [target, ...(rename ? [r.path] : [])];
+    // A hard link to one of Hades' files is a second name outside the watch: tampering too.
+    const hardLinked = link === 'hard' ? [r.path2] : [];
+    const touched = [target, ...(rename ? [r.path] : []), ...hardLinked];
     const protectedPath = touched.find((p) => this.options.protectedPaths.some((prefix) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)));
-    if (protectedPath && r.result >= 0 && r.type !== 'file_create') {
-      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: r.type } }));
+    if (protectedPath && r.result >= 0 && (r.type !== 'file_create' || link === 'hard')) {
+      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : r.type } }));
     }
     return events;
   }

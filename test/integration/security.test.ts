@@ -541,11 +541,15 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       const hard = fileEvent('file_create', inWatched('hard'));
       assert.ok(hard, 'hard link');
       assertActor(capture.events, hard, hard['process'].pid as number, { executable: realpathSync('/bin/ln'), ancestorPid: sh.pid });
-      assert.deepEqual([hard['event'].outcome, hard['hades'].file.created, hard['hades'].file.link], ['success', true, { type: 'hard', target: path.join(dir, 'unwatched', 't') }]);
+      const original = path.join(dir, 'unwatched', 't');
+      assert.deepEqual([hard['event'].outcome, hard['hades'].file.created, hard['hades'].file.link], ['success', true, { type: 'hard', target: original, resolved: original }]);
       assert.equal(hard['file'].mode, undefined);
       const soft = fileEvent('file_create', inWatched('soft'));
       assert.ok(soft, 'symbolic link');
-      assert.deepEqual([soft['hades'].file.syscall, soft['hades'].file.created, soft['hades'].file.link], ['symlinkat', true, { type: 'symbolic', target: '../elsewhere/unit.service' }]);
+      assert.deepEqual(
+        [soft['hades'].file.syscall, soft['hades'].file.created, soft['hades'].file.link],
+        ['symlinkat', true, { type: 'symbolic', target: '../elsewhere/unit.service', resolved: path.join(dir, 'elsewhere', 'unit.service') }],
+      );
     });
 
     it('the same operations outside the watched folders give no file event', () => {

@@ -268,6 +268,39 @@ describe('file_open records of file-open-ebpf.bin', () => {
   });
 });
 
+describe('file_create events of links', () => {
+  const record = (over: Partial<SecurityRecord & { type: 'file_create' }>): SecurityRecord => {
+    const base = ofType(recordsOf('security-ebpf.bin').records, 'file_create')[0];
+    assert.ok(base);
+    return { ...base, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, ...over } as SecurityRecord;
+  };
+  const build = (r: SecurityRecord, protectedPaths: readonly string[] = []) => new SecurityEvents(newBuilder(), { protectedPaths }).build(r).map((e) => wire(e) as AnyEvent);
+
+  it('carries the target as given and made absolute, and no mode of its own', () => {
+    const [e] = build(record({ syscall: 48, flags: 0x200000 | 0x2000, path: '/etc/cron.daily/j', path2: '../../dev/shm/.j' }));
+    assert.deepEqual(e?.['hades'].file.link, { type: 'symbolic', target: '../../dev/shm/.j', resolved: '/dev/shm/.j' });
+    assert.deepEqual([e?.['hades'].file.created, e?.['file'].mode, e?.['hades'].file.executable], [true, undefined, undefined]);
+    assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+  });
+
+  it('says when a hard link named an open file (AT_EMPTY_PATH, or /proc/self/fd/N followed)', () => {
+    const emptyPath = build(record({ syscall: 47, flags: 0x100000 | 0x2000, opFlags: 0x1000, path: '/etc/cron.daily/j', path2: '/etc/cron.daily/#1234' }))[0];
+    assert.equal(emptyPath?.['hades'].file.link.from_fd, true);
+    const followed = build(record({ syscall: 47, flags: 0x100000 | 0x2000, opFlags: 0x400, path: '/etc/cron.daily/j', path2: '/proc/self/fd/3' }))[0];
+    assert.equal(followed?.['hades'].file.link.from_fd, true);
+    const plain = build(record({ syscall: 46, flags: 0x100000 | 0x2000, path: '/etc/cron.daily/j', path2: '/var/tmp/j' }))[0];
+    assert.equal(plain?.['hades'].file.link.from_fd, undefined);
+  });
+
+  it('reports a hard link to one of Hades\' files as tampering, not a symbolic one', () => {
+    const hard = build(record({ syscall: 46, flags: 0x100000 | 0x2000, path: '/var/tmp/x.js', path2: '/opt/hades/dist/src/x.js' }), ['/opt/hades/dist/src/']);
+    assert.deepEqual(hard.map((e) => e['event'].action), ['file_create', 'tamper']);
+    assert.deepEqual(hard[1]?.['hades'].tamper, { target: 'file', path: '/opt/hades/dist/src/x.js', operation: 'link' });
+    const soft = build(record({ syscall: 48, flags: 0x200000 | 0x2000, path: '/var/tmp/x.js', path2: '/opt/hades/dist/src/x.js' }), ['/opt/hades/dist/src/']);
+    assert.deepEqual(soft.map((e) => e['event'].action), ['file_create']);
+  });
+});
+
 describe('damaged security records', () => {
   const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin')];
   const sample = new Map<number, Uint8Array>();

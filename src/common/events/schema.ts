@@ -108,7 +108,7 @@ const FileDetail = Obj(
     syscall: Opt(Str('The call, e.g. openat, renameat2, unlinkat, fchmodat.', 32)),
     errno: Errno,
     watch: Opt(Str('The watched prefix that matched.')),
-    created: Opt(Type.Boolean({ description: 'file_create: true when the call created the file; false when an existing file was opened with O_CREAT or O_TRUNC.' })),
+    created: Opt(Type.Boolean({ description: 'file_create: true when the call created the file; false when an existing file was opened with O_CREAT or O_TRUNC (for links: when the call failed).' })),
     truncated: Opt(Type.Boolean({ description: 'file_create: true when an existing file was opened with O_TRUNC, which empties it.' })),
     executable: Opt(Type.Boolean({ description: 'file_create: true when the file has an execute bit.' })),
     old_path: Opt(Str('file_rename: the path before the rename.')),
@@ -119,7 +119,9 @@ const FileDetail = Obj(
       Obj(
         {
           type: Words(['hard', 'symbolic'], 'hard: link(2), a new name for an existing file; symbolic: symlink(2).'),
-          target: Str('hard: the existing file; symbolic: the target as given (not resolved, may be relative).'),
+          target: Str('hard: the old name, absolute; symbolic: the target as given (may be relative). With from_fd, the descriptor\'s name (`#<inode>` for an O_TMPFILE file) or the /proc path followed.'),
+          resolved: Opt(Str('The target made absolute from the link\'s folder, `.` and `..` removed (symbolic links are not followed).')),
+          from_fd: Opt(Type.Boolean({ description: 'hard: the name was given to an open file (linkat with AT_EMPTY_PATH, or /proc/self/fd/N followed), such as a file made nameless by O_TMPFILE.' })),
         },
         'file_create by link, linkat, symlink or symlinkat: the new name is file.path.',
       ),
