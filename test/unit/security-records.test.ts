@@ -272,7 +272,7 @@ describe('file_create events of links', () => {
   const record = (over: Partial<SecurityRecord & { type: 'file_create' }>): SecurityRecord => {
     const base = ofType(recordsOf('security-ebpf.bin').records, 'file_create')[0];
     assert.ok(base);
-    return { ...base, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, ...over } as SecurityRecord;
+    return { ...base, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, ...over };
   };
   const build = (r: SecurityRecord, protectedPaths: readonly string[] = []) => new SecurityEvents(newBuilder(), { protectedPaths }).build(r).map((e) => wire(e) as AnyEvent);
 
