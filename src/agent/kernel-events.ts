@@ -179,6 +179,8 @@ export class KernelEvents {
   private syncQueued = false;
   private syncFresh = false;
   private stopping = false;
+  /** This process in the tree (seeded from /proc): its start tells it from a later one with its pid. */
+  private ownStartTicks: number | undefined;
   /** High-rate records (connect, accept, dns) decoded or shed since the last tick. */
   private highRate = 0;
   private shedSeen = 0;
@@ -271,6 +273,7 @@ export class KernelEvents {
   /** Seeds the process tree from /proc, then starts the driver. */
   async start(): Promise<DriverHello> {
     this.tree.seedFromProc();
+    this.ownStartTicks = this.tree.get(process.pid)?.startTicks;
     this.hashFile?.load();
     // Read the cgroup folders before starting anything: a bad folder is a config error.
     const deny = this.filters.denyCgroups.map(cgroupId);
@@ -608,7 +611,7 @@ export class KernelEvents {
   }
 
   private isOwnDescendant(pid: number): boolean {
-    return this.tree.ancestors(pid, 64).some((node) => node.pid === process.pid && !node.exited);
+    return this.tree.ancestors(pid, 64).some((node) => node.pid === process.pid && node.startTicks === this.ownStartTicks && !node.exited);
   }
 
   private deliverSummary(closed: Aggregated<HadesEvent>): void {
