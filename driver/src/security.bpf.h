@@ -596,6 +596,13 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 		if (!kill_target_protected(t, r->sc, a))
 			return 0;
 		break;
+	/* emptying a file (a log wiped with `truncate -s 0`, os.truncate): length 0 only, so
+	 * the frequent ftruncate calls of databases cost one compare */
+	case HADES_SC_TRUNCATE:
+	case HADES_SC_FTRUNCATE:
+		if (a[1] != 0)
+			return 0;
+		break;
 	case HADES_SC_FCHMOD: {
 		/* the old mode is only readable before the call */
 		struct file *f = fd_file(t, (long)a[0]);
@@ -1626,6 +1633,13 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	case HADES_SC_SYMLINK:
 		p1 = a[1], raw2 = a[0], flags |= HADES_F_LINK_SYMBOLIC;
 		break;
+	/* emptied (length 0, checked at entry): op_flags O_TRUNC says so, as for an open */
+	case HADES_SC_TRUNCATE:
+		p1 = a[0], f->op_flags = O_TRUNC;
+		break;
+	case HADES_SC_FTRUNCATE:
+		f->op_flags = O_TRUNC;
+		break;
 	case HADES_SC_SYMLINKAT:
 		dfd = a[1], p1 = a[2], raw2 = a[0], flags |= HADES_F_LINK_SYMBOLIC;
 		break;
@@ -1667,7 +1681,7 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	struct file *file = NULL;
 	if (is_open && ret >= 0)
 		file = fd_file(t, ret);
-	else if (st->sc == HADES_SC_FCHMOD)
+	else if (st->sc == HADES_SC_FCHMOD || st->sc == HADES_SC_FTRUNCATE)
 		file = fd_file(t, (long)a[0]);
 	if (file) {
 		/* canonical path of the object itself: symlinks and ".." resolved */
@@ -1675,11 +1689,10 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		flags |= HADES_F_PATH_FROM_FD;
 		struct inode *ino = BPF_CORE_READ(file, f_inode);
 		f->inode = BPF_CORE_READ(ino, i_ino);
-		if (is_open) {
+		if (is_open || st->sc == HADES_SC_FTRUNCATE)
 			f->file_mode = BPF_CORE_READ(ino, i_mode);
-			if (BPF_CORE_READ(file, f_mode) & FMODE_CREATED)
-				flags |= HADES_F_FILE_CREATED;
-		}
+		if (is_open && (BPF_CORE_READ(file, f_mode) & FMODE_CREATED))
+			flags |= HADES_F_FILE_CREATED;
 	} else {
 		f->path_len = append_user_path(s, t, dfd, p1, &flags, &missing);
 	}
@@ -1709,7 +1722,8 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		else
 			missing |= HADES_M_MODE;
 	} else if (kind == HADES_KIND_FILE_CHMOD || (is_open && !file) ||
-		   st->sc == HADES_SC_MKDIR || st->sc == HADES_SC_MKDIRAT ||
+		   st->sc == HADES_SC_MKDIR || st->sc == HADES_SC_MKDIRAT || st->sc == HADES_SC_TRUNCATE ||
+		   (st->sc == HADES_SC_FTRUNCATE && !file) ||
 		   (flags & (HADES_F_LINK_HARD | HADES_F_LINK_SYMBOLIC))) {
 		missing |= HADES_M_MODE; /* path-based: no inode before or after */
 	}

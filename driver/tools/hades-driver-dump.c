@@ -259,7 +259,7 @@ static const char *sc_name(unsigned sc)
 		"setresuid", "setresgid", "setfsuid", "setfsgid", "capset", "ptrace", "memfd_create",
 		"init_module", "finit_module", "open", "openat", "openat2", "creat", "mkdir", "mkdirat",
 		"rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "chmod", "fchmod",
-		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at", "link", "linkat", "symlink", "symlinkat",
+		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at", "link", "linkat", "symlink", "symlinkat", "truncate", "ftruncate",
 	};
 	return sc < HADES_SC_COUNT ? n[sc] : "?";
 }

@@ -27,7 +27,8 @@ const SYSCALLS: Readonly<Record<number, string>> = {
   19: 'setfsgid', 20: 'capset', 21: 'ptrace', 22: 'memfd_create', 23: 'init_module', 24: 'finit_module', 25: 'open', 26: 'openat',
   27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
   35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
-  44: 'pidfd_send_signal', 45: 'open_by_handle_at', 46: 'link', 47: 'linkat', 48: 'symlink', 49: 'symlinkat',
+  44: 'pidfd_send_signal', 45: 'open_by_handle_at', 46: 'link', 47: 'linkat', 48: 'symlink', 49: 'symlinkat', 50: 'truncate',
+  51: 'ftruncate',
 };
 
 export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
@@ -225,7 +226,10 @@ export class SecurityEvents {
       name: path.basename(target),
       directory: path.dirname(target),
       inode: r.inode || undefined,
-      mode: r.type === 'file_delete' || r.type === 'file_rename' || (r.flags & (SecurityFlag.linkHard | SecurityFlag.linkSymbolic)) !== 0 ? undefined : octal(newMode),
+      mode:
+        r.type === 'file_delete' || r.type === 'file_rename' || (r.flags & (SecurityFlag.linkHard | SecurityFlag.linkSymbolic)) !== 0 || ((r.syscall === 50 || r.syscall === 51) && !modeKnown)
+          ? undefined
+          : octal(newMode),
       type: r.syscall === 29 || r.syscall === 30 || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
     };
     const hadesFile: Record<string, unknown> = {
@@ -243,6 +247,10 @@ export class SecurityEvents {
       // name then (`#<inode>` for an O_TMPFILE file) or the /proc path that was followed.
       const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === 47) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
       hadesFile['link'] = { type: link, target: r.path2, resolved: r.path2 === '' ? undefined : resolved, from_fd: fromFd || undefined };
+    } else if (r.type === 'file_create' && (r.syscall === 50 || r.syscall === 51)) {
+      // truncate(2) / ftruncate(2) to length 0 (the only ones the driver reports): emptied.
+      hadesFile['created'] = false;
+      if (r.result >= 0) hadesFile['truncated'] = true;
     } else if (r.type === 'file_create') {
       hadesFile['executable'] = executable;
       const created = (r.flags & SecurityFlag.fileCreated) !== 0;

@@ -634,13 +634,17 @@ describe('the default file_watch', { skip }, () => {
     const emptied = path.join(logs, 'emptied.log');
     const created = path.join(logs, 'created.log');
     const copied = path.join(logs, 'copied.log');
-    for (const file of [appended, emptied, copied]) writeFileSync(file, 'line\n');
+    const truncated = path.join(logs, 'truncated.log');
+    const ftruncated = path.join(logs, 'ftruncated.log');
+    for (const file of [appended, emptied, copied, truncated, ftruncated]) writeFileSync(file, 'line\n');
     let capture: Capture;
     try {
       capture = await captureEvents(['--action', 'file_create'], async () => {
         await runChild('/bin/sh', ['-c', 'echo x >> "$1"; : > "$2"; echo y > "$3"; cp /dev/null "$4"', 'sh', appended, emptied, created, copied]);
         // O_PATH makes the kernel ignore O_CREAT and O_TRUNC: nothing is emptied, nothing is reported.
         await runChild(python3, ['-c', 'import os, sys; os.close(os.open(sys.argv[1], os.O_PATH | os.O_CREAT | os.O_TRUNC))', appended]);
+        // truncate(2) and ftruncate(2) to 0 empty a log too; to another length they are not reported.
+        await runChild(python3, ['-c', 'import os, sys; os.truncate(sys.argv[1], 0); fd = os.open(sys.argv[2], os.O_WRONLY); os.ftruncate(fd, 0); os.truncate(sys.argv[3], 2)', truncated, ftruncated, appended]);
       });
     } finally {
       rmSync(logs, { recursive: true, force: true });
@@ -648,7 +652,9 @@ describe('the default file_watch', { skip }, () => {
     assert.equal(capture.status, 0, capture.stderr);
     const mine = capture.events.filter((e) => e['event'].action === 'file_create' && (e['file']?.path as string).startsWith(`${logs}/`));
     const byPath = new Map(mine.map((e) => [e['file']?.path as string, e['hades'].file as AnyEvent]));
-    assert.deepEqual([...byPath.keys()].sort(), [copied, created, emptied].sort(), 'the append and the O_PATH open are left out in the kernel (file_watch_quiet)');
+    assert.deepEqual([...byPath.keys()].sort(), [copied, created, emptied, ftruncated, truncated].sort(), 'the append, the O_PATH open and the truncate to 2 bytes are left out in the kernel');
+    assert.deepEqual([byPath.get(truncated)?.['syscall'], byPath.get(truncated)?.['truncated']], ['truncate', true]);
+    assert.deepEqual([byPath.get(ftruncated)?.['syscall'], byPath.get(ftruncated)?.['truncated']], ['ftruncate', true]);
     assert.equal(byPath.get(emptied)?.['truncated'], true);
     assert.equal(byPath.get(emptied)?.['created'], false);
     // cp onto an existing file opens it with O_TRUNC and no O_CREAT.

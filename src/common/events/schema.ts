@@ -109,7 +109,7 @@ const FileDetail = Obj(
     errno: Errno,
     watch: Opt(Str('The watched prefix that matched.')),
     created: Opt(Type.Boolean({ description: 'file_create: true when the call created the file; false when an existing file was opened with O_CREAT or O_TRUNC (for links: when the call failed).' })),
-    truncated: Opt(Type.Boolean({ description: 'file_create: true when an existing file was opened with O_TRUNC, which empties it.' })),
+    truncated: Opt(Type.Boolean({ description: 'file_create: true when an existing file was emptied: opened with O_TRUNC, or truncate(2) / ftruncate(2) to length 0.' })),
     executable: Opt(Type.Boolean({ description: 'file_create: true when the file has an execute bit.' })),
     old_path: Opt(Str('file_rename: the path before the rename.')),
     old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
