@@ -3,8 +3,9 @@
  * Hades kernel side: process lifecycle records from the sched tracepoints.
  *
  * Each hook exists twice: a tp_btf program (preferred, BTF-typed args) and a
- * raw_tp program with the same body, used when the kernel refuses tp_btf.
- * Both read kernel memory through CO-RE probe reads, so one body serves both.
+ * raw_tp program with the same body, used when the kernel refuses tp_btf. The
+ * tp_btf one follows pointers with typed loads, the raw_tp one with CO-RE probe
+ * reads (the RD macro), so one body serves both.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -738,8 +739,12 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	r->child_pid = ctgid;
 	r->ppid = RD(btf, child, real_parent, tgid);
-	r->uid = RD(btf, child, cred, uid.val);
-	r->gid = RD(btf, child, cred, gid.val);
+	/* an RCU pointer the verifier may take for possibly NULL: checked before use */
+	const struct cred *cc = RD(btf, child, cred);
+	if (cc) {
+		r->uid = RD(btf, cc, uid.val);
+		r->gid = RD(btf, cc, gid.val);
+	}
 	BPF_CORE_READ_STR_INTO(&r->comm, child, comm);
 	bpf_ringbuf_submit(r, 0);
 	bump(&c->sent);

@@ -528,8 +528,8 @@ static __always_inline bool kill_target_protected(struct task_struct *t, __u8 sc
 		k = (__u32)pid;
 		return pid > 0 && bpf_map_lookup_elem(&protected_pid, &k) != NULL;
 	case HADES_SC_PIDFD_SEND_SIGNAL: {
-		/* a pidfd's private data is its struct pid */
-		struct file *f = fd_file(t, (long)a[0]);
+		/* a pidfd's private data is its struct pid (the fd is an int) */
+		struct file *f = fd_file(t, (int)a[0]);
 		struct pid *p = f ? BPF_CORE_READ(f, private_data) : NULL;
 		k = p ? BPF_CORE_READ(p, numbers[0].nr) : 0;
 		a[5] = k; /* remembered for the record */
@@ -605,7 +605,8 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 		break;
 	case HADES_SC_FCHMOD: {
 		/* the old mode is only readable before the call */
-		struct file *f = fd_file(t, (long)a[0]);
+		/* the kernel takes an unsigned int fd: the upper half of the register is ignored */
+		struct file *f = fd_file(t, (__u32)a[0]);
 		if (f)
 			st->extra = BPF_CORE_READ(f, f_inode, i_mode) | 0x80000000u;
 		break;
@@ -1434,7 +1435,7 @@ static __always_inline __u32 append_user_path(struct scratch *s, struct task_str
 			d = BPF_CORE_READ(fs, pwd.dentry);
 			mnt = BPF_CORE_READ(fs, pwd.mnt);
 		} else {
-			struct file *f = fd_file(t, dirfd);
+			struct file *f = fd_file(t, (int)dirfd); /* an int: the upper half is ignored */
 			if (f) {
 				d = BPF_CORE_READ(f, f_path.dentry);
 				mnt = BPF_CORE_READ(f, f_path.mnt);
@@ -1633,7 +1634,9 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	case HADES_SC_SYMLINK:
 		p1 = a[1], raw2 = a[0], flags |= HADES_F_LINK_SYMBOLIC;
 		break;
-	/* emptied (length 0, checked at entry): op_flags O_TRUNC says so, as for an open */
+	/* emptied (length 0, checked at entry): op_flags O_TRUNC says so, as for an open. The
+	 * argument is not resolved (`/var//log/x`, `/tmp/../var/log/x`, a link), so a successful
+	 * truncate(path, 0), rare, is reported wherever it points; the agent normalises it. */
 	case HADES_SC_TRUNCATE:
 		p1 = a[0], f->op_flags = O_TRUNC;
 		break;
@@ -1682,7 +1685,7 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	if (is_open && ret >= 0)
 		file = fd_file(t, ret);
 	else if (st->sc == HADES_SC_FCHMOD || st->sc == HADES_SC_FTRUNCATE)
-		file = fd_file(t, (long)a[0]);
+		file = fd_file(t, (__u32)a[0]); /* fchmod, ftruncate: unsigned int fd */
 	if (file) {
 		/* canonical path of the object itself: symlinks and ".." resolved */
 		f->path_len = append_file_path(s, file, &flags);
@@ -1702,7 +1705,7 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	else if (raw2)
 		f->path2_len = append_user_string(s, raw2, &flags, &missing);
 
-	if (!path_watched(s, sizeof(*f), p1_len) &&
+	if (!(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
 	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
 		bump(&c->ignored);
 		return;

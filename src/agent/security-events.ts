@@ -216,7 +216,10 @@ export class SecurityEvents {
 
   private file(r: FileRecord): HadesEvent[] {
     const rename = r.type === 'file_rename';
-    const target = rename ? r.path2 : r.path;
+    // truncate(2) takes a path the kernel does not resolve (`/var//log/x`, `/tmp/../var/log/x`):
+    // rules compare its lexical normal form; the argument stays in hades.file.argument.
+    const truncateArg = r.syscall === 50 && r.path.startsWith('/') ? r.path : undefined;
+    const target = rename ? r.path2 : truncateArg ? path.posix.normalize(truncateArg) : r.path;
     const modeKnown = (r.missing & SecurityMissing.mode) === 0;
     const newMode = r.type === 'file_chmod' ? r.mode : modeKnown ? r.fileMode : r.mode;
     const executable = (r.flags & SecurityFlag.modeExec) !== 0;
@@ -236,6 +239,7 @@ export class SecurityEvents {
       syscall: syscallName(r.syscall),
       errno: errnoName(r.result),
       old_path: rename ? r.path : undefined,
+      argument: truncateArg !== undefined && truncateArg !== target ? truncateArg : undefined,
     };
     const link = (r.flags & SecurityFlag.linkHard) !== 0 ? 'hard' : (r.flags & SecurityFlag.linkSymbolic) !== 0 ? 'symbolic' : undefined;
     if (r.type === 'file_create' && link) {
@@ -271,8 +275,10 @@ export class SecurityEvents {
     const hardLinked = link === 'hard' ? [r.path2] : [];
     const touched = [target, ...(rename ? [r.path] : []), ...hardLinked];
     const protectedPath = touched.find((p) => this.options.protectedPaths.some((prefix) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)));
-    if (protectedPath && r.result >= 0 && (r.type !== 'file_create' || link === 'hard')) {
-      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : r.type } }));
+    // Created files are not tampering; a second name for one of Hades' files, or emptying one, is.
+    const emptiedOwn = hadesFile['truncated'] === true;
+    if (protectedPath && r.result >= 0 && (r.type !== 'file_create' || link === 'hard' || emptiedOwn)) {
+      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : emptiedOwn ? 'truncate' : r.type } }));
     }
     return events;
   }

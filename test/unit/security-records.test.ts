@@ -292,6 +292,16 @@ describe('file_create events of links', () => {
     assert.equal(plain?.['hades'].file.link.from_fd, undefined);
   });
 
+  it('truncate(2): the path in its lexical normal form, the argument kept; emptying one of Hades\' files is tampering', () => {
+    const [e] = build(record({ syscall: 50, flags: 0, opFlags: 0o1000, path: '/tmp/../var//log/auth.log', path2: '' }));
+    assert.deepEqual([e?.['file'].path, e?.['hades'].file.argument, e?.['hades'].file.truncated, e?.['hades'].file.created], ['/var/log/auth.log', '/tmp/../var//log/auth.log', true, false]);
+    assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    const plain = build(record({ syscall: 50, flags: 0, opFlags: 0o1000, path: '/var/log/auth.log', path2: '' }))[0];
+    assert.equal(plain?.['hades'].file.argument, undefined);
+    const own = build(record({ syscall: 51, flags: 0, opFlags: 0o1000, path: '/opt/hades/dist/src/x.js', path2: '' }), ['/opt/hades/dist/src/']);
+    assert.deepEqual(own.map((x) => [x['event'].action, x['hades'].tamper?.operation]), [['file_create', undefined], ['tamper', 'truncate']]);
+  });
+
   it('reports a hard link to one of Hades\' files as tampering, not a symbolic one', () => {
     const hard = build(record({ syscall: 46, flags: 0x100000 | 0x2000, path: '/var/tmp/x.js', path2: '/opt/hades/dist/src/x.js' }), ['/opt/hades/dist/src/']);
     assert.deepEqual(hard.map((e) => e['event'].action), ['file_create', 'tamper']);
