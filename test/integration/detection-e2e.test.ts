@@ -6,6 +6,7 @@
  * - curl piped to sh from a local HTTP server;
  * - a file dropped in /tmp and executed;
  * - a cron persistence write (/etc/cron.d);
+ * - a systemd unit made as a symbolic link to a file in /tmp;
  * - /etc/shadow read by a script (python3), not a login or account tool.
  * Before them, a benign workload (compiling C, git clone, npm ci, apt-get operations) must raise
  * no high or critical alert.
@@ -178,6 +179,23 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
       assert.ok(alert.rule.id.length > 0);
     } finally {
       rmSync(cronFile, { force: true });
+    }
+  });
+
+  it('a systemd unit linked from /tmp raises a persistence alert', async () => {
+    const since = new Date().toISOString();
+    const payload = path.join(mkdtempSync('/tmp/hades-e2e-unit-'), 'dbus-helper.service');
+    const unit = `/etc/systemd/system/hades-e2e-${process.pid}.service`;
+    writeFileSync(payload, '[Service]\nExecStart=/bin/true\n');
+    mkdirSync(path.dirname(unit), { recursive: true });
+    try {
+      await run('ln', ['-s', payload, unit]);
+      const alert = await waitForAlert('a link persistence alert', since, (a) => a.rule.id === 'persistence_link_to_temporary_file' && mentions(a, unit));
+      assert.equal(alert.rule.severity, 'high');
+      assert.ok(mentions(alert, payload));
+    } finally {
+      rmSync(unit, { force: true });
+      rmSync(path.dirname(payload), { recursive: true, force: true });
     }
   });
 
