@@ -1705,8 +1705,10 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	else if (raw2)
 		f->path2_len = append_user_string(s, raw2, &flags, &missing);
 
+	/* a symbolic link's absolute target counts too: a link to /etc/shadow made in a web root */
+	bool abs2 = raw2 && f->path2_len && s->rec[(sizeof(*f) + p1_len) & TAIL_OFF_MASK] == '/';
 	if (!(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
-	    !(p2 && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
+	    !((p2 || abs2) && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
 		bump(&c->ignored);
 		return;
 	}

@@ -181,7 +181,8 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         runs['filesTmp'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', path.join(dir, 'unwatched')]);
         runs['filesVar'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', varDir]);
         // A hard link made in a watched folder to a file from an unwatched one, and a symbolic link.
-        runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft"', 'sh', watched, path.join(dir, 'unwatched')]);
+        // And, from an unwatched folder, symbolic links to a watched file: absolute (seen) and relative (not).
+        runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft" && ln -s "$1/hard" "$3/toward-watched" && ln -s ../watched/hard "$3/relative-toward-watched"', 'sh', watched, path.join(dir, 'unwatched'), path.join(dir, 'bin')]);
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
       });
     } finally {
@@ -544,6 +545,8 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       const original = path.join(dir, 'unwatched', 't');
       assert.deepEqual([hard['event'].outcome, hard['hades'].file.created, hard['hades'].file.link], ['success', true, { type: 'hard', target: original, resolved: original }]);
       assert.equal(hard['file'].mode, undefined);
+      const toward = capture.events.filter((e) => e['event'].action === 'file_create' && (e['file']?.path as string).startsWith(path.join(dir, 'bin', '')) && e['hades'].file.link);
+      assert.deepEqual(toward.map((e) => [e['file'].name, e['hades'].file.link.resolved]), [['toward-watched', inWatched('hard')]], 'an absolute target in a watched place is seen, a relative one is not');
       const soft = fileEvent('file_create', inWatched('soft'));
       assert.ok(soft, 'symbolic link');
       assert.deepEqual(
