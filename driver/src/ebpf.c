@@ -582,12 +582,12 @@ bad_op:
 	return -EINVAL;
 }
 
-/* The route of syscall `nr`: each side from the first of its sc_defs whose hook is requested
- * and enabled; `hook` and `sc` from the one giving the entry side, else the exit side. */
 static int slot_of_he(int he);
 static int slot_of_hx(int hx);
 static bool slot_loaded(const struct ebpf *e, int slot);
 
+/* The route of syscall `nr`: each side from the first of its sc_defs whose hook is requested
+ * and enabled; `hook` and `sc` from the one giving the entry side, else the exit side. */
 static struct hades_route route_of(const struct ebpf *e, int nr)
 {
 	struct hades_route r = { 0 };

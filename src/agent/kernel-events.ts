@@ -147,6 +147,9 @@ function cgroupId(folder: string): bigint {
   }
 }
 
+/** A refusal's code and message, as the driver answered it. */
+const refusal = (ack: DriverAck): string => `${ack.code ?? '?'} ${ack.msg ?? ''}`.trim();
+
 const u64Bytes = (value: bigint) => {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, value, true);
@@ -353,7 +356,7 @@ export class KernelEvents {
       invalid ||= ack.code === 'EINVAL' || ack.code === 'ENOSPC';
       const textual = target === FilterTarget.exeDeny || target === FilterTarget.filePrefix || target === FilterTarget.fileQuiet || target === FilterTarget.unixPath;
       const shown = textual ? JSON.stringify(new TextDecoder().decode(value)) : `0x${Buffer.from(value).toString('hex')}`;
-      refused.push(`${shown}: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+      refused.push(`${shown}: ${refusal(ack)}`);
     }
     if (refused.length > 0) {
       throw new HadesError(invalid ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length === 1 ? 'a filter' : `${refused.length} filters`}: ${refused.join('; ')}`);
@@ -383,7 +386,7 @@ export class KernelEvents {
         const { files, skipped } = await sensitive.resolve();
         if (clear) {
           const ack = await send(FilterOp.clear, new Uint8Array(0));
-          if (!ack.ok) return log(`sensitive files: the driver refused to clear them: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+          if (!ack.ok) return log(`sensitive files: the driver refused to clear them: ${refusal(ack)}`);
           this.registered.clear();
         }
         for (const [key, file] of [...this.registered]) {
@@ -391,14 +394,14 @@ export class KernelEvents {
           if (this.stopping) return;
           const ack = await send(FilterOp.del, secretKey(file));
           if (ack.ok) this.registered.delete(key);
-          else log(`sensitive file ${file.path}: the driver refused to drop it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+          else log(`sensitive file ${file.path}: the driver refused to drop it: ${refusal(ack)}`);
         }
         for (const [key, file] of files) {
           if (this.registered.has(key)) continue;
           if (this.stopping) return;
           const ack = await send(FilterOp.add, secretKey(file));
           if (ack.ok) this.registered.set(key, file);
-          else log(`sensitive file ${file.path}: the driver refused it: ${ack.code ?? '?'} ${ack.msg ?? ''}`.trim());
+          else log(`sensitive file ${file.path}: the driver refused it: ${refusal(ack)}`);
         }
         if (skipped > 0) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_CONFIG_VALUE', msg: `driver.sensitive_files names more files than are watched (${MAX_PER_FOLDER} per folder, ${SENSITIVE_FILES_MAX} in all): ${skipped} left out` });
       })

@@ -33,6 +33,11 @@ const SYSCALLS: Readonly<Record<number, string>> = {
 
 export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
 
+/** The driver's ids (above) of the calls the file events tell apart. */
+const SC_LINKAT = 47;
+const SC_TRUNCATE = 50;
+const SC_FTRUNCATE = 51;
+
 const PTRACE_REQUESTS: Readonly<Record<number, string>> = {
   0: 'traceme', 4: 'poketext', 5: 'pokedata', 6: 'pokeuser', 13: 'setregs', 15: 'setfpregs', 16: 'attach', 0x4205: 'setregset', 0x4206: 'seize',
 };
@@ -218,21 +223,20 @@ export class SecurityEvents {
     const rename = r.type === 'file_rename';
     // truncate(2) takes a path the kernel does not resolve (`/var//log/x`, `/tmp/../var/log/x`):
     // rules compare its lexical normal form; the argument stays in hades.file.argument.
-    const truncateArg = r.syscall === 50 && r.path.startsWith('/') ? r.path : undefined;
+    const truncateArg = r.syscall === SC_TRUNCATE && r.path.startsWith('/') ? r.path : undefined;
     const target = rename ? r.path2 : truncateArg ? path.posix.normalize(truncateArg) : r.path;
     const modeKnown = (r.missing & SecurityMissing.mode) === 0;
     const newMode = r.type === 'file_chmod' ? r.mode : modeKnown ? r.fileMode : r.mode;
     const executable = (r.flags & SecurityFlag.modeExec) !== 0;
+    const link = (r.flags & SecurityFlag.linkHard) !== 0 ? 'hard' : (r.flags & SecurityFlag.linkSymbolic) !== 0 ? 'symbolic' : undefined;
+    const truncation = r.syscall === SC_TRUNCATE || r.syscall === SC_FTRUNCATE;
     const setuid = (r.flags & (SecurityFlag.modeSetuid | SecurityFlag.modeSetgid)) !== 0;
     const file = {
       path: target,
       name: path.basename(target),
       directory: path.dirname(target),
       inode: r.inode || undefined,
-      mode:
-        r.type === 'file_delete' || r.type === 'file_rename' || (r.flags & (SecurityFlag.linkHard | SecurityFlag.linkSymbolic)) !== 0 || ((r.syscall === 50 || r.syscall === 51) && !modeKnown)
-          ? undefined
-          : octal(newMode),
+      mode: r.type === 'file_delete' || r.type === 'file_rename' || link !== undefined || (truncation && !modeKnown) ? undefined : octal(newMode),
       type: r.syscall === 29 || r.syscall === 30 || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
     };
     const hadesFile: Record<string, unknown> = {
@@ -241,7 +245,6 @@ export class SecurityEvents {
       old_path: rename ? r.path : undefined,
       argument: truncateArg !== undefined && truncateArg !== target ? truncateArg : undefined,
     };
-    const link = (r.flags & SecurityFlag.linkHard) !== 0 ? 'hard' : (r.flags & SecurityFlag.linkSymbolic) !== 0 ? 'symbolic' : undefined;
     if (r.type === 'file_create' && link) {
       // A new name for a file (hard) or a pointer to a path (symbolic): no mode of its own here.
       hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
@@ -249,9 +252,9 @@ export class SecurityEvents {
       const resolved = path.posix.resolve(path.posix.dirname(r.path), r.path2);
       // A name given to an open file (an O_TMPFILE one has no other): path2 is the descriptor's
       // name then (`#<inode>` for an O_TMPFILE file) or the /proc path that was followed.
-      const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === 47) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
+      const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === SC_LINKAT) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
       hadesFile['link'] = { type: link, target: r.path2, resolved: r.path2 === '' ? undefined : resolved, from_fd: fromFd || undefined };
-    } else if (r.type === 'file_create' && (r.syscall === 50 || r.syscall === 51)) {
+    } else if (r.type === 'file_create' && truncation) {
       // truncate(2) / ftruncate(2) to length 0 (the only ones the driver reports): emptied.
       hadesFile['created'] = false;
       if (r.result >= 0) hadesFile['truncated'] = true;

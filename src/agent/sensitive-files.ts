@@ -134,10 +134,6 @@ export class SensitiveFiles {
     this.folders = this.include.map(folderTests);
   }
 
-  get size(): number {
-    return this.current.size;
-  }
-
   /** The path a registered file was named by, from the identity in a file_open record. */
   lookup(dev: number, ino: number): string | undefined {
     return this.current.get(keyOf(dev, ino))?.path;
@@ -173,17 +169,17 @@ export class SensitiveFiles {
         continue;
       }
       let st;
-      let real;
+      let mounted;
       try {
         st = await stat(file, { bigint: true });
-        real = await realpath(file);
+        // The mount is found by the file's real path; without mountinfo there is none to find.
+        if (mounts.length > 0) mounted = mountDevOf(mounts, await realpath(file));
       } catch {
         continue;
       }
       if (!st.isFile()) continue;
       perFolder.set(folder, taken + 1);
       const devs = new Set([kernelDev(st.dev)]);
-      const mounted = mountDevOf(mounts, real);
       if (mounted !== undefined) devs.add(mounted);
       for (const dev of devs) {
         const key = keyOf(dev, st.ino);
