@@ -19,6 +19,14 @@ const done = [];
  */
 const APT_PACKAGES = ['make', 'gcc', 'g++', 'clang', 'llvm', 'libbpf-dev', 'bpftool', 'libelf-dev', 'zlib1g-dev', 'pkg-config', 'python3', 'util-linux'];
 
+/**
+ * Only for `npm test` (`--test`): the daemons whose logs the log collector's tests read (sshd and
+ * its client, sudo, rsyslog; journald comes with systemd). Installed with services kept from
+ * starting (policy-rc.d): a test starts its own, on its own ports and files.
+ */
+const TEST_APT_PACKAGES = ['openssh-server', 'openssh-client', 'sudo', 'rsyslog', 'systemd'];
+const forTests = process.argv.includes('--test');
+
 function fail(code, message) {
   process.stderr.write(`bootstrap: ${code}: ${message}\n`);
   process.exit(3);
@@ -53,7 +61,7 @@ function missingPackages(wanted) {
 
 function aptPackages() {
   const extra = (process.env.HADES_BOOTSTRAP_EXTRA_PACKAGES ?? '').split(/[\s,]+/).filter(Boolean);
-  const missing = missingPackages([...APT_PACKAGES, ...extra]);
+  const missing = missingPackages([...APT_PACKAGES, ...(forTests ? TEST_APT_PACKAGES : []), ...extra]);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     fail(
@@ -63,7 +71,14 @@ function aptPackages() {
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update', '-qq'], { env });
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  // Installing a daemon's package starts it on Debian unless policy-rc.d says no: a bootstrap
+  // starts no service (the tests start their own). A policy-rc.d already there is left alone.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# written by the Hades bootstrap while it installs packages\nexit 101\n', { mode: 0o755 });
+  const result = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env });
+  if (ownPolicy) rmSync(policy, { force: true });
+  if (result.error || result.status !== 0) fail('HADES_ERR_BOOTSTRAP_STEP_FAILED', `\`apt-get install ${missing.join(' ')}\` failed (${result.error ? result.error.message : `exit status ${result.status}`})`);
   done.push(`installed ${missing.join(' ')}`);
 }
 

@@ -659,6 +659,12 @@ export const errorCatalog = {
     summary: 'No inventory collector can run the query: it is turned off (plugins.inventory.enabled), failed, restarting, or has too many queries waiting.',
     remedy: 'Check `hades agent status` for the inventory plugin; enable it, or retry when it is running.',
   },
+  // The log collector
+  HADES_ERR_LOG_SOURCE: {
+    kind: 'environment',
+    summary: 'The log collector cannot read a source: journalctl could not start or exited (it is started again with backoff), or the positions could not be kept in the agent\'s data folder.',
+    remedy: 'Check that journalctl runs (`journalctl -n 1`) or set plugins.logs.source to files; check the data folder\'s permissions and free space.',
+  },
   // Fleet queries
   HADES_ERR_QUERY_NO_ANSWER: {
     kind: 'environment',

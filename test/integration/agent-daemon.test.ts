@@ -158,6 +158,7 @@ limits: { cgroup: { enabled: false } }
 plugins:
   driver: false
   inventory: { enabled: false }
+  logs: { enabled: false }
   installed:
     - { manifest: ${manifest}, config: { rate: 1000 } }
 outputs:

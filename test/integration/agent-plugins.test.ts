@@ -31,6 +31,7 @@ limits: { sustain_s: 5, cgroup: { enabled: false } }
 plugins:
   driver: false
   inventory: { enabled: false }
+  logs: { enabled: false }
   health_s: 1
   grace_ms: 500
 ${options.plugins ?? ''}

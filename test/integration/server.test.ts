@@ -435,7 +435,7 @@ describe('an idle agent', () => {
       config: agentConfig(`
 agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 2 }
 limits: { cgroup: { enabled: false } }
-plugins: { driver: false, inventory: { enabled: false } }
+plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
 outputs:
   file: { enabled: false }
   server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
@@ -479,6 +479,7 @@ limits: { cgroup: { enabled: false } }
 plugins:
   driver: false
   inventory: { enabled: false }
+  logs: { enabled: false }
   installed: [${plugins ? `{ manifest: ${manifest}, config: { rate: 200 } }` : ''}]
 outputs:
   file: { enabled: false }

@@ -25,6 +25,7 @@ import { Pipeline, type PipelineStats } from '../pipeline/pipeline.js';
 import { EventStamp } from '../pipeline/stamp.js';
 import { EventPlugin } from '../plugins/event-plugin.js';
 import { INVENTORY_PLUGIN, InventoryPlugin, parseQueryTask, taskResult } from '../plugins/inventory-plugin.js';
+import { LOGS_PLUGIN, logsPlugin } from '../plugins/logs-plugin.js';
 import { loadManifest, verifyExecutable } from '../plugins/manifest.js';
 import type { PluginGap } from '../plugins/plugin-process.js';
 import { Supervisor, type PluginBudget, type PluginStatus, type Supervised } from '../plugins/supervisor.js';
@@ -478,12 +479,13 @@ export class Agent {
       }
     }
     if (this.config.plugins.inventory.enabled) await this.startInventory();
+    if (this.config.plugins.logs.enabled) await this.startLogs();
   }
 
   private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
     const manifest = loadManifest(entry.manifest);
-    if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || this.plugins.has(manifest.name)) {
-      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver and ${INVENTORY_PLUGIN} are the agent's own)`);
+    if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || manifest.name === LOGS_PLUGIN || this.plugins.has(manifest.name)) {
+      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver, ${INVENTORY_PLUGIN} and ${LOGS_PLUGIN} are the agent's own)`);
     }
     const budget = budgetOf(this.config.plugins.limits, entry.limits);
     let group: CgroupGroup | undefined;
@@ -532,15 +534,13 @@ export class Agent {
   }
 
   /**
-   * The built-in inventory collector: a plugin process like the others (own cgroup, budget,
-   * restarts), run by the agent's Node binary, with plugins.inventory.limits over plugins.limits.
+   * The options every built-in plugin process shares (the inventory and log collectors): its own
+   * cgroup, budget (plugins.NAME.limits over plugins.limits) and restarts, like any plugin.
    */
-  private async startInventory(): Promise<void> {
-    const settings = this.config.plugins.inventory;
-    const budget = budgetOf(this.config.plugins.limits, settings.limits);
+  private builtinOptions(name: string, limits: Partial<AgentConfig['plugins']['limits']> | undefined) {
+    const budget = budgetOf(this.config.plugins.limits, limits);
     let group: CgroupGroup | undefined;
-    const inventory = new InventoryPlugin({
-      settings,
+    const options = {
       version: this.options.version,
       dataDir: this.config.agent.data_dir,
       stamp: this.stamp,
@@ -549,19 +549,40 @@ export class Agent {
       maxOpenFiles: budget.maxOpenFiles,
       graceMs: this.config.plugins.grace_ms,
       emit: this.emit,
-      onGap: (gap) => this.reportGap(INVENTORY_PLUGIN, gap),
-      onSpawn: (pid) => {
-        group = this.placeInCgroup(INVENTORY_PLUGIN, pid, budget);
+      onGap: (gap: PluginGap) => this.reportGap(name, gap),
+      onSpawn: (pid: number) => {
+        group = this.placeInCgroup(name, pid, budget);
       },
-      onFatal: (error) => this.log.error('plugin given up', { plugin: INVENTORY_PLUGIN, err: error }),
-    });
-    this.inventory = inventory;
-    this.supervise(inventory.plugin, budget, () => group);
+      onFatal: (error: HadesError) => this.log.error('plugin given up', { plugin: name, err: error }),
+    };
+    return { options, supervise: (plugin: EventPlugin) => this.supervise(plugin, budget, () => group) };
+  }
+
+  private async startBuiltin(name: string, start: () => Promise<void>): Promise<void> {
     try {
-      await inventory.start();
+      await start();
     } catch (error) {
-      this.log.error('plugin failed to start', { plugin: INVENTORY_PLUGIN, err: toHadesError(error) });
+      this.log.error('plugin failed to start', { plugin: name, err: toHadesError(error) });
     }
+  }
+
+  /** The built-in inventory collector, run by the agent's Node binary. */
+  private async startInventory(): Promise<void> {
+    const settings = this.config.plugins.inventory;
+    const { options, supervise } = this.builtinOptions(INVENTORY_PLUGIN, settings.limits);
+    const inventory = new InventoryPlugin({ ...options, settings });
+    this.inventory = inventory;
+    supervise(inventory.plugin);
+    await this.startBuiltin(INVENTORY_PLUGIN, () => inventory.start());
+  }
+
+  /** The built-in log collector (ssh_login, sudo), run by the agent's Node binary. */
+  private async startLogs(): Promise<void> {
+    const settings = this.config.plugins.logs;
+    const { options, supervise } = this.builtinOptions(LOGS_PLUGIN, settings.limits);
+    const plugin = logsPlugin({ ...options, settings });
+    supervise(plugin);
+    await this.startBuiltin(LOGS_PLUGIN, () => plugin.start());
   }
 
   private reportGap(component: string, gap: PluginGap): void {
@@ -768,7 +789,7 @@ export class Agent {
       await this.stopKernel();
       if (next.plugins.driver) await this.startKernel();
     }
-    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.logs, next.plugins.logs) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
       await this.stopPlugins();
       await this.startPlugins();
     }

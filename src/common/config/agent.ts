@@ -93,6 +93,24 @@ export const AgentConfigSchema = Type.Object(
           },
           { additionalProperties: false, default: {}, description: 'The asset inventory: SQL over the host\'s tables (docs/tables.md).' },
         ),
+        logs: Type.Object(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Run the log collector, the built-in plugin named logs: SSH logins (ssh_login) and sudo use (sudo) from the system\'s logs.' }),
+            source: Type.Union([Type.Literal('auto'), Type.Literal('journal'), Type.Literal('files')], {
+              default: 'auto',
+              description: 'Where to read: `journal` (journald, through journalctl; each entry\'s sender is checked), `files` (the syslog files below), or `auto`: the journal when journald runs, else the files. Never both, since rsyslog often copies the journal into auth.log.',
+            }),
+            files: Type.Array(Type.String({ minLength: 2, maxLength: 1024, pattern: '^/' }), {
+              default: ['/var/log/auth.log', '/var/log/secure'],
+              maxItems: 64,
+              description: 'Syslog files to follow (those that exist), across rotation: Debian and Ubuntu write sshd and sudo to auth.log, Red Hat to secure.',
+            }),
+            poll_ms: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000, description: 'How often the files are read for new lines.' }),
+            max_line_bytes: Type.Integer({ minimum: 256, maximum: 1_048_576, default: 16_384, description: 'Longer lines are cut (and counted).' }),
+            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the collector.' })),
+          },
+          { additionalProperties: false, default: {}, description: 'The log collector: sshd and sudo messages from journald or syslog files (docs/events.md: ssh_login, sudo).' },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'Plugins: supervised processes that produce events.' },
     ),

@@ -39,6 +39,18 @@ export const ProcessContext = Obj({
   ),
 });
 
+/** Where a log-derived event (ssh_login, sudo) was read. */
+const LogOrigin = Obj(
+  {
+    source: Type.Union([Type.Literal('journal'), Type.Literal('file')], { description: '`journal` (journald, whose entries carry the sender\'s uid) or `file` (a syslog file such as /var/log/auth.log).' }),
+    file: Opt(Str('The file, for the file source.', 1024)),
+    program: Str('The program that logged it (syslog identifier): sshd, sshd-session, sshd-auth, sudo.', 64),
+    pid: Opt(Int('Its process id, as logged.')),
+    message: Str('The log message, cut at 1,024 characters.', 1024),
+  },
+  'Where the event was read.',
+);
+
 type ProcessUse = 'required' | 'optional' | 'none';
 
 export interface EventKindSpec<A extends string = string, F extends TProperties = TProperties> {
@@ -366,32 +378,51 @@ export const eventKinds = {
   }),
   ssh_login: kind({
     action: 'ssh_login',
-    planned: 'the log collector',
     kind: 'event',
     category: ['authentication', 'session'],
     type: ['start', 'info'],
-    summary: 'An SSH login attempt (success, failure, invalid user), from journald or auth.log.',
+    summary: 'An SSH login attempt (success, failure, invalid user), from journald or auth.log (the built-in log collector).',
     process: 'optional',
     fields: Obj({
       source: Endpoint('The client.'),
       user: Obj({ name: Str('User name tried.', 256) }, 'The account.'),
-      hades: Obj({ ssh: Obj({ method: Opt(Str('password, publickey, keyboard-interactive, ...', 32)), invalid_user: Opt(Type.Boolean({ description: 'True when the user does not exist.' })) }, 'The SSH attempt.') }),
+      hades: Obj({
+        ssh: Obj(
+          {
+            method: Opt(Str('password, publickey, keyboard-interactive/pam, ...; absent on an `Invalid user` line, which sshd writes before any attempt.', 32)),
+            invalid_user: Opt(Type.Boolean({ description: 'True when the user does not exist.' })),
+            key: Opt(Str('The key of a publickey login: type and fingerprint, as sshd logs them.', 256)),
+          },
+          'The SSH attempt.',
+        ),
+        log: LogOrigin,
+      }),
     }),
-    example: { source: { ip: '198.51.100.9', port: 50022 }, user: { name: 'root' }, event: { outcome: 'failure' }, hades: { ssh: { method: 'password', invalid_user: false } } },
+    example: { source: { ip: '198.51.100.9', port: 50022 }, user: { name: 'root' }, event: { outcome: 'failure' }, hades: { ssh: { method: 'password', invalid_user: false }, log: { source: 'journal', program: 'sshd', pid: 4410, message: 'Failed password for root from 198.51.100.9 port 50022 ssh2' } } },
   }),
   sudo: kind({
     action: 'sudo',
-    planned: 'the log collector',
     kind: 'event',
     category: ['process', 'authentication'],
     type: ['start', 'info'],
-    summary: 'A command was run (or refused) through sudo, from the logs.',
+    summary: 'A command was run (or refused) through sudo, from journald or auth.log (the built-in log collector).',
     process: 'optional',
     fields: Obj({
       user: Obj({ name: Str('Who ran sudo.', 256), target: Opt(Obj({ name: Str('Target user.', 256) }, 'The user the command runs as.')) }, 'The accounts.'),
-      hades: Obj({ sudo: Obj({ command: Str('The command line sudo logged.', 65536), tty: Opt(Str('Terminal.', 64)), working_directory: Opt(Str('Folder.')) }, 'The sudo log entry.') }),
+      hades: Obj({
+        sudo: Obj(
+          {
+            command: Str('The command line sudo logged.', 65536),
+            tty: Opt(Str('Terminal.', 64)),
+            working_directory: Opt(Str('Folder.')),
+            reason: Opt(Str('Why sudo refused (outcome failure), as logged: `user NOT in sudoers`, `3 incorrect password attempts`, `command not allowed`, ...', 256)),
+          },
+          'The sudo log entry.',
+        ),
+        log: LogOrigin,
+      }),
     }),
-    example: { user: { name: 'alice', target: { name: 'root' } }, event: { outcome: 'success' }, hades: { sudo: { command: '/usr/bin/systemctl restart nginx', tty: 'pts/1', working_directory: '/home/alice' } } },
+    example: { user: { name: 'alice', target: { name: 'root' } }, event: { outcome: 'success' }, hades: { sudo: { command: '/usr/bin/systemctl restart nginx', tty: 'pts/1', working_directory: '/home/alice' }, log: { source: 'file', file: '/var/log/auth.log', program: 'sudo', pid: 5120, message: 'alice : TTY=pts/1 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx' } } },
   }),
   honeypot_touch: kind({
     action: 'honeypot_touch',

@@ -1,0 +1,281 @@
+/**
+ * The log collector (the built-in plugin `logs`): SSH logins and sudo use read from the system's
+ * logs, as `ssh_login` and `sudo` events.
+ *
+ * Sources (plugins.logs.source):
+ * - `journal`: the systemd journal through journalctl (./journal.ts); entries are trusted by
+ *   their sender's uid or executable as journald records them.
+ * - `files`: syslog files (plugins.logs.files, by default /var/log/auth.log and /var/log/secure),
+ *   followed across rotation (./follow-file.ts). A syslog file does not say who sent a line: any
+ *   local user can write one that looks like sshd's (docs/architecture.md).
+ * - `auto` (the default): the journal when journald runs, else the files. Not both: on a host
+ *   where rsyslog copies the journal into auth.log, every line would come twice.
+ *
+ * Where each source stopped (file positions, the journal cursor) is kept in
+ * `STATE_DIR/logs-state.json`, so that a restarted collector reads what was logged meanwhile,
+ * once. On its very first start a source begins at its end: history is not replayed.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PluginFrame } from '../../common/plugins/frames.js';
+import { writePrivateFile } from '../../runtime/private-file.js';
+import { FileFollower, type FilePosition } from './follow-file.js';
+import { JournalFollower, journalAvailable, type JournalEntry } from './journal.js';
+import { MESSAGE_CHARS, parseAuthMessage, parseSyslogLine, LOG_PROGRAMS } from './parse.js';
+
+export const LOGS_PLUGIN = 'logs';
+
+export interface LogsConfig {
+  readonly source: 'auto' | 'journal' | 'files';
+  readonly files: readonly string[];
+  readonly poll_ms: number;
+  readonly max_line_bytes: number;
+  /** Folder of logs-state.json; absent: positions are not kept across restarts. */
+  readonly state_dir?: string;
+  /** journalctl to run, and extra arguments (tests). */
+  readonly journalctl?: string;
+  readonly journal_args?: readonly string[];
+}
+
+export interface LogsIo {
+  send(type: number, payload: Uint8Array): Promise<void>;
+}
+
+export interface LogsStats {
+  source: 'journal' | 'files' | 'none';
+  /** Lines (or journal entries) of the programs read. */
+  lines: number;
+  /** Lines of a file that are not syslog lines. */
+  unparsed: number;
+  /** Lines of other programs (files hold everything logged to the auth facility). */
+  other_programs: number;
+  events: number;
+  [key: string]: unknown;
+}
+
+interface State {
+  files?: Record<string, FilePosition>;
+  journal?: string;
+}
+
+const STATE_FILE = 'logs-state.json';
+/** The state is written at most this often (and at stop). */
+const SAVE_EVERY_MS = 2000;
+
+/** The CONFIG frame's configuration, checked; a string says what is wrong. */
+export function validLogsConfig(raw: unknown): LogsConfig | string {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return 'config must be an object';
+  const c = raw as Record<string, unknown>;
+  const source = c['source'] ?? 'auto';
+  if (source !== 'auto' && source !== 'journal' && source !== 'files') return 'source must be auto, journal or files';
+  const files = c['files'] ?? ['/var/log/auth.log', '/var/log/secure'];
+  if (!Array.isArray(files) || files.length > 64 || !files.every((f) => typeof f === 'string' && path.isAbsolute(f))) return 'files must be at most 64 absolute paths';
+  const int = (key: string, fallback: number, min: number, max: number): number | string => {
+    const v = c[key] ?? fallback;
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : `${key} must be an integer from ${min} to ${max}`;
+  };
+  const poll = int('poll_ms', 1000, 50, 60_000);
+  const maxLine = int('max_line_bytes', 16_384, 256, 1_048_576);
+  if (typeof poll === 'string') return poll;
+  if (typeof maxLine === 'string') return maxLine;
+  const stateDir = c['state_dir'];
+  if (stateDir !== undefined && (typeof stateDir !== 'string' || !path.isAbsolute(stateDir))) return 'state_dir must be an absolute path';
+  const journalArgs = c['journal_args'];
+  if (journalArgs !== undefined && (!Array.isArray(journalArgs) || !journalArgs.every((a) => typeof a === 'string'))) return 'journal_args must be strings';
+  return {
+    source,
+    files: files as string[],
+    poll_ms: poll,
+    max_line_bytes: maxLine,
+    ...(typeof stateDir === 'string' ? { state_dir: stateDir } : {}),
+    ...(typeof c['journalctl'] === 'string' ? { journalctl: c['journalctl'] } : {}),
+    ...(journalArgs ? { journal_args: journalArgs } : {}),
+  };
+}
+
+export class LogCollector {
+  readonly stats: LogsStats = { source: 'none', lines: 0, unparsed: 0, other_programs: 0, events: 0 };
+  private config: LogsConfig | undefined;
+  private files: FileFollower[] = [];
+  private journal: JournalFollower | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private batch: string[] = [];
+  private flushScheduled = false;
+  private dirty = false;
+  private stopped = false;
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    private readonly io: LogsIo,
+    private readonly version: string,
+  ) {}
+
+  hello(): Promise<void> {
+    return this.json(PluginFrame.hello, { protocol: 1, plugin: LOGS_PLUGIN, version: this.version, programs: LOG_PROGRAMS });
+  }
+
+  onFrame(type: number, payload: Uint8Array): void {
+    if (type === PluginFrame.config) this.onConfig(payload);
+    else if (type === PluginFrame.statsRequest) void this.sendStats();
+    // other frames are skipped (docs/plugins.md)
+  }
+
+  /** Stops every source (journalctl has exited when this resolves) and keeps where each stopped. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.closeSources();
+    this.flush();
+  }
+
+  private onConfig(payload: Uint8Array): void {
+    let message: Record<string, unknown> | undefined;
+    try {
+      message = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+    } catch {
+      message = undefined;
+    }
+    const requestId = typeof message?.['request_id'] === 'number' ? message['request_id'] : 0;
+    const config = validLogsConfig(message?.['config']);
+    if (typeof config === 'string') {
+      void this.json(PluginFrame.ack, { request_id: requestId, ok: false, code: 'HADES_ERR_CONFIG_VALUE', msg: config });
+      return;
+    }
+    void this.closeSources();
+    this.config = config;
+    void this.json(PluginFrame.ack, { request_id: requestId, ok: true });
+    this.openSources(config);
+  }
+
+  private openSources(config: LogsConfig): void {
+    const state = this.loadState(config);
+    const useJournal = config.source === 'journal' || (config.source === 'auto' && journalAvailable());
+    if (useJournal) {
+      this.stats.source = 'journal';
+      this.journal = new JournalFollower({
+        ...(state.journal ? { cursor: state.journal } : {}),
+        ...(config.journalctl ? { journalctl: config.journalctl } : {}),
+        ...(config.journal_args ? { extraArgs: config.journal_args } : {}),
+        onEntry: (entry) => this.onJournalEntry(entry),
+        onProblem: (message) => this.log('warn', message, 'HADES_ERR_LOG_SOURCE'),
+      });
+      this.journal.start();
+    } else {
+      this.stats.source = 'files';
+      this.files = config.files.map((file) => new FileFollower(file, { maxLineBytes: config.max_line_bytes, ...(state.files?.[file] ? { position: state.files[file] } : {}), onLine: (line) => this.onFileLine(file, line) }));
+      const poll = (): void => {
+        for (const f of this.files) f.poll();
+        this.dirty = true;
+        this.pollTimer = setTimeout(poll, config.poll_ms);
+      };
+      poll();
+    }
+    this.saveTimer = setInterval(() => this.saveState(), SAVE_EVERY_MS);
+  }
+
+  private closeSources(): Promise<void> {
+    clearTimeout(this.pollTimer);
+    clearInterval(this.saveTimer);
+    this.pollTimer = undefined;
+    this.saveTimer = undefined;
+    for (const f of this.files) f.close();
+    this.dirty = true;
+    this.saveState();
+    const closed = this.journal?.close() ?? Promise.resolve();
+    this.journal = undefined;
+    this.files = [];
+    return closed;
+  }
+
+  private onFileLine(file: string, line: string): void {
+    const parsed = parseSyslogLine(line);
+    if (!parsed) {
+      this.stats.unparsed++;
+      return;
+    }
+    if (!LOG_PROGRAMS.includes(parsed.program)) {
+      this.stats.other_programs++;
+      return;
+    }
+    this.take(parsed.time, parsed.program, parsed.pid, parsed.message, { source: 'file', file });
+  }
+
+  private onJournalEntry(entry: JournalEntry): void {
+    this.dirty = true;
+    this.take(entry.time, entry.program, entry.pid, entry.message, { source: 'journal' });
+  }
+
+  private take(time: number, program: string, pid: number | undefined, message: string, origin: { source: 'file' | 'journal'; file?: string }): void {
+    this.stats.lines++;
+    const parsed = parseAuthMessage(program, message);
+    if (!parsed) return;
+    const hades = (parsed.body['hades'] ?? {}) as Record<string, unknown>;
+    const event = {
+      '@timestamp': new Date(Number.isFinite(time) ? time : Date.now()).toISOString(),
+      ...parsed.body,
+      event: { ...(parsed.body['event'] as Record<string, unknown>), action: parsed.action },
+      hades: { ...hades, log: { ...origin, program, ...(pid !== undefined ? { pid } : {}), message: message.slice(0, MESSAGE_CHARS) } },
+    };
+    this.stats.events++;
+    this.batch.push(JSON.stringify(event));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.batch.length === 0) return;
+    const lines = this.batch;
+    this.batch = [];
+    void this.io.send(PluginFrame.events, this.encoder.encode(`${lines.join('\n')}\n`));
+  }
+
+  private loadState(config: LogsConfig): State {
+    if (!config.state_dir) return {};
+    try {
+      const value = JSON.parse(readFileSync(path.join(config.state_dir, STATE_FILE), 'utf8')) as unknown;
+      return value && typeof value === 'object' ? (value) : {};
+    } catch {
+      return {}; // none yet, or unreadable: start at the end of each source
+    }
+  }
+
+  private saveState(): void {
+    const dir = this.config?.state_dir;
+    if (!dir || !this.dirty) return;
+    this.dirty = false;
+    const files: Record<string, FilePosition> = {};
+    for (const f of this.files) {
+      const p = f.position();
+      if (p) files[f.path] = p;
+    }
+    const previous = this.loadState(this.config as LogsConfig);
+    const state: State = {
+      // A source not in use now keeps what it had, for when it is used again.
+      files: { ...previous.files, ...files },
+      ...((this.journal?.cursor ?? previous.journal) ? { journal: this.journal?.cursor ?? previous.journal } : {}),
+    };
+    try {
+      writePrivateFile(path.join(dir, STATE_FILE), JSON.stringify(state));
+    } catch (error) {
+      this.log('warn', `cannot keep the log positions in ${dir}: ${(error as Error).message}`, 'HADES_ERR_LOG_SOURCE');
+    }
+  }
+
+  private sendStats(): Promise<void> {
+    const memory = process.memoryUsage();
+    const files = Object.fromEntries(this.files.map((f) => [f.path, { ...f.counters }]));
+    return this.json(PluginFrame.stats, { ...this.stats, ...(this.journal ? { journal: { ...this.journal.counters } } : {}), ...(this.files.length ? { files } : {}), rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed });
+  }
+
+  private log(level: 'error' | 'warn' | 'info', msg: string, code?: string): void {
+    void this.json(PluginFrame.log, { level, msg: msg.slice(0, 1024), ...(code ? { code } : {}) });
+  }
+
+  private json(type: number, value: unknown): Promise<void> {
+    return this.io.send(type, this.encoder.encode(JSON.stringify(value)));
+  }
+}

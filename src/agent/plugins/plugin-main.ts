@@ -1,0 +1,55 @@
+/**
+ * The process side of a built-in plugin (the inventory and log collectors): frames in on
+ * standard input, frames out on standard output (docs/plugins.md). End of standard input, or
+ * SIGTERM, means stop: the plugin stops, what it wrote is flushed, and the process exits. It
+ * imports only the frame codec, so a plugin that loads little stays small.
+ */
+import { readFileSync } from 'node:fs';
+import { FrameReader, encodeFrame } from '../../common/codec/frames.js';
+
+export interface PluginIo {
+  send(type: number, payload: Uint8Array): Promise<void>;
+}
+
+export interface PluginBody {
+  hello(): Promise<void>;
+  onFrame(type: number, payload: Uint8Array): void;
+  stop(): void | Promise<void>;
+}
+
+/** The version the agent names (it may differ from package.json in tests); alone, ours. */
+export function pluginVersion(): string {
+  return process.argv[2] ?? (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export async function servePlugin(name: string, make: (io: PluginIo) => PluginBody): Promise<void> {
+  const plugin = make({
+    send: (type, payload) =>
+      new Promise((resolve) => {
+        if (process.stdout.write(encodeFrame(type, payload))) resolve();
+        else process.stdout.once('drain', () => resolve());
+      }),
+  });
+  const reader = new FrameReader();
+  process.stdin.on('data', (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = reader.push(chunk);
+    } catch (error) {
+      process.stderr.write(`${name}: ${String(error)}\n`);
+      process.exit(65);
+    }
+    for (const frame of frames) plugin.onFrame(frame.type, frame.payload);
+  });
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void Promise.resolve(plugin.stop()).finally(() => process.stdout.write('', () => process.exit(0)));
+  };
+  process.stdin.on('end', stop);
+  process.on('SIGTERM', stop);
+  // The agent closes our pipe when it goes; a write after that is no reason for a stack trace.
+  process.stdout.on('error', () => process.exit(0));
+  await plugin.hello();
+}

@@ -1,0 +1,246 @@
+/**
+ * The log collector on real daemons (root): a real sshd refuses and accepts real SSH clients and
+ * sudo runs and refuses commands; they log through a real rsyslogd into a syslog file, then
+ * through a real journald, and the agent's built-in `logs` plugin turns what they logged into
+ * `ssh_login` and `sudo` events. The default rule pack then finds the password guessing and the
+ * login that followed it. Lines a user forges in the journal are not taken, and what is logged
+ * while the agent is down is read when it comes back, once.
+ *
+ * The test owns /dev/log while it runs: on a machine where a syslog daemon or journald already
+ * has it, it is skipped (the CI machines have none).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Agent } from '../../src/agent/daemon/agent.js';
+import { loadRules } from '../../src/rules/index.js';
+import { readDefaultPack } from '../../src/runtime/rule-pack.js';
+import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-'));
+const NEEDED = ['/usr/sbin/sshd', '/usr/sbin/rsyslogd', '/usr/bin/sudo', '/usr/bin/ssh', '/usr/bin/logger', '/usr/bin/setpriv', '/lib/systemd/systemd-journald', '/usr/bin/journalctl'];
+const missing = NEEDED.filter((p) => !existsSync(p));
+const devLogTaken = (() => {
+  try {
+    lstatSync('/dev/log');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `missing ${missing.join(', ')} (npm test's bootstrap installs them)` : devLogTaken ? 'a syslog daemon already owns /dev/log on this machine' : false;
+
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function daemon(command: string, args: readonly string[]): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await gone;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** sshd on a port of its own, with a host key, password logins and one authorized key for root. */
+async function startSshd(): Promise<{ port: number; key: string; child: ChildProcess }> {
+  const port = await freePort();
+  const key = path.join(dir, 'client_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  execFileSync('cp', [`${key}.pub`, path.join(dir, 'authorized_keys')]);
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const config = path.join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `PidFile ${dir}/sshd.pid`, `AuthorizedKeysFile ${dir}/authorized_keys`, 'StrictModes no', 'PasswordAuthentication yes', 'KbdInteractiveAuthentication no', 'UsePAM no', 'PermitRootLogin prohibit-password', 'MaxAuthTries 6', ''].join('\n'),
+  );
+  const child = daemon('/usr/sbin/sshd', ['-D', '-f', config]);
+  await waitFor('sshd listening', () => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0, 10_000, 100);
+  return { port, key, child };
+}
+
+const askpass = path.join(dir, 'askpass');
+writeFileSync(askpass, '#!/bin/sh\necho not-the-password\n');
+chmodSync(askpass, 0o755);
+const SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR'];
+
+/** One SSH connection that tries `tries` wrong passwords for `user`. */
+function sshWrongPassword(port: number, user: string, tries: number): void {
+  spawnSync('setsid', ['ssh', '-p', String(port), ...SSH_OPTIONS, '-o', 'PreferredAuthentications=password', '-o', `NumberOfPasswordPrompts=${tries}`, `${user}@127.0.0.1`, 'true'], {
+    env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: 'none' },
+    stdio: 'ignore',
+    timeout: 20_000,
+  });
+}
+
+function sshWithKey(port: number, key: string): void {
+  const result = spawnSync('ssh', ['-p', String(port), ...SSH_OPTIONS, '-o', 'BatchMode=yes', '-i', key, 'root@127.0.0.1', 'true'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(result.status, 0, `ssh with the key: ${result.stderr}`);
+}
+
+const asNobody = (args: readonly string[], input?: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...args], { input: input ?? '', stdio: ['pipe', 'ignore', 'ignore'], timeout: 20_000 });
+
+function startAgent(yaml: string): { agent: Agent; transport: MemoryTransport } {
+  const transport = new MemoryTransport();
+  const agent = new Agent({ config: agentConfig(yaml), version: '0.0.0-test', transports: [transport], stderr: new EventSink() });
+  return { agent, transport };
+}
+
+async function logsRunning(agent: Agent): Promise<void> {
+  await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
+}
+
+const config = (data: string, logs: string) => `
+agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: ${logs} }
+outputs: { file: { enabled: false } }
+metrics: { enabled: false }
+`;
+
+const of = (events: readonly AnyEvent[], action: string) => events.filter((e) => e.event?.action === action);
+
+describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () => {
+  let sshd: { port: number; key: string; child: ChildProcess };
+
+  before(async () => {
+    sshd = await startSshd();
+  });
+  after(async () => {
+    await stop(sshd.child);
+  });
+
+  it('reads logins and sudo from a syslog file written by rsyslog, and the rule pack finds the guessing and the login after it', async () => {
+    const authLog = path.join(dir, 'auth.log');
+    const rsyslogConf = path.join(dir, 'rsyslog.conf');
+    writeFileSync(rsyslogConf, `module(load="imuxsock")\nauth,authpriv.* ${authLog}\n`);
+    const rsyslog = daemon('/usr/sbin/rsyslogd', ['-n', '-f', rsyslogConf, '-i', path.join(dir, 'rsyslog.pid')]);
+    try {
+      await waitFor('/dev/log from rsyslogd', () => existsSync('/dev/log'), 10_000);
+      // Something in the file before the agent starts: it begins at the end and skips it.
+      execFileSync('logger', ['-p', 'auth.info', '-t', 'sudo', 'root : PWD=/ ; USER=root ; COMMAND=/bin/before-start']);
+      await waitFor('auth.log', () => existsSync(authLog), 10_000);
+      const { agent, transport } = startAgent(config(path.join(dir, 'data-files'), `{ source: files, files: [${authLog}], poll_ms: 100 }`));
+      await agent.start();
+      try {
+        await logsRunning(agent);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        sshWrongPassword(sshd.port, 'root', 5);
+        sshWrongPassword(sshd.port, 'root', 5);
+        sshWrongPassword(sshd.port, 'no-such-user-7', 1);
+        sshWithKey(sshd.port, sshd.key);
+        const sudoRun = spawnSync('sudo', ['-u', 'nobody', '/usr/bin/true']);
+        assert.equal(sudoRun.status, 0);
+        asNobody(['sudo', '-S', '-u', 'root', '/usr/bin/id'], 'wrong\n');
+        const events = await waitFor('the logins and sudo events', () => {
+          const logins = of(transport.events, 'ssh_login');
+          const sudo = of(transport.events, 'sudo');
+          return logins.some((e) => e.event.outcome === 'success') && sudo.length >= 2 && logins.filter((e) => e.event.outcome === 'failure').length >= 12 ? transport.events : undefined;
+        }, 30_000);
+        const logins = of(events, 'ssh_login');
+        const failures = logins.filter((e) => e.event.outcome === 'failure');
+        const rootFailures = failures.filter((e) => e.user.name === 'root');
+        assert.equal(rootFailures.length, 10, JSON.stringify(failures.map((e) => e.hades.log.message)));
+        for (const e of rootFailures) {
+          assert.equal(e.source.ip, '127.0.0.1');
+          assert.ok(e.source.port > 0);
+          assert.deepEqual(e.hades.ssh, { method: 'password', invalid_user: false });
+          assert.equal(e.hades.log.source, 'file');
+          assert.equal(e.hades.log.file, authLog);
+          assert.equal(e.hades.log.program, 'sshd');
+          assert.ok(e.hades.log.pid > 0);
+          assert.ok(e.event.id && e.host.name && e.agent.version, 'the agent completed the common fields');
+        }
+        // `Invalid user` (before any attempt) and the attempt itself.
+        const invalid = failures.filter((e) => e.user.name === 'no-such-user-7');
+        assert.deepEqual(invalid.map((e) => e.hades.ssh), [{ invalid_user: true }, { method: 'password', invalid_user: true }]);
+        const success = logins.find((e) => e.event.outcome === 'success') as AnyEvent;
+        assert.equal(success.user.name, 'root');
+        assert.equal(success.hades.ssh.method, 'publickey');
+        assert.match(success.hades.ssh.key, /^ED25519 SHA256:/);
+        const sudo = of(events, 'sudo');
+        assert.ok(!sudo.some((e) => e.hades.sudo.command === '/bin/before-start'), 'lines before the start are not replayed');
+        const ran = sudo.find((e) => e.event.outcome === 'success') as AnyEvent;
+        assert.deepEqual({ user: ran.user, command: ran.hades.sudo.command }, { user: { name: 'root', target: { name: 'nobody' } }, command: '/usr/bin/true' });
+        const refused = sudo.find((e) => e.event.outcome === 'failure') as AnyEvent;
+        assert.deepEqual({ user: refused.user, command: refused.hades.sudo.command, reason: refused.hades.sudo.reason }, { user: { name: 'nobody', target: { name: 'root' } }, command: '/usr/bin/id', reason: 'user NOT in sudoers' });
+
+        // The default pack: ten failures from one address, then a success from it.
+        const { ruleSet } = loadRules(await readDefaultPack());
+        const fired = new Set<string>();
+        for (const e of logins) for (const m of ruleSet.match(e)) fired.add(m.rule.id);
+        assert.ok(fired.has('ssh_brute_force'), [...fired].join(', '));
+        assert.ok(fired.has('ssh_brute_force_then_success'), [...fired].join(', '));
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      await stop(rsyslog);
+    }
+  });
+
+  it('reads them from journald, refuses lines a user forged, and reads what was logged while the agent was down', async () => {
+    // journald leaves its sockets behind: removed after, unless they were there before.
+    const sockets = ['socket', 'dev-log', 'stdout', 'io.systemd.journal'].map((n) => `/run/systemd/journal/${n}`).filter((f) => !existsSync(f));
+    const journald = daemon('/lib/systemd/systemd-journald', []);
+    try {
+      await waitFor('journald', () => existsSync('/run/systemd/journal/dev-log') && existsSync('/run/systemd/journal/socket'), 10_000);
+      symlinkSync('/run/systemd/journal/dev-log', '/dev/log');
+      const data = path.join(dir, 'data-journal');
+      const yaml = config(data, '{ source: auto }');
+      let { agent, transport } = startAgent(yaml);
+      await agent.start();
+      try {
+        await logsRunning(agent);
+        await new Promise((resolve) => setTimeout(resolve, 1500)); // journalctl starts following
+        asNobody(['logger', '-p', 'auth.info', '-t', 'sshd', 'Failed password for root from 203.0.113.66 port 4444 ssh2']);
+        sshWrongPassword(sshd.port, 'root', 1);
+        assert.equal(spawnSync('sudo', ['-u', 'nobody', '/bin/echo', 'first']).status, 0);
+        await waitFor('events from the journal', () => of(transport.events, 'sudo').length >= 1 && of(transport.events, 'ssh_login').length >= 1, 30_000);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const logins = of(transport.events, 'ssh_login');
+        assert.deepEqual(logins.map((e) => [e.source.ip, e.event.outcome, e.hades.log.source]), [['127.0.0.1', 'failure', 'journal']], 'the forged line is not taken');
+        assert.equal(of(transport.events, 'sudo')[0]?.hades.sudo.command, '/bin/echo first');
+      } finally {
+        await agent.stop();
+      }
+      // Logged while no agent runs: read by the next one, and nothing read before comes again.
+      assert.equal(spawnSync('sudo', ['-u', 'nobody', '/bin/echo', 'while-down']).status, 0);
+      ({ agent, transport } = startAgent(yaml));
+      await agent.start();
+      try {
+        await waitFor('the sudo logged while down', () => of(transport.events, 'sudo').find((e) => e.hades.sudo.command === '/bin/echo while-down'), 30_000);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        assert.deepEqual(of(transport.events, 'sudo').map((e) => e.hades.sudo.command), ['/bin/echo while-down']);
+        assert.deepEqual(of(transport.events, 'ssh_login'), []);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      rmSync('/dev/log', { force: true });
+      await stop(journald);
+      for (const f of sockets) rmSync(f, { force: true });
+    }
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * Following a log file on disk: new lines only, a line written in two parts, rotation by rename,
+ * copytruncate, overlong lines, and resuming from a kept position (also into `PATH.1` when the
+ * file was rotated meanwhile).
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { FileFollower, type FilePosition } from '../../src/agent/logs/follow-file.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-follow-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function follower(name: string, options: { position?: FilePosition; maxLineBytes?: number } = {}): { f: FileFollower; lines: string[]; file: string } {
+  const file = path.join(dir, name);
+  const lines: string[] = [];
+  const f = new FileFollower(file, { maxLineBytes: options.maxLineBytes ?? 1024, ...(options.position ? { position: options.position } : {}), onLine: (l) => lines.push(l) });
+  return { f, lines, file };
+}
+
+describe('file follower', () => {
+  it('starts at the end of a file there at start, and reads what is appended, whole lines only', () => {
+    const file = path.join(dir, 'a.log');
+    writeFileSync(file, 'old 1\nold 2\n');
+    const { f, lines } = follower('a.log');
+    f.poll();
+    assert.deepEqual(lines, []);
+    appendFileSync(file, 'new 1\nnew 2 part');
+    f.poll();
+    assert.deepEqual(lines, ['new 1']);
+    appendFileSync(file, ' two\r\n');
+    f.poll();
+    assert.deepEqual(lines, ['new 1', 'new 2 part two']);
+    f.close();
+  });
+
+  it('reads a file that appears later from its start', () => {
+    const { f, lines, file } = follower('later.log');
+    f.poll();
+    writeFileSync(file, 'first\n');
+    f.poll();
+    assert.deepEqual(lines, ['first']);
+    f.close();
+  });
+
+  it('follows a rotation by rename: the old file to its end, then the new one', () => {
+    const { f, lines, file } = follower('rot.log');
+    writeFileSync(file, '');
+    f.poll();
+    appendFileSync(file, 'a\n');
+    f.poll();
+    appendFileSync(file, 'b\n');
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, 'c\n');
+    f.poll();
+    assert.deepEqual(lines, ['a', 'b', 'c']);
+    assert.equal(f.counters.rotations, 1);
+    f.close();
+  });
+
+  it('reads again from the start after copytruncate', () => {
+    const { f, lines, file } = follower('trunc.log');
+    writeFileSync(file, '');
+    f.poll();
+    appendFileSync(file, 'one\ntwo\n');
+    f.poll();
+    truncateSync(file, 0);
+    appendFileSync(file, 'x\n');
+    f.poll();
+    assert.deepEqual(lines, ['one', 'two', 'x']);
+    assert.equal(f.counters.truncations, 1);
+    f.close();
+  });
+
+  it('cuts an overlong line and skips its rest', () => {
+    const { f, lines, file } = follower('long.log', { maxLineBytes: 8 });
+    writeFileSync(file, '');
+    f.poll();
+    appendFileSync(file, `${'x'.repeat(20)}\nshort\n`);
+    f.poll();
+    assert.deepEqual(lines, ['xxxxxxxx', 'short']);
+    assert.equal(f.counters.truncated, 1);
+    f.close();
+  });
+
+  it('resumes at a kept position, a part-read line included', () => {
+    const first = follower('resume.log');
+    writeFileSync(first.file, '');
+    first.f.poll();
+    appendFileSync(first.file, 'seen\nhalf');
+    first.f.poll();
+    const position = first.f.position() as FilePosition;
+    first.f.close();
+    appendFileSync(first.file, ' done\nwhile down\n');
+    const second = follower('resume.log', { position });
+    second.f.poll();
+    assert.deepEqual(second.lines, ['half done', 'while down']);
+    second.f.close();
+  });
+
+  it('finishes PATH.1 when the file was rotated while nobody read it', () => {
+    const first = follower('gone.log');
+    writeFileSync(first.file, '');
+    first.f.poll();
+    appendFileSync(first.file, 'read\n');
+    first.f.poll();
+    const position = first.f.position() as FilePosition;
+    first.f.close();
+    appendFileSync(first.file, 'tail of old\n');
+    renameSync(first.file, `${first.file}.1`);
+    writeFileSync(first.file, 'in new\n');
+    const second = follower('gone.log', { position });
+    second.f.poll();
+    assert.deepEqual(second.lines, ['tail of old', 'in new']);
+    second.f.close();
+  });
+});
