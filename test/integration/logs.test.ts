@@ -215,13 +215,16 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
         await logsRunning(agent);
         await new Promise((resolve) => setTimeout(resolve, 1500)); // journalctl starts following
         asNobody(['logger', '-p', 'auth.info', '-t', 'sshd', 'Failed password for root from 203.0.113.66 port 4444 ssh2']);
+        asNobody(['logger', '-p', 'auth.info', '-t', 'sudo', 'root : PWD=/ ; USER=root ; COMMAND=/bin/forged']);
         sshWrongPassword(sshd.port, 'root', 1);
         assert.equal(spawnSync('sudo', ['-u', 'nobody', '/bin/echo', 'first']).status, 0);
-        await waitFor('events from the journal', () => of(transport.events, 'sudo').length >= 1 && of(transport.events, 'ssh_login').length >= 1, 30_000);
+        // A refusal is logged by sudo as root (setuid) although a user ran it: taken.
+        asNobody(['sudo', '-S', '-u', 'root', '/usr/bin/id'], 'wrong\n');
+        await waitFor('events from the journal', () => of(transport.events, 'sudo').length >= 2 && of(transport.events, 'ssh_login').length >= 1, 30_000);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         const logins = of(transport.events, 'ssh_login');
-        assert.deepEqual(logins.map((e) => [e.source.ip, e.event.outcome, e.hades.log.source]), [['127.0.0.1', 'failure', 'journal']], 'the forged line is not taken');
-        assert.equal(of(transport.events, 'sudo')[0]?.hades.sudo.command, '/bin/echo first');
+        assert.deepEqual(logins.map((e) => [e.source.ip, e.event.outcome, e.hades.log.source]), [['127.0.0.1', 'failure', 'journal']], 'the forged sshd line is not taken');
+        assert.deepEqual(of(transport.events, 'sudo').map((e) => [e.user.name, e.event.outcome, e.hades.sudo.command]), [['root', 'success', '/bin/echo first'], ['nobody', 'failure', '/usr/bin/id']]);
       } finally {
         await agent.stop();
       }

@@ -60,6 +60,27 @@ describe('file follower', () => {
     f.close();
   });
 
+  it('still reads the rotated file for a while: the logger writes there until told to reopen', () => {
+    const { f, lines, file } = follower('late.log');
+    writeFileSync(file, '');
+    const t = Date.now();
+    f.poll(t);
+    appendFileSync(file, 'one\n');
+    renameSync(file, `${file}.1`);
+    f.poll(t + 100);
+    appendFileSync(`${file}.1`, 'two, before the reopen\n');
+    writeFileSync(file, 'three\n');
+    f.poll(t + 1000);
+    appendFileSync(`${file}.1`, 'too late\n');
+    f.poll(t + 7000);
+    f.poll(t + 8000);
+    assert.deepEqual(lines, ['one', 'two, before the reopen', 'three', 'too late']);
+    appendFileSync(`${file}.1`, 'after the grace\n');
+    f.poll(t + 9000);
+    assert.equal(lines.length, 4);
+    f.close();
+  });
+
   it('reads again from the start after copytruncate', () => {
     const { f, lines, file } = follower('trunc.log');
     writeFileSync(file, '');
@@ -100,20 +121,42 @@ describe('file follower', () => {
     second.f.close();
   });
 
-  it('finishes PATH.1 when the file was rotated while nobody read it', () => {
-    const first = follower('gone.log');
-    writeFileSync(first.file, '');
+  it('takes a file back by inode and first bytes when its device number changed (a reboot), and restarts a cut line at its start', () => {
+    const first = follower('dev.log', { maxLineBytes: 4 });
+    writeFileSync(first.file, 'header line\n');
     first.f.poll();
-    appendFileSync(first.file, 'read\n');
+    appendFileSync(first.file, 'seen\nlonglonglong');
     first.f.poll();
     const position = first.f.position() as FilePosition;
     first.f.close();
-    appendFileSync(first.file, 'tail of old\n');
-    renameSync(first.file, `${first.file}.1`);
-    writeFileSync(first.file, 'in new\n');
-    const second = follower('gone.log', { position });
+    appendFileSync(first.file, 'tail\nafter\n');
+    const second = follower('dev.log', { position: { ...position, dev: position.dev + 1 }, maxLineBytes: 4 });
     second.f.poll();
-    assert.deepEqual(second.lines, ['tail of old', 'in new']);
+    assert.deepEqual(second.lines, ['long', 'afte']);
     second.f.close();
+    // Same inode number, other content: another file, read from its start.
+    const third = follower('dev.log', { position: { ...position, head: Buffer.from('something else').toString('hex') }, maxLineBytes: 64 });
+    third.f.poll();
+    assert.equal(third.lines[0], 'header line');
+    third.f.close();
   });
+
+  for (const [name, rotated] of [['gone.log', 'gone.log.1'], ['secure', 'secure-20261128']] as const) {
+    it(`finishes ${rotated} when ${name} was rotated while nobody read it`, () => {
+      const first = follower(name);
+      writeFileSync(first.file, '');
+      first.f.poll();
+      appendFileSync(first.file, 'read\n');
+      first.f.poll();
+      const position = first.f.position() as FilePosition;
+      first.f.close();
+      appendFileSync(first.file, 'tail of old\n');
+      renameSync(first.file, path.join(dir, rotated));
+      writeFileSync(first.file, 'in new\n');
+      const second = follower(name, { position });
+      second.f.poll();
+      assert.deepEqual(second.lines, ['tail of old', 'in new']);
+      second.f.close();
+    });
+  }
 });

@@ -50,6 +50,14 @@ describe('sshd messages', () => {
     assert.equal((parseSshd('Failed publickey for git from 10.0.0.1 port 22 ssh2 [preauth]') as any).hades.ssh.method, 'publickey');
   });
 
+  it('reads keys of failed and certificate logins', () => {
+    assert.equal((parseSshd('Failed publickey for root from 10.0.0.1 port 22 ssh2: ED25519 SHA256:abc') as any).hades.ssh.key, 'ED25519 SHA256:abc');
+    const certificate = parseSshd(`Accepted publickey for root from 10.0.0.1 port 22 ssh2: ED25519-CERT SHA256:abc ID ${'v'.repeat(300)} (serial 7) CA ED25519 SHA256:def`) as any;
+    assert.equal(certificate.hades.ssh.key.length, 256);
+    const keyId = parseSshd('Accepted publickey for root from 10.0.0.1 port 22 ssh2: RSA-CERT SHA256:a ID x from 6.6.6.6 port 22: y (serial 1)') as any;
+    assert.equal(keyId.source.ip, '10.0.0.1');
+  });
+
   it('keeps the address sshd wrote last, whatever the user name says', () => {
     const e = parseSshd('Invalid user x from 10.0.0.1 port 22 from 203.0.113.66 port 4444') as any;
     assert.equal(e.source.ip, '203.0.113.66');
@@ -97,6 +105,24 @@ describe('sudo messages', () => {
     assert.equal(e.user.target.name, 'root');
   });
 
+  it('is not misled by a working directory or command that looks like its fields', () => {
+    // A directory named `COMMAND=` does not hide the event.
+    const hidden = parseSudo('  nobody : user NOT in sudoers ; PWD=/tmp/rv/COMMAND= ; USER=root ; COMMAND=/usr/bin/id') as any;
+    assert.deepEqual([hidden.event.outcome, hidden.user.target.name, hidden.hades.sudo.command, hidden.hades.sudo.working_directory], ['failure', 'root', '/usr/bin/id', '/tmp/rv/COMMAND=']);
+    // A directory that carries a whole fake tail: the first reading, flagged.
+    const faked = parseSudo('alice : TTY=pts/1 ; PWD=/tmp/d ; USER=nobody ; COMMAND=/bin/true ; USER=root ; COMMAND=/bin/sh') as any;
+    assert.equal(faked.hades.sudo.ambiguous, true);
+    // A directory with the separator does not turn a success into a refusal.
+    const success = parseSudo('alice : PWD=/tmp/a ; x ; USER=root ; COMMAND=/bin/ls') as any;
+    assert.deepEqual([success.event.outcome, success.hades.sudo.reason, success.hades.sudo.working_directory], ['success', undefined, '/tmp/a ; x']);
+    // sudo 1.9's optional fields.
+    const full = parseSudo('bob : TTY=pts/2 ; PWD=/srv ; USER=postgres ; GROUP=postgres ; TSID=000001 ; ENV=PGDATA=/srv/pg LANG=C ; COMMAND=/usr/bin/psql -c select 1') as any;
+    assert.deepEqual([full.user.target.name, full.hades.sudo.command, full.hades.sudo.tty, full.hades.sudo.ambiguous], ['postgres', '/usr/bin/psql -c select 1', 'pts/2', undefined]);
+    assert.equal((parseSudo('bob : HOST=web-01 ; TTY=pts/2 ; PWD=/ ; USER=root ; COMMAND=/bin/id') as any).hades.sudo.tty, 'pts/2');
+    // The lines syslog splits a long command into are not events of their own.
+    assert.equal(parseSudo("root : (command continued) aaaa ' ; COMMAND=/usr/bin/evil'"), undefined);
+  });
+
   it('skips its other messages', () => {
     for (const message of ['pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)', 'pam_unix(sudo:auth): conversation failed', 'unable to resolve host web-01', 'alice : TTY=pts/1 ; PWD=/ ; USER=root']) {
       assert.equal(parseSudo(message), undefined, message);
@@ -113,16 +139,27 @@ describe('sudo messages', () => {
 describe('journal entries', () => {
   const entry = (fields: Record<string, unknown>) => JSON.stringify({ __CURSOR: 's=1;i=2', __REALTIME_TIMESTAMP: '1795908035712067', SYSLOG_IDENTIFIER: 'sshd', MESSAGE: 'Failed password for root from 10.1.2.3 port 4444 ssh2', _PID: '812', _UID: '0', ...fields });
 
-  it('takes an entry sent by root or by the programs, with binary messages', () => {
+  it('takes an entry sent by root, with binary messages', () => {
     assert.deepEqual(parseJournalLine(entry({})), { entry: { time: 1795908035712, program: 'sshd', pid: 812, message: 'Failed password for root from 10.1.2.3 port 4444 ssh2' }, cursor: 's=1;i=2' });
-    assert.notEqual(parseJournalLine(entry({ _UID: '1000', _EXE: '/usr/bin/sudo', SYSLOG_IDENTIFIER: 'sudo' })), 'untrusted');
     const binary = parseJournalLine(entry({ MESSAGE: [...Buffer.from('Invalid user \u00ff from 10.0.0.1')] }));
-    assert.equal(typeof binary === 'object' && binary.entry.message.startsWith('Invalid user'), true);
+    assert.equal(binary !== undefined && 'entry' in binary && binary.entry.message.startsWith('Invalid user'), true);
   });
 
-  it('refuses an entry any user could have written', () => {
-    assert.equal(parseJournalLine(entry({ _UID: '65534', _EXE: '/usr/bin/logger' })), 'untrusted');
-    assert.equal(parseJournalLine(entry({ _UID: undefined })), 'untrusted');
+  it('refuses an entry any user could have written, the programs\' own executables included', () => {
+    assert.deepEqual(parseJournalLine(entry({ _UID: '65534', _EXE: '/usr/bin/logger' })), { untrusted: 's=1;i=2' });
+    // A user who runs sshd with a library preloaded that logs a fake login.
+    assert.deepEqual(parseJournalLine(entry({ _UID: '1000', _EXE: '/usr/sbin/sshd' })), { untrusted: 's=1;i=2' });
+    assert.deepEqual(parseJournalLine(entry({ _UID: undefined })), { untrusted: 's=1;i=2' });
+  });
+
+  it('takes a sudo entry from the user it names, sent by sudo, and no other', () => {
+    const names = (uid: number) => (uid === 1000 ? 'alice' : uid === 1001 ? 'mallory' : undefined);
+    const sudo = (fields: Record<string, unknown>) => parseJournalLine(entry({ SYSLOG_IDENTIFIER: 'sudo', _EXE: '/usr/bin/sudo', MESSAGE: '  alice : user NOT in sudoers ; PWD=/ ; USER=root ; COMMAND=/bin/sh', ...fields }), names);
+    assert.equal((sudo({ _UID: '1000' }) as { entry: { program: string } }).entry.program, 'sudo');
+    assert.deepEqual(sudo({ _UID: '1001' }), { untrusted: 's=1;i=2' }, 'mallory writing about alice');
+    assert.deepEqual(sudo({ _UID: '1000', _EXE: '/usr/bin/logger' }), { untrusted: 's=1;i=2' }, 'not sent by sudo');
+    assert.deepEqual(sudo({ _UID: '4242' }), { untrusted: 's=1;i=2' }, 'a uid without a name');
+    assert.deepEqual(parseJournalLine(entry({ _UID: '1000', _EXE: '/usr/bin/sudo' }), names), { untrusted: 's=1;i=2' }, 'an sshd line from sudo\'s executable');
   });
 
   it('refuses what is not an entry', () => {

@@ -59,6 +59,8 @@ interface State {
 }
 
 const STATE_FILE = 'logs-state.json';
+/** A batch is sent once it holds this much (frames carry at most 1 MiB). */
+const BATCH_BYTES = 256 * 1024;
 /** The state is written at most this often (and at stop). */
 const SAVE_EVERY_MS = 2000;
 
@@ -101,8 +103,15 @@ export class LogCollector {
   private pollTimer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
   private batch: string[] = [];
+  private batchBytes = 0;
   private flushScheduled = false;
+  /** Batches written that the pipe has not taken yet: sources wait for them (bounded memory). */
+  private backlog: Promise<void>[] = [];
   private dirty = false;
+  private lastWhere = '';
+  /** The journal's cursor, kept in memory too (across a reconfiguration without state_dir). */
+  private journalCursor: string | undefined;
+  private reconfigured: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly encoder = new TextEncoder();
 
@@ -125,6 +134,7 @@ export class LogCollector {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.reconfigured;
     await this.closeSources();
     this.flush();
   }
@@ -142,10 +152,15 @@ export class LogCollector {
       void this.json(PluginFrame.ack, { request_id: requestId, ok: false, code: 'HADES_ERR_CONFIG_VALUE', msg: config });
       return;
     }
-    void this.closeSources();
-    this.config = config;
     void this.json(PluginFrame.ack, { request_id: requestId, ok: true });
-    this.openSources(config);
+    // The sources of the previous configuration are stopped (journalctl has exited, positions
+    // kept) before the new ones start from where they stopped.
+    this.reconfigured = this.reconfigured.then(async () => {
+      await this.closeSources();
+      if (this.stopped) return;
+      this.config = config;
+      this.openSources(config);
+    });
   }
 
   private openSources(config: LogsConfig): void {
@@ -154,7 +169,7 @@ export class LogCollector {
     if (useJournal) {
       this.stats.source = 'journal';
       this.journal = new JournalFollower({
-        ...(state.journal ? { cursor: state.journal } : {}),
+        ...((this.journalCursor ?? state.journal) ? { cursor: (this.journalCursor ?? state.journal) } : {}),
         ...(config.journalctl ? { journalctl: config.journalctl } : {}),
         ...(config.journal_args ? { extraArgs: config.journal_args } : {}),
         onEntry: (entry) => this.onJournalEntry(entry),
@@ -164,28 +179,39 @@ export class LogCollector {
     } else {
       this.stats.source = 'files';
       this.files = config.files.map((file) => new FileFollower(file, { maxLineBytes: config.max_line_bytes, ...(state.files?.[file] ? { position: state.files[file] } : {}), onLine: (line) => this.onFileLine(file, line) }));
-      const poll = (): void => {
-        for (const f of this.files) f.poll();
-        this.dirty = true;
-        this.pollTimer = setTimeout(poll, config.poll_ms);
+      const poll = async (): Promise<void> => {
+        let more = false;
+        for (const f of this.files) more = f.poll() || more;
+        // The state is written (and fsynced) only when a position moved: an idle host costs a stat per file per poll.
+        const where = this.files.map((f) => JSON.stringify(f.position() ?? null)).join();
+        if (where !== this.lastWhere) {
+          this.lastWhere = where;
+          this.dirty = true;
+        }
+        this.flush();
+        // A reader that is behind (a flood) reads on as soon as the agent has taken the last batches.
+        await this.drained();
+        if (this.pollTimer === undefined) return; // closed meanwhile
+        this.pollTimer = setTimeout(() => void poll(), more ? 0 : config.poll_ms);
       };
-      poll();
+      this.pollTimer = setTimeout(() => void poll(), 0);
     }
     this.saveTimer = setInterval(() => this.saveState(), SAVE_EVERY_MS);
   }
 
-  private closeSources(): Promise<void> {
+  private async closeSources(): Promise<void> {
     clearTimeout(this.pollTimer);
     clearInterval(this.saveTimer);
     this.pollTimer = undefined;
     this.saveTimer = undefined;
     for (const f of this.files) f.close();
+    // journalctl has exited before the cursor is kept: nothing taken after it is left out.
+    await this.journal?.close();
+    this.journalCursor = this.journal?.cursor ?? this.journalCursor;
     this.dirty = true;
     this.saveState();
-    const closed = this.journal?.close() ?? Promise.resolve();
     this.journal = undefined;
     this.files = [];
-    return closed;
   }
 
   private onFileLine(file: string, line: string): void {
@@ -218,8 +244,11 @@ export class LogCollector {
       hades: { ...hades, log: { ...origin, program, ...(pid !== undefined ? { pid } : {}), message: message.slice(0, MESSAGE_CHARS) } },
     };
     this.stats.events++;
-    this.batch.push(JSON.stringify(event));
-    if (!this.flushScheduled) {
+    const line = JSON.stringify(event);
+    this.batch.push(line);
+    this.batchBytes += line.length + 1;
+    if (this.batchBytes >= BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
@@ -230,7 +259,19 @@ export class LogCollector {
     if (this.batch.length === 0) return;
     const lines = this.batch;
     this.batch = [];
-    void this.io.send(PluginFrame.events, this.encoder.encode(`${lines.join('\n')}\n`));
+    this.batchBytes = 0;
+    const sent = this.io.send(PluginFrame.events, this.encoder.encode(`${lines.join('\n')}\n`));
+    this.backlog.push(sent);
+    if (this.backlog.length === 1) this.journal?.pause();
+    void sent.then(() => {
+      this.backlog = this.backlog.filter((p) => p !== sent);
+      if (this.backlog.length === 0) this.journal?.resume();
+    });
+  }
+
+  /** Resolves once every batch sent so far has been taken by the pipe. */
+  private async drained(): Promise<void> {
+    while (this.backlog.length > 0) await Promise.all(this.backlog);
   }
 
   private loadState(config: LogsConfig): State {
@@ -256,7 +297,7 @@ export class LogCollector {
     const state: State = {
       // A source not in use now keeps what it had, for when it is used again.
       files: { ...previous.files, ...files },
-      ...((this.journal?.cursor ?? previous.journal) ? { journal: this.journal?.cursor ?? previous.journal } : {}),
+      ...((this.journal?.cursor ?? this.journalCursor ?? previous.journal) ? { journal: this.journal?.cursor ?? this.journalCursor ?? previous.journal } : {}),
     };
     try {
       writePrivateFile(path.join(dir, STATE_FILE), JSON.stringify(state));

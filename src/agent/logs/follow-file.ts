@@ -1,16 +1,24 @@
 /**
  * Follows a log file as `tail -F` does, polled: new lines as they are appended, across rotation
- * (the name now points to another file: the old one is read to its end first) and truncation
- * (copytruncate: read again from the start). A position (device, inode, offset) is given back
- * after each poll so that the collector can resume where it was after a restart: lines written
- * while it was down are read, and so is the rest of a file rotated meanwhile, found as `PATH.1`.
+ * (the name now points to another file) and truncation (copytruncate: read again from the start).
+ *
+ * - After a rotation the old file is still read for a few seconds: the logger writes to it until
+ *   it is told to reopen (logrotate's postrotate), and those lines count too.
+ * - A position (inode, offset, and the file's first bytes) is given back after each poll, so the
+ *   collector resumes where it was after a restart: lines written while it was down are read, and
+ *   so is the rest of a file rotated meanwhile, found among its rotated names (`PATH.1`,
+ *   `PATH-20261128`) by its inode. A file is recognised by inode and first bytes, not by device
+ *   number, which may change across reboots (btrfs, device mapper).
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
 
 export interface FilePosition {
   readonly dev: number;
   readonly ino: number;
   readonly offset: number;
+  /** The file's first bytes (hex, up to 64 bytes): with the inode, tells the same file. */
+  readonly head?: string;
 }
 
 export interface FollowerCounters {
@@ -29,17 +37,23 @@ export interface FileFollowerOptions {
   /** Where a previous run stopped; absent: start at the end (the file's history is not replayed). */
   readonly position?: FilePosition;
   readonly onLine: (line: string) => void;
+  /** How long a rotated file is still read (ms); 5 s by default. */
+  readonly retireMs?: number;
 }
 
 /** Most bytes read in one poll, so one huge append does not hold the process. */
-const MAX_READ_PER_POLL = 4 * 1024 * 1024;
+const MAX_READ_PER_POLL = 1024 * 1024;
 const CHUNK = 64 * 1024;
+const HEAD_BYTES = 64;
 
 interface Open {
   readonly fd: number;
   readonly dev: number;
   readonly ino: number;
   offset: number;
+  head: string;
+  /** A rotated file: closed once this time (ms) has passed. */
+  retireAt?: number;
 }
 
 function statOf(file: string): { dev: number; ino: number; size: number } | undefined {
@@ -51,9 +65,26 @@ function statOf(file: string): { dev: number; ino: number; size: number } | unde
   }
 }
 
+function headOf(fd: number): string {
+  const buffer = Buffer.alloc(HEAD_BYTES);
+  try {
+    return buffer.subarray(0, readSync(fd, buffer, 0, HEAD_BYTES, 0)).toString('hex');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether an open file is the one a position was taken in. */
+function same(position: FilePosition, ino: number, head: string): boolean {
+  if (position.ino !== ino) return false;
+  // Positions kept before heads were: the inode alone. Else the head read then must begin the file now.
+  return position.head === undefined || head.startsWith(position.head) || position.head.startsWith(head);
+}
+
 export class FileFollower {
   readonly counters: FollowerCounters = { lines: 0, truncated: 0, rotations: 0, truncations: 0 };
   private current: Open | undefined;
+  private retired: Open | undefined;
   private saved: FilePosition | undefined;
   /** Before the first open attempt of this run. */
   private first = true;
@@ -61,6 +92,8 @@ export class FileFollower {
   private partialBytes = 0;
   /** Inside an overlong line: the rest of it up to its newline is skipped. */
   private skipping = false;
+  /** Bytes of the current line read so far (kept or skipped): a position points at the line's start. */
+  private lineBytes = 0;
   private readonly buffer = Buffer.allocUnsafe(CHUNK);
 
   constructor(
@@ -70,46 +103,52 @@ export class FileFollower {
     this.saved = options.position;
   }
 
-  /** Where the next read starts; undefined before the file was first opened. */
+  /** Where the next read starts (the start of a line read in part); undefined before the file was first seen. */
   position(): FilePosition | undefined {
     const c = this.current;
-    // A line read in part is read again whole after a restart.
-    return c ? { dev: c.dev, ino: c.ino, offset: this.skipping ? c.offset : c.offset - this.partialBytes } : this.saved;
+    return c ? { dev: c.dev, ino: c.ino, offset: c.offset - this.lineBytes, head: c.head } : this.saved;
   }
 
-  /** Reads what was appended since the last poll. Never throws (an unreadable file is retried). */
-  poll(): void {
+  /**
+   * Reads what was appended since the last poll, at most about 1 MiB: true when there is more
+   * (the caller polls again soon). Never throws (an unreadable file is retried).
+   */
+  poll(now = Date.now()): boolean {
     let budget = MAX_READ_PER_POLL;
-    if (!this.current && !this.open()) return;
+    if (this.retired) {
+      budget -= this.drain(this.retired, budget);
+      if (now >= (this.retired.retireAt ?? 0)) this.closeRetired();
+    }
+    // A new file after a rotation whose old file is still read starts at 0 (no catching up to do).
+    if (!this.current && !this.open(this.retired ? 0 : undefined)) return budget <= 0;
     const c = this.current as Open;
-    budget -= this.drain(c, budget);
-    if (budget <= 0) return; // more to read: the next poll goes on
-    const now = statOf(this.path);
-    if (!now || now.ino !== c.ino || now.dev !== c.dev) {
-      // Rotated (or removed): the old file was read to its end just now; the new one is read from its start.
-      this.drain(c, MAX_READ_PER_POLL);
+    const read = this.drain(c, budget);
+    budget -= read;
+    if (read > 0 && c.head.length < HEAD_BYTES * 2) c.head = headOf(c.fd); // it was shorter when opened
+    if (budget <= 0) return true; // more to read: the next poll goes on
+    const there = statOf(this.path);
+    if (!there || there.ino !== c.ino || there.dev !== c.dev) {
+      // Rotated (or removed): the old file is still read for a while, the new one from its start.
+      this.closeRetired();
       this.endLine();
-      this.closeCurrent();
-      this.saved = undefined;
+      this.saved = this.position();
+      this.retired = { ...c, retireAt: now + (this.options.retireMs ?? 5000) };
+      this.current = undefined;
       this.counters.rotations++;
-      if (now && this.open(0)) this.drain(this.current as Open, budget);
-      return;
+      if (there && this.open(0)) return this.drain(this.current as unknown as Open, budget) >= budget;
+      return false;
     }
-    if (now.size < c.offset) {
+    if (there.size < c.offset) {
       this.counters.truncations++;
-      this.partial = [];
-      this.partialBytes = 0;
-      this.skipping = false;
+      this.resetLine();
       c.offset = 0;
-      this.drain(c, budget);
+      return this.drain(c, budget) >= budget;
     }
+    return false;
   }
 
   close(): void {
-    this.closeCurrent();
-  }
-
-  private closeCurrent(): void {
+    this.closeRetired();
     if (!this.current) return;
     this.saved = this.position();
     try {
@@ -118,6 +157,18 @@ export class FileFollower {
       // already closed
     }
     this.current = undefined;
+  }
+
+  private closeRetired(): void {
+    if (!this.retired) return;
+    // No new file yet: a restart catches up with the rotated one from where it was left.
+    if (!this.current) this.saved = { dev: this.retired.dev, ino: this.retired.ino, offset: this.retired.offset, head: this.retired.head };
+    try {
+      closeSync(this.retired.fd);
+    } catch {
+      // already closed
+    }
+    this.retired = undefined;
   }
 
   /** Opens the file; `from` forces the offset (a file that appeared after a rotation). */
@@ -136,36 +187,51 @@ export class FileFollower {
       closeSync(fd);
       return false;
     }
+    const head = headOf(fd);
     let offset: number;
     const saved = this.saved;
     if (from !== undefined) offset = from;
-    else if (saved && saved.dev === s.dev && saved.ino === s.ino && saved.offset <= s.size) offset = saved.offset;
+    else if (saved && same(saved, s.ino, head) && saved.offset <= s.size) offset = saved.offset;
+    else if (saved && saved.ino === s.ino && saved.offset > s.size) offset = 0; // emptied meanwhile
     else if (saved) {
-      // The file was replaced while this collector was not reading: finish the old one if it
-      // is now PATH.1, then read the new one from its start.
+      // The file was replaced while this collector was not reading: finish the old one where it
+      // was rotated to, then read the new one from its start.
       this.finishRotated(saved);
       offset = 0;
     } else offset = first ? s.size : 0;
-    this.current = { fd, dev: s.dev, ino: s.ino, offset };
+    this.current = { fd, dev: s.dev, ino: s.ino, offset, head };
     return true;
   }
 
+  /** Reads the rest of the file a position was taken in, found among PATH's rotated names by inode. */
   private finishRotated(saved: FilePosition): void {
-    const rotated = `${this.path}.1`;
-    const s = statOf(rotated);
-    if (!s || s.dev !== saved.dev || s.ino !== saved.ino || s.size < saved.offset) return;
-    let fd: number;
+    const folder = path.dirname(this.path);
+    const base = path.basename(this.path);
+    let names: string[];
     try {
-      fd = openSync(rotated, 'r');
+      names = readdirSync(folder).filter((n) => n.length > base.length && n.startsWith(base) && (n[base.length] === '.' || n[base.length] === '-') && !/\.(gz|xz|bz2|zst)$/.test(n));
     } catch {
       return;
     }
-    try {
-      this.drain({ fd, dev: s.dev, ino: s.ino, offset: saved.offset }, MAX_READ_PER_POLL * 4);
-      this.endLine();
-      this.counters.rotations++;
-    } finally {
-      closeSync(fd);
+    for (const name of names.slice(0, 64)) {
+      const file = path.join(folder, name);
+      const s = statOf(file);
+      if (!s || s.ino !== saved.ino || s.size < saved.offset) continue;
+      let fd: number;
+      try {
+        fd = openSync(file, 'r');
+      } catch {
+        continue;
+      }
+      try {
+        if (!same(saved, s.ino, headOf(fd))) continue;
+        this.drain({ fd, dev: s.dev, ino: s.ino, offset: saved.offset, head: '' }, MAX_READ_PER_POLL * 8);
+        this.endLine();
+        this.counters.rotations++;
+        return;
+      } finally {
+        closeSync(fd);
+      }
     }
   }
 
@@ -201,6 +267,7 @@ export class FileFollower {
 
   /** Part of the current line. */
   private take(piece: Buffer): void {
+    this.lineBytes += piece.length;
     if (this.skipping || piece.length === 0) return;
     const room = this.options.maxLineBytes - this.partialBytes;
     if (piece.length > room) {
@@ -217,11 +284,15 @@ export class FileFollower {
 
   /** A newline (or the end of a rotated file): the line is complete. */
   private endLine(): void {
-    if (this.skipping) {
-      this.skipping = false;
-      return;
-    }
-    if (this.partialBytes > 0) this.emit();
+    if (!this.skipping && this.partialBytes > 0) this.emit();
+    this.resetLine();
+  }
+
+  private resetLine(): void {
+    this.partial = [];
+    this.partialBytes = 0;
+    this.skipping = false;
+    this.lineBytes = 0;
   }
 
   private emit(): void {

@@ -5,13 +5,20 @@
  * skipped. journalctl is this follower's child: it is restarted with backoff when it exits, and
  * killed by close().
  *
- * Entries are trusted by what journald itself records about their sender, not by the name they
- * claim: an entry is taken only when it was sent by root (`_UID` 0: sshd, and sudo, which is
- * setuid root) or by one of the programs' executables (`_EXE`). Any local user can run
- * `logger -t sshd 'Failed password for root from ...'`; such lines are counted and skipped.
+ * Entries are trusted by what journald itself records about their sender (the socket's
+ * credentials, `_UID`), not by the name they claim:
+ * - sshd logs as root (its pre-authentication child through the root monitor): an sshd entry is
+ *   taken only from root. `logger -t sshd 'Failed password for root from ...'` run by a user, or
+ *   a user's own copy of sshd run with a library preloaded, sends as that user and is skipped.
+ * - sudo logs as the user who ran it (its real uid: a refusal, and the command before it runs):
+ *   a sudo entry is taken from root, or from the very user the message names, sent by sudo's
+ *   executable (setuid programs take no preloaded library). So a user can at most make up sudo
+ *   lines about themselves, which running sudo does for real anyway.
+ * Skipped entries are counted (`untrusted`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { Accounts } from '../accounts.js';
 import { LOG_PROGRAMS } from './parse.js';
 
 /** The journal is there when journald's socket is (it runs). */
@@ -27,7 +34,7 @@ export interface JournalEntry {
 
 export interface JournalCounters {
   entries: number;
-  /** Entries whose sender was neither root nor one of the programs' executables. */
+  /** Entries whose sender is not trusted for what they say. */
   untrusted: number;
   /** Lines journalctl wrote that were not a journal entry (or were too long). */
   malformed: number;
@@ -47,7 +54,6 @@ export interface JournalFollowerOptions {
   readonly extraArgs?: readonly string[];
 }
 
-const TRUSTED_EXE: ReadonlySet<string> = new Set(['/usr/sbin/sshd', '/usr/lib/openssh/sshd-session', '/usr/lib/openssh/sshd-auth', '/usr/libexec/openssh/sshd-session', '/usr/libexec/openssh/sshd-auth', '/usr/bin/sudo']);
 /** A journal entry as JSON is well under this; a longer line is dropped. */
 const MAX_LINE_BYTES = 256 * 1024;
 const BACKOFF_MIN_MS = 1000;
@@ -60,8 +66,14 @@ function text(value: unknown): string | undefined {
   return undefined;
 }
 
-/** One line of journalctl's JSON output as an entry; `untrusted` when its sender is not trusted. */
-export function parseJournalLine(line: string): { entry: JournalEntry; cursor: string } | 'untrusted' | undefined {
+const SUDO_EXE: ReadonlySet<string> = new Set(['/usr/bin/sudo', '/bin/sudo']);
+const SUDO_USER = /^\s{0,16}(\S{1,256}) : /;
+
+/**
+ * One line of journalctl's JSON output as an entry, or the cursor of an entry whose sender is not
+ * trusted for what it says (see above). `userName` maps a uid to its name (/etc/passwd).
+ */
+export function parseJournalLine(line: string, userName: (uid: number) => string | undefined = () => undefined): { entry: JournalEntry; cursor: string } | { untrusted: string } | undefined {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -75,7 +87,12 @@ export function parseJournalLine(line: string): { entry: JournalEntry; cursor: s
   const message = text(e['MESSAGE']);
   const micros = Number(text(e['__REALTIME_TIMESTAMP']));
   if (!cursor || !program || message === undefined || !Number.isFinite(micros)) return undefined;
-  if (text(e['_UID']) !== '0' && !TRUSTED_EXE.has(text(e['_EXE']) ?? '')) return 'untrusted';
+  const uid = text(e['_UID']);
+  if (uid !== '0') {
+    const named = program === 'sudo' ? SUDO_USER.exec(message)?.[1] : undefined;
+    const sender = uid !== undefined && /^\d{1,10}$/.test(uid) ? userName(Number(uid)) : undefined;
+    if (named === undefined || sender !== named || !SUDO_EXE.has(text(e['_EXE']) ?? '')) return { untrusted: cursor };
+  }
   const pid = Number(text(e['_PID']) ?? text(e['SYSLOG_PID']));
   return { entry: { time: Math.floor(micros / 1000), program, ...(Number.isSafeInteger(pid) && pid > 0 ? { pid } : {}), message }, cursor };
 }
@@ -88,6 +105,7 @@ export class JournalFollower {
   private closed = false;
   private cursorValue: string | undefined;
   private pending = '';
+  private readonly accounts = new Accounts();
 
   constructor(private readonly options: JournalFollowerOptions) {
     this.cursorValue = options.cursor;
@@ -96,6 +114,15 @@ export class JournalFollower {
   /** The cursor of the last entry taken. */
   get cursor(): string | undefined {
     return this.cursorValue;
+  }
+
+  /** Stops reading journalctl's output (the agent is behind); journalctl then waits on its pipe. */
+  pause(): void {
+    this.child?.stdout?.pause();
+  }
+
+  resume(): void {
+    this.child?.stdout?.resume();
   }
 
   start(): void {
@@ -112,6 +139,8 @@ export class JournalFollower {
     });
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => {
+      // After close() nothing more is taken: the kept cursor covers exactly what was.
+      if (this.closed || this.child !== child) return;
       this.backoffMs = BACKOFF_MIN_MS;
       this.onData(chunk);
     });
@@ -142,7 +171,12 @@ export class JournalFollower {
     this.child = undefined;
     this.pending = '';
     if (this.closed) return;
-    this.options.onProblem(reason);
+    // A kept cursor the journal no longer has (rotated away, another machine's, damaged): from
+    // now on, new entries only; what was logged in between is a gap, and said so.
+    if (this.cursorValue !== undefined && /cursor/i.test(reason)) {
+      this.options.onProblem(`${reason}; the kept journal cursor is not usable: reading new entries only (entries logged since it may be missed)`);
+      this.cursorValue = undefined;
+    } else this.options.onProblem(reason);
     this.counters.restarts++;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -170,12 +204,13 @@ export class JournalFollower {
   private onLine(line: string): void {
     if (line.startsWith('\u0000')) return; // the tail of an overlong line
     if (line.trim() === '') return;
-    const parsed = parseJournalLine(line);
+    const parsed = parseJournalLine(line, (uid) => this.accounts.user(uid));
     if (parsed === undefined) {
       this.counters.malformed++;
       return;
     }
-    if (parsed === 'untrusted') {
+    if ('untrusted' in parsed) {
+      this.cursorValue = parsed.untrusted;
       this.counters.untrusted++;
       return;
     }

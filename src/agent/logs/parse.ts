@@ -70,9 +70,11 @@ export interface AuthEvent {
 // sshd appends " [preauth]" to what its unprivileged pre-authentication child logs.
 const PREAUTH = / \[preauth\]$/;
 // Accepted publickey for root from 127.0.0.1 port 43510 ssh2: ED25519 SHA256:T+6U...
-const ACCEPTED = /^Accepted ([\w/@.-]{1,32}) for (.{1,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,256}))?$/s;
+// (the user exists, so it has no spaces; a certificate's key id, which its CA chose, follows the address)
+const ACCEPTED = /^Accepted ([\w/@.-]{1,32}) for (\S{1,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,4096}))?$/s;
 // Failed password for invalid user admin from 198.51.100.9 port 50022 ssh2
-const FAILED = /^Failed ([\w/@.-]{1,32}) for (invalid user )?(.{0,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?$/s;
+// Failed publickey for root from 10.0.0.1 port 22 ssh2: ED25519 SHA256:... (LogLevel VERBOSE)
+const FAILED = /^Failed ([\w/@.-]{1,32}) for (invalid user )?(.{0,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,4096}))?$/s;
 // Invalid user admin from 198.51.100.9 port 50022 (no port before OpenSSH 7.5)
 const INVALID = /^Invalid user (.{0,256}) from (\S{1,64})(?: port (\d{1,5}))?$/s;
 
@@ -83,7 +85,7 @@ export function parseSshd(message: string): Record<string, unknown> | undefined 
   if (m) {
     const source = endpoint(m[3] as string, m[4]);
     if (!source) return undefined;
-    return login('success', m[2] as string, source, { method: m[1], invalid_user: false, ...(m[5] ? { key: m[5] } : {}) });
+    return login('success', m[2] as string, source, { method: m[1], invalid_user: false, ...(m[5] ? { key: m[5].slice(0, 256) } : {}) });
   }
   m = FAILED.exec(text);
   if (m) {
@@ -91,7 +93,7 @@ export function parseSshd(message: string): Record<string, unknown> | undefined 
     if (m[1] === 'none') return undefined;
     const source = endpoint(m[4] as string, m[5]);
     if (!source) return undefined;
-    return login('failure', m[3] as string, source, { method: m[1], invalid_user: m[2] !== undefined });
+    return login('failure', m[3] as string, source, { method: m[1], invalid_user: m[2] !== undefined, ...(m[6] ? { key: m[6].slice(0, 256) } : {}) });
   }
   m = INVALID.exec(text);
   if (m) {
@@ -115,35 +117,59 @@ function login(outcome: 'success' | 'failure', user: string, source: Record<stri
 // alice : TTY=pts/1 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx
 // bob : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/sh
 const SUDO = /^\s{0,16}(\S{1,256}) : (.*)$/s;
+// What follows PWD: the target user, optional fields, the command. The working directory before
+// it and the command after it are both the caller's to choose and sudo escapes neither.
+const TARGET = / ; USER=([^ ;]{1,256}) ; (?:GROUP=[^ ;]{0,256} ; )?(?:TSID=[^ ;]{0,64} ; )?(?:ENV=[^;]{0,4096} ; )?COMMAND=/g;
+const FIELD = /^(HOST|TTY|PWD|USER|GROUP|TSID|ENV|COMMAND)=/;
 
-/** A sudo message as a sudo body; undefined for its other messages (PAM sessions, errors). */
+/**
+ * A sudo message as a sudo body; undefined for its other messages (PAM sessions, errors) and for
+ * the `(command continued)` lines syslog splits a long one into (the first line has the start of
+ * the command; the exec event has all of it).
+ *
+ * sudo writes a refusal's reason first, before any KEY= field, so the outcome is read from the
+ * first part alone. The working directory and the command may both contain ` ; USER=x ;
+ * COMMAND=`: the first such boundary after PWD is taken, and when there is more than one the
+ * event says `ambiguous` (its hades.log.message has the whole line).
+ */
 export function parseSudo(message: string): Record<string, unknown> | undefined {
   const m = SUDO.exec(message);
   if (!m) return undefined;
-  const rest = m[2] as string;
-  // COMMAND comes last and may itself contain " ; ": everything after it is the command.
-  const at = rest.indexOf('COMMAND=');
-  if (at < 0 || (at > 0 && !rest.startsWith(' ; ', at - 3))) return undefined;
-  const command = rest.slice(at + 'COMMAND='.length);
-  const fields = new Map<string, string>();
+  let rest = m[2] as string;
+  if (rest.startsWith('(command continued)')) return undefined;
+  const first = rest.indexOf(' ; ');
+  if (first < 0) return undefined;
   let reason: string | undefined;
-  for (const part of at === 0 ? [] : rest.slice(0, at - 3).split(' ; ')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && /^[A-Z]{2,16}$/.test(part.slice(0, eq))) fields.set(part.slice(0, eq), part.slice(eq + 1));
-    else if (reason === undefined) reason = part.trim().slice(0, 256);
+  if (!FIELD.test(rest.slice(0, first))) {
+    reason = rest.slice(0, first).trim().slice(0, 256);
+    rest = rest.slice(first + 3);
   }
-  const target = fields.get('USER');
-  const tty = fields.get('TTY');
-  const pwd = fields.get('PWD');
+  let tty: string | undefined;
+  let pwd: string | undefined;
+  for (const key of ['HOST', 'TTY'] as const) {
+    if (!rest.startsWith(`${key}=`)) continue;
+    const end = rest.indexOf(' ; ');
+    if (end < 0) return undefined;
+    if (key === 'TTY') tty = rest.slice(4, end);
+    rest = rest.slice(end + 3);
+  }
+  if (!rest.startsWith('PWD=') && !rest.startsWith('USER=')) return undefined;
+  const text = rest.startsWith('USER=') ? ` ; ${rest}` : rest;
+  const boundaries = [...text.matchAll(TARGET)];
+  const at = boundaries[0];
+  if (!at || at.index === undefined) return undefined;
+  if (rest.startsWith('PWD=')) pwd = text.slice(4, at.index);
+  const command = text.slice(at.index + at[0].length);
   return {
     event: { outcome: reason === undefined ? 'success' : 'failure', type: reason === undefined ? ['start'] : ['info'] },
-    user: { name: m[1], ...(target ? { target: { name: target.slice(0, 256) } } : {}) },
+    user: { name: m[1], target: { name: at[1] } },
     hades: {
       sudo: {
         command: command.slice(0, 65_536),
         ...(tty && tty !== 'unknown' ? { tty: tty.slice(0, 64) } : {}),
         ...(pwd ? { working_directory: pwd.slice(0, 4096) } : {}),
         ...(reason !== undefined ? { reason } : {}),
+        ...(boundaries.length > 1 ? { ambiguous: true } : {}),
       },
     },
   };

@@ -23,12 +23,19 @@ export function pluginVersion(): string {
 }
 
 export async function servePlugin(name: string, make: (io: PluginIo) => PluginBody): Promise<void> {
+  // Every write made while the pipe is full waits for the same 'drain'.
+  let full: Promise<void> | undefined;
   const plugin = make({
-    send: (type, payload) =>
-      new Promise((resolve) => {
-        if (process.stdout.write(encodeFrame(type, payload))) resolve();
-        else process.stdout.once('drain', () => resolve());
-      }),
+    send: (type, payload) => {
+      if (process.stdout.write(encodeFrame(type, payload))) return full ?? Promise.resolve();
+      full ??= new Promise((resolve) =>
+        process.stdout.once('drain', () => {
+          full = undefined;
+          resolve();
+        }),
+      );
+      return full;
+    },
   });
   const reader = new FrameReader();
   process.stdin.on('data', (chunk: Buffer) => {

@@ -416,6 +416,7 @@ export const eventKinds = {
             tty: Opt(Str('Terminal.', 64)),
             working_directory: Opt(Str('Folder.')),
             reason: Opt(Str('Why sudo refused (outcome failure), as logged: `user NOT in sudoers`, `3 incorrect password attempts`, `command not allowed`, ...', 256)),
+            ambiguous: Opt(Type.Boolean({ description: 'True when the working directory or the command holds text that looks like sudo\'s own fields (` ; USER=x ; COMMAND=`): the first reading was taken; hades.log.message has the line.' })),
           },
           'The sudo log entry.',
         ),
