@@ -9,9 +9,13 @@
  * `Failed password`, 10% `Invalid user`, 10% sudo commands, 10% lines of other programs (PAM
  * sessions, cron), in rsyslog's default format. Reported: the time until every event arrived,
  * lines per second, CPU per line, and resident memory at the end.
+ *
+ * Peer, in the same run when installed: fail2ban 1.0 (`apt-get install fail2ban`), the usual
+ * reader of auth.log for SSH password guessing, through `fail2ban-regex FILE sshd.conf` on the
+ * same lines (its offline tester, which runs the daemon's filter; measured with GNU time).
  */
-import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -44,6 +48,19 @@ function flood(count: number): { text: string; events: number } {
   return { text: `${out.join('\n')}\n`, events };
 }
 
+/** fail2ban-regex over the same lines: CPU seconds, peak RSS (MB), lines it matched; undefined when not installed. */
+function fail2ban(text: string): { cpuS: number; rssMb: number; matched: number } | undefined {
+  const filter = '/etc/fail2ban/filter.d/sshd.conf';
+  if (!existsSync('/usr/bin/fail2ban-regex') || !existsSync(filter) || !existsSync('/usr/bin/time')) return undefined;
+  const file = path.join(dir, 'peer-auth.log');
+  writeFileSync(file, text);
+  const r = spawnSync('/usr/bin/time', ['-f', 'TIME %U %S %M', 'fail2ban-regex', file, filter], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const time = /TIME ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr);
+  const matched = /Lines: \d+ lines, \d+ ignored, (\d+) matched/.exec(r.stdout);
+  if (!time) return undefined;
+  return { cpuS: Number(time[1]) + Number(time[2]), rssMb: Number(time[3]) / 1024, matched: Number(matched?.[1] ?? 0) };
+}
+
 async function main(): Promise<void> {
   const child = spawn(process.execPath, [...LOGS_NODE_FLAGS, logsMain(), 'bench'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const pid = child.pid ?? 0;
@@ -64,6 +81,7 @@ async function main(): Promise<void> {
   const idleRss = rssKb(pid) / 1024;
 
   const { text, events: expected } = flood(lines);
+  const peer = fail2ban(text);
   const c0 = ticks(pid);
   const t0 = performance.now();
   appendFileSync(file, text);
@@ -81,9 +99,11 @@ async function main(): Promise<void> {
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   console.log(`Run: ${new Date().toISOString()}; ${fmt(lines)} lines (${fmt(text.length / 1048576, 1)} MiB) appended at once, ${fmt(expected)} of them events; the collector polls every 1 s.`);
   console.log('');
-  console.log('| idle CPU (% of a core) | idle RSS | flood: all events in | lines/s | CPU per line | RSS peak |');
-  console.log('|---|---|---|---|---|---|');
-  console.log(`| ${fmt(idleCpu, 2)}% over ${idleSeconds} s | ${fmt(idleRss, 1)} MB | ${fmt(wall, 2)} s | ${fmt(lines / wall)} | ${fmt((cpuS * 1e6) / lines, 1)} µs | ${fmt(peak / 1024, 1)} MB |`);
+  console.log('| reader | idle CPU (% of a core) | idle RSS | flood: done in | lines/s | CPU per line | RSS peak | events (matches) |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(`| Hades log collector (files) | ${fmt(idleCpu, 2)}% over ${idleSeconds} s | ${fmt(idleRss, 1)} MB | ${fmt(wall, 2)} s | ${fmt(lines / wall)} | ${fmt((cpuS * 1e6) / lines, 1)} µs | ${fmt(peak / 1024, 1)} MB | ${fmt(events)} (sshd and sudo) |`);
+  if (peer) console.log(`| fail2ban-regex, sshd filter | | | ${fmt(peer.cpuS, 2)} s of CPU | ${fmt(lines / peer.cpuS)} | ${fmt((peer.cpuS * 1e6) / lines, 1)} µs | ${fmt(peer.rssMb, 1)} MB | ${fmt(peer.matched)} (sshd only) |`);
+  else console.log('(fail2ban-regex not installed: no peer row)');
 }
 
 try {
