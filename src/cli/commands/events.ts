@@ -1,5 +1,5 @@
 import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
-import { eventActions } from '../../common/events/index.js';
+import { eventActions, eventKinds, type EventAction } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
 import { KERNEL_ACTIONS, KernelEvents } from '../../agent/kernel-events.js';
 import { NdjsonWriter } from '../../agent/ndjson-writer.js';
@@ -29,10 +29,13 @@ function parseActions(value: unknown): Set<string> | undefined {
   for (const action of actions) {
     if (!KERNEL_ACTIONS.includes(action)) {
       const known = (eventActions as readonly string[]).includes(action);
-      throw new HadesError(
-        'HADES_ERR_CLI_INVALID_ARGUMENT',
-        known ? `--action ${action} is not produced by the kernel driver yet; available: ${KERNEL_ACTIONS.join(', ')}` : `unknown --action '${action}'; available: ${KERNEL_ACTIONS.join(', ')}`,
-      );
+      const planned = known ? eventKinds[action as EventAction].planned : undefined;
+      const why = !known
+        ? `unknown --action '${action}'`
+        : planned !== undefined
+          ? `--action ${action} is not produced yet (it comes with ${planned})`
+          : `--action ${action} comes from the agent's plugins or the agent itself, not the kernel: \`hades events\` shows kernel events only (run \`hades agent\`)`;
+      throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${why}; available: ${KERNEL_ACTIONS.join(', ')}`);
     }
   }
   if (actions.length === 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', '--action needs at least one action');
