@@ -7,7 +7,9 @@
  * - a file dropped in /tmp and executed;
  * - a cron persistence write (/etc/cron.d);
  * - a systemd unit made as a symbolic link to a file in /tmp;
- * - /etc/shadow read by a script (python3), not a login or account tool.
+ * - /etc/shadow read by a script (python3), not a login or account tool;
+ * - SSH password guessing against a real sshd, then a login from the same address (the agent's
+ *   log collector reading journald, run on its own for the test).
  * Before them, a benign workload (compiling C, git clone, npm ci, apt-get operations) must raise
  * no high or critical alert.
  */
@@ -21,6 +23,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { waitFor } from '../helpers/agent.js';
+import { logDaemonsUnavailable, startJournald, startSshd, stopAll, stopDaemon, type Journald } from '../helpers/log-daemons.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
 const root = process.getuid?.() === 0;
@@ -44,6 +47,9 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
   let stderr = '';
   let serverConfig = '';
   const cronFile = `/etc/cron.d/hades-e2e-${process.pid}`;
+  /** journald, started before the agent so that its log collector reads the journal. */
+  const logsUnavailable = logDaemonsUnavailable();
+  let journald: Journald | undefined;
 
   /** Alerts since `since` (ISO) as NDJSON through the CLI. */
   const alerts = (since: string): AlertLine[] => {
@@ -60,6 +66,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
   const mentions = (alert: AlertLine, text: string) => JSON.stringify(alert).includes(text);
 
   before(async () => {
+    if (logsUnavailable === false) journald = await startJournald();
     child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -85,6 +92,8 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
       child.kill('SIGINT');
       assert.equal(await exited, 0, stderr);
     }
+    await journald?.stop();
+    stopAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -206,5 +215,23 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     const alert = await waitForAlert('a shadow read alert', since, (a) => a.rule.id === 'shadow_read_by_unexpected_program' && mentions(a, marker));
     assert.equal(alert.rule.severity, 'high');
     assert.ok(mentions(alert, '/etc/shadow'));
+  });
+
+  it('SSH password guessing then a login from the same address raises an alert', { skip: logsUnavailable }, async () => {
+    const since = new Date().toISOString();
+    const sshDir = path.join(dir, 'sshd');
+    mkdirSync(sshDir);
+    const sshd = await startSshd(sshDir);
+    try {
+      sshd.wrongPassword('root', 5);
+      sshd.wrongPassword('root', 5);
+      sshd.loginWithKey();
+      const alert = await waitForAlert('the guessed-password alert', since, (a) => a.rule.id === 'ssh_brute_force_then_success');
+      assert.equal(alert.rule.severity, 'high');
+      assert.match(alert.message, /SSH login as root from 127\.0\.0\.1 succeeded after password guessing/);
+      assert.ok(alerts(since).some((a) => a.rule.id === 'ssh_brute_force'), 'the guessing itself');
+    } finally {
+      await stopDaemon(sshd.child);
+    }
   });
 });

@@ -10,9 +10,8 @@
  * has it, it is skipped (the CI machines have none).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,84 +19,14 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { daemon, logDaemonsUnavailable, startJournald, startSshd, stopAll, stopDaemon, type Sshd } from '../helpers/log-daemons.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-'));
-const NEEDED = ['/usr/sbin/sshd', '/usr/sbin/rsyslogd', '/usr/bin/sudo', '/usr/bin/ssh', '/usr/bin/logger', '/usr/bin/setpriv', '/lib/systemd/systemd-journald', '/usr/bin/journalctl'];
-const missing = NEEDED.filter((p) => !existsSync(p));
-const devLogTaken = (() => {
-  try {
-    lstatSync('/dev/log');
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `missing ${missing.join(', ')} (npm test's bootstrap installs them)` : devLogTaken ? 'a syslog daemon already owns /dev/log on this machine' : false;
-
-const children = new Set<ChildProcess>();
+const skip = logDaemonsUnavailable();
 after(() => {
-  for (const child of children) child.kill('SIGKILL');
+  stopAll();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function daemon(command: string, args: readonly string[]): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await gone;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** sshd on a port of its own, with a host key, password logins and one authorized key for root. */
-async function startSshd(): Promise<{ port: number; key: string; child: ChildProcess }> {
-  const port = await freePort();
-  const key = path.join(dir, 'client_key');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  execFileSync('cp', [`${key}.pub`, path.join(dir, 'authorized_keys')]);
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const config = path.join(dir, 'sshd_config');
-  writeFileSync(
-    config,
-    [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `PidFile ${dir}/sshd.pid`, `AuthorizedKeysFile ${dir}/authorized_keys`, 'StrictModes no', 'PasswordAuthentication yes', 'KbdInteractiveAuthentication no', 'UsePAM no', 'PermitRootLogin prohibit-password', 'MaxAuthTries 6', ''].join('\n'),
-  );
-  const child = daemon('/usr/sbin/sshd', ['-D', '-f', config]);
-  await waitFor('sshd listening', () => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0, 10_000, 100);
-  return { port, key, child };
-}
-
-const askpass = path.join(dir, 'askpass');
-writeFileSync(askpass, '#!/bin/sh\necho not-the-password\n');
-chmodSync(askpass, 0o755);
-const SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR'];
-
-/** One SSH connection that tries `tries` wrong passwords for `user`. */
-function sshWrongPassword(port: number, user: string, tries: number): void {
-  spawnSync('setsid', ['ssh', '-p', String(port), ...SSH_OPTIONS, '-o', 'PreferredAuthentications=password', '-o', `NumberOfPasswordPrompts=${tries}`, `${user}@127.0.0.1`, 'true'], {
-    env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: 'none' },
-    stdio: 'ignore',
-    timeout: 20_000,
-  });
-}
-
-function sshWithKey(port: number, key: string): void {
-  const result = spawnSync('ssh', ['-p', String(port), ...SSH_OPTIONS, '-o', 'BatchMode=yes', '-i', key, 'root@127.0.0.1', 'true'], { encoding: 'utf8', timeout: 20_000 });
-  assert.equal(result.status, 0, `ssh with the key: ${result.stderr}`);
-}
 
 const asNobody = (args: readonly string[], input?: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...args], { input: input ?? '', stdio: ['pipe', 'ignore', 'ignore'], timeout: 20_000 });
 
@@ -122,13 +51,13 @@ metrics: { enabled: false }
 const of = (events: readonly AnyEvent[], action: string) => events.filter((e) => e.event?.action === action);
 
 describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () => {
-  let sshd: { port: number; key: string; child: ChildProcess };
+  let sshd: Sshd;
 
   before(async () => {
-    sshd = await startSshd();
+    sshd = await startSshd(dir);
   });
   after(async () => {
-    await stop(sshd.child);
+    await stopDaemon(sshd.child);
   });
 
   it('reads logins and sudo from a syslog file written by rsyslog, and the rule pack finds the guessing and the login after it', async () => {
@@ -146,10 +75,10 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
       try {
         await logsRunning(agent);
         await new Promise((resolve) => setTimeout(resolve, 500));
-        sshWrongPassword(sshd.port, 'root', 5);
-        sshWrongPassword(sshd.port, 'root', 5);
-        sshWrongPassword(sshd.port, 'no-such-user-7', 1);
-        sshWithKey(sshd.port, sshd.key);
+        sshd.wrongPassword('root', 5);
+        sshd.wrongPassword('root', 5);
+        sshd.wrongPassword('no-such-user-7', 1);
+        sshd.loginWithKey();
         const sudoRun = spawnSync('sudo', ['-u', 'nobody', '/usr/bin/true']);
         assert.equal(sudoRun.status, 0);
         asNobody(['sudo', '-S', '-u', 'root', '/usr/bin/id'], 'wrong\n');
@@ -196,17 +125,13 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
         await agent.stop();
       }
     } finally {
-      await stop(rsyslog);
+      await stopDaemon(rsyslog);
     }
   });
 
   it('reads them from journald, refuses lines a user forged, and reads what was logged while the agent was down', async () => {
-    // journald leaves its sockets behind: removed after, unless they were there before.
-    const sockets = ['socket', 'dev-log', 'stdout', 'io.systemd.journal'].map((n) => `/run/systemd/journal/${n}`).filter((f) => !existsSync(f));
-    const journald = daemon('/lib/systemd/systemd-journald', []);
+    const journald = await startJournald();
     try {
-      await waitFor('journald', () => existsSync('/run/systemd/journal/dev-log') && existsSync('/run/systemd/journal/socket'), 10_000);
-      symlinkSync('/run/systemd/journal/dev-log', '/dev/log');
       const data = path.join(dir, 'data-journal');
       const yaml = config(data, '{ source: auto }');
       let { agent, transport } = startAgent(yaml);
@@ -216,7 +141,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
         await new Promise((resolve) => setTimeout(resolve, 1500)); // journalctl starts following
         asNobody(['logger', '-p', 'auth.info', '-t', 'sshd', 'Failed password for root from 203.0.113.66 port 4444 ssh2']);
         asNobody(['logger', '-p', 'auth.info', '-t', 'sudo', 'root : PWD=/ ; USER=root ; COMMAND=/bin/forged']);
-        sshWrongPassword(sshd.port, 'root', 1);
+        sshd.wrongPassword('root', 1);
         assert.equal(spawnSync('sudo', ['-u', 'nobody', '/bin/echo', 'first']).status, 0);
         // A refusal is logged by sudo as root (setuid) although a user ran it: taken.
         asNobody(['sudo', '-S', '-u', 'root', '/usr/bin/id'], 'wrong\n');
@@ -241,9 +166,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
         await agent.stop();
       }
     } finally {
-      rmSync('/dev/log', { force: true });
-      await stop(journald);
-      for (const f of sockets) rmSync(f, { force: true });
+      await journald.stop();
     }
   });
 });
