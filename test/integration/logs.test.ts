@@ -43,7 +43,7 @@ async function logsRunning(agent: Agent): Promise<void> {
 const config = (data: string, logs: string) => `
 agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 1 }
 limits: { cgroup: { enabled: false } }
-plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: ${logs} }
+plugins: { driver: false, grace_ms: 2000, health_s: 1, inventory: { enabled: false }, logs: ${logs} }
 outputs: { file: { enabled: false } }
 metrics: { enabled: false }
 `;
@@ -150,6 +150,9 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
         const logins = of(transport.events, 'ssh_login');
         assert.deepEqual(logins.map((e) => [e.source.ip, e.event.outcome, e.hades.log.source]), [['127.0.0.1', 'failure', 'journal']], 'the forged sshd line is not taken');
         assert.deepEqual(of(transport.events, 'sudo').map((e) => [e.user.name, e.event.outcome, e.hades.sudo.command]), [['root', 'success', '/bin/echo first'], ['nobody', 'failure', '/usr/bin/id']]);
+        // The forged lines are counted, and the count is in the agent's status.
+        const stats = await waitFor('the collector\'s counters', () => agent.status().plugins.find((p) => p.name === 'logs' && ((p.stats?.['journal'] as { untrusted?: number } | undefined)?.untrusted ?? 0) >= 2)?.stats, 10_000);
+        assert.equal(stats['source'], 'journal');
       } finally {
         await agent.stop();
       }

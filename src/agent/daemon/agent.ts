@@ -530,6 +530,7 @@ export class Agent {
         return fresh;
       },
       dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
+      stats: () => plugin.lastStats,
     });
   }
 

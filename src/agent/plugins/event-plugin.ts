@@ -16,6 +16,8 @@ import { checkPluginConfig, verifyExecutable, type LoadedManifest } from './mani
 import { PluginProcess, type PluginGap, type PluginHello } from './plugin-process.js';
 
 const knownActions: ReadonlySet<string> = new Set(eventActions);
+/** A plugin's STATS beyond this (JSON) are not kept, only their size. */
+const MAX_STATS_BYTES = 4096;
 /** Plugins may not forge the agent's own reports. */
 const AGENT_ONLY: ReadonlySet<string> = new Set(['agent_drop', 'agent_gap', 'agent_health']);
 
@@ -83,6 +85,7 @@ export class EventPlugin {
         },
         ...(options.onExit ? { onExit: options.onExit } : {}),
         onLog: (entry) => this.onPluginLog(entry),
+        onStats: (stats) => this.onStats(stats),
         onGap: options.onGap,
         onSpawn: (pid) => {
           // Checked again before every restart: a binary swapped while running is not restarted.
@@ -102,6 +105,20 @@ export class EventPlugin {
 
   get name(): string {
     return this.options.manifest.name;
+  }
+
+  /** The plugin's last STATS frame, as `hades agent status` and the heartbeat show it. */
+  get lastStats(): Readonly<Record<string, unknown>> | undefined {
+    return this.stats;
+  }
+
+  private stats: Readonly<Record<string, unknown>> | undefined;
+
+  /** Kept small: the heartbeat that carries every plugin's counters has a size limit. */
+  private onStats(stats: unknown): void {
+    if (!stats || typeof stats !== 'object' || Array.isArray(stats)) return;
+    const bytes = JSON.stringify(stats).length;
+    this.stats = bytes <= MAX_STATS_BYTES ? (stats as Record<string, unknown>) : { too_large: true, bytes };
   }
 
   async start(): Promise<void> {

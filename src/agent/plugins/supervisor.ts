@@ -30,6 +30,8 @@ export interface Supervised {
   takeOverLimit(): number;
   /** Drops by reason since start. */
   dropped(): Readonly<Record<string, number>>;
+  /** The plugin's own counters, from its last STATS frame. */
+  stats?(): Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface PluginStatus {
@@ -41,6 +43,8 @@ export interface PluginStatus {
   readonly cpuPercent?: number;
   readonly memoryRssBytes?: number;
   readonly openFds?: number;
+  /** The plugin's own counters, from its last STATS frame (the log collector's lines read, untrusted entries, ...). */
+  readonly stats?: Readonly<Record<string, unknown>>;
   readonly eventsIn: number;
   readonly eventsPerSecond: number;
   readonly dropped: Readonly<Record<string, number>>;
@@ -252,6 +256,7 @@ export class Supervisor {
         eventsIn: plugin.eventsIn(),
         eventsPerSecond: watch.eventsPerSecond,
         dropped: plugin.dropped(),
+        ...(plugin.stats?.() ? { stats: plugin.stats() } : {}),
         budget: plugin.budget,
         ...(process.lastError ? { lastError: process.lastError } : {}),
         overBudgetRestarts: watch.overBudgetRestarts,
