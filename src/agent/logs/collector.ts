@@ -32,9 +32,6 @@ export interface LogsConfig {
   readonly max_line_bytes: number;
   /** Folder of logs-state.json; absent: positions are not kept across restarts. */
   readonly state_dir?: string;
-  /** journalctl to run, and extra arguments (tests). */
-  readonly journalctl?: string;
-  readonly journal_args?: readonly string[];
 }
 
 export interface LogsIo {
@@ -82,16 +79,12 @@ export function validLogsConfig(raw: unknown): LogsConfig | string {
   if (typeof maxLine === 'string') return maxLine;
   const stateDir = c['state_dir'];
   if (stateDir !== undefined && (typeof stateDir !== 'string' || !path.isAbsolute(stateDir))) return 'state_dir must be an absolute path';
-  const journalArgs = c['journal_args'];
-  if (journalArgs !== undefined && (!Array.isArray(journalArgs) || !journalArgs.every((a) => typeof a === 'string'))) return 'journal_args must be strings';
   return {
     source,
     files: files as string[],
     poll_ms: poll,
     max_line_bytes: maxLine,
     ...(typeof stateDir === 'string' ? { state_dir: stateDir } : {}),
-    ...(typeof c['journalctl'] === 'string' ? { journalctl: c['journalctl'] } : {}),
-    ...(journalArgs ? { journal_args: journalArgs } : {}),
   };
 }
 
@@ -170,8 +163,6 @@ export class LogCollector {
       this.stats.source = 'journal';
       this.journal = new JournalFollower({
         ...((this.journalCursor ?? state.journal) ? { cursor: (this.journalCursor ?? state.journal) } : {}),
-        ...(config.journalctl ? { journalctl: config.journalctl } : {}),
-        ...(config.journal_args ? { extraArgs: config.journal_args } : {}),
         onEntry: (entry) => this.onJournalEntry(entry),
         onProblem: (message) => this.log('warn', message, 'HADES_ERR_LOG_SOURCE'),
       });

@@ -48,10 +48,6 @@ export interface JournalFollowerOptions {
   readonly onEntry: (entry: JournalEntry) => void;
   /** journalctl could not start or exited; it is started again after a backoff. */
   readonly onProblem: (message: string) => void;
-  /** The journalctl to run (tests and unusual installs). */
-  readonly journalctl?: string;
-  /** Extra journalctl arguments, e.g. `--directory=DIR` (tests). */
-  readonly extraArgs?: readonly string[];
 }
 
 /** A journal entry as JSON is well under this; a longer line is dropped. */
@@ -127,10 +123,10 @@ export class JournalFollower {
 
   start(): void {
     if (this.closed || this.child) return;
-    const args = ['--follow', '--output=json', '--all', '--no-pager', '--quiet', ...(this.options.extraArgs ?? [])];
+    const args = ['--follow', '--output=json', '--all', '--no-pager', '--quiet'];
     args.push(...(this.cursorValue ? [`--after-cursor=${this.cursorValue}`] : ['--lines=0']));
     args.push(...LOG_PROGRAMS.map((p) => `SYSLOG_IDENTIFIER=${p}`));
-    const child = spawn(this.options.journalctl ?? 'journalctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr?.setEncoding('utf8');
