@@ -4,12 +4,12 @@
  * and the positions are kept in the state folder.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
-import { LogCollector, validLogsConfig } from '../../src/agent/logs/collector.js';
+import { LogCollector, loadState, validLogsConfig } from '../../src/agent/logs/collector.js';
 import { waitFor } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-unit-'));
@@ -51,5 +51,33 @@ describe('log collector', () => {
     await c.stop();
     const state = JSON.parse(readFileSync(path.join(dir, 'logs-state.json'), 'utf8'));
     assert.equal(state.files[file].offset, lines.join('\n').length + 1);
+  });
+
+  it('keeps only the well-formed parts of a damaged state file', () => {
+    const folder = path.join(dir, 'damaged');
+    mkdirSync(folder);
+    const file = path.join(folder, 'logs-state.json');
+    for (const text of ['not json', '[]', 'null', '"x"']) {
+      writeFileSync(file, text);
+      assert.deepEqual(loadState(folder), {}, text);
+    }
+    writeFileSync(
+      file,
+      JSON.stringify({
+        files: {
+          '/var/log/auth.log': { dev: 1, ino: 2, offset: 3, head: 'abcd' },
+          '/var/log/neg': { dev: 1, ino: 2, offset: -1 },
+          '/var/log/float': { dev: 1, ino: 2.5, offset: 0 },
+          '/var/log/head': { dev: 1, ino: 2, offset: 0, head: 'not hex' },
+          'relative.log': { dev: 1, ino: 2, offset: 0 },
+          '/var/log/null': null,
+        },
+        journal: 'x\ny',
+      }),
+    );
+    assert.deepEqual(loadState(folder), { files: { '/var/log/auth.log': { dev: 1, ino: 2, offset: 3, head: 'abcd' } } });
+    writeFileSync(file, JSON.stringify({ files: 'all', journal: 's=1;i=2' }));
+    assert.deepEqual(loadState(folder), { files: {}, journal: 's=1;i=2' });
+    assert.deepEqual(loadState(undefined), {});
   });
 });

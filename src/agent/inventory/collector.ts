@@ -13,6 +13,7 @@ import { InventoryEngine, type QueryResult, type Value } from './engine.js';
 import { FileHashCache } from './context.js';
 import { HASH_CACHE_FILES, HashCacheFile } from '../hash-cache-file.js';
 import type { TableSpec } from './table.js';
+import { readConfig } from '../plugins/plugin-main.js';
 
 export interface ScheduledQuery {
   readonly name: string;
@@ -167,13 +168,9 @@ export class Collector {
   }
 
   private onConfig(payload: Uint8Array): void {
-    const message = this.parse(payload);
-    const requestId = typeof message?.['request_id'] === 'number' ? message['request_id'] : 0;
-    const config = validConfig(message?.['config']);
-    if (typeof config === 'string') {
-      void this.json(PluginFrame.ack, { request_id: requestId, ok: false, code: 'HADES_ERR_CONFIG_VALUE', msg: config });
-      return;
-    }
+    const accepted = readConfig(this.io, payload, validConfig);
+    if (!accepted) return;
+    const { requestId, config } = accepted;
     // A new configuration replaces the schedule; the agent restarts the plugin for most changes anyway.
     for (const s of this.schedules.values()) clearTimeout(s.timer);
     this.schedules.clear();

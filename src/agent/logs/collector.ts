@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PluginFrame } from '../../common/plugins/frames.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
+import { readConfig, type PluginIo } from '../plugins/plugin-main.js';
 import { FileFollower, type FilePosition } from './follow-file.js';
 import { JournalFollower, journalAvailable, type JournalEntry } from './journal.js';
 import { MESSAGE_CHARS, parseAuthMessage, parseSyslogLine, LOG_PROGRAMS } from './parse.js';
@@ -34,9 +35,6 @@ export interface LogsConfig {
   readonly state_dir?: string;
 }
 
-export interface LogsIo {
-  send(type: number, payload: Uint8Array): Promise<void>;
-}
 
 export interface LogsStats {
   source: 'journal' | 'files' | 'none';
@@ -50,7 +48,7 @@ export interface LogsStats {
   [key: string]: unknown;
 }
 
-interface State {
+export interface State {
   files?: Record<string, FilePosition>;
   journal?: string;
 }
@@ -60,6 +58,36 @@ const STATE_FILE = 'logs-state.json';
 const BATCH_BYTES = 256 * 1024;
 /** The state is written at most this often (and at stop). */
 const SAVE_EVERY_MS = 2000;
+
+/**
+ * The state kept in `dir`; what is missing or malformed is left out (that source starts at its
+ * end, as on a first start).
+ */
+export function loadState(dir: string | undefined): State {
+  if (!dir) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8'));
+  } catch {
+    return {}; // none yet, or unreadable
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return {};
+  const raw = value as Record<string, unknown>;
+  const files: Record<string, FilePosition> = {};
+  const given = raw['files'];
+  if (given && typeof given === 'object' && !Array.isArray(given)) {
+    for (const [file, p] of Object.entries(given as Record<string, unknown>)) {
+      if (!p || typeof p !== 'object' || !path.isAbsolute(file)) continue;
+      const q = p as Record<string, unknown>;
+      const counts = [q['dev'], q['ino'], q['offset']].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
+      const head = q['head'];
+      if (!counts || (head !== undefined && (typeof head !== 'string' || !/^(?:[0-9a-f]{2}){0,64}$/.test(head)))) continue;
+      files[file] = { dev: q['dev'] as number, ino: q['ino'] as number, offset: q['offset'] as number, ...(typeof head === 'string' ? { head } : {}) };
+    }
+  }
+  const journal = raw['journal'];
+  return { files, ...(typeof journal === 'string' && journal.length > 0 && journal.length < 1024 && !journal.includes('\n') ? { journal } : {}) };
+}
 
 /** The CONFIG frame's configuration, checked; a string says what is wrong. */
 export function validLogsConfig(raw: unknown): LogsConfig | string {
@@ -102,14 +130,18 @@ export class LogCollector {
   private backlog: Promise<void>[] = [];
   private dirty = false;
   private lastWhere = '';
-  /** The journal's cursor, kept in memory too (across a reconfiguration without state_dir). */
-  private journalCursor: string | undefined;
+  /**
+   * Where each source stopped, as last loaded or saved: sources not in use keep theirs, and the
+   * journal's cursor survives a reconfiguration without state_dir.
+   */
+  private kept: State = {};
+  private keptFrom: string | undefined;
   private reconfigured: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly encoder = new TextEncoder();
 
   constructor(
-    private readonly io: LogsIo,
+    private readonly io: PluginIo,
     private readonly version: string,
   ) {}
 
@@ -133,18 +165,9 @@ export class LogCollector {
   }
 
   private onConfig(payload: Uint8Array): void {
-    let message: Record<string, unknown> | undefined;
-    try {
-      message = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
-    } catch {
-      message = undefined;
-    }
-    const requestId = typeof message?.['request_id'] === 'number' ? message['request_id'] : 0;
-    const config = validLogsConfig(message?.['config']);
-    if (typeof config === 'string') {
-      void this.json(PluginFrame.ack, { request_id: requestId, ok: false, code: 'HADES_ERR_CONFIG_VALUE', msg: config });
-      return;
-    }
+    const accepted = readConfig(this.io, payload, validLogsConfig);
+    if (!accepted) return;
+    const { requestId, config } = accepted;
     void this.json(PluginFrame.ack, { request_id: requestId, ok: true });
     // The sources of the previous configuration are stopped (journalctl has exited, positions
     // kept) before the new ones start from where they stopped.
@@ -157,12 +180,17 @@ export class LogCollector {
   }
 
   private openSources(config: LogsConfig): void {
-    const state = this.loadState(config);
+    // The file is read when the folder changes (at start), then the state lives here.
+    if (config.state_dir !== this.keptFrom) {
+      this.kept = { ...loadState(config.state_dir), ...(this.kept.journal ? { journal: this.kept.journal } : {}) };
+      this.keptFrom = config.state_dir;
+    }
+    const state = this.kept;
     const useJournal = config.source === 'journal' || (config.source === 'auto' && journalAvailable());
     if (useJournal) {
       this.stats.source = 'journal';
       this.journal = new JournalFollower({
-        ...((this.journalCursor ?? state.journal) ? { cursor: (this.journalCursor ?? state.journal) } : {}),
+        ...(state.journal ? { cursor: state.journal } : {}),
         onEntry: (entry) => this.onJournalEntry(entry),
         onProblem: (message) => this.log('warn', message, 'HADES_ERR_LOG_SOURCE'),
       });
@@ -198,7 +226,6 @@ export class LogCollector {
     for (const f of this.files) f.close();
     // journalctl has exited before the cursor is kept: nothing taken after it is left out.
     await this.journal?.close();
-    this.journalCursor = this.journal?.cursor ?? this.journalCursor;
     this.dirty = true;
     this.saveState();
     this.journal = undefined;
@@ -265,33 +292,20 @@ export class LogCollector {
     while (this.backlog.length > 0) await Promise.all(this.backlog);
   }
 
-  private loadState(config: LogsConfig): State {
-    if (!config.state_dir) return {};
-    try {
-      const value = JSON.parse(readFileSync(path.join(config.state_dir, STATE_FILE), 'utf8')) as unknown;
-      return value && typeof value === 'object' ? (value) : {};
-    } catch {
-      return {}; // none yet, or unreadable: start at the end of each source
-    }
-  }
-
+  /** Takes the sources' positions into the kept state, and writes it when it changed. */
   private saveState(): void {
-    const dir = this.config?.state_dir;
-    if (!dir || !this.dirty) return;
-    this.dirty = false;
-    const files: Record<string, FilePosition> = {};
+    const files: Record<string, FilePosition> = { ...this.kept.files };
     for (const f of this.files) {
       const p = f.position();
       if (p) files[f.path] = p;
     }
-    const previous = this.loadState(this.config as LogsConfig);
-    const state: State = {
-      // A source not in use now keeps what it had, for when it is used again.
-      files: { ...previous.files, ...files },
-      ...((this.journal?.cursor ?? this.journalCursor ?? previous.journal) ? { journal: this.journal?.cursor ?? this.journalCursor ?? previous.journal } : {}),
-    };
+    const journal = this.journal?.cursor ?? this.kept.journal;
+    this.kept = { files, ...(journal ? { journal } : {}) };
+    const dir = this.config?.state_dir;
+    if (!dir || !this.dirty) return;
+    this.dirty = false;
     try {
-      writePrivateFile(path.join(dir, STATE_FILE), JSON.stringify(state));
+      writePrivateFile(path.join(dir, STATE_FILE), JSON.stringify(this.kept));
     } catch (error) {
       this.log('warn', `cannot keep the log positions in ${dir}: ${(error as Error).message}`, 'HADES_ERR_LOG_SOURCE');
     }

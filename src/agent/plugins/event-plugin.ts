@@ -108,17 +108,13 @@ export class EventPlugin {
   }
 
   /** The plugin's last STATS frame, as `hades agent status` and the heartbeat show it. */
-  get lastStats(): Readonly<Record<string, unknown>> | undefined {
-    return this.stats;
-  }
-
-  private stats: Readonly<Record<string, unknown>> | undefined;
+  lastStats: Readonly<Record<string, unknown>> | undefined;
 
   /** Kept small: the heartbeat that carries every plugin's counters has a size limit. */
   private onStats(stats: unknown): void {
     if (!stats || typeof stats !== 'object' || Array.isArray(stats)) return;
     const bytes = JSON.stringify(stats).length;
-    this.stats = bytes <= MAX_STATS_BYTES ? (stats as Record<string, unknown>) : { too_large: true, bytes };
+    this.lastStats = bytes <= MAX_STATS_BYTES ? (stats as Record<string, unknown>) : { too_large: true, bytes };
   }
 
   async start(): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { FrameReader, encodeFrame } from '../../common/codec/frames.js';
+import { PluginFrame } from '../../common/plugins/frames.js';
 
 export interface PluginIo {
   send(type: number, payload: Uint8Array): Promise<void>;
@@ -20,6 +21,28 @@ export interface PluginBody {
 /** The version the agent names (it may differ from package.json in tests); alone, ours. */
 export function pluginVersion(): string {
   return process.argv[2] ?? (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A CONFIG frame (`{"request_id":N,"config":{...}}`) checked by `validate`, which gives the
+ * configuration or says what is wrong. A refusal is answered here with its coded ACK and gives
+ * undefined; the caller acknowledges an accepted one once it is in use.
+ */
+export function readConfig<C>(io: PluginIo, payload: Uint8Array, validate: (raw: unknown) => C | string): { requestId: number; config: C } | undefined {
+  let message: Record<string, unknown> | undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
+    message = value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    message = undefined;
+  }
+  const requestId = typeof message?.['request_id'] === 'number' ? message['request_id'] : 0;
+  const config = validate(message?.['config']);
+  if (typeof config !== 'string') return { requestId, config };
+  void io.send(PluginFrame.ack, encoder.encode(JSON.stringify({ request_id: requestId, ok: false, code: 'HADES_ERR_CONFIG_VALUE', msg: config })));
+  return undefined;
 }
 
 export async function servePlugin(name: string, make: (io: PluginIo) => PluginBody): Promise<void> {

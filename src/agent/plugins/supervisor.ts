@@ -244,6 +244,7 @@ export class Supervisor {
       const { plugin } = watch;
       const { process } = plugin;
       const version: unknown = (process.hello as { version?: unknown } | undefined)?.version;
+      const stats = plugin.stats?.();
       return {
         name: plugin.name,
         ...(typeof version === 'string' ? { version } : {}),
@@ -256,7 +257,7 @@ export class Supervisor {
         eventsIn: plugin.eventsIn(),
         eventsPerSecond: watch.eventsPerSecond,
         dropped: plugin.dropped(),
-        ...(plugin.stats?.() ? { stats: plugin.stats() } : {}),
+        ...(stats ? { stats } : {}),
         budget: plugin.budget,
         ...(process.lastError ? { lastError: process.lastError } : {}),
         overBudgetRestarts: watch.overBudgetRestarts,
