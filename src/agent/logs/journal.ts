@@ -123,9 +123,45 @@ export class JournalFollower {
 
   start(): void {
     if (this.closed || this.child) return;
-    const args = ['--follow', '--output=json', '--all', '--no-pager', '--quiet'];
-    args.push(...(this.cursorValue ? [`--after-cursor=${this.cursorValue}`] : ['--lines=0']));
-    args.push(...LOG_PROGRAMS.map((p) => `SYSLOG_IDENTIFIER=${p}`));
+    if (this.cursorValue === undefined) this.findEnd();
+    else this.follow({ after: this.cursorValue });
+  }
+
+  /**
+   * Without a kept cursor, reading starts after the journal's last entry, whatever its program:
+   * its cursor is asked for first. (Not `--lines=0` with the programs' matches: journalctl then
+   * misses the first entries of a burst when no entry of those programs was in the journal yet,
+   * as on a fresh host.) An empty journal is followed from its start, which is now.
+   */
+  private findEnd(): void {
+    let out = '';
+    const child = this.spawnJournalctl(['--lines=1', '--output=json', '--output-fields=__CURSOR', '--no-pager', '--quiet'], () => {
+      if (out.trim() === '') return this.follow('start');
+      let cursor: unknown;
+      try {
+        cursor = (JSON.parse(out.split('\n', 1)[0]!) as { __CURSOR?: unknown }).__CURSOR;
+      } catch {
+        // not JSON: said below
+      }
+      if (typeof cursor === 'string' && cursor.length > 0) {
+        this.cursorValue = cursor;
+        this.follow({ after: cursor });
+      } else {
+        this.options.onProblem('journalctl did not give the cursor of the journal\'s last entry: following with --lines=0 (the first entries of a burst may be missed)');
+        this.follow('end');
+      }
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      if (out.length < MAX_LINE_BYTES) out += chunk;
+    });
+  }
+
+  /**
+   * journalctl as this follower's child. A clean exit goes to `done` when given; any other exit
+   * (or a failure to start) is a problem, and journalctl is started again after a backoff.
+   */
+  private spawnJournalctl(args: readonly string[], done?: () => void): ChildProcess {
     const child = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
@@ -133,6 +169,26 @@ export class JournalFollower {
     child.stderr?.on('data', (chunk: string) => {
       if (stderr.length < 2048) stderr += chunk;
     });
+    child.on('error', (error) => this.exited(`cannot run journalctl: ${error.message}`));
+    child.on('close', (code, signal) => {
+      if (this.child !== child) return; // closed, or its failure to start already handled
+      if (code === 0 && done) {
+        this.child = undefined;
+        if (!this.closed) done();
+        return;
+      }
+      this.exited(`journalctl exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim().slice(0, 512)}` : ''}`);
+    });
+    return child;
+  }
+
+  /** Follows the programs' entries after a cursor, from the journal's start, or from its end. */
+  private follow(from: { after: string } | 'start' | 'end'): void {
+    const args = ['--follow', '--output=json', '--all', '--no-pager', '--quiet'];
+    if (from === 'end') args.push('--lines=0');
+    else if (from !== 'start') args.push(`--after-cursor=${from.after}`);
+    args.push(...LOG_PROGRAMS.map((p) => `SYSLOG_IDENTIFIER=${p}`));
+    const child = this.spawnJournalctl(args);
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => {
       // After close() nothing more is taken: the kept cursor covers exactly what was.
@@ -140,8 +196,6 @@ export class JournalFollower {
       this.backoffMs = BACKOFF_MIN_MS;
       this.onData(chunk);
     });
-    child.on('error', (error) => this.exited(`cannot run journalctl: ${error.message}`));
-    child.on('close', (code, signal) => this.exited(`journalctl exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim().slice(0, 512)}` : ''}`));
   }
 
   /** Stops journalctl and resolves once it has exited (killed after a second), so it is never left behind. */

@@ -2,8 +2,9 @@
  * The watchdog over plugins: once a second it samples each plugin's CPU, memory and open files
  * (from its cgroup where it has one, from /proc otherwise) and its event rate, checks them
  * against the plugin's budget, and restarts a plugin that stays over budget for `sustainS`
- * seconds or stops answering (silent for three health periods after being asked for its
- * counters). Restarts are reported by the plugin's gap event, whose reason says why.
+ * seconds or stops answering (silent for three health periods, and for two after being asked
+ * for its counters; never judged on a round that comes late, by half a round or more, because
+ * the agent itself was held up). Restarts are reported by the plugin's gap event, whose reason says why.
  */
 import type { CgroupGroup } from '../cgroup.js';
 import type { Logger } from '../../runtime/log.js';
@@ -86,6 +87,7 @@ export class Supervisor {
   private readonly watches = new Map<string, Watch>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private lastSampleAt: number | undefined;
 
   constructor(private readonly options: SupervisorOptions) {
     this.now = options.now ?? Date.now;
@@ -120,6 +122,12 @@ export class Supervisor {
   /** One round of sampling and budget checks (public for tests). */
   sample(): void {
     const seconds = (this.options.sampleMs ?? 1000) / 1000;
+    const now = this.now();
+    // The agent itself was held up (a long synchronous task, the whole process stopped, a paused
+    // VM): what the plugins wrote meanwhile is still unread in their pipes, so their silence says
+    // nothing about them. No verdict this round; they are asked again once their frames are read.
+    const stalled = this.lastSampleAt !== undefined && now - this.lastSampleAt > seconds * 1500;
+    this.lastSampleAt = now;
     for (const watch of this.watches.values()) {
       const { plugin } = watch;
       const events = plugin.eventsIn();
@@ -137,7 +145,8 @@ export class Supervisor {
       }
       this.measure(watch, pid);
       this.checkBudget(watch);
-      this.checkLiveness(watch);
+      if (stalled) delete watch.askedAt;
+      else this.checkLiveness(watch);
     }
   }
 
@@ -221,16 +230,17 @@ export class Supervisor {
     const now = this.now();
     const silentMs = now - process.lastFrameAt;
     const healthMs = this.options.healthS * 1000;
-    if (silentMs < healthMs) {
-      delete watch.askedAt;
-      return;
-    }
+    // Answered since it was asked (or spoke on its own): asked afresh when silent again.
+    if (silentMs < healthMs || (watch.askedAt !== undefined && process.lastFrameAt >= watch.askedAt)) delete watch.askedAt;
+    if (silentMs < healthMs) return;
     if (watch.askedAt === undefined) {
       watch.askedAt = now;
       process.requestStats();
       return;
     }
-    if (silentMs >= 3 * healthMs) {
+    // Unresponsive: silent for three health periods, and still nothing two periods after being
+    // asked (a live plugin answers a STATS request at once).
+    if (silentMs >= 3 * healthMs && now - watch.askedAt >= 2 * healthMs) {
       watch.unresponsiveRestarts++;
       const reason = `unresponsive: no frame for ${Math.round(silentMs / 1000)} s`;
       this.options.log.error('plugin stopped answering; restarting it', { plugin: watch.plugin.name, code: 'HADES_ERR_PLUGIN_UNRESPONSIVE', reason });

@@ -1,0 +1,101 @@
+/**
+ * The plugin watchdog's liveness verdict on a clock it does not own: a plugin that stops
+ * answering is restarted, one that answers when asked is not, and none is judged on a round that
+ * comes late because the agent itself was held up (its frames were still unread in the pipe).
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { Supervisor, type Supervised } from '../../src/agent/plugins/supervisor.js';
+import { Logger } from '../../src/runtime/log.js';
+
+class FakeProcess {
+  state = 'running';
+  readonly pid = process.pid;
+  lastFrameAt = 0;
+  asked = 0;
+  readonly restarts: string[] = [];
+  /** Whether a STATS_REQUEST is answered (at once, as a live plugin does). */
+  answers = true;
+  constructor(private readonly clock: { now: number }) {}
+  requestStats(): void {
+    this.asked++;
+    if (this.answers) this.lastFrameAt = this.clock.now;
+  }
+  restart(reason: string): void {
+    this.restarts.push(reason);
+  }
+}
+
+function setup(): { clock: { now: number }; proc: FakeProcess; supervisor: Supervisor } {
+  const clock = { now: 1_000_000 };
+  const proc = new FakeProcess(clock);
+  proc.lastFrameAt = clock.now;
+  const plugin: Supervised = {
+    name: 'fake',
+    process: proc as unknown as Supervised['process'],
+    budget: { cpuPercent: 100, memoryBytes: 2 ** 40, maxOpenFiles: 2 ** 20, eventsPerSecond: 0 },
+    eventsIn: () => 0,
+    takeOverLimit: () => 0,
+    dropped: () => ({}),
+  };
+  const log = new Logger({ level: 'error', maxBytes: 1 << 20, maxFiles: 1, stream: new PassThrough() });
+  const supervisor = new Supervisor({ log, sustainS: 10, healthS: 1, sampleMs: 1000, now: () => clock.now });
+  supervisor.add(plugin);
+  return { clock, proc, supervisor };
+}
+
+/** One watchdog round every second for `seconds`. */
+function rounds(s: ReturnType<typeof setup>, seconds: number): void {
+  for (let i = 0; i < seconds; i++) {
+    s.clock.now += 1000;
+    s.supervisor.sample();
+  }
+}
+
+describe('plugin watchdog liveness', () => {
+  it('asks a silent plugin for its counters and leaves it running when it answers', () => {
+    const s = setup();
+    rounds(s, 10);
+    assert.ok(s.proc.asked >= 3);
+    assert.deepEqual(s.proc.restarts, []);
+  });
+
+  it('restarts a plugin still silent two health periods after being asked', () => {
+    const s = setup();
+    s.proc.answers = false;
+    rounds(s, 2);
+    assert.equal(s.proc.asked, 1);
+    assert.deepEqual(s.proc.restarts, []);
+    rounds(s, 1);
+    assert.deepEqual(s.proc.restarts, ['unresponsive: no frame for 3 s']);
+  });
+
+  it('judges no plugin on a round that comes late because the agent was held up', () => {
+    const s = setup();
+    s.proc.answers = false;
+    rounds(s, 1); // asked; its answer will sit unread in the pipe
+    assert.equal(s.proc.asked, 1);
+    s.clock.now += 5000; // the agent's event loop blocked for 5 s
+    s.supervisor.sample();
+    assert.deepEqual(s.proc.restarts, [], 'no verdict on the late round');
+    // The answer is read once the agent runs again: the plugin is live.
+    s.proc.lastFrameAt = s.clock.now + 1;
+    s.proc.answers = true;
+    rounds(s, 5);
+    assert.deepEqual(s.proc.restarts, []);
+  });
+
+  it('still restarts a plugin that stays silent after the agent was held up', () => {
+    const s = setup();
+    s.proc.answers = false;
+    s.clock.now += 5000;
+    s.supervisor.sample(); // first round: nothing to compare with, asks
+    s.clock.now += 5000;
+    s.supervisor.sample(); // late: no verdict, and asked afresh next round
+    assert.deepEqual(s.proc.restarts, []);
+    rounds(s, 3);
+    assert.equal(s.proc.restarts.length, 1);
+    assert.match(s.proc.restarts[0]!, /^unresponsive: no frame for \d+ s$/);
+  });
+});
