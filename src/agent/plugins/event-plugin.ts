@@ -44,6 +44,14 @@ export interface EventPluginOptions {
   readonly onFrame?: (type: number, payload: Uint8Array) => void;
   /** The process exited or was killed (it is restarted unless stopping). */
   readonly onExit?: (reason: string) => void;
+  /**
+   * Built-in plugins only (the agent decides, never the plugin): events kept when the plugin is
+   * over its rate limit, because a flood of other events must not hide them (the log collector's
+   * successful logins among a flood of failures). They still count as over the limit for the
+   * watchdog's flood check. Only events that an unprivileged user cannot produce at will belong
+   * here, or the limit would not hold.
+   */
+  readonly keepOverLimit?: (event: Readonly<Record<string, unknown>>) => boolean;
 }
 
 export interface EventPluginCounters {
@@ -51,11 +59,13 @@ export interface EventPluginCounters {
   emitted: number;
   invalid: number;
   rateLimited: number;
+  /** Over the rate limit but kept (keepOverLimit). */
+  keptOverLimit: number;
 }
 
 export class EventPlugin {
   readonly process: PluginProcess;
-  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0 };
+  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, keptOverLimit: 0 };
   private readonly bucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
   private invalidLogged = 0;
@@ -168,9 +178,12 @@ export class EventPlugin {
       }
       this.counters.received++;
       if (this.bucket && !this.bucket.tryTake(1)) {
-        this.counters.rateLimited++;
         this.overLimitSinceSample++;
-        continue;
+        if (!this.options.keepOverLimit?.(value as Record<string, unknown>)) {
+          this.counters.rateLimited++;
+          continue;
+        }
+        this.counters.keptOverLimit++;
       }
       const event = this.complete(value as Record<string, unknown>);
       if (!event) continue;

@@ -44,6 +44,18 @@ export type LogsPluginOptions = Omit<EventPluginOptions, 'manifest' | 'config' |
   readonly dataDir?: string;
 };
 
+/**
+ * Events of the collector kept when it is over its rate limit: successful SSH logins and sudo
+ * runs. A flood of failed logins (anyone who can reach sshd can make one) or of refused sudo
+ * attempts (any local user) must not push out the login that succeeded or the command run as
+ * another user; making those takes valid credentials or sudo rights, so they cannot be flooded
+ * by whom the limit guards against.
+ */
+export function keepLogEvent(event: Readonly<Record<string, unknown>>): boolean {
+  const e = event['event'] as { action?: unknown; outcome?: unknown } | undefined;
+  return (e?.action === 'ssh_login' || e?.action === 'sudo') && e.outcome === 'success';
+}
+
 /** The built-in log collector as an event plugin. */
 export function logsPlugin(options: LogsPluginOptions): EventPlugin {
   const { settings, version, dataDir, ...rest } = options;
@@ -51,6 +63,7 @@ export function logsPlugin(options: LogsPluginOptions): EventPlugin {
     ...rest,
     manifest: logsManifest(version),
     builtin: true,
+    keepOverLimit: keepLogEvent,
     config: {
       source: settings.source,
       files: settings.files,

@@ -1,0 +1,81 @@
+/**
+ * A flood of failed SSH logins over the log collector's rate limit, through the real collector
+ * process and the agent: the failures beyond the limit are dropped and counted, and the
+ * successful logins and sudo runs among them are kept (a flood anyone can make must not hide
+ * what only a valid credential can).
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Agent } from '../../src/agent/daemon/agent.js';
+import { keepLogEvent } from '../../src/agent/plugins/logs-plugin.js';
+import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/agent.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-flood-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const line = (i: number, message: string, program = 'sshd') => `Nov 29 01:00:00 host ${program}[${1000 + i}]: ${message}\n`;
+
+describe('log collector over its rate limit', () => {
+  it('keeps successful logins and sudo runs only', () => {
+    assert.equal(keepLogEvent({ event: { action: 'ssh_login', outcome: 'success' } }), true);
+    assert.equal(keepLogEvent({ event: { action: 'sudo', outcome: 'success' } }), true);
+    assert.equal(keepLogEvent({ event: { action: 'ssh_login', outcome: 'failure' } }), false);
+    assert.equal(keepLogEvent({ event: { action: 'sudo', outcome: 'failure' } }), false);
+    assert.equal(keepLogEvent({ event: { action: 'exec', outcome: 'success' } }), false);
+    assert.equal(keepLogEvent({}), false);
+  });
+
+  it('drops failures beyond the limit and keeps the logins that succeeded among them', async () => {
+    const authLog = path.join(dir, 'auth.log');
+    writeFileSync(authLog, '');
+    const transport = new MemoryTransport();
+    const agent = new Agent({
+      config: agentConfig(`
+agent: { data_dir: ${path.join(dir, 'data')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}], poll_ms: 100, limits: { events_per_s: 100 } } }
+outputs: { file: { enabled: false } }
+metrics: { enabled: false }
+`),
+      version: '0.0.0-test',
+      transports: [transport],
+      stderr: new EventSink(),
+    });
+    await agent.start();
+    try {
+      await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // 3,000 failures with two successes and a sudo run among them, written at once: one read.
+      let text = '';
+      for (let i = 0; i < 3000; i++) {
+        text += line(i, `Failed password for root from 198.51.100.7 port ${10_000 + i} ssh2`);
+        if (i === 1500) text += line(i, 'Accepted password for alice from 198.51.100.7 port 9999 ssh2');
+        if (i === 2990) text += line(i, 'Accepted publickey for bob from 203.0.113.5 port 7777 ssh2: ED25519 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG');
+        if (i === 2995) text += line(i, 'alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id', 'sudo');
+      }
+      appendFileSync(authLog, text);
+      const status = await waitFor(
+        'the flood read',
+        () => {
+          const logs = agent.status().plugins.find((p) => p.name === 'logs');
+          const read = (logs?.stats?.['events'] as number | undefined) ?? 0;
+          return read >= 3003 ? logs : undefined;
+        },
+        20_000,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const logins = transport.events.filter((e) => e.event?.action === 'ssh_login');
+      const successes = logins.filter((e) => e.event.outcome === 'success').map((e) => e.user.name);
+      assert.deepEqual(successes, ['alice', 'bob'], 'both successes kept');
+      assert.deepEqual(transport.events.filter((e) => e.event?.action === 'sudo').map((e) => e.hades.sudo.command), ['/usr/bin/id']);
+      const failures = logins.length - successes.length;
+      assert.ok(failures < 3000, `failures over the limit dropped (${failures} kept)`);
+      assert.equal((status.dropped['rate_limited'] ?? 0) + failures, 3000, 'every failure either kept or counted');
+    } finally {
+      await agent.stop();
+    }
+  });
+});
