@@ -16,6 +16,40 @@ import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/age
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-flood-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** An agent whose log collector reads a file of its own, limited to 100 events/s. */
+async function startAgent(name: string): Promise<{ agent: Agent; transport: MemoryTransport; authLog: string }> {
+  const authLog = path.join(dir, `${name}.log`);
+  writeFileSync(authLog, '');
+  const transport = new MemoryTransport();
+  const agent = new Agent({
+    config: agentConfig(`
+agent: { data_dir: ${path.join(dir, `data-${name}`)}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}], poll_ms: 100, limits: { events_per_s: 100 } } }
+outputs: { file: { enabled: false } }
+metrics: { enabled: false }
+`),
+    version: '0.0.0-test',
+    transports: [transport],
+    stderr: new EventSink(),
+  });
+  await agent.start();
+  await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return { agent, transport, authLog };
+}
+
+/** The collector's status once it has made `count` events of what it read. */
+const flooded = (agent: Agent, count: number) =>
+  waitFor(
+    'the flood read',
+    () => {
+      const logs = agent.status().plugins.find((p) => p.name === 'logs');
+      return ((logs?.stats?.['events'] as number | undefined) ?? 0) >= count ? logs : undefined;
+    },
+    20_000,
+  );
+
 const line = (i: number, message: string, program = 'sshd') => `Nov 29 01:00:00 host ${program}[${1000 + i}]: ${message}\n`;
 
 describe('log collector over its rate limit', () => {
@@ -29,25 +63,8 @@ describe('log collector over its rate limit', () => {
   });
 
   it('drops failures beyond the limit and keeps the logins that succeeded among them', async () => {
-    const authLog = path.join(dir, 'auth.log');
-    writeFileSync(authLog, '');
-    const transport = new MemoryTransport();
-    const agent = new Agent({
-      config: agentConfig(`
-agent: { data_dir: ${path.join(dir, 'data')}, heartbeat_s: 3600, drain_s: 1 }
-limits: { cgroup: { enabled: false } }
-plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}], poll_ms: 100, limits: { events_per_s: 100 } } }
-outputs: { file: { enabled: false } }
-metrics: { enabled: false }
-`),
-      version: '0.0.0-test',
-      transports: [transport],
-      stderr: new EventSink(),
-    });
-    await agent.start();
+    const { agent, transport, authLog } = await startAgent('kept');
     try {
-      await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
       // 3,000 failures with two successes and a sudo run among them, written at once: one read.
       let text = '';
       for (let i = 0; i < 3000; i++) {
@@ -57,15 +74,7 @@ metrics: { enabled: false }
         if (i === 2995) text += line(i, 'alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id', 'sudo');
       }
       appendFileSync(authLog, text);
-      const status = await waitFor(
-        'the flood read',
-        () => {
-          const logs = agent.status().plugins.find((p) => p.name === 'logs');
-          const read = (logs?.stats?.['events'] as number | undefined) ?? 0;
-          return read >= 3003 ? logs : undefined;
-        },
-        20_000,
-      );
+      const status = await flooded(agent, 3003);
       await new Promise((resolve) => setTimeout(resolve, 500));
       const logins = transport.events.filter((e) => e.event?.action === 'ssh_login');
       const successes = logins.filter((e) => e.event.outcome === 'success').map((e) => e.user.name);
@@ -74,6 +83,23 @@ metrics: { enabled: false }
       const failures = logins.length - successes.length;
       assert.ok(failures < 3000, `failures over the limit dropped (${failures} kept)`);
       assert.equal((status.dropped['rate_limited'] ?? 0) + failures, 3000, 'every failure either kept or counted');
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('keeps at most its own rate of them: forged successes cannot lift the limit', async () => {
+    const { agent, transport, authLog } = await startAgent('forged');
+    try {
+      // What a local user's `logger -t sshd` can put into auth.log, 2,000 at once.
+      let text = '';
+      for (let i = 0; i < 2000; i++) text += line(i, `Accepted password for root from 198.51.100.${i % 250} port ${10_000 + i} ssh2`);
+      appendFileSync(authLog, text);
+      const status = await flooded(agent, 2000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const kept = transport.events.filter((e) => e.event?.action === 'ssh_login').length;
+      assert.ok(kept <= 100 + 200 + 100, `kept ${kept}: at most the limit and the kept rate, with a second of refill`);
+      assert.equal((status.dropped['rate_limited'] ?? 0) + kept, 2000, 'every line either kept or counted');
     } finally {
       await agent.stop();
     }

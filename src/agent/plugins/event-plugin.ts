@@ -18,6 +18,12 @@ import { PluginProcess, type PluginGap, type PluginHello } from './plugin-proces
 const knownActions: ReadonlySet<string> = new Set(eventActions);
 /** A plugin's STATS beyond this (JSON) are not kept, only their size. */
 const MAX_STATS_BYTES = 4096;
+/**
+ * Events per second kept over a plugin's rate limit by keepOverLimit, at most: beyond it they are
+ * dropped like the rest, so that lines forged to look like kept events (possible where their
+ * source records no sender, as syslog files) cannot lift the limit.
+ */
+export const KEPT_OVER_LIMIT_PER_SECOND = 200;
 /** Plugins may not forge the agent's own reports. */
 const AGENT_ONLY: ReadonlySet<string> = new Set(['agent_drop', 'agent_gap', 'agent_health']);
 
@@ -48,8 +54,8 @@ export interface EventPluginOptions {
    * Built-in plugins only (the agent decides, never the plugin): events kept when the plugin is
    * over its rate limit, because a flood of other events must not hide them (the log collector's
    * successful logins among a flood of failures). They still count as over the limit for the
-   * watchdog's flood check. Only events that an unprivileged user cannot produce at will belong
-   * here, or the limit would not hold.
+   * watchdog's flood check, and at most KEPT_OVER_LIMIT_PER_SECOND of them pass. Only events
+   * that an unprivileged user cannot produce at will belong here.
    */
   readonly keepOverLimit?: (event: Readonly<Record<string, unknown>>) => boolean;
 }
@@ -67,6 +73,7 @@ export class EventPlugin {
   readonly process: PluginProcess;
   readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, keptOverLimit: 0 };
   private readonly bucket: TokenBucket | undefined;
+  private readonly keptBucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
   private invalidLogged = 0;
   /** Events over the rate limit in the current second (the supervisor's flood check reads it). */
@@ -76,6 +83,7 @@ export class EventPlugin {
     const { manifest } = options;
     checkPluginConfig(manifest, options.config);
     this.bucket = options.eventsPerSecond > 0 ? new TokenBucket(options.eventsPerSecond) : undefined;
+    this.keptBucket = this.bucket && options.keepOverLimit ? new TokenBucket(KEPT_OVER_LIMIT_PER_SECOND) : undefined;
     this.process = new PluginProcess(
       {
         name: manifest.name,
@@ -179,7 +187,7 @@ export class EventPlugin {
       this.counters.received++;
       if (this.bucket && !this.bucket.tryTake(1)) {
         this.overLimitSinceSample++;
-        if (!this.options.keepOverLimit?.(value as Record<string, unknown>)) {
+        if (!this.options.keepOverLimit?.(value as Record<string, unknown>) || !this.keptBucket?.tryTake(1)) {
           this.counters.rateLimited++;
           continue;
         }
