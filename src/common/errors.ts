@@ -665,6 +665,12 @@ export const errorCatalog = {
     summary: 'The log collector cannot read a source: journalctl could not start or exited (it is started again with backoff), or the positions could not be kept in the agent\'s data folder.',
     remedy: 'Check that journalctl runs (`journalctl -n 1`) or set plugins.logs.source to files; check the data folder\'s permissions and free space.',
   },
+  // The honeypot mode
+  HADES_ERR_HONEYPOT_PORT: {
+    kind: 'input',
+    summary: 'A decoy port of the honeypot mode was not opened: a service on the host listens on it, it lies in the kernel\'s ephemeral range (net.ipv4.ip_local_port_range), or it could not be bound. The other decoys still open.',
+    remedy: 'Pick a port no service uses or may need, outside the ephemeral range, in plugins.honeypot.ports; `hades agent status --json` lists the refused ports with why (plugins[].stats.refused).',
+  },
   // Fleet queries
   HADES_ERR_QUERY_NO_ANSWER: {
     kind: 'environment',

@@ -26,6 +26,7 @@ import { EventStamp } from '../pipeline/stamp.js';
 import { EventPlugin } from '../plugins/event-plugin.js';
 import { INVENTORY_PLUGIN, InventoryPlugin, parseQueryTask, taskResult } from '../plugins/inventory-plugin.js';
 import { LOGS_PLUGIN, logsPlugin } from '../plugins/logs-plugin.js';
+import { HONEYPOT_PLUGIN, honeypotPlugin } from '../plugins/honeypot-plugin.js';
 import { loadManifest, verifyExecutable } from '../plugins/manifest.js';
 import type { PluginGap } from '../plugins/plugin-process.js';
 import { Supervisor, type PluginBudget, type PluginStatus, type Supervised } from '../plugins/supervisor.js';
@@ -480,12 +481,13 @@ export class Agent {
     }
     if (this.config.plugins.inventory.enabled) await this.startInventory();
     if (this.config.plugins.logs.enabled) await this.startLogs();
+    if (this.config.plugins.honeypot.enabled) await this.startHoneypot();
   }
 
   private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
     const manifest = loadManifest(entry.manifest);
-    if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || manifest.name === LOGS_PLUGIN || this.plugins.has(manifest.name)) {
-      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver, ${INVENTORY_PLUGIN} and ${LOGS_PLUGIN} are the agent's own)`);
+    if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || manifest.name === LOGS_PLUGIN || manifest.name === HONEYPOT_PLUGIN || this.plugins.has(manifest.name)) {
+      throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver, ${INVENTORY_PLUGIN}, ${LOGS_PLUGIN} and ${HONEYPOT_PLUGIN} are the agent's own)`);
     }
     const budget = budgetOf(this.config.plugins.limits, entry.limits);
     let group: CgroupGroup | undefined;
@@ -584,6 +586,15 @@ export class Agent {
     const plugin = logsPlugin({ ...options, settings });
     supervise(plugin);
     await this.startBuiltin(LOGS_PLUGIN, () => plugin.start());
+  }
+
+  /** The built-in honeypot mode (honeypot_touch), run by the agent's Node binary. */
+  private async startHoneypot(): Promise<void> {
+    const settings = this.config.plugins.honeypot;
+    const { options, supervise } = this.builtinOptions(HONEYPOT_PLUGIN, settings.limits);
+    const plugin = honeypotPlugin({ ...options, settings });
+    supervise(plugin);
+    await this.startBuiltin(HONEYPOT_PLUGIN, () => plugin.start());
   }
 
   private reportGap(component: string, gap: PluginGap): void {
@@ -790,7 +801,7 @@ export class Agent {
       await this.stopKernel();
       if (next.plugins.driver) await this.startKernel();
     }
-    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.logs, next.plugins.logs) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.logs, next.plugins.logs) || !same(old.plugins.honeypot, next.plugins.honeypot) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
       await this.stopPlugins();
       await this.startPlugins();
     }

@@ -111,6 +111,28 @@ export const AgentConfigSchema = Type.Object(
           },
           { additionalProperties: false, default: {}, description: 'The log collector: sshd and sudo messages from journald or syslog files (docs/events.md: ssh_login, sudo).' },
         ),
+        honeypot: Type.Object(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Run the honeypot mode, the built-in plugin named honeypot: decoy TCP ports, each connection to them reported (honeypot_touch). Off by default: it opens ports.' }),
+            ports: Type.Array(
+              Type.Object(
+                {
+                  port: Type.Integer({ minimum: 1, maximum: 65_535, description: 'The decoy port. Refused (HADES_ERR_HONEYPOT_PORT) when a service listens on it or it lies in the ephemeral range.' }),
+                  service: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'The service the decoy imitates, reported with each touch (telnet, redis, ...); `generic` when not named.' })),
+                  banner: Type.Optional(Type.String({ maxLength: 512, description: 'Sent to each connection as it opens, as the real service would greet.' })),
+                },
+                { additionalProperties: false },
+              ),
+              { default: [], maxItems: 64, description: 'The decoys.' },
+            ),
+            bind: Type.String({ default: '::', minLength: 2, maxLength: 45, description: 'Address the decoys listen on; `::` takes IPv4 too where IPv6 is on.' }),
+            max_bytes: Type.Integer({ minimum: 0, maximum: 6144, default: 1024, description: 'Bytes of each connection kept (sent base64 in hades.honeypot.payload); the connection is closed once they arrived.' }),
+            idle_ms: Type.Integer({ minimum: 100, maximum: 30_000, default: 5000, description: 'A connection silent this long is closed (and reported); none lasts over 30 s.' }),
+            max_connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'Connections open at once; more are closed at once, and still reported.' }),
+            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the honeypot.' })),
+          },
+          { additionalProperties: false, default: {}, description: 'The honeypot mode: decoy ports that nothing legitimate connects to (docs/plugins.md, "The honeypot").' },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'Plugins: supervised processes that produce events.' },
     ),

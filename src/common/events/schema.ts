@@ -427,7 +427,6 @@ export const eventKinds = {
   }),
   honeypot_touch: kind({
     action: 'honeypot_touch',
-    planned: 'the honeypot mode',
     kind: 'event',
     category: ['network', 'intrusion_detection'],
     type: ['connection', 'info'],

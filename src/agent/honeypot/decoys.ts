@@ -1,0 +1,293 @@
+/**
+ * The honeypot mode (docs/plugins.md, "The honeypot"): decoy TCP ports that no real service
+ * uses, opened by a built-in plugin process. Nothing legitimate connects to them, so every
+ * connection is worth an event (`honeypot_touch`): who connected, to which decoy, how many bytes
+ * they sent and the first of them. Across a fleet, every agent that opens decoys makes the
+ * fleet a distributed honeypot.
+ *
+ * A decoy never takes a port a real service uses or may need: a port something listens on
+ * (TCP, any address, from /proc/net/tcp and tcp6) or one in the kernel's ephemeral range (from
+ * which outgoing connections take their local port) is refused, logged with
+ * HADES_ERR_HONEYPOT_PORT, and the other decoys still open. A port taken between the check and
+ * the listen is refused the same way (EADDRINUSE).
+ *
+ * What an attacker sends is held only up to `max_bytes` per connection, a connection lasts at
+ * most `idle_ms` without data and MAX_CONNECTION_MS in all, and at most `max_connections` are
+ * open at once (more are closed at once and still reported), so a flood of connections costs
+ * bounded memory; the plugin rate limit then bounds the events.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { PluginFrame } from '../../common/plugins/frames.js';
+import { readConfig, type PluginBody, type PluginIo } from '../plugins/plugin-main.js';
+
+export const HONEYPOT_PLUGIN = 'honeypot';
+/** The longest a decoy keeps a connection open, whatever arrives. */
+export const MAX_CONNECTION_MS = 30_000;
+/** Events written that the agent has not taken yet, at most; more touches are counted as dropped. */
+export const MAX_PENDING = 1024;
+/** The payload is sent base64, at most 8,192 characters (docs/events.md). */
+export const MAX_PAYLOAD_BYTES = 6144;
+
+export interface DecoyPort {
+  readonly port: number;
+  /** The service the decoy imitates, reported with each touch (telnet, redis, ...; `generic` when not named). */
+  readonly service: string;
+  /** Sent to each connection as it opens, as a real service would greet (`login: `). */
+  readonly banner?: string;
+}
+
+export interface HoneypotConfig {
+  readonly ports: readonly DecoyPort[];
+  /** Address the decoys listen on; `::` takes IPv4 too where IPv6 is on. */
+  readonly bind: string;
+  readonly max_bytes: number;
+  readonly idle_ms: number;
+  readonly max_connections: number;
+}
+
+export interface HoneypotStats {
+  /** Decoys listening, by port. */
+  listening: number[];
+  /** Ports refused, with why. */
+  refused: Record<string, string>;
+  connections: number;
+  /** Connections closed at once because max_connections were open. */
+  over_capacity: number;
+  bytes: number;
+  events: number;
+  /** Touches not reported because MAX_PENDING events were waiting for the agent already. */
+  dropped: number;
+}
+
+/** The configuration as the agent sends it, checked; or what is wrong with it. */
+export function validHoneypotConfig(raw: unknown): HoneypotConfig | string {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return 'the configuration must be an object';
+  const c = raw as Record<string, unknown>;
+  const ports = c['ports'] ?? [];
+  if (!Array.isArray(ports) || ports.length > 64) return 'ports must be a list of at most 64 decoys';
+  const decoys: DecoyPort[] = [];
+  const seen = new Set<number>();
+  for (const p of ports as unknown[]) {
+    const d = (p && typeof p === 'object' ? p : {}) as Record<string, unknown>;
+    const port = d['port'];
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) return 'each decoy needs a port from 1 to 65535';
+    if (seen.has(port)) return `port ${port} is named twice`;
+    seen.add(port);
+    const service = d['service'];
+    if (service !== undefined && (typeof service !== 'string' || !/^[a-z0-9_-]{1,32}$/i.test(service))) return `the service of port ${port} must be a name of 1 to 32 letters, digits, - or _`;
+    const banner = d['banner'];
+    if (banner !== undefined && (typeof banner !== 'string' || banner.length > 512)) return `the banner of port ${port} must be text of at most 512 characters`;
+    decoys.push({ port, service: typeof service === 'string' ? service : 'generic', ...(typeof banner === 'string' ? { banner } : {}) });
+  }
+  const bind = c['bind'] ?? '::';
+  if (typeof bind !== 'string' || net.isIP(bind) === 0) return 'bind must be an IP address';
+  const int = (key: string, fallback: number, min: number, max: number): number | string => {
+    const v = c[key] ?? fallback;
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : `${key} must be an integer from ${min} to ${max}`;
+  };
+  const maxBytes = int('max_bytes', 1024, 0, MAX_PAYLOAD_BYTES);
+  const idle = int('idle_ms', 5000, 100, MAX_CONNECTION_MS);
+  const maxConnections = int('max_connections', 256, 1, 4096);
+  for (const v of [maxBytes, idle, maxConnections]) if (typeof v === 'string') return v;
+  return { ports: decoys, bind, max_bytes: maxBytes as number, idle_ms: idle as number, max_connections: maxConnections as number };
+}
+
+/** The kernel's ephemeral port range, from the text of ip_local_port_range. */
+export function parseEphemeralRange(text: string): [number, number] | undefined {
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
+  if (!m) return undefined;
+  const low = Number(m[1]);
+  const high = Number(m[2]);
+  return low >= 1 && high <= 65_535 && low <= high ? [low, high] : undefined;
+}
+
+/** Ports in the LISTEN state in the text of /proc/net/tcp or tcp6. */
+export function parseListeningPorts(text: string): Set<number> {
+  const ports = new Set<number>();
+  for (const line of text.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 4 || fields[3] !== '0A') continue;
+    const port = Number.parseInt(fields[1]?.split(':')[1] ?? '', 16);
+    if (Number.isInteger(port) && port > 0) ports.add(port);
+  }
+  return ports;
+}
+
+/** What the host uses now: ports listened on and the ephemeral range (empty where unreadable). */
+export interface PortUse {
+  readonly listening: ReadonlySet<number>;
+  readonly ephemeral?: readonly [number, number] | undefined;
+}
+
+export function readPortUse(): PortUse {
+  const read = (file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const listening = new Set([...parseListeningPorts(read('/proc/net/tcp')), ...parseListeningPorts(read('/proc/net/tcp6'))]);
+  return { listening, ephemeral: parseEphemeralRange(read('/proc/sys/net/ipv4/ip_local_port_range')) };
+}
+
+/** Why a decoy may not take `port`, or undefined. */
+export function portRefusal(port: number, use: PortUse): string | undefined {
+  if (use.listening.has(port)) return `port ${port} is in use by a service on this host`;
+  if (use.ephemeral && port >= use.ephemeral[0] && port <= use.ephemeral[1]) return `port ${port} is in the ephemeral range ${use.ephemeral[0]}-${use.ephemeral[1]}, from which outgoing connections take their ports`;
+  return undefined;
+}
+
+/** An address as events carry it: IPv4 mapped into IPv6 (`::ffff:10.0.0.7`) as plain IPv4. */
+export function plainAddress(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+export class Honeypot implements PluginBody {
+  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, over_capacity: 0, bytes: 0, events: 0, dropped: 0 };
+  private pending = 0;
+  private servers = new Map<number, net.Server>();
+  private readonly sockets = new Set<net.Socket>();
+  private config: HoneypotConfig | undefined;
+  private reconfigured: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    private readonly io: PluginIo,
+    private readonly version: string,
+    /** What the host uses, read at each configuration (injectable for tests). */
+    private readonly portUse: () => PortUse = readPortUse,
+  ) {}
+
+  hello(): Promise<void> {
+    return this.json(PluginFrame.hello, { protocol: 1, plugin: HONEYPOT_PLUGIN, version: this.version });
+  }
+
+  onFrame(type: number, payload: Uint8Array): void {
+    if (type === PluginFrame.config) {
+      const accepted = readConfig(this.io, payload, validHoneypotConfig);
+      if (!accepted) return;
+      this.reconfigured = this.reconfigured.then(() => this.apply(accepted.config, accepted.requestId));
+    } else if (type === PluginFrame.statsRequest) void this.json(PluginFrame.stats, { ...this.stats, open: this.sockets.size });
+  }
+
+  /** Closes every decoy and connection (each connection still reported). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.reconfigured;
+    await this.closeAll();
+  }
+
+  private async apply(config: HoneypotConfig, requestId: number): Promise<void> {
+    if (this.stopped) return;
+    await this.closeAll();
+    this.config = config;
+    this.stats.listening = [];
+    this.stats.refused = {};
+    const use = this.portUse();
+    for (const decoy of config.ports) {
+      const refused = portRefusal(decoy.port, use);
+      if (refused) this.refuse(decoy.port, refused);
+      else await this.open(decoy, config);
+    }
+    this.stats.listening.sort((a, b) => a - b);
+    await this.json(PluginFrame.ack, { request_id: requestId, ok: true });
+  }
+
+  private refuse(port: number, why: string): void {
+    this.stats.refused[String(port)] = why;
+    void this.json(PluginFrame.log, { level: 'warn', code: 'HADES_ERR_HONEYPOT_PORT', msg: `decoy not opened: ${why}` });
+  }
+
+  private open(decoy: DecoyPort, config: HoneypotConfig): Promise<void> {
+    return new Promise((resolve) => {
+      const server = net.createServer((socket) => this.touched(socket, decoy, config));
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        this.refuse(decoy.port, error.code === 'EADDRINUSE' ? `port ${decoy.port} is in use by a service on this host` : `port ${decoy.port}: ${error.message}`);
+        server.close();
+        resolve();
+      });
+      server.listen({ port: decoy.port, host: config.bind, exclusive: true }, () => {
+        server.removeAllListeners('error');
+        // A decoy that fails later (it should not) is closed and said so; the others stay.
+        server.on('error', (error) => this.refuse(decoy.port, `port ${decoy.port}: ${error.message}`));
+        this.servers.set(decoy.port, server);
+        this.stats.listening.push(decoy.port);
+        resolve();
+      });
+    });
+  }
+
+  private touched(socket: net.Socket, decoy: DecoyPort, config: HoneypotConfig): void {
+    this.stats.connections++;
+    const start = new Date();
+    const source = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort };
+    const destination = { ip: plainAddress(socket.localAddress), port: socket.localPort ?? decoy.port };
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    let bytes = 0;
+    const over = this.sockets.size >= config.max_connections || this.stopped;
+    const report = (): void => {
+      clearTimeout(lifetime);
+      this.sockets.delete(socket);
+      this.stats.bytes += bytes;
+      this.emit(start, source, destination, decoy, bytes, Buffer.concat(kept));
+    };
+    const lifetime = setTimeout(() => socket.destroy(), MAX_CONNECTION_MS);
+    socket.once('close', report);
+    socket.on('error', () => socket.destroy());
+    if (over) {
+      this.stats.over_capacity++;
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.setTimeout(config.idle_ms, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (keptBytes < config.max_bytes) {
+        const part = chunk.subarray(0, config.max_bytes - keptBytes);
+        kept.push(Buffer.from(part));
+        keptBytes += part.length;
+      }
+      // Enough seen: what more would come is not kept, and holding the connection costs.
+      if (keptBytes >= config.max_bytes) socket.destroy();
+    });
+    socket.on('end', () => socket.destroy());
+    if (decoy.banner) socket.write(decoy.banner);
+  }
+
+  private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, decoy: DecoyPort, bytes: number, payload: Buffer): void {
+    const type = source.ip !== undefined && net.isIPv6(source.ip) ? 'ipv6' : 'ipv4';
+    const event = {
+      '@timestamp': start.toISOString(),
+      event: { action: 'honeypot_touch' },
+      source,
+      destination,
+      network: { transport: 'tcp', type, direction: 'ingress' },
+      hades: { backend: 'honeypot', honeypot: { service: decoy.service, bytes, ...(payload.length > 0 ? { payload: payload.toString('base64') } : {}) } },
+    };
+    if (this.pending >= MAX_PENDING) {
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.events++;
+    this.pending++;
+    void this.io.send(PluginFrame.events, this.encoder.encode(`${JSON.stringify(event)}\n`)).then(() => this.pending--);
+  }
+
+  private async closeAll(): Promise<void> {
+    const servers = [...this.servers.values()];
+    this.servers = new Map();
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+
+  private json(type: number, value: unknown): Promise<void> {
+    return this.io.send(type, this.encoder.encode(JSON.stringify(value)));
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The honeypot mode through the agent: the built-in `honeypot` plugin opens its decoy, a real
+ * TCP client touches it, and the agent delivers a complete honeypot_touch event that the
+ * default rule pack's honeypot_touched raises. Its counters are in the agent's status.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Agent } from '../../src/agent/daemon/agent.js';
+import { portRefusal, readPortUse } from '../../src/agent/honeypot/decoys.js';
+import { loadRules } from '../../src/rules/index.js';
+import { readDefaultPack } from '../../src/runtime/rule-pack.js';
+import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function freeDecoyPort(): Promise<number> {
+  const use = readPortUse();
+  for (let port = 27_000; port < 29_000; port++) {
+    if (portRefusal(port, use)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '::', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port');
+}
+
+describe('honeypot mode through the agent', () => {
+  it('reports a touch of a decoy, and the default pack raises it', async () => {
+    const port = await freeDecoyPort();
+    const transport = new MemoryTransport();
+    const agent = new Agent({
+      config: agentConfig(`
+agent: { data_dir: ${path.join(dir, 'data')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }, honeypot: { enabled: true, ports: [{ port: ${port}, service: redis }] } }
+outputs: { file: { enabled: false } }
+metrics: { enabled: false }
+`),
+      version: '0.0.0-test',
+      transports: [transport],
+      stderr: new EventSink(),
+    });
+    await agent.start();
+    try {
+      await waitFor(
+        'the decoy listening',
+        () => {
+          const stats = agent.status().plugins.find((p) => p.name === 'honeypot')?.stats;
+          return (stats?.['listening'] as number[] | undefined)?.includes(port);
+        },
+        20_000,
+      );
+      const client = net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => client.once('connect', resolve));
+      client.end('INFO\r\n');
+      const touch = await waitFor('the touch', () => transport.events.find((e) => e.event?.action === 'honeypot_touch'), 10_000);
+      assert.equal(touch.source.ip, '127.0.0.1');
+      assert.equal(touch.destination.port, port);
+      assert.deepEqual(touch.hades.honeypot, { service: 'redis', bytes: 6, payload: Buffer.from('INFO\r\n').toString('base64') });
+      assert.ok(touch.event.id && touch.host.name && touch.agent.version, 'the agent completed the common fields');
+      const { ruleSet } = loadRules(await readDefaultPack());
+      const fired = ruleSet.match(touch as AnyEvent).map((m) => [m.rule.id, m.output]);
+      assert.deepEqual(fired, [['honeypot_touched', `127.0.0.1:${touch.source.port} touched the redis decoy on port ${port} (6 bytes)`]]);
+    } finally {
+      await agent.stop();
+    }
+    // Stopped with the agent: the decoy is closed.
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => resolve(s.destroy()));
+        s.once('error', reject);
+      }),
+      /ECONNREFUSED/,
+    );
+  });
+});

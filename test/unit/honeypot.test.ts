@@ -1,0 +1,167 @@
+/**
+ * The honeypot mode's process side, in-process with an in-memory pipe and real sockets on
+ * loopback: its configuration is checked, ports a service uses or the ephemeral range holds are
+ * refused with a coded log, and every connection to a decoy is one honeypot_touch event (the
+ * banner sent, the first bytes kept, silent and over-capacity connections reported too).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { PluginFrame } from '../../src/common/plugins/frames.js';
+import { Honeypot, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
+import { waitFor } from '../helpers/agent.js';
+
+interface Frame {
+  type: number;
+  value: Record<string, unknown>;
+}
+
+function honeypot(): { h: Honeypot; frames: Frame[]; events: () => Record<string, unknown>[] } {
+  const frames: Frame[] = [];
+  const h = new Honeypot({ send: async (type, payload) => void frames.push({ type, value: type === PluginFrame.events ? { text: Buffer.from(payload).toString('utf8') } : (JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>) }) }, 'test');
+  const events = () =>
+    frames
+      .filter((f) => f.type === PluginFrame.events)
+      .flatMap((f) => String(f.value['text']).split('\n').filter(Boolean))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { h, frames, events };
+}
+
+const configure = (h: Honeypot, config: unknown, id = 1) => h.onFrame(PluginFrame.config, Buffer.from(JSON.stringify({ request_id: id, config })));
+
+/** A port outside the ephemeral range that nothing listens on, found by trying. */
+async function decoyPort(from: number): Promise<number> {
+  const use = readPortUse();
+  for (let port = from; port < from + 2000; port++) {
+    if (portRefusal(port, use)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '::', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
+const connect = (port: number) =>
+  new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+
+const stoppers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const stop of stoppers) await stop();
+});
+
+describe('honeypot configuration and port choice', () => {
+  it('refuses bad configurations and fills the defaults', () => {
+    for (const bad of [null, [], { ports: 'x' }, { ports: [{ port: 0 }] }, { ports: [{ port: 70000 }] }, { ports: [{ port: 23 }, { port: 23 }] }, { ports: [{ port: 23, service: 'a b' }] }, { ports: [{ port: 23, banner: 'x'.repeat(513) }] }, { bind: 'localhost' }, { max_bytes: 7000 }, { idle_ms: 10 }, { max_connections: 0 }]) {
+      assert.equal(typeof validHoneypotConfig(bad), 'string', JSON.stringify(bad));
+    }
+    assert.deepEqual(validHoneypotConfig({ ports: [{ port: 2323, service: 'telnet', banner: 'login: ' }, { port: 6380 }] }), {
+      ports: [{ port: 2323, service: 'telnet', banner: 'login: ' }, { port: 6380, service: 'generic' }],
+      bind: '::',
+      max_bytes: 1024,
+      idle_ms: 5000,
+      max_connections: 256,
+    });
+  });
+
+  it('reads listening ports and the ephemeral range, and refuses both', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1',
+      '   1: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 1235 1',
+      'garbage',
+    ].join('\n');
+    assert.deepEqual([...parseListeningPorts(tcp)], [22], 'only LISTEN (0A) rows');
+    assert.deepEqual(parseEphemeralRange('32768\t60999\n'), [32768, 60999]);
+    assert.equal(parseEphemeralRange('nonsense'), undefined);
+    const use = { listening: new Set([22]), ephemeral: [32768, 60999] as const };
+    assert.match(portRefusal(22, use)!, /in use by a service/);
+    assert.match(portRefusal(40000, use)!, /ephemeral range 32768-60999/);
+    assert.equal(portRefusal(2323, use), undefined);
+    assert.equal(plainAddress('::ffff:10.0.0.7'), '10.0.0.7');
+    assert.equal(plainAddress('2001:db8::1'), '2001:db8::1');
+  });
+});
+
+describe('honeypot decoys on loopback', () => {
+  it('opens the decoys it may, refuses the others with a coded log, and reports each touch', async () => {
+    const { h, frames, events } = honeypot();
+    stoppers.push(() => h.stop());
+    const port = await decoyPort(21_000);
+    const busy = net.createServer();
+    const busyPort = await decoyPort(port + 1);
+    await new Promise<void>((resolve) => busy.listen(busyPort, '0.0.0.0', resolve));
+    stoppers.push(() => new Promise((resolve) => busy.close(() => resolve())));
+    const ephemeral = readPortUse().ephemeral ?? [32768, 60999];
+    configure(h, { ports: [{ port, service: 'telnet', banner: 'login: ' }, { port: busyPort }, { port: ephemeral[0] }], max_bytes: 64 });
+    const ack = await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    assert.equal(ack.value['ok'], true);
+    assert.deepEqual(h.stats.listening, [port]);
+    assert.deepEqual(Object.keys(h.stats.refused).sort(), [String(busyPort), String(ephemeral[0])].sort());
+    const logs = frames.filter((f) => f.type === PluginFrame.log).map((f) => f.value);
+    assert.equal(logs.length, 2);
+    assert.ok(logs.every((l) => l['code'] === 'HADES_ERR_HONEYPOT_PORT'));
+
+    // A client that reads the greeting, sends a user name and leaves.
+    const client = await connect(port);
+    const greeting = await new Promise<string>((resolve) => client.once('data', (d: Buffer) => resolve(d.toString())));
+    assert.equal(greeting, 'login: ');
+    const clientPort = client.localPort;
+    client.end('root\r\n');
+    const [touch] = await waitFor('the touch', () => (events().length > 0 ? events() : undefined));
+    assert.deepEqual(touch!['event'], { action: 'honeypot_touch' });
+    assert.deepEqual(touch!['source'], { ip: '127.0.0.1', port: clientPort });
+    assert.deepEqual(touch!['destination'], { ip: '127.0.0.1', port });
+    assert.deepEqual(touch!['network'], { transport: 'tcp', type: 'ipv4', direction: 'ingress' });
+    assert.deepEqual(touch!['hades'], { backend: 'honeypot', honeypot: { service: 'telnet', bytes: 6, payload: Buffer.from('root\r\n').toString('base64') } });
+
+    // More than max_bytes: the decoy keeps the first 64 and closes.
+    const big = await connect(port);
+    big.on('error', () => undefined);
+    big.write(Buffer.alloc(5000, 0x41));
+    await waitFor('the second touch', () => events().length === 2);
+    const second = events()[1]!['hades'] as { honeypot: { bytes: number; payload: string } };
+    assert.equal(Buffer.from(second.honeypot.payload, 'base64').length, 64);
+    assert.ok(second.honeypot.bytes >= 64);
+    big.destroy();
+  });
+
+  it('reports silent connections after idle_ms, and those over max_connections at once', async () => {
+    const { h, frames, events } = honeypot();
+    stoppers.push(() => h.stop());
+    const port = await decoyPort(23_000);
+    configure(h, { ports: [{ port }], idle_ms: 300, max_connections: 1 });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    const silent = await connect(port);
+    silent.on('error', () => undefined);
+    await waitFor('the first connection counted', () => h.stats.connections === 1);
+    const extra = await connect(port);
+    extra.on('error', () => undefined);
+    await waitFor('the extra connection reported at once', () => events().length === 1, 2000);
+    assert.equal(h.stats.over_capacity, 1);
+    await waitFor('the silent connection closed and reported', () => events().length === 2, 3000);
+    assert.deepEqual(
+      events().map((e) => (e['hades'] as { honeypot: unknown }).honeypot),
+      [
+        { service: 'generic', bytes: 0 },
+        { service: 'generic', bytes: 0 },
+      ],
+    );
+    silent.destroy();
+    extra.destroy();
+  });
+
+  it('closes every decoy at stop', async () => {
+    const { h, frames } = honeypot();
+    const port = await decoyPort(25_000);
+    configure(h, { ports: [{ port }] });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    await h.stop();
+    await assert.rejects(connect(port), /ECONNREFUSED/);
+  });
+});
