@@ -13,7 +13,7 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { portRefusal, readPortUse } from '../../src/agent/honeypot/decoys.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,7 +67,7 @@ metrics: { enabled: false }
       assert.deepEqual(touch.hades.honeypot, { service: 'redis', bytes: 6, payload: Buffer.from('INFO\r\n').toString('base64') });
       assert.ok(touch.event.id && touch.host.name && touch.agent.version, 'the agent completed the common fields');
       const { ruleSet } = loadRules(await readDefaultPack());
-      const fired = ruleSet.match(touch as AnyEvent).map((m) => [m.rule.id, m.output]);
+      const fired = ruleSet.match(touch).map((m) => [m.rule.id, m.output]);
       assert.deepEqual(fired, [['honeypot_touched', `127.0.0.1:${touch.source.port} touched the redis decoy on port ${port} (6 bytes)`]]);
     } finally {
       await agent.stop();

@@ -172,4 +172,27 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
       await journald.stop();
     }
   });
+
+  it('keeps a login that succeeded among failures over the rate limit, from the journal', async () => {
+    const journald = await startJournald();
+    try {
+      const { agent, transport } = startAgent(config(path.join(dir, 'data-limit'), '{ source: journal, limits: { events_per_s: 2 } }'));
+      await agent.start();
+      try {
+        await logsRunning(agent);
+        await new Promise((resolve) => setTimeout(resolve, 1500)); // journalctl starts following
+        sshd.wrongPassword('root', 5);
+        sshd.wrongPassword('root', 5);
+        sshd.loginWithKey();
+        const success = await waitFor('the login', () => of(transport.events, 'ssh_login').find((e) => e.event.outcome === 'success'), 30_000);
+        assert.equal(success.hades.log.source, 'journal');
+        const dropped = await waitFor('failures over the limit counted', () => agent.status().plugins.find((p) => p.name === 'logs' && (p.dropped['rate_limited'] ?? 0) > 0)?.dropped['rate_limited'], 10_000);
+        assert.ok(of(transport.events, 'ssh_login').filter((e) => e.event.outcome === 'failure').length + dropped === 10, 'every failure kept or counted');
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      await journald.stop();
+    }
+  });
 });

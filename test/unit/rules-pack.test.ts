@@ -70,7 +70,7 @@ describe('default rule pack', () => {
 
   it('says so in the description of every rule that only planned event kinds can trigger', () => {
     const plannedOnly = pack.ruleSet.rules.filter((r) => r.actions !== null && r.actions.length > 0 && r.actions.every((a) => 'planned' in eventKinds[a as EventAction]));
-    assert.ok(plannedOnly.length > 0);
+    // (None today: the honeypot mode made the last one real; YARA's scan_match has no rule yet.)
     for (const r of plannedOnly) assert.match(r.description, /PLANNED EVENT KIND/, r.id);
     // And no rule that real events can trigger says it.
     for (const r of pack.ruleSet.rules.filter((x) => !plannedOnly.includes(x))) assert.doesNotMatch(r.description, /PLANNED EVENT KIND/, r.id);

@@ -98,4 +98,26 @@ describe('plugin watchdog liveness', () => {
     assert.equal(s.proc.restarts.length, 1);
     assert.match(s.proc.restarts[0]!, /^unresponsive: no frame for \d+ s$/);
   });
+
+  it('restarts a silent plugin although some rounds come late (the ask is kept across them)', () => {
+    const s = setup();
+    s.proc.answers = false;
+    for (let i = 0; i < 6 && s.proc.restarts.length === 0; i++) {
+      rounds(s, 2);
+      s.clock.now += 3000; // one late round every three
+      s.supervisor.sample();
+    }
+    assert.equal(s.proc.restarts.length, 1);
+  });
+
+  it('restarts a silent plugin when every round comes late, after a few of them', () => {
+    const s = setup();
+    s.proc.answers = false;
+    for (let i = 0; i < 12 && s.proc.restarts.length === 0; i++) {
+      s.clock.now += 2000;
+      s.supervisor.sample();
+    }
+    assert.equal(s.proc.restarts.length, 1);
+    assert.ok(s.proc.asked >= 1, 'asked although late');
+  });
 });

@@ -100,6 +100,8 @@ export class JournalFollower {
   private backoffMs = BACKOFF_MIN_MS;
   private closed = false;
   private cursorValue: string | undefined;
+  /** The cursor journalctl was started at: its entry, when it comes first, was read before. */
+  private skipCursor: string | undefined;
   private pending = '';
   private readonly accounts = new Accounts();
 
@@ -131,11 +133,11 @@ export class JournalFollower {
    * Without a kept cursor, reading starts after the journal's last entry, whatever its program:
    * its cursor is asked for first. (Not `--lines=0` with the programs' matches: journalctl then
    * misses the first entries of a burst when no entry of those programs was in the journal yet,
-   * as on a fresh host.) An empty journal is followed from its start, which is now.
+   * as on a fresh host.) An empty journal is followed from its start (`--no-tail`), which is now.
    */
   private findEnd(): void {
     let out = '';
-    const child = this.spawnJournalctl(['--lines=1', '--output=json', '--output-fields=__CURSOR', '--no-pager', '--quiet'], () => {
+    const child = this.spawnJournalctl(['--lines=1', '--output=json', '--no-pager', '--quiet'], () => {
       if (out.trim() === '') return this.follow('start');
       let cursor: unknown;
       try {
@@ -182,11 +184,21 @@ export class JournalFollower {
     return child;
   }
 
-  /** Follows the programs' entries after a cursor, from the journal's start, or from its end. */
+  /**
+   * Follows the programs' entries after a cursor, from the journal's start, or from its end.
+   * After a cursor: from the cursor's entry itself (`--cursor`), dropped when it comes first,
+   * rather than `--after-cursor`, which with matches also skips the first matching entry when
+   * the cursor's own entry does not match (systemd before 255), as the end's cursor often does.
+   */
   private follow(from: { after: string } | 'start' | 'end'): void {
     const args = ['--follow', '--output=json', '--all', '--no-pager', '--quiet'];
+    this.skipCursor = undefined;
     if (from === 'end') args.push('--lines=0');
-    else if (from !== 'start') args.push(`--after-cursor=${from.after}`);
+    else if (from === 'start') args.push('--no-tail');
+    else {
+      args.push(`--cursor=${from.after}`);
+      this.skipCursor = from.after;
+    }
     args.push(...LOG_PROGRAMS.map((p) => `SYSLOG_IDENTIFIER=${p}`));
     const child = this.spawnJournalctl(args);
     child.stdout?.setEncoding('utf8');
@@ -254,6 +266,9 @@ export class JournalFollower {
   private onLine(line: string): void {
     if (line.startsWith('\u0000')) return; // the tail of an overlong line
     if (line.trim() === '') return;
+    const skip = this.skipCursor;
+    this.skipCursor = undefined;
+    if (skip !== undefined && cursorOf(line) === skip) return;
     const parsed = parseJournalLine(line, (uid) => this.accounts.user(uid));
     if (parsed === undefined) {
       this.counters.malformed++;
@@ -267,6 +282,16 @@ export class JournalFollower {
     this.cursorValue = parsed.cursor;
     this.counters.entries++;
     this.options.onEntry(parsed.entry);
+  }
+}
+
+/** The `__CURSOR` of one line of journalctl's JSON output, if it has one. */
+function cursorOf(line: string): string | undefined {
+  try {
+    const value = (JSON.parse(line) as { __CURSOR?: unknown }).__CURSOR;
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -45,15 +45,17 @@ export type LogsPluginOptions = Omit<EventPluginOptions, 'manifest' | 'config' |
 };
 
 /**
- * Events of the collector kept when it is over its rate limit: successful SSH logins and sudo
- * runs. A flood of failed logins (anyone who can reach sshd can make one) or of refused sudo
- * attempts (any local user) must not push out the login that succeeded or the command run as
- * another user; making those takes valid credentials or sudo rights, so they cannot be flooded
- * by whom the limit guards against.
+ * Events of the collector kept when it is over its rate limit: successful SSH logins read from
+ * the journal. Anyone who can reach sshd can flood failed logins; that flood must not push out
+ * the login that succeeded among them. From the journal an sshd line is taken only when sent as
+ * root, so no unprivileged user can make one up, and a real success takes a valid credential.
+ * Not from syslog files (any local user can write a line there with `logger`), and not sudo (a
+ * user with any sudo right can run it in a loop).
  */
 export function keepLogEvent(event: Readonly<Record<string, unknown>>): boolean {
   const e = event['event'] as { action?: unknown; outcome?: unknown } | undefined;
-  return (e?.action === 'ssh_login' || e?.action === 'sudo') && e.outcome === 'success';
+  const log = (event['hades'] as { log?: { source?: unknown } } | undefined)?.log;
+  return e?.action === 'ssh_login' && e.outcome === 'success' && log?.source === 'journal';
 }
 
 /** The built-in log collector as an event plugin. */

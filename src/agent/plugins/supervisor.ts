@@ -3,8 +3,8 @@
  * (from its cgroup where it has one, from /proc otherwise) and its event rate, checks them
  * against the plugin's budget, and restarts a plugin that stays over budget for `sustainS`
  * seconds or stops answering (silent for three health periods, and for two after being asked
- * for its counters; never judged on a round that comes late, by half a round or more, because
- * the agent itself was held up). Restarts are reported by the plugin's gap event, whose reason says why.
+ * for its counters; not restarted on a round that comes late, by half a round or more, because
+ * the agent itself was held up, unless rounds have come late for a while). Restarts are reported by the plugin's gap event, whose reason says why.
  */
 import type { CgroupGroup } from '../cgroup.js';
 import type { Logger } from '../../runtime/log.js';
@@ -82,12 +82,15 @@ export interface SupervisorOptions {
 }
 
 const MB = 1024 * 1024;
+/** Late rounds in a row after which plugins are judged anyway (the agent is late on every one). */
+const MAX_LATE_ROUNDS = 5;
 
 export class Supervisor {
   private readonly watches = new Map<string, Watch>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private lastSampleAt: number | undefined;
+  private lateRounds = 0;
 
   constructor(private readonly options: SupervisorOptions) {
     this.now = options.now ?? Date.now;
@@ -125,9 +128,13 @@ export class Supervisor {
     const now = this.now();
     // The agent itself was held up (a long synchronous task, the whole process stopped, a paused
     // VM): what the plugins wrote meanwhile is still unread in their pipes, so their silence says
-    // nothing about them. No verdict this round; they are asked again once their frames are read.
-    const stalled = this.lastSampleAt !== undefined && now - this.lastSampleAt > seconds * 1500;
+    // nothing about them. No restart on such a round (a silent plugin is still asked; an answer
+    // read after it clears the ask). An agent late on every round still judges after
+    // MAX_LATE_ROUNDS of them, so a hung plugin is restarted even then.
+    const late = this.lastSampleAt !== undefined && now - this.lastSampleAt > seconds * 1500;
     this.lastSampleAt = now;
+    this.lateRounds = late ? this.lateRounds + 1 : 0;
+    const judge = !late || this.lateRounds > MAX_LATE_ROUNDS;
     for (const watch of this.watches.values()) {
       const { plugin } = watch;
       const events = plugin.eventsIn();
@@ -145,8 +152,7 @@ export class Supervisor {
       }
       this.measure(watch, pid);
       this.checkBudget(watch);
-      if (stalled) delete watch.askedAt;
-      else this.checkLiveness(watch);
+      this.checkLiveness(watch, judge);
     }
   }
 
@@ -225,7 +231,7 @@ export class Supervisor {
     this.forget(watch);
   }
 
-  private checkLiveness(watch: Watch): void {
+  private checkLiveness(watch: Watch, judge: boolean): void {
     const { process } = watch.plugin;
     const now = this.now();
     const silentMs = now - process.lastFrameAt;
@@ -240,7 +246,7 @@ export class Supervisor {
     }
     // Unresponsive: silent for three health periods, and still nothing two periods after being
     // asked (a live plugin answers a STATS request at once).
-    if (silentMs >= 3 * healthMs && now - watch.askedAt >= 2 * healthMs) {
+    if (judge && silentMs >= 3 * healthMs && now - watch.askedAt >= 2 * healthMs) {
       watch.unresponsiveRestarts++;
       const reason = `unresponsive: no frame for ${Math.round(silentMs / 1000)} s`;
       this.options.log.error('plugin stopped answering; restarting it', { plugin: watch.plugin.name, code: 'HADES_ERR_PLUGIN_UNRESPONSIVE', reason });

@@ -75,7 +75,7 @@ export const AgentConfigSchema = Type.Object(
       {
         driver: Type.Boolean({ default: true, description: 'Run the kernel event driver (configured under driver).' }),
         limits: PluginLimits,
-        health_s: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A plugin silent this long is asked for its counters; one silent three times as long is restarted.' }),
+        health_s: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'A plugin silent this long is asked for its counters; one silent three times as long, and for two of these periods after being asked, is restarted.' }),
         grace_ms: Type.Integer({ minimum: 100, maximum: 120_000, default: 3000, description: 'How long a stopping plugin has to exit before its process group is killed.' }),
         installed: Type.Array(PluginEntry, { default: [], maxItems: 64, description: 'Further plugins, each described by its manifest.' }),
         inventory: Type.Object(
