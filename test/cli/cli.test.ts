@@ -86,9 +86,9 @@ describe('hades events, bad input', () => {
     const later = await runHades(['events', '--action', 'exec,ssh_login']);
     assertCodedFailure(later, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assert.match(later.stderr, /ssh_login comes from the agent's plugins or the agent itself, not the kernel/);
-    const planned = await runHades(['events', '--action', 'honeypot_touch']);
+    const planned = await runHades(['events', '--action', 'scan_match']);
     assertCodedFailure(planned, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
-    assert.match(planned.stderr, /honeypot_touch is not produced yet \(it comes with the honeypot mode\)/);
+    assert.match(planned.stderr, /scan_match is not produced yet \(it comes with YARA scanning\)/);
     assertCodedFailure(await runHades(['events', '--action', ',']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', '-3']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', 'soon']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');

@@ -10,31 +10,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/daemon/agent.js';
-import { portRefusal, readPortUse } from '../../src/agent/honeypot/decoys.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/agent.js';
+import { decoyPort } from '../helpers/decoy-port.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function freeDecoyPort(): Promise<number> {
-  const use = readPortUse();
-  for (let port = 27_000; port < 29_000; port++) {
-    if (portRefusal(port, use)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '::', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port');
-}
-
 describe('honeypot mode through the agent', () => {
   it('reports a touch of a decoy, and the default pack raises it', async () => {
-    const port = await freeDecoyPort();
+    const port = await decoyPort(27_000);
     const transport = new MemoryTransport();
     const agent = new Agent({
       config: agentConfig(`

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
 import { Honeypot, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
 import { waitFor } from '../helpers/agent.js';
+import { decoyPort } from '../helpers/decoy-port.js';
 
 interface Frame {
   type: number;
@@ -28,21 +29,6 @@ function honeypot(): { h: Honeypot; frames: Frame[]; events: () => Record<string
 }
 
 const configure = (h: Honeypot, config: unknown, id = 1) => h.onFrame(PluginFrame.config, Buffer.from(JSON.stringify({ request_id: id, config })));
-
-/** A port outside the ephemeral range that nothing listens on, found by trying. */
-async function decoyPort(from: number): Promise<number> {
-  const use = readPortUse();
-  for (let port = from; port < from + 2000; port++) {
-    if (portRefusal(port, use)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '::', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
 
 const connect = (port: number) =>
   new Promise<net.Socket>((resolve, reject) => {

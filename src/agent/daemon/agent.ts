@@ -537,7 +537,7 @@ export class Agent {
   }
 
   /**
-   * The options every built-in plugin process shares (the inventory and log collectors): its own
+   * The options every built-in plugin process shares (the inventory and log collectors, the honeypot): its own
    * cgroup, budget (plugins.NAME.limits over plugins.limits) and restarts, like any plugin.
    */
   private builtinOptions(name: string, limits: Partial<AgentConfig['plugins']['limits']> | undefined) {

@@ -1,5 +1,5 @@
 /**
- * The process side of a built-in plugin (the inventory and log collectors): frames in on
+ * The process side of a built-in plugin (the inventory and log collectors, the honeypot): frames in on
  * standard input, frames out on standard output (docs/plugins.md). End of standard input, or
  * SIGTERM, means stop: the plugin stops, what it wrote is flushed, and the process exits. It
  * imports only the frame codec, so a plugin that loads little stays small.
