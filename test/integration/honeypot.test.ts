@@ -4,7 +4,7 @@
  * default rule pack's honeypot_touched raises. Its counters are in the agent's status.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,6 +44,9 @@ metrics: { enabled: false }
         },
         20_000,
       );
+      // The process that talks to strangers runs as nobody once its decoy listens.
+      const pid = agent.status().plugins.find((p) => p.name === 'honeypot')?.pid;
+      if (process.getuid?.() === 0) assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\t65534\t65534\t65534\t65534$/m);
       const client = net.connect(port, '127.0.0.1');
       await new Promise((resolve) => client.once('connect', resolve));
       client.end('INFO\r\n');

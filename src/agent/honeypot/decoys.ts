@@ -22,6 +22,8 @@ import { PluginFrame } from '../../common/plugins/frames.js';
 import { readConfig, type PluginBody, type PluginIo } from '../plugins/plugin-main.js';
 
 export const HONEYPOT_PLUGIN = 'honeypot';
+/** The uid and gid of `nobody` on Linux distributions. */
+const NOBODY = 65_534;
 /** The longest a decoy keeps a connection open, whatever arrives. */
 export const MAX_CONNECTION_MS = 30_000;
 /** Events written that the agent has not taken yet, at most; more touches are counted as dropped. */
@@ -160,6 +162,8 @@ export class Honeypot implements PluginBody {
     private readonly version: string,
     /** What the host uses, read at each configuration (injectable for tests). */
     private readonly portUse: () => PortUse = readPortUse,
+    /** Become `nobody` once the decoys listen (the plugin process; not the tests' own process). */
+    private readonly dropToNobody = false,
   ) {}
 
   hello(): Promise<void> {
@@ -195,7 +199,24 @@ export class Honeypot implements PluginBody {
       else await this.open(decoy, config);
     }
     this.stats.listening.sort((a, b) => a - b);
+    this.dropPrivileges();
     await this.json(PluginFrame.ack, { request_id: requestId, ok: true });
+  }
+
+  /**
+   * Once its decoys listen, the process that talks to strangers needs no privilege: as root it
+   * becomes `nobody` (no supplementary groups). A later configuration can then open no port
+   * below 1024 (refused, EACCES); the agent starts the plugin afresh when plugins.honeypot changes.
+   */
+  private dropPrivileges(): void {
+    if (!this.dropToNobody || process.getuid?.() !== 0) return;
+    try {
+      process.setgroups?.([]);
+      process.setgid?.(NOBODY);
+      process.setuid?.(NOBODY);
+    } catch (error) {
+      void this.json(PluginFrame.log, { level: 'warn', code: 'HADES_ERR_HONEYPOT_PORT', msg: `the honeypot keeps running as root: ${(error as Error).message}` });
+    }
   }
 
   private refuse(port: number, why: string): void {
