@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
-import { Honeypot, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
+import { Honeypot, SOURCE_BURST, openFilesLimit, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
 import { waitFor } from '../helpers/agent.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
@@ -17,9 +17,9 @@ interface Frame {
   value: Record<string, unknown>;
 }
 
-function honeypot(): { h: Honeypot; frames: Frame[]; events: () => Record<string, unknown>[] } {
+function honeypot(now?: () => number): { h: Honeypot; frames: Frame[]; events: () => Record<string, unknown>[] } {
   const frames: Frame[] = [];
-  const h = new Honeypot({ send: async (type, payload) => void frames.push({ type, value: type === PluginFrame.events ? { text: Buffer.from(payload).toString('utf8') } : (JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>) }) }, 'test');
+  const h = new Honeypot({ send: async (type, payload) => void frames.push({ type, value: type === PluginFrame.events ? { text: Buffer.from(payload).toString('utf8') } : (JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>) }) }, 'test', readPortUse, false, now);
   const events = () =>
     frames
       .filter((f) => f.type === PluginFrame.events)
@@ -63,6 +63,13 @@ describe('honeypot configuration and port choice', () => {
       'garbage',
     ].join('\n');
     assert.deepEqual([...parseListeningPorts(tcp)], [22], 'only LISTEN (0A) rows');
+    const tcp6 = [
+      '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4321 1',
+    ].join('\n');
+    assert.deepEqual([...parseListeningPorts(tcp6)], [8080]);
+    assert.equal(openFilesLimit('Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n'), 1024);
+    assert.equal(openFilesLimit('Max open files            unlimited            unlimited            files\n'), undefined);
     assert.deepEqual(parseEphemeralRange('32768\t60999\n'), [32768, 60999]);
     assert.equal(parseEphemeralRange('nonsense'), undefined);
     const use = { listening: new Set([22]), ephemeral: [32768, 60999] as const };
@@ -88,7 +95,7 @@ describe('honeypot decoys on loopback', () => {
     const ack = await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
     assert.equal(ack.value['ok'], true);
     assert.deepEqual(h.stats.listening, [port]);
-    assert.deepEqual(Object.keys(h.stats.refused).sort(), [String(busyPort), String(ephemeral[0])].sort());
+    assert.deepEqual(h.stats.refused, { [String(busyPort)]: 'in_use', [String(ephemeral[0])]: 'ephemeral' });
     const logs = frames.filter((f) => f.type === PluginFrame.log).map((f) => f.value);
     assert.equal(logs.length, 2);
     assert.ok(logs.every((l) => l['code'] === 'HADES_ERR_HONEYPOT_PORT'));
@@ -123,6 +130,7 @@ describe('honeypot decoys on loopback', () => {
     const port = await decoyPort(23_000);
     configure(h, { ports: [{ port }], idle_ms: 300, max_connections: 1 });
     await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    const opened = Date.now();
     const silent = await connect(port);
     silent.on('error', () => undefined);
     await waitFor('the first connection counted', () => h.stats.connections === 1);
@@ -131,6 +139,7 @@ describe('honeypot decoys on loopback', () => {
     await waitFor('the extra connection reported at once', () => events().length === 1, 2000);
     assert.equal(h.stats.over_capacity, 1);
     await waitFor('the silent connection closed and reported', () => events().length === 2, 3000);
+    assert.ok(Date.now() - opened >= 250, 'not before idle_ms');
     assert.deepEqual(
       events().map((e) => (e['hades'] as { honeypot: unknown }).honeypot),
       [
@@ -149,5 +158,56 @@ describe('honeypot decoys on loopback', () => {
     await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
     await h.stop();
     await assert.rejects(connect(port), /ECONNREFUSED/);
+  });
+
+  it('reports the connections still open when it stops, before stop() resolves', async () => {
+    const { h, frames, events } = honeypot();
+    const port = await decoyPort(25_100);
+    configure(h, { ports: [{ port }] });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    const clients = await Promise.all([connect(port), connect(port), connect(port)]);
+    for (const c of clients) c.on('error', () => undefined);
+    await waitFor('three connections', () => h.stats.connections === 3);
+    await h.stop();
+    assert.equal(events().length, 3);
+  });
+
+  it('keeps the first bytes of many small writes in order', async () => {
+    const { h, frames, events } = honeypot();
+    stoppers.push(() => h.stop());
+    const port = await decoyPort(25_200);
+    configure(h, { ports: [{ port }], max_bytes: 50 });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.setNoDelay(true);
+    for (let i = 0; i < 80; i++) {
+      c.write(String.fromCharCode(65 + (i % 26)));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    c.end();
+    const [touch] = await waitFor('the touch', () => (events().length > 0 ? events() : undefined));
+    const honeypotFields = (touch!['hades'] as { honeypot: { payload: string; bytes: number } }).honeypot;
+    const expected = Array.from({ length: 50 }, (_, i) => String.fromCharCode(65 + (i % 26))).join('');
+    assert.equal(Buffer.from(honeypotFields.payload, 'base64').toString(), expected);
+  });
+
+  it('folds a source\'s touches over its allowance into one event per source', async () => {
+    const { h, frames, events } = honeypot(() => 0); // no refill while the test runs
+    const port = await decoyPort(25_300);
+    configure(h, { ports: [{ port }] });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    for (let i = 0; i < SOURCE_BURST + 5; i++) {
+      const c = await connect(port);
+      c.on('error', () => undefined);
+      c.end('x');
+      await waitFor('the touch counted', () => h.stats.events + h.stats.folded === i + 1, 5000);
+    }
+    assert.equal(events().length, SOURCE_BURST);
+    assert.equal(h.stats.folded, 5);
+    await h.stop(); // reports what is folded
+    const last = events().at(-1)!;
+    assert.deepEqual(last['source'], { ip: '127.0.0.1' });
+    assert.deepEqual((last['hades'] as { honeypot: unknown }).honeypot, { service: 'generic', bytes: 5, folded: 5 });
   });
 });

@@ -11,10 +11,13 @@
  * HADES_ERR_HONEYPOT_PORT, and the other decoys still open. A port taken between the check and
  * the listen is refused the same way (EADDRINUSE).
  *
- * What an attacker sends is held only up to `max_bytes` per connection, a connection lasts at
- * most `idle_ms` without data and MAX_CONNECTION_MS in all, and at most `max_connections` are
- * open at once (more are closed at once and still reported), so a flood of connections costs
- * bounded memory; the plugin rate limit then bounds the events.
+ * What an attacker sends is held only up to `max_bytes` per connection (one buffer), a
+ * connection lasts at most `idle_ms` without data and MAX_CONNECTION_MS in all, and at most
+ * `max_connections` are open at once (fewer where the open-files limit is lower; more are closed
+ * at once and still reported), so a flood of connections costs bounded memory. Each source
+ * address has SOURCE_BURST touches a minute reported one by one; more are folded into one event
+ * per source every FOLD_WINDOW_MS (`hades.honeypot.folded`), so one scanner cannot flood the
+ * agent and get the plugin restarted for it.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -28,6 +31,12 @@ const NOBODY = 65_534;
 export const MAX_CONNECTION_MS = 30_000;
 /** Events written that the agent has not taken yet, at most; more touches are counted as dropped. */
 export const MAX_PENDING = 1024;
+/** Touches one source address may have reported one by one, refilled over a minute; more are folded. */
+export const SOURCE_BURST = 30;
+/** How often folded touches are reported, one event per source. */
+export const FOLD_WINDOW_MS = 10_000;
+/** Source addresses remembered (allowances, folded touches); touches of more are dropped and counted. */
+export const MAX_SOURCES = 4096;
 /** The payload is sent base64, at most 8,192 characters (docs/events.md). */
 export const MAX_PAYLOAD_BYTES = 6144;
 
@@ -51,14 +60,16 @@ export interface HoneypotConfig {
 export interface HoneypotStats {
   /** Decoys listening, by port. */
   listening: number[];
-  /** Ports refused, with why. */
+  /** Ports refused, with a short reason (in_use, ephemeral, bind_failed: CODE, privilege_drop_failed). */
   refused: Record<string, string>;
   connections: number;
   /** Connections closed at once because max_connections were open. */
   over_capacity: number;
   bytes: number;
   events: number;
-  /** Touches not reported because MAX_PENDING events were waiting for the agent already. */
+  /** Touches over their source's allowance, reported in one event per source (`folded`). */
+  folded: number;
+  /** Touches not reported: MAX_PENDING events were waiting for the agent already, or MAX_SOURCES sources were folded. */
   dropped: number;
 }
 
@@ -123,15 +134,8 @@ export interface PortUse {
 }
 
 export function readPortUse(): PortUse {
-  const read = (file: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const listening = new Set([...parseListeningPorts(read('/proc/net/tcp')), ...parseListeningPorts(read('/proc/net/tcp6'))]);
-  return { listening, ephemeral: parseEphemeralRange(read('/proc/sys/net/ipv4/ip_local_port_range')) };
+  const listening = new Set([...parseListeningPorts(readText('/proc/net/tcp')), ...parseListeningPorts(readText('/proc/net/tcp6'))]);
+  return { listening, ephemeral: parseEphemeralRange(readText('/proc/sys/net/ipv4/ip_local_port_range')) };
 }
 
 /** Why a decoy may not take `port`, or undefined. */
@@ -147,12 +151,47 @@ export function plainAddress(address: string | undefined): string | undefined {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+/** Open files the process may hold (its soft RLIMIT_NOFILE), from /proc/self/limits. */
+export function openFilesLimit(text: string = readText('/proc/self/limits')): number | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+  if (!m) return undefined;
+  return m[1] === 'unlimited' ? undefined : Number(m[1]);
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Descriptors kept aside for the process itself (pipes, listening sockets, /proc reads). */
+const FD_HEADROOM = 64;
+
+interface Folded {
+  readonly first: Date;
+  readonly destination: { ip?: string | undefined; port: number };
+  readonly service: string;
+  count: number;
+  bytes: number;
+}
+
 export class Honeypot implements PluginBody {
-  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, over_capacity: 0, bytes: 0, events: 0, dropped: 0 };
+  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, over_capacity: 0, bytes: 0, events: 0, folded: 0, dropped: 0 };
   private pending = 0;
+  private sent: Promise<void> = Promise.resolve();
   private servers = new Map<number, net.Server>();
+  /** Connections held open (they count against max_connections). */
   private readonly sockets = new Set<net.Socket>();
-  private config: HoneypotConfig | undefined;
+  /** Every connection not yet reported, held or not, with the promise of its report. */
+  private readonly unreported = new Map<net.Socket, Promise<void>>();
+  /** Per source address: touches it may still have reported one by one (a token bucket). */
+  private readonly allowance = new Map<string, { tokens: number; at: number }>();
+  /** Per source address: touches over its allowance, reported together every FOLD_WINDOW_MS. */
+  private folded = new Map<string, Folded>();
+  private foldTimer: NodeJS.Timeout | undefined;
+  private maxConnections = 0;
   private reconfigured: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly encoder = new TextEncoder();
@@ -164,6 +203,8 @@ export class Honeypot implements PluginBody {
     private readonly portUse: () => PortUse = readPortUse,
     /** Become `nobody` once the decoys listen (the plugin process; not the tests' own process). */
     private readonly dropToNobody = false,
+    /** Milliseconds, for the per-source allowance (injectable for tests). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   hello(): Promise<void> {
@@ -175,67 +216,102 @@ export class Honeypot implements PluginBody {
       const accepted = readConfig(this.io, payload, validHoneypotConfig);
       if (!accepted) return;
       this.reconfigured = this.reconfigured.then(() => this.apply(accepted.config, accepted.requestId));
-    } else if (type === PluginFrame.statsRequest) void this.json(PluginFrame.stats, { ...this.stats, open: this.sockets.size });
+    } else if (type === PluginFrame.statsRequest) void this.json(PluginFrame.stats, { ...this.stats, open: this.sockets.size, max_connections: this.maxConnections });
   }
 
-  /** Closes every decoy and connection (each connection still reported). */
+  /**
+   * Closes every decoy and connection; resolves once each connection and each folded source is
+   * reported and the reports are written.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await this.reconfigured;
     await this.closeAll();
+    clearInterval(this.foldTimer);
+    this.foldTimer = undefined;
+    this.flushFolded();
+    await this.sent;
   }
 
   private async apply(config: HoneypotConfig, requestId: number): Promise<void> {
     if (this.stopped) return;
     await this.closeAll();
-    this.config = config;
     this.stats.listening = [];
     this.stats.refused = {};
+    // Never more connections than descriptors: past its limit Node closes new ones unseen.
+    const files = openFilesLimit();
+    this.maxConnections = files === undefined ? config.max_connections : Math.max(1, Math.min(config.max_connections, files - FD_HEADROOM - config.ports.length));
+    if (this.maxConnections < config.max_connections) this.log('warn', `max_connections lowered to ${this.maxConnections}: the process may open ${files} files (plugins.honeypot.limits.max_open_files)`);
     const use = this.portUse();
     for (const decoy of config.ports) {
       const refused = portRefusal(decoy.port, use);
-      if (refused) this.refuse(decoy.port, refused);
+      if (refused) this.refuse(decoy.port, use.listening.has(decoy.port) ? 'in_use' : 'ephemeral', refused);
       else await this.open(decoy, config);
     }
     this.stats.listening.sort((a, b) => a - b);
-    this.dropPrivileges();
+    if (!this.dropPrivileges()) {
+      // Fail closed: no decoy stays open in a process that talks to strangers as root.
+      await this.closeAll();
+      for (const port of this.stats.listening) this.stats.refused[String(port)] = 'privilege_drop_failed';
+      this.stats.listening = [];
+    }
+    this.foldTimer ??= setInterval(() => this.flushFolded(), FOLD_WINDOW_MS);
     await this.json(PluginFrame.ack, { request_id: requestId, ok: true });
   }
 
   /**
    * Once its decoys listen, the process that talks to strangers needs no privilege: as root it
    * becomes `nobody` (no supplementary groups). A later configuration can then open no port
-   * below 1024 (refused, EACCES); the agent starts the plugin afresh when plugins.honeypot changes.
+   * below 1024 (refused); the agent starts the plugin afresh when plugins.honeypot changes.
+   * False when it should have and could not.
    */
-  private dropPrivileges(): void {
-    if (!this.dropToNobody || process.getuid?.() !== 0) return;
+  private dropPrivileges(): boolean {
+    if (!this.dropToNobody || process.getuid?.() !== 0) return true;
     try {
       process.setgroups?.([]);
       process.setgid?.(NOBODY);
       process.setuid?.(NOBODY);
+      return true;
     } catch (error) {
-      void this.json(PluginFrame.log, { level: 'warn', code: 'HADES_ERR_HONEYPOT_PORT', msg: `the honeypot keeps running as root: ${(error as Error).message}` });
+      this.log('error', `cannot give up root (${(error as Error).message}): every decoy is closed`);
+      return false;
     }
   }
 
-  private refuse(port: number, why: string): void {
-    this.stats.refused[String(port)] = why;
-    void this.json(PluginFrame.log, { level: 'warn', code: 'HADES_ERR_HONEYPOT_PORT', msg: `decoy not opened: ${why}` });
+  /** A decoy not opened: a short reason in the counters, the whole one in the log. */
+  private refuse(port: number, reason: string, why: string): void {
+    this.stats.refused[String(port)] = reason;
+    this.log('warn', `decoy not opened: ${why}`);
   }
 
-  private open(decoy: DecoyPort, config: HoneypotConfig): Promise<void> {
+  private log(level: 'warn' | 'error', msg: string): void {
+    void this.json(PluginFrame.log, { level, code: 'HADES_ERR_HONEYPOT_PORT', msg });
+  }
+
+  private open(decoy: DecoyPort, config: HoneypotConfig, host = config.bind): Promise<void> {
     return new Promise((resolve) => {
       const server = net.createServer((socket) => this.touched(socket, decoy, config));
       server.once('error', (error: NodeJS.ErrnoException) => {
-        this.refuse(decoy.port, error.code === 'EADDRINUSE' ? `port ${decoy.port} is in use by a service on this host` : `port ${decoy.port}: ${error.message}`);
         server.close();
+        // `::` where IPv6 is off (ipv6.disable=1): the same decoy on every IPv4 address.
+        if (host === '::' && (error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL')) {
+          void this.open(decoy, config, '0.0.0.0').then(resolve);
+          return;
+        }
+        const inUse = error.code === 'EADDRINUSE';
+        this.refuse(decoy.port, inUse ? 'in_use' : `bind_failed: ${error.code ?? 'error'}`, inUse ? `port ${decoy.port} is in use by a service on this host` : `port ${decoy.port}: ${error.message}`);
         resolve();
       });
-      server.listen({ port: decoy.port, host: config.bind, exclusive: true }, () => {
+      server.listen({ port: decoy.port, host }, () => {
         server.removeAllListeners('error');
         // A decoy that fails later (it should not) is closed and said so; the others stay.
-        server.on('error', (error) => this.refuse(decoy.port, `port ${decoy.port}: ${error.message}`));
+        server.on('error', (error: NodeJS.ErrnoException) => {
+          server.close();
+          this.servers.delete(decoy.port);
+          this.stats.listening = this.stats.listening.filter((p) => p !== decoy.port);
+          this.refuse(decoy.port, `failed: ${error.code ?? 'error'}`, `port ${decoy.port}: ${error.message}`);
+        });
         this.servers.set(decoy.port, server);
         this.stats.listening.push(decoy.port);
         resolve();
@@ -248,18 +324,25 @@ export class Honeypot implements PluginBody {
     const start = new Date();
     const source = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort };
     const destination = { ip: plainAddress(socket.localAddress), port: socket.localPort ?? decoy.port };
-    const kept: Buffer[] = [];
+    // What the client sends is copied into one buffer of max_bytes: many small writes cost no more.
+    let kept: Buffer | undefined;
     let keptBytes = 0;
     let bytes = 0;
-    const over = this.sockets.size >= config.max_connections || this.stopped;
-    const report = (): void => {
-      clearTimeout(lifetime);
-      this.sockets.delete(socket);
-      this.stats.bytes += bytes;
-      this.emit(start, source, destination, decoy, bytes, Buffer.concat(kept));
-    };
+    const over = this.sockets.size >= this.maxConnections || this.stopped;
     const lifetime = setTimeout(() => socket.destroy(), MAX_CONNECTION_MS);
-    socket.once('close', report);
+    this.unreported.set(
+      socket,
+      new Promise((resolve) =>
+        socket.once('close', () => {
+          clearTimeout(lifetime);
+          this.sockets.delete(socket);
+          this.unreported.delete(socket);
+          this.stats.bytes += bytes;
+          this.touch(start, source, destination, decoy, bytes, kept?.subarray(0, keptBytes));
+          resolve();
+        }),
+      ),
+    );
     socket.on('error', () => socket.destroy());
     if (over) {
       this.stats.over_capacity++;
@@ -271,9 +354,8 @@ export class Honeypot implements PluginBody {
     socket.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
       if (keptBytes < config.max_bytes) {
-        const part = chunk.subarray(0, config.max_bytes - keptBytes);
-        kept.push(Buffer.from(part));
-        keptBytes += part.length;
+        kept ??= Buffer.alloc(config.max_bytes);
+        keptBytes += chunk.copy(kept, keptBytes, 0, Math.min(chunk.length, config.max_bytes - keptBytes));
       }
       // Enough seen: what more would come is not kept, and holding the connection costs.
       if (keptBytes >= config.max_bytes) socket.destroy();
@@ -282,15 +364,58 @@ export class Honeypot implements PluginBody {
     if (decoy.banner) socket.write(decoy.banner);
   }
 
-  private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, decoy: DecoyPort, bytes: number, payload: Buffer): void {
+  /** One touch: its own event while its source is within its allowance, else folded. */
+  private touch(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, decoy: DecoyPort, bytes: number, payload: Buffer | undefined): void {
+    const key = source.ip ?? '';
+    if (this.allowed(key)) {
+      this.emit(start, source, destination, { service: decoy.service, bytes, ...(payload && payload.length > 0 ? { payload: payload.toString('base64') } : {}) });
+      return;
+    }
+    const folded = this.folded.get(key);
+    if (folded) {
+      folded.count++;
+      folded.bytes += bytes;
+    } else if (this.folded.size < MAX_SOURCES) this.folded.set(key, { first: start, destination, service: decoy.service, count: 1, bytes });
+    else {
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.folded++;
+  }
+
+  /** Takes one of the source's SOURCE_BURST touches, refilled over a minute. */
+  private allowed(key: string): boolean {
+    const now = this.now();
+    let a = this.allowance.get(key);
+    if (a) this.allowance.delete(key); // re-inserted below: the Map's order is least recent first
+    else {
+      if (this.allowance.size >= MAX_SOURCES) this.allowance.delete(this.allowance.keys().next().value as string);
+      a = { tokens: SOURCE_BURST, at: now };
+    }
+    a.tokens = Math.min(SOURCE_BURST, a.tokens + ((now - a.at) / 60_000) * SOURCE_BURST);
+    a.at = now;
+    this.allowance.set(key, a);
+    if (a.tokens < 1) return false;
+    a.tokens--;
+    return true;
+  }
+
+  /** One event per source whose touches were folded since the last flush. */
+  private flushFolded(): void {
+    const folded = this.folded;
+    this.folded = new Map();
+    for (const [ip, f] of folded) this.emit(f.first, { ip }, f.destination, { service: f.service, bytes: f.bytes, folded: f.count });
+  }
+
+  private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, honeypot: Record<string, unknown>): void {
     const type = source.ip !== undefined && net.isIPv6(source.ip) ? 'ipv6' : 'ipv4';
     const event = {
       '@timestamp': start.toISOString(),
       event: { action: 'honeypot_touch' },
-      source,
+      source: source.port === undefined ? { ip: source.ip } : source,
       destination,
       network: { transport: 'tcp', type, direction: 'ingress' },
-      hades: { backend: 'honeypot', honeypot: { service: decoy.service, bytes, ...(payload.length > 0 ? { payload: payload.toString('base64') } : {}) } },
+      hades: { backend: 'honeypot', honeypot },
     };
     if (this.pending >= MAX_PENDING) {
       this.stats.dropped++;
@@ -298,14 +423,19 @@ export class Honeypot implements PluginBody {
     }
     this.stats.events++;
     this.pending++;
-    void this.io.send(PluginFrame.events, this.encoder.encode(`${JSON.stringify(event)}\n`)).then(() => this.pending--);
+    const sent = this.io.send(PluginFrame.events, this.encoder.encode(`${JSON.stringify(event)}\n`)).then(() => {
+      this.pending--;
+    });
+    this.sent = this.sent.then(() => sent);
   }
 
+  /** Closes the decoys and every connection, and waits until each connection is reported. */
   private async closeAll(): Promise<void> {
     const servers = [...this.servers.values()];
     this.servers = new Map();
-    for (const socket of this.sockets) socket.destroy();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    const reports = [...this.unreported.values()];
+    for (const socket of this.unreported.keys()) socket.destroy();
+    await Promise.all([...servers.map((s) => new Promise((resolve) => s.close(resolve))), ...reports]);
   }
 
   private json(type: number, value: unknown): Promise<void> {

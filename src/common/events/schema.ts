@@ -436,7 +436,17 @@ export const eventKinds = {
       source: Endpoint('Who touched the decoy.'),
       destination: Endpoint('The decoy address and port.'),
       network: Network,
-      hades: Obj({ honeypot: Obj({ service: Opt(Str('Service the decoy imitates.', 32)), bytes: Count('Bytes received.'), payload: Opt(Str('First bytes received, base64.', 8192)) }, 'The touch.') }),
+      hades: Obj({
+        honeypot: Obj(
+          {
+            service: Opt(Str('Service the decoy imitates.', 32)),
+            bytes: Count('Bytes received.'),
+            payload: Opt(Str('First bytes received, base64.', 8192)),
+            folded: Opt(Count('Touches from this source over its allowance (30 a minute) reported together in this event: their bytes are in `bytes`, and `source.port` and `payload` are absent.')),
+          },
+          'The touch.',
+        ),
+      }),
     }),
     example: { source: { ip: '10.0.0.77', port: 40000 }, destination: { ip: '10.0.0.5', port: 2323 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' }, hades: { honeypot: { service: 'telnet', bytes: 12, payload: 'cm9vdA0KYWRtaW4NCg==' } } },
   }),
