@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
-import { Honeypot, SOURCE_BURST, openFilesLimit, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
+import { Honeypot, SOURCE_BURST, openFilesLimit, sourceKey, type HoneypotOptions, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
 import { waitFor } from '../helpers/agent.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
@@ -17,9 +17,9 @@ interface Frame {
   value: Record<string, unknown>;
 }
 
-function honeypot(now?: () => number): { h: Honeypot; frames: Frame[]; events: () => Record<string, unknown>[] } {
+function honeypot(options: HoneypotOptions = {}): { h: Honeypot; frames: Frame[]; events: () => Record<string, unknown>[] } {
   const frames: Frame[] = [];
-  const h = new Honeypot({ send: async (type, payload) => void frames.push({ type, value: type === PluginFrame.events ? { text: Buffer.from(payload).toString('utf8') } : (JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>) }) }, 'test', readPortUse, false, now);
+  const h = new Honeypot({ send: async (type, payload) => void frames.push({ type, value: type === PluginFrame.events ? { text: Buffer.from(payload).toString('utf8') } : (JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>) }) }, 'test', options);
   const events = () =>
     frames
       .filter((f) => f.type === PluginFrame.events)
@@ -78,6 +78,13 @@ describe('honeypot configuration and port choice', () => {
     assert.equal(portRefusal(2323, use), undefined);
     assert.equal(plainAddress('::ffff:10.0.0.7'), '10.0.0.7');
     assert.equal(plainAddress('2001:db8::1'), '2001:db8::1');
+    // Allowances go by IPv4 address and by IPv6 /64.
+    assert.equal(sourceKey('192.0.2.7'), '192.0.2.7');
+    assert.equal(sourceKey('2001:db8:0:1::7'), '2001:db8:0:1::/64');
+    assert.equal(sourceKey('2001:DB8:0:1:ffff::9'), '2001:db8:0:1::/64');
+    assert.equal(sourceKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+    assert.equal(sourceKey('fe80:0000:0000:0000:1:2:3:4'), 'fe80:0:0:0::/64');
   });
 });
 
@@ -193,7 +200,7 @@ describe('honeypot decoys on loopback', () => {
   });
 
   it('folds a source\'s touches over its allowance into one event per source', async () => {
-    const { h, frames, events } = honeypot(() => 0); // no refill while the test runs
+    const { h, frames, events } = honeypot({ now: () => 0 }); // no refill while the test runs
     const port = await decoyPort(25_300);
     configure(h, { ports: [{ port }] });
     await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
@@ -209,5 +216,22 @@ describe('honeypot decoys on loopback', () => {
     const last = events().at(-1)!;
     assert.deepEqual(last['source'], { ip: '127.0.0.1' });
     assert.deepEqual((last['hades'] as { honeypot: unknown }).honeypot, { service: 'generic', bytes: 5, folded: 5 });
+  });
+
+  it('folds touches over the overall rate, whatever their sources', async () => {
+    const { h, frames, events } = honeypot({ now: () => 0, eventsPerSecond: 3 });
+    const port = await decoyPort(25_400);
+    configure(h, { ports: [{ port }] });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    for (let i = 0; i < 5; i++) {
+      const c = await connect(port);
+      c.on('error', () => undefined);
+      c.end();
+      await waitFor('the touch counted', () => h.stats.events + h.stats.folded === i + 1, 5000);
+    }
+    assert.equal(events().length, 3);
+    assert.equal(h.stats.folded, 2);
+    await h.stop();
+    assert.equal((events().at(-1)!['hades'] as { honeypot: { folded: number } }).honeypot.folded, 2);
   });
 });

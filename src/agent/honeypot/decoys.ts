@@ -15,9 +15,10 @@
  * connection lasts at most `idle_ms` without data and MAX_CONNECTION_MS in all, and at most
  * `max_connections` are open at once (fewer where the open-files limit is lower; more are closed
  * at once and still reported), so a flood of connections costs bounded memory. Each source
- * address has SOURCE_BURST touches a minute reported one by one; more are folded into one event
- * per source every FOLD_WINDOW_MS (`hades.honeypot.folded`), so one scanner cannot flood the
- * agent and get the plugin restarted for it.
+ * address (an IPv6 address's /64) has SOURCE_BURST touches a minute reported one by one, and
+ * all of them together EVENTS_PER_SECOND; more are folded into one event per source every
+ * FOLD_WINDOW_MS (`hades.honeypot.folded`), so scanners cannot flood the agent and get the
+ * plugin restarted for it.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -35,6 +36,8 @@ export const MAX_PENDING = 1024;
 export const SOURCE_BURST = 30;
 /** How often folded touches are reported, one event per source. */
 export const FOLD_WINDOW_MS = 10_000;
+/** Touches reported one by one per second, all sources together; more are folded by source. */
+export const EVENTS_PER_SECOND = 200;
 /** Source addresses remembered (allowances, folded touches); touches of more are dropped and counted. */
 export const MAX_SOURCES = 4096;
 /** The payload is sent base64, at most 8,192 characters (docs/events.md). */
@@ -169,8 +172,34 @@ function readText(file: string): string {
 /** Descriptors kept aside for the process itself (pipes, listening sockets, /proc reads). */
 const FD_HEADROOM = 64;
 
+export interface HoneypotOptions {
+  /** What the host uses, read at each configuration. */
+  readonly portUse?: () => PortUse;
+  /** Become `nobody` once the decoys listen: the plugin process, not a test's own process. */
+  readonly dropToNobody?: boolean;
+  /** Milliseconds, for the allowances. */
+  readonly now?: () => number;
+  /** Touches reported one by one per second, all sources together (EVENTS_PER_SECOND). */
+  readonly eventsPerSecond?: number;
+}
+
+/**
+ * The address a source's allowance and folding go by: an IPv4 address, or an IPv6 address's
+ * /64 (one host or site holds a whole /64, so single addresses would not bound anyone).
+ */
+export function sourceKey(ip: string | undefined): string {
+  if (ip === undefined || !net.isIPv6(ip)) return ip ?? '';
+  const [head = '', tail] = ip.split('::') as [string, string | undefined];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
 interface Folded {
   readonly first: Date;
+  /** The first address seen of the source (for IPv6, one of its /64). */
+  readonly ip: string | undefined;
   readonly destination: { ip?: string | undefined; port: number };
   readonly service: string;
   count: number;
@@ -196,16 +225,23 @@ export class Honeypot implements PluginBody {
   private stopped = false;
   private readonly encoder = new TextEncoder();
 
+  private readonly portUse: () => PortUse;
+  private readonly dropToNobody: boolean;
+  private readonly now: () => number;
+  /** Touches reported one by one per second, all sources together. */
+  private readonly overall: { tokens: number; at: number; rate: number };
+
   constructor(
     private readonly io: PluginIo,
     private readonly version: string,
-    /** What the host uses, read at each configuration (injectable for tests). */
-    private readonly portUse: () => PortUse = readPortUse,
-    /** Become `nobody` once the decoys listen (the plugin process; not the tests' own process). */
-    private readonly dropToNobody = false,
-    /** Milliseconds, for the per-source allowance (injectable for tests). */
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+    options: HoneypotOptions = {},
+  ) {
+    this.portUse = options.portUse ?? readPortUse;
+    this.dropToNobody = options.dropToNobody ?? false;
+    this.now = options.now ?? (() => performance.now());
+    const rate = options.eventsPerSecond ?? EVENTS_PER_SECOND;
+    this.overall = { tokens: rate, at: this.now(), rate };
+  }
 
   hello(): Promise<void> {
     return this.json(PluginFrame.hello, { protocol: 1, plugin: HONEYPOT_PLUGIN, version: this.version });
@@ -366,8 +402,8 @@ export class Honeypot implements PluginBody {
 
   /** One touch: its own event while its source is within its allowance, else folded. */
   private touch(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, decoy: DecoyPort, bytes: number, payload: Buffer | undefined): void {
-    const key = source.ip ?? '';
-    if (this.allowed(key)) {
+    const key = sourceKey(source.ip);
+    if (this.allowed(key) && this.overallAllows()) {
       this.emit(start, source, destination, { service: decoy.service, bytes, ...(payload && payload.length > 0 ? { payload: payload.toString('base64') } : {}) });
       return;
     }
@@ -375,7 +411,7 @@ export class Honeypot implements PluginBody {
     if (folded) {
       folded.count++;
       folded.bytes += bytes;
-    } else if (this.folded.size < MAX_SOURCES) this.folded.set(key, { first: start, destination, service: decoy.service, count: 1, bytes });
+    } else if (this.folded.size < MAX_SOURCES) this.folded.set(key, { first: start, ip: source.ip, destination, service: decoy.service, count: 1, bytes });
     else {
       this.stats.dropped++;
       return;
@@ -400,11 +436,22 @@ export class Honeypot implements PluginBody {
     return true;
   }
 
+  /** Takes one of the touches all sources together may report one by one this second. */
+  private overallAllows(): boolean {
+    const o = this.overall;
+    const now = this.now();
+    o.tokens = Math.min(o.rate, o.tokens + ((now - o.at) / 1000) * o.rate);
+    o.at = now;
+    if (o.tokens < 1) return false;
+    o.tokens--;
+    return true;
+  }
+
   /** One event per source whose touches were folded since the last flush. */
   private flushFolded(): void {
     const folded = this.folded;
     this.folded = new Map();
-    for (const [ip, f] of folded) this.emit(f.first, { ip }, f.destination, { service: f.service, bytes: f.bytes, folded: f.count });
+    for (const f of folded.values()) this.emit(f.first, { ip: f.ip }, f.destination, { service: f.service, bytes: f.bytes, folded: f.count });
   }
 
   private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, honeypot: Record<string, unknown>): void {

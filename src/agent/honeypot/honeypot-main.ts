@@ -4,6 +4,6 @@
  * each open connection reported.
  */
 import { pluginVersion, servePlugin } from '../plugins/plugin-main.js';
-import { Honeypot, readPortUse } from './decoys.js';
+import { Honeypot } from './decoys.js';
 
-await servePlugin('honeypot', (io) => new Honeypot(io, pluginVersion(), readPortUse, true));
+await servePlugin('honeypot', (io) => new Honeypot(io, pluginVersion(), { dropToNobody: true }));

@@ -442,7 +442,7 @@ export const eventKinds = {
             service: Opt(Str('Service the decoy imitates.', 32)),
             bytes: Count('Bytes received.'),
             payload: Opt(Str('First bytes received, base64.', 8192)),
-            folded: Opt(Count('Touches from this source over its allowance (30 a minute) reported together in this event: their bytes are in `bytes`, and `source.port` and `payload` are absent.')),
+            folded: Opt(Count('Touches from this source (an IPv6 address: its /64) over its allowance (30 a minute, 200 a second for all sources) reported together in this event: their bytes are in `bytes`, and `source.port` and `payload` are absent.')),
           },
           'The touch.',
         ),
