@@ -668,7 +668,7 @@ export const errorCatalog = {
   // The honeypot mode
   HADES_ERR_HONEYPOT_PORT: {
     kind: 'input',
-    summary: 'A decoy port of the honeypot mode was not opened: a service on the host listens on it, it lies in the kernel\'s ephemeral range (net.ipv4.ip_local_port_range), or it could not be bound. The other decoys still open.',
+    summary: 'A decoy port of the honeypot mode was not opened: a service on the host listens on it (or is bound to it, for UDP), it lies in the kernel\'s ephemeral range (net.ipv4.ip_local_port_range), or it could not be bound. The other decoys still open.',
     remedy: 'Pick a port no service uses or may need, outside the ephemeral range, in plugins.honeypot.ports; `hades agent status --json` lists the refused ports with why (plugins[].stats.refused).',
   },
   // Fleet queries

@@ -40,7 +40,7 @@ metrics: { enabled: false }
         'the decoy listening',
         () => {
           const stats = agent.status().plugins.find((p) => p.name === 'honeypot')?.stats;
-          return (stats?.['listening'] as number[] | undefined)?.includes(port);
+          return (stats?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`);
         },
         20_000,
       );

@@ -5,10 +5,11 @@
  * banner sent, the first bytes kept, silent and over-capacity connections reported too).
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
-import { Honeypot, SOURCE_BURST, openFilesLimit, sourceKey, type HoneypotOptions, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
+import { Honeypot, SOURCE_BURST, openFilesLimit, parseBoundPorts, sourceKey, type HoneypotOptions, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
 import { waitFor } from '../helpers/agent.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
@@ -46,8 +47,11 @@ describe('honeypot configuration and port choice', () => {
     for (const bad of [null, [], { ports: 'x' }, { ports: [{ port: 0 }] }, { ports: [{ port: 70000 }] }, { ports: [{ port: 23 }, { port: 23 }] }, { ports: [{ port: 23, service: 'a b' }] }, { ports: [{ port: 23, banner: 'x'.repeat(513) }] }, { bind: 'localhost' }, { max_bytes: 7000 }, { idle_ms: 10 }, { max_connections: 0 }]) {
       assert.equal(typeof validHoneypotConfig(bad), 'string', JSON.stringify(bad));
     }
+    assert.match(validHoneypotConfig({ ports: [{ port: 161, protocol: 'udp', banner: 'x' }] }) as string, /never answers/);
+    assert.match(validHoneypotConfig({ ports: [{ port: 161, protocol: 'sctp' }] }) as string, /tcp or udp/);
+    assert.equal(typeof validHoneypotConfig({ ports: [{ port: 161, protocol: 'udp' }, { port: 161 }] }), 'object', 'the same port in each protocol');
     assert.deepEqual(validHoneypotConfig({ ports: [{ port: 2323, service: 'telnet', banner: 'login: ' }, { port: 6380 }] }), {
-      ports: [{ port: 2323, service: 'telnet', banner: 'login: ' }, { port: 6380, service: 'generic' }],
+      ports: [{ port: 2323, protocol: 'tcp', service: 'telnet', banner: 'login: ' }, { port: 6380, protocol: 'tcp', service: 'generic' }],
       bind: '::',
       max_bytes: 1024,
       idle_ms: 5000,
@@ -68,6 +72,13 @@ describe('honeypot configuration and port choice', () => {
       '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4321 1',
     ].join('\n');
     assert.deepEqual([...parseListeningPorts(tcp6)], [8080]);
+    const udp = [
+      '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+      '  123: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 555 2 0000000000000000 0',
+    ].join('\n');
+    assert.deepEqual([...parseBoundPorts(udp)], [68], 'any bound UDP socket');
+    assert.match(portRefusal(68, { listening: new Set(), udp: new Set([68]) }, 'udp')!, /udp port 68 is in use/);
+    assert.equal(portRefusal(68, { listening: new Set(), udp: new Set([68]) }, 'tcp'), undefined);
     assert.equal(openFilesLimit('Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n'), 1024);
     assert.equal(openFilesLimit('Max open files            unlimited            unlimited            files\n'), undefined);
     assert.deepEqual(parseEphemeralRange('32768\t60999\n'), [32768, 60999]);
@@ -101,8 +112,8 @@ describe('honeypot decoys on loopback', () => {
     configure(h, { ports: [{ port, service: 'telnet', banner: 'login: ' }, { port: busyPort }, { port: ephemeral[0] }], max_bytes: 64 });
     const ack = await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
     assert.equal(ack.value['ok'], true);
-    assert.deepEqual(h.stats.listening, [port]);
-    assert.deepEqual(h.stats.refused, { [String(busyPort)]: 'in_use', [String(ephemeral[0])]: 'ephemeral' });
+    assert.deepEqual(h.stats.listening, [`tcp/${port}`]);
+    assert.deepEqual(h.stats.refused, { [`tcp/${busyPort}`]: 'in_use', [`tcp/${ephemeral[0]}`]: 'ephemeral' });
     const logs = frames.filter((f) => f.type === PluginFrame.log).map((f) => f.value);
     assert.equal(logs.length, 2);
     assert.ok(logs.every((l) => l['code'] === 'HADES_ERR_HONEYPOT_PORT'));
@@ -233,5 +244,27 @@ describe('honeypot decoys on loopback', () => {
     assert.equal(h.stats.folded, 2);
     await h.stop();
     assert.equal((events().at(-1)!['hades'] as { honeypot: { folded: number } }).honeypot.folded, 2);
+  });
+
+  it('reports each datagram to a UDP decoy, and never answers', async () => {
+    const { h, frames, events } = honeypot();
+    stoppers.push(() => h.stop());
+    const port = await decoyPort(25_500);
+    configure(h, { ports: [{ port, protocol: 'udp', service: 'snmp' }], max_bytes: 4 });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    assert.deepEqual(h.stats.listening, [`udp/${port}`]);
+    const client = dgram.createSocket('udp4');
+    stoppers.push(() => new Promise((resolve) => client.close(() => resolve())));
+    let answered = false;
+    client.on('message', () => (answered = true));
+    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
+    client.send(Buffer.from('public-community'), port, '127.0.0.1');
+    const [touch] = await waitFor('the datagram', () => (events().length > 0 ? events() : undefined));
+    assert.deepEqual(touch!['source'], { ip: '127.0.0.1', port: client.address().port });
+    assert.deepEqual(touch!['network'], { transport: 'udp', type: 'ipv4', direction: 'ingress' });
+    assert.deepEqual(touch!['hades'], { backend: 'honeypot', honeypot: { service: 'snmp', bytes: 16, payload: Buffer.from('publ').toString('base64') } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(answered, false);
+    assert.equal(h.stats.datagrams, 1);
   });
 });

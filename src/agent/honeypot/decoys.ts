@@ -1,15 +1,17 @@
 /**
- * The honeypot mode (docs/plugins.md, "The honeypot"): decoy TCP ports that no real service
- * uses, opened by a built-in plugin process. Nothing legitimate connects to them, so every
- * connection is worth an event (`honeypot_touch`): who connected, to which decoy, how many bytes
- * they sent and the first of them. Across a fleet, every agent that opens decoys makes the
- * fleet a distributed honeypot.
+ * The honeypot mode (docs/plugins.md, "The honeypot"): decoy TCP and UDP ports that no real
+ * service uses, opened by a built-in plugin process. Nothing legitimate connects to them, so
+ * every connection (every datagram) is worth an event (`honeypot_touch`): who, to which decoy,
+ * how many bytes and the first of them. Across a fleet, every agent that opens decoys makes the
+ * fleet a distributed honeypot. A UDP decoy never answers: an answer to a forged source address
+ * would reflect traffic onto it (and a datagram's source can be forged, which its event says by
+ * its transport).
  *
- * A decoy never takes a port a real service uses or may need: a port something listens on
- * (TCP, any address, from /proc/net/tcp and tcp6) or one in the kernel's ephemeral range (from
- * which outgoing connections take their local port) is refused, logged with
- * HADES_ERR_HONEYPOT_PORT, and the other decoys still open. A port taken between the check and
- * the listen is refused the same way (EADDRINUSE).
+ * A decoy never takes a port a real service uses or may need: a port something listens on or is
+ * bound to (any address, from /proc/net/tcp, tcp6, udp and udp6) or one in the kernel's
+ * ephemeral range (from which outgoing connections take their local port) is refused, logged
+ * with HADES_ERR_HONEYPOT_PORT, and the other decoys still open. A port taken between the check
+ * and the bind is refused the same way (EADDRINUSE).
  *
  * What an attacker sends is held only up to `max_bytes` per connection (one buffer), a
  * connection lasts at most `idle_ms` without data and MAX_CONNECTION_MS in all, and at most
@@ -20,6 +22,7 @@
  * FOLD_WINDOW_MS (`hades.honeypot.folded`), so scanners cannot flood the agent and get the
  * plugin restarted for it.
  */
+import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { PluginFrame } from '../../common/plugins/frames.js';
@@ -43,11 +46,14 @@ export const MAX_SOURCES = 4096;
 /** The payload is sent base64, at most 8,192 characters (docs/events.md). */
 export const MAX_PAYLOAD_BYTES = 6144;
 
+export type DecoyProtocol = 'tcp' | 'udp';
+
 export interface DecoyPort {
   readonly port: number;
+  readonly protocol: DecoyProtocol;
   /** The service the decoy imitates, reported with each touch (telnet, redis, ...; `generic` when not named). */
   readonly service: string;
-  /** Sent to each connection as it opens, as a real service would greet (`login: `). */
+  /** Sent to each connection as it opens, as a real service would greet (`login: `); TCP only. */
   readonly banner?: string;
 }
 
@@ -61,11 +67,12 @@ export interface HoneypotConfig {
 }
 
 export interface HoneypotStats {
-  /** Decoys listening, by port. */
-  listening: number[];
-  /** Ports refused, with a short reason (in_use, ephemeral, bind_failed: CODE, privilege_drop_failed). */
+  /** Decoys open, as `tcp/2323`, `udp/161`. */
+  listening: string[];
+  /** Decoys refused (`tcp/22`), with a short reason (in_use, ephemeral, bind_failed: CODE, privilege_drop_failed). */
   refused: Record<string, string>;
   connections: number;
+  datagrams: number;
   /** Connections closed at once because max_connections were open. */
   over_capacity: number;
   bytes: number;
@@ -83,18 +90,21 @@ export function validHoneypotConfig(raw: unknown): HoneypotConfig | string {
   const ports = c['ports'] ?? [];
   if (!Array.isArray(ports) || ports.length > 64) return 'ports must be a list of at most 64 decoys';
   const decoys: DecoyPort[] = [];
-  const seen = new Set<number>();
+  const seen = new Set<string>();
   for (const p of ports as unknown[]) {
     const d = (p && typeof p === 'object' ? p : {}) as Record<string, unknown>;
     const port = d['port'];
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) return 'each decoy needs a port from 1 to 65535';
-    if (seen.has(port)) return `port ${port} is named twice`;
-    seen.add(port);
+    const protocol = d['protocol'] ?? 'tcp';
+    if (protocol !== 'tcp' && protocol !== 'udp') return `the protocol of port ${port} must be tcp or udp`;
+    if (seen.has(`${protocol}/${port}`)) return `${protocol} port ${port} is named twice`;
+    seen.add(`${protocol}/${port}`);
     const service = d['service'];
     if (service !== undefined && (typeof service !== 'string' || !/^[a-z0-9_-]{1,32}$/i.test(service))) return `the service of port ${port} must be a name of 1 to 32 letters, digits, - or _`;
     const banner = d['banner'];
     if (banner !== undefined && (typeof banner !== 'string' || banner.length > 512)) return `the banner of port ${port} must be text of at most 512 characters`;
-    decoys.push({ port, service: typeof service === 'string' ? service : 'generic', ...(typeof banner === 'string' ? { banner } : {}) });
+    if (banner !== undefined && protocol === 'udp') return `udp port ${port} cannot have a banner: a UDP decoy never answers (an answer to a forged source would reflect traffic onto it)`;
+    decoys.push({ port, protocol, service: typeof service === 'string' ? service : 'generic', ...(typeof banner === 'string' ? { banner } : {}) });
   }
   const bind = c['bind'] ?? '::';
   if (typeof bind !== 'string' || net.isIP(bind) === 0) return 'bind must be an IP address';
@@ -130,20 +140,32 @@ export function parseListeningPorts(text: string): Set<number> {
   return ports;
 }
 
-/** What the host uses now: ports listened on and the ephemeral range (empty where unreadable). */
+/** Local ports of every socket in the text of /proc/net/udp or udp6 (a bound UDP port is in use). */
+export function parseBoundPorts(text: string): Set<number> {
+  const ports = new Set<number>();
+  for (const line of text.split('\n').slice(1)) {
+    const port = Number.parseInt(line.trim().split(/\s+/)[1]?.split(':')[1] ?? '', 16);
+    if (Number.isInteger(port) && port > 0) ports.add(port);
+  }
+  return ports;
+}
+
+/** What the host uses now: TCP ports listened on, UDP ports bound, the ephemeral range (empty where unreadable). */
 export interface PortUse {
   readonly listening: ReadonlySet<number>;
+  readonly udp?: ReadonlySet<number>;
   readonly ephemeral?: readonly [number, number] | undefined;
 }
 
 export function readPortUse(): PortUse {
   const listening = new Set([...parseListeningPorts(readText('/proc/net/tcp')), ...parseListeningPorts(readText('/proc/net/tcp6'))]);
-  return { listening, ephemeral: parseEphemeralRange(readText('/proc/sys/net/ipv4/ip_local_port_range')) };
+  const udp = new Set([...parseBoundPorts(readText('/proc/net/udp')), ...parseBoundPorts(readText('/proc/net/udp6'))]);
+  return { listening, udp, ephemeral: parseEphemeralRange(readText('/proc/sys/net/ipv4/ip_local_port_range')) };
 }
 
 /** Why a decoy may not take `port`, or undefined. */
-export function portRefusal(port: number, use: PortUse): string | undefined {
-  if (use.listening.has(port)) return `port ${port} is in use by a service on this host`;
+export function portRefusal(port: number, use: PortUse, protocol: DecoyProtocol = 'tcp'): string | undefined {
+  if ((protocol === 'tcp' ? use.listening : use.udp)?.has(port)) return `${protocol} port ${port} is in use by a service on this host`;
   if (use.ephemeral && port >= use.ephemeral[0] && port <= use.ephemeral[1]) return `port ${port} is in the ephemeral range ${use.ephemeral[0]}-${use.ephemeral[1]}, from which outgoing connections take their ports`;
   return undefined;
 }
@@ -153,6 +175,9 @@ export function plainAddress(address: string | undefined): string | undefined {
   if (address === undefined) return undefined;
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
+
+/** A decoy as counters name it: `tcp/2323`. */
+const decoyName = (decoy: DecoyPort): string => `${decoy.protocol}/${decoy.port}`;
 
 /** Open files the process may hold (its soft RLIMIT_NOFILE), from /proc/self/limits. */
 export function openFilesLimit(text: string = readText('/proc/self/limits')): number | undefined {
@@ -202,15 +227,17 @@ interface Folded {
   readonly ip: string | undefined;
   readonly destination: { ip?: string | undefined; port: number };
   readonly service: string;
+  readonly transport: DecoyProtocol;
   count: number;
   bytes: number;
 }
 
 export class Honeypot implements PluginBody {
-  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, over_capacity: 0, bytes: 0, events: 0, folded: 0, dropped: 0 };
+  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, datagrams: 0, over_capacity: 0, bytes: 0, events: 0, folded: 0, dropped: 0 };
   private pending = 0;
   private sent: Promise<void> = Promise.resolve();
   private servers = new Map<number, net.Server>();
+  private udpSockets = new Map<number, dgram.Socket>();
   /** Connections held open (they count against max_connections). */
   private readonly sockets = new Set<net.Socket>();
   /** Every connection not yet reported, held or not, with the promise of its report. */
@@ -281,15 +308,16 @@ export class Honeypot implements PluginBody {
     if (this.maxConnections < config.max_connections) this.log('warn', `max_connections lowered to ${this.maxConnections}: the process may open ${files} files (plugins.honeypot.limits.max_open_files)`);
     const use = this.portUse();
     for (const decoy of config.ports) {
-      const refused = portRefusal(decoy.port, use);
-      if (refused) this.refuse(decoy.port, use.listening.has(decoy.port) ? 'in_use' : 'ephemeral', refused);
+      const refused = portRefusal(decoy.port, use, decoy.protocol);
+      if (refused) this.refuse(decoy, /in use/.test(refused) ? 'in_use' : 'ephemeral', refused);
+      else if (decoy.protocol === 'udp') await this.openUdp(decoy, config);
       else await this.open(decoy, config);
     }
-    this.stats.listening.sort((a, b) => a - b);
+    this.stats.listening.sort();
     if (!this.dropPrivileges()) {
       // Fail closed: no decoy stays open in a process that talks to strangers as root.
       await this.closeAll();
-      for (const port of this.stats.listening) this.stats.refused[String(port)] = 'privilege_drop_failed';
+      for (const name of this.stats.listening) this.stats.refused[name] = 'privilege_drop_failed';
       this.stats.listening = [];
     }
     this.foldTimer ??= setInterval(() => this.flushFolded(), FOLD_WINDOW_MS);
@@ -316,9 +344,49 @@ export class Honeypot implements PluginBody {
   }
 
   /** A decoy not opened: a short reason in the counters, the whole one in the log. */
-  private refuse(port: number, reason: string, why: string): void {
-    this.stats.refused[String(port)] = reason;
+  private refuse(decoy: DecoyPort, reason: string, why: string): void {
+    this.stats.listening = this.stats.listening.filter((n) => n !== decoyName(decoy));
+    this.stats.refused[decoyName(decoy)] = reason;
     this.log('warn', `decoy not opened: ${why}`);
+  }
+
+  /**
+   * A decoy that could not be bound: on `::` where IPv6 is off (ipv6.disable=1) it is tried again
+   * on every IPv4 address (`retry`); otherwise it is refused.
+   */
+  private bindFailed(decoy: DecoyPort, host: string, error: NodeJS.ErrnoException, retry: () => Promise<void>): Promise<void> {
+    if (host === '::' && (error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL')) return retry();
+    const inUse = error.code === 'EADDRINUSE';
+    const name = `${decoy.protocol} port ${decoy.port}`;
+    this.refuse(decoy, inUse ? 'in_use' : `bind_failed: ${error.code ?? 'error'}`, inUse ? `${name} is in use by a service on this host` : `${name}: ${error.message}`);
+    return Promise.resolve();
+  }
+
+  /** A UDP decoy: each datagram a touch; it never answers. */
+  private openUdp(decoy: DecoyPort, config: HoneypotConfig, host = config.bind): Promise<void> {
+    return new Promise((resolve) => {
+      const socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        socket.close();
+        void this.bindFailed(decoy, host, error, () => this.openUdp(decoy, config, '0.0.0.0')).then(resolve);
+      });
+      socket.bind({ port: decoy.port, address: host, exclusive: true }, () => {
+        socket.removeAllListeners('error');
+        socket.on('error', (error: NodeJS.ErrnoException) => {
+          socket.close();
+          this.udpSockets.delete(decoy.port);
+          this.refuse(decoy, `failed: ${error.code ?? 'error'}`, `udp port ${decoy.port}: ${error.message}`);
+        });
+        socket.on('message', (message: Buffer, remote: dgram.RemoteInfo) => {
+          this.stats.datagrams++;
+          this.stats.bytes += message.length;
+          this.touch(new Date(), { ip: plainAddress(remote.address), port: remote.port }, { port: decoy.port }, decoy, message.length, message.subarray(0, config.max_bytes));
+        });
+        this.udpSockets.set(decoy.port, socket);
+        this.stats.listening.push(decoyName(decoy));
+        resolve();
+      });
+    });
   }
 
   private log(level: 'warn' | 'error', msg: string): void {
@@ -330,14 +398,7 @@ export class Honeypot implements PluginBody {
       const server = net.createServer((socket) => this.touched(socket, decoy, config));
       server.once('error', (error: NodeJS.ErrnoException) => {
         server.close();
-        // `::` where IPv6 is off (ipv6.disable=1): the same decoy on every IPv4 address.
-        if (host === '::' && (error.code === 'EAFNOSUPPORT' || error.code === 'EADDRNOTAVAIL')) {
-          void this.open(decoy, config, '0.0.0.0').then(resolve);
-          return;
-        }
-        const inUse = error.code === 'EADDRINUSE';
-        this.refuse(decoy.port, inUse ? 'in_use' : `bind_failed: ${error.code ?? 'error'}`, inUse ? `port ${decoy.port} is in use by a service on this host` : `port ${decoy.port}: ${error.message}`);
-        resolve();
+        void this.bindFailed(decoy, host, error, () => this.open(decoy, config, '0.0.0.0')).then(resolve);
       });
       server.listen({ port: decoy.port, host }, () => {
         server.removeAllListeners('error');
@@ -345,11 +406,10 @@ export class Honeypot implements PluginBody {
         server.on('error', (error: NodeJS.ErrnoException) => {
           server.close();
           this.servers.delete(decoy.port);
-          this.stats.listening = this.stats.listening.filter((p) => p !== decoy.port);
-          this.refuse(decoy.port, `failed: ${error.code ?? 'error'}`, `port ${decoy.port}: ${error.message}`);
+          this.refuse(decoy, `failed: ${error.code ?? 'error'}`, `tcp port ${decoy.port}: ${error.message}`);
         });
         this.servers.set(decoy.port, server);
-        this.stats.listening.push(decoy.port);
+        this.stats.listening.push(decoyName(decoy));
         resolve();
       });
     });
@@ -404,14 +464,14 @@ export class Honeypot implements PluginBody {
   private touch(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, decoy: DecoyPort, bytes: number, payload: Buffer | undefined): void {
     const key = sourceKey(source.ip);
     if (this.allowed(key) && this.overallAllows()) {
-      this.emit(start, source, destination, { service: decoy.service, bytes, ...(payload && payload.length > 0 ? { payload: payload.toString('base64') } : {}) });
+      this.emit(start, source, destination, decoy.protocol, { service: decoy.service, bytes, ...(payload && payload.length > 0 ? { payload: payload.toString('base64') } : {}) });
       return;
     }
     const folded = this.folded.get(key);
     if (folded) {
       folded.count++;
       folded.bytes += bytes;
-    } else if (this.folded.size < MAX_SOURCES) this.folded.set(key, { first: start, ip: source.ip, destination, service: decoy.service, count: 1, bytes });
+    } else if (this.folded.size < MAX_SOURCES) this.folded.set(key, { first: start, ip: source.ip, destination, service: decoy.service, transport: decoy.protocol, count: 1, bytes });
     else {
       this.stats.dropped++;
       return;
@@ -451,17 +511,17 @@ export class Honeypot implements PluginBody {
   private flushFolded(): void {
     const folded = this.folded;
     this.folded = new Map();
-    for (const f of folded.values()) this.emit(f.first, { ip: f.ip }, f.destination, { service: f.service, bytes: f.bytes, folded: f.count });
+    for (const f of folded.values()) this.emit(f.first, { ip: f.ip }, f.destination, f.transport, { service: f.service, bytes: f.bytes, folded: f.count });
   }
 
-  private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, honeypot: Record<string, unknown>): void {
+  private emit(start: Date, source: { ip?: string | undefined; port?: number | undefined }, destination: { ip?: string | undefined; port: number }, transport: DecoyProtocol, honeypot: Record<string, unknown>): void {
     const type = source.ip !== undefined && net.isIPv6(source.ip) ? 'ipv6' : 'ipv4';
     const event = {
       '@timestamp': start.toISOString(),
       event: { action: 'honeypot_touch' },
       source: source.port === undefined ? { ip: source.ip } : source,
       destination,
-      network: { transport: 'tcp', type, direction: 'ingress' },
+      network: { transport, type, direction: 'ingress' },
       hades: { backend: 'honeypot', honeypot },
     };
     if (this.pending >= MAX_PENDING) {
@@ -480,6 +540,9 @@ export class Honeypot implements PluginBody {
   private async closeAll(): Promise<void> {
     const servers = [...this.servers.values()];
     this.servers = new Map();
+    const udp = [...this.udpSockets.values()];
+    this.udpSockets = new Map();
+    for (const socket of udp) socket.close();
     const reports = [...this.unreported.values()];
     for (const socket of this.unreported.keys()) socket.destroy();
     await Promise.all([...servers.map((s) => new Promise((resolve) => s.close(resolve))), ...reports]);

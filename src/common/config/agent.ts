@@ -117,9 +117,10 @@ export const AgentConfigSchema = Type.Object(
             ports: Type.Array(
               Type.Object(
                 {
-                  port: Type.Integer({ minimum: 1, maximum: 65_535, description: 'The decoy port. Refused (HADES_ERR_HONEYPOT_PORT) when a service listens on it or it lies in the ephemeral range.' }),
+                  port: Type.Integer({ minimum: 1, maximum: 65_535, description: 'The decoy port. Refused (HADES_ERR_HONEYPOT_PORT) when a service listens on it (is bound to it, for UDP) or it lies in the ephemeral range.' }),
+                  protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp', description: 'tcp: each connection is a touch; udp: each datagram is (a UDP decoy never answers, and a datagram\'s source address can be forged).' }),
                   service: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'The service the decoy imitates, reported with each touch (telnet, redis, ...); `generic` when not named.' })),
-                  banner: Type.Optional(Type.String({ maxLength: 512, description: 'Sent to each connection as it opens, as the real service would greet.' })),
+                  banner: Type.Optional(Type.String({ maxLength: 512, description: 'Sent to each connection as it opens, as the real service would greet; TCP decoys only.' })),
                 },
                 { additionalProperties: false },
               ),
