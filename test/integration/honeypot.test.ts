@@ -1,7 +1,9 @@
 /**
  * The honeypot mode through the agent: the built-in `honeypot` plugin opens its decoy, a real
  * TCP client touches it, and the agent delivers a complete honeypot_touch event that the
- * default rule pack's honeypot_touched raises. Its counters are in the agent's status.
+ * default rule pack's honeypot_touched raises. Its counters are in the agent's status. Then
+ * fleet-wide: a group configuration pushed by a real server turns the mode on in a connected
+ * agent, and a touch becomes an alert in the server's API.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +14,8 @@ import { after, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/daemon/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/agent.js';
+import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { AGENT_VERSION, LogSink, TestServer, waitUntil } from '../helpers/server.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
@@ -74,5 +77,53 @@ metrics: { enabled: false }
       }),
       /ECONNREFUSED/,
     );
+  });
+});
+
+describe('honeypot mode pushed to a group', () => {
+  it('turns on in a connected agent of the group, and a touch becomes an alert in the server', { timeout: 90_000 }, async () => {
+    const server = await TestServer.start();
+    const token = await server.enrollmentToken('10m', 'decoys');
+    const base = (plugins: string) => `
+agent: { data_dir: ${path.join(dir, 'fleet-agent')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }${plugins} }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256}, batch_events: 1 }
+spool: { fsync: never }
+metrics: { enabled: false }
+`;
+    const agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+    try {
+      await agent.start();
+      const agentId = await waitUntil('the agent online', async () => {
+        const agents = (await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[];
+        return agents[0]?.online === true ? (agents[0].id as string) : undefined;
+      });
+      assert.ok(!agent.status().plugins.some((p) => p.name === 'honeypot'), 'off until the group turns it on');
+      const port = await decoyPort(29_100);
+      const pushed = await server.ok('PUT', '/api/v1/groups/decoys/config', { body: { yaml: base(`, honeypot: { enabled: true, ports: [{ port: ${port}, service: telnet, banner: "login: " }] }`) } });
+      assert.equal(pushed.pushed, 1);
+      await waitFor('the decoy open', () => (agent.status().plugins.find((p) => p.name === 'honeypot')?.stats?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`), 30_000, 100);
+      const client = net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => client.once('data', resolve)); // the banner
+      client.end('admin\r\n');
+      const alert = await waitUntil(
+        'the alert',
+        async () => {
+          const page = (await server.ok('GET', '/api/v1/alerts', { query: { since: '10m', limit: 100 } })) as { alerts: AnyEvent[] };
+          return page.alerts.find((a) => a.rule.id === 'honeypot_touched');
+        },
+        30_000,
+        200,
+      );
+      assert.equal(alert.host.id, agentId);
+      assert.equal(alert.rule.severity, 'high');
+      assert.match(alert.message, new RegExp(`^127\\.0\\.0\\.1 touched the telnet decoy on port ${port} \\(7 bytes\\)$`));
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
   });
 });
