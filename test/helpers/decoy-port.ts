@@ -1,6 +1,6 @@
 /**
- * A port a honeypot decoy may take in a test: outside the ephemeral range, nothing listening,
- * and free to bind now (found by trying from `from` up).
+ * A port a honeypot decoy may take in a test, TCP or UDP: outside the ephemeral range, nothing
+ * listening on it or bound to it, and free to bind now (found by trying from `from` up).
  */
 import net from 'node:net';
 import { portRefusal, readPortUse } from '../../src/agent/honeypot/decoys.js';
@@ -8,7 +8,7 @@ import { portRefusal, readPortUse } from '../../src/agent/honeypot/decoys.js';
 export async function decoyPort(from: number): Promise<number> {
   const use = readPortUse();
   for (let port = from; port < from + 2000; port++) {
-    if (portRefusal(port, use)) continue;
+    if (portRefusal(port, use, 'tcp') || portRefusal(port, use, 'udp')) continue;
     const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
       s.once('error', () => resolve(false));
