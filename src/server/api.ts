@@ -19,7 +19,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { AgentConfigSchema, parseConfig } from '../common/config/index.js';
+import { parseRoleConfig } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
@@ -389,7 +389,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     (request, reply) => {
       const principal = who(request, 'admin');
-      const parsed = parseConfig(request.body.yaml, AgentConfigSchema);
+      const parsed = parseRoleConfig(request.body.yaml, 'agent');
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
       const result = ports.setGroupConfig(request.params.name, request.body.yaml);
       ports.audit(principal, 'group.config', request.params.name, { version: result.version });

@@ -6,7 +6,7 @@
  * agent, and a touch becomes an alert in the server's API.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -125,5 +125,50 @@ metrics: { enabled: false }
       await agent.stop();
       await server.stop();
     }
+  });
+
+  it('applies a group configuration that is in place when the agent starts once, after the start (no second plugin)', { timeout: 90_000 }, async () => {
+    const server = await TestServer.start();
+    const token = await server.enrollmentToken('10m', 'early');
+    const authLog = path.join(dir, 'early-auth.log');
+    writeFileSync(authLog, '');
+    // The local configuration starts a plugin (slow enough for the server's push to come during the start).
+    const base = (plugins: string) => `
+agent: { data_dir: ${path.join(dir, 'early-agent')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}] }${plugins} }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+`;
+    const port = await decoyPort(29_300);
+    await server.ok('PUT', '/api/v1/groups/early/config', { body: { yaml: base(`, honeypot: { enabled: true, ports: [{ port: ${port} }] }`) } });
+    const agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+    const honeypots = () =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('honeypot-main.js') && readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(process.pid);
+          } catch {
+            return false;
+          }
+        });
+    try {
+      await agent.start();
+      const stats = await waitFor('the pushed decoy open', () => {
+        const s = agent.status().plugins.find((p) => p.name === 'honeypot')?.stats;
+        return (s?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`) ? s : undefined;
+      }, 30_000, 100);
+      assert.deepEqual(stats['refused'], {}, 'not refused by a second copy of itself');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(honeypots().length, 1, 'one honeypot process');
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+    assert.equal(honeypots().length, 0, 'none left after the stop');
   });
 });

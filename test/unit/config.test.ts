@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AgentConfigSchema, ServerConfigSchema, loadConfig, parseConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
+import { AgentConfigSchema, ServerConfigSchema, loadConfig, parseConfig, parseRoleConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 
 function problems(text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema = AgentConfigSchema): readonly ConfigProblem[] {
@@ -88,6 +88,19 @@ describe('configuration', () => {
       ['HADES_ERR_CONFIG_VALUE', 'driver.sensitive_files_rescan_s'],
     ]);
     assert.match(found[0]?.message ?? '', /absolute path/);
+  });
+
+  it('refuses a honeypot decoy named twice, and a banner on a UDP decoy, with their lines', () => {
+    const text = 'plugins:\n  honeypot:\n    ports:\n      - { port: 2323 }\n      - { port: 2323 }\n      - { port: 2323, protocol: udp }\n      - { port: 1161, protocol: udp, banner: "hi" }\n';
+    const result = parseRoleConfig(text, 'agent');
+    assert.equal(result.ok, false);
+    const found = result.ok ? [] : result.problems;
+    assert.deepEqual(found.map((p) => [p.code, p.path, p.line]), [
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.1.port', 5],
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.3.banner', 7],
+    ]);
+    assert.match(found[1]?.message ?? '', /never answers/);
+    assert.equal(parseRoleConfig('plugins:\n  honeypot:\n    ports: [{ port: 2323 }, { port: 2323, protocol: udp }]\n', 'agent').ok, true, 'the same port in each protocol');
   });
 
   it('lists problems in the order of the file', () => {

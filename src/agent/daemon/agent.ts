@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { AgentConfigSchema, parseConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
+import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
@@ -170,8 +170,15 @@ export class Agent {
     this.supervisor = new Supervisor({ log: this.log.child({ component: 'supervisor' }), sustainS: this.config.limits.sustain_s, healthS: this.config.plugins.health_s });
   }
 
-  /** Starts everything; on failure, whatever started is stopped again and the error rethrown. */
+  /**
+   * Starts everything; on failure, whatever started is stopped again and the error rethrown.
+   * Reloads (a configuration the server pushes as soon as the agent connects, a SIGHUP) wait
+   * until the start is done: applied halfway through it, they would start plugins and listeners
+   * a second time.
+   */
   async start(): Promise<void> {
+    let started!: () => void;
+    this.reloading = new Promise<ReloadResult>((resolve) => (started = () => resolve({ ok: true })));
     try {
       this.claimDataDir();
       if (this.config.outputs.server.enabled) this.identity = await this.ensureIdentity();
@@ -188,9 +195,11 @@ export class Agent {
       if (this.pipeline.outputs.length === 0) this.log.warn('no output is enabled: events are counted and discarded');
       this.log.info('agent started', { version: this.options.version, pid: process.pid, outputs: this.pipeline.outputs.map((o) => o.name), plugins: this.supervisor.names(), cgroup: this.cgroupState });
     } catch (error) {
+      started();
       await this.stop();
       throw toHadesError(error);
     }
+    started();
   }
 
   private claimDataDir(): void {
@@ -371,7 +380,7 @@ export class Agent {
    * except what only the host can know (agent.data_dir and outputs.server), which stay local.
    */
   private async reloadFromServer(yaml: string, version: number): Promise<void> {
-    const parsed = parseConfig(yaml, AgentConfigSchema);
+    const parsed = parseRoleConfig(yaml, 'agent');
     if (!parsed.ok) {
       this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s)`, parsed.problems);
       return;
@@ -737,6 +746,7 @@ export class Agent {
    */
   reload(text?: string, given?: AgentConfig): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
+      if (this.stopped) return { ok: false, message: 'the agent is stopping' };
       let source = text;
       if (given) source = '';
       else if (source === undefined) {
@@ -747,7 +757,7 @@ export class Agent {
           return this.rejected(`cannot read ${this.options.configFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
         }
       }
-      const parsed = given ? ({ ok: true, config: given } as const) : parseConfig(source ?? '', AgentConfigSchema);
+      const parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
       if (!parsed.ok) return this.rejected(`${parsed.problems.length} problem(s); the running configuration stays`, parsed.problems);
       const next = parsed.config;
       if (next.agent.data_dir !== this.config.agent.data_dir) return this.rejected('agent.data_dir cannot change while the agent runs; restart it');

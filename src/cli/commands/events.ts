@@ -1,4 +1,4 @@
-import { AgentConfigSchema, parseConfig, configError, type AgentConfig } from '../../common/config/index.js';
+import { parseRoleConfig, configError, type AgentConfig } from '../../common/config/index.js';
 import { eventActions, eventKinds, type EventAction } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
 import { KERNEL_ACTIONS, KernelEvents } from '../../agent/kernel-events.js';
@@ -14,7 +14,7 @@ async function agentConfig(options: Readonly<Record<string, unknown>>): Promise<
   const file = typeof options['config'] === 'string' ? options['config'] : undefined;
   const text = file ? await readConfigFile(file) : '';
   const backend = options['backend'];
-  const result = parseConfig(text, AgentConfigSchema);
+  const result = parseRoleConfig(text, 'agent');
   if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
   if (backend === undefined) return result.config;
   if (backend !== 'auto' && backend !== 'ebpf' && backend !== 'cnproc') {

@@ -19,8 +19,27 @@ export const configRoles = Object.keys(configSchemas) as ConfigRole[];
 
 /** What each role's schema cannot check: consistency between keys. */
 const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
+  agent: (config) => checkHoneypotPorts(config.plugins.honeypot.ports),
   server: (config) => checkAlertOutputs(config.alerts.outputs),
 };
+
+/**
+ * The honeypot's decoys: each protocol and port once, and no banner on a UDP decoy (it never
+ * answers). Said here rather than only by the plugin, which would refuse the whole list.
+ */
+function checkHoneypotPorts(ports: Static<typeof AgentConfigSchema>['plugins']['honeypot']['ports']): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  ports.forEach((decoy, i) => {
+    const name = `${decoy.protocol}/${decoy.port}`;
+    if (seen.has(name)) problems.push({ code: 'HADES_ERR_CONFIG_VALUE', path: `plugins.honeypot.ports.${i}.port`, message: `${decoy.protocol} port ${decoy.port} is named twice` });
+    seen.add(name);
+    if (decoy.protocol === 'udp' && decoy.banner !== undefined) {
+      problems.push({ code: 'HADES_ERR_CONFIG_VALUE', path: `plugins.honeypot.ports.${i}.banner`, message: `udp port ${decoy.port} cannot have a banner: a UDP decoy never answers (an answer to a forged source would reflect traffic onto it)` });
+    }
+  });
+  return problems;
+}
 
 /** parseConfig with the role's schema and its consistency checks. */
 export function parseRoleConfig<R extends ConfigRole>(text: string, role: R): ConfigResult<Static<(typeof configSchemas)[R]>> {
