@@ -699,8 +699,9 @@ export class Spool {
       this.committedEvents = Math.min(stored.events, this.totalEvents);
     }
     this.readPos = this.committed + 1;
-    this.deleteCommitted();
+    // Counted before the committed segments go: removing one takes its size off the total.
     for (const seg of this.segments) this.totalBytes += seg.size;
+    this.deleteCommitted();
     if (this.committed !== stored.seq || this.cursorResets > 0) this.writeCursor();
     if (this.policy !== 'never') {
       // What a killed predecessor left in the page cache is made durable before it counts so.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -78,6 +78,23 @@ describe('spool: append, read, commit', () => {
     assert.equal(stats.segments, segmentFiles(dir).length);
     assert.equal(stats.bytes, segmentFiles(dir).reduce((a, f) => a + statSync(f).size, 0));
     spool.close();
+  });
+
+  it('counts its bytes right when it opens on committed segments a crash left behind', () => {
+    const dir = folder();
+    const spool = open(dir);
+    fill(spool, 1, 200, 100);
+    drain(spool, 200);
+    const kept = segmentFiles(dir).map((f) => [f, readFileSync(f)] as const);
+    spool.commit(150);
+    spool.close();
+    // The cursor says 150, but the segments it covers are still there (killed before deleting).
+    for (const [f, data] of kept) if (!existsSync(f)) writeFileSync(f, data);
+    const again = open(dir);
+    const stats = again.stats();
+    assert.equal(stats.bytes, segmentFiles(dir).reduce((a, f) => a + statSync(f).size, 0));
+    assert.ok(stats.bytes > 0);
+    again.close();
   });
 
   it('rewinds to the first uncommitted record after a failed send, also from disk', () => {
