@@ -17,27 +17,13 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { FrameReader, encodeFrame } from '../src/common/codec/frames.js';
 import { PluginFrame } from '../src/common/plugins/frames.js';
-import { portRefusal, readPortUse } from '../src/agent/honeypot/decoys.js';
 import { honeypotMain } from '../src/agent/plugins/honeypot-plugin.js';
 import { LOGS_NODE_FLAGS } from '../src/agent/plugins/logs-plugin.js';
+import { decoyPort } from '../test/helpers/decoy-port.js';
 import { rssKb, ticks } from './proc.js';
 
 const [connections = 20_000, concurrency = 64, idleSeconds = 30] = process.argv.slice(2).map(Number);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  const use = readPortUse();
-  for (let port = 24_000; port < 30_000; port++) {
-    if (portRefusal(port, use)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '::', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
 
 /** One client: connects, sends 32 bytes, closes; resolves when the decoy closed too. */
 const touch = (port: number) =>
@@ -49,7 +35,7 @@ const touch = (port: number) =>
   });
 
 async function main(): Promise<void> {
-  const port = await freePort();
+  const port = await decoyPort(24_000);
   const child = spawn(process.execPath, [...LOGS_NODE_FLAGS, honeypotMain(), 'bench'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const pid = child.pid ?? 0;
   let events = 0;

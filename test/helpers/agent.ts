@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { Agent } from '../../src/agent/daemon/agent.js';
 import { AgentConfigSchema, parseConfig, type AgentConfig } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import type { BatchTransport, EventBatch } from '../../src/agent/pipeline/channels.js';
@@ -95,4 +96,11 @@ export function groupMembers(pgid: number): number[] {
 
 function readdirNumeric(dir: string): number[] {
   return readdirSync(dir).filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/** An agent of `yaml` whose only output is a MemoryTransport (not started). */
+export function memoryAgent(yaml: string): { agent: Agent; transport: MemoryTransport } {
+  const transport = new MemoryTransport();
+  const agent = new Agent({ config: agentConfig(yaml), version: '0.0.0-test', transports: [transport], stderr: new EventSink() });
+  return { agent, transport };
 }

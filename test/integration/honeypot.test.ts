@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/daemon/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { agentConfig, memoryAgent, waitFor, type AnyEvent } from '../helpers/agent.js';
 import { AGENT_VERSION, LogSink, TestServer, waitUntil } from '../helpers/server.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
@@ -24,19 +24,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 describe('honeypot mode through the agent', () => {
   it('reports a touch of a decoy, and the default pack raises it', async () => {
     const port = await decoyPort(27_000);
-    const transport = new MemoryTransport();
-    const agent = new Agent({
-      config: agentConfig(`
+    const { agent, transport } = memoryAgent(`
 agent: { data_dir: ${path.join(dir, 'data')}, heartbeat_s: 3600, drain_s: 1 }
 limits: { cgroup: { enabled: false } }
 plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }, honeypot: { enabled: true, ports: [{ port: ${port}, service: redis }] } }
 outputs: { file: { enabled: false } }
 metrics: { enabled: false }
-`),
-      version: '0.0.0-test',
-      transports: [transport],
-      stderr: new EventSink(),
-    });
+`);
     await agent.start();
     try {
       await waitFor(

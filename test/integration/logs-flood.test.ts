@@ -10,9 +10,9 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/daemon/agent.js';
+import type { Agent } from '../../src/agent/daemon/agent.js';
 import { keepLogEvent } from '../../src/agent/plugins/logs-plugin.js';
-import { agentConfig, EventSink, MemoryTransport, waitFor } from '../helpers/agent.js';
+import { memoryAgent, waitFor, type MemoryTransport } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-flood-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,19 +21,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function startAgent(name: string): Promise<{ agent: Agent; transport: MemoryTransport; authLog: string }> {
   const authLog = path.join(dir, `${name}.log`);
   writeFileSync(authLog, '');
-  const transport = new MemoryTransport();
-  const agent = new Agent({
-    config: agentConfig(`
+  const { agent, transport } = memoryAgent(`
 agent: { data_dir: ${path.join(dir, `data-${name}`)}, heartbeat_s: 3600, drain_s: 1 }
 limits: { cgroup: { enabled: false } }
 plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}], poll_ms: 100, limits: { events_per_s: 100 } } }
 outputs: { file: { enabled: false } }
 metrics: { enabled: false }
-`),
-    version: '0.0.0-test',
-    transports: [transport],
-    stderr: new EventSink(),
-  });
+`);
   await agent.start();
   await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
   await new Promise((resolve) => setTimeout(resolve, 500));

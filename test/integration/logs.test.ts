@@ -15,10 +15,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/daemon/agent.js';
+import type { Agent } from '../../src/agent/daemon/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { memoryAgent, waitFor, type AnyEvent } from '../helpers/agent.js';
 import { daemon, logDaemonsUnavailable, startJournald, startSshd, stopAll, stopDaemon, type Sshd } from '../helpers/log-daemons.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-'));
@@ -30,11 +30,6 @@ after(() => {
 
 const asNobody = (args: readonly string[], input?: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...args], { input: input ?? '', stdio: ['pipe', 'ignore', 'ignore'], timeout: 20_000 });
 
-function startAgent(yaml: string): { agent: Agent; transport: MemoryTransport } {
-  const transport = new MemoryTransport();
-  const agent = new Agent({ config: agentConfig(yaml), version: '0.0.0-test', transports: [transport], stderr: new EventSink() });
-  return { agent, transport };
-}
 
 async function logsRunning(agent: Agent): Promise<void> {
   await waitFor('the log collector running', () => agent.status().plugins.some((p) => p.name === 'logs' && p.state === 'running'), 20_000);
@@ -70,7 +65,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
       // Something in the file before the agent starts: it begins at the end and skips it.
       execFileSync('logger', ['-p', 'auth.info', '-t', 'sudo', 'root : PWD=/ ; USER=root ; COMMAND=/bin/before-start']);
       await waitFor('auth.log', () => existsSync(authLog), 10_000);
-      const { agent, transport } = startAgent(config(path.join(dir, 'data-files'), `{ source: files, files: [${authLog}], poll_ms: 100 }`));
+      const { agent, transport } = memoryAgent(config(path.join(dir, 'data-files'), `{ source: files, files: [${authLog}], poll_ms: 100 }`));
       await agent.start();
       try {
         await logsRunning(agent);
@@ -134,7 +129,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
     try {
       const data = path.join(dir, 'data-journal');
       const yaml = config(data, '{ source: auto }');
-      let { agent, transport } = startAgent(yaml);
+      let { agent, transport } = memoryAgent(yaml);
       await agent.start();
       try {
         await logsRunning(agent);
@@ -158,7 +153,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
       }
       // Logged while no agent runs: read by the next one, and nothing read before comes again.
       assert.equal(spawnSync('sudo', ['-u', 'nobody', '/bin/echo', 'while-down']).status, 0);
-      ({ agent, transport } = startAgent(yaml));
+      ({ agent, transport } = memoryAgent(yaml));
       await agent.start();
       try {
         await waitFor('the sudo logged while down', () => of(transport.events, 'sudo').find((e) => e.hades.sudo.command === '/bin/echo while-down'), 30_000);
@@ -176,7 +171,7 @@ describe('log collector on real sshd, sudo, rsyslog and journald', { skip }, () 
   it('keeps a login that succeeded among failures over the rate limit, from the journal', async () => {
     const journald = await startJournald();
     try {
-      const { agent, transport } = startAgent(config(path.join(dir, 'data-limit'), '{ source: journal, limits: { events_per_s: 2 } }'));
+      const { agent, transport } = memoryAgent(config(path.join(dir, 'data-limit'), '{ source: journal, limits: { events_per_s: 2 } }'));
       await agent.start();
       try {
         await logsRunning(agent);

@@ -489,8 +489,9 @@ export class Agent {
       }
     }
     if (this.config.plugins.inventory.enabled) await this.startInventory();
-    if (this.config.plugins.logs.enabled) await this.startLogs();
-    if (this.config.plugins.honeypot.enabled) await this.startHoneypot();
+    const { logs, honeypot } = this.config.plugins;
+    if (logs.enabled) await this.startEventBuiltin(LOGS_PLUGIN, logs.limits, (options) => logsPlugin({ ...options, settings: logs }));
+    if (honeypot.enabled) await this.startEventBuiltin(HONEYPOT_PLUGIN, honeypot.limits, (options) => honeypotPlugin({ ...options, settings: honeypot }));
   }
 
   private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
@@ -588,22 +589,15 @@ export class Agent {
     await this.startBuiltin(INVENTORY_PLUGIN, () => inventory.start());
   }
 
-  /** The built-in log collector (ssh_login, sudo), run by the agent's Node binary. */
-  private async startLogs(): Promise<void> {
-    const settings = this.config.plugins.logs;
-    const { options, supervise } = this.builtinOptions(LOGS_PLUGIN, settings.limits);
-    const plugin = logsPlugin({ ...options, settings });
+  /**
+   * A built-in plugin that is an event plugin as it is (the log collector: ssh_login, sudo; the
+   * honeypot: honeypot_touch), run by the agent's Node binary.
+   */
+  private async startEventBuiltin(name: string, limits: Partial<AgentConfig['plugins']['limits']> | undefined, make: (options: ReturnType<Agent['builtinOptions']>['options']) => EventPlugin): Promise<void> {
+    const { options, supervise } = this.builtinOptions(name, limits);
+    const plugin = make(options);
     supervise(plugin);
-    await this.startBuiltin(LOGS_PLUGIN, () => plugin.start());
-  }
-
-  /** The built-in honeypot mode (honeypot_touch), run by the agent's Node binary. */
-  private async startHoneypot(): Promise<void> {
-    const settings = this.config.plugins.honeypot;
-    const { options, supervise } = this.builtinOptions(HONEYPOT_PLUGIN, settings.limits);
-    const plugin = honeypotPlugin({ ...options, settings });
-    supervise(plugin);
-    await this.startBuiltin(HONEYPOT_PLUGIN, () => plugin.start());
+    await this.startBuiltin(name, () => plugin.start());
   }
 
   private reportGap(component: string, gap: PluginGap): void {
