@@ -65,13 +65,11 @@ export interface EventPluginCounters {
   emitted: number;
   invalid: number;
   rateLimited: number;
-  /** Over the rate limit but kept (keepOverLimit). */
-  keptOverLimit: number;
 }
 
 export class EventPlugin {
   readonly process: PluginProcess;
-  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, keptOverLimit: 0 };
+  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0 };
   private readonly bucket: TokenBucket | undefined;
   private readonly keptBucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
@@ -191,7 +189,6 @@ export class EventPlugin {
           this.counters.rateLimited++;
           continue;
         }
-        this.counters.keptOverLimit++;
       }
       const event = this.complete(value as Record<string, unknown>);
       if (!event) continue;
