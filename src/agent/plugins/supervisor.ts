@@ -4,7 +4,8 @@
  * against the plugin's budget, and restarts a plugin that stays over budget for `sustainS`
  * seconds or stops answering (silent for three health periods, and for two after being asked
  * for its counters; not restarted on a round that comes late, by half a round or more, because
- * the agent itself was held up, unless rounds have come late for a while). Restarts are reported by the plugin's gap event, whose reason says why.
+ * the agent itself was held up, unless rounds have come late for a while). Restarts are
+ * reported by the plugin's gap event, whose reason says why.
  */
 import type { CgroupGroup } from '../cgroup.js';
 import type { Logger } from '../../runtime/log.js';
@@ -152,7 +153,7 @@ export class Supervisor {
       }
       this.measure(watch, pid);
       this.checkBudget(watch);
-      this.checkLiveness(watch, judge);
+      this.checkLiveness(watch, now, judge);
     }
   }
 
@@ -231,9 +232,8 @@ export class Supervisor {
     this.forget(watch);
   }
 
-  private checkLiveness(watch: Watch, judge: boolean): void {
+  private checkLiveness(watch: Watch, now: number, judge: boolean): void {
     const { process } = watch.plugin;
-    const now = this.now();
     const silentMs = now - process.lastFrameAt;
     const healthMs = this.options.healthS * 1000;
     // Answered since it was asked (or spoke on its own): asked afresh when silent again.
