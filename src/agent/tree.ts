@@ -25,10 +25,29 @@ export interface ProcessNode {
   /** Credentials as last seen (exec, privilege change, /proc), to notice a process becoming root. */
   creds: Creds | undefined;
   /** This process as an entry of its descendants' ancestor lists, made once (see EventBuilder). */
-  asAncestor?: Readonly<Record<string, unknown>> | undefined;
+  asAncestor: Readonly<Record<string, unknown>> | undefined;
   /** The parent's node this one is counted in, and how many children count in this one. */
-  parentNode?: ProcessNode | undefined;
-  children?: number;
+  parentNode: ProcessNode | undefined;
+  children: number;
+}
+
+/**
+ * Every node is made here, with all its fields in one order: V8 then gives all nodes one hidden
+ * class, and the hot paths that read them (ancestry, exit) stay monomorphic. Nodes that gained
+ * fields later, in the order events came, had half a dozen classes: the code optimised in one
+ * storm was thrown away when a node of another class came by, and compiled again.
+ */
+export function processNode(
+  pid: number,
+  ppid: number,
+  startTicks: number,
+  entityId: string,
+  name: string,
+  executable: string | undefined,
+  args: readonly string[] | undefined,
+  creds: Creds | undefined,
+): ProcessNode {
+  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, asAncestor: undefined, parentNode: undefined, children: 0 };
 }
 
 export interface Creds {
@@ -84,17 +103,7 @@ export class ProcessTree {
   fork(parentPid: number, childPid: number, childStartNs: number, comm: string): ProcessNode {
     const parent = this.nodes.get(parentPid);
     const startTicks = ProcessTree.ticksFromNs(childStartNs);
-    return this.put({
-      pid: childPid,
-      ppid: parentPid,
-      startTicks,
-      entityId: this.entityId(childPid, startTicks),
-      name: comm || parent?.name || '',
-      executable: parent?.executable,
-      args: parent?.args,
-      exited: false,
-      creds: parent?.creds,
-    });
+    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds));
   }
 
   /** exec keeps the process (pid and start time) and replaces its program. */
@@ -111,7 +120,7 @@ export class ProcessTree {
       this.touch(pid, existing);
       return existing;
     }
-    return this.put({ pid, ppid, startTicks, entityId: this.entityId(pid, startTicks), name, executable, args, exited: false, creds });
+    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds));
   }
 
   /** The credentials a live process had before the event now being handled. */
@@ -181,7 +190,7 @@ export class ProcessTree {
     const parent = node.ppid > 0 && node.ppid !== node.pid ? this.nodes.get(node.ppid) : undefined;
     if (!parent || node.parentNode === parent) return;
     node.parentNode = parent;
-    parent.children = (parent.children ?? 0) + 1;
+    parent.children++;
   }
 
   /** Drops a node; an exited parent left without children goes with it. */
@@ -190,7 +199,7 @@ export class ProcessTree {
     const parent = node.parentNode;
     node.parentNode = undefined;
     if (parent) {
-      parent.children = (parent.children ?? 1) - 1;
+      parent.children--;
       if (parent.exited && parent.children <= 0) this.remove(parent);
     }
     this.stats.size = this.nodes.size;
@@ -227,7 +236,7 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   } catch {
     // gone
   }
-  return { pid, ppid: parsed.ppid, startTicks: parsed.startTicks, entityId: tree.entityId(pid, parsed.startTicks), name: parsed.comm, executable, args, exited: false, creds };
+  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds);
 }
 
 /** Real and effective ids from the Uid: and Gid: lines of /proc/PID/status. */

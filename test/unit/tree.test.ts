@@ -81,6 +81,20 @@ describe('process tree', () => {
     assert.equal(self.executable, process.execPath);
     assert.ok(tree.stats.seeded > 1);
   });
+
+  it('makes every node with the same fields in the same order, however it came', () => {
+    // One hidden class for all nodes keeps the hot paths monomorphic (see processNode).
+    const tree = new ProcessTree('h', 65536);
+    tree.seedFromProc();
+    const seeded = tree.get(process.pid);
+    const forked = tree.fork(process.pid, 900001, 5e9, 'x');
+    const exec = tree.exec(900002, process.pid, 6e9, 'y', '/y', ['y']);
+    const execOfForked = tree.exec(900001, process.pid, 5e9, 'z', '/z', ['z']);
+    tree.exit(900001);
+    assert.ok(seeded);
+    const keys = Object.keys(seeded);
+    for (const node of [forked, exec, execOfForked]) assert.deepEqual(Object.keys(node), keys);
+  });
 });
 
 describe('event building helpers', () => {
