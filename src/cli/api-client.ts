@@ -18,6 +18,7 @@ export interface ApiClient {
   get(path: string, query?: Record<string, string | string[] | undefined>): Promise<unknown>;
   post(path: string, body: unknown): Promise<unknown>;
   patch(path: string, body: unknown): Promise<unknown>;
+  put(path: string, body: unknown): Promise<unknown>;
   delete(path: string): Promise<unknown>;
 }
 
@@ -63,9 +64,9 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
               return reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${method} ${path}: the answer is not JSON (HTTP ${response.statusCode})`));
             }
             if ((response.statusCode ?? 500) >= 400) {
-              const error = parsed as { code?: string; message?: string } | null;
+              const error = parsed as { code?: string; message?: string; details?: Record<string, unknown> } | null;
               const code = error?.code && isErrorCode(error.code) ? error.code : 'HADES_ERR_SERVER_UNREACHABLE';
-              return reject(new HadesError(code, error?.message ?? `HTTP ${response.statusCode}`));
+              return reject(new HadesError(code, error?.message ?? `HTTP ${response.statusCode}`, error?.details && typeof error.details === 'object' ? { details: error.details } : {}));
             }
             resolve(parsed);
           });
@@ -88,6 +89,7 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
     },
     post: (path, body) => call('POST', path, body),
     patch: (path, body) => call('PATCH', path, body),
+    put: (path, body) => call('PUT', path, body),
     delete: (path) => call('DELETE', path),
   };
 }

@@ -21,6 +21,7 @@ const serverCommands = () => import('./commands/server.js');
 const agentCommands = () => import('./commands/agent.js');
 const alertCommands = () => import('./commands/alerts.js');
 const fleetCommands = () => import('./commands/fleet.js');
+const manageCommands = () => import('./commands/manage.js');
 const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
 export interface CommandSpec {
@@ -39,6 +40,8 @@ export interface CommandSpec {
 export const groups: Readonly<Record<string, string>> = {
   config: 'Check configuration files and print their schema',
   agents: 'The fleet of agents known to the server',
+  groups: 'Groups of agents and the configuration the server pushes to them',
+  tasks: 'Tasks for agents: restart a plugin, change the log level, run a query',
   fleet: 'Questions asked of many agents at once',
   alerts: 'Alerts raised by the rule engine',
   rules: 'Rule packs: test them, import Sigma rules',
@@ -130,6 +133,73 @@ export const commands: readonly CommandSpec[] = [
     summary: 'Ask an agent to renew its certificate now, with a new key pair (at its next connection when it is offline; admin role)',
     define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the answer as JSON: {"id", "sent"}'),
     run: lazy(serverCommands, (m) => m.agentsRenew),
+  },
+  {
+    name: 'agents revoke',
+    summary: 'Revoke an agent: its connections are refused from now on (admin role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the answer as JSON'),
+    run: lazy(manageCommands, (m) => m.agentsRevoke),
+  },
+  {
+    name: 'agents groups',
+    summary: 'Put an agent in these groups, replacing its groups; the configuration of the first of them that has one is pushed to it (admin role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id').argument('<groups...>', 'one to 16 group names').option('--json', 'print the agent as JSON'),
+    run: lazy(manageCommands, (m) => m.agentsGroups),
+  },
+  {
+    name: 'agents tags',
+    summary: 'Replace an agent\'s tags with KEY=VALUE pairs (none: remove them all; admin role)',
+    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id').argument('[tags...]', 'KEY=VALUE, e.g. owner=team-a').option('--json', 'print the tags as JSON'),
+    run: lazy(manageCommands, (m) => m.agentsTags),
+  },
+  {
+    name: 'groups list',
+    summary: 'The groups: members and the version of the configuration the server pushes to them',
+    define: (c) => apiOptions(c).option('--json', 'one JSON object per group'),
+    run: lazy(manageCommands, (m) => m.groupsList),
+  },
+  {
+    name: 'groups show',
+    summary: 'Print a group\'s agent configuration (YAML)',
+    define: (c) => apiOptions(c).argument('<name>', 'the group').option('--json', 'the configuration with its version, as JSON'),
+    run: lazy(manageCommands, (m) => m.groupsShow),
+  },
+  {
+    name: 'groups set',
+    summary: 'Check an agent configuration file and make it the group\'s: it replaces the whole configuration of the group\'s agents except agent.data_dir and outputs.server, and is pushed to those connected (admin role)',
+    define: (c) => apiOptions(c).argument('<name>', 'the group').argument('<file>', 'agent configuration (YAML; - reads standard input)').option('--json', 'print the answer as JSON: group, version, pushed'),
+    run: lazy(manageCommands, (m) => m.groupsSet),
+  },
+  {
+    name: 'tasks create',
+    summary: 'Give agents a task: restart_plugin name=NAME, log_level level=debug|info|warn|error (admin role), query sql=SQL, inventory table=TABLE (analyst role)',
+    define: (c) =>
+      apiOptions(c)
+        .argument('<kind>', 'restart_plugin, log_level, query or inventory')
+        .argument('[params...]', 'NAME=TEXT, or NAME:=JSON for numbers (e.g. max_rows:=100)')
+        .option('--agent <id...>', 'the agents')
+        .option('--group <group>', 'every agent of a group')
+        .option('--timeout <seconds>', 'the task expires when not done within this time', '300')
+        .option('--wait', 'wait for each task to end and print its result (exit 3 unless all are done)')
+        .option('--json', 'one JSON object per task'),
+    run: lazy(manageCommands, (m) => m.tasksCreate),
+  },
+  {
+    name: 'tasks list',
+    summary: 'Tasks, newest first, with their status and result',
+    define: (c) =>
+      apiOptions(c)
+        .option('--agent <id>', 'one agent\'s tasks')
+        .option('--status <status>', 'pending, sent, done, failed or expired')
+        .option('--limit <n>', 'most tasks', '100')
+        .option('--json', 'one JSON object per task'),
+    run: lazy(manageCommands, (m) => m.tasksList),
+  },
+  {
+    name: 'tasks show',
+    summary: 'One task with its parameters and result',
+    define: (c) => apiOptions(c).argument('<id>', 'the task\'s id').option('--json', 'the task as JSON'),
+    run: lazy(manageCommands, (m) => m.tasksShow),
   },
   {
     name: 'search',

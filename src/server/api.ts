@@ -62,6 +62,9 @@ export interface ApiPorts {
   /** Asks an agent to renew its certificate now (at its next connection when offline). */
   renewAgent(id: string): { sent: boolean };
   setAgentTags(id: string, tags: Record<string, string>): void;
+  /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
+  setAgentGroups(id: string, groups: string[]): unknown;
+  listGroups(): unknown[];
   getGroupConfig(name: string): { yaml: string; version: number } | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
   createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): unknown[];
@@ -372,7 +375,29 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return { ok: true };
     },
   );
-  const GroupName = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }) });
+  const GROUP_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+  route(
+    'PUT',
+    '/api/v1/agents/:id/groups',
+    {
+      summary: 'Put an agent in these groups (replacing its groups); the configuration of its groups is pushed to it when it is connected.',
+      tags: ['fleet'],
+      params: Id,
+      body: Type.Object({ groups: Type.Array(Type.String({ pattern: GROUP_PATTERN }), { minItems: 1, maxItems: 16, uniqueItems: true }) }, { additionalProperties: false }),
+    },
+    (request) => {
+      const principal = who(request, 'admin');
+      found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+      const agent = ports.setAgentGroups(request.params.id, request.body.groups);
+      ports.audit(principal, 'agent.groups', request.params.id, { groups: request.body.groups });
+      return agent;
+    },
+  );
+  const GroupName = Type.Object({ name: Type.String({ pattern: GROUP_PATTERN }) });
+  route('GET', '/api/v1/groups', { summary: 'Every group that has a configuration or members: its member count (revoked agents left out) and its configuration\'s version.', tags: ['fleet'] }, (request) => {
+    who(request, 'read-only');
+    return { groups: ports.listGroups() };
+  });
   route('GET', '/api/v1/groups/:name/config', { summary: 'The agent configuration of a group (YAML).', tags: ['fleet'], params: GroupName }, (request) => {
     who(request, 'read-only');
     return found(ports.getGroupConfig(request.params.name), `configuration for group ${request.params.name}`);

@@ -24,7 +24,7 @@ import { openDatabase, type Db } from './db.js';
 import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
 import { FleetQueries } from './fleet/queries.js';
-import { FleetRegistry } from './fleet/registry.js';
+import { FleetRegistry, type GroupConfig } from './fleet/registry.js';
 import { CertificateRenewal } from './fleet/renewal.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
 import { Gateway } from './gateway.js';
@@ -200,6 +200,24 @@ export class HadesServer {
     return [`${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.gateway?.port ?? 0}`];
   }
 
+  /**
+   * The configuration an agent runs: that of the first of its groups (in the order they were
+   * given) that has one. Each configuration is whole, so an agent takes one, never a merge.
+   */
+  private configOf(groups: readonly string[]): GroupConfig | undefined {
+    for (const group of groups) {
+      const config = this.registry?.groupConfig(group);
+      if (config) return config;
+    }
+    return undefined;
+  }
+
+  /** Sends a connected agent the configuration of its groups (configOf), if they have one. */
+  private pushGroupConfigs(agentId: string): boolean {
+    const config = this.configOf(this.registry?.get(agentId)?.groups ?? []);
+    return config !== undefined && (this.gateway?.send(agentId, { config: { version: config.version, yaml: config.yaml } }) ?? false);
+  }
+
   /** Sends a connected agent its group's configuration, its unfinished tasks, and a renewal request if one waits. */
   private pushPending(agentId: string): void {
     const registry = this.registry;
@@ -207,10 +225,7 @@ export class HadesServer {
     if (!registry || !gateway) return;
     const agent = registry.get(agentId);
     if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}` } });
-    for (const group of agent?.groups ?? []) {
-      const config = registry.groupConfig(group);
-      if (config) gateway.send(agentId, { config: { version: config.version, yaml: config.yaml } });
-    }
+    this.pushGroupConfigs(agentId);
     for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
     }
@@ -284,12 +299,19 @@ export class HadesServer {
         this.gateway?.disconnect(id, new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${id} is revoked`));
       },
       setAgentTags: (id, tags) => registry.setTags(id, tags),
+      setAgentGroups: (id, groups) => {
+        const agent = registry.setGroups(id, groups);
+        this.pushGroupConfigs(id);
+        return { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses) };
+      },
+      listGroups: () => registry.listGroups(),
       getGroupConfig: (name) => registry.groupConfig(name),
       setGroupConfig: (name, yaml) => {
         const { version } = registry.setGroupConfig(name, yaml);
         let pushed = 0;
+        // Members whose configuration comes from an earlier group of theirs keep it.
         for (const agent of registry.list({ group: name, online: true })) {
-          if (this.gateway?.send(agent.id, { config: { version, yaml } })) pushed++;
+          if (this.configOf(agent.groups)?.name === name && this.pushGroupConfigs(agent.id)) pushed++;
         }
         return { version, pushed };
       },

@@ -643,6 +643,166 @@ describe('the hades command against the running server', () => {
   });
 });
 
+describe('managing the fleet with the hades command', () => {
+  let configFile: string;
+  before(() => {
+    configFile = path.join(dir, 'server-manage.yaml');
+    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`));
+  });
+  const hades = (...args: string[]) => runHades([...args, '--config', configFile]);
+  const hadesWith = (input: string, ...args: string[]) => runHades([...args, '--config', configFile], { input });
+
+  it('hades groups set, show and list: a checked configuration is stored, pushed to the connected members, and read back', async () => {
+    const identity = await server.enrollAgent({ group: 'cli-web' });
+    const file = path.join(dir, 'cli-web.yaml');
+    const yaml = 'agent: { heartbeat_s: 17 }\n';
+    writeFileSync(file, yaml);
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
+      const set = await hades('groups', 'set', 'cli-web', file);
+      assert.equal(set.status, 0, set.stderr);
+      assert.equal(set.stdout, 'group cli-web: configuration version 1 stored, pushed to 1 connected agent\n');
+      assert.equal((await stream.next((m) => m.config !== undefined)).config?.yaml, yaml);
+    } finally {
+      stream.close();
+    }
+    const fromStdin = await hadesWith('agent: { heartbeat_s: 18 }\n', 'groups', 'set', 'cli-web', '-', '--json');
+    assert.equal(fromStdin.status, 0, fromStdin.stderr);
+    assert.deepEqual(JSON.parse(fromStdin.stdout), { group: 'cli-web', version: 2, pushed: 0 });
+    const shown = await hades('groups', 'show', 'cli-web');
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.equal(shown.stdout, 'agent: { heartbeat_s: 18 }\n');
+    const listed = await hades('groups', 'list', '--json');
+    assert.equal(listed.status, 0, listed.stderr);
+    const row = listed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent).find((g) => g['name'] === 'cli-web');
+    assert.equal(row?.['agents'], 1);
+    assert.equal(row?.['version'], 2);
+    const human = await hades('groups', 'list');
+    assert.match(human.stdout, /^cli-web\s+1\s+version 2\s/m);
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    assert.ok(entries.some((e) => e['action'] === 'group.config' && e['target'] === 'cli-web'), 'audited');
+  });
+
+  it('hades groups set refuses a bad configuration with its lines and stores nothing; unknown groups and bad names are coded errors', async () => {
+    const file = path.join(dir, 'cli-bad.yaml');
+    writeFileSync(file, 'agent:\n  heartbeat_s: soon\nplugins:\n  honeypot: { enabled: true, ports: [{ port: 2323 }, { port: 2323 }] }\n');
+    const bad = await hades('groups', 'set', 'cli-bad', file);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:\\d+: HADES_ERR_CONFIG_`, 'm'));
+    assert.match(bad.stderr, /HADES_ERR_CONFIG_INVALID: .* a problem, listed above; nothing was stored/);
+    // The checks across fields too (a decoy port named twice).
+    writeFileSync(file, 'agent:\n  heartbeat_s: 20\nplugins:\n  honeypot: { enabled: true, ports: [{ port: 2323 }, { port: 2323 }] }\n');
+    const twice = await hades('groups', 'set', 'cli-bad', file);
+    assert.equal(twice.status, 2, twice.stderr);
+    assert.match(twice.stderr, /:4:\d+: HADES_ERR_CONFIG_\w+: .*2323/);
+    assert.equal((await server.api('GET', '/api/v1/groups/cli-bad/config')).status, 404);
+    const unknown = await hades('groups', 'show', 'no-such-group');
+    assert.equal(unknown.status, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^hades: HADES_ERR_API_NOT_FOUND: no configuration for group 'no-such-group'; hades groups list/);
+    const badName = await hades('groups', 'set', 'bad name', file);
+    assert.equal(badName.status, 2);
+    const missing = await hades('groups', 'set', 'cli-bad', path.join(dir, 'absent.yaml'));
+    assert.equal(missing.status, 3, missing.stderr);
+    assert.match(missing.stderr, /HADES_ERR_CONFIG_READ/);
+  });
+
+  it('hades agents groups moves an agent and pushes the configuration of the first of its groups that has one', async () => {
+    const identity = await server.enrollAgent();
+    await server.ok('PUT', '/api/v1/groups/cli-db/config', { body: { yaml: 'agent: { heartbeat_s: 31 }\n' } });
+    await server.ok('PUT', '/api/v1/groups/cli-cache/config', { body: { yaml: 'agent: { heartbeat_s: 32 }\n' } });
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
+      const moved = await hades('agents', 'groups', identity.agentId, 'cli-db', 'cli-cache');
+      assert.equal(moved.status, 0, moved.stderr);
+      assert.equal(moved.stdout, `agent ${identity.agentId} is in cli-db, cli-cache; the configuration of its groups was pushed to it\n`);
+      assert.equal((await stream.next((m) => m.config !== undefined)).config?.yaml, 'agent: { heartbeat_s: 31 }\n');
+      // A change to the second group's configuration does not reach it: the first one's applies.
+      assert.deepEqual(await server.ok('PUT', '/api/v1/groups/cli-cache/config', { body: { yaml: 'agent: { heartbeat_s: 33 }\n' } }), { version: 2, pushed: 0 });
+    } finally {
+      stream.close();
+    }
+    assert.deepEqual((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).groups, ['cli-db', 'cli-cache']);
+    const none = await hades('agents', 'groups', identity.agentId);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);
+    const unknown = await hades('agents', 'groups', 'ag_0000000000000000', 'web');
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /HADES_ERR_API_NOT_FOUND: no agent 'ag_0000000000000000'/);
+    const reader = await apiToken('read-only', 'groups-reader');
+    const forbidden = await hades('agents', 'groups', identity.agentId, 'web', '--token', reader.token);
+    assert.equal(forbidden.status, 2);
+    assert.match(forbidden.stderr, /HADES_ERR_API_FORBIDDEN/);
+    assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: [] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'no group');
+    assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['a', 'a'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a group twice');
+    assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['no/slash'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a bad name');
+  });
+
+  it('hades agents tags and revoke', async () => {
+    const identity = await server.enrollAgent();
+    const tagged = await hades('agents', 'tags', identity.agentId, 'owner=team-b', 'tier=gold=1');
+    assert.equal(tagged.status, 0, tagged.stderr);
+    assert.deepEqual((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).tags, { owner: 'team-b', tier: 'gold=1' });
+    const badTag = await hades('agents', 'tags', identity.agentId, 'no-equals');
+    assert.equal(badTag.status, 2);
+    assert.match(badTag.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: a tag is KEY=VALUE/);
+    const revoked = await hades('agents', 'revoke', identity.agentId);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    assert.match(revoked.stdout, /is revoked/);
+    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt);
+    const unknown = await hades('agents', 'revoke', 'ag_0000000000000000');
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /HADES_ERR_API_NOT_FOUND/);
+  });
+
+  it('hades tasks create, list and show; --wait prints the result the agent sends', async () => {
+    const identity = await server.enrollAgent({ group: 'cli-tasks' });
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
+      const waiting = hades('tasks', 'create', 'query', 'sql=SELECT 1', 'max_rows:=5', '--group', 'cli-tasks', '--wait', '--json', '--timeout', '30');
+      const sent = await stream.next((m) => m.task !== undefined);
+      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'SELECT 1', max_rows: 5 });
+      stream.write({ task_result: { task_id: sent.task!.task_id, status: 'done', result_json: JSON.stringify({ rows: [{ one: 1 }] }) } });
+      const done = await waiting;
+      assert.equal(done.status, 0, done.stderr);
+      const task = JSON.parse(done.stdout) as AnyEvent;
+      assert.equal(task['status'], 'done');
+      assert.deepEqual(task['result'], { rows: [{ one: 1 }] });
+      const shown = await hades('tasks', 'show', task['id']);
+      assert.equal(shown.status, 0, shown.stderr);
+      assert.match(shown.stdout, /^status: +done$/m);
+      const listed = await hades('tasks', 'list', '--agent', identity.agentId, '--json');
+      assert.deepEqual(listed.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['id']), [task['id']]);
+    } finally {
+      stream.close();
+    }
+    // Offline, a task waits; --wait gives up at the timeout with status 3.
+    const pending = await hades('tasks', 'create', 'log_level', 'level=debug', '--agent', identity.agentId, '--wait', '--timeout', '1');
+    assert.equal(pending.status, 3, pending.stderr);
+    assert.match(pending.stdout, /log_level +(pending|expired)/);
+    for (const [args, code] of [
+      [['tasks', 'create', 'reboot', '--agent', identity.agentId], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
+      [['tasks', 'create', 'log_level', 'level'], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
+      [['tasks', 'create', 'query', 'max_rows:=x', '--agent', identity.agentId], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
+      [['tasks', 'create', 'log_level', 'level=debug'], 'HADES_ERR_CLI_MISSING_ARGUMENT'],
+      [['tasks', 'create', 'log_level', 'level=debug', '--group', 'no-such-group'], 'HADES_ERR_API_NOT_FOUND'],
+      [['tasks', 'show', 'tk_0000000000000000'], 'HADES_ERR_API_NOT_FOUND'],
+    ] as const) {
+      const result = await hades(...args);
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(code), args.join(' '));
+    }
+  });
+});
+
 describe('CMDB enrichment', () => {
   it('adds the host\'s CMDB row to its stored events, follows changes of the file, and keeps the last good content when it breaks', { timeout: 30_000 }, async () => {
     const identity = await server.enrollAgent();

@@ -292,8 +292,8 @@ describe('fleet registry', () => {
     fleet.setGroupConfig('empty', '');
     assert.deepEqual(fleet.listGroups(), [
       { name: 'db', agents: 1 },
-      { name: 'empty', agents: 0, updatedAt: new Date(T0 + MINUTE).toISOString() },
-      { name: 'web', agents: 2, updatedAt: new Date(T0 + MINUTE).toISOString() },
+      { name: 'empty', agents: 0, version: 1, updatedAt: new Date(T0 + MINUTE).toISOString() },
+      { name: 'web', agents: 2, version: 2, updatedAt: new Date(T0 + MINUTE).toISOString() },
     ]);
     fleet.revoke(b);
     assert.deepEqual(fleet.list({ revoked: false }).map((x) => x.id), [a]);

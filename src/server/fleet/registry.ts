@@ -523,20 +523,21 @@ export class FleetRegistry {
   }
 
   /** Every group that has a configuration or members, with its member count. */
-  listGroups(): { name: string; agents: number; updatedAt?: string }[] {
+  listGroups(): { name: string; agents: number; version?: number; updatedAt?: string }[] {
     const rows = this.#db
-      .prepare<[], { name: string; agents: number; updated_at: number | null }>(
+      .prepare<[], { name: string; agents: number; version: number | null; updated_at: number | null }>(
         `WITH names AS (
            SELECT name FROM agent_groups
            UNION SELECT j.value FROM agents, json_each(agents.groups_json) AS j WHERE agents.revoked_at IS NULL
          )
          SELECT names.name AS name,
                 (SELECT count(*) FROM agents, json_each(agents.groups_json) AS j WHERE j.value = names.name AND agents.revoked_at IS NULL) AS agents,
+                (SELECT version FROM agent_groups WHERE agent_groups.name = names.name) AS version,
                 (SELECT updated_at FROM agent_groups WHERE agent_groups.name = names.name) AS updated_at
          FROM names ORDER BY name`,
       )
       .all();
-    return rows.map((r) => ({ name: r.name, agents: r.agents, ...(r.updated_at === null ? {} : { updatedAt: isoTime(r.updated_at) }) }));
+    return rows.map((r) => ({ name: r.name, agents: r.agents, ...(r.version === null ? {} : { version: r.version }), ...(r.updated_at === null ? {} : { updatedAt: isoTime(r.updated_at) }) }));
   }
 
   // --- tasks -------------------------------------------------------------------------------

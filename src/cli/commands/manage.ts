@@ -1,0 +1,268 @@
+/**
+ * Managing the fleet from the command line, through the REST API as a person would: groups and
+ * their configuration (`hades groups`), an agent's groups, tags and revocation (`hades agents`),
+ * and tasks (`hades tasks`: restart a plugin, change the log level, run a query or collect a
+ * table on chosen agents).
+ */
+import { formatProblem, parseRoleConfig, type ConfigProblem } from '../../common/config/index.js';
+import { HadesError } from '../../common/errors.js';
+import { apiClient, type ApiClient } from '../api-client.js';
+import { exitStatus, type CliContext } from '../context.js';
+import { readConfigFile } from './config.js';
+import { formatRows } from './fleet.js';
+
+type Options = Readonly<Record<string, unknown>>;
+
+const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
+const FINISHED = new Set(['done', 'failed', 'expired']);
+const POLL_MS = 250;
+
+const json = (context: CliContext, value: unknown): void => void context.stdout.write(`${JSON.stringify(value)}\n`);
+const table = (context: CliContext, rows: readonly Record<string, unknown>[]): void => void context.stdout.write(`${formatRows(rows).join('\n')}\n`);
+
+function required(args: readonly string[], index: number, what: string): string {
+  const value = args[index];
+  if (value === undefined || value.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', what);
+  return value;
+}
+
+/** Re-throws a 404 of the API with what to run to find the right name. */
+async function named<T>(call: Promise<T>, what: string, hint: string): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND') throw new HadesError('HADES_ERR_API_NOT_FOUND', `no ${what}; ${hint}`, { cause: error });
+    throw error;
+  }
+}
+
+interface GroupRow {
+  name: string;
+  agents: number;
+  version?: number;
+  updatedAt?: string;
+}
+
+/** `hades groups list`: every group with its members and its configuration's version. */
+export async function groupsList(context: CliContext, _args: readonly string[], options: Options): Promise<number> {
+  const client = await apiClient(options);
+  const { groups } = (await client.get('/api/v1/groups')) as { groups: GroupRow[] };
+  if (options['json']) {
+    for (const group of groups) json(context, group);
+    return exitStatus.ok;
+  }
+  if (groups.length === 0) {
+    context.stdout.write('(no group yet: agents join one with their enrollment token, hades server token create --group NAME)\n');
+    return exitStatus.ok;
+  }
+  table(
+    context,
+    groups.map((g) => ({ group: g.name, agents: g.agents, configuration: g.version === undefined ? '(none: agents keep their own file)' : `version ${g.version}`, updated: g.updatedAt ?? '' })),
+  );
+  return exitStatus.ok;
+}
+
+/** `hades groups show NAME`: the group's agent configuration, as YAML (or JSON with its version). */
+export async function groupsShow(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const name = required(args, 0, 'give the name of the group, as hades groups list shows it');
+  const client = await apiClient(options);
+  const config = (await named(client.get(`/api/v1/groups/${encodeURIComponent(name)}/config`), `configuration for group '${name}'`, 'hades groups list shows the groups; hades groups set NAME FILE gives one a configuration')) as { yaml: string };
+  if (options['json']) json(context, config);
+  else context.stdout.write(config.yaml.endsWith('\n') || config.yaml === '' ? config.yaml : `${config.yaml}\n`);
+  return exitStatus.ok;
+}
+
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') return readConfigFile(file);
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * `hades groups set NAME FILE`: checks the file as an agent configuration here (every problem
+ * with its line), then stores it as the group's and the server pushes it to the connected members.
+ */
+export async function groupsSet(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const name = required(args, 0, 'give the name of the group and the configuration file: hades groups set NAME FILE (- reads standard input)');
+  const file = required(args, 1, 'give the agent configuration file to store for the group (- reads standard input)');
+  const text = await readInput(file);
+  const shown = file === '-' ? '(standard input)' : file;
+  const checked = parseRoleConfig(text, 'agent');
+  if (!checked.ok) return refuse(context, checked.problems, shown);
+  const client = await apiClient(options);
+  let answer: { version: number; pushed: number };
+  try {
+    answer = (await client.put(`/api/v1/groups/${encodeURIComponent(name)}/config`, { yaml: text })) as typeof answer;
+  } catch (error) {
+    // The server checks again (its version may know other keys): show its problems the same way.
+    const problems = error instanceof HadesError ? (error.details?.['problems'] as ConfigProblem[] | undefined) : undefined;
+    if (Array.isArray(problems) && problems.every((p) => p && typeof p === 'object' && 'code' in p)) return refuse(context, problems, shown);
+    throw error;
+  }
+  if (options['json']) json(context, { group: name, ...answer });
+  else context.stdout.write(`group ${name}: configuration version ${answer.version} stored, pushed to ${answer.pushed} connected agent${answer.pushed === 1 ? '' : 's'}\n`);
+  return exitStatus.ok;
+}
+
+function refuse(context: CliContext, problems: readonly ConfigProblem[], file: string): never {
+  for (const problem of problems) context.stderr.write(`${formatProblem(problem, file)}\n`);
+  throw new HadesError('HADES_ERR_CONFIG_INVALID', `${file} is not a valid agent configuration: ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}, listed above; nothing was stored`);
+}
+
+const agentHint = 'hades agents list shows the agents and their ids';
+
+/** `hades agents revoke ID`: the agent's connections are refused from now on. */
+export async function agentsRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the agent to revoke, as hades agents list shows it');
+  const client = await apiClient(options);
+  await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/revoke`, undefined), `agent '${id}' in the fleet of ${client.base}`, agentHint);
+  if (options['json']) json(context, { id, revoked: true });
+  else context.stdout.write(`agent ${id} is revoked: its connections are refused from now on (enroll the host again with a new token to bring it back)\n`);
+  return exitStatus.ok;
+}
+
+/** `hades agents groups ID GROUP...`: replaces the agent's groups; their configuration is pushed. */
+export async function agentsGroups(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the agent and its groups: hades agents groups ID GROUP...');
+  const groups = args.slice(1);
+  if (groups.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give at least one group: an agent is always in one');
+  const client = await apiClient(options);
+  const agent = (await named(client.put(`/api/v1/agents/${encodeURIComponent(id)}/groups`, { groups }), `agent '${id}' in the fleet of ${client.base}`, agentHint)) as { groups: string[]; online: boolean };
+  if (options['json']) json(context, agent);
+  else context.stdout.write(`agent ${id} is in ${agent.groups.join(', ')}${agent.online ? '; the configuration of its groups was pushed to it' : '; it gets their configuration when it next connects'}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades agents tags ID [KEY=VALUE...]`: replaces the agent's tags (none given: removes them all). */
+export async function agentsTags(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the agent and its tags: hades agents tags ID KEY=VALUE...');
+  const tags: Record<string, string> = {};
+  for (const pair of args.slice(1)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `a tag is KEY=VALUE (got '${pair}')`);
+    tags[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const client = await apiClient(options);
+  await named(client.put(`/api/v1/agents/${encodeURIComponent(id)}/tags`, tags), `agent '${id}' in the fleet of ${client.base}`, agentHint);
+  if (options['json']) json(context, { id, tags });
+  else context.stdout.write(`agent ${id}: ${Object.keys(tags).length === 0 ? 'no tags' : Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+  return exitStatus.ok;
+}
+
+interface TaskRow {
+  id: string;
+  agentId: string;
+  kind: string;
+  params: Record<string, unknown>;
+  status: string;
+  result?: unknown;
+  createdAt: string;
+  updatedAt: string;
+  deadline: string;
+}
+
+/** PARAM=VALUE gives a string; PARAM:=JSON a number, boolean or any JSON value. */
+export function taskParams(pairs: readonly string[]): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const raw = /^([A-Za-z_][A-Za-z0-9_]*):=([\s\S]*)$/.exec(pair);
+    if (raw) {
+      try {
+        params[raw[1]!] = JSON.parse(raw[2]!) as unknown;
+      } catch {
+        throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${raw[1]}:= takes a JSON value, e.g. max_rows:=100 (got '${raw[2]}')`);
+      }
+      continue;
+    }
+    const text = /^([A-Za-z_][A-Za-z0-9_]*)=([\s\S]*)$/.exec(pair);
+    if (!text) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `a task parameter is NAME=TEXT or NAME:=JSON (got '${pair}')`);
+    params[text[1]!] = text[2]!;
+  }
+  return params;
+}
+
+async function targets(client: ApiClient, options: Options): Promise<string[]> {
+  const agents = Array.isArray(options['agent']) ? (options['agent'] as string[]) : [];
+  const group = typeof options['group'] === 'string' ? options['group'] : undefined;
+  if (agents.length > 0 && group !== undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'give --agent or --group, not both');
+  if (agents.length > 0) return agents;
+  if (group === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'name the agents the task is for: --agent ID... or --group NAME');
+  const { agents: members } = (await client.get('/api/v1/agents', { group })) as { agents: { id: string; revokedAt?: string | null }[] };
+  const live = members.filter((a) => !a.revokedAt).map((a) => a.id);
+  if (live.length === 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `group '${group}' has no agent; hades groups list shows the groups`);
+  return live;
+}
+
+function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Options): void {
+  if (options['json']) {
+    for (const task of tasks) json(context, task);
+    return;
+  }
+  table(
+    context,
+    tasks.map((t) => ({ id: t.id, agent: t.agentId, kind: t.kind, status: t.status, created: t.createdAt, result: t.result === undefined || t.result === null ? '' : JSON.stringify(t.result) })),
+  );
+}
+
+/**
+ * `hades tasks create KIND [PARAM=VALUE...] --agent ID... | --group NAME [--wait]`: one task per
+ * agent; with --wait, waits until each is done, failed or expired and exits 3 unless all are done.
+ */
+export async function tasksCreate(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const kind = required(args, 0, `give the kind of task: ${TASK_KINDS.join(', ')}`);
+  if (!(TASK_KINDS as readonly string[]).includes(kind)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `the kind of task is one of ${TASK_KINDS.join(', ')} (got '${kind}')`);
+  const params = taskParams(args.slice(1));
+  const timeoutText = typeof options['timeout'] === 'string' ? options['timeout'] : '300';
+  const timeoutS = Number(timeoutText);
+  if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 86_400) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--timeout must be whole seconds from 1 to 86400 (got '${timeoutText}')`);
+  const client = await apiClient(options);
+  const agents = await targets(client, options);
+  let { tasks } = (await client.post('/api/v1/tasks', { agents, kind, params, timeout_s: timeoutS })) as { tasks: TaskRow[] };
+  if (options['wait']) {
+    const until = Date.now() + timeoutS * 1000 + 2000;
+    while (tasks.some((t) => !FINISHED.has(t.status)) && Date.now() < until && !context.signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      tasks = await Promise.all(tasks.map(async (t) => (FINISHED.has(t.status) ? t : ((await client.get(`/api/v1/tasks/${t.id}`)) as TaskRow))));
+    }
+  }
+  printTasks(context, tasks, options);
+  return options['wait'] && tasks.some((t) => t.status !== 'done') ? exitStatus.environment : exitStatus.ok;
+}
+
+/** `hades tasks list [--agent ID] [--status S]`: tasks, newest first. */
+export async function tasksList(context: CliContext, _args: readonly string[], options: Options): Promise<number> {
+  const client = await apiClient(options);
+  const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
+  const { tasks } = (await client.get('/api/v1/tasks', {
+    limit,
+    agent: typeof options['agent'] === 'string' ? options['agent'] : undefined,
+    status: typeof options['status'] === 'string' ? options['status'] : undefined,
+  })) as { tasks: TaskRow[] };
+  if (tasks.length === 0 && !options['json']) context.stdout.write('(no task)\n');
+  else printTasks(context, tasks, options);
+  return exitStatus.ok;
+}
+
+/** `hades tasks show ID`: one task with its parameters and result. */
+export async function tasksShow(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the task, as hades tasks list shows it');
+  const client = await apiClient(options);
+  const task = (await named(client.get(`/api/v1/tasks/${encodeURIComponent(id)}`), `task '${id}'`, 'hades tasks list shows the tasks')) as TaskRow;
+  if (options['json']) {
+    json(context, task);
+    return exitStatus.ok;
+  }
+  const lines = [
+    `task:     ${task.id} (${task.kind})`,
+    `agent:    ${task.agentId}`,
+    `status:   ${task.status}`,
+    `params:   ${JSON.stringify(task.params)}`,
+    `created:  ${task.createdAt}`,
+    `updated:  ${task.updatedAt}`,
+    `deadline: ${task.deadline}`,
+    `result:   ${task.result === undefined || task.result === null ? '(none yet)' : JSON.stringify(task.result, null, 2).replace(/\n/g, '\n          ')}`,
+  ];
+  context.stdout.write(`${lines.join('\n')}\n`);
+  return exitStatus.ok;
+}
