@@ -58,7 +58,8 @@ function status(): AgentStatus {
         restarts: 2,
         eventsIn: 7,
         eventsPerSecond: 1,
-        dropped: {},
+        dropped: { rate_limit: 3 },
+        stats: { files: { lines: 120, cut: 0 }, journal: { untrusted: 2 }, version: 'x' },
         budget: { cpuPercent: 10, memoryBytes: 200 * 1024 * 1024, maxOpenFiles: 1024, eventsPerSecond: 5000 },
         overBudgetRestarts: 0,
         unresponsiveRestarts: 0,
@@ -166,7 +167,8 @@ describe('hades agent status', { concurrency: true }, () => {
       const text = await runHades(['agent', 'status', '--config', config]);
       assert.equal(text.status, 0, text.stderr);
       assert.match(text.stdout, new RegExp(`^hades agent 9\\.8\\.7, pid ${process.pid} on host-a, up 1m15s`));
-      assert.match(text.stdout, /^ {2}acme +running +1234 /m);
+      assert.match(text.stdout, /^ {2}acme +running +1234 .* 7 +1 +3 +2$/m);
+      assert.match(text.stdout, /^ {2}acme: dropped\.rate_limit 3, files\.lines 120, journal\.untrusted 2$/m, 'the plugin\'s own counters, zeros left out');
       assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);

@@ -72,13 +72,29 @@ export function formatStatus(s: AgentStatus): string {
   lines.push('plugins');
   lines.push(
     table([
-      ['name', 'state', 'pid', 'cpu', 'memory', 'fds', 'events', 'ev/s', 'restarts', 'last error'],
-      ...s.plugins.map((p) => [p.name, p.state, p.pid === undefined ? '-' : String(p.pid), pct(p.cpuPercent), mb(p.memoryRssBytes), p.openFds === undefined ? '-' : String(p.openFds), String(p.eventsIn), p.eventsPerSecond.toFixed(0), String(p.restarts), (p.lastError ?? '').slice(0, 60)]),
+      ['name', 'state', 'pid', 'cpu', 'memory', 'fds', 'events', 'ev/s', 'dropped', 'restarts', 'last error'],
+      ...s.plugins.map((p) => [
+        p.name,
+        p.state,
+        p.pid === undefined ? '-' : String(p.pid),
+        pct(p.cpuPercent),
+        mb(p.memoryRssBytes),
+        p.openFds === undefined ? '-' : String(p.openFds),
+        String(p.eventsIn),
+        p.eventsPerSecond.toFixed(0),
+        String(Object.values(p.dropped).reduce((a, b) => a + b, 0)),
+        String(p.restarts),
+        (p.lastError ?? '').slice(0, 60),
+      ]),
     ])
       .split('\n')
       .map((l) => `  ${l}`)
       .join('\n'),
   );
+  for (const p of s.plugins) {
+    const counters = [...Object.entries(p.dropped).map(([reason, n]) => [`dropped.${reason}`, n] as const), ...leaves(p.stats ?? {})].filter(([, n]) => n !== 0);
+    if (counters.length > 0) lines.push(wrap(`  ${p.name}: `, counters.map(([k, n]) => `${k} ${n}`)));
+  }
   lines.push('');
   lines.push('outputs');
   lines.push(
@@ -106,6 +122,31 @@ export function formatStatus(s: AgentStatus): string {
     for (const d of drops) lines.push(`  ${d.component}/${d.hook}: ${d.reason} ${d.total}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The numeric counters of a plugin's STATS frame, by dotted path (`journal.untrusted`). */
+function leaves(value: Readonly<Record<string, unknown>>, prefix = ''): (readonly [string, number])[] {
+  const out: (readonly [string, number])[] = [];
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v === 'number' && Number.isFinite(v)) out.push([`${prefix}${key}`, v]);
+    else if (v && typeof v === 'object' && !Array.isArray(v)) out.push(...leaves(v as Record<string, unknown>, `${prefix}${key}.`));
+  }
+  return out;
+}
+
+/** `head` then the items, comma-separated, lines kept under 100 columns. */
+function wrap(head: string, items: readonly string[]): string {
+  const lines: string[] = [];
+  let line = head;
+  for (const [i, item] of items.entries()) {
+    const piece = `${item}${i < items.length - 1 ? ',' : ''}`;
+    if (line.length > head.length && line.length + 1 + piece.length > 100) {
+      lines.push(line);
+      line = `${' '.repeat(head.length)}${piece}`;
+    } else line = line.length > head.length ? `${line} ${piece}` : `${line}${piece}`;
+  }
+  lines.push(line);
+  return lines.join('\n');
 }
 
 function formatDuration(seconds: number): string {
