@@ -19,7 +19,7 @@
  * supervisor sees and restarts, rather than in a process thrashing in swap. All file access goes
  * through `CgroupFs` so that the unit tests can run the same code against a simulated kernel.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
 
@@ -61,6 +61,8 @@ export interface CgroupFs {
   /** Creates a folder; false when it already existed. */
   mkdir(dir: string): boolean;
   rmdir(dir: string): void;
+  /** The names of the folders (child cgroups) in a folder. */
+  list(dir: string): string[];
 }
 
 export const realCgroupFs: CgroupFs = {
@@ -78,6 +80,7 @@ export const realCgroupFs: CgroupFs = {
     }
   },
   rmdir: (dir) => rmdirSync(dir),
+  list: (dir) => readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name),
 };
 
 export interface CgroupDetectOptions {
@@ -532,15 +535,45 @@ export class Cgroups {
     return { unavailable: reasons.join('; ') };
   }
 
-  /** Creates the base and its `agent` leaf and applies the total ceilings. Call it before spawning plugins. */
-  setup(total: CgroupLimits): void {
+  /**
+   * Creates the base and its `agent` leaf and applies the total ceilings. Call it before spawning
+   * plugins. The plugin leaves an agent that died without cleaning up left in the base (this base
+   * is taken only when its `agent` leaf is empty) are removed; those still holding processes stay
+   * and are returned, so the caller can say so.
+   */
+  setup(total: CgroupLimits): { readonly stale: readonly string[] } {
     checkLimits(total);
     this.tree.mkdir('');
+    const stale = this.ready ? [] : this.removeStaleLeaves();
     this.tree.mkdir(AGENT_LEAF);
     if (this.version === 2) this.delegateV2();
     this.tree.totalCpuPercent = total.cpuPercent;
     this.tree.writeLimits('', total);
     this.ready = true;
+    return { stale };
+  }
+
+  /** Removes `plugin-*` leaves no group of this run made; returns the folders that hold processes. */
+  private removeStaleLeaves(): string[] {
+    const busy: string[] = [];
+    for (const base of this.tree.folders('')) {
+      let names: string[];
+      try {
+        names = this.tree.fs.list(base);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!name.startsWith('plugin-') || [...this.groups.values()].some((leaf) => leaf.dir === name)) continue;
+        const folder = path.join(base, name);
+        try {
+          this.tree.fs.rmdir(folder);
+        } catch (error) {
+          if (errno(error) !== 'ENOENT') busy.push(folder);
+        }
+      }
+    }
+    return busy;
   }
 
   /** Creates (or reuses) the leaf `plugin-<name>` and sets its ceilings. */

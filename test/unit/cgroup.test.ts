@@ -164,6 +164,12 @@ class FakeKernel implements CgroupFs {
     for (const [name, child] of node.parent.children) if (child === node) node.parent.children.delete(name);
   }
 
+  list(dir: string): string[] {
+    const found = this.locate(dir);
+    if (found === undefined || found.file !== undefined) return fail('ENOENT', dir);
+    return [...found.node.children.keys()];
+  }
+
   private node(parent: Node | undefined, h: Hierarchy): Node {
     return { parent, children: new Map(), procs: new Set(), subtree: new Set(), values: new Map(), h };
   }
@@ -486,6 +492,25 @@ describe('Cgroups under v2', () => {
     assert.deepEqual(cgroups.cleanup(), [], 'once the plugin is gone, a second call finishes');
     assert.equal(kernel.has(base), false);
     assert.deepEqual(kernel.procs(`${ROOT}${SERVICE}`), [AGENT]);
+  });
+
+  it('removes the plugin leaves an agent killed without cleaning up left behind, and reports those that still hold processes', () => {
+    const kernel = v2Host();
+    const base = `${ROOT}${SERVICE}/hades`;
+    // What a killed agent leaves: its tree, an empty plugin leaf, and one whose plugin lives on.
+    kernel.place(`${base}/agent`).place(`${base}/plugin-logs`).place(`${base}/plugin-honeypot`, 6100).place(`${base}/other`);
+    const cgroups = detectV2(kernel);
+    assert.equal(cgroups.base, base, 'the dead agent\'s tree is taken over');
+    assert.deepEqual(cgroups.setup({}).stale, [`${base}/plugin-honeypot`]);
+    assert.equal(kernel.has(`${base}/plugin-logs`), false, 'the empty leaf is gone');
+    assert.equal(kernel.has(`${base}/other`), true, 'a folder that is not a plugin leaf is not touched');
+    assert.deepEqual(kernel.procs(`${base}/plugin-honeypot`), [6100], 'no process is moved or killed');
+    // The same run setting up again after a cleanup keeps its own leaves out of it.
+    cgroups.moveSelf();
+    cgroups.group('inventory', {}).add(6200);
+    assert.deepEqual(cgroups.cleanup(), [`${base}/plugin-inventory`, `${base}/agent`, base]);
+    assert.deepEqual(cgroups.setup({}).stale, [`${base}/plugin-honeypot`]);
+    assert.equal(kernel.has(`${base}/plugin-inventory`), true);
   });
 
   it('cleans up completely when nothing is left running, and twice is harmless', () => {

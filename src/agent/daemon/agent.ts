@@ -242,7 +242,9 @@ export class Agent {
       return;
     }
     try {
-      detected.setup({ cpuPercent: cgroup.cpu_percent, memoryBytes: cgroup.memory_mb * MB });
+      const { stale } = detected.setup({ cpuPercent: cgroup.cpu_percent, memoryBytes: cgroup.memory_mb * MB });
+      // Plugins of an agent that was killed should have exited when their pipes closed.
+      if (stale.length > 0) this.log.warn('cgroups of an earlier run still hold processes: left as they are', { code: 'HADES_ERR_CGROUP', folders: stale });
       detected.moveSelf();
       this.cgroups = detected;
       this.cgroupState = { version: detected.version, base: detected.base };
