@@ -25,7 +25,7 @@ export interface ApiClient {
 /** A client of the deployment the options name (see the top of this file). */
 export async function apiClient(options: Readonly<Record<string, unknown>>): Promise<ApiClient> {
   const { config } = await loadServerConfig(options);
-  const server = typeof options['server'] === 'string' ? options['server'].replace(/\/+$/, '') : undefined;
+  const server = typeof options['server'] === 'string' ? serverUrl(options['server']) : undefined;
   const explicitToken = typeof options['token'] === 'string' ? options['token'] : process.env['HADES_API_TOKEN'];
   let token: string;
   let ca: string | undefined;
@@ -38,6 +38,18 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
   const listen = /^(.*):(\d+)$/.exec(config.listen.api);
   const host = listen?.[1] === '0.0.0.0' || listen?.[1] === '::' ? '127.0.0.1' : listen?.[1];
   return clientOf({ base: server ?? `https://${host}:${listen?.[2]}`, token, ...(ca ? { caPem: ca } : {}) });
+}
+
+/** The --server address: an https:// URL (the API speaks TLS only), without a trailing slash. */
+function serverUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--server must be the API's URL, such as https://hades.example:7080 (got '${text}')`);
+  }
+  if (url.protocol !== 'https:') throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--server must be an https:// URL: the API speaks TLS only (got '${text}')`);
+  return text.replace(/\/+$/, '');
 }
 
 /** A client of a given API address, token and CA. */

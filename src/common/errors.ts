@@ -289,6 +289,11 @@ export const errorCatalog = {
     summary: 'A message on an agent stream is larger than the server accepts.',
     remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
   },
+  HADES_ERR_LOCAL_CREDENTIALS: {
+    kind: 'environment',
+    summary: 'The local deployment\'s admin token or CA (in the server\'s data folder) could not be read: missing, or readable by root only.',
+    remedy: 'Start the server first, run the command as root, or pass --server and --token (or HADES_API_TOKEN) with an API token.',
+  },
   HADES_ERR_SERVER_UNREACHABLE: {
     kind: 'environment',
     summary: 'The server could not be reached (refused, timed out, TLS handshake failed).',

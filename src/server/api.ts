@@ -16,6 +16,8 @@
  * enrolling; agents since take any 2xx (src/agent/transport/enroll.ts), so a later server can
  * answer 201 once the older agents are gone.
  */
+import { createRequire } from 'node:module';
+import type { Ajv, Options as AjvOptions } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
@@ -26,6 +28,7 @@ import type { Logger } from '../runtime/log.js';
 import { SEVERITIES } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
+import { TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
 export interface Principal {
@@ -190,14 +193,42 @@ function validationMessage(validation: unknown, context: string | undefined): st
   return first.message === undefined ? undefined : `${where(first)} ${first.message}`;
 }
 
+/**
+ * Validators by part of the request: the query string and path parameters arrive as text, so
+ * there numbers and booleans are read from it ('100', 'true') and a single value may stand for a
+ * list; a JSON body has types of its own, and a value of the wrong type there is refused rather
+ * than converted (a `null` YAML text must not become an empty configuration).
+ */
+function validatorCompiler(): (route: { schema: object; httpPart?: string }) => (data: unknown) => boolean {
+  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as { Ajv: new (options: AjvOptions) => Ajv };
+  const common: AjvOptions = { removeAdditional: false, useDefaults: true, allErrors: true, strict: false };
+  const text = new AjvClass({ ...common, coerceTypes: 'array' });
+  const json = new AjvClass({ ...common, coerceTypes: false });
+  return ({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema);
+}
+
+/**
+ * A query parameter with a default may be left out (the validator fills it in): it is not
+ * required, which the OpenAPI document then says too. TypeBox lists such properties as required
+ * because the handlers' types see them always present.
+ */
+function optionalDefaults<S extends TSchema>(schema: S): S {
+  const object = schema as TSchema & { required?: string[]; properties?: Record<string, { default?: unknown }> };
+  if (!Array.isArray(object.required) || object.properties === undefined) return schema;
+  const required = object.required.filter((key) => object.properties?.[key]?.default === undefined);
+  const copy = { ...object, required } as typeof object;
+  if (required.length === 0) delete copy.required;
+  return copy as unknown as S;
+}
+
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const { ports } = options;
   const app = Fastify({
     https: { key: options.tls.keyPem, cert: options.tls.certPem },
     logger: false,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
   });
+  app.setValidatorCompiler(validatorCompiler());
   await app.register(fastifySwagger, {
     openapi: {
       info: {
@@ -285,7 +316,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       schema: {
         summary: spec.summary,
         tags: spec.tags,
-        ...(spec.querystring ? { querystring: spec.querystring } : {}),
+        ...(spec.querystring ? { querystring: optionalDefaults(spec.querystring) } : {}),
         ...(spec.body ? { body: spec.body } : {}),
         ...(spec.params ? { params: spec.params } : {}),
         ...(spec.public ? { security: [] } : {}),
@@ -425,7 +456,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   );
 
   // Tasks.
-  const kinds = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
   route(
     'POST',
     '/api/v1/tasks',
@@ -436,7 +466,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       body: Type.Object(
         {
           agents: Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
-          kind: Type.Union(kinds.map((k) => Type.Literal(k))),
+          kind: Type.Union(TASK_KINDS.map((k) => Type.Literal(k))),
           params: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
           timeout_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
         },
@@ -454,7 +484,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/tasks',
-    { summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
+    { summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit }) };

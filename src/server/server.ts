@@ -417,10 +417,18 @@ export class HadesServer {
 
 /** The admin token and CA of a local deployment, for the `hades` command on the server's host. */
 export function localCredentials(dataDir: string): { token: string; caPem: string } {
-  const tokenFile = adminTokenFile(dataDir);
-  const ca = caFile(dataDir);
-  if (!existsSync(tokenFile) || !existsSync(ca)) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no local server credentials in ${dataDir} (${existsSync(tokenFile) ? ca : tokenFile} is missing): start the server first, or pass --server and --token`);
-  return { token: readFileSync(tokenFile, 'utf8').trim(), caPem: readFileSync(ca, 'utf8') };
+  const read = (file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `no local server credentials in ${dataDir} (${file} is missing): start the server first, or pass --server and --token`);
+      if (code === 'EACCES' || code === 'EPERM') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: the local deployment's credentials are root's (run as root, or pass --token with an API token)`);
+      throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
+    }
+  };
+  const token = read(adminTokenFile(dataDir)).trim();
+  return { token, caPem: read(caFile(dataDir)) };
 }
 
 export function writeSecret(file: string, text: string): void {

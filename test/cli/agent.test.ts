@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AgentStatus } from '../../src/agent/daemon/agent.js';
 import { MetricsServer } from '../../src/agent/daemon/metrics.js';
 import { runHades } from '../helpers/cli.js';
+import { projectRoot } from '../helpers/generated-docs.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-agent-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -181,6 +182,39 @@ describe('hades agent status', { concurrency: true }, () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('run by a user who is not root', () => {
+  const NOBODY = 65534;
+  // The project must be readable by that user (a checkout under a private home is not).
+  const readable = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(`${projectRoot}bin/hades.js`)})`], { uid: NOBODY, gid: NOBODY }).status === 0;
+  const skip = !readable && 'needs root, and a project that user nobody can read';
+
+  it('says that the agent\'s data folder is root\'s, not that no agent runs', { skip }, async () => {
+    const { config, dataDir } = agentConfigFile('root-only.yaml');
+    mkdirSync(dataDir, { mode: 0o700 });
+    writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '0.1.0', metrics: 'http://127.0.0.1:9' }));
+    chmodSync(dir, 0o711);
+    chmodSync(config, 0o644);
+    const last = assertCodedFailure(await runHades(['agent', 'status', '--config', config], { uid: NOBODY, gid: NOBODY }), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+    assert.match(last, /permission denied .*run hades agent status as root/);
+  });
+
+  it('says that the local deployment\'s credentials are root\'s, not that the server is not started', { skip }, async () => {
+    const dataDir = path.join(dir, 'server-data');
+    mkdirSync(path.join(dataDir, 'pki'), { recursive: true, mode: 0o755 });
+    writeFileSync(path.join(dataDir, 'admin.token'), 'hades1_secret\n', { mode: 0o600 });
+    writeFileSync(path.join(dataDir, 'pki', 'ca.pem'), 'not read\n', { mode: 0o644 });
+    chmodSync(dir, 0o711);
+    const config = file('server-root-only.yaml', `data_dir: ${dataDir}\n`);
+    chmodSync(config, 0o644);
+    const denied = await runHades(['agents', 'list', '--config', config], { uid: NOBODY, gid: NOBODY });
+    const last = assertCodedFailure(denied, 3, 'HADES_ERR_LOCAL_CREDENTIALS');
+    assert.match(last, /admin\.token: the local deployment's credentials are root's/);
+    // Missing (the server never ran): the same code, saying so.
+    const empty = file('server-empty.yaml', `data_dir: ${path.join(dir, 'never-ran')}\n`);
+    assert.match(assertCodedFailure(await runHades(['agents', 'list', '--config', empty]), 3, 'HADES_ERR_LOCAL_CREDENTIALS'), /is missing\): start the server first/);
   });
 });
 

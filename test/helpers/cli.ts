@@ -9,13 +9,15 @@ export interface CliResult {
 }
 
 /** Runs `hades ARGS` as a person would type it (bin/hades.js in a child process). */
-export function runHades(args: readonly string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runHades(args: readonly string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, ...args], {
       cwd: projectRoot,
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
       timeout: options.timeoutMs ?? 30_000,
+      ...(options.uid === undefined ? {} : { uid: options.uid }),
+      ...(options.gid === undefined ? {} : { gid: options.gid }),
     });
     let stdout = '';
     let stderr = '';

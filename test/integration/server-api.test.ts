@@ -161,6 +161,15 @@ describe('invalid requests', () => {
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'reboot' } }, 'an unknown task kind'],
     ['POST', '/api/v1/tasks', { body: { agents: [], kind: 'query' } }, 'a task for no agent'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', timeout_s: 0 } }, 'a task timeout of 0'],
+    ['GET', '/api/v1/tasks', { query: { status: 'bogus' } }, 'an unknown task status'],
+    // A JSON body's values keep their types: nothing is converted (null is not an empty text).
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: null } }, 'a group config of null'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: 5 } }, 'a group config that is a number'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', timeout_s: '60' } }, 'a task timeout given as text'],
+    ['POST', '/api/v1/tasks', { body: { agents: 'ag_0123456789abcdef', kind: 'query' } }, 'one agent where a list is due'],
+    ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { assignee: 12345 } }, 'an assignee that is a number'],
+    ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
+    ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],
   ];
   for (const [method, route, call, what] of invalid) {
     it(`answers 400 HADES_ERR_API_INVALID_REQUEST with a message for ${what}`, async () => {
@@ -370,6 +379,8 @@ describe('the OpenAPI document', () => {
           assert.ok(['query', 'path', 'header', 'cookie'].includes(parameter.in), `${where}: parameter ${parameter.name} in ${parameter.in}`);
           assert.equal(typeof parameter.name, 'string');
           if (parameter.in === 'path') assert.equal(parameter.required, true, `${where}: path parameter ${parameter.name} is required`);
+          // A query parameter with a default may be left out.
+          if (parameter.in === 'query' && parameter.schema?.default !== undefined) assert.notEqual(parameter.required, true, `${where}: query parameter ${parameter.name} has a default, so it is optional`);
         }
         for (const name of templated) assert.ok((operation.parameters ?? []).some((p: AnyEvent) => p.in === 'path' && p.name === name), `${where} declares {${name}}`);
       }
@@ -741,6 +752,14 @@ describe('managing the fleet with the hades command', () => {
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: [] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'no group');
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['a', 'a'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a group twice');
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['no/slash'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a bad name');
+  });
+
+  it('a --server that is not an https URL is a user error, not an internal one', async () => {
+    for (const url of ['http://127.0.0.1:7080', 'notaurl', 'ftp://x']) {
+      const result = await hades('agents', 'list', '--server', url, '--token', 'x');
+      assert.equal(result.status, 2, `${url}: ${result.stderr}`);
+      assert.match(result.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --server must be/);
+    }
   });
 
   it('hades agents tags and revoke', async () => {

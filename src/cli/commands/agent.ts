@@ -3,9 +3,10 @@
  * SIGHUP. `hades agent status`: asks the running agent (found through the run file in its data
  * folder) for its health and prints it for a person, or as JSON.
  */
+import { accessSync, constants } from 'node:fs';
 import type { AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
-import { Agent, readRunFile, type AgentStatus } from '../../agent/daemon/agent.js';
+import { Agent, readRunFile, runFilePath, type AgentStatus } from '../../agent/daemon/agent.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { defaultConfigFiles, loadRoleConfig } from './config.js';
 
@@ -160,7 +161,16 @@ function formatDuration(seconds: number): string {
 export async function agentStatus(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const { config } = await loadAgentConfig(options);
   const run = readRunFile(config.agent.data_dir);
-  if (!run) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `no agent runs with the data folder ${config.agent.data_dir}`);
+  if (!run) {
+    // The data folder is root's: without the right to read it, say so rather than "no agent".
+    try {
+      accessSync(runFilePath(config.agent.data_dir), constants.R_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `cannot read ${runFilePath(config.agent.data_dir)}: permission denied (the agent's data folder is root's: run hades agent status as root)`);
+    }
+    throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `no agent runs with the data folder ${config.agent.data_dir}`);
+  }
   if (!run.metrics) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
   let status: AgentStatus;
   try {
