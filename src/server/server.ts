@@ -6,7 +6,7 @@
  * detection (rules -> alerts -> alert outputs), and each batch is acknowledged after its commit.
  * Stop, in reverse; every timer and socket closes.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
