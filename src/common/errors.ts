@@ -289,6 +289,11 @@ export const errorCatalog = {
     summary: 'A message on an agent stream is larger than the server accepts.',
     remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
   },
+  HADES_ERR_SERVER_LISTEN: {
+    kind: 'environment',
+    summary: 'The server could not listen on an address of its configuration (the port is in use, or the address is not this host\'s).',
+    remedy: 'Free the port or choose another (`listen.api`, `listen.agents`; `hades start --api`, `--gateway`); `ss -ltnp` shows what holds it.',
+  },
   HADES_ERR_LOCAL_CREDENTIALS: {
     kind: 'environment',
     summary: 'The local deployment\'s admin token or CA (in the server\'s data folder) could not be read: missing, or readable by root only.',
@@ -318,6 +323,11 @@ export const errorCatalog = {
     kind: 'input',
     summary: 'The API has no such route, or no such object (agent, task, token).',
     remedy: 'Check the path and the id; the OpenAPI document lists the routes.',
+  },
+  HADES_ERR_API_LAST_ADMIN: {
+    kind: 'input',
+    summary: 'The request would revoke the last admin API token, which would leave nobody able to manage the server (409).',
+    remedy: 'Create another admin token first (POST /api/v1/tokens/api with role admin), then revoke this one.',
   },
   HADES_ERR_API_METHOD_NOT_ALLOWED: {
     kind: 'input',

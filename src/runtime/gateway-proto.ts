@@ -58,6 +58,10 @@ let constructor: grpc.ServiceClientConstructor | undefined;
 /** The AgentGateway client constructor (its `.service` is the server's definition). */
 export function gatewayService(): grpc.ServiceClientConstructor {
   if (!constructor) {
+    // grpc-js writes its own errors to stderr ("E No address added out of total 1 resolved");
+    // both ends report every failure with a code of their own, so it stays quiet unless a person
+    // debugging asks for its traces with GRPC_VERBOSITY.
+    if (process.env['GRPC_VERBOSITY'] === undefined) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
     const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
     const pkg = grpc.loadPackageDefinition(definition) as unknown as { hades: { agent: { v1: { AgentGateway: grpc.ServiceClientConstructor } } } };
     constructor = pkg.hades.agent.v1.AgentGateway;

@@ -114,6 +114,8 @@ const statusOfCode = (code: ErrorCode): number => {
       return 404;
     case 'HADES_ERR_API_METHOD_NOT_ALLOWED':
       return 405;
+    case 'HADES_ERR_API_LAST_ADMIN':
+      return 409;
     case 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE':
       return 415;
     case 'HADES_ERR_ENROLL_TOKEN_USED':
@@ -302,6 +304,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
        * something; both for a PUT that creates or replaces (its handler sets 201 when it creates).
        */
       success?: readonly (200 | 201)[];
+      /** Error statuses besides the usual ones (400, 401, 403, 404, 503) that the route answers. */
+      errors?: readonly 409[];
     },
     handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
   ) => {
@@ -320,7 +324,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(spec.body ? { body: spec.body } : {}),
         ...(spec.params ? { params: spec.params } : {}),
         ...(spec.public ? { security: [] } : {}),
-        response: { ...responses, ...errors, ...(BODY_METHODS.has(method) ? { 415: ErrorBody } : {}) },
+        response: { ...responses, ...errors, ...Object.fromEntries((spec.errors ?? []).map((status) => [status, ErrorBody])), ...(BODY_METHODS.has(method) ? { 415: ErrorBody } : {}) },
       },
       handler: (alwaysCreates ? (request: never, reply: FastifyReply) => handler(request, reply.code(201)) : handler) as never,
     });
@@ -732,7 +736,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'admin');
     return { tokens: ports.listApiTokens() };
   });
-  route('DELETE', '/api/v1/tokens/api/:id', { summary: 'Revoke an API token.', tags: ['tokens'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/tokens/api/:id', { summary: 'Revoke an API token; the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
     const principal = who(request, 'admin');
     ports.revokeApiToken(request.params.id);
     ports.audit(principal, 'token.api.revoke', request.params.id);

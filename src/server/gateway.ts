@@ -108,7 +108,7 @@ export class Gateway {
   async listen(address: string): Promise<number> {
     const credentials = grpc.ServerCredentials.createSsl(Buffer.from(this.options.caPem), [{ cert_chain: Buffer.from(this.options.certPem), private_key: Buffer.from(this.options.keyPem) }], true);
     this.port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the agent gateway cannot listen on ${address}: ${error.message}`)) : resolve(port)));
+      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(new HadesError('HADES_ERR_SERVER_LISTEN', `the agent gateway cannot listen on ${address}: ${error.message}`)) : resolve(port)));
     });
     return this.port;
   }

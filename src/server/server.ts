@@ -178,7 +178,13 @@ export class HadesServer {
     });
     const gatewayPort = await this.gateway.listen(config.listen.agents);
     this.api = await buildApi({ ports: this.ports(), version: this.options.version, log: this.log.child({ component: 'api' }), tls: { certPem: pki.serverCertPem, keyPem: pki.serverKeyPem } });
-    await this.api.listen({ host: apiListen.host, port: apiListen.port });
+    try {
+      await this.api.listen({ host: apiListen.host, port: apiListen.port });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'the address is not one of this host' : code === 'EACCES' ? 'a privileged port' : (error as Error).message;
+      throw new HadesError('HADES_ERR_SERVER_LISTEN', `the API cannot listen on ${config.listen.api}: ${why}`, { cause: error });
+    }
     const apiPort = (this.api.server.address() as { port: number }).port;
     this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
     for (const timer of this.timers) timer.unref();
@@ -337,7 +343,12 @@ export class HadesServer {
       createApiToken: (request) => apiTokens.create(request),
       listApiTokens: () => apiTokens.list(),
       revokeApiToken: (id) => {
-        if (!apiTokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
+        const token = apiTokens.get(id);
+        if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
+        const admins = apiTokens.list().filter((t) => t.role === 'admin' && t.revokedAt === undefined);
+        if (token.role === 'admin' && token.revokedAt === undefined && admins.length === 1) {
+          throw new HadesError('HADES_ERR_API_LAST_ADMIN', `${id} is the last admin token: revoking it would leave nobody able to manage the server; create another admin token first`);
+        }
         apiTokens.revoke(id);
       },
       searchAlerts: (query) => alerts.search(query),

@@ -442,6 +442,31 @@ describe('admin actions and the audit log', () => {
   });
 });
 
+describe('the last admin token', () => {
+  it('cannot be revoked (409 HADES_ERR_API_LAST_ADMIN); once another admin exists, it can', async () => {
+    const alone = await TestServer.start({ dataDir: path.join(dir, 'last-admin') });
+    try {
+      const { tokens } = (await alone.ok('GET', '/api/v1/tokens/api')) as { tokens: AnyEvent[] };
+      const bootstrap = tokens.find((t) => t['role'] === 'admin' && !t['revokedAt']);
+      assert.ok(bootstrap);
+      const refused = await alone.api('DELETE', `/api/v1/tokens/api/${bootstrap['id']}`);
+      assert.equal(refused.status, 409, refused.text);
+      assert.equal(refused.body.code, 'HADES_ERR_API_LAST_ADMIN');
+      assert.match(refused.body.message, /last admin token.*create another admin token first/);
+      assert.equal((await alone.ok('GET', '/api/v1/agents')).agents.length, 0, 'the token still works');
+      // A read-only or analyst token does not count as an admin.
+      await alone.ok('POST', '/api/v1/tokens/api', { body: { name: 'reader', role: 'read-only' } });
+      assert.equal((await alone.api('DELETE', `/api/v1/tokens/api/${bootstrap['id']}`)).status, 409);
+      const second = (await alone.ok('POST', '/api/v1/tokens/api', { body: { name: 'second-admin', role: 'admin' } })) as { id: string; token: string };
+      await alone.ok('DELETE', `/api/v1/tokens/api/${bootstrap['id']}`);
+      const last = await alone.api('DELETE', `/api/v1/tokens/api/${second.id}`, { token: second.token });
+      assert.equal(last.status, 409, 'now the second one is the last');
+    } finally {
+      await alone.stop();
+    }
+  });
+});
+
 describe('group configuration', () => {
   it('stores a valid agent configuration with a version that grows at each change', async () => {
     const first = 'agent: { heartbeat_s: 15 }\n';
@@ -752,6 +777,24 @@ describe('managing the fleet with the hades command', () => {
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: [] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'no group');
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['a', 'a'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a group twice');
     assertError(await server.api('PUT', `/api/v1/agents/${identity.agentId}/groups`, { body: { groups: ['no/slash'] } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a bad name');
+  });
+
+  it('hades server on an address in use: one coded line, nothing left listening', async () => {
+    const [free] = await freePorts(1);
+    const busyApi = path.join(dir, 'server-busy-api.yaml');
+    writeFileSync(busyApi, serverConfigText(path.join(dir, 'busy-a'), { agents: `127.0.0.1:${free}`, api: server.addresses.api.replace(/^https:\/\//, '') }));
+    const api = await runHades(['server', '--config', busyApi]);
+    assert.equal(api.status, 3, api.stderr);
+    const apiLines = api.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+    assert.deepEqual(apiLines.length, 1, api.stderr);
+    assert.match(apiLines[0]!, /^hades: HADES_ERR_SERVER_LISTEN: the API cannot listen on 127\.0\.0\.1:\d+: the port is in use$/);
+    const busyGateway = path.join(dir, 'server-busy-gateway.yaml');
+    writeFileSync(busyGateway, serverConfigText(path.join(dir, 'busy-g'), { agents: server.addresses.gateway, api: `127.0.0.1:${free}` }));
+    const gateway = await runHades(['server', '--config', busyGateway]);
+    assert.equal(gateway.status, 3, gateway.stderr);
+    const gatewayLines = gateway.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+    assert.equal(gatewayLines.length, 1, `no stray gRPC line: ${gateway.stderr}`);
+    assert.match(gatewayLines[0]!, /^hades: HADES_ERR_SERVER_LISTEN: the agent gateway cannot listen on 127\.0\.0\.1:\d+/);
   });
 
   it('a --server that is not an https URL is a user error, not an internal one', async () => {
