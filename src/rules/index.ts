@@ -9,7 +9,7 @@ export type { CorrelationHit, CorrelationStats } from './correlation.js';
 export { DEFAULT_MAX_KEYS } from './correlation.js';
 export { SEVERITIES, type Severity } from './schema.js';
 export { MISSING } from './template.js';
-export { fieldPaths, ANCESTOR_FIELDS } from './fields.js';
+export { fieldInfo, fieldPaths, ANCESTOR_FIELDS } from './fields.js';
 export { suggest } from './suggest.js';
 export type { EventRecord } from './accessor.js';
 export {

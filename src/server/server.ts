@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
-import { fieldPaths, suggest } from '../rules/index.js';
+import { fieldInfo, fieldPaths, suggest } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { ruleSource } from './alerts/rule-source.js';
@@ -369,7 +369,7 @@ export class HadesServer {
           const close = suggest(input.ruleId, ids);
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
         }
-        if (input.field != null && !fieldPaths().includes(input.field)) {
+        if (input.field != null && fieldInfo(input.field) === undefined) {
           const close = suggest(input.field, fieldPaths());
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown event field '${input.field}'${close ? `; did you mean '${close}'?` : ''} (docs/events.md)`);
         }

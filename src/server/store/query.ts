@@ -5,6 +5,7 @@
  * and passed as bound JSON paths.
  */
 import { HadesError } from '../../common/errors.js';
+import { fieldInfo, fieldPaths, suggest } from '../../rules/index.js';
 
 export type FilterOp = 'eq' | 'prefix' | 'contains';
 
@@ -151,6 +152,11 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
   if (!FIELD_PATH.test(field)) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
+  // A field no event has would match nothing, silently: a typo must not look like "no such event".
+  if (fieldInfo(field) === undefined) {
+    const close = suggest(field, fieldPaths());
+    throw bad(`filters[${index}].field: no event has a field "${field}"${close ? `; did you mean "${close}"?` : ''} (docs/events.md lists them)`);
+  }
   const op = filter.op;
   if (op !== 'eq' && op !== 'prefix' && op !== 'contains') throw bad(`filters[${index}].op: unknown operator ${JSON.stringify(op)} (use eq, prefix or contains)`);
   const value = checkString(`filters[${index}].value`, filter.value);
