@@ -45,6 +45,7 @@ export const groups: Readonly<Record<string, string>> = {
   fleet: 'Questions asked of many agents at once',
   alerts: 'Alerts raised by the rule engine',
   rules: 'Rule packs: test them, import Sigma rules',
+  yara: 'YARA scanning',
 };
 
 /** The options of commands that talk to the server's API. */
@@ -308,6 +309,11 @@ export const commands: readonly CommandSpec[] = [
         .option('--out <dir>', 'write the converted Hades rule files there, one per Sigma file')
         .option('--json', 'print the report as JSON'),
     run: lazy(() => import('./commands/rules-sigma.js'), (m) => m.importSigma),
+  },
+  {
+    name: 'yara scan',
+    summary: 'Scan files and process memory with YARA rules, with bounded IO',
+    planned: 'YARA scanning (on demand, on new executables, scheduled)',
   },
   {
     name: 'query',

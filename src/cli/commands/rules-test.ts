@@ -5,15 +5,16 @@
  * rule has an error, 1 otherwise, like a test runner.
  */
 import { formatProblem, loadRules, runSamples, type RuleProblem, type SamplesReport } from '../../rules/index.js';
-import { DEFAULT_PACK_DIR, readRuleFiles, type RuleFileText } from '../../runtime/rule-pack.js';
+import { readDefaultPack, readRuleFiles, type RuleFileText } from '../../runtime/rule-pack.js';
 import { exitStatus, type CliContext } from '../context.js';
 
 /** A sample failed or a rule has an error: the status of a failed test run, not of a bad command. */
 export const RULES_TEST_FAILED = 1;
 
 async function filesToTest(args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<RuleFileText[]> {
-  if (args.length === 0) return readRuleFiles([DEFAULT_PACK_DIR]);
-  const pack = options['defaultPack'] === true ? await readRuleFiles([DEFAULT_PACK_DIR]) : [];
+  // The pack's files are named rules/<file>, as the server names them in alerts and problems.
+  if (args.length === 0) return readDefaultPack();
+  const pack = options['defaultPack'] === true ? await readDefaultPack() : [];
   return [...pack, ...(await readRuleFiles(args))];
 }
 
