@@ -13,9 +13,11 @@ import { makeHostFixture } from '../helpers/inventory-fixture.js';
 const fixture = makeHostFixture();
 after(() => rmSync(fixture.root, { recursive: true, force: true }));
 
-function assertCoded(result: { status: number | null; stderr: string }, status: number, code: string): void {
+function assertCoded(result: { status: number | null; stderr: string }, status: number, code: string): string {
   assert.equal(result.status, status, result.stderr);
-  assert.match(result.stderr.trimEnd().split('\n').at(-1) ?? '', new RegExp(`^hades: ${code}: `));
+  const last = result.stderr.trimEnd().split('\n').at(-1) ?? '';
+  assert.match(last, new RegExp(`^hades: ${code}: `));
+  return last;
 }
 
 describe('hades query', () => {
@@ -64,6 +66,9 @@ describe('hades query', () => {
     assertCoded(await runHades(['query', 'SELECT FROM WHERE']), 2, 'HADES_ERR_QUERY_SYNTAX');
     assertCoded(await runHades(['query']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
     assertCoded(await runHades(['query', '--timeout', 'soon', 'SELECT 1']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assert.match(assertCoded(await runHades(['query', '--timeout', '0', 'SELECT 1']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT'), /above 0, at most 3600/);
+    // A root that is not there would give empty tables: refused rather than answered with nothing.
+    assert.match(assertCoded(await runHades(['query', '--root', '/nonexistent-root', 'SELECT 1']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT'), /does not exist/);
     assertCoded(await runHades(['query', '--tables', 'SELECT 1']), 2, 'HADES_ERR_CLI_TOO_MANY_ARGUMENTS');
   });
 

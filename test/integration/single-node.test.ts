@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -66,5 +66,33 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     assert.equal(await exited, 0, stderr);
     const left = spawnSync('pgrep', ['-f', `hades.js agent --config ${path.join(dir, 'agent')}`], { encoding: 'utf8' });
     assert.equal(left.stdout.trim(), '', 'the local agent is gone');
+  });
+
+  it('started again, the enrolled agent comes back with its identity, and no enrollment token is made for it', async () => {
+    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(stdout)?.[1], 60_000, 100);
+      const serverConfig = path.join(dir, 'server.yaml');
+      writeFileSync(serverConfig, `data_dir: ${path.join(dir, 'server')}\nlisten: { api: "${api.replace('https://', '')}" }\n`);
+      const agents = await waitFor(
+        'the local agent online again',
+        () => {
+          const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+          return listed.status === 0 && listed.stdout.includes('"online":true') ? listed.stdout.split('\n').filter(Boolean) : undefined;
+        },
+        60_000,
+        250,
+      );
+      assert.equal(agents.length, 1, 'the same agent, not a second enrollment');
+      assert.doesNotMatch(readFileSync(path.join(dir, 'agent', 'agent.yaml'), 'utf8'), /token:/, 'no token written for an enrolled agent');
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0, stderr);
   });
 });

@@ -5,6 +5,7 @@
  * process, and the command still exits with a coded error. Rows go to standard output as an
  * aligned table for a person or NDJSON with --json; warnings go to standard error.
  */
+import { existsSync, statSync } from 'node:fs';
 import { HadesError, isErrorCode } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../../agent/inventory/query-client.js';
@@ -23,7 +24,7 @@ function parseTimeout(value: unknown): number {
   if (value === undefined) return 60;
   const seconds = Number(value);
   if (typeof value !== 'string' || !Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_S) {
-    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--timeout must be a number of seconds from 0 to ${MAX_TIMEOUT_S} (got ${JSON.stringify(value)})`);
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--timeout must be a number of seconds above 0, at most ${MAX_TIMEOUT_S} (got ${JSON.stringify(value)})`);
   }
   return seconds;
 }
@@ -117,6 +118,8 @@ export async function query(context: CliContext, args: readonly string[], option
   if (sql === undefined || sql.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give one SQL statement, e.g. hades query "SELECT * FROM listening_ports"; hades query --tables lists the tables');
   const timeoutS = parseTimeout(options['timeout']);
   const root = typeof options['root'] === 'string' ? options['root'] : undefined;
+  // A root that is not a folder would give empty tables, which look like a host with nothing on it.
+  if (root !== undefined && !statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--root must be a folder holding a system's files (got '${root}', which ${existsSync(root) ? 'is not a folder' : 'does not exist'})`);
   if (process.getuid?.() !== 0 && !root) context.stderr.write('hades: not running as root: some tables will miss what only root can read (warnings below say what)\n');
   const answer = await runInCollector(context, sql, timeoutS, root);
   if (answer === 'cancelled') return 130;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
+import { loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 
@@ -169,6 +170,7 @@ export async function search(context: CliContext, args: readonly string[], optio
   })) as { events: Record<string, unknown>[]; next?: string };
   for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
   if (!options['json'] && result.next) context.stderr.write(`hades: more events: narrow the search or raise --limit\n`);
+  if (!options['json'] && result.events.length === 0) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;
 }
 
@@ -190,8 +192,11 @@ export async function start(context: CliContext, _args: readonly string[], optio
   let child: ReturnType<typeof spawn> | undefined;
   const stopped = new AbortController();
   try {
-    // A fresh token each start; the agent uses it only if it has no identity yet.
-    const token = (await client.post('/api/v1/tokens/enrollment', { ttl: '10m' })) as TokenCreated;
+    // A token only for an agent that is not enrolled with this server yet (a token left unused
+    // stays valid for its ten minutes: none is made when the agent would not use it).
+    const identity = loadIdentity(agentDir);
+    const enrolled = identity !== undefined && (await client.get(`/api/v1/agents/${encodeURIComponent(identity.agentId)}`).then(() => true, () => false));
+    const token = enrolled ? undefined : ((await client.post('/api/v1/tokens/enrollment', { ttl: '10m' })) as TokenCreated);
     writeFileSync(
       agentConfigFile,
       [
@@ -201,7 +206,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         '  file: { enabled: false }',
         // The gateway's address of this start: with port 0 it changes at each start, and an agent
         // enrolled earlier must not keep trying the address its enrollment gave.
-        `  server: { enabled: true, api: ${JSON.stringify(addresses.api)}, token: ${token.token}, ca_sha256: ${addresses.caSha256}, addresses: [${JSON.stringify(addresses.gateway)}] }`,
+        `  server: { enabled: true, api: ${JSON.stringify(addresses.api)},${token ? ` token: ${token.token},` : ''} ca_sha256: ${addresses.caSha256}, addresses: [${JSON.stringify(addresses.gateway)}] }`,
         `log: { file: ${JSON.stringify(path.join(agentDir, 'agent.log'))} }`,
         'metrics: { listen: "127.0.0.1:0" }',
         '',
