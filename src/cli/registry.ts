@@ -96,7 +96,8 @@ export const commands: readonly CommandSpec[] = [
       c
         .option('--data <folder>', 'where the server and the local agent keep their state', '/var/lib/hades')
         .option('--api <host:port>', 'where the REST API listens (port 0: any free port)', '127.0.0.1:7080')
-        .option('--gateway <host:port>', 'where the agent gateway listens (port 0: any free port)', '127.0.0.1:7443'),
+        .option('--gateway <host:port>', 'where the agent gateway listens (port 0: any free port)', '127.0.0.1:7443')
+        .option('--config <file>', 'a server configuration for the other settings (rules, alert outputs, CMDB, retention); --data, --api and --gateway still say where it keeps its state and listens'),
     run: lazy(serverCommands, (m) => m.start),
   },
   {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { waitFor } from '../helpers/agent.js';
@@ -68,8 +68,20 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     assert.equal(left.stdout.trim(), '', 'the local agent is gone');
   });
 
-  it('started again, the enrolled agent comes back with its identity, and no enrollment token is made for it', async () => {
-    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  it('refuses a --config that is not a valid server configuration, before starting anything', () => {
+    const bad = path.join(dir, 'bad-server.yaml');
+    writeFileSync(bad, 'store: { retention_days: soon }\n');
+    const result = hades('start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--config', bad);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /^hades: HADES_ERR_CONFIG_INVALID: .*bad-server\.yaml:1:\d+: HADES_ERR_CONFIG_TYPE/m);
+  });
+
+  it('started again (with a server configuration for its other settings), the enrolled agent comes back with its identity, and no enrollment token is made for it', async () => {
+    const cmdb = path.join(dir, 'cmdb.csv');
+    writeFileSync(cmdb, `hostname,owner\n${hostname()},team-start\n`);
+    const settings = path.join(dir, 'start-server.yaml');
+    writeFileSync(settings, `cmdb: { file: ${JSON.stringify(cmdb)} }\nlisten: { api: "127.0.0.1:1" }\n`);
+    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--config', settings], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -89,6 +101,8 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
         250,
       );
       assert.equal(agents.length, 1, 'the same agent, not a second enrollment');
+      assert.equal((JSON.parse(agents[0]!) as { cmdb?: { owner?: string } }).cmdb?.owner, 'team-start', 'the CMDB of --config');
+      assert.match(api, /^https:\/\/127\.0\.0\.1:(?!1$)\d+$/, '--api, not the file\'s listen.api');
       assert.doesNotMatch(readFileSync(path.join(dir, 'agent', 'agent.yaml'), 'utf8'), /token:/, 'no token written for an enrolled agent');
     } finally {
       child.kill('SIGINT');

@@ -8,12 +8,13 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseRoleConfig } from '../../common/config/index.js';
+import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
+import { readConfigFile } from './config.js';
 
 const waitForSignal = (context: CliContext, also?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -182,7 +183,16 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const gateway = typeof options['gateway'] === 'string' ? options['gateway'] : '127.0.0.1:7443';
   const parsed = parseRoleConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, 'server');
   if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', parsed.problems.map((p) => p.message).join('; '));
-  const server = new HadesServer({ config: parsed.config, version, stderr: context.stderr });
+  let config = parsed.config;
+  // --config: the server's other settings (rules, alert outputs, CMDB, retention) from a file;
+  // where it keeps its state and listens stays what --data, --api and --gateway say.
+  if (typeof options['config'] === 'string') {
+    const file = options['config'];
+    const given = parseRoleConfig(await readConfigFile(file), 'server');
+    if (!given.ok) throw configError(given.problems, file);
+    config = { ...given.config, data_dir: config.data_dir, listen: { ...given.config.listen, api: config.listen.api, agents: config.listen.agents } };
+  }
+  const server = new HadesServer({ config, version, stderr: context.stderr });
   const addresses = await server.start();
   const stopReloading = reloadOnHangup(context, server);
   const agentDir = path.join(root, 'agent');
