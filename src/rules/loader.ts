@@ -127,6 +127,8 @@ interface Draft extends Located {
   tags: string[];
   enabled: boolean;
   alert: boolean;
+  /** dedup_by and where it was written (the rule, or an override in another file). */
+  dedupBy: (Located & { readonly fields: readonly string[] }) | undefined;
   conditions: TextSource[];
   exceptions: ExceptionItem[];
   outputs: TextSource[];
@@ -324,6 +326,7 @@ class Loader {
       tags: [...(e.tags ?? [])],
       enabled: e.enabled ?? true,
       alert: e.alert ?? true,
+      dedupBy: e.dedup_by === undefined ? undefined : { file, path: [...path, 'dedup_by'], fields: e.dedup_by },
       conditions: 'condition' in e && e.condition !== undefined ? [file.source([...path, 'condition'], e.condition)] : [],
       exceptions: (e.exceptions ?? []).map((x, i) => ({ file, path: [...path, 'exceptions', i], entry: x })),
       outputs: e.output !== undefined ? [file.source([...path, 'output'], e.output)] : [],
@@ -379,6 +382,7 @@ class Loader {
         if (r.output !== undefined) draft.outputs = [file.source([...path, 'replace', 'output'], r.output)];
         if (r.enabled !== undefined) draft.enabled = r.enabled;
         if (r.alert !== undefined) draft.alert = r.alert;
+        if (r.dedup_by !== undefined) draft.dedupBy = { file, path: [...path, 'replace', 'dedup_by'], fields: r.dedup_by };
         if (r.severity !== undefined) draft.severity = r.severity;
         if (r.title !== undefined) draft.title = r.title;
         if (r.description !== undefined) draft.description = r.description;
@@ -496,6 +500,9 @@ class Loader {
   }
 
   private info(draft: Draft, actions: ActionSet): RuleInfo {
+    // Each field of dedup_by must exist and hold one value: an alert's key reads one.
+    const dedup = draft.dedupBy;
+    dedup?.fields.forEach((field, i) => this.groupField({ ...draft, file: dedup.file }, field, [...dedup.path, i], false));
     return {
       id: draft.id,
       title: draft.title,
@@ -508,6 +515,7 @@ class Loader {
       enabled: draft.enabled,
       alert: draft.alert,
       actions: actions === null ? null : Object.freeze([...actions].sort()),
+      ...(dedup === undefined ? {} : { dedupBy: Object.freeze([...dedup.fields]) }),
     };
   }
 

@@ -29,6 +29,8 @@ export interface RuleInfo {
   readonly alert: boolean;
   /** The actions the rule is evaluated for; null: every action. */
   readonly actions: readonly string[] | null;
+  /** Fields whose values, with the rule and the agent, key its alerts; absent: the default fields. */
+  readonly dedupBy?: readonly string[];
 }
 
 export interface Match {

@@ -54,6 +54,8 @@ export type SamplesEntry = Static<typeof SamplesSchema>;
 
 const Tags = Type.Array(Text(128), { maxItems: 64 });
 
+const DedupBy = Type.Array(Text(128), { minItems: 1, maxItems: 8 });
+
 const common = {
   id: Id,
   title: Text(256),
@@ -64,6 +66,8 @@ const common = {
   output: Type.Optional(Text(4096)),
   enabled: Type.Optional(Type.Boolean()),
   alert: Type.Optional(Type.Boolean()),
+  /** The event fields that tell one alert of the rule from another on a host (see docs/alerts.md). */
+  dedup_by: Type.Optional(DedupBy),
   /** Events the rule must match and must not match: `hades rules test` runs them. */
   samples: Type.Optional(SamplesSchema),
 };
@@ -124,6 +128,7 @@ export const OverrideSchema = Type.Object(
           output: Type.Optional(Text(4096)),
           enabled: Type.Optional(Type.Boolean()),
           alert: Type.Optional(Type.Boolean()),
+          dedup_by: Type.Optional(DedupBy),
           severity: Type.Optional(Severity),
           tags: Type.Optional(Tags),
           title: Type.Optional(Text(256)),

@@ -244,6 +244,11 @@ describe('alerts: detection', () => {
     assert.equal(a, dedupKey({ rule, event: webShell(T0 + 5) }, 'h1'));
     assert.notEqual(a, dedupKey({ rule, event: webShell(T0) }, 'h2'));
     assert.notEqual(a, dedupKey({ rule: { id: 's' } as any, event: webShell(T0) }, 'h1'));
+    // A rule's dedup_by replaces the default fields: here, two command lines of one parent are one alert.
+    const byParent = { id: 'r', dedupBy: ['process.parent.pid'] } as any;
+    const other = { ...webShell(T0), process: { ...(webShell(T0) as any).process, command_line: 'id' } };
+    assert.notEqual(dedupKey({ rule, event: webShell(T0) }, 'h1'), dedupKey({ rule, event: other }, 'h1'));
+    assert.equal(dedupKey({ rule: byParent, event: webShell(T0) }, 'h1'), dedupKey({ rule: byParent, event: other }, 'h1'));
   });
 });
 

@@ -90,6 +90,27 @@ describe('rule compiler: condition syntax', () => {
     expectProblem(rule('process.name in "x"'), 'HADES_ERR_RULE_SYNTAX', 5, 32, /'in' takes a list/);
   });
 
+  it('checks dedup_by: event fields that exist and hold one value each, with their position', () => {
+    expectProblem(rule('process.name = x', '    dedup_by: [process.nmae]\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 16, /did you mean 'process\.name'/);
+    expectProblem(rule('process.name = x', '    dedup_by: [process.pid, process.parent]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 6, 29, /is an object/);
+    expectProblem(rule('process.name = x', '    dedup_by: []\n'), 'HADES_ERR_RULE_INVALID', 6, 15);
+    const { ruleSet, problems } = loadRules([{ name: 'f.yaml', text: rule('process.name = x', '    dedup_by: [process.parent.entity_id]\n') }]);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(ruleSet.rule('r')?.dedupBy, ['process.parent.entity_id']);
+    // An override replaces it; its problems point into the override's file.
+    const overridden = loadRules([
+      { name: 'f.yaml', text: rule('process.name = x') },
+      { name: 'o.yaml', text: 'rules:\n  - override: r\n    replace:\n      dedup_by: [process.pid]\n' },
+    ]);
+    assert.deepEqual(overridden.problems, []);
+    assert.deepEqual(overridden.ruleSet.rule('r')?.dedupBy, ['process.pid']);
+    const bad = loadRules([
+      { name: 'f.yaml', text: rule('process.name = x') },
+      { name: 'o.yaml', text: 'rules:\n  - override: r\n    replace:\n      dedup_by: [process.pdi]\n' },
+    ]).problems;
+    assert.deepEqual(bad.map((p) => [p.file, p.code, p.line, p.column]), [['o.yaml', 'HADES_ERR_RULE_UNKNOWN_FIELD', 4, 18]]);
+  });
+
   it('refuses conditions nested too deep rather than overflowing the stack', () => {
     expectProblem(rule(`"${'('.repeat(100)}process.name = x${')'.repeat(100)}"`), 'HADES_ERR_RULE_SYNTAX', 5, 81, /deeper than 64/);
   });

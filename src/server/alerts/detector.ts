@@ -83,7 +83,7 @@ const DEDUP_FIELDS = ['process.executable', 'process.command_line', 'file.path',
 export function dedupKey(match: Pick<Match, 'rule' | 'event' | 'correlation'>, agentId: string): string {
   const parts: string[] = [match.rule.id, agentId];
   if (match.correlation !== undefined) parts.push(`corr:${match.correlation.key}`);
-  else for (const field of DEDUP_FIELDS) parts.push(readText(match.event, field) ?? '');
+  else for (const field of match.rule.dedupBy ?? DEDUP_FIELDS) parts.push(readText(match.event, field) ?? '');
   return parts.join('\u0000');
 }
 
