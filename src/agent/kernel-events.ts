@@ -282,6 +282,9 @@ export class KernelEvents {
     const deny = this.filters.denyCgroups.map(cgroupId);
     const allow = this.filters.allowCgroups.map(cgroupId);
     const hello = await this.driver.start();
+    // The hooks are attached: what started while they loaded (the agent's own plugins among
+    // them, whose reads of sensitive files must be recognised as its own) is read from /proc.
+    this.tree.seedFromProc();
     try {
       await this.applyFilters(true, deny, allow);
     } catch (error) {

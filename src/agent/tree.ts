@@ -85,10 +85,14 @@ export class ProcessTree {
     return this.nodes.get(pid);
   }
 
-  /** Reads every process in /proc. Processes that vanish while being read are skipped. */
+  /**
+   * Reads every process of /proc the tree does not know yet. Processes that vanish while being
+   * read are skipped. Called again once the driver's hooks are attached, it adds the processes
+   * started while they were being loaded, which no fork or exec record will describe.
+   */
   seedFromProc(procRoot = '/proc'): void {
     for (const entry of readdirSync(procRoot)) {
-      if (!/^\d+$/.test(entry)) continue;
+      if (!/^\d+$/.test(entry) || this.nodes.has(Number(entry))) continue;
       const node = readProcNode(procRoot, Number(entry), this);
       if (node) {
         this.put(node);

@@ -82,6 +82,17 @@ describe('process tree', () => {
     assert.ok(tree.stats.seeded > 1);
   });
 
+  it('seeded again, adds only the processes it does not know, and keeps what events told it', () => {
+    const tree = new ProcessTree('h', 65536);
+    tree.exec(process.pid, process.ppid, 1e9, 'renamed', '/from/an/event', ['x']);
+    tree.seedFromProc();
+    const seeded = tree.stats.seeded;
+    assert.equal(tree.get(process.pid)?.executable, '/from/an/event', 'a known process is not read again');
+    assert.ok(tree.get(1), 'the others are added');
+    tree.seedFromProc();
+    assert.ok(tree.stats.seeded - seeded < 20, 'a second pass adds only processes started since');
+  });
+
   it('makes every node with the same fields in the same order, however it came', () => {
     // One hidden class for all nodes keeps the hot paths monomorphic (see processNode).
     const tree = new ProcessTree('h', 65536);
