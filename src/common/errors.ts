@@ -324,6 +324,11 @@ export const errorCatalog = {
     summary: 'The API has no such route, or no such object (agent, task, token).',
     remedy: 'Check the path and the id; the OpenAPI document lists the routes.',
   },
+  HADES_ERR_API_TOO_LARGE: {
+    kind: 'input',
+    summary: 'The request\'s body is larger than the API takes (1 MiB; 413).',
+    remedy: 'Send less at once: a group configuration, for one, is at most 1 MiB of YAML.',
+  },
   HADES_ERR_API_LAST_ADMIN: {
     kind: 'input',
     summary: 'The request would revoke the last admin API token, which would leave nobody able to manage the server (409).',

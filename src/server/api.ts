@@ -116,6 +116,8 @@ const statusOfCode = (code: ErrorCode): number => {
       return 405;
     case 'HADES_ERR_API_LAST_ADMIN':
       return 409;
+    case 'HADES_ERR_API_TOO_LARGE':
+      return 413;
     case 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE':
       return 415;
     case 'HADES_ERR_ENROLL_TOKEN_USED':
@@ -255,7 +257,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.statusCode === 415) {
       const type = request.headers['content-type'];
       e = new HadesError('HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', `${type ? `content type '${type}'` : 'a body without a content type'} is not supported: send JSON with Content-Type: application/json`);
-    } else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is not valid JSON (its Content-Type says application/json)');
+    } else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is not valid JSON (its Content-Type says application/json), or it has a __proto__ or constructor.prototype key, which the API refuses');
+    else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new HadesError('HADES_ERR_API_TOO_LARGE', 'the body is larger than the API takes (1 MiB)');
     else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is empty but its Content-Type says application/json: send a JSON body, or no Content-Type with no body');
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);

@@ -328,6 +328,14 @@ describe('HTTP statuses', () => {
       assert.match(response.body.message, what === 'empty' ? /^the body is empty/ : /^the body is not valid JSON/, what);
     }
   });
+
+  it('refuses a body with a __proto__ key (400, saying so) and a body over 1 MiB (413 HADES_ERR_API_TOO_LARGE)', async () => {
+    const poisoned = await server.api('POST', '/api/v1/tokens/api', { raw: '{"name": "x", "role": "read-only", "__proto__": {"role": "admin"}}', headers: { 'content-type': 'application/json' } });
+    assertError(poisoned, 400, 'HADES_ERR_API_INVALID_REQUEST', '__proto__');
+    assert.match(poisoned.body.message, /__proto__/);
+    const large = await server.api('PUT', '/api/v1/groups/web/config', { body: { yaml: `# ${'x'.repeat(1024 * 1024)}\n` } });
+    assertError(large, 413, 'HADES_ERR_API_TOO_LARGE', 'over 1 MiB');
+  });
 });
 
 describe('the OpenAPI document', () => {
