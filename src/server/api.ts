@@ -194,7 +194,11 @@ function validationMessage(validation: unknown, context: string | undefined): st
   if (allowed.length > 0 && sameSpot.every((p) => p.keyword === 'const' || p.keyword === 'anyOf')) {
     return `${where(first)} must be one of: ${allowed.map((v) => String(v as string)).join(', ')}`;
   }
-  return first.message === undefined ? undefined : `${where(first)} ${first.message}`;
+  // One of several shapes (a value or a list of them): a bound the value broke says more than
+  // "must be string" from the shape it did not take.
+  const bound = sameSpot.some((p) => p.keyword === 'anyOf') ? sameSpot.find((p) => p.keyword !== 'type' && p.keyword !== 'anyOf' && p.keyword !== 'const') : undefined;
+  const chosen = bound ?? first;
+  return chosen.message === undefined ? undefined : `${where(chosen)} ${chosen.message}`;
 }
 
 /**

@@ -171,6 +171,12 @@ describe('invalid requests', () => {
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
     ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],
   ];
+  it('names the bound a value broke rather than the shape it did not take (40 filters, where 32 are allowed)', async () => {
+    const response = await server.api('GET', '/api/v1/events', { query: { filter: Array.from({ length: 40 }, (_, i) => `process.pid=${i}`) } });
+    assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST', '40 filters');
+    assert.match(response.body.message, /filter must NOT have more than 32 items/);
+  });
+
   for (const [method, route, call, what] of invalid) {
     it(`answers 400 HADES_ERR_API_INVALID_REQUEST with a message for ${what}`, async () => {
       assertError(await server.api(method, route, call), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
