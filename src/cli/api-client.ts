@@ -2,7 +2,9 @@
  * The `hades` command's client of the REST API. By default it talks to the local deployment:
  * the server configuration (--config, else /etc/hades/server.yaml when it exists, else the
  * defaults) gives the API address and the data folder, where the server keeps its CA and the
- * admin token. `--server URL --token TOKEN` (and HADES_API_TOKEN) point it elsewhere.
+ * admin token. `--server URL --token TOKEN` (and HADES_API_TOKEN) point it elsewhere, with
+ * `--ca FILE` (or HADES_API_CA) the CA certificate that server's certificate must chain to (each
+ * deployment has a CA of its own; the local one's is used when there is one).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -35,10 +37,26 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
   } else {
     ({ token, caPem: ca } = localCredentials(config.data_dir));
   }
+  const caOption = typeof options['ca'] === 'string' ? options['ca'] : process.env['HADES_API_CA'];
+  if (caOption) ca = readCa(caOption);
   const listen = /^(.*):(\d+)$/.exec(config.listen.api);
   const host = listen?.[1] === '0.0.0.0' || listen?.[1] === '::' ? '127.0.0.1' : listen?.[1];
   return clientOf({ base: server ?? `https://${host}:${listen?.[2]}`, token, ...(ca ? { caPem: ca } : {}) });
 }
+
+function readCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: ${file} holds no PEM certificate (the server's CA is at GET /api/v1/enroll/ca)`);
+  return text;
+}
+
+/** TLS errors of a certificate that does not chain to the CA given. */
+const UNTRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
 
 /** The --server address: an https:// URL (the API speaks TLS only), without a trailing slash. */
 function serverUrl(text: string): string {
@@ -85,7 +103,12 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
         },
       );
       req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'no answer within 30 s')));
-      req.on('error', (error) => reject(error instanceof HadesError ? error : new HadesError('HADES_ERR_SERVER_UNREACHABLE', `cannot reach the API at ${base}: ${error.message}`)));
+      req.on('error', (error) => {
+        if (error instanceof HadesError) return reject(error);
+        const untrusted = UNTRUSTED.has((error as NodeJS.ErrnoException).code ?? '');
+        const hint = untrusted ? ` (the server's certificate is not from the CA trusted here: pass --ca with that deployment's CA certificate, from GET /api/v1/enroll/ca, checked against the fingerprint hades server token create prints)` : '';
+        reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `cannot reach the API at ${base}: ${error.message}${hint}`));
+      });
       req.end(payload);
     });
   return {

@@ -53,7 +53,8 @@ const apiOptions = (c: Command) =>
   c
     .option('--config <file>', 'server configuration of the local deployment (default: /etc/hades/server.yaml when it exists, else the defaults)')
     .option('--server <url>', 'the API to use instead of the local deployment\'s, e.g. https://hades.example:7080')
-    .option('--token <token>', 'API token (default: HADES_API_TOKEN, else the local deployment\'s admin token)');
+    .option('--token <token>', 'API token (default: HADES_API_TOKEN, else the local deployment\'s admin token)')
+    .option('--ca <file>', 'the CA certificate the server\'s must chain to (default: HADES_API_CA, else the local deployment\'s CA)');
 
 const roleOption = (c: Command) =>
   c.option('--role <role>', 'which program the configuration is for: agent or server', 'agent');

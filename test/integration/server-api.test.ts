@@ -811,6 +811,24 @@ describe('managing the fleet with the hades command', () => {
     assert.match(gatewayLines[0]!, /^hades: HADES_ERR_SERVER_LISTEN: the agent gateway cannot listen on 127\.0\.0\.1:\d+/);
   });
 
+  it('--server of another deployment: its CA with --ca (or HADES_API_CA); without it, a TLS refusal that says what to pass', async () => {
+    const elsewhere = path.join(dir, 'server-elsewhere.yaml');
+    writeFileSync(elsewhere, serverConfigText(path.join(dir, 'no-local-deployment'), { agents: '127.0.0.1:1', api: '127.0.0.1:1' }));
+    const remote = ['agents', 'list', '--json', '--config', elsewhere, '--server', server.addresses.api, '--token', server.adminToken];
+    const untrusted = await runHades(remote);
+    assert.equal(untrusted.status, 3, untrusted.stderr);
+    assert.match(untrusted.stderr, /HADES_ERR_SERVER_UNREACHABLE: .*pass --ca with that deployment's CA certificate/);
+    const ca = path.join(server.dataDir, 'pki', 'ca.pem');
+    const trusted = await runHades([...remote, '--ca', ca]);
+    assert.equal(trusted.status, 0, trusted.stderr);
+    assert.ok(trusted.stdout.includes('"hostname"'));
+    const fromEnv = await runHades(remote, { env: { ...process.env, HADES_API_CA: ca } });
+    assert.equal(fromEnv.status, 0, fromEnv.stderr);
+    const notPem = await runHades([...remote, '--ca', elsewhere]);
+    assert.equal(notPem.status, 2, notPem.stderr);
+    assert.match(notPem.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: --ca: .* holds no PEM certificate/);
+  });
+
   it('a --server that is not an https URL is a user error, not an internal one', async () => {
     for (const url of ['http://127.0.0.1:7080', 'notaurl', 'ftp://x']) {
       const result = await hades('agents', 'list', '--server', url, '--token', 'x');
