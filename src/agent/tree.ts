@@ -88,17 +88,25 @@ export class ProcessTree {
   /**
    * Reads every process of /proc the tree does not know yet. Processes that vanish while being
    * read are skipped. Called again once the driver's hooks are attached, it adds the processes
-   * started while they were being loaded, which no fork or exec record will describe.
+   * started while they were being loaded, which no fork or exec record will describe, replaces
+   * one whose pid was reused meanwhile (another start time), and lets go of the known ones that
+   * exited meanwhile; a process it knows (same pid and start) keeps what events told of it.
    */
   seedFromProc(procRoot = '/proc'): void {
+    const present = new Set<number>();
     for (const entry of readdirSync(procRoot)) {
-      if (!/^\d+$/.test(entry) || this.nodes.has(Number(entry))) continue;
-      const node = readProcNode(procRoot, Number(entry), this);
+      if (!/^\d+$/.test(entry)) continue;
+      const pid = Number(entry);
+      present.add(pid);
+      const known = this.nodes.get(pid);
+      if (known && !known.exited && known.startTicks === procStartTicks(procRoot, pid)) continue;
+      const node = readProcNode(procRoot, pid, this);
       if (node) {
         this.put(node);
         this.stats.seeded++;
       }
     }
+    for (const [pid, node] of [...this.nodes]) if (!present.has(pid) && !node.exited) this.exit(pid);
     // /proc lists a child before its parent when pids wrapped: link those now.
     for (const node of this.nodes.values()) if (!node.parentNode) this.link(node);
   }
@@ -207,6 +215,15 @@ export class ProcessTree {
       if (parent.exited && parent.children <= 0) this.remove(parent);
     }
     this.stats.size = this.nodes.size;
+  }
+}
+
+/** A process's start time in ticks since boot, from /proc/PID/stat; undefined when it is gone. */
+function procStartTicks(procRoot: string, pid: number): number | undefined {
+  try {
+    return parseProcStat(readFileSync(path.join(procRoot, String(pid), 'stat'), 'latin1'))?.startTicks;
+  } catch {
+    return undefined;
   }
 }
 

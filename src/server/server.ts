@@ -31,6 +31,7 @@ import { Gateway } from './gateway.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
 import { EventStore } from './store/events.js';
+import { searchable } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 
 const MB = 1024 * 1024;
@@ -370,9 +371,11 @@ export class HadesServer {
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
         }
         if (input.field != null && fieldInfo(input.field) === undefined) {
-          const close = suggest(input.field, fieldPaths());
+          const close = suggest(input.field, fieldPaths().filter(searchable));
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown event field '${input.field}'${close ? `; did you mean '${close}'?` : ''} (docs/events.md)`);
         }
+        // A suppression reads one value at a dotted path: not an object, nor inside a list of objects.
+        if (input.field != null && !searchable(input.field)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${input.field}' is an object or inside a list of objects: a suppression needs a field with one value (docs/events.md)`);
         return alerts.addSuppression(input);
       },
       deleteSuppression: (id) => alerts.deleteSuppression(id),

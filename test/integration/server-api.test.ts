@@ -1024,6 +1024,8 @@ describe('alerts through the API and the hades command', () => {
       ['PATCH', '/api/v1/alerts/nope', { body: { status: 'resolved' } }, 404, 'an unknown alert'],
       ['POST', '/api/v1/suppressions', { body: { rule: 'reverse_shel_dev_tcp', for: '1h', reason: 'x' } }, 400, 'an unknown rule'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.exe', value: 'x', for: '1h', reason: 'x' } }, 400, 'an unknown field'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'hades.ancestors.name', value: 'nginx', for: '1h', reason: 'x' } }, 400, 'a field inside a list of objects'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.parent', value: 'x', for: '1h', reason: 'x' } }, 400, 'an object field'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.name', for: '1h', reason: 'x' } }, 400, 'a field without a value'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '400d', reason: 'x' } }, 400, 'too long'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '1h' } }, 400, 'no reason'],

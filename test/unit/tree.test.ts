@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, usualCapabilities } from '../../src/agent/builder.js';
@@ -82,15 +84,43 @@ describe('process tree', () => {
     assert.ok(tree.stats.seeded > 1);
   });
 
-  it('seeded again, adds only the processes it does not know, and keeps what events told it', () => {
-    const tree = new ProcessTree('h', 65536);
-    tree.exec(process.pid, process.ppid, 1e9, 'renamed', '/from/an/event', ['x']);
-    tree.seedFromProc();
-    const seeded = tree.stats.seeded;
-    assert.equal(tree.get(process.pid)?.executable, '/from/an/event', 'a known process is not read again');
-    assert.ok(tree.get(1), 'the others are added');
-    tree.seedFromProc();
-    assert.ok(tree.stats.seeded - seeded < 20, 'a second pass adds only processes started since');
+  it('seeded again: adds new processes, replaces a reused pid, lets exited ones go, and keeps what events told of the rest', () => {
+    const proc = mkdtempSync(path.join(tmpdir(), 'hades-proc-'));
+    const put = (pid: number, comm: string, ppid: number, start: number, exe: string) => {
+      const dir = path.join(proc, String(pid));
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      const rest = Array.from({ length: 19 }, (_, i) => (i === 19 - 1 ? start : i === 0 ? ppid : 0));
+      writeFileSync(path.join(dir, 'stat'), `${pid} (${comm}) S ${rest.join(' ')} 0 0\n`);
+      writeFileSync(path.join(dir, 'cmdline'), `${exe}\0`);
+      symlinkSync(exe, path.join(dir, 'exe'));
+    };
+    try {
+      put(1, 'init', 0, 1, '/sbin/init');
+      put(100, 'sshd', 1, 1000, '/usr/sbin/sshd');
+      put(200, 'cron', 1, 1100, '/usr/sbin/cron');
+      const tree = new ProcessTree('h', 1024);
+      tree.seedFromProc(proc);
+      assert.equal(tree.get(100)?.startTicks, 1000);
+      // An event tells more of 200 than /proc did.
+      tree.exec(200, 1, 1100 * 1e7, 'cron', '/usr/sbin/cron', ['cron', '-f']);
+      // While the driver loads: sshd exits and its pid is reused, cron exits, a new process starts.
+      put(100, 'evil', 1, 5000, '/tmp/evil');
+      rmSync(path.join(proc, '200'), { recursive: true });
+      put(300, 'new', 1, 5100, '/usr/bin/new');
+      tree.seedFromProc(proc);
+      assert.equal(tree.get(100)?.executable, '/tmp/evil', 'the reused pid is the new process');
+      assert.equal(tree.get(100)?.entityId, 'h-100-5000');
+      assert.ok(!tree.get(200) || tree.get(200)?.exited, 'the exited process is let go');
+      assert.equal(tree.get(300)?.executable, '/usr/bin/new');
+      assert.equal(tree.get(1)?.executable, '/sbin/init');
+      // Same pid and start: what events said stays.
+      tree.exec(300, 1, 5100 * 1e7, 'new', '/usr/bin/new', ['new', '--from-event']);
+      tree.seedFromProc(proc);
+      assert.deepEqual(tree.get(300)?.args, ['new', '--from-event']);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 
   it('makes every node with the same fields in the same order, however it came', () => {
