@@ -502,7 +502,15 @@ class Loader {
   private info(draft: Draft, actions: ActionSet): RuleInfo {
     // Each field of dedup_by must exist and hold one value: an alert's key reads one.
     const dedup = draft.dedupBy;
-    dedup?.fields.forEach((field, i) => this.groupField({ ...draft, file: dedup.file }, field, [...dedup.path, i], false));
+    if (dedup !== undefined && draft.type !== 'rule') {
+      throw compileError('HADES_ERR_RULE_INVALID', `dedup_by is for rules of type rule: the alerts of a ${draft.type} rule are keyed by its group (by)`, dedup.file.source(dedup.path, ''), 0);
+    }
+    dedup?.fields.forEach((field, i) => {
+      const source = dedup.file.source([...dedup.path, i], field);
+      // The alert's key reads a dotted path: a list position would read nothing, and fold every alert into one.
+      if (field.includes('[')) throw compileError('HADES_ERR_RULE_INVALID', `dedup_by takes dotted field names, not list positions ('${field}')`, source, field.indexOf('['));
+      this.groupField({ ...draft, file: dedup.file }, field, [...dedup.path, i], false);
+    });
     return {
       id: draft.id,
       title: draft.title,

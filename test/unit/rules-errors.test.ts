@@ -94,6 +94,10 @@ describe('rule compiler: condition syntax', () => {
     expectProblem(rule('process.name = x', '    dedup_by: [process.nmae]\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 16, /did you mean 'process\.name'/);
     expectProblem(rule('process.name = x', '    dedup_by: [process.pid, process.parent]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 6, 29, /is an object/);
     expectProblem(rule('process.name = x', '    dedup_by: []\n'), 'HADES_ERR_RULE_INVALID', 6, 15);
+    expectProblem(rule('process.name = x', '    dedup_by: ["process.args[1]"]\n'), 'HADES_ERR_RULE_INVALID', 6, 29, /not list positions/);
+    expectProblem(rule('process.name = x', '    dedup_by: [hades.ancestors.name]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 6, 16, /several values/);
+    const threshold = 'rules:\n  - id: t\n    type: threshold\n    title: T\n    severity: low\n    condition: event.action = exec\n    count: 3\n    within: 1m\n    by: [host.name]\n    dedup_by: [process.executable]\n';
+    expectProblem(threshold, 'HADES_ERR_RULE_INVALID', 10, 15, /dedup_by is for rules of type rule/);
     const { ruleSet, problems } = loadRules([{ name: 'f.yaml', text: rule('process.name = x', '    dedup_by: [process.parent.entity_id]\n') }]);
     assert.deepEqual(problems, []);
     assert.deepEqual(ruleSet.rule('r')?.dedupBy, ['process.parent.entity_id']);
