@@ -174,6 +174,12 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(manageCommands, (m) => m.groupsSet),
   },
   {
+    name: 'groups unset',
+    summary: 'Remove a group\'s configuration: its agents go back to their own files (or to the configuration of another of their groups; admin role)',
+    define: (c) => apiOptions(c).argument('<name>', 'the group').option('--json', 'print the answer as JSON: group, pushed'),
+    run: lazy(manageCommands, (m) => m.groupsUnset),
+  },
+  {
     name: 'tasks create',
     summary: 'Give agents a task: restart_plugin name=NAME, log_level level=debug|info|warn|error (admin role), query sql=SQL, inventory table=TABLE (analyst role)',
     define: (c) =>

@@ -67,6 +67,8 @@ export interface ApiPorts {
   setAgentTags(id: string, tags: Record<string, string>): void;
   /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
   setAgentGroups(id: string, groups: string[]): unknown;
+  /** Removes a group's configuration; its agents go back to their own files (or another group's). Undefined: it had none. */
+  deleteGroupConfig(name: string): { pushed: number } | undefined;
   listGroups(): unknown[];
   getGroupConfig(name: string): { yaml: string; version: number } | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
@@ -456,12 +458,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     (request, reply) => {
       const principal = who(request, 'admin');
+      // A text that sets nothing would put every agent of the group on the defaults (file output,
+      // metrics on their default port, no decoys...): a truncated upload must not do that.
+      if (!/^\s*[^\s#]/m.test(request.body.yaml)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the configuration is empty (or only comments): give a complete agent configuration (hades config defaults --role agent); DELETE the group\'s configuration to send its agents back to their own files');
       const parsed = parseRoleConfig(request.body.yaml, 'agent');
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
       const result = ports.setGroupConfig(request.params.name, request.body.yaml);
       ports.audit(principal, 'group.config', request.params.name, { version: result.version });
       // Version 1 is the group's first configuration: created.
       if (result.version === 1) void reply.code(201);
+      return result;
+    },
+  );
+
+  route(
+    'DELETE',
+    '/api/v1/groups/:name/config',
+    { summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName },
+    (request) => {
+      const principal = who(request, 'admin');
+      const result = found(ports.deleteGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
+      ports.audit(principal, 'group.config.delete', request.params.name);
       return result;
     },
   );

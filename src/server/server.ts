@@ -219,10 +219,14 @@ export class HadesServer {
     return undefined;
   }
 
-  /** Sends a connected agent the configuration of its groups (configOf), if they have one. */
+  /**
+   * Sends a connected agent the configuration of its groups (configOf), or, when none has one,
+   * word that its own file applies (an agent already on its file does nothing with it).
+   */
   private pushGroupConfigs(agentId: string): boolean {
     const config = this.configOf(this.registry?.get(agentId)?.groups ?? []);
-    return config !== undefined && (this.gateway?.send(agentId, { config: { version: config.version, yaml: config.yaml } }) ?? false);
+    const message = config ? { version: config.version, yaml: config.yaml } : { version: 0, yaml: '', local: true };
+    return this.gateway?.send(agentId, { config: message }) ?? false;
   }
 
   /** Sends a connected agent its group's configuration, its unfinished tasks, and a renewal request if one waits. */
@@ -308,8 +312,15 @@ export class HadesServer {
       setAgentTags: (id, tags) => registry.setTags(id, tags),
       setAgentGroups: (id, groups) => {
         const agent = registry.setGroups(id, groups);
-        this.pushGroupConfigs(id);
-        return { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses) };
+        const pushed = this.pushGroupConfigs(id);
+        const config = this.configOf(agent.groups);
+        return { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses), configuration: config ? { group: config.name, version: config.version } : null, pushed };
+      },
+      deleteGroupConfig: (name) => {
+        // The members that ran it: those whose first configured group it was.
+        const members = registry.list({ group: name, online: true }).filter((a) => this.configOf(a.groups)?.name === name);
+        if (!registry.deleteGroupConfig(name)) return undefined;
+        return { pushed: members.filter((a) => this.pushGroupConfigs(a.id)).length };
       },
       listGroups: () => registry.listGroups(),
       getGroupConfig: (name) => registry.groupConfig(name),

@@ -115,6 +115,16 @@ metrics: { enabled: false }
       assert.equal(alert.host.id, agentId);
       assert.equal(alert.rule.severity, 'high');
       assert.match(alert.message, new RegExp(`^127\\.0\\.0\\.1 touched the telnet decoy on port ${port} \\(7 bytes\\)$`));
+      assert.equal(agent.status().groupConfigVersion, 1);
+      // The same text again (a new version): nothing restarts.
+      const pid = agent.status().plugins.find((p) => p.name === 'honeypot')?.pid;
+      assert.equal((await server.ok('PUT', '/api/v1/groups/decoys/config', { body: { yaml: base(`, honeypot: { enabled: true, ports: [{ port: ${port}, service: telnet, banner: "login: " }] }`) } })).version, 2);
+      await waitFor('version 2 noted', () => agent.status().groupConfigVersion === 2 || undefined, 10_000, 50);
+      assert.equal(agent.status().plugins.find((p) => p.name === 'honeypot')?.pid, pid, 'the honeypot was not restarted');
+      // The group's configuration removed: the agent goes back to its own, without decoys.
+      assert.deepEqual(await server.ok('DELETE', '/api/v1/groups/decoys/config'), { pushed: 1 });
+      await waitFor('the decoys closed', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
+      assert.equal(agent.status().groupConfigVersion, undefined);
     } finally {
       await agent.stop();
       await server.stop();

@@ -290,7 +290,7 @@ describe('HTTP statuses', () => {
       ['POST', '/api/v1/agents/ag_0000000000000000', 'GET, HEAD'],
       ['GET', '/api/v1/agents/ag_0000000000000000/renew', 'POST'],
       ['PATCH', '/api/v1/tasks', 'GET, HEAD, POST'],
-      ['DELETE', '/api/v1/groups/web/config', 'GET, HEAD, PUT'],
+      ['POST', '/api/v1/groups/web/config', 'GET, HEAD, PUT, DELETE'],
       ['PUT', '/api/v1/tokens/api/0000000000000000', 'DELETE'],
       ['GET', '/api/v1/rules/reload', 'POST'],
       ['OPTIONS', '/api/v1/alerts', 'GET, HEAD'],
@@ -506,9 +506,11 @@ describe('group configuration', () => {
       stream.hello(hostname);
       await stream.welcome();
       await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
+      // At its connection the group had no configuration: the agent was told its own file applies.
+      assert.equal((await stream.next((m) => m.config !== undefined)).config?.local, true);
       const yaml = 'agent: { heartbeat_s: 42 }\n';
       assert.deepEqual(await server.ok('PUT', '/api/v1/groups/pushed/config', { body: { yaml } }), { version: 1, pushed: 1 });
-      const config = await stream.next((m) => m.config !== undefined);
+      const config = await stream.next((m) => m.config !== undefined && m.config.local !== true);
       assert.equal(config.config?.yaml, yaml);
       assert.equal(String(config.config?.version), '1');
     } finally {
@@ -518,7 +520,7 @@ describe('group configuration', () => {
     try {
       later.hello(hostname);
       await later.welcome();
-      const config = await later.next((m) => m.config !== undefined);
+      const config = await later.next((m) => m.config !== undefined && m.config.local !== true);
       assert.equal(String(config.config?.version), '1');
     } finally {
       later.close();
@@ -715,7 +717,7 @@ describe('managing the fleet with the hades command', () => {
       const set = await hades('groups', 'set', 'cli-web', file);
       assert.equal(set.status, 0, set.stderr);
       assert.equal(set.stdout, 'group cli-web: configuration version 1 stored, pushed to 1 connected agent\n');
-      assert.equal((await stream.next((m) => m.config !== undefined)).config?.yaml, yaml);
+      assert.equal((await stream.next((m) => m.config !== undefined && m.config.local !== true)).config?.yaml, yaml);
     } finally {
       stream.close();
     }
@@ -734,6 +736,14 @@ describe('managing the fleet with the hades command', () => {
     assert.match(human.stdout, /^cli-web\s+1\s+version 2\s/m);
     const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
     assert.ok(entries.some((e) => e['action'] === 'group.config' && e['target'] === 'cli-web'), 'audited');
+  });
+
+  it('hades groups set refuses an empty configuration (it would put the group on the defaults), here and in the API', async () => {
+    const empty = await hadesWith('\n# nothing\n', 'groups', 'set', 'cli-empty', '-');
+    assert.equal(empty.status, 2, empty.stderr);
+    assert.match(empty.stderr, /HADES_ERR_CONFIG_INVALID: \(standard input\) is empty \(or only comments\)/);
+    assertError(await server.api('PUT', '/api/v1/groups/cli-empty/config', { body: { yaml: '  \n' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'empty');
+    assert.equal((await server.api('GET', '/api/v1/groups/cli-empty/config')).status, 404);
   });
 
   it('hades groups set refuses a bad configuration with its lines and stores nothing; unknown groups and bad names are coded errors', async () => {
@@ -770,14 +780,28 @@ describe('managing the fleet with the hades command', () => {
       await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
       const moved = await hades('agents', 'groups', identity.agentId, 'cli-db', 'cli-cache');
       assert.equal(moved.status, 0, moved.stderr);
-      assert.equal(moved.stdout, `agent ${identity.agentId} is in cli-db, cli-cache; the configuration of its groups was pushed to it\n`);
-      assert.equal((await stream.next((m) => m.config !== undefined)).config?.yaml, 'agent: { heartbeat_s: 31 }\n');
+      assert.equal(moved.stdout, `agent ${identity.agentId} is in cli-db, cli-cache; it runs the configuration of group cli-db (version 1)\n`);
+      assert.equal((await stream.next((m) => m.config !== undefined && m.config.yaml !== '')).config?.yaml, 'agent: { heartbeat_s: 31 }\n');
       // A change to the second group's configuration does not reach it: the first one's applies.
       assert.deepEqual(await server.ok('PUT', '/api/v1/groups/cli-cache/config', { body: { yaml: 'agent: { heartbeat_s: 33 }\n' } }), { version: 2, pushed: 0 });
+      // The first group's configuration removed: the second one's applies now.
+      const unset = await hades('groups', 'unset', 'cli-db');
+      assert.equal(unset.status, 0, unset.stderr);
+      assert.match(unset.stdout, /^group cli-db: configuration removed; 1 connected agent went back/);
+      assert.equal((await stream.next((m) => m.config?.yaml === 'agent: { heartbeat_s: 33 }\n')).config?.local, false);
+      // Moved to a group with no configuration: the agent is told its own file applies.
+      const home = await hades('agents', 'groups', identity.agentId, 'cli-none');
+      assert.equal(home.status, 0, home.stderr);
+      assert.match(home.stdout, /it runs its own configuration file \(none of its groups has a configuration\)\n$/);
+      const local = await stream.next((m) => m.config?.local === true);
+      assert.equal(local.config?.yaml, '');
+      const again = await hades('groups', 'unset', 'cli-db');
+      assert.equal(again.status, 2);
+      assert.match(again.stderr, /HADES_ERR_API_NOT_FOUND: no configuration for group 'cli-db'/);
     } finally {
       stream.close();
     }
-    assert.deepEqual((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).groups, ['cli-db', 'cli-cache']);
+    assert.deepEqual((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).groups, ['cli-none']);
     const none = await hades('agents', 'groups', identity.agentId);
     assert.equal(none.status, 2);
     assert.match(none.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);

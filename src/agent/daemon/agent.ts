@@ -83,6 +83,8 @@ export interface AgentStatus {
   readonly openFds: number;
   readonly configFile?: string;
   readonly lastReload?: { readonly at: string; readonly ok: boolean; readonly message?: string };
+  /** The version of the group configuration from the server it runs over its file, if one. */
+  readonly groupConfigVersion?: number;
   readonly pipeline: PipelineStats;
   readonly plugins: readonly PluginStatus[];
   readonly kernel?: Pick<KernelEventStats, 'backend' | 'hooks' | 'kernel' | 'decoder'>;
@@ -156,6 +158,8 @@ export class Agent {
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
   private transportClass: typeof GrpcTransport | undefined;
+  /** The group configuration from the server the agent runs (over its own file), if any. */
+  private serverConfig: { readonly yaml: string; readonly version: number } | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -301,8 +305,8 @@ export class Agent {
       addresses,
       agentVersion: this.options.version,
       log: this.log.child({ component: 'server' }),
-      onConfig: (yaml, version) => {
-        void this.reloadFromServer(yaml, version);
+      onConfig: (yaml, version, local) => {
+        void this.configFromServer(yaml, version, local);
       },
       onTask: (task) => this.runTask(task),
       renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
@@ -381,14 +385,38 @@ export class Agent {
    * A configuration pushed by the server for the agent's group: the whole agent configuration,
    * except what only the host can know (agent.data_dir and outputs.server), which stay local.
    */
-  private async reloadFromServer(yaml: string, version: number): Promise<void> {
+  private async configFromServer(yaml: string, version: number, local: boolean): Promise<void> {
+    if (local) {
+      // No group of the agent's has a configuration (any more): back to its own file.
+      if (this.serverConfig === undefined) return;
+      this.serverConfig = undefined;
+      this.log.info('no group configuration applies any more: back to the configuration file');
+      // An agent made without a file (embedded, tests) goes back to the configuration it was given.
+      await this.reload(undefined, this.options.configFile ? undefined : this.options.config);
+      return;
+    }
+    // Sent again at each connection: the same text changes nothing, and restarts nothing.
+    if (this.serverConfig?.yaml === yaml) {
+      this.serverConfig = { yaml, version };
+      return;
+    }
     const parsed = parseRoleConfig(yaml, 'agent');
     if (!parsed.ok) {
       this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s)`, parsed.problems);
       return;
     }
-    const next: AgentConfig = { ...parsed.config, agent: { ...parsed.config.agent, data_dir: this.config.agent.data_dir }, outputs: { ...parsed.config.outputs, server: this.config.outputs.server } };
-    await this.reload(undefined, next);
+    // Noted before the reload (reloads run one at a time, in order), so that a message that
+    // comes while it runs (back to the file, another version) is judged against this one.
+    const previous = this.serverConfig;
+    const mine = { yaml, version };
+    this.serverConfig = mine;
+    const result = await this.reload(undefined, this.withHostParts(parsed.config, this.config));
+    if (!result.ok && this.serverConfig === mine) this.serverConfig = previous;
+  }
+
+  /** A group configuration with what only the host knows (agent.data_dir, outputs.server) from `own`. */
+  private withHostParts(group: AgentConfig, own: AgentConfig): AgentConfig {
+    return { ...group, agent: { ...group.agent, data_dir: own.agent.data_dir }, outputs: { ...group.outputs, server: own.outputs.server } };
   }
 
   private buildChannels(config: AgentConfig): OutputChannel[] {
@@ -724,6 +752,7 @@ export class Agent {
       openFds: this.openFds(),
       ...(this.options.configFile ? { configFile: path.resolve(this.options.configFile) } : {}),
       ...(this.lastReload ? { lastReload: this.lastReload } : {}),
+      ...(this.serverConfig ? { groupConfigVersion: this.serverConfig.version } : {}),
       pipeline,
       plugins,
       ...(kernel ? { kernel: { backend: kernel.backend, hooks: kernel.hooks, kernel: kernel.kernel, decoder: kernel.decoder } } : {}),
@@ -755,7 +784,13 @@ export class Agent {
       }
       const parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
       if (!parsed.ok) return this.rejected(`${parsed.problems.length} problem(s); the running configuration stays`, parsed.problems);
-      const next = parsed.config;
+      let next = parsed.config;
+      // The file read again while a group configuration runs: the file gives the host's parts
+      // (its data folder, its server output), the group's configuration the rest.
+      if (!given && this.serverConfig !== undefined) {
+        const group = parseRoleConfig(this.serverConfig.yaml, 'agent');
+        if (group.ok) next = this.withHostParts(group.config, next);
+      }
       if (next.agent.data_dir !== this.config.agent.data_dir) return this.rejected('agent.data_dir cannot change while the agent runs; restart it');
       try {
         await this.apply(next);

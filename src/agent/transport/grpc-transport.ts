@@ -34,7 +34,8 @@ export interface GrpcTransportOptions {
   readonly agentVersion: string;
   readonly log: Logger;
   /** Configuration pushed by the server (YAML of the agent's group). */
-  readonly onConfig?: (yaml: string, version: number) => void;
+  /** A group configuration from the server; `local`: none applies, the agent's own file does. */
+  readonly onConfig?: (yaml: string, version: number, local: boolean) => void;
   /** A task; its result goes back with `taskResult`. */
   readonly onTask?: (task: ServerTask) => void;
   readonly connectTimeoutMs?: number;
@@ -282,7 +283,7 @@ export class GrpcTransport implements BatchTransport {
         pending.reject(new HadesError('HADES_ERR_OUTPUT_FAILED', `the server could not store the batch: ${message.nack.code}: ${message.nack.message}`));
       }
     } else if (message.config) {
-      this.options.onConfig?.(message.config.yaml, Number(message.config.version));
+      this.options.onConfig?.(message.config.yaml, Number(message.config.version), message.config.local === true);
     } else if (message.task) {
       let params: unknown = {};
       try {

@@ -88,6 +88,7 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
   const file = required(args, 1, 'give the agent configuration file to store for the group (- reads standard input)');
   const text = await readInput(file);
   const shown = file === '-' ? '(standard input)' : file;
+  if (!/^\s*[^\s#]/m.test(text)) throw new HadesError('HADES_ERR_CONFIG_INVALID', `${shown} is empty (or only comments): it would put every agent of the group on the defaults; nothing was stored (hades groups unset ${name} sends them back to their own files)`);
   const checked = parseRoleConfig(text, 'agent');
   if (!checked.ok) return refuse(context, checked.problems, shown);
   const client = await apiClient(options);
@@ -102,6 +103,16 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
   }
   if (options['json']) json(context, { group: name, ...answer });
   else context.stdout.write(`group ${name}: configuration version ${answer.version} stored, pushed to ${answer.pushed} connected agent${answer.pushed === 1 ? '' : 's'}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades groups unset NAME`: removes the group's configuration; its agents go back to their own files. */
+export async function groupsUnset(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const name = required(args, 0, 'give the name of the group whose configuration to remove');
+  const client = await apiClient(options);
+  const answer = (await named(client.delete(`/api/v1/groups/${encodeURIComponent(name)}/config`), `configuration for group '${name}'`, 'hades groups list shows which groups have one')) as { pushed: number };
+  if (options['json']) json(context, { group: name, ...answer });
+  else context.stdout.write(`group ${name}: configuration removed; ${answer.pushed} connected agent${answer.pushed === 1 ? '' : 's'} went back to ${answer.pushed === 1 ? 'its' : 'their'} own file (or another group's configuration)\n`);
   return exitStatus.ok;
 }
 
@@ -128,9 +139,17 @@ export async function agentsGroups(context: CliContext, args: readonly string[],
   const groups = args.slice(1);
   if (groups.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give at least one group: an agent is always in one');
   const client = await apiClient(options);
-  const agent = (await named(client.put(`/api/v1/agents/${encodeURIComponent(id)}/groups`, { groups }), `agent '${id}' in the fleet of ${client.base}`, agentHint)) as { groups: string[]; online: boolean };
-  if (options['json']) json(context, agent);
-  else context.stdout.write(`agent ${id} is in ${agent.groups.join(', ')}${agent.online ? '; the configuration of its groups was pushed to it' : '; it gets their configuration when it next connects'}\n`);
+  const agent = (await named(client.put(`/api/v1/agents/${encodeURIComponent(id)}/groups`, { groups }), `agent '${id}' in the fleet of ${client.base}`, agentHint)) as {
+    groups: string[];
+    configuration: { group: string; version: number } | null;
+    pushed: boolean;
+  };
+  if (options['json']) {
+    json(context, agent);
+    return exitStatus.ok;
+  }
+  const runs = agent.configuration ? `the configuration of group ${agent.configuration.group} (version ${agent.configuration.version})` : 'its own configuration file (none of its groups has a configuration)';
+  context.stdout.write(`agent ${id} is in ${agent.groups.join(', ')}; it runs ${runs}${agent.pushed ? '' : ', from when it next connects'}\n`);
   return exitStatus.ok;
 }
 

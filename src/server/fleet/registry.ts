@@ -517,6 +517,11 @@ export class FleetRegistry {
     return stored;
   }
 
+  /** Removes a group's configuration; false when it had none. */
+  deleteGroupConfig(name: string): boolean {
+    return this.#db.prepare('DELETE FROM agent_groups WHERE name = ?').run(name).changes === 1;
+  }
+
   groupConfig(name: string): GroupConfig | undefined {
     const row = this.#db.prepare<[string], { name: string; yaml: string; version: number; updated_at: number }>('SELECT * FROM agent_groups WHERE name = ?').get(name);
     return row === undefined ? undefined : { name: row.name, yaml: row.yaml, version: row.version, updatedAt: isoTime(row.updated_at) };
