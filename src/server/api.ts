@@ -218,6 +218,31 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
 }
 
 /**
+ * What each kind of task needs, checked before anything is sent: a task the agents would refuse
+ * is refused here, once, rather than failing on every agent of a group.
+ */
+function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
+  const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `a ${kind} task: ${message}`);
+  const text = (key: string) => (typeof params[key] === 'string' ? (params[key] as string) : undefined);
+  switch (kind) {
+    case 'log_level':
+      if (!['debug', 'info', 'warn', 'error'].includes(text('level') ?? '')) throw bad(`params.level must be debug, info, warn or error (got ${JSON.stringify(params['level'] ?? null)})`);
+      return;
+    case 'restart_plugin':
+      if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(text('name') ?? '')) throw bad(`params.name must name a plugin, e.g. inventory, logs, honeypot, driver (got ${JSON.stringify(params['name'] ?? null)})`);
+      return;
+    case 'query': {
+      const sql = text('sql');
+      if (sql === undefined || sql.trim() === '' || sql.length > 65_536) throw bad('params.sql must be one SQL statement of at most 65536 characters');
+      return;
+    }
+    case 'inventory':
+      if (!/^[a-z][a-z0-9_]{0,63}$/.test(text('table') ?? '')) throw bad(`params.table must name an inventory table (docs/tables.md; got ${JSON.stringify(params['table'] ?? null)})`);
+      return;
+  }
+}
+
+/**
  * A query parameter with a default may be left out (the validator fills it in): it is not
  * required, which the OpenAPI document then says too. TypeBox lists such properties as required
  * because the handlers' types see them always present.
@@ -504,6 +529,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     (request) => {
       const { kind } = request.body;
       const principal = who(request, kind === 'restart_plugin' || kind === 'log_level' ? 'admin' : 'analyst');
+      checkTaskParams(kind, request.body.params);
       const tasks = ports.createTask({ agentIds: request.body.agents, kind, params: request.body.params, timeoutS: request.body.timeout_s });
       if (principal.role === 'admin') ports.audit(principal, 'task.create', request.body.agents.join(','), { kind });
       return { tasks };

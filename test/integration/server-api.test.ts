@@ -167,6 +167,10 @@ describe('invalid requests', () => {
     ['PUT', '/api/v1/groups/web/config', { body: { yaml: 5 } }, 'a group config that is a number'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', timeout_s: '60' } }, 'a task timeout given as text'],
     ['POST', '/api/v1/tasks', { body: { agents: 'ag_0123456789abcdef', kind: 'query' } }, 'one agent where a list is due'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'log_level', params: { level: 'verbose' } } }, 'a log level that does not exist'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'restart_plugin' } }, 'a plugin restart without a name'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: ' ' } } }, 'a query without SQL'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'Users; DROP' } } }, 'an inventory task with a bad table name'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { assignee: 12345 } }, 'an assignee that is a number'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
     ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],
@@ -250,7 +254,7 @@ describe('HTTP statuses', () => {
     const apiCreated = await created('/api/v1/tokens/api', { name: 'created-201', role: 'read-only' });
     assert.match(apiCreated['token'], /^hadesapi_/);
     assert.ok((await server.ok('GET', '/api/v1/tokens/api')).tokens.some((t: AnyEvent) => t['id'] === apiCreated['id']), 'the token is stored');
-    const tasks = (await created('/api/v1/tasks', { agents: [identity.agentId], kind: 'inventory' }))['tasks'] as AnyEvent[];
+    const tasks = (await created('/api/v1/tasks', { agents: [identity.agentId], kind: 'inventory', params: { table: 'users' } }))['tasks'] as AnyEvent[];
     assert.equal(tasks.length, 1);
     assert.equal((await server.ok('GET', `/api/v1/tasks/${tasks[0]!['id']}`)).id, tasks[0]!['id']);
     const query = await created('/api/v1/queries', { sql: 'SELECT 1', agents: [identity.agentId], timeout_s: 1 });
@@ -530,7 +534,7 @@ describe('group configuration', () => {
 
 describe('tasks', () => {
   it('refuses a task for an unknown agent with 404', async () => {
-    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: ['ag_0000000000000000'], kind: 'query' } }), 404, 'HADES_ERR_API_NOT_FOUND', 'unknown agent');
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: ['ag_0000000000000000'], kind: 'query', params: { sql: 'SELECT 1' } } }), 404, 'HADES_ERR_API_NOT_FOUND', 'unknown agent');
   });
 
   it('keeps a task pending until its agent connects, then sends it; the result comes back', async () => {
@@ -577,7 +581,7 @@ describe('tasks', () => {
   it('does not let an agent answer another agent\'s task', async () => {
     const owner = await server.enrollAgent();
     const other = await server.enrollAgent();
-    const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [owner.agentId], kind: 'query' } })).tasks[0];
+    const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [owner.agentId], kind: 'query', params: { sql: 'SELECT 1' } } })).tasks[0];
     const stream = new GatewayStream(other.gateways[0]!, identityCredentials(other));
     try {
       stream.hello(hostname);
@@ -594,7 +598,7 @@ describe('tasks', () => {
 
   it('creates no task at all when one of the agents named is unknown', async () => {
     const identity = await server.enrollAgent();
-    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId, 'ag_0000000000000000'], kind: 'query' } }), 404, 'HADES_ERR_API_NOT_FOUND', 'mixed');
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId, 'ag_0000000000000000'], kind: 'query', params: { sql: 'SELECT 1' } } }), 404, 'HADES_ERR_API_NOT_FOUND', 'mixed');
     assert.deepEqual((await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks, []);
   });
 });
@@ -905,10 +909,12 @@ describe('managing the fleet with the hades command', () => {
     // Offline, a task waits; --wait gives up at the timeout with status 3.
     const pending = await hades('tasks', 'create', 'log_level', 'level=debug', '--agent', identity.agentId, '--wait', '--timeout', '1');
     assert.equal(pending.status, 3, pending.stderr);
-    assert.match(pending.stdout, /log_level +(pending|expired)/);
+    assert.match(pending.stdout, /log_level +expired/, 'read after its deadline, the task is expired');
+    assert.match(pending.stderr, /^hades: 0 of 1 task\(s\) done, 0 failed, 1 expired, 0 still waiting/m);
     for (const [args, code] of [
       [['tasks', 'create', 'reboot', '--agent', identity.agentId], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
       [['tasks', 'create', 'log_level', 'level'], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
+      [['tasks', 'create', 'log_level', 'level=verbose', '--agent', identity.agentId], 'HADES_ERR_API_INVALID_REQUEST'],
       [['tasks', 'create', 'query', 'max_rows:=x', '--agent', identity.agentId], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
       [['tasks', 'create', 'log_level', 'level=debug'], 'HADES_ERR_CLI_MISSING_ARGUMENT'],
       [['tasks', 'create', 'log_level', 'level=debug', '--group', 'no-such-group'], 'HADES_ERR_API_NOT_FOUND'],

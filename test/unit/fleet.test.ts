@@ -329,8 +329,9 @@ describe('fleet registry', () => {
     const restart = fleet.createTask({ agentId: a, kind: 'restart_plugin', params: { name: 'driver' }, deadline: T0 + 30 * MINUTE });
     assert.equal(restart.deadline, new Date(T0 + 30 * MINUTE).toISOString());
     assert.throws(() => fleet.createTask({ agentId: a, kind: 'inventory', deadline: T0 }), code('HADES_ERR_INTERNAL'));
-    assert.equal(fleet.expireOverdue(), 1);
+    // Read after its deadline, a task is expired already (no wait for the housekeeping).
     assert.equal(fleet.getTask(inventory.id)?.status, 'expired');
+    assert.equal(fleet.expireOverdue(), 0);
     assert.equal(fleet.complete(inventory.id, 'done', {}), false, 'a late answer to an expired task is dropped');
     assert.equal(fleet.expireOverdue(), 0);
     assert.equal(fleet.expireOverdue(T0 + 60 * MINUTE), 1);
@@ -343,6 +344,11 @@ describe('fleet registry', () => {
     fleet.revoke(b);
     assert.deepEqual(fleet.getTask(level.id)?.result, { error: 'agent revoked' });
     assert.equal(fleet.getTask(level.id)?.status, 'failed');
+    // A result that comes after the deadline, before anything marked the task expired, is refused too.
+    const late = fleet.createTask({ agentId: a, kind: 'inventory', ttlMs: MINUTE });
+    time.advance(MINUTE + 1);
+    assert.equal(fleet.complete(late.id, 'done', {}), false, 'past its deadline');
+    assert.equal(fleet.getTask(late.id)?.status, 'expired');
     assert.throws(() => fleet.createTask({ agentId: b, kind: 'inventory' }), code('HADES_ERR_AGENT_REVOKED'));
     assert.throws(() => fleet.createTask({ agentId: 'ag_ffffffffffffffff', kind: 'inventory' }), code('HADES_ERR_AGENT_UNKNOWN'));
     assert.throws(() => fleet.createTask({ agentId: a, kind: 'shell' as 'query' }), code('HADES_ERR_INTERNAL'));

@@ -246,7 +246,13 @@ export async function tasksCreate(context: CliContext, args: readonly string[], 
     }
   }
   printTasks(context, tasks, options);
-  return options['wait'] && tasks.some((t) => t.status !== 'done') ? exitStatus.environment : exitStatus.ok;
+  if (!options['wait']) return exitStatus.ok;
+  const count = (status: string) => tasks.filter((t) => t.status === status).length;
+  const done = count('done');
+  if (done === tasks.length) return exitStatus.ok;
+  const waiting = count('pending') + count('sent');
+  context.stderr.write(`hades: ${done} of ${tasks.length} task(s) done, ${count('failed')} failed, ${count('expired')} expired, ${waiting} still waiting for ${waiting === 1 ? 'its agent' : 'their agents'} (hades tasks show ID has each result)\n`);
+  return exitStatus.environment;
 }
 
 /** `hades tasks list [--agent ID] [--status S]`: tasks, newest first. */

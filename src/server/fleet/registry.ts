@@ -568,7 +568,9 @@ export class FleetRegistry {
     return this.#mustGetTask(id);
   }
 
+  /** A task; one whose deadline has passed unfinished reads as expired (not only after the housekeeping). */
   getTask(id: string): Task | undefined {
+    this.expireOverdue();
     const row = this.#taskById.get(id);
     return row === undefined ? undefined : taskOf(row);
   }
@@ -599,8 +601,10 @@ export class FleetRegistry {
   complete(id: string, status: 'done' | 'failed', result: unknown, agentId?: string): boolean {
     if (status !== 'done' && status !== 'failed') throw internal(`a task completes as done or failed, not ${String(status)}`);
     const text = jsonText(result, 'the task result');
-    const sql = `UPDATE tasks SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'sent')${agentId === undefined ? '' : ' AND agent_id = ?'}`;
-    const args: (string | number)[] = [status, text, this.#now(), id];
+    // A result after the deadline is refused: the task has expired, whoever asked has moved on.
+    const now = this.#now();
+    const sql = `UPDATE tasks SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline > ?${agentId === undefined ? '' : ' AND agent_id = ?'}`;
+    const args: (string | number)[] = [status, text, now, id, now];
     if (agentId !== undefined) args.push(agentId);
     return this.#db.prepare(sql).run(...args).changes === 1;
   }
@@ -612,6 +616,7 @@ export class FleetRegistry {
 
   /** Tasks, newest first. */
   listTasks(filter: { agentId?: string; status?: TaskStatus; limit?: number } = {}): Task[] {
+    this.expireOverdue();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (filter.agentId !== undefined) {
