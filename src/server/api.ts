@@ -223,7 +223,10 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
  */
 function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
   const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `a ${kind} task: ${message}`);
-  const text = (key: string) => (typeof params[key] === 'string' ? (params[key] as string) : undefined);
+  const text = (key: string): string | undefined => {
+    const value = params[key];
+    return typeof value === 'string' ? value : undefined;
+  };
   switch (kind) {
     case 'log_level':
       if (!['debug', 'info', 'warn', 'error'].includes(text('level') ?? '')) throw bad(`params.level must be debug, info, warn or error (got ${JSON.stringify(params['level'] ?? null)})`);

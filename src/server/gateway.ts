@@ -153,8 +153,9 @@ export class Gateway {
     if (previous) previous.end();
     this.streams.set(agentId, stream);
     this.stats.connected = this.streams.size;
-    hooks.onOnline?.(agentId, true);
+    // The welcome goes first: what being online sends (configuration, tasks) comes after it.
     stream.write({ welcome: { agent_id: agentId, server_version: this.options.serverVersion } });
+    hooks.onOnline?.(agentId, true);
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
     stream.on('data', (message: AgentMessage) => {

@@ -167,14 +167,16 @@ export class HadesServer {
           detector.process(agentId, result.stored === events.length ? events : result.storedIndexes.map((i) => events[i] as Record<string, unknown>), arrived);
           return result;
         },
-        onHello: (agentId, hello) => registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version }),
+        // What waits for the agent (configuration, tasks, a renewal) goes once it has said hello:
+        // a stream that never does (a client that is not an agent) is sent nothing.
+        onHello: (agentId, hello) => {
+          registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version });
+          this.pushPending(agentId);
+        },
         onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
         // An agent completes only its own tasks.
         onTaskResult: (agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result, agentId),
-        onOnline: (agentId, online) => {
-          registry.markOnline(agentId, online);
-          if (online) this.pushPending(agentId);
-        },
+        onOnline: (agentId, online) => registry.markOnline(agentId, online),
       },
     });
     const gatewayPort = await this.gateway.listen(config.listen.agents);
