@@ -194,6 +194,7 @@ export class KernelEvents {
   private statsWaiters: (() => void)[] = [];
   private dropTimer: NodeJS.Timeout | undefined;
   private lastStats: DriverStats | undefined;
+  private lastHello: DriverHello | undefined;
   private reportedDrops = new Map<string, number>();
   private dropsSince = new Date();
   private events = 0;
@@ -471,8 +472,9 @@ export class KernelEvents {
 
   stats(): KernelEventStats {
     return {
-      backend: this.driver.hello?.backend,
-      hooks: this.driver.hello?.hooks ?? [],
+      // The driver's hello as last seen: after the stop (hades events --stats) it is gone.
+      backend: (this.driver.hello ?? this.lastHello)?.backend,
+      hooks: (this.driver.hello ?? this.lastHello)?.hooks ?? [],
       kernel: this.lastStats?.hooks ?? {},
       loader: this.lastStats?.loader,
       decoder: { ...this.decoder },
@@ -494,6 +496,7 @@ export class KernelEvents {
   }
 
   private onHello(hello: DriverHello): void {
+    this.lastHello = hello;
     this.builder.bootTimeNs = hello.boot_time_ns;
     this.builder.backend = hello.backend;
     // A restarted driver starts without filters: give them again.

@@ -60,7 +60,7 @@ function status(): AgentStatus {
         eventsIn: 7,
         eventsPerSecond: 1,
         dropped: { rate_limit: 3 },
-        stats: { files: { lines: 120, cut: 0 }, journal: { untrusted: 2 }, version: 'x' },
+        stats: { files: { lines: 120, cut: 0 }, journal: { untrusted: 2 }, version: 'x', listening: ['tcp/2323', 'udp/1161'], refused: { 'tcp/22': 'in_use' } },
         budget: { cpuPercent: 10, memoryBytes: 200 * 1024 * 1024, maxOpenFiles: 1024, eventsPerSecond: 5000 },
         overBudgetRestarts: 0,
         unresponsiveRestarts: 0,
@@ -170,6 +170,8 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, new RegExp(`^hades agent 9\\.8\\.7, pid ${process.pid} on host-a, up 1m15s`));
       assert.match(text.stdout, /^ {2}acme +running +1234 .* 7 +1 +3 +2$/m);
       assert.match(text.stdout, /^ {2}acme: dropped\.rate_limit 3, files\.lines 120, journal\.untrusted 2$/m, 'the plugin\'s own counters, zeros left out');
+      assert.match(text.stdout, /^ {2}acme listening: tcp\/2323, udp\/1161$/m);
+      assert.match(text.stdout, /^ {2}acme refused: tcp\/22 \(in_use\)$/m);
       assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);

@@ -14,6 +14,7 @@ import { FrameReader } from '../../src/common/codec/frames.js';
 import { PluginFrame } from '../../src/common/plugins/protocol.js';
 import { defaultDriverBinary } from '../../src/agent/kernel-events.js';
 import { captureEvents, run, withMarker, type AnyEvent, type Capture } from '../helpers/events-session.js';
+import { projectRoot } from '../helpers/generated-docs.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'kernel events need root';
@@ -226,6 +227,23 @@ describe('driver crash', { skip }, () => {
     assert.equal(gaps[0]?.['hades'].gap.reason, 'killed by SIGKILL');
     assert.equal(gaps[0]?.['hades'].gap.component, 'driver');
     assert.equal(withMarker(capture.events, 'exec', `${marker}-after`).length, 1, 'events flow again after the restart');
+  });
+});
+
+describe('hades events --stats', { skip }, () => {
+  it('ends with the counters: the hooks and their state, seen and sent by hook, the decoder and the agent', () => {
+    const started = Date.now();
+    // Something to see while it captures (its own processes are not).
+    spawn('/bin/sh', ['-c', 'sleep 1.5; /bin/true; /bin/true'], { stdio: 'ignore' }).unref();
+    const result = spawnSync(process.execPath, ['bin/hades.js', 'events', '--action', 'exec', '--duration', '3', '--stats'], { cwd: projectRoot, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(Date.now() - started >= 3000);
+    const last = result.stderr.trimEnd().split('\n').at(-1) ?? '';
+    const { stats } = JSON.parse(last) as { stats: { backend: string; hooks: { name: string; active: boolean }[]; kernel: Record<string, { seen: number; sent: number }>; decoder: { records: number }; agent: { events: number } } };
+    assert.equal(stats.backend, 'ebpf');
+    assert.ok(stats.hooks.some((h) => h.name === 'sched_process_exec' && h.active), `the hooks, after the stop too: ${JSON.stringify(stats.hooks)}`);
+    assert.ok((stats.kernel['sched_process_exec']?.seen ?? 0) > 0, 'the execs of the shell above');
+    assert.ok(stats.decoder.records > 0);
   });
 });
 

@@ -95,6 +95,14 @@ export function formatStatus(s: AgentStatus): string {
   for (const p of s.plugins) {
     const counters = [...Object.entries(p.dropped).map(([reason, n]) => [`dropped.${reason}`, n] as const), ...leaves(p.stats ?? {})].filter(([, n]) => n !== 0);
     if (counters.length > 0) lines.push(wrap(`  ${p.name}: `, counters.map(([k, n]) => `${k} ${n}`)));
+    // Lists and reasons a plugin reports (the honeypot's decoys listening, and those it refused).
+    for (const [key, value] of Object.entries(p.stats ?? {})) {
+      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) lines.push(wrap(`  ${p.name} ${key}: `, value as string[]));
+      else if (value && typeof value === 'object' && !Array.isArray(value)) {
+        const reasons = Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v === 'string');
+        if (reasons.length > 0) lines.push(wrap(`  ${p.name} ${key}: `, reasons.map(([k, v]) => `${k} (${String(v as string)})`)));
+      }
+    }
   }
   lines.push('');
   lines.push('outputs');
