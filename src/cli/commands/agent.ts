@@ -97,7 +97,7 @@ export function formatStatus(s: AgentStatus): string {
     if (counters.length > 0) lines.push(wrap(`  ${p.name}: `, counters.map(([k, n]) => `${k} ${n}`)));
     // Lists and reasons a plugin reports (the honeypot's decoys listening, and those it refused).
     for (const [key, value] of Object.entries(p.stats ?? {})) {
-      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) lines.push(wrap(`  ${p.name} ${key}: `, value as string[]));
+      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) lines.push(wrap(`  ${p.name} ${key}: `, value));
       else if (value && typeof value === 'object' && !Array.isArray(value)) {
         const reasons = Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v === 'string');
         if (reasons.length > 0) lines.push(wrap(`  ${p.name} ${key}: `, reasons.map(([k, v]) => `${k} (${String(v as string)})`)));
