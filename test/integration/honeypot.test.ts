@@ -131,6 +131,33 @@ metrics: { enabled: false }
     }
   });
 
+  it('restarts only the plugin whose settings a reload changes', { timeout: 60_000 }, async () => {
+    const authLog = path.join(dir, 'reload-auth.log');
+    writeFileSync(authLog, '');
+    const [first, second] = [await decoyPort(29_500), await decoyPort(29_600)];
+    const text = (port: number) => `
+agent: { data_dir: ${path.join(dir, 'reload-agent')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}] }, honeypot: { enabled: true, ports: [{ port: ${port} }] } }
+outputs: { file: { enabled: false } }
+spool: { fsync: never }
+metrics: { enabled: false }
+`;
+    const agent = new Agent({ config: agentConfig(text(first)), version: AGENT_VERSION, stderr: new LogSink() });
+    const pidOf = (name: string) => agent.status().plugins.find((p) => p.name === name)?.pid;
+    try {
+      await agent.start();
+      const logs = await waitFor('the log collector', () => pidOf('logs'), 30_000, 50);
+      const honeypot = await waitFor('the honeypot', () => pidOf('honeypot'), 30_000, 50);
+      assert.deepEqual(await agent.reload(text(second)), { ok: true });
+      await waitFor('the new decoy open', () => (agent.status().plugins.find((p) => p.name === 'honeypot')?.stats?.['listening'] as string[] | undefined)?.includes(`tcp/${second}`), 30_000, 100);
+      assert.notEqual(pidOf('honeypot'), honeypot, 'the honeypot restarted with its new decoy');
+      assert.equal(pidOf('logs'), logs, 'the log collector, whose settings did not change, did not restart');
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('applies a group configuration that is in place when the agent starts once, after the start (no second plugin)', { timeout: 90_000 }, async () => {
     const server = await TestServer.start();
     const token = await server.enrollmentToken('10m', 'early');

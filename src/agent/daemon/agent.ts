@@ -518,10 +518,26 @@ export class Agent {
         this.log.error('plugin not started', { manifest: entry.manifest, err: toHadesError(error) });
       }
     }
-    if (this.config.plugins.inventory.enabled) await this.startInventory();
-    const { logs, honeypot } = this.config.plugins;
-    if (logs.enabled) await this.startEventBuiltin(LOGS_PLUGIN, logs.limits, (options) => logsPlugin({ ...options, settings: logs }));
-    if (honeypot.enabled) await this.startEventBuiltin(HONEYPOT_PLUGIN, honeypot.limits, (options) => honeypotPlugin({ ...options, settings: honeypot }));
+    for (const name of [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const) await this.startBuiltinPlugin(name);
+  }
+
+  /** Starts one of the agent's own plugins, when its configuration turns it on. */
+  private async startBuiltinPlugin(name: typeof INVENTORY_PLUGIN | typeof LOGS_PLUGIN | typeof HONEYPOT_PLUGIN): Promise<void> {
+    const { inventory, logs, honeypot } = this.config.plugins;
+    if (name === INVENTORY_PLUGIN && inventory.enabled) await this.startInventory();
+    if (name === LOGS_PLUGIN && logs.enabled) await this.startEventBuiltin(LOGS_PLUGIN, logs.limits, (options) => logsPlugin({ ...options, settings: logs }));
+    if (name === HONEYPOT_PLUGIN && honeypot.enabled) await this.startEventBuiltin(HONEYPOT_PLUGIN, honeypot.limits, (options) => honeypotPlugin({ ...options, settings: honeypot }));
+  }
+
+  /** Stops one of the agent's own plugins, if it runs. */
+  private async stopBuiltinPlugin(name: string): Promise<void> {
+    const plugin = this.plugins.get(name);
+    if (!plugin) return;
+    this.plugins.delete(name);
+    this.supervisor.remove(name);
+    const inventory = name === INVENTORY_PLUGIN ? this.inventory : undefined;
+    if (inventory) this.inventory = undefined;
+    await (inventory ? inventory.stop() : plugin.stop());
   }
 
   private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
@@ -842,9 +858,19 @@ export class Agent {
       await this.stopKernel();
       if (next.plugins.driver) await this.startKernel();
     }
-    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.inventory, next.plugins.inventory) || !same(old.plugins.logs, next.plugins.logs) || !same(old.plugins.honeypot, next.plugins.honeypot) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+    if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
+      // What every plugin shares changed: all of them restart.
       await this.stopPlugins();
       await this.startPlugins();
+    } else {
+      // Only a built-in plugin whose own settings changed restarts: a new decoy port does not
+      // make the inventory collector send its whole snapshot again.
+      for (const name of [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const) {
+        const key = name === INVENTORY_PLUGIN ? 'inventory' : name === LOGS_PLUGIN ? 'logs' : 'honeypot';
+        if (same(old.plugins[key], next.plugins[key])) continue;
+        await this.stopBuiltinPlugin(name);
+        await this.startBuiltinPlugin(name);
+      }
     }
     if (!same(old.metrics, next.metrics)) {
       await this.metrics?.close();
