@@ -765,7 +765,13 @@ describe('managing the fleet with the hades command', () => {
     assert.equal((await server.api('GET', '/api/v1/groups/cli-bad/config')).status, 404);
     const unknown = await hades('groups', 'show', 'no-such-group');
     assert.equal(unknown.status, 2, unknown.stderr);
-    assert.match(unknown.stderr, /^hades: HADES_ERR_API_NOT_FOUND: no configuration for group 'no-such-group'; hades groups list/);
+    assert.match(unknown.stderr, /^hades: HADES_ERR_API_NOT_FOUND: no group 'no-such-group'; hades groups list/);
+    // A group with members and no configuration: said, not an error.
+    const bare = await hades('groups', 'show', 'default');
+    assert.equal(bare.status, 0, bare.stderr);
+    assert.equal(bare.stdout, '');
+    assert.match(bare.stderr, /^hades: group default has no configuration: its agents run their own files/);
+    assert.deepEqual(JSON.parse((await hades('groups', 'show', 'default', '--json')).stdout), { name: 'default', yaml: null });
     const badName = await hades('groups', 'set', 'bad name', file);
     assert.equal(badName.status, 2);
     const missing = await hades('groups', 'set', 'cli-bad', path.join(dir, 'absent.yaml'));

@@ -66,7 +66,18 @@ export async function groupsList(context: CliContext, _args: readonly string[], 
 export async function groupsShow(context: CliContext, args: readonly string[], options: Options): Promise<number> {
   const name = required(args, 0, 'give the name of the group, as hades groups list shows it');
   const client = await apiClient(options);
-  const config = (await named(client.get(`/api/v1/groups/${encodeURIComponent(name)}/config`), `configuration for group '${name}'`, 'hades groups list shows the groups; hades groups set NAME FILE gives one a configuration')) as { yaml: string };
+  let config: { yaml: string };
+  try {
+    config = (await client.get(`/api/v1/groups/${encodeURIComponent(name)}/config`)) as { yaml: string };
+  } catch (error) {
+    if (!(error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND')) throw error;
+    // A group with members but no configuration is not an error: its agents run their own files.
+    const { groups } = (await client.get('/api/v1/groups')) as { groups: GroupRow[] };
+    if (!groups.some((g) => g.name === name)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no group '${name}'; hades groups list shows the groups`, { cause: error });
+    if (options['json']) json(context, { name, yaml: null });
+    else context.stderr.write(`hades: group ${name} has no configuration: its agents run their own files (hades groups set ${name} FILE gives it one)\n`);
+    return exitStatus.ok;
+  }
   if (options['json']) json(context, config);
   else context.stdout.write(config.yaml.endsWith('\n') || config.yaml === '' ? config.yaml : `${config.yaml}\n`);
   return exitStatus.ok;
