@@ -308,6 +308,7 @@ export class Agent {
       onConfig: (yaml, version, local) => {
         void this.configFromServer(yaml, version, local);
       },
+      configVersion: () => this.serverConfig?.version ?? 0,
       onTask: (task) => this.runTask(task),
       renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
       // A transport made later (a reload) starts from the renewed identity.
@@ -670,7 +671,7 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
-    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs, certificate: this.transport.certificateHealth() });
+    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs, certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0 });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {

@@ -36,6 +36,8 @@ export interface GrpcTransportOptions {
   /** Configuration pushed by the server (YAML of the agent's group). */
   /** A group configuration from the server; `local`: none applies, the agent's own file does. */
   readonly onConfig?: (yaml: string, version: number, local: boolean) => void;
+  /** The version of the group configuration the agent runs (0: its own file), said in hello. */
+  readonly configVersion?: () => number;
   /** A task; its result goes back with `taskResult`. */
   readonly onTask?: (task: ServerTask) => void;
   readonly connectTimeoutMs?: number;
@@ -236,7 +238,7 @@ export class GrpcTransport implements BatchTransport {
     });
     this.welcomed = welcomed;
     stream.write({
-      hello: { agent_version: this.options.agentVersion, hostname: os.hostname(), addresses: [], os: `${os.type()} ${os.release()}`, kernel: os.release(), config_version: 0 },
+      hello: { agent_version: this.options.agentVersion, hostname: os.hostname(), addresses: [], os: `${os.type()} ${os.release()}`, kernel: os.release(), config_version: this.options.configVersion?.() ?? 0 },
     });
     return welcomed;
   }
