@@ -45,8 +45,10 @@ export interface ServerMessage {
   welcome?: { agent_id: string; server_version: string };
   ack?: { last_seq: string | number; stored: number; duplicates: number; rejected: number };
   nack?: { last_seq: string | number; code: string; message: string; permanent: boolean };
-  /** The configuration of the agent's groups; `local`: none, the agent runs its own file. */
-  config?: { version: string | number; yaml: string; local?: boolean };
+  /** The configuration of the agent's groups. */
+  config?: { version: string | number; yaml: string };
+  /** None of the agent's groups has a configuration: it runs its own file. */
+  own_config?: { reason: string };
   task?: { task_id: string; kind: string; params_json: string };
   renew?: RenewResponseMessage;
   /** The server asks the agent to renew its certificate now. */

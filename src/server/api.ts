@@ -21,7 +21,7 @@ import type { Ajv, Options as AjvOptions } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { parseRoleConfig } from '../common/config/index.js';
+import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
@@ -488,7 +488,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const principal = who(request, 'admin');
       // A text that sets nothing would put every agent of the group on the defaults (file output,
       // metrics on their default port, no decoys...): a truncated upload must not do that.
-      if (!/^\s*[^\s#]/m.test(request.body.yaml)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the configuration is empty (or only comments): give a complete agent configuration (hades config defaults --role agent); DELETE the group\'s configuration to send its agents back to their own files');
+      if (setsNothing(request.body.yaml)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the configuration sets nothing (empty, only comments, or an empty YAML document): give a complete agent configuration (hades config defaults --role agent); DELETE the group\'s configuration to send its agents back to their own files');
       const parsed = parseRoleConfig(request.body.yaml, 'agent');
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
       const result = ports.setGroupConfig(request.params.name, request.body.yaml);

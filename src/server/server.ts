@@ -227,8 +227,7 @@ export class HadesServer {
    */
   private pushGroupConfigs(agentId: string): boolean {
     const config = this.configOf(this.registry?.get(agentId)?.groups ?? []);
-    const message = config ? { version: config.version, yaml: config.yaml } : { version: 0, yaml: '', local: true };
-    return this.gateway?.send(agentId, { config: message }) ?? false;
+    return (this.gateway?.send(agentId, config ? { config: { version: config.version, yaml: config.yaml } } : { own_config: { reason: 'none of its groups has a configuration' } }) ?? false);
   }
 
   /** Sends a connected agent its group's configuration, its unfinished tasks, and a renewal request if one waits. */

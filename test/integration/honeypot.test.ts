@@ -131,6 +131,43 @@ metrics: { enabled: false }
     }
   });
 
+  it('follows a group configuration applied in part, and goes back to its own file from it', { timeout: 90_000 }, async () => {
+    const server = await TestServer.start();
+    const token = await server.enrollmentToken('10m', 'partial');
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const busyPort = (busy.address() as net.AddressInfo).port;
+    const base = (more: string) => `
+agent: { data_dir: ${path.join(dir, 'partial-agent')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+spool: { fsync: never }
+${more}`;
+    const own = base('plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false } }\nmetrics: { enabled: false }\n');
+    const agent = new Agent({ config: agentConfig(own), version: AGENT_VERSION, stderr: new LogSink() });
+    try {
+      await agent.start();
+      await waitUntil('the agent online', async () => ((await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[])[0]?.online === true || undefined);
+      const port = await decoyPort(29_700);
+      // The decoys open, then the metrics endpoint cannot listen: applied in part.
+      const group = base(`plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }, honeypot: { enabled: true, ports: [{ port: ${port} }] } }\nmetrics: { listen: "127.0.0.1:${busyPort}" }\n`);
+      await server.ok('PUT', '/api/v1/groups/partial/config', { body: { yaml: group } });
+      await waitFor('the decoy open', () => agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
+      await waitFor('the reload done', () => agent.status().lastReload, 30_000, 100);
+      assert.equal(agent.status().lastReload?.ok, false, 'the metrics endpoint could not listen');
+      assert.equal(agent.status().groupConfigVersion, 1, 'what runs is the group\'s configuration, in part');
+      await server.ok('DELETE', '/api/v1/groups/partial/config');
+      await waitFor('back to its own configuration', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
+      assert.equal(agent.status().groupConfigVersion, undefined);
+    } finally {
+      await agent.stop();
+      await server.stop();
+      busy.close();
+    }
+  });
+
   it('restarts only the plugin whose settings a reload changes', { timeout: 60_000 }, async () => {
     const authLog = path.join(dir, 'reload-auth.log');
     writeFileSync(authLog, '');

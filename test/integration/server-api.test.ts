@@ -511,10 +511,10 @@ describe('group configuration', () => {
       await stream.welcome();
       await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
       // At its connection the group had no configuration: the agent was told its own file applies.
-      assert.equal((await stream.next((m) => m.config !== undefined)).config?.local, true);
+      assert.ok((await stream.next((m) => !!m.own_config)).own_config, 'its own file applies');
       const yaml = 'agent: { heartbeat_s: 42 }\n';
       assert.deepEqual(await server.ok('PUT', '/api/v1/groups/pushed/config', { body: { yaml } }), { version: 1, pushed: 1 });
-      const config = await stream.next((m) => m.config !== undefined && m.config.local !== true);
+      const config = await stream.next((m) => !!m.config);
       assert.equal(config.config?.yaml, yaml);
       assert.equal(String(config.config?.version), '1');
     } finally {
@@ -524,7 +524,7 @@ describe('group configuration', () => {
     try {
       later.hello(hostname);
       await later.welcome();
-      const config = await later.next((m) => m.config !== undefined && m.config.local !== true);
+      const config = await later.next((m) => !!m.config);
       assert.equal(String(config.config?.version), '1');
     } finally {
       later.close();
@@ -721,7 +721,7 @@ describe('managing the fleet with the hades command', () => {
       const set = await hades('groups', 'set', 'cli-web', file);
       assert.equal(set.status, 0, set.stderr);
       assert.equal(set.stdout, 'group cli-web: configuration version 1 stored, pushed to 1 connected agent\n');
-      assert.equal((await stream.next((m) => m.config !== undefined && m.config.local !== true)).config?.yaml, yaml);
+      assert.equal((await stream.next((m) => !!m.config)).config?.yaml, yaml);
     } finally {
       stream.close();
     }
@@ -745,8 +745,12 @@ describe('managing the fleet with the hades command', () => {
   it('hades groups set refuses an empty configuration (it would put the group on the defaults), here and in the API', async () => {
     const empty = await hadesWith('\n# nothing\n', 'groups', 'set', 'cli-empty', '-');
     assert.equal(empty.status, 2, empty.stderr);
-    assert.match(empty.stderr, /HADES_ERR_CONFIG_INVALID: \(standard input\) is empty \(or only comments\)/);
-    assertError(await server.api('PUT', '/api/v1/groups/cli-empty/config', { body: { yaml: '  \n' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'empty');
+    assert.match(empty.stderr, /HADES_ERR_CONFIG_INVALID: \(standard input\) sets nothing/);
+    const cut = await hadesWith('---\n', 'groups', 'set', 'cli-empty', '-');
+    assert.equal(cut.status, 2, cut.stderr);
+    for (const yaml of ['  \n', '---\n', '--- # cut here\n', '{}\n', '~\n', '...\n', '# only a comment\n']) {
+      assertError(await server.api('PUT', '/api/v1/groups/cli-empty/config', { body: { yaml } }), 400, 'HADES_ERR_API_INVALID_REQUEST', JSON.stringify(yaml));
+    }
     assert.equal((await server.api('GET', '/api/v1/groups/cli-empty/config')).status, 404);
   });
 
@@ -798,13 +802,13 @@ describe('managing the fleet with the hades command', () => {
       const unset = await hades('groups', 'unset', 'cli-db');
       assert.equal(unset.status, 0, unset.stderr);
       assert.match(unset.stdout, /^group cli-db: configuration removed; 1 connected agent went back/);
-      assert.equal((await stream.next((m) => m.config?.yaml === 'agent: { heartbeat_s: 33 }\n')).config?.local, false);
+      assert.ok(await stream.next((m) => m.config?.yaml === 'agent: { heartbeat_s: 33 }\n'));
       // Moved to a group with no configuration: the agent is told its own file applies.
       const home = await hades('agents', 'groups', identity.agentId, 'cli-none');
       assert.equal(home.status, 0, home.stderr);
       assert.match(home.stdout, /it runs its own configuration file \(none of its groups has a configuration\)\n$/);
-      const local = await stream.next((m) => m.config?.local === true);
-      assert.equal(local.config?.yaml, '');
+      const own = await stream.next((m) => !!m.own_config);
+      assert.equal(own.config ?? null, null, 'a message of its own, not an empty configuration (which an older agent would apply)');
       const again = await hades('groups', 'unset', 'cli-db');
       assert.equal(again.status, 2);
       assert.match(again.stderr, /HADES_ERR_API_NOT_FOUND: no configuration for group 'cli-db'/);

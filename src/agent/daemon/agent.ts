@@ -69,6 +69,8 @@ export interface ReloadResult {
   readonly ok: boolean;
   readonly problems?: readonly ConfigProblem[];
   readonly message?: string;
+  /** Not ok, but applied in part: the new configuration is the running one, some part failed. */
+  readonly partial?: boolean;
 }
 
 export interface AgentStatus {
@@ -267,12 +269,10 @@ export class Agent {
   private placeInCgroup(name: string, pid: number, budget: PluginBudget): CgroupGroup | undefined {
     if (!this.cgroups) return undefined;
     try {
-      let group = this.groups.get(name);
-      if (!group) {
-        // The kernel's ceiling is twice the watchdog's budget: the watchdog restarts first.
-        group = this.cgroups.group(name, { memoryBytes: budget.memoryBytes * 2 });
-        this.groups.set(name, group);
-      }
+      // The kernel's ceiling is twice the watchdog's budget: the watchdog restarts first. Set at
+      // each start (the leaf is reused), so that a reload's new budget reaches the kernel too.
+      const group = this.cgroups.group(name, { memoryBytes: budget.memoryBytes * 2 });
+      this.groups.set(name, group);
       group.add(pid);
       return group;
     } catch (error) {
@@ -389,11 +389,14 @@ export class Agent {
   private async configFromServer(yaml: string, version: number, local: boolean): Promise<void> {
     if (local) {
       // No group of the agent's has a configuration (any more): back to its own file.
-      if (this.serverConfig === undefined) return;
+      const running = this.serverConfig;
+      if (running === undefined) return;
       this.serverConfig = undefined;
       this.log.info('no group configuration applies any more: back to the configuration file');
       // An agent made without a file (embedded, tests) goes back to the configuration it was given.
-      await this.reload(undefined, this.options.configFile ? undefined : this.options.config);
+      const result = await this.reload(undefined, this.options.configFile ? undefined : this.options.config);
+      // The file refused (invalid, unreadable): the group's configuration still runs, and says so.
+      if (!result.ok && !result.partial && this.serverConfig === undefined) this.serverConfig = running;
       return;
     }
     // Sent again at each connection: the same text changes nothing, and restarts nothing.
@@ -411,8 +414,11 @@ export class Agent {
     const previous = this.serverConfig;
     const mine = { yaml, version };
     this.serverConfig = mine;
-    const result = await this.reload(undefined, this.withHostParts(parsed.config, this.config));
-    if (!result.ok && this.serverConfig === mine) this.serverConfig = previous;
+    // The host's parts are read when the reload's turn comes: a SIGHUP queued before it has
+    // changed them by then.
+    const result = await this.reload(undefined, () => this.withHostParts(parsed.config, this.config));
+    // Refused before anything was applied: what ran before still runs. Applied in part: it runs.
+    if (!result.ok && !result.partial && this.serverConfig === mine) this.serverConfig = previous;
   }
 
   /** A group configuration with what only the host knows (agent.data_dir, outputs.server) from `own`. */
@@ -786,9 +792,10 @@ export class Agent {
    * applies it. An invalid configuration is rejected with its problems and the running one
    * stays; parts that cannot change in place (driver settings, plugins, outputs) are restarted.
    */
-  reload(text?: string, given?: AgentConfig): Promise<ReloadResult> {
+  reload(text?: string, givenConfig?: AgentConfig | (() => AgentConfig)): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
       if (this.stopped) return { ok: false, message: 'the agent is stopping' };
+      const given = typeof givenConfig === 'function' ? givenConfig() : givenConfig;
       let source = text;
       if (given) source = '';
       else if (source === undefined) {
@@ -815,7 +822,7 @@ export class Agent {
         const e = toHadesError(error);
         this.log.error('configuration applied in part', { err: e });
         this.lastReload = { at: new Date().toISOString(), ok: false, message: e.message };
-        return { ok: false, message: e.message };
+        return { ok: false, message: e.message, partial: true };
       }
       this.lastReload = { at: new Date().toISOString(), ok: true };
       this.log.info('configuration reloaded');

@@ -285,7 +285,9 @@ export class GrpcTransport implements BatchTransport {
         pending.reject(new HadesError('HADES_ERR_OUTPUT_FAILED', `the server could not store the batch: ${message.nack.code}: ${message.nack.message}`));
       }
     } else if (message.config) {
-      this.options.onConfig?.(message.config.yaml, Number(message.config.version), message.config.local === true);
+      this.options.onConfig?.(message.config.yaml, Number(message.config.version), false);
+    } else if (message.own_config) {
+      this.options.onConfig?.('', 0, true);
     } else if (message.task) {
       let params: unknown = {};
       try {

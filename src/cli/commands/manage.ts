@@ -4,7 +4,7 @@
  * and tasks (`hades tasks`: restart a plugin, change the log level, run a query or collect a
  * table on chosen agents).
  */
-import { formatProblem, parseRoleConfig, type ConfigProblem } from '../../common/config/index.js';
+import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { apiClient, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
@@ -99,7 +99,7 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
   const file = required(args, 1, 'give the agent configuration file to store for the group (- reads standard input)');
   const text = await readInput(file);
   const shown = file === '-' ? '(standard input)' : file;
-  if (!/^\s*[^\s#]/m.test(text)) throw new HadesError('HADES_ERR_CONFIG_INVALID', `${shown} is empty (or only comments): it would put every agent of the group on the defaults; nothing was stored (hades groups unset ${name} sends them back to their own files)`);
+  if (setsNothing(text)) throw new HadesError('HADES_ERR_CONFIG_INVALID', `${shown} sets nothing (empty, only comments, or an empty YAML document): it would put every agent of the group on the defaults; nothing was stored (hades groups unset ${name} sends them back to their own files)`);
   const checked = parseRoleConfig(text, 'agent');
   if (!checked.ok) return refuse(context, checked.problems, shown);
   const client = await apiClient(options);

@@ -1,4 +1,5 @@
 import type { Static } from '@sinclair/typebox';
+import { parseDocument } from 'yaml';
 import { AgentConfigSchema } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
@@ -7,6 +8,19 @@ import { parseConfig, type ConfigProblem, type ConfigResult } from './validate.j
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
 export { ServerConfigSchema, type ServerConfig } from './server.js';
 export { parseConfig, loadConfig, configError, formatProblem, MAX_CONFIG_BYTES, type ConfigProblem, type ConfigResult } from './validate.js';
+
+/**
+ * Whether a configuration text sets nothing: empty, only comments, or a YAML document that is
+ * empty (`---`, `~`, `{}`). Valid, since every key has a default, but as a group's configuration
+ * it would put every agent of the group on the defaults: what a truncated upload looks like.
+ * A text that does not parse is not "empty": the validator says what is wrong with it.
+ */
+export function setsNothing(text: string): boolean {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) return false;
+  const value: unknown = doc.toJS();
+  return value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
+}
 
 /** The two programs that read a configuration, each with its own schema. */
 export const configSchemas = {
