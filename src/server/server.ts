@@ -338,9 +338,12 @@ export class HadesServer {
         // All or nothing: every agent must exist before any task is made.
         const unknown = agentIds.filter((id) => !registry.get(id));
         if (unknown.length > 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${unknown.join(', ')}`);
+        // A query's time is the task's: the agent stops it when the server would no longer take its answer.
+        const given = (params ?? {}) as Record<string, unknown>;
+        const withTime = (kind === 'query' || kind === 'inventory') && given['timeout_s'] === undefined && given['timeout_ms'] === undefined ? { ...given, timeout_ms: timeoutS * 1000 } : given;
         return agentIds.map((agentId) => {
-          const task = registry.createTask({ agentId, kind: kind as 'query', params: (params ?? {}) as Record<string, unknown>, deadline: Date.now() + timeoutS * 1000 });
-          if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(params ?? {}) } })) registry.markSent(task.id);
+          const task = registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline: Date.now() + timeoutS * 1000 });
+          if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(withTime) } })) registry.markSent(task.id);
           return registry.getTask(task.id) ?? task;
         });
       },

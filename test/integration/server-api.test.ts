@@ -545,7 +545,8 @@ describe('tasks', () => {
     assert.match(task.id, /^tk_/);
     assert.equal(task.status, 'pending');
     assert.equal(task.agentId, identity.agentId);
-    assert.deepEqual(task.params, { sql: 'select 1' });
+    // The task's own time goes with it, so the agent stops the query when its answer could no longer be taken.
+    assert.deepEqual(task.params, { sql: 'select 1', timeout_ms: 60_000 });
     const listed = (await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks as AnyEvent[];
     assert.deepEqual(listed.map((t) => t['id']), [task.id]);
     assert.ok(((await server.ok('GET', '/api/v1/tasks', { query: { status: 'pending' } })).tasks as AnyEvent[]).some((t) => t['id'] === task.id));
@@ -557,7 +558,7 @@ describe('tasks', () => {
       const sent = await stream.next((m) => m.task !== undefined);
       assert.equal(sent.task?.task_id, task.id);
       assert.equal(sent.task?.kind, 'query');
-      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'select 1' });
+      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'select 1', timeout_ms: 60_000 });
       assert.equal((await server.ok('GET', `/api/v1/tasks/${task.id}`)).status, 'sent');
 
       // A task for a connected agent goes at once.
@@ -901,7 +902,7 @@ describe('managing the fleet with the hades command', () => {
       await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined);
       const waiting = hades('tasks', 'create', 'query', 'sql=SELECT 1', 'max_rows:=5', '--group', 'cli-tasks', '--wait', '--json', '--timeout', '30');
       const sent = await stream.next((m) => m.task !== undefined);
-      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'SELECT 1', max_rows: 5 });
+      assert.deepEqual(JSON.parse(sent.task?.params_json ?? 'null'), { sql: 'SELECT 1', max_rows: 5, timeout_ms: 30_000 });
       stream.write({ task_result: { task_id: sent.task!.task_id, status: 'done', result_json: JSON.stringify({ rows: [{ one: 1 }] }) } });
       const done = await waiting;
       assert.equal(done.status, 0, done.stderr);
