@@ -163,7 +163,7 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'groups show',
-    summary: 'Print a group\'s agent configuration (YAML)',
+    summary: 'Print a group\'s agent configuration (YAML; admin role: it may hold output credentials)',
     define: (c) => apiOptions(c).argument('<name>', 'the group').option('--json', 'the configuration with its version, as JSON'),
     run: lazy(manageCommands, (m) => m.groupsShow),
   },

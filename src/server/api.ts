@@ -470,8 +470,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'read-only');
     return { groups: ports.listGroups() };
   });
-  route('GET', '/api/v1/groups/:name/config', { summary: 'The agent configuration of a group (YAML).', tags: ['fleet'], params: GroupName }, (request) => {
-    who(request, 'read-only');
+  route('GET', '/api/v1/groups/:name/config', { summary: 'The agent configuration of a group (YAML; admin role: it may hold the credentials of outputs, such as an HTTP output\'s authorization header).', tags: ['fleet'], params: GroupName }, (request) => {
+    who(request, 'admin');
     return found(ports.getGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
   });
   route(

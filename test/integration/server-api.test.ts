@@ -497,9 +497,11 @@ describe('group configuration', () => {
     const again = await server.ok('GET', '/api/v1/groups/versioned/config');
     assert.equal(again.yaml, second);
     assert.equal(again.version, 2);
-    // A read-only token reads it.
-    const { token } = await apiToken('read-only');
-    assert.equal((await server.ok('GET', '/api/v1/groups/versioned/config', { token })).version, 2);
+    // Only an admin reads it: it may hold the credentials of outputs (an HTTP output's headers).
+    for (const role of ['read-only', 'analyst'] as const) {
+      const { token } = await apiToken(role, `group-reader-${role}`);
+      assertError(await server.api('GET', '/api/v1/groups/versioned/config', { token }), 403, 'HADES_ERR_API_FORBIDDEN', role);
+    }
   });
 
   it('pushes it to the group\'s connected agents, and to an agent of the group when it connects', async () => {
