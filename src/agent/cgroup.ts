@@ -556,6 +556,7 @@ export class Cgroups {
   /** Removes `plugin-*` leaves no group of this run made; returns the folders that hold processes. */
   private removeStaleLeaves(): string[] {
     const busy: string[] = [];
+    const ours = new Set([...this.groups.values()].map((leaf) => leaf.dir));
     for (const base of this.tree.folders('')) {
       let names: string[];
       try {
@@ -564,7 +565,7 @@ export class Cgroups {
         continue;
       }
       for (const name of names) {
-        if (!name.startsWith('plugin-') || [...this.groups.values()].some((leaf) => leaf.dir === name)) continue;
+        if (!name.startsWith('plugin-') || ours.has(name)) continue;
         const folder = path.join(base, name);
         try {
           this.tree.fs.rmdir(folder);

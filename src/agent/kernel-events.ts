@@ -472,9 +472,9 @@ export class KernelEvents {
 
   stats(): KernelEventStats {
     return {
-      // The driver's hello as last seen: after the stop (hades events --stats) it is gone.
-      backend: (this.driver.hello ?? this.lastHello)?.backend,
-      hooks: (this.driver.hello ?? this.lastHello)?.hooks ?? [],
+      // The driver's hello as last seen, which outlives its stop (hades events --stats).
+      backend: this.lastHello?.backend,
+      hooks: this.lastHello?.hooks ?? [],
       kernel: this.lastStats?.hooks ?? {},
       loader: this.lastStats?.loader,
       decoder: { ...this.decoder },

@@ -161,7 +161,7 @@ export class Agent {
   private transport: GrpcTransport | undefined;
   private transportClass: typeof GrpcTransport | undefined;
   /** The group configuration from the server the agent runs (over its own file), if any. */
-  private serverConfig: { readonly yaml: string; readonly version: number } | undefined;
+  private serverConfig: { readonly yaml: string; readonly version: number; readonly config: AgentConfig } | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -401,7 +401,7 @@ export class Agent {
     }
     // Sent again at each connection: the same text changes nothing, and restarts nothing.
     if (this.serverConfig?.yaml === yaml) {
-      this.serverConfig = { yaml, version };
+      this.serverConfig = { ...this.serverConfig, version };
       return;
     }
     const parsed = parseRoleConfig(yaml, 'agent');
@@ -412,11 +412,11 @@ export class Agent {
     // Noted before the reload (reloads run one at a time, in order), so that a message that
     // comes while it runs (back to the file, another version) is judged against this one.
     const previous = this.serverConfig;
-    const mine = { yaml, version };
+    const mine = { yaml, version, config: parsed.config };
     this.serverConfig = mine;
     // The host's parts are read when the reload's turn comes: a SIGHUP queued before it has
     // changed them by then.
-    const result = await this.reload(undefined, () => this.withHostParts(parsed.config, this.config));
+    const result = await this.reload(undefined, () => this.withHostParts(mine.config, this.config));
     // Refused before anything was applied: what ran before still runs. Applied in part: it runs.
     if (!result.ok && !result.partial && this.serverConfig === mine) this.serverConfig = previous;
   }
@@ -811,10 +811,7 @@ export class Agent {
       let next = parsed.config;
       // The file read again while a group configuration runs: the file gives the host's parts
       // (its data folder, its server output), the group's configuration the rest.
-      if (!given && this.serverConfig !== undefined) {
-        const group = parseRoleConfig(this.serverConfig.yaml, 'agent');
-        if (group.ok) next = this.withHostParts(group.config, next);
-      }
+      if (!given && this.serverConfig !== undefined) next = this.withHostParts(this.serverConfig.config, next);
       if (next.agent.data_dir !== this.config.agent.data_dir) return this.rejected('agent.data_dir cannot change while the agent runs; restart it');
       try {
         await this.apply(next);
@@ -873,9 +870,9 @@ export class Agent {
     } else {
       // Only a built-in plugin whose own settings changed restarts: a new decoy port does not
       // make the inventory collector send its whole snapshot again.
+      // Each built-in plugin's name is the key of its settings under `plugins`.
       for (const name of [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const) {
-        const key = name === INVENTORY_PLUGIN ? 'inventory' : name === LOGS_PLUGIN ? 'logs' : 'honeypot';
-        if (same(old.plugins[key], next.plugins[key])) continue;
+        if (same(old.plugins[name], next.plugins[name])) continue;
         await this.stopBuiltinPlugin(name);
         await this.startBuiltinPlugin(name);
       }
