@@ -70,6 +70,16 @@ function serverUrl(text: string): string {
   return text.replace(/\/+$/, '');
 }
 
+/** Re-throws a 404 of the API with what to run to find the right name: "no WHAT; HINT". */
+export async function named<T>(call: Promise<T>, what: string, hint: string): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND') throw new HadesError('HADES_ERR_API_NOT_FOUND', `no ${what}; ${hint}`, { cause: error });
+    throw error;
+  }
+}
+
 /** A client of a given API address, token and CA. */
 export function clientOf({ base, token, caPem: ca }: { base: string; token: string; caPem?: string }): ApiClient {
   const call = (method: string, path: string, body?: unknown) =>

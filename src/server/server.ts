@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
-import { fieldInfo, fieldPaths, suggest } from '../rules/index.js';
+import { suggest } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { ruleSource } from './alerts/rule-source.js';
@@ -31,7 +31,7 @@ import { Gateway } from './gateway.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
 import { EventStore } from './store/events.js';
-import { searchable } from './store/query.js';
+import { fieldProblem } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 
 const MB = 1024 * 1024;
@@ -222,12 +222,11 @@ export class HadesServer {
   }
 
   /**
-   * Sends a connected agent the configuration of its groups (configOf), or, when none has one,
-   * word that its own file applies (an agent already on its file does nothing with it).
+   * Sends a connected agent the configuration it runs (configOf its groups), or, when there is
+   * none, word that its own file applies (an agent already on its file does nothing with it).
    */
-  private pushGroupConfigs(agentId: string): boolean {
-    const config = this.configOf(this.registry?.get(agentId)?.groups ?? []);
-    return (this.gateway?.send(agentId, config ? { config: { version: config.version, yaml: config.yaml } } : { own_config: { reason: 'none of its groups has a configuration' } }) ?? false);
+  private pushConfig(agentId: string, config: GroupConfig | undefined): boolean {
+    return this.gateway?.send(agentId, config ? { config: { version: config.version, yaml: config.yaml } } : { own_config: { reason: 'none of its groups has a configuration' } }) ?? false;
   }
 
   /** Sends a connected agent its group's configuration, its unfinished tasks, and a renewal request if one waits. */
@@ -237,7 +236,7 @@ export class HadesServer {
     if (!registry || !gateway) return;
     const agent = registry.get(agentId);
     if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}` } });
-    this.pushGroupConfigs(agentId);
+    this.pushConfig(agentId, this.configOf(agent?.groups ?? []));
     for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
     }
@@ -313,15 +312,15 @@ export class HadesServer {
       setAgentTags: (id, tags) => registry.setTags(id, tags),
       setAgentGroups: (id, groups) => {
         const agent = registry.setGroups(id, groups);
-        const pushed = this.pushGroupConfigs(id);
         const config = this.configOf(agent.groups);
+        const pushed = this.pushConfig(id, config);
         return { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses), configuration: config ? { group: config.name, version: config.version } : null, pushed };
       },
       deleteGroupConfig: (name) => {
         // The members that ran it: those whose first configured group it was.
         const members = registry.list({ group: name, online: true }).filter((a) => this.configOf(a.groups)?.name === name);
         if (!registry.deleteGroupConfig(name)) return undefined;
-        return { pushed: members.filter((a) => this.pushGroupConfigs(a.id)).length };
+        return { pushed: members.filter((a) => this.pushConfig(a.id, this.configOf(a.groups))).length };
       },
       listGroups: () => registry.listGroups(),
       getGroupConfig: (name) => registry.groupConfig(name),
@@ -330,7 +329,8 @@ export class HadesServer {
         let pushed = 0;
         // Members whose configuration comes from an earlier group of theirs keep it.
         for (const agent of registry.list({ group: name, online: true })) {
-          if (this.configOf(agent.groups)?.name === name && this.pushGroupConfigs(agent.id)) pushed++;
+          const config = this.configOf(agent.groups);
+          if (config?.name === name && this.pushConfig(agent.id, config)) pushed++;
         }
         return { version, pushed };
       },
@@ -385,12 +385,9 @@ export class HadesServer {
           const close = suggest(input.ruleId, ids);
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
         }
-        if (input.field != null && fieldInfo(input.field) === undefined) {
-          const close = suggest(input.field, fieldPaths().filter(searchable));
-          throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown event field '${input.field}'${close ? `; did you mean '${close}'?` : ''} (docs/events.md)`);
-        }
-        // A suppression reads one value at a dotted path: not an object, nor inside a list of objects.
-        if (input.field != null && !searchable(input.field)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${input.field}' is an object or inside a list of objects: a suppression needs a field with one value (docs/events.md)`);
+        // A suppression reads one value at a dotted path: the same fields as a search, objects left out.
+        const problem = input.field == null ? undefined : fieldProblem(input.field, { objects: false });
+        if (problem !== undefined) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `field: ${problem}`);
         return alerts.addSuppression(input);
       },
       deleteSuppression: (id) => alerts.deleteSuppression(id),

@@ -19,17 +19,22 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hades = (...args: string[]) => spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, ...args], { cwd: projectRoot, encoding: 'utf8' });
 
+/** `hades start` on this test's data folder and free ports, its output gathered as it comes. */
+function startHades(...more: string[]) {
+  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', ...more], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output.stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output.stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, output, exited };
+}
+
 describe('hades start (single node, root, real driver)', { skip: root ? false : 'needs root' }, () => {
   it('finds a command run on the host through the API, with its ancestry, and stops clean', async () => {
-    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const { child, output, exited } = startHades();
     try {
-      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(stdout)?.[1], 60_000, 100);
-      assert.match(stdout, /admin token:\s+hadesapi_/);
+      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(output.stdout)?.[1], 60_000, 100);
+      assert.match(output.stdout, /admin token:\s+hadesapi_/);
       const serverConfig = path.join(dir, 'server.yaml');
       writeFileSync(serverConfig, `data_dir: ${path.join(dir, 'server')}\nlisten: { api: "${api.replace('https://', '')}" }\n`);
       const online = () => {
@@ -63,7 +68,7 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     } finally {
       child.kill('SIGINT');
     }
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, output.stderr);
     const left = spawnSync('pgrep', ['-f', `hades.js agent --config ${path.join(dir, 'agent')}`], { encoding: 'utf8' });
     assert.equal(left.stdout.trim(), '', 'the local agent is gone');
   });
@@ -81,14 +86,9 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     writeFileSync(cmdb, `hostname,owner\n${hostname()},team-start\n`);
     const settings = path.join(dir, 'start-server.yaml');
     writeFileSync(settings, `cmdb: { file: ${JSON.stringify(cmdb)} }\nlisten: { api: "127.0.0.1:1" }\n`);
-    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--config', settings], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const { child, output, exited } = startHades('--config', settings);
     try {
-      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(stdout)?.[1], 60_000, 100);
+      const api = await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(output.stdout)?.[1], 60_000, 100);
       const serverConfig = path.join(dir, 'server.yaml');
       writeFileSync(serverConfig, `data_dir: ${path.join(dir, 'server')}\nlisten: { api: "${api.replace('https://', '')}" }\n`);
       const agents = await waitFor(
@@ -107,6 +107,6 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     } finally {
       child.kill('SIGINT');
     }
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, output.stderr);
   });
 });

@@ -6,14 +6,14 @@
  */
 import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
-import { apiClient, type ApiClient } from '../api-client.js';
+import { TASK_KINDS } from '../../server/fleet/registry.js';
+import { apiClient, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { readConfigFile } from './config.js';
 import { formatRows } from './fleet.js';
 
 type Options = Readonly<Record<string, unknown>>;
 
-const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
 const FINISHED = new Set(['done', 'failed', 'expired']);
 const POLL_MS = 250;
 
@@ -24,16 +24,6 @@ function required(args: readonly string[], index: number, what: string): string 
   const value = args[index];
   if (value === undefined || value.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', what);
   return value;
-}
-
-/** Re-throws a 404 of the API with what to run to find the right name. */
-async function named<T>(call: Promise<T>, what: string, hint: string): Promise<T> {
-  try {
-    return await call;
-  } catch (error) {
-    if (error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND') throw new HadesError('HADES_ERR_API_NOT_FOUND', `no ${what}; ${hint}`, { cause: error });
-    throw error;
-  }
 }
 
 interface GroupRow {

@@ -12,7 +12,7 @@ import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { loadIdentity } from '../../agent/transport/enroll.js';
-import { apiClient, clientOf, loadServerConfig } from '../api-client.js';
+import { apiClient, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { readConfigFile } from './config.js';
 
@@ -117,13 +117,7 @@ export async function agentsRenew(context: CliContext, args: readonly string[], 
   const id = args[0] ?? '';
   if (id.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the id of the agent to renew, as hades agents list shows it');
   const client = await apiClient(options);
-  let answer: { sent: boolean };
-  try {
-    answer = (await client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew`, undefined)) as { sent: boolean };
-  } catch (error) {
-    if (error instanceof HadesError && error.code === 'HADES_ERR_API_NOT_FOUND') throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent '${id}' in the fleet of ${client.base}; hades agents list shows the agents and their ids`, { cause: error });
-    throw error;
-  }
+  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew`, undefined), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as { sent: boolean };
   if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent })}\n`);
   else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate now\n`);
   else context.stdout.write(`agent ${id} is not connected: it will be asked to renew its certificate when it next connects\n`);

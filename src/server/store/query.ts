@@ -149,27 +149,38 @@ function match(expr: string, op: FilterOp, value: string, params: (string | numb
 }
 
 /** Fields a filter can match: values (not objects), not inside a list of objects. */
-export function searchable(path: string): boolean {
+function searchable(path: string): boolean {
   const info = fieldInfo(path);
   return info !== undefined && info.type !== 'object' && info.arrays.every((a) => a === info.path);
+}
+
+/**
+ * What is wrong with a field to filter on, or undefined: one no event has (with the closest
+ * name), one inside a list of objects (the stored JSON is not reached there by one path), and,
+ * with `objects: false` (a suppression, which reads one value), an object. Each would match
+ * nothing, silently: a typo must not look like "no such event".
+ */
+export function fieldProblem(field: string, { objects = true }: { objects?: boolean } = {}): string | undefined {
+  const info = fieldInfo(field);
+  if (info === undefined) {
+    const close = suggest(field, fieldPaths().filter(searchable));
+    return `no event has a field "${field}"${close ? `; did you mean "${close}"?` : ''} (docs/events.md lists them)`;
+  }
+  const list = info.arrays.find((a) => a !== info.path);
+  if (list !== undefined) {
+    const hint = list === 'hades.ancestors' ? '; hades.ancestry holds the ancestors as one line (hades.ancestry~=nginx)' : '';
+    return `"${field}" is inside the list ${list}, whose elements a search does not reach${hint}`;
+  }
+  if (!objects && info.type === 'object') return `"${field}" is an object: name one of its fields (docs/events.md)`;
+  return undefined;
 }
 
 function filterSql(filter: FieldFilter, index: number, params: (string | number)[]): string {
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
   if (!FIELD_PATH.test(field)) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
-  // A field no event has would match nothing, silently: a typo must not look like "no such event".
-  const info = fieldInfo(field);
-  if (info === undefined) {
-    const close = suggest(field, fieldPaths().filter(searchable));
-    throw bad(`filters[${index}].field: no event has a field "${field}"${close ? `; did you mean "${close}"?` : ''} (docs/events.md lists them)`);
-  }
-  // Inside a list of objects the stored JSON is not reached by one path: refused, not empty.
-  const list = info.arrays.find((a) => a !== info.path);
-  if (list !== undefined) {
-    const hint = list === 'hades.ancestors' ? '; hades.ancestry holds the ancestors as one line (hades.ancestry~=nginx)' : '';
-    throw bad(`filters[${index}].field: "${field}" is inside the list ${list}, whose elements a search does not reach${hint}`);
-  }
+  const problem = fieldProblem(field);
+  if (problem !== undefined) throw bad(`filters[${index}].field: ${problem}`);
   const op = filter.op;
   if (op !== 'eq' && op !== 'prefix' && op !== 'contains') throw bad(`filters[${index}].op: unknown operator ${JSON.stringify(op)} (use eq, prefix or contains)`);
   const value = checkString(`filters[${index}].value`, filter.value);
