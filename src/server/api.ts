@@ -24,6 +24,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
+import { isLogLevel, isTableName, isTaskSql, MAX_TASK_SQL_CHARS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
@@ -223,24 +224,18 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
  */
 function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
   const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `a ${kind} task: ${message}`);
-  const text = (key: string): string | undefined => {
-    const value = params[key];
-    return typeof value === 'string' ? value : undefined;
-  };
   switch (kind) {
     case 'log_level':
-      if (!['debug', 'info', 'warn', 'error'].includes(text('level') ?? '')) throw bad(`params.level must be debug, info, warn or error (got ${JSON.stringify(params['level'] ?? null)})`);
+      if (!isLogLevel(params['level'])) throw bad(`params.level must be debug, info, warn or error (got ${JSON.stringify(params['level'] ?? null)})`);
       return;
     case 'restart_plugin':
-      if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(text('name') ?? '')) throw bad(`params.name must name a plugin, e.g. inventory, logs, honeypot, driver (got ${JSON.stringify(params['name'] ?? null)})`);
+      if (typeof params['name'] !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(params['name'])) throw bad(`params.name must name a plugin, e.g. inventory, logs, honeypot, driver (got ${JSON.stringify(params['name'] ?? null)})`);
       return;
-    case 'query': {
-      const sql = text('sql');
-      if (sql === undefined || sql.trim() === '' || sql.length > 65_536) throw bad('params.sql must be one SQL statement of at most 65536 characters');
+    case 'query':
+      if (!isTaskSql(params['sql'])) throw bad(`params.sql must be one SQL statement of at most ${MAX_TASK_SQL_CHARS} characters`);
       return;
-    }
     case 'inventory':
-      if (!/^[a-z][a-z0-9_]{0,63}$/.test(text('table') ?? '')) throw bad(`params.table must name an inventory table (docs/tables.md; got ${JSON.stringify(params['table'] ?? null)})`);
+      if (!isTableName(params['table'])) throw bad(`params.table must name an inventory table (docs/tables.md; got ${JSON.stringify(params['table'] ?? null)})`);
       return;
   }
 }
@@ -586,7 +581,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       success: [201],
       body: Type.Object(
         {
-          sql: Type.String({ minLength: 1, maxLength: 65_536 }),
+          sql: Type.String({ minLength: 1, maxLength: MAX_TASK_SQL_CHARS }),
           agents: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 })),
           group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
           timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
+import { isLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
 import { Logger, type LogStats } from '../../runtime/log.js';
@@ -329,7 +330,7 @@ export class Agent {
     switch (task.kind) {
       case 'log_level': {
         const level = params['level'];
-        if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') return reply('failed', { code: 'HADES_ERR_CONFIG_VALUE', message: 'params.level must be debug, info, warn or error' });
+        if (!isLogLevel(level)) return reply('failed', { code: 'HADES_ERR_CONFIG_VALUE', message: 'params.level must be debug, info, warn or error' });
         this.log.setLevel(level);
         return reply('done', { level });
       }

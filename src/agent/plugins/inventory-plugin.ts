@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../../common/config/index.js';
+import { isTableName, isTaskSql, MAX_TASK_SQL_CHARS } from '../../common/tasks.js';
 import { HadesError } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../inventory/query-client.js';
@@ -86,11 +87,11 @@ export function parseQueryTask(kind: string, raw: unknown): QueryTask {
   let sql: string;
   if (kind === 'inventory') {
     const table = params['table'];
-    if (typeof table !== 'string' || !/^[a-z][a-z0-9_]{0,63}$/.test(table)) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.table must name an inventory table (docs/tables.md)');
+    if (!isTableName(table)) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.table must name an inventory table (docs/tables.md)');
     sql = `SELECT * FROM "${table}"`;
   } else {
     const text = params['sql'];
-    if (typeof text !== 'string' || text.trim() === '' || text.length > 65_536) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.sql must be one SQL statement of at most 65536 characters');
+    if (!isTaskSql(text)) throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.sql must be one SQL statement of at most ${MAX_TASK_SQL_CHARS} characters`);
     sql = text;
   }
   let timeoutMs = bounded(params, 'timeout_s', TASK_LIMITS.timeoutS) * 1000;
