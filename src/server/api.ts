@@ -24,7 +24,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
-import { isLogLevel, isTableName, isTaskSql, MAX_TASK_SQL_CHARS } from '../common/tasks.js';
+import { isTableName, isTaskSql, logLevelProblem, MAX_TASK_SQL_CHARS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
@@ -225,9 +225,11 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
 function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
   const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `a ${kind} task: ${message}`);
   switch (kind) {
-    case 'log_level':
-      if (!isLogLevel(params['level'])) throw bad(`params.level must be debug, info, warn or error (got ${JSON.stringify(params['level'] ?? null)})`);
+    case 'log_level': {
+      const problem = logLevelProblem(params);
+      if (problem) throw bad(problem);
       return;
+    }
     case 'restart_plugin':
       if (typeof params['name'] !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(params['name'])) throw bad(`params.name must name a plugin, e.g. inventory, logs, honeypot, driver (got ${JSON.stringify(params['name'] ?? null)})`);
       return;

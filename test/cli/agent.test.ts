@@ -69,6 +69,7 @@ function status(): AgentStatus {
     eventsDropped: 0,
     drops: [],
     log: { lines: 3, dropped: 0, suppressed: 0, rotations: 0, writeErrors: 0 },
+    logLevel: { level: 'debug', byTask: true, until: '2026-11-29T08:00:00.000Z' },
     cgroup: { unavailable: 'test' },
   };
 }
@@ -172,6 +173,7 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, /^ {2}acme: dropped\.rate_limit 3, files\.lines 120, journal\.untrusted 2$/m, 'the plugin\'s own counters, zeros left out');
       assert.match(text.stdout, /^ {2}acme listening: tcp\/2323, udp\/1161$/m);
       assert.match(text.stdout, /^ {2}acme refused: tcp\/22 \(in_use\)$/m);
+      assert.match(text.stdout, /^ {2}log level debug, set by a server task until 2026-11-29T08:00:00\.000Z$/m);
       assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);

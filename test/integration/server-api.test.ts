@@ -168,6 +168,8 @@ describe('invalid requests', () => {
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', timeout_s: '60' } }, 'a task timeout given as text'],
     ['POST', '/api/v1/tasks', { body: { agents: 'ag_0123456789abcdef', kind: 'query' } }, 'one agent where a list is due'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'log_level', params: { level: 'verbose' } } }, 'a log level that does not exist'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'log_level', params: { level: 'debug', duration_s: 0 } } }, 'a log level for no time'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'log_level', params: { level: 'debug', duration_s: '60' } } }, 'a log level duration given as text'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'restart_plugin' } }, 'a plugin restart without a name'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: ' ' } } }, 'a query without SQL'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'Users; DROP' } } }, 'an inventory task with a bad table name'],

@@ -431,8 +431,7 @@ describe('an idle agent', () => {
     const dir = tempDir('hades-idle-');
     const token = await server.enrollmentToken('10m');
     // No driver, no plugin, a heartbeat event once an hour: nothing opens a stream but the agent itself.
-    const agent = new Agent({
-      config: agentConfig(`
+    const configText = (level: string) => `
 agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 2 }
 limits: { cgroup: { enabled: false } }
 plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
@@ -441,7 +440,10 @@ outputs:
   server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
-`),
+log: { level: ${level} }
+`;
+    const agent = new Agent({
+      config: agentConfig(configText('info')),
       version: AGENT_VERSION,
       stderr: new LogSink(),
     });
@@ -453,8 +455,27 @@ metrics: { listen: "127.0.0.1:0" }
       await agent.start();
       const agentId = await waitUntil('the idle agent online', online, 10_000, 100);
       assert.equal(agent.status().pipeline.outputs.find((o) => o.name === 'server')?.in ?? 0, 0, 'no event was sent');
-      const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'log_level', params: { level: 'info' } } })).tasks[0] as AnyEvent;
-      await waitUntil('the task done', async () => ((await server.ok('GET', `/api/v1/tasks/${task['id']}`)) as AnyEvent)['status'] === 'done' || undefined, 10_000, 100);
+      const runTask = async (params: AnyEvent): Promise<AnyEvent> => {
+        const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'log_level', params } })).tasks[0] as AnyEvent;
+        return waitUntil('the task done', async () => {
+          const now = (await server.ok('GET', `/api/v1/tasks/${task['id']}`)) as AnyEvent;
+          return now['status'] === 'done' ? now : undefined;
+        }, 10_000, 100);
+      };
+      // A log level for a while: it holds over a reload that keeps the configured level, then goes back.
+      const done = await runTask({ level: 'debug', duration_s: 2 });
+      assert.equal((done['result'] as AnyEvent)['level'], 'debug');
+      assert.match(String((done['result'] as AnyEvent)['until']), /^\d{4}-\d\d-\d\dT/);
+      assert.deepEqual({ ...agent.status().logLevel, until: undefined }, { level: 'debug', byTask: true, until: undefined });
+      assert.equal((await agent.reload(undefined, agentConfig(configText('info')))).ok, true);
+      assert.equal(agent.status().logLevel.level, 'debug', 'a reload that leaves the level as it was keeps the task\'s');
+      await waitUntil('the configured level back', async () => (agent.status().logLevel.byTask ? undefined : true), 6_000, 100);
+      assert.deepEqual(agent.status().logLevel, { level: 'info', byTask: false });
+      // Without a duration it holds until the configured level changes.
+      await runTask({ level: 'error' });
+      assert.deepEqual(agent.status().logLevel, { level: 'error', byTask: true });
+      assert.equal((await agent.reload(undefined, agentConfig(configText('warn')))).ok, true);
+      assert.deepEqual(agent.status().logLevel, { level: 'warn', byTask: false });
       await server.stop();
       await server.start();
       await waitUntil('the idle agent online again', online, 20_000, 200);

@@ -68,6 +68,7 @@ function status(): AgentStatus {
     eventsDropped: 4,
     drops: [{ component: 'kernel', hook: 'exec', reason: 'ringbuf_full', total: 4 }],
     log: { lines: 20, dropped: 0, suppressed: 2, rotations: 0, writeErrors: 0 },
+    logLevel: { level: 'info', byTask: false },
     cgroup: { unavailable: 'test' },
   };
 }

@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
-import { isLogLevel } from '../../common/tasks.js';
+import { logLevelProblem, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
-import { Logger, type LogStats } from '../../runtime/log.js';
+import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
 import { SpooledChannel, StreamChannel, type BatchTransport, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
 import { HttpTransport } from '../pipeline/http-transport.js';
@@ -94,6 +94,8 @@ export interface AgentStatus {
   readonly eventsDropped: number;
   readonly drops: readonly DropCount[];
   readonly log: LogStats;
+  /** The level the agent logs at: the configuration's, or a server task's (until `until`, if it gave a duration). */
+  readonly logLevel: { readonly level: LogLevel; readonly byTask: boolean; readonly until?: string };
   readonly cgroup: { readonly version: 1 | 2; readonly base: string } | { readonly unavailable: string };
   readonly metrics?: string;
 }
@@ -153,6 +155,7 @@ export class Agent {
   private cpuPercent = 0;
   private memoryOverSince: number | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private levelOverride: { readonly level: TaskLogLevel; readonly until: number | undefined; readonly timer: NodeJS.Timeout | undefined } | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly started = new Date();
   private lastReload: AgentStatus['lastReload'];
@@ -323,16 +326,44 @@ export class Agent {
     return transport;
   }
 
+  /**
+   * A `log_level` task's level, over the configuration's: it holds across reloads that leave the
+   * configured level as it was, until `until` (ms since the epoch) when the task gave a duration,
+   * and until the agent stops. Returns `until`.
+   */
+  private overrideLevel(level: TaskLogLevel, seconds: number | undefined): number | undefined {
+    this.clearLevelOverride();
+    const until = seconds === undefined ? undefined : Date.now() + seconds * 1000;
+    const timer =
+      seconds === undefined
+        ? undefined
+        : setTimeout(() => {
+            this.clearLevelOverride();
+            this.log.setLevel(this.config.log.level);
+            this.log.info('log level back to the configuration', { level: this.config.log.level });
+          }, seconds * 1000);
+    timer?.unref();
+    this.levelOverride = { level, until, timer };
+    this.log.info('log level set by a server task', { level, ...(until === undefined ? {} : { until: new Date(until).toISOString() }) });
+    this.log.setLevel(level);
+    return until;
+  }
+
+  private clearLevelOverride(): void {
+    clearTimeout(this.levelOverride?.timer);
+    this.levelOverride = undefined;
+  }
+
   /** A task from the server; its result goes back on the stream. */
   private runTask(task: ServerTask): void {
     const params = (task.params ?? {}) as Record<string, unknown>;
     const reply = (status: 'done' | 'failed', result: unknown) => this.transport?.taskResult(task.id, status, result);
     switch (task.kind) {
       case 'log_level': {
-        const level = params['level'];
-        if (!isLogLevel(level)) return reply('failed', { code: 'HADES_ERR_CONFIG_VALUE', message: 'params.level must be debug, info, warn or error' });
-        this.log.setLevel(level);
-        return reply('done', { level });
+        const problem = logLevelProblem(params);
+        if (problem) return reply('failed', { code: 'HADES_ERR_CONFIG_VALUE', message: problem });
+        const until = this.overrideLevel(params['level'] as TaskLogLevel, params['duration_s'] as number | undefined);
+        return reply('done', { level: params['level'], ...(until === undefined ? {} : { until: new Date(until).toISOString() }) });
       }
       case 'restart_plugin': {
         const name = typeof params['name'] === 'string' ? params['name'] : '';
@@ -783,6 +814,9 @@ export class Agent {
       eventsDropped,
       drops,
       log: this.log.stats(),
+      logLevel: this.levelOverride
+        ? { level: this.levelOverride.level, byTask: true, ...(this.levelOverride.until === undefined ? {} : { until: new Date(this.levelOverride.until).toISOString() }) }
+        : { level: this.config.log.level, byTask: false },
       cgroup: this.cgroupState,
       ...(this.metrics?.url ? { metrics: this.metrics.url } : {}),
     };
@@ -843,6 +877,9 @@ export class Agent {
     const old = this.config;
     this.config = next;
     this.log.reconfigure(next.log);
+    // A server task's log level outlives a reload, unless the reload changed the level itself.
+    if (this.levelOverride && old.log.level === next.log.level) this.log.setLevel(this.levelOverride.level);
+    else this.clearLevelOverride();
     // The driver's budget changes in place; other plugins restart below when theirs change.
     const driver = this.supervisor.get('driver');
     if (driver) driver.budget = budgetOf(next.plugins.limits);
@@ -909,6 +946,7 @@ export class Agent {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     clearInterval(this.heartbeatTimer);
+    this.clearLevelOverride();
     this.supervisor.stop();
     await this.reloading?.catch(() => undefined);
     await Promise.allSettled([this.stopKernel(), this.stopPlugins()]);

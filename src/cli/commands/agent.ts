@@ -68,6 +68,7 @@ export function formatStatus(s: AgentStatus): string {
   lines.push(`  events in ${s.pipeline.in}   dropped ${s.eventsDropped}${s.pipeline.paused ? '   (outputs pushing back)' : ''}`);
   lines.push(`  cgroup ${'unavailable' in s.cgroup ? `none (${s.cgroup.unavailable})` : `v${s.cgroup.version} ${s.cgroup.base}`}`);
   if (s.configFile) lines.push(`  config ${s.configFile}${s.groupConfigVersion !== undefined ? ` under the server's group configuration (version ${s.groupConfigVersion})` : ''}${s.lastReload ? `, last reload ${s.lastReload.at} ${s.lastReload.ok ? 'ok' : `rejected: ${s.lastReload.message ?? ''}`}` : ''}`);
+  if (s.logLevel?.byTask) lines.push(`  log level ${s.logLevel.level}, set by a server task${s.logLevel.until ? ` until ${s.logLevel.until}` : ' until the agent restarts or the configured level changes'}`);
   if (s.kernel) lines.push(`  kernel ${s.kernel.backend ?? '?'}: ${s.kernel.hooks.filter((h) => h.active).length} hooks active`);
   lines.push('');
   lines.push('plugins');
