@@ -304,6 +304,9 @@ export class SecurityEvents {
         operation: syscallName(r.syscall),
         broadcast: (r.flags & SecurityFlag.killBroadcast) !== 0 || undefined,
         group: (r.flags & SecurityFlag.killGroup) !== 0 || undefined,
+        // The agent's own supervisor stopping it (its parent, read now: a reparented agent's
+        // parent is another process).
+        by_parent: r.pid === process.ppid || undefined,
       },
     });
   }

@@ -184,6 +184,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         // And, from an unwatched folder, symbolic links to a watched file: absolute (seen) and relative (not).
         runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft" && ln -s "$1/hard" "$3/toward-watched" && ln -s ../watched/hard "$3/relative-toward-watched"', 'sh', watched, path.join(dir, 'unwatched'), path.join(dir, 'bin')]);
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
+        // The same probe from the process that started hades events: its parent.
+        process.kill(pid, 0);
+        await new Promise((resolve) => setTimeout(resolve, 200));
       });
     } finally {
       server.close();
@@ -570,6 +573,14 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     assertActor(capture.events, e, sh.pid, { executable: realpathSync('/bin/sh'), ancestorPid: process.pid });
     assert.equal(e['event'].outcome, 'success');
     assert.deepEqual(e['hades'].tamper, { target: 'process', signal: 0, target_pid: hadesPid, operation: 'kill' });
+  });
+
+  it('tamper: signals from the process that started it (the probe, then the SIGINT that stops it) are marked by_parent', () => {
+    const fromParent = capture.events.filter((e) => e['event'].action === 'tamper' && e['process']?.pid === process.pid);
+    const probe = { target: 'process', target_pid: hadesPid, operation: 'kill', by_parent: true };
+    assert.deepEqual(fromParent[0]?.['hades'].tamper, { ...probe, signal: 0 });
+    // The SIGINT is reported when its record arrives before the stop (it did in every run so far).
+    assert.deepEqual(fromParent.slice(1).map((e) => e['hades'].tamper), fromParent.length > 1 ? [{ ...probe, signal: 2 }] : []);
   });
 });
 
