@@ -1,4 +1,5 @@
 import { exitStatus } from './context.js';
+import { shown } from './terminal.js';
 import { runCli } from './program.js';
 
 /** Process entry point: owns the process-wide signal handlers and the exit status. */
@@ -14,7 +15,7 @@ async function main(): Promise<void> {
   try {
     process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
   } catch (error) {
-    process.stderr.write(`hades: HADES_ERR_INTERNAL: ${String(error)}\n`);
+    process.stderr.write(`hades: HADES_ERR_INTERNAL: ${shown(String(error))}\n`);
     process.exitCode = exitStatus.bug;
   } finally {
     process.off('SIGINT', stop);

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
 import { exitStatus, version, type CliContext } from './context.js';
+import { shown } from './terminal.js';
 import { commands, groups, type CommandSpec } from './registry.js';
 
 /** Commander's error codes mapped to ours; help and version are not errors. */
@@ -107,6 +108,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
 }
 
 function report(context: CliContext, error: HadesError): number {
-  context.stderr.write(`hades: ${error.toLine()}\n`);
+  // A message may quote what a server or a host sent: one line, its control characters escaped.
+  context.stderr.write(`hades: ${shown(error.toLine())}\n`);
   return exitStatus[error.kind];
 }

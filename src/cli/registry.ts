@@ -247,7 +247,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--rule <id>', 'one rule\'s alerts')
         .option('--host <host>', 'one host\'s alerts')
         .option('--limit <n>', 'most alerts', '100')
-        .option('--json', 'NDJSON, one alert per line: rule, severity, @timestamp, host, process of the triggering event'),
+        .option('--json', 'NDJSON, one alert document per line: rule, severity, @timestamp, host, the triggering process with its ancestry, the events'),
     run: lazy(alertCommands, (m) => m.alertsList),
   },
   {

@@ -1114,7 +1114,7 @@ describe('alerts through the API and the hades command', () => {
   it('hades alerts list: one line per alert, and NDJSON with --json', async () => {
     const plain = await runHades(['alerts', 'list', '--since', '10m', '--config', configFile]);
     assert.equal(plain.status, 0, plain.stderr);
-    assert.match(plain.stdout, new RegExp(`(HIGH|CRITICAL)\\s+${hostname}\\s+\\S+\\s+.*${marker.replace(/\./g, '\\.')}`));
+    assert.match(plain.stdout, new RegExp(`^${alertId}\\s+\\S+\\s+(HIGH|CRITICAL)\\s+[a-z_]+\\s+${hostname}\\s+\\S+\\s+.*${marker.replace(/\./g, '\\.')}`, 'm'));
     const json = await runHades(['alerts', 'list', '--json', '--since', '10m', '--config', configFile]);
     assert.equal(json.status, 0, json.stderr);
     const alerts = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
@@ -1130,7 +1130,7 @@ describe('alerts through the API and the hades command', () => {
     const run = (...args: string[]) => runHades(['alerts', ...args, '--config', configFile]);
     const triaged = await run('triage', alertId, '--status', 'resolved', '--assignee', 'bo');
     assert.equal(triaged.status, 0, triaged.stderr);
-    assert.match(triaged.stdout, /\[resolved\] \(bo\)/);
+    assert.match(triaged.stdout, new RegExp(`^${alertId}\\s+\\S+\\s+\\S+\\s+resolved\\s.*\\(bo\\)$`, 'm'));
     const commented = await run('comment', alertId, 'closed:', 'lab test');
     assert.equal(commented.status, 0, commented.stderr);
     assert.match(commented.stdout, /closed: lab test/);
@@ -1138,6 +1138,11 @@ describe('alerts through the API and the hades command', () => {
     assert.equal(shown.status, 0, shown.stderr);
     assert.match(shown.stdout, /status:\s+resolved, assigned to bo/);
     assert.match(shown.stdout, /comment: .* closed: lab test/);
+    // What a comment (or a host's process name) holds cannot move the cursor or forge a line.
+    assert.equal((await run('comment', alertId, 'all clear\x1b[2J\r\n2026-01-01T00:00:00Z  LOW  forged')).status, 0);
+    const escaped = await run('show', alertId);
+    assert.match(escaped.stdout, /^ {2}comment: .*: all clear\\x1b\[2J\\r\\n2026-01-01T00:00:00Z {2}LOW {2}forged$/m);
+    assert.ok(!escaped.stdout.includes('\x1b') && !escaped.stdout.includes('\r'), 'no raw control character');
     const json = await run('show', alertId, '--json');
     assert.equal((JSON.parse(json.stdout) as AnyEvent)['events'].length, 1);
     const suppressed = await run('suppress', '--rule', '*', '--host', 'web-9', '--for', '2h', '--reason', 'maintenance');

@@ -8,6 +8,7 @@ import type { AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { Agent, readRunFile, runFilePath, type AgentStatus } from '../../agent/daemon/agent.js';
 import { exitStatus, version, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 import { defaultConfigFiles, loadRoleConfig } from './config.js';
 
 export const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
@@ -118,7 +119,7 @@ export function formatStatus(s: AgentStatus): string {
         String(o.queued),
         o.spool ? `${o.spool.events} ev, ${mb(o.spool.bytes)}` : '-',
         String(Object.values(o.dropped).reduce((a, b) => a + b, 0)),
-        (o.lastError ?? '').slice(0, 60),
+        shown((o.lastError ?? '').slice(0, 60)),
       ]),
     ])
       .split('\n')
@@ -146,6 +147,9 @@ function leaves(value: Readonly<Record<string, unknown>>, prefix = ''): (readonl
 
 /** `head` then the items, comma-separated, lines kept under 100 columns. */
 function wrap(head: string, items: readonly string[]): string {
+  // What a plugin reports (its counters' names, lists and reasons) is its to choose.
+  head = shown(head);
+  items = items.map(shown);
   const lines: string[] = [];
   let line = head;
   for (const [i, item] of items.entries()) {

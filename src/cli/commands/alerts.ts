@@ -11,6 +11,7 @@
 import { HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 
 interface AlertLine {
   id: string;
@@ -27,12 +28,14 @@ interface AlertLine {
 
 const opt = (options: Readonly<Record<string, unknown>>, key: string): string | undefined => (typeof options[key] === 'string' ? options[key] : undefined);
 
-/** One line for a person: time, severity, host, rule, message, and the count when folded. */
+/**
+ * One line for a person: the alert's id (what show, triage and comment take), time, severity,
+ * status, host, rule, message, the count when folded, and the assignee.
+ */
 export function formatAlert(alert: AlertLine): string {
   const count = alert.count > 1 ? ` (x${alert.count})` : '';
-  const status = alert.status === 'new' ? '' : ` [${alert.status}]`;
   const assignee = alert.assignee ? ` (${alert.assignee})` : '';
-  return `${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${status}${assignee}`;
+  return shown(`${alert.id}  ${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.status.padEnd(14)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${assignee}`);
 }
 
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -91,7 +94,8 @@ export async function alertsShow(context: CliContext, args: readonly string[], o
   }
   lines.push(`  events:   ${alert.events.length} (--json prints them)`);
   for (const c of alert.comments) lines.push(`  comment:  ${c.time} ${c.author}: ${c.text}`);
-  context.stdout.write(`${lines.join('\n')}\n`);
+  // Each entry is one line: whatever a value holds (a comment's newlines) stays on it, escaped.
+  context.stdout.write(`${lines.map(shown).join('\n')}\n`);
   return exitStatus.ok;
 }
 
@@ -119,7 +123,7 @@ export async function alertsComment(context: CliContext, args: readonly string[]
   if (text.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the comment\'s text');
   const client = await apiClient(options);
   const comment = (await client.post(`/api/v1/alerts/${id}/comments`, { text })) as Comment;
-  context.stdout.write(`${comment.time} ${comment.author}: ${comment.text}\n`);
+  context.stdout.write(`${shown(`${comment.time} ${comment.author}: ${comment.text}`)}\n`);
   return exitStatus.ok;
 }
 
@@ -136,7 +140,7 @@ interface SuppressionLine {
 }
 
 const formatSuppression = (s: SuppressionLine): string =>
-  `${s.id}  rule ${s.rule_id}${s.host ? ` on ${s.host}` : ''}${s.field ? ` where ${s.field} = ${JSON.stringify(s.value)}` : ''} until ${s.until}; ${s.hits} hit(s); by ${s.created_by}: ${s.reason}`;
+  shown(`${s.id}  rule ${s.rule_id}${s.host ? ` on ${s.host}` : ''}${s.field ? ` where ${s.field} = ${JSON.stringify(s.value)}` : ''} until ${s.until}; ${s.hits} hit(s); by ${s.created_by}: ${s.reason}`);
 
 /** `hades alerts suppress --rule R [--host H] [--field F --value V] --for D --reason TEXT`. */
 export async function alertsSuppress(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {

@@ -7,6 +7,7 @@
 import { errorCatalog, HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 
 interface HostResult {
   agent_id: string;
@@ -31,7 +32,8 @@ const isInputCode = (code: string): boolean => (errorCatalog as Record<string, {
 export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
   if (rows.length === 0) return ['(no rows)'];
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
+  // Cells hold what hosts report (process names, command lines): shown escaped, one line each.
+  const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? shown(v) : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
   const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
   const line = (values: string[]) => values.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))];

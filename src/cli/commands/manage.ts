@@ -9,6 +9,7 @@ import { HadesError } from '../../common/errors.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
 import { apiClient, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 import { readConfigFile } from './config.js';
 import { formatRows } from './fleet.js';
 
@@ -166,7 +167,7 @@ export async function agentsTags(context: CliContext, args: readonly string[], o
   const client = await apiClient(options);
   await named(client.put(`/api/v1/agents/${encodeURIComponent(id)}/tags`, tags), `agent '${id}' in the fleet of ${client.base}`, agentHint);
   if (options['json']) json(context, { id, tags });
-  else context.stdout.write(`agent ${id}: ${Object.keys(tags).length === 0 ? 'no tags' : Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+  else context.stdout.write(`${shown(`agent ${id}: ${Object.keys(tags).length === 0 ? 'no tags' : Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(' ')}`)}\n`);
   return exitStatus.ok;
 }
 

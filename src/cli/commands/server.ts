@@ -14,6 +14,7 @@ import { HadesServer } from '../../server/server.js';
 import { loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 import { readConfigFile } from './config.js';
 
 const waitForSignal = (context: CliContext, also?: AbortSignal) =>
@@ -147,7 +148,7 @@ export function formatEvent(e: Record<string, unknown>): string {
   } else if (text(e, 'destination', 'ip')) what = `-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
   else if (text(e, 'dns', 'question', 'name')) what = text(e, 'dns', 'question', 'name') ?? '';
   else if (text(e, 'file', 'path')) what = text(e, 'file', 'path') ?? '';
-  return `${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd();
+  return shown(`${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd());
 }
 
 export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {

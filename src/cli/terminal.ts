@@ -1,0 +1,26 @@
+/**
+ * Text for a terminal. Much of what the CLI prints comes from hosts and people it does not
+ * trust: process names, command lines and file paths chosen by whoever runs a program on a
+ * host, alert comments and assignees typed by API users, plugin counters. A control character
+ * in them would let that person move the cursor, clear the analyst's screen or print a line
+ * that looks like another alert; bidirectional controls reorder what is shown. `shown` writes
+ * each such character as an escape (`\n`, `\x1b`, `\u202e`), so one line of data stays one
+ * line of output and reads as it is. JSON output (`--json`) needs nothing: JSON escapes them.
+ */
+
+/** C0 and C1 controls, DEL, and the characters that change the direction or lines of text. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escape(c: string): string {
+  const code = c.charCodeAt(0);
+  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+}
+
+/** The value as text, its control characters escaped: safe to print as (part of) one line. */
+export function shown(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return UNSAFE.test(text) ? text.replace(UNSAFE_ALL, escape) : text;
+}

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatRows } from '../../src/cli/commands/fleet.js';
+import { formatEvent } from '../../src/cli/commands/server.js';
+import { shown } from '../../src/cli/terminal.js';
+
+describe('text for a terminal', () => {
+  it('escapes control, line-breaking and direction characters, and leaves the rest as it is', () => {
+    assert.equal(shown('plain text, ünïcode, 日本'), 'plain text, ünïcode, 日本');
+    assert.equal(shown('a\nb\rc\td'), 'a\\nb\\rc\\td');
+    assert.equal(shown('\x1b[2J\x00\x07\x7f\x9b'), '\\x1b[2J\\x00\\x07\\x7f\\x9b');
+    assert.equal(shown('evil\u202etxt.exe\u2028\u2066'), 'evil\\u202etxt.exe\\u2028\\u2066');
+    assert.equal(shown(42), '42');
+  });
+
+  it('keeps a host\'s process name and command line on its line in search output and tables', () => {
+    const event = {
+      '@timestamp': '2026-11-29T07:00:00.000Z',
+      host: { name: 'web-1' },
+      event: { action: 'exec' },
+      process: { pid: 42, name: 'x\x1b[2J', command_line: 'x\x1b[2J\r\n2026-11-29T07:00:00.000Z  web-1  exec  sshd(1)  all clear' },
+    };
+    const line = formatEvent(event);
+    assert.equal(line.split('\n').length, 1);
+    assert.ok(!line.includes('\x1b') && !line.includes('\r'));
+    assert.match(line, /x\\x1b\[2J\\r\\n2026/);
+    const rows = formatRows([{ name: 'a\nb', pid: 1 }]);
+    assert.deepEqual(rows.at(-1), 'a\\nb  1');
+  });
+});
