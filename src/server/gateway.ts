@@ -298,8 +298,11 @@ export class Gateway {
     try {
       checked = await this.inTurn(() => this.checkAndIngest(agentId, batch, arrived));
     } catch (error) {
-      // Not stored: no Ack, the agent keeps the batch and sends it again.
-      this.nack(stream, lastSeq, toHadesError(error), false);
+      // Not stored: no Ack, the agent keeps the batch and sends it again; unless the store found
+      // an event it can never take (the lines' check should have left it out): sent again, it
+      // would hold up everything behind it for ever.
+      const e = toHadesError(error);
+      this.nack(stream, lastSeq, e, e.code === 'HADES_ERR_EVENT_INVALID');
       return;
     }
     const { rejected } = checked;

@@ -61,6 +61,15 @@ describe('event schema', () => {
     assert.ok(paths.includes('/process/pid'), paths.join());
   });
 
+  it('rejects an event time of the right shape that is no real time, and takes the real ones', () => {
+    for (const time of ['2026-13-01T00:00:00Z', '2026-00-10T00:00:00Z', '2026-02-30T00:00:00Z', '2027-02-29T00:00:00Z', '2026-02-28T24:00:00Z', '2026-02-28T23:60:00Z', '2026-02-28T23:59:60Z']) {
+      const result = checkEvent({ ...clone(exampleEvent('exec')), '@timestamp': time });
+      assert.ok(!result.ok, time);
+      assert.deepEqual([result.code, result.problems[0]?.path], ['HADES_ERR_EVENT_INVALID', '/@timestamp'], time);
+    }
+    for (const time of ['2028-02-29T23:59:59.999999999Z', '1970-01-01T00:00:00Z', '2026-12-31T00:00:00.1Z']) assert.ok(checkEvent({ ...clone(exampleEvent('exec')), '@timestamp': time }).ok, time);
+  });
+
   it('rejects a category or type that does not belong to the action', () => {
     const e = clone(exampleEvent('exec')) as { event: { category: string[] } };
     e.event.category = ['network'];

@@ -15,6 +15,22 @@ export function Obj<P extends TProperties>(properties: P, description?: string):
 export const Timestamp = (description: string) =>
   Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?Z$', description });
 
+const TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
+
+/**
+ * The milliseconds since the epoch of a Timestamp that names a real instant, or NaN. The pattern
+ * alone lets through month 13, 30 February and 24:00, which Date.parse refuses or moves to
+ * another day, and which a store would then hold under a time the event did not say.
+ */
+export function timestampMs(text: string): number {
+  const m = TIME_PARTS.exec(text);
+  if (!m) return NaN;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return NaN;
+  return Date.parse(text);
+}
+
 export const Pid = (description = 'Process id (thread group id) in the host\'s pid namespace.') =>
   Type.Integer({ minimum: 0, maximum: 4_194_304, description });
 

@@ -1,6 +1,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TObject } from '@sinclair/typebox';
 import { HadesError } from '../errors.js';
+import { timestampMs } from './fields.js';
 import { eventActions, eventSchemas, type EventAction, type HadesEvent } from './schema.js';
 
 export interface EventProblem {
@@ -32,7 +33,12 @@ export function checkEvent(value: unknown): EventCheck {
       problems: [{ path: '/event/action', message: `unknown event.action ${JSON.stringify(action)}; known: ${eventActions.join(', ')}` }],
     };
   }
-  if (checker.Check(value)) return { ok: true, event: value as HadesEvent };
+  if (checker.Check(value)) {
+    // The schema checks the time's shape; the event's own time must also be a real one.
+    const timestamp = (value as { '@timestamp': string })['@timestamp'];
+    if (Number.isFinite(timestampMs(timestamp))) return { ok: true, event: value as HadesEvent };
+    return { ok: false, code: 'HADES_ERR_EVENT_INVALID', problems: [{ path: '/@timestamp', message: `${JSON.stringify(timestamp)} is not a real time (month 1-12, a day of that month, hours 0-23)` }] };
+  }
   const problems: EventProblem[] = [];
   for (const error of checker.Errors(value)) {
     problems.push({ path: error.path, message: error.message });

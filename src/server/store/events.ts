@@ -14,6 +14,7 @@
 import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { HadesError, isHadesError } from '../../common/errors.js';
+import { timestampMs } from '../../common/events/fields.js';
 import { migrate, type Db } from '../db.js';
 import { keyCounts, withIngested } from './line.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
@@ -130,7 +131,6 @@ const INSERT_SQL =
 
 const DAY_MS = 86_400_000;
 const MAX_CACHED_STATEMENTS = 64;
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -177,7 +177,7 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
   const action = meta['action'];
   if (typeof action !== 'string' || action.length === 0) throw invalid(index, 'event.action must be a non-empty string');
   const timestamp = event['@timestamp'];
-  const time = typeof timestamp === 'string' && TIMESTAMP.test(timestamp) ? Date.parse(timestamp) : NaN;
+  const time = typeof timestamp === 'string' ? timestampMs(timestamp) : NaN;
   if (!Number.isFinite(time)) throw invalid(index, '@timestamp must be an ISO 8601 UTC time');
   const host = child(event, 'host');
   const hostName = host === undefined ? null : str(host['name']);
