@@ -218,6 +218,11 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
   return ({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema);
 }
 
+/** A task's parameters as the audit log keeps them: long texts (SQL) cut to 1 KiB. */
+function auditedParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, typeof value === 'string' && value.length > 1024 ? `${value.slice(0, 1024)}…` : value]));
+}
+
 /**
  * What each kind of task needs, checked before anything is sent: a task the agents would refuse
  * is refused here, once, rather than failing on every agent of a group.
@@ -531,7 +536,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const principal = who(request, kind === 'restart_plugin' || kind === 'log_level' ? 'admin' : 'analyst');
       checkTaskParams(kind, request.body.params);
       const tasks = ports.createTask({ agentIds: request.body.agents, kind, params: request.body.params, timeoutS: request.body.timeout_s });
-      if (principal.role === 'admin') ports.audit(principal, 'task.create', request.body.agents.join(','), { kind });
+      // Every task is recorded, whoever made it: a query task reads the hosts it runs on.
+      ports.audit(principal, 'task.create', request.body.agents.join(','), { kind, params: auditedParams(request.body.params), tasks: tasks.length });
       return { tasks };
     },
   );
@@ -667,8 +673,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     (request) => {
       const principal = who(request, 'analyst');
+      const before = ports.getAlert(request.params.id);
       const alert = found(ports.triageAlert(request.params.id, request.body), `alert ${request.params.id}`);
-      ports.audit(principal, 'alert.triage', request.params.id, request.body);
+      // What it was, as well as what it became.
+      ports.audit(principal, 'alert.triage', request.params.id, { ...request.body, from: { status: before?.status, assignee: before?.assignee ?? null } });
       return alert;
     },
   );
@@ -678,7 +686,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { summary: 'Comment on an alert.', tags: ['alerts'], params: Id, success: [201], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
-      return found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
+      const comment = found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
+      ports.audit(principal, 'alert.comment', request.params.id, { text: request.body.text.slice(0, 1024) });
+      return comment;
     },
   );
   route(
@@ -792,7 +802,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ports.audit(principal, 'token.api.revoke', request.params.id);
     return { ok: true };
   });
-  route('GET', '/api/v1/audit', { summary: 'The audit log of admin actions, newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+  route('GET', '/api/v1/audit', { summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
     who(request, 'admin');
     return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), limit: request.query.limit }) };
   });

@@ -274,7 +274,7 @@ export class HadesServer {
     return {
       authenticate: (bearer) => apiTokens.authenticate(bearer),
       authorize: (principal, needed: Role) => apiTokens.authorize(principal, needed),
-      audit: (actor, action, target, details) => auditLog.record({ actor: actor.name, action, ...(target ? { target } : {}), ...(details ? { details } : {}) }),
+      audit: (actor, action, target, details) => auditLog.record({ actor: actor.name, actor_id: actor.id, action, ...(target ? { target } : {}), ...(details ? { details } : {}) }),
       listAudit: (options) => auditLog.list(options),
       caPem: () => pki.caPem,
       caFingerprint: () => pki.caFingerprint,

@@ -107,12 +107,20 @@ describe('authentication and roles', () => {
     assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt, undefined, 'not revoked');
   });
 
-  it('lets an analyst search and ask queries, but not revoke or restart plugins', async () => {
-    const { token } = await apiToken('analyst');
+  it('lets an analyst search and ask queries (audited, by the token\'s id as well as its name), but not revoke or restart plugins', async () => {
+    const { token, id: tokenId } = await apiToken('analyst');
+    // Another token of the same name: the audit log still tells them apart.
+    await apiToken('analyst');
     const identity = await server.enrollAgent();
     assert.ok(Array.isArray((await server.ok('GET', '/api/v1/events', { token, query: { since: '5m', action: 'inventory_change' } })).events));
-    const { tasks } = await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'select 1' } } });
+    const { tasks } = await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'select 1 from shell_history' } } });
     assert.equal(tasks.length, 1);
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    const audited = entries.find((e) => e['action'] === 'task.create' && e['target'] === identity.agentId);
+    assert.deepEqual(
+      { actor: audited?.['actor'], actor_id: audited?.['actor_id'], details: audited?.['details'] },
+      { actor: 'analyst-token', actor_id: tokenId, details: { kind: 'query', params: { sql: 'select 1 from shell_history' }, tasks: 1 } },
+    );
     assertError(await server.api('POST', `/api/v1/agents/${identity.agentId}/revoke`, { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'revoke');
     assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'x' } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'restart_plugin');
     assertError(await server.api('POST', '/api/v1/tokens/api', { token, body: { name: 'x', role: 'analyst' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'token');
@@ -1143,6 +1151,12 @@ describe('alerts through the API and the hades command', () => {
     const escaped = await run('show', alertId);
     assert.match(escaped.stdout, /^ {2}comment: .*: all clear\\x1b\[2J\\r\\n2026-01-01T00:00:00Z {2}LOW {2}forged$/m);
     assert.ok(!escaped.stdout.includes('\x1b') && !escaped.stdout.includes('\r'), 'no raw control character');
+    // Triage says what the alert was as well as what it became; comments are audited too.
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    const triage = entries.find((e) => e['action'] === 'alert.triage' && e['target'] === alertId && e['details']?.status === 'resolved');
+    assert.deepEqual(triage?.['details'], { status: 'resolved', assignee: 'bo', from: { status: triage?.['details'].from.status, assignee: triage?.['details'].from.assignee } });
+    assert.notEqual(triage?.['details'].from.status, 'resolved');
+    assert.ok(entries.some((e) => e['action'] === 'alert.comment' && e['target'] === alertId && e['details']?.text === 'closed: lab test'));
     const json = await run('show', alertId, '--json');
     assert.equal((JSON.parse(json.stdout) as AnyEvent)['events'].length, 1);
     const suppressed = await run('suppress', '--rule', '*', '--host', 'web-9', '--for', '2h', '--reason', 'maintenance');

@@ -19,11 +19,15 @@ const MIGRATIONS = [
      details TEXT
    ) STRICT;
    CREATE INDEX audit_log_at ON audit_log (at);`,
+  // Two API tokens may share a name: the id of the one that acted tells them apart.
+  `ALTER TABLE audit_log ADD COLUMN actor_id TEXT;`,
 ];
 
 export interface AuditRecord {
-  /** Who: an API token's name and id (`admin (3f2a...)`), `cli`, `system`. */
+  /** Who: an API token's name, `cli`, `system`. */
   readonly actor: string;
+  /** The acting API token's id, when a token acted (names may repeat). */
+  readonly actor_id?: string;
   /** What, as `object.verb`: `enroll_token.create`, `agent.revoke`, `group.config`. */
   readonly action: string;
   /** On what: an agent id, a token id, a group name. */
@@ -40,6 +44,7 @@ interface AuditRow {
   id: number;
   at: number;
   actor: string;
+  actor_id: string | null;
   action: string;
   target: string | null;
   details: string | null;
@@ -84,12 +89,13 @@ export class AuditLog {
     migrate(db, 'audit', MIGRATIONS);
     this.#db = db;
     this.#now = options.now ?? Date.now;
-    this.#insert = db.prepare('INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)');
+    this.#insert = db.prepare('INSERT INTO audit_log (at, actor, actor_id, action, target, details) VALUES (?, ?, ?, ?, ?, ?)');
   }
 
   /** Appends a record (secrets redacted; details over 16 KiB of JSON are replaced by a note). */
   record(entry: AuditRecord): AuditEntry {
     const actor = scrubText(checkText(entry.actor, 'an actor', 256));
+    const actorId = entry.actor_id === undefined ? null : checkText(entry.actor_id, 'an actor id', 128);
     const action = checkText(entry.action, 'an action', 128);
     const target = entry.target === undefined ? undefined : scrubText(checkText(entry.target, 'a target', 1024));
     let details: Record<string, unknown> | undefined;
@@ -99,8 +105,8 @@ export class AuditLog {
       if (size > MAX_DETAILS_BYTES) details = { truncated: true, bytes: size };
     }
     const at = this.#now();
-    const id = Number(this.#insert.run(at, actor, action, target ?? null, details === undefined ? null : JSON.stringify(details)).lastInsertRowid);
-    return entryOf({ id, at, actor, action, target: target ?? null, details: details === undefined ? null : JSON.stringify(details) });
+    const id = Number(this.#insert.run(at, actor, actorId, action, target ?? null, details === undefined ? null : JSON.stringify(details)).lastInsertRowid);
+    return entryOf({ id, at, actor, actor_id: actorId, action, target: target ?? null, details: details === undefined ? null : JSON.stringify(details) });
   }
 
   /**
@@ -141,6 +147,7 @@ function entryOf(row: AuditRow): AuditEntry {
     id: row.id,
     at: isoTime(row.at),
     actor: row.actor,
+    ...(row.actor_id === null ? {} : { actor_id: row.actor_id }),
     action: row.action,
     ...(row.target === null ? {} : { target: row.target }),
     ...(row.details === null ? {} : { details: JSON.parse(row.details) as Record<string, unknown> }),
