@@ -32,6 +32,9 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
   let token: string;
   let ca: string | undefined;
   if (explicitToken) {
+    // An API token is printable ASCII without spaces: anything else (a pasted newline) cannot
+    // even be sent as a header.
+    if (!/^[\x21-\x7e]+$/.test(explicitToken)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `the API token (${typeof options['token'] === 'string' ? '--token' : 'HADES_API_TOKEN'}) holds a space, a control or a non-ASCII character; an API token is hadesapi_ followed by letters and digits`);
     token = explicitToken;
     ca = existsSync(caFile(config.data_dir)) ? readFileSync(caFile(config.data_dir), 'utf8') : undefined;
   } else {

@@ -39,14 +39,18 @@ async function filesUnder(dir: string, depth = 0): Promise<string[]> {
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (entry.name.startsWith('.')) continue;
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(full, depth + 1)));
-    else if (entry.isFile() && isRuleFile(entry.name)) out.push(full);
+    // A symbolic link counts as what it points to (a folder of links to rule files is common).
+    const kind = entry.isSymbolicLink() ? await stat(full).catch(() => undefined) : entry;
+    if (kind?.isDirectory()) out.push(...(await filesUnder(full, depth + 1)));
+    else if (kind?.isFile() && isRuleFile(entry.name)) out.push(full);
   }
   return out;
 }
 
 async function readRuleFile(file: string, name: string): Promise<RuleFileText> {
   const info = await stat(file);
+  // A FIFO would block the read for ever, a device (/dev/zero) fill the memory.
+  if (!info.isFile()) throw new HadesError('HADES_ERR_RULE_PACK_READ', `${file} is not a regular file`);
   if (info.size > MAX_RULE_FILE_BYTES) {
     throw new HadesError('HADES_ERR_RULE_TOO_LARGE', `${file} is ${info.size} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
   }

@@ -148,8 +148,9 @@ const DURATION = /^(\d+)(s|m|h|d)$/;
 export function parseSince(value: string, now = Date.now()): number {
   const match = DURATION.exec(value);
   if (match) return now - Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  const time = Date.parse(value);
-  if (Number.isNaN(time)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is neither a duration (30s, 15m, 2h, 7d) nor an ISO time`);
+  // An ISO date or time; Date.parse alone would also take '5' (as May 2001).
+  const time = /^\d{4}-\d{2}-\d{2}([T ]|$)/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(time)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is neither a duration (30s, 15m, 2h, 7d) nor an ISO time (2026-11-28 or 2026-11-28T08:00:00Z)`);
   return time;
 }
 

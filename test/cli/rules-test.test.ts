@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -129,5 +130,34 @@ describe('hades rules test', () => {
     const e = await runHades(['rules', 'test', empty]);
     assert.equal(e.status, 2);
     assert.match(e.stderr, /HADES_ERR_RULE_PACK_READ: .*holds no \.yaml or \.yml file/);
+  });
+
+  it('follows symbolic links to rule files and folders in a folder', async () => {
+    const target = file('linked/real.yaml', passing);
+    const links = path.join(dir, 'links');
+    mkdirSync(links);
+    symlinkSync(target, path.join(links, 'one.yaml'));
+    symlinkSync(path.dirname(target), path.join(links, 'folder'));
+    symlinkSync(path.join(dir, 'nowhere.yaml'), path.join(links, 'dangling.yaml'));
+    const r = await runHades(['rules', 'test', links]);
+    // Both links lead to the same file: read twice, its rule's id repeats.
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /links\/one\.yaml:.*HADES_ERR_RULE_DUPLICATE_ID: rule 'curl_exec' is already defined at .*links\/folder\/real\.yaml/);
+    const only = path.join(dir, 'only-link');
+    mkdirSync(only);
+    symlinkSync(target, path.join(only, 'a.yaml'));
+    const ok = await runHades(['rules', 'test', only]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^1 file, 1 rule; 2 samples: 2 passed/);
+  });
+
+  it('refuses a FIFO or a device named as a rule file rather than hang or fill the memory', async () => {
+    const fifo = path.join(dir, 'pipe.yaml');
+    execFileSync('mkfifo', [fifo]);
+    for (const p of [fifo, '/dev/zero']) {
+      const r = await runHades(['rules', 'test', p], { timeoutMs: 10_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^hades: HADES_ERR_RULE_PACK_READ: .* is not a regular file\n$/);
+    }
   });
 });

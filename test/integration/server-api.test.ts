@@ -153,6 +153,8 @@ describe('invalid requests', () => {
     ['GET', '/api/v1/agents', { query: { online: 'maybe' } }, 'online not a boolean'],
     ['GET', '/api/v1/tasks', { query: { limit: 0 } }, 'tasks limit 0'],
     ['GET', '/api/v1/audit', { query: { since: 'garbage' } }, 'audit since'],
+    ['GET', '/api/v1/events', { query: { since: '5' } }, 'a bare number as a time (Date.parse takes it for May 2001)'],
+    ['GET', '/api/v1/alerts', { query: { until: '-1' } }, 'a negative number as a time'],
     ['POST', '/api/v1/tokens/api', { body: { name: { nested: true }, role: 'admin' } }, 'a body field of the wrong type'],
     ['POST', '/api/v1/tokens/api', { body: ['name', 'admin'] }, 'a body that is an array'],
     ['POST', '/api/v1/tokens/api', { raw: 'name=x&role=admin' }, 'a body that is not JSON'],
@@ -885,6 +887,14 @@ describe('managing the fleet with the hades command', () => {
       const result = await hades('agents', 'list', '--server', url, '--token', 'x');
       assert.equal(result.status, 2, `${url}: ${result.stderr}`);
       assert.match(result.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --server must be/);
+    }
+  });
+
+  it('an API token that cannot be a header value (a pasted newline, non-ASCII) is a user error', async () => {
+    for (const token of ['a\nb', 'hé€', 'two words']) {
+      const result = await hades('agents', 'list', '--token', token);
+      assert.equal(result.status, 2, `${JSON.stringify(token)}: ${result.stderr}`);
+      assert.match(result.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: the API token \(--token\) holds a space/);
     }
   });
 
