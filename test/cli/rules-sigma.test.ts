@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -105,5 +105,19 @@ describe('hades rules import-sigma', () => {
     const blocked = await runHades(['rules', 'import-sigma', input, '--out', path.join(file, 'out')]);
     assert.equal(blocked.status, 3);
     assert.match(blocked.stderr, /^hades: HADES_ERR_SIGMA_WRITE: /m);
+    // The Sigma folder itself, or a folder inside it: the sources would be replaced.
+    for (const out of [input, path.join(input, 'converted')]) {
+      const r = await runHades(['rules', 'import-sigma', input, '--out', out]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --out .* (the Sigma folder itself|inside the Sigma folder)/m);
+    }
+    assert.equal(readFileSync(path.join(input, 'good.yml'), 'utf8'), GOOD, 'the source is untouched');
+    // a.yml and a.yaml would be written to one file: refused before anything is written.
+    writeFileSync(path.join(input, 'good.yaml'), GOOD.replace(/^id: .*$/m, 'id: 0b2b2d5c-1111-4c1f-9a55-0123456789ab'));
+    const out = path.join(dir, 'two-out');
+    const clash = await runHades(['rules', 'import-sigma', input, '--out', out]);
+    assert.equal(clash.status, 3, clash.stderr);
+    assert.match(clash.stderr, /^hades: HADES_ERR_SIGMA_WRITE: good\.ya?ml and good\.ya?ml would both be written to .*good\.yaml; rename one of them/m);
+    assert.ok(!existsSync(out), 'nothing written');
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { MAX_RULE_FILE_BYTES } from '../../rules/index.js';
@@ -115,11 +115,24 @@ export async function importSigma(context: CliContext, args: readonly string[], 
 
   const written: string[] = [];
   if (out !== undefined) {
+    // Hades rule files are named like their Sigma sources: written into the Sigma folder, they
+    // would replace the sources themselves.
+    const [realDir, realOut] = await Promise.all([realpath(dir).catch(() => path.resolve(dir)), realpath(out).catch(() => path.resolve(out))]);
+    if (realOut === realDir || realOut.startsWith(`${realDir}${path.sep}`)) {
+      throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--out ${out} is ${realOut === realDir ? 'the Sigma folder itself' : 'inside the Sigma folder'}: the converted files would replace or mix with the Sigma rules; give another folder`);
+    }
+    // a.yml and a.yaml would both become a.yaml: say so before writing anything.
+    const targets = new Map<string, { readonly source: string; readonly text: string }>();
     for (const { source, file } of conversion.sources) {
       const target = path.join(out, source.replace(/\.ya?ml$/i, '') + '.yaml');
+      const other = targets.get(target);
+      if (other !== undefined) throw new HadesError('HADES_ERR_SIGMA_WRITE', `${other.source} and ${source} would both be written to ${target}; rename one of them`);
+      targets.set(target, { source, text: file.text });
+    }
+    for (const [target, { text }] of targets) {
       try {
         await mkdir(path.dirname(target), { recursive: true });
-        await writeFile(target, file.text);
+        await writeFile(target, text);
       } catch (error) {
         throw new HadesError('HADES_ERR_SIGMA_WRITE', `cannot write ${target}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
       }
