@@ -261,6 +261,10 @@ export function resolveField(text: string): ResolveResult {
     if (segments.length !== 3) return { ok: false, message: `unknown field '${text}'`, suggestion: suggestField(text) };
   }
   const path = segments.map((s) => s.key).join('.');
+  // Keys of free-form objects (CMDB tags, inventory rows) may be anything, but not what every
+  // object inherits: `tags.constructor` would be found on every event that has tags.
+  const inherited = segments.find((s) => s.key in Object.prototype);
+  if (inherited) return { ok: false, message: `'${text}': '${inherited.key}' is a name every object has, not a field` };
   const info = fieldInfo(path);
   if (!info) {
     const suggestion = suggestField(text);

@@ -90,6 +90,12 @@ describe('rule compiler: condition syntax', () => {
     expectProblem(rule('process.name in "x"'), 'HADES_ERR_RULE_SYNTAX', 5, 32, /'in' takes a list/);
   });
 
+  it('refuses names every object inherits as keys of free-form objects (they would exist on every event)', () => {
+    expectProblem(rule('hades.cmdb.tags.constructor exists'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /'constructor' is a name every object has/);
+    expectProblem(rule('hades.inventory.row.toString = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /'toString' is a name every object has/);
+    expectProblem(rule('hades.cmdb.tags.__proto__ exists'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16);
+  });
+
   it('checks dedup_by: event fields that exist and hold one value each, with their position', () => {
     expectProblem(rule('process.name = x', '    dedup_by: [process.nmae]\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 16, /did you mean 'process\.name'/);
     expectProblem(rule('process.name = x', '    dedup_by: [process.pid, process.parent]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 6, 29, /is an object/);
