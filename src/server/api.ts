@@ -268,6 +268,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     https: { key: options.tls.keyPem, cert: options.tls.certPem },
     logger: false,
     bodyLimit: 1024 * 1024,
+    // Ids in paths may be 128 characters (the schemas say so): the router's own limit is 100.
+    maxParamLength: 256,
+    // A path that does not decode (`%ZZ`): a coded answer like every other.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ code: 'HADES_ERR_API_INVALID_REQUEST', message: `the request's path or query is malformed: ${error.message}` });
+    },
+    // What the HTTP parser refuses before any route sees it (an unknown method, headers over
+    // 16 KiB, a broken request line) also gets one coded JSON answer, then the connection closes.
+    clientErrorHandler: (error: Error & { code?: string }, socket) => {
+      const large = error.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(large ? { code: 'HADES_ERR_API_TOO_LARGE', message: 'the request\'s headers (with its query string) are larger than the API takes (16 KiB)' } : { code: 'HADES_ERR_API_INVALID_REQUEST', message: `the request is not HTTP the API takes (${error.code ?? error.message})` });
+      if (socket.writable) socket.end(`HTTP/1.1 ${large ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      else socket.destroy();
+    },
   });
   app.setValidatorCompiler(validatorCompiler());
   await app.register(fastifySwagger, {

@@ -187,6 +187,18 @@ describe('invalid requests', () => {
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
     ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],
   ];
+  it('answers what the router and the HTTP parser refuse with coded JSON too (a long id, a path that does not decode, huge headers, an unknown method)', async () => {
+    const long = await server.api('GET', `/api/v1/tasks/${'a'.repeat(110)}`);
+    assert.deepEqual([long.status, (long.body as AnyEvent)['code']], [404, 'HADES_ERR_API_NOT_FOUND'], 'an id of 110 characters is looked up');
+    const undecodable = await server.api('GET', '/api/v1/tasks/%ZZ');
+    assert.deepEqual([undecodable.status, (undecodable.body as AnyEvent)['code']], [400, 'HADES_ERR_API_INVALID_REQUEST']);
+    const huge = await server.api('GET', '/api/v1/events', { query: { host: 'h'.repeat(20_000) } });
+    assert.deepEqual([huge.status, (huge.body as AnyEvent)['code']], [431, 'HADES_ERR_API_TOO_LARGE']);
+    const brew = await server.api('BREW', '/api/v1/events');
+    assert.deepEqual([brew.status, (brew.body as AnyEvent)['code']], [400, 'HADES_ERR_API_INVALID_REQUEST']);
+    assert.equal((await server.api('GET', '/api/v1/health', { token: null })).status, 200, 'and the server goes on');
+  });
+
   it('names the bound a value broke rather than the shape it did not take (40 filters, where 32 are allowed)', async () => {
     const response = await server.api('GET', '/api/v1/events', { query: { filter: Array.from({ length: 40 }, (_, i) => `process.pid=${i}`) } });
     assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST', '40 filters');
