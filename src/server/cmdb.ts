@@ -24,17 +24,20 @@ const CHECK_MS = 2000;
 /** Parses CMDB text; throws HADES_ERR_CMDB with the position of the problem. */
 export function parseCmdb(text: string, file: string): { byName: Map<string, HostMetadata>; byAddress: Map<string, HostMetadata> } {
   let rows: Record<string, unknown>[];
-  const trimmed = text.trimStart();
+  // A byte order mark (editors on Windows write one) is not part of the content.
+  const content = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const trimmed = content.trimStart();
+  if (trimmed.startsWith('{')) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects ([{"hostname": ...}, ...]), not one object`);
   if (trimmed.startsWith('[')) {
     try {
-      rows = JSON.parse(text) as Record<string, unknown>[];
+      rows = JSON.parse(content) as Record<string, unknown>[];
     } catch (error) {
       throw new HadesError('HADES_ERR_CMDB', `${file}: not valid JSON: ${(error as Error).message}`);
     }
     if (!Array.isArray(rows) || rows.some((r) => !r || typeof r !== 'object' || Array.isArray(r))) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects`);
   } else {
     try {
-      rows = parse<Record<string, unknown>>(text, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
+      rows = parse<Record<string, unknown>>(content, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
     } catch (error) {
       throw new HadesError('HADES_ERR_CMDB', `${file}: ${(error as Error).message}`);
     }
@@ -45,18 +48,28 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     const name = typeof row['hostname'] === 'string' ? row['hostname'] : typeof row['host'] === 'string' ? row['host'] : undefined;
     const address = typeof row['address'] === 'string' ? row['address'] : typeof row['ip'] === 'string' ? row['ip'] : undefined;
     if (!name && !address) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1} has neither hostname nor address`);
-    const tags: Record<string, string> = {};
+    // Tags are text of bounded size, in an object without a prototype: a `__proto__` key is a
+    // tag like any other, not a way to replace the object's prototype.
+    const tags: Record<string, string> = Object.create(null) as Record<string, string>;
     const meta: Record<string, unknown> = {};
+    const tag = (key: string, value: unknown) => {
+      if (value === undefined || value === null || value === '') return;
+      tags[key.slice(0, 64)] = (typeof value === 'string' ? value : JSON.stringify(value)).slice(0, 256);
+    };
     for (const [key, value] of Object.entries(row)) {
       if (KEY_COLUMNS.has(key) || value === undefined || value === null || value === '') continue;
-      const text = typeof value === 'string' ? value : JSON.stringify(value);
-      if (KNOWN.has(key)) meta[key] = text.slice(0, 256);
-      else if (key === 'tags' && value && typeof value === 'object') Object.assign(tags, value);
-      else tags[key.slice(0, 64)] = text.slice(0, 256);
+      if (KNOWN.has(key)) meta[key] = (typeof value === 'string' ? value : JSON.stringify(value)).slice(0, 256);
+      else if (key === 'tags' && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value as Record<string, unknown>)) tag(k, v);
+      else tag(key, value);
     }
-    const entry: HostMetadata = { ...meta, ...(Object.keys(tags).length > 0 ? { tags } : {}) };
-    if (name) byName.set(name.toLowerCase(), entry);
-    if (address) byAddress.set(address, entry);
+    const entry: HostMetadata = { ...meta, ...(Object.keys(tags).length > 0 ? { tags: { ...tags } } : {}) };
+    const key = name?.toLowerCase();
+    // Two different rows for one host: which one applies would depend on the order of the file.
+    const clash = (other: HostMetadata | undefined) => other !== undefined && JSON.stringify(other) !== JSON.stringify(entry);
+    if (key !== undefined && clash(byName.get(key))) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1}: host '${name}' has another row with other values (host names match without regard to case)`);
+    if (address !== undefined && clash(byAddress.get(address))) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1}: address ${address} has another row with other values`);
+    if (key !== undefined) byName.set(key, entry);
+    if (address !== undefined) byAddress.set(address, entry);
   });
   return { byName, byAddress };
 }
@@ -86,10 +99,22 @@ export class Cmdb {
   reload(): void {
     if (!this.file) return;
     try {
-      const stat = statSync(this.file);
+      let stat;
+      try {
+        stat = statSync(this.file);
+      } catch (error) {
+        throw new HadesError('HADES_ERR_CMDB', `cannot read ${this.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+      }
+      if (!stat.isFile()) throw new HadesError('HADES_ERR_CMDB', `${this.file} is not a regular file`);
       if (stat.mtimeMs === this.mtimeMs) return;
       if (stat.size > MAX_BYTES) throw new HadesError('HADES_ERR_CMDB', `${this.file} is larger than ${MAX_BYTES} bytes`);
-      const parsed = parseCmdb(readFileSync(this.file, 'utf8'), this.file);
+      let text: string;
+      try {
+        text = readFileSync(this.file, 'utf8');
+      } catch (error) {
+        throw new HadesError('HADES_ERR_CMDB', `cannot read ${this.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+      }
+      const parsed = parseCmdb(text, this.file);
       this.mtimeMs = stat.mtimeMs;
       this.byName = parsed.byName;
       this.byAddress = parsed.byAddress;

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { HadesError } from '../../src/common/errors.js';
+import { Cmdb, parseCmdb } from '../../src/server/cmdb.js';
+import { Logger } from '../../src/runtime/log.js';
+import { LogSink } from '../helpers/server.js';
+
+const refused = (text: string, message: RegExp) =>
+  assert.throws(() => parseCmdb(text, 'cmdb'), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CMDB' && message.test(e.message));
+
+describe('CMDB file', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hades-cmdb-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads CSV and JSON, with a byte order mark or without', () => {
+    const csv = parseCmdb('\ufeffhostname,owner,rack\nweb-1,team-a,r1\n', 'cmdb.csv');
+    assert.deepEqual(csv.byName.get('web-1'), { owner: 'team-a', tags: { rack: 'r1' } });
+    const json = parseCmdb('\ufeff[{"hostname": "Web-2", "environment": "prod", "tags": {"tier": "gold", "n": 3}}]', 'cmdb.json');
+    assert.deepEqual(json.byName.get('web-2'), { environment: 'prod', tags: { tier: 'gold', n: '3' } });
+  });
+
+  it('keeps tags as bounded text, and a __proto__ key as a tag', () => {
+    const parsed = parseCmdb(`[{"hostname": "h", "tags": {"__proto__": {"polluted": "yes"}, "deep": {"a": [1, 2]}, "long": "${'x'.repeat(300)}"}}]`, 'cmdb.json');
+    const tags = parsed.byName.get('h')?.tags as Record<string, string>;
+    assert.equal(Object.getPrototypeOf(tags), Object.prototype);
+    assert.equal(tags['deep'], '{"a":[1,2]}');
+    assert.equal(tags['long']?.length, 256);
+    assert.equal(Object.hasOwn(tags, '__proto__'), true);
+    assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+  });
+
+  it('refuses one object, rows without a host, and two different rows for one host', () => {
+    refused('{"hostname": "h"}', /an array of objects .* not one object/);
+    refused('[1, 2]', /an array of objects/);
+    refused('[{"owner": "x"}]', /row 1 has neither hostname nor address/);
+    refused('hostname,owner\na,x\nA,y\n', /row 2: host 'A' has another row with other values/);
+    refused('address,owner\n10.0.0.1,x\n10.0.0.1,y\n', /address 10\.0\.0\.1 has another row/);
+    assert.equal(parseCmdb('hostname,owner\na,x\na,x\n', 'cmdb').byName.size, 1, 'the same row twice is one host');
+  });
+
+  it('reports a missing file, a folder and a broken file with HADES_ERR_CMDB and keeps the last good content', () => {
+    const sink = new LogSink();
+    const file = path.join(dir, 'cmdb.csv');
+    const cmdb = new Cmdb(file, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
+    cmdb.reload();
+    assert.match(cmdb.lastError ?? '', /cannot read .*cmdb\.csv: ENOENT/);
+    writeFileSync(file, 'hostname,owner\nweb-1,team-a\n');
+    cmdb.reload();
+    assert.equal(cmdb.lookup('WEB-1')?.owner, 'team-a');
+    writeFileSync(file, 'hostname,owner\n"unclosed,x\n');
+    cmdb.reload();
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-a', 'the last good content stays');
+    const folder = path.join(dir, 'folder.csv');
+    mkdirSync(folder);
+    const other = new Cmdb(folder, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
+    other.reload();
+    assert.match(other.lastError ?? '', /is not a regular file/);
+    const codes = sink.lines().filter((l) => l['level'] === 'error').map((l) => l['code']);
+    assert.ok(codes.length >= 3 && codes.every((c) => c === 'HADES_ERR_CMDB'), JSON.stringify(codes));
+  });
+});
