@@ -24,7 +24,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
-import { isTableName, isTaskSql, logLevelProblem, MAX_TASK_SQL_CHARS } from '../common/tasks.js';
+import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
@@ -240,10 +240,13 @@ function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<strin
       if (typeof params['name'] !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(params['name'])) throw bad(`params.name must name a plugin, e.g. inventory, logs, honeypot, driver (got ${JSON.stringify(params['name'] ?? null)})`);
       return;
     case 'query':
-      if (!isTaskSql(params['sql'])) throw bad(`params.sql must be one SQL statement of at most ${MAX_TASK_SQL_CHARS} characters`);
-      return;
     case 'inventory':
-      if (!isTableName(params['table'])) throw bad(`params.table must name an inventory table (docs/tables.md; got ${JSON.stringify(params['table'] ?? null)})`);
+      // The agent's own check: the SQL or table, and the limits (timeout_s, max_rows, max_bytes).
+      try {
+        parseQueryTask(kind, params);
+      } catch (error) {
+        throw bad(toHadesError(error).message);
+      }
       return;
   }
 }

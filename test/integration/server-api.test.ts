@@ -183,6 +183,8 @@ describe('invalid requests', () => {
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'restart_plugin' } }, 'a plugin restart without a name'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: ' ' } } }, 'a query without SQL'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'Users; DROP' } } }, 'an inventory task with a bad table name'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: 'SELECT 1', max_rows: -5 } } }, 'a query task with rows below 1'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'users', timeout_s: 601 } } }, 'an inventory task with a timeout above 600 s'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { assignee: 12345 } }, 'an assignee that is a number'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
     ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],

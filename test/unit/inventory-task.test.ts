@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
-import { parseQueryTask, taskResult, uniqueNames } from '../../src/agent/plugins/inventory-plugin.js';
+import { taskResult, uniqueNames } from '../../src/agent/plugins/inventory-plugin.js';
+import { parseQueryTask } from '../../src/common/tasks.js';
 
 const refused = (kind: string, params: unknown, message: RegExp) =>
   assert.throws(

@@ -8,8 +8,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../../common/config/index.js';
-import { isTableName, isTaskSql, MAX_TASK_SQL_CHARS } from '../../common/tasks.js';
-import { HadesError } from '../../common/errors.js';
+import type { QueryTask } from '../../common/tasks.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../inventory/query-client.js';
 import { EventPlugin, type EventPluginOptions } from './event-plugin.js';
@@ -46,65 +45,6 @@ export function inventoryManifest(version: string): LoadedManifest {
     events: ['inventory_change', 'package_finding'],
     file: '(built-in)',
     binary: process.execPath,
-  };
-}
-
-/** Limits of the query and inventory tasks (docs/plugins.md). */
-export const TASK_LIMITS = {
-  timeoutS: { default: 60, max: 600 },
-  maxRows: { default: 10_000, max: 100_000 },
-  /** The gateway takes messages of at most 8 MiB: results stay well under. */
-  maxBytes: { default: 4 * 1024 * 1024, max: 6 * 1024 * 1024, min: 1024 },
-} as const;
-
-export interface QueryTask {
-  readonly sql: string;
-  readonly timeoutMs: number;
-  readonly maxRows: number;
-  readonly maxBytes: number;
-}
-
-function bounded(params: Record<string, unknown>, key: string, limit: { default: number; max: number; min?: number }): number {
-  const value = params[key];
-  if (value === undefined || value === null) return limit.default;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < (limit.min ?? 1) || value > limit.max) {
-    throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.${key} must be an integer from ${limit.min ?? 1} to ${limit.max} (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
-
-/** Time kept back from a server deadline (`timeout_ms`) for the answer to travel. */
-const deadlineMargin = (ms: number) => Math.max(2000, Math.round(ms / 10));
-
-/**
- * The parameters of a `query` task ({sql, timeout_s?, max_rows?, max_bytes?}) or an `inventory`
- * task ({table, ...the same limits}), checked; throws HADES_ERR_QUERY_PARAMS. Instead of
- * timeout_s, the server may send its own deadline as `timeout_ms` (fleet queries do): the query
- * then gets that less a margin, between 1 s and the 600 s maximum. Other keys are ignored.
- */
-export function parseQueryTask(kind: string, raw: unknown): QueryTask {
-  const params = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
-  let sql: string;
-  if (kind === 'inventory') {
-    const table = params['table'];
-    if (!isTableName(table)) throw new HadesError('HADES_ERR_QUERY_PARAMS', 'params.table must name an inventory table (docs/tables.md)');
-    sql = `SELECT * FROM "${table}"`;
-  } else {
-    const text = params['sql'];
-    if (!isTaskSql(text)) throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.sql must be one SQL statement of at most ${MAX_TASK_SQL_CHARS} characters`);
-    sql = text;
-  }
-  let timeoutMs = bounded(params, 'timeout_s', TASK_LIMITS.timeoutS) * 1000;
-  const deadline = params['timeout_ms'];
-  if (params['timeout_s'] === undefined && deadline !== undefined && deadline !== null) {
-    if (typeof deadline !== 'number' || !Number.isFinite(deadline) || deadline <= 0) throw new HadesError('HADES_ERR_QUERY_PARAMS', `params.timeout_ms must be a positive number (got ${JSON.stringify(deadline)})`);
-    timeoutMs = Math.round(Math.min(TASK_LIMITS.timeoutS.max * 1000, Math.max(1000, deadline - deadlineMargin(deadline))));
-  }
-  return {
-    sql,
-    timeoutMs,
-    maxRows: bounded(params, 'max_rows', TASK_LIMITS.maxRows),
-    maxBytes: bounded(params, 'max_bytes', TASK_LIMITS.maxBytes),
   };
 }
 
