@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import type { Row, TableSpec } from '../../src/agent/inventory/table.js';
 import { containers } from '../../src/agent/inventory/tables/containers.js';
 import { crontab, parseCrontab } from '../../src/agent/inventory/tables/cron.js';
 import { parseHistory, shellHistory, unmetafy } from '../../src/agent/inventory/tables/history.js';
+import { readBytes } from '../../src/agent/inventory/tables/host-read.js';
 import { debPackages } from '../../src/agent/inventory/tables/packages-deb.js';
 import { ldSoPreload, parseAssignments, parsePreloadFile } from '../../src/agent/inventory/tables/preload.js';
 import { softwareTables } from '../../src/agent/inventory/tables/software.js';
@@ -479,4 +481,19 @@ describe('software tables on this host', () => {
       if (table.name === 'systemd_units') assert.ok(rows.length > 10);
     });
   }
+});
+
+describe('reading a host file (host-read.ts)', () => {
+  it('does not block on a FIFO where a file is expected: a warning, no content', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-host-read-'));
+    try {
+      mkdirSync(path.join(dir, 'etc'));
+      execFileSync('mkfifo', [path.join(dir, 'etc', 'passwd')]);
+      const ctx = testContext(dir);
+      assert.equal(readBytes(ctx, path.join(dir, 'etc', 'passwd'), '/etc/passwd'), undefined);
+      assert.match(warningFor(ctx, 'HADES_ERR_INVENTORY_UNREADABLE', '/etc/passwd')?.message ?? '', /not a regular file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -4,6 +4,7 @@
  * file was rotated meanwhile).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,17 @@ describe('file follower', () => {
     appendFileSync(file, ' two\r\n');
     f.poll();
     assert.deepEqual(lines, ['new 1', 'new 2 part two']);
+    f.close();
+  });
+
+  it('does not block on a FIFO under the log\'s name, and says once that it is not a file', () => {
+    const file = path.join(dir, 'fifo.log');
+    execFileSync('mkfifo', [file]);
+    const problems: string[] = [];
+    const f = new FileFollower(file, { maxLineBytes: 1024, onLine: () => assert.fail('no line'), onProblem: (m) => problems.push(m) });
+    assert.equal(f.poll(), false);
+    assert.equal(f.poll(), false);
+    assert.deepEqual(problems, [`${file} is not a regular file (a FIFO): not read`]);
     f.close();
   });
 

@@ -197,7 +197,7 @@ export class LogCollector {
       this.journal.start();
     } else {
       this.stats.source = 'files';
-      this.files = config.files.map((file) => new FileFollower(file, { maxLineBytes: config.max_line_bytes, ...(state.files?.[file] ? { position: state.files[file] } : {}), onLine: (line) => this.onFileLine(file, line) }));
+      this.files = config.files.map((file) => new FileFollower(file, { maxLineBytes: config.max_line_bytes, ...(state.files?.[file] ? { position: state.files[file] } : {}), onLine: (line) => this.onFileLine(file, line), onProblem: (message) => this.log('warn', message, 'HADES_ERR_LOG_SOURCE') }));
       const poll = async (): Promise<void> => {
         let more = false;
         for (const f of this.files) more = f.poll() || more;

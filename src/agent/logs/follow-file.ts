@@ -10,7 +10,7 @@
  *   `PATH-20261128`) by its inode. A file is recognised by inode and first bytes, not by device
  *   number, which may change across reboots (btrfs, device mapper).
  */
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export interface FilePosition {
@@ -39,7 +39,12 @@ export interface FileFollowerOptions {
   readonly onLine: (line: string) => void;
   /** How long a rotated file is still read (ms); 5 s by default. */
   readonly retireMs?: number;
+  /** Told once when the path names something that is not a regular file (a FIFO, a folder). */
+  readonly onProblem?: (message: string) => void;
 }
+
+/** Opened without blocking: a FIFO under a log's name would hold the collector's reads for ever. */
+const READ_NONBLOCK = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** Most bytes read in one poll, so one huge append does not hold the process. */
 const MAX_READ_PER_POLL = 1024 * 1024;
@@ -88,6 +93,8 @@ export class FileFollower {
   private saved: FilePosition | undefined;
   /** Before the first open attempt of this run. */
   private first = true;
+  /** The path named something other than a file when last opened (reported once). */
+  private notAFile = false;
   private partial: Buffer[] = [];
   private partialBytes = 0;
   /** Inside an overlong line: the rest of it up to its newline is skipped. */
@@ -178,15 +185,18 @@ export class FileFollower {
     this.first = false;
     let fd: number;
     try {
-      fd = openSync(this.path, 'r');
+      fd = openSync(this.path, READ_NONBLOCK);
     } catch {
       return false;
     }
     const s = fstatSync(fd);
     if (!s.isFile()) {
       closeSync(fd);
+      if (!this.notAFile) this.options.onProblem?.(`${this.path} is not a regular file (${s.isFIFO() ? 'a FIFO' : s.isDirectory() ? 'a folder' : 'a device or socket'}): not read`);
+      this.notAFile = true;
       return false;
     }
+    this.notAFile = false;
     const head = headOf(fd);
     let offset: number;
     const saved = this.saved;
@@ -219,7 +229,7 @@ export class FileFollower {
       if (!s || s.ino !== saved.ino || s.size < saved.offset) continue;
       let fd: number;
       try {
-        fd = openSync(file, 'r');
+        fd = openSync(file, READ_NONBLOCK);
       } catch {
         continue;
       }

@@ -5,7 +5,7 @@
  * `ctx.maxFileBytes`, and nothing throws: a missing file is simply absent, anything else becomes
  * a warning.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
@@ -72,7 +72,8 @@ export function readBytes(ctx: CollectContext, file: string, shown: string, opti
   const max = options.maxBytes ?? ctx.maxFileBytes;
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Without blocking: opening a FIFO for reading waits for a writer, before fstat can tell.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     if (!options.quiet) reportError(ctx, error, shown, 'not read');
     return undefined;
