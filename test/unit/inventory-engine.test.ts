@@ -144,6 +144,22 @@ describe('inventory engine', () => {
       await rejects(engine.query('SELECT * FROM zzz'), 'HADES_ERR_QUERY_UNKNOWN_TABLE', /tables: processes, listening_ports/);
       const column = await rejects(engine.query('SELECT p.lable FROM processes p'), 'HADES_ERR_QUERY_UNKNOWN_COLUMN', /did you mean label\?/);
       assert.equal(column.details?.['suggestion'], 'label');
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('suggests a column of the tables the statement names, not a column of that very name in another table', async () => {
+    const users = table('users', numbers(1), [
+      { name: 'uid', type: 'INTEGER', description: 'Uid.' },
+      { name: 'username', type: 'TEXT', description: 'Name.' },
+      { name: 'home', type: 'TEXT', description: 'Home.' },
+    ]);
+    const engine = new InventoryEngine([users, table('processes', numbers(1), [{ name: 'name', type: 'TEXT', description: 'Name.' }])]);
+    try {
+      const column = await rejects(engine.query('SELECT name FROM users'), 'HADES_ERR_QUERY_UNKNOWN_COLUMN', /no such column: name; did you mean username\?/);
+      assert.equal(column.details?.['suggestion'], 'username');
+      await rejects(engine.query('SELECT zz FROM users'), 'HADES_ERR_QUERY_UNKNOWN_COLUMN', /no such column: zz; users: uid, username, home$/);
       await rejects(engine.query("SELECT json_extract('not json', '$.a')"), 'HADES_ERR_QUERY_FAILED', /malformed JSON/);
     } finally {
       engine.close();

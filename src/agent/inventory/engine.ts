@@ -81,8 +81,12 @@ export function queryError(code: ErrorCode, message: string, details?: Record<st
 /** The closest name within a distance that makes sense for its length. */
 function suggest(name: string, candidates: readonly string[]): string | undefined {
   if (candidates.length === 0) return undefined;
-  const best = closest(name.toLowerCase(), candidates);
-  return distance(name.toLowerCase(), best) <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  // A name that is part of one candidate (name -> username) says more than a near spelling.
+  const lower = name.toLowerCase();
+  const containing = lower.length >= 3 ? candidates.filter((c) => c.includes(lower)) : [];
+  if (containing.length === 1) return containing[0];
+  const best = closest(lower, candidates);
+  return distance(lower, best) <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
 function coerce(value: Row[string], column: ColumnSpec): string | number | bigint | null {
@@ -182,7 +186,7 @@ export class InventoryEngine {
     try {
       stmt = db.prepare(sql);
     } catch (error) {
-      throw this.translate(error, 'prepare');
+      throw this.translate(error, 'prepare', sql);
     }
     if (!stmt.reader || !stmt.readonly) {
       throw queryError('HADES_ERR_QUERY_NOT_READ_ONLY', 'only reads are allowed: the statement would change something or returns no rows (use SELECT or WITH ... SELECT)');
@@ -191,7 +195,7 @@ export class InventoryEngine {
   }
 
   /** Turns a SQLite error into a coded one, with a suggestion for unknown names. */
-  private translate(error: unknown, phase: 'prepare' | 'run'): HadesError {
+  private translate(error: unknown, phase: 'prepare' | 'run', sql = ''): HadesError {
     if (error instanceof HadesError) return error;
     const message = error instanceof Error ? error.message : String(error);
     const table = /^no such table: (?:\w+\.)?(.+)$/.exec(message);
@@ -202,8 +206,13 @@ export class InventoryEngine {
     const column = /^no such column: (.+)$/.exec(message);
     if (column) {
       const name = column[1]!.split('.').pop()!;
-      const hint = suggest(name, this.allColumns);
-      return queryError('HADES_ERR_QUERY_UNKNOWN_COLUMN', `no such column: ${column[1]}${hint ? `; did you mean ${hint}?` : ''}`, { column: column[1], ...(hint ? { suggestion: hint } : {}) });
+      // Suggested from the tables the statement names: a column of that name in another table
+      // is no answer ("no such column: name; did you mean name?").
+      const named = [...sql.matchAll(/\b(?:from|join)\s+["`]?(\w+)/gi)].map((m) => this.specs.get(m[1]!.toLowerCase())).filter((t) => t !== undefined);
+      const columns = named.length > 0 ? [...new Set(named.flatMap((t) => t.columns.map((c) => c.name)))] : this.allColumns;
+      const hint = suggest(name, columns.filter((c) => c !== name));
+      const listed = named.length > 0 && !hint ? `; ${named.map((t) => `${t.name}: ${t.columns.map((c) => c.name).join(', ')}`).join('; ')}` : '';
+      return queryError('HADES_ERR_QUERY_UNKNOWN_COLUMN', `no such column: ${column[1]}${hint ? `; did you mean ${hint}?` : listed}`, { column: column[1], ...(hint ? { suggestion: hint } : {}) });
     }
     if (phase === 'prepare') return queryError('HADES_ERR_QUERY_SYNTAX', message.replace(/^The supplied SQL string contains/, 'the SQL contains'));
     return queryError('HADES_ERR_QUERY_FAILED', message);
