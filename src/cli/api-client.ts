@@ -1,7 +1,7 @@
 /**
  * The `hades` command's client of the REST API. By default it talks to the local deployment:
- * the server configuration (--config, else /etc/hades/server.yaml when it exists, else the
- * defaults) gives the API address and the data folder, where the server keeps its CA and the
+ * the server configuration (--config, else the file HADES_SERVER_CONFIG names, else
+ * /etc/hades/server.yaml when it exists, else the defaults) gives the API address and the data folder, where the server keeps its CA and the
  * admin token. `--server URL --token TOKEN` (and HADES_API_TOKEN) point it elsewhere, with
  * `--ca FILE` (or HADES_API_CA) the CA certificate that server's certificate must chain to (each
  * deployment has a CA of its own; the local one's is used when there is one).
@@ -13,7 +13,11 @@ import { HadesError, isErrorCode } from '../common/errors.js';
 import { caFile, localCredentials } from '../server/server.js';
 import { loadRoleConfig } from './commands/config.js';
 
-export const loadServerConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> => loadRoleConfig('server', options);
+export const loadServerConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> => {
+  // A deployment started elsewhere (hades start --data DIR) is named once for a whole shell.
+  const fromEnv = process.env['HADES_SERVER_CONFIG'];
+  return loadRoleConfig('server', typeof options['config'] !== 'string' && fromEnv ? { ...options, config: fromEnv } : options);
+};
 
 export interface ApiClient {
   readonly base: string;

@@ -656,6 +656,12 @@ describe('the hades command against the running server', () => {
     for (const agent of agents) assert.match(agent['id'], /^ag_[0-9a-f]{16}$/);
   });
 
+  it('finds the deployment through HADES_SERVER_CONFIG as through --config', async () => {
+    const result = await runHades(['agents', 'list', '--json'], { env: { ...process.env, HADES_SERVER_CONFIG: configFile } });
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(result.stdout.includes(identity.agentId));
+  });
+
   it('hades search --json --since 5m --action inventory_change: the stored events, one per line', async () => {
     const result = await runHades(['search', '--json', '--since', '5m', '--action', 'inventory_change', '--config', configFile]);
     assert.equal(result.status, 0, result.stderr);

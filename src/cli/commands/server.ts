@@ -242,6 +242,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
         '',
         `Try, in another terminal:  npx hades agents list${configHint}   |   npx hades search --since 5m --action exec${configHint}   |   npx hades alerts list${configHint}`,
+        ...(atDefaults ? [] : [`(or once per shell: export HADES_SERVER_CONFIG=${cliConfigFile})`]),
         `The local agent's health:  npx hades agent status --config ${agentConfigFile}`,
         'Ctrl-C stops everything.',
         '',
