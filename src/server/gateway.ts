@@ -180,7 +180,12 @@ export class Gateway {
   private async handle(agentId: string, stream: Stream, message: AgentMessage, peer: Uint8Array): Promise<void> {
     const { hooks } = this.options;
     if (message.hello) {
-      hooks.onHello?.(agentId, message.hello);
+      try {
+        hooks.onHello?.(agentId, message.hello);
+      } catch (error) {
+        // A hello the registry refuses (an empty host name): the agent is told, with the reason.
+        this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `hello refused: ${toHadesError(error).message}`), true);
+      }
     } else if (message.batch) {
       await this.batch(agentId, stream, message.batch);
     } else if (message.heartbeat) {

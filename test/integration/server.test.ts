@@ -229,6 +229,10 @@ describe('event batches over the gateway', () => {
       const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(nack) + 1);
       assert.equal(empty.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal(empty.nack?.permanent, true);
+      // A hello the registry refuses (no host name) is answered, not dropped in the server's log.
+      stream.hello('');
+      const refused = await stream.next((m) => m.nack !== undefined && /hello refused/.test(m.nack.message), 10_000, stream.messages.indexOf(empty) + 1);
+      assert.equal(refused.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal((await stream.batch(ndjson(makeEvents(1)), 1, 1)).ack?.stored, 1, 'the stream goes on');
       const agent = await server.ok('GET', `/api/v1/agents/${identity.agentId}`);
       assert.equal(agent.hostname, 'renamed-host');
