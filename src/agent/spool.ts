@@ -62,6 +62,8 @@ export interface SpoolOptions {
   readonly memoryCacheBytes?: number;
   /** How many events a record holds (default 1 each); called once per record appended or read. */
   readonly eventsOf?: (data: Uint8Array) => number;
+  /** Told (HADES_ERR_SPOOL_CORRUPT) each time records are found damaged and skipped; must not throw. */
+  readonly onCorrupt?: (error: HadesError) => void;
 }
 
 export interface SpoolRecord {
@@ -352,6 +354,7 @@ export class Spool {
   private refusedRecords = 0;
   private refusedEvents = 0;
   private corruptRecords = 0;
+  private readonly onCorrupt: ((error: HadesError) => void) | undefined;
   private corruptEvents = 0;
   private corruptBytes = 0;
   private writeErrors = 0;
@@ -369,6 +372,7 @@ export class Spool {
       throw new HadesError('HADES_ERR_INTERNAL', `spool option fsync must be always, interval or never, not ${String(options.fsync)}`);
     }
     this.dir = options.dir;
+    this.onCorrupt = options.onCorrupt;
     this.maxBytes = atLeast('maxBytes', options.maxBytes, 1024);
     this.segmentBytes = Math.min(atLeast('segmentBytes', options.segmentBytes ?? 8 * 1024 * 1024, 1), Math.floor(this.maxBytes / 4));
     this.policy = options.fsync;
@@ -757,6 +761,7 @@ export class Spool {
       if (status === DAMAGED) {
         this.corruptRecords++;
         this.corruptBytes += seg.size - good;
+        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: a torn or damaged record at byte ${good} (${seg.size - good} bytes) was cut off when the spool was opened`));
       }
       if (last < seg.firstSeq) {
         unlinkSync(seg.path);
@@ -1096,6 +1101,7 @@ export class Spool {
     if (!seg.damaged && last >= from) {
       seg.damaged = true;
       this.corruptRecords += last - from + 1;
+      this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: damaged from byte ${off}; records ${from} to ${last} are skipped`));
       if (!Number.isNaN(eventsFrom)) this.corruptEvents += Math.max(0, this.segmentEvents(i) - eventsFrom);
       this.corruptBytes += Math.max(0, seg.size - off);
       if (seg !== this.current?.seg) seg.end = Math.min(seg.end, off);

@@ -267,9 +267,12 @@ describe('spool: restarts', () => {
     const last = segmentFiles(dir).at(-1)!;
     const size = statSync(last).size;
     truncateSync(last, size - 10);
-    spool = open(dir);
+    const told: HadesError[] = [];
+    spool = open(dir, { onCorrupt: (e) => told.push(e) });
     let s = spool.stats();
     assert.equal(s.corruptRecords, 1);
+    assert.deepEqual(told.map((e) => e.code), ['HADES_ERR_SPOOL_CORRUPT'], 'reported with its code');
+    assert.match(told[0]!.message, /torn or damaged record at byte \d+ .* cut off/);
     assert.equal(s.corruptBytes, HEADER + 100 - 10);
     assert.equal(spool.lastSeq, 29);
     assert.equal(statSync(last).size, size - HEADER - 100, 'the torn record is cut off');
@@ -327,9 +330,11 @@ describe('spool: restarts', () => {
     const bytes = readFileSync(files[1]!);
     bytes[MAGIC + 3 * (HEADER + 100) + 5]! ^= 0x01; // the length of record 12
     writeFileSync(files[1]!, bytes);
-    spool = open(dir, { segmentBytes: 1000 });
+    const told: HadesError[] = [];
+    spool = open(dir, { segmentBytes: 1000, onCorrupt: (e) => told.push(e) });
     assert.equal(spool.stats().corruptRecords, 0, 'older segments are checked when read');
     const all = drain(spool, 5);
+    assert.deepEqual(told.map((e) => [e.code, /records 12 to 16 are skipped/.test(e.message)]), [['HADES_ERR_SPOOL_CORRUPT', true]]);
     assert.deepEqual(seqs(all), [...range(1, 11), ...range(17, 30)]);
     assert.equal(spool.stats().corruptRecords, 5);
     assert.equal(spool.stats().corruptBytes, 5 * (HEADER + 100));

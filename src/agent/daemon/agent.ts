@@ -490,6 +490,7 @@ export class Agent {
       fsync: config.spool.fsync,
       fsyncIntervalMs: config.spool.fsync_interval_ms,
       eventsOf: (data: Uint8Array) => (data.length >= 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) : 0),
+      onCorrupt: (error) => this.log.error('spool records lost', { err: error, output: name }),
     });
   }
 
