@@ -16,6 +16,8 @@ describe('enrollment answers', () => {
   let api: string;
   /** The status the fake server answers enrollment with. */
   let status = 201;
+  /** The CA answer is not a certificate. */
+  let junkCa = false;
 
   before(async () => {
     pki = await Pki.open(path.join(dir, 'server'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
@@ -26,7 +28,14 @@ describe('enrollment answers', () => {
         void (async () => {
           response.setHeader('content-type', 'application/json');
           if (request.url === '/api/v1/enroll/ca') {
-            response.end(JSON.stringify({ ca: pki.caPem }));
+            response.end(JSON.stringify({ ca: junkCa ? 'junk' : pki.caPem }));
+            return;
+          }
+          if (status === 502) {
+            // A proxy in front of the server: no Hades answer at all.
+            response.setHeader('content-type', 'text/html');
+            response.statusCode = 502;
+            response.end('<html>Bad Gateway</html>');
             return;
           }
           const { csr } = JSON.parse(body) as { csr: string };
@@ -57,6 +66,20 @@ describe('enrollment answers', () => {
     status = 409;
     const dataDir = path.join(dir, 'agent-409');
     await assert.rejects(enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' }), (error: Error & { code?: string }) => error.code === 'HADES_ERR_ENROLL_TOKEN_INVALID' && /token already used/.test(error.message));
+    assert.equal(loadIdentity(dataDir), undefined);
+  });
+
+  it('blames the server, not the token, for an answer that is no Hades answer, and a CA that is no certificate', async () => {
+    status = 502;
+    const dataDir = path.join(dir, 'agent-502');
+    const options = { dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' };
+    await assert.rejects(enroll(options), (error: Error & { code?: string }) => error.code === 'HADES_ERR_SERVER_UNREACHABLE' && /HTTP 502/.test(error.message));
+    junkCa = true;
+    try {
+      await assert.rejects(enroll(options), (error: Error & { code?: string }) => error.code === 'HADES_ERR_PKI' && /not a PEM certificate/.test(error.message));
+    } finally {
+      junkCa = false;
+    }
     assert.equal(loadIdentity(dataDir), undefined);
   });
 });

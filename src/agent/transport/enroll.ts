@@ -186,7 +186,12 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const ca = await httpsJson(`${api}/api/v1/enroll/ca`, {});
   const caPem = (ca.body as { ca?: unknown } | null)?.ca;
   if (ca.status !== 200 || typeof caPem !== 'string') throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${api} did not give its CA certificate (HTTP ${ca.status})`);
-  const fingerprint = caFingerprint(caPem);
+  let fingerprint: string;
+  try {
+    fingerprint = caFingerprint(caPem);
+  } catch (error) {
+    throw new HadesError('HADES_ERR_PKI', `${api} answered with a CA that is not a PEM certificate (${(error as Error).message}): not enrolling`, { cause: error });
+  }
   if (fingerprint !== options.caSha256.toLowerCase().replace(/:/g, '')) {
     throw new HadesError('HADES_ERR_PKI', `the server's CA has SHA-256 ${fingerprint}, not the ${options.caSha256} given with the token: not enrolling`);
   }
@@ -200,8 +205,10 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const body = response.body as { agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
   // Any 2xx: servers answer 200 today and may answer 201 (an agent is created) later.
   if (response.status < 200 || response.status > 299 || !body?.agentId || !body.certificate) {
-    const code = body?.code && isErrorCode(body.code) ? body.code : 'HADES_ERR_ENROLL_TOKEN_INVALID';
-    throw new HadesError(code, `enrollment refused by ${api}: ${body?.message ?? `HTTP ${response.status}`}`);
+    // The server's own coded answer; anything else (a proxy's 502, a 2xx without a certificate)
+    // says nothing about the token: it is the server that could not be used.
+    const code = body?.code && isErrorCode(body.code) ? body.code : 'HADES_ERR_SERVER_UNREACHABLE';
+    throw new HadesError(code, `enrollment ${code === 'HADES_ERR_SERVER_UNREACHABLE' ? `failed at ${api}: no answer from a Hades server` : `refused by ${api}`}: ${body?.message ?? `HTTP ${response.status}`}`);
   }
   const identity: Identity = { agentId: body.agentId, keyPem, certPem: body.certificate, caPem, gateways: body.gateways ?? [] };
   saveIdentity(options.dataDir, identity);
