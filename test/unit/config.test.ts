@@ -152,6 +152,21 @@ describe('configuration', () => {
     assert.ok(server.ok && server.config.listen.api === '127.0.0.1:9000' && server.config.listen.agents === '127.0.0.1:7443');
   });
 
+  it('checks addresses, host names, URLs and header values as the programs will use them', () => {
+    const paths = (text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema) => problems(text, schema).map((p) => [p.code, p.path]);
+    const value = (path: string) => ['HADES_ERR_CONFIG_VALUE', path];
+    assert.deepEqual(paths('listen:\n  agents: garbage\n  api: 127.0.0.1:99999\n', ServerConfigSchema), [value('listen.agents'), value('listen.api')]);
+    assert.deepEqual(paths('data_dir: relative/dir\nadvertise:\n  hostnames: ["bad host name!"]\n  gateways: ["gw:0"]\n', ServerConfigSchema), [value('data_dir'), value('advertise.hostnames.0'), value('advertise.gateways.0')]);
+    assert.deepEqual(paths('plugins:\n  honeypot:\n    bind: not an address\noutputs:\n  http:\n    url: "http://"\n    headers: { X-A: "a\\nb" }\n  server:\n    addresses: ["host:99999"]\n', AgentConfigSchema), [
+      value('plugins.honeypot.bind'),
+      value('outputs.http.url'),
+      value('outputs.http.headers.X-A'),
+      value('outputs.server.addresses.0'),
+    ]);
+    assert.ok(parseConfig('listen: { api: "[::1]:0", agents: "0.0.0.0:7443" }\nadvertise: { gateways: ["hades.example:7443", "[fd00::1]:7443"], hostnames: ["hades.example", "*.example.org", "10.0.0.1", "::1"] }\n', ServerConfigSchema).ok);
+    assert.ok(parseConfig('plugins: { honeypot: { bind: "0.0.0.0" } }\noutputs: { http: { url: "https://collector.example:8443/in?x=1" } }\n', AgentConfigSchema).ok);
+  });
+
   it('throws one coded error listing every problem from loadConfig', () => {
     assert.throws(
       () => loadConfig('driver:\n  backnd: x\n', AgentConfigSchema, 'agent.yaml'),

@@ -173,7 +173,8 @@ export async function search(context: CliContext, args: readonly string[], optio
 /** `hades start`: the single-node deployment on this machine. */
 export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades start runs the local agent, which loads kernel programs: run it as root');
-  const root = typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades';
+  // Absolute: the configurations written below are read from other folders later.
+  const root = path.resolve(typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades');
   const api = typeof options['api'] === 'string' ? options['api'] : '127.0.0.1:7080';
   const gateway = typeof options['gateway'] === 'string' ? options['gateway'] : '127.0.0.1:7443';
   const parsed = parseRoleConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, 'server');

@@ -1,24 +1,25 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AlertOutputsConfig } from './alert-outputs.js';
-import { LogConfig } from './shared.js';
+import { CERT_HOST, HOST_PORT, LISTEN_HOST_PORT, LogConfig } from './shared.js';
 
 /** The server's configuration; separate from the agent's so neither accepts the other's keys. */
 export const ServerConfigSchema = Type.Object(
   {
     data_dir: Type.String({
       minLength: 1,
+      pattern: '^/',
       default: '/var/lib/hades/server',
       description: 'Folder for the CA, certificates, the embedded database and the raw archive.',
     }),
     listen: Type.Object(
       {
         agents: Type.String({
-          minLength: 1,
+          pattern: LISTEN_HOST_PORT,
           default: '127.0.0.1:7443',
           description: 'host:port of the agent gateway (mutual TLS).',
         }),
         api: Type.String({
-          minLength: 1,
+          pattern: LISTEN_HOST_PORT,
           default: '127.0.0.1:7080',
           description: 'host:port of the REST API and web console.',
         }),
@@ -27,12 +28,12 @@ export const ServerConfigSchema = Type.Object(
     ),
     advertise: Type.Object(
       {
-        gateways: Type.Array(Type.String({ pattern: '^[^\\s:]+:\\d{1,5}$' }), {
+        gateways: Type.Array(Type.String({ pattern: HOST_PORT, description: 'host:port (a name, an IPv4 address or [an IPv6 address]; port 1 to 65535).' }), {
           default: [],
           maxItems: 16,
           description: 'host:port of the agent gateway as agents should reach it, given to them at enrollment (the first is tried first). Empty: listen.agents.',
         }),
-        hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+        hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: CERT_HOST, description: 'A DNS name (a leading * for a wildcard) or an IP address.' }), {
           default: [],
           maxItems: 32,
           description: 'Host names and addresses the server certificate is valid for, besides localhost and 127.0.0.1.',
