@@ -59,8 +59,13 @@ describe('log collector', () => {
     const file = path.join(folder, 'logs-state.json');
     for (const text of ['not json', '[]', 'null', '"x"']) {
       writeFileSync(file, text);
-      assert.deepEqual(loadState(folder), {}, text);
+      const told: string[] = [];
+      assert.deepEqual(loadState(folder, (m) => told.push(m)), {}, text);
+      assert.match(told.join(), /(is not JSON|does not hold an object): every log is read from its end/, 'said, not silent');
     }
+    const none: string[] = [];
+    loadState(path.join(dir, 'no-such-folder'), (m) => none.push(m));
+    assert.deepEqual(none, [], 'no state yet is no problem');
     writeFileSync(
       file,
       JSON.stringify({
@@ -75,7 +80,9 @@ describe('log collector', () => {
         journal: 'x\ny',
       }),
     );
-    assert.deepEqual(loadState(folder), { files: { '/var/log/auth.log': { dev: 1, ino: 2, offset: 3, head: 'abcd' } } });
+    const told: string[] = [];
+    assert.deepEqual(loadState(folder, (m) => told.push(m)), { files: { '/var/log/auth.log': { dev: 1, ino: 2, offset: 3, head: 'abcd' } } });
+    assert.equal(told.filter((m) => /the position kept for \/var\/log\/(neg|float|head) is malformed/.test(m)).length, 3);
     writeFileSync(file, JSON.stringify({ files: 'all', journal: 's=1;i=2' }));
     assert.deepEqual(loadState(folder), { files: {}, journal: 's=1;i=2' });
     assert.deepEqual(loadState(undefined), {});

@@ -61,17 +61,24 @@ const SAVE_EVERY_MS = 2000;
 
 /**
  * The state kept in `dir`; what is missing or malformed is left out (that source starts at its
- * end, as on a first start).
+ * end, as on a first start: lines logged while the collector was down are not read), and
+ * `onProblem` says so; a file not there yet is no problem.
  */
-export function loadState(dir: string | undefined): State {
+export function loadState(dir: string | undefined, onProblem: (message: string) => void = () => undefined): State {
   if (!dir) return {};
+  const stateFile = path.join(dir, STATE_FILE);
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8'));
-  } catch {
-    return {}; // none yet, or unreadable
+    value = JSON.parse(readFileSync(stateFile, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') onProblem(`${stateFile} ${code ? `cannot be read (${code})` : 'is not JSON'}: every log is read from its end, as on a first start`);
+    return {};
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return {};
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    onProblem(`${stateFile} does not hold an object: every log is read from its end, as on a first start`);
+    return {};
+  }
   const raw = value as Record<string, unknown>;
   const files: Record<string, FilePosition> = {};
   const given = raw['files'];
@@ -81,7 +88,10 @@ export function loadState(dir: string | undefined): State {
       const q = p as Record<string, unknown>;
       const counts = [q['dev'], q['ino'], q['offset']].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
       const head = q['head'];
-      if (!counts || (head !== undefined && (typeof head !== 'string' || !/^(?:[0-9a-f]{2}){0,64}$/.test(head)))) continue;
+      if (!counts || (head !== undefined && (typeof head !== 'string' || !/^(?:[0-9a-f]{2}){0,64}$/.test(head)))) {
+        onProblem(`${stateFile}: the position kept for ${file} is malformed: that log is read from its end`);
+        continue;
+      }
       files[file] = { dev: q['dev'] as number, ino: q['ino'] as number, offset: q['offset'] as number, ...(typeof head === 'string' ? { head } : {}) };
     }
   }
@@ -182,7 +192,7 @@ export class LogCollector {
   private openSources(config: LogsConfig): void {
     // The file is read when the folder changes (at start), then the state lives here.
     if (config.state_dir !== this.keptFrom) {
-      this.kept = { ...loadState(config.state_dir), ...(this.kept.journal ? { journal: this.kept.journal } : {}) };
+      this.kept = { ...loadState(config.state_dir, (message) => this.log('warn', message, 'HADES_ERR_LOG_SOURCE')), ...(this.kept.journal ? { journal: this.kept.journal } : {}) };
       this.keptFrom = config.state_dir;
     }
     const state = this.kept;
