@@ -233,6 +233,26 @@ process.stdin.on('end', () => process.exit(0));`);
     await p.stop();
   });
 
+  it('tells its owner of STATS, ACK and LOG frames that are not JSON objects, and goes on', async () => {
+    const malformed: string[] = [];
+    const logs: unknown[] = [];
+    const file = script('malformed-frames.mjs', `${FRAME}
+process.stdout.write(frame(1, JSON.stringify({ protocol: 1, plugin: 'test', version: '1.0.0' })));
+process.stdout.write(frame(3, 'not json'));
+process.stdout.write(frame(5, '42'));
+process.stdout.write(frame(4, '"just text"'));
+process.stdout.write(frame(4, JSON.stringify({ level: 'info', msg: 'still here' })));
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));`);
+    const { p, seen } = plugin('idle', { binary: file, args: [] }, { onMalformed: (frame) => malformed.push(frame), onLog: (entry) => logs.push(entry) });
+    await p.start();
+    await waitFor('the last log', () => logs.length > 0, 3000, 10);
+    assert.deepEqual(malformed, ['STATS', 'ACK', 'LOG']);
+    assert.deepEqual(logs, [{ level: 'info', msg: 'still here' }]);
+    assert.deepEqual(seen.protocolErrors, [], 'not a reason to restart it');
+    await p.stop();
+  });
+
   it('stops for good on a HELLO with another protocol version', async () => {
     const file = script('protocol-2.mjs', `${FRAME}
 process.stdout.write(frame(1, JSON.stringify({ protocol: 2, plugin: 'test' })));

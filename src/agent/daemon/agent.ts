@@ -627,7 +627,7 @@ export class Agent {
         overLimitSeen = plugin.counters.rateLimited;
         return fresh;
       },
-      dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
+      dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}), ...(plugin.counters.malformed ? { malformed_frames: plugin.counters.malformed } : {}) }),
       stats: () => plugin.lastStats,
     });
   }

@@ -65,11 +65,13 @@ export interface EventPluginCounters {
   emitted: number;
   invalid: number;
   rateLimited: number;
+  /** STATS, ACK and LOG frames that were not JSON objects (ignored). */
+  malformed: number;
 }
 
 export class EventPlugin {
   readonly process: PluginProcess;
-  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0 };
+  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, malformed: 0 };
   private readonly bucket: TokenBucket | undefined;
   private readonly keptBucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
@@ -101,6 +103,13 @@ export class EventPlugin {
         },
         ...(options.onExit ? { onExit: options.onExit } : {}),
         onLog: (entry) => this.onPluginLog(entry),
+        onMalformed: (frame) => {
+          this.counters.malformed++;
+          // The first few, then once per thousand, like invalid events.
+          if (this.counters.malformed <= 10 || this.counters.malformed % 1000 === 0) {
+            this.options.log.warn(`plugin sent a ${frame} frame that is not a JSON object; ignored`, { plugin: this.name, code: 'HADES_ERR_FRAME_MALFORMED', malformed_total: this.counters.malformed });
+          }
+        },
         onStats: (stats) => this.onStats(stats),
         onGap: options.onGap,
         onSpawn: (pid) => {

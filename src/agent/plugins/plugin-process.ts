@@ -44,6 +44,8 @@ export interface PluginHandlers<H extends PluginHello = PluginHello, S = unknown
   onFrame(type: number, payload: Uint8Array): void;
   onStats?(stats: S): void;
   onLog?(entry: Readonly<Record<string, unknown>>): void;
+  /** A STATS, ACK or LOG frame whose payload is not a JSON object: ignored, and told here. */
+  onMalformed?(frame: 'STATS' | 'ACK' | 'LOG'): void;
   onGap?(gap: PluginGap): void;
   /** The process exited or was killed; it will be restarted unless stopping or failed. */
   onExit?(reason: string): void;
@@ -307,10 +309,12 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
         case PluginFrame.stats: {
           const stats = parseJson(frame.payload);
           if (stats && typeof stats === 'object') this.handlers.onStats?.(stats as S);
+          else this.handlers.onMalformed?.('STATS');
           break;
         }
         case PluginFrame.ack: {
           const ack = parseJson(frame.payload) as PluginAck | undefined;
+          if (!ack || typeof ack !== 'object') this.handlers.onMalformed?.('ACK');
           const pending = ack ? this.pendingAcks.get(ack.request_id) : undefined;
           if (ack && pending) {
             clearTimeout(pending.timer);
@@ -322,6 +326,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
         case PluginFrame.log: {
           const entry = parseJson(frame.payload);
           if (entry && typeof entry === 'object') this.handlers.onLog?.(entry as Record<string, unknown>);
+          else this.handlers.onMalformed?.('LOG');
           break;
         }
         default:
