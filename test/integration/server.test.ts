@@ -190,6 +190,29 @@ describe('event batches over the gateway', () => {
       stream.close();
     }
   });
+  it('fails a task whose parameters are no JSON object rather than running it with none', async () => {
+    const identity = await server.enrollAgent();
+    const tasks: unknown[] = [];
+    const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger(new LogSink(), 'error'), onTask: (task) => tasks.push(task) });
+    try {
+      transport.start();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).online === true || undefined, 10_000, 50);
+      const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'log_level', params: { level: 'info' } } })).tasks[0] as AnyEvent;
+      await waitUntil('the task given to the agent', async () => tasks.length > 0 || undefined, 10_000, 50);
+      // The same task again, its parameters broken on the way (the server itself always sends JSON).
+      const gateway = (server.server as unknown as { gateway: { send(agentId: string, message: unknown): boolean } }).gateway;
+      assert.ok(gateway.send(identity.agentId, { task: { task_id: task['id'], kind: 'log_level', params_json: '{not json' } }));
+      const failed = await waitUntil('the task failed', async () => {
+        const now = (await server.ok('GET', `/api/v1/tasks/${task['id']}`)) as AnyEvent;
+        return now['status'] === 'failed' ? now : undefined;
+      }, 10_000, 50);
+      assert.equal((failed['result'] as AnyEvent)['code'], 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.equal(tasks.length, 1, 'not handed on');
+    } finally {
+      await transport.close();
+    }
+  });
+
   it('answers a turn whose group commit fails with a temporary Nack, and stores the batch once when it comes again', async () => {
     const identity = await server.enrollAgent();
     // Another connection holds the write lock longer than the server's busy timeout (5 s).

@@ -293,7 +293,14 @@ export class GrpcTransport implements BatchTransport {
       try {
         params = message.task.params_json ? JSON.parse(message.task.params_json) : {};
       } catch {
-        params = {};
+        params = undefined;
+      }
+      // Parameters that are no JSON object: the task fails, saying why, rather than running
+      // with none (a query task would then fail on a missing SQL, misleadingly).
+      if (!params || typeof params !== 'object' || Array.isArray(params)) {
+        this.options.log.warn('a task whose parameters are not a JSON object; refused', { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', task: message.task.task_id });
+        this.taskResult(message.task.task_id, 'failed', { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: 'the task\'s params_json is not a JSON object' });
+        return;
       }
       this.options.onTask?.({ id: message.task.task_id, kind: message.task.kind, params });
     } else if (message.renew) {
