@@ -272,7 +272,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: 1024 * 1024,
     // Ids in paths may be 128 characters (the schemas say so): the router's own limit is 100.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // A path that does not decode (`%ZZ`): a coded answer like every other.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).status(400).send({ code: 'HADES_ERR_API_INVALID_REQUEST', message: `the request's path or query is malformed: ${error.message}` });
