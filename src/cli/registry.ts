@@ -217,9 +217,11 @@ export const commands: readonly CommandSpec[] = [
       apiOptions(c)
         .argument('[filters...]', 'FIELD=VALUE filters, e.g. process.executable=/usr/bin/curl user.name=root')
         .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '1h')
+        .option('--until <duration>', 'events before: a duration back from now or an ISO time')
         .option('--action <actions>', 'comma-separated event actions')
         .option('--host <host>', 'host name')
         .option('--limit <n>', 'most events', '100')
+        .option('--cursor <cursor>', 'the next page: the cursor the previous page ended with')
         .option('--json', 'NDJSON, one event per line'),
     run: lazy(serverCommands, (m) => m.search),
   },
@@ -247,6 +249,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--rule <id>', 'one rule\'s alerts')
         .option('--host <host>', 'one host\'s alerts')
         .option('--limit <n>', 'most alerts', '100')
+        .option('--cursor <cursor>', 'the next page: the cursor the previous page ended with')
         .option('--json', 'NDJSON, one alert document per line: rule, severity, @timestamp, host, the triggering process with its ancestry, the events'),
     run: lazy(alertCommands, (m) => m.alertsList),
   },

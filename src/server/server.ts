@@ -435,8 +435,10 @@ export class HadesServer {
     this.cmdb?.stop();
     await this.archive?.close();
     this.archive = undefined;
+    const stored = this.db !== undefined;
     this.db?.close();
     this.db = undefined;
+    if (stored) this.log.info('server stopped');
     this.log.close();
   }
 }

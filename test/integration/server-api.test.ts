@@ -674,6 +674,21 @@ describe('the hades command against the running server', () => {
     assert.deepEqual(filtered.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['event'].id), [events[1]!['event'].id]);
   });
 
+  it('hades search pages with --cursor, and takes --until', async () => {
+    const base = ['search', '--json', '--since', '5m', '--config', configFile, `agent.id=${identity.agentId}`];
+    const first = await runHades([...base, '--limit', '2']);
+    assert.equal(first.status, 0, first.stderr);
+    const cursor = /--cursor (\S+)/.exec(first.stderr)?.[1];
+    assert.ok(cursor, first.stderr);
+    const second = await runHades([...base, '--limit', '2', '--cursor', cursor]);
+    assert.equal(second.status, 0, second.stderr);
+    const ids = (out: string) => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['event'].id as string);
+    assert.deepEqual([...ids(first.stdout), ...ids(second.stdout)].sort(), events.map((e) => e['event'].id as string).sort(), 'two pages, each event once');
+    const none = await runHades([...base, '--until', '2000-01-01T00:00:00Z', '--since', '2000-01-01']);
+    assert.equal(none.status, 0, none.stderr);
+    assert.equal(none.stdout, '');
+  });
+
   it('hades server token create --json: a token an agent can enroll with', async () => {
     const result = await runHades(['server', 'token', 'create', '--json', '--ttl', '10m', '--config', configFile]);
     assert.equal(result.status, 0, result.stderr);

@@ -49,11 +49,12 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
     status: opt(options, 'status'),
     rule: opt(options, 'rule'),
     host: opt(options, 'host'),
+    cursor: opt(options, 'cursor'),
     limit,
   })) as { alerts: AlertLine[]; next?: string };
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
   if (!options['json'] && result.alerts.length === 0) context.stderr.write('hades: no alert in that window\n');
-  if (!options['json'] && result.next) context.stderr.write('hades: more alerts: narrow the search or raise --limit\n');
+  if (result.next) context.stderr.write(`hades: more alerts: the next page with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   return exitStatus.ok;
 }
 

@@ -159,13 +159,16 @@ export async function search(context: CliContext, args: readonly string[], optio
   const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
   const result = (await client.get('/api/v1/events', {
     since: typeof options['since'] === 'string' ? options['since'] : '1h',
+    until: typeof options['until'] === 'string' ? options['until'] : undefined,
     action: typeof options['action'] === 'string' ? options['action'] : undefined,
     host: typeof options['host'] === 'string' ? options['host'] : undefined,
+    cursor: typeof options['cursor'] === 'string' ? options['cursor'] : undefined,
     limit,
     filter: args.length > 0 ? [...args] : undefined,
   })) as { events: Record<string, unknown>[]; next?: string };
   for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
-  if (!options['json'] && result.next) context.stderr.write(`hades: more events: narrow the search or raise --limit\n`);
+  // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
+  if (result.next) context.stderr.write(`hades: more events: the next page with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   if (!options['json'] && result.events.length === 0) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;
 }
