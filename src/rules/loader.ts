@@ -40,6 +40,9 @@ import { suggest } from './suggest.js';
 import { compileTemplate, type Template } from './template.js';
 import { YamlFile, type YamlPath } from './yaml-file.js';
 
+/** Longest problem message: one that quotes a huge condition is cut. */
+const MAX_MESSAGE_CHARS = 1000;
+
 export interface RuleFile {
   /** How problems name the file: its path, usually. */
   readonly name: string;
@@ -191,7 +194,8 @@ class Loader {
       severity,
       file,
       ...(pos ? { line: pos.line, column: pos.column } : {}),
-      message,
+      // A message quotes the rule's text; the position says where the rest is.
+      message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)` : message,
       ...(extra.rule !== undefined ? { rule: extra.rule } : {}),
       ...(extra.suggestion !== undefined ? { suggestion: extra.suggestion } : {}),
     });

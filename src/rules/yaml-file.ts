@@ -19,7 +19,7 @@ export class YamlFile {
     readonly name: string,
     readonly text: string,
   ) {
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false });
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, keepSourceTokens: false, logLevel: 'error' });
   }
 
   position(offset: number): Position {

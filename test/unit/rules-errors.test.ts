@@ -90,6 +90,13 @@ describe('rule compiler: condition syntax', () => {
     expectProblem(rule('process.name in "x"'), 'HADES_ERR_RULE_SYNTAX', 5, 32, /'in' takes a list/);
   });
 
+  it('cuts a message that quotes a huge condition, saying how long it was', () => {
+    const { problems } = loadRules([{ name: 'f.yaml', text: rule(`process.name = ${'a'.repeat(70_000)}`) }]);
+    assert.ok(problems.length > 0);
+    for (const p of problems) assert.ok(p.message.length <= 1100, `${p.code}: ${p.message.length} characters`);
+    assert.ok(problems.some((p) => /… \(\d+ characters\)$/.test(p.message)));
+  });
+
   it('refuses names every object inherits as keys of free-form objects (they would exist on every event)', () => {
     expectProblem(rule('hades.cmdb.tags.constructor exists'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /'constructor' is a name every object has/);
     expectProblem(rule('hades.inventory.row.toString = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /'toString' is a name every object has/);

@@ -16,7 +16,7 @@ export { parseConfig, loadConfig, configError, formatProblem, MAX_CONFIG_BYTES, 
  * A text that does not parse is not "empty": the validator says what is wrong with it.
  */
 export function setsNothing(text: string): boolean {
-  const doc = parseDocument(text);
+  const doc = parseDocument(text, { logLevel: 'error' });
   if (doc.errors.length > 0) return false;
   const value: unknown = doc.toJS();
   return value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);

@@ -41,7 +41,7 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
     };
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return {
       ok: false,

@@ -63,6 +63,8 @@ function actionTest(spec: CategorySpec) {
 }
 
 function fail(w: Work, code: ErrorCode, detail: string, message: string): void {
+  // A message may quote the rule (a whole condition): cut, saying how long it was.
+  if (message.length > 1000) message = `${message.slice(0, 1000)}… (${message.length} characters)`;
   if (!w.reasons.some((r) => r.code === code && r.detail === detail && r.message === message)) w.reasons.push({ code, detail, message });
 }
 

@@ -66,7 +66,7 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
     let parsed;
     const lines = new LineCounter();
     try {
-      parsed = parseAllDocuments(f.text, { prettyErrors: false, lineCounter: lines });
+      parsed = parseAllDocuments(f.text, { prettyErrors: false, lineCounter: lines, logLevel: 'error' });
     } catch (error) {
       rejected.push(unsupported(f.path, 1, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: error instanceof Error ? error.message : String(error) }));
       continue;
