@@ -152,6 +152,12 @@ describe('configuration', () => {
     assert.ok(server.ok && server.config.listen.api === '127.0.0.1:9000' && server.config.listen.agents === '127.0.0.1:7443');
   });
 
+  it('names the bound a value broke where null is also allowed (port: 0), not the types', () => {
+    const found = problems('alerts:\n  outputs:\n    - { name: s, type: syslog, syslog: { host: 127.0.0.1, port: 0 } }\n', ServerConfigSchema);
+    assert.deepEqual(found.map((p) => [p.code, p.path, p.message]), [['HADES_ERR_CONFIG_VALUE', 'alerts.outputs.0.syslog.port', "'alerts.outputs.0.syslog.port' must be at least 1 (got 0)"]]);
+    assert.equal(problems('alerts:\n  outputs:\n    - { name: s, type: syslog, syslog: { host: 127.0.0.1, port: "x" } }\n', ServerConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_TYPE', 'a text is still a type problem');
+  });
+
   it('checks addresses, host names, URLs and header values as the programs will use them', () => {
     const paths = (text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema) => problems(text, schema).map((p) => [p.code, p.path]);
     const value = (path: string) => ['HADES_ERR_CONFIG_VALUE', path];

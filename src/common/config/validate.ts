@@ -136,6 +136,15 @@ function describe(error: ValueError, schema: TSchema, doc: Document, lines: Line
         message: `missing required key '${dotted}'`,
       };
     default: {
+      // `port: 0` against "an integer from 1 to 65535, or null": the value has the type of one
+      // branch and breaks its bounds, which is what to say (not "must be an integer or null").
+      if (error.type === ValueErrorType.Union) {
+        for (const branch of (error.schema as { anyOf?: TSchema[] }).anyOf ?? []) {
+          if (!sameKind(branch, error.value)) continue;
+          const inner = Value.Errors(branch, error.value).First();
+          if (inner && valueProblem(inner)) return describe({ ...inner, path: error.path }, schema, doc, lines);
+        }
+      }
       const expected = expectedOf(error.schema);
       const isValueProblem = valueProblem(error);
       const name = dotted === '' ? 'the configuration' : `'${dotted}'`;
@@ -228,6 +237,14 @@ function expectedOf(schema: TSchema): string {
     default:
       return `a ${type}`;
   }
+}
+
+/** Whether a value is of the JSON type a schema branch takes (numbers for integer branches). */
+function sameKind(branch: TSchema, value: unknown): boolean {
+  const type = (branch as { type?: string }).type;
+  if (type === 'integer' || type === 'number') return typeof value === 'number';
+  if (type === 'string' || type === 'boolean') return typeof value === type;
+  return false;
 }
 
 function typeName(value: unknown): string {
