@@ -29,7 +29,7 @@ import type { Logger } from '../runtime/log.js';
 import { SEVERITIES } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
-import { TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
+import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
 export interface Principal {
@@ -586,9 +586,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const query: EventQuery = {
       since: parseSince(q.since ?? '24h', now),
       until: q.until ? parseSince(q.until, now) : now,
-      ...(q.host ? { host: q.host } : {}),
+      // A host named by its agent's id (as `hades agents list` shows it) is that agent's events.
+      ...(q.host && !AGENT_ID_RE.test(q.host) ? { host: q.host } : {}),
       ...(actions ? { action: actions } : {}),
-      ...(q.agent ? { agentId: q.agent } : {}),
+      ...(q.agent || (q.host && AGENT_ID_RE.test(q.host)) ? { agentId: q.agent ?? q.host } : {}),
       filters,
       limit: q.limit ?? 100,
       ...(q.cursor ? { cursor: q.cursor } : {}),

@@ -1086,6 +1086,17 @@ describe('alerts through the API and the hades command', () => {
     assert.deepEqual(alert['comments'], []);
   });
 
+  it('takes a host by its agent id as well as by its name, in alert and event searches', async () => {
+    const alert = (await server.ok('GET', `/api/v1/alerts/${alertId}`)) as AnyEvent;
+    const agentId = alert['host'].id as string;
+    assert.match(agentId, /^ag_/);
+    const byId = (await server.ok('GET', '/api/v1/alerts', { query: { since: '10m', host: agentId } })) as { alerts: AnyEvent[] };
+    assert.ok(byId.alerts.some((a) => a['id'] === alertId));
+    assert.ok(byId.alerts.every((a) => a['host'].id === agentId));
+    const events = (await server.ok('GET', '/api/v1/events', { query: { since: '10m', host: agentId } })) as { events: AnyEvent[] };
+    assert.ok(events.events.length >= 1 && events.events.every((e) => e['agent'].id === agentId));
+  });
+
   it('stores no secret from a command line: Hades tokens keep their id, bearer values go', async () => {
     const page = (await server.ok('GET', '/api/v1/events', { query: { since: '10m', filter: 'process.executable=/usr/bin/curl', limit: 100 } })) as { events: AnyEvent[] };
     const line = page.events.map((e) => e['process'].command_line as string).find((l) => l.includes('hadesapi_0123456789abcdef_'));

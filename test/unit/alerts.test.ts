@@ -200,6 +200,10 @@ describe('alerts: detection', () => {
       ingest([webShell(T0 + 2, (e) => (e.process.command_line = 'bash -c whoami'))]);
       assert.equal(published.length, 2);
       assert.throws(() => store.addSuppression({ ruleId: '*', field: 'process.name', until: Date.now() + 1000, reason: 'x', createdBy: 'ana' }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
+      // A host named by its agent's id, as the fleet list shows it.
+      store.addSuppression({ ruleId: 'shell_under_web', host: 'agent-1', until: Date.now() + 60_000, reason: 'by id', createdBy: 'ana' });
+      ingest([webShell(T0 + 3, (e) => (e.process.command_line = 'bash -c id'))]);
+      assert.equal(published.length, 2, 'suppressed by the agent id');
     } finally {
       detector.close();
     }

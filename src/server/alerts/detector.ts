@@ -247,7 +247,7 @@ export class Detector {
     const { store } = this.#options;
     const event = match.event;
     const host = readText(event, 'host.name') ?? agentId;
-    if (store.suppressedBy(match.rule.id, host, (field) => readText(event, field), this.#now()) !== undefined) {
+    if (store.suppressedBy(match.rule.id, host, agentId, (field) => readText(event, field), this.#now()) !== undefined) {
       this.#suppressed++;
       return undefined;
     }

@@ -19,6 +19,7 @@ import { HadesError } from '../../common/errors.js';
 import { SEVERITIES, type Severity } from '../../rules/index.js';
 import { migrate, type Db } from '../db.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './types.js';
+import { AGENT_ID_RE } from '../fleet/registry.js';
 
 export const ALERTS_MIGRATIONS: readonly string[] = [
   `CREATE TABLE alerts (
@@ -259,7 +260,8 @@ export class AlertStore {
       params.push(query.ruleId);
     }
     if (query.host !== undefined) {
-      where.push('host = ?');
+      // A host is named by its name, or by its agent's id.
+      where.push(AGENT_ID_RE.test(query.host) ? 'agent_id = ?' : 'host = ?');
       params.push(query.host);
     }
     if (query.cursor !== undefined) {
@@ -343,14 +345,15 @@ export class AlertStore {
    * The suppression that silences this match, if any (and counts the hit). `read` gives a dotted
    * field of the event as text.
    */
-  suppressedBy(ruleId: string, host: string, read: (field: string) => string | undefined, now: number): string | undefined {
+  suppressedBy(ruleId: string, host: string, agentId: string, read: (field: string) => string | undefined, now: number): string | undefined {
     if (this.#active === undefined || now >= this.#activeUntil) {
       this.#active = this.#suppressions.all(now);
       this.#activeUntil = this.#active.reduce((soonest, s) => Math.min(soonest, s.until), now + 60_000);
     }
     for (const s of this.#active) {
       if (s.rule_id !== '*' && s.rule_id !== ruleId) continue;
-      if (s.host !== null && s.host !== host) continue;
+      // A suppression names its host by name or by agent id.
+      if (s.host !== null && s.host !== host && s.host !== agentId) continue;
       if (s.field !== null) {
         if (read(s.field) !== s.value) continue;
       }

@@ -207,7 +207,8 @@ interface TaskRow {
   deadline: number;
 }
 
-const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
+/** An agent id, as the registry makes them: where a host is asked for, one names that host too. */
+export const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
 const TAG_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;
 const MAX_JSON_BYTES = 64 * 1024;
