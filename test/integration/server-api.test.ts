@@ -971,6 +971,10 @@ describe('managing the fleet with the hades command', () => {
       assert.match(shown.stdout, /^status: +done$/m);
       const listed = await hades('tasks', 'list', '--agent', identity.agentId, '--json');
       assert.deepEqual(listed.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['id']), [task['id']]);
+      // For a person, a query's answer is a table of its rows.
+      const text = await hades('tasks', 'list', '--agent', identity.agentId);
+      assert.equal(text.status, 0, text.stderr);
+      assert.equal(text.stdout, `agent ${identity.agentId}, task ${task['id']}: 1 row\none\n---\n1\n`);
     } finally {
       stream.close();
     }

@@ -215,9 +215,26 @@ async function targets(client: ApiClient, options: Options): Promise<string[]> {
   return live;
 }
 
+/** The rows of a query or inventory task that is done, or undefined. */
+function rowsOf(task: TaskRow): Record<string, unknown>[] | undefined {
+  if ((task.kind !== 'query' && task.kind !== 'inventory') || task.status !== 'done') return undefined;
+  const rows = (task.result as { rows?: unknown } | null | undefined)?.rows;
+  return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : undefined;
+}
+
 function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Options): void {
   if (options['json']) {
     for (const task of tasks) json(context, task);
+    return;
+  }
+  // Query answers read as tables, one per agent, rather than as JSON cut to a column's width.
+  if (tasks.length > 0 && tasks.every((t) => rowsOf(t) !== undefined)) {
+    for (const task of tasks) {
+      const rows = rowsOf(task)!;
+      const truncated = (task.result as { truncated?: unknown }).truncated === true;
+      context.stdout.write(`${shown(`agent ${task.agentId}, task ${task.id}: ${rows.length} row${rows.length === 1 ? '' : 's'}${truncated ? ' (cut: max_rows or max_bytes)' : ''}`)}\n`);
+      table(context, rows);
+    }
     return;
   }
   table(
