@@ -341,6 +341,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ports.authorize(principal, needed);
     return principal;
   };
+  const checkRole = (role: Role) => (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
+    try {
+      who(request, role);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  };
   const found = <T>(value: T | undefined, what: string): T => {
     if (value === undefined || value === null) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no ${what}`);
     return value;
@@ -356,6 +364,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       params?: P;
       response?: TSchema;
       public?: boolean;
+      /**
+       * The least role the route takes, checked before the request is validated: a token that
+       * may not use the route is told so (401, 403) before anything about its body or query.
+       * The handler may ask for more (a task kind for admins).
+       */
+      role?: Role;
       /**
        * What success answers: 200 (the default); 201, set here, for a route that creates
        * something; both for a PUT that creates or replaces (its handler sets 201 when it creates).
@@ -383,6 +397,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(spec.public ? { security: [] } : {}),
         response: { ...responses, ...errors, ...Object.fromEntries((spec.errors ?? []).map((status) => [status, ErrorBody])), ...(BODY_METHODS.has(method) ? { 415: ErrorBody } : {}) },
       },
+      ...(spec.role ? { preValidation: checkRole(spec.role) } : {}),
       handler: (alwaysCreates ? (request: never, reply: FastifyReply) => handler(request, reply.code(201)) : handler) as never,
     });
   };
@@ -419,17 +434,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/agents',
-    { summary: 'The fleet: every agent with its state.', tags: ['fleet'], querystring: Type.Object({ group: Type.Optional(Type.String({ maxLength: 128 })), online: Type.Optional(Type.Boolean()) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'The fleet: every agent with its state.', tags: ['fleet'], querystring: Type.Object({ group: Type.Optional(Type.String({ maxLength: 128 })), online: Type.Optional(Type.Boolean()) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { agents: ports.listAgents({ ...(request.query.group ? { group: request.query.group } : {}), ...(request.query.online !== undefined ? { online: request.query.online } : {}) }) };
     },
   );
-  route('GET', '/api/v1/agents/:id', { summary: 'One agent.', tags: ['fleet'], params: Id }, (request) => {
+  route('GET', '/api/v1/agents/:id', { role: 'read-only', summary: 'One agent.', tags: ['fleet'], params: Id }, (request) => {
     who(request, 'read-only');
     return found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
   });
-  route('POST', '/api/v1/agents/:id/revoke', { summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id }, (request) => {
+  route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id }, (request) => {
     const principal = who(request, 'admin');
     found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
     ports.revokeAgent(request.params.id);
@@ -440,6 +455,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'POST',
     '/api/v1/agents/:id/renew',
     {
+      role: 'admin',
       summary: 'Ask an agent to renew its certificate now (a new key pair), e.g. when its key may have leaked; an agent offline is asked when it next connects.',
       tags: ['fleet'],
       params: Id,
@@ -456,7 +472,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'PUT',
     '/api/v1/agents/:id/tags',
-    { summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String(), Type.String({ maxLength: 256 }), { description: 'Tag names: a letter or digit, then up to 63 of letters, digits and _ . : / -.' }) },
+    { role: 'admin', summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String(), Type.String({ maxLength: 256 }), { description: 'Tag names: a letter or digit, then up to 63 of letters, digits and _ . : / -.' }) },
     (request) => {
       const principal = who(request, 'admin');
       const bad = Object.keys(request.body).filter((key) => !/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/.test(key));
@@ -472,6 +488,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'PUT',
     '/api/v1/agents/:id/groups',
     {
+      role: 'admin',
       summary: 'Put an agent in these groups (replacing its groups); the configuration of its groups is pushed to it when it is connected.',
       tags: ['fleet'],
       params: Id,
@@ -486,11 +503,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
   const GroupName = Type.Object({ name: Type.String({ pattern: GROUP_PATTERN }) });
-  route('GET', '/api/v1/groups', { summary: 'Every group that has a configuration or members: its member count (revoked agents left out) and its configuration\'s version.', tags: ['fleet'] }, (request) => {
+  route('GET', '/api/v1/groups', { role: 'read-only', summary: 'Every group that has a configuration or members: its member count (revoked agents left out) and its configuration\'s version.', tags: ['fleet'] }, (request) => {
     who(request, 'read-only');
     return { groups: ports.listGroups() };
   });
-  route('GET', '/api/v1/groups/:name/config', { summary: 'The agent configuration of a group (YAML; admin role: it may hold the credentials of outputs, such as an HTTP output\'s authorization header).', tags: ['fleet'], params: GroupName }, (request) => {
+  route('GET', '/api/v1/groups/:name/config', { role: 'admin', summary: 'The agent configuration of a group (YAML; admin role: it may hold the credentials of outputs, such as an HTTP output\'s authorization header).', tags: ['fleet'], params: GroupName }, (request) => {
     who(request, 'admin');
     return found(ports.getGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
   });
@@ -498,6 +515,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'PUT',
     '/api/v1/groups/:name/config',
     {
+      role: 'admin',
       summary: 'Set the agent configuration of a group; it is checked, stored and pushed to the group\'s connected agents. 201 when the group had none yet, 200 when it replaces one.',
       tags: ['fleet'],
       params: GroupName,
@@ -522,7 +540,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'DELETE',
     '/api/v1/groups/:name/config',
-    { summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName },
+    { role: 'admin', summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName },
     (request) => {
       const principal = who(request, 'admin');
       const result = found(ports.deleteGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
@@ -536,6 +554,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'POST',
     '/api/v1/tasks',
     {
+      role: 'analyst',
       summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level).',
       tags: ['tasks'],
       success: [201],
@@ -562,19 +581,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/tasks',
-    { summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit }) };
     },
   );
-  route('GET', '/api/v1/tasks/:id', { summary: 'One task with its result.', tags: ['tasks'], params: Id }, (request) => {
+  route('GET', '/api/v1/tasks/:id', { role: 'read-only', summary: 'One task with its result.', tags: ['tasks'], params: Id }, (request) => {
     who(request, 'read-only');
     return found(ports.getTask(request.params.id), `task ${request.params.id}`);
   });
 
   // Events.
-  route('GET', '/api/v1/events', { summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page).', tags: ['events'], querystring: SearchQuery }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page).', tags: ['events'], querystring: SearchQuery }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();
@@ -603,6 +622,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'POST',
     '/api/v1/queries',
     {
+      role: 'analyst',
       summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed.',
       tags: ['queries'],
       success: [201],
@@ -625,11 +645,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return created;
     },
   );
-  route('GET', '/api/v1/queries', { summary: 'Fleet queries, newest first (without results).', tags: ['queries'], querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+  route('GET', '/api/v1/queries', { role: 'read-only', summary: 'Fleet queries, newest first (without results).', tags: ['queries'], querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
     who(request, 'read-only');
     return { queries: ports.listFleetQueries(request.query.limit) };
   });
-  route('GET', '/api/v1/queries/:id', { summary: 'A fleet query with each host\'s answer so far: rows, an error, or pending; `complete` once every host has answered or the deadline has passed.', tags: ['queries'], params: Id }, (request) => {
+  route('GET', '/api/v1/queries/:id', { role: 'read-only', summary: 'A fleet query with each host\'s answer so far: rows, an error, or pending; `complete` once every host has answered or the deadline has passed.', tags: ['queries'], params: Id }, (request) => {
     who(request, 'read-only');
     return found(ports.getFleetQuery(request.params.id), `query ${request.params.id}`);
   });
@@ -641,6 +661,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'GET',
     '/api/v1/alerts',
     {
+      role: 'read-only',
       summary: 'Alerts, newest first, with keyset pagination (`next` is the cursor of the following page).',
       tags: ['alerts'],
       querystring: Type.Object(
@@ -677,7 +698,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
     },
   );
-  route('GET', '/api/v1/alerts/:id', { summary: 'One alert with its events, process ancestry, host context and comments.', tags: ['alerts'], params: Id }, (request) => {
+  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments.', tags: ['alerts'], params: Id }, (request) => {
     who(request, 'read-only');
     return found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
   });
@@ -685,6 +706,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'PATCH',
     '/api/v1/alerts/:id',
     {
+      role: 'analyst',
       summary: 'Triage an alert: its status and assignee.',
       tags: ['alerts'],
       params: Id,
@@ -702,7 +724,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/alerts/:id/comments',
-    { summary: 'Comment on an alert.', tags: ['alerts'], params: Id, success: [201], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    { role: 'analyst', summary: 'Comment on an alert.', tags: ['alerts'], params: Id, success: [201], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
       const comment = found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
@@ -713,7 +735,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/suppressions',
-    { summary: 'Alert suppressions in force (all, with `expired=true`).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'Alert suppressions in force (all, with `expired=true`).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { suppressions: ports.listSuppressions(request.query.expired) };
@@ -723,6 +745,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     'POST',
     '/api/v1/suppressions',
     {
+      role: 'analyst',
       summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
       tags: ['alerts'],
       success: [201],
@@ -756,7 +779,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return created;
     },
   );
-  route('DELETE', '/api/v1/suppressions/:id', { summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/suppressions/:id', { role: 'analyst', summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
     const principal = who(request, 'analyst');
     if (!ports.deleteSuppression(request.params.id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no suppression ${request.params.id}`);
     ports.audit(principal, 'suppression.delete', request.params.id);
@@ -764,11 +787,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Rules.
-  route('GET', '/api/v1/rules', { summary: 'The loaded rules with their counters, and the problems of the last load.', tags: ['rules'] }, (request) => {
+  route('GET', '/api/v1/rules', { role: 'read-only', summary: 'The loaded rules with their counters, and the problems of the last load.', tags: ['rules'] }, (request) => {
     who(request, 'read-only');
     return ports.listRules();
   });
-  route('POST', '/api/v1/rules/reload', { summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'] }, async (request) => {
+  route('POST', '/api/v1/rules/reload', { role: 'admin', summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'] }, async (request) => {
     const principal = who(request, 'admin');
     const state = await ports.reloadRules();
     ports.audit(principal, 'rules.reload');
@@ -779,7 +802,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/enrollment',
-    { summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
+    { role: 'admin', summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const now = Date.now();
@@ -790,11 +813,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return { ...created, caSha256: ports.caFingerprint() };
     },
   );
-  route('GET', '/api/v1/tokens/enrollment', { summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+  route('GET', '/api/v1/tokens/enrollment', { role: 'admin', summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {
     who(request, 'admin');
     return { tokens: ports.listEnrollmentTokens() };
   });
-  route('DELETE', '/api/v1/tokens/enrollment/:id', { summary: 'Revoke an enrollment token.', tags: ['tokens'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token.', tags: ['tokens'], params: Id }, (request) => {
     const principal = who(request, 'admin');
     ports.revokeEnrollmentToken(request.params.id);
     ports.audit(principal, 'token.enrollment.revoke', request.params.id);
@@ -803,7 +826,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/api',
-    { summary: 'Create an API token with a role.', tags: ['tokens'], success: [201], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
+    { role: 'admin', summary: 'Create an API token with a role.', tags: ['tokens'], success: [201], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name });
@@ -811,17 +834,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return created;
     },
   );
-  route('GET', '/api/v1/tokens/api', { summary: 'API tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+  route('GET', '/api/v1/tokens/api', { role: 'admin', summary: 'API tokens (never their secrets).', tags: ['tokens'] }, (request) => {
     who(request, 'admin');
     return { tokens: ports.listApiTokens() };
   });
-  route('DELETE', '/api/v1/tokens/api/:id', { summary: 'Revoke an API token; the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
+  route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token; the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
     const principal = who(request, 'admin');
     ports.revokeApiToken(request.params.id);
     ports.audit(principal, 'token.api.revoke', request.params.id);
     return { ok: true };
   });
-  route('GET', '/api/v1/audit', { summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+  route('GET', '/api/v1/audit', { role: 'admin', summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
     who(request, 'admin');
     return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), limit: request.query.limit }) };
   });

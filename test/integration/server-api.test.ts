@@ -107,6 +107,16 @@ describe('authentication and roles', () => {
     assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt, undefined, 'not revoked');
   });
 
+  it('says who may use a route before it looks at the request: 401 and 403 come before a 400 for a bad body or query', async () => {
+    const { token } = await apiToken('read-only');
+    assertError(await server.api('PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { token, body: { tags: { nested: true } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'tags with a bad body');
+    assertError(await server.api('PUT', '/api/v1/groups/default/config', { token, body: {} }), 403, 'HADES_ERR_API_FORBIDDEN', 'group config without yaml');
+    assertError(await server.api('GET', '/api/v1/audit', { token, query: { since: 'garbage', bogus: 1 } }), 403, 'HADES_ERR_API_FORBIDDEN', 'audit with a bad query');
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token: null, body: { role: 'nope' } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'no token, bad body');
+    // With the role, the body is checked as before.
+    assertError(await server.api('PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { tags: { nested: true } } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'admin, bad body');
+  });
+
   it('lets an analyst search and ask queries (audited, by the token\'s id as well as its name), but not revoke or restart plugins', async () => {
     const { token, id: tokenId } = await apiToken('analyst');
     // Another token of the same name: the audit log still tells them apart.
