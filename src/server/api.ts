@@ -735,7 +735,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/suppressions',
-    { role: 'read-only', summary: 'Alert suppressions in force (all, with `expired=true`).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'Alert suppressions in force (the expired ones too, with `expired=true`; lifted ones are deleted).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { suppressions: ports.listSuppressions(request.query.expired) };
