@@ -781,8 +781,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   );
   route('DELETE', '/api/v1/suppressions/:id', { role: 'analyst', summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
     const principal = who(request, 'analyst');
+    // What is lifted is gone from the store: the audit log keeps what it was.
+    const lifted = ports.listSuppressions(true).find((x) => x.id === request.params.id);
     if (!ports.deleteSuppression(request.params.id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no suppression ${request.params.id}`);
-    ports.audit(principal, 'suppression.delete', request.params.id);
+    ports.audit(principal, 'suppression.delete', request.params.id, lifted ? { rule: lifted.rule_id, host: lifted.host, field: lifted.field, value: lifted.value, until: lifted.until, reason: lifted.reason, hits: lifted.hits } : {});
     return { ok: true };
   });
 

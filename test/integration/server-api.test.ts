@@ -1175,7 +1175,8 @@ describe('alerts through the API and the hades command', () => {
     const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 50 } })) as { entries: AnyEvent[] };
     const entry = audit.entries.find((e) => e['action'] === 'suppression.create' && e['target'] === created['id']);
     assert.equal(entry?.['details']?.reason, 'load test');
-    assert.ok(audit.entries.some((e) => e['action'] === 'suppression.delete' && e['target'] === created['id']));
+    const lifted = audit.entries.find((e) => e['action'] === 'suppression.delete' && e['target'] === created['id']);
+    assert.deepEqual([lifted?.['details']?.rule, lifted?.['details']?.host, lifted?.['details']?.reason], ['*', 'web-9', 'load test'], 'what was lifted is kept in the audit log');
   });
 
   it('lists the loaded rules with counters, and reloads them', async () => {
