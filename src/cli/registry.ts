@@ -156,6 +156,29 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(manageCommands, (m) => m.agentsTags),
   },
   {
+    name: 'tokens create',
+    summary: 'Create an API token with a role for a person or a script (admin role); its secret is printed once',
+    define: (c) =>
+      apiOptions(c)
+        .argument('<name>', 'whom it is for, as the audit log will name it')
+        .option('--role <role>', 'admin, analyst or read-only')
+        .option('--ttl <duration>', 'accepted for this long only: 30m, 8h, 90d (default: until revoked)')
+        .option('--json', 'print the token as JSON'),
+    run: lazy(manageCommands, (m) => m.tokensCreate),
+  },
+  {
+    name: 'tokens list',
+    summary: 'The API tokens: role, creator, last use, expiry, revocation (never their secrets; admin role)',
+    define: (c) => apiOptions(c).option('--json', 'one JSON object per token'),
+    run: lazy(manageCommands, (m) => m.tokensList),
+  },
+  {
+    name: 'tokens revoke',
+    summary: 'Revoke an API token (admin role; the last admin token cannot be)',
+    define: (c) => apiOptions(c).argument('<id>', 'the token\'s id, as hades tokens list shows it').option('--json', 'print the answer as JSON'),
+    run: lazy(manageCommands, (m) => m.tokensRevoke),
+  },
+  {
     name: 'groups list',
     summary: 'The groups: members and the version of the configuration the server pushes to them',
     define: (c) => apiOptions(c).option('--json', 'one JSON object per group'),

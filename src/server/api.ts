@@ -80,7 +80,7 @@ export interface ApiPorts {
   createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): { id: string; token: string; expiresAt: string };
   listEnrollmentTokens(): unknown[];
   revokeEnrollmentToken(id: string): void;
-  createApiToken(request: { name: string; role: Role; createdBy: string }): { id: string; token: string };
+  createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): { id: string; token: string; expiresAt?: string };
   listApiTokens(): unknown[];
   revokeApiToken(id: string): void;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
@@ -828,11 +828,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/api',
-    { role: 'admin', summary: 'Create an API token with a role.', tags: ['tokens'], success: [201], body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }), role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]) }, { additionalProperties: false }) },
+    {
+      role: 'admin',
+      summary: 'Create an API token with a role; with `ttl`, it is refused once that time has passed.',
+      tags: ['tokens'],
+      success: [201],
+      body: Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }),
+          role: Type.Union([Type.Literal('admin'), Type.Literal('analyst'), Type.Literal('read-only')]),
+          ttl: Type.Optional(Type.String({ pattern: '^\\d+(s|m|h|d)$', description: 'How long the token is accepted: 30m, 8h, 90d (1 minute to 3650 days); without it, until revoked.' })),
+        },
+        { additionalProperties: false },
+      ),
+    },
     (request) => {
       const principal = who(request, 'admin');
-      const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name });
-      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role });
+      const now = Date.now();
+      const ttlMs = request.body.ttl === undefined ? undefined : now - parseSince(request.body.ttl, now);
+      if (ttlMs !== undefined && (ttlMs < 60_000 || ttlMs > 3650 * 86_400_000)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1m and 3650d (got ${request.body.ttl})`);
+      const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name, ...(ttlMs === undefined ? {} : { ttlMs }) });
+      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role, ...(created.expiresAt ? { expires: created.expiresAt } : {}) });
       return created;
     },
   );

@@ -361,8 +361,11 @@ export class HadesServer {
       revokeApiToken: (id) => {
         const token = apiTokens.get(id);
         if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
-        const admins = apiTokens.list().filter((t) => t.role === 'admin' && t.revokedAt === undefined);
-        if (token.role === 'admin' && token.revokedAt === undefined && admins.length === 1) {
+        // Admin tokens still accepted: not revoked, not expired.
+        const now = Date.now();
+        const usable = (t: { revokedAt?: string; expiresAt?: string }) => t.revokedAt === undefined && (t.expiresAt === undefined || Date.parse(t.expiresAt) > now);
+        const admins = apiTokens.list().filter((t) => t.role === 'admin' && usable(t));
+        if (token.role === 'admin' && usable(token) && admins.length === 1) {
           throw new HadesError('HADES_ERR_API_LAST_ADMIN', `${id} is the last admin token: revoking it would leave nobody able to manage the server; create another admin token first`);
         }
         apiTokens.revoke(id);

@@ -943,6 +943,34 @@ describe('managing the fleet with the hades command', () => {
     }
   });
 
+  it('hades tokens create, list and revoke: API tokens for people and scripts, with a lifetime if wanted', async () => {
+    const created = await hades('tokens', 'create', 'ci-bot', '--role', 'analyst', '--ttl', '1h', '--json');
+    assert.equal(created.status, 0, created.stderr);
+    const token = JSON.parse(created.stdout) as AnyEvent;
+    assert.match(token['token'], /^hadesapi_/);
+    const expires = Date.parse(token['expiresAt']) - Date.now();
+    assert.ok(expires > 59 * 60_000 && expires <= 3_600_000, `${expires} ms`);
+    const listed = await hades('tokens', 'list', '--json');
+    const row = listed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent).find((t) => t['id'] === token['id']);
+    assert.deepEqual([row?.['name'], row?.['role'], row?.['expiresAt']], ['ci-bot', 'analyst', token['expiresAt']]);
+    assert.ok(!listed.stdout.includes(token['token']), 'never the secret');
+    assert.equal((await hades('agents', 'list', '--token', token['token'])).status, 0, 'the token works');
+    const revoked = await hades('tokens', 'revoke', token['id']);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    const refused = await hades('agents', 'list', '--token', token['token']);
+    assert.match(refused.stderr, /HADES_ERR_API_UNAUTHENTICATED: .*revoked/);
+    for (const [args, code] of [
+      [['tokens', 'create', 'x'], 'HADES_ERR_CLI_MISSING_ARGUMENT'],
+      [['tokens', 'create', 'x', '--role', 'boss'], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
+      [['tokens', 'create', 'x', '--role', 'analyst', '--ttl', '5s'], 'HADES_ERR_API_INVALID_REQUEST'],
+      [['tokens', 'revoke', 'nope'], 'HADES_ERR_API_NOT_FOUND'],
+    ] as const) {
+      const result = await hades(...args);
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(code), args.join(' '));
+    }
+  });
+
   it('hades agents tags and revoke', async () => {
     const identity = await server.enrollAgent();
     const tagged = await hades('agents', 'tags', identity.agentId, 'owner=team-b', 'tier=gold=1');

@@ -400,6 +400,16 @@ describe('API tokens', () => {
     assert.equal(api.get(made.id)?.lastUsedAt, new Date(T0).toISOString());
   });
 
+  it('refuses a token made with a lifetime once it has passed, and lists when it expires', () => {
+    const made = api.create({ name: 'contractor', role: 'read-only', createdBy: 'admin', ttlMs: 3_600_000 });
+    assert.equal(made.expiresAt, new Date(T0 + 3_600_000).toISOString());
+    assert.equal(api.authenticate(made.token).id, made.id);
+    assert.equal(api.get(made.id)?.expiresAt, made.expiresAt);
+    time.advance(3_600_000);
+    assert.throws(() => api.authenticate(made.token), code('HADES_ERR_API_UNAUTHENTICATED', /expired at/));
+    assert.equal(api.create({ name: 'forever', role: 'admin', createdBy: 'admin' }).expiresAt, undefined);
+  });
+
   it('orders roles admin > analyst > read-only', () => {
     const as = (role: Principal['role']): Principal => ({ id: 'x', name: 'x', role });
     assert.doesNotThrow(() => api.authorize(as('admin'), 'admin'));

@@ -310,3 +310,49 @@ export async function tasksShow(context: CliContext, args: readonly string[], op
   context.stdout.write(`${lines.join('\n')}\n`);
   return exitStatus.ok;
 }
+
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  role: string;
+  createdBy: string;
+  createdAt: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+  expiresAt?: string;
+}
+
+const ROLES = ['admin', 'analyst', 'read-only'];
+
+/** `hades tokens create NAME --role R [--ttl D]`: the secret is printed once, never again. */
+export async function tokensCreate(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const name = required(args, 0, 'give the token a name: whom it is for');
+  const role = typeof options['role'] === 'string' ? options['role'] : undefined;
+  if (role === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', `give --role: ${ROLES.join(', ')}`);
+  if (!ROLES.includes(role)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role is one of ${ROLES.join(', ')} (got '${role}')`);
+  const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : undefined;
+  const client = await apiClient(options);
+  const created = (await client.post('/api/v1/tokens/api', { name, role, ...(ttl === undefined ? {} : { ttl }) })) as { id: string; token: string; expiresAt?: string };
+  if (options['json']) json(context, created);
+  else context.stdout.write(`${shown(`API token ${created.id} (${role}) for ${name}${created.expiresAt ? `, until ${created.expiresAt}` : ''}:`)}\n${created.token}\n(shown once: give it to its user now; hades tokens revoke ${created.id} ends it)\n`);
+  return exitStatus.ok;
+}
+
+/** `hades tokens list`. */
+export async function tokensList(context: CliContext, _args: readonly string[], options: Options): Promise<number> {
+  const client = await apiClient(options);
+  const { tokens } = (await client.get('/api/v1/tokens/api')) as { tokens: ApiTokenRow[] };
+  if (options['json']) for (const token of tokens) json(context, token);
+  else table(context, tokens.map((t) => ({ id: t.id, name: t.name, role: t.role, created: `${t.createdAt} by ${t.createdBy}`, last_used: t.lastUsedAt ?? '', expires: t.expiresAt ?? '', revoked: t.revokedAt ?? '' })));
+  return exitStatus.ok;
+}
+
+/** `hades tokens revoke ID`. */
+export async function tokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the token, as hades tokens list shows it');
+  const client = await apiClient(options);
+  await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the tokens');
+  if (options['json']) json(context, { id, revoked: true });
+  else context.stdout.write(`API token ${id} is revoked: requests with it are refused from now on\n`);
+  return exitStatus.ok;
+}

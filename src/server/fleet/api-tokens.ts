@@ -33,6 +33,8 @@ const MIGRATIONS = [
      last_used_at INTEGER,
      revoked_at INTEGER
    ) STRICT`,
+  // A token may be made for a while only (a contractor's, a script's for one job).
+  `ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER`,
 ];
 
 interface ApiTokenRow {
@@ -44,6 +46,7 @@ interface ApiTokenRow {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  expires_at: number | null;
 }
 
 /** Who an authenticated request comes from. */
@@ -59,6 +62,8 @@ export interface ApiTokenInfo extends Principal {
   readonly createdAt: string;
   readonly lastUsedAt?: string;
   readonly revokedAt?: string;
+  /** When it stops being accepted, for a token made with a lifetime. */
+  readonly expiresAt?: string;
 }
 
 export interface BootstrapAdmin {
@@ -99,16 +104,19 @@ export class ApiTokens {
   }
 
   /** Creates a token; the returned `token` is shown once and cannot be recovered later. */
-  create(request: { name: string; role: Role; createdBy: string }): { token: string; id: string } {
+  create(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): { token: string; id: string; expiresAt?: string } {
     const name = request.name.trim();
     if (name === '' || name.length > 128 || /\p{Cc}/u.test(name)) throw new HadesError('HADES_ERR_INTERNAL', 'a token name is 1 to 128 printable characters');
     if (!isRole(request.role)) throw new HadesError('HADES_ERR_INTERNAL', `unknown role ${JSON.stringify(request.role)}`);
     if (request.createdBy.trim() === '') throw new HadesError('HADES_ERR_INTERNAL', 'a token needs its creator');
+    if (request.ttlMs !== undefined && !(Number.isFinite(request.ttlMs) && request.ttlMs > 0)) throw new HadesError('HADES_ERR_INTERNAL', 'a token lifetime is a positive number of milliseconds');
     const minted = mintToken(API_TOKEN_PREFIX);
+    const now = this.#now();
+    const expiresAt = request.ttlMs === undefined ? null : now + request.ttlMs;
     this.#db
-      .prepare('INSERT INTO api_tokens (id, name, role, secret_sha256, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(minted.id, name, request.role, minted.hash, request.createdBy, this.#now());
-    return { token: minted.token, id: minted.id };
+      .prepare('INSERT INTO api_tokens (id, name, role, secret_sha256, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(minted.id, name, request.role, minted.hash, request.createdBy, now, expiresAt);
+    return { token: minted.token, id: minted.id, ...(expiresAt === null ? {} : { expiresAt: isoTime(expiresAt) }) };
   }
 
   /**
@@ -124,6 +132,7 @@ export class ApiTokens {
     if (row === undefined || !secretMatches(parsed.secret, row.secret_sha256)) throw unauthenticated(`the API token ${parsed.id} is unknown`);
     if (row.revoked_at !== null) throw unauthenticated(`the API token ${row.id} was revoked`);
     const now = this.#now();
+    if (row.expires_at !== null && now >= row.expires_at) throw unauthenticated(`the API token ${row.id} expired at ${isoTime(row.expires_at)}`);
     if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_EVERY_MS) {
       this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
     }
@@ -187,6 +196,7 @@ export class ApiTokens {
 function infoOf(row: ApiTokenRow): ApiTokenInfo {
   const lastUsedAt = isoOrUndefined(row.last_used_at);
   const revokedAt = isoOrUndefined(row.revoked_at);
+  const expiresAt = isoOrUndefined(row.expires_at);
   return {
     id: row.id,
     name: row.name,
@@ -195,6 +205,7 @@ function infoOf(row: ApiTokenRow): ApiTokenInfo {
     createdAt: isoTime(row.created_at),
     ...(lastUsedAt === undefined ? {} : { lastUsedAt }),
     ...(revokedAt === undefined ? {} : { revokedAt }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
   };
 }
 
