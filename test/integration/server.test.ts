@@ -172,6 +172,9 @@ describe('event batches over the gateway', () => {
       assert.equal(transport.connected, true, 'the same stream stays up');
       await transport.send(batchOf(makeEvents(3), 3), signal);
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, 5);
+      // A batch stored but for one line: that line is counted as dropped by the server.
+      await transport.send(batchOf([...makeEvents(1), '{"not":"an event"}'], 4), signal);
+      assert.deepEqual(transport.dropped(), { server_rejected_batches: 1, server_rejected_events: 1 });
     } finally {
       await transport.close();
     }

@@ -175,6 +175,8 @@ export interface BatchTransport {
   /** Resolves once the receiver has stored the batch; rejects (HADES_ERR_OUTPUT_FAILED) otherwise. */
   send(batch: EventBatch, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
+  /** Events the receiver acknowledged but refused (invalid), by reason: lost, and counted. */
+  dropped?(): Readonly<Record<string, number>>;
 }
 
 export interface SpooledChannelOptions {
@@ -357,6 +359,7 @@ export class SpooledChannel implements OutputChannel {
     const dropped = { ...this.dropped };
     if (spool.droppedEvents > 0) dropped['spool_full'] = spool.droppedEvents;
     if (spool.corruptRecords > 0) dropped['spool_corrupt_records'] = spool.corruptRecords;
+    for (const [reason, n] of Object.entries(this.transport.dropped?.() ?? {})) if (n > 0) dropped[reason] = n;
     return {
       name: this.name,
       in: this.received,

@@ -119,6 +119,7 @@ export class GrpcTransport implements BatchTransport {
   private readonly lifetime = new AbortController();
   /** Batches the server refused for good (invalid): dropped from the spool, counted. */
   rejectedBatches = 0;
+  /** Lines of acknowledged batches the server refused as invalid. */
   rejectedEvents = 0;
   serverVersion: string | undefined;
 
@@ -264,6 +265,12 @@ export class GrpcTransport implements BatchTransport {
       const pending = this.pending;
       if (pending && String(message.ack.last_seq) === pending.lastSeq) {
         this.pending = undefined;
+        const rejected = Number(message.ack.rejected ?? 0);
+        if (rejected > 0) {
+          // The rest of the batch is stored; these lines are lost, and said so here and in the counters.
+          this.rejectedEvents += rejected;
+          this.options.log.warn('the server refused events of a batch as invalid; the others are stored', { code: 'HADES_ERR_EVENT_INVALID', rejected, rejected_total: this.rejectedEvents, last_seq: pending.lastSeq });
+        }
         pending.resolve();
         // Before the channel's next send: a reconnection waits for no Ack then.
         this.reconnectIfIdle();
@@ -423,6 +430,11 @@ export class GrpcTransport implements BatchTransport {
 
   taskResult(taskId: string, status: 'done' | 'failed', result: unknown): void {
     this.stream?.write({ task_result: { task_id: taskId, status, result_json: JSON.stringify(result) } });
+  }
+
+  /** What the server refused: whole batches (permanent Nack) and lines of stored batches. */
+  dropped(): Readonly<Record<string, number>> {
+    return { server_rejected_batches: this.rejectedBatches, server_rejected_events: this.rejectedEvents };
   }
 
   async close(): Promise<void> {
