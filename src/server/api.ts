@@ -574,7 +574,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       checkTaskParams(kind, request.body.params);
       const tasks = ports.createTask({ agentIds: request.body.agents, kind, params: request.body.params, timeoutS: request.body.timeout_s });
       // Every task is recorded, whoever made it: a query task reads the hosts it runs on.
-      ports.audit(principal, 'task.create', request.body.agents.join(','), { kind, params: auditedParams(request.body.params), tasks: tasks.length });
+      // The target names one agent, or how many (a group of thousands is no audit target): the
+      // details list the first hundred.
+      const agents = request.body.agents;
+      ports.audit(principal, 'task.create', agents.length === 1 ? agents[0]! : `${agents.length} agents`, { kind, params: auditedParams(request.body.params), tasks: tasks.length, agents: agents.slice(0, 100) });
       return { tasks };
     },
   );

@@ -337,7 +337,7 @@ export class HadesServer {
       createTask: ({ agentIds, kind, params, timeoutS }) => {
         // All or nothing: every agent must exist before any task is made.
         const unknown = agentIds.filter((id) => !registry.get(id));
-        if (unknown.length > 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${unknown.join(', ')}`);
+        if (unknown.length > 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}`);
         // A query's time is the task's: the agent stops it when the server would no longer take its answer.
         const given = (params ?? {}) as Record<string, unknown>;
         const withTime = (kind === 'query' || kind === 'inventory') && given['timeout_s'] === undefined && given['timeout_ms'] === undefined ? { ...given, timeout_ms: timeoutS * 1000 } : given;

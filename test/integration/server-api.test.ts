@@ -129,8 +129,18 @@ describe('authentication and roles', () => {
     const audited = entries.find((e) => e['action'] === 'task.create' && e['target'] === identity.agentId);
     assert.deepEqual(
       { actor: audited?.['actor'], actor_id: audited?.['actor_id'], details: audited?.['details'] },
-      { actor: 'analyst-token', actor_id: tokenId, details: { kind: 'query', params: { sql: 'select 1 from shell_history' }, tasks: 1 } },
+      { actor: 'analyst-token', actor_id: tokenId, details: { kind: 'query', params: { sql: 'select 1 from shell_history' }, tasks: 1, agents: [identity.agentId] } },
     );
+    // Tasks for many agents at once (a big group; their ids joined are over the audit target's
+    // 1 KiB): audited by their number, with the ids in the details.
+    const many = await Promise.all(Array.from({ length: 60 }, async () => (await server.enrollAgent()).agentId));
+    const created = (await server.ok('POST', '/api/v1/tasks', { token, body: { agents: many, kind: 'inventory', params: { table: 'users' } } })) as { tasks: AnyEvent[] };
+    assert.equal(created.tasks.length, 60);
+    const after = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    const bulk = after.entries.find((e) => e['action'] === 'task.create' && e['target'] === '60 agents');
+    assert.deepEqual(bulk?.['details'].agents, many);
+    const unknown = await server.api('POST', '/api/v1/tasks', { token, body: { agents: Array.from({ length: 40 }, (_, i) => `ag_${i.toString(16).padStart(16, '0')}`), kind: 'inventory', params: { table: 'users' } } });
+    assertError(unknown, 404, 'HADES_ERR_API_NOT_FOUND', 'and 35 more');
     assertError(await server.api('POST', `/api/v1/agents/${identity.agentId}/revoke`, { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'revoke');
     assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'x' } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'restart_plugin');
     assertError(await server.api('POST', '/api/v1/tokens/api', { token, body: { name: 'x', role: 'analyst' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'token');
