@@ -32,8 +32,14 @@ function readError(p: string, error: unknown): HadesError {
 }
 
 /** The *.yaml and *.yml files under a folder, sorted by path, hidden entries skipped. */
-async function filesUnder(dir: string, depth = 0): Promise<string[]> {
+async function filesUnder(dir: string, depth = 0, seen = new Set<string>()): Promise<string[]> {
   if (depth > MAX_DEPTH) return [];
+  // Each folder once, by device and inode: links back up the tree (`ln -s . again`) or to a folder
+  // seen already would read the same files again, a loop of links exponentially many times.
+  const self = await stat(dir);
+  const id = `${self.dev}:${self.ino}`;
+  if (seen.has(id)) return [];
+  seen.add(id);
   const entries = await readdir(dir, { withFileTypes: true });
   const out: string[] = [];
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -41,7 +47,7 @@ async function filesUnder(dir: string, depth = 0): Promise<string[]> {
     const full = path.join(dir, entry.name);
     // A symbolic link counts as what it points to (a folder of links to rule files is common).
     const kind = entry.isSymbolicLink() ? await stat(full).catch(() => undefined) : entry;
-    if (kind?.isDirectory()) out.push(...(await filesUnder(full, depth + 1)));
+    if (kind?.isDirectory()) out.push(...(await filesUnder(full, depth + 1, seen)));
     else if (kind?.isFile() && isRuleFile(entry.name)) out.push(full);
   }
   return out;

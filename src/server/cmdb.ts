@@ -44,9 +44,12 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
   }
   const byName = new Map<string, HostMetadata>();
   const byAddress = new Map<string, HostMetadata>();
+  const shared = new Set<string>();
   rows.forEach((row, index) => {
-    const name = typeof row['hostname'] === 'string' ? row['hostname'] : typeof row['host'] === 'string' ? row['host'] : undefined;
-    const address = typeof row['address'] === 'string' ? row['address'] : typeof row['ip'] === 'string' ? row['ip'] : undefined;
+    // A blank cell is no value (a CSV row with a name and no address).
+    const cell = (key: string) => (typeof row[key] === 'string' && (row[key]).trim() !== '' ? (row[key]).trim() : undefined);
+    const name = cell('hostname') ?? cell('host');
+    const address = cell('address') ?? cell('ip');
     if (!name && !address) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1} has neither hostname nor address`);
     // Tags are text of bounded size, in an object without a prototype: a `__proto__` key is a
     // tag like any other, not a way to replace the object's prototype.
@@ -64,14 +67,25 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     }
     const entry: HostMetadata = { ...meta, ...(Object.keys(tags).length > 0 ? { tags: { ...tags } } : {}) };
     const key = name?.toLowerCase();
-    // Two different rows for one host: which one applies would depend on the order of the file.
-    const clash = (other: HostMetadata | undefined) => other !== undefined && JSON.stringify(other) !== JSON.stringify(entry);
+    // Two different rows for one host name: which one applies would depend on the order of the
+    // file. An address may be shared (NAT, overlapping networks): it then matches no row, and
+    // those hosts are found by name.
+    const clash = (other: HostMetadata | undefined) => other !== undefined && canonical(other) !== canonical(entry);
     if (key !== undefined && clash(byName.get(key))) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1}: host '${name}' has another row with other values (host names match without regard to case)`);
-    if (address !== undefined && clash(byAddress.get(address))) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1}: address ${address} has another row with other values`);
     if (key !== undefined) byName.set(key, entry);
-    if (address !== undefined) byAddress.set(address, entry);
+    if (address !== undefined) {
+      if (clash(byAddress.get(address)) || shared.has(address)) shared.add(address);
+      else byAddress.set(address, entry);
+    }
   });
+  for (const address of shared) byAddress.delete(address);
   return { byName, byAddress };
+}
+
+/** The same metadata gives the same text, whatever the order of its keys. */
+function canonical(meta: HostMetadata): string {
+  const sorted = (value: Readonly<Record<string, unknown>>) => Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return JSON.stringify(sorted({ ...meta, ...(meta.tags ? { tags: sorted(meta.tags) } : {}) }));
 }
 
 export class Cmdb {

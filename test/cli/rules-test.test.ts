@@ -151,6 +151,17 @@ describe('hades rules test', () => {
     assert.match(ok.stdout, /^1 file, 1 rule; 2 samples: 2 passed/);
   });
 
+  it('reads each folder once when links loop back up the tree', async () => {
+    const loop = path.join(dir, 'loop');
+    file('loop/one.yaml', passing);
+    symlinkSync('.', path.join(loop, 'a'));
+    symlinkSync('.', path.join(loop, 'b'));
+    symlinkSync(loop, path.join(loop, 'c'));
+    const r = await runHades(['rules', 'test', loop]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^1 file, 1 rule; 2 samples: 2 passed/);
+  });
+
   it('refuses a FIFO or a device named as a rule file rather than hang or fill the memory', async () => {
     const fifo = path.join(dir, 'pipe.yaml');
     execFileSync('mkfifo', [fifo]);

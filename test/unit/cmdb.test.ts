@@ -37,8 +37,15 @@ describe('CMDB file', () => {
     refused('[1, 2]', /an array of objects/);
     refused('[{"owner": "x"}]', /row 1 has neither hostname nor address/);
     refused('hostname,owner\na,x\nA,y\n', /row 2: host 'A' has another row with other values/);
-    refused('address,owner\n10.0.0.1,x\n10.0.0.1,y\n', /address 10\.0\.0\.1 has another row/);
     assert.equal(parseCmdb('hostname,owner\na,x\na,x\n', 'cmdb').byName.size, 1, 'the same row twice is one host');
+    assert.equal(parseCmdb('[{"hostname": "a", "owner": "x", "environment": "p"}, {"environment": "p", "owner": "x", "hostname": "a"}]', 'cmdb').byName.size, 1, 'whatever the order of its keys');
+  });
+
+  it('takes blank name or address cells as absent, and matches a shared address to no row', () => {
+    const parsed = parseCmdb('hostname,address,owner\na,,x\nb,,y\n,10.0.0.9,z\nc,10.0.0.1,p\nd,10.0.0.1,q\n', 'cmdb');
+    assert.deepEqual([...parsed.byName.keys()], ['a', 'b', 'c', 'd']);
+    assert.deepEqual([...parsed.byAddress.keys()], ['10.0.0.9'], 'the address two hosts share names neither');
+    assert.equal(parsed.byName.get('d')?.owner, 'q', 'those hosts are found by name');
   });
 
   it('reports a missing file, a folder and a broken file with HADES_ERR_CMDB and keeps the last good content', () => {
