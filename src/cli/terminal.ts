@@ -5,7 +5,9 @@
  * in them would let that person move the cursor, clear the analyst's screen or print a line
  * that looks like another alert; bidirectional controls reorder what is shown. `shown` writes
  * each such character as an escape (`\n`, `\x1b`, `\u202e`), so one line of data stays one
- * line of output and reads as it is. JSON output (`--json`) needs nothing: JSON escapes them.
+ * line of output and reads as it is. JSON text shown to a person goes through it too: JSON
+ * escapes C0 controls but leaves C1 and direction characters as they are. `--json` output is
+ * for programs, which parse it.
  */
 
 /** C0 and C1 controls, DEL, and the characters that change the direction or lines of text. */

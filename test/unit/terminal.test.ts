@@ -26,5 +26,9 @@ describe('text for a terminal', () => {
     assert.match(line, /x\\x1b\[2J\\r\\n2026/);
     const rows = formatRows([{ name: 'a\nb', pid: 1 }]);
     assert.deepEqual(rows.at(-1), 'a\\nb  1');
+    // Column names, and JSON cells (JSON leaves C1 and direction characters as they are).
+    const odd = formatRows([{ 'col\x1b[2J': 'a', obj: { x: 'evil\u202eexe\u009b31m' } }]);
+    assert.ok(odd.every((l) => !['\x1b', '\u202e', '\u009b'].some((c) => l.includes(c))), odd.join('\n'));
+    assert.match(odd[0]!, /^col\\x1b\[2J/);
   });
 });

@@ -47,7 +47,7 @@ export async function agentRun(context: CliContext, _args: readonly string[], op
     await agent.stop();
   }
   if (fatal) {
-    context.stderr.write(`hades: ${fatal.error.toLine()}\n`);
+    context.stderr.write(`hades: ${shown(fatal.error.toLine())}\n`);
     return fatal.code;
   }
   return exitStatus.ok;
@@ -87,7 +87,8 @@ export function formatStatus(s: AgentStatus): string {
         p.eventsPerSecond.toFixed(0),
         String(Object.values(p.dropped).reduce((a, b) => a + b, 0)),
         String(p.restarts),
-        (p.lastError ?? '').slice(0, 60),
+        // A plugin's last error holds the tail of its own stderr.
+        shown((p.lastError ?? '').slice(0, 60)),
       ]),
     ])
       .split('\n')

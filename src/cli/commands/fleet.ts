@@ -32,11 +32,13 @@ const isInputCode = (code: string): boolean => (errorCatalog as Record<string, {
 export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
   if (rows.length === 0) return ['(no rows)'];
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  // Cells hold what hosts report (process names, command lines): shown escaped, one line each.
-  const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? shown(v) : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
-  const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  // Cells and column names hold what hosts report (process names, command lines): shown
+  // escaped, one line each; JSON too, which leaves C1 and direction characters as they are.
+  const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : shown(typeof v === 'string' ? v : JSON.stringify(v)));
+  const names = columns.map(shown);
+  const widths = columns.map((c, i) => Math.min(60, Math.max(names[i]!.length, ...rows.map((r) => cell(r[c]).length))));
   const line = (values: string[]) => values.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))];
+  return [line(names), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))];
 }
 
 export async function fleetQuery(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -61,8 +63,8 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
       else context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, status: host.status, error: host.error ?? null })}\n`);
       continue;
     }
-    const head = `== ${host.hostname} (${host.agent_id}): ${host.status}${host.truncated ? ', truncated' : ''}`;
-    const body = host.status === 'done' ? formatRows(host.rows ?? []) : [host.error ? `${host.error.code}: ${host.error.message}` : 'no answer yet'];
+    const head = shown(`== ${host.hostname} (${host.agent_id}): ${host.status}${host.truncated ? ', truncated' : ''}`);
+    const body = host.status === 'done' ? formatRows(host.rows ?? []) : [host.error ? shown(`${host.error.code}: ${host.error.message}`) : 'no answer yet'];
     context.stdout.write(`${[head, ...body, ''].join('\n')}\n`);
   }
   const s = result.summary;

@@ -301,11 +301,12 @@ export async function tasksShow(context: CliContext, args: readonly string[], op
     `task:     ${task.id} (${task.kind})`,
     `agent:    ${task.agentId}`,
     `status:   ${task.status}`,
-    `params:   ${JSON.stringify(task.params)}`,
+    `params:   ${shown(JSON.stringify(task.params))}`,
     `created:  ${task.createdAt}`,
     `updated:  ${task.updatedAt}`,
     `deadline: ${task.deadline}`,
-    `result:   ${task.result === undefined || task.result === null ? '(none yet)' : JSON.stringify(task.result, null, 2).replace(/\n/g, '\n          ')}`,
+    // JSON leaves C1 and direction characters as they are: each line is shown escaped.
+    `result:   ${task.result === undefined || task.result === null ? '(none yet)' : JSON.stringify(task.result, null, 2).split('\n').map(shown).join('\n          ')}`,
   ];
   context.stdout.write(`${lines.join('\n')}\n`);
   return exitStatus.ok;

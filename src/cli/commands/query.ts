@@ -12,6 +12,7 @@ import { QueryClient, type QueryAnswer } from '../../agent/inventory/query-clien
 import { collectorArgs } from '../../agent/plugins/inventory-plugin.js';
 import { PluginProcess } from '../../agent/plugins/plugin-process.js';
 import { version, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
 
 const MAX_TIMEOUT_S = 3600;
 const MAX_ROWS = 1_000_000;
@@ -50,7 +51,7 @@ async function runInCollector(context: CliContext, sql: string, timeoutS: number
         if (type === PluginFrame.queryResult) client.onFrame(payload);
       },
       onLog: (entry) => {
-        if (entry['level'] === 'error' || entry['level'] === 'warn') context.stderr.write(`hades: collector: ${String(entry['msg'])}\n`);
+        if (entry['level'] === 'error' || entry['level'] === 'warn') context.stderr.write(`hades: collector: ${shown(String(entry['msg']))}\n`);
       },
       onExit: (reason) => client.failAll('HADES_ERR_QUERY_UNAVAILABLE', `the collector stopped (${reason})`),
     },
@@ -80,12 +81,12 @@ async function runInCollector(context: CliContext, sql: string, timeoutS: number
 /** A value in one table cell: NULL as empty, control characters escaped, long values cut. */
 function cell(value: unknown): { text: string; cut: boolean } {
   if (value === null || value === undefined) return { text: '', cut: false };
-  const text = (typeof value === 'string' ? value : JSON.stringify(value)).replace(/[\n\r\t]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+  const text = shown(typeof value === 'string' ? value : JSON.stringify(value));
   return text.length > CELL_WIDTH ? { text: `${text.slice(0, CELL_WIDTH - 1)}…`, cut: true } : { text, cut: false };
 }
 
 function printTable(context: CliContext, answer: Extract<QueryAnswer, { ok: true }>): boolean {
-  const header = answer.columns.map((c) => c.name);
+  const header = answer.columns.map((c) => shown(c.name));
   let cut = false;
   const cells = answer.rows.map((row) =>
     header.map((_, i) => {
@@ -127,7 +128,7 @@ export async function query(context: CliContext, args: readonly string[], option
     const code = isErrorCode(answer.code) ? answer.code : 'HADES_ERR_INTERNAL';
     throw new HadesError(code, answer.message, answer.details ? { details: answer.details } : {});
   }
-  for (const w of answer.warnings.slice(0, WARNINGS_SHOWN)) context.stderr.write(`hades: warning: ${w.code}: ${w.table}: ${w.message}${w.path ? ` (${w.path})` : ''}\n`);
+  for (const w of answer.warnings.slice(0, WARNINGS_SHOWN)) context.stderr.write(`hades: warning: ${shown(`${w.code}: ${w.table}: ${w.message}${w.path ? ` (${w.path})` : ''}`)}\n`);
   if (answer.warnings_total > WARNINGS_SHOWN) context.stderr.write(`hades: ... and ${answer.warnings_total - WARNINGS_SHOWN} more warning(s)\n`);
   if (json) {
     const names = answer.columns.map((c) => c.name);

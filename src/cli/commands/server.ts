@@ -29,7 +29,7 @@ function reloadOnHangup(context: CliContext, server: HadesServer): () => void {
   const onHangup = (): void => {
     server.reloadRules().then(
       (state) => context.stderr.write(`hades: rules reloaded: ${state.enabled} enabled of ${state.rules}\n`),
-      (error: unknown) => context.stderr.write(`hades: ${toHadesError(error).toLine()}\n`),
+      (error: unknown) => context.stderr.write(`hades: ${shown(toHadesError(error).toLine())}\n`),
     );
   };
   process.on('SIGHUP', onHangup);
@@ -106,7 +106,8 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
     for (const agent of agents) context.stdout.write(`${JSON.stringify(agent)}\n`);
     return exitStatus.ok;
   }
-  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, a.hostname, a.revokedAt ? 'revoked' : a.online ? 'online' : 'offline', a.version ?? '', (a.groups ?? []).join(','), a.lastSeen ?? ''])];
+  // Host names and versions are what each agent said in its hello.
+  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, shown(a.hostname), a.revokedAt ? 'revoked' : a.online ? 'online' : 'offline', shown(a.version ?? ''), (a.groups ?? []).join(','), a.lastSeen ?? ''])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows) context.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   if (agents.length === 0) context.stdout.write('(no agent has enrolled yet: hades server token create)\n');
