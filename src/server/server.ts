@@ -55,8 +55,8 @@ export interface ServerAddresses {
 }
 
 function splitHostPort(address: string): { host: string; port: number } {
-  const match = /^(.*):(\d{1,5})$/.exec(address);
-  if (!match) throw new HadesError('HADES_ERR_CONFIG_VALUE', `'${address}' is not host:port`);
+  const match = /^(.*):(\d+)$/.exec(address);
+  if (!match || Number(match[2]) > 65_535) throw new HadesError('HADES_ERR_CONFIG_VALUE', `'${address}' is not host:port`);
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
 }
 
@@ -206,7 +206,9 @@ export class HadesServer {
     const { config } = this.options;
     if (config.advertise.gateways.length > 0) return [...config.advertise.gateways];
     const { host } = splitHostPort(config.listen.agents);
-    return [`${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.gateway?.port ?? 0}`];
+    const reachable = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    // An IPv6 address in brackets: unbracketed, agents would read its last group as the port.
+    return [`${reachable.includes(':') ? `[${reachable}]` : reachable}:${this.gateway?.port ?? 0}`];
   }
 
   /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
-import { AgentConfigSchema, ServerConfigSchema, loadConfig, parseConfig, parseRoleConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
+import { AgentConfigSchema, ServerConfigSchema, isIpAddress, loadConfig, parseConfig, parseRoleConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 
 function problems(text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema = AgentConfigSchema): readonly ConfigProblem[] {
@@ -162,15 +163,35 @@ describe('configuration', () => {
     const paths = (text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema) => problems(text, schema).map((p) => [p.code, p.path]);
     const value = (path: string) => ['HADES_ERR_CONFIG_VALUE', path];
     assert.deepEqual(paths('listen:\n  agents: garbage\n  api: 127.0.0.1:99999\n', ServerConfigSchema), [value('listen.agents'), value('listen.api')]);
-    assert.deepEqual(paths('data_dir: relative/dir\nadvertise:\n  hostnames: ["bad host name!"]\n  gateways: ["gw:0"]\n', ServerConfigSchema), [value('data_dir'), value('advertise.hostnames.0'), value('advertise.gateways.0')]);
-    assert.deepEqual(paths('plugins:\n  honeypot:\n    bind: not an address\noutputs:\n  http:\n    url: "http://"\n    headers: { X-A: "a\\nb" }\n  server:\n    addresses: ["host:99999"]\n', AgentConfigSchema), [
-      value('plugins.honeypot.bind'),
+    assert.deepEqual(paths('data_dir: relative/dir\nadvertise:\n  hostnames: ["bad host name!"]\n  gateways: ["gw:0", "::1:7443"]\n', ServerConfigSchema), [value('data_dir'), value('advertise.hostnames.0'), value('advertise.gateways.0'), value('advertise.gateways.1')]);
+    assert.match(problems('data_dir: ./data\n', ServerConfigSchema)[0]?.message ?? '', /An absolute path/);
+    assert.deepEqual(paths('outputs:\n  http:\n    url: "http://"\n    headers: { X-A: "a\\nb", X-B: "€" }\n  server:\n    addresses: ["host:99999"]\n', AgentConfigSchema), [
       value('outputs.http.url'),
       value('outputs.http.headers.X-A'),
+      value('outputs.http.headers.X-B'),
       value('outputs.server.addresses.0'),
     ]);
-    assert.ok(parseConfig('listen: { api: "[::1]:0", agents: "0.0.0.0:7443" }\nadvertise: { gateways: ["hades.example:7443", "[fd00::1]:7443"], hostnames: ["hades.example", "*.example.org", "10.0.0.1", "::1"] }\n', ServerConfigSchema).ok);
-    assert.ok(parseConfig('plugins: { honeypot: { bind: "0.0.0.0" } }\noutputs: { http: { url: "https://collector.example:8443/in?x=1" } }\n', AgentConfigSchema).ok);
+    // Credentials in the URL: fetch refuses them on every batch; they belong in a header.
+    assert.deepEqual(paths('outputs:\n  http:\n    url: "http://user:pw@collector.example/events"\n', AgentConfigSchema), [value('outputs.http.url')]);
+    // The honeypot's address is checked as the plugin checks it.
+    for (const bind of ['not an address', '999.1.1.1']) {
+      const result = parseRoleConfig(`plugins:\n  honeypot:\n    bind: "${bind}"\n`, 'agent');
+      assert.deepEqual(result.ok ? [] : result.problems.map((p) => [p.code, p.path]), [value('plugins.honeypot.bind')], bind);
+    }
+    // What worked before keeps working: empty or bare IPv6 listen hosts, gRPC targets, zone ids,
+    // names with a trailing dot, ports with a leading zero.
+    assert.ok(parseConfig('listen: { api: ":7080", agents: "::1:7443" }\nadvertise: { gateways: ["hades.example:7443", "[fd00::1]:7443"], hostnames: ["hades.example", "*.example.org", "10.0.0.1", "::1"] }\n', ServerConfigSchema).ok);
+    assert.ok(parseConfig('listen: { api: "[::1]:0", agents: "0.0.0.0:07443" }\n', ServerConfigSchema).ok);
+    for (const address of ['dns:///gw.example:7443', 'ipv4:10.0.0.1:7443', '[fe80::1%eth0]:7443', 'gw.example.:7443', 'host:08443']) {
+      assert.ok(parseRoleConfig(`outputs: { server: { addresses: ["${address}"] } }\n`, 'agent').ok, address);
+    }
+    assert.ok(parseRoleConfig('plugins: { honeypot: { bind: "fe80::1%eth0" } }\noutputs: { http: { url: "https://collector.example:8443/in?x=1", headers: { Authorization: "Bearer x", X-L: "café" } } }\n', 'agent').ok);
+  });
+
+  it('takes an IP address as the honeypot plugin (net.isIP) does', () => {
+    for (const a of ['::', '0.0.0.0', '192.0.2.10', 'fe80::1%eth0', '::ffff:1.2.3.4', '1:2:3:4:5:6:7:8', '999.1.1.1', '1.2.3', 'not', '::1::2', '01.2.3.4', 'fe80::1%', '1:2:3:4:5:6:7:8:9', '', '[::1]']) {
+      assert.equal(isIpAddress(a), isIP(a) !== 0, a);
+    }
   });
 
   it('throws one coded error listing every problem from loadConfig', () => {

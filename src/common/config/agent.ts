@@ -126,7 +126,7 @@ export const AgentConfigSchema = Type.Object(
               ),
               { default: [], maxItems: 64, description: 'The decoys.' },
             ),
-            bind: Type.String({ default: '::', minLength: 2, maxLength: 45, pattern: '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$', description: 'Address the decoys listen on; `::` takes IPv4 too where IPv6 is on.' }),
+            bind: Type.String({ default: '::', minLength: 2, maxLength: 64, description: 'Address the decoys listen on; `::` takes IPv4 too where IPv6 is on.' }),
             max_bytes: Type.Integer({ minimum: 0, maximum: 6144, default: 1024, description: 'Bytes of each connection kept (sent base64 in hades.honeypot.payload); the connection is closed once they arrived.' }),
             idle_ms: Type.Integer({ minimum: 100, maximum: 30_000, default: 5000, description: 'A connection silent this long is closed (and reported); none lasts over 30 s.' }),
             max_connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'Connections open at once; more are closed at once, and still reported.' }),
@@ -183,8 +183,8 @@ export const AgentConfigSchema = Type.Object(
         http: Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'POST batches of NDJSON events to a URL (a collector such as Vector or Logstash); a 2xx answer acknowledges the batch.' }),
-            url: Type.String({ pattern: '^https?://[^/?#\\s]+(/\\S*)?$', default: 'http://127.0.0.1:8080/events', description: 'Where batches are posted.' }),
-            headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.String({ pattern: '^[^\\r\\n\\x00]*$', description: 'A header value: one line.' }), { default: {}, description: 'Extra request headers (e.g. an authorization token; never logged).' }),
+            url: Type.String({ pattern: '^https?://[^/?#\\s@]+(/\\S*)?$', default: 'http://127.0.0.1:8080/events', description: 'Where batches are posted.' }),
+            headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.String({ pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$', description: 'A header value: one line of printable characters (Latin-1 at most).' }), { default: {}, description: 'Extra request headers (e.g. an authorization token; never logged).' }),
             batch_events: Type.Integer({ minimum: 1, maximum: 100_000, default: 2000, description: 'Most events per request.' }),
             timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'A request without an answer after this long counts as failed and is retried.' }),
             rate: RateLimit,

@@ -33,7 +33,7 @@ export const configRoles = Object.keys(configSchemas) as ConfigRole[];
 
 /** What each role's schema cannot check: consistency between keys. */
 const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
-  agent: (config) => checkHoneypotPorts(config.plugins.honeypot.ports),
+  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind)],
   server: (config) => checkAlertOutputs(config.alerts.outputs),
 };
 
@@ -53,6 +53,27 @@ function checkHoneypotPorts(ports: Static<typeof AgentConfigSchema>['plugins']['
     }
   });
   return problems;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** An IPv4 or IPv6 address (with a zone id: fe80::1%eth0), as the plugin's net.isIP takes it. */
+export function isIpAddress(text: string): boolean {
+  if (IPV4.test(text)) return true;
+  const [address, zone, ...rest] = text.split('%');
+  if (rest.length > 0 || zone === '' || address === undefined || !address.includes(':')) return false;
+  try {
+    // The URL parser checks an IPv6 address fully (groups, ::, an embedded IPv4).
+    new URL(`http://[${address}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The decoys' address, checked as the honeypot plugin checks it (an IP address; zone ids too). */
+function checkHoneypotBind(bind: string): ConfigProblem[] {
+  return !isIpAddress(bind) ? [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'plugins.honeypot.bind', message: `'plugins.honeypot.bind' must be an IP address, such as :: or 0.0.0.0 or 192.0.2.10 (got ${JSON.stringify(bind)})` }] : [];
 }
 
 /** parseConfig with the role's schema and its consistency checks. */

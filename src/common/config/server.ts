@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AlertOutputsConfig } from './alert-outputs.js';
-import { CERT_HOST, HOST_PORT, LISTEN_HOST_PORT, LogConfig } from './shared.js';
+import { ADVERTISED_HOST_PORT, CERT_HOST, LISTEN_HOST_PORT, LogConfig } from './shared.js';
 
 /** The server's configuration; separate from the agent's so neither accepts the other's keys. */
 export const ServerConfigSchema = Type.Object(
@@ -9,26 +9,26 @@ export const ServerConfigSchema = Type.Object(
       minLength: 1,
       pattern: '^/',
       default: '/var/lib/hades/server',
-      description: 'Folder for the CA, certificates, the embedded database and the raw archive.',
+      description: 'An absolute path: the folder for the CA, certificates, the embedded database and the raw archive.',
     }),
     listen: Type.Object(
       {
         agents: Type.String({
           pattern: LISTEN_HOST_PORT,
           default: '127.0.0.1:7443',
-          description: 'host:port of the agent gateway (mutual TLS).',
+          description: 'host:port of the agent gateway (mutual TLS); port 0 to 65535 (0: any free port), an empty host: every address.',
         }),
         api: Type.String({
           pattern: LISTEN_HOST_PORT,
           default: '127.0.0.1:7080',
-          description: 'host:port of the REST API and web console.',
+          description: 'host:port of the REST API and web console; port 0 to 65535 (0: any free port), an empty host: every address.',
         }),
       },
       { additionalProperties: false, default: {}, description: 'Addresses the server listens on.' },
     ),
     advertise: Type.Object(
       {
-        gateways: Type.Array(Type.String({ pattern: HOST_PORT, description: 'host:port (a name, an IPv4 address or [an IPv6 address]; port 1 to 65535).' }), {
+        gateways: Type.Array(Type.String({ pattern: ADVERTISED_HOST_PORT, description: 'host:port (a name, an IPv4 address or [an IPv6 address] in brackets; port 1 to 65535).' }), {
           default: [],
           maxItems: 16,
           description: 'host:port of the agent gateway as agents should reach it, given to them at enrollment (the first is tried first). Empty: listen.agents.',

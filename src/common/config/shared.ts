@@ -1,14 +1,17 @@
 import { Type } from '@sinclair/typebox';
 
-/** A port, 1 to 65535 (a regular expression, so that `hades config check` reports it in place). */
-const PORT = '(6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})';
-/** A host: a DNS name, an IPv4 address, or an IPv6 address in brackets. */
-const HOST = '(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)';
+/** A port, 1 to 65535, leading zeros allowed (a regular expression, so that `hades config check` reports it in place). */
+const PORT = '0*(6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})';
 
-/** `host:port` to connect to. */
-export const HOST_PORT = `^${HOST}:${PORT}$`;
-/** `host:port` to listen on; port 0 picks a free one. */
-export const LISTEN_HOST_PORT = `^${HOST}:(0|${PORT})$`;
+/**
+ * `host:port` to connect to: a name, an IPv4 address or an IPv6 address in brackets (with a zone
+ * id), or a gRPC target (`dns:///gw.example:7443`); what is checked is the port.
+ */
+export const HOST_PORT = `^\\S*[^\\s:]:${PORT}$`;
+/** `host:port` as given to agents: an IPv6 address in brackets (unbracketed, agents misread it). */
+export const ADVERTISED_HOST_PORT = `^([^\\s:\\[\\]/]+|\\[[0-9A-Fa-f:.]+(%[\\w.-]+)?\\]):${PORT}$`;
+/** `host:port` to listen on: the host may be empty (`:7080`, every address) or an IPv6 address with or without brackets; port 0 picks a free one. */
+export const LISTEN_HOST_PORT = `^[^\\s]*:(0+|${PORT})$`;
 /** A host name or address a certificate names: a DNS name, IPv4 or IPv6 (no brackets). */
 export const CERT_HOST = '^([A-Za-z0-9*]([A-Za-z0-9._-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$';
 
