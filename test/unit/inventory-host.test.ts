@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { QueryContext } from '../../src/agent/inventory/context.js';
 import { InventoryEngine, rowObjects } from '../../src/agent/inventory/engine.js';
@@ -326,5 +327,31 @@ describe('host table parsers', () => {
 
   it('names interface flags', () => {
     assert.equal(flagNames(0x1143), 'UP,BROADCAST,RUNNING,PROMISC,MULTICAST');
+  });
+});
+
+describe('host tables on this host', () => {
+  it('reads every line of /proc/net/tcp, which the kernel gives a page at a time: 60 connections, all found', async () => {
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const clients = await Promise.all(
+      Array.from({ length: 60 }, () => new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', reject);
+      })),
+    );
+    try {
+      const context = new QueryContext({ root: '/', maxFileBytes: 64 * 1024 });
+      const rows = await table('connections').generate(context.forTable('connections'));
+      const clientSide = rows.filter((r) => r['remote_port'] === port);
+      const serverSide = rows.filter((r) => r['local_port'] === port && r['remote_port'] !== 0);
+      assert.equal(clientSide.length, 60, `${rows.length} connections in all`);
+      assert.equal(serverSide.length, 60, 'the accepted ends too');
+      assert.ok(clientSide.every((r) => r['pid'] === process.pid), 'joined to this process');
+    } finally {
+      for (const c of clients) c.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

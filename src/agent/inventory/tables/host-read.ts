@@ -152,9 +152,9 @@ export function readProcText(ctx: CollectContext, relative: string, maxBytes = 4
       const n = readSync(fd, scratch, total, room, null);
       total += n;
       if (total > maxBytes) return undefined;
-      // /proc files fill a read as far as they can: a short read is the end (one read call
-      // fewer per file, thousands per query).
-      if (n === 0 || n < room) break;
+      // Only a read of nothing is the end: seq_file files (/proc/net/tcp) give a page or so per
+      // read, whatever room is left, and stopping at a short read lost all but their first lines.
+      if (n === 0) break;
     }
     return scratch.toString('utf8', 0, total);
   } catch {
