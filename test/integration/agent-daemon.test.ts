@@ -77,10 +77,10 @@ describe('hades agent (process, root, real driver)', { skip: root ? false : 'nee
     const data = path.join(dir, 'data-a');
     const eventsFile = path.join(dir, 'events-a.ndjson');
     const cgroupName = `hades-test-${process.pid}`;
-    const config = (deny: string) => `
+    const config = (deny: string, driverExtra = '') => `
 agent: { data_dir: ${data}, heartbeat_s: 2, drain_s: 2 }
 limits: { cgroup: { enabled: true, name: ${cgroupName} } }
-driver: { deny_executables: [${deny}] }
+driver: { deny_executables: [${deny}]${driverExtra} }
 outputs:
   file: { enabled: true, path: ${eventsFile} }
   http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events", batch_events: 500 }
@@ -128,6 +128,15 @@ metrics: { listen: "127.0.0.1:0" }
       spawnSync('/bin/true', ['hades-daemon-after']);
       await waitFor('the exec after the reload', () => collector.events.slice(before).some((e) => e['event'].action === 'exec' && (e['process'].args as string[]).includes('hades-daemon-after')) || undefined);
       assert.ok(!collector.events.some((e) => e['event'].action === 'exec' && (e['process'].args as string[]).includes('hades-daemon-filtered')), 'the new filter applies');
+      assert.equal(status(statusConfig)?.['plugins'].find((p: AnyEvent) => p['name'] === 'driver')?.pid, driver.pid, 'a filter is changed in place: the same driver');
+      // Another driver setting restarts the driver: a gap, reported.
+      writeFileSync(configFile, config('/bin/echo', ', batch_ms: 30'));
+      agent.child.kill('SIGHUP');
+      const gap = await waitFor('the driver\'s gap', () => collector.events.find((e) => e['event'].action === 'agent_gap' && e['hades'].gap.component === 'driver'), 20_000);
+      assert.equal(gap['hades'].gap.reason, 'restarted for a configuration reload');
+      const restarted = status(statusConfig)?.['plugins'].find((p: AnyEvent) => p['name'] === 'driver');
+      assert.notEqual(restarted?.pid, driver.pid);
+      driver.pid = restarted?.pid;
 
       agent.child.kill('SIGTERM');
       assert.equal(await agent.exited, 0, agent.stderr);

@@ -74,10 +74,11 @@ describe('agent daemon: plugin supervision', () => {
       assert.equal(status.restarts, 4);
       assert.match(status.lastError ?? '', /HADES_ERR_PLUGIN_START.*failed 5 times in a row.*exit status 3/);
       const gaps = gapsOf(h.server.events, 'crasher');
-      assert.equal(gaps.length, 4, 'one agent_gap per restart');
-      assert.ok(gaps.every((g) => g['hades'].gap.reason === 'exit status 3'));
+      assert.equal(gaps.length, 5, 'one agent_gap per restart, and the last one, given up');
+      assert.ok(gaps.slice(0, 4).every((g) => g['hades'].gap.reason === 'exit status 3'));
+      assert.match(gaps[4]!['hades'].gap.reason, /^exit status 3; given up: .*failed 5 times in a row/);
       // Backoff doubles: each gap lasts longer than the one before.
-      const lengths = gaps.map((g) => Date.parse(g['hades'].gap.end) - Date.parse(g['hades'].gap.start));
+      const lengths = gaps.slice(0, 4).map((g) => Date.parse(g['hades'].gap.end) - Date.parse(g['hades'].gap.start));
       for (let i = 1; i < lengths.length; i++) assert.ok(lengths[i]! > lengths[i - 1]!, `gaps grow: ${lengths.join(', ')}`);
     } finally {
       await h.agent.stop();

@@ -7,6 +7,7 @@
  * cgroups removed. `reload()` applies a new configuration, or keeps the old one when the new
  * one is invalid.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -133,7 +134,8 @@ const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<Ag
   return { cpuPercent: l.cpu_percent, memoryBytes: l.memory_mb * MB, maxOpenFiles: l.max_open_files, eventsPerSecond: l.events_per_s };
 };
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** Equal settings, whatever the order of their keys (a section written out or left to its defaults). */
+const same = (a: unknown, b: unknown) => isDeepStrictEqual(a, b);
 
 export class Agent {
   private config: AgentConfig;
@@ -899,8 +901,14 @@ export class Agent {
     if (onlyFilters && this.kernel) {
       await this.kernel.setFilters({ denyExecutables: next.driver.deny_executables, denyCgroups: next.driver.deny_cgroups, allowCgroups: next.driver.allow_cgroups });
     } else if (kernelChanged) {
+      // The driver restarts: the time without kernel events is a gap like any other.
+      const start = new Date();
+      const running = this.kernel !== undefined;
       await this.stopKernel();
-      if (next.plugins.driver) await this.startKernel();
+      if (next.plugins.driver) {
+        await this.startKernel();
+        if (running) this.reportGap('driver', { reason: 'restarted for a configuration reload', start, end: new Date(), restarts: 0 });
+      }
     }
     if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
       // What every plugin shares changed: all of them restart.

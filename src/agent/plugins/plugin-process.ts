@@ -436,6 +436,12 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.restartTimer = undefined;
     const first = this.firstHello;
     this.firstHello = undefined;
+    // The gap a restart would have closed is reported now, open-ended no more: given up, it
+    // would otherwise never be (the driver's loss then stops the agent).
+    if (this.gapStart && !first) {
+      this.handlers.onGap?.({ reason: `${this.gapReason}; given up: ${error.message}`, start: this.gapStart, end: new Date(), restarts: this.restarts });
+      this.gapStart = undefined;
+    }
     // Before the first HELLO the caller of start() hears of it; afterwards the handler does.
     if (first) first.reject(error);
     else this.handlers.onFatal?.(error);
