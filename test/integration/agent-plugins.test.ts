@@ -85,6 +85,31 @@ describe('agent daemon: plugin supervision', () => {
     }
   });
 
+  it('keeps its drop totals since start across a reload that replaces the outputs', { timeout: 60_000 }, async () => {
+    // An HTTP output nobody answers, with the smallest spool: a flood fills it, and drops start.
+    const base = baseYaml({ plugins: plugins([['flooder', 'flood', 'limits: { events_per_s: 100000, cpu_percent: 400 }']]) });
+    const yaml = (extra: string) =>
+      base.replace(
+        'outputs: { file: { enabled: false } }',
+        `outputs: { file: { enabled: false }, http: { enabled: true, url: "http://127.0.0.1:9/events"${extra} } }\nspool: { max_mb: 1, fsync: never }`,
+      );
+    const h = await startAgent(yaml(''));
+    try {
+      const spoolFull = () => h.agent.status().drops.find((d) => d.hook === 'http' && d.reason === 'spool_full')?.total ?? 0;
+      const before = await waitFor('spool_full drops', () => (spoolFull() > 0 ? spoolFull() : undefined), 30_000);
+      writeFileSync(h.configFile, yaml(', batch_events: 100'));
+      const reloaded = await h.agent.reload();
+      assert.equal(reloaded.ok, true, reloaded.message);
+      // One status: the new output's own count, and the total, which keeps the old output's.
+      const now = h.agent.status();
+      const live = now.pipeline.outputs.find((o) => o.name === 'http')?.dropped['spool_full'] ?? 0;
+      const total = now.drops.find((d) => d.hook === 'http' && d.reason === 'spool_full')?.total ?? 0;
+      assert.ok(total >= before + live, `total ${total}, before the reload ${before}, the new output's own ${live}`);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
   it('stops and restarts a plugin that floods, one over its memory budget, one writing garbage frames and one that stops answering', async () => {
     const yaml = baseYaml({
       plugins: plugins([

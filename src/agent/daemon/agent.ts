@@ -134,6 +134,8 @@ const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<Ag
   return { cpuPercent: l.cpu_percent, memoryBytes: l.memory_mb * MB, maxOpenFiles: l.max_open_files, eventsPerSecond: l.events_per_s };
 };
 
+const dropKey = (d: DropCount): string => `${d.component}\u0000${d.hook}\u0000${d.reason}`;
+
 /** Equal settings, whatever the order of their keys (a section written out or left to its defaults). */
 const same = (a: unknown, b: unknown) => isDeepStrictEqual(a, b);
 
@@ -743,19 +745,33 @@ export class Agent {
     );
   }
 
-  /** Every drop counter of the agent, cumulative (the kernel's own are reported by KernelEvents). */
+  /** Every drop counter of the agent, cumulative since its start (the kernel's own are reported by KernelEvents). */
   private dropCounts(): DropCount[] {
-    const counts: DropCount[] = [];
-    for (const output of this.pipeline.outputs) {
-      for (const [reason, total] of Object.entries(output.stats().dropped)) {
-        counts.push({ component: reason.startsWith('spool') ? 'spool' : 'output', hook: output.name, reason, total });
-      }
-    }
+    const counts = new Map<string, DropCount>(this.retiredDrops);
+    const live: DropCount[] = [...this.outputDrops(this.pipeline.outputs)];
     for (const [name, plugin] of this.plugins) {
-      if (plugin.counters.invalid) counts.push({ component: 'agent', hook: name, reason: 'invalid_event', total: plugin.counters.invalid });
-      if (plugin.counters.rateLimited) counts.push({ component: 'agent', hook: name, reason: 'rate_limited', total: plugin.counters.rateLimited });
+      if (plugin.counters.invalid) live.push({ component: 'agent', hook: name, reason: 'invalid_event', total: plugin.counters.invalid });
+      if (plugin.counters.rateLimited) live.push({ component: 'agent', hook: name, reason: 'rate_limited', total: plugin.counters.rateLimited });
     }
-    return counts;
+    for (const d of live) {
+      const key = dropKey(d);
+      counts.set(key, { ...d, total: d.total + (counts.get(key)?.total ?? 0) });
+    }
+    return [...counts.values()];
+  }
+
+  private outputDrops(outputs: readonly OutputChannel[]): DropCount[] {
+    return outputs.flatMap((output) => Object.entries(output.stats().dropped).map(([reason, total]) => ({ component: reason.startsWith('spool') ? 'spool' : 'output', hook: output.name, reason, total })));
+  }
+
+  /** Counters of outputs replaced by a reload, kept in the totals. */
+  private readonly retiredDrops = new Map<string, DropCount>();
+
+  private retire(drops: readonly DropCount[]): void {
+    for (const d of drops) {
+      const key = dropKey(d);
+      this.retiredDrops.set(key, { ...d, total: d.total + (this.retiredDrops.get(key)?.total ?? 0) });
+    }
   }
 
   private reportDrops(): void {
@@ -893,6 +909,12 @@ export class Agent {
     if (!same(old.outputs, next.outputs) || !same(old.spool, next.spool)) {
       const previous = this.pipeline.replaceChannels(this.buildChannels(next));
       await Promise.all(previous.map((c) => c.close(next.agent.drain_s * 1000)));
+      // Their drops stay counted: the totals since start do not go back to 0 at a reload.
+      try {
+        this.retire(this.outputDrops(previous));
+      } catch (error) {
+        this.log.warn('the drop counters of replaced outputs could not be read', { err: toHadesError(error) });
+      }
     }
     const kernelKeys = ['driver', 'process_tree', 'hashing', 'privilege', 'protect'] as const;
     const filtersOnly = (c: AgentConfig) => ({ ...c.driver, deny_executables: [], deny_cgroups: [], allow_cgroups: [] });
