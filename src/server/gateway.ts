@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { checkEvent } from '../common/events/index.js';
+import { storeProblem } from './store/events.js';
 import { redactSecrets } from '../common/redact.js';
 import { HadesError, toHadesError } from '../common/errors.js';
 import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
@@ -349,7 +350,8 @@ export class Gateway {
         rejected++;
         continue;
       }
-      if (!checkEvent(value).ok) {
+      // The schema, and what the store needs of the columns (an empty event.id passes the schema).
+      if (!checkEvent(value).ok || storeProblem(value as Record<string, unknown>) !== undefined) {
         rejected++;
         continue;
       }

@@ -151,8 +151,10 @@ describe('event batches over the gateway', () => {
       delete missingField['host'];
       // Times of the right shape that name no real instant (month 13, 30 February, 24:00).
       const unreal = ['2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-02-28T24:00:00Z'].map((t, i) => ({ ...good[0], '@timestamp': t, event: { ...good[0]!['event'], id: `x-unreal-${i}` } }));
-      const mixed = await stream.batch(ndjson([good[0]!, 'not json at all', good[1]!, unknownAction, '{"event":{}}', missingField, ...unreal, good[2]!]), 3, 10);
-      assert.deepEqual(mixed.ack, { last_seq: '3', stored: 3, duplicates: 0, rejected: 7 }, 'the other lines of the batch are stored, and it is not sent again');
+      // An empty event.id passes the schema but is no key for the store.
+      const noId = { ...good[0], event: { ...good[0]!['event'], id: '' } };
+      const mixed = await stream.batch(ndjson([good[0]!, 'not json at all', good[1]!, unknownAction, '{"event":{}}', missingField, ...unreal, noId, good[2]!]), 3, 11);
+      assert.deepEqual(mixed.ack, { last_seq: '3', stored: 3, duplicates: 0, rejected: 8 }, 'the other lines of the batch are stored, and it is not sent again');
       const stored = await server.searchAll({ agent: identity.agentId });
       assert.equal(stored.length, 7);
       assert.ok(!stored.some((e) => e['event'].id === 'x-unknown' || String(e['event'].id).startsWith('x-unreal')));

@@ -150,6 +150,25 @@ function invalid(index: number, message: string, cause?: unknown): HadesError {
 }
 
 /**
+ * What keeps the store from taking an event (a parsed one), or undefined: its id, action, time
+ * and host name, which are columns. The gateway checks every line with it as well as the event
+ * schema, so that a batch is never refused whole for one line the store would not take.
+ */
+export function storeProblem(event: Record<string, unknown>): string | undefined {
+  const meta = child(event, 'event');
+  if (meta === undefined) return 'no event object';
+  const id = meta['id'];
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128) return 'event.id must be a non-empty string of at most 128 characters';
+  const action = meta['action'];
+  if (typeof action !== 'string' || action.length === 0) return 'event.action must be a non-empty string';
+  const timestamp = event['@timestamp'];
+  if (typeof timestamp !== 'string' || !Number.isFinite(timestampMs(timestamp))) return '@timestamp must be an ISO 8601 UTC time';
+  const host = child(event, 'host');
+  if ((host === undefined ? null : str(host['name'])) === null) return 'host.name must be a string';
+  return undefined;
+}
+
+/**
  * The columns of one event. The stored JSON is the event plus `event.ingested`: spliced into a
  * line given as text when that is safe (./line.ts), else serialised again (from a copy of a
  * caller's object).
@@ -170,18 +189,13 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     if (!isObject(input)) throw invalid(index, 'not an object');
     event = input;
   }
-  const meta = child(event, 'event');
-  if (meta === undefined) throw invalid(index, 'no event object');
-  const id = meta['id'];
-  if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw invalid(index, 'event.id must be a non-empty string of at most 128 characters');
-  const action = meta['action'];
-  if (typeof action !== 'string' || action.length === 0) throw invalid(index, 'event.action must be a non-empty string');
-  const timestamp = event['@timestamp'];
-  const time = typeof timestamp === 'string' ? timestampMs(timestamp) : NaN;
-  if (!Number.isFinite(time)) throw invalid(index, '@timestamp must be an ISO 8601 UTC time');
-  const host = child(event, 'host');
-  const hostName = host === undefined ? null : str(host['name']);
-  if (hostName === null) throw invalid(index, 'host.name must be a string');
+  const problem = storeProblem(event);
+  if (problem !== undefined) throw invalid(index, problem);
+  const meta = child(event, 'event') as Record<string, unknown>;
+  const id = meta['id'] as string;
+  const action = meta['action'] as string;
+  const time = timestampMs(event['@timestamp'] as string);
+  const hostName = str((child(event, 'host') as Record<string, unknown>)['name']) as string;
 
   const process = child(event, 'process');
   const user = child(event, 'user');
@@ -212,7 +226,7 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     question === undefined ? null : str(question['name']),
     // The parsed event is never changed here (the fallback serialises a copy), so the line's keys
     // are counted against it as it was parsed.
-    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), timestamp as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
+    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), event['@timestamp'] as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
   ];
 }
 
