@@ -156,6 +156,13 @@ const u64Bytes = (value: bigint) => {
   return out;
 };
 
+/**
+ * The `hades start` process that started this agent and will stop it, when it is the parent:
+ * it says so in HADES_START_PID. Signals to it are tampering (stopping it stops the agent), and
+ * its own signals to the agent are marked `by_parent`.
+ */
+const supervisorPid: number | undefined = process.env['HADES_START_PID'] !== undefined && Number(process.env['HADES_START_PID']) === process.ppid && process.ppid > 1 ? process.ppid : undefined;
+
 export class KernelEvents {
   private readonly tree: ProcessTree;
   private readonly hasher: ExecutableHasher;
@@ -229,7 +236,7 @@ export class KernelEvents {
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
     const sensitive = this.sensitive;
-    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}) });
+    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}), ...(supervisorPid === undefined ? {} : { supervisorPid }) });
     this.dnsAggregator = new RateAggregator<HadesEvent>(config.limits.aggregate_ms);
     this.governor = new CpuGovernor(config.limits.cpu_percent);
     this.allowedRoot = new Set(config.privilege.allowed_root_executables);
@@ -331,7 +338,7 @@ export class KernelEvents {
       ...values.map((v): [number, number, Uint8Array] => [FilterOp.add, target, v]),
     ];
     // Own processes: signals to them are tampering (the driver excludes their own events itself).
-    const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid])];
+    const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid]), ...(supervisorPid === undefined ? [] : [supervisorPid])];
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),

@@ -75,6 +75,8 @@ export interface SecurityOptions {
   readonly protectedPaths: readonly string[];
   /** file_open: the driver.sensitive_files path a file (device, inode) was registered under. */
   readonly sensitiveOf?: (dev: number, ino: number) => string | undefined;
+  /** The Hades process that started this one and stops it (`hades start`), when there is one. */
+  readonly supervisorPid?: number;
 }
 
 /** Builds the events of one security record; most records give one event, some none or two. */
@@ -304,9 +306,9 @@ export class SecurityEvents {
         operation: syscallName(r.syscall),
         broadcast: (r.flags & SecurityFlag.killBroadcast) !== 0 || undefined,
         group: (r.flags & SecurityFlag.killGroup) !== 0 || undefined,
-        // The agent's own supervisor stopping it (its parent, read now: a reparented agent's
-        // parent is another process).
-        by_parent: r.pid === process.ppid || undefined,
+        // `hades start` stopping its agent: its parent, itself a protected Hades process (so
+        // that signalling it to stop the agent is tampering too).
+        by_parent: (this.options.supervisorPid !== undefined && r.pid === this.options.supervisorPid) || undefined,
       },
     });
   }

@@ -16,8 +16,8 @@ export interface Capture {
  * Runs `hades events ARGS` as a person would, waits until it captures, runs the workload with
  * the pid of the hades process, stops it with SIGINT and returns every event it printed.
  */
-export async function captureEvents(args: readonly string[], workload: (hadesPid: number) => Promise<void>): Promise<Capture> {
-  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'events', ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function captureEvents(args: readonly string[], workload: (hadesPid: number) => Promise<void>, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Capture> {
+  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'events', ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -186,8 +186,11 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
         // The same probe from the process that started hades events: its parent.
         process.kill(pid, 0);
+        // And a probe of this test process, which hades events protects as its supervisor.
+        runs['tamperSupervisor'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(process.pid)]);
         await new Promise((resolve) => setTimeout(resolve, 200));
-      });
+        // As `hades start` does for its agent: this process names itself the supervisor.
+      }, { env: { ...process.env, HADES_START_PID: String(process.pid) } });
     } finally {
       server.close();
       if (typeof dns !== 'string') dns.stop();
@@ -575,7 +578,12 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     assert.deepEqual(e['hades'].tamper, { target: 'process', signal: 0, target_pid: hadesPid, operation: 'kill' });
   });
 
-  it('tamper: signals from the process that started it (the probe, then the SIGINT that stops it) are marked by_parent', () => {
+  it('tamper: a signal to the supervisor that started it (hades start) is tampering too', () => {
+    const toSupervisor = of('tamper', 'tamperSupervisor');
+    assert.deepEqual(toSupervisor.map((e) => e['hades'].tamper), [{ target: 'process', signal: 0, target_pid: process.pid, operation: 'kill' }]);
+  });
+
+  it('tamper: signals from the supervisor that started it (the probe, then the SIGINT that stops it) are marked by_parent', () => {
     const fromParent = capture.events.filter((e) => e['event'].action === 'tamper' && e['process']?.pid === process.pid);
     const probe = { target: 'process', target_pid: hadesPid, operation: 'kill', by_parent: true };
     assert.deepEqual(fromParent[0]?.['hades'].tamper, { ...probe, signal: 0 });

@@ -233,7 +233,9 @@ export async function start(context: CliContext, _args: readonly string[], optio
     const atDefaults = root === '/var/lib/hades' && addresses.api === 'https://127.0.0.1:7080';
     const configHint = atDefaults ? '' : ` --config ${cliConfigFile}`;
     const bin = fileURLToPath(new URL('../../../../bin/hades.js', import.meta.url));
-    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // The agent protects this process as its own (stopping it stops the agent), and marks the
+    // SIGTERM it gets from it at Ctrl-C as its supervisor's.
+    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
     child.on('exit', (code) => {
       if (!context.signal.aborted) context.stderr.write(`hades: the local agent exited (status ${code ?? '?'}); see ${path.join(agentDir, 'agent.log')}\n`);
       stopped.abort();

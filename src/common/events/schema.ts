@@ -525,7 +525,7 @@ export const eventKinds = {
             target_pid: Opt(Count('Process that received it.')),
             broadcast: Opt(Type.Boolean({ description: 'True for kill(-1, sig): every process.' })),
             group: Opt(Type.Boolean({ description: 'True for kill(-pgid, sig) to the process group of a Hades process.' })),
-            by_parent: Opt(Type.Boolean({ description: "True when the sender is the process that started the agent, its parent now (the service manager, or `hades start`, which stops its agent with SIGTERM)." })),
+            by_parent: Opt(Type.Boolean({ description: "True when the sender is `hades start`, the agent's parent, which stops its agent with SIGTERM at Ctrl-C; it is protected like the agent itself, so a signal to it is tampering too." })),
             path: Opt(Str('File that was changed or removed.')),
           },
           'The tampering.',
