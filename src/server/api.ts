@@ -280,10 +280,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // What the HTTP parser refuses before any route sees it (an unknown method, headers over
     // 16 KiB, a broken request line) also gets one coded JSON answer, then the connection closes.
     clientErrorHandler: (error: Error & { code?: string }, socket) => {
-      const large = error.code === 'HPE_HEADER_OVERFLOW';
-      const body = JSON.stringify(large ? { code: 'HADES_ERR_API_TOO_LARGE', message: 'the request\'s headers (with its query string) are larger than the API takes (16 KiB)' } : { code: 'HADES_ERR_API_INVALID_REQUEST', message: `the request is not HTTP the API takes (${error.code ?? error.message})` });
-      if (socket.writable) socket.end(`HTTP/1.1 ${large ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-      else socket.destroy();
+      // A reset connection has nothing left to answer.
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, answer] =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? (['431 Request Header Fields Too Large', { code: 'HADES_ERR_API_TOO_LARGE', message: 'the request\'s headers (with its query string) are larger than the API takes (16 KiB)' }] as const)
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? (['408 Request Timeout', { code: 'HADES_ERR_API_INVALID_REQUEST', message: 'the request did not arrive whole in time' }] as const)
+            : (['400 Bad Request', { code: 'HADES_ERR_API_INVALID_REQUEST', message: `the request is not HTTP the API takes (${error.code ?? error.message})` }] as const);
+      const body = JSON.stringify(answer);
+      // Not over a response already on its way (a pipelined request before this one).
+      const busy = (socket as { _httpMessage?: unknown })._httpMessage !== undefined && (socket as { _httpMessage?: unknown })._httpMessage !== null;
+      if (socket.writable && !busy) socket.write(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.destroy();
     },
   });
   app.setValidatorCompiler(validatorCompiler());
