@@ -15,8 +15,13 @@ import { loadRoleConfig } from './commands/config.js';
 
 export const loadServerConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> => {
   // A deployment started elsewhere (hades start --data DIR) is named once for a whole shell.
-  const fromEnv = process.env['HADES_SERVER_CONFIG'];
-  return loadRoleConfig('server', typeof options['config'] !== 'string' && fromEnv ? { ...options, config: fromEnv } : options);
+  // Not for another server (--server): its address and token are given, this one's are not wanted.
+  const fromEnv = typeof options['server'] === 'string' ? undefined : process.env['HADES_SERVER_CONFIG'];
+  if (typeof options['config'] === 'string' || !fromEnv) return loadRoleConfig('server', options);
+  return loadRoleConfig('server', { ...options, config: fromEnv }).catch((error: unknown) => {
+    const e = error instanceof HadesError ? error : new HadesError('HADES_ERR_CONFIG_READ', String(error));
+    throw new HadesError(e.code, `${e.message} (the file HADES_SERVER_CONFIG names)`, { cause: e });
+  });
 };
 
 export interface ApiClient {

@@ -51,7 +51,7 @@ export const groups: Readonly<Record<string, string>> = {
 /** The options of commands that talk to the server's API. */
 const apiOptions = (c: Command) =>
   c
-    .option('--config <file>', 'server configuration of the local deployment (default: /etc/hades/server.yaml when it exists, else the defaults)')
+    .option('--config <file>', 'server configuration of the local deployment (default: the file HADES_SERVER_CONFIG names, else /etc/hades/server.yaml when it exists, else the defaults)')
     .option('--server <url>', 'the API to use instead of the local deployment\'s, e.g. https://hades.example:7080')
     .option('--token <token>', 'API token (default: HADES_API_TOKEN, else the local deployment\'s admin token)')
     .option('--ca <file>', 'the CA certificate the server\'s must chain to (default: HADES_API_CA, else the local deployment\'s CA)');

@@ -631,7 +631,7 @@ export class Agent {
         overLimitSeen = plugin.counters.rateLimited;
         return fresh;
       },
-      dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}), ...(plugin.counters.malformed ? { malformed_frames: plugin.counters.malformed } : {}) }),
+      dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
       stats: () => plugin.lastStats,
     });
   }
@@ -898,7 +898,10 @@ export class Agent {
     this.log.reconfigure(next.log);
     // A server task's log level outlives a reload, unless the reload changed the level itself.
     if (this.levelOverride && old.log.level === next.log.level) this.log.setLevel(this.levelOverride.level);
-    else this.clearLevelOverride();
+    else if (this.levelOverride) {
+      this.clearLevelOverride();
+      this.log.info('log level back to the configuration: the reload changed it', { level: next.log.level });
+    }
     // The driver's budget changes in place; other plugins restart below when theirs change.
     const driver = this.supervisor.get('driver');
     if (driver) driver.budget = budgetOf(next.plugins.limits);

@@ -54,7 +54,7 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
   })) as { alerts: AlertLine[]; next?: string };
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
   if (!options['json'] && result.alerts.length === 0) context.stderr.write('hades: no alert in that window\n');
-  if (result.next) context.stderr.write(`hades: more alerts: the next page with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
+  if (result.next) context.stderr.write(`hades: more alerts: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   return exitStatus.ok;
 }
 

@@ -169,7 +169,7 @@ export async function search(context: CliContext, args: readonly string[], optio
   })) as { events: Record<string, unknown>[]; next?: string };
   for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
   // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
-  if (result.next) context.stderr.write(`hades: more events: the next page with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
+  if (result.next) context.stderr.write(`hades: more events: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   if (!options['json'] && result.events.length === 0) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;
 }
@@ -249,7 +249,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
         '',
         `Try, in another terminal:  npx hades agents list${configHint}   |   npx hades search --since 5m --action exec${configHint}   |   npx hades alerts list${configHint}`,
-        ...(atDefaults ? [] : [`(or once per shell: export HADES_SERVER_CONFIG=${cliConfigFile})`]),
+        ...(atDefaults ? [] : [`(or once per shell: export HADES_SERVER_CONFIG='${cliConfigFile.replace(/'/g, "'\\''")}')`]),
         `The local agent's health:  npx hades agent status --config ${agentConfigFile}`,
         'Ctrl-C stops everything.',
         '',
