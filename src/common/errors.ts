@@ -119,8 +119,8 @@ export const errorCatalog = {
   },
   HADES_ERR_FRAME_MALFORMED: {
     kind: 'input',
-    summary: 'A frame or record from a plugin or the driver could not be decoded (bad length, unknown version, bad JSON).',
-    remedy: 'The record is counted and skipped; if it repeats, check that the driver and the agent come from the same version.',
+    summary: 'A frame or record from a plugin or the driver could not be decoded (bad length, unknown version, bad JSON; a STATS, ACK or LOG frame that is no JSON object).',
+    remedy: 'The record is counted and skipped (a plugin\'s malformed frames are logged, the first ten and then one in a thousand); if it repeats, check that the driver, the plugin and the agent come from matching versions.',
   },
   HADES_ERR_DRIVER_NOT_FOUND: {
     kind: 'environment',
@@ -190,7 +190,7 @@ export const errorCatalog = {
   },
   HADES_ERR_SPOOL_CORRUPT: {
     kind: 'environment',
-    summary: 'Part of the disk spool failed its checksum (a torn write after a crash, or damage); the damaged records are skipped and counted.',
+    summary: 'Part of the disk spool failed its checksum (a torn write after a crash, or damage); the damaged records are skipped, counted (spool_corrupt_records) and logged with this code.',
     remedy: 'Nothing to do after a crash; if it repeats without crashes, check the disk.',
   },
   HADES_ERR_OUTPUT_FAILED: {
@@ -246,8 +246,8 @@ export const errorCatalog = {
   },
   HADES_ERR_PKI: {
     kind: 'environment',
-    summary: 'The server\'s certificate authority or certificates could not be created, read or used.',
-    remedy: 'Check the data folder (files must be readable by the server only); the message names the file.',
+    summary: 'A certificate authority or certificate could not be created, read or used: the server\'s own (its data folder), or, at enrollment, the CA a server answered with (not a certificate, or not the one the token names).',
+    remedy: 'On the server, check the data folder (files readable by the server only; the message names the file). At enrollment, check that the address is the Hades server the token came from.',
   },
   HADES_ERR_ENROLL_TOKEN_INVALID: {
     kind: 'input',
@@ -301,8 +301,8 @@ export const errorCatalog = {
   },
   HADES_ERR_SERVER_UNREACHABLE: {
     kind: 'environment',
-    summary: 'The server could not be reached (refused, timed out, TLS handshake failed).',
-    remedy: 'Check the address, that the server runs, and that the CA the client trusts is the server\'s.',
+    summary: 'The server could not be reached (refused, timed out, TLS handshake failed), or what answered was not a Hades server (a proxy\'s error page, an answer without the expected content).',
+    remedy: 'Check the address, that the server runs (and what sits in front of it), and that the CA the client trusts is the server\'s.',
   },
   HADES_ERR_API_UNAUTHENTICATED: {
     kind: 'input',
@@ -346,8 +346,8 @@ export const errorCatalog = {
   },
   HADES_ERR_CMDB: {
     kind: 'input',
-    summary: 'The CMDB file could not be read or parsed; host metadata stays as it was.',
-    remedy: 'Fix the file (CSV with a header row, or a JSON array of objects) at the line the message gives.',
+    summary: 'The CMDB file could not be read (missing, unreadable, a folder) or parsed (a broken CSV or JSON, a row without a name or address, two different rows for one host); host metadata stays as it was.',
+    remedy: 'Fix the file (CSV with a header row, or a JSON array of objects; docs/architecture.md, CMDB) where the message says; it is read again when it changes.',
   },
   // Rules
   HADES_ERR_RULE_TOO_LARGE: {
@@ -554,8 +554,8 @@ export const errorCatalog = {
   },
   HADES_ERR_RULE_PACK_READ: {
     kind: 'input',
-    summary: 'A rule file or folder could not be read (it does not exist, is not readable, or holds no .yaml file).',
-    remedy: 'Check the path given to `hades rules test`; a folder is searched for *.yaml and *.yml files.',
+    summary: 'A rule file or folder could not be read (it does not exist, is not readable, is not a regular file such as a FIFO or a device, or holds no .yaml file).',
+    remedy: 'Check the path given to `hades rules test` or in rules.dirs; a folder is searched for *.yaml and *.yml files, following symbolic links, each folder once.',
   },
   // Alerts and alert outputs
   HADES_ERR_ALERT_OUTPUT_CONFIG: {
@@ -682,7 +682,7 @@ export const errorCatalog = {
   // The log collector
   HADES_ERR_LOG_SOURCE: {
     kind: 'environment',
-    summary: 'The log collector cannot read a source: journalctl could not start or exited (it is started again with backoff), or the positions could not be kept in the agent\'s data folder.',
+    summary: 'The log collector cannot read a source: journalctl could not start or exited (it is started again with backoff), a followed path is not a regular file (a FIFO, a folder), or the positions could not be kept in, or read back from, the agent\'s data folder (a damaged logs-state.json: the logs are then read from their end).',
     remedy: 'Check that journalctl runs (`journalctl -n 1`) or set plugins.logs.source to files; check the data folder\'s permissions and free space.',
   },
   // The honeypot mode
