@@ -179,6 +179,13 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.equal(json.status, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), status());
 
+      // The file broken by an edit (SIGHUP refused it, the agent runs on): its status still comes.
+      writeFileSync(config, `agent: { data_dir: ${dataDir} }\noutputs: { file: { enabled: maybe } }\n`);
+      const broken = await runHades(['agent', 'status', '--config', config]);
+      assert.equal(broken.status, 0, broken.stderr);
+      assert.match(broken.stdout, /^hades agent 9\.8\.7/);
+      assert.match(broken.stderr, /does not pass the check now/);
+
       // An agent that runs without its status endpoint.
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7' }));
       const last = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');

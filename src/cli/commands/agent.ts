@@ -4,12 +4,13 @@
  * folder) for its health and prints it for a person, or as JSON.
  */
 import { accessSync, constants } from 'node:fs';
-import type { AgentConfig } from '../../common/config/index.js';
+import { parseDocument } from 'yaml';
+import { parseRoleConfig, type AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { Agent, readRunFile, runFilePath, type AgentStatus } from '../../agent/daemon/agent.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
-import { defaultConfigFiles, loadRoleConfig } from './config.js';
+import { defaultConfigFiles, loadRoleConfig, readConfigFile } from './config.js';
 
 export const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
@@ -172,8 +173,29 @@ function formatDuration(seconds: number): string {
   return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
 }
 
+/**
+ * The data folder of the agent whose status is asked: from its configuration file, even when the
+ * file does not pass the check any more (just after an edit SIGHUP refused, when the status is
+ * most wanted: the agent runs on with what it loaded before).
+ */
+async function statusDataDir(context: CliContext, options: Readonly<Record<string, unknown>>): Promise<string> {
+  try {
+    return (await loadAgentConfig(options)).config.agent.data_dir;
+  } catch (error) {
+    const file = typeof options['config'] === 'string' ? options['config'] : undefined;
+    if (!(error instanceof HadesError) || error.code !== 'HADES_ERR_CONFIG_INVALID' || file === undefined) throw error;
+    const raw: unknown = parseDocument(await readConfigFile(file), { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+    const given = (raw as { agent?: { data_dir?: unknown } } | null)?.agent?.data_dir;
+    const defaults = parseRoleConfig('', 'agent');
+    const dataDir = typeof given === 'string' && given.startsWith('/') ? given : defaults.ok ? defaults.config.agent.data_dir : '/var/lib/hades/agent';
+    context.stderr.write(`hades: ${file} does not pass the check now (hades config check ${file} says why); the running agent keeps what it loaded before. Its status:\n`);
+    return dataDir;
+  }
+}
+
 export async function agentStatus(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const { config } = await loadAgentConfig(options);
+  const dataDir = await statusDataDir(context, options);
+  const config = { agent: { data_dir: dataDir } };
   const run = readRunFile(config.agent.data_dir);
   if (!run) {
     // The data folder is root's: without the right to read it, say so rather than "no agent".
