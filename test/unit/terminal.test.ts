@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { formatRows } from '../../src/cli/commands/fleet.js';
 import { formatEvent } from '../../src/cli/commands/server.js';
 import { shown } from '../../src/cli/terminal.js';
+import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 
 describe('text for a terminal', () => {
   it('escapes control, line-breaking and direction characters, and leaves the rest as it is', () => {
@@ -30,5 +31,21 @@ describe('text for a terminal', () => {
     const odd = formatRows([{ 'col\x1b[2J': 'a', obj: { x: 'evil\u202eexe\u009b31m' } }]);
     assert.ok(odd.every((l) => !['\x1b', '\u202e', '\u009b'].some((c) => l.includes(c))), odd.join('\n'));
     assert.match(odd[0]!, /^col\\x1b\[2J/);
+  });
+});
+
+describe('hades search, one line per event', () => {
+  it('says what matters for each kind, not only the time, host and action', () => {
+    const line = (action: EventAction) => formatEvent(exampleEvent(action));
+    assert.match(line('ssh_login'), /ssh_login +failure root from 198\.51\.100\.9$/);
+    assert.match(line('sudo'), /sudo +success alice as root \/usr\/bin\/systemctl restart nginx$/);
+    assert.match(line('honeypot_touch'), /10\.0\.0\.77:40000 -> 10\.0\.0\.5:2323$/);
+    assert.match(line('agent_gap'), /agent_gap +driver: killed by SIGKILL \(/);
+    assert.match(line('agent_drop'), /kernel\/sched_process_exec: ringbuf_full 12$/);
+    assert.match(line('inventory_change'), /listening_ports added$/);
+    assert.match(line('tamper'), /signal 9 to pid 900$/);
+    assert.match(line('ptrace'), /attach sshd\(790\)$/);
+    assert.match(line('dns_query'), /dns_query +curl\(4242\) +x1y2\.oast\.fun$/);
+    assert.match(line('connect'), /-> 203\.0\.113\.7:80$/);
   });
 });

@@ -146,8 +146,19 @@ export function formatEvent(e: Record<string, unknown>): string {
     const line = text(e, 'process', 'command_line') ?? (Array.isArray(args) ? args.join(' ') : text(e, 'process', 'executable')) ?? '';
     const ancestry = text(e, 'hades', 'ancestry');
     what = ancestry ? `${line}  [${ancestry}]` : line;
-  } else if (text(e, 'destination', 'ip')) what = `-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
+  } else if (action === 'ssh_login' || action === 'sudo') {
+    // Who, from where or as whom, and how it went.
+    const target = text(e, 'user', 'target', 'name');
+    what = [text(e, 'event', 'outcome'), text(e, 'user', 'name'), text(e, 'source', 'ip') ? `from ${text(e, 'source', 'ip')}` : undefined, target ? `as ${target}` : undefined, text(e, 'hades', 'sudo', 'command')].filter((x) => x !== undefined).join(' ');
+  } else if (action === 'agent_gap') what = `${text(e, 'hades', 'gap', 'component') ?? '?'}: ${text(e, 'hades', 'gap', 'reason') ?? ''} (${text(e, 'hades', 'gap', 'start') ?? '?'} to ${text(e, 'hades', 'gap', 'end') ?? '?'})`;
+  else if (action === 'agent_drop') what = `${text(e, 'hades', 'drops', 'component') ?? '?'}/${text(e, 'hades', 'drops', 'hook') ?? '?'}: ${text(e, 'hades', 'drops', 'reason') ?? '?'} ${text(e, 'hades', 'drops', 'count') ?? ''}`;
+  else if (action === 'inventory_change') what = `${text(e, 'hades', 'inventory', 'table') ?? '?'} ${text(e, 'hades', 'inventory', 'change') ?? ''}`;
+  else if (action === 'tamper') what = text(e, 'hades', 'tamper', 'path') ?? `signal ${text(e, 'hades', 'tamper', 'signal') ?? '?'} to pid ${text(e, 'hades', 'tamper', 'target_pid') ?? '?'}`;
+  else if (action === 'ptrace') what = `${text(e, 'hades', 'ptrace', 'request') ?? '?'} ${text(e, 'hades', 'ptrace', 'target', 'name') ?? '?'}(${text(e, 'hades', 'ptrace', 'target', 'pid') ?? '?'})`;
+  else if (action === 'module_load') what = text(e, 'hades', 'module', 'name') ?? '';
   else if (text(e, 'dns', 'question', 'name')) what = text(e, 'dns', 'question', 'name') ?? '';
+  else if (text(e, 'destination', 'ip')) what = `${text(e, 'source', 'ip') && action !== 'connect' ? `${text(e, 'source', 'ip')}:${text(e, 'source', 'port') ?? ''} ` : ''}-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
+  else if (action === 'listen' && text(e, 'source', 'port')) what = `${text(e, 'source', 'ip') ?? ''}:${text(e, 'source', 'port') ?? ''}`;
   else if (text(e, 'file', 'path')) what = text(e, 'file', 'path') ?? '';
   return shown(`${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd());
 }
