@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
 import { LogCollector, loadState, validLogsConfig } from '../../src/agent/logs/collector.js';
+import { journalAvailable } from '../../src/agent/logs/journal.js';
 import { waitFor } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-logs-unit-'));
@@ -86,5 +87,25 @@ describe('log collector', () => {
     writeFileSync(file, JSON.stringify({ files: 'all', journal: 's=1;i=2' }));
     assert.deepEqual(loadState(folder), { files: {}, journal: 's=1;i=2' });
     assert.deepEqual(loadState(undefined), {});
+  });
+});
+
+describe('the journal, for source auto', () => {
+  it('is taken only when its socket is there and a journald process runs (the socket outlives a stopped journald)', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'hades-journal-'));
+    try {
+      const socket = path.join(root, 'socket');
+      const proc = path.join(root, 'proc');
+      mkdirSync(path.join(proc, '1'), { recursive: true });
+      writeFileSync(path.join(proc, '1', 'comm'), 'init\n');
+      assert.equal(journalAvailable(socket, proc), false, 'no socket');
+      writeFileSync(socket, '');
+      assert.equal(journalAvailable(socket, proc), false, 'a socket, and no journald');
+      mkdirSync(path.join(proc, '77'));
+      writeFileSync(path.join(proc, '77', 'comm'), 'systemd-journal\n');
+      assert.equal(journalAvailable(socket, proc), true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -17,7 +17,7 @@
  * Skipped entries are counted (`untrusted`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Accounts } from '../accounts.js';
 import { LOG_PROGRAMS } from './parse.js';
 
@@ -296,6 +296,24 @@ function cursorOf(line: string): string | undefined {
 }
 
 /** Whether journald runs here and journalctl can read it. */
-export function journalAvailable(): boolean {
-  return existsSync(JOURNAL_SOCKET);
+/**
+ * Whether journald runs: its socket is there and a systemd-journald process is (the socket
+ * outlives a stopped journald, and `auto` would then read a journal nobody writes).
+ */
+export function journalAvailable(socket = JOURNAL_SOCKET, proc = '/proc'): boolean {
+  if (!existsSync(socket)) return false;
+  let pids: string[];
+  try {
+    pids = readdirSync(proc).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return true; // no /proc to look in: trust the socket
+  }
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`${proc}/${pid}/comm`, 'utf8') === 'systemd-journal\n') return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
