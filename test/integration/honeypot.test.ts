@@ -6,7 +6,7 @@
  * agent, and a touch becomes an alert in the server's API.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { agentConfig, memoryAgent, waitFor, type AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, LogSink, TestServer, waitUntil } from '../helpers/server.js';
+import { AGENT_VERSION, freePorts, LogSink, TestServer, waitUntil } from '../helpers/server.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
@@ -76,7 +76,9 @@ metrics: { enabled: false }
 
 describe('honeypot mode pushed to a group', () => {
   it('turns on in a connected agent of the group, and a touch becomes an alert in the server', { timeout: 90_000 }, async () => {
-    const server = await TestServer.start();
+    // Fixed ports: the server is restarted on the same addresses half way.
+    const [agentsPort, apiPort] = await freePorts(2);
+    const server = await TestServer.start({ listen: { agents: `127.0.0.1:${agentsPort}`, api: `127.0.0.1:${apiPort}` } });
     const token = await server.enrollmentToken('10m', 'decoys');
     const base = (plugins: string) => `
 agent: { data_dir: ${path.join(dir, 'fleet-agent')}, heartbeat_s: 3600, drain_s: 1 }
@@ -88,7 +90,7 @@ outputs:
 spool: { fsync: never }
 metrics: { enabled: false }
 `;
-    const agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+    let agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
     try {
       await agent.start();
       const agentId = await waitUntil('the agent online', async () => {
@@ -121,10 +123,21 @@ metrics: { enabled: false }
       assert.equal((await server.ok('PUT', '/api/v1/groups/decoys/config', { body: { yaml: base(`, honeypot: { enabled: true, ports: [{ port: ${port}, service: telnet, banner: "login: " }] }`) } })).version, 2);
       await waitFor('version 2 noted', () => agent.status().groupConfigVersion === 2 || undefined, 10_000, 50);
       assert.equal(agent.status().plugins.find((p) => p.name === 'honeypot')?.pid, pid, 'the honeypot was not restarted');
+      // Restarted while the server is away: the group's configuration, kept in the data folder,
+      // runs from the start (a host rebooted during an outage keeps its fleet's policy).
+      await agent.stop();
+      await server.stop();
+      agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+      await agent.start();
+      assert.equal(agent.status().groupConfigVersion, 2);
+      await waitFor('the decoy open again', () => (agent.status().plugins.find((p) => p.name === 'honeypot')?.stats?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`), 30_000, 100);
+      await server.start();
+      await waitUntil('the agent online again', async () => ((await server.ok('GET', `/api/v1/agents/${agentId}`)) as AnyEvent)['online'] === true || undefined, 20_000, 200);
       // The group's configuration removed: the agent goes back to its own, without decoys.
       assert.deepEqual(await server.ok('DELETE', '/api/v1/groups/decoys/config'), { pushed: 1 });
       await waitFor('the decoys closed', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
       assert.equal(agent.status().groupConfigVersion, undefined);
+      assert.ok(!existsSync(path.join(dir, 'fleet-agent', 'group-config.json')), 'nothing kept once it is gone');
     } finally {
       await agent.stop();
       await server.stop();

@@ -19,6 +19,7 @@ import { HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
+import { writePrivateFile } from '../../runtime/private-file.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
 import { SpooledChannel, StreamChannel, type BatchTransport, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
@@ -45,6 +46,8 @@ import { MetricsServer } from './metrics.js';
 const MB = 1024 * 1024;
 const DROP_REPORT_MS = 10_000;
 const SELF_SAMPLE_MS = 1000;
+/** In the data folder: the group configuration that ran last, for the next start. */
+const GROUP_CONFIG_FILE = 'group-config.json';
 /** Exit status asking the service manager for a restart (EX_TEMPFAIL). */
 export const EXIT_RESTART = 75;
 
@@ -195,6 +198,15 @@ export class Agent {
     this.reloading = new Promise<ReloadResult>((resolve) => (started = () => resolve({ ok: true })));
     try {
       this.claimDataDir();
+      // The group configuration the server pushed last runs from the start, server or not: a
+      // host restarted while the server is away keeps its fleet's policy.
+      const kept = this.keptGroupConfig();
+      if (kept) {
+        this.serverConfig = kept;
+        this.config = this.withHostParts(kept.config, this.config);
+        this.log.reconfigure(this.config.log);
+        this.log.info('running the group configuration the server pushed last', { version: kept.version });
+      }
       if (this.config.outputs.server.enabled) this.identity = await this.ensureIdentity();
       this.pipeline.replaceChannels(this.buildChannels(this.config));
       this.setupCgroups();
@@ -433,11 +445,15 @@ export class Agent {
       const result = await this.reload(undefined, this.options.configFile ? undefined : this.options.config);
       // The file refused (invalid, unreadable): the group's configuration still runs, and says so.
       if (!result.ok && !result.partial && this.serverConfig === undefined) this.serverConfig = running;
+      if (this.serverConfig === undefined) this.keepGroupConfig(undefined);
       return;
     }
     // Sent again at each connection: the same text changes nothing, and restarts nothing.
     if (this.serverConfig?.yaml === yaml) {
-      this.serverConfig = { ...this.serverConfig, version };
+      if (this.serverConfig.version !== version) {
+        this.serverConfig = { ...this.serverConfig, version };
+        this.keepGroupConfig(this.serverConfig);
+      }
       return;
     }
     const parsed = parseRoleConfig(yaml, 'agent');
@@ -455,6 +471,44 @@ export class Agent {
     const result = await this.reload(undefined, () => this.withHostParts(mine.config, this.config));
     // Refused before anything was applied: what ran before still runs. Applied in part: it runs.
     if (!result.ok && !result.partial && this.serverConfig === mine) this.serverConfig = previous;
+    else if (this.serverConfig === mine) this.keepGroupConfig(mine);
+  }
+
+  private groupConfigFile(): string {
+    return path.join(this.config.agent.data_dir, GROUP_CONFIG_FILE);
+  }
+
+  /** The group configuration kept in the data folder, checked again; undefined when none or unusable (said). */
+  private keptGroupConfig(): { yaml: string; version: number; config: AgentConfig } | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.groupConfigFile(), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn('the kept group configuration cannot be read; the file\'s runs until the server sends one', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile(), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
+      return undefined;
+    }
+    let kept: { yaml?: unknown; version?: unknown };
+    try {
+      kept = JSON.parse(text) as { yaml?: unknown; version?: unknown };
+    } catch {
+      kept = {};
+    }
+    const parsed = typeof kept.yaml === 'string' ? parseRoleConfig(kept.yaml, 'agent') : undefined;
+    if (!parsed?.ok || typeof kept.version !== 'number' || typeof kept.yaml !== 'string') {
+      this.log.warn('the kept group configuration is not usable; the file\'s runs until the server sends one', { code: 'HADES_ERR_CONFIG_INVALID', file: this.groupConfigFile() });
+      return undefined;
+    }
+    return { yaml: kept.yaml, version: kept.version, config: parsed.config };
+  }
+
+  /** Keeps (or, undefined, forgets) the group configuration that runs, for the next start. */
+  private keepGroupConfig(running: { yaml: string; version: number } | undefined): void {
+    try {
+      if (running) writePrivateFile(this.groupConfigFile(), JSON.stringify({ version: running.version, yaml: running.yaml }));
+      else rmSync(this.groupConfigFile(), { force: true });
+    } catch (error) {
+      this.log.warn('the group configuration cannot be kept for the next start', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile(), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
+    }
   }
 
   /** A group configuration with what only the host knows (agent.data_dir, outputs.server) from `own`. */
