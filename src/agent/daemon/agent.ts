@@ -930,7 +930,8 @@ export class Agent {
         return { ok: false, message: e.message, partial: true };
       }
       this.lastReload = { at: new Date().toISOString(), ok: true };
-      this.log.info('configuration reloaded');
+      // Where it came from: the file (SIGHUP), or a configuration given (the server's group one).
+      this.log.info('configuration reloaded', { from: given ? (this.serverConfig ? `group configuration ${this.serverConfig.version}` : 'given configuration') : (this.options.configFile ?? 'text') });
       return { ok: true };
     };
     // One reload at a time, in order.
