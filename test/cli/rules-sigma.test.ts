@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -106,7 +106,8 @@ describe('hades rules import-sigma', () => {
     assert.equal(blocked.status, 3);
     assert.match(blocked.stderr, /^hades: HADES_ERR_SIGMA_WRITE: /m);
     // The Sigma folder itself, or a folder inside it: the sources would be replaced.
-    for (const out of [input, path.join(input, 'converted')]) {
+    symlinkSync(input, path.join(dir, 'link-to-input'));
+    for (const out of [input, path.join(input, 'converted'), path.join(dir, 'link-to-input', 'new')]) {
       const r = await runHades(['rules', 'import-sigma', input, '--out', out]);
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --out .* (the Sigma folder itself|inside the Sigma folder)/m);

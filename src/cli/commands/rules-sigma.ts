@@ -103,6 +103,25 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
+/**
+ * Where a path that may not exist yet leads: its deepest existing folder resolved (links
+ * followed), then the rest (`--out /tmp/link-to-sigma/new` is inside the Sigma folder).
+ */
+async function resolvedPath(p: string): Promise<string> {
+  let existing = path.resolve(p);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return path.join(await realpath(existing), ...rest);
+    } catch {
+      const parent = path.dirname(existing);
+      if (parent === existing) return path.resolve(p);
+      rest.unshift(path.basename(existing));
+      existing = parent;
+    }
+  }
+}
+
 /** `hades rules import-sigma DIR [--out DIR] [--json]`. */
 export async function importSigma(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const dir = args[0] ?? '';
@@ -117,7 +136,7 @@ export async function importSigma(context: CliContext, args: readonly string[], 
   if (out !== undefined) {
     // Hades rule files are named like their Sigma sources: written into the Sigma folder, they
     // would replace the sources themselves.
-    const [realDir, realOut] = await Promise.all([realpath(dir).catch(() => path.resolve(dir)), realpath(out).catch(() => path.resolve(out))]);
+    const [realDir, realOut] = await Promise.all([realpath(dir).catch(() => path.resolve(dir)), resolvedPath(out)]);
     if (realOut === realDir || realOut.startsWith(`${realDir}${path.sep}`)) {
       throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--out ${out} is ${realOut === realDir ? 'the Sigma folder itself' : 'inside the Sigma folder'}: the converted files would replace or mix with the Sigma rules; give another folder`);
     }
