@@ -283,7 +283,9 @@ static __always_inline void count_quality(struct hades_hook_counters *c,
 {
 	if (h->flags & HADES_F_ANY_TRUNC)
 		bump(&c->truncated);
-	if (h->missing)
+	/* A path-based chmod, mkdir or truncate never has a file mode to read: HADES_M_MODE says
+	 * so in the record, and is no read error (counted, it made read_errors equal seen). */
+	if (h->missing & ~HADES_M_MODE)
 		bump(&c->read_errors);
 }
 

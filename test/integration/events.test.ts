@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -244,6 +244,25 @@ describe('hades events --stats', { skip }, () => {
     assert.ok(stats.hooks.some((h) => h.name === 'sched_process_exec' && h.active), `the hooks, after the stop too: ${JSON.stringify(stats.hooks)}`);
     assert.ok((stats.kernel['sched_process_exec']?.seen ?? 0) > 0, 'the execs of the shell above');
     assert.ok(stats.decoder.records > 0);
+  });
+
+  it('counts no read error for a chmod by path, which never has a file mode to read (its events are complete)', () => {
+    const dir = mkdtempSync('/tmp/hades-chmod-stats-');
+    try {
+      const file = path.join(dir, 'f');
+      writeFileSync(file, 'x');
+      spawn('/bin/sh', ['-c', 'sleep 1.5; chmod 600 "$1"; chmod 644 "$1"', 'sh', file], { stdio: 'ignore' }).unref();
+      const result = spawnSync(process.execPath, ['bin/hades.js', 'events', '--action', 'file_chmod', '--duration', '3', '--stats'], { cwd: projectRoot, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+      assert.equal(result.status, 0, result.stderr);
+      const { stats } = JSON.parse(result.stderr.trimEnd().split('\n').at(-1) ?? '') as { stats: { kernel: Record<string, { seen: number; sent: number; read_errors: number }> } };
+      const chmod = stats.kernel['file_chmod'];
+      assert.ok((chmod?.sent ?? 0) >= 2, JSON.stringify(chmod));
+      assert.equal(chmod?.read_errors, 0, JSON.stringify(chmod));
+      const events = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: { action: string }; file?: { path: string } });
+      assert.equal(events.filter((e) => e.event.action === 'file_chmod' && e.file?.path === file).length, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
