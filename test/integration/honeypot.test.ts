@@ -131,8 +131,23 @@ metrics: { enabled: false }
       await agent.start();
       assert.equal(agent.status().groupConfigVersion, 2);
       await waitFor('the decoy open again', () => (agent.status().plugins.find((p) => p.name === 'honeypot')?.stats?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`), 30_000, 100);
+      // Taken off the server (its output off), an agent runs its own file, and forgets the group's.
+      await agent.stop();
+      const offServer = new Agent({ config: agentConfig(base('').replace('server: { enabled: true,', 'server: { enabled: false,')), version: AGENT_VERSION, stderr: new LogSink() });
+      await offServer.start();
+      try {
+        assert.equal(offServer.status().groupConfigVersion, undefined);
+        assert.ok(!offServer.status().plugins.some((p) => p.name === 'honeypot'));
+      } finally {
+        await offServer.stop();
+      }
+      assert.ok(!existsSync(path.join(dir, 'fleet-agent', 'group-config.json')), 'forgotten');
+      agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+      await agent.start();
       await server.start();
       await waitUntil('the agent online again', async () => ((await server.ok('GET', `/api/v1/agents/${agentId}`)) as AnyEvent)['online'] === true || undefined, 20_000, 200);
+      // Back online, the server pushes the group's configuration again.
+      await waitFor('the group configuration again', () => agent.status().groupConfigVersion === 2 || undefined, 20_000, 100);
       // The group's configuration removed: the agent goes back to its own, without decoys.
       assert.deepEqual(await server.ok('DELETE', '/api/v1/groups/decoys/config'), { pushed: 1 });
       await waitFor('the decoys closed', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);

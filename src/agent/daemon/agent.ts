@@ -200,7 +200,9 @@ export class Agent {
       this.claimDataDir();
       // The group configuration the server pushed last runs from the start, server or not: a
       // host restarted while the server is away keeps its fleet's policy.
-      const kept = this.keptGroupConfig();
+      // Only while the agent reports to a server: one taken off it runs its own file.
+      const kept = this.config.outputs.server.enabled ? this.keptGroupConfig() : undefined;
+      if (!this.config.outputs.server.enabled) this.keepGroupConfig(undefined);
       if (kept) {
         this.serverConfig = kept;
         this.config = this.withHostParts(kept.config, this.config);
