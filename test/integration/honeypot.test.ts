@@ -129,7 +129,7 @@ metrics: { enabled: false }
       await server.stop();
       agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
       await agent.start();
-      assert.equal(agent.status().groupConfigVersion, 2);
+      assert.equal(agent.status().groupConfigVersion, 2, 'applied as the start ends');
       await waitFor('the decoy open again', () => (agent.status().plugins.find((p) => p.name === 'honeypot')?.stats?.['listening'] as string[] | undefined)?.includes(`tcp/${port}`), 30_000, 100);
       // Taken off the server (its output off), an agent runs its own file, and forgets the group's.
       await agent.stop();
@@ -153,6 +153,20 @@ metrics: { enabled: false }
       await waitFor('the decoys closed', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
       assert.equal(agent.status().groupConfigVersion, undefined);
       assert.ok(!existsSync(path.join(dir, 'fleet-agent', 'group-config.json')), 'nothing kept once it is gone');
+      // A kept configuration this host cannot fully apply (its metrics port taken) never stops
+      // the agent: it starts on its file, then applies the kept one as a push, in part.
+      await agent.stop();
+      const busy = net.createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      try {
+        const taken = (busy.address() as net.AddressInfo).port;
+        writeFileSync(path.join(dir, 'fleet-agent', 'group-config.json'), JSON.stringify({ version: 9, yaml: base('').replace('metrics: { enabled: false }', `metrics: { enabled: true, listen: "127.0.0.1:${taken}" }`) }), { mode: 0o600 });
+        agent = new Agent({ config: agentConfig(base('')), version: AGENT_VERSION, stderr: new LogSink() });
+        await agent.start();
+        assert.equal(agent.status().lastReload?.ok, false, 'applied in part');
+      } finally {
+        busy.close();
+      }
     } finally {
       await agent.stop();
       await server.stop();

@@ -173,6 +173,8 @@ describe('configuration', () => {
     ]);
     // Credentials in the URL: fetch refuses them on every batch; they belong in a header.
     assert.deepEqual(paths('outputs:\n  http:\n    url: "http://user:pw@collector.example/events"\n', AgentConfigSchema), [value('outputs.http.url')]);
+    // An IPv6 gateway without brackets: its last group would be read as the port.
+    assert.deepEqual(paths('outputs:\n  server:\n    addresses: ["::1:7443"]\n', AgentConfigSchema), [value('outputs.server.addresses.0')]);
     // The honeypot's address is checked as the plugin checks it.
     for (const bind of ['not an address', '999.1.1.1']) {
       const result = parseRoleConfig(`plugins:\n  honeypot:\n    bind: "${bind}"\n`, 'agent');

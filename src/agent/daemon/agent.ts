@@ -8,7 +8,7 @@
  * one is invalid.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -137,6 +137,14 @@ const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<Ag
   return { cpuPercent: l.cpu_percent, memoryBytes: l.memory_mb * MB, maxOpenFiles: l.max_open_files, eventsPerSecond: l.events_per_s };
 };
 
+/** A plugin's drop counters (events it sent that were invalid, or over its rate). */
+function pluginDrops(name: string, plugin: { readonly counters: { readonly invalid: number; readonly rateLimited: number } }): DropCount[] {
+  const drops: DropCount[] = [];
+  if (plugin.counters.invalid) drops.push({ component: 'agent', hook: name, reason: 'invalid_event', total: plugin.counters.invalid });
+  if (plugin.counters.rateLimited) drops.push({ component: 'agent', hook: name, reason: 'rate_limited', total: plugin.counters.rateLimited });
+  return drops;
+}
+
 const dropKey = (d: DropCount): string => `${d.component}\u0000${d.hook}\u0000${d.reason}`;
 
 /** Equal settings, whatever the order of their keys (a section written out or left to its defaults). */
@@ -194,21 +202,14 @@ export class Agent {
    * a second time.
    */
   async start(): Promise<void> {
+    let kept: { yaml: string; version: number; config: AgentConfig } | undefined;
     let started!: () => void;
     this.reloading = new Promise<ReloadResult>((resolve) => (started = () => resolve({ ok: true })));
     try {
       this.claimDataDir();
-      // The group configuration the server pushed last runs from the start, server or not: a
-      // host restarted while the server is away keeps its fleet's policy.
       // Only while the agent reports to a server: one taken off it runs its own file.
-      const kept = this.config.outputs.server.enabled ? this.keptGroupConfig() : undefined;
+      kept = this.config.outputs.server.enabled ? this.keptGroupConfig() : undefined;
       if (!this.config.outputs.server.enabled) this.keepGroupConfig(undefined);
-      if (kept) {
-        this.serverConfig = kept;
-        this.config = this.withHostParts(kept.config, this.config);
-        this.log.reconfigure(this.config.log);
-        this.log.info('running the group configuration the server pushed last', { version: kept.version });
-      }
       if (this.config.outputs.server.enabled) this.identity = await this.ensureIdentity();
       this.pipeline.replaceChannels(this.buildChannels(this.config));
       this.setupCgroups();
@@ -228,6 +229,13 @@ export class Agent {
       throw toHadesError(error);
     }
     started();
+    // The group configuration the server pushed last runs at once, server or not (a host
+    // restarted while the server is away keeps its fleet's policy), applied as a push is: after
+    // the start on the file's, so that what it cannot do (a port in use) never stops the agent.
+    if (kept) {
+      this.log.info('applying the group configuration the server pushed last', { version: kept.version });
+      await this.configFromServer(kept.yaml, kept.version, false);
+    }
   }
 
   private claimDataDir(): void {
@@ -484,6 +492,12 @@ export class Agent {
   private keptGroupConfig(): { yaml: string; version: number; config: AgentConfig } | undefined {
     let text: string;
     try {
+      // It can run programs (plugins.installed): only the agent's own, unwritable by others.
+      const info = statSync(this.groupConfigFile());
+      if (info.uid !== (process.getuid?.() ?? info.uid) || (info.mode & 0o022) !== 0) {
+        this.log.warn('the kept group configuration is not the agent\'s own file (owner or mode): ignored', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile() });
+        return undefined;
+      }
       text = readFileSync(this.groupConfigFile(), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn('the kept group configuration cannot be read; the file\'s runs until the server sends one', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile(), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
@@ -633,6 +647,7 @@ export class Agent {
   private async stopBuiltinPlugin(name: string): Promise<void> {
     const plugin = this.plugins.get(name);
     if (!plugin) return;
+    this.retirePlugin(name);
     this.plugins.delete(name);
     this.supervisor.remove(name);
     const inventory = name === INVENTORY_PLUGIN ? this.inventory : undefined;
@@ -805,10 +820,7 @@ export class Agent {
   private dropCounts(): DropCount[] {
     const counts = new Map<string, DropCount>(this.retiredDrops);
     const live: DropCount[] = [...this.outputDrops(this.pipeline.outputs)];
-    for (const [name, plugin] of this.plugins) {
-      if (plugin.counters.invalid) live.push({ component: 'agent', hook: name, reason: 'invalid_event', total: plugin.counters.invalid });
-      if (plugin.counters.rateLimited) live.push({ component: 'agent', hook: name, reason: 'rate_limited', total: plugin.counters.rateLimited });
-    }
+    for (const [name, plugin] of this.plugins) live.push(...pluginDrops(name, plugin));
     for (const d of live) {
       const key = dropKey(d);
       counts.set(key, { ...d, total: d.total + (counts.get(key)?.total ?? 0) });
@@ -822,6 +834,12 @@ export class Agent {
 
   /** Counters of outputs replaced by a reload, kept in the totals. */
   private readonly retiredDrops = new Map<string, DropCount>();
+
+  /** A plugin about to stop: its drop counters stay in the totals. */
+  private retirePlugin(name: string): void {
+    const plugin = this.plugins.get(name);
+    if (plugin) this.retire(pluginDrops(name, plugin));
+  }
 
   private retire(drops: readonly DropCount[]): void {
     for (const d of drops) {
@@ -1023,6 +1041,7 @@ export class Agent {
 
   private async stopPlugins(): Promise<void> {
     const plugins = [...this.plugins.values()];
+    for (const plugin of plugins) this.retirePlugin(plugin.name);
     const inventory = this.inventory;
     this.plugins.clear();
     this.inventory = undefined;

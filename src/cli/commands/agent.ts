@@ -3,7 +3,7 @@
  * SIGHUP. `hades agent status`: asks the running agent (found through the run file in its data
  * folder) for its health and prints it for a person, or as JSON.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { parseRoleConfig, type AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
@@ -182,7 +182,8 @@ async function statusDataDir(context: CliContext, options: Readonly<Record<strin
   try {
     return (await loadAgentConfig(options)).config.agent.data_dir;
   } catch (error) {
-    const file = typeof options['config'] === 'string' ? options['config'] : undefined;
+    // The file loadRoleConfig read: --config, or the default one when it exists.
+    const file = typeof options['config'] === 'string' ? options['config'] : existsSync(defaultConfigFiles.agent) ? defaultConfigFiles.agent : undefined;
     if (!(error instanceof HadesError) || error.code !== 'HADES_ERR_CONFIG_INVALID' || file === undefined) throw error;
     const raw: unknown = parseDocument(await readConfigFile(file), { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
     const given = (raw as { agent?: { data_dir?: unknown } } | null)?.agent?.data_dir;
