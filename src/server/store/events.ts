@@ -149,12 +149,18 @@ function invalid(index: number, message: string, cause?: unknown): HadesError {
   return new HadesError('HADES_ERR_EVENT_INVALID', `event ${index} of the batch: ${message}`, cause === undefined ? {} : { cause });
 }
 
-/**
- * What keeps the store from taking an event (a parsed one), or undefined: its id, action, time
- * and host name, which are columns. The gateway checks every line with it as well as the event
- * schema, so that a batch is never refused whole for one line the store would not take.
- */
-export function storeProblem(event: Record<string, unknown>): string | undefined {
+/** What the store's required columns hold, read from a parsed event. */
+interface KeyColumns {
+  readonly meta: Record<string, unknown>;
+  readonly id: string;
+  readonly action: string;
+  readonly timestamp: string;
+  readonly time: number;
+  readonly hostName: string;
+}
+
+/** The event's required columns, or what keeps the store from taking it (a message). */
+function keyColumns(event: Record<string, unknown>): KeyColumns | string {
   const meta = child(event, 'event');
   if (meta === undefined) return 'no event object';
   const id = meta['id'];
@@ -162,10 +168,22 @@ export function storeProblem(event: Record<string, unknown>): string | undefined
   const action = meta['action'];
   if (typeof action !== 'string' || action.length === 0) return 'event.action must be a non-empty string';
   const timestamp = event['@timestamp'];
-  if (typeof timestamp !== 'string' || !Number.isFinite(timestampMs(timestamp))) return '@timestamp must be an ISO 8601 UTC time';
+  const time = typeof timestamp === 'string' ? timestampMs(timestamp) : NaN;
+  if (!Number.isFinite(time)) return '@timestamp must be an ISO 8601 UTC time';
   const host = child(event, 'host');
-  if ((host === undefined ? null : str(host['name'])) === null) return 'host.name must be a string';
-  return undefined;
+  const hostName = host === undefined ? null : str(host['name']);
+  if (hostName === null) return 'host.name must be a string';
+  return { meta, id, action, timestamp: timestamp as string, time, hostName };
+}
+
+/**
+ * What keeps the store from taking an event (a parsed one), or undefined: its id, action, time
+ * and host name, which are columns. The gateway checks every line with it as well as the event
+ * schema, so that a batch is never refused whole for one line the store would not take.
+ */
+export function storeProblem(event: Record<string, unknown>): string | undefined {
+  const columns = keyColumns(event);
+  return typeof columns === 'string' ? columns : undefined;
 }
 
 /**
@@ -189,13 +207,9 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     if (!isObject(input)) throw invalid(index, 'not an object');
     event = input;
   }
-  const problem = storeProblem(event);
-  if (problem !== undefined) throw invalid(index, problem);
-  const meta = child(event, 'event') as Record<string, unknown>;
-  const id = meta['id'] as string;
-  const action = meta['action'] as string;
-  const time = timestampMs(event['@timestamp'] as string);
-  const hostName = str((child(event, 'host') as Record<string, unknown>)['name']) as string;
+  const columns = keyColumns(event);
+  if (typeof columns === 'string') throw invalid(index, columns);
+  const { meta, id, action, timestamp, time, hostName } = columns;
 
   const process = child(event, 'process');
   const user = child(event, 'user');
@@ -226,7 +240,7 @@ function toRow(input: unknown, index: number, agentId: string, ingestedMs: numbe
     question === undefined ? null : str(question['name']),
     // The parsed event is never changed here (the fallback serialises a copy), so the line's keys
     // are counted against it as it was parsed.
-    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), event['@timestamp'] as string, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
+    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), timestamp, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
   ];
 }
 
