@@ -343,10 +343,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   /** Authenticates and authorises; returns the principal. */
+  // A request is authenticated once: by its route's role check before validation, and the
+  // handler's own who() (which may ask for more) reads the same principal.
+  const principals = new WeakMap<FastifyRequest, Principal>();
   const who = (request: FastifyRequest, needed: Role): Principal => {
-    const header = request.headers.authorization;
-    const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
-    const principal = ports.authenticate(bearer);
+    let principal = principals.get(request);
+    if (principal === undefined) {
+      const header = request.headers.authorization;
+      const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
+      principal = ports.authenticate(bearer);
+      principals.set(request, principal);
+    }
     ports.authorize(principal, needed);
     return principal;
   };
