@@ -69,13 +69,15 @@ export interface EventPluginCounters {
   malformed: number;
 }
 
+/** The n-th of something a plugin keeps doing wrong is logged: the first ten, then one in a thousand (a broken plugin must not flood the log). */
+const worthLogging = (n: number): boolean => n <= 10 || n % 1000 === 0;
+
 export class EventPlugin {
   readonly process: PluginProcess;
   readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, malformed: 0 };
   private readonly bucket: TokenBucket | undefined;
   private readonly keptBucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
-  private invalidLogged = 0;
   /** Events over the rate limit in the current second (the supervisor's flood check reads it). */
   overLimitSinceSample = 0;
 
@@ -105,8 +107,7 @@ export class EventPlugin {
         onLog: (entry) => this.onPluginLog(entry),
         onMalformed: (frame) => {
           this.counters.malformed++;
-          // The first few, then once per thousand, like invalid events.
-          if (this.counters.malformed <= 10 || this.counters.malformed % 1000 === 0) {
+          if (worthLogging(this.counters.malformed)) {
             this.options.log.warn(`plugin sent a ${frame} frame that is not a JSON object; ignored`, { plugin: this.name, code: 'HADES_ERR_FRAME_MALFORMED', malformed_total: this.counters.malformed });
           }
         },
@@ -229,9 +230,7 @@ export class EventPlugin {
 
   private invalid(reason: string): void {
     this.counters.invalid++;
-    // Logged for the first few, then once per thousand: a broken plugin must not flood the log.
-    if (this.invalidLogged < 10 || this.counters.invalid % 1000 === 0) {
-      this.invalidLogged++;
+    if (worthLogging(this.counters.invalid)) {
       this.options.log.warn('plugin sent an invalid event; dropped', { plugin: this.name, code: 'HADES_ERR_EVENT_INVALID', reason: reason.slice(0, 512), invalid_total: this.counters.invalid });
     }
   }

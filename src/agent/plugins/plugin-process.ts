@@ -361,10 +361,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.hello = hello;
     this.state = 'running';
     this.handlers.onHello?.(hello);
-    if (this.gapStart) {
-      this.handlers.onGap?.({ reason: this.gapReason, start: this.gapStart, end: new Date(), restarts: this.restarts });
-      this.gapStart = undefined;
-    }
+    this.closeGap(this.gapReason);
     const first = this.firstHello;
     this.firstHello = undefined;
     first?.resolve(hello);
@@ -428,6 +425,13 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.backoffMs = Math.min(this.options.backoffMaxMs ?? 5000, this.backoffMs * 2);
   }
 
+  /** Reports the open gap, if there is one, as ended now. */
+  private closeGap(reason: string): void {
+    if (!this.gapStart) return;
+    this.handlers.onGap?.({ reason, start: this.gapStart, end: new Date(), restarts: this.restarts });
+    this.gapStart = undefined;
+  }
+
   private fatal(error: HadesError): void {
     this.stopping = true;
     this.state = 'failed';
@@ -438,10 +442,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.firstHello = undefined;
     // The gap a restart would have closed is reported now, open-ended no more: given up, it
     // would otherwise never be (the driver's loss then stops the agent).
-    if (this.gapStart && !first) {
-      this.handlers.onGap?.({ reason: `${this.gapReason}; given up: ${error.message}`, start: this.gapStart, end: new Date(), restarts: this.restarts });
-      this.gapStart = undefined;
-    }
+    if (!first) this.closeGap(`${this.gapReason}; given up: ${error.message}`);
     // Before the first HELLO the caller of start() hears of it; afterwards the handler does.
     if (first) first.reject(error);
     else this.handlers.onFatal?.(error);
