@@ -18,7 +18,7 @@ import { actionsOf, compilePredicate, equalityKeys, normaliseActions, withoutInd
 import { conditionStep, Correlator, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
-import { compileError, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
+import { compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
 import { Resolver, type ListDef, type MacroDef, type RExpr } from './resolve.js';
 import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
 import { collectSamples, type RuleSamples } from './samples.js';
@@ -39,9 +39,6 @@ import {
 import { suggest } from './suggest.js';
 import { compileTemplate, type Template } from './template.js';
 import { YamlFile, type YamlPath } from './yaml-file.js';
-
-/** Longest problem message: one that quotes a huge condition is cut. */
-const MAX_MESSAGE_CHARS = 1000;
 
 export interface RuleFile {
   /** How problems name the file: its path, usually. */
@@ -195,7 +192,7 @@ class Loader {
       file,
       ...(pos ? { line: pos.line, column: pos.column } : {}),
       // A message quotes the rule's text; the position says where the rest is.
-      message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)` : message,
+      message: cutMessage(message),
       ...(extra.rule !== undefined ? { rule: extra.rule } : {}),
       ...(extra.suggestion !== undefined ? { suggestion: extra.suggestion } : {}),
     });

@@ -22,6 +22,13 @@ export interface RuleProblem {
   readonly suggestion?: string;
 }
 
+/** Longest problem message: one that quotes a huge condition is cut, its length said. */
+const MAX_MESSAGE_CHARS = 1000;
+
+export function cutMessage(message: string): string {
+  return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)` : message;
+}
+
 /** `file:line:column: error CODE: message`, the form editors and CI logs link to. */
 export function formatProblem(p: RuleProblem): string {
   const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`;

@@ -15,6 +15,7 @@
 import { stringify } from 'yaml';
 import type { ErrorCode } from '../../common/errors.js';
 import { loadRules, type RuleFile } from '../loader.js';
+import { cutMessage } from '../problems.js';
 import { convertCorrelation, type CorrelatedRule } from './correlation.js';
 import { DetectionContext, detectionExpr, detectionFields, type SigmaIssue } from './detection.js';
 import { descriptionOf, hadesIdOf, isRecord, own, readSigmaFiles, severityOf, tagsOf, templateText, type SigmaDocument, type SigmaFile } from './document.js';
@@ -64,7 +65,7 @@ function actionTest(spec: CategorySpec) {
 
 function fail(w: Work, code: ErrorCode, detail: string, message: string): void {
   // A message may quote the rule (a whole condition): cut, saying how long it was.
-  if (message.length > 1000) message = `${message.slice(0, 1000)}… (${message.length} characters)`;
+  message = cutMessage(message);
   if (!w.reasons.some((r) => r.code === code && r.detail === detail && r.message === message)) w.reasons.push({ code, detail, message });
 }
 
