@@ -6,6 +6,7 @@
  */
 import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
+import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
 import { apiClient, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
@@ -323,14 +324,13 @@ interface ApiTokenRow {
   expiresAt?: string;
 }
 
-const ROLES = ['admin', 'analyst', 'read-only'];
 
 /** `hades tokens create NAME --role R [--ttl D]`: the secret is printed once, never again. */
 export async function tokensCreate(context: CliContext, args: readonly string[], options: Options): Promise<number> {
   const name = required(args, 0, 'give the token a name: whom it is for');
   const role = typeof options['role'] === 'string' ? options['role'] : undefined;
   if (role === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', `give --role: ${ROLES.join(', ')}`);
-  if (!ROLES.includes(role)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role is one of ${ROLES.join(', ')} (got '${role}')`);
+  if (!isRole(role)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role is one of ${ROLES.join(', ')} (got '${role}')`);
   const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : undefined;
   const client = await apiClient(options);
   const created = (await client.post('/api/v1/tokens/api', { name, role, ...(ttl === undefined ? {} : { ttl }) })) as { id: string; token: string; expiresAt?: string };
