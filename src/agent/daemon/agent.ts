@@ -145,10 +145,26 @@ function pluginDrops(name: string, plugin: { readonly counters: { readonly inval
   return drops;
 }
 
-const dropKey = (d: DropCount): string => `${d.component}\u0000${d.hook}\u0000${d.reason}`;
+/** Adds drop counts to totals kept by component, hook and reason. */
+function addDrops(totals: Map<string, DropCount>, drops: readonly DropCount[]): void {
+  for (const d of drops) {
+    const key = `${d.component}\u0000${d.hook}\u0000${d.reason}`;
+    totals.set(key, { ...d, total: d.total + (totals.get(key)?.total ?? 0) });
+  }
+}
 
 /** Equal settings, whatever the order of their keys (a section written out or left to its defaults). */
-const same = (a: unknown, b: unknown) => isDeepStrictEqual(a, b);
+const same = isDeepStrictEqual;
+
+/** The agent's own plugins; each one's name is the key of its settings under `plugins`. */
+const BUILTIN_PLUGINS = [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const;
+
+/** A group configuration from the server: its text, version and the configuration it parses to. */
+interface GroupConfig {
+  readonly yaml: string;
+  readonly version: number;
+  readonly config: AgentConfig;
+}
 
 export class Agent {
   private config: AgentConfig;
@@ -180,7 +196,7 @@ export class Agent {
   private transport: GrpcTransport | undefined;
   private transportClass: typeof GrpcTransport | undefined;
   /** The group configuration from the server the agent runs (over its own file), if any. */
-  private serverConfig: { readonly yaml: string; readonly version: number; readonly config: AgentConfig } | undefined;
+  private serverConfig: GroupConfig | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -202,7 +218,7 @@ export class Agent {
    * a second time.
    */
   async start(): Promise<void> {
-    let kept: { yaml: string; version: number; config: AgentConfig } | undefined;
+    let kept: GroupConfig | undefined;
     let started!: () => void;
     this.reloading = new Promise<ReloadResult>((resolve) => (started = () => resolve({ ok: true })));
     try {
@@ -489,7 +505,7 @@ export class Agent {
   }
 
   /** The group configuration kept in the data folder, checked again; undefined when none or unusable (said). */
-  private keptGroupConfig(): { yaml: string; version: number; config: AgentConfig } | undefined {
+  private keptGroupConfig(): GroupConfig | undefined {
     let text: string;
     try {
       // It can run programs (plugins.installed): only the agent's own, unwritable by others.
@@ -632,11 +648,11 @@ export class Agent {
         this.log.error('plugin not started', { manifest: entry.manifest, err: toHadesError(error) });
       }
     }
-    for (const name of [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const) await this.startBuiltinPlugin(name);
+    for (const name of BUILTIN_PLUGINS) await this.startBuiltinPlugin(name);
   }
 
   /** Starts one of the agent's own plugins, when its configuration turns it on. */
-  private async startBuiltinPlugin(name: typeof INVENTORY_PLUGIN | typeof LOGS_PLUGIN | typeof HONEYPOT_PLUGIN): Promise<void> {
+  private async startBuiltinPlugin(name: (typeof BUILTIN_PLUGINS)[number]): Promise<void> {
     const { inventory, logs, honeypot } = this.config.plugins;
     if (name === INVENTORY_PLUGIN && inventory.enabled) await this.startInventory();
     if (name === LOGS_PLUGIN && logs.enabled) await this.startEventBuiltin(LOGS_PLUGIN, logs.limits, (options) => logsPlugin({ ...options, settings: logs }));
@@ -819,12 +835,8 @@ export class Agent {
   /** Every drop counter of the agent, cumulative since its start (the kernel's own are reported by KernelEvents). */
   private dropCounts(): DropCount[] {
     const counts = new Map<string, DropCount>(this.retiredDrops);
-    const live: DropCount[] = [...this.outputDrops(this.pipeline.outputs)];
-    for (const [name, plugin] of this.plugins) live.push(...pluginDrops(name, plugin));
-    for (const d of live) {
-      const key = dropKey(d);
-      counts.set(key, { ...d, total: d.total + (counts.get(key)?.total ?? 0) });
-    }
+    addDrops(counts, this.outputDrops(this.pipeline.outputs));
+    for (const [name, plugin] of this.plugins) addDrops(counts, pluginDrops(name, plugin));
     return [...counts.values()];
   }
 
@@ -838,14 +850,7 @@ export class Agent {
   /** A plugin about to stop: its drop counters stay in the totals. */
   private retirePlugin(name: string): void {
     const plugin = this.plugins.get(name);
-    if (plugin) this.retire(pluginDrops(name, plugin));
-  }
-
-  private retire(drops: readonly DropCount[]): void {
-    for (const d of drops) {
-      const key = dropKey(d);
-      this.retiredDrops.set(key, { ...d, total: d.total + (this.retiredDrops.get(key)?.total ?? 0) });
-    }
+    if (plugin) addDrops(this.retiredDrops, pluginDrops(name, plugin));
   }
 
   private reportDrops(): void {
@@ -989,7 +994,7 @@ export class Agent {
       await Promise.all(previous.map((c) => c.close(next.agent.drain_s * 1000)));
       // Their drops stay counted: the totals since start do not go back to 0 at a reload.
       try {
-        this.retire(this.outputDrops(previous));
+        addDrops(this.retiredDrops, this.outputDrops(previous));
       } catch (error) {
         this.log.warn('the drop counters of replaced outputs could not be read', { err: toHadesError(error) });
       }
@@ -1017,8 +1022,7 @@ export class Agent {
     } else {
       // Only a built-in plugin whose own settings changed restarts: a new decoy port does not
       // make the inventory collector send its whole snapshot again.
-      // Each built-in plugin's name is the key of its settings under `plugins`.
-      for (const name of [INVENTORY_PLUGIN, LOGS_PLUGIN, HONEYPOT_PLUGIN] as const) {
+      for (const name of BUILTIN_PLUGINS) {
         if (same(old.plugins[name], next.plugins[name])) continue;
         await this.stopBuiltinPlugin(name);
         await this.startBuiltinPlugin(name);
