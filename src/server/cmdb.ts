@@ -113,22 +113,20 @@ export class Cmdb {
   reload(): void {
     if (!this.file) return;
     try {
-      let stat;
-      try {
-        stat = statSync(this.file);
-      } catch (error) {
-        throw new HadesError('HADES_ERR_CMDB', `cannot read ${this.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-      }
+      const file = this.file;
+      // What the file system refuses (missing, unreadable) is the CMDB's error, coded.
+      const read = <T>(call: () => T): T => {
+        try {
+          return call();
+        } catch (error) {
+          throw new HadesError('HADES_ERR_CMDB', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+        }
+      };
+      const stat = read(() => statSync(file));
       if (!stat.isFile()) throw new HadesError('HADES_ERR_CMDB', `${this.file} is not a regular file`);
       if (stat.mtimeMs === this.mtimeMs) return;
       if (stat.size > MAX_BYTES) throw new HadesError('HADES_ERR_CMDB', `${this.file} is larger than ${MAX_BYTES} bytes`);
-      let text: string;
-      try {
-        text = readFileSync(this.file, 'utf8');
-      } catch (error) {
-        throw new HadesError('HADES_ERR_CMDB', `cannot read ${this.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
-      }
-      const parsed = parseCmdb(text, this.file);
+      const parsed = parseCmdb(read(() => readFileSync(file, 'utf8')), file);
       this.mtimeMs = stat.mtimeMs;
       this.byName = parsed.byName;
       this.byAddress = parsed.byAddress;

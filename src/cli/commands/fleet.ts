@@ -36,9 +36,10 @@ export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
   // escaped, one line each; JSON too, which leaves C1 and direction characters as they are.
   const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : shown(typeof v === 'string' ? v : JSON.stringify(v)));
   const names = columns.map(shown);
-  const widths = columns.map((c, i) => Math.min(60, Math.max(names[i]!.length, ...rows.map((r) => cell(r[c]).length))));
+  const cells = rows.map((r) => columns.map((c) => cell(r[c])));
+  const widths = columns.map((_, i) => Math.min(60, Math.max(names[i]!.length, ...cells.map((r) => r[i]!.length))));
   const line = (values: string[]) => values.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(names), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))];
+  return [line(names), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
 }
 
 export async function fleetQuery(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {

@@ -136,7 +136,7 @@ export async function importSigma(context: CliContext, args: readonly string[], 
   if (out !== undefined) {
     // Hades rule files are named like their Sigma sources: written into the Sigma folder, they
     // would replace the sources themselves.
-    const [realDir, realOut] = await Promise.all([realpath(dir).catch(() => path.resolve(dir)), resolvedPath(out)]);
+    const [realDir, realOut] = await Promise.all([resolvedPath(dir), resolvedPath(out)]);
     if (realOut === realDir || realOut.startsWith(`${realDir}${path.sep}`)) {
       throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--out ${out} is ${realOut === realDir ? 'the Sigma folder itself' : 'inside the Sigma folder'}: the converted files would replace or mix with the Sigma rules; give another folder`);
     }
