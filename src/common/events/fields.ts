@@ -12,10 +12,10 @@ export function Obj<P extends TProperties>(properties: P, description?: string):
   return Type.Object(properties, description === undefined ? closed : { ...closed, description });
 }
 
-export const Timestamp = (description: string) =>
-  Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?Z$', description });
-
+/** An event time's shape, its parts captured: UTC, to the second, with up to 9 decimals. */
 const TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
+
+export const Timestamp = (description: string) => Type.String({ pattern: TIME_PARTS.source, description });
 
 /**
  * The milliseconds since the epoch of a Timestamp that names a real instant, or NaN. The pattern
