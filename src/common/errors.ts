@@ -239,6 +239,11 @@ export const errorCatalog = {
     summary: 'Events could not be written to the store (disk full, database locked too long, I/O error); the batch is not acknowledged and the agent sends it again.',
     remedy: 'Check the data folder\'s disk; delivery resumes by itself once the store can write.',
   },
+  HADES_ERR_INGEST_WORKER: {
+    kind: 'environment',
+    summary: 'The server\'s ingest worker (the thread that checks batches and runs the rules) stopped or could not start; the batches it held are not acknowledged and the agents send them again.',
+    remedy: 'The server restarts the worker by itself and logs why it stopped (often memory: see the server\'s resident memory); report it if it keeps happening.',
+  },
   HADES_ERR_STORE_QUERY: {
     kind: 'input',
     summary: 'A search could not be run: an unknown field, a malformed filter or time range, or a bad page cursor.',

@@ -13,30 +13,42 @@
 import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { checkEvent } from '../common/events/index.js';
-import { storeProblem } from './store/events.js';
-import { redactSecrets } from '../common/redact.js';
 import { HadesError, toHadesError } from '../common/errors.js';
 import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
-
-/** Most events in one batch. */
-export const MAX_BATCH_EVENTS = 20_000;
 
 export interface IngestResult {
   readonly stored: number;
   readonly duplicates: number;
 }
 
+/** A batch after its check: how many lines were left out, or why the whole batch is refused. */
+export interface PreparedBatch {
+  readonly rejected: number;
+  readonly refused?: HadesError;
+}
+
 /** What the gateway needs from the rest of the server. */
-export interface GatewayHooks {
+export interface GatewayHooks<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   /** Maps a verified peer certificate to an agent; throws HADES_ERR_AGENT_UNKNOWN / _REVOKED. */
   authorize(peer: PeerCertificate): { agentId: string };
   /**
-   * Stores checked events; throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
-   * `arrived`: when the batch was received (ms), before it waited its turn.
+   * Checks a batch (its NDJSON) line by line and makes it ready for the store, off the main
+   * thread: the valid events, how many lines were not, or why the whole batch is refused (a
+   * permanent Nack). Rejects (HADES_ERR_INGEST_WORKER) when it cannot check it now: no Ack, the
+   * agent sends the batch again. `arrived`: when the batch was received (ms).
    */
-  ingest(agentId: string, events: Record<string, unknown>[], arrived: number): IngestResult | Promise<IngestResult>;
+  prepare(agentId: string, ndjson: Uint8Array, arrived: number): Promise<P>;
+  /**
+   * Stores a prepared batch, inside the turn's transaction when there is one (see `group`);
+   * throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
+   */
+  store(agentId: string, prepared: P): R;
+  /**
+   * Every prepared batch ends here once: after its commit with what was stored, or undefined when
+   * it was refused or not stored. Detection starts from here.
+   */
+  settled?(agentId: string, prepared: P, result: R | undefined, arrived: number): void;
   onHello?(agentId: string, hello: HelloMessage): void;
   onHeartbeat?(agentId: string, health: unknown): void;
   onTaskResult?(agentId: string, taskId: string, status: string, result: unknown): void;
@@ -54,13 +66,13 @@ export interface GatewayHooks {
   group?(work: () => void): void;
 }
 
-export interface GatewayOptions {
+export interface GatewayOptions<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   readonly caPem: string;
   readonly certPem: string;
   readonly keyPem: string;
   readonly serverVersion: string;
   readonly log: Logger;
-  readonly hooks: GatewayHooks;
+  readonly hooks: GatewayHooks<P, R>;
 }
 
 export interface GatewayStats {
@@ -85,9 +97,6 @@ interface Settled {
   readonly abort?: HadesError;
 }
 
-/** A batch after its check: refused (permanently), or handed to the store. */
-type CheckedBatch = { readonly rejected: number; readonly refused: HadesError; readonly stored?: undefined } | { readonly rejected: number; readonly refused?: undefined; readonly stored: IngestResult | Promise<IngestResult> };
-
 /** Longest stretch (ms) of batch parsing and storing before the event loop serves sockets again. */
 const SLICE_MS = 10;
 
@@ -96,13 +105,13 @@ function endWithStatus(stream: Stream, code: grpc.status, details: string): void
   stream.emit('error', { code, details, metadata: new grpc.Metadata() });
 }
 
-export class Gateway {
+export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
   readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0, renewals: 0, renewalsRefused: 0 };
   port = 0;
 
-  constructor(private readonly options: GatewayOptions) {
+  constructor(private readonly options: GatewayOptions<P, R>) {
     this.server.addService(gatewayService().service, { Connect: (stream: Stream) => this.connect(stream) });
   }
 
@@ -298,31 +307,34 @@ export class Gateway {
   };
 
   private async batch(agentId: string, stream: Stream, batch: BatchMessage): Promise<void> {
+    const { hooks } = this.options;
     const { last_seq: lastSeq } = batch;
     const arrived = Date.now();
-    let checked: CheckedBatch;
+    let prepared: P;
     try {
-      checked = await this.inTurn(() => this.checkAndIngest(agentId, batch, arrived));
+      prepared = await hooks.prepare(agentId, batch.ndjson, arrived);
+    } catch (error) {
+      // Not checked now (the ingest worker is starting again): the agent sends the batch again.
+      this.nack(stream, lastSeq, toHadesError(error), false);
+      return;
+    }
+    const { rejected } = prepared;
+    if (prepared.refused) {
+      this.nack(stream, lastSeq, prepared.refused, true);
+      this.stats.rejected += rejected;
+      hooks.settled?.(agentId, prepared, undefined, arrived);
+      return;
+    }
+    let result: R;
+    try {
+      result = await this.inTurn(() => hooks.store(agentId, prepared));
     } catch (error) {
       // Not stored: no Ack, the agent keeps the batch and sends it again; unless the store found
       // an event it can never take (the lines' check should have left it out): sent again, it
       // would hold up everything behind it for ever.
       const e = toHadesError(error);
+      hooks.settled?.(agentId, prepared, undefined, arrived);
       this.nack(stream, lastSeq, e, e.code === 'HADES_ERR_EVENT_INVALID');
-      return;
-    }
-    const { rejected } = checked;
-    if (checked.refused) {
-      this.nack(stream, lastSeq, checked.refused, true);
-      this.stats.rejected += rejected;
-      return;
-    }
-    let result: IngestResult;
-    try {
-      result = await checked.stored;
-    } catch (error) {
-      // Not stored: no Ack, the agent keeps the batch and sends it again.
-      this.nack(stream, lastSeq, toHadesError(error), false);
       return;
     }
     this.stats.batches++;
@@ -330,40 +342,7 @@ export class Gateway {
     this.stats.duplicates += result.duplicates;
     this.stats.rejected += rejected;
     stream.write({ ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
-  }
-
-  /** Checks a batch line by line and hands the valid events to the store (throws when it cannot). */
-  private checkAndIngest(agentId: string, batch: BatchMessage, arrived: number): CheckedBatch {
-    const text = batch.ndjson.toString('utf8');
-    const lines = text.split('\n').filter((l) => l.length > 0);
-    if (lines.length > MAX_BATCH_EVENTS) {
-      return { rejected: 0, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}`) };
-    }
-    const events: Record<string, unknown>[] = [];
-    let rejected = 0;
-    for (const line of lines) {
-      let value: unknown;
-      try {
-        // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
-        value = JSON.parse(redactSecrets(line));
-      } catch {
-        rejected++;
-        continue;
-      }
-      // The schema, and what the store needs of the columns (an empty event.id passes the schema).
-      if (!checkEvent(value).ok || storeProblem(value as Record<string, unknown>) !== undefined) {
-        rejected++;
-        continue;
-      }
-      const event = value as Record<string, unknown>;
-      // The agent is who its certificate says, whatever the event claims.
-      event['agent'] = { ...(event['agent'] as Record<string, unknown> | undefined), id: agentId };
-      events.push(event);
-    }
-    if (lines.length > 0 && events.length === 0) {
-      return { rejected, refused: new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `none of the ${lines.length} lines is a valid event`) };
-    }
-    return { rejected, stored: this.options.hooks.ingest(agentId, events, arrived) };
+    hooks.settled?.(agentId, prepared, result, arrived);
   }
 
   async close(): Promise<void> {

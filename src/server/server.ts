@@ -27,10 +27,12 @@ import { FleetQueries } from './fleet/queries.js';
 import { FleetRegistry, type GroupConfig } from './fleet/registry.js';
 import { CertificateRenewal } from './fleet/renewal.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
-import { Gateway } from './gateway.js';
+import { Gateway, type PreparedBatch } from './gateway.js';
+import { IngestWorker } from './ingest/client.js';
+import type { Row } from './store/row.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
-import { EventStore } from './store/events.js';
+import { EventStore, type InsertResult } from './store/events.js';
 import { fieldProblem } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -45,6 +47,12 @@ export interface ServerOptions {
   readonly config: ServerConfig;
   readonly version: string;
   readonly stderr?: NodeJS.WritableStream;
+}
+
+/** A batch as the ingest worker prepared it: its rows, and the id its events are kept under. */
+interface Prepared extends PreparedBatch {
+  readonly batch: number;
+  readonly rows: Row[];
 }
 
 export interface ServerAddresses {
@@ -76,7 +84,8 @@ export class HadesServer {
   private queries: FleetQueries | undefined;
   private detector: Detector | undefined;
   private outputs: AlertOutputs | undefined;
-  private gateway: Gateway | undefined;
+  private gateway: Gateway<Prepared, InsertResult> | undefined;
+  private ingest: IngestWorker | undefined;
   private api: FastifyInstance | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminToken = '';
@@ -122,8 +131,12 @@ export class HadesServer {
     this.alerts = new AlertStore(db);
     this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
     const outputs = this.outputs;
+    // Batches are checked, and events matched, on a thread of its own (ingest/worker.ts).
+    this.ingest = new IngestWorker(this.log.child({ component: 'ingest' }));
+    const ingest = this.ingest;
     this.detector = new Detector({
       rules: ruleSource(config.rules),
+      remote: ingest,
       store: this.alerts,
       events: this.store,
       publish: (alert: Alert) => outputs.send(alert),
@@ -153,19 +166,32 @@ export class HadesServer {
         authorize: (peer) => renewal.authorize(new Uint8Array(peer.raw)),
         renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
         group: (work) => groupCommit.immediate(work),
-        ingest: (agentId, events, arrived) => {
+        prepare: async (agentId, ndjson) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
-          for (const event of events) {
-            // CMDB metadata is the server's to set: whatever an agent put there goes.
-            const hades = event['hades'] as Record<string, unknown> | undefined;
-            if (meta) event['hades'] = { ...hades, cmdb: meta };
-            else if (hades && 'cmdb' in hades) delete hades['cmdb'];
+          const prepared = await ingest.prepare(agentId, ndjson, meta, Date.now(), true);
+          return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
+        },
+        store: (agentId, prepared) => store.insertRows(agentId, prepared.rows),
+        // Duplicates were seen before: only what was stored now goes through the rules.
+        settled: (agentId, prepared, result, arrived) => {
+          if (result === undefined || result.stored === 0) {
+            if (prepared.refused === undefined) ingest.forget(prepared.batch);
+            return;
           }
-          const result = store.insertBatch(agentId, events);
-          // Duplicates were seen before: only what was stored now goes through the rules.
-          detector.process(agentId, result.stored === events.length ? events : result.storedIndexes.map((i) => events[i] as Record<string, unknown>), arrived);
-          return result;
+          ingest
+            .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes)
+            .then((found) => {
+              // The matched events, from their stored copy: only those are parsed again here.
+              const events = new Map<number, Record<string, unknown>>();
+              const matches = found.matches.map(({ index, ...match }) => {
+                let event = events.get(index);
+                if (event === undefined) events.set(index, (event = JSON.parse((prepared.rows[index] as Row)[14]) as Record<string, unknown>));
+                return { ...match, event };
+              });
+              detector.raise(agentId, matches, arrived, found);
+            })
+            .catch((error: unknown) => this.log.error('the events of a batch could not go through the rules', { agent: agentId, err: error }));
         },
         // What waits for the agent (configuration, tasks, a renewal) goes once it has said hello:
         // a stream that never does (a client that is not an agent) is sent nothing.
@@ -376,16 +402,15 @@ export class HadesServer {
       getAlert: (id) => alerts.get(id),
       triageAlert: (id, change) => alerts.triage(id, change),
       commentAlert: (id, author, text) => alerts.comment(id, author, text),
-      listRules: () => {
-        const { info, stats } = detector.ruleList();
-        const counters = new Map(stats.map((s) => [s.id, s]));
-        return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: info.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
+      listRules: async () => {
+        const counters = new Map((await detector.ruleStats()).map((s) => [s.id, s]));
+        return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: detector.ruleInfo.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
       },
       reloadRules: () => detector.reload(),
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
       addSuppression: (input) => {
         // A suppression for a rule or field that does not exist would silently never match.
-        const ids = detector.ruleList().info.map((r) => r.id);
+        const ids = detector.ruleInfo.map((r) => r.id);
         if (input.ruleId !== '*' && !ids.includes(input.ruleId)) {
           const close = suggest(input.ruleId, ids);
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
@@ -434,6 +459,8 @@ export class HadesServer {
     this.api = undefined;
     await this.gateway?.close();
     this.gateway = undefined;
+    await this.ingest?.close();
+    this.ingest = undefined;
     // After the gateway: no new alert can come; what is queued gets a few seconds to leave.
     await this.outputs?.close();
     this.outputs = undefined;

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HadesError, toHadesError } from '../../common/errors.js';
-import { formatProblem, loadRules, type Match, type RuleFile, type RuleProblem, type RuleSet, type RuleStats } from '../../rules/index.js';
+import { formatProblem, loadRules, type Match, type RuleFile, type RuleInfo, type RuleProblem, type RuleSet, type RuleStats } from '../../rules/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { AlertStore } from './store.js';
 import type { Alert } from './types.js';
@@ -23,9 +23,21 @@ export interface RuleSource {
   readonly problems?: readonly RuleProblem[];
 }
 
+/**
+ * Rules that run elsewhere (the server's ingest worker, ../ingest/client.ts): the detector loads
+ * them there and raises the alerts of the matches it is handed (`raise`).
+ */
+export interface RemoteRules {
+  /** Compiles the files; they replace the running rules unless they have errors and rules run. */
+  load(files: readonly RuleFile[]): Promise<{ readonly applied: boolean; readonly rules: readonly RuleInfo[]; readonly problems: readonly RuleProblem[] }>;
+  ruleStats(): Promise<RuleStats[]>;
+}
+
 export interface DetectorOptions {
   /** Reads the rule files; called at start and at each reload. */
   readonly rules: () => Promise<RuleSource>;
+  /** Where the rules run; absent: here, through `process`. */
+  readonly remote?: RemoteRules;
   readonly store: AlertStore;
   /** Finds stored events by id: the earlier steps of a correlation. */
   readonly events: { byIds(ids: readonly string[]): Record<string, unknown>[] };
@@ -123,6 +135,8 @@ export class Detector {
   readonly #options: DetectorOptions;
   readonly #now: () => number;
   #ruleSet: RuleSet | undefined;
+  /** The running rules (also when they run remotely); undefined until the first load. */
+  #info: readonly RuleInfo[] | undefined;
   #state: RulesState = { loaded: new Date(0).toISOString(), rules: 0, enabled: 0, problems: [] };
   #timer: NodeJS.Timeout | undefined;
   #reloading: Promise<RulesState> | undefined;
@@ -139,11 +153,13 @@ export class Detector {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Loads the rules and starts the expiry timer. */
+  /** Loads the rules and starts the expiry timer (remote rules expire their state themselves). */
   async start(): Promise<RulesState> {
     const state = await this.reload();
-    this.#timer = setInterval(() => this.#ruleSet?.expire(this.#now()), EXPIRE_EVERY_MS);
-    this.#timer.unref();
+    if (this.#options.remote === undefined) {
+      this.#timer = setInterval(() => this.#ruleSet?.expire(this.#now()), EXPIRE_EVERY_MS);
+      this.#timer.unref();
+    }
     return state;
   }
 
@@ -166,21 +182,35 @@ export class Detector {
 
   async #load(): Promise<RulesState> {
     const source = await this.#options.rules();
-    const { ruleSet, problems } = loadRules(source.files);
+    const { remote } = this.#options;
+    let rules: readonly RuleInfo[];
+    let problems: readonly RuleProblem[];
+    let applied: boolean;
+    let local: RuleSet | undefined;
+    if (remote !== undefined) {
+      ({ rules, problems, applied } = await remote.load(source.files));
+    } else {
+      const loaded = loadRules(source.files);
+      problems = loaded.problems;
+      rules = loaded.ruleSet.rules;
+      applied = this.#info === undefined || !problems.some((p) => p.severity === 'error');
+      if (applied) local = loaded.ruleSet;
+    }
     const all = [...(source.problems ?? []), ...problems];
     const errors = problems.filter((p) => p.severity === 'error');
-    if (errors.length > 0 && this.#ruleSet !== undefined) {
+    if (!applied) {
       this.#state = { ...this.#state, failed_reload: { at: new Date(this.#now()).toISOString(), problems: all } };
       throw new HadesError('HADES_ERR_RULES_RELOAD', `the rules have ${errors.length} error(s); the running rules stay: ${errors.slice(0, 3).map(formatProblem).join('; ')}`, {
         details: { problems: errors },
       });
     }
     for (const problem of errors) this.#options.log.warn('rule problem', { problem: formatProblem(problem) });
-    this.#ruleSet = ruleSet;
+    this.#ruleSet = local;
+    this.#info = rules;
     this.#state = {
       loaded: new Date(this.#now()).toISOString(),
-      rules: ruleSet.rules.length,
-      enabled: ruleSet.rules.filter((r) => r.enabled).length,
+      rules: rules.length,
+      enabled: rules.filter((r) => r.enabled).length,
       problems: all,
     };
     this.#options.log.info('rules loaded', { rules: this.#state.rules, enabled: this.#state.enabled, problems: all.length });
@@ -191,20 +221,59 @@ export class Detector {
     return this.#state;
   }
 
-  ruleList(): { info: RuleSet['rules']; stats: RuleStats[] } {
-    return { info: this.#ruleSet?.rules ?? [], stats: this.#ruleSet?.stats() ?? [] };
+  /** The running rules. */
+  get ruleInfo(): readonly RuleInfo[] {
+    return this.#info ?? [];
+  }
+
+  /** The running rules' counters (from where they run). */
+  async ruleStats(): Promise<RuleStats[]> {
+    const { remote } = this.#options;
+    return remote === undefined ? (this.#ruleSet?.stats() ?? []) : remote.ruleStats();
   }
 
   /**
-   * Runs the events of one agent's batch (already stored) through the rules. Never throws: a
-   * failure on one event is logged and counted, and the others still run.
+   * Runs the events of one agent's batch (already stored) through the rules, here (without
+   * `remote`). Never throws: a failure on one event is logged and counted, and the others still
+   * run.
    */
   process(agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === undefined) return;
+    const matches: Match[] = [];
+    const errors: string[] = [];
+    for (const event of events) {
+      try {
+        matches.push(...ruleSet.match(event));
+      } catch (error) {
+        errors.push(toHadesError(error).message);
+      }
+    }
+    this.raise(agentId, matches, arrived, { evaluated: events.length, errors });
+  }
+
+  /**
+   * Raises the alerts of one batch's matches (found here or where the rules run remotely):
+   * `evaluated` events were run through the rules, and the engine failed on `errors`. Never
+   * throws.
+   */
+  raise(agentId: string, matches: readonly Match[], arrived: number, counts: { readonly evaluated: number; readonly errors: readonly string[] }): void {
+    this.#events += counts.evaluated;
+    for (const message of counts.errors) this.#fail('rule evaluation failed', new HadesError('HADES_ERR_INTERNAL', message));
+    if (matches.length === 0) return;
     const published: Alert[] = [];
     try {
-      this.#options.store.batch(() => this.#run(ruleSet, agentId, events, arrived, published));
+      this.#options.store.batch(() => {
+        for (const match of matches) {
+          this.#matches++;
+          try {
+            const alert = this.#raise(agentId, match, arrived);
+            if (alert !== undefined) published.push(alert);
+          } catch (error) {
+            this.#fail('alert creation failed', error);
+          }
+        }
+      });
     } catch (error) {
       // The batch's alerts could not be written (the database is full or locked): they are lost,
       // counted and logged; the events themselves are stored.
@@ -213,28 +282,6 @@ export class Detector {
     }
     // Sent once they are committed: an output never announces an alert the store does not have.
     for (const alert of published) this.#options.publish?.(alert);
-  }
-
-  #run(ruleSet: RuleSet, agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number, published: Alert[]): void {
-    for (const event of events) {
-      this.#events++;
-      let matches: readonly Match[];
-      try {
-        matches = ruleSet.match(event);
-      } catch (error) {
-        this.#fail('rule evaluation failed', error);
-        continue;
-      }
-      for (const match of matches) {
-        this.#matches++;
-        try {
-          const alert = this.#raise(agentId, match, arrived);
-          if (alert !== undefined) published.push(alert);
-        } catch (error) {
-          this.#fail('alert creation failed', error);
-        }
-      }
-    }
   }
 
   #fail(what: string, error: unknown): void {

@@ -1,0 +1,72 @@
+/**
+ * A batch from an agent made ready for the store: its NDJSON split into lines, secrets redacted,
+ * each line parsed and checked against the event schema and what the store needs, the agent id
+ * set from the certificate, the CMDB's metadata attached, and each event turned into a row.
+ * Pure code, run on the ingest worker (./worker.ts) so that the main thread keeps the sockets and
+ * the database.
+ */
+import { checkEvent } from '../../common/events/index.js';
+import { HadesError, type ErrorCode } from '../../common/errors.js';
+import { redactSecrets } from '../../common/redact.js';
+import { storeProblem, toRow, type Row } from '../store/row.js';
+
+/** Most events in one batch. */
+export const MAX_BATCH_EVENTS = 20_000;
+
+export interface PreparedBatch {
+  /** Lines that are not valid events, left out. */
+  readonly rejected: number;
+  /** Set when the whole batch is refused (too large, or not one valid event): a permanent Nack. */
+  readonly refused?: { readonly code: ErrorCode; readonly message: string };
+  /** The valid events as rows, in order. */
+  readonly rows: Row[];
+  /** The same events parsed (what detection reads), in the same order. */
+  readonly events: Record<string, unknown>[];
+}
+
+/**
+ * `cmdb`: the host's metadata from the CMDB, or undefined (then whatever an agent put in
+ * `hades.cmdb` goes: it is the server's to set). `now`: the time to stamp as `event.ingested`.
+ */
+export function prepareBatch(agentId: string, text: string, cmdb: object | undefined, now: number): PreparedBatch {
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  if (lines.length > MAX_BATCH_EVENTS) {
+    return { rejected: 0, refused: { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}` }, rows: [], events: [] };
+  }
+  const events: Record<string, unknown>[] = [];
+  let rejected = 0;
+  for (const line of lines) {
+    let value: unknown;
+    try {
+      // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
+      value = JSON.parse(redactSecrets(line));
+    } catch {
+      rejected++;
+      continue;
+    }
+    // The schema, and what the store needs of the columns (an empty event.id passes the schema).
+    if (!checkEvent(value).ok || storeProblem(value as Record<string, unknown>) !== undefined) {
+      rejected++;
+      continue;
+    }
+    const event = value as Record<string, unknown>;
+    // The agent is who its certificate says, whatever the event claims.
+    event['agent'] = { ...(event['agent'] as Record<string, unknown> | undefined), id: agentId };
+    const hades = event['hades'] as Record<string, unknown> | undefined;
+    if (cmdb !== undefined) event['hades'] = { ...hades, cmdb };
+    else if (hades !== undefined && 'cmdb' in hades) delete hades['cmdb'];
+    events.push(event);
+  }
+  if (lines.length > 0 && events.length === 0) {
+    return { rejected, refused: { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `none of the ${lines.length} lines is a valid event` }, rows: [], events };
+  }
+  const ingestedIso = new Date(now).toISOString();
+  const rows = new Array<Row>(events.length);
+  try {
+    for (let i = 0; i < events.length; i++) rows[i] = toRow(events[i], i, agentId, now, ingestedIso);
+  } catch (error) {
+    // Every event passed storeProblem, which checks what toRow needs: this is a bug.
+    throw new HadesError('HADES_ERR_INTERNAL', `a checked event could not be made a row: ${(error as Error).message}`, { cause: error });
+  }
+  return { rejected, rows, events };
+}

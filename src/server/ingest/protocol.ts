@@ -1,0 +1,46 @@
+/**
+ * Messages between the server's main thread and its ingest worker (./worker.ts). Every request
+ * carries an id and gets exactly one reply with the same id, in the order sent.
+ */
+import type { ErrorCode } from '../../common/errors.js';
+import type { Match, RuleFile, RuleInfo, RuleProblem, RuleStats } from '../../rules/index.js';
+import type { Row } from '../store/row.js';
+
+export type IngestRequest =
+  /** Check a batch and make its rows; with `keep`, hold its events for a `detect` or `forget`. */
+  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
+  /** Run the kept events of a prepared batch (`batch`: the id of its `prepare`) through the rules: those at `stored`, or all (null). */
+  | { readonly kind: 'detect'; readonly id: number; readonly batch: number; readonly stored: readonly number[] | null }
+  /** Drop the kept events of a prepared batch (it was not stored, or nothing of it was new). */
+  | { readonly kind: 'forget'; readonly id: number; readonly batch: number }
+  /** Compile rule files; they replace the running rules unless they have errors and rules run. */
+  | { readonly kind: 'load'; readonly id: number; readonly files: readonly RuleFile[] }
+  /** The running rules' counters. */
+  | { readonly kind: 'stats'; readonly id: number };
+
+export interface PrepareReply {
+  readonly rejected: number;
+  readonly refused?: { readonly code: ErrorCode; readonly message: string };
+  readonly rows: Row[];
+}
+
+/** A match without its event: `index` is the event's position in the prepared batch. */
+export type WireMatch = Omit<Match, 'event'> & { readonly index: number };
+
+export interface DetectReply {
+  /** Events run through the rules. */
+  readonly evaluated: number;
+  readonly matches: WireMatch[];
+  /** Events the engine failed on (a bug), with the message. */
+  readonly errors: string[];
+}
+
+export interface LoadReply {
+  readonly applied: boolean;
+  readonly rules: RuleInfo[];
+  readonly problems: readonly RuleProblem[];
+}
+
+export type IngestReply =
+  | { readonly id: number; readonly ok: true; readonly value: PrepareReply | DetectReply | LoadReply | RuleStats[] | null }
+  | { readonly id: number; readonly ok: false; readonly code: ErrorCode; readonly message: string };

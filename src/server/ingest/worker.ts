@@ -1,0 +1,111 @@
+/**
+ * The server's ingest worker: a thread of its own that checks agents' batches and makes their
+ * rows (./prepare.ts), and runs the stored events through the rules. The main thread keeps the
+ * gRPC streams, the database and the alerts; this thread takes the per-event work that does not
+ * need them (parsing, the schema check, serialising the stored copy, matching), so the server
+ * uses a second core. Requests are answered in the order they come (./protocol.ts).
+ *
+ * The rule set and its correlation state live here; a timer owned by this thread expires the
+ * correlation groups whose window has passed, and stops when the thread is told to close.
+ */
+import { parentPort } from 'node:worker_threads';
+import { HadesError, toHadesError } from '../../common/errors.js';
+import { loadRules, type RuleSet, type RuleStats } from '../../rules/index.js';
+import { prepareBatch } from './prepare.js';
+import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply, WireMatch } from './protocol.js';
+
+/** Prepared batches whose events wait for `detect` or `forget`: bounded, in case one never comes. */
+const MAX_KEPT = 8192;
+const EXPIRE_EVERY_MS = 5_000;
+
+const port = parentPort;
+if (port === null) throw new HadesError('HADES_ERR_INTERNAL', 'the ingest worker runs as a worker thread');
+
+let ruleSet: RuleSet | undefined;
+const kept = new Map<number, Record<string, unknown>[]>();
+const decoder = new TextDecoder();
+
+const expiry = setInterval(() => ruleSet?.expire(Date.now()), EXPIRE_EVERY_MS);
+expiry.unref();
+
+function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareReply {
+  const batch = prepareBatch(request.agentId, decoder.decode(request.ndjson), request.cmdb, request.now);
+  if (request.keep && batch.refused === undefined && batch.events.length > 0) {
+    if (kept.size >= MAX_KEPT) {
+      // The oldest batch's answer never came: its events go unmatched rather than held for ever.
+      const oldest = kept.keys().next().value;
+      if (oldest !== undefined) kept.delete(oldest);
+    }
+    kept.set(request.id, batch.events);
+  }
+  return { rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
+}
+
+function detect(request: Extract<IngestRequest, { kind: 'detect' }>): DetectReply {
+  const events = kept.get(request.batch);
+  kept.delete(request.batch);
+  const matches: WireMatch[] = [];
+  const errors: string[] = [];
+  if (events === undefined || ruleSet === undefined) return { evaluated: 0, matches, errors };
+  const indexes = request.stored ?? events.keys();
+  let evaluated = 0;
+  for (const index of indexes) {
+    const event = events[index];
+    if (event === undefined) continue;
+    evaluated++;
+    try {
+      for (const m of ruleSet.match(event)) {
+        matches.push({ rule: m.rule, output: m.output, severity: m.severity, tags: m.tags, index, ...(m.correlation ? { correlation: m.correlation } : {}) });
+      }
+    } catch (error) {
+      errors.push(toHadesError(error).message);
+    }
+  }
+  return { evaluated, matches, errors };
+}
+
+function load(request: Extract<IngestRequest, { kind: 'load' }>): LoadReply {
+  const { ruleSet: next, problems } = loadRules(request.files);
+  const hasErrors = problems.some((p) => p.severity === 'error');
+  // A bad edit never leaves the server without rules: the running set stays.
+  if (hasErrors && ruleSet !== undefined) return { applied: false, rules: [...ruleSet.rules], problems };
+  ruleSet = next;
+  return { applied: true, rules: [...next.rules], problems };
+}
+
+function stats(): RuleStats[] {
+  return ruleSet?.stats() ?? [];
+}
+
+port.on('message', (request: IngestRequest | { readonly kind: 'close' }) => {
+  if (request.kind === 'close') {
+    clearInterval(expiry);
+    port.close();
+    return;
+  }
+  let reply: IngestReply;
+  try {
+    switch (request.kind) {
+      case 'prepare':
+        reply = { id: request.id, ok: true, value: prepare(request) };
+        break;
+      case 'detect':
+        reply = { id: request.id, ok: true, value: detect(request) };
+        break;
+      case 'forget':
+        kept.delete(request.batch);
+        reply = { id: request.id, ok: true, value: null };
+        break;
+      case 'load':
+        reply = { id: request.id, ok: true, value: load(request) };
+        break;
+      case 'stats':
+        reply = { id: request.id, ok: true, value: stats() };
+        break;
+    }
+  } catch (error) {
+    const e = toHadesError(error);
+    reply = { id: request.id, ok: false, code: e.code, message: e.message };
+  }
+  port.postMessage(reply);
+});
