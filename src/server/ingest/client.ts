@@ -11,9 +11,18 @@ import type { RuleFile, RuleStats } from '../../rules/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply } from './protocol.js';
 
+/**
+ * NDJSON bytes of the batches between their prepare and their detect or forget, whose events the
+ * thread holds parsed (several times their text in memory): more waits its turn as received text,
+ * so that a fleet's backlog is not all parsed ahead of the store. A batch larger than this alone
+ * goes through when nothing else is held.
+ */
+export const PIPELINE_BYTES = 32 * 1024 * 1024;
+
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 
+type Admission = { readonly bytes: number; readonly resolve: () => void; readonly reject: (error: HadesError) => void };
 type Pending = { readonly resolve: (value: unknown) => void; readonly reject: (error: HadesError) => void };
 type Body<K extends IngestRequest['kind']> = Omit<Extract<IngestRequest, { kind: K }>, 'id' | 'kind'>;
 
@@ -22,6 +31,10 @@ export interface IngestWorkerStats {
   readonly restarts: number;
   /** Requests waiting for their reply now. */
   readonly pending: number;
+  /** NDJSON bytes of the prepared batches not yet through detection (at most PIPELINE_BYTES but one batch). */
+  readonly heldBytes: number;
+  /** Batches waiting for room in the pipeline. */
+  readonly waiting: number;
 }
 
 export class IngestWorker {
@@ -36,6 +49,10 @@ export class IngestWorker {
   #restartTimer: NodeJS.Timeout | undefined;
   /** The rules that loaded last, to load again in a new thread. */
   #files: readonly RuleFile[] | undefined;
+  /** Bytes held per prepared batch, their sum, and the batches waiting to be let in. */
+  readonly #held = new Map<number, number>();
+  #heldBytes = 0;
+  readonly #admissions: Admission[] = [];
 
   /** `url`: the worker's module; the compiled ./worker.js by default (tests give another). */
   constructor(log: Logger, url: URL = new URL('./worker.js', import.meta.url)) {
@@ -45,7 +62,38 @@ export class IngestWorker {
   }
 
   get stats(): IngestWorkerStats {
-    return { restarts: this.#restarts, pending: this.#pending.size };
+    return { restarts: this.#restarts, pending: this.#pending.size, heldBytes: this.#heldBytes, waiting: this.#admissions.length };
+  }
+
+  /** Waits until `bytes` more fit in the pipeline (in arrival order), and counts them in. */
+  #admit(bytes: number): Promise<void> {
+    if (this.#admissions.length === 0 && this.#fits(bytes)) {
+      this.#heldBytes += bytes;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => this.#admissions.push({ bytes, resolve, reject }));
+  }
+
+  #fits(bytes: number): boolean {
+    return this.#heldBytes === 0 || this.#heldBytes + bytes <= PIPELINE_BYTES;
+  }
+
+  #release(bytes: number): void {
+    this.#heldBytes -= bytes;
+    let next: Admission | undefined;
+    while ((next = this.#admissions[0]) !== undefined && this.#fits(next.bytes)) {
+      this.#admissions.shift();
+      this.#heldBytes += next.bytes;
+      next.resolve();
+    }
+  }
+
+  /** Releases what a prepared batch held, once. */
+  #releaseBatch(batch: number): void {
+    const bytes = this.#held.get(batch);
+    if (bytes === undefined) return;
+    this.#held.delete(batch);
+    this.#release(bytes);
   }
 
   #start(): void {
@@ -64,6 +112,8 @@ export class IngestWorker {
       if (this.#worker !== worker) return;
       this.#worker = undefined;
       this.#failPending(`the ingest worker stopped (exit code ${code})`);
+      // What the thread held is gone with it.
+      for (const batch of [...this.#held.keys()]) this.#releaseBatch(batch);
       if (this.#closed) return;
       this.#restarts++;
       this.#log.error('ingest worker stopped; starting it again', { code, delay_ms: this.#restartDelay });
@@ -111,19 +161,35 @@ export class IngestWorker {
    * returned id.
    */
   async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number, keep: boolean): Promise<PrepareReply & { readonly id: number }> {
+    const bytes = ndjson.byteLength;
+    await this.#admit(bytes);
     const copy = new Uint8Array(ndjson);
     const sent = this.#send('prepare', { agentId, ndjson: copy, cmdb, now, keep }, [copy.buffer]);
-    return { ...((await sent.reply) as PrepareReply), id: sent.id };
+    let reply: PrepareReply;
+    try {
+      reply = (await sent.reply) as PrepareReply;
+    } catch (error) {
+      this.#release(bytes);
+      throw error;
+    }
+    if (keep && reply.refused === undefined && reply.rows.length > 0 && this.#worker !== undefined) this.#held.set(sent.id, bytes);
+    else this.#release(bytes);
+    return { ...reply, id: sent.id };
   }
 
   /** Runs a prepared batch's events (those at `stored`, or all) through the rules. */
   async detect(batch: number, stored: readonly number[] | null): Promise<DetectReply> {
-    return (await this.#request('detect', { batch, stored })) as DetectReply;
+    try {
+      return (await this.#request('detect', { batch, stored })) as DetectReply;
+    } finally {
+      this.#releaseBatch(batch);
+    }
   }
 
   /** Drops a prepared batch's kept events. */
   forget(batch: number): void {
     this.#request('forget', { batch }).catch(() => undefined); // the thread died: nothing is kept any more
+    this.#releaseBatch(batch);
   }
 
   async load(files: readonly RuleFile[]): Promise<LoadReply> {
@@ -144,6 +210,8 @@ export class IngestWorker {
     const worker = this.#worker;
     this.#worker = undefined;
     this.#failPending('the server is stopping');
+    const stopping = new HadesError('HADES_ERR_INGEST_WORKER', 'the server is stopping');
+    for (const waiting of this.#admissions.splice(0)) waiting.reject(stopping);
     if (worker !== undefined) await worker.terminate();
   }
 
