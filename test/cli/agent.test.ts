@@ -65,6 +65,21 @@ function status(): AgentStatus {
         overBudgetRestarts: 0,
         unresponsiveRestarts: 0,
       },
+      {
+        name: 'honeypot',
+        state: 'running',
+        pid: 1240,
+        restarts: 0,
+        eventsIn: 0,
+        eventsPerSecond: 0,
+        dropped: {},
+        stats: { listening: [], refused: { 'tcp/22': 'in_use' }, health: { status: 'degraded', detail: '0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/22 (in_use)' } },
+        health: 'degraded',
+        healthDetail: '0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/22 (in_use)',
+        budget: { cpuPercent: 10, memoryBytes: 200 * 1024 * 1024, maxOpenFiles: 1024, eventsPerSecond: 5000 },
+        overBudgetRestarts: 0,
+        unresponsiveRestarts: 0,
+      },
     ],
     eventsDropped: 0,
     drops: [],
@@ -173,6 +188,10 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, /^ {2}acme: dropped\.rate_limit 3, files\.lines 120, journal\.untrusted 2$/m, 'the plugin\'s own counters, zeros left out');
       assert.match(text.stdout, /^ {2}acme listening: tcp\/2323, udp\/1161$/m);
       assert.match(text.stdout, /^ {2}acme refused: tcp\/22 \(in_use\)$/m);
+      // A plugin that runs but says it does not do its work: the state column and a line of its own say so.
+      assert.match(text.stdout, /^ {2}honeypot +running, degraded +1240 /m);
+      assert.match(text.stdout, /^ {2}honeypot degraded: 0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp\/22 \(in_use\)$/m);
+      assert.doesNotMatch(text.stdout, /honeypot health:/, 'the health is not shown again as one of its counters');
       assert.match(text.stdout, /^ {2}log level debug, set by a server task until 2026-11-29T08:00:00\.000Z$/m);
       assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/daemon/agent.js';
+import { agentMetrics, exposition } from '../../src/agent/daemon/metrics.js';
+import { formatStatus } from '../../src/cli/commands/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { agentConfig, memoryAgent, waitFor, type AnyEvent } from '../helpers/agent.js';
@@ -41,6 +43,10 @@ metrics: { enabled: false }
         },
         20_000,
       );
+      const running = agent.status().plugins.find((p) => p.name === 'honeypot');
+      assert.equal(running?.state, 'running');
+      assert.equal(running?.health, 'ok');
+      assert.equal(running?.healthDetail, '1 of 1 decoy listening');
       // The process that talks to strangers runs as nobody once its decoy listens.
       const pid = agent.status().plugins.find((p) => p.name === 'honeypot')?.pid;
       if (process.getuid?.() === 0) {
@@ -71,6 +77,36 @@ metrics: { enabled: false }
       }),
       /ECONNREFUSED/,
     );
+  });
+
+  it('says that it watches nothing when no decoy could open, in the status, the metrics and the heartbeat', { timeout: 60_000 }, async () => {
+    const busyPort = await decoyPort(27_500);
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(busyPort, '0.0.0.0', resolve));
+    const { agent, transport } = memoryAgent(`
+agent: { data_dir: ${path.join(dir, 'data-busy')}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }, honeypot: { enabled: true, ports: [{ port: ${busyPort}, service: redis }] } }
+outputs: { file: { enabled: false } }
+metrics: { enabled: false }
+`);
+    try {
+      await agent.start();
+      // Said by the plugin as soon as its configuration is applied, without waiting for a STATS_REQUEST.
+      const honeypot = await waitFor('the honeypot degraded', () => agent.status().plugins.find((p) => p.name === 'honeypot' && p.health === 'degraded'), 20_000);
+      assert.equal(honeypot.state, 'running', 'the process runs: the supervisor state keeps its meaning');
+      assert.equal(honeypot.healthDetail, `0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/${busyPort} (in_use)`);
+      assert.deepEqual(honeypot.stats?.['refused'], { [`tcp/${busyPort}`]: 'in_use' });
+      assert.match(formatStatus(agent.status()), new RegExp(`^ {2}honeypot +running, degraded .*\\n {2}honeypot degraded: 0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/${busyPort} \\(in_use\\)$`, 'ms'));
+      assert.ok(exposition(agentMetrics('test'), agent.status()).includes('hades_plugin_degraded{plugin="honeypot"} 1'));
+      agent.heartbeat();
+      const health = await waitFor('the agent_health event', () => transport.events.find((e) => e.event?.action === 'agent_health'), 10_000);
+      const plugin = (health.hades.health.plugins as { name: string; state: string; health?: string; health_detail?: string }[]).find((p) => p.name === 'honeypot');
+      assert.deepEqual({ state: plugin?.state, health: plugin?.health, detail: plugin?.health_detail }, { state: 'running', health: 'degraded', detail: honeypot.healthDetail });
+    } finally {
+      await agent.stop();
+      await new Promise((resolve) => busy.close(resolve));
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { PluginFrame } from '../../src/common/plugins/frames.js';
-import { Honeypot, SOURCE_BURST, openFilesLimit, parseBoundPorts, sourceKey, type HoneypotOptions, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
+import { Honeypot, SOURCE_BURST, honeypotHealth, openFilesLimit, parseBoundPorts, sourceKey, type HoneypotOptions, parseEphemeralRange, parseListeningPorts, plainAddress, portRefusal, readPortUse, validHoneypotConfig } from '../../src/agent/honeypot/decoys.js';
 import { waitFor } from '../helpers/agent.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
@@ -117,6 +117,9 @@ describe('honeypot decoys on loopback', () => {
     const logs = frames.filter((f) => f.type === PluginFrame.log).map((f) => f.value);
     assert.equal(logs.length, 2);
     assert.ok(logs.every((l) => l['code'] === 'HADES_ERR_HONEYPOT_PORT'));
+    // Said at once, without waiting for a STATS_REQUEST: one decoy of three listens.
+    const stats = await waitFor('the STATS after the configuration', () => frames.find((f) => f.type === PluginFrame.stats));
+    assert.deepEqual(stats.value['health'], { status: 'degraded', detail: `1 of 3 decoys listening; not listening: ${[`tcp/${busyPort} (in_use)`, `tcp/${ephemeral[0]} (ephemeral)`].sort().join(', ')}` });
 
     // A client that reads the greeting, sends a user name and leaves.
     const client = await connect(port);
@@ -140,6 +143,45 @@ describe('honeypot decoys on loopback', () => {
     assert.equal(Buffer.from(second.honeypot.payload, 'base64').length, 64);
     assert.ok(second.honeypot.bytes >= 64);
     big.destroy();
+  });
+
+  it('says it is degraded, and why, when no decoy listens (and ok when every one does)', async () => {
+    const { h, frames } = honeypot();
+    stoppers.push(() => h.stop());
+    const busy = net.createServer();
+    const busyPort = await decoyPort(22_500);
+    await new Promise<void>((resolve) => busy.listen(busyPort, '0.0.0.0', resolve));
+    stoppers.push(() => new Promise((resolve) => busy.close(() => resolve())));
+    // Before any configuration it says nothing of its health.
+    h.onFrame(PluginFrame.statsRequest, new Uint8Array(0));
+    const first = await waitFor('the STATS', () => frames.find((f) => f.type === PluginFrame.stats));
+    assert.equal(first.value['health'], undefined);
+    frames.length = 0;
+    configure(h, { ports: [{ port: busyPort }] });
+    const stats = await waitFor('the STATS after the configuration', () => frames.find((f) => f.type === PluginFrame.stats));
+    assert.deepEqual(stats.value['listening'], []);
+    assert.deepEqual(stats.value['health'], { status: 'degraded', detail: `0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/${busyPort} (in_use)` });
+    // Asked again, it says the same.
+    frames.length = 0;
+    h.onFrame(PluginFrame.statsRequest, new Uint8Array(0));
+    const again = await waitFor('the answer', () => frames.find((f) => f.type === PluginFrame.stats));
+    assert.equal((again.value['health'] as { status: string }).status, 'degraded');
+    // A configuration whose decoys all open is ok.
+    frames.length = 0;
+    const free = await decoyPort(busyPort + 1);
+    configure(h, { ports: [{ port: free }] }, 2);
+    const ok = await waitFor('the STATS after the second configuration', () => frames.find((f) => f.type === PluginFrame.stats));
+    assert.deepEqual(ok.value['health'], { status: 'ok', detail: '1 of 1 decoy listening' });
+  });
+
+  it('names the decoys that do not listen in its health, a few of them, and counts the rest', () => {
+    assert.deepEqual(honeypotHealth(0, { listening: [], refused: {} }), { status: 'degraded', detail: 'no decoy configured (plugins.honeypot.ports is empty): the honeypot watches nothing' });
+    assert.deepEqual(honeypotHealth(2, { listening: ['tcp/2323', 'udp/1161'], refused: {} }), { status: 'ok', detail: '2 of 2 decoys listening' });
+    assert.deepEqual(honeypotHealth(2, { listening: ['tcp/2323'], refused: { 'tcp/6380': 'failed: EBADF' } }), { status: 'degraded', detail: '1 of 2 decoys listening; not listening: tcp/6380 (failed: EBADF)' });
+    const refused = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`tcp/${2000 + i}`, 'privilege_drop_failed']));
+    const many = honeypotHealth(10, { listening: [], refused });
+    assert.equal(many.status, 'degraded');
+    assert.match(many.detail!, /^0 of 10 decoys listening: the honeypot watches nothing; not listening: tcp\/2000 \(privilege_drop_failed\), .*tcp\/2007 \(privilege_drop_failed\), and 2 more$/);
   });
 
   it('reports silent connections after idle_ms, and those over max_connections at once', async () => {

@@ -47,6 +47,20 @@ function status(): AgentStatus {
         unresponsiveRestarts: 0,
       },
       {
+        name: 'honeypot',
+        state: 'running',
+        pid: 101,
+        restarts: 0,
+        eventsIn: 0,
+        eventsPerSecond: 0,
+        dropped: {},
+        health: 'degraded',
+        healthDetail: '0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp/22 (in_use)',
+        budget: { cpuPercent: 10, memoryBytes: 200 * 1024 * 1024, maxOpenFiles: 1024, eventsPerSecond: 5000 },
+        overBudgetRestarts: 0,
+        unresponsiveRestarts: 0,
+      },
+      {
         name: 'acme',
         state: 'backoff',
         restarts: 2,
@@ -191,6 +205,8 @@ describe('metrics: exposition', () => {
       'hades_plugin_up{plugin="driver",state="running"} 1',
       'hades_plugin_up{plugin="acme",state="backoff"} 0',
       'hades_plugin_restarts_total{plugin="acme"} 2',
+      'hades_plugin_up{plugin="honeypot",state="running"} 1',
+      'hades_plugin_degraded{plugin="honeypot"} 1',
       'hades_plugin_cpu_percent{plugin="driver"} 2.5',
       'hades_plugin_resident_memory_bytes{plugin="driver"} 1000000',
       'hades_plugin_open_fds{plugin="driver"} 12',
@@ -208,6 +224,8 @@ describe('metrics: exposition', () => {
     // Only outputs with a spool have spool series; only sampled plugins have resource series.
     assert.doesNotMatch(text, /hades_spool_(bytes|events)\{output="stdout"\}/);
     assert.doesNotMatch(text, /hades_plugin_(cpu_percent|resident_memory_bytes|open_fds)\{plugin="acme"\}/);
+    // Only plugins that say something of their health have a degraded series.
+    assert.doesNotMatch(text, /hades_plugin_degraded\{plugin="(driver|acme)"\}/);
     assert.ok(text.endsWith('\n'));
   });
 

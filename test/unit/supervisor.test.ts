@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
+import { MAX_HEALTH_DETAIL, readPluginHealth } from '../../src/common/plugins/protocol.js';
 import { Supervisor, type Supervised } from '../../src/agent/plugins/supervisor.js';
 import { Logger } from '../../src/runtime/log.js';
 
@@ -119,5 +120,33 @@ describe('plugin watchdog liveness', () => {
     }
     assert.equal(s.proc.restarts.length, 1);
     assert.ok(s.proc.asked >= 1, 'asked although late');
+  });
+});
+
+describe('plugin health in the status', () => {
+  it('shows what a running plugin says of its health, checked, beside the supervisor state', () => {
+    const s = setup();
+    let said: Readonly<Record<string, unknown>> | undefined;
+    const plugin = s.supervisor.get('fake') as { health?: Supervised['health'] };
+    plugin.health = () => readPluginHealth(said);
+    assert.equal(s.supervisor.status()[0]!.health, undefined, 'nothing said: nothing shown');
+    said = { listening: [], health: { status: 'degraded', detail: '0 of 1 decoy listening: the honeypot watches nothing' } };
+    const [status] = s.supervisor.status();
+    assert.equal(status!.state, 'running');
+    assert.equal(status!.health, 'degraded');
+    assert.equal(status!.healthDetail, '0 of 1 decoy listening: the honeypot watches nothing');
+    said = { health: { status: 'ok' } };
+    assert.equal(s.supervisor.status()[0]!.health, 'ok');
+    assert.equal(s.supervisor.status()[0]!.healthDetail, undefined);
+    // Not what the protocol says: ignored; a detail is cut to its limit.
+    for (const bad of [{ health: 'degraded' }, { health: { status: 'broken' } }, { health: ['ok'] }]) {
+      said = bad;
+      assert.equal(s.supervisor.status()[0]!.health, undefined, JSON.stringify(bad));
+    }
+    said = { health: { status: 'degraded', detail: 'x'.repeat(5000) } };
+    assert.equal(s.supervisor.status()[0]!.healthDetail!.length, MAX_HEALTH_DETAIL);
+    // A plugin that does not run says nothing: its state speaks.
+    s.proc.state = 'backoff';
+    assert.equal(s.supervisor.status()[0]!.health, undefined);
   });
 });

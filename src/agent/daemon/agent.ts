@@ -720,6 +720,7 @@ export class Agent {
       },
       dropped: () => ({ ...(plugin.counters.invalid ? { invalid: plugin.counters.invalid } : {}), ...(plugin.counters.rateLimited ? { rate_limited: plugin.counters.rateLimited } : {}) }),
       stats: () => plugin.lastStats,
+      health: () => plugin.health(),
     });
   }
 
@@ -823,6 +824,8 @@ export class Agent {
               state: p.state,
               ...(p.pid !== undefined ? { pid: p.pid } : {}),
               restarts: p.restarts,
+              ...(p.health ? { health: p.health } : {}),
+              ...(p.healthDetail ? { health_detail: p.healthDetail } : {}),
               ...(p.cpuPercent !== undefined ? { cpu_percent: Math.round(p.cpuPercent * 100) / 100 } : {}),
               ...(p.memoryRssBytes !== undefined ? { memory_rss_bytes: p.memoryRssBytes } : {}),
             })),

@@ -68,6 +68,7 @@ export function agentMetrics(version: string): Family[] {
       ...s.plugins.flatMap((p) => Object.entries(p.dropped).map(([reason, n]) => [{ component: 'plugin', where: p.name, reason }, n] as const)),
     ]),
     gauge('hades_plugin_up', '1 while a plugin runs.', (s) => s.plugins.map((p) => [{ plugin: p.name, state: p.state }, p.state === 'running' ? 1 : 0] as const)),
+    gauge('hades_plugin_degraded', '1 while a running plugin says it is degraded (does not do all it was configured to do: a honeypot whose decoys are closed), 0 while it says ok; absent when it says nothing.', (s) => s.plugins.flatMap((p) => (p.health !== undefined ? [[{ plugin: p.name }, p.health === 'degraded' ? 1 : 0] as const] : []))),
     counter('hades_plugin_restarts_total', 'Restarts of a plugin since the agent started.', (s) => s.plugins.map((p) => [{ plugin: p.name }, p.restarts] as const)),
     gauge('hades_plugin_cpu_percent', 'CPU use of a plugin, percent of one core.', (s) => s.plugins.flatMap((p) => (p.cpuPercent !== undefined ? [[{ plugin: p.name }, p.cpuPercent] as const] : []))),
     gauge('hades_plugin_resident_memory_bytes', "Resident memory of a plugin's processes.", (s) => s.plugins.flatMap((p) => (p.memoryRssBytes !== undefined ? [[{ plugin: p.name }, p.memoryRssBytes] as const] : []))),

@@ -26,6 +26,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { PluginFrame } from '../../common/plugins/frames.js';
+import type { PluginHealthReport } from '../../common/plugins/protocol.js';
 import { readConfig, type PluginBody, type PluginIo } from '../plugins/plugin-main.js';
 
 export const HONEYPOT_PLUGIN = 'honeypot';
@@ -81,6 +82,26 @@ export interface HoneypotStats {
   folded: number;
   /** Touches not reported: MAX_PENDING events were waiting for the agent already, or MAX_SOURCES sources were folded. */
   dropped: number;
+}
+
+/** Decoys named in `health.detail` at most; the rest are counted (all of them are under `refused`). */
+const HEALTH_NAMED = 8;
+
+/**
+ * The honeypot's health (the STATS `health`, docs/plugins.md): `ok` while every configured decoy
+ * listens, `degraded` otherwise (some decoys closed, all of them, or none configured: a honeypot
+ * that watches nothing must not look like one that works), with the count and the reasons.
+ */
+export function honeypotHealth(configured: number, stats: Pick<HoneypotStats, 'listening' | 'refused'>): PluginHealthReport {
+  const listening = stats.listening.length;
+  if (configured === 0) return { status: 'degraded', detail: 'no decoy configured (plugins.honeypot.ports is empty): the honeypot watches nothing' };
+  const count = `${listening} of ${configured} decoy${configured === 1 ? '' : 's'} listening`;
+  const closed = Object.entries(stats.refused).sort(([a], [b]) => a.localeCompare(b));
+  if (listening >= configured && closed.length === 0) return { status: 'ok', detail: count };
+  const named = closed.slice(0, HEALTH_NAMED).map(([decoy, reason]) => `${decoy} (${reason})`);
+  const more = closed.length > HEALTH_NAMED ? `, and ${closed.length - HEALTH_NAMED} more` : '';
+  const none = listening === 0 ? ': the honeypot watches nothing' : '';
+  return { status: 'degraded', detail: `${count}${none}${named.length > 0 ? `; not listening: ${named.join(', ')}${more}` : ''}` };
 }
 
 /** The configuration as the agent sends it, checked; or what is wrong with it. */
@@ -248,6 +269,8 @@ export class Honeypot implements PluginBody {
   private folded = new Map<string, Folded>();
   private foldTimer: NodeJS.Timeout | undefined;
   private maxConnections = 0;
+  /** Decoys the configuration in force names; undefined until one is applied. */
+  private configured: number | undefined;
   private reconfigured: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly encoder = new TextEncoder();
@@ -279,7 +302,13 @@ export class Honeypot implements PluginBody {
       const accepted = readConfig(this.io, payload, validHoneypotConfig);
       if (!accepted) return;
       this.reconfigured = this.reconfigured.then(() => this.apply(accepted.config, accepted.requestId));
-    } else if (type === PluginFrame.statsRequest) void this.json(PluginFrame.stats, { ...this.stats, open: this.sockets.size, max_connections: this.maxConnections });
+    } else if (type === PluginFrame.statsRequest) void this.sendStats();
+  }
+
+  /** The STATS frame: the counters, and once configured, the health the decoys make. */
+  private sendStats(): Promise<void> {
+    const health = this.configured === undefined ? undefined : honeypotHealth(this.configured, this.stats);
+    return this.json(PluginFrame.stats, { ...this.stats, open: this.sockets.size, max_connections: this.maxConnections, ...(health ? { health } : {}) });
   }
 
   /**
@@ -299,6 +328,7 @@ export class Honeypot implements PluginBody {
 
   private async apply(config: HoneypotConfig, requestId: number): Promise<void> {
     if (this.stopped) return;
+    this.configured = undefined;
     await this.closeAll();
     this.stats.listening = [];
     this.stats.refused = {};
@@ -321,7 +351,10 @@ export class Honeypot implements PluginBody {
       this.stats.listening = [];
     }
     this.foldTimer ??= setInterval(() => this.flushFolded(), FOLD_WINDOW_MS);
+    this.configured = config.ports.length;
     await this.json(PluginFrame.ack, { request_id: requestId, ok: true });
+    // Said at once rather than at the agent's next STATS_REQUEST: decoys that did not open make the honeypot degraded.
+    await this.sendStats();
   }
 
   /**
@@ -376,6 +409,7 @@ export class Honeypot implements PluginBody {
           socket.close();
           this.udpSockets.delete(decoy.port);
           this.refuse(decoy, `failed: ${error.code ?? 'error'}`, `udp port ${decoy.port}: ${error.message}`);
+          void this.sendStats();
         });
         socket.on('message', (message: Buffer, remote: dgram.RemoteInfo) => {
           this.stats.datagrams++;
@@ -407,6 +441,7 @@ export class Honeypot implements PluginBody {
           server.close();
           this.servers.delete(decoy.port);
           this.refuse(decoy, `failed: ${error.code ?? 'error'}`, `tcp port ${decoy.port}: ${error.message}`);
+          void this.sendStats();
         });
         this.servers.set(decoy.port, server);
         this.stats.listening.push(decoyName(decoy));

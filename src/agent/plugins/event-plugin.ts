@@ -8,7 +8,7 @@
  */
 import { checkEvent, eventActions, type EventAction, type HadesEvent } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
-import { PluginFrame } from '../../common/plugins/protocol.js';
+import { PluginFrame, readPluginHealth, type PluginHealthReport } from '../../common/plugins/protocol.js';
 import type { Logger } from '../../runtime/log.js';
 import type { EventStamp } from '../pipeline/stamp.js';
 import { TokenBucket } from '../../runtime/rate-limit.js';
@@ -135,12 +135,24 @@ export class EventPlugin {
 
   /** The plugin's last STATS frame, as `hades agent status` and the heartbeat show it. */
   lastStats: Readonly<Record<string, unknown>> | undefined;
+  /** The process that sent lastStats: its health says nothing of a later one. */
+  private statsPid: number | undefined;
 
   /** Kept small: the heartbeat that carries every plugin's counters has a size limit. */
   private onStats(stats: unknown): void {
     if (!stats || typeof stats !== 'object' || Array.isArray(stats)) return;
     const bytes = JSON.stringify(stats).length;
     this.lastStats = bytes <= MAX_STATS_BYTES ? (stats as Record<string, unknown>) : { too_large: true, bytes };
+    this.statsPid = this.process.pid;
+  }
+
+  /**
+   * What the plugin said of its health in its last STATS frame (docs/plugins.md), while the
+   * process that said it runs; undefined when it said nothing, or a restart made it stale.
+   */
+  health(): PluginHealthReport | undefined {
+    if (this.process.state !== 'running' || this.statsPid === undefined || this.statsPid !== this.process.pid) return undefined;
+    return readPluginHealth(this.lastStats);
   }
 
   async start(): Promise<void> {

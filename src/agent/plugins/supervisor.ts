@@ -8,6 +8,7 @@
  * reported by the plugin's gap event, whose reason says why.
  */
 import type { CgroupGroup } from '../cgroup.js';
+import type { PluginHealthReport } from '../../common/plugins/protocol.js';
 import type { Logger } from '../../runtime/log.js';
 import type { PluginProcess, PluginState } from './plugin-process.js';
 import { CpuMeter, treeUsage } from './usage.js';
@@ -34,6 +35,8 @@ export interface Supervised {
   dropped(): Readonly<Record<string, number>>;
   /** The plugin's own counters, from its last STATS frame. */
   stats?(): Readonly<Record<string, unknown>> | undefined;
+  /** What the running plugin last said of its health (STATS `health`), if anything. */
+  health?(): PluginHealthReport | undefined;
 }
 
 export interface PluginStatus {
@@ -47,6 +50,14 @@ export interface PluginStatus {
   readonly openFds?: number;
   /** The plugin's own counters, from its last STATS frame (the log collector's lines read, untrusted entries, ...). */
   readonly stats?: Readonly<Record<string, unknown>>;
+  /**
+   * What a running plugin says of its own health, when it says anything (docs/plugins.md):
+   * `degraded` while its process runs but does not do all it was configured to do (a honeypot
+   * whose decoys could not open watches nothing). `state` stays the supervisor's.
+   */
+  readonly health?: 'ok' | 'degraded';
+  /** The plugin's words on its health: `0 of 2 decoys listening; not listening: tcp/22 (in_use), ...`. */
+  readonly healthDetail?: string;
   readonly eventsIn: number;
   readonly eventsPerSecond: number;
   readonly dropped: Readonly<Record<string, number>>;
@@ -261,6 +272,7 @@ export class Supervisor {
       const { process } = plugin;
       const version: unknown = (process.hello as { version?: unknown } | undefined)?.version;
       const stats = plugin.stats?.();
+      const health = process.state === 'running' ? plugin.health?.() : undefined;
       return {
         name: plugin.name,
         ...(typeof version === 'string' ? { version } : {}),
@@ -274,6 +286,7 @@ export class Supervisor {
         eventsPerSecond: watch.eventsPerSecond,
         dropped: plugin.dropped(),
         ...(stats ? { stats } : {}),
+        ...(health ? { health: health.status, ...(health.detail !== undefined ? { healthDetail: health.detail } : {}) } : {}),
         budget: plugin.budget,
         ...(process.lastError ? { lastError: process.lastError } : {}),
         overBudgetRestarts: watch.overBudgetRestarts,

@@ -79,7 +79,8 @@ export function formatStatus(s: AgentStatus): string {
       ['name', 'state', 'pid', 'cpu', 'memory', 'fds', 'events', 'ev/s', 'dropped', 'restarts', 'last error'],
       ...s.plugins.map((p) => [
         p.name,
-        p.state,
+        // The supervisor's state, and what the running plugin says of its work when it is not all done.
+        p.health === 'degraded' ? `${p.state}, degraded` : p.state,
         p.pid === undefined ? '-' : String(p.pid),
         pct(p.cpuPercent),
         mb(p.memoryRssBytes),
@@ -97,10 +98,12 @@ export function formatStatus(s: AgentStatus): string {
       .join('\n'),
   );
   for (const p of s.plugins) {
+    if (p.health === 'degraded') lines.push(wrap(`  ${p.name} degraded: `, [p.healthDetail ?? 'the plugin says so without a reason']));
     const counters = [...Object.entries(p.dropped).map(([reason, n]) => [`dropped.${reason}`, n] as const), ...leaves(p.stats ?? {})].filter(([, n]) => n !== 0);
     if (counters.length > 0) lines.push(wrap(`  ${p.name}: `, counters.map(([k, n]) => `${k} ${n}`)));
     // Lists and reasons a plugin reports (the honeypot's decoys listening, and those it refused).
     for (const [key, value] of Object.entries(p.stats ?? {})) {
+      if (key === 'health') continue; // shown above, from the status's own reading of it
       if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) lines.push(wrap(`  ${p.name} ${key}: `, value));
       else if (value && typeof value === 'object' && !Array.isArray(value)) {
         const reasons = Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v === 'string');

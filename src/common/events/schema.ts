@@ -610,6 +610,8 @@ export const eventKinds = {
                     state: Words(['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed'], 'Supervisor state.'),
                     pid: Opt(Count('Process id.')),
                     restarts: Count('Restarts since the agent started.'),
+                    health: Opt(Words(['ok', 'degraded'], 'What the running plugin says of its own health: degraded while it runs without doing all it was configured to do (a honeypot whose decoys could not open). Absent when it says nothing.')),
+                    health_detail: Opt(Str('The plugin\'s words on its health, as `1 of 2 decoys listening; not listening: tcp/22 (in_use)`.', 512)),
                     cpu_percent: Opt(Type.Number({ minimum: 0, description: 'CPU percent of one core.' })),
                     memory_rss_bytes: Opt(Count('Resident memory.')),
                   },

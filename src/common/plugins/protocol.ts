@@ -10,6 +10,30 @@ export const PLUGIN_PROTOCOL = 1;
 // The frame types live in a module of their own, without TypeBox, for plugins that load little.
 export { PluginFrame } from './frames.js';
 
+/**
+ * What a plugin may say of its own health in its STATS frame, under the reserved key `health`
+ * (docs/plugins.md, "Health and budgets"): `degraded` when it runs but does not do all it was
+ * configured to do (the honeypot with decoys that could not open), with a short `detail` for a
+ * person. The supervisor's state (running, backoff, ...) says whether the process runs; this says
+ * whether what runs works.
+ */
+export interface PluginHealthReport {
+  readonly status: 'ok' | 'degraded';
+  readonly detail?: string;
+}
+
+/** The longest `health.detail` the agent keeps (the heartbeat carries it for every plugin). */
+export const MAX_HEALTH_DETAIL = 512;
+
+/** A STATS frame's `health`, checked; undefined when absent or not of the documented shape. */
+export function readPluginHealth(stats: Readonly<Record<string, unknown>> | undefined): PluginHealthReport | undefined {
+  const health = stats?.['health'];
+  if (!health || typeof health !== 'object' || Array.isArray(health)) return undefined;
+  const { status, detail } = health as Record<string, unknown>;
+  if (status !== 'ok' && status !== 'degraded') return undefined;
+  return { status, ...(typeof detail === 'string' && detail !== '' ? { detail: detail.slice(0, MAX_HEALTH_DETAIL) } : {}) };
+}
+
 /** The QUERY frame: run one read-only SQL statement over the plugin's tables. */
 export interface QueryRequest {
   readonly request_id: number;
