@@ -49,7 +49,7 @@ function status(): AgentStatus {
       in: 7,
       byAction: { inventory_change: 7 },
       paused: false,
-      outputs: [{ name: 'server', in: 7, out: 4, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } }],
+      outputs: [{ name: 'server', in: 7, backlogAtStart: 5, out: 9, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } }],
     },
     plugins: [
       {
@@ -193,7 +193,10 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, /^ {2}honeypot degraded: 0 of 1 decoy listening: the honeypot watches nothing; not listening: tcp\/22 \(in_use\)$/m);
       assert.doesNotMatch(text.stdout, /honeypot health:/, 'the health is not shown again as one of its counters');
       assert.match(text.stdout, /^ {2}log level debug, set by a server task until 2026-11-29T08:00:00\.000Z$/m);
-      assert.match(text.stdout, /^ {2}server +down +7 +4 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
+      // delivered (9) over in (7): the backlog (5) found in the spool at start says why.
+      assert.match(text.stdout, /^ {2}name +state +in +backlog +delivered +queued +spool +dropped +last error$/m);
+      assert.match(text.stdout, /^ {2}server +down +7 +5 +9 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
+      assert.match(text.stdout, /^ {2}\(backlog: events found in the spool at start/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), status());

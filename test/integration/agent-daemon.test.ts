@@ -209,6 +209,15 @@ metrics: { listen: "127.0.0.1:0" }
       const numbers = fromA();
       assert.ok(numbers.length >= spooled, `${numbers.length} delivered, ${spooled} were in the spool`);
       assert.deepEqual(numbers, numbers.map((_, i) => i), 'in order, none missing, none twice');
+      // The counters: what the first run left in the spool is the second's backlog, delivered
+      // (out) but never counted as in, so out exceeds in by at most the backlog.
+      const output = (await waitFor('the status', () => status(configFile)))['pipeline'].outputs[0];
+      assert.ok(output.backlogAtStart >= spooled, `backlog ${output.backlogAtStart}, ${spooled} were in the spool`);
+      assert.ok(output.out >= output.backlogAtStart, `out ${output.out}: the backlog ${output.backlogAtStart} was delivered`);
+      assert.ok(output.in + output.backlogAtStart >= output.out, JSON.stringify(output));
+      const text = hades('agent', 'status', '--config', configFile);
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, new RegExp(`^ {2}http +up +\\d+ +${output.backlogAtStart} +\\d+ `, 'm'));
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

@@ -266,10 +266,10 @@ async function writeTurns(channel: SpooledChannel, from: number, count: number, 
   await tick();
 }
 
-/** in = delivered + in the spool + waiting in memory + dropped. */
+/** in + the spool's backlog at start = delivered + in the spool + waiting in memory + dropped. */
 function assertBalanced(channel: SpooledChannel): ChannelStats {
   const s = channel.stats();
-  assert.equal(s.in, s.out + (s.spool?.events ?? 0) + s.queued + dropTotal(s), JSON.stringify(s));
+  assert.equal(s.in + (s.backlogAtStart ?? 0), s.out + (s.spool?.events ?? 0) + s.queued + dropTotal(s), JSON.stringify(s));
   return s;
 }
 
@@ -375,6 +375,30 @@ describe('SpooledChannel', () => {
     } finally {
       again.close();
     }
+  });
+
+  it('counts what it finds in its spool at start as backlog, not as in, and delivers it with the rest', async () => {
+    const dir = folder();
+    // An earlier run: 30 events written, the receiver down, the agent stopped.
+    const down = new RecordingTransport();
+    down.up = false;
+    const first = new SpooledChannel('server', openSpool(dir), down, { ...fast, backoffMinMs: 50, backoffMaxMs: 50 });
+    await writeTurns(first, 0, 30, 10);
+    assert.equal(first.stats().backlogAtStart, 0, 'an empty spool: no backlog');
+    await first.close(100);
+
+    // The next run: the receiver is up, 5 new events come in.
+    const transport = new RecordingTransport();
+    const channel = new SpooledChannel('server', openSpool(dir), transport, fast);
+    assert.equal(channel.stats().backlogAtStart, 30);
+    assertBalanced(channel);
+    await writeTurns(channel, 30, 5, 5);
+    await waitFor('delivery', () => channel.stats().out === 35, 3000, 5);
+    assert.deepEqual(numbers(transport), range(0, 35));
+    const s = assertBalanced(channel);
+    assert.deepEqual({ in: s.in, backlogAtStart: s.backlogAtStart, out: s.out }, { in: 5, backlogAtStart: 30, out: 35 }, 'delivered exceeds in by the backlog, and says so');
+    assert.ok(s.in + s.backlogAtStart! >= s.out);
+    await channel.close(500);
   });
 
   it('close() with the receiver up delivers what was written before it', async () => {

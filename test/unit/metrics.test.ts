@@ -26,7 +26,7 @@ function status(): AgentStatus {
       paused: false,
       outputs: [
         { name: 'stdout', in: 7, out: 7, bytesOut: 700, dropped: {}, queued: 0, up: true },
-        { name: 'server', in: 7, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } },
+        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } },
       ],
     },
     plugins: [
@@ -200,6 +200,7 @@ describe('metrics: exposition', () => {
       'hades_output_queue_events{output="server"} 2',
       'hades_spool_bytes{output="server"} 4096',
       'hades_spool_events{output="server"} 3',
+      'hades_output_backlog_at_start_events{output="server"} 3',
       'hades_events_dropped_total{component="kernel",where="exec",reason="ringbuf_full"} 4',
       'hades_events_dropped_total{component="plugin",where="driver",reason="ringbuf"} 3',
       'hades_plugin_up{plugin="driver",state="running"} 1',
@@ -222,7 +223,7 @@ describe('metrics: exposition', () => {
       assert.ok(lines.has(expected), `missing: ${expected}\n${text}`);
     }
     // Only outputs with a spool have spool series; only sampled plugins have resource series.
-    assert.doesNotMatch(text, /hades_spool_(bytes|events)\{output="stdout"\}/);
+    assert.doesNotMatch(text, /hades_(spool_bytes|spool_events|output_backlog_at_start_events)\{output="stdout"\}/);
     assert.doesNotMatch(text, /hades_plugin_(cpu_percent|resident_memory_bytes|open_fds)\{plugin="acme"\}/);
     // Only plugins that say something of their health have a degraded series.
     assert.doesNotMatch(text, /hades_plugin_degraded\{plugin="(driver|acme)"\}/);

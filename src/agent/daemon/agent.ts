@@ -817,6 +817,7 @@ export class Agent {
             spool_bytes: outputs.reduce((a, o) => a + (o.spool?.bytes ?? 0), 0),
             events_in: status.pipeline.in,
             events_out: outputs.reduce((a, o) => a + o.out, 0),
+            events_backlog: outputs.reduce((a, o) => a + (o.backlogAtStart ?? 0), 0),
             events_dropped: status.eventsDropped,
             plugins: status.plugins.map((p) => ({
               name: p.name,

@@ -58,6 +58,7 @@ export function agentMetrics(version: string): Family[] {
     gauge('hades_agent_open_fds', 'Open file descriptors of the agent process.', (s) => [[{}, s.openFds]]),
     counter('hades_events_in_total', 'Events that entered the pipeline, by action.', (s) => Object.entries(s.pipeline.byAction).map(([action, n]) => [{ action }, n] as const)),
     counter('hades_output_events_total', 'Events an output delivered (acknowledged, for spooled outputs).', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.out] as const)),
+    gauge('hades_output_backlog_at_start_events', "Events a spooled output found in its spool when it started (written by the agent's previous run): delivered with the rest, never counted as in.", (s) => s.pipeline.outputs.flatMap((o) => (o.backlogAtStart !== undefined ? [[{ output: o.name }, o.backlogAtStart] as const] : []))),
     counter('hades_output_bytes_total', 'Bytes an output delivered.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.bytesOut] as const)),
     gauge('hades_output_up', '1 when the output delivers, 0 while it fails.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.up ? 1 : 0] as const)),
     gauge('hades_output_queue_events', 'Events waiting in memory for an output.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.queued] as const)),

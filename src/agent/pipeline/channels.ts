@@ -26,11 +26,25 @@ export interface RateLimits {
   readonly bytesPerSecond: number;
 }
 
+/**
+ * An output's counters since it started (the agent's start, or the reload that made it). For a
+ * spooled output, `in + backlogAtStart = out + queued + spool.events + dropped` (the spool's
+ * damaged records aside: `spool_corrupt_records` counts records, as a torn record's events are
+ * not known), so `out` may exceed `in` by at most the backlog: what it delivers from its spool
+ * includes what an earlier process (or the output a reload replaced) wrote there. Events a
+ * receiver acknowledged but refused (the server's invalid lines) are in `out` and in `dropped`.
+ */
 export interface ChannelStats {
   readonly name: string;
-  /** Events handed to this output. */
+  /** Events handed to this output since it started. */
   readonly in: number;
-  /** Events the output took (stream) or acknowledged (spooled). */
+  /**
+   * Spooled outputs: events already in the spool when the output started, not yet acknowledged
+   * (written by the agent's previous run, or by the output a reload replaced). They are
+   * delivered (in `out`) or dropped like the rest, but were never counted in `in`.
+   */
+  readonly backlogAtStart?: number;
+  /** Events the output took (stream) or acknowledged (spooled), the backlog's included. */
   readonly out: number;
   readonly bytesOut: number;
   readonly dropped: Readonly<Record<string, number>>;
@@ -212,6 +226,8 @@ export class SpooledChannel implements OutputChannel {
   private readonly spoolWrite: TokenBucket | undefined;
   private readonly dropped: Record<string, number> = {};
   private received = 0;
+  /** Events in the spool when this channel started: not in `received`, and delivered with the rest. */
+  private readonly backlogAtStart: number;
   private delivered = 0;
   private bytesOut = 0;
   private up = true;
@@ -228,6 +244,7 @@ export class SpooledChannel implements OutputChannel {
     private readonly transport: BatchTransport,
     private readonly options: SpooledChannelOptions,
   ) {
+    this.backlogAtStart = spool.stats().events;
     this.limits = buckets(options.rate);
     const writeRate = options.spoolWriteBytesPerSecond ?? 0;
     // Bursts of four seconds pass, so that a storm's first seconds are not held back.
@@ -363,6 +380,7 @@ export class SpooledChannel implements OutputChannel {
     return {
       name: this.name,
       in: this.received,
+      backlogAtStart: this.backlogAtStart,
       out: this.delivered,
       bytesOut: this.bytesOut,
       dropped,

@@ -115,11 +115,13 @@ export function formatStatus(s: AgentStatus): string {
   lines.push('outputs');
   lines.push(
     table([
-      ['name', 'state', 'in', 'delivered', 'queued', 'spool', 'dropped', 'last error'],
+      // backlog: what a spooled output found in its spool at start, delivered with the rest but never in `in`.
+      ['name', 'state', 'in', 'backlog', 'delivered', 'queued', 'spool', 'dropped', 'last error'],
       ...s.pipeline.outputs.map((o) => [
         o.name,
         o.up ? 'up' : 'down',
         String(o.in),
+        o.backlogAtStart === undefined ? '-' : String(o.backlogAtStart),
         String(o.out),
         String(o.queued),
         o.spool ? `${o.spool.events} ev, ${mb(o.spool.bytes)}` : '-',
@@ -131,6 +133,7 @@ export function formatStatus(s: AgentStatus): string {
       .map((l) => `  ${l}`)
       .join('\n'),
   );
+  if (s.pipeline.outputs.some((o) => (o.backlogAtStart ?? 0) > 0)) lines.push('  (backlog: events found in the spool at start, written before it; delivered with the rest, never counted in in)');
   const drops = s.drops.filter((d) => d.total > 0);
   if (drops.length > 0) {
     lines.push('');

@@ -599,7 +599,8 @@ export const eventKinds = {
             queue_depth: Opt(Count('Events waiting in memory.')),
             spool_bytes: Opt(Count('Bytes in the disk spool.')),
             events_in: Count('Events received since start.'),
-            events_out: Count('Events delivered since start.'),
+            events_out: Count('Events delivered since start, summed over the outputs (an event two outputs deliver counts twice), with those of the spools\' backlog (events_backlog).'),
+            events_backlog: Opt(Count('Events the spooled outputs found in their spools at start, written by the agent\'s previous run and not yet acknowledged: never counted in events_in, they are delivered (events_out) or dropped with the rest.')),
             events_dropped: Count('Events dropped since start (all reasons).'),
             plugins: Opt(
               Type.Array(
