@@ -24,9 +24,10 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
+import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.js';
 import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
-import { SEVERITIES } from '../rules/index.js';
+import { SEVERITIES, suggest } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
@@ -229,7 +230,7 @@ function auditedParams(params: Readonly<Record<string, unknown>>): Record<string
  * is refused here, once, rather than failing on every agent of a group.
  */
 function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
-  const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `a ${kind} task: ${message}`);
+  const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `${aTask(kind)}: ${message}`);
   switch (kind) {
     case 'log_level': {
       const problem = logLevelProblem(params);
@@ -247,8 +248,23 @@ function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<strin
       } catch (error) {
         throw bad(toHadesError(error).message);
       }
+      // A well-formed name of no table: each agent would answer HADES_ERR_QUERY_UNKNOWN_TABLE.
+      // (The SQL of a query is left to the agents: which of its names are tables only SQLite
+      // can tell, with the tables' columns, as the agent's engine does.)
+      if (kind === 'inventory' && !isInventoryTable(params['table'])) throw unknownTable(kind, String(params['table']));
       return;
   }
+}
+
+/** `a query task`, `an inventory task`. */
+const aTask = (kind: string): string => `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} task`;
+
+/** An inventory task naming a table the agents do not have, with the closest name if one is close. */
+function unknownTable(kind: string, table: string): HadesError {
+  const close = suggest(table, INVENTORY_TABLES);
+  return new HadesError('HADES_ERR_API_INVALID_REQUEST', `${aTask(kind)}: params.table: no inventory table named ${table}${close ? `; did you mean ${close}?` : `; tables: ${INVENTORY_TABLES.join(', ')}`} (docs/tables.md)`, {
+    details: { table, ...(close ? { suggestion: close } : {}) },
+  });
 }
 
 /**

@@ -203,6 +203,7 @@ describe('invalid requests', () => {
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'restart_plugin' } }, 'a plugin restart without a name'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: ' ' } } }, 'a query without SQL'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'Users; DROP' } } }, 'an inventory task with a bad table name'],
+    ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'no_such_table' } } }, 'an inventory task naming a table the agents do not have'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'query', params: { sql: 'SELECT 1', max_rows: -5 } } }, 'a query task with rows below 1'],
     ['POST', '/api/v1/tasks', { body: { agents: ['ag_0123456789abcdef'], kind: 'inventory', params: { table: 'users', timeout_s: 601 } } }, 'an inventory task with a timeout above 600 s'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { assignee: 12345 } }, 'an assignee that is a number'],
@@ -232,6 +233,23 @@ describe('invalid requests', () => {
       assertError(await server.api(method, route, call), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
     });
   }
+
+  it('refuses an inventory task naming a table the agents do not have, with the closest name, and leaves SQL to the agents', async () => {
+    const agents = ['ag_0123456789abcdef'];
+    const typo = await server.api('POST', '/api/v1/tasks', { body: { agents, kind: 'inventory', params: { table: 'proceses' } } });
+    assertError(typo, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a misspelt table');
+    assert.equal(typo.body.message, 'an inventory task: params.table: no inventory table named proceses; did you mean processes? (docs/tables.md)');
+    assert.deepEqual(typo.body.details, { table: 'proceses', suggestion: 'processes' });
+    const far = await server.api('POST', '/api/v1/tasks', { body: { agents, kind: 'inventory', params: { table: 'kubernetes_pods' } } });
+    assertError(far, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a table nothing is close to');
+    assert.match(far.body.message, /no inventory table named kubernetes_pods; tables: processes, process_open_sockets, .*, containers \(docs\/tables\.md\)$/);
+    assert.deepEqual(far.body.details, { table: 'kubernetes_pods' });
+    // Which names of a statement are tables only SQLite can tell (CTEs, aliases, columns): the agents do.
+    const sql = await server.api('POST', '/api/v1/tasks', { body: { agents, kind: 'query', params: { sql: 'SELECT * FROM proceses' } } });
+    assert.notEqual(sql.body?.code, 'HADES_ERR_API_INVALID_REQUEST', JSON.stringify(sql.body));
+    const fleet = await server.api('POST', '/api/v1/queries', { body: { sql: 'WITH t AS (SELECT 1 AS x) SELECT x FROM t', agents } });
+    assert.notEqual(fleet.body?.code, 'HADES_ERR_API_INVALID_REQUEST', JSON.stringify(fleet.body));
+  });
 
   it('explains what is wrong with a group configuration, with its position', async () => {
     const response = await server.api('PUT', '/api/v1/groups/web/config', { body: { yaml: 'agent:\n  heartbeat_s: soon\n' } });

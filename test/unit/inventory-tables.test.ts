@@ -10,9 +10,18 @@ import { describe, it } from 'node:test';
 import { renderTablesDoc } from '../../src/agent/inventory/docs.js';
 import { InventoryEngine } from '../../src/agent/inventory/engine.js';
 import { allTables } from '../../src/agent/inventory/tables/index.js';
+import { INVENTORY_TABLES } from '../../src/common/inventory-tables.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
 describe('inventory table specs', () => {
+  it('are the tables the server knows by name (src/common/inventory-tables.ts), in the same order', () => {
+    // The server refuses inventory tasks by this list: a table added to the agent must be added there.
+    assert.deepEqual(
+      allTables.map((t) => t.name),
+      [...INVENTORY_TABLES],
+    );
+  });
+
   it('have unique snake_case names, described and typed columns, and examples', () => {
     const names = new Set<string>();
     for (const table of allTables) {
