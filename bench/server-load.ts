@@ -582,9 +582,9 @@ async function main(): Promise<void> {
     let t = performance.now();
     const tokens = await inParallel(Array.from({ length: STREAMS }), 16, async () => {
       const response = await httpsJson(`${server.api}/api/v1/tokens/enrollment`, { method: 'POST', body: { ttl: '2h' }, ca: caPem, headers: { authorization: `Bearer ${adminToken}` } });
-      const body = response.body as { token?: string; caSha256?: string };
-      if (response.status !== 201 || !body.token || !body.caSha256) throw new Error(`token creation failed: HTTP ${response.status} ${JSON.stringify(response.body)}`);
-      return { token: body.token, caSha256: body.caSha256 };
+      const body = response.body as { token?: string; ca_sha256?: string };
+      if (response.status !== 201 || !body.token || !body.ca_sha256) throw new Error(`token creation failed: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+      return { token: body.token, caSha256: body.ca_sha256 };
     });
     const tokenMs = performance.now() - t;
     t = performance.now();

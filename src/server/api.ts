@@ -15,6 +15,10 @@
  * agents before 2026-11-28 check for exactly 200, and those already installed must keep
  * enrolling; agents since take any 2xx (src/agent/transport/enroll.ts), so a later server can
  * answer 201 once the older agents are gone.
+ *
+ * JSON bodies, asked and answered, are snake_case (`last_seen`, `created_by`, `timeout_s`), as
+ * events (ECS) are; fleet/bodies.ts writes the fleet's resources so. The one exception is the
+ * enrollment answer's `agentId`, the same as its `agent_id`, for agents before 2026-11-29.
  */
 import { createRequire } from 'node:module';
 import type { Ajv, Options as AjvOptions } from 'ajv';
@@ -30,6 +34,7 @@ import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
+import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
@@ -51,7 +56,10 @@ export interface EventQuery {
   order?: 'asc' | 'desc';
 }
 
-/** What the API needs from the rest of the server (wired in server.ts). */
+/**
+ * What the API needs from the rest of the server (wired in server.ts). What the ports return is
+ * answered as it is: JSON bodies in snake_case (fleet/bodies.ts maps the fleet's resources).
+ */
 export interface ApiPorts {
   authenticate(bearer: string | undefined): Principal;
   authorize(principal: Principal, needed: Role): void;
@@ -60,29 +68,29 @@ export interface ApiPorts {
   caPem(): string;
   caFingerprint(): string;
   gateways(): string[];
-  enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): Promise<{ agentId: string; certificate: string }>;
-  listAgents(filter: { group?: string; online?: boolean }): unknown[];
-  getAgent(id: string): unknown;
+  enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): Promise<{ agent_id: string; certificate: string }>;
+  listAgents(filter: { group?: string; online?: boolean }): AgentBody[];
+  getAgent(id: string): AgentBody | undefined;
   revokeAgent(id: string): void;
   /** Asks an agent to renew its certificate now (at its next connection when offline). */
   renewAgent(id: string): { sent: boolean };
   setAgentTags(id: string, tags: Record<string, string>): void;
   /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
-  setAgentGroups(id: string, groups: string[]): unknown;
+  setAgentGroups(id: string, groups: string[]): AgentBody & { configuration: { group: string; version: number } | null; pushed: boolean };
   /** Removes a group's configuration; its agents go back to their own files (or another group's). Undefined: it had none. */
   deleteGroupConfig(name: string): { pushed: number } | undefined;
-  listGroups(): unknown[];
-  getGroupConfig(name: string): { yaml: string; version: number } | undefined;
+  listGroups(): GroupBody[];
+  getGroupConfig(name: string): GroupConfigBody | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
-  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): unknown[];
-  listTasks(filter: { agentId?: string; status?: string; limit: number }): unknown[];
-  getTask(id: string): unknown;
+  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): TaskBody[];
+  listTasks(filter: { agentId?: string; status?: string; limit: number }): TaskBody[];
+  getTask(id: string): TaskBody | undefined;
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined };
-  createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): { id: string; token: string; expiresAt: string };
-  listEnrollmentTokens(): unknown[];
+  createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): CreatedTokenBody;
+  listEnrollmentTokens(): EnrollmentTokenBody[];
   revokeEnrollmentToken(id: string): void;
-  createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): { id: string; token: string; expiresAt?: string };
-  listApiTokens(): unknown[];
+  createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): CreatedTokenBody;
+  listApiTokens(): ApiTokenBody[];
   revokeApiToken(id: string): void;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
   getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
@@ -181,6 +189,19 @@ interface ValidationProblem {
   readonly keyword?: string;
   readonly message?: string;
   readonly params?: Record<string, unknown>;
+}
+
+const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const snakeKeys = (value: object): Record<string, unknown> => Object.fromEntries(Object.entries(value).map(([key, item]) => [snakeCase(key), item]));
+
+/** The validator's problems as an error's details give them: snake_case like every body (`instance_path`, `params.missing_property`). */
+function problemBodies(validation: unknown): unknown {
+  if (!Array.isArray(validation)) return validation;
+  return validation.map((problem: unknown) => {
+    if (problem === null || typeof problem !== 'object') return problem;
+    const { params } = problem as { params?: unknown };
+    return snakeKeys(params !== null && typeof params === 'object' ? { ...problem, params: snakeKeys(params) } : problem);
+  });
 }
 
 /**
@@ -318,7 +339,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         title: 'Hades server API',
         version: options.version,
         description:
-          'Fleet, events, tasks and tokens of a Hades deployment. Authenticate with `Authorization: Bearer TOKEN`. Bodies are JSON (`Content-Type: application/json`; another media type answers 415). Requests that create something answer 201. Every error is `{code, message}` with a HADES_ERR_* code; an unknown path answers 404, a known path with a method it does not take 405 with an `Allow` header.',
+          'Fleet, events, tasks and tokens of a Hades deployment. Authenticate with `Authorization: Bearer TOKEN`. Bodies are JSON (`Content-Type: application/json`; another media type answers 415) with snake_case names, as events (ECS) have. Requests that create something answer 201. Every error is `{code, message}` with a HADES_ERR_* code; an unknown path answers 404, a known path with a method it does not take 405 with an `Allow` header.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -331,7 +352,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
     let e: HadesError;
-    if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: error.validation } });
+    if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: problemBodies(error.validation) } });
     else if (error instanceof HadesError) e = error;
     else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.statusCode === 415) {
       const type = request.headers['content-type'];
@@ -457,9 +478,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         },
         { additionalProperties: false },
       ),
-      response: Type.Object({ agentId: Type.String(), certificate: Type.String(), gateways: Type.Array(Type.String()) }),
+      response: Type.Object({
+        agent_id: Type.String(),
+        certificate: Type.String(),
+        gateways: Type.Array(Type.String()),
+        agentId: Type.String({ deprecated: true, description: 'agent_id again, for agents before 2026-11-29, which read this name.' }),
+      }),
     },
-    async (request) => ({ ...(await ports.enroll(request.body)), gateways: ports.gateways() }),
+    async (request) => {
+      const enrolled = await ports.enroll(request.body);
+      // The one camelCase name the API still writes: agents already installed read it, and
+      // must keep enrolling (as with the 200 above). It goes with them.
+      return { ...enrolled, gateways: ports.gateways(), agentId: enrolled.agent_id };
+    },
   );
 
   // Fleet.
@@ -847,7 +878,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (ttlMs < 1000 || ttlMs > 30 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1s and 30d (got ${request.body.ttl})`);
       const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name });
       ports.audit(principal, 'token.enrollment.create', created.id, { group: request.body.group, ttl: request.body.ttl });
-      return { ...created, caSha256: ports.caFingerprint() };
+      return { ...created, ca_sha256: ports.caFingerprint() };
     },
   );
   route('GET', '/api/v1/tokens/enrollment', { role: 'admin', summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {
@@ -883,7 +914,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const ttlMs = request.body.ttl === undefined ? undefined : now - parseSince(request.body.ttl, now);
       if (ttlMs !== undefined && (ttlMs < 60_000 || ttlMs > 3650 * 86_400_000)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1m and 3650d (got ${request.body.ttl})`);
       const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name, ...(ttlMs === undefined ? {} : { ttlMs }) });
-      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role, ...(created.expiresAt ? { expires: created.expiresAt } : {}) });
+      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role, ...(created.expires_at ? { expires: created.expires_at } : {}) });
       return created;
     },
   );

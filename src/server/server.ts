@@ -23,6 +23,7 @@ import { Cmdb } from './cmdb.js';
 import { openDatabase, type Db } from './db.js';
 import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
+import { agentBody, apiTokenBody, createdTokenBody, enrollmentTokenBody, groupBody, groupConfigBody, taskBody } from './fleet/bodies.js';
 import { FleetQueries } from './fleet/queries.js';
 import { FleetRegistry, type GroupConfig } from './fleet/registry.js';
 import { CertificateRenewal } from './fleet/renewal.js';
@@ -322,12 +323,12 @@ export class HadesServer {
           return used;
         })();
         this.log.info('agent enrolled', { agent: agentId, hostname: request.hostname, group: consumed.group });
-        return { agentId, certificate: issued.certPem };
+        return { agent_id: agentId, certificate: issued.certPem };
       },
-      listAgents: (filter) => registry.list(filter).map((a) => ({ ...a, cmdb: this.cmdb?.lookup(a.hostname, a.addresses) })),
+      listAgents: (filter) => registry.list(filter).map((a) => agentBody(a, this.cmdb?.lookup(a.hostname, a.addresses))),
       getAgent: (id) => {
         const agent = registry.get(id);
-        return agent ? { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses) } : undefined;
+        return agent ? agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)) : undefined;
       },
       renewAgent: (id) => {
         registry.requestRenewal(id);
@@ -342,7 +343,7 @@ export class HadesServer {
         const agent = registry.setGroups(id, groups);
         const config = this.configOf(agent.groups);
         const pushed = this.pushConfig(id, config);
-        return { ...agent, cmdb: this.cmdb?.lookup(agent.hostname, agent.addresses), configuration: config ? { group: config.name, version: config.version } : null, pushed };
+        return { ...agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)), configuration: config ? { group: config.name, version: config.version } : null, pushed };
       },
       deleteGroupConfig: (name) => {
         // The members that ran it: those whose first configured group it was.
@@ -350,8 +351,11 @@ export class HadesServer {
         if (!registry.deleteGroupConfig(name)) return undefined;
         return { pushed: members.filter((a) => this.pushConfig(a.id, this.configOf(a.groups))).length };
       },
-      listGroups: () => registry.listGroups(),
-      getGroupConfig: (name) => registry.groupConfig(name),
+      listGroups: () => registry.listGroups().map(groupBody),
+      getGroupConfig: (name) => {
+        const config = registry.groupConfig(name);
+        return config ? groupConfigBody(config) : undefined;
+      },
       setGroupConfig: (name, yaml) => {
         const { version } = registry.setGroupConfig(name, yaml);
         let pushed = 0;
@@ -372,20 +376,23 @@ export class HadesServer {
         return agentIds.map((agentId) => {
           const task = registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline: Date.now() + timeoutS * 1000 });
           if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(withTime) } })) registry.markSent(task.id);
-          return registry.getTask(task.id) ?? task;
+          return taskBody(registry.getTask(task.id) ?? task);
         });
       },
-      listTasks: (filter) => registry.listTasks(filter as Parameters<FleetRegistry['listTasks']>[0]),
-      getTask: (id) => registry.getTask(id),
+      listTasks: (filter) => registry.listTasks(filter as Parameters<FleetRegistry['listTasks']>[0]).map(taskBody),
+      getTask: (id) => {
+        const task = registry.getTask(id);
+        return task ? taskBody(task) : undefined;
+      },
       searchEvents: (query) => store.search(query),
-      createEnrollmentToken: (request) => tokens.create(request),
-      listEnrollmentTokens: () => tokens.list(),
+      createEnrollmentToken: (request) => createdTokenBody(tokens.create(request)),
+      listEnrollmentTokens: () => tokens.list().map(enrollmentTokenBody),
       revokeEnrollmentToken: (id) => {
         if (!tokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no enrollment token ${id}`);
         tokens.revoke(id);
       },
-      createApiToken: (request) => apiTokens.create(request),
-      listApiTokens: () => apiTokens.list(),
+      createApiToken: (request) => createdTokenBody(apiTokens.create(request)),
+      listApiTokens: () => apiTokens.list().map(apiTokenBody),
       revokeApiToken: (id) => {
         const token = apiTokens.get(id);
         if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
@@ -404,7 +411,7 @@ export class HadesServer {
       commentAlert: (id, author, text) => alerts.comment(id, author, text),
       listRules: async () => {
         const counters = new Map((await detector.ruleStats()).map((s) => [s.id, s]));
-        return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: detector.ruleInfo.map((rule) => ({ ...rule, stats: counters.get(rule.id) })) };
+        return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: detector.ruleInfo.map(({ dedupBy, ...rule }) => ({ ...rule, ...(dedupBy === undefined ? {} : { dedup_by: dedupBy }), stats: counters.get(rule.id) })) };
       },
       reloadRules: () => detector.reload(),
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),

@@ -236,8 +236,8 @@ export class TestServer {
   }
 
   /** A one-time enrollment token (admin API). */
-  async enrollmentToken(ttl = '1h', group?: string): Promise<{ id: string; token: string; expiresAt: string; caSha256: string }> {
-    return (await this.ok('POST', '/api/v1/tokens/enrollment', { body: { ttl, ...(group ? { group } : {}) } })) as { id: string; token: string; expiresAt: string; caSha256: string };
+  async enrollmentToken(ttl = '1h', group?: string): Promise<{ id: string; token: string; expires_at: string; ca_sha256: string }> {
+    return (await this.ok('POST', '/api/v1/tokens/enrollment', { body: { ttl, ...(group ? { group } : {}) } })) as { id: string; token: string; expires_at: string; ca_sha256: string };
   }
 
   /** Enrolls an agent identity (as the agent does) in a fresh folder, with a fresh token unless given. */

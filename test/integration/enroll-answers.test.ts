@@ -18,6 +18,8 @@ describe('enrollment answers', () => {
   let status = 201;
   /** The CA answer is not a certificate. */
   let junkCa = false;
+  /** The server is one before 2026-11-29, which names the agent's id agentId. */
+  let camelCase = false;
 
   before(async () => {
     pki = await Pki.open(path.join(dir, 'server'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
@@ -42,7 +44,8 @@ describe('enrollment answers', () => {
           const agentId = `agent-${status}`;
           const issued = await pki.signAgentCsr(csr, agentId);
           response.statusCode = status;
-          response.end(status < 300 ? JSON.stringify({ agentId, certificate: issued.certPem, gateways: ['127.0.0.1:7443'] }) : JSON.stringify({ code: 'HADES_ERR_ENROLL_TOKEN_INVALID', message: 'token already used' }));
+          const id = camelCase ? { agentId } : { agent_id: agentId };
+          response.end(status < 300 ? JSON.stringify({ ...id, certificate: issued.certPem, gateways: ['127.0.0.1:7443'] }) : JSON.stringify({ code: 'HADES_ERR_ENROLL_TOKEN_INVALID', message: 'token already used' }));
         })();
       });
     });
@@ -60,6 +63,19 @@ describe('enrollment answers', () => {
     const identity = await enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' });
     assert.equal(identity.agentId, 'agent-201');
     assert.equal(loadIdentity(dataDir)?.agentId, 'agent-201');
+  });
+
+  it('enrolls with a server before 2026-11-29, whose answer names the id agentId', async () => {
+    status = 200;
+    camelCase = true;
+    try {
+      const dataDir = path.join(dir, 'agent-camel');
+      const identity = await enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' });
+      assert.equal(identity.agentId, 'agent-200');
+      assert.equal(loadIdentity(dataDir)?.agentId, 'agent-200');
+    } finally {
+      camelCase = false;
+    }
   });
 
   it('refuses anything else with the server\'s code and stores nothing', async () => {

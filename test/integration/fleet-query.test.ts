@@ -93,7 +93,7 @@ plugins:
   inventory: { enabled: true, queries: [], package_findings_interval_s: 0 }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
 `;
@@ -125,11 +125,11 @@ metrics: { listen: "127.0.0.1:0" }
     for (const id of ids()) {
       const agent = await waitUntil<AnyEvent>(`a heartbeat of ${id} with its certificate`, async () => {
         const a = (await server.ok('GET', `/api/v1/agents/${id}`)) as AnyEvent;
-        return a['lastHeartbeat']?.['certificate'] ? a : undefined;
+        return a['last_heartbeat']?.['certificate'] ? a : undefined;
       }, 20_000, 250);
-      const certificate = agent['lastHeartbeat']['certificate'] as { expires: string; renewals: number; failures: number; last_error?: string };
+      const certificate = agent['last_heartbeat']['certificate'] as { expires: string; renewals: number; failures: number; last_error?: string };
       // The agent's own view of the certificate it uses: the one the server issued it.
-      assert.equal(Date.parse(certificate.expires), Date.parse(agent['certNotAfter'] as string));
+      assert.equal(Date.parse(certificate.expires), Date.parse(agent['cert_not_after'] as string));
       assert.ok(Date.parse(certificate.expires) > Date.now());
       assert.equal(certificate.renewals, 0);
       assert.equal(certificate.failures, 0);

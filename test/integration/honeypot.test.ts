@@ -122,7 +122,7 @@ limits: { cgroup: { enabled: false } }
 plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false }${plugins} }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256}, batch_events: 1 }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: 1 }
 spool: { fsync: never }
 metrics: { enabled: false }
 `;
@@ -220,7 +220,7 @@ agent: { data_dir: ${path.join(dir, 'partial-agent')}, heartbeat_s: 3600, drain_
 limits: { cgroup: { enabled: false } }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
 spool: { fsync: never }
 ${more}`;
     const own = base('plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false } }\nmetrics: { enabled: false }\n');
@@ -285,7 +285,7 @@ limits: { cgroup: { enabled: false } }
 plugins: { driver: false, grace_ms: 2000, inventory: { enabled: false }, logs: { source: files, files: [${authLog}] }${plugins} }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
 `;

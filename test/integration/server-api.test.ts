@@ -104,7 +104,7 @@ describe('authentication and roles', () => {
     assertError(await server.api('PUT', '/api/v1/groups/default/config', { token, body: { yaml: '' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'group config');
     assertError(await server.api('GET', '/api/v1/audit', { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'audit');
     assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'task');
-    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt, undefined, 'not revoked');
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revoked_at, undefined, 'not revoked');
   });
 
   it('says who may use a route before it looks at the request: 401 and 403 come before a 400 for a bad body or query', async () => {
@@ -153,7 +153,7 @@ describe('authentication and roles', () => {
     assertError(await server.api('GET', '/api/v1/agents', { token: created.token }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'revoked');
     const { tokens } = await server.ok('GET', '/api/v1/tokens/api');
     const listed = tokens.find((t: AnyEvent) => t.id === created.id);
-    assert.ok(listed.revokedAt);
+    assert.ok(listed.revoked_at);
     assert.ok(!JSON.stringify(tokens).includes(created.token.split('_').slice(2).join('_')), 'the listing has no secret');
   });
 });
@@ -258,6 +258,13 @@ describe('invalid requests', () => {
     assert.equal(problem.path, 'agent.heartbeat_s');
     assert.equal(problem.line, 2);
     assert.equal((await server.api('GET', '/api/v1/groups/web/config')).status, 404, 'nothing stored');
+  });
+
+  it('names the validator\'s problems in snake_case, like every body', async () => {
+    const response = await server.api('POST', '/api/v1/tasks', { body: { kind: 'query' } });
+    assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST');
+    const problem = (response.body.details.problems as AnyEvent[]).find((p) => p['keyword'] === 'required');
+    assert.deepEqual([problem?.['instance_path'], problem?.['params']], ['', { missing_property: 'agents' }]);
   });
 
   it('refuses searches the store cannot run (bad cursor, unknown field form, empty range) with 400', async () => {
@@ -529,7 +536,7 @@ describe('the last admin token', () => {
     const alone = await TestServer.start({ dataDir: path.join(dir, 'last-admin') });
     try {
       const { tokens } = (await alone.ok('GET', '/api/v1/tokens/api')) as { tokens: AnyEvent[] };
-      const bootstrap = tokens.find((t) => t['role'] === 'admin' && !t['revokedAt']);
+      const bootstrap = tokens.find((t) => t['role'] === 'admin' && !t['revoked_at']);
       assert.ok(bootstrap);
       const refused = await alone.api('DELETE', `/api/v1/tokens/api/${bootstrap['id']}`);
       assert.equal(refused.status, 409, refused.text);
@@ -610,7 +617,7 @@ describe('tasks', () => {
     const task = tasks[0];
     assert.match(task.id, /^tk_/);
     assert.equal(task.status, 'pending');
-    assert.equal(task.agentId, identity.agentId);
+    assert.equal(task.agent_id, identity.agentId);
     // The task's own time goes with it, so the agent stops the query when its answer could no longer be taken.
     assert.deepEqual(task.params, { sql: 'select 1', timeout_ms: 60_000 });
     const listed = (await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks as AnyEvent[];
@@ -731,11 +738,11 @@ describe('the hades command against the running server', () => {
     const result = await runHades(['server', 'token', 'create', '--json', '--ttl', '10m', '--config', configFile]);
     assert.equal(result.status, 0, result.stderr);
     const created = JSON.parse(result.stdout) as AnyEvent;
-    assert.deepEqual(Object.keys(created).sort(), ['api', 'caSha256', 'expiresAt', 'id', 'token']);
+    assert.deepEqual(Object.keys(created).sort(), ['api', 'ca_sha256', 'expires_at', 'id', 'token']);
     assert.equal(created['api'], server.addresses.api);
-    assert.equal(created['caSha256'], server.addresses.caSha256);
+    assert.equal(created['ca_sha256'], server.addresses.caSha256);
     assert.match(created['token'], /^hades1_[0-9a-f]{16}_/);
-    const expires = Date.parse(created['expiresAt']) - Date.now();
+    const expires = Date.parse(created['expires_at']) - Date.now();
     assert.ok(expires > 9 * 60_000 && expires <= 10 * 60_000, `expires in ${expires} ms`);
     const enrolled = await server.enrollAgent({ token: created['token'] });
     assert.match(enrolled.agentId, /^ag_/);
@@ -745,7 +752,7 @@ describe('the hades command against the running server', () => {
     const plain = await runHades(['agents', 'renew', identity.agentId, '--config', configFile]);
     assert.equal(plain.status, 0, plain.stderr);
     assert.match(plain.stdout, new RegExp(`agent ${identity.agentId} is not connected: it will be asked to renew its certificate when it next connects`));
-    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renewRequestedAt, 'the request is kept for its next connection');
+    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renew_requested_at, 'the request is kept for its next connection');
     const json = await runHades(['agents', 'renew', '--json', identity.agentId, '--config', configFile]);
     assert.equal(json.status, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), { id: identity.agentId, sent: false });
@@ -976,11 +983,11 @@ describe('managing the fleet with the hades command', () => {
     assert.equal(created.status, 0, created.stderr);
     const token = JSON.parse(created.stdout) as AnyEvent;
     assert.match(token['token'], /^hadesapi_/);
-    const expires = Date.parse(token['expiresAt']) - Date.now();
+    const expires = Date.parse(token['expires_at']) - Date.now();
     assert.ok(expires > 59 * 60_000 && expires <= 3_600_000, `${expires} ms`);
     const listed = await hades('tokens', 'list', '--json');
     const row = listed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent).find((t) => t['id'] === token['id']);
-    assert.deepEqual([row?.['name'], row?.['role'], row?.['expiresAt']], ['ci-bot', 'analyst', token['expiresAt']]);
+    assert.deepEqual([row?.['name'], row?.['role'], row?.['expires_at']], ['ci-bot', 'analyst', token['expires_at']]);
     assert.ok(!listed.stdout.includes(token['token']), 'never the secret');
     assert.equal((await hades('agents', 'list', '--token', token['token'])).status, 0, 'the token works');
     const revoked = await hades('tokens', 'revoke', token['id']);
@@ -1010,7 +1017,7 @@ describe('managing the fleet with the hades command', () => {
     const revoked = await hades('agents', 'revoke', identity.agentId);
     assert.equal(revoked.status, 0, revoked.stderr);
     assert.match(revoked.stdout, /is revoked/);
-    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revokedAt);
+    assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revoked_at);
     const unknown = await hades('agents', 'revoke', 'ag_0000000000000000');
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /HADES_ERR_API_NOT_FOUND/);
@@ -1242,6 +1249,8 @@ describe('alerts through the API and the hades command', () => {
     assert.ok(rules['detection'].alerts >= 1);
     assert.deepEqual(rules['outputs'], []);
     assert.ok(rules['list'].some((r: AnyEvent) => r['stats']?.matches >= 1));
+    // The rule's own name for its dedup fields, as in its YAML.
+    assert.ok(rules['list'].some((r: AnyEvent) => Array.isArray(r['dedup_by'])) && rules['list'].every((r: AnyEvent) => !('dedupBy' in r)));
     const reloaded = (await server.ok('POST', '/api/v1/rules/reload')) as AnyEvent;
     assert.equal(reloaded['rules'], rules['rules']);
   });

@@ -116,14 +116,14 @@ describe('an agent whose certificate nears its end', () => {
       await waitUntil('the new certificate in use', async () => {
         await sendOne();
         const agent = await server.ok('GET', `/api/v1/agents/${aged.agentId}`);
-        return agent.certFingerprint === renewedFingerprint ? agent : undefined;
+        return agent.cert_fingerprint === renewedFingerprint ? agent : undefined;
       }, 20_000, 20);
       for (let i = 0; i < 5; i++) await sendOne();
 
       const agent = await server.ok('GET', `/api/v1/agents/${aged.agentId}`);
-      assert.equal(agent.nextCert, undefined);
-      assert.ok(agent.certRenewedAt);
-      assert.ok(Math.abs(Date.parse(agent.certNotAfter) - Date.now() - 365 * DAY) < 60_000, `a year from now: ${agent.certNotAfter}`);
+      assert.equal(agent.next_cert, undefined);
+      assert.ok(agent.cert_renewed_at);
+      assert.ok(Math.abs(Date.parse(agent.cert_not_after) - Date.now() - 365 * DAY) < 60_000, `a year from now: ${agent.cert_not_after}`);
       assert.equal(agent.online, true);
       assert.equal(identities.length, 1, 'renewed once');
       assert.deepEqual(transport.renewal, { renewals: 1, failures: 0 });
@@ -134,7 +134,7 @@ describe('an agent whose certificate nears its end', () => {
       assert.deepEqual([...ids].sort(), [...sent].sort(), 'every event sent is stored');
       assert.equal(server.server!.stats().gateway!.duplicates - duplicatesBefore, 0, 'no batch was sent twice');
       assert.ok(agentLog.lines().some((l) => l['msg'] === 'reconnecting with the renewed certificate'));
-      assert.ok(server.log.lines().some((l) => l['msg'] === 'agent uses its renewed certificate; the one before is refused from now on' && l['agent'] === aged.agentId && l['serial'] === agent.certSerial));
+      assert.ok(server.log.lines().some((l) => l['msg'] === 'agent uses its renewed certificate; the one before is refused from now on' && l['agent'] === aged.agentId && l['serial'] === agent.cert_serial));
 
       // The identity folder: the new pair only, private.
       const dir = path.join(dataDir, 'identity');
@@ -183,13 +183,13 @@ describe('renewal asked by the server', () => {
       assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew`), { sent: true });
       await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
       const fingerprint = fingerprintOf(renewedA[0]!.certPem);
-      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).certFingerprint === fingerprint || undefined, 15_000, 50);
-      assert.equal((await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).renewRequestedAt, undefined);
+      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
+      assert.equal((await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).renew_requested_at, undefined);
       await a.send(batchOf(makeEvents(1), 2), signal);
       await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
 
       assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false });
-      assert.ok((await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`)).renewRequestedAt);
+      assert.ok((await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`)).renew_requested_at);
       const renewedB: Identity[] = [];
       const b = start(offline, renewedB);
       await b.send(batchOf(makeEvents(1), 1), signal);
@@ -220,8 +220,8 @@ describe('refused renewals', () => {
       assert.equal(forged.certificate, undefined);
       assert.equal(forged.error?.code, 'HADES_ERR_RENEW_IDENTITY');
       assert.match(forged.error?.message ?? '', new RegExp(b.identity.agentId));
-      assert.equal((await server.ok('GET', `/api/v1/agents/${b.identity.agentId}`)).nextCert, undefined, 'nothing issued for b');
-      assert.equal((await server.ok('GET', `/api/v1/agents/${a.identity.agentId}`)).nextCert, undefined, 'nor for a');
+      assert.equal((await server.ok('GET', `/api/v1/agents/${b.identity.agentId}`)).next_cert, undefined, 'nothing issued for b');
+      assert.equal((await server.ok('GET', `/api/v1/agents/${a.identity.agentId}`)).next_cert, undefined, 'nor for a');
       assert.equal((await answer('not a certificate request')).error?.code, 'HADES_ERR_RENEW_REQUEST_INVALID');
       assert.equal((await stream.batch(ndjson(makeEvents(2)), 1, 2)).ack?.stored, 2, 'the stream goes on');
       const own = await answer((await newKeyAndCsr({ agentId: a.identity.agentId })).csrPem);
@@ -250,7 +250,7 @@ describe('refused renewals', () => {
     const api = await server.api('POST', `/api/v1/agents/${identity.agentId}/renew`);
     assert.equal(api.status, 403);
     assert.equal(api.body.code, 'HADES_ERR_AGENT_REVOKED');
-    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).nextCert, undefined);
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).next_cert, undefined);
     // Its transport is refused before it can ask; its identity stays as it was.
     const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, renewal: { dataDir, renewBeforeMs: 0, jitterMs: 0 } });
     try {

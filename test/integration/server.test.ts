@@ -34,7 +34,7 @@ import {
   waitUntil,
   within,
 } from '../helpers/server.js';
-import { enroll } from '../../src/agent/transport/enroll.js';
+import { enroll, newKeyAndCsr } from '../../src/agent/transport/enroll.js';
 
 /** Asserts that a promise rejects with a HadesError of `code`; returns the error. */
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Error> {
@@ -63,9 +63,9 @@ describe('enrollment', () => {
   it('gives an identity for a token and the CA fingerprint; the token is then used up', async () => {
     const created = await server.enrollmentToken('1h');
     assert.match(created.token, /^hades1_[0-9a-f]{16}_/);
-    assert.equal(created.caSha256, server.addresses.caSha256);
+    assert.equal(created.ca_sha256, server.addresses.caSha256);
     const dir = tempDir('hades-agent-');
-    const identity = await enroll({ dataDir: dir, api: server.addresses.api, token: created.token, caSha256: created.caSha256, agentVersion: AGENT_VERSION });
+    const identity = await enroll({ dataDir: dir, api: server.addresses.api, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION });
     assert.match(identity.agentId, /^ag_[0-9a-f]{16}$/);
     assert.match(identity.certPem, /BEGIN CERTIFICATE/);
     assert.match(identity.keyPem, /BEGIN PRIVATE KEY/);
@@ -74,12 +74,28 @@ describe('enrollment', () => {
     const agent = await server.ok('GET', `/api/v1/agents/${identity.agentId}`);
     assert.equal(agent.id, identity.agentId);
     assert.deepEqual(agent.groups, ['default']);
+    // snake_case, as every body of the API.
+    for (const key of ['cert_fingerprint', 'cert_serial', 'cert_not_after', 'enrolled_at', 'last_seen']) assert.equal(typeof agent[key], 'string', key);
+    assert.deepEqual(Object.keys(agent).filter((key) => /[A-Z]/.test(key)), []);
 
-    await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: server.addresses.api, token: created.token, caSha256: created.caSha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_ENROLL_TOKEN_USED');
+    await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: server.addresses.api, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_ENROLL_TOKEN_USED');
     const { tokens } = await server.ok('GET', '/api/v1/tokens/enrollment');
     const listed = tokens.find((t: AnyEvent) => t.id === created.id);
     assert.equal(listed.state, 'used');
-    assert.equal(listed.usedBy, identity.agentId);
+    assert.equal(listed.used_by, identity.agentId);
+    assert.deepEqual(Object.keys(listed).sort(), ['created_at', 'created_by', 'expires_at', 'id', 'state', 'used_at', 'used_by']);
+  });
+
+  it('answers agent_id, and the same as agentId for agents before 2026-11-29', async () => {
+    const created = await server.enrollmentToken('1h');
+    const { csrPem } = await newKeyAndCsr({ hostname: 'raw-enroll' });
+    const answer = await server.api('POST', '/api/v1/enroll', { token: null, body: { token: created.token, csr: csrPem, hostname: 'raw-enroll' } });
+    assert.equal(answer.status, 200, answer.text);
+    const body = answer.body as AnyEvent;
+    assert.deepEqual(Object.keys(body).sort(), ['agentId', 'agent_id', 'certificate', 'gateways']);
+    assert.match(body['agent_id'], /^ag_[0-9a-f]{16}$/);
+    assert.equal(body['agentId'], body['agent_id']);
+    assert.equal((await server.ok('GET', `/api/v1/agents/${body['agent_id']}`)).hostname, 'raw-enroll');
   });
 
   it('refuses an expired token', async () => {
@@ -267,7 +283,7 @@ describe('event batches over the gateway', () => {
       assert.equal(agent.version, '9.9.9');
       assert.equal(agent.os, 'Linux 9');
       assert.equal(agent.kernel, '9.9.9-test');
-      assert.deepEqual(agent.lastHeartbeat, { cpu_percent: 1.5, events_in: 10 });
+      assert.deepEqual(agent.last_heartbeat, { cpu_percent: 1.5, events_in: 10 });
       assert.equal(agent.online, true);
     } finally {
       stream.close();
@@ -332,7 +348,7 @@ describe('refusals at the TLS and gateway level', () => {
       open.close();
     }
     const agent = await server.ok('GET', `/api/v1/agents/${identity.agentId}`);
-    assert.ok(agent.revokedAt);
+    assert.ok(agent.revoked_at);
     assert.equal(agent.online, false);
   });
 
@@ -471,7 +487,7 @@ limits: { cgroup: { enabled: false } }
 plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256} }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
 log: { level: ${level} }
@@ -538,7 +554,7 @@ plugins:
   installed: [${plugins ? `{ manifest: ${manifest}, config: { rate: 200 } }` : ''}]
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${restarted.addresses.api}", token: ${token.token}, ca_sha256: ${token.caSha256}, batch_events: 50 }
+  server: { enabled: true, api: "${restarted.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: 50 }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
 `;

@@ -202,15 +202,17 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
     ca: caPem,
     body: { token: options.token, csr: csrPem, hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
   });
-  const body = response.body as { agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
+  const body = response.body as { agent_id?: string; agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
+  // Servers before 2026-11-29 name the id agentId (those since write both).
+  const agentId = body?.agent_id ?? body?.agentId;
   // Any 2xx: servers answer 200 today and may answer 201 (an agent is created) later.
-  if (response.status < 200 || response.status > 299 || !body?.agentId || !body.certificate) {
+  if (response.status < 200 || response.status > 299 || !agentId || !body?.certificate) {
     // The server's own coded answer; anything else (a proxy's 502, a 2xx without a certificate)
     // says nothing about the token: it is the server that could not be used.
     const code = body?.code && isErrorCode(body.code) ? body.code : 'HADES_ERR_SERVER_UNREACHABLE';
     throw new HadesError(code, `enrollment ${code === 'HADES_ERR_SERVER_UNREACHABLE' ? `failed at ${api}: no answer from a Hades server` : `refused by ${api}`}: ${body?.message ?? `HTTP ${response.status}`}`);
   }
-  const identity: Identity = { agentId: body.agentId, keyPem, certPem: body.certificate, caPem, gateways: body.gateways ?? [] };
+  const identity: Identity = { agentId, keyPem, certPem: body.certificate, caPem, gateways: body.gateways ?? [] };
   saveIdentity(options.dataDir, identity);
   return identity;
 }

@@ -32,7 +32,7 @@ interface GroupRow {
   name: string;
   agents: number;
   version?: number;
-  updatedAt?: string;
+  updated_at?: string;
 }
 
 /** `hades groups list`: every group with its members and its configuration's version. */
@@ -49,7 +49,7 @@ export async function groupsList(context: CliContext, _args: readonly string[], 
   }
   table(
     context,
-    groups.map((g) => ({ group: g.name, agents: g.agents, configuration: g.version === undefined ? '(none: agents keep their own file)' : `version ${g.version}`, updated: g.updatedAt ?? '' })),
+    groups.map((g) => ({ group: g.name, agents: g.agents, configuration: g.version === undefined ? '(none: agents keep their own file)' : `version ${g.version}`, updated: g.updated_at ?? '' })),
   );
   return exitStatus.ok;
 }
@@ -174,13 +174,13 @@ export async function agentsTags(context: CliContext, args: readonly string[], o
 
 interface TaskRow {
   id: string;
-  agentId: string;
+  agent_id: string;
   kind: string;
   params: Record<string, unknown>;
   status: string;
   result?: unknown;
-  createdAt: string;
-  updatedAt: string;
+  created_at: string;
+  updated_at: string;
   deadline: string;
 }
 
@@ -210,8 +210,8 @@ async function targets(client: ApiClient, options: Options): Promise<string[]> {
   if (agents.length > 0 && group !== undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'give --agent or --group, not both');
   if (agents.length > 0) return agents;
   if (group === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'name the agents the task is for: --agent ID... or --group NAME');
-  const { agents: members } = (await client.get('/api/v1/agents', { group })) as { agents: { id: string; revokedAt?: string | null }[] };
-  const live = members.filter((a) => !a.revokedAt).map((a) => a.id);
+  const { agents: members } = (await client.get('/api/v1/agents', { group })) as { agents: { id: string; revoked_at?: string | null }[] };
+  const live = members.filter((a) => !a.revoked_at).map((a) => a.id);
   if (live.length === 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `group '${group}' has no agent; hades groups list shows the groups`);
   return live;
 }
@@ -233,14 +233,14 @@ function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Opt
     for (const task of tasks) {
       const rows = rowsOf(task)!;
       const truncated = (task.result as { truncated?: unknown }).truncated === true;
-      context.stdout.write(`${shown(`agent ${task.agentId}, task ${task.id}: ${rows.length} row${rows.length === 1 ? '' : 's'}${truncated ? ' (cut: max_rows or max_bytes)' : ''}`)}\n`);
+      context.stdout.write(`${shown(`agent ${task.agent_id}, task ${task.id}: ${rows.length} row${rows.length === 1 ? '' : 's'}${truncated ? ' (cut: max_rows or max_bytes)' : ''}`)}\n`);
       table(context, rows);
     }
     return;
   }
   table(
     context,
-    tasks.map((t) => ({ id: t.id, agent: t.agentId, kind: t.kind, status: t.status, created: t.createdAt, result: t.result === undefined || t.result === null ? '' : JSON.stringify(t.result) })),
+    tasks.map((t) => ({ id: t.id, agent: t.agent_id, kind: t.kind, status: t.status, created: t.created_at, result: t.result === undefined || t.result === null ? '' : JSON.stringify(t.result) })),
   );
 }
 
@@ -300,11 +300,11 @@ export async function tasksShow(context: CliContext, args: readonly string[], op
   }
   const lines = [
     `task:     ${task.id} (${task.kind})`,
-    `agent:    ${task.agentId}`,
+    `agent:    ${task.agent_id}`,
     `status:   ${task.status}`,
     `params:   ${shown(JSON.stringify(task.params))}`,
-    `created:  ${task.createdAt}`,
-    `updated:  ${task.updatedAt}`,
+    `created:  ${task.created_at}`,
+    `updated:  ${task.updated_at}`,
     `deadline: ${task.deadline}`,
     // JSON leaves C1 and direction characters as they are: each line is shown escaped.
     `result:   ${task.result === undefined || task.result === null ? '(none yet)' : JSON.stringify(task.result, null, 2).split('\n').map(shown).join('\n          ')}`,
@@ -317,11 +317,11 @@ interface ApiTokenRow {
   id: string;
   name: string;
   role: string;
-  createdBy: string;
-  createdAt: string;
-  lastUsedAt?: string;
-  revokedAt?: string;
-  expiresAt?: string;
+  created_by: string;
+  created_at: string;
+  last_used_at?: string;
+  revoked_at?: string;
+  expires_at?: string;
 }
 
 
@@ -333,9 +333,9 @@ export async function tokensCreate(context: CliContext, args: readonly string[],
   if (!isRole(role)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role is one of ${ROLES.join(', ')} (got '${role}')`);
   const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : undefined;
   const client = await apiClient(options);
-  const created = (await client.post('/api/v1/tokens/api', { name, role, ...(ttl === undefined ? {} : { ttl }) })) as { id: string; token: string; expiresAt?: string };
+  const created = (await client.post('/api/v1/tokens/api', { name, role, ...(ttl === undefined ? {} : { ttl }) })) as { id: string; token: string; expires_at?: string };
   if (options['json']) json(context, created);
-  else context.stdout.write(`${shown(`API token ${created.id} (${role}) for ${name}${created.expiresAt ? `, until ${created.expiresAt}` : ''}:`)}\n${created.token}\n(shown once: give it to its user now; hades tokens revoke ${created.id} ends it)\n`);
+  else context.stdout.write(`${shown(`API token ${created.id} (${role}) for ${name}${created.expires_at ? `, until ${created.expires_at}` : ''}:`)}\n${created.token}\n(shown once: give it to its user now; hades tokens revoke ${created.id} ends it)\n`);
   return exitStatus.ok;
 }
 
@@ -344,7 +344,7 @@ export async function tokensList(context: CliContext, _args: readonly string[], 
   const client = await apiClient(options);
   const { tokens } = (await client.get('/api/v1/tokens/api')) as { tokens: ApiTokenRow[] };
   if (options['json']) for (const token of tokens) json(context, token);
-  else table(context, tokens.map((t) => ({ id: t.id, name: t.name, role: t.role, created: `${t.createdAt} by ${t.createdBy}`, last_used: t.lastUsedAt ?? '', expires: t.expiresAt ?? '', revoked: t.revokedAt ?? '' })));
+  else table(context, tokens.map((t) => ({ id: t.id, name: t.name, role: t.role, created: `${t.created_at} by ${t.created_by}`, last_used: t.last_used_at ?? '', expires: t.expires_at ?? '', revoked: t.revoked_at ?? '' })));
   return exitStatus.ok;
 }
 

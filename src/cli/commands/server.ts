@@ -54,8 +54,8 @@ export async function serverRun(context: CliContext, _args: readonly string[], o
 interface TokenCreated {
   id: string;
   token: string;
-  expiresAt: string;
-  caSha256: string;
+  expires_at: string;
+  ca_sha256: string;
 }
 
 export async function tokenCreate(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -70,8 +70,8 @@ export async function tokenCreate(context: CliContext, _args: readonly string[],
     context.stdout.write(
       [
         `token:      ${created.token}`,
-        `expires:    ${created.expiresAt}`,
-        `ca sha256:  ${created.caSha256}`,
+        `expires:    ${created.expires_at}`,
+        `ca sha256:  ${created.ca_sha256}`,
         '',
         'On the host to enroll, in its agent configuration:',
         'outputs:',
@@ -79,7 +79,7 @@ export async function tokenCreate(context: CliContext, _args: readonly string[],
         '    enabled: true',
         `    api: ${client.base}`,
         `    token: ${created.token}`,
-        `    ca_sha256: ${created.caSha256}`,
+        `    ca_sha256: ${created.ca_sha256}`,
         '',
       ].join('\n'),
     );
@@ -93,8 +93,8 @@ interface AgentRow {
   online: boolean;
   version?: string;
   groups?: string[];
-  lastSeen?: string;
-  revokedAt?: string | null;
+  last_seen?: string;
+  revoked_at?: string | null;
   addresses?: string[];
   os?: string;
 }
@@ -107,7 +107,7 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
     return exitStatus.ok;
   }
   // Host names and versions are what each agent said in its hello.
-  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, shown(a.hostname), a.revokedAt ? 'revoked' : a.online ? 'online' : 'offline', shown(a.version ?? ''), (a.groups ?? []).join(','), a.lastSeen ?? ''])];
+  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, shown(a.hostname), a.revoked_at ? 'revoked' : a.online ? 'online' : 'offline', shown(a.version ?? ''), (a.groups ?? []).join(','), a.last_seen ?? ''])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows) context.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   if (agents.length === 0) context.stdout.write('(no agent has enrolled yet: hades server token create)\n');

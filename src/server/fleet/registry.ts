@@ -146,6 +146,14 @@ export interface GroupConfig {
   readonly updatedAt: string;
 }
 
+/** A group as listed: its members (revoked agents left out), and its configuration's version when it has one. */
+export interface GroupSummary {
+  readonly name: string;
+  readonly agents: number;
+  readonly version?: number;
+  readonly updatedAt?: string;
+}
+
 /** What an agent may update about itself on each connection (its hello). */
 export interface AgentHello {
   readonly hostname?: string;
@@ -531,7 +539,7 @@ export class FleetRegistry {
   }
 
   /** Every group that has a configuration or members, with its member count. */
-  listGroups(): { name: string; agents: number; version?: number; updatedAt?: string }[] {
+  listGroups(): GroupSummary[] {
     const rows = this.#db
       .prepare<[], { name: string; agents: number; version: number | null; updated_at: number | null }>(
         `WITH names AS (
