@@ -134,6 +134,12 @@ metrics: { listen: "127.0.0.1:0" }
       assert.equal(certificate.renewals, 0);
       assert.equal(certificate.failures, 0);
       assert.equal(certificate.last_error, undefined);
+      // Its plugins and outputs in snake_case, like the rest of the API's answer.
+      const heartbeat = agent['last_heartbeat'] as { plugins: AnyEvent[]; outputs: AnyEvent[] };
+      assert.ok(heartbeat.plugins.some((p) => p['name'] === 'inventory' && typeof p['events_in'] === 'number' && typeof p['budget']['memory_bytes'] === 'number'), JSON.stringify(heartbeat.plugins));
+      assert.ok(heartbeat.outputs.some((o) => o['name'] === 'server' && typeof o['bytes_out'] === 'number'), JSON.stringify(heartbeat.outputs));
+      const camel = JSON.stringify({ plugins: heartbeat.plugins.map(({ stats: _stats, dropped: _dropped, ...p }) => p), outputs: heartbeat.outputs.map(({ dropped: _dropped, ...o }) => o) }).match(/"[a-z]+[A-Z]\w*":/g);
+      assert.equal(camel, null);
     }
   });
 

@@ -41,6 +41,7 @@ import { Spool } from '../spool.js';
 // cost the idle agent about 15 MB of memory.
 import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
+import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
 
 const MB = 1024 * 1024;
@@ -802,7 +803,7 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
-    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins, outputs, certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0 });
+    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins.map(heartbeatPlugin), outputs: outputs.map(heartbeatOutput), certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0 });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {

@@ -1,0 +1,43 @@
+/**
+ * The plugins and outputs as the heartbeat reports them to the server, which shows the last
+ * heartbeat with the agent in its API (`last_heartbeat`): snake_case, like every body of that
+ * API, where the agent's own status (`hades agent status`) keeps its TypeScript names. (Agents
+ * before 2026-11-29 sent those names; the server shows a heartbeat as it came.)
+ */
+import type { ChannelStats } from '../pipeline/channels.js';
+import type { PluginStatus } from '../plugins/supervisor.js';
+
+export function heartbeatPlugin(plugin: PluginStatus): Record<string, unknown> {
+  return {
+    name: plugin.name,
+    ...(plugin.version === undefined ? {} : { version: plugin.version }),
+    state: plugin.state,
+    ...(plugin.pid === undefined ? {} : { pid: plugin.pid }),
+    restarts: plugin.restarts,
+    ...(plugin.cpuPercent === undefined ? {} : { cpu_percent: plugin.cpuPercent }),
+    ...(plugin.memoryRssBytes === undefined ? {} : { memory_rss_bytes: plugin.memoryRssBytes }),
+    ...(plugin.openFds === undefined ? {} : { open_fds: plugin.openFds }),
+    ...(plugin.stats === undefined ? {} : { stats: plugin.stats }),
+    events_in: plugin.eventsIn,
+    events_per_second: plugin.eventsPerSecond,
+    dropped: plugin.dropped,
+    budget: { cpu_percent: plugin.budget.cpuPercent, memory_bytes: plugin.budget.memoryBytes, max_open_files: plugin.budget.maxOpenFiles, events_per_second: plugin.budget.eventsPerSecond },
+    ...(plugin.lastError === undefined ? {} : { last_error: plugin.lastError }),
+    over_budget_restarts: plugin.overBudgetRestarts,
+    unresponsive_restarts: plugin.unresponsiveRestarts,
+  };
+}
+
+export function heartbeatOutput(output: ChannelStats): Record<string, unknown> {
+  return {
+    name: output.name,
+    in: output.in,
+    out: output.out,
+    bytes_out: output.bytesOut,
+    dropped: output.dropped,
+    queued: output.queued,
+    ...(output.spool === undefined ? {} : { spool: output.spool }),
+    up: output.up,
+    ...(output.lastError === undefined ? {} : { last_error: output.lastError }),
+  };
+}
