@@ -12,6 +12,8 @@ export function heartbeatPlugin(plugin: PluginStatus): Record<string, unknown> {
     name: plugin.name,
     ...(plugin.version === undefined ? {} : { version: plugin.version }),
     state: plugin.state,
+    ...(plugin.health === undefined ? {} : { health: plugin.health }),
+    ...(plugin.healthDetail === undefined ? {} : { health_detail: plugin.healthDetail }),
     ...(plugin.pid === undefined ? {} : { pid: plugin.pid }),
     restarts: plugin.restarts,
     ...(plugin.cpuPercent === undefined ? {} : { cpu_percent: plugin.cpuPercent }),
@@ -37,6 +39,7 @@ export function heartbeatOutput(output: ChannelStats): Record<string, unknown> {
     dropped: output.dropped,
     queued: output.queued,
     ...(output.spool === undefined ? {} : { spool: output.spool }),
+    ...(output.backlogAtStart === undefined ? {} : { backlog_at_start: output.backlogAtStart }),
     up: output.up,
     ...(output.lastError === undefined ? {} : { last_error: output.lastError }),
   };
