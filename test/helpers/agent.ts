@@ -38,6 +38,8 @@ export class MemoryTransport implements BatchTransport {
   readonly events: AnyEvent[] = [];
   batches = 0;
   refused = 0;
+  /** How long each acknowledgement takes (a slow receiver). */
+  delayMs = 0;
 
   constructor(name = 'server') {
     this.name = name;
@@ -48,6 +50,7 @@ export class MemoryTransport implements BatchTransport {
       this.refused++;
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', 'receiver down (test double)');
     }
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     this.batches++;
     for (const line of batch.data.toString('utf8').split('\n')) if (line) this.events.push(JSON.parse(line) as AnyEvent);
   }

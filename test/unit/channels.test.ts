@@ -9,6 +9,7 @@ import type { Logger } from '../../src/runtime/log.js';
 import { SpooledChannel, StreamChannel, type ChannelStats, type EventBatch, type SpooledChannelOptions } from '../../src/agent/pipeline/channels.js';
 import { RotatingFile } from '../../src/runtime/rotating-file.js';
 import { Spool } from '../../src/agent/spool.js';
+import { HadesError } from '../../src/common/errors.js';
 import { MemoryTransport, waitFor } from '../helpers/agent.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-channels-'));
@@ -399,6 +400,49 @@ describe('SpooledChannel', () => {
     assert.deepEqual({ in: s.in, backlogAtStart: s.backlogAtStart, out: s.out }, { in: 5, backlogAtStart: 30, out: 35 }, 'delivered exceeds in by the backlog, and says so');
     assert.ok(s.in + s.backlogAtStart! >= s.out);
     await channel.close(500);
+  });
+
+  it('hands its spool over (a reload): finishes the batch in flight, and its successor opens the spool after it and delivers the rest', async () => {
+    const dir = folder();
+    const transport = new RecordingTransport();
+    transport.delayMs = 100;
+    const old = new SpooledChannel('server', openSpool(dir), transport, { ...fast, batchEvents: 10 });
+    await writeTurns(old, 0, 50, 10);
+    await sleep(20);
+    // The successor, made before the old one closes, holds what comes meanwhile in memory.
+    let release!: () => void;
+    const closed = new Promise<void>((resolve) => (release = resolve));
+    const successor = new RecordingTransport();
+    const next = new SpooledChannel('server', closed.then(() => openSpool(dir)), successor, fast);
+    await writeTurns(next, 50, 10, 10);
+    let s = assertBalanced(next);
+    assert.deepEqual({ queued: s.queued, spool: s.spool?.events, backlog: s.backlogAtStart }, { queued: 10, spool: 0, backlog: 0 });
+    const started = performance.now();
+    await old.close(5000, true);
+    assert.ok(performance.now() - started < 1000, 'the handover does not deliver the whole spool');
+    assert.deepEqual(numbers(transport), range(0, 10), 'the batch in flight, acknowledged and committed');
+    assertBalanced(old);
+    release();
+    assert.equal(await next.ready, undefined);
+    assert.equal(next.stats().backlogAtStart, 40, 'the successor finds what the old one left');
+    await waitFor('delivery', () => next.stats().out === 50, 3000, 5);
+    assert.deepEqual(numbers(successor), range(10, 60), 'none lost, none twice, in order');
+    s = assertBalanced(next);
+    assert.deepEqual({ in: s.in, out: s.out, spool: s.spool?.events }, { in: 10, out: 50, spool: 0 });
+    await next.close(500);
+  });
+
+  it('drops and counts what it holds when its spool cannot be opened', async () => {
+    const transport = new RecordingTransport();
+    const channel = new SpooledChannel('server', Promise.reject(new HadesError('HADES_ERR_SPOOL_IO', 'test: no spool')), transport, fast);
+    await writeTurns(channel, 0, 5, 5);
+    const error = await channel.ready;
+    assert.equal(error?.code, 'HADES_ERR_SPOOL_IO');
+    await writeTurns(channel, 5, 3, 3);
+    const s = assertBalanced(channel);
+    assert.deepEqual({ dropped: s.dropped, up: s.up, lastError: s.lastError }, { dropped: { spool_write_failed: 8 }, up: false, lastError: 'test: no spool' });
+    await channel.close(500);
+    assert.equal(transport.events.length, 0);
   });
 
   it('close() with the receiver up delivers what was written before it', async () => {

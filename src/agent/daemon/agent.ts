@@ -549,7 +549,11 @@ export class Agent {
     return { ...group, agent: { ...group.agent, data_dir: own.agent.data_dir }, outputs: { ...group.outputs, server: own.outputs.server } };
   }
 
-  private buildChannels(config: AgentConfig): OutputChannel[] {
+  /**
+   * The outputs of `config`. With `after`, a spooled output opens its spool only once the
+   * promise `after(name)` gives has settled (a reload: the output it replaces has closed it).
+   */
+  private buildChannels(config: AgentConfig, after?: (name: string) => Promise<unknown>): OutputChannel[] {
     const channels: OutputChannel[] = [];
     const rate = (r: { events_per_s: number; kb_per_s: number }) => ({ eventsPerSecond: r.events_per_s, bytesPerSecond: r.kb_per_s * 1024 });
     const { outputs } = config;
@@ -559,7 +563,7 @@ export class Agent {
       channels.push(StreamChannel.toFile('file', file, this.log?.child({ component: 'output' }), rate(outputs.file.rate)));
     }
     const spooled = (transport: BatchTransport, batchEvents: number, r?: { events_per_s: number; kb_per_s: number }) =>
-      new SpooledChannel(transport.name, this.openSpool(config, transport.name), transport, {
+      new SpooledChannel(transport.name, after ? after(transport.name).then(() => this.openSpool(config, transport.name)) : this.openSpool(config, transport.name), transport, {
         batchEvents,
         ...(r ? { rate: rate(r) } : {}),
         spoolWriteBytesPerSecond: config.spool.write_kb_per_s * 1024,
@@ -994,16 +998,7 @@ export class Agent {
       this.log.warn('cgroup settings change at the next start of the agent');
     }
     if (!same(old.agent.heartbeat_s, next.agent.heartbeat_s)) this.scheduleHeartbeat();
-    if (!same(old.outputs, next.outputs) || !same(old.spool, next.spool)) {
-      const previous = this.pipeline.replaceChannels(this.buildChannels(next));
-      await Promise.all(previous.map((c) => c.close(next.agent.drain_s * 1000)));
-      // Their drops stay counted: the totals since start do not go back to 0 at a reload.
-      try {
-        addDrops(this.retiredDrops, this.outputDrops(previous));
-      } catch (error) {
-        this.log.warn('the drop counters of replaced outputs could not be read', { err: toHadesError(error) });
-      }
-    }
+    if (!same(old.outputs, next.outputs) || !same(old.spool, next.spool)) await this.replaceOutputs(next);
     const kernelKeys = ['driver', 'process_tree', 'hashing', 'privilege', 'protect'] as const;
     const filtersOnly = (c: AgentConfig) => ({ ...c.driver, deny_executables: [], deny_cgroups: [], allow_cgroups: [] });
     const kernelChanged = kernelKeys.some((k) => !same(old[k], next[k])) || old.limits.cpu_percent !== next.limits.cpu_percent || old.limits.aggregate_ms !== next.limits.aggregate_ms || old.plugins.driver !== next.plugins.driver;
@@ -1039,6 +1034,41 @@ export class Agent {
       await this.startMetrics();
       this.writeRunFile();
     }
+  }
+
+  /**
+   * New output channels for a reload. A spool folder has one Spool at a time: a new spooled
+   * output takes over the spool of the one of its name, which finishes the batch in flight,
+   * writes what it holds to the spool and closes it (a handover); only then does the new one
+   * open it, and deliver the rest, from the acknowledged position on. Meanwhile the new output
+   * holds events in memory. An output the reload removes delivers what it can within drain_s.
+   */
+  private async replaceOutputs(next: AgentConfig): Promise<void> {
+    const closing = new Map<string, Promise<unknown>>();
+    let closeStarted!: () => void;
+    const started = new Promise<void>((resolve) => (closeStarted = resolve));
+    const fresh = this.buildChannels(next, (name) => started.then(() => closing.get(name)));
+    const previous = this.pipeline.replaceChannels(fresh);
+    const successors = new Set(fresh.filter((c) => c instanceof SpooledChannel).map((c) => c.name));
+    const errors: unknown[] = [];
+    for (const channel of previous) {
+      closing.set(channel.name, channel.close(next.agent.drain_s * 1000, successors.has(channel.name)).catch((error: unknown) => errors.push(error)));
+    }
+    closeStarted();
+    await Promise.all(closing.values());
+    for (const channel of fresh) {
+      if (channel instanceof SpooledChannel) {
+        const error = await channel.ready;
+        if (error) errors.push(error);
+      }
+    }
+    // Their drops stay counted: the totals since start do not go back to 0 at a reload.
+    try {
+      addDrops(this.retiredDrops, this.outputDrops(previous));
+    } catch (error) {
+      this.log.warn('the drop counters of replaced outputs could not be read', { err: toHadesError(error) });
+    }
+    if (errors.length > 0) throw errors[0];
   }
 
   private async stopKernel(): Promise<void> {

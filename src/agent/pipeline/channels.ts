@@ -7,7 +7,10 @@
  *   its sources (the driver's pipe fills and the kernel counts what it cannot hold).
  * - SpooledChannel (HTTP, and the server transport): every batch goes to the disk spool first
  *   and leaves it only once the receiver acknowledged it, so an output that is down or slow
- *   never pushes back and nothing acknowledged by the spool is lost (see ../spool.ts).
+ *   never pushes back and nothing acknowledged by the spool is lost (see ../spool.ts). A spool
+ *   folder has one Spool at a time: at a reload, the output that replaces one takes its spool
+ *   once the old one has handed it over (close with `handover`), and holds events in memory
+ *   meanwhile.
  *
  * Rate limits (events/s, bytes/s) apply per output: a stream output drops what is over them, a
  * spooled output sends slower and its spool grows. Every event dropped is counted by reason.
@@ -61,8 +64,13 @@ export interface OutputChannel {
   /** Set by the pipeline: called when a channel that returned false can take more. */
   onDrain: () => void;
   stats(): ChannelStats;
-  /** Delivers what it can within the deadline, then releases everything it holds. */
-  close(deadlineMs: number): Promise<void>;
+  /**
+   * Delivers what it can within the deadline, then releases everything it holds. With
+   * `handover` (a reload made an output that takes over this one's spool), a spooled channel
+   * only finishes the batch in flight and writes what it holds to the spool: its successor
+   * delivers the rest.
+   */
+  close(deadlineMs: number, handover?: boolean): Promise<void>;
 }
 
 const buckets = (limits: RateLimits | undefined) => ({
@@ -163,7 +171,7 @@ export class StreamChannel implements OutputChannel {
     };
   }
 
-  async close(deadlineMs: number): Promise<void> {
+  async close(deadlineMs: number, _handover?: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.writer.close();
@@ -226,30 +234,71 @@ export class SpooledChannel implements OutputChannel {
   private readonly spoolWrite: TokenBucket | undefined;
   private readonly dropped: Record<string, number> = {};
   private received = 0;
-  /** Events in the spool when this channel started: not in `received`, and delivered with the rest. */
-  private readonly backlogAtStart: number;
+  /** Undefined until the spool is open (a reload's output waits for the old one's to close). */
+  private spool: Spool | undefined;
+  private openError: HadesError | undefined;
+  /**
+   * Settles once the spool is open, with the error when it could not be opened (the events
+   * are then dropped as spool_write_failed, and counted).
+   */
+  readonly ready: Promise<HadesError | undefined>;
+  /** Events in the spool when it was opened: not in `received`, and delivered with the rest. */
+  private backlogAtStart = 0;
   private delivered = 0;
   private bytesOut = 0;
   private up = true;
   private lastError: string | undefined;
   private wake: (() => void) | undefined;
   private readonly abort = new AbortController();
+  /** Aborted at a handover: the send loop stops waiting (backoff, rate) and sends no new batch. */
+  private readonly handover = new AbortController();
+  private readonly waits = AbortSignal.any([this.abort.signal, this.handover.signal]);
   private readonly loop: Promise<void>;
   private closing = false;
   private spoolDroppedSeen = 0;
 
+  /**
+   * `spool` is the open spool, or its opening: until it settles, events wait in memory (as
+   * when the spool's write rate holds them back, and within the same bound).
+   */
   constructor(
     readonly name: string,
-    private readonly spool: Spool,
+    spool: Spool | Promise<Spool>,
     private readonly transport: BatchTransport,
     private readonly options: SpooledChannelOptions,
   ) {
-    this.backlogAtStart = spool.stats().events;
     this.limits = buckets(options.rate);
     const writeRate = options.spoolWriteBytesPerSecond ?? 0;
     // Bursts of four seconds pass, so that a storm's first seconds are not held back.
     this.spoolWrite = writeRate > 0 ? new TokenBucket(writeRate, writeRate * 4) : undefined;
+    if (spool instanceof Promise) {
+      this.ready = spool.then(
+        (opened) => this.opened(opened),
+        (error: unknown) => this.openFailed(error),
+      );
+    } else {
+      this.opened(spool);
+      this.ready = Promise.resolve(undefined);
+    }
     this.loop = this.sendLoop();
+  }
+
+  private opened(spool: Spool): undefined {
+    this.spool = spool;
+    this.backlogAtStart = spool.stats().events;
+    // What waited for the spool goes in now (unless close() is about to write it).
+    if (!this.closing) this.writeHeld();
+    return undefined;
+  }
+
+  private openFailed(error: unknown): HadesError {
+    const e = toHadesError(error);
+    this.openError = e;
+    this.up = false;
+    this.lastError = e.message;
+    this.options.log?.error('spool cannot be opened; events are dropped and counted', { output: this.name, err: e });
+    this.writeHeld();
+    return e;
   }
 
   write(line: string): boolean {
@@ -285,7 +334,13 @@ export class SpooledChannel implements OutputChannel {
   }
 
   private writeHeld(): void {
-    while (this.held.length > 0) {
+    if (this.openError) {
+      for (const record of this.held) countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    const spool = this.spool;
+    while (spool && this.held.length > 0) {
       const record = this.held[0]!;
       if (this.spoolWrite) {
         const wait = this.spoolWrite.take(record.length);
@@ -299,12 +354,12 @@ export class SpooledChannel implements OutputChannel {
       }
       this.held.shift();
       this.heldBytes -= record.length;
-      if (this.spool.append([record]) < 0) {
+      if (spool.append([record]) < 0) {
         countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
         this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO' });
       }
     }
-    // Held back by the write rate for too long: the oldest held records go.
+    // Held back by the write rate (or the spool's opening) for too long: the oldest held records go.
     while (this.heldBytes > MAX_HELD_BYTES && this.held.length > 1) {
       const record = this.held.shift()!;
       this.heldBytes -= record.length;
@@ -316,8 +371,12 @@ export class SpooledChannel implements OutputChannel {
   private async sendLoop(): Promise<void> {
     const { backoffMinMs = 200, backoffMaxMs = 30_000 } = this.options;
     let backoff = backoffMinMs;
-    while (!this.abort.signal.aborted) {
-      const batch = this.nextBatch();
+    await this.ready;
+    const spool = this.spool;
+    if (!spool) return;
+    // A handover stops the loop between batches: the batch in flight is finished, not the rest.
+    while (!this.waits.aborted) {
+      const batch = this.nextBatch(spool);
       if (!batch) {
         if (this.closing) return;
         await new Promise<void>((resolve) => (this.wake = resolve));
@@ -325,10 +384,14 @@ export class SpooledChannel implements OutputChannel {
         continue;
       }
       const wait = Math.max(this.limits.events?.take(batch.events) ?? 0, this.limits.bytes?.take(batch.data.length) ?? 0);
-      if (wait > 0) await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      if (wait > 0) await sleep(wait, undefined, { signal: this.waits }).catch(() => undefined);
+      if (this.waits.aborted) {
+        spool.rewind();
+        return;
+      }
       try {
         await this.transport.send(batch, this.abort.signal);
-        this.spool.commit(batch.lastSeq);
+        spool.commit(batch.lastSeq);
         this.delivered += batch.events;
         this.bytesOut += batch.data.length;
         if (!this.up) this.options.log?.info('output delivers again', { output: this.name });
@@ -336,21 +399,21 @@ export class SpooledChannel implements OutputChannel {
         this.lastError = undefined;
         backoff = backoffMinMs;
       } catch (error) {
-        this.spool.rewind();
-        if (this.abort.signal.aborted) return;
+        spool.rewind();
+        if (this.waits.aborted) return;
         const e = toHadesError(error);
         if (this.up) this.options.log?.warn('output failed; events stay in the spool and are retried', { output: this.name, err: e });
         this.up = false;
         this.lastError = e.message;
         // Jitter keeps a fleet from retrying in step after a server restart.
-        await sleep(backoff * (0.5 + Math.random() / 2), undefined, { signal: this.abort.signal }).catch(() => undefined);
+        await sleep(backoff * (0.5 + Math.random() / 2), undefined, { signal: this.waits }).catch(() => undefined);
         backoff = Math.min(backoffMaxMs, backoff * 2);
       }
     }
   }
 
-  private nextBatch(): EventBatch | undefined {
-    const records = this.spool.read(64, 4 * 1024 * 1024);
+  private nextBatch(spool: Spool): EventBatch | undefined {
+    const records = spool.read(64, 4 * 1024 * 1024);
     if (records.length === 0) return undefined;
     const parts: Buffer[] = [];
     let events = 0;
@@ -365,17 +428,17 @@ export class SpooledChannel implements OutputChannel {
     }
     if (taken < records.length) {
       // Give back what did not fit: read again from the first record not taken.
-      this.spool.rewind();
-      this.spool.read(taken, Number.MAX_SAFE_INTEGER);
+      spool.rewind();
+      spool.read(taken, Number.MAX_SAFE_INTEGER);
     }
     return { firstSeq: records[0]!.seq, lastSeq: records[taken - 1]!.seq, events, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts) };
   }
 
   stats(): ChannelStats {
-    const spool = this.spool.stats();
+    const spool = this.spool?.stats();
     const dropped = { ...this.dropped };
-    if (spool.droppedEvents > 0) dropped['spool_full'] = spool.droppedEvents;
-    if (spool.corruptRecords > 0) dropped['spool_corrupt_records'] = spool.corruptRecords;
+    if (spool && spool.droppedEvents > 0) dropped['spool_full'] = spool.droppedEvents;
+    if (spool && spool.corruptRecords > 0) dropped['spool_corrupt_records'] = spool.corruptRecords;
     for (const [reason, n] of Object.entries(this.transport.dropped?.() ?? {})) if (n > 0) dropped[reason] = n;
     return {
       name: this.name,
@@ -385,7 +448,8 @@ export class SpooledChannel implements OutputChannel {
       bytesOut: this.bytesOut,
       dropped,
       queued: this.pending.length + this.held.reduce((n, record) => n + record.readUInt32LE(0), 0),
-      spool: { records: spool.records, events: spool.events, bytes: spool.bytes, segments: spool.segments },
+      // Until the spool is open (a reload's handover), it holds nothing of this output's.
+      spool: spool ? { records: spool.records, events: spool.events, bytes: spool.bytes, segments: spool.segments } : { records: 0, events: 0, bytes: 0, segments: 0 },
       up: this.up,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
@@ -393,27 +457,40 @@ export class SpooledChannel implements OutputChannel {
 
   /** Spool drops reported since the last call (for the drop events). */
   takeSpoolDrops(): number {
-    const total = this.spool.stats().droppedEvents;
+    const total = this.spool?.stats().droppedEvents ?? 0;
     const fresh = total - this.spoolDroppedSeen;
     this.spoolDroppedSeen = total;
     return fresh;
   }
 
-  async close(deadlineMs: number): Promise<void> {
+  async close(deadlineMs: number, handover = false): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    this.flush();
-    clearTimeout(this.heldTimer);
-    for (const record of this.held) {
-      if (this.spool.append([record]) < 0) countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
-    }
-    this.held = [];
-    this.wake?.();
     const timer = setTimeout(() => this.abort.abort(new HadesError('HADES_ERR_OUTPUT_FAILED', 'agent stopping')), deadlineMs);
-    await this.loop;
-    clearTimeout(timer);
-    this.abort.abort();
-    await this.transport.close();
-    this.spool.close();
+    try {
+      this.flush();
+      clearTimeout(this.heldTimer);
+      // A spool still opening (this channel was made by a reload a moment ago) is waited for:
+      // what is held must reach it before it is handed on.
+      await this.ready;
+      const spool = this.spool;
+      for (const record of this.held) {
+        if (!spool || spool.append([record]) < 0) countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+      }
+      this.held = [];
+      this.heldBytes = 0;
+      if (handover) this.handover.abort();
+      this.wake?.();
+      await this.loop;
+    } finally {
+      clearTimeout(timer);
+      this.abort.abort();
+      // The spool is closed whatever the transport does: a successor may be waiting to open it.
+      try {
+        await this.transport.close();
+      } finally {
+        this.spool?.close();
+      }
+    }
   }
 }
