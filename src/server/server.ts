@@ -318,7 +318,7 @@ export class HadesServer {
           const used = tokens.consume(request.token, agentId);
           registry.enroll(
             { id: agentId, hostname: request.hostname, addresses: request.addresses, os: request.os, kernel: request.kernel, version: request.version, ...(used.group ? { group: used.group } : {}) },
-            { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter },
+            { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter, tokenId: used.tokenId },
           );
           return used;
         })();

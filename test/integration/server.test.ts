@@ -77,6 +77,10 @@ describe('enrollment', () => {
     // snake_case, as every body of the API.
     for (const key of ['cert_fingerprint', 'cert_serial', 'cert_not_after', 'enrolled_at', 'last_seen']) assert.equal(typeof agent[key], 'string', key);
     assert.deepEqual(Object.keys(agent).filter((key) => /[A-Z]/.test(key)), []);
+    // The enrollment token it used is on the record, in the agent and in the list.
+    assert.equal(agent.token_id, created.id);
+    const { agents } = await server.ok('GET', '/api/v1/agents');
+    assert.equal(agents.find((a: AnyEvent) => a.id === identity.agentId)?.token_id, created.id);
 
     await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: server.addresses.api, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_ENROLL_TOKEN_USED');
     const { tokens } = await server.ok('GET', '/api/v1/tokens/enrollment');

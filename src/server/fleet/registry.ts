@@ -299,7 +299,8 @@ export class FleetRegistry {
   /**
    * Records an enrolled agent. The enrollment flow of the gateway:
    * `tokens.check(token)`; `id = registry.newAgentId()`; `cert = await pki.signAgentCsr(csr, id)`;
-   * then in one `db.transaction`: `tokens.consume(token, id)` and `registry.enroll(info, {...cert, agentId: id})`.
+   * then in one `db.transaction`: `used = tokens.consume(token, id)` and
+   * `registry.enroll(info, {...cert, agentId: id, tokenId: used.tokenId})`.
    */
   enroll(info: AgentEnrollInfo, cert: AgentCertInfo): Agent {
     const { hostname, addresses, os, kernel, version } = checkHello(info, true);
