@@ -2,8 +2,8 @@
  * The agent gateway: a gRPC server over mutual TLS with one bidirectional stream per agent
  * (proto/hades/agent/v1/gateway.proto). TLS checks that the client certificate comes from the
  * server's CA; then each stream is authorised against the fleet registry (unknown or revoked
- * agents are refused), batches are checked line by line, stored, and acknowledged once the
- * store committed them. Configuration and tasks go back on the same stream, and so do the
+ * agents are refused), batches are checked line by line (by the `prepare` hook, off the main
+ * thread), stored, and acknowledged once the store committed them. Configuration and tasks go back on the same stream, and so do the
  * answers to the agent's certificate renewal requests.
  *
  * Nothing an agent sends can crash the server: a message that does not decode ends that call
@@ -97,7 +97,7 @@ interface Settled {
   readonly abort?: HadesError;
 }
 
-/** Longest stretch (ms) of batch parsing and storing before the event loop serves sockets again. */
+/** Longest stretch (ms) of storing batches before the event loop serves sockets again. */
 const SLICE_MS = 10;
 
 /** Ends a call with a gRPC status (grpc-js sends the status of an 'error' whose code is a number). */
@@ -247,7 +247,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
    * Runs `job` (synchronous work) in its turn: jobs of every stream run one after another, and
    * after SLICE_MS of them the event loop gets its turn before the next. Without it, a burst of
    * batches (gRPC hands over the batches of many streams in one go, as their decompression ends)
-   * is parsed and stored back to back for seconds: no socket is read or written meanwhile, Acks
+   * is stored back to back for seconds: no socket is read or written meanwhile, Acks
    * leave in bursts, and agents give up on their keepalive pings and drop the connection.
    */
   private inTurn<T>(job: () => T): Promise<T> {
