@@ -4,12 +4,16 @@
  * and a clean shutdown. The kernel driver is off here (see agent-daemon.test.ts for it).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/daemon/agent.js';
+import type { Pipeline } from '../../src/agent/pipeline/pipeline.js';
 import { Spool } from '../../src/agent/spool.js';
+import type { HadesEvent } from '../../src/common/events/index.js';
 import { agentConfig, EventSink, groupMembers, MemoryTransport, pluginManifest, waitFor, type AnyEvent } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-agent-'));
@@ -255,6 +259,123 @@ describe('agent daemon: outputs and spool', () => {
     } finally {
       spool.close();
     }
+  });
+
+  it('hands the file output\'s path over at a reload under load: every line once, whole and in order, across rotations', { timeout: 60_000 }, async () => {
+    // A file that rotates every few hundred milliseconds, reloaded again and again while events
+    // flow: the old output and the new one never have the path open, or rotate it, at once.
+    const folder = path.join(dir, `file-${n++}`);
+    const file = path.join(folder, 'events.ndjson');
+    const base = baseYaml({ plugins: plugins([['writer', 'count', 'config: { rate: 4000 }']]), logLevel: 'info' });
+    const yaml = (keep: number) => base.replace('outputs: { file: { enabled: false } }', `outputs: { file: { enabled: true, path: ${file}, max_mb: 1, max_files: ${keep} } }`);
+    const h = await startAgent(yaml(1000));
+    try {
+      await waitFor('the file to rotate', () => (existsSync(`${file}.1`) ? true : undefined), 20_000);
+      for (let i = 0; i < 12; i++) {
+        writeFileSync(h.configFile, yaml(i % 2 === 0 ? 999 : 1000));
+        const reloaded = await h.agent.reload();
+        assert.equal(reloaded.ok, true, reloaded.message);
+        await sleep(50 + 40 * i);
+      }
+      await waitFor('more events after the reloads', () => (h.server.events.length > 20_000 ? true : undefined), 20_000);
+      assert.deepEqual(h.agent.status().drops.filter((d) => d.hook === 'file'), [], 'nothing dropped by the file output');
+    } finally {
+      await h.agent.stop();
+    }
+    // The file's lines, oldest rotated file first.
+    const rotated = readdirSync(folder).filter((f) => /^events\.ndjson\.\d+$/.test(f)).map((f) => Number(f.slice(f.lastIndexOf('.') + 1)));
+    rotated.sort((a, b) => b - a);
+    assert.deepEqual(rotated, Array.from({ length: rotated.length }, (_, i) => rotated.length - i), 'rotated files .1 to .N, none skipped or overwritten');
+    assert.ok(rotated.length >= 4, `rotations (${rotated.length})`);
+    const lines: string[] = [];
+    for (const name of [...rotated.map((g) => `${file}.${g}`), file]) {
+      const text = readFileSync(name, 'utf8');
+      assert.ok(text.endsWith('\n'), `${name} ends with a whole line`);
+      lines.push(...text.slice(0, -1).split('\n'));
+    }
+    const events = lines.map((line, i) => {
+      try {
+        return JSON.parse(line) as AnyEvent;
+      } catch {
+        assert.fail(`line ${i} is cut or mixed with another: ${line.slice(0, 120)}`);
+      }
+    });
+    const numbers = rows(events, 'writer').map((e) => e['hades'].inventory.row.n as number);
+    const expected = rows(h.server.events, 'writer').map((e) => e['hades'].inventory.row.n as number);
+    assert.ok(expected.length > 20_000);
+    assert.equal(numbers.length - new Set(numbers).size, 0, 'no line written twice');
+    assert.deepEqual(expected.filter((x) => !numbers.includes(x)), [], 'no line lost');
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), 'in order across the files');
+    const sequences = events.map((e) => e['event'].sequence as number);
+    assert.deepEqual(sequences, [...sequences].sort((a, b) => a - b), 'event.sequence increases across the files');
+  });
+
+  it('keeps a file output\'s lines in order when a reload comes while a paused source waits: the new output writes after the old one has closed', { timeout: 60_000 }, async () => {
+    // A slow stdout pauses the pipeline, and a source waits for the drain with a backlog, as
+    // the kernel driver's does: when a reload swaps the outputs, the drain hands the backlog to
+    // the new outputs at once, in the same turn, while the old file output still holds the
+    // lines of that turn.
+    const folder = path.join(dir, `file-${n++}`);
+    const file = path.join(folder, 'events.ndjson');
+    const dataDir = path.join(dir, `data-${n++}`);
+    const yaml = (keep: number) =>
+      baseYaml({ dataDir, logLevel: 'info' }).replace('outputs: { file: { enabled: false } }', `outputs: { stdout: { enabled: true }, file: { enabled: true, path: ${file}, max_mb: 1, max_files: ${keep} } }`);
+    let blocked = true;
+    const held: (() => void)[] = [];
+    const stdout = new Writable({
+      write(_chunk, _encoding, callback) {
+        if (blocked) held.push(callback);
+        else callback();
+      },
+    });
+    // Every stdout output of the agent writes to this one stream: a closing one does not end it.
+    stdout.end = ((callback?: () => void) => {
+      callback?.();
+      return stdout;
+    }) as typeof stdout.end;
+    const configFile = path.join(dir, `agent-${n++}.yaml`);
+    writeFileSync(configFile, yaml(100));
+    const agent = new Agent({ config: agentConfig(yaml(100)), configFile, version: '0.0.0-test', stdout, transports: [], stderr: new EventSink() });
+    await agent.start();
+    const pipeline = (agent as unknown as { pipeline: Pipeline }).pipeline;
+    const pad = 'x'.repeat(300);
+    let next = 0;
+    const total = 6000;
+    let waiting = false;
+    const pump = () => {
+      while (next < total && !waiting) {
+        const event = { '@timestamp': new Date().toISOString(), event: { action: 'inventory_change', sequence: next }, hades: { inventory: { table: 'test', change: 'added', row: { n: next, plugin: 'backlog', pad } } } };
+        next++;
+        if (!pipeline.push(event as unknown as HadesEvent)) waiting = true;
+      }
+    };
+    const unsubscribe = pipeline.onDrain(() => {
+      waiting = false;
+      pump();
+    });
+    try {
+      pump();
+      assert.ok(waiting && next < 2000, `the slow stdout paused the pipeline (${next} events in)`);
+      // The reload comes in the same turn (a SIGHUP or the server's configuration next to the
+      // driver's records).
+      writeFileSync(configFile, yaml(99));
+      const reloaded = await agent.reload();
+      assert.equal(reloaded.ok, true, reloaded.message);
+      blocked = false;
+      for (const callback of held.splice(0)) callback();
+      await waitFor('the backlog', () => (next === total && agent.status().pipeline.outputs.every((o) => o.queued === 0) ? true : undefined), 20_000);
+      await sleep(50);
+      assert.deepEqual(agent.status().drops.filter((d) => d.hook === 'file'), [], 'nothing dropped by the file output');
+    } finally {
+      unsubscribe();
+      await agent.stop();
+    }
+    const rotated = readdirSync(folder).filter((f) => /^events\.ndjson\.\d+$/.test(f)).length;
+    const names = [...Array.from({ length: rotated }, (_, i) => `${file}.${rotated - i}`), file];
+    const numbers = names.flatMap((name) => readFileSync(name, 'utf8').split('\n').filter(Boolean)).map((line) => (JSON.parse(line) as AnyEvent)['hades'].inventory.row.n as number);
+    assert.equal(numbers.length, total, 'every line, once');
+    const outOfOrder = numbers.flatMap((x, i) => (i > 0 && x < numbers[i - 1]! ? [`${numbers[i - 1]} then ${x} (line ${i})`] : []));
+    assert.deepEqual(outOfOrder, [], 'the lines in the order of the events');
   });
 
   it('keeps the running configuration when a reload brings a bad file, and applies a good one', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -221,6 +221,40 @@ describe('StreamChannel.toFile', () => {
       ['file output writes again'],
     );
     await channel.close(500);
+  });
+
+  it('takes a file over (a reload): its successor writes only after the old one closed it, holding lines and pushing back meanwhile', async () => {
+    const file = path.join(folder(), 'events.ndjson');
+    // Small files: the old output's last lines rotate the file, and the successor's first ones.
+    const rotating = () => new RotatingFile({ file, maxBytes: 64 * 1024, maxFiles: 100 });
+    const old = StreamChannel.toFile('file', rotating(), log);
+    for (let n = 0; n < 200; n++) old.write(line(n, 300));
+    await tick();
+    await tick();
+    // The old output holds the lines of this turn when the successor comes.
+    for (let n = 200; n < 400; n++) old.write(line(n, 300));
+    let release!: () => void;
+    const closed = new Promise<void>((resolve) => (release = resolve));
+    const next = StreamChannel.toFile('file', rotating(), log, undefined, closed);
+    let paused = false;
+    let drained = 0;
+    next.onDrain = () => drained++;
+    let n = 400;
+    for (; n < 6000 && !paused; n++) paused = !next.write(line(n, 300));
+    assert.ok(paused && n < 6000, `the successor pushes back while it waits (${n})`);
+    await tick();
+    await tick();
+    await old.close(500);
+    release();
+    await waitFor('the drain', () => drained > 0 || undefined, 2000, 5);
+    for (const m = n + 100; n < m; n++) next.write(line(n, 300));
+    await next.close(500);
+    const rotated = readdirSync(path.dirname(file)).filter((f) => f !== 'events.ndjson').length;
+    assert.ok(rotated >= 4, `rotations (${rotated})`);
+    const names = [...Array.from({ length: rotated }, (_, i) => `${file}.${rotated - i}`), file];
+    const written = names.flatMap((name) => linesOf(readFileSync(name, 'utf8'))).map((l) => (JSON.parse(l) as { n: number }).n);
+    assert.deepEqual(written, range(0, n), 'every line once, in order, across the rotated files');
+    assert.deepEqual({ old: old.stats().dropped, next: next.stats().dropped }, { old: {}, next: {} });
   });
 
   it('counts writes to a full device as write_failed without throwing', async () => {

@@ -550,8 +550,9 @@ export class Agent {
   }
 
   /**
-   * The outputs of `config`. With `after`, a spooled output opens its spool only once the
-   * promise `after(name)` gives has settled (a reload: the output it replaces has closed it).
+   * The outputs of `config`. With `after`, a spooled output opens its spool, and the file output
+   * its file, only once the promise `after(name)` gives has settled (a reload: the output it
+   * replaces has closed it).
    */
   private buildChannels(config: AgentConfig, after?: (name: string) => Promise<unknown>): OutputChannel[] {
     const channels: OutputChannel[] = [];
@@ -560,7 +561,7 @@ export class Agent {
     if (outputs.stdout.enabled) channels.push(new StreamChannel('stdout', this.options.stdout ?? process.stdout, rate(outputs.stdout.rate)));
     if (outputs.file.enabled) {
       const file = new RotatingFile({ file: outputs.file.path, maxBytes: outputs.file.max_mb * MB, maxFiles: outputs.file.max_files });
-      channels.push(StreamChannel.toFile('file', file, this.log?.child({ component: 'output' }), rate(outputs.file.rate)));
+      channels.push(StreamChannel.toFile('file', file, this.log?.child({ component: 'output' }), rate(outputs.file.rate), after?.('file')));
     }
     const spooled = (transport: BatchTransport, batchEvents: number, r?: { events_per_s: number; kb_per_s: number }) =>
       new SpooledChannel(transport.name, after ? after(transport.name).then(() => this.openSpool(config, transport.name)) : this.openSpool(config, transport.name), transport, {
@@ -1041,7 +1042,9 @@ export class Agent {
    * output takes over the spool of the one of its name, which finishes the batch in flight,
    * writes what it holds to the spool and closes it (a handover); only then does the new one
    * open it, and deliver the rest, from the acknowledged position on. Meanwhile the new output
-   * holds events in memory. An output the reload removes delivers what it can within drain_s.
+   * holds events in memory. A file has one writer at a time too: the new file output opens
+   * its file once the old one has written what it holds and closed it, and holds lines in
+   * memory until then. An output the reload removes delivers what it can within drain_s.
    */
   private async replaceOutputs(next: AgentConfig): Promise<void> {
     const closing = new Map<string, Promise<unknown>>();

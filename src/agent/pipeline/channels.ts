@@ -4,7 +4,9 @@
  *
  * - StreamChannel (stdout, rotated files): lines are batched into pooled buffers and written
  *   once per turn of the event loop; a slow stream pushes back on the pipeline, which pauses
- *   its sources (the driver's pipe fills and the kernel counts what it cannot hold).
+ *   its sources (the driver's pipe fills and the kernel counts what it cannot hold). A file has
+ *   one writer at a time: at a reload, the file output that replaces one opens the path only
+ *   once the old one has written its last lines and closed it, and holds lines meanwhile.
  * - SpooledChannel (HTTP, and the server transport): every batch goes to the disk spool first
  *   and leaves it only once the receiver acknowledged it, so an output that is down or slow
  *   never pushes back and nothing acknowledged by the spool is lost (see ../spool.ts). A spool
@@ -106,26 +108,46 @@ export class StreamChannel implements OutputChannel {
     });
   }
 
-  /** A channel writing to a RotatingFile with synchronous appends. */
-  static toFile(name: string, file: RotatingFile, log: Logger | undefined, rate?: RateLimits): StreamChannel {
+  /**
+   * A channel writing to a RotatingFile with synchronous appends. With `after` (a reload: the
+   * output it replaces may still have the path open), the file is opened and written only once
+   * `after` has settled; meanwhile the lines wait in the stream, which pushes back on the
+   * pipeline past its high-water mark, as a slow stdout does.
+   */
+  static toFile(name: string, file: RotatingFile, log: Logger | undefined, rate?: RateLimits, after?: Promise<unknown>): StreamChannel {
     let channel: StreamChannel | undefined = undefined;
     let failing = false;
+    let waitFor = after?.then(
+      () => undefined,
+      () => undefined,
+    );
+    const append = (chunk: Buffer) => {
+      try {
+        file.write(chunk);
+        if (failing) log?.info('file output writes again', { output: name, file: file.file });
+        failing = false;
+      } catch (error) {
+        // A full disk must not stop the agent: count the lines and try again with the next batch.
+        let lines = 0;
+        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+        channel?.drop('write_failed', lines);
+        if (!failing) log?.error('file output cannot write; events are dropped and counted', { output: name, err: error });
+        failing = true;
+      }
+    };
     const sink = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _encoding, callback) {
-        try {
-          file.write(chunk);
-          if (failing) log?.info('file output writes again', { output: name, file: file.file });
-          failing = false;
-        } catch (error) {
-          // A full disk must not stop the agent: count the lines and try again with the next batch.
-          let lines = 0;
-          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
-          channel?.drop('write_failed', lines);
-          if (!failing) log?.error('file output cannot write; events are dropped and counted', { output: name, err: error });
-          failing = true;
+        if (waitFor === undefined) {
+          append(chunk);
+          return callback();
         }
-        callback();
+        // The stream holds the chunks after this one in order until the callback.
+        void waitFor.then(() => {
+          waitFor = undefined;
+          append(chunk);
+          callback();
+        });
       },
       final(callback) {
         file.close();
