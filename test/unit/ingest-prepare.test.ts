@@ -1,0 +1,147 @@
+/**
+ * prepareBatch (src/server/ingest/prepare.ts): what the ingest worker makes of an agent's batch
+ * before the store sees it. The lines that are valid events become rows (the stored JSON last,
+ * with event.ingested and the certificate's agent id); the others are counted as rejected without
+ * costing the batch; a batch with no valid event, or too many lines, is refused whole.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import { REDACTED } from '../../src/common/redact.js';
+import { MAX_BATCH_EVENTS, prepareBatch } from '../../src/server/ingest/prepare.js';
+import type { Row } from '../../src/server/store/row.js';
+
+const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const iso = (ms: number): string => new Date(ms).toISOString();
+const AGENT = 'ag_certificate0001';
+
+let ids = 0;
+/** An example event of `action` with a fresh id, at T0 + `offset` ms, with changes. */
+function ev(action: EventAction, offset = 0, change: (e: any) => void = () => undefined): Record<string, any> {
+  const e: any = structuredClone(exampleEvent(action));
+  e['@timestamp'] = iso(T0 + offset);
+  e.event.id = `id-${++ids}`;
+  change(e);
+  return e;
+}
+const ndjson = (lines: readonly (Record<string, unknown> | string)[]): string => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
+/** The stored JSON of a row (its last column), parsed. */
+const stored = (row: Row | undefined): any => JSON.parse(row![14]);
+
+describe('ingest: prepareBatch', () => {
+  it('makes a row of every valid line, in order: the columns, and the stored JSON with event.ingested and the certificate\'s agent id', () => {
+    const exec = ev('exec', 0, (e) => (e.agent.id = 'ag_someone_else'));
+    const connect = ev('connect', 1, (e) => delete e.agent);
+    const stale = ev('exec', 2, (e) => (e.event.ingested = '2020-01-01T00:00:00.000Z'));
+    const batch = prepareBatch(AGENT, ndjson([exec, connect, stale]), undefined, NOW);
+    assert.equal(batch.refused, undefined);
+    assert.equal(batch.rejected, 0);
+    assert.equal(batch.rows.length, 3);
+    assert.equal(batch.events.length, 3);
+
+    const [row0, row1, row2] = batch.rows;
+    assert.deepEqual(row0!.slice(0, 14), [exec.event.id, T0, NOW, AGENT, 'web-01', 'exec', '/usr/bin/curl', 'curl', 'www-data', null, null, null, null, null]);
+    assert.deepEqual(row1!.slice(0, 6), [connect.event.id, T0 + 1, NOW, AGENT, 'web-01', 'connect']);
+    assert.equal(row1![9], '203.0.113.7');
+    assert.equal(row1![10], 80);
+
+    // The stored JSON is the event as sent, with event.ingested and the agent id the certificate names.
+    assert.deepEqual(stored(row0), { ...exec, event: { ...exec.event, ingested: iso(NOW) }, agent: { ...exec.agent, id: AGENT } });
+    assert.deepEqual(stored(row1).agent, { id: AGENT }, 'an event without agent gets one with the id');
+    assert.equal(stored(row2).event.ingested, iso(NOW), 'the agent\'s own event.ingested is replaced');
+    assert.deepEqual(batch.rows.map((r) => stored(r).event.id), [exec.event.id, connect.event.id, stale.event.id]);
+
+    // The parsed events (what detection reads) carry the same agent id.
+    assert.deepEqual(batch.events.map((e: any) => e.agent.id), [AGENT, AGENT, AGENT]);
+    assert.deepEqual(batch.events.map((e: any) => e.event.id), [exec.event.id, connect.event.id, stale.event.id]);
+  });
+
+  it('sets the CMDB\'s metadata, replacing what the agent put there, and removes an agent\'s hades.cmdb when the CMDB has none', () => {
+    const cmdb = { owner: 'team-web', environment: 'production', tags: { rack: 'r12' } };
+    const claimed = { owner: 'mallory', environment: 'test' };
+    const withClaim = ev('exec', 0, (e) => (e.hades = { ...e.hades, backend: 'ebpf', cmdb: claimed }));
+    const plain = ev('connect', 1, (e) => delete e.hades);
+
+    const known = prepareBatch(AGENT, ndjson([withClaim, plain]), cmdb, NOW);
+    assert.equal(known.rejected, 0);
+    assert.deepEqual(known.rows.map((r) => stored(r).hades.cmdb), [cmdb, cmdb]);
+    assert.equal(stored(known.rows[0]).hades.backend, 'ebpf', 'the rest of hades stays');
+    assert.deepEqual(known.events.map((e: any) => e.hades.cmdb), [cmdb, cmdb]);
+
+    const unknown = prepareBatch(AGENT, ndjson([withClaim, plain]), undefined, NOW);
+    assert.equal(unknown.rejected, 0);
+    const first = stored(unknown.rows[0]);
+    assert.equal('cmdb' in first.hades, false, 'what the agent claimed is not stored');
+    assert.equal(first.hades.backend, 'ebpf');
+    assert.equal((unknown.events[0] as any).hades.cmdb, undefined);
+    assert.equal(stored(unknown.rows[1]).hades, undefined, 'no hades object is made up');
+  });
+
+  it('counts invalid JSON, schema failures and what the store cannot take as rejected, and keeps the rest', () => {
+    const good = [ev('exec', 0), ev('connect', 1), ev('dns_query', 2)];
+    const unknownAction = ev('exec', 3, (e) => (e.event.action = 'no_such_action'));
+    const noHost = ev('exec', 4, (e) => delete e.host);
+    const extraField = ev('exec', 5, (e) => (e.not_in_schema = 1));
+    const unrealTime = ev('exec', 6, (e) => (e['@timestamp'] = '2026-02-30T00:00:00Z'));
+    // An empty event.id passes the schema, but is no key for the store.
+    const emptyId = ev('exec', 7, (e) => (e.event.id = ''));
+    const lines = [good[0]!, 'not json', '{"truncated":', unknownAction, good[1]!, noHost, extraField, '[1,2,3]', 'null', unrealTime, emptyId, good[2]!];
+    const batch = prepareBatch(AGENT, ndjson(lines), undefined, NOW);
+    assert.equal(batch.refused, undefined);
+    assert.equal(batch.rejected, 9);
+    assert.deepEqual(batch.rows.map((r) => r[0]), good.map((e) => e.event.id));
+    assert.equal(batch.events.length, 3);
+  });
+
+  it('skips empty lines without counting them; an empty batch is neither refused nor rows', () => {
+    const a = ev('exec');
+    const b = ev('exec', 1);
+    const batch = prepareBatch(AGENT, `\n${JSON.stringify(a)}\n\n\n${JSON.stringify(b)}`, undefined, NOW);
+    assert.equal(batch.rejected, 0);
+    assert.equal(batch.rows.length, 2, 'the last line needs no newline');
+    assert.deepEqual(prepareBatch(AGENT, '', undefined, NOW), { rejected: 0, rows: [], events: [] });
+    assert.deepEqual(prepareBatch(AGENT, '\n\n', undefined, NOW), { rejected: 0, rows: [], events: [] });
+  });
+
+  it('refuses a batch none of whose lines is a valid event (HADES_ERR_STREAM_MESSAGE_INVALID)', () => {
+    const batch = prepareBatch(AGENT, ndjson(['garbage', '{"also":"not an event"}', ev('exec', 0, (e) => (e.event.id = ''))]), undefined, NOW);
+    assert.equal(batch.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.match(batch.refused.message, /none of the 3 lines/);
+    assert.equal(batch.rejected, 3);
+    assert.deepEqual(batch.rows, []);
+    assert.deepEqual(batch.events, []);
+  });
+
+  it(`refuses a batch of more than MAX_BATCH_EVENTS (${MAX_BATCH_EVENTS}) lines (HADES_ERR_STREAM_MESSAGE_TOO_LARGE) before reading them`, () => {
+    const line = JSON.stringify(ev('exec'));
+    const tooMany = prepareBatch(AGENT, `${line}\n`.repeat(MAX_BATCH_EVENTS + 1), undefined, NOW);
+    assert.equal(tooMany.refused?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+    assert.match(tooMany.refused.message, new RegExp(`${MAX_BATCH_EVENTS + 1} events`));
+    assert.equal(tooMany.rejected, 0);
+    assert.deepEqual(tooMany.rows, []);
+    // At the limit the lines are read (garbage here, cheap to check): refused for that, not for size.
+    const atLimit = prepareBatch(AGENT, 'x\n'.repeat(MAX_BATCH_EVENTS), undefined, NOW);
+    assert.equal(atLimit.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(atLimit.rejected, MAX_BATCH_EVENTS);
+  });
+
+  it('redacts secrets from the stored JSON and from the events detection reads: bearer credentials, and Hades tokens but their id', () => {
+    const bearer = 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abcdefgh';
+    const apiToken = 'hadesapi_320ec5be22514c30_jLeZX3b9AdwXNEEaQSjT3D_Mqn';
+    const agentToken = 'hades1_0123456789abcdef_c2VjcmV0LXNlY3JldA';
+    const e = ev('exec', 0, (x) => {
+      x.process.command_line = `curl -H "${bearer}" https://h/api --token ${agentToken}`;
+      x.process.args = ['curl', '-H', `Authorization: bearer ${apiToken}`];
+    });
+    const plain = ev('exec', 1, (x) => (x.process.command_line = 'the bearer of bad news'));
+    const batch = prepareBatch(AGENT, ndjson([e, plain]), undefined, NOW);
+    assert.equal(batch.rejected, 0);
+    const row = stored(batch.rows[0]);
+    assert.equal(row.process.command_line, `curl -H "Authorization: Bearer ${REDACTED}" https://h/api --token hades1_0123456789abcdef_${REDACTED}`);
+    assert.deepEqual(row.process.args, ['curl', '-H', `Authorization: bearer hadesapi_320ec5be22514c30_${REDACTED}`]);
+    assert.deepEqual((batch.events[0] as any).process, row.process);
+    assert.ok(!batch.rows[0]![14].includes('c2VjcmV0') && !batch.rows[0]![14].includes('jLeZX3b9') && !batch.rows[0]![14].includes('e30.abc'));
+    assert.equal(stored(batch.rows[1]).process.command_line, 'the bearer of bad news', 'text without a secret stays');
+  });
+});
