@@ -67,6 +67,8 @@ export class IngestWorker {
 
   /** Waits until `bytes` more fit in the pipeline (in arrival order), and counts them in. */
   #admit(bytes: number): Promise<void> {
+    // Closed: nothing would ever let it in (close() rejected those that waited).
+    if (this.#closed) return Promise.reject(new HadesError('HADES_ERR_INGEST_WORKER', 'the server is stopping'));
     if (this.#admissions.length === 0 && this.#fits(bytes)) {
       this.#heldBytes += bytes;
       return Promise.resolve();

@@ -1,0 +1,388 @@
+/**
+ * The ingest worker (src/server/ingest/client.ts and worker.ts), with its real thread: batches
+ * prepared and their kept events run through the rules loaded there, a bad rule edit that leaves
+ * the running rules in place, a thread that dies and comes back with the last rules that loaded,
+ * close(), and the admission budget (PIPELINE_BYTES) that keeps a backlog from being parsed all
+ * at once ahead of the store.
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HadesError } from '../../src/common/errors.js';
+import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
+import type { RuleFile } from '../../src/rules/index.js';
+import { Logger } from '../../src/runtime/log.js';
+import { IngestWorker, PIPELINE_BYTES } from '../../src/server/ingest/client.js';
+
+const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const AGENT = 'ag_worker_test_01';
+const MiB = 1024 * 1024;
+
+const quiet = (): Logger => new Logger({ level: 'error', maxBytes: 1 << 20, maxFiles: 1, stream: new PassThrough() });
+
+const RULES: RuleFile = {
+  name: 'test.yaml',
+  text: `
+rules:
+  - id: shell_under_web
+    title: Shell under a web server
+    severity: high
+    tags: [attack.t1505.003]
+    condition: event.action = exec and process.name in (sh, bash) and process.parent.name = nginx
+    output: "shell {process.executable} under {process.parent.name}"
+  - id: curl_seen
+    title: curl ran
+    severity: low
+    condition: event.action = exec and process.name = curl
+    output: "curl on {host.name}"
+  - id: many_curls
+    type: threshold
+    title: Three curls
+    severity: medium
+    condition: event.action = exec and process.name = curl
+    count: 3
+    within: 60s
+    by: host.name
+`,
+};
+const OTHER_RULES: RuleFile = {
+  name: 'other.yaml',
+  text: `
+rules:
+  - id: connect_seen
+    title: A connection
+    severity: low
+    condition: event.action = connect
+`,
+};
+/** A rule that does not compile: a load of it alone has an error. */
+const BROKEN: RuleFile = {
+  name: 'broken.yaml',
+  text: `
+rules:
+  - id: broken
+    title: Broken
+    severity: high
+    condition: event.action = exec and (
+`,
+};
+
+let ids = 0;
+function ev(action: EventAction, offset: number, change: (e: any) => void = () => undefined): Record<string, unknown> {
+  const e: any = structuredClone(exampleEvent(action));
+  e['@timestamp'] = new Date(T0 + offset).toISOString();
+  e.event.id = `w-${++ids}`;
+  change(e);
+  return e;
+}
+const curl = (offset: number) => ev('exec', offset); // the example exec is curl
+const webShell = (offset: number) =>
+  ev('exec', offset, (e) => {
+    e.process.name = 'bash';
+    e.process.executable = '/usr/bin/bash';
+    e.process.parent.name = 'nginx';
+  });
+const quietExec = (offset: number) => ev('exec', offset, (e) => (e.process.name = 'ls'));
+
+const encoder = new TextEncoder();
+const ndjson = (events: readonly Record<string, unknown>[]): Uint8Array => encoder.encode(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+/** One valid event padded with spaces (JSON allows them) to `bytes`: a batch that weighs that much and costs little to check. */
+function heavy(bytes: number): Uint8Array {
+  const line = JSON.stringify(curl(0));
+  return encoder.encode(line + ' '.repeat(bytes - line.length - 1) + '\n');
+}
+
+const workerError = (e: unknown): boolean => {
+  assert.ok(e instanceof HadesError, `expected a HadesError, got ${String(e)}`);
+  assert.equal(e.code, 'HADES_ERR_INGEST_WORKER', e.message);
+  return true;
+};
+
+/** Whether a promise has settled by the time the thread could have answered twice over. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await sleep(50);
+  return done;
+}
+
+/** Waits until the thread answers again after a crash. */
+async function back(worker: IngestWorker): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      await worker.ruleStats();
+      return;
+    } catch (error) {
+      workerError(error);
+      if (Date.now() > deadline) throw error;
+      await sleep(20);
+    }
+  }
+}
+
+const workers: IngestWorker[] = [];
+function start(): IngestWorker {
+  const worker = new IngestWorker(quiet());
+  workers.push(worker);
+  return worker;
+}
+after(async () => {
+  for (const w of workers) await w.close();
+});
+
+describe('ingest worker: prepare and detect', () => {
+  // One thread for these (each loads the rules again, which starts their counters anew).
+  let worker: IngestWorker;
+  before(() => {
+    worker = start();
+  });
+
+  it('runs the events of a prepared batch through the loaded rules; each match names its event by its index in the batch', async () => {
+    const loaded = await worker.load([RULES]);
+    assert.equal(loaded.applied, true);
+    assert.deepEqual(loaded.problems.filter((p) => p.severity === 'error'), []);
+    assert.deepEqual(loaded.rules.map((r) => r.id).sort(), ['curl_seen', 'many_curls', 'shell_under_web']);
+
+    const events = [curl(0), webShell(1), quietExec(2), curl(3), curl(4)];
+    const prepared = await worker.prepare(AGENT, ndjson(events), undefined, NOW, true);
+    assert.equal(prepared.refused, undefined);
+    assert.equal(prepared.rejected, 0);
+    assert.equal(prepared.rows.length, 5);
+    assert.equal(prepared.rows[0]![3], AGENT);
+    assert.equal(JSON.parse(prepared.rows[0]![14]).event.ingested, new Date(NOW).toISOString());
+    assert.equal(worker.stats.heldBytes, ndjson(events).byteLength, 'the kept batch is counted until its detection');
+
+    const found = await worker.detect(prepared.id, null);
+    assert.equal(found.evaluated, 5);
+    assert.deepEqual(found.errors, []);
+    const byRule = (id: string) => found.matches.filter((m) => m.rule.id === id);
+    assert.deepEqual(byRule('curl_seen').map((m) => m.index), [0, 3, 4]);
+    assert.deepEqual(byRule('shell_under_web').map((m) => m.index), [1]);
+    const shell = byRule('shell_under_web')[0]!;
+    assert.equal(shell.output, 'shell /usr/bin/bash under nginx');
+    assert.equal(shell.severity, 'high');
+    assert.deepEqual(shell.tags, ['attack.t1505.003']);
+    assert.equal(byRule('curl_seen')[0]!.output, 'curl on web-01');
+    assert.equal('event' in shell, false, 'the event stays in the thread: the main thread has its stored copy');
+    // The third curl completes the threshold: the match carries its correlation.
+    const threshold = byRule('many_curls');
+    assert.deepEqual(threshold.map((m) => m.index), [4]);
+    assert.equal(threshold[0]!.correlation?.count, 3);
+    assert.equal(worker.stats.heldBytes, 0);
+
+    // The kept events went with their detection.
+    assert.deepEqual(await worker.detect(prepared.id, null), { evaluated: 0, matches: [], errors: [] });
+
+    const stats = new Map((await worker.ruleStats()).map((s) => [s.id, s]));
+    assert.equal(stats.get('curl_seen')?.matches, 3);
+    assert.equal(stats.get('shell_under_web')?.matches, 1);
+    assert.equal(stats.get('many_curls')?.matches, 1);
+    assert.ok((stats.get('curl_seen')?.evaluations ?? 0) >= 3, 'the curls were evaluated');
+  });
+
+  it('evaluates only the events at `stored` (the others were duplicates); indexes past the batch are skipped', async () => {
+    await worker.load([RULES]);
+    const prepared = await worker.prepare(AGENT, ndjson([curl(0), webShell(1), curl(2)]), undefined, NOW, true);
+    const found = await worker.detect(prepared.id, [1, 2, 7]);
+    assert.equal(found.evaluated, 2);
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]).sort(), [['curl_seen', 2], ['shell_under_web', 1]]);
+    const stats = new Map((await worker.ruleStats()).map((s) => [s.id, s]));
+    assert.equal(stats.get('curl_seen')?.matches, 1, 'the curl at 0 was not run through the rules');
+  });
+
+  it('forget drops the kept events; without keep nothing is kept or held; a refused batch holds nothing', async () => {
+    await worker.load([RULES]);
+    const forgotten = await worker.prepare(AGENT, ndjson([curl(0), webShell(1)]), undefined, NOW, true);
+    assert.ok(worker.stats.heldBytes > 0);
+    worker.forget(forgotten.id);
+    assert.equal(worker.stats.heldBytes, 0, 'released at once');
+    assert.deepEqual(await worker.detect(forgotten.id, null), { evaluated: 0, matches: [], errors: [] });
+
+    const notKept = await worker.prepare(AGENT, ndjson([webShell(0)]), undefined, NOW, false);
+    assert.equal(notKept.rows.length, 1);
+    assert.equal(worker.stats.heldBytes, 0);
+    assert.equal((await worker.detect(notKept.id, null)).evaluated, 0);
+
+    const refused = await worker.prepare(AGENT, encoder.encode('garbage\n[1]\n'), undefined, NOW, true);
+    assert.equal(refused.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(refused.rejected, 2);
+    assert.deepEqual(refused.rows, []);
+    assert.equal(worker.stats.heldBytes, 0);
+
+    const mixed = await worker.prepare(AGENT, encoder.encode(`not json\n${JSON.stringify(webShell(2))}\n`), { owner: 'team-web' }, NOW, true);
+    assert.equal(mixed.rejected, 1);
+    assert.deepEqual(JSON.parse(mixed.rows[0]![14]).hades.cmdb, { owner: 'team-web' }, 'the CMDB metadata travels to the thread');
+    const found = await worker.detect(mixed.id, null);
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]], 'indexes count the valid events only');
+    assert.equal(worker.stats.pending, 0);
+  });
+});
+
+describe('ingest worker: rules', () => {
+  it('a load with an error keeps the running rules (applied false); with no rules running yet it applies what compiled', async () => {
+    const worker = start();
+    // No rules yet: nothing is detected.
+    const early = await worker.prepare(AGENT, ndjson([webShell(0)]), undefined, NOW, true);
+    assert.deepEqual(await worker.detect(early.id, null), { evaluated: 0, matches: [], errors: [] });
+    assert.deepEqual(await worker.ruleStats(), []);
+
+    // Nothing runs yet: what compiled runs, with the problems reported.
+    const first = await worker.load([OTHER_RULES, BROKEN]);
+    assert.equal(first.applied, true);
+    assert.ok(first.problems.some((p) => p.severity === 'error' && p.file === 'broken.yaml'));
+    assert.deepEqual(first.rules.map((r) => r.id), ['connect_seen']);
+
+    const good = await worker.load([RULES]);
+    assert.equal(good.applied, true);
+
+    const bad = await worker.load([OTHER_RULES, BROKEN]);
+    assert.equal(bad.applied, false);
+    assert.ok(bad.problems.some((p) => p.severity === 'error'));
+    assert.deepEqual(bad.rules.map((r) => r.id).sort(), ['curl_seen', 'many_curls', 'shell_under_web'], 'the rules that run are reported');
+
+    const prepared = await worker.prepare(AGENT, ndjson([webShell(0), ev('connect', 1)]), undefined, NOW, true);
+    const found = await worker.detect(prepared.id, null);
+    assert.deepEqual(found.matches.map((m) => m.rule.id), ['shell_under_web'], 'the running rules stay; the failed edit does not run');
+    assert.deepEqual((await worker.ruleStats()).map((s) => s.id).sort(), ['curl_seen', 'many_curls', 'shell_under_web']);
+  });
+});
+
+describe('ingest worker: a thread that dies', () => {
+  it('rejects what was pending with HADES_ERR_INGEST_WORKER, comes back, and loads the last rules that applied again', async () => {
+    const worker = start();
+    assert.equal((await worker.load([RULES])).applied, true);
+    assert.equal((await worker.load([BROKEN])).applied, false, 'not the rules to load again');
+    const kept = await worker.prepare(AGENT, ndjson([webShell(0)]), undefined, NOW, true);
+    assert.ok(worker.stats.heldBytes > 0);
+
+    // The request is posted after the thread was told to end: it can never be answered.
+    const pending = assert.rejects(worker.prepare(AGENT, ndjson([webShell(1)]), undefined, NOW, true), workerError);
+    await worker.crashForTest();
+    await pending;
+    assert.equal(worker.stats.restarts, 1);
+    assert.equal(worker.stats.pending, 0);
+    assert.equal(worker.stats.heldBytes, 0, 'what the dead thread held is released');
+    // Until the new thread runs, requests are refused the same way (the agent sends its batch again).
+    await assert.rejects(worker.prepare(AGENT, ndjson([webShell(2)]), undefined, NOW, true), workerError);
+    assert.equal(worker.stats.heldBytes, 0);
+
+    await back(worker);
+    assert.equal(worker.stats.restarts, 1);
+    // The events kept by the dead thread are gone.
+    assert.equal((await worker.detect(kept.id, null)).evaluated, 0);
+    // The rules that applied last run again (counters start anew).
+    const stats = await worker.ruleStats();
+    assert.deepEqual(stats.map((s) => s.id).sort(), ['curl_seen', 'many_curls', 'shell_under_web']);
+    assert.ok(stats.every((s) => s.matches === 0));
+    const again = await worker.prepare(AGENT, ndjson([quietExec(3), webShell(4)]), undefined, NOW, true);
+    const found = await worker.detect(again.id, null);
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 1]]);
+  });
+});
+
+describe('ingest worker: close', () => {
+  // A timeout: a request that waits for ever is the failure to catch.
+  it('rejects pending and new requests, and batches waiting for admission, with HADES_ERR_INGEST_WORKER', { timeout: 5000 }, async () => {
+    const worker = start();
+    await worker.load([RULES]);
+    const held = await worker.prepare(AGENT, heavy(PIPELINE_BYTES - 1024), undefined, NOW, true);
+    assert.equal(held.rows.length, 1);
+    const waiting = assert.rejects(worker.prepare(AGENT, heavy(4096), undefined, NOW, true), workerError);
+    assert.equal(worker.stats.waiting, 1);
+    const pending = assert.rejects(worker.ruleStats(), workerError);
+    assert.equal(worker.stats.pending, 1);
+    await worker.close();
+    await waiting;
+    await pending;
+    assert.equal(worker.stats.waiting, 0);
+    assert.equal(worker.stats.pending, 0);
+    // The held batch's bytes are still counted: a batch that does not fit beside them is refused
+    // too, not queued for a room that would never come.
+    await assert.rejects(worker.prepare(AGENT, heavy(4096), undefined, NOW, true), workerError);
+    await assert.rejects(worker.prepare(AGENT, ndjson([curl(0)]), undefined, NOW, true), workerError);
+    assert.equal(worker.stats.waiting, 0);
+    await assert.rejects(worker.load([RULES]), workerError);
+    await assert.rejects(worker.ruleStats(), workerError);
+    await assert.rejects(worker.detect(held.id, null), workerError);
+    worker.forget(held.id); // no thread: nothing to drop, and no unhandled rejection
+    await worker.close(); // twice is harmless
+    assert.equal(worker.stats.restarts, 0, 'a closed worker is not started again');
+  });
+});
+
+describe('ingest worker: the admission budget (PIPELINE_BYTES)', () => {
+  it('holds batches beyond the budget, in arrival order, until earlier ones are detected or forgotten', async () => {
+    const worker = start();
+    await worker.load([RULES]);
+    const big = 20 * MiB;
+    const a = await worker.prepare(AGENT, heavy(big), undefined, NOW, true);
+    assert.equal(worker.stats.heldBytes, big);
+
+    // B does not fit beside A; C would, but comes after B.
+    const b = worker.prepare(AGENT, heavy(big), undefined, NOW, true);
+    const small = ndjson([webShell(0)]);
+    const c = worker.prepare(AGENT, small, undefined, NOW, true);
+    assert.equal(worker.stats.waiting, 2);
+    assert.equal(await settled(b), false);
+    assert.equal(await settled(c), false, 'no overtaking: C waits behind B');
+    assert.equal(worker.stats.heldBytes, big);
+
+    const found = await worker.detect(a.id, null);
+    assert.equal(found.evaluated, 1);
+    const [bReply, cReply] = await Promise.all([b, c]);
+    assert.equal(worker.stats.waiting, 0);
+    assert.equal(worker.stats.heldBytes, big + small.byteLength);
+
+    // D waits for room again, and comes in when B is forgotten.
+    const d = worker.prepare(AGENT, heavy(big), undefined, NOW, true);
+    assert.equal(worker.stats.waiting, 1);
+    assert.equal(await settled(d), false);
+    worker.forget(bReply.id);
+    const dReply = await d;
+    assert.equal(worker.stats.waiting, 0);
+    assert.equal(worker.stats.heldBytes, big + small.byteLength);
+
+    // What was let in is still detected as usual.
+    assert.deepEqual((await worker.detect(cReply.id, null)).matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
+    assert.equal((await worker.detect(dReply.id, null)).evaluated, 1);
+    assert.equal(worker.stats.heldBytes, 0);
+  });
+
+  it('lets a single batch larger than the budget through when nothing is held, and holds the next until it is done', async () => {
+    const worker = start();
+    const huge = PIPELINE_BYTES + MiB;
+    const first = await worker.prepare(AGENT, heavy(huge), undefined, NOW, true);
+    assert.equal(first.rows.length, 1);
+    assert.equal(worker.stats.heldBytes, huge);
+    const next = worker.prepare(AGENT, ndjson([curl(0)]), undefined, NOW, true);
+    assert.equal(worker.stats.waiting, 1);
+    assert.equal(await settled(next), false);
+    worker.forget(first.id);
+    const nextReply = await next;
+    assert.equal(nextReply.rows.length, 1);
+    worker.forget(nextReply.id);
+    await worker.ruleStats(); // replies come in order: the forgets are answered
+    assert.deepEqual(worker.stats, { restarts: 0, pending: 0, heldBytes: 0, waiting: 0 });
+  });
+
+  it('a batch waiting for room when the thread dies is refused like the others (the agent sends it again)', async () => {
+    const worker = start();
+    await worker.prepare(AGENT, heavy(20 * MiB), undefined, NOW, true);
+    const waiting = assert.rejects(worker.prepare(AGENT, heavy(20 * MiB), undefined, NOW, true), workerError);
+    assert.equal(worker.stats.waiting, 1);
+    await worker.crashForTest();
+    await waiting;
+    assert.deepEqual({ ...worker.stats, pending: 0 }, { restarts: 1, pending: 0, heldBytes: 0, waiting: 0 });
+    await back(worker);
+    const batch = ndjson([curl(0)]);
+    const later = await worker.prepare(AGENT, batch, undefined, NOW, true);
+    assert.equal(worker.stats.heldBytes, batch.byteLength);
+    worker.forget(later.id);
+  });
+});
