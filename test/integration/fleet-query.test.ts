@@ -181,7 +181,7 @@ metrics: { listen: "127.0.0.1:0" }
     assert.equal(person.stdout.match(/^HADES_ERR_QUERY_SYNTAX: /gm)?.length, 2, person.stdout);
   });
 
-  it('runs an inventory task (POST /api/v1/tasks): the table\'s rows, or the coded error of an unknown table', { timeout: 60_000 }, async () => {
+  it('runs an inventory task (POST /api/v1/tasks): the table\'s rows; an unknown table is refused by the server (inventory) or the agent (SQL)', { timeout: 60_000 }, async () => {
     const [agentId] = ids();
     const created = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'inventory', params: { table: 'os_version' }, timeout_s: 60 } })).tasks as AnyEvent[];
     assert.equal(created.length, 1);
@@ -200,7 +200,12 @@ metrics: { listen: "127.0.0.1:0" }
     assert.deepEqual(Object.keys(row!), columns, 'rows are objects keyed by column, in order');
     assert.equal(typeof row!['name'], 'string');
 
-    const unknown = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'inventory', params: { table: 'proceses' } } })).tasks[0] as AnyEvent;
+    // A table no agent has is refused when the task is made; SQL naming one is refused by each agent.
+    const refused = await server.api('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'inventory', params: { table: 'proceses' } } });
+    assert.equal(refused.status, 400);
+    assert.equal((refused.body as AnyEvent)['code'], 'HADES_ERR_API_INVALID_REQUEST');
+    assert.equal((refused.body as AnyEvent)['details'].suggestion, 'processes');
+    const unknown = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'query', params: { sql: 'SELECT * FROM proceses' } } })).tasks[0] as AnyEvent;
     const failed = await waitUntil('the task failed', async () => {
       const current = (await server.ok('GET', `/api/v1/tasks/${unknown['id']}`)) as AnyEvent;
       return current['status'] === 'failed' ? current : undefined;
