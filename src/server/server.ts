@@ -181,7 +181,7 @@ export class HadesServer {
             return;
           }
           ingest
-            .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes)
+            .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
             .then((found) => {
               // The matched events, from their stored copy: only those are parsed again here.
               const events = new Map<number, Record<string, unknown>>();

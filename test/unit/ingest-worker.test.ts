@@ -386,3 +386,26 @@ describe('ingest worker: the admission budget (PIPELINE_BYTES)', () => {
     worker.forget(later.id);
   });
 });
+
+describe('ingest worker: a batch whose kept events are gone', () => {
+  it('is run through the rules from its rows when the thread that kept it died before its detection', async () => {
+    const worker = start();
+    assert.equal((await worker.load([RULES])).applied, true);
+    const events = [quietExec(0), webShell(1), curl(2)];
+    const kept = await worker.prepare(AGENT, ndjson(events), undefined, NOW, true);
+    // The batch is stored (and acknowledged) on the main thread meanwhile; then the thread dies.
+    await worker.crashForTest();
+    await back(worker);
+    const found = await worker.detect(kept.id, null, kept.rows);
+    assert.equal(found.evaluated, 3, 'the stored events still go through the rules');
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]).sort(), [['curl_seen', 2], ['shell_under_web', 1]]);
+    // Only the stored ones, when some were duplicates; indexes stay those of the batch.
+    const again = await worker.prepare(AGENT, ndjson([webShell(3), quietExec(4), curl(5)]), undefined, NOW, true);
+    await worker.crashForTest();
+    await back(worker);
+    const some = await worker.detect(again.id, [1, 2], again.rows);
+    assert.equal(some.evaluated, 2);
+    assert.deepEqual(some.matches.map((m) => [m.rule.id, m.index]), [['curl_seen', 2]]);
+    assert.equal(worker.stats.heldBytes, 0);
+  });
+});

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { HadesError } from '../../common/errors.js';
 import type { RuleFile, RuleStats } from '../../rules/index.js';
 import type { Logger } from '../../runtime/log.js';
+import type { Row } from '../store/row.js';
 import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply } from './protocol.js';
 
 /**
@@ -179,13 +180,25 @@ export class IngestWorker {
     return { ...reply, id: sent.id };
   }
 
-  /** Runs a prepared batch's events (those at `stored`, or all) through the rules. */
-  async detect(batch: number, stored: readonly number[] | null): Promise<DetectReply> {
+  /**
+   * Runs a prepared batch's events (those at `stored`, or all) through the rules. With `rows`
+   * (the batch's rows, as prepare() gave them), events the thread no longer keeps (it died and
+   * was started again after the prepare, or dropped them) are matched from their stored JSON
+   * instead: a stored batch is acknowledged, and sent again it would be a duplicate, so this is
+   * its only run through the rules.
+   */
+  async detect(batch: number, stored: readonly number[] | null, rows?: readonly Row[]): Promise<DetectReply> {
+    let reply: DetectReply;
     try {
-      return (await this.#request('detect', { batch, stored })) as DetectReply;
+      reply = (await this.#request('detect', { batch, stored })) as DetectReply;
     } finally {
       this.#releaseBatch(batch);
     }
+    const { missing, ...found } = reply;
+    if (!missing || rows === undefined) return found;
+    const indexes = (stored ?? [...rows.keys()]).filter((i) => rows[i] !== undefined);
+    const again = (await this.#request('match', { lines: indexes.map((i) => (rows[i] as Row)[14]) })) as DetectReply;
+    return { evaluated: again.evaluated, errors: again.errors, matches: again.matches.map((m) => ({ ...m, index: indexes[m.index] as number })) };
   }
 
   /** Drops a prepared batch's kept events. */

@@ -11,6 +11,11 @@ export type IngestRequest =
   | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
   /** Run the kept events of a prepared batch (`batch`: the id of its `prepare`) through the rules: those at `stored`, or all (null). */
   | { readonly kind: 'detect'; readonly id: number; readonly batch: number; readonly stored: readonly number[] | null }
+  /**
+   * Run events given as JSON lines (the stored copies of a batch whose kept events are gone: the
+   * thread that kept them died, or dropped them) through the rules; `index` is the line's position.
+   */
+  | { readonly kind: 'match'; readonly id: number; readonly lines: readonly string[] }
   /** Drop the kept events of a prepared batch (it was not stored, or nothing of it was new). */
   | { readonly kind: 'forget'; readonly id: number; readonly batch: number }
   /** Compile rule files; they replace the running rules unless they have errors and rules run. */
@@ -33,6 +38,8 @@ export interface DetectReply {
   readonly matches: WireMatch[];
   /** Events the engine failed on (a bug), with the message. */
   readonly errors: string[];
+  /** `detect` only: the thread keeps no events under that batch (it was started again since, or dropped them). */
+  readonly missing?: boolean;
 }
 
 export interface LoadReply {

@@ -41,16 +41,12 @@ function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareR
   return { rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
 }
 
-function detect(request: Extract<IngestRequest, { kind: 'detect' }>): DetectReply {
-  const events = kept.get(request.batch);
-  kept.delete(request.batch);
+/** Runs events through the rules; `index` of a match is the event's position given with it. */
+function run(events: Iterable<readonly [number, Record<string, unknown> | undefined]>, errors: string[]): { evaluated: number; matches: WireMatch[] } {
   const matches: WireMatch[] = [];
-  const errors: string[] = [];
-  if (events === undefined || ruleSet === undefined) return { evaluated: 0, matches, errors };
-  const indexes = request.stored ?? events.keys();
   let evaluated = 0;
-  for (const index of indexes) {
-    const event = events[index];
+  if (ruleSet === undefined) return { evaluated, matches };
+  for (const [index, event] of events) {
     if (event === undefined) continue;
     evaluated++;
     try {
@@ -61,7 +57,35 @@ function detect(request: Extract<IngestRequest, { kind: 'detect' }>): DetectRepl
       errors.push(toHadesError(error).message);
     }
   }
-  return { evaluated, matches, errors };
+  return { evaluated, matches };
+}
+
+function detect(request: Extract<IngestRequest, { kind: 'detect' }>): DetectReply {
+  const events = kept.get(request.batch);
+  kept.delete(request.batch);
+  const errors: string[] = [];
+  // Not kept here (this thread started after the prepare, or MAX_KEPT dropped it): the main
+  // thread sends the stored copies instead (`match`).
+  if (events === undefined) return { evaluated: 0, matches: [], errors, missing: true };
+  const indexes = request.stored ?? events.keys();
+  const pairs = function* (): Generator<readonly [number, Record<string, unknown> | undefined]> {
+    for (const index of indexes) yield [index, events[index]];
+  };
+  return { ...run(pairs(), errors), errors };
+}
+
+function match(request: Extract<IngestRequest, { kind: 'match' }>): DetectReply {
+  const errors: string[] = [];
+  const pairs = function* (): Generator<readonly [number, Record<string, unknown> | undefined]> {
+    for (const [index, line] of request.lines.entries()) {
+      try {
+        yield [index, JSON.parse(line) as Record<string, unknown>];
+      } catch (error) {
+        errors.push(`a stored event is not JSON: ${(error as Error).message}`);
+      }
+    }
+  };
+  return { ...run(pairs(), errors), errors };
 }
 
 function load(request: Extract<IngestRequest, { kind: 'load' }>): LoadReply {
@@ -91,6 +115,9 @@ port.on('message', (request: IngestRequest | { readonly kind: 'close' }) => {
         break;
       case 'detect':
         reply = { id: request.id, ok: true, value: detect(request) };
+        break;
+      case 'match':
+        reply = { id: request.id, ok: true, value: match(request) };
         break;
       case 'forget':
         kept.delete(request.batch);
