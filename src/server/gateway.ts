@@ -108,6 +108,9 @@ function endWithStatus(stream: Stream, code: grpc.status, details: string): void
 export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
+  /** The messages of every stream being handled or waiting their turn. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private closing = false;
   readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0, renewals: 0, renewalsRefused: 0 };
   port = 0;
 
@@ -169,9 +172,15 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
     stream.on('data', (message: AgentMessage) => {
-      chain = chain.then(() => this.handle(agentId, stream, message, peerDer)).catch((error: unknown) => {
-        log.error('agent message not handled', { agent: agentId, err: toHadesError(error) });
-      });
+      const next = chain
+        // Once the gateway closes, a batch not begun is left for the agent to send again.
+        .then(() => (this.closing && message.batch ? undefined : this.handle(agentId, stream, message, peerDer)))
+        .catch((error: unknown) => {
+          log.error('agent message not handled', { agent: agentId, err: toHadesError(error) });
+        });
+      chain = next;
+      this.inFlight.add(next);
+      void next.finally(() => this.inFlight.delete(next));
     });
     const gone = () => {
       if (this.streams.get(agentId) !== stream) return;
@@ -346,6 +355,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     for (const stream of this.streams.values()) stream.end();
     this.streams.clear();
     await new Promise<void>((resolve) => {
@@ -358,5 +368,8 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
         resolve();
       });
     });
+    // A batch begun before is finished (stored and settled, or refused): the server closes its
+    // ingest worker and database only after.
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 }

@@ -87,6 +87,8 @@ export class HadesServer {
   private outputs: AlertOutputs | undefined;
   private gateway: Gateway<Prepared, InsertResult> | undefined;
   private ingest: IngestWorker | undefined;
+  /** Detections of stored batches not yet done. */
+  private readonly detections = new Set<Promise<void>>();
   private api: FastifyInstance | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminToken = '';
@@ -180,7 +182,7 @@ export class HadesServer {
             if (prepared.refused === undefined) ingest.forget(prepared.batch);
             return;
           }
-          ingest
+          const detection = ingest
             .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
             .then((found) => {
               // The matched events, from their stored copy: only those are parsed again here.
@@ -193,6 +195,9 @@ export class HadesServer {
               detector.raise(agentId, matches, arrived, found);
             })
             .catch((error: unknown) => this.log.error('the events of a batch could not go through the rules', { agent: agentId, err: error }));
+          // Stored and acknowledged: its detection must end before the worker closes (stop()).
+          this.detections.add(detection);
+          void detection.finally(() => this.detections.delete(detection));
         },
         // What waits for the agent (configuration, tasks, a renewal) goes once it has said hello:
         // a stream that never does (a client that is not an agent) is sent nothing.
@@ -464,8 +469,10 @@ export class HadesServer {
     this.detector?.close();
     await this.api?.close();
     this.api = undefined;
+    // The gateway finishes the batches it began; then their detections end, before the worker closes.
     await this.gateway?.close();
     this.gateway = undefined;
+    await Promise.all([...this.detections]);
     await this.ingest?.close();
     this.ingest = undefined;
     // After the gateway: no new alert can come; what is queued gets a few seconds to leave.
