@@ -408,4 +408,16 @@ describe('ingest worker: a batch whose kept events are gone', () => {
     assert.deepEqual(some.matches.map((m) => [m.rule.id, m.index]), [['curl_seen', 2]]);
     assert.equal(worker.stats.heldBytes, 0);
   });
+
+  it('waits for the thread started again when the detection is asked while it is down', async () => {
+    const worker = start();
+    assert.equal((await worker.load([RULES])).applied, true);
+    const kept = await worker.prepare(AGENT, ndjson([webShell(0), quietExec(1)]), undefined, NOW, true);
+    await worker.crashForTest();
+    // Asked during the restart delay: no error, the answer comes from the new thread.
+    const found = await worker.detect(kept.id, null, kept.rows);
+    assert.equal(found.evaluated, 2);
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
+    assert.equal(worker.stats.restarts, 1);
+  });
 });

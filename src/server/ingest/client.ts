@@ -54,6 +54,8 @@ export class IngestWorker {
   readonly #held = new Map<number, number>();
   #heldBytes = 0;
   readonly #admissions: Admission[] = [];
+  /** Waiting for the thread to be started again (or for close: then they are called too). */
+  readonly #onStart: (() => void)[] = [];
 
   /** `url`: the worker's module; the compiled ./worker.js by default (tests give another). */
   constructor(log: Logger, url: URL = new URL('./worker.js', import.meta.url)) {
@@ -102,6 +104,7 @@ export class IngestWorker {
   #start(): void {
     const worker = new Worker(this.#url);
     this.#worker = worker;
+    for (const started of this.#onStart.splice(0)) started();
     worker.on('message', (reply: IngestReply) => {
       const pending = this.#pending.get(reply.id);
       if (pending === undefined) return;
@@ -188,14 +191,19 @@ export class IngestWorker {
    * its only run through the rules.
    */
   async detect(batch: number, stored: readonly number[] | null, rows?: readonly Row[]): Promise<DetectReply> {
-    let reply: DetectReply;
+    let reply: DetectReply & { readonly missing?: boolean };
     try {
       reply = (await this.#request('detect', { batch, stored })) as DetectReply;
+    } catch (error) {
+      // The thread died, or is being started again: the rows' stored JSON goes to the new one.
+      if (rows === undefined || this.#closed) throw error;
+      reply = { evaluated: 0, matches: [], errors: [], missing: true };
     } finally {
       this.#releaseBatch(batch);
     }
     const { missing, ...found } = reply;
     if (!missing || rows === undefined) return found;
+    if (this.#worker === undefined && !this.#closed) await new Promise<void>((resolve) => this.#onStart.push(resolve));
     const indexes = (stored ?? [...rows.keys()]).filter((i) => rows[i] !== undefined);
     const again = (await this.#request('match', { lines: indexes.map((i) => (rows[i] as Row)[14]) })) as DetectReply;
     return { evaluated: again.evaluated, errors: again.errors, matches: again.matches.map((m) => ({ ...m, index: indexes[m.index] as number })) };
@@ -227,6 +235,7 @@ export class IngestWorker {
     this.#failPending('the server is stopping');
     const stopping = new HadesError('HADES_ERR_INGEST_WORKER', 'the server is stopping');
     for (const waiting of this.#admissions.splice(0)) waiting.reject(stopping);
+    for (const started of this.#onStart.splice(0)) started(); // their next request is refused
     if (worker !== undefined) await worker.terminate();
   }
 
