@@ -11,9 +11,10 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
-import { suggest } from '../rules/index.js';
+import { suggest, type Match } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
+import { DetectionMark } from './alerts/mark.js';
 import { ruleSource } from './alerts/rule-source.js';
 import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
 import { AlertStore } from './alerts/store.js';
@@ -49,6 +50,9 @@ export interface ServerOptions {
   readonly version: string;
   readonly stderr?: NodeJS.WritableStream;
 }
+
+/** Stored events matched at a time when those a stop left unmatched are replayed. */
+const REPLAY_CHUNK = 1000;
 
 /** A batch as the ingest worker prepared it: its rows, and the id its events are kept under. */
 interface Prepared extends PreparedBatch {
@@ -89,6 +93,10 @@ export class HadesServer {
   private ingest: IngestWorker | undefined;
   /** Detections of stored batches not yet done. */
   private readonly detections = new Set<Promise<void>>();
+  private mark: DetectionMark | undefined;
+  /** The replay of events stored but not matched before the last stop (see alerts/mark.ts). */
+  private replaying: Promise<void> | undefined;
+  private stopping = false;
   private api: FastifyInstance | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminToken = '';
@@ -109,6 +117,7 @@ export class HadesServer {
 
   private async startParts(): Promise<ServerAddresses> {
     const { config } = this.options;
+    this.stopping = false;
     const dataDir = config.data_dir;
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     chmodSync(dataDir, 0o700);
@@ -149,6 +158,8 @@ export class HadesServer {
     });
     await this.detector.start();
     const detector = this.detector;
+    this.mark = new DetectionMark(db, () => this.store?.lastRowid() ?? 0);
+    const mark = this.mark;
     // Group commit: the batches of one gateway turn share a transaction (each batch's own is a
     // savepoint inside it), so a commit is paid per turn instead of per batch.
     const groupCommit = db.transaction((work: () => void) => work());
@@ -182,6 +193,9 @@ export class HadesServer {
             if (prepared.refused === undefined) ingest.forget(prepared.batch);
             return;
           }
+          // Until its matching ends the batch holds the detection mark back; one that fails stays
+          // pending, so that the next start matches it again.
+          const pending = mark.pending(result.firstRowid, result.lastRowid);
           const detection = ingest
             .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
             .then((found) => {
@@ -193,6 +207,7 @@ export class HadesServer {
                 return { ...match, event };
               });
               detector.raise(agentId, matches, arrived, found);
+              mark.done(pending);
             })
             .catch((error: unknown) => this.log.error('the events of a batch could not go through the rules', { agent: agentId, err: error }));
           // Stored and acknowledged: its detection must end before the worker closes (stop()).
@@ -211,6 +226,10 @@ export class HadesServer {
         onOnline: (agentId, online) => registry.markOnline(agentId, online),
       },
     });
+    // Events stored before the last stop but never matched (the server was killed between a
+    // commit and its matching) go through the rules now, in the background.
+    const unmatched = { after: mark.saved, through: store.lastRowid() };
+    if (unmatched.through > unmatched.after) this.replaying = this.replay(unmatched.after, unmatched.through);
     const gatewayPort = await this.gateway.listen(config.listen.agents);
     this.api = await buildApi({ ports: this.ports(), version: this.options.version, log: this.log.child({ component: 'api' }), tls: { certPem: pki.serverCertPem, keyPem: pki.serverKeyPem } });
     try {
@@ -463,7 +482,46 @@ export class HadesServer {
     return this.detector.reload();
   }
 
+  /** Runs the stored events with rowids in (after, through] through the rules, in chunks. */
+  private async replay(after: number, through: number): Promise<void> {
+    const { store, ingest, detector, mark } = this;
+    if (!store || !ingest || !detector || !mark) return;
+    const log = this.log.child({ component: 'detection' });
+    log.warn('matching events stored before the last stop but not matched then', { events_after: after, through });
+    let done = 0;
+    try {
+      while (!this.stopping && after < through) {
+        const rows = store.eventsAfter(after, REPLAY_CHUNK).filter((r) => r.id <= through);
+        if (rows.length === 0) break;
+        const first = (rows[0] as (typeof rows)[number]).id;
+        after = (rows[rows.length - 1] as (typeof rows)[number]).id;
+        const pending = mark.pending(first, after);
+        const found = await ingest.match(rows.map((r) => r.event));
+        // Alerts are raised per agent; the counts go with the first call.
+        const byAgent = new Map<string, Match[]>();
+        for (const { index, ...match } of found.matches) {
+          const row = rows[index] as (typeof rows)[number];
+          const list = byAgent.get(row.agent_id) ?? [];
+          list.push({ ...match, event: JSON.parse(row.event) as Record<string, unknown> });
+          byAgent.set(row.agent_id, list);
+        }
+        if (byAgent.size === 0) byAgent.set('', []); // nothing matched: the counts still go in
+        let counts: { evaluated: number; errors: readonly string[] } = found;
+        for (const [agentId, matches] of byAgent) {
+          detector.raise(agentId, matches, Date.now(), counts);
+          counts = { evaluated: 0, errors: [] };
+        }
+        mark.done(pending);
+        done += rows.length;
+      }
+      log.info('events stored before the last stop matched', { events: done });
+    } catch (error) {
+      log.error('events stored before the last stop could not all be matched; the next start tries again', { events: done, err: error });
+    }
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.detector?.close();
@@ -473,6 +531,8 @@ export class HadesServer {
     await this.gateway?.close();
     this.gateway = undefined;
     await Promise.all([...this.detections]);
+    await this.replaying;
+    this.replaying = undefined;
     await this.ingest?.close();
     this.ingest = undefined;
     // After the gateway: no new alert can come; what is queued gets a few seconds to leave.
@@ -481,6 +541,8 @@ export class HadesServer {
     this.cmdb?.stop();
     await this.archive?.close();
     this.archive = undefined;
+    this.mark?.close();
+    this.mark = undefined;
     const stored = this.db !== undefined;
     this.db?.close();
     this.db = undefined;

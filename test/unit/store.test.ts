@@ -51,12 +51,12 @@ describe('event store: ingestion', () => {
     const a = ev('exec', T0);
     const b = ev('exec', T0 + 1);
     const c = ev('exec', T0 + 2);
-    assert.deepEqual(store.insertBatch('agent-1', [line(a), line(b)]), { stored: 2, duplicates: 0, storedIndexes: [0, 1] });
-    assert.deepEqual(store.insertBatch('agent-1', [line(b), line(c), line(a)]), { stored: 1, duplicates: 2, storedIndexes: [1] });
-    assert.deepEqual(store.insertBatch('agent-1', [c, c]), { stored: 0, duplicates: 2, storedIndexes: [] });
+    assert.deepEqual(store.insertBatch('agent-1', [line(a), line(b)]), { stored: 2, duplicates: 0, storedIndexes: [0, 1], firstRowid: 1, lastRowid: 2 });
+    assert.deepEqual(store.insertBatch('agent-1', [line(b), line(c), line(a)]), { stored: 1, duplicates: 2, storedIndexes: [1], firstRowid: 3, lastRowid: 3 });
+    assert.deepEqual(store.insertBatch('agent-1', [c, c]), { stored: 0, duplicates: 2, storedIndexes: [], firstRowid: 0, lastRowid: 0 });
     const d = ev('exec', T0 + 3);
-    assert.deepEqual(store.insertBatch('agent-2', [d, d]), { stored: 1, duplicates: 1, storedIndexes: [0] });
-    assert.deepEqual(store.insertBatch('agent-2', []), { stored: 0, duplicates: 0, storedIndexes: [] });
+    assert.deepEqual(store.insertBatch('agent-2', [d, d]), { stored: 1, duplicates: 1, storedIndexes: [0], firstRowid: 4, lastRowid: 4 });
+    assert.deepEqual(store.insertBatch('agent-2', []), { stored: 0, duplicates: 0, storedIndexes: [], firstRowid: 0, lastRowid: 0 });
     assert.equal(store.count(), 4);
   });
 
@@ -476,7 +476,7 @@ describe('event store: write failures', () => {
     );
     other.exec('ROLLBACK');
     other.close();
-    assert.deepEqual(store.insertBatch('agent-1', batch), { stored: 2, duplicates: 0, storedIndexes: [0, 1] });
+    assert.deepEqual(store.insertBatch('agent-1', batch), { stored: 2, duplicates: 0, storedIndexes: [0, 1], firstRowid: 1, lastRowid: 2 });
     db.close();
   });
 

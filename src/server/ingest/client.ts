@@ -205,8 +205,13 @@ export class IngestWorker {
     if (!missing || rows === undefined) return found;
     if (this.#worker === undefined && !this.#closed) await new Promise<void>((resolve) => this.#onStart.push(resolve));
     const indexes = (stored ?? [...rows.keys()]).filter((i) => rows[i] !== undefined);
-    const again = (await this.#request('match', { lines: indexes.map((i) => (rows[i] as Row)[14]) })) as DetectReply;
+    const again = await this.match(indexes.map((i) => (rows[i] as Row)[14]));
     return { evaluated: again.evaluated, errors: again.errors, matches: again.matches.map((m) => ({ ...m, index: indexes[m.index] as number })) };
+  }
+
+  /** Runs stored events (their stored JSON) through the rules; a match's `index` is its line's. */
+  async match(lines: readonly string[]): Promise<DetectReply> {
+    return (await this.#request('match', { lines })) as DetectReply;
   }
 
   /** Drops a prepared batch's kept events. */

@@ -71,6 +71,9 @@ export interface InsertResult {
   readonly duplicates: number;
   /** Positions in the batch of the events written (the others were duplicates), in order. */
   readonly storedIndexes: readonly number[];
+  /** The rowids (`id`) of the first and last event written; 0 when none was. */
+  readonly firstRowid: number;
+  readonly lastRowid: number;
 }
 
 export interface SearchResult {
@@ -118,6 +121,8 @@ export interface EventStoreOptions {
 interface BatchOutcome {
   stored: number;
   first: Row | undefined;
+  firstRowid: number;
+  lastRowid: number;
   readonly lines: string[] | undefined;
   readonly indexes: number[];
 }
@@ -147,6 +152,7 @@ export class EventStore {
   readonly #now: () => number;
   readonly #walFile: string | undefined;
   #byId: Statement<[string], { event: string }> | undefined;
+  #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
 
   constructor(db: Db, options: EventStoreOptions = {}) {
     this.#db = db;
@@ -168,7 +174,10 @@ export class EventStore {
     const inline = (rows: readonly Row[], outcome: BatchOutcome): void => {
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i] as Row;
-        if (insert.run(row).changes === 1) {
+        const written = insert.run(row);
+        if (written.changes === 1) {
+          outcome.lastRowid = Number(written.lastInsertRowid);
+          if (outcome.first === undefined) outcome.firstRowid = outcome.lastRowid;
           outcome.first ??= row;
           outcome.stored++;
           outcome.indexes.push(i);
@@ -189,7 +198,7 @@ export class EventStore {
    */
   insertBatch(agentId: string, batch: readonly string[] | readonly Record<string, unknown>[]): InsertResult {
     if (typeof agentId !== 'string' || agentId.length === 0) throw new HadesError('HADES_ERR_INTERNAL', 'insertBatch needs the id of the agent that sent the batch');
-    if (batch.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [] };
+    if (batch.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [], firstRowid: 0, lastRowid: 0 };
     const ingestedMs = this.#now();
     const ingestedIso = new Date(ingestedMs).toISOString();
     const rows = new Array<Row>(batch.length);
@@ -202,8 +211,8 @@ export class EventStore {
    * them off the main thread. Each row must name `agentId` as its agent.
    */
   insertRows(agentId: string, rows: readonly Row[]): InsertResult {
-    if (rows.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [] };
-    const outcome: BatchOutcome = { stored: 0, first: undefined, lines: this.#onStored === undefined ? undefined : [], indexes: [] };
+    if (rows.length === 0) return { stored: 0, duplicates: 0, storedIndexes: [], firstRowid: 0, lastRowid: 0 };
+    const outcome: BatchOutcome = { stored: 0, first: undefined, firstRowid: 0, lastRowid: 0, lines: this.#onStored === undefined ? undefined : [], indexes: [] };
     try {
       this.#insertBatch(rows, outcome);
     } catch (error) {
@@ -212,7 +221,7 @@ export class EventStore {
       if (!this.#isCommitted(outcome.first)) throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
     }
     if (outcome.lines !== undefined && outcome.lines.length > 0) this.#onStored?.(outcome.lines);
-    return { stored: outcome.stored, duplicates: rows.length - outcome.stored, storedIndexes: outcome.indexes };
+    return { stored: outcome.stored, duplicates: rows.length - outcome.stored, storedIndexes: outcome.indexes, firstRowid: outcome.firstRowid, lastRowid: outcome.lastRowid };
   }
 
   #isCommitted(row: Row | undefined): boolean {
@@ -225,6 +234,17 @@ export class EventStore {
   }
 
   /** One page of events matching the query (see EventQuery); throws HADES_ERR_STORE_QUERY on bad input. */
+  /** The highest rowid (`id`) stored; 0 when the store is empty. */
+  lastRowid(): number {
+    return (this.#db.prepare('SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number }).id;
+  }
+
+  /** Up to `limit` events stored after rowid `after`, in rowid order: their rowid, agent and stored JSON. */
+  eventsAfter(after: number, limit: number): { id: number; agent_id: string; event: string }[] {
+    this.#after ??= this.#db.prepare<[number, number], { id: number; agent_id: string; event: string }>('SELECT id, agent_id, event FROM events WHERE id > ? ORDER BY id LIMIT ?');
+    return this.#after.all(after, limit);
+  }
+
   /** The stored events with these `event.id`s (unknown ids are skipped), in the order given. */
   byIds(ids: readonly string[]): Record<string, unknown>[] {
     if (ids.length === 0) return [];
