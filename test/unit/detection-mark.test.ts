@@ -3,7 +3,11 @@
  * held back by the oldest batch whose matching has not ended, and saved for the next start.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { openDatabase } from '../../src/server/db.js';
 import { DetectionMark } from '../../src/server/alerts/mark.js';
 
@@ -54,6 +58,32 @@ describe('detection mark', () => {
     } finally {
       read.close();
       db.close();
+    }
+  });
+
+  it('does not wait for a database another connection holds (the timer runs on the main thread)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-mark-'));
+    const file = path.join(dir, 'hades.db');
+    const db = openDatabase(file);
+    const mark = new DetectionMark(db, () => 0, 60_000);
+    const other = new Database(file);
+    try {
+      mark.done(mark.pending(1, 7));
+      other.exec('BEGIN IMMEDIATE');
+      const start = Date.now();
+      mark.save();
+      assert.ok(Date.now() - start < 1000, `save waited ${Date.now() - start} ms (busy timeout ${String(db.pragma('busy_timeout', { simple: true }))})`);
+      assert.equal(mark.saved, 0, 'not written while the other connection holds the lock');
+      assert.equal(db.pragma('busy_timeout', { simple: true }), 5000, 'the busy timeout is restored');
+      other.exec('ROLLBACK');
+      mark.save();
+      assert.equal(mark.saved, 7);
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      mark.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -64,22 +64,30 @@ export class DetectionMark {
     return oldest === Infinity ? this.#committed : oldest - 1;
   }
 
-  /** Writes the mark when it moved (its own short transaction). Never throws: the next try writes it. */
-  save(): void {
+  /**
+   * Writes the mark when it moved (its own short transaction). Never throws: the next try writes
+   * it. Without `wait`, a database another connection holds is not waited for (the timer runs on
+   * the thread that serves the agents): the mark stays behind, which only costs a longer replay.
+   */
+  save(wait = false): void {
     const through = this.through;
-    if (through <= this.#saved || !this.#db.open) return;
+    if (through <= this.#saved || !this.#db.open || this.#db.inTransaction) return;
+    const timeout = wait ? undefined : (this.#db.pragma('busy_timeout', { simple: true }) as number);
     try {
+      if (timeout !== undefined) this.#db.pragma('busy_timeout = 0');
       this.#db.prepare('UPDATE detection_mark SET matched_through = ? WHERE id = 1').run(through);
       this.#saved = through;
     } catch {
-      // The database is busy or full: the mark stays behind, which only costs a longer replay.
+      // Busy or full: tried again at the next interval.
+    } finally {
+      if (timeout !== undefined) this.#db.pragma(`busy_timeout = ${timeout}`);
     }
   }
 
-  /** Saves the mark one last time and stops the timer. */
+  /** Saves the mark one last time (waiting for the database as any write does) and stops the timer. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.save();
+    this.save(true);
   }
 }
