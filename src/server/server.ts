@@ -193,8 +193,7 @@ export class HadesServer {
             if (prepared.refused === undefined) ingest.forget(prepared.batch);
             return;
           }
-          // Until its matching ends the batch holds the detection mark back; one that fails stays
-          // pending, so that the next start matches it again.
+          // Until its matching ends the batch holds the detection mark back.
           const pending = mark.pending(result.firstRowid, result.lastRowid);
           const detection = ingest
             .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
@@ -209,7 +208,13 @@ export class HadesServer {
               detector.raise(agentId, matches, arrived, found);
               mark.done(pending);
             })
-            .catch((error: unknown) => this.log.error('the events of a batch could not go through the rules', { agent: agentId, err: error }));
+            .catch((error: unknown) => {
+              this.log.error('the events of a batch could not go through the rules', { agent: agentId, events: result.stored, err: error });
+              // Stopping: the batch stays pending, so the next start matches it. Otherwise it is
+              // given up (and logged above): a mark held back for ever would have the next start
+              // match again everything stored since.
+              if (!this.stopping) mark.done(pending);
+            });
           // Stored and acknowledged: its detection must end before the worker closes (stop()).
           this.detections.add(detection);
           void detection.finally(() => this.detections.delete(detection));
@@ -489,13 +494,14 @@ export class HadesServer {
     const log = this.log.child({ component: 'detection' });
     log.warn('matching events stored before the last stop but not matched then', { events_after: after, through });
     let done = 0;
+    let pending: number | undefined;
     try {
       while (!this.stopping && after < through) {
         const rows = store.eventsAfter(after, REPLAY_CHUNK).filter((r) => r.id <= through);
         if (rows.length === 0) break;
         const first = (rows[0] as (typeof rows)[number]).id;
         after = (rows[rows.length - 1] as (typeof rows)[number]).id;
-        const pending = mark.pending(first, after);
+        pending = mark.pending(first, after);
         const found = await ingest.match(rows.map((r) => r.event));
         // Alerts are raised per agent; the counts go with the first call.
         const byAgent = new Map<string, Match[]>();
@@ -512,11 +518,15 @@ export class HadesServer {
           counts = { evaluated: 0, errors: [] };
         }
         mark.done(pending);
+        pending = undefined;
         done += rows.length;
       }
       log.info('events stored before the last stop matched', { events: done });
     } catch (error) {
-      log.error('events stored before the last stop could not all be matched; the next start tries again', { events: done, err: error });
+      // Stopping: the next start tries again. Otherwise the rest is given up (logged), so that the
+      // mark is not held back for ever.
+      log.error('events stored before the last stop could not all be matched', { events: done, through, err: error });
+      if (pending !== undefined && !this.stopping) mark.done(pending);
     }
   }
 
