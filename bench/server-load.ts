@@ -35,7 +35,8 @@
  * of `stored` of the Acks received, cross-checked with the rows of the store whose `ingested`
  * time falls in the period, per second on both sides, and every Ack of the run against the row
  * count at the end), batches/s, the time from writing a batch on its stream to receiving its Ack
- * (p50, p90, p99, max) and the part of it up to the server's commit (`ingested` minus the
+ * (p50, p90, p99, max) and the part of it up to the server's taking it for storing (`ingested`,
+ * stamped as the ingest worker checks the batch, just ahead of the commit, minus the
  * `@timestamp` the generator gave the batch), CPU of the server and of the generator process
  * (all threads, from /proc/PID/stat) and of everything else on the machine (/proc/stat; the
  * machine may be shared), the server's main thread running, waiting for a CPU and idle
@@ -689,11 +690,11 @@ async function main(): Promise<void> {
     // The store's own count.
     const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true, fileMustExist: true });
     const rows = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
-    // Rows by the second of their `ingested` time (the server's commit clock), over the period.
+    // Rows by the second of their `ingested` time (stamped just ahead of the commit), over the period.
     const bySecond = db.prepare('SELECT CAST((ingested - ?) / 1000 AS INTEGER) AS s, count(*) AS n FROM events WHERE ingested >= ? AND ingested < ? GROUP BY s').all(start.wall, start.wall, end.wall) as { s: number; n: number }[];
     const rowsInWindow = bySecond.reduce((n, r) => n + r.n, 0);
     // The generator stamps every event of a batch with the time it writes the batch: ingested
-    // minus @timestamp is the time from the write to the server's commit (same clock).
+    // minus @timestamp is the time from the write to the server's check, just ahead of its commit (same clock).
     const toCommit = Float64Array.from(
       (db.prepare('SELECT ingested - time AS d FROM events WHERE ingested >= ? AND ingested < ?').raw().all(start.wall, end.wall) as [number][]).map((r) => r[0]),
     ).sort();
@@ -744,7 +745,7 @@ async function main(): Promise<void> {
     console.log(`  rows committed per second by the server (event.ingested): min ${fmt(serverSeconds[0] ?? 0)}, median ${fmt(serverSeconds[Math.floor(serverSeconds.length / 2)] ?? 0)}, max ${fmt(serverSeconds[serverSeconds.length - 1] ?? 0)}`);
     console.log(`  Acks received per second (events): min ${fmt(sortedSeconds[0] ?? 0)}, median ${fmt(sortedSeconds[Math.floor(sortedSeconds.length / 2)] ?? 0)}, max ${fmt(sortedSeconds[sortedSeconds.length - 1] ?? 0)}`);
     console.log(`  Ack time (write to Ack, ${fmt(latencies.length)} batches): p50 ${fmt(p(50), 1)} ms, p90 ${fmt(p(90), 1)} ms, p99 ${fmt(p(99), 1)} ms, max ${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms`);
-    console.log(`  of which write to commit (event.ingested - @timestamp, per event): p50 ${fmt(percentile(toCommit, 50))} ms, p99 ${fmt(percentile(toCommit, 99))} ms`);
+    console.log(`  of which write to the server's check before commit (event.ingested - @timestamp, per event): p50 ${fmt(percentile(toCommit, 50))} ms, p99 ${fmt(percentile(toCommit, 99))} ms`);
     console.log(`  CPU (% of one core): server ${fmt(serverCpu, 1)}%, generator ${fmt(generatorCpu, 1)}%, everything else on the machine ${fmt(otherCpu, 1)}% (machine ${fmt(machineCpu, 1)}% of ${cpus * 100}%)`);
     console.log(`  server main thread: running ${fmt(mainRun, 1)}% of the period, waiting for a CPU ${fmt(mainWait, 1)}%, idle ${fmt(Math.max(0, 100 - mainRun - mainWait), 1)}%`);
     console.log(`  server RSS: ${fmt(rssBeforeMeasure / 1024, 1)} MiB at the start of the period, peak ${fmt(rssPeak / 1024, 1)} MiB, ${fmt(rssEnd / 1024, 1)} MiB at the end`);

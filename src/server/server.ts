@@ -183,7 +183,7 @@ export class HadesServer {
         prepare: async (agentId, ndjson) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
-          const prepared = await ingest.prepare(agentId, ndjson, meta, Date.now(), true);
+          const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true);
           return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
         },
         store: (agentId, prepared) => store.insertRows(agentId, prepared.rows),

@@ -650,7 +650,7 @@ export function commonFields(spec: EventKindSpec) {
         sequence: Count('Position in the agent\'s stream; increases by one per event from one agent.'),
         outcome: Type.Optional(Words(EVENT_OUTCOMES, 'success or failure, where the action can fail.')),
         count: Type.Optional(Count('Number of occurrences this event stands for when aggregated (high-rate kinds).')),
-        ingested: Type.Optional(Timestamp('When the server stored it.')),
+        ingested: Type.Optional(Timestamp('When the server took it for storing (checked it, just ahead of its commit).')),
       },
       'Event metadata.',
     ),

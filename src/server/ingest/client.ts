@@ -166,11 +166,13 @@ export class IngestWorker {
    * copied again). With `keep`, the events wait in the thread for detect() or forget() with the
    * returned id.
    */
-  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number, keep: boolean): Promise<PrepareReply & { readonly id: number }> {
+  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean): Promise<PrepareReply & { readonly id: number }> {
     const bytes = ndjson.byteLength;
     await this.#admit(bytes);
     const copy = new Uint8Array(ndjson);
-    const sent = this.#send('prepare', { agentId, ndjson: copy, cmdb, now, keep }, [copy.buffer]);
+    // `event.ingested`, when not given: now, once the batch is let in, just ahead of the store
+    // (not when it arrived: a batch may wait for room in the pipeline for seconds under load).
+    const sent = this.#send('prepare', { agentId, ndjson: copy, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
     let reply: PrepareReply;
     try {
       reply = (await sent.reply) as PrepareReply;
