@@ -31,6 +31,7 @@ import { CertificateRenewal } from './fleet/renewal.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
 import { Gateway, type PreparedBatch } from './gateway.js';
 import { IngestWorker } from './ingest/client.js';
+import type { WireMatch } from './ingest/protocol.js';
 import type { Row } from './store/row.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
@@ -49,6 +50,19 @@ export interface ServerOptions {
   readonly config: ServerConfig;
   readonly version: string;
   readonly stderr?: NodeJS.WritableStream;
+}
+
+/**
+ * The ingest worker's matches with their events, which the main thread does not keep parsed: each
+ * matched event parsed once (a match names its position), from its stored JSON.
+ */
+function withEvents(matches: readonly WireMatch[], storedJson: (index: number) => string): (Match & { readonly index: number })[] {
+  const events = new Map<number, Record<string, unknown>>();
+  return matches.map((match) => {
+    let event = events.get(match.index);
+    if (event === undefined) events.set(match.index, (event = JSON.parse(storedJson(match.index)) as Record<string, unknown>));
+    return { ...match, event };
+  });
 }
 
 /** Stored events matched at a time when those a stop left unmatched are replayed. */
@@ -198,14 +212,7 @@ export class HadesServer {
           const detection = ingest
             .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
             .then((found) => {
-              // The matched events, from their stored copy: only those are parsed again here.
-              const events = new Map<number, Record<string, unknown>>();
-              const matches = found.matches.map(({ index, ...match }) => {
-                let event = events.get(index);
-                if (event === undefined) events.set(index, (event = JSON.parse((prepared.rows[index] as Row)[14]) as Record<string, unknown>));
-                return { ...match, event };
-              });
-              detector.raise(agentId, matches, arrived, found);
+              detector.raise(agentId, withEvents(found.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, found);
               mark.done(pending);
             })
             .catch((error: unknown) => {
@@ -505,11 +512,11 @@ export class HadesServer {
         const found = await ingest.match(rows.map((r) => r.event));
         // Alerts are raised per agent; the counts go with the first call.
         const byAgent = new Map<string, Match[]>();
-        for (const { index, ...match } of found.matches) {
-          const row = rows[index] as (typeof rows)[number];
-          const list = byAgent.get(row.agent_id) ?? [];
-          list.push({ ...match, event: JSON.parse(row.event) as Record<string, unknown> });
-          byAgent.set(row.agent_id, list);
+        for (const match of withEvents(found.matches, (index) => (rows[index] as (typeof rows)[number]).event)) {
+          const agentId = (rows[match.index] as (typeof rows)[number]).agent_id;
+          const list = byAgent.get(agentId) ?? [];
+          list.push(match);
+          byAgent.set(agentId, list);
         }
         if (byAgent.size === 0) byAgent.set('', []); // nothing matched: the counts still go in
         let counts: { evaluated: number; errors: readonly string[] } = found;

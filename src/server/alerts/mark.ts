@@ -9,6 +9,7 @@
  * the database at most once every `saveEveryMs` and at stop, so it may lag: replayed events that
  * had been matched fold into their open alerts (deduplication) rather than raise new ones.
  */
+import type { Statement } from 'better-sqlite3';
 import { HadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 
@@ -16,6 +17,7 @@ export const DETECTION_MARK_MIGRATIONS: readonly string[] = [`CREATE TABLE detec
 
 export class DetectionMark {
   readonly #db: Db;
+  readonly #update: Statement<[number]>;
   /** First rowid of each pending batch, by its token. */
   readonly #pending = new Map<number, number>();
   #nextToken = 1;
@@ -34,6 +36,7 @@ export class DetectionMark {
     } catch (error) {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the detection mark of ${db.name}: ${(error as Error).message}`, { cause: error });
     }
+    this.#update = db.prepare<[number]>('UPDATE detection_mark SET matched_through = ? WHERE id = 1');
     this.#committed = this.#saved;
     this.#timer = setInterval(() => this.save(), saveEveryMs);
     this.#timer.unref();
@@ -75,7 +78,7 @@ export class DetectionMark {
     const timeout = wait ? undefined : (this.#db.pragma('busy_timeout', { simple: true }) as number);
     try {
       if (timeout !== undefined) this.#db.pragma('busy_timeout = 0');
-      this.#db.prepare('UPDATE detection_mark SET matched_through = ? WHERE id = 1').run(through);
+      this.#update.run(through);
       this.#saved = through;
     } catch {
       // Busy or full: tried again at the next interval.
