@@ -25,6 +25,8 @@ export interface BatchMessage {
   last_seq: string | number;
   events: number;
   ndjson: Buffer;
+  /** The lines gzip-compressed by the agent, instead of `ndjson` (a server announcing NDJSON_GZIP). */
+  ndjson_gzip?: Buffer;
 }
 export interface AgentMessage {
   hello?: HelloMessage;
@@ -42,7 +44,7 @@ export interface RenewResponseMessage {
   result?: string;
 }
 export interface ServerMessage {
-  welcome?: { agent_id: string; server_version: string };
+  welcome?: { agent_id: string; server_version: string; features?: string[] };
   ack?: { last_seq: string | number; stored: number; duplicates: number; rejected: number };
   nack?: { last_seq: string | number; code: string; message: string; permanent: boolean };
   /** The configuration of the agent's groups. */
@@ -71,6 +73,16 @@ export function gatewayService(): grpc.ServiceClientConstructor {
   }
   return constructor;
 }
+
+/** The Welcome's feature: this server takes batches the agent compressed (EventBatch.ndjson_gzip). */
+export const NDJSON_GZIP = 'ndjson_gzip';
+
+/**
+ * grpc-js's write flag for a message it must not compress (WriteFlags.NoCompress, a const enum it
+ * does not export), passed where a stream's write() takes its encoding: a batch compressed by the
+ * agent would only cost a second compression.
+ */
+export const NO_COMPRESS = 2 as unknown as BufferEncoding;
 
 /** Channel options both ends share: gzip, keepalive, message size. */
 export const channelOptions = {

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { HadesError, toHadesError } from '../common/errors.js';
-import { channelOptions, gatewayService, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
+import { channelOptions, gatewayService, NDJSON_GZIP, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
 
 export interface IngestResult {
@@ -36,9 +36,10 @@ export interface GatewayHooks<P extends PreparedBatch = PreparedBatch, R extends
    * Checks a batch (its NDJSON) line by line and makes it ready for the store, off the main
    * thread: the valid events, how many lines were not, or why the whole batch is refused (a
    * permanent Nack). Rejects (HADES_ERR_INGEST_WORKER) when it cannot check it now: no Ack, the
-   * agent sends the batch again. `arrived`: when the batch was received (ms).
+   * agent sends the batch again. `compressed`: `ndjson` is the gzip the agent made of it
+   * (EventBatch.ndjson_gzip). `arrived`: when the batch was received (ms).
    */
-  prepare(agentId: string, ndjson: Uint8Array, arrived: number): Promise<P>;
+  prepare(agentId: string, ndjson: Uint8Array, compressed: boolean, arrived: number): Promise<P>;
   /**
    * Stores a prepared batch, inside the turn's transaction when there is one (see `group`);
    * throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
@@ -85,6 +86,8 @@ export interface GatewayStats {
   refusedConnections: number;
   renewals: number;
   renewalsRefused: number;
+  /** Batches stored that the agent had compressed itself (EventBatch.ndjson_gzip). */
+  compressedBatches: number;
 }
 
 type Stream = grpc.ServerDuplexStream<AgentMessage, ServerMessage>;
@@ -111,7 +114,9 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   /** The messages of every stream being handled or waiting their turn. */
   private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
-  readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0, renewals: 0, renewalsRefused: 0 };
+  readonly stats: GatewayStats = { connected: 0, batches: 0, events: 0, duplicates: 0, rejected: 0, nacks: 0, refusedConnections: 0, renewals: 0, renewalsRefused: 0, compressedBatches: 0 };
+  /** The protocol features the Welcome announces (a test takes them away to play an older server). */
+  features: readonly string[] = [NDJSON_GZIP];
   port = 0;
 
   constructor(private readonly options: GatewayOptions<P, R>) {
@@ -167,7 +172,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     this.streams.set(agentId, stream);
     this.stats.connected = this.streams.size;
     // The welcome goes first: what being online sends (configuration, tasks) comes after it.
-    stream.write({ welcome: { agent_id: agentId, server_version: this.options.serverVersion } });
+    stream.write({ welcome: { agent_id: agentId, server_version: this.options.serverVersion, features: [...this.features] } });
     hooks.onOnline?.(agentId, true);
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
@@ -319,9 +324,15 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     const { hooks } = this.options;
     const { last_seq: lastSeq } = batch;
     const arrived = Date.now();
+    const gzip = batch.ndjson_gzip;
+    const compressed = gzip !== undefined && gzip.length > 0;
+    if (compressed && batch.ndjson.length > 0) {
+      this.nack(stream, lastSeq, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'a batch has both ndjson and ndjson_gzip'), true);
+      return;
+    }
     let prepared: P;
     try {
-      prepared = await hooks.prepare(agentId, batch.ndjson, arrived);
+      prepared = await hooks.prepare(agentId, compressed ? gzip : batch.ndjson, compressed, arrived);
     } catch (error) {
       // Not checked now (the ingest worker is starting again): the agent sends the batch again.
       this.nack(stream, lastSeq, toHadesError(error), false);
@@ -347,6 +358,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       return;
     }
     this.stats.batches++;
+    if (compressed) this.stats.compressedBatches++;
     this.stats.events += result.stored;
     this.stats.duplicates += result.duplicates;
     this.stats.rejected += rejected;

@@ -17,7 +17,7 @@ import { parseConfig, ServerConfigSchema, type ServerConfig } from '../../src/co
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import { enroll, type Identity } from '../../src/agent/transport/enroll.js';
-import { gatewayService, type AgentMessage, type ServerMessage } from '../../src/runtime/gateway-proto.js';
+import { gatewayService, NO_COMPRESS, type AgentMessage, type ServerMessage } from '../../src/runtime/gateway-proto.js';
 import { Logger } from '../../src/runtime/log.js';
 import { x509 } from '../../src/server/pki.js';
 import { HadesServer, type ServerAddresses } from '../../src/server/server.js';
@@ -348,9 +348,10 @@ export class GatewayStream {
     this.write({ hello: { agent_version: AGENT_VERSION, hostname, addresses: [], os: 'Linux test', kernel: 'test', config_version: 0 } });
   }
 
-  /** Sends a batch and waits for its Ack or Nack. */
-  async batch(data: Buffer, lastSeq: number, events = 0, timeoutMs = 10_000): Promise<ServerMessage> {
-    this.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data } });
+  /** Sends a batch and waits for its Ack or Nack; `gzip`: in ndjson_gzip (and `data` in ndjson unless empty). */
+  async batch(data: Buffer, lastSeq: number, events = 0, timeoutMs = 10_000, gzip?: Buffer): Promise<ServerMessage> {
+    if (gzip) this.call.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data, ndjson_gzip: gzip } }, NO_COMPRESS);
+    else this.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data } });
     return this.next((m) => (m.ack !== undefined && String(m.ack.last_seq) === String(lastSeq)) || (m.nack !== undefined && String(m.nack.last_seq) === String(lastSeq)), timeoutMs);
   }
 

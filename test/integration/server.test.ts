@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { Agent } from '../../src/agent/daemon/agent.js';
@@ -150,6 +151,32 @@ describe('event batches over the gateway', () => {
     } finally {
       await transport.close();
     }
+  });
+
+  it('the agent compresses its batches itself for a server that takes them, and sends the lines to one that does not', async () => {
+    const identity = await server.enrollAgent();
+    const gateway = (server.server as unknown as { gateway: { features: readonly string[] } }).gateway;
+    const signal = new AbortController().signal;
+    const compressed = () => server.server!.stats().gateway!.compressedBatches;
+    const before = compressed();
+    const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
+    try {
+      await transport.send(batchOf(makeEvents(4), 1), signal);
+      assert.equal(compressed() - before, 1, 'sent in ndjson_gzip');
+    } finally {
+      await transport.close();
+    }
+    // A server of before the feature: its Welcome lists nothing.
+    gateway.features = [];
+    const older = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
+    try {
+      await older.send(batchOf(makeEvents(3), 2), signal);
+      assert.equal(compressed() - before, 1, 'sent as lines (gRPC compresses them)');
+    } finally {
+      gateway.features = ['ndjson_gzip'];
+      await older.close();
+    }
+    assert.equal((await server.searchAll({ agent: identity.agentId })).length, 7);
   });
 
   it('says in the Ack how many lines it stored, found duplicate and rejected', async () => {
@@ -455,6 +482,39 @@ describe('malformed and oversized messages', () => {
       const end = await within(stream.ended, 10_000);
       assert.ok(end, 'the call fails');
       assert.equal(end.code, grpc.status.RESOURCE_EXHAUSTED, end.details);
+    } finally {
+      stream.close();
+    }
+    await stillServing();
+  });
+
+  it('takes a batch the agent compressed (ndjson_gzip, one or more gzip members) and refuses bad ones for good: not gzip, a gzip bomb, both fields', async () => {
+    const identity = await server.enrollAgent();
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello();
+      const welcome = await stream.welcome();
+      assert.deepEqual(welcome.welcome?.features, ['ndjson_gzip'], 'the server says it takes them');
+      const [a, b, c] = makeEvents(3);
+      // Two members, as an agent may join spooled pieces it compressed apart.
+      const members = Buffer.concat([gzipSync(ndjson([a!, b!])), gzipSync(ndjson([c!]))]);
+      const ack = await stream.batch(Buffer.alloc(0), 1, 3, 10_000, members);
+      assert.equal(ack.ack?.stored, 3, JSON.stringify(ack));
+      const garbage = await stream.batch(Buffer.alloc(0), 2, 1, 10_000, Buffer.from('not gzip at all'));
+      assert.equal(garbage.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.equal(garbage.nack?.permanent, true);
+      assert.match(garbage.nack.message, /ndjson_gzip is not gzip/);
+      const cut = await stream.batch(Buffer.alloc(0), 3, 1, 10_000, gzipSync(ndjson(makeEvents(1))).subarray(0, 20));
+      assert.equal(cut.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID', 'a member cut short');
+      // 9 MiB of newlines compress to a few KB: refused once inflated past a message's 8 MiB.
+      const bomb = await stream.batch(Buffer.alloc(0), 4, 1, 10_000, gzipSync(Buffer.alloc(9 * 1024 * 1024, 0x0a)));
+      assert.equal(bomb.nack?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+      assert.equal(bomb.nack?.permanent, true);
+      const both = await stream.batch(ndjson(makeEvents(1)), 5, 1, 10_000, gzipSync(ndjson(makeEvents(1))));
+      assert.equal(both.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(both.nack.message, /both ndjson and ndjson_gzip/);
+      assert.equal((await stream.batch(ndjson(makeEvents(1)), 6, 1)).ack?.stored, 1, 'the stream goes on');
+      assert.equal((await server.searchAll({ agent: identity.agentId })).length, 4, 'nothing of the refused batches stored');
     } finally {
       stream.close();
     }

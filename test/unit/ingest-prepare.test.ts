@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { REDACTED } from '../../src/common/redact.js';
-import { MAX_BATCH_EVENTS, prepareBatch } from '../../src/server/ingest/prepare.js';
+import { batchBytes, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, prepareBatch } from '../../src/server/ingest/prepare.js';
+import { MAX_MESSAGE_BYTES } from '../../src/runtime/gateway-proto.js';
 import type { Row } from '../../src/server/store/row.js';
 
 const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
@@ -143,5 +145,34 @@ describe('ingest: prepareBatch', () => {
     assert.deepEqual((batch.events[0] as any).process, row.process);
     assert.ok(!batch.rows[0]![14].includes('c2VjcmV0') && !batch.rows[0]![14].includes('jLeZX3b9') && !batch.rows[0]![14].includes('e30.abc'));
     assert.equal(stored(batch.rows[1]).process.command_line, 'the bearer of bad news', 'text without a secret stays');
+  });
+});
+
+describe('ingest: batchBytes (a batch the agent compressed)', () => {
+  const text = Buffer.from('{"a":1}\n{"b":2}\n');
+
+  it('hands lines over as they are, and inflates gzip of one or more members', () => {
+    assert.equal(batchBytes(text, false), text);
+    assert.deepEqual(Buffer.from(batchBytes(gzipSync(text), true) as Uint8Array), text);
+    const members = Buffer.concat([gzipSync(text.subarray(0, 8)), gzipSync(text.subarray(8))]);
+    assert.deepEqual(Buffer.from(batchBytes(members, true) as Uint8Array), text);
+    assert.deepEqual(Buffer.from(batchBytes(gzipSync(Buffer.alloc(0)), true) as Uint8Array), Buffer.alloc(0));
+  });
+
+  it('refuses what is not gzip, or is cut short (HADES_ERR_STREAM_MESSAGE_INVALID)', () => {
+    for (const bad of [Buffer.from('plain text'), gzipSync(text).subarray(0, 12), Buffer.from([0x1f, 0x8b])]) {
+      const refusal = batchBytes(bad, true);
+      assert.ok(!(refusal instanceof Uint8Array));
+      assert.equal(refusal.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(refusal.message, /ndjson_gzip is not gzip data/);
+    }
+  });
+
+  it('refuses gzip that inflates past a message\'s limit (HADES_ERR_STREAM_MESSAGE_TOO_LARGE), without inflating it all', () => {
+    assert.equal(MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, 'the same limit as a gRPC message');
+    const refusal = batchBytes(gzipSync(Buffer.alloc(MAX_BATCH_BYTES + 1, 0x0a)), true);
+    assert.ok(!(refusal instanceof Uint8Array));
+    assert.equal(refusal.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+    assert.equal((batchBytes(gzipSync(Buffer.alloc(MAX_BATCH_BYTES, 0x0a)), true) as Uint8Array).byteLength, MAX_BATCH_BYTES, 'at the limit it is taken');
   });
 });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
 import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import type { RuleFile } from '../../src/rules/index.js';
@@ -221,6 +222,21 @@ describe('ingest worker: prepare and detect', () => {
     const found = await worker.detect(mixed.id, null);
     assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]], 'indexes count the valid events only');
     assert.equal(worker.stats.pending, 0);
+  });
+
+  it('inflates a compressed batch on the thread and holds it at its inflated size; a bad one is refused and holds nothing', async () => {
+    await worker.load([RULES]);
+    const text = ndjson([curl(0), webShell(1)]);
+    const prepared = await worker.prepare(AGENT, gzipSync(text), undefined, NOW, true, true);
+    assert.equal(prepared.refused, undefined);
+    assert.equal(prepared.bytes, text.byteLength);
+    assert.equal(prepared.rows.length, 2);
+    assert.equal(worker.stats.heldBytes, text.byteLength, 'counted as what it inflated to, not the guess it was let in at');
+    assert.deepEqual((await worker.detect(prepared.id, null)).matches.map((m) => m.rule.id).sort(), ['curl_seen', 'shell_under_web']);
+    assert.equal(worker.stats.heldBytes, 0);
+    const bad = await worker.prepare(AGENT, encoder.encode('not gzip'), undefined, NOW, true, true);
+    assert.equal(bad.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(worker.stats.heldBytes, 0);
   });
 });
 

@@ -13,9 +13,11 @@
  * certificate. No batch is in flight at that moment, so nothing is sent twice.
  */
 import os from 'node:os';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { HadesError, toHadesError } from '../../common/errors.js';
-import { channelOptions, gatewayService, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
+import { channelOptions, gatewayService, NDJSON_GZIP, NO_COMPRESS, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
 import type { Identity } from './enroll.js';
@@ -51,6 +53,9 @@ export interface GrpcTransportOptions {
 }
 
 type Stream = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
+
+const gzipAsync = promisify(gzip);
+const NO_BYTES = Buffer.alloc(0);
 
 interface Pending {
   readonly lastSeq: string;
@@ -106,6 +111,8 @@ export class GrpcTransport implements BatchTransport {
   private streamIdentity: Identity | undefined;
   /** The current stream got its Welcome. */
   private ready = false;
+  /** The current stream's server takes batches compressed by the agent (its Welcome says so). */
+  private gzipBatches = false;
   private readonly renewer: CertificateRenewer | undefined;
   private renewWaiter: RenewWaiter | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -223,7 +230,10 @@ export class GrpcTransport implements BatchTransport {
           signal.removeEventListener('abort', onAbort);
           this.serverVersion = message.welcome.server_version;
           this.options.log.info('connected to the server', { address, agent: message.welcome.agent_id, server_version: message.welcome.server_version });
-          if (this.stream === stream) this.ready = true;
+          if (this.stream === stream) {
+            this.ready = true;
+            this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
+          }
           resolve();
           this.renewer?.connected();
           this.reconnectIfIdle();
@@ -251,6 +261,7 @@ export class GrpcTransport implements BatchTransport {
     this.stream = undefined;
     this.welcomed = undefined;
     this.ready = false;
+    this.gzipBatches = false;
     stream.cancel();
     this.client?.close();
     this.client = undefined;
@@ -374,6 +385,7 @@ export class GrpcTransport implements BatchTransport {
     this.welcomed = undefined;
     this.client = undefined;
     this.ready = false;
+    this.gzipBatches = false;
     let done = false;
     const finish = () => {
       if (done) return;
@@ -404,6 +416,11 @@ export class GrpcTransport implements BatchTransport {
     await this.open(signal);
     const stream = this.stream;
     if (!stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
+    // Compressed once here, off the event loop, and sent as it is: the server inflates it on its
+    // ingest thread rather than in gRPC's per-message stream on its main thread. A server that
+    // does not list the feature gets the lines, compressed by gRPC as before.
+    const compressed = this.gzipBatches ? await gzipAsync(batch.data) : undefined;
+    if (this.stream !== stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => this.drop(stream, new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping'));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -419,7 +436,9 @@ export class GrpcTransport implements BatchTransport {
           reject(error);
         },
       };
-      stream.write({ batch: { first_seq: batch.firstSeq, last_seq: batch.lastSeq, events: batch.events, ndjson: batch.data } });
+      const head = { first_seq: batch.firstSeq, last_seq: batch.lastSeq, events: batch.events };
+      if (compressed) stream.write({ batch: { ...head, ndjson: NO_BYTES, ndjson_gzip: compressed } }, NO_COMPRESS);
+      else stream.write({ batch: { ...head, ndjson: batch.data } });
     });
   }
 

@@ -10,6 +10,7 @@ import { HadesError } from '../../common/errors.js';
 import type { RuleFile, RuleStats } from '../../rules/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { Row } from '../store/row.js';
+import { MAX_BATCH_BYTES } from './prepare.js';
 import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply } from './protocol.js';
 
 /**
@@ -19,6 +20,9 @@ import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply }
  * goes through when nothing else is held.
  */
 export const PIPELINE_BYTES = 32 * 1024 * 1024;
+
+/** What a compressed batch is taken to hold until the thread has inflated it (NDJSON of events compresses 5 to 10 times). */
+const GZIP_RATIO_GUESS = 8;
 
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
@@ -163,25 +167,31 @@ export class IngestWorker {
 
   /**
    * Checks a batch and makes its rows. `ndjson` is copied (the copy is moved to the thread, not
-   * copied again). With `keep`, the events wait in the thread for detect() or forget() with the
-   * returned id.
+   * copied again); `compressed`: it is gzip, inflated on the thread. With `keep`, the events wait
+   * in the thread for detect() or forget() with the returned id.
    */
-  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean): Promise<PrepareReply & { readonly id: number }> {
-    const bytes = ndjson.byteLength;
-    await this.#admit(bytes);
+  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean, compressed = false): Promise<PrepareReply & { readonly id: number }> {
+    // A compressed batch is let in at a guess of its size, corrected once the thread has inflated it.
+    const admitted = compressed ? Math.min(ndjson.byteLength * GZIP_RATIO_GUESS, MAX_BATCH_BYTES) : ndjson.byteLength;
+    await this.#admit(admitted);
     const copy = new Uint8Array(ndjson);
     // `event.ingested`, when not given: now, once the batch is let in, just ahead of the store
     // (not when it arrived: a batch may wait for room in the pipeline for seconds under load).
-    const sent = this.#send('prepare', { agentId, ndjson: copy, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
+    const sent = this.#send('prepare', { agentId, ndjson: copy, compressed, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
     let reply: PrepareReply;
     try {
       reply = (await sent.reply) as PrepareReply;
     } catch (error) {
-      this.#release(bytes);
+      this.#release(admitted);
       throw error;
     }
-    if (keep && reply.refused === undefined && reply.rows.length > 0 && this.#worker !== undefined) this.#held.set(sent.id, bytes);
-    else this.#release(bytes);
+    if (keep && reply.refused === undefined && reply.rows.length > 0 && this.#worker !== undefined) {
+      this.#held.set(sent.id, reply.bytes);
+      if (reply.bytes < admitted) this.#release(admitted - reply.bytes);
+      else this.#heldBytes += reply.bytes - admitted;
+    } else {
+      this.#release(admitted);
+    }
     return { ...reply, id: sent.id };
   }
 

@@ -5,6 +5,7 @@
  * Pure code, run on the ingest worker (./worker.ts) so that the main thread keeps the sockets and
  * the database.
  */
+import { gunzipSync } from 'node:zlib';
 import { checkEvent } from '../../common/events/index.js';
 import { HadesError, type ErrorCode } from '../../common/errors.js';
 import { redactSecrets } from '../../common/redact.js';
@@ -12,12 +13,41 @@ import { storeProblem, toRow, type Row } from '../store/row.js';
 
 /** Most events in one batch. */
 export const MAX_BATCH_EVENTS = 20_000;
+/**
+ * Most bytes of NDJSON in one batch once decompressed: a gRPC message's limit
+ * (MAX_MESSAGE_BYTES in runtime/gateway-proto.ts, which this thread does not load), so that a
+ * batch the agent compressed itself is held to what gRPC holds the others to.
+ */
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+/** Why a whole batch is refused: a permanent Nack. */
+export interface Refusal {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/**
+ * A batch's NDJSON as the agent sent it: the bytes themselves, or, `compressed`, their gzip
+ * (one or more members) inflated within MAX_BATCH_BYTES. A refusal when that cannot be done.
+ */
+export function batchBytes(data: Uint8Array, compressed: boolean): Uint8Array | Refusal {
+  if (!compressed) return data;
+  try {
+    return gunzipSync(data, { maxOutputLength: MAX_BATCH_BYTES });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'ERR_BUFFER_TOO_LARGE') {
+      return { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `ndjson_gzip decompresses to more than ${MAX_BATCH_BYTES} bytes` };
+    }
+    return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `ndjson_gzip is not gzip data: ${e.message}` };
+  }
+}
 
 export interface PreparedBatch {
   /** Lines that are not valid events, left out. */
   readonly rejected: number;
   /** Set when the whole batch is refused (too large, or not one valid event): a permanent Nack. */
-  readonly refused?: { readonly code: ErrorCode; readonly message: string };
+  readonly refused?: Refusal;
   /** The valid events as rows, in order. */
   readonly rows: Row[];
   /** The same events parsed (what detection reads), in the same order. */

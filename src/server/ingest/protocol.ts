@@ -7,8 +7,11 @@ import type { Match, RuleFile, RuleInfo, RuleProblem, RuleStats } from '../../ru
 import type { Row } from '../store/row.js';
 
 export type IngestRequest =
-  /** Check a batch and make its rows; with `keep`, hold its events for a `detect` or `forget`. */
-  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
+  /**
+   * Check a batch and make its rows; with `keep`, hold its events for a `detect` or `forget`.
+   * `compressed`: `ndjson` is gzip (EventBatch.ndjson_gzip), inflated here.
+   */
+  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly compressed: boolean; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
   /** Run the kept events of a prepared batch (`batch`: the id of its `prepare`) through the rules: those at `stored`, or all (null). */
   | { readonly kind: 'detect'; readonly id: number; readonly batch: number; readonly stored: readonly number[] | null }
   /**
@@ -24,6 +27,8 @@ export type IngestRequest =
   | { readonly kind: 'stats'; readonly id: number };
 
 export interface PrepareReply {
+  /** Bytes of the batch's NDJSON (decompressed, for a compressed batch). */
+  readonly bytes: number;
   readonly rejected: number;
   readonly refused?: { readonly code: ErrorCode; readonly message: string };
   readonly rows: Row[];

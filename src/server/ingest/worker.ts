@@ -11,7 +11,7 @@
 import { parentPort } from 'node:worker_threads';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { loadRules, type RuleSet, type RuleStats } from '../../rules/index.js';
-import { prepareBatch } from './prepare.js';
+import { batchBytes, prepareBatch } from './prepare.js';
 import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply, WireMatch } from './protocol.js';
 
 /** Prepared batches whose events wait for `detect` or `forget`: bounded, in case one never comes. */
@@ -29,7 +29,9 @@ const expiry = setInterval(() => ruleSet?.expire(Date.now()), EXPIRE_EVERY_MS);
 expiry.unref();
 
 function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareReply {
-  const batch = prepareBatch(request.agentId, decoder.decode(request.ndjson), request.cmdb, request.now);
+  const bytes = batchBytes(request.ndjson, request.compressed);
+  if (!(bytes instanceof Uint8Array)) return { bytes: request.ndjson.byteLength, rejected: 0, refused: bytes, rows: [] };
+  const batch = prepareBatch(request.agentId, decoder.decode(bytes), request.cmdb, request.now);
   if (request.keep && batch.refused === undefined && batch.events.length > 0) {
     if (kept.size >= MAX_KEPT) {
       // The oldest batch's answer never came: its events go unmatched rather than held for ever.
@@ -38,7 +40,7 @@ function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareR
     }
     kept.set(request.id, batch.events);
   }
-  return { rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
+  return { bytes: bytes.byteLength, rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
 }
 
 /** Runs events through the rules; `index` of a match is the event's position given with it. */
