@@ -286,12 +286,12 @@ export const errorCatalog = {
   },
   HADES_ERR_STREAM_MESSAGE_INVALID: {
     kind: 'input',
-    summary: 'A message on an agent stream is malformed (does not decode, missing fields, events that are not valid NDJSON).',
+    summary: 'A message on an agent stream is malformed (does not decode, missing fields, events that are not valid NDJSON, a compressed batch that is not gzip or comes with its lines too).',
     remedy: 'The message is refused with this code and the stream goes on; if it repeats, check that agent and server versions match.',
   },
   HADES_ERR_STREAM_MESSAGE_TOO_LARGE: {
     kind: 'input',
-    summary: 'A message on an agent stream is larger than the server accepts.',
+    summary: 'A message on an agent stream is larger than the server accepts (more than 20,000 events, or a compressed batch that inflates past 8 MiB).',
     remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
   },
   HADES_ERR_SERVER_LISTEN: {
