@@ -420,6 +420,7 @@ export class GrpcTransport implements BatchTransport {
     // ingest thread rather than in gRPC's per-message stream on its main thread. A server that
     // does not list the feature gets the lines, compressed by gRPC as before.
     const compressed = this.gzipBatches ? await gzipAsync(batch.data) : undefined;
+    if (signal.aborted) throw new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping');
     if (this.stream !== stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => this.drop(stream, new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping'));
