@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { renderEventsDoc } from '../../src/common/docs.js';
 import { assertEvent, checkEvent, eventActions, eventKinds, eventSchemas, exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { HadesError } from '../../src/common/errors.js';
+import { timestampMs } from '../../src/common/events/fields.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
 /** The actions the mission names; the schema must define every one. */
@@ -68,6 +69,33 @@ describe('event schema', () => {
       assert.deepEqual([result.code, result.problems[0]?.path], ['HADES_ERR_EVENT_INVALID', '/@timestamp'], time);
     }
     for (const time of ['2028-02-29T23:59:59.999999999Z', '1970-01-01T00:00:00Z', '2026-12-31T00:00:00.1Z']) assert.ok(checkEvent({ ...clone(exampleEvent('exec')), '@timestamp': time }).ok, time);
+  });
+
+  it('reads an event time as the pattern and Date.parse together would, for every shape and edge (timestampMs)', () => {
+    // The reference: the pattern, the calendar's days in the month, and Date.parse for the instant.
+    const parts = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
+    const reference = (text: string): number => {
+      const m = parts.exec(text);
+      if (!m) return NaN;
+      const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+      const days = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !(year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 1 : 0);
+      if (month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return NaN;
+      return Date.parse(text);
+    };
+    const texts = [
+      '2026-11-29T10:00:00Z', '2026-11-29T10:00:00.1Z', '2026-11-29T10:00:00.12Z', '2026-11-29T10:00:00.123Z', '2026-11-29T10:00:00.123456789Z',
+      '2026-11-29T10:00:00.1234567890Z', '2026-11-29T10:00:00.Z', '2026-11-29T10:00:00', '2026-11-29 10:00:00Z', '2026-11-29T10:00:00+00:00',
+      '0000-01-01T00:00:00Z', '0099-12-31T23:59:59.999Z', '1969-12-31T23:59:59.5Z', '1900-02-29T00:00:00Z', '2000-02-29T00:00:00Z', '2100-02-29T00:00:00Z',
+      '9999-12-31T23:59:59.999999999Z', '2026-02-30T00:00:00Z', '2026-04-31T00:00:00Z', '2026-13-01T00:00:00Z', '2026-00-01T00:00:00Z', '2026-01-00T00:00:00Z',
+      '2026-01-01T24:00:00Z', '2026-01-01T23:60:00Z', '2026-01-01T23:59:60Z', '2026-1-01T00:00:00Z', '+2026-01-01T00:00:00Z', '2026-01-01T00:00:0aZ',
+      '2026-01-01T00:00:00.1a3Z', '２０２６-01-01T00:00:00Z', '', 'Z', '2026-11-29T10:00:00.123z',
+    ];
+    // And a spread of real instants, with 0 to 9 decimals.
+    for (let i = 0; i < 2000; i++) {
+      const iso = new Date(-62_000_000_000_000 + i * 123_456_789_012.345).toISOString();
+      texts.push(iso, iso.replace(/\.\d{3}Z$/, 'Z'), iso.replace(/Z$/, `${i % 1000}`.padStart(3, '0').slice(0, 1 + (i % 6)) + 'Z'));
+    }
+    for (const text of texts) assert.deepEqual(timestampMs(text), reference(text), text);
   });
 
   it('rejects a category or type that does not belong to the action', () => {

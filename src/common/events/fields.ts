@@ -17,18 +17,57 @@ const TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9}
 
 export const Timestamp = (description: string) => Type.String({ pattern: TIME_PARTS.source, description });
 
+/** The value of the decimal digits of `text` from `start` (inclusive) to `end`, or -1 if one is not a digit. */
+function digits(text: string, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+/** Days from 1970-01-01 to a day of the proleptic Gregorian calendar (any year, month 1-12). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 /**
  * The milliseconds since the epoch of a Timestamp that names a real instant, or NaN. The pattern
  * alone lets through month 13, 30 February and 24:00, which Date.parse refuses or moves to
- * another day, and which a store would then hold under a time the event did not say.
+ * another day, and which a store would then hold under a time the event did not say. Decimals
+ * past the millisecond are dropped, as Date.parse drops them. Read character by character: the
+ * server reads two of these per event (the check, the store's column).
  */
 export function timestampMs(text: string): number {
-  const m = TIME_PARTS.exec(text);
-  if (!m) return NaN;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return NaN;
-  return Date.parse(text);
+  const n = text.length;
+  // YYYY-MM-DDTHH:MM:SSZ, or with a dot and 1 to 9 decimals before the Z.
+  if (n < 20 || n === 21 || n > 30 || text.charCodeAt(n - 1) !== 90) return NaN;
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return NaN;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 7);
+  const day = digits(text, 8, 10);
+  const hour = digits(text, 11, 13);
+  const minute = digits(text, 14, 16);
+  const second = digits(text, 17, 19);
+  let ms = 0;
+  if (n > 20) {
+    if (text.charCodeAt(19) !== 46 || digits(text, 20, n - 1) < 0) return NaN;
+    ms = digits(text, 20, Math.min(23, n - 1));
+    for (let i = n - 1; i < 23; i++) ms *= 10;
+  }
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return NaN;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 && leap ? 29 : (MONTH_DAYS[month - 1] as number))) return NaN;
+  return daysFromCivil(year, month, day) * 86_400_000 + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms;
 }
 
 export const Pid = (description = 'Process id (thread group id) in the host\'s pid namespace.') =>
