@@ -251,13 +251,15 @@ function makeTemplates(count: number, seed: number): Template[] {
 
 // ----- the load generator (worker threads) -----
 
-/** A batch's bytes as sent: the lines, or (`gzip`) their gzip in ndjson_gzip. */
+/** A batch's bytes as sent: the lines, or (`gzip`) their gzip in ndjson_gzip, inflating to `size` bytes. */
 interface Payload {
   readonly ndjson: Buffer;
   readonly gzip?: Buffer;
+  readonly size: number;
 }
 
 const NO_BYTES = Buffer.alloc(0);
+const SENT = { gzip: NO_BYTES, size: 0 };
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
 
@@ -272,8 +274,8 @@ interface AgentStream {
   readonly idPrefix: string;
   /** Write times of the batches waiting for their Ack, oldest first (Acks come in order). */
   readonly waiting: { readonly seq: number; readonly events: number; readonly t0: number; readonly payload: Payload }[];
-  /** Batches' pieces made ahead (precompute), each chunkEvents events gzip-compressed, and the next to send. */
-  readonly pool: Buffer[];
+  /** Batches' pieces made ahead (precompute), each chunkEvents events gzip-compressed with the size of its lines, and the next to send. */
+  readonly pool: { gzip: Buffer; size: number }[];
   poolNext: number;
   seq: number;
   /** After a temporary Nack the batch is sent again after this long (with jitter), doubling to 30 s, as the agent does. */
@@ -332,18 +334,19 @@ async function runWorker(input: WorkerInput): Promise<void> {
     if (input.precompute && Number.isInteger(pieces) && stream.pool.length - stream.poolNext >= pieces) {
       const taken = stream.pool.slice(stream.poolNext, stream.poolNext + pieces);
       // Sent pieces are let go (a resend keeps its own reference in `waiting`).
-      for (let i = 0; i < pieces; i++) stream.pool[stream.poolNext + i] = NO_BYTES;
+      for (let i = 0; i < pieces; i++) stream.pool[stream.poolNext + i] = SENT;
       stream.poolNext += pieces;
-      return { ndjson: NO_BYTES, gzip: taken.length === 1 ? taken[0] : Buffer.concat(taken) };
+      const size = taken.reduce((n, p) => n + p.size, 0);
+      return { ndjson: NO_BYTES, gzip: taken.length === 1 ? taken[0]!.gzip : Buffer.concat(taken.map((p) => p.gzip)), size };
     }
     if (input.precompute) renderedLive += events;
     const ndjson = renderLines(stream, events, new Date().toISOString());
-    return input.compress === 'agent' ? { ndjson: NO_BYTES, gzip: gzipSync(ndjson) } : { ndjson };
+    return input.compress === 'agent' ? { ndjson: NO_BYTES, gzip: gzipSync(ndjson), size: ndjson.length } : { ndjson, size: ndjson.length };
   };
 
   const writePayload = (stream: AgentStream, seq: number, events: number, payload: Payload) => {
     const batch = { first_seq: seq, last_seq: seq, events, ndjson: payload.ndjson };
-    if (payload.gzip) stream.call.write({ batch: { ...batch, ndjson_gzip: payload.gzip } }, NO_COMPRESS);
+    if (payload.gzip) stream.call.write({ batch: { ...batch, ndjson_gzip: payload.gzip, ndjson_size: payload.size } }, NO_COMPRESS);
     else stream.call.write({ batch });
   };
 
@@ -481,8 +484,9 @@ async function runWorker(input: WorkerInput): Promise<void> {
       for (let made = 0; made < input.poolEvents; made += input.chunkEvents) {
         // Each piece is stamped with about when it will be sent, at the pool's rate.
         const ts = new Date(base + (made / perStream) * 1000).toISOString();
-        const piece = gzipSync(renderLines(stream, input.chunkEvents, ts));
-        stream.pool.push(piece);
+        const lines = renderLines(stream, input.chunkEvents, ts);
+        const piece = gzipSync(lines);
+        stream.pool.push({ gzip: piece, size: lines.length });
         pooled += input.chunkEvents;
         pooledBytes += piece.length;
       }

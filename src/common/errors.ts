@@ -286,12 +286,12 @@ export const errorCatalog = {
   },
   HADES_ERR_STREAM_MESSAGE_INVALID: {
     kind: 'input',
-    summary: 'A message on an agent stream is malformed (does not decode, missing fields, events that are not valid NDJSON, a compressed batch that is not gzip or comes with its lines too).',
+    summary: 'A message on an agent stream is malformed (for example: it does not decode, fields are missing, events are not valid NDJSON, a compressed batch is not gzip, inflates to another size than it says, or comes with its lines too).',
     remedy: 'The message is refused with this code and the stream goes on; if it repeats, check that agent and server versions match.',
   },
   HADES_ERR_STREAM_MESSAGE_TOO_LARGE: {
     kind: 'input',
-    summary: 'A message on an agent stream is larger than the server accepts (more than 20,000 events, or a compressed batch that inflates past 8 MiB).',
+    summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size).',
     remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
   },
   HADES_ERR_SERVER_LISTEN: {

@@ -27,6 +27,8 @@ export interface BatchMessage {
   ndjson: Buffer;
   /** The lines gzip-compressed by the agent, instead of `ndjson` (a server announcing NDJSON_GZIP). */
   ndjson_gzip?: Buffer;
+  /** With ndjson_gzip: the bytes of the lines it inflates to. */
+  ndjson_size?: number;
 }
 export interface AgentMessage {
   hello?: HelloMessage;

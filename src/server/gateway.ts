@@ -36,10 +36,11 @@ export interface GatewayHooks<P extends PreparedBatch = PreparedBatch, R extends
    * Checks a batch (its NDJSON) line by line and makes it ready for the store, off the main
    * thread: the valid events, how many lines were not, or why the whole batch is refused (a
    * permanent Nack). Rejects (HADES_ERR_INGEST_WORKER) when it cannot check it now: no Ack, the
-   * agent sends the batch again. `compressed`: `ndjson` is the gzip the agent made of it
-   * (EventBatch.ndjson_gzip). `arrived`: when the batch was received (ms).
+   * agent sends the batch again. `inflated`: `ndjson` is the gzip the agent made of it
+   * (EventBatch.ndjson_gzip), which inflates to that many bytes (its ndjson_size). `arrived`:
+   * when the batch was received (ms).
    */
-  prepare(agentId: string, ndjson: Uint8Array, compressed: boolean, arrived: number): Promise<P>;
+  prepare(agentId: string, ndjson: Uint8Array, inflated: number | undefined, arrived: number): Promise<P>;
   /**
    * Stores a prepared batch, inside the turn's transaction when there is one (see `group`);
    * throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
@@ -332,7 +333,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     }
     let prepared: P;
     try {
-      prepared = await hooks.prepare(agentId, compressed ? gzip : batch.ndjson, compressed, arrived);
+      prepared = compressed ? await hooks.prepare(agentId, gzip, batch.ndjson_size ?? 0, arrived) : await hooks.prepare(agentId, batch.ndjson, undefined, arrived);
     } catch (error) {
       // Not checked now (the ingest worker is starting again): the agent sends the batch again.
       this.nack(stream, lastSeq, toHadesError(error), false);

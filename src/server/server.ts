@@ -194,10 +194,10 @@ export class HadesServer {
         authorize: (peer) => renewal.authorize(new Uint8Array(peer.raw)),
         renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
         group: (work) => groupCommit.immediate(work),
-        prepare: async (agentId, ndjson, compressed) => {
+        prepare: async (agentId, ndjson, inflated) => {
           const agent = registry.get(agentId);
           const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
-          const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, compressed);
+          const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated);
           return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
         },
         store: (agentId, prepared) => store.insertRows(agentId, prepared.rows),

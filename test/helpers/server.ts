@@ -348,9 +348,9 @@ export class GatewayStream {
     this.write({ hello: { agent_version: AGENT_VERSION, hostname, addresses: [], os: 'Linux test', kernel: 'test', config_version: 0 } });
   }
 
-  /** Sends a batch and waits for its Ack or Nack; `gzip`: in ndjson_gzip (and `data` in ndjson unless empty). */
-  async batch(data: Buffer, lastSeq: number, events = 0, timeoutMs = 10_000, gzip?: Buffer): Promise<ServerMessage> {
-    if (gzip) this.call.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data, ndjson_gzip: gzip } }, NO_COMPRESS);
+  /** Sends a batch and waits for its Ack or Nack; `gzip`: in ndjson_gzip with its ndjson_size (and `data` in ndjson unless empty). */
+  async batch(data: Buffer, lastSeq: number, events = 0, timeoutMs = 10_000, gzip?: { readonly data: Buffer; readonly size: number }): Promise<ServerMessage> {
+    if (gzip) this.call.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data, ndjson_gzip: gzip.data, ndjson_size: gzip.size } }, NO_COMPRESS);
     else this.write({ batch: { first_seq: lastSeq, last_seq: lastSeq, events, ndjson: data } });
     return this.next((m) => (m.ack !== undefined && String(m.ack.last_seq) === String(lastSeq)) || (m.nack !== undefined && String(m.nack.last_seq) === String(lastSeq)), timeoutMs);
   }

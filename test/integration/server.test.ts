@@ -166,17 +166,31 @@ describe('event batches over the gateway', () => {
     } finally {
       await transport.close();
     }
+    // Stopped while its batch is being compressed: it ends there, and nothing goes out.
+    const stopping = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
+    try {
+      await stopping.send(batchOf(makeEvents(1), 10), signal);
+      const batches = server.server!.stats().gateway!.batches;
+      const abort = new AbortController();
+      const sent = stopping.send(batchOf(makeEvents(5), 11), abort.signal);
+      abort.abort();
+      await assert.rejects(sent, (e: unknown) => isHadesError(e) && e.code === 'HADES_ERR_OUTPUT_FAILED');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(server.server!.stats().gateway!.batches, batches, 'the stopped batch was not sent');
+    } finally {
+      await stopping.close();
+    }
     // A server of before the feature: its Welcome lists nothing.
     gateway.features = [];
     const older = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
     try {
       await older.send(batchOf(makeEvents(3), 2), signal);
-      assert.equal(compressed() - before, 1, 'sent as lines (gRPC compresses them)');
+      assert.equal(compressed() - before, 2, 'sent as lines (gRPC compresses them): only the two batches before were compressed');
     } finally {
       gateway.features = ['ndjson_gzip'];
       await older.close();
     }
-    assert.equal((await server.searchAll({ agent: identity.agentId })).length, 7);
+    assert.equal((await server.searchAll({ agent: identity.agentId })).length, 8);
   });
 
   it('says in the Ack how many lines it stored, found duplicate and rejected', async () => {
@@ -497,23 +511,30 @@ describe('malformed and oversized messages', () => {
       assert.deepEqual(welcome.welcome?.features, ['ndjson_gzip'], 'the server says it takes them');
       const [a, b, c] = makeEvents(3);
       // Two members, as an agent may join spooled pieces it compressed apart.
+      const lines = ndjson([a!, b!, c!]);
       const members = Buffer.concat([gzipSync(ndjson([a!, b!])), gzipSync(ndjson([c!]))]);
-      const ack = await stream.batch(Buffer.alloc(0), 1, 3, 10_000, members);
+      const ack = await stream.batch(Buffer.alloc(0), 1, 3, 10_000, { data: members, size: lines.length });
       assert.equal(ack.ack?.stored, 3, JSON.stringify(ack));
-      const garbage = await stream.batch(Buffer.alloc(0), 2, 1, 10_000, Buffer.from('not gzip at all'));
+      const garbage = await stream.batch(Buffer.alloc(0), 2, 1, 10_000, { data: Buffer.from('not gzip at all'), size: 100 });
       assert.equal(garbage.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal(garbage.nack?.permanent, true);
       assert.match(garbage.nack.message, /ndjson_gzip is not gzip/);
-      const cut = await stream.batch(Buffer.alloc(0), 3, 1, 10_000, gzipSync(ndjson(makeEvents(1))).subarray(0, 20));
+      const one = ndjson(makeEvents(1));
+      const cut = await stream.batch(Buffer.alloc(0), 3, 1, 10_000, { data: gzipSync(one).subarray(0, 20), size: one.length });
       assert.equal(cut.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID', 'a member cut short');
-      // 9 MiB of newlines compress to a few KB: refused once inflated past a message's 8 MiB.
-      const bomb = await stream.batch(Buffer.alloc(0), 4, 1, 10_000, gzipSync(Buffer.alloc(9 * 1024 * 1024, 0x0a)));
+      // 9 MiB of newlines compress to a few KB: refused for saying so (past a message's 8 MiB),
+      // and, saying less, for inflating past what it said.
+      const nine = Buffer.alloc(9 * 1024 * 1024, 0x0a);
+      const bomb = await stream.batch(Buffer.alloc(0), 4, 1, 10_000, { data: gzipSync(nine), size: nine.length });
       assert.equal(bomb.nack?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
       assert.equal(bomb.nack?.permanent, true);
-      const both = await stream.batch(ndjson(makeEvents(1)), 5, 1, 10_000, gzipSync(ndjson(makeEvents(1))));
+      const liar = await stream.batch(Buffer.alloc(0), 5, 1, 10_000, { data: gzipSync(nine), size: 1000 });
+      assert.equal(liar.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(liar.nack.message, /more than its ndjson_size/);
+      const both = await stream.batch(one, 6, 1, 10_000, { data: gzipSync(one), size: one.length });
       assert.equal(both.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.match(both.nack.message, /both ndjson and ndjson_gzip/);
-      assert.equal((await stream.batch(ndjson(makeEvents(1)), 6, 1)).ack?.stored, 1, 'the stream goes on');
+      assert.equal((await stream.batch(ndjson(makeEvents(1)), 7, 1)).ack?.stored, 1, 'the stream goes on');
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, 4, 'nothing of the refused batches stored');
     } finally {
       stream.close();

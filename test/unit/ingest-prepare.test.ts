@@ -150,29 +150,45 @@ describe('ingest: prepareBatch', () => {
 
 describe('ingest: batchBytes (a batch the agent compressed)', () => {
   const text = Buffer.from('{"a":1}\n{"b":2}\n');
+  const inflate = (data: Uint8Array, size: number): Buffer => Buffer.from(batchBytes(data, size) as Uint8Array);
+  const refusal = (data: Uint8Array, size: number) => {
+    const result = batchBytes(data, size);
+    assert.ok(!(result instanceof Uint8Array), 'refused');
+    return result;
+  };
 
-  it('hands lines over as they are, and inflates gzip of one or more members', () => {
-    assert.equal(batchBytes(text, false), text);
-    assert.deepEqual(Buffer.from(batchBytes(gzipSync(text), true) as Uint8Array), text);
+  it('hands lines over as they are, and inflates gzip of one or more members to the size it said', () => {
+    assert.equal(batchBytes(text), text);
+    assert.deepEqual(inflate(gzipSync(text), text.length), text);
     const members = Buffer.concat([gzipSync(text.subarray(0, 8)), gzipSync(text.subarray(8))]);
-    assert.deepEqual(Buffer.from(batchBytes(members, true) as Uint8Array), text);
-    assert.deepEqual(Buffer.from(batchBytes(gzipSync(Buffer.alloc(0)), true) as Uint8Array), Buffer.alloc(0));
+    assert.deepEqual(inflate(members, text.length), text);
+    assert.deepEqual(inflate(gzipSync(Buffer.alloc(0)), 0), Buffer.alloc(0));
   });
 
   it('refuses what is not gzip, or is cut short (HADES_ERR_STREAM_MESSAGE_INVALID)', () => {
     for (const bad of [Buffer.from('plain text'), gzipSync(text).subarray(0, 12), Buffer.from([0x1f, 0x8b])]) {
-      const refusal = batchBytes(bad, true);
-      assert.ok(!(refusal instanceof Uint8Array));
-      assert.equal(refusal.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
-      assert.match(refusal.message, /ndjson_gzip is not gzip data/);
+      const r = refusal(bad, text.length);
+      assert.equal(r.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(r.message, /ndjson_gzip is not gzip data/);
     }
   });
 
-  it('refuses gzip that inflates past a message\'s limit (HADES_ERR_STREAM_MESSAGE_TOO_LARGE), without inflating it all', () => {
+  it('refuses gzip that inflates to more or less than its ndjson_size, without inflating more than it said (HADES_ERR_STREAM_MESSAGE_INVALID)', () => {
+    // A bomb that says it is small: stopped at the size it said, whatever it would grow to.
+    const more = refusal(gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x0a)), 100);
+    assert.equal(more.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.match(more.message, /more than its ndjson_size \(100 bytes\)/);
+    const less = refusal(gzipSync(text), text.length + 1);
+    assert.equal(less.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.match(less.message, new RegExp(`inflates to ${text.length} bytes, not its ndjson_size \\(${text.length + 1}\\)`));
+    assert.equal(refusal(gzipSync(text), 0).code, 'HADES_ERR_STREAM_MESSAGE_INVALID', 'no size said (0) for lines that are not empty');
+  });
+
+  it('refuses an ndjson_size past a message\'s limit (HADES_ERR_STREAM_MESSAGE_TOO_LARGE) before inflating anything', () => {
     assert.equal(MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, 'the same limit as a gRPC message');
-    const refusal = batchBytes(gzipSync(Buffer.alloc(MAX_BATCH_BYTES + 1, 0x0a)), true);
-    assert.ok(!(refusal instanceof Uint8Array));
-    assert.equal(refusal.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
-    assert.equal((batchBytes(gzipSync(Buffer.alloc(MAX_BATCH_BYTES, 0x0a)), true) as Uint8Array).byteLength, MAX_BATCH_BYTES, 'at the limit it is taken');
+    const big = Buffer.alloc(MAX_BATCH_BYTES + 1, 0x0a);
+    const r = refusal(gzipSync(big), big.length);
+    assert.equal(r.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+    assert.equal(inflate(gzipSync(big.subarray(1)), MAX_BATCH_BYTES).byteLength, MAX_BATCH_BYTES, 'at the limit it is taken');
   });
 });

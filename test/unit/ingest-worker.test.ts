@@ -15,6 +15,7 @@ import { exampleEvent, type EventAction } from '../../src/common/events/index.js
 import type { RuleFile } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { IngestWorker, PIPELINE_BYTES } from '../../src/server/ingest/client.js';
+import { MAX_BATCH_BYTES } from '../../src/server/ingest/prepare.js';
 
 const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -224,18 +225,44 @@ describe('ingest worker: prepare and detect', () => {
     assert.equal(worker.stats.pending, 0);
   });
 
-  it('inflates a compressed batch on the thread and holds it at its inflated size; a bad one is refused and holds nothing', async () => {
+  it('inflates a compressed batch on the thread, let in and held at the size it says; one that lies about it is refused and holds nothing', async () => {
     await worker.load([RULES]);
     const text = ndjson([curl(0), webShell(1)]);
-    const prepared = await worker.prepare(AGENT, gzipSync(text), undefined, NOW, true, true);
+    const prepared = await worker.prepare(AGENT, gzipSync(text), undefined, NOW, true, text.byteLength);
     assert.equal(prepared.refused, undefined);
     assert.equal(prepared.bytes, text.byteLength);
     assert.equal(prepared.rows.length, 2);
-    assert.equal(worker.stats.heldBytes, text.byteLength, 'counted as what it inflated to, not the guess it was let in at');
+    assert.equal(worker.stats.heldBytes, text.byteLength, 'held at its inflated size');
     assert.deepEqual((await worker.detect(prepared.id, null)).matches.map((m) => m.rule.id).sort(), ['curl_seen', 'shell_under_web']);
     assert.equal(worker.stats.heldBytes, 0);
-    const bad = await worker.prepare(AGENT, encoder.encode('not gzip'), undefined, NOW, true, true);
+    const bad = await worker.prepare(AGENT, encoder.encode('not gzip'), undefined, NOW, true, 10);
     assert.equal(bad.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(worker.stats.heldBytes, 0);
+    // Very repetitive lines that say they are small: stopped there, never held at what they would inflate to.
+    const lying = await worker.prepare(AGENT, gzipSync(Buffer.from(`${JSON.stringify(curl(5))}\n`.repeat(20_000))), undefined, NOW, true, 1000);
+    assert.equal(lying.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(worker.stats.heldBytes, 0);
+  });
+
+  it('lets compressed batches in by the size they say, so the budget holds however well they compress', async () => {
+    await worker.load([RULES]);
+    // Batches of the largest size a batch may say, a few KB each once compressed: the budget
+    // takes PIPELINE_BYTES / MAX_BATCH_BYTES of them, and the next waits for room.
+    const padded = Buffer.concat([ndjson([curl(0)]), Buffer.alloc(MAX_BATCH_BYTES - ndjson([curl(0)]).byteLength, 0x0a)]);
+    const gz = gzipSync(padded);
+    const fit = PIPELINE_BYTES / MAX_BATCH_BYTES;
+    const held = await Promise.all(Array.from({ length: fit }, () => worker.prepare(AGENT, gz, undefined, NOW, true, MAX_BATCH_BYTES)));
+    assert.deepEqual(held.map((p) => p.refused), held.map(() => undefined));
+    assert.equal(worker.stats.heldBytes, PIPELINE_BYTES);
+    let next: Awaited<ReturnType<IngestWorker['prepare']>> | undefined;
+    const waiting = worker.prepare(AGENT, gz, undefined, NOW, true, MAX_BATCH_BYTES).then((r) => (next = r));
+    await sleep(50);
+    assert.equal(next, undefined, 'held back: no room for what it says it inflates to');
+    assert.equal(worker.stats.waiting, 1);
+    worker.forget(held[0]!.id);
+    await waiting;
+    assert.equal(worker.stats.heldBytes, PIPELINE_BYTES);
+    for (const p of [...held.slice(1), next!]) worker.forget(p.id);
     assert.equal(worker.stats.heldBytes, 0);
   });
 });

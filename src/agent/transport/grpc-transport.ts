@@ -413,17 +413,24 @@ export class GrpcTransport implements BatchTransport {
 
   async send(batch: EventBatch, signal: AbortSignal): Promise<void> {
     if (this.closed) throw new HadesError('HADES_ERR_OUTPUT_FAILED', 'transport closed');
-    await this.open(signal);
-    const stream = this.stream;
-    if (!stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
-    // Compressed once here, off the event loop, and sent as it is: the server inflates it on its
-    // ingest thread rather than in gRPC's per-message stream on its main thread. A server that
-    // does not list the feature gets the lines, compressed by gRPC as before.
-    const compressed = this.gzipBatches ? await gzipAsync(batch.data) : undefined;
-    if (signal.aborted) throw new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping');
+    let stream: Stream | undefined;
+    let compressed: Buffer | undefined;
+    do {
+      await this.open(signal);
+      stream = this.stream;
+      if (!stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
+      // Compressed once here, off the event loop, and sent as it is: the server inflates it on
+      // its ingest thread rather than in gRPC's per-message stream on its main thread. A server
+      // that does not list the feature gets the lines, compressed by gRPC as before.
+      compressed = this.gzipBatches ? await gzipAsync(batch.data) : undefined;
+      if (signal.aborted) throw new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping');
+      // A stream replaced meanwhile (a renewed certificate's reconnection, which waits for no
+      // batch in flight): the batch goes on the new one, compressed again if it must be.
+    } while (this.stream !== stream && this.stream !== undefined);
     if (this.stream !== stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
+    const current = stream;
     await new Promise<void>((resolve, reject) => {
-      const onAbort = () => this.drop(stream, new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping'));
+      const onAbort = () => this.drop(current, new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping'));
       signal.addEventListener('abort', onAbort, { once: true });
       const done = () => signal.removeEventListener('abort', onAbort);
       this.pending = {
@@ -438,8 +445,8 @@ export class GrpcTransport implements BatchTransport {
         },
       };
       const head = { first_seq: batch.firstSeq, last_seq: batch.lastSeq, events: batch.events };
-      if (compressed) stream.write({ batch: { ...head, ndjson: NO_BYTES, ndjson_gzip: compressed } }, NO_COMPRESS);
-      else stream.write({ batch: { ...head, ndjson: batch.data } });
+      if (compressed) current.write({ batch: { ...head, ndjson: NO_BYTES, ndjson_gzip: compressed, ndjson_size: batch.data.length } }, NO_COMPRESS);
+      else current.write({ batch: { ...head, ndjson: batch.data } });
     });
   }
 

@@ -21,9 +21,6 @@ import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply }
  */
 export const PIPELINE_BYTES = 32 * 1024 * 1024;
 
-/** What a compressed batch is taken to hold until the thread has inflated it (NDJSON of events compresses 5 to 10 times). */
-const GZIP_RATIO_GUESS = 8;
-
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 
@@ -167,17 +164,18 @@ export class IngestWorker {
 
   /**
    * Checks a batch and makes its rows. `ndjson` is copied (the copy is moved to the thread, not
-   * copied again); `compressed`: it is gzip, inflated on the thread. With `keep`, the events wait
-   * in the thread for detect() or forget() with the returned id.
+   * copied again); `inflated`: it is gzip that inflates to that many bytes, on the thread. With
+   * `keep`, the events wait in the thread for detect() or forget() with the returned id.
    */
-  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean, compressed = false): Promise<PrepareReply & { readonly id: number }> {
-    // A compressed batch is let in at a guess of its size, corrected once the thread has inflated it.
-    const admitted = compressed ? Math.min(ndjson.byteLength * GZIP_RATIO_GUESS, MAX_BATCH_BYTES) : ndjson.byteLength;
+  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean, inflated?: number): Promise<PrepareReply & { readonly id: number }> {
+    // A compressed batch is let in at the size it says it inflates to (the thread refuses it if
+    // it inflates to anything else), so the budget holds whatever the gzip holds.
+    const admitted = inflated === undefined ? ndjson.byteLength : Math.min(inflated, MAX_BATCH_BYTES);
     await this.#admit(admitted);
     const copy = new Uint8Array(ndjson);
     // `event.ingested`, when not given: now, once the batch is let in, just ahead of the store
     // (not when it arrived: a batch may wait for room in the pipeline for seconds under load).
-    const sent = this.#send('prepare', { agentId, ndjson: copy, compressed, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
+    const sent = this.#send('prepare', { agentId, ndjson: copy, inflated, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
     let reply: PrepareReply;
     try {
       reply = (await sent.reply) as PrepareReply;

@@ -27,20 +27,28 @@ export interface Refusal {
 }
 
 /**
- * A batch's NDJSON as the agent sent it: the bytes themselves, or, `compressed`, their gzip
- * (one or more members) inflated within MAX_BATCH_BYTES. A refusal when that cannot be done.
+ * A batch's NDJSON as the agent sent it: the bytes themselves (`inflated` undefined), or their
+ * gzip (one or more members), which must inflate to exactly `inflated` bytes (the batch's
+ * ndjson_size), at most MAX_BATCH_BYTES: the room made for the batch before it was inflated
+ * holds, whatever the gzip says. A refusal when that cannot be done.
  */
-export function batchBytes(data: Uint8Array, compressed: boolean): Uint8Array | Refusal {
-  if (!compressed) return data;
+export function batchBytes(data: Uint8Array, inflated?: number): Uint8Array | Refusal {
+  if (inflated === undefined) return data;
+  if (inflated > MAX_BATCH_BYTES) {
+    return { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `ndjson_size ${inflated} is more than the ${MAX_BATCH_BYTES} bytes a batch may inflate to` };
+  }
+  let lines: Buffer;
   try {
-    return gunzipSync(data, { maxOutputLength: MAX_BATCH_BYTES });
+    lines = gunzipSync(data, { maxOutputLength: Math.max(1, inflated) });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    if (e.code === 'ERR_BUFFER_TOO_LARGE') {
-      return { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `ndjson_gzip decompresses to more than ${MAX_BATCH_BYTES} bytes` };
-    }
+    if (e.code === 'ERR_BUFFER_TOO_LARGE') return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `ndjson_gzip inflates to more than its ndjson_size (${inflated} bytes)` };
     return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `ndjson_gzip is not gzip data: ${e.message}` };
   }
+  if (lines.byteLength !== inflated) {
+    return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `ndjson_gzip inflates to ${lines.byteLength} bytes, not its ndjson_size (${inflated})` };
+  }
+  return lines;
 }
 
 export interface PreparedBatch {

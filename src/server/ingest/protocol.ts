@@ -9,9 +9,9 @@ import type { Row } from '../store/row.js';
 export type IngestRequest =
   /**
    * Check a batch and make its rows; with `keep`, hold its events for a `detect` or `forget`.
-   * `compressed`: `ndjson` is gzip (EventBatch.ndjson_gzip), inflated here.
+   * `inflated`: `ndjson` is gzip (EventBatch.ndjson_gzip) that inflates to that many bytes, here.
    */
-  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly compressed: boolean; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
+  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly inflated: number | undefined; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
   /** Run the kept events of a prepared batch (`batch`: the id of its `prepare`) through the rules: those at `stored`, or all (null). */
   | { readonly kind: 'detect'; readonly id: number; readonly batch: number; readonly stored: readonly number[] | null }
   /**

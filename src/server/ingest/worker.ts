@@ -29,7 +29,7 @@ const expiry = setInterval(() => ruleSet?.expire(Date.now()), EXPIRE_EVERY_MS);
 expiry.unref();
 
 function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareReply {
-  const bytes = batchBytes(request.ndjson, request.compressed);
+  const bytes = batchBytes(request.ndjson, request.inflated);
   if (!(bytes instanceof Uint8Array)) return { bytes: request.ndjson.byteLength, rejected: 0, refused: bytes, rows: [] };
   const batch = prepareBatch(request.agentId, decoder.decode(bytes), request.cmdb, request.now);
   if (request.keep && batch.refused === undefined && batch.events.length > 0) {
