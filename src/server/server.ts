@@ -195,8 +195,8 @@ export class HadesServer {
         renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
         group: (work) => groupCommit.immediate(work),
         prepare: async (agentId, ndjson, inflated) => {
-          const agent = registry.get(agentId);
-          const meta = agent ? cmdb.lookup(agent.hostname, agent.addresses) : undefined;
+          const host = registry.hostOf(agentId);
+          const meta = host ? cmdb.lookup(host.hostname, host.addresses) : undefined;
           const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated);
           return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
         },

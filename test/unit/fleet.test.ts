@@ -198,6 +198,8 @@ describe('fleet registry', () => {
       lastSeen: new Date(T0).toISOString(),
       online: false,
     });
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] }, 'what the CMDB is matched by, for every batch');
+    assert.equal(fleet.hostOf('ag_0000000000000000'), undefined);
     assert.deepEqual(fleet.get(id), agent);
     assert.deepEqual(fleet.byFingerprint(c.fingerprint), agent);
     assert.equal(fleet.get('ag_ffffffffffffffff'), undefined);

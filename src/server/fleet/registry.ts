@@ -274,6 +274,7 @@ export class FleetRegistry {
   readonly #db: Db;
   readonly #now: Clock;
   readonly #agentById;
+  readonly #hostById;
   readonly #agentByFingerprint;
   readonly #taskById;
   readonly #expireTask;
@@ -283,6 +284,7 @@ export class FleetRegistry {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#agentById = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?');
+    this.#hostById = db.prepare<[string], { hostname: string; addresses: string }>('SELECT hostname, addresses FROM agents WHERE id = ?');
     this.#agentByFingerprint = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE cert_fingerprint = ?');
     this.#taskById = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
     this.#expireTask = db.prepare<[number, string, number]>("UPDATE tasks SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline <= ?");
@@ -349,6 +351,15 @@ export class FleetRegistry {
   get(id: string): Agent | undefined {
     const row = this.#agentById.get(id);
     return row === undefined ? undefined : agentOf(row);
+  }
+
+  /**
+   * An agent's host name and addresses (what the CMDB is matched by), without the rest of its
+   * record: read for every batch the agent sends, where get() would parse its last heartbeat.
+   */
+  hostOf(id: string): { readonly hostname: string; readonly addresses: string[] } | undefined {
+    const row = this.#hostById.get(id);
+    return row === undefined ? undefined : { hostname: row.hostname, addresses: JSON.parse(row.addresses) as string[] };
   }
 
   byFingerprint(fingerprint: string): Agent | undefined {
