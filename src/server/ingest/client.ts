@@ -183,13 +183,9 @@ export class IngestWorker {
       this.#release(admitted);
       throw error;
     }
-    if (keep && reply.refused === undefined && reply.rows.length > 0 && this.#worker !== undefined) {
-      this.#held.set(sent.id, reply.bytes);
-      if (reply.bytes < admitted) this.#release(admitted - reply.bytes);
-      else this.#heldBytes += reply.bytes - admitted;
-    } else {
-      this.#release(admitted);
-    }
+    // A batch that was not refused inflated to exactly what it was let in at: that is what it holds.
+    if (keep && reply.refused === undefined && reply.rows.length > 0 && this.#worker !== undefined) this.#held.set(sent.id, admitted);
+    else this.#release(admitted);
     return { ...reply, id: sent.id };
   }
 

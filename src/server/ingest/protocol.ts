@@ -5,6 +5,7 @@
 import type { ErrorCode } from '../../common/errors.js';
 import type { Match, RuleFile, RuleInfo, RuleProblem, RuleStats } from '../../rules/index.js';
 import type { Row } from '../store/row.js';
+import type { Refusal } from './prepare.js';
 
 export type IngestRequest =
   /**
@@ -30,7 +31,7 @@ export interface PrepareReply {
   /** Bytes of the batch's NDJSON (decompressed, for a compressed batch). */
   readonly bytes: number;
   readonly rejected: number;
-  readonly refused?: { readonly code: ErrorCode; readonly message: string };
+  readonly refused?: Refusal;
   readonly rows: Row[];
 }
 
