@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, isErrorCode } from '../common/errors.js';
+import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { caFile, localCredentials } from '../server/server.js';
 import { loadRoleConfig } from './commands/config.js';
 
@@ -31,6 +32,17 @@ export interface ApiClient {
   patch(path: string, body: unknown): Promise<unknown>;
   put(path: string, body: unknown): Promise<unknown>;
   delete(path: string): Promise<unknown>;
+}
+
+/**
+ * Refuses a --since or --until the server would refuse, before anything is sent (so that a typo
+ * is a usage error even when the server is down).
+ */
+export function checkTimeBounds(options: Readonly<Record<string, unknown>>): void {
+  for (const name of ['since', 'until']) {
+    const value = options[name];
+    if (typeof value === 'string' && timeBound(value) === undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--${name} '${value}' is not ${TIME_BOUND_FORMS}`);
+  }
 }
 
 /** A client of the deployment the options name (see the top of this file). */

@@ -44,6 +44,8 @@ export const groups: Readonly<Record<string, string>> = {
   tasks: 'Tasks for agents: restart a plugin, change the log level, run a query',
   fleet: 'Questions asked of many agents at once',
   alerts: 'Alerts raised by the rule engine',
+  tokens: 'API tokens for people and scripts, each with a role (admin, analyst, read-only)',
+  'server token': 'One-time enrollment tokens for agents',
   rules: 'Rule packs: test them, import Sigma rules',
   yara: 'YARA scanning',
 };

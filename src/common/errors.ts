@@ -294,6 +294,21 @@ export const errorCatalog = {
     summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size).',
     remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
   },
+  HADES_ERR_TASK_PARAMS: {
+    kind: 'input',
+    summary: 'A task names something the agent does not have (a plugin that is not running there).',
+    remedy: 'The task\'s result lists what the agent has (its plugins); create the task again with one of them.',
+  },
+  HADES_ERR_NOT_ROOT: {
+    kind: 'environment',
+    summary: 'The command loads kernel programs (hades events, hades agent, hades start) and is not running as root.',
+    remedy: 'Run it as root (sudo), or use the commands that only talk to a running server or agent (hades search, hades alerts, hades agent status).',
+  },
+  HADES_ERR_SERVER_RUNNING: {
+    kind: 'environment',
+    summary: 'Another server already runs with the same data folder.',
+    remedy: 'Use the server that runs (its API and gateway addresses are in its log), stop it first, or give this one its own data folder (`data_dir`; `hades start --data`).',
+  },
   HADES_ERR_SERVER_LISTEN: {
     kind: 'environment',
     summary: 'The server could not listen on an address of its configuration (the port is in use, or the address is not this host\'s).',

@@ -10,7 +10,7 @@ export { DEFAULT_MAX_KEYS } from './correlation.js';
 export { SEVERITIES, type Severity } from './schema.js';
 export { MISSING } from './template.js';
 export { fieldInfo, fieldPaths, ANCESTOR_FIELDS } from './fields.js';
-export { suggest } from './suggest.js';
+export { didYouMean, suggest } from './suggest.js';
 export type { EventRecord } from './accessor.js';
 export {
   checkSamples,

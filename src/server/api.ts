@@ -28,6 +28,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { parseRoleConfig, setsNothing } from '../common/config/index.js';
 import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
+import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.js';
 import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
@@ -152,14 +153,10 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const Anything = Type.Unknown();
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
-const DURATION = /^(\d+)(s|m|h|d)$/;
-/** `15m`, `2h`, `7d` or ISO time -> ms since epoch. */
+/** `15m`, `2h`, `7d` or ISO time -> ms since epoch (../common/time-bound.ts). */
 export function parseSince(value: string, now = Date.now()): number {
-  const match = DURATION.exec(value);
-  if (match) return now - Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  // An ISO date or time; Date.parse alone would also take '5' (as May 2001).
-  const time = /^\d{4}-\d{2}-\d{2}([T ]|$)/.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(time)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is neither a duration (30s, 15m, 2h, 7d) nor an ISO time (2026-11-28 or 2026-11-28T08:00:00Z)`);
+  const time = timeBound(value, now);
+  if (time === undefined) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is not ${TIME_BOUND_FORMS}`);
   return time;
 }
 
@@ -732,8 +729,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: ['alerts'],
       querystring: Type.Object(
         {
-          since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
-          until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default now.' })),
+          since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+          until: Type.Optional(Type.String({ description: 'Alerts that began at or before this: a duration back from now or an ISO time. Default now.' })),
           status: Type.Optional(Type.String({ maxLength: 128, description: `Comma-separated statuses: ${ALERT_STATUSES.join(', ')}.` })),
           severity: Type.Optional(Severities),
           rule: Type.Optional(Type.String({ maxLength: 256 })),

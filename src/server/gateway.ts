@@ -104,6 +104,12 @@ interface Settled {
 /** Longest stretch (ms) of storing batches before the event loop serves sockets again. */
 const SLICE_MS = 10;
 
+/** gRPC says only "No address added out of total 1 resolved errors": say what it usually means. */
+function listenError(address: string, error: Error): HadesError {
+  const cause = /EADDRINUSE/.test(error.message) ? 'the port is in use' : /EADDRNOTAVAIL/.test(error.message) ? 'the address is not one of this host\'s' : 'the port is in use, or the address is not this host\'s';
+  return new HadesError('HADES_ERR_SERVER_LISTEN', `the agent gateway cannot listen on ${address}: ${cause} (${error.message})`, { cause: error });
+}
+
 /** Ends a call with a gRPC status (grpc-js sends the status of an 'error' whose code is a number). */
 function endWithStatus(stream: Stream, code: grpc.status, details: string): void {
   stream.emit('error', { code, details, metadata: new grpc.Metadata() });
@@ -127,7 +133,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   async listen(address: string): Promise<number> {
     const credentials = grpc.ServerCredentials.createSsl(Buffer.from(this.options.caPem), [{ cert_chain: Buffer.from(this.options.certPem), private_key: Buffer.from(this.options.keyPem) }], true);
     this.port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(new HadesError('HADES_ERR_SERVER_LISTEN', `the agent gateway cannot listen on ${address}: ${error.message}`)) : resolve(port)));
+      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(listenError(address, error)) : resolve(port)));
     });
     return this.port;
   }

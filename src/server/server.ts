@@ -21,6 +21,7 @@ import { AlertStore } from './alerts/store.js';
 import type { Alert } from './alerts/types.js';
 import { buildApi, type ApiPorts, type Role } from './api.js';
 import { Cmdb } from './cmdb.js';
+import { DataLock } from './data-lock.js';
 import { openDatabase, type Db } from './db.js';
 import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
@@ -112,6 +113,8 @@ export class HadesServer {
   private replaying: Promise<void> | undefined;
   private stopping = false;
   private api: FastifyInstance | undefined;
+  /** This server's hold on its data folder (./data-lock.ts). */
+  private lock: DataLock | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminToken = '';
   addresses: ServerAddresses | undefined;
@@ -135,6 +138,8 @@ export class HadesServer {
     const dataDir = config.data_dir;
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     chmodSync(dataDir, 0o700);
+    // Before anything in the folder is touched: a second server would mark the fleet offline.
+    this.lock = DataLock.acquire(dataDir);
     const agentsListen = splitHostPort(config.listen.agents);
     const apiListen = splitHostPort(config.listen.api);
     const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');
@@ -563,6 +568,8 @@ export class HadesServer {
     const stored = this.db !== undefined;
     this.db?.close();
     this.db = undefined;
+    this.lock?.release();
+    this.lock = undefined;
     if (stored) this.log.info('server stopped');
     this.log.close();
   }

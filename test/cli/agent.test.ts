@@ -224,6 +224,13 @@ describe('run by a user who is not root', () => {
   const readable = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(`${projectRoot}bin/hades.js`)})`], { uid: NOBODY, gid: NOBODY }).status === 0;
   const skip = !readable && 'needs root, and a project that user nobody can read';
 
+  it('refuses the commands that load kernel programs with HADES_ERR_NOT_ROOT, not as a driver failure', { skip }, async () => {
+    for (const args of [['events', '--duration', '1'], ['agent'], ['start', '--data', path.join(dir, 'never-started')]]) {
+      const last = assertCodedFailure(await runHades(args, { uid: NOBODY, gid: NOBODY }), 3, 'HADES_ERR_NOT_ROOT');
+      assert.match(last, /root/, args.join(' '));
+    }
+  });
+
   it('says that the agent\'s data folder is root\'s, not that no agent runs', { skip }, async () => {
     const { config, dataDir } = agentConfigFile('root-only.yaml');
     mkdirSync(dataDir, { mode: 0o700 });

@@ -788,6 +788,14 @@ describe('the hades command against the running server', () => {
     const remote = await runHades(['search', '--config', configFile, '--action', 'no_such_action']);
     assert.equal(remote.status, 2, remote.stderr);
     assert.match(remote.stderr, /HADES_ERR_API_INVALID_REQUEST/);
+    // A bad time bound is a usage error before anything is sent, even with no server to ask.
+    const missing = path.join(dir, 'server-missing.yaml');
+    writeFileSync(missing, serverConfigText(path.join(dir, 'never-started'), { agents: '127.0.0.1:1', api: '127.0.0.1:1' }));
+    for (const args of [['search', '--since', '5x'], ['search', '--until', 'yesterday'], ['alerts', 'list', '--since', '2026-13']]) {
+      const r = await runHades([...args, '--config', missing]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --(since|until) '.*' is not a duration \(30s, 15m, 2h, 7d\) or an ISO time/);
+    }
     const token = await runHades(['agents', 'list', '--config', configFile, '--token', 'nope']);
     assert.notEqual(token.status, 0);
     assert.match(token.stderr, /HADES_ERR_API_UNAUTHENTICATED/);
@@ -941,7 +949,7 @@ describe('managing the fleet with the hades command', () => {
     assert.equal(gateway.status, 3, gateway.stderr);
     const gatewayLines = gateway.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
     assert.equal(gatewayLines.length, 1, `no stray gRPC line: ${gateway.stderr}`);
-    assert.match(gatewayLines[0]!, /^hades: HADES_ERR_SERVER_LISTEN: the agent gateway cannot listen on 127\.0\.0\.1:\d+/);
+    assert.match(gatewayLines[0]!, /^hades: HADES_ERR_SERVER_LISTEN: the agent gateway cannot listen on 127\.0\.0\.1:\d+: the port is in use/);
   });
 
   it('--server of another deployment: its CA with --ca (or HADES_API_CA); without it, a TLS refusal that says what to pass', async () => {
@@ -1268,6 +1276,11 @@ describe('alerts through the API and the hades command', () => {
     const bad = await runHades(['alerts', 'list', '--limit', 'lots', '--config', configFile]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
+    // A rule id that no loaded rule has: nothing to list, said so, with the closest id.
+    const misspelt = await runHades(['alerts', 'list', '--since', '10m', '--rule', 'reverse_shel_dev_tcp', '--config', configFile]);
+    assert.equal(misspelt.status, 0, misspelt.stderr);
+    assert.equal(misspelt.stdout, '');
+    assert.match(misspelt.stderr, /^hades: no alert in that window; no loaded rule has the id 'reverse_shel_dev_tcp'; did you mean 'reverse_shell_dev_tcp'\?$/m);
   });
 
   it('hades alerts show, triage, comment, suppress, suppressions and unsuppress', async () => {

@@ -590,6 +590,12 @@ log: { level: ${level} }
       await agent.start();
       const agentId = await waitUntil('the idle agent online', online, 10_000, 100);
       assert.equal(agent.status().pipeline.outputs.find((o) => o.name === 'server')?.in ?? 0, 0, 'no event was sent');
+      // A second server on the same data folder (other ports) stops before it touches anything:
+      // the fleet stays online, the running server goes on.
+      const second = new TestServer(server.dataDir);
+      const refused = await rejectsWith(second.start(), 'HADES_ERR_SERVER_RUNNING');
+      assert.match(refused.message, /another server already runs with the data folder/);
+      assert.equal(await online(), agentId, 'the agent is still online');
       const runTask = async (params: AnyEvent): Promise<AnyEvent> => {
         const task = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'log_level', params } })).tasks[0] as AnyEvent;
         return waitUntil('the task done', async () => {
@@ -597,6 +603,14 @@ log: { level: ${level} }
           return now['status'] === 'done' ? now : undefined;
         }, 10_000, 100);
       };
+      // A plugin the agent does not run: the task fails with a coded error naming the ones it has.
+      const restart = (await server.ok('POST', '/api/v1/tasks', { body: { agents: [agentId], kind: 'restart_plugin', params: { name: 'nosuch' } } })).tasks[0] as AnyEvent;
+      const failed = await waitUntil('the restart refused', async () => {
+        const now = (await server.ok('GET', `/api/v1/tasks/${restart['id']}`)) as AnyEvent;
+        return now['status'] === 'failed' ? now : undefined;
+      }, 10_000, 100);
+      assert.equal((failed['result'] as AnyEvent)['code'], 'HADES_ERR_TASK_PARAMS', JSON.stringify(failed));
+      assert.match(String((failed['result'] as AnyEvent)['message']), /^no plugin 'nosuch' runs on this agent; its plugins: /);
       // A log level for a while: it holds over a reload that keeps the configured level, then goes back.
       const done = await runTask({ level: 'debug', duration_s: 2 });
       assert.equal((done['result'] as AnyEvent)['level'], 'debug');

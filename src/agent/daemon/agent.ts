@@ -411,7 +411,7 @@ export class Agent {
       case 'restart_plugin': {
         const name = typeof params['name'] === 'string' ? params['name'] : '';
         const plugin = this.supervisor.get(name);
-        if (!plugin) return reply('failed', { code: 'HADES_ERR_API_NOT_FOUND', message: `no plugin '${name}'; plugins: ${this.supervisor.names().join(', ')}` });
+        if (!plugin) return reply('failed', { code: 'HADES_ERR_TASK_PARAMS', message: `no plugin '${name}' runs on this agent; its plugins: ${this.supervisor.names().join(', ')}` });
         plugin.process.restart('restarted by the server');
         return reply('done', { plugin: name });
       }

@@ -23,6 +23,14 @@ export function renderTablesDoc(tables: readonly TableSpec[]): string {
   out.push('file over the size limit) is skipped with a warning and the rest is returned. Booleans are');
   out.push('INTEGER 0 or 1; times are unix seconds.');
   out.push('');
+  out.push('`hades query` runs the collector as a process of its own, which the host\'s agent watches like');
+  out.push('any other: a query that reads `users` opens /etc/shadow (for the password state), and the');
+  out.push('default pack reports that as `shadow_read_by_unexpected_program` (high). The agent leaves');
+  out.push('out only its own collector (its fleet `query` tasks and scheduled queries): a program known');
+  out.push('by its path or arguments alone would be an easy disguise for a hash dump. Where the alert is');
+  out.push('not wanted, ask through the server (`hades fleet query`), or suppress the rule for the host');
+  out.push('while you work (`hades alerts suppress`).');
+  out.push('');
   out.push('| table | description |');
   out.push('|---|---|');
   for (const table of tables) out.push(`| [\`${table.name}\`](#${table.name}) | ${cell(table.description)} |`);

@@ -18,7 +18,7 @@ const loadAgentConfig = (options: Readonly<Record<string, unknown>>): Promise<{ 
 
 export async function agentRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const { config, file } = await loadAgentConfig(options);
-  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades agent loads kernel programs and must run as root');
+  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_NOT_ROOT', 'hades agent loads kernel programs and must run as root');
   let fatal: { error: HadesError; code: number } | undefined;
   const done = new AbortController();
   const agent = new Agent({

@@ -9,8 +9,9 @@
  * - `hades alerts suppress`, `hades alerts suppressions`, `hades alerts unsuppress ID`.
  */
 import { HadesError } from '../../common/errors.js';
-import { apiClient } from '../api-client.js';
+import { apiClient, checkTimeBounds, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { didYouMean, suggest } from '../../rules/index.js';
 import { shown } from '../terminal.js';
 
 interface AlertLine {
@@ -38,9 +39,21 @@ export function formatAlert(alert: AlertLine): string {
   return shown(`${alert.id}  ${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.status.padEnd(14)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${assignee}`);
 }
 
+/**
+ * For an empty answer to --rule: a note when no loaded rule has that id (a misspelling, or a
+ * rule since removed, whose old alerts would still be listed), with the closest id.
+ */
+async function unknownRule(client: ApiClient, rule: string | undefined): Promise<string> {
+  if (rule === undefined) return '';
+  const loaded = (await client.get('/api/v1/rules')) as { list?: { id: string }[] };
+  const ids = (loaded.list ?? []).map((r) => r.id);
+  return ids.includes(rule) ? '' : `; no loaded rule has the id '${shown(rule)}'${didYouMean(suggest(rule, ids))}`;
+}
+
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const limit = opt(options, 'limit') ?? '100';
   if (!/^\d{1,5}$/.test(limit) || Number(limit) < 1 || Number(limit) > 10_000) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--limit must be a number from 1 to 10000 (got '${limit}')`);
+  checkTimeBounds(options);
   const client = await apiClient(options);
   const result = (await client.get('/api/v1/alerts', {
     since: opt(options, 'since') ?? '24h',
@@ -53,7 +66,7 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
     limit,
   })) as { alerts: AlertLine[]; next?: string };
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
-  if (!options['json'] && result.alerts.length === 0) context.stderr.write('hades: no alert in that window\n');
+  if (!options['json'] && result.alerts.length === 0) context.stderr.write(`hades: no alert in that window${await unknownRule(client, opt(options, 'rule'))}\n`);
   if (result.next) context.stderr.write(`hades: more alerts: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   return exitStatus.ok;
 }

@@ -57,7 +57,7 @@ export async function events(context: CliContext, _args: readonly string[], opti
   const duration = parseDuration(options['duration']);
   const config = await agentConfig(options);
   if (process.getuid?.() !== 0) {
-    throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades events reads kernel events and must run as root');
+    throw new HadesError('HADES_ERR_NOT_ROOT', 'hades events reads kernel events and must run as root');
   }
   let fatal: HadesError | undefined;
   const stopped = new AbortController();

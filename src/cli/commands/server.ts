@@ -12,7 +12,7 @@ import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { loadIdentity } from '../../agent/transport/enroll.js';
-import { apiClient, clientOf, loadServerConfig, named } from '../api-client.js';
+import { apiClient, checkTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { readConfigFile } from './config.js';
@@ -164,10 +164,11 @@ export function formatEvent(e: Record<string, unknown>): string {
 }
 
 export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const client = await apiClient(options);
   for (const filter of args) {
     if (!/^[A-Za-z@_][A-Za-z0-9_.@]*(\^=|~=|=)/.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
   }
+  checkTimeBounds(options);
+  const client = await apiClient(options);
   const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
   const result = (await client.get('/api/v1/events', {
     since: typeof options['since'] === 'string' ? options['since'] : '1h',
@@ -187,7 +188,7 @@ export async function search(context: CliContext, args: readonly string[], optio
 
 /** `hades start`: the single-node deployment on this machine. */
 export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_DRIVER_FAILED', 'hades start runs the local agent, which loads kernel programs: run it as root');
+  if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_NOT_ROOT', 'hades start runs the local agent, which loads kernel programs: run it as root');
   // Absolute: the configurations written below are read from other folders later.
   const root = path.resolve(typeof options['data'] === 'string' ? options['data'] : '/var/lib/hades');
   const api = typeof options['api'] === 'string' ? options['api'] : '127.0.0.1:7080';

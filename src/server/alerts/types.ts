@@ -35,12 +35,12 @@ export interface Alert {
   /** How many matches were folded into this alert (1 when none were deduplicated). */
   readonly count: number;
   readonly rule: AlertRule;
-  /** The rule's output template, rendered on the first triggering event. */
+  /** The rule's output template, rendered on the event that raised the alert (a correlation's completing event). */
   readonly message: string;
   readonly host: AlertHost;
   /** The triggering events (for correlation rules, every step's event), oldest first, bounded. */
   readonly events: readonly Readonly<Record<string, unknown>>[];
-  /** The process of the first triggering event with its ancestry (from `hades.ancestors`), if any. */
+  /** The process of the event that raised the alert (a correlation's completing event), with its ancestry (from `hades.ancestors`), if any. */
   readonly process?: Readonly<Record<string, unknown>>;
   readonly status: AlertStatus;
   readonly assignee?: string | null;

@@ -152,7 +152,9 @@ export const shellHistory: TableSpec = {
   ],
   examples: [
     { description: 'Downloads piped into a shell.', sql: "SELECT user, command, path, line FROM shell_history WHERE command LIKE '%curl%|%sh%' OR command LIKE '%wget%|%sh%'" },
-    { description: 'Commands that tried to hide their traces.', sql: "SELECT user, command FROM shell_history WHERE command LIKE '%HISTFILE%' OR command LIKE '%history -c%' OR command LIKE '%unset HIST%'" },
+    // `history` and `-c` apart: the query's own command line (hades query "...") would otherwise
+    // read as clearing the history, and trip the default pack's shell_history_disabled.
+    { description: 'Commands that tried to hide their traces.', sql: "SELECT user, command FROM shell_history WHERE command LIKE '%HISTFILE%' OR command LIKE '%unset HIST%' OR (command LIKE '%history%' AND command LIKE '% -c%')" },
   ],
   generate: (ctx) => readShellHistory(ctx),
 };
