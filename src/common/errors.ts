@@ -375,6 +375,11 @@ export const errorCatalog = {
     summary: 'A rule file is larger than the 8 MiB a rule file may be.',
     remedy: 'Split the rules into several files, or check that the path names a rule file.',
   },
+  HADES_ERR_RULE_TOO_COMPLEX: {
+    kind: 'input',
+    summary: 'A condition is too large or too deep once its macros are expanded (macros that use each other several times grow exponentially); the rule is not loaded.',
+    remedy: 'Simplify the macros the message names, or use a list (`in`) instead of chains of or.',
+  },
   HADES_ERR_RULE_YAML: {
     kind: 'input',
     summary: 'A rule file is not valid YAML (the message gives the line and column); none of its rules is loaded.',

@@ -36,10 +36,18 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     }
     if (!Array.isArray(rows) || rows.some((r) => !r || typeof r !== 'object' || Array.isArray(r))) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects`);
   } else {
+    let columns: string[] | undefined;
     try {
-      rows = parse<Record<string, unknown>>(content, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
+      rows = parse<Record<string, unknown>>(content, { columns: (header: string[]) => (columns = header.map((h) => h.trim().toLowerCase())), skip_empty_lines: true, trim: true, bom: true });
     } catch (error) {
       throw new HadesError('HADES_ERR_CMDB', `${file}: ${(error as Error).message}`);
+    }
+    // A header without a column to match hosts by (a file that is not a CMDB at all) would
+    // load as zero hosts and quietly take the place of the last good one.
+    if (columns !== undefined) {
+      if (!columns.some((c) => KEY_COLUMNS.has(c))) throw new HadesError('HADES_ERR_CMDB', `${file}: the CSV header (${columns.join(',').slice(0, 200)}) has none of the columns hosts are matched by: hostname, host, address, ip`);
+      const twice = columns.find((c, i) => columns?.indexOf(c) !== i);
+      if (twice !== undefined) throw new HadesError('HADES_ERR_CMDB', `${file}: the CSV header names the column '${twice}' twice`);
     }
   }
   const byName = new Map<string, HostMetadata>();

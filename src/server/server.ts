@@ -136,8 +136,13 @@ export class HadesServer {
     const { config } = this.options;
     this.stopping = false;
     const dataDir = config.data_dir;
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    chmodSync(dataDir, 0o700);
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      chmodSync(dataDir, 0o700);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      throw new HadesError('HADES_ERR_STORE_OPEN', `the data folder ${JSON.stringify(dataDir)} cannot be made or used: ${e.code ?? e.message}`, { cause: error });
+    }
     // Before anything in the folder is touched: a second server would mark the fleet offline.
     this.lock = DataLock.acquire(dataDir);
     const agentsListen = splitHostPort(config.listen.agents);

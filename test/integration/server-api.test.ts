@@ -209,6 +209,15 @@ describe('invalid requests', () => {
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { assignee: 12345 } }, 'an assignee that is a number'],
     ['PATCH', '/api/v1/alerts/al_0123456789abcdef', { body: { status: ['acknowledged'] } }, 'a status in a list'],
     ['PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { n: 5 } }, 'a tag value that is a number'],
+    // Found by a review: each of these used to answer 500 HADES_ERR_INTERNAL (or crash the server).
+    ['POST', '/api/v1/tokens/api', { body: { name: 'a\u0000b', role: 'read-only' } }, 'a token name with NUL'],
+    ['POST', '/api/v1/tokens/api', { body: { name: '\u{1F600}'.repeat(100), role: 'read-only' } }, 'a token name of 100 emoji'],
+    ['POST', '/api/v1/tokens/api', { body: { name: 'a\ud800', role: 'read-only' } }, 'a token name with a lone surrogate'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: `log: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n` } }, 'a group config nested 20,000 deep'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: `a: &a [x, x, x, x, x, x, x, x, x]\n${Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`).join('\n')}\n` } }, 'a group config that is an alias bomb'],
+    ['PUT', '/api/v1/groups/web/config', { body: { yaml: 'driver: { file_watch: { etc: /etc/ } }\n' } }, 'a mapping where the configuration takes a list'],
+    ['GET', '/api/v1/events', { query: { since: `${'9'.repeat(400)}d` } }, 'a duration longer than any time'],
+    ['GET', '/api/v1/audit', { query: { since: `${'9'.repeat(400)}d` } }, 'an audit duration longer than any time'],
   ];
   it('answers what the router and the HTTP parser refuse with coded JSON too (a long id, a path that does not decode, huge headers, an unknown method)', async () => {
     const long = await server.api('GET', `/api/v1/tasks/${'a'.repeat(110)}`);
@@ -233,6 +242,17 @@ describe('invalid requests', () => {
       assertError(await server.api(method, route, call), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
     });
   }
+
+  it('refuses tags the route schema lets through (a control character, 400 UTF-16 units, 65 tags) with 400, not 500', async () => {
+    const { agentId } = await server.enrollAgent();
+    for (const [body, what] of [
+      [{ env: 'a\nb' }, 'a control character'],
+      [{ env: '\u{1F600}'.repeat(200) }, '200 emoji'],
+      [Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`t${i}`, 'x'])), '65 tags'],
+    ] as const) {
+      assertError(await server.api('PUT', `/api/v1/agents/${agentId}/tags`, { body }), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
+    }
+  });
 
   it('refuses an inventory task naming a table the agents do not have, with the closest name, and leaves SQL to the agents', async () => {
     const agents = ['ag_0123456789abcdef'];

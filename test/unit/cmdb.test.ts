@@ -41,6 +41,15 @@ describe('CMDB file', () => {
     assert.equal(parseCmdb('[{"hostname": "a", "owner": "x", "environment": "p"}, {"environment": "p", "owner": "x", "hostname": "a"}]', 'cmdb').byName.size, 1, 'whatever the order of its keys');
   });
 
+  it('refuses a text with no column to match hosts by (it is not a CMDB), and a header that names a column twice', () => {
+    refused('just some text without commas\n', /the CSV header \(just some text without commas\) has none of the columns hosts are matched by/);
+    refused('null', /has none of the columns hosts are matched by/);
+    refused('"x"', /has none of the columns hosts are matched by/);
+    refused('hostname,owner,hostname\na,x,b\n', /names the column 'hostname' twice/);
+    assert.equal(parseCmdb('', 'cmdb').byName.size, 0, 'an empty file is an empty CMDB');
+    assert.equal(parseCmdb('ip,owner\n', 'cmdb').byName.size, 0, 'a header alone is an empty CMDB');
+  });
+
   it('takes blank name or address cells as absent, and matches a shared address to no row', () => {
     const parsed = parseCmdb('hostname,address,owner\na,,x\nb,,y\n,10.0.0.9,z\nc,10.0.0.1,p\nd,10.0.0.1,q\n', 'cmdb');
     assert.deepEqual([...parsed.byName.keys()], ['a', 'b', 'c', 'd']);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
-import { AgentConfigSchema, ServerConfigSchema, isIpAddress, loadConfig, parseConfig, parseRoleConfig, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
+import { AgentConfigSchema, ServerConfigSchema, isIpAddress, loadConfig, parseConfig, parseRoleConfig, setsNothing, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
+import { yamlDepthProblem } from '../../src/common/yaml-depth.js';
 
 function problems(text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema = AgentConfigSchema): readonly ConfigProblem[] {
   const result = parseConfig(text, schema);
@@ -144,6 +145,34 @@ describe('configuration', () => {
     for (let i = 0; i < 8; i++) bomb.push(`${'bcdefghi'[i]}: &${'bcdefghi'[i]} [*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]}]`);
     const result = parseConfig(bomb.join('\n'), AgentConfigSchema);
     assert.equal(result.ok, false);
+  });
+
+  it('refuses YAML nested too deep to parse safely before parsing it, and passes what real files nest', () => {
+    for (const text of [`log: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`, `${'- '.repeat(5000)}y\n`, `a:\n${Array.from({ length: 300 }, (_, i) => `${' '.repeat(i + 1)}k${i}:`).join('\n')}\n`]) {
+      const [p] = problems(text);
+      assert.equal(p?.code, 'HADES_ERR_CONFIG_SYNTAX');
+      assert.match(p?.message ?? '', /nests more than 256 levels deep by line \d+/);
+      assert.equal(setsNothing(text), false, 'not "empty" either');
+    }
+    assert.equal(yamlDepthProblem('a: "]]]]]]]]]"\nb: [[[1]]]\nc: |\n  [[[[[[ text\nd: \'it\'\'s [\'\n'), undefined, 'quoted and block text is not structure');
+    assert.equal(yamlDepthProblem(`x: [${Array.from({ length: 2000 }, (_, i) => `item${i}`).join(', ')}]\n`), undefined, 'a long flat list');
+  });
+
+  it('refuses a mapping where a list belongs instead of putting the default list in its place', () => {
+    assert.deepEqual(
+      problems('rules: { dirs: { local: /tmp/x } }\nalerts: { outputs: { siem: { name: siem, type: file, file: { path: /tmp/a.ndjson } } } }\n', ServerConfigSchema).map((p) => [p.code, p.path, p.line, p.message]),
+      [
+        ['HADES_ERR_CONFIG_TYPE', 'rules.dirs', 1, "'rules.dirs' must be a list (got a mapping)"],
+        ['HADES_ERR_CONFIG_TYPE', 'alerts.outputs', 2, "'alerts.outputs' must be a list (got a mapping)"],
+      ],
+    );
+    assert.equal(problems('driver: { file_watch: { etc: /etc/ } }\n')[0]?.message, "'driver.file_watch' must be a list (got a mapping)");
+  });
+
+  it('refuses a server API address that is not a URL (enrollment would fail on it)', () => {
+    const result = parseRoleConfig(`outputs:\n  server: { enabled: true, api: "https://[::", token: x, ca_sha256: ${'a'.repeat(64)} }\n`, 'agent');
+    assert.ok(!result.ok);
+    assert.deepEqual([result.problems[0]?.code, result.problems[0]?.path, result.problems[0]?.line], ['HADES_ERR_CONFIG_VALUE', 'outputs.server.api', 2]);
   });
 
   it('keeps the agent and server schemas apart', () => {

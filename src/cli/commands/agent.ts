@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import { yamlDepthProblem } from '../../common/yaml-depth.js';
 import { parseRoleConfig, type AgentConfig } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { Agent, readRunFile, runFilePath, type AgentStatus } from '../../agent/daemon/agent.js';
@@ -191,7 +192,14 @@ async function statusDataDir(context: CliContext, options: Readonly<Record<strin
     // The file loadRoleConfig read: --config, or the default one when it exists.
     const file = typeof options['config'] === 'string' ? options['config'] : existsSync(defaultConfigFiles.agent) ? defaultConfigFiles.agent : undefined;
     if (!(error instanceof HadesError) || error.code !== 'HADES_ERR_CONFIG_INVALID' || file === undefined) throw error;
-    const raw: unknown = parseDocument(await readConfigFile(file), { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+    const text = await readConfigFile(file);
+    if (yamlDepthProblem(text) !== undefined) throw error;
+    let raw: unknown;
+    try {
+      raw = parseDocument(text, { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+    } catch {
+      throw error; // an alias bomb: the check's own error says so
+    }
     const given = (raw as { agent?: { data_dir?: unknown } } | null)?.agent?.data_dir;
     const defaults = parseRoleConfig('', 'agent');
     const dataDir = typeof given === 'string' && given.startsWith('/') ? given : defaults.ok ? defaults.config.agent.data_dir : '/var/lib/hades/agent';

@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { AgentConfigSchema } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
+import { yamlDepthProblem } from '../yaml-depth.js';
 import { parseConfig, type ConfigProblem, type ConfigResult } from './validate.js';
 
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
@@ -16,9 +17,16 @@ export { parseConfig, loadConfig, configError, formatProblem, MAX_CONFIG_BYTES, 
  * A text that does not parse is not "empty": the validator says what is wrong with it.
  */
 export function setsNothing(text: string): boolean {
+  // Too deep to parse safely, or not YAML: not "empty" (parseConfig says what is wrong).
+  if (yamlDepthProblem(text) !== undefined) return false;
   const doc = parseDocument(text, { logLevel: 'error' });
   if (doc.errors.length > 0) return false;
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    return false; // an alias bomb: parseConfig refuses it with HADES_ERR_CONFIG_SYNTAX
+  }
   return value === null || value === undefined || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
 }
 
@@ -33,9 +41,15 @@ export const configRoles = Object.keys(configSchemas) as ConfigRole[];
 
 /** What each role's schema cannot check: consistency between keys. */
 const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
-  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind)],
+  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind), ...checkServerApi(config.outputs.server.api)],
   server: (config) => checkAlertOutputs(config.alerts.outputs),
 };
+
+/** The server's API address: the schema checks its scheme; enrollment needs a URL that parses. */
+function checkServerApi(api: string): ConfigProblem[] {
+  if (api === '' || URL.canParse(api)) return [];
+  return [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'outputs.server.api', message: `'outputs.server.api' is not a valid URL (got ${JSON.stringify(api)}): give https://host:port` }];
+}
 
 /**
  * The honeypot's decoys: each protocol and port once, and no banner on a UDP decoy (it never

@@ -3,6 +3,7 @@ import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { closest, distance } from 'fastest-levenshtein';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { HadesError, type ErrorCode } from '../errors.js';
+import { yamlDepthProblem } from '../yaml-depth.js';
 
 /** Largest configuration file accepted: configs are small, so anything bigger is a mistake. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -40,6 +41,8 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
       ],
     };
   }
+  const deep = yamlDepthProblem(text);
+  if (deep) return { ok: false, problems: [{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', line: deep.line, column: 1, message: deep.message }] };
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
@@ -58,6 +61,20 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
     // The yaml library refuses alias expansions that would blow up memory.
     const message = error instanceof Error ? error.message : String(error);
     return { ok: false, problems: [{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', message }] };
+  }
+  // A mapping where a list belongs would be replaced by the default list below, and the
+  // mistake (a rule folder or an alert output given as a mapping) lost without a word.
+  const mappings: string[][] = [];
+  mappingsForLists(schema, raw, [], mappings);
+  if (mappings.length > 0) {
+    return {
+      ok: false,
+      problems: mappings.map((segments) => {
+        const offset = valueNode(doc, segments)?.range?.[0];
+        const pos = offset === undefined ? undefined : lines.linePos(offset);
+        return { code: 'HADES_ERR_CONFIG_TYPE' as const, path: segments.join('.'), ...(pos ? { line: pos.line, column: pos.col } : {}), message: `'${segments.join('.')}' must be a list (got a mapping)` };
+      }),
+    };
   }
   const value = Value.Default(schema, structuredClone(raw));
   const seen = new Set<string>();
@@ -264,6 +281,22 @@ function suggest(key: string, known: readonly string[]): string | undefined {
   const best = closest(key.toLowerCase(), [...known]);
   // Close enough to be a typo: at most a third of the longer name differs.
   return distance(key.toLowerCase(), best) <= Math.max(2, Math.floor(Math.max(key.length, best.length) / 3)) ? best : undefined;
+}
+
+/** Paths where the schema wants a list and the file has a mapping (the only kind Value.Default turns into a list). */
+function mappingsForLists(schema: TSchema, value: unknown, path: readonly string[], out: string[][]): void {
+  if (typeof value !== 'object' || value === null) return;
+  const s = schema as { type?: unknown; items?: TSchema; properties?: Record<string, TSchema>; patternProperties?: Record<string, TSchema>; additionalProperties?: unknown };
+  if (s.type === 'array') {
+    if (!Array.isArray(value)) out.push([...path]);
+    else if (s.items) value.forEach((item, i) => mappingsForLists(s.items as TSchema, item, [...path, String(i)], out));
+    return;
+  }
+  if (s.type !== 'object' || Array.isArray(value)) return;
+  for (const [key, item] of Object.entries(value)) {
+    const sub = s.properties?.[key] ?? Object.values(s.patternProperties ?? {})[0] ?? (typeof s.additionalProperties === 'object' ? (s.additionalProperties as TSchema) : undefined);
+    if (sub) mappingsForLists(sub, item, [...path, key], out);
+  }
 }
 
 function schemaAt(schema: TSchema, segments: readonly string[]): Record<string, Record<string, TSchema>> | undefined {

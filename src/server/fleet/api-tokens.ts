@@ -106,7 +106,9 @@ export class ApiTokens {
   /** Creates a token; the returned `token` is shown once and cannot be recovered later. */
   create(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): { token: string; id: string; expiresAt?: string } {
     const name = request.name.trim();
-    if (name === '' || name.length > 128 || /\p{Cc}/u.test(name)) throw new HadesError('HADES_ERR_INTERNAL', 'a token name is 1 to 128 printable characters');
+    // Checked here as well as by the route's schema, which counts characters differently (code
+    // points, not UTF-16 units) and lets control characters through.
+    if (name === '' || name.length > 128 || /[\p{Cc}\p{Cs}]/u.test(name)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'a token name is 1 to 128 printable characters');
     if (!isRole(request.role)) throw new HadesError('HADES_ERR_INTERNAL', `unknown role ${JSON.stringify(request.role)}`);
     if (request.createdBy.trim() === '') throw new HadesError('HADES_ERR_INTERNAL', 'a token needs its creator');
     if (request.ttlMs !== undefined && !(Number.isFinite(request.ttlMs) && request.ttlMs > 0)) throw new HadesError('HADES_ERR_INTERNAL', 'a token lifetime is a positive number of milliseconds');

@@ -503,10 +503,12 @@ export class FleetRegistry {
   /** Replaces an agent's tags: at most 64 `key: value` pairs (`env: prod`, `owner: web-team`). */
   setTags(id: string, tags: Readonly<Record<string, string>>): Agent {
     const entries = Object.entries(tags);
-    if (entries.length > 64) throw internal('an agent carries at most 64 tags');
+    // The API's input (its schema does not count tags nor refuse control characters).
+    const invalid = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', message);
+    if (entries.length > 64) throw invalid(`an agent carries at most 64 tags (got ${entries.length})`);
     for (const [key, value] of entries) {
-      if (!TAG_KEY_RE.test(key)) throw internal(`invalid tag name ${JSON.stringify(key)}`);
-      if (typeof value !== 'string' || value.length > 256 || /\p{Cc}/u.test(value)) throw internal(`the tag ${key} needs a printable value of at most 256 characters`);
+      if (!TAG_KEY_RE.test(key)) throw invalid(`invalid tag name ${JSON.stringify(key)}`);
+      if (typeof value !== 'string' || value.length > 256 || /[\p{Cc}\p{Cs}]/u.test(value)) throw invalid(`the tag ${key} needs a printable value of at most 256 characters`);
     }
     const sorted = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     if (this.#db.prepare('UPDATE agents SET tags = ? WHERE id = ?').run(JSON.stringify(sorted), id).changes === 0) throw unknownAgent(id);
