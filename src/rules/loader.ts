@@ -12,6 +12,7 @@
  *
  * Everything is pure: the caller reads the files and passes their text.
  */
+import { yamlDepthProblem } from '../common/yaml-depth.js';
 import type { Predicate } from './accessor.js';
 import { allValues, firstValue, type EventRecord } from './accessor.js';
 import { actionsOf, compilePredicate, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet } from './compile.js';
@@ -228,6 +229,12 @@ class Loader {
       this.report('error', 'HADES_ERR_RULE_TOO_LARGE', input.name, undefined, `the file is ${input.text.length} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
       return;
     }
+    // Nested too deep to parse without risking the process (../common/yaml-depth.ts).
+    const deep = yamlDepthProblem(input.text);
+    if (deep) {
+      this.report('error', 'HADES_ERR_RULE_YAML', input.name, { line: deep.line, column: 1 }, deep.message);
+      return;
+    }
     const file = new YamlFile(input.name, input.text);
     if (file.doc.errors.length > 0) {
       for (const e of file.doc.errors) this.report('error', 'HADES_ERR_RULE_YAML', file.name, file.position(e.pos[0]), e.message.split('\n')[0] ?? e.message);
@@ -427,7 +434,7 @@ class Loader {
     const items = draft.exceptions.map((x) => this.exceptionExpr(x));
     const source = new TableSource(draft.file.name);
     const expr: Expr = items.length === 1 ? items[0]! : { kind: 'or', items, source, offset: 0 };
-    return compilePredicate(this.resolver.resolve(expr));
+    return compilePredicate(this.resolver.resolve(expr, false));
   }
 
   /** One structured exception as a condition: any of its value tuples, each field by its operator. */
@@ -769,11 +776,13 @@ class Loader {
     for (const m of this.macros.values()) {
       if (m.uses > 0) continue;
       this.report('warning', 'HADES_ERR_RULE_UNUSED_MACRO', m.file.name, m.file.at(m.path, true), `macro '${m.name}' is not used by any rule`, { rule: m.name });
-      // Still checked, so its errors show before someone uses it.
+      // Still checked, so its errors show before someone uses it. Its own errors are kept with it
+      // and reported below; a condition too complex is one of the macro's here, as it stands alone.
       try {
         new Resolver({ macros: this.macros, lists: this.lists }).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
       } catch (error) {
         if (!(error instanceof RuleCompileError)) throw error;
+        if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') this.reportCompile(error, m, m.name);
       }
     }
     for (const m of this.macros.values()) {

@@ -4,6 +4,15 @@
  * unknown one), operators checked against the field's type, literals converted to it, and each
  * comparison's value test compiled. Everything that can be wrong with a rule short of its YAML
  * shape is found here, at load time, with the position of the token at fault.
+ *
+ * A macro is resolved once and its result shared by every use, but what comes after (compilation,
+ * the index's analyses, matching) walks a condition as a tree, where each use is a copy: a macro
+ * that uses another twice, which uses another twice, and so on, doubles the tree at each step
+ * (forty such macros make 2^40 nodes), and a long chain of macros nests as deep as it is long.
+ * The resolver therefore measures the condition as expanded while it resolves it, and refuses it
+ * (HADES_ERR_RULE_TOO_COMPLEX) as soon as the measure passes a limit below. The measure of a
+ * macro is kept with its result, so a macro's text is walked once however often it is used, and
+ * the walk stops at the limit: the check costs no more than resolving the text itself.
  */
 import type { ValueTest } from './accessor.js';
 import { resolveField, type FieldRef } from './fields.js';
@@ -44,6 +53,43 @@ export interface RConst {
 }
 export type RExpr = RCmp | RExists | RAnd | ROr | RNot | RConst;
 
+/**
+ * Levels of and, or, not and macro uses one inside another, in a condition with its macros
+ * expanded. One condition's text nests at most 64 levels of parentheses and `not` (parser.ts),
+ * which make at most 130 levels here (each parenthesis may hold an `or` holding an `and`); 256
+ * lets any such text through with room for an override's appended condition, and stops a chain
+ * of macros long before the passes that recurse over a condition (resolution, compilation, the
+ * predicate's closures) come near the call stack's limit, some thousands of frames.
+ */
+export const MAX_EXPANDED_DEPTH = 256;
+
+/**
+ * Nodes (and, or, not, comparison, exists) of a condition with its macros expanded, each use of
+ * a macro counted again. About as many comparisons as one condition's text (at most 64 KiB) can
+ * hold, and some two hundred times the largest rule of the default pack or of the converted Sigma
+ * rules (a few dozen). Compiling costs about 75 microseconds and 7 KB a node (the index's analyses
+ * included), so a rule at the limit loads in under a second and 100 MB. A long `or` of equalities
+ * is better written as one comparison with a list (`in`).
+ */
+export const MAX_EXPANDED_NODES = 10_000;
+
+/**
+ * Values compared (literals and list items) in a condition with its macros expanded. A list is
+ * copied into every comparison that names it, and compilation builds a set of each comparison's
+ * values, so a big list used through a doubling macro would be copied as often as the macro's
+ * nodes. Ten times the largest list (the schema allows 100,000 items), some thousand times the
+ * largest Sigma rule; a rule at the limit loads in about 1.5 s and 200 MB.
+ */
+export const MAX_EXPANDED_VALUES = 1_000_000;
+
+/** The size of a macro's expansion, kept with its result for the macro's later uses. */
+interface Expansion {
+  readonly nodes: number;
+  readonly values: number;
+  /** Levels below the macro's own. */
+  readonly depth: number;
+}
+
 export interface MacroDef {
   readonly name: string;
   readonly source: TextSource;
@@ -51,6 +97,8 @@ export interface MacroDef {
   readonly offset: number;
   parsed?: Expr;
   resolved?: RExpr;
+  /** Set with `resolved`. */
+  expansion?: Expansion;
   error?: RuleCompileError;
   uses: number;
 }
@@ -77,25 +125,85 @@ const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, false: false }
 export class Resolver {
   /** Macros being resolved, innermost last: a name met twice is a cycle. */
   private readonly stack: string[] = [];
+  /** The measure of the condition being resolved, its macros expanded, so far. */
+  private depth = 0;
+  private deepest = 0;
+  private nodes = 0;
+  private values = 0;
+  private maxNodes = MAX_EXPANDED_NODES;
+  private maxValues = MAX_EXPANDED_VALUES;
 
   constructor(private readonly scope: Scope) {}
 
-  resolve(expr: Expr): RExpr {
+  /**
+   * Resolves one condition. A RuleCompileError says what is wrong with it; one with the code
+   * HADES_ERR_RULE_TOO_COMPLEX is about the condition as a whole (its expansion passes a limit),
+   * is placed at the use of the outermost macro concerned, and is never held against a macro.
+   * `sized` false lifts the limits on nodes and values (not on depth), for structured exceptions:
+   * they use no macro, the schema bounds their size, and an allow-list may be long.
+   */
+  resolve(expr: Expr, sized = true): RExpr {
+    this.depth = this.deepest = this.nodes = this.values = 0;
+    this.maxNodes = sized ? MAX_EXPANDED_NODES : Infinity;
+    this.maxValues = sized ? MAX_EXPANDED_VALUES : Infinity;
+    return this.walk(expr);
+  }
+
+  private walk(expr: Expr): RExpr {
     switch (expr.kind) {
       case 'and':
-      case 'or':
-        return { kind: expr.kind, items: expr.items.map((e) => this.resolve(e)) };
-      case 'not':
-        return { kind: 'not', expr: this.resolve(expr.expr) };
+      case 'or': {
+        this.count(1, 0, expr.source, expr.offset);
+        this.enter(1, expr.source, expr.offset);
+        const items = expr.items.map((e) => this.walk(e));
+        this.depth--;
+        return { kind: expr.kind, items };
+      }
+      case 'not': {
+        this.count(1, 0, expr.source, expr.offset);
+        this.enter(1, expr.source, expr.offset);
+        const inner = this.walk(expr.expr);
+        this.depth--;
+        return { kind: 'not', expr: inner };
+      }
       case 'const':
+        this.count(1, 0, expr.source, expr.offset);
         return { kind: 'const', value: expr.value };
       case 'macro':
         return this.macro(expr.name, expr.source, expr.offset);
       case 'exists':
+        this.count(1, 0, expr.source, expr.offset);
         return { kind: 'exists', field: this.field(expr.field, expr.source, expr.offset), cost: 1 };
       case 'cmp':
+        this.count(1, 0, expr.source, expr.offset);
         return this.comparison(expr);
     }
+  }
+
+  /** Opens `levels` levels (checked before anything below is walked, so a chain of macros stops at the limit). */
+  private enter(levels: number, source: TextSource, offset: number): void {
+    if (this.depth + levels > MAX_EXPANDED_DEPTH) {
+      throw this.tooComplex(`nests more than ${MAX_EXPANDED_DEPTH} levels deep (each and, or, not and use of a macro is a level)`, source, offset);
+    }
+    this.depth += levels;
+    if (this.depth > this.deepest) this.deepest = this.depth;
+  }
+
+  private count(nodes: number, values: number, source: TextSource, offset: number): void {
+    this.nodes += nodes;
+    this.values += values;
+    if (this.nodes > this.maxNodes) {
+      throw this.tooComplex(`has more than ${MAX_EXPANDED_NODES} nodes (and, or, not, comparison, exists; a macro counts at each use)`, source, offset);
+    }
+    if (this.values > this.maxValues) {
+      throw this.tooComplex(`compares with more than ${MAX_EXPANDED_VALUES} values (a list counts at each use)`, source, offset);
+    }
+  }
+
+  private tooComplex(what: string, source: TextSource, offset: number): RuleCompileError {
+    const names = this.stack.length <= 8 ? this.stack : [...this.stack.slice(0, 3), '…', ...this.stack.slice(-3)];
+    const where = this.stack.length === 0 ? '' : `; the limit is passed in macro '${this.stack[this.stack.length - 1]!}', reached by ${names.join(' -> ')}`;
+    return compileError('HADES_ERR_RULE_TOO_COMPLEX', `the condition, its macros expanded, ${what}${where}`, source, offset);
   }
 
   private macro(name: string, source: TextSource, offset: number): RExpr {
@@ -111,25 +219,46 @@ export class Resolver {
       );
     }
     def.uses++;
-    if (def.resolved) return def.resolved;
+    if (def.resolved && def.expansion) {
+      // Used again: counted again, as later passes copy it, but not walked again.
+      const { nodes, values, depth } = def.expansion;
+      this.stack.push(name);
+      try {
+        this.enter(1 + depth, source, offset);
+        this.count(nodes, values, source, offset);
+      } finally {
+        this.stack.pop();
+      }
+      this.depth -= 1 + depth;
+      return def.resolved;
+    }
     if (this.stack.includes(name)) {
       const loop = [...this.stack.slice(this.stack.indexOf(name)), name].join(' -> ');
       throw compileError('HADES_ERR_RULE_CYCLE', `macros refer to each other in a loop: ${loop}`, source, offset);
     }
     if (def.error) throw this.macroFailed(def, source, offset);
     this.stack.push(name);
+    const outer = { depth: this.depth, deepest: this.deepest, nodes: this.nodes, values: this.values };
     try {
+      this.enter(1, source, offset);
+      this.deepest = this.depth;
       def.parsed ??= parseCondition(def.source);
-      def.resolved = this.resolve(def.parsed);
-      return def.resolved;
+      const resolved = this.walk(def.parsed);
+      def.expansion = { nodes: this.nodes - outer.nodes, values: this.values - outer.values, depth: this.deepest - this.depth };
+      def.resolved = resolved;
+      return resolved;
     } catch (error) {
       if (!(error instanceof RuleCompileError)) throw error;
+      // The condition as a whole is too complex, not the macro: reported at the use, never kept.
+      if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') throw new RuleCompileError(error.code, error.message, source, offset);
       // A loop is reported where it closes; other errors belong to the macro itself.
       if (error.code === 'HADES_ERR_RULE_CYCLE' && this.stack.length > 1) throw error;
       def.error = error;
       throw this.macroFailed(def, source, offset);
     } finally {
       this.stack.pop();
+      this.depth = outer.depth;
+      this.deepest = Math.max(outer.deepest, this.deepest);
     }
   }
 
@@ -147,9 +276,11 @@ export class Resolver {
     return r.ref;
   }
 
+  /** The values of a comparison, counted before any list is copied. */
   private items(value: ValueNode, source: TextSource): ScalarItem[] {
     switch (value.kind) {
       case 'scalar':
+        this.count(0, 1, source, value.offset);
         return [value];
       case 'listref':
         return this.listItems(value.name, source, value.offset);
@@ -157,7 +288,10 @@ export class Resolver {
         const out: ScalarItem[] = [];
         for (const item of value.items) {
           if (!item.quoted && this.scope.lists.has(item.text)) out.push(...this.listItems(item.text, source, item.offset));
-          else out.push(item);
+          else {
+            this.count(0, 1, source, item.offset);
+            out.push(item);
+          }
         }
         return out;
       }
@@ -171,6 +305,7 @@ export class Resolver {
       throw compileError('HADES_ERR_RULE_UNKNOWN_LIST', `unknown list '${name}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, source, offset, suggestion);
     }
     list.uses++;
+    this.count(0, list.items.length, source, offset);
     return list.items.map((i) => ({ kind: 'scalar', quoted: i.quoted, text: i.text, offset }));
   }
 

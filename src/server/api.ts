@@ -447,7 +447,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(spec.public ? { security: [] } : {}),
         response: { ...responses, ...errors, ...Object.fromEntries((spec.errors ?? []).map((status) => [status, ErrorBody])), ...(BODY_METHODS.has(method) ? { 415: ErrorBody } : {}) },
       },
-      ...(spec.role ? { preValidation: checkRole(spec.role) } : {}),
+      // onRequest: refused for who they are before anything of the body is read (401/403 before 400, 413, 415).
+      ...(spec.role ? { onRequest: checkRole(spec.role) } : {}),
       handler: (alwaysCreates ? (request: never, reply: FastifyReply) => handler(request, reply.code(201)) : handler) as never,
     });
   };

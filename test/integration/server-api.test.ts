@@ -113,6 +113,11 @@ describe('authentication and roles', () => {
     assertError(await server.api('PUT', '/api/v1/groups/default/config', { token, body: {} }), 403, 'HADES_ERR_API_FORBIDDEN', 'group config without yaml');
     assertError(await server.api('GET', '/api/v1/audit', { token, query: { since: 'garbage', bogus: 1 } }), 403, 'HADES_ERR_API_FORBIDDEN', 'audit with a bad query');
     assertError(await server.api('POST', '/api/v1/tokens/api', { token: null, body: { role: 'nope' } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'no token, bad body');
+    // Before the body is even parsed: not JSON, another content type, too large.
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token: null, raw: '{bad' }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'no token, a body that is not JSON');
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token: null, raw: 'x', headers: { 'content-type': 'text/plain' } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'no token, text/plain');
+    assertError(await server.api('POST', '/api/v1/tokens/api', { token: null, raw: `{"name":"${'x'.repeat(2 * 1024 * 1024)}"}` }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'no token, 2 MiB');
+    assertError(await server.api('POST', '/api/v1/suppressions', { token, raw: '{bad' }), 403, 'HADES_ERR_API_FORBIDDEN', 'read-only, a body that is not JSON');
     // With the role, the body is checked as before.
     assertError(await server.api('PUT', '/api/v1/agents/ag_0123456789abcdef/tags', { body: { tags: { nested: true } } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'admin, bad body');
   });

@@ -244,6 +244,7 @@ describe('fleet registry', () => {
     assert.deepEqual([updated.hostname, updated.os, updated.kernel, updated.version, updated.lastSeen], ['x2', 'Debian 12', '6.12.0', '0.2.0', new Date(T0 + MINUTE).toISOString()]);
     assert.deepEqual(fleet.hello(id, { addresses: ['192.0.2.7'] }).addresses, ['192.0.2.7']);
     assert.throws(() => fleet.hello(id, { hostname: '' }), code('HADES_ERR_ENROLL_REQUEST_INVALID'));
+    for (const addresses of [['not-an-ip'], ['999.1.1.1'], ['10.0.0.1', 'host.example']]) assert.throws(() => fleet.hello(id, { addresses }), code('HADES_ERR_ENROLL_REQUEST_INVALID'), addresses.join(','));
     assert.throws(() => fleet.hello('ag_ffffffffffffffff', {}), code('HADES_ERR_AGENT_UNKNOWN'));
   });
 
@@ -280,8 +281,8 @@ describe('fleet registry', () => {
     const tagged = fleet.setTags(a, { owner: 'web-team', env: 'prod' });
     assert.deepEqual(tagged.tags, { env: 'prod', owner: 'web-team' });
     assert.deepEqual(Object.keys(tagged.tags), ['env', 'owner']);
-    assert.throws(() => fleet.setTags(a, { 'bad tag': 'x' }), code('HADES_ERR_INTERNAL'));
-    assert.throws(() => fleet.setTags(a, { ok: 'line\nbreak' }), code('HADES_ERR_INTERNAL'));
+    assert.throws(() => fleet.setTags(a, { 'bad tag': 'x' }), code('HADES_ERR_API_INVALID_REQUEST'));
+    assert.throws(() => fleet.setTags(a, { ok: 'line\nbreak' }), code('HADES_ERR_API_INVALID_REQUEST'));
     assert.throws(() => fleet.setTags('ag_ffffffffffffffff', { x: 'y' }), code('HADES_ERR_AGENT_UNKNOWN'));
     assert.throws(() => fleet.setGroups(a, []), code('HADES_ERR_INTERNAL'));
 

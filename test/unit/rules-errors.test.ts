@@ -322,9 +322,22 @@ describe('rule loader: hostile input', () => {
     }
   });
 
-  it('survives a very long chain of macros', () => {
+  it('refuses a very long chain of macros as too complex, never overflowing the stack', () => {
     const macros = Array.from({ length: 1000 }, (_, i) => `  m${i}: ${i === 999 ? 'process.name = sh' : `m${i + 1}`}\n`).join('');
     const { problems } = loadRules([{ name: 'f.yaml', text: `macros:\n${macros}${rule('m0')}` }]);
-    assert.ok(problems.every((p) => p.code === 'HADES_ERR_INTERNAL' || p.severity === 'warning'));
+    assert.ok(problems.every((p) => p.code !== 'HADES_ERR_INTERNAL'));
+    const p = problems.find((x) => x.rule === 'r');
+    assert.deepEqual([p?.code, p?.line, p?.column], ['HADES_ERR_RULE_TOO_COMPLEX', 1006, 16]);
+  });
+
+  it('refuses a rule file nested too deep to parse safely, before parsing it, and loads the other files', () => {
+    const { ruleSet, problems } = loadRules([
+      { name: 'deep.yaml', text: `rules:\n  - id: deep\n    tags: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n` },
+      { name: 'ok.yaml', text: rule('process.name = sh') },
+    ]);
+    const p = problems.find((x) => x.file === 'deep.yaml');
+    assert.deepEqual([p?.code, p?.line], ['HADES_ERR_RULE_YAML', 3]);
+    assert.match(p?.message ?? '', /nests more than 256 levels deep/);
+    assert.deepEqual(ruleSet.rules.map((r) => r.id), ['r']);
   });
 });

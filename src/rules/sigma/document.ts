@@ -3,6 +3,7 @@
  * correlation, a filter) or a report entry saying why it is not one. Also the parts of a rule
  * that do not depend on its detection: its Hades id, severity, tags and description.
  */
+import { yamlDepthProblem } from '../../common/yaml-depth.js';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
@@ -61,6 +62,11 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
     const fallbackTitle = f.path.split('/').pop() ?? f.path;
     if (f.text.length > MAX_RULE_FILE_BYTES) {
       rejected.push(unsupported(f.path, 1, fallbackTitle, { code: 'HADES_ERR_SIGMA_TOO_LARGE', detail: 'file', message: `the file is ${f.text.length} bytes; a Sigma file may be ${MAX_RULE_FILE_BYTES}` }));
+      continue;
+    }
+    const deep = yamlDepthProblem(f.text);
+    if (deep) {
+      rejected.push(unsupported(f.path, 1, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: deep.message }));
       continue;
     }
     let parsed;

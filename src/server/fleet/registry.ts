@@ -14,6 +14,7 @@
  *
  * Times are stored as milliseconds since the epoch and returned as ISO 8601 strings.
  */
+import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
@@ -262,7 +263,12 @@ function checkHello(hello: AgentHello, all: boolean): AgentHello {
   }
   if (all || hello.addresses !== undefined) {
     if (!Array.isArray(hello.addresses) || hello.addresses.length > 256) throw badRequest('the addresses must be a list of at most 256');
-    out.addresses = hello.addresses.map((a) => shortText(a, 'an address', 64));
+    out.addresses = hello.addresses.map((a) => {
+      const address = shortText(a, 'an address', 64);
+      // What the CMDB matches hosts by: an address that is not one would match rows it should not.
+      if (isIP(address) === 0) throw badRequest(`the address ${JSON.stringify(address)} is not an IP address`);
+      return address;
+    });
   }
   if (all || hello.os !== undefined) out.os = shortText(hello.os, 'the OS');
   if (all || hello.kernel !== undefined) out.kernel = shortText(hello.kernel, 'the kernel version');
