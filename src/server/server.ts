@@ -37,7 +37,7 @@ import type { Row } from './store/row.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
 import { EventStore, type InsertResult } from './store/events.js';
-import { fieldProblem } from './store/query.js';
+import { fieldProblem, integerField } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 
 const MB = 1024 * 1024;
@@ -471,6 +471,14 @@ export class HadesServer {
         // A suppression reads one value at a dotted path: the same fields as a search, objects left out.
         const problem = input.field == null ? undefined : fieldProblem(input.field, { objects: false });
         if (problem !== undefined) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `field: ${problem}`);
+        // A value that the field can never hold would suppress nothing, silently.
+        if (input.field != null && input.value != null && integerField(input.field) && !/^(0|[1-9][0-9]{0,14})$/.test(input.value)) {
+          throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `value: ${input.field} is an integer; ${JSON.stringify(input.value)} is not one`);
+        }
+        // A host name or a reason is one line of text a person reads (a value may be anything an event holds).
+        for (const [name, text] of [['host', input.host], ['reason', input.reason]] as const) {
+          if (text != null && /[\p{Cc}\p{Cs}]/u.test(text)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `${name}: control characters are not allowed`);
+        }
         return alerts.addSuppression(input);
       },
       deleteSuppression: (id) => alerts.deleteSuppression(id),

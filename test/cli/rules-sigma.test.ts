@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { formatProblem, loadRules } from '../../src/rules/index.js';
+import { execFileSync } from 'node:child_process';
 import { runHades } from '../helpers/cli.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
@@ -72,6 +73,8 @@ describe('hades rules import-sigma', () => {
     writeFileSync(path.join(input, 'sub', 'config.yaml'), 'server:\n  port: 80\n');
     writeFileSync(path.join(input, 'sub', 'windows.yml'), GOOD.replace('product: linux', 'product: windows').replace('0d5c8c5e', '1d5c8c5e'));
     writeFileSync(path.join(input, 'notes.txt'), 'not a rule');
+    // A pipe named like a rule: reported, never opened (reading it would wait for a writer).
+    execFileSync('mkfifo', [path.join(input, 'pipe.yml')]);
     const r = await runHades(['rules', 'import-sigma', input, '--json']);
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout);
@@ -80,6 +83,7 @@ describe('hades rules import-sigma', () => {
       [
         ['broken.yml', 'unsupported', 'HADES_ERR_SIGMA_YAML'],
         ['good.yml', 'loaded', undefined],
+        ['pipe.yml', 'unsupported', 'HADES_ERR_SIGMA_READ'],
         ['sub/config.yaml', 'unsupported', 'HADES_ERR_SIGMA_NOT_SIGMA'],
         ['sub/windows.yml', 'unsupported', 'HADES_ERR_SIGMA_LOGSOURCE'],
       ],
@@ -87,7 +91,7 @@ describe('hades rules import-sigma', () => {
     const text = await runHades(['rules', 'import-sigma', input]);
     assert.equal(text.status, 0);
     assert.match(text.stdout, /^broken\.yml: unsupported HADES_ERR_SIGMA_YAML: not valid YAML at line \d+, column \d+: /m);
-    assert.match(text.stdout, /1 of 4 Sigma rule\(s\) convert/);
+    assert.match(text.stdout, /1 of 5 Sigma rule\(s\) convert/);
   });
 
   it('fails with a code for a missing folder, a file given as folder, and an --out it cannot write', async () => {

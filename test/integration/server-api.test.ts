@@ -1248,6 +1248,9 @@ describe('alerts through the API and the hades command', () => {
       ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'process.name', for: '1h', reason: 'x' } }, 400, 'a field without a value'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '400d', reason: 'x' } }, 400, 'too long'],
       ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '1h' } }, 400, 'no reason'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', field: 'destination.port', value: 'abc', for: '1h', reason: 'x' } }, 400, 'a port that is not a number'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', host: '\n\u0000', for: '1h', reason: 'x' } }, 400, 'a host of control characters'],
+      ['POST', '/api/v1/suppressions', { body: { rule: '*', for: '1h', reason: ' \u0000' } }, 400, 'a reason that is a NUL'],
       ['DELETE', '/api/v1/suppressions/nope', {}, 404, 'an unknown suppression'],
     ];
     for (const [method, route, call, status, what] of bad) {

@@ -53,11 +53,17 @@ async function readSigmaFolder(root: string): Promise<Folder> {
       if (e.name.startsWith('.')) continue;
       const full = path.join(dir, e.name);
       if (e.isDirectory()) await walk(full);
-      else if ((e.isFile() || e.isSymbolicLink()) && /\.ya?ml$/i.test(e.name)) {
+      else if (/\.ya?ml$/i.test(e.name)) {
         const rel = path.relative(root, full).split(path.sep).join('/');
         try {
           const s = await stat(full);
-          if (!s.isFile()) continue;
+          // A link to a folder is not followed (no loops); a pipe, socket or device named like a
+          // rule is reported (reading a pipe could wait for ever).
+          if (s.isDirectory()) continue;
+          if (!s.isFile()) {
+            unreadable.push(rejected(rel, 'HADES_ERR_SIGMA_READ', `cannot read ${rel}: not a regular file`));
+            continue;
+          }
           if (s.size > MAX_RULE_FILE_BYTES) unreadable.push(rejected(rel, 'HADES_ERR_SIGMA_TOO_LARGE', `the file is ${s.size} bytes; a Sigma file may be ${MAX_RULE_FILE_BYTES}`));
           else files.push({ path: rel, text: await readFile(full, 'utf8') });
         } catch (error) {

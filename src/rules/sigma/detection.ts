@@ -134,7 +134,7 @@ function transformed(ctx: DetectionContext, field: string, value: string, transf
       for (const p of patterns) {
         const v = windash(p, MAX_WINDASH_VARIANTS);
         if (!v || out.length + v.length > MAX_WINDASH_VARIANTS) {
-          ctx.issue('HADES_ERR_SIGMA_VALUE', 'windash', `'${field}|windash' makes more than ${MAX_WINDASH_VARIANTS} variants of '${value}'`);
+          ctx.issue('HADES_ERR_SIGMA_VALUE', 'windash', `'${field}': windash makes more than ${MAX_WINDASH_VARIANTS} variants of '${value}'`);
           return undefined;
         }
         out.push(...v);

@@ -154,6 +154,11 @@ function searchable(path: string): boolean {
   return info !== undefined && info.type !== 'object' && info.arrays.every((a) => a === info.path);
 }
 
+/** Whether a field is stored as an integer column (a filter or suppression value must then be one). */
+export function integerField(field: string): boolean {
+  return Object.hasOwn(INDEXED_FIELDS, field) && INDEXED_FIELDS[field]?.integer === true;
+}
+
 /**
  * What is wrong with a field to filter on, or undefined: one no event has (with the closest
  * name), one inside a list of objects (the stored JSON is not reached there by one path), and,
