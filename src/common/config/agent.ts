@@ -148,7 +148,7 @@ export const AgentConfigSchema = Type.Object(
         ),
         file: Type.Object(
           {
-            enabled: Type.Boolean({ default: true, description: 'Write events as NDJSON to a file (on by default until the server output comes: an agent without an output would only count events).' }),
+            enabled: Type.Boolean({ default: true, description: 'Write events as NDJSON to a file (on by default, so that an agent without a server still keeps its events: with no output it would only count them).' }),
             path: Type.String({ minLength: 1, pattern: '^/', default: '/var/log/hades/events.ndjson', description: 'Path of the file; rotated files get .1, .2, ...' }),
             max_mb: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 100, description: 'Size at which the file rotates.' }),
             max_files: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Rotated files kept.' }),
@@ -192,7 +192,7 @@ export const AgentConfigSchema = Type.Object(
           { additionalProperties: false, default: {}, description: 'HTTP collector. Always spooled: a batch leaves the spool only once acknowledged.' },
         ),
       },
-      { additionalProperties: false, default: {}, description: 'Where events go. The server output comes with the server; until then at least one of these should be enabled.' },
+      { additionalProperties: false, default: {}, description: 'Where events go: usually the server (`server`), with a file or an HTTP collector besides or instead; with none enabled events are only counted.' },
     ),
     spool: Type.Object(
       {
@@ -406,7 +406,7 @@ export const AgentConfigSchema = Type.Object(
           minimum: 1024,
           maximum: 4_194_304,
           default: 65536,
-          description: 'Most processes the in-memory process tree holds; exited ones are evicted first.',
+          description: 'Most processes the in-memory process tree holds; past it, the least recently seen node (live or exited) is evicted.',
         }),
         ancestors: Type.Integer({
           minimum: 0,
