@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { AgentStatus } from '../../src/agent/daemon/agent.js';
 import { agentMetrics, exposition, MetricsServer, parseListen } from '../../src/agent/daemon/metrics.js';
@@ -312,6 +313,41 @@ describe('metrics: MetricsServer', () => {
     assert.equal((await get(`${server.url}/metricsx`)).status, 404);
     assert.equal((await get(`${server.url}/metrics`, 'POST')).status, 405);
     assert.equal((await get(`${server.url}/healthz`, 'DELETE')).status, 405);
+  });
+
+  it('answers only requests that name a loopback host (DNS rebinding), and holds a bounded number of connections', async () => {
+    const server = new MetricsServer(status, '1');
+    servers.push(server);
+    await server.listen('127.0.0.1:0');
+    const port = Number(new URL(server.url ?? '').port);
+    const withHost = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, path: '/status', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject).end();
+      });
+    assert.equal(await withHost('attacker.example'), 403);
+    assert.equal(await withHost(`attacker.example:${port}`), 403);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, '127.0.0.1']) assert.equal(await withHost(host), 200, host);
+    // Idle connections past the cap are closed at once; the agent keeps its descriptors.
+    const sockets = await Promise.all(Array.from({ length: 40 }, () => new Promise<Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+    })));
+    const closed = await Promise.all(sockets.map((s) => new Promise<boolean>((resolve) => {
+      s.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 500).unref();
+    })));
+    assert.ok(closed.filter(Boolean).length >= 8, `${closed.filter(Boolean).length} of 40 closed`);
+    for (const s of sockets) s.destroy();
+    // Once the server has seen them go (a moment after they close here), it serves again.
+    let after = 0;
+    for (let i = 0; i < 40 && after !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await withHost('127.0.0.1').catch(() => 0);
+    }
+    assert.equal(after, 200, 'and it still serves');
   });
 
   it('serves on [::1] when IPv6 loopback is there', async (t) => {

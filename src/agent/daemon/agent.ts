@@ -873,7 +873,14 @@ export class Agent {
   private watchSelf(): void {
     const usage = process.cpuUsage();
     this.cpuPercent = this.cpu.sample(usage.user + usage.system) ?? this.cpuPercent;
-    const rss = process.memoryUsage.rss();
+    let rss: number;
+    try {
+      rss = process.memoryUsage.rss();
+    } catch (error) {
+      // It reads /proc (EMFILE when every descriptor is taken): the next sample tries again.
+      this.log.warn('cannot read the agent\'s own memory use', { code: 'HADES_ERR_INTERNAL', err: error });
+      return;
+    }
     const budget = this.config.limits.memory_mb * MB;
     if (rss <= budget) {
       this.memoryOverSince = undefined;

@@ -21,6 +21,16 @@ interface Family {
   readonly read: (s: AgentStatus) => readonly (readonly [Labels, number])[];
 }
 
+/** Connections served at once; more are closed as they come. */
+const MAX_CONNECTIONS = 32;
+
+/** A Host header that names this machine's loopback (or none: only browsers must send one). */
+function loopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0];
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name ?? '');
+}
+
 const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 const escapeHelp = (value: string) => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 const formatValue = (value: number) => (Number.isNaN(value) ? 'NaN' : value === Infinity ? '+Inf' : value === -Infinity ? '-Inf' : String(value));
@@ -98,7 +108,13 @@ export class MetricsServer {
   /** Listens on the loopback address; rejects with HADES_ERR_METRICS_LISTEN. */
   async listen(listen: string): Promise<void> {
     const { host, port } = parseListen(listen);
-    const server = createServer((request, response) => {
+    const server = createServer({ connectionsCheckingInterval: 1000 }, (request, response) => {
+      // Only a loopback name: a page of a web site whose name now resolves to 127.0.0.1 (DNS
+      // rebinding) must not read the agent's status from a browser on the host.
+      if (!loopbackHost(request.headers.host)) {
+        response.writeHead(403, { 'content-type': 'text/plain' }).end('Host must be a loopback address\n');
+        return;
+      }
       void this.handle(request.url ?? '/', request.method ?? 'GET').then(
         ({ status, type, body }) => {
           response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -113,6 +129,9 @@ export class MetricsServer {
     server.keepAliveTimeout = 1000;
     server.headersTimeout = 5000;
     server.requestTimeout = 10_000;
+    // Any local user can connect: a few scrapers at a time, and slow ones cut within a second of
+    // their deadline, so that connections cannot use up the agent's file descriptors.
+    server.maxConnections = MAX_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => reject(new HadesError('HADES_ERR_METRICS_LISTEN', `metrics cannot listen on ${listen}: ${error.code ?? error.message}`)));
       server.listen(port, host, () => resolve());
