@@ -124,6 +124,8 @@ const CURSOR_BYTES = 24;
 const MAX_TRACKED = 1 << 20;
 const TWO_32 = 2 ** 32;
 const SEGMENT_NAME = /^(\d{16})\.seg$/;
+/** The highest first sequence a segment may have: far past any real spool, and exact in a double. */
+const MAX_FIRST_SEQ = 2 ** 52;
 const EMPTY = Buffer.alloc(0);
 const ONE_EVENT = (): number => 1;
 
@@ -679,6 +681,12 @@ export class Spool {
       const match = SEGMENT_NAME.exec(name);
       if (!match) continue;
       const file = path.join(this.dir, name);
+      // Past what a sequence reaches (and where seq + 1 is still exact): not one of ours, and
+      // taking it would leave the reader unable to move past it.
+      if (Number(match[1]) > MAX_FIRST_SEQ) {
+        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${file}: not a segment of this spool (its number is past any sequence); left alone`));
+        continue;
+      }
       const size = statSync(file).size;
       const seg: Segment = { firstSeq: Number(match[1]), path: file, eventsBefore: NaN, size, end: size, damaged: false, deleted: false };
       seg.eventsBefore = this.firstEventsBefore(seg);
@@ -691,6 +699,11 @@ export class Spool {
     for (const seg of this.segments) {
       if (Number.isNaN(seg.eventsBefore) || seg.eventsBefore < before) seg.eventsBefore = before;
       before = seg.eventsBefore;
+    }
+    // Sequences never go back (a receiver may drop a batch whose numbers it has seen), even when
+    // the cursor says more was delivered than the spool holds: say so, it is not normal.
+    if (stored.seq > tail.seq && this.segments.length > 0) {
+      this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${path.join(this.dir, 'cursor')}: records up to ${stored.seq} are marked delivered, past the newest record written (${tail.seq}); the records at or before it are taken as delivered`));
     }
     this.last = Math.max(stored.seq, tail.seq);
     this.totalEvents = Math.max(stored.events, tail.events, before);

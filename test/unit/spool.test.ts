@@ -376,6 +376,44 @@ describe('spool: restarts', () => {
   });
 });
 
+describe('spool: files that are not its own', () => {
+  it('leaves alone a segment named past any sequence (it used to keep the reader from moving on), and says so', () => {
+    const dir = folder();
+    let spool = open(dir);
+    fill(spool, 1, 5);
+    spool.close();
+    writeFileSync(path.join(dir, '9999999999999999.seg'), 'HADESSP1');
+    const problems: HadesError[] = [];
+    spool = open(dir, { onCorrupt: (e) => problems.push(e) });
+    assert.deepEqual(seqs(drain(spool)), range(1, 5));
+    assert.equal(spool.append([rec('next')]), 6);
+    assert.deepEqual(problems.map((p) => p.code), ['HADES_ERR_SPOOL_CORRUPT']);
+    assert.match(problems[0]?.message ?? '', /9999999999999999\.seg: not a segment of this spool/);
+    spool.close();
+  });
+
+  it('says so when the cursor marks more delivered than the spool ever wrote, and keeps its sequence', () => {
+    const dir = folder();
+    let spool = open(dir);
+    fill(spool, 1, 5);
+    spool.commit(5);
+    fill(spool, 6, 3);
+    spool.close();
+    // A cursor from elsewhere: valid, but far past the newest record.
+    const other = folder();
+    const far = open(other);
+    fill(far, 1, 40);
+    far.commit(40);
+    far.close();
+    writeFileSync(path.join(dir, 'cursor'), readFileSync(path.join(other, 'cursor')));
+    const problems: HadesError[] = [];
+    spool = open(dir, { onCorrupt: (e) => problems.push(e) });
+    assert.match(problems.map((p) => p.message).join('\n'), /records up to 40 are marked delivered, past the newest record written \(8\)/);
+    assert.equal(spool.append([rec('next')]), 41, 'sequences never go back');
+    spool.close();
+  });
+});
+
 describe('spool: failures', () => {
   it('gives HADES_ERR_SPOOL_IO for a folder it cannot use', () => {
     const file = path.join(root, 'a-file');
