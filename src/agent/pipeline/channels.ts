@@ -198,7 +198,11 @@ export class StreamChannel implements OutputChannel {
     this.closed = true;
     this.writer.close();
     if (this.out === process.stdout || this.out === process.stderr) return;
-    await Promise.race([new Promise<void>((resolve) => this.out.end(() => resolve())), sleep(deadlineMs)]);
+    // The deadline's timer goes as soon as the stream has ended: a stop waits for the slower of
+    // the two only when the stream is stuck.
+    const deadline = new AbortController();
+    await Promise.race([new Promise<void>((resolve) => this.out.end(() => resolve())), sleep(deadlineMs, undefined, { signal: deadline.signal }).catch(() => undefined)]);
+    deadline.abort();
     this.onClose?.();
   }
 }
