@@ -14,6 +14,8 @@ class FakeProcess {
   state = 'running';
   readonly pid = process.pid;
   lastFrameAt = 0;
+  /** The agent stopped reading its output (back-pressure). */
+  readPaused = false;
   asked = 0;
   readonly restarts: string[] = [];
   /** Whether a STATS_REQUEST is answered (at once, as a live plugin does). */
@@ -69,6 +71,18 @@ describe('plugin watchdog liveness', () => {
     assert.equal(s.proc.asked, 1);
     assert.deepEqual(s.proc.restarts, []);
     rounds(s, 1);
+    assert.deepEqual(s.proc.restarts, ['unresponsive: no frame for 3 s']);
+  });
+
+  it('never judges a plugin the agent stopped reading (its own back-pressure), and judges it again once it reads', () => {
+    const s = setup();
+    s.proc.answers = false;
+    s.proc.readPaused = true;
+    rounds(s, 10);
+    assert.deepEqual(s.proc.restarts, [], 'held back, not silent');
+    s.proc.readPaused = false;
+    s.proc.lastFrameAt = s.clock.now; // what resume() does
+    rounds(s, 3);
     assert.deepEqual(s.proc.restarts, ['unresponsive: no frame for 3 s']);
   });
 

@@ -177,8 +177,15 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   }
 
   resume(): void {
+    // Silence while the agent did not read says nothing of the plugin: it is counted from now.
+    if (this.paused) this.lastFrameAt = Math.max(this.lastFrameAt, Date.now());
     this.paused = false;
     this.child?.stdout.resume();
+  }
+
+  /** The agent is not reading the plugin's output (back-pressure). */
+  get readPaused(): boolean {
+    return this.paused;
   }
 
   send(type: number, payload: Uint8Array = new Uint8Array(0)): void {

@@ -245,6 +245,11 @@ export class Supervisor {
 
   private checkLiveness(watch: Watch, now: number, judge: boolean): void {
     const { process } = watch.plugin;
+    // Held back by the agent's own back-pressure, a plugin cannot be heard: not silence of its own.
+    if (process.readPaused) {
+      delete watch.askedAt;
+      return;
+    }
     const silentMs = now - process.lastFrameAt;
     const healthMs = this.options.healthS * 1000;
     // Answered since it was asked (or spoke on its own): asked afresh when silent again.
