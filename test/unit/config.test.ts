@@ -169,6 +169,14 @@ describe('configuration', () => {
     assert.equal(problems('driver: { file_watch: { etc: /etc/ } }\n')[0]?.message, "'driver.file_watch' must be a list (got a mapping)");
   });
 
+  it('leaves a plugin\'s limits to plugins.limits except what the plugin overrides (defaults used to fill every override)', () => {
+    const result = parseRoleConfig('plugins:\n  limits: { events_per_s: 50 }\n  inventory: { limits: { memory_mb: 300 } }\n  installed:\n    - { manifest: /opt/x/manifest.json }\n', 'agent');
+    assert.ok(result.ok);
+    assert.equal(result.config.plugins.installed[0]?.limits, undefined);
+    assert.deepEqual(result.config.plugins.inventory.limits, { memory_mb: 300 });
+    assert.equal(result.config.plugins.limits.events_per_s, 50);
+  });
+
   it('refuses a server API address that is not a URL (enrollment would fail on it)', () => {
     const result = parseRoleConfig(`outputs:\n  server: { enabled: true, api: "https://[::", token: x, ca_sha256: ${'a'.repeat(64)} }\n`, 'agent');
     assert.ok(!result.ok);

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox';
 import { HOST_PORT, LogConfig } from './shared.js';
 
 
@@ -10,22 +10,37 @@ const RateLimit = Type.Object(
   { additionalProperties: false, default: {}, description: 'Rate limit towards the output. A spooled output sends slower and its spool grows; another output drops what is over the limit and counts it.' },
 );
 
-const PluginLimits = Type.Object(
-  {
-    cpu_percent: Type.Number({ exclusiveMinimum: 0, maximum: 6400, default: 10, description: 'CPU budget, percent of one core averaged over limits.sustain_s.' }),
-    memory_mb: Type.Integer({ minimum: 8, maximum: 65_536, default: 200, description: 'Memory budget (resident set of the plugin\'s processes); the plugin\'s cgroup gets twice this as a hard ceiling.' }),
-    max_open_files: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 1024, description: 'Files the plugin may have open at once (RLIMIT_NOFILE).' }),
-    events_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 5000, description: 'Events per second a plugin may send; more is dropped and counted, and a plugin over it for limits.sustain_s is restarted. 0 is unlimited (the kernel driver is governed by limits.cpu_percent instead).' }),
-  },
-  { additionalProperties: false, default: {}, description: 'Budget of one plugin.' },
-);
+const LIMIT_FIELDS = {
+  cpu_percent: Type.Number({ exclusiveMinimum: 0, maximum: 6400, default: 10, description: 'CPU budget, percent of one core averaged over limits.sustain_s.' }),
+  memory_mb: Type.Integer({ minimum: 8, maximum: 65_536, default: 200, description: 'Memory budget (resident set of the plugin\'s processes); the plugin\'s cgroup gets twice this as a hard ceiling.' }),
+  max_open_files: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 1024, description: 'Files the plugin may have open at once (RLIMIT_NOFILE).' }),
+  events_per_s: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 5000, description: 'Events per second a plugin may send; more is dropped and counted, and a plugin over it for limits.sustain_s is restarted. 0 is unlimited (the kernel driver is governed by limits.cpu_percent instead).' }),
+};
+
+const PluginLimits = Type.Object(LIMIT_FIELDS, { additionalProperties: false, default: {}, description: 'Budget of one plugin.' });
+
+/** A field of an override: optional, and without the default, which would override plugins.limits. */
+function overrideOf<T extends TSchema>(schema: T): TOptional<T> {
+  const rest = { ...(schema as unknown as Record<string | symbol, unknown>) };
+  delete rest['default'];
+  return Type.Optional(rest as unknown as T) as unknown as TOptional<T>;
+}
+
+/** One plugin's overrides of plugins.limits: only the fields given. */
+const limitsOverride = (description: string) =>
+  Type.Optional(
+    Type.Object(
+      { cpu_percent: overrideOf(LIMIT_FIELDS.cpu_percent), memory_mb: overrideOf(LIMIT_FIELDS.memory_mb), max_open_files: overrideOf(LIMIT_FIELDS.max_open_files), events_per_s: overrideOf(LIMIT_FIELDS.events_per_s) },
+      { additionalProperties: false, description },
+    ),
+  );
 
 const PluginEntry = Type.Object(
   {
     manifest: Type.String({ minLength: 1, pattern: '^/', description: 'Absolute path of the plugin\'s manifest.json.' }),
     enabled: Type.Boolean({ default: true, description: 'Start this plugin.' }),
     config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Sent to the plugin; checked against the config schema of its manifest.' }),
-    limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for this plugin.' })),
+    limits: limitsOverride('Overrides of plugins.limits for this plugin.'),
   },
   { additionalProperties: false },
 );
@@ -89,7 +104,7 @@ export const AgentConfigSchema = Type.Object(
             query_timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'Timeout of each scheduled query.' }),
             max_rows: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000, description: 'Rows a scheduled query may return; a larger result is not reported (a warning says so).' }),
             package_findings_interval_s: Type.Integer({ minimum: 0, maximum: 604_800, default: 3600, description: 'How often installed packages are checked for malicious-looking ones (the package_findings table); each new finding is a package_finding event. 0 turns it off.' }),
-            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the collector.' })),
+            limits: limitsOverride('Overrides of plugins.limits for the collector.'),
           },
           { additionalProperties: false, default: {}, description: 'The asset inventory: SQL over the host\'s tables (docs/tables.md).' },
         ),
@@ -107,7 +122,7 @@ export const AgentConfigSchema = Type.Object(
             }),
             poll_ms: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000, description: 'How often the files are read for new lines.' }),
             max_line_bytes: Type.Integer({ minimum: 256, maximum: 1_048_576, default: 16_384, description: 'Longer lines are cut (and counted).' }),
-            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the collector.' })),
+            limits: limitsOverride('Overrides of plugins.limits for the collector.'),
           },
           { additionalProperties: false, default: {}, description: 'The log collector: sshd and sudo messages from journald or syslog files (docs/events.md: ssh_login, sudo).' },
         ),
@@ -130,7 +145,7 @@ export const AgentConfigSchema = Type.Object(
             max_bytes: Type.Integer({ minimum: 0, maximum: 6144, default: 1024, description: 'Bytes of each connection kept (sent base64 in hades.honeypot.payload); the connection is closed once they arrived.' }),
             idle_ms: Type.Integer({ minimum: 100, maximum: 30_000, default: 5000, description: 'A connection silent this long is closed (and reported); none lasts over 30 s.' }),
             max_connections: Type.Integer({ minimum: 1, maximum: 4096, default: 256, description: 'Connections open at once; more are closed at once, and still reported.' }),
-            limits: Type.Optional(Type.Partial(PluginLimits, { additionalProperties: false, description: 'Overrides of plugins.limits for the honeypot.' })),
+            limits: limitsOverride('Overrides of plugins.limits for the honeypot.'),
           },
           { additionalProperties: false, default: {}, description: 'The honeypot mode: decoy ports that nothing legitimate connects to (docs/plugins.md, "The honeypot").' },
         ),
