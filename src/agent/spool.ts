@@ -505,6 +505,10 @@ export class Spool {
     } catch {
       this.writeErrors++;
       if (written > 0) this.undoWrite(cur);
+      // Appends go on in a new segment, so that this one can be deleted once its records are
+      // delivered: on a full disk it may be the only one, and the space it holds the only space.
+      this.retireCurrent();
+      this.deleteCommitted();
       this.refusedRecords += accepted;
       this.refusedEvents += events - this.totalEvents;
       return -1;

@@ -480,6 +480,34 @@ describe('spool: failures', () => {
     }
   });
 
+  it('frees a full disk once everything is delivered, even when one segment holds it all', (t) => {
+    const dir = folder();
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      t.skip('cannot mount a tmpfs (needs root)');
+      return;
+    }
+    try {
+      // Segments larger than the disk: the one being written fills it.
+      const spool = open(dir, { maxBytes: 16 << 20, segmentBytes: 1 << 20 });
+      let accepted = 0;
+      for (let n = 0; n < 200; n++) if (spool.append([Buffer.alloc(3000, 65)]) > 0) accepted++;
+      assert.ok(accepted > 0 && spool.stats().writeErrors > 0, `${accepted} accepted`);
+      assert.equal(drain(spool, 64).length, accepted);
+      spool.commit(accepted);
+      // Everything is delivered: the next append must find room (it used to be refused for good).
+      let seq = -1;
+      for (let n = 0; n < 3 && seq < 0; n++) seq = spool.append([Buffer.alloc(3000, 66)]);
+      assert.equal(seq, accepted + 1, 'appends go on once the delivered segment is gone');
+      for (let n = 0; n < 20; n++) assert.ok(spool.append([Buffer.alloc(3000, 67)]) > 0, `append ${n} after the recovery`);
+      spool.close();
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+  });
+
   it('keeps every record reported durable, in order and intact, across kill -9', async () => {
     const dir = folder();
     const writer = `${projectRoot}test/fixtures/spool-writer.mjs`;
