@@ -9,8 +9,12 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   // A closed stdout (e.g. `hades events | head`) ends the command quietly instead of crashing.
+  // Not the agent daemon: its stdout is one output among others, which counts what it cannot
+  // write and lets the rest go on.
+  const args = process.argv.slice(2);
+  const daemon = args[0] === 'agent' && (args[1] === undefined || args[1].startsWith('-'));
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') controller.abort();
+    if (error.code === 'EPIPE' && !daemon) controller.abort();
   });
   try {
     process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });

@@ -52,10 +52,10 @@ interface Running {
   readonly exited: Promise<number | null>;
 }
 
-function startAgent(configFile: string): Running {
-  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'agent', '--config', configFile], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+function startAgent(configFile: string, stdout: 'ignore' | 'pipe' = 'ignore'): Running {
+  const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'agent', '--config', configFile], { cwd: projectRoot, stdio: ['ignore', stdout, 'pipe'] });
   const running: Running = { child, stderr: '', exited: new Promise((resolve) => child.on('close', (code) => resolve(code))) };
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (running.stderr += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (running.stderr += d));
   return running;
 }
 
@@ -222,5 +222,48 @@ metrics: { listen: "127.0.0.1:0" }
       second.child.kill('SIGTERM');
       await second.exited;
     }
+  });
+  it('goes on when the reader of its stdout output goes away: the output counts what it cannot write, the others deliver', async () => {
+    const data = path.join(dir, 'data-c');
+    const manifest = pluginManifest(dir, 'numbers-c', 'count');
+    const configFile = path.join(dir, 'agent-c.yaml');
+    writeFileSync(
+      configFile,
+      `
+agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins:
+  driver: false
+  inventory: { enabled: false }
+  logs: { enabled: false }
+  installed:
+    - { manifest: ${manifest}, config: { rate: 200 } }
+outputs:
+  stdout: { enabled: true }
+  file: { enabled: false }
+  http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events" }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+`,
+    );
+    collector.down = false;
+    const agent = startAgent(configFile, 'pipe');
+    try {
+      // Read a little, then go away as `| head` does.
+      await new Promise<void>((resolve) => agent.child.stdout?.once('data', () => resolve()));
+      agent.child.stdout?.destroy();
+      const before = collector.events.length;
+      await waitFor('events still delivered to the collector', () => (collector.events.length > before + 200 ? true : undefined), 20_000, 200);
+      const s = status(configFile);
+      assert.ok(s, 'the agent still answers its status');
+      const stdout = (s['pipeline'].outputs as { name: string; up?: boolean; lastError?: string; dropped?: Record<string, number> }[]).find((o) => o.name === 'stdout');
+      assert.equal(stdout?.up, false);
+      assert.match(stdout?.lastError ?? '', /EPIPE/);
+      assert.ok((stdout?.dropped?.['write_failed'] ?? 0) > 0, 'what it could not write is counted');
+      assert.equal(s['pipeline'].paused, false, 'the dead output holds nothing back');
+    } finally {
+      agent.child.kill('SIGTERM');
+    }
+    assert.equal(await agent.exited, 0);
   });
 });

@@ -92,6 +92,8 @@ export class StreamChannel implements OutputChannel {
   private readonly dropped: Record<string, number> = {};
   private received = 0;
   private lastError: string | undefined;
+  /** The stream can never be written again (its reader is gone). */
+  private dead = false;
   private closed = false;
 
   constructor(
@@ -103,8 +105,14 @@ export class StreamChannel implements OutputChannel {
     this.limits = buckets(rate);
     this.writer = new NdjsonWriter(out, () => this.onDrain());
     out.on('error', (error) => {
-      // A closed stdout (EPIPE) or a broken file: count, do not crash.
+      // A closed stdout (EPIPE) or a broken file: count, do not crash, and never hold the other
+      // outputs back waiting for a drain that will not come.
       this.lastError = toHadesError(error).message;
+      // Its reader gone (process.stdout stays open for writes, each failing): for good.
+      if ((error as NodeJS.ErrnoException).code === 'EPIPE' || out.destroyed) {
+        this.dead = true;
+        this.onDrain();
+      }
     });
   }
 
@@ -166,6 +174,11 @@ export class StreamChannel implements OutputChannel {
     this.received++;
     if (this.closed) {
       this.drop('closed');
+      return true;
+    }
+    if (this.dead) {
+      // Its reader went away (stdout closed): nothing written to it can arrive.
+      this.drop('write_failed');
       return true;
     }
     if (this.limits.events && !this.limits.events.tryTake(1)) {
