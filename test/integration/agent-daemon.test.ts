@@ -68,6 +68,33 @@ function status(configFile: string): Record<string, any> | undefined {
 
 const logLines = (running: Running) => running.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AnyEvent);
 
+/**
+ * An agent configuration without the driver: a counting plugin at `rate` events/s, delivered to
+ * the test's HTTP collector through the spool (and to stdout with `stdout`). Its file's path.
+ */
+function pluginAgentConfig(name: string, options: { port: number; rate: number; fsync: 'interval' | 'never'; stdout?: boolean }): string {
+  const configFile = path.join(dir, `agent-${name}.yaml`);
+  writeFileSync(
+    configFile,
+    `
+agent: { data_dir: ${path.join(dir, `data-${name}`)}, heartbeat_s: 3600, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins:
+  driver: false
+  inventory: { enabled: false }
+  logs: { enabled: false }
+  installed:
+    - { manifest: ${pluginManifest(dir, `numbers-${name}`, 'count')}, config: { rate: ${options.rate} } }
+outputs:
+${options.stdout ? '  stdout: { enabled: true }\n' : ''}  file: { enabled: false }
+  http: { enabled: true, url: "http://127.0.0.1:${options.port}/events" }
+spool: { fsync: ${options.fsync} }
+metrics: { listen: "127.0.0.1:0" }
+`,
+  );
+  return configFile;
+}
+
 describe('hades agent (process, root, real driver)', { skip: root ? false : 'needs root' }, () => {
   const collector = new Collector();
   before(() => collector.start());
@@ -156,27 +183,7 @@ metrics: { listen: "127.0.0.1:0" }
   });
 
   it('loses nothing the spool took when the agent is killed with SIGKILL while its receiver is down', async () => {
-    const data = path.join(dir, 'data-b');
-    const manifest = pluginManifest(dir, 'numbers', 'count');
-    const configFile = path.join(dir, 'agent-b.yaml');
-    writeFileSync(
-      configFile,
-      `
-agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 2 }
-limits: { cgroup: { enabled: false } }
-plugins:
-  driver: false
-  inventory: { enabled: false }
-  logs: { enabled: false }
-  installed:
-    - { manifest: ${manifest}, config: { rate: 1000 } }
-outputs:
-  file: { enabled: false }
-  http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events" }
-spool: { fsync: interval }
-metrics: { listen: "127.0.0.1:0" }
-`,
-    );
+    const configFile = pluginAgentConfig('b', { port: collector.port, rate: 1000, fsync: 'interval' });
     collector.down = true;
     collector.events.length = 0;
     const first = startAgent(configFile);
@@ -224,28 +231,7 @@ metrics: { listen: "127.0.0.1:0" }
     }
   });
   it('goes on when the reader of its stdout output goes away: the output counts what it cannot write, the others deliver', async () => {
-    const data = path.join(dir, 'data-c');
-    const manifest = pluginManifest(dir, 'numbers-c', 'count');
-    const configFile = path.join(dir, 'agent-c.yaml');
-    writeFileSync(
-      configFile,
-      `
-agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 2 }
-limits: { cgroup: { enabled: false } }
-plugins:
-  driver: false
-  inventory: { enabled: false }
-  logs: { enabled: false }
-  installed:
-    - { manifest: ${manifest}, config: { rate: 200 } }
-outputs:
-  stdout: { enabled: true }
-  file: { enabled: false }
-  http: { enabled: true, url: "http://127.0.0.1:${collector.port}/events" }
-spool: { fsync: never }
-metrics: { listen: "127.0.0.1:0" }
-`,
-    );
+    const configFile = pluginAgentConfig('c', { port: collector.port, rate: 200, fsync: 'never', stdout: true });
     collector.down = false;
     const agent = startAgent(configFile, 'pipe');
     try {

@@ -376,6 +376,23 @@ describe('spool: restarts', () => {
   });
 });
 
+/** Runs `body` in a folder on a 256 KiB tmpfs (a disk that fills), unmounted after; skipped without root. */
+function onFullDisk(t: { skip: (message: string) => void }, body: (dir: string) => void): void {
+  const dir = folder();
+  mkdirSync(dir);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot mount a tmpfs (needs root)');
+    return;
+  }
+  try {
+    body(dir);
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+}
+
 describe('spool: files that are not its own', () => {
   it('leaves alone a segment named past any sequence (it used to keep the reader from moving on), and says so', () => {
     const dir = folder();
@@ -444,15 +461,7 @@ describe('spool: failures', () => {
   });
 
   it('counts a full disk as write errors, never throws, and resumes when space is back', (t) => {
-    const dir = folder();
-    mkdirSync(dir);
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { stdio: 'ignore' });
-    } catch {
-      t.skip('cannot mount a tmpfs (needs root)');
-      return;
-    }
-    try {
+    onFullDisk(t, (dir) => {
       const spool = open(dir, { maxBytes: 16 << 20, segmentBytes: 32 * 1024 });
       let accepted = 0;
       let refused = 0;
@@ -475,21 +484,11 @@ describe('spool: failures', () => {
       const again = open(dir);
       assert.equal(again.stats().corruptRecords, 0, 'no partial batch was left behind');
       again.close();
-    } finally {
-      execFileSync('umount', [dir]);
-    }
+    });
   });
 
   it('frees a full disk once everything is delivered, even when one segment holds it all', (t) => {
-    const dir = folder();
-    mkdirSync(dir);
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { stdio: 'ignore' });
-    } catch {
-      t.skip('cannot mount a tmpfs (needs root)');
-      return;
-    }
-    try {
+    onFullDisk(t, (dir) => {
       // Segments larger than the disk: the one being written fills it.
       const spool = open(dir, { maxBytes: 16 << 20, segmentBytes: 1 << 20 });
       let accepted = 0;
@@ -503,9 +502,7 @@ describe('spool: failures', () => {
       assert.equal(seq, accepted + 1, 'appends go on once the delivered segment is gone');
       for (let n = 0; n < 20; n++) assert.ok(spool.append([Buffer.alloc(3000, 67)]) > 0, `append ${n} after the recovery`);
       spool.close();
-    } finally {
-      execFileSync('umount', [dir]);
-    }
+    });
   });
 
   it('keeps every record reported durable, in order and intact, across kill -9', async () => {
