@@ -96,7 +96,10 @@ export interface SpoolStats {
   /** Records of batches append() refused (returned -1: a write failed, or closed), and records over 16 MiB. */
   refusedRecords: number;
   refusedEvents: number;
-  /** Records lost to damage: a torn tail counts one record; a damaged older segment all it missed. */
+  /**
+   * Records lost to damage: a torn tail counts one record; damage in the newest segment the
+   * records up to the last good one found past it; a damaged older segment all it missed.
+   */
   corruptRecords: number;
   corruptEvents: number;
   /** Bytes that failed their check and were cut off or skipped. */
@@ -776,9 +779,15 @@ export class Spool {
       const events = r.eventsNext;
       r.close();
       if (status === DAMAGED) {
-        this.corruptRecords++;
+        // A torn write loses one record; damage further back loses every record after it too,
+        // which the good records still found past the damage tell.
+        const after = this.recordsPast(seg, good, last + 1);
+        const lost = after ? after.seq - last : 1;
+        this.corruptRecords += lost;
+        if (after && !Number.isNaN(events)) this.corruptEvents += Math.max(0, after.events - events);
         this.corruptBytes += seg.size - good;
-        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: a torn or damaged record at byte ${good} (${seg.size - good} bytes) was cut off when the spool was opened`));
+        const what = after ? `damage at byte ${good}: records ${last + 1} to ${after.seq} (${seg.size - good} bytes) were cut off` : `a torn or damaged record at byte ${good} (${seg.size - good} bytes) was cut off`;
+        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: ${what} when the spool was opened`));
       }
       if (last < seg.firstSeq) {
         unlinkSync(seg.path);
@@ -792,6 +801,49 @@ export class Spool {
       }
       return { seq: last, events: Number.isNaN(events) ? 0 : events };
     }
+  }
+
+  /**
+   * The newest good record in `seg` past byte `from` (where damage was found, with `nextSeq` the
+   * seq expected there): its seq and the running event count after it, or undefined when none is
+   * left (a torn write). Searched byte by byte for a header whose seq and length fit, each
+   * candidate proven by its checksum, within the first 64 MiB past the damage.
+   */
+  private recordsPast(seg: Segment, from: number, nextSeq: number): { seq: number; events: number } | undefined {
+    const size = Math.min(seg.size - from, 64 * 1024 * 1024);
+    if (size <= HEADER) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    const fd = openSync(seg.path, 'r');
+    let got = 0;
+    try {
+      while (got < size) {
+        const r = readSync(fd, buf, got, size - got, from + got);
+        if (r === 0) break;
+        got += r;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const head = Buffer.allocUnsafe(HEADER - 4);
+    // At most one record per header's worth of bytes past the damage.
+    const maxSeq = nextSeq + Math.floor(got / HEADER);
+    let best: { seq: number; events: number } | undefined;
+    let at = 1;
+    while (at + HEADER <= got) {
+      const seq = readU64(buf, at + 8);
+      const length = buf.readUInt32LE(at + 4);
+      if (seq > nextSeq && seq <= maxSeq && length <= got - at - HEADER) {
+        buf.copy(head, 0, at + 4, at + HEADER);
+        const data = buf.subarray(at + HEADER, at + HEADER + length);
+        if (crc32(data, crc32(head)) === buf.readUInt32LE(at)) {
+          if (!best || seq > best.seq) best = { seq, events: readU64(buf, at + 16) + (this.eventsOf(data) >>> 0) };
+          at += HEADER + length;
+          continue;
+        }
+      }
+      at++;
+    }
+    return best;
   }
 
   /** The committed seq and event count from the newer valid slot of the cursor file, or zeros. */

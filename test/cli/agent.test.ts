@@ -49,7 +49,7 @@ function status(): AgentStatus {
       in: 7,
       byAction: { inventory_change: 7 },
       paused: false,
-      outputs: [{ name: 'server', in: 7, backlogAtStart: 5, out: 9, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } }],
+      outputs: [{ name: 'server', in: 7, backlogAtStart: 5, out: 9, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 7, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 } }],
     },
     plugins: [
       {
@@ -197,6 +197,7 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, /^ {2}name +state +in +backlog +delivered +queued +spool +dropped +last error$/m);
       assert.match(text.stdout, /^ {2}server +down +7 +5 +9 +0 +3 ev, 0\.0 MB +0 +receiver down/m);
       assert.match(text.stdout, /^ {2}\(backlog: events found in the spool at start/m);
+      assert.match(text.stdout, /^ {2}server spool: 2 damaged records skipped \(7 events known, 300 bytes\); 1 write errors$/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), status());

@@ -4,7 +4,7 @@
  * and a clean shutdown. The kernel driver is off here (see agent-daemon.test.ts for it).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -172,6 +172,28 @@ describe('agent daemon: plugin supervision', () => {
     try {
       assert.ok(h.logs.events.some((l) => l['err']?.code === 'HADES_ERR_PLUGIN_HASH_MISMATCH'));
       assert.deepEqual(h.agent.status().plugins.map((p) => [p.name, p.state]).sort(), [['good', 'running'], ['swapped', 'failed']]);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('shows a plugin whose manifest cannot be read as failed, and a reload that brings one says it did not start', async () => {
+    const good = `    - { manifest: ${pluginManifest(dir, 'steady', 'count')}, config: { rate: 20 } }`;
+    const missing = path.join(dir, 'no-such-plugin', 'manifest.json');
+    const dataDir = path.join(dir, `data-${n++}`);
+    const h = await startAgent(baseYaml({ dataDir, plugins: `  installed:\n${good}` }));
+    try {
+      writeFileSync(h.configFile, baseYaml({ dataDir, plugins: `  installed:\n${good}\n    - { manifest: ${missing} }` }));
+      const reloaded = await h.agent.reload();
+      assert.equal(reloaded.ok, false, 'not ok: a plugin it names does not run');
+      assert.equal(reloaded.partial, true, 'the rest is applied');
+      assert.match(reloaded.message ?? '', new RegExp(`a plugin not started: .*${missing.replaceAll('/', '\\/')}`));
+      assert.equal(h.agent.status().lastReload?.ok, false);
+      const shown = h.agent.status().plugins.map((p) => [p.name, p.state, /HADES_ERR_PLUGIN_MANIFEST/.test(p.lastError ?? '')]);
+      assert.deepEqual(shown, [['steady', 'running', false], [missing, 'failed', true]]);
+      writeFileSync(h.configFile, baseYaml({ dataDir, plugins: `  installed:\n${good}` }));
+      assert.equal((await h.agent.reload()).ok, true);
+      assert.deepEqual(h.agent.status().plugins.map((p) => p.name), ['steady'], 'gone once the configuration no longer names it');
     } finally {
       await h.agent.stop();
     }
@@ -376,6 +398,31 @@ describe('agent daemon: outputs and spool', () => {
     assert.equal(numbers.length, total, 'every line, once');
     const outOfOrder = numbers.flatMap((x, i) => (i > 0 && x < numbers[i - 1]! ? [`${numbers[i - 1]} then ${x} (line ${i})`] : []));
     assert.deepEqual(outOfOrder, [], 'the lines in the order of the events');
+  });
+
+  it('runs on when a spool cannot be used at its start: that output drops and counts, says why, and the others deliver', async () => {
+    const dataDir = path.join(dir, `data-${n++}`);
+    // A folder where the spool's cursor file belongs.
+    mkdirSync(path.join(dataDir, 'spool', 'server', 'cursor'), { recursive: true });
+    const yaml = baseYaml({ dataDir, plugins: plugins([['spooler', 'count', 'config: { rate: 200 }']]) });
+    const configFile = path.join(dir, `agent-${n++}.yaml`);
+    writeFileSync(configFile, yaml);
+    const broken = new MemoryTransport('server');
+    const fine = new MemoryTransport('second');
+    const logs = new EventSink();
+    const agent = new Agent({ config: agentConfig(yaml), configFile, version: '0.0.0-test', transports: [broken, fine], stderr: logs });
+    await agent.start();
+    try {
+      const down = await waitFor('drops on the broken output', () => agent.status().pipeline.outputs.find((o) => o.name === 'server' && (o.dropped['spool_write_failed'] ?? 0) > 0));
+      assert.equal(down.up, false);
+      assert.match(down.lastError ?? '', /spool folder .* cannot be used/);
+      assert.ok(logs.events.some((l) => l['err']?.code === 'HADES_ERR_SPOOL_IO' && l['output'] === 'server'), 'logged with its code');
+      await waitFor('the other output to deliver', () => rows(fine.events, 'spooler').length >= 20 || undefined);
+      assert.equal(broken.events.length, 0);
+      assert.ok((agent.status().drops.find((d) => d.hook === 'server' && d.reason === 'spool_write_failed')?.total ?? 0) > 0, 'in the drop totals');
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('keeps the running configuration when a reload brings a bad file, and applies a good one', async () => {

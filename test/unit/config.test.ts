@@ -169,6 +169,18 @@ describe('configuration', () => {
     assert.equal(problems('driver: { file_watch: { etc: /etc/ } }\n')[0]?.message, "'driver.file_watch' must be a list (got a mapping)");
   });
 
+  it('refuses a NUL character in any setting (a path would be cut short at it)', () => {
+    assert.deepEqual(
+      problems('outputs:\n  file: { path: "/var/log/hades/a\\0.ndjson" }\nplugins:\n  installed:\n    - { manifest: "/opt/x\\0/manifest.json" }\n').map((p) => [p.code, p.path, p.line]),
+      [
+        ['HADES_ERR_CONFIG_VALUE', 'outputs.file.path', 2],
+        ['HADES_ERR_CONFIG_VALUE', 'plugins.installed.0.manifest', 5],
+      ],
+    );
+    assert.match(problems('agent: { data_dir: "/var/lib/h\\0" }\n')[0]?.message ?? '', /'agent\.data_dir' holds a NUL character/);
+    assert.equal(problems('"log\\0": 1\n')[0]?.code, 'HADES_ERR_CONFIG_VALUE', 'in a key too');
+  });
+
   it('leaves a plugin\'s limits to plugins.limits except what the plugin overrides (defaults used to fill every override)', () => {
     const result = parseRoleConfig('plugins:\n  limits: { events_per_s: 50 }\n  inventory: { limits: { memory_mb: 300 } }\n  installed:\n    - { manifest: /opt/x/manifest.json }\n', 'agent');
     assert.ok(result.ok);

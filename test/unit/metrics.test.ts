@@ -27,7 +27,7 @@ function status(): AgentStatus {
       paused: false,
       outputs: [
         { name: 'stdout', in: 7, out: 7, bytesOut: 700, dropped: {}, queued: 0, up: true },
-        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1 } },
+        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 5, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 } },
       ],
     },
     plugins: [
@@ -201,6 +201,11 @@ describe('metrics: exposition', () => {
       'hades_output_queue_events{output="server"} 2',
       'hades_spool_bytes{output="server"} 4096',
       'hades_spool_events{output="server"} 3',
+      'hades_spool_corrupt_records_total{output="server"} 2',
+      'hades_spool_corrupt_events_total{output="server"} 5',
+      'hades_spool_errors_total{output="server",kind="write"} 1',
+      'hades_spool_errors_total{output="server",kind="read"} 0',
+      'hades_spool_errors_total{output="server",kind="cursor_reset"} 0',
       'hades_output_backlog_at_start_events{output="server"} 3',
       'hades_events_dropped_total{component="kernel",where="exec",reason="ringbuf_full"} 4',
       'hades_events_dropped_total{component="plugin",where="driver",reason="ringbuf"} 3',

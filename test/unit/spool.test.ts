@@ -296,10 +296,32 @@ describe('spool: restarts', () => {
     const bytes = readFileSync(file);
     bytes[MAGIC + 8 * (HEADER + 50) + HEADER + 5]! ^= 0xff; // in the payload of record 9
     writeFileSync(file, bytes);
-    spool = open(dir);
-    assert.equal(spool.stats().corruptRecords, 1);
+    const told: HadesError[] = [];
+    spool = open(dir, { onCorrupt: (e) => told.push(e) });
+    assert.equal(spool.stats().corruptRecords, 2, 'record 9, and record 10 cut off behind it');
+    assert.equal(spool.stats().corruptEvents, 2);
+    assert.match(told[0]!.message, /records 9 to 10 .* were cut off/);
     assert.deepEqual(seqs(drain(spool)), range(1, 8));
     assert.equal(spool.append([rec('x')]), 9);
+    spool.close();
+  });
+
+  it('counts every record cut off behind damage in the middle of the newest segment', () => {
+    const dir = folder();
+    let spool = open(dir, { segmentBytes: 1 << 20 });
+    fill(spool, 1, 200, 50);
+    spool.close();
+    const file = segmentFiles(dir)[0]!;
+    const bytes = readFileSync(file);
+    bytes[MAGIC + 49 * (HEADER + 50) + 4]! ^= 0x10; // the length of record 50
+    writeFileSync(file, bytes);
+    spool = open(dir);
+    const s = spool.stats();
+    assert.equal(s.corruptRecords, 151, 'records 50 to 200');
+    assert.equal(s.corruptEvents, 151);
+    assert.equal(s.corruptBytes, 151 * (HEADER + 50));
+    assert.equal(spool.lastSeq, 49);
+    assert.deepEqual(seqs(drain(spool)), range(1, 49));
     spool.close();
   });
 

@@ -179,6 +179,8 @@ export class Agent {
   private readonly groups = new Map<string, CgroupGroup>();
   private kernel: KernelEvents | undefined;
   private plugins = new Map<string, EventPlugin>();
+  /** Installed plugins that could not be set up at the last start or reload (status only). */
+  private unstarted: PluginStatus[] = [];
   /** The built-in inventory collector (also in `plugins`, under its name). */
   private inventory: InventoryPlugin | undefined;
   private metrics: MetricsServer | undefined;
@@ -564,7 +566,7 @@ export class Agent {
       channels.push(StreamChannel.toFile('file', file, this.log?.child({ component: 'output' }), rate(outputs.file.rate), after?.('file')));
     }
     const spooled = (transport: BatchTransport, batchEvents: number, r?: { events_per_s: number; kb_per_s: number }) =>
-      new SpooledChannel(transport.name, after ? after(transport.name).then(() => this.openSpool(config, transport.name)) : this.openSpool(config, transport.name), transport, {
+      new SpooledChannel(transport.name, after ? after(transport.name).then(() => this.openSpool(config, transport.name)) : this.openSpoolNow(config, transport.name), transport, {
         batchEvents,
         ...(r ? { rate: rate(r) } : {}),
         spoolWriteBytesPerSecond: config.spool.write_kb_per_s * 1024,
@@ -577,6 +579,20 @@ export class Agent {
     if (outputs.server.enabled && this.identity) channels.push(spooled(this.serverTransport(config, this.identity), outputs.server.batch_events, outputs.server.rate));
     for (const transport of this.options.transports ?? []) channels.push(spooled(transport, 2000));
     return channels;
+  }
+
+  /**
+   * The spool at the agent's start. One that cannot be used (its folder unwritable, a folder
+   * where a segment belongs) does not keep the agent from running: like at a reload, its output
+   * drops and counts its events (spool_write_failed), is shown down with the reason, and the
+   * kernel events still reach the other outputs.
+   */
+  private openSpoolNow(config: AgentConfig, name: string): Spool | Promise<Spool> {
+    try {
+      return this.openSpool(config, name);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   private openSpool(config: AgentConfig, name: string): Spool {
@@ -644,17 +660,40 @@ export class Agent {
     this.log.info('kernel driver started', { backend: hello.backend, hooks: hello.hooks.filter((h) => h.active).map((h) => h.name) });
   }
 
-  private async startPlugins(): Promise<void> {
+  /**
+   * Starts the installed plugins and the built-in ones the configuration turns on. Returns the
+   * errors of the installed plugins that could not even be set up (a manifest that cannot be
+   * read, a name used twice): those are shown in the status as `failed` under their manifest's
+   * path, since they have no other name, until the next reload.
+   */
+  private async startPlugins(): Promise<HadesError[]> {
+    this.unstarted = [];
+    const errors: HadesError[] = [];
     for (const entry of this.config.plugins.installed) {
       if (!entry.enabled) continue;
       try {
         await this.startPlugin(entry);
       } catch (error) {
         // One broken plugin does not keep the agent or the others from running.
-        this.log.error('plugin not started', { manifest: entry.manifest, err: toHadesError(error) });
+        const e = toHadesError(error);
+        errors.push(e);
+        this.log.error('plugin not started', { manifest: entry.manifest, err: e });
+        this.unstarted.push({
+          name: entry.manifest,
+          state: 'failed',
+          restarts: 0,
+          eventsIn: 0,
+          eventsPerSecond: 0,
+          dropped: {},
+          budget: budgetOf(this.config.plugins.limits, entry.limits),
+          lastError: e.toLine(),
+          overBudgetRestarts: 0,
+          unresponsiveRestarts: 0,
+        });
       }
     }
     for (const name of BUILTIN_PLUGINS) await this.startBuiltinPlugin(name);
+    return errors;
   }
 
   /** Starts one of the agent's own plugins, when its configuration turns it on. */
@@ -905,7 +944,7 @@ export class Agent {
 
   status(): AgentStatus {
     const pipeline = this.pipeline.stats();
-    const plugins = this.supervisor.status();
+    const plugins = [...this.supervisor.status(), ...this.unstarted];
     const drops = this.dropCounts();
     const kernel = this.kernel?.stats();
     let eventsDropped = drops.reduce((a, d) => a + d.total, 0);
@@ -992,6 +1031,7 @@ export class Agent {
   private async apply(next: AgentConfig): Promise<void> {
     const old = this.config;
     this.config = next;
+    let partial: HadesError | undefined;
     this.log.reconfigure(next.log);
     // A server task's log level outlives a reload, unless the reload changed the level itself.
     if (this.levelOverride && old.log.level === next.log.level) this.log.setLevel(this.levelOverride.level);
@@ -1026,7 +1066,11 @@ export class Agent {
     if (!same(old.plugins.installed, next.plugins.installed) || !same(old.plugins.limits, next.plugins.limits) || old.plugins.grace_ms !== next.plugins.grace_ms) {
       // What every plugin shares changed: all of them restart.
       await this.stopPlugins();
-      await this.startPlugins();
+      const failed = await this.startPlugins();
+      if (failed.length > 0) {
+        // The rest of the configuration is applied; the reload says which plugins did not start.
+        partial = new HadesError(failed[0]!.code, `${failed.length === 1 ? 'a plugin' : `${failed.length} plugins`} not started: ${failed.map((e) => e.message).join('; ')}`);
+      }
     } else {
       // Only a built-in plugin whose own settings changed restarts: a new decoy port does not
       // make the inventory collector send its whole snapshot again.
@@ -1042,6 +1086,7 @@ export class Agent {
       await this.startMetrics();
       this.writeRunFile();
     }
+    if (partial) throw partial;
   }
 
   /**

@@ -74,6 +74,11 @@ export function agentMetrics(version: string): Family[] {
     gauge('hades_output_queue_events', 'Events waiting in memory for an output.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.queued] as const)),
     gauge('hades_spool_bytes', "Bytes in an output's disk spool.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.bytes] as const] : []))),
     gauge('hades_spool_events', "Events in an output's disk spool, not yet acknowledged.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.events] as const] : []))),
+    counter('hades_spool_corrupt_records_total', "Records of an output's spool found damaged on disk and skipped (since the spool was opened); their events are in hades_spool_corrupt_events_total when known.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.corruptRecords] as const] : []))),
+    counter('hades_spool_corrupt_events_total', "Events known to be in the damaged records of an output's spool.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.corruptEvents] as const] : []))),
+    counter('hades_spool_errors_total', "Failures of an output's spool since it was opened: write (writes, truncations, deletions, fsyncs), read (segments that could not be read), cursor_reset (an unreadable cursor: delivery replayed from the oldest record).", (s) =>
+      s.pipeline.outputs.flatMap((o) => (o.spool ? ([['write', o.spool.writeErrors], ['read', o.spool.readErrors], ['cursor_reset', o.spool.cursorResets]] as const).map(([kind, n]) => [{ output: o.name, kind }, n] as const) : [])),
+    ),
     counter("hades_events_dropped_total", "Events dropped by the agent, by place and reason (the kernel's own drops are in hades_kernel_hook_records_total).", (s) => [
       ...s.drops.map((d) => [{ component: d.component, where: d.hook, reason: d.reason }, d.total] as const),
       ...s.plugins.flatMap((p) => Object.entries(p.dropped).map(([reason, n]) => [{ component: 'plugin', where: p.name, reason }, n] as const)),

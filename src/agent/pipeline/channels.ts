@@ -39,6 +39,25 @@ export interface RateLimits {
  * includes what an earlier process (or the output a reload replaced) wrote there. Events a
  * receiver acknowledged but refused (the server's invalid lines) are in `out` and in `dropped`.
  */
+/** A spooled output's spool: what it holds, and what went wrong with it since the spool was opened. */
+export interface SpoolHealth {
+  readonly records: number;
+  readonly events: number;
+  readonly bytes: number;
+  readonly segments: number;
+  /** Records (and the events known of them) lost to damage found on disk, and the bytes skipped. */
+  readonly corruptRecords: number;
+  readonly corruptEvents: number;
+  readonly corruptBytes: number;
+  /** Failed writes, truncations, deletions and fsyncs; segments that could not be read. */
+  readonly writeErrors: number;
+  readonly readErrors: number;
+  /** 1 when the cursor file was unreadable at open and delivery replayed from the oldest record. */
+  readonly cursorResets: number;
+}
+
+const NO_SPOOL: SpoolHealth = { records: 0, events: 0, bytes: 0, segments: 0, corruptRecords: 0, corruptEvents: 0, corruptBytes: 0, writeErrors: 0, readErrors: 0, cursorResets: 0 };
+
 export interface ChannelStats {
   readonly name: string;
   /** Events handed to this output since it started. */
@@ -54,7 +73,7 @@ export interface ChannelStats {
   readonly bytesOut: number;
   readonly dropped: Readonly<Record<string, number>>;
   readonly queued: number;
-  readonly spool?: { readonly records: number; readonly events: number; readonly bytes: number; readonly segments: number };
+  readonly spool?: SpoolHealth;
   readonly up: boolean;
   readonly lastError?: string;
 }
@@ -488,7 +507,20 @@ export class SpooledChannel implements OutputChannel {
       dropped,
       queued: this.pending.length + this.held.reduce((n, record) => n + record.readUInt32LE(0), 0),
       // Until the spool is open (a reload's handover), it holds nothing of this output's.
-      spool: spool ? { records: spool.records, events: spool.events, bytes: spool.bytes, segments: spool.segments } : { records: 0, events: 0, bytes: 0, segments: 0 },
+      spool: spool
+        ? {
+            records: spool.records,
+            events: spool.events,
+            bytes: spool.bytes,
+            segments: spool.segments,
+            corruptRecords: spool.corruptRecords,
+            corruptEvents: spool.corruptEvents,
+            corruptBytes: spool.corruptBytes,
+            writeErrors: spool.writeErrors,
+            readErrors: spool.readErrors,
+            cursorResets: spool.cursorResets,
+          }
+        : NO_SPOOL,
       up: this.up,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };

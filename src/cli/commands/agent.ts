@@ -135,6 +135,18 @@ export function formatStatus(s: AgentStatus): string {
       .join('\n'),
   );
   if (s.pipeline.outputs.some((o) => (o.backlogAtStart ?? 0) > 0)) lines.push('  (backlog: events found in the spool at start, written before it; delivered with the rest, never counted in in)');
+  for (const o of s.pipeline.outputs) {
+    const sp = o.spool;
+    // Older agents' status has no spool health.
+    if (!sp || sp.corruptRecords === undefined) continue;
+    const troubles = [
+      sp.corruptRecords > 0 ? `${sp.corruptRecords} damaged records skipped (${sp.corruptEvents} events known, ${sp.corruptBytes} bytes)` : '',
+      sp.writeErrors > 0 ? `${sp.writeErrors} write errors` : '',
+      sp.readErrors > 0 ? `${sp.readErrors} unreadable segments` : '',
+      sp.cursorResets > 0 ? 'cursor unreadable at start: replayed from the oldest record' : '',
+    ].filter(Boolean);
+    if (troubles.length > 0) lines.push(`  ${o.name} spool: ${troubles.join('; ')}`);
+  }
   const drops = s.drops.filter((d) => d.total > 0);
   if (drops.length > 0) {
     lines.push('');

@@ -76,6 +76,19 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
       }),
     };
   }
+  // No setting holds a NUL: a path with one would be cut short by the system calls that take it.
+  const nuls: string[][] = [];
+  stringsWithNul(raw, [], nuls);
+  if (nuls.length > 0) {
+    return {
+      ok: false,
+      problems: nuls.map((segments) => {
+        const offset = valueNode(doc, segments)?.range?.[0];
+        const pos = offset === undefined ? undefined : lines.linePos(offset);
+        return { code: 'HADES_ERR_CONFIG_VALUE' as const, path: segments.join('.'), ...(pos ? { line: pos.line, column: pos.col } : {}), message: `'${segments.join('.')}' holds a NUL character, which no setting may` };
+      }),
+    };
+  }
   const value = Value.Default(schema, structuredClone(raw));
   const seen = new Set<string>();
   const problems: ConfigProblem[] = [];
@@ -281,6 +294,20 @@ function suggest(key: string, known: readonly string[]): string | undefined {
   const best = closest(key.toLowerCase(), [...known]);
   // Close enough to be a typo: at most a third of the longer name differs.
   return distance(key.toLowerCase(), best) <= Math.max(2, Math.floor(Math.max(key.length, best.length) / 3)) ? best : undefined;
+}
+
+/** Paths of the keys and string values that hold a NUL character. */
+function stringsWithNul(value: unknown, path: readonly string[], out: string[][]): void {
+  if (typeof value === 'string') {
+    if (value.includes('\0')) out.push([...path]);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, item] of Object.entries(value)) {
+    const at = [...path, key.replaceAll('\0', '\\0')];
+    if (key.includes('\0')) out.push(at);
+    else stringsWithNul(item, at, out);
+  }
 }
 
 /** Paths where the schema wants a list and the file has a mapping (the only kind Value.Default turns into a list). */
