@@ -199,6 +199,24 @@ describe('agent daemon: plugin supervision', () => {
     }
   });
 
+  it('does not let a plugin that never says HELLO hold the agent\'s start: it goes on under the watchdog', async () => {
+    const began = Date.now();
+    const h = await startAgent(baseYaml({ plugins: plugins([['mum', 'mute'], ['chatty', 'count']]) }));
+    try {
+      const took = Date.now() - began;
+      assert.ok(took >= 4000 && took < 9000, `started after the wait for HELLOs (5 s), in ${took} ms`);
+      const states = new Map(h.agent.status().plugins.map((p) => [p.name, p.state]));
+      assert.equal(states.get('chatty'), 'running');
+      assert.equal(states.get('mum'), 'starting');
+      await waitFor('chatty\'s events', () => rows(h.server.events, 'chatty').length > 0 || undefined);
+      // Killed at 10 s without a HELLO, and tried again.
+      const mum = await waitFor('mum to be tried again', () => h.agent.status().plugins.find((p) => p.name === 'mum' && p.restarts >= 1), 15_000);
+      assert.match(mum.lastError ?? '', /no HELLO within 10 s/);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
   it('kills the whole process group of a plugin that ignores the request to stop, leaving no process behind', async () => {
     const h = await startAgent(baseYaml({ plugins: plugins([['mule', 'stubborn']]) }));
     const pid = h.agent.status().plugins[0]!.pid!;

@@ -100,11 +100,57 @@ describe('PluginProcess', () => {
     await assert.rejects(missing.start(), coded('HADES_ERR_PLUGIN_START', /missing or not executable/));
   });
 
-  it('rejects start() with the last words of a plugin that dies before its HELLO', async () => {
+  it('tries a plugin that dies before its HELLO again with backoff, then rejects start() with its last words', async () => {
     const file = script('dies.mjs', 'process.stderr.write("cannot open /etc/acme.conf\\n"); process.exit(4);');
-    const { p } = plugin('idle', { binary: file, args: [] });
-    await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /exit status 4: cannot open \/etc\/acme\.conf/));
+    const { p, seen } = plugin('idle', { binary: file, args: [] });
+    await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /failed 5 times in a row \(exit status 4: cannot open \/etc\/acme\.conf\)/));
     assert.equal(p.state, 'failed');
+    assert.equal(p.restarts, 4);
+    assert.equal(seen.exits.length, 5);
+    assert.deepEqual(seen.gaps, [], 'never up: no gap to close (the caller of start() hears of it)');
+  });
+
+  it('without retries (the driver), rejects start() at the first death before the HELLO', async () => {
+    const file = script('dies-once.mjs', 'process.stderr.write("no BTF\\n"); process.exit(2);');
+    const { p, seen } = plugin('idle', { binary: file, args: [], retryBeforeFirstHello: false });
+    await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /^test exit status 2: no BTF$/));
+    assert.equal(seen.exits.length, 1);
+    assert.equal(p.state, 'failed');
+  });
+
+  it('resolves start() once a plugin that failed at first says HELLO, and reports the gap', async () => {
+    const marker = path.join(root, 'second-try');
+    // Dies at its first run, works at its second.
+    const file = script('second-time-lucky.mjs', `import { existsSync, writeFileSync } from 'node:fs';
+if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, ''); process.exit(5); }
+await import(${JSON.stringify(testPlugin)});`);
+    const { p, seen } = plugin('idle', { binary: file, args: ['idle', 'test'] });
+    const hello = await p.start();
+    assert.equal(hello.plugin, 'test');
+    assert.equal(p.state, 'running');
+    assert.equal(p.restarts, 1);
+    assert.equal(seen.gaps.length, 1);
+    assert.equal(seen.gaps[0]?.reason, 'exit status 5');
+    await p.stop();
+  });
+
+  it('kills a plugin that sends no HELLO in time, and gives up after its failed runs', async () => {
+    const file = script('mute.mjs', 'process.stdin.resume(); process.stdin.on("end", () => process.exit(0));');
+    const { p, seen } = plugin('idle', { binary: file, args: [], helloTimeoutMs: 300, maxFailedStarts: 2 });
+    const started = Date.now();
+    await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /failed 2 times in a row \(no HELLO within 0\.3 s\)/));
+    assert.ok(Date.now() - started < 5000);
+    assert.deepEqual(seen.exits, ['no HELLO within 0.3 s', 'no HELLO within 0.3 s']);
+    assert.equal(p.pid, undefined);
+  });
+
+  it('rejects start() when stopped while it waits to try again before any HELLO', async () => {
+    const file = script('dies-slowly.mjs', 'process.exit(6);');
+    const { p } = plugin('idle', { binary: file, args: [] });
+    const starting = p.start();
+    await waitFor('the first death', () => (p.state === 'backoff' ? true : undefined), 5000, 5);
+    await p.stop();
+    await assert.rejects(starting, coded('HADES_ERR_PLUGIN_START', /stopped before its HELLO \(exit status 6\)/));
   });
 
   it('applies maxOpenFiles to the plugin process', async () => {
@@ -186,7 +232,7 @@ describe('PluginProcess', () => {
 process.stdout.write(frame(6, '{"event":{"action":"inventory_change"}}\\n'));
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));`);
-    const { p, seen } = plugin('idle', { binary: file, args: [] });
+    const { p, seen } = plugin('idle', { binary: file, args: [], retryBeforeFirstHello: false });
     await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /protocol error: HADES_ERR_PLUGIN_PROTOCOL/));
     assert.equal(seen.protocolErrors.length, 1);
     assert.equal(seen.protocolErrors[0]?.code, 'HADES_ERR_PLUGIN_PROTOCOL');
@@ -208,7 +254,7 @@ spawn(process.execPath, ['-e', \`setTimeout(() => { process.stdout.write(Buffer.
 process.stdout.write(frame(6, '{"event":{"action":"inventory_change"}}\\n'));
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));`);
-      const { p, seen } = plugin('idle', { binary: file, args: [] });
+      const { p, seen } = plugin('idle', { binary: file, args: [], retryBeforeFirstHello: false });
       try {
         await assert.rejects(p.start(), coded('HADES_ERR_PLUGIN_START', /protocol error/));
         assert.equal(seen.protocolErrors.length, 1);

@@ -46,6 +46,8 @@ import { MetricsServer } from './metrics.js';
 
 const MB = 1024 * 1024;
 const DROP_REPORT_MS = 10_000;
+/** How long the agent's start (or a reload) waits for the installed plugins' HELLOs. */
+const PLUGIN_START_WAIT_MS = 5000;
 const SELF_SAMPLE_MS = 1000;
 /** In the data folder: the group configuration that ran last, for the next start. */
 const GROUP_CONFIG_FILE = 'group-config.json';
@@ -591,7 +593,7 @@ export class Agent {
     try {
       return this.openSpool(config, name);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(toHadesError(error));
     }
   }
 
@@ -669,10 +671,11 @@ export class Agent {
   private async startPlugins(): Promise<HadesError[]> {
     this.unstarted = [];
     const errors: HadesError[] = [];
+    const hellos: Promise<void>[] = [];
     for (const entry of this.config.plugins.installed) {
       if (!entry.enabled) continue;
       try {
-        await this.startPlugin(entry);
+        hellos.push(this.startPlugin(entry).hello);
       } catch (error) {
         // One broken plugin does not keep the agent or the others from running.
         const e = toHadesError(error);
@@ -692,6 +695,12 @@ export class Agent {
         });
       }
     }
+    // The plugins come up side by side, and the agent waits for their HELLOs only so long: one
+    // that keeps failing before it (tried again with backoff) or never says it goes on under the
+    // watchdog without holding the agent's start or a reload.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(hellos), new Promise<void>((resolve) => (timer = setTimeout(resolve, PLUGIN_START_WAIT_MS)))]);
+    clearTimeout(timer);
     for (const name of BUILTIN_PLUGINS) await this.startBuiltinPlugin(name);
     return errors;
   }
@@ -716,7 +725,8 @@ export class Agent {
     await (inventory ? inventory.stop() : plugin.stop());
   }
 
-  private async startPlugin(entry: AgentConfig['plugins']['installed'][number]): Promise<void> {
+  /** Sets an installed plugin up and starts it; throws when it cannot be set up, `hello` settles once it runs (or is given up). */
+  private startPlugin(entry: AgentConfig['plugins']['installed'][number]): { hello: Promise<void> } {
     const manifest = loadManifest(entry.manifest);
     if (manifest.name === 'driver' || manifest.name === INVENTORY_PLUGIN || manifest.name === LOGS_PLUGIN || manifest.name === HONEYPOT_PLUGIN || this.plugins.has(manifest.name)) {
       throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin name ${manifest.name} is used twice (driver, ${INVENTORY_PLUGIN}, ${LOGS_PLUGIN} and ${HONEYPOT_PLUGIN} are the agent's own)`);
@@ -739,11 +749,11 @@ export class Agent {
       onFatal: (error) => this.log.error('plugin given up', { plugin: manifest.name, err: error }),
     });
     this.supervise(plugin, budget, () => group);
-    try {
-      await plugin.start();
-    } catch (error) {
-      this.log.error('plugin failed to start', { plugin: manifest.name, err: toHadesError(error) });
-    }
+    return {
+      hello: plugin.start().catch((error: unknown) => {
+        this.log.error('plugin failed to start', { plugin: manifest.name, err: toHadesError(error) });
+      }),
+    };
   }
 
   /** Puts an event plugin under the watchdog. */

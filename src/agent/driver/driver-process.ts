@@ -85,6 +85,10 @@ export class DriverProcess extends PluginProcess<DriverHello, DriverStats> {
         name: 'driver',
         ...options,
         protocol: DRIVER_PROTOCOL,
+        // Without the driver the agent cannot run: its failure to come up is the agent's, at once.
+        retryBeforeFirstHello: false,
+        // Loading and attaching every hook takes a few seconds on a slow host.
+        helloTimeoutMs: 60_000,
         codes: { notFound: 'HADES_ERR_DRIVER_NOT_FOUND', failed: 'HADES_ERR_DRIVER_FAILED', protocol: 'HADES_ERR_DRIVER_PROTOCOL' },
         checkHello: (hello) => (Array.isArray(hello['hooks']) ? undefined : 'HELLO has no hooks list'),
       },

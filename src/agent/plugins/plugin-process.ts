@@ -86,6 +86,15 @@ export interface PluginProcessOptions {
   /** Checks a HELLO beyond its protocol version; returns why it is not acceptable. */
   readonly checkHello?: (hello: PluginHello) => string | undefined;
   readonly env?: NodeJS.ProcessEnv;
+  /** A process that has not sent its HELLO this long after it was started is killed as failed (default 10 s). */
+  readonly helloTimeoutMs?: number;
+  /**
+   * Whether a process that fails before its first HELLO is tried again with the usual backoff,
+   * start() settling only once one says HELLO or maxFailedStarts runs in a row have failed
+   * (default). Without, start() rejects at the first failure with its own words: the kernel
+   * driver's, as without it the agent cannot run and its service manager restarts the whole.
+   */
+  readonly retryBeforeFirstHello?: boolean;
 }
 
 type Child = ChildProcessByStdio<Writable, Readable, Readable>;
@@ -94,6 +103,7 @@ const BACKOFF_MIN_MS = 100;
 /** A plugin that ran this long before dying is considered healthy: backoff starts over. */
 const HEALTHY_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 5000;
+const HELLO_TIMEOUT_MS = 10_000;
 const PRLIMIT = '/usr/bin/prlimit';
 
 let prlimitAvailable: boolean | undefined;
@@ -115,6 +125,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private helloTimer: NodeJS.Timeout | undefined;
   private backoffMs = BACKOFF_MIN_MS;
   private failedStarts = 0;
   private startedAt = 0;
@@ -249,6 +260,10 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    clearTimeout(this.helloTimer);
+    const first = this.firstHello;
+    this.firstHello = undefined;
+    first?.reject(new HadesError(this.codes.failed, `${this.name} was stopped before its HELLO${this.lastError ? ` (${this.lastError})` : ''}`));
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) {
       this.state = this.state === 'failed' ? 'failed' : 'stopped';
@@ -293,6 +308,13 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     child.on('error', (error) => this.onExit(child, `could not start: ${error.message}`));
     // 'close' comes after stdout is drained, so nothing written before a crash is lost.
     child.on('close', (code, signal) => this.onExit(child, signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`));
+    const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = setTimeout(() => {
+      if (child !== this.child || this.hello) return;
+      this.restartReason ??= `no HELLO within ${helloMs / 1000} s`;
+      killGroup(child, 'SIGKILL');
+    }, helloMs);
     if (this.paused) child.stdout.pause();
     if (child.pid !== undefined) this.handlers.onSpawn?.(child.pid);
   }
@@ -365,6 +387,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       this.protocolError(child, new HadesError(this.codes.protocol, `${this.name}: ${problem}`));
       return;
     }
+    clearTimeout(this.helloTimer);
     this.hello = hello;
     this.state = 'running';
     this.handlers.onHello?.(hello);
@@ -388,6 +411,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.child = undefined;
     this.hello = undefined;
     clearTimeout(this.killTimer);
+    clearTimeout(this.helloTimer);
     const reason = this.restartReason ?? exitReason;
     this.restartReason = undefined;
     this.settleAcks(`${this.name} ${reason}`);
@@ -400,7 +424,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     }
     const detail = this.stderrTail.trim().split('\n').slice(-3).join('; ');
     this.lastError = `${reason}${detail ? `: ${detail}` : ''}`;
-    if (this.firstHello) {
+    if (this.firstHello && this.options.retryBeforeFirstHello === false) {
       // It never came up: report its own words, do not loop.
       const first = this.firstHello;
       this.firstHello = undefined;
