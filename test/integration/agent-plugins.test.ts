@@ -165,6 +165,20 @@ describe('agent daemon: plugin supervision', () => {
     }
   });
 
+  it('writes at most its rate of a plugin\'s LOG frames, and says how many it left out', async () => {
+    const h = await startAgent(baseYaml({ plugins: plugins([['talker', 'chatter']]) }));
+    try {
+      const last = await waitFor('the last line', () => h.logs.events.find((l) => l['plugin'] === 'talker' && l['msg'] === 'last line'), 10_000);
+      const lines = h.logs.events.filter((l) => l['plugin'] === 'talker' && /^line \d+$/.test(String(l['msg'])));
+      assert.ok(lines.length >= 200 && lines.length < 300, `a burst of 200 and what the rate refilled meanwhile, got ${lines.length}`);
+      assert.equal(lines[0]?.['plugin_code'], 'ACME_CHATTY');
+      assert.equal(last['suppressed_before'], 1000 - lines.length, 'the next line written counts the ones left out');
+      assert.equal(h.agent.status().plugins.find((p) => p.name === 'talker')?.state, 'running');
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
   it('does not start a plugin whose executable does not match its manifest, and runs the others', async () => {
     const bad = pluginManifest(dir, 'swapped', 'count', { sha256: '0'.repeat(64) });
     const yaml = baseYaml({ plugins: `  installed:\n    - { manifest: ${bad} }\n    - { manifest: ${pluginManifest(dir, 'good', 'count')}, config: { rate: 50 } }` });

@@ -486,6 +486,18 @@ describe('SpooledChannel', () => {
     assert.equal(transport.events.length, 0);
   });
 
+  it('logs a spool that keeps failing writes once, not once per batch, and counts every event', async () => {
+    const spool = openSpool(folder());
+    spool.close(); // appends now fail
+    const lines: Record<string, unknown>[] = [];
+    const log = { error: (_msg: string, fields: Record<string, unknown>) => lines.push(fields), warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+    const channel = new SpooledChannel('server', spool, new RecordingTransport(), { ...fast, log });
+    await writeTurns(channel, 0, 50, 1);
+    assert.equal(channel.stats().dropped['spool_write_failed'], 50);
+    assert.deepEqual(lines, [{ output: 'server', code: 'HADES_ERR_SPOOL_IO', failed_batches: 1, dropped_total: 1 }], 'the first failure only, within 10 s');
+    await channel.close(500);
+  });
+
   it('close() with the receiver up delivers what was written before it', async () => {
     const dir = folder();
     const transport = new RecordingTransport();

@@ -271,6 +271,8 @@ export interface SpooledChannelOptions {
 
 /** Bytes waiting in memory when the spool's write rate limit holds them back. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** A spool that keeps failing writes is logged about at most this often. */
+const SPOOL_FAIL_LOG_MS = 10_000;
 /** Lines are gathered into one spool record per turn of the event loop, or at this size. */
 const RECORD_BYTES = 256 * 1024;
 const RECORD_HEADER = 4;
@@ -314,6 +316,8 @@ export class SpooledChannel implements OutputChannel {
   private readonly loop: Promise<void>;
   private closing = false;
   private spoolDroppedSeen = 0;
+  private spoolFailLoggedAt = -Infinity;
+  private spoolFailsUnlogged = 0;
 
   /**
    * `spool` is the open spool, or its opening: until it settles, events wait in memory (as
@@ -414,7 +418,7 @@ export class SpooledChannel implements OutputChannel {
       this.heldBytes -= record.length;
       if (spool.append([record]) < 0) {
         countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
-        this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO' });
+        this.spoolWriteFailed();
       }
     }
     // Held back by the write rate (or the spool's opening) for too long: the oldest held records go.
@@ -424,6 +428,19 @@ export class SpooledChannel implements OutputChannel {
       countDrop(this.dropped, 'spool_rate_limited', record.readUInt32LE(0));
     }
     this.wake?.();
+  }
+
+  /**
+   * Logs a failed spool write: the first one, then at most one line every 10 s saying how many
+   * batches failed since the last (a full disk fails every batch, and must not fill the log).
+   */
+  private spoolWriteFailed(): void {
+    this.spoolFailsUnlogged++;
+    const now = performance.now();
+    if (now - this.spoolFailLoggedAt < SPOOL_FAIL_LOG_MS) return;
+    this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO', failed_batches: this.spoolFailsUnlogged, dropped_total: this.dropped['spool_write_failed'] ?? 0 });
+    this.spoolFailLoggedAt = now;
+    this.spoolFailsUnlogged = 0;
   }
 
   private async sendLoop(): Promise<void> {

@@ -67,14 +67,23 @@ export interface EventPluginCounters {
   rateLimited: number;
   /** STATS, ACK and LOG frames that were not JSON objects (ignored). */
   malformed: number;
+  /** LOG frames over the plugin's log rate, not written to the agent's log. */
+  logSuppressed: number;
 }
+
+/** LOG frames a plugin may have written per second, and in a burst: one plugin must not fill the agent's log budget. */
+const PLUGIN_LOG_PER_SECOND = 20;
+const PLUGIN_LOG_BURST = 200;
 
 /** The n-th of something a plugin keeps doing wrong is logged: the first ten, then one in a thousand (a broken plugin must not flood the log). */
 const worthLogging = (n: number): boolean => n <= 10 || n % 1000 === 0;
 
 export class EventPlugin {
   readonly process: PluginProcess;
-  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, malformed: 0 };
+  readonly counters: EventPluginCounters = { received: 0, emitted: 0, invalid: 0, rateLimited: 0, malformed: 0, logSuppressed: 0 };
+  private readonly logBucket = new TokenBucket(PLUGIN_LOG_PER_SECOND, PLUGIN_LOG_BURST);
+  /** LOG frames suppressed since the last one written: said with the next one written. */
+  private logSuppressedSince = 0;
   private readonly bucket: TokenBucket | undefined;
   private readonly keptBucket: TokenBucket | undefined;
   private readonly decoder = new TextDecoder();
@@ -184,8 +193,21 @@ export class EventPlugin {
 
   private onPluginLog(entry: Readonly<Record<string, unknown>>): void {
     const level = entry['level'] === 'error' || entry['level'] === 'warn' || entry['level'] === 'debug' ? entry['level'] : 'info';
+    // Lines below the agent's level cost nothing and take nothing from the plugin's rate.
+    if (!this.options.log.enabled(level)) return;
+    if (!this.logBucket.tryTake()) {
+      this.counters.logSuppressed++;
+      this.logSuppressedSince++;
+      return;
+    }
     const msg = typeof entry['msg'] === 'string' ? entry['msg'].slice(0, 1024) : 'plugin log';
-    this.options.log.log(level, msg, { plugin: this.name, ...(typeof entry['code'] === 'string' ? { plugin_code: entry['code'].slice(0, 64) } : {}) });
+    const suppressed = this.logSuppressedSince;
+    this.logSuppressedSince = 0;
+    this.options.log.log(level, msg, {
+      plugin: this.name,
+      ...(typeof entry['code'] === 'string' ? { plugin_code: entry['code'].slice(0, 64) } : {}),
+      ...(suppressed > 0 ? { suppressed_before: suppressed } : {}),
+    });
   }
 
   private onEvents(payload: Uint8Array): void {
