@@ -43,7 +43,8 @@ describe('rule compiler: conditions too complex once macros are expanded', () =>
     const started = performance.now();
     const { ruleSet, problems } = load(text);
     const elapsed = performance.now() - started;
-    assert.ok(elapsed < 500, `took ${elapsed} ms`);
+    // Expanded, 2^40 nodes would never finish: seconds on a loaded machine still prove the limit.
+    assert.ok(elapsed < 5000, `took ${elapsed} ms`);
     const p = tooComplex(problems, 'bad');
     assert.deepEqual([p.file, p.line, p.column], ['f.yaml', conditionLine(macros, 0), 16], formatProblem(p));
     assert.match(p.message, new RegExp(`more than ${MAX_EXPANDED_NODES} nodes`));
@@ -64,7 +65,7 @@ describe('rule compiler: conditions too complex once macros are expanded', () =>
     const text = `${macros}rules:\n${rule('bad', 'm0')}${rule('good', 'process.name = sh')}`;
     const started = performance.now();
     const { ruleSet, problems } = load(text);
-    assert.ok(performance.now() - started < 500);
+    assert.ok(performance.now() - started < 5000);
     const p = tooComplex(problems, 'bad');
     assert.deepEqual([p.file, p.line, p.column], ['f.yaml', conditionLine(macros, 0), 16], formatProblem(p));
     assert.match(p.message, new RegExp(`more than ${MAX_EXPANDED_DEPTH} levels deep`));
