@@ -378,6 +378,10 @@ class Loader {
           invalid(which, `rule '${draft.id}' is a sequence: its conditions are in its steps and cannot be overridden`);
           return false;
         }
+        if (draft.type === 'threshold' && (draft.entry as ThresholdEntry).rules !== undefined) {
+          invalid(which, `rule '${draft.id}' is a threshold over the rules it names: its events are theirs, and its condition cannot be overridden (override those rules)`);
+          return false;
+        }
         return true;
       };
       const correlationOnly = (key: 'within' | 'count', ok: boolean) => {
@@ -664,16 +668,17 @@ class Loader {
       const source = new TableSource(draft.file.name);
       throw compileError('HADES_ERR_RULE_INVALID', "a step (or a threshold) has either 'condition' or a rule reference ('rule' / 'rules'), not both or neither", source, source.add(draft.file.at(conditionPath.slice(0, -1))));
     }
-    if (condition !== undefined) {
-      const rexpr = this.resolver.resolve(parseCondition(draft.file.source(conditionPath, condition)));
-      const actions = normaliseActions(actionsOf(rexpr));
-      const p = compilePredicate(withoutIndexedActionTests(rexpr, null));
-      const matches = exceptions ? conditionStep((e) => p(e) && !exceptions(e)) : conditionStep(p);
-      return { matches, actions };
-    }
+    if (condition !== undefined) return this.conditionMatcher(this.resolver.resolve(parseCondition(draft.file.source(conditionPath, condition))), exceptions);
     const ref = this.referenced(draft, rule!, rulePath);
     const base = ruleStep(ref.index);
     return { matches: exceptions ? (e, ep, eps) => base(e, ep, eps) && !exceptions(e) : base, actions: ref.actions };
+  }
+
+  private conditionMatcher(rexpr: RExpr, exceptions: Predicate | null): { matches: StepMatcher; actions: ActionSet } {
+    const actions = normaliseActions(actionsOf(rexpr));
+    const p = compilePredicate(withoutIndexedActionTests(rexpr, null));
+    const matches = exceptions ? conditionStep((e) => p(e) && !exceptions(e)) : conditionStep(p);
+    return { matches, actions };
   }
 
   private compileCorrelation(draft: Draft): CompiledCorrelation {
@@ -694,7 +699,13 @@ class Loader {
         const ms = refs.map((r) => r.matches);
         matches = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
         actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
+      } else if (e.rules === undefined && draft.conditions.length > 0) {
+        // The condition as overrides left it: replaced, or with appended parts and-ed to it.
+        const m = this.conditionMatcher(this.parseConditions(draft), exceptions);
+        matches = m.matches;
+        actions = m.actions;
       } else {
+        // Both or neither: refused with its position.
         const m = this.stepMatcher(draft, e.condition, e.rules === undefined ? undefined : '', [...draft.path, 'condition'], [...draft.path, 'rules'], exceptions);
         matches = m.matches;
         actions = m.actions;

@@ -294,6 +294,38 @@ rules:
     assert.equal(feed(ruleSet, [sshFailure(0, '198.51.100.9'), sshFailure(6, '198.51.100.9')]).length, 0);
     assert.equal(feed(ruleSet, [sshFailure(7, '198.51.100.9')]).length, 1);
   });
+
+  it('counts what an override leaves of its condition: replaced, or with an appended part and-ed to it', () => {
+    const withOverride = (override: string) => {
+      const { ruleSet, problems } = loadRules([
+        { name: 'c.yaml', text: bruteForce },
+        { name: 'local.yaml', text: `rules:\n  - override: ssh_brute_force\n${override}` },
+      ]);
+      assert.deepEqual(problems.map(formatProblem), []);
+      return ruleSet;
+    };
+    const five = (user: string) => [0, 1, 2, 3, 4].map((s) => sshFailure(s, '198.51.100.9', user));
+    // Appended: failures for root no longer count, failures for others still do.
+    const appended = withOverride('    append:\n      condition: user.name != root\n');
+    assert.equal(feed(appended, five('root')).length, 0);
+    assert.equal(feed(appended, five('alice')).length, 1);
+    // Replaced: successes count instead of failures.
+    const replaced = withOverride('    replace:\n      condition: event.action = ssh_login and event.outcome = success\n');
+    assert.equal(feed(replaced, five('root')).length, 0);
+    const successes = [10, 11, 12, 13, 14].map((s) => ev('ssh_login', s, { 'event.outcome': 'success', 'source.ip': '198.51.100.9', 'user.name': 'root' }));
+    assert.equal(feed(replaced, successes).length, 1);
+  });
+
+  it('refuses to override the condition of a threshold over other rules, at the override', () => {
+    const { problems } = loadRules([
+      { name: 'c.yaml', text: `${bruteForce}  - id: failures_counted\n    type: threshold\n    title: t\n    severity: low\n    rules: [ssh_brute_force]\n    count: 2\n    within: 1h\n` },
+      { name: 'local.yaml', text: 'rules:\n  - override: failures_counted\n    append:\n      condition: user.name = root\n' },
+    ]);
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.file, /threshold over the rules it names/.test(p.message)]),
+      [['HADES_ERR_RULE_INVALID', 'local.yaml', true]],
+    );
+  });
 });
 
 describe('correlation: bounded state', () => {
