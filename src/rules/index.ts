@@ -3,7 +3,7 @@
  * Pure code (no Node APIs): the server's pipeline and the agent embed it alike.
  */
 export { loadRules, parseDuration, checkTag, MAX_RULE_FILE_BYTES, PROCESS_TREE, type RuleFile, type LoadOptions, type LoadResult } from './loader.js';
-export { RuleSet, type Match, type RuleInfo, type RuleStats, type RuleType } from './ruleset.js';
+export { RuleSet, LATE_EVENTS_MS, type Match, type RuleInfo, type RuleStats, type RuleType } from './ruleset.js';
 export { formatProblem, rulesError, type RuleProblem, type ProblemSeverity } from './problems.js';
 export type { CorrelationHit, CorrelationStats } from './correlation.js';
 export { DEFAULT_MAX_KEYS } from './correlation.js';

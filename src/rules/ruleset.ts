@@ -12,6 +12,9 @@ import type { Severity } from './schema.js';
 import type { Template } from './template.js';
 import { ValueIndex } from './value-index.js';
 
+/** How late (behind the wall clock) events may come and still find their correlation state. */
+export const LATE_EVENTS_MS = 60 * 60 * 1000;
+
 export type RuleType = 'rule' | 'sequence' | 'threshold';
 
 export interface RuleInfo {
@@ -185,9 +188,19 @@ export class RuleSet {
     return r.info.alert;
   }
 
-  /** Drops correlation state whose window ended before `now` (ms since the epoch). */
+  /** Drops correlation state whose window ended before `now` (ms since the epoch, event time). */
   expire(now: number): void {
     for (const c of this.correlations) c.correlator.expire(now);
+  }
+
+  /**
+   * For a pipeline's timer, which knows only the wall clock: drops the state whose window ended
+   * more than LATE_EVENTS_MS before `wallNow`. Windows are in event time, and a host that was
+   * cut off delivers its backlog late: its events still correlate with each other across
+   * batches for that long after their time (state stays bounded by `maxKeysPerRule`).
+   */
+  expireIdle(wallNow: number): void {
+    this.expire(wallNow - LATE_EVENTS_MS);
   }
 
   /** Per-rule counters: evaluations, matches, suppressions, correlation state. */

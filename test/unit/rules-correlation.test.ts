@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BASE, timedEvent } from '../helpers/rule-events.js';
-import { formatProblem, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
+import { formatProblem, LATE_EVENTS_MS, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
 
 const ev = timedEvent;
 
@@ -366,6 +366,19 @@ rules:
     assert.equal(set.correlationStats().expired, 3);
     const perRule = set.stats().find((s) => s.id === 'slow_burn');
     assert.equal(perRule?.correlation?.expired, 3);
+  });
+
+  it('keeps a late backlog\'s state across a wall-clock timer (expireIdle), for LATE_EVENTS_MS', () => {
+    const set = load(rule);
+    // Events stamped ten minutes before "now", delivered in two batches with the server's timer between.
+    const wallNow = BASE + 10 * 60_000;
+    feed(set, [sshFailure(0, '192.0.2.7'), sshFailure(1, '192.0.2.7')]);
+    set.expireIdle(wallNow);
+    assert.equal(set.correlationStats().keys, 1, 'ten minutes late is not too late');
+    assert.equal(feed(set, [sshFailure(2, '192.0.2.7')]).length, 1, 'the third failure completes the threshold');
+    feed(set, [sshFailure(3, '192.0.2.8')]);
+    set.expireIdle(BASE + LATE_EVENTS_MS + 3_000 + 60_000 + 1);
+    assert.equal(set.correlationStats().keys, 0, 'gone once its window ended more than LATE_EVENTS_MS ago');
   });
 
   it('holds at most maxKeys groups under a flood of distinct keys', () => {

@@ -157,7 +157,7 @@ export class Detector {
   async start(): Promise<RulesState> {
     const state = await this.reload();
     if (this.#options.remote === undefined) {
-      this.#timer = setInterval(() => this.#ruleSet?.expire(this.#now()), EXPIRE_EVERY_MS);
+      this.#timer = setInterval(() => this.#ruleSet?.expireIdle(this.#now()), EXPIRE_EVERY_MS);
       this.#timer.unref();
     }
     return state;

@@ -25,7 +25,7 @@ let ruleSet: RuleSet | undefined;
 const kept = new Map<number, Record<string, unknown>[]>();
 const decoder = new TextDecoder();
 
-const expiry = setInterval(() => ruleSet?.expire(Date.now()), EXPIRE_EVERY_MS);
+const expiry = setInterval(() => ruleSet?.expireIdle(Date.now()), EXPIRE_EVERY_MS);
 expiry.unref();
 
 function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareReply {
