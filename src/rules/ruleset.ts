@@ -120,17 +120,19 @@ export class RuleSet {
     this.rules = all;
     this.stateless = stateless;
     this.correlations = correlations;
-    const live = stateless.filter((r) => r.info.enabled);
+    // A disabled rule that a correlation uses is still evaluated for it (it raises no alert):
+    // turning off `ssh_brute_force` must not turn off `ssh_brute_force_then_success` unseen.
+    const live = stateless.filter((r) => r.info.enabled || r.referenced);
     const s = bucketed(live, index);
     this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, new ValueIndex(rules, index, action)]));
     this.anyAction = new ValueIndex(s.any, index, undefined);
-    const c = bucketed(correlations.filter((r) => r.info.enabled), index);
+    const c = bucketed(correlations.filter((r) => r.info.enabled || r.referenced), index);
     this.corrByAction = c.byAction;
     this.corrAnyAction = c.any;
     this.epochs = new Float64Array(stateless.length + correlations.length);
   }
 
-  /** The rules that matched the event, exceptions applied, disabled rules skipped. */
+  /** The rules that matched the event, exceptions applied; disabled rules raise no match (those a correlation uses are still tested for it). */
   match(event: EventRecord): readonly Match[] {
     nextEvent();
     const meta = event['event'] as { action?: unknown } | undefined;
@@ -166,7 +168,7 @@ export class RuleSet {
         if (!hit) continue;
         c.matches++;
         if (c.referenced) this.epochs[c.index] = epoch;
-        if (c.info.alert) {
+        if (c.info.alert && c.info.enabled) {
           const output = c.output.render(event, { 'correlation.count': hit.count, 'correlation.key': hit.key.split('\u0000').join(', ') });
           (out ??= []).push({ rule: c.info, output, severity: c.info.severity, tags: c.info.tags, event, correlation: hit });
         }
@@ -185,7 +187,7 @@ export class RuleSet {
     }
     r.matches++;
     if (r.referenced) this.epochs[r.index] = epoch;
-    return r.info.alert;
+    return r.info.alert && r.info.enabled;
   }
 
   /** Drops correlation state whose window ended before `now` (ms since the epoch, event time). */

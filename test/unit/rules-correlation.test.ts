@@ -316,6 +316,28 @@ rules:
     assert.equal(feed(replaced, successes).length, 1);
   });
 
+  it('still counts the events of a disabled rule that a correlation uses, without alerts of its own', () => {
+    const text = `${bruteForce}  - id: brute_force_then_login
+    type: sequence
+    title: t
+    severity: critical
+    within: 10m
+    by: source.ip
+    steps:
+      - rule: ssh_brute_force
+      - condition: event.action = ssh_login and event.outcome = success
+`;
+    const { ruleSet, problems } = loadRules([
+      { name: 'c.yaml', text },
+      { name: 'local.yaml', text: 'rules:\n  - override: ssh_brute_force\n    replace:\n      enabled: false\n' },
+    ]);
+    assert.deepEqual(problems.map(formatProblem), []);
+    const ids = (events: Record<string, unknown>[]) => events.flatMap((e) => ruleSet.match(e).map((m) => m.rule.id));
+    assert.deepEqual(ids([0, 1, 2, 3, 4].map((s) => sshFailure(s, '198.51.100.9'))), [], 'the disabled threshold raises nothing');
+    assert.deepEqual(ids([ev('ssh_login', 5, { 'event.outcome': 'success', 'source.ip': '198.51.100.9', 'user.name': 'root' })]), ['brute_force_then_login']);
+    assert.equal(ruleSet.rules.find((r) => r.id === 'ssh_brute_force')?.enabled, false);
+  });
+
   it('refuses to override the condition of a threshold over other rules, at the override', () => {
     const { problems } = loadRules([
       { name: 'c.yaml', text: `${bruteForce}  - id: failures_counted\n    type: threshold\n    title: t\n    severity: low\n    rules: [ssh_brute_force]\n    count: 2\n    within: 1h\n` },
