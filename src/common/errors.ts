@@ -455,6 +455,11 @@ export const errorCatalog = {
     summary: 'Warning: a list is defined but no rule or macro uses it.',
     remedy: 'Remove the list, or check the spelling where it was meant to be used.',
   },
+  HADES_ERR_RULE_LIST_LATER: {
+    kind: 'input',
+    summary: 'Warning: a bare value in a parenthesised list names a list that only a later rule file defines; it stays a value (a local list does not silently rewrite the values of rules loaded before it).',
+    remedy: 'Rename the list (or quote the value, to say it is one); to extend a list of an earlier file, define a new list that names it, and use that in your own rules.',
+  },
   HADES_ERR_RULE_NEVER_MATCHES: {
     kind: 'input',
     summary: 'Warning: a rule\'s condition can match no event (for example `event.action = exec` together with a field only network events have).',

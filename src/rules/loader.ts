@@ -41,6 +41,9 @@ import { suggest } from './suggest.js';
 import { compileTemplate, type Template } from './template.js';
 import { YamlFile, type YamlPath } from './yaml-file.js';
 
+/** The folder part of a rule file's name ('' for a bare name). */
+const folderOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('/')));
+
 export interface RuleFile {
   /** How problems name the file: its path, usually. */
   readonly name: string;
@@ -180,7 +183,10 @@ class Loader {
   private readonly correlations = new Map<string, CompiledCorrelation>();
   private readonly failed = new Set<string>();
   readonly samples: RuleSamples[] = [];
-  private readonly resolver = new Resolver({ macros: this.macros, lists: this.lists });
+  private readonly scope = { macros: this.macros, lists: this.lists, definedLater: (list: ListDef, source: TextSource, offset: number) => this.definedLater(list as ListEntry, source, offset) };
+  private readonly resolver = new Resolver(this.scope);
+  /** Places already told that a bare value stays a value (a condition is resolved more than once). */
+  private readonly laterReported = new Set<string>();
 
   constructor(private readonly options: LoadOptions) {}
 
@@ -286,7 +292,26 @@ class Loader {
     const located = { file, path: ['lists', name] };
     const first = this.lists.get(name);
     if (first) return this.duplicate('list', name, located, first);
-    this.lists.set(name, { ...located, name, items: items.map((v) => ({ text: String(v), quoted: true })), uses: 0 });
+    this.lists.set(name, { ...located, name, items: items.map((v, i) => ({ text: file.written(['lists', name, i], v), quoted: true })), uses: 0 });
+  }
+
+  /**
+   * True (and reported once) when `list` is defined in another folder than the file of `source`,
+   * read after it: the files of one folder (a pack, a site's rules) share their lists in any
+   * order, but a site's list does not rewrite the values of a pack read before it.
+   */
+  private definedLater(list: ListEntry, source: TextSource, offset: number): boolean {
+    if (folderOf(list.file.name) === folderOf(source.file)) return false;
+    const defined = this.fileOrder.get(list.file.name);
+    const used = this.fileOrder.get(source.file);
+    if (defined === undefined || used === undefined || defined <= used) return false;
+    const where = source.locate(offset);
+    const key = `${source.file}:${where.line}:${where.column}`;
+    if (!this.laterReported.has(key)) {
+      this.laterReported.add(key);
+      this.report('warning', 'HADES_ERR_RULE_LIST_LATER', source.file, where, `'${list.name}' stays a value here: the list of that name is defined in ${list.file.name}, in another folder read after this file (rename the list, or quote the value)`);
+    }
+    return true;
   }
 
   private addMacro(file: YamlFile, name: string, text: string): void {
@@ -480,8 +505,9 @@ class Loader {
       entry.values.forEach((v, j) => {
         const list = Array.isArray(v) ? v : [v];
         list.forEach((x, m) => {
-          flat.push(x);
-          at.push(source.add(file.at(Array.isArray(v) ? [...path, 'values', j, m] : [...path, 'values', j])));
+          const where = Array.isArray(v) ? [...path, 'values', j, m] : [...path, 'values', j];
+          flat.push(file.written(where, x));
+          at.push(source.add(file.at(where)));
         });
       });
       const base = ops[0]!.spec.base;
@@ -496,8 +522,12 @@ class Loader {
         throw compileError('HADES_ERR_RULE_INVALID', `each value of an exception on ${fields.length} fields is a list of ${fields.length} values, one per field`, source, tupleAt);
       }
       const parts = tuple.map((x, k) => {
-        if (!Array.isArray(x)) return cmp(k, [x], [source.add(file.at([...path, 'values', j, k]))]);
-        return cmp(k, x, x.map((_, m) => source.add(file.at([...path, 'values', j, k, m]))));
+        if (!Array.isArray(x)) return cmp(k, [file.written([...path, 'values', j, k], x)], [source.add(file.at([...path, 'values', j, k]))]);
+        return cmp(
+          k,
+          x.map((y, m) => file.written([...path, 'values', j, k, m], y)),
+          x.map((_, m) => source.add(file.at([...path, 'values', j, k, m]))),
+        );
       });
       return { kind: 'and', items: parts, source, offset: tupleAt };
     });
@@ -790,7 +820,7 @@ class Loader {
       // Still checked, so its errors show before someone uses it. Its own errors are kept with it
       // and reported below; a condition too complex is one of the macro's here, as it stands alone.
       try {
-        new Resolver({ macros: this.macros, lists: this.lists }).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
+        new Resolver(this.scope).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
       } catch (error) {
         if (!(error instanceof RuleCompileError)) throw error;
         if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') this.reportCompile(error, m, m.name);

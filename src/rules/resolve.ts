@@ -118,6 +118,11 @@ export interface ListDef {
 export interface Scope {
   readonly macros: ReadonlyMap<string, MacroDef>;
   readonly lists: ReadonlyMap<string, ListDef>;
+  /**
+   * Whether a bare value of a parenthesised list in `source` that names `list` stays a value:
+   * true when only a later file defines the list (the scope reports it). Absent: it never does.
+   */
+  readonly definedLater?: (list: ListDef, source: TextSource, offset: number) => boolean;
 }
 
 const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, false: false };
@@ -287,7 +292,8 @@ export class Resolver {
       case 'list': {
         const out: ScalarItem[] = [];
         for (const item of value.items) {
-          if (!item.quoted && this.scope.lists.has(item.text)) out.push(...this.listItems(item.text, source, item.offset));
+          const list = item.quoted ? undefined : this.scope.lists.get(item.text);
+          if (list && this.scope.definedLater?.(list, source, item.offset) !== true) out.push(...this.listItems(item.text, source, item.offset));
           else {
             this.count(0, 1, source, item.offset);
             out.push(item);

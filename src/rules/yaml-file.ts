@@ -33,6 +33,17 @@ export class YamlFile {
     return n && typeof n === 'object' && 'range' in n ? (n as Node) : undefined;
   }
 
+  /**
+   * A list item or exception value as the file writes it: a number or boolean keeps its own text
+   * (`04755`, which YAML reads as the number 4755), as the same value written in a condition does.
+   */
+  written(path: YamlPath, value: unknown): string {
+    if (typeof value === 'string') return value;
+    const node = this.node(path);
+    if (node && isScalar(node) && node.range && (typeof node.value === 'number' || typeof node.value === 'boolean')) return this.text.slice(node.range[0], node.range[1]);
+    return String(value);
+  }
+
   /** The key node of the last segment of `path` (for unknown keys), else the value node. */
   keyNode(path: YamlPath): Node | undefined {
     const parent = this.node(path.slice(0, -1));

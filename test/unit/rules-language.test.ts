@@ -201,6 +201,46 @@ rules:
     assert.deepEqual(problems, []);
     assert.equal(ruleSet.match(ev('exec', { 'process.name': 'bash' })).length, 1);
   });
+
+  it('takes numbers in lists and exceptions as written (04755 is not 4755)', () => {
+    const set = load(`
+lists:
+  setuid_modes: [04755, 06755]
+rules:
+  - id: setuid_chmod
+    title: T
+    severity: low
+    condition: event.action = file_chmod and file.mode in setuid_modes
+    exceptions:
+      - field: file.mode
+        values: [06755]
+      - fields: [file.path, file.mode]
+        values: [[/opt/app/helper, [04755, 0755]]]
+`);
+    const chmod = (mode: string, path = '/tmp/x') => set.match(ev('file_chmod', { 'file.mode': mode, 'file.path': path })).map((m) => m.rule.id);
+    assert.deepEqual(chmod('04755'), ['setuid_chmod'], 'the list keeps the leading zero');
+    assert.deepEqual(chmod('06755'), [], 'the exception keeps it too');
+    assert.deepEqual(chmod('04755', '/opt/app/helper'), [], 'and so does a tuple exception');
+    assert.deepEqual(chmod('4755'), []);
+  });
+
+  it('does not let a list of a folder read later rewrite a bare value of an earlier folder, and says so', () => {
+    const pack = 'rules:\n  - id: web_recon\n    title: T\n    severity: low\n    condition: process.name in (ps, whoami) and process.parent.name in (web_servers)\n';
+    const { ruleSet, problems } = loadRules([
+      // The pack's own files share their lists in any order: rules/a.yaml uses rules/z.yaml's.
+      { name: 'rules/a.yaml', text: pack },
+      { name: 'rules/z.yaml', text: 'lists:\n  web_servers: [nginx, php-fpm8.2]\n' },
+      { name: 'site/lists.yaml', text: 'lists:\n  ps: [ps-exporter]\nrules:\n  - id: exporter\n    title: T\n    severity: low\n    condition: process.name in (ps)\n' },
+    ]);
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.file, p.line]),
+      [['HADES_ERR_RULE_LIST_LATER', 'rules/a.yaml', 5]],
+    );
+    assert.match(problems[0]!.message, /'ps' stays a value here: the list of that name is defined in site\/lists\.yaml/);
+    const ids = (name: string) => ruleSet.match(ev('exec', { 'process.name': name, 'process.parent.name': 'php-fpm8.2' })).map((m) => m.rule.id);
+    assert.deepEqual(ids('ps'), ['web_recon'], 'the pack still sees ps as ps');
+    assert.deepEqual(ids('ps-exporter'), ['exporter'], 'the site\'s own rule uses its list');
+  });
 });
 
 describe('rule language: exceptions', () => {
