@@ -285,6 +285,11 @@ export const AgentConfigSchema = Type.Object(
             '/etc/cron',
             '/etc/systemd/system/',
             '/usr/lib/systemd/system/',
+            // Kernel modules loaded at boot, and modprobe's install hooks (module_autoload_config_modified).
+            '/usr/lib/modules-load.d/',
+            '/usr/lib/modprobe.d/',
+            '/run/modules-load.d/',
+            '/run/modprobe.d/',
             '/etc/ld.so.preload',
             '/usr/bin/',
             '/usr/sbin/',
@@ -344,7 +349,15 @@ export const AgentConfigSchema = Type.Object(
           description: 'How often sensitive_files patterns are expanded again, in seconds, besides after file events in their folders.',
         }),
         unix_sockets: Type.Array(Type.String({ minLength: 1, maxLength: 107, pattern: '^/', description: 'an absolute path' }), {
-          default: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/run/podman/podman.sock', '/var/run/crio/crio.sock'],
+          default: [
+            '/var/run/docker.sock',
+            '/run/docker.sock',
+            '/run/containerd/containerd.sock',
+            '/run/podman/podman.sock',
+            '/var/run/crio/crio.sock',
+            '/run/k3s/containerd/containerd.sock',
+            '/var/snap/microk8s/common/run/containerd.sock',
+          ],
           maxItems: 64,
           description: 'Unix socket path prefixes whose connects are reported (container runtimes by default).',
         }),
