@@ -180,7 +180,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     this.stats.connected = this.streams.size;
     // The welcome goes first: what being online sends (configuration, tasks) comes after it.
     stream.write({ welcome: { agent_id: agentId, server_version: this.options.serverVersion, features: [...this.features] } });
-    hooks.onOnline?.(agentId, true);
+    this.online(agentId, true);
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
     stream.on('data', (message: AgentMessage) => {
@@ -198,7 +198,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       if (this.streams.get(agentId) !== stream) return;
       this.streams.delete(agentId);
       this.stats.connected = this.streams.size;
-      hooks.onOnline?.(agentId, false);
+      this.online(agentId, false);
     };
     stream.on('end', () => {
       gone();
@@ -206,6 +206,19 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     });
     stream.on('error', gone);
     stream.on('close', gone);
+  }
+
+  /**
+   * Tells the fleet an agent came or went. Called from stream events, where a throw (the
+   * database full or locked) would end the whole server: it is logged, and the next heartbeat
+   * or connection tells again.
+   */
+  private online(agentId: string, online: boolean): void {
+    try {
+      this.options.hooks.onOnline?.(agentId, online);
+    } catch (error) {
+      this.options.log.error('agent state not recorded', { agent: agentId, online, err: toHadesError(error) });
+    }
   }
 
   private async handle(agentId: string, stream: Stream, message: AgentMessage, peer: Uint8Array): Promise<void> {

@@ -304,6 +304,34 @@ describe('event batches over the gateway', () => {
     }
   });
 
+  it('survives an agent leaving while the database cannot be written (it logs the state it could not record)', { timeout: 30_000 }, async () => {
+    const identity = await server.enrollAgent();
+    const blocker = new Database(path.join(server.dataDir, 'hades.db'));
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello();
+      await stream.welcome();
+      blocker.exec('BEGIN IMMEDIATE');
+      // Marking the agent offline waits out the busy timeout (5 s), then fails: the server used to die of it.
+      stream.close();
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      blocker.exec('ROLLBACK');
+      const again = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+      try {
+        again.hello();
+        await again.welcome();
+        const ack = await again.batch(ndjson(makeEvents(2)), 1, 2);
+        assert.equal(ack.ack?.stored, 2, JSON.stringify(ack));
+      } finally {
+        again.close();
+      }
+    } finally {
+      if (blocker.inTransaction) blocker.exec('ROLLBACK');
+      blocker.close();
+      stream.close();
+    }
+  });
+
   it('records what the hello and heartbeats say; a heartbeat that is not JSON, or an empty message, gets a Nack', async () => {
     const identity = await server.enrollAgent();
     const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
