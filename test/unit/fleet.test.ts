@@ -304,6 +304,19 @@ describe('fleet registry', () => {
     assert.throws(() => fleet.setGroupConfig('no/slash', ''), code('HADES_ERR_INTERNAL'));
   });
 
+  it('keeps a query result of several MiB, and fails a task whose result is too large to keep instead of leaving it to expire', () => {
+    const a = fleet.enroll(host('big'), cert(fleet.newAgentId())).id;
+    const big = fleet.createTask({ agentId: a, kind: 'query', params: { sql: 'SELECT * FROM processes' } });
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({ pid: i, cmdline: 'x'.repeat(100) }));
+    assert.equal(fleet.complete(big.id, 'done', { rows, truncated: false }, a), true);
+    assert.equal((fleet.getTask(big.id)?.result as { rows: unknown[] }).rows.length, 20_000, 'about 2.4 MB of rows, kept');
+    const huge = fleet.createTask({ agentId: a, kind: 'query', params: { sql: 'SELECT * FROM processes' } });
+    assert.equal(fleet.complete(huge.id, 'done', { rows: ['y'.repeat(9 * 1024 * 1024)] }, a), true);
+    const failed = fleet.getTask(huge.id);
+    assert.equal(failed?.status, 'failed');
+    assert.equal((failed?.result as { code: string }).code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+  });
+
   it('runs tasks through pending, sent and done, and expires the overdue', () => {
     const a = fleet.enroll(host('a'), cert(fleet.newAgentId())).id;
     const b = fleet.enroll(host('b'), cert(fleet.newAgentId())).id;

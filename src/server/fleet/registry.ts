@@ -16,7 +16,7 @@
  */
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { HadesError } from '../../common/errors.js';
+import { HadesError, toHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 import { NAME_RE, isoOrUndefined, isoTime, type Clock } from './tokens.js';
 
@@ -221,6 +221,11 @@ export const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
 const TAG_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;
 const MAX_JSON_BYTES = 64 * 1024;
+/**
+ * A task's result: an agent answers a query with up to its `max_bytes` (6 MiB at most, see
+ * TASK_LIMITS) of rows, which JSON with its escapes may make somewhat larger.
+ */
+const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 const MAX_GROUP_CONFIG_BYTES = 1024 * 1024;
 /** A task not done within this time expires (createTask's default). */
 export const DEFAULT_TASK_TTL_MS = 10 * 60_000;
@@ -239,10 +244,10 @@ function notAfterMs(notAfter: string | undefined): number | null {
   return ms;
 }
 
-function jsonText(value: unknown, what: string): string {
+function jsonText(value: unknown, what: string, max = MAX_JSON_BYTES): string {
   const text = JSON.stringify(value ?? null);
-  if (Buffer.byteLength(text) > MAX_JSON_BYTES) {
-    throw new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${MAX_JSON_BYTES} bytes of JSON`);
+  if (Buffer.byteLength(text) > max) {
+    throw new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${max} bytes of JSON`);
   }
   return text;
 }
@@ -632,7 +637,15 @@ export class FleetRegistry {
    */
   complete(id: string, status: 'done' | 'failed', result: unknown, agentId?: string): boolean {
     if (status !== 'done' && status !== 'failed') throw internal(`a task completes as done or failed, not ${String(status)}`);
-    const text = jsonText(result, 'the task result');
+    let text: string;
+    try {
+      text = jsonText(result, 'the task result', MAX_RESULT_BYTES);
+    } catch (error) {
+      // Too large to keep: the task fails with the reason, instead of waiting for its deadline.
+      const e = toHadesError(error);
+      status = 'failed';
+      text = JSON.stringify({ code: e.code, message: e.message });
+    }
     // A result after the deadline is refused: the task has expired, whoever asked has moved on.
     const now = this.#now();
     const sql = `UPDATE tasks SET status = ?, result = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline > ?${agentId === undefined ? '' : ' AND agent_id = ?'}`;
