@@ -86,7 +86,7 @@ export interface ApiPorts {
   createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): TaskBody[];
   listTasks(filter: { agentId?: string; status?: string; limit: number }): TaskBody[];
   getTask(id: string): TaskBody | undefined;
-  searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined };
+  searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
   createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): CreatedTokenBody;
   listEnrollmentTokens(): EnrollmentTokenBody[];
   revokeEnrollmentToken(id: string): void;
@@ -657,7 +657,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Events.
-  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page).', tags: ['events'], querystring: SearchQuery }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request: a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();

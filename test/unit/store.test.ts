@@ -370,6 +370,46 @@ describe('event store: pagination', () => {
     }
   });
 
+  it('stops a search with filters on fields that are not indexed at its scan budget, and goes on from there', () => {
+    const db = openDatabase(':memory:');
+    // 20 (row, filter) pairs: 10 rows with two such filters, 20 with one.
+    const store = new EventStore(db, { now: () => NOW, scanBudget: 20 });
+    // 50 events, newest first by time: every tenth has cwd /srv/app.
+    const events = Array.from({ length: 50 }, (_, i) =>
+      ev('exec', T0 + i * 1000, (e) => {
+        e.process.working_directory = i % 10 === 0 ? '/srv/app' : '/home/x';
+      }),
+    );
+    store.insertBatch('agent-1', events.map(line));
+    const wanted = idsOf(events.filter((_, i) => i % 10 === 0)).reverse();
+    const filters = [{ field: 'process.working_directory', op: 'eq' as const, value: '/srv/app' }];
+    const first = store.search({ filters, limit: 100 });
+    assert.equal(first.partial, true, 'stopped at 20 rows, not at the end');
+    assert.deepEqual(idsOf(first.events), wanted.slice(0, 2), 'the matches among the newest 20');
+    const walked = [...idsOf(first.events)];
+    let page = first;
+    let pages = 1;
+    while (page.next !== undefined) {
+      page = store.search({ filters, limit: 100, cursor: page.next });
+      walked.push(...idsOf(page.events));
+      pages++;
+    }
+    assert.deepEqual(walked, wanted, 'every match once, in order, across the partial pages');
+    assert.equal(pages, 3);
+    assert.equal(page.partial, undefined, 'the last page reached the start of the window');
+    // Two such filters: 10 rows a request.
+    const two = store.search({ filters: [...filters, { field: 'process.args', op: 'contains', value: 'a' }], limit: 100 });
+    assert.equal(two.partial, true);
+    // A page that fills its limit is an ordinary one.
+    const full = store.search({ filters, limit: 1 });
+    assert.equal(full.partial, undefined);
+    assert.deepEqual(idsOf(full.events), wanted.slice(0, 1));
+    // Refused: too many such filters, and an empty text or prefix (it matches everything).
+    assert.throws(() => store.search({ filters: Array.from({ length: 9 }, (_, i) => ({ field: 'process.working_directory', op: 'contains' as const, value: `x${i}` })) }), isCode('HADES_ERR_STORE_QUERY', /at most 8 on fields that are not indexed/));
+    assert.throws(() => store.search({ filters: [{ field: 'process.args', op: 'contains', value: '' }] }), isCode('HADES_ERR_STORE_QUERY', /an empty text matches every value/));
+    db.close();
+  });
+
   it('stays stable while events arrive: no event twice, none of the first ones missed', () => {
     const { store } = open();
     const first = Array.from({ length: 40 }, (_, i) => ev('exec', T0 + Math.floor(i / 4)));

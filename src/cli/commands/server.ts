@@ -163,26 +163,41 @@ export function formatEvent(e: Record<string, unknown>): string {
   return shown(`${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd());
 }
 
+/** How long `hades search` follows the pages of a search that stopped at the server's scan budget. */
+const SEARCH_FOLLOW_MS = 30_000;
+
 export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   for (const filter of args) {
     if (!/^[A-Za-z@_][A-Za-z0-9_.@]*(\^=|~=|=)/.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
   }
   checkTimeBounds(options);
   const client = await apiClient(options);
-  const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
-  const result = (await client.get('/api/v1/events', {
-    since: typeof options['since'] === 'string' ? options['since'] : '1h',
-    until: typeof options['until'] === 'string' ? options['until'] : undefined,
-    action: typeof options['action'] === 'string' ? options['action'] : undefined,
-    host: typeof options['host'] === 'string' ? options['host'] : undefined,
-    cursor: typeof options['cursor'] === 'string' ? options['cursor'] : undefined,
-    limit,
-    filter: args.length > 0 ? [...args] : undefined,
-  })) as { events: Record<string, unknown>[]; next?: string };
-  for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
+  const limit = Number(typeof options['limit'] === 'string' ? options['limit'] : '100');
+  let cursor = typeof options['cursor'] === 'string' ? options['cursor'] : undefined;
+  let shown = 0;
+  let result: { events: Record<string, unknown>[]; next?: string; partial?: true };
+  const started = Date.now();
+  for (;;) {
+    result = (await client.get('/api/v1/events', {
+      since: typeof options['since'] === 'string' ? options['since'] : '1h',
+      until: typeof options['until'] === 'string' ? options['until'] : undefined,
+      action: typeof options['action'] === 'string' ? options['action'] : undefined,
+      host: typeof options['host'] === 'string' ? options['host'] : undefined,
+      cursor,
+      limit: String(limit - shown),
+      filter: args.length > 0 ? [...args] : undefined,
+    })) as { events: Record<string, unknown>[]; next?: string; partial?: true };
+    for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
+    shown += result.events.length;
+    // A page that stopped at the server's scan budget (filters on fields that are not indexed)
+    // is followed, for up to SEARCH_FOLLOW_MS, until the limit is reached.
+    if (!result.partial || result.next === undefined || shown >= limit || Date.now() - started > SEARCH_FOLLOW_MS) break;
+    cursor = result.next;
+  }
   // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
-  if (result.next) context.stderr.write(`hades: more events: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
-  if (!options['json'] && result.events.length === 0) context.stderr.write('hades: no event matches in that window\n');
+  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (filters on fields that are not indexed are slow to scan): go on with the same command and --cursor ${result.next}, or narrow it with --since, --host or --action\n`);
+  else if (result.next) context.stderr.write(`hades: more events: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
+  if (!options['json'] && shown === 0 && !result.next) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;
 }
 

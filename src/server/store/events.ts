@@ -80,6 +80,11 @@ export interface SearchResult {
   readonly events: Record<string, unknown>[];
   /** The cursor of the next page; absent on the last page. */
   readonly next?: string;
+  /**
+   * The page ended at the search's scan budget (filters on fields that are not indexed), not at
+   * its limit: it may hold fewer events than asked, even none, and `next` goes on from there.
+   */
+  readonly partial?: true;
 }
 
 export interface RetentionOptions {
@@ -115,6 +120,8 @@ export interface EventStoreOptions {
   readonly onStored?: (lines: readonly string[]) => void;
   /** The clock (ms), for tests. */
   readonly now?: () => number;
+  /** (row, filter) pairs a search may examine on fields that are not indexed (default SCAN_BUDGET). */
+  readonly scanBudget?: number;
 }
 
 /** What a batch's transaction did: rows stored, the first of them, their JSON for onStored. */
@@ -154,10 +161,13 @@ export class EventStore {
   #byId: Statement<[string], { event: string }> | undefined;
   #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
 
+  readonly #scanBudget: number | undefined;
+
   constructor(db: Db, options: EventStoreOptions = {}) {
     this.#db = db;
     this.#onStored = options.onStored;
     this.#now = options.now ?? Date.now;
+    this.#scanBudget = options.scanBudget;
     try {
       migrate(db, 'events', EVENTS_MIGRATIONS);
     } catch (error) {
@@ -258,7 +268,7 @@ export class EventStore {
   }
 
   search(query: EventQuery): SearchResult {
-    const built = buildQuery(query);
+    const built = buildQuery(query, this.#scanBudget);
     let rows: { id: number; time: number; event: string }[];
     try {
       rows = this.#statement(built.sql).all(...built.params);
@@ -270,6 +280,17 @@ export class EventStore {
     if (more) rows.length = built.limit;
     const events = rows.map((r) => JSON.parse(r.event) as Record<string, unknown>);
     const last = rows[rows.length - 1];
+    if (!more && built.scan !== undefined) {
+      // Fewer matches than asked: if the scan stopped at its budget, the next page goes on from
+      // the last row it examined.
+      let edge: { id: number; time: number } | undefined;
+      try {
+        edge = this.#statement(built.scan.sql).get(...built.scan.params);
+      } catch (error) {
+        throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
+      }
+      if (edge !== undefined) return { events, next: encodeCursor({ time: edge.time, id: edge.id, order: built.order }), partial: true };
+    }
     if (!more || last === undefined) return { events };
     return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order }) };
   }

@@ -82,7 +82,22 @@ export interface BuiltQuery {
   readonly params: readonly (string | number)[];
   readonly limit: number;
   readonly order: 'desc' | 'asc';
+  /**
+   * With filters on fields that are not indexed: the rows the query examines at most, and the
+   * statement that finds the last of them (its time and id) when there are that many: the
+   * search then stops there, and its next page goes on from it.
+   */
+  readonly scan?: { readonly rows: number; readonly sql: string; readonly params: readonly (string | number)[] };
 }
+
+/**
+ * Filters on fields that are not indexed read each row's JSON (a few µs per row and filter):
+ * one search examines at most this many (row, filter) pairs before it returns a page, so that a
+ * search cannot hold the server (which stores the fleet's events on the same thread) for long.
+ */
+export const SCAN_BUDGET = 200_000;
+/** Filters on fields that are not indexed, in one search. */
+export const MAX_JSON_FILTERS = 8;
 
 function bad(message: string, details?: Record<string, unknown>): HadesError {
   return new HadesError('HADES_ERR_STORE_QUERY', message, details === undefined ? {} : { details });
@@ -180,7 +195,14 @@ export function fieldProblem(field: string, { objects = true }: { objects?: bool
   return undefined;
 }
 
-function filterSql(filter: FieldFilter, index: number, params: (string | number)[]): string {
+/** The terms of filters on fields that are not indexed, kept apart: they apply to the rows the others select. */
+interface JsonTerms {
+  readonly sql: string[];
+  readonly params: (string | number)[];
+}
+
+/** The SQL term of an indexed filter (its values pushed on `params`), or undefined when it went to `json`. */
+function filterSql(filter: FieldFilter, index: number, params: (string | number)[], json: JsonTerms): string | undefined {
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
   if (!FIELD_PATH.test(field)) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
@@ -189,6 +211,7 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   const op = filter.op;
   if (op !== 'eq' && op !== 'prefix' && op !== 'contains') throw bad(`filters[${index}].op: unknown operator ${JSON.stringify(op)} (use eq, prefix or contains)`);
   const value = checkString(`filters[${index}].value`, filter.value);
+  if (value === '' && op !== 'eq') throw bad(`filters[${index}].value: an empty ${op === 'prefix' ? 'prefix' : 'text'} matches every value; leave the filter out`);
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
     if (indexed.integer === true) {
@@ -204,13 +227,14 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
   // (key NULL) and each element for an array (integer keys): an array matches when any element
   // does. Members of an object (text keys) never match.
-  params.push(jsonPath(field));
-  const test = match(JSON_TEXT, op, value, params, false);
-  return `EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`;
+  json.params.push(jsonPath(field));
+  const test = match(JSON_TEXT, op, value, json.params, false);
+  json.sql.push(`EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
+  return undefined;
 }
 
 /** Validates a query and builds its statement (which fetches `limit + 1` rows). */
-export function buildQuery(query: EventQuery): BuiltQuery {
+export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQuery {
   if (query === null || typeof query !== 'object') throw bad('the query must be an object');
   const where: string[] = [];
   const params: (string | number)[] = [];
@@ -256,7 +280,12 @@ export function buildQuery(query: EventQuery): BuiltQuery {
   const filters = query.filters ?? [];
   if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
   if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
-  filters.forEach((f: FieldFilter, i) => where.push(filterSql(f, i, params)));
+  const json: JsonTerms = { sql: [], params: [] };
+  filters.forEach((f: FieldFilter, i) => {
+    const sql = filterSql(f, i, params, json);
+    if (sql !== undefined) where.push(sql);
+  });
+  if (json.sql.length > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
 
   if (query.cursor !== undefined) {
     const position = decodeCursor(query.cursor);
@@ -269,10 +298,16 @@ export function buildQuery(query: EventQuery): BuiltQuery {
   }
 
   const direction = order === 'desc' ? 'DESC' : 'ASC';
-  const sql =
-    `SELECT id, time, event FROM events` +
-    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY time ${direction}, id ${direction} LIMIT ?`;
-  params.push(limit + 1);
-  return { sql, params, limit, order };
+  const sorted = `ORDER BY time ${direction}, id ${direction}`;
+  const indexedWhere = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+  if (json.sql.length === 0) {
+    params.push(limit + 1);
+    return { sql: `SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?`, params, limit, order };
+  }
+  // The rows the indexed terms select, newest (or oldest) first and at most `rows` of them; the
+  // JSON filters only on those.
+  const rows = Math.max(1, Math.floor(scanBudget / json.sql.length));
+  const sql = `SELECT id, time, event FROM (SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${json.sql.join(' AND ')} ${sorted} LIMIT ?`;
+  const scan = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 1 OFFSET ?`, params: [...params, rows - 1] };
+  return { sql, params: [...params, rows, ...json.params, limit + 1], limit, order, scan };
 }
