@@ -453,18 +453,27 @@ describe('event store: retention, counts and stats', () => {
     assert.equal(store.count(), 203);
   });
 
-  it('deletes events older than maxAgeDays, in chunks, and keeps the rest', async () => {
-    const { store } = open();
+  it('deletes events stored more than maxAgeDays ago, in chunks, and keeps the rest, whatever their own time says', async () => {
+    const db = openDatabase(':memory:');
     const day = 86_400_000;
-    const events = Array.from({ length: 25 }, (_, i) => ev('exec', NOW - i * day * 0.25)); // 6 days, every 6 hours
-    store.insertBatch('agent-1', events.map(line));
-    // Older than 3 days: i * 0.25 > 3, i.e. i >= 13.
+    let clock = NOW - 6 * day;
+    const store = new EventStore(db, { now: () => clock });
+    // Stored over 6 days, every 6 hours (oldest first); each event's own time is a year before
+    // its storage, as from a host whose clock was set back: that must not make it go sooner.
+    const events: Record<string, unknown>[] = [];
+    for (let i = 0; i < 25; i++) {
+      clock = NOW - (24 - i) * day * 0.25;
+      const e = ev('exec', clock - 365 * day);
+      events.push(e);
+      store.insertBatch('agent-1', [line(e)]);
+    }
+    // Stored more than 3 days before NOW: (24 - i) * 0.25 > 3, i.e. i < 12.
     assert.deepEqual(store.enforceRetention({ maxAgeDays: 3, chunkRows: 4, now: NOW }), { deletedByAge: 12, deletedBySize: 0 });
     assert.equal(store.count(), 13);
-    assert.equal(store.stats().oldest, NOW - 3 * day);
     assert.deepEqual(await store.enforceRetentionAsync({ maxAgeDays: 1, chunkRows: 2, now: NOW }), { deletedByAge: 8, deletedBySize: 0 });
-    assert.deepEqual(idsOf(store.search({ order: 'asc' }).events), idsOf(events.slice(0, 5).reverse()));
+    assert.deepEqual(idsOf(store.search({ order: 'asc', since: 0 }).events), idsOf(events.slice(20)));
     assert.deepEqual(store.enforceRetention({ maxAgeDays: 1, now: NOW }), { deletedByAge: 0, deletedBySize: 0 });
+    db.close();
   });
 
   it('deletes the oldest events while the database is larger than maxBytes, counting its WAL', () => {

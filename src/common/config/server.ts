@@ -47,7 +47,7 @@ export const ServerConfigSchema = Type.Object(
           minimum: 1,
           maximum: 3650,
           default: 30,
-          description: 'Events older than this are deleted.',
+          description: 'Events stored longer ago than this are deleted (by the server\'s clock, not the time the agent gave them).',
         }),
         max_mb: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 10_240, description: 'Largest size of the event database; the oldest events are deleted beyond it.' }),
         archive: Type.Object(
@@ -95,7 +95,7 @@ export const ServerConfigSchema = Type.Object(
           description: 'A match of the same rule on the same host about the same thing (executable, command line, file, destination, DNS name) within this many seconds of the alert\'s last event is folded into it (0: never).',
         }),
         max_events: Type.Integer({ minimum: 1, maximum: 1000, default: 20, description: 'Most triggering events kept in one alert.' }),
-        retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Alerts first raised longer ago than this are deleted.' }),
+        retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Alerts neither raised again nor changed (triage, comments) for this long are deleted (by the server\'s clock).' }),
         outputs: AlertOutputsConfig,
       },
       { additionalProperties: false, default: {}, description: 'Alerts: deduplication, retention, and where new alerts are sent (docs/alert-outputs.md).' },

@@ -303,6 +303,8 @@ export class AlertStore {
     if (this.#get.get(id) === undefined) return undefined;
     const time = Date.now();
     const result = this.#db.prepare('INSERT INTO alert_comments (alert_id, time, author, text) VALUES (?, ?, ?, ?)').run(id, time, author, text);
+    // A comment is a change: the alert is kept for its retention from now.
+    this.#db.prepare('UPDATE alerts SET updated = ? WHERE id = ?').run(time, id);
     return { id: Number(result.lastInsertRowid), time: iso(time), author, text };
   }
 
@@ -364,8 +366,12 @@ export class AlertStore {
   }
 
   /** Deletes alerts first raised before `before` (ms); returns how many. */
+  /**
+   * Deletes the alerts neither raised again nor changed since `before` (the server's clock: an
+   * alert's own time is its event's, which a host whose clock was set back would make look old).
+   */
   deleteOlderThan(before: number): number {
-    return this.#db.prepare('DELETE FROM alerts WHERE time < ?').run(before).changes;
+    return this.#db.prepare('DELETE FROM alerts WHERE updated < ?').run(before).changes;
   }
 }
 

@@ -88,9 +88,9 @@ export interface SearchResult {
 }
 
 export interface RetentionOptions {
-  /** Delete events whose `@timestamp` is older than this many days. */
+  /** Delete events stored (`event.ingested`, the server's clock) more than this many days ago. */
   readonly maxAgeDays?: number;
-  /** Delete the oldest events while the database (live pages plus WAL) is larger than this. */
+  /** Delete the first events stored while the database (live pages plus WAL) is larger than this. */
   readonly maxBytes?: number;
   /** Rows per delete transaction; 10,000 by default. */
   readonly chunkRows?: number;
@@ -311,8 +311,8 @@ export class EventStore {
   }
 
   /**
-   * Deletes events older than `maxAgeDays`, then the oldest events while the database is over
-   * `maxBytes`; each chunk of `chunkRows` rows is its own transaction. Runs to completion; use
+   * Deletes events stored more than `maxAgeDays` ago, then the first ones stored while the
+   * database is over `maxBytes` (by the server's clock and order, never the agents'); each chunk of `chunkRows` rows is its own transaction. Runs to completion; use
    * `enforceRetentionAsync` to let ingestion run between chunks.
    */
   enforceRetention(options: RetentionOptions): RetentionResult {
@@ -336,10 +336,14 @@ export class EventStore {
   *#retention(options: RetentionOptions): Generator<void, RetentionResult, void> {
     const chunk = options.chunkRows ?? 10_000;
     if (!Number.isInteger(chunk) || chunk < 1) throw new HadesError('HADES_ERR_INTERNAL', `retention chunkRows must be a positive integer, not ${chunk}`);
-    const deleteOldest = this.#db.prepare<[number, number]>('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)');
-    const run = (before: number, rows: number): number => {
+    // By the order of storage (rowid), never by the agents' clocks: a host whose clock is set
+    // back (by an intruder, or by mistake) must not have its fresh events deleted as old ones.
+    const firstStored = this.#db.prepare<[number], { id: number; ingested: number }>('SELECT id, ingested FROM events ORDER BY id LIMIT ?');
+    const deleteThrough = this.#db.prepare<[number]>('DELETE FROM events WHERE id <= ?');
+    const deleteFirst = this.#db.prepare<[number]>('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)');
+    const write = (work: () => number): number => {
       try {
-        return deleteOldest.run(before, rows).changes;
+        return work();
       } catch (error) {
         throw writeError('retention could not delete events', error);
       }
@@ -350,9 +354,13 @@ export class EventStore {
       if (!(options.maxAgeDays > 0)) throw new HadesError('HADES_ERR_INTERNAL', `retention maxAgeDays must be positive, not ${options.maxAgeDays}`);
       const cutoff = (options.now ?? this.#now()) - options.maxAgeDays * DAY_MS;
       for (;;) {
-        const n = run(cutoff, chunk);
-        deletedByAge += n;
-        if (n < chunk) break;
+        // The first rows stored, up to the first one stored since the cutoff.
+        const rows = firstStored.all(chunk);
+        const young = rows.findIndex((r) => r.ingested >= cutoff);
+        const old = young === -1 ? rows.length : young;
+        if (old === 0) break;
+        deletedByAge += write(() => deleteThrough.run(rows[old - 1]!.id).changes);
+        if (old < chunk) break;
         yield;
       }
     }
@@ -366,7 +374,7 @@ export class EventStore {
         while (used > maxBytes) {
           // As many rows as should free the excess (pages free unevenly), within the chunk size.
           const rows = Math.min(chunk, Math.max(100, Math.ceil(((used - maxBytes) / perRow) * 1.1)));
-          const deleted = run(Number.MAX_SAFE_INTEGER, rows);
+          const deleted = write(() => deleteFirst.run(rows).changes);
           deletedBySize += deleted;
           if (deleted === 0) break;
           // Fold the WAL the deletes wrote back into the file so that it counts once.
