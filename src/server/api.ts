@@ -163,7 +163,7 @@ export function parseSince(value: string, now = Date.now()): number {
 const SearchQuery = Type.Object(
   {
     since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
-    until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default now.' })),
+    until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default: none (events dated ahead of the server clock are found too).' })),
     host: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated event actions.' })),
     agent: Type.Optional(Type.String({ maxLength: 128 })),
@@ -668,7 +668,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const filters = q.filter === undefined ? [] : (Array.isArray(q.filter) ? q.filter : [q.filter]).map(parseFilter);
     const query: EventQuery = {
       since: parseSince(q.since ?? '24h', now),
-      until: q.until ? parseSince(q.until, now) : now,
+      // No upper bound unless asked: an event from a host whose clock is ahead is not hidden.
+      ...(q.until ? { until: parseSince(q.until, now) } : {}),
       // A host named by its agent's id (as `hades agents list` shows it) is that agent's events.
       ...(q.host && !AGENT_ID_RE.test(q.host) ? { host: q.host } : {}),
       ...(actions ? { action: actions } : {}),
@@ -731,7 +732,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       querystring: Type.Object(
         {
           since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
-          until: Type.Optional(Type.String({ description: 'Alerts that began at or before this: a duration back from now or an ISO time. Default now.' })),
+          until: Type.Optional(Type.String({ description: 'Alerts that began at or before this: a duration back from now or an ISO time. Default: none (alerts dated ahead of the server clock are found too).' })),
           status: Type.Optional(Type.String({ maxLength: 128, description: `Comma-separated statuses: ${ALERT_STATUSES.join(', ')}.` })),
           severity: Type.Optional(Severities),
           rule: Type.Optional(Type.String({ maxLength: 256 })),
@@ -752,7 +753,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       }
       return ports.searchAlerts({
         since: parseSince(q.since ?? '24h', now),
-        until: q.until ? parseSince(q.until, now) : now,
+        // No upper bound unless asked: an event from a host whose clock is ahead is not hidden.
+      ...(q.until ? { until: parseSince(q.until, now) } : {}),
         ...(status ? { status: status as AlertStatus[] } : {}),
         ...(q.severity ? { minSeverity: q.severity } : {}),
         ...(q.rule ? { ruleId: q.rule } : {}),

@@ -288,6 +288,7 @@ describe('alerts: store', () => {
     assert.equal(store.comment('nope', 'ana', 'x'), undefined);
     assert.equal(store.get('a1')?.comments.length, 1);
     assert.throws(() => store.search({ cursor: 'garbage' }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST');
+    assert.throws(() => store.search({ since: T0 + 5000, until: T0 }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST' && /is before since/.test(e.message));
     // Retention goes by the server's clock (raised or changed), never by the events' own time.
     assert.equal(store.deleteOlderThan(T0 + 5000), 0, 'events of T0, raised just now: kept');
     assert.equal(store.deleteOlderThan(Date.now() + 1000), 10);

@@ -239,6 +239,9 @@ export class AlertStore {
   search(query: AlertQuery): { alerts: Alert[]; next?: string } {
     const where: string[] = [];
     const params: (string | number)[] = [];
+    if (query.since !== undefined && query.until !== undefined && query.until < query.since) {
+      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `until (${iso(query.until)}) is before since (${iso(query.since)})`);
+    }
     if (query.since !== undefined) {
       where.push('last_seen >= ?');
       params.push(query.since);
