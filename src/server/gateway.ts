@@ -111,6 +111,13 @@ function listenError(address: string, error: Error): HadesError {
 }
 
 /** Ends a call with a gRPC status (grpc-js sends the status of an 'error' whose code is a number). */
+/**
+ * Messages the server may have written to an agent's stream that the agent has not read yet
+ * (the stream counts messages, not bytes): Acks, configurations and tasks. An agent reading its
+ * stream leaves none waiting for long.
+ */
+const MAX_UNREAD_MESSAGES = 4096;
+
 function endWithStatus(stream: Stream, code: grpc.status, details: string): void {
   stream.emit('error', { code, details, metadata: new grpc.Metadata() });
 }
@@ -118,6 +125,8 @@ function endWithStatus(stream: Stream, code: grpc.status, details: string): void
 export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
+  /** Streams that said hello (once per stream: each hello sends the configuration and tasks again). */
+  private readonly greeted = new WeakSet<Stream>();
   /** The messages of every stream being handled or waiting their turn. */
   private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
@@ -142,6 +151,12 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   send(agentId: string, message: ServerMessage): boolean {
     const stream = this.streams.get(agentId);
     if (!stream) return false;
+    // An agent that does not read what it is sent is not let to pile it up in the server's memory.
+    if (stream.writableLength > MAX_UNREAD_MESSAGES) {
+      this.options.log.warn('agent stream closed: it does not read what the server sends', { agent: agentId, code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', unread_messages: stream.writableLength });
+      endWithStatus(stream, grpc.status.RESOURCE_EXHAUSTED, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `more than ${MAX_UNREAD_MESSAGES} messages sent to the agent are unread`).toLine());
+      return false;
+    }
     stream.write(message);
     return true;
   }
@@ -224,8 +239,13 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   private async handle(agentId: string, stream: Stream, message: AgentMessage, peer: Uint8Array): Promise<void> {
     const { hooks } = this.options;
     if (message.hello) {
+      if (this.greeted.has(stream)) {
+        this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'a stream says hello once'), true);
+        return;
+      }
       try {
         hooks.onHello?.(agentId, message.hello);
+        this.greeted.add(stream);
       } catch (error) {
         // A hello the registry refuses (an empty host name): the agent is told, with the reason.
         this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `hello refused: ${toHadesError(error).message}`), true);

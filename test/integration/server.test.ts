@@ -346,10 +346,10 @@ describe('event batches over the gateway', () => {
       const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(nack) + 1);
       assert.equal(empty.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal(empty.nack?.permanent, true);
-      // A hello the registry refuses (no host name) is answered, not dropped in the server's log.
-      stream.hello('');
-      const refused = await stream.next((m) => m.nack !== undefined && /hello refused/.test(m.nack.message), 10_000, stream.messages.indexOf(empty) + 1);
-      assert.equal(refused.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      // One hello per stream: each would send the configuration and every open task again.
+      stream.hello('again');
+      const again = await stream.next((m) => m.nack !== undefined && /says hello once/.test(m.nack.message), 10_000, stream.messages.indexOf(empty) + 1);
+      assert.equal(again.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal((await stream.batch(ndjson(makeEvents(1)), 1, 1)).ack?.stored, 1, 'the stream goes on');
       const agent = await server.ok('GET', `/api/v1/agents/${identity.agentId}`);
       assert.equal(agent.hostname, 'renamed-host');
@@ -358,6 +358,18 @@ describe('event batches over the gateway', () => {
       assert.equal(agent.kernel, '9.9.9-test');
       assert.deepEqual(agent.last_heartbeat, { cpu_percent: 1.5, events_in: 10 });
       assert.equal(agent.online, true);
+      // A hello the registry refuses (no host name) is answered, not dropped in the server's log; a good one may follow.
+      const other = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+      try {
+        other.hello('');
+        const refused = await other.next((m) => m.nack !== undefined && /hello refused/.test(m.nack.message));
+        assert.equal(refused.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+        other.hello('renamed-host');
+        assert.equal((await other.batch(ndjson(makeEvents(1)), 1, 1)).ack?.stored, 1);
+        assert.equal(other.messages.filter((m) => m.nack !== undefined).length, 1, 'the corrected hello is taken');
+      } finally {
+        other.close();
+      }
     } finally {
       stream.close();
     }
