@@ -83,7 +83,8 @@ export interface ApiPorts {
   listGroups(): GroupBody[];
   getGroupConfig(name: string): GroupConfigBody | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
-  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number }): TaskBody[];
+  /** `created` is called once the tasks are stored, before any is sent (the audit record). */
+  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number; createdBy: string; created: (tasks: number) => void }): TaskBody[];
   listTasks(filter: { agentId?: string; status?: string; limit: number }): TaskBody[];
   getTask(id: string): TaskBody | undefined;
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
@@ -633,12 +634,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const { kind } = request.body;
       const principal = who(request, kind === 'restart_plugin' || kind === 'log_level' ? 'admin' : 'analyst');
       checkTaskParams(kind, request.body.params);
-      const tasks = ports.createTask({ agentIds: request.body.agents, kind, params: request.body.params, timeoutS: request.body.timeout_s });
-      // Every task is recorded, whoever made it: a query task reads the hosts it runs on.
-      // The target names one agent, or how many (a group of thousands is no audit target): the
-      // details list the first hundred.
-      const agents = request.body.agents;
-      ports.audit(principal, 'task.create', agents.length === 1 ? agents[0]! : `${agents.length} agents`, { kind, params: auditedParams(request.body.params), tasks: tasks.length, agents: agents.slice(0, 100) });
+      // Every task is recorded before it is sent, whoever made it: a query task reads the hosts
+      // it runs on. The target names one agent, or how many (a group of thousands is no audit
+      // target): the details list the first hundred.
+      const agents = [...new Set(request.body.agents)];
+      const tasks = ports.createTask({
+        agentIds: agents,
+        kind,
+        params: request.body.params,
+        timeoutS: request.body.timeout_s,
+        createdBy: principal.name,
+        created: (count) => ports.audit(principal, 'task.create', agents.length === 1 ? agents[0]! : `${agents.length} agents`, { kind, params: auditedParams(request.body.params), tasks: count, agents: agents.slice(0, 100) }),
+      });
       return { tasks };
     },
   );

@@ -412,16 +412,22 @@ export class HadesServer {
         }
         return { version, pushed };
       },
-      createTask: ({ agentIds, kind, params, timeoutS }) => {
-        // All or nothing: every agent must exist before any task is made.
-        const unknown = agentIds.filter((id) => !registry.get(id));
+      createTask: ({ agentIds, kind, params, timeoutS, createdBy, created }) => {
+        // All or nothing: every agent (each once) must exist and not be revoked before any task
+        // is made; the tasks are made in one transaction, recorded (`created`), then sent.
+        const ids = [...new Set(agentIds)];
+        const unknown = ids.filter((id) => !registry.get(id));
         if (unknown.length > 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}`);
+        const revoked = ids.filter((id) => registry.get(id)?.revokedAt);
+        if (revoked.length > 0) throw new HadesError('HADES_ERR_AGENT_REVOKED', `revoked agents take no task: ${revoked.slice(0, 5).join(', ')}${revoked.length > 5 ? ` and ${revoked.length - 5} more` : ''}`);
         // A query's time is the task's: the agent stops it when the server would no longer take its answer.
         const given = (params ?? {}) as Record<string, unknown>;
         const withTime = (kind === 'query' || kind === 'inventory') && given['timeout_s'] === undefined && given['timeout_ms'] === undefined ? { ...given, timeout_ms: timeoutS * 1000 } : given;
-        return agentIds.map((agentId) => {
-          const task = registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline: Date.now() + timeoutS * 1000 });
-          if (this.gateway?.send(agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(withTime) } })) registry.markSent(task.id);
+        const deadline = Date.now() + timeoutS * 1000;
+        const tasks = this.db!.transaction(() => ids.map((agentId) => registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline, createdBy })))();
+        created(tasks.length);
+        return tasks.map((task) => {
+          if (this.gateway?.send(task.agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(withTime) } })) registry.markSent(task.id);
           return taskBody(registry.getTask(task.id) ?? task);
         });
       },

@@ -146,6 +146,16 @@ describe('authentication and roles', () => {
     assert.deepEqual(bulk?.['details'].agents, many);
     const unknown = await server.api('POST', '/api/v1/tasks', { token, body: { agents: Array.from({ length: 40 }, (_, i) => `ag_${i.toString(16).padStart(16, '0')}`), kind: 'inventory', params: { table: 'users' } } });
     assertError(unknown, 404, 'HADES_ERR_API_NOT_FOUND', 'and 35 more');
+    // All or nothing: one revoked agent among them, and no task is made for the others either.
+    const fine = await server.enrollAgent();
+    const gone = await server.enrollAgent();
+    await server.ok('POST', `/api/v1/agents/${gone.agentId}/revoke`);
+    assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [fine.agentId, gone.agentId], kind: 'query', params: { sql: 'select 1 from users' } } }), 403, 'HADES_ERR_AGENT_REVOKED', 'a revoked agent among them');
+    assert.deepEqual((await server.ok('GET', '/api/v1/tasks', { query: { agent: fine.agentId } })).tasks, [], 'no task for the other agent');
+    // An agent named twice gets one task; the task says who made it.
+    const twice = (await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [fine.agentId, fine.agentId], kind: 'inventory', params: { table: 'users' } } })) as { tasks: AnyEvent[] };
+    assert.equal(twice.tasks.length, 1);
+    assert.equal(twice.tasks[0]!['created_by'], 'analyst-token');
     assertError(await server.api('POST', `/api/v1/agents/${identity.agentId}/revoke`, { token }), 403, 'HADES_ERR_API_FORBIDDEN', 'revoke');
     assertError(await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'x' } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'restart_plugin');
     assertError(await server.api('POST', '/api/v1/tokens/api', { token, body: { name: 'x', role: 'analyst' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'token');
