@@ -185,7 +185,7 @@ for (const pragma of (process.env['HADES_BENCH_PRAGMAS'] ?? '').split(',').filte
 const store = new EventStore(db);
 if (indexes !== 'all') {
   const all = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as { name: string }[]).map((r) => r.name);
-  const drop = indexes === 'min' ? all.filter((n) => n !== 'events_event_id') : indexes.split(',');
+  const drop = indexes === 'min' ? all.filter((n) => n !== 'events_event_id_agent') : indexes.split(',');
   for (const name of drop) db.exec(`DROP INDEX ${name}`);
   console.log(`indexes dropped: ${drop.join(', ')}`);
 }

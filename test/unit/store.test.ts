@@ -7,8 +7,8 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
-import { openDatabase, type Db } from '../../src/server/db.js';
-import { EventStore, type EventQuery } from '../../src/server/store/events.js';
+import { migrate, openDatabase, type Db } from '../../src/server/db.js';
+import { EVENTS_MIGRATIONS, EventStore, type EventQuery } from '../../src/server/store/events.js';
 import { decodeCursor, encodeCursor } from '../../src/server/store/query.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-store-'));
@@ -164,8 +164,37 @@ describe('event store: ingestion', () => {
     first.db.close();
     const second = open(file);
     assert.equal(second.store.count(), 1);
-    assert.equal((second.db.prepare("SELECT count(*) AS n FROM schema_migrations WHERE module = 'events'").get() as { n: number }).n, 1);
+    assert.equal((second.db.prepare("SELECT count(*) AS n FROM schema_migrations WHERE module = 'events'").get() as { n: number }).n, EVENTS_MIGRATIONS.length);
     second.db.close();
+  });
+
+  it('drops an event as a duplicate only of the same agent\'s (another agent cannot shadow its ids)', () => {
+    const { store } = open();
+    const victim = ev('exec', T0);
+    // A rogue agent sends the victim's next event id first.
+    const forged = structuredClone(victim) as { process: { name: string } };
+    forged.process.name = 'forged';
+    assert.equal(store.insertBatch('rogue', [line(forged)]).stored, 1);
+    assert.deepEqual(store.insertBatch('victim', [line(victim)]), { stored: 1, duplicates: 0, storedIndexes: [0], firstRowid: 2, lastRowid: 2 });
+    assert.equal(store.insertBatch('victim', [line(victim)]).duplicates, 1, 'its own resend is still a duplicate');
+    assert.equal(store.search({ agentId: 'victim', since: 0 }).events.length, 1);
+    const id = (victim as { event: { id: string } }).event.id;
+    assert.notEqual((store.byIds([id], 'victim')[0] as { process: { name: string } }).process.name, 'forged', 'the alert\'s own agent\'s event first');
+    assert.equal((store.byIds([id], 'rogue')[0] as { process: { name: string } }).process.name, 'forged');
+  });
+
+  it('moves a store made before per-agent ids to them, keeping its events', () => {
+    const file = dbFile();
+    mkdirSync(path.dirname(file), { recursive: true });
+    const old = openDatabase(file);
+    migrate(old, 'events', EVENTS_MIGRATIONS.slice(0, 1));
+    old.prepare("INSERT INTO events (event_id, time, ingested, agent_id, host, action, event) VALUES ('e1', ?, ?, 'agent-1', 'web-01', 'exec', '{}')").run(T0, NOW);
+    old.close();
+    const { db, store } = open(file);
+    assert.equal(store.count(), 1);
+    const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").all() as { name: string }[]).map((r) => r.name);
+    assert.ok(indexes.includes('events_event_id_agent') && !indexes.includes('events_event_id'), indexes.join(', '));
+    db.close();
   });
 });
 

@@ -642,7 +642,7 @@ export function commonFields(spec: EventKindSpec) {
     '@timestamp': Timestamp('When the event happened (UTC, ISO 8601).'),
     event: Obj(
       {
-        id: Str('Unique id of the event; the server drops duplicates by it.', 64),
+        id: Str('Unique id of the event (per agent); the server drops the duplicates of an agent by it.', 64),
         kind: Type.Literal(spec.kind, { description: 'ECS event kind.' }),
         category: Type.Array(Type.Union(categories), { minItems: 1, description: 'ECS categories.' }),
         type: Type.Array(Type.Union(types), { minItems: 1, description: 'ECS types.' }),

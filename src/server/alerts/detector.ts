@@ -40,7 +40,7 @@ export interface DetectorOptions {
   readonly remote?: RemoteRules;
   readonly store: AlertStore;
   /** Finds stored events by id: the earlier steps of a correlation. */
-  readonly events: { byIds(ids: readonly string[]): Record<string, unknown>[] };
+  readonly events: { byIds(ids: readonly string[], agentId?: string): Record<string, unknown>[] };
   /** New alerts and alerts' updates go here (the outputs). */
   readonly publish?: (alert: Alert) => void;
   /** Matches of the same key within this window fold into one alert. */
@@ -317,7 +317,7 @@ export class Detector {
     let events: readonly Readonly<Record<string, unknown>>[] = [event];
     if (match.correlation !== undefined) {
       const ids = match.correlation.events.slice(-this.#options.maxEvents);
-      const found = this.#options.events.byIds(ids);
+      const found = this.#options.events.byIds(ids, agentId);
       if (found.length > 0) events = found;
     }
     const process = readField(event, 'process') as Record<string, unknown> | undefined;

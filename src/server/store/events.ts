@@ -26,7 +26,7 @@ export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
  * The table is a rowid table whose rowid (`id`) orders rows by arrival and breaks ties between
  * events of the same millisecond in the page cursor. The JSON comes last so that the columns
  * before it are read without touching overflow pages. Indexes, each chosen for a hunt:
- * - `event_id` (unique): deduplication; also "find this event".
+ * - `(event_id, agent_id)` (unique): deduplication, per agent; also "find this event".
  * - `time`: every search is a time window read newest first.
  * - `(host, time)`, `(action, time)`: the two dimensions the API and console always offer.
  * - `(executable, time)`, `(user_name, time)`, `(destination_ip, time)`: "who ran X", "what did
@@ -62,6 +62,10 @@ export const EVENTS_MIGRATIONS: readonly string[] = [
    CREATE INDEX events_executable_time ON events (executable, time) WHERE executable IS NOT NULL;
    CREATE INDEX events_user_time ON events (user_name, time) WHERE user_name IS NOT NULL;
    CREATE INDEX events_destination_ip_time ON events (destination_ip, time) WHERE destination_ip IS NOT NULL;`,
+  // An event is a duplicate only of the same agent's: one agent that knows another's event ids
+  // (they are readable) must not make that agent's events be dropped as already stored.
+  `CREATE UNIQUE INDEX events_event_id_agent ON events (event_id, agent_id);
+   DROP INDEX events_event_id;`,
 ];
 
 export interface InsertResult {
@@ -136,7 +140,7 @@ interface BatchOutcome {
 
 const INSERT_SQL =
   'INSERT INTO events (event_id, time, ingested, agent_id, host, action, executable, process_name, user_name, destination_ip, destination_port, source_ip, file_path, dns_name, event) ' +
-  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING';
+  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, agent_id) DO NOTHING';
 
 const DAY_MS = 86_400_000;
 const MAX_CACHED_STATEMENTS = 64;
@@ -158,7 +162,7 @@ export class EventStore {
   readonly #onStored: ((lines: readonly string[]) => void) | undefined;
   readonly #now: () => number;
   readonly #walFile: string | undefined;
-  #byId: Statement<[string], { event: string }> | undefined;
+  #byId: Statement<[string, string], { event: string }> | undefined;
   #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
 
   readonly #scanBudget: number | undefined;
@@ -256,12 +260,13 @@ export class EventStore {
   }
 
   /** The stored events with these `event.id`s (unknown ids are skipped), in the order given. */
-  byIds(ids: readonly string[]): Record<string, unknown>[] {
+  byIds(ids: readonly string[], agentId = ''): Record<string, unknown>[] {
     if (ids.length === 0) return [];
-    this.#byId ??= this.#db.prepare<[string], { event: string }>('SELECT event FROM events WHERE event_id = ?');
+    // Ids are unique per agent: where two agents' events share one, `agentId`'s comes first.
+    this.#byId ??= this.#db.prepare<[string, string], { event: string }>('SELECT event FROM events WHERE event_id = ? ORDER BY agent_id = ? DESC LIMIT 1');
     const events: Record<string, unknown>[] = [];
     for (const id of ids) {
-      const row = this.#byId.get(id);
+      const row = this.#byId.get(id, agentId);
       if (row !== undefined) events.push(JSON.parse(row.event) as Record<string, unknown>);
     }
     return events;
