@@ -184,9 +184,6 @@ export class HadesServer {
     const detector = this.detector;
     this.mark = new DetectionMark(db, () => this.store?.lastRowid() ?? 0);
     const mark = this.mark;
-    // Group commit: the batches of one gateway turn share a transaction (each batch's own is a
-    // savepoint inside it), so a commit is paid per turn instead of per batch.
-    const groupCommit = db.transaction((work: () => void) => work());
 
     const pki = this.pki;
     const registry = this.registry;
@@ -203,7 +200,9 @@ export class HadesServer {
       hooks: {
         authorize: (peer) => renewal.authorize(new Uint8Array(peer.raw)),
         renew: async (agentId, csrPem, peer) => (await renewal.renew(agentId, csrPem, peer)).certPem,
-        group: (work) => groupCommit.immediate(work),
+        // Group commit: the batches of one gateway turn share a transaction, so a commit is paid
+        // per turn instead of per batch.
+        group: (work) => store.grouped(work),
         prepare: async (agentId, ndjson, inflated) => {
           const host = registry.hostOf(agentId);
           const meta = host ? cmdb.lookup(host.hostname, host.addresses) : undefined;

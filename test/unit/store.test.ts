@@ -168,6 +168,34 @@ describe('event store: ingestion', () => {
     second.db.close();
   });
 
+  it('hands what a group of batches stored to onStored only once the group commits (a rolled-back group is not archived)', () => {
+    const handed: string[][] = [];
+    const db = openDatabase(':memory:');
+    const store = new EventStore(db, { now: () => NOW, onStored: (lines) => handed.push([...lines]) });
+    const a = ev('exec', T0);
+    const b = ev('exec', T0 + 1);
+    assert.throws(
+      () =>
+        store.grouped(() => {
+          store.insertBatch('agent-1', [line(a)]);
+          assert.equal(handed.length, 0, 'not before the commit');
+          throw new Error('the turn failed');
+        }),
+      /the turn failed/,
+    );
+    assert.equal(store.count(), 0);
+    assert.deepEqual(handed, [], 'nothing of the rolled-back group');
+    store.grouped(() => {
+      store.insertBatch('agent-1', [line(a)]);
+      store.insertBatch('agent-2', [line(b)]);
+    });
+    assert.equal(handed.length, 2);
+    assert.equal(store.count(), 2);
+    store.insertBatch('agent-1', [line(ev('exec', T0 + 2))]);
+    assert.equal(handed.length, 3, 'a batch on its own is handed on at its own commit');
+    db.close();
+  });
+
   it('drops an event as a duplicate only of the same agent\'s (another agent cannot shadow its ids)', () => {
     const { store } = open();
     const victim = ev('exec', T0);

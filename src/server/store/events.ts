@@ -12,7 +12,7 @@
  * Schema and index choices, with measurements, are in docs/architecture.md and bench/store.ts.
  */
 import { statSync } from 'node:fs';
-import type { Statement } from 'better-sqlite3';
+import type { Statement, Transaction } from 'better-sqlite3';
 import { HadesError, isHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
@@ -160,6 +160,9 @@ export class EventStore {
   readonly #committed: Statement<[string, number, string], { n: number }>;
   readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; event: string }>>();
   readonly #onStored: ((lines: readonly string[]) => void) | undefined;
+  /** The lines of the batches stored in the group under way (grouped()), until it commits. */
+  #deferred: string[][] | undefined;
+  #group: Transaction<(run: () => unknown) => unknown> | undefined;
   readonly #now: () => number;
   readonly #walFile: string | undefined;
   #byId: Statement<[string, string], { event: string }> | undefined;
@@ -234,8 +237,33 @@ export class EventStore {
       // the transaction is committed: look, so as to acknowledge what is stored.
       if (!this.#isCommitted(outcome.first)) throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
     }
-    if (outcome.lines !== undefined && outcome.lines.length > 0) this.#onStored?.(outcome.lines);
+    if (outcome.lines !== undefined && outcome.lines.length > 0) {
+      // Inside a group of batches (grouped()), the lines are handed on once the group commits.
+      if (this.#deferred !== undefined) this.#deferred.push(outcome.lines);
+      else this.#onStored?.(outcome.lines);
+    }
     return { stored: outcome.stored, duplicates: rows.length - outcome.stored, storedIndexes: outcome.indexes, firstRowid: outcome.firstRowid, lastRowid: outcome.lastRowid };
+  }
+
+  /**
+   * Runs `work` (which stores batches) in one IMMEDIATE transaction, a commit for all of them
+   * (group commit). What they stored reaches `onStored` (the raw archive) only once that commit
+   * has succeeded: a group rolled back is sent again by its agents, and stored once.
+   */
+  grouped<T>(work: () => T): T {
+    if (this.#deferred !== undefined) return work();
+    this.#group ??= this.#db.transaction((run: () => unknown) => run());
+    this.#deferred = [];
+    let stored: string[][];
+    let result: T;
+    try {
+      result = this.#group.immediate(work) as T;
+      stored = this.#deferred;
+    } finally {
+      this.#deferred = undefined;
+    }
+    for (const lines of stored) this.#onStored?.(lines);
+    return result;
   }
 
   #isCommitted(row: Row | undefined): boolean {
