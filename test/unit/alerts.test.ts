@@ -139,6 +139,27 @@ describe('alerts: detection', () => {
     }
   });
 
+  it('folds nothing with a window of 0, and no late event into an alert that began long after it', async () => {
+    const none = setup(RULES, { dedupWindowMs: 0 });
+    await none.detector.start();
+    try {
+      none.ingest([webShell(T0), webShell(T0 + 1000), webShell(T0 - 3_600_000)]);
+      assert.equal(none.published.length, 3, 'dedup_window_s: 0 means never');
+    } finally {
+      none.detector.close();
+    }
+    const { detector, published, ingest } = setup();
+    await detector.start();
+    try {
+      ingest([webShell(T0), webShell(T0 - 3_600_000)]);
+      assert.equal(published.length, 2, 'an event an hour older than the alert is not folded into it');
+      ingest([webShell(T0 - 3_600_000 + 1000)]);
+      assert.equal(published.length, 2, 'but into the alert of its own time');
+    } finally {
+      detector.close();
+    }
+  });
+
   it('does not fold into an alert already resolved or marked false positive', async () => {
     const { detector, store, published, ingest } = setup();
     await detector.start();

@@ -300,7 +300,10 @@ export class Detector {
     }
     const key = dedupKey(match, agentId);
     const eventTime = Date.parse(readText(event, '@timestamp') ?? '') || this.#now();
-    const folded = store.fold(key, eventTime - this.#options.dedupWindowMs, eventTime, event, this.#options.maxEvents);
+    // Within the window on either side of the event's time (a late event does not fold into an
+    // alert of any age); a window of 0 folds nothing.
+    const window = this.#options.dedupWindowMs;
+    const folded = window > 0 ? store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window) : undefined;
     if (folded !== undefined) {
       this.#deduplicated++;
       return undefined;

@@ -158,7 +158,7 @@ function decodeCursor(cursor: string): number {
 export class AlertStore {
   readonly #db: Db;
   readonly #insert: Statement;
-  readonly #findFold: Statement<[string, number], AlertRow>;
+  readonly #findFold: Statement<[string, number, number], AlertRow>;
   readonly #fold: Statement<[number, number, string, number, number]>;
   readonly #get: Statement<[string], AlertRow>;
   readonly #suppressions: Statement<[number], SuppressionRow>;
@@ -178,7 +178,7 @@ export class AlertStore {
     this.#insert = db.prepare(
       'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
+    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
     this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ? WHERE seq = ?');
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
@@ -217,10 +217,11 @@ export class AlertStore {
 
   /**
    * Folds a match into the open alert with the same key whose last event is at or after
-   * `notBefore`; returns that alert, updated, or undefined when there is none.
+   * `notBefore` and whose first is at or before `notAfter`; returns that alert, updated, or
+   * undefined when there is none.
    */
-  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number): Alert | undefined {
-    const row = this.#findFold.get(dedupKey, notBefore);
+  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number, notAfter = eventTime): Alert | undefined {
+    const row = this.#findFold.get(dedupKey, notBefore, notAfter);
     if (row === undefined) return undefined;
     const doc = JSON.parse(row.doc) as Alert;
     const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
