@@ -90,7 +90,8 @@ export interface ApiPorts {
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
   createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): CreatedTokenBody;
   listEnrollmentTokens(): EnrollmentTokenBody[];
-  revokeEnrollmentToken(id: string): void;
+  /** True when revoked now, false when it was already; throws for a token used already. */
+  revokeEnrollmentToken(id: string): boolean;
   createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): CreatedTokenBody;
   listApiTokens(): ApiTokenBody[];
   revokeApiToken(id: string): void;
@@ -892,9 +893,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'admin');
     return { tokens: ports.listEnrollmentTokens() };
   });
-  route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token.', tags: ['tokens'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token that was not used (`already: true` when it was revoked before; a used token is a 400: revoke its agent).', tags: ['tokens'], params: Id }, (request) => {
     const principal = who(request, 'admin');
-    ports.revokeEnrollmentToken(request.params.id);
+    if (!ports.revokeEnrollmentToken(request.params.id)) return { ok: true, already: true };
     ports.audit(principal, 'token.enrollment.revoke', request.params.id);
     return { ok: true };
   });

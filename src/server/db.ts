@@ -21,6 +21,17 @@ export function openDatabase(file: string): Db {
   } catch (error) {
     throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the database ${file}: ${(error as Error).message}`);
   }
+  try {
+    configure(db);
+  } catch (error) {
+    // Not a database (damaged, or another file at that path), or one that cannot be set up.
+    db.close();
+    throw new HadesError('HADES_ERR_STORE_OPEN', `cannot use the database ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  return db;
+}
+
+function configure(db: Db): void {
   // 16 KiB pages (only for a new file): events of 1-2.5 KB fit with less overhead, and inserts
   // were about 40% faster than with 4 KiB pages in bench/store.ts.
   db.pragma('page_size = 16384');
@@ -38,7 +49,6 @@ export function openDatabase(file: string): Db {
   db.pragma('temp_store = MEMORY');
   db.pragma('foreign_keys = ON');
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL, applied TEXT NOT NULL, PRIMARY KEY (module, step))');
-  return db;
 }
 
 /** Applies a module's migrations that are not applied yet, in order, each in a transaction. */

@@ -439,8 +439,13 @@ export class HadesServer {
       createEnrollmentToken: (request) => createdTokenBody(tokens.create(request)),
       listEnrollmentTokens: () => tokens.list().map(enrollmentTokenBody),
       revokeEnrollmentToken: (id) => {
-        if (!tokens.get(id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no enrollment token ${id}`);
-        tokens.revoke(id);
+        const token = tokens.get(id);
+        if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no enrollment token ${id}`);
+        if (token.usedAt !== undefined) {
+          throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `enrollment token ${id} was used at ${token.usedAt}${token.usedBy ? ` by agent ${token.usedBy}` : ''}: it enrolls nothing more; revoke that agent instead`);
+        }
+        if (token.revokedAt !== undefined) return false;
+        return tokens.revoke(id);
       },
       createApiToken: (request) => createdTokenBody(apiTokens.create(request)),
       listApiTokens: () => apiTokens.list().map(apiTokenBody),

@@ -345,6 +345,17 @@ describe('not found', () => {
     assertError(await server.api('DELETE', '/api/v1/tokens/api/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'api token');
     assertError(await server.api('DELETE', '/api/v1/tokens/enrollment/0000000000000000'), 404, 'HADES_ERR_API_NOT_FOUND', 'enrollment token');
   });
+
+  it('says so when an enrollment token was already revoked, and refuses to "revoke" a used one (its agent is what to revoke)', async () => {
+    const unused = await server.enrollmentToken('1h');
+    assert.deepEqual(await server.ok('DELETE', `/api/v1/tokens/enrollment/${unused.id}`), { ok: true });
+    assert.deepEqual(await server.ok('DELETE', `/api/v1/tokens/enrollment/${unused.id}`), { ok: true, already: true });
+    const used = await server.enrollmentToken('1h');
+    const identity = await server.enrollAgent({ token: used.token });
+    const refused = await server.api('DELETE', `/api/v1/tokens/enrollment/${used.id}`);
+    assertError(refused, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a used token');
+    assert.match(JSON.stringify(refused.body), new RegExp(`by agent ${identity.agentId}: it enrolls nothing more; revoke that agent instead`));
+  });
 });
 
 describe('HTTP statuses', () => {

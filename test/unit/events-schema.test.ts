@@ -62,6 +62,14 @@ describe('event schema', () => {
     assert.ok(paths.includes('/process/pid'), paths.join());
   });
 
+  it('rejects an empty host name (it would become the host of the event\'s alerts)', () => {
+    const e = clone(exampleEvent('exec')) as { host: { name: string } };
+    e.host.name = '';
+    const result = checkEvent(e);
+    assert.ok(!result.ok);
+    assert.deepEqual(result.problems.map((p) => p.path), ['/host/name']);
+  });
+
   it('rejects an event time of the right shape that is no real time, and takes the real ones', () => {
     for (const time of ['2026-13-01T00:00:00Z', '2026-00-10T00:00:00Z', '2026-02-30T00:00:00Z', '2027-02-29T00:00:00Z', '2026-02-28T24:00:00Z', '2026-02-28T23:60:00Z', '2026-02-28T23:59:60Z']) {
       const result = checkEvent({ ...clone(exampleEvent('exec')), '@timestamp': time });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -209,6 +209,13 @@ describe('event store: ingestion', () => {
     const id = (victim as { event: { id: string } }).event.id;
     assert.notEqual((store.byIds([id], 'victim')[0] as { process: { name: string } }).process.name, 'forged', 'the alert\'s own agent\'s event first');
     assert.equal((store.byIds([id], 'rogue')[0] as { process: { name: string } }).process.name, 'forged');
+  });
+
+  it('gives HADES_ERR_STORE_OPEN for a file that is not a database', () => {
+    const file = dbFile();
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, 'this is not a database, but it is long enough to have a header of its own.'.repeat(20));
+    assert.throws(() => openDatabase(file), isCode('HADES_ERR_STORE_OPEN', /cannot use the database .*: file is not a database/));
   });
 
   it('moves a store made before per-agent ids to them, keeping its events', () => {

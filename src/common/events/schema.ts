@@ -656,7 +656,7 @@ export function commonFields(spec: EventKindSpec) {
     ),
     host: Obj(
       {
-        name: Str('Host name.', 256),
+        name: Type.String({ minLength: 1, maxLength: 256, description: 'Host name (never empty).' }),
         hostname: Type.Optional(Str('Host name as the kernel reports it.', 256)),
         id: Type.Optional(Str('Machine id.', 64)),
         ip: Type.Optional(Type.Array(Ip('Address.'), { description: 'Host addresses.' })),
