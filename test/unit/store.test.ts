@@ -537,6 +537,13 @@ describe('event store: retention, counts and stats', () => {
     assert.deepEqual(await store.enforceRetentionAsync({ maxAgeDays: 1, chunkRows: 2, now: NOW }), { deletedByAge: 8, deletedBySize: 0 });
     assert.deepEqual(idsOf(store.search({ order: 'asc', since: 0 }).events), idsOf(events.slice(20)));
     assert.deepEqual(store.enforceRetention({ maxAgeDays: 1, now: NOW }), { deletedByAge: 0, deletedBySize: 0 });
+    // Everything past its age: the newest row stays, so that rowids keep growing (the detection
+    // mark and the cursors count on it).
+    const last = store.lastRowid();
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 1, now: NOW + 30 * day }), { deletedByAge: 4, deletedBySize: 0 });
+    assert.equal(store.count(), 1);
+    clock = NOW + 30 * day;
+    assert.equal(store.insertBatch('agent-1', [line(ev('exec', clock))]).firstRowid, last + 1);
     db.close();
   });
 

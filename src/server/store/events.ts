@@ -372,8 +372,10 @@ export class EventStore {
     // By the order of storage (rowid), never by the agents' clocks: a host whose clock is set
     // back (by an intruder, or by mistake) must not have its fresh events deleted as old ones.
     const firstStored = this.#db.prepare<[number], { id: number; ingested: number }>('SELECT id, ingested FROM events ORDER BY id LIMIT ?');
-    const deleteThrough = this.#db.prepare<[number]>('DELETE FROM events WHERE id <= ?');
-    const deleteFirst = this.#db.prepare<[number]>('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?)');
+    // The newest row is never deleted: rowids are the order of storage (and the detection mark's
+    // measure) only while the largest one stays, since SQLite gives a new row the largest plus one.
+    const deleteThrough = this.#db.prepare<[number]>('DELETE FROM events WHERE id <= ? AND id < (SELECT max(id) FROM events)');
+    const deleteFirst = this.#db.prepare<[number]>('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) AND id < (SELECT max(id) FROM events)');
     const write = (work: () => number): number => {
       try {
         return work();
