@@ -145,4 +145,16 @@ describe('frame reader', () => {
     assert.throws(() => new FrameReader().push(header), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_FRAME_TOO_LARGE');
     assert.throws(() => encodeFrame(1, new Uint8Array((1 << 20) + 1)), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_FRAME_TOO_LARGE');
   });
+
+  it('hands over the whole frames that came before a broken header in the same chunk (read)', () => {
+    const ack = encodeFrame(5, new TextEncoder().encode('{"request_id":1,"ok":true}'));
+    const header = new Uint8Array(8);
+    new DataView(header.buffer).setUint32(0, 2 << 20, true);
+    const chunk = new Uint8Array(ack.length + header.length);
+    chunk.set(ack, 0);
+    chunk.set(header, ack.length);
+    const { frames, error } = new FrameReader().read(chunk);
+    assert.deepEqual(frames.map((f) => f.type), [5]);
+    assert.equal(error?.code, 'HADES_ERR_FRAME_TOO_LARGE');
+  });
 });

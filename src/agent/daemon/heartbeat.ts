@@ -38,7 +38,22 @@ export function heartbeatOutput(output: ChannelStats): Record<string, unknown> {
     bytes_out: output.bytesOut,
     dropped: output.dropped,
     queued: output.queued,
-    ...(output.spool === undefined ? {} : { spool: output.spool }),
+    ...(output.spool === undefined
+      ? {}
+      : {
+          spool: {
+            records: output.spool.records,
+            events: output.spool.events,
+            bytes: output.spool.bytes,
+            segments: output.spool.segments,
+            corrupt_records: output.spool.corruptRecords,
+            corrupt_events: output.spool.corruptEvents,
+            corrupt_bytes: output.spool.corruptBytes,
+            write_errors: output.spool.writeErrors,
+            read_errors: output.spool.readErrors,
+            cursor_resets: output.spool.cursorResets,
+          },
+        }),
     ...(output.backlogAtStart === undefined ? {} : { backlog_at_start: output.backlogAtStart }),
     up: output.up,
     ...(output.lastError === undefined ? {} : { last_error: output.lastError }),

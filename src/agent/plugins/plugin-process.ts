@@ -323,12 +323,20 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     if (child !== this.child || this.condemned === child) return;
     this.lastFrameAt = Date.now();
     let frames: Frame[];
+    let broken: HadesError | undefined;
     try {
-      frames = this.reader.push(chunk);
+      ({ frames, error: broken } = this.reader.read(chunk));
     } catch (error) {
       this.protocolError(child, error instanceof HadesError ? error : new HadesError('HADES_ERR_FRAME_MALFORMED', String(error)));
       return;
     }
+    // The whole frames before a broken one count (an ACK just before it is an answer); then the
+    // stream is not read any further.
+    this.dispatch(child, frames);
+    if (broken && child === this.child && this.condemned !== child) this.protocolError(child, broken);
+  }
+
+  private dispatch(child: Child, frames: readonly Frame[]): void {
     for (const frame of frames) {
       if (child !== this.child || this.condemned === child) return;
       switch (frame.type) {

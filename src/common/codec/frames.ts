@@ -47,6 +47,17 @@ export class FrameReader {
    * header announcing more than the limit: the stream cannot be trusted after that.
    */
   push(chunk: Uint8Array): Frame[] {
+    const { frames, error } = this.read(chunk);
+    if (error) throw error;
+    return frames;
+  }
+
+  /**
+   * Like push, but a header announcing more than the limit ends the reading with `error`
+   * instead of a throw: the whole frames before it in the same chunk are returned too (an ACK
+   * that came just before a broken frame is still an answer).
+   */
+  read(chunk: Uint8Array): { frames: Frame[]; error?: HadesError } {
     let data: Uint8Array;
     if (this.pending.length === 0) {
       data = chunk;
@@ -62,9 +73,10 @@ export class FrameReader {
       const length = view.getUint32(offset, true);
       if (length > this.maxPayload) {
         this.pending = new Uint8Array(0);
-        throw new HadesError('HADES_ERR_FRAME_TOO_LARGE', `frame header announces ${length} bytes; the limit is ${this.maxPayload}`, {
+        const error = new HadesError('HADES_ERR_FRAME_TOO_LARGE', `frame header announces ${length} bytes; the limit is ${this.maxPayload}`, {
           details: { length, type: view.getUint16(offset + 4, true) },
         });
+        return { frames, error };
       }
       if (data.length - offset - FRAME_HEADER_SIZE < length) break;
       frames.push({
@@ -76,6 +88,6 @@ export class FrameReader {
     }
     // Keep the tail; copy it so that the caller's chunk can be reused.
     this.pending = offset === data.length ? new Uint8Array(0) : data.slice(offset);
-    return frames;
+    return { frames };
   }
 }
