@@ -167,10 +167,12 @@ describe('inventory engine', () => {
   });
 
   it('times out while collecting a slow table, without waiting for it', async () => {
-    const slow = table('slow', async (ctx) => {
-      await new Promise((resolve) => setTimeout(resolve, 5000).unref());
-      assert.ok(ctx.signal?.aborted, 'the table can see the query was abandoned');
-      return [];
+    // Each collection of the table ends when its signal says the query was abandoned.
+    const abandoned: Promise<void>[] = [];
+    const slow = table('slow', (ctx) => {
+      const seen = new Promise<void>((resolve) => ctx.signal?.addEventListener('abort', () => resolve(), { once: true }));
+      abandoned.push(seen);
+      return seen.then(() => []);
     });
     const engine = new InventoryEngine([slow]);
     try {
@@ -180,6 +182,9 @@ describe('inventory engine', () => {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 100);
       await rejects(engine.query('SELECT * FROM slow', { timeoutMs: 10_000, signal: controller.signal }), 'HADES_ERR_QUERY_TIMEOUT', /cancelled/);
+      // The table saw both queries abandoned (a table that never heard would hang here).
+      assert.equal(abandoned.length, 2);
+      await Promise.all(abandoned);
     } finally {
       engine.close();
     }
