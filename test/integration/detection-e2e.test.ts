@@ -120,8 +120,20 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     run('apt-get', ['check']);
     run('apt-get', ['-s', 'install', '--reinstall', 'coreutils']);
     run('dpkg', ['-l', 'coreutils']);
-    // Give the pipeline time to deliver what the workload did.
-    await new Promise((resolve) => setTimeout(resolve, 5000));
+    // A last command with a marker: once its exec is in the store, so is the workload before it,
+    // and its matching has run (an alert is raised right after its batch is stored).
+    const marker = `benign-done-${process.pid}`;
+    run('/bin/true', [marker]);
+    await waitFor(
+      'the workload in the store',
+      () => {
+        const found = hades('search', '--json', '--since', '10m', '--action', 'exec', `process.args=${marker}`, '--config', serverConfig);
+        return found.status === 0 && found.stdout.includes(marker);
+      },
+      60_000,
+      500,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const loud = alerts(since).filter((a) => a.rule.severity === 'high' || a.rule.severity === 'critical');
     assert.deepEqual(
       loud.map((a) => `${a.rule.id}: ${a.message}`),
