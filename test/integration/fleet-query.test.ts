@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadIdentity } from '../../src/agent/transport/enroll.js';
 import { type AnyEvent } from '../helpers/agent.js';
 import { projectRoot } from '../helpers/generated-docs.js';
-import { cleanupTempDirs, sleep, tempDir, TestServer, waitUntil } from '../helpers/server.js';
+import { cleanupTempDirs, tempDir, TestServer, waitUntil } from '../helpers/server.js';
 
 const root = process.getuid?.() === 0;
 
@@ -245,8 +245,13 @@ metrics: { listen: "127.0.0.1:0" }
   it('a query asked while an agent is stopped is answered when the agent starts again before the deadline', { timeout: 90_000 }, async () => {
     const stopped = agents[1]!;
     assert.notEqual(stopped.child.exitCode, null, 'stopped by the test before');
-    const asked = hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--timeout', '40', '--config', serverYaml);
-    await sleep(1000);
+    const sql = `SELECT username FROM users WHERE uid = 0 AND ${Date.now()} > 0`;
+    const asked = hades('fleet', 'query', sql, '--json', '--timeout', '40', '--config', serverYaml);
+    // The query exists, waiting for the stopped agent, before the agent starts again.
+    await waitUntil('the query asked', async () => {
+      const task = ((await server.ok('GET', '/api/v1/tasks', { query: { agent: stopped.agentId!, limit: 10 } })) as { tasks: AnyEvent[] }).tasks.find((t) => t['params']?.['sql'] === sql);
+      return task !== undefined && (task['status'] === 'pending' || task['status'] === 'sent') ? task : undefined;
+    }, 20_000, 100);
     // With the driver, kernel events open the agent's stream to the server while it is still starting.
     const again = new AgentProcess(stopped.dataDir, stopped.configFile.replace(/\.yaml$/, '-driver.yaml'));
     agents.push(again);
