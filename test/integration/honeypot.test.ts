@@ -17,11 +17,15 @@ import { formatStatus } from '../../src/cli/commands/agent.js';
 import { loadRules } from '../../src/rules/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { agentConfig, memoryAgent, waitFor, type AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, freePorts, LogSink, TestServer, waitUntil } from '../helpers/server.js';
+import { AGENT_VERSION, cleanupTempDirs, freePorts, LogSink, TestServer, waitUntil } from '../helpers/server.js';
 import { decoyPort } from '../helpers/decoy-port.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-honeypot-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  // The servers' folders (with their CA keys).
+  cleanupTempDirs();
+});
 
 describe('honeypot mode through the agent', () => {
   it('reports a touch of a decoy, and the default pack raises it', async () => {
