@@ -215,6 +215,13 @@ describe('driver crash', { skip }, () => {
       const [driver] = driversOf(hadesPid);
       assert.ok(driver, 'the driver runs as a child of hades');
       process.kill(driver, 'SIGKILL');
+      // The restarted driver: another pid (the first restart comes after 100 ms of backoff).
+      for (let waited = 0; waited < 15_000; waited += 100) {
+        const now = driversOf(hadesPid);
+        if (now.length > 0 && !now.includes(driver)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Time to load and attach its hooks (its HELLO) before the marker runs.
       await new Promise((r) => setTimeout(r, 1500));
       drivers.push(...driversOf(hadesPid));
       await run('/bin/sh', ['-c', ':', `${marker}-after`]);

@@ -10,6 +10,7 @@ import type { HadesEvent } from '../../src/common/events/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import { KernelEvents } from '../../src/agent/kernel-events.js';
 import { run } from '../helpers/events-session.js';
+import { waitFor } from '../helpers/agent.js';
 
 const isRoot = process.getuid?.() === 0;
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-filter-'));
@@ -21,7 +22,8 @@ function config(yaml: string): AgentConfig {
   return result.config;
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 400));
+/** Events of the exec whose arguments hold `marker`. */
+const execWith = (events: readonly HadesEvent[], marker: string) => events.filter((e) => e.event.action === 'exec' && (e as { process?: { args?: string[] } }).process?.args?.includes(marker));
 
 function cgroup2Root(): string | undefined {
   return readFileSync('/proc/mounts', 'utf8')
@@ -41,12 +43,14 @@ describe('in-kernel filters', { skip: !isRoot && 'kernel events need root' }, ()
     try {
       const pidBefore = source.driverPid;
       await run(denied, ['first']);
-      await settle();
+      // An exec after it that is reported: once it is seen, the denied one would have been too.
+      await run('/bin/true', [`${marker}-probe`]);
+      await waitFor('the probe exec', () => execWith(events, `${marker}-probe`).length > 0 || undefined, 10_000);
       const execsOf = () => events.filter((e) => e.event.action === 'exec' && (e as { process: { executable?: string } }).process.executable === denied);
       assert.equal(execsOf().length, 0, 'denied executable is not reported');
       await source.setFilters({ denyExecutables: [], denyCgroups: [], allowCgroups: [] });
       await run(denied, ['second']);
-      await settle();
+      await waitFor('the exec once allowed', () => execsOf().length > 0 || undefined, 10_000);
       assert.equal(execsOf().length, 1, 'reported once the filter is removed');
       assert.equal(source.driverPid, pidBefore, 'the driver was not restarted');
     } finally {
@@ -66,10 +70,10 @@ describe('in-kernel filters', { skip: !isRoot && 'kernel events need root' }, ()
     try {
       await run('/bin/sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec /bin/sh -c ':' ${marker}-in`]);
       await run('/bin/sh', ['-c', ':', `${marker}-out`]);
-      await settle();
       const seen = (m: string) => events.some((e) => (e as { process?: { args?: string[] } }).process?.args?.includes(m));
+      // The other process ran after it: once it is seen, the denied one would have been too.
+      await waitFor('the process outside the cgroup', () => seen(`${marker}-out`) || undefined, 10_000);
       assert.equal(seen(`${marker}-in`), false, 'process in the denied cgroup is not reported');
-      assert.equal(seen(`${marker}-out`), true, 'others are');
     } finally {
       await source.stop();
       rmdirSync(group);
