@@ -154,9 +154,11 @@ describe('inventory tables on this host', () => {
       }
     });
 
-    it(`${table.name}: every column holds values of its declared type`, async () => {
+    it(`${table.name}: every column holds values of its declared type`, async (t) => {
       const result = await engine.query(`SELECT * FROM "${table.name}"`, { timeoutMs: 60_000 });
       assert.deepEqual(result.columns.map((c) => c.name), table.columns.map((c) => c.name));
+      // Said, not silently passed: the unit tests check such a table's rows on the fixture host.
+      if (result.rows.length === 0) t.diagnostic(`${table.name} has no row on this host: only its columns are checked here`);
       table.columns.forEach((column, i) => {
         for (const row of result.rows) {
           const value = row[i];
