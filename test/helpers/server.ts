@@ -64,15 +64,26 @@ export function sinkLogger(sink = new LogSink(), level: 'debug' | 'info' | 'warn
   return Logger.fromConfig({ level, file: null, max_mb: 16, max_files: 1 }, { stream: sink });
 }
 
-/** Free loopback ports, found by listening on port 0 (all held until every one is known). */
+/** Free loopback ports below the ephemeral range (all held until every one is known). */
 export async function freePorts(count: number): Promise<number[]> {
+  // Below the ephemeral range: a port released here (to be bound again after a restart) cannot
+  // meanwhile become the source port of some outgoing connection.
+  let ephemeral = 32768;
+  try {
+    ephemeral = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeral;
+  } catch {
+    // Not Linux, or no procfs: the usual lower bound.
+  }
+  const low = 10_000;
+  const span = Math.max(1000, ephemeral - low - count);
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < count; i++) {
+    for (let port = low + Math.floor(Math.random() * span), tries = 0; servers.length < count && tries < 5000; port = low + ((port - low + 1) % span), tries++) {
       const server = createServer();
-      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-      servers.push(server);
+      const bound = await new Promise<boolean>((resolve) => server.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => resolve(true)));
+      if (bound) servers.push(server);
     }
+    if (servers.length < count) throw new Error(`no ${count} free ports below ${ephemeral}`);
     return servers.map((s) => (s.address() as AddressInfo).port);
   } finally {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
