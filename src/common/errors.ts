@@ -231,8 +231,8 @@ export const errorCatalog = {
   },
   HADES_ERR_STORE_OPEN: {
     kind: 'environment',
-    summary: 'The server\'s database could not be opened or created.',
-    remedy: 'Check the data folder\'s disk space and permissions; the message names the file.',
+    summary: 'The server\'s database could not be opened or created, or the file at its path is not a SQLite database (damaged, or another file).',
+    remedy: 'Check the data folder\'s disk space and permissions; the message names the file. A file that is not a database: move it aside, or restore it from a backup.',
   },
   HADES_ERR_STORE_WRITE: {
     kind: 'environment',
@@ -281,7 +281,7 @@ export const errorCatalog = {
   },
   HADES_ERR_AGENT_REVOKED: {
     kind: 'input',
-    summary: 'The agent has been revoked: its connections are refused.',
+    summary: 'The agent has been revoked: its connections are refused, and tasks and queries for it are refused (403) with no task made for the others asked at once.',
     remedy: 'If the host is trusted again, enroll it anew with a fresh token.',
   },
   HADES_ERR_STREAM_MESSAGE_INVALID: {
@@ -291,8 +291,8 @@ export const errorCatalog = {
   },
   HADES_ERR_STREAM_MESSAGE_TOO_LARGE: {
     kind: 'input',
-    summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size).',
-    remedy: 'The agent splits its batches below the limit; if it repeats, check that agent and server versions match.',
+    summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size, a task result over 8 MiB of JSON, which fails its task), or an agent left more than 4,096 of the server\'s messages unread (its stream is ended; it reconnects).',
+    remedy: 'The agent splits its batches below the limit; for a task result, ask for fewer rows (max_rows, a narrower query); if it repeats, check that agent and server versions match and that the agent reads its stream.',
   },
   HADES_ERR_TASK_PARAMS: {
     kind: 'input',
@@ -336,7 +336,7 @@ export const errorCatalog = {
   },
   HADES_ERR_API_INVALID_REQUEST: {
     kind: 'input',
-    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter), or its JSON body does not parse.',
+    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter), its JSON body does not parse, or it asks what cannot be (an `until` before `since`, revoking an enrollment token already used).',
     remedy: 'The message lists the problems; the OpenAPI document at /api/v1/openapi.json describes every request.',
   },
   HADES_ERR_API_NOT_FOUND: {

@@ -169,7 +169,7 @@ const SearchQuery = Type.Object(
     host: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated event actions.' })),
     agent: Type.Optional(Type.String({ maxLength: 128 })),
-    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more.' })),
+    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more: at most 32, 8 of them on fields that are not indexed; an empty prefix or text is refused.' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
     order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')])),
@@ -618,7 +618,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/tasks',
     {
       role: 'analyst',
-      summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level).',
+      summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level). All or nothing: each agent once; an unknown agent is a 404 and a revoked one a 403, and then no task is made. Tasks are audited before they are sent.',
       tags: ['tasks'],
       success: [201],
       body: Type.Object(
