@@ -729,7 +729,7 @@ class Loader {
         const ms = refs.map((r) => r.matches);
         matches = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
         actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
-      } else if (e.rules === undefined && draft.conditions.length > 0) {
+      } else if (e.rules === undefined && e.condition !== undefined) {
         // The condition as overrides left it: replaced, or with appended parts and-ed to it.
         const m = this.conditionMatcher(this.parseConditions(draft), exceptions);
         matches = m.matches;

@@ -151,10 +151,19 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   send(agentId: string, message: ServerMessage): boolean {
     const stream = this.streams.get(agentId);
     if (!stream) return false;
-    // An agent that does not read what it is sent is not let to pile it up in the server's memory.
+    return this.write(stream, message);
+  }
+
+  /**
+   * Every message to an agent goes through here: an agent that does not read what it is sent
+   * (Acks, Nacks, configurations, tasks) is not let to pile it up in the server's memory.
+   */
+  private write(stream: Stream, message: ServerMessage): boolean {
     if (stream.writableLength > MAX_UNREAD_MESSAGES) {
-      this.options.log.warn('agent stream closed: it does not read what the server sends', { agent: agentId, code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', unread_messages: stream.writableLength });
-      endWithStatus(stream, grpc.status.RESOURCE_EXHAUSTED, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `more than ${MAX_UNREAD_MESSAGES} messages sent to the agent are unread`).toLine());
+      if (!stream.destroyed) {
+        this.options.log.warn('agent stream closed: it does not read what the server sends', { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', peer: stream.getPeer(), unread_messages: stream.writableLength });
+        endWithStatus(stream, grpc.status.RESOURCE_EXHAUSTED, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `more than ${MAX_UNREAD_MESSAGES} messages sent to the agent are unread`).toLine());
+      }
       return false;
     }
     stream.write(message);
@@ -284,17 +293,17 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       if (!hooks.renew) throw new HadesError('HADES_ERR_NOT_YET_AVAILABLE', 'this server does not renew certificates');
       const certificate = await hooks.renew(agentId, csrPem, peer);
       this.stats.renewals++;
-      stream.write({ renew: { certificate } });
+      this.write(stream, { renew: { certificate } });
     } catch (error) {
       const e = toHadesError(error);
       this.stats.renewalsRefused++;
-      stream.write({ renew: { error: { code: e.code, message: e.message } } });
+      this.write(stream, { renew: { error: { code: e.code, message: e.message } } });
     }
   }
 
   private nack(stream: Stream, lastSeq: string | number, error: HadesError, permanent: boolean): void {
     this.stats.nacks++;
-    stream.write({ nack: { last_seq: lastSeq, code: error.code, message: error.message, permanent } });
+    this.write(stream, { nack: { last_seq: lastSeq, code: error.code, message: error.message, permanent } });
   }
 
   /**
@@ -402,7 +411,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     this.stats.events += result.stored;
     this.stats.duplicates += result.duplicates;
     this.stats.rejected += rejected;
-    stream.write({ ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
+    this.write(stream, { ack: { last_seq: lastSeq, stored: result.stored, duplicates: result.duplicates, rejected } });
     hooks.settled?.(agentId, prepared, result, arrived);
   }
 

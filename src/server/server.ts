@@ -423,8 +423,12 @@ export class HadesServer {
         const given = (params ?? {}) as Record<string, unknown>;
         const withTime = (kind === 'query' || kind === 'inventory') && given['timeout_s'] === undefined && given['timeout_ms'] === undefined ? { ...given, timeout_ms: timeoutS * 1000 } : given;
         const deadline = Date.now() + timeoutS * 1000;
-        const tasks = this.db!.transaction(() => ids.map((agentId) => registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline, createdBy })))();
-        created(tasks.length);
+        // Stored and audited together: a task whose audit record cannot be written is not made.
+        const tasks = this.db!.transaction(() => {
+          const made = ids.map((agentId) => registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline, createdBy }));
+          created(made.length);
+          return made;
+        })();
         return tasks.map((task) => {
           if (this.gateway?.send(task.agentId, { task: { task_id: task.id, kind, params_json: JSON.stringify(withTime) } })) registry.markSent(task.id);
           return taskBody(registry.getTask(task.id) ?? task);

@@ -144,6 +144,19 @@ await import(${JSON.stringify(testPlugin)});`);
     assert.equal(p.pid, undefined);
   });
 
+  it('does not hold a HELLO it has not read (back-pressure) against the plugin', async () => {
+    const { p, seen } = plugin('idle', { helloTimeoutMs: 300 });
+    p.pause();
+    const started = p.start();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(seen.exits, [], 'not killed while its output was not read');
+    assert.equal(p.state, 'starting');
+    p.resume();
+    assert.equal((await started).plugin, 'test');
+    assert.equal(p.restarts, 0);
+    await p.stop();
+  });
+
   it('rejects start() when stopped while it waits to try again before any HELLO', async () => {
     const file = script('dies-slowly.mjs', 'process.exit(6);');
     const { p } = plugin('idle', { binary: file, args: [] });

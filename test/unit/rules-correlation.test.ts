@@ -338,6 +338,14 @@ rules:
     assert.equal(ruleSet.rules.find((r) => r.id === 'ssh_brute_force')?.enabled, false);
   });
 
+  it('does not let an appended condition make a threshold with neither condition nor rules valid', () => {
+    const { problems } = loadRules([
+      { name: 'c.yaml', text: 'rules:\n  - id: empty_threshold\n    type: threshold\n    title: t\n    severity: low\n    count: 2\n    within: 1m\n' },
+      { name: 'local.yaml', text: 'rules:\n  - override: empty_threshold\n    append:\n      condition: event.action = ssh_login\n' },
+    ]);
+    assert.ok(problems.some((p) => p.code === 'HADES_ERR_RULE_INVALID' && /not both or neither/.test(p.message)), problems.map(formatProblem).join('\n'));
+  });
+
   it('refuses to override the condition of a threshold over other rules, at the override', () => {
     const { problems } = loadRules([
       { name: 'c.yaml', text: `${bruteForce}  - id: failures_counted\n    type: threshold\n    title: t\n    severity: low\n    rules: [ssh_brute_force]\n    count: 2\n    within: 1h\n` },

@@ -544,6 +544,8 @@ describe('event store: retention, counts and stats', () => {
     assert.equal(store.count(), 1);
     clock = NOW + 30 * day;
     assert.equal(store.insertBatch('agent-1', [line(ev('exec', clock))]).firstRowid, last + 1);
+    // One row a chunk, and only the newest left: done, not a loop.
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 1, chunkRows: 1, now: NOW + 60 * day }), { deletedByAge: 1, deletedBySize: 0 });
     db.close();
   });
 

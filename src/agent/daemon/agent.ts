@@ -698,10 +698,11 @@ export class Agent {
     // The plugins come up side by side, and the agent waits for their HELLOs only so long: one
     // that keeps failing before it (tried again with backoff) or never says it goes on under the
     // watchdog without holding the agent's start or a reload.
+    // The agent's own plugins too (their failures are logged where they start).
+    for (const name of BUILTIN_PLUGINS) hellos.push(this.startBuiltinPlugin(name));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(hellos), new Promise<void>((resolve) => (timer = setTimeout(resolve, PLUGIN_START_WAIT_MS)))]);
     clearTimeout(timer);
-    for (const name of BUILTIN_PLUGINS) await this.startBuiltinPlugin(name);
     return errors;
   }
 

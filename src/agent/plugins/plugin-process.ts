@@ -309,12 +309,19 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     // 'close' comes after stdout is drained, so nothing written before a crash is lost.
     child.on('close', (code, signal) => this.onExit(child, signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`));
     const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
-    clearTimeout(this.helloTimer);
-    this.helloTimer = setTimeout(() => {
+    const noHello = (): void => {
       if (child !== this.child || this.hello) return;
+      // Not read (back-pressure): its HELLO may be waiting in the pipe; the time starts again.
+      if (this.paused) {
+        this.helloTimer = setTimeout(noHello, helloMs);
+        return;
+      }
       this.restartReason ??= `no HELLO within ${helloMs / 1000} s`;
+      this.condemned = child;
       killGroup(child, 'SIGKILL');
-    }, helloMs);
+    };
+    clearTimeout(this.helloTimer);
+    this.helloTimer = setTimeout(noHello, helloMs);
     if (this.paused) child.stdout.pause();
     if (child.pid !== undefined) this.handlers.onSpawn?.(child.pid);
   }

@@ -65,6 +65,8 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
    );`,
   // `since` selects alerts by their last event: an attack that keeps firing stays in view.
   'CREATE INDEX alerts_last_seen ON alerts (last_seen);',
+  // Retention deletes by the last change (the server's clock), every minute.
+  'CREATE INDEX alerts_updated ON alerts (updated);',
 ];
 
 /** Severity order: info 0 ... critical 4. */

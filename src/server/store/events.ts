@@ -394,8 +394,10 @@ export class EventStore {
         const young = rows.findIndex((r) => r.ingested >= cutoff);
         const old = young === -1 ? rows.length : young;
         if (old === 0) break;
-        deletedByAge += write(() => deleteThrough.run(rows[old - 1]!.id).changes);
-        if (old < chunk) break;
+        const deleted = write(() => deleteThrough.run(rows[old - 1]!.id).changes);
+        deletedByAge += deleted;
+        // Fewer than a chunk, or nothing deletable (the newest row, which stays).
+        if (old < chunk || deleted === 0) break;
         yield;
       }
     }
