@@ -162,6 +162,8 @@ export class EventStore {
   readonly #onStored: ((lines: readonly string[]) => void) | undefined;
   /** The lines of the batches stored in the group under way (grouped()), until it commits. */
   #deferred: string[][] | undefined;
+  /** The first row the group under way stored: to tell whether a COMMIT that failed committed. */
+  #groupFirst: Row | undefined;
   #group: Transaction<(run: () => unknown) => unknown> | undefined;
   readonly #now: () => number;
   readonly #walFile: string | undefined;
@@ -237,6 +239,7 @@ export class EventStore {
       // the transaction is committed: look, so as to acknowledge what is stored.
       if (!this.#isCommitted(outcome.first)) throw writeError(`cannot store a batch of ${rows.length} events from agent ${agentId}`, error);
     }
+    if (this.#deferred !== undefined) this.#groupFirst ??= outcome.first;
     if (outcome.lines !== undefined && outcome.lines.length > 0) {
       // Inside a group of batches (grouped()), the lines are handed on once the group commits.
       if (this.#deferred !== undefined) this.#deferred.push(outcome.lines);
@@ -254,16 +257,27 @@ export class EventStore {
     if (this.#deferred !== undefined) return work();
     this.#group ??= this.#db.transaction((run: () => unknown) => run());
     this.#deferred = [];
+    this.#groupFirst = undefined;
     let stored: string[][];
-    let result: T;
+    let done = false;
+    let result: T | undefined;
     try {
-      result = this.#group.immediate(work) as T;
+      this.#group.immediate(() => {
+        result = work();
+        done = true;
+      });
+      stored = this.#deferred;
+    } catch (error) {
+      // SQLite reports a failed automatic checkpoint as an error of the COMMIT that ran it,
+      // although the transaction is committed: look, so as to acknowledge (and archive) what is stored.
+      if (!done || !this.#isCommitted(this.#groupFirst)) throw error;
       stored = this.#deferred;
     } finally {
       this.#deferred = undefined;
+      this.#groupFirst = undefined;
     }
     for (const lines of stored) this.#onStored?.(lines);
-    return result;
+    return result as T;
   }
 
   #isCommitted(row: Row | undefined): boolean {
