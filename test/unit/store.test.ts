@@ -464,6 +464,11 @@ describe('event store: pagination', () => {
     // Two such filters: 10 rows a request.
     const two = store.search({ filters: [...filters, { field: 'process.args', op: 'contains', value: 'a' }], limit: 100 });
     assert.equal(two.partial, true);
+    // A window of exactly the budget: examined whole, so not partial (no empty page after it).
+    const exact = store.search({ filters, limit: 100, since: T0 + 30 * 1000 });
+    assert.equal(exact.partial, undefined);
+    assert.equal(exact.next, undefined);
+    assert.deepEqual(idsOf(exact.events), wanted.slice(0, 2));
     // A page that fills its limit is an ordinary one.
     const full = store.search({ filters, limit: 1 });
     assert.equal(full.partial, undefined);

@@ -330,13 +330,14 @@ export class EventStore {
     if (!more && built.scan !== undefined) {
       // Fewer matches than asked: if the scan stopped at its budget, the next page goes on from
       // the last row it examined.
-      let edge: { id: number; time: number } | undefined;
+      let edge: { id: number; time: number }[];
       try {
-        edge = this.#statement(built.scan.sql).get(...built.scan.params);
+        edge = this.#statement(built.scan.sql).all(...built.scan.params);
       } catch (error) {
         throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
       }
-      if (edge !== undefined) return { events, next: encodeCursor({ time: edge.time, id: edge.id, order: built.order }), partial: true };
+      const examined = edge[0];
+      if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order }), partial: true };
     }
     if (!more || last === undefined) return { events };
     return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order }) };

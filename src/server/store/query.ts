@@ -84,8 +84,8 @@ export interface BuiltQuery {
   readonly order: 'desc' | 'asc';
   /**
    * With filters on fields that are not indexed: the rows the query examines at most, and the
-   * statement that finds the last of them (its time and id) when there are that many: the
-   * search then stops there, and its next page goes on from it.
+   * statement that finds the last of them and the row after it (time and id): when there is one
+   * after it, the search stops at the last examined, and its next page goes on from it.
    */
   readonly scan?: { readonly rows: number; readonly sql: string; readonly params: readonly (string | number)[] };
 }
@@ -308,6 +308,7 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   // JSON filters only on those.
   const rows = Math.max(1, Math.floor(scanBudget / json.sql.length));
   const sql = `SELECT id, time, event FROM (SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${json.sql.join(' AND ')} ${sorted} LIMIT ?`;
-  const scan = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 1 OFFSET ?`, params: [...params, rows - 1] };
+  // The last row examined and the one after it: only when there is one after is the search partial.
+  const scan = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
   return { sql, params: [...params, rows, ...json.params, limit + 1], limit, order, scan };
 }
