@@ -69,11 +69,7 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
   if (mappings.length > 0) {
     return {
       ok: false,
-      problems: mappings.map((segments) => {
-        const offset = valueNode(doc, segments)?.range?.[0];
-        const pos = offset === undefined ? undefined : lines.linePos(offset);
-        return { code: 'HADES_ERR_CONFIG_TYPE' as const, path: segments.join('.'), ...(pos ? { line: pos.line, column: pos.col } : {}), message: `'${segments.join('.')}' must be a list (got a mapping)` };
-      }),
+      problems: mappings.map((segments) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_TYPE', 'must be a list (got a mapping)')),
     };
   }
   // No setting holds a NUL: a path with one would be cut short by the system calls that take it.
@@ -82,11 +78,7 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
   if (nuls.length > 0) {
     return {
       ok: false,
-      problems: nuls.map((segments) => {
-        const offset = valueNode(doc, segments)?.range?.[0];
-        const pos = offset === undefined ? undefined : lines.linePos(offset);
-        return { code: 'HADES_ERR_CONFIG_VALUE' as const, path: segments.join('.'), ...(pos ? { line: pos.line, column: pos.col } : {}), message: `'${segments.join('.')}' holds a NUL character, which no setting may` };
-      }),
+      problems: nuls.map((segments) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_VALUE', 'holds a NUL character, which no setting may')),
     };
   }
   const value = Value.Default(schema, structuredClone(raw));
@@ -107,11 +99,8 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
       ok: false,
       problems: later.map((p) => {
         if (p.line !== undefined || p.path === '') return p;
-        const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as { range?: [number, number, number] | null } | undefined;
-        const offset = node?.range?.[0];
-        if (offset === undefined) return p;
-        const pos = lines.linePos(offset);
-        return { ...p, line: pos.line, column: pos.col };
+        const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as RangedNode | undefined;
+        return { ...p, ...positionOf(node, lines) };
       }),
     };
   }
@@ -141,12 +130,7 @@ export function formatProblem(p: ConfigProblem, source: string): string {
 function describe(error: ValueError, schema: TSchema, doc: Document, lines: LineCounter): ConfigProblem {
   const segments = error.path.split('/').slice(1).map(unescapePointer);
   const dotted = segments.join('.');
-  const at = (node: { range?: [number, number, number] | null } | null | undefined) => {
-    const offset = node?.range?.[0];
-    if (offset === undefined) return {};
-    const pos = lines.linePos(offset);
-    return { line: pos.line, column: pos.col };
-  };
+  const at = (node: RangedNode | null | undefined) => positionOf(node, lines);
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties: {
       const key = segments.at(-1) ?? '';
@@ -294,6 +278,22 @@ function suggest(key: string, known: readonly string[]): string | undefined {
   const best = closest(key.toLowerCase(), [...known]);
   // Close enough to be a typo: at most a third of the longer name differs.
   return distance(key.toLowerCase(), best) <= Math.max(2, Math.floor(Math.max(key.length, best.length) / 3)) ? best : undefined;
+}
+
+/** A problem of the value at `segments` ('a.b' and what is wrong with it), at its position in the file. */
+function valueProblemAt(doc: Document, lines: LineCounter, segments: readonly string[], code: 'HADES_ERR_CONFIG_TYPE' | 'HADES_ERR_CONFIG_VALUE', what: string): ConfigProblem {
+  const path = segments.join('.');
+  return { code, path, ...positionOf(valueNode(doc, segments), lines), message: `'${path}' ${what}` };
+}
+
+type RangedNode = { range?: [number, number, number] | null };
+
+/** Where a node starts in the file (line and column), or nothing when it has no position. */
+function positionOf(node: RangedNode | null | undefined, lines: LineCounter): { line?: number; column?: number } {
+  const offset = node?.range?.[0];
+  if (offset === undefined) return {};
+  const pos = lines.linePos(offset);
+  return { line: pos.line, column: pos.col };
 }
 
 /** Paths of the keys and string values that hold a NUL character. */
