@@ -35,7 +35,7 @@ import {
   waitUntil,
   within,
 } from '../helpers/server.js';
-import { enroll, newKeyAndCsr } from '../../src/agent/transport/enroll.js';
+import { enroll, newKeyAndCsr, type Identity } from '../../src/agent/transport/enroll.js';
 
 /** Asserts that a promise rejects with a HadesError of `code`; returns the error. */
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Error> {
@@ -279,14 +279,27 @@ describe('event batches over the gateway', () => {
     }
   });
 
-  it('answers a turn whose group commit fails with a temporary Nack, and stores the batch once when it comes again', async () => {
+  /**
+   * An enrolled agent's greeted stream, and another connection to the server's database that
+   * `work` can make hold the write lock (BEGIN IMMEDIATE) longer than the busy timeout (5 s).
+   */
+  async function withBlockedDatabase(work: (ctx: { identity: Identity; stream: GatewayStream; blocker: Database.Database }) => Promise<void>): Promise<void> {
     const identity = await server.enrollAgent();
-    // Another connection holds the write lock longer than the server's busy timeout (5 s).
     const blocker = new Database(path.join(server.dataDir, 'hades.db'));
     const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
     try {
       stream.hello();
       await stream.welcome();
+      await work({ identity, stream, blocker });
+    } finally {
+      if (blocker.inTransaction) blocker.exec('ROLLBACK');
+      blocker.close();
+      stream.close();
+    }
+  }
+
+  it('answers a turn whose group commit fails with a temporary Nack, and stores the batch once when it comes again', async () => {
+    await withBlockedDatabase(async ({ identity, stream, blocker }) => {
       blocker.exec('BEGIN IMMEDIATE');
       const events = makeEvents(3);
       const nack = await stream.batch(ndjson(events), 1, 3);
@@ -297,20 +310,11 @@ describe('event batches over the gateway', () => {
       const ack = await stream.batch(ndjson(events), 2, 3);
       assert.equal(ack.ack?.stored, 3, JSON.stringify(ack));
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, 3);
-    } finally {
-      if (blocker.inTransaction) blocker.exec('ROLLBACK');
-      blocker.close();
-      stream.close();
-    }
+    });
   });
 
   it('survives an agent leaving while the database cannot be written (it logs the state it could not record)', { timeout: 30_000 }, async () => {
-    const identity = await server.enrollAgent();
-    const blocker = new Database(path.join(server.dataDir, 'hades.db'));
-    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
-    try {
-      stream.hello();
-      await stream.welcome();
+    await withBlockedDatabase(async ({ identity, stream, blocker }) => {
       blocker.exec('BEGIN IMMEDIATE');
       // Marking the agent offline waits out the busy timeout (5 s), then fails: the server used to die of it.
       stream.close();
@@ -325,11 +329,7 @@ describe('event batches over the gateway', () => {
       } finally {
         again.close();
       }
-    } finally {
-      if (blocker.inTransaction) blocker.exec('ROLLBACK');
-      blocker.close();
-      stream.close();
-    }
+    });
   });
 
   it('records what the hello and heartbeats say; a heartbeat that is not JSON, or an empty message, gets a Nack', async () => {
