@@ -38,6 +38,20 @@ const drain = (spool: Spool, batch = 1000): SpoolRecord[] => {
     out.push(...got);
   }
 };
+/** Flips bits (`mask`) of the byte at `offset` of a file: damage the checksums must catch. */
+const flipBits = (file: string, offset: number, mask: number): void => {
+  const bytes = readFileSync(file);
+  bytes[offset]! ^= mask;
+  writeFileSync(file, bytes);
+};
+/** A closed spool of one segment holding `count` records `r<n>` padded to `pad` bytes; its folder and segment file. */
+const oneSegment = (count: number, pad: number): { dir: string; file: string } => {
+  const dir = folder();
+  const spool = open(dir, { segmentBytes: 1 << 20 });
+  fill(spool, 1, count, pad);
+  spool.close();
+  return { dir, file: segmentFiles(dir)[0]! };
+};
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 /** The content of record n written by test/fixtures/spool-writer.mjs. */
 const spoolPayload = (n: number): string => `{"n":${n},"pad":"${String.fromCharCode(97 + (n % 26)).repeat(40 + ((n * 7919) % 3000))}"}`;
@@ -288,16 +302,10 @@ describe('spool: restarts', () => {
   });
 
   it('detects flipped bytes in the newest records by checksum', () => {
-    const dir = folder();
-    let spool = open(dir, { segmentBytes: 1 << 20 });
-    fill(spool, 1, 10, 50);
-    spool.close();
-    const file = segmentFiles(dir)[0]!;
-    const bytes = readFileSync(file);
-    bytes[MAGIC + 8 * (HEADER + 50) + HEADER + 5]! ^= 0xff; // in the payload of record 9
-    writeFileSync(file, bytes);
+    const { dir, file } = oneSegment(10, 50);
+    flipBits(file, MAGIC + 8 * (HEADER + 50) + HEADER + 5, 0xff); // in the payload of record 9
     const told: HadesError[] = [];
-    spool = open(dir, { onCorrupt: (e) => told.push(e) });
+    const spool = open(dir, { onCorrupt: (e) => told.push(e) });
     assert.equal(spool.stats().corruptRecords, 2, 'record 9, and record 10 cut off behind it');
     assert.equal(spool.stats().corruptEvents, 2);
     assert.match(told[0]!.message, /records 9 to 10 .* were cut off/);
@@ -307,15 +315,9 @@ describe('spool: restarts', () => {
   });
 
   it('counts every record cut off behind damage in the middle of the newest segment', () => {
-    const dir = folder();
-    let spool = open(dir, { segmentBytes: 1 << 20 });
-    fill(spool, 1, 200, 50);
-    spool.close();
-    const file = segmentFiles(dir)[0]!;
-    const bytes = readFileSync(file);
-    bytes[MAGIC + 49 * (HEADER + 50) + 4]! ^= 0x10; // the length of record 50
-    writeFileSync(file, bytes);
-    spool = open(dir);
+    const { dir, file } = oneSegment(200, 50);
+    flipBits(file, MAGIC + 49 * (HEADER + 50) + 4, 0x10); // the length of record 50
+    const spool = open(dir);
     const s = spool.stats();
     assert.equal(s.corruptRecords, 151, 'records 50 to 200');
     assert.equal(s.corruptEvents, 151);
@@ -349,9 +351,7 @@ describe('spool: restarts', () => {
     spool.close();
     const files = segmentFiles(dir);
     assert.equal(path.basename(files[1]!), '0000000000000009.seg');
-    const bytes = readFileSync(files[1]!);
-    bytes[MAGIC + 3 * (HEADER + 100) + 5]! ^= 0x01; // the length of record 12
-    writeFileSync(files[1]!, bytes);
+    flipBits(files[1]!, MAGIC + 3 * (HEADER + 100) + 5, 0x01); // the length of record 12
     const told: HadesError[] = [];
     spool = open(dir, { segmentBytes: 1000, onCorrupt: (e) => told.push(e) });
     assert.equal(spool.stats().corruptRecords, 0, 'older segments are checked when read');
