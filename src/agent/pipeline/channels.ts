@@ -24,12 +24,17 @@ import type { Logger } from '../../runtime/log.js';
 import { NdjsonWriter } from '../ndjson-writer.js';
 import { TokenBucket } from '../../runtime/rate-limit.js';
 import type { RotatingFile } from '../../runtime/rotating-file.js';
-import type { Spool } from '../spool.js';
+import type { Spool, SpoolStats } from '../spool.js';
 
 export interface RateLimits {
   readonly eventsPerSecond: number;
   readonly bytesPerSecond: number;
 }
+
+/** A spooled output's spool: what it holds, and what went wrong with it since the spool was opened (see SpoolStats). */
+export type SpoolHealth = Readonly<Pick<SpoolStats, 'records' | 'events' | 'bytes' | 'segments' | 'corruptRecords' | 'corruptEvents' | 'corruptBytes' | 'writeErrors' | 'readErrors' | 'cursorResets'>>;
+
+const NO_SPOOL: SpoolHealth = { records: 0, events: 0, bytes: 0, segments: 0, corruptRecords: 0, corruptEvents: 0, corruptBytes: 0, writeErrors: 0, readErrors: 0, cursorResets: 0 };
 
 /**
  * An output's counters since it started (the agent's start, or the reload that made it). For a
@@ -39,25 +44,6 @@ export interface RateLimits {
  * includes what an earlier process (or the output a reload replaced) wrote there. Events a
  * receiver acknowledged but refused (the server's invalid lines) are in `out` and in `dropped`.
  */
-/** A spooled output's spool: what it holds, and what went wrong with it since the spool was opened. */
-export interface SpoolHealth {
-  readonly records: number;
-  readonly events: number;
-  readonly bytes: number;
-  readonly segments: number;
-  /** Records (and the events known of them) lost to damage found on disk, and the bytes skipped. */
-  readonly corruptRecords: number;
-  readonly corruptEvents: number;
-  readonly corruptBytes: number;
-  /** Failed writes, truncations, deletions and fsyncs; segments that could not be read. */
-  readonly writeErrors: number;
-  readonly readErrors: number;
-  /** 1 when the cursor file was unreadable at open and delivery replayed from the oldest record. */
-  readonly cursorResets: number;
-}
-
-const NO_SPOOL: SpoolHealth = { records: 0, events: 0, bytes: 0, segments: 0, corruptRecords: 0, corruptEvents: 0, corruptBytes: 0, writeErrors: 0, readErrors: 0, cursorResets: 0 };
-
 export interface ChannelStats {
   readonly name: string;
   /** Events handed to this output since it started. */

@@ -329,14 +329,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   private onData(child: Child, chunk: Buffer): void {
     if (child !== this.child || this.condemned === child) return;
     this.lastFrameAt = Date.now();
-    let frames: Frame[];
-    let broken: HadesError | undefined;
-    try {
-      ({ frames, error: broken } = this.reader.read(chunk));
-    } catch (error) {
-      this.protocolError(child, error instanceof HadesError ? error : new HadesError('HADES_ERR_FRAME_MALFORMED', String(error)));
-      return;
-    }
+    const { frames, error: broken } = this.reader.read(chunk);
     // The whole frames before a broken one count (an ACK just before it is an answer); then the
     // stream is not read any further.
     this.dispatch(child, frames);
