@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     if (error.code === 'EPIPE' && !daemon) controller.abort();
   });
   try {
-    process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+    process.exitCode = await runCli(args, { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
   } catch (error) {
     process.stderr.write(`hades: HADES_ERR_INTERNAL: ${shown(String(error))}\n`);
     process.exitCode = exitStatus.bug;

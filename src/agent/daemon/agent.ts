@@ -46,7 +46,7 @@ import { MetricsServer } from './metrics.js';
 
 const MB = 1024 * 1024;
 const DROP_REPORT_MS = 10_000;
-/** How long the agent's start (or a reload) waits for the installed plugins' HELLOs. */
+/** How long the agent's start (or a reload of every plugin) waits for the plugins' HELLOs. */
 const PLUGIN_START_WAIT_MS = 5000;
 const SELF_SAMPLE_MS = 1000;
 /** In the data folder: the group configuration that ran last, for the next start. */
@@ -695,11 +695,11 @@ export class Agent {
         });
       }
     }
+    // The agent's own plugins too (their failures are logged where they start).
+    for (const name of BUILTIN_PLUGINS) hellos.push(this.startBuiltinPlugin(name));
     // The plugins come up side by side, and the agent waits for their HELLOs only so long: one
     // that keeps failing before it (tried again with backoff) or never says it goes on under the
     // watchdog without holding the agent's start or a reload.
-    // The agent's own plugins too (their failures are logged where they start).
-    for (const name of BUILTIN_PLUGINS) hellos.push(this.startBuiltinPlugin(name));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.allSettled(hellos), new Promise<void>((resolve) => (timer = setTimeout(resolve, PLUGIN_START_WAIT_MS)))]);
     clearTimeout(timer);
