@@ -259,18 +259,17 @@ export class EventStore {
     this.#deferred = [];
     this.#groupFirst = undefined;
     let stored: string[][];
-    let done = false;
     let result: T | undefined;
     try {
       this.#group.immediate(() => {
         result = work();
-        done = true;
       });
       stored = this.#deferred;
     } catch (error) {
       // SQLite reports a failed automatic checkpoint as an error of the COMMIT that ran it,
-      // although the transaction is committed: look, so as to acknowledge (and archive) what is stored.
-      if (!done || !this.#isCommitted(this.#groupFirst)) throw error;
+      // although the transaction is committed: look, so as to acknowledge (and archive) what is
+      // stored. (When `work` itself failed, the group was rolled back and its first row is gone.)
+      if (!this.#isCommitted(this.#groupFirst)) throw error;
       stored = this.#deferred;
     } finally {
       this.#deferred = undefined;
