@@ -83,8 +83,8 @@ export interface ApiPorts {
   listGroups(): GroupBody[];
   getGroupConfig(name: string): GroupConfigBody | undefined;
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
-  /** `created` is called once the tasks are stored, before any is sent (the audit record). */
-  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number; createdBy: string; created: (tasks: number) => void }): TaskBody[];
+  /** `created` is told the agents (each once) once their tasks are stored, before any is sent (the audit record). */
+  createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number; createdBy: string; created: (agentIds: readonly string[]) => void }): TaskBody[];
   listTasks(filter: { agentId?: string; status?: string; limit: number }): TaskBody[];
   getTask(id: string): TaskBody | undefined;
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
@@ -638,14 +638,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       // Every task is recorded before it is sent, whoever made it: a query task reads the hosts
       // it runs on. The target names one agent, or how many (a group of thousands is no audit
       // target): the details list the first hundred.
-      const agents = [...new Set(request.body.agents)];
       const tasks = ports.createTask({
-        agentIds: agents,
+        agentIds: request.body.agents,
         kind,
         params: request.body.params,
         timeoutS: request.body.timeout_s,
         createdBy: principal.name,
-        created: (count) => ports.audit(principal, 'task.create', agents.length === 1 ? agents[0]! : `${agents.length} agents`, { kind, params: auditedParams(request.body.params), tasks: count, agents: agents.slice(0, 100) }),
+        created: (agents) => ports.audit(principal, 'task.create', agents.length === 1 ? agents[0]! : `${agents.length} agents`, { kind, params: auditedParams(request.body.params), tasks: agents.length, agents: agents.slice(0, 100) }),
       });
       return { tasks };
     },
@@ -761,8 +760,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       }
       return ports.searchAlerts({
         since: parseSince(q.since ?? '24h', now),
-        // No upper bound unless asked: an event from a host whose clock is ahead is not hidden.
-      ...(q.until ? { until: parseSince(q.until, now) } : {}),
+        // No upper bound unless asked: an alert from a host whose clock is ahead is not hidden.
+        ...(q.until ? { until: parseSince(q.until, now) } : {}),
         ...(status ? { status: status as AlertStatus[] } : {}),
         ...(q.severity ? { minSeverity: q.severity } : {}),
         ...(q.rule ? { ruleId: q.rule } : {}),

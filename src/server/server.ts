@@ -426,7 +426,7 @@ export class HadesServer {
         // Stored and audited together: a task whose audit record cannot be written is not made.
         const tasks = this.db!.transaction(() => {
           const made = ids.map((agentId) => registry.createTask({ agentId, kind: kind as 'query', params: withTime, deadline, createdBy }));
-          created(made.length);
+          created(ids);
           return made;
         })();
         return tasks.map((task) => {
