@@ -321,8 +321,10 @@ async function runWorker(input: WorkerInput): Promise<void> {
   const renderLines = (stream: AgentStream, events: number, ts: string): Buffer => {
     const lines = new Array<string>(events);
     const values = [ts, '', stream.agent.host, stream.agent.agentId];
+    // Ids as the agent makes them (src/agent/sequencer.ts): the time first, then the stream's own part.
+    const time = `${Date.parse(ts).toString(36).padStart(9, '0')}-${stream.idPrefix}`;
     for (let i = 0; i < events; i++) {
-      values[1] = `${stream.idPrefix}${(stream.nextId++).toString(36)}`;
+      values[1] = `${time}${(stream.nextId++).toString(36)}`;
       lines[i] = render(templates[(stream.nextId * 7 + i) % templates.length] as Template, values);
     }
     return Buffer.from(`${lines.join('\n')}\n`);

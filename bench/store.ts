@@ -114,7 +114,7 @@ function makeEvent(action: string, agent: number, time: number): Record<string, 
   const hades = { ancestors, ancestry: ancestors.map((a) => `${a.name}(${a.pid})`).join(' < ') + ' < systemd(1)' };
   const common = {
     '@timestamp': iso,
-    event: { id: `${ID_PREFIX[agent]}-${++sequence}`, kind: 'event', category: ['process'], type: ['start'], action, sequence },
+    event: { id: `${time.toString(36).padStart(9, '0')}-${ID_PREFIX[agent]}-${(++sequence).toString(36)}`, kind: 'event', category: ['process'], type: ['start'], action, sequence },
     host: { name: host, os: { type: 'linux', kernel: '6.18.0' } },
     agent: { id: AGENTS[agent], version: '0.1.0', type: 'hades' },
   };

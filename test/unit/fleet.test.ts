@@ -201,6 +201,11 @@ describe('fleet registry', () => {
     assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] }, 'what the CMDB is matched by, for every batch');
     assert.equal(fleet.hostOf('ag_0000000000000000'), undefined);
     assert.deepEqual(fleet.get(id), agent);
+    // Read once and remembered; a hello that changes the host's name or addresses is seen at once.
+    fleet.hello(id, { hostname: 'web-1b', addresses: ['10.0.0.2'] });
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1b', addresses: ['10.0.0.2'] });
+    fleet.hello(id, { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
     assert.deepEqual(fleet.byFingerprint(c.fingerprint), agent);
     assert.equal(fleet.get('ag_ffffffffffffffff'), undefined);
     assert.equal(fleet.byFingerprint(fp(999)), undefined);

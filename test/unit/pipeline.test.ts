@@ -174,8 +174,8 @@ describe('EventStamp', () => {
     const spec = eventKinds.inventory_change;
     assert.equal(first.event.sequence, 0);
     assert.equal(second.event.sequence, 1);
-    assert.equal(first.event.id, sequencer.id(0));
-    assert.equal(second.event.id, sequencer.id(1));
+    assert.match(first.event.id, new RegExp(`^[0-9a-z]{9}-${sequencer.prefix}-0$`));
+    assert.match(second.event.id, new RegExp(`^[0-9a-z]{9}-${sequencer.prefix}-1$`));
     assert.notEqual(first.event.id, second.event.id);
     assert.equal(first.event.kind, spec.kind);
     assert.deepEqual(first.event.category, spec.category);
@@ -204,7 +204,7 @@ describe('EventStamp', () => {
     assert.deepEqual(e.event.type, ['change'], 'a type the plugin chose is kept');
     assert.equal(e.event.created, '2026-02-03T04:05:00.000Z');
     assert.equal(e.event.action, 'inventory_change');
-    assert.equal(e.event.id, sequencer.id(0));
+    assert.match(e.event.id, new RegExp(`^[0-9a-z]{9}-${sequencer.prefix}-0$`));
     assert.equal(e.event.sequence, 0);
     assert.equal(e.event.kind, 'state');
     assert.deepEqual(e.host, host);
@@ -308,5 +308,22 @@ describe('DropReporter', () => {
     let sum = 0;
     for (const total of [1, 1, 5, 9, 9, 30]) for (const r of reporter.diff([count(total)])) sum += r.count;
     assert.equal(sum, 30);
+  });
+});
+
+describe('Sequencer', () => {
+  it('makes ids that sort by the time they were made, as text, and are unique per start', () => {
+    const a = new Sequencer();
+    const b = new Sequencer();
+    assert.notEqual(a.prefix, b.prefix);
+    const ids = [a.id(a.next(), 1_000), b.id(b.next(), 1_000), a.id(a.next(), 1_764_316_800_000), b.id(b.next(), 1_764_316_800_001), a.id(a.next(), 99_999_999_999_999)];
+    assert.deepEqual([...ids].sort(), ids.slice(0, 2).sort().concat(ids.slice(2)));
+    assert.equal(new Set(ids).size, ids.length);
+    for (const id of ids) assert.match(id, /^[0-9a-z]{9}-[0-9a-f]{12}-[0-9a-z]+$/);
+    assert.equal(a.id(35, 0), `000000000-${a.prefix}-z`);
+    // The same millisecond and sequence number give the same id; a clock gone back still makes unique ids.
+    assert.equal(a.id(7, 5_000), a.id(7, 5_000));
+    assert.notEqual(a.id(a.next(), 2_000), a.id(a.next(), 2_000));
+    assert.equal(a.count, 5);
   });
 });

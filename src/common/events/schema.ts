@@ -642,7 +642,7 @@ export function commonFields(spec: EventKindSpec) {
     '@timestamp': Timestamp('When the event happened (UTC, ISO 8601).'),
     event: Obj(
       {
-        id: Str('Unique id of the event (per agent); the server drops the duplicates of an agent by it.', 64),
+        id: Str('Unique id of the event (per agent); the server drops the duplicates of an agent by it. The agent makes `TIME-PREFIX-SEQUENCE`: the millisecond it made the event in base 36 (9 characters), a random prefix per start, and `event.sequence` in base 36, e.g. `0mx2b9cfl-3f9a2b1c4d5e-1a`.', 64),
         kind: Type.Literal(spec.kind, { description: 'ECS event kind.' }),
         category: Type.Array(Type.Union(categories), { minItems: 1, description: 'ECS categories.' }),
         type: Type.Array(Type.Union(types), { minItems: 1, description: 'ECS types.' }),

@@ -286,6 +286,8 @@ export class FleetRegistry {
   readonly #now: Clock;
   readonly #agentById;
   readonly #hostById;
+  /** hostOf()'s answers, read once per agent: only enroll() and hello() change them. */
+  readonly #hosts = new Map<string, { readonly hostname: string; readonly addresses: string[] }>();
   readonly #agentByFingerprint;
   readonly #taskById;
   readonly #expireTask;
@@ -325,6 +327,7 @@ export class FleetRegistry {
     if (!FINGERPRINT_RE.test(cert.fingerprint)) throw internal(`invalid certificate fingerprint ${JSON.stringify(cert.fingerprint)}`);
     const notAfter = notAfterMs(cert.notAfter);
     const now = this.#now();
+    this.#hosts.delete(agentId);
     try {
       this.#db
         .prepare(
@@ -355,6 +358,7 @@ export class FleetRegistry {
       args.push(JSON.stringify(checked.addresses));
     }
     args.push(id);
+    this.#hosts.delete(id);
     if (this.#db.prepare(`UPDATE agents SET ${sets.join(', ')} WHERE id = ?`).run(...args).changes === 0) throw unknownAgent(id);
     return this.#mustGet(id);
   }
@@ -369,8 +373,13 @@ export class FleetRegistry {
    * record: read for every batch the agent sends, where get() would parse its last heartbeat.
    */
   hostOf(id: string): { readonly hostname: string; readonly addresses: string[] } | undefined {
+    const known = this.#hosts.get(id);
+    if (known !== undefined) return known;
     const row = this.#hostById.get(id);
-    return row === undefined ? undefined : { hostname: row.hostname, addresses: JSON.parse(row.addresses) as string[] };
+    if (row === undefined) return undefined;
+    const host = Object.freeze({ hostname: row.hostname, addresses: Object.freeze(JSON.parse(row.addresses) as string[]) as string[] });
+    this.#hosts.set(id, host);
+    return host;
   }
 
   byFingerprint(fingerprint: string): Agent | undefined {
