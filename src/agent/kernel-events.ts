@@ -148,6 +148,34 @@ function cgroupId(folder: string): bigint {
 }
 
 /** A refusal's code and message, as the driver answered it. */
+/** Driver counters that say how things are now, not how many so far: never added up across drivers. */
+const GAUGES: ReadonlySet<string> = new Set(['tracked_processes']);
+
+/** Counters of one set added to another's (numbers; anything else, and gauges, from `now`). */
+function addCounters(before: Readonly<Record<string, unknown>> | undefined, now: Readonly<Record<string, unknown>> | undefined): Record<string, number> {
+  const sum: Record<string, unknown> = { ...before, ...now };
+  if (before !== undefined && now !== undefined) {
+    for (const [key, value] of Object.entries(now)) {
+      const earlier = before[key];
+      if (typeof value === 'number' && typeof earlier === 'number' && !GAUGES.has(key)) sum[key] = earlier + value;
+    }
+  }
+  return sum as Record<string, number>;
+}
+
+/**
+ * The counters of every driver since the agent started: a restarted driver counts from 0, so its
+ * own are added to what the drivers before it had reported. (What a killed driver counted after its
+ * last STATS frame is gone with it; the restart is reported as an agent_gap.)
+ */
+export function addDriverStats(before: DriverStats | undefined, now: DriverStats): DriverStats {
+  if (before === undefined) return now;
+  const hooks: Record<string, Record<string, number>> = {};
+  for (const hook of new Set([...Object.keys(before.hooks), ...Object.keys(now.hooks)])) hooks[hook] = addCounters(before.hooks[hook], now.hooks[hook]);
+  const loader = before.loader === undefined && now.loader === undefined ? undefined : addCounters(before.loader, now.loader);
+  return loader === undefined ? { hooks } : { hooks, loader };
+}
+
 const refusal = (ack: DriverAck): string => `${ack.code ?? '?'} ${ack.msg ?? ''}`.trim();
 
 const u64Bytes = (value: bigint) => {
@@ -200,7 +228,10 @@ export class KernelEvents {
   private idleWaiters: (() => void)[] = [];
   private statsWaiters: (() => void)[] = [];
   private dropTimer: NodeJS.Timeout | undefined;
+  /** Every driver's counters since the agent started (addDriverStats). */
   private lastStats: DriverStats | undefined;
+  /** The counters of the drivers before the running one, which counts from 0 again. */
+  private earlierStats: DriverStats | undefined;
   private lastHello: DriverHello | undefined;
   private reportedDrops = new Map<string, number>();
   private dropsSince = new Date();
@@ -506,6 +537,8 @@ export class KernelEvents {
     this.lastHello = hello;
     this.builder.bootTimeNs = hello.boot_time_ns;
     this.builder.backend = hello.backend;
+    // A restarted driver counts from 0: what the drivers before it counted is kept apart.
+    if (this.driver.restarts > 0) this.earlierStats = this.lastStats;
     // A restarted driver starts without filters: give them again.
     if (this.driver.restarts > 0) {
       this.applyFilters(true).catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
@@ -525,7 +558,7 @@ export class KernelEvents {
   }
 
   private onStats(stats: DriverStats): void {
-    this.lastStats = stats;
+    this.lastStats = addDriverStats(this.earlierStats, stats);
     const waiters = this.statsWaiters;
     this.statsWaiters = [];
     for (const w of waiters) w();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DriverProcess, type DriverGap, type DriverHandlers } from '../../src/agent/driver/driver-process.js';
 import { decodeRecords, newDecodeCounters } from '../../src/agent/driver/records.js';
+import { addDriverStats } from '../../src/agent/kernel-events.js';
 import { HadesError } from '../../src/common/errors.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
@@ -79,5 +80,21 @@ describe('driver supervision (with a stand-in driver)', () => {
     const d = driver('normal');
     const ack = await d.command(0x81, (id) => new Uint8Array([id, 0, 0, 0]));
     assert.deepEqual([ack.ok, ack.code], [false, 'ENOTCONN']);
+  });
+});
+
+describe('addDriverStats', () => {
+  it('adds a restarted driver\'s counters to those of the drivers before it, keeping gauges and states as they are now', () => {
+    const first = { hooks: { sched_process_exec: { seen: 10, sent: 9, dropped_ringbuf_full: 1, active: true } as Record<string, number | boolean>, sys_enter_connect: { seen: 5, suppressed: 199 } }, loader: { records: 3776, lost_netlink: 2, tracked_processes: 300 } };
+    const second = { hooks: { sched_process_exec: { seen: 4, sent: 4, dropped_ringbuf_full: 0, active: false } as Record<string, number | boolean>, sys_enter_connect: { seen: 1, suppressed: 52 } }, loader: { records: 239, lost_netlink: 0, tracked_processes: 120 } };
+    const sum = addDriverStats(first as never, second as never);
+    assert.deepEqual(sum, {
+      hooks: { sched_process_exec: { seen: 14, sent: 13, dropped_ringbuf_full: 1, active: false }, sys_enter_connect: { seen: 6, suppressed: 251 } },
+      loader: { records: 4015, lost_netlink: 2, tracked_processes: 120 },
+    });
+    // The first driver: its own counters, as they are.
+    assert.equal(addDriverStats(undefined, second as never), second);
+    // A hook only one of them reported is kept; no loader object in either: none in the sum.
+    assert.deepEqual(addDriverStats({ hooks: { a: { seen: 1 } } }, { hooks: { b: { seen: 2 } } }), { hooks: { a: { seen: 1 }, b: { seen: 2 } } });
   });
 });
