@@ -378,6 +378,19 @@ static void socket_details(uint32_t pid, uint64_t ino, struct hades_fd_info *fi)
 	fclose(f);
 }
 
+/* Whether a process has exited (a zombie, or gone): its /proc/PID/fd is then empty, not its stdio closed. */
+static bool proc_exited(uint32_t pid)
+{
+	char path[48], buf[512];
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return true;
+	buf[n] = 0;
+	const char *rp = strrchr(buf, ')');
+	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
 static int fd_info(uint32_t pid, int fd, struct hades_fd_info *fi)
 {
 	char path[64];
@@ -390,7 +403,7 @@ static int fd_info(uint32_t pid, int fd, struct hades_fd_info *fi)
 			/* either fd closed or process gone: tell them apart */
 			char dir[48];
 			snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
-			if (access(dir, F_OK) == 0) {
+			if (access(dir, F_OK) == 0 && !proc_exited(pid)) {
 				fi->kind = HADES_FD_NONE;
 				return 0;
 			}
@@ -521,7 +534,12 @@ static void init_header(struct hades_record_header *h, uint16_t kind, uint64_t k
 	h->missing = 0;
 }
 
-static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid)
+/*
+ * superseded: a later exec of the same process is already queued (cn_pump's look-ahead), so
+ * what /proc shows now is that later program: the program's fields (executable, its identity,
+ * name, arguments, credentials) are marked missing instead of read, never given to this exec.
+ */
+static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid, bool superseded)
 {
 	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXEC];
 	struct hades_exec *e = (void *)c->rec;
@@ -553,7 +571,9 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	/* stat follows the magic link to the mapped file itself, so deleted
 	 * files and memfds resolve too */
 	struct stat xs;
-	if (stat(path, &xs) == 0) {
+	if (superseded) {
+		e->hdr.missing |= HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS;
+	} else if (stat(path, &xs) == 0) {
 		e->exe_ino = (uint64_t)xs.st_ino;
 		e->exe_dev = major(xs.st_dev) << 20 | (minor(xs.st_dev) & 0xfffff);
 		e->exe_size = (uint64_t)xs.st_size;
@@ -566,7 +586,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	} else {
 		e->hdr.missing |= HADES_M_EXE_ID;
 	}
-	n = read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
+	n = superseded ? 0 : read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
 	if (n > 0) {
 		char *s = (char *)tail + off;
 		static const char del[] = " (deleted)";
@@ -600,7 +620,8 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 
 	struct stat_info si;
 	if (read_stat(tgid, &si) == 0) {
-		memcpy(e->comm, si.comm, sizeof(e->comm));
+		if (!superseded)
+			memcpy(e->comm, si.comm, sizeof(e->comm));
 		e->ppid = si.ppid;
 		e->pgid = si.pgid;
 		e->sid = si.sid;
@@ -643,7 +664,9 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	}
 
 	struct status_info st;
-	if (read_status(tgid, &st) == 0) {
+	if (superseded) {
+		/* marked missing above: a setuid program executed since would give its credentials */
+	} else if (read_status(tgid, &st) == 0) {
 		e->uid = st.uid[0], e->euid = st.uid[1], e->suid = st.uid[2], e->fsuid = st.uid[3];
 		e->gid = st.gid[0], e->egid = st.gid[1], e->sgid = st.gid[2], e->fsgid = st.gid[3];
 		e->cap_effective = st.cap_eff;
@@ -668,7 +691,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 
 	/* argv last, as in the eBPF layout; read one byte more to detect a cut */
 	snprintf(path, sizeof(path), "/proc/%u/cmdline", tgid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = superseded ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	uint64_t total = 0;
 	size_t got = 0;
 	if (fd >= 0) {
@@ -712,6 +735,8 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 			pe->start_ns = e->start_ns;
 		if (!(e->hdr.missing & HADES_M_COMM))
 			memcpy(pe->comm, e->comm, sizeof(pe->comm));
+		else
+			pe->comm[0] = 0; /* the name before the exec is not this program's: the exit says missing */
 		pe->ppid = e->ppid;
 	}
 	if (e->hdr.flags & HADES_F_ARGV_TRUNCATED)
@@ -871,7 +896,7 @@ static int64_t clock_ns(clockid_t id)
 	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static int handle_msg(struct cnproc *c, const struct cn_msg *cn, size_t len, int64_t mono_to_boot)
+static int handle_msg(struct cnproc *c, const struct cn_msg *cn, size_t len, int64_t mono_to_boot, bool superseded)
 {
 	if (len < sizeof(*cn) + sizeof(struct proc_event) ||
 	    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
@@ -888,7 +913,7 @@ static int handle_msg(struct cnproc *c, const struct cn_msg *cn, size_t len, int
 	switch (ev->what) {
 	case PROC_EVENT_EXEC:
 		return on_exec(c, ktime, (uint32_t)ev->event_data.exec.process_pid,
-			       (uint32_t)ev->event_data.exec.process_tgid);
+			       (uint32_t)ev->event_data.exec.process_tgid, superseded);
 	case PROC_EVENT_FORK:
 		return on_fork(c, ktime, &ev->event_data.fork);
 	case PROC_EVENT_EXIT:
@@ -905,36 +930,80 @@ static int cn_fd(struct backend *be)
 }
 
 #define RXBUF 65536
+/* Messages read ahead before handling the first: the connector sends one per datagram. */
+#define LOOKAHEAD 64
+#define EVENT_BYTES (sizeof(struct cn_msg) + sizeof(struct proc_event))
 
+/* The tgid of a queued EXEC message, or 0. */
+static uint32_t exec_tgid(const uint64_t *msg)
+{
+	const struct cn_msg *cn = (const void *)msg;
+	const struct proc_event *ev = (const void *)cn->data;
+	return ev->what == PROC_EVENT_EXEC ? (uint32_t)ev->event_data.exec.process_tgid : 0;
+}
+
+/*
+ * Reads up to LOOKAHEAD messages, then handles them in order. The /proc reads of an exec happen
+ * after the event: a process that executes again in between would have its later program read
+ * for the earlier exec. The look-ahead sees that second exec when both are queued, and the first
+ * is then sent with its program's fields marked missing (on_exec). Messages already waiting are
+ * read first, which costs them a recv each (about a microsecond), not a wait.
+ */
 static int cn_pump(struct backend *be)
 {
 	struct cnproc *c = be->ctx;
 	/* cn_proc stamps events with CLOCK_MONOTONIC; records use CLOCK_BOOTTIME */
 	int64_t mono_to_boot = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
+	/* u64 elements: aligned for the event's fields */
+	static uint64_t queue[LOOKAHEAD][(EVENT_BYTES + 7) / 8];
+	static size_t lens[LOOKAHEAD];
 
-	for (int budget = 0; budget < 4096; budget++) {
-		ssize_t n = recv(c->sock, c->rxbuf, RXBUF, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return 0;
-			if (errno == ENOBUFS) {
-				/* the socket overflowed; the sequence gaps say by how much */
-				c->enobufs++;
-				continue;
+	for (int budget = 0; budget < 4096; budget += LOOKAHEAD) {
+		int queued = 0;
+		bool more = true;
+		while (queued < LOOKAHEAD && more) {
+			ssize_t n = recv(c->sock, c->rxbuf, RXBUF, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == ENOBUFS) {
+					/* the socket overflowed; the sequence gaps say by how much */
+					c->enobufs++;
+					continue;
+				}
+				if (errno != EAGAIN)
+					c->recv_errors++;
+				more = false;
+				break;
 			}
-			c->recv_errors++;
-			return 0;
+			for (struct nlmsghdr *nh = (void *)c->rxbuf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+				if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
+					continue;
+				size_t plen = NLMSG_PAYLOAD(nh, 0);
+				if (queued == LOOKAHEAD) {
+					/* a datagram with more messages than room (not seen from the connector): handle at once */
+					int err = handle_msg(c, NLMSG_DATA(nh), plen, mono_to_boot, false);
+					if (err)
+						return err;
+					continue;
+				}
+				/* handle_msg reads no more than an event; a shorter message it skips */
+				size_t keep = plen < EVENT_BYTES ? plen : EVENT_BYTES;
+				memcpy(queue[queued], NLMSG_DATA(nh), keep);
+				lens[queued++] = keep;
+			}
 		}
-		for (struct nlmsghdr *nh = (void *)c->rxbuf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
-				continue;
-			size_t plen = NLMSG_PAYLOAD(nh, 0);
-			int err = handle_msg(c, NLMSG_DATA(nh), plen, mono_to_boot);
+		for (int i = 0; i < queued; i++) {
+			bool superseded = false;
+			uint32_t tgid = lens[i] >= EVENT_BYTES ? exec_tgid(queue[i]) : 0;
+			for (int j = i + 1; tgid && j < queued && !superseded; j++)
+				superseded = lens[j] >= EVENT_BYTES && exec_tgid(queue[j]) == tgid;
+			int err = handle_msg(c, (const struct cn_msg *)queue[i], lens[i], mono_to_boot, superseded);
 			if (err)
 				return err;
 		}
+		if (!more)
+			return 0;
 	}
 	return 0;
 }

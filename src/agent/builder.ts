@@ -506,14 +506,19 @@ export class EventBuilder {
   private exec(r: ExecRecord): EventOf<'exec'> | Promise<EventOf<'exec'>> {
     const executable = r.exePath || r.filename;
     const creds = (r.missing & MissingField.creds) === 0 ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid } : undefined;
-    const node = this.tree.exec(r.pid, r.ppid, r.startNs, r.comm, executable, r.argv, creds);
+    // What could not be read is unknown to the tree (0): it keeps the process's own start and parent.
+    const startNs = (r.missing & MissingField.start) === 0 ? r.startNs : 0;
+    const ppid = (r.missing & MissingField.parent) === 0 ? r.ppid : 0;
+    const node = this.tree.exec(r.pid, ppid, startNs, r.comm, executable, r.argv, creds);
     const identity = r.exeIno !== 0 ? { dev: r.exeDev, ino: r.exeIno, size: r.exeSize, mtimeNs: r.exeMtimeNs, ctimeNs: r.exeCtimeNs } : undefined;
     const hash = executable ? this.hasher.hash(executable, identity) : undefined;
     return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h)) : this.execEvent(r, node, executable, hash);
   }
 
   private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined): EventOf<'exec'> {
-    const missing = r.missing;
+    // A parent the driver could not read (the process had exited) is the one the tree knows from its fork.
+    const treeParent = (r.missing & MissingField.parent) !== 0 && node.ppid > 0;
+    const missing = treeParent ? r.missing & ~MissingField.parent : r.missing;
     const creds = (missing & MissingField.creds) === 0;
     const argv = (missing & MissingField.argv) === 0;
     const pgid = (missing & MissingField.pgidSid) === 0;
@@ -532,7 +537,7 @@ export class EventBuilder {
       thread: { id: r.tid, capabilities: creds && (missing & MissingField.caps) === 0 && !usualCapabilities(r.euid, r.capEffective) ? { effective: capabilityNames(r.capEffective) } : undefined },
       group_leader: pgid ? { pid: r.pgid } : undefined,
       session_leader: pgid ? { pid: r.sid } : undefined,
-      parent: (missing & MissingField.parent) === 0 ? this.parentRef(r.ppid, r.parentStartNs) : undefined,
+      parent: treeParent ? this.parentRef(node.ppid, 0) : (missing & MissingField.parent) === 0 ? this.parentRef(r.ppid, r.parentStartNs) : undefined,
       user: creds ? this.user(r.euid) : undefined,
       group: creds ? this.group(r.egid) : undefined,
       real_user: creds ? this.user(r.uid) : undefined,
@@ -564,17 +569,18 @@ export class EventBuilder {
   private fork(r: ForkRecord): EventOf<'fork'> {
     const node = this.tree.fork(r.pid, r.childPid, r.childStartNs, r.comm);
     const event = this.common('fork', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
+    const creds = (r.missing & MissingField.creds) === 0;
     event['process'] = {
       pid: r.childPid,
       entity_id: node.entityId,
-      name: r.comm,
-      executable: node.executable,
-      args: node.args,
-      command_line: commandLineOf(node.args),
-      start: isoFromNs(this.bootTimeNs + r.childStartNs),
+      name: (r.missing & MissingField.comm) === 0 ? r.comm : undefined,
+      executable: node.executable || undefined,
+      args: node.executable ? node.args : undefined,
+      command_line: node.executable ? commandLineOf(node.args) : undefined,
+      start: (r.missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.childStartNs) : undefined,
       parent: this.parentRef(r.pid, r.parentStartNs),
-      user: this.user(r.uid),
-      group: this.group(r.gid),
+      user: creds ? this.user(r.uid) : undefined,
+      group: creds ? this.group(r.gid) : undefined,
     };
     event['hades'] = this.lineage(node, undefined, r.missing);
     return event as unknown as EventOf<'fork'>;
@@ -589,15 +595,16 @@ export class EventBuilder {
     event['process'] = {
       pid: r.pid,
       entity_id: node?.entityId ?? this.tree.entityId(r.pid, startTicks),
-      name: r.comm,
-      executable: node?.executable,
-      args: node?.args,
+      name: (r.missing & MissingField.comm) === 0 ? r.comm : undefined,
+      // The program as the tree knows it; left out when it never learnt it (not an empty one).
+      executable: node?.executable || undefined,
+      args: node?.executable ? node.args : undefined,
       start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       end: isoFromNs(this.bootTimeNs + r.ktimeNs),
       exit_code: exitCodeOf(r.exitCode),
       parent: r.ppid ? { pid: r.ppid, entity_id: parent?.entityId } : undefined,
     };
-    event['hades'] = node ? this.lineage(node, undefined, 0) : { backend: this.backend };
+    event['hades'] = node ? this.lineage(node, undefined, r.missing) : { backend: this.backend, missing: r.missing === 0 ? undefined : missingPaths(r.missing) };
     this.tree.exit(r.pid);
     return event as unknown as EventOf<'exit'>;
   }

@@ -85,19 +85,19 @@ interface ExecProcess {
 interface ForkProcess {
   pid: number;
   entity_id: string;
-  name: string;
+  name?: string | undefined;
   executable?: string | undefined;
   args?: Strings | undefined;
   command_line?: string | undefined;
-  start: string;
+  start?: string | undefined;
   parent: ParentRef;
-  user: object;
-  group: object;
+  user?: object | undefined;
+  group?: object | undefined;
 }
 interface ExitProcess {
   pid: number;
   entity_id: string;
-  name: string;
+  name?: string | undefined;
   executable?: string | undefined;
   args?: Strings | undefined;
   start?: string | undefined;
@@ -165,15 +165,14 @@ function keyCount(o: object): number {
 }
 
 /** The start every process object shares, in the builder's key order: pid to args. */
-function processOpening(p: { pid: number; entity_id: string; name: string; executable?: string | undefined; args?: readonly string[] | undefined }): string {
+function processOpening(p: { pid: number; entity_id: string; name?: string | undefined; executable?: string | undefined; args?: readonly string[] | undefined }): string {
   return (
     ',"process":{"pid":' +
     n(p.pid) +
     ',"entity_id":"' +
     t(p.entity_id) +
-    '","name":"' +
-    t(p.name) +
-    (p.executable === undefined ? '"' : '","executable":"' + t(p.executable) + '"') +
+    (p.name === undefined ? '"' : '","name":"' + t(p.name) + '"') +
+    (p.executable === undefined ? '' : ',"executable":"' + t(p.executable) + '"') +
     (p.args === undefined ? '' : ',"args":' + strings(p.args))
   );
 }
@@ -208,14 +207,10 @@ function forkLine(e: ForkEvent): string {
     head(e) +
     processOpening(p) +
     (p.command_line === undefined ? '' : ',"command_line":"' + t(p.command_line) + '"') +
-    ',"start":"' +
-    t(p.start) +
-    '"' +
+    (p.start === undefined ? '' : ',"start":"' + t(p.start) + '"') +
     parent(p.parent) +
-    ',"user":' +
-    shared(p.user) +
-    ',"group":' +
-    shared(p.group) +
+    (p.user === undefined ? '' : ',"user":' + shared(p.user)) +
+    (p.group === undefined ? '' : ',"group":' + shared(p.group)) +
     '}' +
     lineageTail(e.hades)
   );

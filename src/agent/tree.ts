@@ -118,19 +118,26 @@ export class ProcessTree {
     return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds));
   }
 
-  /** exec keeps the process (pid and start time) and replaces its program. */
+  /**
+   * exec keeps the process (pid and start time) and replaces its program. A start time of 0 or
+   * a parent pid of 0 is unknown (the cn_proc backend, for a process already gone): the live
+   * process the tree has under that pid keeps its own, so the exec stays the same process (its
+   * entity id, its parent and ancestry). The program is replaced whatever was read: the one before
+   * the exec is not this one.
+   */
   exec(pid: number, ppid: number, startNs: number, name: string, executable: string, args: readonly string[], creds?: Creds): ProcessNode {
-    const startTicks = ProcessTree.ticksFromNs(startNs);
     const existing = this.nodes.get(pid);
-    if (existing && existing.startTicks === startTicks && !existing.exited) {
-      existing.ppid = ppid;
-      existing.name = name;
-      existing.executable = executable;
-      existing.args = args;
-      existing.asAncestor = undefined;
-      if (creds) existing.creds = creds;
-      this.touch(pid, existing);
-      return existing;
+    const live = existing !== undefined && !existing.exited ? existing : undefined;
+    const startTicks = startNs === 0 && live !== undefined ? live.startTicks : ProcessTree.ticksFromNs(startNs);
+    if (live && live.startTicks === startTicks) {
+      if (ppid !== 0) live.ppid = ppid;
+      live.name = name;
+      live.executable = executable;
+      live.args = args;
+      live.asAncestor = undefined;
+      if (creds) live.creds = creds;
+      this.touch(pid, live);
+      return live;
     }
     return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds));
   }
@@ -227,6 +234,8 @@ function procStartTicks(procRoot: string, pid: number): number | undefined {
   }
 }
 
+const DELETED = Buffer.from(' (deleted)');
+
 /** One process from /proc, or undefined when it is gone or unreadable. */
 export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): ProcessNode | undefined {
   const dir = path.join(procRoot, String(pid));
@@ -241,7 +250,11 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   let executable: string | undefined;
   let args: string[] | undefined;
   try {
-    executable = readlinkSync(path.join(dir, 'exe'));
+    // As the driver gives it: bytes decoded with invalid UTF-8 escaped, without the kernel's
+    // " (deleted)" mark (the exec event says fileless instead).
+    const link = readlinkSync(path.join(dir, 'exe'), { encoding: 'buffer' });
+    const deleted = link.length > DELETED.length && link.subarray(link.length - DELETED.length).equals(DELETED);
+    executable = decodeText(deleted ? link.subarray(0, link.length - DELETED.length) : link);
   } catch {
     // kernel threads have no executable; a process may also be gone by now
   }

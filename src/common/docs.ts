@@ -64,6 +64,11 @@ export function renderEventsDoc(): string {
     'Identifiers: `process.entity_id` is stable for one process instance (host, pid and start time), so two',
     'processes that reuse a pid never share it. User and group ids are strings, as in ECS.',
     '',
+    'Text from the kernel (paths, arguments, names) is UTF-8. A byte that is not part of valid UTF-8 is',
+    'kept as the code point U+DC00 plus the byte (U+DC80 to U+DCFF), which JSON writes as `\\udcff` for the',
+    'byte 0xff: nothing a process passed is lost or replaced, and since valid UTF-8 never decodes to such a',
+    'code point, it always means a raw byte (an argument written as the four characters `\\xff` stays those).',
+    '',
   );
   out.push(
     'The schema covers every kind of the mission; the "produced" column says which ones this version emits. The',

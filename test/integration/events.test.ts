@@ -66,6 +66,8 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
           await run('/bin/sh', ['-c', 'sleep 0.2; exit 3', `${marker}-exit3`]);
           await run('/bin/sh', ['-c', 'sleep 0.2; kill -9 $$', `${marker}-kill`]);
           if (cgroupLeaf) await run('/bin/sh', ['-c', `echo $$ > '${cgroupLeaf}/cgroup.procs' && exec /bin/sh -c '${linger}' ${marker}-cg`]);
+          // Processes that execute twice at once (env executing true): cn_proc reads /proc late.
+          await run('/bin/sh', ['-c', `for i in 1 2 3 4 5 6 7 8 9 10; do /usr/bin/env /bin/true ${marker}-twice-$i; done`]);
         });
       } finally {
         server.close();
@@ -98,7 +100,7 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
     it('keeps arguments with spaces and bytes that are not UTF-8', () => {
       const e = execOf('argv');
       presentOrMissing(e, 'process.args', backend, () => {
-        assert.deepEqual(e['process'].args, ['/bin/bash', '-c', 'sleep 0.3; :', `${marker}-argv`, 'with space', '\\xff\\xfe']);
+        assert.deepEqual(e['process'].args, ['/bin/bash', '-c', 'sleep 0.3; :', `${marker}-argv`, 'with space', '\udcff\udcfe']);
         assert.equal(e['process'].executable, '/usr/bin/bash');
       });
     });
@@ -174,6 +176,24 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
         assert.deepEqual(e['container'], { id: hex, runtime: 'docker' });
         assert.match(e['hades'].process.cgroup.path as string, new RegExp(`docker-${hex}\\.scope$`));
       });
+    });
+
+    it('never gives an exec the program a later exec of the same process ran', () => {
+      const execs = capture.events.filter((e) => e['event'].action === 'exec');
+      const seconds = execs.filter((e) => (e['process'].args as string[] | undefined)?.[0] === '/bin/true' && String(e['process'].args?.[1]).startsWith(`${marker}-twice-`));
+      assert.ok(seconds.length > 0, 'the execs of true, with their arguments');
+      let checked = 0;
+      for (const second of seconds) {
+        const first = execs.find((e) => e['process'].entity_id === second['process'].entity_id && e !== second);
+        if (first === undefined) continue;
+        checked++;
+        const args = first['process'].args as string[] | undefined;
+        // Its own program, or marked missing: never true's.
+        if (args !== undefined) assert.deepEqual(args, ['/usr/bin/env', ...(second['process'].args as string[])], JSON.stringify(first));
+        else assert.ok((first['hades'].missing as string[]).includes('process.args'), JSON.stringify(first));
+        if (first['process'].executable !== undefined) assert.equal(first['process'].executable, '/usr/bin/env');
+      }
+      assert.ok(checked > 0, 'exec events of env');
     });
 
     it('does not report its own processes', () => {

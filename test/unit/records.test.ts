@@ -41,7 +41,7 @@ describe('driver record decoder, on recorded driver output', () => {
     const { records } = recordsOf('exec-basic-ebpf.bin');
     const echo = execs(records).find((r) => r.argv[1] === 'hello world');
     assert.ok(echo);
-    assert.deepEqual(echo.argv, ['/bin/echo', 'hello world', '\\xff\\xfe', 'x']);
+    assert.deepEqual(echo.argv, ['/bin/echo', 'hello world', '\udcff\udcfe', 'x']);
     assert.equal(echo.exePath, '/usr/bin/echo');
     assert.match(echo.cwd, /^\/tmp\/hades-fixture\/d00\/d01\/.*\/d39$/);
     const truncated = execs(records).find((r) => r.argv[0] === '/bin/true' && r.argvBytes === 5011);
@@ -116,9 +116,16 @@ describe('driver record decoder, on damaged input', () => {
 
 describe('text and argv decoding', () => {
   it('escapes bytes that are not UTF-8 and keeps valid multibyte text', () => {
-    assert.equal(decodeText(new Uint8Array([0x61, 0xff, 0xfe, 0x62])), 'a\\xff\\xfeb');
+    assert.equal(decodeText(new Uint8Array([0x61, 0xff, 0xfe, 0x62])), 'a\udcff\udcfeb');
     assert.equal(decodeText(new TextEncoder().encode('grüße 日本')), 'grüße 日本');
-    assert.equal(decodeText(new Uint8Array([0xe6, 0x97])), '\\xe6\\x97');
+    assert.equal(decodeText(new Uint8Array([0xe6, 0x97])), '\udce6\udc97');
+    // Unambiguous: a process that passed the text of an escape is not one that passed the byte.
+    assert.notEqual(decodeText(new Uint8Array([0xff, 0x41])), decodeText(new TextEncoder().encode('\\xffA')));
+    assert.equal(decodeText(new TextEncoder().encode('\\xffA')), '\\xffA');
+    // UTF-8 encodings of surrogates are not valid UTF-8: their bytes are raw bytes too.
+    assert.equal(decodeText(new Uint8Array([0xed, 0xb3, 0xbf])), '\udced\udcb3\udcbf');
+    // JSON writes them as escapes, and they come back the same.
+    assert.equal(JSON.stringify(decodeText(new Uint8Array([0xff]))), '"\\udcff"');
   });
 
   it('splits the argument area, keeping empty and unterminated arguments', () => {

@@ -7,7 +7,7 @@ import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { parseColonFile } from '../../src/agent/accounts.js';
-import { decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
+import { MissingField, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
 import { execRecord } from '../helpers/records.js';
 
@@ -30,6 +30,26 @@ describe('process tree', () => {
     const child = tree.fork(5, 6, 2e7, 'sh');
     assert.equal(child.executable, '/bin/sh');
     assert.deepEqual(child.args, ['sh', '-c', 'x']);
+  });
+
+  it('keeps the process of an exec whose start time and parent could not be read (cn_proc), and replaces its program', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(5, 1, 1e7, 'bash', '/bin/bash', ['bash']);
+    const forked = tree.fork(5, 6, 2e7, 'bash');
+    // The process was gone before /proc could be read: start 0 and parent 0 are unknown.
+    const execd = tree.exec(6, 0, 0, '', '', []);
+    assert.equal(execd, forked, 'the same process');
+    assert.equal(execd.entityId, 'h-6-2');
+    assert.equal(execd.ppid, 5);
+    assert.deepEqual(tree.ancestors(6, 8).map((n) => n.pid), [5]);
+    // The program before the exec is not this one: not kept.
+    assert.equal(execd.name, '');
+    assert.equal(execd.executable, '');
+    assert.deepEqual(execd.args, []);
+    // A start time that is known and differs is another process (the pid was reused).
+    assert.notEqual(tree.exec(6, 5, 9e7, 'true', '/bin/true', ['true']), forked);
+    // No live process under that pid: a new node, started at 0.
+    assert.equal(tree.exec(77, 0, 0, 'x', '/x', ['x']).entityId, 'h-77-0');
   });
 
   it('stays within its bound, dropping exited processes first', () => {
@@ -118,6 +138,15 @@ describe('process tree', () => {
       tree.exec(300, 1, 5100 * 1e7, 'new', '/usr/bin/new', ['new', '--from-event']);
       tree.seedFromProc(proc);
       assert.deepEqual(tree.get(300)?.args, ['new', '--from-event']);
+      // A deleted executable (a memfd) without the kernel's mark; bytes that are not UTF-8 escaped as the driver's are.
+      put(400, 'sealed', 1, 5200, '/memfd:sealed-91173221a7ea (deleted)');
+      const odd = path.join(proc, '401');
+      mkdirSync(odd);
+      writeFileSync(path.join(odd, 'stat'), '401 (odd) S 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5300 0 0\n');
+      symlinkSync(Buffer.from([0x2f, 0x74, 0x6d, 0x70, 0x2f, 0xff, 0x41]), path.join(odd, 'exe'));
+      tree.seedFromProc(proc);
+      assert.equal(tree.get(400)?.executable, '/memfd:sealed-91173221a7ea');
+      assert.equal(tree.get(401)?.executable, '/tmp/\udcffA');
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
@@ -202,5 +231,38 @@ describe('ancestor entries', () => {
     const [ancestor] = event['hades'].ancestors as { args: string[]; args_truncated?: boolean }[];
     assert.equal(ancestor?.args_truncated, true);
     assert.ok((ancestor?.args.join(' ').length ?? 0) <= 512);
+  });
+});
+
+describe('events of processes gone before they could be read (cn_proc)', () => {
+  const header = { kind: 0, size: 0, ktimeNs: 5e9, tid: 0, flags: 0 };
+  it('leave out what is listed missing, and an exec keeps the process its fork made', async () => {
+    const builder = newBuilder();
+    await builder.build(decodeRecords(execRecord({ pid: 40, ppid: 1, comm: 'bash', exe: '/usr/bin/bash', argv: new TextEncoder().encode('bash\0') }), newDecodeCounters())[0] as ExecRecord);
+    const gone = MissingField.creds | MissingField.comm | MissingField.start;
+    const fork = wire(
+      (await builder.build({ ...header, type: 'fork', pid: 40, missing: gone, childStartNs: 0, parentStartNs: 0, cgroupId: 0, childPid: 41, ppid: 1, uid: 0, gid: 0, comm: '' })),
+    );
+    assert.equal(fork['process'].user, undefined, 'no user read, none made up');
+    assert.equal(fork['process'].start, undefined);
+    assert.equal(fork['process'].name, undefined);
+    assert.deepEqual(fork['hades'].missing, ['process.user', 'process.name', 'process.start']);
+    // Its exec: the start time, parent and program could not be read either.
+    const execMissing = MissingField.start | MissingField.parent | MissingField.exe | MissingField.argv | MissingField.cwd;
+    const [exec] = decodeRecords(execRecord({ pid: 41, ppid: 0, comm: 'true', exe: '', filename: '', missing: execMissing }), newDecodeCounters());
+    const event = wire((await builder.build(exec as ExecRecord)));
+    assert.equal(event['process'].entity_id, fork['process'].entity_id, 'the same process as its fork');
+    assert.equal(event['process'].parent.pid, 40, 'the parent the fork told of');
+    assert.equal(event['hades'].ancestors[0]?.pid, 40);
+    assert.ok(!(event['hades'].missing as string[]).includes('process.parent'));
+    assert.ok((event['hades'].missing as string[]).includes('process.start'));
+    // Its exit: no program known, none given as empty.
+    const exit = wire(
+      (await builder.build({ ...header, type: 'exit', pid: 41, missing: MissingField.comm, startNs: 0, exitCode: 0, ppid: 40, comm: '' })),
+    );
+    assert.equal(exit['process'].executable, undefined);
+    assert.equal(exit['process'].args, undefined);
+    assert.equal(exit['process'].name, undefined);
+    assert.deepEqual(exit['hades'].missing, ['process.name']);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Byte-level helpers shared by the record decoders: text (UTF-8, with bytes that are not UTF-8
- * kept as \xHH escapes), NUL-separated argument areas, NUL-padded fixed fields, u64 and copies.
+ * kept as the code points U+DC80..U+DCFF), NUL-separated argument areas, NUL-padded fixed
+ * fields, u64 and copies.
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -12,8 +13,11 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /**
- * Decodes bytes as UTF-8; bytes that are not valid UTF-8 become `\xHH` so that nothing the
- * process passed is lost or silently replaced.
+ * Decodes bytes as UTF-8; each byte that is not part of valid UTF-8 becomes the code point
+ * U+DC00 + the byte (U+DC80..U+DCFF, lone low surrogates, which JSON writes as `\udcff`), so
+ * that nothing the process passed is lost or silently replaced. Valid UTF-8 never decodes to a
+ * surrogate, so such a character always means a raw byte: an escape made of printable text
+ * (`\xff`) would read the same as a process that passed those four characters itself.
  */
 export function decodeText(bytes: Uint8Array): string {
   return decodeRange(asBuffer(bytes), 0, bytes.length);
@@ -49,7 +53,7 @@ function escapeInvalidUtf8(bytes: Uint8Array): string {
         // not a valid sequence: escape the lead byte below
       }
     }
-    out += `\\x${b.toString(16).padStart(2, '0')}`;
+    out += String.fromCharCode(0xdc00 + b);
     i += 1;
   }
   return out;
