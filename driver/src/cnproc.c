@@ -186,6 +186,7 @@ static ssize_t read_link(const char *path, char *buf, size_t cap)
 
 struct stat_info {
 	char comm[16];
+	char state; /* R, S, D, Z (zombie), X (dead), ... */
 	uint32_t ppid, pgid, sid;
 	uint32_t tty_nr;
 	uint64_t start_ticks;
@@ -208,6 +209,7 @@ static int read_stat(uint32_t pid, struct stat_info *si)
 	memcpy(si->comm, lp + 1, cl < 15 ? cl : 15);
 	/* fields after comm: 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, ... 22 starttime */
 	char *p = rp + 2;
+	si->state = rp[1] == ' ' ? rp[2] : 0;
 	unsigned long long v[20];
 	int field = 3;
 	char *save = NULL;
@@ -381,14 +383,8 @@ static void socket_details(uint32_t pid, uint64_t ino, struct hades_fd_info *fi)
 /* Whether a process has exited (a zombie, or gone): its /proc/PID/fd is then empty, not its stdio closed. */
 static bool proc_exited(uint32_t pid)
 {
-	char path[48], buf[512];
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return true;
-	buf[n] = 0;
-	const char *rp = strrchr(buf, ')');
-	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+	struct stat_info si;
+	return read_stat(pid, &si) != 0 || si.state == 'Z' || si.state == 'X';
 }
 
 static int fd_info(uint32_t pid, int fd, struct hades_fd_info *fi)
