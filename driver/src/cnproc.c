@@ -531,6 +531,66 @@ static void init_header(struct hades_record_header *h, uint16_t kind, uint64_t k
 }
 
 /*
+ * The look-ahead queue of connector messages (one backend per process). cn_pump reads up to
+ * LOOKAHEAD of them before handling the first, and on_exec reads more after its /proc reads:
+ * either way a later EXEC of the same process already queued shows that /proc may have shown
+ * that later program. Room for LOOKAHEAD more is kept, since a datagram could carry several.
+ */
+#define RXBUF 65536
+#define LOOKAHEAD 64
+#define EVENT_BYTES (sizeof(struct cn_msg) + sizeof(struct proc_event))
+static uint64_t q_msgs[2 * LOOKAHEAD][(EVENT_BYTES + 7) / 8]; /* u64: aligned for the event's fields */
+static size_t q_lens[2 * LOOKAHEAD];
+static int q_n, q_cur;
+
+/* Reads what waits on the socket into the queue while it holds fewer than LOOKAHEAD; false
+ * when nothing more waits (or the socket failed). */
+static bool q_fill(struct cnproc *c)
+{
+	while (q_n < LOOKAHEAD) {
+		ssize_t n = recv(c->sock, c->rxbuf, RXBUF, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				/* the socket overflowed; the sequence gaps say by how much */
+				c->enobufs++;
+				continue;
+			}
+			if (errno != EAGAIN)
+				c->recv_errors++;
+			return false;
+		}
+		for (struct nlmsghdr *nh = (void *)c->rxbuf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
+				continue;
+			if (q_n == 2 * LOOKAHEAD) {
+				/* more messages in one datagram than the connector ever sends: counted lost */
+				c->recv_errors++;
+				continue;
+			}
+			/* handle_msg reads no more than an event; a shorter message it skips */
+			size_t plen = NLMSG_PAYLOAD(nh, 0), keep = plen < EVENT_BYTES ? plen : EVENT_BYTES;
+			memcpy(q_msgs[q_n], NLMSG_DATA(nh), keep);
+			q_lens[q_n++] = keep;
+		}
+	}
+	return true;
+}
+
+/* Whether an EXEC of tgid is queued after the message being handled. */
+static bool q_later_exec(uint32_t tgid)
+{
+	for (int j = q_cur + 1; j < q_n; j++) {
+		const struct cn_msg *cn = (const void *)q_msgs[j];
+		const struct proc_event *ev = (const void *)cn->data;
+		if (q_lens[j] >= EVENT_BYTES && ev->what == PROC_EVENT_EXEC && (uint32_t)ev->event_data.exec.process_tgid == tgid)
+			return true;
+	}
+	return false;
+}
+
+/*
  * superseded: a later exec of the same process is already queued (cn_pump's look-ahead), so
  * what /proc shows now is that later program: the program's fields (executable, its identity,
  * name, arguments, credentials) are marked missing instead of read, never given to this exec.
@@ -708,6 +768,23 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 			total += (uint64_t)r;
 		}
 		close(fd);
+	}
+	/* What was queued meanwhile: a later exec of this process means the reads above may have
+	 * seen its program. Nothing of the program is kept then (the tail is exe, cwd, tty, cgroup,
+	 * argv: argv is cut off, exe moved out). */
+	if (!superseded && (q_fill(c), q_later_exec(tgid))) {
+		got = 0;
+		total = 0;
+		memmove(tail, tail + e->exe_len, off - e->exe_len);
+		off -= e->exe_len;
+		e->exe_len = 0;
+		memset(e->comm, 0, sizeof(e->comm));
+		e->uid = e->euid = e->suid = e->fsuid = e->gid = e->egid = e->sgid = e->fsgid = 0;
+		e->cap_effective = 0;
+		e->exe_ino = e->exe_size = e->exe_mtime_sec = e->exe_ctime_sec = 0;
+		e->exe_mtime_nsec = e->exe_ctime_nsec = e->exe_dev = 0;
+		e->hdr.flags &= ~(uint32_t)(HADES_F_EXE_DELETED | HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS | HADES_F_EXE_SETUID_ROOT);
+		e->hdr.missing |= HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS;
 	}
 	if (total == 0) {
 		/* zombie or already gone: the kernel returns an empty cmdline */
@@ -925,79 +1002,31 @@ static int cn_fd(struct backend *be)
 	return c->sock;
 }
 
-#define RXBUF 65536
-/* Messages read ahead before handling the first: the connector sends one per datagram. */
-#define LOOKAHEAD 64
-#define EVENT_BYTES (sizeof(struct cn_msg) + sizeof(struct proc_event))
-
-/* The tgid of a queued EXEC message, or 0. */
-static uint32_t exec_tgid(const uint64_t *msg)
-{
-	const struct cn_msg *cn = (const void *)msg;
-	const struct proc_event *ev = (const void *)cn->data;
-	return ev->what == PROC_EVENT_EXEC ? (uint32_t)ev->event_data.exec.process_tgid : 0;
-}
-
 /*
- * Reads up to LOOKAHEAD messages, then handles them in order. The /proc reads of an exec happen
- * after the event: a process that executes again in between would have its later program read
- * for the earlier exec. The look-ahead sees that second exec when both are queued, and the first
- * is then sent with its program's fields marked missing (on_exec). Messages already waiting are
- * read first, which costs them a recv each (about a microsecond), not a wait.
+ * Reads up to LOOKAHEAD messages, then handles them in order (q_fill, q_later_exec). Messages
+ * already waiting are read first, which costs them a recv each (about a microsecond), not a wait.
  */
 static int cn_pump(struct backend *be)
 {
 	struct cnproc *c = be->ctx;
 	/* cn_proc stamps events with CLOCK_MONOTONIC; records use CLOCK_BOOTTIME */
 	int64_t mono_to_boot = clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC);
-	/* u64 elements: aligned for the event's fields */
-	static uint64_t queue[LOOKAHEAD][(EVENT_BYTES + 7) / 8];
-	static size_t lens[LOOKAHEAD];
 
 	for (int budget = 0; budget < 4096; budget += LOOKAHEAD) {
-		int queued = 0;
-		bool more = true;
-		while (queued < LOOKAHEAD && more) {
-			ssize_t n = recv(c->sock, c->rxbuf, RXBUF, 0);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == ENOBUFS) {
-					/* the socket overflowed; the sequence gaps say by how much */
-					c->enobufs++;
-					continue;
-				}
-				if (errno != EAGAIN)
-					c->recv_errors++;
-				more = false;
-				break;
-			}
-			for (struct nlmsghdr *nh = (void *)c->rxbuf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-				if (nh->nlmsg_type == NLMSG_NOOP || nh->nlmsg_type == NLMSG_ERROR)
-					continue;
-				size_t plen = NLMSG_PAYLOAD(nh, 0);
-				if (queued == LOOKAHEAD) {
-					/* a datagram with more messages than room (not seen from the connector): handle at once */
-					int err = handle_msg(c, NLMSG_DATA(nh), plen, mono_to_boot, false);
-					if (err)
-						return err;
-					continue;
-				}
-				/* handle_msg reads no more than an event; a shorter message it skips */
-				size_t keep = plen < EVENT_BYTES ? plen : EVENT_BYTES;
-				memcpy(queue[queued], NLMSG_DATA(nh), keep);
-				lens[queued++] = keep;
-			}
-		}
-		for (int i = 0; i < queued; i++) {
-			bool superseded = false;
-			uint32_t tgid = lens[i] >= EVENT_BYTES ? exec_tgid(queue[i]) : 0;
-			for (int j = i + 1; tgid && j < queued && !superseded; j++)
-				superseded = lens[j] >= EVENT_BYTES && exec_tgid(queue[j]) == tgid;
-			int err = handle_msg(c, (const struct cn_msg *)queue[i], lens[i], mono_to_boot, superseded);
-			if (err)
+		q_n = 0;
+		bool more = q_fill(c);
+		/* on_exec may queue more while a message is handled: q_n grows */
+		for (q_cur = 0; q_cur < q_n; q_cur++) {
+			const struct cn_msg *cn = (const void *)q_msgs[q_cur];
+			const struct proc_event *ev = (const void *)cn->data;
+			bool exec = q_lens[q_cur] >= EVENT_BYTES && ev->what == PROC_EVENT_EXEC;
+			int err = handle_msg(c, cn, q_lens[q_cur], mono_to_boot, exec && q_later_exec((uint32_t)ev->event_data.exec.process_tgid));
+			if (err) {
+				q_n = 0;
 				return err;
+			}
 		}
+		q_n = 0;
 		if (!more)
 			return 0;
 	}
