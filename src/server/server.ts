@@ -158,7 +158,15 @@ export class HadesServer {
     this.queries = new FleetQueries(db, this.registry);
     this.apiTokens = new ApiTokens(db);
     this.auditLog = new AuditLog(db);
-    this.adminToken = this.apiTokens.ensureBootstrapAdmin(adminTokenFile(dataDir));
+    // A new local admin token (the first start; the one on file revoked, replaced or exposed) is
+    // logged and audited: an admin who revoked it sees, in both, that the next start made another.
+    const bootstrap = this.apiTokens.bootstrapAdmin(adminTokenFile(dataDir));
+    this.adminToken = bootstrap.token;
+    if (bootstrap.created) {
+      const why = bootstrap.reason ?? 'no admin token on file (first start)';
+      this.log.warn('local admin token created', { token_id: bootstrap.id, file: adminTokenFile(dataDir), reason: why });
+      this.auditLog.record({ actor: 'system', action: 'token.api.create', target: bootstrap.id, details: { name: 'bootstrap-admin', role: 'admin', file: adminTokenFile(dataDir), reason: why } });
+    }
     if (config.store.archive.enabled) this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive') });
     const archive = this.archive;
     this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});

@@ -600,6 +600,29 @@ describe('the last admin token', () => {
       await alone.stop();
     }
   });
+
+  it('revoked, is replaced at the next start, and that start logs and audits the new one', async () => {
+    const dataDir = path.join(dir, 'revoked-bootstrap');
+    const first = await TestServer.start({ dataDir });
+    const second = (await first.ok('POST', '/api/v1/tokens/api', { body: { name: 'second-admin', role: 'admin' } })) as { id: string; token: string };
+    const { tokens } = (await first.ok('GET', '/api/v1/tokens/api')) as { tokens: AnyEvent[] };
+    const bootstrap = tokens.find((t) => t['name'] === 'bootstrap-admin' && !t['revoked_at']);
+    await first.ok('DELETE', `/api/v1/tokens/api/${String(bootstrap?.['id'])}`, { token: second.token });
+    await first.stop();
+    const again = await TestServer.start({ dataDir });
+    try {
+      assert.notEqual(again.adminToken, first.adminToken);
+      const logged = again.log.lines().find((l) => l['msg'] === 'local admin token created');
+      assert.ok(logged, again.log.text);
+      assert.match(String(logged['reason']), /revoked/);
+      const { entries } = (await again.ok('GET', '/api/v1/audit', { token: second.token })) as { entries: AnyEvent[] };
+      const made = entries.find((e) => e['action'] === 'token.api.create' && e['actor'] === 'system');
+      assert.ok(made, JSON.stringify(entries.slice(0, 3)));
+      assert.match(String(made['details']?.reason), /revoked/);
+    } finally {
+      await again.stop();
+    }
+  });
 });
 
 describe('group configuration', () => {

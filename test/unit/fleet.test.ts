@@ -468,7 +468,7 @@ describe('API tokens', () => {
     assert.equal(readFileSync(file, 'utf8'), `${first.token}\n`);
     assert.equal(api.authenticate(first.token).role, 'admin');
 
-    assert.equal(new ApiTokens(db).ensureBootstrapAdmin(file), first.token);
+    assert.equal(new ApiTokens(db).bootstrapAdmin(file).token, first.token);
     assert.deepEqual(api.bootstrapAdmin(file), { token: first.token, id: first.id, created: false });
 
     // A revoked token, or a database that no longer knows it, is replaced.

@@ -164,13 +164,8 @@ export class ApiTokens {
    * The local admin token kept in `file` (mode 0600): read back when it still authenticates as
    * an admin, otherwise (first start, a reset database, a revoked token) a new one is created and
    * written. A file that others could read is treated as leaked: its token is revoked and
-   * replaced. Returns the token; `bootstrapAdmin` says also what happened.
+   * replaced. Returns the token, its id, whether it was made now, and why.
    */
-  ensureBootstrapAdmin(file: string): string {
-    return this.bootstrapAdmin(file).token;
-  }
-
-  /** `ensureBootstrapAdmin` with the token's id, whether it was made now, and why. */
   bootstrapAdmin(file: string): BootstrapAdmin {
     let reason: string | undefined;
     const existing = readTokenFile(file);
