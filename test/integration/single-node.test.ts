@@ -109,4 +109,38 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     }
     assert.equal(await exited, 0, output.stderr);
   });
+
+  it('started again after its local agent was revoked, enrolls the agent anew and says so', async () => {
+    const serverConfig = path.join(dir, 'server.yaml');
+    const first = startHades();
+    let revokedId = '';
+    try {
+      await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(first.output.stdout)?.[1], 60_000, 100);
+      const online = await waitFor('the local agent online', () => {
+        const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+        return listed.status === 0 && listed.stdout.includes('"online":true') ? (JSON.parse(listed.stdout.split('\n')[0]!) as { id: string }) : undefined;
+      }, 60_000, 250);
+      revokedId = online.id;
+      const revoked = hades('agents', 'revoke', revokedId, '--config', serverConfig);
+      assert.equal(revoked.status, 0, revoked.stderr);
+    } finally {
+      first.child.kill('SIGINT');
+    }
+    assert.equal(await first.exited, 0, first.output.stderr);
+    const again = startHades();
+    try {
+      await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(again.output.stdout)?.[1], 60_000, 100);
+      assert.match(again.output.stderr, new RegExp(`the local agent ${revokedId} was revoked .*enrolls anew`));
+      const fresh = await waitFor('another agent online', () => {
+        const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+        const agents = listed.status === 0 ? listed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; online: boolean }) : [];
+        return agents.find((a) => a.online && a.id !== revokedId);
+      }, 60_000, 250);
+      assert.notEqual(fresh.id, revokedId);
+      assert.ok(readFileSync(path.join(dir, 'agent', `identity.revoked-${revokedId}`, 'agent.json'), 'utf8').includes(revokedId), 'the old identity kept aside');
+    } finally {
+      again.child.kill('SIGINT');
+    }
+    assert.equal(await again.exited, 0, again.output.stderr);
+  });
 });

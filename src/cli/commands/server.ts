@@ -5,13 +5,13 @@
  * kernel driver enrolled to it) until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
-import { loadIdentity } from '../../agent/transport/enroll.js';
+import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, checkTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
@@ -232,7 +232,17 @@ export async function start(context: CliContext, _args: readonly string[], optio
     // A token only for an agent that is not enrolled with this server yet (a token left unused
     // stays valid for its ten minutes: none is made when the agent would not use it).
     const identity = loadIdentity(agentDir);
-    const enrolled = identity !== undefined && (await client.get(`/api/v1/agents/${encodeURIComponent(identity.agentId)}`).then(() => true, () => false));
+    const known = identity === undefined ? undefined : ((await client.get(`/api/v1/agents/${encodeURIComponent(identity.agentId)}`).catch(() => undefined)) as { revoked_at?: string } | undefined);
+    // A revoked local agent would be refused for ever while this says Hades runs: it enrolls
+    // anew, and its old identity is kept aside (a revoked certificate is of no use to anyone).
+    let revoked: string | undefined;
+    if (identity !== undefined && known?.revoked_at !== undefined) {
+      revoked = `${identityDir(agentDir)}.revoked-${identity.agentId}`;
+      rmSync(revoked, { recursive: true, force: true });
+      renameSync(identityDir(agentDir), revoked);
+      context.stderr.write(`hades: the local agent ${identity.agentId} was revoked (${known.revoked_at}): it enrolls anew as another agent; its old identity is in ${revoked}\n`);
+    }
+    const enrolled = known !== undefined && revoked === undefined;
     const token = enrolled ? undefined : ((await client.post('/api/v1/tokens/enrollment', { ttl: '10m' })) as TokenCreated);
     writeFileSync(
       agentConfigFile,
