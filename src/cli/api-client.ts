@@ -14,12 +14,12 @@ import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { caFile, localCredentials } from '../server/server.js';
 import { loadRoleConfig } from './commands/config.js';
 
-export const loadServerConfig = (options: Readonly<Record<string, unknown>>): Promise<{ config: ServerConfig; file: string | undefined }> => {
+export const loadServerConfig = (options: Readonly<Record<string, unknown>>, checks: { readonly files?: boolean } = {}): Promise<{ config: ServerConfig; file: string | undefined }> => {
   // A deployment started elsewhere (hades start --data DIR) is named once for a whole shell.
   // Not for another server (--server): its address and token are given, this one's are not wanted.
   const fromEnv = typeof options['server'] === 'string' ? undefined : process.env['HADES_SERVER_CONFIG'];
-  if (typeof options['config'] === 'string' || !fromEnv) return loadRoleConfig('server', options);
-  return loadRoleConfig('server', { ...options, config: fromEnv }).catch((error: unknown) => {
+  if (typeof options['config'] === 'string' || !fromEnv) return loadRoleConfig('server', options, checks);
+  return loadRoleConfig('server', { ...options, config: fromEnv }, checks).catch((error: unknown) => {
     const e = error instanceof HadesError ? error : new HadesError('HADES_ERR_CONFIG_READ', String(error));
     throw new HadesError(e.code, `${e.message} (the file HADES_SERVER_CONFIG names)`, { cause: e });
   });

@@ -595,7 +595,7 @@ export const errorCatalog = {
   },
   HADES_ERR_ALERT_OUTPUT_REFUSED: {
     kind: 'environment',
-    summary: 'An alert output\'s receiver refused the connection (nothing listens on its port); alerts wait in the output\'s queue and are retried with backoff.',
+    summary: 'An alert output\'s receiver refused the connection, or (syslog over UDP) its host answered a datagram with ICMP port unreachable (nothing listens on its port); alerts wait in the output\'s queue and are retried with backoff.',
     remedy: 'Start the receiver or fix the host and port of the output; delivery resumes by itself.',
   },
   HADES_ERR_ALERT_OUTPUT_UNREACHABLE: {
@@ -615,8 +615,8 @@ export const errorCatalog = {
   },
   HADES_ERR_ALERT_OUTPUT_TLS: {
     kind: 'environment',
-    summary: 'TLS towards an alert output\'s receiver failed (its certificate is not trusted or does not name the host, the handshake failed), or the CA, certificate or key file could not be read.',
-    remedy: 'Give the CA that issued the receiver\'s certificate in tls.ca_file and connect with a name the certificate carries; check that the files are readable PEM.',
+    summary: 'TLS towards an alert output\'s receiver failed (its certificate is not trusted or does not name the host, the handshake failed), or a CA, certificate or key file cannot be read or used (no PEM certificate in the CA file, a certificate or key that is not PEM, a key that is not the certificate\'s): such a file is refused at start and by hades config check, at its key.',
+    remedy: 'Give the CA that issued the receiver\'s certificate in tls.ca_file and connect with a name the certificate carries; for a file, the message names it and what is wrong: give readable PEM files, the key without a passphrase and matching cert_file.',
   },
   HADES_ERR_ALERT_OUTPUT_WRITE: {
     kind: 'environment',
@@ -625,7 +625,7 @@ export const errorCatalog = {
   },
   HADES_ERR_ALERT_OUTPUT_DROPPED: {
     kind: 'environment',
-    summary: 'Alerts were dropped by an output: its queue was full (the oldest go first), or alerts were still queued when the server stopped.',
+    summary: 'Alerts were dropped by an output: its queue was full (the oldest go first; one warning each time the queue starts dropping), or alerts were still queued when the server stopped.',
     remedy: 'Bring the receiver back, or raise the output\'s queue if outages are expected; the dropped count is in the output\'s counters.',
   },
   HADES_ERR_RULES_RELOAD: {

@@ -135,6 +135,8 @@ export class HadesServer {
   private async startParts(): Promise<ServerAddresses> {
     const { config } = this.options;
     this.stopping = false;
+    // First: alert outputs that cannot work (a TLS file) are refused before anything is made on disk.
+    this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
     const dataDir = config.data_dir;
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -173,7 +175,6 @@ export class HadesServer {
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
     this.cmdb.start();
     this.alerts = new AlertStore(db);
-    this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
     const outputs = this.outputs;
     // Batches are checked, and events matched, on a thread of its own (ingest/worker.ts).
     this.ingest = new IngestWorker(this.log.child({ component: 'ingest' }));

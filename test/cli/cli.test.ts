@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -127,6 +127,23 @@ describe('hades config', () => {
     const p = file('server.yaml', 'listen:\n  api: 127.0.0.1:9000\n');
     assert.equal((await runHades(['config', 'check', '--role', 'server', p])).status, 0);
     assert.equal((await runHades(['config', 'check', p])).status, 2);
+  });
+
+  it('checks the TLS files of the alert outputs, at their positions, in config check and before the server starts', async () => {
+    const garbage = file('garbage.pem', 'not a pem\n');
+    const dataDir = path.join(dir, 'never-made');
+    const p = file(
+      'outputs-tls.yaml',
+      `data_dir: ${dataDir}\nlisten: { api: "127.0.0.1:0", agents: "127.0.0.1:0" }\nalerts:\n  outputs:\n    - { name: d, type: syslog, syslog: { host: localhost, tls: { ca_file: ${garbage} } } }\n`,
+    );
+    const column = `    - { name: d, type: syslog, syslog: { host: localhost, tls: { ca_file: `.length + 1;
+    const r = await runHades(['config', 'check', '--role', 'server', p]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.includes(`${p}:5:${column}: HADES_ERR_ALERT_OUTPUT_TLS: output 'd': ${garbage} holds no PEM certificate`), r.stderr);
+    const s = await runHades(['server', '--config', p]);
+    assertCodedFailure(s, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.ok(s.stderr.includes(`${p}:5:${column}: HADES_ERR_ALERT_OUTPUT_TLS`), s.stderr);
+    assert.equal(existsSync(dataDir), false, 'the data folder was made');
   });
 
   it('answers unreadable inputs with coded errors', async () => {

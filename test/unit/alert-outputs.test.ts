@@ -17,14 +17,17 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { ALERT_SEVERITIES, AlertOutputsConfig, checkAlertOutputs } from '../../src/common/config/alert-outputs.js';
-import { parseConfig } from '../../src/common/config/index.js';
+import { parseConfig, parseRoleConfig } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import { SEVERITIES } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { chatText, createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
 import { backoffDelay } from '../../src/server/alerts/outputs/queue.js';
+import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
+import { checkAlertOutputFiles, scopeOf } from '../../src/server/alerts/outputs/transport.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { Pki, x509 } from '../../src/server/pki.js';
+import { HadesServer } from '../../src/server/server.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 
 // --- helpers -------------------------------------------------------------------------------
@@ -424,6 +427,66 @@ alerts:
     assert.throws(() => createAlertOutputs(config, logger()), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && /ENOENT/.test(e.message));
   });
 
+  it('refuses at creation TLS files that TLS cannot use, naming the output and the file', () => {
+    const dir = tempDir();
+    const garbage = path.join(dir, 'garbage.pem');
+    writeFileSync(garbage, 'not a pem\n');
+    const refused = (tlsYaml: string, pattern: RegExp) => {
+      const config = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { host: 127.0.0.1, tls: { ${tlsYaml} } } } ] }`);
+      assert.throws(() => createAlertOutputs(config, logger()), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && pattern.test(e.message), tlsYaml);
+    };
+    refused(`ca_file: ${garbage}`, new RegExp(`output 's': ${garbage} holds no PEM certificate`));
+    refused(`ca_file: ${pki.paths.caCert}, cert_file: ${garbage}, key_file: ${clientKeyFile}`, new RegExp(`output 's': ${garbage} is not a PEM certificate`));
+    refused(`cert_file: ${clientCertFile}, key_file: ${garbage}`, new RegExp(`output 's': ${garbage} is not a PEM private key`));
+    // The server's own key is a good key, but not the client certificate's.
+    const otherKey = path.join(dir, 'other.key');
+    writeFileSync(otherKey, pki.serverKeyPem);
+    refused(`cert_file: ${clientCertFile}, key_file: ${otherKey}`, new RegExp(`output 's': ${otherKey} is not the key of ${clientCertFile}`));
+    // And the same for a webhook.
+    const webhook = outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "https://127.0.0.1:1/", tls: { ca_file: ${garbage} } } } ] }`);
+    assert.throws(() => createAlertOutputs(webhook, logger()), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && e.message.includes(`output 'w': ${garbage} holds no PEM certificate`));
+  });
+
+  it('reports unusable TLS files with their positions when the files are checked, and only then', () => {
+    const dir = tempDir();
+    const garbage = path.join(dir, 'garbage.pem');
+    writeFileSync(garbage, 'not a pem\n');
+    const yaml = `alerts:
+  outputs:
+    - name: d
+      type: syslog
+      syslog: { transport: tls, host: localhost, tls: { ca_file: /nonexistent/ca.pem } }
+    - name: h
+      type: webhook
+      webhook: { url: "https://127.0.0.1:37699/", tls: { ca_file: ${pki.paths.caCert}, cert_file: ${garbage}, key_file: ${clientKeyFile} } }
+    - name: plain
+      type: webhook
+      webhook: { url: "http://127.0.0.1:37699/" }
+`;
+    // A command that reads the configuration for an address does not read the files.
+    assert.equal(parseRoleConfig(yaml, 'server').ok, true);
+    const result = parseRoleConfig(yaml, 'server', (config) => checkAlertOutputFiles(config.alerts.outputs));
+    assert.equal(result.ok, false);
+    const lines = yaml.split('\n');
+    const columnOf = (line: number, text: string) => lines[line - 1]!.indexOf(text) + 1;
+    assert.deepEqual(
+      (result.ok ? [] : result.problems).map((p) => [p.code, p.path, p.line, p.column, p.message]),
+      [
+        ['HADES_ERR_ALERT_OUTPUT_TLS', 'alerts.outputs.0.syslog.tls.ca_file', 5, columnOf(5, '/nonexistent/ca.pem'), "output 'd': cannot read /nonexistent/ca.pem: ENOENT"],
+        ['HADES_ERR_ALERT_OUTPUT_TLS', 'alerts.outputs.1.webhook.tls.cert_file', 8, columnOf(8, garbage), `output 'h': ${garbage} is not a PEM certificate: error:0480006C:PEM routines::no start line`],
+      ],
+    );
+  });
+
+  it('refuses a server whose alert outputs cannot work before it makes its data folder', async () => {
+    const dataDir = path.join(tempDir(), 'data');
+    const parsed = parseRoleConfig(`data_dir: ${dataDir}\nlisten: { api: "127.0.0.1:0", agents: "127.0.0.1:0" }\nalerts: { outputs: [ { name: d, type: syslog, syslog: { host: localhost, tls: { ca_file: /nonexistent/ca.pem } } } ] }\n`, 'server');
+    if (!parsed.ok) assert.fail(JSON.stringify(parsed.problems));
+    const server = new HadesServer({ config: parsed.config, version: 'x', stderr: new LogSink() });
+    await assert.rejects(server.start(), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS');
+    assert.equal(existsSync(dataDir), false);
+  });
+
   it('knows the rule engine\'s severities, and docs/alert-outputs.md names every key', () => {
     assert.deepEqual([...ALERT_SEVERITIES], [...SEVERITIES]);
     const doc = readFileSync(path.join(projectRoot, 'docs/alert-outputs.md'), 'utf8');
@@ -534,6 +597,39 @@ describe('alert outputs: webhook', () => {
       [first.id, first.id, second.id, third.id],
     );
     assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_BAD_STATUS');
+  });
+
+  it('counts as retries only the attempts after a failure of the same alert, not the next alert after a give-up', async () => {
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 2, backoff_ms: 10, backoff_max_ms: 20 }, webhook: { url: "${base}/in" } } ] }`);
+    receiver.statuses = [500, 500, 200];
+    outputs.send(makeAlert());
+    outputs.send(makeAlert());
+    await waitFor('the second alert', () => statsOf(outputs, 'w').sent === 1);
+    let stats = statsOf(outputs, 'w');
+    assert.deepEqual({ failed: stats.failed, failed_attempts: stats.failed_attempts, retries: stats.retries }, { failed: 1, failed_attempts: 2, retries: 1 });
+    // A give-up whose backoff is cut short by close: nothing is retried.
+    const last = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 1, backoff_ms: 60000, backoff_max_ms: 60000 }, webhook: { url: "${base}/in" } } ] }`);
+    receiver.statuses = [500];
+    last.send(makeAlert());
+    await waitFor('the give-up', () => statsOf(last, 'w').failed === 1);
+    await last.close(100);
+    stats = statsOf(last, 'w');
+    assert.deepEqual({ failed: stats.failed, failed_attempts: stats.failed_attempts, retries: stats.retries }, { failed: 1, failed_attempts: 1, retries: 0 });
+  });
+
+  it('warns once for each episode of dropping, while deliveries succeed', async () => {
+    receiver.requests.length = 0;
+    const sink = new LogSink();
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, queue: 2, webhook: { url: "${base}/in" } } ] }`, logger(sink));
+    const warnings = () => sink.lines().filter((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_DROPPED').length;
+    for (const burst of [1, 2, 3]) {
+      // One is delivered at once, two wait, seven are dropped.
+      for (let i = 0; i < 10; i++) outputs.send(makeAlert());
+      await waitFor('the queue emptied', () => statsOf(outputs, 'w').queued === 0);
+      assert.deepEqual({ dropped: statsOf(outputs, 'w').dropped, warnings: warnings() }, { dropped: 7 * burst, warnings: burst });
+    }
+    assert.equal(statsOf(outputs, 'w').sent, 9);
   });
 
   it('sends only alerts at or above min_severity, and counts the others as filtered', async () => {
@@ -746,11 +842,75 @@ describe('alert outputs: syslog', () => {
       assert.match(bytes.toString('latin1'), / host="we\\"b\\\\01\\]" /, 'escaped as RFC 5424 says');
       assert.deepEqual(JSON.parse(m.msg), alert);
       assert.equal(parseSyslog(datagrams[1]!.toString('utf8')).pri, 4 * 8 + 6, 'info is informational (6)');
-      assert.equal(statsOf(outputs, 's').sent, 2);
+      // A datagram counts as sent once its receiver had the time to refuse it.
+      await waitFor('two sent', () => statsOf(outputs, 's').sent === 2);
       assert.equal(statsOf(outputs, 's').target, `udp://127.0.0.1:${socket.address().port}`);
     } finally {
       socket.close();
     }
+  });
+
+  it('keeps an alert whose datagram the UDP receiver refused, counts the refusal once per outage, and sends it once the receiver is up', async () => {
+    const probe = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
+    const port = probe.address().port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const sink = new LogSink();
+    const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: udp, host: 127.0.0.1, port: ${port} } } ] }`, logger(sink));
+    const alerts = [makeAlert(), makeAlert(), makeAlert()];
+    for (const alert of alerts) outputs.send(alert);
+    await waitFor('refusals', () => statsOf(outputs, 's').failed_attempts >= 4);
+    let stats = statsOf(outputs, 's');
+    assert.deepEqual({ sent: stats.sent, failed: stats.failed, queued: stats.queued, last_error: stats.last_error?.code }, { sent: 0, failed: 0, queued: 3, last_error: 'HADES_ERR_ALERT_OUTPUT_REFUSED' });
+    const receiver = dgram.createSocket('udp4');
+    const datagrams: Buffer[] = [];
+    receiver.on('message', (m) => datagrams.push(m));
+    await new Promise<void>((resolve) => receiver.bind(port, '127.0.0.1', resolve));
+    try {
+      await waitFor('the three alerts', () => statsOf(outputs, 's').sent === 3);
+      // In order, each once: the refused one was sent again, none of the others was lost.
+      assert.deepEqual(datagrams.map((d) => JSON.parse(parseSyslog(d.toString('utf8')).msg).id), alerts.map((a) => a.id));
+      stats = statsOf(outputs, 's');
+      assert.ok(stats.retries >= 4 && stats.retries === stats.failed_attempts, `${stats.retries} retries, ${stats.failed_attempts} failed attempts`);
+      const lines = sink.lines();
+      assert.equal(lines.filter((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_REFUSED').length, 1, 'one warning per outage');
+      assert.equal(lines.filter((l) => l.msg === "alert output 's': delivering again").length, 1);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it('cuts only the MSG of a long message, and the structured data values when the header alone is too long', () => {
+    const alert = makeAlert({
+      id: 'x"]\\y',
+      rule: { id: 'r'.repeat(300), title: 'T', severity: 'critical', tags: [], type: 'rule' },
+      host: { id: '"'.repeat(300), name: `we"b]\\1\nx${'é'.repeat(300)}😀` },
+      events: [{ blob: 'é'.repeat(2000) }],
+    });
+    for (const [maxBytes, hostname] of [[480, 'h'.repeat(300)], [480, 'h'], [600, 'h'], [1200, 'h']] as const) {
+      const m = formatSyslog(alert, JSON.stringify(alert), { facility: 'local7', appName: 'a'.repeat(60), hostname, maxBytes });
+      assert.ok(m.truncated);
+      assert.ok(m.bytes.length <= maxBytes, `${m.bytes.length} bytes for ${maxBytes}`);
+      const text = m.bytes.toString('utf8');
+      assert.ok(Buffer.from(text, 'utf8').equals(m.bytes), 'valid UTF-8');
+      // The parser refuses an SD-ELEMENT that does not close.
+      const parsed = parseSyslog(text);
+      const sd = parsed.sd['hades@32473']!;
+      assert.deepEqual(Object.keys(sd), ['alert_id', 'rule', 'severity', 'host', 'host_id', 'count']);
+      assert.ok(`we"b]\\1 x${'é'.repeat(300)}`.startsWith(sd['host']!), sd['host']);
+      assert.ok(parsed.msg.startsWith('{"id":'), parsed.msg);
+      if (maxBytes >= 600) assert.equal(sd['alert_id'], alert.id, 'values are cut only as far as needed');
+    }
+  });
+
+  it('turns a TLS connection that cannot even start into a coded failure of the receiver, never an internal error', async () => {
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tls, host: 127.0.0.1, port: ${await freePort()} } } ] }`);
+    const transport = new SyslogTransport('s', config!.syslog!);
+    // Material OpenSSL refuses, as creation would have: tls.connect throws it.
+    (transport as unknown as { tls: object }).tls = { cert: Buffer.from('not a pem'), key: Buffer.from('not a pem'), rejectUnauthorized: true };
+    const alert = makeAlert();
+    await assert.rejects(transport.deliver({ alert, json: JSON.stringify(alert) }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && scopeOf(e) === 'receiver');
+    await transport.close();
   });
 
   it('fits UDP messages to max_message_bytes: without the events first, cut if still too long, counted', async () => {
@@ -771,7 +931,7 @@ describe('alert outputs: syslog', () => {
       const second = datagrams[1]!;
       assert.equal(second.length, 1200);
       assert.ok(parseSyslog(second.toString('utf8')).msg.startsWith('{"id":'));
-      assert.equal(statsOf(outputs, 's').truncated, 2);
+      await waitFor('two truncated', () => statsOf(outputs, 's').truncated === 2);
     } finally {
       socket.close();
     }

@@ -1,9 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
+import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
 import { existsSync } from 'node:fs';
 import { configError, configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseRoleConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
+import { checkAlertOutputFiles } from '../../server/alerts/outputs/transport.js';
 import { exitStatus, type CliContext } from '../context.js';
 
 function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
@@ -18,14 +20,29 @@ function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
 export const defaultConfigFiles: Readonly<Record<ConfigRole, string>> = { agent: '/etc/hades/agent.yaml', server: '/etc/hades/server.yaml' };
 
 /**
- * The configuration of a program: the file named by --config, else its default file when it
- * exists, else the defaults. Throws HADES_ERR_CONFIG_INVALID with every problem.
+ * What only the machine that runs the program can check: the files its configuration names,
+ * read as the user who runs the command. For the program's start and `hades config check`, not
+ * for a command that reads the configuration for an address (its user may not read a TLS key).
  */
-export async function loadRoleConfig<R extends ConfigRole>(role: R, options: Readonly<Record<string, unknown>>) {
+const fileChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
+  server: (config) => checkAlertOutputFiles(config.alerts.outputs),
+};
+
+/** parseRoleConfig with the role's file checks. */
+export function parseWithFiles<R extends ConfigRole>(text: string, role: R) {
+  return parseRoleConfig(text, role, fileChecks[role]);
+}
+
+/**
+ * The configuration of a program: the file named by --config, else its default file when it
+ * exists, else the defaults. Throws HADES_ERR_CONFIG_INVALID with every problem; `files`: the
+ * files it names are checked too (for the program that will use them).
+ */
+export async function loadRoleConfig<R extends ConfigRole>(role: R, options: Readonly<Record<string, unknown>>, checks: { readonly files?: boolean } = {}) {
   const given = typeof options['config'] === 'string' ? options['config'] : undefined;
   const file = given ?? (existsSync(defaultConfigFiles[role]) ? defaultConfigFiles[role] : undefined);
   const text = file ? await readConfigFile(file) : '';
-  const result = parseRoleConfig(text, role);
+  const result = checks.files ? parseWithFiles(text, role) : parseRoleConfig(text, role);
   if (!result.ok) throw configError(result.problems, file ?? '(defaults)');
   return { config: result.config, file };
 }
@@ -49,7 +66,7 @@ export async function readConfigFile(path: string): Promise<string> {
 export async function configCheck(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const role = roleOf(options);
   const file = args[0] ?? '';
-  const result = parseRoleConfig(await readConfigFile(file), role);
+  const result = parseWithFiles(await readConfigFile(file), role);
   if (options['json']) {
     const problems: readonly ConfigProblem[] = result.ok ? [] : result.problems;
     context.stdout.write(`${JSON.stringify({ file, role, ok: result.ok, problems })}\n`);

@@ -15,7 +15,7 @@ import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, checkTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
-import { readConfigFile } from './config.js';
+import { parseWithFiles, readConfigFile } from './config.js';
 
 const waitForSignal = (context: CliContext, also?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -37,7 +37,8 @@ function reloadOnHangup(context: CliContext, server: HadesServer): () => void {
 }
 
 export async function serverRun(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const { config } = await loadServerConfig(options);
+  // The TLS files of the alert outputs too: a bad one is refused with its position, before the data folder is made.
+  const { config } = await loadServerConfig(options, { files: true });
   const server = new HadesServer({ config, version, stderr: context.stderr });
   const addresses = await server.start();
   context.stderr.write(`hades: server listening: API ${addresses.api}, agent gateway ${addresses.gateway}; admin token in ${path.join(config.data_dir, 'admin.token')}\n`);
@@ -215,7 +216,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   // where it keeps its state and listens stays what --data, --api and --gateway say.
   if (typeof options['config'] === 'string') {
     const file = options['config'];
-    const given = parseRoleConfig(await readConfigFile(file), 'server');
+    const given = parseWithFiles(await readConfigFile(file), 'server');
     if (!given.ok) throw configError(given.problems, file);
     config = { ...given.config, data_dir: config.data_dir, listen: { ...given.config.listen, api: config.listen.api, agents: config.listen.agents } };
   }

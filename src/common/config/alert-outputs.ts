@@ -5,7 +5,8 @@
  * keeps `additionalProperties: false` and a precise error: a union of flat objects would
  * reduce any mistake to "does not match any output type". What a schema cannot say (the
  * section matches the type, names are unique, the URL parses) is checked by
- * `checkAlertOutputs`, with the code HADES_ERR_ALERT_OUTPUT_CONFIG.
+ * `checkAlertOutputs`, with the code HADES_ERR_ALERT_OUTPUT_CONFIG; the TLS files the outputs
+ * name are read and checked by the server's `checkAlertOutputFiles` (outputs/transport.ts).
  *
  * docs/alert-outputs.md describes every key; a test checks that it names them all.
  */

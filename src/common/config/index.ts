@@ -90,7 +90,11 @@ function checkHoneypotBind(bind: string): ConfigProblem[] {
   return !isIpAddress(bind) ? [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'plugins.honeypot.bind', message: `'plugins.honeypot.bind' must be an IP address, such as :: or 0.0.0.0 or 192.0.2.10 (got ${JSON.stringify(bind)})` }] : [];
 }
 
-/** parseConfig with the role's schema and its consistency checks. */
-export function parseRoleConfig<R extends ConfigRole>(text: string, role: R): ConfigResult<Static<(typeof configSchemas)[R]>> {
-  return parseConfig(text, configSchemas[role], configChecks[role]);
+/**
+ * parseConfig with the role's schema and its consistency checks; `more` checks what needs I/O,
+ * which this layer has not (the files the configuration names), with positions all the same.
+ */
+export function parseRoleConfig<R extends ConfigRole>(text: string, role: R, more?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[]): ConfigResult<Static<(typeof configSchemas)[R]>> {
+  const check = configChecks[role];
+  return parseConfig(text, configSchemas[role], (config: Static<(typeof configSchemas)[R]>) => [...(check?.(config) ?? []), ...(more?.(config) ?? [])]);
 }

@@ -97,11 +97,14 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
   if (later.length > 0) {
     return {
       ok: false,
-      problems: later.map((p) => {
-        if (p.line !== undefined || p.path === '') return p;
-        const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as RangedNode | undefined;
-        return { ...p, ...positionOf(node, lines) };
-      }),
+      problems: later
+        .map((p) => {
+          if (p.line !== undefined || p.path === '') return p;
+          const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as RangedNode | undefined;
+          return { ...p, ...positionOf(node, lines) };
+        })
+        // Checks of several kinds (consistency, files) each go down the file: merged, in its order.
+        .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0)),
     };
   }
   return { ok: true, config: deepFreeze(value as Static<S>) };

@@ -74,7 +74,7 @@ export class OutputQueue {
   private inFlight: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInRow = 0;
-  /** Alerts dropped since the last warning about it. */
+  /** Alerts dropped since the queue was last empty or delivering again; the first one is warned of. */
   private droppedUnreported = 0;
   private closed = false;
   private readonly idleWaiters = new Set<() => void>();
@@ -125,8 +125,7 @@ export class OutputQueue {
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
-      this.counters.retries++;
-      this.pump();
+      this.retry();
     }
     if (this.queued === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -174,6 +173,8 @@ export class OutputQueue {
     if (!this.current) {
       const next = this.shift();
       if (!next) {
+        // The queue emptied: an episode of dropping is over, and the next one gets its warning.
+        this.droppedUnreported = 0;
         this.notifyIdle();
         return;
       }
@@ -243,9 +244,14 @@ export class OutputQueue {
     const delay = backoffDelay(this.failuresInRow, this.options.backoffMs, this.options.backoffMaxMs, this.random);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.counters.retries++;
-      this.pump();
+      this.retry();
     }, delay);
+  }
+
+  /** The attempt after a backoff: a retry when the alert that failed is still there, else a new alert's first attempt. */
+  private retry(): void {
+    if (this.current) this.counters.retries++;
+    this.pump();
   }
 
   private shift(): QueuedAlert | undefined {

@@ -9,8 +9,8 @@
  * PRI is facility * 8 + severity (critical 2, high 3, medium 4, low 5, info 6); TIMESTAMP is when
  * the alert was raised; MSGID is the rule id; MSG is the alert document as JSON, written in ASCII
  * (characters beyond it as \u escapes), so it parses as JSON and needs no byte order mark. Syslog
- * has no acknowledgement: a message is delivered once the kernel took it, so what a receiver
- * loses as it goes down cannot be known here.
+ * has no acknowledgement: a message is delivered once the kernel took it (a datagram, once its
+ * host had the time to refuse it), so what a receiver loses as it goes down cannot be known here.
  */
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -26,8 +26,21 @@ export const SYSLOG_SEVERITY: Readonly<Record<string, number>> = { critical: 2, 
 /** The SD-ID of Hades' structured data. Hades has no Private Enterprise Number; 32473 is the one RFC 5612 reserves for documentation. */
 export const SD_ID = 'hades@32473';
 const DEFAULT_PORT = { udp: 514, tcp: 514, tls: 6514 } as const;
+/**
+ * How long a datagram waits for its receiver's host to refuse it before it counts as sent: an
+ * ICMP "port unreachable" comes back within a round trip, below a millisecond on a LAN. Short,
+ * because datagrams go one after another (about 400 a second at most with it); a receiver
+ * further away lengthens it at its first late refusal (sendDatagram).
+ */
+export const UDP_REFUSAL_WAIT_MS = 2;
 /** Characters kept of each structured data value. */
 const SD_VALUE_CHARS = 255;
+/**
+ * Bytes of MSG that the structured data values make room for when a message must be cut: the
+ * start of the alert's JSON, with its id. The header with empty values takes at most 446
+ * bytes (a 255-character HOSTNAME), so it always fits the smallest max_message_bytes, 480.
+ */
+const MSG_ROOM = 64;
 
 export interface SyslogFormat {
   readonly facility: SyslogFacility;
@@ -45,9 +58,36 @@ export interface SyslogMessage {
 
 /** The RFC 5424 message of an alert; `json` is the alert as JSON. */
 export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): SyslogMessage {
+  let header = headerOf(alert, format, SD_VALUE_CHARS);
+  let msg = asciiJson(json);
+  if (Buffer.byteLength(header) + msg.length <= format.maxBytes) return { bytes: Buffer.from(header + msg), truncated: false };
+  // The triggering events are most of a large alert, and the alert is still valid JSON without them.
+  msg = asciiJson(JSON.stringify({ ...alert, events: [] }));
+  if (Buffer.byteLength(header) + msg.length > format.maxBytes) {
+    // Only the MSG is cut, so that the structured data stays whole; its values are shortened
+    // only as far as needed to leave the MSG room for the start of the alert (its id).
+    const room = format.maxBytes - MSG_ROOM;
+    if (Buffer.byteLength(header) > room) {
+      let fits = 0;
+      for (let low = 1, high = SD_VALUE_CHARS - 1; low <= high; ) {
+        const mid = (low + high) >> 1;
+        if (Buffer.byteLength(headerOf(alert, format, mid)) <= room) [fits, low] = [mid, mid + 1];
+        else high = mid - 1;
+      }
+      header = headerOf(alert, format, fits);
+    }
+    // The MSG is ASCII: one byte a character, and no character to split.
+    msg = msg.slice(0, Math.max(0, format.maxBytes - Buffer.byteLength(header)));
+  }
+  return { bytes: Buffer.from(header + msg), truncated: true };
+}
+
+/** HEADER, STRUCTURED-DATA and the space before MSG, each structured data value cut to `valueChars` characters. */
+function headerOf(alert: Alert, format: SyslogFormat, valueChars: number): string {
   const pri = SYSLOG_FACILITIES.indexOf(format.facility) * 8 + (SYSLOG_SEVERITY[alert.rule.severity] ?? 6);
   const time = new Date(alert['@timestamp']);
   const timestamp = Number.isNaN(time.getTime()) ? new Date().toISOString() : time.toISOString();
+  const param = (name: string, value: string): string => ` ${name}="${sdValue(value, valueChars)}"`;
   const sd =
     `[${SD_ID}` +
     param('alert_id', alert.id) +
@@ -57,20 +97,13 @@ export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): 
     param('host_id', alert.host.id) +
     param('count', String(alert.count)) +
     ']';
-  const header = `<${pri}>1 ${timestamp} ${headerField(format.hostname, 255)} ${headerField(format.appName, 48)} - ${headerField(alert.rule.id, 32)} ${sd} `;
-  const headerBytes = Buffer.byteLength(header);
-  let msg = asciiJson(json);
-  if (headerBytes + msg.length <= format.maxBytes) return { bytes: Buffer.from(header + msg), truncated: false };
-  // The triggering events are most of a large alert, and the alert is still valid JSON without them.
-  msg = asciiJson(JSON.stringify({ ...alert, events: [] }));
-  const whole = Buffer.from(header + msg);
-  return { bytes: whole.length <= format.maxBytes ? whole : cutUtf8(whole, format.maxBytes), truncated: true };
+  return `<${pri}>1 ${timestamp} ${headerField(format.hostname, 255)} ${headerField(format.appName, 48)} - ${headerField(alert.rule.id, 32)} ${sd} `;
 }
 
-/** An SD-PARAM with its value escaped (`"`, `\` and `]` take a backslash) and control characters blanked. */
-function param(name: string, value: string): string {
-  const cut = value.length > SD_VALUE_CHARS ? value.slice(0, SD_VALUE_CHARS) : value;
-  return ` ${name}="${cut.replace(/\p{Cc}/gu, ' ').replace(/["\\\]]/g, '\\$&')}"`;
+/** A PARAM-VALUE: at most `chars` characters (never half of one), escaped (`"`, `\` and `]` take a backslash), control characters blanked. */
+function sdValue(value: string, chars: number): string {
+  const cut = value.length > chars ? Array.from(value).slice(0, chars).join('') : value;
+  return cut.replace(/\p{Cc}/gu, ' ').replace(/["\\\]]/g, '\\$&');
 }
 
 /** A header field: printable ASCII without spaces (PRINTUSASCII), bounded, or the NILVALUE. */
@@ -81,13 +114,6 @@ function headerField(value: string, max: number): string {
 /** JSON text with every character beyond ASCII as a \u escape: the same value, in plain ASCII. */
 export function asciiJson(json: string): string {
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** The longest prefix of at most `max` bytes that does not split a UTF-8 character. */
-function cutUtf8(bytes: Buffer, max: number): Buffer {
-  let end = max;
-  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end);
 }
 
 /** Octet-counting framing of RFC 6587 and RFC 5425. */
@@ -105,6 +131,14 @@ export class SyslogTransport implements AlertTransport {
   private readonly inFlight = new InFlight();
   private stream: net.Socket | undefined;
   private datagrams: dgram.Socket | undefined;
+  /** How long a datagram waits for a refusal before it counts as sent (UDP_REFUSAL_WAIT_MS, longer after a late refusal). */
+  private refusalWaitMs = UDP_REFUSAL_WAIT_MS;
+  /** Settles the datagram waiting for a refusal. */
+  private waiting: ((error: unknown) => void) | undefined;
+  /** A refusal that came when no datagram was waiting; the next alert fails with it. */
+  private lateRefusal: unknown;
+  /** When the last datagram left (performance.now()). */
+  private sentAt: number | undefined;
   private closed = false;
 
   constructor(
@@ -143,10 +177,19 @@ export class SyslogTransport implements AlertTransport {
     if (open && !open.destroyed && open.writable && !open.readableEnded) return Promise.resolve(open);
     this.dropStream();
     return new Promise<net.Socket>((resolve, reject) => {
-      const socket =
-        this.config.transport === 'tls'
-          ? tls.connect({ host: this.host, port: this.port, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls })
-          : net.connect({ host: this.host, port: this.port });
+      let socket: net.Socket;
+      try {
+        socket =
+          this.config.transport === 'tls'
+            ? tls.connect({ host: this.host, port: this.port, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls })
+            : net.connect({ host: this.host, port: this.port });
+      } catch (error) {
+        // tls.connect throws, rather than failing the socket, when OpenSSL refuses the material
+        // it is given (checked at creation): the output's fault, not the alert's, which keeps its place.
+        const code = this.config.transport === 'tls' ? 'HADES_ERR_ALERT_OUTPUT_TLS' : 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE';
+        reject(failure(code, `${this.target}: cannot open a connection: ${error instanceof Error ? error.message : String(error)}`, 'receiver', error));
+        return;
+      }
       let settled = false;
       const settle = (error?: unknown): void => {
         if (settled) return;
@@ -211,25 +254,53 @@ export class SyslogTransport implements AlertTransport {
 
   // --- udp -----------------------------------------------------------------------------------
 
+  /**
+   * Sends one datagram and waits `refusalWaitMs` for the receiver's host to refuse it: the
+   * ICMP "port unreachable" comes back as an 'error' of the connected socket (or of its next
+   * send), not as the result of this one. A refused datagram was not received: its alert
+   * fails like any alert that did not reach the receiver, and keeps its place.
+   */
   private async sendDatagram(bytes: Buffer): Promise<void> {
+    const late = this.lateRefusal;
+    if (late !== undefined) {
+      this.lateRefusal = undefined;
+      // Which datagram it was about is unknown, and that alert was counted as sent; this one is
+      // not sent, and waits as after any refusal.
+      throw networkFailure(`${this.target} (refused an earlier datagram after its wait)`, late, false);
+    }
     const socket = this.datagrams ?? (await this.openDatagrams());
     await new Promise<void>((resolve, reject) => {
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      let immediate: NodeJS.Immediate | undefined;
       const settle = (error?: unknown): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
+        clearImmediate(immediate);
         forget();
+        if (this.waiting === settle) this.waiting = undefined;
         if (error === undefined) {
           resolve();
           return;
         }
-        // A connected UDP socket reports an earlier datagram's ICMP "port unreachable" here.
+        // A send also fails with a refusal of an earlier datagram, left pending in the socket.
         this.dropDatagrams();
         reject(networkFailure(this.target, error, false));
       };
       const forget = this.inFlight.add((error) => settle(error));
+      this.waiting = settle;
       try {
-        socket.send(bytes, (error) => settle(error ?? undefined));
+        socket.send(bytes, (error) => {
+          if (error || settled) {
+            settle(error);
+            return;
+          }
+          this.sentAt = performance.now();
+          // After the wait, one more turn of the event loop: a refusal that arrived during a
+          // busy loop is read (polled) before the datagram counts as sent.
+          timer = setTimeout(() => (immediate = setImmediate(() => settle())), this.refusalWaitMs);
+        });
       } catch (error) {
         settle(error);
       }
@@ -265,8 +336,16 @@ export class SyslogTransport implements AlertTransport {
       socket.once('error', settle);
       socket.connect(this.port, address.address, () => settle());
     });
-    socket.on('error', () => {
+    // Kept for the socket's life: a refusal fails the datagram waiting for it, else the next one.
+    socket.on('error', (error) => {
       if (this.datagrams === socket) this.dropDatagrams();
+      if (this.waiting) {
+        this.waiting(error);
+        return;
+      }
+      this.lateRefusal = error;
+      // The receiver is further than the wait: wait longer for the next datagrams.
+      if (this.sentAt !== undefined) this.refusalWaitMs = Math.min(this.config.timeout_ms, Math.max(this.refusalWaitMs, Math.ceil(2 * (performance.now() - this.sentAt))));
     });
     return socket;
   }

@@ -1,12 +1,16 @@
 /**
  * The contract between an output's queue (queue.ts) and the code that puts an alert on the wire
- * (webhook.ts, syslog.ts, file.ts), and the failures a transport reports. A transport delivers
+ * (webhook.ts, syslog.ts, file.ts), the failures a transport reports, and the TLS files the
+ * transports read (checked with the configuration too). A transport delivers
  * one alert at a time and knows nothing of queues, retries or counters; the queue knows nothing
  * of the wire. Tests drive the queue with an in-memory transport and each transport against a
  * real receiver.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AlertOutputTlsConfig } from '../../../common/config/alert-outputs.js';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { AlertOutputsConfig, AlertOutputTlsConfig } from '../../../common/config/alert-outputs.js';
+import type { ConfigProblem } from '../../../common/config/validate.js';
 import { HadesError, type ErrorCode } from '../../../common/errors.js';
 import type { Alert } from '../types.js';
 
@@ -76,6 +80,24 @@ export function networkFailure(target: string, error: unknown, reached: boolean)
   return failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', message, scope, error);
 }
 
+/**
+ * The TLS files of the outputs that use TLS (webhooks with an https:// URL, syslog with
+ * transport: tls), read and checked as `readTlsFiles` does: the configuration check of the
+ * server's start and of `hades config check`. Apart from `checkAlertOutputs` because it reads
+ * files: not for a command that reads the configuration only for the API's address, whose
+ * user may not be allowed to read a key.
+ */
+export function checkAlertOutputFiles(outputs: AlertOutputsConfig, base = 'alerts.outputs'): ConfigProblem[] {
+  return outputs.flatMap((output, index) => {
+    const label = `output '${output.name}'`;
+    const webhook = output.type === 'webhook' ? output.webhook : undefined;
+    if (webhook && URL.canParse(webhook.url) && new URL(webhook.url).protocol === 'https:') return readTlsFiles(webhook.tls, `${base}.${index}.webhook.tls`, label).problems;
+    const syslog = output.type === 'syslog' ? output.syslog : undefined;
+    if (syslog?.transport === 'tls') return readTlsFiles(syslog.tls, `${base}.${index}.syslog.tls`, label).problems;
+    return [];
+  });
+}
+
 /** What `tls.connect` and `https.Agent` take from an output's `tls` section. */
 export interface TlsMaterial {
   readonly ca?: Buffer;
@@ -84,20 +106,69 @@ export interface TlsMaterial {
   readonly rejectUnauthorized: boolean;
 }
 
-/** Reads the PEM files of a `tls` section once, at creation; throws HADES_ERR_ALERT_OUTPUT_TLS. */
-export function readTlsMaterial(name: string, tls: AlertOutputTlsConfig): TlsMaterial {
-  const read = (file: string | null): Buffer | undefined => {
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * Reads the PEM files of a `tls` section and checks that TLS can use them: the CA file holds
+ * certificates that parse, the certificate and the key are PEM that OpenSSL takes, and the key
+ * is the certificate's. Otherwise every connection would fail (tls.connect throws on a bad
+ * certificate or key), or, for a CA file without a certificate, nothing would be trusted.
+ * `path` is the key path of the section; each problem (HADES_ERR_ALERT_OUTPUT_TLS) names the
+ * key of its file, and its message the output and the file.
+ */
+export function readTlsFiles(tls: AlertOutputTlsConfig, path: string, label: string): { material: TlsMaterial; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
+  const problem = (key: 'ca_file' | 'cert_file' | 'key_file', message: string) => problems.push({ code: 'HADES_ERR_ALERT_OUTPUT_TLS', path: `${path}.${key}`, message: `${label}: ${message}` });
+  const read = (key: 'ca_file' | 'cert_file' | 'key_file'): Buffer | undefined => {
+    const file = tls[key];
     if (file === null) return undefined;
     try {
       return readFileSync(file);
     } catch (error) {
-      throw failure('HADES_ERR_ALERT_OUTPUT_TLS', `output '${name}': cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, 'receiver', error);
+      problem(key, `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      return undefined;
     }
   };
-  const ca = read(tls.ca_file);
-  const cert = read(tls.cert_file);
-  const key = read(tls.key_file);
-  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: !tls.insecure };
+  const usable = (options: SecureContextOptions): string | undefined => {
+    try {
+      createSecureContext(options);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  };
+  const ca = read('ca_file');
+  const cert = read('cert_file');
+  const key = read('key_file');
+  if (ca) {
+    const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+    if (blocks.length === 0) problem('ca_file', `${tls.ca_file} holds no PEM certificate`);
+    for (const block of blocks) {
+      try {
+        new X509Certificate(block);
+      } catch (error) {
+        problem('ca_file', `${tls.ca_file} holds a certificate that does not parse: ${error instanceof Error ? error.message : String(error)}`);
+        break;
+      }
+    }
+  }
+  const badCert = cert && usable({ cert });
+  if (badCert) problem('cert_file', `${tls.cert_file} is not a PEM certificate: ${badCert}`);
+  const badKey = key && usable({ key });
+  if (badKey) problem('key_file', `${tls.key_file} is not a PEM private key (without a passphrase): ${badKey}`);
+  const mismatch = cert && key && !badCert && !badKey && usable({ cert, key });
+  if (mismatch) problem('key_file', `${tls.key_file} is not the key of ${tls.cert_file}: ${mismatch}`);
+  return { material: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: !tls.insecure }, problems };
+}
+
+/**
+ * Reads and checks the PEM files of a `tls` section once, at creation (readTlsFiles); throws
+ * HADES_ERR_ALERT_OUTPUT_TLS naming the output and each file that TLS could not use.
+ */
+export function readTlsMaterial(name: string, tls: AlertOutputTlsConfig): TlsMaterial {
+  const { material, problems } = readTlsFiles(tls, 'tls', `output '${name}'`);
+  if (problems.length > 0) throw failure('HADES_ERR_ALERT_OUTPUT_TLS', problems.map((p) => p.message).join('; '), 'receiver');
+  return material;
 }
 
 /**
