@@ -1,7 +1,8 @@
 /**
  * Output templates: text with `{field}` placeholders, e.g.
  * `shell {process.executable} spawned by {process.parent.name}`. Fields are checked when the
- * rule loads; a field the event lacks renders as `<na>`; `{{` and `}}` are literal braces.
+ * rule loads; a field the event lacks renders as `<na>`, or as the text after a bar
+ * (`{process.parent.name|no parent}`); `{{` and `}}` are literal braces.
  * Several values (`{process.args}`, `{ancestor.name}`) are joined by spaces.
  */
 import { allValues, type EventRecord } from './accessor.js';
@@ -45,13 +46,17 @@ export function compileTemplate(source: TextSource, extraNames: readonly string[
     } else if (c === '{') {
       const close = text.indexOf('}', i);
       if (close < 0) throw compileError('HADES_ERR_RULE_SYNTAX', "'{' without '}' in the output template (write '{{' for a brace)", source, i);
-      const name = text.slice(i + 1, close).trim();
+      // `{field|text}`: the text where the event lacks the field, instead of <na>.
+      const inside = text.slice(i + 1, close);
+      const bar = inside.indexOf('|');
+      const name = (bar < 0 ? inside : inside.slice(0, bar)).trim();
+      const missing = bar < 0 ? MISSING : inside.slice(bar + 1);
       if (literal) parts.push(literal);
       literal = '';
       if (extraNames.includes(name)) {
         parts.push((_e, extras) => {
           const v = extras?.[name];
-          return v === undefined ? MISSING : String(v);
+          return v === undefined ? missing : String(v);
         });
       } else {
         const r = resolveField(name);
@@ -61,7 +66,7 @@ export function compileTemplate(source: TextSource, extraNames: readonly string[
         const values = allValues(r.ref);
         parts.push((e) => {
           const vs = values(e);
-          return vs.length === 0 ? MISSING : vs.map(show).join(' ');
+          return vs.length === 0 ? missing : vs.map(show).join(' ');
         });
       }
       i = close + 1;

