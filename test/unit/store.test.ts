@@ -371,6 +371,10 @@ describe('event store: search', () => {
       [{ filters: [{ field: 'process.name', op: 'eq', value: 7 }] }, /filters\[0\]\.value: must be a string/],
       [{ filters: [{ field: 'process.name', op: 'eq', value: 'x'.repeat(5000) }] }, /longer than/],
       [{ filters: [{ field: 'destination.port', op: 'eq', value: '80 OR 1=1' }] }, /integer/],
+      // Fields that are not indexed: a value the field can never hold is refused, not matched against nothing.
+      [{ filters: [{ field: 'process.pid', op: 'eq', value: 'abc' }] }, /process\.pid is a number; "abc" is not one/],
+      [{ filters: [{ field: 'hades.process.fileless', op: 'eq', value: 'yes' }] }, /hades\.process\.fileless is true or false, not "yes"/],
+      [{ filters: [{ field: 'hades.tamper.target', op: 'eq', value: 'proces' }] }, /hades\.tamper\.target is one of .*process.*, not "proces"/],
       [{ filters: [null] }, /filters\[0\]: must be an object/],
       [{ filters: 'process.name=x' }, /filters: must be a list/],
       [{ filters: Array.from({ length: 33 }, () => ({ field: 'process.name', op: 'eq', value: 'x' })) }, /at most 32/],

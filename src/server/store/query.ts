@@ -224,6 +224,14 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
     }
     return match(indexed.column, op, value, params, true);
   }
+  // A value the field can never hold would match nothing, silently (a typo in a hunt must not
+  // look like "no such event"): refused, as for the indexed integers above.
+  const info = fieldInfo(field);
+  if (op === 'eq' && info !== undefined) {
+    if (info.type === 'number' && !/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(value)) throw bad(`filters[${index}].value: ${field} is a number; "${value}" is not one`);
+    if (info.type === 'boolean' && value !== 'true' && value !== 'false') throw bad(`filters[${index}].value: ${field} is true or false, not "${value}"`);
+    if (info.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
+  }
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
   // (key NULL) and each element for an array (integer keys): an array matches when any element
   // does. Members of an object (text keys) never match.
