@@ -246,7 +246,7 @@ export const errorCatalog = {
   },
   HADES_ERR_STORE_QUERY: {
     kind: 'input',
-    summary: 'A search could not be run: an unknown field, a malformed filter or time range, or a bad page cursor.',
+    summary: 'An event search could not be run: an unknown field, a malformed filter, a value the field can never hold, a malformed time range (an `until` before `since`), or a bad page cursor.',
     remedy: 'The message names the part of the query at fault; see the API\'s OpenAPI document for the accepted forms.',
   },
   HADES_ERR_PKI: {
@@ -336,7 +336,7 @@ export const errorCatalog = {
   },
   HADES_ERR_API_INVALID_REQUEST: {
     kind: 'input',
-    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter), its JSON body does not parse, or it asks what cannot be (an `until` before `since`, revoking an enrollment token already used).',
+    summary: 'An API request does not match its schema (a missing or mistyped field, a bad query parameter), its JSON body does not parse, or it asks what cannot be (an `until` before `since` in an alert search, revoking an enrollment token already used); an event search\'s own problems are HADES_ERR_STORE_QUERY.',
     remedy: 'The message lists the problems; the OpenAPI document at /api/v1/openapi.json describes every request.',
   },
   HADES_ERR_API_NOT_FOUND: {

@@ -21,7 +21,7 @@ export const ServerConfigSchema = Type.Object(
         api: Type.String({
           pattern: LISTEN_HOST_PORT,
           default: '127.0.0.1:7080',
-          description: 'host:port of the REST API and web console; port 0 to 65535 (0: any free port), an empty host: every address.',
+          description: 'host:port of the REST API (no web console yet: see the README); port 0 to 65535 (0: any free port), an empty host: every address.',
         }),
       },
       { additionalProperties: false, default: {}, description: 'Addresses the server listens on.' },
