@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
+import { PID_MAX } from '../common/events/fields.js';
 import type { Accounts } from './accounts.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
 import { MissingField, RecordFlag } from './driver/records.js';
@@ -518,7 +519,9 @@ export class EventBuilder {
   private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined): EventOf<'exec'> {
     // A parent the driver could not read (the process had exited) is the one the tree knows from its fork.
     const treeParent = (r.missing & MissingField.parent) !== 0 && node.ppid > 0;
-    const missing = treeParent ? r.missing & ~MissingField.parent : r.missing;
+    // A group or session id no pid can be was not read right (seen once from cn_proc under load): missing, not made up.
+    const badGroup = r.pgid > PID_MAX || r.sid > PID_MAX ? MissingField.pgidSid : 0;
+    const missing = (treeParent ? r.missing & ~MissingField.parent : r.missing) | badGroup;
     const creds = (missing & MissingField.creds) === 0;
     const argv = (missing & MissingField.argv) === 0;
     const pgid = (missing & MissingField.pgidSid) === 0;

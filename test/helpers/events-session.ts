@@ -49,7 +49,7 @@ export async function captureEvents(args: readonly string[], workload: (hadesPid
     if (line === '') continue;
     const event = JSON.parse(line) as AnyEvent;
     const check = checkEvent(event);
-    if (!check.ok) invalid.push(`${JSON.stringify(check.problems)} in ${line.slice(0, 300)}`);
+    if (!check.ok) invalid.push(`${JSON.stringify(check.problems)} in ${line.slice(0, 4000)}`);
     events.push(event);
   }
   return { events, stderr, status, invalid };

@@ -265,4 +265,13 @@ describe('events of processes gone before they could be read (cn_proc)', () => {
     assert.equal(exit['process'].name, undefined);
     assert.deepEqual(exit['hades'].missing, ['process.name']);
   });
+
+  it('leave out a group or session id no pid can be, and list it missing', async () => {
+    const builder = newBuilder();
+    const [exec] = decodeRecords(execRecord({ pid: 50, ppid: 1 }), newDecodeCounters());
+    const event = wire(await builder.build({ ...(exec as ExecRecord), pgid: 0xffffffff, sid: 0xffffffff }));
+    assert.equal(event['process'].group_leader, undefined);
+    assert.equal(event['process'].session_leader, undefined);
+    assert.deepEqual(event['hades'].missing, ['process.group_leader']);
+  });
 });

@@ -70,8 +70,11 @@ export function timestampMs(text: string): number {
   return daysFromCivil(year, month, day) * 86_400_000 + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms;
 }
 
+/** The largest pid Linux hands out (PID_MAX_LIMIT on 64-bit kernels). */
+export const PID_MAX = 4_194_304;
+
 export const Pid = (description = 'Process id (thread group id) in the host\'s pid namespace.') =>
-  Type.Integer({ minimum: 0, maximum: 4_194_304, description });
+  Type.Integer({ minimum: 0, maximum: PID_MAX, description });
 
 export const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
 
