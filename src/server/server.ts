@@ -229,10 +229,8 @@ export class HadesServer {
           const pending = mark.pending(result.firstRowid, result.lastRowid);
           const detection = ingest
             .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
-            .then((found) => {
-              detector.raise(agentId, withEvents(found.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, found);
-              mark.done(pending);
-            })
+            .then((found) => detector.raiseSoon(agentId, withEvents(found.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, found))
+            .then(() => mark.done(pending))
             .catch((error: unknown) => {
               this.log.error('the events of a batch could not go through the rules', { agent: agentId, events: result.stored, err: error });
               // Stopping: the batch stays pending, so the next start matches it. Otherwise it is

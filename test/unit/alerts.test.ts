@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { parseRoleConfig } from '../../src/common/config/index.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
 import { HadesError } from '../../src/common/errors.js';
+import { loadRules } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
 import { ruleSource } from '../../src/server/alerts/rule-source.js';
@@ -112,6 +113,35 @@ describe('alerts: detection', () => {
       const stored = store.get(alert.id);
       assert.equal(stored?.rule.id, 'shell_under_web');
       assert.deepEqual(stored?.comments, []);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('raiseSoon writes the alerts of the batches handed over in one turn in one transaction, then settles', async () => {
+    const { detector, store, published } = setup();
+    await detector.start();
+    try {
+      const rules = loadRules([{ name: 'test.yaml', text: RULES }]).ruleSet;
+      let transactions = 0;
+      const batch = store.batch.bind(store);
+      store.batch = (work) => {
+        transactions++;
+        batch(work);
+      };
+      const first = rules.match(webShell(T0));
+      const second = rules.match(webShell(T0 + 1, (e) => (e.process.executable = '/usr/bin/dash')));
+      assert.equal(first.length + second.length, 2);
+      const written = [detector.raiseSoon('agent-1', first, Date.now(), { evaluated: 1, errors: [] }), detector.raiseSoon('agent-2', second, Date.now(), { evaluated: 1, errors: [] })];
+      assert.equal(published.length, 0, 'written in the next check phase, not at once');
+      await Promise.all(written);
+      assert.equal(transactions, 1, 'one transaction for both batches');
+      assert.deepEqual(published.map((a) => a.host.id).sort(), ['agent-1', 'agent-2']);
+      assert.equal(detector.stats().alerts, 2);
+      assert.equal(detector.stats().events, 2);
+      // Nothing matched: settled at once, counted all the same.
+      await detector.raiseSoon('agent-1', [], Date.now(), { evaluated: 5, errors: [] });
+      assert.equal(detector.stats().events, 7);
     } finally {
       detector.close();
     }

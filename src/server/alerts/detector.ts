@@ -258,26 +258,59 @@ export class Detector {
    * throws.
    */
   raise(agentId: string, matches: readonly Match[], arrived: number, counts: { readonly evaluated: number; readonly errors: readonly string[] }): void {
+    this.#count(counts);
+    if (matches.length > 0) this.#write([{ agentId, matches, arrived }]);
+  }
+
+  /**
+   * raise() for the server's stream of batches: the alerts of every batch whose matches come in
+   * the same turn of the event loop are written in one transaction (in an alert storm a commit
+   * per batch was most of what an alert cost the thread that serves the agents). Resolves once
+   * they are written, or given up (logged and counted); never rejects.
+   */
+  raiseSoon(agentId: string, matches: readonly Match[], arrived: number, counts: { readonly evaluated: number; readonly errors: readonly string[] }): Promise<void> {
+    this.#count(counts);
+    if (matches.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#soon.push({ agentId, matches, arrived, resolve });
+      if (this.#soon.length === 1) setImmediate(this.#flushSoon);
+    });
+  }
+
+  /** Batches' matches waiting for raiseSoon's write; written, and their promises settled, in the next check phase. */
+  readonly #soon: { readonly agentId: string; readonly matches: readonly Match[]; readonly arrived: number; readonly resolve: () => void }[] = [];
+  readonly #flushSoon = (): void => {
+    const waiting = this.#soon.splice(0);
+    this.#write(waiting);
+    for (const w of waiting) w.resolve();
+  };
+
+  #count(counts: { readonly evaluated: number; readonly errors: readonly string[] }): void {
     this.#events += counts.evaluated;
     for (const message of counts.errors) this.#fail('rule evaluation failed', new HadesError('HADES_ERR_INTERNAL', message));
-    if (matches.length === 0) return;
+  }
+
+  /** Writes the alerts of some batches' matches in one transaction, then publishes them. Never throws. */
+  #write(batches: readonly { readonly agentId: string; readonly matches: readonly Match[]; readonly arrived: number }[]): void {
     const published: Alert[] = [];
     try {
       this.#options.store.batch(() => {
-        for (const match of matches) {
-          this.#matches++;
-          try {
-            const alert = this.#raise(agentId, match, arrived);
-            if (alert !== undefined) published.push(alert);
-          } catch (error) {
-            this.#fail('alert creation failed', error);
+        for (const { agentId, matches, arrived } of batches) {
+          for (const match of matches) {
+            this.#matches++;
+            try {
+              const alert = this.#raise(agentId, match, arrived);
+              if (alert !== undefined) published.push(alert);
+            } catch (error) {
+              this.#fail('alert creation failed', error);
+            }
           }
         }
       });
     } catch (error) {
-      // The batch's alerts could not be written (the database is full or locked): they are lost,
+      // The alerts could not be written (the database is full or locked): they are lost,
       // counted and logged; the events themselves are stored.
-      this.#fail('alerts of a batch could not be stored', error);
+      this.#fail(batches.length === 1 ? 'alerts of a batch could not be stored' : `alerts of ${batches.length} batches could not be stored`, error);
       return;
     }
     // Sent once they are committed: an output never announces an alert the store does not have.
