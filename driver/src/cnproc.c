@@ -770,9 +770,12 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 		close(fd);
 	}
 	/* What was queued meanwhile: a later exec of this process means the reads above may have
-	 * seen its program. Nothing of the program is kept then (the tail is exe, cwd, tty, cgroup,
-	 * argv: argv is cut off, exe moved out). */
-	if (!superseded && (q_fill(c), q_later_exec(tgid))) {
+	 * seen its program. So does an empty argument area of a process still alive: it is in the
+	 * middle of its next exec, whose message the kernel sends only once the new program is in
+	 * place (exe and name switched already). Nothing of the program is kept then (the tail is
+	 * exe, cwd, tty, cgroup, argv: argv is cut off, exe moved out). */
+	bool mid_exec = !superseded && fd >= 0 && total == 0 && !proc_exited(tgid);
+	if (!superseded && (mid_exec || (q_fill(c), q_later_exec(tgid)))) {
 		got = 0;
 		total = 0;
 		memmove(tail, tail + e->exe_len, off - e->exe_len);

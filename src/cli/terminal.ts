@@ -10,14 +10,19 @@
  * for programs, which parse it.
  */
 
-/** C0 and C1 controls, DEL, and the characters that change the direction or lines of text. */
+/**
+ * C0 and C1 controls, DEL, the characters that change the direction or lines of text, and lone
+ * surrogates: the agent keeps a byte that is not UTF-8 as U+DC80..U+DCFF (docs/events.md), which
+ * a terminal would show as U+FFFD, every such byte alike; it is shown as the byte (`\xff`).
+ */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
 const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function escape(c: string): string {
   const code = c.charCodeAt(0);
+  if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16)}`;
   return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
 }
 

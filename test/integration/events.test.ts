@@ -67,7 +67,7 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
           await run('/bin/sh', ['-c', 'sleep 0.2; kill -9 $$', `${marker}-kill`]);
           if (cgroupLeaf) await run('/bin/sh', ['-c', `echo $$ > '${cgroupLeaf}/cgroup.procs' && exec /bin/sh -c '${linger}' ${marker}-cg`]);
           // Processes that execute twice at once (env executing true): cn_proc reads /proc late.
-          await run('/bin/sh', ['-c', `for i in 1 2 3 4 5 6 7 8 9 10; do /usr/bin/env /bin/true ${marker}-twice-$i; done`]);
+          await run('/bin/sh', ['-c', `i=0; while [ $i -lt 200 ]; do i=$((i+1)); /usr/bin/env /bin/true ${marker}-twice-$i; done`]);
         });
       } finally {
         server.close();

@@ -10,6 +10,11 @@ describe('text for a terminal', () => {
     assert.equal(shown('plain text, ünïcode, 日本'), 'plain text, ünïcode, 日本');
     assert.equal(shown('a\nb\rc\td'), 'a\\nb\\rc\\td');
     assert.equal(shown('\x1b[2J\x00\x07\x7f\x9b'), '\\x1b[2J\\x00\\x07\\x7f\\x9b');
+    // Bytes that are not UTF-8, as the agent keeps them (U+DC80..U+DCFF), are shown as the bytes;
+    // other lone surrogates as code points; a valid pair (an emoji) as it is.
+    assert.equal(shown('/tmp/a\udcffb \udcfe'), '/tmp/a\\xffb \\xfe');
+    assert.equal(shown('lone \ud800 high'), 'lone \\ud800 high');
+    assert.equal(shown('emoji \u{1f600} ok'), 'emoji \u{1f600} ok');
     assert.equal(shown('evil\u202etxt.exe\u2028\u2066'), 'evil\\u202etxt.exe\\u2028\\u2066');
     assert.equal(shown(42), '42');
   });

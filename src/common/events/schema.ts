@@ -739,7 +739,7 @@ export function exampleEvent(action: EventAction): Record<string, unknown> {
     // The shapes the agent gives: an id of its run's random prefix and the sequence in base 36,
     // entity ids of a host key, the pid and the start time in ticks since boot; agent.id is the
     // enrolled agent's (absent from events of `hades events` and of an agent without a server).
-    event: { id: '9c1e5b7a20f4-sy', kind: spec.kind, category: [...spec.category], type: [spec.type[0]], action, sequence: 1042, ...extraEvent },
+    event: { id: '0mx04e0zf-9c1e5b7a20f4-sy', kind: spec.kind, category: [...spec.category], type: [spec.type[0]], action, sequence: 1042, ...extraEvent },
     host: { name: 'web-01', hostname: 'web-01', architecture: 'x64', os: { type: 'linux', kernel: '6.18.0' } },
     agent: { id: 'ag_5f0c2d4e9a1b3c7d', version: '0.1.0', type: 'hades' },
     ...rest,
