@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -877,6 +878,49 @@ describe('alert outputs: syslog', () => {
       assert.equal(lines.filter((l) => l.msg === "alert output 's': delivering again").length, 1);
     } finally {
       receiver.close();
+    }
+  });
+
+  it('with a UDP receiver further than the wait: loses at most the datagram out when it went down, measures how far it is, and counts nothing sent while it refuses', async () => {
+    // A receiver whose refusals come 10 ms after each datagram (a remote host), simulated.
+    const state = { down: true, delivered: [] as string[] };
+    class FarSocket extends EventEmitter {
+      connect(_port: number, _address: string, callback: () => void): void {
+        setImmediate(callback);
+      }
+      send(bytes: Buffer, callback: (error: Error | null) => void): void {
+        setImmediate(() => callback(null));
+        if (state.down) setTimeout(() => this.emit('error', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 10);
+        else state.delivered.push(JSON.parse(parseSyslog(bytes.toString('utf8')).msg).id as string);
+      }
+      close(): void {}
+    }
+    const real = dgram.createSocket;
+    (dgram as { createSocket: unknown }).createSocket = () => new FarSocket();
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: 514 } } ] }`);
+    const transport = new SyslogTransport('s', config!.syslog!);
+    const deliver = (alert: Alert) => transport.deliver({ alert, json: JSON.stringify(alert) });
+    const refused = (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_REFUSED';
+    try {
+      const [first, second, third] = [makeAlert(), makeAlert(), makeAlert()];
+      // The datagram out when the receiver went down: its refusal comes after its wait (lost, as docs/alert-outputs.md says).
+      await deliver(first);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // The next fails with that refusal; then it is a probe: its own refusal, within the probe's wait, measures the distance.
+      await assert.rejects(deliver(second), refused);
+      await assert.rejects(deliver(second), refused);
+      // Still down: with the wait now longer than the distance, the refusal fails its own datagram again.
+      const started = performance.now();
+      await assert.rejects(deliver(second), refused);
+      assert.ok(performance.now() - started < 500, 'not a probe again: the measured wait');
+      state.down = false;
+      // Back up: the probe is not refused; then datagrams go with the measured wait.
+      await deliver(second);
+      await deliver(third);
+      assert.deepEqual(state.delivered, [second.id, third.id]);
+    } finally {
+      (dgram as { createSocket: unknown }).createSocket = real;
+      await transport.close();
     }
   });
 

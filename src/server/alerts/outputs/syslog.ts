@@ -33,6 +33,12 @@ const DEFAULT_PORT = { udp: 514, tcp: 514, tls: 6514 } as const;
  * further away lengthens it at its first late refusal (sendDatagram).
  */
 export const UDP_REFUSAL_WAIT_MS = 2;
+/**
+ * The wait of the first datagram after a refusal (a probe): the receiver is known to refuse, and
+ * this datagram alone is out, so a refusal that comes within it is its own and says how far the
+ * receiver is; without one, the receiver is back. At most timeout_ms.
+ */
+const UDP_PROBE_WAIT_MS = 1000;
 /** Characters kept of each structured data value. */
 const SD_VALUE_CHARS = 255;
 /**
@@ -131,14 +137,14 @@ export class SyslogTransport implements AlertTransport {
   private readonly inFlight = new InFlight();
   private stream: net.Socket | undefined;
   private datagrams: dgram.Socket | undefined;
-  /** How long a datagram waits for a refusal before it counts as sent (UDP_REFUSAL_WAIT_MS, longer after a late refusal). */
+  /** How long a datagram waits for a refusal before it counts as sent (UDP_REFUSAL_WAIT_MS, or twice the delay a probe measured). */
   private refusalWaitMs = UDP_REFUSAL_WAIT_MS;
+  /** Since a refusal: the next datagram is a probe (UDP_PROBE_WAIT_MS), until one is not refused. */
+  private probing = false;
   /** Settles the datagram waiting for a refusal. */
   private waiting: ((error: unknown) => void) | undefined;
   /** A refusal that came when no datagram was waiting; the next alert fails with it. */
   private lateRefusal: unknown;
-  /** When the last datagram left (performance.now()). */
-  private sentAt: number | undefined;
   private closed = false;
 
   constructor(
@@ -269,10 +275,12 @@ export class SyslogTransport implements AlertTransport {
       throw networkFailure(`${this.target} (refused an earlier datagram after its wait)`, late, false);
     }
     const socket = this.datagrams ?? (await this.openDatagrams());
+    const probe = this.probing;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       let immediate: NodeJS.Immediate | undefined;
+      let sentAt: number | undefined;
       const settle = (error?: unknown): void => {
         if (settled) return;
         settled = true;
@@ -281,9 +289,14 @@ export class SyslogTransport implements AlertTransport {
         forget();
         if (this.waiting === settle) this.waiting = undefined;
         if (error === undefined) {
+          // Not refused: a probe says the receiver is back.
+          this.probing = false;
           resolve();
           return;
         }
+        // A probe's own refusal says how far the receiver is: wait twice that from now on.
+        if (probe && sentAt !== undefined) this.refusalWaitMs = Math.min(this.config.timeout_ms, Math.max(UDP_REFUSAL_WAIT_MS, Math.ceil(2 * (performance.now() - sentAt))));
+        this.probing = true;
         // A send also fails with a refusal of an earlier datagram, left pending in the socket.
         this.dropDatagrams();
         reject(networkFailure(this.target, error, false));
@@ -296,10 +309,11 @@ export class SyslogTransport implements AlertTransport {
             settle(error);
             return;
           }
-          this.sentAt = performance.now();
+          sentAt = performance.now();
           // After the wait, one more turn of the event loop: a refusal that arrived during a
           // busy loop is read (polled) before the datagram counts as sent.
-          timer = setTimeout(() => (immediate = setImmediate(() => settle())), this.refusalWaitMs);
+          const wait = probe ? Math.min(this.config.timeout_ms, UDP_PROBE_WAIT_MS) : this.refusalWaitMs;
+          timer = setTimeout(() => (immediate = setImmediate(() => settle())), wait);
         });
       } catch (error) {
         settle(error);
@@ -338,14 +352,20 @@ export class SyslogTransport implements AlertTransport {
     });
     // Kept for the socket's life: a refusal fails the datagram waiting for it, else the next one.
     socket.on('error', (error) => {
-      if (this.datagrams === socket) this.dropDatagrams();
+      // A socket already let go: about one of its datagrams, not the one waiting now.
+      if (this.datagrams !== socket) {
+        this.probing = true;
+        return;
+      }
+      this.dropDatagrams();
       if (this.waiting) {
         this.waiting(error);
         return;
       }
+      // The receiver is further than the wait: the next datagram fails with it, and the one
+      // after, a probe, measures how far.
       this.lateRefusal = error;
-      // The receiver is further than the wait: wait longer for the next datagrams.
-      if (this.sentAt !== undefined) this.refusalWaitMs = Math.min(this.config.timeout_ms, Math.max(this.refusalWaitMs, Math.ceil(2 * (performance.now() - this.sentAt))));
+      this.probing = true;
     });
     return socket;
   }
