@@ -166,7 +166,10 @@ export class HadesServer {
     this.adminToken = bootstrap.token;
     if (bootstrap.created) {
       const why = bootstrap.reason ?? 'no admin token on file (first start)';
-      this.log.warn('local admin token created', { token_id: bootstrap.id, file: adminTokenFile(dataDir), reason: why });
+      // A warning when it replaces one (revoked, exposed): the first start's is expected.
+      const fields = { token_id: bootstrap.id, file: adminTokenFile(dataDir), reason: why };
+      if (bootstrap.reason === undefined) this.log.info('local admin token created', fields);
+      else this.log.warn('local admin token created', fields);
       this.auditLog.record({ actor: 'system', action: 'token.api.create', target: bootstrap.id, details: { name: 'bootstrap-admin', role: 'admin', file: adminTokenFile(dataDir), reason: why } });
     }
     if (config.store.archive.enabled) this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive') });
