@@ -578,17 +578,25 @@ static bool q_fill(struct cnproc *c)
 	return true;
 }
 
+/* The tgid of queued message i when it is an EXEC, else 0. */
+static uint32_t q_exec_tgid(int i)
+{
+	const struct cn_msg *cn = (const void *)q_msgs[i];
+	const struct proc_event *ev = (const void *)cn->data;
+	return q_lens[i] >= EVENT_BYTES && ev->what == PROC_EVENT_EXEC ? (uint32_t)ev->event_data.exec.process_tgid : 0;
+}
+
 /* Whether an EXEC of tgid is queued after the message being handled. */
 static bool q_later_exec(uint32_t tgid)
 {
-	for (int j = q_cur + 1; j < q_n; j++) {
-		const struct cn_msg *cn = (const void *)q_msgs[j];
-		const struct proc_event *ev = (const void *)cn->data;
-		if (q_lens[j] >= EVENT_BYTES && ev->what == PROC_EVENT_EXEC && (uint32_t)ev->event_data.exec.process_tgid == tgid)
+	for (int j = q_cur + 1; tgid != 0 && j < q_n; j++)
+		if (q_exec_tgid(j) == tgid)
 			return true;
-	}
 	return false;
 }
+
+/* What an exec superseded by the next one has marked missing: its program's fields. */
+#define PROGRAM_MISSING (HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS)
 
 /*
  * superseded: a later exec of the same process is already queued (cn_pump's look-ahead), so
@@ -628,7 +636,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	 * files and memfds resolve too */
 	struct stat xs;
 	if (superseded) {
-		e->hdr.missing |= HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS;
+		e->hdr.missing |= PROGRAM_MISSING;
 	} else if (stat(path, &xs) == 0) {
 		e->exe_ino = (uint64_t)xs.st_ino;
 		e->exe_dev = major(xs.st_dev) << 20 | (minor(xs.st_dev) & 0xfffff);
@@ -787,7 +795,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 		e->exe_ino = e->exe_size = e->exe_mtime_sec = e->exe_ctime_sec = 0;
 		e->exe_mtime_nsec = e->exe_ctime_nsec = e->exe_dev = 0;
 		e->hdr.flags &= ~(uint32_t)(HADES_F_EXE_DELETED | HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS | HADES_F_EXE_SETUID_ROOT);
-		e->hdr.missing |= HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS;
+		e->hdr.missing |= PROGRAM_MISSING;
 	}
 	if (total == 0) {
 		/* zombie or already gone: the kernel returns an empty cmdline */
@@ -1020,10 +1028,8 @@ static int cn_pump(struct backend *be)
 		bool more = q_fill(c);
 		/* on_exec may queue more while a message is handled: q_n grows */
 		for (q_cur = 0; q_cur < q_n; q_cur++) {
-			const struct cn_msg *cn = (const void *)q_msgs[q_cur];
-			const struct proc_event *ev = (const void *)cn->data;
-			bool exec = q_lens[q_cur] >= EVENT_BYTES && ev->what == PROC_EVENT_EXEC;
-			int err = handle_msg(c, cn, q_lens[q_cur], mono_to_boot, exec && q_later_exec((uint32_t)ev->event_data.exec.process_tgid));
+			uint32_t exec_tgid = q_exec_tgid(q_cur);
+			int err = handle_msg(c, (const void *)q_msgs[q_cur], q_lens[q_cur], mono_to_boot, exec_tgid != 0 && q_later_exec(exec_tgid));
 			if (err) {
 				q_n = 0;
 				return err;

@@ -147,7 +147,6 @@ function cgroupId(folder: string): bigint {
   }
 }
 
-/** A refusal's code and message, as the driver answered it. */
 /** Driver counters that say how things are now, not how many so far: never added up across drivers. */
 const GAUGES: ReadonlySet<string> = new Set(['tracked_processes']);
 
@@ -176,6 +175,7 @@ export function addDriverStats(before: DriverStats | undefined, now: DriverStats
   return loader === undefined ? { hooks } : { hooks, loader };
 }
 
+/** A refusal's code and message, as the driver answered it. */
 const refusal = (ack: DriverAck): string => `${ack.code ?? '?'} ${ack.msg ?? ''}`.trim();
 
 const u64Bytes = (value: bigint) => {
@@ -537,10 +537,10 @@ export class KernelEvents {
     this.lastHello = hello;
     this.builder.bootTimeNs = hello.boot_time_ns;
     this.builder.backend = hello.backend;
-    // A restarted driver counts from 0: what the drivers before it counted is kept apart.
-    if (this.driver.restarts > 0) this.earlierStats = this.lastStats;
-    // A restarted driver starts without filters: give them again.
     if (this.driver.restarts > 0) {
+      // A restarted driver counts from 0: what the drivers before it counted is kept apart.
+      this.earlierStats = this.lastStats;
+      // It starts without filters: give them again.
       this.applyFilters(true).catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
     }
   }

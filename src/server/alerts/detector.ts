@@ -73,6 +73,13 @@ export interface DetectorStats {
 
 const EXPIRE_EVERY_MS = 5_000;
 
+/** One agent's batch of matches, arrived at the gateway at `arrived`. */
+interface RaisedBatch {
+  readonly agentId: string;
+  readonly matches: readonly Match[];
+  readonly arrived: number;
+}
+
 /** Reads a dotted field (`process.parent.name`) of an event. */
 export function readField(event: Readonly<Record<string, unknown>>, field: string): unknown {
   let value: unknown = event;
@@ -278,7 +285,7 @@ export class Detector {
   }
 
   /** Batches' matches waiting for raiseSoon's write; written, and their promises settled, in the next check phase. */
-  readonly #soon: { readonly agentId: string; readonly matches: readonly Match[]; readonly arrived: number; readonly resolve: () => void }[] = [];
+  readonly #soon: (RaisedBatch & { readonly resolve: () => void })[] = [];
   readonly #flushSoon = (): void => {
     const waiting = this.#soon.splice(0);
     this.#write(waiting);
@@ -291,7 +298,7 @@ export class Detector {
   }
 
   /** Writes the alerts of some batches' matches in one transaction, then publishes them. Never throws. */
-  #write(batches: readonly { readonly agentId: string; readonly matches: readonly Match[]; readonly arrived: number }[]): void {
+  #write(batches: readonly RaisedBatch[]): void {
     const published: Alert[] = [];
     try {
       this.#options.store.batch(() => {
