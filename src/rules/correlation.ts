@@ -217,12 +217,21 @@ export class Correlator {
     const id = eventId(event);
     let size: number;
     if (g.values) {
+      let moved = false;
       for (const v of spec.distinct!(event)) {
         const s = typeof v === 'string' ? v : JSON.stringify(v);
         const seen = g.values.get(s);
         if (seen && seen.t >= t) continue;
         g.values.delete(s); // re-inserted: the Map's order is then oldest-seen first
         g.values.set(s, { t, id });
+        moved = true;
+      }
+      // A late event's values went in after newer ones: put the Map back in order of time, or
+      // the sweep below would stop at a newer value and keep them past the window.
+      if (moved && t < newest) {
+        const sorted = [...g.values].sort((a, b) => a[1].t - b[1].t);
+        g.values.clear();
+        for (const [v, seen] of sorted) g.values.set(v, seen);
       }
       for (const [v, seen] of g.values) {
         if (seen.t >= since) break;
@@ -274,9 +283,12 @@ export class Correlator {
         let g = this.groups.get(key) as SequenceGroup | undefined;
         const isNew = g === undefined;
         g ??= this.newSequenceGroup(n);
-        g.starts[0] = t;
-        g.times[0] = t;
-        g.ids[0] = [id];
+        // The latest start: a first step older than the one held (arriving late) would only shorten the time left.
+        if (!(g.starts[0]! > t)) {
+          g.starts[0] = t;
+          g.times[0] = t;
+          g.ids[0] = [id];
+        }
         g.expiresAt = Math.max(g.expiresAt, t + spec.withinMs);
         this.touch(key, g, isNew);
         continue;
@@ -313,23 +325,30 @@ export class Correlator {
       let g = this.groups.get(key) as SequenceGroup | undefined;
       const isNew = g === undefined;
       g ??= this.newSequenceGroup(n);
-      g.starts[i] = t;
-      g.ids[i] = [id];
+      // Each step keeps its latest time: a late event older than the one a step has changes nothing.
+      if (!(g.starts[i]! > t)) {
+        g.starts[i] = t;
+        g.ids[i] = [id];
+      }
       g.expiresAt = Math.max(g.expiresAt, t + spec.withinMs);
+      // Complete when every step has a time and all of them fit in one window (events that
+      // arrive out of order may lie on both sides of the current one).
       let complete = true;
-      let first = t;
+      let first = Infinity;
+      let last = -Infinity;
       for (let k = 0; k < n; k++) {
         const s = g.starts[k]!;
-        if (Number.isNaN(s) || Math.abs(t - s) > spec.withinMs) {
+        if (Number.isNaN(s)) {
           complete = false;
           break;
         }
         if (s < first) first = s;
+        if (s > last) last = s;
       }
-      if (complete) {
+      if (complete && last - first <= spec.withinMs) {
         this.groups.delete(key);
         const order = [...g.starts.keys()].sort((a, b) => g.starts[a]! - g.starts[b]!);
-        hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last: t };
+        hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last };
         break;
       }
       this.touch(key, g, isNew);

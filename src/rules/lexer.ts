@@ -53,9 +53,10 @@ export function tokenize(source: TextSource): Token[] {
         }
         if (ch === '\\' && i + 1 < text.length) {
           const next = text[i + 1]!;
-          // Only quotes, backslashes and the usual control escapes are unescaped; anything else
-          // keeps its backslash, so regular expressions read as written ("\d+", "\.sh$").
-          if (next === c || next === '\\') value += next;
+          // Only quotes (either kind, in either kind of string), backslashes and the usual control
+          // escapes are unescaped; anything else keeps its backslash, so regular expressions read
+          // as written ("\d+", "\.sh$").
+          if (next === '"' || next === "'" || next === '\\') value += next;
           else if (next === 'n') value += '\n';
           else if (next === 't') value += '\t';
           else value += ch + next;

@@ -87,7 +87,8 @@ const OPERATOR_HINTS: Readonly<Record<string, string>> = {
 
 /** The operator someone writing `text` most likely meant. */
 export function operatorSuggestion(text: string): string | undefined {
-  const hint = OPERATOR_HINTS[text] ?? OPERATOR_HINTS[text.toLowerCase()];
+  // Own keys only: `constructor` or `toString` is no operator, and hints none of Object's functions.
+  const hint = [text, text.toLowerCase()].map((t) => (Object.hasOwn(OPERATOR_HINTS, t) ? OPERATOR_HINTS[t] : undefined)).find((h) => h !== undefined);
   if (hint) return hint;
   if (!/^[A-Za-z_]+$/.test(text)) return undefined;
   return closest(text.toLowerCase(), [...OPERATORS.keys()].filter((n) => /^[a-z_]+$/.test(n)));

@@ -377,7 +377,7 @@ export class Resolver {
       return Number(item.text);
     }
     if (type === 'boolean') {
-      const b = BOOLEANS[item.text];
+      const b = Object.hasOwn(BOOLEANS, item.text) ? BOOLEANS[item.text] : undefined;
       if (b === undefined) fail(`'${expr.field}' is true or false, and '${item.text}' is neither`);
       return b!;
     }

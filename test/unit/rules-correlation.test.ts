@@ -60,6 +60,30 @@ describe('correlation: sequences', () => {
     assert.equal(feed(set, [download('web-01', 0), recon('web-01', 10)]).length, 1);
   });
 
+  it('fires unordered only when every step fits in one window, whatever the order of arrival', () => {
+    const set = load(`
+rules:
+  - id: abc
+    type: sequence
+    ordered: false
+    title: a, b and c
+    severity: high
+    within: 60s
+    by: host.name
+    steps:
+      - condition: event.action = exec and process.name = a
+      - condition: event.action = exec and process.name = b
+      - condition: event.action = exec and process.name = c
+`);
+    const run = (host: string, seconds: number, name: string) => ev('exec', seconds, { 'host.name': host, 'process.name': name });
+    // b arrives last but happened between: a at 0 and c at 120 are 120 s apart.
+    assert.equal(feed(set, [run('web-01', 0, 'a'), run('web-01', 120, 'c'), run('web-01', 60, 'b')]).length, 0);
+    const hits = feed(set, [run('web-02', 0, 'a'), run('web-02', 50, 'c'), run('web-02', 30, 'b')]);
+    assert.equal(hits.length, 1, 'a, b and c within 50 s');
+    assert.equal(hits[0]?.correlation?.first, BASE);
+    assert.equal(hits[0]?.correlation?.last, BASE + 50_000);
+  });
+
   it('does not fire when the window has passed', () => {
     const set = load(sequenceRule());
     assert.equal(feed(set, [recon('web-01', 0), download('web-01', 61)]).length, 0);
@@ -70,6 +94,12 @@ describe('correlation: sequences', () => {
   it('keeps the latest start, so an old first step does not hide a new one', () => {
     const set = load(sequenceRule());
     assert.equal(feed(set, [recon('web-01', 0), recon('web-01', 50), download('web-01', 100)]).length, 1);
+  });
+
+  it('keeps the latest first step when an older one arrives late', () => {
+    const set = load(sequenceRule());
+    // The recon at 0 arrives after the one at 50: the download at 100 is 50 s after the latter.
+    assert.equal(feed(set, [recon('web-01', 50), recon('web-01', 0), download('web-01', 100)]).length, 1);
   });
 
   it('groups by key', () => {
@@ -237,6 +267,28 @@ rules:
     const hits = feed(set, [sshFailure(5, '198.51.100.9', 'oracle')]);
     assert.equal(hits.length, 1);
     assert.deepEqual(hits[0]?.correlation?.values, ['root', 'admin', 'oracle']);
+  });
+
+  it('counts a distinct value that arrives out of order only while it is in the window', () => {
+    const set = load(`
+rules:
+  - id: password_spray
+    type: threshold
+    title: Password spraying
+    severity: high
+    condition: event.action = ssh_login and event.outcome = failure
+    distinct: user.name
+    count: 3
+    within: 10s
+    by: source.ip
+`);
+    // admin at 95 s arrives after root at 100 s: in the window then (90..100), out of it at 106 (96..106).
+    assert.equal(feed(set, [sshFailure(100, '198.51.100.9', 'root'), sshFailure(95, '198.51.100.9', 'admin')]).length, 0);
+    assert.equal(feed(set, [sshFailure(106, '198.51.100.9', 'oracle')]).length, 0, 'only root and oracle are within 10 s of 106 s');
+    const hits = feed(set, [sshFailure(107, '198.51.100.9', 'guest')]);
+    assert.equal(hits.length, 1);
+    assert.deepEqual(hits[0]?.correlation?.values, ['root', 'oracle', 'guest']);
+    assert.equal(hits[0]?.correlation?.first, BASE + 100_000);
   });
 
   it('counts the matches of other rules, and chains into a sequence (Sigma chained correlations)', () => {

@@ -146,6 +146,10 @@ describe('rule compiler: condition syntax', () => {
     assert.equal(like.suggestion, 'glob');
     expectProblem(rule('process.name =~ x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /did you mean '~='/);
     expectProblem(rule('process.name startwith x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /did you mean 'startswith'/);
+    // A name every object inherits is no operator, and suggests none of Object.prototype's functions.
+    const proto = expectProblem(rule('process.name constructor x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /unknown operator 'constructor'/);
+    assert.ok(proto.suggestion === undefined || typeof proto.suggestion === 'string', `suggestion: ${String(proto.suggestion)}`);
+    assert.doesNotMatch(proto.message, /native code/);
   });
 });
 
@@ -165,6 +169,9 @@ describe('rule compiler: resolution and types', () => {
     expectProblem(rule('process.pid i= 4'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28, /case-insensitive/);
     expectProblem(rule('process.pid = abc'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 30, /'abc' is not/);
     expectProblem(rule('process.interactive = yes'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 38, /true or false/);
+    // Names every object inherits are no truth values (the rule would load and never match).
+    expectProblem(rule('process.interactive = constructor'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 38, /true or false/);
+    expectProblem(rule('process.interactive != toString'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 39, /true or false/);
     expectProblem(rule('process.interactive contains t'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 36);
     expectProblem(rule('process.parent = x'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 31, /object: compare one of its fields, e.g. 'process.parent.name'/);
     expectProblem(rule('process.name in_cidr 10.0.0.0/8'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 29, /address fields/);

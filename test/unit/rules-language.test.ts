@@ -115,6 +115,13 @@ describe('rule language: boolean logic', () => {
     assert.equal(holds(String.raw`process.command_line matches "x\.sh$"`, e), true);
     assert.equal(holds(String.raw`process.command_line matches "y\.sh$"`, e), false);
   });
+
+  it('unescapes either quote in either kind of string, as documented', () => {
+    const e = ev('exec', { 'process.command_line': `echo it's "done"` });
+    assert.equal(holds(String.raw`process.command_line contains "it\'s \"done\""`, e), true);
+    assert.equal(holds(String.raw`process.command_line contains 'it\'s \"done\"'`, e), true);
+    assert.equal(holds(String.raw`process.command_line matches "it\'s"`, e), true);
+  });
 });
 
 describe('rule language: arrays and the process tree', () => {

@@ -202,6 +202,23 @@ describe('sigma: values and modifiers', () => {
     assert.deepEqual(codes(unsupported(rule("selection:\n    Image|gt: 4\ncondition: selection"))), ['HADES_ERR_SIGMA_VALUE']);
   });
 
+  it('compares a plain YAML number on a text field as the rule writes it', () => {
+    // YAML reads 1.10 as 1.1, 0x10 as 16 and 1e3 as 1000: the text the rule means is the one written.
+    const m = loaded(rule('selection:\n    CommandLine|endswith:\n        - 1.10\n        - 0x10\n        - 1e3\n        - 0777\ncondition: selection'));
+    assert.ok(m(exec('node-v1.10')));
+    assert.ok(m(exec('poke 0x10')));
+    assert.ok(m(exec('sleep 1e3')));
+    assert.ok(m(exec('chmod 0777')));
+    assert.ok(!m(exec('node-v1.1')));
+    assert.ok(!m(exec('poke 16')));
+    assert.ok(!m(exec('sleep 1000')));
+    assert.ok(!m(exec('chmod 777')));
+    // Numbers still go to number fields as numbers, true and false to exists.
+    const port = loaded(rule('selection:\n    DestinationPort: 4444\n    DestinationIp|exists: True\ncondition: selection', { category: 'network_connection' }));
+    assert.ok(port(event('connect', { 'destination.port': 4444 })));
+    assert.ok(!port(event('connect', { 'destination.port': 4445 })));
+  });
+
   it('puts long value lists in a list of the rule file, which matches the same', () => {
     const names = Array.from({ length: 40 }, (_, i) => `pkg-${i}@1.0.${i}`);
     const text = rule(`selection:\n    CommandLine|contains:\n${names.map((n) => `        - '${n}'`).join('\n')}\ncondition: selection`);

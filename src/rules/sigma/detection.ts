@@ -115,7 +115,7 @@ function parseModifiers(ctx: DetectionContext, field: string, names: readonly st
   return ok ? mods : undefined;
 }
 
-/** A Sigma value as text (numbers and booleans as YAML wrote them). */
+/** A Sigma value as text (plain numbers and booleans of a detection arrive as written, document.ts). */
 function asText(v: string | number | boolean): string {
   return typeof v === 'string' ? v : String(v);
 }
@@ -205,10 +205,18 @@ function booleanOf(v: Scalar): boolean | undefined {
   return undefined;
 }
 
+/**
+ * YAML's numbers (core schema): decimal, 0o octal, 0x hexadecimal, with fractions and exponents.
+ * The reader keeps a plain number of a detection as written (document.ts), read here as YAML would.
+ */
+const YAML_DECIMAL = /^[-+]?(?:\.\d+|\d+(?:\.\d*)?)(?:[eE][-+]?\d+)?$/;
+
 function numberOf(v: Scalar): number | undefined {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v);
-  return undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim();
+  const n = YAML_DECIMAL.test(s) ? Number(s) : /^0x[0-9a-fA-F]+$/.test(s) ? Number.parseInt(s.slice(2), 16) : /^0o[0-7]+$/.test(s) ? Number.parseInt(s.slice(2), 8) : NaN;
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /** One `field|modifiers: values` entry of a selection. */

@@ -4,7 +4,7 @@
  * that do not depend on its detection: its Hades id, severity, tags and description.
  */
 import { yamlDepthProblem } from '../../common/yaml-depth.js';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { isMap, isScalar, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
 import type { SigmaReason, SigmaReportEntry } from './report.js';
@@ -54,6 +54,24 @@ function unsupported(file: string, document: number, title: string, reason: Sigm
   return { file, document, title, kind: 'invalid', category: '(none)', status: 'unsupported', reasons: [reason], notes: [], ...extra };
 }
 
+/**
+ * Plain numbers and booleans of a detection as the rule writes them: YAML reads `1.10` as 1.1,
+ * `0x10` as 16 and `0777` as 777, and a value compared with text (`CommandLine|endswith: 1.10`)
+ * means the text written. The detection reads them as numbers where a field is a number
+ * (detection.ts, numberOf) and as true or false where it takes those.
+ */
+function writtenDetectionScalars(doc: Document.Parsed, text: string): void {
+  if (!isMap(doc.contents)) return;
+  const detection = doc.contents.get('detection', true);
+  if (detection === undefined || isScalar(detection)) return;
+  visit(detection, {
+    Scalar(key, node) {
+      if (key === 'key' || node.type !== Scalar.PLAIN || node.range === undefined || node.range === null) return;
+      if (typeof node.value === 'number' || typeof node.value === 'boolean') node.value = text.slice(node.range[0], node.range[1]);
+    },
+  });
+}
+
 /** Reads the files: the documents that are Sigma rules, and entries for what is not. */
 export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaDocument[]; rejected: SigmaReportEntry[] } {
   const documents: SigmaDocument[] = [];
@@ -89,6 +107,7 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
       }
       let data: unknown;
       try {
+        writtenDetectionScalars(doc, f.text);
         data = doc.toJS({ maxAliasCount: 100 });
       } catch (error) {
         rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: error instanceof Error ? error.message : String(error) }));
