@@ -59,6 +59,9 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
     token = explicitToken;
     ca = existsSync(caFile(config.data_dir)) ? readFileSync(caFile(config.data_dir), 'utf8') : undefined;
   } else {
+    // The local deployment's admin token is for the local deployment: sent to the server --server
+    // names, it would hand that server (whoever runs it) admin rights over this one.
+    if (server !== undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', `--server ${server} needs that server's API token: pass --token (or set HADES_API_TOKEN); the local deployment's admin token is not sent to another server`);
     ({ token, caPem: ca } = localCredentials(config.data_dir));
   }
   const caOption = typeof options['ca'] === 'string' ? options['ca'] : process.env['HADES_API_CA'];

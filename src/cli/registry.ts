@@ -54,8 +54,8 @@ export const groups: Readonly<Record<string, string>> = {
 const apiOptions = (c: Command) =>
   c
     .option('--config <file>', 'server configuration of the local deployment (default: the file HADES_SERVER_CONFIG names, else /etc/hades/server.yaml when it exists, else the defaults)')
-    .option('--server <url>', 'the API to use instead of the local deployment\'s, e.g. https://hades.example:7080')
-    .option('--token <token>', 'API token (default: HADES_API_TOKEN, else the local deployment\'s admin token)')
+    .option('--server <url>', 'the API to use instead of the local deployment\'s, e.g. https://hades.example:7080 (with --token or HADES_API_TOKEN: the local admin token is never sent to it)')
+    .option('--token <token>', 'API token (default: HADES_API_TOKEN, else, without --server, the local deployment\'s admin token)')
     .option('--ca <file>', 'the CA certificate the server\'s must chain to (default: HADES_API_CA, else the local deployment\'s CA)');
 
 const roleOption = (c: Command) =>
@@ -259,7 +259,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--agent <id...>', 'agents to ask (default: every agent, or --group)')
         .option('--group <group>', 'the agents of a group')
         .option('--timeout <seconds>', 'how long to wait for the answers', '60')
-        .option('--json', 'NDJSON: one line per row with host and agent_id; hosts without rows give their status and error'),
+        .option('--json', 'NDJSON: one line per row with host and agent_id (a column of either name comes as row.host, row.agent_id); hosts without rows give their status and error'),
     run: lazy(fleetCommands, (m) => m.fleetQuery),
   },
   {

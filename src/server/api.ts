@@ -251,6 +251,14 @@ function auditedParams(params: Readonly<Record<string, unknown>>): Record<string
  */
 function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<string, unknown>): void {
   const bad = (message: string) => new HadesError('HADES_ERR_API_INVALID_REQUEST', `${aTask(kind)}: ${message}`);
+  // Only the keys the kind takes: a key the agents ignore would still be stored and audited, so
+  // `query_id` would put the task among another fleet query's hosts, and padding would push the
+  // task (its kind and SQL) out of its audit record, which keeps at most 16 KiB of details.
+  const accepted = TASK_PARAMS[kind];
+  const unknown = Object.keys(params).filter((key) => !accepted.includes(key));
+  if (unknown.length > 0) {
+    throw bad(`params ${unknown.slice(0, 5).map((key) => JSON.stringify(key.slice(0, 64))).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''} ${unknown.length === 1 ? 'is' : 'are'} not taken (${kind} takes ${accepted.join(', ')}; docs/plugins.md)`);
+  }
   switch (kind) {
     case 'log_level': {
       const problem = logLevelProblem(params);
@@ -275,6 +283,14 @@ function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<strin
       return;
   }
 }
+
+/** The parameters each kind of task takes (src/common/tasks.ts, docs/plugins.md). */
+const TASK_PARAMS: Readonly<Record<(typeof TASK_KINDS)[number], readonly string[]>> = {
+  query: ['sql', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
+  inventory: ['table', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
+  restart_plugin: ['name'],
+  log_level: ['level', 'duration_s'],
+};
 
 /** `a query task`, `an inventory task`. */
 const aTask = (kind: string): string => `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} task`;
@@ -625,7 +641,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         {
           agents: Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
           kind: Type.Union(TASK_KINDS.map((k) => Type.Literal(k))),
-          params: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+          params: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: `The parameters of the kind, and no others: ${Object.entries(TASK_PARAMS).map(([kind, keys]) => `${kind}: ${keys.join(', ')}`).join('; ')} (docs/plugins.md).` }),
           timeout_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
         },
         { additionalProperties: false },

@@ -739,6 +739,32 @@ describe('tasks', () => {
     assert.equal(after.status, 'pending', `status ${after.status}, result ${JSON.stringify(after.result)}`);
   });
 
+  it('refuses parameters a task\'s kind does not take: a forged query_id cannot join another\'s fleet query, padding cannot push the SQL out of the audit log', async () => {
+    const { token } = await apiToken('analyst', 'task-params-analyst');
+    const identity = await server.enrollAgent();
+    // Someone's fleet query on that agent: one host.
+    const query = (await server.ok('POST', '/api/v1/queries', { body: { sql: 'SELECT 1', agents: [identity.agentId], timeout_s: 60 } })) as { id: string };
+    const forged = await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'SELECT 2', query_id: query.id } } });
+    assertError(forged, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a query task with the id of a fleet query');
+    assert.match(forged.body.message, /query_id/);
+    const after = (await server.ok('GET', `/api/v1/queries/${query.id}`)) as { summary: { agents: number }; hosts: AnyEvent[] };
+    assert.equal(after.summary.agents, 1, 'the fleet query still has its one host');
+    // Keys the agent ignores, each cut to 1 KiB in the audit record, together over its 16 KiB:
+    // the record would keep neither kind nor SQL.
+    const padding = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`pad${i}`, 'x'.repeat(1024)]));
+    const padded = await server.api('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'SELECT * FROM shell_history', ...padding } } });
+    assertError(padded, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a query task with keys no agent reads');
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'inventory', extra: 1 } } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'restart_plugin with an extra key');
+    assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'log_level', params: { level: 'debug', durationS: 60 } } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'log_level with a misspelt key');
+    assert.deepEqual((await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks.filter((t: AnyEvent) => !t['params']?.query_id || t['params'].query_id !== query.id), [], 'no task made');
+    // The keys the agents read still go through.
+    const fine = (await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'SELECT 3', timeout_s: 30, max_rows: 10, max_bytes: 2048 } } })).tasks as AnyEvent[];
+    assert.equal(fine.length, 1);
+    const inventory = (await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'inventory', params: { table: 'users', timeout_ms: 30_000 } } })).tasks as AnyEvent[];
+    assert.equal(inventory.length, 1);
+    assert.equal((await server.ok('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'log_level', params: { level: 'debug', duration_s: 60 } } })).tasks.length, 1);
+  });
+
   it('creates no task at all when one of the agents named is unknown', async () => {
     const identity = await server.enrollAgent();
     assertError(await server.api('POST', '/api/v1/tasks', { body: { agents: [identity.agentId, 'ag_0000000000000000'], kind: 'query', params: { sql: 'SELECT 1' } } }), 404, 'HADES_ERR_API_NOT_FOUND', 'mixed');
@@ -768,6 +794,32 @@ describe('the hades command against the running server', () => {
     assert.equal(typeof mine['online'], 'boolean');
     assert.deepEqual(mine['groups'], ['default']);
     for (const agent of agents) assert.match(agent['id'], /^ag_[0-9a-f]{16}$/);
+  });
+
+  it('hades fleet query --json: a column named host or agent_id does not take the place of the host that answered', async () => {
+    const answering = await server.enrollAgent();
+    const stream = new GatewayStream(answering.gateways[0]!, identityCredentials(answering));
+    try {
+      stream.hello('fleet-host');
+      await stream.welcome();
+      // logged_in_users and last_logins have a `host` column: the remote end of a login.
+      const asked = runHades(['fleet', 'query', 'SELECT user, host FROM logged_in_users', '--json', '--timeout', '20', '--agent', answering.agentId, '--config', configFile]);
+      const sent = await stream.next((m) => m.task?.kind === 'query', 15_000);
+      stream.write({ task_result: { task_id: sent.task!.task_id, status: 'done', result_json: JSON.stringify({ rows: [{ user: 'root', host: '203.0.113.9', agent_id: 'ag_0000000000000000' }] }) } });
+      const result = await asked;
+      assert.equal(result.status, 0, result.stderr);
+      const rows = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+      assert.equal(rows.length, 1, result.stdout);
+      assert.equal(rows[0]!['agent_id'], answering.agentId, 'the agent that answered');
+      assert.equal(rows[0]!['host'], (await server.ok('GET', `/api/v1/agents/${answering.agentId}`)).hostname, 'the host that answered');
+      assert.notEqual(rows[0]!['host'], '203.0.113.9');
+      // The row's own columns are kept, under names of their own.
+      assert.equal(rows[0]!['user'], 'root');
+      assert.equal(rows[0]!['row.host'], '203.0.113.9');
+      assert.equal(rows[0]!['row.agent_id'], 'ag_0000000000000000');
+    } finally {
+      stream.close();
+    }
   });
 
   it('finds the deployment through HADES_SERVER_CONFIG as through --config', async () => {
@@ -1037,6 +1089,26 @@ describe('managing the fleet with the hades command', () => {
     const notPem = await runHades([...remote, '--ca', elsewhere]);
     assert.equal(notPem.status, 2, notPem.stderr);
     assert.match(notPem.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: --ca: .* holds no PEM certificate/);
+  });
+
+  it('--server without --token is refused: the local deployment\'s admin token is never sent to another server', async () => {
+    // This deployment (configFile, with its admin token) and another one, trusted with --ca.
+    const other = await TestServer.start({ dataDir: path.join(dir, 'other-deployment') });
+    try {
+      const otherCa = path.join(other.dataDir, 'pki', 'ca.pem');
+      const { tokens } = (await server.ok('GET', '/api/v1/tokens/api')) as { tokens: AnyEvent[] };
+      const local = tokens.find((t) => server.adminToken.includes(`_${String(t['id'])}_`));
+      assert.ok(local, 'the local admin token is listed');
+      const result = await runHades(['agents', 'list', '--config', configFile, '--server', other.addresses.api, '--ca', otherCa], { env: { ...process.env, HADES_API_TOKEN: '' } });
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /^hades: HADES_ERR_CLI_MISSING_ARGUMENT: --server .*--token/);
+      assert.ok(!result.stderr.includes(String(local['id'])), `the other server saw the local admin token: ${result.stderr}`);
+      // With a token of its own, the other server answers.
+      const own = await runHades(['agents', 'list', '--json', '--config', configFile, '--server', other.addresses.api, '--ca', otherCa, '--token', other.adminToken]);
+      assert.equal(own.status, 0, own.stderr);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('a --server that is not an https URL is a user error, not an internal one', async () => {

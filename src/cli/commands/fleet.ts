@@ -42,6 +42,22 @@ export function formatRows(rows: readonly Record<string, unknown>[]): string[] {
   return [line(names), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
 }
 
+/**
+ * A row of `--json` with the host that answered it: `host` and `agent_id` say who answered,
+ * whatever the row holds. A column of the same name (logged_in_users.host, the remote end of a
+ * login; or anything a host puts in its answer) is kept as `row.host`, `row.agent_id`.
+ */
+function attributed(host: { hostname: string; agent_id: string }, row: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = { host: host.hostname, agent_id: host.agent_id };
+  for (const [column, value] of Object.entries(row)) {
+    let name = column;
+    while (Object.hasOwn(out, name)) name = `row.${name}`;
+    // Defined, not assigned: a column named __proto__ stays a column.
+    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
 export async function fleetQuery(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const sql = args[0];
   if (sql === undefined || sql.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the SQL to run, e.g. hades fleet query "SELECT * FROM listening_ports"');
@@ -60,7 +76,7 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
   }
   for (const host of result.hosts) {
     if (options['json']) {
-      if (host.status === 'done') for (const row of host.rows ?? []) context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, ...row })}\n`);
+      if (host.status === 'done') for (const row of host.rows ?? []) context.stdout.write(`${JSON.stringify(attributed(host, row))}\n`);
       else context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, status: host.status, error: host.error ?? null })}\n`);
       continue;
     }
