@@ -10,6 +10,7 @@
  * with a gRPC error, a batch that is malformed or too large is refused with a coded Nack, and
  * the stream goes on.
  */
+import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -118,8 +119,40 @@ function listenError(address: string, error: Error): HadesError {
  */
 const MAX_UNREAD_MESSAGES = 4096;
 
+/**
+ * Messages of one stream the gateway takes in before it has handled them: past this, it stops
+ * reading the stream (HTTP/2 flow control then holds the agent's writes back) until it catches
+ * up. An agent sends one batch at a time and waits for its Ack; one that sends faster than the
+ * server stores is not let to fill the server's memory. With what the stream itself reads ahead
+ * (its readable buffer of 16 messages), a stream holds at most 20 messages of at most 8 MiB.
+ */
+const MAX_QUEUED_MESSAGES = 4;
+
+/**
+ * How long (ms) a stream the server ended may take to send its status: it goes after what was
+ * written before it, which an agent that does not read holds back for ever.
+ */
+const END_GRACE_MS = 2000;
+
 function endWithStatus(stream: Stream, code: grpc.status, details: string): void {
   stream.emit('error', { code, details, metadata: new grpc.Metadata() });
+}
+
+/**
+ * Closes a call's HTTP/2 stream at once (RST_STREAM, CANCEL), without the status. grpc-js has no
+ * public way to do it on the server's side: this reaches its call object, and does nothing where
+ * a later version put it elsewhere (the gateway has stopped handling the stream's messages anyway).
+ */
+function cancelCall(stream: Stream): void {
+  let call = (stream as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && call !== null && typeof call === 'object'; depth++) {
+    const h2 = (call as { stream?: { close?: unknown; closed?: boolean; destroyed?: boolean } }).stream;
+    if (h2 !== undefined && typeof h2.close === 'function') {
+      if (h2.closed !== true && h2.destroyed !== true) (h2.close as (code: number) => void).call(h2, http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    call = (call as { nextCall?: unknown }).nextCall;
+  }
 }
 
 export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
@@ -127,6 +160,12 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   private readonly streams = new Map<string, Stream>();
   /** Streams that said hello (once per stream: each hello sends the configuration and tasks again). */
   private readonly greeted = new WeakSet<Stream>();
+  /**
+   * Streams the server has ended (their agent revoked, another stream of the same agent opened,
+   * or the agent not reading): nothing more they send is read or handled, even while their
+   * status waits behind what they have not read.
+   */
+  private readonly ended = new WeakSet<Stream>();
   /** The messages of every stream being handled or waiting their turn. */
   private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
@@ -159,10 +198,12 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
    * (Acks, Nacks, configurations, tasks) is not let to pile it up in the server's memory.
    */
   private write(stream: Stream, message: ServerMessage): boolean {
+    // Ended (revoked, replaced): the Ack of a batch begun before has nowhere to go.
+    if (stream.writableEnded) return false;
     if (stream.writableLength > MAX_UNREAD_MESSAGES) {
-      if (!stream.destroyed) {
+      if (!stream.destroyed && !this.ended.has(stream)) {
         this.options.log.warn('agent stream closed: it does not read what the server sends', { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', peer: stream.getPeer(), unread_messages: stream.writableLength });
-        endWithStatus(stream, grpc.status.RESOURCE_EXHAUSTED, new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `more than ${MAX_UNREAD_MESSAGES} messages sent to the agent are unread`).toLine());
+        this.end(stream, { code: grpc.status.RESOURCE_EXHAUSTED, details: new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `more than ${MAX_UNREAD_MESSAGES} messages sent to the agent are unread`).toLine() });
       }
       return false;
     }
@@ -178,7 +219,27 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   disconnect(agentId: string, error: HadesError): void {
     const stream = this.streams.get(agentId);
     if (!stream) return;
-    endWithStatus(stream, grpc.status.PERMISSION_DENIED, error.toLine());
+    this.end(stream, { code: grpc.status.PERMISSION_DENIED, details: error.toLine() });
+  }
+
+  /**
+   * Ends a stream the server is done with: with `status` (an error), or OK. What the agent sends
+   * from now on is neither read nor handled (a revoked agent stores nothing more, whatever it
+   * does), and a call whose status cannot go out (the agent reads nothing, so what was written
+   * before it never leaves) is closed after END_GRACE_MS without it.
+   */
+  private end(stream: Stream, status?: { code: grpc.status; details: string }): void {
+    if (this.ended.has(stream)) return;
+    this.ended.add(stream);
+    stream.pause();
+    if (status) endWithStatus(stream, status.code, status.details);
+    else stream.end();
+    if (stream.writableFinished) return;
+    const timer = setTimeout(() => cancelCall(stream), END_GRACE_MS);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    stream.once('finish', done);
+    stream.once('close', done);
   }
 
   private connect(stream: Stream): void {
@@ -199,7 +260,7 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     }
     // A second stream of the same agent replaces the first (it reconnected before the old one timed out).
     const previous = this.streams.get(agentId);
-    if (previous) previous.end();
+    if (previous) this.end(previous);
     this.streams.set(agentId, stream);
     this.stats.connected = this.streams.size;
     // The welcome goes first: what being online sends (configuration, tasks) comes after it.
@@ -207,12 +268,20 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     this.online(agentId, true);
     // Batches are handled in order: an Ack must never overtake the Ack of an earlier batch.
     let chain: Promise<void> = Promise.resolve();
+    // Messages taken in and not yet handled: past MAX_QUEUED_MESSAGES the stream is not read.
+    let queued = 0;
     stream.on('data', (message: AgentMessage) => {
+      if (this.ended.has(stream)) return;
+      if (++queued >= MAX_QUEUED_MESSAGES) stream.pause();
       const next = chain
-        // Once the gateway closes, a batch not begun is left for the agent to send again.
-        .then(() => (this.closing && message.batch ? undefined : this.handle(agentId, stream, message, peerDer)))
+        // Once the gateway closes, a batch not begun is left for the agent to send again; once
+        // the stream is ended (its agent revoked), nothing of it is.
+        .then(() => (this.ended.has(stream) || (this.closing && message.batch) ? undefined : this.handle(agentId, stream, message, peerDer)))
         .catch((error: unknown) => {
           log.error('agent message not handled', { agent: agentId, err: toHadesError(error) });
+        })
+        .finally(() => {
+          if (--queued < MAX_QUEUED_MESSAGES && !this.ended.has(stream) && stream.isPaused()) stream.resume();
         });
       chain = next;
       this.inFlight.add(next);

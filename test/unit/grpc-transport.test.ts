@@ -1,7 +1,11 @@
 /** The agent's gRPC transport: what it changes in the process around it. */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
-import { dropIpServernameWarning } from '../../src/agent/transport/grpc-transport.js';
+import { dropIpServernameWarning, GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
+import { isHadesError } from '../../src/common/errors.js';
+import { Pki } from '../../src/server/pki.js';
+import { cleanupTempDirs, freePorts, makeCsr, sinkLogger, tempDir } from '../helpers/server.js';
 
 describe('the gRPC transport', () => {
   it('drops only Node\'s warning about an IP address as TLS server name (DEP0123)', async () => {
@@ -20,5 +24,26 @@ describe('the gRPC transport', () => {
       process.off('warning', listener);
     }
     assert.deepEqual(seen, ['DEP0999', 'HADES_TEST']);
+  });
+
+  it('leaves no listener on the sender\'s abort signal after each failed connection (a long outage leaks nothing)', async () => {
+    const pki = await Pki.open(tempDir('hades-transport-pki-'), { hostnames: [], ips: [] });
+    const { csrPem, keyPem } = await makeCsr();
+    const issued = await pki.signAgentCsr(csrPem, 'ag_00000000000000bb');
+    // Nothing listens there: every attempt fails before any Welcome.
+    const [port] = await freePorts(1);
+    const identity = { agentId: 'ag_00000000000000bb', keyPem, certPem: issued.certPem, caPem: pki.caPem, gateways: [`127.0.0.1:${port}`] };
+    const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: 'test', log: sinkLogger(), connectTimeoutMs: 2000 });
+    // The spooled channel sends every batch with the same signal, for as long as the output lives.
+    const signal = new AbortController().signal;
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await assert.rejects(transport.send({ firstSeq: 1, lastSeq: 1, events: 1, data: Buffer.from('{}\n') }, signal), (error) => isHadesError(error));
+      }
+      assert.equal(getEventListeners(signal, 'abort').length, 0, 'every failed attempt removed its listener');
+    } finally {
+      await transport.close();
+      cleanupTempDirs();
+    }
   });
 });

@@ -170,6 +170,24 @@ function pemOf(der: ArrayBuffer, label: string): string {
   return `-----BEGIN ${label}-----\n${base64}\n-----END ${label}-----\n`;
 }
 
+/** The most addresses an enrollment may give (the server's API refuses more). */
+export const MAX_ENROLL_ADDRESSES = 64;
+
+/** Link-local addresses (fe80::/10, 169.254.0.0/16): a host has one per interface, and no CMDB names them. */
+const LINK_LOCAL = /^(fe[89ab][0-9a-f]:|169\.254\.)/i;
+
+/**
+ * The addresses an enrollment gives for the host (what the server's CMDB matches it by): its
+ * interfaces' addresses other than loopback, each once, at most MAX_ENROLL_ADDRESSES, link-local
+ * ones last. A container host has an interface per container (each with its own link-local
+ * address), far more than the server takes: all of them would have it refuse the enrollment.
+ */
+export function hostAddresses(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string[] {
+  const all = [...new Set(Object.values(interfaces).flatMap((list) => (list ?? []).filter((i) => !i.internal).map((i) => i.address)))];
+  const ordered = [...all.filter((a) => !LINK_LOCAL.test(a)), ...all.filter((a) => LINK_LOCAL.test(a))];
+  return ordered.slice(0, MAX_ENROLL_ADDRESSES);
+}
+
 export interface EnrollOptions {
   readonly dataDir: string;
   /** The server's API, e.g. https://hades.example:7080 */
@@ -196,7 +214,7 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
     throw new HadesError('HADES_ERR_PKI', `the server's CA has SHA-256 ${fingerprint}, not the ${options.caSha256} given with the token: not enrolling`);
   }
   const { keyPem, csrPem } = await newKeyAndCsr({ hostname: os.hostname() });
-  const interfaces = Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address);
+  const interfaces = hostAddresses(os.networkInterfaces());
   const response = await httpsJson(`${api}/api/v1/enroll`, {
     method: 'POST',
     ca: caPem,

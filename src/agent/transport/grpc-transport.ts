@@ -219,6 +219,9 @@ export class GrpcTransport implements BatchTransport {
       const timer = setTimeout(() => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${address}: no answer within ${this.options.connectTimeoutMs ?? 10_000} ms`)), this.options.connectTimeoutMs ?? 10_000);
       const fail = (error: HadesError) => {
         clearTimeout(timer);
+        // The signal outlives this attempt (the channel's, or the transport's own): a listener
+        // left on it would keep this stream and its client for as long as the server is away.
+        signal.removeEventListener('abort', onAbort);
         reject(error);
         this.drop(stream, error);
       };
