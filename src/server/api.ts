@@ -65,7 +65,7 @@ export interface ApiPorts {
   authenticate(bearer: string | undefined): Principal;
   authorize(principal: Principal, needed: Role): void;
   audit(actor: Principal, action: string, target?: string, details?: Record<string, unknown>): void;
-  listAudit(options: { since?: number; limit: number }): unknown[];
+  listAudit(options: { since?: number; beforeId?: number; limit: number }): unknown[];
   caPem(): string;
   caFingerprint(): string;
   gateways(): string[];
@@ -85,7 +85,7 @@ export interface ApiPorts {
   setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
   /** `created` is told the agents (each once) once their tasks are stored, before any is sent (the audit record). */
   createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number; createdBy: string; created: (agentIds: readonly string[]) => void }): TaskBody[];
-  listTasks(filter: { agentId?: string; status?: string; limit: number }): TaskBody[];
+  listTasks(filter: { agentId?: string; status?: string; limit: number; resultChars?: number }): TaskBody[];
   getTask(id: string): TaskBody | undefined;
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
   createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): CreatedTokenBody;
@@ -94,7 +94,8 @@ export interface ApiPorts {
   revokeEnrollmentToken(id: string): boolean;
   createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): CreatedTokenBody;
   listApiTokens(): ApiTokenBody[];
-  revokeApiToken(id: string): void;
+  /** True when revoked now, false when it was already. */
+  revokeApiToken(id: string): boolean;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
   getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
   triageAlert(id: string, change: { status?: AlertStatus; assignee?: string | null }): Alert | undefined;
@@ -291,6 +292,9 @@ const TASK_PARAMS: Readonly<Record<(typeof TASK_KINDS)[number], readonly string[
   restart_plugin: ['name'],
   log_level: ['level', 'duration_s'],
 };
+
+/** The results a list of tasks holds at most, in characters of JSON (one result is up to 8 MiB). */
+const LIST_RESULT_CHARS = 16 * 1024 * 1024;
 
 /** `a query task`, `an inventory task`. */
 const aTask = (kind: string): string => `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} task`;
@@ -668,10 +672,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/tasks',
-    { role: 'read-only', summary: 'Tasks, newest first.', tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: `Tasks, newest first. Their results together hold at most ${LIST_RESULT_CHARS / 1024 / 1024} MiB of JSON: a task whose result would pass that comes with \`result_omitted: true\` (GET /api/v1/tasks/ID has it).`, tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
-      return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit }) };
+      return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit, resultChars: LIST_RESULT_CHARS }) };
     },
   );
   route('GET', '/api/v1/tasks/:id', { role: 'read-only', summary: 'One task with its result.', tags: ['tasks'], params: Id }, (request) => {
@@ -689,6 +693,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (!(eventActions as readonly string[]).includes(action)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'`);
     }
     const filters = q.filter === undefined ? [] : (Array.isArray(q.filter) ? q.filter : [q.filter]).map(parseFilter);
+    // `host` given as an agent's id is that agent: with `agent` naming another, no event is both.
+    if (q.agent && q.host && AGENT_ID_RE.test(q.host) && q.host !== q.agent) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `host ${q.host} is an agent's id and agent names another (${q.agent}): give one of them`);
     const query: EventQuery = {
       since: parseSince(q.since ?? '24h', now),
       // No upper bound unless asked: an event from a host whose clock is ahead is not hidden.
@@ -884,7 +890,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   route('POST', '/api/v1/rules/reload', { role: 'admin', summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'] }, async (request) => {
     const principal = who(request, 'admin');
-    const state = await ports.reloadRules();
+    let state: Awaited<ReturnType<ApiPorts['reloadRules']>>;
+    try {
+      state = await ports.reloadRules();
+    } catch (error) {
+      // A refused reload is audited too: someone with admin rights tried to change the rules.
+      const refusal = toHadesError(error);
+      ports.audit(principal, 'rules.reload', undefined, { refused: refusal.code });
+      throw error;
+    }
     ports.audit(principal, 'rules.reload');
     return state;
   });
@@ -945,16 +959,26 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'admin');
     return { tokens: ports.listApiTokens() };
   });
-  route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token; the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
+  route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token (`already: true` when it was revoked before); the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
     const principal = who(request, 'admin');
-    ports.revokeApiToken(request.params.id);
+    if (!ports.revokeApiToken(request.params.id)) return { ok: true, already: true };
     ports.audit(principal, 'token.api.revoke', request.params.id);
     return { ok: true };
   });
-  route('GET', '/api/v1/audit', { role: 'admin', summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first.', tags: ['server'], querystring: Type.Object({ since: Type.Optional(Type.String()), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
-    who(request, 'admin');
-    return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), limit: request.query.limit }) };
-  });
+  route(
+    'GET',
+    '/api/v1/audit',
+    {
+      role: 'admin',
+      summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first; `before_id` (the id of the last entry of a page) gives the page after it.',
+      tags: ['server'],
+      querystring: Type.Object({ since: Type.Optional(Type.String()), before_id: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
+    },
+    (request) => {
+      who(request, 'admin');
+      return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), ...(request.query.before_id === undefined ? {} : { beforeId: request.query.before_id }), limit: request.query.limit }) };
+    },
+  );
 
   route('GET', '/api/v1/openapi.json', { summary: 'This API\'s OpenAPI document.', tags: ['server'], public: true }, () => app.swagger());
   await app.ready();

@@ -375,6 +375,9 @@ export class HadesServer {
             { id: agentId, hostname: request.hostname, addresses: request.addresses, os: request.os, kernel: request.kernel, version: request.version, ...(used.group ? { group: used.group } : {}) },
             { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter, tokenId: used.tokenId },
           );
+          // A new member of the fleet is audited with the token that let it in (in the same
+          // transaction: no agent without its record).
+          auditLog.record({ actor: 'enrollment', actor_id: used.tokenId, action: 'agent.enroll', target: agentId, details: { hostname: request.hostname.slice(0, 256), ...(used.group ? { group: used.group } : {}) } });
           return used;
         })();
         this.log.info('agent enrolled', { agent: agentId, hostname: request.hostname, group: consumed.group });
@@ -473,7 +476,7 @@ export class HadesServer {
         if (token.role === 'admin' && usable(token) && admins.length === 1) {
           throw new HadesError('HADES_ERR_API_LAST_ADMIN', `${id} is the last admin token: revoking it would leave nobody able to manage the server; create another admin token first`);
         }
-        apiTokens.revoke(id);
+        return apiTokens.revoke(id);
       },
       searchAlerts: (query) => alerts.search(query),
       getAlert: (id) => alerts.get(id),

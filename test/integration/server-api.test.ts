@@ -6,7 +6,7 @@
  * CMDB enrichment of stored events (reloaded when the file changes, kept when it breaks).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -302,6 +302,14 @@ describe('invalid requests', () => {
     assert.deepEqual([problem?.['instance_path'], problem?.['params']], ['', { missing_property: 'agents' }]);
   });
 
+  it('refuses an event search whose host is one agent\'s id and whose agent is another (no event is both)', async () => {
+    const refused = await server.api('GET', '/api/v1/events', { query: { agent: 'ag_0000000000000001', host: 'ag_0000000000000002' } });
+    assertError(refused, 400, 'HADES_ERR_API_INVALID_REQUEST', 'host and agent naming two agents');
+    assert.match(refused.body.message, /give one of them/);
+    const same = await server.api('GET', '/api/v1/events', { query: { agent: 'ag_0000000000000001', host: 'ag_0000000000000001' } });
+    assert.equal(same.status, 200, same.text);
+  });
+
   it('refuses searches the store cannot run (bad cursor, unknown field form, empty range) with 400', async () => {
     for (const query of [{ cursor: 'not-a-cursor' }, { filter: 'Process.Name=x' }, { since: '1h', until: '2h' }]) {
       assertError(await server.api('GET', '/api/v1/events', { query }), 400, ['HADES_ERR_API_INVALID_REQUEST', 'HADES_ERR_STORE_QUERY'], JSON.stringify(query));
@@ -569,10 +577,57 @@ describe('admin actions and the audit log', () => {
     // Newest first.
     const ids = entries.map((e) => e['id'] as number);
     assert.deepEqual(ids, [...ids].sort((a, b) => b - a));
+    // An enrollment is audited with the token that let the agent in.
+    const enrolled = find('agent.enroll', identity.agentId);
+    assert.ok(enrolled, 'agent.enroll');
+    assert.equal(enrolled['actor'], 'enrollment');
+    assert.equal(enrolled['details'].hostname, hostname);
     const text = JSON.stringify(entries);
     for (const secret of [apiCreated.token, enrollCreated.token, server.adminToken]) {
       assert.ok(!text.includes(secret), 'no whole token');
       assert.ok(!text.includes(secret.split('_').slice(2).join('_')), 'no token secret');
+    }
+  });
+
+  it('says so when an API token was already revoked, and audits the revocation once', async () => {
+    const created = await apiToken('read-only', 'revoked-twice');
+    assert.deepEqual(await server.ok('DELETE', `/api/v1/tokens/api/${created.id}`), { ok: true });
+    assert.deepEqual(await server.ok('DELETE', `/api/v1/tokens/api/${created.id}`), { ok: true, already: true });
+    const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
+    assert.equal(entries.filter((e) => e['action'] === 'token.api.revoke' && e['target'] === created.id).length, 1);
+  });
+
+  it('pages back through the audit log with before_id, past any one page', async () => {
+    for (let i = 0; i < 3; i++) await apiToken('read-only', `paged-${i}`);
+    const all = ((await server.ok('GET', '/api/v1/audit', { query: { limit: 10_000 } })) as { entries: AnyEvent[] }).entries.map((e) => e['id'] as number);
+    const paged: number[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { limit: 2, ...(before === undefined ? {} : { before_id: before }) } })) as { entries: AnyEvent[] };
+      if (entries.length === 0) break;
+      paged.push(...entries.map((e) => e['id'] as number));
+      before = entries.at(-1)!['id'] as number;
+    }
+    assert.deepEqual(paged, all);
+    assertError(await server.api('GET', '/api/v1/audit', { query: { before_id: 'x' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a before_id that is no id');
+  });
+
+  it('audits a rules reload that was refused, with the refusal\'s code', async () => {
+    const rulesDir = path.join(dir, 'reload-rules');
+    mkdirSync(rulesDir, { recursive: true });
+    const ruleFile = path.join(rulesDir, 'mine.yaml');
+    writeFileSync(ruleFile, 'rules:\n  - id: reload_audited\n    title: A rule of the test\n    severity: low\n    condition: event.action = "exec" and process.name = "reload-audited"\n');
+    const other = await TestServer.start({ dataDir: path.join(dir, 'reload-data'), extra: `rules: { dirs: [${JSON.stringify(rulesDir)}] }\n` });
+    try {
+      await other.ok('POST', '/api/v1/rules/reload');
+      writeFileSync(ruleFile, 'rules:\n  - id: reload_audited\n    title: A rule of the test\n    severity: low\n    condition: event.action = "exec" and process.nmae = "x"\n');
+      const refused = await other.api('POST', '/api/v1/rules/reload');
+      assertError(refused, 400, 'HADES_ERR_RULES_RELOAD', 'a reload with a broken rule');
+      const { entries } = (await other.ok('GET', '/api/v1/audit', { query: { since: '5m' } })) as { entries: AnyEvent[] };
+      const reloads = entries.filter((e) => e['action'] === 'rules.reload');
+      assert.deepEqual(reloads.map((e) => e['details']), [{ refused: 'HADES_ERR_RULES_RELOAD' }, undefined]);
+    } finally {
+      await other.stop();
     }
   });
 });

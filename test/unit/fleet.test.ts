@@ -362,6 +362,15 @@ describe('fleet registry', () => {
     assert.deepEqual(fleet.listTasks({ agentId: a }).map((t) => t.id), [restart.id, inventory.id, query.id]);
     assert.deepEqual(fleet.listTasks({ status: 'expired' }).map((t) => t.id), [restart.id, inventory.id]);
     assert.equal(fleet.listTasks({ limit: 2 }).length, 2);
+    // A list's results are bounded together: the one that would pass the budget is left out, and named so.
+    const budget = JSON.stringify({ rows: [{ pid: 1 }] }).length;
+    const listed = fleet.listTasks({ agentId: a, resultChars: budget });
+    assert.deepEqual(listed.find((t) => t.id === query.id)?.result, { rows: [{ pid: 1 }] });
+    assert.equal(listed.find((t) => t.id === query.id)?.resultOmitted, undefined);
+    const omitted = fleet.listTasks({ agentId: a, resultChars: budget - 1 }).find((t) => t.id === query.id);
+    assert.equal(omitted?.result, undefined);
+    assert.equal(omitted?.resultOmitted, true);
+    assert.deepEqual(fleet.getTask(query.id)?.result, { rows: [{ pid: 1 }] }, 'one task alone has its result');
     fleet.revoke(b);
     assert.deepEqual(fleet.getTask(level.id)?.result, { error: 'agent revoked' });
     assert.equal(fleet.getTask(level.id)?.status, 'failed');

@@ -179,6 +179,7 @@ interface TaskRow {
   params: Record<string, unknown>;
   status: string;
   result?: unknown;
+  result_omitted?: boolean;
   created_at: string;
   updated_at: string;
   deadline: string;
@@ -240,7 +241,7 @@ function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Opt
   }
   table(
     context,
-    tasks.map((t) => ({ id: t.id, agent: t.agent_id, kind: t.kind, status: t.status, created: t.created_at, result: t.result === undefined || t.result === null ? '' : JSON.stringify(t.result) })),
+    tasks.map((t) => ({ id: t.id, agent: t.agent_id, kind: t.kind, status: t.status, created: t.created_at, result: t.result_omitted ? `(left out of the list: hades tasks show ${t.id})` : t.result === undefined || t.result === null ? '' : JSON.stringify(t.result) })),
   );
 }
 
@@ -352,8 +353,8 @@ export async function tokensList(context: CliContext, _args: readonly string[], 
 export async function tokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
   const id = required(args, 0, 'give the id of the token, as hades tokens list shows it');
   const client = await apiClient(options);
-  await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the tokens');
-  if (options['json']) json(context, { id, revoked: true });
-  else context.stdout.write(`API token ${id} is revoked: requests with it are refused from now on\n`);
+  const answer = (await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the tokens')) as { already?: boolean };
+  if (options['json']) json(context, { id, revoked: true, ...(answer?.already ? { already: true } : {}) });
+  else context.stdout.write(answer?.already ? `API token ${id} was revoked already\n` : `API token ${id} is revoked: requests with it are refused from now on\n`);
   return exitStatus.ok;
 }

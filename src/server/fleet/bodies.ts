@@ -82,6 +82,8 @@ export interface TaskBody {
   readonly params: Readonly<Record<string, unknown>>;
   readonly status: TaskStatus;
   readonly result?: unknown;
+  /** In a list: the result is left out (the list's budget), GET /api/v1/tasks/ID has it. */
+  readonly result_omitted?: true;
   readonly created_by?: string;
   readonly created_at: string;
   readonly updated_at: string;
@@ -96,6 +98,7 @@ export function taskBody(task: Task): TaskBody {
     params: task.params,
     status: task.status,
     ...(task.result === undefined ? {} : { result: task.result }),
+    ...(task.resultOmitted ? { result_omitted: true as const } : {}),
     ...(task.createdBy === undefined ? {} : { created_by: task.createdBy }),
     created_at: task.createdAt,
     updated_at: task.updatedAt,

@@ -171,6 +171,8 @@ export interface Task {
   readonly params: Readonly<Record<string, unknown>>;
   readonly status: TaskStatus;
   readonly result?: unknown;
+  /** The result was left out of a list whose budget it would pass (getTask has it). */
+  readonly resultOmitted?: true;
   readonly createdBy?: string;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -669,7 +671,12 @@ export class FleetRegistry {
   }
 
   /** Tasks, newest first. */
-  listTasks(filter: { agentId?: string; status?: TaskStatus; limit?: number } = {}): Task[] {
+  /**
+   * Tasks, newest first. With `resultChars`, the results of the list hold at most that many
+   * characters of JSON together (a result is up to 8 MiB, and a list of 1,000 of them would be
+   * gigabytes); a task whose result would pass it comes with `resultOmitted` instead.
+   */
+  listTasks(filter: { agentId?: string; status?: TaskStatus; limit?: number; resultChars?: number } = {}): Task[] {
     this.expireOverdue();
     const where: string[] = [];
     const args: (string | number)[] = [];
@@ -684,7 +691,13 @@ export class FleetRegistry {
     const limit = Math.max(1, Math.min(10_000, Math.trunc(filter.limit ?? 100)));
     args.push(limit);
     const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
-    return this.#db.prepare<(string | number)[], TaskRow>(sql).all(...args).map(taskOf);
+    const rows = this.#db.prepare<(string | number)[], TaskRow>(sql).all(...args);
+    let left = filter.resultChars ?? Infinity;
+    return rows.map((row) => {
+      if (row.result === null) return taskOf(row);
+      left -= row.result.length;
+      return left >= 0 ? taskOf(row) : { ...taskOf({ ...row, result: null }), resultOmitted: true as const };
+    });
   }
 
   #mustGet(id: string): Agent {
