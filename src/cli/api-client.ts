@@ -45,6 +45,22 @@ export function checkTimeBounds(options: Readonly<Record<string, unknown>>): voi
   }
 }
 
+/**
+ * --since (else `defaultSince`) and --until as ISO times, read once: a relative bound (`1h`) read
+ * again at each page would move the window under the cursor, and the next page, asked for
+ * minutes later, would miss the oldest events of the first. `again` is what to pass for the
+ * same window later (empty when both were given as times already).
+ */
+export function fixedTimeBounds(options: Readonly<Record<string, unknown>>, defaultSince: string, now = Date.now()): { since: string; until?: string; again: string } {
+  checkTimeBounds(options);
+  const given = { since: typeof options['since'] === 'string' ? options['since'] : defaultSince, until: typeof options['until'] === 'string' ? options['until'] : undefined };
+  const iso = (value: string) => (/^\d{4}-/.test(value) ? value : new Date(timeBound(value, now)!).toISOString());
+  const since = iso(given.since);
+  const until = given.until === undefined ? undefined : iso(given.until);
+  const again = [since !== given.since ? `--since ${since}` : '', until !== undefined && until !== given.until ? `--until ${until}` : ''].filter(Boolean).join(' ');
+  return { since, ...(until === undefined ? {} : { until }), again };
+}
+
 /** A client of the deployment the options name (see the top of this file). */
 export async function apiClient(options: Readonly<Record<string, unknown>>): Promise<ApiClient> {
   const { config } = await loadServerConfig(options);

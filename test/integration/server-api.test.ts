@@ -901,7 +901,10 @@ describe('the hades command against the running server', () => {
     assert.equal(first.status, 0, first.stderr);
     const cursor = /--cursor (\S+)/.exec(first.stderr)?.[1];
     assert.ok(cursor, first.stderr);
-    const second = await runHades([...base, '--limit', '2', '--cursor', cursor]);
+    // The next page keeps the first's window: the relative --since 5m comes back as the time it was then.
+    const since = /the same command with --since (\S+) --cursor/.exec(first.stderr)?.[1];
+    assert.ok(since && Math.abs(Date.parse(since) - (Date.now() - 5 * 60_000)) < 60_000, first.stderr);
+    const second = await runHades([...base, '--limit', '2', '--since', since, '--cursor', cursor]);
     assert.equal(second.status, 0, second.stderr);
     const ids = (out: string) => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent)['event'].id as string);
     assert.deepEqual([...ids(first.stdout), ...ids(second.stdout)].sort(), events.map((e) => e['event'].id as string).sort(), 'two pages, each event once');

@@ -9,7 +9,7 @@
  * - `hades alerts suppress`, `hades alerts suppressions`, `hades alerts unsuppress ID`.
  */
 import { HadesError } from '../../common/errors.js';
-import { apiClient, checkTimeBounds, type ApiClient } from '../api-client.js';
+import { apiClient, fixedTimeBounds, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { didYouMean, suggest } from '../../rules/index.js';
 import { shown } from '../terminal.js';
@@ -53,11 +53,11 @@ async function unknownRule(client: ApiClient, rule: string | undefined): Promise
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const limit = opt(options, 'limit') ?? '100';
   if (!/^\d{1,5}$/.test(limit) || Number(limit) < 1 || Number(limit) > 10_000) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--limit must be a number from 1 to 10000 (got '${limit}')`);
-  checkTimeBounds(options);
+  const bounds = fixedTimeBounds(options, '24h');
   const client = await apiClient(options);
   const result = (await client.get('/api/v1/alerts', {
-    since: opt(options, 'since') ?? '24h',
-    until: opt(options, 'until'),
+    since: bounds.since,
+    until: bounds.until,
     severity: opt(options, 'severity'),
     status: opt(options, 'status'),
     rule: opt(options, 'rule'),
@@ -67,7 +67,7 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
   })) as { alerts: AlertLine[]; next?: string };
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
   if (!options['json'] && result.alerts.length === 0) context.stderr.write(`hades: no alert in that window${await unknownRule(client, opt(options, 'rule'))}\n`);
-  if (result.next) context.stderr.write(`hades: more alerts: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
+  if (result.next) context.stderr.write(`hades: more alerts: the next page is the same command with ${bounds.again ? `${bounds.again} ` : ''}--cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   return exitStatus.ok;
 }
 

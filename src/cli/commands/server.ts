@@ -12,7 +12,7 @@ import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
-import { apiClient, checkTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
+import { apiClient, fixedTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { parseWithFiles, readConfigFile } from './config.js';
@@ -171,7 +171,7 @@ export async function search(context: CliContext, args: readonly string[], optio
   for (const filter of args) {
     if (!/^[A-Za-z@_][A-Za-z0-9_.@]*(\^=|~=|=)/.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
   }
-  checkTimeBounds(options);
+  const bounds = fixedTimeBounds(options, '1h');
   const client = await apiClient(options);
   const limit = Number(typeof options['limit'] === 'string' ? options['limit'] : '100');
   let cursor = typeof options['cursor'] === 'string' ? options['cursor'] : undefined;
@@ -180,8 +180,8 @@ export async function search(context: CliContext, args: readonly string[], optio
   const started = Date.now();
   for (;;) {
     result = (await client.get('/api/v1/events', {
-      since: typeof options['since'] === 'string' ? options['since'] : '1h',
-      until: typeof options['until'] === 'string' ? options['until'] : undefined,
+      since: bounds.since,
+      until: bounds.until,
       action: typeof options['action'] === 'string' ? options['action'] : undefined,
       host: typeof options['host'] === 'string' ? options['host'] : undefined,
       cursor,
@@ -196,8 +196,10 @@ export async function search(context: CliContext, args: readonly string[], optio
     cursor = result.next;
   }
   // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
-  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (filters on fields that are not indexed are slow to scan): go on with the same command and --cursor ${result.next}, or narrow it with --since, --host or --action\n`);
-  else if (result.next) context.stderr.write(`hades: more events: the next page is the same command with --cursor ${result.next} (or narrow the search, or raise --limit)\n`);
+  // The next page keeps this window: a relative --since read again later would have moved.
+  const next = result.next ? `${bounds.again ? `${bounds.again} ` : ''}--cursor ${result.next}` : '';
+  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (filters on fields that are not indexed are slow to scan): go on with the same command and ${next}, or narrow it with --since, --host or --action\n`);
+  else if (result.next) context.stderr.write(`hades: more events: the next page is the same command with ${next} (or narrow the search, or raise --limit)\n`);
   if (!options['json'] && shown === 0 && !result.next) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;
 }

@@ -1,0 +1,31 @@
+/**
+ * The time bounds of searches: one reading for the API and the command line, and the command's
+ * window fixed once (a relative --since read again at the next page would have moved).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fixedTimeBounds } from '../../src/cli/api-client.js';
+import { timeBound } from '../../src/common/time-bound.js';
+
+const NOW = Date.parse('2026-11-29T12:00:00Z');
+
+describe('time bounds', () => {
+  it('reads durations back from now and ISO dates or times, and nothing else', () => {
+    assert.equal(timeBound('15m', NOW), NOW - 15 * 60_000);
+    assert.equal(timeBound('2026-11-28', NOW), Date.parse('2026-11-28'));
+    assert.equal(timeBound('2026-11-28T08:00:00Z', NOW), Date.parse('2026-11-28T08:00:00Z'));
+    for (const bad of ['5', '15', '1w', '-1h', 'yesterday', `${'9'.repeat(400)}d`]) assert.equal(timeBound(bad, NOW), undefined, bad);
+  });
+
+  it('fixes a relative window once, and says how to ask for the same window again', () => {
+    assert.deepEqual(fixedTimeBounds({}, '1h', NOW), { since: '2026-11-29T11:00:00.000Z', again: '--since 2026-11-29T11:00:00.000Z' });
+    assert.deepEqual(fixedTimeBounds({ since: '2d', until: '1d' }, '1h', NOW), {
+      since: '2026-11-27T12:00:00.000Z',
+      until: '2026-11-28T12:00:00.000Z',
+      again: '--since 2026-11-27T12:00:00.000Z --until 2026-11-28T12:00:00.000Z',
+    });
+    // Times given as times are passed as given, and need nothing more.
+    assert.deepEqual(fixedTimeBounds({ since: '2026-11-28', until: '2026-11-29T00:00:00Z' }, '1h', NOW), { since: '2026-11-28', until: '2026-11-29T00:00:00Z', again: '' });
+    assert.throws(() => fixedTimeBounds({ since: 'soon' }, '1h', NOW), (e: unknown) => (e as { code?: string }).code === 'HADES_ERR_CLI_INVALID_ARGUMENT');
+  });
+});
