@@ -338,7 +338,15 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
         this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'heartbeat health_json is not JSON'), true);
         return;
       }
-      hooks.onHeartbeat?.(agentId, health);
+      try {
+        hooks.onHeartbeat?.(agentId, health);
+      } catch (error) {
+        // A heartbeat the registry refuses (not an object, over 64 KiB) is the agent's to hear
+        // of, like one that is not JSON, not a line of the server's error log at each beat.
+        const e = toHadesError(error);
+        if (e.code !== 'HADES_ERR_STREAM_MESSAGE_INVALID' && e.code !== 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE') throw error;
+        this.nack(stream, 0, new HadesError(e.code, `heartbeat refused: ${e.message}`), true);
+      }
     } else if (message.task_result) {
       const { task_id, status, result_json } = message.task_result;
       let result: unknown = null;

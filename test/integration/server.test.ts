@@ -342,8 +342,15 @@ describe('event batches over the gateway', () => {
       stream.write({ heartbeat: { health_json: 'not json' } });
       const nack = await stream.next((m) => m.nack !== undefined);
       assert.equal(nack.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      // JSON the registry does not take (not an object, over 64 KiB): a Nack too, not an error in the server's log.
+      stream.write({ heartbeat: { health_json: '[1, 2]' } });
+      const notObject = await stream.next((m) => m.nack !== undefined && /heartbeat refused/.test(m.nack.message), 10_000, stream.messages.indexOf(nack) + 1);
+      assert.equal(notObject.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      stream.write({ heartbeat: { health_json: JSON.stringify({ pad: 'x'.repeat(70_000) }) } });
+      const tooLarge = await stream.next((m) => m.nack !== undefined && /heartbeat refused/.test(m.nack.message), 10_000, stream.messages.indexOf(notObject) + 1);
+      assert.equal(tooLarge.nack?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
       stream.write({});
-      const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(nack) + 1);
+      const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(tooLarge) + 1);
       assert.equal(empty.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal(empty.nack?.permanent, true);
       // One hello per stream: each would send the configuration and every open task again.
