@@ -106,9 +106,14 @@ interface SequenceGroup extends Group {
 }
 
 interface ThresholdGroup extends Group {
-  /** Counts: the timestamps in the window, oldest first (at most `count`), and the events' ids. */
-  readonly times: number[];
-  readonly ids: string[];
+  /**
+   * Counts: the timestamps in the window, oldest first, from `head` on (at most `count`; those
+   * before `head` are dropped, and compacted away once they are half the array), and the ids of
+   * the newest MAX_EVENT_IDS of them (`recent`, oldest first), which is all a hit reports.
+   */
+  times: number[];
+  head: number;
+  readonly recent: { t: number; id: string }[];
   /** Distinct counts: value -> when and in which event it was last seen, oldest first. */
   readonly values: Map<string, { t: number; id: string }> | undefined;
 }
@@ -208,7 +213,7 @@ export class Correlator {
   private threshold(spec: ThresholdSpec, event: EventRecord, key: string, t: number): CorrelationHit | undefined {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
-    const g: ThresholdGroup = found ?? { expiresAt: t, times: [], ids: [], values: spec.distinct ? new Map() : undefined };
+    const g: ThresholdGroup = found ?? { expiresAt: t, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
     const newest = Math.max(t, g.expiresAt - spec.withinMs);
@@ -241,18 +246,24 @@ export class Correlator {
     } else {
       // Sorted insertion, from the end: in order, it is a push.
       let at = g.times.length;
-      while (at > 0 && g.times[at - 1]! > t) at--;
-      g.times.splice(at, 0, t);
-      g.ids.splice(at, 0, id);
-      let drop = 0;
-      while (drop < g.times.length && g.times[drop]! < since) drop++;
+      while (at > g.head && g.times[at - 1]! > t) at--;
+      if (at === g.times.length) g.times.push(t);
+      else g.times.splice(at, 0, t);
+      // Dropped from the front by moving `head` (a splice would move up to `count` times per event).
+      while (g.head < g.times.length && g.times[g.head]! < since) g.head++;
       // Only the newest `count` events can ever matter.
-      drop = Math.max(drop, g.times.length - spec.count);
-      if (drop > 0) {
-        g.times.splice(0, drop);
-        g.ids.splice(0, drop);
+      g.head = Math.max(g.head, g.times.length - spec.count);
+      if (g.head > 64 && g.head * 2 > g.times.length) {
+        g.times = g.times.slice(g.head);
+        g.head = 0;
       }
-      size = g.times.length;
+      size = g.times.length - g.head;
+      // The ids of the newest events, in the same order (after equal times, like the insertion above).
+      const keep = Math.min(MAX_EVENT_IDS, spec.count);
+      let r = g.recent.length;
+      while (r > 0 && g.recent[r - 1]!.t > t) r--;
+      if (r > 0 || g.recent.length < keep) g.recent.splice(r, 0, { t, id });
+      while (g.recent.length > keep || (g.recent.length > 0 && g.recent[0]!.t < since)) g.recent.shift();
     }
     g.expiresAt = newest + spec.withinMs;
     if (size >= spec.count) {
@@ -261,7 +272,7 @@ export class Correlator {
         const seen = [...g.values.values()];
         return { key, count: size, events: seen.slice(-MAX_EVENT_IDS).map((x) => x.id), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
       }
-      return { key, count: size, events: g.ids.slice(-MAX_EVENT_IDS), first: g.times[0]!, last: newest };
+      return { key, count: size, events: g.recent.map((x) => x.id), first: g.times[g.head]!, last: newest };
     }
     this.touch(key, g, isNew);
     return undefined;

@@ -2,7 +2,8 @@
  * Glob patterns, matched without regular expressions so that no pattern can make matching
  * slower than O(pattern x text): `*` matches any run of characters (`/` included), `?` one
  * character, `[abc]`, `[a-z]` and `[!abc]` one character of (or not of) a set; `\` makes the
- * next character literal. The whole text must match, as with shell globs.
+ * next character literal. The whole text must match, as with shell globs. A character is a
+ * UTF-16 unit (segments have a fixed length): one beyond U+FFFF takes `??` (docs/rules.md).
  *
  * The pattern is cut at its stars into segments. The first segment must match at the start,
  * the last at the end, and each one between at its leftmost place after the previous one:
