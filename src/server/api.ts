@@ -107,7 +107,8 @@ export interface ApiPorts {
   deleteSuppression(id: string): boolean;
   /** Agents targeted by a fleet query: named ones, a group's, or (neither) every agent not revoked. */
   queryTargets(request: { agents?: string[]; group?: string }): string[];
-  createFleetQuery(request: { sql: string; agentIds: string[]; timeoutMs: number; createdBy: string }): unknown;
+  /** Makes a fleet query; `record(id)` (its audit entry) runs in the same transaction, before any task is sent. */
+  createFleetQuery(request: { sql: string; agentIds: string[]; timeoutMs: number; createdBy: string }, record: (id: string) => void): unknown;
   getFleetQuery(id: string): unknown;
   listFleetQueries(limit: number): unknown[];
 }
@@ -734,9 +735,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const principal = who(request, 'analyst');
       if (request.body.agents && request.body.group) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'give agents or a group, not both');
       const agentIds = ports.queryTargets({ ...(request.body.agents ? { agents: request.body.agents } : {}), ...(request.body.group ? { group: request.body.group } : {}) });
-      const created = ports.createFleetQuery({ sql: request.body.sql, agentIds, timeoutMs: request.body.timeout_s * 1000, createdBy: principal.name });
-      ports.audit(principal, 'query.create', (created as { id: string }).id, { sql: request.body.sql.slice(0, 1024), agents: agentIds.length });
-      return created;
+      // Audited before any host gets the SQL (in the query's transaction), like tasks.
+      return ports.createFleetQuery({ sql: request.body.sql, agentIds, timeoutMs: request.body.timeout_s * 1000, createdBy: principal.name }, (id) =>
+        ports.audit(principal, 'query.create', id, { sql: request.body.sql.slice(0, 1024), agents: agentIds.length }),
+      );
     },
   );
   route('GET', '/api/v1/queries', { role: 'read-only', summary: 'Fleet queries, newest first (without results).', tags: ['queries'], querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {

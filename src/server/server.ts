@@ -515,8 +515,8 @@ export class HadesServer {
         if (group && matched.length === 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no agent in group ${group}`);
         return matched;
       },
-      createFleetQuery: (request) =>
-        queries.create(request, (task) => this.gateway?.send(task.agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params) } }) ?? false),
+      createFleetQuery: (request, record) =>
+        queries.create(request, (task) => this.gateway?.send(task.agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params) } }) ?? false, record),
       getFleetQuery: (id) => queries.get(id),
       listFleetQueries: (limit) => queries.list(limit),
     };

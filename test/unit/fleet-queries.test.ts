@@ -77,6 +77,28 @@ describe('fleet queries', () => {
     assert.ok(plan.some((step) => /USING INDEX tasks_fleet_query/.test(step.detail)), JSON.stringify(plan));
   });
 
+  it('records the query (its audit entry) in its transaction, before any task is sent: a record that fails sends and keeps nothing', () => {
+    const { registry, queries, enroll } = setup();
+    const a = enroll('web-1');
+    const sent: Task[] = [];
+    const recorded: string[] = [];
+    const created = queries.create({ sql: 'SELECT 1', agentIds: [a], timeoutMs: 30_000, createdBy: 'ana' }, (task) => (sent.push(task), true), (id) => {
+      assert.equal(sent.length, 0, 'recorded before anything is sent');
+      recorded.push(id);
+    });
+    assert.deepEqual(recorded, [created.id]);
+    assert.equal(sent.length, 1);
+    assert.throws(
+      () => queries.create({ sql: 'SELECT 2', agentIds: [a], timeoutMs: 30_000, createdBy: 'ana' }, (task) => (sent.push(task), true), () => {
+        throw new Error('the audit log cannot be written');
+      }),
+      /audit log/,
+    );
+    assert.equal(sent.length, 1, 'nothing sent');
+    assert.equal(queries.list(10).length, 1, 'no query kept');
+    assert.equal(registry.listTasks({ agentId: a }).length, 1, 'no task kept');
+  });
+
   it('refuses empty SQL, no agents, unknown and revoked agents, before creating anything', () => {
     const { registry, queries, enroll } = setup();
     const a = enroll('web-1');

@@ -106,7 +106,11 @@ export class FleetQueries {
    * (true when sent). Agents that are revoked are refused; unknown ones are an error before anything
    * is created.
    */
-  create(request: { sql: string; agentIds: readonly string[]; timeoutMs: number; createdBy: string }, send: (task: Task) => boolean): FleetQueryResult {
+  /**
+   * Makes the query and its tasks in one transaction, with `record(id)` (the audit entry), and
+   * then sends the tasks: nothing reaches a host that was not recorded first.
+   */
+  create(request: { sql: string; agentIds: readonly string[]; timeoutMs: number; createdBy: string }, send: (task: Task) => boolean, record?: (id: string) => void): FleetQueryResult {
     const sql = request.sql.trim();
     if (sql.length === 0 || sql.length > MAX_SQL_CHARS) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the SQL must be 1 to ${MAX_SQL_CHARS} characters`);
     const ids = [...new Set(request.agentIds)];
@@ -120,7 +124,9 @@ export class FleetQueries {
     const id = `fq_${randomBytes(8).toString('hex')}`;
     const tasks = this.#db.transaction(() => {
       this.#db.prepare('INSERT INTO fleet_queries (id, sql, created_by, created_at, deadline, agents) VALUES (?, ?, ?, ?, ?, ?)').run(id, sql, request.createdBy, now, deadline, ids.length);
-      return ids.map((agentId) => this.#registry.createTask({ agentId, kind: 'query', params: { sql, query_id: id, timeout_ms: request.timeoutMs }, deadline, createdBy: request.createdBy }));
+      const made = ids.map((agentId) => this.#registry.createTask({ agentId, kind: 'query', params: { sql, query_id: id, timeout_ms: request.timeoutMs }, deadline, createdBy: request.createdBy }));
+      record?.(id);
+      return made;
     })();
     for (const task of tasks) if (send(task)) this.#registry.markSent(task.id);
     return this.get(id) as FleetQueryResult;
