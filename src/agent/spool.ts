@@ -29,11 +29,11 @@ import {
   fsync,
   fsyncSync,
   ftruncateSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readSync,
   readdirSync,
-  statSync,
   truncateSync,
   unlinkSync,
   writeSync,
@@ -426,6 +426,11 @@ export class Spool {
     return this.last;
   }
 
+  /** Events given up to the size limit since open (stats().droppedEvents, without the copy). */
+  get droppedEventsTotal(): number {
+    return this.droppedEvents;
+  }
+
   /**
    * Appends a batch with one write and returns the seq of its last record. Never throws. When the
    * write fails (disk full, I/O error) or the spool is closed, the batch is refused (counted) and
@@ -694,7 +699,14 @@ export class Spool {
         this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${file}: not a segment of this spool (its number is past any sequence); left alone`));
         continue;
       }
-      const size = statSync(file).size;
+      // A FIFO, a folder, a device or a link is no segment of ours: opening a FIFO to read waits
+      // for a writer for good (the agent hung at its start), and a link leads out of the folder.
+      const stat = lstatSync(file);
+      if (!stat.isFile()) {
+        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${file}: not a segment of this spool (not a regular file); left alone`));
+        continue;
+      }
+      const size = stat.size;
       const seg: Segment = { firstSeq: Number(match[1]), path: file, eventsBefore: NaN, size, end: size, damaged: false, deleted: false };
       seg.eventsBefore = this.firstEventsBefore(seg);
       this.segments.push(seg);

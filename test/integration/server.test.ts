@@ -237,7 +237,9 @@ describe('event batches over the gateway', () => {
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, 5);
       // A batch stored but for one line: that line is counted as dropped by the server.
       await transport.send(batchOf([...makeEvents(1), '{"not":"an event"}'], 4), signal);
-      assert.deepEqual(transport.dropped(), { server_rejected_batches: 1, server_rejected_events: 1 });
+      // Drops are counted in events (agent_drop's count, hades_events_dropped_total): the batch
+      // refused whole lost its 3 events, not 1.
+      assert.deepEqual(transport.dropped(), { server_rejected_batches: 3, server_rejected_events: 1 });
     } finally {
       await transport.close();
     }

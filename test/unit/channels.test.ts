@@ -553,6 +553,44 @@ describe('SpooledChannel', () => {
     },
   );
 
+  it('counts as dropped only what the spool dropped and the receiver did not take: a batch in flight when its segment goes is delivered', async () => {
+    // A small spool, a slow receiver: while the first batch waits for its acknowledgement, the
+    // spool fills and drops its oldest segment, the one the batch was read from.
+    const spool = Spool.open({ dir: folder(), maxBytes: 64 * 1024, segmentBytes: 16 * 1024, fsync: 'never', eventsOf });
+    const transport = new RecordingTransport();
+    transport.delayMs = 200;
+    const channel = new SpooledChannel('server', spool, transport, { ...fast, batchEvents: 10 });
+    await writeTurns(channel, 0, 10, 10, 200);
+    await sleep(20);
+    await writeTurns(channel, 10, 600, 10, 200);
+    assert.ok(spool.stats().droppedEvents > 0, 'the spool dropped its oldest segments');
+    assert.equal(transport.acked.length, 0, 'the first batch is still in flight');
+    // Meanwhile its events are neither lost nor delivered: held in memory (queued), and the
+    // counters balance. The drop count never goes back (agent_drop reports its increases).
+    const during = assertBalanced(channel);
+    assert.equal(during.queued, 10);
+    await waitFor('the spool emptied', () => channel.stats().spool?.events === 0 && transport.acked.length > 1, 10_000, 5);
+    assert.ok(channel.stats().dropped['spool_full']! >= during.dropped['spool_full']!);
+    assert.deepEqual(numbers(transport).slice(0, 10), range(0, 10), 'the batch in flight was delivered');
+    const s = assertBalanced(channel);
+    assert.equal(s.out, transport.events.length);
+    assert.equal(s.dropped['spool_full'], 610 - transport.events.length, 'dropped: exactly what never reached the receiver');
+    await channel.close(500);
+  });
+
+  it('counts a record larger than the whole spool once (it was dropped as spool_full and as spool_write_failed)', async () => {
+    const spool = Spool.open({ dir: folder(), maxBytes: 16 * 1024, segmentBytes: 4096, fsync: 'never', eventsOf });
+    const transport = new RecordingTransport();
+    const channel = new SpooledChannel('server', spool, transport, fast);
+    // One turn of 100 lines of 200 bytes: one record of 20 KB, more than the spool holds.
+    await writeTurns(channel, 0, 100, 100, 200);
+    await writeTurns(channel, 100, 5, 5);
+    await waitFor('delivery', () => channel.stats().out === 5, 3000, 5);
+    const s = assertBalanced(channel);
+    assert.equal(dropTotal(s), 100, JSON.stringify(s.dropped));
+    await channel.close(500);
+  });
+
   it('sends slower, without dropping, over its events/s limit', async () => {
     const spool = openSpool(folder());
     const transport = new RecordingTransport();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -429,6 +429,39 @@ describe('spool: files that are not its own', () => {
     assert.deepEqual(problems.map((p) => p.code), ['HADES_ERR_SPOOL_CORRUPT']);
     assert.match(problems[0]?.message ?? '', /9999999999999999\.seg: not a segment of this spool/);
     spool.close();
+  });
+
+  it('leaves alone what is named like a segment but is no regular file (a FIFO used to hang the open for good), and says so', () => {
+    const dir = folder();
+    let spool = open(dir);
+    fill(spool, 1, 5);
+    spool.close();
+    spool = open(dir);
+    fill(spool, 6, 3);
+    spool.close();
+    // A FIFO among the segments (opening it to read waits for a writer that never comes), a
+    // folder past them, and a link to a file outside the spool.
+    execFileSync('mkfifo', [path.join(dir, '0000000000000003.seg')]);
+    mkdirSync(path.join(dir, '0000000000000100.seg'));
+    const outside = path.join(root, 'not-a-segment');
+    writeFileSync(outside, 'HADESSP1 not spool records');
+    symlinkSync(outside, path.join(dir, '0000000000000200.seg'));
+    const problems: HadesError[] = [];
+    const opened = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      import { Spool } from ${JSON.stringify(`${projectRoot}dist/src/agent/spool.js`)};
+      const spool = Spool.open({ dir: ${JSON.stringify(dir)}, maxBytes: 1 << 20, segmentBytes: 4096, fsync: 'always' });
+      spool.close();
+    `], { timeout: 10_000 });
+    assert.equal(opened.signal, null, 'the open returned (it waited on the FIFO for good)');
+    spool = open(dir, { onCorrupt: (e) => problems.push(e) });
+    assert.deepEqual(seqs(drain(spool)), range(1, 8));
+    assert.equal(spool.append([rec('next')]), 9);
+    assert.deepEqual(problems.map((p) => p.code), ['HADES_ERR_SPOOL_CORRUPT', 'HADES_ERR_SPOOL_CORRUPT', 'HADES_ERR_SPOOL_CORRUPT']);
+    assert.match(problems.map((p) => p.message).join('\n'), /0000000000000003\.seg: not a segment of this spool \(not a regular file\); left alone/);
+    spool.commit(9);
+    spool.close();
+    assert.ok(existsSync(path.join(dir, '0000000000000100.seg')) && existsSync(path.join(dir, '0000000000000200.seg')), 'left alone');
+    assert.equal(readFileSync(outside, 'utf8'), 'HADESSP1 not spool records');
   });
 
   it('says so when the cursor marks more delivered than the spool ever wrote, and keeps its sequence', () => {

@@ -585,7 +585,7 @@ export class Agent {
 
   /**
    * The spool at the agent's start. One that cannot be used (its folder unwritable, a folder
-   * where a segment belongs) does not keep the agent from running: like at a reload, its output
+   * where its cursor file belongs) does not keep the agent from running: like at a reload, its output
    * drops and counts its events (spool_write_failed), is shown down with the reason, and the
    * kernel events still reach the other outputs.
    */

@@ -302,6 +302,14 @@ export class SpooledChannel implements OutputChannel {
   private readonly loop: Promise<void>;
   private closing = false;
   private spoolDroppedSeen = 0;
+  /**
+   * Events the spool dropped to its size limit (its droppedEvents) that the receiver
+   * acknowledged all the same: they were in the batch in flight when their segment went.
+   */
+  private droppedYetDelivered = 0;
+  /** The seq and event count of each record of the batch read and not yet settled (empty when none is). */
+  private inFlightSeqs: number[] = [];
+  private inFlightCounts: number[] = [];
   private spoolFailLoggedAt = -Infinity;
   private spoolFailsUnlogged = 0;
 
@@ -402,10 +410,7 @@ export class SpooledChannel implements OutputChannel {
       }
       this.held.shift();
       this.heldBytes -= record.length;
-      if (spool.append([record]) < 0) {
-        countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
-        this.spoolWriteFailed();
-      }
+      this.appendRecord(spool, record);
     }
     // Held back by the write rate (or the spool's opening) for too long: the oldest held records go.
     while (this.heldBytes > MAX_HELD_BYTES && this.held.length > 1) {
@@ -414,6 +419,17 @@ export class SpooledChannel implements OutputChannel {
       countDrop(this.dropped, 'spool_rate_limited', record.readUInt32LE(0));
     }
     this.wake?.();
+  }
+
+  /**
+   * Appends one record; a refusal is counted (spool_write_failed) unless the spool counted it
+   * already (a record larger than the whole spool is dropped as spool_full).
+   */
+  private appendRecord(spool: Spool, record: Buffer): void {
+    const dropped = spool.droppedEventsTotal;
+    if (spool.append([record]) >= 0 || spool.droppedEventsTotal > dropped) return;
+    countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+    this.spoolWriteFailed();
   }
 
   /**
@@ -447,11 +463,13 @@ export class SpooledChannel implements OutputChannel {
       const wait = Math.max(this.limits.events?.take(batch.events) ?? 0, this.limits.bytes?.take(batch.data.length) ?? 0);
       if (wait > 0) await sleep(wait, undefined, { signal: this.waits }).catch(() => undefined);
       if (this.waits.aborted) {
+        this.settleInFlight(false);
         spool.rewind();
         return;
       }
       try {
         await this.transport.send(batch, this.abort.signal);
+        this.settleInFlight(true);
         spool.commit(batch.lastSeq);
         this.delivered += batch.events;
         this.bytesOut += batch.data.length;
@@ -460,6 +478,7 @@ export class SpooledChannel implements OutputChannel {
         this.lastError = undefined;
         backoff = backoffMinMs;
       } catch (error) {
+        this.settleInFlight(false);
         spool.rewind();
         if (this.waits.aborted) return;
         const e = toHadesError(error);
@@ -473,17 +492,40 @@ export class SpooledChannel implements OutputChannel {
     }
   }
 
+  /**
+   * Events of the batch in flight whose records the spool dropped to its size limit meanwhile
+   * (they are in its droppedEvents): neither lost nor delivered until the batch is settled, they
+   * count as queued (the batch holds them in memory) rather than as spool_full.
+   */
+  private droppedInFlight(): number {
+    const gone = this.spool?.committedSeq ?? 0;
+    let events = 0;
+    for (let i = 0; i < this.inFlightSeqs.length && this.inFlightSeqs[i]! <= gone; i++) events += this.inFlightCounts[i]!;
+    return events;
+  }
+
+  /** The batch in flight was acknowledged (what the spool dropped of it was delivered after all), or not (lost). */
+  private settleInFlight(delivered: boolean): void {
+    if (delivered) this.droppedYetDelivered += this.droppedInFlight();
+    this.inFlightSeqs = [];
+    this.inFlightCounts = [];
+  }
+
   private nextBatch(spool: Spool): EventBatch | undefined {
     const records = spool.read(64, 4 * 1024 * 1024);
     if (records.length === 0) return undefined;
     const parts: Buffer[] = [];
     let events = 0;
     let taken = 0;
+    this.inFlightSeqs = [];
+    this.inFlightCounts = [];
     for (const record of records) {
       const data = Buffer.from(record.data.buffer, record.data.byteOffset, record.data.byteLength);
       const count = data.length >= RECORD_HEADER ? data.readUInt32LE(0) : 0;
       if (taken > 0 && events + count > this.options.batchEvents) break;
       parts.push(data.subarray(RECORD_HEADER));
+      this.inFlightSeqs.push(record.seq);
+      this.inFlightCounts.push(count);
       events += count;
       taken++;
     }
@@ -498,7 +540,9 @@ export class SpooledChannel implements OutputChannel {
   stats(): ChannelStats {
     const spool = this.spool?.stats();
     const dropped = { ...this.dropped };
-    if (spool && spool.droppedEvents > 0) dropped['spool_full'] = spool.droppedEvents;
+    const inFlight = this.droppedInFlight();
+    const full = (spool?.droppedEvents ?? 0) - this.droppedYetDelivered - inFlight;
+    if (full > 0) dropped['spool_full'] = full;
     if (spool && spool.corruptRecords > 0) dropped['spool_corrupt_records'] = spool.corruptRecords;
     for (const [reason, n] of Object.entries(this.transport.dropped?.() ?? {})) if (n > 0) dropped[reason] = n;
     return {
@@ -508,7 +552,7 @@ export class SpooledChannel implements OutputChannel {
       out: this.delivered,
       bytesOut: this.bytesOut,
       dropped,
-      queued: this.pending.length + this.held.reduce((n, record) => n + record.readUInt32LE(0), 0),
+      queued: this.pending.length + this.held.reduce((n, record) => n + record.readUInt32LE(0), 0) + inFlight,
       // Until the spool is open (a reload's handover), it holds nothing of this output's.
       spool: spool
         ? {
@@ -531,7 +575,7 @@ export class SpooledChannel implements OutputChannel {
 
   /** Spool drops reported since the last call (for the drop events). */
   takeSpoolDrops(): number {
-    const total = this.spool?.stats().droppedEvents ?? 0;
+    const total = (this.spool?.droppedEventsTotal ?? 0) - this.droppedYetDelivered - this.droppedInFlight();
     const fresh = total - this.spoolDroppedSeen;
     this.spoolDroppedSeen = total;
     return fresh;
@@ -549,7 +593,8 @@ export class SpooledChannel implements OutputChannel {
       await this.ready;
       const spool = this.spool;
       for (const record of this.held) {
-        if (!spool || spool.append([record]) < 0) countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
+        if (spool) this.appendRecord(spool, record);
+        else countDrop(this.dropped, 'spool_write_failed', record.readUInt32LE(0));
       }
       this.held = [];
       this.heldBytes = 0;

@@ -59,6 +59,8 @@ const NO_BYTES = Buffer.alloc(0);
 
 interface Pending {
   readonly lastSeq: string;
+  /** Events in the batch: what is lost when the server refuses it whole. */
+  readonly events: number;
   readonly resolve: () => void;
   readonly reject: (error: HadesError) => void;
 }
@@ -126,6 +128,8 @@ export class GrpcTransport implements BatchTransport {
   private readonly lifetime = new AbortController();
   /** Batches the server refused for good (invalid): dropped from the spool, counted. */
   rejectedBatches = 0;
+  /** Events in those batches. */
+  rejectedBatchEvents = 0;
   /** Lines of acknowledged batches the server refused as invalid. */
   rejectedEvents = 0;
   serverVersion: string | undefined;
@@ -300,7 +304,8 @@ export class GrpcTransport implements BatchTransport {
       if (message.nack.permanent) {
         // Sending it again cannot help: it leaves the spool, counted.
         this.rejectedBatches++;
-        this.options.log.error('the server refused a batch for good; dropped', { code: message.nack.code, reason: message.nack.message });
+        this.rejectedBatchEvents += pending.events;
+        this.options.log.error('the server refused a batch for good; dropped', { code: message.nack.code, reason: message.nack.message, events: pending.events, last_seq: pending.lastSeq });
         pending.resolve();
       } else {
         pending.reject(new HadesError('HADES_ERR_OUTPUT_FAILED', `the server could not store the batch: ${message.nack.code}: ${message.nack.message}`));
@@ -438,6 +443,7 @@ export class GrpcTransport implements BatchTransport {
       const done = () => signal.removeEventListener('abort', onAbort);
       this.pending = {
         lastSeq: String(batch.lastSeq),
+        events: batch.events,
         resolve: () => {
           done();
           resolve();
@@ -462,9 +468,12 @@ export class GrpcTransport implements BatchTransport {
     this.stream?.write({ task_result: { task_id: taskId, status, result_json: JSON.stringify(result) } });
   }
 
-  /** What the server refused: whole batches (permanent Nack) and lines of stored batches. */
+  /**
+   * What the server refused, in events as every drop counter is (agent_drop's count): those of
+   * the batches refused whole (permanent Nack), and lines of stored batches.
+   */
   dropped(): Readonly<Record<string, number>> {
-    return { server_rejected_batches: this.rejectedBatches, server_rejected_events: this.rejectedEvents };
+    return { server_rejected_batches: this.rejectedBatchEvents, server_rejected_events: this.rejectedEvents };
   }
 
   async close(): Promise<void> {
