@@ -107,6 +107,40 @@ describe('file follower', () => {
     f.close();
   });
 
+  it('sees a copytruncate after which more was written than it had read', () => {
+    const { f, lines, file } = follower('trunc-grown.log');
+    writeFileSync(file, '');
+    f.poll();
+    appendFileSync(file, '2026-11-30T00:00:01.000001+00:00 h sshd[1]: one\n');
+    f.poll();
+    // logrotate copies, empties the file, and sshd writes more than was there before the next poll.
+    truncateSync(file, 0);
+    appendFileSync(file, '2026-11-30T00:00:02.000002+00:00 h sshd[2]: two\n2026-11-30T00:00:03.000003+00:00 h sshd[3]: three\n');
+    f.poll();
+    assert.deepEqual(lines.map((l) => l.slice(-5)), [': one', ': two', 'three']);
+    assert.equal(f.counters.truncations, 1);
+    f.close();
+  });
+
+  it('resumes after a copytruncate where it was, without reading the file again', () => {
+    const { f, lines, file } = follower('trunc-resume.log');
+    writeFileSync(file, '');
+    f.poll();
+    appendFileSync(file, `${'a'.repeat(80)}\n`);
+    f.poll();
+    truncateSync(file, 0);
+    appendFileSync(file, `${'b'.repeat(70)}\n`);
+    f.poll();
+    assert.equal(lines.length, 2);
+    f.close();
+    const kept = f.position()!;
+    const again = follower('trunc-resume.log', { position: kept });
+    appendFileSync(file, 'c\n');
+    again.f.poll();
+    assert.deepEqual(again.lines, ['c']);
+    again.f.close();
+  });
+
   it('cuts an overlong line and skips its rest', () => {
     const { f, lines, file } = follower('long.log', { maxLineBytes: 8 });
     writeFileSync(file, '');

@@ -67,6 +67,28 @@ describe('sshd messages', () => {
     assert.equal(f.user.name, 'a from 1.1.1.1 port 1 ssh2');
   });
 
+  it('is not misled by a certificate key id after the address of a failed login', () => {
+    // OpenSSH 9.2 with a self-signed certificate (ssh-keygen -I chooses the key id), as logged
+    // for a failed publickey attempt: the key id, the client's to choose, follows the address.
+    const fp = 'SHA256:ZGWygcWqZssYDq/9aePEtwz/+2somgB0kqUwPn6rA2w';
+    for (const user of ['root', 'invalid user bob']) {
+      const e = parseSshd(`Failed publickey for ${user} from 127.0.0.1 port 55490 ssh2: RSA-CERT ${fp} ID x from 203.0.113.66 port 22: y (serial 0) CA ED25519 ${fp}`) as any;
+      assert.deepEqual(e.source, { ip: '127.0.0.1', port: 55490 }, user);
+      assert.equal(e.user.name, user.replace('invalid user ', ''));
+      assert.equal(e.hades.ssh.key, `RSA-CERT ${fp} ID x from 203.0.113.66 port 22: y (serial 0) CA ED25519 ${fp}`);
+    }
+  });
+
+  it('reads the longest user name sshd writes (100 bytes, each escaped as \\ooo)', () => {
+    // sshd logs `%.100s` of the name, then escapes each byte it cannot print as four characters.
+    const escaped = '\\303\\251'.repeat(50);
+    assert.equal(escaped.length, 400);
+    const invalid = parseSshd(`Invalid user ${escaped} from 198.51.100.9 port 50022`) as any;
+    assert.deepEqual([invalid?.user.name, invalid?.source.ip], [escaped, '198.51.100.9']);
+    const failed = parseSshd(`Failed password for invalid user ${escaped} from 198.51.100.9 port 50022 ssh2`) as any;
+    assert.deepEqual([failed?.user.name, failed?.source.ip, failed?.hades.ssh.invalid_user], [escaped, '198.51.100.9', true]);
+  });
+
   it('skips what is not an attempt, and addresses that are not IPs', () => {
     for (const message of [
       'Server listening on 0.0.0.0 port 22.',

@@ -79,6 +79,13 @@ function headOf(fd: number): string {
   }
 }
 
+/** Whether the file no longer begins with the bytes it began with when read (emptied and written again). */
+function rewritten(c: Open): boolean {
+  if (c.head === '') return false;
+  const now = headOf(c.fd);
+  return now !== '' && !now.startsWith(c.head);
+}
+
 /** Whether an open file is the one a position was taken in. */
 function same(position: FilePosition, ino: number, head: string): boolean {
   if (position.ino !== ino) return false;
@@ -129,9 +136,13 @@ export class FileFollower {
     // A new file after a rotation whose old file is still read starts at 0 (no catching up to do).
     if (!this.current && !this.open(this.retired ? 0 : undefined)) return budget <= 0;
     const c = this.current as Open;
+    // Emptied and written again past where it was read (copytruncate, then a burst) before this
+    // poll: its first bytes are not those read. Read from the start, not on from the old offset.
+    const emptied = c.offset > 0 && rewritten(c);
+    if (emptied) this.truncated(c);
     const read = this.drain(c, budget);
     budget -= read;
-    if (read > 0 && c.head.length < HEAD_BYTES * 2) c.head = headOf(c.fd); // it was shorter when opened
+    if (read > 0 && (emptied || c.head.length < HEAD_BYTES * 2)) c.head = headOf(c.fd); // it was shorter when opened
     if (budget <= 0) return true; // more to read: the next poll goes on
     const there = statOf(this.path);
     if (!there || there.ino !== c.ino || there.dev !== c.dev) {
@@ -146,12 +157,20 @@ export class FileFollower {
       return false;
     }
     if (there.size < c.offset) {
-      this.counters.truncations++;
-      this.resetLine();
-      c.offset = 0;
-      return this.drain(c, budget) >= budget;
+      this.truncated(c);
+      const more = this.drain(c, budget) >= budget;
+      // The position kept from now on names this content, not what was there before.
+      c.head = headOf(c.fd);
+      return more;
     }
     return false;
+  }
+
+  /** The file was emptied (copytruncate): it is read again from its start. */
+  private truncated(c: Open): void {
+    this.counters.truncations++;
+    this.resetLine();
+    c.offset = 0;
   }
 
   close(): void {

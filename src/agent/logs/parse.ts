@@ -72,11 +72,18 @@ const PREAUTH = / \[preauth\]$/;
 // Accepted publickey for root from 127.0.0.1 port 43510 ssh2: ED25519 SHA256:T+6U...
 // (the user exists, so it has no spaces; a certificate's key id, which its CA chose, follows the address)
 const ACCEPTED = /^Accepted ([\w/@.-]{1,32}) for (\S{1,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,4096}))?$/s;
+// A user name as sshd logs it: `%.100s` of what the client sent, each byte it cannot print then
+// escaped as four characters (`\303`), so up to 400; never a colon (sshd cuts the name at the
+// first `:`, the rest being a BSD auth style).
+const USER = String.raw`[^:]{0,512}`;
 // Failed password for invalid user admin from 198.51.100.9 port 50022 ssh2
 // Failed publickey for root from 10.0.0.1 port 22 ssh2: ED25519 SHA256:... (LogLevel VERBOSE)
-const FAILED = /^Failed ([\w/@.-]{1,32}) for (invalid user )?(.{0,256}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,4096}))?$/s;
+// What follows `: ` is sshd's too but may hold the client's words (a certificate's key id, which
+// its CA chose: `ID x from 6.6.6.6 port 22: y`), so the user name, which has no colon, cannot
+// reach past it: the address is the last one before the first `: `.
+const FAILED = new RegExp(String.raw`^Failed ([\w/@.-]{1,32}) for (invalid user )?(${USER}) from (\S{1,64}) port (\d{1,5})(?: ssh2)?(?:: (.{1,4096}))?$`, 's');
 // Invalid user admin from 198.51.100.9 port 50022 (no port before OpenSSH 7.5)
-const INVALID = /^Invalid user (.{0,256}) from (\S{1,64})(?: port (\d{1,5}))?$/s;
+const INVALID = new RegExp(String.raw`^Invalid user (${USER}) from (\S{1,64})(?: port (\d{1,5}))?$`, 's');
 
 /** An sshd message as an ssh_login body; undefined for the messages that are not login attempts. */
 export function parseSshd(message: string): Record<string, unknown> | undefined {
