@@ -5,6 +5,7 @@
  * banner sent, the first bytes kept, silent and over-capacity connections reported too).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -209,6 +210,25 @@ describe('honeypot decoys on loopback', () => {
     );
     silent.destroy();
     extra.destroy();
+  });
+
+  it('counts a connection its client reset before the decoy took it (no address left to read), and still reports the touch', async () => {
+    const { h, frames, events } = honeypot();
+    stoppers.push(() => h.stop());
+    const port = await decoyPort(23_500);
+    configure(h, { ports: [{ port }] });
+    await waitFor('the ACK', () => frames.find((f) => f.type === PluginFrame.ack));
+    // spawnSync holds this event loop: the kernel completes the handshake, takes the bytes and
+    // the reset (SO_LINGER 0) before the decoy accepts the connection.
+    const script = `import socket, struct\ns = socket.create_connection(('127.0.0.1', ${port}))\ns.sendall(b'hello')\ns.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\ns.close()\n`;
+    const run = spawnSync('python3', ['-c', script], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    await waitFor('the touch reported', () => events().length === 1, 3000);
+    const source = (events()[0] as { source?: { ip?: string } }).source;
+    assert.equal(source?.ip, undefined, 'Linux no longer has the peer of a connection reset before accept');
+    assert.equal(h.stats.source_unknown, 1);
+    // What it sent before the reset is still read.
+    assert.equal((events()[0] as { hades: { honeypot: { bytes: number } } }).hades.honeypot.bytes, 5);
   });
 
   it('closes every decoy at stop', async () => {

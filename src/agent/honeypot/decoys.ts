@@ -82,6 +82,12 @@ export interface HoneypotStats {
   folded: number;
   /** Touches not reported: MAX_PENDING events were waiting for the agent already, or MAX_SOURCES sources were folded. */
   dropped: number;
+  /**
+   * Connections whose address the kernel no longer had when the decoy took them (the client
+   * reset them before: Node reads the peer's address only when asked). Reported without
+   * `source`, and all of them share one allowance.
+   */
+  source_unknown: number;
 }
 
 /** Decoys named in `health.detail` at most; the rest are counted (all of them are under `refused`). */
@@ -254,7 +260,7 @@ interface Folded {
 }
 
 export class Honeypot implements PluginBody {
-  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, datagrams: 0, over_capacity: 0, bytes: 0, events: 0, folded: 0, dropped: 0 };
+  readonly stats: HoneypotStats = { listening: [], refused: {}, connections: 0, datagrams: 0, over_capacity: 0, bytes: 0, events: 0, folded: 0, dropped: 0, source_unknown: 0 };
   private pending = 0;
   private sent: Promise<void> = Promise.resolve();
   private servers = new Map<number, net.Server>();
@@ -454,6 +460,7 @@ export class Honeypot implements PluginBody {
     this.stats.connections++;
     const start = new Date();
     const source = { ip: plainAddress(socket.remoteAddress), port: socket.remotePort };
+    if (source.ip === undefined) this.stats.source_unknown++;
     const destination = { ip: plainAddress(socket.localAddress), port: socket.localPort ?? decoy.port };
     // What the client sends is copied into one buffer of max_bytes: many small writes cost no more.
     let kept: Buffer | undefined;
