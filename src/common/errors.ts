@@ -686,7 +686,7 @@ export const errorCatalog = {
   },
   HADES_ERR_QUERY_NOT_READ_ONLY: {
     kind: 'input',
-    summary: 'The statement is not a read (INSERT, UPDATE, DELETE, CREATE, ATTACH, PRAGMA assignments, transactions): inventory queries only read.',
+    summary: 'The statement is not a read (INSERT, UPDATE, DELETE, CREATE, ATTACH, transactions, or a PRAGMA other than those that describe the tables, such as table_info: SQLite applies the others as it reads them): inventory queries only read.',
     remedy: 'Use a SELECT (or WITH ... SELECT) statement.',
   },
   HADES_ERR_QUERY_TIMEOUT: {

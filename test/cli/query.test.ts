@@ -44,6 +44,12 @@ describe('hades query', () => {
     ]);
   });
 
+  it('keeps every column of a row with --json, a repeated name as name:2 (as query tasks do)', async () => {
+    const r = await runHades(['query', '--json', '--root', fixture.root, 'SELECT p.pid, p.name, parent.name FROM processes p JOIN processes parent ON parent.pid = p.pid ORDER BY p.pid LIMIT 1']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n')[0]!), { pid: 100, name: 'fixture-daemon', 'name:2': 'fixture-daemon' });
+  });
+
   it('shortens long values in the table and says so', async () => {
     const r = await runHades(['query', '--root', fixture.root, "SELECT printf('%.200c', 'x') AS long, 1 AS n"]);
     assert.equal(r.status, 0, r.stderr);

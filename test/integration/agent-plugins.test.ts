@@ -119,7 +119,7 @@ describe('agent daemon: plugin supervision', () => {
     const yaml = baseYaml({
       plugins: plugins([
         ['flooder', 'flood', 'limits: { events_per_s: 500, cpu_percent: 400 }'],
-        ['hog', 'memory', 'config: { mb: 120 }, limits: { memory_mb: 80 }'],
+        ['hog', 'memory', 'config: { mb: 60 }, limits: { memory_mb: 80 }'], // over its budget, under twice it (killed at once, without a cgroup)
         ['garbler', 'garbage'],
         ['sleeper', 'hang'],
       ]),

@@ -133,6 +133,51 @@ describe('inventory engine', () => {
     }
   });
 
+  it('refuses pragmas that change settings before SQLite sees them: a refused or "read-only" pragma leaves later queries as they were', async () => {
+    const t = table('things', numbers(3));
+    const engine = new InventoryEngine([t]);
+    try {
+      // SQLite applies most pragmas while it prepares them: refusing them after prepare is too late.
+      for (const sql of [
+        'PRAGMA query_only = 1',
+        '/* x */ pragma "query_only" = 1',
+        'PRAGMA case_sensitive_like = 1',
+        'PRAGMA full_column_names = 1',
+        'PRAGMA temp.max_page_count = 1',
+        'PRAGMA hard_heap_limit = 1000',
+        'PRAGMA soft_heap_limit(1000)',
+        'PRAGMA threads = 0',
+        "SELECT * FROM pragma_cache_size(1)",
+        'SELECT * FROM "PRAGMA_journal_mode"',
+      ]) {
+        await rejects(engine.query(sql), 'HADES_ERR_QUERY_NOT_READ_ONLY', /pragma/i);
+        // The engine is as it was: tables are collected, LIKE ignores case, names are short.
+        const after = await engine.query("SELECT label FROM things WHERE label LIKE 'ROW 1'");
+        assert.deepEqual(after.rows, [['row 1']], sql);
+        assert.deepEqual(after.columns.map((c) => c.name), ['label'], sql);
+      }
+      // Pragmas that only describe the tables stay open.
+      assert.deepEqual((await engine.query('PRAGMA table_info(things)')).rows.map((r) => r[1]), ['id', 'label']);
+      assert.deepEqual((await engine.query("SELECT name FROM pragma_table_info('things')")).rows, [['id'], ['label']]);
+      await rejects(engine.query("PRAGMA 'query_only' = 1"), 'HADES_ERR_QUERY_NOT_READ_ONLY', /PRAGMA query_only/);
+      assert.equal((await engine.query("SELECT 'pragma query_only = 1' AS x")).rows.length, 1, 'a string is no pragma');
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('collects every column for a NATURAL join, which compares columns it does not name', async () => {
+    const spec = (name: string) =>
+      table(name, async (ctx) => [{ id: 1, label: ctx.columns === undefined || ctx.columns.has('label') ? 'one' : null }]);
+    const engine = new InventoryEngine([spec('left_side'), spec('right_side')]);
+    try {
+      assert.deepEqual((await engine.query('SELECT id FROM left_side NATURAL JOIN right_side')).rows, [[1]]);
+      assert.deepEqual((await engine.query('SELECT l.id FROM left_side l NATURAL LEFT JOIN right_side r WHERE r.id IS NOT NULL')).rows, [[1]]);
+    } finally {
+      engine.close();
+    }
+  });
+
   it('gives coded errors for bad SQL, with the closest table or column', async () => {
     const engine = new InventoryEngine([table('processes', numbers(1)), table('listening_ports', numbers(1))]);
     try {
@@ -273,5 +318,10 @@ describe('SQL scanner', () => {
     assert.equal(names.star, false);
     assert.equal(scanSql('SELECT t.* FROM t').star, true);
     assert.equal(scanSql("SELECT '*' FROM t").star, false);
+    assert.equal(scanSql('SELECT a FROM t NATURAL JOIN u').star, true, 'a NATURAL join compares every common column');
+    assert.equal(scanSql('SELECT "natural" FROM t').star, false);
+    assert.deepEqual(scanSql("PRAGMA temp.\"query_only\" = 1").pragmas, ['query_only']);
+    assert.deepEqual(scanSql("PRAGMA 'case_sensitive_like' = 1").pragmas, ['case_sensitive_like']);
+    assert.deepEqual(scanSql("SELECT * FROM pragma_table_info('t') WHERE x = 'pragma_x'").pragmas, ['table_info']);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,24 @@ describe('plugin manifest: loadManifest', () => {
       assert.throws(() => loadManifest(file), coded('HADES_ERR_PLUGIN_MANIFEST', /larger than/));
     },
   );
+
+  it('refuses a manifest that is no regular file (a device that never ends, a FIFO nobody writes) at once, without reading it', () => {
+    const fifo = path.join(folder(), 'manifest.json');
+    execFileSync('mkfifo', [fifo]);
+    // In a process of its own: before the fix, /dev/zero was read until memory ran out, and
+    // opening the FIFO blocked the agent's whole event loop for good.
+    const module = new URL('../../src/agent/plugins/manifest.js', import.meta.url).href;
+    const script = `const { loadManifest } = await import(${JSON.stringify(module)});
+for (const file of ['/dev/zero', ${JSON.stringify(fifo)}]) {
+  try { loadManifest(file); console.log('loaded'); } catch (e) { console.log(e.code + ' ' + e.message); }
+}`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(run.signal, null, `loadManifest did not return within 10 s: ${run.stdout}${run.stderr}`);
+    const lines = run.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, run.stdout + run.stderr);
+    assert.match(lines[0]!, /^HADES_ERR_PLUGIN_MANIFEST plugin manifest \/dev\/zero is not a regular file/);
+    assert.match(lines[1]!, /^HADES_ERR_PLUGIN_MANIFEST plugin manifest .* is not a regular file/);
+  });
 
   const schemaCases: [string, Record<string, unknown>, RegExp][] = [
     ['a bad name', { name: 'Acme Plugin' }, /\/name/],
@@ -200,6 +219,17 @@ describe('plugin manifest: verifyExecutable and sha256File', () => {
     const m = loadManifest(file);
     rmSync(path.join(dir, 'bin', 'plugin'));
     assert.throws(() => verifyExecutable(m), coded('HADES_ERR_PLUGIN_START', /cannot be read: ENOENT/));
+  });
+
+  it('refuses an executable that is no regular file (a device that never ends) with HADES_ERR_PLUGIN_START, without reading it', () => {
+    const { file } = installed();
+    const module = new URL('../../src/agent/plugins/manifest.js', import.meta.url).href;
+    // In a process of its own: before the fix, /dev/zero was hashed for ever.
+    const script = `const { loadManifest, verifyExecutable } = await import(${JSON.stringify(module)});
+try { verifyExecutable({ ...loadManifest(${JSON.stringify(file)}), binary: '/dev/zero' }); console.log('verified'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(run.signal, null, `verifyExecutable did not return within 10 s: ${run.stdout}${run.stderr}`);
+    assert.match(run.stdout.trim(), /^HADES_ERR_PLUGIN_START plugin acme: \/dev\/zero is not a regular file/);
   });
 
   it('refuses an executable that is a folder with HADES_ERR_PLUGIN_START', () => {

@@ -166,3 +166,48 @@ describe('plugin health in the status', () => {
     assert.equal(s.supervisor.status()[0]!.health, undefined);
   });
 });
+
+describe('plugin watchdog memory', () => {
+  /** A plugin whose budget is a tenth of this test process's resident memory (the fake's pid is ours). */
+  function overCeiling(group?: Supervised['group']): { proc: FakeProcess; supervisor: Supervisor; clock: { now: number } } {
+    const clock = { now: 1_000_000 };
+    const proc = new FakeProcess(clock);
+    proc.lastFrameAt = clock.now;
+    const rss = process.memoryUsage().rss;
+    const plugin: Supervised = {
+      name: 'hog',
+      process: proc as unknown as Supervised['process'],
+      budget: { cpuPercent: 1e9, memoryBytes: Math.floor(rss / 10), maxOpenFiles: 2 ** 20, eventsPerSecond: 0 },
+      group,
+      eventsIn: () => 0,
+      takeOverLimit: () => 0,
+      dropped: () => ({}),
+    };
+    const log = new Logger({ level: 'error', maxBytes: 1 << 20, maxFiles: 1, stream: new PassThrough() });
+    const supervisor = new Supervisor({ log, sustainS: 60, healthS: 3600, sampleMs: 1000, now: () => clock.now });
+    supervisor.add(plugin);
+    return { proc, supervisor, clock };
+  }
+
+  it('without a cgroup to hold it, kills a plugin over twice its memory budget (the ceiling a cgroup would set) at once', () => {
+    const s = overCeiling();
+    s.clock.now += 1000;
+    s.supervisor.sample();
+    assert.equal(s.proc.restarts.length, 1, 'a query eating memory by the hundred MB a second must not have 60 s');
+    assert.match(s.proc.restarts[0]!, /over its memory ceiling: \d+ MB > twice its budget/);
+  });
+
+  it('leaves the ceiling to the kernel where the plugin has a cgroup, and restarts it only after the sustain window', () => {
+    const rss = process.memoryUsage().rss;
+    const group = { name: 'hog', add: () => undefined, setLimits: () => undefined, remove: () => undefined, usage: () => ({ cpuUsageUsec: 0, memoryBytes: rss }) };
+    const s = overCeiling(group);
+    for (let i = 0; i < 60; i++) {
+      s.clock.now += 1000;
+      s.supervisor.sample();
+    }
+    assert.deepEqual(s.proc.restarts, []);
+    s.clock.now += 1000;
+    s.supervisor.sample();
+    assert.match(s.proc.restarts[0] ?? '', /over its memory budget/);
+  });
+});

@@ -3,7 +3,8 @@
  *
  * Every table has an empty TEMP table of its columns from the start. A query is prepared against
  * them (so bad SQL and unknown tables are refused before anything is collected), must be a read
- * (`stmt.reader && stmt.readonly`: no writes, no ATTACH, no PRAGMA assignments, no transactions),
+ * (`stmt.reader && stmt.readonly`: no writes, no ATTACH, no transactions; pragmas other than those
+ * that describe the tables are refused before SQLite prepares them, as it applies them then),
  * and its EXPLAIN program says which tables it opens. Each of those is collected once into its
  * temp table, then the query runs with `query_only` on, and the tables are emptied again.
  *
@@ -67,6 +68,26 @@ export interface QueryResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/**
+ * Pragmas a query may run (as PRAGMA or as pragma_NAME table-valued functions): they only describe
+ * the schema and SQLite itself, with or without an argument. Every other pragma sets something or
+ * does work (query_only, case_sensitive_like, max_page_count, hard_heap_limit, optimize, ...).
+ */
+const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([
+  'table_info',
+  'table_xinfo',
+  'table_list',
+  'index_list',
+  'index_info',
+  'index_xinfo',
+  'foreign_key_list',
+  'function_list',
+  'module_list',
+  'pragma_list',
+  'collation_list',
+  'compile_options',
+  'database_list',
+]);
 const CHECK_EVERY_ROWS = 256;
 
 type Database = BetterSqlite3.Database;
@@ -238,10 +259,17 @@ export class InventoryEngine {
     const started = performance.now();
     const timeoutMs = limits.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const deadline = started + timeoutMs;
+    const names = scanSql(sql);
+    // Before SQLite sees it: SQLite applies most pragmas while it prepares them, so a pragma
+    // refused after prepare (or one that returns a row, and passes for a read) would already
+    // have changed the engine for every later query (query_only, case_sensitive_like, ...).
+    const pragma = names.pragmas.find((name) => !READ_ONLY_PRAGMAS.has(name));
+    if (pragma !== undefined) {
+      throw queryError('HADES_ERR_QUERY_NOT_READ_ONLY', `only reads are allowed: PRAGMA ${pragma} may change a setting; the pragmas allowed are those that describe the tables (${[...READ_ONLY_PRAGMAS].join(', ')})`, { pragma });
+    }
     const db = await this.open();
     const stmt = this.prepare(db, sql.trim());
     const tables = this.touched(db, sql.trim());
-    const names = scanSql(sql);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     const onAbort = () => abort.abort();

@@ -104,6 +104,9 @@ export class EventPlugin {
         maxOpenFiles: options.maxOpenFiles,
         protocol: manifest.protocol,
         backoffMaxMs: 60_000,
+        // Checked before every start, restarts included: a binary swapped while the plugin ran
+        // is never started (checked after the spawn, it ran as root before it was killed).
+        ...(options.builtin ? {} : { verify: () => verifyExecutable(manifest) }),
         checkHello: (hello) => (hello['plugin'] !== undefined && hello['plugin'] !== manifest.name ? `HELLO names plugin ${JSON.stringify(hello['plugin'])}, the manifest ${manifest.name}` : undefined),
       },
       {
@@ -122,16 +125,7 @@ export class EventPlugin {
         },
         onStats: (stats) => this.onStats(stats),
         onGap: options.onGap,
-        onSpawn: (pid) => {
-          // Checked again before every restart: a binary swapped while running is not restarted.
-          try {
-            if (!options.builtin) verifyExecutable(manifest);
-          } catch (error) {
-            this.process.restart((error as HadesError).message, true);
-            options.onFatal?.(error as HadesError);
-          }
-          options.onSpawn?.(pid);
-        },
+        onSpawn: (pid) => options.onSpawn?.(pid),
         onProtocolError: (error) => options.log.error('plugin broke the protocol; restarting it', { plugin: manifest.name, err: error }),
         onFatal: (error) => options.onFatal?.(error),
       },

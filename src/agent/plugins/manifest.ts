@@ -5,7 +5,7 @@
  * started: that is how a swapped binary shows up.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
@@ -24,14 +24,7 @@ export interface LoadedManifest extends PluginManifest {
 
 /** Reads and checks a manifest; throws HADES_ERR_PLUGIN_MANIFEST with every problem. */
 export function loadManifest(file: string): LoadedManifest {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  if (bytes.length > MAX_MANIFEST_BYTES) throw new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-  const text = bytes.toString('utf8');
+  const text = readManifestText(file);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -44,6 +37,42 @@ export function loadManifest(file: string): LoadedManifest {
   }
   if (raw.config_schema !== undefined) configValidator(raw, file);
   return { ...raw, file, binary: path.resolve(path.dirname(file), raw.executable) };
+}
+
+/**
+ * The manifest's text: a regular file of at most MAX_MANIFEST_BYTES, read no further. Opened
+ * without blocking and checked before any read: a FIFO nobody writes would block the agent's
+ * whole event loop at open, and a device such as /dev/zero would be read until memory ran out.
+ */
+function readManifestText(file: string): string {
+  const refuse = (why: string) => new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} ${why}`);
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (error) {
+    throw refuse(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (stats.isDirectory()) throw refuse('cannot be read: EISDIR');
+    if (!stats.isFile()) throw refuse('is not a regular file');
+    if (stats.size > MAX_MANIFEST_BYTES) throw refuse(`is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    // One byte more than allowed: a file that grew since fstat is still caught.
+    const buffer = Buffer.alloc(MAX_MANIFEST_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > MAX_MANIFEST_BYTES) throw refuse(`is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    }
+    return buffer.toString('utf8', 0, length);
+  } catch (error) {
+    if (error instanceof HadesError) throw error;
+    throw refuse(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** SHA-256 of a file, read in chunks. */
@@ -67,8 +96,14 @@ export function sha256File(file: string): string {
 export function verifyExecutable(manifest: LoadedManifest): void {
   let actual: string;
   try {
+    // A device or FIFO named as the executable would be read for ever (or block at open).
+    const stats = statSync(manifest.binary);
+    if (!stats.isFile() && !stats.isDirectory()) {
+      throw new HadesError('HADES_ERR_PLUGIN_START', `plugin ${manifest.name}: ${manifest.binary} is not a regular file; not started`);
+    }
     actual = sha256File(manifest.binary);
   } catch (error) {
+    if (error instanceof HadesError) throw error;
     throw new HadesError('HADES_ERR_PLUGIN_START', `plugin ${manifest.name}: ${manifest.binary} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   if (actual !== manifest.sha256) {

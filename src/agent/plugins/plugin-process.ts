@@ -95,6 +95,12 @@ export interface PluginProcessOptions {
    * driver's, as without it the agent cannot run and its service manager restarts the whole.
    */
   readonly retryBeforeFirstHello?: boolean;
+  /**
+   * Checked right before every spawn, restarts included (a plugin's executable against its
+   * manifest's SHA-256); a HadesError thrown here keeps the plugin stopped (`failed`) without
+   * starting anything.
+   */
+  readonly verify?: () => void;
 }
 
 type Child = ChildProcessByStdio<Writable, Readable, Readable>;
@@ -289,6 +295,13 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   }
 
   private spawnChild(): void {
+    try {
+      this.options.verify?.();
+    } catch (error) {
+      // Never started: a swapped executable must not run even once (it would run as root).
+      this.fatal(error instanceof HadesError ? error : new HadesError(this.codes.failed, `${this.name}: ${String(error)}`));
+      return;
+    }
     this.reader = new FrameReader();
     this.stderrTail = '';
     this.startedAt = Date.now();

@@ -214,6 +214,18 @@ export class Supervisor {
     const now = this.now();
     const sustainMs = this.options.sustainS * 1000;
     let reason: string | undefined;
+    // The hard ceiling: where the plugin has a cgroup, the kernel holds it at twice its budget.
+    // Without one nothing would, and a plugin (one SQLite step of the collector can take hundreds
+    // of MB a second, and cannot be interrupted) could take the host's memory for the whole
+    // sustain window: it is killed at once instead, as the kernel would.
+    if (!plugin.group && watch.rssBytes !== undefined && watch.rssBytes > 2 * budget.memoryBytes) {
+      reason = `over its memory ceiling: ${(watch.rssBytes / MB).toFixed(0)} MB > twice its budget of ${(budget.memoryBytes / MB).toFixed(0)} MB (no cgroup holds it)`;
+      watch.overBudgetRestarts++;
+      this.options.log.error('plugin over its memory ceiling; killing it', { plugin: plugin.name, code: 'HADES_ERR_PLUGIN_OVER_BUDGET', reason });
+      plugin.process.restart(reason, true);
+      this.forget(watch);
+      return;
+    }
     if (watch.rssBytes !== undefined && watch.rssBytes > budget.memoryBytes) {
       watch.memoryOverSince ??= now;
       if (now - watch.memoryOverSince >= sustainMs) {

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { HadesError, isErrorCode } from '../../common/errors.js';
 import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../../agent/inventory/query-client.js';
-import { collectorArgs } from '../../agent/plugins/inventory-plugin.js';
+import { collectorArgs, uniqueNames } from '../../agent/plugins/inventory-plugin.js';
 import { PluginProcess } from '../../agent/plugins/plugin-process.js';
 import { version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
@@ -131,7 +131,9 @@ export async function query(context: CliContext, args: readonly string[], option
   for (const w of answer.warnings.slice(0, WARNINGS_SHOWN)) context.stderr.write(`hades: warning: ${shown(`${w.code}: ${w.table}: ${w.message}${w.path ? ` (${w.path})` : ''}`)}\n`);
   if (answer.warnings_total > WARNINGS_SHOWN) context.stderr.write(`hades: ... and ${answer.warnings_total - WARNINGS_SHOWN} more warning(s)\n`);
   if (json) {
-    const names = answer.columns.map((c) => c.name);
+    // A name the statement repeats (p.name, parent.name) gets :2, :3, ... as in query tasks:
+    // one key per column, none overwritten.
+    const names = uniqueNames(answer.columns.map((c) => c.name));
     for (const row of answer.rows) {
       const object: Record<string, unknown> = {};
       names.forEach((n, i) => {
