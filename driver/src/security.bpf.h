@@ -14,6 +14,7 @@
  */
 #include "bpf_shared.h"
 
+#define AF_UNSPEC 0
 #define AF_UNIX 1
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
@@ -747,17 +748,38 @@ static __always_inline void emit_dns(struct hades_hook_counters *c, struct scrat
 	submit_scratch(c, s, HADES_DNS_FIXED_SIZE + n);
 }
 
-/* Destination of a send: explicit sockaddr if given, else the connected peer. */
+/*
+ * Destination of a send (or the sender of a datagram received), as the kernel uses it: the
+ * connected peer, or the address given with the call where the protocol takes one. TCP ignores
+ * an address given to sendto/sendmsg on a connected socket; UDP over IPv4 takes AF_INET and
+ * AF_UNSPEC (the address as given); UDP over IPv6 takes AF_INET6, AF_INET (sent over IPv4:
+ * recorded v4-mapped, as the kernel reports such a peer to an IPv6 socket) and AF_UNSPEC (the
+ * connected peer). Other families are refused by the kernel: nothing is sent.
+ */
 static __always_inline bool dns_dest(__u64 uaddr, struct sk_addrs *a)
 {
-	if (uaddr) {
-		__u16 fam = 0;
-		__u8 addr[16] = {};
-		__u16 port = 0;
-		if (!user_inet_addr(uaddr, &port, addr, &fam))
+	if (uaddr && a->proto == IPPROTO_UDP) {
+		__u8 sa[24] = {};
+		if (bpf_probe_read_user(sa, sizeof(sa), (void *)uaddr))
 			return false;
-		a->rport = port;
-		__builtin_memcpy(a->raddr, addr, 16);
+		__u16 fam = sa[0] | sa[1] << 8;
+		__u16 port = sa[2] << 8 | sa[3];
+		if (a->family == AF_INET && (fam == AF_INET || fam == AF_UNSPEC)) {
+			__builtin_memset(a->raddr, 0, 16);
+			__builtin_memcpy(a->raddr, sa + 4, 4);
+			a->rport = port;
+		} else if (a->family == AF_INET6 && fam == AF_INET6) {
+			__builtin_memcpy(a->raddr, sa + 8, 16);
+			a->rport = port;
+		} else if (a->family == AF_INET6 && fam == AF_INET) {
+			__builtin_memset(a->raddr, 0, 16);
+			a->raddr[10] = 0xff;
+			a->raddr[11] = 0xff;
+			__builtin_memcpy(a->raddr + 12, sa + 4, 4);
+			a->rport = port;
+		} else if (!(a->family == AF_INET6 && fam == AF_UNSPEC)) {
+			return false;
+		}
 	}
 	return a->rport == DNS_PORT;
 }
@@ -804,7 +826,8 @@ int he_dns_send(struct bpf_raw_tracepoint_args *ctx)
 	case HADES_SC_SENDMSG:
 		if (bpf_probe_read_user(&m, sizeof(m), (void *)a2))
 			return 0;
-		if (!dns_dest(m.name, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+		/* a name of length 0 is no name: the kernel sends to the connected peer */
+		if (!dns_dest(m.namelen ? m.name : 0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
 			return 0;
 		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov, m.iovlen);
 		return 0;
@@ -816,9 +839,11 @@ int he_dns_send(struct bpf_raw_tracepoint_args *ctx)
 				break;
 			if (bpf_probe_read_user(&m, sizeof(m), (void *)(a2 + i * U_MMSGHDR_SIZE)))
 				break;
-			if (!dns_dest(m.name, &a) || !(c = hook_begin(r->hook, pt >> 32)))
+			/* each message from the socket's own peer, not the one before */
+			struct sk_addrs d = a;
+			if (!dns_dest(m.namelen ? m.name : 0, &d) || !(c = hook_begin(r->hook, pt >> 32)))
 				break;
-			emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov,
+			emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &d, 0, 0, ~0ULL, m.iov,
 				 m.iovlen);
 		}
 		return 0;
@@ -947,6 +972,12 @@ int hx_net(struct bpf_raw_tracepoint_args *ctx)
 		}
 		if (sk)
 			read_sk(sk, &a);
+		/* a UDP IPv6 socket connected to an AF_INET address talks IPv4:
+		 * its local address is v4-mapped, the IPv4 one is its last 4 bytes */
+		if (ufam == AF_INET && a.family == AF_INET6) {
+			__builtin_memcpy(a.laddr, a.laddr + 12, 4);
+			__builtin_memset(a.laddr + 4, 0, 12);
+		}
 		/* the requested destination is authoritative: a failed connect
 		 * resets the socket's peer */
 		a.family = ufam;
@@ -1562,6 +1593,53 @@ __noinline int path_watched(struct scratch *s, __u32 start, __u32 len)
 	return 0;
 }
 
+#define BYTES(c) (0x0101010101010101ULL * (__u8)(c))
+
+/* The high bit of every byte of w equal to c (exact: no carries between bytes). */
+static __always_inline __u64 eq_bytes(__u64 w, __u8 c)
+{
+	__u64 x = w ^ BYTES(c);
+	return ~(((x & BYTES(0x7f)) + BYTES(0x7f)) | x | BYTES(0x7f));
+}
+
+/*
+ * Does rec[start, start+len), an absolute path, have a component the kernel resolves but the
+ * prefix match takes as text: an empty one ("//"), "." or ".."? `/usr/lib//systemd/system/x`
+ * and `/root/../etc/cron.d/x` name watched files without starting with a watched prefix, so such
+ * a path is reported wherever it points; the agent compares its lexical normal form with the
+ * watched prefixes. Rare in practice. Eight bytes per turn, each '/' tested against the three
+ * bytes after it (a byte-wise loop over 4 KiB is more than the verifier follows).
+ */
+__noinline int path_odd(struct scratch *s, __u32 start, __u32 len)
+{
+	if (!s || len == 0 || len > HADES_PATH_MAX || s->rec[start & TAIL_OFF_MASK] != '/')
+		return 0;
+	/* 16 NUL bytes after the path for the turns to read (what was there is put back) */
+	__u8 *end = s->rec + ((start + len) & TAIL_OFF_MASK);
+	__u64 saved[2] = {}, zero[2] = {};
+	bpf_probe_read_kernel(saved, sizeof(saved), end);
+	bpf_probe_read_kernel(end, sizeof(zero), zero);
+	int odd = 0;
+	for (int i = 0; i < HADES_PATH_MAX / 8 + 1; i++) {
+		__u32 at = i * 8;
+		if (at >= len)
+			break;
+		__u64 w[2] = {};
+		bpf_probe_read_kernel(w, sizeof(w), s->rec + ((start + at) & TAIL_OFF_MASK));
+		__u64 w1 = w[0] >> 8 | w[1] << 56, w2 = w[0] >> 16 | w[1] << 48;
+		__u64 w3 = w[0] >> 24 | w[1] << 40;
+		__u64 dot1 = eq_bytes(w1, '.'), dot2 = eq_bytes(w2, '.');
+		__u64 end2 = eq_bytes(w2, '/') | eq_bytes(w2, 0);
+		__u64 end3 = eq_bytes(w3, '/') | eq_bytes(w3, 0);
+		if (eq_bytes(w[0], '/') & (eq_bytes(w1, '/') | (dot1 & end2) | (dot1 & dot2 & end3))) {
+			odd = 1;
+			break;
+		}
+	}
+	bpf_probe_read_kernel(end, sizeof(saved), saved);
+	return odd;
+}
+
 static __always_inline __u32 mode_flags(__u32 mode)
 {
 	__u32 f = 0;
@@ -1709,8 +1787,12 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 
 	/* a symbolic link's absolute target counts too: a link to /etc/shadow made in a web root */
 	bool abs2 = raw2 && f->path2_len && s->rec[(sizeof(*f) + p1_len) & TAIL_OFF_MASK] == '/';
+	/* an argument's "//", "." or ".." (not the canonical path of an opened file): checked
+	 * only when the prefixes did not match, so watched places cost nothing more */
 	if (!(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
-	    !((p2 || abs2) && path_watched(s, sizeof(*f) + p1_len, f->path2_len))) {
+	    !((p2 || abs2) && path_watched(s, sizeof(*f) + p1_len, f->path2_len)) &&
+	    !(!(flags & HADES_F_PATH_FROM_FD) && path_odd(s, sizeof(*f), p1_len)) &&
+	    !((p2 || abs2) && path_odd(s, sizeof(*f) + p1_len, f->path2_len))) {
 		bump(&c->ignored);
 		return;
 	}

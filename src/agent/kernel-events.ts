@@ -267,7 +267,7 @@ export class KernelEvents {
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
     const sensitive = this.sensitive;
-    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}), ...(supervisorPid === undefined ? {} : { supervisorPid }) });
+    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, watchedPaths: [...config.driver.file_watch, ...this.protectedPaths], ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}), ...(supervisorPid === undefined ? {} : { supervisorPid }) });
     this.dnsAggregator = new RateAggregator<HadesEvent>(config.limits.aggregate_ms);
     this.governor = new CpuGovernor(config.limits.cpu_percent);
     this.allowedRoot = new Set(config.privilege.allowed_root_executables);

@@ -77,6 +77,30 @@ export interface SecurityOptions {
   readonly sensitiveOf?: (dev: number, ino: number) => string | undefined;
   /** The Hades process that started this one and stops it (`hades start`), when there is one. */
   readonly supervisorPid?: number;
+  /**
+   * The driver's FILE_PREFIX list (driver.file_watch and protectedPaths). The driver reports a
+   * path argument with a "//", "." or ".." component wherever it points; its lexical normal form
+   * is compared with these here. Without them, every such record is kept.
+   */
+  readonly watchedPaths?: readonly string[];
+}
+
+/** A path argument with an empty, "." or ".." component: the driver's prefix match reads it as text. */
+const ODD_PATH = /\/\/|\/\.\.?(\/|$)/;
+
+/** Is `p` below a FILE_PREFIX entry, as the driver matches them (one `*` component: P*S)? */
+export function pathWatched(p: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((prefix) => {
+    const star = prefix.indexOf('*');
+    if (star < 0) return p.startsWith(prefix);
+    if (!p.startsWith(prefix.slice(0, star))) return false;
+    const slash = p.indexOf('/', star);
+    if (slash <= star) return false;
+    const rest = p.slice(slash);
+    const suffix = prefix.slice(star + 1);
+    // the folder itself too: "/home/u/.ssh" for "/home/*/.ssh/"
+    return rest.startsWith(suffix) || (suffix.endsWith('/') && `${rest}/` === suffix);
+  });
 }
 
 /** Builds the events of one security record; most records give one event, some none or two. */
@@ -226,7 +250,21 @@ export class SecurityEvents {
     // truncate(2) takes a path the kernel does not resolve (`/var//log/x`, `/tmp/../var/log/x`):
     // rules compare its lexical normal form; the argument stays in hades.file.argument.
     const truncateArg = r.syscall === SC_TRUNCATE && r.path.startsWith('/') ? r.path : undefined;
-    const target = rename ? r.path2 : truncateArg ? path.posix.normalize(truncateArg) : r.path;
+    // The other calls' path arguments (not an opened file's own path): `/usr/lib//systemd/system/x`
+    // and `/root/../etc/cron.d/x` reach the driver's prefixes only in their lexical normal form.
+    const fromArgument = (r.flags & SecurityFlag.pathFromFd) === 0;
+    const symbolic = (r.flags & SecurityFlag.linkSymbolic) !== 0;
+    const normal = (p: string) => (fromArgument && p.startsWith('/') && ODD_PATH.test(p) ? path.posix.normalize(p) : p);
+    const newPath = normal(r.path);
+    const otherPath = symbolic ? r.path2 : normal(r.path2);
+    if (this.options.watchedPaths && truncateArg === undefined && (newPath !== r.path || otherPath !== r.path2)) {
+      // Reported by the driver for its odd spelling: kept when a spelling is watched.
+      const watched = this.options.watchedPaths;
+      const candidates = [r.path, newPath, ...(r.path2 !== '' && (!symbolic || r.path2.startsWith('/')) ? [r.path2, symbolic ? path.posix.normalize(r.path2) : otherPath] : [])];
+      if (!candidates.some((p) => pathWatched(p, watched))) return [];
+    }
+    const argument = truncateArg ?? (rename ? (otherPath !== r.path2 ? r.path2 : undefined) : newPath !== r.path ? r.path : undefined);
+    const target = rename ? otherPath : truncateArg ? path.posix.normalize(truncateArg) : newPath;
     const modeKnown = (r.missing & SecurityMissing.mode) === 0;
     const newMode = r.type === 'file_chmod' ? r.mode : modeKnown ? r.fileMode : r.mode;
     const executable = (r.flags & SecurityFlag.modeExec) !== 0;
@@ -244,14 +282,14 @@ export class SecurityEvents {
     const hadesFile: Record<string, unknown> = {
       syscall: syscallName(r.syscall),
       errno: errnoName(r.result),
-      old_path: rename ? r.path : undefined,
-      argument: truncateArg !== undefined && truncateArg !== target ? truncateArg : undefined,
+      old_path: rename ? newPath : undefined,
+      argument: argument !== undefined && argument !== target ? argument : undefined,
     };
     if (r.type === 'file_create' && link) {
       // A new name for a file (hard) or a pointer to a path (symbolic): no mode of its own here.
       hadesFile['created'] = (r.flags & SecurityFlag.fileCreated) !== 0;
       // The target lexically resolved (`ln -rs` writes ../../tmp/x), for rules to compare.
-      const resolved = path.posix.resolve(path.posix.dirname(r.path), r.path2);
+      const resolved = path.posix.resolve(path.posix.dirname(target), r.path2);
       // A name given to an open file (an O_TMPFILE one has no other): path2 is the descriptor's
       // name then (`#<inode>` for an O_TMPFILE file) or the /proc path that was followed.
       const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === SC_LINKAT) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
@@ -277,8 +315,8 @@ export class SecurityEvents {
     const type = r.type === 'file_create' ? ['creation'] : r.type === 'file_delete' ? ['deletion'] : ['change'];
     const events = [this.event(r, r.type, ['file'], type, { outcome: outcome(r.result), file }, { file: hadesFile })];
     // A hard link to one of Hades' files is a second name outside the watch: tampering too.
-    const hardLinked = link === 'hard' ? [r.path2] : [];
-    const touched = [target, ...(rename ? [r.path] : []), ...hardLinked];
+    const hardLinked = link === 'hard' ? [otherPath] : [];
+    const touched = [target, ...(rename ? [newPath] : []), ...hardLinked];
     const protectedPath = touched.find((p) => this.options.protectedPaths.some((prefix) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)));
     // Created files are not tampering; a second name for one of Hades' files, or emptying one, is.
     const emptiedOwn = hadesFile['truncated'] === true;

@@ -82,6 +82,68 @@ srv.close()
 os.unlink(p)
 `;
 
+/**
+ * DNS queries sent the ways the kernel accepts besides sendto(AF_INET)/send: a TCP sendto whose
+ * address the kernel ignores (the socket is connected), a UDP sendto with an AF_UNSPEC address
+ * (IPv4 takes it as given, IPv6 sends to the connected peer), a sendmsg whose name has length 0
+ * (the connected peer), and an IPv6 socket sending to an AF_INET address. argv: the name prefix.
+ * Also a UDP IPv6 socket connected to an AF_INET address. Prints that socket's local port.
+ */
+const DNS_WAYS_PY = String.raw`
+import ctypes, json, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+prefix = sys.argv[1]
+RESOLVER = '127.83.0.53'
+def query(way, tid):
+    name = prefix + '-' + way + '.hades-test.example'
+    head = struct.pack('>HHHHHH', tid, 0x0100, 1, 0, 0, 0)
+    return head + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\x00' + struct.pack('>HH', 1, 1)
+def sin(family, host, port):
+    return struct.pack('<H', family) + struct.pack('>H', port) + socket.inet_aton(host) + b'\0' * 8
+def sendto(s, m, addr):
+    assert libc.sendto(s.fileno(), m, len(m), 0, addr, len(addr)) == len(m), ctypes.get_errno()
+srv = socket.socket()
+srv.bind((RESOLVER, 53))
+srv.listen(1)
+t = socket.socket()
+t.connect((RESOLVER, 53))
+m = query('tcp', 0x1b01)
+sendto(t, struct.pack('>H', len(m)) + m, sin(socket.AF_INET, '192.0.2.1', 80))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sendto(u, query('unspec', 0x1b02), sin(socket.AF_UNSPEC, RESOLVER, 53))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.connect(('::1', 53))
+sendto(u6, query('unspec6', 0x1b03), sin(socket.AF_UNSPEC, '192.0.2.1', 80))
+m6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+sendto(m6, query('mapped', 0x1b04), sin(socket.AF_INET, RESOLVER, 53))
+class Iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+class Msghdr(ctypes.Structure):
+    _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32), ('iov', ctypes.c_void_p), ('iovlen', ctypes.c_size_t), ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t), ('flags', ctypes.c_int)]
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect((RESOLVER, 53))
+m = query('namelen0', 0x1b05)
+buf = ctypes.create_string_buffer(m, len(m))
+fake = ctypes.create_string_buffer(sin(socket.AF_INET, '192.0.2.1', 80), 16)
+iov = Iovec(ctypes.cast(buf, ctypes.c_void_p), len(m))
+msg = Msghdr(ctypes.cast(fake, ctypes.c_void_p), 0, ctypes.cast(ctypes.pointer(iov), ctypes.c_void_p), 1, None, 0, 0)
+assert libc.sendmsg(c.fileno(), ctypes.byref(msg), 0) == len(m), ctypes.get_errno()
+v = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+addr = sin(socket.AF_INET, '127.0.0.1', 9)
+assert libc.connect(v.fileno(), addr, len(addr)) == 0, ctypes.get_errno()
+print(json.dumps({'mapped_connect_port': v.getsockname()[1]}))
+`;
+
+/** Renames into, chmod and rm in dir/watched (argv[1] = dir), by paths spelled with "//", "." and "..". */
+const ODD_PATHS_SH = [
+  'cd "$1" && echo a > unwatched/o1 && echo b > unwatched/o2 && echo c > unwatched/o3',
+  'mv unwatched/o1 "$1//watched/odd-renamed"',
+  'mv unwatched/o2 "$1/unwatched/../watched/odd-dotdot"',
+  'chmod 700 "$1/watched/./odd-renamed"',
+  'rm "$1//watched/odd-dotdot"',
+  'mv unwatched/o3 "$1/unwatched//odd-unwatched" && rm "$1/unwatched/./odd-unwatched"',
+].join(' && ');
+
 /** Create (and write), make executable, rename, delete, in the folder argv[1]. */
 const FILES_SH = 'cd "$1" && echo data > f && chmod 755 f && mv f g && rm g';
 
@@ -164,6 +226,7 @@ describe('hades events: security events from the real kernel', { skip }, () => {
           await py('dnsLoop', DNS_CLIENT_PY, 'fire', pointerLoopQuery(dnsIds.loop).toString('hex'), '1');
           await py('dnsTail', DNS_CLIENT_PY, 'fire', damagedTailQuery(dnsIds.tail, dnsName('tail')).toString('hex'), '1');
         }
+        await py('dnsWays', DNS_WAYS_PY, marker);
         runs['privDrop'] = await runChild(bin['priv'] ?? '', ['drop', marker]);
         runs['privRoot'] = await runChild('setpriv', [...setpriv, bin['priv'] ?? '', 'root', marker]);
         if (canHide) {
@@ -183,6 +246,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         // A hard link made in a watched folder to a file from an unwatched one, and a symbolic link.
         // And, from an unwatched folder, symbolic links to a watched file: absolute (seen) and relative (not).
         runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft" && ln -s "$1/hard" "$3/toward-watched" && ln -s ../watched/hard "$3/relative-toward-watched"', 'sh', watched, path.join(dir, 'unwatched'), path.join(dir, 'bin')]);
+        // Watched files named with "//", "." and ".." (seen, in their normal form), and an
+        // unwatched one (not reported).
+        runs['oddPaths'] = await runChild('/bin/sh', ['-c', ODD_PATHS_SH, 'sh', dir]);
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
         // The same probe from the process that started hades events: its parent.
         process.kill(pid, 0);
@@ -396,6 +462,36 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     );
   });
 
+  describe('dns_query: the other ways of sending a query', () => {
+    const wayOf = (way: string) => of('dns_query', 'dnsWays').find((e) => e['dns']?.question?.name === `${marker}-${way}.hades-test.example`);
+    for (const [way, id, destination, transport, type] of [
+      ['tcp', 0x1b01, '127.83.0.53', 'tcp', 'ipv4'],
+      ['unspec', 0x1b02, '127.83.0.53', 'udp', 'ipv4'],
+      ['unspec6', 0x1b03, '::1', 'udp', 'ipv6'],
+      ['mapped', 0x1b04, '::ffff:127.83.0.53', 'udp', 'ipv6'],
+      ['namelen0', 0x1b05, '127.83.0.53', 'udp', 'ipv4'],
+    ] as const) {
+      it(`a query sent ${way === 'tcp' ? 'by sendto on a connected TCP socket, with an address TCP ignores' : way === 'unspec' ? 'to an AF_UNSPEC address (IPv4: taken as given)' : way === 'unspec6' ? 'to an AF_UNSPEC address by a connected IPv6 socket (the peer)' : way === 'mapped' ? 'to an AF_INET address by an IPv6 socket' : 'by sendmsg with a name of length 0 (the peer)'}: seen, with the resolver the kernel sent it to`, () => {
+        ok('dnsWays');
+        const e = wayOf(way);
+        assertActor(capture.events, e, run('dnsWays').pid, { executable: pythonExe, ancestorPid: process.pid });
+        assert.equal(e['dns'].type, 'query');
+        assert.equal(e['dns'].id, id);
+        assert.deepEqual(e['destination'], { ip: destination, port: 53 });
+        assert.deepEqual(e['network'], { transport, type, protocol: 'dns', direction: 'egress' });
+      });
+    }
+
+    it('a UDP IPv6 socket connected to an AF_INET address: connect with the IPv4 source', () => {
+      const { mapped_connect_port: port } = info('dnsWays');
+      const e = of('connect', 'dnsWays').find((c) => c['destination']?.port === 9);
+      assertActor(capture.events, e, run('dnsWays').pid, { executable: pythonExe, ancestorPid: process.pid });
+      assert.deepEqual(e['source'], { ip: '127.0.0.1', port });
+      assert.deepEqual(e['destination'], { ip: '127.0.0.1', port: 9 });
+      assert.deepEqual(e['network'], { transport: 'udp', type: 'ipv4', direction: 'egress' });
+    });
+  });
+
   describe('privilege_change', () => {
     it('setresuid(65534, 65534, 65534) as root: before and after', () => {
       const r = ok('privDrop');
@@ -559,6 +655,20 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         [soft['hades'].file.syscall, soft['hades'].file.created, soft['hades'].file.link],
         ['symlinkat', true, { type: 'symbolic', target: '../elsewhere/unit.service', resolved: path.join(dir, 'elsewhere', 'unit.service') }],
       );
+    });
+
+    it('paths spelled with "//", "." or "..": the watched ones seen, named in their normal form, the argument kept', () => {
+      const pid = ok('oddPaths').pid;
+      const files = capture.events.filter((e) => e['process']?.pid !== undefined && String(e['event'].action).startsWith('file_') && (JSON.stringify(e['file']).includes('odd-') || JSON.stringify(e['hades']?.file ?? {}).includes('odd-')));
+      const summary = files.map((e) => [e['event'].action, e['file'].path, e['hades'].file.argument, e['hades'].file.old_path]);
+      assert.deepEqual(summary, [
+        ['file_rename', `${watched}/odd-renamed`, `${dir}//watched/odd-renamed`, `${dir}/unwatched/o1`],
+        ['file_rename', `${watched}/odd-dotdot`, `${dir}/unwatched/../watched/odd-dotdot`, `${dir}/unwatched/o2`],
+        ['file_chmod', `${watched}/odd-renamed`, `${dir}/watched/./odd-renamed`, undefined],
+        ['file_delete', `${watched}/odd-dotdot`, `${dir}//watched/odd-dotdot`, undefined],
+      ], JSON.stringify(summary));
+      for (const e of files) assert.ok(e['process'].pid !== pid, 'the actor is the command the shell ran');
+      for (const e of files) assertActor(capture.events, e, e['process'].pid, { ancestorPid: pid });
     });
 
     it('the same operations outside the watched folders give no file event', () => {

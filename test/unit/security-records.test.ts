@@ -9,7 +9,7 @@ import { FrameReader } from '../../src/common/codec/frames.js';
 import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
 import { decodeRecords, newDecodeCounters, RecordFlag, type DecodeCounters, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
 import { SecurityKind, type SecurityRecord } from '../../src/agent/driver/security-records.js';
-import { SecurityEvents } from '../../src/agent/security-events.js';
+import { pathWatched, SecurityEvents } from '../../src/agent/security-events.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { concat } from '../helpers/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
@@ -265,6 +265,51 @@ describe('file_open records of file-open-ebpf.bin', () => {
     // No longer registered (replaced since): the path opened stands for it.
     const unknown = new SecurityEvents(builder, { protectedPaths: [] }).build(registered).map((e) => wire(e) as AnyEvent);
     assert.equal(unknown[0]?.['hades'].file.sensitive, '/var/tmp/hades-fixture-secret');
+  });
+});
+
+describe('file events of path arguments spelled with "//", "." or ".."', () => {
+  const base = () => {
+    const r = ofType(recordsOf('security-ebpf.bin').records, 'file_create')[0];
+    assert.ok(r);
+    return r;
+  };
+  const record = (kind: 13 | 14 | 15, over: Partial<SecurityRecord & { type: 'file_rename' }>): SecurityRecord => {
+    const type = ({ 13: 'file_rename', 14: 'file_delete', 15: 'file_chmod' } as const)[kind];
+    return { ...base(), kind, type, flags: 0, missing: 0x80000, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, path2: '', ...over };
+  };
+  const watch = ['/etc/', '/usr/lib/systemd/system/', '/home/*/.ssh/'];
+  const build = (r: SecurityRecord, protectedPaths: readonly string[] = []) =>
+    new SecurityEvents(newBuilder(), { protectedPaths, watchedPaths: [...watch, ...protectedPaths] }).build(r).map((e) => wire(e) as AnyEvent);
+
+  it('names the file by the lexical normal form of the path, and keeps the argument', () => {
+    const [e] = build(record(13, { syscall: 33, path: '/root/unit', path2: '/usr/lib//systemd/./system/x.service' }));
+    assert.deepEqual([e?.['event'].action, e?.['file'].path, e?.['file'].directory, e?.['hades'].file.old_path, e?.['hades'].file.argument], ['file_rename', '/usr/lib/systemd/system/x.service', '/usr/lib/systemd/system', '/root/unit', '/usr/lib//systemd/./system/x.service']);
+    assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    const [d] = build(record(14, { syscall: 35, path: '/root/../etc/cron.d/job' }));
+    assert.deepEqual([d?.['file'].path, d?.['hades'].file.argument], ['/etc/cron.d/job', '/root/../etc/cron.d/job']);
+    const [c] = build(record(15, { syscall: 37, mode: 0o600, path: '/home/ana/./.ssh/authorized_keys' }));
+    assert.deepEqual([c?.['file'].path, c?.['hades'].file.argument], ['/home/ana/.ssh/authorized_keys', '/home/ana/./.ssh/authorized_keys']);
+  });
+
+  it('drops those whose normal form is not watched either (the driver reports them wherever they point)', () => {
+    assert.deepEqual(build(record(14, { syscall: 34, path: '/root//x' })), []);
+    assert.deepEqual(build(record(13, { syscall: 31, path: '/var/tmp/a', path2: '/etc/../var/tmp/b' })).map((e) => e['event'].action), ['file_rename'], 'the spelling the driver matched is kept');
+    assert.deepEqual(build(record(13, { syscall: 31, path: '/root/./a', path2: '/root/b' })), []);
+  });
+
+  it('a rename into one of Hades\' folders spelled with "//" is tampering', () => {
+    const events = build(record(13, { syscall: 33, path: '/root/x.js', path2: '/opt/hades//dist/x.js' }), ['/opt/hades/']);
+    assert.deepEqual(events.map((e) => [e['event'].action, e['hades'].tamper?.path]), [['file_rename', undefined], ['tamper', '/opt/hades/dist/x.js']]);
+  });
+
+  it('pathWatched matches like the driver: prefixes, and one "*" component', () => {
+    assert.equal(pathWatched('/etc/cron.d/x', watch), true);
+    assert.equal(pathWatched('/etcx', watch), false);
+    assert.equal(pathWatched('/home/ana/.ssh/id_rsa', watch), true);
+    assert.equal(pathWatched('/home/ana/.ssh', watch), true);
+    assert.equal(pathWatched('/home/ana/.sshx/k', watch), false);
+    assert.equal(pathWatched('/home//.ssh/k', watch), false);
   });
 });
 

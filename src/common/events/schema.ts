@@ -124,7 +124,7 @@ const FileDetail = Obj(
     truncated: Opt(Type.Boolean({ description: 'file_create: true when an existing file was emptied: opened with O_TRUNC, or truncate(2) / ftruncate(2) to length 0.' })),
     executable: Opt(Type.Boolean({ description: 'file_create: true when the file has an execute bit.' })),
     old_path: Opt(Str('file_rename: the path before the rename.')),
-    argument: Opt(Str('file_create by truncate(2): the path as the program gave it, when it differs from file.path, its lexical normal form (symbolic links in it are not resolved).')),
+    argument: Opt(Str('The path as the program gave it, when it differs from file.path, its lexical normal form (symbolic links in it are not resolved): a truncate(2) argument, or a path argument with an empty, `.` or `..` component (file_rename: the new path; hades.file.old_path is normalised too).')),
     old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
     made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
     setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
