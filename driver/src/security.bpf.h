@@ -466,15 +466,42 @@ static __always_inline void load_args(struct bpf_raw_tracepoint_args *ctx, __u64
 /* ------------------------------------------------------------------ */
 /* sys_enter handlers                                                   */
 
-/* AF_UNIX path of st->sa matched against the UNIX_PATH prefixes. */
-static __always_inline bool unix_path_watched(struct scratch *s, struct inflight *st)
+/* An AF_UNIX path (kernel memory: a connect's sockaddr copy, or a bound address) matched against
+ * the UNIX_PATH prefixes. */
+static __always_inline bool unix_name_watched(struct scratch *s, const void *path)
 {
 	struct hades_lpm_key *k = &s->lpm;
-	long n = bpf_probe_read_kernel_str(k->data, UNIX_PATH_MAX, st->sa + 2);
+	long n = bpf_probe_read_kernel_str(k->data, UNIX_PATH_MAX, path);
 	if (n <= 1) /* empty or abstract (leading NUL) */
 		return false;
 	k->prefixlen = (n - 1) * 8;
 	return bpf_map_lookup_elem(&unix_prefix, k) != NULL;
+}
+
+/* AF_UNIX path of st->sa matched against the UNIX_PATH prefixes. */
+static __always_inline bool unix_path_watched(struct scratch *s, struct inflight *st)
+{
+	return unix_name_watched(s, st->sa + 2);
+}
+
+/* st->extra of a unix connect whose path, as spelled, is not watched: at its return the path the
+ * connected peer was bound to decides (a relative path, "//", /proc/self/root/..., a symlink). */
+#define UNIX_CHECK_PEER 1
+
+/*
+ * The path the peer of a connected AF_UNIX socket was bound to (for a stream socket the kernel
+ * gives the server's new socket the listener's address), or NULL (not connected, unbound,
+ * abstract names included: the caller's str read sees their leading NUL).
+ */
+static __always_inline const char *unix_peer_path(struct sock *sk)
+{
+	struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+	if (!peer)
+		return NULL;
+	struct unix_address *addr = BPF_CORE_READ((struct unix_sock *)peer, addr);
+	if (!addr)
+		return NULL;
+	return (const char *)addr->name[0].sun_path;
 }
 
 SEC("raw_tp")
@@ -496,9 +523,14 @@ int he_connect(struct bpf_raw_tracepoint_args *ctx)
 	if (bpf_probe_read_user(st->sa, alen & 127, (void *)uaddr))
 		return 0;
 	__u16 fam = st->sa[0] | st->sa[1] << 8;
+	st->extra = 0;
 	if (fam == AF_UNIX) {
-		if (!unix_path_watched(s, st))
-			return 0;
+		/* not watched as spelled: its peer's bound path decides at the return (abstract names never) */
+		if (!unix_path_watched(s, st)) {
+			if (alen < 3 || st->sa[2] == 0)
+				return 0;
+			st->extra = UNIX_CHECK_PEER;
+		}
 	} else if (fam != AF_INET && fam != AF_INET6) {
 		return 0; /* AF_UNSPEC (disconnect), netlink, ...: not a connection */
 	}
@@ -969,6 +1001,18 @@ int hx_net(struct bpf_raw_tracepoint_args *ctx)
 				__builtin_memcpy(k.addr, st->sa + 8, 16);
 			if (dedup_suppress(c, &k, &repeat))
 				return 0;
+		}
+		if (ufam == AF_UNIX && st->extra == UNIX_CHECK_PEER) {
+			/* spelled another way (relative, "//", a symlink, /proc/self/root): a
+			 * watched socket is known by the path its server bound; a failed
+			 * connect has no peer to ask, and is not reported */
+			const char *bound = ret == 0 && sk ? unix_peer_path(sk) : NULL;
+			if (!bound || !unix_name_watched(s, bound)) {
+				bump(&c->ignored);
+				return 0;
+			}
+			/* reported with the bound path (what the prefixes name) */
+			bpf_probe_read_kernel_str(st->sa + 2, UNIX_PATH_MAX, bound);
 		}
 		if (sk)
 			read_sk(sk, &a);

@@ -83,6 +83,30 @@ os.unlink(p)
 `;
 
 /**
+ * Listens on the unix socket argv[1] and connects to it spelled four other ways: relative to the
+ * working folder, with "//", through /proc/self/root, and through a symbolic link argv[2].
+ */
+const UNIX_SPELLED_PY = String.raw`
+import os, socket, sys
+p, link = sys.argv[1], sys.argv[2]
+d, name = os.path.split(p)
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(p)
+srv.listen(8)
+os.symlink(p, link)
+os.chdir(d)
+for spelled in [name, d + '//' + name, '/proc/self/root' + p, link]:
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(spelled)
+    c.close()
+    a, _ = srv.accept()
+    a.close()
+os.unlink(link)
+srv.close()
+os.unlink(p)
+`;
+
+/**
  * DNS queries sent the ways the kernel accepts besides sendto(AF_INET)/send: a TCP sendto whose
  * address the kernel ignores (the socket is connected), a UDP sendto with an AF_UNSPEC address
  * (IPv4 takes it as given, IPv6 sends to the connected peer), a sendmsg whose name has length 0
@@ -218,6 +242,7 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         await py('nonblocking', NONBLOCKING_PY, String(nodePort));
         await py('unixWatched', UNIX_PY, path.join(dir, `${marker}.sock`));
         await py('unixUnwatched', UNIX_PY, path.join(varDir, `${marker}.sock`));
+        await py('unixSpelled', UNIX_SPELLED_PY, path.join(dir, `${marker}-spelled.sock`), path.join(varDir, `${marker}-link.sock`));
         if (typeof dns !== 'string') {
           await py('dnsSendto', DNS_CLIENT_PY, 'sendto', dnsQuery(dnsIds.sendto, dnsName('sendto')).toString('hex'), '1');
           await py('dnsConnected', DNS_CLIENT_PY, 'connected', dnsQuery(dnsIds.connected, dnsName('connected')).toString('hex'), '1');
@@ -374,6 +399,19 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       assert.deepEqual(e['destination'], { address: socketPath });
       assert.equal(e['source'], undefined);
       assert.deepEqual(e['network'], { transport: 'unix', type: 'unix', direction: 'egress' });
+    });
+
+    it('a connect to a watched unix socket spelled another way (relative, //, /proc/self/root, a symbolic link) names the path its server bound', () => {
+      ok('unixSpelled');
+      const socketPath = path.join(dir, `${marker}-spelled.sock`);
+      const connects = of('connect', 'unixSpelled');
+      // "//" still starts with the watched folder, and is reported as spelled; the others
+      // (relative, /proc/self/root, a link elsewhere) by the path the server bound.
+      assert.deepEqual(
+        connects.map((e) => e['destination']?.address).sort(),
+        [socketPath, socketPath, socketPath, path.join(dir, `/${marker}-spelled.sock`).replace(`${dir}/`, `${dir}//`)].sort(),
+      );
+      for (const e of connects) assert.equal(e['event'].outcome, 'success');
     });
 
     it('a connect to a unix socket outside the watched paths gives no event', () => {

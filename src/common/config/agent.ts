@@ -359,7 +359,7 @@ export const AgentConfigSchema = Type.Object(
             '/var/snap/microk8s/common/run/containerd.sock',
           ],
           maxItems: 64,
-          description: 'Unix socket path prefixes whose connects are reported (container runtimes by default).',
+          description: 'Unix socket path prefixes whose connects are reported (container runtimes by default), as the client spells the path or, when it spells it another way (relative, a symbolic link), as the server bound it.',
         }),
         connect_dedup_ms: Type.Integer({
           minimum: 0,
