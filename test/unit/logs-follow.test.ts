@@ -202,7 +202,28 @@ describe('file follower', () => {
       const second = follower(name, { position });
       second.f.poll();
       assert.deepEqual(second.lines, ['tail of old', 'in new']);
+      assert.equal(second.f.counters.unread_bytes, 0);
       second.f.close();
     });
   }
+
+  it('counts what a rotation while nobody read left past what is read of the rotated file', () => {
+    const first = follower('big.log');
+    writeFileSync(first.file, '');
+    first.f.poll();
+    appendFileSync(first.file, 'read\n');
+    first.f.poll();
+    const position = first.f.position() as FilePosition;
+    first.f.close();
+    // 9 MiB of lines logged while the agent was down, then the rotation: 8 MiB are read from the rotated name.
+    const line = `${'x'.repeat(1023)}\n`;
+    appendFileSync(first.file, line.repeat(9 * 1024));
+    renameSync(first.file, path.join(dir, 'big.log.1'));
+    writeFileSync(first.file, 'in new\n');
+    const second = follower('big.log', { position });
+    second.f.poll();
+    assert.equal(second.f.counters.unread_bytes, 1024 * 1024, 'the ninth MiB, counted');
+    assert.equal(second.lines.at(-1), 'in new');
+    second.f.close();
+  });
 });

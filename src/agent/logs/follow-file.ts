@@ -30,6 +30,12 @@ export interface FollowerCounters {
   rotations: number;
   /** Times the file became shorter than what was read (copytruncate). */
   truncations: number;
+  /**
+   * Bytes of a rotated file left unread: at a start, the rest of the file the kept position was
+   * taken in is read from its rotated name, up to 8 polls' worth (what was logged while the agent
+   * was down, past that, is not read).
+   */
+  unread_bytes: number;
 }
 
 export interface FileFollowerOptions {
@@ -94,7 +100,7 @@ function same(position: FilePosition, ino: number, head: string): boolean {
 }
 
 export class FileFollower {
-  readonly counters: FollowerCounters = { lines: 0, truncated: 0, rotations: 0, truncations: 0 };
+  readonly counters: FollowerCounters = { lines: 0, truncated: 0, rotations: 0, truncations: 0, unread_bytes: 0 };
   private current: Open | undefined;
   private retired: Open | undefined;
   private saved: FilePosition | undefined;
@@ -254,7 +260,9 @@ export class FileFollower {
       }
       try {
         if (!same(saved, s.ino, headOf(fd))) continue;
-        this.drain({ fd, dev: s.dev, ino: s.ino, offset: saved.offset, head: '' }, MAX_READ_PER_POLL * 8);
+        const read = this.drain({ fd, dev: s.dev, ino: s.ino, offset: saved.offset, head: '' }, MAX_READ_PER_POLL * 8);
+        // Counted, not silent: what was logged there past the budget is not read.
+        this.counters.unread_bytes += Math.max(0, s.size - saved.offset - read);
         this.endLine();
         this.counters.rotations++;
         return;
