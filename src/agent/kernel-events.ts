@@ -650,9 +650,7 @@ export class KernelEvents {
     for (const event of this.security.build(record)) {
       if (!this.wants(event.event.action)) continue;
       if (event.event.action === 'dns_query') {
-        const e = event as unknown as { dns?: { type?: string; question?: { name?: string; type?: string } }; hades?: { dns?: { malformed?: string } } };
-        const key = `${record.pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}|${e.hades?.dns?.malformed ?? ''}`;
-        if (!this.dnsAggregator.offer(key, event, now, closed)) continue;
+        if (!this.dnsAggregator.offer(dnsRepeatKey(record.pid, event), event, now, closed)) continue;
       }
       this.deliver(event);
     }
@@ -722,4 +720,14 @@ export class KernelEvents {
     }
     this.dropsSince = now;
   }
+}
+
+/**
+ * What makes two dns_query events repeats of each other (counted into one within aggregate_ms):
+ * the process, the question, and the resolver and answer too, so the same name asked of another
+ * resolver (one an attacker runs) or answered otherwise (rebinding) is an event of its own.
+ */
+export function dnsRepeatKey(pid: number, event: HadesEvent): string {
+  const e = event as unknown as { destination?: { ip?: string; port?: number }; dns?: { type?: string; question?: { name?: string; type?: string }; response_code?: string; resolved_ip?: string[] }; hades?: { dns?: { malformed?: string } } };
+  return `${pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}|${e.hades?.dns?.malformed ?? ''}|${e.destination?.ip ?? ''}|${e.destination?.port ?? ''}|${e.dns?.response_code ?? ''}|${e.dns?.resolved_ip?.join(',') ?? ''}`;
 }

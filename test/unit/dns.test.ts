@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dnsTypeName, parseDns, type DnsMessage, type DnsParse } from '../../src/agent/dns.js';
+import { dnsRepeatKey } from '../../src/agent/kernel-events.js';
+import type { HadesEvent } from '../../src/common/events/index.js';
 
 // Messages are built byte by byte from RFC 1035 section 4, so that the tests do not share the
 // parser's understanding of the format.
@@ -522,5 +524,19 @@ describe('DNS parser, fuzzed', () => {
     assert.ok(slowest < 100, `slowest parse took ${slowest} ms`);
     assert.ok(performance.now() - start < 5000);
     assert.ok(parsed > 1000, 'the mutations keep many messages readable');
+  });
+});
+
+describe('dns_query repeats', () => {
+  const query = (extra: Record<string, unknown> = {}) =>
+    ({ destination: { ip: '127.0.0.53', port: 53 }, dns: { type: 'query', question: { name: 'example.com', type: 'A' } }, ...extra }) as unknown as HadesEvent;
+  it('are the same process asking the same question of the same resolver, with the same answer', () => {
+    assert.equal(dnsRepeatKey(7, query()), dnsRepeatKey(7, query()));
+    assert.notEqual(dnsRepeatKey(7, query()), dnsRepeatKey(8, query()), 'another process');
+    assert.notEqual(dnsRepeatKey(7, query()), dnsRepeatKey(7, query({ destination: { ip: '203.0.113.9', port: 53 } })), 'another resolver');
+    const answer = (ips: string[], code = 'NOERROR') => query({ dns: { type: 'answer', question: { name: 'example.com', type: 'A' }, response_code: code, resolved_ip: ips } });
+    assert.equal(dnsRepeatKey(7, answer(['192.0.2.1'])), dnsRepeatKey(7, answer(['192.0.2.1'])));
+    assert.notEqual(dnsRepeatKey(7, answer(['192.0.2.1'])), dnsRepeatKey(7, answer(['127.0.0.1'])), 'another answer (rebinding)');
+    assert.notEqual(dnsRepeatKey(7, answer([])), dnsRepeatKey(7, answer([], 'NXDOMAIN')), 'another response code');
   });
 });

@@ -402,7 +402,7 @@ export const AgentConfigSchema = Type.Object(
           minimum: 0,
           maximum: 3_600_000,
           default: 1000,
-          description: 'dns_query events repeating the same process, name and type within this window are counted into one event (event.count); 0 sends every one.',
+          description: 'dns_query events repeating the same process, name, type, resolver and (for answers) response code and addresses within this window are counted into one event (event.count); 0 sends every one.',
         }),
         memory_mb: Type.Integer({
           minimum: 32,
