@@ -359,6 +359,7 @@ export const commands: readonly CommandSpec[] = [
         .argument('[sql]', 'one read-only SQL statement, e.g. "SELECT port, pid FROM listening_ports"')
         .option('--json', 'one JSON object per row')
         .option('--timeout <seconds>', 'give up after this long (collection and SQL)', '60')
+        .option('--max-memory <MB>', 'stop the query when its collector holds more memory than this', '1024')
         .option('--tables', 'list the tables and their columns instead (with --json: each table\'s spec)')
         .option('--root <folder>', 'read another root than / (a mounted disk image; /proc is <folder>/proc)'),
     run: lazy(() => import('./commands/query.js'), (m) => m.query),

@@ -699,6 +699,11 @@ export const errorCatalog = {
     summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle).',
     remedy: 'The message carries SQLite\'s reason; fix the SQL accordingly.',
   },
+  HADES_ERR_QUERY_MEMORY: {
+    kind: 'input',
+    summary: 'The query took more memory than it may (`hades query --max-memory`, 1,024 MB by default) and was stopped: one SQLite step of a recursive query or a large sort cannot be interrupted otherwise.',
+    remedy: 'Narrow the query (a WHERE clause, a LIMIT inside a recursive CTE, fewer joined tables), or raise --max-memory if the host can spare it.',
+  },
   HADES_ERR_QUERY_PARAMS: {
     kind: 'input',
     summary: 'A query or inventory task from the server has missing or out-of-range parameters.',

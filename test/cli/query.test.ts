@@ -50,6 +50,16 @@ describe('hades query', () => {
     assert.deepEqual(JSON.parse(r.stdout.trim().split('\n')[0]!), { pid: 100, name: 'fixture-daemon', 'name:2': 'fixture-daemon' });
   });
 
+  it('stops a query whose collector holds more memory than --max-memory, with a coded error', async () => {
+    // count(DISTINCT) keeps every value of a 100,000,000-row recursion: hundreds of MB a second.
+    const sql = 'WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 100000000) SELECT count(DISTINCT n) FROM x';
+    const started = Date.now();
+    const line = assertCoded(await runHades(['query', '--root', fixture.root, '--max-memory', '160', '--timeout', '60', sql]), 2, 'HADES_ERR_QUERY_MEMORY');
+    assert.match(line, /over --max-memory 160 MB/);
+    assert.ok(Date.now() - started < 30_000, 'stopped when it passed the ceiling, not at the timeout');
+    assertCoded(await runHades(['query', '--max-memory', '64', 'SELECT 1']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+  });
+
   it('shortens long values in the table and says so', async () => {
     const r = await runHades(['query', '--root', fixture.root, "SELECT printf('%.200c', 'x') AS long, 1 AS n"]);
     assert.equal(r.status, 0, r.stderr);

@@ -11,6 +11,7 @@ import { PluginFrame } from '../../common/plugins/protocol.js';
 import { QueryClient, type QueryAnswer } from '../../agent/inventory/query-client.js';
 import { collectorArgs, uniqueNames } from '../../agent/plugins/inventory-plugin.js';
 import { PluginProcess } from '../../agent/plugins/plugin-process.js';
+import { treeUsage } from '../../agent/plugins/usage.js';
 import { version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 
@@ -42,8 +43,15 @@ async function listTables(context: CliContext, json: boolean): Promise<number> {
   return 0;
 }
 
-/** Runs one query in a fresh collector process. */
-async function runInCollector(context: CliContext, sql: string, timeoutS: number, root: string | undefined): Promise<QueryAnswer | 'cancelled'> {
+/** How often the collector's memory is read against --max-memory. */
+const MEMORY_CHECK_MS = 250;
+
+/**
+ * Runs one query in a fresh collector process. It runs outside the agent's cgroups and watchdog,
+ * and one SQLite step (a recursive CTE, a sort of a cross join) can take hundreds of MB a second
+ * without a chance to stop it: above `maxMemoryBytes` of resident memory it is killed.
+ */
+async function runInCollector(context: CliContext, sql: string, timeoutS: number, root: string | undefined, maxMemoryBytes: number): Promise<QueryAnswer | 'cancelled'> {
   const collector = new PluginProcess(
     { name: 'inventory', binary: process.execPath, args: collectorArgs(version), graceMs: 500, maxFailedStarts: 1 },
     {
@@ -67,15 +75,35 @@ async function runInCollector(context: CliContext, sql: string, timeoutS: number
   await collector.start();
   const stopOnSignal = () => void collector.stop();
   context.signal.addEventListener('abort', stopOnSignal, { once: true });
+  let overMemory: number | undefined;
+  const memoryCheck = setInterval(() => {
+    const pid = collector.pid;
+    const rss = pid === undefined ? undefined : treeUsage(pid)?.rssBytes;
+    if (rss === undefined || rss <= maxMemoryBytes || overMemory !== undefined) return;
+    overMemory = rss;
+    client.failAll('HADES_ERR_QUERY_MEMORY', `the query took ${Math.round(rss / MB)} MB of memory, over --max-memory ${Math.round(maxMemoryBytes / MB)} MB; it was stopped`);
+    void collector.stop();
+  }, MEMORY_CHECK_MS);
   try {
     const ack = await collector.command(PluginFrame.config, (id) => new TextEncoder().encode(JSON.stringify({ request_id: id, config: { queries: [], query_timeout_s: Math.ceil(timeoutS), max_rows: MAX_ROWS, events_per_s: 0, ...(root ? { root } : {}) } })));
     if (!ack.ok) throw new HadesError('HADES_ERR_INTERNAL', `the collector refused its configuration: ${ack.msg ?? ack.code ?? ''}`);
     const answer = await client.query({ sql, timeout_ms: Math.round(timeoutS * 1000), max_rows: MAX_ROWS, max_bytes: MAX_BYTES });
     return context.signal.aborted ? 'cancelled' : answer;
   } finally {
+    clearInterval(memoryCheck);
     context.signal.removeEventListener('abort', stopOnSignal);
     await collector.stop();
   }
+}
+
+const MB = 1024 * 1024;
+
+/** --max-memory MB: a whole number from 128 (the collector alone holds about 70) to 1,048,576. */
+function parseMaxMemory(value: unknown): number {
+  const text = typeof value === 'string' ? value : '1024';
+  const mb = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
+  if (!(mb >= 128 && mb <= 1_048_576)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--max-memory must be a number of MB from 128 to 1048576 (got ${JSON.stringify(text)})`);
+  return mb * MB;
 }
 
 /** A value in one table cell: NULL as empty, control characters escaped, long values cut. */
@@ -118,11 +146,12 @@ export async function query(context: CliContext, args: readonly string[], option
   const sql = args[0];
   if (sql === undefined || sql.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give one SQL statement, e.g. hades query "SELECT * FROM listening_ports"; hades query --tables lists the tables');
   const timeoutS = parseTimeout(options['timeout']);
+  const maxMemoryBytes = parseMaxMemory(options['maxMemory']);
   const root = typeof options['root'] === 'string' ? options['root'] : undefined;
   // A root that is not a folder would give empty tables, which look like a host with nothing on it.
   if (root !== undefined && !statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--root must be a folder holding a system's files (got '${root}', which ${existsSync(root) ? 'is not a folder' : 'does not exist'})`);
   if (process.getuid?.() !== 0 && !root) context.stderr.write('hades: not running as root: some tables will miss what only root can read (warnings below say what)\n');
-  const answer = await runInCollector(context, sql, timeoutS, root);
+  const answer = await runInCollector(context, sql, timeoutS, root, maxMemoryBytes);
   if (answer === 'cancelled') return 130;
   if (!answer.ok) {
     const code = isErrorCode(answer.code) ? answer.code : 'HADES_ERR_INTERNAL';
