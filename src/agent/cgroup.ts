@@ -48,6 +48,11 @@ export interface CgroupGroup {
   /** Sets both ceilings: an absent one is lifted. */
   setLimits(limits: CgroupLimits): void;
   usage(): CgroupUsage;
+  /**
+   * Kills (SIGKILL) every process still in the group: what a plugin started and that left its
+   * process group (setsid) outlives the plugin otherwise. Returns how many were found.
+   */
+  killAll(): number;
   /** Removes the group's folders; throws when processes are still in it. */
   remove(): void;
 }
@@ -312,6 +317,39 @@ class Tree {
     }
   }
 
+  /** The processes in `dir`, from every hierarchy, each once. */
+  pids(dir: string): number[] {
+    const found = new Set<number>();
+    for (const folder of this.folders(dir)) {
+      let text = '';
+      try {
+        text = this.fs.read(path.join(folder, 'cgroup.procs'));
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) if (/^\d+$/.test(line.trim())) found.add(Number(line.trim()));
+    }
+    return [...found];
+  }
+
+  /**
+   * Kills every process in `dir`: cgroup v2's cgroup.kill where the kernel has it (5.14 and
+   * later: no process can fork away while it runs), else each pid it lists.
+   */
+  killPids(dir: string, kill: (pid: number) => void): number {
+    const pids = this.pids(dir);
+    if (pids.length === 0) return 0;
+    if (this.version === 2 && this.folders(dir).every((folder) => this.tryWrite(path.join(folder, 'cgroup.kill'), '1'))) return pids.length;
+    for (const pid of pids) {
+      try {
+        kill(pid);
+      } catch {
+        // gone already
+      }
+    }
+    return pids.length;
+  }
+
   /** Moves a process (all its threads) into `dir` of every hierarchy. */
   addPid(dir: string, pid: number, who = `process ${pid}`): void {
     if (!Number.isSafeInteger(pid) || pid <= 0) throw new HadesError('HADES_ERR_CGROUP', `cannot add pid ${pid}: not a process id`);
@@ -424,6 +462,10 @@ class Leaf implements CgroupGroup {
 
   add(pid: number): void {
     this.tree.addPid(this.dir, pid);
+  }
+
+  killAll(): number {
+    return this.tree.killPids(this.dir, (pid) => process.kill(pid, 'SIGKILL'));
   }
 
   setLimits(limits: CgroupLimits): void {

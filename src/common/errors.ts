@@ -163,6 +163,11 @@ export const errorCatalog = {
     summary: 'A plugin stopped answering health requests and was restarted.',
     remedy: 'Look at the plugin\'s logs; a plugin stuck in a loop or blocked on I/O shows this.',
   },
+  HADES_ERR_PLUGIN_LEFTOVERS: {
+    kind: 'environment',
+    summary: 'Warning: processes a plugin started, and that left its process group (setsid, a double fork), were still in its cgroup when it exited; they were killed (SIGKILL), so that nothing it started outlives it.',
+    remedy: 'A plugin should stop what it starts; check the plugin named. Without cgroups (docs/plugins.md) such processes are not found.',
+  },
   HADES_ERR_PLUGIN_OVER_BUDGET: {
     kind: 'environment',
     summary: 'A plugin used more CPU, memory or open files than its budget for a sustained period and was restarted.',

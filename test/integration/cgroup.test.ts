@@ -118,6 +118,34 @@ describe(`cgroups on this kernel (${found instanceof Cgroups ? `v${found.version
     assert.ok((usage.memoryPeakBytes ?? 64 * MiB) <= 64 * MiB, `peak ${usage.memoryPeakBytes}`);
   });
 
+  it('kills every process left in a group, one that left its process group (setsid) too, and the group can then go', async () => {
+    const group = cgroups.group('leftovers', {});
+    // A child that starts a grandchild in a session of its own (as a daemonising plugin would) and exits.
+    const child = waitingChild(`const g = require('node:child_process').spawn('setsid', ['sleep', '300'], { detached: true, stdio: 'ignore' }); g.unref(); console.error(g.pid); setTimeout(() => process.exit(0), 200);`);
+    children.push(child);
+    assert.ok(child.pid !== undefined);
+    group.add(child.pid);
+    child.stdin?.write('go\n');
+    await exited(child, 5000);
+    let left: number[] = [];
+    for (let i = 0; i < 50 && left.length === 0; i++) {
+      await sleep(50);
+      left = (control(cgroups, 'plugin-leftovers', 'cgroup.procs') ?? '').split('\n').filter(Boolean).map(Number);
+    }
+    assert.equal(left.length, 1, 'the grandchild outlived its parent, in the group');
+    assert.equal(group.killAll(), 1);
+    for (let i = 0; i < 50; i++) {
+      if ((control(cgroups, 'plugin-leftovers', 'cgroup.procs') ?? '') === '') break;
+      await sleep(50);
+    }
+    assert.equal(control(cgroups, 'plugin-leftovers', 'cgroup.procs') ?? '', '', 'nothing left in the group');
+    // Gone, or dead and waiting for whoever adopted it to reap it.
+    const state = existsSync(`/proc/${left[0]}/stat`) ? readFileSync(`/proc/${left[0]}/stat`, 'utf8').split(') ')[1]?.[0] : 'gone';
+    assert.ok(state === 'gone' || state === 'Z', `the grandchild is dead (state ${state})`);
+    assert.equal(group.killAll(), 0, 'nothing more to kill');
+    group.remove();
+  });
+
   it('cleans up: every folder removed, the agent back where it was, no process left', async () => {
     for (const child of children) child.kill('SIGKILL');
     await Promise.all(children.map((child) => exited(child, 5000)));

@@ -185,6 +185,16 @@ await import(${JSON.stringify(testPlugin)});`);
     await p.stop();
   });
 
+  it('kills what the plugin left outside its process group after each exit (killLeftovers), before its exit is reported', async () => {
+    const calls: number[] = [];
+    const { p, seen } = plugin('idle', { killLeftovers: () => void calls.push(seen.exits.length) });
+    await p.start();
+    p.restart('test restart');
+    await waitFor('the restart', () => seen.gaps.length > 0, 4000, 10);
+    await p.stop();
+    assert.deepEqual(calls, [0, 1], 'after each exit, before the exit handler');
+  });
+
   it('restart(reason) restarts it and reports a gap with that reason', async () => {
     const { p, seen } = plugin('idle');
     await p.start();

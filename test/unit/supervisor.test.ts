@@ -199,7 +199,7 @@ describe('plugin watchdog memory', () => {
 
   it('leaves the ceiling to the kernel where the plugin has a cgroup, and restarts it only after the sustain window', () => {
     const rss = process.memoryUsage().rss;
-    const group = { name: 'hog', add: () => undefined, setLimits: () => undefined, remove: () => undefined, usage: () => ({ cpuUsageUsec: 0, memoryBytes: rss }) };
+    const group = { name: 'hog', add: () => undefined, setLimits: () => undefined, killAll: () => 0, remove: () => undefined, usage: () => ({ cpuUsageUsec: 0, memoryBytes: rss }) };
     const s = overCeiling(group);
     for (let i = 0; i < 60; i++) {
       s.clock.now += 1000;

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, s
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
@@ -330,6 +331,12 @@ export class Agent {
       this.log.warn('plugin left in the agent\'s cgroup', { plugin: name, err: toHadesError(error) });
       return undefined;
     }
+  }
+
+  /** Kills what a plugin that exited left in its cgroup (children that called setsid), and says so. */
+  private killLeftovers(name: string, group: CgroupGroup | undefined): void {
+    const killed = group?.killAll() ?? 0;
+    if (killed > 0) this.log.warn('processes a plugin left behind were killed', { plugin: name, code: 'HADES_ERR_PLUGIN_LEFTOVERS', processes: killed });
   }
 
   /** The agent's identity: stored from an earlier enrollment, or enrolled now with the configured token. */
@@ -747,6 +754,7 @@ export class Agent {
       onSpawn: (pid) => {
         group = this.placeInCgroup(manifest.name, pid, budget);
       },
+      killLeftovers: () => this.killLeftovers(manifest.name, group),
       onFatal: (error) => this.log.error('plugin given up', { plugin: manifest.name, err: error }),
     });
     this.supervise(plugin, budget, () => group);
@@ -800,6 +808,7 @@ export class Agent {
       onSpawn: (pid: number) => {
         group = this.placeInCgroup(name, pid, budget);
       },
+      killLeftovers: () => this.killLeftovers(name, group),
       onFatal: (error: HadesError) => this.log.error('plugin given up', { plugin: name, err: error }),
     };
     return { options, supervise: (plugin: EventPlugin) => this.supervise(plugin, budget, () => group) };
@@ -1169,11 +1178,19 @@ export class Agent {
     this.reportDrops();
     await this.pipeline.close(this.config.agent.drain_s * 1000);
     await this.metrics?.close();
+    // What a plugin left behind was killed at its exit; killed processes leave their cgroup
+    // within moments, so a folder still busy is tried again for up to a second.
     for (const group of this.groups.values()) {
-      try {
-        group.remove();
-      } catch {
-        // cleanup() reports what it could not remove
+      for (let attempt = 0; ; attempt++) {
+        try {
+          group.remove();
+          break;
+        } catch {
+          // cleanup() reports what it could not remove
+          if (attempt >= 20) break;
+          if (attempt === 0) group.killAll();
+          await sleep(50);
+        }
       }
     }
     try {

@@ -50,6 +50,8 @@ export interface EventPluginOptions {
   readonly onFrame?: (type: number, payload: Uint8Array) => void;
   /** The process exited or was killed (it is restarted unless stopping). */
   readonly onExit?: (reason: string) => void;
+  /** After each exit: kills what the plugin started that left its process group (its cgroup's rest). */
+  readonly killLeftovers?: () => void;
   /**
    * Built-in plugins only (the agent decides, never the plugin): events kept when the plugin is
    * over its rate limit, because a flood of other events must not hide them (the log collector's
@@ -107,6 +109,7 @@ export class EventPlugin {
         // Checked before every start, restarts included: a binary swapped while the plugin ran
         // is never started (checked after the spawn, it ran as root before it was killed).
         ...(options.builtin ? {} : { verify: () => verifyExecutable(manifest) }),
+        ...(options.killLeftovers ? { killLeftovers: options.killLeftovers } : {}),
         checkHello: (hello) => (hello['plugin'] !== undefined && hello['plugin'] !== manifest.name ? `HELLO names plugin ${JSON.stringify(hello['plugin'])}, the manifest ${manifest.name}` : undefined),
       },
       {

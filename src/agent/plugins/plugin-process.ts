@@ -101,6 +101,11 @@ export interface PluginProcessOptions {
    * starting anything.
    */
   readonly verify?: () => void;
+  /**
+   * Called after the process exits, once its process group is killed: kills what it started that
+   * left the group (setsid), which the group's kill cannot reach (the plugin's cgroup holds them).
+   */
+  readonly killLeftovers?: () => void;
 }
 
 type Child = ChildProcessByStdio<Writable, Readable, Readable>;
@@ -436,8 +441,14 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     const reason = this.restartReason ?? exitReason;
     this.restartReason = undefined;
     this.settleAcks(`${this.name} ${reason}`);
-    // Whatever the leader left behind in its group goes with it.
+    // Whatever the leader left behind in its group goes with it, and in its cgroup too (a child
+    // that called setsid left the group, and would outlive every restart).
     killGroup(child, 'SIGKILL');
+    try {
+      this.options.killLeftovers?.();
+    } catch {
+      // the cgroup is gone, or could not be read: nothing more to kill
+    }
     this.handlers.onExit?.(reason);
     if (this.stopping) {
       if (this.state !== 'failed') this.state = 'stopped';
