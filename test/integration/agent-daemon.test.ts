@@ -182,6 +182,38 @@ metrics: { listen: "127.0.0.1:0" }
     }
   });
 
+  it('gives the driver\'s cgroup the new memory ceiling when a reload changes plugins.limits.memory_mb (the driver is not restarted)', async () => {
+    const data = path.join(dir, 'data-d');
+    const cgroupName = `hades-test-d-${process.pid}`;
+    const config = (mb: number) => `
+agent: { data_dir: ${data}, heartbeat_s: 3600, drain_s: 1 }
+limits: { cgroup: { enabled: true, name: ${cgroupName} } }
+plugins: { limits: { memory_mb: ${mb} }, inventory: { enabled: false }, logs: { enabled: false } }
+outputs: { file: { enabled: false } }
+metrics: { listen: "127.0.0.1:0" }
+`;
+    const configFile = path.join(dir, 'agent-d.yaml');
+    writeFileSync(configFile, config(100));
+    const agent = startAgent(configFile);
+    try {
+      const first = await waitFor('the agent to answer', () => status(configFile), 30_000, 200);
+      const driver = first['plugins'].find((p: AnyEvent) => p['name'] === 'driver');
+      const memoryLine = readFileSync(`/proc/${driver.pid}/cgroup`, 'utf8').split('\n').find((l) => l.split(':')[1]?.split(',').includes('memory'));
+      const ceiling = () => Number(readFileSync(path.join('/sys/fs/cgroup/memory', memoryLine!.split(':')[2]!, 'memory.limit_in_bytes'), 'utf8'));
+      assert.equal(ceiling(), 200 * 1024 * 1024, 'twice the budget');
+      writeFileSync(configFile, config(300));
+      agent.child.kill('SIGHUP');
+      await waitFor('the accepted reload', () => status(configFile)?.['lastReload']?.ok === true || undefined);
+      const after = status(configFile)!['plugins'].find((p: AnyEvent) => p['name'] === 'driver');
+      assert.equal(after.pid, driver.pid, 'the same driver');
+      assert.equal(after.budget.memoryBytes, 300 * 1024 * 1024, 'the watchdog\'s budget');
+      assert.equal(ceiling(), 600 * 1024 * 1024, 'the kernel\'s ceiling follows the budget');
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.exited;
+    }
+  });
+
   it('loses nothing the spool took when the agent is killed with SIGKILL while its receiver is down', async () => {
     const configFile = pluginAgentConfig('b', { port: collector.port, rate: 1000, fsync: 'interval' });
     collector.down = true;

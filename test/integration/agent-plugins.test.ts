@@ -4,6 +4,7 @@
  * and a clean shutdown. The kernel driver is off here (see agent-daemon.test.ts for it).
  */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
@@ -473,6 +474,70 @@ describe('agent daemon: outputs and spool', () => {
       assert.equal(good.ok, true, good.message);
       assert.equal(h.agent.log.level, 'warn');
       assert.equal(h.agent.status().lastReload?.ok, true);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('applies a reload of plugins.health_s and limits.sustain_s to the watchdog, not only to the agent itself', async () => {
+    const dataDir = path.join(dir, `data-${n++}`);
+    const slow = (yaml: string) => yaml.replace('health_s: 1', 'health_s: 3600');
+    const yaml = baseYaml({ dataDir, plugins: plugins([['dozer', 'hang']]) });
+    const h = await startAgent(slow(yaml));
+    try {
+      await sleep(3000);
+      assert.equal(h.agent.status().plugins[0]?.unresponsiveRestarts, 0, 'a health period of an hour: not judged yet');
+      // The same file with a health period of 1 s: the silent plugin is judged within seconds.
+      writeFileSync(h.configFile, yaml);
+      const reloaded = await h.agent.reload();
+      assert.equal(reloaded.ok, true, reloaded.message);
+      const restarted = await waitFor('the silent plugin restarted under the new health period', () => ((h.agent.status().plugins[0]?.unresponsiveRestarts ?? 0) >= 1 ? true : undefined), 15_000, 200);
+      assert.equal(restarted, true);
+    } finally {
+      await h.agent.stop();
+    }
+  });
+
+  it('refuses at a reload a configuration path that is not a regular file, at once and with its code', async () => {
+    const dataDir = path.join(dir, `data-${n++}`);
+    const h = await startAgent(baseYaml({ dataDir }));
+    // A FIFO where the file was: read as a file it would hold the agent (its whole event loop)
+    // until someone writes to it. A writer comes after 4 s, so that the test ends either way.
+    rmSync(h.configFile);
+    assert.equal(spawnSync('mkfifo', [h.configFile]).status, 0);
+    const writer = spawn('timeout', ['8', 'sh', '-c', `sleep 4; echo 'log: { level: warn }' > '${h.configFile}'`], { stdio: 'ignore' });
+    try {
+      const since = Date.now();
+      const result = await h.agent.reload();
+      const elapsed = Date.now() - since;
+      assert.equal(result.ok, false);
+      assert.ok(elapsed < 2000, `the reload took ${elapsed} ms`);
+      assert.deepEqual(result.problems?.map((p) => p.code), ['HADES_ERR_CONFIG_NOT_A_FILE']);
+      assert.equal(h.agent.log.level, 'debug', 'the old configuration stays');
+      // A folder, and a file over the size limit, are refused with their codes too (not read whole).
+      rmSync(h.configFile);
+      mkdirSync(h.configFile);
+      assert.deepEqual((await h.agent.reload()).problems?.map((p) => p.code), ['HADES_ERR_CONFIG_NOT_A_FILE']);
+      rmSync(h.configFile, { recursive: true });
+      writeFileSync(h.configFile, `# ${'x'.repeat(2 * 1024 * 1024)}\n`);
+      assert.deepEqual((await h.agent.reload()).problems?.map((p) => p.code), ['HADES_ERR_CONFIG_TOO_LARGE']);
+      rmSync(h.configFile);
+      assert.deepEqual((await h.agent.reload()).problems?.map((p) => p.code), ['HADES_ERR_CONFIG_READ']);
+      assert.equal(h.agent.status().lastReload?.ok, false);
+    } finally {
+      writer.kill();
+      await h.agent.stop();
+    }
+  });
+
+  it('counts each drop of a plugin once in hades_events_dropped_total', async () => {
+    const h = await startAgent(baseYaml({ plugins: plugins([['fibber', 'invalid']]) }));
+    try {
+      await waitFor('invalid events', () => (h.agent.status().plugins[0]?.dropped['invalid'] ?? 0) >= 5 || undefined);
+      const metrics = await (await fetch(`${h.agent.status().metrics!}/metrics`)).text();
+      const series = metrics.split('\n').filter((l) => l.startsWith('hades_events_dropped_total{') && l.includes('where="fibber"'));
+      assert.equal(series.length, 1, `one series for the plugin's invalid events, not one per place it is read from:\n${series.join('\n')}`);
+      assert.match(series[0]!, /^hades_events_dropped_total\{component="agent",where="fibber",reason="invalid_event"\} \d+$/);
     } finally {
       await h.agent.stop();
     }

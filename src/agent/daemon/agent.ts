@@ -8,13 +8,13 @@
  * one is invalid.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
+import { MAX_CONFIG_BYTES, parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
@@ -117,6 +117,33 @@ interface RunFile {
 }
 
 export const runFilePath = (dataDir: string) => path.join(dataDir, 'agent.json');
+
+/**
+ * The configuration file's text at a reload, checked as at the start (`hades agent`): a path that
+ * is no regular file (a FIFO, which would hold the agent's whole event loop until someone writes
+ * to it; a link to /dev/zero, read without end) or is over the size limit is refused before it is
+ * read. Opened without blocking, and the checks made on what was opened. Throws a HadesError
+ * (HADES_ERR_CONFIG_READ, _NOT_A_FILE, _TOO_LARGE).
+ */
+export function readConfigText(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_NOT_A_FILE', `${file} is not a regular file${info.isDirectory() ? ' but a folder' : ''}; give the path of a YAML file`);
+    if (info.size > MAX_CONFIG_BYTES) throw new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${file} is ${info.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
+    return readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof HadesError) throw error;
+    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** The run file of a live agent using this data folder, if any. */
 export function readRunFile(dataDir: string): RunFile | undefined {
@@ -1010,9 +1037,10 @@ export class Agent {
       else if (source === undefined) {
         if (!this.options.configFile) return { ok: false, message: 'no configuration file to reload' };
         try {
-          source = readFileSync(this.options.configFile, 'utf8');
+          source = readConfigText(this.options.configFile);
         } catch (error) {
-          return this.rejected(`cannot read ${this.options.configFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          const e = toHadesError(error);
+          return this.rejected(e.message, [{ code: e.code, path: '', message: e.message }]);
         }
       }
       const parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
@@ -1061,7 +1089,20 @@ export class Agent {
     }
     // The driver's budget changes in place; other plugins restart below when theirs change.
     const driver = this.supervisor.get('driver');
-    if (driver) driver.budget = budgetOf(next.plugins.limits);
+    if (driver) {
+      driver.budget = budgetOf(next.plugins.limits);
+      // Its cgroup's ceiling too (twice the budget), which otherwise stays the old one: a raised
+      // budget would be cut by the kernel's OOM killer at the old ceiling, before the watchdog.
+      if (this.cgroups && this.groups.has('driver') && old.plugins.limits.memory_mb !== next.plugins.limits.memory_mb) {
+        try {
+          this.groups.set('driver', this.cgroups.group('driver', { memoryBytes: driver.budget.memoryBytes * 2 }));
+        } catch (error) {
+          this.log.warn('the driver\'s memory ceiling stays as it was', { err: toHadesError(error) });
+        }
+      }
+    }
+    // The watchdog's sustain window and health period change in place too.
+    this.supervisor.configure({ sustainS: next.limits.sustain_s, healthS: next.plugins.health_s });
     if (!same(old.limits.cgroup, next.limits.cgroup) && this.cgroups) {
       this.log.warn('cgroup settings change at the next start of the agent');
     }

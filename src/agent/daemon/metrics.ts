@@ -81,7 +81,9 @@ export function agentMetrics(version: string): Family[] {
     ),
     counter("hades_events_dropped_total", "Events dropped by the agent, by place and reason (the kernel's own drops are in hades_kernel_hook_records_total).", (s) => [
       ...s.drops.map((d) => [{ component: d.component, where: d.hook, reason: d.reason }, d.total] as const),
-      ...s.plugins.flatMap((p) => Object.entries(p.dropped).map(([reason, n]) => [{ component: 'plugin', where: p.name, reason }, n] as const)),
+      // The driver's (ring buffer, shedding) are in no drop of the agent's; every other plugin's
+      // (invalid, rate_limited) are in s.drops already, as the agent's, and would count twice.
+      ...s.plugins.filter((p) => p.name === 'driver').flatMap((p) => Object.entries(p.dropped).map(([reason, n]) => [{ component: 'plugin', where: p.name, reason }, n] as const)),
     ]),
     gauge('hades_plugin_up', '1 while a plugin runs.', (s) => s.plugins.map((p) => [{ plugin: p.name, state: p.state }, p.state === 'running' ? 1 : 0] as const)),
     gauge('hades_plugin_degraded', '1 while a running plugin says it is degraded (does not do all it was configured to do: a honeypot whose decoys are closed), 0 while it says ok; absent when it says nothing.', (s) => s.plugins.flatMap((p) => (p.health !== undefined ? [[{ plugin: p.name }, p.health === 'degraded' ? 1 : 0] as const] : []))),

@@ -103,9 +103,20 @@ export class Supervisor {
   private readonly now: () => number;
   private lastSampleAt: number | undefined;
   private lateRounds = 0;
+  /** limits.sustain_s and plugins.health_s as they are now: a reload changes them (configure). */
+  private sustainS: number;
+  private healthS: number;
 
   constructor(private readonly options: SupervisorOptions) {
     this.now = options.now ?? Date.now;
+    this.sustainS = options.sustainS;
+    this.healthS = options.healthS;
+  }
+
+  /** A reload's sustain window and health period, from the next round on. */
+  configure(settings: { readonly sustainS: number; readonly healthS: number }): void {
+    this.sustainS = settings.sustainS;
+    this.healthS = settings.healthS;
   }
 
   add(plugin: Supervised): void {
@@ -200,8 +211,9 @@ export class Supervisor {
       if (percent !== undefined) {
         watch.cpuPercent = percent;
         watch.cpuWindow.push(percent);
-        const keep = Math.max(1, Math.round(this.options.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
-        if (watch.cpuWindow.length > keep) watch.cpuWindow.shift();
+        const keep = Math.max(1, Math.round(this.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
+        // (A reload may have shortened the window by more than one sample.)
+        if (watch.cpuWindow.length > keep) watch.cpuWindow.splice(0, watch.cpuWindow.length - keep);
       }
     }
     if (rss !== undefined) watch.rssBytes = rss;
@@ -212,7 +224,7 @@ export class Supervisor {
     const { plugin } = watch;
     const { budget } = plugin;
     const now = this.now();
-    const sustainMs = this.options.sustainS * 1000;
+    const sustainMs = this.sustainS * 1000;
     let reason: string | undefined;
     // The hard ceiling: where the plugin has a cgroup, the kernel holds it at twice its budget.
     // Without one nothing would, and a plugin (one SQLite step of the collector can take hundreds
@@ -229,21 +241,21 @@ export class Supervisor {
     if (watch.rssBytes !== undefined && watch.rssBytes > budget.memoryBytes) {
       watch.memoryOverSince ??= now;
       if (now - watch.memoryOverSince >= sustainMs) {
-        reason = `over its memory budget: ${(watch.rssBytes / MB).toFixed(0)} MB > ${(budget.memoryBytes / MB).toFixed(0)} MB for ${this.options.sustainS} s`;
+        reason = `over its memory budget: ${(watch.rssBytes / MB).toFixed(0)} MB > ${(budget.memoryBytes / MB).toFixed(0)} MB for ${this.sustainS} s`;
       }
     } else {
       delete watch.memoryOverSince;
     }
-    const keep = Math.max(1, Math.round(this.options.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
+    const keep = Math.max(1, Math.round(this.sustainS / ((this.options.sampleMs ?? 1000) / 1000)));
     if (!reason && watch.cpuWindow.length >= keep) {
       const average = watch.cpuWindow.reduce((a, b) => a + b, 0) / watch.cpuWindow.length;
-      if (average > budget.cpuPercent) reason = `over its CPU budget: ${average.toFixed(1)}% > ${budget.cpuPercent}% of a core over ${this.options.sustainS} s`;
+      if (average > budget.cpuPercent) reason = `over its CPU budget: ${average.toFixed(1)}% > ${budget.cpuPercent}% of a core over ${this.sustainS} s`;
     }
     const over = plugin.takeOverLimit();
     if (over > 0) {
       watch.floodSince ??= now;
       if (!reason && now - watch.floodSince >= sustainMs) {
-        reason = `flooding: over ${budget.eventsPerSecond} events/s for ${this.options.sustainS} s`;
+        reason = `flooding: over ${budget.eventsPerSecond} events/s for ${this.sustainS} s`;
       }
     } else {
       delete watch.floodSince;
@@ -263,7 +275,7 @@ export class Supervisor {
       return;
     }
     const silentMs = now - process.lastFrameAt;
-    const healthMs = this.options.healthS * 1000;
+    const healthMs = this.healthS * 1000;
     // Answered since it was asked (or spoke on its own): asked afresh when silent again.
     if (silentMs < healthMs || (watch.askedAt !== undefined && process.lastFrameAt >= watch.askedAt)) delete watch.askedAt;
     if (silentMs < healthMs) return;
