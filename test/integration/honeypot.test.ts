@@ -240,6 +240,12 @@ ${more}`;
       await waitFor('the reload done', () => agent.status().lastReload, 30_000, 100);
       assert.equal(agent.status().lastReload?.ok, false, 'the metrics endpoint could not listen');
       assert.equal(agent.status().groupConfigVersion, 1, 'what runs is the group\'s configuration, in part');
+      // The server hears of it at once, in a heartbeat (not at the next one, a minute later).
+      const heard = await waitUntil('the server told', async () => {
+        const [listed] = (await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[];
+        return listed?.['last_heartbeat']?.last_reload?.ok === false ? listed['last_heartbeat'].last_reload : undefined;
+      });
+      assert.match(heard.message, /metrics/);
       await server.ok('DELETE', '/api/v1/groups/partial/config');
       await waitFor('back to its own configuration', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
       assert.equal(agent.status().groupConfigVersion, undefined);

@@ -523,7 +523,9 @@ export class Agent {
     }
     const parsed = parseRoleConfig(yaml, 'agent');
     if (!parsed.ok) {
-      this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s)`, parsed.problems);
+      this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s): ${parsed.problems.slice(0, 3).map((p) => `${p.code} ${p.path}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`).join('; ')}`, parsed.problems);
+      // The server hears of it now (the heartbeat's last_reload), not only from a version that stays old.
+      this.heartbeat();
       return;
     }
     // Noted before the reload (reloads run one at a time, in order), so that a message that
@@ -537,6 +539,8 @@ export class Agent {
     // Refused before anything was applied: what ran before still runs. Applied in part: it runs.
     if (!result.ok && !result.partial && this.serverConfig === mine) this.serverConfig = previous;
     else if (this.serverConfig === mine) this.keepGroupConfig(mine);
+    // Refused or applied in part: the server hears of it at once (the heartbeat's last_reload).
+    if (!result.ok) this.heartbeat();
   }
 
   private groupConfigFile(): string {
@@ -894,7 +898,7 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
-    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins.map(heartbeatPlugin), outputs: outputs.map(heartbeatOutput), certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0 });
+    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins.map(heartbeatPlugin), outputs: outputs.map(heartbeatOutput), certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0, ...(status.lastReload ? { last_reload: { ...status.lastReload, ...(status.lastReload.message ? { message: status.lastReload.message.slice(0, 1024) } : {}) } } : {}) });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {
