@@ -45,8 +45,16 @@ export async function agentRun(context: CliContext, _args: readonly string[], op
       done.signal.addEventListener('abort', () => resolve(), { once: true });
     });
   } finally {
+    // A SIGHUP while it stops (the drain may take drain_s) is ignored, not the end of the
+    // process: with no handler at all, Node's default for it would kill the agent mid-drain.
+    const duringStop = () => undefined;
+    process.on('SIGHUP', duringStop);
     process.off('SIGHUP', onHup);
-    await agent.stop();
+    try {
+      await agent.stop();
+    } finally {
+      process.off('SIGHUP', duringStop);
+    }
   }
   if (fatal) {
     context.stderr.write(`hades: ${shown(fatal.error.toLine())}\n`);
