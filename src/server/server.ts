@@ -172,7 +172,12 @@ export class HadesServer {
       else this.log.warn('local admin token created', fields);
       this.auditLog.record({ actor: 'system', action: 'token.api.create', target: bootstrap.id, details: { name: 'bootstrap-admin', role: 'admin', file: adminTokenFile(dataDir), reason: why } });
     }
-    if (config.store.archive.enabled) this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive') });
+    if (config.store.archive.enabled) {
+      const log = this.log.child({ component: 'archive' });
+      // A file the archive cannot write (a full disk) loses its events to the archive (the store
+      // keeps them): said in the log, with its code, rather than only counted.
+      this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive'), onError: (error) => log.error('archive write failed', { err: error }) });
+    }
     const archive = this.archive;
     this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));

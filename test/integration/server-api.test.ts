@@ -35,7 +35,7 @@ const cmdbFile = path.join(dir, 'cmdb.csv');
 let server: TestServer;
 
 before(async () => {
-  writeFileSync(cmdbFile, `hostname,owner,environment,rack\n${hostname},team-a,production,r1\nother-host,team-z,staging,r9\n`);
+  writeFileSync(cmdbFile, `hostname,owner,environment,rack,Cost Center\n${hostname},team-a,production,r1,cc-42\nother-host,team-z,staging,r9,cc-9\n`);
   server = await TestServer.start({ dataDir: path.join(dir, 'data'), extra: `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n` });
 });
 after(async () => {
@@ -1290,11 +1290,14 @@ describe('CMDB enrichment', () => {
       return stored.map((e) => e['hades']?.cmdb as AnyEvent | undefined);
     };
     const first = await ownerOf('cmdb-a');
-    assert.deepEqual(first[0], { owner: 'team-a', environment: 'production', tags: { rack: 'r1' } });
+    assert.deepEqual(first[0], { owner: 'team-a', environment: 'production', tags: { rack: 'r1', 'cost center': 'cc-42' } });
     assert.deepEqual(first[1], first[0]);
     assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb.owner, 'team-a');
     const byOwner = await server.searchAll({ agent: identity.agentId, filter: 'hades.cmdb.owner=team-a' });
     assert.ok(byOwner.length >= 2, 'searchable by owner');
+    // A tag by its column's name, as the file gives it.
+    const byTag = await server.searchAll({ agent: identity.agentId, filter: 'hades.cmdb.tags.cost center=cc-42' });
+    assert.equal(byTag.length, byOwner.length, 'searchable by a tag whose name has a space');
 
     writeFileSync(cmdbFile, `hostname,owner,environment\n${hostname.toUpperCase()},team-b,production\n`);
     await waitUntil('the new CMDB', async () => (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).cmdb?.owner === 'team-b' || undefined, 10_000, 200);

@@ -231,14 +231,19 @@ describe('archive: input and failures', () => {
 });
 
 describe('archive: retention and the event store', () => {
-  it('deletes the hour partitions older than maxAgeDays, and day folders left empty', async () => {
+  it('deletes the files written more than maxAgeDays ago, the hour partitions and day folders left empty', async () => {
     const dir = folder();
-    const archive = Archive.open({ dir, timer: false });
+    let clock = 0;
+    const archive = Archive.open({ dir, timer: false, now: () => clock });
     const now = Date.UTC(2026, 10, 28, 12, 30);
     const day = 24 * HOUR;
-    // Three days ago 10:00 and 12:00 (its 12:00 hour straddles the cutoff), two days ago, today.
-    archive.append([now - 3 * day - 2 * HOUR, now - 3 * day, now - 3 * day + HOUR, now - 2 * day, now - 5 * day, now].map((t) => line(ev(t))));
-    await archive.flush();
+    // Three days ago 10:30 and 12:30 (right at the cutoff), two days ago, today: each event
+    // archived as it happened.
+    for (const t of [now - 3 * day - 2 * HOUR, now - 3 * day, now - 3 * day + HOUR, now - 2 * day, now - 5 * day, now]) {
+      clock = t;
+      archive.append([line(ev(t))]);
+      await archive.flush();
+    }
     mkdirSync(path.join(dir, 'dt=2020-01-01', 'not-an-hour'), { recursive: true });
     mkdirSync(path.join(dir, 'other'));
     const result = await archive.enforceRetention({ maxAgeDays: 3, now });
@@ -251,6 +256,29 @@ describe('archive: retention and the event store', () => {
     assert.ok(existsSync(path.join(dir, 'dt=2020-01-01', 'not-an-hour')));
     assert.ok(existsSync(path.join(dir, 'other')));
     assert.ok(existsSync(path.join(dir, STAGING)));
+    await archive.close();
+  });
+
+  it('deletes by when a file was written (the server\'s clock), not by the time an agent gave its events', async () => {
+    const dir = folder();
+    const now = Date.UTC(2026, 10, 28, 12, 30);
+    const day = 24 * HOUR;
+    let clock = now;
+    const archive = Archive.open({ dir, timer: false, now: () => clock });
+    // A host whose clock is set back (by an intruder, or a dead battery) sends events dated two
+    // years ago; another's is years ahead. Both arrive today.
+    archive.append([line(ev(now - 730 * day)), line(ev(now + 3650 * day))]);
+    await archive.flush();
+    assert.deepEqual(await archive.enforceRetention({ maxAgeDays: 365, now }), { deletedPartitions: 0, deletedFiles: 0 });
+    assert.equal(filesUnder(dir).length, 2, 'events stored today are kept for the archive\'s whole retention');
+    // A year on, a file written then of the same old hour: only the old file goes.
+    clock = now + 366 * day;
+    archive.append([line(ev(now - 730 * day))]);
+    await archive.flush();
+    assert.deepEqual(await archive.enforceRetention({ maxAgeDays: 365, now: clock }), { deletedPartitions: 1, deletedFiles: 2 });
+    const left = filesUnder(dir);
+    assert.equal(left.length, 1);
+    assert.match(left[0] as string, new RegExp(`^${partitionOf(new Date(now - 730 * day).toISOString())}/${clock}-`));
     await archive.close();
   });
 

@@ -21,3 +21,24 @@ describe('redactSecrets', () => {
     assert.equal(redactSecrets('the bearer of bad news'), 'the bearer of bad news', 'a word shorter than a credential stays');
   });
 });
+
+describe('redactSecrets on JSON text (what the server redacts: an agent\'s NDJSON line)', () => {
+  it('redacts what it redacts in the plain text when a tab or newline (written \\t, \\n in JSON) stands next to the secret', () => {
+    const texts = [
+      'sh -c "echo start\nhades1_0123456789abcdef_c2VjcmV0LXNlY3JldA"',
+      'printf "\thadesapi_320ec5be22514c30_jLeZX3b9AdwXNEEaQSjT3D_Mqn"',
+      'curl -H "Authorization:\tBearer eyJhbGciOiJIUzI1NiJ9.e30.abcdefgh" https://x',
+      'curl -H "Authorization: Bearer\teyJhbGciOiJIUzI1NiJ9.e30.abcdefgh" https://x',
+      'curl -H $\'Authorization: Bearer\n\teyJhbGciOiJIUzI1NiJ9.e30.abcdefgh\' https://x',
+      'echo \u001bhades1_0123456789abcdef_c2VjcmV0LXNlY3JldA',
+    ];
+    for (const text of texts) {
+      const plain = redactSecrets(text);
+      assert.notEqual(plain, text, `the plain text ${JSON.stringify(text)} has a secret`);
+      const line = JSON.stringify({ process: { command_line: text, args: [text] } });
+      const out = JSON.parse(redactSecrets(line)) as { process: { command_line: string; args: string[] } };
+      assert.equal(out.process.command_line, plain, `in JSON: ${line}`);
+      assert.deepEqual(out.process.args, [plain]);
+    }
+  });
+});

@@ -307,6 +307,9 @@ describe('event store: search', () => {
     assert.deepEqual(f('process.working_directory', 'prefix', '/dev/'), pick(6));
     assert.deepEqual(f('hades.ancestry', 'contains', 'php-fpm'), pick(6, 1, 0)); // exec events carry it
     assert.deepEqual(f('process.pid', 'eq', '4242'), pick(6, 4, 3, 2, 1, 0));
+    // A number is compared as a number: 4242.0 is 4242 (the check lets it through, so it must find it).
+    assert.deepEqual(f('process.pid', 'eq', '4242.0'), pick(6, 4, 3, 2, 1, 0));
+    assert.deepEqual(f('process.pid', 'eq', '4242.5'), []);
     assert.deepEqual(f('process.parent.name', 'eq', 'sh'), pick(6, 4, 3, 2, 1, 0));
     assert.deepEqual(f('hades.process.args_truncated', 'eq', 'false'), pick(6, 1, 0));
     assert.deepEqual(f('@timestamp', 'eq', iso(T0 + 5000)), pick(5));
@@ -314,6 +317,20 @@ describe('event store: search', () => {
     assert.deepEqual(f('process.user.name', 'eq', 'root'), pick(1)); // exact ECS field, not the user_name column
     // An object is not a value: its members do not match.
     assert.deepEqual(f('process.parent', 'eq', 'sh'), []);
+  });
+
+  it('filters on a CMDB tag by the name its file gives the column (spaces, dashes, capitals, dots)', () => {
+    const { store } = open();
+    const tags = { 'Cost Center': 'cc-42', 'team-name': 'red', Team: 'blue', 'os.family': 'debian', plain: 'x' };
+    const tagged = ev('exec', T0, (e) => (e.hades = { ...e.hades, cmdb: { owner: 'ana', tags } }));
+    store.insertBatch('agent-1', [tagged, ev('exec', T0 + 1)]);
+    const f = (field: string, value: string): string[] => idsOf(store.search({ filters: [{ field, op: 'eq', value }] }).events);
+    for (const [key, value] of Object.entries(tags)) assert.deepEqual(f(`hades.cmdb.tags.${key}`, value), [(tagged as any).event.id], key);
+    assert.deepEqual(f('hades.cmdb.tags.Team', 'red'), []);
+    assert.deepEqual(f('hades.cmdb.owner', 'ana'), [(tagged as any).event.id]);
+    // A quote cannot be put in a JSON path; other fields keep their strict names.
+    assert.throws(() => store.search({ filters: [{ field: 'hades.cmdb.tags.a"b', op: 'eq', value: 'x' }] }), isCode('HADES_ERR_STORE_QUERY'));
+    assert.throws(() => store.search({ filters: [{ field: 'process.Name', op: 'eq', value: 'x' }] }), isCode('HADES_ERR_STORE_QUERY'));
   });
 
   it('matches an array field when any element matches', () => {
@@ -578,6 +595,32 @@ describe('event store: retention, counts and stats', () => {
     // Under the limit, nothing more goes.
     assert.deepEqual(store.enforceRetention({ maxBytes }), { deletedByAge: 0, deletedBySize: 0 });
     db.close();
+  });
+
+  it('deletes only what the limit asks while another connection reads (its WAL cannot be folded back, and deletes only grow it)', () => {
+    const file = dbFile();
+    const { db, store } = open(file);
+    const pad = 'p'.repeat(1500);
+    const events = Array.from({ length: 3000 }, (_, i) => ev('exec', T0 + i * 1000, (e) => (e.process.command_line = pad)));
+    for (let i = 0; i < events.length; i += 500) store.insertBatch('agent-1', events.slice(i, i + 500).map(line));
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const before = store.stats();
+    // A backup, an analyst's sqlite3, Litestream: a reader that holds a snapshot keeps the WAL.
+    const reader = new Database(file, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) AS n FROM events').get();
+    try {
+      const maxBytes = Math.floor(before.bytes * 0.8);
+      const result = store.enforceRetention({ maxBytes, chunkRows: 500 });
+      // About a fifth had to go; every event but the newest went.
+      assert.ok(result.deletedBySize > 0);
+      assert.ok(result.deletedBySize < 3000 * 0.4, `${result.deletedBySize} of 3000 events deleted to free a fifth of the database`);
+      assert.equal(store.count(), 3000 - result.deletedBySize);
+    } finally {
+      reader.exec('ROLLBACK');
+      reader.close();
+      db.close();
+    }
   });
 });
 

@@ -169,7 +169,7 @@ const SEARCH_FOLLOW_MS = 30_000;
 
 export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   for (const filter of args) {
-    if (!/^[A-Za-z@_][A-Za-z0-9_.@]*(\^=|~=|=)/.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
+    if (!/^[A-Za-z@_][^=^~"\\\p{Cc}]*(\^=|~=|=)/u.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
   }
   const bounds = fixedTimeBounds(options, '1h');
   const client = await apiClient(options);

@@ -54,7 +54,7 @@ export const ServerConfigSchema = Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'Also write every event to compressed NDJSON files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH/) that external engines can read.' }),
             dir: Type.Union([Type.String({ minLength: 1, pattern: '^/' }), Type.Null()], { default: null, description: 'Folder of the archive; null: <data_dir>/archive.' }),
-            retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Partitions older than this are deleted.' }),
+            retention_days: Type.Integer({ minimum: 1, maximum: 36_500, default: 365, description: 'Files written longer ago than this are deleted (by the server\'s clock, not the time the agent gave their events, which names their partition).' }),
           },
           { additionalProperties: false, default: {}, description: 'The raw archive.' },
         ),

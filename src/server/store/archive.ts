@@ -9,13 +9,14 @@
  * `flushSeconds`. Compression runs on libuv's thread pool, off the event loop. A file is written
  * under `<dir>/.staging/<name>.tmp`, synced, then renamed into its partition, so a partition only
  * ever holds complete files; `.staging` is hidden from the engines (a leading dot, and the
- * `.tmp` suffix) and emptied at open, which removes what a crash left there. Events buffered
+ * `.tmp` suffix) and emptied at open, which removes what a crash left there. Retention goes by
+ * when a file was written (the time its name starts with), not by its partition. Events buffered
  * when the server dies are lost to the archive (the event store has them): the archive is a
  * copy for long-term and bulk analysis, not the system of record.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -73,7 +74,17 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 const PREFIX = '{"@timestamp":"';
 const DAY = /^dt=(\d{4}-\d{2}-\d{2})$/;
 const HOUR = /^hour=(\d{2})$/;
-const HOUR_MS = 3_600_000;
+
+/** When a file of the archive was written (ms, the server's clock); +Infinity when unknown. */
+async function writtenAt(folder: string, name: string): Promise<number> {
+  const named = /^(\d{10,16})-/.exec(name);
+  if (named !== null) return Number(named[1]);
+  try {
+    return (await stat(path.join(folder, name))).mtimeMs;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 function invalid(index: number, message: string): HadesError {
   return new HadesError('HADES_ERR_EVENT_INVALID', `archive: event ${index} of the batch: ${message}`);
@@ -230,8 +241,12 @@ export class Archive {
   }
 
   /**
-   * Deletes the hour partitions whose whole hour is older than `maxAgeDays` (and day folders left
-   * empty). Folders that are not partitions are left alone.
+   * Deletes the files written more than `maxAgeDays` ago, by the server's clock (the time at the
+   * start of a file's name, or its modification time for a file of another name), whatever the
+   * partition: never by the time the agents gave their events, as the event store's retention, so
+   * that a host whose clock is set back (by an intruder, or a dead battery) does not have the
+   * events it sends today deleted at the next pass, nor one set ahead keep them for ever. Hour
+   * partitions and day folders left empty go too; folders that are not partitions are left alone.
    */
   async enforceRetention(options: { readonly maxAgeDays: number; readonly now?: number }): Promise<ArchiveRetentionResult> {
     if (!(options.maxAgeDays > 0)) throw new HadesError('HADES_ERR_INTERNAL', `archive retention maxAgeDays must be positive, not ${options.maxAgeDays}`);
@@ -240,10 +255,7 @@ export class Archive {
     let deletedFiles = 0;
     try {
       for (const day of await readdir(this.#dir)) {
-        const dayMatch = DAY.exec(day);
-        if (dayMatch === null) continue;
-        const dayStart = Date.parse(`${dayMatch[1]}T00:00:00Z`);
-        if (!Number.isFinite(dayStart) || dayStart + HOUR_MS > cutoff) continue; // no hour of it is old enough
+        if (!DAY.test(day)) continue;
         const dayDir = path.join(this.#dir, day);
         let hours: string[];
         try {
@@ -253,20 +265,29 @@ export class Archive {
         }
         let kept = 0;
         for (const hour of hours) {
-          const hourMatch = HOUR.exec(hour);
-          if (hourMatch === null || dayStart + (Number(hourMatch[1]) + 1) * HOUR_MS > cutoff) {
+          const hourDir = path.join(dayDir, hour);
+          // Not a partition, or not a folder: left alone.
+          const files = HOUR.test(hour) ? await readdir(hourDir).catch(() => undefined) : undefined;
+          if (files === undefined) {
             kept++;
             continue;
           }
-          const hourDir = path.join(dayDir, hour);
-          deletedFiles += (await readdir(hourDir).catch(() => [] as string[])).length;
-          await rm(hourDir, { recursive: true, force: true });
-          deletedPartitions++;
+          let left = files.length;
+          for (const file of files) {
+            if ((await writtenAt(hourDir, file)) >= cutoff) continue;
+            await rm(path.join(hourDir, file), { recursive: true, force: true });
+            deletedFiles++;
+            left--;
+          }
+          // Emptied here: removed unless a file was renamed into it meanwhile (rmdir fails on a
+          // folder that is not empty; a file about to be renamed makes the folder again: #write).
+          if (left === 0 && files.length > 0 && (await rmdir(hourDir).then(() => true, () => false))) deletedPartitions++;
+          else kept++;
         }
-        if (kept === 0) await rm(dayDir, { recursive: true, force: true });
+        if (kept === 0) await rmdir(dayDir).catch(() => undefined);
       }
     } catch (error) {
-      throw new HadesError('HADES_ERR_STORE_WRITE', `archive: retention could not delete old partitions in ${this.#dir}: ${(error as Error).message}`, { cause: error });
+      throw new HadesError('HADES_ERR_STORE_WRITE', `archive: retention could not delete old files in ${this.#dir}: ${(error as Error).message}`, { cause: error });
     }
     return { deletedPartitions, deletedFiles };
   }
@@ -298,7 +319,14 @@ export class Archive {
         await file.close();
       }
       await mkdir(folder, { recursive: true, mode: 0o750 });
-      await rename(tmp, path.join(folder, name));
+      try {
+        await rename(tmp, path.join(folder, name));
+      } catch (error) {
+        // Retention removed the partition it had just emptied between the two: once more.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await mkdir(folder, { recursive: true, mode: 0o750 });
+        await rename(tmp, path.join(folder, name));
+      }
       this.#filesWritten++;
       this.#eventsWritten += count;
       this.#bytesWritten += data.length;

@@ -94,7 +94,7 @@ export interface SearchResult {
 export interface RetentionOptions {
   /** Delete events stored (`event.ingested`, the server's clock) more than this many days ago. */
   readonly maxAgeDays?: number;
-  /** Delete the first events stored while the database (live pages plus WAL) is larger than this. */
+  /** Delete the first events stored while the database (live pages plus WAL; only the live pages while a reader keeps the WAL) is larger than this. */
   readonly maxBytes?: number;
   /** Rows per delete transaction; 10,000 by default. */
   readonly chunkRows?: number;
@@ -418,8 +418,12 @@ export class EventStore {
     if (options.maxBytes !== undefined) {
       const maxBytes = options.maxBytes;
       if (!(maxBytes > 0)) throw new HadesError('HADES_ERR_INTERNAL', `retention maxBytes must be positive, not ${maxBytes}`);
-      this.#checkpoint();
-      let used = this.#bytes();
+      // The WAL counts only when it can be folded back into the file. One that a reader keeps
+      // (a backup, an analyst's sqlite3, Litestream) stays whatever is deleted, and the deletes
+      // only add to it: counted, it would have every event but the newest deleted. Then only the
+      // live pages, which deleting does free, are held to the limit.
+      const measure = (): number => (this.#checkpoint() ? this.#bytes() : this.#liveBytes());
+      let used = measure();
       if (used > maxBytes) {
         const perRow = Math.max(64, this.#liveBytes() / Math.max(1, this.count()));
         while (used > maxBytes) {
@@ -429,8 +433,7 @@ export class EventStore {
           deletedBySize += deleted;
           if (deleted === 0) break;
           // Fold the WAL the deletes wrote back into the file so that it counts once.
-          this.#checkpoint();
-          used = this.#bytes();
+          used = measure();
           if (used > maxBytes) yield;
         }
       }
@@ -463,15 +466,20 @@ export class EventStore {
     return this.#liveBytes() + wal;
   }
 
-  /** A TRUNCATE checkpoint that never waits: with a reader active, the WAL simply stays. */
-  #checkpoint(): void {
-    if (this.#walFile === undefined) return;
+  /**
+   * A TRUNCATE checkpoint that never waits: with a reader active, the WAL simply stays. Whether
+   * the WAL was folded back into the file and emptied (true without a WAL file).
+   */
+  #checkpoint(): boolean {
+    if (this.#walFile === undefined) return true;
     const timeout = this.#db.pragma('busy_timeout', { simple: true }) as number;
     try {
       this.#db.pragma('busy_timeout = 0');
-      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+      return result?.busy === 0;
     } catch {
       // Busy or locked: the WAL is counted as it is.
+      return false;
     } finally {
       this.#db.pragma(`busy_timeout = ${Math.trunc(timeout)}`);
     }

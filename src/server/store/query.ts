@@ -136,7 +136,30 @@ function checkString(name: string, value: unknown, maxLength = MAX_VALUE_LENGTH)
 
 /** A SQL JSON path for a checked field path: every key quoted, so `@timestamp` works too. */
 export function jsonPath(field: string): string {
+  const split = mapKey(field);
+  if (split !== undefined) return `${jsonPath(split.record)}."${split.key}"`;
   return '$' + field.split('.').map((key) => `."${key}"`).join('');
+}
+
+/** A key of a record as its source named it (a CMDB column: `Cost Center`, `team-name`): no quote, backslash or control character. */
+const MAP_KEY = /^[^"\\\p{Cc}]{1,64}$/u;
+
+/**
+ * A field under a record (hades.cmdb.tags.<key>) split into the record's path and the key, or
+ * undefined. The key is taken whole, dots and all, and may be any text MAP_KEY allows: a CMDB's
+ * columns keep the names its file gives them, which FIELD_PATH would refuse.
+ */
+function mapKey(field: string): { record: string; key: string } | undefined {
+  for (let at = field.indexOf('.'); at !== -1; at = field.indexOf('.', at + 1)) {
+    const record = field.slice(0, at);
+    if (!FIELD_PATH.test(record)) return undefined;
+    const info = fieldInfo(record);
+    if (info?.map === true && info.path === record) {
+      const key = field.slice(at + 1);
+      return MAP_KEY.test(key) ? { record, key } : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** The text form of a JSON value in json_each's row `j`: what a filter value is compared to. */
@@ -205,7 +228,7 @@ interface JsonTerms {
 function filterSql(filter: FieldFilter, index: number, params: (string | number)[], json: JsonTerms): string | undefined {
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
-  if (!FIELD_PATH.test(field)) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
+  if (!FIELD_PATH.test(field) && mapKey(field) === undefined) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
   const problem = fieldProblem(field);
   if (problem !== undefined) throw bad(`filters[${index}].field: ${problem}`);
   const op = filter.op;
@@ -236,7 +259,15 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // (key NULL) and each element for an array (integer keys): an array matches when any element
   // does. Members of an object (text keys) never match.
   json.params.push(jsonPath(field));
-  const test = match(JSON_TEXT, op, value, json.params, false);
+  let test: string;
+  if (op === 'eq' && info?.type === 'number') {
+    // As numbers: the text of a number is one of its spellings (4242.0 is 4242, read back as
+    // "4242"), and one the check above lets through must not match nothing.
+    json.params.push(Number(value));
+    test = `j.type IN ('integer', 'real') AND j.atom = ?`;
+  } else {
+    test = match(JSON_TEXT, op, value, json.params, false);
+  }
   json.sql.push(`EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
   return undefined;
 }
