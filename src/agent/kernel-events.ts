@@ -725,9 +725,10 @@ export class KernelEvents {
 /**
  * What makes two dns_query events repeats of each other (counted into one within aggregate_ms):
  * the process, the question, and the resolver and answer too, so the same name asked of another
- * resolver (one an attacker runs) or answered otherwise (rebinding) is an event of its own.
+ * resolver (one an attacker runs) or answered otherwise (rebinding) is an event of its own. The
+ * addresses as a set: a round-robin resolver rotates their order at every answer.
  */
 export function dnsRepeatKey(pid: number, event: HadesEvent): string {
   const e = event as unknown as { destination?: { ip?: string; port?: number }; dns?: { type?: string; question?: { name?: string; type?: string }; response_code?: string; resolved_ip?: string[] }; hades?: { dns?: { malformed?: string } } };
-  return `${pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}|${e.hades?.dns?.malformed ?? ''}|${e.destination?.ip ?? ''}|${e.destination?.port ?? ''}|${e.dns?.response_code ?? ''}|${e.dns?.resolved_ip?.join(',') ?? ''}`;
+  return `${pid}|${e.dns?.type ?? ''}|${e.dns?.question?.name ?? ''}|${e.dns?.question?.type ?? ''}|${e.hades?.dns?.malformed ?? ''}|${e.destination?.ip ?? ''}|${e.destination?.port ?? ''}|${e.dns?.response_code ?? ''}|${e.dns?.resolved_ip ? [...e.dns.resolved_ip].sort().join(',') : ''}`;
 }

@@ -257,7 +257,10 @@ export class SecurityEvents {
     const normal = (p: string) => (fromArgument && p.startsWith('/') && ODD_PATH.test(p) ? path.posix.normalize(p) : p);
     const newPath = normal(r.path);
     const otherPath = symbolic ? r.path2 : normal(r.path2);
-    if (this.options.watchedPaths && truncateArg === undefined && (newPath !== r.path || otherPath !== r.path2)) {
+    // A symbolic link's absolute target is reported by the driver for its odd spelling too (it is
+    // kept as written in hades.file.link.target, so otherPath does not show it).
+    const oddTarget = symbolic && r.path2.startsWith('/') && ODD_PATH.test(r.path2);
+    if (this.options.watchedPaths && truncateArg === undefined && (newPath !== r.path || otherPath !== r.path2 || oddTarget)) {
       // Reported by the driver for its odd spelling: kept when a spelling is watched.
       const watched = this.options.watchedPaths;
       const candidates = [r.path, newPath, ...(r.path2 !== '' && (!symbolic || r.path2.startsWith('/')) ? [r.path2, symbolic ? path.posix.normalize(r.path2) : otherPath] : [])];

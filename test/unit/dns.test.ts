@@ -538,5 +538,6 @@ describe('dns_query repeats', () => {
     assert.equal(dnsRepeatKey(7, answer(['192.0.2.1'])), dnsRepeatKey(7, answer(['192.0.2.1'])));
     assert.notEqual(dnsRepeatKey(7, answer(['192.0.2.1'])), dnsRepeatKey(7, answer(['127.0.0.1'])), 'another answer (rebinding)');
     assert.notEqual(dnsRepeatKey(7, answer([])), dnsRepeatKey(7, answer([], 'NXDOMAIN')), 'another response code');
+    assert.equal(dnsRepeatKey(7, answer(['192.0.2.1', '192.0.2.2'])), dnsRepeatKey(7, answer(['192.0.2.2', '192.0.2.1'])), 'the same addresses in the order a round-robin resolver rotates them');
   });
 });

@@ -371,6 +371,14 @@ describe('fleet registry', () => {
     assert.equal(omitted?.result, undefined);
     assert.equal(omitted?.resultOmitted, true);
     assert.deepEqual(fleet.getTask(query.id)?.result, { rows: [{ pid: 1 }] }, 'one task alone has its result');
+    // One left out takes none of the budget: a smaller result after it is still listed.
+    const small = fleet.createTask({ agentId: a, kind: 'inventory' });
+    const big = fleet.createTask({ agentId: a, kind: 'query', params: { sql: 'SELECT 1' } });
+    fleet.complete(small.id, 'done', { rows: [] });
+    fleet.complete(big.id, 'done', { rows: [{ text: 'x'.repeat(200) }] });
+    const mixed = fleet.listTasks({ agentId: a, resultChars: budget });
+    assert.equal(mixed.find((t) => t.id === big.id)?.resultOmitted, true);
+    assert.deepEqual(mixed.find((t) => t.id === small.id)?.result, { rows: [] });
     fleet.revoke(b);
     assert.deepEqual(fleet.getTask(level.id)?.result, { error: 'agent revoked' });
     assert.equal(fleet.getTask(level.id)?.status, 'failed');

@@ -298,6 +298,12 @@ describe('file events of path arguments spelled with "//", "." or ".."', () => {
     assert.deepEqual(build(record(13, { syscall: 31, path: '/root/./a', path2: '/root/b' })), []);
   });
 
+  it('drops a symbolic link whose absolute target is odd and watched in no spelling, keeps one whose target\'s normal form is', () => {
+    const link = (path2: string) => ({ ...base(), type: 'file_create' as const, syscall: 48, flags: 0x200000 | 0x2000, missing: 0, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, path: '/home/ana/x', path2 });
+    assert.deepEqual(build(link('/opt/app/../lib/x')), [], 'neither the link nor its target is watched');
+    assert.deepEqual(build(link('/usr/../etc/shadow')).map((e) => [e['event'].action, e['hades'].file.link.resolved]), [['file_create', '/etc/shadow']]);
+  });
+
   it('a rename into one of Hades\' folders spelled with "//" is tampering', () => {
     const events = build(record(13, { syscall: 33, path: '/root/x.js', path2: '/opt/hades//dist/x.js' }), ['/opt/hades/']);
     assert.deepEqual(events.map((e) => [e['event'].action, e['hades'].tamper?.path]), [['file_rename', undefined], ['tamper', '/opt/hades/dist/x.js']]);

@@ -690,13 +690,18 @@ export class FleetRegistry {
     }
     const limit = Math.max(1, Math.min(10_000, Math.trunc(filter.limit ?? 100)));
     args.push(limit);
-    const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
-    const rows = this.#db.prepare<(string | number)[], TaskRow>(sql).all(...args);
+    // The results are not read with the list: up to 10,000 of 8 MiB each would be read into
+    // memory before any was left out. Their lengths decide, and only those kept are read.
+    const sql = `SELECT id, agent_id, kind, params, status, NULL AS result, created_by, created_at, updated_at, deadline, length(result) AS result_chars FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+    const rows = this.#db.prepare<(string | number)[], TaskRow & { result_chars: number | null }>(sql).all(...args);
+    const resultOf = this.#db.prepare<[string], { result: string | null }>('SELECT result FROM tasks WHERE id = ?');
     let left = filter.resultChars ?? Infinity;
-    return rows.map((row) => {
-      if (row.result === null) return taskOf(row);
-      left -= row.result.length;
-      return left >= 0 ? taskOf(row) : { ...taskOf({ ...row, result: null }), resultOmitted: true as const };
+    return rows.map(({ result_chars: chars, ...row }) => {
+      if (chars === null) return taskOf(row);
+      // One left out takes nothing of the budget: a smaller one after it may still fit.
+      if (chars > left) return { ...taskOf(row), resultOmitted: true as const };
+      left -= chars;
+      return taskOf({ ...row, result: resultOf.get(row.id)?.result ?? null });
     });
   }
 
