@@ -105,6 +105,17 @@ describe('configuration', () => {
     assert.equal(parseRoleConfig('plugins:\n  honeypot:\n    ports: [{ port: 2323 }, { port: 2323, protocol: udp }]\n', 'agent').ok, true, 'the same port in each protocol');
   });
 
+  it('refuses a ring buffer the driver\'s memory budget cannot hold (it counts twice in the driver\'s memory), with its line', () => {
+    const result = parseRoleConfig('driver:\n  ringbuf_mb: 100\n', 'agent');
+    assert.equal(result.ok, false);
+    const [p] = result.ok ? [] : result.problems;
+    assert.deepEqual([p?.code, p?.path, p?.line], ['HADES_ERR_CONFIG_VALUE', 'driver.ringbuf_mb', 2]);
+    assert.match(p?.message ?? '', /128 MiB counts twice .* about 288 MB, over its memory budget of 200 MB/);
+    assert.equal(parseRoleConfig('driver:\n  ringbuf_mb: 100\nplugins:\n  limits: { memory_mb: 300 }\n', 'agent').ok, true, 'with a budget that holds it');
+    assert.equal(parseRoleConfig('driver:\n  ringbuf_mb: 100\nplugins:\n  driver: false\n', 'agent').ok, true, 'without the driver');
+    assert.equal(parseRoleConfig('driver:\n  ringbuf_mb: 64\n', 'agent').ok, true, 'the largest that the default budget holds');
+  });
+
   it('lists problems in the order of the file', () => {
     const found = problems('log:\n  level: loud\ndriver:\n  backnd: x\n');
     assert.deepEqual(found.map((p) => p.line), [2, 4]);

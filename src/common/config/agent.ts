@@ -244,7 +244,7 @@ export const AgentConfigSchema = Type.Object(
           minimum: 1,
           maximum: 256,
           default: 4,
-          description: 'Size of the kernel ring buffer in MiB (rounded up to a power of two). 4 MiB hold about a second of a 3,000 exec/s storm; it counts twice in the resident memory of the driver (the kernel maps it twice).',
+          description: 'Size of the kernel ring buffer in MiB (rounded up to a power of two). 4 MiB hold about a second of a 3,000 exec/s storm; it counts twice in the resident memory of the driver (the kernel maps it twice), so plugins.limits.memory_mb must be at least twice it plus 32 (checked).',
         }),
         batch_ms: Type.Integer({
           minimum: 0,

@@ -41,9 +41,25 @@ export const configRoles = Object.keys(configSchemas) as ConfigRole[];
 
 /** What each role's schema cannot check: consistency between keys. */
 const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
-  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind), ...checkServerApi(config.outputs.server.api)],
+  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind), ...checkServerApi(config.outputs.server.api), ...checkRingBuffer(config)],
   server: (config) => checkAlertOutputs(config.alerts.outputs),
 };
+
+/** What the driver holds besides its ring buffer, in MiB (its code, libbpf, its buffers): about 12 measured. */
+const DRIVER_BASE_MB = 32;
+
+/**
+ * The ring buffer counts twice in the driver's resident memory (the kernel maps it twice): with
+ * the driver's memory budget (plugins.limits.memory_mb) below that, the watchdog would restart the
+ * driver for good, or, without cgroups, kill it at twice its budget as soon as the buffer fills.
+ */
+function checkRingBuffer(config: Static<typeof AgentConfigSchema>): ConfigProblem[] {
+  if (!config.plugins.driver) return [];
+  const ring = 2 ** Math.ceil(Math.log2(config.driver.ringbuf_mb));
+  const needed = 2 * ring + DRIVER_BASE_MB;
+  if (config.plugins.limits.memory_mb >= needed) return [];
+  return [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'driver.ringbuf_mb', message: `a ring buffer of ${ring} MiB counts twice in the driver's resident memory: with the rest, about ${needed} MB, over its memory budget of ${config.plugins.limits.memory_mb} MB (plugins.limits.memory_mb); raise that, or take a smaller ring buffer` }];
+}
 
 /** The server's API address: the schema checks its scheme; enrollment needs a URL that parses. */
 function checkServerApi(api: string): ConfigProblem[] {
