@@ -260,7 +260,9 @@ export class SecurityEvents {
     // A symbolic link's absolute target is reported by the driver for its odd spelling too (it is
     // kept as written in hades.file.link.target, so otherPath does not show it).
     const oddTarget = symbolic && r.path2.startsWith('/') && ODD_PATH.test(r.path2);
-    if (this.options.watchedPaths && truncateArg === undefined && (newPath !== r.path || otherPath !== r.path2 || oddTarget)) {
+    // (A truncate that succeeded is the driver's to report wherever it points; one that failed is
+    // reported for its odd spelling like the other calls.)
+    if (this.options.watchedPaths && (truncateArg === undefined || r.result < 0) && (newPath !== r.path || otherPath !== r.path2 || oddTarget)) {
       // Reported by the driver for its odd spelling: kept when a spelling is watched.
       const watched = this.options.watchedPaths;
       const candidates = [r.path, newPath, ...(r.path2 !== '' && (!symbolic || r.path2.startsWith('/')) ? [r.path2, symbolic ? path.posix.normalize(r.path2) : otherPath] : [])];

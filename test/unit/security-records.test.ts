@@ -298,6 +298,13 @@ describe('file events of path arguments spelled with "//", "." or ".."', () => {
     assert.deepEqual(build(record(13, { syscall: 31, path: '/root/./a', path2: '/root/b' })), []);
   });
 
+  it('drops a failed truncate whose odd path is watched in no spelling; one that succeeded is the driver\'s to report', () => {
+    const truncate = (path: string, result: number) => ({ ...base(), type: 'file_create' as const, syscall: 50, flags: 0, missing: 0, result, mode: 0, fileMode: 0, inode: 0, opFlags: 0o1000, path, path2: '' });
+    assert.deepEqual(build(truncate('/srv/../opt/app/x', -2)), [], 'failed, and watched in no spelling');
+    assert.equal(build(truncate('/srv/../etc/x', -2)).length, 1, 'failed, its normal form watched');
+    assert.equal(build(truncate('/srv/../opt/app/x', 0)).length, 1, 'done: reported wherever it points');
+  });
+
   it('drops a symbolic link whose absolute target is odd and watched in no spelling, keeps one whose target\'s normal form is', () => {
     const link = (path2: string) => ({ ...base(), type: 'file_create' as const, syscall: 48, flags: 0x200000 | 0x2000, missing: 0, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, path: '/home/ana/x', path2 });
     assert.deepEqual(build(link('/opt/app/../lib/x')), [], 'neither the link nor its target is watched');
