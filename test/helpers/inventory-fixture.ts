@@ -40,6 +40,18 @@ export function makeHostFixture(): HostFixture {
   link('net:[4026531840]', 'proc/100/ns/net');
   link('pid:[4026531836]', 'proc/100/ns/pid');
   link('mnt:[4026531841]', 'proc/100/ns/mnt');
+  // A thread of the daemon in a network namespace of its own (unshare(CLONE_NEWNET) in one thread):
+  // the socket it listens on is in that namespace's tables only. And a socket that is in no table read.
+  link('net:[4026531840]', 'proc/100/task/100/ns/net');
+  link('net:[4026532999]', 'proc/100/task/101/ns/net');
+  mkdirSync(at('proc/100/task/101/net'), { recursive: true });
+  writeFileSync(
+    at('proc/100/task/101/net/tcp'),
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n' +
+      '   0: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5011 1 0000000000000000 100 0 0 10 0\n',
+  );
+  link('socket:[5011]', 'proc/100/fd/7');
+  link('socket:[5012]', 'proc/100/fd/8');
   link('/tmp/.x/evil (deleted)', 'proc/200/exe');
   link('/tmp/.x', 'proc/200/cwd');
   link('socket:[5003]', 'proc/200/fd/5');

@@ -86,6 +86,11 @@ describe('host tables on the fixture host', () => {
     assert.deepEqual(byInode(5005)[0], { pid: 200, fd: 7, socket: 5005, family: 'unix', protocol: 'stream', local_address: null, local_port: null, remote_address: null, remote_port: null, state: 'LISTEN', path: '/run/fixture socket.sock', net_namespace: 4026531840 });
     assert.equal(byInode(5009)[0]?.['protocol'], 'raw');
     assert.equal(byInode(5010)[0]?.['family'], 'packet');
+    // A listening socket created by a thread in another network namespace is in that namespace's tables.
+    assert.deepEqual(byInode(5011).map((s) => [s['pid'], s['fd'], s['protocol'], s['local_port'], s['state'], s['net_namespace']]), [[100, 7, 'tcp', 4444, 'LISTEN', 4026532999]]);
+    // A socket in no table read (its namespace has no process left in it, or a family /proc/net does
+    // not list) is still a socket the process holds: a row with what is known, not silence.
+    assert.deepEqual(byInode(5012), [{ pid: 100, fd: 8, socket: 5012, family: 'unknown', protocol: 'unknown', local_address: null, local_port: null, remote_address: null, remote_port: null, state: null, path: null, net_namespace: null }]);
 
     const { rows: listening, warnings } = await collect('listening_ports');
     const ports = listening.map((l) => [l['protocol'], l['address'], l['port'], l['pid'], l['path']]);
@@ -97,8 +102,10 @@ describe('host tables on the fixture host', () => {
       ['raw', '0.0.0.0', 1, 100, null],
       ['stream', null, null, 200, '/run/fixture socket.sock'],
       ['stream', null, null, null, '@abstract-name'],
+      ['tcp', '0.0.0.0', 4444, 100, null], // in the namespace of one of its threads
     ]);
-    assert.deepEqual(codes(warnings), ['HADES_ERR_INVENTORY_MALFORMED /proc/net'], 'the malformed line of tcp is skipped and reported');
+    assert.equal(listening.at(-1)!['net_namespace'], 4026532999);
+    assert.deepEqual(codes(warnings), ['HADES_ERR_INVENTORY_MALFORMED /proc/net', 'HADES_ERR_INVENTORY_SKIPPED /proc'], 'the malformed line of tcp is skipped and reported, and so is the socket in no table');
 
     const connections = (await collect('connections')).rows;
     assert.deepEqual(
@@ -248,6 +255,7 @@ describe('host tables on the fixture host', () => {
         { name: '(evil) x', port: 22 },
         { name: 'fixture-daemon', port: 22 },
         { name: '(evil) x', port: 53 },
+        { name: 'fixture-daemon', port: 4444 },
         { name: '(evil) x', port: 8080 },
       ]);
       assert.deepEqual(result.tables.slice().sort(), ['listening_ports', 'processes']);

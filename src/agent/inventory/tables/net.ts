@@ -48,9 +48,13 @@ const endpoints = (socket: KernelSocket): Row => ({
 
 export const processOpenSocketsTable: TableSpec = {
   name: 'process_open_sockets',
-  description: 'Every socket a process holds open, from /proc/PID/fd and the kernel\'s socket tables of each network namespace (/proc/PID/net/{tcp,tcp6,udp,udp6,raw,raw6,unix,packet,netlink}).',
+  description: 'Every socket a process holds open, from /proc/PID/fd and the kernel\'s socket tables of each network namespace its processes and their threads are in (/proc/PID/net/{tcp,tcp6,udp,udp6,raw,raw6,unix,packet,netlink}, /proc/PID/task/TID/net). A socket in no table read (a family /proc/net does not list, or a namespace no process or thread is in any more) is a row of family unknown, with a warning.',
   columns: [
-    ...socketColumns.map((c) => (c.name === 'pid' || c.name === 'fd' ? { ...c, nullable: false, description: c.name === 'pid' ? 'Process holding the socket.' : c.description } : c)),
+    ...socketColumns.map((c) => {
+      if (c.name === 'pid' || c.name === 'fd') return { ...c, nullable: false, description: c.name === 'pid' ? 'Process holding the socket.' : c.description };
+      if (c.name === 'family' || c.name === 'protocol') return { ...c, description: `${c.description.slice(0, -1)}; unknown for a socket in no table read (see the description).` };
+      return c;
+    }),
     ...endpointColumns,
     { name: 'state', type: 'TEXT', nullable: true, description: 'TCP state (LISTEN, ESTABLISHED, SYN_SENT, CLOSE_WAIT, ...); UNCONNECTED or ESTABLISHED for udp and raw; LISTEN, CONNECTED, UNCONNECTED for unix.' },
     { name: 'path', type: 'TEXT', nullable: true, description: 'Unix socket path (abstract names start with @).' },
@@ -67,7 +71,12 @@ export const processOpenSocketsTable: TableSpec = {
     const rows: Row[] = [];
     for (const d of descriptors) {
       const socket = byInode.get(d.inode);
-      if (!socket) continue; // a socket family the kernel does not list in /proc/net (e.g. vsock, bluetooth)
+      if (!socket) {
+        // In no table read (a family /proc/net does not list, or a namespace no process is in, which
+        // would hide a listener): still a socket the process holds, with what is known of it.
+        rows.push({ pid: d.pid, fd: d.fd, socket: d.inode, family: 'unknown', protocol: 'unknown', local_address: null, local_port: null, remote_address: null, remote_port: null, state: null, path: null, net_namespace: null });
+        continue;
+      }
       rows.push({ ...base(socket, d), ...endpoints(socket), state: socket.state ?? null, path: socket.path ?? null, net_namespace: socket.namespace ?? null });
     }
     return rows;
@@ -161,7 +170,7 @@ function sysValue(ctx: CollectContext, name: string, attribute: string): string 
 
 export const interfacesTable: TableSpec = {
   name: 'interfaces',
-  description: 'Network interfaces and their addresses (one row per address; an interface without one gets a row with NULL address), with MAC, MTU, flags and counters from /sys/class/net.',
+  description: 'Network interfaces and their addresses (one row per address; an interface without one gets a row with NULL address), with MAC, MTU, flags and counters from /sys/class/net. IPv6 addresses are those of /proc/net/if_inet6; IPv4 addresses come from the C library\'s list, which leaves out interfaces that are not up and running: an interface that is down or without carrier shows no IPv4 address even when it has one.',
   columns: [
     { name: 'name', type: 'TEXT', description: 'Interface name.' },
     { name: 'index', type: 'INTEGER', nullable: true, description: 'Interface index.' },
@@ -184,13 +193,14 @@ export const interfacesTable: TableSpec = {
   async generate(ctx: CollectContext): Promise<Row[]> {
     const onRealHost = ctx.root === '/' && ctx.proc === '/proc';
     const addresses = new Map<string, { family: string; address: string; prefix: number }[]>();
+    // IPv4 from the C library's list, which leaves out interfaces that are not up and running (libuv);
+    // IPv6 from /proc/net/if_inet6, which lists every interface's addresses, down ones included.
     if (onRealHost) {
       for (const [name, list] of Object.entries(os.networkInterfaces())) {
-        addresses.set(name, (list ?? []).map((a) => ({ family: a.family === 'IPv4' ? 'ipv4' : 'ipv6', address: a.address.replace(/%.*$/, ''), prefix: Number(a.cidr?.split('/')[1] ?? 0) })));
+        addresses.set(name, (list ?? []).filter((a) => a.family === 'IPv4').map((a) => ({ family: 'ipv4', address: a.address, prefix: Number(a.cidr?.split('/')[1] ?? 0) })));
       }
-    } else {
-      for (const [name, list] of inet6Addresses(ctx)) addresses.set(name, list.map((a) => ({ family: 'ipv6', ...a })));
     }
+    for (const [name, list] of inet6Addresses(ctx)) addresses.set(name, [...(addresses.get(name) ?? []), ...list.map((a) => ({ family: 'ipv6', ...a }))]);
     const names = new Set([...(listFolder(ctx, onHost(ctx, '/sys/class/net'), '/sys/class/net') ?? []), ...addresses.keys()]);
     const rows: Row[] = [];
     for (const name of [...names].sort()) {

@@ -75,8 +75,11 @@ export interface ProcessSockets {
   readonly owners: ReadonlyMap<number, SocketOwner[]>;
   /** Every socket descriptor, in process order. */
   readonly descriptors: readonly (SocketOwner & { readonly inode: number })[];
-  /** A process of each network namespace seen (namespace inode to pid). */
-  readonly namespaces: ReadonlyMap<number, number>;
+  /**
+   * Each network namespace seen, to where its socket tables are read: `PID/net` of a process in it,
+   * or `PID/task/TID/net` of a thread in it (a thread may unshare or enter a namespace on its own).
+   */
+  readonly namespaces: ReadonlyMap<number, string>;
   /** Network namespace of each process whose link could be read. */
   readonly namespaceOf: ReadonlyMap<number, number>;
 }
@@ -86,7 +89,7 @@ export function processSockets(ctx: CollectContext): ProcessSockets {
   const load = (): ProcessSockets => {
     const owners = new Map<number, SocketOwner[]>();
     const descriptors: (SocketOwner & { inode: number })[] = [];
-    const namespaces = new Map<number, number>();
+    const namespaces = new Map<number, string>();
     const namespaceOf = new Map<number, number>();
     let denied = 0;
     for (const pid of pids(ctx)) {
@@ -118,7 +121,20 @@ export function processSockets(ctx: CollectContext): ProcessSockets {
       const ns = linkInode(readLink(`${base}/ns/net`), 'net');
       if (ns !== undefined) {
         namespaceOf.set(pid, ns);
-        if (!namespaces.has(ns)) namespaces.set(ns, pid);
+        if (!namespaces.has(ns)) namespaces.set(ns, `${pid}/net`);
+      }
+      // Threads share the descriptors but not always the namespace: a socket a thread made in a
+      // namespace of its own is listed only in that namespace's tables.
+      let tasks: string[] = [];
+      try {
+        tasks = readdirSync(`${base}/task`);
+      } catch {
+        // gone meanwhile
+      }
+      for (const tid of tasks) {
+        if (tid === String(pid)) continue;
+        const threadNs = linkInode(readLink(`${base}/task/${tid}/ns/net`), 'net');
+        if (threadNs !== undefined && !namespaces.has(threadNs)) namespaces.set(threadNs, `${pid}/task/${tid}/net`);
       }
     }
     if (denied > 0) ctx.warn(Warn.unreadable, `the open files of ${denied} process(es) could not be read (run as root to see every socket's process)`, '/proc');
@@ -318,11 +334,11 @@ function namespaceSockets(ctx: CollectContext, relative: string, namespace: numb
  */
 export function kernelSockets(ctx: CollectContext): readonly KernelSocket[] {
   const load = () => {
-    const { namespaces } = processSockets(ctx);
+    const { namespaces, descriptors } = processSockets(ctx);
     const problems: ParseProblems = { malformed: 0 };
     const out: KernelSocket[] = [];
     const seen = new Set<number>();
-    const sources: [relative: string, namespace: number | undefined][] = [...namespaces].map(([ns, pid]) => [`${pid}/net`, ns]);
+    const sources: [relative: string, namespace: number | undefined][] = [...namespaces].map(([ns, relative]) => [relative, ns]);
     if (sources.length === 0) sources.push(['net', undefined]);
     for (const [relative, namespace] of sources) {
       for (const socket of namespaceSockets(ctx, relative, namespace, problems)) {
@@ -333,6 +349,12 @@ export function kernelSockets(ctx: CollectContext): readonly KernelSocket[] {
       }
     }
     if (problems.malformed > 0) ctx.warn(Warn.malformed, `${problems.malformed} line(s) of the kernel's socket tables did not parse; skipped`, '/proc/net');
+    // Sockets held open but in no table read: their namespace has no process or thread left in it
+    // (a way to hide a listener), or their family is not listed in /proc/net (vsock, bluetooth, ...).
+    const unlisted = new Set(descriptors.filter((d) => !seen.has(d.inode)).map((d) => d.inode));
+    if (unlisted.size > 0) {
+      ctx.warn(Warn.skipped, `${unlisted.size} socket(s) held open are in no socket table read (a network namespace no process or thread is in, or a family /proc/net does not list): their addresses and state are unknown (process_open_sockets lists them as family unknown)`, '/proc');
+    }
     return out;
   };
   return ctx.memo ? ctx.memo('kernel_sockets', load) : load();
