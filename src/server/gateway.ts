@@ -155,6 +155,32 @@ function cancelCall(stream: Stream): void {
   }
 }
 
+/**
+ * The gateway's TLS credentials (the CA that issues agent certificates, which every client must
+ * present, and the server's certificate and key), with a certificate that can be replaced while
+ * the gateway listens: a renewed server certificate goes to new connections, streams open stay
+ * as they are. grpc-js's own createSsl cannot change its certificate; its ServerCredentials
+ * base class tells the HTTP/2 servers it made of each update (setSecureContext).
+ */
+class RenewableServerCredentials extends grpc.ServerCredentials {
+  readonly #ca: Buffer;
+
+  constructor(caPem: string, certPem: string, keyPem: string) {
+    // As createSsl(ca, [pair], true) makes them: a client certificate from this CA is required.
+    super({ requestCert: true, rejectUnauthorized: true }, { ca: Buffer.from(caPem), cert: [Buffer.from(certPem)], key: [Buffer.from(keyPem)] });
+    this.#ca = Buffer.from(caPem);
+  }
+
+  /** New connections present this certificate from now on. */
+  use(certPem: string, keyPem: string): void {
+    this.updateSecureContextOptions({ ca: this.#ca, cert: [Buffer.from(certPem)], key: [Buffer.from(keyPem)] });
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
 export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
@@ -175,15 +201,23 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   port = 0;
 
   constructor(private readonly options: GatewayOptions<P, R>) {
+    this.credentials = new RenewableServerCredentials(options.caPem, options.certPem, options.keyPem);
     this.server.addService(gatewayService().service, { Connect: (stream: Stream) => this.connect(stream) });
   }
 
+  private readonly credentials: RenewableServerCredentials;
+
   async listen(address: string): Promise<number> {
-    const credentials = grpc.ServerCredentials.createSsl(Buffer.from(this.options.caPem), [{ cert_chain: Buffer.from(this.options.certPem), private_key: Buffer.from(this.options.keyPem) }], true);
+    const credentials = this.credentials;
     this.port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(address, credentials, (error, port) => (error ? reject(listenError(address, error)) : resolve(port)));
     });
     return this.port;
+  }
+
+  /** A renewed server certificate: presented to every connection from now on (open streams go on). */
+  useServerCertificate(certPem: string, keyPem: string): void {
+    this.credentials.use(certPem, keyPem);
   }
 
   /** Sends a message to a connected agent; false when it is not connected. */

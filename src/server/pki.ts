@@ -3,7 +3,8 @@
  * ECDSA P-256 key and a self-signed certificate valid 10 years) and a server certificate signed
  * by it (P-256, 2 years, SANs for the configured names plus `localhost` and `127.0.0.1`); later
  * starts load them, and reissue the server certificate when it expires within 30 days, lacks a
- * requested name, or no longer matches its key or the CA. The CA is never replaced silently:
+ * requested name, or no longer matches its key or the CA; a server that keeps running reissues
+ * it too when it nears its end (`renewServerCertificate`, which the server calls twice a day). The CA is never replaced silently:
  * every enrolled agent holds a certificate it issued.
  *
  * Agents enroll with a certificate request (PKCS#10); `signAgentCsr` issues them a client
@@ -336,14 +337,14 @@ export class Pki {
   readonly caPem: string;
   /** SHA-256 of the CA certificate's DER, lower-case hex (what an agent can pin at enrollment). */
   readonly caFingerprint: string;
-  readonly serverCertPem: string;
-  readonly serverKeyPem: string;
-  readonly serverNotAfter: string;
   /** The names asked for, `localhost` and `127.0.0.1` included (the certificate carries at least these). */
   readonly serverNames: { readonly hostnames: readonly string[]; readonly ips: readonly string[] };
 
   readonly #ca: CaMaterial;
   readonly #now: () => number;
+  readonly #names: { hostnames: string[]; ips: string[] };
+  /** The server certificate in use: replaced by renewServerCertificate() while the server runs. */
+  #server: ServerMaterial;
 
   private constructor(paths: PkiPaths, state: PkiState, ca: CaMaterial, server: ServerMaterial, names: { hostnames: string[]; ips: string[] }, now: () => number) {
     this.paths = paths;
@@ -352,10 +353,35 @@ export class Pki {
     this.#now = now;
     this.caPem = ca.pem;
     this.caFingerprint = sha256Hex(ca.cert.raw);
-    this.serverCertPem = server.certPem;
-    this.serverKeyPem = server.keyPem;
-    this.serverNotAfter = server.notAfter.toISOString();
+    this.#server = server;
+    this.#names = names;
     this.serverNames = names;
+  }
+
+  get serverCertPem(): string {
+    return this.#server.certPem;
+  }
+
+  get serverKeyPem(): string {
+    return this.#server.keyPem;
+  }
+
+  get serverNotAfter(): string {
+    return this.#server.notAfter.toISOString();
+  }
+
+  /**
+   * Reissues the server certificate (new key, same names, written as at a start) when it expires
+   * within 30 days, as `open` does at a start: a server that keeps running must not serve an
+   * expired certificate to its agents. Returns why it was reissued, or undefined when it was not
+   * due; the caller hands the new pair to the gateway and the API (new connections get it).
+   */
+  async renewServerCertificate(): Promise<string | undefined> {
+    const now = this.#now();
+    if (this.#server.notAfter.getTime() - now >= RENEW_BEFORE_DAYS * DAY_MS) return undefined;
+    const why = `the server certificate expires on ${this.serverNotAfter}`;
+    this.#server = await issueServer(this.paths, this.#ca, this.#names, now);
+    return why;
   }
 
   /** Loads the CA and server certificate from `<dataDir>/pki`, creating or renewing what is needed. */

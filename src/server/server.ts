@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
-import { HadesError } from '../common/errors.js';
+import { HadesError, toHadesError } from '../common/errors.js';
 import { suggest, type Match } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
@@ -39,9 +39,12 @@ import { Archive } from './store/archive.js';
 import { EventStore, type InsertResult } from './store/events.js';
 import { fieldProblem, integerField } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
 
 const MB = 1024 * 1024;
 const RETENTION_MS = 60_000;
+/** How often a running server checks whether its certificate nears its end (12 hours). */
+const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
 /** Where the local deployment keeps the admin API token, for the `hades` command on this host. */
 export const adminTokenFile = (dataDir: string) => path.join(dataDir, 'admin.token');
@@ -277,6 +280,10 @@ export class HadesServer {
     }
     const apiPort = (this.api.server.address() as { port: number }).port;
     this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
+    // The server certificate is reissued at a start within 30 days of its end; a server that
+    // runs through those days reissues it here, or its agents and API clients would meet an
+    // expired certificate.
+    this.timers.push(setInterval(() => void this.renewServerCertificate(), SERVER_CERT_CHECK_MS));
     for (const timer of this.timers) timer.unref();
     this.addresses = {
       api: `https://${apiListen.host.includes(':') ? `[${apiListen.host}]` : apiListen.host}:${apiPort}`,
@@ -328,6 +335,22 @@ export class HadesServer {
     this.pushConfig(agentId, this.configOf(agent?.groups ?? []));
     for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
+    }
+  }
+
+  /** Reissues the server certificate when it nears its end, and has the gateway and the API present the new one. */
+  private async renewServerCertificate(): Promise<void> {
+    const pki = this.pki;
+    if (!pki || this.stopping) return;
+    try {
+      const reason = await pki.renewServerCertificate();
+      if (reason === undefined) return;
+      this.gateway?.useServerCertificate(pki.serverCertPem, pki.serverKeyPem);
+      // The API listens with HTTPS (api.ts): its server is a tls.Server underneath.
+      (this.api?.server as unknown as TlsServer | undefined)?.setSecureContext({ cert: pki.serverCertPem, key: pki.serverKeyPem });
+      this.log.info('server certificate renewed', { reason, not_after: pki.serverNotAfter });
+    } catch (error) {
+      this.log.error('the server certificate could not be renewed; it is tried again later', { err: toHadesError(error), not_after: pki.serverNotAfter });
     }
   }
 

@@ -7,7 +7,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
+import { Gateway } from '../../src/server/gateway.js';
 import { Pki, normalizeSerial, x509 } from '../../src/server/pki.js';
+import { sinkLogger } from '../helpers/server.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-pki-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -165,6 +167,58 @@ describe('Pki: creation and reload', () => {
 
   it('refuses a name that is neither a host name nor an IP address', async () => {
     await assert.rejects(Pki.open(folder(), { hostnames: ['bad name,O=x'], ips: [] }), code('HADES_ERR_PKI'));
+  });
+});
+
+describe('Pki: the server certificate of a server that keeps running', () => {
+  it('is reissued, without a restart, once it nears its end; the gateway presents the new one to new connections', async () => {
+    // A server started 20 days before its certificate's last 30 days, then left running: its
+    // certificate was only ever renewed at a start, so after 50 days every agent's TLS check
+    // of the gateway (and every API client's) failed, until someone restarted the server.
+    let clock = Date.now();
+    const pki = await Pki.open(folder(), { hostnames: [], ips: [], now: () => clock });
+    const first = { cert: pki.serverCertPem, notAfter: Date.parse(pki.serverNotAfter) };
+    assert.equal(await pki.renewServerCertificate(), undefined, 'not due: nothing changes');
+    assert.equal(pki.serverCertPem, first.cert);
+
+    const gateway = new Gateway({
+      caPem: pki.caPem,
+      certPem: pki.serverCertPem,
+      keyPem: pki.serverKeyPem,
+      serverVersion: 'test',
+      log: sinkLogger(),
+      hooks: { authorize: () => ({ agentId: 'ag_00000000000000aa' }), prepare: () => Promise.resolve({ rejected: 0 }), store: () => ({ stored: 0, duplicates: 0 }) },
+    });
+    const { csrPem, keyPem } = await agentCsr();
+    const issued = await pki.signAgentCsr(csrPem, 'ag_00000000000000aa');
+    // The certificate presented, whatever its dates (the test's clock moves, the machine's does not).
+    const presented = async (): Promise<string> =>
+      await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: gateway.port, servername: 'localhost', rejectUnauthorized: false, key: keyPem, cert: issued.certPem, ALPNProtocols: ['h2'] }, () => {
+          const pem = new X509Certificate(socket.getPeerCertificate().raw).toString();
+          socket.destroy();
+          resolve(pem);
+        });
+        socket.on('error', reject);
+      });
+    await gateway.listen('127.0.0.1:0');
+    try {
+      assert.equal(await presented(), new X509Certificate(first.cert).toString());
+      clock = first.notAfter - 20 * DAY;
+      const reason = await pki.renewServerCertificate();
+      assert.match(reason ?? '', /expires/);
+      assert.notEqual(pki.serverCertPem, first.cert);
+      assert.ok(Date.parse(pki.serverNotAfter) > clock + 700 * DAY);
+      assert.ok(createPrivateKey(pki.serverKeyPem), 'with its new key');
+      assert.ok(new X509Certificate(pki.serverCertPem).checkPrivateKey(createPrivateKey(pki.serverKeyPem)));
+      assert.equal(readFileSync(pki.paths.serverCert, 'utf8'), pki.serverCertPem, 'stored for the next start');
+      assert.equal(mode(pki.paths.serverKey), 0o600);
+      gateway.useServerCertificate(pki.serverCertPem, pki.serverKeyPem);
+      assert.equal(await presented(), new X509Certificate(pki.serverCertPem).toString(), 'new connections get the new certificate');
+      assert.equal(await pki.renewServerCertificate(), undefined, 'not due again');
+    } finally {
+      await gateway.close();
+    }
   });
 });
 

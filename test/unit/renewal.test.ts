@@ -297,6 +297,18 @@ describe('the agent: when to renew, and what it accepts', () => {
     assert.throws(() => checkRenewedCertificate(someoneElse, keyPem, { agentId: id, caPem: pki.caPem }, now), failed(/does not name/));
     assert.throws(() => checkRenewedCertificate(good.certPem, keyPem, { agentId: id, caPem: pki.caPem }, now + 400 * DAY), failed(/not valid now/));
   });
+
+  it('accepts a certificate that starts later by its own clock than by the server\'s (a host whose clock lags)', async () => {
+    // The server backdates notBefore by an hour only; it, not the agent, checks the client
+    // certificate's dates at each connection. An agent whose clock lags by more than that and
+    // refused the certificate would fail every renewal until its current certificate ran out.
+    const pki = await Pki.open(folder(), { hostnames: [], ips: [] });
+    const id = 'ag_00000000000000d5';
+    const { keyPem, csrPem } = await newKeyAndCsr({ agentId: id });
+    const issued = await pki.signAgentCsr(csrPem, id);
+    const lagging = Date.now() - 3 * 60 * MINUTE;
+    assert.ok(checkRenewedCertificate(issued.certPem, keyPem, { agentId: id, caPem: pki.caPem }, lagging));
+  });
 });
 
 /** An enrolled agent's identity folder, as enroll() leaves it, with a certificate from `pki`. */

@@ -69,7 +69,11 @@ export function validity(certPem: string): { notBefore: number; notAfter: number
 
 /**
  * Checks what the server sent back: a certificate for `keyPem`, issued by the CA the agent
- * trusts, naming this agent, valid now. Throws HADES_ERR_RENEW_FAILED otherwise.
+ * trusts, naming this agent, not expired. Throws HADES_ERR_RENEW_FAILED otherwise. A start
+ * (notBefore) later than `now` is accepted: the server backdates it by an hour only, and it is
+ * the server's clock, not this host's, that checks the certificate at each connection; refusing
+ * it would strand an agent whose clock lags (every renewal refused until the certificate in use
+ * runs out).
  */
 export function checkRenewedCertificate(certPem: string, keyPem: string, identity: Pick<Identity, 'agentId' | 'caPem'>, now: number): X509Certificate {
   const bad = (why: string) => new HadesError('HADES_ERR_RENEW_FAILED', `the server's answer is not a usable certificate: ${why}`);
@@ -82,7 +86,7 @@ export function checkRenewedCertificate(certPem: string, keyPem: string, identit
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw bad('it is not for the new key');
   if (!cert.verify(new X509Certificate(identity.caPem).publicKey)) throw bad('it was not issued by the server\'s CA');
   if (cert.subject !== `CN=${identity.agentId}` || !(cert.subjectAltName ?? '').split(', ').includes(`URI:hades://agent/${identity.agentId}`)) throw bad(`it does not name agent ${identity.agentId}`);
-  if (now < Date.parse(cert.validFrom) || now >= Date.parse(cert.validTo)) throw bad(`it is not valid now (${cert.validFrom} to ${cert.validTo})`);
+  if (now >= Date.parse(cert.validTo)) throw bad(`it is not valid now (${cert.validFrom} to ${cert.validTo})`);
   return cert;
 }
 
