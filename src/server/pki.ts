@@ -370,6 +370,23 @@ export class Pki {
     return this.#server.notAfter.toISOString();
   }
 
+  /** When the CA ends: every certificate it issued ends by then, and it cannot be rolled over. */
+  get caNotAfter(): string {
+    return validTo(this.#ca.cert).toISOString();
+  }
+
+  /**
+   * A warning when the CA ends within a year: agent certificates are cut at its end, so the
+   * fleet's renewals come closer and closer, and at its end every agent is refused and must be
+   * enrolled again with a new CA. Undefined while it is further away.
+   */
+  caExpiryWarning(): string | undefined {
+    const left = validTo(this.#ca.cert).getTime() - this.#now();
+    if (left >= 365 * DAY_MS) return undefined;
+    const days = Math.max(0, Math.floor(left / DAY_MS));
+    return `the CA ends on ${this.caNotAfter} (in ${days} day${days === 1 ? '' : 's'}): agent certificates end by then, and then every agent must be enrolled again with a new CA; plan a new deployment before it`;
+  }
+
   /**
    * Reissues the server certificate (new key, same names, written as at a start) when it expires
    * within 30 days, as `open` does at a start: a server that keeps running must not serve an

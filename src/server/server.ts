@@ -284,6 +284,7 @@ export class HadesServer {
     // runs through those days reissues it here, or its agents and API clients would meet an
     // expired certificate.
     this.timers.push(setInterval(() => void this.renewServerCertificate(), SERVER_CERT_CHECK_MS));
+    this.warnCaExpiry();
     for (const timer of this.timers) timer.unref();
     this.addresses = {
       api: `https://${apiListen.host.includes(':') ? `[${apiListen.host}]` : apiListen.host}:${apiPort}`,
@@ -342,6 +343,7 @@ export class HadesServer {
   private async renewServerCertificate(): Promise<void> {
     const pki = this.pki;
     if (!pki || this.stopping) return;
+    this.warnCaExpiry();
     try {
       const reason = await pki.renewServerCertificate();
       if (reason === undefined) return;
@@ -352,6 +354,12 @@ export class HadesServer {
     } catch (error) {
       this.log.error('the server certificate could not be renewed; it is tried again later', { err: toHadesError(error), not_after: pki.serverNotAfter });
     }
+  }
+
+  /** Says, at start and twice a day, when the CA ends within a year. */
+  private warnCaExpiry(): void {
+    const warning = this.pki?.caExpiryWarning();
+    if (warning) this.log.warn('the CA nears its end', { code: 'HADES_ERR_PKI', reason: warning, not_after: this.pki?.caNotAfter });
   }
 
   private housekeeping(): void {

@@ -148,6 +148,14 @@ describe('Pki: creation and reload', () => {
     assert.equal(renewed.caPem, first.caPem);
   });
 
+  it('warns when its CA ends within a year (agent certificates end by then, and the CA cannot be rolled over)', async () => {
+    const now = await Pki.open(dir, { hostnames: [], ips: [] });
+    assert.equal(now.caExpiryWarning(), undefined, 'a new CA has ten years');
+    const caEnd = new Date(now.caNotAfter).getTime();
+    const late = await Pki.open(dir, { hostnames: [], ips: [], now: () => caEnd - 100 * DAY });
+    assert.match(late.caExpiryWarning() ?? '', /^the CA ends on .* \(in 100 days\): .*enrolled again/);
+  });
+
   it('reissues a server certificate whose key was lost', async () => {
     rmSync(first.paths.serverKey);
     const again = await Pki.open(dir, { hostnames: [], ips: [] });
