@@ -918,7 +918,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (ttlMs < 1000 || ttlMs > 30 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1s and 30d (got ${request.body.ttl})`);
       const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name });
       ports.audit(principal, 'token.enrollment.create', created.id, { group: request.body.group, ttl: request.body.ttl });
-      return { ...created, ca_sha256: ports.caFingerprint() };
+      // The gateway addresses agents will be given at enrollment: who creates the token can see
+      // whether hosts elsewhere can reach them (a server listening on 0.0.0.0 gives 127.0.0.1).
+      return { ...created, ca_sha256: ports.caFingerprint(), gateways: ports.gateways() };
     },
   );
   route('GET', '/api/v1/tokens/enrollment', { role: 'admin', summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {

@@ -917,8 +917,14 @@ describe('the hades command against the running server', () => {
     const result = await runHades(['server', 'token', 'create', '--json', '--ttl', '10m', '--config', configFile]);
     assert.equal(result.status, 0, result.stderr);
     const created = JSON.parse(result.stdout) as AnyEvent;
-    assert.deepEqual(Object.keys(created).sort(), ['api', 'ca_sha256', 'expires_at', 'id', 'token']);
+    assert.deepEqual(Object.keys(created).sort(), ['api', 'ca_sha256', 'expires_at', 'gateways', 'id', 'token']);
     assert.equal(created['api'], server.addresses.api);
+    assert.deepEqual(created['gateways'], [server.addresses.gateway], 'the gateway the agent will be given');
+    // For a person: the gateway, and that hosts elsewhere cannot reach a loopback one.
+    const person = await runHades(['server', 'token', 'create', '--ttl', '10m', '--config', configFile]);
+    assert.equal(person.status, 0, person.stderr);
+    assert.match(person.stdout, new RegExp(`given the gateway ${server.addresses.gateway.replace(/[.[\]]/g, '\\$&')}`));
+    assert.match(person.stderr, /only an agent on this host can reach that gateway: .*advertise\.gateways/);
     assert.equal(created['ca_sha256'], server.addresses.caSha256);
     assert.match(created['token'], /^hades1_[0-9a-f]{16}_/);
     const expires = Date.parse(created['expires_at']) - Date.now();

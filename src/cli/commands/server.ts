@@ -57,7 +57,11 @@ interface TokenCreated {
   token: string;
   expires_at: string;
   ca_sha256: string;
+  gateways?: string[];
 }
+
+/** A host:port only this host can reach (a loopback address or localhost). */
+const loopbackOnly = (hostPort: string): boolean => /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+$/i.test(hostPort);
 
 export async function tokenCreate(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const client = await apiClient(options);
@@ -84,6 +88,11 @@ export async function tokenCreate(context: CliContext, _args: readonly string[],
         '',
       ].join('\n'),
     );
+    const gateways = created.gateways ?? [];
+    if (gateways.length > 0) context.stdout.write(`The agent is then given the gateway ${gateways.join(', ')}.\n`);
+    if (gateways.length > 0 && gateways.every(loopbackOnly)) {
+      context.stderr.write('hades: only an agent on this host can reach that gateway: for hosts elsewhere, set advertise.gateways (and advertise.hostnames, which the server certificate names) in the server configuration\n');
+    }
   }
   return exitStatus.ok;
 }
