@@ -84,7 +84,14 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
   if (caOption) ca = readCa(caOption);
   const listen = /^(.*):(\d+)$/.exec(config.listen.api);
   const host = listen?.[1] === '0.0.0.0' || listen?.[1] === '::' ? '127.0.0.1' : listen?.[1];
-  return clientOf({ base: server ?? `https://${host}:${listen?.[2]}`, token, ...(ca ? { caPem: ca } : {}) });
+  const base = server ?? `https://${host}:${listen?.[2]}`;
+  // The local deployment's CA, and a server that has another: most often one started with
+  // `hades start --data DIR` (or another configuration) on the default address.
+  const untrustedHint =
+    server === undefined && !caOption
+      ? `the server at ${base} is not the deployment whose CA is in ${config.data_dir}: for one started with hades start --data DIR, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it); for another server, --server, --token and --ca`
+      : undefined;
+  return clientOf({ base, token, ...(ca ? { caPem: ca } : {}), ...(untrustedHint ? { untrustedHint } : {}) });
 }
 
 function readCa(file: string): string {
@@ -124,7 +131,7 @@ export async function named<T>(call: Promise<T>, what: string, hint: string): Pr
 }
 
 /** A client of a given API address, token and CA. */
-export function clientOf({ base, token, caPem: ca }: { base: string; token: string; caPem?: string }): ApiClient {
+export function clientOf({ base, token, caPem: ca, untrustedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string }): ApiClient {
   const call = (method: string, path: string, body?: unknown) =>
     new Promise<unknown>((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -159,7 +166,11 @@ export function clientOf({ base, token, caPem: ca }: { base: string; token: stri
       req.on('error', (error) => {
         if (error instanceof HadesError) return reject(error);
         const untrusted = UNTRUSTED.has((error as NodeJS.ErrnoException).code ?? '');
-        const hint = untrusted ? ` (the server's certificate is not from the CA trusted here: pass --ca with that deployment's CA certificate, from GET /api/v1/enroll/ca, checked against the fingerprint hades server token create prints)` : '';
+        const hint = !untrusted
+          ? ''
+          : untrustedHint
+            ? ` (the server's certificate is not from the CA trusted here: ${untrustedHint})`
+            : ` (the server's certificate is not from the CA trusted here: pass --ca with that deployment's CA certificate, from GET /api/v1/enroll/ca, checked against the fingerprint hades server token create prints)`;
         reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `cannot reach the API at ${base}: ${error.message}${hint}`));
       });
       req.end(payload);

@@ -322,12 +322,12 @@ export const errorCatalog = {
   HADES_ERR_LOCAL_CREDENTIALS: {
     kind: 'environment',
     summary: 'The local deployment\'s admin token or CA (in the server\'s data folder) could not be read: missing, or readable by root only.',
-    remedy: 'Start the server first, run the command as root, or pass --server and --token (or HADES_API_TOKEN) with an API token.',
+    remedy: 'Start the server first, run the command as root, or pass --server and --token (or HADES_API_TOKEN) with an API token. For a deployment started with `hades start --data DIR`, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it).',
   },
   HADES_ERR_SERVER_UNREACHABLE: {
     kind: 'environment',
     summary: 'The server could not be reached (refused, timed out, TLS handshake failed), or what answered was not a Hades server (a proxy\'s error page, an answer without the expected content).',
-    remedy: 'Check the address, that the server runs (and what sits in front of it), and that the CA the client trusts is the server\'s.',
+    remedy: 'Check the address, that the server runs (and what sits in front of it), and that the CA the client trusts is the server\'s: for a deployment started with `hades start --data DIR`, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it), else --ca.',
   },
   HADES_ERR_API_UNAUTHENTICATED: {
     kind: 'input',

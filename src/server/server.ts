@@ -658,7 +658,7 @@ export function localCredentials(dataDir: string): { token: string; caPem: strin
       return readFileSync(file, 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `no local server credentials in ${dataDir} (${file} is missing): start the server first, or pass --server and --token`);
+      if (code === 'ENOENT') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `no local server credentials in ${dataDir} (${file} is missing): start the server first; for a deployment started with hades start --data DIR, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it); for another server, pass --server and --token`);
       if (code === 'EACCES' || code === 'EPERM') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: the local deployment's credentials are root's (run as root, or pass --token with an API token)`);
       throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
     }

@@ -257,6 +257,12 @@ describe('run by a user who is not root', () => {
     const empty = file('server-empty.yaml', `data_dir: ${path.join(dir, 'never-ran')}\n`);
     assert.match(assertCodedFailure(await runHades(['agents', 'list', '--config', empty]), 3, 'HADES_ERR_LOCAL_CREDENTIALS'), /is missing\): start the server first/);
   });
+
+  it('tells a user of hades start --data how to name that deployment when no credentials are found', async () => {
+    const empty = file('server-never-ran.yaml', `data_dir: ${path.join(dir, 'never-ran-either')}\n`);
+    const last = assertCodedFailure(await runHades(['agents', 'list', '--config', empty]), 3, 'HADES_ERR_LOCAL_CREDENTIALS');
+    assert.match(last, /hades start --data DIR, pass --config DIR\/server\.yaml \(or set HADES_SERVER_CONFIG to it\)/);
+  });
 });
 
 describe('hades config check --role agent, metrics', { concurrency: true }, () => {

@@ -223,7 +223,7 @@ export const eventKinds = {
     kind: 'event',
     category: ['network'],
     type: ['protocol', 'info'],
-    summary: 'A process sent a DNS question (parsed from packets sent to port 53); the answer is attached where seen.',
+    summary: 'A process sent a DNS question (parsed from packets sent to port 53), or received its answer: the answer, where seen, is an event of its own (dns.type answer).',
     process: 'required',
     fields: Obj({
       destination: Endpoint('The resolver.'),
@@ -231,7 +231,7 @@ export const eventKinds = {
       dns: Obj(
         {
           id: Opt(Count('DNS message id.')),
-          type: Words(['query', 'answer'], 'query, or answer when the response was seen.'),
+          type: Words(['query', 'answer'], 'query: the question the process sent; answer: the response it received (a second event, with response_code and answers).'),
           question: Opt(Obj({ name: Str('Queried name; bytes outside printable ASCII, dots and backslashes inside a label are escaped as \\DDD.', 1024), type: Str('Record type, e.g. A, AAAA, TXT.', 16), class: Opt(Str('Class, e.g. IN.', 16)) }, 'The (first) question; absent when the message could not be parsed.')),
           response_code: Opt(Str('Response code, e.g. NOERROR, NXDOMAIN.', 16)),
           answers: Opt(Type.Array(Obj({ name: Opt(Str('Name.', 1024)), type: Opt(Str('Type.', 16)), data: Opt(Str('Data.', 1100)), ttl: Opt(Count('TTL in seconds.')) }, 'One answer.'), { description: 'Answers.' })),

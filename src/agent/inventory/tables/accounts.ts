@@ -344,7 +344,7 @@ export const loggedInUsersTable: TableSpec = {
 
 export const lastLoginsTable: TableSpec = {
   name: 'last_logins',
-  description: 'The login history: every record of /var/log/wtmp (logins, logouts, boots, shutdowns, run-level changes) and the failed logins of /var/log/btmp, newest last. A long history is cut to its newest records (the last ctx.maxFileBytes of each file).',
+  description: 'The login history: every record of /var/log/wtmp (logins, logouts, boots, shutdowns, run-level changes) and the failed logins of /var/log/btmp, newest last. A long history is cut to its newest records (the last 16 MiB of each file).',
   columns: [
     { name: 'source', type: 'TEXT', description: 'wtmp or btmp (failed logins).' },
     { name: 'kind', type: 'TEXT', description: 'login, logout, boot, shutdown, run_level, time_change, init, login_process, accounting; failed for btmp.' },
