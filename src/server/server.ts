@@ -243,7 +243,7 @@ export class HadesServer {
             .then((found) => detector.raiseSoon(agentId, withEvents(found.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, found))
             .then(() => mark.done(pending))
             .catch((error: unknown) => {
-              this.log.error('the events of a batch could not go through the rules', { agent: agentId, events: result.stored, err: error });
+              this.log.error('the events of a batch could not go through the rules', { agent: agentId, event_count: result.stored, err: error });
               // Stopping: the batch stays pending, so the next start matches it. Otherwise it is
               // given up (and logged above): a mark held back for ever would have the next start
               // match again everything stored since.
@@ -575,22 +575,32 @@ export class HadesServer {
     return this.detector.reload();
   }
 
-  /** Runs the stored events with rowids in (after, through] through the rules, in chunks. */
+  /**
+   * Runs the stored events with rowids in (after, through] through the rules, in chunks. From
+   * beginning to end the replay holds the detection mark back at its position: the events not
+   * replayed yet lie before those of the batches stored meanwhile, whose matching ends first.
+   */
   private async replay(after: number, through: number): Promise<void> {
     const { store, ingest, detector, mark } = this;
     if (!store || !ingest || !detector || !mark) return;
     const log = this.log.child({ component: 'detection' });
     log.warn('matching events stored before the last stop but not matched then', { events_after: after, through });
     let done = 0;
-    let pending: number | undefined;
+    let pending = mark.pending(after + 1, through);
     try {
       while (!this.stopping && after < through) {
         const rows = store.eventsAfter(after, REPLAY_CHUNK).filter((r) => r.id <= through);
         if (rows.length === 0) break;
-        const first = (rows[0] as (typeof rows)[number]).id;
-        after = (rows[rows.length - 1] as (typeof rows)[number]).id;
-        pending = mark.pending(first, after);
-        const found = await ingest.match(rows.map((r) => r.event));
+        // The thread may die once (a crash, a restart): the chunk goes to the next one. Dying
+        // twice on it (an event that kills the thread?), the chunk is given up, not the rest.
+        let found: Awaited<ReturnType<IngestWorker['match']>>;
+        try {
+          found = await ingest.match(rows.map((r) => r.event), { retry: true });
+        } catch (error) {
+          if (this.stopping) throw error;
+          log.error('events stored before the last stop could not all be matched', { event_count: rows.length, first: rows[0]?.id, last: rows[rows.length - 1]?.id, err: error });
+          found = { evaluated: 0, matches: [], errors: [] };
+        }
         // Alerts are raised per agent; the counts go with the first call.
         const byAgent = new Map<string, Match[]>();
         for (const match of withEvents(found.matches, (index) => (rows[index] as (typeof rows)[number]).event)) {
@@ -605,16 +615,25 @@ export class HadesServer {
           detector.raise(agentId, matches, Date.now(), counts);
           counts = { evaluated: 0, errors: [] };
         }
+        // The chunk's alerts are written: the mark may pass it, and no further.
+        after = (rows[rows.length - 1] as (typeof rows)[number]).id;
+        const rest = mark.pending(after + 1, through);
         mark.done(pending);
-        pending = undefined;
+        pending = rest;
         done += rows.length;
       }
-      log.info('events stored before the last stop matched', { events: done });
+      if (this.stopping && after < through) {
+        // The rest stays pending: the next start replays it.
+        log.warn('matching of events stored before the last stop interrupted by the stop; the next start goes on', { event_count: done, through, next_after: after });
+        return;
+      }
+      mark.done(pending);
+      log.info('events stored before the last stop matched', { event_count: done });
     } catch (error) {
       // Stopping: the next start tries again. Otherwise the rest is given up (logged), so that the
       // mark is not held back for ever.
-      log.error('events stored before the last stop could not all be matched', { events: done, through, err: error });
-      if (pending !== undefined && !this.stopping) mark.done(pending);
+      log.error('events stored before the last stop could not all be matched', { event_count: done, given_up_after: after, through, err: error });
+      if (!this.stopping) mark.done(pending);
     }
   }
 

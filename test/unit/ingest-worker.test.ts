@@ -452,6 +452,23 @@ describe('ingest worker: a batch whose kept events are gone', () => {
     assert.equal(worker.stats.heldBytes, 0);
   });
 
+  it('match with retry: a thread that dies meanwhile, or is down, hands the stored events to the next', async () => {
+    const worker = start();
+    assert.equal((await worker.load([RULES])).applied, true);
+    const lines = [JSON.stringify(webShell(0)), JSON.stringify(quietExec(1))];
+    const asked = worker.match(lines, { retry: true });
+    await worker.crashForTest();
+    const found = await asked;
+    assert.equal(found.evaluated, 2);
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
+    // Without retry, the caller hears of the crash (asked once the thread is told to end: never answered).
+    const crashed = worker.crashForTest();
+    const plain = assert.rejects(worker.match(lines), workerError);
+    await crashed;
+    await plain;
+    assert.equal(worker.stats.restarts, 2);
+  });
+
   it('waits for the thread started again when the detection is asked while it is down', async () => {
     const worker = start();
     assert.equal((await worker.load([RULES])).applied, true);

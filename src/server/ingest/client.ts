@@ -209,15 +209,30 @@ export class IngestWorker {
     }
     const { missing, ...found } = reply;
     if (!missing || rows === undefined) return found;
-    if (this.#worker === undefined && !this.#closed) await new Promise<void>((resolve) => this.#onStart.push(resolve));
+    await this.#started();
     const indexes = (stored ?? [...rows.keys()]).filter((i) => rows[i] !== undefined);
     const again = await this.match(indexes.map((i) => (rows[i] as Row)[14]));
     return { evaluated: again.evaluated, errors: again.errors, matches: again.matches.map((m) => ({ ...m, index: indexes[m.index] as number })) };
   }
 
-  /** Runs stored events (their stored JSON) through the rules; a match's `index` is its line's. */
-  async match(lines: readonly string[]): Promise<DetectReply> {
-    return (await this.#request('match', { lines })) as DetectReply;
+  /** Resolves once a thread runs (at once when one does), or when closed. */
+  async #started(): Promise<void> {
+    if (this.#worker === undefined && !this.#closed) await new Promise<void>((resolve) => this.#onStart.push(resolve));
+  }
+
+  /**
+   * Runs stored events (their stored JSON) through the rules; a match's `index` is its line's.
+   * With `retry`, a thread that dies (or is down) meanwhile is waited for and asked again once:
+   * stored events have no other run through the rules.
+   */
+  async match(lines: readonly string[], options: { readonly retry?: boolean } = {}): Promise<DetectReply> {
+    try {
+      return (await this.#request('match', { lines })) as DetectReply;
+    } catch (error) {
+      if (!options.retry || this.#closed || (error as HadesError).code !== 'HADES_ERR_INGEST_WORKER') throw error;
+      await this.#started();
+      return (await this.#request('match', { lines })) as DetectReply;
+    }
   }
 
   /** Drops a prepared batch's kept events. */
