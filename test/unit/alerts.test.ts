@@ -158,6 +158,11 @@ describe('alerts: detection', () => {
       assert.equal(alert.events.length, 3, 'events kept up to max_events');
       assert.equal(alert.last_seen, new Date(T0 + 3000).toISOString());
       assert.equal(detector.stats().deduplicated, 3);
+      // The same event matched again (after a restart, the last second before a kill is replayed): nothing changes.
+      const again = structuredClone(alert.events[0]!) as Record<string, unknown>;
+      ingest([again]);
+      assert.equal(store.get(published[0]!.id)!.count, 4, 'an event already in the alert is not counted twice');
+      assert.equal(published.length, 1);
       // Another command line is another thing: a new alert.
       ingest([webShell(T0 + 4000, (e) => (e.process.command_line = 'bash -c id'))]);
       assert.equal(published.length, 2);

@@ -226,6 +226,9 @@ export class AlertStore {
     const row = this.#findFold.get(dedupKey, notBefore, notAfter);
     if (row === undefined) return undefined;
     const doc = JSON.parse(row.doc) as Alert;
+    // The same event again (matched again after a restart: the detection mark is saved once a
+    // second, so the last events before a kill go through the rules twice) changes nothing.
+    if (doc.events.some((kept) => sameEvent(kept, event))) return { ...doc, status: row.status as AlertStatus, assignee: row.assignee };
     const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
     const updated: Alert = { ...doc, events, count: row.count + 1, last_seen: iso(Math.max(row.last_seen, eventTime)) };
     this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), row.seq);
@@ -383,4 +386,11 @@ export class AlertStore {
 
 function toSuppression(row: SuppressionRow): Suppression {
   return { ...row, until: iso(row.until), created: iso(row.created) };
+}
+
+/** The same stored event: one event id from one agent. */
+function sameEvent(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  const id = (e: Readonly<Record<string, unknown>>) => (e['event'] as { id?: unknown } | undefined)?.id;
+  const agent = (e: Readonly<Record<string, unknown>>) => (e['agent'] as { id?: unknown } | undefined)?.id;
+  return id(a) !== undefined && id(a) === id(b) && agent(a) === agent(b);
 }
