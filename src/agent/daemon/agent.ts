@@ -8,19 +8,20 @@
  * one is invalid.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { MAX_CONFIG_BYTES, parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
+import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
+import { readConfigText } from '../../runtime/regular-file.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
 import { SpooledChannel, StreamChannel, type BatchTransport, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
@@ -117,33 +118,6 @@ interface RunFile {
 }
 
 export const runFilePath = (dataDir: string) => path.join(dataDir, 'agent.json');
-
-/**
- * The configuration file's text at a reload, checked as at the start (`hades agent`): a path that
- * is no regular file (a FIFO, which would hold the agent's whole event loop until someone writes
- * to it; a link to /dev/zero, read without end) or is over the size limit is refused before it is
- * read. Opened without blocking, and the checks made on what was opened. Throws a HadesError
- * (HADES_ERR_CONFIG_READ, _NOT_A_FILE, _TOO_LARGE).
- */
-export function readConfigText(file: string): string {
-  let fd: number;
-  try {
-    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  } catch (error) {
-    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  try {
-    const info = fstatSync(fd);
-    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_NOT_A_FILE', `${file} is not a regular file${info.isDirectory() ? ' but a folder' : ''}; give the path of a YAML file`);
-    if (info.size > MAX_CONFIG_BYTES) throw new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${file} is ${info.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
-    return readFileSync(fd, 'utf8');
-  } catch (error) {
-    if (error instanceof HadesError) throw error;
-    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The run file of a live agent using this data folder, if any. */
 export function readRunFile(dataDir: string): RunFile | undefined {

@@ -5,7 +5,8 @@
  * started: that is how a swapped binary shows up.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { readRegularFile, type FileRefusal } from '../../runtime/regular-file.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
@@ -39,40 +40,21 @@ export function loadManifest(file: string): LoadedManifest {
   return { ...raw, file, binary: path.resolve(path.dirname(file), raw.executable) };
 }
 
-/**
- * The manifest's text: a regular file of at most MAX_MANIFEST_BYTES, read no further. Opened
- * without blocking and checked before any read: a FIFO nobody writes would block the agent's
- * whole event loop at open, and a device such as /dev/zero would be read until memory ran out.
- */
+/** The manifest's text: a regular file of at most MAX_MANIFEST_BYTES (runtime/regular-file.ts). */
 function readManifestText(file: string): string {
-  const refuse = (why: string) => new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} ${why}`);
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (error) {
-    throw refuse(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (stats.isDirectory()) throw refuse('cannot be read: EISDIR');
-    if (!stats.isFile()) throw refuse('is not a regular file');
-    if (stats.size > MAX_MANIFEST_BYTES) throw refuse(`is larger than ${MAX_MANIFEST_BYTES} bytes`);
-    // One byte more than allowed: a file that grew since fstat is still caught.
-    const buffer = Buffer.alloc(MAX_MANIFEST_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length > MAX_MANIFEST_BYTES) throw refuse(`is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const refuse = (why: FileRefusal): string => {
+    switch (why.kind) {
+      case 'unreadable':
+        return `cannot be read: ${why.code}`;
+      case 'folder':
+        return 'cannot be read: EISDIR';
+      case 'not_a_file':
+        return 'is not a regular file';
+      case 'too_large':
+        return `is larger than ${MAX_MANIFEST_BYTES} bytes`;
     }
-    return buffer.toString('utf8', 0, length);
-  } catch (error) {
-    if (error instanceof HadesError) throw error;
-    throw refuse(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  } finally {
-    closeSync(fd);
-  }
+  };
+  return readRegularFile(file, MAX_MANIFEST_BYTES, (why) => new HadesError('HADES_ERR_PLUGIN_MANIFEST', `plugin manifest ${file} ${refuse(why)}`));
 }
 
 /** SHA-256 of a file, read in chunks. */

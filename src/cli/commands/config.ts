@@ -1,10 +1,10 @@
-import { readFile, stat } from 'node:fs/promises';
 import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
 import { existsSync } from 'node:fs';
-import { configError, configRoles, configSchemas, formatProblem, MAX_CONFIG_BYTES, parseRoleConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
+import { configError, configRoles, configSchemas, formatProblem, parseRoleConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
+import { readConfigText } from '../../runtime/regular-file.js';
 import { checkAlertOutputFiles } from '../../server/alerts/outputs/transport.js';
 import { exitStatus, type CliContext } from '../context.js';
 
@@ -49,18 +49,7 @@ export async function loadRoleConfig<R extends ConfigRole>(role: R, options: Rea
 
 /** Reads a config file, refusing what is not a regular file or is too large before reading it. */
 export async function readConfigFile(path: string): Promise<string> {
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new HadesError('HADES_ERR_CONFIG_NOT_A_FILE', `${path} is not a regular file${info.isDirectory() ? ' but a folder' : ''}; give the path of a YAML file`);
-    if (info.size > MAX_CONFIG_BYTES) {
-      throw new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${path} is ${info.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
-    }
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if (error instanceof HadesError) throw error;
-    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${path}: ${reason}`, { cause: error });
-  }
+  return readConfigText(path);
 }
 
 export async function configCheck(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {

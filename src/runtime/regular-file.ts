@@ -1,0 +1,74 @@
+/**
+ * Reading a small file that someone else may have put in place (a configuration, a plugin
+ * manifest): only a regular file, and no more than a bound. It is opened without blocking and
+ * checked on what was opened (fstat), so that a FIFO nobody writes cannot hold the event loop at
+ * open, a device such as /dev/zero is not read until memory runs out, and a file swapped between
+ * a check and the read is the one checked.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { MAX_CONFIG_BYTES } from '../common/config/index.js';
+import { HadesError } from '../common/errors.js';
+
+/** Why a file was not read. `size` is absent when the file grew past the bound while it was read. */
+export type FileRefusal =
+  | { readonly kind: 'unreadable'; readonly code: string; readonly cause: unknown }
+  | { readonly kind: 'folder' }
+  | { readonly kind: 'not_a_file' }
+  | { readonly kind: 'too_large'; readonly size?: number };
+
+/** The text of `file`, a regular file of at most `maxBytes`; throws what `refuse` makes of a problem. */
+export function readRegularFile(file: string, maxBytes: number, refuse: (why: FileRefusal) => Error): string {
+  const unreadable = (error: unknown) => refuse({ kind: 'unreadable', code: (error as NodeJS.ErrnoException).code ?? String(error), cause: error });
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (error) {
+    throw unreadable(error);
+  }
+  try {
+    let stats;
+    try {
+      stats = fstatSync(fd);
+    } catch (error) {
+      throw unreadable(error);
+    }
+    if (stats.isDirectory()) throw refuse({ kind: 'folder' });
+    if (!stats.isFile()) throw refuse({ kind: 'not_a_file' });
+    if (stats.size > maxBytes) throw refuse({ kind: 'too_large', size: stats.size });
+    // One byte more than allowed: a file that grew since fstat is still caught.
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buffer, length, buffer.length - length, null);
+      } catch (error) {
+        throw unreadable(error);
+      }
+      if (n === 0) break;
+      length += n;
+      if (length > maxBytes) throw refuse({ kind: 'too_large' });
+    }
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A configuration file's text (`hades agent`, `hades server`, `hades config check`, and the
+ * agent's reloads): HADES_ERR_CONFIG_READ, _NOT_A_FILE or _TOO_LARGE otherwise.
+ */
+export function readConfigText(file: string): string {
+  return readRegularFile(file, MAX_CONFIG_BYTES, (why) => {
+    switch (why.kind) {
+      case 'unreadable':
+        return new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${why.code}`, { cause: why.cause });
+      case 'folder':
+      case 'not_a_file':
+        return new HadesError('HADES_ERR_CONFIG_NOT_A_FILE', `${file} is not a regular file${why.kind === 'folder' ? ' but a folder' : ''}; give the path of a YAML file`);
+      case 'too_large':
+        return new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${file} is ${why.size === undefined ? `over ${MAX_CONFIG_BYTES}` : why.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
+    }
+  });
+}
