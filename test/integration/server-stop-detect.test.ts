@@ -23,6 +23,36 @@ async function serverWithConnectRule(): Promise<{ dataDir: string; server: TestS
   return { dataDir, server: await TestServer.start({ dataDir, extra: `rules: { default_pack: false, dirs: [${JSON.stringify(rules)}] }\n` }) };
 }
 
+/**
+ * What a server killed between batches' commits and their matching leaves: `count` stored connect
+ * events after the detection mark, in batches of at most 5,000 (the server is stopped).
+ */
+function leaveUnmatched(dataDir: string, count: number): void {
+  const db = openDatabase(path.join(dataDir, 'hades.db'));
+  try {
+    const store = new EventStore(db);
+    for (let i = 0; i * 5000 < count; i++) {
+      const n = Math.min(5000, count - i * 5000);
+      assert.equal(store.insertBatch('ag_killed', makeEvents(n, { action: 'connect', prefix: `killed${i}` })).stored, n);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/** The stored connect events and the alerts, as a stopped server left them. */
+function countsOf(dataDir: string): { stored: number; alerts: number } {
+  const db = openDatabase(path.join(dataDir, 'hades.db'));
+  try {
+    return {
+      stored: (db.prepare("SELECT count(*) AS n FROM events WHERE action = 'connect'").get() as { n: number }).n,
+      alerts: (db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n,
+    };
+  } finally {
+    db.close();
+  }
+}
+
 it('stores no batch at stop that the rules never saw', { timeout: 120_000 }, async () => {
   const { dataDir, server } = await serverWithConnectRule();
   const identity = await server.enrollAgent();
@@ -39,15 +69,7 @@ it('stores no batch at stop that the rules never saw', { timeout: 120_000 }, asy
 
   // The store and the alerts as the stopped server left them (a restart would match what was
   // left unmatched, and hide the fault this test is about).
-  const db = openDatabase(path.join(dataDir, 'hades.db'));
-  let stored: number;
-  let alerts: number;
-  try {
-    stored = (db.prepare("SELECT count(*) AS n FROM events WHERE action = 'connect'").get() as { n: number }).n;
-    alerts = (db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  const { stored, alerts } = countsOf(dataDir);
   assert.ok(stored >= 5 * 50, `the acknowledged batches are stored (${stored})`);
   assert.deepEqual(failed.map((l) => l['err']), [], 'no stored batch left without its detection');
   assert.equal(alerts, stored, `every stored connect raised its alert (${stored} stored)`);
@@ -56,13 +78,7 @@ it('stores no batch at stop that the rules never saw', { timeout: 120_000 }, asy
 it('matches at start the events a killed server stored but never matched, once', { timeout: 120_000 }, async () => {
   const { dataDir, server } = await serverWithConnectRule();
   await server.stop();
-  // What a server killed between a batch's commit and its matching leaves: stored events after the mark.
-  const db = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    assert.equal(new EventStore(db).insertBatch('ag_killed', makeEvents(30, { action: 'connect', prefix: 'killed' })).stored, 30);
-  } finally {
-    db.close();
-  }
+  leaveUnmatched(dataDir, 30);
   await server.start();
   try {
     const alerts = await waitUntil('30 alerts', async () => {
@@ -89,13 +105,7 @@ it('a stop during the replay leaves the rest of it for the next start, even afte
   await server.stop();
   // A killed server's leftovers: many stored events after the mark, enough for a replay of many chunks.
   const LEFT = 40_000;
-  const db = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    const store = new EventStore(db);
-    for (let i = 0; i < LEFT / 5000; i++) assert.equal(store.insertBatch('ag_killed', makeEvents(5000, { action: 'connect', prefix: `killed${i}` })).stored, 5000);
-  } finally {
-    db.close();
-  }
+  leaveUnmatched(dataDir, LEFT);
   await server.start();
   // A live batch, stored and matched while the replay runs; then a stop before the replay ends.
   const stream = new GatewayStream(server.addresses.gateway, identityCredentials(identity));
@@ -109,13 +119,8 @@ it('a stop during the replay leaves the rest of it for the next start, even afte
     stream.close();
   }
   await server.stop();
-  const first = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    const alerts = (first.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n;
-    assert.ok(alerts < LEFT, `the stop came before the replay's end (${alerts} alerts)`);
-  } finally {
-    first.close();
-  }
+  const first = countsOf(dataDir).alerts;
+  assert.ok(first < LEFT, `the stop came before the replay's end (${first} alerts)`);
   // The next start matches what the stop left: every stored connect ends with its alert.
   await server.start();
   try {
@@ -125,28 +130,16 @@ it('a stop during the replay leaves the rest of it for the next start, even afte
   } finally {
     await server.stop();
   }
-  const check = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    const stored = (check.prepare("SELECT count(*) AS n FROM events WHERE action = 'connect'").get() as { n: number }).n;
-    const alerts = (check.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n;
-    assert.equal(stored, LEFT + 10);
-    assert.equal(alerts, stored, 'every stored connect raised its alert');
-  } finally {
-    check.close();
-  }
+  const { stored, alerts } = countsOf(dataDir);
+  assert.equal(stored, LEFT + 10);
+  assert.equal(alerts, stored, 'every stored connect raised its alert');
 });
 
 it('a replay goes on in the thread started again when the ingest worker dies during it', { timeout: 180_000 }, async () => {
   const { dataDir, server } = await serverWithConnectRule();
   await server.stop();
   const LEFT = 20_000;
-  const db = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    const store = new EventStore(db);
-    for (let i = 0; i < LEFT / 5000; i++) assert.equal(store.insertBatch('ag_killed', makeEvents(5000, { action: 'connect', prefix: `killed${i}` })).stored, 5000);
-  } finally {
-    db.close();
-  }
+  leaveUnmatched(dataDir, LEFT);
   await server.start();
   try {
     // The thread dies while the replay runs (the server's own worker, as a crash would end it).
@@ -157,11 +150,5 @@ it('a replay goes on in the thread started again when the ingest worker dies dur
   } finally {
     await server.stop();
   }
-  const check = openDatabase(path.join(dataDir, 'hades.db'));
-  try {
-    const alerts = (check.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n;
-    assert.equal(alerts, LEFT, 'every stored connect raised its alert');
-  } finally {
-    check.close();
-  }
+  assert.equal(countsOf(dataDir).alerts, LEFT, 'every stored connect raised its alert');
 });
