@@ -575,6 +575,38 @@ describe('event store: retention, counts and stats', () => {
     db.close();
   });
 
+  it('ages out the events stored after a time the server clock was ahead, and those stamped ahead once a later one is old', () => {
+    const db = openDatabase(':memory:');
+    const day = 86_400_000;
+    let clock = NOW - 10 * day;
+    const store = new EventStore(db, { now: () => clock });
+    const stored: Record<string, unknown>[] = [];
+    const store1 = (): void => {
+      const e = ev('exec', clock);
+      stored.push(e);
+      store.insertBatch('agent-1', [line(e)]);
+    };
+    store1(); // 10 days ago
+    clock = NOW + 5 * 365 * day; // the clock jumps five years ahead for three events (9 days ago)
+    for (let i = 0; i < 3; i++) store1();
+    clock = NOW - 8 * day; // set right again
+    for (let i = 0; i < 4; i++) store1();
+    clock = NOW - 4 * day;
+    store1();
+    // Before, the walk stopped at the first event stamped ahead and kept everything after it.
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 7, chunkRows: 2, now: NOW }), { deletedByAge: 8, deletedBySize: 0 });
+    assert.deepEqual(idsOf(store.search({ order: 'asc', since: 0 }).events), idsOf(stored.slice(8)));
+    // Stamped ahead with nothing old stored after them: their age is not known, they stay.
+    clock = NOW + 5 * 365 * day;
+    store1();
+    store1();
+    clock = NOW;
+    store1();
+    assert.deepEqual(store.enforceRetention({ maxAgeDays: 3, chunkRows: 1, now: NOW }), { deletedByAge: 1, deletedBySize: 0 });
+    assert.equal(store.count(), 3);
+    db.close();
+  });
+
   it('deletes the oldest events while the database is larger than maxBytes, counting its WAL', () => {
     const { db, store } = open(dbFile());
     const pad = 'p'.repeat(1500);

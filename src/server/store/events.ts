@@ -385,7 +385,7 @@ export class EventStore {
     if (!Number.isInteger(chunk) || chunk < 1) throw new HadesError('HADES_ERR_INTERNAL', `retention chunkRows must be a positive integer, not ${chunk}`);
     // By the order of storage (rowid), never by the agents' clocks: a host whose clock is set
     // back (by an intruder, or by mistake) must not have its fresh events deleted as old ones.
-    const firstStored = this.#db.prepare<[number], { id: number; ingested: number }>('SELECT id, ingested FROM events ORDER BY id LIMIT ?');
+    const storedAfter = this.#db.prepare<[number, number], { id: number; ingested: number }>('SELECT id, ingested FROM events WHERE id > ? ORDER BY id LIMIT ?');
     // The newest row is never deleted: rowids are the order of storage (and the detection mark's
     // measure) only while the largest one stays, since SQLite gives a new row the largest plus one.
     const deleteThrough = this.#db.prepare<[number]>('DELETE FROM events WHERE id <= ? AND id < (SELECT max(id) FROM events)');
@@ -401,17 +401,29 @@ export class EventStore {
     let deletedBySize = 0;
     if (options.maxAgeDays !== undefined) {
       if (!(options.maxAgeDays > 0)) throw new HadesError('HADES_ERR_INTERNAL', `retention maxAgeDays must be positive, not ${options.maxAgeDays}`);
-      const cutoff = (options.now ?? this.#now()) - options.maxAgeDays * DAY_MS;
+      const now = options.now ?? this.#now();
+      const cutoff = now - options.maxAgeDays * DAY_MS;
+      // Walks the rows in the order they were stored, up to the first one stored since the
+      // cutoff. A row stamped after `now` was stored while the server's clock was ahead: its
+      // stamp says nothing, but it was stored before every later row, so it goes once a row
+      // stored after it is old. (Stopping at it would keep everything stored after it until
+      // that date; deleting it at once could delete an event only minutes old.)
+      let scanned = 0;
       for (;;) {
-        // The first rows stored, up to the first one stored since the cutoff.
-        const rows = firstStored.all(chunk);
-        const young = rows.findIndex((r) => r.ingested >= cutoff);
-        const old = young === -1 ? rows.length : young;
-        if (old === 0) break;
-        const deleted = write(() => deleteThrough.run(rows[old - 1]!.id).changes);
-        deletedByAge += deleted;
-        // Fewer than a chunk, or nothing deletable (the newest row, which stays).
-        if (old < chunk || deleted === 0) break;
+        const rows = storedAfter.all(scanned, chunk);
+        let lastOld = -1;
+        let young = false;
+        for (let i = 0; i < rows.length; i++) {
+          const ingested = rows[i]!.ingested;
+          if (ingested < cutoff) lastOld = i;
+          else if (ingested <= now) {
+            young = true;
+            break;
+          }
+        }
+        if (lastOld >= 0) deletedByAge += write(() => deleteThrough.run(rows[lastOld]!.id).changes);
+        if (young || rows.length < chunk) break;
+        scanned = rows[rows.length - 1]!.id;
         yield;
       }
     }
