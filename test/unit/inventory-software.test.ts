@@ -334,6 +334,43 @@ describe('authorized_keys', () => {
     );
   });
 
+  it('reads the files AuthorizedKeysFile names, globally and in Match blocks, with its tokens expanded', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-inv-akf-'));
+    try {
+      const put = (file: string, text: string): void => {
+        mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        writeFileSync(path.join(dir, file), text);
+      };
+      const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmerXkeBtZ6UjC+e9FggbS4OHmnYL4P26WFryz2ZWaP';
+      const parsed = parseAuthorizedKey(key);
+      assert.ok(typeof parsed !== 'string');
+      put('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\ndeploy:x:1002:1002::/srv/deploy:/bin/sh\n');
+      put(
+        'etc/ssh/sshd_config',
+        ['AuthorizedKeysFile /etc/ssh/keys/%u keys/100%%', 'AuthorizedKeysFile .ssh/ignored', 'Match User deploy', '  AuthorizedKeysFile /srv/keys/%U %x', 'Match User nobody', '  AuthorizedKeysFile none', ''].join('\n'),
+      );
+      put('etc/ssh/keys/alice', `${key} alice-central\n`);
+      put('home/alice/keys/100%', `${key} alice-home\n`);
+      // Not named by the configuration: sshd does not read it, so neither does the table.
+      put('home/alice/.ssh/authorized_keys', `${key} not-used\n`);
+      put('srv/keys/1002', `${key} deploy\n`);
+      const ctx = testContext(dir);
+      const rows = await authorizedKeys.generate(ctx);
+      assertRowsMatchSpec(authorizedKeys, rows);
+      assert.deepEqual(
+        rows.map((r) => [r['user'], r['path'], r['comment'], r['key']]),
+        [
+          ['alice', '/etc/ssh/keys/alice', 'alice-central', parsed.fingerprint],
+          ['alice', '/home/alice/keys/100%', 'alice-home', parsed.fingerprint],
+          ['deploy', '/srv/keys/1002', 'deploy', parsed.fingerprint],
+        ],
+      );
+      assert.match(warningFor(ctx, 'HADES_ERR_INVENTORY_MALFORMED', '/etc/ssh/sshd_config')?.message ?? '', /"%x" has a token/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps quoted spaces inside options', () => {
     const key = parseAuthorizedKey('command="echo a b",environment="X=1 2" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmerXkeBtZ6UjC+e9FggbS4OHmnYL4P26WFryz2ZWaP c d');
     assert.ok(typeof key !== 'string');

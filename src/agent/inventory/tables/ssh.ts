@@ -216,18 +216,66 @@ export function parseAuthorizedKey(line: string): AuthorizedKey | string {
   return { keyType, fingerprint, comment: comment.length > 0 ? comment.join(' ') : null, options };
 }
 
-const KEY_FILES = ['.ssh/authorized_keys', '.ssh/authorized_keys2'];
+const DEFAULT_KEY_FILES = ['.ssh/authorized_keys', '.ssh/authorized_keys2'];
+
+/**
+ * The AuthorizedKeysFile patterns sshd may use: the global setting (or its default), and those of
+ * every Match block, since a key in any of them lets someone in for the connections it matches.
+ * "none" names no file.
+ */
+export function keyFilePatterns(settings: readonly SshdSetting[]): string[] {
+  // Without an sshd_config (no settings at all, not even defaults), sshd's defaults.
+  if (settings.length === 0) return [...DEFAULT_KEY_FILES];
+  const patterns = new Set<string>();
+  for (const setting of settings) {
+    if (setting.key !== 'AuthorizedKeysFile' || setting.value === null) continue;
+    for (const pattern of setting.value.split(/\s+/)) if (pattern !== '' && pattern.toLowerCase() !== 'none') patterns.add(pattern);
+  }
+  return [...patterns];
+}
+
+/**
+ * A pattern for one account, as sshd expands it: %% a percent sign, %h the home, %u the user
+ * name, %U the numeric user id; a path that is still relative is taken from the home. Undefined
+ * for a token sshd does not know there (it refuses the file too).
+ */
+export function expandKeyFile(pattern: string, account: { name: string; uid: number; home: string }): string | undefined {
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c !== '%') {
+      out += c;
+      continue;
+    }
+    const token = pattern[++i];
+    if (token === '%') out += '%';
+    else if (token === 'h') out += account.home;
+    else if (token === 'u') out += account.name;
+    else if (token === 'U') out += String(account.uid);
+    else return undefined;
+  }
+  return path.posix.normalize(out.startsWith('/') ? out : path.posix.join(account.home, out));
+}
 
 export async function readAuthorizedKeys(ctx: CollectContext): Promise<Row[]> {
   const rows: Row[] = [];
   const homes = new Map<string, boolean>();
+  const patterns = keyFilePatterns(await readSshdSettings(ctx));
+  for (const pattern of patterns) {
+    if (expandKeyFile(pattern, { name: 'u', uid: 0, home: '/' }) === undefined) ctx.warn(Warn.malformed, `AuthorizedKeysFile ${JSON.stringify(pattern)} has a token sshd does not expand; skipped`, SSHD_CONFIG);
+  }
   for (const account of await readAccounts(ctx)) {
     if (!account.home.startsWith('/')) continue;
     // Several accounts may share a home: each of them accepts its keys, so each gets the rows.
     if (!homes.has(account.home)) homes.set(account.home, await isFolder(ctx, account.home));
-    if (!homes.get(account.home)) continue;
-    for (const relative of KEY_FILES) {
-      const file = path.posix.join(account.home, relative);
+    const homeExists = homes.get(account.home) === true;
+    const files = new Set<string>();
+    for (const pattern of patterns) {
+      const file = expandKeyFile(pattern, account);
+      // sshd reads files in a home only when the home is there; a file elsewhere (/etc/ssh/keys/%u) always.
+      if (file !== undefined && (homeExists || !file.startsWith(`${account.home.replace(/\/+$/, '')}/`))) files.add(file);
+    }
+    for (const file of files) {
       if (!(await statPath(ctx, file, 'authorized keys skipped'))) continue;
       const text = await readText(ctx, file);
       if (text === undefined) continue;
@@ -248,7 +296,7 @@ export async function readAuthorizedKeys(ctx: CollectContext): Promise<Row[]> {
 
 export const authorizedKeys: TableSpec = {
   name: 'authorized_keys',
-  description: 'Public keys that may log in over SSH: ~/.ssh/authorized_keys and ~/.ssh/authorized_keys2 of every account in /etc/passwd whose home exists. Lines that are not keys are skipped with a warning.',
+  description: 'Public keys that may log in over SSH, for every account in /etc/passwd: the files sshd_config\'s AuthorizedKeysFile names, globally and in Match blocks (%h, %u, %U and %% expanded, relative paths from the home), or ~/.ssh/authorized_keys and ~/.ssh/authorized_keys2 when it is not set. Lines that are not keys are skipped with a warning.',
   columns: [
     { name: 'user', type: 'TEXT', description: 'The account the key logs in as.' },
     { name: 'path', type: 'TEXT', description: 'The authorized_keys file.' },
