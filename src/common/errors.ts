@@ -216,7 +216,7 @@ export const errorCatalog = {
   HADES_ERR_METRICS_LISTEN: {
     kind: 'environment',
     summary: 'The metrics endpoint could not listen on its address (in use, or not a loopback address).',
-    remedy: 'Choose a free loopback port in metrics.listen, or turn metrics off.',
+    remedy: 'Choose a free loopback port in metrics.listen, or turn metrics off. At start the agent does not start; at a reload the rest of the configuration applies and the address is tried again every 10 s.',
   },
   // Server: store, PKI, fleet, API
   HADES_ERR_RENEW_REQUEST_INVALID: {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -526,6 +527,30 @@ describe('agent daemon: outputs and spool', () => {
       assert.equal(h.agent.status().lastReload?.ok, false);
     } finally {
       writer.kill();
+      await h.agent.stop();
+    }
+  });
+
+  it('takes the metrics address a reload gives once it is free, when another program held it at the reload', { timeout: 60_000 }, async () => {
+    const dataDir = path.join(dir, `data-${n++}`);
+    const h = await startAgent(baseYaml({ dataDir }));
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      writeFileSync(h.configFile, baseYaml({ dataDir }).replace('127.0.0.1:0', `127.0.0.1:${port}`));
+      const result = await h.agent.reload();
+      assert.equal(result.ok, false);
+      assert.equal(result.partial, true);
+      assert.match(result.message ?? '', /metrics cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      assert.equal(h.agent.status().metrics, undefined);
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+      // Tried again every 10 s: before, the endpoint stayed down until the next reload that changed it.
+      const url = await waitFor('the metrics endpoint on its new port', () => h.agent.status().metrics, 25_000, 200);
+      assert.equal(url, `http://127.0.0.1:${port}`);
+      assert.equal(await (await fetch(`${url}/healthz`)).text(), 'ok\n');
+    } finally {
+      holder.close();
       await h.agent.stop();
     }
   });

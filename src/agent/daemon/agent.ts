@@ -51,6 +51,8 @@ const DROP_REPORT_MS = 10_000;
 /** How long the agent's start (or a reload of every plugin) waits for the plugins' HELLOs. */
 const PLUGIN_START_WAIT_MS = 5000;
 const SELF_SAMPLE_MS = 1000;
+/** How often a reload's metrics address that could not be bound is tried again. */
+const METRICS_RETRY_MS = 10_000;
 /** In the data folder: the group configuration that ran last, for the next start. */
 const GROUP_CONFIG_FILE = 'group-config.json';
 /** Exit status asking the service manager for a restart (EX_TEMPFAIL). */
@@ -195,6 +197,8 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private levelOverride: { readonly level: TaskLogLevel; readonly until: number | undefined; readonly timer: NodeJS.Timeout | undefined } | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Set while a reload's metrics address could not be bound: tried again every METRICS_RETRY_MS. */
+  private metricsRetry: NodeJS.Timeout | undefined;
   private readonly started = new Date();
   private lastReload: AgentStatus['lastReload'];
   private stopped = false;
@@ -863,6 +867,32 @@ export class Agent {
     await this.metrics.listen(this.config.metrics.listen);
   }
 
+  /** Tries the metrics address again until it is bound, the agent stops or a reload replaces it. */
+  private retryMetrics(): void {
+    const timer = setTimeout(() => {
+      void (async () => {
+        const server = new MetricsServer(() => this.status(), this.options.version);
+        try {
+          await server.listen(this.config.metrics.listen);
+        } catch (error) {
+          this.log.debug('metrics endpoint still not listening', { code: 'HADES_ERR_METRICS_LISTEN', reason: error instanceof Error ? error.message : String(error) });
+          if (!this.stopped && this.metricsRetry === timer) this.retryMetrics();
+          return;
+        }
+        // Stopped meanwhile, or a reload took the endpoint over: this one is not wanted.
+        if (this.stopped || this.metricsRetry !== timer) {
+          await server.close();
+          return;
+        }
+        this.metricsRetry = undefined;
+        this.metrics = server;
+        this.log.info('metrics endpoint listening', { url: server.url });
+        this.writeRunFile();
+      })();
+    }, METRICS_RETRY_MS);
+    this.metricsRetry = timer;
+  }
+
   private scheduleHeartbeat(): void {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.agent.heartbeat_s * 1000);
@@ -1119,10 +1149,19 @@ export class Agent {
         await this.startBuiltinPlugin(name);
       }
     }
-    if (!same(old.metrics, next.metrics)) {
+    if (!same(old.metrics, next.metrics) || this.metricsRetry !== undefined) {
+      clearTimeout(this.metricsRetry);
+      this.metricsRetry = undefined;
       await this.metrics?.close();
       this.metrics = undefined;
-      await this.startMetrics();
+      try {
+        await this.startMetrics();
+      } catch (error) {
+        // The rest of the reload stands; the endpoint comes back once its address is free.
+        this.metrics = undefined;
+        partial ??= error instanceof HadesError ? error : new HadesError('HADES_ERR_METRICS_LISTEN', String(error));
+        this.retryMetrics();
+      }
       this.writeRunFile();
     }
     if (partial) throw partial;
@@ -1189,6 +1228,8 @@ export class Agent {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     clearInterval(this.heartbeatTimer);
+    clearTimeout(this.metricsRetry);
+    this.metricsRetry = undefined;
     this.clearLevelOverride();
     this.supervisor.stop();
     await this.reloading?.catch(() => undefined);
