@@ -5,6 +5,21 @@
  */
 import { HadesError } from './errors.js';
 
+/** The kinds of task the server sends and agents run (docs/plugins.md). */
+export const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+/**
+ * The parameters each kind takes, and no others: the server refuses any other key (an agent
+ * ignores them), since a key no agent reads would still be stored and audited with the task.
+ */
+export const TASK_PARAMS: Readonly<Record<TaskKind, readonly string[]>> = {
+  query: ['sql', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
+  inventory: ['table', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
+  restart_plugin: ['name'],
+  log_level: ['level', 'duration_s'],
+};
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type TaskLogLevel = (typeof LOG_LEVELS)[number];
 

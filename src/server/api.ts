@@ -30,7 +30,7 @@ import { eventActions } from '../common/events/index.js';
 import { errorCatalog, HadesError, toHadesError, type ErrorCode } from '../common/errors.js';
 import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.js';
-import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask } from '../common/tasks.js';
+import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask, TASK_PARAMS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
 import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
@@ -286,14 +286,6 @@ function checkTaskParams(kind: (typeof TASK_KINDS)[number], params: Record<strin
       return;
   }
 }
-
-/** The parameters each kind of task takes (src/common/tasks.ts, docs/plugins.md). */
-const TASK_PARAMS: Readonly<Record<(typeof TASK_KINDS)[number], readonly string[]>> = {
-  query: ['sql', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
-  inventory: ['table', 'timeout_s', 'timeout_ms', 'max_rows', 'max_bytes'],
-  restart_plugin: ['name'],
-  log_level: ['level', 'duration_s'],
-};
 
 /** The results a list of tasks holds at most, in characters of JSON (one result is up to 8 MiB). */
 const LIST_RESULT_CHARS = 16 * 1024 * 1024;

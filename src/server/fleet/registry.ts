@@ -17,6 +17,7 @@
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HadesError, toHadesError } from '../../common/errors.js';
+import { TASK_KINDS, type TaskKind } from '../../common/tasks.js';
 import { migrate, type Db } from '../db.js';
 import { NAME_RE, isoOrUndefined, isoTime, type Clock } from './tokens.js';
 
@@ -72,8 +73,7 @@ const MIGRATIONS = [
    CREATE UNIQUE INDEX agents_next_cert_fingerprint ON agents (next_cert_fingerprint);`,
 ];
 
-export const TASK_KINDS = ['query', 'inventory', 'restart_plugin', 'log_level'] as const;
-export type TaskKind = (typeof TASK_KINDS)[number];
+export { TASK_KINDS, type TaskKind };
 export const TASK_STATUSES = ['pending', 'sent', 'done', 'failed', 'expired'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
