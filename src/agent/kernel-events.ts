@@ -89,6 +89,8 @@ export interface KernelEventsOptions {
   /** Actions wanted; others are not built. All when undefined. */
   readonly actions?: ReadonlySet<string>;
   readonly driverBinary?: string;
+  /** Checks the driver's executable before every start, restarts included; returns the path to start. */
+  readonly driverVerify?: () => string | void;
   readonly onFatal?: (error: HadesError) => void;
   readonly onLog?: (entry: Readonly<Record<string, unknown>>) => void;
   /** Shared with the agent's other sources (event ids and sequence numbers). */
@@ -280,7 +282,12 @@ export class KernelEvents {
       '--hooks', hooksFor(options.actions).join(','),
     ];
     this.driver = new DriverProcess(
-      { binary: options.driverBinary ?? defaultDriverBinary(), args, ...(options.driverMaxOpenFiles ? { maxOpenFiles: options.driverMaxOpenFiles } : {}) },
+      {
+        binary: options.driverBinary ?? defaultDriverBinary(),
+        args,
+        ...(options.driverMaxOpenFiles ? { maxOpenFiles: options.driverMaxOpenFiles } : {}),
+        ...(options.driverVerify ? { verify: options.driverVerify } : {}),
+      },
       {
         ...(options.onDriverSpawn ? { onSpawn: options.onDriverSpawn } : {}),
         onHello: (hello) => this.onHello(hello),

@@ -148,6 +148,11 @@ export const errorCatalog = {
     summary: 'A plugin executable does not have the SHA-256 its manifest names; it is not started.',
     remedy: 'Reinstall the plugin, or update the manifest if the executable was changed on purpose.',
   },
+  HADES_ERR_PLUGIN_UNSAFE_PATH: {
+    kind: 'environment',
+    summary: 'A plugin manifest or executable, or a folder above it, could be changed by someone other than root (or the agent\'s own user): owned by another user, or writable by everyone or by a group other than root\'s. The agent runs plugins as itself, so it does not start this one.',
+    remedy: 'Install the plugin where only root can write: chown root and chmod go-w the files and every folder above them (a world-writable folder with the sticky bit, such as /tmp, is accepted).',
+  },
   HADES_ERR_PLUGIN_START: {
     kind: 'environment',
     summary: 'A plugin could not be started, or failed every restart the supervisor tried.',

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkPluginConfig, loadManifest, sha256File, verifyExecutable, type LoadedManifest } from '../../src/agent/plugins/manifest.js';
+import { checkPluginConfig, loadManifest, sha256File, unsafePathReason, verifyExecutable, type LoadedManifest } from '../../src/agent/plugins/manifest.js';
 import { HadesError, type ErrorCode } from '../../src/common/errors.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-manifest-'));
@@ -230,6 +230,35 @@ try { verifyExecutable({ ...loadManifest(${JSON.stringify(file)}), binary: '/dev
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
     assert.equal(run.signal, null, `verifyExecutable did not return within 10 s: ${run.stdout}${run.stderr}`);
     assert.match(run.stdout.trim(), /^HADES_ERR_PLUGIN_START plugin acme: \/dev\/zero is not a regular file/);
+  });
+
+  it('refuses an executable or manifest that someone other than root could change, and gives the real path of one that is safe', () => {
+    // Another user's file, or a folder above it that others may write: they could swap the
+    // executable between its check and its start (it runs as root), or name another in the manifest.
+    let { dir, file } = installed();
+    chmodSync(path.join(dir, 'bin'), 0o777);
+    assert.throws(() => verifyExecutable(loadManifest(file)), coded('HADES_ERR_PLUGIN_UNSAFE_PATH', /bin is writable by everyone, so it could be changed by someone other than root; not started/));
+    chmodSync(path.join(dir, 'bin'), 0o775);
+    chownSync(path.join(dir, 'bin'), 0, 1234);
+    assert.throws(() => verifyExecutable(loadManifest(file)), coded('HADES_ERR_PLUGIN_UNSAFE_PATH', /writable by group 1234/));
+    // Group-writable by root's own group, and the sticky /tmp above: only root can change them.
+    chownSync(path.join(dir, 'bin'), 0, 0);
+    assert.ok(verifyExecutable(loadManifest(file)).endsWith('/bin/plugin'));
+    chownSync(path.join(dir, 'bin', 'plugin'), 1234, 1234);
+    assert.throws(() => verifyExecutable(loadManifest(file)), coded('HADES_ERR_PLUGIN_UNSAFE_PATH', /plugin is owned by user 1234/));
+    ({ dir, file } = installed());
+    chownSync(file, 1234, 0);
+    assert.throws(() => loadManifest(file), coded('HADES_ERR_PLUGIN_UNSAFE_PATH', /^plugin manifest .* is owned by user 1234/));
+    // Reached through a symbolic link: the file it leads to is checked, and that path is the one started.
+    ({ dir, file } = installed());
+    const shared = folder();
+    chmodSync(shared, 0o1777);
+    symlinkSync(path.join(dir, 'bin', 'plugin'), path.join(shared, 'link'));
+    const m = { ...loadManifest(file), binary: path.join(shared, 'link') };
+    assert.equal(verifyExecutable(m), path.join(dir, 'bin', 'plugin'));
+    chmodSync(path.join(dir, 'bin'), 0o757);
+    assert.throws(() => verifyExecutable(m), coded('HADES_ERR_PLUGIN_UNSAFE_PATH', new RegExp(`${path.join(dir, 'bin')} is writable by everyone`)));
+    assert.equal(unsafePathReason('/'), undefined);
   });
 
   it('refuses an executable that is a folder with HADES_ERR_PLUGIN_START', () => {

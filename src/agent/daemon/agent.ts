@@ -628,14 +628,16 @@ export class Agent {
 
   private async startKernel(): Promise<void> {
     const manifest = loadManifest(this.options.driverManifest ?? defaultDriverManifest());
-    verifyExecutable(manifest);
+    const driverBinary = verifyExecutable(manifest);
     const budget = budgetOf(this.config.plugins.limits);
     let group: CgroupGroup | undefined;
     const kernel: KernelEvents = new KernelEvents({
       config: this.config,
       agentVersion: this.options.version,
       sequencer: this.sequencer,
-      driverBinary: manifest.binary,
+      driverBinary,
+      // Again before every restart: a driver swapped while it ran is not started.
+      driverVerify: () => verifyExecutable(manifest),
       driverMaxOpenFiles: budget.maxOpenFiles,
       hashCacheDir: this.config.agent.data_dir,
       emit: this.emit,

@@ -76,6 +76,8 @@ export interface DriverOptions {
   readonly graceMs?: number;
   readonly maxFailedStarts?: number;
   readonly maxOpenFiles?: number;
+  /** Checked before every start, restarts included (the agent's: the manifest's SHA-256); returns the path to start. */
+  readonly verify?: () => string | void;
 }
 
 export class DriverProcess extends PluginProcess<DriverHello, DriverStats> {

@@ -5,7 +5,7 @@
  * started: that is how a swapped binary shows up.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { readRegularFile, type FileRefusal } from '../../runtime/regular-file.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -23,8 +23,49 @@ export interface LoadedManifest extends PluginManifest {
   readonly binary: string;
 }
 
+/**
+ * Why someone other than root (or the agent's own user) could change what `real` (a path without
+ * symbolic links) names, or undefined: it and every folder above it must be owned by one of
+ * them, and writable by no one else, by their group only when that group is root's. A folder
+ * writable by everyone with the sticky bit (/tmp) is taken: others cannot rename or remove what
+ * root owns in it, and what is in it is checked in turn.
+ */
+export function unsafePathReason(real: string): string | undefined {
+  const own = process.geteuid?.() ?? 0;
+  let current = '/';
+  for (const part of ['', ...real.split('/').filter(Boolean)]) {
+    current = part === '' ? '/' : path.posix.join(current, part);
+    const stats = lstatSync(current);
+    // Others' write permission means something only for folders and files (a device or FIFO named
+    // here is refused by the caller as no regular file).
+    if (!stats.isDirectory() && !stats.isFile()) continue;
+    const sticky = stats.isDirectory() && (stats.mode & 0o1000) !== 0;
+    if (stats.uid !== 0 && stats.uid !== own) return `${current} is owned by user ${stats.uid}`;
+    if ((stats.mode & 0o002) !== 0 && !sticky) return `${current} is writable by everyone`;
+    if ((stats.mode & 0o020) !== 0 && stats.gid !== 0 && !sticky) return `${current} is writable by group ${stats.gid}`;
+  }
+  return undefined;
+}
+
+/** The real path of a plugin's file, once it is known that only root (or the agent's user) can change it. */
+function safeRealPath(file: string, what: string): string {
+  let real: string;
+  let reason: string | undefined;
+  try {
+    real = realpathSync(file);
+    reason = unsafePathReason(real);
+  } catch {
+    // Missing or unreadable: the caller's own read says so with its code.
+    return file;
+  }
+  if (reason !== undefined) throw new HadesError('HADES_ERR_PLUGIN_UNSAFE_PATH', `${what} ${file}: ${reason}, so it could be changed by someone other than root; not started`, { details: { path: real, reason } });
+  return real;
+}
+
 /** Reads and checks a manifest; throws HADES_ERR_PLUGIN_MANIFEST with every problem. */
 export function loadManifest(file: string): LoadedManifest {
+  // Who can write the manifest can name any executable and its hash.
+  safeRealPath(file, 'plugin manifest');
   const text = readManifestText(file);
   let raw: unknown;
   try {
@@ -74,16 +115,21 @@ export function sha256File(file: string): string {
   return hash.digest('hex');
 }
 
-/** Throws HADES_ERR_PLUGIN_HASH_MISMATCH unless the executable is the one the manifest names. */
-export function verifyExecutable(manifest: LoadedManifest): void {
+/**
+ * Throws HADES_ERR_PLUGIN_HASH_MISMATCH unless the executable is the one the manifest names, and
+ * HADES_ERR_PLUGIN_UNSAFE_PATH when someone other than root could swap it between this check and
+ * its start; returns the real path to start (no symbolic link left to change in between).
+ */
+export function verifyExecutable(manifest: LoadedManifest): string {
+  const binary = safeRealPath(manifest.binary, `plugin ${manifest.name}: executable`);
   let actual: string;
   try {
     // A device or FIFO named as the executable would be read for ever (or block at open).
-    const stats = statSync(manifest.binary);
+    const stats = statSync(binary);
     if (!stats.isFile() && !stats.isDirectory()) {
       throw new HadesError('HADES_ERR_PLUGIN_START', `plugin ${manifest.name}: ${manifest.binary} is not a regular file; not started`);
     }
-    actual = sha256File(manifest.binary);
+    actual = sha256File(binary);
   } catch (error) {
     if (error instanceof HadesError) throw error;
     throw new HadesError('HADES_ERR_PLUGIN_START', `plugin ${manifest.name}: ${manifest.binary} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
@@ -93,6 +139,7 @@ export function verifyExecutable(manifest: LoadedManifest): void {
       details: { expected: manifest.sha256, actual },
     });
   }
+  return binary;
 }
 
 /** Loaded on first use: most agents run no plugin with a config schema, and ajv costs memory. */

@@ -98,9 +98,9 @@ export interface PluginProcessOptions {
   /**
    * Checked right before every spawn, restarts included (a plugin's executable against its
    * manifest's SHA-256); a HadesError thrown here keeps the plugin stopped (`failed`) without
-   * starting anything.
+   * starting anything. A path returned is the one started (the checked file, links resolved).
    */
-  readonly verify?: () => void;
+  readonly verify?: () => string | void;
   /**
    * Called after the process exits, once its process group is killed: kills what it started that
    * left the group (setsid), which the group's kill cannot reach (the plugin's cgroup holds them).
@@ -300,8 +300,10 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   }
 
   private spawnChild(): void {
+    let binary = this.options.binary;
     try {
-      this.options.verify?.();
+      // The path it checked (symbolic links resolved), so that what starts is what was checked.
+      binary = this.options.verify?.() ?? binary;
     } catch (error) {
       // Never started: a swapped executable must not run even once (it would run as root).
       this.fatal(error instanceof HadesError ? error : new HadesError(this.codes.failed, `${this.name}: ${String(error)}`));
@@ -312,7 +314,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.startedAt = Date.now();
     this.lastFrameAt = this.startedAt;
     this.state = 'starting';
-    const { binary, args, maxOpenFiles } = this.options;
+    const { args, maxOpenFiles } = this.options;
     // prlimit(1) sets the limit and then execs the plugin: the pid stays the plugin's.
     const [command, argv] =
       maxOpenFiles !== undefined && hasPrlimit() ? [PRLIMIT, [`--nofile=${maxOpenFiles}:${maxOpenFiles}`, '--', binary, ...args]] : [binary, [...args]];
