@@ -364,6 +364,11 @@ export const errorCatalog = {
     summary: 'The request would revoke the last admin API token, which would leave nobody able to manage the server (409).',
     remedy: 'Create another admin token first (POST /api/v1/tokens/api with role admin), then revoke this one.',
   },
+  HADES_ERR_ALERT_TOO_MANY_COMMENTS: {
+    kind: 'input',
+    summary: 'An alert already has the most comments one alert takes (500); the comment was not added (409).',
+    remedy: 'Say it in fewer comments; for a long account of an investigation, write it elsewhere (a ticket) and comment with its link.',
+  },
   HADES_ERR_API_METHOD_NOT_ALLOWED: {
     kind: 'input',
     summary: 'The API has this path, but not with this HTTP method; the answer (405) lists the methods it takes in its Allow header.',

@@ -132,6 +132,7 @@ const statusOfCode = (code: ErrorCode): number => {
     case 'HADES_ERR_API_METHOD_NOT_ALLOWED':
       return 405;
     case 'HADES_ERR_API_LAST_ADMIN':
+    case 'HADES_ERR_ALERT_TOO_MANY_COMMENTS':
       return 409;
     case 'HADES_ERR_API_TOO_LARGE':
       return 413;
@@ -755,7 +756,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: ['alerts'],
       querystring: Type.Object(
         {
-          since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+          since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view), or that the server raised or folded a match into at or after it (its clock: an alert about events dated days back, raised now, is shown): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
           until: Type.Optional(Type.String({ description: 'Alerts that began at or before this: a duration back from now or an ISO time. Default: none (alerts dated ahead of the server clock are found too).' })),
           status: Type.Optional(Type.String({ maxLength: 128, description: `Comma-separated statuses: ${ALERT_STATUSES.join(', ')}.` })),
           severity: Type.Optional(Severities),
@@ -814,7 +815,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/alerts/:id/comments',
-    { role: 'analyst', summary: 'Comment on an alert.', tags: ['alerts'], params: Id, success: [201], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    { role: 'analyst', summary: 'Comment on an alert (at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
       const comment = found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);

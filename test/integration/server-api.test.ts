@@ -1419,6 +1419,8 @@ describe('alerts through the API and the hades command', () => {
     const bad: [string, string, Parameters<TestServer['api']>[2], number, string][] = [
       ['PATCH', `/api/v1/alerts/${alertId}`, { body: { status: 'closed' } }, 400, 'an unknown status'],
       ['PATCH', `/api/v1/alerts/${alertId}`, { body: {} }, 400, 'an empty change'],
+      ['PATCH', `/api/v1/alerts/${alertId}`, { body: { assignee: '   ' } }, 400, 'a blank assignee'],
+      ['PATCH', `/api/v1/alerts/${alertId}`, { body: { assignee: 'ana\n2026-11-30 resolved by admin' } }, 400, 'an assignee on two lines'],
       ['POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: '   ' } }, 400, 'a blank comment'],
       ['GET', '/api/v1/alerts', { query: { status: 'closed' } }, 400, 'an unknown status filter'],
       ['GET', '/api/v1/alerts', { query: { cursor: 'garbage' } }, 400, 'a bad cursor'],

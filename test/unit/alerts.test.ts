@@ -11,7 +11,7 @@ import { loadRules } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
 import { ruleSource } from '../../src/server/alerts/rule-source.js';
-import { AlertStore } from '../../src/server/alerts/store.js';
+import { AlertStore, MAX_ALERT_COMMENTS } from '../../src/server/alerts/store.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { openDatabase } from '../../src/server/db.js';
 import { EventStore } from '../../src/server/store/events.js';
@@ -310,6 +310,57 @@ describe('alerts: detection', () => {
     assert.notEqual(dedupKey({ rule, event: webShell(T0) }, 'h1'), dedupKey({ rule, event: other }, 'h1'));
     assert.equal(dedupKey({ rule: byParent, event: webShell(T0) }, 'h1'), dedupKey({ rule: byParent, event: other }, 'h1'));
   });
+
+  it('alerts about events none of whose key fields are set (inventory, sudo) fold only when the rule says the same of them', async () => {
+    const keys = `
+rules:
+  - id: new_key
+    title: New authorized key
+    severity: medium
+    condition: event.action = inventory_change and hades.inventory.table = authorized_keys and hades.inventory.change = added
+    output: "new key {hades.inventory.row.key} for {hades.inventory.row.user} in {hades.inventory.row.path}"
+`;
+    const { detector, store, published, ingest } = setup(keys);
+    await detector.start();
+    try {
+      const added = (time: number, key: string, user: string) =>
+        ev('inventory_change', time, (e) => {
+          e.hades.inventory = { table: 'authorized_keys', query: 'authorized_keys', change: 'added', row: { user, path: `/home/${user}/.ssh/authorized_keys`, key, key_type: 'ssh-ed25519' } };
+        });
+      ingest([added(T0, 'SHA256:alice', 'alice')]);
+      assert.equal(published.length, 1);
+      store.triage(published[0]!.id, { status: 'acknowledged', assignee: 'ana' });
+      // An intruder's key on the same host minutes later is news, not one more of the admin's.
+      ingest([added(T0 + 60_000, 'SHA256:intruder', 'root')]);
+      assert.equal(published.length, 2, 'another key is another alert');
+      assert.match(published[1]!.message, /SHA256:intruder/);
+      assert.equal(store.get(published[0]!.id)!.count, 1);
+      // The same key seen again (each inventory run) still folds.
+      ingest([added(T0 + 120_000, 'SHA256:intruder', 'root')]);
+      assert.equal(published.length, 2);
+      assert.equal(store.get(published[1]!.id)!.count, 2);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('an alert raised now about events dated days back (a host offline, or its clock set back) is in the window of the last hours', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      const now = Date.now();
+      ingest([webShell(now - 3 * 86_400_000)]);
+      assert.equal(published.length, 1);
+      const found = store.search({ since: now - 3_600_000 }).alerts.map((a) => a.id);
+      assert.deepEqual(found, [published[0]!.id], 'raised a moment ago: shown among the last hour\'s alerts');
+      // A match folded into it later keeps it in view as long.
+      ingest([webShell(now - 3 * 86_400_000 + 1000)]);
+      assert.equal(store.get(published[0]!.id)!.count, 2);
+      assert.deepEqual(store.search({ since: Date.now() - 1000 }).alerts.map((a) => a.id), [published[0]!.id]);
+    } finally {
+      detector.close();
+    }
+  });
 });
 
 describe('alerts: store', () => {
@@ -328,7 +379,8 @@ describe('alerts: store', () => {
       status: 'new',
       assignee: null,
     });
-    for (let i = 0; i < 10; i++) store.insert({ alert: make(i, i % 2 === 0 ? 'low' : 'high', i < 5 ? 'web1' : 'db1'), dedupKey: `k${i}` });
+    // Raised when their events happened (the server's clock agrees with the hosts').
+    for (let i = 0; i < 10; i++) store.insert({ alert: make(i, i % 2 === 0 ? 'low' : 'high', i < 5 ? 'web1' : 'db1'), dedupKey: `k${i}`, matched: T0 + i * 1000 });
     const page1 = store.search({ limit: 4 });
     assert.deepEqual(page1.alerts.map((a) => a.id), ['a9', 'a8', 'a7', 'a6']);
     assert.ok(page1.next);
@@ -349,6 +401,34 @@ describe('alerts: store', () => {
     assert.equal(store.deleteOlderThan(T0 + 5000), 0, 'events of T0, raised just now: kept');
     assert.equal(store.deleteOlderThan(Date.now() + 1000), 10);
     assert.equal(store.search({}).alerts.length, 0);
+  });
+});
+
+describe('alerts: triage limits', () => {
+  const raised = (store: AlertStore, id: string) =>
+    store.insert({
+      alert: { id, '@timestamp': new Date(T0).toISOString(), last_seen: new Date(T0).toISOString(), count: 1, rule: { id: 'r', title: 'T', severity: 'high', tags: [], type: 'rule' }, message: 'm', host: { id: 'agent', name: 'web1' }, events: [], status: 'new', assignee: null },
+      dedupKey: id,
+    });
+
+  it('an alert takes a bounded number of comments: the one past it is refused, coded, and nothing is stored', () => {
+    const store = new AlertStore(openDatabase(':memory:'));
+    raised(store, 'a1');
+    for (let i = 0; i < MAX_ALERT_COMMENTS; i++) store.comment('a1', 'ana', `note ${i}`);
+    assert.throws(() => store.comment('a1', 'mallory', 'one more'), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_TOO_MANY_COMMENTS' && /a1/.test(e.message));
+    assert.equal(store.get('a1')?.comments.length, MAX_ALERT_COMMENTS);
+    assert.equal(store.get('a1')?.comments.at(-1)?.text, `note ${MAX_ALERT_COMMENTS - 1}`);
+  });
+
+  it('an assignee is a name on one line: blank or with control characters it is refused', () => {
+    const store = new AlertStore(openDatabase(':memory:'));
+    raised(store, 'a1');
+    for (const bad of ['   ', 'ana\nresolved by admin', '\u001b[2Jana', '\t']) {
+      assert.throws(() => store.triage('a1', { assignee: bad }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST' && /assignee/.test(e.message), JSON.stringify(bad));
+    }
+    assert.equal(store.get('a1')?.assignee, null, 'nothing was set');
+    assert.equal(store.triage('a1', { assignee: 'Ana Lyst' })?.assignee, 'Ana Lyst');
+    assert.equal(store.triage('a1', { assignee: null })?.assignee, null);
   });
 });
 

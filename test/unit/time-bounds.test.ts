@@ -28,4 +28,20 @@ describe('time bounds', () => {
     assert.deepEqual(fixedTimeBounds({ since: '2026-11-28', until: '2026-11-29T00:00:00Z' }, '1h', NOW), { since: '2026-11-28', until: '2026-11-29T00:00:00Z', again: '' });
     assert.throws(() => fixedTimeBounds({ since: 'soon' }, '1h', NOW), (e: unknown) => (e as { code?: string }).code === 'HADES_ERR_CLI_INVALID_ARGUMENT');
   });
+
+  it('a time without a zone is the person\'s local time, sent as UTC: the server (another zone, or another host) reads the same instant', () => {
+    const zone = process.env['TZ'];
+    process.env['TZ'] = 'Asia/Tokyo';
+    try {
+      const bounds = fixedTimeBounds({ since: '2026-11-28T08:00', until: '2026-11-28 09:30:00' }, '1h', NOW);
+      assert.equal(bounds.since, '2026-11-27T23:00:00.000Z', '08:00 in Tokyo');
+      assert.equal(bounds.until, '2026-11-28T00:30:00.000Z');
+      assert.equal(bounds.again, '--since 2026-11-27T23:00:00.000Z --until 2026-11-28T00:30:00.000Z');
+      // With a zone (or a date alone, which is UTC), the time goes as given.
+      assert.deepEqual(fixedTimeBounds({ since: '2026-11-28T08:00+09:00', until: '2026-11-29' }, '1h', NOW), { since: '2026-11-28T08:00+09:00', until: '2026-11-29', again: '' });
+    } finally {
+      if (zone === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = zone;
+    }
+  });
 });

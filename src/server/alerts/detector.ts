@@ -99,10 +99,17 @@ export function readText(event: Readonly<Record<string, unknown>>, field: string
 /** Fields that say what an event was about; with the rule and host they make the dedup key. */
 const DEDUP_FIELDS = ['process.executable', 'process.command_line', 'file.path', 'destination.ip', 'destination.port', 'dns.question.name'] as const;
 
-export function dedupKey(match: Pick<Match, 'rule' | 'event' | 'correlation'>, agentId: string): string {
+export function dedupKey(match: Pick<Match, 'rule' | 'event' | 'correlation'> & { readonly output?: string }, agentId: string): string {
   const parts: string[] = [match.rule.id, agentId];
   if (match.correlation !== undefined) parts.push(`corr:${match.correlation.key}`);
-  else for (const field of match.rule.dedupBy ?? DEDUP_FIELDS) parts.push(readText(match.event, field) ?? '');
+  else {
+    const values = (match.rule.dedupBy ?? DEDUP_FIELDS).map((field) => readText(match.event, field) ?? '');
+    parts.push(...values);
+    // An event none of the default fields describe (an inventory change, a package finding, a
+    // sudo refusal) is keyed by what its rule says of it: else every such match on a host is one
+    // thing, and an intruder's key added after the admin's folds into the admin's alert unseen.
+    if (match.rule.dedupBy === undefined && values.every((value) => value === '') && match.output !== undefined) parts.push(`output:${match.output}`);
+  }
   return parts.join('\u0000');
 }
 
@@ -343,13 +350,14 @@ export class Detector {
     // Within the window on either side of the event's time (a late event does not fold into an
     // alert of any age); a window of 0 folds nothing.
     const window = this.#options.dedupWindowMs;
-    const folded = window > 0 ? store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window) : undefined;
+    const now = this.#now();
+    const folded = window > 0 ? store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window, now) : undefined;
     if (folded !== undefined) {
       this.#deduplicated++;
       return undefined;
     }
     const alert = this.#build(agentId, host, match, eventTime);
-    store.insert({ alert, dedupKey: key });
+    store.insert({ alert, dedupKey: key, matched: now });
     this.#alerts++;
     this.#latency.add(Math.max(0, this.#now() - arrived));
     return alert;

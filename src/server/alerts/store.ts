@@ -11,7 +11,8 @@
  *   only when a field of the event has a value, until a time. Suppressed matches are counted,
  *   not stored.
  * - Search: newest raised first; by activity in a time window (an alert whose events keep coming
- *   stays in view), status, severity, rule, host; keyset pages.
+ *   stays in view, and one raised or folded into now about events dated long before too),
+ *   status, severity, rule, host; keyset pages.
  */
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
@@ -67,7 +68,20 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
   'CREATE INDEX alerts_last_seen ON alerts (last_seen);',
   // Retention deletes by the last change (the server's clock), every minute.
   'CREATE INDEX alerts_updated ON alerts (updated);',
+  // When the server last raised or folded a match into it (its clock): `since` also selects by
+  // it, so an alert raised now about events dated days back (a host that was offline, or whose
+  // clock was set back) is among the last hour's. Alerts from before: their last change.
+  `ALTER TABLE alerts ADD COLUMN matched INTEGER NOT NULL DEFAULT 0;
+   UPDATE alerts SET matched = updated;
+   CREATE INDEX alerts_matched ON alerts (matched);`,
 ];
+
+/**
+ * Most comments one alert takes: each is up to 16 KiB (api.ts), and an alert is read whole with
+ * its comments; a script (or a stolen analyst token) commenting in a loop would otherwise make
+ * one alert, and every read of it, grow without end (and keep it from retention).
+ */
+export const MAX_ALERT_COMMENTS = 500;
 
 /** Severity order: info 0 ... critical 4. */
 export const severityRank = (severity: Severity): number => SEVERITIES.indexOf(severity);
@@ -75,6 +89,8 @@ export const severityRank = (severity: Severity): number => SEVERITIES.indexOf(s
 export interface NewAlert {
   readonly alert: Alert;
   readonly dedupKey: string;
+  /** When the server raised it (ms, its clock); now by default. */
+  readonly matched?: number;
 }
 
 export interface FoldResult {
@@ -83,7 +99,10 @@ export interface FoldResult {
 }
 
 export interface AlertQuery {
-  /** Alerts whose last event is at or after this time (ms): still active in the window. */
+  /**
+   * Alerts whose last event is at or after this time (ms), or that the server raised or folded a
+   * match into at or after it: still active in the window.
+   */
   readonly since?: number;
   /** Alerts that began at or before this time (ms). */
   readonly until?: number;
@@ -161,7 +180,7 @@ export class AlertStore {
   readonly #db: Db;
   readonly #insert: Statement;
   readonly #findFold: Statement<[string, number, number], AlertRow>;
-  readonly #fold: Statement<[number, number, string, number, number]>;
+  readonly #fold: Statement<[number, number, string, number, number, number]>;
   readonly #get: Statement<[string], AlertRow>;
   readonly #suppressions: Statement<[number], SuppressionRow>;
   readonly #hit: Statement<[string]>;
@@ -178,10 +197,10 @@ export class AlertStore {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the alerts tables of ${db.name}: ${(error as Error).message}`, { cause: error });
     }
     this.#insert = db.prepare(
-      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
-    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ? WHERE seq = ?');
+    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ?, matched = ? WHERE seq = ?');
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
     this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
@@ -199,7 +218,7 @@ export class AlertStore {
   }
 
   /** Inserts a new alert. */
-  insert({ alert, dedupKey }: NewAlert): void {
+  insert({ alert, dedupKey, matched = Date.now() }: NewAlert): void {
     const time = Date.parse(alert['@timestamp']);
     this.#insert.run(
       alert.id,
@@ -213,6 +232,7 @@ export class AlertStore {
       dedupKey,
       alert.count,
       Date.now(),
+      matched,
       JSON.stringify(alert),
     );
   }
@@ -220,9 +240,9 @@ export class AlertStore {
   /**
    * Folds a match into the open alert with the same key whose last event is at or after
    * `notBefore` and whose first is at or before `notAfter`; returns that alert, updated, or
-   * undefined when there is none.
+   * undefined when there is none. `now`: the server's clock.
    */
-  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number, notAfter = eventTime): Alert | undefined {
+  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number, notAfter = eventTime, now = Date.now()): Alert | undefined {
     const row = this.#findFold.get(dedupKey, notBefore, notAfter);
     if (row === undefined) return undefined;
     const doc = JSON.parse(row.doc) as Alert;
@@ -231,7 +251,7 @@ export class AlertStore {
     if (doc.events.some((kept) => sameEvent(kept, event))) return { ...doc, status: row.status as AlertStatus, assignee: row.assignee };
     const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
     const updated: Alert = { ...doc, events, count: row.count + 1, last_seen: iso(Math.max(row.last_seen, eventTime)) };
-    this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), row.seq);
+    this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), now, row.seq);
     return { ...updated, status: row.status as AlertStatus, assignee: row.assignee };
   }
 
@@ -249,8 +269,8 @@ export class AlertStore {
       throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `until (${iso(query.until)}) is before since (${iso(query.since)})`);
     }
     if (query.since !== undefined) {
-      where.push('last_seen >= ?');
-      params.push(query.since);
+      where.push('(last_seen >= ? OR matched >= ?)');
+      params.push(query.since, query.since);
     }
     if (query.until !== undefined) {
       where.push('time <= ?');
@@ -290,6 +310,11 @@ export class AlertStore {
     if (change.status !== undefined && !ALERT_STATUSES.includes(change.status)) {
       throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `status must be one of ${ALERT_STATUSES.join(', ')}`);
     }
+    // A name a person reads in lists of alerts, on one line: a blank one would look assigned to
+    // nobody while taking the alert out of the unassigned ones.
+    if (typeof change.assignee === 'string' && (change.assignee.trim() === '' || /[\p{Cc}\p{Cs}]/u.test(change.assignee))) {
+      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'assignee must be a name: not blank, without control characters (null unassigns)');
+    }
     const sets: string[] = [];
     const params: (string | number | null)[] = [];
     if (change.status !== undefined) {
@@ -310,6 +335,10 @@ export class AlertStore {
 
   comment(id: string, author: string, text: string): AlertComment | undefined {
     if (this.#get.get(id) === undefined) return undefined;
+    const { comments } = this.#db.prepare<[string], { comments: number }>('SELECT count(*) AS comments FROM alert_comments WHERE alert_id = ?').get(id)!;
+    if (comments >= MAX_ALERT_COMMENTS) {
+      throw new HadesError('HADES_ERR_ALERT_TOO_MANY_COMMENTS', `alert ${id} has ${comments} comments, the most an alert takes (${MAX_ALERT_COMMENTS})`);
+    }
     const time = Date.now();
     const result = this.#db.prepare('INSERT INTO alert_comments (alert_id, time, author, text) VALUES (?, ?, ?, ?)').run(id, time, author, text);
     // A comment is a change: the alert is kept for its retention from now.
