@@ -10,7 +10,8 @@ class NameFile {
   private names = new Map<number, string>();
   /** Increases each time the file is read anew. */
   version = 0;
-  private mtimeMs = -1;
+  /** The file's version when last read: inode, size and times. */
+  private stamp = '';
   private checkedAt = 0;
 
   constructor(private readonly path: string) {}
@@ -31,9 +32,13 @@ class NameFile {
 
   private reload(): void {
     try {
-      const mtimeMs = statSync(this.path).mtimeMs;
-      if (mtimeMs === this.mtimeMs) return;
-      this.mtimeMs = mtimeMs;
+      // Not the mtime alone: a file put in place with an old mtime (rename of a copy made with
+      // cp -p, touch -r to hide an added user) would keep its old names for good. The ctime
+      // cannot be set back from user space.
+      const s = statSync(this.path);
+      const stamp = `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+      if (stamp === this.stamp) return;
+      this.stamp = stamp;
       this.names = parseColonFile(readFileSync(this.path, 'utf8'));
     } catch {
       this.names = new Map();

@@ -408,7 +408,7 @@ export class EventBuilder {
         this.tree.fork(record.pid, record.childPid, record.childStartNs, record.comm);
         break;
       case 'exit':
-        this.tree.exit(record.pid);
+        this.tree.exit(record.pid, (record.missing & MissingField.start) === 0 ? record.startNs : 0);
         break;
     }
   }
@@ -590,9 +590,12 @@ export class EventBuilder {
   }
 
   private exit(r: ExitRecord): EventOf<'exit'> {
-    const startTicks = ProcessTree.ticksFromNs(r.startNs);
+    // A start the driver could not read (cn_proc, a process it never saw start) is unknown: the
+    // exit is then the live process the tree has under that pid, with its entity id and ancestry.
+    const startNs = (r.missing & MissingField.start) === 0 ? r.startNs : 0;
+    const startTicks = ProcessTree.ticksFromNs(startNs);
     const known = this.tree.get(r.pid);
-    const node = known && known.startTicks === startTicks ? known : undefined;
+    const node = known && (startNs !== 0 ? known.startTicks === startTicks : !known.exited) ? known : undefined;
     const parent = r.ppid ? this.tree.get(r.ppid) : undefined;
     const event = this.common('exit', 'event', EXEC_CATEGORY, END_TYPE, r.ktimeNs) as Record<string, unknown>;
     event['process'] = {
@@ -608,7 +611,7 @@ export class EventBuilder {
       parent: r.ppid ? { pid: r.ppid, entity_id: parent?.entityId } : undefined,
     };
     event['hades'] = node ? this.lineage(node, undefined, r.missing) : { backend: this.backend, missing: r.missing === 0 ? undefined : missingPaths(r.missing) };
-    this.tree.exit(r.pid);
+    this.tree.exit(r.pid, startNs);
     return event as unknown as EventOf<'exit'>;
   }
 }

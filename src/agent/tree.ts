@@ -62,15 +62,20 @@ export interface ProcessTreeStats {
   seeded: number;
   evictedExited: number;
   evictedLive: number;
+  /** Processes no exit record told of, let go when /proc no longer had them. */
+  gone: number;
 }
 
 export class ProcessTree {
   private readonly nodes = new Map<number, ProcessNode>();
-  readonly stats: ProcessTreeStats = { size: 0, seeded: 0, evictedExited: 0, evictedLive: 0 };
+  readonly stats: ProcessTreeStats = { size: 0, seeded: 0, evictedExited: 0, evictedLive: 0, gone: 0 };
+  /** Nodes added over the bound since /proc was last looked at (dropGone). */
+  private overBound = Infinity;
 
   constructor(
     private readonly hostKey: string,
     private readonly maxProcesses: number,
+    private readonly procRoot = '/proc',
   ) {}
 
   entityId(pid: number, startTicks: number): string {
@@ -92,7 +97,7 @@ export class ProcessTree {
    * one whose pid was reused meanwhile (another start time), and lets go of the known ones that
    * exited meanwhile; a process it knows (same pid and start) keeps what events told of it.
    */
-  seedFromProc(procRoot = '/proc'): void {
+  seedFromProc(procRoot = this.procRoot): void {
     const present = new Set<number>();
     for (const entry of readdirSync(procRoot)) {
       if (!/^\d+$/.test(entry)) continue;
@@ -124,13 +129,21 @@ export class ProcessTree {
    * process the tree has under that pid keeps its own, so the exec stays the same process (its
    * entity id, its parent and ancestry). The program is replaced whatever was read: the one before
    * the exec is not this one.
+   *
+   * A process whose parent the tree knows keeps it: the parent the exec reports differs only
+   * when the process was reparented (to init or a subreaper) because its parent exited, and the
+   * ancestry names the process that made it (a dropper that forks, exits and lets its child
+   * execute the payload), not the one that adopted it.
    */
   exec(pid: number, ppid: number, startNs: number, name: string, executable: string, args: readonly string[], creds?: Creds): ProcessNode {
     const existing = this.nodes.get(pid);
     const live = existing !== undefined && !existing.exited ? existing : undefined;
     const startTicks = startNs === 0 && live !== undefined ? live.startTicks : ProcessTree.ticksFromNs(startNs);
     if (live && live.startTicks === startTicks) {
-      if (ppid !== 0) live.ppid = ppid;
+      if (ppid !== 0 && live.parentNode === undefined) {
+        live.ppid = ppid;
+        this.link(live);
+      }
       live.name = name;
       live.executable = executable;
       live.args = args;
@@ -158,25 +171,39 @@ export class ProcessTree {
    * An exited process stays only while it has live descendants, whose ancestry still names it
    * (a dropper that forks and exits); a leaf goes at once. In an exec storm the nodes of the
    * short-lived processes thus die young, which keeps them out of the old generation of the heap.
+   * `startNs` is the exited process's start, 0 when unknown.
    */
-  exit(pid: number): ProcessNode | undefined {
+  exit(pid: number, startNs = 0): ProcessNode | undefined {
     const node = this.nodes.get(pid);
     if (!node || node.exited) return node;
+    // A start time of 0 is unknown (cn_proc): the live process under that pid. A process that
+    // started after the one that exited (its pid reused, records of two CPUs out of order) lives on.
+    if (startNs !== 0 && node.startTicks > ProcessTree.ticksFromNs(startNs)) return undefined;
     node.exited = true;
     if (!node.children) this.remove(node);
     return node;
   }
 
-  /** Ancestors of a process, parent first, at most `max`; stops at pid 0 and on loops. */
+  /**
+   * Ancestors of a process, parent first, at most `max`; stops at pid 0 and on loops. Each step
+   * follows the parent a node was linked to, the very process even once its pid was reused by
+   * another; a node linked to none (its parent came later) takes the process now under its parent
+   * pid, unless that one started after it (a reused pid).
+   */
   ancestors(pid: number, max: number): ProcessNode[] {
     const out: ProcessNode[] = [];
-    let current = this.nodes.get(pid)?.ppid;
-    while (current !== undefined && current > 0 && out.length < max && current !== pid) {
-      const node = this.nodes.get(current);
+    const self = this.nodes.get(pid);
+    let child = self;
+    while (child !== undefined && out.length < max) {
+      let parent = child.parentNode;
+      if (parent === undefined) {
+        const byPid = child.ppid > 0 ? this.nodes.get(child.ppid) : undefined;
+        parent = byPid !== undefined && (byPid.startTicks <= child.startTicks || child.startTicks === 0) ? byPid : undefined;
+      }
       // A loop (corrupt links) would revisit a node already listed: stop there.
-      if (!node || out.includes(node)) break;
-      out.push(node);
-      current = node.ppid;
+      if (parent === undefined || parent === self || out.includes(parent)) break;
+      out.push(parent);
+      child = parent;
     }
     return out;
   }
@@ -192,6 +219,8 @@ export class ProcessTree {
     if (previous) this.remove(previous);
     this.nodes.set(node.pid, node);
     this.link(node);
+    // Full: /proc is looked at again once a quarter of the tree was replaced.
+    if (this.nodes.size > this.maxProcesses && ++this.overBound > this.maxProcesses >>> 2) this.dropGone();
     while (this.nodes.size > this.maxProcesses) {
       // The least recently seen goes first (Map order); exited ones leave on their own.
       const oldest = this.nodes.values().next().value;
@@ -204,10 +233,39 @@ export class ProcessTree {
     return node;
   }
 
-  /** Counts a node in its parent's children. */
+  /**
+   * In the older half of the full tree, lets go of the processes /proc no longer has and marks
+   * those it has as recently seen. The exits of the first never came: the kernel filtered them (a
+   * child that executed a denied program or moved to a denied cgroup after its fork was reported,
+   * every exit of cn_proc in allow-only mode) or they were lost. Such nodes would stay for good
+   * and, newer than the long-lived processes seeded at start, outlast them: a tree full of them
+   * evicted sshd and systemd from every ancestry. The newer half is left alone: the exits of its
+   * processes may still be queued behind the record being handled.
+   */
+  private dropGone(): void {
+    this.overBound = 0;
+    let present: Set<number>;
+    try {
+      present = new Set(readdirSync(this.procRoot).filter((entry) => /^\d+$/.test(entry)).map(Number));
+    } catch {
+      return;
+    }
+    const older = [...this.nodes.values()].slice(0, this.nodes.size >>> 1);
+    for (const node of older) {
+      if (node.exited || this.nodes.get(node.pid) !== node) continue;
+      if (present.has(node.pid)) {
+        this.touch(node.pid, node);
+      } else {
+        this.exit(node.pid);
+        this.stats.gone++;
+      }
+    }
+  }
+
+  /** Counts a node in its parent's children; not in a process that started after it (its parent pid reused). */
   private link(node: ProcessNode): void {
     const parent = node.ppid > 0 && node.ppid !== node.pid ? this.nodes.get(node.ppid) : undefined;
-    if (!parent || node.parentNode === parent) return;
+    if (!parent || node.parentNode === parent || (parent.startTicks > node.startTicks && node.startTicks !== 0)) return;
     node.parentNode = parent;
     parent.children++;
   }
@@ -260,7 +318,8 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   }
   try {
     const raw = readFileSync(path.join(dir, 'cmdline'));
-    if (raw.length > 0) args = splitArgv(raw.at(-1) === 0 ? raw.subarray(0, raw.length - 1) : raw);
+    // Each argument ends with a NUL, so the last NUL ends the last argument (an empty one too).
+    if (raw.length > 0) args = splitArgv(raw);
   } catch {
     // gone
   }

@@ -63,6 +63,9 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
           await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/bin/sh', '-c', linger, `${marker}-setuid`]);
           await run('/bin/bash', ['-c', `exec 1>/dev/tcp/127.0.0.1/${port}; exec /bin/sh -c '${linger}' ${marker}-sock`]);
           await run('/bin/sh', ['-c', `/bin/sh -c '/bin/sh -c "${linger}" ${marker}-chain; :'; :`]);
+          // A dropper: its child forks the payload and exits, the payload (adopted by init) executes later.
+          await run('/bin/sh', ['-c', `(/bin/sh -c 'sleep 0.3; exec /bin/sh -c "sleep 0.2" ${marker}-orphan' &); :`, `${marker}-dropper`]);
+          await new Promise((resolve) => setTimeout(resolve, 700));
           await run('/bin/sh', ['-c', 'sleep 0.2; exit 3', `${marker}-exit3`]);
           await run('/bin/sh', ['-c', 'sleep 0.2; kill -9 $$', `${marker}-kill`]);
           if (cgroupLeaf) await run('/bin/sh', ['-c', `echo $$ > '${cgroupLeaf}/cgroup.procs' && exec /bin/sh -c '${linger}' ${marker}-cg`]);
@@ -151,6 +154,13 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       assert.equal(ancestors[1]?.['name'], 'sh');
       assert.equal(ancestors[2]?.['pid'], process.pid);
       assert.match(e['hades'].ancestry as string, new RegExp(`^sh\\(${e['process'].pid}\\) < sh\\(\\d+\\) < sh\\(\\d+\\) < node\\(${process.pid}\\)`));
+    });
+
+    it('names the process that started a payload in its ancestry after that one exited and the payload was adopted', () => {
+      const e = execOf('orphan');
+      const ancestors = e['hades'].ancestors as AnyEvent[];
+      assert.ok(ancestors.some((a) => (a['args'] as string[] | undefined)?.includes(`${marker}-dropper`)), JSON.stringify(ancestors));
+      assert.ok(ancestors.some((a) => a['pid'] === process.pid), e['hades'].ancestry as string);
     });
 
     it('reports exit codes, and 128 + signal for a killed process', () => {

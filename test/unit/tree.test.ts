@@ -1,15 +1,26 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
-import { parseColonFile } from '../../src/agent/accounts.js';
+import { Accounts, parseColonFile } from '../../src/agent/accounts.js';
 import { MissingField, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
 import { execRecord } from '../helpers/records.js';
+
+/** A process folder of a fake /proc: stat, cmdline (the executable and a NUL unless given) and exe. */
+function fakeProc(proc: string, pid: number, comm: string, ppid: number, start: number, exe: string, cmdline = `${exe}\0`): void {
+  const dir = path.join(proc, String(pid));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  const rest = Array.from({ length: 19 }, (_, i) => (i === 19 - 1 ? start : i === 0 ? ppid : 0));
+  writeFileSync(path.join(dir, 'stat'), `${pid} (${comm}) S ${rest.join(' ')} 0 0\n`);
+  writeFileSync(path.join(dir, 'cmdline'), cmdline);
+  symlinkSync(exe, path.join(dir, 'exe'));
+}
 
 describe('process tree', () => {
   it('follows fork and exec and gives ancestors parent first', () => {
@@ -53,7 +64,8 @@ describe('process tree', () => {
   });
 
   it('stays within its bound, dropping exited processes first', () => {
-    const tree = new ProcessTree('h', 1024);
+    // No /proc to look at: every process counts as live.
+    const tree = new ProcessTree('h', 1024, '/nonexistent-proc');
     for (let pid = 1; pid <= 1024; pid++) tree.exec(pid, 1, pid * 1e7, 'p', '/p', []);
     tree.exit(3);
     tree.exec(5000, 1, 1e9, 'new', '/new', []);
@@ -76,6 +88,100 @@ describe('process tree', () => {
     assert.equal(tree.get(101), undefined, 'a leaf goes at once');
     assert.equal(tree.get(100), undefined, 'and takes its exited parent with it');
     assert.equal(tree.stats.size, 0);
+  });
+
+  it('keeps the process that made a child in its ancestry when the child executes after being reparented', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);
+    tree.fork(1, 50, 2e7, 'tmux');
+    tree.exec(50, 1, 2e7, 'tmux', '/usr/bin/tmux', ['tmux']);
+    tree.fork(50, 100, 3e7, 'php-fpm');
+    tree.exec(100, 50, 3e7, 'php-fpm', '/usr/sbin/php-fpm', ['php-fpm']);
+    // php-fpm runs a dropper that forks twice and exits: the payload is adopted by init, the
+    // other child by the subreaper tmux.
+    tree.fork(100, 200, 4e7, 'sh');
+    tree.fork(200, 201, 5e7, 'sh');
+    tree.fork(200, 202, 5e7, 'sh');
+    tree.exit(200);
+    tree.exec(201, 1, 5e7, 'miner', '/tmp/miner', ['miner']);
+    tree.exec(202, 50, 5e7, 'nc', '/usr/bin/nc', ['nc']);
+    assert.deepEqual(tree.ancestors(201, 8).map((n) => n.pid), [200, 100, 50, 1]);
+    assert.deepEqual(tree.ancestors(202, 8).map((n) => n.pid), [200, 100, 50, 1]);
+    // The exited dropper stays while they live, and goes with the last of them.
+    tree.exit(201);
+    assert.equal(tree.get(200)?.exited, true);
+    tree.exit(202);
+    assert.equal(tree.get(200), undefined);
+    // A process whose parent the tree did not know takes the one its exec reports, and keeps it
+    // in the tree after it exits.
+    tree.fork(999, 300, 6e7, 'x');
+    tree.exec(300, 100, 6e7, 'y', '/y', ['y']);
+    tree.exit(100);
+    assert.deepEqual(tree.ancestors(300, 8).map((n) => n.pid), [100, 50, 1]);
+  });
+
+  it('names the parent a process had, not a later process its pid was reused by', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);
+    tree.fork(1, 100, 2e7, 'dropper');
+    tree.exec(100, 1, 2e7, 'dropper', '/tmp/dropper', ['dropper']);
+    tree.fork(100, 101, 3e7, 'dropper');
+    tree.exec(101, 1, 3e7, 'miner', '/tmp/miner', ['miner']);
+    tree.exit(100);
+    // Pids wrapped: 100 is now a cron job.
+    tree.fork(1, 100, 9e7, 'cron');
+    tree.exec(100, 1, 9e7, 'cron', '/usr/sbin/cron', ['cron']);
+    assert.deepEqual(tree.ancestors(101, 8).map((n) => n.entityId), ['h-100-2', 'h-1-1']);
+    tree.fork(101, 102, 9.5e7, 'miner');
+    assert.deepEqual(tree.ancestors(102, 8).map((n) => n.name), ['miner', 'dropper', 'init']);
+    // A parent pid that names only a process started after the child is not its parent.
+    tree.exec(500, 100, 5e7, 'orphan', '/orphan', ['orphan']);
+    assert.deepEqual(tree.ancestors(500, 8), []);
+  });
+
+  it('lets the exit of a process not end a later one under the same pid', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);
+    tree.fork(1, 100, 9e7, 'cron');
+    // The exit of the previous process 100, handled after the fork of the new one.
+    tree.exit(100, 2e7);
+    assert.equal(tree.get(100)?.exited, false);
+    tree.exit(100, 9e7);
+    assert.equal(tree.get(100), undefined);
+  });
+
+  it("lets go of processes whose exit never came once the tree is full, before the long-lived ones it was seeded with", () => {
+    const proc = mkdtempSync(path.join(tmpdir(), 'hades-proc-'));
+    try {
+      fakeProc(proc, 1, 'init', 0, 1, '/sbin/init');
+      fakeProc(proc, 2, 'sshd', 1, 2, '/usr/sbin/sshd');
+      const tree = new ProcessTree('h', 1024, proc);
+      tree.seedFromProc();
+      // Children of init whose exits the kernel filtered (they executed a denied program).
+      for (let pid = 1000; pid < 3000; pid++) tree.fork(1, pid, pid * 1e7, 'backup');
+      assert.ok(tree.stats.size <= 1024);
+      assert.ok(tree.stats.gone > 0);
+      assert.equal(tree.get(2)?.name, 'sshd');
+      tree.fork(2, 5000, 5e10, 'sshd');
+      tree.exec(5000, 2, 5e10, 'bash', '/bin/bash', ['bash']);
+      assert.deepEqual(tree.ancestors(5000, 8).map((n) => n.name), ['sshd', 'init']);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the empty last argument of a process read from /proc', () => {
+    const proc = mkdtempSync(path.join(tmpdir(), 'hades-proc-'));
+    try {
+      fakeProc(proc, 7, 'sh', 1, 10, '/bin/sh', 'sh\0-c\0\0');
+      fakeProc(proc, 8, 'nginx', 1, 11, '/usr/sbin/nginx', 'nginx: worker process');
+      const tree = new ProcessTree('h', 1024, proc);
+      tree.seedFromProc();
+      assert.deepEqual(tree.get(7)?.args, ['sh', '-c', '']);
+      assert.deepEqual(tree.get(8)?.args, ['nginx: worker process']);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 
   it('stops on parent loops', () => {
@@ -213,6 +319,27 @@ describe('event building helpers', () => {
     assert.deepEqual(missingPaths(1 | 2 | 4), ['process.executable', 'process.args']);
   });
 
+  it('reads user names again when /etc/passwd is replaced by a file with the old mtime', (t) => {
+    const etc = mkdtempSync(path.join(tmpdir(), 'hades-etc-'));
+    t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    try {
+      const passwd = path.join(etc, 'passwd');
+      writeFileSync(passwd, 'root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n');
+      utimesSync(passwd, 1_700_000_000, 1_700_000_000);
+      const accounts = new Accounts(etc);
+      assert.equal(accounts.user(1000), 'alice');
+      // Put in place with its mtime set back (touch -r): the same size and mtime, another file.
+      writeFileSync(`${passwd}.new`, 'root:x:0:0::/root:/bin/bash\nmallo:x:1000:1000::/home/alice:/bin/sh\n');
+      utimesSync(`${passwd}.new`, 1_700_000_000, 1_700_000_000);
+      assert.equal(statSync(`${passwd}.new`).mtimeMs, statSync(passwd).mtimeMs);
+      renameSync(`${passwd}.new`, passwd);
+      t.mock.timers.tick(6000);
+      assert.equal(accounts.user(1000), 'mallo');
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
+  });
+
   it('parses passwd lines and skips malformed ones', () => {
     const names = parseColonFile('root:x:0:0::/root:/bin/bash\n# c\nbroken\nbad:x:notanumber:\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n');
     assert.deepEqual([...names], [[0, 'root'], [33, 'www-data']]);
@@ -264,6 +391,19 @@ describe('events of processes gone before they could be read (cn_proc)', () => {
     assert.equal(exit['process'].args, undefined);
     assert.equal(exit['process'].name, undefined);
     assert.deepEqual(exit['hades'].missing, ['process.name']);
+  });
+
+  it('end the process the tree has under that pid when the exit could not read its start', async () => {
+    const builder = newBuilder();
+    const [parent] = decodeRecords(execRecord({ pid: 60, ppid: 1, comm: 'bash' }), newDecodeCounters());
+    const [child] = decodeRecords(execRecord({ pid: 61, ppid: 60, comm: 'sleep' }), newDecodeCounters());
+    await builder.build({ ...(parent as ExecRecord), startNs: 2e9 });
+    const exec = wire(await builder.build({ ...(child as ExecRecord), startNs: 3e9 }));
+    // cn_proc: a process whose start the driver never saw.
+    const exit = wire(await builder.build({ ...header, type: 'exit', pid: 61, missing: MissingField.start, startNs: 0, exitCode: 0, ppid: 60, comm: 'sleep' }));
+    assert.equal(exit['process'].entity_id, exec['process'].entity_id);
+    assert.equal(exit['hades'].ancestry, exec['hades'].ancestry);
+    assert.equal(exit['process'].start, undefined, 'no start made up');
   });
 
   it('leave out a group or session id no pid can be, and list it missing', async () => {

@@ -32,7 +32,7 @@ export const ProcessContext = Obj({
   hades: Opt(
     Obj({
       process: Opt(HadesProcess),
-      ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8).' })),
+      ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8): the process that started this one, then the one that started it, and so on. A process adopted by init or a subreaper after its parent exited keeps that parent here (process.parent is the adopting one).' })),
       ancestry: Opt(Str('One line ancestry, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
       missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read because the process had already exited (cn_proc backend).' })),
     }),
