@@ -3,7 +3,7 @@
  * `maxFiles` rotated files. Writes are synchronous appends, so what was written survives a
  * crash of the agent and no write is in flight at shutdown. Used by the NDJSON file output.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
 
@@ -14,6 +14,14 @@ export interface RotatingFileOptions {
   readonly maxFiles: number;
   readonly mode?: number;
 }
+
+/**
+ * Opened without blocking: a FIFO at the path with no reader would hold the event loop in open(2)
+ * for good, and one whose reader stops would block every write; what is opened is then checked
+ * to be a regular file (a FIFO, a device or a socket is refused: it cannot be rotated either).
+ */
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY;
+const NOT_A_FILE = 'not a regular file (a FIFO, a device or a socket cannot be appended to and rotated)';
 
 /** How often a write checks that the path still names the open file (moved or deleted by someone else). */
 const CHECK_PATH_MS = 5000;
@@ -31,19 +39,33 @@ export class RotatingFile {
     return this.options.file;
   }
 
-  /** Opens (creating the folder); throws HADES_ERR_OUTPUT_FAILED when it cannot. */
+  /** Opens (creating the folder); throws HADES_ERR_OUTPUT_FAILED when it cannot, or when the path is not a regular file. */
   open(): void {
     if (this.fd !== undefined) return;
+    let fd: number;
+    let stat;
     try {
       mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o750 });
-      this.fd = openSync(this.options.file, 'a', this.options.mode ?? 0o640);
-      const stat = fstatSync(this.fd);
-      this.size = stat.size;
-      this.ino = stat.ino;
-      this.checkedAt = Date.now();
+      fd = openSync(this.options.file, OPEN_FLAGS, this.options.mode ?? 0o640);
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      // What a non-blocking open of a FIFO without a reader (or of a device without its driver) says.
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${code === 'ENXIO' ? `ENXIO: ${NOT_A_FILE}` : code}`);
+    }
+    try {
+      stat = fstatSync(fd);
+    } catch (error) {
+      closeSync(fd);
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
+    if (!stat.isFile()) {
+      closeSync(fd);
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${NOT_A_FILE}`);
+    }
+    this.fd = fd;
+    this.size = stat.size;
+    this.ino = stat.ino;
+    this.checkedAt = Date.now();
   }
 
   /** Appends a chunk, rotating first when it would pass the size limit. Throws HADES_ERR_OUTPUT_FAILED. */
@@ -55,12 +77,25 @@ export class RotatingFile {
     } catch (error) {
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot rotate ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
+    const fd = this.fd!;
+    let offset = 0;
     try {
-      let offset = 0;
-      while (offset < chunk.length) offset += writeSync(this.fd!, chunk, offset, chunk.length - offset);
+      while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
       this.size += chunk.length;
     } catch (error) {
+      // A full disk can take the start of a chunk and refuse the rest: the part written is taken
+      // back, or the chunk written again (the caller retries) would follow half a line.
+      if (offset > 0) this.takeBack(fd, offset);
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot write ${this.options.file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
+
+  /** Cuts the last `bytes` appended to the file (shrinking a regular file needs no space). */
+  private takeBack(fd: number, bytes: number): void {
+    try {
+      ftruncateSync(fd, Math.max(0, fstatSync(fd).size - bytes));
+    } catch {
+      // The descriptor failed too: the write's error says why.
     }
   }
 

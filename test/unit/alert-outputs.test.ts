@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -419,6 +420,30 @@ alerts:
     }
   });
 
+  it('repeats no part of a webhook URL or a header value in the problems the schema finds', () => {
+    // A scheme mistyped, a token given as a number: the message quoted the first 37 characters,
+    // here most of a Mattermost hook's key, in `hades config check` and the server's log.
+    const result = parseRoleConfig(
+      `alerts:
+  outputs:
+    - { name: a, type: webhook, webhook: { url: "https//mm.io/hooks/k4e8qz1w9x7c3v5b6n2m0a8s7d" } }
+    - { name: b, type: webhook, webhook: { url: "https://x.example.org/", headers: { Authorization: 918273645546372819 } } }
+`,
+      'server',
+    );
+    assert.ok(!result.ok);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.path, p.line]),
+      [
+        ['HADES_ERR_CONFIG_VALUE', 'alerts.outputs.0.webhook.url', 3],
+        ['HADES_ERR_CONFIG_TYPE', 'alerts.outputs.1.webhook.headers.Authorization', 4],
+      ],
+    );
+    const text = JSON.stringify(result.problems);
+    for (const secret of ['k4e8qz', '9182736']) assert.ok(!text.includes(secret), `a problem repeats ${secret}: ${text}`);
+    assert.match(result.problems[1]!.message, /must be a string \(got a number\)/);
+  });
+
   it('refuses at creation a TLS file that cannot be read, with HADES_ERR_ALERT_OUTPUT_TLS', () => {
     const config = outputsConfig(`
 alerts:
@@ -562,6 +587,35 @@ describe('alert outputs: webhook', () => {
     const lines = sink.lines();
     assert.ok(lines.some((l) => l.msg === "alert output 'soc' ready" && l.header_names.join() === 'Authorization,X-Tenant'));
     assert.ok(lines.some((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_BAD_STATUS'));
+  });
+
+  it('refuses at the configuration check a header value HTTP cannot carry, and sends the ones it can', async () => {
+    // A typographic quote pasted into a token, or a control character: Node's client throws on
+    // each request, which failed every alert as an internal error of a server that had started.
+    const refused = outputsConfig(`
+alerts:
+  outputs:
+    - { name: quote, type: webhook, webhook: { url: "${base}/in", headers: { Authorization: "Bearer \u201cTOPSECRET\u201d" } } }
+    - { name: control, type: webhook, webhook: { url: "${base}/in", headers: { X-Token: "TOP\\x1bSECRET" } } }
+`);
+    assert.deepEqual(
+      checkAlertOutputs(refused).map((p) => [p.code, p.path]),
+      [
+        ['HADES_ERR_ALERT_OUTPUT_CONFIG', 'alerts.outputs.0.webhook.headers.Authorization'],
+        ['HADES_ERR_ALERT_OUTPUT_CONFIG', 'alerts.outputs.1.webhook.headers.X-Token'],
+      ],
+    );
+    assert.throws(
+      () => createAlertOutputs(refused, logger()),
+      (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CONFIG_INVALID' && /printable ASCII or Latin-1/.test(e.message) && !e.message.includes('SECRET'),
+    );
+    // A tab and Latin-1 are HTTP's own: they reach the receiver.
+    receiver.requests.length = 0;
+    const outputs = create(`alerts: { outputs: [ { name: latin, type: webhook, ${retryYaml}, webhook: { url: "${base}/in", headers: { X-Team: "r\u00e9seau\tnord" } } } ] }`);
+    outputs.send(makeAlert());
+    await waitFor('delivery', () => statsOf(outputs, 'latin').sent === 1);
+    assert.equal(receiver.requests[0]?.headers['x-team'], 'r\u00e9seau\tnord');
+    assert.equal(statsOf(outputs, 'latin').failed, 0);
   });
 
   it('retries a 5xx with backoff until the receiver recovers, and counts it', async () => {
@@ -1055,6 +1109,42 @@ describe('alert outputs: syslog', () => {
     }
   });
 
+  it('counts nothing as sent to a TLS receiver that refuses the client after the handshake (TLS 1.3, no client certificate)', async () => {
+    // Under TLS 1.3 the client's handshake is over before the server checks the client's
+    // certificate: what was written at once was counted as sent and lost, without a word.
+    const receiver = new StreamReceiver({ key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+    const port = await receiver.start();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tls, host: 127.0.0.1, port: ${port}, tls: { ca_file: ${pki.paths.caCert} } } } ] }`);
+      outputs.send(makeAlert());
+      outputs.send(makeAlert());
+      await waitFor('failures', () => statsOf(outputs, 's').failed_attempts >= 2);
+      const stats = statsOf(outputs, 's');
+      assert.deepEqual({ sent: stats.sent, failed: stats.failed, queued: stats.queued }, { sent: 0, failed: 0, queued: 2 });
+      assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_TLS');
+      assert.match(stats.last_error?.message ?? '', /certificate required/);
+      assert.deepEqual(receiver.messages, []);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('counts nothing as sent to a TCP receiver that closes every connection as soon as it accepts it', async () => {
+    // rsyslog past its MaxSessions, or a peer it does not permit: accepted, then closed unread.
+    const server = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port} } } ] }`);
+      outputs.send(makeAlert());
+      await waitFor('failures', () => statsOf(outputs, 's').failed_attempts >= 2);
+      const stats = statsOf(outputs, 's');
+      assert.deepEqual({ sent: stats.sent, queued: stats.queued }, { sent: 0, queued: 1 });
+      assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('counts a receiver certificate from another CA as a coded TLS failure and sends nothing', async () => {
     const receiver = new StreamReceiver({ key: pki.serverKeyPem, cert: pki.serverCertPem });
     const port = await receiver.start();
@@ -1145,6 +1235,59 @@ describe('alert outputs: file', () => {
     assert.deepEqual(lines(file), [big[6]!.id]);
     assert.deepEqual(lines(`${file}.1`), [big[4]!.id, big[5]!.id]);
     assert.equal(existsSync(`${file}.2`), false, 'keep: 1');
+  });
+
+  it('refuses a FIFO at the path without blocking the server, and keeps the alert', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'alerts.ndjson');
+    execFileSync('mkfifo', [file]);
+    const outputs = create(`alerts: { outputs: [ { name: f, type: file, ${retryYaml}, file: { path: ${file} } } ] }`);
+    outputs.send(makeAlert());
+    // open(2) of a FIFO nobody reads used to wait for a reader, holding the event loop for good:
+    // this timer (and the test) never ran again.
+    await waitFor('failures', () => statsOf(outputs, 'f').failed_attempts >= 2);
+    const stats = statsOf(outputs, 'f');
+    assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_WRITE');
+    assert.match(stats.last_error?.message ?? '', /alerts\.ndjson: ENXIO: not a regular file/);
+    assert.deepEqual({ sent: stats.sent, failed: stats.failed, queued: stats.queued }, { sent: 0, failed: 0, queued: 1 });
+    // A reader does not make it a file: what a FIFO takes would not be rotated, nor kept.
+    const reader = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      await waitFor('a failure with a reader', () => /alerts\.ndjson: not a regular file/.test(statsOf(outputs, 'f').last_error?.message ?? ''));
+      assert.deepEqual({ sent: statsOf(outputs, 'f').sent, queued: statsOf(outputs, 'f').queued }, { sent: 0, queued: 1 });
+    } finally {
+      closeSync(reader);
+    }
+  });
+
+  it('on a full disk, takes back the part of a line it wrote, so that the retried line is whole', async (t) => {
+    const dir = tempDir();
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      t.skip('cannot mount a tmpfs (needs root)');
+      return;
+    }
+    const file = path.join(dir, 'alerts.ndjson');
+    const outputs = create(`alerts: { outputs: [ { name: f, type: file, ${retryYaml}, file: { path: ${file} } } ] }`);
+    try {
+      const filler = path.join(dir, 'filler');
+      writeFileSync(filler, Buffer.alloc(40 * 1024));
+      // 10 kB each: the third finds about 4 kB left, takes the start of it and refuses the rest.
+      const alerts = Array.from({ length: 4 }, () => makeAlert({ message: 'x'.repeat(10_000) }));
+      for (const alert of alerts) outputs.send(alert);
+      await waitFor('a full disk', () => statsOf(outputs, 'f').last_error?.message.includes('ENOSPC'));
+      assert.equal(statsOf(outputs, 'f').sent, 2);
+      assert.equal(readFileSync(file, 'utf8'), alerts.slice(0, 2).map((a) => `${JSON.stringify(a)}\n`).join(''), 'half a line left in the file');
+      rmSync(filler);
+      await waitFor('every line', () => statsOf(outputs, 'f').sent === 4);
+      await outputs.close();
+      assert.equal(readFileSync(file, 'utf8'), alerts.map((a) => `${JSON.stringify(a)}\n`).join(''));
+      assert.equal(statsOf(outputs, 'f').failed, 0);
+    } finally {
+      await outputs.close(0);
+      execFileSync('umount', [dir]);
+    }
   });
 
   it('counts a file it cannot write as a coded failure and keeps the alert', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -120,9 +121,50 @@ describe('RotatingFile', () => {
     rf.close();
   });
 
-  it('fails with HADES_ERR_OUTPUT_FAILED when the device is full', () => {
-    const rf = new RotatingFile({ file: '/dev/full', maxBytes: 1 << 20, maxFiles: 1 });
-    assert.throws(() => rf.write(chunk(1)), outputFailed(/cannot write \/dev\/full: ENOSPC/));
+  it('fails with HADES_ERR_OUTPUT_FAILED when the disk is full, leaving no part of the chunk in the file', (t) => {
+    const dir = folder();
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      t.skip('cannot mount a tmpfs (needs root)');
+      return;
+    }
+    const file = path.join(dir, 'events.ndjson');
+    const rf = new RotatingFile({ file, maxBytes: 1 << 20, maxFiles: 1 });
+    try {
+      writeFileSync(path.join(dir, 'filler'), Buffer.alloc(50 * 1024));
+      rf.write(chunk(1));
+      // Room for the start of it only.
+      const big = Buffer.from(`${'x'.repeat(32 * 1024)}\n`);
+      assert.throws(() => rf.write(big), outputFailed(/cannot write .*events\.ndjson: ENOSPC/));
+      assert.equal(read(file), chunk(1).toString());
+      unlinkSync(path.join(dir, 'filler'));
+      rf.write(big);
+      rf.close();
+      assert.equal(read(file), chunk(1).toString() + big.toString());
+    } finally {
+      rf.close();
+      execFileSync('umount', [dir]);
+    }
+  });
+
+  it('refuses a path that is not a regular file without blocking: a device, a FIFO with or without a reader', () => {
+    const device = new RotatingFile({ file: '/dev/full', maxBytes: 1 << 20, maxFiles: 1 });
+    assert.throws(() => device.write(chunk(1)), outputFailed(/cannot open \/dev\/full: not a regular file/));
+    const dir = folder();
+    mkdirSync(dir);
+    const fifo = path.join(dir, 'events.ndjson');
+    execFileSync('mkfifo', [fifo]);
+    const rf = new RotatingFile({ file: fifo, maxBytes: 1 << 20, maxFiles: 1 });
+    // Without O_NONBLOCK, this open waited for a reader: the event loop, for good.
+    assert.throws(() => rf.write(chunk(1)), outputFailed(/events\.ndjson: ENXIO: not a regular file/));
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      assert.throws(() => rf.write(chunk(1)), outputFailed(/events\.ndjson: not a regular file/));
+    } finally {
+      closeSync(reader);
+    }
     rf.close();
   });
 

@@ -40,6 +40,8 @@ export const WebhookOutput = Type.Object(
       maxLength: 2048,
       pattern: '^https?://',
       description: 'an http:// or https:// URL, where alerts are POSTed (may hold a secret, as chat webhook URLs do: only its origin is ever logged)',
+      // Configuration problems do not repeat it (validate.ts).
+      secret: true,
     }),
     format: Type.Union([Type.Literal('json'), Type.Literal('chat')], {
       default: 'json',
@@ -53,7 +55,7 @@ export const WebhookOutput = Type.Object(
       default: null,
       description: 'With format chat: the alert id is appended to this URL to make a link to the alert (e.g. https://hades.example.org/alerts/); null: no link.',
     }),
-    headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String(), {
+    headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), Type.String({ secret: true }), {
       // Without it, TypeBox lets names that do not match the pattern through.
       additionalProperties: false,
       default: {},
@@ -163,6 +165,8 @@ export type AlertOutputRetryConfig = Static<typeof AlertOutputRetry>;
 const TYPES: readonly AlertOutputType[] = ['webhook', 'syslog', 'file'];
 /** Headers the HTTP client sets itself. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'content-type']);
+/** A header value HTTP can carry: tabs, printable ASCII, and the bytes 0x80 to 0xFF (Latin-1). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * What the schema cannot check: every output has the section of its type and no other, names
@@ -190,7 +194,11 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
       for (const [name, value] of Object.entries(webhook.headers)) {
         if (RESERVED_HEADERS.has(name.toLowerCase())) problem(`${at}.webhook.headers.${name}`, `${label}: the header ${name} is set by Hades itself`);
         // The value may be a secret: the message does not repeat it (a schema pattern would).
-        if (/[\r\n\0]/.test(value) || value.length > 8192) problem(`${at}.webhook.headers.${name}`, `${label}: the value of the header ${name} must be one line of at most 8192 characters`);
+        // HTTP carries tabs, printable ASCII and Latin-1 (what Node's client takes): with any other
+        // character (a control character, a typographic quote pasted in) every request would throw.
+        if (!HEADER_VALUE.test(value) || value.length > 8192) {
+          problem(`${at}.webhook.headers.${name}`, `${label}: the value of the header ${name} must be one line of at most 8192 characters, printable ASCII or Latin-1 (no control character, no character beyond U+00FF)`);
+        }
       }
       if (webhook.url.startsWith('http://') && hasTlsSettings(webhook.tls)) problem(`${at}.webhook.tls`, `${label}: tls settings need an https:// URL`);
       checkTls(webhook.tls, `${at}.webhook.tls`, label, problem);

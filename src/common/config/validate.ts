@@ -165,9 +165,11 @@ function describe(error: ValueError, schema: TSchema, doc: Document, lines: Line
       const expected = expectedOf(error.schema);
       const isValueProblem = valueProblem(error);
       const name = dotted === '' ? 'the configuration' : `'${dotted}'`;
+      // A setting marked secret (a webhook URL, a header value) is not repeated, not even in part.
+      const secret = (error.schema as { secret?: unknown }).secret === true;
       const message = isValueProblem
-        ? `${name} ${constraintText(error)} (got ${show(error.value)})`
-        : `${name} must be ${expected} (got ${error.value === null ? 'null' : `${typeName(error.value)} ${show(error.value)}`})`;
+        ? `${name} ${constraintText(error)} (got ${secret ? 'a value not repeated here: it may hold a secret' : show(error.value)})`
+        : `${name} must be ${expected} (got ${error.value === null ? 'null' : secret ? typeName(error.value) : `${typeName(error.value)} ${show(error.value)}`})`;
       return {
         code: isValueProblem ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_CONFIG_TYPE',
         path: dotted,

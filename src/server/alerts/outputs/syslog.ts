@@ -1,8 +1,9 @@
 /**
  * The syslog output: one RFC 5424 message per alert, over UDP (RFC 5426: one datagram each), TCP
  * (RFC 6587) or TLS (RFC 5425), the stream transports framed by octet counting
- * (`MSG-LEN SP SYSLOG-MSG`). The connection is opened at the first alert, kept, and opened again
- * after it fails (the queue's backoff paces the attempts).
+ * (`MSG-LEN SP SYSLOG-MSG`). The connection is opened at the first alert, used once the receiver
+ * had the time to refuse it (STREAM_CONFIRM_WAIT_MS), kept, and opened again after it fails (the
+ * queue's backoff paces the attempts).
  *
  *     <PRI>1 TIMESTAMP HOSTNAME APP-NAME - MSGID [hades@32473 alert_id=".." rule=".." severity=".." host=".." host_id=".." count=".."] MSG
  *
@@ -39,6 +40,15 @@ export const UDP_REFUSAL_WAIT_MS = 2;
  * receiver is; without one, the receiver is back. At most timeout_ms.
  */
 const UDP_PROBE_WAIT_MS = 1000;
+/**
+ * Least wait of a new TCP or TLS connection before it is used: a receiver that refuses the client
+ * does so just after the handshake, and the bytes written before that count as sent and are
+ * lost. Under TLS 1.3 the client's handshake ends before the server has checked its certificate
+ * (a missing, expired or unknown client certificate is refused one round trip later), and
+ * rsyslog closes a connection past MaxSessions or from a peer it does not permit right after
+ * accepting it. The wait is twice the time the connection took to open, and at least this.
+ */
+export const STREAM_CONFIRM_WAIT_MS = 100;
 /** Characters kept of each structured data value. */
 const SD_VALUE_CHARS = 255;
 /**
@@ -197,10 +207,12 @@ export class SyslogTransport implements AlertTransport {
         return;
       }
       let settled = false;
+      let confirm: NodeJS.Timeout | undefined;
       const settle = (error?: unknown): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(confirm);
         forget();
         if (error === undefined) {
           this.stream = socket;
@@ -211,13 +223,24 @@ export class SyslogTransport implements AlertTransport {
         }
       };
       const forget = this.inFlight.add((error) => settle(error));
+      const started = performance.now();
       const timer = setTimeout(() => settle(failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no connection within ${this.config.timeout_ms} ms`, 'receiver')), this.config.timeout_ms);
+      const dropped = (): void => settle(failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the receiver closed the connection as soon as it was open`, 'receiver'));
+      socket.once('end', dropped);
+      socket.once('close', dropped);
       socket.once(this.config.transport === 'tls' ? 'secureConnect' : 'connect', () => {
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 60_000);
         // A receiver sends nothing, but what it might send (a TLS close_notify) must be read.
         socket.resume();
-        settle();
+        // Not used before the receiver had the time to refuse it (STREAM_CONFIRM_WAIT_MS).
+        clearTimeout(timer);
+        const wait = Math.min(this.config.timeout_ms, Math.max(STREAM_CONFIRM_WAIT_MS, Math.ceil(2 * (performance.now() - started))));
+        confirm = setTimeout(() => {
+          socket.off('end', dropped);
+          socket.off('close', dropped);
+          settle();
+        }, wait);
       });
       // Kept for the socket's life: an idle connection that fails is only forgotten.
       socket.on('error', (error) => {
