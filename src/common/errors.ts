@@ -518,7 +518,7 @@ export const errorCatalog = {
   },
   HADES_ERR_SIGMA_STATUS: {
     kind: 'input',
-    summary: 'The Sigma rule\'s status is `unsupported`: its authors say it cannot be used as it is.',
+    summary: 'The Sigma rule\'s (or correlation\'s) status is `unsupported`: its authors say it cannot be used as it is.',
     remedy: 'Use a maintained rule instead, or change the status once the rule has been fixed.',
   },
   HADES_ERR_SIGMA_LOGSOURCE: {
@@ -605,7 +605,7 @@ export const errorCatalog = {
   // Alerts and alert outputs
   HADES_ERR_ALERT_OUTPUT_CONFIG: {
     kind: 'input',
-    summary: 'An alert output is configured inconsistently: its type\'s section is missing or another type\'s is present, its name is taken, its URL does not parse, or its TLS settings are incomplete.',
+    summary: 'An alert output is configured inconsistently: its type\'s section is missing or another type\'s is present, its name is taken, its URL does not parse, a header value holds a character HTTP cannot carry, or its TLS settings are incomplete.',
     remedy: 'Fix the output at the key the message names; docs/alert-outputs.md describes every key.',
   },
   HADES_ERR_ALERT_OUTPUT_REFUSED: {
@@ -635,8 +635,8 @@ export const errorCatalog = {
   },
   HADES_ERR_ALERT_OUTPUT_WRITE: {
     kind: 'environment',
-    summary: 'The file alert output could not open, write or rotate its file; the alert is retried with backoff.',
-    remedy: 'Check the folder\'s disk space and permissions.',
+    summary: 'The file alert output could not open, write or rotate its file (a full disk, permissions, a path that is not a regular file such as a FIFO or a device); the alert keeps its place and is retried with backoff.',
+    remedy: 'Check the folder\'s disk space and permissions, and that the path names a regular file (or nothing yet).',
   },
   HADES_ERR_ALERT_OUTPUT_DROPPED: {
     kind: 'environment',

@@ -196,6 +196,19 @@ describe('sigma correlations: what Hades refuses, and why', () => {
     assert.deepEqual(differing.reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_CORRELATION', 'group-by']]);
   });
 
+  it("a correlation's status counts as a rule's: unsupported is refused, deprecated loads disabled", () => {
+    const unsupported = convert(RULES, correlation(count('gte: 2')).replace('level: high', 'status: unsupported\nlevel: high'));
+    assert.deepEqual(unsupported.entry(CORR).reasons.map((r) => r.code), ['HADES_ERR_SIGMA_STATUS']);
+    assert.equal(unsupported.ruleSet.rules.find((r) => r.id === CORR), undefined);
+    assert.equal(unsupported.ruleSet.rules.find((r) => r.id === '00000000-0000-4000-8000-000000000001')!.alert, true, 'the rule alerts on its own, as no correlation uses it');
+    const deprecated = convert(RULES, correlation(count('gte: 2')).replace('level: high', 'status: deprecated\nlevel: high'));
+    assert.equal(deprecated.entry(CORR).status, 'loaded');
+    assert.equal(deprecated.ruleSet.rules.find((r) => r.id === CORR)!.enabled, false);
+    assert.ok(deprecated.entry(CORR).notes.some((n) => n.detail === 'deprecated'));
+    const hits = feed(deprecated.ruleSet, [exec(0, '/usr/bin/whoami'), exec(1, '/usr/bin/whoami')]);
+    assert.deepEqual(hits, [[], []], 'a disabled correlation does not alert');
+  });
+
   it('malformed correlations: type, timespan, condition', () => {
     assert.equal(refused('type: sometimes\nrules: recon_whoami\ntimespan: 1m').reasons[0]!.code, 'HADES_ERR_SIGMA_INVALID');
     assert.equal(refused('type: event_count\nrules: recon_whoami\ntimespan: 1 hour\ncondition:\n    gte: 2').reasons[0]!.detail, 'timespan');

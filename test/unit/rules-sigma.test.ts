@@ -138,6 +138,13 @@ describe('sigma: values and modifiers', () => {
     assert.ok(!port(event('connect', { 'destination.port': 443 })));
   });
 
+  it('network_connection is TCP and UDP over IP, as Sysmon\'s: a unix-socket connect is not one', () => {
+    const m = loaded(rule("selection:\n    Image|endswith: '/curl'\nfilter:\n    DestinationIp|cidr: '127.0.0.0/8'\ncondition: selection and not filter", { category: 'network_connection' }));
+    assert.ok(m(event('connect', { 'process.executable': '/usr/bin/curl', 'destination.ip': '203.0.113.7' })));
+    const docker = event('connect', { 'process.executable': '/usr/bin/curl', source: undefined, destination: { address: '/var/run/docker.sock' }, 'network.transport': 'unix', 'network.type': 'unix' });
+    assert.ok(!m(docker), 'curl --unix-socket /var/run/docker.sock has no DestinationIp, and is no network connection to Sigma');
+  });
+
   it('Initiated chooses connect or accept; Protocol is the transport', () => {
     const out = loaded(rule("selection:\n    Initiated: 'true'\n    Protocol: TCP\ncondition: selection", { category: 'network_connection' }));
     assert.ok(out(event('connect')));
@@ -227,6 +234,17 @@ describe('sigma: values and modifiers', () => {
     const fires = (e: Record<string, unknown>) => c.ruleSet.match(e).length > 0;
     assert.ok(fires(exec('npm install pkg-39@1.0.39')));
     assert.ok(!fires(exec('npm install pkg-40@1.0.40')));
+  });
+
+  it('gives the long lists of rules whose ids differ only in punctuation names of their own', () => {
+    const values = (word: string) => Array.from({ length: 20 }, (_, i) => `        - '${word}${i}'`).join('\n');
+    const c = convert(
+      rule(`selection:\n    CommandLine:\n${values('alpha')}\ncondition: selection`, { id: 'my-rule' }),
+      rule(`selection:\n    CommandLine:\n${values('beta')}\ncondition: selection`, { id: 'my_rule' }),
+    );
+    assert.deepEqual(c.report.map((e) => [e.id, e.status]), [['my-rule', 'loaded'], ['my_rule', 'loaded']]);
+    assert.deepEqual(c.ruleSet.match(exec('alpha3')).map((m) => m.rule.id), ['my-rule']);
+    assert.deepEqual(c.ruleSet.match(exec('beta3')).map((m) => m.rule.id), ['my_rule']);
   });
 
   it('ParentCommandLine is the parent\'s command line, with every modifier', () => {
@@ -381,6 +399,22 @@ describe('sigma: log sources and fields', () => {
     assert.equal(c.ruleSet.match(event('connect')).length, 0);
     const mixed = unsupported(rule("selection:\n    DestinationHostname: 'x.example'\n    DestinationPort: 443\ncondition: selection", { category: 'network_connection' }));
     assert.deepEqual(mixed.reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_FIELD', 'DestinationHostname']]);
+  });
+
+  it('refuses the DNS question for a rule that also matches connections without the host name it tests', () => {
+    // Sigma: curl connecting anywhere but the corporate hosts, a bare address included; a DNS
+    // question would miss the connections to an address, which ask no name.
+    for (const detection of [
+      "selection:\n    Image|endswith: '/curl'\nfilter:\n    DestinationHostname|endswith: '.corp.example'\ncondition: selection and not filter",
+      "selection:\n    Image|endswith: '/curl'\n    DestinationHostname: null\ncondition: selection",
+      "selection:\n    Image|endswith: '/curl'\nname:\n    DestinationHostname|endswith: '.ngrok.io'\ncondition: selection or name",
+    ]) {
+      const e = unsupported(rule(detection, { category: 'network_connection' }));
+      assert.deepEqual(e.reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_FIELD', 'DestinationHostname']], detection);
+      assert.deepEqual(e.notes, [], detection);
+    }
+    const required = convert(rule("selection:\n    DestinationHostname|endswith: '.ngrok.io'\nfilter:\n    Image|endswith: '/ngrok'\ncondition: selection and not filter", { category: 'network_connection' }));
+    assert.equal(required.entry.status, 'loaded');
   });
 });
 

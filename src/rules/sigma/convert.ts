@@ -19,7 +19,7 @@ import { cutMessage } from '../problems.js';
 import { convertCorrelation, type CorrelatedRule } from './correlation.js';
 import { DetectionContext, detectionExpr, detectionFields, type SigmaIssue } from './detection.js';
 import { descriptionOf, hadesIdOf, isRecord, own, readSigmaFiles, severityOf, tagsOf, templateText, type SigmaDocument, type SigmaFile } from './document.js';
-import { and, cmp, renderCondition, text } from './expr.js';
+import { and, cmp, renderCondition, requiresField, text, type HExpr } from './expr.js';
 import { categorySpec, HOSTNAME_AS_DNS, HOSTNAME_FIELD, mapField, UNSUPPORTED_CATEGORIES, type CategorySpec } from './mapping.js';
 import { summarize, type SigmaReason, type SigmaReportEntry, type SigmaSummary } from './report.js';
 
@@ -60,7 +60,10 @@ const ACTION_FIELD = 'event.action';
 const MAX_CHAIN = 16;
 
 function actionTest(spec: CategorySpec) {
-  return spec.actions.length === 1 ? cmp(ACTION_FIELD, '=', [text(spec.actions[0]!)]) : cmp(ACTION_FIELD, 'in', spec.actions.map(text));
+  const action = spec.actions.length === 1 ? cmp(ACTION_FIELD, '=', [text(spec.actions[0]!)]) : cmp(ACTION_FIELD, 'in', spec.actions.map(text));
+  if (!spec.only) return action;
+  const { field, values } = spec.only;
+  return and([action, values.length === 1 ? cmp(field, '=', [text(values[0]!)]) : cmp(field, 'in', values.map(text))]);
 }
 
 function fail(w: Work, code: ErrorCode, detail: string, message: string): void {
@@ -118,23 +121,55 @@ function hostnameSpec(w: Work, spec: CategorySpec): CategorySpec {
     );
     return spec;
   }
-  w.notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'host name as DNS question', message: `${HOSTNAME_FIELD} is matched on the DNS question for the name (dns_query events): connect events carry addresses, not host names` });
   return HOSTNAME_AS_DNS;
+}
+
+/**
+ * Whether a rule matched on DNS questions means what it says: only when every connection it
+ * matches has a host name it tests. Under `not` (or `null`), it would match connections to an
+ * address, which send no DNS question, so the rule would miss them.
+ */
+function hostnameHolds(w: Work, expr: HExpr): boolean {
+  const name = HOSTNAME_AS_DNS.fields[HOSTNAME_FIELD]!;
+  if (name.kind === 'field' && requiresField(expr, name.target)) {
+    w.notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'host name as DNS question', message: `${HOSTNAME_FIELD} is matched on the DNS question for the name (dns_query events): connect events carry addresses, not host names` });
+    return true;
+  }
+  fail(
+    w,
+    'HADES_ERR_SIGMA_FIELD',
+    HOSTNAME_FIELD,
+    `the rule also matches connections whose ${HOSTNAME_FIELD} it does not test positively (under 'not', or null), such as connections to an address, which send no DNS question; connect and accept events carry addresses, not host names`,
+  );
+  return false;
 }
 
 function listPrefix(hadesId: string): string {
   return `sigma_${hadesId.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
-function convertDetection(w: Work, licence: string | undefined): void {
+/** The rule's status, lower-cased; `unsupported` fails the rule (detection rules and correlations alike). */
+function statusOf(w: Work): string | undefined {
   const status = typeof w.doc.data['status'] === 'string' ? w.doc.data['status'].toLowerCase() : undefined;
   if (status === 'unsupported') fail(w, 'HADES_ERR_SIGMA_STATUS', 'status: unsupported', "the rule's status is 'unsupported': its authors say it cannot be used as it is");
+  return status;
+}
+
+/** A deprecated rule loads disabled: still evaluated for the correlations that use it, never alerting itself. */
+function disableDeprecated(w: Work, status: string | undefined, rule: Record<string, unknown>): void {
+  if (status !== 'deprecated') return;
+  rule['enabled'] = false;
+  w.notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'deprecated', message: "the rule's status is 'deprecated': it loads disabled (enabled: false)" });
+}
+
+function convertDetection(w: Work, licence: string | undefined, takenLists: Set<string>): void {
+  const status = statusOf(w);
   const base = logsourceSpec(w);
   if (!base || w.reasons.length > 0) return;
   const spec = hostnameSpec(w, base);
   if (w.reasons.length > 0) return;
   w.spec = spec;
-  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!));
+  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!), takenLists);
   const expr = detectionExpr(ctx, w.doc.data['detection']);
   for (const i of ctx.issues) fail(w, i.code, i.detail, i.message);
   if (w.reasons.length > 0) return;
@@ -142,6 +177,7 @@ function convertDetection(w: Work, licence: string | undefined): void {
     fail(w, 'HADES_ERR_SIGMA_INVALID', 'never true', 'the condition can never be true');
     return;
   }
+  if (spec === HOSTNAME_AS_DNS && !hostnameHolds(w, expr)) return;
   w.lists = ctx.lists;
   const title = w.doc.title.slice(0, 256);
   const severity = severityOf(w.doc, w.notes);
@@ -155,10 +191,7 @@ function convertDetection(w: Work, licence: string | undefined): void {
     condition: renderCondition(and([actionTest(spec), expr])),
     output: `${templateText(title)}: ${spec.output}`.slice(0, 4096),
   };
-  if (status === 'deprecated') {
-    rule['enabled'] = false;
-    w.notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'deprecated', message: "the rule's status is 'deprecated': it loads disabled (enabled: false)" });
-  }
+  disableDeprecated(w, status, rule);
   w.rule = rule;
 }
 
@@ -192,9 +225,10 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
   }
 
   // Stage 3: detection rules.
+  const takenLists = new Set<string>();
   for (const w of works) {
     if (w.reasons.length > 0) continue;
-    if (w.doc.kind === 'rule') convertDetection(w, options.licence);
+    if (w.doc.kind === 'rule') convertDetection(w, options.licence, takenLists);
     else if (w.doc.kind === 'filter') fail(w, 'HADES_ERR_SIGMA_FILTER', 'filter', 'Sigma filters are not applied on import; add the exclusion to the Hades rules it names with an override (docs/rules.md, Overrides)');
   }
 
@@ -202,6 +236,8 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
   const visiting = new Set<Work>();
   const correlate = (w: Work): void => {
     if (w.rule || w.reasons.length > 0 || visiting.has(w)) return;
+    const status = statusOf(w);
+    if (w.reasons.length > 0) return;
     visiting.add(w);
     const result = convertCorrelation(w.doc, {
       resolve: (ref) => {
@@ -238,6 +274,7 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
       ...result.rule,
       output: `${templateText(title)}${by === undefined ? '' : ' ({correlation.key})'}`.slice(0, 4096),
     };
+    disableDeprecated(w, status, w.rule);
   };
   const correlated = (target: Work): CorrelatedRule => ({
     doc: target.doc,

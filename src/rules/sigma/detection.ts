@@ -54,8 +54,13 @@ export class DetectionContext {
 
   constructor(
     readonly spec: CategorySpec,
-    /** Prefix of list names, unique per rule (list names are shared by every loaded file). */
+    /** Prefix of list names, made of the rule's id. */
     private readonly listPrefix: string,
+    /**
+     * List names already given, shared by every rule converted together: list names are shared
+     * by every loaded file, and ids that differ only in punctuation (`a-b`, `a.b`) make one prefix.
+     */
+    private readonly takenLists: Set<string> = new Set(),
   ) {}
 
   issue(code: ErrorCode, detail: string, message: string): HExpr {
@@ -68,7 +73,10 @@ export class DetectionContext {
   }
 
   list(values: readonly (string | number)[]): HValue {
-    const name = `${this.listPrefix}_${this.lists.size + 1}`;
+    let n = this.lists.size + 1;
+    while (this.takenLists.has(`${this.listPrefix}_${n}`)) n++;
+    const name = `${this.listPrefix}_${n}`;
+    this.takenLists.add(name);
     this.lists.set(name, [...values]);
     return { kind: 'list', name };
   }

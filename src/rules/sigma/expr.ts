@@ -60,6 +60,23 @@ export function not(expr: HExpr): HExpr {
   return { kind: 'not', expr };
 }
 
+/** Whether the condition holds only for events on which a test of `field` (outside any `not`) holds. */
+export function requiresField(e: HExpr, field: string): boolean {
+  switch (e.kind) {
+    case 'cmp':
+    case 'exists':
+      return e.field === field;
+    case 'and':
+      return e.items.some((i) => requiresField(i, field));
+    case 'or':
+      return e.items.every((i) => requiresField(i, field));
+    case 'not':
+      return false;
+    case 'const':
+      return !e.value;
+  }
+}
+
 /** A string literal of the condition language: `"` and `\` escaped, nothing else. */
 export function quote(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;

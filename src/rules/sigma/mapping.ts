@@ -24,6 +24,8 @@ export interface CategorySpec {
   readonly category: string;
   /** The Hades actions whose events the category's rules are matched against. */
   readonly actions: readonly string[];
+  /** Of those events, only the ones whose field has one of these values (what the Sigma category covers). */
+  readonly only?: { readonly field: string; readonly values: readonly string[] };
   readonly fields: Readonly<Record<string, FieldMapping>>;
   /** One sentence for docs/sigma.md: what the category is in Hades. */
   readonly about: string;
@@ -83,6 +85,9 @@ export const CATEGORIES: readonly CategorySpec[] = [
   {
     category: 'network_connection',
     actions: ['connect', 'accept'],
+    // Sysmon's network connections are TCP and UDP over IP; Hades also reports unix-socket
+    // connects (driver.unix_sockets), which a rule on the rest of the connection would match.
+    only: { field: 'network.type', values: ['ipv4', 'ipv6'] },
     fields: {
       ...HOST,
       ...PROCESS,
