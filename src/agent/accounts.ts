@@ -41,6 +41,9 @@ class NameFile {
       this.stamp = stamp;
       this.names = parseColonFile(readFileSync(this.path, 'utf8'));
     } catch {
+      // Read again at the next check, not only once the file changes (a read that failed for
+      // want of file descriptors would keep every name unknown until then).
+      this.stamp = '';
       this.names = new Map();
     }
     this.version++;

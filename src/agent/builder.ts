@@ -512,7 +512,7 @@ export class EventBuilder {
     const ppid = (r.missing & MissingField.parent) === 0 ? r.ppid : 0;
     const node = this.tree.exec(r.pid, ppid, startNs, r.comm, executable, r.argv, creds);
     const identity = r.exeIno !== 0 ? { dev: r.exeDev, ino: r.exeIno, size: r.exeSize, mtimeNs: r.exeMtimeNs, ctimeNs: r.exeCtimeNs } : undefined;
-    const hash = executable ? this.hasher.hash(executable, identity) : undefined;
+    const hash = executable ? this.hasher.hash(executable, identity, r.pid) : undefined;
     return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h)) : this.execEvent(r, node, executable, hash);
   }
 

@@ -58,7 +58,7 @@ export class ExecutableHasher implements PersistentHashes {
    * computation. With the identity the kernel saw at exec, no stat is needed and a file replaced
    * since the exec is noticed (status `replaced`) instead of hashing the wrong content.
    */
-  hash(path: string, identity?: FileIdentity): HashResult | Promise<HashResult> {
+  hash(path: string, identity?: FileIdentity, pid?: number): HashResult | Promise<HashResult> {
     if (!this.options.enabled) return { status: 'disabled' };
     let version: FileIdentity;
     if (identity && identity.ino !== 0) version = identity;
@@ -87,7 +87,7 @@ export class ExecutableHasher implements PersistentHashes {
     }
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.compute(path, key, version).finally(() => this.inflight.delete(key));
+      work = this.compute(path, key, version, identity && identity.ino !== 0 ? pid : undefined).finally(() => this.inflight.delete(key));
       this.inflight.set(key, work);
     }
     return this.waitFor(work);
@@ -126,16 +126,19 @@ export class ExecutableHasher implements PersistentHashes {
    * hash only when the file stayed that version while it was read and is not racy
    * (hash-cache-file.ts): a cached hash never describes other content than its key's.
    */
-  private async compute(path: string, key: string, version: FileIdentity): Promise<HashResult> {
+  private async compute(path: string, key: string, version: FileIdentity, pid?: number): Promise<HashResult> {
     let handle: FileHandle | undefined;
     try {
-      handle = await open(path, 'r');
-      // The path may name another file by now, or the file may have changed since the exec.
-      const before = identityOf(await handle.stat({ bigint: true }));
-      if (!sameContent(before, version)) {
+      const found = await this.openVersion(path, version, pid);
+      if (found === 'unreadable') {
+        this.stats.unreadable++;
+        return this.remember(key, { status: 'unreadable' });
+      }
+      if (found === 'replaced') {
         this.stats.replaced++;
         return { status: 'replaced' };
       }
+      handle = found;
       const digest = createHash('sha256');
       const buffer = Buffer.allocUnsafe(CHUNK);
       for (;;) {
@@ -162,6 +165,30 @@ export class ExecutableHasher implements PersistentHashes {
     } finally {
       await handle?.close();
     }
+  }
+
+  /**
+   * The file at `path` if it is `version`; else, with the pid of a process that executed it, the
+   * program that process runs (/proc/PID/exe), if that is `version`: a program in a container
+   * is known by its path in the container's mount namespace, where the agent's path names
+   * another file or none. `replaced` when what was opened is not that version (changed since the
+   * exec), `unreadable` when nothing could be opened.
+   */
+  private async openVersion(path: string, version: FileIdentity, pid: number | undefined): Promise<FileHandle | 'replaced' | 'unreadable'> {
+    let opened = false;
+    for (const candidate of pid === undefined ? [path] : [path, `/proc/${pid}/exe`]) {
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(candidate, 'r');
+        opened = true;
+        // The path may name another file by now, or the file may have changed since the exec.
+        if (sameContent(identityOf(await handle.stat({ bigint: true })), version)) return handle;
+      } catch {
+        // not there (or gone): the next candidate
+      }
+      await handle?.close();
+    }
+    return opened ? 'replaced' : 'unreadable';
   }
 
   get revision(): number {

@@ -8,7 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -247,6 +249,30 @@ describe('the agent\'s hasher (ExecutableHasher)', () => {
     assert.deepEqual(await agent.hash(file), { status: 'ok', sha256: sha('other\n') });
     assert.equal(agent.revision, 0);
     assert.deepEqual([...agent.entries()], []);
+  });
+
+  it('hashes a program known by another path than the agent\'s (a container\'s) through the process that runs it', async () => {
+    // The program the process runs, and another file at the path its event names (as a
+    // container's /usr/bin/x names another file, or none, in the agent's mount namespace).
+    const program = path.join(dir, 'program');
+    copyFileSync('/bin/sleep', program);
+    chmodSync(program, 0o755);
+    const elsewhere = path.join(dir, 'elsewhere');
+    writeFileSync(elsewhere, 'not the program\n');
+    const child = spawn(program, ['30'], { stdio: 'ignore' });
+    try {
+      await once(child, 'spawn');
+      const identity = identityOf(stat(program));
+      const expected = createHash('sha256').update(readFileSync(program)).digest('hex');
+      assert.deepEqual(await hasher().hash(elsewhere, identity, child.pid), { status: 'ok', sha256: expected });
+      assert.deepEqual(await hasher().hash(path.join(dir, 'missing'), identity, child.pid), { status: 'ok', sha256: expected });
+      // Without the process (or with another one), as before: replaced, or unreadable.
+      assert.deepEqual(await hasher().hash(elsewhere, identity), { status: 'replaced' });
+      assert.deepEqual(await hasher().hash(elsewhere, identity, process.pid), { status: 'replaced' });
+      assert.deepEqual(await hasher().hash(path.join(dir, 'missing'), identity, 0x7ffffff0), { status: 'unreadable' });
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('takes persisted hashes for versions it has not seen', async () => {
