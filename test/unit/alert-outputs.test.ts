@@ -24,7 +24,7 @@ import { HadesError } from '../../src/common/errors.js';
 import { SEVERITIES } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { chatText, createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
-import { backoffDelay } from '../../src/server/alerts/outputs/queue.js';
+import { backoffDelay, OutputQueue } from '../../src/server/alerts/outputs/queue.js';
 import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
 import { checkAlertOutputFiles, scopeOf } from '../../src/server/alerts/outputs/transport.js';
 import type { Alert } from '../../src/server/alerts/types.js';
@@ -314,6 +314,7 @@ alerts:
       type: 'webhook',
       min_severity: 'info',
       queue: 1000,
+      queue_mb: 64,
       retry: { max_attempts: 5, backoff_ms: 500, backoff_max_ms: 60_000 },
       webhook: {
         url: 'https://chat.example.org/hooks/x',
@@ -540,6 +541,49 @@ alerts:
 });
 
 // --- webhook -------------------------------------------------------------------------------
+
+describe('alert outputs: the queue', () => {
+  it('holds at most queue_mb of alerts: past it the oldest waiting go, counted; one larger alert is held alone', async () => {
+    const delivered: string[] = [];
+    let started = 0;
+    let release: () => void = () => undefined;
+    const transport = {
+      target: 'test',
+      truncated: 0,
+      // The receiver hangs on the first alert until released, so that the others wait.
+      deliver: (item: { json: string }) =>
+        new Promise<void>((resolve) => {
+          started++;
+          release = () => {
+            delivered.push(item.json);
+            resolve();
+          };
+        }),
+      close: () => Promise.resolve(),
+    };
+    const sink = new LogSink();
+    const queue = new OutputQueue(transport, { name: 'q', capacity: 1000, maxChars: 1000, maxAttempts: 3, backoffMs: 10, backoffMaxMs: 10, log: logger(sink) });
+    const item = (tag: string, chars: number) => ({ alert: makeAlert(), json: tag.padEnd(chars, '.') });
+    // The first is being delivered; 300 + 300 + 300 wait; a fourth of 300 pushes the oldest out.
+    for (const tag of ['a', 'b', 'c', 'd', 'e']) queue.push(item(tag, 300));
+    assert.equal(queue.counters.dropped, 1);
+    assert.equal(queue.queued, 4);
+    assert.ok(sink.lines().some((l) => l.code === 'HADES_ERR_ALERT_OUTPUT_DROPPED' && l.capacity_mb === 0));
+    // Larger than the bound: everything waiting goes, it is held alone.
+    queue.push(item('f', 5000));
+    assert.equal(queue.counters.dropped, 4);
+    assert.equal(queue.queued, 2);
+    queue.push(item('g', 10));
+    assert.equal(queue.counters.dropped, 5, 'past the bound again: the large one goes');
+    release();
+    await waitFor('the second delivery to start', () => started === 2);
+    release();
+    await waitFor('the second delivery', () => delivered.length === 2);
+    assert.deepEqual(delivered.map((json) => json[0]), ['a', 'g']);
+    assert.equal(queue.queued, 0);
+    await queue.close();
+  });
+});
 
 describe('alert outputs: webhook', () => {
   const receiver = new HttpReceiver();

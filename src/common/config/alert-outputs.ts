@@ -138,6 +138,12 @@ export const AlertOutputConfig = Type.Object(
       default: 1000,
       description: 'Alerts held in memory while the receiver is slow or down (besides the one being delivered); when full, the oldest is dropped and counted.',
     }),
+    queue_mb: Type.Integer({
+      minimum: 1,
+      maximum: 4096,
+      default: 64,
+      description: 'Most MiB of alerts (as JSON) held in the queue: an alert keeps up to max_events events, so a count alone does not bound memory; past it the oldest is dropped and counted, as when the queue is full. One alert larger than this is still held alone.',
+    }),
     retry: AlertOutputRetry,
     webhook: Type.Optional(WebhookOutput),
     syslog: Type.Optional(SyslogOutput),

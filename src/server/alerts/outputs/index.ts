@@ -76,7 +76,7 @@ export function createAlertOutputs(config: AlertOutputsConfig, log: Logger, opti
     for (const output of config) {
       const transport = createTransport(output, options);
       const outputLog = log.child({ component: 'alert-output', output: output.name });
-      const queue = new OutputQueue(transport, { ...queueOptions(output.name, output.queue, output.retry, outputLog), ...(options.random ? { random: options.random } : {}) });
+      const queue = new OutputQueue(transport, { ...queueOptions(output.name, output.queue, output.retry, outputLog, output.queue_mb), ...(options.random ? { random: options.random } : {}) });
       outputs.push({ config: output, minRank: RANK[output.min_severity] ?? 0, transport, queue });
       outputLog.info(`alert output '${output.name}' ready`, { type: output.type, target: transport.target, min_severity: output.min_severity, ...describe(output) });
       const tls = output.webhook?.tls ?? output.syslog?.tls;

@@ -3,8 +3,8 @@
  * at a time (alerts reach the receiver in the order they were raised), exponential backoff with
  * jitter after failures, and the counters of docs/alert-outputs.md.
  *
- * Memory is bounded by `capacity` alerts waiting plus the one being delivered; a push into a full
- * ring drops the oldest waiting alert. An alert the receiver failed uses up one attempt and is
+ * Memory is bounded by `capacity` alerts, and `maxChars` of their JSON, waiting plus the one being
+ * delivered; a push into a full ring drops the oldest waiting alerts. An alert the receiver failed uses up one attempt and is
  * given up after `max_attempts`; while the receiver cannot be reached at all, the alert keeps
  * its place without using attempts, so an outage costs only what overflows the queue.
  */
@@ -39,6 +39,8 @@ export interface QueueOptions {
   /** The output's name, for logs. */
   readonly name: string;
   readonly capacity: number;
+  /** Most characters of JSON waiting (`queue_mb`); the oldest go past it. Unbounded when absent. */
+  readonly maxChars?: number;
   readonly maxAttempts: number;
   readonly backoffMs: number;
   readonly backoffMaxMs: number;
@@ -47,8 +49,8 @@ export interface QueueOptions {
   readonly random?: () => number;
 }
 
-export function queueOptions(name: string, capacity: number, retry: AlertOutputRetryConfig, log: Logger): QueueOptions {
-  return { name, capacity, maxAttempts: retry.max_attempts, backoffMs: retry.backoff_ms, backoffMaxMs: retry.backoff_max_ms, log };
+export function queueOptions(name: string, capacity: number, retry: AlertOutputRetryConfig, log: Logger, queueMb?: number): QueueOptions {
+  return { name, capacity, ...(queueMb === undefined ? {} : { maxChars: queueMb * 1024 * 1024 }), maxAttempts: retry.max_attempts, backoffMs: retry.backoff_ms, backoffMaxMs: retry.backoff_max_ms, log };
 }
 
 /** The wait before the next attempt after `failures` failures in a row: doubling, capped, half of it jittered. */
@@ -70,6 +72,8 @@ export class OutputQueue {
   private readonly ring: (QueuedAlert | undefined)[];
   private head = 0;
   private size = 0;
+  /** Characters of JSON of the alerts waiting in the ring. */
+  private chars = 0;
   private current: Current | undefined;
   private inFlight: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -99,21 +103,22 @@ export class OutputQueue {
       this.counters.dropped++;
       return;
     }
-    if (this.size === this.options.capacity) {
-      this.ring[this.head] = undefined;
-      this.head = (this.head + 1) % this.options.capacity;
-      this.size--;
+    const maxChars = this.options.maxChars ?? Infinity;
+    while (this.size > 0 && (this.size === this.options.capacity || this.chars + item.json.length > maxChars)) {
+      this.shift();
       this.counters.dropped++;
       if (this.droppedUnreported++ === 0) {
         this.options.log.warn(`alert output '${this.options.name}': queue full, dropping the oldest alerts`, {
           code: 'HADES_ERR_ALERT_OUTPUT_DROPPED',
           capacity: this.options.capacity,
+          ...(this.options.maxChars === undefined ? {} : { capacity_mb: Math.round(this.options.maxChars / 1024 / 1024) }),
           last_error: this.lastError?.code,
         });
       }
     }
     this.ring[(this.head + this.size) % this.options.capacity] = item;
     this.size++;
+    this.chars += item.json.length;
     this.pump();
   }
 
@@ -156,6 +161,7 @@ export class OutputQueue {
     const left = this.queued;
     this.ring.fill(undefined);
     this.size = 0;
+    this.chars = 0;
     this.current = undefined;
     if (left > 0) {
       this.counters.dropped += left;
@@ -260,6 +266,7 @@ export class OutputQueue {
     this.ring[this.head] = undefined;
     this.head = (this.head + 1) % this.options.capacity;
     this.size--;
+    this.chars -= item?.json.length ?? 0;
     return item;
   }
 
