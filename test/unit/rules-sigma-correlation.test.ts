@@ -200,13 +200,28 @@ describe('sigma correlations: what Hades refuses, and why', () => {
     const unsupported = convert(RULES, correlation(count('gte: 2')).replace('level: high', 'status: unsupported\nlevel: high'));
     assert.deepEqual(unsupported.entry(CORR).reasons.map((r) => r.code), ['HADES_ERR_SIGMA_STATUS']);
     assert.equal(unsupported.ruleSet.rules.find((r) => r.id === CORR), undefined);
-    assert.equal(unsupported.ruleSet.rules.find((r) => r.id === '00000000-0000-4000-8000-000000000001')!.alert, true, 'the rule alerts on its own, as no correlation uses it');
+    assert.equal(unsupported.ruleSet.rules.find((r) => r.id === '00000000-0000-4000-8000-000000000001'), undefined, 'the rule only it uses (generate: false) goes with it');
     const deprecated = convert(RULES, correlation(count('gte: 2')).replace('level: high', 'status: deprecated\nlevel: high'));
     assert.equal(deprecated.entry(CORR).status, 'loaded');
     assert.equal(deprecated.ruleSet.rules.find((r) => r.id === CORR)!.enabled, false);
     assert.ok(deprecated.entry(CORR).notes.some((n) => n.detail === 'deprecated'));
     const hits = feed(deprecated.ruleSet, [exec(0, '/usr/bin/whoami'), exec(1, '/usr/bin/whoami')]);
     assert.deepEqual(hits, [[], []], 'a disabled correlation does not alert');
+  });
+
+  it('a rule only unsupported correlations use goes with them, unless one of them says generate: true', () => {
+    // An upper bound Hades refuses: the correlation is unsupported.
+    const c = convert(RULES, correlation(count('lt: 5')));
+    assert.equal(c.entry(CORR).status, 'unsupported');
+    const whoami = c.entry('00000000-0000-4000-8000-000000000001');
+    assert.equal(whoami.status, 'unsupported');
+    assert.deepEqual(whoami.reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_REFERENCE', 'unsupported correlation']]);
+    assert.match(whoami.reasons[0]!.message, /only the correlation 'The correlation' uses this rule \(generate: false\)/);
+    // Before, it was loaded alerting: an alert for every whoami, which its author did not want.
+    assert.deepEqual(feed(c.ruleSet, [exec(0, '/usr/bin/whoami'), exec(1, '/usr/bin/id')]), [[], ['00000000-0000-4000-8000-000000000003']]);
+    const asked = convert(RULES, correlation(`${count('lt: 5')}\ngenerate: true`));
+    assert.equal(asked.entry(CORR).status, 'unsupported');
+    assert.deepEqual(feed(asked.ruleSet, [exec(0, '/usr/bin/whoami')]), [['00000000-0000-4000-8000-000000000001']], 'generate: true: it alerts on its own');
   });
 
   it('malformed correlations: type, timespan, condition', () => {

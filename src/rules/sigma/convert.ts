@@ -53,6 +53,10 @@ interface Work {
   references: readonly string[];
   generate: boolean;
   live: boolean;
+  /** For a correlation, the documents its `rules` name, whether or not it converts. */
+  named: readonly Work[];
+  /** For a correlation, whether it says `generate: true`, whether or not it converts. */
+  generateAsked: boolean;
 }
 
 const ACTION_FIELD = 'event.action';
@@ -198,7 +202,7 @@ function convertDetection(w: Work, licence: string | undefined, takenLists: Set<
 /** Converts Sigma rule files into Hades rule files, with a report entry for every Sigma document. */
 export function convertSigma(files: readonly SigmaFile[], options: ConvertOptions = {}): SigmaConversion {
   const { documents, rejected } = readSigmaFiles(files);
-  const works: Work[] = documents.map((doc) => ({ doc, hadesId: undefined, reasons: [], notes: [], lists: new Map(), references: [], generate: false, live: false }));
+  const works: Work[] = documents.map((doc) => ({ doc, hadesId: undefined, reasons: [], notes: [], lists: new Map(), references: [], generate: false, live: false, named: [], generateAsked: false }));
 
   // Stage 2: ids and names.
   const byRef = new Map<string, Work>();
@@ -222,6 +226,15 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
     taken.add(id);
     w.hadesId = id;
     if (w.doc.id !== undefined && w.doc.id !== id) w.notes.push({ code: 'HADES_ERR_SIGMA_ADAPTED', detail: 'id', message: `the Sigma id '${w.doc.id}' is not a Hades id; the rule is '${id}'` });
+  }
+
+  // What each correlation names, for its rules' fate when it does not convert (dropDead).
+  for (const w of works) {
+    const c = w.doc.data['correlation'];
+    if (w.doc.kind !== 'correlation' || !isRecord(c)) continue;
+    const refs = typeof c['rules'] === 'string' ? [c['rules']] : Array.isArray(c['rules']) ? c['rules'].filter((r): r is string => typeof r === 'string') : [];
+    w.named = refs.map((ref) => byRef.get(ref)).filter((x): x is Work => x !== undefined);
+    w.generateAsked = (c['generate'] ?? w.doc.data['generate']) === true;
   }
 
   // Stage 3: detection rules.
@@ -304,6 +317,7 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
 
   // Stage 5: check with the compiler, dropping what it refuses, until the files load clean.
   for (const w of works) w.live = w.rule !== undefined && w.reasons.length === 0;
+  dropDead(works);
   let assembled = assemble(works, options);
   if (options.check ?? true) {
     for (let pass = 0; pass < 20; pass++) {
@@ -358,6 +372,16 @@ function dropDead(works: readonly Work[]): void {
       w.live = false;
       changed = true;
     }
+  }
+  // A rule that only correlations use, none of them live, none saying `generate: true`: its
+  // author wanted no alert of it alone (the correlation's default), and it would raise one for
+  // every event it matches. It goes with them.
+  for (const w of works) {
+    if (!w.live || w.doc.kind === 'correlation') continue;
+    const users = works.filter((x) => x.named.includes(w));
+    if (users.length === 0 || users.some((x) => x.live || x.generateAsked)) continue;
+    fail(w, 'HADES_ERR_SIGMA_REFERENCE', 'unsupported correlation', `only the correlation${users.length > 1 ? 's' : ''} ${users.map((x) => `'${x.doc.title}'`).join(', ')} use${users.length > 1 ? '' : 's'} this rule (generate: false), and ${users.length > 1 ? 'they are' : 'it is'} unsupported: alone it would alert on every event it matches`);
+    w.live = false;
   }
 }
 
