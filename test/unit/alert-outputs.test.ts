@@ -844,6 +844,35 @@ alerts:
     await hanging.close();
   });
 
+  it('counts an alert the receiver took (2xx) as sent even when the rest of its answer never comes, and goes on with the next', async () => {
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        requests++;
+        // The status and the start of a body, and then nothing.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('accepted, and more to come');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, ${retryYaml}, webhook: { url: "${url}/in", timeout_ms: 200 } } ] }`);
+    try {
+      outputs.send(makeAlert());
+      outputs.send(makeAlert());
+      // Before, each timed out as a failed attempt and was sent again: duplicates at the receiver.
+      await waitFor('both delivered', () => statsOf(outputs, 'w').sent === 2, 5000);
+      // Each once at the receiver (the second waits for the first's connection to be let go).
+      assert.equal(requests, 2);
+      assert.equal(statsOf(outputs, 'w').failed, 0);
+    } finally {
+      await outputs.close(500);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('flushes what is queued at close when the receiver keeps up', async () => {
     receiver.requests.length = 0;
     const outputs = createAlertOutputs(outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${base}/in" } } ] }`), logger());

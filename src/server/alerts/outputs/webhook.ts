@@ -79,6 +79,18 @@ export class WebhookTransport implements AlertTransport {
       req.on('error', (error) => settle(error));
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          // Taken: the alert is delivered, whatever the rest of the answer does (failed for a body
+          // that never ended, it was sent again and again). The rest is read so that the one
+          // connection can be reused, for at most timeout_ms; then the connection is dropped, or
+          // a body that never ends would hold every later alert.
+          settle();
+          const drain = setTimeout(() => res.destroy(), this.config.timeout_ms);
+          res.once('close', () => clearTimeout(drain));
+          res.on('error', () => undefined);
+          res.resume();
+          return;
+        }
         const chunks: Buffer[] = [];
         let kept = 0;
         res.on('data', (chunk: Buffer) => {
@@ -90,10 +102,6 @@ export class WebhookTransport implements AlertTransport {
         });
         res.on('error', (error) => settle(error));
         res.on('end', () => {
-          if (status >= 200 && status < 300) {
-            settle();
-            return;
-          }
           const answer = printable(Buffer.concat(chunks).subarray(0, ANSWER_BYTES).toString('utf8'));
           const scope = status >= 500 || RETRYABLE_STATUS.has(status) ? 'alert' : 'final';
           settle(failure('HADES_ERR_ALERT_OUTPUT_BAD_STATUS', `${this.target} answered ${status}${answer ? `: ${answer}` : ''}`, scope));
