@@ -20,6 +20,7 @@
 #define SOCK_DGRAM 2
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define O_ACCMODE 3
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define O_PATH 010000000 /* the kernel ignores O_CREAT and O_TRUNC with it */
@@ -34,6 +35,10 @@
 #define ERESTART_RESTARTBLOCK 516
 /* include/linux/fs.h: set by the open path when O_CREAT created the file */
 #define FMODE_CREATED (1u << 20)
+#define FMODE_WRITE (1u << 1)
+#define PROC_SUPER_MAGIC 0x9fa0
+#define PF_KTHREAD 0x00200000
+#define PIDTYPE_PID 0
 #define PTRACE_TRACEME 0
 #define PTRACE_POKETEXT 4
 #define PTRACE_POKEDATA 5
@@ -604,18 +609,25 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 	__u64 *a = st->args;
 
 	switch (r->sc) {
-	/* opens that may create a file, or empty one (cp onto an existing file: O_TRUNC alone) */
+	/* opens that may create a file, empty one (cp onto an existing file: O_TRUNC alone), or
+	 * write into one (O_WRONLY/O_RDWR: then write, pwrite, mmap, splice, copy_file_range...);
+	 * read-only opens, most of them, stop here */
 	case HADES_SC_OPEN:
-		if (!(a[1] & (O_CREAT | O_TRUNC)))
+		if (!(a[1] & (O_CREAT | O_TRUNC | O_ACCMODE)))
 			return 0;
 		break;
 	case HADES_SC_OPENAT:
-		if (!(a[2] & (O_CREAT | O_TRUNC)))
+		if (!(a[2] & (O_CREAT | O_TRUNC | O_ACCMODE)))
+			return 0;
+		break;
+	case HADES_SC_OPEN_BY_HANDLE_AT:
+		if (!(a[2] & (O_TRUNC | O_ACCMODE)))
 			return 0;
 		break;
 	case HADES_SC_OPENAT2: {
 		__u64 flags = 0; /* struct open_how starts with u64 flags */
-		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a[2]) || !(flags & (O_CREAT | O_TRUNC)))
+		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)a[2]) ||
+		    !(flags & (O_CREAT | O_TRUNC | O_ACCMODE)))
 			return 0;
 		a[5] = flags;
 		break;
@@ -1133,8 +1145,56 @@ int hx_net(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* Async end of a non-blocking TCP connect. Runs in softirq context. */
+/*
+ * A TCP socket going CLOSE -> SYN_SENT: an active open, in the context of the task that opens it.
+ * connect(2) is reported at its sys_exit (its in-flight state says so); any other way is reported
+ * from here: sendto/sendmsg with MSG_FASTOPEN on an unconnected socket, io_uring's
+ * IORING_OP_CONNECT, a 32-bit program's connect or socketcall. A pending CONNECT record (-115),
+ * completed as for a non-blocking connect. Kernel threads (NFS, iSCSI clients) are left out.
+ */
+static __noinline void on_syn_sent(const struct sock *sk)
+{
+	struct task_struct *t = cur_task();
+	if (BPF_CORE_READ(t, flags) & PF_KTHREAD)
+		return;
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt;
+	struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+	if (st && st->hook == HADES_HOOK_CONNECT)
+		return;
+	struct hades_hook_counters *c = hook_begin(HADES_HOOK_CONNECT, pt >> 32);
+	if (!c)
+		return;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct hades_net *n = (void *)s->rec;
+	struct sk_addrs a = {};
+	__builtin_memset(n, 0, sizeof(*n));
+	read_sk((struct sock *)sk, &a);
+	fill_header(&n->hdr, HADES_KIND_CONNECT, 0, t);
+	fill_proc(&n->proc, t);
+	n->result = -EINPROGRESS;
+	n->fd = -1;
+	n->family = a.family;
+	n->sock_type = a.type;
+	n->protocol = a.proto;
+	n->local_port = a.lport;
+	n->remote_port = a.rport;
+	n->origin = HADES_ORIGIN_TCP_SYN_SENT;
+	__builtin_memcpy(n->local_addr, a.laddr, 16);
+	__builtin_memcpy(n->remote_addr, a.raddr, 16);
+	submit_scratch(c, s, sizeof(*n));
+	__u64 key = (__u64)sk;
+	bpf_map_update_elem(&pending_conn, &key, n, BPF_ANY);
+}
+
 static __always_inline void on_sock_state(const struct sock *sk, int oldstate, int newstate)
 {
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+		on_syn_sent(sk);
+		return;
+	}
 	if (oldstate != TCP_SYN_SENT)
 		return;
 	__u64 key = (__u64)sk;
@@ -1328,6 +1388,18 @@ int hx_ptrace(struct bpf_raw_tracepoint_args *ctx)
 	fill_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
 	fill_proc(&p->proc, t);
 	p->result = ret;
+	if (st->sc == HADES_SC_PROCESS_VM_WRITEV) {
+		/* pid, local iov, liovcnt, remote iov, riovcnt, flags: the pid is the caller's view,
+		 * left for the agent to resolve (no tracee link to follow) */
+		p->request = HADES_PTRACE_VM_WRITEV;
+		p->target_pid = st->args[0];
+		p->addr = st->args[3];
+		p->data = st->args[4];
+		p->hdr.missing |= HADES_M_TARGET;
+		bpf_ringbuf_submit(p, 0);
+		bump(&c->sent);
+		return 0;
+	}
 	p->request = st->args[0];
 	p->target_pid = st->args[1];
 	p->addr = st->args[2];
@@ -1702,6 +1774,52 @@ static __always_inline bool open_family(__u8 sc)
 	       sc == HADES_SC_CREAT || sc == HADES_SC_OPEN_BY_HANDLE_AT;
 }
 
+/*
+ * An open for writing of a file of the proc filesystem: /proc/PID/mem (or .../task/TID/mem), the
+ * memory of process PID, written with pwrite at the addresses of its code: process injection
+ * without ptrace. A PTRACE record (request HADES_PTRACE_MEM_OPEN), the target being the task of
+ * the proc inode.
+ */
+static __noinline void proc_mem_open(struct task_struct *t, struct file *file, struct inode *ino,
+				     long ret, __u32 op_flags)
+{
+	char name[4] = {};
+	struct qstr q = BPF_CORE_READ(file, f_path.dentry, d_name);
+	if (q.len != 3 || bpf_probe_read_kernel(name, 3, q.name) || name[0] != 'm' ||
+	    name[1] != 'e' || name[2] != 'm')
+		return;
+	struct hades_hook_counters *c = hook_begin(HADES_HOOK_PTRACE, bpf_get_current_pid_tgid() >> 32);
+	if (!c)
+		return;
+	struct hades_ptrace *p = bpf_ringbuf_reserve(&events, sizeof(*p), 0);
+	if (!p) {
+		bump(&c->dropped_ringbuf_full);
+		return;
+	}
+	__builtin_memset(p, 0, sizeof(*p));
+	fill_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
+	fill_proc(&p->proc, t);
+	p->result = ret;
+	p->request = HADES_PTRACE_MEM_OPEN;
+	p->data = op_flags;
+	/* proc_inode { ..., struct inode vfs_inode }: its pid, and the task of that pid */
+	struct proc_inode *pi = (void *)ino - bpf_core_field_offset(struct proc_inode, vfs_inode);
+	struct pid *pid = BPF_CORE_READ(pi, pid);
+	struct hlist_node *first = pid ? BPF_CORE_READ(pid, tasks[PIDTYPE_PID].first) : NULL;
+	struct task_struct *target = first ? (void *)first - bpf_core_field_offset(struct task_struct, pid_links) : NULL;
+	if (target) {
+		p->target_pid = BPF_CORE_READ(target, pid);
+		p->target_tgid = BPF_CORE_READ(target, tgid);
+		p->target_start_ns = process_start(target);
+		BPF_CORE_READ_STR_INTO(&p->target_comm, target, group_leader, comm);
+	} else {
+		p->hdr.missing |= HADES_M_TARGET;
+		bump(&c->read_errors);
+	}
+	bpf_ringbuf_submit(p, 0);
+	bump(&c->sent);
+}
+
 /* The FILE_CREATE / RENAME / DELETE / CHMOD record of a call staged at sys_enter. */
 static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, struct inflight *st,
 					struct scratch *s)
@@ -1741,6 +1859,9 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		dfd = a[0], p1 = a[1], f->op_flags = a[5], f->mode = how[1];
 		break;
 	}
+	case HADES_SC_OPEN_BY_HANDLE_AT:
+		f->op_flags = a[2]; /* no path argument: the path comes from the fd */
+		break;
 	case HADES_SC_MKDIR:
 		p1 = a[0], f->mode = a[1];
 		break;
@@ -1810,6 +1931,26 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		file = fd_file(t, ret);
 	else if (st->sc == HADES_SC_FCHMOD || st->sc == HADES_SC_FTRUNCATE)
 		file = fd_file(t, (__u32)a[0]); /* fchmod, ftruncate: unsigned int fd */
+	/* An existing file opened for writing, neither created nor emptied: reported only when it
+	 * is a regular file the open gave write access to (not /dev/null, a tty, O_PATH), so that
+	 * the cost of the path stays with the rare writes into files. A failed attempt is not
+	 * reported (no file to name). /proc/PID/mem is another process' memory: a PTRACE record. */
+	if (is_open && !(f->op_flags & (O_CREAT | O_TRUNC))) {
+		if (!file || !(BPF_CORE_READ(file, f_mode) & FMODE_WRITE)) {
+			bump(&c->ignored);
+			return;
+		}
+		struct inode *wi = BPF_CORE_READ(file, f_inode);
+		if ((BPF_CORE_READ(wi, i_mode) & S_IFMT) != S_IFREG) {
+			bump(&c->ignored);
+			return;
+		}
+		if (BPF_CORE_READ(wi, i_sb, s_magic) == PROC_SUPER_MAGIC) {
+			bump(&c->ignored);
+			proc_mem_open(t, file, wi, ret, f->op_flags);
+			return;
+		}
+	}
 	if (file) {
 		/* canonical path of the object itself: symlinks and ".." resolved */
 		f->path_len = append_file_path(s, file, &flags);

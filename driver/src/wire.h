@@ -232,6 +232,10 @@ struct hades_proc {
 #define HADES_ORIGIN_SYSCALL 1     /* sys_exit of connect/accept/listen */
 #define HADES_ORIGIN_TCP_ESTABLISHED 2 /* async: a pending (EINPROGRESS) connect completed */
 #define HADES_ORIGIN_TCP_FAILED 3  /* async: a pending connect failed (result = -errno) */
+/* a TCP connection opened without a watched connect(2) (sendto/sendmsg with MSG_FASTOPEN,
+ * io_uring's IORING_OP_CONNECT, a 32-bit program): seen at the socket's CLOSE -> SYN_SENT
+ * change, in the connecting task; result -115 (pending), completed as for EINPROGRESS */
+#define HADES_ORIGIN_TCP_SYN_SENT 4
 
 /* CONNECT (4), ACCEPT (5), LISTEN (6); tail: AF_UNIX path (path_len bytes) */
 struct hades_net {
@@ -276,12 +280,16 @@ struct hades_dns {
 	__u8 remote_addr[16];
 };
 
+/* PTRACE (8) request values that are no ptrace(2) requests: other ways to write into a process */
+#define HADES_PTRACE_VM_WRITEV 0x10000 /* process_vm_writev(pid, ..., remote iov = addr, riovcnt = data) */
+#define HADES_PTRACE_MEM_OPEN 0x10001  /* /proc/PID/mem opened for writing (data = open flags) */
+
 /* PTRACE (8) */
 struct hades_ptrace {
 	struct hades_record_header hdr;
 	struct hades_proc proc;
 	__s32 result;
-	__u32 request;       /* PTRACE_* */
+	__u32 request;       /* PTRACE_*, or HADES_PTRACE_VM_WRITEV / HADES_PTRACE_MEM_OPEN */
 	__u32 target_pid;    /* pid argument (TRACEME: the parent) */
 	__u32 target_tgid;   /* resolved target process, 0 if not (missing TARGET) */
 	__u64 target_start_ns;
@@ -416,7 +424,8 @@ enum hades_sc {
 	HADES_SC_SYMLINKAT = 49,
 	HADES_SC_TRUNCATE = 50,
 	HADES_SC_FTRUNCATE = 51,
-	HADES_SC_COUNT = 52,
+	HADES_SC_PROCESS_VM_WRITEV = 52,
+	HADES_SC_COUNT = 53,
 };
 
 /* limits */

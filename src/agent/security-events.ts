@@ -28,7 +28,7 @@ const SYSCALLS: Readonly<Record<number, string>> = {
   27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
   35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
   44: 'pidfd_send_signal', 45: 'open_by_handle_at', 46: 'link', 47: 'linkat', 48: 'symlink', 49: 'symlinkat', 50: 'truncate',
-  51: 'ftruncate',
+  51: 'ftruncate', 52: 'process_vm_writev',
 };
 
 export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
@@ -40,6 +40,8 @@ const SC_FTRUNCATE = 51;
 
 const PTRACE_REQUESTS: Readonly<Record<number, string>> = {
   0: 'traceme', 4: 'poketext', 5: 'pokedata', 6: 'pokeuser', 13: 'setregs', 15: 'setfpregs', 16: 'attach', 0x4205: 'setregset', 0x4206: 'seize',
+  // not ptrace(2): the driver's codes for the other ways to write into a process
+  0x10000: 'process_vm_writev', 0x10001: 'proc_mem_write',
 };
 
 const MFD_FLAGS: readonly [number, string][] = [
@@ -56,6 +58,9 @@ const AT_SYMLINK_FOLLOW = 0x400;
 const FD_PATH = /^\/(proc\/(self|thread-self|[0-9]+)\/fd|dev\/fd)\/[0-9]+$/;
 /** open(2): truncate an existing file to length 0; ignored with O_PATH. */
 const O_TRUNC = 0o1000;
+const O_CREAT = 0o100;
+/** open, openat, openat2, open_by_handle_at (creat always creates or empties). */
+const OPEN_CALLS: ReadonlySet<number> = new Set([25, 26, 27, 45]);
 const O_PATH = 0o10000000;
 const outcome = (result: number): 'success' | 'failure' => (result < 0 ? 'failure' : 'success');
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
@@ -158,9 +163,12 @@ export class SecurityEvents {
     const net = networkOf(r.family, r.protocol, r.sockType);
     const local = r.family === AF_UNIX ? undefined : endpoint(r.family, r.localAddr, r.localPort);
     const remote = r.family === AF_UNIX ? { address: r.path } : endpoint(r.family, r.remoteAddr, r.remotePort);
-    const pending = r.type === 'connect' && r.result === -115 && r.origin === 1;
+    // origin 4: a TCP connection opened without connect(2) (sendto with MSG_FASTOPEN, io_uring,
+    // a 32-bit program), seen when its SYN left: no call to name, no fd
+    const pending = r.type === 'connect' && r.result === -115 && (r.origin === 1 || r.origin === 4);
     const socket = {
-      fd: r.fd,
+      fd: r.fd === 0xffffffff ? undefined : r.fd,
+      connect_call: r.origin === 4 ? false : undefined,
       errno: pending ? undefined : errnoName(r.result),
       state: r.origin === 2 ? 'established' : r.origin === 3 ? 'failed' : pending ? 'pending' : undefined,
       backlog: r.type === 'listen' ? r.backlog : undefined,
@@ -309,6 +317,9 @@ export class SecurityEvents {
       hadesFile['created'] = created;
       // O_TRUNC on a file that existed: the open emptied it (a log wiped with `> file`).
       if (!created && r.result >= 0 && (r.opFlags & O_TRUNC) !== 0 && (r.opFlags & O_PATH) === 0) hadesFile['truncated'] = true;
+      // Neither O_CREAT nor O_TRUNC: an existing file opened for writing (the driver sends only
+      // those that succeeded, on regular files): written in place by write, pwrite, mmap, splice...
+      if (OPEN_CALLS.has(r.syscall) && (r.opFlags & (O_CREAT | O_TRUNC)) === 0 && r.result >= 0) hadesFile['written'] = true;
     }
     if (r.type === 'file_chmod') {
       const oldMode = modeKnown ? r.fileMode : undefined;
@@ -317,6 +328,7 @@ export class SecurityEvents {
       hadesFile['made_executable'] = oldMode === undefined ? undefined : executable && (oldMode & 0o111) === 0;
       hadesFile['setuid'] = setuid;
     }
+    const written = hadesFile['written'] === true;
     const type = r.type === 'file_create' ? ['creation'] : r.type === 'file_delete' ? ['deletion'] : ['change'];
     const events = [this.event(r, r.type, ['file'], type, { outcome: outcome(r.result), file }, { file: hadesFile })];
     // A hard link to one of Hades' files is a second name outside the watch: tampering too.
@@ -325,8 +337,8 @@ export class SecurityEvents {
     const protectedPath = touched.find((p) => this.options.protectedPaths.some((prefix) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)));
     // Created files are not tampering; a second name for one of Hades' files, or emptying one, is.
     const emptiedOwn = hadesFile['truncated'] === true;
-    if (protectedPath && r.result >= 0 && (r.type !== 'file_create' || link === 'hard' || emptiedOwn)) {
-      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : emptiedOwn ? 'truncate' : r.type } }));
+    if (protectedPath && r.result >= 0 && (r.type !== 'file_create' || link === 'hard' || emptiedOwn || written)) {
+      events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : emptiedOwn ? 'truncate' : written ? 'write' : r.type } }));
     }
     return events;
   }

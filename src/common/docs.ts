@@ -75,6 +75,24 @@ export function renderEventsDoc(): string {
     'others are specified so that producers and consumers can be built against them.',
     '',
   );
+  out.push(
+    '## What is not seen',
+    '',
+    'The kernel security events come from syscall tracepoints (kprobes, fentry and BPF LSM do not load on the',
+    'target kernels), so what does not go through a syscall of the acting process is not seen (details in',
+    'driver/PROTOCOL.md, sections 1.1 and 2.13):',
+    '',
+    '- **io_uring**: its operations (IORING_OP_OPENAT, WRITE, RENAMEAT, LINKAT, UNLINKAT, FTRUNCATE, SEND...) run',
+    '  in the kernel without a syscall each: file, DNS and privilege events are not produced for them. Its TCP',
+    '  connects are seen (`connect` with `hades.socket.connect_call` false, from the socket state change).',
+    '- **32-bit syscalls** (ia32 programs, and `int 0x80` from 64-bit ones): another syscall table, skipped; only',
+    '  exec, fork, exit, TCP connects (as above) and module loads (from the `module_load` tracepoint) are seen.',
+    '- **Writes without an open**: a file is reported when it is opened for writing (`file_create` with',
+    '  `hades.file.written`), created, emptied, linked or renamed into a watched place; writes through a',
+    '  descriptor opened before Hades started or received from another process (SCM_RIGHTS, pidfd_getfd), and',
+    '  fallocate(2), are not. Reading another process\' memory (process_vm_readv, PTRACE_PEEKDATA) is not reported.',
+    '',
+  );
   out.push('## Actions', '', '| `event.action` | produced | `event.kind` | `event.category` | `event.type` | process context | what it means |', '|---|---|---|---|---|---|---|');
   for (const action of eventActions) {
     const spec: EventKindSpec = eventKinds[action];

@@ -289,3 +289,81 @@ export function assertActor(events: readonly AnyEvent[], e: AnyEvent | undefined
     assert.ok((e['hades'].ancestry as string).includes(`(${expected.ancestorPid})`), `hades.ancestry names ${expected.ancestorPid}: ${e['hades'].ancestry}`);
   }
 }
+
+/**
+ * The ways around the obvious calls (argv[1] names one; prints what the assertions need):
+ * - write PATH: opens an existing PATH with O_WRONLY alone (no O_CREAT, no O_TRUNC) and writes it;
+ * - mmap PATH: opens it O_RDWR and writes it through a shared mapping;
+ * - vm_writev: writes a word into a forked child with process_vm_writev; prints the child's pid;
+ * - proc_mem: the same through pwrite on /proc/CHILD/mem; prints the child's pid;
+ * - fastopen PORT: a TCP connection to 127.0.0.1:PORT opened by sendto(MSG_FASTOPEN), no connect(2);
+ *   prints sendto's result and errno, then the local port.
+ */
+export const BYPASS_C = String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile long cell = 1;
+static pid_t child(void) {
+  pid_t c = fork();
+  if (c == 0) { for (;;) pause(); }
+  return c;
+}
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  if (strcmp(argv[1], "write") == 0 && argc > 2) {
+    int fd = open(argv[2], O_WRONLY);
+    if (fd < 0 || write(fd, "x", 1) != 1) { perror("write"); return 1; }
+    return close(fd);
+  }
+  if (strcmp(argv[1], "mmap") == 0 && argc > 2) {
+    int fd = open(argv[2], O_RDWR);
+    char *m = fd < 0 ? MAP_FAILED : mmap(NULL, 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) { perror("mmap"); return 1; }
+    m[0] = 'm';
+    return munmap(m, 1) || close(fd);
+  }
+  if (strcmp(argv[1], "vm_writev") == 0 || strcmp(argv[1], "proc_mem") == 0) {
+    pid_t c = child();
+    long v = 2, n;
+    if (argv[1][0] == 'v') {
+      struct iovec l = { &v, sizeof v }, r = { (void *)&cell, sizeof v };
+      n = process_vm_writev(c, &l, 1, &r, 1, 0);
+    } else {
+      char p[64];
+      snprintf(p, sizeof p, "/proc/%d/mem", (int)c);
+      int fd = open(p, O_RDWR);
+      n = fd < 0 ? -1 : pwrite(fd, &v, sizeof v, (off_t)(long)&cell);
+    }
+    if (n != (long)sizeof v) perror(argv[1]);
+    printf("%d\n", (int)c);
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    return n == (long)sizeof v ? 0 : 1;
+  }
+  if (strcmp(argv[1], "fastopen") == 0 && argc > 2) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    long n = sendto(s, "hi", 2, MSG_FASTOPEN, (struct sockaddr *)&a, sizeof a);
+    int err = n < 0 ? errno : 0;
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    getsockname(s, (struct sockaddr *)&me, &len);
+    printf("%ld %d %d\n", n, err, ntohs(me.sin_port));
+    return close(s);
+  }
+  return 2;
+}
+`;

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
 import {
+  BYPASS_C,
   DNS_CLIENT_PY,
   MEMFD_C,
   MODULE_C,
@@ -204,6 +205,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     bin['ptrace'] = compileC(binDir, 'hx-ptrace', PTRACE_C);
     bin['memfd'] = compileC(binDir, 'hx-memfd', MEMFD_C);
     bin['module'] = compileC(binDir, 'hx-module', MODULE_C);
+    bin['bypass'] = compileC(binDir, 'hx-bypass', BYPASS_C);
+    // Existing files in a watched folder, written in place later (made before the capture).
+    for (const name of ['in-place', 'mapped']) writeFileSync(path.join(watched, name), 'original\n');
     // A setuid-root copy of /bin/true, and a plain one the agent will see at the path used.
     bin['suid'] = path.join(binDir, 'suid-true');
     bin['plain'] = path.join(binDir, 'plain-true');
@@ -263,6 +267,11 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         }
         runs['setuidRoot'] = await runChild('setpriv', [...setpriv, bin['suid'] ?? '', marker]);
         runs['ptrace'] = await runChild(bin['ptrace'] ?? '', []);
+        runs['vmWritev'] = await runChild(bin['bypass'] ?? '', ['vm_writev']);
+        runs['procMem'] = await runChild(bin['bypass'] ?? '', ['proc_mem']);
+        runs['writeInPlace'] = await runChild(bin['bypass'] ?? '', ['write', path.join(watched, 'in-place')]);
+        runs['mmapInPlace'] = await runChild(bin['bypass'] ?? '', ['mmap', path.join(watched, 'mapped')]);
+        runs['fastopen'] = await runChild(bin['bypass'] ?? '', ['fastopen', String(nodePort)]);
         runs['memfd'] = await runChild(bin['memfd'] ?? '', [marker]);
         if (noModules) runs['module'] = await runChild(bin['module'] ?? '', []);
         runs['filesWatched'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', watched]);
@@ -602,6 +611,30 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     }
   });
 
+  for (const [key, request, code] of [['vmWritev', 'process_vm_writev', 0x10000], ['procMem', 'proc_mem_write', 0x10001]] as const) {
+    it(`${request}: a write into another process without ptrace is a ptrace event naming the target`, () => {
+      const r = ok(key);
+      const child = Number(r.stdout.trim());
+      const fork = capture.events.find((e) => e['event'].action === 'fork' && e['process'].pid === child);
+      assert.ok(fork, 'the child was forked');
+      const e = of('ptrace', key).find((p) => p['hades'].ptrace.request === request);
+      assertActor(capture.events, e, r.pid, { executable: bin['bypass'] ?? '', ancestorPid: process.pid });
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['hades'].ptrace.request_code, code);
+      assert.equal(e['hades'].ptrace.target.pid, child);
+      assert.equal(e['hades'].ptrace.target.entity_id, fork['process'].entity_id);
+    });
+  }
+
+  it('a TCP connection opened by sendto(MSG_FASTOPEN), without connect(2): a connect event, pending then established', (t) => {
+    const [sent, err, localPort] = ok('fastopen').stdout.trim().split(' ').map(Number);
+    if (sent !== 2) return t.skip(`sendto(MSG_FASTOPEN) did not send (errno ${err}): net.ipv4.tcp_fastopen lacks the client bit`);
+    const events = of('connect', 'fastopen');
+    assert.deepEqual(events.map((e) => [e['hades'].socket.state, e['hades'].socket.connect_call, e['destination'].ip, e['destination'].port]), [['pending', false, '127.0.0.1', nodePort], ['established', undefined, '127.0.0.1', nodePort]], JSON.stringify(events));
+    assertActor(capture.events, events[0], run('fastopen').pid, { executable: bin['bypass'] ?? '' });
+    assert.equal(events[1]?.['source'].port, localPort);
+  });
+
   it('memfd_create, then an exec of the memfd marked fileless', () => {
     const r = ok('memfd');
     const created = of('memfd_create', 'memfd')[0];
@@ -708,6 +741,15 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       for (const e of files) assert.ok(e['process'].pid !== pid, 'the actor is the command the shell ran');
       for (const e of files) assertActor(capture.events, e, e['process'].pid, { ancestorPid: pid });
     });
+
+    for (const [key, name] of [['writeInPlace', 'in-place'], ['mmapInPlace', 'mapped']] as const) {
+      it(`an existing watched file opened for writing without O_CREAT or O_TRUNC (${key === 'writeInPlace' ? 'write' : 'mmap'}): file_create, written, not created`, () => {
+        const r = ok(key);
+        const e = fileEvent('file_create', inWatched(name));
+        assertActor(capture.events, e, r.pid, { executable: bin['bypass'] ?? '', ancestorPid: process.pid });
+        assert.deepEqual([e['event'].type, e['event'].outcome, e['hades'].file.created, e['hades'].file.written, e['hades'].file.truncated], [['creation'], 'success', false, true, undefined]);
+      });
+    }
 
     it('the same operations outside the watched folders give no file event', () => {
       ok('filesTmp');
