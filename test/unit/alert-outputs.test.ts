@@ -390,6 +390,9 @@ alerts:
     - { name: c, type: webhook, webhook: { url: "http://x.example.org", headers: { Content-Length: "1", X-Token: "SECRET-VALUE\\nX-Injected: 1" }, tls: { ca_file: /etc/ca.pem } } }
     - { name: d, type: syslog, syslog: { host: h, transport: tcp, tls: { cert_file: /etc/c.pem } } }
     - { name: e, type: file, file: { path: /tmp/x }, retry: { backoff_ms: 1000, backoff_max_ms: 10 } }
+    - { name: f, type: file, file: { path: /tmp/./x } }
+    - { name: g, type: syslog, syslog: { host: "[::1]:514" } }
+    - { name: h, type: syslog, syslog: { host: "[fe80::1]" } }
 `);
     const problems = checkAlertOutputs(config);
     assert.ok(problems.every((p) => p.code === 'HADES_ERR_ALERT_OUTPUT_CONFIG'));
@@ -406,8 +409,16 @@ alerts:
         'alerts.outputs.3.syslog.tls',
         'alerts.outputs.3.syslog.tls',
         'alerts.outputs.4.retry.backoff_max_ms',
+        'alerts.outputs.5.file.path',
+        'alerts.outputs.6.syslog.host',
+        'alerts.outputs.7.syslog.host',
       ],
     );
+    assert.deepEqual(problems.slice(-3).map((p) => p.message), [
+      "output 'f': the file is written by output 'e' already",
+      "output 'g': host '[::1]:514' is written as in a URL; write host: \"::1\" and port: 514",
+      "output 'h': host '[fe80::1]' is written as in a URL; write host: \"fe80::1\"",
+    ]);
     try {
       createAlertOutputs(config, logger());
       assert.fail('accepted');

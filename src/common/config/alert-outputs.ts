@@ -183,6 +183,7 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
   const problems: ConfigProblem[] = [];
   const problem = (path: string, message: string) => problems.push({ code: 'HADES_ERR_ALERT_OUTPUT_CONFIG', path, message });
   const names = new Set<string>();
+  const files = new Map<string, string>();
   outputs.forEach((output, index) => {
     const at = `${base}.${index}`;
     const label = `output '${output.name}'`;
@@ -209,16 +210,37 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
       if (webhook.url.startsWith('http://') && hasTlsSettings(webhook.tls)) problem(`${at}.webhook.tls`, `${label}: tls settings need an https:// URL`);
       checkTls(webhook.tls, `${at}.webhook.tls`, label, problem);
     }
+    const file = output.type === 'file' ? output.file : undefined;
+    if (file) {
+      // Two writers of one file would rotate it under each other and interleave their lines.
+      const first = files.get(normalPath(file.path));
+      if (first !== undefined) problem(`${at}.file.path`, `${label}: the file is written by output '${first}' already`);
+      else files.set(normalPath(file.path), output.name);
+    }
     const syslog = output.type === 'syslog' ? output.syslog : undefined;
     if (syslog) {
       // host:port (not an IPv6 address, which has several colons) is a port in the wrong key.
       const hostPort = /^([^:]+):(\d{1,5})$/.exec(syslog.host);
       if (hostPort) problem(`${at}.syslog.host`, `${label}: host '${syslog.host}' includes a port; write host: ${hostPort[1]} and port: ${hostPort[2]}`);
+      // [::1] or [::1]:514, as in a URL: no address has brackets, so it would never connect.
+      const bracketed = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(syslog.host);
+      if (bracketed) problem(`${at}.syslog.host`, `${label}: host '${syslog.host}' is written as in a URL; write host: ${JSON.stringify(bracketed[1])}${bracketed[2] ? ` and port: ${bracketed[2]}` : ''}`);
       if (syslog.transport !== 'tls' && hasTlsSettings(syslog.tls)) problem(`${at}.syslog.tls`, `${label}: tls settings need transport: tls`);
       checkTls(syslog.tls, `${at}.syslog.tls`, label, problem);
     }
   });
   return problems;
+}
+
+/** An absolute path without `.`, `..` and repeated slashes (no I/O: links are not followed). */
+function normalPath(absolute: string): string {
+  const parts: string[] = [];
+  for (const part of absolute.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
 }
 
 function checkUrl(text: string, path: string, label: string, problem: (path: string, message: string) => void): void {
