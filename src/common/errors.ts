@@ -72,8 +72,8 @@ export const errorCatalog = {
   },
   HADES_ERR_CONFIG_SYNTAX: {
     kind: 'input',
-    summary: 'The configuration file is not valid YAML (the message gives the line and column).',
-    remedy: 'Fix the YAML at the position shown; duplicate keys count as syntax errors.',
+    summary: 'The configuration file is not valid YAML, or not UTF-8 text (the message gives the line and column).',
+    remedy: 'Fix the YAML at the position shown (save the file as UTF-8); duplicate keys count as syntax errors.',
   },
   HADES_ERR_CONFIG_UNKNOWN_KEY: {
     kind: 'input',
@@ -381,7 +381,7 @@ export const errorCatalog = {
   },
   HADES_ERR_CMDB: {
     kind: 'input',
-    summary: 'The CMDB file could not be read (missing, unreadable, a folder) or parsed (a broken CSV or JSON, a row without a name or address, two different rows for one host); host metadata stays as it was.',
+    summary: 'The CMDB file could not be read (missing, unreadable, a folder) or parsed (a broken CSV or JSON, text that is not UTF-8, a row without a name or address, an address that is not an IP address, two different rows for one host); host metadata stays as it was.',
     remedy: 'Fix the file (CSV with a header row, or a JSON array of objects; docs/architecture.md, CMDB) where the message says; it is read again when it changes.',
   },
   // Rules

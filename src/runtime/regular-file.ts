@@ -5,8 +5,9 @@
  * open, a device such as /dev/zero is not read until memory runs out, and a file swapped between
  * a check and the read is the one checked.
  */
+import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { MAX_CONFIG_BYTES } from '../common/config/index.js';
+import { configError, MAX_CONFIG_BYTES } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
 
 /** Why a file was not read. `size` is absent when the file grew past the bound while it was read. */
@@ -18,6 +19,11 @@ export type FileRefusal =
 
 /** The text of `file`, a regular file of at most `maxBytes`; throws what `refuse` makes of a problem. */
 export function readRegularFile(file: string, maxBytes: number, refuse: (why: FileRefusal) => Error): string {
+  return readRegularBytes(file, maxBytes, refuse).toString('utf8');
+}
+
+/** The bytes of `file`, a regular file of at most `maxBytes`; throws what `refuse` makes of a problem. */
+export function readRegularBytes(file: string, maxBytes: number, refuse: (why: FileRefusal) => Error): Buffer {
   const unreadable = (error: unknown) => refuse({ kind: 'unreadable', code: (error as NodeJS.ErrnoException).code ?? String(error), cause: error });
   let fd: number;
   try {
@@ -49,7 +55,7 @@ export function readRegularFile(file: string, maxBytes: number, refuse: (why: Fi
       length += n;
       if (length > maxBytes) throw refuse({ kind: 'too_large' });
     }
-    return buffer.toString('utf8', 0, length);
+    return buffer.subarray(0, length);
   } finally {
     closeSync(fd);
   }
@@ -60,7 +66,7 @@ export function readRegularFile(file: string, maxBytes: number, refuse: (why: Fi
  * agent's reloads): HADES_ERR_CONFIG_READ, _NOT_A_FILE or _TOO_LARGE otherwise.
  */
 export function readConfigText(file: string): string {
-  return readRegularFile(file, MAX_CONFIG_BYTES, (why) => {
+  const bytes = readRegularBytes(file, MAX_CONFIG_BYTES, (why) => {
     switch (why.kind) {
       case 'unreadable':
         return new HadesError('HADES_ERR_CONFIG_READ', `cannot read ${file}: ${why.code}`, { cause: why.cause });
@@ -71,4 +77,33 @@ export function readConfigText(file: string): string {
         return new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${file} is ${why.size === undefined ? `over ${MAX_CONFIG_BYTES}` : why.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
     }
   });
+  return configText(bytes, file);
+}
+
+/**
+ * The text of a configuration's bytes. Bytes that are not UTF-8 (a file saved as Latin-1) are
+ * refused with their line and column (HADES_ERR_CONFIG_INVALID, the problem HADES_ERR_CONFIG_SYNTAX):
+ * decoded as they come, each would turn into U+FFFD and a path holding one name another file.
+ */
+export function configText(bytes: Buffer, source: string): string {
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  const bad = firstInvalidUtf8(bytes);
+  const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
+  const line = bytes.subarray(0, lineStart).filter((b) => b === 0x0a).length + 1;
+  const column = bytes.toString('utf8', lineStart, bad).length + 1;
+  const byte = `0x${(bytes[bad] ?? 0).toString(16).toUpperCase().padStart(2, '0')}`;
+  throw configError([{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', line, column, message: `byte ${byte} is not UTF-8 text: save the file as UTF-8` }], source);
+}
+
+/** Offset of the first byte that does not begin a valid UTF-8 character (the text is not all UTF-8). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] ?? 0;
+    const size = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf5 ? 4 : 0;
+    // isUtf8 of the one character refuses what the lead byte alone does not say: overlong forms, surrogates, a cut sequence.
+    if (size === 0 || !isUtf8(bytes.subarray(i, i + size))) return i;
+    i += size;
+  }
+  return bytes.length;
 }

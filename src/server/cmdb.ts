@@ -4,10 +4,13 @@
  * of the host's addresses. The file is read again when it changes (checked every 2 s); a file
  * that fails to parse is reported (HADES_ERR_CMDB) and the last good content stays in use.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { parse } from 'csv-parse/sync';
+import { isUtf8 } from 'node:buffer';
+import { statSync, type Stats } from 'node:fs';
+import { isIP, SocketAddress } from 'node:net';
+import { parse, type InfoRecord } from 'csv-parse/sync';
 import { HadesError, toHadesError } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { readRegularBytes } from '../runtime/regular-file.js';
 
 export interface HostMetadata {
   readonly owner?: string;
@@ -24,6 +27,8 @@ const CHECK_MS = 2000;
 /** Parses CMDB text; throws HADES_ERR_CMDB with the position of the problem. */
 export function parseCmdb(text: string, file: string): { byName: Map<string, HostMetadata>; byAddress: Map<string, HostMetadata> } {
   let rows: Record<string, unknown>[];
+  /** Where each row is, as a message says it: its line in a CSV file, its place in a JSON array. */
+  let where = (index: number) => `entry ${index + 1}`;
   // A byte order mark (editors on Windows write one) is not part of the content.
   const content = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const trimmed = content.trimStart();
@@ -37,11 +42,15 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     if (!Array.isArray(rows) || rows.some((r) => !r || typeof r !== 'object' || Array.isArray(r))) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects`);
   } else {
     let columns: string[] | undefined;
+    let records: { record: Record<string, unknown>; info: InfoRecord }[];
     try {
-      rows = parse<Record<string, unknown>>(content, { columns: (header: string[]) => (columns = header.map((h) => h.trim().toLowerCase())), skip_empty_lines: true, trim: true, bom: true });
+      records = parse<{ record: Record<string, unknown>; info: InfoRecord }>(content, { columns: (header: string[]) => (columns = header.map((h) => h.trim().toLowerCase())), skip_empty_lines: true, trim: true, bom: true, info: true });
     } catch (error) {
       throw new HadesError('HADES_ERR_CMDB', `${file}: ${(error as Error).message}`);
     }
+    rows = records.map((r) => r.record);
+    // The line of the file (as the parser's own errors count them), not the rank among rows.
+    where = (index: number) => `line ${records[index]?.info.lines ?? index + 2}`;
     // A header without a column to match hosts by (a file that is not a CMDB at all) would
     // load as zero hosts and quietly take the place of the last good one.
     if (columns !== undefined) {
@@ -57,8 +66,12 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     // A blank cell is no value (a CSV row with a name and no address).
     const cell = (key: string) => (typeof row[key] === 'string' && (row[key]).trim() !== '' ? (row[key]).trim() : undefined);
     const name = cell('hostname') ?? cell('host');
-    const address = cell('address') ?? cell('ip');
-    if (!name && !address) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1} has neither hostname nor address`);
+    const given = cell('address') ?? cell('ip');
+    if (!name && !given) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)} has neither hostname nor address`);
+    const address = given === undefined ? undefined : canonicalAddress(given);
+    // Kept as it is written, an address would match no host: not one (a network, a typo), or
+    // written otherwise than agents give it (2001:DB8::1, ::ffff:10.0.0.1).
+    if (given !== undefined && address === undefined) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)}: ${JSON.stringify(given.slice(0, 64))} is not an IP address (a network such as 10.0.0.0/24 matches no host: give each host's address, or its name)`);
     // Tags are text of bounded size, in an object without a prototype: a `__proto__` key is a
     // tag like any other, not a way to replace the object's prototype.
     const tags: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -79,7 +92,7 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
     // file. An address may be shared (NAT, overlapping networks): it then matches no row, and
     // those hosts are found by name.
     const clash = (other: HostMetadata | undefined) => other !== undefined && canonical(other) !== canonical(entry);
-    if (key !== undefined && clash(byName.get(key))) throw new HadesError('HADES_ERR_CMDB', `${file}: row ${index + 1}: host '${name}' has another row with other values (host names match without regard to case)`);
+    if (key !== undefined && clash(byName.get(key))) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)}: host ${JSON.stringify(name)} has another row with other values (host names match without regard to case)`);
     if (key !== undefined) byName.set(key, entry);
     if (address !== undefined) {
       if (clash(byAddress.get(address)) || shared.has(address)) shared.add(address);
@@ -90,16 +103,33 @@ export function parseCmdb(text: string, file: string): { byName: Map<string, Hos
   return { byName, byAddress };
 }
 
+/**
+ * An IP address as agents give it (RFC 5952: lower case, zeros compressed; an IPv4 address mapped
+ * into IPv6 as IPv4), or undefined when the text is none.
+ */
+export function canonicalAddress(text: string): string | undefined {
+  const family = isIP(text);
+  if (family === 0) return undefined;
+  const address = new SocketAddress({ address: text, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/.exec(address) ? address.slice(7) : address;
+}
+
 /** The same metadata gives the same text, whatever the order of its keys. */
 function canonical(meta: HostMetadata): string {
   const sorted = (value: Readonly<Record<string, unknown>>) => Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return JSON.stringify(sorted({ ...meta, ...(meta.tags ? { tags: sorted(meta.tags) } : {}) }));
 }
 
+/** A file's identity and version: replaced (another inode), written (size, times, even with its time set back). */
+function signature(stat: Stats): string {
+  return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
+}
+
 export class Cmdb {
   private byName = new Map<string, HostMetadata>();
   private byAddress = new Map<string, HostMetadata>();
-  private mtimeMs = -1;
+  /** What the file was when last read (or refused): it is read again when that changes. */
+  private seen = '';
   private timer: NodeJS.Timeout | undefined;
   loadedAt: Date | undefined;
   lastError: string | undefined;
@@ -120,6 +150,7 @@ export class Cmdb {
   /** Reads the file if it changed; keeps the last good content on errors. */
   reload(): void {
     if (!this.file) return;
+    let seen: string | undefined;
     try {
       const file = this.file;
       // What the file system refuses (missing, unreadable) is the CMDB's error, coded.
@@ -132,10 +163,25 @@ export class Cmdb {
       };
       const stat = read(() => statSync(file));
       if (!stat.isFile()) throw new HadesError('HADES_ERR_CMDB', `${this.file} is not a regular file`);
-      if (stat.mtimeMs === this.mtimeMs) return;
-      if (stat.size > MAX_BYTES) throw new HadesError('HADES_ERR_CMDB', `${this.file} is larger than ${MAX_BYTES} bytes`);
-      const parsed = parseCmdb(read(() => readFileSync(file, 'utf8')), file);
-      this.mtimeMs = stat.mtimeMs;
+      // Taken before the read: a file written while it is read has changed since, and is read
+      // again at the next check.
+      seen = signature(stat);
+      if (seen === this.seen) return;
+      const bytes = readRegularBytes(file, MAX_BYTES, (why) => {
+        switch (why.kind) {
+          case 'unreadable':
+            return new HadesError('HADES_ERR_CMDB', `cannot read ${file}: ${why.code}`, { cause: why.cause });
+          case 'folder':
+          case 'not_a_file':
+            return new HadesError('HADES_ERR_CMDB', `${file} is not a regular file`);
+          case 'too_large':
+            return new HadesError('HADES_ERR_CMDB', `${file} is larger than ${MAX_BYTES} bytes`);
+        }
+      });
+      // Decoded as it comes, a file saved in another encoding (Latin-1) would turn names into U+FFFD.
+      if (!isUtf8(bytes)) throw new HadesError('HADES_ERR_CMDB', `${file} is not UTF-8 text: save it as UTF-8`);
+      const parsed = parseCmdb(bytes.toString('utf8'), file);
+      this.seen = seen;
       this.byName = parsed.byName;
       this.byAddress = parsed.byAddress;
       this.loadedAt = new Date();
@@ -145,12 +191,9 @@ export class Cmdb {
       const e = toHadesError(error);
       if (e.message !== this.lastError) this.log.error('CMDB not loaded; the previous content stays', { err: e });
       this.lastError = e.message;
-      // Try again only when the file changes again.
-      try {
-        this.mtimeMs = statSync(this.file).mtimeMs;
-      } catch {
-        // the file is gone: keep looking for it
-      }
+      // Try again only when the file changes again: from what it was before the read (a second
+      // look now could see the end of a write and wait on it for good); gone, whatever comes.
+      this.seen = seen ?? '';
     }
   }
 
@@ -161,7 +204,7 @@ export class Cmdb {
       if (byName) return byName;
     }
     for (const address of addresses) {
-      const byAddress = this.byAddress.get(address);
+      const byAddress = this.byAddress.get(canonicalAddress(address) ?? address);
       if (byAddress) return byAddress;
     }
     return undefined;

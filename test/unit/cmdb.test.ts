@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
 import { Cmdb, parseCmdb } from '../../src/server/cmdb.js';
 import { Logger } from '../../src/runtime/log.js';
@@ -35,8 +36,8 @@ describe('CMDB file', () => {
   it('refuses one object, rows without a host, and two different rows for one host', () => {
     refused('{"hostname": "h"}', /an array of objects .* not one object/);
     refused('[1, 2]', /an array of objects/);
-    refused('[{"owner": "x"}]', /row 1 has neither hostname nor address/);
-    refused('hostname,owner\na,x\nA,y\n', /row 2: host 'A' has another row with other values/);
+    refused('[{"owner": "x"}]', /entry 1 has neither hostname nor address/);
+    refused('hostname,owner\na,x\nA,y\n', /line 3: host "A" has another row with other values/);
     assert.equal(parseCmdb('hostname,owner\na,x\na,x\n', 'cmdb').byName.size, 1, 'the same row twice is one host');
     assert.equal(parseCmdb('[{"hostname": "a", "owner": "x", "environment": "p"}, {"environment": "p", "owner": "x", "hostname": "a"}]', 'cmdb').byName.size, 1, 'whatever the order of its keys');
   });
@@ -55,6 +56,71 @@ describe('CMDB file', () => {
     assert.deepEqual([...parsed.byName.keys()], ['a', 'b', 'c', 'd']);
     assert.deepEqual([...parsed.byAddress.keys()], ['10.0.0.9'], 'the address two hosts share names neither');
     assert.equal(parsed.byName.get('d')?.owner, 'q', 'those hosts are found by name');
+  });
+
+  it('names the line of the file a CSV problem is on, as the parser\'s own errors do', () => {
+    refused('hostname,owner,notes\n\na,x,"two\nlines"\n,,\n', /cmdb: line 5 has neither hostname nor address/);
+    refused('hostname,owner\na,x\nb,y,z\n', /on line 3/);
+  });
+
+  it('matches an address however it is written (case, zeros, IPv4 mapped into IPv6) and refuses one that is no address', () => {
+    const parsed = parseCmdb('address,owner\n2001:DB8:0:0::A,a\n::ffff:192.0.2.7,b\n', 'cmdb');
+    assert.deepEqual([...parsed.byAddress.keys()], ['2001:db8::a', '192.0.2.7']);
+    const sink = new LogSink();
+    const file = path.join(dir, 'addresses.csv');
+    writeFileSync(file, 'ip,owner\n2001:DB8::A,team-6\n10.0.0.5,team-4\n');
+    const cmdb = new Cmdb(file, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
+    cmdb.reload();
+    assert.equal(cmdb.lookup('unknown', ['fe80::1', '2001:db8::a'])?.owner, 'team-6', 'as agents give it (lower case)');
+    assert.equal(cmdb.lookup(undefined, ['::ffff:10.0.0.5'])?.owner, 'team-4');
+    // A network (or a typo) matched no host, without a word.
+    refused('hostname,address\na,10.0.0.0/24\n', /line 2: "10\.0\.0\.0\/24" is not an IP address/);
+    refused('[{"ip": "web-1"}]', /entry 1: "web-1" is not an IP address/);
+  });
+
+  it('reads the file again when it changes, even with its time set back, and refuses one that is not UTF-8', () => {
+    const sink = new LogSink();
+    const file = path.join(dir, 'times.csv');
+    writeFileSync(file, 'hostname,owner\nweb-1,team-a\n');
+    const then = new Date('2024-01-01T00:00:00Z');
+    utimesSync(file, then, then);
+    const cmdb = new Cmdb(file, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
+    cmdb.reload();
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-a');
+    // cp -p, rsync -t, tar: the new content comes with the time of its source; or written twice within one tick of the clock.
+    writeFileSync(file, 'hostname,owner\nweb-1,team-b\n');
+    utimesSync(file, then, then);
+    cmdb.reload();
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-b');
+    writeFileSync(file, Buffer.concat([Buffer.from('hostname,owner\nweb-1,M'), Buffer.from([0xfc]), Buffer.from('ller\n')]));
+    cmdb.reload();
+    assert.match(cmdb.lastError ?? '', /is not UTF-8 text/);
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-b', 'the last good content stays');
+  });
+
+  it('reads again a file that was caught half written, once the writer is done', () => {
+    const sink = new LogSink();
+    const file = path.join(dir, 'half.json');
+    const whole = '[{"hostname": "web-1", "owner": "team-a"}]';
+    writeFileSync(file, whole.slice(0, 20));
+    const cmdb = new Cmdb(file, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
+    // The writer finishes right after the half was read: before the CMDB looks at the file again.
+    const statSync = fs.statSync;
+    let calls = 0;
+    const stat = mock.method(fs, 'statSync', (...args: Parameters<typeof statSync>) => {
+      if (++calls === 2) writeFileSync(file, whole);
+      return statSync(...args);
+    });
+    syncBuiltinESMExports();
+    try {
+      cmdb.reload();
+      assert.match(cmdb.lastError ?? '', /not valid JSON/);
+      cmdb.reload();
+    } finally {
+      stat.mock.restore();
+      syncBuiltinESMExports();
+    }
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-a', 'the whole file was read');
   });
 
   it('reports a missing file, a folder and a broken file with HADES_ERR_CMDB and keeps the last good content', () => {

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentConfigSchema, ServerConfigSchema, isIpAddress, loadConfig, parseConfig, parseRoleConfig, setsNothing, MAX_CONFIG_BYTES, type ConfigProblem } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import { yamlDepthProblem } from '../../src/common/yaml-depth.js';
+import { readConfigText } from '../../src/runtime/regular-file.js';
 
 function problems(text: string, schema: typeof AgentConfigSchema | typeof ServerConfigSchema = AgentConfigSchema): readonly ConfigProblem[] {
   const result = parseConfig(text, schema);
@@ -190,6 +194,62 @@ describe('configuration', () => {
     );
     assert.match(problems('agent: { data_dir: "/var/lib/h\\0" }\n')[0]?.message ?? '', /'agent\.data_dir' holds a NUL character/);
     assert.equal(problems('"log\\0": 1\n')[0]?.code, 'HADES_ERR_CONFIG_VALUE', 'in a key too');
+  });
+
+  it('refuses a __proto__ key at any depth instead of taking its keys as the section\'s own', () => {
+    // It used to pass, the driver turned off by keys no schema checked.
+    assert.deepEqual(
+      problems('plugins:\n  __proto__: { driver: false }\nlog:\n  level: warn\n  __proto__: { level: debug, bogus: 1 }\n').map((p) => [p.code, p.path, p.line, p.column]),
+      [
+        ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'plugins.__proto__', 2, 3],
+        ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'log.__proto__', 5, 3],
+      ],
+    );
+    assert.equal(problems('__proto__: { agent: {} }\n', ServerConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
+  });
+
+  it('refuses a key that is a list or a mapping before converting it (its text grew with the square of its depth)', () => {
+    const key = `${'['.repeat(250)}0${']'.repeat(250)}`;
+    const text = Array.from({ length: 20 }, (_, i) => key.replace('0', String(i))).map((k) => `${k}: 1\n`).join('');
+    const start = Date.now();
+    const found = problems(`log:\n  ? { a: 1 }\n  : 2\n${text}`);
+    assert.ok(Date.now() - start < 1000, `${Date.now() - start} ms`);
+    assert.deepEqual(found[0] && [found[0].code, found[0].path, found[0].line, found[0].column, found[0].message], ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'log', 2, 5, "'log' has a key that is a list or a mapping: no setting is named by one"]);
+    assert.equal(found.length, 21);
+    // 400 KB of message per key of 500 bytes, before.
+    assert.ok(found.every((p) => p.message.length < 200 && p.path.length < 20));
+    assert.equal(setsNothing(`${key}: 1\n`), false);
+    assert.equal(problems('k: &k [a]\nlog:\n  *k : 1\n')[0]?.message, "'log' has a key that is a list or a mapping: no setting is named by one");
+  });
+
+  it('names .nan and .inf where an integer belongs (JSON would show them as null)', () => {
+    assert.deepEqual(
+      problems('log:\n  max_mb: .nan\n  max_files: -.inf\n').map((p) => [p.code, p.path, p.line, p.message]),
+      [
+        ['HADES_ERR_CONFIG_TYPE', 'log.max_mb', 2, "'log.max_mb' must be an integer (got a number NaN)"],
+        ['HADES_ERR_CONFIG_TYPE', 'log.max_files', 3, "'log.max_files' must be an integer (got a number -Infinity)"],
+      ],
+    );
+  });
+
+  it('refuses a configuration file that is not UTF-8 with the line and column of the first byte that is not, and reads one that is', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-config-'));
+    try {
+      const latin1 = path.join(dir, 'latin1.yaml');
+      // "/var/log/hadès.log" saved as Latin-1: it used to be read as "hadï¿½s.log", another file.
+      writeFileSync(latin1, Buffer.concat([Buffer.from('log:\n  level: info\n  file: /var/log/had'), Buffer.from([0xe8]), Buffer.from('s.log\n')]));
+      assert.throws(
+        () => readConfigText(latin1),
+        (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CONFIG_INVALID' && /latin1\.yaml:3:21: HADES_ERR_CONFIG_SYNTAX: byte 0xE8 is not UTF-8 text/.test(e.message),
+      );
+      const utf8 = path.join(dir, 'utf8.yaml');
+      writeFileSync(utf8, '\ufeff# é\nlog:\n  file: /var/log/hadès.log\n');
+      const result = parseRoleConfig(readConfigText(utf8), 'agent');
+      assert.ok(result.ok);
+      assert.equal(result.config.log.file, '/var/log/hadès.log');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves a plugin\'s limits to plugins.limits except what the plugin overrides (defaults used to fill every override)', () => {

@@ -10,6 +10,7 @@ import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
 import { apiClient, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { configText } from '../../runtime/regular-file.js';
 import { shown } from '../terminal.js';
 import { readConfigFile } from './config.js';
 import { formatRows } from './fleet.js';
@@ -79,7 +80,7 @@ async function readInput(file: string): Promise<string> {
   if (file !== '-') return readConfigFile(file);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
+  return configText(Buffer.concat(chunks), '(standard input)');
 }
 
 /**

@@ -4,7 +4,7 @@ import { AgentConfigSchema } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
-import { parseConfig, type ConfigProblem, type ConfigResult } from './validate.js';
+import { complexKeys, parseConfig, type ConfigProblem, type ConfigResult } from './validate.js';
 
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
 export { ServerConfigSchema, type ServerConfig } from './server.js';
@@ -20,7 +20,7 @@ export function setsNothing(text: string): boolean {
   // Too deep to parse safely, or not YAML: not "empty" (parseConfig says what is wrong).
   if (yamlDepthProblem(text) !== undefined) return false;
   const doc = parseDocument(text, { logLevel: 'error' });
-  if (doc.errors.length > 0) return false;
+  if (doc.errors.length > 0 || complexKeys(doc).length > 0) return false;
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });

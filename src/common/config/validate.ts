@@ -1,7 +1,7 @@
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { closest, distance } from 'fastest-levenshtein';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { HadesError, type ErrorCode } from '../errors.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
 
@@ -54,6 +54,19 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
       }),
     };
   }
+  // Converted, a key that is a list or a mapping becomes its YAML text, indented at every level:
+  // 500 bytes of `[[[...]]]: 1` made a key of 400 KB, and a file of them minutes of work and
+  // gigabytes of messages. No setting is named by one: refused before the conversion.
+  const complex = complexKeys(doc);
+  if (complex.length > 0) {
+    return {
+      ok: false,
+      problems: complex.map(({ key, parent }) => {
+        const path = parent.join('.');
+        return { code: 'HADES_ERR_CONFIG_UNKNOWN_KEY' as const, path, ...positionOf(key, lines), message: `${path === '' ? 'the configuration' : `'${path}'`} has a key that is a list or a mapping: no setting is named by one` };
+      }),
+    };
+  }
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
@@ -61,6 +74,20 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
     // The yaml library refuses alias expansions that would blow up memory.
     const message = error instanceof Error ? error.message : String(error);
     return { ok: false, problems: [{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', message }] };
+  }
+  // The yaml library keeps a `__proto__` key as an own property; copied by the defaults below,
+  // it would become the section's prototype: its keys unchecked, and read as the section's own
+  // (`plugins: {__proto__: {driver: false}}` turned the driver off and passed as valid).
+  const protos: string[][] = [];
+  protoKeys(raw, [], protos);
+  if (protos.length > 0) {
+    return {
+      ok: false,
+      problems: protos.map((segments) => {
+        const path = segments.join('.');
+        return { code: 'HADES_ERR_CONFIG_UNKNOWN_KEY' as const, path, ...positionOf(keyNode(doc, segments), lines), message: `unknown key '${path}': __proto__ names no setting anywhere` };
+      }),
+    };
   }
   // A mapping where a list belongs would be replaced by the default list below, and the
   // mistake (a rule folder or an alert output given as a mapping) lost without a word.
@@ -274,7 +301,8 @@ function typeName(value: unknown): string {
 }
 
 function show(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  // JSON has no NaN nor Infinity (YAML's .nan, .inf): it would show them as null.
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
@@ -312,6 +340,35 @@ function stringsWithNul(value: unknown, path: readonly string[], out: string[][]
     const at = [...path, key.replaceAll('\0', '\\0')];
     if (key.includes('\0')) out.push(at);
     else stringsWithNul(item, at, out);
+  }
+}
+
+/** The keys that are not text (a list, a mapping, an alias of one), each with the path of its mapping. */
+export function complexKeys(doc: Document): { readonly key: Node; readonly parent: readonly string[] }[] {
+  const found: { key: Node; parent: string[] }[] = [];
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+      if (key === null || key === undefined || isScalar(key)) return undefined;
+      const parent: string[] = [];
+      ancestors.forEach((node, i) => {
+        if (isPair(node) && isScalar(node.key)) parent.push(String(node.key.value));
+        else if (isSeq(node)) parent.push(String(node.items.indexOf(ancestors[i + 1])));
+      });
+      found.push({ key: pair.key as Node, parent });
+      // What the key holds is not looked at: it is refused whole.
+      return visit.SKIP;
+    },
+  });
+  return found;
+}
+
+/** Paths of the keys named `__proto__`, at any depth. */
+function protoKeys(value: unknown, path: readonly string[], out: string[][]): void {
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, item] of Object.entries(value)) {
+    if (key === '__proto__') out.push([...path, key]);
+    else protoKeys(item, [...path, key], out);
   }
 }
 
