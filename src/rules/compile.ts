@@ -183,7 +183,7 @@ function equalityPredicate(e: Cmp): Predicate | undefined {
  */
 function foldedPredicate(e: Cmp): Predicate | undefined {
   if (!e.op.ci || !isPlain(e.field) || e.field.info.type !== 'string') return undefined;
-  const test = foldedTest(e.op.base, e.values.map(lower));
+  const test = foldedTest(e.op.base, e.values.map(String));
   if (test === undefined) return undefined;
   const get = lowerCased(e.field);
   return (ev) => {
@@ -249,7 +249,6 @@ export interface KeyTerm {
  */
 export type KeyClause = readonly KeyTerm[];
 
-const lower = (v: Literal) => String(v).toLowerCase();
 const afterLastSlash = (s: string) => s.slice(s.lastIndexOf('/') + 1);
 
 function keyTerm(field: Cmp['field'], match: KeyMatch, form: KeyForm, values: readonly Literal[]): KeyTerm {

@@ -11,7 +11,7 @@
  */
 import { compileError, type TextSource } from './problems.js';
 
-type Atom = { kind: 'char'; c: string } | { kind: 'any' } | { kind: 'set'; negated: boolean; ranges: readonly (readonly [number, number])[] };
+type Atom = { kind: 'char'; c: string } | { kind: 'any' } | { kind: 'set'; negated: boolean; caseless: boolean; ranges: readonly (readonly [number, number])[] };
 
 interface Segment {
   readonly atoms: readonly Atom[];
@@ -24,9 +24,18 @@ export interface Glob {
   test(text: string): boolean;
 }
 
-function parse(pattern: string, source: TextSource | undefined, offset: number): Segment[] {
+const SIGMAS: readonly (readonly [number, number])[] = [[0x3c2, 0x3c3]];
+
+function parse(pattern: string, source: TextSource | undefined, offset: number, caseless: boolean): Segment[] {
   const segments: Segment[] = [];
   let atoms: Atom[] = [];
+  // A character of the pattern against a lower-cased text: its lower case (one or two units);
+  // a sigma, either of the two a text's capital sigma lower-cases to, by its place in a word.
+  const char = (c: string) => {
+    const folded = caseless ? c.toLowerCase() : c;
+    if (caseless && (folded === 'σ' || folded === 'ς')) atoms.push({ kind: 'set', negated: false, caseless: false, ranges: SIGMAS });
+    else for (let k = 0; k < folded.length; k++) atoms.push({ kind: 'char', c: folded[k]! });
+  };
   const flush = () => {
     const literal = atoms.every((a) => a.kind === 'char') ? atoms.map((a) => (a as { c: string }).c).join('') : undefined;
     segments.push({ atoms, literal });
@@ -41,13 +50,14 @@ function parse(pattern: string, source: TextSource | undefined, offset: number):
       continue;
     }
     if (c === '?') atoms.push({ kind: 'any' });
-    else if (c === '\\' && i + 1 < pattern.length) atoms.push({ kind: 'char', c: pattern[++i]! });
+    else if (c === '\\' && i + 1 < pattern.length) char(pattern[++i]!);
     else if (c === '[') {
-      const close = pattern.indexOf(']', i + 2);
+      const negated = pattern[i + 1] === '!' || pattern[i + 1] === '^';
+      // The set's first character is never its end, after a negation too: `[]a]`, `[!]a]`.
+      const from = i + (negated ? 2 : 1);
+      const close = pattern.indexOf(']', from + 1);
       if (close < 0) throw compileError('HADES_ERR_RULE_BAD_VALUE', `glob '${pattern}': '[' has no closing ']'`, source, offset);
-      let body = pattern.slice(i + 1, close);
-      const negated = body.startsWith('!') || body.startsWith('^');
-      if (negated) body = body.slice(1);
+      const body = pattern.slice(from, close);
       const ranges: [number, number][] = [];
       for (let j = 0; j < body.length; j++) {
         const lo = body.charCodeAt(j);
@@ -58,24 +68,29 @@ function parse(pattern: string, source: TextSource | undefined, offset: number):
           j += 2;
         } else ranges.push([lo, lo]);
       }
-      atoms.push({ kind: 'set', negated, ranges });
+      atoms.push({ kind: 'set', negated, caseless, ranges });
       i = close;
-    } else atoms.push({ kind: 'char', c });
+    } else char(c);
     i++;
   }
   flush();
   return segments;
 }
 
+function inRanges(ranges: readonly (readonly [number, number])[], code: number): boolean {
+  for (const [lo, hi] of ranges) if (code >= lo && code <= hi) return true;
+  return false;
+}
+
 function atomMatches(a: Atom, code: number): boolean {
   if (a.kind === 'any') return true;
   if (a.kind === 'char') return a.c.charCodeAt(0) === code;
-  let inSet = false;
-  for (const [lo, hi] of a.ranges) {
-    if (code >= lo && code <= hi) {
-      inSet = true;
-      break;
-    }
+  let inSet = inRanges(a.ranges, code);
+  // A caseless set keeps its ranges as written (`[0-Z]` lower-cased would be `[0-z]`, which
+  // holds `[` and `_`): a lower-cased character is in it when it, or its upper case, is.
+  if (!inSet && a.caseless) {
+    const upper = String.fromCharCode(code).toUpperCase();
+    inSet = upper.length === 1 && inRanges(a.ranges, upper.charCodeAt(0));
   }
   return inSet !== a.negated;
 }
@@ -92,8 +107,12 @@ function findFrom(seg: Segment, text: string, from: number): number {
   return -1;
 }
 
-export function compileGlob(pattern: string, source?: TextSource, offset = 0): Glob {
-  const segments = parse(pattern, source, offset);
+/**
+ * @param caseless the texts tested are lower-cased by the caller (`iglob`): the pattern's
+ * characters are lower-cased here, and its sets hold a character when they hold its upper case.
+ */
+export function compileGlob(pattern: string, source?: TextSource, offset = 0, caseless = false): Glob {
+  const segments = parse(pattern, source, offset, caseless);
   // segments.length === 1: no star at all, the whole text must match the one segment.
   if (segments.length === 1) {
     const only = segments[0]!;

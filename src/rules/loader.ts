@@ -814,11 +814,15 @@ class Loader {
   // ----- stage 6: warnings -----
 
   reportUnused(): void {
-    for (const m of this.macros.values()) {
-      if (m.uses > 0) continue;
+    // The macros no rule uses, taken before they are checked below (which counts the macros they
+    // use): a macro that only an unused macro uses is unused too, whatever the order of definition.
+    const unusedMacros = [...this.macros.values()].filter((m) => m.uses === 0);
+    for (const m of unusedMacros) {
       this.report('warning', 'HADES_ERR_RULE_UNUSED_MACRO', m.file.name, m.file.at(m.path, true), `macro '${m.name}' is not used by any rule`, { rule: m.name });
-      // Still checked, so its errors show before someone uses it. Its own errors are kept with it
-      // and reported below; a condition too complex is one of the macro's here, as it stands alone.
+      // Still checked, so its errors show before someone uses it (unless the check of another
+      // unused macro already resolved it). Its own errors are kept with it and reported below; a
+      // condition too complex is one of the macro's here, as it stands alone.
+      if (m.uses > 0) continue;
       try {
         new Resolver(this.scope).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
       } catch (error) {

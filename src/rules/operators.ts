@@ -7,6 +7,7 @@ import type { ValueTest } from './accessor.js';
 import { cidrMatcher, parseCidr, type CidrRange } from './cidr.js';
 import type { FieldType } from './fields.js';
 import { compileGlob } from './glob.js';
+import { NUMBER } from './lexer.js';
 import type { BaseOp } from './parser.js';
 import { compileError, type TextSource } from './problems.js';
 import { compileRegex, type Regex } from './regex.js';
@@ -99,7 +100,8 @@ function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source
         return false;
       };
     case 'glob': {
-      const globs = vals.map((v, i) => compileGlob(v, source, offsets[i] ?? 0));
+      // The patterns as written: a glob folds its own characters and sets (glob.ts).
+      const globs = values.map((v, i) => compileGlob(v, source, offsets[i] ?? 0, ci));
       if (globs.length === 1) {
         const g = globs[0]!;
         return ci ? (s) => g.test(s.toLowerCase()) : (s) => g.test(s);
@@ -155,19 +157,27 @@ function numberTest(base: BaseOp, values: readonly number[]): (n: number) => boo
 
 /**
  * A case-insensitive text test for a value already lower-cased (the caller folds the event's
- * value, once per event): the case-sensitive test against the lower-cased literals, which is
- * what the case-insensitive test does after folding. Undefined for the operators that fold
- * otherwise (regular expressions fold with their own flag) or do not fold.
+ * value, once per event): what the case-insensitive test does after folding, i.e. the
+ * case-sensitive test against the lower-cased literals, or for globs the patterns compiled to
+ * match lower-cased texts. Undefined for the operators that fold otherwise (regular expressions
+ * fold with their own flag) or do not fold.
  */
-export function foldedTest(base: BaseOp, lowered: readonly string[]): ((s: string) => boolean) | undefined {
-  if (lowered.length === 0) return undefined;
+export function foldedTest(base: BaseOp, values: readonly string[]): ((s: string) => boolean) | undefined {
+  if (values.length === 0) return undefined;
   switch (base) {
     case 'eq':
     case 'contains':
     case 'startswith':
     case 'endswith':
-    case 'glob':
-      return stringTest(base, false, lowered, undefined, []);
+      return stringTest(base, false, values.map((v) => v.toLowerCase()), undefined, []);
+    case 'glob': {
+      const globs = values.map((v) => compileGlob(v, undefined, 0, true));
+      if (globs.length === 1) return (s) => globs[0]!.test(s);
+      return (s) => {
+        for (const g of globs) if (g.test(s)) return true;
+        return false;
+      };
+    }
     default:
       return undefined;
   }
@@ -191,7 +201,8 @@ export function valueTest(type: FieldType, base: BaseOp, ci: boolean, literals: 
     if (base === 'lt' || base === 'le' || base === 'gt' || base === 'ge') {
       const t = numberTest(base, literals.map((l) => Number(l.value)));
       return (v) => {
-        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+        // A text is a number when written as rules write numbers: not "0x10", "1e3" or "Infinity".
+        const n = typeof v === 'number' ? v : typeof v === 'string' && NUMBER.test(v.trim()) ? Number(v) : NaN;
         return !Number.isNaN(n) && t(n);
       };
     }

@@ -11,6 +11,66 @@ function isSpace(c: string | undefined): boolean {
   return c === ' ' || c === '\t' || c === '\n' || c === '\r';
 }
 
+/** What YAML's double-quoted escapes stand for, besides `\\xXX`, `\\uXXXX`, `\\UXXXXXXXX` and an escaped line break. */
+const QUOTED_ESCAPES: Readonly<Record<string, string>> = {
+  '0': '\0',
+  a: '\u0007',
+  b: '\b',
+  t: '\t',
+  '\t': '\t',
+  n: '\n',
+  v: '\v',
+  f: '\f',
+  r: '\r',
+  e: '\u001b',
+  ' ': ' ',
+  '"': '"',
+  '/': '/',
+  '\\': '\\',
+  N: '\u0085',
+  _: '\u00a0',
+  L: '\u2028',
+  P: '\u2029',
+};
+
+const HEX_DIGITS: Readonly<Record<string, number>> = { x: 2, u: 4, U: 8 };
+
+/**
+ * The characters of a scalar's source between `from` and `end`, each with the offset where it is
+ * written: a double-quoted scalar's escapes (`\\"`, `\\u00e9`) stand for the characters they make,
+ * so that the value lines up with them instead of skipping past them.
+ */
+function sourceChars(text: string, from: number, end: number, doubleQuoted: boolean): { chars: string[]; at: number[] } {
+  const chars: string[] = [];
+  const at: number[] = [];
+  for (let j = from; j < end; j++) {
+    const c = text[j]!;
+    if (!doubleQuoted || c !== '\\' || j + 1 >= end) {
+      chars.push(c);
+      at.push(j);
+      continue;
+    }
+    const e = text[j + 1]!;
+    const digits = HEX_DIGITS[e];
+    let made: string | undefined = QUOTED_ESCAPES[e];
+    let length = 2;
+    const hex = digits === undefined ? '' : text.slice(j + 2, Math.min(j + 2 + digits, end));
+    if (digits !== undefined && hex.length === digits && /^[0-9a-fA-F]+$/.test(hex)) {
+      const code = parseInt(hex, 16);
+      made = code <= 0x10ffff ? String.fromCodePoint(code) : undefined;
+      length += digits;
+    } else if (e === '\n' || e === '\r') made = ''; // a line continued: no character
+    // Every UTF-16 unit of what the escape makes (two for `\\U0001F600`) sits at the escape.
+    const units = made ?? text.slice(j, j + length);
+    for (let k = 0; k < units.length; k++) {
+      chars.push(units[k]!);
+      at.push(j);
+    }
+    j += length - 1;
+  }
+  return { chars, at };
+}
+
 export class YamlFile {
   readonly lines = new LineCounter();
   readonly doc: Document;
@@ -87,18 +147,18 @@ export class YamlFile {
       const newline = this.text.indexOf('\n', start);
       from = newline < 0 ? end : newline + 1;
     }
-    const text = this.text;
     let map: number[] | undefined;
     const align = (): number[] => {
+      const { chars, at } = sourceChars(this.text, from, end, type === Scalar.QUOTE_DOUBLE);
       const out: number[] = [];
-      let j = from;
+      let j = 0;
       for (let i = 0; i < value.length; i++) {
         const c = value[i]!;
-        while (j < end && text[j] !== c && !(isSpace(c) && isSpace(text[j]))) j++;
-        out.push(Math.min(j, end));
-        if (j < end) j++;
+        while (j < chars.length && chars[j] !== c && !(isSpace(c) && isSpace(chars[j]))) j++;
+        out.push(at[j] ?? end);
+        if (j < chars.length) j++;
       }
-      out.push(Math.min(j, end));
+      out.push(at[j] ?? end);
       return out;
     };
     return {

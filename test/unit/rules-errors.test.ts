@@ -141,6 +141,21 @@ describe('rule compiler: condition syntax', () => {
     expectProblem(quoted, 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 41);
   });
 
+  it('maps positions through the escapes of double-quoted YAML scalars', () => {
+    // Each escape is one character of the condition: the token after it is found where it is written.
+    const line = (condition: string) => `rules:\n  - id: r\n    title: T\n    severity: low\n    condition: "${condition}"\n`;
+    expectProblem(line(String.raw`process.name = \"caf\u00e9\" and process.nmae = y`), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 50);
+    expectProblem(line(String.raw`process.name = \"caf\xe9\" and process.nmae = y`), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 48);
+    expectProblem(line(String.raw`process.name = \"\U0001F600\" and process.nmae = y`), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 51);
+    expectProblem(line(String.raw`process.name = a\nand process.nmae = y`), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 39);
+    // An escape no longer throws the rest of the scalar, and its lines, to its end.
+    const folded = 'rules:\n  - id: r\n    title: T\n    severity: low\n    condition: "process.name = \\"\\u00e9\\" and process.nmae = y and\n      process.name = z"\n';
+    expectProblem(folded, 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 47);
+    // A line continued with a backslash.
+    const continued = 'rules:\n  - id: r\n    title: T\n    severity: low\n    condition: "process.name = a and \\\n      process.nmae = y"\n';
+    expectProblem(continued, 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 7);
+  });
+
   it('refuses unknown operators with the intended one', () => {
     const like = expectProblem(rule('process.name like x'), 'HADES_ERR_RULE_BAD_OPERATOR', 5, 29, /unknown operator 'like'; did you mean 'glob'/);
     assert.equal(like.suggestion, 'glob');
@@ -264,6 +279,14 @@ describe('rule compiler: warnings', () => {
     expectProblem(text, 'HADES_ERR_RULE_UNUSED_MACRO', 4, 3, /'unused_macro' is not used/, 'warning');
     expectProblem(text, 'HADES_ERR_RULE_UNUSED_LIST', 2, 3, /'unused_list' is not used/, 'warning');
     assert.equal(loadRules([{ name: 'f.yaml', text }]).ruleSet.rules.length, 1);
+  });
+
+  it('warns about a macro that only an unused macro uses, whatever the order of definition', () => {
+    for (const macros of ['  m1: m2 and process.name = a\n  m2: process.name = b\n', '  m2: process.name = b\n  m1: m2 and process.name = a\n']) {
+      const problems = problemsOf(`macros:\n${macros}${rule('process.name = y')}`);
+      const unused = problems.filter((p) => p.code === 'HADES_ERR_RULE_UNUSED_MACRO').map((p) => p.rule).sort();
+      assert.deepEqual(unused, ['m1', 'm2'], macros);
+    }
   });
 
   it('still checks an unused macro', () => {

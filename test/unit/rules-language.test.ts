@@ -85,8 +85,17 @@ describe('rule language: operators', () => {
     ['hades.cmdb.tags.team = red', ev('exec', { 'hades.cmdb': { tags: { team: 'blue' } } }), false],
     ['hades.inventory.row.port = 4444', ev('inventory_change'), true],
     ['hades.inventory.row.port > 1024', ev('inventory_change'), true],
+    // A text compares as a number only when written as a number, as a rule's own are.
+    ['hades.inventory.row.port < 1024', ev('inventory_change', { 'hades.inventory.row': { port: ' 80 ' } }), true],
+    ['hades.inventory.row.port < 1024', ev('inventory_change', { 'hades.inventory.row': { port: '0x10' } }), false],
+    ['hades.inventory.row.port < 1024', ev('inventory_change', { 'hades.inventory.row': { port: '1e2' } }), false],
+    ['hades.inventory.row.port > 1024', ev('inventory_change', { 'hades.inventory.row': { port: 'Infinity' } }), false],
     ['hades.inventory.row.address in_cidr 0.0.0.0/32', ev('inventory_change'), true],
     ['hades.inventory.row.protocol icontains TC', ev('inventory_change'), true],
+    ['process.name iglob "[0-Z]*"', ev('exec', { 'process.name': '[kworker]' }), false],
+    ['process.name iglob "[0-Z]*"', ev('exec', { 'process.name': 'kworker' }), true],
+    ['process.args iglob "[0-Z]*"', ev('exec', { 'process.args': ['[x]'] }), false],
+    ['process.name iglob "[Z-a]*"', ev('exec', { 'process.name': 'ABC' }), true],
     ['event.category = process', exec, true],
     ['event.category = network', exec, false],
   ];

@@ -52,6 +52,38 @@ describe('glob matcher', () => {
     for (const [pattern, text, expected] of cases) assert.equal(compileGlob(pattern).test(text), expected, `${pattern} on ${text}`);
   });
 
+  it('takes a ] right after [ or [! as a member of the set, as shells do', () => {
+    const cases: [string, string, boolean][] = [
+      ['[]a]', ']', true],
+      ['[]a]', 'b', false],
+      ['[!]a]', 'b', true],
+      ['[!]a]', ']', false],
+      ['[!]a]', 'a', false],
+      ['[!]]x', 'ax', true],
+      ['[!]]x', ']x', false],
+      ['[^]]', ']', false],
+    ];
+    for (const [pattern, text, expected] of cases) assert.equal(compileGlob(pattern).test(text), expected, `${pattern} on ${text}`);
+  });
+
+  it('folds case for iglob without changing what a set holds', () => {
+    // The text comes lower-cased (operators.ts); sets keep their ranges as written.
+    const cases: [string, string, boolean][] = [
+      ['[0-Z]', 'Q', true],
+      ['[0-Z]', '[', false], // `[0-z]` would hold it
+      ['[0-Z]', '_', false],
+      ['[Z-a]x', 'AX', true], // `[z-a]` would be refused as reversed
+      ['[Z-a]x', '_x', true],
+      ['[Z-a]x', 'bx', false],
+      ['[!A-Z]', 'q', false],
+      ['[!A-Z]', '1', true],
+      ['*.SH', 'RUN.sh', true],
+      ['*Σ', 'ΑΣ', true], // a final capital sigma lower-cases to ς
+      ['İd', 'İD', true],
+    ];
+    for (const [pattern, text, expected] of cases) assert.equal(compileGlob(pattern, undefined, 0, true).test(text.toLowerCase()), expected, `${pattern} on ${text}`);
+  });
+
   it('agrees with a reference implementation on random patterns and texts', () => {
     let seed = 42;
     const random = (n: number) => {
