@@ -88,6 +88,12 @@ export interface ThresholdSpec {
 export type CorrelationSpec = SequenceSpec | ThresholdSpec;
 
 export const DEFAULT_MAX_KEYS = 10_000;
+/**
+ * Event times and distinct values a threshold rule keeps over all its groups: a group keeps up
+ * to `count` of them (up to 100,000), so maxKeys alone would let one rule hold a billion. Past it
+ * the least recently touched groups go, counted as evicted.
+ */
+export const DEFAULT_MAX_ENTRIES = 250_000;
 /** Expired groups removed per event at most: the cost of expiry stays small and steady. */
 const SWEEP_PER_EVENT = 4;
 const MAX_EVENT_IDS = 16;
@@ -133,10 +139,27 @@ export class Correlator {
   private readonly groups = new Map<string, Group>();
   readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0 };
 
+  /** Times and distinct values held by the threshold groups (entriesOf), bounded by maxEntries. */
+  private entries = 0;
+
   constructor(
     readonly spec: CorrelationSpec,
     private readonly maxKeys = DEFAULT_MAX_KEYS,
+    private readonly maxEntries = DEFAULT_MAX_ENTRIES,
   ) {}
+
+  /** What a group holds that grows with its rule's count (a sequence group holds a fixed few). */
+  private static entriesOf(group: Group): number {
+    if (!('recent' in group)) return 0;
+    const g = group as ThresholdGroup;
+    return g.values ? g.values.size : g.times.length;
+  }
+
+  /** Removes a group, keeping the count of entries right. */
+  private drop(key: string, group: Group): void {
+    this.groups.delete(key);
+    this.entries -= Correlator.entriesOf(group);
+  }
 
   /** Feeds one event; returns a hit when the correlation completes with it. */
   observe(event: EventRecord, epoch: number, epochs: Float64Array): CorrelationHit | undefined {
@@ -167,7 +190,7 @@ export class Correlator {
   expire(now: number): void {
     for (const [key, group] of this.groups) {
       if (group.expiresAt >= now) continue;
-      this.groups.delete(key);
+      this.drop(key, group);
       this.stats.expired++;
     }
     this.stats.keys = this.groups.size;
@@ -192,7 +215,7 @@ export class Correlator {
     let n = 0;
     for (const [key, group] of this.groups) {
       if (n++ >= SWEEP_PER_EVENT || group.expiresAt >= now) break;
-      this.groups.delete(key);
+      this.drop(key, group);
       this.stats.expired++;
     }
   }
@@ -201,18 +224,26 @@ export class Correlator {
   private touch(key: string, group: Group, isNew: boolean): void {
     if (isNew) {
       while (this.groups.size >= this.maxKeys) {
-        const oldest = this.groups.keys().next();
+        const oldest = this.groups.entries().next();
         if (oldest.done === true) break;
-        this.groups.delete(oldest.value);
+        this.drop(oldest.value[0], oldest.value[1]);
         this.stats.evicted++;
       }
     } else this.groups.delete(key);
     this.groups.set(key, group);
+    // Over the budget of entries: the least recently touched groups go (never this one).
+    while (this.entries > this.maxEntries && this.groups.size > 1) {
+      const oldest = this.groups.entries().next();
+      if (oldest.done === true || oldest.value[0] === key) break;
+      this.drop(oldest.value[0], oldest.value[1]);
+      this.stats.evicted++;
+    }
   }
 
   private threshold(spec: ThresholdSpec, event: EventRecord, key: string, t: number): CorrelationHit | undefined {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
+    const before = found ? Correlator.entriesOf(found) : 0;
     const g: ThresholdGroup = found ?? { expiresAt: t, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
@@ -266,8 +297,9 @@ export class Correlator {
       while (g.recent.length > keep || (g.recent.length > 0 && g.recent[0]!.t < since)) g.recent.shift();
     }
     g.expiresAt = newest + spec.withinMs;
+    this.entries += Correlator.entriesOf(g) - before;
     if (size >= spec.count) {
-      this.groups.delete(key);
+      this.drop(key, g);
       if (g.values) {
         const seen = [...g.values.values()];
         return { key, count: size, events: seen.slice(-MAX_EVENT_IDS).map((x) => x.id), values: [...g.values.keys()], first: seen[0]!.t, last: newest };

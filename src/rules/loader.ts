@@ -16,7 +16,7 @@ import { yamlDepthProblem } from '../common/yaml-depth.js';
 import type { Predicate } from './accessor.js';
 import { allValues, firstValue, type EventRecord } from './accessor.js';
 import { actionsOf, compilePredicate, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet } from './compile.js';
-import { conditionStep, Correlator, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
+import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
 import { compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
@@ -53,6 +53,8 @@ export interface RuleFile {
 export interface LoadOptions {
   /** Correlation groups kept per rule before the least recently touched is evicted. */
   readonly maxKeysPerRule?: number;
+  /** Event times and distinct values a threshold rule keeps over all its groups (DEFAULT_MAX_ENTRIES). */
+  readonly maxEntriesPerRule?: number;
   /** Index rules by action (the default); false evaluates every rule on every event (to measure the index). */
   readonly indexByAction?: boolean;
 }
@@ -797,7 +799,7 @@ class Loader {
       info: this.info(draft, normalised),
       // After every stateless rule, in dependency order: the rules a step uses have theirs already.
       index: this.compiled.size + this.correlations.size,
-      correlator: new Correlator(spec, this.options.maxKeysPerRule ?? DEFAULT_MAX_KEYS),
+      correlator: new Correlator(spec, this.options.maxKeysPerRule ?? DEFAULT_MAX_KEYS, this.options.maxEntriesPerRule ?? DEFAULT_MAX_ENTRIES),
       output,
       referenced: false,
       evaluations: 0,

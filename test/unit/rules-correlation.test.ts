@@ -471,6 +471,26 @@ rules:
     assert.equal(stats.evicted, 4900);
   });
 
+  it('holds at most maxEntriesPerRule event times and distinct values over all its groups', () => {
+    // A count of 1,000 and 10,000 groups: up to ten million times kept before, whatever the memory.
+    const big = rule.replace('count: 3', 'count: 1000');
+    const set = load(big, { maxEntriesPerRule: 500 });
+    for (let i = 0; i < 40; i++) for (let j = 0; j < 20; j++) set.match(sshFailure(i + j / 100, `10.1.0.${i}`));
+    let stats = set.correlationStats();
+    // 40 groups of 20 times each would be 800: the oldest went, 25 groups of 20 stay.
+    assert.equal(stats.keys, 25);
+    assert.equal(stats.evicted, 15);
+    // Distinct counts too: each distinct user is one entry.
+    const distinct = load(big.replace('by: source.ip', 'by: source.ip\n    distinct: user.name'), { maxEntriesPerRule: 100 });
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 30; j++) distinct.match(sshFailure(i + j / 100, `10.2.0.${i}`, `user${j}`));
+    stats = distinct.correlationStats();
+    assert.equal(stats.keys, 3, '3 groups of 30 users: 90 entries');
+    assert.equal(stats.evicted, 7);
+    // What fires still fires: a group that reaches its count within the budget.
+    const small = load(rule, { maxEntriesPerRule: 4 });
+    assert.equal(feed(small, [sshFailure(0, '192.0.2.1'), sshFailure(0.5, '192.0.2.2'), sshFailure(1, '192.0.2.1'), sshFailure(2, '192.0.2.1')]).length, 1);
+  });
+
   it('is not blinded by one event from a host whose clock is far ahead', () => {
     const set = load(rule);
     feed(set, [sshFailure(10 * 365 * 86_400, '192.0.2.99')]);
