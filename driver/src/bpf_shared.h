@@ -13,12 +13,31 @@
  * the architecture's numbering) and tail-call the handler named there. */
 #define HADES_SC_ROUTE_MAX 512
 
+/* How a routed call passes its arguments (hades_route.abi) */
+#define HADES_ABI_IA32 0x1       /* x86_64 compat task: args in bx, cx, dx, si, di, bp (32 bits), 32-bit user structs */
+#define HADES_ABI_UID16 0x2      /* ia32 setuid & co. of 16-bit ids: (u16)-1 is -1 */
+#define HADES_ABI_LEN64 0x4      /* ia32 truncate64/ftruncate64: the length is args 1 (low) and 2 (high) */
+#define HADES_ABI_SOCKETCALL 0x8 /* a socketcall(2) call: args from its array of 32-bit words */
+
 struct hades_route {
 	__u8 enter; /* HADES_HE_* slot in enter_progs, 0 = nothing at sys_enter */
 	__u8 exit;  /* HADES_HX_* slot in exit_progs, 0 = nothing at sys_exit */
-	__u8 sc;    /* enum hades_sc */
+	__u8 sc;    /* enum hades_sc: the same whatever the ABI */
 	__u8 hook;  /* enum hades_hook */
+	__u8 abi;   /* HADES_ABI_* */
+	__u8 pad[3];
 };
+
+/* An sc_route entry: what number N means for a native task and, on x86_64, for a compat
+ * (ia32) one. One lookup serves both, so a number routed in neither ABI costs what it did
+ * before ia32 support; the task's compat flag is read only for numbers routed in either. */
+struct hades_routes {
+	struct hades_route native;
+	struct hades_route ia32;
+};
+
+/* socketcall(2) call numbers (include/uapi/linux/net.h) go up to SYS_SENDMMSG = 20 */
+#define HADES_SOCKETCALL_MAX 21
 
 /* tail-call slots of the sys_enter handlers */
 enum hades_enter_slot {
@@ -27,6 +46,7 @@ enum hades_enter_slot {
 	HADES_HE_DNS_SEND = 3, /* sendto/sendmsg/sendmmsg/write/writev to port 53: emits */
 	HADES_HE_DNS_RECV = 4, /* recvfrom/recvmsg on a DNS-capable socket */
 	HADES_HE_CRED = 5,     /* set*id/capset: old credentials */
+	HADES_HE_SOCKETCALL = 6, /* ia32 socketcall: decodes the call, tail-calls its handler */
 	HADES_HE_SLOTS = 8,
 };
 
@@ -41,6 +61,7 @@ enum hades_exit_slot {
 	HADES_HX_FILE = 7,
 	HADES_HX_KILL = 8,
 	HADES_HX_FILE_OPEN = 9, /* opens of FILE_SECRET files; also tail-called by HADES_HX_FILE */
+	HADES_HX_SOCKETCALL = 10, /* ia32 socketcall: tail-calls the exit handler of its call */
 	HADES_HX_SLOTS = 12,
 };
 

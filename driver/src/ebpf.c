@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf_shared.h"
+#include "ia32_nr.h"
 #include "driver.h"
 #include "output.h"
 #include "hades.skel.h"
@@ -27,9 +28,9 @@
  */
 enum slot_id {
 	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_SYS_ENTER, S_SYS_EXIT,
-	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED,
+	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED, S_HE_SOCKETCALL,
 	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
-	S_HX_KILL, S_HX_FILE_OPEN, S_COUNT,
+	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_COUNT,
 };
 
 enum { CHOICE_BTF, CHOICE_RAW, CHOICE_NONE };
@@ -47,13 +48,15 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_EXIT] = { "tpbtf_exit", "raw_exit", "sched_process_exit", 0, 0 },
 	[S_SOCK_STATE] = { "tpbtf_sock_state", "raw_sock_state", "inet_sock_set_state", 0, 0 },
 	[S_MODULE_TP] = { "tpbtf_module_load", "raw_module_load", "module_load", 0, 0 },
-	[S_SYS_ENTER] = { NULL, "sys_enter_dispatch", "sys_enter", 0, 0 },
-	[S_SYS_EXIT] = { NULL, "sys_exit_dispatch", "sys_exit", 0, 0 },
+	/* both flavours are raw_tp; the first reads the compat flag with a plain load (5.11) */
+	[S_SYS_ENTER] = { "sys_enter_dispatch", "sys_enter_dispatch_probe", "sys_enter", 0, 0 },
+	[S_SYS_EXIT] = { "sys_exit_dispatch", "sys_exit_dispatch_probe", "sys_exit", 0, 0 },
 	[S_HE_CONNECT] = { NULL, "he_connect", NULL, HADES_HE_CONNECT, 0 },
 	[S_HE_ARGS] = { NULL, "he_args", NULL, HADES_HE_ARGS, 0 },
 	[S_HE_DNS_SEND] = { NULL, "he_dns_send", NULL, HADES_HE_DNS_SEND, 0 },
 	[S_HE_DNS_RECV] = { NULL, "he_dns_recv", NULL, HADES_HE_DNS_RECV, 0 },
 	[S_HE_CRED] = { NULL, "he_cred", NULL, HADES_HE_CRED, 0 },
+	[S_HE_SOCKETCALL] = { NULL, "he_socketcall", NULL, HADES_HE_SOCKETCALL, 0 },
 	[S_HX_NET] = { NULL, "hx_net", NULL, 0, HADES_HX_NET },
 	[S_HX_DNS_RECV] = { NULL, "hx_dns_recv", NULL, 0, HADES_HX_DNS_RECV },
 	[S_HX_CRED] = { NULL, "hx_cred", NULL, 0, HADES_HX_CRED },
@@ -63,21 +66,38 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
 	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
 	[S_HX_FILE_OPEN] = { "hx_file_open_btf", "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN, "bpf_rdonly_cast" },
+	[S_HX_SOCKETCALL] = { NULL, "hx_socketcall", NULL, 0, HADES_HX_SOCKETCALL },
 };
 
 #ifndef __NR_fchmodat2
 #define __NR_fchmodat2 452 /* Linux 6.6; same number on x86_64 and the generic table */
 #endif
 
-/* Syscalls routed to the security handlers (host numbering). A syscall may serve two
- * hooks (the opens: FILE_CREATE, FILE_OPEN); its route takes each side from the first
- * enabled hook that has one (route_of). */
+/* Syscalls routed to the security handlers: host numbering, then (x86_64) the ia32 numbering
+ * and the calls of ia32's socketcall(2). A syscall may serve two hooks (the opens:
+ * FILE_CREATE, FILE_OPEN; socketcall: every network hook); its route takes each side from
+ * the first enabled hook that has one (route_of). The `sc` ids are the same in every ABI. */
 struct sc_def {
-	int nr;
+	int nr;      /* __NR_* of the table `abi` names; a socketcall call number (SYS_*) */
 	uint8_t sc, hook, he, hx;
+	uint8_t abi; /* 0 = native; HADES_ABI_* */
 };
 
-#define SC(name, sc, hook, he, hx) { __NR_##name, HADES_SC_##sc, HADES_HOOK_##hook, he, hx }
+enum sc_table { TABLE_NATIVE, TABLE_IA32, TABLE_SOCKETCALL };
+
+static enum sc_table table_of(const struct sc_def *d)
+{
+	if (d->abi & HADES_ABI_SOCKETCALL)
+		return TABLE_SOCKETCALL;
+	return d->abi & HADES_ABI_IA32 ? TABLE_IA32 : TABLE_NATIVE;
+}
+
+#define SC(name, sc, hook, he, hx) { __NR_##name, HADES_SC_##sc, HADES_HOOK_##hook, he, hx, 0 }
+/* ia32: numbers of ia32_nr.h */
+#define SC32(name, sc, hook, he, hx, abi) \
+	{ HADES_NR32_##name, HADES_SC_##sc, HADES_HOOK_##hook, he, hx, HADES_ABI_IA32 | (abi) }
+#define SOCKETCALL(nr, sc, hook, he, hx) \
+	{ nr, HADES_SC_##sc, HADES_HOOK_##hook, he, hx, HADES_ABI_IA32 | HADES_ABI_SOCKETCALL }
 static const struct sc_def sc_defs[] = {
 	SC(connect, CONNECT, CONNECT, HADES_HE_CONNECT, HADES_HX_NET),
 	SC(accept, ACCEPT, ACCEPT, HADES_HE_ARGS, HADES_HX_NET),
@@ -142,8 +162,96 @@ static const struct sc_def sc_defs[] = {
 	SC(openat, OPENAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
 	SC(openat2, OPENAT2, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
 	SC(open_by_handle_at, OPEN_BY_HANDLE_AT, FILE_OPEN, 0, HADES_HX_FILE_OPEN),
+#if defined(__x86_64__)
+	SC32(connect, CONNECT, CONNECT, HADES_HE_CONNECT, HADES_HX_NET, 0),
+	SC32(accept4, ACCEPT4, ACCEPT, HADES_HE_ARGS, HADES_HX_NET, 0),
+	SC32(listen, LISTEN, LISTEN, HADES_HE_ARGS, HADES_HX_NET, 0),
+	SC32(sendto, SENDTO, DNS, HADES_HE_DNS_SEND, 0, 0),
+	SC32(sendmsg, SENDMSG, DNS, HADES_HE_DNS_SEND, 0, 0),
+	SC32(sendmmsg, SENDMMSG, DNS, HADES_HE_DNS_SEND, 0, 0),
+	SC32(write, WRITE, DNS, HADES_HE_DNS_SEND, 0, 0),
+	SC32(writev, WRITEV, DNS, HADES_HE_DNS_SEND, 0, 0),
+	SC32(recvfrom, RECVFROM, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV, 0),
+	SC32(recvmsg, RECVMSG, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV, 0),
+	/* socketcall(2): routed while any network hook is; each call by socketcall_route */
+	SC32(socketcall, NONE, CONNECT, HADES_HE_SOCKETCALL, HADES_HX_SOCKETCALL, 0),
+	SC32(socketcall, NONE, ACCEPT, HADES_HE_SOCKETCALL, HADES_HX_SOCKETCALL, 0),
+	SC32(socketcall, NONE, LISTEN, HADES_HE_SOCKETCALL, HADES_HX_SOCKETCALL, 0),
+	SC32(socketcall, NONE, DNS, HADES_HE_SOCKETCALL, HADES_HX_SOCKETCALL, 0),
+	/* set*id of 16-bit ids (the old calls) and of 32-bit ones (the *32 calls) */
+	SC32(setuid, SETUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setgid, SETGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setreuid, SETREUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setregid, SETREGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setresuid, SETRESUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setresgid, SETRESGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setfsuid, SETFSUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setfsgid, SETFSGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, HADES_ABI_UID16),
+	SC32(setuid32, SETUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setgid32, SETGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setreuid32, SETREUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setregid32, SETREGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setresuid32, SETRESUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setresgid32, SETRESGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setfsuid32, SETFSUID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(setfsgid32, SETFSGID, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(capset, CAPSET, PRIV, HADES_HE_CRED, HADES_HX_CRED, 0),
+	SC32(ptrace, PTRACE, PTRACE, HADES_HE_ARGS, HADES_HX_PTRACE, 0),
+	SC32(process_vm_writev, PROCESS_VM_WRITEV, PTRACE, HADES_HE_ARGS, HADES_HX_PTRACE, 0),
+	SC32(memfd_create, MEMFD_CREATE, MEMFD, HADES_HE_ARGS, HADES_HX_MEMFD, 0),
+	SC32(init_module, INIT_MODULE, MODULE, HADES_HE_ARGS, HADES_HX_MODULE, 0),
+	SC32(finit_module, FINIT_MODULE, MODULE, HADES_HE_ARGS, HADES_HX_MODULE, 0),
+	SC32(open, OPEN, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(creat, CREAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(mkdir, MKDIR, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(rename, RENAME, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(unlink, UNLINK, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(rmdir, RMDIR, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(chmod, CHMOD, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(link, LINK, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(symlink, SYMLINK, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(openat, OPENAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(openat2, OPENAT2, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(open_by_handle_at, OPEN_BY_HANDLE_AT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(mkdirat, MKDIRAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(linkat, LINKAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(symlinkat, SYMLINKAT, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(truncate, TRUNCATE, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(ftruncate, FTRUNCATE, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(truncate64, TRUNCATE, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, HADES_ABI_LEN64),
+	SC32(ftruncate64, FTRUNCATE, FILE_CREATE, HADES_HE_ARGS, HADES_HX_FILE, HADES_ABI_LEN64),
+	SC32(renameat, RENAMEAT, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(renameat2, RENAMEAT2, FILE_RENAME, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(unlinkat, UNLINKAT, FILE_DELETE, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(fchmod, FCHMOD, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(fchmodat, FCHMODAT, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(fchmodat2, FCHMODAT2, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE, 0),
+	SC32(kill, KILL, KILL, HADES_HE_ARGS, HADES_HX_KILL, 0),
+	SC32(tkill, TKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL, 0),
+	SC32(tgkill, TGKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL, 0),
+	SC32(pidfd_send_signal, PIDFD_SEND_SIGNAL, KILL, HADES_HE_ARGS, HADES_HX_KILL, 0),
+	SC32(open, OPEN, FILE_OPEN, 0, HADES_HX_FILE_OPEN, 0),
+	SC32(creat, CREAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN, 0),
+	SC32(openat, OPENAT, FILE_OPEN, 0, HADES_HX_FILE_OPEN, 0),
+	SC32(openat2, OPENAT2, FILE_OPEN, 0, HADES_HX_FILE_OPEN, 0),
+	SC32(open_by_handle_at, OPEN_BY_HANDLE_AT, FILE_OPEN, 0, HADES_HX_FILE_OPEN, 0),
+	/* socketcall(2) calls (include/uapi/linux/net.h SYS_*) */
+	SOCKETCALL(3, CONNECT, CONNECT, HADES_HE_CONNECT, HADES_HX_NET),
+	SOCKETCALL(4, LISTEN, LISTEN, HADES_HE_ARGS, HADES_HX_NET),
+	SOCKETCALL(5, ACCEPT, ACCEPT, HADES_HE_ARGS, HADES_HX_NET),
+	SOCKETCALL(9, SENDTO, DNS, HADES_HE_DNS_SEND, 0),        /* SYS_SEND: no address */
+	SOCKETCALL(10, RECVFROM, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV), /* SYS_RECV */
+	SOCKETCALL(11, SENDTO, DNS, HADES_HE_DNS_SEND, 0),
+	SOCKETCALL(12, RECVFROM, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV),
+	SOCKETCALL(16, SENDMSG, DNS, HADES_HE_DNS_SEND, 0),
+	SOCKETCALL(17, RECVMSG, DNS, HADES_HE_DNS_RECV, HADES_HX_DNS_RECV),
+	SOCKETCALL(18, ACCEPT4, ACCEPT, HADES_HE_ARGS, HADES_HX_NET),
+	SOCKETCALL(20, SENDMMSG, DNS, HADES_HE_DNS_SEND, 0),
+#endif
 };
 #undef SC
+#undef SC32
+#undef SOCKETCALL
 
 struct ebpf {
 	struct hades *skel;
@@ -588,14 +696,16 @@ static int slot_of_he(int he);
 static int slot_of_hx(int hx);
 static bool slot_loaded(const struct ebpf *e, int slot);
 
-/* The route of syscall `nr`: each side from the first of its sc_defs whose hook is requested
- * and enabled; `hook` and `sc` from the one giving the entry side, else the exit side. */
-static struct hades_route route_of(const struct ebpf *e, int nr)
+/* The route of syscall `nr` of `table`: each side from the first of its sc_defs whose hook is
+ * requested and enabled; `hook`, `sc` and `abi` from the one giving the entry side, else the
+ * exit side. */
+static struct hades_route route_of(const struct ebpf *e, enum sc_table table, int nr)
 {
 	struct hades_route r = { 0 };
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		const struct sc_def *d = &sc_defs[i];
-		if (d->nr != nr || !hook_requested(e->cfg, d->hook) || e->skel->bss->hook_disabled[d->hook])
+		if (d->nr != nr || table_of(d) != table || !hook_requested(e->cfg, d->hook) ||
+		    e->skel->bss->hook_disabled[d->hook])
 			continue;
 		/* a handler that did not load leaves its side to the next hook (or to nothing) */
 		int he = slot_of_he(d->he), hx = slot_of_hx(d->hx);
@@ -607,23 +717,35 @@ static struct hades_route route_of(const struct ebpf *e, int nr)
 			r.enter = d->he;
 			r.sc = d->sc;
 			r.hook = d->hook;
+			r.abi = d->abi;
 		}
 		if (!r.exit && d->hx) {
 			r.exit = d->hx;
 			if (!r.enter) {
 				r.sc = d->sc;
 				r.hook = d->hook;
+				r.abi = d->abi;
 			}
 		}
 	}
 	return r;
 }
 
-static int put_route(struct ebpf *e, int nr)
+/* Writes the routes of d's number: both ABIs of an sc_route entry, or a socketcall call. */
+static int put_route(struct ebpf *e, const struct sc_def *d)
 {
-	struct hades_route r = route_of(e, nr);
-	uint32_t k = (uint32_t)nr;
-	return bpf_map_update_elem(bpf_map__fd(e->skel->maps.sc_route), &k, &r, BPF_ANY) ? -errno : 0;
+	uint32_t k = (uint32_t)d->nr;
+	if (table_of(d) == TABLE_SOCKETCALL) {
+		if (d->nr >= HADES_SOCKETCALL_MAX)
+			return -EINVAL;
+		struct hades_route r = route_of(e, TABLE_SOCKETCALL, d->nr);
+		return bpf_map_update_elem(bpf_map__fd(e->skel->maps.socketcall_route), &k, &r, BPF_ANY) ? -errno : 0;
+	}
+	if (d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX)
+		return -EINVAL;
+	struct hades_routes rs = { .native = route_of(e, TABLE_NATIVE, d->nr),
+				   .ia32 = route_of(e, TABLE_IA32, d->nr) };
+	return bpf_map_update_elem(bpf_map__fd(e->skel->maps.sc_route), &k, &rs, BPF_ANY) ? -errno : 0;
 }
 
 static int eb_hook(struct backend *be, uint32_t hook, bool enable)
@@ -644,9 +766,9 @@ static int eb_hook(struct backend *be, uint32_t hook, bool enable)
 	 * stays 0: the handlers no longer run. */
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		const struct sc_def *d = &sc_defs[i];
-		if (d->hook != hook || d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX)
+		if (d->hook != hook)
 			continue;
-		int rc = put_route(e, d->nr);
+		int rc = put_route(e, d);
 		if (rc)
 			return rc;
 	}
@@ -911,9 +1033,9 @@ static int install_routes(struct ebpf *e)
 	}
 	for (size_t i = 0; i < sizeof(sc_defs) / sizeof(sc_defs[0]); i++) {
 		const struct sc_def *d = &sc_defs[i];
-		if (d->nr < 0 || d->nr >= HADES_SC_ROUTE_MAX || !hook_requested(e->cfg, d->hook))
+		if (!hook_requested(e->cfg, d->hook))
 			continue;
-		int rc = put_route(e, d->nr);
+		int rc = put_route(e, d);
 		if (rc)
 			return rc;
 	}

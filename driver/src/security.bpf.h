@@ -6,8 +6,10 @@
  * kprobes, fentry and LSM are unavailable on the target kernels, so these
  * are syscall-level: one raw_tp program on sys_enter and one on sys_exit,
  * each attached once for the whole machine. They look the syscall number up
- * in an array (filled by the loader) and tail-call a handler only for the ~45
- * syscalls of interest; every other syscall costs one array lookup.
+ * in an array (filled by the loader) and tail-call a handler only for the ~50
+ * syscalls of interest; every other syscall costs one array lookup. On x86_64
+ * the same entry also holds the route of the number as an ia32 syscall (int
+ * 0x80, sysenter, 32-bit programs), chosen when the task is in a compat call.
  * State between sys_enter and sys_exit lives in a bounded hash keyed by tid.
  * Plus tp_btf (or raw_tp) on sock/inet_sock_set_state (async TCP connect
  * results) and module/module_load (module name).
@@ -94,8 +96,28 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, HADES_SC_ROUTE_MAX);
 	__type(key, __u32);
-	__type(value, struct hades_route);
+	__type(value, struct hades_routes);
 } sc_route SEC(".maps");
+
+/* ia32 socketcall(2): the route of each call number (SYS_CONNECT = 3, ...) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HADES_SOCKETCALL_MAX);
+	__type(key, __u32);
+	__type(value, struct hades_route);
+} socketcall_route SEC(".maps");
+
+/* the arguments of the socketcall being handled, read from its array by he_socketcall */
+struct sc_args {
+	__u64 a[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sc_args);
+} socketcall_args SEC(".maps");
 
 /* route of the syscall being handled: [0] enter, [1] exit (set by the dispatcher) */
 struct {
@@ -216,6 +238,24 @@ struct u_iovec {
 
 #define U_MMSGHDR_SIZE 64 /* struct mmsghdr: user_msghdr + u32 msg_len + pad */
 
+/* the same for ia32 tasks (include/net/compat.h: compat_msghdr, compat_iovec, compat_mmsghdr) */
+struct u_msghdr32 {
+	__u32 name;
+	__u32 namelen;
+	__u32 iov;
+	__u32 iovlen;
+	__u32 control;
+	__u32 controllen;
+	__u32 flags;
+};
+
+struct u_iovec32 {
+	__u32 base;
+	__u32 len;
+};
+
+#define U_MMSGHDR32_SIZE 32
+
 #if defined(__TARGET_ARCH_x86)
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
@@ -236,13 +276,25 @@ static __always_inline struct task_struct *cur_task(void)
 	return (struct task_struct *)bpf_get_current_task();
 }
 
-/* 32-bit (ia32) tasks use another syscall table: their numbers would be
- * misrouted, so they are skipped (documented limitation). */
+/* In an ia32 syscall (a 32-bit program, or int 0x80 from a 64-bit one): its number is one of
+ * the ia32 table, its arguments are in other registers and its user structs are 32-bit. */
 static __always_inline bool compat_task(struct task_struct *t)
 {
 #if defined(__TARGET_ARCH_x86)
 	if (bpf_core_field_exists(t->thread_info.status))
 		return BPF_CORE_READ(t, thread_info.status) & 0x0002; /* TS_COMPAT */
+#endif
+	return false;
+}
+
+/* compat_task() of the current task for the dispatchers, where every routed number pays it:
+ * a plain load from the task's BTF type instead of a probe-read helper call */
+static __always_inline bool compat_syscall(void)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (bpf_core_field_exists(t->thread_info.status))
+		return t->thread_info.status & 0x0002; /* TS_COMPAT */
 #endif
 	return false;
 }
@@ -421,16 +473,23 @@ static __always_inline struct hades_route *route_get(__u32 which)
 /* ------------------------------------------------------------------ */
 /* dispatchers                                                          */
 
-SEC("raw_tp/sys_enter")
-int sys_enter_dispatch(struct bpf_raw_tracepoint_args *ctx)
+/*
+ * One lookup by number; a number routed in neither ABI costs what it did before ia32
+ * support. The compat flag is read only for numbers routed in some ABI: `btf` reads it with
+ * a plain load (bpf_get_current_task_btf, Linux 5.11), else by a probe read (the fallback
+ * programs, which the loader takes when the first ones do not load).
+ */
+static __always_inline int enter_dispatch(struct bpf_raw_tracepoint_args *ctx, bool btf)
 {
 	__u32 id = (__u32)ctx->args[1];
 	if (id >= HADES_SC_ROUTE_MAX)
 		return 0;
-	struct hades_route *r = bpf_map_lookup_elem(&sc_route, &id);
-	if (!r || !r->enter)
+	struct hades_routes *rs = bpf_map_lookup_elem(&sc_route, &id);
+	if (!rs || !(rs->native.enter | rs->ia32.enter))
 		return 0;
-	if (compat_task(cur_task()))
+	bool compat = btf ? compat_syscall() : compat_task(cur_task());
+	struct hades_route *r = compat ? &rs->ia32 : &rs->native;
+	if (!r->enter)
 		return 0;
 	struct hades_route *cur = route_get(0);
 	if (!cur)
@@ -440,15 +499,18 @@ int sys_enter_dispatch(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-SEC("raw_tp/sys_exit")
-int sys_exit_dispatch(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline int exit_dispatch(struct bpf_raw_tracepoint_args *ctx, bool btf)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	__u32 id = (__u32)SYSCALL_NR(regs);
 	if (id >= HADES_SC_ROUTE_MAX)
 		return 0;
-	struct hades_route *r = bpf_map_lookup_elem(&sc_route, &id);
-	if (!r || !r->exit)
+	struct hades_routes *rs = bpf_map_lookup_elem(&sc_route, &id);
+	if (!rs || !(rs->native.exit | rs->ia32.exit))
+		return 0;
+	bool compat = btf ? compat_syscall() : compat_task(cur_task());
+	struct hades_route *r = compat ? &rs->ia32 : &rs->native;
+	if (!r->exit)
 		return 0;
 	struct hades_route *cur = route_get(1);
 	if (!cur)
@@ -458,9 +520,64 @@ int sys_exit_dispatch(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-static __always_inline void load_args(struct bpf_raw_tracepoint_args *ctx, __u64 a[6])
+SEC("raw_tp/sys_enter")
+int sys_enter_dispatch(struct bpf_raw_tracepoint_args *ctx)
+{
+	return enter_dispatch(ctx, true);
+}
+
+SEC("raw_tp/sys_exit")
+int sys_exit_dispatch(struct bpf_raw_tracepoint_args *ctx)
+{
+	return exit_dispatch(ctx, true);
+}
+
+SEC("raw_tp/sys_enter")
+int sys_enter_dispatch_probe(struct bpf_raw_tracepoint_args *ctx)
+{
+	return enter_dispatch(ctx, false);
+}
+
+SEC("raw_tp/sys_exit")
+int sys_exit_dispatch_probe(struct bpf_raw_tracepoint_args *ctx)
+{
+	return exit_dispatch(ctx, false);
+}
+
+/* The arguments of the call, as the kernel takes them: ia32 ones zero-extended from 32 bits
+ * (ints are compared as (__s32) where the sign matters), 16-bit ids widened as the kernel
+ * does, a socketcall's from its array. */
+static __always_inline void load_args(struct bpf_raw_tracepoint_args *ctx,
+				      const struct hades_route *r, __u64 a[6])
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+#if defined(__TARGET_ARCH_x86)
+	if (r->abi & HADES_ABI_SOCKETCALL) {
+		__u32 zero = 0;
+		struct sc_args *sa = bpf_map_lookup_elem(&socketcall_args, &zero);
+		if (sa)
+			__builtin_memcpy(a, sa->a, sizeof(sa->a));
+		return;
+	}
+	if (r->abi & HADES_ABI_IA32) {
+		a[0] = (__u32)BPF_CORE_READ(regs, bx);
+		a[1] = (__u32)BPF_CORE_READ(regs, cx);
+		a[2] = (__u32)BPF_CORE_READ(regs, dx);
+		a[3] = (__u32)BPF_CORE_READ(regs, si);
+		a[4] = (__u32)BPF_CORE_READ(regs, di);
+		a[5] = (__u32)BPF_CORE_READ(regs, bp);
+		if (r->abi & HADES_ABI_LEN64)
+			a[1] |= a[2] << 32;
+		if (r->abi & HADES_ABI_UID16) {
+			for (int i = 0; i < 3; i++) {
+				a[i] &= 0xffff;
+				if (a[i] == 0xffff)
+					a[i] = 0xffffffff; /* the kernel's low2highuid */
+			}
+		}
+		return;
+	}
+#endif
 	a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
 	a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
@@ -517,7 +634,7 @@ int he_connect(struct bpf_raw_tracepoint_args *ctx)
 	struct scratch *s = get_scratch();
 	if (!r || !st || !s)
 		return 0;
-	load_args(ctx, st->args);
+	load_args(ctx, r, st->args);
 	__u64 uaddr = st->args[1];
 	__u32 alen = (__u32)st->args[2];
 	if (!uaddr || alen < 2)
@@ -605,7 +722,7 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 	if (!r || !st)
 		return 0;
 	struct task_struct *t = cur_task();
-	load_args(ctx, st->args);
+	load_args(ctx, r, st->args);
 	__u64 *a = st->args;
 
 	switch (r->sc) {
@@ -680,7 +797,7 @@ int he_cred(struct bpf_raw_tracepoint_args *ctx)
 	struct hades_hook_counters *c = hook_begin(r->hook, pt >> 32);
 	if (!c)
 		return 0;
-	load_args(ctx, st->args);
+	load_args(ctx, r, st->args);
 	const struct cred *cr = BPF_CORE_READ(cur_task(), cred);
 	st->cred.ids[0] = BPF_CORE_READ(cr, uid.val);
 	st->cred.ids[1] = BPF_CORE_READ(cr, gid.val);
@@ -714,10 +831,38 @@ static __always_inline struct sock *inet_sock_of(struct task_struct *t, long fd,
 	return sk;
 }
 
+/* iovec i of an array in user memory (ia32: struct compat_iovec); non-zero on a fault */
+static __always_inline long read_iovec(bool ia32, __u64 iov, int i, struct u_iovec *v)
+{
+	if (ia32) {
+		struct u_iovec32 c;
+		long err = bpf_probe_read_user(&c, sizeof(c), (void *)(iov + i * sizeof(c)));
+		v->base = c.base;
+		v->len = c.len;
+		return err;
+	}
+	return bpf_probe_read_user(v, sizeof(*v), (void *)(iov + i * sizeof(*v)));
+}
+
+/* A user msghdr (ia32: struct compat_msghdr) as the 64-bit layout; non-zero on a fault */
+static __always_inline long read_msghdr(bool ia32, __u64 uaddr, struct u_msghdr *m)
+{
+	if (ia32) {
+		struct u_msghdr32 c;
+		long err = bpf_probe_read_user(&c, sizeof(c), (void *)uaddr);
+		m->name = c.name;
+		m->namelen = c.namelen;
+		m->iov = c.iov;
+		m->iovlen = c.iovlen;
+		return err;
+	}
+	return bpf_probe_read_user(m, sizeof(*m), (void *)uaddr);
+}
+
 /* Copies up to 512 bytes from up to DNS_IOV_MAX iovecs after the fixed part;
  * returns bytes copied, *total = sum of the iovec lengths. */
-static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov, __u64 cnt, __u64 limit,
-				      __u64 *total)
+static __always_inline __u32 copy_iov(struct scratch *s, bool ia32, __u64 iov, __u64 cnt,
+				      __u64 limit, __u64 *total)
 {
 	struct u_iovec v;
 	__u32 off = 0;
@@ -726,7 +871,7 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov, __u64 cnt, _
 	for (int i = 0; i < DNS_IOV_MAX; i++) {
 		if (i >= cnt)
 			break;
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+		if (read_iovec(ia32, iov, i, &v))
 			break;
 		*total += v.len;
 		__u64 n = v.len;
@@ -748,12 +893,14 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov, __u64 cnt, _
 	return off > HADES_DNS_PAYLOAD_MAX ? HADES_DNS_PAYLOAD_MAX : off;
 }
 
-/* Builds and sends one DNS record; payload from buf/len or iov/iovcnt. */
+/* Builds and sends one DNS record; payload from buf/len or iov/iovcnt (ia32: compat iovecs). */
 static __always_inline void emit_dns(struct hades_hook_counters *c, struct scratch *s,
-				     struct task_struct *t, __u8 sc, __u8 dir, long fd,
-				     struct sk_addrs *a, __s32 result, __u64 buf, __u64 len,
+				     struct task_struct *t, const struct hades_route *r, __u8 dir,
+				     long fd, struct sk_addrs *a, __s32 result, __u64 buf, __u64 len,
 				     __u64 iov, __u64 iovcnt)
 {
+	__u8 sc = r->sc;
+
 	struct hades_dns *d = (void *)s->rec;
 
 	__builtin_memset(d, 0, sizeof(*d));
@@ -772,7 +919,7 @@ static __always_inline void emit_dns(struct hades_hook_counters *c, struct scrat
 	__u32 n = 0;
 	__u64 total = len;
 	if (iov) {
-		n = copy_iov(s, iov, iovcnt, len, &total);
+		n = copy_iov(s, r->abi & HADES_ABI_IA32, iov, iovcnt, len, &total);
 	} else if (buf && len) {
 		n = len > HADES_DNS_PAYLOAD_MAX ? HADES_DNS_PAYLOAD_MAX : len;
 		barrier_var(n);
@@ -837,43 +984,56 @@ int he_dns_send(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	struct task_struct *t = cur_task();
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	bool ia32 = r->abi & HADES_ABI_IA32;
+	__u64 args[6] = {};
+	long fd;
 	struct sk_addrs a = {};
 
-	/* write/writev are hot: the fd -> socket test comes first */
+	/* write/writev are hot: the fd -> socket test comes first (native: one register) */
+	if (ia32)
+		load_args(ctx, r, args);
+	else
+		args[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	fd = (int)args[0];
 	if (!inet_sock_of(t, fd, &a))
 		return 0;
-	__u64 a2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	__u64 a3 = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (!ia32) {
+		args[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		args[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
+	}
+	__u64 a2 = args[1];
+	__u64 a3 = args[2];
 	__u64 pt = bpf_get_current_pid_tgid();
 	struct hades_hook_counters *c;
-	struct u_msghdr m;
+	struct u_msghdr m = {};
+	__u32 stride = ia32 ? U_MMSGHDR32_SIZE : U_MMSGHDR_SIZE;
 
 	switch (r->sc) {
 	case HADES_SC_WRITE:
 		if (!dns_dest(0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
 			return 0;
-		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
+		emit_dns(c, s, t, r, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
 		return 0;
 	case HADES_SC_WRITEV:
 		if (!dns_dest(0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
 			return 0;
-		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, a2, a3);
+		emit_dns(c, s, t, r, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, a2, a3);
 		return 0;
 	case HADES_SC_SENDTO: {
-		__u64 dest = PT_REGS_PARM5_CORE_SYSCALL(regs);
+		__u64 dest = args[4];
 		if (!dns_dest(dest, &a) || !(c = hook_begin(r->hook, pt >> 32)))
 			return 0;
-		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
+		emit_dns(c, s, t, r, HADES_DNS_QUERY, fd, &a, 0, a2, a3, 0, 0);
 		return 0;
 	}
 	case HADES_SC_SENDMSG:
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)a2))
+		if (read_msghdr(ia32, a2, &m))
 			return 0;
 		/* a name of length 0 is no name: the kernel sends to the connected peer */
 		if (!dns_dest(m.namelen ? m.name : 0, &a) || !(c = hook_begin(r->hook, pt >> 32)))
 			return 0;
-		emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov, m.iovlen);
+		emit_dns(c, s, t, r, HADES_DNS_QUERY, fd, &a, 0, 0, ~0ULL, m.iov, m.iovlen);
 		return 0;
 	case HADES_SC_SENDMMSG:
 		/* glibc sends the A and AAAA queries in one sendmmsg: report the
@@ -881,14 +1041,13 @@ int he_dns_send(struct bpf_raw_tracepoint_args *ctx)
 		for (int i = 0; i < 2; i++) {
 			if (i >= a3)
 				break;
-			if (bpf_probe_read_user(&m, sizeof(m), (void *)(a2 + i * U_MMSGHDR_SIZE)))
+			if (read_msghdr(ia32, a2 + i * stride, &m))
 				break;
 			/* each message from the socket's own peer, not the one before */
 			struct sk_addrs d = a;
 			if (!dns_dest(m.namelen ? m.name : 0, &d) || !(c = hook_begin(r->hook, pt >> 32)))
 				break;
-			emit_dns(c, s, t, r->sc, HADES_DNS_QUERY, fd, &d, 0, 0, ~0ULL, m.iov,
-				 m.iovlen);
+			emit_dns(c, s, t, r, HADES_DNS_QUERY, fd, &d, 0, 0, ~0ULL, m.iov, m.iovlen);
 		}
 		return 0;
 	}
@@ -903,7 +1062,7 @@ int he_dns_recv(struct bpf_raw_tracepoint_args *ctx)
 	if (!r || !st)
 		return 0;
 	struct task_struct *t = cur_task();
-	load_args(ctx, st->args);
+	load_args(ctx, r, st->args);
 	struct sk_addrs a = {};
 	if (!inet_sock_of(t, (long)st->args[0], &a))
 		return 0;
@@ -927,8 +1086,83 @@ int he_dns_recv(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+#if defined(__TARGET_ARCH_x86)
+/* 32-bit words of socketcall's argument array per call (net/compat.c nas[]); 0: not read */
+static __always_inline __u32 socketcall_nargs(__u32 call)
+{
+	switch (call) {
+	case 4: /* SYS_LISTEN */
+		return 2;
+	case 3: /* SYS_CONNECT */
+	case 5: /* SYS_ACCEPT */
+	case 16: /* SYS_SENDMSG */
+	case 17: /* SYS_RECVMSG */
+		return 3;
+	case 9: /* SYS_SEND */
+	case 10: /* SYS_RECV */
+	case 18: /* SYS_ACCEPT4 */
+	case 20: /* SYS_SENDMMSG */
+		return 4;
+	case 11: /* SYS_SENDTO */
+	case 12: /* SYS_RECVFROM */
+		return 6;
+	}
+	return 0;
+}
+#endif
+
+/*
+ * ia32 socketcall(call, args): the call's route (socketcall_route, filled by the loader: send
+ * as sendto without an address, recv as recvfrom) and its arguments, read from the array of
+ * 32-bit words, for the handler it tail-calls (load_args takes them from socketcall_args).
+ */
+SEC("raw_tp")
+int he_socketcall(struct bpf_raw_tracepoint_args *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct hades_route *cur = route_get(0);
+	__u32 zero = 0;
+	struct sc_args *sa = bpf_map_lookup_elem(&socketcall_args, &zero);
+	if (!cur || !sa)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 call = BPF_CORE_READ(regs, bx);
+	__u32 uargs = BPF_CORE_READ(regs, cx);
+	struct hades_route *r = bpf_map_lookup_elem(&socketcall_route, &call);
+	__u32 n = socketcall_nargs(call);
+	if (!r || !r->enter || !n)
+		return 0;
+	__u32 w[6] = {};
+	if (bpf_probe_read_user(w, (n * 4) & 31, (void *)(__u64)uargs))
+		return 0;
+	for (int i = 0; i < 6; i++)
+		sa->a[i] = w[i];
+	*cur = *r;
+	bpf_tail_call(ctx, &enter_progs, r->enter);
+#endif
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* sys_exit handlers                                                    */
+
+/* ia32 socketcall: the exit handler of its call (the call number is still in bx) */
+SEC("raw_tp")
+int hx_socketcall(struct bpf_raw_tracepoint_args *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct hades_route *cur = route_get(1);
+	if (!cur)
+		return 0;
+	__u32 call = BPF_CORE_READ((struct pt_regs *)ctx->args[0], bx);
+	struct hades_route *r = bpf_map_lookup_elem(&socketcall_route, &call);
+	if (!r || !r->exit)
+		return 0;
+	*cur = *r;
+	bpf_tail_call(ctx, &exit_progs, r->exit);
+#endif
+	return 0;
+}
 
 /* Takes the state of the current thread (removing it) into *out. */
 static __always_inline bool state_take(struct inflight *out, __u8 sc)
@@ -1149,7 +1383,7 @@ int hx_net(struct bpf_raw_tracepoint_args *ctx)
  * A TCP socket going CLOSE -> SYN_SENT: an active open, in the context of the task that opens it.
  * connect(2) is reported at its sys_exit (its in-flight state says so); any other way is reported
  * from here: sendto/sendmsg with MSG_FASTOPEN on an unconnected socket, io_uring's
- * IORING_OP_CONNECT, a 32-bit program's connect or socketcall. A pending CONNECT record (-115),
+ * IORING_OP_CONNECT. A pending CONNECT record (-115),
  * completed as for a non-blocking connect. Kernel threads (NFS, iSCSI clients) are left out.
  */
 static __noinline void on_syn_sent(const struct sock *sk)
@@ -1264,7 +1498,7 @@ int hx_dns_recv(struct bpf_raw_tracepoint_args *ctx)
 	if (st->sc == HADES_SC_RECVFROM) {
 		src = st->args[4];
 	} else {
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)st->args[1]))
+		if (read_msghdr(r->abi & HADES_ABI_IA32, st->args[1], &m))
 			return 0;
 		src = m.name;
 	}
@@ -1278,10 +1512,9 @@ int hx_dns_recv(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	bump(&c->seen);
 	if (st->sc == HADES_SC_RECVFROM)
-		emit_dns(c, s, t, st->sc, HADES_DNS_ANSWER, st->args[0], &a, ret, st->args[1], ret,
-			 0, 0);
+		emit_dns(c, s, t, r, HADES_DNS_ANSWER, st->args[0], &a, ret, st->args[1], ret, 0, 0);
 	else
-		emit_dns(c, s, t, st->sc, HADES_DNS_ANSWER, st->args[0], &a, ret, 0, ret, m.iov,
+		emit_dns(c, s, t, r, HADES_DNS_ANSWER, st->args[0], &a, ret, 0, ret, m.iov,
 			 m.iovlen);
 	return 0;
 }
@@ -2041,10 +2274,8 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 	struct hades_route *r = route_get(1);
 	struct scratch *s = get_scratch();
 	struct task_struct *t = cur_task();
-	/* an ia32 task's syscall number names another call, whose result is no fd (the only
-	 * exit handler that keeps no entry state has to check; checked after the lookup, which
-	 * every open pays, since hits are rare) */
-	if (!r || !s || !open_family(r->sc) || compat_task(t))
+	/* the dispatcher chose the route of the task's ABI: an open of either returns an fd */
+	if (!r || !s || !open_family(r->sc))
 		return;
 	__u32 fflags = BPF_CORE_READ(file, f_flags);
 	if (fflags & O_PATH)

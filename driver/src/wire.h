@@ -233,7 +233,7 @@ struct hades_proc {
 #define HADES_ORIGIN_TCP_ESTABLISHED 2 /* async: a pending (EINPROGRESS) connect completed */
 #define HADES_ORIGIN_TCP_FAILED 3  /* async: a pending connect failed (result = -errno) */
 /* a TCP connection opened without a watched connect(2) (sendto/sendmsg with MSG_FASTOPEN,
- * io_uring's IORING_OP_CONNECT, a 32-bit program): seen at the socket's CLOSE -> SYN_SENT
+ * io_uring's IORING_OP_CONNECT): seen at the socket's CLOSE -> SYN_SENT
  * change, in the connecting task; result -115 (pending), completed as for EINPROGRESS */
 #define HADES_ORIGIN_TCP_SYN_SENT 4
 

@@ -163,8 +163,8 @@ export class SecurityEvents {
     const net = networkOf(r.family, r.protocol, r.sockType);
     const local = r.family === AF_UNIX ? undefined : endpoint(r.family, r.localAddr, r.localPort);
     const remote = r.family === AF_UNIX ? { address: r.path } : endpoint(r.family, r.remoteAddr, r.remotePort);
-    // origin 4: a TCP connection opened without connect(2) (sendto with MSG_FASTOPEN, io_uring,
-    // a 32-bit program), seen when its SYN left: no call to name, no fd
+    // origin 4: a TCP connection opened without connect(2) (sendto with MSG_FASTOPEN, io_uring),
+    // seen when its SYN left: no call to name, no fd
     const pending = r.type === 'connect' && r.result === -115 && (r.origin === 1 || r.origin === 4);
     const socket = {
       fd: r.fd === 0xffffffff ? undefined : r.fd,

@@ -125,6 +125,108 @@ int main(int argc, char **argv) {
 }
 `;
 
+/**
+ * ia32 system calls made with int $0x80 by a 64-bit program (no 32-bit libraries needed):
+ * argv[1] names one action, the rest are its operands. User memory given to the calls is below
+ * 4 GiB (MAP_32BIT), since ia32 pointers are 32 bits. Prints the call's result (-errno on
+ * failure); exits 0 when the call did what it should.
+ */
+export const IA32_C = String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static long sys32(long nr, long a, long b, long c, long d, long e)
+{
+  long ret;
+  asm volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e) : "memory", "r8", "r9", "r10", "r11");
+  return ret;
+}
+
+static char *low;
+static long lowstr(const char *s, int slot) { char *p = low + slot * 1024; strcpy(p, s); return (long)p; }
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) return 2;
+  low = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+  if (low == MAP_FAILED) { perror("mmap"); return 2; }
+  const char *op = argv[1];
+  long r = -1;
+  int ok = 0;
+  if (!strcmp(op, "create") && argc > 2) {            /* open(path, O_CREAT|O_WRONLY, 0640) */
+    r = sys32(5, lowstr(argv[2], 0), O_CREAT | O_WRONLY, 0640, 0, 0);
+    ok = r >= 0 && sys32(6, r, 0, 0, 0, 0) == 0;        /* close */
+  } else if (!strcmp(op, "rename") && argc > 3) {
+    r = sys32(38, lowstr(argv[2], 0), lowstr(argv[3], 1), 0, 0, 0);
+    ok = r == 0;
+  } else if (!strcmp(op, "unlink") && argc > 2) {
+    r = sys32(10, lowstr(argv[2], 0), 0, 0, 0, 0);
+    ok = r == 0;
+  } else if (!strcmp(op, "chmod") && argc > 2) {
+    r = sys32(15, lowstr(argv[2], 0), 0755, 0, 0, 0);
+    ok = r == 0;
+  } else if ((!strcmp(op, "connect") || !strcmp(op, "socketcall")) && argc > 2) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in *sa = (void *)low;
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(atoi(argv[2]));
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!strcmp(op, "connect")) {
+      r = sys32(362, fd, (long)sa, sizeof(*sa), 0, 0);
+    } else {
+      unsigned int *args = (void *)(low + 1024);        /* socketcall(SYS_CONNECT, {fd, addr, len}) */
+      args[0] = fd, args[1] = (unsigned int)(long)sa, args[2] = sizeof(*sa);
+      r = sys32(102, 3, (long)args, 0, 0, 0);
+    }
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    getsockname(fd, (void *)&me, &len);
+    printf("%ld %d\n", r, ntohs(me.sin_port));
+    return r == 0 ? 0 : 1;
+  } else if (!strcmp(op, "ptrace")) {                 /* ptrace(PTRACE_ATTACH) of a child */
+    pid_t child = fork();
+    if (child == 0) { for (;;) pause(); }
+    int status;
+    r = sys32(26, 16, child, 0, 0, 0);
+    ok = r == 0 && waitpid(child, &status, 0) == child && sys32(26, 17, child, 0, 0, 0) == 0; /* PTRACE_DETACH */
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    printf("%ld %d\n", r, (int)child);
+    return ok ? 0 : 1;
+  } else if (!strcmp(op, "setuid32")) {
+    r = sys32(213, 65534, 0, 0, 0, 0);
+    ok = r == 0 && getuid() == 65534 && geteuid() == 65534;
+  } else if (!strcmp(op, "setresuid32")) {
+    r = sys32(208, 65534, 65534, 65534, 0, 0);
+    uid_t a, b, c;
+    ok = r == 0 && getresuid(&a, &b, &c) == 0 && a == 65534 && b == 65534 && c == 65534;
+  } else if (!strcmp(op, "memfd") && argc > 2) {
+    r = sys32(356, lowstr(argv[2], 0), 0, 0, 0, 0);
+    char link[64], target[256] = "";
+    snprintf(link, sizeof(link), "/proc/self/fd/%ld", r);
+    ok = r >= 0 && readlink(link, target, sizeof(target) - 1) > 0 && !strncmp(target, "/memfd:", 7);
+  } else if (!strcmp(op, "kill") && argc > 2) {       /* kill(pid, 0) */
+    r = sys32(37, atoi(argv[2]), 0, 0, 0, 0);
+    ok = r == 0;
+  } else {
+    return 2;
+  }
+  printf("%ld\n", r);
+  return ok ? 0 : 1;
+}
+`;
+
 /** finit_module on /bin/true: refused by any kernel (ENOSYS without module support). Prints the result and errno. */
 export const MODULE_C = String.raw`
 #define _GNU_SOURCE

@@ -14,6 +14,7 @@ import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-se
 import {
   BYPASS_C,
   DNS_CLIENT_PY,
+  IA32_C,
   MEMFD_C,
   MODULE_C,
   PRIV_C,
@@ -206,6 +207,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     bin['memfd'] = compileC(binDir, 'hx-memfd', MEMFD_C);
     bin['module'] = compileC(binDir, 'hx-module', MODULE_C);
     bin['bypass'] = compileC(binDir, 'hx-bypass', BYPASS_C);
+    bin['ia32'] = compileC(binDir, 'hx-ia32', IA32_C);
+    // Renamed by an ia32 call from an unwatched folder into the watched one.
+    writeFileSync(path.join(dir, 'unwatched', 'ia32-moved'), 'x\n');
     // Existing files in a watched folder, written in place later (made before the capture).
     for (const name of ['in-place', 'mapped']) writeFileSync(path.join(watched, name), 'original\n');
     // A setuid-root copy of /bin/true, and a plain one the agent will see at the path used.
@@ -283,6 +287,19 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         // Watched files named with "//", "." and ".." (seen, in their normal form), and an
         // unwatched one (not reported).
         runs['oddPaths'] = await runChild('/bin/sh', ['-c', ODD_PATHS_SH, 'sh', dir]);
+        // ia32 calls (int $0x80) from a 64-bit program: one process per call, each the actor.
+        const ia32 = (key: string, ...args: string[]) => runChild(bin['ia32'] ?? '', args).then((r) => (runs[key] = r));
+        await ia32('ia32Create', 'create', path.join(watched, 'ia32-created'));
+        await ia32('ia32Chmod', 'chmod', path.join(watched, 'ia32-created'));
+        await ia32('ia32Rename', 'rename', path.join(dir, 'unwatched', 'ia32-moved'), path.join(watched, 'ia32-renamed'));
+        await ia32('ia32Unlink', 'unlink', path.join(watched, 'ia32-renamed'));
+        await ia32('ia32Connect', 'connect', String(nodePort));
+        await ia32('ia32Socketcall', 'socketcall', String(nodePort));
+        await ia32('ia32Ptrace', 'ptrace');
+        await ia32('ia32Setuid', 'setuid32');
+        await ia32('ia32Setresuid', 'setresuid32');
+        await ia32('ia32Memfd', 'memfd', 'hx-ia32');
+        await ia32('ia32Kill', 'kill', String(pid));
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
         // The same probe from the process that started hades events: its parent.
         process.kill(pid, 0);
@@ -757,6 +774,86 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       const unwatched = [path.join(dir, 'unwatched'), varDir];
       const leaked = capture.events.filter((e) => e['event'].action.startsWith('file_') && unwatched.some((u) => (e['file']?.path as string | undefined)?.startsWith(`${u}/`)));
       assert.deepEqual(leaked, []);
+    });
+  });
+
+  describe('ia32 system calls (int $0x80) from a 64-bit program: seen as the same calls', () => {
+    const actor: (e: AnyEvent | undefined, key: string) => asserts e is AnyEvent = (e, key) => assertActor(capture.events, e, ok(key).pid, { executable: bin['ia32'] ?? '', ancestorPid: process.pid });
+    const fileOf = (action: string, key: string) => {
+      const e = of(action, key)[0];
+      actor(e, key);
+      assert.equal(e['event'].outcome, 'success');
+      return e;
+    };
+
+    it('open(O_CREAT) in a watched folder: file_create, created', () => {
+      const e = fileOf('file_create', 'ia32Create');
+      assert.equal(e['file'].path, path.join(watched, 'ia32-created'));
+      assert.equal(e['file'].mode, '0640');
+      assert.deepEqual([e['hades'].file.syscall, e['hades'].file.created], ['open', true]);
+    });
+
+    it('chmod: file_chmod with the new mode', () => {
+      const e = fileOf('file_chmod', 'ia32Chmod');
+      assert.deepEqual([e['file'].path, e['file'].mode, e['hades'].file.syscall], [path.join(watched, 'ia32-created'), '0755', 'chmod']);
+    });
+
+    it('rename into a watched folder: file_rename with the old path', () => {
+      const e = fileOf('file_rename', 'ia32Rename');
+      assert.deepEqual([e['file'].path, e['hades'].file.old_path, e['hades'].file.syscall], [path.join(watched, 'ia32-renamed'), path.join(dir, 'unwatched', 'ia32-moved'), 'rename']);
+    });
+
+    it('unlink: file_delete', () => {
+      const e = fileOf('file_delete', 'ia32Unlink');
+      assert.deepEqual([e['file'].path, e['hades'].file.syscall], [path.join(watched, 'ia32-renamed'), 'unlink']);
+    });
+
+    for (const [key, call] of [['ia32Connect', 'connect (362)'], ['ia32Socketcall', 'socketcall(SYS_CONNECT) (102)']] as const) {
+      it(`${call}: one connect event from the call, with both ends`, () => {
+        const [result, localPort] = ok(key).stdout.trim().split(' ').map(Number);
+        assert.equal(result, 0);
+        const events = of('connect', key);
+        assert.equal(events.length, 1, JSON.stringify(events));
+        const e = events[0];
+        actor(e, key);
+        assert.equal(e['event'].outcome, 'success');
+        assert.deepEqual(e['destination'], { ip: '127.0.0.1', port: nodePort });
+        assert.deepEqual(e['source'], { ip: '127.0.0.1', port: localPort });
+        assert.equal(e['hades'].socket.connect_call, undefined, 'seen at the call, not only at the TCP state change');
+      });
+    }
+
+    it('ptrace(PTRACE_ATTACH) of a child: ptrace naming the child', () => {
+      const r = ok('ia32Ptrace');
+      const child = Number(r.stdout.trim().split(' ')[1]);
+      const e = of('ptrace', 'ia32Ptrace').find((p) => p['hades'].ptrace.request === 'attach');
+      actor(e, 'ia32Ptrace');
+      assert.equal(e['event'].outcome, 'success');
+      assert.equal(e['hades'].ptrace.target.pid, child);
+      assert.equal(e['hades'].ptrace.target.name, 'hx-ia32');
+    });
+
+    for (const [key, call] of [['ia32Setuid', 'setuid'], ['ia32Setresuid', 'setresuid']] as const) {
+      it(`${call}32(65534...) as root: privilege_change, call ${call}`, () => {
+        const e = of('privilege_change', key).find((p) => p['hades'].privilege.call === call);
+        actor(e, key);
+        assert.equal(e['event'].outcome, 'success');
+        const { before: was, after: now } = e['hades'].privilege;
+        assert.deepEqual([was.uid, was.euid, was.suid], [0, 0, 0]);
+        assert.deepEqual([now.uid, now.euid, now.suid], [65534, 65534, 65534]);
+      });
+    }
+
+    it('memfd_create: memfd_create with its name', () => {
+      const e = fileOf('memfd_create', 'ia32Memfd');
+      assert.deepEqual(e['file'], { name: 'hx-ia32' });
+      assert.equal(e['hades'].memfd.fd, Number(ok('ia32Memfd').stdout.trim()));
+    });
+
+    it('kill(hades, 0): tamper', () => {
+      const e = of('tamper', 'ia32Kill')[0];
+      actor(e, 'ia32Kill');
+      assert.deepEqual(e['hades'].tamper, { target: 'process', signal: 0, target_pid: hadesPid, operation: 'kill' });
     });
   });
 

@@ -107,7 +107,7 @@ const SocketDetail = Opt(
         fd: Opt(Count('Socket file descriptor.')),
         errno: Errno,
         state: Opt(Words(['pending', 'established', 'failed'], 'For non-blocking TCP connects: pending when the call returned, then established or failed in a second event.')),
-        connect_call: Opt(Type.Boolean({ description: 'connect: false when the TCP connection was opened without connect(2) (sendto/sendmsg with MSG_FASTOPEN, io_uring, a 32-bit program): seen when its SYN left, pending, then established or failed.' })),
+        connect_call: Opt(Type.Boolean({ description: 'connect: false when the TCP connection was opened without connect(2) (sendto/sendmsg with MSG_FASTOPEN, io_uring): seen when its SYN left, pending, then established or failed.' })),
         backlog: Opt(Count('listen backlog.')),
       },
       'The socket call.',
