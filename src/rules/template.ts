@@ -3,13 +3,31 @@
  * `shell {process.executable} spawned by {process.parent.name}`. Fields are checked when the
  * rule loads; a field the event lacks renders as `<na>`, or as the text after a bar
  * (`{process.parent.name|no parent}`); `{{` and `}}` are literal braces.
- * Several values (`{process.args}`, `{ancestor.name}`) are joined by spaces.
+ * Several values (`{process.args}`, `{ancestor.name}`) are joined by spaces. A placeholder
+ * renders at most MAX_VALUE_CHARS characters and the text at most MAX_OUTPUT_CHARS, cut with
+ * a note of how much was left out.
  */
 import { allValues, type EventRecord } from './accessor.js';
 import { resolveField } from './fields.js';
 import { compileError, type TextSource } from './problems.js';
 
 export const MISSING = '<na>';
+/**
+ * Most characters one placeholder renders, and the whole text: an alert's text is a line in
+ * lists, chat messages and syslog, not the event (which the alert keeps whole). A command line
+ * of megabytes from a plugin or a log line would otherwise go whole into every alert.
+ */
+export const MAX_VALUE_CHARS = 1024;
+export const MAX_OUTPUT_CHARS = 4096;
+
+/** The text cut at `max` characters (never inside a surrogate pair), saying how much was left out. */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return `${text.slice(0, end)}…[${text.length - end} more]`;
+}
 
 /** Extra values a template may name besides event fields (correlation rules: count, key). */
 export type TemplateExtras = Readonly<Record<string, string | number>>;
@@ -56,7 +74,7 @@ export function compileTemplate(source: TextSource, extraNames: readonly string[
       if (extraNames.includes(name)) {
         parts.push((_e, extras) => {
           const v = extras?.[name];
-          return v === undefined ? missing : String(v);
+          return v === undefined ? missing : cutText(String(v), MAX_VALUE_CHARS);
         });
       } else {
         const r = resolveField(name);
@@ -66,7 +84,7 @@ export function compileTemplate(source: TextSource, extraNames: readonly string[
         const values = allValues(r.ref);
         parts.push((e) => {
           const vs = values(e);
-          return vs.length === 0 ? missing : vs.map(show).join(' ');
+          return vs.length === 0 ? missing : cutText(vs.map(show).join(' '), MAX_VALUE_CHARS);
         });
       }
       i = close + 1;
@@ -81,7 +99,7 @@ export function compileTemplate(source: TextSource, extraNames: readonly string[
     render(event, extras) {
       let out = '';
       for (const p of parts) out += typeof p === 'string' ? p : p(event, extras);
-      return out;
+      return cutText(out, MAX_OUTPUT_CHARS);
     },
   };
 }

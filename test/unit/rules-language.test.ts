@@ -364,6 +364,15 @@ describe('rule language: output templates', () => {
     assert.equal(set.match(exec)[0]?.output, 'code=still running name=curl empty=');
   });
 
+  it('cuts a long value and a long text, saying how much was left out, never inside a surrogate pair', () => {
+    const long = { ...exec, process: { ...(exec['process'] as object), command_line: `${'a'.repeat(1023)}\u{1F600}${'b'.repeat(5000)}` } };
+    const one = load(ruleYaml('process.name = curl', '    output: "cmd={process.command_line} end"\n')).match(long)[0]?.output ?? '';
+    assert.equal(one, `cmd=${'a'.repeat(1023)}…[5002 more] end`);
+    const many = load(ruleYaml('process.name = curl', `    output: "${'{process.command_line} '.repeat(6)}"\n`)).match(long)[0]?.output ?? '';
+    assert.ok(many.length < 4096 + 20, `${many.length} characters`);
+    assert.match(many, /…\[\d+ more\]$/);
+  });
+
   it('uses the title when there is no output', () => {
     assert.equal(load(ruleYaml('process.name = curl')).match(exec)[0]?.output, 'T');
   });
