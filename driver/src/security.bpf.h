@@ -287,6 +287,16 @@ static __always_inline bool compat_task(struct task_struct *t)
 	return false;
 }
 
+/* The header of a security record, made in the context of the task's call: says whether that
+ * call was an ia32 one (HADES_F_IA32), which a 64-bit program has no reason to make. */
+static __always_inline void sec_header(struct hades_record_header *h, __u16 kind, __u32 size,
+				       struct task_struct *t)
+{
+	fill_header(h, kind, size, t);
+	if (compat_task(t))
+		h->flags |= HADES_F_IA32;
+}
+
 /* compat_task() of the current task for the dispatchers, where every routed number pays it:
  * a plain load from the task's BTF type instead of a probe-read helper call */
 static __always_inline bool compat_syscall(void)
@@ -904,7 +914,7 @@ static __always_inline void emit_dns(struct hades_hook_counters *c, struct scrat
 	struct hades_dns *d = (void *)s->rec;
 
 	__builtin_memset(d, 0, sizeof(*d));
-	fill_header(&d->hdr, HADES_KIND_DNS, 0, t);
+	sec_header(&d->hdr, HADES_KIND_DNS, 0, t);
 	fill_proc(&d->proc, t);
 	d->result = result;
 	d->fd = fd;
@@ -1326,7 +1336,7 @@ int hx_net(struct bpf_raw_tracepoint_args *ctx)
 
 	struct hades_net *n = (void *)s->rec;
 	__builtin_memset(n, 0, sizeof(*n));
-	fill_header(&n->hdr, kind, 0, t);
+	sec_header(&n->hdr, kind, 0, t);
 	fill_proc(&n->proc, t);
 	n->result = ret;
 	n->fd = st->args[0];
@@ -1406,7 +1416,7 @@ static __noinline void on_syn_sent(const struct sock *sk)
 	struct sk_addrs a = {};
 	__builtin_memset(n, 0, sizeof(*n));
 	read_sk((struct sock *)sk, &a);
-	fill_header(&n->hdr, HADES_KIND_CONNECT, 0, t);
+	sec_header(&n->hdr, HADES_KIND_CONNECT, 0, t);
 	fill_proc(&n->proc, t);
 	n->result = -EINPROGRESS;
 	n->fd = -1;
@@ -1564,7 +1574,7 @@ int hx_cred(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	__builtin_memset(p, 0, sizeof(*p));
-	fill_header(&p->hdr, HADES_KIND_PRIV_CHANGE, sizeof(*p), t);
+	sec_header(&p->hdr, HADES_KIND_PRIV_CHANGE, sizeof(*p), t);
 	fill_proc(&p->proc, t);
 	p->result = ret;
 	p->syscall = st->sc;
@@ -1618,7 +1628,7 @@ int hx_ptrace(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	__builtin_memset(p, 0, sizeof(*p));
-	fill_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
+	sec_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
 	fill_proc(&p->proc, t);
 	p->result = ret;
 	if (st->sc == HADES_SC_PROCESS_VM_WRITEV) {
@@ -1688,7 +1698,7 @@ int hx_memfd(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *t = cur_task();
 	struct hades_memfd *m = (void *)s->rec;
 	__builtin_memset(m, 0, sizeof(*m));
-	fill_header(&m->hdr, HADES_KIND_MEMFD_CREATE, 0, t);
+	sec_header(&m->hdr, HADES_KIND_MEMFD_CREATE, 0, t);
 	fill_proc(&m->proc, t);
 	m->result = ctx->args[1];
 	m->flags = st->args[1];
@@ -1725,7 +1735,7 @@ int hx_module(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *t = cur_task();
 	struct hades_module *m = (void *)s->rec;
 	__builtin_memset(m, 0, sizeof(*m));
-	fill_header(&m->hdr, HADES_KIND_MODULE_LOAD, 0, t);
+	sec_header(&m->hdr, HADES_KIND_MODULE_LOAD, 0, t);
 	fill_proc(&m->proc, t);
 	m->result = ctx->args[1];
 	m->syscall = st->sc;
@@ -1771,7 +1781,7 @@ static __always_inline void on_module_load(struct module *mod)
 		return;
 	}
 	__builtin_memset(m, 0, sizeof(*m));
-	fill_header(&m->hdr, HADES_KIND_MODULE_LOAD, sizeof(*m), t);
+	sec_header(&m->hdr, HADES_KIND_MODULE_LOAD, sizeof(*m), t);
 	fill_proc(&m->proc, t);
 	m->fd = -1;
 	bpf_probe_read_kernel_str(m->name, sizeof(m->name), &mod->name);
@@ -2030,7 +2040,7 @@ static __noinline void proc_mem_open(struct task_struct *t, struct file *file, s
 		return;
 	}
 	__builtin_memset(p, 0, sizeof(*p));
-	fill_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
+	sec_header(&p->hdr, HADES_KIND_PTRACE, sizeof(*p), t);
 	fill_proc(&p->proc, t);
 	p->result = ret;
 	p->request = HADES_PTRACE_MEM_OPEN;
@@ -2242,9 +2252,9 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	else if (is_open)
 		flags |= mode_flags(file ? f->file_mode : f->mode);
 
-	fill_header(&f->hdr, kind, 0, t);
+	sec_header(&f->hdr, kind, 0, t);
 	fill_proc(&f->proc, t);
-	f->hdr.flags = flags;
+	f->hdr.flags |= flags;
 	f->hdr.missing = missing;
 	f->result = ret;
 	f->syscall = st->sc;
@@ -2292,9 +2302,9 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 	f->dev = k->dev;
 	f->file_mode = BPF_CORE_READ(file, f_inode, i_mode);
 	f->op_flags = fflags;
-	fill_header(&f->hdr, HADES_KIND_FILE_OPEN, 0, t);
+	sec_header(&f->hdr, HADES_KIND_FILE_OPEN, 0, t);
 	fill_proc(&f->proc, t);
-	f->hdr.flags = flags;
+	f->hdr.flags |= flags;
 	f->result = ret;
 	f->syscall = r->sc;
 	submit_scratch(c, s, LOAD(s->off));
@@ -2361,7 +2371,7 @@ int hx_kill(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	__builtin_memset(k, 0, sizeof(*k));
-	fill_header(&k->hdr, HADES_KIND_KILL, sizeof(*k), t);
+	sec_header(&k->hdr, HADES_KIND_KILL, sizeof(*k), t);
 	fill_proc(&k->proc, t);
 	k->result = ctx->args[1];
 	k->syscall = st->sc;

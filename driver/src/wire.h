@@ -89,6 +89,7 @@ enum hades_kind {
 #define HADES_F_EXE_SETUID_ROOT (1u << 19)    /* EXEC: the executable is setuid (or setgid) and owned by root (uid or gid 0) */
 #define HADES_F_LINK_HARD (1u << 20)          /* FILE_CREATE: link/linkat; path2 = the old name as given (PROTOCOL.md 2.13) */
 #define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */
+#define HADES_F_IA32 (1u << 22)               /* security records: made by an ia32 system call (a 32-bit program, or int 0x80) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)

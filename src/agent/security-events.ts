@@ -155,7 +155,7 @@ export class SecurityEvents {
     event['process'] = actor.process;
     event['container'] = actor.container;
     for (const [key, value] of Object.entries(extra)) if (key !== 'outcome' && key !== 'count') event[key] = value;
-    event['hades'] = { ...actor.hades, ...hades };
+    event['hades'] = { ...actor.hades, ...hades, ...((r.flags & SecurityFlag.ia32) !== 0 ? { compat_syscall: true } : {}) };
     return event as unknown as HadesEvent;
   }
 

@@ -778,7 +778,10 @@ describe('hades events: security events from the real kernel', { skip }, () => {
   });
 
   describe('ia32 system calls (int $0x80) from a 64-bit program: seen as the same calls', () => {
-    const actor: (e: AnyEvent | undefined, key: string) => asserts e is AnyEvent = (e, key) => assertActor(capture.events, e, ok(key).pid, { executable: bin['ia32'] ?? '', ancestorPid: process.pid });
+    const actor: (e: AnyEvent | undefined, key: string) => asserts e is AnyEvent = (e, key) => {
+      assertActor(capture.events, e, ok(key).pid, { executable: bin['ia32'] ?? '', ancestorPid: process.pid });
+      assert.equal(e['hades'].compat_syscall, true, 'said to be a 32-bit call');
+    };
     const fileOf = (action: string, key: string) => {
       const e = of(action, key)[0];
       actor(e, key);
@@ -863,6 +866,7 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     assertActor(capture.events, e, sh.pid, { executable: realpathSync('/bin/sh'), ancestorPid: process.pid });
     assert.equal(e['event'].outcome, 'success');
     assert.deepEqual(e['hades'].tamper, { target: 'process', signal: 0, target_pid: hadesPid, operation: 'kill' });
+    assert.equal(e['hades'].compat_syscall, undefined, 'a 64-bit call says nothing of it');
   });
 
   it('tamper: a signal to the supervisor that started it (hades start) is tampering too', () => {

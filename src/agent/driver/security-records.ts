@@ -36,6 +36,7 @@ export const SecurityFlag = {
   killGroup: 0x40000,
   linkHard: 0x100000,
   linkSymbolic: 0x200000,
+  ia32: 0x400000,
 } as const;
 
 export const SecurityMissing = {
