@@ -93,7 +93,20 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
     server === undefined && !caOption
       ? `the server at ${base} is not the deployment whose CA is in ${config.data_dir}: for one started with hades start --data DIR, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it); for another server, --server, --token and --ca`
       : undefined;
-  return clientOf({ base, token, ...(ca ? { caPem: ca } : {}), ...(untrustedHint ? { untrustedHint } : {}) });
+  // Nothing listening at the local deployment's address: most often it is not running, or it was
+  // started with --data DIR or on other ports and this command was not told.
+  const refusedHint =
+    server === undefined
+      ? `nothing listens there: start it (hades start, or hades server); for a deployment started with hades start --data DIR or on other ports, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it)`
+      : undefined;
+  return clientOf({ base, token, ...(ca ? { caPem: ca } : {}), ...(untrustedHint ? { untrustedHint } : {}), ...(refusedHint ? { refusedHint } : {}) });
+}
+
+/** --limit as the API takes it: a whole number from 1 to `max`, checked before anything is sent. */
+export function limitOption(options: Readonly<Record<string, unknown>>, max: number): string {
+  const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
+  if (!/^\d{1,6}$/.test(limit) || Number(limit) < 1 || Number(limit) > max) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--limit must be a number from 1 to ${max} (got '${limit}')`);
+  return limit;
 }
 
 function readCa(file: string): string {
@@ -133,7 +146,7 @@ export async function named<T>(call: Promise<T>, what: string, hint: string): Pr
 }
 
 /** A client of a given API address, token and CA. */
-export function clientOf({ base, token, caPem: ca, untrustedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string }): ApiClient {
+export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string; refusedHint?: string }): ApiClient {
   const call = (method: string, path: string, body?: unknown) =>
     new Promise<unknown>((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -168,8 +181,11 @@ export function clientOf({ base, token, caPem: ca, untrustedHint }: { base: stri
       req.on('error', (error) => {
         if (error instanceof HadesError) return reject(error);
         const untrusted = UNTRUSTED.has((error as NodeJS.ErrnoException).code ?? '');
+        const refused = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
         const hint = !untrusted
-          ? ''
+          ? refused && refusedHint
+            ? ` (${refusedHint})`
+            : ''
           : untrustedHint
             ? ` (the server's certificate is not from the CA trusted here: ${untrustedHint})`
             : ` (the server's certificate is not from the CA trusted here: pass --ca with that deployment's CA certificate, from GET /api/v1/enroll/ca, checked against the fingerprint hades server token create prints)`;

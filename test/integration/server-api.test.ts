@@ -964,6 +964,8 @@ describe('the hades command against the running server', () => {
     const unreachable = await runHades(['agents', 'renew', identity.agentId, '--config', unreachableConfig]);
     assert.equal(unreachable.status, 3, unreachable.stderr);
     assert.match(unreachable.stderr, new RegExp(`^hades: HADES_ERR_SERVER_UNREACHABLE: cannot reach the API at https://127\\.0\\.0\\.1:${closed}: .*ECONNREFUSED`));
+    // What to do: the deployment is not running, or is another one this command was not told of.
+    assert.match(unreachable.stderr, /\(nothing listens there: start it \(hades start, or hades server\); for a deployment started with hades start --data DIR or on other ports, pass --config DIR\/server\.yaml/);
   });
 
   it('hades search with a bad filter exits with status 2', async () => {
@@ -980,6 +982,12 @@ describe('the hades command against the running server', () => {
       const r = await runHades([...args, '--config', missing]);
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --(since|until) '.*' is not a duration \(30s, 15m, 2h, 7d\) or an ISO time/);
+    }
+    // So is a --limit the API would refuse, named as the option the person typed.
+    for (const [args, max] of [[['search', '--limit', '100000'], 10000], [['search', '--limit', 'lots'], 10000], [['alerts', 'list', '--limit', '0'], 10000], [['tasks', 'list', '--limit', '5000'], 1000]] as const) {
+      const r = await runHades([...args, '--config', missing]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --limit must be a number from 1 to ${max} \\(got '${args[args.length - 1]}'\\)`));
     }
     const token = await runHades(['agents', 'list', '--config', configFile, '--token', 'nope']);
     assert.notEqual(token.status, 0);

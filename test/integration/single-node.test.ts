@@ -83,6 +83,17 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
     assert.match(result.stderr, /^hades: HADES_ERR_CONFIG_INVALID: .*bad-server\.yaml:1:\d+: HADES_ERR_CONFIG_TYPE/m);
   });
 
+  it('refuses, as --config, the server.yaml it writes in the data folder at each start (it would replace the settings with its own), and leaves the file alone', () => {
+    const own = path.join(dir, 'server.yaml');
+    const settings = 'cmdb: { file: /etc/hades/cmdb.csv }\n';
+    writeFileSync(own, settings);
+    // Through a relative path too: it is the same file.
+    const result = spawnSync(process.execPath, [`${projectRoot}bin/hades.js`, 'start', '--data', dir, '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--config', 'server.yaml'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /^hades: HADES_ERR_CLI_INVALID_ARGUMENT: --config server\.yaml is the file hades start writes .*\(such as .*settings\.yaml/m);
+    assert.equal(readFileSync(own, 'utf8'), settings);
+  });
+
   it('started again (with a server configuration for its other settings), the enrolled agent comes back with its identity, and no enrollment token is made for it', async () => {
     const cmdb = path.join(dir, 'cmdb.csv');
     writeFileSync(cmdb, `hostname,owner\n${hostname()},team-start\n`);

@@ -9,7 +9,7 @@
  * - `hades alerts suppress`, `hades alerts suppressions`, `hades alerts unsuppress ID`.
  */
 import { HadesError } from '../../common/errors.js';
-import { apiClient, fixedTimeBounds, type ApiClient } from '../api-client.js';
+import { apiClient, fixedTimeBounds, limitOption, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { didYouMean, suggest } from '../../rules/index.js';
 import { shown } from '../terminal.js';
@@ -51,8 +51,7 @@ async function unknownRule(client: ApiClient, rule: string | undefined): Promise
 }
 
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const limit = opt(options, 'limit') ?? '100';
-  if (!/^\d{1,5}$/.test(limit) || Number(limit) < 1 || Number(limit) > 10_000) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--limit must be a number from 1 to 10000 (got '${limit}')`);
+  const limit = limitOption(options, 10_000);
   const bounds = fixedTimeBounds(options, '24h');
   const client = await apiClient(options);
   const result = (await client.get('/api/v1/alerts', {

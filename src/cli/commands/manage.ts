@@ -8,7 +8,7 @@ import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from 
 import { HadesError } from '../../common/errors.js';
 import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
-import { apiClient, named, type ApiClient } from '../api-client.js';
+import { apiClient, limitOption, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { configText } from '../../runtime/regular-file.js';
 import { shown } from '../terminal.js';
@@ -279,8 +279,8 @@ export async function tasksCreate(context: CliContext, args: readonly string[], 
 
 /** `hades tasks list [--agent ID] [--status S]`: tasks, newest first. */
 export async function tasksList(context: CliContext, _args: readonly string[], options: Options): Promise<number> {
+  const limit = limitOption(options, 1000);
   const client = await apiClient(options);
-  const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
   const { tasks } = (await client.get('/api/v1/tasks', {
     limit,
     agent: typeof options['agent'] === 'string' ? options['agent'] : undefined,

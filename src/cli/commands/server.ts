@@ -5,14 +5,14 @@
  * kernel driver enrolled to it) until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
-import { apiClient, fixedTimeBounds, clientOf, loadServerConfig, named } from '../api-client.js';
+import { apiClient, fixedTimeBounds, clientOf, limitOption, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { parseWithFiles, readConfigFile } from './config.js';
@@ -181,8 +181,8 @@ export async function search(context: CliContext, args: readonly string[], optio
     if (!/^[A-Za-z@_][^=^~"\\\p{Cc}]*(\^=|~=|=)/u.test(filter)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `'${filter}' is not FIELD=VALUE (or FIELD^=PREFIX, FIELD~=TEXT)`);
   }
   const bounds = fixedTimeBounds(options, '1h');
+  const limit = Number(limitOption(options, 10_000));
   const client = await apiClient(options);
-  const limit = Number(typeof options['limit'] === 'string' ? options['limit'] : '100');
   let cursor = typeof options['cursor'] === 'string' ? options['cursor'] : undefined;
   let shown = 0;
   let result: { events: Record<string, unknown>[]; next?: string; partial?: true };
@@ -213,6 +213,18 @@ export async function search(context: CliContext, args: readonly string[], optio
   return exitStatus.ok;
 }
 
+/** Whether two paths name one file (through links too, once it exists). */
+function sameFile(a: string, b: string): boolean {
+  const real = (file: string): string => {
+    try {
+      return realpathSync(file);
+    } catch {
+      return path.resolve(file);
+    }
+  };
+  return real(a) === real(b);
+}
+
 /** `hades start`: the single-node deployment on this machine. */
 export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_NOT_ROOT', 'hades start runs the local agent, which loads kernel programs: run it as root');
@@ -223,10 +235,14 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const parsed = parseRoleConfig(`data_dir: ${JSON.stringify(path.join(root, 'server'))}\nlisten: { api: ${JSON.stringify(api)}, agents: ${JSON.stringify(gateway)} }\n`, 'server');
   if (!parsed.ok) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', parsed.problems.map((p) => p.message).join('; '));
   let config = parsed.config;
+  // What the `hades` command needs to find this deployment, written at each start.
+  const cliConfigFile = path.join(root, 'server.yaml');
   // --config: the server's other settings (rules, alert outputs, CMDB, retention) from a file;
   // where it keeps its state and listens stays what --data, --api and --gateway say.
   if (typeof options['config'] === 'string') {
     const file = options['config'];
+    // That file written at this start would replace the settings just read, for good.
+    if (sameFile(file, cliConfigFile)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--config ${file} is the file hades start writes at each start for the other hades commands, which would replace your settings: keep them in a file of another name (such as ${path.join(root, 'settings.yaml')}) and pass that`);
     const given = parseWithFiles(await readConfigFile(file), 'server');
     if (!given.ok) throw configError(given.problems, file);
     config = { ...given.config, data_dir: config.data_dir, listen: { ...given.config.listen, api: config.listen.api, agents: config.listen.agents } };
@@ -272,8 +288,6 @@ export async function start(context: CliContext, _args: readonly string[], optio
       ].join('\n'),
       { mode: 0o600 },
     );
-    // What the `hades` command needs to find this deployment when it is not at the defaults.
-    const cliConfigFile = path.join(root, 'server.yaml');
     writeFileSync(
       cliConfigFile,
       `# Written by \`hades start\`: pass it to hades commands with --config.\ndata_dir: ${JSON.stringify(parsed.config.data_dir)}\nlisten: { api: ${JSON.stringify(addresses.api.replace(/^https:\/\//, ''))} }\n`,
