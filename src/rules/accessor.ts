@@ -118,6 +118,27 @@ export function anyValue(ref: FieldRef, test: ValueTest): Predicate {
   return (e) => visit(e);
 }
 
+/**
+ * A predicate true when ANY object of the array the reference reads (`hades.ancestors`, reached
+ * through objects only) satisfies `test`, given that object: `any ancestor (...)`. A missing or
+ * empty array satisfies nothing; an element that is not an object is skipped.
+ */
+export function anyElement(ref: FieldRef, test: Predicate): Predicate {
+  if (ref.info.arrays.length !== 1 || ref.info.arrays[0] !== ref.info.path || ref.segments.some((s) => s.index !== undefined)) {
+    throw new RangeError(`${ref.text} is not an array of objects reached through objects`);
+  }
+  const get = plainGetter(ref.segments.map((s) => s.key));
+  return (e) => {
+    const list = get(e);
+    if (!Array.isArray(list)) return false;
+    for (let i = 0; i < list.length; i++) {
+      const el: unknown = list[i];
+      if (isObject(el) && !Array.isArray(el) && test(el)) return true;
+    }
+    return false;
+  };
+}
+
 /** Every value of the field (flattened), for templates, grouping and distinct counts. */
 export function allValues(ref: FieldRef): (event: EventRecord) => unknown[] {
   if (isPlain(ref)) {
@@ -186,10 +207,11 @@ const lowered = new Map<string, Getter>();
 
 /**
  * What a reference reads, as text: the path read with its indices (`process.args[0]`,
- * `hades.ancestors.name` for `ancestor.name`), marked `*` when it yields several values.
+ * `hades.ancestors.name` for `ancestor.name`), marked `*` when it yields several values and
+ * `ancestor:` when it is read from one ancestor (inside `any ancestor (...)`).
  */
 export function readId(ref: FieldRef): string {
-  return `${ref.multi ? '*' : ''}${ref.segments.map((s) => (s.index === undefined ? s.key : `${s.key}[${s.index}]`)).join('.')}`;
+  return `${ref.within === undefined ? '' : `${ref.within}:`}${ref.multi ? '*' : ''}${ref.segments.map((s) => (s.index === undefined ? s.key : `${s.key}[${s.index}]`)).join('.')}`;
 }
 
 /** `fold` of the reference's value, memoised per event (see `nextEvent`) and shared by reference. */

@@ -5,7 +5,7 @@
  * which values of other fields (key clauses) it requires.
  */
 import { eventActions } from '../common/events/index.js';
-import { anyValue, firstValue, isPlain, keyReader, lowerCased, readId, type EventRecord, type Getter, type KeyForm, type Predicate } from './accessor.js';
+import { anyElement, anyValue, firstValue, isPlain, keyReader, lowerCased, readId, type EventRecord, type Getter, type KeyForm, type Predicate } from './accessor.js';
 import { foldedTest, type Literal } from './operators.js';
 import { requiredLiterals } from './regex-prefilter.js';
 import type { RExpr } from './resolve.js';
@@ -46,7 +46,10 @@ function union(a: ActionSet, b: ActionSet): ActionSet {
  * The actions whose events can satisfy the condition. Sound because events follow the schema:
  * a positive comparison on a field can only hold for actions whose events carry the field, and
  * an `event.action` test holds for exactly the actions its test accepts. A negation is "any
- * action", except the negation of an action test.
+ * action", except the negation of an action test. `any ancestor (...)` needs an ancestor, which
+ * only the actions whose events carry `hades.ancestors` have, satisfying its condition: the
+ * fields inside are those under `hades.ancestors`, with the actions that carry them, and none
+ * is `event.action`.
  */
 export function actionsOf(e: RExpr): ActionSet {
   switch (e.kind) {
@@ -74,6 +77,8 @@ export function actionsOf(e: RExpr): ActionSet {
       }
       return null;
     }
+    case 'ancestor':
+      return intersect(e.ancestors.info.actions, actionsOf(e.expr));
   }
 }
 
@@ -93,6 +98,9 @@ export function costOf(e: RExpr): number {
       return e.cost;
     case 'not':
       return costOf(e.expr);
+    case 'ancestor':
+      // Up to 8 ancestors, most events having a few.
+      return 4 * costOf(e.expr);
     case 'and':
     case 'or':
       return e.items.reduce((n, i) => n + costOf(i), 0);
@@ -182,7 +190,8 @@ function equalityPredicate(e: Cmp): Predicate | undefined {
  * once per event (shared by every rule that folds the field) instead of once per rule.
  */
 function foldedPredicate(e: Cmp): Predicate | undefined {
-  if (!e.op.ci || !isPlain(e.field) || e.field.info.type !== 'string') return undefined;
+  // An ancestor's field is read from each ancestor in turn: nothing to share per event.
+  if (e.field.within !== undefined || !e.op.ci || !isPlain(e.field) || e.field.info.type !== 'string') return undefined;
   const test = foldedTest(e.op.base, e.values.map(String));
   if (test === undefined) return undefined;
   const get = lowerCased(e.field);
@@ -208,6 +217,11 @@ export function compilePredicate(e: RExpr): Predicate {
       if (inner === ALWAYS) return NEVER;
       if (inner === NEVER) return ALWAYS;
       return (ev) => !inner(ev);
+    }
+    case 'ancestor': {
+      // The inner predicate is given one ancestor's object at a time: its fields are relative to it.
+      const inner = compilePredicate(e.expr);
+      return inner === NEVER ? NEVER : anyElement(e.ancestors, inner);
     }
     case 'and':
     case 'or': {
@@ -367,7 +381,9 @@ function disjunctionClauses(branches: readonly (readonly KeyClause[])[]): KeyCla
 /**
  * The key clauses a condition requires, for the rule set's value index: a comparison gives one
  * clause per term it implies; a conjunction every clause of its items; a disjunction clauses
- * that take one clause of each branch (none if a branch has none); a negation none. Sound
+ * that take one clause of each branch (none if a branch has none); a negation none; `any
+ * ancestor (...)` none (the `ancestor.*` fields, read through an array of objects, are not
+ * indexed either, see `indexable`). Sound
  * whatever is left out: a missing clause only means a rule is tested on more events. Terms on
  * `event.action` (tests inside disjunctions: the loader drops the top-level ones) are kept for
  * the rule set to resolve per action. (The name is the loader's, from when keys were equalities.)

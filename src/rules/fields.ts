@@ -44,6 +44,12 @@ export interface FieldRef {
   readonly segments: readonly FieldSegment[];
   /** True when the reference can yield several values (an array not indexed). */
   readonly multi: boolean;
+  /**
+   * Set for a field of one ancestor, inside `any ancestor (...)`: `segments` are read from the
+   * ancestor's object (`args[1]`), `info` is the field's under `hades.ancestors` with `arrays`
+   * relative to the ancestor (`args`).
+   */
+  readonly within?: 'ancestor';
 }
 
 /** Pseudo-fields: `ancestor.X` is `hades.ancestors[].X`, true when ANY ancestor matches. */
@@ -280,6 +286,32 @@ export function resolveField(text: string): ResolveResult {
     if (isArray && s.index === undefined) multi = true;
   }
   return { ok: true, ref: { text, info, segments, multi } };
+}
+
+/** The prefixes that mean an ancestor's field elsewhere, dropped for a suggestion inside `any ancestor (...)`. */
+const ANCESTOR_SPELLINGS = [ANCESTOR_PREFIX, 'hades.ancestors.', 'process.parent.', 'process.'];
+
+/**
+ * Resolves a field of one ancestor, as written inside `any ancestor (...)`: `name`, `executable`,
+ * `args`, `args[N]`, `pid`, `entity_id`, `args_truncated`. An unknown one is suggested the
+ * ancestor's field it most likely means (`ancestor.name` and `process.name` are `name` there).
+ */
+export function resolveAncestorField(text: string): ResolveResult {
+  const segments = parseFieldPath(text);
+  const key = segments?.length === 1 ? segments[0]!.key : undefined;
+  const info = key !== undefined && ANCESTOR_KEYS.includes(key) ? catalogue.get(`hades.ancestors.${key}`) : undefined;
+  if (!segments || !info) {
+    const plain = text.replace(/\[\d+\]/g, '');
+    const prefix = ANCESTOR_SPELLINGS.find((p) => plain.startsWith(p) && ANCESTOR_KEYS.includes(plain.slice(p.length)));
+    // Measured with the prefix, as `ancestor.nmae` is: a short name allows few edits on its own.
+    const suggestion = prefix !== undefined ? text.slice(prefix.length) : suggest(ANCESTOR_PREFIX + plain, ANCESTOR_FIELDS)?.slice(ANCESTOR_PREFIX.length);
+    const what = segments ? `unknown field '${text}' of an ancestor` : `'${text}' is not a field path`;
+    return { ok: false, message: `${what} (inside 'any ancestor (...)', fields are ${ANCESTOR_KEYS.join(', ')})`, ...(suggestion === undefined ? {} : { suggestion }) };
+  }
+  const arrays = info.arrays.filter((a) => a !== 'hades.ancestors').map((a) => a.slice('hades.ancestors.'.length));
+  const index = segments[0]!.index;
+  if (index !== undefined && !info.leafArray) return { ok: false, message: `'${key!}' is not an array: '${text}' cannot index it` };
+  return { ok: true, ref: { text, info: { ...info, arrays }, segments, multi: info.leafArray && index === undefined, within: 'ancestor' } };
 }
 
 /** The `ancestor.*` pseudo-fields. */

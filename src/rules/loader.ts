@@ -825,11 +825,13 @@ class Loader {
       // unused macro already resolved it). Its own errors are kept with it and reported below; a
       // condition too complex is one of the macro's here, as it stands alone.
       if (m.uses > 0) continue;
+      const macro: Expr = { kind: 'macro', name: m.name, source: m.source, offset: 0 };
       try {
-        new Resolver(this.scope).resolve({ kind: 'macro', name: m.name, source: m.source, offset: 0 });
+        new Resolver(this.scope).resolve(macro);
       } catch (error) {
         if (!(error instanceof RuleCompileError)) throw error;
         if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') this.reportCompile(error, m, m.name);
+        else if (error.code === 'HADES_ERR_RULE_UNKNOWN_FIELD' && this.fitsOneAncestor(macro)) delete m.error;
       }
     }
     for (const m of this.macros.values()) {
@@ -837,6 +839,17 @@ class Loader {
     }
     for (const l of this.lists.values()) {
       if (l.uses === 0) this.report('warning', 'HADES_ERR_RULE_UNUSED_LIST', l.file.name, l.file.at(l.path, true), `list '${l.name}' is not used by any rule or macro`, { rule: l.name });
+    }
+  }
+
+  /** Whether a macro resolves with the fields of one ancestor: written for use inside `any ancestor (...)`. */
+  private fitsOneAncestor(macro: Expr): boolean {
+    try {
+      new Resolver(this.scope).resolve({ kind: 'ancestor', expr: macro, source: macro.source, offset: 0 });
+      return true;
+    } catch (error) {
+      if (!(error instanceof RuleCompileError)) throw error;
+      return false;
     }
   }
 

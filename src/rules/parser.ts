@@ -5,9 +5,12 @@
  *   or         := and ('or' and)*
  *   and        := unary ('and' unary)*
  *   unary      := 'not' unary | primary
- *   primary    := '(' expr ')' | FIELD 'exists' | FIELD OPERATOR value | MACRO
+ *   primary    := '(' expr ')' | 'any' 'ancestor' '(' expr ')' | FIELD 'exists' | FIELD OPERATOR value | MACRO
  *   value      := STRING | WORD | list | LIST_NAME        (a list name only after in / iin / in_cidr)
  *   list       := '(' item (',' item)* ','? ')'           (an item naming a list expands to its items)
+ *
+ * Inside `any ancestor (...)`, fields are those of one ancestor (`name`, `args[1]`); the resolver
+ * checks them. `any` and `ancestor` are keywords only there: `any` alone is still a macro name.
  *
  * Every node keeps its source and offset so later stages (resolution, type checks) report the
  * line and column of the very token that is wrong.
@@ -128,13 +131,18 @@ export interface MacroRef extends Node {
   readonly kind: 'macro';
   readonly name: string;
 }
+/** `any ancestor (expr)`: true when one ancestor satisfies `expr`, whose fields are that ancestor's. */
+export interface AncestorExpr extends Node {
+  readonly kind: 'ancestor';
+  readonly expr: Expr;
+}
 /** A constant, made by the compiler (an empty list, an exception set with no values). */
 export interface ConstExpr extends Node {
   readonly kind: 'const';
   readonly value: boolean;
 }
 
-export type Expr = AndExpr | OrExpr | NotExpr | CmpExpr | ExistsExpr | MacroRef | ConstExpr;
+export type Expr = AndExpr | OrExpr | NotExpr | AncestorExpr | CmpExpr | ExistsExpr | MacroRef | ConstExpr;
 
 export interface ScalarItem {
   readonly kind: 'scalar';
@@ -244,6 +252,7 @@ class Parser {
       }
       return expr;
     }
+    if (this.isWord(t, 'any') && this.peek().kind === 'word' && (this.peek().text === 'ancestor' || this.peek().text === 'ancestors')) return this.anyAncestor(t);
     if (t.kind !== 'word' || KEYWORDS.has(t.text) || t.text === 'or') {
       this.fail(`expected a field, a macro or '(', found ${this.describe(t)}`, t);
     }
@@ -269,6 +278,23 @@ class Parser {
       this.fail(`'${t.text}' is neither a macro name nor followed by an operator`, t);
     }
     return { kind: 'macro', name: t.text, source: this.source, offset: t.offset };
+  }
+
+  /** `any ancestor (expr)`, after `any`. */
+  private anyAncestor(any: Token): Expr {
+    const word = this.next();
+    if (word.text !== 'ancestor') this.fail("expected 'any ancestor (', found 'any ancestors'", word);
+    const open = this.next();
+    if (open.kind !== 'lparen') this.fail(`expected '(' after 'any ancestor', found ${this.describe(open)}`, open);
+    this.enter(open);
+    const expr = this.or();
+    this.depth--;
+    const close = this.next();
+    if (close.kind !== 'rparen') {
+      const at = this.source.locate(open.offset);
+      this.fail(`expected ')' to close the 'any ancestor (' of line ${at.line}, column ${at.column}, found ${this.describe(close)}`, close);
+    }
+    return { kind: 'ancestor', expr, source: this.source, offset: any.offset };
   }
 
   private operatorAt(t: Token): OpSpec | undefined {

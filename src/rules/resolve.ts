@@ -13,9 +13,12 @@
  * (HADES_ERR_RULE_TOO_COMPLEX) as soon as the measure passes a limit below. The measure of a
  * macro is kept with its result, so a macro's text is walked once however often it is used, and
  * the walk stops at the limit: the check costs no more than resolving the text itself.
+ *
+ * Inside `any ancestor (...)`, fields are those of one ancestor (fields.ts, resolveAncestorField),
+ * so a macro used there is resolved again in that scope, its result kept apart from the other.
  */
 import type { ValueTest } from './accessor.js';
-import { resolveField, type FieldRef } from './fields.js';
+import { resolveAncestorField, resolveField, type FieldRef, type ResolveResult } from './fields.js';
 import { NUMBER } from './lexer.js';
 import { opCost, valueTest, type Literal, type PlacedLiteral } from './operators.js';
 import { parseCondition, type CmpExpr, type Expr, type OpSpec, type ScalarItem, type ValueNode } from './parser.js';
@@ -47,11 +50,18 @@ export interface RNot {
   readonly kind: 'not';
   readonly expr: RExpr;
 }
+/** `any ancestor (expr)`: `expr` reads the fields of one element of `ancestors` at a time. */
+export interface RAncestor {
+  readonly kind: 'ancestor';
+  /** `hades.ancestors`, the array walked. */
+  readonly ancestors: FieldRef;
+  readonly expr: RExpr;
+}
 export interface RConst {
   readonly kind: 'const';
   readonly value: boolean;
 }
-export type RExpr = RCmp | RExists | RAnd | ROr | RNot | RConst;
+export type RExpr = RCmp | RExists | RAnd | ROr | RNot | RAncestor | RConst;
 
 /**
  * Levels of and, or, not and macro uses one inside another, in a condition with its macros
@@ -90,16 +100,28 @@ interface Expansion {
   readonly depth: number;
 }
 
-export interface MacroDef {
+/** A macro resolved in one scope: its result, or what is wrong with it there. */
+interface MacroResolution {
+  resolved?: RExpr;
+  /** Set with `resolved`. */
+  expansion?: Expansion;
+  error?: RuleCompileError;
+}
+
+/** Where fields are read: from the event, or from one ancestor (inside `any ancestor (...)`). */
+type FieldScope = 'event' | 'ancestor';
+
+export interface MacroDef extends MacroResolution {
   readonly name: string;
   readonly source: TextSource;
   /** Where the macro is defined, for problems about it as a whole. */
   readonly offset: number;
   parsed?: Expr;
-  resolved?: RExpr;
-  /** Set with `resolved`. */
-  expansion?: Expansion;
-  error?: RuleCompileError;
+  /**
+   * The macro used inside `any ancestor (...)`. Only its syntax errors are also the macro's own
+   * (`error`): a field that an ancestor lacks is the fault of the use.
+   */
+  withinAncestor?: MacroResolution;
   uses: number;
 }
 
@@ -137,6 +159,7 @@ export class Resolver {
   private values = 0;
   private maxNodes = MAX_EXPANDED_NODES;
   private maxValues = MAX_EXPANDED_VALUES;
+  private fieldScope: FieldScope = 'event';
 
   constructor(private readonly scope: Scope) {}
 
@@ -151,6 +174,7 @@ export class Resolver {
     this.depth = this.deepest = this.nodes = this.values = 0;
     this.maxNodes = sized ? MAX_EXPANDED_NODES : Infinity;
     this.maxValues = sized ? MAX_EXPANDED_VALUES : Infinity;
+    this.fieldScope = 'event';
     return this.walk(expr);
   }
 
@@ -170,6 +194,23 @@ export class Resolver {
         const inner = this.walk(expr.expr);
         this.depth--;
         return { kind: 'not', expr: inner };
+      }
+      case 'ancestor': {
+        if (this.fieldScope === 'ancestor') {
+          throw compileError('HADES_ERR_RULE_SYNTAX', "'any ancestor (...)' cannot be used inside another: its fields are already those of one ancestor", expr.source, expr.offset);
+        }
+        this.count(1, 0, expr.source, expr.offset);
+        this.enter(1, expr.source, expr.offset);
+        const ancestors = this.field('hades.ancestors', expr.source, expr.offset);
+        this.fieldScope = 'ancestor';
+        let inner: RExpr;
+        try {
+          inner = this.walk(expr.expr);
+        } finally {
+          this.fieldScope = 'event';
+        }
+        this.depth--;
+        return { kind: 'ancestor', ancestors, expr: inner };
       }
       case 'const':
         this.count(1, 0, expr.source, expr.offset);
@@ -224,9 +265,10 @@ export class Resolver {
       );
     }
     def.uses++;
-    if (def.resolved && def.expansion) {
+    const slot: MacroResolution = this.fieldScope === 'ancestor' ? (def.withinAncestor ??= {}) : def;
+    if (slot.resolved && slot.expansion) {
       // Used again: counted again, as later passes copy it, but not walked again.
-      const { nodes, values, depth } = def.expansion;
+      const { nodes, values, depth } = slot.expansion;
       this.stack.push(name);
       try {
         this.enter(1 + depth, source, offset);
@@ -235,13 +277,13 @@ export class Resolver {
         this.stack.pop();
       }
       this.depth -= 1 + depth;
-      return def.resolved;
+      return slot.resolved;
     }
     if (this.stack.includes(name)) {
       const loop = [...this.stack.slice(this.stack.indexOf(name)), name].join(' -> ');
       throw compileError('HADES_ERR_RULE_CYCLE', `macros refer to each other in a loop: ${loop}`, source, offset);
     }
-    if (def.error) throw this.macroFailed(def, source, offset);
+    if (slot.error) throw this.macroFailed(def, slot.error, source, offset);
     this.stack.push(name);
     const outer = { depth: this.depth, deepest: this.deepest, nodes: this.nodes, values: this.values };
     try {
@@ -249,8 +291,8 @@ export class Resolver {
       this.deepest = this.depth;
       def.parsed ??= parseCondition(def.source);
       const resolved = this.walk(def.parsed);
-      def.expansion = { nodes: this.nodes - outer.nodes, values: this.values - outer.values, depth: this.deepest - this.depth };
-      def.resolved = resolved;
+      slot.expansion = { nodes: this.nodes - outer.nodes, values: this.values - outer.values, depth: this.deepest - this.depth };
+      slot.resolved = resolved;
       return resolved;
     } catch (error) {
       if (!(error instanceof RuleCompileError)) throw error;
@@ -258,8 +300,10 @@ export class Resolver {
       if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') throw new RuleCompileError(error.code, error.message, source, offset);
       // A loop is reported where it closes; other errors belong to the macro itself.
       if (error.code === 'HADES_ERR_RULE_CYCLE' && this.stack.length > 1) throw error;
-      def.error = error;
-      throw this.macroFailed(def, source, offset);
+      slot.error = error;
+      // Text that does not parse is wrong wherever the macro is used.
+      if (def.parsed === undefined) def.error = error;
+      throw this.macroFailed(def, error, source, offset);
     } finally {
       this.stack.pop();
       this.depth = outer.depth;
@@ -268,13 +312,13 @@ export class Resolver {
   }
 
   /** The error a rule gets for using a broken macro (the macro's own error is reported apart, once). */
-  private macroFailed(def: MacroDef, source: TextSource, offset: number): RuleCompileError {
-    const inner = def.error!;
-    return new RuleCompileError(inner.code, `macro '${def.name}' cannot be used: ${inner.message}`, source, offset);
+  private macroFailed(def: MacroDef, inner: RuleCompileError, source: TextSource, offset: number): RuleCompileError {
+    const where = this.fieldScope === 'ancestor' && def.parsed !== undefined ? " inside 'any ancestor (...)'" : '';
+    return new RuleCompileError(inner.code, `macro '${def.name}' cannot be used${where}: ${inner.message}`, source, offset);
   }
 
   private field(text: string, source: TextSource, offset: number): FieldRef {
-    const r = resolveField(text);
+    const r: ResolveResult = this.fieldScope === 'ancestor' ? resolveAncestorField(text) : resolveField(text);
     if (!r.ok) {
       throw compileError('HADES_ERR_RULE_UNKNOWN_FIELD', `${r.message}${r.suggestion ? `; did you mean '${r.suggestion}'?` : ''}`, source, offset, r.suggestion);
     }

@@ -177,6 +177,46 @@ describe('rule compiler: resolution and types', () => {
     expectProblem(rule('process.name[1] = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /not an array/);
   });
 
+  it('refuses, inside any ancestor (...), what is not a field of one ancestor, with the one meant', () => {
+    const p = expectProblem(rule('any ancestor (nmae = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'nmae' of an ancestor .*fields are pid, entity_id, name, executable, args, args_truncated\); did you mean 'name'/);
+    assert.equal(p.suggestion, 'name');
+    assert.equal(expectProblem(rule('any ancestor (ancestor.name = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /did you mean 'name'/).suggestion, 'name');
+    assert.equal(expectProblem(rule('any ancestor (name = x and process.args[1] = y)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 43, /'process.args\[1\]' of an ancestor.*did you mean 'args\[1\]'/).suggestion, 'args[1]');
+    expectProblem(rule('any ancestor (process.command_line = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'process.command_line' of an ancestor/);
+    expectProblem(rule('any ancestor (name[1] = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /'name' is not an array/);
+    // Outside, the fields are the event's again.
+    expectProblem(rule('any ancestor (name = x) and name = y'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 44, /unknown field 'name'/);
+    // Types are those of the ancestor's fields.
+    expectProblem(rule('any ancestor (name > 3)'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 35, /'>' compares numbers, and 'name' is text/);
+    expectProblem(rule('any ancestor (pid contains 4)'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 34, /applies to text, and 'pid' is a number/);
+    expectProblem(rule('any ancestor (args_truncated = maybe)'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 47, /true or false/);
+  });
+
+  it('refuses a malformed or nested any ancestor (...)', () => {
+    expectProblem(rule('any ancestor name = x'), 'HADES_ERR_RULE_SYNTAX', 5, 29, /expected '\(' after 'any ancestor', found 'name'/);
+    expectProblem(rule('any ancestors (name = x)'), 'HADES_ERR_RULE_SYNTAX', 5, 20, /expected 'any ancestor \('/);
+    expectProblem(rule('"any ancestor (name = x"'), 'HADES_ERR_RULE_SYNTAX', 5, 39, /expected '\)' to close the 'any ancestor \(' of line 5, column 30/);
+    expectProblem(rule('any ancestor ()'), 'HADES_ERR_RULE_SYNTAX', 5, 30, /expected a field, a macro or '\(', found '\)'/);
+    expectProblem(rule('any ancestor (name = x and any ancestor (pid = 1))'), 'HADES_ERR_RULE_SYNTAX', 5, 43, /cannot be used inside another/);
+    // `any` alone is still a name for a macro.
+    assert.deepEqual(problemsOf(`macros:\n  any: process.name = x\n${rule('any and process.pid = 1')}`), []);
+  });
+
+  it('refuses a macro used inside any ancestor (...) with fields an ancestor lacks, at the use', () => {
+    const text = `macros:\n  downloader: process.name = curl\n  nested: "any ancestor (name = x)"\n${rule('any ancestor (pid = 1 and downloader)')}  - id: s\n    title: T\n    severity: low\n    condition: any ancestor (nested)\n  - id: t\n    title: T\n    severity: low\n    condition: downloader\n`;
+    const problems = problemsOf(text);
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.line, p.column, p.rule]),
+      [
+        ['HADES_ERR_RULE_UNKNOWN_FIELD', 8, 42, 'r'],
+        ['HADES_ERR_RULE_SYNTAX', 12, 30, 's'],
+      ],
+      problems.map(formatProblem).join('; '),
+    );
+    assert.match(problems[0]!.message, /macro 'downloader' cannot be used inside 'any ancestor \(\.\.\.\)': unknown field 'process.name' of an ancestor.*did you mean 'name'/);
+    assert.match(problems[1]!.message, /macro 'nested' cannot be used inside 'any ancestor \(\.\.\.\)': 'any ancestor \(\.\.\.\)' cannot be used inside another/);
+  });
+
   it('refuses operators that do not fit the field type', () => {
     expectProblem(rule('process.name > 3'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 29, /compares numbers, and 'process.name' is text/);
     expectProblem(rule('process.pid contains 4'), 'HADES_ERR_RULE_TYPE_MISMATCH', 5, 28, /applies to text, and 'process.pid' is a number/);
@@ -291,10 +331,16 @@ describe('rule compiler: warnings', () => {
 
   it('still checks an unused macro', () => {
     expectProblem('macros:\n  m: process.nmae = x\n', 'HADES_ERR_RULE_UNKNOWN_FIELD', 2, 6);
+    // Written for any ancestor (...): its fields are an ancestor's, and only its non-use is reported.
+    assert.deepEqual(problemsOf('macros:\n  m: name = x and args[1] = y\n').map((p) => p.code), ['HADES_ERR_RULE_UNUSED_MACRO']);
+    expectProblem('macros:\n  m: name = x and nmae = y\n', 'HADES_ERR_RULE_UNKNOWN_FIELD', 2, 6, /unknown field 'name'/);
   });
 
   it('warns about a condition no event can satisfy', () => {
     expectProblem(rule('event.action = exec and destination.port = 22'), 'HADES_ERR_RULE_NEVER_MATCHES', 5, 16, /can match no event/, 'warning');
+    // Agent health events carry no ancestors.
+    expectProblem(rule('event.action = agent_health and any ancestor (name = x)'), 'HADES_ERR_RULE_NEVER_MATCHES', 5, 16, /can match no event/, 'warning');
+    expectProblem(rule('any ancestor (name = x and args exists and process.name = y)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 59);
   });
 });
 

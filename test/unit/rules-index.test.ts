@@ -301,6 +301,87 @@ describe('value index: same matches with and without it (default pack and Sigma)
   });
 });
 
+describe('any ancestor (...): the indexes skip no rule that matches', () => {
+  // Each beside clauses the value index files rules under (equalities, strings, regular
+  // expressions), in and, or and not, and with action tests.
+  const conditions = {
+    with_name: 'event.action = exec and process.name = curl and any ancestor (name = sh and args[1] = "-c")',
+    either: 'process.name = curl or any ancestor (name in (nginx, php-fpm8.2) and executable startswith /usr/sbin/)',
+    none_sshd: 'process.command_line contains wget and not any ancestor (name = sshd and pid < 1000)',
+    scripted: 'any ancestor (executable matches "^(/usr)?/bin/python[0-9.]*$" and args[1] matches "^/usr/bin/(dnf|yum)$")',
+    network: 'event.action in (connect, dns_query) and any ancestor (not name = sh)',
+    folded: 'any ancestor (args icontains "| SH" or (pid < 100 and name iendswith D))',
+    branches: '(process.executable endswith /bin/bash or any ancestor (name = bash and args[1] = "-i")) and process.args contains "-c"',
+    file: 'file.path startswith /etc/ and any ancestor (name = dpkg and not executable = /tmp/dpkg)',
+    no_shell: 'process.name in (curl, wget) and not any ancestor (name in (sh, bash))',
+    two: 'any ancestor (name = sh) and any ancestor (name = nginx and args exists)',
+  };
+  const text = `rules:\n${Object.entries(conditions)
+    .map(([id, c]) => `  - id: ${id}\n    title: ${id}\n    severity: low\n    condition: ${JSON.stringify(c)}\n    output: "{process.name} {ancestor.name}"\n`)
+    .join('')}`;
+  const pool: Record<string, unknown>[] = [
+    { pid: 4240, name: 'sh', executable: '/usr/bin/dash', args: ['sh', '-c', 'curl x | sh'] },
+    { pid: 77, name: 'sh', executable: '/usr/bin/dash', args: ['sh', '/tmp/x.sh'] },
+    { pid: 812, name: 'php-fpm8.2', executable: '/usr/sbin/php-fpm8.2' },
+    { pid: 90, name: 'nginx', executable: '/tmp/nginx', args: ['nginx'] },
+    { pid: 30, name: 'dnf', executable: '/usr/bin/python3.12', args: ['/usr/bin/python3', '/usr/bin/dnf', '-y'] },
+    { pid: 31, name: 'python3', executable: '/usr/bin/python3', args: ['python3', '/tmp/x.py'] },
+    { pid: 32, name: 'dnf', executable: '/tmp/dnf', args: ['/tmp/dnf', '/usr/bin/yum'] },
+    { pid: 700, name: 'sshd', executable: '/usr/sbin/sshd', args: ['sshd: root'] },
+    { pid: 1700, name: 'sshd', executable: '/usr/sbin/sshd' },
+    { pid: 50, name: 'dpkg', executable: '/usr/bin/dpkg', args: ['dpkg', '-i', 'x.deb'] },
+    { pid: 51, name: 'dpkg', executable: '/tmp/dpkg' },
+    { pid: 60, name: 'bash', executable: '/usr/bin/bash', args: ['bash', '-i'] },
+    { pid: 1, name: 'systemd', executable: '/usr/lib/systemd/systemd', args: ['/sbin/init', '| sh'] },
+  ];
+  const weird: unknown[] = [null, 'sh', 7, {}, { name: 'sh' }, [null, 'sh', 3, { name: 'sh', args: '-c' }, { name: ['sh'], pid: '1' }], [{ name: 'dnf', executable: '/usr/bin/python3', args: [null, '/usr/bin/dnf'] }]];
+  const names = ['curl', 'wget', 'bash', 'sh', 'python3', 'cp'];
+
+  it('gives the same matches with the indexes and without, on events with one, several or no ancestors', () => {
+    const indexed = loadRules([{ name: 't.yaml', text }]);
+    assert.deepEqual(indexed.problems.map(formatProblem), []);
+    const flat = loadRules([{ name: 't.yaml', text }], { indexByAction: false }).ruleSet;
+    const withAncestors = produced.filter((a) => checkEvent(set(structuredClone(exampleEvent(a)), { 'hades.ancestors': [pool[0]] })).ok);
+    assert.ok(withAncestors.length >= 10 && withAncestors.length < produced.length, withAncestors.join(' '));
+    const matched = new Map<string, number>();
+    let valid = 0;
+    for (let i = 0; i < 6_000; i++) {
+      const action = random(3) === 0 ? 'exec' : pick(produced);
+      const e = structuredClone(exampleEvent(action));
+      e['@timestamp'] = new Date(Date.parse('2026-11-28T09:00:00.000Z') + i * 100).toISOString();
+      const name = pick(names);
+      const fields: Record<string, unknown> = {
+        'process.name': name,
+        'process.executable': random(2) === 0 ? `/usr/bin/${name}` : `/bin/${name}`,
+        'process.args': random(2) === 0 ? [name, '-c', 'x'] : [name],
+        'process.command_line': random(2) === 0 ? `${name} http://x/wget` : name,
+        'file.path': random(2) === 0 ? '/etc/passwd' : '/tmp/x',
+      };
+      for (const [field, value] of Object.entries(fields)) if (checkEvent(set(structuredClone(e), { [field]: value })).ok) set(e, { [field]: value });
+      if (withAncestors.includes(action)) {
+        const shape = random(10);
+        if (shape === 0) set(e, { hades: undefined });
+        else if (shape === 1) set(e, { 'hades.ancestors': pick(weird) });
+        else set(e, { 'hades.ancestors': Array.from({ length: random(9) }, () => structuredClone(pick(pool))) });
+      }
+      if (checkEvent(e).ok) valid++;
+      const a = seen(indexed.ruleSet.match(e));
+      assert.deepEqual(a, seen(flat.match(e)), JSON.stringify(e));
+      for (const m of a) matched.set(m.slice(0, m.indexOf(':')), (matched.get(m.slice(0, m.indexOf(':'))) ?? 0) + 1);
+    }
+    assert.ok(valid > 4_000, `${valid} events follow the schema`);
+    // Every rule matched, and none on every event: the comparison tells something of each.
+    for (const id of Object.keys(conditions)) assert.ok((matched.get(id) ?? 0) > 20 && (matched.get(id) ?? 0) < 5_000, `${id}: ${matched.get(id) ?? 0} matches`);
+    // The indexes did their part: fewer evaluations, and none for events that carry no ancestors.
+    const evaluations = (s: RuleSet) => s.stats().reduce((n, x) => n + x.evaluations, 0);
+    assert.ok(evaluations(indexed.ruleSet) * 3 < evaluations(flat) * 2, `${evaluations(indexed.ruleSet)} evaluations indexed, ${evaluations(flat)} without`);
+    const health = loadRules([{ name: 't.yaml', text }]).ruleSet;
+    health.match(exampleEvent('agent_health'));
+    // (scripted, folded and two test nothing but ancestors.)
+    assert.deepEqual(health.stats().filter((x) => x.evaluations > 0).map((x) => x.id), []);
+  });
+});
+
 describe('value index: file names, suffixes and case', () => {
   const conditions = {
     bin_bash: 'event.action = exec and process.executable endswith "/bin/bash"',

@@ -168,6 +168,120 @@ describe('rule language: arrays and the process tree', () => {
   });
 });
 
+describe('rule language: any ancestor (...)', () => {
+  /** An exec whose ancestors are given, parent first; none: no hades.ancestors at all. */
+  const under = (...ancestors: Record<string, unknown>[]) => ev('exec', { 'hades.ancestors': ancestors.length > 0 ? ancestors : undefined });
+  const dnf = { pid: 20, name: 'dnf', executable: '/usr/bin/python3.12', args: ['/usr/bin/python3', '/usr/bin/dnf', 'upgrade'] };
+  const python = { pid: 21, name: 'python3', executable: '/usr/bin/python3.12', args: ['python3', '/tmp/x.py'] };
+  const fake = { pid: 22, name: 'dnf', executable: '/tmp/dnf', args: ['/tmp/dnf', '/usr/bin/dnf'] };
+  const scripted = 'any ancestor (executable matches "^(/usr)?/bin/python[0-9.]*$" and args[1] = /usr/bin/dnf)';
+
+  it('is true through one ancestor that satisfies the whole condition', () => {
+    assert.equal(holds(scripted, under(dnf)), true);
+    assert.equal(holds(scripted, under({ pid: 2, name: 'sh', executable: '/usr/bin/dash' }, { pid: 3, name: 'bash' }, dnf)), true, 'at any depth');
+  });
+
+  it('is false when the conditions hold on two different ancestors', () => {
+    // The interpreter is one ancestor, the script's path in another's arguments.
+    assert.equal(holds(scripted, under(python, fake)), false);
+    assert.equal(holds(scripted, under(fake, python)), false);
+    // ... which the ancestor.* fields, each on its own, accept.
+    assert.equal(holds('ancestor.executable matches "^(/usr)?/bin/python[0-9.]*$" and ancestor.args[1] = /usr/bin/dnf', under(python, fake)), true);
+  });
+
+  it('is false without ancestors, so that its negation is true', () => {
+    for (const e of [under(), ev('exec', { hades: undefined }), ev('exec', { 'hades.ancestors': [] })]) {
+      assert.equal(holds(scripted, e), false);
+      assert.equal(holds(`not ${scripted}`, e), true);
+      assert.equal(holds('any ancestor (not name = x)', e), false, 'no ancestor to satisfy even a negation');
+    }
+  });
+
+  it('takes and, or, not, parentheses and every operator inside, and fields of one ancestor', () => {
+    const e = under({ pid: 5, entity_id: 'h-5-1', name: 'sh', executable: '/usr/bin/dash', args: ['sh', '-c', 'curl x | sh'], args_truncated: false }, { pid: 812, name: 'php-fpm8.2', executable: '/usr/sbin/php-fpm8.2' });
+    const cases: [string, boolean][] = [
+      ['any ancestor (name = sh and pid = 5)', true],
+      ['any ancestor (name = sh and pid = 812)', false],
+      ['any ancestor (name = sh or pid = 812)', true],
+      ['any ancestor (name = php-fpm8.2 and not args exists)', true],
+      ['any ancestor (name = sh and not args exists)', false],
+      ['any ancestor (not (name = sh or name startswith php))', false],
+      ['any ancestor (name i= SH and executable iendswith /DASH and args icontains "| SH")', true],
+      ['any ancestor (args[1] = "-c" and args[2] matches "\\| *sh$" and args contains curl)', true],
+      ['any ancestor (args[1] = "-c" and name = php-fpm8.2)', false],
+      ['any ancestor (executable glob "/usr/*/php-fpm*" and pid >= 800 and pid < 900)', true],
+      ['any ancestor (entity_id = h-5-1 and args_truncated = false)', true],
+      ['any ancestor (name in (bash, sh) and executable in (/usr/bin/dash, /bin/dash))', true],
+      ['any ancestor (pid != 5 and name = sh)', false],
+      ['process.name = curl and any ancestor (name = sh and args[1] = "-c")', true],
+      ['process.name = wget or any ancestor (name = php-fpm8.2 and executable startswith /usr/sbin/)', true],
+      ['not any ancestor (name = php-fpm8.2 and executable startswith /tmp/)', true],
+      ['any ancestor (name = sh) and any ancestor (name = php-fpm8.2)', true],
+      ['(any ancestor (name = sh and pid = 5))', true],
+      ['any ancestor ((name = sh or name = bash) and (pid = 5 or pid = 6))', true],
+    ];
+    for (const [condition, expected] of cases) assert.equal(holds(condition, e), expected, condition);
+  });
+
+  it('uses lists, and macros written with the fields of one ancestor', () => {
+    const set = load(`
+lists:
+  interpreters: [python3, perl]
+macros:
+  is_interpreter: name in interpreters
+  runs_dnf: args[1] = /usr/bin/dnf
+  scripted_dnf: is_interpreter and runs_dnf
+  under_scripted_dnf: any ancestor (scripted_dnf)
+  is_curl: process.name = curl
+rules:
+  - id: both
+    title: T
+    severity: low
+    condition: any ancestor (is_interpreter and runs_dnf) and is_curl
+  - id: nested_macros
+    title: T
+    severity: low
+    condition: under_scripted_dnf
+  - id: list
+    title: T
+    severity: low
+    condition: any ancestor (name in interpreters and args[1] = /tmp/x.py)
+`);
+    const ids = (e: Record<string, unknown>) => set.match(e).map((m) => m.rule.id);
+    assert.deepEqual(ids(under({ ...dnf, name: 'python3' })), ['both', 'nested_macros']);
+    assert.deepEqual(ids(under(python, fake)), ['list']);
+    assert.deepEqual(ids(under({ ...python, args: ['python3', '/usr/bin/dnf'] })), ['both', 'nested_macros']);
+  });
+
+  it('means what the test repeated on each of the 8 ancestors meant', () => {
+    const test = (i: number) => `(hades.ancestors[${i}].executable matches "^(/usr)?/bin/python[0-9.]*$" and hades.ancestors[${i}].args[1] = /usr/bin/dnf)`;
+    const set = load(`rules:
+  - id: construct
+    title: T
+    severity: low
+    condition: ${JSON.stringify(scripted)}
+  - id: eightfold
+    title: T
+    severity: low
+    condition: ${JSON.stringify(Array.from({ length: 8 }, (_, i) => test(i)).join(' or '))}
+`);
+    const pool = [dnf, python, fake, { pid: 1, name: 'systemd' }, { ...dnf, args: ['/usr/bin/python3'] }, { ...python, args: ['python3', '/usr/bin/dnf'] }];
+    let seed = 5;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    let matched = 0;
+    for (let i = 0; i < 400; i++) {
+      const e = under(...Array.from({ length: random(9) }, () => pool[random(pool.length)]!));
+      const ids = set.match(e).map((m) => m.rule.id);
+      assert.ok(ids.length === 0 || ids.length === 2, JSON.stringify(e['hades']));
+      if (ids.length === 2) matched++;
+    }
+    assert.ok(matched > 100 && matched < 390, `${matched} of 400 matched`);
+  });
+});
+
 describe('rule language: macros and lists', () => {
   const text = `
 lists:
@@ -515,6 +629,8 @@ describe('rule set: robustness', () => {
       'process.command_line matches "^c"',
       'destination.ip in_cidr 10.0.0.0/8',
       'ancestor.name in (sh, bash)',
+      'any ancestor (name = sh and args[1] i= "-C" and not args contains x)',
+      'not any ancestor (pid > 3 or executable matches "^/")',
       'hades.inventory.row.port > 3',
       'process.interactive = true',
       'process.parent exists',
