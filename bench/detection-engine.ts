@@ -216,6 +216,12 @@ const actionMix: readonly (readonly [number, EventAction])[] = [
   [15, 'file_rename'],
   [15, 'file_delete'],
   [10, 'file_chmod'],
+  // Opens of the sensitive files (shadow, SSH keys): sshd, sudo, cron, backups read them all day.
+  [5, 'file_open'],
+  // From the log collector: logins of an internet-facing SSH (mostly failed guesses), sudo.
+  [10, 'ssh_login'],
+  [3, 'sudo'],
+  [1, 'honeypot_touch'],
   [10, 'privilege_change'],
   [10, 'inventory_change'],
   [3, 'ptrace'],
@@ -233,6 +239,8 @@ for (const a of produced) if (!actionMix.some(([, x]) => x === a)) throw new Err
 
 const domains = ['api.github.com', 'deb.debian.org', 'security.debian.org', 'registry.npmjs.org', 'pypi.org', 'files.pythonhosted.org', 'www.example.com', 'api.example.com', 'metadata.google.internal', 'sentry.io', 'o123.ingest.sentry.io', 'updates.example.net', 'db.internal', 'redis.internal', 'x1y2.oast.fun', 'pool.minexmr.com', 'abc.ngrok-free.app'];
 const filePaths = ['/tmp/app.lock', '/tmp/build/obj/main.o', '/var/tmp/systemd-private-1/tmp', '/etc/cron.d/backup', '/etc/passwd', '/etc/shadow', '/etc/ld.so.cache', '/etc/hosts', '/etc/systemd/system/app.service', '/home/alice/.ssh/authorized_keys', '/home/alice/.bashrc', '/root/.bash_history', '/usr/bin/python3.11', '/usr/lib/x86_64-linux-gnu/libssl.so.3', '/var/spool/cron/crontabs/root', '/etc/sudoers.d/90-cloud-init-users', '/srv/app/uploads/a.png', '/dev/shm/x'];
+
+const sensitivePaths = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/root/.ssh/id_ed25519', '/home/alice/.ssh/id_rsa', '/etc/ssh/ssh_host_ed25519_key'];
 
 function makeEvent(i: number): Record<string, unknown> {
   const action = weighted(actionMix);
@@ -269,6 +277,18 @@ function makeEvent(i: number): Record<string, unknown> {
     case 'dns_query': {
       const d = pick(domains);
       (e['dns'] as { question: { name: string } }).question.name = random(4) === 0 ? `${random(1e6).toString(36)}.${d}` : d;
+      break;
+    }
+    case 'ssh_login': {
+      // Guesses from a few hundred addresses, now and then a success.
+      e['source'] = { ip: `198.51.${random(4)}.${random(250)}`, port: 40000 + random(20000) };
+      e['user'] = { name: pick(['root', 'admin', 'ubuntu', 'deploy', 'alice', 'test', 'oracle']) };
+      (e['event'] as { outcome: string }).outcome = random(20) === 0 ? 'success' : 'failure';
+      break;
+    }
+    case 'file_open': {
+      const p = pick(sensitivePaths);
+      e['file'] = { ...(e['file'] as object), path: p, name: path.posix.basename(p), directory: path.posix.dirname(p) };
       break;
     }
     case 'file_create':

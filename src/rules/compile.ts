@@ -361,7 +361,12 @@ const narrowest = (clauses: readonly KeyClause[]) => clauses.reduce((a, b) => (c
  * match satisfies a branch). Of the many choices, those that read few sources: for each source,
  * every branch's narrowest clause on it (or its narrowest at all), and every branch's narrowest.
  */
-function disjunctionClauses(branches: readonly (readonly KeyClause[])[]): KeyClause[] {
+/**
+ * The key clauses of "one of these holds" (a disjunction, or the steps of a correlation rule,
+ * one of which an event must match to count): clauses that take one clause of each branch, none
+ * if a branch has none.
+ */
+export function disjunctionClauses(branches: readonly (readonly KeyClause[])[]): KeyClause[] {
   if (branches.some((b) => b.length === 0)) return [];
   const choices: KeyClause[][] = [branches.map(narrowest)];
   for (const source of new Set(branches.flatMap((b) => b.flatMap((c) => c.map((t) => t.source))))) {

@@ -15,7 +15,7 @@
 import { yamlDepthProblem } from '../common/yaml-depth.js';
 import type { Predicate } from './accessor.js';
 import { allValues, firstValue, type EventRecord } from './accessor.js';
-import { actionsOf, compilePredicate, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet } from './compile.js';
+import { actionsOf, compilePredicate, disjunctionClauses, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet, type KeyClause } from './compile.js';
 import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
@@ -48,6 +48,14 @@ export interface RuleFile {
   /** How problems name the file: its path, usually. */
   readonly name: string;
   readonly text: string;
+}
+
+/** A compiled step of a correlation rule (or a threshold's condition). */
+interface StepCompiled {
+  readonly matches: StepMatcher;
+  readonly actions: ActionSet;
+  /** What every event it matches holds (compile.ts key clauses); undefined for a rule reference. */
+  readonly keys: readonly KeyClause[] | undefined;
 }
 
 export interface LoadOptions {
@@ -695,7 +703,11 @@ class Loader {
     };
   }
 
-  private stepMatcher(draft: Draft, condition: string | undefined, rule: string | undefined, conditionPath: YamlPath, rulePath: YamlPath, exceptions: Predicate | null): { matches: StepMatcher; actions: ActionSet } {
+  /**
+   * A step's matcher, its actions, and the key clauses every event it matches satisfies
+   * (undefined for a rule reference: what that rule requires is not carried over).
+   */
+  private stepMatcher(draft: Draft, condition: string | undefined, rule: string | undefined, conditionPath: YamlPath, rulePath: YamlPath, exceptions: Predicate | null): StepCompiled {
     if ((condition === undefined) === (rule === undefined)) {
       const source = new TableSource(draft.file.name);
       throw compileError('HADES_ERR_RULE_INVALID', "a step (or a threshold) has either 'condition' or a rule reference ('rule' / 'rules'), not both or neither", source, source.add(draft.file.at(conditionPath.slice(0, -1))));
@@ -703,20 +715,23 @@ class Loader {
     if (condition !== undefined) return this.conditionMatcher(this.resolver.resolve(parseCondition(draft.file.source(conditionPath, condition))), exceptions);
     const ref = this.referenced(draft, rule!, rulePath);
     const base = ruleStep(ref.index);
-    return { matches: exceptions ? (e, ep, eps) => base(e, ep, eps) && !exceptions(e) : base, actions: ref.actions };
+    return { matches: exceptions ? (e, ep, eps) => base(e, ep, eps) && !exceptions(e) : base, actions: ref.actions, keys: undefined };
   }
 
-  private conditionMatcher(rexpr: RExpr, exceptions: Predicate | null): { matches: StepMatcher; actions: ActionSet } {
+  private conditionMatcher(rexpr: RExpr, exceptions: Predicate | null): StepCompiled {
     const actions = normaliseActions(actionsOf(rexpr));
     const p = compilePredicate(withoutIndexedActionTests(rexpr, null));
     const matches = exceptions ? conditionStep((e) => p(e) && !exceptions(e)) : conditionStep(p);
-    return { matches, actions };
+    // Its `event.action` terms are kept: the rule set resolves them for each action's events.
+    return { matches, actions, keys: equalityKeys(rexpr) };
   }
 
   private compileCorrelation(draft: Draft): CompiledCorrelation {
     const exceptions = this.exceptionsOf(draft);
     let spec: CorrelationSpec;
     let actions: ActionSet;
+    // What each step (or the threshold's condition) requires of an event; undefined: unknown.
+    let stepKeys: (readonly KeyClause[] | undefined)[] = [undefined];
     const within = draft.withinMs;
     if (!(within > 0)) {
       const source = new TableSource(draft.file.name);
@@ -731,11 +746,13 @@ class Loader {
         const ms = refs.map((r) => r.matches);
         matches = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
         actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
+        stepKeys = refs.map((r) => r.keys);
       } else if (e.rules === undefined && e.condition !== undefined) {
         // The condition as overrides left it: replaced, or with appended parts and-ed to it.
         const m = this.conditionMatcher(this.parseConditions(draft), exceptions);
         matches = m.matches;
         actions = m.actions;
+        stepKeys = [m.keys];
       } else {
         // Both or neither: refused with its position.
         const m = this.stepMatcher(draft, e.condition, e.rules === undefined ? undefined : '', [...draft.path, 'condition'], [...draft.path, 'rules'], exceptions);
@@ -766,8 +783,9 @@ class Loader {
           }
           key = this.keyOf(texts.map((f, k) => this.groupField(draft, f, Array.isArray(step.by) ? [...stepPath, 'by', k] : [...stepPath, 'by'], false) as FieldRef));
         }
-        return { matches: m.matches, key, actions: m.actions };
+        return { matches: m.matches, key, actions: m.actions, keys: m.keys };
       });
+      stepKeys = steps.map((st) => st.keys);
       actions = steps.reduce<ActionSet>((acc, s, i) => (i === 0 ? s.actions : acc === null || s.actions === null ? null : new Set([...acc, ...s.actions])), null);
       let treeKeys: TreeKeysOf | undefined;
       if (tree) {
@@ -799,6 +817,9 @@ class Loader {
       info: this.info(draft, normalised),
       // After every stateless rule, in dependency order: the rules a step uses have theirs already.
       index: this.compiled.size + this.correlations.size,
+      // An event that matches none of the steps changes nothing: the rule set's value index may
+      // skip the events that hold none of the values every step requires.
+      keys: stepKeys.some((k) => k === undefined) ? [] : stepKeys.length === 1 ? stepKeys[0]! : disjunctionClauses(stepKeys as KeyClause[][]),
       correlator: new Correlator(spec, this.options.maxKeysPerRule ?? DEFAULT_MAX_KEYS, this.options.maxEntriesPerRule ?? DEFAULT_MAX_ENTRIES),
       output,
       referenced: false,

@@ -92,6 +92,18 @@ export class NeedleScanner {
     return code < DIRECT ? this.ascii[code]! : (this.wide.get(code) ?? 0);
   }
 
+  /** Whether the text holds any of the needles (stops at the first). */
+  holdsAny(text: string): boolean {
+    const { delta, width, ascii, found } = this;
+    let s = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      s = delta[s * width + (c < DIRECT ? ascii[c]! : (this.wide.get(c) ?? 0))]!;
+      if (found[s] !== undefined) return true;
+    }
+    return false;
+  }
+
   /** Appends to `out` the id of each needle the text holds, once per occurrence. */
   scan(text: string, out: number[]): void {
     const { delta, width, ascii, found } = this;

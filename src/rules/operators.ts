@@ -11,7 +11,8 @@ import { NUMBER } from './lexer.js';
 import type { BaseOp } from './parser.js';
 import { compileError, type TextSource } from './problems.js';
 import { compileRegex, type Regex } from './regex.js';
-import { requiredLiterals } from './regex-prefilter.js';
+import { NeedleScanner } from './needles.js';
+import { minimumLength, requiredLiterals } from './regex-prefilter.js';
 
 export type Literal = string | number | boolean;
 
@@ -56,8 +57,12 @@ function asText(v: unknown): string | undefined {
  * holds none of the strings every match contains is refused without running the expression.
  */
 function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
-  const literals = ci ? undefined : requiredLiterals(re.pattern);
-  if (literals === undefined) return (s) => re.test(s);
+  if (ci) return foldedPrefilter(re);
+  const literals = requiredLiterals(re.pattern);
+  // A text shorter than any match is refused at once (a pattern without literals, such as a
+  // wallet address of 95 characters, would otherwise run over every argument of every exec).
+  const shortest = minimumLength(re.pattern);
+  if (literals === undefined) return shortest > 1 ? (s) => s.length >= shortest && re.test(s) : (s) => re.test(s);
   if (literals.length === 1) {
     const one = literals[0]!;
     return (s) => s.includes(one) && re.test(s);
@@ -67,6 +72,27 @@ function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
     return false;
   };
 }
+
+/**
+ * The same for a case-insensitive expression, when the strings its matches hold are ASCII: a
+ * text holds one of them in some case when its lower-cased form holds it lower-cased. RE2 folds
+ * two other characters into ASCII letters: the Kelvin sign (K, which toLowerCase makes k too)
+ * and the long s (ſ, which it keeps: it is replaced by s before the search).
+ */
+function foldedPrefilter(re: Regex): (s: string) => boolean {
+  const literals = requiredLiterals(re.pattern)?.map((l) => l.toLowerCase());
+  if (literals === undefined || !literals.every((l) => [...l].every((c) => c.charCodeAt(0) < 0x80))) return (s) => re.test(s);
+  const withS = literals.some((l) => l.includes('s'));
+  return (s) => {
+    let t = s.toLowerCase();
+    if (withS && t.includes('\u017f')) t = t.replaceAll('\u017f', 's');
+    for (const l of literals) if (t.includes(l)) return re.test(s);
+    return false;
+  };
+}
+
+/** From this many strings on, `contains` searches them all in one pass (needles.ts) rather than one by one. */
+const MANY_NEEDLES = 8;
 
 function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source: TextSource | undefined, offsets: readonly number[]): (s: string) => boolean {
   const vals = ci ? values.map((v) => v.toLowerCase()) : [...values];
@@ -80,6 +106,11 @@ function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source
     }
     case 'contains':
       if (vals.length === 1) return ci ? (s) => s.toLowerCase().includes(one) : (s) => s.includes(one);
+      if (vals.length >= MANY_NEEDLES && vals.every((v) => v !== '')) {
+        // One pass over the text for all of them (a list of pool domains, of tool names).
+        const scanner = new NeedleScanner(vals);
+        return ci ? (s) => scanner.holdsAny(s.toLowerCase()) : (s) => scanner.holdsAny(s);
+      }
       return (s) => {
         const t = fold(s);
         for (const v of vals) if (t.includes(v)) return true;

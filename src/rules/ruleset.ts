@@ -78,6 +78,8 @@ export interface CompiledRule {
 export interface CompiledCorrelation {
   readonly info: RuleInfo;
   readonly index: number;
+  /** Values one of its steps requires of every event it counts, for the value index ([]: none known). */
+  readonly keys: readonly KeyClause[];
   readonly correlator: Correlator;
   readonly output: Template;
   referenced: boolean;
@@ -87,9 +89,27 @@ export interface CompiledCorrelation {
 
 const NO_MATCHES: readonly Match[] = Object.freeze([]);
 
-type Bucket = ValueIndex<CompiledRule>;
+/**
+ * The rules an action's events are tested against: stateless and correlation rules in one value
+ * index (the text of an event is scanned once for both), its rest split by kind.
+ */
+interface Bucket {
+  readonly index: ValueIndex<Indexed>;
+  readonly rules: readonly CompiledRule[];
+  /** In index order, which is dependency order. */
+  readonly correlations: readonly CompiledCorrelation[];
+}
 
-const byIndex = (a: CompiledRule, b: CompiledRule) => a.index - b.index;
+type Indexed = CompiledRule | CompiledCorrelation;
+
+const isCorrelation = (r: Indexed): r is CompiledCorrelation => 'correlator' in r;
+
+const byIndex = (a: Indexed, b: Indexed) => a.index - b.index;
+
+function bucket(items: readonly Indexed[], index: boolean, action: string | undefined): Bucket {
+  const vi = new ValueIndex(items, index, action);
+  return { index: vi, rules: vi.rest.filter((r): r is CompiledRule => !isCorrelation(r)), correlations: vi.rest.filter(isCorrelation) };
+}
 
 function bucketed<T extends { info: RuleInfo }>(items: readonly T[], index: boolean): { byAction: Map<string, T[]>; any: T[] } {
   if (!index) return { byAction: new Map(), any: [...items] };
@@ -108,11 +128,11 @@ export class RuleSet {
   private readonly correlations: readonly CompiledCorrelation[];
   private readonly byAction: Map<string, Bucket>;
   private readonly anyAction: Bucket;
-  private readonly corrByAction: Map<string, CompiledCorrelation[]>;
-  private readonly corrAnyAction: CompiledCorrelation[];
   private readonly epochs: Float64Array;
   /** The rules the value index finds for the current event (reused: `match` is not re-entered). */
-  private readonly found: CompiledRule[] = [];
+  private readonly found: Indexed[] = [];
+  /** ... and the correlation rules among them. */
+  private readonly foundCorrelations: CompiledCorrelation[] = [];
   private epoch = 0;
 
   /** @param correlations in dependency order: a rule comes after the rules its steps use. */
@@ -122,13 +142,10 @@ export class RuleSet {
     this.correlations = correlations;
     // A disabled rule that a correlation uses is still evaluated for it (it raises no alert):
     // turning off `ssh_brute_force` must not turn off `ssh_brute_force_then_success` unseen.
-    const live = stateless.filter((r) => r.info.enabled || r.referenced);
+    const live: Indexed[] = [...stateless, ...correlations].filter((r) => r.info.enabled || r.referenced);
     const s = bucketed(live, index);
-    this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, new ValueIndex(rules, index, action)]));
-    this.anyAction = new ValueIndex(s.any, index, undefined);
-    const c = bucketed(correlations.filter((r) => r.info.enabled || r.referenced), index);
-    this.corrByAction = c.byAction;
-    this.corrAnyAction = c.any;
+    this.byAction = new Map([...s.byAction].map(([action, rules]) => [action, bucket(rules, index, action)]));
+    this.anyAction = bucket(s.any, index, undefined);
     this.epochs = new Float64Array(stateless.length + correlations.length);
   }
 
@@ -142,27 +159,35 @@ export class RuleSet {
     // Rules are tested in any order (predicates have no side effects); matches are put back in
     // definition order below.
     let hits: CompiledRule[] | undefined;
-    const rest = bucket.rest;
+    const rest = bucket.rules;
     for (let i = 0; i < rest.length; i++) {
       const r = rest[i]!;
       if (this.test(r, event, epoch)) (hits ??= []).push(r);
     }
     const found = this.found;
+    const foundCorrelations = this.foundCorrelations;
     found.length = 0;
-    bucket.collect(event, found);
+    foundCorrelations.length = 0;
+    bucket.index.collect(event, found);
     for (let i = 0; i < found.length; i++) {
       const r = found[i]!;
-      if (this.test(r, event, epoch)) (hits ??= []).push(r);
+      if (isCorrelation(r)) foundCorrelations.push(r);
+      else if (this.test(r, event, epoch)) (hits ??= []).push(r);
     }
     let out: Match[] | undefined;
     if (hits !== undefined) {
       if (hits.length > 1) hits.sort(byIndex);
       out = hits.map((r) => ({ rule: r.info, output: r.output.render(event), severity: r.info.severity, tags: r.info.tags, event }));
     }
-    if (this.correlations.length > 0) {
-      const corr = this.corrByAction.get(action) ?? this.corrAnyAction;
-      for (let i = 0; i < corr.length; i++) {
-        const c = corr[i]!;
+    const corrRest = bucket.correlations;
+    if (corrRest.length > 0 || foundCorrelations.length > 0) {
+      // After every stateless rule, in index order (a correlation's steps may use the rules
+      // before it): the rest and those the index found, merged.
+      if (foundCorrelations.length > 1) foundCorrelations.sort(byIndex);
+      let a = 0;
+      let b = 0;
+      while (a < corrRest.length || b < foundCorrelations.length) {
+        const c = b >= foundCorrelations.length || (a < corrRest.length && corrRest[a]!.index < foundCorrelations[b]!.index) ? corrRest[a++]! : foundCorrelations[b++]!;
         c.evaluations++;
         const hit = c.correlator.observe(event, epoch, this.epochs);
         if (!hit) continue;

@@ -15,7 +15,7 @@ import { parse } from 'yaml';
 import { checkEvent, eventActions, eventKinds, exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { formatProblem, loadRules, type LoadResult, type Match, type RuleFile, type RuleSet } from '../../src/rules/index.js';
 import { NeedleScanner } from '../../src/rules/needles.js';
-import { requiredLiterals } from '../../src/rules/regex-prefilter.js';
+import { minimumLength, requiredLiterals } from '../../src/rules/regex-prefilter.js';
 import { convertSigma, type SigmaFile } from '../../src/rules/sigma/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 
@@ -438,6 +438,60 @@ describe('regular expressions: literal prefilter', () => {
     assert.deepEqual(requiredLiterals('(release_agent|notify_on_release)'), ['release_agent', 'notify_on_release']);
     assert.deepEqual(requiredLiterals('^python[0-9.]*$'), ['python']);
     assert.deepEqual(requiredLiterals('\\.ko(\\.[a-z]+)?$'), ['.ko']);
+  });
+
+  it('knows the fewest characters a match holds, and a rule refuses shorter texts without running the expression', () => {
+    const cases: [string, number][] = [
+      ['(^|[=:@ ])[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}([.+/ ]|$)', 95],
+      ['^(--algo|--coin|-a)=?(rx/|cn/)', 5],
+      ['a*', 0],
+      ['x|yz', 1],
+      ['(ab){2,5}c?', 4],
+      ['.\\d[^a]\\b', 3],
+      ['😀{2}', 2],
+      ['(?i)abc', 0],
+      ['\\pL{9}', 0],
+    ];
+    for (const [pattern, min] of cases) assert.equal(minimumLength(pattern), min, pattern);
+    // Every match of each pattern is at least that long (in UTF-16 units: a code point is 1 or 2).
+    for (const [pattern, text] of [['😀{2}', '😀😀'], ['(ab){2,5}c?', 'abab'], ['x|yz', 'x']] as const) {
+      assert.ok(new RegExp(pattern, 'u').test(text) && text.length >= minimumLength(pattern), pattern);
+    }
+    const wallet = '4' + 'A'.repeat(94);
+    const rules = `
+rules:
+  - id: wallet
+    title: T
+    severity: low
+    condition: event.action = exec and process.args matches "(^|[=:@ ])[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}([.+/ ]|$)"
+`;
+    const { ruleSet } = loadRules([{ name: 'w.yaml', text: rules }]);
+    const run = (args: string[]) => ruleSet.match(set(structuredClone(exampleEvent('exec')), { 'process.args': args })).map((m) => m.rule.id);
+    assert.deepEqual(run(['xmrig', '-u', wallet]), ['wallet']);
+    assert.deepEqual(run(['xmrig', '-u', wallet.slice(1)]), []);
+    assert.deepEqual(run(['xmrig', `--user=${wallet}`]), ['wallet']);
+  });
+
+  it('prefilters case-insensitive expressions by their ASCII strings, folding as RE2 does (the long s, the Kelvin sign)', () => {
+    const rules = `
+rules:
+  - id: stratum
+    title: T
+    severity: low
+    condition: event.action = exec and process.args imatches "stratum[0-9]*\\\\+(tcp|ssl)://"
+  - id: kelvin
+    title: T
+    severity: low
+    condition: event.action = exec and process.args imatches "^--kill=[0-9]"
+`;
+    const { ruleSet, problems } = loadRules([{ name: 'ci.yaml', text: rules }]);
+    assert.deepEqual(problems.filter((p) => p.severity === 'error').map(formatProblem), []);
+    const run = (args: string[]) => ruleSet.match(set(structuredClone(exampleEvent('exec')), { 'process.args': args })).map((m) => m.rule.id);
+    assert.deepEqual(run(['x', '-o', 'STRATUM+TCP://pool:3333']), ['stratum']);
+    // RE2 folds ſ into s and K (Kelvin) into k: the prefilter must not refuse what RE2 matches.
+    assert.deepEqual(run(['x', '-o', '\u017ftratum1+ssl://pool:443']), ['stratum']);
+    assert.deepEqual(run(['x', '--\u212Aill=9']), ['kelvin']);
+    assert.deepEqual(run(['x', '-o', 'tcp://pool:3333', '--kil=9']), []);
   });
 
   it('gives none when a match may hold none, or when it does not understand the pattern', () => {
