@@ -9,6 +9,7 @@ import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync } from
 import { readRegularFile, type FileRefusal } from '../../runtime/regular-file.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import type { Ajv, Options as AjvOptions, ValidateFunction } from 'ajv';
 import { HadesError } from '../../common/errors.js';
@@ -23,6 +24,28 @@ export interface LoadedManifest extends PluginManifest {
   readonly binary: string;
 }
 
+/** The folder Hades runs from (bin/, dist/, driver/build/). */
+const INSTALL_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+/**
+ * Who may own a plugin's files and folders: root, the agent's own user, and whoever owns the
+ * folder Hades itself runs from (they can change the agent itself, so a plugin of theirs gives
+ * them nothing more: a checkout made by another user and run as root works as it did); groups:
+ * root's, and the install folder's when that folder is writable by its group.
+ */
+function trustedOwners(): { uids: ReadonlySet<number>; gids: ReadonlySet<number> } {
+  const uids = new Set([0, process.geteuid?.() ?? 0]);
+  const gids = new Set([0]);
+  try {
+    const install = statSync(INSTALL_ROOT);
+    uids.add(install.uid);
+    if ((install.mode & 0o020) !== 0) gids.add(install.gid);
+  } catch {
+    // not there (bundled elsewhere): root and the agent's user only
+  }
+  return { uids, gids };
+}
+
 /**
  * Why someone other than root (or the agent's own user) could change what `real` (a path without
  * symbolic links) names, or undefined: it and every folder above it must be owned by one of
@@ -31,7 +54,7 @@ export interface LoadedManifest extends PluginManifest {
  * root owns in it, and what is in it is checked in turn.
  */
 export function unsafePathReason(real: string): string | undefined {
-  const own = process.geteuid?.() ?? 0;
+  const { uids, gids } = trustedOwners();
   let current = '/';
   for (const part of ['', ...real.split('/').filter(Boolean)]) {
     current = part === '' ? '/' : path.posix.join(current, part);
@@ -40,9 +63,9 @@ export function unsafePathReason(real: string): string | undefined {
     // here is refused by the caller as no regular file).
     if (!stats.isDirectory() && !stats.isFile()) continue;
     const sticky = stats.isDirectory() && (stats.mode & 0o1000) !== 0;
-    if (stats.uid !== 0 && stats.uid !== own) return `${current} is owned by user ${stats.uid}`;
+    if (!uids.has(stats.uid)) return `${current} is owned by user ${stats.uid}`;
     if ((stats.mode & 0o002) !== 0 && !sticky) return `${current} is writable by everyone`;
-    if ((stats.mode & 0o020) !== 0 && stats.gid !== 0 && !sticky) return `${current} is writable by group ${stats.gid}`;
+    if ((stats.mode & 0o020) !== 0 && !gids.has(stats.gid) && !sticky) return `${current} is writable by group ${stats.gid}`;
   }
   return undefined;
 }
