@@ -64,11 +64,13 @@ export function makeHostFixture(): HostFixture {
 
   // Setuid and setgid files, one dropped in /tmp, and loops that must not trap the walk.
   mkdirSync(at('tmp/.hidden'), { recursive: true });
+  mkdirSync(at('usr/lib/x86_64-linux-gnu/utempter'), { recursive: true });
   for (const [file, mode] of [
     ['usr/bin/fixture-suid', 0o4755],
     ['usr/bin/fixture-sgid', 0o2755],
     ['usr/bin/plain', 0o755],
     ['tmp/.hidden/rootshell', 0o4777],
+    ['usr/lib/x86_64-linux-gnu/utempter/utempter', 0o2755], // Debian's, three levels under /usr/lib
   ] as const) {
     writeFileSync(at(file), `#!/bin/sh\n# ${file}\n`);
     chmodSync(at(file), mode);

@@ -6,7 +6,9 @@
  * column of every table holds values of its declared type.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -174,4 +176,50 @@ describe('inventory tables on this host', () => {
       });
     });
   }
+});
+
+describe('inventory tables on this host: what an intruder does to hide', () => {
+  const engine = new InventoryEngine(allTables);
+  const dir = mkdtempSync(path.join(tmpdir(), 'hades-inv-hide-'));
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const child of children) child.kill('SIGKILL');
+    engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs a copy of sleep under `name`, and returns its pid once it runs. */
+  async function sleeper(name: string): Promise<number> {
+    const file = path.join(dir, name);
+    copyFileSync('/bin/sleep', file);
+    chmodSync(file, 0o755);
+    const child = spawn(file, ['600'], { stdio: 'ignore' });
+    children.push(child);
+    await once(child, 'spawn');
+    return child.pid!;
+  }
+
+  it('processes: an executable named "... (deleted)" is not deleted; one removed after start is', async () => {
+    const decoy = await sleeper('decoy (deleted)');
+    const dropper = await sleeper('dropper');
+    rmSync(path.join(dir, 'dropper'));
+    const result = await engine.query(`SELECT pid, path, exe_deleted FROM processes WHERE pid IN (${decoy}, ${dropper}) ORDER BY pid = ${dropper}`);
+    assert.deepEqual(result.rows, [
+      [decoy, path.join(dir, 'decoy (deleted)'), 0],
+      [dropper, path.join(dir, 'dropper'), 1],
+    ]);
+  });
+
+  it('listening_ports: a unix socket whose path holds a newline shows its whole path', async () => {
+    const socketPath = path.join(dir, 'sock\nfake');
+    const server = net.createServer().listen(socketPath);
+    await once(server, 'listening');
+    try {
+      const result = await engine.query(`SELECT path FROM listening_ports WHERE pid = ${process.pid} AND family = 'unix'`);
+      assert.ok(result.rows.some((row) => row[0] === socketPath), JSON.stringify(result.rows));
+      assert.ok(!result.warnings.some((w) => w.code === 'HADES_ERR_INVENTORY_MALFORMED'), JSON.stringify(result.warnings));
+    } finally {
+      server.close();
+    }
+  });
 });

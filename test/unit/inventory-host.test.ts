@@ -211,6 +211,7 @@ describe('host tables on the fixture host', () => {
       ['/tmp/.hidden/rootshell', 1, 0, '4777', 'root'],
       ['/usr/bin/fixture-sgid', 0, 1, '2755', 'root'],
       ['/usr/bin/fixture-suid', 1, 0, '4755', 'root'],
+      ['/usr/lib/x86_64-linux-gnu/utempter/utempter', 0, 1, '2755', 'root'],
     ]);
     assert.ok(rows.every((r) => /^[0-9a-f]{64}$/.test(String(r['sha256']))));
     assert.deepEqual(warnings, []);
@@ -292,6 +293,22 @@ describe('host table parsers', () => {
     assert.equal(problems.malformed, 2);
     assert.equal(parseUnixTable('Num RefCount Protocol Flags Type St Inode Path\nnot a line\n', problems).length, 0);
     assert.equal(problems.malformed, 3);
+  });
+
+  it('keeps a unix socket path whole when it holds a newline or ends with a space', () => {
+    const problems = { malformed: 0 };
+    const table = [
+      'Num       RefCount Protocol Flags    Type St Inode Path',
+      '0000000000000000: 00000002 00000000 00010000 0001 01 3487261 /tmp/rev sock',
+      'x',
+      '0000000000000000: 00000002 00000000 00000000 0002 01 3487263 /tmp/trailing ',
+      '0000000000000000: 00000002 00000000 00010000 0001 01 3487262 @abs',
+      '',
+    ].join('\n');
+    const rows = parseUnixTable(table, problems);
+    assert.deepEqual(rows.map((r) => r.path), ['/tmp/rev sock\nx', '/tmp/trailing ', '@abs']);
+    assert.equal(rows[0]?.state, 'LISTEN');
+    assert.equal(problems.malformed, 0);
   });
 
   it('tells password states and schemes apart without keeping the hash', () => {

@@ -238,12 +238,19 @@ const UNIX_STATES: Readonly<Record<string, string>> = { '01': 'UNCONNECTED', '02
 /** __SO_ACCEPTCON: the socket listens. */
 const ACCEPTCON = 0x10000;
 
+/** The start of a row of /proc/net/unix: the socket's kernel address (zeros when hidden). */
+const UNIX_ROW = /^[0-9A-Fa-f]+: /;
+
 /** /proc/net/unix: `Num RefCount Protocol Flags Type St Inode [Path]`. */
 export function parseUnixTable(text: string, problems: ParseProblems): KernelSocket[] {
   const out: KernelSocket[] = [];
-  const lines = text.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
+  // The kernel prints a path byte for byte: a newline in it continues the row on the next line.
+  const lines: string[] = [];
+  for (const line of text.replace(/\n$/, '').split('\n').slice(1)) {
+    if (UNIX_ROW.test(line) || lines.length === 0) lines.push(line);
+    else lines[lines.length - 1] += `\n${line}`;
+  }
+  for (const line of lines) {
     if (line.trim() === '') continue;
     const f = line.trim().split(/\s+/);
     const inode = int(f[6]);
@@ -253,7 +260,7 @@ export function parseUnixTable(text: string, problems: ParseProblems): KernelSoc
       continue;
     }
     // The path is the rest of the line after the inode: it may hold spaces. '@' starts an abstract name.
-    const pathMatch = /^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+ (.*)$/.exec(line.trim());
+    const pathMatch = /^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+ (.*)$/s.exec(line.trimStart());
     const socketPath = pathMatch?.[1];
     const state = flags & ACCEPTCON ? 'LISTEN' : (UNIX_STATES[f[5]] ?? `UNKNOWN_${f[5]}`);
     out.push({ inode, family: 'unix', protocol: UNIX_TYPES[f[4]] ?? `type_${f[4]}`, state, ...(socketPath ? { path: socketPath } : {}) });

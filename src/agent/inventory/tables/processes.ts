@@ -1,9 +1,25 @@
 /** The processes table: every process of /proc, with what the query reads of it. */
+import { statSync } from 'node:fs';
 import type { CollectContext, Row, TableSpec } from '../table.js';
 import { idNames, readLink, readProcText, Warn } from './host-read.js';
 import { bootTime, CLOCK_TICKS, linkInode, parseStat, pids } from './proc.js';
 
 const DELETED = ' (deleted)';
+
+/**
+ * Whether the executable is a file whose name itself ends in " (deleted)": the kernel adds the
+ * suffix only to unlinked files, so a file of that name, seen from the process's root, that is
+ * the one it runs is a decoy, not a deleted executable.
+ */
+function namedDeleted(base: string, exe: string): boolean {
+  try {
+    const running = statSync(`${base}/exe`, { bigint: true });
+    const named = statSync(`${base}/root${exe}`, { bigint: true });
+    return running.dev === named.dev && running.ino === named.ino;
+  } catch {
+    return false;
+  }
+}
 
 /** Which /proc files a query needs, from the columns it reads. */
 function needs(ctx: CollectContext) {
@@ -86,7 +102,7 @@ async function generate(ctx: CollectContext): Promise<Row[]> {
     }
     if (need.exe) {
       const exe = readLink(`${base}/exe`);
-      const deleted = exe?.endsWith(DELETED) ?? false;
+      const deleted = exe !== undefined && exe.endsWith(DELETED) && !namedDeleted(base, exe);
       row['path'] = exe === undefined ? null : deleted ? exe.slice(0, -DELETED.length) : exe;
       row['exe_deleted'] = exe === undefined ? null : deleted ? 1 : 0;
       if (need.sha256 && exe !== undefined) {

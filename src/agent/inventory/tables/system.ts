@@ -72,7 +72,7 @@ export const SUID_FOLDERS: readonly [folder: string, depth: number][] = [
   ['/usr/sbin', 2],
   ['/usr/local/bin', 3],
   ['/usr/local/sbin', 3],
-  ['/usr/lib', 2],
+  ['/usr/lib', 3], // multiarch helpers: /usr/lib/x86_64-linux-gnu/utempter/utempter
   ['/usr/libexec', 3],
   ['/usr/local/lib', 2],
   ['/opt', 4],
