@@ -9,7 +9,7 @@ import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
 import { migrate, openDatabase, type Db } from '../../src/server/db.js';
 import { EVENTS_MIGRATIONS, EventStore, type EventQuery } from '../../src/server/store/events.js';
-import { decodeCursor, encodeCursor } from '../../src/server/store/query.js';
+import { decodeCursor, encodeCursor, prefixEnd } from '../../src/server/store/query.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -718,5 +718,36 @@ describe('event store: write failures', () => {
     } finally {
       execFileSync('umount', [dir]);
     }
+  });
+});
+
+describe('event store: prefix filters on awkward text', () => {
+  it('finds every text that starts with a prefix, past U+10FFFF and through NUL characters', () => {
+    const { store } = open();
+    const all = [
+      ev('exec', T0, (e) => ((e.process.executable = '/tmp/\u{10FFFF}evil'), (e.process.working_directory = 'a\0b'))),
+      ev('exec', T0 + 1, (e) => ((e.process.executable = '/tmp/\u{10FFFF}'), (e.process.working_directory = 'a\0c'))),
+      ev('exec', T0 + 2, (e) => ((e.process.executable = '/tmp/a\0b'), (e.process.args = ['x\0y']))),
+      ev('exec', T0 + 3, (e) => (e.process.executable = '/tmq')),
+    ];
+    store.insertBatch('agent-1', all.map(line));
+    const f = (field: string, value: string): string[] => idsOf(store.search({ filters: [{ field, op: 'prefix', value }], order: 'asc' }).events);
+    const pick = (...indexes: number[]): string[] => indexes.map((i) => (all[i] as any).event.id);
+    // An indexed column walks a range: its end must not stop at the prefix followed by U+10FFFF.
+    assert.deepEqual(f('process.executable', '/tmp/'), pick(0, 1, 2));
+    assert.deepEqual(f('process.executable', '/tmp/\u{10FFFF}'), pick(0, 1));
+    assert.deepEqual(f('process.executable', '\u{10FFFF}'), []);
+    // SQLite's substr() of text stops at NUL: the prefix is compared as bytes.
+    assert.deepEqual(f('process.executable', '/tmp/a\0'), pick(2));
+    assert.deepEqual(f('process.working_directory', 'a\0'), pick(0, 1));
+    assert.deepEqual(f('process.working_directory', 'a\0c'), pick(1));
+    assert.deepEqual(f('process.args', 'x\0'), pick(2));
+  });
+
+  it('ends a prefix range at the next code point, past the surrogates', () => {
+    assert.equal(prefixEnd('/tmp/'), '/tmp0');
+    assert.equal(prefixEnd('a\u{10FFFF}\u{10FFFF}'), 'b');
+    assert.equal(prefixEnd('\u{D7FF}'), '\u{E000}');
+    assert.equal(prefixEnd('\u{10FFFF}'), undefined);
   });
 });

@@ -165,6 +165,22 @@ function mapKey(field: string): { record: string; key: string } | undefined {
 /** The text form of a JSON value in json_each's row `j`: what a filter value is compared to. */
 const JSON_TEXT = "(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'object' THEN NULL WHEN 'array' THEN NULL ELSE CAST(j.atom AS TEXT) END)";
 
+/**
+ * The first text after every text that starts with `prefix` (UTF-8 keeps the order of code
+ * points): its last code point below U+10FFFF plus one, what follows cut. Undefined when every
+ * code point is U+10FFFF: no text starting with it has one above it. (`prefix` followed by
+ * U+10FFFF is no bound: `/tmp/` + U+10FFFF + `x` sorts after it and starts with `/tmp/`.)
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const points = [...prefix].map((c) => c.codePointAt(0) as number);
+  while (points.length > 0 && points[points.length - 1] === 0x10ffff) points.pop();
+  const last = points.pop();
+  if (last === undefined) return undefined;
+  // Past the surrogates, which are no characters of UTF-8.
+  points.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+  return String.fromCodePoint(...points);
+}
+
 /** `expr` matched against a string by op; pushes its parameters. */
 function match(expr: string, op: FilterOp, value: string, params: (string | number)[], indexed: boolean): string {
   switch (op) {
@@ -172,13 +188,19 @@ function match(expr: string, op: FilterOp, value: string, params: (string | numb
       params.push(value);
       return `${expr} = ?`;
     case 'prefix': {
+      // Compared as UTF-8 bytes: SQLite's substr() of text stops at a NUL character, so a prefix
+      // holding one would match nothing.
+      const exact = `substr(CAST(${expr} AS BLOB), 1, ?) = CAST(? AS BLOB)`;
       if (!indexed) {
-        params.push([...value].length, value);
-        return `substr(${expr}, 1, ?) = ?`;
+        params.push(Buffer.byteLength(value), value);
+        return exact;
       }
-      // A range the index can walk, then the exact test (the range's top is U+10FFFF).
-      params.push(value, `${value}\u{10FFFF}`, [...value].length, value);
-      return `(${expr} >= ? AND ${expr} < ? AND substr(${expr}, 1, ?) = ?)`;
+      // A range the index can walk, then the exact test.
+      const end = prefixEnd(value);
+      params.push(value);
+      if (end !== undefined) params.push(end);
+      params.push(Buffer.byteLength(value), value);
+      return `(${expr} >= ?${end === undefined ? '' : ` AND ${expr} < ?`} AND ${exact})`;
     }
     case 'contains':
       params.push(value);
