@@ -81,7 +81,7 @@ export const usersTable: TableSpec = {
     { name: 'shell', type: 'TEXT', description: 'Login shell.' },
     { name: 'password_status', type: 'TEXT', nullable: true, description: 'set, locked (starts with !), disabled (* or another non-hash: no password login) or empty (no password needed!); NULL when /etc/shadow cannot be read or has no entry.' },
     { name: 'password_algorithm', type: 'TEXT', nullable: true, description: 'Hashing scheme of the password: yescrypt, sha512, sha256, bcrypt, md5, des, ...; NULL without one.' },
-    { name: 'password_last_change', type: 'INTEGER', nullable: true, description: 'When the password last changed, unix seconds (day precision).' },
+    { name: 'password_last_change', type: 'INTEGER', nullable: true, description: 'When the password last changed, unix seconds (day precision); 0 when /etc/shadow says 0: the password must be changed at the next login (not a change in 1970).' },
     { name: 'password_min_days', type: 'INTEGER', nullable: true, description: 'Days before the password may change again.' },
     { name: 'password_max_days', type: 'INTEGER', nullable: true, description: 'Days after which the password must change.' },
     { name: 'password_warn_days', type: 'INTEGER', nullable: true, description: 'Days of warning before it expires.' },

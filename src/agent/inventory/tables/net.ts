@@ -178,7 +178,7 @@ export const interfacesTable: TableSpec = {
     { name: 'type', type: 'TEXT', nullable: true, description: 'Link type: ether, loopback, tunnel, none, ... (or the ARPHRD number).' },
     { name: 'mtu', type: 'INTEGER', nullable: true, description: 'MTU, bytes.' },
     { name: 'flags', type: 'INTEGER', nullable: true, description: 'IFF_* flags as a number.' },
-    { name: 'flag_names', type: 'TEXT', nullable: true, description: 'The flags by name: UP, BROADCAST, LOOPBACK, RUNNING, PROMISC (a sniffer may have set it), MULTICAST, ...' },
+    { name: 'flag_names', type: 'TEXT', nullable: true, description: 'The flags by name: UP, BROADCAST, LOOPBACK, PROMISC (a sniffer may have set it), MULTICAST, ... (as /sys/class/net/*/flags holds them, which never says RUNNING: operstate tells whether the link runs).' },
     { name: 'operstate', type: 'TEXT', nullable: true, description: 'Operational state: up, down, unknown, ...' },
     { name: 'family', type: 'TEXT', nullable: true, description: 'ipv4 or ipv6; NULL on the row of an interface without an address.' },
     { name: 'address', type: 'TEXT', nullable: true, description: 'IP address.' },
