@@ -15,7 +15,7 @@ import { parseSudoers, passwordAlgorithm, passwordStatus } from '../../src/agent
 import { hostTables } from '../../src/agent/inventory/tables/host.js';
 import { flagNames } from '../../src/agent/inventory/tables/net.js';
 import { formatIpv6, parseInetTable, parseStat, parseUnixTable } from '../../src/agent/inventory/tables/proc.js';
-import { parseModuleLine, parseMountInfoLine, parseOsRelease } from '../../src/agent/inventory/tables/system.js';
+import { parseModuleLine, parseMountInfoLine, parseOsRelease, SUID_FOLDERS } from '../../src/agent/inventory/tables/system.js';
 import { encodeUtmpRecord, parseUtmp, UTMP_RECORD_BYTES, UtmpType } from '../../src/agent/inventory/tables/utmp.js';
 import { makeHostFixture } from '../helpers/inventory-fixture.js';
 
@@ -215,6 +215,12 @@ describe('host tables on the fixture host', () => {
     ]);
     assert.ok(rows.every((r) => /^[0-9a-f]{64}$/.test(String(r['sha256']))));
     assert.deepEqual(warnings, []);
+  });
+
+  it('suid_binaries searches the world-writable folders last: a flood of entries there cannot use up the search before /home and /root', () => {
+    const order = SUID_FOLDERS.map(([folder]) => folder);
+    const writable = ['/tmp', '/var/tmp', '/dev/shm'];
+    assert.deepEqual(order.slice(-writable.length), writable);
   });
 
   it('os_version, system_info, mounts, interfaces', async () => {

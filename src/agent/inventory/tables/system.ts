@@ -76,11 +76,13 @@ export const SUID_FOLDERS: readonly [folder: string, depth: number][] = [
   ['/usr/libexec', 3],
   ['/usr/local/lib', 2],
   ['/opt', 4],
+  ['/home', 2],
+  ['/root', 2],
+  // Last: anyone can fill these with entries, and the search stops after MAX_SUID_ENTRIES; a
+  // flood there must not keep the folders above from being searched.
   ['/tmp', 4],
   ['/var/tmp', 4],
   ['/dev/shm', 4],
-  ['/home', 2],
-  ['/root', 2],
 ];
 const MAX_SUID_ENTRIES = 200_000;
 
