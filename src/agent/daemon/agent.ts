@@ -865,17 +865,23 @@ export class Agent {
 
   private async startMetrics(): Promise<void> {
     if (!this.config.metrics.enabled) return;
-    this.metrics = new MetricsServer(() => this.status(), this.options.version);
-    await this.metrics.listen(this.config.metrics.listen);
+    this.metrics = await this.openMetrics();
+  }
+
+  /** A metrics server listening on the configured address; rejects with HADES_ERR_METRICS_LISTEN. */
+  private async openMetrics(): Promise<MetricsServer> {
+    const server = new MetricsServer(() => this.status(), this.options.version);
+    await server.listen(this.config.metrics.listen);
+    return server;
   }
 
   /** Tries the metrics address again until it is bound, the agent stops or a reload replaces it. */
   private retryMetrics(): void {
     const timer = setTimeout(() => {
       void (async () => {
-        const server = new MetricsServer(() => this.status(), this.options.version);
+        let server: MetricsServer;
         try {
-          await server.listen(this.config.metrics.listen);
+          server = await this.openMetrics();
         } catch (error) {
           this.log.debug('metrics endpoint still not listening', { code: 'HADES_ERR_METRICS_LISTEN', reason: error instanceof Error ? error.message : String(error) });
           if (!this.stopped && this.metricsRetry === timer) this.retryMetrics();
@@ -1160,7 +1166,6 @@ export class Agent {
         await this.startMetrics();
       } catch (error) {
         // The rest of the reload stands; the endpoint comes back once its address is free.
-        this.metrics = undefined;
         partial ??= error instanceof HadesError ? error : new HadesError('HADES_ERR_METRICS_LISTEN', String(error));
         this.retryMetrics();
       }
