@@ -3,6 +3,7 @@
  * at most every few seconds, on use: no timer to own).
  */
 import { readFileSync, statSync } from 'node:fs';
+import { fileVersion } from '../runtime/file-version.js';
 
 const RECHECK_MS = 5000;
 
@@ -10,7 +11,7 @@ class NameFile {
   private names = new Map<number, string>();
   /** Increases each time the file is read anew. */
   version = 0;
-  /** The file's version when last read: inode, size and times. */
+  /** The file's version when last read (fileVersion). */
   private stamp = '';
   private checkedAt = 0;
 
@@ -33,10 +34,8 @@ class NameFile {
   private reload(): void {
     try {
       // Not the mtime alone: a file put in place with an old mtime (rename of a copy made with
-      // cp -p, touch -r to hide an added user) would keep its old names for good. The ctime
-      // cannot be set back from user space.
-      const s = statSync(this.path);
-      const stamp = `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+      // cp -p, touch -r to hide an added user) would keep its old names for good.
+      const stamp = fileVersion(statSync(this.path));
       if (stamp === this.stamp) return;
       this.stamp = stamp;
       this.names = parseColonFile(readFileSync(this.path, 'utf8'));

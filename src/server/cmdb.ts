@@ -5,11 +5,12 @@
  * that fails to parse is reported (HADES_ERR_CMDB) and the last good content stays in use.
  */
 import { isUtf8 } from 'node:buffer';
-import { statSync, type Stats } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isIP, SocketAddress } from 'node:net';
 import { parse, type InfoRecord } from 'csv-parse/sync';
 import { HadesError, toHadesError } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { fileVersion } from '../runtime/file-version.js';
 import { readRegularBytes } from '../runtime/regular-file.js';
 
 export interface HostMetadata {
@@ -120,11 +121,6 @@ function canonical(meta: HostMetadata): string {
   return JSON.stringify(sorted({ ...meta, ...(meta.tags ? { tags: sorted(meta.tags) } : {}) }));
 }
 
-/** A file's identity and version: replaced (another inode), written (size, times, even with its time set back). */
-function signature(stat: Stats): string {
-  return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`;
-}
-
 export class Cmdb {
   private byName = new Map<string, HostMetadata>();
   private byAddress = new Map<string, HostMetadata>();
@@ -165,7 +161,7 @@ export class Cmdb {
       if (!stat.isFile()) throw new HadesError('HADES_ERR_CMDB', `${this.file} is not a regular file`);
       // Taken before the read: a file written while it is read has changed since, and is read
       // again at the next check.
-      seen = signature(stat);
+      seen = fileVersion(stat);
       if (seen === this.seen) return;
       const bytes = readRegularBytes(file, MAX_BYTES, (why) => {
         switch (why.kind) {
