@@ -12,7 +12,7 @@ import type { BaseOp } from './parser.js';
 import { compileError, type TextSource } from './problems.js';
 import { compileRegex, type Regex } from './regex.js';
 import { NeedleScanner } from './needles.js';
-import { minimumLength, requiredLiterals } from './regex-prefilter.js';
+import { regexFacts, requiredLiterals } from './regex-prefilter.js';
 
 export type Literal = string | number | boolean;
 
@@ -58,10 +58,9 @@ function asText(v: unknown): string | undefined {
  */
 function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
   if (ci) return foldedPrefilter(re);
-  const literals = requiredLiterals(re.pattern);
   // A text shorter than any match is refused at once (a pattern without literals, such as a
   // wallet address of 95 characters, would otherwise run over every argument of every exec).
-  const shortest = minimumLength(re.pattern);
+  const { literals, minLength: shortest } = regexFacts(re.pattern);
   if (literals === undefined) return shortest > 1 ? (s) => s.length >= shortest && re.test(s) : (s) => re.test(s);
   if (literals.length === 1) {
     const one = literals[0]!;

@@ -259,20 +259,19 @@ function analyse(pattern: string): Info | undefined {
 }
 
 /**
- * The strings of which every match of a case-sensitive RE2 pattern contains one, or undefined
- * when the analysis finds none (or does not understand the pattern).
+ * What the analysis tells of a pattern in one reading: `literals`, the strings of which every
+ * match of it (case-sensitive) contains one, or undefined when it finds none (or does not
+ * understand the pattern); `minLength`, the fewest code points any match holds (0 when it does
+ * not understand it): a text of fewer UTF-16 units cannot match, whatever the case folding (RE2
+ * folds one code point into one). `(^|=)[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}` needs 95: most
+ * arguments are shorter.
  */
-export function requiredLiterals(pattern: string): readonly string[] | undefined {
+export function regexFacts(pattern: string): { readonly literals: readonly string[] | undefined; readonly minLength: number } {
   const info = analyse(pattern);
   const req = info === undefined ? undefined : requirement(info);
-  return req === undefined || shortest(req) === 0 ? undefined : [...req];
+  return { literals: req === undefined || shortest(req) === 0 ? undefined : [...req], minLength: info?.min ?? 0 };
 }
 
-/**
- * The fewest code points any match of a pattern holds (0 when the analysis does not understand
- * it): a text of fewer UTF-16 units cannot match, whatever the case folding (RE2 folds one code
- * point into one). `(^|=)[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}` needs 95: most arguments are shorter.
- */
-export function minimumLength(pattern: string): number {
-  return analyse(pattern)?.min ?? 0;
-}
+export const requiredLiterals = (pattern: string): readonly string[] | undefined => regexFacts(pattern).literals;
+
+export const minimumLength = (pattern: string): number => regexFacts(pattern).minLength;
