@@ -469,7 +469,7 @@ describe('alerts: rule source', () => {
       path.join(sigmaDir, 'whoami.yml'),
       'title: Whoami\nid: 11111111-2222-3333-4444-555555555555\nlogsource: { product: linux, category: process_creation }\ndetection:\n  sel: { Image|endswith: /whoami }\n  condition: sel\nlevel: low\n',
     );
-    writeFileSync(path.join(sigmaDir, 'auditd.yml'), 'title: Audit\nid: 11111111-2222-3333-4444-666666666666\nlogsource: { product: linux, service: auditd }\ndetection:\n  sel: { type: EXECVE }\n  condition: sel\nlevel: low\n');
+    writeFileSync(path.join(sigmaDir, 'auditd.yml'), 'title: Audit\nid: 11111111-2222-3333-4444-666666666666\nlogsource: { product: linux, service: auditd }\ndetection:\n  sel: { type: SYSCALL }\n  condition: sel\nlevel: low\n');
     const source = await ruleSource({ default_pack: false, dirs: [dir], sigma_dirs: [sigmaDir] })();
     assert.deepEqual(source.files.slice(0, 2).map((f) => path.relative(dir, f.name)), ['b.yaml', 'sub/a.yml']);
     assert.equal(source.files.length, 3, 'two rule files and one converted Sigma file');

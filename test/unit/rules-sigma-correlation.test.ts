@@ -177,7 +177,7 @@ describe('sigma correlations: what Hades refuses, and why', () => {
 
   it('unknown and unsupported rules, with the rule\'s own reason', () => {
     assert.deepEqual(refused(count('gte: 2').replace('recon_whoami', 'no_such_rule')).reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_REFERENCE', 'unknown rule']]);
-    const auditd = `---\ntitle: Auditd\nname: auditd_rule\nlogsource:\n    product: linux\n    service: auditd\ndetection:\n    selection:\n        type: EXECVE\n    condition: selection\n`;
+    const auditd = `---\ntitle: Auditd\nname: auditd_rule\nlogsource:\n    product: linux\n    service: auditd\ndetection:\n    selection:\n        type: SYSCALL\n    condition: selection\n`;
     const e = refused(count('gte: 2').replace('recon_whoami', 'auditd_rule'), auditd);
     assert.equal(e.reasons[0]!.code, 'HADES_ERR_SIGMA_REFERENCE');
     assert.match(e.reasons[0]!.message, /HADES_ERR_SIGMA_LOGSOURCE/);

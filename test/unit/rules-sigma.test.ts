@@ -384,6 +384,39 @@ describe('sigma: log sources and fields', () => {
     assert.match(unsupported(rule("selection:\n    Image: x\ncondition: selection", { category: 'file_change' })).reasons[0]!.message, /creation time/);
   });
 
+  it("converts auditd rules that only match EXECVE records onto exec events, a0 as process.args[0]", () => {
+    const audit = (detection: string) => rule(detection).replace('    category: process_creation', '    service: auditd');
+    const chattr = loaded(audit("selection:\n    type: 'EXECVE'\n    a0|contains: 'chattr'\n    a1: '-i'\ncondition: selection"));
+    assert.ok(chattr(exec('chattr -i /etc/passwd')));
+    assert.ok(chattr(exec('/usr/bin/chattr -I /etc/passwd')), 'values compare case-insensitively, as in Sigma');
+    assert.ok(!chattr(exec('chattr +i /etc/passwd')));
+    assert.ok(!chattr(exec('lsattr -i')));
+    assert.ok(!chattr(event('connect', { 'process.args': ['chattr', '-i'] })), 'exec events only');
+    // A filter under 'not' cannot make the rule match another record: the rule still needs EXECVE.
+    const filtered = loaded(audit("selection:\n    type: execve\n    a0: tcpdump\nfilter:\n    a1: '--version'\ncondition: selection and not filter"));
+    assert.ok(filtered(exec('tcpdump -i eth0')));
+    assert.ok(!filtered(exec('tcpdump --version')));
+    const quantified = loaded(audit("selection_a:\n    type: EXECVE\n    a0: nc\nselection_b:\n    - type: EXECVE\n      a0: ncat\n    - type: execve\n      a0: socat\ncondition: 1 of selection_*"));
+    assert.ok(quantified(exec('socat - TCP:203.0.113.7:4444')) && quantified(exec('nc -l 4444')) && !quantified(exec('ls')));
+    const absent = loaded(audit("selection:\n    type: EXECVE\n    a0: whoami\n    a1: null\ncondition: selection"));
+    assert.ok(absent(exec('whoami')) && !absent(exec('whoami --help')));
+    // Rules that could match SYSCALL, PATH or other records are refused, never narrowed to exec events.
+    const refusedAs = (detection: string) => unsupported(audit(detection)).reasons.map((r) => [r.code, r.detail]);
+    const logsource = [['HADES_ERR_SIGMA_LOGSOURCE', 'service: auditd']];
+    assert.deepEqual(refusedAs("selection:\n    a1: '--cpu-priority'\ncondition: selection"), logsource, 'no record type');
+    assert.deepEqual(refusedAs("selection_1:\n    type: EXECVE\n    a0: arecord\nselection_2:\n    type: SYSCALL\n    exe: /usr/bin/arecord\ncondition: 1 of selection_*"), logsource);
+    assert.deepEqual(refusedAs("selection:\n    type: EXECVE\n    a0: whoami\ncondition: not selection"), logsource);
+    assert.deepEqual(refusedAs("selection:\n    type:\n        - EXECVE\n        - SYSCALL\n    a0: whoami\ncondition: selection"), logsource);
+    assert.deepEqual(refusedAs("selection:\n    type|contains: EXEC\n    a0: whoami\ncondition: selection"), logsource, 'a modifier on type');
+    assert.deepEqual(refusedAs("selection:\n    - type: EXECVE\n      a0: whoami\n    - a0: id\ncondition: selection"), logsource, 'one mapping of the list without type');
+    assert.match(unsupported(audit("selection:\n    a0: x\ncondition: selection")).reasons[0]!.message, /other than EXECVE/);
+    // Within EXECVE rules, the fields of other records have no equivalent.
+    assert.deepEqual(refusedAs("selection:\n    type: EXECVE\n    exe: /usr/bin/whoami\ncondition: selection"), [['HADES_ERR_SIGMA_FIELD', 'exe']]);
+    assert.deepEqual(refusedAs("selection:\n    type: EXECVE\n    a64: x\ncondition: selection"), [['HADES_ERR_SIGMA_FIELD', 'a64']]);
+    // What is not valid is reported as such, not as a log source problem.
+    assert.deepEqual(codes(unsupported(audit("selection:\n    type: EXECVE\ncondition: selection and other"))), ['HADES_ERR_SIGMA_INVALID']);
+  });
+
   it('refuses keyword searches', () => {
     assert.deepEqual(codes(unsupported(rule("keywords:\n    - 'rm -rf'\n    - 'shred'\ncondition: keywords"))), ['HADES_ERR_SIGMA_KEYWORDS']);
     assert.deepEqual(codes(unsupported(rule("keywords:\n    '|all':\n        - 'a'\n        - 'b'\ncondition: keywords"))), ['HADES_ERR_SIGMA_KEYWORDS']);
@@ -579,6 +612,13 @@ describe('sigma: SigmaHQ Linux rules (third_party/sigma)', () => {
     const id = '19bf6fdb-7721-4f3d-867f-53467f6a5db6';
     assert.ok(fires(id, event('dns_query', { 'dns.question': { name: 'tunnel.us.ngrok.com', type: 'A', class: 'IN' } })));
     assert.ok(!fires(id, event('dns_query', { 'dns.question': { name: 'ngrok.com', type: 'A', class: 'IN' } })));
+  });
+
+  it('network sniffing (auditd EXECVE): tcpdump capturing a count of packets on an interface', () => {
+    const id = 'f4d3748a-65d1-4806-bd23-e25728081d01';
+    assert.ok(fires(id, exec('tcpdump -c 100 -i eth0')));
+    assert.ok(!fires(id, exec('tcpdump -i eth0')));
+    assert.ok(!fires(id, exec('tcpdump --version')));
   });
 
   it('interactive bash children: a child of `bash -i` running whoami', () => {

@@ -20,7 +20,8 @@ import { convertCorrelation, type CorrelatedRule } from './correlation.js';
 import { DetectionContext, detectionExpr, detectionFields, type SigmaIssue } from './detection.js';
 import { descriptionOf, hadesIdOf, isRecord, own, readSigmaFiles, severityOf, tagsOf, templateText, type SigmaDocument, type SigmaFile } from './document.js';
 import { and, cmp, renderCondition, requiresField, text, type HExpr } from './expr.js';
-import { categorySpec, HOSTNAME_AS_DNS, HOSTNAME_FIELD, mapField, UNSUPPORTED_CATEGORIES, type CategorySpec } from './mapping.js';
+import { onlyExecveRecords } from './auditd.js';
+import { AUDITD_EXECVE, categorySpec, HOSTNAME_AS_DNS, HOSTNAME_FIELD, mapField, UNSUPPORTED_CATEGORIES, type CategorySpec } from './mapping.js';
 import { summarize, type SigmaReason, type SigmaReportEntry, type SigmaSummary } from './report.js';
 
 export interface ConvertOptions {
@@ -88,6 +89,16 @@ function logsourceSpec(w: Work): CategorySpec | undefined {
   const category = lower('category');
   if (product !== undefined && product !== 'linux') {
     fail(w, 'HADES_ERR_SIGMA_LOGSOURCE', `product: ${product}`, `the log source is product '${product}'; Hades watches Linux hosts`);
+    return undefined;
+  }
+  if (service === 'auditd' && category === undefined) {
+    if (onlyExecveRecords(w.doc.data['detection'])) return AUDITD_EXECVE;
+    fail(
+      w,
+      'HADES_ERR_SIGMA_LOGSOURCE',
+      `service: ${service}`,
+      "the log source is the service 'auditd', and the rule can match its records other than EXECVE (every search the rule needs must say 'type: EXECVE'); Hades matches EXECVE records as exec events, and has no events shaped like auditd's other records",
+    );
     return undefined;
   }
   if (service !== undefined) {

@@ -155,6 +155,25 @@ export const CATEGORIES: readonly CategorySpec[] = [
   },
 ];
 
+/** Argument positions mapped for auditd's EXECVE records (a0 to a63). */
+export const AUDITD_MAX_ARG = 63;
+
+/**
+ * auditd's EXECVE records (`service: auditd` rules whose every match needs `type: EXECVE`,
+ * auditd.ts): the arguments of an executed program, `a0` (argv[0]) onwards, are the elements of
+ * `process.args` of the exec event. `type: EXECVE` holds for every exec event.
+ */
+export const AUDITD_EXECVE: CategorySpec = {
+  category: 'service: auditd (EXECVE records)',
+  actions: ['exec'],
+  fields: {
+    type: { kind: 'values', target: 'event.action', values: { execve: true } },
+    ...Object.fromEntries(Array.from({ length: AUDITD_MAX_ARG + 1 }, (_, i) => [`a${i}`, field(`process.args[${i}]`)])),
+  },
+  about: "auditd's EXECVE records, the arguments of a program executed: `exec` events, argument N (`aN`) as `process.args[N]`.",
+  output: PROCESS_OUTPUT,
+};
+
 /** Categories Hades has no events for, with why: the report says it instead of "unknown". */
 export const UNSUPPORTED_CATEGORIES: Readonly<Record<string, string>> = {
   file_change: "Sysmon's file_change is a change of a file's creation time, which Hades does not observe",
@@ -211,9 +230,12 @@ export function mapField(spec: CategorySpec, name: string): FieldMapping | undef
   return field(name);
 }
 
-/** Whether every action of the category carries the field (else the mapping is wrong). */
+/**
+ * Whether every action of the category carries the field (else the mapping is wrong); for an
+ * element of a list (`process.args[2]`), the list.
+ */
 export function carriedBy(spec: CategorySpec, target: string): boolean {
-  const info = fieldInfo(target);
+  const info = fieldInfo(target.replace(/\[\d+\]$/, ''));
   return info !== undefined && spec.actions.every((a) => info.actions.has(a));
 }
 
