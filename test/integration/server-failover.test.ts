@@ -1,12 +1,14 @@
 /**
  * Failover: an agent given several gateway addresses moves to the next one when a connection
- * fails, and its batch is delivered there.
+ * fails, and its batch is delivered there; it goes back to a preferred address (earlier in the
+ * list) once that one answers again.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { HadesError } from '../../src/common/errors.js';
-import { AGENT_VERSION, cleanupTempDirs, freePorts, makeEvents, ndjson, sinkLogger, TestServer } from '../helpers/server.js';
+import { AGENT_VERSION, cleanupTempDirs, freePorts, LogSink, makeEvents, ndjson, sinkLogger, TestServer, waitUntil } from '../helpers/server.js';
 
 after(cleanupTempDirs);
 
@@ -27,6 +29,87 @@ describe('agent failover between gateway addresses', () => {
       assert.equal(stored.length, events.length);
       await transport.close();
     } finally {
+      await server.stop();
+    }
+  });
+});
+
+/** A TCP relay from a port of its own to `target` (another address of the same gateway). */
+class Relay {
+  private readonly server = net.createServer((client) => {
+    const upstream = net.connect(this.target, '127.0.0.1');
+    this.sockets.add(client).add(upstream);
+    this.connections++;
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  private readonly sockets = new Set<net.Socket>();
+  connections = 0;
+
+  constructor(private readonly target: number) {}
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('agent back on its preferred gateway address', () => {
+  it('leaves the second address for the first once the first answers again, and delivers there', { timeout: 60_000 }, async () => {
+    const server = await TestServer.start();
+    const gatewayPort = Number(server.addresses.gateway.split(':').pop());
+    const [preferredPort] = await freePorts(1);
+    const relay = new Relay(gatewayPort);
+    const sink = new LogSink();
+    // The first address (the relay, the preferred way to the server) is down at first.
+    const identity = await server.enrollAgent();
+    const transport = new GrpcTransport({ identity, addresses: [`127.0.0.1:${preferredPort}`, server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(sink, 'info'), connectTimeoutMs: 3000, preferredCheckMs: 500 });
+    const connectedTo = () => sink.lines().filter((l) => l['msg'] === 'connected to the server').map((l) => l['address'] as string);
+    try {
+      transport.start();
+      await waitUntil('connected to the second address', () => connectedTo().includes(server.addresses.gateway), 15_000);
+      await relay.listen(preferredPort!);
+      await waitUntil('back on the first address', () => connectedTo().includes(`127.0.0.1:${preferredPort}`), 15_000);
+      const events = makeEvents(5);
+      await transport.send({ firstSeq: 1, lastSeq: 1, events: events.length, data: ndjson(events) }, new AbortController().signal);
+      assert.equal((await server.searchAll({ agent: identity.agentId })).length, events.length);
+      assert.ok(relay.connections > 0);
+    } finally {
+      await transport.close();
+      await relay.close();
+      await server.stop();
+    }
+  });
+
+  it('does not take for a preferred address one that answers TLS for another deployment (another CA)', { timeout: 60_000 }, async () => {
+    const server = await TestServer.start();
+    const other = await TestServer.start();
+    const identity = await server.enrollAgent();
+    const sink = new LogSink();
+    const transport = new GrpcTransport({ identity, addresses: [other.addresses.gateway, server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(sink, 'info'), connectTimeoutMs: 3000, preferredCheckMs: 200 });
+    try {
+      transport.start();
+      await waitUntil('connected to its own server', () => sink.lines().some((l) => l['msg'] === 'connected to the server'), 15_000);
+      // Several looks at the first address: its TLS fails both ways, the stream stays.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const messages = sink.lines().map((l) => l['msg']);
+      assert.equal(messages.filter((m) => m === 'connected to the server').length, 1, sink.text);
+      assert.ok(!messages.includes('a preferred gateway address answers again'), sink.text);
+      assert.equal(other.server?.stats().gateway?.refusedConnections ?? 0, 0, 'the other server never saw a stream: its TLS refused the agent first');
+    } finally {
+      await transport.close();
+      await other.stop();
       await server.stop();
     }
   });

@@ -43,6 +43,7 @@ import { Spool } from '../spool.js';
 // cost the idle agent about 15 MB of memory.
 import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
+import { TaskLedger } from '../transport/tasks.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
 
@@ -206,6 +207,8 @@ export class Agent {
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
   private transportClass: typeof GrpcTransport | undefined;
+  /** The server's tasks run so far, across reloads (each makes a new transport): each runs once. */
+  private readonly tasks = new TaskLedger();
   /** The group configuration from the server the agent runs (over its own file), if any. */
   private serverConfig: GroupConfig | undefined;
 
@@ -373,6 +376,7 @@ export class Agent {
       },
       configVersion: () => this.serverConfig?.version ?? 0,
       onTask: (task) => this.runTask(task),
+      tasks: this.tasks,
       renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
       // A transport made later (a reload) starts from the renewed identity.
       onIdentity: (renewed) => {

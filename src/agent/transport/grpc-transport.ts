@@ -2,8 +2,11 @@
  * The server output's transport: one gRPC stream to the agent gateway over mutual TLS
  * (proto/hades/agent/v1/gateway.proto), used by a SpooledChannel. `send()` writes a batch and
  * resolves when the server's Ack for it arrives (after its database commit); a lost stream
- * rejects it, and the channel retries from its spool with backoff and jitter. Each new stream
- * goes to the next address of the list, so agents fail over between servers. Configuration and
+ * rejects it, and the channel retries from its spool with backoff and jitter. Addresses go in
+ * order of preference: a new stream starts at the first, and an attempt that fails moves on to
+ * the next, so agents fail over between servers; a stream on a later address checks the earlier
+ * ones now and then (a TLS connection with the agent's identity, no stream) and moves back, once
+ * no batch waits for its Ack, to one that answers. Configuration and
  * tasks from the server are handed to the agent; heartbeats go the other way.
  *
  * With `renewal`, the transport also renews the agent's certificate on the stream
@@ -22,6 +25,7 @@ import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
 import type { Identity } from './enroll.js';
 import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
+import { TaskLedger, type TaskAnswer } from './tasks.js';
 
 export interface ServerTask {
   readonly id: string;
@@ -31,8 +35,14 @@ export interface ServerTask {
 
 export interface GrpcTransportOptions {
   readonly identity: Identity;
-  /** host:port of the gateways, tried in turn. */
+  /**
+   * host:port of the gateways, in order of preference: a new stream tries them from the first
+   * on, moving to the next when one fails, and a stream on a later one goes back to an earlier
+   * one once that answers again (checked every `preferredCheckMs`).
+   */
   readonly addresses: readonly string[];
+  /** How often a stream on a less preferred address checks the ones before it (ms, with jitter; default 5 min). */
+  readonly preferredCheckMs?: number;
   readonly agentVersion: string;
   readonly log: Logger;
   /** Configuration pushed by the server (YAML of the agent's group). */
@@ -40,8 +50,13 @@ export interface GrpcTransportOptions {
   readonly onConfig?: (yaml: string, version: number, local: boolean) => void;
   /** The version of the group configuration the agent runs (0: its own file), said in hello. */
   readonly configVersion?: () => number;
-  /** A task; its result goes back with `taskResult`. */
+  /** A task; its result goes back with `taskResult`. A task sent again is not run again (`tasks`). */
   readonly onTask?: (task: ServerTask) => void;
+  /**
+   * The tasks run so far and their answers: the agent's, so that a reload's new transport does
+   * not run again what the one before did (a ledger of its own when not given).
+   */
+  readonly tasks?: TaskLedger;
   readonly connectTimeoutMs?: number;
   /** Renew the certificate over the stream; no renewal without. */
   readonly renewal?: RenewalSettings & {
@@ -95,6 +110,9 @@ export function dropIpServernameWarning(): void {
   process.emitWarning = filtered;
 }
 
+/** How often a stream on a less preferred address looks at the earlier ones (see checkPreferred). */
+const PREFERRED_CHECK_MS = 5 * 60_000;
+
 /** Backoff between attempts to keep a stream open (see keepOpen), doubled per failure, with jitter. */
 const KEEP_OPEN_MIN_MS = 1000;
 const KEEP_OPEN_MAX_MS = 30_000;
@@ -104,7 +122,15 @@ export class GrpcTransport implements BatchTransport {
   private client: grpc.Client | undefined;
   private stream: Stream | undefined;
   private welcomed: Promise<void> | undefined;
+  /** The index of the address the next stream tries: the first after a stream that worked. */
   private next = 0;
+  /** The index of the current stream's address. */
+  private streamAddress = 0;
+  /** An earlier address than the current stream's answered: move there once idle. */
+  private preferredAnswers = false;
+  /** The next look at the earlier addresses, and the connection that looks (see checkPreferred). */
+  private preferredTimer: NodeJS.Timeout | undefined;
+  private preferredProbe: grpc.Client | undefined;
   private pending: Pending | undefined;
   private closed = false;
   /** The identity new streams use (a renewal replaces it). */
@@ -116,6 +142,7 @@ export class GrpcTransport implements BatchTransport {
   /** The current stream's server takes batches compressed by the agent (its Welcome says so). */
   private gzipBatches = false;
   private readonly renewer: CertificateRenewer | undefined;
+  private readonly tasks: TaskLedger;
   private renewWaiter: RenewWaiter | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** keepOpen(): on after start(), its next attempt, and its backoff. */
@@ -137,6 +164,7 @@ export class GrpcTransport implements BatchTransport {
   constructor(private readonly options: GrpcTransportOptions) {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
     this.identity = options.identity;
+    this.tasks = options.tasks ?? new TaskLedger();
     if (options.renewal) {
       this.renewer = new CertificateRenewer(options.identity, options.renewal, {
         connected: () => this.ready,
@@ -210,7 +238,12 @@ export class GrpcTransport implements BatchTransport {
   private open(signal: AbortSignal): Promise<void> {
     if (this.welcomed) return this.welcomed;
     dropIpServernameWarning();
-    const address = this.options.addresses[this.next++ % this.options.addresses.length]!;
+    const index = this.next % this.options.addresses.length;
+    const address = this.options.addresses[index]!;
+    // Until this stream gets its Welcome: the next attempt goes to the next address.
+    this.next = index + 1;
+    this.streamAddress = index;
+    this.preferredAnswers = false;
     const identity = this.identity;
     this.streamIdentity = identity;
     const credentials = grpc.credentials.createSsl(Buffer.from(identity.caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem));
@@ -240,6 +273,9 @@ export class GrpcTransport implements BatchTransport {
           if (this.stream === stream) {
             this.ready = true;
             this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
+            // It works: the stream after it starts again from the most preferred address.
+            this.next = 0;
+            if (index > 0) this.schedulePreferredCheck();
           }
           resolve();
           this.renewer?.connected();
@@ -269,6 +305,7 @@ export class GrpcTransport implements BatchTransport {
     this.welcomed = undefined;
     this.ready = false;
     this.gzipBatches = false;
+    this.stopPreferredCheck();
     stream.cancel();
     this.client?.close();
     this.client = undefined;
@@ -315,6 +352,17 @@ export class GrpcTransport implements BatchTransport {
     } else if (message.own_config) {
       this.options.onConfig?.('', 0, true);
     } else if (message.task) {
+      // Sent again at each hello until answered: run once, answered again when the answer is known.
+      const seen = this.tasks.receive(message.task.task_id);
+      if (seen === 'running') {
+        this.options.log.debug('a task sent again while it runs; its answer goes when it ends', { task: message.task.task_id });
+        return;
+      }
+      if (seen !== 'run') {
+        this.options.log.debug('a task sent again after its answer; the answer goes again', { task: message.task.task_id });
+        this.writeTaskResult(message.task.task_id, seen);
+        return;
+      }
       let params: unknown = {};
       try {
         params = message.task.params_json ? JSON.parse(message.task.params_json) : {};
@@ -380,15 +428,63 @@ export class GrpcTransport implements BatchTransport {
   }
 
   /**
-   * Replaces a stream that uses an older identity, when its reconnection delay has passed and no
-   * batch waits for its Ack (otherwise called again when it is acknowledged, or at the next
-   * Welcome): the stream is ended cleanly and a new one opened with the current identity.
+   * Looks, after PREFERRED_CHECK_MS (with jitter), whether an address before the current stream's
+   * answers: a TLS connection with the agent's identity, which a server of another CA refuses
+   * either way. When one does, the stream moves there once idle (reconnectIfIdle); otherwise it
+   * looks again later.
+   */
+  private schedulePreferredCheck(): void {
+    this.stopPreferredCheck();
+    const every = this.options.preferredCheckMs ?? PREFERRED_CHECK_MS;
+    this.preferredTimer = setTimeout(() => void this.checkPreferred(), every * (0.5 + Math.random() / 2));
+    this.preferredTimer.unref();
+  }
+
+  private stopPreferredCheck(): void {
+    clearTimeout(this.preferredTimer);
+    this.preferredTimer = undefined;
+    this.preferredProbe?.close();
+    this.preferredProbe = undefined;
+  }
+
+  private async checkPreferred(): Promise<void> {
+    this.preferredTimer = undefined;
+    const stream = this.stream;
+    const identity = this.identity;
+    const credentials = grpc.credentials.createSsl(Buffer.from(identity.caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem));
+    for (let index = 0; index < this.streamAddress; index++) {
+      if (this.closed || this.stream !== stream) return;
+      const Client = gatewayService();
+      const probe = new Client(this.options.addresses[index]!, credentials, { ...channelOptions }) as grpc.Client;
+      this.preferredProbe = probe;
+      const answers = await new Promise<boolean>((resolve) => probe.waitForReady(Date.now() + (this.options.connectTimeoutMs ?? 10_000), (error) => resolve(error === undefined)));
+      probe.close();
+      if (this.preferredProbe !== probe) return; // the stream went meanwhile (stopPreferredCheck)
+      this.preferredProbe = undefined;
+      if (answers) {
+        this.options.log.info('a preferred gateway address answers again; the stream moves there', { address: this.options.addresses[index], from: this.options.addresses[this.streamAddress] });
+        this.preferredAnswers = true;
+        this.reconnectIfIdle();
+        return;
+      }
+    }
+    if (!this.closed && this.stream === stream) this.schedulePreferredCheck();
+  }
+
+  /**
+   * Replaces a stream that uses an older identity (when its reconnection delay has passed), or
+   * whose address is less preferred than one that answers again, once no batch waits for its
+   * Ack (otherwise called again when it is acknowledged, or at the next Welcome): the stream is
+   * ended cleanly and a new one opened, with the current identity, from the first address on.
    */
   private reconnectIfIdle(): void {
     const stream = this.stream;
     const client = this.client;
-    if (this.closed || this.reconnectTimer !== undefined || !stream || !client || this.streamIdentity === this.identity) return;
+    if (this.closed || !stream || !client) return;
+    const renewed = this.reconnectTimer === undefined && this.streamIdentity !== this.identity;
+    if (!renewed && !this.preferredAnswers) return;
     if (!this.ready || this.pending || this.renewWaiter) return;
+    this.stopPreferredCheck();
     this.stream = undefined;
     this.welcomed = undefined;
     this.client = undefined;
@@ -412,10 +508,11 @@ export class GrpcTransport implements BatchTransport {
     stream.on('status', finish);
     stream.on('error', finish);
     stream.end();
-    this.options.log.info('reconnecting with the renewed certificate');
+    this.next = 0;
+    this.options.log.info(renewed ? 'reconnecting with the renewed certificate' : 'reconnecting to the preferred gateway address');
     this.open(this.lifetime.signal).catch((error: unknown) => {
-      // The next send opens a stream again, with backoff.
-      this.options.log.warn('reconnection with the renewed certificate failed', { err: toHadesError(error) });
+      // The next send (and keepOpen) opens a stream again, with backoff, at the next address.
+      this.options.log.warn(renewed ? 'reconnection with the renewed certificate failed' : 'reconnection to the preferred gateway address failed', { err: toHadesError(error) });
     });
   }
 
@@ -464,8 +561,19 @@ export class GrpcTransport implements BatchTransport {
     this.stream?.write({ heartbeat: { health_json: JSON.stringify(health) } });
   }
 
+  /**
+   * A task's answer: sent on the current stream, and kept (TaskLedger). Without a stream now, or
+   * lost with it, it goes when the server sends the task again at the next connection.
+   */
   taskResult(taskId: string, status: 'done' | 'failed', result: unknown): void {
-    this.stream?.write({ task_result: { task_id: taskId, status, result_json: JSON.stringify(result) } });
+    // JSON.stringify(undefined) is undefined: no result, as an empty result_json says.
+    const answer = { status, resultJson: (JSON.stringify(result) as string | undefined) ?? '' };
+    this.tasks.finish(taskId, answer);
+    this.writeTaskResult(taskId, answer);
+  }
+
+  private writeTaskResult(taskId: string, answer: TaskAnswer): void {
+    this.stream?.write({ task_result: { task_id: taskId, status: answer.status, result_json: answer.resultJson } });
   }
 
   /**
@@ -483,6 +591,7 @@ export class GrpcTransport implements BatchTransport {
     this.reconnectTimer = undefined;
     clearTimeout(this.keepTimer);
     this.keepTimer = undefined;
+    this.stopPreferredCheck();
     this.lifetime.abort();
     for (const cancel of [...this.retiring]) cancel();
     const stream = this.stream;

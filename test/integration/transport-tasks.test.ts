@@ -1,0 +1,91 @@
+/**
+ * Tasks over a stream that reconnects: the server sends every unfinished task again at each
+ * hello (its answer may have been lost with the stream), so the agent's transport must run a
+ * task once and answer it again, not run it a second time.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { GrpcTransport, type ServerTask } from '../../src/agent/transport/grpc-transport.js';
+import { TaskLedger } from '../../src/agent/transport/tasks.js';
+import type { AnyEvent } from '../helpers/agent.js';
+import { AGENT_VERSION, cleanupTempDirs, freePorts, sinkLogger, sleep, TestServer, waitUntil } from '../helpers/server.js';
+
+after(cleanupTempDirs);
+
+async function fixedServer(): Promise<TestServer> {
+  const [agentsPort, apiPort] = await freePorts(2);
+  return TestServer.start({ listen: { agents: `127.0.0.1:${agentsPort}`, api: `127.0.0.1:${apiPort}` } });
+}
+
+const online = async (server: TestServer, agentId: string): Promise<boolean | undefined> => {
+  const agent = (await server.ok('GET', `/api/v1/agents/${agentId}`)) as AnyEvent;
+  return agent['online'] === true ? true : undefined;
+};
+
+async function createTask(server: TestServer, agentId: string): Promise<string> {
+  const body = { agents: [agentId], kind: 'log_level', params: { level: 'debug', duration_s: 60 } };
+  return ((await server.ok('POST', '/api/v1/tasks', { body })).tasks[0] as AnyEvent)['id'] as string;
+}
+
+async function taskDone(server: TestServer, id: string): Promise<AnyEvent> {
+  return waitUntil('the task done', async () => {
+    const task = (await server.ok('GET', `/api/v1/tasks/${id}`)) as AnyEvent;
+    return task['status'] === 'done' ? task : undefined;
+  }, 15_000, 100);
+}
+
+describe('tasks while the stream to the server reconnects', () => {
+  it('runs a task once when the server sends it again after a restart, while it still runs', { timeout: 60_000 }, async () => {
+    const server = await fixedServer();
+    const identity = await server.enrollAgent();
+    const runs: ServerTask[] = [];
+    const transport = new GrpcTransport({ identity, addresses: [server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, onTask: (task) => runs.push(task) });
+    try {
+      transport.start();
+      await waitUntil('the agent online', () => online(server, identity.agentId), 10_000);
+      const id = await createTask(server, identity.agentId);
+      await waitUntil('the task received', () => runs.length > 0, 10_000);
+      // The task still runs (no answer yet) when the server restarts and sends it again.
+      await server.stop();
+      await server.start();
+      await waitUntil('the agent online again', () => online(server, identity.agentId), 20_000, 200);
+      await sleep(500);
+      assert.equal(runs.length, 1, 'the task sent again while it runs is not run a second time');
+      transport.taskResult(id, 'done', { level: 'debug' });
+      const done = await taskDone(server, id);
+      assert.deepEqual(done['result'], { level: 'debug' });
+    } finally {
+      await transport.close();
+      await server.stop();
+    }
+  });
+
+  it('sends again the answer lost with the stream instead of running the task again, also from a new transport (a reload)', { timeout: 60_000 }, async () => {
+    const server = await fixedServer();
+    const identity = await server.enrollAgent();
+    const runs: ServerTask[] = [];
+    const tasks = new TaskLedger();
+    const options = { identity, addresses: [server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, tasks, onTask: (task: ServerTask) => runs.push(task) };
+    let transport = new GrpcTransport(options);
+    try {
+      transport.start();
+      await waitUntil('the agent online', () => online(server, identity.agentId), 10_000);
+      const id = await createTask(server, identity.agentId);
+      await waitUntil('the task received', () => runs.length > 0, 10_000);
+      await server.stop();
+      // Answered while no stream is open: the answer has nowhere to go now.
+      transport.taskResult(id, 'done', { level: 'debug', run: 1 });
+      // A reload makes a new transport, with the agent's same ledger.
+      await transport.close();
+      transport = new GrpcTransport(options);
+      transport.start();
+      await server.start();
+      const done = await taskDone(server, id);
+      assert.deepEqual(done['result'], { level: 'debug', run: 1 });
+      assert.equal(runs.length, 1, 'the task was not run again');
+    } finally {
+      await transport.close();
+      await server.stop();
+    }
+  });
+});
