@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { GrpcTransport, type ServerTask } from '../../src/agent/transport/grpc-transport.js';
+import { GrpcTransport, type GrpcTransportOptions, type ServerTask } from '../../src/agent/transport/grpc-transport.js';
 import { TaskLedger } from '../../src/agent/transport/tasks.js';
 import type { AnyEvent } from '../helpers/agent.js';
 import { AGENT_VERSION, cleanupTempDirs, freePorts, sinkLogger, sleep, TestServer, waitUntil } from '../helpers/server.js';
@@ -34,17 +34,25 @@ async function taskDone(server: TestServer, id: string): Promise<AnyEvent> {
   }, 15_000, 100);
 }
 
+/** A transport started for a new agent of the server, once the agent is online and has received a task it does not answer. */
+async function taskReceived(server: TestServer, tasks?: TaskLedger): Promise<{ id: string; runs: ServerTask[]; options: GrpcTransportOptions; transport: GrpcTransport }> {
+  const identity = await server.enrollAgent();
+  const runs: ServerTask[] = [];
+  const options: GrpcTransportOptions = { identity, addresses: [server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, ...(tasks ? { tasks } : {}), onTask: (task) => runs.push(task) };
+  const transport = new GrpcTransport(options);
+  transport.start();
+  await waitUntil('the agent online', () => online(server, identity.agentId), 10_000);
+  const id = await createTask(server, identity.agentId);
+  await waitUntil('the task received', () => runs.length > 0, 10_000);
+  return { id, runs, options, transport };
+}
+
 describe('tasks while the stream to the server reconnects', () => {
   it('runs a task once when the server sends it again after a restart, while it still runs', { timeout: 60_000 }, async () => {
     const server = await fixedServer();
-    const identity = await server.enrollAgent();
-    const runs: ServerTask[] = [];
-    const transport = new GrpcTransport({ identity, addresses: [server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, onTask: (task) => runs.push(task) });
+    const { id, runs, transport } = await taskReceived(server);
+    const identity = { agentId: transport['options'].identity.agentId };
     try {
-      transport.start();
-      await waitUntil('the agent online', () => online(server, identity.agentId), 10_000);
-      const id = await createTask(server, identity.agentId);
-      await waitUntil('the task received', () => runs.length > 0, 10_000);
       // The task still runs (no answer yet) when the server restarts and sends it again.
       await server.stop();
       await server.start();
@@ -62,16 +70,10 @@ describe('tasks while the stream to the server reconnects', () => {
 
   it('sends again the answer lost with the stream instead of running the task again, also from a new transport (a reload)', { timeout: 60_000 }, async () => {
     const server = await fixedServer();
-    const identity = await server.enrollAgent();
-    const runs: ServerTask[] = [];
-    const tasks = new TaskLedger();
-    const options = { identity, addresses: [server.addresses.gateway], agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, tasks, onTask: (task: ServerTask) => runs.push(task) };
-    let transport = new GrpcTransport(options);
+    const received = await taskReceived(server, new TaskLedger());
+    const { id, runs, options } = received;
+    let transport = received.transport;
     try {
-      transport.start();
-      await waitUntil('the agent online', () => online(server, identity.agentId), 10_000);
-      const id = await createTask(server, identity.agentId);
-      await waitUntil('the task received', () => runs.length > 0, 10_000);
       await server.stop();
       // Answered while no stream is open: the answer has nowhere to go now.
       transport.taskResult(id, 'done', { level: 'debug', run: 1 });
