@@ -21,22 +21,24 @@ const ERRNO: Readonly<Record<number, string>> = {
 
 export const errnoName = (result: number): string | undefined => (result < 0 ? (ERRNO[-result] ?? `E${-result}`) : undefined);
 
-const SYSCALLS: Readonly<Record<number, string>> = {
-  1: 'connect', 2: 'accept', 3: 'accept4', 4: 'listen', 5: 'sendto', 6: 'sendmsg', 7: 'sendmmsg', 8: 'write', 9: 'writev', 10: 'recvfrom',
-  11: 'recvmsg', 12: 'setuid', 13: 'setgid', 14: 'setreuid', 15: 'setregid', 16: 'setresuid', 17: 'setresgid', 18: 'setfsuid',
-  19: 'setfsgid', 20: 'capset', 21: 'ptrace', 22: 'memfd_create', 23: 'init_module', 24: 'finit_module', 25: 'open', 26: 'openat',
-  27: 'openat2', 28: 'creat', 29: 'mkdir', 30: 'mkdirat', 31: 'rename', 32: 'renameat', 33: 'renameat2', 34: 'unlink',
-  35: 'unlinkat', 36: 'rmdir', 37: 'chmod', 38: 'fchmod', 39: 'fchmodat', 40: 'fchmodat2', 41: 'kill', 42: 'tkill', 43: 'tgkill',
-  44: 'pidfd_send_signal', 45: 'open_by_handle_at', 46: 'link', 47: 'linkat', 48: 'symlink', 49: 'symlinkat', 50: 'truncate',
-  51: 'ftruncate', 52: 'process_vm_writev',
-};
+/**
+ * The driver's syscall ids, by name: `enum hades_sc` of driver/src/wire.h (HADES_SC_OPENAT is
+ * `Syscall.openat`), the same on every architecture. Code names calls by these constants, never
+ * by number; a unit test holds this table equal to the enum.
+ */
+export const Syscall = {
+  connect: 1, accept: 2, accept4: 3, listen: 4, sendto: 5, sendmsg: 6, sendmmsg: 7, write: 8, writev: 9, recvfrom: 10,
+  recvmsg: 11, setuid: 12, setgid: 13, setreuid: 14, setregid: 15, setresuid: 16, setresgid: 17, setfsuid: 18,
+  setfsgid: 19, capset: 20, ptrace: 21, memfd_create: 22, init_module: 23, finit_module: 24, open: 25, openat: 26,
+  openat2: 27, creat: 28, mkdir: 29, mkdirat: 30, rename: 31, renameat: 32, renameat2: 33, unlink: 34,
+  unlinkat: 35, rmdir: 36, chmod: 37, fchmod: 38, fchmodat: 39, fchmodat2: 40, kill: 41, tkill: 42, tgkill: 43,
+  pidfd_send_signal: 44, open_by_handle_at: 45, link: 46, linkat: 47, symlink: 48, symlinkat: 49, truncate: 50,
+  ftruncate: 51, process_vm_writev: 52,
+} as const;
 
-export const syscallName = (id: number): string => SYSCALLS[id] ?? `syscall_${id}`;
+const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(Syscall).map(([name, id]) => [id, name]));
 
-/** The driver's ids (above) of the calls the file events tell apart. */
-const SC_LINKAT = 47;
-const SC_TRUNCATE = 50;
-const SC_FTRUNCATE = 51;
+export const syscallName = (id: number): string => SYSCALL_NAMES.get(id) ?? `syscall_${id}`;
 
 const PTRACE_REQUESTS: Readonly<Record<number, string>> = {
   0: 'traceme', 4: 'poketext', 5: 'pokedata', 6: 'pokeuser', 13: 'setregs', 15: 'setfpregs', 16: 'attach', 0x4205: 'setregset', 0x4206: 'seize',
@@ -59,8 +61,8 @@ const FD_PATH = /^\/(proc\/(self|thread-self|[0-9]+)\/fd|dev\/fd)\/[0-9]+$/;
 /** open(2): truncate an existing file to length 0; ignored with O_PATH. */
 const O_TRUNC = 0o1000;
 const O_CREAT = 0o100;
-/** open, openat, openat2, open_by_handle_at (creat always creates or empties). */
-const OPEN_CALLS: ReadonlySet<number> = new Set([25, 26, 27, 45]);
+/** The calls that open a file without always creating or emptying it (creat always does). */
+export const OPEN_CALLS: ReadonlySet<number> = new Set([Syscall.open, Syscall.openat, Syscall.openat2, Syscall.open_by_handle_at]);
 const O_PATH = 0o10000000;
 const outcome = (result: number): 'success' | 'failure' => (result < 0 ? 'failure' : 'success');
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
@@ -257,7 +259,7 @@ export class SecurityEvents {
     const rename = r.type === 'file_rename';
     // truncate(2) takes a path the kernel does not resolve (`/var//log/x`, `/tmp/../var/log/x`):
     // rules compare its lexical normal form; the argument stays in hades.file.argument.
-    const truncateArg = r.syscall === SC_TRUNCATE && r.path.startsWith('/') ? r.path : undefined;
+    const truncateArg = r.syscall === Syscall.truncate && r.path.startsWith('/') ? r.path : undefined;
     // The other calls' path arguments (not an opened file's own path): `/usr/lib//systemd/system/x`
     // and `/root/../etc/cron.d/x` reach the driver's prefixes only in their lexical normal form.
     const fromArgument = (r.flags & SecurityFlag.pathFromFd) === 0;
@@ -282,7 +284,7 @@ export class SecurityEvents {
     const newMode = r.type === 'file_chmod' ? r.mode : modeKnown ? r.fileMode : r.mode;
     const executable = (r.flags & SecurityFlag.modeExec) !== 0;
     const link = (r.flags & SecurityFlag.linkHard) !== 0 ? 'hard' : (r.flags & SecurityFlag.linkSymbolic) !== 0 ? 'symbolic' : undefined;
-    const truncation = r.syscall === SC_TRUNCATE || r.syscall === SC_FTRUNCATE;
+    const truncation = r.syscall === Syscall.truncate || r.syscall === Syscall.ftruncate;
     const setuid = (r.flags & (SecurityFlag.modeSetuid | SecurityFlag.modeSetgid)) !== 0;
     const file = {
       path: target,
@@ -290,7 +292,7 @@ export class SecurityEvents {
       directory: path.dirname(target),
       inode: r.inode || undefined,
       mode: r.type === 'file_delete' || r.type === 'file_rename' || link !== undefined || (truncation && !modeKnown) ? undefined : octal(newMode),
-      type: r.syscall === 29 || r.syscall === 30 || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
+      type: r.syscall === Syscall.mkdir || r.syscall === Syscall.mkdirat || (r.type === 'file_delete' && (r.opFlags & 0x200) !== 0) ? 'dir' : undefined,
     };
     const hadesFile: Record<string, unknown> = {
       syscall: syscallName(r.syscall),
@@ -305,7 +307,7 @@ export class SecurityEvents {
       const resolved = path.posix.resolve(path.posix.dirname(target), r.path2);
       // A name given to an open file (an O_TMPFILE one has no other): path2 is the descriptor's
       // name then (`#<inode>` for an O_TMPFILE file) or the /proc path that was followed.
-      const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === SC_LINKAT) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
+      const fromFd = link === 'hard' && (((r.opFlags & AT_EMPTY_PATH) !== 0 && r.syscall === Syscall.linkat) || ((r.opFlags & AT_SYMLINK_FOLLOW) !== 0 && FD_PATH.test(r.path2)));
       hadesFile['link'] = { type: link, target: r.path2, resolved: r.path2 === '' ? undefined : resolved, from_fd: fromFd || undefined };
     } else if (r.type === 'file_create' && truncation) {
       // truncate(2) / ftruncate(2) to length 0 (the only ones the driver reports): emptied.

@@ -12,7 +12,7 @@ import type { BaseOp } from './parser.js';
 import { compileError, type TextSource } from './problems.js';
 import { compileRegex, type Regex } from './regex.js';
 import { NeedleScanner } from './needles.js';
-import { regexFacts, requiredLiterals } from './regex-prefilter.js';
+import { regexFacts } from './regex-prefilter.js';
 
 export type Literal = string | number | boolean;
 
@@ -53,15 +53,23 @@ function asText(v: unknown): string | undefined {
 }
 
 /**
- * A regular expression's test behind its literal prefilter (regex-prefilter.ts): a text that
- * holds none of the strings every match contains is refused without running the expression.
+ * A regular expression's test behind its prefilters (regex-prefilter.ts): a text shorter than any
+ * match, or that holds none of the strings every match contains, is refused without running the
+ * expression. The length guard holds for case-insensitive expressions too: RE2 folds case one
+ * code point to one code point (simple folding: ß never matches ss, the ﬀ ligature never ff), so
+ * a match holds at least the pattern's fewest code points, and a string holds at least as many
+ * UTF-16 units as code points, whatever their case (K is one unit, the Kelvin sign too; 𐐀 two,
+ * 𐐨 too). A pattern without literals, such as a wallet address of 95 characters, would
+ * otherwise run over every argument of every exec.
  */
-function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
-  if (ci) return foldedPrefilter(re);
-  // A text shorter than any match is refused at once (a pattern without literals, such as a
-  // wallet address of 95 characters, would otherwise run over every argument of every exec).
+export function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
   const { literals, minLength: shortest } = regexFacts(re.pattern);
-  if (literals === undefined) return shortest > 1 ? (s) => s.length >= shortest && re.test(s) : (s) => re.test(s);
+  const test = ci ? foldedPrefilter(re, literals) : literalPrefilter(re, literals);
+  return shortest > 1 ? (s) => s.length >= shortest && test(s) : test;
+}
+
+function literalPrefilter(re: Regex, literals: readonly string[] | undefined): (s: string) => boolean {
+  if (literals === undefined) return (s) => re.test(s);
   if (literals.length === 1) {
     const one = literals[0]!;
     return (s) => s.includes(one) && re.test(s);
@@ -73,13 +81,13 @@ function prefiltered(re: Regex, ci: boolean): (s: string) => boolean {
 }
 
 /**
- * The same for a case-insensitive expression, when the strings its matches hold are ASCII: a
- * text holds one of them in some case when its lower-cased form holds it lower-cased. RE2 folds
- * two other characters into ASCII letters: the Kelvin sign (K, which toLowerCase makes k too)
- * and the long s (ſ, which it keeps: it is replaced by s before the search).
+ * The literal prefilter of a case-insensitive expression, when the strings its matches hold are
+ * ASCII: a text holds one of them in some case when its lower-cased form holds it lower-cased.
+ * RE2 folds two other characters into ASCII letters: the Kelvin sign (K, which toLowerCase makes
+ * k too) and the long s (ſ, which it keeps: it is replaced by s before the search).
  */
-function foldedPrefilter(re: Regex): (s: string) => boolean {
-  const literals = requiredLiterals(re.pattern)?.map((l) => l.toLowerCase());
+function foldedPrefilter(re: Regex, caseSensitive: readonly string[] | undefined): (s: string) => boolean {
+  const literals = caseSensitive?.map((l) => l.toLowerCase());
   if (literals === undefined || !literals.every((l) => [...l].every((c) => c.charCodeAt(0) < 0x80))) return (s) => re.test(s);
   const withS = literals.some((l) => l.includes('s'));
   return (s) => {

@@ -142,6 +142,7 @@ export const IA32_C = String.raw`
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,13 +153,41 @@ static long sys32(long nr, long a, long b, long c, long d, long e)
   return ret;
 }
 
+/* Six arguments: the sixth goes in ebp (saved around the call, below the red zone). */
+static long sys32_6(long nr, long a, long b, long c, long d, long e, long f)
+{
+  long ret;
+  register long sixth asm("r8") = f;
+  asm volatile("sub $128, %%rsp\n\tpush %%rbp\n\tmov %%r8, %%rbp\n\tint $0x80\n\tpop %%rbp\n\tadd $128, %%rsp"
+               : "=a"(ret), "+r"(sixth) : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e) : "memory", "r9", "r10", "r11");
+  return ret;
+}
+
 static char *low;
 static long lowstr(const char *s, int slot) { char *p = low + slot * 1024; strcpy(p, s); return (long)p; }
+
+/* socketcall(call, {args}): the 32-bit words of its array, in low memory. */
+static long socketcall32(int call, unsigned int a, unsigned int b, unsigned int c, unsigned int d, unsigned int e, unsigned int f)
+{
+  unsigned int *args = (void *)(low + 7 * 1024);
+  args[0] = a, args[1] = b, args[2] = c, args[3] = d, args[4] = e, args[5] = f;
+  return sys32(102, call, (long)args, 0, 0, 0);
+}
+
+static struct sockaddr_in *loopback(int slot, int port)
+{
+  struct sockaddr_in *sa = (void *)(low + slot * 1024);
+  memset(sa, 0, sizeof(*sa));
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sa;
+}
 
 int main(int argc, char **argv)
 {
   if (argc < 2) return 2;
-  low = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+  low = mmap(NULL, 8 * 1024, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
   if (low == MAP_FAILED) { perror("mmap"); return 2; }
   const char *op = argv[1];
   long r = -1;
@@ -194,6 +223,75 @@ int main(int argc, char **argv)
     getsockname(fd, (void *)&me, &len);
     printf("%ld %d\n", r, ntohs(me.sin_port));
     return r == 0 ? 0 : 1;
+  } else if (!strcmp(op, "dns") && argc > 3) {        /* a query to 127.0.0.1:53 and its answer; argv[3] in hex */
+    const char *way = argv[2], *hex = argv[3];
+    unsigned int len = strlen(hex) / 2;
+    char *q = low + 2 * 1024, *answer = low + 4 * 1024;
+    for (unsigned int i = 0; i < len && i < 1024; i++) sscanf(hex + 2 * i, "%2hhx", &q[i]);
+    struct sockaddr_in *sa = loopback(0, 53), *from = loopback(1, 0);
+    unsigned int *fromlen = (void *)(low + 6 * 1024);
+    *fromlen = sizeof(*from);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    long got;
+    if (!strcmp(way, "sendto")) {                        /* sendto (369), recvfrom (371) */
+      r = sys32_6(369, fd, (long)q, len, 0, (long)sa, sizeof(*sa));
+      got = sys32_6(371, fd, (long)answer, 1024, 0, (long)from, (long)fromlen);
+    } else if (!strcmp(way, "socketcall-sendto")) {      /* SYS_SENDTO, SYS_RECVFROM */
+      r = socketcall32(11, fd, (unsigned int)(long)q, len, 0, (unsigned int)(long)sa, sizeof(*sa));
+      got = socketcall32(12, fd, (unsigned int)(long)answer, 1024, 0, (unsigned int)(long)from, (unsigned int)(long)fromlen);
+    } else if (!strcmp(way, "socketcall-send")) {        /* SYS_SEND, SYS_RECV on a connected socket */
+      if (connect(fd, (void *)sa, sizeof(*sa))) { perror("connect"); return 2; }
+      r = socketcall32(9, fd, (unsigned int)(long)q, len, 0, 0, 0);
+      got = socketcall32(10, fd, (unsigned int)(long)answer, 1024, 0, 0, 0);
+    } else if (!strcmp(way, "sendmsg") || !strcmp(way, "socketcall-sendmsg") || !strcmp(way, "sendmmsg")) {
+      /* struct compat_msghdr (and compat_mmsghdr: the same and a length), compat_iovec: 32-bit words */
+      unsigned int *iov = (void *)(low + 6 * 1024 + 64), *riov = iov + 2, *msg = iov + 4, *rmsg = iov + 12;
+      iov[0] = (unsigned int)(long)q, iov[1] = len;
+      riov[0] = (unsigned int)(long)answer, riov[1] = 1024;
+      unsigned int m[8] = { (unsigned int)(long)sa, sizeof(*sa), (unsigned int)(long)iov, 1, 0, 0, 0, 0 };
+      unsigned int rm[7] = { (unsigned int)(long)from, sizeof(*from), (unsigned int)(long)riov, 1, 0, 0, 0 };
+      memcpy(msg, m, sizeof(m));
+      memcpy(rmsg, rm, sizeof(rm));
+      if (!strcmp(way, "sendmsg")) {                     /* sendmsg (370), recvmsg (372) */
+        r = sys32(370, fd, (long)msg, 0, 0, 0);
+        got = sys32(372, fd, (long)rmsg, 0, 0, 0);
+      } else if (!strcmp(way, "socketcall-sendmsg")) {   /* SYS_SENDMSG, SYS_RECVMSG */
+        r = socketcall32(16, fd, (unsigned int)(long)msg, 0, 0, 0, 0);
+        got = socketcall32(17, fd, (unsigned int)(long)rmsg, 0, 0, 0, 0);
+      } else {                                           /* sendmmsg (345) of one message, recvmsg (372) */
+        r = sys32(345, fd, (long)msg, 1, 0, 0);
+        r = r == 1 ? (long)msg[7] : -1;                  /* msg_len: the bytes sent */
+        got = sys32(372, fd, (long)rmsg, 0, 0, 0);
+      }
+    } else {
+      return 2;
+    }
+    printf("%ld %ld\n", r, got);
+    return r == (long)len && got > 12 && !memcmp(answer, q, 2) ? 0 : 1;
+  } else if (!strcmp(op, "listen") && argc > 2) {     /* listen and accept: direct (363, 364), socketcall (SYS_LISTEN, SYS_ACCEPT or SYS_ACCEPT4) */
+    const char *way = argv[2];
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in *sa = loopback(0, 0), *peer = loopback(1, 0);
+    if (bind(srv, (void *)sa, sizeof(*sa))) { perror("bind"); return 2; }
+    socklen_t slen = sizeof(*sa);
+    getsockname(srv, (void *)sa, &slen);
+    unsigned int *peerlen = (void *)(low + 6 * 1024);
+    *peerlen = sizeof(*peer);
+    long rl = !strcmp(way, "direct") ? sys32(363, srv, 5, 0, 0, 0) : socketcall32(4, srv, 5, 0, 0, 0, 0);
+    int cli = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(cli, (void *)sa, sizeof(*sa))) { perror("connect"); return 2; }
+    struct sockaddr_in me;
+    socklen_t mlen = sizeof(me);
+    getsockname(cli, (void *)&me, &mlen);
+    long ra;
+    if (!strcmp(way, "direct")) ra = sys32(364, srv, (long)peer, (long)peerlen, 0, 0);
+    else if (!strcmp(way, "socketcall")) ra = socketcall32(5, srv, (unsigned int)(long)peer, (unsigned int)(long)peerlen, 0, 0, 0);
+    else if (!strcmp(way, "socketcall4")) ra = socketcall32(18, srv, (unsigned int)(long)peer, (unsigned int)(long)peerlen, 0, 0, 0);
+    else return 2;
+    printf("{\"listen\": %ld, \"accept\": %ld, \"port\": %d, \"client_port\": %d, \"peer_port\": %d}\n", rl, ra, ntohs(sa->sin_port), ntohs(me.sin_port), ntohs(peer->sin_port));
+    return rl == 0 && ra >= 0 && peer->sin_port == me.sin_port ? 0 : 1;
   } else if (!strcmp(op, "ptrace")) {                 /* ptrace(PTRACE_ATTACH) of a child */
     pid_t child = fork();
     if (child == 0) { for (;;) pause(); }

@@ -191,6 +191,18 @@ describe('hades events: security events from the real kernel', { skip }, () => {
   const bin: Record<string, string> = {};
   const runs: Record<string, ChildRun> = {};
   const dnsIds = { sendto: 0x1a01, connected: 0x1a02, repeat: 0x1a03, loop: 0x1a04, tail: 0x1a05 };
+  /** The 32-bit ways of sending a DNS query (the ia32 program's `dns` ways), each with its query id. */
+  const IA32_DNS = { sendto: 0x1a11, 'socketcall-sendto': 0x1a12, 'socketcall-send': 0x1a13, sendmsg: 0x1a14, 'socketcall-sendmsg': 0x1a15, sendmmsg: 0x1a16 } as const;
+  const IA32_DNS_CALLS: Readonly<Record<keyof typeof IA32_DNS, string>> = {
+    sendto: 'sendto (369), its answer by recvfrom (371)',
+    'socketcall-sendto': 'socketcall(SYS_SENDTO), its answer by socketcall(SYS_RECVFROM)',
+    'socketcall-send': 'socketcall(SYS_SEND) on a connected socket, its answer by socketcall(SYS_RECV)',
+    sendmsg: 'sendmsg (370), its answer by recvmsg (372): compat_msghdr',
+    'socketcall-sendmsg': 'socketcall(SYS_SENDMSG), its answer by socketcall(SYS_RECVMSG)',
+    sendmmsg: 'sendmmsg (345) of one compat_mmsghdr, its answer by recvmsg (372)',
+  };
+  /** The 32-bit ways of listening and accepting (the ia32 program's `listen` ways). */
+  const IA32_LISTEN = { direct: ['listen (363)', 'accept4 (364)'], socketcall: ['socketcall(SYS_LISTEN)', 'socketcall(SYS_ACCEPT)'], socketcall4: ['socketcall(SYS_LISTEN)', 'socketcall(SYS_ACCEPT4)'] } as const;
   const noModules = !existsSync('/proc/modules');
   const canHide = hasTool('unshare') && hasTool('mount');
 
@@ -300,6 +312,10 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         await ia32('ia32Setresuid', 'setresuid32');
         await ia32('ia32Memfd', 'memfd', 'hx-ia32');
         await ia32('ia32Kill', 'kill', String(pid));
+        if (typeof dns !== 'string') {
+          for (const [way, id] of Object.entries(IA32_DNS)) await ia32(`ia32Dns:${way}`, 'dns', way, dnsQuery(id, dnsName(`ia32-${way}`)).toString('hex'));
+        }
+        for (const way of Object.keys(IA32_LISTEN)) await ia32(`ia32Listen:${way}`, 'listen', way);
         runs['tamper'] = await runChild('/bin/sh', ['-c', 'kill -0 "$1"', 'sh', String(pid)]);
         // The same probe from the process that started hades events: its parent.
         process.kill(pid, 0);
@@ -852,6 +868,51 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       assert.deepEqual(e['file'], { name: 'hx-ia32' });
       assert.equal(e['hades'].memfd.fd, Number(ok('ia32Memfd').stdout.trim()));
     });
+
+    for (const [way, id] of Object.entries(IA32_DNS) as [keyof typeof IA32_DNS, number][]) {
+      it(`a DNS query to port 53 by ${IA32_DNS_CALLS[way]}: dns_query, query and answer`, (t) => {
+        if (typeof dns === 'string') return t.skip(dns);
+        const key = `ia32Dns:${way}`;
+        const [sent, got] = ok(key).stdout.trim().split(' ').map(Number);
+        assert.ok(sent !== undefined && sent > 12 && got !== undefined && got > 12, ok(key).stdout);
+        const name = dnsName(`ia32-${way}`);
+        const events = of('dns_query', key).filter((e) => e['dns']?.question?.name === name);
+        const query = events.filter((e) => e['dns'].type === 'query');
+        const answer = events.filter((e) => e['dns'].type === 'answer');
+        assert.equal(query.length, 1, JSON.stringify(events));
+        assert.equal(answer.length, 1, JSON.stringify(events));
+        actor(query[0], key);
+        actor(answer[0], key);
+        assert.deepEqual([query[0]?.['dns'].id, query[0]?.['dns'].question], [id, { name, type: 'A', class: 'IN' }]);
+        assert.deepEqual(query[0]?.['destination'], { ip: '127.0.0.1', port: 53 });
+        assert.deepEqual(query[0]?.['network'], { transport: 'udp', type: 'ipv4', protocol: 'dns', direction: 'egress' });
+        assert.deepEqual([answer[0]?.['dns'].id, answer[0]?.['dns'].response_code, answer[0]?.['dns'].resolved_ip], [id, 'NOERROR', [ANSWER_IP]]);
+        assert.deepEqual(answer[0]?.['destination'], { ip: '127.0.0.1', port: 53 });
+      });
+    }
+
+    for (const [way, [listenCall, acceptCall]] of Object.entries(IA32_LISTEN)) {
+      it(`${listenCall} and ${acceptCall}: listen with port and backlog, accept with both ends`, () => {
+        const key = `ia32Listen:${way}`;
+        const ports = info(key);
+        assert.deepEqual([ports['listen'], ports['peer_port']], [0, ports['client_port']]);
+        const listens = of('listen', key);
+        assert.equal(listens.length, 1, JSON.stringify(listens));
+        const l = listens[0];
+        actor(l, key);
+        assert.equal(l['event'].outcome, 'success');
+        assert.deepEqual(l['source'], { ip: '127.0.0.1', port: ports['port'] });
+        assert.deepEqual([l['network'].transport, l['network'].type, l['hades'].socket.backlog], ['tcp', 'ipv4', 5]);
+        const accepts = of('accept', key);
+        assert.equal(accepts.length, 1, JSON.stringify(accepts));
+        const a = accepts[0];
+        actor(a, key);
+        assert.equal(a['event'].outcome, 'success');
+        assert.deepEqual(a['source'], { ip: '127.0.0.1', port: ports['client_port'] });
+        assert.deepEqual(a['destination'], { ip: '127.0.0.1', port: ports['port'] });
+        assert.deepEqual(a['network'], { transport: 'tcp', type: 'ipv4', direction: 'ingress' });
+      });
+    }
 
     it('kill(hades, 0): tamper', () => {
       const e = of('tamper', 'ia32Kill')[0];

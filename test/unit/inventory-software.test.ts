@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { Row, TableSpec } from '../../src/agent/inventory/table.js';
 import { containers } from '../../src/agent/inventory/tables/containers.js';
-import { crontab, parseCrontab } from '../../src/agent/inventory/tables/cron.js';
+import { crontab, fileVerdict, nameVerdict, parseCrontab, type CronFileFacts } from '../../src/agent/inventory/tables/cron.js';
 import { parseHistory, shellHistory, unmetafy } from '../../src/agent/inventory/tables/history.js';
 import { readBytes } from '../../src/agent/inventory/tables/host-read.js';
 import { debPackages } from '../../src/agent/inventory/tables/packages-deb.js';
@@ -96,6 +96,8 @@ describe('crontab', () => {
       command: 'cd / && run-parts --report /etc/cron.hourly',
       path: '/etc/crontab',
       line: 6,
+      active: null,
+      inactive_reason: null,
     });
     assert.deepEqual(
       [system[1]?.['special'], system[1]?.['user'], system[1]?.['command'], system[1]?.['minute']],
@@ -129,8 +131,19 @@ describe('crontab', () => {
       command: '/etc/cron.daily/logrotate',
       path: '/etc/cron.daily/logrotate',
       line: null,
+      active: null,
+      inactive_reason: null,
     });
-    assert.ok(!rows.some((r) => String(r['command']).includes('/ignored')), 'hidden and backup~ files are not read');
+    // Not a Debian host (no /etc/debian_version): only the rules every cron has are applied.
+    assert.deepEqual(
+      rows.filter((r) => r['active'] !== null).map((r) => [r['path'], r['active'], r['inactive_reason']]),
+      [
+        ['/etc/cron.d/.hidden', 0, 'hidden name (starts with a dot): cron skips it'],
+        ['/etc/cron.d/backup~', 0, 'editor backup name (ends with ~): cron skips it'],
+        ['/etc/cron.daily/.placeholder', 0, 'hidden name (starts with a dot): run-parts skips it'],
+      ],
+      'hidden and backup~ files are listed, as skipped',
+    );
 
     const broken = ctx.warnings.filter((w) => w.code === 'HADES_ERR_INVENTORY_MALFORMED').map((w) => `${w.path ?? ''} ${w.message}`);
     assert.deepEqual(broken, [
@@ -154,6 +167,135 @@ describe('crontab', () => {
       parseCrontab(ctx, '  \t# c\n@Daily  /bin/run x\r\n', { path: '/x', user: 'bob' }).map((r) => [r['special'], r['command'], r['line']]),
       [['@daily', '/bin/run x', 2]],
     );
+  });
+});
+
+describe('crontab: what cron skips', () => {
+  const facts = (target: { uid?: number; mode: number; nlink?: number }, link?: { uid: number }): CronFileFacts => ({
+    link: { uid: link?.uid ?? target.uid ?? 0, isSymbolicLink: () => link !== undefined },
+    target: { uid: target.uid ?? 0, mode: target.mode, nlink: target.nlink ?? 1 },
+  });
+  const accounts = new Map([['root', 0], ['alice', 1000]]);
+
+  it("names: every cron skips hidden and backup names; Debian's cron and run-parts anything but letters, digits, _ and -", () => {
+    for (const place of ['cron.d', 'spool', 'periodic'] as const) {
+      for (const debian of [false, true]) {
+        assert.match(nameVerdict('.placeholder', place, debian)?.reason ?? '', /hidden/);
+        assert.match(nameVerdict('job~', place, debian)?.reason ?? '', /backup/);
+        assert.equal(nameVerdict('Job_2-x', place, debian), undefined);
+      }
+    }
+    for (const name of ['job.dpkg-dist', 'backup.sh', 'a b', 'caf\u00e9', 'x+y', 'x,']) {
+      assert.match(nameVerdict(name, 'cron.d', true)?.reason ?? '', /^name has characters other than .*: cron skips it$/, name);
+      assert.match(nameVerdict(name, 'periodic', true)?.reason ?? '', /: run-parts skips it$/, name);
+      assert.equal(nameVerdict(name, 'cron.d', false), undefined, `${name}: not judged off Debian`);
+      assert.equal(nameVerdict(name, 'spool', true), undefined, `${name}: a spool file is judged by its account, not its name`);
+    }
+    assert.equal(nameVerdict('.anything', 'system', true), undefined, '/etc/crontab has no name rule');
+  });
+
+  it('owner, mode and links, in the order Debian\'s cron checks them', () => {
+    const system = (f: CronFileFacts): string | null | undefined => fileVerdict(f, 'cron.d', 'job', true, accounts)?.reason;
+    assert.equal(system(facts({ mode: 0o100644 })), undefined);
+    assert.equal(system(facts({ mode: 0o100600 })), undefined);
+    assert.match(system(facts({ mode: 0o100664 })) ?? '', /mode 0664, writable by group or others/);
+    assert.match(system(facts({ mode: 0o100646 })) ?? '', /mode 0646, writable by group or others/);
+    assert.match(system(facts({ mode: 0o100644, uid: 1000 })) ?? '', /owned by uid 1000, not root/);
+    assert.match(system(facts({ mode: 0o100644 }, { uid: 1000 })) ?? '', /symbolic link owned by uid 1000/);
+    assert.match(system(facts({ mode: 0o100644, nlink: 2 })) ?? '', /2 hard links, not 1/);
+    assert.equal(fileVerdict(facts({ mode: 0o100666, uid: 5 }), 'cron.d', 'job', false, undefined), undefined, 'not judged off Debian');
+
+    const spool = (name: string, f: CronFileFacts): string | null | undefined => fileVerdict(f, 'spool', name, true, accounts)?.reason;
+    assert.equal(spool('alice', facts({ mode: 0o100600, uid: 1000 })), undefined);
+    assert.equal(spool('alice', facts({ mode: 0o100600, uid: 0 })), undefined, 'root may own a user crontab');
+    assert.match(spool('alice', facts({ mode: 0o100600, uid: 1001 })) ?? '', /owned by uid 1001, neither alice nor root/);
+    assert.match(spool('alice', facts({ mode: 0o100644, uid: 1000 })) ?? '', /mode 0644, not 0600/);
+    assert.match(spool('tmp.X1y2', facts({ mode: 0o100600 })) ?? '', /no account named tmp.X1y2/);
+    assert.equal(fileVerdict(facts({ mode: 0o100600 }), 'spool', 'tmp.X1y2', true, undefined), undefined, 'no /etc/passwd: the account is not judged');
+
+    for (const debian of [false, true]) {
+      assert.match(fileVerdict(facts({ mode: 0o100644 }), 'periodic', 'job', debian, accounts)?.reason ?? '', /not executable: run-parts skips it/);
+      assert.equal(fileVerdict(facts({ mode: 0o100700, uid: 1000 }), 'periodic', 'job', debian, accounts), undefined, 'run-parts checks neither owner nor mode beyond x');
+    }
+  });
+
+  it('on a Debian host lists every file with its verdict, and agrees with the real run-parts on cron.daily', { skip: process.getuid?.() !== 0 && 'needs root to give files other owners' }, async () => {
+    const host = mkdtempSync(path.join(tmpdir(), 'hades-inv-cron-'));
+    try {
+      const put = (file: string, text: string, mode: number, uid = 0): void => {
+        const full = path.join(host, file);
+        mkdirSync(path.dirname(full), { recursive: true });
+        writeFileSync(full, text);
+        chmodSync(full, mode);
+        chownSync(full, uid, 0);
+      };
+      const job = (user: string): string => `* * * * * ${user} /bin/true\n`;
+      put('etc/debian_version', '12.5\n', 0o644);
+      put('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n', 0o644);
+      put('etc/crontab', job('root'), 0o644);
+      put('etc/cron.d/good', job('root'), 0o644);
+      put('etc/cron.d/.placeholder', job('root'), 0o644);
+      put('etc/cron.d/job.dpkg-dist', job('root'), 0o644);
+      put('etc/cron.d/backup.sh', job('root'), 0o644);
+      put('etc/cron.d/group-writable', job('root'), 0o664);
+      put('etc/cron.d/not-roots', job('root'), 0o644, 1000);
+      put('etc/cron.d/hard-linked', job('root'), 0o644);
+      linkSync(path.join(host, 'etc/cron.d/hard-linked'), path.join(host, 'etc/hard-link'));
+      put('opt/linked', job('root'), 0o644);
+      symlinkSync('../../opt/linked', path.join(host, 'etc/cron.d/root-link'));
+      symlinkSync('../../opt/linked', path.join(host, 'etc/cron.d/alice-link'));
+      lchownSync(path.join(host, 'etc/cron.d/alice-link'), 1000, 1000);
+      put('var/spool/cron/crontabs/alice', '@reboot /bin/true\n', 0o600, 1000);
+      put('var/spool/cron/crontabs/tmp.aB3dE', '@reboot /bin/true\n', 0o600);
+      put('var/spool/cron/alice', '@reboot /bin/true\n', 0o600, 1000);
+      put('etc/cron.daily/good', '#!/bin/sh\n', 0o755);
+      put('etc/cron.daily/with.dot', '#!/bin/sh\n', 0o755);
+      put('etc/cron.daily/no-exec', '#!/bin/sh\n', 0o644);
+      put('etc/cron.daily/.placeholder', '', 0o644);
+      put('etc/cron.daily/old~', '#!/bin/sh\n', 0o755);
+      put('etc/cron.daily/not-roots', '#!/bin/sh\n', 0o777, 1000);
+
+      const ctx = testContext(host);
+      const rows = await crontab.generate(ctx);
+      assertRowsMatchSpec(crontab, rows);
+      assert.deepEqual(ctx.warnings, []);
+      const verdicts = Object.fromEntries(rows.map((r) => [r['path'], r['active'] === 1 ? 'runs' : String(r['inactive_reason'])]));
+      assert.deepEqual(verdicts, {
+        '/etc/crontab': 'runs',
+        '/etc/cron.d/.placeholder': 'hidden name (starts with a dot): cron skips it',
+        '/etc/cron.d/alice-link': 'symbolic link owned by uid 1000, not root: cron skips it',
+        '/etc/cron.d/backup.sh': 'name has characters other than letters, digits, _ and - (a dot, for one): cron skips it',
+        '/etc/cron.d/good': 'runs',
+        '/etc/cron.d/group-writable': 'mode 0664, writable by group or others: cron skips it',
+        '/etc/cron.d/hard-linked': '2 hard links, not 1: cron skips it',
+        '/etc/cron.d/job.dpkg-dist': 'name has characters other than letters, digits, _ and - (a dot, for one): cron skips it',
+        '/etc/cron.d/not-roots': 'owned by uid 1000, not root: cron skips it',
+        '/etc/cron.d/root-link': 'runs',
+        '/var/spool/cron/crontabs/alice': 'runs',
+        '/var/spool/cron/crontabs/tmp.aB3dE': 'no account named tmp.aB3dE: cron skips it',
+        '/var/spool/cron/alice': "Debian's cron reads users' crontabs in /var/spool/cron/crontabs only: cron skips it",
+        '/etc/cron.daily/.placeholder': 'hidden name (starts with a dot): run-parts skips it',
+        '/etc/cron.daily/good': 'runs',
+        '/etc/cron.daily/no-exec': 'not executable: run-parts skips it',
+        '/etc/cron.daily/not-roots': 'runs',
+        '/etc/cron.daily/old~': 'editor backup name (ends with ~): run-parts skips it',
+        '/etc/cron.daily/with.dot': 'name has characters other than letters, digits, _ and - (a dot, for one): run-parts skips it',
+      });
+
+      // The real run-parts (Debian's debianutils) is the oracle for the cron.* folders, where present.
+      let runParts: string | undefined;
+      try {
+        runParts = execFileSync('run-parts', ['--test', path.join(host, 'etc/cron.daily')], { encoding: 'utf8' });
+      } catch {
+        runParts = undefined;
+      }
+      if (runParts !== undefined) {
+        const ours = rows.filter((r) => r['special'] === '@daily' && r['active'] === 1).map((r) => path.posix.basename(String(r['path'])));
+        assert.deepEqual(ours, runParts.trim().split('\n').map((line) => path.basename(line)));
+      }
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,6 +15,8 @@ import { parse } from 'yaml';
 import { checkEvent, eventActions, eventKinds, exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { formatProblem, loadRules, type LoadResult, type Match, type RuleFile, type RuleSet } from '../../src/rules/index.js';
 import { NeedleScanner } from '../../src/rules/needles.js';
+import { prefiltered } from '../../src/rules/operators.js';
+import { compileRegex, type Regex } from '../../src/rules/regex.js';
 import { minimumLength, requiredLiterals } from '../../src/rules/regex-prefilter.js';
 import { convertSigma, type SigmaFile } from '../../src/rules/sigma/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
@@ -492,6 +494,48 @@ rules:
     assert.deepEqual(run(['x', '-o', '\u017ftratum1+ssl://pool:443']), ['stratum']);
     assert.deepEqual(run(['x', '--\u212Aill=9']), ['kelvin']);
     assert.deepEqual(run(['x', '-o', 'tcp://pool:3333', '--kil=9']), []);
+  });
+
+  it('refuses a text shorter than any match without running a case-insensitive expression too', () => {
+    let runs = 0;
+    const counting = (pattern: string): Regex => {
+      const re = compileRegex(pattern, true);
+      return { pattern, test: (s) => (runs++, re.test(s)) };
+    };
+    // No ASCII string every match holds, so no literal prefilter: only the length guard spares RE2.
+    const hash = prefiltered(counting('[0-9a-f]{64}'), true);
+    assert.equal(hash('abc'), false);
+    assert.equal(hash('x'.repeat(63)), false);
+    assert.equal(runs, 0, 'shorter texts never reach RE2');
+    assert.equal(hash('A'.repeat(64)), true);
+    assert.equal(runs, 1);
+    // Folding keeps one code point per code point: the Kelvin sign and the long s are one UTF-16
+    // unit, like k and s; Deseret letters are two in either case.
+    assert.equal(prefiltered(compileRegex('^k{3}$', true), true)('\u212A\u212A\u212A'), true);
+    assert.equal(prefiltered(compileRegex('^ss$', true), true)('\u017f\u017f'), true);
+    assert.equal(prefiltered(compileRegex('^\u{10428}{2}$', true), true)('\u{10400}\u{10400}'), true);
+  });
+
+  it('never refuses a text a case-insensitive expression matches, with characters whose cases differ in form or length', () => {
+    // RE2 folds simply: one code point to one (ß is not ss, the ﬀ ligature not ff, ΐ is ΐ).
+    assert.equal(compileRegex('^ss$', true).test('\u00df'), false);
+    assert.equal(compileRegex('^ff$', true).test('\ufb00'), false);
+    const tricky = ['k', 'K', '\u212A', 's', 'S', '\u017f', '\u00df', '\u1e9e', '\ufb00', 'f', 'i', 'I', '\u0130', '\u0131', '\u03a3', '\u03c3', '\u03c2', '\u0390', '\u1fd3', '\u{10400}', '\u{10428}', '\u00b5', '\u03bc', 'a'];
+    const atoms = [...tricky, '.', '[ks]', '[^a]', '\\w', '(k|ss)', '(\u00df|f)'];
+    const quantifiers = ['', '', '*', '+', '?', '{2}', '{1,3}'];
+    let guarded = 0;
+    for (let i = 0; i < 1_500; i++) {
+      let pattern = '';
+      for (let k = 1 + random(5); k > 0; k--) pattern += pick(atoms) + pick(quantifiers);
+      const re = compileRegex(pattern, true);
+      const test = prefiltered(re, true);
+      if (minimumLength(pattern) > 1) guarded++;
+      for (let t = 0; t < 30; t++) {
+        const text = Array.from({ length: random(7) }, () => pick(tricky)).join('');
+        if (re.test(text)) assert.ok(test(text), `${pattern} matches ${JSON.stringify(text)} (${text.length} units), refused`);
+      }
+    }
+    assert.ok(guarded > 500, `${guarded} patterns with a length guard`);
   });
 
   it('gives none when a match may hold none, or when it does not understand the pattern', () => {

@@ -9,7 +9,7 @@ import { FrameReader } from '../../src/common/codec/frames.js';
 import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
 import { decodeRecords, newDecodeCounters, RecordFlag, type DecodeCounters, type DriverRecord, type ExecRecord } from '../../src/agent/driver/records.js';
 import { SecurityKind, type SecurityRecord } from '../../src/agent/driver/security-records.js';
-import { pathWatched, SecurityEvents } from '../../src/agent/security-events.js';
+import { OPEN_CALLS, pathWatched, SecurityEvents, Syscall, syscallName } from '../../src/agent/security-events.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { concat } from '../helpers/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
@@ -333,6 +333,27 @@ describe('file_create events of links', () => {
     return { ...base, result: 0, mode: 0, fileMode: 0, inode: 0, opFlags: 0, ...over };
   };
   const build = (r: SecurityRecord, protectedPaths: readonly string[] = []) => new SecurityEvents(newBuilder(), { protectedPaths }).build(r).map((e) => wire(e) as AnyEvent);
+
+  it("names the driver's syscall ids as driver/src/wire.h does, and tells an in-place write by the open calls' names", () => {
+    // The agent's table is the driver's enum hades_sc: a renumbering on one side fails here.
+    const header = readFileSync(`${projectRoot}driver/src/wire.h`, 'utf8');
+    const body = /enum hades_sc \{([^}]*)\}/.exec(header)?.[1] ?? '';
+    const driver = Object.fromEntries([...body.matchAll(/HADES_SC_([A-Z0-9_]+) = (\d+)/g)].filter(([, name]) => name !== 'NONE' && name !== 'COUNT').map(([, name, id]) => [name!.toLowerCase(), Number(id)]));
+    assert.ok(Object.keys(driver).length > 50, 'the enum was read');
+    assert.deepEqual({ ...Syscall }, driver);
+    for (const [name, id] of Object.entries(Syscall)) assert.equal(syscallName(id), name);
+    assert.equal(syscallName(999), 'syscall_999');
+    assert.deepEqual([...OPEN_CALLS].map(syscallName).sort(), ['open', 'open_by_handle_at', 'openat', 'openat2']);
+
+    const O_WRONLY = 1;
+    const written = (syscall: number, opFlags = O_WRONLY) => build(record({ syscall, flags: 0, opFlags, path: '/etc/passwd', path2: '' }))[0]?.['hades'].file.written;
+    for (const call of ['open', 'openat', 'openat2', 'open_by_handle_at'] as const) {
+      assert.equal(written(Syscall[call]), true, call);
+      assert.equal(written(Syscall[call], O_WRONLY | 0o1000), undefined, `${call} with O_TRUNC empties the file`);
+    }
+    assert.equal(written(Syscall.creat), undefined, 'creat always creates or empties');
+    assert.equal(written(Syscall.truncate, 0o1000), undefined);
+  });
 
   it('carries the target as given and made absolute, and no mode of its own', () => {
     const [e] = build(record({ syscall: 48, flags: 0x200000 | 0x2000, path: '/etc/cron.daily/j', path2: '../../dev/shm/.j' }));
