@@ -29,7 +29,8 @@ export interface ApiClient {
   readonly base: string;
   get(path: string, query?: Record<string, string | string[] | undefined>): Promise<unknown>;
   post(path: string, body: unknown): Promise<unknown>;
-  patch(path: string, body: unknown): Promise<unknown>;
+  /** `headers`: more request headers (If-Match). */
+  patch(path: string, body: unknown, headers?: Readonly<Record<string, string>>): Promise<unknown>;
   put(path: string, body: unknown): Promise<unknown>;
   delete(path: string): Promise<unknown>;
 }
@@ -147,7 +148,7 @@ export async function named<T>(call: Promise<T>, what: string, hint: string): Pr
 
 /** A client of a given API address, token and CA. */
 export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string; refusedHint?: string }): ApiClient {
-  const call = (method: string, path: string, body?: unknown) =>
+  const call = (method: string, path: string, body?: unknown, extraHeaders: Readonly<Record<string, string>> = {}) =>
     new Promise<unknown>((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -155,7 +156,7 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
         {
           method,
           ...(ca ? { ca } : {}),
-          headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
+          headers: { ...extraHeaders, authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
           timeout: 30_000,
         },
         (response) => {
@@ -205,7 +206,7 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
       return call('GET', qs ? `${path}?${qs}` : path);
     },
     post: (path, body) => call('POST', path, body),
-    patch: (path, body) => call('PATCH', path, body),
+    patch: (path, body, headers) => call('PATCH', path, body, headers),
     put: (path, body) => call('PUT', path, body),
     delete: (path) => call('DELETE', path),
   };

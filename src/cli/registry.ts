@@ -292,7 +292,8 @@ export const commands: readonly CommandSpec[] = [
         .argument('<id>', 'the alert\'s id')
         .option('--status <status>', 'new, acknowledged, resolved or false_positive')
         .option('--assignee <name>', 'who works on it')
-        .option('--unassign', 'nobody works on it'),
+        .option('--unassign', 'nobody works on it')
+        .option('--revision <n>', 'only if the alert is still at this revision (hades alerts show prints it): a colleague\'s triage since is not overwritten'),
     run: lazy(alertCommands, (m) => m.alertsTriage),
   },
   {

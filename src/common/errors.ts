@@ -364,6 +364,11 @@ export const errorCatalog = {
     summary: 'The request would revoke the last admin API token, which would leave nobody able to manage the server (409).',
     remedy: 'Create another admin token first (POST /api/v1/tokens/api with role admin), then revoke this one.',
   },
+  HADES_ERR_ALERT_CHANGED: {
+    kind: 'input',
+    summary: 'A triage (PATCH /api/v1/alerts/ID) sent If-Match with a revision the alert no longer has: someone triaged it since it was read; nothing was changed (412).',
+    remedy: 'Read the alert again (its ETag, or `revision` in its JSON; `details` of the error give the current state), decide again, and send the triage with the new revision.',
+  },
   HADES_ERR_ALERT_TOO_MANY_COMMENTS: {
     kind: 'input',
     summary: 'An alert already has the most comments one alert takes (500); the comment was not added (409).',

@@ -33,7 +33,7 @@ import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.j
 import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask, TASK_PARAMS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
-import type { AlertComment, AlertQuery, Suppression } from './alerts/store.js';
+import { alertEtag, type AlertComment, type AlertQuery, type Suppression, type TriageState } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
@@ -98,13 +98,21 @@ export interface ApiPorts {
   revokeApiToken(id: string): boolean;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
   getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
-  triageAlert(id: string, change: { status?: AlertStatus; assignee?: string | null }): Alert | undefined;
-  commentAlert(id: string, author: string, text: string): AlertComment | undefined;
+  /**
+   * Triages an alert (undefined: no such alert). `expected`: the revisions the caller read
+   * (If-Match), else the last writer wins; `record(from, to)` (its audit entry) runs in the
+   * triage's transaction, before it is committed.
+   */
+  triageAlert(id: string, change: { status?: AlertStatus; assignee?: string | null }, options: { expected?: readonly number[]; record: (from: TriageState, to: Alert) => void }): Alert | undefined;
+  /** Comments on an alert; `record` (its audit entry) runs in the same transaction. */
+  commentAlert(id: string, author: string, text: string, record: (comment: AlertComment) => void): AlertComment | undefined;
   listRules(): unknown;
   reloadRules(): Promise<unknown>;
   listSuppressions(includeExpired: boolean): Suppression[];
-  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }): Suppression;
-  deleteSuppression(id: string): boolean;
+  /** `record` (its audit entry) runs in the same transaction. */
+  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }, record: (created: Suppression) => void): Suppression;
+  /** `record` is told what is lifted, in the same transaction; false: no such suppression. */
+  deleteSuppression(id: string, record: (lifted: Suppression) => void): boolean;
   /** Agents targeted by a fleet query: named ones, a group's, or (neither) every agent not revoked. */
   queryTargets(request: { agents?: string[]; group?: string }): string[];
   /** Makes a fleet query; `record(id)` (its audit entry) runs in the same transaction, before any task is sent. */
@@ -134,6 +142,8 @@ const statusOfCode = (code: ErrorCode): number => {
     case 'HADES_ERR_API_LAST_ADMIN':
     case 'HADES_ERR_ALERT_TOO_MANY_COMMENTS':
       return 409;
+    case 'HADES_ERR_ALERT_CHANGED':
+      return 412;
     case 'HADES_ERR_API_TOO_LARGE':
       return 413;
     case 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE':
@@ -247,6 +257,28 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
 /** A task's parameters as the audit log keeps them: long texts (SQL) cut to 1 KiB. */
 function auditedParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, typeof value === 'string' && value.length > 1024 ? `${value.slice(0, 1024)}…` : value]));
+}
+
+/** One entity tag of a list (RFC 9110): `"..."`, or weak `W/"..."`. */
+const ENTITY_TAG = /^(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$/;
+
+/**
+ * The alert revisions an If-Match header accepts: undefined when there is none or it is `*` (any
+ * revision of an alert that exists). Weak tags never match (If-Match compares strongly), nor
+ * does a tag that is not one this server gives; so a list of only such tags is an empty list,
+ * which no revision matches. A header that is not a list of entity tags is a 400.
+ */
+export function ifMatchRevisions(header: string | string[] | undefined): number[] | undefined {
+  if (header === undefined) return undefined;
+  const text = (Array.isArray(header) ? header.join(',') : header).trim();
+  if (text === '*') return undefined;
+  const revisions: number[] = [];
+  for (const item of text.split(',').map((t) => t.trim())) {
+    const match = ENTITY_TAG.exec(item);
+    if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `If-Match ${JSON.stringify(text.slice(0, 200))} is not a list of entity tags: send the ETag that GET /api/v1/alerts/ID gave, quotes included (e.g. If-Match: "3"), or * (any revision)`);
+    if (match[1] === undefined && /^[1-9][0-9]{0,14}$/.test(match[2]!)) revisions.push(Number(match[2]));
+  }
+  return revisions;
 }
 
 /**
@@ -443,7 +475,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
        */
       success?: readonly (200 | 201)[];
       /** Error statuses besides the usual ones (400, 401, 403, 404, 503) that the route answers. */
-      errors?: readonly 409[];
+      errors?: readonly (409 | 412)[];
     },
     handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
   ) => {
@@ -789,26 +821,36 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
     },
   );
-  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments.', tags: ['alerts'], params: Id }, (request) => {
+  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments. The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id }, (request, reply) => {
     who(request, 'read-only');
-    return found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
+    const alert = found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
+    if (alert.revision !== undefined) void reply.header('etag', alertEtag(alert.revision));
+    return alert;
   });
   route(
     'PATCH',
     '/api/v1/alerts/:id',
     {
       role: 'analyst',
-      summary: 'Triage an alert: its status and assignee.',
+      summary:
+        'Triage an alert: its status and assignee. With If-Match (the ETag of GET /api/v1/alerts/ID), an alert triaged since by someone else is not changed: 412 HADES_ERR_ALERT_CHANGED with its current state in `details`. Without If-Match the last triage wins. The answer\'s ETag is the new revision.',
       tags: ['alerts'],
       params: Id,
+      errors: [412],
       body: Type.Object({ status: Type.Optional(Statuses), assignee: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
     },
-    (request) => {
+    (request, reply) => {
       const principal = who(request, 'analyst');
-      const before = ports.getAlert(request.params.id);
-      const alert = found(ports.triageAlert(request.params.id, request.body), `alert ${request.params.id}`);
-      // What it was, as well as what it became.
-      ports.audit(principal, 'alert.triage', request.params.id, { ...request.body, from: { status: before?.status, assignee: before?.assignee ?? null } });
+      const expected = ifMatchRevisions(request.headers['if-match']);
+      const alert = found(
+        ports.triageAlert(request.params.id, request.body, {
+          ...(expected === undefined ? {} : { expected }),
+          // What it was, as well as what it became; written with the change or not at all.
+          record: (from, to) => ports.audit(principal, 'alert.triage', request.params.id, { ...request.body, from: { status: from.status, assignee: from.assignee }, revision: to.revision }),
+        }),
+        `alert ${request.params.id}`,
+      );
+      if (alert.revision !== undefined) void reply.header('etag', alertEtag(alert.revision));
       return alert;
     },
   );
@@ -818,9 +860,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { role: 'analyst', summary: 'Comment on an alert (at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
-      const comment = found(ports.commentAlert(request.params.id, principal.name, request.body.text), `alert ${request.params.id}`);
-      ports.audit(principal, 'alert.comment', request.params.id, { text: request.body.text.slice(0, 1024) });
-      return comment;
+      return found(
+        ports.commentAlert(request.params.id, principal.name, request.body.text, () => ports.audit(principal, 'alert.comment', request.params.id, { text: request.body.text.slice(0, 1024) })),
+        `alert ${request.params.id}`,
+      );
     },
   );
   route(
@@ -857,25 +900,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const now = Date.now();
       const duration = now - parseSince(request.body.for, now);
       if (duration < 1000 || duration > 365 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `for must be between 1s and 365d (got ${request.body.for})`);
-      const created = ports.addSuppression({
-        ruleId: request.body.rule,
-        host: request.body.host ?? null,
-        field: request.body.field ?? null,
-        value: request.body.value ?? null,
-        until: now + duration,
-        reason: request.body.reason,
-        createdBy: principal.name,
-      });
-      ports.audit(principal, 'suppression.create', created.id, { rule: created.rule_id, host: created.host, field: created.field, value: created.value, until: created.until, reason: created.reason });
-      return created;
+      return ports.addSuppression(
+        {
+          ruleId: request.body.rule,
+          host: request.body.host ?? null,
+          field: request.body.field ?? null,
+          value: request.body.value ?? null,
+          until: now + duration,
+          reason: request.body.reason,
+          createdBy: principal.name,
+        },
+        (created) => ports.audit(principal, 'suppression.create', created.id, { rule: created.rule_id, host: created.host, field: created.field, value: created.value, until: created.until, reason: created.reason }),
+      );
     },
   );
   route('DELETE', '/api/v1/suppressions/:id', { role: 'analyst', summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
     const principal = who(request, 'analyst');
-    // What is lifted is gone from the store: the audit log keeps what it was.
-    const lifted = ports.listSuppressions(true).find((x) => x.id === request.params.id);
-    if (!ports.deleteSuppression(request.params.id)) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no suppression ${request.params.id}`);
-    ports.audit(principal, 'suppression.delete', request.params.id, lifted ? { rule: lifted.rule_id, host: lifted.host, field: lifted.field, value: lifted.value, until: lifted.until, reason: lifted.reason, hits: lifted.hits } : {});
+    // What is lifted is gone from the store: the audit log keeps what it was (in the same transaction).
+    const lifted = ports.deleteSuppression(request.params.id, (was) =>
+      ports.audit(principal, 'suppression.delete', request.params.id, { rule: was.rule_id, host: was.host, field: was.field, value: was.value, until: was.until, reason: was.reason, hits: was.hits }),
+    );
+    if (!lifted) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no suppression ${request.params.id}`);
     return { ok: true };
   });
 

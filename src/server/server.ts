@@ -194,6 +194,7 @@ export class HadesServer {
       rules: ruleSource(config.rules),
       remote: ingest,
       store: this.alerts,
+      enrolledHost: (agentId) => this.registry?.enrolledHostOf(agentId),
       events: this.store,
       publish: (alert: Alert) => outputs.send(alert),
       dedupWindowMs: config.alerts.dedup_window_s * 1000,
@@ -516,15 +517,15 @@ export class HadesServer {
       },
       searchAlerts: (query) => alerts.search(query),
       getAlert: (id) => alerts.get(id),
-      triageAlert: (id, change) => alerts.triage(id, change),
-      commentAlert: (id, author, text) => alerts.comment(id, author, text),
+      triageAlert: (id, change, options) => alerts.triage(id, change, options),
+      commentAlert: (id, author, text, record) => alerts.comment(id, author, text, record),
       listRules: async () => {
         const counters = new Map((await detector.ruleStats()).map((s) => [s.id, s]));
         return { ...detector.rules, detection: detector.stats(), outputs: this.outputs?.stats() ?? [], list: detector.ruleInfo.map(({ dedupBy, ...rule }) => ({ ...rule, ...(dedupBy === undefined ? {} : { dedup_by: dedupBy }), stats: counters.get(rule.id) })) };
       },
       reloadRules: () => detector.reload(),
       listSuppressions: (includeExpired) => alerts.listSuppressions(includeExpired),
-      addSuppression: (input) => {
+      addSuppression: (input, record) => {
         // A suppression for a rule or field that does not exist would silently never match.
         const ids = detector.ruleInfo.map((r) => r.id);
         if (input.ruleId !== '*' && !ids.includes(input.ruleId)) {
@@ -542,9 +543,9 @@ export class HadesServer {
         for (const [name, text] of [['host', input.host], ['reason', input.reason]] as const) {
           if (text != null && /[\p{Cc}\p{Cs}]/u.test(text)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `${name}: control characters are not allowed`);
         }
-        return alerts.addSuppression(input);
+        return alerts.addSuppression(input, record);
       },
-      deleteSuppression: (id) => alerts.deleteSuppression(id),
+      deleteSuppression: (id, record) => alerts.deleteSuppression(id, record),
       queryTargets: ({ agents, group }) => {
         if (agents) return agents;
         const matched = registry.list({ ...(group ? { group } : {}), revoked: false }).map((a) => a.id);

@@ -1524,7 +1524,8 @@ describe('alerts through the API and the hades command', () => {
     // Triage says what the alert was as well as what it became; comments are audited too.
     const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
     const triage = entries.find((e) => e['action'] === 'alert.triage' && e['target'] === alertId && e['details']?.status === 'resolved');
-    assert.deepEqual(triage?.['details'], { status: 'resolved', assignee: 'bo', from: { status: triage?.['details'].from.status, assignee: triage?.['details'].from.assignee } });
+    assert.deepEqual(triage?.['details'], { status: 'resolved', assignee: 'bo', from: { status: triage?.['details'].from.status, assignee: triage?.['details'].from.assignee }, revision: triage?.['details'].revision });
+    assert.equal(typeof triage?.['details'].revision, 'number', 'the revision the triage made');
     assert.notEqual(triage?.['details'].from.status, 'resolved');
     assert.ok(entries.some((e) => e['action'] === 'alert.comment' && e['target'] === alertId && e['details']?.text === 'closed: lab test'));
     const json = await run('show', alertId, '--json');

@@ -14,6 +14,7 @@ import { ruleSource } from '../../src/server/alerts/rule-source.js';
 import { AlertStore, MAX_ALERT_COMMENTS } from '../../src/server/alerts/store.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { openDatabase } from '../../src/server/db.js';
+import { AuditLog } from '../../src/server/fleet/audit.js';
 import { EventStore } from '../../src/server/store/events.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-alerts-'));
@@ -53,6 +54,9 @@ rules:
 
 const quiet = () => new Logger({ level: 'error', maxBytes: 1 << 20, maxFiles: 1, stream: new PassThrough() });
 
+/** The host name each test agent enrolled with (the fleet's record). */
+const ENROLLED: Readonly<Record<string, string>> = { 'agent-1': (exampleEvent('exec') as any).host.name as string, 'agent-2': 'web-2' };
+
 function setup(text = RULES, options: { dedupWindowMs?: number; now?: () => number } = {}) {
   const db = openDatabase(':memory:');
   const events = new EventStore(db);
@@ -62,6 +66,7 @@ function setup(text = RULES, options: { dedupWindowMs?: number; now?: () => numb
   const detector = new Detector({
     rules: () => Promise.resolve(current),
     store,
+    enrolledHost: (agentId) => ENROLLED[agentId],
     events,
     publish: (alert) => published.push(alert),
     dedupWindowMs: options.dedupWindowMs ?? 600_000,
@@ -69,9 +74,9 @@ function setup(text = RULES, options: { dedupWindowMs?: number; now?: () => numb
     log: quiet(),
     ...(options.now ? { now: options.now } : {}),
   });
-  const ingest = (batch: Record<string, unknown>[], arrived = Date.now()) => {
-    const result = events.insertBatch('agent-1', batch);
-    detector.process('agent-1', result.storedIndexes.map((i) => batch[i]!), arrived);
+  const ingest = (batch: Record<string, unknown>[], arrived = Date.now(), agentId = 'agent-1') => {
+    const result = events.insertBatch(agentId, batch);
+    detector.process(agentId, result.storedIndexes.map((i) => batch[i]!), arrived);
     return result;
   };
   return { db, events, store, detector, published, ingest, setRules: (next: RuleSource) => (current = next) };
@@ -250,7 +255,7 @@ describe('alerts: detection', () => {
       assert.equal(detector.stats().suppressed, 1);
       assert.equal(store.listSuppressions()[0]?.hits, 1);
       // Another host is not suppressed.
-      ingest([webShell(T0 + 1, (e) => (e.host.name = 'other-host'))]);
+      ingest([webShell(T0 + 1)], Date.now(), 'agent-2');
       assert.equal(published.length, 1);
       assert.equal(store.deleteSuppression(s.id), true);
       ingest([webShell(T0 + 2, (e) => (e.process.command_line = 'bash -c whoami'))]);
@@ -260,6 +265,29 @@ describe('alerts: detection', () => {
       store.addSuppression({ ruleId: 'shell_under_web', host: 'agent-1', until: Date.now() + 60_000, reason: 'by id', createdBy: 'ana' });
       ingest([webShell(T0 + 3, (e) => (e.process.command_line = 'bash -c id'))]);
       assert.equal(published.length, 2, 'suppressed by the agent id');
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('a host-scoped suppression matches the agent the server knows sent the event, not the host name the event claims', async () => {
+    const { detector, store, published, ingest } = setup();
+    await detector.start();
+    try {
+      // web-2's suppression (agent-2 enrolled as web-2).
+      const s = store.addSuppression({ ruleId: 'shell_under_web', host: 'web-2', until: Date.now() + 60_000, reason: 'web-2 runs shells', createdBy: 'ana' });
+      // Root on agent-1's host names itself web-2 in its events: not silenced by web-2's suppression.
+      ingest([webShell(T0, (e) => (e.host.name = 'web-2'))], Date.now(), 'agent-1');
+      assert.equal(published.length, 1, 'agent-1 claiming to be web-2 is not suppressed');
+      assert.equal(published[0]?.host.id, 'agent-1');
+      // Nor is an agent the fleet does not know, whatever name it gives.
+      ingest([webShell(T0 + 1, (e) => (e.host.name = 'web-2'))], Date.now(), 'agent-9');
+      assert.equal(published.length, 2, 'an unknown agent claiming to be web-2 is not suppressed');
+      // web-2 itself is, whatever name its events give (it cannot escape by renaming itself).
+      ingest([webShell(T0 + 2, (e) => (e.host.name = 'elsewhere'))], Date.now(), 'agent-2');
+      assert.equal(published.length, 2, 'agent-2 is suppressed under any claimed name');
+      assert.equal(store.listSuppressions().find((x) => x.id === s.id)?.hits, 1);
+      assert.equal(detector.stats().suppressed, 1);
     } finally {
       detector.close();
     }
@@ -429,6 +457,73 @@ describe('alerts: triage limits', () => {
     assert.equal(store.get('a1')?.assignee, null, 'nothing was set');
     assert.equal(store.triage('a1', { assignee: 'Ana Lyst' })?.assignee, 'Ana Lyst');
     assert.equal(store.triage('a1', { assignee: null })?.assignee, null);
+  });
+});
+
+describe('alerts: triage revisions and audit', () => {
+  const raised = (store: AlertStore, id: string) =>
+    store.insert({
+      alert: { id, '@timestamp': new Date(T0).toISOString(), last_seen: new Date(T0).toISOString(), count: 1, rule: { id: 'r', title: 'T', severity: 'high', tags: [], type: 'rule' }, message: 'm', host: { id: 'agent', name: 'web1' }, events: [{ event: { id: 'e1' }, agent: { id: 'agent' } }], status: 'new', assignee: null },
+      dedupKey: id,
+    });
+  const changed = (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_CHANGED';
+
+  it('a triage against a revision the alert no longer has is refused, coded, and changes nothing; without one the last triage wins', () => {
+    const store = new AlertStore(openDatabase(':memory:'));
+    raised(store, 'a1');
+    assert.equal(store.get('a1')?.revision, 1, 'raised at revision 1');
+    // Two analysts read revision 1; the first triages.
+    const first = store.triage('a1', { status: 'acknowledged', assignee: 'ana' }, { expected: [1] });
+    assert.equal(first?.revision, 2);
+    // The second, from the same stale read, is refused with the current state.
+    assert.throws(
+      () => store.triage('a1', { status: 'false_positive', assignee: 'bo' }, { expected: [1] }),
+      (e: unknown) => changed(e) && (e as HadesError).details?.['revision'] === 2 && (e as HadesError).details?.['assignee'] === 'ana' && /revision 2/.test((e as HadesError).message),
+    );
+    assert.deepEqual([store.get('a1')?.status, store.get('a1')?.assignee, store.get('a1')?.revision], ['acknowledged', 'ana', 2], 'the first triage stands');
+    // An empty list (tags this server never gave) matches nothing; any of several matches.
+    assert.throws(() => store.triage('a1', { status: 'resolved' }, { expected: [] }), changed);
+    assert.equal(store.triage('a1', { status: 'resolved' }, { expected: [1, 2] })?.revision, 3);
+    // Without a revision: the last writer wins, as before.
+    assert.equal(store.triage('a1', { assignee: null })?.revision, 4);
+    assert.equal(store.search({}).alerts[0]?.revision, 4, 'searches carry the revision too');
+    // An unknown alert is unknown, whatever revision is given.
+    assert.equal(store.triage('nope', { status: 'resolved' }, { expected: [1] }), undefined);
+  });
+
+  it('a match folded in or a comment does not make a triage stale', () => {
+    const store = new AlertStore(openDatabase(':memory:'));
+    raised(store, 'a1');
+    assert.ok(store.fold('a1', T0 - 1000, T0 + 10, { event: { id: 'e2' }, agent: { id: 'agent' } }, 20));
+    store.comment('a1', 'ana', 'looking');
+    assert.equal(store.get('a1')?.count, 2);
+    assert.equal(store.triage('a1', { status: 'resolved' }, { expected: [1] })?.status, 'resolved');
+  });
+
+  it('a triage, a comment or a suppression is written with its audit record or not at all', () => {
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
+    const audit = new AuditLog(db);
+    raised(store, 'a1');
+    const triage = (status: 'acknowledged' | 'resolved') =>
+      store.triage('a1', { status }, { record: (from, to) => audit.record({ actor: 'ana', action: 'alert.triage', target: 'a1', details: { status, from, revision: to.revision } }) });
+    // Together: the change and its record.
+    assert.equal(triage('acknowledged')?.revision, 2);
+    assert.deepEqual(audit.list({ action: 'alert.triage', limit: 10 }).map((e) => e.details), [{ status: 'acknowledged', from: { status: 'new', assignee: null, revision: 1 }, revision: 2 }]);
+    // The audit log refuses writes (as a full disk or a broken table would): nothing changes.
+    db.exec("CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log refused'); END");
+    assert.throws(() => triage('resolved'), /audit log refused/);
+    assert.deepEqual([store.get('a1')?.status, store.get('a1')?.revision], ['acknowledged', 2], 'the triage was undone');
+    assert.throws(() => store.comment('a1', 'ana', 'unaudited', () => audit.record({ actor: 'ana', action: 'alert.comment', target: 'a1' })), /audit log refused/);
+    assert.equal(store.get('a1')?.comments.length, 0, 'the comment was undone');
+    assert.throws(() => store.addSuppression({ ruleId: '*', until: Date.now() + 60_000, reason: 'x', createdBy: 'ana' }, (s) => audit.record({ actor: 'ana', action: 'suppression.create', target: s.id })), /audit log refused/);
+    assert.deepEqual(store.listSuppressions(), [], 'the suppression was undone');
+    db.exec('DROP TRIGGER audit_refused');
+    const kept = store.addSuppression({ ruleId: '*', until: Date.now() + 60_000, reason: 'x', createdBy: 'ana' }, (s) => audit.record({ actor: 'ana', action: 'suppression.create', target: s.id }));
+    db.exec("CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log refused'); END");
+    assert.throws(() => store.deleteSuppression(kept.id, (s) => audit.record({ actor: 'ana', action: 'suppression.delete', target: s.id })), /audit log refused/);
+    assert.deepEqual(store.listSuppressions().map((s) => s.id), [kept.id], 'the lifting was undone');
+    assert.equal(audit.list({ limit: 100 }).length, 2, 'only the records of what was written');
   });
 });
 

@@ -184,6 +184,7 @@ describe('fleet registry', () => {
     assert.deepEqual(agent, {
       id,
       hostname: 'web-1',
+      enrolledHostname: 'web-1',
       addresses: ['10.0.0.1', 'fe80::1'],
       os: 'Debian 12',
       kernel: '6.1.0-18-amd64',
@@ -204,6 +205,10 @@ describe('fleet registry', () => {
     // Read once and remembered; a hello that changes the host's name or addresses is seen at once.
     fleet.hello(id, { hostname: 'web-1b', addresses: ['10.0.0.2'] });
     assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1b', addresses: ['10.0.0.2'] });
+    // The name it enrolled with stays: a hello (what the host's root may say) does not change it.
+    assert.equal(fleet.enrolledHostOf(id), 'web-1');
+    assert.equal(fleet.get(id)?.enrolledHostname, 'web-1');
+    assert.equal(fleet.enrolledHostOf('ag_0000000000000000'), undefined);
     fleet.hello(id, { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
     assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
     assert.deepEqual(fleet.byFingerprint(c.fingerprint), agent);

@@ -4,7 +4,7 @@
  * (one line each) or as NDJSON (`--json`): one alert document per line (docs/alerts.md): its rule
  * with severity, `@timestamp`, host, the process of its triggering event with the ancestry, and
  * the triggering events themselves.
- * - `hades alerts show ID`, `hades alerts triage ID --status ... --assignee ...`,
+ * - `hades alerts show ID`, `hades alerts triage ID --status ... --assignee ... [--revision N]`,
  *   `hades alerts comment ID TEXT`: one alert, its triage and its comments.
  * - `hades alerts suppress`, `hades alerts suppressions`, `hades alerts unsuppress ID`.
  */
@@ -21,6 +21,8 @@ interface AlertLine {
   count: number;
   status: string;
   assignee?: string | null;
+  /** The triage revision (the API's ETag): what `triage --revision` takes. */
+  revision?: number;
   rule: { id: string; title: string; severity: string; tags: string[]; type: string };
   host: { id: string; name: string; cmdb?: unknown };
   message: string;
@@ -96,7 +98,7 @@ export async function alertsShow(context: CliContext, args: readonly string[], o
   const lines = [
     formatAlert(alert),
     `  rule:     ${alert.rule.title} [${alert.rule.tags.join(', ')}]`,
-    `  status:   ${alert.status}${alert.assignee ? `, assigned to ${alert.assignee}` : ''}; ${alert.count} match(es), last ${alert.last_seen}`,
+    `  status:   ${alert.status}${alert.assignee ? `, assigned to ${alert.assignee}` : ''}; ${alert.count} match(es), last ${alert.last_seen}${alert.revision === undefined ? '' : `; revision ${alert.revision}`}`,
     `  host:     ${alert.host.name} (${alert.host.id})${alert.host.cmdb ? ` ${JSON.stringify(alert.host.cmdb)}` : ''}`,
   ];
   if (alert.process) {
@@ -112,7 +114,15 @@ export async function alertsShow(context: CliContext, args: readonly string[], o
   return exitStatus.ok;
 }
 
-/** `hades alerts triage ID [--status S] [--assignee NAME | --unassign]`. */
+/**
+ * `hades alerts triage ID [--status S] [--assignee NAME | --unassign] [--revision N]`.
+ *
+ * The command does not read the alert first to send If-Match on its own: what a person decided
+ * on is what they saw earlier (`show`, `list`), and a revision read here, an instant before the
+ * change, would only guard that instant. `--revision` sends the revision they saw (show prints
+ * it; `--json` has it): a colleague's triage since then refuses the change
+ * (HADES_ERR_ALERT_CHANGED). Without it the last triage wins, as before.
+ */
 export async function alertsTriage(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const id = alertId(args);
   const change: Record<string, unknown> = {};
@@ -123,8 +133,10 @@ export async function alertsTriage(context: CliContext, args: readonly string[],
   if (assignee !== undefined) change['assignee'] = assignee;
   if (options['unassign']) change['assignee'] = null;
   if (Object.keys(change).length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give --status, --assignee or --unassign');
+  const revision = opt(options, 'revision');
+  if (revision !== undefined && !/^[1-9][0-9]{0,14}$/.test(revision)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--revision must be the alert's revision, a whole number from 1 (as hades alerts show prints it), not '${revision}'`);
   const client = await apiClient(options);
-  const alert = (await client.patch(`/api/v1/alerts/${id}`, change)) as AlertLine;
+  const alert = (await client.patch(`/api/v1/alerts/${id}`, change, revision === undefined ? {} : { 'if-match': `"${revision}"` })) as AlertLine;
   context.stdout.write(`${formatAlert(alert)}\n`);
   return exitStatus.ok;
 }

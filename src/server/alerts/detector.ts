@@ -39,6 +39,12 @@ export interface DetectorOptions {
   /** Where the rules run; absent: here, through `process`. */
   readonly remote?: RemoteRules;
   readonly store: AlertStore;
+  /**
+   * The host name an agent enrolled with (the fleet's record; undefined for an agent the fleet
+   * does not have): the host a suppression names is matched against it and the agent id, never
+   * against the `host.name` an event claims.
+   */
+  readonly enrolledHost: (agentId: string) => string | undefined;
   /** Finds stored events by id: the earlier steps of a correlation. */
   readonly events: { byIds(ids: readonly string[], agentId?: string): Record<string, unknown>[] };
   /** New alerts and alerts' updates go here (the outputs). */
@@ -341,7 +347,9 @@ export class Detector {
     const { store } = this.#options;
     const event = match.event;
     const host = readText(event, 'host.name') ?? agentId;
-    if (store.suppressedBy(match.rule.id, host, agentId, (field) => readText(event, field), this.#now()) !== undefined) {
+    // Scoped by who the server knows sent it (the agent of the certificate), not by the name the
+    // event gives its host: root on one host could write another's name there.
+    if (store.suppressedBy(match.rule.id, this.#options.enrolledHost(agentId), agentId, (field) => readText(event, field), this.#now()) !== undefined) {
       this.#suppressed++;
       return undefined;
     }

@@ -9,7 +9,11 @@
  *   reopened by folding: a new one is raised.
  * - Suppression: an analyst silences a rule (or every rule, `*`) on one host or all, optionally
  *   only when a field of the event has a value, until a time. Suppressed matches are counted,
- *   not stored.
+ *   not stored. The host is the agent the server knows sent the event (its certificate's id, the
+ *   name it enrolled with), not the event's own `host.name`.
+ * - Triage: each change bumps the alert's revision (the API's ETag) and is written in one
+ *   transaction with its audit record; a triage made against a revision that is no longer the
+ *   alert's is refused (HADES_ERR_ALERT_CHANGED).
  * - Search: newest raised first; by activity in a time window (an alert whose events keep coming
  *   stays in view, and one raised or folded into now about events dated long before too),
  *   status, severity, rule, host; keyset pages.
@@ -74,6 +78,10 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
   `ALTER TABLE alerts ADD COLUMN matched INTEGER NOT NULL DEFAULT 0;
    UPDATE alerts SET matched = updated;
    CREATE INDEX alerts_matched ON alerts (matched);`,
+  // The triage revision: 1 when raised, one more at each triage. The API gives it as the ETag
+  // and takes it back in If-Match, so a triage made on a stale read is refused (412) rather than
+  // overwriting a colleague's.
+  'ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;',
 ];
 
 /**
@@ -142,6 +150,27 @@ interface AlertRow {
   assignee: string | null;
   count: number;
   last_seen: number;
+  revision: number;
+}
+
+/** An alert's triage state: what a triage changes, and the revision it had. */
+export interface TriageState {
+  readonly status: AlertStatus;
+  readonly assignee: string | null;
+  readonly revision: number;
+}
+
+export interface TriageOptions {
+  /**
+   * The revisions the caller read (If-Match): the triage is refused with HADES_ERR_ALERT_CHANGED
+   * when the alert has none of them now. Absent: whatever it has (the last writer wins).
+   */
+  readonly expected?: readonly number[];
+  /**
+   * Called with the state before and the alert after, in the triage's transaction (its audit
+   * record): when it throws, the triage is undone.
+   */
+  readonly record?: (from: TriageState, to: Alert) => void;
 }
 
 interface SuppressionRow {
@@ -162,8 +191,11 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 /** An alert row back to its document, with its current triage state and count. */
 function toAlert(row: AlertRow): Alert {
   const doc = JSON.parse(row.doc) as Alert;
-  return { ...doc, status: row.status as AlertStatus, assignee: row.assignee, count: row.count, last_seen: iso(row.last_seen) };
+  return { ...doc, status: row.status as AlertStatus, assignee: row.assignee, count: row.count, last_seen: iso(row.last_seen), revision: row.revision };
 }
+
+/** The entity tag of an alert revision, as the API sends it in ETag (a strong validator). */
+export const alertEtag = (revision: number): string => `"${revision}"`;
 
 function encodeCursor(seq: number): string {
   return Buffer.from(`a:${seq}`).toString('base64url');
@@ -199,9 +231,9 @@ export class AlertStore {
     this.#insert = db.prepare(
       'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
+    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
     this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ?, matched = ? WHERE seq = ?');
-    this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen FROM alerts WHERE id = ?');
+    this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
     this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
   }
@@ -248,11 +280,11 @@ export class AlertStore {
     const doc = JSON.parse(row.doc) as Alert;
     // The same event again (matched again after a restart: the detection mark is saved once a
     // second, so the last events before a kill go through the rules twice) changes nothing.
-    if (doc.events.some((kept) => sameEvent(kept, event))) return { ...doc, status: row.status as AlertStatus, assignee: row.assignee };
+    if (doc.events.some((kept) => sameEvent(kept, event))) return { ...doc, status: row.status as AlertStatus, assignee: row.assignee, revision: row.revision };
     const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
     const updated: Alert = { ...doc, events, count: row.count + 1, last_seen: iso(Math.max(row.last_seen, eventTime)) };
     this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), now, row.seq);
-    return { ...updated, status: row.status as AlertStatus, assignee: row.assignee };
+    return { ...updated, status: row.status as AlertStatus, assignee: row.assignee, revision: row.revision };
   }
 
   get(id: string): (Alert & { comments: AlertComment[] }) | undefined {
@@ -298,15 +330,19 @@ export class AlertStore {
       params.push(decodeCursor(query.cursor));
     }
     const limit = Math.min(Math.max(query.limit ?? 100, 1), 10_000);
-    const sql = `SELECT seq, doc, status, assignee, count, last_seen FROM alerts${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit + 1}`;
+    const sql = `SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit + 1}`;
     const rows = this.#db.prepare<(string | number)[], AlertRow>(sql).all(...params);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return rows.length > limit && last !== undefined ? { alerts: page.map(toAlert), next: encodeCursor(last.seq) } : { alerts: page.map(toAlert) };
   }
 
-  /** Sets the triage state; returns the updated alert or undefined when there is no such alert. */
-  triage(id: string, change: { status?: AlertStatus; assignee?: string | null }): Alert | undefined {
+  /**
+   * Sets the triage state; returns the updated alert or undefined when there is no such alert.
+   * One transaction: the check of `expected`, the change (with its next revision) and `record`
+   * (the audit entry) are written together or not at all.
+   */
+  triage(id: string, change: { status?: AlertStatus; assignee?: string | null }, options: TriageOptions = {}): Alert | undefined {
     if (change.status !== undefined && !ALERT_STATUSES.includes(change.status)) {
       throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `status must be one of ${ALERT_STATUSES.join(', ')}`);
     }
@@ -325,30 +361,50 @@ export class AlertStore {
       sets.push('assignee = ?');
       params.push(change.assignee);
     }
-    if (sets.length > 0) {
-      sets.push('updated = ?');
-      params.push(Date.now(), id);
-      if (this.#db.prepare(`UPDATE alerts SET ${sets.join(', ')} WHERE id = ?`).run(...params).changes === 0) return undefined;
-    }
-    return this.get(id);
+    return this.#atomically(() => {
+      const row = this.#get.get(id);
+      if (row === undefined) return undefined;
+      const from: TriageState = { status: row.status as AlertStatus, assignee: row.assignee, revision: row.revision };
+      if (options.expected !== undefined && !options.expected.includes(row.revision)) {
+        throw new HadesError(
+          'HADES_ERR_ALERT_CHANGED',
+          `alert ${id} changed since it was read: it is at revision ${row.revision} (${row.status}, ${row.assignee === null ? 'unassigned' : `assigned to ${row.assignee}`}), not ${options.expected.length === 0 ? 'the revision given' : options.expected.join(' or ')}; read it again and triage that`,
+          { details: { revision: row.revision, etag: alertEtag(row.revision), status: row.status, assignee: row.assignee } },
+        );
+      }
+      if (sets.length > 0) {
+        // Only the row read above, at the revision read (nothing else writes between in this
+        // transaction; the condition keeps it so if that ever changes).
+        this.#db.prepare(`UPDATE alerts SET ${sets.join(', ')}, revision = revision + 1, updated = ? WHERE id = ? AND revision = ?`).run(...params, Date.now(), id, row.revision);
+      }
+      const to = this.get(id)!;
+      options.record?.(from, to);
+      return to;
+    });
   }
 
-  comment(id: string, author: string, text: string): AlertComment | undefined {
-    if (this.#get.get(id) === undefined) return undefined;
-    const { comments } = this.#db.prepare<[string], { comments: number }>('SELECT count(*) AS comments FROM alert_comments WHERE alert_id = ?').get(id)!;
-    if (comments >= MAX_ALERT_COMMENTS) {
-      throw new HadesError('HADES_ERR_ALERT_TOO_MANY_COMMENTS', `alert ${id} has ${comments} comments, the most an alert takes (${MAX_ALERT_COMMENTS})`);
-    }
-    const time = Date.now();
-    const result = this.#db.prepare('INSERT INTO alert_comments (alert_id, time, author, text) VALUES (?, ?, ?, ?)').run(id, time, author, text);
-    // A comment is a change: the alert is kept for its retention from now.
-    this.#db.prepare('UPDATE alerts SET updated = ? WHERE id = ?').run(time, id);
-    return { id: Number(result.lastInsertRowid), time: iso(time), author, text };
+  /** Adds a comment; `record` (its audit entry) runs in the same transaction. Undefined: no such alert. */
+  comment(id: string, author: string, text: string, record?: (comment: AlertComment) => void): AlertComment | undefined {
+    return this.#atomically(() => {
+      if (this.#get.get(id) === undefined) return undefined;
+      const { comments } = this.#db.prepare<[string], { comments: number }>('SELECT count(*) AS comments FROM alert_comments WHERE alert_id = ?').get(id)!;
+      if (comments >= MAX_ALERT_COMMENTS) {
+        throw new HadesError('HADES_ERR_ALERT_TOO_MANY_COMMENTS', `alert ${id} has ${comments} comments, the most an alert takes (${MAX_ALERT_COMMENTS})`);
+      }
+      const time = Date.now();
+      const result = this.#db.prepare('INSERT INTO alert_comments (alert_id, time, author, text) VALUES (?, ?, ?, ?)').run(id, time, author, text);
+      // A comment is a change: the alert is kept for its retention from now.
+      this.#db.prepare('UPDATE alerts SET updated = ? WHERE id = ?').run(time, id);
+      const comment: AlertComment = { id: Number(result.lastInsertRowid), time: iso(time), author, text };
+      record?.(comment);
+      return comment;
+    });
   }
 
   // Suppressions
 
-  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }): Suppression {
+  /** Adds a suppression; `record` (its audit entry) runs in the same transaction. */
+  addSuppression(input: { ruleId: string; host?: string | null; field?: string | null; value?: string | null; until: number; reason: string; createdBy: string }, record?: (created: Suppression) => void): Suppression {
     if ((input.field == null) !== (input.value == null)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'a suppression needs both field and value, or neither');
     const row: SuppressionRow = {
       id: randomUUID(),
@@ -362,11 +418,16 @@ export class AlertStore {
       created: Date.now(),
       hits: 0,
     };
-    this.#db
-      .prepare('INSERT INTO alert_suppressions (id, rule_id, host, field, value, until, reason, created_by, created, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)')
-      .run(row.id, row.rule_id, row.host, row.field, row.value, row.until, row.reason, row.created_by, row.created);
+    const created = this.#atomically(() => {
+      this.#db
+        .prepare('INSERT INTO alert_suppressions (id, rule_id, host, field, value, until, reason, created_by, created, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)')
+        .run(row.id, row.rule_id, row.host, row.field, row.value, row.until, row.reason, row.created_by, row.created);
+      const suppression = toSuppression(row);
+      record?.(suppression);
+      return suppression;
+    });
     this.#active = undefined;
-    return toSuppression(row);
+    return created;
   }
 
   listSuppressions(includeExpired = false): Suppression[] {
@@ -376,24 +437,43 @@ export class AlertStore {
       .map(toSuppression);
   }
 
-  deleteSuppression(id: string): boolean {
+  /**
+   * Deletes a suppression; `record` is told what it was, in the same transaction (its audit
+   * entry: the store keeps nothing of it). False: there was none.
+   */
+  deleteSuppression(id: string, record?: (lifted: Suppression) => void): boolean {
+    const deleted = this.#atomically(() => {
+      const row = this.#db.prepare<[string], SuppressionRow>('SELECT * FROM alert_suppressions WHERE id = ?').get(id);
+      if (row === undefined) return false;
+      this.#db.prepare('DELETE FROM alert_suppressions WHERE id = ?').run(id);
+      record?.(toSuppression(row));
+      return true;
+    });
     this.#active = undefined;
-    return this.#db.prepare('DELETE FROM alert_suppressions WHERE id = ?').run(id).changes > 0;
+    return deleted;
+  }
+
+  /** Runs `work` in a transaction (a savepoint inside a caller's): all of it is written, or none. */
+  #atomically<T>(work: () => T): T {
+    return this.#db.transaction(work)();
   }
 
   /**
-   * The suppression that silences this match, if any (and counts the hit). `read` gives a dotted
+   * The suppression that silences this match, if any (and counts the hit). The host is who the
+   * server knows sent the event: `agentId`, from its certificate, and `enrolledHost`, the name
+   * that agent enrolled with (undefined when the fleet has no such agent), never the `host.name`
+   * the event claims, which a host's root can set to another host's name. `read` gives a dotted
    * field of the event as text.
    */
-  suppressedBy(ruleId: string, host: string, agentId: string, read: (field: string) => string | undefined, now: number): string | undefined {
+  suppressedBy(ruleId: string, enrolledHost: string | undefined, agentId: string, read: (field: string) => string | undefined, now: number): string | undefined {
     if (this.#active === undefined || now >= this.#activeUntil) {
       this.#active = this.#suppressions.all(now);
       this.#activeUntil = this.#active.reduce((soonest, s) => Math.min(soonest, s.until), now + 60_000);
     }
     for (const s of this.#active) {
       if (s.rule_id !== '*' && s.rule_id !== ruleId) continue;
-      // A suppression names its host by name or by agent id.
-      if (s.host !== null && s.host !== host && s.host !== agentId) continue;
+      // A suppression names its host by its enrolled name or by its agent id.
+      if (s.host !== null && s.host !== agentId && (enrolledHost === undefined || s.host !== enrolledHost)) continue;
       if (s.field !== null) {
         if (read(s.field) !== s.value) continue;
       }

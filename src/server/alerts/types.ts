@@ -44,4 +44,9 @@ export interface Alert {
   readonly process?: Readonly<Record<string, unknown>>;
   readonly status: AlertStatus;
   readonly assignee?: string | null;
+  /**
+   * The triage revision, in what the store gives back (API answers): 1 when raised, one more at
+   * each triage. The API sends it as the ETag and takes it in If-Match.
+   */
+  readonly revision?: number;
 }

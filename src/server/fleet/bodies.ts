@@ -19,6 +19,8 @@ export interface NextCertificateBody {
 export interface AgentBody {
   readonly id: string;
   readonly hostname: string;
+  /** The name it enrolled with: what host-scoped alert suppressions match (docs/alerts.md). */
+  readonly enrolled_hostname: string;
   readonly addresses: readonly string[];
   readonly os: string;
   readonly kernel: string;
@@ -53,6 +55,7 @@ export function agentBody(agent: Agent, cmdb?: HostMetadata): AgentBody {
   return {
     id: agent.id,
     hostname: agent.hostname,
+    enrolled_hostname: agent.enrolledHostname,
     addresses: agent.addresses,
     os: agent.os,
     kernel: agent.kernel,

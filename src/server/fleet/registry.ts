@@ -71,6 +71,12 @@ const MIGRATIONS = [
    ALTER TABLE agents ADD COLUMN cert_renewed_at INTEGER;
    ALTER TABLE agents ADD COLUMN renew_requested_at INTEGER;
    CREATE UNIQUE INDEX agents_next_cert_fingerprint ON agents (next_cert_fingerprint);`,
+  // The host name the agent enrolled with, which its hellos do not change (they change
+  // `hostname`): what host-scoped suppressions match, so that a host's root cannot take another
+  // host's name to be silenced by that host's suppressions. Agents enrolled before: the name
+  // they had then, the best known.
+  `ALTER TABLE agents ADD COLUMN enrolled_hostname TEXT NOT NULL DEFAULT '';
+   UPDATE agents SET enrolled_hostname = hostname;`,
 ];
 
 export { TASK_KINDS, type TaskKind };
@@ -114,7 +120,10 @@ export type AgentHealth = Readonly<Record<string, unknown>>;
 
 export interface Agent {
   readonly id: string;
+  /** As the agent last said (its hello at each connection). */
   readonly hostname: string;
+  /** The host name it enrolled with (an admin's enrollment token let it in); hellos do not change it. */
+  readonly enrolledHostname: string;
   readonly addresses: readonly string[];
   readonly os: string;
   readonly kernel: string;
@@ -182,6 +191,7 @@ export interface Task {
 interface AgentRow {
   id: string;
   hostname: string;
+  enrolled_hostname: string;
   addresses: string;
   os: string;
   kernel: string;
@@ -290,6 +300,9 @@ export class FleetRegistry {
   readonly #hostById;
   /** hostOf()'s answers, read once per agent: only enroll() and hello() change them. */
   readonly #hosts = new Map<string, { readonly hostname: string; readonly addresses: string[] }>();
+  /** enrolledHostOf()'s answers: only enroll() sets them. */
+  readonly #enrolledHosts = new Map<string, string>();
+  readonly #enrolledHostById;
   readonly #agentByFingerprint;
   readonly #taskById;
   readonly #expireTask;
@@ -300,6 +313,7 @@ export class FleetRegistry {
     this.#now = options.now ?? Date.now;
     this.#agentById = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?');
     this.#hostById = db.prepare<[string], { hostname: string; addresses: string }>('SELECT hostname, addresses FROM agents WHERE id = ?');
+    this.#enrolledHostById = db.prepare<[string], { enrolled_hostname: string }>('SELECT enrolled_hostname FROM agents WHERE id = ?');
     this.#agentByFingerprint = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE cert_fingerprint = ?');
     this.#taskById = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
     this.#expireTask = db.prepare<[number, string, number]>("UPDATE tasks SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline <= ?");
@@ -330,13 +344,14 @@ export class FleetRegistry {
     const notAfter = notAfterMs(cert.notAfter);
     const now = this.#now();
     this.#hosts.delete(agentId);
+    this.#enrolledHosts.delete(agentId);
     try {
       this.#db
         .prepare(
-          `INSERT INTO agents (id, hostname, addresses, os, kernel, version, groups_json, tags, cert_fingerprint, cert_serial, cert_not_after, token_id, enrolled_at, last_seen, online)
-           VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, 0)`,
+          `INSERT INTO agents (id, hostname, enrolled_hostname, addresses, os, kernel, version, groups_json, tags, cert_fingerprint, cert_serial, cert_not_after, token_id, enrolled_at, last_seen, online)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, 0)`,
         )
-        .run(agentId, hostname, JSON.stringify(addresses), os, kernel, version, JSON.stringify([group]), cert.fingerprint, cert.serial, notAfter, cert.tokenId ?? null, now, now);
+        .run(agentId, hostname, hostname, JSON.stringify(addresses), os, kernel, version, JSON.stringify([group]), cert.fingerprint, cert.serial, notAfter, cert.tokenId ?? null, now, now);
     } catch (error) {
       throw new HadesError('HADES_ERR_INTERNAL', `cannot record agent ${agentId}: ${(error as Error).message}`, { cause: error });
     }
@@ -382,6 +397,20 @@ export class FleetRegistry {
     const host = Object.freeze({ hostname: row.hostname, addresses: Object.freeze(JSON.parse(row.addresses) as string[]) as string[] });
     this.#hosts.set(id, host);
     return host;
+  }
+
+  /**
+   * The host name an agent enrolled with (undefined: no such agent): what the server knows of
+   * the host behind a certificate, which neither the agent's hellos nor its events change. Read
+   * for every alert a suppression might silence, so remembered.
+   */
+  enrolledHostOf(id: string): string | undefined {
+    const known = this.#enrolledHosts.get(id);
+    if (known !== undefined) return known;
+    const row = this.#enrolledHostById.get(id);
+    if (row === undefined) return undefined;
+    this.#enrolledHosts.set(id, row.enrolled_hostname);
+    return row.enrolled_hostname;
   }
 
   byFingerprint(fingerprint: string): Agent | undefined {
@@ -732,6 +761,7 @@ function agentOf(row: AgentRow): Agent {
   return {
     id: row.id,
     hostname: row.hostname,
+    enrolledHostname: row.enrolled_hostname,
     addresses: JSON.parse(row.addresses) as string[],
     os: row.os,
     kernel: row.kernel,
