@@ -50,6 +50,18 @@ describe('hades query', () => {
     assert.deepEqual(JSON.parse(r.stdout.trim().split('\n')[0]!), { pid: 100, name: 'fixture-daemon', 'name:2': 'fixture-daemon' });
   });
 
+  it('gives rows of text of several bytes a character whole; a row over a frame is left out and the cut said, in seconds', async () => {
+    // Two rows of 600 KB of UTF-8 (200,000 characters) go; a row of 1.2 MB cannot.
+    const sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT x, replace(hex(zeroblob(200000 * (x / 3 + 1))), '00', '€') AS t FROM c";
+    const started = Date.now();
+    const r = await runHades(['query', '--json', '--root', fixture.root, '--timeout', '30', sql]);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { x: number; t: string });
+    assert.deepEqual(rows.map((row) => [row.x, row.t.length]), [[1, 200_000], [2, 200_000]]);
+    assert.match(r.stderr, /the result was cut at \d+ bytes, or a row over 1 MiB was left out/);
+    assert.ok(Date.now() - started < 15_000, 'answered, not waited out to the timeout');
+  });
+
   it('stops a query whose collector holds more memory than --max-memory, with a coded error', async () => {
     // count(DISTINCT) keeps every value of a 100,000,000-row recursion: hundreds of MB a second.
     const sql = 'WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 100000000) SELECT count(DISTINCT n) FROM x';

@@ -156,6 +156,19 @@ metrics: { listen: "127.0.0.1:0" }
     assert.match(result.stderr, /2 of 2 host\(s\) answered \(2 rows\), 0 failed, 0 without an answer/);
   });
 
+  it('returns rows of text of several bytes a character whole and exactly, with integers beyond 2^53 as their digits', { timeout: 60_000 }, async () => {
+    // Two rows of 600 KB of UTF-8 each (200,000 characters): over a plugin frame together.
+    const sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2) SELECT x, replace(hex(zeroblob(200000)), '00', '€') AS t, 9007199254740993 AS big FROM c";
+    const result = await hades('fleet', 'query', sql, '--json', '--timeout', '30', '--config', serverYaml);
+    assert.equal(result.status, 0, result.stderr);
+    const rows = lines(result.stdout);
+    assert.equal(rows.length, 4, 'two rows from each host');
+    for (const row of rows) {
+      assert.equal(row['t'], '€'.repeat(200_000));
+      assert.equal(row['big'], '9007199254740993');
+    }
+  });
+
   it('gives every host its coded error for SQL that does not parse; exit 2 when every host refuses it', { timeout: 60_000 }, async () => {
     const result = await hades('fleet', 'query', 'SELEKT username FROM users', '--json', '--timeout', '30', '--config', serverYaml);
     // The person's mistake on every host: an input error (2); 3 is for hosts that failed otherwise or did not answer.

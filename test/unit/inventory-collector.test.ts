@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkEvent } from '../../src/common/events/index.js';
 import { PluginFrame, type QueryResultFrame } from '../../src/common/plugins/protocol.js';
+import { FRAME_MAX_PAYLOAD } from '../../src/common/codec/frames.js';
 import { Collector, type CollectorConfig } from '../../src/agent/inventory/collector.js';
 import { QueryClient } from '../../src/agent/inventory/query-client.js';
 import type { ColumnSpec, Row, TableSpec } from '../../src/agent/inventory/table.js';
@@ -212,6 +213,31 @@ describe('inventory collector', () => {
     assert.deepEqual({ ...final(2), collect_ms: 0, sql_ms: 0 }, { request_id: 2, done: true, ok: true, columns: [{ name: 'port', type: 'INTEGER' }, { name: 'proto', type: 'TEXT' }], row_count: 3000, truncated: false, tables: ['wide'], warnings: [], warnings_total: 0, collect_ms: 0, sql_ms: 0 });
     assert.equal((final(3) as { code: string }).code, 'HADES_ERR_QUERY_NOT_READ_ONLY');
     assert.deepEqual({ truncated: (final(4) as { truncated: boolean }).truncated, by: (final(4) as { truncated_by: string }).truncated_by, rows: (final(4) as { row_count: number }).row_count }, { truncated: true, by: 'rows', rows: 5 });
+    h.collector.stop();
+  });
+});
+
+describe('inventory collector and text of several bytes a character', () => {
+  it('keeps every frame under the frame limit in bytes, and ends with the final frame', async () => {
+    // 200,000 characters of three bytes each: two such rows are 1.2 MB, over a frame.
+    const wide = mutable('wide', [
+      { port: 1, proto: '€'.repeat(200_000) },
+      { port: 2, proto: '€'.repeat(200_000) },
+      { port: 3, proto: '€'.repeat(400_000) },
+    ]);
+    const h = new Harness([wide]);
+    h.configure({ queries: [] });
+    h.frame(PluginFrame.query, { request_id: 1, sql: 'SELECT * FROM wide', timeout_ms: 10_000, max_rows: 100, max_bytes: 64 << 20 });
+    const frames = await h.until('the final frame', () => {
+      const all = h.of(PluginFrame.queryResult) as QueryResultFrame[];
+      return all.some((f) => f.done) && all;
+    });
+    for (const s of h.sent) assert.ok(Buffer.byteLength(s.text) <= FRAME_MAX_PAYLOAD, `a frame of ${Buffer.byteLength(s.text)} bytes`);
+    const rows = frames.flatMap((f) => (f.done ? [] : f.rows));
+    // The row of 1.2 MB cannot go in any frame: left out, and the answer says it was cut.
+    assert.deepEqual(rows.map((r) => r[0]), [1, 2]);
+    const final = frames.find((f) => f.done) as Extract<QueryResultFrame, { done: true; ok: true }>;
+    assert.deepEqual([final.ok, final.row_count, final.truncated, final.truncated_by], [true, 2, true, 'bytes']);
     h.collector.stop();
   });
 });

@@ -263,6 +263,46 @@ describe('inventory engine', () => {
     }
   });
 
+  it('counts the byte limit in UTF-8 bytes, not characters: text of several bytes a character cannot pass it', async () => {
+    const wide = table('euros', Array.from({ length: 100 }, (_, i) => ({ id: i, label: '€'.repeat(100) })));
+    const engine = new InventoryEngine([wide]);
+    try {
+      const result = await engine.query('SELECT * FROM euros', { maxBytes: 3000 });
+      assert.equal(result.truncatedBy, 'bytes');
+      const sent = result.rows.reduce((n, row) => n + Buffer.byteLength(JSON.stringify(row)) + 1, 2);
+      assert.ok(sent <= 3000, `${sent} bytes of rows for a limit of 3000`);
+      assert.equal(result.bytes, sent);
+      assert.ok(result.rows.length >= 5, `${result.rows.length} rows`);
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('gives integers beyond 2^53 exactly, as text, and keeps a table\'s 64-bit values', async () => {
+    const big = table('big', [{ id: '9007199254740993', label: 'x' }, { id: 2n ** 63n - 1n, label: 'y' }, { id: '18446744073709551615', label: 'z' }, { id: 2n ** 64n, label: 'w' }]);
+    const engine = new InventoryEngine([big]);
+    try {
+      const literal = await engine.query('SELECT 9007199254740993 AS a, -9223372036854775808 AS b, 42 AS c, 9007199254740991 AS d');
+      assert.deepEqual(literal.rows, [['9007199254740993', '-9223372036854775808', 42, 9007199254740991]]);
+      const rows = await engine.query('SELECT id, typeof(id) FROM big');
+      // Past the 64 bits SQLite holds, a value is a REAL, as SQLite itself stores such text.
+      assert.deepEqual(rows.rows, [['9007199254740993', 'integer'], ['9223372036854775807', 'integer'], [18446744073709552000, 'real'], [18446744073709552000, 'real']]);
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('a value too large to give (a blob of hundreds of MB) is cut at the byte limit or refused with a coded error, never a crash', async () => {
+    const engine = new InventoryEngine([]);
+    try {
+      const cut = await engine.query('SELECT zeroblob(100000) AS b, 1 AS n', { maxBytes: 1000 });
+      assert.deepEqual([cut.rows.length, cut.truncatedBy], [0, 'bytes']);
+      await rejects(engine.query('SELECT zeroblob(300000000) AS b'), 'HADES_ERR_QUERY_FAILED', /too large/);
+    } finally {
+      engine.close();
+    }
+  });
+
   it('stores values with the declared types and returns plain JSON values', async () => {
     const typed = table('typed', [{ i: '42', r: '1.5', t: 7, b: true as unknown as number, n: undefined, big: 2n ** 40n }, { i: 'x', r: 'y', t: null, b: false as unknown as number, n: null, big: null }], [
       { name: 'i', type: 'INTEGER', description: 'An integer.' },

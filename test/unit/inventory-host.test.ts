@@ -5,7 +5,9 @@
  * never an exception. The parsers are also fed odd text directly.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { QueryContext } from '../../src/agent/inventory/context.js';
@@ -215,6 +217,23 @@ describe('host tables on the fixture host', () => {
     ]);
     assert.ok(rows.every((r) => /^[0-9a-f]{64}$/.test(String(r['sha256']))));
     assert.deepEqual(warnings, []);
+  });
+
+  it('suid_binaries lists a setuid file whose name is not UTF-8 (it cannot hide by its name)', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'hades-suid-bytes-'));
+    try {
+      mkdirSync(path.join(root, 'tmp', 'x'), { recursive: true });
+      const name = Buffer.concat([Buffer.from(path.join(root, 'tmp', 'x', 'bad')), Buffer.from([0xff, 0xfe]), Buffer.from('name')]);
+      writeFileSync(name, '#!/bin/sh\n');
+      chmodSync(name, 0o4755);
+      const context = new QueryContext({ root });
+      const rows = await table('suid_binaries').generate(context.forTable('suid_binaries'));
+      assert.deepEqual(rows.map((r) => [r['path'], r['mode'], r['setuid']]), [['/tmp/x/bad\ufffd\ufffdname', '4755', 1]]);
+      assert.match(String(rows[0]!['sha256']), /^[0-9a-f]{64}$/);
+      assert.deepEqual(context.warnings, []);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('suid_binaries searches the world-writable folders last: a flood of entries there cannot use up the search before /home and /root', () => {

@@ -65,4 +65,23 @@ describe('query tasks', () => {
     assert.ok(JSON.stringify(cut['rows']).length <= 500);
     assert.equal(cut['row_count'], (cut['rows'] as unknown[]).length);
   });
+
+  it('cuts rows at max_bytes counted in UTF-8 bytes: the result always fits the gateway\'s message', () => {
+    const answer = {
+      ok: true as const,
+      columns: [{ name: 'text', type: 'TEXT' }],
+      rows: Array.from({ length: 100 }, () => ['€'.repeat(1000)]),
+      row_count: 100,
+      truncated: false,
+      tables: ['t'],
+      warnings: [],
+      warnings_total: 0,
+      collect_ms: 1,
+      sql_ms: 2,
+      elapsed_ms: 3,
+    };
+    const cut = taskResult(answer, 30_000);
+    assert.equal(cut['truncated_by'], 'bytes');
+    assert.ok(Buffer.byteLength(JSON.stringify(cut['rows'])) <= 30_000, `${Buffer.byteLength(JSON.stringify(cut['rows']))} bytes`);
+  });
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { FRAME_MAX_PAYLOAD } from '../../common/codec/frames.js';
 import { PluginFrame, type QueryRequest, type QueryResultFrame, type QueryWarning } from '../../common/plugins/protocol.js';
-import { InventoryEngine, type QueryResult, type Value } from './engine.js';
+import { InventoryEngine, jsonBytes, type QueryResult, type Value } from './engine.js';
 import { FileHashCache } from './context.js';
 import { HASH_CACHE_FILES, HashCacheFile } from '../hash-cache-file.js';
 import type { TableSpec } from './table.js';
@@ -278,29 +278,37 @@ export class Collector {
       await this.fail(request.request_id, error);
       return;
     }
-    // Rows in chunks that fit a frame, then the final frame.
+    // Rows in chunks that fit a frame (in UTF-8 bytes, as frames are sent), then the final frame.
     let chunk: unknown[][] = [];
     let bytes = 0;
+    let sent = 0;
+    let tooLarge = false;
     for (const row of result.rows) {
-      const size = JSON.stringify(row).length + 1;
+      const size = jsonBytes(row) + 1;
+      // A single row over a frame cannot be sent: it is left out, and the answer is cut.
+      if (size > FRAME_MAX_PAYLOAD - 1024) {
+        tooLarge = true;
+        continue;
+      }
       if (chunk.length > 0 && bytes + size > CHUNK_BYTES) {
         await this.json(PluginFrame.queryResult, { request_id: request.request_id, done: false, rows: chunk });
         chunk = [];
         bytes = 0;
       }
-      if (size > FRAME_MAX_PAYLOAD - 1024) continue; // a single row over a frame: cannot be sent (max_bytes keeps rows far below)
       chunk.push(row);
       bytes += size;
+      sent++;
     }
     if (chunk.length > 0) await this.json(PluginFrame.queryResult, { request_id: request.request_id, done: false, rows: chunk });
+    const truncatedBy = result.truncatedBy ?? (tooLarge ? 'bytes' : undefined);
     const final: QueryResultFrame = {
       request_id: request.request_id,
       done: true,
       ok: true,
       columns: result.columns,
-      row_count: result.rows.length,
-      truncated: result.truncated,
-      ...(result.truncatedBy ? { truncated_by: result.truncatedBy } : {}),
+      row_count: sent,
+      truncated: truncatedBy !== undefined,
+      ...(truncatedBy ? { truncated_by: truncatedBy } : {}),
       tables: result.tables,
       warnings: result.warnings.slice(0, WARNINGS_IN_RESULT).map((w): QueryWarning => ({ table: w.table, code: w.code, message: w.message.slice(0, 512), ...(w.path ? { path: w.path.slice(0, 1024) } : {}) })),
       warnings_total: result.warnings.length + result.warningsDropped,
@@ -410,13 +418,14 @@ export class Collector {
     };
     const perBatch = Number.isFinite(rate) ? Math.max(1, Math.min(500, Math.floor(rate / 4))) : 500;
     for (const line of lines) {
-      if (line.length + 1 > FRAME_MAX_PAYLOAD - 1024) {
+      const size = Buffer.byteLength(line) + 1;
+      if (size > FRAME_MAX_PAYLOAD - 1024) {
         this.log('warn', 'an inventory row is too large for one event frame; skipped', 'HADES_ERR_INVENTORY_SKIPPED');
         continue;
       }
-      if (batch.length >= perBatch || bytes + line.length + 1 > CHUNK_BYTES) await flush();
+      if (batch.length >= perBatch || bytes + size > CHUNK_BYTES) await flush();
       batch.push(line);
-      bytes += line.length + 1;
+      bytes += size;
     }
     await flush();
   }

@@ -50,7 +50,7 @@ export class FileHashCache implements PersistentHashes {
   }
 
   /** The hash of a file: at once when its version is known, else once it is read. */
-  sha256(file: string): string | undefined | Promise<string | undefined> {
+  sha256(file: string | Buffer): string | undefined | Promise<string | undefined> {
     let key: string;
     try {
       // A stat per lookup, synchronous: much cheaper than a trip through the thread pool.
@@ -80,7 +80,7 @@ export class FileHashCache implements PersistentHashes {
     return work;
   }
 
-  private async compute(file: string): Promise<string | undefined> {
+  private async compute(file: string | Buffer): Promise<string | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(file, 'r');

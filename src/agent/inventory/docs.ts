@@ -19,9 +19,12 @@ export function renderTablesDoc(tables: readonly TableSpec[]): string {
   out.push('');
   out.push('A table is collected only when a query reads it, once per query, into a temporary table');
   out.push('(joins do not collect it again). Queries are read-only and bounded by a timeout, a row');
-  out.push('limit and a byte limit. Anything a table cannot read (an unreadable folder, an odd line, a');
-  out.push('file over the size limit) is skipped with a warning and the rest is returned. Booleans are');
-  out.push('INTEGER 0 or 1; times are unix seconds.');
+  out.push('limit and a byte limit (the rows as JSON, counted in UTF-8 bytes). Anything a table cannot');
+  out.push('read (an unreadable folder, an odd line, a file over the size limit) is skipped with a warning');
+  out.push('and the rest is returned. Booleans are INTEGER 0 or 1; times are unix seconds. In results,');
+  out.push('blobs are hex text, and an integer beyond 2^53 (9007199254740992) is text holding its exact');
+  out.push('digits, since a JSON number would round it; a single value larger than the byte limit cuts');
+  out.push('the result there.');
   out.push('');
   out.push('`hades query` runs the collector as a process of its own, which the host\'s agent watches like');
   out.push('any other: a query that reads `users` opens /etc/shadow (for the password state), and the');

@@ -15,7 +15,7 @@
  * Limits: a timeout (collection stops at the next table or when a table looks at ctx.signal, and
  * the SQL is checked between rows; a single SQLite step cannot be interrupted from JavaScript,
  * which is why the collector runs in its own process that the agent or the CLI can kill), a row
- * limit and a byte limit (the result is cut and marked truncated).
+ * limit and a byte limit (the result is cut and marked truncated; bytes of the rows as UTF-8 JSON).
  */
 import { closest, distance } from 'fastest-levenshtein';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -37,7 +37,7 @@ export interface QueryLimits {
   readonly timeoutMs?: number;
   /** Rows returned at most; more are cut (truncated: rows). Default unlimited. */
   readonly maxRows?: number;
-  /** Bytes of the rows as JSON at most; more are cut (truncated: bytes). Default unlimited. */
+  /** Bytes of the rows as JSON (UTF-8) at most; more are cut (truncated: bytes). Default unlimited. */
   readonly maxBytes?: number;
   readonly signal?: AbortSignal;
 }
@@ -61,7 +61,7 @@ export interface QueryResult {
   readonly collected: Readonly<Record<string, number>>;
   readonly warnings: readonly InventoryWarning[];
   readonly warningsDropped: number;
-  /** JSON size of the rows returned. */
+  /** JSON size of the rows returned, UTF-8 bytes. */
   readonly bytes: number;
   readonly collectMs: number;
   readonly sqlMs: number;
@@ -115,9 +115,9 @@ function coerce(value: Row[string], column: ColumnSpec): string | number | bigin
   switch (column.type) {
     case 'INTEGER':
       if (typeof value === 'number') return Number.isFinite(value) ? Math.trunc(value) : null;
-      if (typeof value === 'bigint') return value;
+      if (typeof value === 'bigint') return int64(value);
       if (typeof value === 'boolean') return value ? 1 : 0;
-      return /^-?\d+$/.test(value) ? Number(value) : null;
+      return /^-?\d+$/.test(value) ? int64(BigInt(value)) : null;
     case 'REAL':
       if (typeof value === 'number') return Number.isFinite(value) ? value : null;
       if (typeof value === 'bigint') return Number(value);
@@ -128,7 +128,28 @@ function coerce(value: Row[string], column: ColumnSpec): string | number | bigin
   }
 }
 
-/** SQLite values as JSON-friendly ones: blobs as hex, big integers as numbers or text. */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * An integer as SQLite takes it: a number when exact, a bigint within 64 bits, a REAL (number)
+ * beyond, as SQLite itself stores such text (a bigint past 64 bits would make the insert throw).
+ */
+function int64(value: bigint): number | bigint {
+  if (value >= INT64_MIN && value <= INT64_MAX) return Number.isSafeInteger(Number(value)) ? Number(value) : value;
+  return Number(value);
+}
+
+/**
+ * UTF-8 bytes of a row as JSON: what the byte limits count, since rows travel as UTF-8 (frames,
+ * task results); counting characters let text of 3 bytes a character past them threefold.
+ */
+export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value));
+
+/**
+ * SQLite values as JSON-friendly ones: blobs as hex, integers as numbers when exact and as text
+ * beyond 2^53 (the statement reads them as bigints: as numbers they would be rounded).
+ */
 function plain(value: unknown): Value {
   if (value === null || value === undefined) return null;
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
@@ -352,7 +373,7 @@ export class InventoryEngine {
     let bytes = 2;
     let truncatedBy: 'rows' | 'bytes' | undefined;
     db.pragma('query_only = ON');
-    const iterator = (stmt.raw(true) as BetterSqlite3.Statement<unknown[], unknown[]>).iterate();
+    const iterator = (stmt.raw(true).safeIntegers(true) as BetterSqlite3.Statement<unknown[], unknown[]>).iterate();
     try {
       for (;;) {
         let next: IteratorResult<unknown[]>;
@@ -366,8 +387,20 @@ export class InventoryEngine {
           truncatedBy = 'rows';
           break;
         }
-        const row = next.value.map(plain);
-        const size = JSON.stringify(row).length + 1;
+        // A blob is twice its size as hex: one past the bytes left is not made into text at all
+        // (hundreds of MB of hex would pass what a string may hold).
+        if (next.value.some((v) => Buffer.isBuffer(v) && 2 * v.length + 3 > maxBytes - bytes)) {
+          truncatedBy = 'bytes';
+          break;
+        }
+        let row: Value[];
+        let size: number;
+        try {
+          row = next.value.map(plain);
+          size = jsonBytes(row) + 1;
+        } catch (error) {
+          throw queryError('HADES_ERR_QUERY_FAILED', `a value of the row is too large to give (${error instanceof Error ? error.message : String(error)}); leave it out or take a part of it (substr, length)`);
+        }
         if (bytes + size > maxBytes) {
           truncatedBy = 'bytes';
           break;

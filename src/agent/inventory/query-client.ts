@@ -77,7 +77,7 @@ export class QueryClient {
       for (const row of frame.rows) {
         // The collector is trusted to respect max_bytes; this only bounds a misbehaving one.
         if (pending.overflow) break;
-        const size = JSON.stringify(row).length + 1;
+        const size = Buffer.byteLength(JSON.stringify(row)) + 1;
         if (pending.bytes + size > pending.maxBytes + (1 << 20)) {
           pending.overflow = true;
           break;

@@ -52,7 +52,7 @@ export interface CollectContext {
    * once when cached; undefined when unreadable. The path is opened as given: join a host path to
    * `root` first (a /proc/PID/exe link works).
    */
-  sha256(path: string): string | undefined | Promise<string | undefined>;
+  sha256(path: string | Buffer): string | undefined | Promise<string | undefined>;
   /**
    * The columns the query may read; absent means all of them. A table may leave a costly column
    * it does not list NULL (the processes table skips hashing when `sha256` is not read). Only a

@@ -153,7 +153,7 @@ export function uniqueNames(names: readonly string[]): string[] {
 
 /**
  * The result of a query task: rows as objects keyed by column name (what the server shows per
- * host), cut again at `maxBytes` of JSON since objects repeat the names.
+ * host), cut again at `maxBytes` of JSON (UTF-8 bytes, as it travels) since objects repeat the names.
  */
 export function taskResult(answer: Extract<QueryAnswer, { ok: true }>, maxBytes: number): Record<string, unknown> {
   const names = uniqueNames(answer.columns.map((c) => c.name));
@@ -165,7 +165,7 @@ export function taskResult(answer: Extract<QueryAnswer, { ok: true }>, maxBytes:
     names.forEach((name, i) => {
       row[name] = values[i] ?? null;
     });
-    const size = JSON.stringify(row).length + 1;
+    const size = Buffer.byteLength(JSON.stringify(row)) + 1;
     if (bytes + size > maxBytes) {
       truncatedBy = 'bytes';
       break;

@@ -175,6 +175,6 @@ export async function query(context: CliContext, args: readonly string[], option
     const seconds = (answer.elapsed_ms / 1000).toFixed(2);
     context.stderr.write(`(${answer.row_count} row${answer.row_count === 1 ? '' : 's'}, ${seconds} s)${cut ? ' long values are shortened; --json prints them whole' : ''}\n`);
   }
-  if (answer.truncated) context.stderr.write(`hades: the result was cut at ${answer.truncated_by === 'bytes' ? `${MAX_BYTES} bytes` : `${MAX_ROWS} rows`}; narrow the query\n`);
+  if (answer.truncated) context.stderr.write(`hades: the result was cut at ${answer.truncated_by === 'bytes' ? `${MAX_BYTES} bytes, or a row over 1 MiB was left out` : `${MAX_ROWS} rows`}; narrow the query\n`);
   return 0;
 }

@@ -490,7 +490,7 @@ export const eventKinds = {
             table: Str('Table name, e.g. listening_ports.', 64),
             query: Opt(Str('Name of the scheduled query.', 128)),
             change: Words(['added', 'removed', 'snapshot'], 'What happened to the row.'),
-            row: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), { description: 'The row, column to value.' }),
+            row: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), { description: 'The row, column to value (a blob as hex text, an integer beyond 2^53 as text of its digits).' }),
           },
           'The inventory row.',
         ),
