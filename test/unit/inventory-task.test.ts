@@ -15,6 +15,11 @@ const refused = (kind: string, params: unknown, message: RegExp) =>
     (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_QUERY_PARAMS' && message.test(e.message),
   );
 
+/** A whole query answer of these columns and rows, as the engine gives it. */
+function queryAnswer(columns: { name: string; type: string | null }[], rows: unknown[][]) {
+  return { ok: true as const, columns, rows, row_count: rows.length, truncated: false, tables: ['t'], warnings: [], warnings_total: 0, collect_ms: 1, sql_ms: 2, elapsed_ms: 3 };
+}
+
 describe('query tasks', () => {
   it('takes sql or a table with bounded limits and defaults', () => {
     assert.deepEqual(parseQueryTask('query', { sql: 'SELECT 1' }), { sql: 'SELECT 1', timeoutMs: 60_000, maxRows: 10_000, maxBytes: 4 * 1024 * 1024 });
@@ -42,19 +47,7 @@ describe('query tasks', () => {
 
   it('gives rows as objects with unique names, cut at max_bytes', () => {
     assert.deepEqual(uniqueNames(['a', 'b', 'a', 'a']), ['a', 'b', 'a:2', 'a:3']);
-    const answer = {
-      ok: true as const,
-      columns: [{ name: 'n', type: 'INTEGER' }, { name: 'n', type: null }],
-      rows: Array.from({ length: 100 }, (_, i) => [i, `v${i}`]),
-      row_count: 100,
-      truncated: false,
-      tables: ['t'],
-      warnings: [],
-      warnings_total: 0,
-      collect_ms: 1,
-      sql_ms: 2,
-      elapsed_ms: 3,
-    };
+    const answer = queryAnswer([{ name: 'n', type: 'INTEGER' }, { name: 'n', type: null }], Array.from({ length: 100 }, (_, i) => [i, `v${i}`]));
     const whole = taskResult(answer, 1 << 20);
     assert.deepEqual((whole['rows'] as unknown[]).slice(0, 2), [{ n: 0, 'n:2': 'v0' }, { n: 1, 'n:2': 'v1' }]);
     assert.deepEqual(whole['columns'], [{ name: 'n', type: 'INTEGER' }, { name: 'n:2', type: null }]);
@@ -67,19 +60,7 @@ describe('query tasks', () => {
   });
 
   it('cuts rows at max_bytes counted in UTF-8 bytes: the result always fits the gateway\'s message', () => {
-    const answer = {
-      ok: true as const,
-      columns: [{ name: 'text', type: 'TEXT' }],
-      rows: Array.from({ length: 100 }, () => ['€'.repeat(1000)]),
-      row_count: 100,
-      truncated: false,
-      tables: ['t'],
-      warnings: [],
-      warnings_total: 0,
-      collect_ms: 1,
-      sql_ms: 2,
-      elapsed_ms: 3,
-    };
+    const answer = queryAnswer([{ name: 'text', type: 'TEXT' }], Array.from({ length: 100 }, () => ['€'.repeat(1000)]));
     const cut = taskResult(answer, 30_000);
     assert.equal(cut['truncated_by'], 'bytes');
     assert.ok(Buffer.byteLength(JSON.stringify(cut['rows'])) <= 30_000, `${Buffer.byteLength(JSON.stringify(cut['rows']))} bytes`);
