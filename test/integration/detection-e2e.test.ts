@@ -86,6 +86,20 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
       60_000,
       250,
     );
+    // Online is the stream to the server; the kernel driver attaches its hooks a moment later.
+    // What runs before that is not seen, so each test starts once an exec is seen and stored.
+    let probe = 0;
+    await waitFor(
+      'the local agent watching execs',
+      () => {
+        const marker = `hades-e2e-ready-${process.pid}-${++probe}`;
+        spawnSync('/bin/true', [marker]);
+        const found = hades('search', '--json', '--since', '10m', '--action', 'exec', 'process.executable=/usr/bin/true', '--limit', '1000', '--config', serverConfig);
+        return found.status === 0 && found.stdout.includes(`hades-e2e-ready-${process.pid}-`);
+      },
+      60_000,
+      500,
+    );
   });
 
   after(async () => {
