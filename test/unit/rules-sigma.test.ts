@@ -398,6 +398,8 @@ describe('sigma: log sources and fields', () => {
     assert.ok(!filtered(exec('tcpdump --version')));
     const quantified = loaded(audit("selection_a:\n    type: EXECVE\n    a0: nc\nselection_b:\n    - type: EXECVE\n      a0: ncat\n    - type: execve\n      a0: socat\ncondition: 1 of selection_*"));
     assert.ok(quantified(exec('socat - TCP:203.0.113.7:4444')) && quantified(exec('nc -l 4444')) && !quantified(exec('ls')));
+    const counted = loaded(audit("selection:\n    type: EXECVE\n    argc|gte: 3\n    a0: nc\ncondition: selection"));
+    assert.ok(counted(exec('nc -l 4444')) && !counted(exec('nc -h')));
     const absent = loaded(audit("selection:\n    type: EXECVE\n    a0: whoami\n    a1: null\ncondition: selection"));
     assert.ok(absent(exec('whoami')) && !absent(exec('whoami --help')));
     // Rules that could match SYSCALL, PATH or other records are refused, never narrowed to exec events.

@@ -161,13 +161,14 @@ export const AUDITD_MAX_ARG = 63;
 /**
  * auditd's EXECVE records (`service: auditd` rules whose every match needs `type: EXECVE`,
  * auditd.ts): the arguments of an executed program, `a0` (argv[0]) onwards, are the elements of
- * `process.args` of the exec event. `type: EXECVE` holds for every exec event.
+ * `process.args` of the exec event, `argc` their number. `type: EXECVE` holds for every exec event.
  */
 export const AUDITD_EXECVE: CategorySpec = {
   category: 'service: auditd (EXECVE records)',
   actions: ['exec'],
   fields: {
     type: { kind: 'values', target: 'event.action', values: { execve: true } },
+    argc: field('process.args_count'),
     ...Object.fromEntries(Array.from({ length: AUDITD_MAX_ARG + 1 }, (_, i) => [`a${i}`, field(`process.args[${i}]`)])),
   },
   about: "auditd's EXECVE records, the arguments of a program executed: `exec` events, argument N (`aN`) as `process.args[N]`.",
