@@ -4,7 +4,8 @@
  * enrollment endpoints agents use. Every route declares its request and response schemas
  * (TypeBox, so they are JSON Schema), from which the OpenAPI document at
  * /api/v1/openapi.json is made. Requests carry `Authorization: Bearer TOKEN`; each route names
- * the least role it needs (read-only < analyst < admin); admin actions go to the audit log.
+ * the least role it needs (read-only < analyst < admin), which the OpenAPI document says; admin
+ * actions go to the audit log, each with its change in one transaction. Answers are never cached.
  * Every error is JSON `{code, message}` with a HADES_ERR_* code.
  *
  * Statuses: 200, and 201 for a request that creates something (a token, a task, a fleet query, a
@@ -72,30 +73,34 @@ export interface ApiPorts {
   enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): Promise<{ agent_id: string; certificate: string }>;
   listAgents(filter: { group?: string; online?: boolean }): AgentBody[];
   getAgent(id: string): AgentBody | undefined;
-  revokeAgent(id: string): void;
+  // An admin's change and `record` (its audit entry) are written in one transaction, before
+  // anything is sent to an agent: a change whose record cannot be written is not made.
+  revokeAgent(id: string, record: () => void): void;
   /** Asks an agent to renew its certificate now (at its next connection when offline). */
-  renewAgent(id: string): { sent: boolean };
-  setAgentTags(id: string, tags: Record<string, string>): void;
+  renewAgent(id: string, record: () => void): { sent: boolean };
+  setAgentTags(id: string, tags: Record<string, string>, record: () => void): void;
   /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
-  setAgentGroups(id: string, groups: string[]): AgentBody & { configuration: { group: string; version: number } | null; pushed: boolean };
-  /** Removes a group's configuration; its agents go back to their own files (or another group's). Undefined: it had none. */
-  deleteGroupConfig(name: string): { pushed: number } | undefined;
+  setAgentGroups(id: string, groups: string[], record: () => void): AgentBody & { configuration: { group: string; version: number } | null; pushed: boolean };
+  /** Removes a group's configuration; its agents go back to their own files (or another group's). Undefined: it had none (nothing recorded). */
+  deleteGroupConfig(name: string, record: () => void): { pushed: number } | undefined;
   listGroups(): GroupBody[];
   getGroupConfig(name: string): GroupConfigBody | undefined;
-  setGroupConfig(name: string, yaml: string): { version: number; pushed: number };
+  setGroupConfig(name: string, yaml: string, record: (version: number) => void): { version: number; pushed: number };
   /** `created` is told the agents (each once) once their tasks are stored, before any is sent (the audit record). */
   createTask(request: { agentIds: string[]; kind: string; params: unknown; timeoutS: number; createdBy: string; created: (agentIds: readonly string[]) => void }): TaskBody[];
   listTasks(filter: { agentId?: string; status?: string; limit: number; resultChars?: number }): TaskBody[];
   getTask(id: string): TaskBody | undefined;
   searchEvents(query: EventQuery): { events: unknown[]; next?: string | undefined; partial?: true };
-  createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }): CreatedTokenBody;
+  /** `record` (its audit entry) runs in the same transaction. */
+  createEnrollmentToken(request: { ttlMs: number; group?: string; createdBy: string }, record: (created: CreatedTokenBody) => void): CreatedTokenBody;
   listEnrollmentTokens(): EnrollmentTokenBody[];
-  /** True when revoked now, false when it was already; throws for a token used already. */
-  revokeEnrollmentToken(id: string): boolean;
-  createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }): CreatedTokenBody;
+  /** True when revoked now (`record` run in the same transaction), false when it was already; throws for a token used already. */
+  revokeEnrollmentToken(id: string, record: () => void): boolean;
+  /** `record` (its audit entry) runs in the same transaction. */
+  createApiToken(request: { name: string; role: Role; createdBy: string; ttlMs?: number }, record: (created: CreatedTokenBody) => void): CreatedTokenBody;
   listApiTokens(): ApiTokenBody[];
-  /** True when revoked now, false when it was already. */
-  revokeApiToken(id: string): boolean;
+  /** True when revoked now (`record` run in the same transaction), false when it was already. */
+  revokeApiToken(id: string, record: () => void): boolean;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
   getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
   /**
@@ -396,6 +401,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   // any other media type instead of failing the schema with 400.
   app.removeContentTypeParser('text/plain');
 
+  // Every answer is about this deployment now (and one carries a new token's secret, shown once):
+  // no cache keeps any. Nor is a body taken for another type than it says.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    void reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+    done(null, payload);
+  });
+
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
     let e: HadesError;
     if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: problemBodies(error.validation) } });
@@ -409,6 +421,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);
     if (e.kind === 'bug') options.log.error('API request failed', { err: e, url: request.url });
+    // A 401 says how to authenticate (RFC 9110, 11.6.1; the scheme of RFC 6750).
+    if (e.code === 'HADES_ERR_API_UNAUTHENTICATED') void reply.header('www-authenticate', `Bearer realm="hades"${request.headers.authorization === undefined ? '' : ', error="invalid_token"'}`);
     void reply.status(statusOfCode(e.code)).send({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
   });
   app.setNotFoundHandler((request, reply) => {
@@ -469,6 +483,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
        * The handler may ask for more (a task kind for admins).
        */
       role?: Role;
+      /** What the OpenAPI document says of the role besides `role` (a handler that asks for more). */
+      roleNote?: string;
       /**
        * What success answers: 200 (the default); 201, set here, for a route that creates
        * something; both for a PUT that creates or replaces (its handler sets 201 when it creates).
@@ -489,6 +505,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       url,
       schema: {
         summary: spec.summary,
+        // The role, for a client reading the document (403 HADES_ERR_API_FORBIDDEN below it).
+        ...(spec.role ? { description: `Needs the role ${spec.role} or higher (read-only < analyst < admin)${spec.roleNote ? `; ${spec.roleNote}` : ''}.` } : {}),
         tags: spec.tags,
         ...(spec.querystring ? { querystring: optionalDefaults(spec.querystring) } : {}),
         ...(spec.body ? { body: spec.body } : {}),
@@ -557,8 +575,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id }, (request) => {
     const principal = who(request, 'admin');
     found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
-    ports.revokeAgent(request.params.id);
-    ports.audit(principal, 'agent.revoke', request.params.id);
+    ports.revokeAgent(request.params.id, () => ports.audit(principal, 'agent.revoke', request.params.id));
     return { ok: true };
   });
   route(
@@ -573,10 +590,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     (request) => {
       const principal = who(request, 'admin');
-      found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
-      const answer = ports.renewAgent(request.params.id);
-      ports.audit(principal, 'agent.renew', request.params.id, { sent: answer.sent });
-      return answer;
+      const agent = found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+      // Recorded before the agent is asked: whether it was connected then (asked now, or at its next connection).
+      return ports.renewAgent(request.params.id, () => ports.audit(principal, 'agent.renew', request.params.id, { online: agent.online }));
     },
   );
   route(
@@ -588,8 +604,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const bad = Object.keys(request.body).filter((key) => !/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/.test(key));
       if (bad.length > 0) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `invalid tag name ${bad.map((k) => JSON.stringify(k)).join(', ')}`);
       found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
-      ports.setAgentTags(request.params.id, request.body);
-      ports.audit(principal, 'agent.tags', request.params.id, { tags: request.body });
+      ports.setAgentTags(request.params.id, request.body, () => ports.audit(principal, 'agent.tags', request.params.id, { tags: request.body }));
       return { ok: true };
     },
   );
@@ -607,9 +622,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     (request) => {
       const principal = who(request, 'admin');
       found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
-      const agent = ports.setAgentGroups(request.params.id, request.body.groups);
-      ports.audit(principal, 'agent.groups', request.params.id, { groups: request.body.groups });
-      return agent;
+      return ports.setAgentGroups(request.params.id, request.body.groups, () => ports.audit(principal, 'agent.groups', request.params.id, { groups: request.body.groups }));
     },
   );
   const GroupName = Type.Object({ name: Type.String({ pattern: GROUP_PATTERN }) });
@@ -639,8 +652,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (setsNothing(request.body.yaml)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the configuration sets nothing (empty, only comments, or an empty YAML document): give a complete agent configuration (hades config defaults --role agent); DELETE the group\'s configuration to send its agents back to their own files');
       const parsed = parseRoleConfig(request.body.yaml, 'agent');
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
-      const result = ports.setGroupConfig(request.params.name, request.body.yaml);
-      ports.audit(principal, 'group.config', request.params.name, { version: result.version });
+      const result = ports.setGroupConfig(request.params.name, request.body.yaml, (version) => ports.audit(principal, 'group.config', request.params.name, { version }));
       // Version 1 is the group's first configuration: created.
       if (result.version === 1) void reply.code(201);
       return result;
@@ -653,9 +665,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { role: 'admin', summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName },
     (request) => {
       const principal = who(request, 'admin');
-      const result = found(ports.deleteGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
-      ports.audit(principal, 'group.config.delete', request.params.name);
-      return result;
+      return found(
+        ports.deleteGroupConfig(request.params.name, () => ports.audit(principal, 'group.config.delete', request.params.name)),
+        `configuration for group ${request.params.name}`,
+      );
     },
   );
 
@@ -665,6 +678,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/tasks',
     {
       role: 'analyst',
+      roleNote: 'restart_plugin and log_level tasks need admin',
       summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level). All or nothing: each agent once; an unknown agent is a 404 and a revoked one a 403, and then no task is made. Tasks are audited before they are sent.',
       tags: ['tasks'],
       success: [201],
@@ -954,8 +968,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const now = Date.now();
       const ttlMs = now - parseSince(request.body.ttl, now);
       if (ttlMs < 1000 || ttlMs > 30 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1s and 30d (got ${request.body.ttl})`);
-      const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name });
-      ports.audit(principal, 'token.enrollment.create', created.id, { group: request.body.group, ttl: request.body.ttl });
+      const created = ports.createEnrollmentToken({ ttlMs, ...(request.body.group ? { group: request.body.group } : {}), createdBy: principal.name }, (made) =>
+        ports.audit(principal, 'token.enrollment.create', made.id, { group: request.body.group, ttl: request.body.ttl }),
+      );
       // The gateway addresses agents will be given at enrollment: who creates the token can see
       // whether hosts elsewhere can reach them (a server listening on 0.0.0.0 gives 127.0.0.1).
       return { ...created, ca_sha256: ports.caFingerprint(), gateways: ports.gateways() };
@@ -967,8 +982,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token that was not used (`already: true` when it was revoked before; a used token is a 400: revoke its agent).', tags: ['tokens'], params: Id }, (request) => {
     const principal = who(request, 'admin');
-    if (!ports.revokeEnrollmentToken(request.params.id)) return { ok: true, already: true };
-    ports.audit(principal, 'token.enrollment.revoke', request.params.id);
+    if (!ports.revokeEnrollmentToken(request.params.id, () => ports.audit(principal, 'token.enrollment.revoke', request.params.id))) return { ok: true, already: true };
     return { ok: true };
   });
   route(
@@ -993,9 +1007,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const now = Date.now();
       const ttlMs = request.body.ttl === undefined ? undefined : now - parseSince(request.body.ttl, now);
       if (ttlMs !== undefined && (ttlMs < 60_000 || ttlMs > 3650 * 86_400_000)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `ttl must be between 1m and 3650d (got ${request.body.ttl})`);
-      const created = ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name, ...(ttlMs === undefined ? {} : { ttlMs }) });
-      ports.audit(principal, 'token.api.create', created.id, { name: request.body.name, role: request.body.role, ...(created.expires_at ? { expires: created.expires_at } : {}) });
-      return created;
+      return ports.createApiToken({ name: request.body.name, role: request.body.role, createdBy: principal.name, ...(ttlMs === undefined ? {} : { ttlMs }) }, (made) =>
+        ports.audit(principal, 'token.api.create', made.id, { name: request.body.name, role: request.body.role, ...(made.expires_at ? { expires: made.expires_at } : {}) }),
+      );
     },
   );
   route('GET', '/api/v1/tokens/api', { role: 'admin', summary: 'API tokens (never their secrets).', tags: ['tokens'] }, (request) => {
@@ -1004,8 +1018,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token (`already: true` when it was revoked before); the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
     const principal = who(request, 'admin');
-    if (!ports.revokeApiToken(request.params.id)) return { ok: true, already: true };
-    ports.audit(principal, 'token.api.revoke', request.params.id);
+    if (!ports.revokeApiToken(request.params.id, () => ports.audit(principal, 'token.api.revoke', request.params.id))) return { ok: true, already: true };
     return { ok: true };
   });
   route(

@@ -392,6 +392,8 @@ export class HadesServer {
     const alerts = this.alerts!;
     const detector = this.detector!;
     const queries = this.queries!;
+    const db = this.db!;
+    const atomically = <T>(work: () => T): T => db.transaction(work)();
     return {
       authenticate: (bearer) => apiTokens.authenticate(bearer),
       authorize: (principal, needed: Role) => apiTokens.authorize(principal, needed),
@@ -425,25 +427,46 @@ export class HadesServer {
         const agent = registry.get(id);
         return agent ? agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)) : undefined;
       },
-      renewAgent: (id) => {
-        registry.requestRenewal(id);
+      // An admin's change is stored with its audit record (`record`) in one transaction, and only
+      // then sent to agents: no change without its record, and none sent that was not stored.
+      renewAgent: (id, record) => {
+        atomically(() => {
+          registry.requestRenewal(id);
+          record();
+        });
         return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator' } }) ?? false };
       },
-      revokeAgent: (id) => {
-        registry.revoke(id);
+      revokeAgent: (id, record) => {
+        atomically(() => {
+          registry.revoke(id);
+          record();
+        });
         this.gateway?.disconnect(id, new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${id} is revoked`));
       },
-      setAgentTags: (id, tags) => registry.setTags(id, tags),
-      setAgentGroups: (id, groups) => {
-        const agent = registry.setGroups(id, groups);
+      setAgentTags: (id, tags, record) =>
+        atomically(() => {
+          registry.setTags(id, tags);
+          record();
+        }),
+      setAgentGroups: (id, groups, record) => {
+        const agent = atomically(() => {
+          const moved = registry.setGroups(id, groups);
+          record();
+          return moved;
+        });
         const config = this.configOf(agent.groups);
         const pushed = this.pushConfig(id, config);
         return { ...agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)), configuration: config ? { group: config.name, version: config.version } : null, pushed };
       },
-      deleteGroupConfig: (name) => {
+      deleteGroupConfig: (name, record) => {
         // The members that ran it: those whose first configured group it was.
         const members = registry.list({ group: name, online: true }).filter((a) => this.configOf(a.groups)?.name === name);
-        if (!registry.deleteGroupConfig(name)) return undefined;
+        const deleted = atomically(() => {
+          if (!registry.deleteGroupConfig(name)) return false;
+          record();
+          return true;
+        });
+        if (!deleted) return undefined;
         return { pushed: members.filter((a) => this.pushConfig(a.id, this.configOf(a.groups))).length };
       },
       listGroups: () => registry.listGroups().map(groupBody),
@@ -451,8 +474,12 @@ export class HadesServer {
         const config = registry.groupConfig(name);
         return config ? groupConfigBody(config) : undefined;
       },
-      setGroupConfig: (name, yaml) => {
-        const { version } = registry.setGroupConfig(name, yaml);
+      setGroupConfig: (name, yaml, record) => {
+        const { version } = atomically(() => {
+          const stored = registry.setGroupConfig(name, yaml);
+          record(stored.version);
+          return stored;
+        });
         let pushed = 0;
         // Members whose configuration comes from an earlier group of theirs keep it.
         for (const agent of registry.list({ group: name, online: true })) {
@@ -490,20 +517,34 @@ export class HadesServer {
         return task ? taskBody(task) : undefined;
       },
       searchEvents: (query) => store.search(query),
-      createEnrollmentToken: (request) => createdTokenBody(tokens.create(request)),
+      createEnrollmentToken: (request, record) =>
+        atomically(() => {
+          const created = createdTokenBody(tokens.create(request));
+          record(created);
+          return created;
+        }),
       listEnrollmentTokens: () => tokens.list().map(enrollmentTokenBody),
-      revokeEnrollmentToken: (id) => {
+      revokeEnrollmentToken: (id, record) => {
         const token = tokens.get(id);
         if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no enrollment token ${id}`);
         if (token.usedAt !== undefined) {
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `enrollment token ${id} was used at ${token.usedAt}${token.usedBy ? ` by agent ${token.usedBy}` : ''}: it enrolls nothing more; revoke that agent instead`);
         }
         if (token.revokedAt !== undefined) return false;
-        return tokens.revoke(id);
+        return atomically(() => {
+          if (!tokens.revoke(id)) return false;
+          record();
+          return true;
+        });
       },
-      createApiToken: (request) => createdTokenBody(apiTokens.create(request)),
+      createApiToken: (request, record) =>
+        atomically(() => {
+          const created = createdTokenBody(apiTokens.create(request));
+          record(created);
+          return created;
+        }),
       listApiTokens: () => apiTokens.list().map(apiTokenBody),
-      revokeApiToken: (id) => {
+      revokeApiToken: (id, record) => {
         const token = apiTokens.get(id);
         if (!token) throw new HadesError('HADES_ERR_API_NOT_FOUND', `no API token ${id}`);
         // Admin tokens still accepted: not revoked, not expired.
@@ -513,7 +554,11 @@ export class HadesServer {
         if (token.role === 'admin' && usable(token) && admins.length === 1) {
           throw new HadesError('HADES_ERR_API_LAST_ADMIN', `${id} is the last admin token: revoking it would leave nobody able to manage the server; create another admin token first`);
         }
-        return apiTokens.revoke(id);
+        return atomically(() => {
+          if (!apiTokens.revoke(id)) return false;
+          record();
+          return true;
+        });
       },
       searchAlerts: (query) => alerts.search(query),
       getAlert: (id) => alerts.get(id),

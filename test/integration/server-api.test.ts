@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import type { AnyEvent } from '../helpers/agent.js';
 import { runHades } from '../helpers/cli.js';
@@ -82,6 +83,21 @@ describe('authentication and roles', () => {
       assertError(await server.api('GET', '/api/v1/agents', { token }), 401, 'HADES_ERR_API_UNAUTHENTICATED', `token ${token.slice(0, 12)}...`);
     }
     assertError(await server.api('GET', '/api/v1/agents', { token: null, headers: { authorization: `Basic ${admin}` } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'not a bearer');
+  });
+
+  it('says how to authenticate with a 401 (WWW-Authenticate: Bearer), and lets no answer be cached, a new token\'s secret least of all', async () => {
+    for (const call of [{ token: null }, { token: 'hadesapi_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]) {
+      const refused = await server.api('GET', '/api/v1/agents', call);
+      assertError(refused, 401, 'HADES_ERR_API_UNAUTHENTICATED', 'unauthenticated');
+      assert.match(String(refused.headers['www-authenticate']), /^Bearer\b/);
+    }
+    assert.equal((await server.api('GET', '/api/v1/audit', { token: (await apiToken('read-only', 'no-challenge')).token })).headers['www-authenticate'], undefined, 'a 403 is no challenge');
+    const created = await server.api('POST', '/api/v1/tokens/api', { body: { name: 'not-cached', role: 'read-only' } });
+    assert.equal(created.status, 201);
+    for (const response of [created, await server.api('GET', '/api/v1/agents'), await server.api('GET', '/api/v1/agents/nope'), await server.api('GET', '/api/v1/nowhere'), await server.api('GET', '/api/v1/agents', { token: null })]) {
+      assert.equal(response.headers['cache-control'], 'no-store', `HTTP ${response.status} ${response.text}`);
+      assert.equal(response.headers['x-content-type-options'], 'nosniff');
+    }
   });
 
   it('needs no token for health, the CA and the OpenAPI document', async () => {
@@ -552,6 +568,31 @@ describe('the OpenAPI document', () => {
     const search = doc.paths['/api/v1/events'].get.parameters.map((p: AnyEvent) => p.name).sort();
     assert.deepEqual(search, ['action', 'agent', 'cursor', 'filter', 'host', 'limit', 'order', 'since', 'until']);
   });
+  it('says the role each route needs, and the server holds to it: a token of the role below gets 403, none 401', async () => {
+    const doc = (await server.api('GET', '/api/v1/openapi.json', { token: null })).body;
+    const below = { 'read-only': undefined, analyst: (await apiToken('read-only', 'openapi-read-only')).token, admin: (await apiToken('analyst', 'openapi-analyst')).token } as const;
+    let checked = 0;
+    for (const [route, operations] of Object.entries<AnyEvent>(doc.paths)) {
+      for (const [method, operation] of Object.entries<AnyEvent>(operations)) {
+        const what = `${method.toUpperCase()} ${route}`;
+        if (Array.isArray(operation['security']) && operation['security'].length === 0) {
+          assert.equal(operation['description'], undefined, `${what} is public`);
+          continue;
+        }
+        const role = /^Needs the role (read-only|analyst|admin) or higher/.exec(String(operation['description']))?.[1] as keyof typeof below | undefined;
+        assert.ok(role, `${what} says its role: ${operation['description']}`);
+        const url = route.replace(/\{[a-z_]+\}/g, 'x');
+        const body = operation['requestBody'] ? { body: {} } : {};
+        assertError(await server.api(method.toUpperCase(), url, { token: null, ...body }), 401, 'HADES_ERR_API_UNAUTHENTICATED', `${what} without a token`);
+        const lower = below[role];
+        if (lower !== undefined) assertError(await server.api(method.toUpperCase(), url, { token: lower, ...body }), 403, 'HADES_ERR_API_FORBIDDEN', `${what} with the role below ${role}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 30, `${checked} routes`);
+    assert.match(doc.paths['/api/v1/tasks'].post.description, /restart_plugin and log_level tasks need admin/);
+    assert.match(doc.paths['/api/v1/tokens/api'].post.description, /^Needs the role admin or higher/);
+  });
 });
 
 describe('admin actions and the audit log', () => {
@@ -595,6 +636,54 @@ describe('admin actions and the audit log', () => {
     assert.deepEqual(await server.ok('DELETE', `/api/v1/tokens/api/${created.id}`), { ok: true, already: true });
     const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
     assert.equal(entries.filter((e) => e['action'] === 'token.api.revoke' && e['target'] === created.id).length, 1);
+  });
+
+  it('makes no admin change that its audit record cannot go with: with the audit log refusing writes, each fails and changes nothing', async () => {
+    const identity = await server.enrollAgent();
+    const agentId = identity.agentId;
+    const spare = await apiToken('read-only', 'unaudited-revoke');
+    const enrolling = await server.enrollmentToken('1h');
+    await server.ok('PUT', '/api/v1/groups/unaudited-group/config', { body: { yaml: 'agent: { heartbeat_s: 30 }\n' } });
+    const state = async () => ({
+      agent: await server.ok('GET', `/api/v1/agents/${agentId}`),
+      apiTokens: (await server.ok('GET', '/api/v1/tokens/api')).tokens,
+      enrollmentTokens: (await server.ok('GET', '/api/v1/tokens/enrollment')).tokens,
+      config: await server.ok('GET', '/api/v1/groups/unaudited-group/config'),
+      otherConfig: (await server.api('GET', '/api/v1/groups/unaudited-new/config')).status,
+    });
+    const was = await state();
+    const changes: [string, string, object?][] = [
+      ['POST', '/api/v1/tokens/api', { name: 'unaudited', role: 'admin' }],
+      ['DELETE', `/api/v1/tokens/api/${spare.id}`],
+      ['POST', '/api/v1/tokens/enrollment', { ttl: '1h' }],
+      ['DELETE', `/api/v1/tokens/enrollment/${enrolling.id}`],
+      ['PUT', `/api/v1/agents/${agentId}/tags`, { env: 'unaudited' }],
+      ['PUT', `/api/v1/agents/${agentId}/groups`, { groups: ['unaudited-group'] }],
+      ['PUT', '/api/v1/groups/unaudited-group/config', { yaml: 'agent: { heartbeat_s: 40 }\n' }],
+      ['PUT', '/api/v1/groups/unaudited-new/config', { yaml: 'agent: { heartbeat_s: 40 }\n' }],
+      ['DELETE', '/api/v1/groups/unaudited-group/config'],
+      ['POST', `/api/v1/agents/${agentId}/renew`],
+      ['POST', `/api/v1/agents/${agentId}/revoke`],
+    ];
+    // Another connection to the server's database makes every audit insert fail.
+    const db = new Database(path.join(server.dataDir, 'hades.db'));
+    try {
+      db.exec("CREATE TRIGGER test_admin_audit_refused BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log refuses writes (test)'); END");
+      for (const [method, route, body] of changes) {
+        const refused = await server.api(method, route, body === undefined ? {} : { body });
+        assert.ok(refused.status >= 500, `${method} ${route}: HTTP ${refused.status} ${refused.text}`);
+        assert.match(refused.body.code, /^HADES_ERR_/);
+      }
+      db.exec('DROP TRIGGER test_admin_audit_refused');
+    } finally {
+      db.close();
+    }
+    const is = await state();
+    assert.deepEqual(
+      { ...is, agent: { ...is.agent, last_seen: undefined, online: undefined } },
+      { ...was, agent: { ...was.agent, last_seen: undefined, online: undefined } },
+      'nothing changed without its audit record',
+    );
   });
 
   it('pages back through the audit log with before_id, past any one page', async () => {

@@ -2,6 +2,10 @@
  * The HTTP collector output: each batch is POSTed as NDJSON; a 2xx answer acknowledges it. The
  * batch's spool sequence numbers go in a header, so a collector can drop a batch it already has
  * (after a crash the agent resends from its last acknowledged batch).
+ *
+ * Errors name the collector by its origin only: an error is the output's `last_error`, which the
+ * heartbeat carries to the server's API (every token reads it), and a collector URL may hold a
+ * secret in its path or query string, as an API key.
  */
 import { HadesError } from '../../common/errors.js';
 import type { BatchTransport, EventBatch } from './channels.js';
@@ -15,8 +19,18 @@ export interface HttpTransportOptions {
 
 export class HttpTransport implements BatchTransport {
   readonly name = 'http';
+  /** What errors say of the collector: its origin, not the URL (see the module comment). */
+  readonly #target: string;
 
-  constructor(private readonly options: HttpTransportOptions) {}
+  constructor(private readonly options: HttpTransportOptions) {
+    let target = 'the HTTP collector';
+    try {
+      target = new URL(options.url).origin;
+    } catch {
+      // The configuration's pattern admits only URLs; fetch says what else is wrong.
+    }
+    this.#target = target;
+  }
 
   async send(batch: EventBatch, signal: AbortSignal): Promise<void> {
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
@@ -38,10 +52,11 @@ export class HttpTransport implements BatchTransport {
       await response.arrayBuffer();
     } catch (error) {
       const reason = timeout.aborted ? `no answer within ${this.options.timeoutMs} ms` : (error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message;
-      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.options.url}: ${reason}`);
+      // fetch's own messages may repeat the URL (one it cannot parse).
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.#target}: ${reason.split(this.options.url).join(this.#target)}`);
     }
     if (response.status < 200 || response.status > 299) {
-      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.options.url}: HTTP ${response.status}`);
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.#target}: HTTP ${response.status}`);
     }
   }
 

@@ -198,7 +198,7 @@ export const AgentConfigSchema = Type.Object(
         http: Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'POST batches of NDJSON events to a URL (a collector such as Vector or Logstash); a 2xx answer acknowledges the batch.' }),
-            url: Type.String({ pattern: '^https?://[^/?#\\s@]+(/\\S*)?$', default: 'http://127.0.0.1:8080/events', description: 'Where batches are posted.' }),
+            url: Type.String({ pattern: '^https?://[^/?#\\s@]+(/\\S*)?$', default: 'http://127.0.0.1:8080/events', description: 'Where batches are posted. It may hold a secret (an API key in the query string): errors, and so the output\'s last_error in heartbeats and the server\'s API, name only its origin.' }),
             headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]+$' }), Type.String({ pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$', description: 'A header value: one line of printable characters (Latin-1 at most).' }), { default: {}, description: 'Extra request headers (e.g. an authorization token; never logged).' }),
             batch_events: Type.Integer({ minimum: 1, maximum: 100_000, default: 2000, description: 'Most events per request.' }),
             timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'A request without an answer after this long counts as failed and is retried.' }),
