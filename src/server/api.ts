@@ -725,7 +725,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Events.
-  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request: a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request (a filter on a column no index serves, such as process.name or any contains, counts a tenth): a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();

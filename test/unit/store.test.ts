@@ -494,6 +494,15 @@ describe('event store: pagination', () => {
     const full = store.search({ filters, limit: 1 });
     assert.equal(full.partial, undefined);
     assert.deepEqual(idsOf(full.events), wanted.slice(0, 1));
+    // A column no index serves (process.name, or any contains) is read row by row too, each such
+    // filter a tenth of a JSON one: 200 rows a request here.
+    const byName = store.search({ filters: [{ field: 'process.name', op: 'eq', value: 'no-such-name' }], limit: 100, since: T0 - 1 });
+    assert.equal(byName.partial, undefined, 'all 50 rows within the 200 allowed');
+    const wide = new EventStore(db, { now: () => NOW, scanBudget: 2 });
+    const capped = wide.search({ filters: [{ field: 'process.name', op: 'eq', value: 'no-such-name' }], limit: 100 });
+    assert.equal(capped.partial, true, 'stopped at 20 rows, not at the end');
+    assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'contains', value: 'no-such' }], limit: 100 }).partial, true, 'contains walks no index');
+    assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'eq', value: '/no/such' }], limit: 100 }).partial, undefined, 'the executable index serves eq');
     // Refused: too many such filters, and an empty text or prefix (it matches everything).
     assert.throws(() => store.search({ filters: Array.from({ length: 9 }, (_, i) => ({ field: 'process.working_directory', op: 'contains' as const, value: `x${i}` })) }), isCode('HADES_ERR_STORE_QUERY', /at most 8 on fields that are not indexed/));
     assert.throws(() => store.search({ filters: [{ field: 'process.args', op: 'contains', value: '' }] }), isCode('HADES_ERR_STORE_QUERY', /an empty text matches every value/));

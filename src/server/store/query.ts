@@ -49,6 +49,8 @@ export const FIELD_PATH = /^[a-z@_][a-z0-9_]*(\.[a-z0-9_@]+)*$/;
 interface IndexedField {
   readonly column: string;
   readonly integer?: boolean;
+  /** The column has an index of its own (events.ts), which equality and prefix filters walk. */
+  readonly index?: true;
 }
 
 /**
@@ -57,13 +59,13 @@ interface IndexedField {
  * event has none, `process.user.name` (the user an event is about, as ECS `related.user`).
  */
 export const INDEXED_FIELDS: Readonly<Record<string, IndexedField>> = Object.freeze({
-  'event.id': { column: 'event_id' },
-  'event.action': { column: 'action' },
-  'host.name': { column: 'host' },
-  'process.executable': { column: 'executable' },
+  'event.id': { column: 'event_id', index: true },
+  'event.action': { column: 'action', index: true },
+  'host.name': { column: 'host', index: true },
+  'process.executable': { column: 'executable', index: true },
   'process.name': { column: 'process_name' },
-  'user.name': { column: 'user_name' },
-  'destination.ip': { column: 'destination_ip' },
+  'user.name': { column: 'user_name', index: true },
+  'destination.ip': { column: 'destination_ip', index: true },
   'destination.port': { column: 'destination_port', integer: true },
   'source.ip': { column: 'source_ip' },
   'file.path': { column: 'file_path' },
@@ -94,8 +96,12 @@ export interface BuiltQuery {
  * Filters on fields that are not indexed read each row's JSON (a few µs per row and filter):
  * one search examines at most this many (row, filter) pairs before it returns a page, so that a
  * search cannot hold the server (which stores the fleet's events on the same thread) for long.
+ * A filter on a column that no index serves (`process.name`, `file.path`, any `contains`) reads
+ * the column of each row instead, about a tenth of that: it counts as a tenth of a pair.
  */
 export const SCAN_BUDGET = 200_000;
+/** What a filter on a column no index serves costs against SCAN_BUDGET, next to one on the JSON. */
+const COLUMN_SCAN_COST = 0.1;
 /** Filters on fields that are not indexed, in one search. */
 export const MAX_JSON_FILTERS = 8;
 
@@ -240,10 +246,19 @@ export function fieldProblem(field: string, { objects = true }: { objects?: bool
   return undefined;
 }
 
-/** The terms of filters on fields that are not indexed, kept apart: they apply to the rows the others select. */
+/**
+ * The terms of filters no index serves, kept apart: they apply to the rows the others select,
+ * at most as many as the scan budget allows.
+ */
 interface JsonTerms {
   readonly sql: string[];
   readonly params: (string | number)[];
+  /** Filters on the stored JSON among them (MAX_JSON_FILTERS). */
+  json: number;
+  /** Their cost against the scan budget: 1 for each on the JSON, COLUMN_SCAN_COST for each on a column. */
+  cost: number;
+  /** Columns the terms read, which the rows they apply to must carry. */
+  readonly columns: Set<string>;
 }
 
 /** The SQL term of an indexed filter (its values pushed on `params`), or undefined when it went to `json`. */
@@ -259,15 +274,22 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   if (value === '' && op !== 'eq') throw bad(`filters[${index}].value: an empty ${op === 'prefix' ? 'prefix' : 'text'} matches every value; leave the filter out`);
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
+    // A column no index serves for this filter is read row by row: within the scan budget.
+    const walked = indexed.index === true && op !== 'contains' && (indexed.integer !== true || op === 'eq');
+    const into = walked ? params : json.params;
+    let sql: string;
     if (indexed.integer === true) {
       if (op === 'eq') {
         if (!/^(0|[1-9][0-9]{0,14})$/.test(value)) throw bad(`filters[${index}].value: ${field} is an integer; "${value}" is not one`);
-        params.push(Number(value));
-        return `${indexed.column} = ?`;
-      }
-      return match(`CAST(${indexed.column} AS TEXT)`, op, value, params, false);
-    }
-    return match(indexed.column, op, value, params, true);
+        into.push(Number(value));
+        sql = `${indexed.column} = ?`;
+      } else sql = match(`CAST(${indexed.column} AS TEXT)`, op, value, into, false);
+    } else sql = match(indexed.column, op, value, into, walked);
+    if (walked) return sql;
+    json.sql.push(sql);
+    json.cost += COLUMN_SCAN_COST;
+    json.columns.add(indexed.column);
+    return undefined;
   }
   // A value the field can never hold would match nothing, silently (a typo in a hunt must not
   // look like "no such event"): refused, as for the indexed integers above.
@@ -291,6 +313,8 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
     test = match(JSON_TEXT, op, value, json.params, false);
   }
   json.sql.push(`EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
+  json.json++;
+  json.cost++;
   return undefined;
 }
 
@@ -341,12 +365,12 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   const filters = query.filters ?? [];
   if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
   if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
-  const json: JsonTerms = { sql: [], params: [] };
+  const json: JsonTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
   filters.forEach((f: FieldFilter, i) => {
     const sql = filterSql(f, i, params, json);
     if (sql !== undefined) where.push(sql);
   });
-  if (json.sql.length > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
+  if (json.json > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
 
   if (query.cursor !== undefined) {
     const position = decodeCursor(query.cursor);
@@ -367,8 +391,9 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   }
   // The rows the indexed terms select, newest (or oldest) first and at most `rows` of them; the
   // JSON filters only on those.
-  const rows = Math.max(1, Math.floor(scanBudget / json.sql.length));
-  const sql = `SELECT id, time, event FROM (SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${json.sql.join(' AND ')} ${sorted} LIMIT ?`;
+  const rows = Math.max(1, Math.floor(scanBudget / json.cost));
+  const columns = ['id', 'time', 'event', ...json.columns].join(', ');
+  const sql = `SELECT id, time, event FROM (SELECT ${columns} FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${json.sql.join(' AND ')} ${sorted} LIMIT ?`;
   // The last row examined and the one after it: only when there is one after is the search partial.
   const scan = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
   return { sql, params: [...params, rows, ...json.params, limit + 1], limit, order, scan };
