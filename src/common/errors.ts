@@ -386,7 +386,7 @@ export const errorCatalog = {
   },
   HADES_ERR_CMDB: {
     kind: 'input',
-    summary: 'The CMDB file could not be read (missing, unreadable, a folder) or parsed (a broken CSV or JSON, text that is not UTF-8, a row without a name or address, an address that is not an IP address, two different rows for one host); host metadata stays as it was.',
+    summary: 'The CMDB file could not be read (missing, unreadable, a folder, larger than 64 MiB) or parsed (a broken CSV or JSON, text that is not UTF-8, a row without a name or address, an address that is not an IP address, a control character in a name or address, two different rows for one host); host metadata stays as it was. As a warning: values whose control characters were replaced by spaces.',
     remedy: 'Fix the file (CSV with a header row, or a JSON array of objects; docs/architecture.md, CMDB) where the message says; it is read again when it changes.',
   },
   // Rules
@@ -625,7 +625,7 @@ export const errorCatalog = {
   },
   HADES_ERR_ALERT_OUTPUT_TIMEOUT: {
     kind: 'environment',
-    summary: 'An alert output\'s receiver did not connect or answer within timeout_ms; the alert is retried with backoff.',
+    summary: 'An alert output\'s receiver did not connect or answer within timeout_ms (for syslog: the resolver did not answer, or the receiver\'s TCP acknowledged nothing more of the alerts written, and the connection is taken as dead and its unacknowledged alerts sent again on a new one); the alert is retried with backoff.',
     remedy: 'Check the receiver\'s load and the network; raise timeout_ms if the receiver is slow but working.',
   },
   HADES_ERR_ALERT_OUTPUT_BAD_STATUS: {

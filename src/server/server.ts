@@ -184,7 +184,8 @@ export class HadesServer {
     const archive = this.archive;
     this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
-    this.cmdb.start();
+    // Loaded (on a thread of its own) before the gateway opens: the first events get their metadata.
+    await this.cmdb.start();
     this.alerts = new AlertStore(db);
     const outputs = this.outputs;
     // Batches are checked, and events matched, on a thread of its own (ingest/worker.ts).
@@ -701,7 +702,7 @@ export class HadesServer {
     // After the gateway: no new alert can come; what is queued gets a few seconds to leave.
     await this.outputs?.close();
     this.outputs = undefined;
-    this.cmdb?.stop();
+    await this.cmdb?.stop();
     await this.archive?.close();
     this.archive = undefined;
     this.mark?.close();

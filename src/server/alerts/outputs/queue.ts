@@ -4,7 +4,8 @@
  * jitter after failures, and the counters of docs/alert-outputs.md.
  *
  * Memory is bounded by `capacity` alerts, and `maxChars` of their JSON, waiting plus the one being
- * delivered; a push into a full ring drops the oldest waiting alerts. An alert the receiver failed uses up one attempt and is
+ * delivered (plus what a transport holds until its receiver acknowledges it, bounded there); a
+ * push into a full ring drops the oldest waiting alerts. An alert the receiver failed uses up one attempt and is
  * given up after `max_attempts`; while the receiver cannot be reached at all, the alert keeps
  * its place without using attempts, so an outage costs only what overflows the queue.
  */
@@ -14,7 +15,7 @@ import type { Logger } from '../../../runtime/log.js';
 import { scopeOf, type AlertTransport, type QueuedAlert } from './transport.js';
 
 export interface OutputCounters {
-  /** Alerts the receiver accepted. */
+  /** Alerts the receiver accepted (for a transport that holds alerts, once it acknowledged them). */
   sent: number;
   /** Alerts given up: a final failure, or max_attempts failed attempts. */
   failed: number;
@@ -22,7 +23,7 @@ export interface OutputCounters {
   failed_attempts: number;
   /** Attempts made after a failure. */
   retries: number;
-  /** Alerts dropped unsent: the queue was full (the oldest went), or still queued at close. */
+  /** Alerts dropped unsent: the queue was full (the oldest went), or still queued at close (written but unacknowledged ones too). */
   dropped: number;
   /** Alerts below the output's min_severity, not queued. */
   filtered: number;
@@ -75,6 +76,8 @@ export class OutputQueue {
   /** Characters of JSON of the alerts waiting in the ring. */
   private chars = 0;
   private current: Current | undefined;
+  /** Alerts the transport wrote and holds until the receiver acknowledges them (HoldListener). */
+  private held = 0;
   private inFlight: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInRow = 0;
@@ -90,11 +93,21 @@ export class OutputQueue {
   ) {
     this.ring = new Array<QueuedAlert | undefined>(options.capacity);
     this.random = options.random ?? Math.random;
+    transport.hold?.({
+      acknowledged: (count) => this.acknowledged(count),
+      givenUp: (item, error, attempts) => this.heldGivenUp(item, error, attempts),
+      connectionLost: (error) => this.connectionLost(error),
+    });
   }
 
-  /** Alerts not yet delivered: waiting, and the one being delivered or waiting for its retry. */
+  /** Alerts not yet delivered: waiting, the one being delivered or waiting for its retry, and those written but not acknowledged. */
   get queued(): number {
-    return this.size + (this.current ? 1 : 0);
+    return this.size + (this.current ? 1 : 0) + this.held;
+  }
+
+  /** Alerts written to the receiver and not acknowledged yet (included in `queued`). */
+  get unacknowledged(): number {
+    return this.held;
   }
 
   /** Queues an alert; never throws, never waits. */
@@ -127,6 +140,7 @@ export class OutputQueue {
    * first. A retry waiting for its backoff is tried at once: this is the last chance.
    */
   async drain(ms: number): Promise<void> {
+    this.transport.hurry?.();
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
@@ -158,16 +172,27 @@ export class OutputQueue {
     this.retryTimer = undefined;
     await this.transport.close();
     await this.inFlight;
-    const left = this.queued;
+    const unacknowledged = this.held;
+    const left = this.queued - unacknowledged;
     this.ring.fill(undefined);
     this.size = 0;
     this.chars = 0;
     this.current = undefined;
+    this.held = 0;
     if (left > 0) {
       this.counters.dropped += left;
       this.options.log.warn(`alert output '${this.options.name}': ${left} alerts were still queued at close and are dropped`, {
         code: 'HADES_ERR_ALERT_OUTPUT_DROPPED',
         dropped: left,
+        last_error: this.lastError?.code,
+      });
+    }
+    if (unacknowledged > 0) {
+      // Written, perhaps received: counted with the dropped, since nothing says they arrived.
+      this.counters.dropped += unacknowledged;
+      this.options.log.warn(`alert output '${this.options.name}': ${unacknowledged} alerts written to the receiver were not acknowledged at close and may be lost`, {
+        code: 'HADES_ERR_ALERT_OUTPUT_DROPPED',
+        unacknowledged,
         last_error: this.lastError?.code,
       });
     }
@@ -178,6 +203,14 @@ export class OutputQueue {
     if (this.closed || this.inFlight || this.retryTimer) return;
     if (!this.current) {
       const next = this.shift();
+      if (!next && this.transport.resendPending) {
+        // Alerts of a dead connection, and nothing new to carry them: sent again on their own.
+        this.inFlight = this.resend().finally(() => {
+          this.inFlight = undefined;
+          this.pump();
+        });
+        return;
+      }
       if (!next) {
         // The queue emptied: an episode of dropping is over, and the next one gets its warning.
         this.droppedUnreported = 0;
@@ -196,9 +229,12 @@ export class OutputQueue {
   private async attempt(current: Current): Promise<void> {
     let error: HadesError;
     try {
-      await this.transport.deliver(current.item);
+      const held = await this.transport.deliver(current.item);
       if (this.closed) return;
-      this.delivered();
+      if (held === 'held') this.held++;
+      else this.sent(1);
+      this.current = undefined;
+      this.deliveringAgain();
       return;
     } catch (e) {
       error = toHadesError(e);
@@ -207,10 +243,42 @@ export class OutputQueue {
     this.failed(current, error);
   }
 
-  private delivered(): void {
-    this.counters.sent++;
+  private async resend(): Promise<void> {
+    try {
+      await this.transport.resend?.();
+      if (!this.closed) this.deliveringAgain();
+    } catch (e) {
+      if (!this.closed) this.failed(undefined, toHadesError(e));
+    }
+  }
+
+  private sent(count: number): void {
+    this.counters.sent += count;
     this.lastSentAt = new Date().toISOString();
-    this.current = undefined;
+  }
+
+  private acknowledged(count: number): void {
+    if (this.closed) return;
+    this.held -= count;
+    this.sent(count);
+    this.notifyIdle();
+  }
+
+  private heldGivenUp(item: QueuedAlert, error: HadesError, attempts: number): void {
+    if (this.closed) return;
+    this.held--;
+    this.counters.failed++;
+    this.options.log.error(`alert output '${this.options.name}': alert given up`, { code: error.code, error, alert_id: item.alert.id, rule: item.alert.rule.id, attempts });
+    this.notifyIdle();
+  }
+
+  /** A failure that no delivery in flight reports: counted, and the held alerts are sent again after the backoff. */
+  private connectionLost(error: HadesError): void {
+    if (this.closed) return;
+    this.failed(undefined, error);
+  }
+
+  private deliveringAgain(): void {
     if (this.failuresInRow > 0) {
       this.options.log.info(`alert output '${this.options.name}': delivering again`, {
         failed_attempts_in_row: this.failuresInRow,
@@ -221,14 +289,14 @@ export class OutputQueue {
     }
   }
 
-  private failed(current: Current, error: HadesError): void {
+  /** A failed attempt; `current` is undefined for a failure about held alerts only (resend, connectionLost). */
+  private failed(current: Current | undefined, error: HadesError): void {
     this.counters.failed_attempts++;
     this.failuresInRow++;
     this.lastError = { code: error.code, message: error.message, at: new Date().toISOString() };
     const scope = scopeOf(error);
-    if (scope !== 'receiver') current.attempts++;
-    const giveUp = scope === 'final' || (this.options.maxAttempts > 0 && current.attempts >= this.options.maxAttempts);
-    if (giveUp) {
+    if (current && scope !== 'receiver') current.attempts++;
+    if (current && (scope === 'final' || (this.options.maxAttempts > 0 && current.attempts >= this.options.maxAttempts))) {
       this.counters.failed++;
       this.current = undefined;
       this.options.log.error(`alert output '${this.options.name}': alert given up`, {
@@ -243,10 +311,12 @@ export class OutputQueue {
       this.options.log.warn(`alert output '${this.options.name}': delivery failed, retrying with backoff`, { code: error.code, error });
     }
     // A final failure says nothing about the next alert; any other one slows down the next attempt.
-    if (scope === 'final') {
+    if (scope === 'final' && current) {
       this.failuresInRow = 0;
       return;
     }
+    // A connection lost while the backoff runs: the attempt after it sends the held alerts first.
+    if (this.retryTimer) return;
     const delay = backoffDelay(this.failuresInRow, this.options.backoffMs, this.options.backoffMaxMs, this.random);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -26,10 +26,37 @@ export interface AlertTransport {
   readonly target: string;
   /** Messages cut to fit the receiver's size limit so far. */
   readonly truncated: number;
-  /** Puts one alert on the wire; rejects with a delivery failure (see `failure`). */
-  deliver(item: QueuedAlert): Promise<void>;
+  /** Alerts written again on a new connection, their first one having died before the receiver acknowledged them (syslog over TCP and TLS). */
+  readonly resent?: number;
+  /**
+   * Puts one alert on the wire; rejects with a delivery failure (see `failure`). Resolves `held`
+   * when the transport keeps the alert until its receiver acknowledges it (see HoldListener):
+   * the queue counts it as sent only then.
+   */
+  deliver(item: QueuedAlert): Promise<void | 'held'>;
+  /** Registers the queue's listener (transports that hold alerts). */
+  hold?(listener: HoldListener): void;
+  /** Held alerts wait to be written again: their connection died. */
+  readonly resendPending?: boolean;
+  /** Writes them on a new connection (deliver does so too, before its alert); rejects like deliver. */
+  resend?(): Promise<void>;
+  /** The output is about to close: look for acknowledgements more often. */
+  hurry?(): void;
   /** Closes every socket, agent and file; a delivery in flight rejects. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * What a transport that holds the alerts it wrote until its receiver acknowledges them (syslog
+ * over TCP and TLS) tells its queue about them after `deliver` resolved `held`.
+ */
+export interface HoldListener {
+  /** `count` held alerts, the oldest, were acknowledged (or can no longer be followed, and count as delivered). */
+  acknowledged(count: number): void;
+  /** A held alert is given up: `attempts` connections it was the oldest unacknowledged alert of died. */
+  givenUp(item: QueuedAlert, error: HadesError, attempts: number): void;
+  /** The connection died with held alerts while no delivery was in flight (one in flight fails with the error instead). */
+  connectionLost(error: HadesError): void;
 }
 
 /**
