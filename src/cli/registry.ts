@@ -259,6 +259,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--agent <id...>', 'agents to ask (default: every agent, or --group)')
         .option('--group <group>', 'the agents of a group')
         .option('--timeout <seconds>', 'how long to wait for the answers', '60')
+        .option('--page <hosts>', 'hosts read per request once the answers are in (1 to 1000; the server also ends a page at 32 MiB of answers)', '100')
         .option('--json', 'NDJSON: one line per row with host and agent_id (a column of either name comes as row.host, row.agent_id); hosts without rows give their status and error'),
     run: lazy(fleetCommands, (m) => m.fleetQuery),
   },

@@ -37,6 +37,7 @@ import { SEVERITIES, suggest } from '../rules/index.js';
 import { alertEtag, type AlertComment, type AlertQuery, type Suppression, type TriageState } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
+import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
@@ -122,7 +123,8 @@ export interface ApiPorts {
   queryTargets(request: { agents?: string[]; group?: string }): string[];
   /** Makes a fleet query; `record(id)` (its audit entry) runs in the same transaction, before any task is sent. */
   createFleetQuery(request: { sql: string; agentIds: string[]; timeoutMs: number; createdBy: string }, record: (id: string) => void): unknown;
-  getFleetQuery(id: string): unknown;
+  /** A fleet query with one page of its hosts (`limit` 0: the summary alone); undefined when there is no such query. */
+  getFleetQuery(id: string, page?: { limit?: number; cursor?: string }): unknown;
   listFleetQueries(limit: number): unknown[];
 }
 
@@ -172,6 +174,32 @@ const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELE
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const Anything = Type.Unknown();
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+/** A fleet query with a page of its hosts (src/server/fleet/queries.ts). */
+const FleetQueryBody = Type.Object({
+  id: Type.String(),
+  sql: Type.String(),
+  created_by: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String(),
+  deadline: Type.String(),
+  complete: Type.Boolean({ description: 'Every host has answered, or the deadline has passed.' }),
+  summary: Type.Object(
+    { agents: Type.Integer(), done: Type.Integer(), failed: Type.Integer(), pending: Type.Integer(), expired: Type.Integer(), rows: Type.Integer() },
+    { description: 'Every host of the query, whatever the page.' },
+  ),
+  hosts: Type.Array(
+    Type.Object({
+      agent_id: Type.String(),
+      hostname: Type.String(),
+      status: Type.Union(['pending', 'done', 'failed', 'expired'].map((s) => Type.Literal(s))),
+      rows: Type.Optional(Type.Array(Type.Unknown())),
+      truncated: Type.Optional(Type.Boolean()),
+      error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    }),
+    { description: "This page's hosts, in the order the query's tasks were made." },
+  ),
+  next: Type.Optional(Type.String({ description: 'The cursor of the next page; absent on the last.' })),
+});
 
 /** `15m`, `2h`, `7d` or ISO time -> ms since epoch (../common/time-bound.ts). */
 export function parseSince(value: string, now = Date.now()): number {
@@ -761,6 +789,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed.',
       tags: ['queries'],
       success: [201],
+      response: FleetQueryBody,
       body: Type.Object(
         {
           sql: Type.String({ minLength: 1, maxLength: MAX_TASK_SQL_CHARS }),
@@ -785,10 +814,29 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'read-only');
     return { queries: ports.listFleetQueries(request.query.limit) };
   });
-  route('GET', '/api/v1/queries/:id', { role: 'read-only', summary: 'A fleet query with each host\'s answer so far: rows, an error, or pending; `complete` once every host has answered or the deadline has passed.', tags: ['queries'], params: Id }, (request) => {
-    who(request, 'read-only');
-    return found(ports.getFleetQuery(request.params.id), `query ${request.params.id}`);
-  });
+  route(
+    'GET',
+    '/api/v1/queries/:id',
+    {
+      role: 'read-only',
+      summary: `A fleet query with its hosts' answers so far (rows, an error, or pending), a page of hosts at a time with keyset pagination: \`next\` is the cursor of the following page, absent on the last. A page holds at most \`limit\` hosts and stops early before ${PAGE_BYTES / (1024 * 1024)} MiB of answers (each host's answer is bounded by the agent); \`limit=0\` gives the summary alone (to wait for \`complete\`). \`summary\` and \`complete\` (every host has answered or the deadline has passed) always count every host.`,
+      tags: ['queries'],
+      params: Id,
+      querystring: Type.Object(
+        {
+          limit: Type.Integer({ minimum: 0, maximum: MAX_HOSTS_PAGE, default: DEFAULT_HOSTS_PAGE, description: 'Hosts of the page at most; 0 for the summary alone.' }),
+          cursor: Type.Optional(Type.String({ maxLength: 512, description: 'The `next` of the previous page, unchanged.' })),
+        },
+        { additionalProperties: false },
+      ),
+      response: FleetQueryBody,
+    },
+    (request) => {
+      who(request, 'read-only');
+      const { limit, cursor } = request.query;
+      return found(ports.getFleetQuery(request.params.id, { limit, ...(cursor === undefined ? {} : { cursor }) }), `query ${request.params.id}`);
+    },
+  );
 
   // Alerts.
   const Statuses = Type.Union(ALERT_STATUSES.map((s) => Type.Literal(s)));

@@ -600,7 +600,7 @@ export class HadesServer {
       },
       createFleetQuery: (request, record) =>
         queries.create(request, (task) => this.gateway?.send(task.agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params) } }) ?? false, record),
-      getFleetQuery: (id) => queries.get(id),
+      getFleetQuery: (id, page) => queries.get(id, page),
       listFleetQueries: (limit) => queries.list(limit),
     };
   }

@@ -4,7 +4,8 @@
  * person types: `hades fleet query "SQL" --json --config server.yaml` (rows per host; each host's
  * coded error for bad SQL, exit status 2 when every host refuses it; a stopped agent reported
  * expired after the timeout while the other's rows or errors come through, exit status 3) and an
- * `inventory` task through POST /api/v1/tasks.
+ * `inventory` task through POST /api/v1/tasks. The hosts' answers come a page at a time: the CLI
+ * walks the pages, and the API's cursor and limit are checked.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -154,6 +155,35 @@ metrics: { listen: "127.0.0.1:0" }
       assert.deepEqual(Object.keys(row).sort(), ['agent_id', 'host', 'username']);
     }
     assert.match(result.stderr, /2 of 2 host\(s\) answered \(2 rows\), 0 failed, 0 without an answer/);
+  });
+
+  it('pages the hosts: the CLI walks every page (--page 1), the API\'s cursor walk gives each host once, a bad cursor or limit is a coded 400', { timeout: 60_000 }, async () => {
+    const result = await hades('fleet', 'query', 'SELECT username FROM users WHERE uid = 0', '--json', '--page', '1', '--timeout', '30', '--config', serverYaml);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(lines(result.stdout).map((r) => r['agent_id']).sort(), ids(), 'one row per host, over two pages');
+    assert.match(result.stderr, /2 of 2 host\(s\) answered \(2 rows\)/);
+
+    const { queries } = (await server.ok('GET', '/api/v1/queries')) as { queries: AnyEvent[] };
+    const id = queries[0]!['id'] as string;
+    const first = (await server.ok('GET', `/api/v1/queries/${id}`, { query: { limit: 1 } })) as AnyEvent;
+    const second = (await server.ok('GET', `/api/v1/queries/${id}`, { query: { limit: 1, cursor: first['next'] } })) as AnyEvent;
+    assert.equal(typeof first['next'], 'string');
+    assert.equal(second['next'], undefined, 'the last page has no next');
+    assert.deepEqual([...first['hosts'], ...second['hosts']].map((h: AnyEvent) => h['agent_id']).sort(), ids());
+    for (const page of [first, second]) assert.deepEqual(page['summary'], { agents: 2, done: 2, failed: 0, pending: 0, expired: 0, rows: 2 });
+    // Without limit: the default page (100 hosts), here every host, as before paging.
+    assert.equal(((await server.ok('GET', `/api/v1/queries/${id}`)) as AnyEvent)['hosts'].length, 2);
+    assert.deepEqual(((await server.ok('GET', `/api/v1/queries/${id}`, { query: { limit: 0 } })) as AnyEvent)['hosts'], []);
+    for (const query of [{ cursor: 'not-a-cursor' }, { limit: 1001 }, { limit: -1 }, { limit: 'many' }, { cursor: 'x'.repeat(513) }]) {
+      const bad = await server.api('GET', `/api/v1/queries/${id}`, { query });
+      assert.equal(bad.status, 400, JSON.stringify(query));
+      assert.equal((bad.body as AnyEvent)['code'], 'HADES_ERR_API_INVALID_REQUEST', JSON.stringify(query));
+    }
+    // The OpenAPI document describes the parameters and the next cursor.
+    const openapi = (await server.ok('GET', '/api/v1/openapi.json')) as AnyEvent;
+    const operation = openapi['paths']['/api/v1/queries/{id}']['get'];
+    assert.deepEqual(operation['parameters'].filter((p: AnyEvent) => p['in'] === 'query').map((p: AnyEvent) => p['name']).sort(), ['cursor', 'limit']);
+    assert.ok(operation['responses']['200']['content']['application/json']['schema']['properties']['next'], 'the response schema has next');
   });
 
   it('returns rows of text of several bytes a character whole and exactly, with integers beyond 2^53 as their digits', { timeout: 60_000 }, async () => {

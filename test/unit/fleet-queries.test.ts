@@ -2,17 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
 import { openDatabase } from '../../src/server/db.js';
-import { FleetQueries, QUERY_TASKS_SQL } from '../../src/server/fleet/queries.js';
+import { DEFAULT_HOSTS_PAGE, FleetQueries, QUERY_SUMMARY_SQL, QUERY_TASKS_SQL } from '../../src/server/fleet/queries.js';
 import { FleetRegistry, type Task } from '../../src/server/fleet/registry.js';
 
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 const code = (c: string) => (e: unknown) => e instanceof HadesError && e.code === c;
 
-function setup() {
+function setup(options: { pageBytes?: number } = {}) {
   let now = T0;
   const db = openDatabase(':memory:');
   const registry = new FleetRegistry(db, { now: () => now });
-  const queries = new FleetQueries(db, registry, { now: () => now });
+  const queries = new FleetQueries(db, registry, { now: () => now, ...options });
   let n = 0;
   const enroll = (hostname: string, group?: string) => {
     const id = registry.newAgentId();
@@ -112,5 +112,89 @@ describe('fleet queries', () => {
     assert.equal(queries.list(10).length, 0);
     assert.equal(registry.listTasks({}).length, 0);
     assert.equal(queries.get('fq_nope'), undefined);
+  });
+  it('gives the hosts a page at a time: a cursor walk gives every host once, in order, with the whole summary on each page', () => {
+    const { registry, queries, enroll, advance } = setup();
+    const agents = Array.from({ length: 250 }, (_, i) => enroll(`host-${String(i).padStart(3, '0')}`));
+    const sent: Task[] = [];
+    const created = queries.create({ sql: 'SELECT 1', agentIds: agents, timeoutMs: 30_000, createdBy: 'ana' }, (task) => (sent.push(task), true));
+    // 200 answer (with i % 3 rows), 20 fail, 30 are left without an answer.
+    for (const [i, task] of sent.entries()) {
+      if (i < 200) registry.complete(task.id, 'done', { rows: Array.from({ length: i % 3 }, () => ({ x: i })), truncated: false }, task.agentId);
+      else if (i < 220) registry.complete(task.id, 'failed', { code: 'HADES_ERR_QUERY_TIMEOUT', message: 'too long' }, task.agentId);
+    }
+    const rows = Array.from({ length: 200 }, (_, i) => i % 3).reduce((a, b) => a + b, 0);
+    const whole = { agents: 250, done: 200, failed: 20, pending: 30, expired: 0, rows };
+    // The creation answer is a page too (the default size).
+    assert.equal(created.hosts.length, DEFAULT_HOSTS_PAGE);
+    assert.equal(typeof created.next, 'string');
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = queries.get(created.id, { limit: 100, ...(cursor === undefined ? {} : { cursor }) })!;
+      assert.deepEqual(page.summary, whole, 'every page counts every host');
+      assert.equal(page.complete, false);
+      seen.push(...page.hosts.map((h) => h.hostname));
+      cursor = page.next;
+      pages++;
+    } while (cursor !== undefined);
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, agents.map((_, i) => `host-${String(i).padStart(3, '0')}`), 'each host once, in the order the tasks were made');
+
+    // A page that ends exactly at the last host has no next.
+    const exact = queries.get(created.id, { limit: 250 })!;
+    assert.equal(exact.hosts.length, 250);
+    assert.equal(exact.next, undefined);
+    // limit 0: the summary alone, to wait on.
+    const summary = queries.get(created.id, { limit: 0 })!;
+    assert.deepEqual([summary.hosts, summary.next, summary.summary], [[], undefined, whole]);
+    // Past the deadline the hosts without an answer are expired, in the summary and in the page.
+    advance(30_000);
+    const late = queries.get(created.id, { limit: 1, cursor: queries.get(created.id, { limit: 249 })!.next! })!;
+    assert.deepEqual(late.summary, { ...whole, pending: 0, expired: 30 });
+    assert.equal(late.complete, true);
+    assert.deepEqual(late.hosts.map((h) => [h.hostname, h.status]), [['host-249', 'expired']]);
+    assert.equal(late.next, undefined);
+  });
+
+  it('ends a page before its answers pass the byte bound (always at least one host)', () => {
+    const { registry, queries, enroll } = setup({ pageBytes: 10_000 });
+    const agents = Array.from({ length: 5 }, (_, i) => enroll(`host-${i}`));
+    const sent: Task[] = [];
+    const created = queries.create({ sql: 'SELECT 1', agentIds: agents, timeoutMs: 30_000, createdBy: 'ana' }, (task) => (sent.push(task), true));
+    // Answers of about 4 KB, then one of 30 KB (over the bound alone), then 4 KB again.
+    const sizes = [4000, 4000, 4000, 30_000, 4000];
+    for (const [i, task] of sent.entries()) registry.complete(task.id, 'done', { rows: [{ t: 'x'.repeat(sizes[i]!) }] }, task.agentId);
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = queries.get(created.id, { limit: 100, ...(cursor === undefined ? {} : { cursor }) })!;
+      pages.push(page.hosts.map((h) => h.hostname));
+      cursor = page.next;
+    } while (cursor !== undefined);
+    assert.deepEqual(pages, [['host-0', 'host-1'], ['host-2'], ['host-3'], ['host-4']]);
+  });
+
+  it('refuses a cursor it did not give, a cursor of another query, and a limit out of bounds (HADES_ERR_API_INVALID_REQUEST)', () => {
+    const { queries, enroll } = setup();
+    const a = enroll('web-1');
+    const b = enroll('web-2');
+    const one = queries.create({ sql: 'SELECT 1', agentIds: [a, b], timeoutMs: 30_000, createdBy: 'ana' }, () => true);
+    const two = queries.create({ sql: 'SELECT 2', agentIds: [a, b], timeoutMs: 30_000, createdBy: 'ana' }, () => true);
+    const next = queries.get(one.id, { limit: 1 })!.next!;
+    assert.equal(queries.get(one.id, { cursor: next })!.hosts.length, 1);
+    for (const cursor of ['', 'nope', '!!', Buffer.from(`q:${one.id}:x`).toString('base64url'), Buffer.from('a:12').toString('base64url'), 'A'.repeat(600)]) {
+      assert.throws(() => queries.get(one.id, { cursor }), code('HADES_ERR_API_INVALID_REQUEST'), cursor);
+    }
+    assert.throws(() => queries.get(two.id, { cursor: next }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST' && /another query/.test(e.message));
+    for (const limit of [-1, 1001, 1.5, Number.NaN]) assert.throws(() => queries.get(one.id, { limit }), code('HADES_ERR_API_INVALID_REQUEST'), String(limit));
+  });
+
+  it('counts the summary from an index, without reading the hosts\' answers', () => {
+    const { db } = setup();
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${QUERY_SUMMARY_SQL}`).all('fq_0000000000000000') as { detail: string }[];
+    assert.ok(plan.some((step) => /USING (COVERING )?INDEX tasks_fleet_query_summary/.test(step.detail)), JSON.stringify(plan));
   });
 });

@@ -59,6 +59,28 @@ function escapeInvalidUtf8(bytes: Uint8Array): string {
   return out;
 }
 
+/** Whether text holds a raw byte of decodeText (U+DC80..U+DCFF). */
+export const hasRawBytes = (text: string): boolean => /[\udc80-\udcff]/.test(text);
+
+/**
+ * The bytes decodeText read `text` from: UTF-8, with each U+DC80..U+DCFF written back as the byte
+ * it stands for, so that a name read from the file system opens the same file again.
+ */
+export function encodeText(text: string): Buffer {
+  if (!hasRawBytes(text)) return Buffer.from(text, 'utf8');
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // A low surrogate after a high one is half of a pair (a character of its own), not a byte.
+    if (code < 0xdc80 || code > 0xdcff || (i > 0 && (text.charCodeAt(i - 1) & 0xfc00) === 0xd800)) continue;
+    parts.push(Buffer.from(text.slice(start, i), 'utf8'), Buffer.of(code - 0xdc00));
+    start = i + 1;
+  }
+  parts.push(Buffer.from(text.slice(start), 'utf8'));
+  return Buffer.concat(parts);
+}
+
 /** Splits the raw NUL-separated argument area into arguments. */
 export function splitArgv(bytes: Uint8Array): string[] {
   return splitRange(asBuffer(bytes), 0, bytes.length);

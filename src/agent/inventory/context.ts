@@ -10,6 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { identityKey, identityOf, isRacy, sameContent, type PersistentHashes } from '../hash-cache-file.js';
 import type { CollectContext, InventoryWarning } from './table.js';
+import { shownText } from './tables/host-names.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Executables are hashed up to this size (node itself is about 100 MB). */
@@ -212,8 +213,9 @@ export class QueryContext {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.columns ? { columns: options.columns } : {}),
       warn: (code, message, file) => {
+        // A name that is not UTF-8 (./tables/host-names.ts) shows its raw bytes as U+FFFD, as in rows.
         const relative = this.relative(file);
-        const warning: InventoryWarning = { table, code, message, ...(relative !== undefined ? { path: relative } : {}) };
+        const warning: InventoryWarning = { table, code, message: shownText(message), ...(relative !== undefined ? { path: shownText(relative) } : {}) };
         if (this.warnings.length < (options.maxWarnings ?? 1000)) this.warnings.push(warning);
         else this.warningsDropped++;
         options.onWarning?.(warning);

@@ -26,6 +26,11 @@ export function renderTablesDoc(tables: readonly TableSpec[]): string {
   out.push('digits, since a JSON number would round it; a single value larger than the byte limit cuts');
   out.push('the result there.');
   out.push('');
+  out.push('File names are bytes on Linux, and a name need not be UTF-8. The tables list folders with');
+  out.push('names as bytes and read each file by its own name, so a file cannot hide from a table by a');
+  out.push('name that is not UTF-8; in a result (and in a warning\'s path) each byte of a name that is');
+  out.push('not UTF-8 shows as U+FFFD, since SQLite text is UTF-8.');
+  out.push('');
   out.push('`hades query` runs the collector as a process of its own, which the host\'s agent watches like');
   out.push('any other: a query that reads `users` opens /etc/shadow (for the password state), and the');
   out.push('default pack reports that as `shadow_read_by_unexpected_program` (high). The agent leaves');

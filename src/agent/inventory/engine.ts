@@ -22,6 +22,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { HadesError, type ErrorCode } from '../../common/errors.js';
 import { FileHashCache, QueryContext } from './context.js';
 import { scanSql } from './sql-tokens.js';
+import { shownText } from './tables/host-names.js';
 import type { ColumnSpec, InventoryWarning, Row, TableSpec } from './table.js';
 
 export interface EngineOptions {
@@ -124,7 +125,8 @@ function coerce(value: Row[string], column: ColumnSpec): string | number | bigin
       if (typeof value === 'boolean') return value ? 1 : 0;
       return Number.isFinite(Number(value)) && value.trim() !== '' ? Number(value) : null;
     default:
-      return typeof value === 'string' ? value : String(value);
+      // A name that is not UTF-8 holds raw bytes (U+DC80..U+DCFF, ./tables/host-names.ts): U+FFFD in SQLite.
+      return typeof value === 'string' ? shownText(value) : String(value);
   }
 }
 

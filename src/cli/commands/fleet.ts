@@ -2,7 +2,9 @@
  * `hades fleet query "SQL"`: runs SQL over the inventory tables of a set of agents through the
  * server, waits for the answers until the timeout, and prints them per host: a table per host for
  * a person, or NDJSON (`--json`: one line per row with `host` and `agent_id`, then one line per
- * host that failed or did not answer, with its error).
+ * host that failed or did not answer, with its error). While it waits it asks for the summary
+ * alone; then it reads the answers a page of hosts at a time (`next`), printing each page as it
+ * comes, so that neither the server nor this process holds a large fleet's answer whole.
  */
 import { errorCatalog, HadesError } from '../../common/errors.js';
 import { apiClient } from '../api-client.js';
@@ -22,9 +24,11 @@ interface QueryResult {
   complete: boolean;
   summary: { agents: number; done: number; failed: number; pending: number; expired: number; rows: number };
   hosts: HostResult[];
+  next?: string;
 }
 
 const POLL_MS = 250;
+
 
 const isInputCode = (code: string): boolean => (errorCatalog as Record<string, { kind: string } | undefined>)[code]?.kind === 'input';
 
@@ -64,18 +68,40 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
   const timeoutText = typeof options['timeout'] === 'string' ? options['timeout'] : '60';
   const timeoutS = Number(timeoutText);
   if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 3600) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--timeout must be whole seconds from 1 to 3600 (got '${timeoutText}')`);
+  const pageText = typeof options['page'] === 'string' ? options['page'] : '100';
+  const page = Number(pageText);
+  // Hosts per page (the server also ends a page at its byte bound).
+  if (!Number.isInteger(page) || page < 1 || page > 1000) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--page must be a whole number of hosts from 1 to 1000 (got '${pageText}')`);
   const agents = Array.isArray(options['agent']) ? (options['agent'] as string[]) : undefined;
   const group = typeof options['group'] === 'string' ? options['group'] : undefined;
   const client = await apiClient(options);
   const created = (await client.post('/api/v1/queries', { sql, timeout_s: timeoutS, ...(agents ? { agents } : {}), ...(group ? { group } : {}) })) as QueryResult;
   let result = created;
   const until = Date.now() + timeoutS * 1000 + 2000;
+  const base = `/api/v1/queries/${encodeURIComponent(created.id)}`;
   while (!result.complete && Date.now() < until && !context.signal.aborted) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    result = (await client.get(`/api/v1/queries/${created.id}`)) as QueryResult;
+    result = (await client.get(`${base}?limit=0`)) as QueryResult;
   }
-  for (const host of result.hosts) {
-    if (options['json']) {
+  let refused = true;
+  let cursor: string | undefined;
+  do {
+    result = (await client.get(`${base}?limit=${page}${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)) as QueryResult;
+    printHosts(context, result.hosts, Boolean(options['json']));
+    // Every host refused the query itself (bad SQL, a write, an unknown table): the person's mistake.
+    refused &&= result.hosts.every((h) => h.status === 'failed' && h.error !== undefined && isInputCode(h.error.code));
+    cursor = result.next;
+  } while (cursor !== undefined && !context.signal.aborted);
+  const s = result.summary;
+  context.stderr.write(`hades: query ${result.id}: ${s.done} of ${s.agents} host(s) answered (${s.rows} rows), ${s.failed} failed, ${s.expired + s.pending} without an answer\n`);
+  if (s.failed + s.expired + s.pending === 0) return exitStatus.ok;
+  // Otherwise partial results are still results: printed, with status 3 so that scripts notice the gap.
+  return refused ? exitStatus.input : exitStatus.environment;
+}
+
+function printHosts(context: CliContext, hosts: readonly HostResult[], json: boolean): void {
+  for (const host of hosts) {
+    if (json) {
       if (host.status === 'done') for (const row of host.rows ?? []) context.stdout.write(`${JSON.stringify(attributed(host, row))}\n`);
       else context.stdout.write(`${JSON.stringify({ host: host.hostname, agent_id: host.agent_id, status: host.status, error: host.error ?? null })}\n`);
       continue;
@@ -84,11 +110,4 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
     const body = host.status === 'done' ? formatRows(host.rows ?? []) : [host.error ? shown(`${host.error.code}: ${host.error.message}`) : 'no answer yet'];
     context.stdout.write(`${[head, ...body, ''].join('\n')}\n`);
   }
-  const s = result.summary;
-  context.stderr.write(`hades: query ${result.id}: ${s.done} of ${s.agents} host(s) answered (${s.rows} rows), ${s.failed} failed, ${s.expired + s.pending} without an answer\n`);
-  if (s.failed + s.expired + s.pending === 0) return exitStatus.ok;
-  // Every host refused the query itself (bad SQL, a write, an unknown table): the person's mistake.
-  const refused = result.hosts.every((h) => h.status === 'failed' && h.error !== undefined && isInputCode(h.error.code));
-  // Otherwise partial results are still results: printed, with status 3 so that scripts notice the gap.
-  return refused ? exitStatus.input : exitStatus.environment;
 }

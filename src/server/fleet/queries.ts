@@ -4,12 +4,20 @@
  * connected, sent again after a broken stream, expired at the deadline). Its results are read from
  * the tasks: per host, rows or an error, and the hosts that have not answered yet, so a caller
  * gets partial results at any time and the whole answer once every host has answered or the
- * deadline has passed.
+ * deadline has passed. One host's answer may be megabytes (the agent's byte limit), so the hosts
+ * are read a page at a time (keyset on the task's rowid): a large fleet's answer is never built
+ * whole in the server's memory, and the summary comes from an index without reading the answers.
  */
 import { randomBytes } from 'node:crypto';
 import { HadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 import type { FleetRegistry, Task } from './registry.js';
+
+/**
+ * Rows of a stored answer (NULL for one without rows). Guarded by json_valid: an index expression
+ * that fails would fail the write of the answer itself.
+ */
+const ROWS_SQL = "CASE WHEN json_valid(result) THEN json_array_length(result, '$.rows') END";
 
 export const QUERIES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE fleet_queries (
@@ -24,10 +32,29 @@ export const QUERIES_MIGRATIONS: readonly string[] = [
   // A query's tasks are found by the query id in their params; without an index every read of a
   // query (the CLI asks several times a second while it waits) scanned every task ever made.
   `CREATE INDEX tasks_fleet_query ON tasks (json_extract(params, '$.query_id')) WHERE kind = 'query';`,
+  // The summary (hosts by status, rows answered) from this index alone: the rows of an answer are
+  // counted once, when it is stored, instead of parsing every host's answer at each read.
+  `CREATE INDEX tasks_fleet_query_summary ON tasks (json_extract(params, '$.query_id'), status, (${ROWS_SQL})) WHERE kind = 'query';`,
 ];
 
 /** A query's tasks, in the order they were made (the index tasks_fleet_query answers it). */
 export const QUERY_TASKS_SQL = "SELECT id FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = ? ORDER BY rowid";
+
+/** One page of a query's tasks after a rowid, with the size of each answer (read from the record header, not the answer). */
+const QUERY_PAGE_SQL = "SELECT rowid AS seq, id, octet_length(result) AS bytes FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = ? AND rowid > ? ORDER BY rowid LIMIT ?";
+
+/** A query's hosts by status with the rows of their answers: answered by the index tasks_fleet_query_summary alone. */
+export const QUERY_SUMMARY_SQL = `SELECT status, COUNT(*) AS hosts, SUM(${ROWS_SQL}) AS rows FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = ? GROUP BY status`;
+
+/** Hosts of a page when the request does not say. */
+export const DEFAULT_HOSTS_PAGE = 100;
+/** Hosts of a page at most. */
+export const MAX_HOSTS_PAGE = 1000;
+/**
+ * Stored answers of one page at most, in bytes: a page stops before the host that would pass it
+ * (with at least one host, which the agent's own limit bounds), however many hosts were asked for.
+ */
+export const PAGE_BYTES = 32 * 1024 * 1024;
 
 /** Longest SQL text accepted. */
 export const MAX_SQL_CHARS = 64 * 1024;
@@ -51,7 +78,16 @@ export interface FleetQueryResult {
   /** Every host has answered or the deadline has passed. */
   readonly complete: boolean;
   readonly summary: { readonly agents: number; readonly done: number; readonly failed: number; readonly pending: number; readonly expired: number; readonly rows: number };
+  /** This page's hosts, in the order the query's tasks were made. */
   readonly hosts: readonly HostResult[];
+  /** The cursor of the next page; absent on the last. */
+  readonly next?: string;
+}
+
+/** Which hosts: up to `limit` (0: the summary alone) after `cursor` (the `next` of the page before). */
+export interface HostsPage {
+  readonly limit?: number;
+  readonly cursor?: string;
 }
 
 interface QueryRow {
@@ -64,6 +100,18 @@ interface QueryRow {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A page's cursor: the query and the rowid of the page's last task, so that it fits no other query. */
+function encodeHostsCursor(queryId: string, seq: number): string {
+  return Buffer.from(`q:${queryId}:${seq}`).toString('base64url');
+}
+
+function decodeHostsCursor(cursor: string, queryId: string): number {
+  const match = /^q:([^:]{1,128}):(\d{1,15})$/.exec(/^[A-Za-z0-9_-]{1,256}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '');
+  if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the cursor is not one this server gave (pass the `next` of the previous page unchanged)');
+  if (match[1] !== queryId) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the cursor is of another query (${match[1]}), not ${queryId}`);
+  return Number(match[2]);
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -93,11 +141,13 @@ export class FleetQueries {
   readonly #db: Db;
   readonly #registry: FleetRegistry;
   readonly #now: () => number;
+  readonly #pageBytes: number;
 
-  constructor(db: Db, registry: FleetRegistry, options: { now?: () => number } = {}) {
+  constructor(db: Db, registry: FleetRegistry, options: { now?: () => number; pageBytes?: number } = {}) {
     this.#db = db;
     this.#registry = registry;
     this.#now = options.now ?? Date.now;
+    this.#pageBytes = options.pageBytes ?? PAGE_BYTES;
     migrate(db, 'queries', QUERIES_MIGRATIONS);
   }
 
@@ -132,30 +182,65 @@ export class FleetQueries {
     return this.get(id) as FleetQueryResult;
   }
 
-  /** The query with every host's answer so far; undefined when there is no such query. */
-  get(id: string): FleetQueryResult | undefined {
+  /**
+   * The query with a page of its hosts' answers so far (the summary counts every host);
+   * undefined when there is no such query. A bad limit or cursor is HADES_ERR_API_INVALID_REQUEST.
+   */
+  get(id: string, page: HostsPage = {}): FleetQueryResult | undefined {
+    const limit = page.limit ?? DEFAULT_HOSTS_PAGE;
+    if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_HOSTS_PAGE) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `limit must be a whole number from 0 to ${MAX_HOSTS_PAGE}`);
+    const after = page.cursor === undefined ? 0 : decodeHostsCursor(page.cursor, id);
     const row = this.#db.prepare<[string], QueryRow>('SELECT * FROM fleet_queries WHERE id = ?').get(id);
     if (row === undefined) return undefined;
-    const taskIds = this.#db.prepare<[string], { id: string }>(QUERY_TASKS_SQL).all(id);
     const now = this.#now();
-    const hosts = taskIds.map(({ id: taskId }) => {
-      const task = this.#registry.getTask(taskId) as Task;
-      // Past the deadline, a task not yet swept by housekeeping is expired all the same.
-      const seen = (task.status === 'pending' || task.status === 'sent') && now >= row.deadline ? { ...task, status: 'expired' as const } : task;
-      return hostResult(seen, this.#registry.get(task.agentId)?.hostname ?? task.agentId);
-    });
-    const count = (status: HostResult['status']) => hosts.filter((h) => h.status === status).length;
-    const pending = count('pending');
+    const expired = now >= row.deadline;
+    const hosts: HostResult[] = [];
+    let next: string | undefined;
+    if (limit > 0) {
+      const candidates = this.#db.prepare<[string, number, number], { seq: number; id: string; bytes: number | null }>(QUERY_PAGE_SQL).all(id, after, limit + 1);
+      let bytes = 0;
+      for (const [index, candidate] of candidates.entries()) {
+        bytes += candidate.bytes ?? 0;
+        if (index === limit || (hosts.length > 0 && bytes > this.#pageBytes)) {
+          next = encodeHostsCursor(id, candidates[index - 1]!.seq);
+          break;
+        }
+        const task = this.#registry.getTask(candidate.id) as Task;
+        // Past the deadline, a task not yet swept by housekeeping is expired all the same.
+        const seen = (task.status === 'pending' || task.status === 'sent') && expired ? { ...task, status: 'expired' as const } : task;
+        hosts.push(hostResult(seen, this.#registry.get(task.agentId)?.hostname ?? task.agentId));
+      }
+    }
+    const summary = this.#summary(id, expired);
     return {
       id: row.id,
       sql: row.sql,
       created_by: row.created_by,
       created_at: iso(row.created_at),
       deadline: iso(row.deadline),
-      complete: pending === 0,
-      summary: { agents: hosts.length, done: count('done'), failed: count('failed'), pending, expired: count('expired'), rows: hosts.reduce((n, h) => n + (h.rows?.length ?? 0), 0) },
+      complete: summary.pending === 0,
+      summary,
       hosts,
+      ...(next === undefined ? {} : { next }),
     };
+  }
+
+  /** Hosts by status and rows answered, from the index tasks_fleet_query_summary alone. */
+  #summary(id: string, expired: boolean): FleetQueryResult['summary'] {
+    const counts = { agents: 0, done: 0, failed: 0, pending: 0, expired: 0, rows: 0 };
+    const groups = this.#db
+      .prepare<[string], { status: string; hosts: number; rows: number | null }>(QUERY_SUMMARY_SQL)
+      .all(id);
+    for (const group of groups) {
+      counts.agents += group.hosts;
+      if (group.status === 'done') {
+        counts.done += group.hosts;
+        counts.rows += group.rows ?? 0;
+      } else if (group.status === 'failed') counts.failed += group.hosts;
+      else if (group.status === 'expired' || expired) counts.expired += group.hosts;
+      else counts.pending += group.hosts;
+    }
+    return counts;
   }
 
   /** Queries, newest first, without their results. */

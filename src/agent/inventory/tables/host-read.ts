@@ -3,12 +3,14 @@
  * paths to `ctx.proc`) only when the file system is touched, reads are synchronous (files under
  * /proc and /etc are small and a sync read costs a fraction of an async one) and bounded by
  * `ctx.maxFileBytes`, and nothing throws: a missing file is simply absent, anything else becomes
- * a warning.
+ * a warning. Folders are listed with names as bytes (./host-names.ts): a name that is not UTF-8
+ * is kept, and opened by its bytes.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
+import { diskPath, readNamesSync, type DiskPath } from './host-names.js';
 
 export const Warn = {
   unreadable: 'HADES_ERR_INVENTORY_UNREADABLE',
@@ -18,9 +20,9 @@ export const Warn = {
   skipped: 'HADES_ERR_INVENTORY_SKIPPED',
 } as const satisfies Record<string, ErrorCode>;
 
-/** The path on disk of a host path. */
-export function onHost(ctx: CollectContext, hostPath: string): string {
-  return ctx.root === '/' ? hostPath : path.join(ctx.root, hostPath);
+/** The path on disk of a host path, as bytes when a name in it is not UTF-8. */
+export function onHost(ctx: CollectContext, hostPath: string): DiskPath {
+  return diskPath(ctx.root === '/' ? hostPath : path.join(ctx.root, hostPath));
 }
 
 export function errnoOf(error: unknown): string | undefined {
@@ -68,7 +70,7 @@ export interface ReadOptions {
  * Reads a whole file from a real path (not joined to the root). Files of /proc report size 0, so
  * the size limit is enforced while reading too. Undefined when absent, unreadable or too big.
  */
-export function readBytes(ctx: CollectContext, file: string, shown: string, options: ReadOptions = {}): Buffer | undefined {
+export function readBytes(ctx: CollectContext, file: DiskPath, shown: string, options: ReadOptions = {}): Buffer | undefined {
   const max = options.maxBytes ?? ctx.maxFileBytes;
   let fd: number;
   try {
@@ -164,10 +166,10 @@ export function readProcText(ctx: CollectContext, relative: string, maxBytes = 4
   }
 }
 
-/** Entry names of a folder; undefined (with a warning unless absent) when it cannot be listed. */
-export function listFolder(ctx: CollectContext, file: string, shown: string, quiet = false): string[] | undefined {
+/** Entry names of a folder (decoded byte for byte); undefined (with a warning unless absent) when it cannot be listed. */
+export function listFolder(ctx: CollectContext, file: DiskPath, shown: string, quiet = false): string[] | undefined {
   try {
-    return readdirSync(file);
+    return readNamesSync(file);
   } catch (error) {
     if (!quiet) reportError(ctx, error, shown, 'folder not listed');
     return undefined;

@@ -1,6 +1,7 @@
 /** Network tables: sockets by process, listening ports, established connections, interfaces. */
 import os from 'node:os';
 import path from 'node:path';
+import { encodeText } from '../../driver/bytes.js';
 import type { ColumnSpec, CollectContext, Row, TableSpec } from '../table.js';
 import { int, listFolder, onHost, readBytes, readProcText } from './host-read.js';
 import { formatIpv6, kernelSockets, processSockets, type KernelSocket, type SocketOwner } from './proc.js';
@@ -164,8 +165,8 @@ function inet6Addresses(ctx: CollectContext): Map<string, { address: string; pre
 }
 
 function sysValue(ctx: CollectContext, name: string, attribute: string): string | undefined {
-  const file = path.join(onHost(ctx, '/sys/class/net'), name, attribute);
-  return readBytes(ctx, file, `/sys/class/net/${name}/${attribute}`, { quiet: true, maxBytes: 4096 })?.toString('utf8').trim();
+  const hostFile = path.posix.join('/sys/class/net', name, attribute);
+  return readBytes(ctx, onHost(ctx, hostFile), hostFile, { quiet: true, maxBytes: 4096 })?.toString('utf8').trim();
 }
 
 export const interfacesTable: TableSpec = {
@@ -201,9 +202,13 @@ export const interfacesTable: TableSpec = {
       }
     }
     for (const [name, list] of inet6Addresses(ctx)) addresses.set(name, [...(addresses.get(name) ?? []), ...list.map((a) => ({ family: 'ipv6', ...a }))]);
-    const names = new Set([...(listFolder(ctx, onHost(ctx, '/sys/class/net'), '/sys/class/net') ?? []), ...addresses.keys()]);
+    // /sys lists a name that is not UTF-8 by its bytes (./host-names.ts), /proc and the C library as
+    // text (U+FFFD for a bad byte): the two meet on the text, and /sys is read by the bytes.
+    const sysNames = new Map((listFolder(ctx, onHost(ctx, '/sys/class/net'), '/sys/class/net') ?? []).map((n) => [encodeText(n).toString('utf8'), n]));
+    const keys = new Set([...sysNames.keys(), ...addresses.keys()]);
     const rows: Row[] = [];
-    for (const name of [...names].sort()) {
+    for (const key of [...keys].sort()) {
+      const name = sysNames.get(key) ?? key;
       const flags = sysValue(ctx, name, 'flags');
       const flagsValue = flags && /^0x[0-9a-f]+$/i.test(flags) ? Number.parseInt(flags, 16) : undefined;
       const typeNumber = int(sysValue(ctx, name, 'type'));
@@ -219,7 +224,7 @@ export const interfacesTable: TableSpec = {
         rx_bytes: int(sysValue(ctx, name, 'statistics/rx_bytes')) ?? null,
         tx_bytes: int(sysValue(ctx, name, 'statistics/tx_bytes')) ?? null,
       };
-      const list = addresses.get(name) ?? [];
+      const list = addresses.get(key) ?? [];
       if (list.length === 0) rows.push({ ...details, family: null, address: null, prefix_length: null });
       for (const a of list) rows.push({ ...details, family: a.family, address: a.address, prefix_length: a.prefix });
     }

@@ -18,9 +18,12 @@ interface SqliteRow {
 
 async function readSqliteDb(ctx: CollectContext, hostFile: string): Promise<Row[]> {
   const { default: Database } = await import('better-sqlite3');
+  const file = onDisk(ctx, hostFile);
+  // A Buffer would be taken for a database's content: the rpm database paths are all UTF-8 names.
+  if (typeof file !== 'string') return [];
   let db;
   try {
-    db = new Database(onDisk(ctx, hostFile), { readonly: true, fileMustExist: true });
+    db = new Database(file, { readonly: true, fileMustExist: true });
   } catch (error) {
     ctx.warn(Warn.unreadable, `rpm database not opened: ${error instanceof Error ? error.message : String(error)}`, hostFile);
     return [];

@@ -3,14 +3,16 @@
  * to `ctx.root` only when the file system is touched, so rows show host paths whatever the root.
  * Nothing here throws for what it finds on the host: a missing file is silently absent, anything
  * else odd (a file where a folder is expected, a symbolic link loop, a file over the size limit, a
- * FIFO where a file is expected) becomes a warning and the file is skipped.
+ * FIFO where a file is expected) becomes a warning and the file is skipped. Folders are listed with
+ * names as bytes (./host-names.ts): a name that is not UTF-8 is kept, and opened by its bytes.
  */
-import type { Dirent, Stats } from 'node:fs';
-import { constants, readdirSync, statSync } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { constants, statSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
+import { diskPath, readFolder, readFolderSync, type DiskPath, type FolderEntry } from './host-names.js';
 
 /** The warning codes of the software tables. */
 export const Warn = {
@@ -33,9 +35,9 @@ export function wants(ctx: CollectContext, column: string): boolean {
   return ctx.columns === undefined || ctx.columns.has(column);
 }
 
-/** The real path of a host path under ctx.root. */
-export function onDisk(ctx: CollectContext, hostPath: string): string {
-  return ctx.root === '/' ? hostPath : path.join(ctx.root, hostPath);
+/** The real path of a host path under ctx.root, as bytes when a name in it is not UTF-8. */
+export function onDisk(ctx: CollectContext, hostPath: string): DiskPath {
+  return diskPath(ctx.root === '/' ? hostPath : path.join(ctx.root, hostPath));
 }
 
 function errno(error: unknown): string | undefined {
@@ -84,10 +86,9 @@ export async function isFolder(ctx: CollectContext, hostPath: string): Promise<b
 }
 
 /** A folder's entries sorted by name; undefined when it is absent or unreadable (the latter warned). */
-export async function listFolder(ctx: CollectContext, hostDir: string): Promise<Dirent[] | undefined> {
+export async function listFolder(ctx: CollectContext, hostDir: string): Promise<FolderEntry[] | undefined> {
   try {
-    const entries = await readdir(onDisk(ctx, hostDir), { withFileTypes: true });
-    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return await readFolder(onDisk(ctx, hostDir));
   } catch (error) {
     reportFsError(ctx, error, hostDir, 'folder skipped');
     return undefined;
@@ -268,7 +269,7 @@ export interface WalkOptions {
   /** Which file names onFile wants, so that the others cost no stat. */
   readonly files?: (name: string) => boolean;
   /** Called for each folder entered, with its entries; return false to not descend into it. */
-  readonly onFolder?: (hostDir: string, entries: readonly Dirent[]) => Promise<boolean> | boolean;
+  readonly onFolder?: (hostDir: string, entries: readonly FolderEntry[]) => Promise<boolean> | boolean;
 }
 
 const identity = (stats: Stats): string => `${stats.dev}:${stats.ino}`;
@@ -300,9 +301,9 @@ function statSyncPath(ctx: CollectContext, hostPath: string, what: string): Stat
   }
 }
 
-function listFolderSync(ctx: CollectContext, hostDir: string): Dirent[] | undefined {
+function listFolderSync(ctx: CollectContext, hostDir: string): FolderEntry[] | undefined {
   try {
-    return readdirSync(onDisk(ctx, hostDir), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return readFolderSync(onDisk(ctx, hostDir));
   } catch (error) {
     reportFsError(ctx, error, hostDir, 'folder skipped');
     return undefined;

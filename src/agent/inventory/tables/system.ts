@@ -1,8 +1,9 @@
 /** System tables: kernel modules, setuid binaries, OS version, system information, mounts. */
-import { lstatSync, readdirSync, type Dirent } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import os from 'node:os';
 import type { CollectContext, Row, TableSpec } from '../table.js';
-import { contentLines, idNames, int, readHostText, readProcText, reportError, Warn } from './host-read.js';
+import { readFolderSync, type FolderEntry } from './host-names.js';
+import { contentLines, idNames, int, onHost, readHostText, readProcText, reportError, Warn } from './host-read.js';
 import { bootTime } from './proc.js';
 
 // --- kernel_modules ---
@@ -86,9 +87,8 @@ export const SUID_FOLDERS: readonly [folder: string, depth: number][] = [
 const MAX_SUID_ENTRIES = 200_000;
 
 interface SuidFile {
+  /** The host path, names decoded byte for byte (./host-names.ts). */
   readonly hostPath: string;
-  /** The file's path on disk, as bytes: a name that is not UTF-8 cannot be opened by its text. */
-  readonly diskPath: Buffer;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
@@ -96,56 +96,52 @@ interface SuidFile {
   readonly mtime: number;
 }
 
-const SLASH = Buffer.from('/');
-
 /**
  * Walks the folders without following links (a link loop cannot trap it), each folder once.
- * Names are kept as bytes: decoded to text and back, a name that is not UTF-8 would come out as
- * another name (U+FFFD for each bad byte), whose lstat fails as absent, so a setuid file could
- * hide from the table by its name alone. Such a name shows U+FFFD in `path`.
+ * Names are listed as bytes and files opened by them (./host-names.ts): decoded to text and
+ * back, a name that is not UTF-8 would come out as another name, whose lstat fails as absent, so
+ * a setuid file could hide from the table by its name alone. Such a name shows U+FFFD in `path`.
  */
 function findSuid(ctx: CollectContext): SuidFile[] {
   const found: SuidFile[] = [];
   const seen = new Set<string>();
-  const root = ctx.root === '/' ? undefined : Buffer.from(ctx.root.replace(/\/+$/, ''));
-  const onDisk = (hostPath: Buffer): Buffer => (root ? Buffer.concat([root, hostPath]) : hostPath);
   let entries = 0;
   let stopped = false;
-  const walk = (hostPath: Buffer, depth: number) => {
+  const walk = (hostPath: string, depth: number) => {
     if (stopped || ctx.signal?.aborted) return;
-    let dirents: Dirent<Buffer>[];
+    let listing: FolderEntry[];
     try {
-      const st = lstatSync(onDisk(hostPath));
+      const st = lstatSync(onHost(ctx, hostPath));
       if (!st.isDirectory()) return;
       const key = `${st.dev}:${st.ino}`;
       if (seen.has(key)) return;
       seen.add(key);
-      dirents = readdirSync(onDisk(hostPath), { withFileTypes: true, encoding: 'buffer' });
+      listing = readFolderSync(onHost(ctx, hostPath));
     } catch (error) {
-      reportError(ctx, error, hostPath.toString('utf8'), 'folder not searched');
+      reportError(ctx, error, hostPath, 'folder not searched');
       return;
     }
-    for (const d of dirents) {
+    for (const d of listing) {
       if (++entries > MAX_SUID_ENTRIES) {
-        if (!stopped) ctx.warn(Warn.skipped, `search stopped after ${MAX_SUID_ENTRIES} entries; setuid files further on are not listed`, hostPath.toString('utf8'));
+        if (!stopped) ctx.warn(Warn.skipped, `search stopped after ${MAX_SUID_ENTRIES} entries; setuid files further on are not listed`, hostPath);
         stopped = true;
         return;
       }
-      const child = Buffer.concat([hostPath, SLASH, d.name]);
+      const child = `${hostPath}/${d.name}`;
       if (d.isDirectory()) {
         if (depth > 1) walk(child, depth - 1);
         continue;
       }
       if (!d.isFile()) continue;
       try {
-        const st = lstatSync(onDisk(child));
-        if (st.mode & 0o6000) found.push({ hostPath: child.toString('utf8'), diskPath: onDisk(child), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) });
+        const st = lstatSync(onHost(ctx, child));
+        if (st.mode & 0o6000) found.push({ hostPath: child, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) });
       } catch (error) {
-        reportError(ctx, error, child.toString('utf8'), 'not examined');
+        reportError(ctx, error, child, 'not examined');
       }
     }
   };
-  for (const [folder, depth] of SUID_FOLDERS) walk(Buffer.from(folder), depth);
+  for (const [folder, depth] of SUID_FOLDERS) walk(folder, depth);
   return found;
 }
 
@@ -185,7 +181,7 @@ export const suidBinariesTable: TableSpec = {
         mode: f.mode.toString(8).padStart(4, '0'),
         size: f.size,
         mtime: f.mtime,
-        sha256: hash ? ((await ctx.sha256(f.diskPath)) ?? null) : null,
+        sha256: hash ? ((await ctx.sha256(onHost(ctx, f.hostPath))) ?? null) : null,
       })),
     );
   },

@@ -1,7 +1,7 @@
 /** systemd_units: unit files of the system and user managers, with their drop-ins merged. */
-import { readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { CollectContext, Row, TableSpec } from '../table.js';
+import { readLinkText } from './host-names.js';
 import { accountHomes, isPersonal, lines, listFolder, onDisk, readText, statPath } from './software-files.js';
 
 type Scope = 'system' | 'user';
@@ -66,7 +66,7 @@ interface UnitFile {
 /** Where a link points, as a host path (absolute links are taken relative to ctx.root, as systemd would see them). */
 async function linkTarget(ctx: CollectContext, hostPath: string): Promise<string | null> {
   try {
-    const target = await readlink(onDisk(ctx, hostPath));
+    const target = await readLinkText(onDisk(ctx, hostPath));
     return path.posix.resolve(path.posix.dirname(hostPath), target);
   } catch {
     return null;

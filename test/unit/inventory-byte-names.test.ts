@@ -1,0 +1,207 @@
+/**
+ * Files whose names are not UTF-8: each table that lists folders keeps them (it reads them by
+ * their bytes), instead of decoding the name to text whose U+FFFD names another, absent file.
+ * The fixture root holds real files named with the bytes `b 0xff c`.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeText, encodeText } from '../../src/agent/driver/bytes.js';
+import { QueryContext } from '../../src/agent/inventory/context.js';
+import { InventoryEngine } from '../../src/agent/inventory/engine.js';
+import type { Row, TableSpec } from '../../src/agent/inventory/table.js';
+import { sudoersTable } from '../../src/agent/inventory/tables/accounts.js';
+import { containers } from '../../src/agent/inventory/tables/containers.js';
+import { crontab } from '../../src/agent/inventory/tables/cron.js';
+import { diskPath, shownText } from '../../src/agent/inventory/tables/host-names.js';
+import { jarPackages } from '../../src/agent/inventory/tables/packages-jar.js';
+import { npmPackages } from '../../src/agent/inventory/tables/packages-npm.js';
+import { pythonPackages } from '../../src/agent/inventory/tables/packages-python.js';
+import { interfacesTable } from '../../src/agent/inventory/tables/net.js';
+import { ldSoPreload } from '../../src/agent/inventory/tables/preload.js';
+import { sshConfigs } from '../../src/agent/inventory/tables/ssh.js';
+import { startupItems } from '../../src/agent/inventory/tables/startup.js';
+import { systemdUnits } from '../../src/agent/inventory/tables/systemd.js';
+import { suidBinariesTable } from '../../src/agent/inventory/tables/system.js';
+import { manifest, zip } from '../fixtures/inventory/software/fixture.js';
+
+/** The name's bytes: b, 0xff (never UTF-8), c. */
+const BAD = Buffer.from([0x62, 0xff, 0x63]);
+/** The name as the tables keep it: the raw byte as U+DCFF. */
+const KEPT = 'b\udcffc';
+/** The name as a row shows it. */
+const SHOWN = 'b\ufffdc';
+
+let root: string;
+
+/** Writes a file at a host path of the root, where BAD stands for the `{bad}` parts. */
+function put(hostPath: string, data: string | Buffer, mode = 0o644): void {
+  const parts = hostPath.split('{bad}');
+  const file = Buffer.concat([Buffer.from(`${root}/`), ...parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [BAD, Buffer.from(p)]))]);
+  mkdirSync(Buffer.from(path.dirname(file.toString('latin1')), 'latin1'), { recursive: true });
+  writeFileSync(file, data, { mode });
+}
+
+before(() => {
+  root = mkdtempSync(path.join(tmpdir(), 'hades-byte-names-'));
+  put('etc/init.d/{bad}', '#!/bin/sh\n', 0o755);
+  put('etc/profile.d/{bad}.sh', 'export LD_PRELOAD=/lib/evil.so\n');
+  put('etc/cron.d/{bad}', '* * * * * root /bin/true\nthis line is broken\n');
+  put('etc/cron.daily/{bad}', '#!/bin/sh\n', 0o755);
+  put('etc/systemd/system/{bad}.service', '[Service]\nExecStart=/bin/true\n');
+  mkdirSync(path.join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+  symlinkSync(Buffer.concat([Buffer.from('../'), BAD, Buffer.from('.service')]), Buffer.concat([Buffer.from(`${root}/etc/systemd/system/multi-user.target.wants/`), BAD, Buffer.from('.service')]));
+  put('etc/systemd/system/{bad}.service.d/override.conf', '[Service]\nUser=nobody\n');
+  put('usr/lib/systemd/system/real.service', '[Service]\nExecStart=/bin/true\n');
+  put('usr/lib/systemd/system/{bad}/x', '');
+  // A unit that is a link (absolute: taken under the root) whose target's name is not UTF-8: the target is read by its bytes.
+  symlinkSync(Buffer.concat([Buffer.from('/usr/lib/systemd/system/'), BAD, Buffer.from('/x')]), path.join(root, 'etc/systemd/system/alias.service'));
+  put(`var/lib/docker/containers/{bad}/config.v2.json`, JSON.stringify({ Name: '/web', State: { Running: false }, Config: { Image: 'nginx' } }));
+  put('usr/lib/node_modules/{bad}/package.json', JSON.stringify({ version: '1.0.0' }));
+  put('opt/{bad}/pyvenv.cfg', 'home = /usr/bin\n');
+  put('opt/{bad}/lib/python3.11/site-packages/{bad}-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\nVersion: 1.0\n');
+  put('srv/{bad}/{bad}.jar', zip([manifest({ 'Implementation-Title': 'thing', 'Implementation-Version': '2.0' })]));
+  put('etc/sudoers', '#includedir /etc/sudoers.d\n');
+  put('etc/sudoers.d/{bad}', 'mallory ALL=(ALL) NOPASSWD: ALL\n');
+  put('etc/ssh/sshd_config', 'Include /etc/ssh/sshd_config.d/*.conf\n');
+  put('etc/ssh/sshd_config.d/{bad}.conf', 'PermitRootLogin yes\n');
+  put('tmp/x/{bad}', '#!/bin/sh\n', 0o4755);
+  put('sys/class/net/{bad}/mtu', '1500\n');
+  put('sys/class/net/{bad}/ifindex', '7\n');
+  put('proc/net/if_inet6', Buffer.concat([Buffer.from('fe800000000000000000000000000001 07 40 20 80 '), BAD, Buffer.from('\n')]));
+});
+
+after(() => rmSync(root, { recursive: true, force: true }));
+
+async function rowsOf(spec: TableSpec): Promise<{ rows: Row[]; context: QueryContext }> {
+  const context = new QueryContext({ root });
+  return { rows: await spec.generate(context.forTable(spec.name)), context };
+}
+
+describe('names that are not UTF-8: the shared decoding', () => {
+  it('decodes a raw byte as U+DC00 + the byte and encodes it back to the same bytes; UTF-8 names stay strings', () => {
+    for (const bytes of [BAD, Buffer.from([0xf0, 0x9f, 0x98]), Buffer.from('caf\u00e9 \u{1f600}'), Buffer.concat([Buffer.from('\u{1f600}'), Buffer.from([0xfe])]), Buffer.from([0xed, 0xb2, 0x80])]) {
+      assert.deepEqual(encodeText(decodeText(bytes)), bytes);
+    }
+    assert.equal(decodeText(BAD), KEPT);
+    assert.equal(diskPath('/etc/caf\u00e9'), '/etc/caf\u00e9');
+    assert.deepEqual(diskPath(`/etc/${KEPT}`), Buffer.concat([Buffer.from('/etc/'), BAD]));
+    assert.equal(shownText(`/etc/${KEPT}`), `/etc/${SHOWN}`);
+  });
+});
+
+describe('names that are not UTF-8: each table keeps the file', () => {
+  it('startup_items: an init script and a profile.d script, hashed by their bytes', async () => {
+    const { rows } = await rowsOf(startupItems);
+    const ours = rows.filter((r) => String(r['path']).includes(KEPT)).map((r) => [r['path'], r['type'], typeof r['sha256']]);
+    assert.deepEqual(ours, [
+      [`/etc/init.d/${KEPT}`, 'init.d', 'string'],
+      [`/etc/profile.d/${KEPT}.sh`, 'shell_profile', 'string'],
+    ]);
+  });
+
+  it('ld_so_preload: LD_PRELOAD set in a profile.d script so named', async () => {
+    const { rows } = await rowsOf(ldSoPreload);
+    assert.deepEqual(
+      rows.map((r) => [r['path'], r['source']]),
+      [['/lib/evil.so', `/etc/profile.d/${KEPT}.sh`]],
+    );
+  });
+
+  it('crontab: a cron.d file and a cron.daily script; a warning on the file names it with U+FFFD', async () => {
+    const { rows, context } = await rowsOf(crontab);
+    assert.deepEqual(
+      rows.map((r) => [r['path'], r['command']]),
+      [
+        [`/etc/cron.d/${KEPT}`, '/bin/true'],
+        [`/etc/cron.daily/${KEPT}`, `/etc/cron.daily/${KEPT}`],
+      ],
+    );
+    assert.deepEqual(
+      context.warnings.map((w) => [w.code, w.path]),
+      [['HADES_ERR_INVENTORY_MALFORMED', `/etc/cron.d/${SHOWN}`]],
+    );
+  });
+
+  it('systemd_units: the unit file, its enabling link and drop-in, and a link whose target is so named', async () => {
+    const { rows } = await rowsOf(systemdUnits);
+    const unit = rows.find((r) => r['name'] === `${KEPT}.service`);
+    assert.ok(unit, 'the unit is listed');
+    assert.equal(unit['path'], `/etc/systemd/system/${KEPT}.service`);
+    assert.equal(unit['enabled'], 1);
+    assert.equal(unit['user'], 'nobody');
+    assert.equal(unit['drop_ins'], `/etc/systemd/system/${KEPT}.service.d/override.conf`);
+    const alias = rows.find((r) => r['name'] === 'alias.service');
+    assert.equal(alias?.['symlink_target'], `/usr/lib/systemd/system/${KEPT}/x`);
+    // The target (an empty file) was read by its bytes: empty means masked, not unreadable.
+    assert.equal(alias?.['masked'], 1);
+  });
+
+  it('containers: a Docker container folder so named', async () => {
+    const { rows } = await rowsOf(containers);
+    assert.deepEqual(
+      rows.map((r) => [r['id'], r['name'], r['path']]),
+      [[KEPT, 'web', `/var/lib/docker/containers/${KEPT}/config.v2.json`]],
+    );
+  });
+
+  it('npm_packages, python_packages, jar_packages: package folders, virtual environments and archives so named', async () => {
+    const npm = (await rowsOf(npmPackages)).rows;
+    assert.deepEqual(
+      npm.map((r) => [r['name'], r['version'], r['path']]),
+      [[KEPT, '1.0.0', `/usr/lib/node_modules/${KEPT}`]],
+    );
+    const python = (await rowsOf(pythonPackages)).rows;
+    assert.deepEqual(
+      python.map((r) => [r['name'], r['version'], r['path'], r['kind']]),
+      [[KEPT, '1.0', `/opt/${KEPT}/lib/python3.11/site-packages/${KEPT}-1.0.dist-info`, 'venv']],
+    );
+    const jars = (await rowsOf(jarPackages)).rows;
+    assert.deepEqual(
+      jars.map((r) => [r['path'], r['version'], typeof r['sha256']]),
+      [[`/srv/${KEPT}/${KEPT}.jar`, '2.0', 'string']],
+    );
+  });
+
+  it('sudoers and ssh_configs: included files so named', async () => {
+    const sudoers = (await rowsOf(sudoersTable)).rows;
+    assert.deepEqual(
+      sudoers.filter((r) => r['type'] === 'rule').map((r) => [r['file'], r['principal'], r['tags']]),
+      [[`/etc/sudoers.d/${KEPT}`, 'mallory', 'NOPASSWD']],
+    );
+    const ssh = (await rowsOf(sshConfigs)).rows;
+    assert.deepEqual(
+      ssh.filter((r) => r['key'] === 'PermitRootLogin').map((r) => [r['value'], r['source']]),
+      [['yes', `/etc/ssh/sshd_config.d/${KEPT}.conf:1`]],
+    );
+  });
+
+  it('interfaces: /sys read by the bytes, joined to the /proc addresses given as text (one interface, not two)', async () => {
+    const { rows } = await rowsOf(interfacesTable);
+    assert.deepEqual(
+      rows.map((r) => [r['name'], r['index'], r['mtu'], r['address']]),
+      [[KEPT, 7, 1500, 'fe80::1']],
+    );
+  });
+
+  it('suid_binaries: the setuid file, hashed by its bytes', async () => {
+    const { rows, context } = await rowsOf(suidBinariesTable);
+    assert.deepEqual(
+      rows.map((r) => [r['path'], r['mode'], typeof r['sha256']]),
+      [[`/tmp/x/${KEPT}`, '4755', 'string']],
+    );
+    assert.deepEqual(context.warnings, []);
+  });
+
+  it('a query shows the raw byte as U+FFFD (SQLite text is UTF-8)', async () => {
+    const engine = new InventoryEngine([startupItems, suidBinariesTable], { root });
+    try {
+      const result = await engine.query("SELECT path FROM startup_items WHERE path LIKE '/etc/profile.d/%' UNION ALL SELECT path FROM suid_binaries");
+      assert.deepEqual(result.rows, [[`/etc/profile.d/${SHOWN}.sh`], [`/tmp/x/${SHOWN}`]]);
+    } finally {
+      engine.close();
+    }
+  });
+});
