@@ -9,6 +9,7 @@ import type { Accounts } from './accounts.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
 import { MissingField, RecordFlag } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
+import { ContainerCache, type Container } from './containers.js';
 import type { ExecutableHasher, HashResult } from './hasher.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
@@ -26,6 +27,8 @@ export interface BuilderOptions {
   readonly ancestors: number;
   /** Shared with the agent's other sources, so sequence numbers order the whole stream. */
   readonly sequencer?: Sequencer;
+  /** Cgroup id -> container; one reading this system's /proc by default. */
+  readonly containers?: ContainerCache;
 }
 
 const CAPABILITIES = [
@@ -213,13 +216,7 @@ const START_TYPE = ['start'];
 const END_TYPE = ['end'];
 const CHANGE_TYPE = ['change'];
 
-/** Container id and runtime from a cgroup path (docker, containerd, CRI-O, podman). */
-export function containerFromCgroup(cgroupPath: string): { id: string; runtime?: string } | undefined {
-  const match = /(docker|cri-containerd|crio|libpod|containerd)?[-/]?([0-9a-f]{64})(?:\.scope)?(?:\/|$)/.exec(cgroupPath);
-  if (!match?.[2]) return undefined;
-  const runtime = { docker: 'docker', 'cri-containerd': 'containerd', containerd: 'containerd', crio: 'cri-o', libpod: 'podman' }[match[1] ?? ''];
-  return runtime ? { id: match[2], runtime } : { id: match[2] };
-}
+export { containerFromCgroup } from './containers.js';
 
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 
@@ -287,6 +284,8 @@ export class EventBuilder {
   private accountsVersion = -1;
   /** Per parent's ancestor entry: its children's ancestor list and the ancestry line above them. */
   private readonly lineages = new WeakMap<object, Lineage>();
+  /** The container of each cgroup: every event of a process names the one its exec does. */
+  readonly containers: ContainerCache;
   /** CLOCK_REALTIME - CLOCK_BOOTTIME in ns, from the driver's HELLO. */
   bootTimeNs = 0;
   backend = 'ebpf';
@@ -301,6 +300,7 @@ export class EventBuilder {
     // Shared by every event and serialised once (serialize.ts): frozen, like the users and groups.
     this.agent = Object.freeze({ version: options.agentVersion, type: 'hades' as const });
     this.sequencer = options.sequencer ?? new Sequencer();
+    this.containers = options.containers ?? new ContainerCache();
     this.host = Object.freeze({ name: host.name, hostname: host.name, architecture: host.architecture, os: Object.freeze({ type: 'linux', kernel: host.kernel }) });
   }
 
@@ -341,7 +341,11 @@ export class EventBuilder {
       real_group: this.group(r.gid),
     };
     const hades = node ? this.lineage(node, undefined, 0) : { backend: this.backend };
-    return { process, container: undefined, hades };
+    // The record's cgroup, else (not known, nothing to believe in /proc) the one the tree has.
+    const inCgroup = this.containers.ofId(r.cgroupId, r.pid, r.ppid);
+    const container = inCgroup === undefined ? node?.container : (inCgroup ?? undefined);
+    if (node && inCgroup !== undefined) node.container = container;
+    return { process, container, hades };
   }
 
   /** A reference to another process (a ptrace target), from the tree when it knows it. */
@@ -511,12 +515,15 @@ export class EventBuilder {
     const startNs = (r.missing & MissingField.start) === 0 ? r.startNs : 0;
     const ppid = (r.missing & MissingField.parent) === 0 ? r.ppid : 0;
     const node = this.tree.exec(r.pid, ppid, startNs, r.comm, executable, r.argv, creds);
+    // A cache hit in place of reading the path: the exec path costs no more than it did.
+    const container = this.containers.ofPath(r.cgroupId, r.cgroupPath, (r.flags & RecordFlag.cgroupTruncated) !== 0);
+    node.container = container;
     const identity = r.exeIno !== 0 ? { dev: r.exeDev, ino: r.exeIno, size: r.exeSize, mtimeNs: r.exeMtimeNs, ctimeNs: r.exeCtimeNs } : undefined;
     const hash = executable ? this.hasher.hash(executable, identity, r.pid) : undefined;
-    return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h)) : this.execEvent(r, node, executable, hash);
+    return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h, container)) : this.execEvent(r, node, executable, hash, container);
   }
 
-  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined): EventOf<'exec'> {
+  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined, container: Container | undefined): EventOf<'exec'> {
     // A parent the driver could not read (the process had exited) is the one the tree knows from its fork.
     const treeParent = (r.missing & MissingField.parent) !== 0 && node.ppid > 0;
     // A group or session id no pid can be was not read right (seen once from cn_proc under load): missing, not made up.
@@ -564,13 +571,14 @@ export class EventBuilder {
     };
     const event = this.common('exec', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
     event['process'] = process;
-    event['container'] = r.cgroupPath ? containerFromCgroup(r.cgroupPath) : undefined;
+    event['container'] = container;
     event['hades'] = this.lineage(node, hadesProcess, missing);
     return event as unknown as EventOf<'exec'>;
   }
 
   private fork(r: ForkRecord): EventOf<'fork'> {
-    const node = this.tree.fork(r.pid, r.childPid, r.childStartNs, r.comm);
+    // The child is in the forking process's cgroup (the record's); the tree's when not known.
+    const node = this.tree.fork(r.pid, r.childPid, r.childStartNs, r.comm, this.containers.ofId(r.cgroupId, r.pid, r.childPid));
     const event = this.common('fork', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
     const creds = (r.missing & MissingField.creds) === 0;
     event['process'] = {
@@ -585,6 +593,7 @@ export class EventBuilder {
       user: creds ? this.user(r.uid) : undefined,
       group: creds ? this.group(r.gid) : undefined,
     };
+    event['container'] = node.container;
     event['hades'] = this.lineage(node, undefined, r.missing);
     return event as unknown as EventOf<'fork'>;
   }
@@ -610,6 +619,8 @@ export class EventBuilder {
       exit_code: exitCodeOf(r.exitCode),
       parent: r.ppid ? { pid: r.ppid, entity_id: parent?.entityId } : undefined,
     };
+    // Exit records carry no cgroup: the container the tree knows the process in.
+    event['container'] = node?.container;
     event['hades'] = node ? this.lineage(node, undefined, r.missing) : { backend: this.backend, missing: r.missing === 0 ? undefined : missingPaths(r.missing) };
     this.tree.exit(r.pid, startNs);
     return event as unknown as EventOf<'exit'>;

@@ -238,10 +238,15 @@ function parseMountinfo(text: string): Mount[] {
 }
 
 /** The folder of cgroup `cgroupPath` under `mount` (whose own root may be deeper than /), if it is visible there. */
-function folderOf(mount: { root: string; mountPoint: string }, cgroupPath: string): string | undefined {
+export function folderOf(mount: { root: string; mountPoint: string }, cgroupPath: string): string | undefined {
   const root = mount.root.replace(/\/+$/, '');
   if (root !== '' && cgroupPath !== root && !cgroupPath.startsWith(`${root}/`)) return undefined;
   return path.join(mount.mountPoint, cgroupPath.slice(root.length));
+}
+
+/** The cgroup v2 mount of a mountinfo text (the first, as the kernel lists them), if any. */
+export function cgroupV2Mount(mountinfo: string): { readonly root: string; readonly mountPoint: string } | undefined {
+  return parseMountinfo(mountinfo).find((m) => m.fsType === 'cgroup2');
 }
 
 function readProcFile(file: string, given: string | undefined): string | { unavailable: string } {

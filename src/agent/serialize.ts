@@ -6,8 +6,8 @@
  * by EventBuilder (known by their shared `event.category` array) take a hand-written path,
  * because they are most of what an exec storm costs: their key order is known, and the parts
  * they share with other events are serialised once and spliced in. Those are the builder's
- * frozen objects (host, agent, users and groups, capability lists, ancestor entries), cached by
- * identity, and runs of members that consecutive events repeat (parent, ancestors, stdio,
+ * frozen objects (host, agent, users and groups, capability lists, ancestor entries,
+ * containers), cached by identity, and runs of members that consecutive events repeat (parent, ancestors, stdio,
  * credentials, cgroup...), remembered with the values they were made from. The rest is
  * concatenated around them; each string is checked as it goes, and an event with a string to
  * escape, a number that is not finite, a value of another type than the builder's or a member
@@ -112,10 +112,12 @@ interface ExecEvent extends Common {
 }
 interface ForkEvent extends Common {
   process: ForkProcess;
+  container?: object | undefined;
   hades: Lineage;
 }
 interface ExitEvent extends Common {
   process: ExitProcess;
+  container?: object | undefined;
   hades: Lineage;
 }
 
@@ -147,13 +149,13 @@ function processLine(e: Common): string | undefined {
   }
   if (action === 'fork') {
     const x = e as ForkEvent;
-    return keyCount(x) === 6 && keyCount(x.process) === 10 && keyCount(x.hades) === 5 ? forkLine(x) : undefined;
+    return keyCount(x) === 7 && keyCount(x.process) === 10 && keyCount(x.hades) === 5 ? forkLine(x) : undefined;
   }
   if (action === 'exit') {
     const x = e as ExitEvent;
     const lineage = keyCount(x.hades);
     // hades is the lineage, or only the backend for a process the tree does not know.
-    return keyCount(x) === 6 && keyCount(x.process) === 9 && (lineage === 5 || lineage === 1) ? exitLine(x) : undefined;
+    return keyCount(x) === 7 && keyCount(x.process) === 9 && (lineage === 5 || lineage === 1) ? exitLine(x) : undefined;
   }
   return undefined;
 }
@@ -196,9 +198,14 @@ function execLine(e: ExecEvent): string {
     users(p.user, p.group, p.real_user, p.real_group, p.saved_user, p.saved_group) +
     (p.hash === undefined ? '' : hash(p.hash.sha256)) +
     (p.tty === undefined ? '}' : ',"tty":{"char_device":{"major":' + n(p.tty.char_device.major) + ',"minor":' + n(p.tty.char_device.minor) + '}}}') +
-    (e.container === undefined ? '' : ',"container":' + js(e.container)) +
+    containerOf(e.container) +
     lineageTail(e.hades)
   );
+}
+
+/** `,"container":{...}`: the builder's containers are frozen and shared by a cgroup's events. */
+function containerOf(container: object | undefined): string {
+  return container === undefined ? '' : ',"container":' + (Object.isFrozen(container) ? shared(container) : js(container));
 }
 
 function forkLine(e: ForkEvent): string {
@@ -212,6 +219,7 @@ function forkLine(e: ForkEvent): string {
     (p.user === undefined ? '' : ',"user":' + shared(p.user)) +
     (p.group === undefined ? '' : ',"group":' + shared(p.group)) +
     '}' +
+    containerOf(e.container) +
     lineageTail(e.hades)
   );
 }
@@ -228,6 +236,7 @@ function exitLine(e: ExitEvent): string {
     '","exit_code":' +
     n(p.exit_code) +
     (up === undefined ? '}' : exitParent(up)) +
+    containerOf(e.container) +
     lineageTail(e.hades)
   );
 }

@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import type { Container } from './containers.js';
 import { decodeText, splitArgv } from './driver/bytes.js';
 
 /** USER_HZ: /proc reports start times in these ticks on every Linux ABI. */
@@ -26,6 +27,11 @@ export interface ProcessNode {
   creds: Creds | undefined;
   /** This process as an entry of its descendants' ancestor lists, made once (see EventBuilder). */
   asAncestor: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * The container it runs in, as its last exec, fork or security record told (undefined: none,
+   * or not known): what its exit event names, which has no cgroup of its own.
+   */
+  container: Container | undefined;
   /** The parent's node this one is counted in, and how many children count in this one. */
   parentNode: ProcessNode | undefined;
   children: number;
@@ -46,8 +52,9 @@ export function processNode(
   executable: string | undefined,
   args: readonly string[] | undefined,
   creds: Creds | undefined,
+  container: Container | undefined,
 ): ProcessNode {
-  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, asAncestor: undefined, parentNode: undefined, children: 0 };
+  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, asAncestor: undefined, container, parentNode: undefined, children: 0 };
 }
 
 export interface Creds {
@@ -116,11 +123,16 @@ export class ProcessTree {
     for (const node of this.nodes.values()) if (!node.parentNode) this.link(node);
   }
 
-  /** A new process: it starts with its parent's program until it executes its own. */
-  fork(parentPid: number, childPid: number, childStartNs: number, comm: string): ProcessNode {
+  /**
+   * A new process: it starts with its parent's program until it executes its own, and in its
+   * parent's cgroup: `container` is that cgroup's (null: no container), undefined to take the
+   * parent's as the tree knows it.
+   */
+  fork(parentPid: number, childPid: number, childStartNs: number, comm: string, container?: Container | null): ProcessNode {
     const parent = this.nodes.get(parentPid);
     const startTicks = ProcessTree.ticksFromNs(childStartNs);
-    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds));
+    const inContainer = container === undefined ? parent?.container : (container ?? undefined);
+    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds, inContainer));
   }
 
   /**
@@ -152,7 +164,7 @@ export class ProcessTree {
       this.touch(pid, live);
       return live;
     }
-    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds));
+    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined));
   }
 
   /** The credentials a live process had before the event now being handled. */
@@ -329,7 +341,7 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   } catch {
     // gone
   }
-  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds);
+  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds, undefined);
 }
 
 /** Real and effective ids from the Uid: and Gid: lines of /proc/PID/status. */

@@ -105,6 +105,20 @@ export function renderEventsDoc(): string {
   const common = flatten(exampleCommonSchema(), '', []).map((r) => ({ ...r, type: general[r.path] ?? r.type }));
   out.push(table(common), '');
   out.push('## Process context', '', 'Events caused by a process (the "process context" column above) carry these fields.', '');
+  out.push(
+    '`container` is the container the process runs in, from its cgroup v2, whose path holds the container\'s id',
+    '(`docker-<id>.scope`, `cri-containerd-<id>.scope`, `crio-<id>.scope`, `libpod-<id>.scope`). It is the same in every',
+    'event of the process, not only in its exec: exec records carry the cgroup\'s path, the other kernel records',
+    '(network, DNS, file, ptrace, privilege, fork...) only the cgroup\'s id, which the agent maps to the container',
+    'its exec records taught it (a cache of 4096 cgroups) or, for a cgroup no exec taught (a process moved into it',
+    'after its exec, or there before the agent started), that /proc/PID/cgroup of the process or its parent names,',
+    'believed only when that folder\'s inode is the id. exit events, which have no cgroup, take the container the',
+    'process was last seen in. It is absent for processes of the host, on hosts without cgroup v2 (cgroup v1',
+    'only), and when the cgroup could not be told (no exec in it since the agent started, and the process and',
+    'its parent gone before their record was handled): rules that must not miss a container also look at the',
+    'ancestry (macro `in_container` of the default rules).',
+    '',
+  );
   out.push(table(flatten(ProcessContext, '', [])), '');
   for (const action of eventActions) {
     const spec: EventKindSpec = eventKinds[action];

@@ -198,21 +198,47 @@ function firedWith(site: string | undefined, event: Record<string, unknown>): st
 const SHIM = '/usr/bin/containerd-shim-runc-v2';
 const ALLOWED_ID = '4c1d6f0e9a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5';
 const OTHER_ID = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d';
-const socketUse = (executable: string, ancestors: Record<string, unknown>[]) =>
-  ev('connect', 60, { process: proc(executable.split('/').pop()!, [executable], { executable }), destination: { address: '/var/run/docker.sock' }, network: { transport: 'unix' }, hades: { ancestors } });
+const socketUse = (executable: string, containerId: string | undefined, ancestors: Record<string, unknown>[]) =>
+  ev('connect', 60, {
+    process: proc(executable.split('/').pop()!, [executable], { executable }),
+    ...(containerId === undefined ? {} : { container: { id: containerId, runtime: 'docker' } }),
+    destination: { address: '/var/run/docker.sock' },
+    network: { transport: 'unix' },
+    hades: { ancestors },
+  });
 const shim = (id: string) => ({ pid: 2200, name: 'containerd-shim', executable: SHIM, args: [SHIM, '-namespace', 'moby', '-id', id, '-address', '/run/containerd/containerd.sock'] });
 
 describe('default rule pack: the exceptions a site extends (rules/README.md)', () => {
   it('allows a container to use the runtime socket by its program and full id, and nothing else', () => {
     const site = readmeYaml('### Containers allowed to use the runtime socket');
     const rule = 'container_runtime_socket_from_container';
-    const traefik = socketUse('/usr/local/bin/traefik', [shim(ALLOWED_ID)]);
+    const traefik = socketUse('/usr/local/bin/traefik', ALLOWED_ID, [shim(ALLOWED_ID)]);
     assert.ok(firedWith(undefined, traefik).includes(rule), 'reported without the site file');
     assert.ok(!firedWith(site, traefik).includes(rule), 'the allowed container');
     // The same program in another container, and another program (a shell's curl) in the
     // allowed one.
-    assert.ok(firedWith(site, socketUse('/usr/local/bin/traefik', [shim(OTHER_ID)])).includes(rule));
-    assert.ok(firedWith(site, socketUse('/usr/bin/curl', [{ pid: 2300, name: 'sh', executable: '/bin/sh' }, shim(ALLOWED_ID)])).includes(rule));
+    assert.ok(firedWith(site, socketUse('/usr/local/bin/traefik', OTHER_ID, [shim(OTHER_ID)])).includes(rule));
+    assert.ok(firedWith(site, socketUse('/usr/bin/curl', ALLOWED_ID, [{ pid: 2300, name: 'sh', executable: '/bin/sh' }, shim(ALLOWED_ID)])).includes(rule));
+    // Another container whose process has an ancestor given the allowed id as an argument (what
+    // the exception went by before connect events carried their container): not allowed.
+    const forged = { pid: 2400, name: 'sh', executable: '/bin/sh', args: ['/bin/sh', '-c', 'exec traefik', '-id', ALLOWED_ID] };
+    assert.ok(firedWith(site, socketUse('/usr/local/bin/traefik', OTHER_ID, [forged, shim(OTHER_ID)])).includes(rule));
+    // A connect whose cgroup the agent could not tell: no allowance, known by its ancestry.
+    assert.ok(firedWith(site, socketUse('/usr/local/bin/traefik', undefined, [shim(ALLOWED_ID)])).includes(rule));
+    // Containers are this rule's: the host programs' rule leaves them, the allowed one included.
+    assert.ok(!firedWith(site, traefik).includes('container_runtime_socket_unusual_client'));
+  });
+
+  it('tells the host\'s container tools by installed path, not by name', () => {
+    const rule = 'container_runtime_socket_unusual_client';
+    assert.ok(!firedWith(undefined, socketUse('/usr/bin/docker', undefined, [])).includes(rule));
+    // curl copied as docker, and run through a link named docker.
+    const copied = socketUse('/tmp/docker', undefined, []);
+    assert.equal((copied['process'] as { name: string }).name, 'docker');
+    assert.ok(firedWith(undefined, copied).includes(rule));
+    const linked = socketUse('/usr/bin/curl', undefined, []);
+    (linked['process'] as { name: string }).name = 'docker';
+    assert.ok(firedWith(undefined, linked).includes(rule));
   });
 
   it('excepts a configuration agent from the shadow rule by its interpreter and its first argument, or by its path', () => {

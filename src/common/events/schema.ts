@@ -28,7 +28,7 @@ export const EVENT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 /** The process context attached to every event a process causes. */
 export const ProcessContext = Obj({
   process: Process,
-  container: Opt(Obj({ id: Str('Container id (from the cgroup path).', 128), runtime: Opt(Str('Container runtime, e.g. docker.', 32)) }, 'The container the process runs in.')),
+  container: Opt(Obj({ id: Str('Container id (from the cgroup path).', 128), runtime: Opt(Str('Container runtime, e.g. docker.', 32)) }, 'The container the process runs in (from its cgroup; the same in every event of the process).')),
   hades: Opt(
     Obj({
       process: Opt(HadesProcess),
