@@ -227,7 +227,9 @@ export class HadesServer {
         group: (work) => store.grouped(work),
         prepare: async (agentId, ndjson, inflated) => {
           const host = registry.hostOf(agentId);
-          const meta = host ? cmdb.lookup(host.hostname, host.addresses) : undefined;
+          // By the name the agent enrolled with: its hellos (and its events) may give any name,
+          // and a host's root must not take another host's owner and environment.
+          const meta = host ? cmdb.lookup(registry.enrolledHostOf(agentId) ?? host.hostname, host.addresses) : undefined;
           const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated);
           return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
         },
@@ -423,10 +425,10 @@ export class HadesServer {
         this.log.info('agent enrolled', { agent: agentId, hostname: request.hostname, group: consumed.group });
         return { agent_id: agentId, certificate: issued.certPem };
       },
-      listAgents: (filter) => registry.list(filter).map((a) => agentBody(a, this.cmdb?.lookup(a.hostname, a.addresses))),
+      listAgents: (filter) => registry.list(filter).map((a) => agentBody(a, this.cmdb?.lookup(a.enrolledHostname, a.addresses))),
       getAgent: (id) => {
         const agent = registry.get(id);
-        return agent ? agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)) : undefined;
+        return agent ? agentBody(agent, this.cmdb?.lookup(agent.enrolledHostname, agent.addresses)) : undefined;
       },
       // An admin's change is stored with its audit record (`record`) in one transaction, and only
       // then sent to agents: no change without its record, and none sent that was not stored.
@@ -457,7 +459,7 @@ export class HadesServer {
         });
         const config = this.configOf(agent.groups);
         const pushed = this.pushConfig(id, config);
-        return { ...agentBody(agent, this.cmdb?.lookup(agent.hostname, agent.addresses)), configuration: config ? { group: config.name, version: config.version } : null, pushed };
+        return { ...agentBody(agent, this.cmdb?.lookup(agent.enrolledHostname, agent.addresses)), configuration: config ? { group: config.name, version: config.version } : null, pushed };
       },
       deleteGroupConfig: (name, record) => {
         // The members that ran it: those whose first configured group it was.

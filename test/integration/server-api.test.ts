@@ -1383,6 +1383,25 @@ describe('managing the fleet with the hades command', () => {
 });
 
 describe('CMDB enrichment', () => {
+  it('finds a host by the name its agent enrolled with, not the name its hello and events give', { timeout: 30_000 }, async () => {
+    // Enrolled as this host (team-a in the file); its stream then says it is other-host (team-z).
+    const identity = await server.enrollAgent();
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello('other-host');
+      await stream.welcome();
+      const ack = await stream.batch(ndjson(makeEvents(1, { prefix: 'cmdb-claim', host: 'other-host' })), 1, 1);
+      assert.equal(ack.ack?.stored, 1, JSON.stringify(ack));
+    } finally {
+      stream.close();
+    }
+    const [stored] = await server.searchAll({ agent: identity.agentId, filter: 'event.id^=cmdb-claim-' });
+    assert.equal(stored?.['hades']?.cmdb?.owner, 'team-a', 'the enrolled host\'s row, not the claimed one\'s');
+    const agent = await server.ok('GET', `/api/v1/agents/${identity.agentId}`);
+    assert.equal(agent.hostname, 'other-host', 'the hello\'s name is shown as the agent said it');
+    assert.equal(agent.cmdb?.owner, 'team-a');
+  });
+
   it('adds the host\'s CMDB row to its stored events, follows changes of the file, and keeps the last good content when it breaks', { timeout: 30_000 }, async () => {
     const identity = await server.enrollAgent();
     const ownerOf = async (prefix: string) => {
