@@ -244,7 +244,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '1h')
         .option('--until <duration>', 'events before: a duration back from now or an ISO time')
         .option('--action <actions>', 'comma-separated event actions')
-        .option('--host <host>', 'host name')
+        .option('--host <host>', 'host name, or an agent\'s id (ag_...), which a host cannot claim')
         .option('--limit <n>', 'most events', '100')
         .option('--cursor <cursor>', 'the next page: the cursor the previous page ended with')
         .option('--json', 'NDJSON, one event per line'),

@@ -14,7 +14,8 @@ export function renderTablesDoc(tables: readonly TableSpec[]): string {
   out.push('');
   out.push('What is installed, configured and running on a host, as SQL tables (SQLite dialect). Run a');
   out.push('query on the host with `hades query "SELECT ..."` (`--json` for NDJSON, `--tables` for this');
-  out.push('list), across the fleet with a `query` task (docs/plugins.md), or on a schedule with');
+  out.push('list), across the fleet with `hades fleet query` (a `query` task per agent, docs/plugins.md;');
+  out.push('the answers come a page of hosts at a time), or on a schedule with');
   out.push('`plugins.inventory.queries`, whose changes arrive as `inventory_change` events (docs/events.md).');
   out.push('');
   out.push('A table is collected only when a query reads it, once per query, into a temporary table');
