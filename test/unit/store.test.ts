@@ -503,6 +503,17 @@ describe('event store: pagination', () => {
     assert.equal(capped.partial, true, 'stopped at 20 rows, not at the end');
     assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'contains', value: 'no-such' }], limit: 100 }).partial, true, 'contains walks no index');
     assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'eq', value: '/no/such' }], limit: 100 }).partial, undefined, 'the executable index serves eq');
+    // The agent id too (no index has it first): every event of the agent, a budget of rows a page.
+    const ofAgent = wide.search({ agentId: 'agent-1', limit: 100 });
+    assert.equal(ofAgent.partial, true);
+    let agentPage = ofAgent;
+    const agentEvents = [...idsOf(ofAgent.events)];
+    while (agentPage.next !== undefined) {
+      agentPage = wide.search({ agentId: 'agent-1', limit: 100, cursor: agentPage.next });
+      agentEvents.push(...idsOf(agentPage.events));
+    }
+    assert.deepEqual(agentEvents, idsOf(events).reverse(), 'every event of the agent once, across the pages');
+    assert.deepEqual(idsOf(wide.search({ agentId: 'agent-2', limit: 100, since: T0 + 40 * 1000 }).events), [], 'none of another agent');
     // Refused: too many such filters, and an empty text or prefix (it matches everything).
     assert.throws(() => store.search({ filters: Array.from({ length: 9 }, (_, i) => ({ field: 'process.working_directory', op: 'contains' as const, value: `x${i}` })) }), isCode('HADES_ERR_STORE_QUERY', /at most 8 on fields that are not indexed/));
     assert.throws(() => store.search({ filters: [{ field: 'process.args', op: 'contains', value: '' }] }), isCode('HADES_ERR_STORE_QUERY', /an empty text matches every value/));

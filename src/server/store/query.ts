@@ -96,8 +96,9 @@ export interface BuiltQuery {
  * Filters on fields that are not indexed read each row's JSON (a few µs per row and filter):
  * one search examines at most this many (row, filter) pairs before it returns a page, so that a
  * search cannot hold the server (which stores the fleet's events on the same thread) for long.
- * A filter on a column that no index serves (`process.name`, `file.path`, any `contains`) reads
- * the column of each row instead, about a tenth of that: it counts as a tenth of a pair.
+ * A filter on a column that no index serves (`process.name`, `file.path`, any `contains`, the
+ * agent id) reads the column of each row instead, about a tenth of that: it counts as a tenth of
+ * a pair.
  */
 export const SCAN_BUDGET = 200_000;
 /** What a filter on a column no index serves costs against SCAN_BUDGET, next to one on the JSON. */
@@ -350,9 +351,13 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     where.push('host = ?');
     params.push(checkString('host', query.host));
   }
+  // No index has the agent first (the host's has the host): read row by row, within the scan budget.
+  const json: JsonTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
   if (query.agentId !== undefined) {
-    where.push('agent_id = ?');
-    params.push(checkString('agentId', query.agentId));
+    json.sql.push('agent_id = ?');
+    json.params.push(checkString('agentId', query.agentId));
+    json.cost += COLUMN_SCAN_COST;
+    json.columns.add('agent_id');
   }
   if (query.action !== undefined) {
     const actions: readonly unknown[] = Array.isArray(query.action) ? query.action : [query.action];
@@ -365,7 +370,6 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   const filters = query.filters ?? [];
   if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
   if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
-  const json: JsonTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
   filters.forEach((f: FieldFilter, i) => {
     const sql = filterSql(f, i, params, json);
     if (sql !== undefined) where.push(sql);
