@@ -7,9 +7,9 @@
  * the system runs, so what an id maps to never changes: it is learnt once and kept in a bounded
  * cache. Exec records teach it (their path is at hand, at no cost); for an id no exec taught (a
  * process that moved into its cgroup after its exec, or was there before the agent started),
- * /proc/PID/cgroup of the acting process or its parent is read, and believed only when the
- * folder it names has that id as its inode: a process that moved since its record was made
- * names another folder, which is not taken for its cgroup.
+ * /proc/PID/cgroup of the acting process is read, else of its parent (of the child, for a
+ * fork), and believed only when the folder it names has that id as its inode: a process that
+ * moved since its record was made names another folder, which is not taken for its cgroup.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { cgroupV2Mount, folderOf } from './cgroup.js';

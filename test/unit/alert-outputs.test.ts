@@ -1502,6 +1502,35 @@ describe('alert outputs: syslog', () => {
     }
   });
 
+  it('takes a reading of the kernel table that fails (rejects) as one that cannot be read: no unhandled rejection, no connection taken for dead', async () => {
+    const receiver = new StreamReceiver();
+    const port = await receiver.start();
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${port}, timeout_ms: 1000 } } ] }`);
+    let readings = 0;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', {
+      unacknowledged: (socket) => (++readings === 1 ? Promise.reject(new Error('the reader failed')) : unacknowledgedBytes(socket)),
+    });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 100, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const alert = makeAlert();
+        queue.push({ alert, json: JSON.stringify(alert) });
+      }
+      await waitFor('the five released', () => queue.counters.sent === 5, 5000);
+      // Past timeout_ms: a reading left in flight for good would have had the connection closed and its alerts sent again.
+      await sleep(1500);
+      assert.deepEqual({ sent: queue.counters.sent, resent: transport.resent, failed_attempts: queue.counters.failed_attempts, unhandled }, { sent: 5, resent: 0, failed_attempts: 0, unhandled: [] });
+      assert.equal(receiver.messages.length, 5);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await queue.close();
+      await receiver.close();
+    }
+  });
+
   it('says at close how many written alerts the receiver had not acknowledged, and counts them as dropped', async () => {
     const sockets: net.Socket[] = [];
     // A receiver that reads nothing: its window fills and the rest stays unacknowledged.

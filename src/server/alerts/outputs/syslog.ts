@@ -542,28 +542,32 @@ export class SyslogTransport implements AlertTransport {
       const generation = this.held.generation;
       const base = this.held.base;
       const started = performance.now();
-      void this.readUnacknowledged(link.socket).then((left) => {
-        link.reading = false;
-        this.lastReadMs = performance.now() - started;
-        if (link !== this.link || generation !== this.held.generation || this.closed) return;
-        if (link.readable === undefined && (left === 'unknown' || (left === 'gone' && !link.socket.destroyed))) {
-          // Found at the first reading of a connection, not at every alert: written is all that
-          // can be known of this one (an open connection missing from the table would otherwise
-          // be found dead after timeout_ms, again and again).
-          link.readable = false;
-          clearTimeout(link.timer);
-          link.timer = undefined;
-          this.released(this.held.releaseWritten());
-          return;
-        }
-        // Not in the table: a reading that raced with other sockets, or a connection closing (its
-        // 'close' says so). Neither is news; no progress is.
-        if (typeof left !== 'number') return;
-        link.readable = true;
-        const { released, progress } = this.held.acknowledge(generation, base, left);
-        if (progress) link.lastProgressAt = performance.now();
-        this.released(released);
-      });
+      // A reader that fails (rejects) says the table cannot be read, as its 'unknown' does: the
+      // reading ends either way, or none would follow it and the connection would be found dead.
+      void this.readUnacknowledged(link.socket)
+        .catch((): Unacknowledged => 'unknown')
+        .then((left) => {
+          link.reading = false;
+          this.lastReadMs = performance.now() - started;
+          if (link !== this.link || generation !== this.held.generation || this.closed) return;
+          if (link.readable === undefined && (left === 'unknown' || (left === 'gone' && !link.socket.destroyed))) {
+            // Found at the first reading of a connection, not at every alert: written is all that
+            // can be known of this one (an open connection missing from the table would otherwise
+            // be found dead after timeout_ms, again and again).
+            link.readable = false;
+            clearTimeout(link.timer);
+            link.timer = undefined;
+            this.released(this.held.releaseWritten());
+            return;
+          }
+          // Not in the table: a reading that raced with other sockets, or a connection closing (its
+          // 'close' says so). Neither is news; no progress is.
+          if (typeof left !== 'number') return;
+          link.readable = true;
+          const { released, progress } = this.held.acknowledge(generation, base, left);
+          if (progress) link.lastProgressAt = performance.now();
+          this.released(released);
+        });
     }
     this.schedule(link);
   }
