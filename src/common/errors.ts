@@ -334,6 +334,11 @@ export const errorCatalog = {
     summary: 'The server could not be reached (refused, timed out, TLS handshake failed), or what answered was not a Hades server (a proxy\'s error page, an answer without the expected content).',
     remedy: 'Check the address, that the server runs (and what sits in front of it), and that the CA the client trusts is the server\'s: for a deployment started with `hades start --data DIR`, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it), else --ca.',
   },
+  HADES_ERR_SERVER_ACK_TIMEOUT: {
+    kind: 'environment',
+    summary: 'The server did not acknowledge a batch within `outputs.server.ack_timeout_s` on a live stream (its ingest stuck, or the server frozen behind something that keeps the connection up): the agent ended the stream; the batch stays in the spool and goes again on a new stream, at the next gateway address.',
+    remedy: 'Check the server\'s log and load (a stuck ingest worker, a database lock held by another process); raise `outputs.server.ack_timeout_s` only if the server\'s queue legitimately holds batches that long.',
+  },
   HADES_ERR_API_UNAUTHENTICATED: {
     kind: 'input',
     summary: 'An API request carried no token, or an unknown or revoked one.',

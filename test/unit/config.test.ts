@@ -266,6 +266,20 @@ describe('configuration', () => {
     assert.deepEqual([result.problems[0]?.code, result.problems[0]?.path, result.problems[0]?.line], ['HADES_ERR_CONFIG_VALUE', 'outputs.server.api', 2]);
   });
 
+  it('takes outputs.server.ack_timeout_s in whole seconds from 10 to 3600, 120 by default, and refuses the rest with a coded problem', () => {
+    const result = parseRoleConfig('', 'agent');
+    assert.ok(result.ok);
+    assert.equal(result.config.outputs.server.ack_timeout_s, 120);
+    const set = parseRoleConfig('outputs:\n  server: { ack_timeout_s: 10 }\n', 'agent');
+    assert.ok(set.ok && set.config.outputs.server.ack_timeout_s === 10);
+    const found = (value: string) => problems(`outputs:\n  server:\n    ack_timeout_s: ${value}\n`).map((p) => [p.code, p.path, p.line, p.message]);
+    assert.deepEqual(found('0'), [['HADES_ERR_CONFIG_VALUE', 'outputs.server.ack_timeout_s', 3, "'outputs.server.ack_timeout_s' must be at least 10 (got 0)"]]);
+    assert.deepEqual(found('-5'), [['HADES_ERR_CONFIG_VALUE', 'outputs.server.ack_timeout_s', 3, "'outputs.server.ack_timeout_s' must be at least 10 (got -5)"]]);
+    assert.deepEqual(found('86400'), [['HADES_ERR_CONFIG_VALUE', 'outputs.server.ack_timeout_s', 3, "'outputs.server.ack_timeout_s' must be at most 3600 (got 86400)"]]);
+    assert.deepEqual(found('1.5').map((p) => p.slice(0, 2)), [['HADES_ERR_CONFIG_TYPE', 'outputs.server.ack_timeout_s']]);
+    assert.deepEqual(found('"2m"').map((p) => p.slice(0, 2)), [['HADES_ERR_CONFIG_TYPE', 'outputs.server.ack_timeout_s']]);
+  });
+
   it('keeps the agent and server schemas apart', () => {
     assert.equal(problems('listen:\n  api: 127.0.0.1:1\n', AgentConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');
     assert.equal(problems('driver:\n  backend: ebpf\n', ServerConfigSchema)[0]?.code, 'HADES_ERR_CONFIG_UNKNOWN_KEY');

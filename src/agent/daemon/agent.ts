@@ -377,6 +377,7 @@ export class Agent {
       configVersion: () => this.serverConfig?.version ?? 0,
       onTask: (task) => this.runTask(task),
       tasks: this.tasks,
+      ackTimeoutMs: config.outputs.server.ack_timeout_s * 1000,
       renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
       // A transport made later (a reload) starts from the renewed identity.
       onIdentity: (renewed) => {

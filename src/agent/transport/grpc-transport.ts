@@ -6,8 +6,10 @@
  * order of preference: a new stream starts at the first, and an attempt that fails moves on to
  * the next, so agents fail over between servers; a stream on a later address checks the earlier
  * ones now and then (a TLS connection with the agent's identity, no stream) and moves back, once
- * no batch waits for its Ack, to one that answers. Configuration and
- * tasks from the server are handed to the agent; heartbeats go the other way.
+ * no batch waits for its Ack, to one that answers. An Ack that does not come within
+ * `ackTimeoutMs` (a server whose ingest is stuck, or one frozen behind something that keeps the
+ * connection up) ends the stream: the batch is retried on a new stream, from the next address.
+ * Configuration and tasks from the server are handed to the agent; heartbeats go the other way.
  *
  * With `renewal`, the transport also renews the agent's certificate on the stream
  * (renewal.ts). A renewed identity is used from the next connection: after a random delay (up
@@ -58,6 +60,12 @@ export interface GrpcTransportOptions {
    */
   readonly tasks?: TaskLedger;
   readonly connectTimeoutMs?: number;
+  /**
+   * How long a batch may wait for its Ack (ms; default 2 min, `outputs.server.ack_timeout_s`):
+   * past it the stream is ended, the send rejects (HADES_ERR_SERVER_ACK_TIMEOUT), and the next
+   * stream starts at the address after this one's.
+   */
+  readonly ackTimeoutMs?: number;
   /** Renew the certificate over the stream; no renewal without. */
   readonly renewal?: RenewalSettings & {
     /** How long the server may take to answer a renewal request (ms). */
@@ -112,6 +120,9 @@ export function dropIpServernameWarning(): void {
 
 /** How often a stream on a less preferred address looks at the earlier ones (see checkPreferred). */
 const PREFERRED_CHECK_MS = 5 * 60_000;
+
+/** The default of `ackTimeoutMs`: well above the server's queueing at saturation (docs/perf.md: about 25 s). */
+const ACK_TIMEOUT_MS = 120_000;
 
 /** Backoff between attempts to keep a stream open (see keepOpen), doubled per failure, with jitter. */
 const KEEP_OPEN_MIN_MS = 1000;
@@ -534,11 +545,16 @@ export class GrpcTransport implements BatchTransport {
     } while (this.stream !== stream && this.stream !== undefined);
     if (this.stream !== stream) throw new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stream lost');
     const current = stream;
+    const ackTimeoutMs = this.options.ackTimeoutMs ?? ACK_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => this.drop(current, new HadesError('HADES_ERR_OUTPUT_FAILED', 'stopping'));
       signal.addEventListener('abort', onAbort, { once: true });
-      const done = () => signal.removeEventListener('abort', onAbort);
-      this.pending = {
+      const timer = setTimeout(() => this.ackTimedOut(current, pending, ackTimeoutMs), ackTimeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const pending: Pending = {
         lastSeq: String(batch.lastSeq),
         events: batch.events,
         resolve: () => {
@@ -550,10 +566,27 @@ export class GrpcTransport implements BatchTransport {
           reject(error);
         },
       };
+      this.pending = pending;
       const head = { first_seq: batch.firstSeq, last_seq: batch.lastSeq, events: batch.events };
       if (compressed) current.write({ batch: { ...head, ndjson: NO_BYTES, ndjson_gzip: compressed, ndjson_size: batch.data.length } }, NO_COMPRESS);
       else current.write({ batch: { ...head, ndjson: batch.data } });
     });
+  }
+
+  /**
+   * The Ack of `pending` did not come in time on `stream`, which may be alive all the same (its
+   * server's ingest stuck, or the server frozen behind a middlebox that keeps the connection up):
+   * the stream is ended and the send rejected; the channel sends the batch again from its spool,
+   * after its backoff, on a new stream that starts at the next address. Sent twice, a batch the
+   * server stored after all is dropped there as duplicates (by event id).
+   */
+  private ackTimedOut(stream: Stream, pending: Pending, ackTimeoutMs: number): void {
+    if (this.stream !== stream || this.pending !== pending) return;
+    const address = this.options.addresses[this.streamAddress];
+    this.options.log.warn('no Ack from the server in time; the stream is ended and the batch is sent again on a new one', { code: 'HADES_ERR_SERVER_ACK_TIMEOUT', address, ack_timeout_ms: ackTimeoutMs, last_seq: pending.lastSeq, events: pending.events });
+    // This address takes batches and stores none: the next stream tries the next one first.
+    this.next = this.streamAddress + 1;
+    this.drop(stream, new HadesError('HADES_ERR_SERVER_ACK_TIMEOUT', `${address}: no Ack for the batch within ${ackTimeoutMs} ms; the stream was ended`));
   }
 
   /** The agent_health figures, when connected. */

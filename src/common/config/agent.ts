@@ -179,6 +179,12 @@ export const AgentConfigSchema = Type.Object(
             ca_sha256: Type.String({ default: '', pattern: '^([0-9a-fA-F:]{64,95})?$', description: 'SHA-256 of the server\'s CA certificate, printed with the token: the agent refuses to enroll with a server whose CA differs.' }),
             addresses: Type.Array(Type.String({ pattern: HOST_PORT, description: 'host:port (a name, an IPv4 address or [an IPv6 address]; port 1 to 65535).' }), { default: [], maxItems: 16, description: 'Gateway addresses (host:port) to connect to, in order of preference; empty: those the server gave at enrollment.' }),
             batch_events: Type.Integer({ minimum: 1, maximum: 20_000, default: 2000, description: 'Most events per batch.' }),
+            ack_timeout_s: Type.Integer({
+              minimum: 10,
+              maximum: 3600,
+              default: 120,
+              description: 'How long the agent waits for the server to acknowledge a batch (the server stores it first) before it ends the stream (warning HADES_ERR_SERVER_ACK_TIMEOUT) and sends the batch again on a new stream, at the next gateway address. Well above the server\'s queueing at saturation (about 25 s in docs/perf.md): a deadline that is too short only makes a busy server receive batches twice (it drops the duplicates).',
+            }),
             renew_before_days: Type.Integer({
               minimum: 0,
               maximum: 3650,
