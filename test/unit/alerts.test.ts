@@ -280,9 +280,15 @@ describe('alerts: detection', () => {
       ingest([webShell(T0, (e) => (e.host.name = 'web-2'))], Date.now(), 'agent-1');
       assert.equal(published.length, 1, 'agent-1 claiming to be web-2 is not suppressed');
       assert.equal(published[0]?.host.id, 'agent-1');
+      // Filed under the name agent-1 enrolled with; the name its event gives is shown apart.
+      assert.equal(published[0]?.host.name, ENROLLED['agent-1']);
+      assert.equal(published[0]?.host.reported_name, 'web-2');
+      assert.deepEqual(store.search({ host: 'web-2' }).alerts.map((a) => a.id), [], 'not listed under the claimed name');
+      assert.equal(store.search({ host: ENROLLED['agent-1'] }).alerts[0]?.id, published[0]?.id);
       // Nor is an agent the fleet does not know, whatever name it gives.
       ingest([webShell(T0 + 1, (e) => (e.host.name = 'web-2'))], Date.now(), 'agent-9');
       assert.equal(published.length, 2, 'an unknown agent claiming to be web-2 is not suppressed');
+      assert.deepEqual([published[1]?.host.name, published[1]?.host.reported_name], ['web-2', undefined], 'an agent the fleet does not know: the name its events give');
       // web-2 itself is, whatever name its events give (it cannot escape by renaming itself).
       ingest([webShell(T0 + 2, (e) => (e.host.name = 'elsewhere'))], Date.now(), 'agent-2');
       assert.equal(published.length, 2, 'agent-2 is suppressed under any claimed name');

@@ -24,7 +24,7 @@ interface AlertLine {
   /** The triage revision (the API's ETag): what `triage --revision` takes. */
   revision?: number;
   rule: { id: string; title: string; severity: string; tags: string[]; type: string };
-  host: { id: string; name: string; cmdb?: unknown };
+  host: { id: string; name: string; reported_name?: string; cmdb?: unknown };
   message: string;
   process?: Record<string, unknown>;
 }
@@ -99,7 +99,7 @@ export async function alertsShow(context: CliContext, args: readonly string[], o
     formatAlert(alert),
     `  rule:     ${alert.rule.title} [${alert.rule.tags.join(', ')}]`,
     `  status:   ${alert.status}${alert.assignee ? `, assigned to ${alert.assignee}` : ''}; ${alert.count} match(es), last ${alert.last_seen}${alert.revision === undefined ? '' : `; revision ${alert.revision}`}`,
-    `  host:     ${alert.host.name} (${alert.host.id})${alert.host.cmdb ? ` ${JSON.stringify(alert.host.cmdb)}` : ''}`,
+    `  host:     ${alert.host.name} (${alert.host.id})${alert.host.reported_name === undefined ? '' : `, calling itself ${alert.host.reported_name}`}${alert.host.cmdb ? ` ${JSON.stringify(alert.host.cmdb)}` : ''}`,
   ];
   if (alert.process) {
     const p = alert.process;

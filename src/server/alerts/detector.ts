@@ -346,10 +346,13 @@ export class Detector {
   #raise(agentId: string, match: Match, arrived: number): Alert | undefined {
     const { store } = this.#options;
     const event = match.event;
-    const host = readText(event, 'host.name') ?? agentId;
-    // Scoped by who the server knows sent it (the agent of the certificate), not by the name the
-    // event gives its host: root on one host could write another's name there.
-    if (store.suppressedBy(match.rule.id, this.#options.enrolledHost(agentId), agentId, (field) => readText(event, field), this.#now()) !== undefined) {
+    // Who the server knows sent it (the agent of the certificate, the name it enrolled with), not
+    // the name the event gives its host: root on one host could write another's name there. The
+    // alert is filed, listed and suppressed under the former; the latter stays in its events.
+    const enrolled = this.#options.enrolledHost(agentId);
+    const claimed = readText(event, 'host.name');
+    const host = { name: enrolled ?? claimed ?? agentId, reported: claimed };
+    if (store.suppressedBy(match.rule.id, enrolled, agentId, (field) => readText(event, field), this.#now()) !== undefined) {
       this.#suppressed++;
       return undefined;
     }
@@ -371,7 +374,7 @@ export class Detector {
     return alert;
   }
 
-  #build(agentId: string, host: string, match: Match, eventTime: number): Alert {
+  #build(agentId: string, host: { readonly name: string; readonly reported: string | undefined }, match: Match, eventTime: number): Alert {
     const event = match.event;
     let events: readonly Readonly<Record<string, unknown>>[] = [event];
     if (match.correlation !== undefined) {
@@ -390,7 +393,13 @@ export class Detector {
       count: 1,
       rule: { id: match.rule.id, title: match.rule.title, severity: match.severity, tags: match.tags, type: match.rule.type },
       message: match.output,
-      host: cmdb === undefined ? { id: agentId, name: host } : { id: agentId, name: host, cmdb },
+      host: {
+        id: agentId,
+        name: host.name,
+        // A host that calls itself by another name than it enrolled with: worth seeing.
+        ...(host.reported !== undefined && host.reported !== host.name ? { reported_name: host.reported } : {}),
+        ...(cmdb === undefined ? {} : { cmdb }),
+      },
       events,
       ...(process === undefined ? {} : { process: ancestors === undefined ? process : { ...process, ancestors } }),
       status: 'new',

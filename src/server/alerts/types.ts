@@ -20,7 +20,13 @@ export interface AlertRule {
 export interface AlertHost {
   /** The agent's id. */
   readonly id: string;
+  /**
+   * The name the agent enrolled with (the fleet's record), or, for an agent the fleet does not
+   * know, the event's `host.name`: what alerts are listed and suppressed by.
+   */
   readonly name: string;
+  /** The event's `host.name` when it is another name than `name` (the host calls itself so now, or claims to). */
+  readonly reported_name?: string;
   /** CMDB metadata of the host where known (owner, business_unit, environment, tags). */
   readonly cmdb?: Readonly<Record<string, unknown>>;
 }
