@@ -70,6 +70,10 @@ describe('the Ack deadline of the server output', () => {
       assert.equal(server.server?.stats().gateway?.duplicates, events.length, 'the batch reached the server twice; its copy was dropped there');
       assert.ok(sink.lines().filter((l) => l['msg'] === 'connected to the server').length >= 2, 'a new stream carried the batch again');
       assert.equal(spool.stats().events, 0, 'the spool let the batch go only once it was acknowledged');
+      // The output's stats carry the transport's streams: the timeout, and the batch sent again.
+      const streams = channel.stats().stream;
+      assert.ok(streams && streams.lost.ack_timeout >= 1 && streams.resent >= 1 && streams.opened >= 2, JSON.stringify(streams));
+      assert.equal(streams.lost.connect_failed, 0);
     } finally {
       await channel.close(2000);
       await transport.close();
@@ -103,6 +107,16 @@ describe('the Ack deadline of the server output', () => {
       // Sent again (as the channel does, from its spool): the new stream goes to the second address at once.
       await transport.send(batch, signal);
       assert.deepEqual(connectedTo(), [relayAddress, server.addresses.gateway]);
+      // Counted as it happened: two streams, the first ended for its missing Ack (once, not again
+      // when its cancellation comes back as an error), the batch written twice, the second address in use.
+      assert.deepEqual(transport.streamStats(), {
+        opened: 2,
+        lost: { connect_failed: 0, server_ended: 0, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 0 },
+        nacked: { temporary: 0, permanent: 0 },
+        resent: 1,
+        address: server.addresses.gateway,
+        addressIndex: 1,
+      });
       const stored = await server.searchAll({ agent: identity.agentId });
       assert.deepEqual(stored.map((e) => e['event'].id).sort(), events.map((e) => e['event'].id).sort());
     } finally {

@@ -27,6 +27,16 @@ describe('agent failover between gateway addresses', () => {
       await transport.send(batch, signal);
       const stored = await server.searchAll({ agent: identity.agentId });
       assert.equal(stored.length, events.length);
+      // One failed connection, one stream, on the second address; the batch was written once
+      // (the first attempt had no stream to write it on), so nothing was sent again.
+      assert.deepEqual(transport.streamStats(), {
+        opened: 1,
+        lost: { connect_failed: 1, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
+        nacked: { temporary: 0, permanent: 0 },
+        resent: 0,
+        address: server.addresses.gateway,
+        addressIndex: 1,
+      });
       await transport.close();
     } finally {
       await server.stop();
@@ -85,6 +95,12 @@ describe('agent back on its preferred gateway address', () => {
       await transport.send({ firstSeq: 1, lastSeq: 1, events: events.length, data: ndjson(events) }, new AbortController().signal);
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, events.length);
       assert.ok(relay.connections > 0);
+      // The move back is counted as such, and the first address is the one in use.
+      const streams = transport.streamStats();
+      assert.equal(streams.lost.preferred_return, 1, JSON.stringify(streams));
+      assert.equal(streams.lost.server_ended, 0);
+      assert.equal(streams.address, `127.0.0.1:${preferredPort}`);
+      assert.equal(streams.addressIndex, 0);
     } finally {
       await transport.close();
       await relay.close();

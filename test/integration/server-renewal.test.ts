@@ -134,6 +134,11 @@ describe('an agent whose certificate nears its end', () => {
       assert.deepEqual([...ids].sort(), [...sent].sort(), 'every event sent is stored');
       assert.equal(server.server!.stats().gateway!.duplicates - duplicatesBefore, 0, 'no batch was sent twice');
       assert.ok(agentLog.lines().some((l) => l['msg'] === 'reconnecting with the renewed certificate'));
+      // Counted as a renewal's reconnection, and no batch was written twice (as the server saw).
+      const streams = transport.streamStats();
+      assert.equal(streams.lost.renewal_reconnect, 1, JSON.stringify(streams));
+      assert.equal(streams.resent, 0);
+      assert.ok(streams.opened >= 2);
       assert.ok(server.log.lines().some((l) => l['msg'] === 'agent uses its renewed certificate; the one before is refused from now on' && l['agent'] === aged.agentId && l['serial'] === agent.cert_serial));
 
       // The identity folder: the new pair only, private.

@@ -241,6 +241,15 @@ describe('event batches over the gateway', () => {
       // Drops are counted in events (agent_drop's count, hades_events_dropped_total): the batch
       // refused whole lost its 3 events, not 1.
       assert.deepEqual(transport.dropped(), { server_rejected_batches: 3, server_rejected_events: 1 });
+      // One stream, never lost; one batch refused for good, which is not sent again.
+      assert.deepEqual(transport.streamStats(), {
+        opened: 1,
+        lost: { connect_failed: 0, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
+        nacked: { temporary: 0, permanent: 1 },
+        resent: 0,
+        address: identity.gateways[0],
+        addressIndex: 0,
+      });
     } finally {
       await transport.close();
     }
@@ -320,6 +329,27 @@ describe('event batches over the gateway', () => {
       assert.equal(ack.ack?.stored, 3, JSON.stringify(ack));
       assert.equal((await server.searchAll({ agent: identity.agentId })).length, 3);
     });
+  });
+
+  it('counts in the agent\'s transport a temporary Nack and the batch sent again after it', async () => {
+    const identity = await server.enrollAgent();
+    const blocker = new Database(path.join(server.dataDir, 'hades.db'));
+    const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger(new LogSink(), 'error') });
+    const signal = new AbortController().signal;
+    try {
+      const batch = batchOf(makeEvents(2), 1);
+      blocker.exec('BEGIN IMMEDIATE');
+      await assert.rejects(transport.send(batch, signal), (e: unknown) => isHadesError(e) && e.code === 'HADES_ERR_OUTPUT_FAILED' && /HADES_ERR_STORE_WRITE/.test(e.message));
+      blocker.exec('ROLLBACK');
+      await transport.send(batch, signal);
+      const { nacked, resent, opened, lost } = transport.streamStats();
+      assert.deepEqual({ nacked, resent, opened }, { nacked: { temporary: 1, permanent: 0 }, resent: 1, opened: 1 });
+      assert.ok(Object.values(lost).every((n) => n === 0), JSON.stringify(lost));
+    } finally {
+      if (blocker.inTransaction) blocker.exec('ROLLBACK');
+      blocker.close();
+      await transport.close();
+    }
   });
 
   it('survives an agent leaving while the database cannot be written (it logs the state it could not record)', { timeout: 30_000 }, async () => {
@@ -684,6 +714,21 @@ log: { level: ${level} }
       await server.stop();
       await server.start();
       await waitUntil('the idle agent online again', online, 20_000, 200);
+      // The restart is in the server output's stream counters, in /status (`hades agent status`)
+      // and in /metrics: the stream the server ended, and the one opened since, on the first address.
+      const url = agent.status().metrics!;
+      const status = (await (await fetch(`${url}/status`)).json()) as { pipeline: { outputs: { name: string; stream?: { opened: number; lost: Record<string, number>; addressIndex?: number; address?: string } }[] } };
+      const streams = status.pipeline.outputs.find((o) => o.name === 'server')?.stream;
+      assert.ok(streams && streams.opened >= 2 && (streams.lost['server_ended'] ?? 0) >= 1, JSON.stringify(streams));
+      assert.equal(streams.lost['ack_timeout'], 0);
+      assert.equal(streams.address, `127.0.0.1:${agentsPort}`);
+      assert.equal(streams.addressIndex, 0);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /^hades_output_streams_opened_total\{output="server"\} ([2-9]|\d\d+)$/m);
+      assert.match(metrics, /^hades_output_streams_lost_total\{output="server",reason="server_ended"\} [1-9]\d*$/m);
+      assert.match(metrics, /^hades_output_batches_nacked_total\{output="server",kind="temporary"\} 0$/m);
+      assert.match(metrics, /^hades_output_batches_resent_total\{output="server"\} \d+$/m);
+      assert.ok(metrics.includes(`hades_output_gateway_index{output="server",address="127.0.0.1:${agentsPort}"} 0\n`), metrics);
     } finally {
       await agent.stop();
       await server.stop();

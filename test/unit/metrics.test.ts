@@ -27,7 +27,7 @@ function status(): AgentStatus {
       paused: false,
       outputs: [
         { name: 'stdout', in: 7, out: 7, bytesOut: 700, dropped: {}, queued: 0, up: true },
-        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 5, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 } },
+        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 5, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 }, stream: { opened: 3, lost: { connect_failed: 4, server_ended: 1, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 1 }, nacked: { temporary: 2, permanent: 1 }, resent: 3, address: '10.0.0.2:7443', addressIndex: 1 } },
       ],
     },
     plugins: [
@@ -207,6 +207,18 @@ describe('metrics: exposition', () => {
       'hades_spool_errors_total{output="server",kind="read"} 0',
       'hades_spool_errors_total{output="server",kind="cursor_reset"} 0',
       'hades_output_backlog_at_start_events{output="server"} 3',
+      'hades_output_streams_opened_total{output="server"} 3',
+      'hades_output_streams_lost_total{output="server",reason="connect_failed"} 4',
+      'hades_output_streams_lost_total{output="server",reason="server_ended"} 1',
+      'hades_output_streams_lost_total{output="server",reason="ack_timeout"} 1',
+      'hades_output_streams_lost_total{output="server",reason="renewal_reconnect"} 0',
+      'hades_output_streams_lost_total{output="server",reason="preferred_return"} 1',
+      'hades_output_batches_nacked_total{output="server",kind="temporary"} 2',
+      'hades_output_batches_nacked_total{output="server",kind="permanent"} 1',
+      'hades_output_batches_resent_total{output="server"} 3',
+      'hades_output_gateway_index{output="server",address="10.0.0.2:7443"} 1',
+      '# TYPE hades_output_streams_lost_total counter',
+      '# TYPE hades_output_gateway_index gauge',
       'hades_events_dropped_total{component="kernel",where="exec",reason="ringbuf_full"} 4',
       'hades_events_dropped_total{component="plugin",where="driver",reason="ringbuf"} 3',
       'hades_plugin_up{plugin="driver",state="running"} 1',
@@ -230,6 +242,8 @@ describe('metrics: exposition', () => {
     }
     // Only outputs with a spool have spool series; only sampled plugins have resource series.
     assert.doesNotMatch(text, /hades_(spool_bytes|spool_events|output_backlog_at_start_events)\{output="stdout"\}/);
+    // Only an output over streams (the server's) has stream series.
+    assert.doesNotMatch(text, /hades_output_(streams_opened_total|streams_lost_total|batches_nacked_total|batches_resent_total|gateway_index)\{output="stdout"/);
     assert.doesNotMatch(text, /hades_plugin_(cpu_percent|resident_memory_bytes|open_fds)\{plugin="acme"\}/);
     // Only plugins that say something of their health have a degraded series.
     assert.doesNotMatch(text, /hades_plugin_degraded\{plugin="(driver|acme)"\}/);

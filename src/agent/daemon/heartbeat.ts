@@ -6,6 +6,7 @@
  */
 import type { ChannelStats } from '../pipeline/channels.js';
 import type { PluginStatus } from '../plugins/supervisor.js';
+import type { StreamStats } from '../transport/grpc-transport.js';
 
 export function heartbeatPlugin(plugin: PluginStatus): Record<string, unknown> {
   return {
@@ -55,7 +56,22 @@ export function heartbeatOutput(output: ChannelStats): Record<string, unknown> {
           },
         }),
     ...(output.backlogAtStart === undefined ? {} : { backlog_at_start: output.backlogAtStart }),
+    ...(output.stream === undefined ? {} : { stream: heartbeatStream(output.stream) }),
     up: output.up,
     ...(output.lastError === undefined ? {} : { last_error: output.lastError }),
+  };
+}
+
+/** An address said in the heartbeat is cut to this length: the heartbeat stays bounded (the server takes 64 KiB) whatever the configuration says. */
+const MAX_ADDRESS_CHARS = 256;
+
+/** The server output's streams: a fixed set of integers and one address, so the heartbeat stays small. */
+function heartbeatStream(stream: StreamStats): Record<string, unknown> {
+  return {
+    opened: stream.opened,
+    lost: { ...stream.lost },
+    nacked: { temporary: stream.nacked.temporary, permanent: stream.nacked.permanent },
+    resent: stream.resent,
+    ...(stream.address === undefined ? {} : { address: stream.address.slice(0, MAX_ADDRESS_CHARS), address_index: stream.addressIndex }),
   };
 }

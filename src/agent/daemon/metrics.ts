@@ -71,6 +71,17 @@ export function agentMetrics(version: string): Family[] {
     gauge('hades_output_backlog_at_start_events', "Events a spooled output found in its spool when it started (written by the agent's previous run): delivered with the rest, never counted as in.", (s) => s.pipeline.outputs.flatMap((o) => (o.backlogAtStart !== undefined ? [[{ output: o.name }, o.backlogAtStart] as const] : []))),
     counter('hades_output_bytes_total', 'Bytes an output delivered.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.bytesOut] as const)),
     gauge('hades_output_up', '1 when the output delivers, 0 while it fails.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.up ? 1 : 0] as const)),
+    counter('hades_output_streams_opened_total', "Streams of the server output to the gateway that got their Welcome.", (s) => s.pipeline.outputs.flatMap((o) => (o.stream ? [[{ output: o.name }, o.stream.opened] as const] : []))),
+    counter('hades_output_streams_lost_total', "Streams of the server output that went, by reason: connect_failed (no Welcome), server_ended (ended by the server or lost with the connection after the Welcome), ack_timeout (no Ack in time: HADES_ERR_SERVER_ACK_TIMEOUT), renewal_reconnect (ended to use a renewed certificate), preferred_return (ended to move back to a preferred address).", (s) =>
+      s.pipeline.outputs.flatMap((o) => (o.stream ? Object.entries(o.stream.lost).map(([reason, n]) => [{ output: o.name, reason }, n] as const) : [])),
+    ),
+    counter('hades_output_batches_nacked_total', 'Batches the server refused with a Nack, by kind: temporary (sent again) or permanent (dropped).', (s) =>
+      s.pipeline.outputs.flatMap((o) => (o.stream ? ([['temporary', o.stream.nacked.temporary], ['permanent', o.stream.nacked.permanent]] as const).map(([kind, n]) => [{ output: o.name, kind }, n] as const) : [])),
+    ),
+    counter('hades_output_batches_resent_total', 'Batches the server output wrote again after a lost stream, an Ack timeout or a temporary Nack.', (s) => s.pipeline.outputs.flatMap((o) => (o.stream ? [[{ output: o.name }, o.stream.resent] as const] : []))),
+    gauge('hades_output_gateway_index', "The server output's gateway address in use (a label) and its index in the list of addresses, 0 the most preferred; absent while no stream is up.", (s) =>
+      s.pipeline.outputs.flatMap((o) => (o.stream?.address !== undefined && o.stream.addressIndex !== undefined ? [[{ output: o.name, address: o.stream.address }, o.stream.addressIndex] as const] : [])),
+    ),
     gauge('hades_output_queue_events', 'Events waiting in memory for an output.', (s) => s.pipeline.outputs.map((o) => [{ output: o.name }, o.queued] as const)),
     gauge('hades_spool_bytes', "Bytes in an output's disk spool.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.bytes] as const] : []))),
     gauge('hades_spool_events', "Events in an output's disk spool, not yet acknowledged.", (s) => s.pipeline.outputs.flatMap((o) => (o.spool ? [[{ output: o.name }, o.spool.events] as const] : []))),

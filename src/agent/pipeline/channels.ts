@@ -25,6 +25,7 @@ import { NdjsonWriter } from '../ndjson-writer.js';
 import { TokenBucket } from '../../runtime/rate-limit.js';
 import type { RotatingFile } from '../../runtime/rotating-file.js';
 import type { Spool, SpoolStats } from '../spool.js';
+import type { StreamStats } from '../transport/grpc-transport.js';
 
 export interface RateLimits {
   readonly eventsPerSecond: number;
@@ -60,6 +61,8 @@ export interface ChannelStats {
   readonly dropped: Readonly<Record<string, number>>;
   readonly queued: number;
   readonly spool?: SpoolHealth;
+  /** The server output: its streams to the gateway (opened, lost by reason, Nacks, batches sent again, the address in use). */
+  readonly stream?: StreamStats;
   readonly up: boolean;
   readonly lastError?: string;
 }
@@ -243,6 +246,8 @@ export interface BatchTransport {
   close(): Promise<void>;
   /** Events the receiver acknowledged but refused (invalid), by reason: lost, and counted. */
   dropped?(): Readonly<Record<string, number>>;
+  /** A transport over streams (the server's): what became of them. */
+  streamStats?(): StreamStats;
 }
 
 export interface SpooledChannelOptions {
@@ -568,6 +573,7 @@ export class SpooledChannel implements OutputChannel {
             cursorResets: spool.cursorResets,
           }
         : NO_SPOOL,
+      ...(this.transport.streamStats ? { stream: this.transport.streamStats() } : {}),
       up: this.up,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };

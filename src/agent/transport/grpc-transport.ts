@@ -77,6 +77,34 @@ export interface GrpcTransportOptions {
 
 type Stream = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
 
+/** Why a stream went (see StreamStats.lost); a stream the agent ends itself (a stop) is none of these. */
+export type StreamLoss = 'connect_failed' | 'server_ended' | 'ack_timeout' | 'renewal_reconnect' | 'preferred_return';
+
+/**
+ * The transport's streams since it started (the agent's start, or the reload that made it),
+ * counted as they happen: plain integers, read by the output's stats (heartbeat, `hades agent
+ * status`, /metrics).
+ */
+export interface StreamStats {
+  /** Streams that got their Welcome. */
+  readonly opened: number;
+  /**
+   * Streams gone, by reason: `connect_failed`, an attempt that got no Welcome (refused,
+   * unreachable, timed out, or the agent refused by the server); `server_ended`, a stream that had its Welcome,
+   * ended by the server or lost with its connection; `ack_timeout`, ended by the agent when an
+   * Ack did not come in time (HADES_ERR_SERVER_ACK_TIMEOUT); `renewal_reconnect`, ended cleanly to
+   * use a renewed certificate; `preferred_return`, ended cleanly to move back to a preferred address.
+   */
+  readonly lost: Readonly<Record<StreamLoss, number>>;
+  /** Batches the server refused with a Nack: `temporary` ones are sent again, `permanent` ones dropped. */
+  readonly nacked: { readonly temporary: number; readonly permanent: number };
+  /** Batches written again: their records were written on a stream before (after a loss, a timeout or a temporary Nack). */
+  readonly resent: number;
+  /** The current stream's address and its index in the list of addresses; absent without a stream that had its Welcome. */
+  readonly address?: string;
+  readonly addressIndex?: number;
+}
+
 const gzipAsync = promisify(gzip);
 const NO_BYTES = Buffer.alloc(0);
 
@@ -171,6 +199,14 @@ export class GrpcTransport implements BatchTransport {
   /** Lines of acknowledged batches the server refused as invalid. */
   rejectedEvents = 0;
   serverVersion: string | undefined;
+  /** See StreamStats: counted where each happens, read by streamStats(). */
+  private opened = 0;
+  private readonly lost: Record<StreamLoss, number> = { connect_failed: 0, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 };
+  private nackedTemporary = 0;
+  private nackedPermanent = 0;
+  private resent = 0;
+  /** The highest spool seq written on any stream so far: a batch that starts at or before it is sent again. */
+  private writtenSeq = -Infinity;
 
   constructor(private readonly options: GrpcTransportOptions) {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
@@ -246,6 +282,17 @@ export class GrpcTransport implements BatchTransport {
     return { expires, renewals: stats?.renewals ?? 0, failures: stats?.failures ?? 0, ...(stats?.lastError ? { last_error: stats.lastError } : {}) };
   }
 
+  /** The streams so far, and the current one's address (StreamStats). */
+  streamStats(): StreamStats {
+    return {
+      opened: this.opened,
+      lost: { ...this.lost },
+      nacked: { temporary: this.nackedTemporary, permanent: this.nackedPermanent },
+      resent: this.resent,
+      ...(this.ready ? { address: this.options.addresses[this.streamAddress], addressIndex: this.streamAddress } : {}),
+    };
+  }
+
   private open(signal: AbortSignal): Promise<void> {
     if (this.welcomed) return this.welcomed;
     dropIpServernameWarning();
@@ -263,17 +310,20 @@ export class GrpcTransport implements BatchTransport {
     this.client = client;
     const stream = client.Connect();
     this.stream = stream;
+    /** This stream got its Welcome: a loss from now on is the server's, not a failed connection. */
+    let up = false;
     const welcomed = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${address}: no answer within ${this.options.connectTimeoutMs ?? 10_000} ms`)), this.options.connectTimeoutMs ?? 10_000);
-      const fail = (error: HadesError) => {
+      // `stopped`: the agent ended the attempt itself (a stop), which is no loss.
+      const fail = (error: HadesError, stopped = false) => {
         clearTimeout(timer);
         // The signal outlives this attempt (the channel's, or the transport's own): a listener
         // left on it would keep this stream and its client for as long as the server is away.
         signal.removeEventListener('abort', onAbort);
         reject(error);
-        this.drop(stream, error);
+        this.drop(stream, error, stopped ? undefined : up ? 'server_ended' : 'connect_failed');
       };
-      const onAbort = () => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stopping'));
+      const onAbort = () => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'stopping'), true);
       signal.addEventListener('abort', onAbort, { once: true });
       stream.on('data', (message: ServerMessage) => {
         if (message.welcome) {
@@ -282,6 +332,8 @@ export class GrpcTransport implements BatchTransport {
           this.serverVersion = message.welcome.server_version;
           this.options.log.info('connected to the server', { address, agent: message.welcome.agent_id, server_version: message.welcome.server_version });
           if (this.stream === stream) {
+            up = true;
+            this.opened++;
             this.ready = true;
             this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
             // It works: the stream after it starts again from the most preferred address.
@@ -309,9 +361,11 @@ export class GrpcTransport implements BatchTransport {
   }
 
   /** Forgets a stream that failed: the next send opens a new one (to the next address). */
-  private drop(stream: Stream, error: HadesError): void {
+  private drop(stream: Stream, error: HadesError, loss?: StreamLoss): void {
     if (this.renewWaiter?.stream === stream) this.renewWaiter.settle(new HadesError('HADES_ERR_RENEW_FAILED', `the stream was lost before the answer: ${error.message}`));
     if (this.stream !== stream) return;
+    // Counted once per stream: the cancel below makes it fail again, when it is no longer current.
+    if (loss !== undefined && !this.closed) this.lost[loss]++;
     this.stream = undefined;
     this.welcomed = undefined;
     this.ready = false;
@@ -351,11 +405,13 @@ export class GrpcTransport implements BatchTransport {
       queueMicrotask(() => this.reconnectIfIdle());
       if (message.nack.permanent) {
         // Sending it again cannot help: it leaves the spool, counted.
+        this.nackedPermanent++;
         this.rejectedBatches++;
         this.rejectedBatchEvents += pending.events;
         this.options.log.error('the server refused a batch for good; dropped', { code: message.nack.code, reason: message.nack.message, events: pending.events, last_seq: pending.lastSeq });
         pending.resolve();
       } else {
+        this.nackedTemporary++;
         pending.reject(new HadesError('HADES_ERR_OUTPUT_FAILED', `the server could not store the batch: ${message.nack.code}: ${message.nack.message}`));
       }
     } else if (message.config) {
@@ -496,6 +552,7 @@ export class GrpcTransport implements BatchTransport {
     if (!renewed && !this.preferredAnswers) return;
     if (!this.ready || this.pending || this.renewWaiter) return;
     this.stopPreferredCheck();
+    this.lost[renewed ? 'renewal_reconnect' : 'preferred_return']++;
     this.stream = undefined;
     this.welcomed = undefined;
     this.client = undefined;
@@ -567,6 +624,8 @@ export class GrpcTransport implements BatchTransport {
         },
       };
       this.pending = pending;
+      if (batch.firstSeq <= this.writtenSeq) this.resent++;
+      this.writtenSeq = Math.max(this.writtenSeq, batch.lastSeq);
       const head = { first_seq: batch.firstSeq, last_seq: batch.lastSeq, events: batch.events };
       if (compressed) current.write({ batch: { ...head, ndjson: NO_BYTES, ndjson_gzip: compressed, ndjson_size: batch.data.length } }, NO_COMPRESS);
       else current.write({ batch: { ...head, ndjson: batch.data } });
@@ -586,7 +645,7 @@ export class GrpcTransport implements BatchTransport {
     this.options.log.warn('no Ack from the server in time; the stream is ended and the batch is sent again on a new one', { code: 'HADES_ERR_SERVER_ACK_TIMEOUT', address, ack_timeout_ms: ackTimeoutMs, last_seq: pending.lastSeq, events: pending.events });
     // This address takes batches and stores none: the next stream tries the next one first.
     this.next = this.streamAddress + 1;
-    this.drop(stream, new HadesError('HADES_ERR_SERVER_ACK_TIMEOUT', `${address}: no Ack for the batch within ${ackTimeoutMs} ms; the stream was ended`));
+    this.drop(stream, new HadesError('HADES_ERR_SERVER_ACK_TIMEOUT', `${address}: no Ack for the batch within ${ackTimeoutMs} ms; the stream was ended`), 'ack_timeout');
   }
 
   /** The agent_health figures, when connected. */

@@ -155,6 +155,20 @@ export function formatStatus(s: AgentStatus): string {
     ].filter(Boolean);
     if (troubles.length > 0) lines.push(`  ${o.name} spool: ${troubles.join('; ')}`);
   }
+  for (const o of s.pipeline.outputs) {
+    const st = o.stream;
+    // Older agents' status has no stream counters; the counters are shown when not zero.
+    if (!st?.lost || !st.nacked) continue;
+    const counters = [
+      ['opened', st.opened],
+      ...Object.entries(st.lost).map(([reason, n]) => [`lost.${reason}`, n] as const),
+      ['nacked.temporary', st.nacked.temporary],
+      ['nacked.permanent', st.nacked.permanent],
+      ['resent', st.resent],
+    ] as const;
+    const gateway = st.address === undefined ? 'no stream' : `gateway ${st.address} (#${st.addressIndex ?? 0} of the addresses)`;
+    lines.push(wrap(`  ${o.name} streams: `, [gateway, ...counters.filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`)]));
+  }
   const drops = s.drops.filter((d) => d.total > 0);
   if (drops.length > 0) {
     lines.push('');
