@@ -26,80 +26,61 @@ function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null;
 }
 
-/** A getter for a reference without arrays or indices: fixed keys, one closure per depth, no path walked per event. */
+/**
+ * A getter for a reference without arrays or indices: the keys fixed in code of its own (no
+ * path walked per event). Each getter is its own function, so that V8 keeps the property
+ * lookups of each field apart: closures of one shared function literal share its inline caches,
+ * which the hundreds of fields rules read make megamorphic (a hash lookup per key and event).
+ * The keys are written in as JSON string literals, so any key is read as data, never as code.
+ */
 function plainGetter(keys: readonly string[]): Getter {
-  const [k0, k1, k2, k3] = keys as [string, string?, string?, string?];
-  switch (keys.length) {
-    case 1:
-      return (e) => e[k0];
-    case 2:
-      return (e) => {
-        const a = e[k0];
-        return isObject(a) ? a[k1!] : undefined;
-      };
-    case 3:
-      return (e) => {
-        const a = e[k0];
-        if (!isObject(a)) return undefined;
-        const b = a[k1!];
-        return isObject(b) ? b[k2!] : undefined;
-      };
-    case 4:
-      return (e) => {
-        const a = e[k0];
-        if (!isObject(a)) return undefined;
-        const b = a[k1!];
-        if (!isObject(b)) return undefined;
-        const c = b[k2!];
-        return isObject(c) ? c[k3!] : undefined;
-      };
-    default:
-      return (e) => {
-        let v: unknown = e;
-        for (const k of keys) {
-          if (!isObject(v)) return undefined;
-          v = v[k];
-        }
-        return v;
-      };
-  }
+  if (keys.length === 0) return (e) => e;
+  const steps = keys.map((k) => `[${JSON.stringify(k)}]`);
+  let body = 'let v = e;\n';
+  for (let i = 0; i < steps.length - 1; i++) body += `v = v${steps[i]!};\nif (typeof v !== 'object' || v === null) return undefined;\n`;
+  body += `return v${steps[steps.length - 1]!};`;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from keys quoted as JSON literals (see above)
+  return new Function('e', body) as Getter;
 }
 
 export function isPlain(ref: FieldRef): boolean {
   return !ref.multi && ref.segments.every((s) => s.index === undefined) && ref.info.arrays.length === 0;
 }
 
-/** Calls `visit` on every value the reference yields; stops when it returns true. */
+/**
+ * Calls `visit` on every value the reference yields; stops when it returns true. Generated per
+ * reference, like `plainGetter` (same reasons, same quoting): one function per segment, which
+ * reads its key (an element when indexed, each element of an array met before the last
+ * segment), then the leaf, which visits the value or each element of an array.
+ */
 function visitor(segments: readonly FieldSegment[], visit: ValueTest): (node: unknown) => boolean {
-  const leaf: (v: unknown) => boolean = (v) => {
-    if (v === undefined || v === null) return false;
-    if (Array.isArray(v)) {
-      for (const el of v) if (el !== undefined && el !== null && visit(el)) return true;
-      return false;
+  let code = `const isArray = Array.isArray;
+function leaf(v) {
+  if (v === undefined || v === null) return false;
+  if (isArray(v)) {
+    for (let j = 0; j < v.length; j++) {
+      const el = v[j];
+      if (el !== undefined && el !== null && visit(el)) return true;
     }
-    return visit(v);
-  };
-  let next = leaf;
+    return false;
+  }
+  return visit(v);
+}
+`;
   for (let i = segments.length - 1; i >= 0; i--) {
     const { key, index } = segments[i]!;
-    const after = next;
-    const last = i === segments.length - 1;
-    next = (node) => {
-      if (!isObject(node)) return false;
-      let v = node[key];
-      if (index !== undefined) {
-        if (!Array.isArray(v)) return false;
-        v = v[index];
-        return after(v);
-      }
-      if (!last && Array.isArray(v)) {
-        for (const el of v) if (after(el)) return true;
-        return false;
-      }
-      return after(v);
-    };
+    const after = i === segments.length - 1 ? 'leaf' : `s${i + 1}`;
+    code += `function s${i}(node) {
+  if (typeof node !== 'object' || node === null) return false;
+  const v = node[${JSON.stringify(key)}];
+`;
+    if (index !== undefined) code += `  return isArray(v) ? ${after}(v[${Number(index)}]) : false;\n}\n`;
+    else if (i < segments.length - 1) code += `  if (isArray(v)) {\n    for (let j = 0; j < v.length; j++) if (${after}(v[j])) return true;\n    return false;\n  }\n  return ${after}(v);\n}\n`;
+    else code += `  return ${after}(v);\n}\n`;
   }
-  return next;
+  code += segments.length === 0 ? 'return leaf;' : 'return s0;';
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from keys quoted as JSON literals and numeric indices
+  return (new Function('visit', code) as (visit: ValueTest) => (node: unknown) => boolean)(visit);
 }
 
 /**
@@ -114,8 +95,7 @@ export function anyValue(ref: FieldRef, test: ValueTest): Predicate {
       return v !== undefined && v !== null && test(v);
     };
   }
-  const visit = visitor(ref.segments, test);
-  return (e) => visit(e);
+  return visitor(ref.segments, test);
 }
 
 /**
@@ -148,26 +128,34 @@ export function allValues(ref: FieldRef): (event: EventRecord) => unknown[] {
       return v === undefined || v === null ? [] : [v];
     };
   }
+  // One visitor for every event, filling the array of the call in progress (calls do not nest).
+  let out: unknown[] = [];
+  const walk = visitor(ref.segments, (v) => {
+    out.push(v);
+    return false;
+  });
   return (e) => {
-    const out: unknown[] = [];
-    visitor(ref.segments, (v) => {
-      out.push(v);
-      return false;
-    })(e);
-    return out;
+    const values: unknown[] = [];
+    out = values;
+    walk(e);
+    return values;
   };
 }
 
 /** A single-valued getter (the first value for multi-valued references). */
 export function firstValue(ref: FieldRef): Getter {
   if (isPlain(ref)) return plainGetter(ref.segments.map((s) => s.key));
+  let found: unknown;
+  const walk = visitor(ref.segments, (v) => {
+    found = v;
+    return true;
+  });
   return (e) => {
-    let found: unknown;
-    visitor(ref.segments, (v) => {
-      found = v;
-      return true;
-    })(e);
-    return found;
+    found = undefined;
+    walk(e);
+    const v = found;
+    found = undefined;
+    return v;
   };
 }
 
@@ -186,14 +174,41 @@ export function nextEvent(): void {
 }
 
 /**
+ * The values of a reference that yields one at most by the schema (`process.args[0]`): that
+ * value itself (no array made), undefined for none, and an array only when the event holds
+ * several (an array where the schema has an object): what the index does with an array of them.
+ */
+function fewValues(ref: FieldRef): Getter {
+  let n = 0;
+  let first: unknown;
+  let more: unknown[] | undefined;
+  const walk = visitor(ref.segments, (v) => {
+    if (n++ === 0) first = v;
+    else (more ??= [first]).push(v);
+    return false;
+  });
+  return (e) => {
+    n = 0;
+    first = undefined;
+    more = undefined;
+    walk(e);
+    const out = more ?? first;
+    first = undefined;
+    more = undefined;
+    return out;
+  };
+}
+
+/**
  * What the value index reads of a reference: for a plain one (`process.name`), its value, as
- * `anyValue` reads it; otherwise the values `anyValue` would test, as an array or, when the
- * reference leads to it through objects only (`process.args`), the array in the event itself.
+ * `anyValue` reads it; for one of a single value by the schema (`process.args[0]`), that value
+ * (fewValues); otherwise the values `anyValue` would test, as an array or, when the reference
+ * leads to it through objects only (`process.args`), the array in the event itself.
  */
 function indexGetter(ref: FieldRef): Getter {
   if (isPlain(ref)) return plainGetter(ref.segments.map((s) => s.key));
+  if (!ref.multi) return fewValues(ref);
   const all = allValues(ref);
-  if (!ref.multi) return all;
   const get = plainGetter(ref.segments.map((s) => s.key));
   // Undefined: the field is missing, or an array stands where the schema has an object.
   return (e) => get(e) ?? all(e);
@@ -260,8 +275,9 @@ function mapTexts(get: Getter, f: (s: string) => string): Getter {
 
 /**
  * Reads a field in one of the value index's forms (KeyForm): for a plain field, its value in
- * that form; otherwise (`process.args`, `process.args[0]`) the values `anyValue` would test, as
- * an array in that form. Undefined when the event has no such value.
+ * that form; otherwise (`process.args`, `process.args[0]`) the values `anyValue` would test in
+ * that form, as indexGetter gives them (one value, or an array). Undefined when the event has no
+ * such value.
  */
 export function keyReader(ref: FieldRef, form: KeyForm): Getter {
   const lower = () => (isPlain(ref) ? lowerCased(ref) : memoised(ref, lowerTexts));
