@@ -229,7 +229,7 @@ export class HadesServer {
           const host = registry.hostOf(agentId);
           // By the name the agent enrolled with: its hellos (and its events) may give any name,
           // and a host's root must not take another host's owner and environment.
-          const meta = host ? cmdb.lookup(registry.enrolledHostOf(agentId) ?? host.hostname, host.addresses) : undefined;
+          const meta = host ? cmdb.lookup(host.enrolledHostname, host.addresses) : undefined;
           const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated);
           return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
         },

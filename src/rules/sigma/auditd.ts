@@ -12,6 +12,7 @@
  * `not` of false is true. The rule converts only when the whole condition is false there.
  */
 import { identifiersOf, parseSigmaCondition, type SigmaCondition } from './condition.js';
+import { conditionTexts } from './detection.js';
 import { isRecord } from './document.js';
 
 type Truth = 'true' | 'false' | 'unknown';
@@ -50,9 +51,8 @@ function orOf(items: readonly Truth[]): Truth {
 export function onlyExecveRecords(detection: unknown): boolean {
   if (!isRecord(detection)) return true;
   const names = Object.keys(detection).filter((k) => k !== 'condition' && k !== 'timeframe');
-  const conditions = detection['condition'];
-  const texts = typeof conditions === 'string' ? [conditions] : Array.isArray(conditions) && conditions.every((c) => typeof c === 'string') ? conditions : [];
-  if (texts.length === 0) return true;
+  const texts = conditionTexts(detection);
+  if (texts === undefined) return true;
   const search = (name: string): Truth => (!names.includes(name) || selectionNeedsExecve(detection[name]) ? 'false' : 'unknown');
   const walk = (c: SigmaCondition): Truth => {
     switch (c.kind) {

@@ -386,12 +386,18 @@ function combinations<T>(items: readonly T[], k: number, limit: number): T[][] |
   return pick(0, []) ? out : undefined;
 }
 
+/** A detection's condition texts: one, or a non-empty list (any of them); undefined when it is neither. */
+export function conditionTexts(detection: Record<string, unknown>): readonly string[] | undefined {
+  const conditions = detection['condition'];
+  if (typeof conditions === 'string') return [conditions];
+  return Array.isArray(conditions) && conditions.length > 0 && conditions.every((c): c is string => typeof c === 'string') ? conditions : undefined;
+}
+
 /** The detection section of a rule (or a filter) as one Hades condition, without the action test. */
 export function detectionExpr(ctx: DetectionContext, detection: unknown): HExpr {
   if (!isRecord(detection)) return ctx.invalid("'detection' must be a mapping of search identifiers and a condition");
   const names = Object.keys(detection).filter((k) => k !== 'condition' && k !== 'timeframe');
-  const conditions = detection['condition'];
-  const texts = typeof conditions === 'string' ? [conditions] : Array.isArray(conditions) && conditions.length > 0 && conditions.every((c) => typeof c === 'string') ? (conditions) : undefined;
+  const texts = conditionTexts(detection);
   if (!texts) return ctx.invalid("'detection.condition' must be a condition, or a list of conditions");
   // `timeframe` only ever meant something to the aggregations of Sigma 1, refused with them.
   const cache = new Map<string, HExpr>();

@@ -118,6 +118,13 @@ export interface NextCertificate {
 /** The last heartbeat: plugin health, resource use, drop counters, as the agent reported them. */
 export type AgentHealth = Readonly<Record<string, unknown>>;
 
+/** What hostOf() gives: the name the agent last said, the one it enrolled with, its addresses. */
+export interface AgentHost {
+  readonly hostname: string;
+  readonly enrolledHostname: string;
+  readonly addresses: string[];
+}
+
 export interface Agent {
   readonly id: string;
   /** As the agent last said (its hello at each connection). */
@@ -299,10 +306,7 @@ export class FleetRegistry {
   readonly #agentById;
   readonly #hostById;
   /** hostOf()'s answers, read once per agent: only enroll() and hello() change them. */
-  readonly #hosts = new Map<string, { readonly hostname: string; readonly addresses: string[] }>();
-  /** enrolledHostOf()'s answers: only enroll() sets them. */
-  readonly #enrolledHosts = new Map<string, string>();
-  readonly #enrolledHostById;
+  readonly #hosts = new Map<string, AgentHost>();
   readonly #agentByFingerprint;
   readonly #taskById;
   readonly #expireTask;
@@ -312,8 +316,7 @@ export class FleetRegistry {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#agentById = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?');
-    this.#hostById = db.prepare<[string], { hostname: string; addresses: string }>('SELECT hostname, addresses FROM agents WHERE id = ?');
-    this.#enrolledHostById = db.prepare<[string], { enrolled_hostname: string }>('SELECT enrolled_hostname FROM agents WHERE id = ?');
+    this.#hostById = db.prepare<[string], { hostname: string; enrolled_hostname: string; addresses: string }>('SELECT hostname, enrolled_hostname, addresses FROM agents WHERE id = ?');
     this.#agentByFingerprint = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE cert_fingerprint = ?');
     this.#taskById = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
     this.#expireTask = db.prepare<[number, string, number]>("UPDATE tasks SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline <= ?");
@@ -344,7 +347,6 @@ export class FleetRegistry {
     const notAfter = notAfterMs(cert.notAfter);
     const now = this.#now();
     this.#hosts.delete(agentId);
-    this.#enrolledHosts.delete(agentId);
     try {
       this.#db
         .prepare(
@@ -386,15 +388,15 @@ export class FleetRegistry {
   }
 
   /**
-   * An agent's host name and addresses (what the CMDB is matched by), without the rest of its
+   * An agent's host names and addresses (what the CMDB is matched by), without the rest of its
    * record: read for every batch the agent sends, where get() would parse its last heartbeat.
    */
-  hostOf(id: string): { readonly hostname: string; readonly addresses: string[] } | undefined {
+  hostOf(id: string): AgentHost | undefined {
     const known = this.#hosts.get(id);
     if (known !== undefined) return known;
     const row = this.#hostById.get(id);
     if (row === undefined) return undefined;
-    const host = Object.freeze({ hostname: row.hostname, addresses: Object.freeze(JSON.parse(row.addresses) as string[]) as string[] });
+    const host = Object.freeze({ hostname: row.hostname, enrolledHostname: row.enrolled_hostname, addresses: Object.freeze(JSON.parse(row.addresses) as string[]) as string[] });
     this.#hosts.set(id, host);
     return host;
   }
@@ -402,15 +404,10 @@ export class FleetRegistry {
   /**
    * The host name an agent enrolled with (undefined: no such agent): what the server knows of
    * the host behind a certificate, which neither the agent's hellos nor its events change. Read
-   * for every alert a suppression might silence, so remembered.
+   * for every alert a suppression might silence (from hostOf's cache).
    */
   enrolledHostOf(id: string): string | undefined {
-    const known = this.#enrolledHosts.get(id);
-    if (known !== undefined) return known;
-    const row = this.#enrolledHostById.get(id);
-    if (row === undefined) return undefined;
-    this.#enrolledHosts.set(id, row.enrolled_hostname);
-    return row.enrolled_hostname;
+    return this.hostOf(id)?.enrolledHostname;
   }
 
   byFingerprint(fingerprint: string): Agent | undefined {
