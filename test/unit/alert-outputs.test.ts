@@ -312,6 +312,11 @@ before(async () => {
 after(async () => {
   for (const outputs of open.splice(0)) await outputs.close(100);
   for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+  // Every receiver is closed by now: a socket still open is one an output forgot (a half-open
+  // connection its receiver ended), which would keep a server's process alive after its close.
+  const until = performance.now() + 3_000;
+  while ((resources()['TCPSocketWrap'] ?? 0) > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(resources()['TCPSocketWrap'] ?? 0, 0, `sockets left open: ${JSON.stringify(resources())}`);
 });
 
 // --- configuration -------------------------------------------------------------------------
@@ -1417,6 +1422,99 @@ describe('alert outputs: syslog', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('counts in resent only the alerts written again, not a rewrite that a reset connection refused', async () => {
+    // Connection 1 reads the three alerts, then resets (they are held: no reading of the table
+    // yet). Connection 2 resets just before the output uses it: the reset reaches the output's
+    // kernel while its event loop is busy, so the rewrite that follows the confirmation wait
+    // fails at its first write, and nothing is written again on it. Connection 3 reads.
+    const got: string[][] = [];
+    const sockets: net.Socket[] = [];
+    const timers = new Set<NodeJS.Timeout>();
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      const mine: string[] = [];
+      got.push(mine);
+      socket.on('error', () => socket.destroy());
+      socket.on('data', frames(mine));
+      if (sockets.length !== 2) return;
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        // Reset from the check phase, then busy past the output's confirmation wait
+        // (STREAM_CONFIRM_WAIT_MS): at the next turn of the event loop its timer runs, and the
+        // rewrite with it, before the loop polls the socket and sees the reset.
+        setImmediate(() => {
+          socket.resetAndDestroy();
+          const until = performance.now() + 250;
+          while (performance.now() < until);
+        });
+      }, 20);
+      timers.add(timer);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: tcp, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port} } } ] }`);
+      const alerts = Array.from({ length: 3 }, () => makeAlert());
+      const ids = alerts.map((a) => a.id);
+      for (const alert of alerts) outputs.send(alert);
+      await waitFor('three read', () => got[0]?.length === 3);
+      assert.equal(statsOf(outputs, 's').unacknowledged, 3);
+      sockets[0]!.resetAndDestroy();
+      await waitFor('every alert acknowledged', () => statsOf(outputs, 's').sent === alerts.length, 10_000);
+      await waitFor('every alert read again', () => got[2]?.length === 3);
+      const stats = statsOf(outputs, 's');
+      assert.equal(sockets.length, 3);
+      assert.deepEqual(got, [ids, [], ids]);
+      // Written again once (on connection 3), not once per connection that was opened for it.
+      assert.equal(stats.resent, 3);
+      assert.ok(stats.failed_attempts >= 2, `failed_attempts ${stats.failed_attempts}`);
+      assert.deepEqual({ failed: stats.failed, dropped: stats.dropped, queued: stats.queued, unacknowledged: stats.unacknowledged }, { failed: 0, dropped: 0, queued: 0, unacknowledged: 0 });
+    } finally {
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  for (const transport of ['tcp', 'tls'] as const) {
+    it(`sends nothing twice to a ${transport.toUpperCase()} receiver that reads every alert and then ends the connection cleanly (FIN)`, async () => {
+      // The alerts are held (the table is read every 2 s) when the receiver ends the connection:
+      // one more reading of the table, the connection half-open, shows its TCP acknowledged them.
+      const got: string[][] = [];
+      const sockets: net.Socket[] = [];
+      const onSocket = (socket: net.Socket) => {
+        sockets.push(socket);
+        const mine: string[] = [];
+        got.push(mine);
+        socket.on('error', () => socket.destroy());
+        socket.on('data', frames(mine));
+      };
+      const server = transport === 'tls' ? tls.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, onSocket) : net.createServer(onSocket);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const tlsYaml = transport === 'tls' ? `, tls: { ca_file: ${pki.paths.caCert} }` : '';
+        const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, ${retryYaml}, syslog: { transport: ${transport}, host: 127.0.0.1, port: ${(server.address() as net.AddressInfo).port}${tlsYaml} } } ] }`);
+        const alerts = Array.from({ length: 10 }, () => makeAlert());
+        const ids = alerts.map((a) => a.id);
+        for (const alert of alerts.slice(0, 5)) outputs.send(alert);
+        await waitFor('five read', () => got[0]?.length === 5);
+        assert.equal(statsOf(outputs, 's').unacknowledged, 5);
+        const closed = new Promise((resolve) => sockets[0]!.once('close', resolve));
+        sockets[0]!.end();
+        await closed;
+        for (const alert of alerts.slice(5)) outputs.send(alert);
+        await waitFor('every alert acknowledged', () => statsOf(outputs, 's').sent === alerts.length, 10_000);
+        await waitFor('five read on the second connection', () => (got[1]?.length ?? 0) >= 5);
+        // Anything sent twice would have arrived by now: the second connection's alerts come in order after any resent ones.
+        const stats = statsOf(outputs, 's');
+        assert.deepEqual(got, [ids.slice(0, 5), ids.slice(5)]);
+        assert.deepEqual({ resent: stats.resent, failed_attempts: stats.failed_attempts, failed: stats.failed, dropped: stats.dropped, queued: stats.queued, unacknowledged: stats.unacknowledged }, { resent: 0, failed_attempts: 0, failed: 0, dropped: 0, queued: 0, unacknowledged: 0 });
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
 
   it('hands 500 alerts over without waiting for their acknowledgements, with a few readings of the kernel table, to a receiver that reads every 50 ms', async () => {
     // The receiver reads what has arrived, then nothing for 50 ms, again and again: each alert

@@ -9,7 +9,8 @@
  * held (ResendBuffer) until the receiver's TCP has acknowledged its last byte, which a reading of
  * the kernel's table says (tcp-acks.ts, a reading every 2 s while alerts are held): a
  * connection that dies, or acknowledges nothing for timeout_ms, is closed and its held alerts are
- * written again, first, on the next one (at least once). A datagram counts once its host had the
+ * written again, first, on the next one (at least once); one the receiver ends cleanly (FIN) is
+ * read once more first (ended). A datagram counts once its host had the
  * time to refuse it. What a receiver loses after its TCP acknowledged it cannot be known here.
  *
  *     <PRI>1 TIMESTAMP HOSTNAME APP-NAME - MSGID [hades@32473 alert_id=".." rule=".." severity=".." host=".." host_id=".." count=".."] MSG
@@ -195,6 +196,8 @@ interface Link {
   error: unknown;
   /** Why it was given up (lost). */
   lostError: HadesError | undefined;
+  /** The receiver ended it (FIN): the last reading of its acknowledgements, after which it is given up (ended). */
+  ending: Promise<void> | undefined;
 }
 
 export class SyslogTransport implements AlertTransport {
@@ -321,9 +324,17 @@ export class SyslogTransport implements AlertTransport {
   // --- stream transports (tcp, tls) ---------------------------------------------------------
 
   /** The open connection, or a new one. */
-  private connection(): Promise<Link> {
+  private async connection(): Promise<Link> {
+    const ending = this.link?.ending;
+    if (ending) {
+      // Ended by the receiver, its last reading under way: the delivery asking for a new one
+      // sends what is left held, so the queue need not hear of it.
+      this.link!.inUse++;
+      await ending;
+      if (this.closed) throw failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the output was closed`, 'receiver');
+    }
     const open = this.link;
-    if (open && !open.socket.destroyed && open.socket.writable && !open.socket.readableEnded) return Promise.resolve(open);
+    if (open && !open.socket.destroyed && open.socket.writable && !open.socket.readableEnded) return open;
     if (open) {
       // Ended by the receiver, its 'close' not come yet: the delivery asking for a new one sends
       // what it held, so the queue need not hear of it.
@@ -332,11 +343,13 @@ export class SyslogTransport implements AlertTransport {
     }
     return new Promise<Link>((resolve, reject) => {
       let socket: net.Socket;
+      // Half-open (see ended): tls.connect passes allowHalfOpen to its socket, though its type omits it.
+      const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = { host: this.host, port: this.port, allowHalfOpen: true, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls };
       try {
         socket =
           this.config.transport === 'tls'
-            ? tls.connect({ host: this.host, port: this.port, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls })
-            : net.connect({ host: this.host, port: this.port });
+            ? tls.connect(tlsOptions)
+            : net.connect({ host: this.host, port: this.port, allowHalfOpen: true });
       } catch (error) {
         // tls.connect throws, rather than failing the socket, when OpenSSL refuses the material
         // it is given (checked at creation): the output's fault, not the alert's, which keeps its place.
@@ -344,7 +357,7 @@ export class SyslogTransport implements AlertTransport {
         reject(failure(code, `${this.target}: cannot open a connection: ${error instanceof Error ? error.message : String(error)}`, 'receiver', error));
         return;
       }
-      const link: Link = { socket, readable: undefined, lastProgressAt: 0, timer: undefined, dueAt: 0, reading: false, inUse: 0, error: undefined, lostError: undefined };
+      const link: Link = { socket, readable: undefined, lastProgressAt: 0, timer: undefined, dueAt: 0, reading: false, inUse: 0, error: undefined, lostError: undefined, ending: undefined };
       let settled = false;
       let confirm: NodeJS.Timeout | undefined;
       const settle = (error?: unknown): void => {
@@ -379,6 +392,7 @@ export class SyslogTransport implements AlertTransport {
         confirm = setTimeout(() => {
           socket.off('end', dropped);
           socket.off('close', dropped);
+          socket.on('end', () => this.ended(link));
           settle();
         }, wait);
       });
@@ -390,6 +404,45 @@ export class SyslogTransport implements AlertTransport {
       });
       socket.on('close', () => this.lost(link, this.closedError(link)));
     });
+  }
+
+  /**
+   * The receiver ended the connection (FIN). A receiver that closes cleanly after reading
+   * everything has had it acknowledged by its TCP: the kernel's table is read once more, so that
+   * what was acknowledged is released rather than sent again. The socket is half-open
+   * (allowHalfOpen: Node would otherwise end and close it at once, and the connection's line
+   * could leave the table before the reading): the line stays, in CLOSE_WAIT, until the reading
+   * is done or timeout_ms passed. A connection not in the table then, or a table that cannot be
+   * read, releases nothing: its held alerts are all sent again. Then the connection is given up.
+   */
+  private ended(link: Link): void {
+    if (link.ending !== undefined) return;
+    if (this.link !== link) {
+      link.socket.destroy();
+      return;
+    }
+    if (this.held.size === 0 || link.readable === false) {
+      this.lost(link, this.closedError(link));
+      return;
+    }
+    const generation = this.held.generation;
+    const base = this.held.base;
+    link.ending = (async () => {
+      // Bounded by timeout_ms, and by the output's close.
+      let timer: NodeJS.Timeout | undefined;
+      let forget = (): void => undefined;
+      const left = await Promise.race([
+        this.readUnacknowledged(link.socket).catch((): Unacknowledged => 'unknown'),
+        new Promise<Unacknowledged>((resolve) => {
+          timer = setTimeout(() => resolve('unknown'), this.config.timeout_ms);
+          forget = this.inFlight.add(() => resolve('unknown'));
+        }),
+      ]);
+      clearTimeout(timer);
+      forget();
+      if (this.link === link && !this.closed && typeof left === 'number') this.released(this.held.acknowledge(generation, base, left).released);
+      this.lost(link, this.closedError(link));
+    })();
   }
 
   /** The failure of a connection that closed: its error, or the receiver closed it. */
@@ -410,12 +463,14 @@ export class SyslogTransport implements AlertTransport {
    * and sends them after its backoff.
    */
   private lost(link: Link, error: HadesError): void {
+    // Destroyed whether or not it is still the current one: a half-open socket (ended) stays
+    // open until it is, and would keep the process alive.
+    link.socket.destroy();
     if (this.link !== link) return;
     this.link = undefined;
     link.lostError = error;
     clearTimeout(link.timer);
     link.timer = undefined;
-    link.socket.destroy();
     const givenUp = this.held.restart(this.maxAttempts);
     if (givenUp) this.listener?.givenUp(givenUp.item, error, givenUp.failures);
     this.roomWaiter?.(error);
@@ -426,11 +481,12 @@ export class SyslogTransport implements AlertTransport {
   private async sendHeld(link: Link): Promise<void> {
     const entries = this.held.unwritten();
     if (entries.length === 0) return;
-    this.resent += entries.length;
     link.lastProgressAt = performance.now();
+    // Counted in `resent` one by one as their write completes: a connection that dies before
+    // taking them (a receiver that reads nothing, a reset) leaves the rest unwritten, uncounted.
     await this.writeFrames(
       link,
-      entries.map((entry) => ({ frame: entry.frame, end: this.held.rewrite(entry) })),
+      entries.map((entry) => ({ frame: entry.frame, end: this.held.rewrite(entry), again: true })),
     );
     if (link.readable === false) this.released(this.held.releaseWritten());
     else this.schedule(link);
@@ -455,14 +511,17 @@ export class SyslogTransport implements AlertTransport {
         this.schedule(link);
       });
     }
+    // Room made by the last reading of a connection the receiver ended, which is then given up.
+    if (link.lostError) throw link.lostError;
   }
 
   /**
    * Writes frames at their end offsets (ResendBuffer.reserve, rewrite), and resolves once the
    * last one reached the kernel. A write that fails, or takes more than timeout_ms (a receiver
-   * that reads nothing, where its acknowledgements cannot be read), ends the connection.
+   * that reads nothing, where its acknowledgements cannot be read), ends the connection. A frame
+   * written `again` (sendHeld) counts in `resent` once its write completed: in the kernel.
    */
-  private writeFrames(link: Link, frames: readonly { readonly frame: Buffer; readonly end: number }[]): Promise<void> {
+  private writeFrames(link: Link, frames: readonly { readonly frame: Buffer; readonly end: number; readonly again?: boolean }[]): Promise<void> {
     const generation = this.held.generation;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -481,13 +540,14 @@ export class SyslogTransport implements AlertTransport {
       };
       const forget = this.inFlight.add((error) => settle(error));
       const timer = setTimeout(() => settle(failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: the receiver took nothing for ${this.config.timeout_ms} ms`, 'receiver')), this.config.timeout_ms);
-      frames.forEach(({ frame, end }, i) => {
+      frames.forEach(({ frame, end, again }, i) => {
         const last = i === frames.length - 1;
         link.socket.write(frame, (error) => {
           if (error) {
             settle(error);
             return;
           }
+          if (again) this.resent++;
           this.held.completed(end, generation);
           if (last) settle();
         });

@@ -26,7 +26,7 @@ export interface AlertTransport {
   readonly target: string;
   /** Messages cut to fit the receiver's size limit so far. */
   readonly truncated: number;
-  /** Alerts written again on a new connection, their first one having died before the receiver acknowledged them (syslog over TCP and TLS). */
+  /** Alerts written again on a new connection (counted once their write completed), their first one having died before the receiver acknowledged them (syslog over TCP and TLS). */
   readonly resent?: number;
   /**
    * Puts one alert on the wire; rejects with a delivery failure (see `failure`). Resolves `held`
