@@ -185,16 +185,21 @@ function canonical(meta: HostMetadata): string {
   return JSON.stringify(sorted({ ...meta, ...(meta.tags ? { tags: sorted(meta.tags) } : {}) }));
 }
 
+/** Parsed entries a packed table keeps (about 200 bytes each). */
+const PARSED_MAX = 16_384;
+
 /**
  * A table of host metadata by key in one buffer, which a thread hands to another without a copy
  * and which is used as it is, with nothing to rebuild: the keys sorted (by their UTF-8 bytes),
- * found by binary search, and each entry's metadata as JSON, parsed when it is looked up.
+ * found by binary search, and each entry's metadata as JSON, parsed when it is first looked up.
  *
  *     u32 count | u32 key offsets [count + 1] | u32 value offsets [count + 1] | keys | values
  */
 export class PackedTable {
   private readonly bytes: Buffer;
   private readonly count: number;
+  /** Entries parsed so far, by position (frozen: callers share them), at most PARSED_MAX. */
+  private readonly parsed = new Map<number, HostMetadata>();
 
   constructor(readonly buffer: ArrayBuffer) {
     this.bytes = Buffer.from(buffer);
@@ -236,8 +241,16 @@ export class PackedTable {
       if (order < 0) low = mid + 1;
       else if (order > 0) high = mid - 1;
       else {
+        const known = this.parsed.get(mid);
+        if (known !== undefined) return known;
         const valueAt = (j: number) => this.bytes.readUInt32LE(4 + 4 * (this.count + 1) + 4 * j);
-        return JSON.parse(this.bytes.toString('utf8', valueAt(mid), valueAt(mid + 1))) as HostMetadata;
+        const meta = JSON.parse(this.bytes.toString('utf8', valueAt(mid), valueAt(mid + 1))) as HostMetadata;
+        if (meta.tags) Object.freeze(meta.tags);
+        Object.freeze(meta);
+        // A fleet's hosts come back batch after batch: each parsed once, within a bound.
+        if (this.parsed.size >= PARSED_MAX) this.parsed.clear();
+        this.parsed.set(mid, meta);
+        return meta;
       }
     }
     return undefined;

@@ -196,6 +196,17 @@ describe('CMDB file', () => {
     assert.equal(new PackedTable(PackedTable.pack(new Map())).get('x'), undefined);
   });
 
+  it('parses an entry once, and hands out one frozen copy that no caller can change for the others', () => {
+    const table = new PackedTable(PackedTable.pack(new Map([['web-1', { owner: 'ops', tags: { tier: 'front' } }]])));
+    const first = table.get('web-1')!;
+    assert.equal(table.get('web-1'), first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.tags));
+    assert.throws(() => {
+      (first as { owner: string }).owner = 'attacker';
+    }, TypeError);
+    assert.deepEqual(table.get('web-1'), { owner: 'ops', tags: { tier: 'front' } });
+  });
+
   it('replaces control and bidirectional characters in values by spaces, said once, and refuses them in names and addresses', async () => {
     // They reach events, alerts, syslog and terminals: ESC and CSI (C1) start terminal
     // sequences, U+202E reorders what is shown. A multi-line note is still worth having.

@@ -251,7 +251,7 @@ export function fieldProblem(field: string, { objects = true }: { objects?: bool
  * The terms of filters no index serves, kept apart: they apply to the rows the others select,
  * at most as many as the scan budget allows.
  */
-interface JsonTerms {
+interface ScanTerms {
   readonly sql: string[];
   readonly params: (string | number)[];
   /** Filters on the stored JSON among them (MAX_JSON_FILTERS). */
@@ -262,8 +262,8 @@ interface JsonTerms {
   readonly columns: Set<string>;
 }
 
-/** The SQL term of an indexed filter (its values pushed on `params`), or undefined when it went to `json`. */
-function filterSql(filter: FieldFilter, index: number, params: (string | number)[], json: JsonTerms): string | undefined {
+/** The SQL term of an indexed filter (its values pushed on `params`), or undefined when it went to `scan` (the terms applied row by row). */
+function filterSql(filter: FieldFilter, index: number, params: (string | number)[], scan: ScanTerms): string | undefined {
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
   if (!FIELD_PATH.test(field) && mapKey(field) === undefined) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
@@ -277,7 +277,7 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   if (indexed !== undefined) {
     // A column no index serves for this filter is read row by row: within the scan budget.
     const walked = indexed.index === true && op !== 'contains' && (indexed.integer !== true || op === 'eq');
-    const into = walked ? params : json.params;
+    const into = walked ? params : scan.params;
     let sql: string;
     if (indexed.integer === true) {
       if (op === 'eq') {
@@ -287,9 +287,9 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
       } else sql = match(`CAST(${indexed.column} AS TEXT)`, op, value, into, false);
     } else sql = match(indexed.column, op, value, into, walked);
     if (walked) return sql;
-    json.sql.push(sql);
-    json.cost += COLUMN_SCAN_COST;
-    json.columns.add(indexed.column);
+    scan.sql.push(sql);
+    scan.cost += COLUMN_SCAN_COST;
+    scan.columns.add(indexed.column);
     return undefined;
   }
   // A value the field can never hold would match nothing, silently (a typo in a hunt must not
@@ -303,19 +303,19 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
   // (key NULL) and each element for an array (integer keys): an array matches when any element
   // does. Members of an object (text keys) never match.
-  json.params.push(jsonPath(field));
+  scan.params.push(jsonPath(field));
   let test: string;
   if (op === 'eq' && info?.type === 'number') {
     // As numbers: the text of a number is one of its spellings (4242.0 is 4242, read back as
     // "4242"), and one the check above lets through must not match nothing.
-    json.params.push(Number(value));
+    scan.params.push(Number(value));
     test = `j.type IN ('integer', 'real') AND j.atom = ?`;
   } else {
-    test = match(JSON_TEXT, op, value, json.params, false);
+    test = match(JSON_TEXT, op, value, scan.params, false);
   }
-  json.sql.push(`EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
-  json.json++;
-  json.cost++;
+  scan.sql.push(`EXISTS (SELECT 1 FROM json_each(events.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
+  scan.json++;
+  scan.cost++;
   return undefined;
 }
 
@@ -352,12 +352,12 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     params.push(checkString('host', query.host));
   }
   // No index has the agent first (the host's has the host): read row by row, within the scan budget.
-  const json: JsonTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
+  const scan: ScanTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
   if (query.agentId !== undefined) {
-    json.sql.push('agent_id = ?');
-    json.params.push(checkString('agentId', query.agentId));
-    json.cost += COLUMN_SCAN_COST;
-    json.columns.add('agent_id');
+    scan.sql.push('agent_id = ?');
+    scan.params.push(checkString('agentId', query.agentId));
+    scan.cost += COLUMN_SCAN_COST;
+    scan.columns.add('agent_id');
   }
   if (query.action !== undefined) {
     const actions: readonly unknown[] = Array.isArray(query.action) ? query.action : [query.action];
@@ -371,10 +371,10 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
   if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
   filters.forEach((f: FieldFilter, i) => {
-    const sql = filterSql(f, i, params, json);
+    const sql = filterSql(f, i, params, scan);
     if (sql !== undefined) where.push(sql);
   });
-  if (json.json > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
+  if (scan.json > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
 
   if (query.cursor !== undefined) {
     const position = decodeCursor(query.cursor);
@@ -389,16 +389,16 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   const direction = order === 'desc' ? 'DESC' : 'ASC';
   const sorted = `ORDER BY time ${direction}, id ${direction}`;
   const indexedWhere = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
-  if (json.sql.length === 0) {
+  if (scan.sql.length === 0) {
     params.push(limit + 1);
     return { sql: `SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?`, params, limit, order };
   }
   // The rows the indexed terms select, newest (or oldest) first and at most `rows` of them; the
-  // JSON filters only on those.
-  const rows = Math.max(1, Math.floor(scanBudget / json.cost));
-  const columns = ['id', 'time', 'event', ...json.columns].join(', ');
-  const sql = `SELECT id, time, event FROM (SELECT ${columns} FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${json.sql.join(' AND ')} ${sorted} LIMIT ?`;
+  // scan terms apply only to those.
+  const rows = Math.max(1, Math.floor(scanBudget / scan.cost));
+  const columns = ['id', 'time', 'event', ...scan.columns].join(', ');
+  const sql = `SELECT id, time, event FROM (SELECT ${columns} FROM events${indexedWhere} ${sorted} LIMIT ?) AS events WHERE ${scan.sql.join(' AND ')} ${sorted} LIMIT ?`;
   // The last row examined and the one after it: only when there is one after is the search partial.
-  const scan = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
-  return { sql, params: [...params, rows, ...json.params, limit + 1], limit, order, scan };
+  const edge = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
+  return { sql, params: [...params, rows, ...scan.params, limit + 1], limit, order, scan: edge };
 }
