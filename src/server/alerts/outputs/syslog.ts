@@ -30,7 +30,7 @@ import type { HadesError } from '../../../common/errors.js';
 import type { Alert } from '../types.js';
 import { ResendBuffer } from './resend.js';
 import { unacknowledgedBytes, type Unacknowledged } from './tcp-acks.js';
-import { failure, InFlight, networkFailure, readTlsMaterial, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
+import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
 
 /** Syslog severities of alert severities. */
 export const SYSLOG_SEVERITY: Readonly<Record<string, number>> = { critical: 2, high: 3, medium: 4, low: 5, info: 6 };
@@ -358,11 +358,8 @@ export class SyslogTransport implements AlertTransport {
         return;
       }
       const link: Link = { socket, readable: undefined, lastProgressAt: 0, timer: undefined, dueAt: 0, reading: false, inUse: 0, error: undefined, lostError: undefined, ending: undefined };
-      let settled = false;
       let confirm: NodeJS.Timeout | undefined;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         clearTimeout(confirm);
         forget();
@@ -374,7 +371,7 @@ export class SyslogTransport implements AlertTransport {
           socket.destroy();
           reject(networkFailure(this.target, error, false));
         }
-      };
+      });
       const forget = this.inFlight.add((error) => settle(error));
       const started = performance.now();
       const timer = setTimeout(() => settle(failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no connection within ${this.config.timeout_ms} ms`, 'receiver')), this.config.timeout_ms);
@@ -497,15 +494,12 @@ export class SyslogTransport implements AlertTransport {
     while (!this.held.hasRoom(bytes)) {
       if (link.lostError) throw link.lostError;
       await new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const settle = (error?: HadesError): void => {
-          if (settled) return;
-          settled = true;
+        const settle = once((error?: HadesError): void => {
           forget();
           if (this.roomWaiter === settle) this.roomWaiter = undefined;
           if (error === undefined) resolve();
           else reject(error);
-        };
+        });
         const forget = this.inFlight.add(settle);
         this.roomWaiter = settle;
         this.schedule(link);
@@ -524,10 +518,7 @@ export class SyslogTransport implements AlertTransport {
   private writeFrames(link: Link, frames: readonly { readonly frame: Buffer; readonly end: number; readonly again?: boolean }[]): Promise<void> {
     const generation = this.held.generation;
     return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         forget();
         if (error === undefined && link.lostError === undefined) {
@@ -537,7 +528,7 @@ export class SyslogTransport implements AlertTransport {
         // The stream's state after a failed write is unknown: the next alert starts a new one.
         this.lost(link, networkFailure(this.target, error ?? link.lostError, false));
         reject(link.lostError ?? networkFailure(this.target, error, false));
-      };
+      });
       const forget = this.inFlight.add((error) => settle(error));
       const timer = setTimeout(() => settle(failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: the receiver took nothing for ${this.config.timeout_ms} ms`, 'receiver')), this.config.timeout_ms);
       frames.forEach(({ frame, end, again }, i) => {
@@ -658,13 +649,10 @@ export class SyslogTransport implements AlertTransport {
     const socket = this.datagrams ?? (await this.openDatagrams());
     const probe = this.probing;
     await new Promise<void>((resolve, reject) => {
-      let settled = false;
       let timer: NodeJS.Timeout | undefined;
       let immediate: NodeJS.Immediate | undefined;
       let sentAt: number | undefined;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         clearImmediate(immediate);
         forget();
@@ -681,12 +669,12 @@ export class SyslogTransport implements AlertTransport {
         // A send also fails with a refusal of an earlier datagram, left pending in the socket.
         this.dropDatagrams();
         reject(networkFailure(this.target, error, false));
-      };
+      });
       const forget = this.inFlight.add((error) => settle(error));
       this.waiting = settle;
       try {
         socket.send(bytes, (error) => {
-          if (error || settled) {
+          if (error || settle.done) {
             settle(error);
             return;
           }
@@ -709,10 +697,7 @@ export class SyslogTransport implements AlertTransport {
     const socket = dgram.createSocket(address.family === 6 ? 'udp6' : 'udp4');
     this.datagrams = socket;
     await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error?: unknown): void => {
         forget();
         socket.off('error', settle);
         if (error === undefined) {
@@ -721,7 +706,7 @@ export class SyslogTransport implements AlertTransport {
         }
         this.dropDatagrams();
         reject(networkFailure(this.target, error, false));
-      };
+      });
       const forget = this.inFlight.add((error) => settle(error));
       socket.once('error', settle);
       socket.connect(this.port, address.address, () => settle());
@@ -759,15 +744,12 @@ export class SyslogTransport implements AlertTransport {
       this.resolving = undefined;
     }));
     return new Promise<LookupAddress>((resolve, reject) => {
-      let settled = false;
-      const settle = (error: unknown, address?: LookupAddress): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error: unknown, address?: LookupAddress): void => {
         clearTimeout(timer);
         forget();
         if (address) resolve(address);
         else reject(networkFailure(this.target, error, false));
-      };
+      });
       const forget = this.inFlight.add((error) => settle(error));
       const timer = setTimeout(() => settle(failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no answer from the resolver for ${this.host} within ${this.config.timeout_ms} ms`, 'receiver')), this.config.timeout_ms);
       pending.then(

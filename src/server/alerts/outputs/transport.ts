@@ -198,6 +198,19 @@ export function readTlsMaterial(name: string, tls: AlertOutputTlsConfig): TlsMat
   return material;
 }
 
+/** A function that runs at its first call only (a promise's settle, which several events race to call); `done` says whether it ran. */
+export function once<A extends unknown[]>(fn: (...args: A) => void): { (...args: A): void; done: boolean } {
+  const wrapped = Object.assign(
+    (...args: A): void => {
+      if (wrapped.done) return;
+      wrapped.done = true;
+      fn(...args);
+    },
+    { done: false },
+  );
+  return wrapped;
+}
+
 /**
  * Calls that a transport must be able to abort at close: each delivery in flight registers how
  * to reject itself, and removes that when it settles.

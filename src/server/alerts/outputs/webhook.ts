@@ -12,7 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { WebhookOutputConfig } from '../../../common/config/alert-outputs.js';
 import type { Alert } from '../types.js';
-import { failure, InFlight, networkFailure, readTlsMaterial, type AlertTransport, type QueuedAlert } from './transport.js';
+import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type QueuedAlert } from './transport.js';
 
 /** Bytes of an error answer kept for the failure's message. */
 const ANSWER_BYTES = 256;
@@ -55,15 +55,12 @@ export class WebhookTransport implements AlertTransport {
         headers: { ...this.config.headers, 'content-type': 'application/json', 'content-length': body.length, 'user-agent': 'hades' },
       });
       let sent = false;
-      let settled = false;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
+      const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         forget();
         if (error === undefined) resolve();
         else reject(networkFailure(this.target, error, sent));
-      };
+      });
       const forget = this.inFlight.add((error) => {
         req.destroy();
         settle(error);
