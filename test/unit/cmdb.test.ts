@@ -23,6 +23,13 @@ describe('CMDB file', () => {
     assert.deepEqual(json.byName.get('web-2'), { environment: 'prod', tags: { tier: 'gold', n: '3' } });
   });
 
+  it('reads a CSV header in lower case and keeps the case of JSON tag keys (docs/architecture.md, CMDB)', () => {
+    const csv = parseCmdb('HostName,Owner,Cost Center\nweb-1,team-a,CC-42\n', 'cmdb.csv');
+    assert.deepEqual(csv.byName.get('web-1'), { owner: 'team-a', tags: { 'cost center': 'CC-42' } });
+    const json = parseCmdb('[{"hostname": "web-2", "tags": {"Cost Center": "CC-9"}}]', 'cmdb.json');
+    assert.deepEqual(json.byName.get('web-2'), { tags: { 'Cost Center': 'CC-9' } });
+  });
+
   it('keeps tags as bounded text, and a __proto__ key as a tag', () => {
     const parsed = parseCmdb(`[{"hostname": "h", "tags": {"__proto__": {"polluted": "yes"}, "deep": {"a": [1, 2]}, "long": "${'x'.repeat(300)}"}}]`, 'cmdb.json');
     const tags = parsed.byName.get('h')?.tags as Record<string, string>;

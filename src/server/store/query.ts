@@ -148,13 +148,13 @@ export function jsonPath(field: string): string {
   return '$' + field.split('.').map((key) => `."${key}"`).join('');
 }
 
-/** A key of a record as its source named it (a CMDB column: `Cost Center`, `team-name`): no quote, backslash or control character. */
+/** A key of a record as its source named it (a CMDB column: `cost center`, `team-name`): no quote, backslash or control character. */
 const MAP_KEY = /^[^"\\\p{Cc}]{1,64}$/u;
 
 /**
  * A field under a record (hades.cmdb.tags.<key>) split into the record's path and the key, or
  * undefined. The key is taken whole, dots and all, and may be any text MAP_KEY allows: a CMDB's
- * columns keep the names its file gives them, which FIELD_PATH would refuse.
+ * tags keep names (spaces and all; a CSV's columns in lower case) that FIELD_PATH would refuse.
  */
 function mapKey(field: string): { record: string; key: string } | undefined {
   for (let at = field.indexOf('.'); at !== -1; at = field.indexOf('.', at + 1)) {
