@@ -309,6 +309,11 @@ export const errorCatalog = {
     summary: 'A task names something the agent does not have (a plugin that is not running there).',
     remedy: 'The task\'s result lists what the agent has (its plugins); create the task again with one of them.',
   },
+  HADES_ERR_TASK_BUSY: {
+    kind: 'environment',
+    summary: 'The agent already runs as many tasks as it takes at once (64; only query and inventory tasks run for long): the task was answered failed with this code and did not run.',
+    remedy: 'Create the task again once the agent\'s running tasks have ended (they end within their timeout).',
+  },
   HADES_ERR_NOT_ROOT: {
     kind: 'environment',
     summary: 'The command loads kernel programs (hades events, hades agent, hades start) and is not running as root.',
@@ -336,7 +341,7 @@ export const errorCatalog = {
   },
   HADES_ERR_SERVER_ACK_TIMEOUT: {
     kind: 'environment',
-    summary: 'The server did not acknowledge a batch within `outputs.server.ack_timeout_s` on a live stream (its ingest stuck, or the server frozen behind something that keeps the connection up): the agent ended the stream; the batch stays in the spool and goes again on a new stream, at the next gateway address.',
+    summary: 'The server did not acknowledge a batch within `outputs.server.ack_timeout_s` on a live stream (its ingest stuck, or the server frozen behind something that keeps the connection up): the agent ended the stream; the batch stays in the spool and goes again on a new stream, at the next gateway address, and the agent holds that address down (no stream starts or moves back there for 5 deadlines, at least 10 minutes, growing with each further timeout, until it acknowledges a batch).',
     remedy: 'Check the server\'s log and load (a stuck ingest worker, a database lock held by another process); raise `outputs.server.ack_timeout_s` only if the server\'s queue legitimately holds batches that long.',
   },
   HADES_ERR_API_UNAUTHENTICATED: {

@@ -49,7 +49,7 @@ function status(): AgentStatus {
       in: 7,
       byAction: { inventory_change: 7 },
       paused: false,
-      outputs: [{ name: 'server', in: 7, backlogAtStart: 5, out: 9, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 7, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 }, stream: { opened: 3, lost: { connect_failed: 4, server_ended: 1, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 1 }, nacked: { temporary: 2, permanent: 0 }, resent: 3, address: '10.0.0.2:7443', addressIndex: 1 } }],
+      outputs: [{ name: 'server', in: 7, backlogAtStart: 5, out: 9, bytesOut: 400, dropped: {}, queued: 0, up: false, lastError: 'receiver down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 7, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 }, stream: { opened: 3, lost: { connect_failed: 4, server_ended: 1, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 1 }, nacked: { temporary: 2, permanent: 0 }, resent: 3, held: 1, address: '10.0.0.2:7443', addressIndex: 1 } }],
     },
     plugins: [
       {
@@ -200,7 +200,7 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(text.stdout, /^ {2}server spool: 2 damaged records skipped \(7 events known, 300 bytes\); 1 write errors$/m);
       // The server output's streams: the gateway in use and the counters that are not zero.
       // (wrapped under 100 columns: the lines are joined here)
-      assert.match(text.stdout.replace(/,\n {18}/g, ', '), /^ {2}server streams: gateway 10\.0\.0\.2:7443 \(#1 of the addresses\), opened 3, lost\.connect_failed 4, lost\.server_ended 1, lost\.ack_timeout 1, lost\.preferred_return 1, nacked\.temporary 2, resent 3$/m);
+      assert.match(text.stdout.replace(/,\n {18}/g, ', '), /^ {2}server streams: gateway 10\.0\.0\.2:7443 \(#1 of the addresses\), opened 3, lost\.connect_failed 4, lost\.server_ended 1, lost\.ack_timeout 1, lost\.preferred_return 1, nacked\.temporary 2, resent 3, held 1$/m);
       const json = await runHades(['agent', 'status', '--json', '--config', config]);
       assert.equal(json.status, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), status());

@@ -2,7 +2,8 @@
  * The Ack deadline: a stream that stays up while the server stores nothing (its ingest held by a
  * database lock another process keeps, or the server frozen behind a relay that keeps the
  * connection open) is ended after `ackTimeoutMs`; the batch is sent again on a new stream, at
- * the next address when there is one, and the store holds each event once.
+ * the next address when there is one, and the store holds each event once; that address is held
+ * down for a while, so that the agent does not go back to a stuck server as soon as it answers.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,10 +13,11 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SpooledChannel } from '../../src/agent/pipeline/channels.js';
 import { Spool } from '../../src/agent/spool.js';
-import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
+import { GrpcTransport, type GrpcTransportOptions } from '../../src/agent/transport/grpc-transport.js';
+import { AddressHolds } from '../../src/agent/transport/holds.js';
 import { HadesError } from '../../src/common/errors.js';
 import { projectRoot } from '../helpers/generated-docs.js';
-import { AGENT_VERSION, cleanupTempDirs, LogSink, makeEvents, ndjson, sinkLogger, tempDir, TestServer, waitUntil } from '../helpers/server.js';
+import { AGENT_VERSION, cleanupTempDirs, LogSink, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil } from '../helpers/server.js';
 
 after(cleanupTempDirs);
 
@@ -114,11 +116,74 @@ describe('the Ack deadline of the server output', () => {
         lost: { connect_failed: 0, server_ended: 0, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 0 },
         nacked: { temporary: 0, permanent: 0 },
         resent: 1,
+        held: 1,
         address: server.addresses.gateway,
         addressIndex: 1,
       });
       const stored = await server.searchAll({ agent: identity.agentId });
       assert.deepEqual(stored.map((e) => e['event'].id).sort(), events.map((e) => e['event'].id).sort());
+    } finally {
+      await transport.close();
+      await relay.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('going back to a gateway address whose ingest is stuck', () => {
+  it('holds the address down after its Ack timeout: no return when it answers again, until the hold ends, also for a reload\'s new transport', { timeout: 60_000 }, async () => {
+    const server = await TestServer.start();
+    const gatewayPort = Number(server.addresses.gateway.split(':').pop());
+    // Every connection through the relay passes its first second (TLS, hello, Welcome: the
+    // address answers every check), then nothing: batches sent there get no Ack.
+    const relay = new FreezingRelay(gatewayPort, 1000);
+    const relayAddress = `127.0.0.1:${await relay.listen()}`;
+    const sink = new LogSink();
+    const identity = await server.enrollAgent();
+    const holdMs = 4000;
+    const options: GrpcTransportOptions = {
+      identity,
+      addresses: [relayAddress, server.addresses.gateway],
+      agentVersion: AGENT_VERSION,
+      log: sinkLogger(sink, 'info'),
+      connectTimeoutMs: 10_000,
+      ackTimeoutMs: 1000,
+      // The preferred address is looked at every 100 to 200 ms.
+      preferredCheckMs: 200,
+      holds: new AddressHolds(),
+      holdDownMs: { firstMs: holdMs, maxMs: 4 * holdMs },
+    };
+    let transport = new GrpcTransport(options);
+    const connectedTo = () => sink.lines().filter((l) => l['msg'] === 'connected to the server').map((l) => l['address'] as string);
+    const signal = new AbortController().signal;
+    const events = makeEvents(4);
+    const batch = { firstSeq: 1, lastSeq: 1, events: events.length, data: ndjson(events) };
+    try {
+      transport.start();
+      await waitUntil('connected through the relay', () => connectedTo().includes(relayAddress), 15_000);
+      await sleep(1200);
+      await assert.rejects(transport.send(batch, signal), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_SERVER_ACK_TIMEOUT');
+      const timedOutAt = performance.now();
+      assert.equal(ackTimeouts(sink)[0]?.['held_down_s'], holdMs / 1000, sink.text);
+      await transport.send(batch, signal);
+      // Many looks at the first address meanwhile, each answered: the stream stays where batches are stored.
+      await sleep(2000);
+      assert.deepEqual(connectedTo(), [relayAddress, server.addresses.gateway], sink.text);
+      const streams = transport.streamStats();
+      assert.equal(streams.lost.preferred_return, 0, JSON.stringify(streams));
+      assert.equal(streams.held, 1);
+      assert.equal(streams.addressIndex, 1);
+      // A reload: the new transport, with the agent's holds, starts at the second address.
+      await transport.close();
+      transport = new GrpcTransport(options);
+      transport.start();
+      await waitUntil('connected again', () => connectedTo().length === 3, 15_000);
+      assert.equal(connectedTo()[2], server.addresses.gateway, sink.text);
+      // Once the hold has ended, the first address is preferred again.
+      await waitUntil('back on the first address', () => connectedTo()[3] === relayAddress, 15_000);
+      assert.ok(performance.now() - timedOutAt >= holdMs, 'not before the hold ended');
+      assert.equal(transport.streamStats().lost.preferred_return, 1);
+      assert.equal(transport.streamStats().held, 0);
     } finally {
       await transport.close();
       await relay.close();
@@ -134,13 +199,27 @@ describe('the Ack deadline of the server output', () => {
  */
 class FreezingRelay {
   private readonly sockets = new Set<net.Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private frozen = false;
   private readonly server = net.createServer((client) => {
     this.track(client);
     if (this.frozen) return;
     const upstream = this.track(net.connect(this.target, '127.0.0.1'));
     client.pipe(upstream).pipe(client);
+    let timer: NodeJS.Timeout | undefined;
+    if (this.freezeAfterMs !== undefined) {
+      timer = setTimeout(() => {
+        this.timers.delete(timer!);
+        for (const socket of [client, upstream]) {
+          socket.unpipe();
+          socket.pause();
+        }
+      }, this.freezeAfterMs);
+      this.timers.add(timer);
+    }
     const close = () => {
+      clearTimeout(timer);
+      this.timers.delete(timer!);
       client.destroy();
       upstream.destroy();
     };
@@ -148,7 +227,11 @@ class FreezingRelay {
     upstream.on('close', close);
   });
 
-  constructor(private readonly target: number) {}
+  /** `freezeAfterMs`: each connection freezes on its own once it has been open that long. */
+  constructor(
+    private readonly target: number,
+    private readonly freezeAfterMs?: number,
+  ) {}
 
   private track(socket: net.Socket): net.Socket {
     this.sockets.add(socket);
@@ -172,6 +255,8 @@ class FreezingRelay {
   }
 
   close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     for (const socket of this.sockets) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

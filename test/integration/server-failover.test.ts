@@ -34,6 +34,7 @@ describe('agent failover between gateway addresses', () => {
         lost: { connect_failed: 1, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
         nacked: { temporary: 0, permanent: 0 },
         resent: 0,
+        held: 0,
         address: server.addresses.gateway,
         addressIndex: 1,
       });

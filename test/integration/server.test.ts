@@ -247,6 +247,7 @@ describe('event batches over the gateway', () => {
         lost: { connect_failed: 0, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
         nacked: { temporary: 0, permanent: 1 },
         resent: 0,
+        held: 0,
         address: identity.gateways[0],
         addressIndex: 0,
       });

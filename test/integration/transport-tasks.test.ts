@@ -90,4 +90,24 @@ describe('tasks while the stream to the server reconnects', () => {
       await server.stop();
     }
   });
+
+  it('answers a task past the tasks it runs at once as failed (HADES_ERR_TASK_BUSY) without running it', { timeout: 60_000 }, async () => {
+    const server = await fixedServer();
+    // One task at a time here (MAX_RUNNING_TASKS in the agent): the first still runs.
+    const { id, runs, transport, options } = await taskReceived(server, new TaskLedger(16, 1 << 20, 1));
+    try {
+      const second = await createTask(server, options.identity.agentId);
+      const refused = await waitUntil('the second task answered', async () => {
+        const task = (await server.ok('GET', `/api/v1/tasks/${second}`)) as AnyEvent;
+        return task['status'] === 'failed' ? task : undefined;
+      }, 15_000, 100);
+      assert.equal((refused['result'] as AnyEvent)['code'], 'HADES_ERR_TASK_BUSY', JSON.stringify(refused));
+      assert.deepEqual(runs.map((t) => t.id), [id], 'only the first task ran');
+      transport.taskResult(id, 'done', { level: 'debug' });
+      await taskDone(server, id);
+    } finally {
+      await transport.close();
+      await server.stop();
+    }
+  });
 });

@@ -49,6 +49,7 @@ describe('the gRPC transport', () => {
         lost: { connect_failed: 5, server_ended: 0, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
         nacked: { temporary: 0, permanent: 0 },
         resent: 0,
+        held: 0,
       });
     } finally {
       await transport.close();

@@ -12,7 +12,7 @@ const output = (address: string): ChannelStats => ({
   dropped: {},
   queued: 0,
   up: true,
-  stream: { opened: 2, lost: { connect_failed: 1, server_ended: 1, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 }, nacked: { temporary: 1, permanent: 0 }, resent: 1, address, addressIndex: 1 },
+  stream: { opened: 2, lost: { connect_failed: 1, server_ended: 1, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 }, nacked: { temporary: 1, permanent: 0 }, resent: 1, held: 1, address, addressIndex: 1 },
 });
 
 describe('the heartbeat of an output', () => {
@@ -22,6 +22,7 @@ describe('the heartbeat of an output', () => {
       lost: { connect_failed: 1, server_ended: 1, ack_timeout: 0, renewal_reconnect: 0, preferred_return: 0 },
       nacked: { temporary: 1, permanent: 0 },
       resent: 1,
+      held: 1,
       address: '10.0.0.2:7443',
       address_index: 1,
     });

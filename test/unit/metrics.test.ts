@@ -27,7 +27,7 @@ function status(): AgentStatus {
       paused: false,
       outputs: [
         { name: 'stdout', in: 7, out: 7, bytesOut: 700, dropped: {}, queued: 0, up: true },
-        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 5, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 }, stream: { opened: 3, lost: { connect_failed: 4, server_ended: 1, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 1 }, nacked: { temporary: 2, permanent: 1 }, resent: 3, address: '10.0.0.2:7443', addressIndex: 1 } },
+        { name: 'server', in: 7, backlogAtStart: 3, out: 4, bytesOut: 400, dropped: { spool_full: 1 }, queued: 2, up: false, lastError: 'down', spool: { records: 1, events: 3, bytes: 4096, segments: 1, corruptRecords: 2, corruptEvents: 5, corruptBytes: 300, writeErrors: 1, readErrors: 0, cursorResets: 0 }, stream: { opened: 3, lost: { connect_failed: 4, server_ended: 1, ack_timeout: 1, renewal_reconnect: 0, preferred_return: 1 }, nacked: { temporary: 2, permanent: 1 }, resent: 3, held: 1, address: '10.0.0.2:7443', addressIndex: 1 } },
       ],
     },
     plugins: [
@@ -216,6 +216,7 @@ describe('metrics: exposition', () => {
       'hades_output_batches_nacked_total{output="server",kind="temporary"} 2',
       'hades_output_batches_nacked_total{output="server",kind="permanent"} 1',
       'hades_output_batches_resent_total{output="server"} 3',
+      'hades_output_gateways_held{output="server"} 1',
       'hades_output_gateway_index{output="server",address="10.0.0.2:7443"} 1',
       '# TYPE hades_output_streams_lost_total counter',
       '# TYPE hades_output_gateway_index gauge',

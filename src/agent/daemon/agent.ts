@@ -43,6 +43,7 @@ import { Spool } from '../spool.js';
 // cost the idle agent about 15 MB of memory.
 import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
+import { AddressHolds } from '../transport/holds.js';
 import { TaskLedger } from '../transport/tasks.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
@@ -209,6 +210,8 @@ export class Agent {
   private transportClass: typeof GrpcTransport | undefined;
   /** The server's tasks run so far, across reloads (each makes a new transport): each runs once. */
   private readonly tasks = new TaskLedger();
+  /** Gateway addresses held down after an Ack timeout: kept across reloads, as the tasks are. */
+  private readonly holds = new AddressHolds();
   /** The group configuration from the server the agent runs (over its own file), if any. */
   private serverConfig: GroupConfig | undefined;
 
@@ -377,6 +380,7 @@ export class Agent {
       configVersion: () => this.serverConfig?.version ?? 0,
       onTask: (task) => this.runTask(task),
       tasks: this.tasks,
+      holds: this.holds,
       ackTimeoutMs: config.outputs.server.ack_timeout_s * 1000,
       renewal: { dataDir: config.agent.data_dir, renewBeforeMs: config.outputs.server.renew_before_days * 86_400_000, jitterMs: config.outputs.server.renew_jitter_s * 1000 },
       // A transport made later (a reload) starts from the renewed identity.

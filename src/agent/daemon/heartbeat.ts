@@ -72,6 +72,7 @@ function heartbeatStream(stream: StreamStats): Record<string, unknown> {
     lost: { ...stream.lost },
     nacked: { temporary: stream.nacked.temporary, permanent: stream.nacked.permanent },
     resent: stream.resent,
+    held: stream.held,
     ...(stream.address === undefined ? {} : { address: stream.address.slice(0, MAX_ADDRESS_CHARS), address_index: stream.addressIndex }),
   };
 }

@@ -79,6 +79,7 @@ export function agentMetrics(version: string): Family[] {
       s.pipeline.outputs.flatMap((o) => (o.stream ? ([['temporary', o.stream.nacked.temporary], ['permanent', o.stream.nacked.permanent]] as const).map(([kind, n]) => [{ output: o.name, kind }, n] as const) : [])),
     ),
     counter('hades_output_batches_resent_total', 'Batches the server output wrote again after a lost stream, an Ack timeout or a temporary Nack.', (s) => s.pipeline.outputs.flatMap((o) => (o.stream ? [[{ output: o.name }, o.stream.resent] as const] : []))),
+    gauge('hades_output_gateways_held', "Gateway addresses of the server output held down now after an Ack timeout (HADES_ERR_SERVER_ACK_TIMEOUT): streams do not start or move back there until the hold ends or the address acknowledges a batch.", (s) => s.pipeline.outputs.flatMap((o) => (o.stream ? [[{ output: o.name }, o.stream.held] as const] : []))),
     gauge('hades_output_gateway_index', "The server output's gateway address in use (a label) and its index in the list of addresses, 0 the most preferred; absent while no stream is up.", (s) =>
       s.pipeline.outputs.flatMap((o) => (o.stream?.address !== undefined && o.stream.addressIndex !== undefined ? [[{ output: o.name, address: o.stream.address }, o.stream.addressIndex] as const] : [])),
     ),

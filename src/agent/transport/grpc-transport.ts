@@ -8,7 +8,9 @@
  * ones now and then (a TLS connection with the agent's identity, no stream) and moves back, once
  * no batch waits for its Ack, to one that answers. An Ack that does not come within
  * `ackTimeoutMs` (a server whose ingest is stuck, or one frozen behind something that keeps the
- * connection up) ends the stream: the batch is retried on a new stream, from the next address.
+ * connection up) ends the stream: the batch is retried on a new stream, from the next address,
+ * and that address is held down (holds.ts): streams neither start there nor move back there
+ * until its hold ends, however well it answers a connection.
  * Configuration and tasks from the server are handed to the agent; heartbeats go the other way.
  *
  * With `renewal`, the transport also renews the agent's certificate on the stream
@@ -26,8 +28,9 @@ import { channelOptions, gatewayService, NDJSON_GZIP, NO_COMPRESS, type AgentMes
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
 import type { Identity } from './enroll.js';
+import { AddressHolds, holdDownMs } from './holds.js';
 import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
-import { TaskLedger, type TaskAnswer } from './tasks.js';
+import { taskAnswer, TaskLedger, type TaskAnswer } from './tasks.js';
 
 export interface ServerTask {
   readonly id: string;
@@ -60,6 +63,13 @@ export interface GrpcTransportOptions {
    */
   readonly tasks?: TaskLedger;
   readonly connectTimeoutMs?: number;
+  /**
+   * The addresses held down after an Ack timeout: the agent's, so that a reload's new transport
+   * does not start at a stuck one (holds of its own when not given).
+   */
+  readonly holds?: AddressHolds;
+  /** The hold after a first Ack timeout and its longest (ms; default from `ackTimeoutMs`, holdDownMs()). */
+  readonly holdDownMs?: { readonly firstMs: number; readonly maxMs: number };
   /**
    * How long a batch may wait for its Ack (ms; default 2 min, `outputs.server.ack_timeout_s`):
    * past it the stream is ended, the send rejects (HADES_ERR_SERVER_ACK_TIMEOUT), and the next
@@ -100,6 +110,11 @@ export interface StreamStats {
   readonly nacked: { readonly temporary: number; readonly permanent: number };
   /** Batches written again: their records were written on a stream before (after a loss, a timeout or a temporary Nack). */
   readonly resent: number;
+  /**
+   * Addresses of the list held down now after an Ack timeout (holds.ts): new streams do not
+   * start there, nor move back there, until their hold ends or they acknowledge a batch.
+   */
+  readonly held: number;
   /** The current stream's address and its index in the list of addresses; absent without a stream that had its Welcome. */
   readonly address?: string;
   readonly addressIndex?: number;
@@ -182,6 +197,7 @@ export class GrpcTransport implements BatchTransport {
   private gzipBatches = false;
   private readonly renewer: CertificateRenewer | undefined;
   private readonly tasks: TaskLedger;
+  private readonly holds: AddressHolds;
   private renewWaiter: RenewWaiter | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** keepOpen(): on after start(), its next attempt, and its backoff. */
@@ -212,6 +228,9 @@ export class GrpcTransport implements BatchTransport {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
     this.identity = options.identity;
     this.tasks = options.tasks ?? new TaskLedger();
+    this.holds = options.holds ?? new AddressHolds();
+    this.holds.keepOnly(options.addresses);
+    this.next = this.firstAddress();
     if (options.renewal) {
       this.renewer = new CertificateRenewer(options.identity, options.renewal, {
         connected: () => this.ready,
@@ -289,8 +308,15 @@ export class GrpcTransport implements BatchTransport {
       lost: { ...this.lost },
       nacked: { temporary: this.nackedTemporary, permanent: this.nackedPermanent },
       resent: this.resent,
+      held: this.options.addresses.filter((address) => this.holds.held(address)).length,
       ...(this.ready ? { address: this.options.addresses[this.streamAddress], addressIndex: this.streamAddress } : {}),
     };
+  }
+
+  /** Where a stream starts: the most preferred address not held down (the first when all are). */
+  private firstAddress(): number {
+    const index = this.options.addresses.findIndex((address) => !this.holds.held(address));
+    return index < 0 ? 0 : index;
   }
 
   private open(signal: AbortSignal): Promise<void> {
@@ -336,8 +362,8 @@ export class GrpcTransport implements BatchTransport {
             this.opened++;
             this.ready = true;
             this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
-            // It works: the stream after it starts again from the most preferred address.
-            this.next = 0;
+            // It works: the stream after it starts again from the most preferred address (not held down).
+            this.next = this.firstAddress();
             if (index > 0) this.schedulePreferredCheck();
           }
           resolve();
@@ -385,6 +411,8 @@ export class GrpcTransport implements BatchTransport {
       const pending = this.pending;
       if (pending && String(message.ack.last_seq) === pending.lastSeq) {
         this.pending = undefined;
+        // This address stores batches: it is held down no more.
+        this.holds.acknowledged(this.options.addresses[this.streamAddress]!);
         const rejected = Number(message.ack.rejected ?? 0);
         if (rejected > 0) {
           // The rest of the batch is stored; these lines are lost, and said so here and in the counters.
@@ -423,6 +451,12 @@ export class GrpcTransport implements BatchTransport {
       const seen = this.tasks.receive(message.task.task_id);
       if (seen === 'running') {
         this.options.log.debug('a task sent again while it runs; its answer goes when it ends', { task: message.task.task_id });
+        return;
+      }
+      if (seen === 'busy') {
+        // Answered, not kept: sent again later (its answer lost), it may run then.
+        this.options.log.warn('a task past the tasks the agent runs at once; refused', { code: 'HADES_ERR_TASK_BUSY', task: message.task.task_id, running: this.tasks.running });
+        this.writeTaskResult(message.task.task_id, taskAnswer('failed', { code: 'HADES_ERR_TASK_BUSY', message: `the agent runs ${this.tasks.running} tasks already, as many as it takes at once; create the task again later` }));
         return;
       }
       if (seen !== 'run') {
@@ -498,7 +532,8 @@ export class GrpcTransport implements BatchTransport {
    * Looks, after PREFERRED_CHECK_MS (with jitter), whether an address before the current stream's
    * answers: a TLS connection with the agent's identity, which a server of another CA refuses
    * either way. When one does, the stream moves there once idle (reconnectIfIdle); otherwise it
-   * looks again later.
+   * looks again later. An address held down after an Ack timeout is not looked at: answering a
+   * connection says nothing of a stuck ingest.
    */
   private schedulePreferredCheck(): void {
     this.stopPreferredCheck();
@@ -521,6 +556,7 @@ export class GrpcTransport implements BatchTransport {
     const credentials = grpc.credentials.createSsl(Buffer.from(identity.caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem));
     for (let index = 0; index < this.streamAddress; index++) {
       if (this.closed || this.stream !== stream) return;
+      if (this.holds.held(this.options.addresses[index]!)) continue;
       const Client = gatewayService();
       const probe = new Client(this.options.addresses[index]!, credentials, { ...channelOptions }) as grpc.Client;
       this.preferredProbe = probe;
@@ -576,7 +612,7 @@ export class GrpcTransport implements BatchTransport {
     stream.on('status', finish);
     stream.on('error', finish);
     stream.end();
-    this.next = 0;
+    this.next = this.firstAddress();
     this.options.log.info(renewed ? 'reconnecting with the renewed certificate' : 'reconnecting to the preferred gateway address');
     this.open(this.lifetime.signal).catch((error: unknown) => {
       // The next send (and keepOpen) opens a stream again, with backoff, at the next address.
@@ -637,12 +673,15 @@ export class GrpcTransport implements BatchTransport {
    * server's ingest stuck, or the server frozen behind a middlebox that keeps the connection up):
    * the stream is ended and the send rejected; the channel sends the batch again from its spool,
    * after its backoff, on a new stream that starts at the next address. Sent twice, a batch the
-   * server stored after all is dropped there as duplicates (by event id).
+   * server stored after all is dropped there as duplicates (by event id). The address is held
+   * down (holds.ts): no stream starts or moves back there until its hold ends.
    */
   private ackTimedOut(stream: Stream, pending: Pending, ackTimeoutMs: number): void {
     if (this.stream !== stream || this.pending !== pending) return;
-    const address = this.options.addresses[this.streamAddress];
-    this.options.log.warn('no Ack from the server in time; the stream is ended and the batch is sent again on a new one', { code: 'HADES_ERR_SERVER_ACK_TIMEOUT', address, ack_timeout_ms: ackTimeoutMs, last_seq: pending.lastSeq, events: pending.events });
+    const address = this.options.addresses[this.streamAddress]!;
+    const { firstMs, maxMs } = this.options.holdDownMs ?? holdDownMs(ackTimeoutMs);
+    const heldMs = this.holds.ackTimedOut(address, firstMs, maxMs);
+    this.options.log.warn('no Ack from the server in time; the stream is ended and the batch is sent again on a new one', { code: 'HADES_ERR_SERVER_ACK_TIMEOUT', address, ack_timeout_ms: ackTimeoutMs, held_down_s: Math.round(heldMs / 1000), last_seq: pending.lastSeq, events: pending.events });
     // This address takes batches and stores none: the next stream tries the next one first.
     this.next = this.streamAddress + 1;
     this.drop(stream, new HadesError('HADES_ERR_SERVER_ACK_TIMEOUT', `${address}: no Ack for the batch within ${ackTimeoutMs} ms; the stream was ended`), 'ack_timeout');
@@ -658,8 +697,7 @@ export class GrpcTransport implements BatchTransport {
    * lost with it, it goes when the server sends the task again at the next connection.
    */
   taskResult(taskId: string, status: 'done' | 'failed', result: unknown): void {
-    // JSON.stringify(undefined) is undefined: no result, as an empty result_json says.
-    const answer = { status, resultJson: (JSON.stringify(result) as string | undefined) ?? '' };
+    const answer = taskAnswer(status, result);
     this.tasks.finish(taskId, answer);
     this.writeTaskResult(taskId, answer);
   }

@@ -165,6 +165,8 @@ export function formatStatus(s: AgentStatus): string {
       ['nacked.temporary', st.nacked.temporary],
       ['nacked.permanent', st.nacked.permanent],
       ['resent', st.resent],
+      // Older agents' status has no holds.
+      ['held', st.held ?? 0],
     ] as const;
     const gateway = st.address === undefined ? 'no stream' : `gateway ${st.address} (#${st.addressIndex ?? 0} of the addresses)`;
     lines.push(wrap(`  ${o.name} streams: `, [gateway, ...counters.filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`)]));

@@ -183,7 +183,7 @@ export const AgentConfigSchema = Type.Object(
               minimum: 10,
               maximum: 3600,
               default: 120,
-              description: 'How long the agent waits for the server to acknowledge a batch (the server stores it first) before it ends the stream (warning HADES_ERR_SERVER_ACK_TIMEOUT) and sends the batch again on a new stream, at the next gateway address. Well above the server\'s queueing at saturation (about 25 s in docs/perf.md): a deadline that is too short only makes a busy server receive batches twice (it drops the duplicates).',
+              description: 'How long the agent waits for the server to acknowledge a batch (the server stores it first) before it ends the stream (warning HADES_ERR_SERVER_ACK_TIMEOUT) and sends the batch again on a new stream, at the next gateway address (that address is then held down: no stream goes back there for 5 times this long, at least 10 minutes, doubling with each further timeout up to 30 times, at least 1 hour, until it acknowledges a batch). Well above the server\'s queueing at saturation (about 25 s in docs/perf.md): a deadline that is too short only makes a busy server receive batches twice (it drops the duplicates).',
             }),
             renew_before_days: Type.Integer({
               minimum: 0,
