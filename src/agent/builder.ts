@@ -11,6 +11,7 @@ import { MissingField, RecordFlag } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
 import { ContainerCache, type Container } from './containers.js';
 import type { ExecutableHasher, HashResult } from './hasher.js';
+import type { CopyOf } from './known-programs.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
 import { Sequencer } from './sequencer.js';
@@ -29,6 +30,8 @@ export interface BuilderOptions {
   readonly sequencer?: Sequencer;
   /** Cgroup id -> container; one reading this system's /proc by default. */
   readonly containers?: ContainerCache;
+  /** Installed shells and interpreters by hash (known-programs.ts): copies of them are named on exec events. */
+  readonly knownPrograms?: { copyOf(executable: string, sha256: string): CopyOf | undefined };
 }
 
 const CAPABILITIES = [
@@ -568,6 +571,8 @@ export class EventBuilder {
       login_uid: (missing & MissingField.loginuid) === 0 && r.loginuid !== 0xffffffff ? r.loginuid : undefined,
       credentials: creds ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid } : undefined,
       hash_status: hash?.status,
+      // One Map lookup for a hashed executable; nothing more for the others.
+      copy_of: hash?.sha256 !== undefined && this.options.knownPrograms !== undefined ? this.options.knownPrograms.copyOf(executable, hash.sha256) : undefined,
     };
     const event = this.common('exec', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
     event['process'] = process;

@@ -26,6 +26,14 @@ export interface HasherOptions {
   readonly cacheSize?: number;
   /** How long an event waits for a hash that is being computed. */
   readonly waitMs?: number;
+  /**
+   * Files of these sizes are hashed first in line (a read budget of their own, so that a backlog
+   * of other hashing cannot hold them back) and their event waits up to `urgentWaitMs`: copies of
+   * known programs (known-programs.ts), whose first exec must carry their hash. Asked only when a
+   * version is not known yet, never on a cache hit.
+   */
+  readonly urgent?: (size: number) => boolean;
+  readonly urgentWaitMs?: number;
 }
 
 export interface HasherStats {
@@ -36,21 +44,50 @@ export interface HasherStats {
   unreadable: number;
   replaced: number;
   pending: number;
+  /** Hashes computed first in line (`urgent`). */
+  urgent: number;
 }
 
 const CHUNK = 256 * 1024;
 
+/** A token bucket over bytes read, holding at most a second's worth. */
+class ReadBudget {
+  private budget: number;
+  private at = Date.now();
+
+  constructor(private readonly perSecond: number) {
+    this.budget = perSecond;
+  }
+
+  /** Waits until `bytes` may be read. */
+  async take(bytes: number): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.budget = Math.min(this.perSecond, this.budget + ((now - this.at) / 1000) * this.perSecond);
+      this.at = now;
+      if (this.budget >= Math.min(bytes, this.perSecond)) {
+        this.budget -= bytes;
+        return;
+      }
+      const waitMs = Math.ceil(((bytes - this.budget) / this.perSecond) * 1000);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 1000)));
+    }
+  }
+}
+
 export class ExecutableHasher implements PersistentHashes {
   private readonly cache = new Map<string, HashResult>();
   private readonly inflight = new Map<string, Promise<HashResult>>();
-  private budget: number;
-  private budgetAt = Date.now();
+  private readonly budget: ReadBudget;
+  /** The budget of urgent hashes: the same rate, apart from the others'. */
+  private readonly urgentBudget: ReadBudget;
   private closed = false;
   private learned = 0;
-  readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, replaced: 0, pending: 0 };
+  readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, replaced: 0, pending: 0, urgent: 0 };
 
   constructor(private readonly options: HasherOptions) {
-    this.budget = options.maxBytesPerSecond;
+    this.budget = new ReadBudget(options.maxBytesPerSecond);
+    this.urgentBudget = new ReadBudget(options.maxBytesPerSecond);
   }
 
   /**
@@ -85,18 +122,38 @@ export class ExecutableHasher implements PersistentHashes {
       this.stats.tooLarge++;
       return this.remember(key, { status: 'too_large' });
     }
+    const urgent = this.options.urgent?.(size) === true;
     let work = this.inflight.get(key);
     if (!work) {
-      work = this.compute(path, key, version, identity && identity.ino !== 0 ? pid : undefined).finally(() => this.inflight.delete(key));
+      if (urgent) this.stats.urgent++;
+      work = this.compute(path, key, version, identity && identity.ino !== 0 ? pid : undefined, urgent ? this.urgentBudget : this.budget).finally(() => this.inflight.delete(key));
       this.inflight.set(key, work);
     }
-    return this.waitFor(work);
+    return this.waitFor(work, urgent ? (this.options.urgentWaitMs ?? 1000) : (this.options.waitMs ?? 250));
   }
 
-  private async waitFor(work: Promise<HashResult>): Promise<HashResult> {
+  /**
+   * The hash of a file version, waiting as long as it takes (no `pending`): for the agent's own
+   * reference files (known-programs.ts), not for events.
+   */
+  digest(path: string, version: FileIdentity): HashResult | Promise<HashResult> {
+    if (!this.options.enabled) return { status: 'disabled' };
+    const key = identityKey(version);
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    if (version.size > this.options.maxFileBytes) return this.remember(key, { status: 'too_large' });
+    let work = this.inflight.get(key);
+    if (!work) {
+      work = this.compute(path, key, version, undefined, this.budget).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, work);
+    }
+    return work;
+  }
+
+  private async waitFor(work: Promise<HashResult>, waitMs: number): Promise<HashResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<HashResult>((resolve) => {
-      timer = setTimeout(() => resolve({ status: 'pending' }), this.options.waitMs ?? 250);
+      timer = setTimeout(() => resolve({ status: 'pending' }), waitMs);
     });
     try {
       const result = await Promise.race([work, timeout]);
@@ -126,7 +183,7 @@ export class ExecutableHasher implements PersistentHashes {
    * hash only when the file stayed that version while it was read and is not racy
    * (hash-cache-file.ts): a cached hash never describes other content than its key's.
    */
-  private async compute(path: string, key: string, version: FileIdentity, pid?: number): Promise<HashResult> {
+  private async compute(path: string, key: string, version: FileIdentity, pid: number | undefined, budget: ReadBudget): Promise<HashResult> {
     let handle: FileHandle | undefined;
     try {
       const found = await this.openVersion(path, version, pid);
@@ -141,12 +198,21 @@ export class ExecutableHasher implements PersistentHashes {
       handle = found;
       const digest = createHash('sha256');
       const buffer = Buffer.allocUnsafe(CHUNK);
+      let total = 0;
       for (;;) {
         if (this.closed) return { status: 'unreadable' };
-        await this.throttle(CHUNK);
+        // What the file holds is what is charged: the read that finds its end costs nothing.
+        const expected = Math.min(CHUNK, version.size - total);
+        if (expected > 0) await budget.take(expected);
         const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
         if (bytesRead === 0) break;
+        total += bytesRead;
         this.stats.bytesRead += bytesRead;
+        if (total > version.size) {
+          // Grown since the exec: not the version executed, and not read on without a budget.
+          this.stats.replaced++;
+          return { status: 'replaced' };
+        }
         digest.update(buffer.subarray(0, bytesRead));
       }
       if (!sameContent(identityOf(await handle.stat({ bigint: true })), version)) {
@@ -209,20 +275,5 @@ export class ExecutableHasher implements PersistentHashes {
       added++;
     }
     return added;
-  }
-
-  /** Token bucket over bytes read: waits until `bytes` may be read. */
-  private async throttle(bytes: number): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      this.budget = Math.min(this.options.maxBytesPerSecond, this.budget + ((now - this.budgetAt) / 1000) * this.options.maxBytesPerSecond);
-      this.budgetAt = now;
-      if (this.budget >= Math.min(bytes, this.options.maxBytesPerSecond)) {
-        this.budget -= bytes;
-        return;
-      }
-      const waitMs = Math.ceil(((bytes - this.budget) / this.options.maxBytesPerSecond) * 1000);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 1000)));
-    }
   }
 }

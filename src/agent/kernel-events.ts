@@ -21,6 +21,7 @@ import type { SecurityRecord } from './driver/security-records.js';
 import { CpuGovernor, RateAggregator, type Aggregated } from './aggregator.js';
 import { HASH_CACHE_FILES, HashCacheFile } from './hash-cache-file.js';
 import { ExecutableHasher } from './hasher.js';
+import { KnownPrograms } from './known-programs.js';
 import { SecurityEvents } from './security-events.js';
 import { MAX_PER_FOLDER, SENSITIVE_FILES_MAX, SensitiveFiles, secretKey, type SensitiveFile } from './sensitive-files.js';
 import type { Sequencer } from './sequencer.js';
@@ -118,6 +119,7 @@ export interface KernelEventStats {
     readonly driverRestarts: number;
     readonly tree: ProcessTree['stats'];
     readonly hasher: ExecutableHasher['stats'];
+    readonly knownPrograms: KnownPrograms['stats'];
     readonly dns: { readonly emitted: number; readonly aggregated: number; readonly malformed: Readonly<Record<string, number>> };
     readonly cpu: { readonly average: number; readonly budget: number; readonly level: number };
   };
@@ -177,6 +179,19 @@ export function addDriverStats(before: DriverStats | undefined, now: DriverStats
   return loader === undefined ? { hooks } : { hooks, loader };
 }
 
+/** How long start() waits for the installed shells and interpreters to be hashed. */
+const KNOWN_PROGRAMS_WAIT_MS = 5000;
+
+/** Resolves when `work` does or after `ms`, whichever comes first; the timer does not outlive it. */
+async function waitAtMost(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A refusal's code and message, as the driver answered it. */
 const refusal = (ack: DriverAck): string => `${ack.code ?? '?'} ${ack.msg ?? ''}`.trim();
 
@@ -197,6 +212,8 @@ export class KernelEvents {
   private readonly tree: ProcessTree;
   private readonly hasher: ExecutableHasher;
   private readonly hashFile: HashCacheFile | undefined;
+  /** Installed shells and interpreters by hash: their copies are named on exec events. */
+  private readonly knownPrograms: KnownPrograms | undefined;
   private readonly builder: EventBuilder;
   private readonly driver: DriverProcess;
   private readonly decoder = newDecodeCounters();
@@ -250,7 +267,16 @@ export class KernelEvents {
       maxFileBytes: config.hashing.max_file_mb * 1024 * 1024,
       maxBytesPerSecond: config.hashing.max_read_mb_per_s * 1024 * 1024,
       cacheSize: HASH_CACHE_SIZE,
+      // A new file the size of a known shell or interpreter may be a copy of it: its first exec
+      // must carry its hash (known-programs.ts).
+      urgent: (size) => this.knownPrograms?.isCandidate(size) === true,
     });
+    if (config.hashing.enabled) {
+      this.knownPrograms = new KnownPrograms({
+        hasher: this.hasher,
+        onProblem: (msg) => options.onLog?.({ level: 'warn', code: 'HADES_ERR_KNOWN_PROGRAMS', msg }),
+      });
+    }
     if (config.hashing.enabled && options.hashCacheDir) {
       this.hashFile = new HashCacheFile({
         file: path.join(options.hashCacheDir, HASH_CACHE_FILES.agent),
@@ -265,6 +291,7 @@ export class KernelEvents {
       agentVersion: options.agentVersion,
       ancestors: config.process_tree.ancestors,
       ...(options.sequencer ? { sequencer: options.sequencer } : {}),
+      ...(this.knownPrograms ? { knownPrograms: this.knownPrograms } : {}),
     });
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
@@ -327,14 +354,25 @@ export class KernelEvents {
     // Read the cgroup folders before starting anything: a bad folder is a config error.
     const deny = this.filters.denyCgroups.map(cgroupId);
     const allow = this.filters.allowCgroups.map(cgroupId);
-    const hello = await this.driver.start();
-    // The hooks are attached: what started while they loaded (the agent's own plugins among
-    // them, whose reads of sensitive files must be recognised as its own) is read from /proc.
-    this.tree.seedFromProc();
+    // The installed shells' hashes while the driver loads (read once, then from the hash files).
+    const known = this.knownPrograms?.start();
+    let hello: DriverHello;
     try {
-      await this.applyFilters(true, deny, allow);
+      hello = await this.driver.start();
+      // The hooks are attached: what started while they loaded (the agent's own plugins among
+      // them, whose reads of sensitive files must be recognised as its own) is read from /proc.
+      this.tree.seedFromProc();
+      try {
+        await this.applyFilters(true, deny, allow);
+      } catch (error) {
+        await this.driver.stop();
+        throw error;
+      }
+      // Copies are recognised from the first events on, unless hashing the installed programs
+      // for the first time takes long (a low hashing.max_read_mb_per_s): it then goes on.
+      if (known) await waitAtMost(known, KNOWN_PROGRAMS_WAIT_MS);
     } catch (error) {
-      await this.driver.stop();
+      this.knownPrograms?.close();
       throw error;
     }
     this.dropTimer = setInterval(() => this.reportDrops(), DROP_REPORT_MS);
@@ -507,6 +545,7 @@ export class KernelEvents {
     await this.driver.stop();
     // Commands still waiting were answered when the driver stopped; a sync ends at its next step.
     await this.secretSync;
+    this.knownPrograms?.close();
     this.hasher.close();
     this.hashFile?.close();
     this.driver.resume();
@@ -529,6 +568,7 @@ export class KernelEvents {
         driverRestarts: this.driver.restarts,
         tree: { ...this.tree.stats },
         hasher: { ...this.hasher.stats },
+        knownPrograms: { ...(this.knownPrograms?.stats ?? { refreshes: 0, hashed: 0, versions: 0 }) },
         dns: { emitted: this.dnsAggregator.emitted, aggregated: this.dnsAggregator.aggregated, malformed: Object.fromEntries(this.security.malformedDns) },
         cpu: { average: this.governor.average, budget: this.options.config.limits.cpu_percent, level: this.governor.level },
       },

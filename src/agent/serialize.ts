@@ -57,6 +57,7 @@ interface HadesProcess {
   login_uid?: number | undefined;
   credentials?: Record<'uid' | 'gid' | 'euid' | 'egid' | 'suid' | 'sgid' | 'fsuid' | 'fsgid', number> | undefined;
   hash_status?: string | undefined;
+  copy_of?: { path: string; name: string } | undefined;
 }
 interface ExecProcess {
   pid: number;
@@ -261,7 +262,7 @@ function lineageTail(h: Lineage): string {
 
 function hadesProcess(p: HadesProcess): string {
   // An object an enricher might extend, like the event, process and hades.
-  if (keyCount(p) !== 10) plain = false;
+  if (keyCount(p) !== 11) plain = false;
   // The members before args_truncated (always there) are optional: each ends with its comma.
   return (
     '{' +
@@ -276,8 +277,15 @@ function hadesProcess(p: HadesProcess): string {
     b(p.fileless) +
     (p.login_uid === undefined ? '' : ',"login_uid":' + n(p.login_uid)) +
     (p.credentials === undefined ? '' : credentials(p.credentials)) +
-    (p.hash_status === undefined ? '}' : ',"hash_status":"' + t(p.hash_status) + '"}')
+    (p.hash_status === undefined ? '' : ',"hash_status":"' + t(p.hash_status) + '"') +
+    (p.copy_of === undefined ? '}' : copyOf(p.copy_of))
   );
+}
+
+/** `,"copy_of":{...}}`, and the closing brace of hades.process. */
+function copyOf(c: { path: string; name: string }): string {
+  if (keyCount(c) !== 2) plain = false;
+  return ',"copy_of":{"path":"' + t(c.path) + '","name":"' + t(c.name) + '"}}';
 }
 
 /**

@@ -669,6 +669,11 @@ export const errorCatalog = {
     summary: 'Warning: a file of executable hashes in the agent\'s data folder (exec-hashes.txt, inventory-hashes.txt) could not be read or written, or had lines that did not parse; those hashes are computed again when needed.',
     remedy: 'Check the data folder (agent.data_dir): free space, permissions, and that nothing else writes these files. Deleting them is safe.',
   },
+  HADES_ERR_KNOWN_PROGRAMS: {
+    kind: 'environment',
+    summary: 'Warning: an installed shell or interpreter could not be hashed (unreadable, larger than hashing.max_file_mb), /etc/shells could not be read, or a program folder could not be watched; copies of the programs concerned are not named on exec events (hades.process.copy_of), or only after the next periodic refresh.',
+    remedy: 'The message names the file or folder. Raise hashing.max_file_mb for a large interpreter; for a folder that cannot be watched, raise fs.inotify.max_user_watches.',
+  },
   HADES_ERR_INVENTORY_UNREADABLE: {
     kind: 'environment',
     summary: 'Warning: a file or folder an inventory table reads could not be read (permissions, vanished, not a file); what it would have given is missing from the table.',

@@ -464,7 +464,7 @@ export const AgentConfigSchema = Type.Object(
           minimum: 1,
           maximum: 1024,
           default: 32,
-          description: 'Read rate limit for hashing, in MiB/s.',
+          description: 'Read rate limit for hashing, in MiB/s. Files the size of an installed shell or interpreter (possible copies, whose first exec must carry their hash) have a budget of their own at the same rate, so hashing reads at most twice this.',
         }),
       },
       { additionalProperties: false, default: {}, description: 'Hashing of executables.' },

@@ -222,6 +222,15 @@ export const HadesProcess = Obj(
     login_uid: Opt(Count('Audit login uid (the user who logged in, kept across su and sudo).')),
     credentials: Opt(Credentials('All credentials, including file-system ids.')),
     hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'replaced', 'pending', 'disabled'], 'Why process.hash is absent (pending: still being computed when the event left, later events of the same file carry it; replaced: the file at the path is no longer the one executed), or ok.')),
+    copy_of: Opt(
+      Obj(
+        {
+          path: Str('The installed program\'s file, links resolved, e.g. /usr/bin/bash.'),
+          name: Str('Its file name, e.g. bash, dash, python3.11, busybox: the names the rule pack\'s lists hold.', 255),
+        },
+        'Exec events: the executable is byte for byte an installed shell, interpreter or network tool (the files of /etc/shells; python, perl, php, ruby, node, lua, busybox, socat, nc... in the program folders), under another path: a copy or a hard link, under any name and in any folder. Absent for the installed file itself and links to it (process.executable is then its path), and when the hash is not known (hades.process.hash_status). Carried from a copy\'s first exec on: a new file of the size of a known program is hashed first in line, its event waiting up to a second; the installed programs are hashed again when a package upgrade changes them, and copies of earlier versions stay recognised.',
+      ),
+    ),
   },
   'Hades-specific process details.',
 );

