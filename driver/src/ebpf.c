@@ -665,7 +665,10 @@ static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8
 			return -EINVAL;
 		}
 		memcpy(&pid, val, sizeof(pid));
-		return flag_key_op(fd, &pid, op, why);
+		err = flag_key_op(fd, &pid, op, why);
+		if (err == -E2BIG)
+			*why = "at most 1024 protected pids (HADES_PROTECTED_MAX)";
+		return err;
 	}
 	case HADES_FILTER_CONNECT_DEDUP_MS: {
 		uint32_t ms;

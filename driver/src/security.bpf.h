@@ -179,9 +179,10 @@ volatile __u32 file_secret_count;
 /* weak: absent before 6.2, where hx_file_open_btf is not loaded */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
+/* PROTECTED_PID: signals to these tgids are reported (KILL records) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, HADES_PROTECTED_MAX);
 	__type(key, __u32);
 	__type(value, __u8);
 } protected_pid SEC(".maps");

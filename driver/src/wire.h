@@ -503,6 +503,8 @@ struct hades_secret_key {
 	__u32 pad; /* 0 */
 };
 #define HADES_SECRETS_MAX 4096
+/* PROTECTED_PID: Hades' own pids and the security daemons' the agent adds */
+#define HADES_PROTECTED_MAX 1024
 
 #define HADES_PREFIX_MAX 255      /* FILE_PREFIX / UNIX_PATH value length limit */
 #define HADES_SUFFIX_MAX 31       /* length of the part after the "*" component */

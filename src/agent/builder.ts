@@ -204,7 +204,7 @@ function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
 const commandLines = new WeakMap<readonly string[], string>();
 
 /** The arguments joined by spaces, made once per list: a process's, which its forks and its children's events share. */
-function commandLineOf(args: readonly string[] | undefined): string | undefined {
+export function commandLineOf(args: readonly string[] | undefined): string | undefined {
   if (args === undefined) return undefined;
   let line = commandLines.get(args);
   if (line === undefined) {

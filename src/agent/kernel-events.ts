@@ -23,6 +23,8 @@ import { HASH_CACHE_FILES, HashCacheFile } from './hash-cache-file.js';
 import { ExecutableHasher } from './hasher.js';
 import { KnownPrograms } from './known-programs.js';
 import { SecurityEvents } from './security-events.js';
+import { SecurityDaemons, type SecurityDaemonStats } from './security-daemons.js';
+import { SECURITY_DAEMON_EXECUTABLES, SECURITY_DAEMON_NAMES } from '../common/security-daemons.js';
 import { MAX_PER_FOLDER, SENSITIVE_FILES_MAX, SensitiveFiles, secretKey, type SensitiveFile } from './sensitive-files.js';
 import type { Sequencer } from './sequencer.js';
 import { ProcessTree } from './tree.js';
@@ -42,6 +44,11 @@ const TICK_MS = 1000;
 const SENSITIVE_RESCAN_DELAY_MS = 1000;
 /** Executable versions whose hashes the agent remembers (and keeps in its data folder). */
 const HASH_CACHE_SIZE = 4096;
+/**
+ * Security daemon processes protected at once: the driver's PROTECTED_PID map holds 1,024 pids
+ * (HADES_PROTECTED_MAX), a few of them Hades' own.
+ */
+export const SECURITY_DAEMON_PIDS_MAX = 1000;
 
 /** The driver hooks each event action needs. exec, fork and exit keep the process tree current. */
 const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
@@ -121,6 +128,8 @@ export interface KernelEventStats {
     readonly hasher: ExecutableHasher['stats'];
     readonly knownPrograms: KnownPrograms['stats'];
     readonly dns: { readonly emitted: number; readonly aggregated: number; readonly malformed: Readonly<Record<string, number>> };
+    /** Audit and security daemons whose signals are reported (absent when tamper events are not wanted). */
+    readonly securityDaemons?: SecurityDaemonStats & { readonly protected: number };
     readonly cpu: { readonly average: number; readonly budget: number; readonly level: number };
   };
 }
@@ -235,6 +244,16 @@ export class KernelEvents {
   /** A sync is waiting on the chain (another asked meanwhile joins it); with a CLEAR first. */
   private syncQueued = false;
   private syncFresh = false;
+  /** The audit and security daemons running, whose pids the driver protects (tamper wanted, eBPF). */
+  private readonly daemons: SecurityDaemons | undefined;
+  /** The daemon pids the driver acknowledged; what a sync changes from. */
+  private protectedDaemons = new Set<number>();
+  /** Daemon syncs run one after the other on this chain, like the sensitive files' (syncSecrets). */
+  private daemonSync: Promise<void> = Promise.resolve();
+  private daemonSyncQueued = false;
+  private daemonSyncFresh = false;
+  /** The driver's PROTECTED_PID list was given (applyFilters): daemon pids may be sent. */
+  private daemonsLive = false;
   private stopping = false;
   /** This process in the tree (seeded from /proc): its start tells it from a later one with its pid. */
   private ownStartTicks: number | undefined;
@@ -296,7 +315,16 @@ export class KernelEvents {
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
     const sensitive = this.sensitive;
-    this.security = new SecurityEvents(this.builder, { protectedPaths: this.protectedPaths, watchedPaths: [...config.driver.file_watch, ...this.protectedPaths], ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}), ...(supervisorPid === undefined ? {} : { supervisorPid }) });
+    if (this.wants('tamper')) this.daemons = new SecurityDaemons(SECURITY_DAEMON_NAMES, SECURITY_DAEMON_EXECUTABLES, this.tree, SECURITY_DAEMON_PIDS_MAX, () => void this.syncDaemons(false));
+    const daemons = this.daemons;
+    const signalTarget = daemons ? (pid: number) => (this.ownPids().includes(pid) ? 'own' : daemons.target(pid)) : undefined;
+    this.security = new SecurityEvents(this.builder, {
+      protectedPaths: this.protectedPaths,
+      watchedPaths: [...config.driver.file_watch, ...this.protectedPaths],
+      ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}),
+      ...(supervisorPid === undefined ? {} : { supervisorPid }),
+      ...(signalTarget ? { signalTarget } : {}),
+    });
     this.dnsAggregator = new RateAggregator<HadesEvent>(config.limits.aggregate_ms);
     this.governor = new CpuGovernor(config.limits.cpu_percent);
     this.allowedRoot = new Set(config.privilege.allowed_root_executables);
@@ -362,6 +390,8 @@ export class KernelEvents {
       // The hooks are attached: what started while they loaded (the agent's own plugins among
       // them, whose reads of sensitive files must be recognised as its own) is read from /proc.
       this.tree.seedFromProc();
+      // The daemons running already; the later ones come with their exec and fork records.
+      if (hello.backend === 'ebpf') this.daemons?.seed(this.tree.live());
       try {
         await this.applyFilters(true, deny, allow);
       } catch (error) {
@@ -414,7 +444,7 @@ export class KernelEvents {
       ...values.map((v): [number, number, Uint8Array] => [FilterOp.add, target, v]),
     ];
     // Own processes: signals to them are tampering (the driver excludes their own events itself).
-    const ownPids = [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid]), ...(supervisorPid === undefined ? [] : [supervisorPid])];
+    const ownPids = this.ownPids();
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
@@ -449,6 +479,59 @@ export class KernelEvents {
       throw new HadesError(invalid ? 'HADES_ERR_CONFIG_VALUE' : 'HADES_ERR_DRIVER_FAILED', `the driver refused ${refused.length === 1 ? 'a filter' : `${refused.length} filters`}: ${refused.join('; ')}`);
     }
     if (security && this.sensitive) await this.syncSecrets(fresh);
+    // The PROTECTED_PID list now holds Hades' own pids only: the daemons' again.
+    if (security && this.daemons) {
+      this.daemonsLive = true;
+      await this.syncDaemons(true);
+    }
+  }
+
+  /** Hades' own processes: the agent, its driver, and `hades start` when it started the agent. */
+  private ownPids(): number[] {
+    return [process.pid, ...(this.driver.pid === undefined ? [] : [this.driver.pid]), ...(supervisorPid === undefined ? [] : [supervisorPid])];
+  }
+
+  /**
+   * Brings the driver's daemon pids (PROTECTED_PID, besides Hades' own) to the daemons running,
+   * sending only the difference from what it acknowledged (all of them when `fresh`: the list
+   * was just cleared). One sync at a time, on one chain; one asked for meanwhile joins the next.
+   * A pid the driver refuses (its map full) is counted and not asked again.
+   */
+  private syncDaemons(fresh: boolean): Promise<void> {
+    const daemons = this.daemons;
+    if (!daemons || !this.daemonsLive) return Promise.resolve();
+    this.daemonSyncFresh ||= fresh;
+    if (this.daemonSyncQueued) return this.daemonSync;
+    this.daemonSyncQueued = true;
+    const u32 = (value: number) => {
+      const out = new Uint8Array(4);
+      new DataView(out.buffer).setUint32(0, value, true);
+      return out;
+    };
+    const send = (op: number, pid: number): Promise<DriverAck> => this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.protectedPid, u32(pid)));
+    this.daemonSync = this.daemonSync
+      .then(async () => {
+        this.daemonSyncQueued = false;
+        if (this.daemonSyncFresh) this.protectedDaemons.clear();
+        this.daemonSyncFresh = false;
+        const wanted = new Set(daemons.pids());
+        for (const pid of [...this.protectedDaemons]) {
+          if (wanted.has(pid)) continue;
+          if (this.stopping) return;
+          // Refused only when the driver is gone: the next driver starts without it.
+          if ((await send(FilterOp.del, pid)).ok) this.protectedDaemons.delete(pid);
+        }
+        for (const pid of wanted) {
+          if (this.protectedDaemons.has(pid)) continue;
+          if (this.stopping) return;
+          const ack = await send(FilterOp.add, pid);
+          if (ack.ok) this.protectedDaemons.add(pid);
+          else if (ack.code === 'E2BIG') daemons.refused(pid);
+          else if (this.driver.pid !== undefined) this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_DRIVER_FAILED', msg: `security daemon pid ${pid}: the driver refused to watch its signals: ${refusal(ack)}` });
+        }
+      })
+      .catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: `security daemons: ${String(error)}` }));
+    return this.daemonSync;
   }
 
   /**
@@ -545,6 +628,7 @@ export class KernelEvents {
     await this.driver.stop();
     // Commands still waiting were answered when the driver stopped; a sync ends at its next step.
     await this.secretSync;
+    await this.daemonSync;
     this.knownPrograms?.close();
     this.hasher.close();
     this.hashFile?.close();
@@ -570,6 +654,7 @@ export class KernelEvents {
         hasher: { ...this.hasher.stats },
         knownPrograms: { ...(this.knownPrograms?.stats ?? { refreshes: 0, hashed: 0, versions: 0 }) },
         dns: { emitted: this.dnsAggregator.emitted, aggregated: this.dnsAggregator.aggregated, malformed: Object.fromEntries(this.security.malformedDns) },
+        ...(this.daemons ? { securityDaemons: { ...this.daemons.stats, stale: this.security.staleSignals, protected: this.protectedDaemons.size } } : {}),
         cpu: { average: this.governor.average, budget: this.options.config.limits.cpu_percent, level: this.governor.level },
       },
     };
@@ -588,6 +673,7 @@ export class KernelEvents {
       // A restarted driver counts from 0: what the drivers before it counted is kept apart.
       this.earlierStats = this.lastStats;
       // It starts without filters: give them again.
+      this.daemonsLive = false;
       this.applyFilters(true).catch((error: unknown) => this.options.onLog?.({ level: 'error', code: 'HADES_ERR_DRIVER_FAILED', msg: String(error) }));
     }
   }
@@ -638,6 +724,7 @@ export class KernelEvents {
         }
         if (this.queue.length - this.queueHead < QUEUE_LOW) this.driver.resume();
         if (record.type === 'exec' || record.type === 'fork' || record.type === 'exit') {
+          this.daemons?.observe(record);
           // Synchronous unless a hash is being computed: no microtask per record in a storm.
           const pending = this.process(record);
           if (pending) await pending;
@@ -736,6 +823,7 @@ export class KernelEvents {
       void this.driver.command(FrameType.filter, (id) => encodeFilter(id, FilterOp.set, FilterTarget.connectDedupMs, ms));
     }
     for (const closed of this.dnsAggregator.sweep(Date.now())) this.deliverSummary(closed);
+    this.daemons?.sweep();
     this.hashFile?.saveSoon();
   }
 
@@ -753,6 +841,8 @@ export class KernelEvents {
     for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) counts.push(['agent', 'decoder', reason, this.decoder[reason]]);
     counts.push(['agent', 'connect,accept,dns', 'shed', this.decoder.shed]);
     counts.push(['agent', 'dns_query', 'aggregated', this.dnsAggregator.aggregated]);
+    // Security daemons beyond what the driver holds: signals to them are not seen.
+    if (this.daemons) counts.push(['agent', 'kill', 'daemon_not_protected', this.daemons.stats.notProtected]);
     for (const [component, hook, reason, total] of counts) {
       const key = `${component}/${hook}/${reason}`;
       const delta = total - (this.reportedDrops.get(key) ?? 0);

@@ -1,16 +1,18 @@
 /**
  * ECS events from the driver's security records: connect, accept, listen, dns_query, ptrace,
- * memfd_create, module_load, privilege_change, file_* (file_open: sensitive files), and tamper (signals to Hades' own
- * processes, changes to its files). The acting process and its ancestry come from the process
- * tree (via EventBuilder.actor), so these events carry the same context as exec events.
+ * memfd_create, module_load, privilege_change, file_* (file_open: sensitive files), and tamper
+ * (signals to Hades' own processes and to audit and security daemons, changes to Hades' files).
+ * The acting process and its ancestry come from the process tree (via EventBuilder.actor), so
+ * these events carry the same context as exec events.
  */
 import path from 'node:path';
 import type { HadesEvent } from '../common/events/index.js';
-import { capabilityNames, type EventBuilder } from './builder.js';
+import { capabilityNames, commandLineOf, type EventBuilder } from './builder.js';
 import { parseDns } from './dns.js';
 import type { DnsRecord, FileRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
 import { SecurityFlag, SecurityMissing } from './driver/security-records.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
+import type { DaemonProcess } from './security-daemons.js';
 
 const ERRNO: Readonly<Record<number, string>> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT',
@@ -90,6 +92,12 @@ export interface SecurityOptions {
    * is compared with these here. Without them, every such record is kept.
    */
   readonly watchedPaths?: readonly string[];
+  /**
+   * Whom a signal to this pid reached: one of Hades' own processes, an audit or security daemon
+   * (security-daemons.ts), or neither (a pid the driver still watched while it was reused: the
+   * record is dropped and counted in staleSignals). Without it, every signal reached Hades.
+   */
+  readonly signalTarget?: (pid: number) => 'own' | DaemonProcess | undefined;
 }
 
 /** A path argument with an empty, "." or ".." component: the driver's prefix match reads it as text. */
@@ -114,6 +122,8 @@ export function pathWatched(p: string, prefixes: readonly string[]): boolean {
 export class SecurityEvents {
   /** DNS payloads that could not be parsed, by reason. */
   readonly malformedDns = new Map<string, number>();
+  /** Kill records whose target was neither Hades nor a security daemon any more (signalTarget). */
+  staleSignals = 0;
 
   constructor(
     private readonly builder: EventBuilder,
@@ -144,7 +154,7 @@ export class SecurityEvents {
       case 'file_open':
         return [this.open(r)];
       case 'kill':
-        return [this.kill(r)];
+        return this.kill(r);
     }
   }
 
@@ -353,8 +363,29 @@ export class SecurityEvents {
     return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), sensitive, access } });
   }
 
-  private kill(r: KillRecord): HadesEvent {
-    return this.event(r, 'tamper', ['intrusion_detection'], ['info'], { outcome: outcome(r.result) }, {
+  private kill(r: KillRecord): HadesEvent[] {
+    const broadcast = (r.flags & SecurityFlag.killBroadcast) !== 0;
+    // The pid the driver looked up: tgkill's thread group, the others' pid (kill(-pgid): the group's).
+    const reached = broadcast || !this.options.signalTarget ? 'own' : this.options.signalTarget(r.syscall === Syscall.tgkill ? r.targetTgid : Math.abs(r.targetPid));
+    if (reached === undefined) {
+      this.staleSignals++;
+      return [];
+    }
+    if (reached !== 'own') {
+      return [
+        this.event(r, 'tamper', ['intrusion_detection'], ['info'], { outcome: outcome(r.result) }, {
+          tamper: {
+            target: 'security_daemon',
+            signal: r.signal,
+            target_pid: r.targetTgid > 0 ? r.targetTgid : undefined,
+            target_process: { pid: reached.pid, entity_id: reached.entityId, name: reached.name, executable: reached.executable, args: reached.args, command_line: commandLineOf(reached.args) },
+            operation: syscallName(r.syscall),
+            group: (r.flags & SecurityFlag.killGroup) !== 0 || undefined,
+          },
+        }),
+      ];
+    }
+    return [this.event(r, 'tamper', ['intrusion_detection'], ['info'], { outcome: outcome(r.result) }, {
       tamper: {
         target: 'process',
         signal: r.signal,
@@ -367,6 +398,6 @@ export class SecurityEvents {
         // that signalling it to stop the agent is tampering too).
         by_parent: (this.options.supervisorPid !== undefined && r.pid === this.options.supervisorPid) || undefined,
       },
-    });
+    })];
   }
 }

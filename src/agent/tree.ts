@@ -97,6 +97,11 @@ export class ProcessTree {
     return this.nodes.get(pid);
   }
 
+  /** The processes held that have not exited. */
+  *live(): IterableIterator<ProcessNode> {
+    for (const node of this.nodes.values()) if (!node.exited) yield node;
+  }
+
   /**
    * Reads every process of /proc the tree does not know yet. Processes that vanish while being
    * read are skipped. Called again once the driver's hooks are attached, it adds the processes

@@ -123,6 +123,7 @@ export function renderEventsDoc(): string {
   for (const action of eventActions) {
     const spec: EventKindSpec = eventKinds[action];
     out.push(`## ${action}`, '', spec.planned ? `${spec.summary} Not produced yet: it comes with ${spec.planned}.` : spec.summary, '');
+    for (const note of spec.notes ?? []) out.push(note, '');
     out.push(`\`event.kind\`: ${spec.kind}; \`event.category\`: ${spec.category.join(', ')}; \`event.type\`: ${spec.type.join(', ')}; process context: ${spec.process}.`, '');
     const rows = flatten(spec.fields, '', []);
     if (rows.length > 0) out.push('Fields of this action, besides the common ones:', '', table(rows), '');

@@ -54,6 +54,26 @@ describe('driver FILTER values', { skip }, () => {
     assert.equal((await secret(FilterOp.set, key(1n, 1))).code, 'EINVAL');
   });
 
+  it('protects 1,024 pids and refuses one more with E2BIG, until one is let go', async () => {
+    const pid = (op: number, value: number) => {
+      const out = new Uint8Array(4);
+      new DataView(out.buffer).setUint32(0, value, true);
+      return driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.protectedPid, out));
+    };
+    assert.equal((await pid(FilterOp.clear, 0)).ok, true);
+    const acks = await Promise.all(Array.from({ length: 1024 }, (_, i) => pid(FilterOp.add, 4_000_000 + i)));
+    assert.deepEqual(acks.filter((a) => !a.ok), []);
+    const full = await pid(FilterOp.add, 4_100_000);
+    assert.equal(full.code, 'E2BIG');
+    assert.match(full.msg ?? '', /at most 1024 protected pids/);
+    assert.equal((await pid(FilterOp.add, 4_000_000)).ok, true, 'a pid already there is taken when full');
+    assert.equal((await pid(FilterOp.del, 4_000_000)).ok, true);
+    assert.equal((await pid(FilterOp.add, 4_100_000)).ok, true, 'room again once one is let go');
+    assert.equal((await pid(FilterOp.clear, 0)).ok, true);
+    assert.equal((await pid(FilterOp.add, 4_100_001)).ok, true, 'room again after CLEAR');
+    assert.equal((await pid(FilterOp.clear, 0)).ok, true);
+  });
+
   it('takes quiet prefixes, and refuses an empty one or one with a *', async () => {
     assert.equal((await filter(FilterOp.add, FilterTarget.fileQuiet, '/var/log/')).ok, true);
     assert.equal((await filter(FilterOp.del, FilterTarget.fileQuiet, '/var/log/')).ok, true);

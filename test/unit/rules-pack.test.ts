@@ -144,6 +144,7 @@ const workload = [
   ev('file_open', 46, { process: proc('cron', ['/usr/sbin/CRON', '-f'], { executable: '/usr/sbin/cron' }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } }),
   // the Puppet agent managing an account; auditd stopped by the service manager
   ev('file_open', 47, { process: proc('puppet', ['/opt/puppetlabs/puppet/bin/ruby', '/opt/puppetlabs/puppet/bin/puppet', 'agent', '--no-daemonize'], { executable: '/opt/puppetlabs/puppet/bin/ruby' }), file: { path: '/etc/shadow' }, hades: { file: { sensitive: '/etc/shadow', access: 'read' } } }),
+  ev('tamper', 48, { process: { pid: 1, name: 'systemd', executable: '/usr/lib/systemd/systemd', args: ['/sbin/init'] }, hades: { tamper: { target: 'security_daemon', operation: 'kill', signal: 15, target_pid: 812, target_process: { pid: 812, name: 'auditd', executable: '/usr/sbin/auditd' } } } }),
   ev('exit', 48, { process: { pid: 812, entity_id: 'dev-01-812-1', name: 'auditd', executable: '/usr/sbin/auditd', exit_code: 0 } }),
   ev('connect', 43, { process: proc('ssh', ['ssh', 'deploy@10.0.0.5']), destination: { ip: '10.0.0.5', port: 22 }, network: { transport: 'tcp' } }),
   ev('exec', 44, { process: proc('sudo', ['sudo', 'systemctl', 'restart', 'nginx'], { user: { id: '0', name: 'root' }, real_user: { id: '1000', name: 'alice' } }) }),

@@ -20,6 +20,7 @@ import {
   Timestamp,
   Words,
 } from './fields.js';
+import { SECURITY_DAEMON_EXECUTABLES, SECURITY_DAEMON_NAMES } from '../security-daemons.js';
 
 
 export const EVENT_KINDS = ['event', 'metric', 'state'] as const;
@@ -66,6 +67,8 @@ export interface EventKindSpec<A extends string = string, F extends TProperties 
   readonly example: Record<string, unknown>;
   /** For kinds no component produces yet: what will produce them. */
   readonly planned?: string;
+  /** More about the kind for docs/events.md: paragraphs, each one string. */
+  readonly notes?: readonly string[];
 }
 
 function kind<A extends string, F extends TProperties, P extends ProcessUse>(
@@ -516,18 +519,24 @@ export const eventKinds = {
     kind: 'event',
     category: ['intrusion_detection'],
     type: ['info'],
-    summary: 'Something killed a Hades process or changed or removed its files.',
+    summary: 'Something killed a Hades process or changed or removed its files, or sent a signal to an audit or security monitoring daemon.',
+    notes: [
+      "The process context is the sender of a signal (with its ancestry) or the process that changed the file. Signals are the kill, tkill, tgkill and pidfd_send_signal calls (their 32-bit forms too) whose target the agent asked the driver to watch (driver/PROTOCOL.md, PROTECTED_PID): Hades' own processes (`hades.tamper.target` `process`; `kill(-1, sig)` too, as `broadcast`), and the audit and security monitoring daemons (`security_daemon`, with `hades.tamper.target_process` naming the daemon).",
+      `The daemons are the processes named (comm) ${SECURITY_DAEMON_NAMES.map((n) => `\`${n}\``).join(', ')}, or running ${SECURITY_DAEMON_EXECUTABLES.map((n) => `\`${n}\``).join(' or ')}, as the default rules' lists \`security_daemons\` and \`security_daemon_executables\` name them; and their forked children (auditd detaches by forking). The agent finds them in /proc at start and in exec and fork records as they come, and lets each go at its exit; a signal sent between a daemon's exec and the moment the agent has registered it (milliseconds) is not seen. A signal whose record comes after the daemon's exit (SIGKILL ends it at once, before the sender's call returns) still names it, for 5 seconds. At most 1,000 daemon processes are watched at once (the driver's map holds 1,024 pids with Hades' own): those beyond are counted in \`agent_drop\` events (component agent, hook kill, reason \`daemon_not_protected\`) and their signals are not reported. A signal sent by a process of another pid namespace names its target by that namespace's pid and is not matched.`,
+      'Not seen: signals the kernel sends itself (the out-of-memory killer, a terminal hang-up, a parent-death signal), and any signal with the cn_proc backend, which has no syscall hooks.',
+    ],
     process: 'optional',
     fields: Obj({
       hades: Obj({
         tamper: Obj(
           {
-            target: Words(['process', 'file'], 'What was touched.'),
+            target: Words(['process', 'file', 'security_daemon'], 'What was touched: a Hades process, a Hades file, or an audit or security monitoring daemon (auditd, osqueryd, Falco, Wazuh...) sent a signal.'),
             operation: Opt(Str('The call or event, e.g. kill, tgkill, file_delete, file_rename.', 32)),
             signal: Opt(Int('Signal sent, for kills (0 = an existence probe).')),
             target_pid: Opt(Count('Process that received it.')),
+            target_process: Opt(ProcessRef('The security daemon that received the signal (target security_daemon), as it was when it was signalled (it may have exited since).')),
             broadcast: Opt(Type.Boolean({ description: 'True for kill(-1, sig): every process.' })),
-            group: Opt(Type.Boolean({ description: 'True for kill(-pgid, sig) to the process group of a Hades process.' })),
+            group: Opt(Type.Boolean({ description: 'True for kill(-pgid, sig) to the process group of a Hades process or of a security daemon.' })),
             by_parent: Opt(Type.Boolean({ description: "True when the sender is `hades start`, the agent's parent, which stops its agent with SIGTERM at Ctrl-C; it is protected like the agent itself, so a signal to it is tampering too." })),
             path: Opt(Str('File that was changed or removed.')),
           },
