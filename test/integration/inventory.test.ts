@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,8 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { InventoryEngine } from '../../src/agent/inventory/engine.js';
 import { allTables } from '../../src/agent/inventory/tables/index.js';
 import { agentConfig, EventSink, MemoryTransport, waitFor, type AnyEvent } from '../helpers/agent.js';
+import { decodeText } from '../../src/agent/driver/bytes.js';
+import { shownText } from '../../src/agent/inventory/tables/host-names.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-inventory-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -207,6 +209,43 @@ describe('inventory tables on this host: what an intruder does to hide', () => {
     assert.deepEqual(result.rows, [
       [decoy, path.join(dir, 'decoy (deleted)'), 0],
       [dropper, path.join(dir, 'dropper'), 1],
+    ]);
+  });
+
+  it('processes: a program run from a folder whose name is not UTF-8 shows the path suid_binaries shows for it, and joins it', async () => {
+    // b, a cut UTF-8 sequence (0xe2 0x82), 0xff, c: read as UTF-8 text the link showed two U+FFFD
+    // where every table that lists folders shows three (one per byte), and named no file.
+    const folder = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0x62, 0xe2, 0x82, 0xff, 0x63])]);
+    mkdirSync(folder);
+    for (const name of ['sleep', 'decoy (deleted)']) {
+      const file = Buffer.concat([folder, Buffer.from(`/${name}`)]);
+      copyFileSync('/bin/sleep', file);
+      chmodSync(file, 0o4755);
+    }
+    // Node takes a program's path and working folder as text only: sh reaches them by their bytes.
+    const octal = [...folder].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    const run = async (program: string): Promise<number> => {
+      const child = spawn('/bin/sh', ['-c', `cd "$(printf '${octal}')" && exec "./${program}" 600`], { stdio: 'ignore' });
+      children.push(child);
+      await once(child, 'spawn');
+      const exe = Buffer.concat([folder, Buffer.from(`/${program}`)]);
+      await waitFor(`${program} to run`, () => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/exe`, { encoding: 'buffer' }).equals(exe);
+        } catch {
+          return false;
+        }
+      });
+      return child.pid!;
+    };
+    const sleeping = await run('sleep');
+    const decoy = await run('decoy (deleted)');
+    const shown = shownText(decodeText(folder));
+    assert.ok(shown.endsWith('b\ufffd\ufffd\ufffdc'), shown);
+    const result = await engine.query(`SELECT p.pid, p.path, p.cwd, p.exe_deleted, s.path FROM processes p LEFT JOIN suid_binaries s ON s.path = p.path WHERE p.pid IN (${sleeping}, ${decoy}) ORDER BY p.pid = ${decoy}`, { timeoutMs: 60_000 });
+    assert.deepEqual(result.rows, [
+      [sleeping, `${shown}/sleep`, shown, 0, `${shown}/sleep`],
+      [decoy, `${shown}/decoy (deleted)`, shown, 0, `${shown}/decoy (deleted)`],
     ]);
   });
 

@@ -21,7 +21,8 @@ import { shellHistory } from '../../src/agent/inventory/tables/history.js';
 import { jarPackages } from '../../src/agent/inventory/tables/packages-jar.js';
 import { npmPackages } from '../../src/agent/inventory/tables/packages-npm.js';
 import { pythonPackages } from '../../src/agent/inventory/tables/packages-python.js';
-import { interfacesTable } from '../../src/agent/inventory/tables/net.js';
+import { interfacesTable, listeningPortsTable } from '../../src/agent/inventory/tables/net.js';
+import { processesTable } from '../../src/agent/inventory/tables/processes.js';
 import { ldSoPreload } from '../../src/agent/inventory/tables/preload.js';
 import { authorizedKeys, sshConfigs } from '../../src/agent/inventory/tables/ssh.js';
 import { startupItems } from '../../src/agent/inventory/tables/startup.js';
@@ -305,6 +306,65 @@ describe('names that are not UTF-8, written in files: the files they name are re
     try {
       const result = await engine.query('SELECT path FROM shell_history UNION ALL SELECT path FROM ld_so_preload WHERE file_exists = 1');
       assert.deepEqual(result.rows, [[`/home/${SHOWN}/.bash_history`], [`/usr/lib/${SHOWN}/libhide.so`]]);
+    } finally {
+      engine.close();
+    }
+  });
+});
+
+/**
+ * What /proc says of a process, as the fixture's /proc holds it: the links exe and cwd point to
+ * names that are not UTF-8, and so do its arguments and a unix socket's path in /proc/net/unix.
+ * The name here holds a cut UTF-8 sequence (0xe2 0x82, a 3-byte character without its last
+ * byte) as well as 0xff: read as UTF-8, the cut sequence became one U+FFFD, where every other
+ * table shows one per byte, so the process's path did not join the same file elsewhere.
+ */
+describe('names that are not UTF-8, in /proc: a process shows the path the other tables show', () => {
+  /** b, 0xe2 0x82 (cut), 0xff, c. */
+  const CUT = Buffer.from([0x62, 0xe2, 0x82, 0xff, 0x63]);
+  const CUT_KEPT = 'b\udce2\udc82\udcffc';
+  const CUT_SHOWN = 'b\ufffd\ufffd\ufffdc';
+  const bytes = (text: string) => Buffer.concat(text.split('{cut}').flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [CUT, Buffer.from(p)])));
+  let host: string;
+
+  before(() => {
+    host = mkdtempSync(path.join(tmpdir(), 'hades-proc-names-'));
+    const at = (hostPath: string) => Buffer.concat([Buffer.from(`${host}/`), bytes(hostPath)]);
+    mkdirSync(at('opt/{cut}'), { recursive: true });
+    writeFileSync(at('opt/{cut}/prog'), '#!/bin/sh\n', { mode: 0o4755 });
+    mkdirSync(path.join(host, 'proc/4242'), { recursive: true });
+    mkdirSync(path.join(host, 'proc/net'), { recursive: true });
+    writeFileSync(path.join(host, 'proc/4242/stat'), Buffer.concat([Buffer.from('4242 (pro'), CUT, Buffer.from(') S 1 4242 4242 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 100 0 0\n')]));
+    writeFileSync(path.join(host, 'proc/4242/cmdline'), bytes('/opt/{cut}/prog\0--from\0/opt/{cut}\0'));
+    symlinkSync(bytes('/opt/{cut}/prog'), path.join(host, 'proc/4242/exe'));
+    symlinkSync(bytes('/opt/{cut}'), path.join(host, 'proc/4242/cwd'));
+    writeFileSync(path.join(host, 'proc/net/unix'), Buffer.concat([Buffer.from('Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 777 '), bytes('/run/{cut}.sock\n')]));
+  });
+
+  after(() => rmSync(host, { recursive: true, force: true }));
+
+  it('processes: the executable and working folder links, the arguments and the name, byte for byte', async () => {
+    const rows = await processesTable.generate(new QueryContext({ root: host }).forTable('processes'));
+    assert.deepEqual(
+      rows.map((r) => [r['pid'], r['name'], r['path'], r['exe_deleted'], r['cwd'], r['cmdline']]),
+      [[4242, `pro${CUT_KEPT}`, `/opt/${CUT_KEPT}/prog`, 0, `/opt/${CUT_KEPT}`, `/opt/${CUT_KEPT}/prog --from /opt/${CUT_KEPT}`]],
+    );
+    assert.deepEqual(encodeText(String(rows[0]!['path'])), bytes('/opt/{cut}/prog'));
+  });
+
+  it('listening_ports: a unix socket path from /proc/net/unix, byte for byte', async () => {
+    const rows = await listeningPortsTable.generate(new QueryContext({ root: host }).forTable('listening_ports'));
+    assert.deepEqual(
+      rows.map((r) => [r['family'], r['path']]),
+      [['unix', `/run/${CUT_KEPT}.sock`]],
+    );
+  });
+
+  it('a query joins the process to its setuid executable by path, shown with one U+FFFD per byte', async () => {
+    const engine = new InventoryEngine([processesTable, suidBinariesTable], { root: host });
+    try {
+      const result = await engine.query('SELECT p.pid, p.path, p.cwd, s.mode FROM processes p JOIN suid_binaries s ON s.path = p.path');
+      assert.deepEqual(result.rows, [[4242, `/opt/${CUT_SHOWN}/prog`, `/opt/${CUT_SHOWN}`, '4755']]);
     } finally {
       engine.close();
     }

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { Row, TableSpec } from '../../src/agent/inventory/table.js';
 import { containers } from '../../src/agent/inventory/tables/containers.js';
-import { crontab, fileVerdict, nameVerdict, parseCrontab, type CronFileFacts } from '../../src/agent/inventory/tables/cron.js';
+import { crontab, cronNamesOf, fileVerdict, nameVerdict, parseCrontab, type CronFileFacts } from '../../src/agent/inventory/tables/cron.js';
 import { parseHistory, shellHistory, unmetafy } from '../../src/agent/inventory/tables/history.js';
 import { readBytes } from '../../src/agent/inventory/tables/host-read.js';
 import { debPackages } from '../../src/agent/inventory/tables/packages-deb.js';
@@ -194,6 +194,52 @@ describe('crontab: what cron skips', () => {
     assert.equal(nameVerdict('.anything', 'system', true), undefined, '/etc/crontab has no name rule');
   });
 
+  it('names with cron -l (LSB names): /etc/cron.d by the LSB namespaces, the cron.* folders as before', () => {
+    const lsb = (name: string) => nameVerdict(name, 'cron.d', true, 'lsb')?.reason;
+    // Taken with -l: a traditional LSB name, a hierarchical one (dots and _ allowed), a dpkg leftover cron's check lets by.
+    for (const name of ['good', 'my-job', 'job-', '0anacron', 'vendor.tool-job', '_vendor-job2', 'a_b.c-d', 'job.dpkg-new', '_x.dpkg-dist']) {
+      assert.equal(lsb(name), undefined, name);
+    }
+    for (const name of ['Backup', 'my_job', 'backup.sh', '-job', 'Job-x', 'vendor.tool-Job', 'caf\u00e9', 'a b']) {
+      assert.match(lsb(name) ?? '', /^name is in none of the LSB namespaces .*: cron -l \(LSB names, EXTRA_OPTS of \/etc\/default\/cron\) skips it$/, name);
+    }
+    for (const name of ['job.dpkg-dist', 'job.dpkg-old', 'x-dpkg-old']) assert.match(lsb(name) ?? '', /^name ends in dpkg-old or dpkg-dist/, name);
+    assert.match(lsb('.hidden-job') ?? '', /hidden/);
+    assert.match(lsb('job~') ?? '', /backup/);
+    // Without -l the same names go the other way.
+    assert.equal(nameVerdict('Backup', 'cron.d', true), undefined);
+    assert.equal(nameVerdict('my_job', 'cron.d', true), undefined);
+    assert.match(nameVerdict('vendor.tool-job', 'cron.d', true)?.reason ?? '', /^name has characters other than/);
+    // -l is cron's alone: run-parts keeps its rule, and off Debian nothing is judged by name.
+    assert.equal(nameVerdict('Backup', 'periodic', true, 'lsb'), undefined);
+    assert.match(nameVerdict('vendor.tool-job', 'periodic', true, 'lsb')?.reason ?? '', /run-parts skips it/);
+    assert.equal(nameVerdict('Backup', 'cron.d', false, 'lsb'), undefined);
+  });
+
+  it('reads -l from EXTRA_OPTS of /etc/default/cron as cron\'s getopt does', () => {
+    const shipped = '# Options for cron\nREAD_ENV="yes"\n\n# to take LSB names in /etc/cron.d:\n# EXTRA_OPTS=\'-l\'\n#EXTRA_OPTS=""\n';
+    const cases: [string | undefined, string][] = [
+      [undefined, 'classic'],
+      ['', 'classic'],
+      [shipped, 'classic'],
+      [`${shipped}EXTRA_OPTS='-l'\n`, 'lsb'],
+      ['EXTRA_OPTS="-l"', 'lsb'],
+      ['EXTRA_OPTS=-l', 'lsb'],
+      ['  export EXTRA_OPTS="-L 5 -l"', 'lsb'],
+      ['EXTRA_OPTS="-fl"', 'lsb'],
+      ['EXTRA_OPTS="-n -L15 -l"', 'lsb'],
+      ['EXTRA_OPTS="-L 5"', 'classic'],
+      ['EXTRA_OPTS="-L l"', 'classic'],
+      ['EXTRA_OPTS="-Ll"', 'classic'],
+      ['EXTRA_OPTS="-- -l"', 'classic'],
+      ['EXTRA_OPTS="-l"\nEXTRA_OPTS=""', 'classic'],
+      ['EXTRA_OPTS=""\r\nEXTRA_OPTS="-l"\r\n', 'lsb'],
+      ['; EXTRA_OPTS="-l"', 'classic'],
+      ['OTHER_EXTRA_OPTS="-l"', 'classic'],
+    ];
+    for (const [text, expected] of cases) assert.equal(cronNamesOf(text), expected, JSON.stringify(text));
+  });
+
   it('owner, mode and links, in the order Debian\'s cron checks them', () => {
     const system = (f: CronFileFacts): string | null | undefined => fileVerdict(f, 'cron.d', 'job', true, accounts)?.reason;
     assert.equal(system(facts({ mode: 0o100644 })), undefined);
@@ -217,6 +263,47 @@ describe('crontab: what cron skips', () => {
       assert.match(fileVerdict(facts({ mode: 0o100644 }), 'periodic', 'job', debian, accounts)?.reason ?? '', /not executable: run-parts skips it/);
       assert.equal(fileVerdict(facts({ mode: 0o100700, uid: 1000 }), 'periodic', 'job', debian, accounts), undefined, 'run-parts checks neither owner nor mode beyond x');
     }
+  });
+
+  it('on a Debian host judges /etc/cron.d by the names of the mode /etc/default/cron sets: without -l, then with it', { skip: process.getuid?.() !== 0 && 'needs root to own the files as cron wants' }, async () => {
+    const names = ['good', 'Backup', 'my_job', 'vendor.tool-job', 'backup.sh', 'job.dpkg-dist', 'job.dpkg-new'];
+    const verdicts = async (defaults: string | undefined): Promise<Record<string, string>> => {
+      const host = mkdtempSync(path.join(tmpdir(), 'hades-inv-cron-lsb-'));
+      try {
+        const put = (file: string, text: string): void => {
+          mkdirSync(path.dirname(path.join(host, file)), { recursive: true });
+          writeFileSync(path.join(host, file), text, { mode: 0o644 });
+        };
+        put('etc/debian_version', '12.5\n');
+        put('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\n');
+        if (defaults !== undefined) put('etc/default/cron', defaults);
+        for (const name of names) put(`etc/cron.d/${name}`, '* * * * * root /bin/true\n');
+        const ctx = testContext(host);
+        const rows = await crontab.generate(ctx);
+        assertRowsMatchSpec(crontab, rows);
+        assert.deepEqual(ctx.warnings, []);
+        return Object.fromEntries(rows.map((r) => [path.posix.basename(String(r['path'])), r['active'] === 1 ? 'runs' : String(r['inactive_reason'])]));
+      } finally {
+        rmSync(host, { recursive: true, force: true });
+      }
+    };
+    const dots = 'name has characters other than letters, digits, _ and - (a dot, for one): cron skips it';
+    const classic = { good: 'runs', Backup: 'runs', my_job: 'runs', 'vendor.tool-job': dots, 'backup.sh': dots, 'job.dpkg-dist': dots, 'job.dpkg-new': dots };
+    assert.deepEqual(await verdicts(undefined), classic, 'no /etc/default/cron');
+    const shipped = '# Options for cron\nREAD_ENV="yes"\n# EXTRA_OPTS=\'-l\' takes LSB names in /etc/cron.d\n#EXTRA_OPTS=""\n';
+    assert.deepEqual(await verdicts(shipped), classic, 'EXTRA_OPTS commented out, as shipped');
+    assert.deepEqual(await verdicts(`${shipped}EXTRA_OPTS='-L 5'\n`), classic, 'other options');
+    const lsb = (why: string): string => `${why}: cron -l (LSB names, EXTRA_OPTS of /etc/default/cron) skips it`;
+    const none = lsb('name is in none of the LSB namespaces (lower-case letters, digits and -; or a hierarchical name with a -, such as vendor.tool-job)');
+    assert.deepEqual(await verdicts(`${shipped}EXTRA_OPTS='-L 5 -l'\n`), {
+      good: 'runs',
+      Backup: none,
+      my_job: none,
+      'vendor.tool-job': 'runs',
+      'backup.sh': none,
+      'job.dpkg-dist': lsb('name ends in dpkg-old or dpkg-dist (a package manager leftover)'),
+      'job.dpkg-new': 'runs',
+    });
   });
 
   it('on a Debian host lists every file with its verdict, and agrees with the real run-parts on cron.daily', { skip: process.getuid?.() !== 0 && 'needs root to give files other owners' }, async () => {

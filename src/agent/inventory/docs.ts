@@ -31,9 +31,12 @@ export function renderTablesDoc(tables: readonly TableSpec[]): string {
   out.push('names as bytes and read each file by its own name, so a file cannot hide from a table by a');
   out.push('name that is not UTF-8. A path written in a file is kept by its bytes the same way: a home');
   out.push('in /etc/passwd (shell_history, authorized_keys and the other tables that read homes), a');
-  out.push('library in /etc/ld.so.preload, a file a sudoers or sshd_config include names. In a result');
-  out.push('(and in a warning\'s path) each byte of a name that is not UTF-8 shows as U+FFFD, since');
-  out.push('SQLite text is UTF-8; so does such a byte in the text of a file.');
+  out.push('library in /etc/ld.so.preload, a file a sudoers or sshd_config include names. So is what');
+  out.push('/proc says of a process: the executable, working folder and root it links to, its arguments,');
+  out.push('a unix socket\'s path. In a result (and in a warning\'s path) each byte of a name that is not');
+  out.push('UTF-8 shows as U+FFFD, since SQLite text is UTF-8; so does such a byte in the text of a file.');
+  out.push('A path shows the same in every table (one U+FFFD per such byte), so a program run from a');
+  out.push('folder so named joins on its path: `processes.path` with `suid_binaries.path`, say.');
   out.push('');
   out.push('`hades query` runs the collector as a process of its own, which the host\'s agent watches like');
   out.push('any other: a query that reads `users` opens /etc/shadow (for the password state), and the');

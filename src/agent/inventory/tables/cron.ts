@@ -100,19 +100,85 @@ export type CronPlace = 'system' | 'cron.d' | 'spool' | 'periodic';
 /** Names Debian's cron accepts in /etc/cron.d and run-parts in the cron.* folders (without -l / --lsbsysinit). */
 const DEBIAN_NAME = /^[A-Za-z0-9_-]+$/;
 
+/**
+ * Names Debian's cron accepts in /etc/cron.d when started with -l (LSB names), as its name check
+ * has them (Debian 12's cron 3.0pl1-162): a hierarchical name (`vendor.tool-job`, `_x-y`), unless
+ * it ends in dpkg-old or dpkg-dist; else a name of lower-case letters, digits and - that does not
+ * start with -. Unlike the rule without -l: no upper-case letter, and _ only in a hierarchical name
+ * (`Backup` and `my_job` run only without -l; `vendor.tool-job` only with it). The cron.* folders
+ * keep their rule (run-parts, not cron, reads them).
+ */
+const LSB_HIERARCHICAL = /^_?(?:[a-z0-9_.]+-)+[a-z0-9]+$/;
+const LSB_DPKG_LEFTOVER = /^[a-z0-9-].*dpkg-(?:old|dist)$/;
+const LSB_TRADITIONAL = /^[a-z0-9][a-z0-9-]*$/;
+
+/** Which names Debian's cron runs in /etc/cron.d: `classic` by default, `lsb` when started with -l. */
+export type CronNames = 'classic' | 'lsb';
+
+/** Why cron -l skips a name in /etc/cron.d; undefined when it takes it. */
+function lsbNameProblem(name: string): string | undefined {
+  if (LSB_HIERARCHICAL.test(name)) return LSB_DPKG_LEFTOVER.test(name) ? 'name ends in dpkg-old or dpkg-dist (a package manager leftover)' : undefined;
+  if (LSB_TRADITIONAL.test(name)) return undefined;
+  return 'name is in none of the LSB namespaces (lower-case letters, digits and -; or a hierarchical name with a -, such as vendor.tool-job)';
+}
+
+/** Where the -l of a `classic`/`lsb` verdict comes from, said in the reason. */
+export const CRON_DEFAULTS = '/etc/default/cron';
+
+/** The shell-style words of a value as systemd's EnvironmentFile and sh both read a simple one: quotes around it removed. */
+function unquote(value: string): string {
+  const v = value.trim();
+  const quote = v[0];
+  if ((quote === '"' || quote === "'") && v.length >= 2 && v.endsWith(quote)) return v.slice(1, -1);
+  return v;
+}
+
+/**
+ * Whether Debian's cron runs with -l, from /etc/default/cron: its systemd unit starts
+ * `cron -f $EXTRA_OPTS` with that file as environment (the init script sources it). The last
+ * uncommented EXTRA_OPTS counts; the options are read as cron's getopt does (`flL:n`: -L takes a
+ * value, so `-L l` and `-Ll` are not -l, `-fl` is; `--` ends them). No file, or no EXTRA_OPTS
+ * (Debian ships it commented out), is `classic`.
+ */
+export function cronNamesOf(defaults: string | undefined): CronNames {
+  let options: string | undefined;
+  for (const line of lines(defaults ?? '')) {
+    const match = /^\s*(?:export\s+)?EXTRA_OPTS=(.*)$/.exec(line);
+    if (match) options = unquote(match[1]!);
+  }
+  const args = (options ?? '').split(/\s+/).filter(Boolean);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (!arg.startsWith('-') || arg === '-') continue; // GNU getopt reads on past an operand
+    for (let c = 1; c < arg.length; c++) {
+      if (arg[c] === 'l') return 'lsb';
+      if (arg[c] === 'L') {
+        if (c === arg.length - 1) i++; // its value is the next word
+        break;
+      }
+    }
+  }
+  return 'classic';
+}
+
 const skipped = (reason: string): CronVerdict => ({ active: 0, reason });
 
 /**
  * The verdict on a file's name alone. Every cron skips hidden names and editor backups (~) in its
  * folders; on Debian, cron (in /etc/cron.d) and run-parts (in the cron.* folders) also skip any name
  * with a character other than a letter, a digit, _ or - (so every name with a dot: backup.sh,
- * job.dpkg-dist).
+ * job.dpkg-dist); a cron started with -l (`names` lsb) judges /etc/cron.d by the LSB names instead.
  */
-export function nameVerdict(name: string, place: CronPlace, debian: boolean): CronVerdict | undefined {
+export function nameVerdict(name: string, place: CronPlace, debian: boolean, names: CronNames = 'classic'): CronVerdict | undefined {
   if (place === 'system') return undefined;
   const who = place === 'periodic' ? 'run-parts' : 'cron';
   if (name.startsWith('.')) return skipped(`hidden name (starts with a dot): ${who} skips it`);
   if (name.endsWith('~')) return skipped(`editor backup name (ends with ~): ${who} skips it`);
+  if (debian && place === 'cron.d' && names === 'lsb') {
+    const problem = lsbNameProblem(name);
+    return problem === undefined ? undefined : skipped(`${problem}: cron -l (LSB names, EXTRA_OPTS of ${CRON_DEFAULTS}) skips it`);
+  }
   if (debian && place !== 'spool' && !DEBIAN_NAME.test(name)) {
     return skipped(`name has characters other than letters, digits, _ and - (a dot, for one): ${who} skips it`);
   }
@@ -160,7 +226,7 @@ function verdictOf(file: CronFile, place: CronPlace, host: CronHost): CronVerdic
   const name = path.posix.basename(file.path);
   const foreignSpool = place === 'spool' && host.debian && path.posix.dirname(file.path) !== DEBIAN_SPOOL;
   return (
-    nameVerdict(name, place, host.debian) ??
+    nameVerdict(name, place, host.debian, host.names) ??
     (foreignSpool ? skipped(`Debian's cron reads users' crontabs in ${DEBIAN_SPOOL} only: cron skips it`) : undefined) ??
     (file.facts ? fileVerdict(file.facts, place, name, host.debian, host.accounts) : undefined) ?? { active: host.debian ? 1 : null, reason: null }
   );
@@ -171,12 +237,15 @@ interface CronHost {
   /** Debian-family (Debian, Ubuntu...): /etc/debian_version exists. */
   readonly debian: boolean;
   readonly accounts: ReadonlyMap<string, number> | undefined;
+  /** The names cron runs in /etc/cron.d, from /etc/default/cron (Debian only). */
+  readonly names: CronNames;
 }
 
 async function cronHost(ctx: CollectContext): Promise<CronHost> {
   const debian = await exists(ctx, '/etc/debian_version');
   const accounts = debian ? await readAccounts(ctx) : [];
-  return { debian, accounts: accounts.length > 0 ? new Map(accounts.map((a) => [a.name, a.uid])) : undefined };
+  const names = debian && (await exists(ctx, CRON_DEFAULTS)) ? cronNamesOf(await readText(ctx, CRON_DEFAULTS)) : 'classic';
+  return { debian, accounts: accounts.length > 0 ? new Map(accounts.map((a) => [a.name, a.uid])) : undefined, names };
 }
 
 async function exists(ctx: CollectContext, hostPath: string): Promise<boolean> {
@@ -247,7 +316,7 @@ export async function readCrontabs(ctx: CollectContext): Promise<Row[]> {
 export const crontab: TableSpec = {
   name: 'crontab',
   description:
-    'Scheduled commands: /etc/crontab, /etc/cron.d/*, users\' crontabs (/var/spool/cron/crontabs, /var/spool/cron, /var/spool/cron/tabs) and the scripts in /etc/cron.{hourly,daily,weekly,monthly}. Environment lines are not rows; broken lines are skipped with a warning. Files cron skips (a dot in the name, a wrong owner or mode) are listed too, with active = 0 and the reason.',
+    'Scheduled commands: /etc/crontab, /etc/cron.d/*, users\' crontabs (/var/spool/cron/crontabs, /var/spool/cron, /var/spool/cron/tabs) and the scripts in /etc/cron.{hourly,daily,weekly,monthly}. Environment lines are not rows; broken lines are skipped with a warning. Files cron skips (a name its rules refuse, a wrong owner or mode) are listed too, with active = 0 and the reason.',
   columns: [
     { name: 'minute', type: 'TEXT', description: 'Minute field; NULL for an @ schedule.', nullable: true },
     { name: 'hour', type: 'TEXT', description: 'Hour field; NULL for an @ schedule.', nullable: true },
@@ -263,7 +332,7 @@ export const crontab: TableSpec = {
       name: 'active',
       type: 'INTEGER',
       description:
-        "1 when cron runs it, 0 when cron skips the file (see inactive_reason), NULL when not judged (whether a cron daemon runs at all is not checked). Every cron skips hidden names and backups (~), and run-parts scripts that are not executable. On Debian-family hosts (/etc/debian_version) the rules of Debian's cron and run-parts apply too: names in /etc/cron.d and the cron.* folders only of letters, digits, _ and - (no dots); /etc/crontab and /etc/cron.d files (and links to them) owned by root, not writable by group or others, one hard link; users' crontabs in /var/spool/cron/crontabs, named after an account, owned by it or root, mode 0600. Elsewhere what those rules leave is NULL. Not judged: the contents (Debian's cron also skips a whole file with a broken line, here only warned).",
+        "1 when cron runs it, 0 when cron skips the file (see inactive_reason), NULL when not judged (whether a cron daemon runs at all is not checked). Every cron skips hidden names and backups (~), and run-parts scripts that are not executable. On Debian-family hosts (/etc/debian_version) the rules of Debian's cron and run-parts apply too: names in /etc/cron.d and the cron.* folders only of letters, digits, _ and - (no dots), except that when /etc/default/cron starts cron with -l (EXTRA_OPTS, the last uncommented one; Debian ships it commented out) /etc/cron.d takes the LSB names instead: lower-case letters, digits and - (not first), or a hierarchical name such as vendor.tool-job (dots and _ allowed, a - before the last part of lower-case letters and digits) not ending in dpkg-old or dpkg-dist (unless it starts with _), so Backup and my_job no longer run and vendor.tool-job does (a cron started with other options than /etc/default/cron gives, by a systemd drop-in say, is not seen); /etc/crontab and /etc/cron.d files (and links to them) owned by root, not writable by group or others, one hard link; users' crontabs in /var/spool/cron/crontabs, named after an account, owned by it or root, mode 0600. Elsewhere what those rules leave is NULL. Not judged: the contents (Debian's cron also skips a whole file with a broken line, here only warned).",
       nullable: true,
     },
     { name: 'inactive_reason', type: 'TEXT', description: 'Why cron skips the file when active is 0; NULL otherwise.', nullable: true },

@@ -5,12 +5,15 @@
  * `ctx.maxFileBytes`, and nothing throws: a missing file is simply absent, anything else becomes
  * a warning. Folders are listed with names as bytes (./host-names.ts): a name that is not UTF-8
  * is kept, and opened by its bytes; so is a path read from a file's text (readHostText), such as
- * a sudoers include.
+ * a sudoers include, and what /proc says of a process: its links (exe, cwd, root) and its files
+ * (cmdline, a unix socket's path in /proc/net/unix), so that a process run from a folder whose
+ * name is not UTF-8 shows the path the other tables show for that file.
  */
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { CollectContext } from '../table.js';
+import { decodeText } from '../../driver/bytes.js';
 import { diskPath, fileText, readNamesSync, type DiskPath } from './host-names.js';
 
 export const Warn = {
@@ -160,7 +163,8 @@ export function readProcText(ctx: CollectContext, relative: string, maxBytes = 4
       // read, whatever room is left, and stopping at a short read lost all but their first lines.
       if (n === 0) break;
     }
-    return scratch.toString('utf8', 0, total);
+    // Decoded as names are (./host-names.ts): a path in it (cmdline, /proc/net/unix) keeps its bytes.
+    return fileText(scratch.subarray(0, total));
   } catch {
     return undefined;
   } finally {
@@ -178,9 +182,10 @@ export function listFolder(ctx: CollectContext, file: DiskPath, shown: string, q
   }
 }
 
-export function readLink(file: string): string | undefined {
+/** Where a link of /proc points (exe, cwd, a descriptor), decoded as names are (./host-names.ts); undefined when unreadable. */
+export function readLink(file: DiskPath): string | undefined {
   try {
-    return readlinkSync(file);
+    return decodeText(readlinkSync(file, { encoding: 'buffer' }));
   } catch {
     return undefined;
   }

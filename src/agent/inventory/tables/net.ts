@@ -157,9 +157,11 @@ function inet6Addresses(ctx: CollectContext): Map<string, { address: string; pre
     if (f.length < 6 || !/^[0-9a-f]{32}$/i.test(f[0]!)) continue;
     const bytes = new Uint8Array(16);
     for (let i = 0; i < 16; i++) bytes[i] = Number.parseInt(f[0]!.slice(i * 2, i * 2 + 2), 16);
-    const list = out.get(f[5]!) ?? [];
+    // Keyed by the name as UTF-8 text (U+FFFD for a bad byte), as the C library's list gives it: see generate.
+    const name = encodeText(f[5]!).toString('utf8');
+    const list = out.get(name) ?? [];
     list.push({ address: formatIpv6(bytes), prefix: Number.parseInt(f[2]!, 16) });
-    out.set(f[5]!, list);
+    out.set(name, list);
   }
   return out;
 }
@@ -202,8 +204,8 @@ export const interfacesTable: TableSpec = {
       }
     }
     for (const [name, list] of inet6Addresses(ctx)) addresses.set(name, [...(addresses.get(name) ?? []), ...list.map((a) => ({ family: 'ipv6', ...a }))]);
-    // /sys lists a name that is not UTF-8 by its bytes (./host-names.ts), /proc and the C library as
-    // text (U+FFFD for a bad byte): the two meet on the text, and /sys is read by the bytes.
+    // /sys and /proc keep a name that is not UTF-8 by its bytes (./host-names.ts), the C library gives
+    // it as text (U+FFFD for a bad byte): they meet on the text, and /sys is read by the bytes.
     const sysNames = new Map((listFolder(ctx, onHost(ctx, '/sys/class/net'), '/sys/class/net') ?? []).map((n) => [encodeText(n).toString('utf8'), n]));
     const keys = new Set([...sysNames.keys(), ...addresses.keys()]);
     const rows: Row[] = [];

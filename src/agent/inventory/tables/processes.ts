@@ -1,6 +1,7 @@
 /** The processes table: every process of /proc, with what the query reads of it. */
 import { statSync } from 'node:fs';
 import type { CollectContext, Row, TableSpec } from '../table.js';
+import { diskPath } from './host-names.js';
 import { idNames, readLink, readProcText, Warn } from './host-read.js';
 import { bootTime, CLOCK_TICKS, linkInode, parseStat, pids } from './proc.js';
 
@@ -14,7 +15,8 @@ const DELETED = ' (deleted)';
 function namedDeleted(base: string, exe: string): boolean {
   try {
     const running = statSync(`${base}/exe`, { bigint: true });
-    const named = statSync(`${base}/root${exe}`, { bigint: true });
+    // By its bytes: the link's target was decoded as names are (a name that is not UTF-8 kept).
+    const named = statSync(diskPath(`${base}/root${exe}`), { bigint: true });
     return running.dev === named.dev && running.ino === named.ino;
   } catch {
     return false;
@@ -136,7 +138,7 @@ export const processesTable: TableSpec = {
     { name: 'name', type: 'TEXT', description: 'Command name (comm, at most 15 characters), from /proc/PID/stat.' },
     { name: 'state', type: 'TEXT', description: 'Scheduler state: R running, S sleeping, D disk wait, Z zombie, T stopped, I idle kernel thread.' },
     { name: 'cmdline', type: 'TEXT', nullable: true, description: 'Arguments joined by spaces; NULL for kernel threads and zombies.' },
-    { name: 'path', type: 'TEXT', nullable: true, description: 'Executable (the /proc/PID/exe link, without " (deleted)"); NULL for kernel threads or when not readable (not root).' },
+    { name: 'path', type: 'TEXT', nullable: true, description: 'Executable (the /proc/PID/exe link, without " (deleted)"; a byte of a name that is not UTF-8 shows as U+FFFD, as in the other tables\' paths); NULL for kernel threads or when not readable (not root).' },
     { name: 'exe_deleted', type: 'INTEGER', nullable: true, description: '1 when the executable was deleted or replaced since the process started (a classic sign of a dropper), else 0.' },
     { name: 'sha256', type: 'TEXT', nullable: true, description: 'SHA-256 of the executable, read through /proc/PID/exe (so a deleted file is hashed too); cached per file version, and shared with the agent\'s hashes of executed files (docs/plugins.md).' },
     { name: 'uid', type: 'INTEGER', nullable: true, description: 'Real user id.' },
