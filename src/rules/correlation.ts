@@ -18,6 +18,7 @@
  * (counted as evicted), and groups whose window has passed are removed as time advances
  * (counted as expired).
  */
+import { timestampMs } from '../common/events/fields.js';
 import type { EventRecord, Predicate } from './accessor.js';
 
 /** Decides whether an event counts for a step: a condition, or a rule that matched it. */
@@ -126,7 +127,11 @@ interface ThresholdGroup extends Group {
 
 function eventTime(e: EventRecord): number {
   const t = e['@timestamp'];
-  return typeof t === 'string' ? Date.parse(t) : NaN;
+  if (typeof t !== 'string') return NaN;
+  // The events' own form (UTC, Z) read by hand, a tenth of Date.parse's cost; any other form
+  // (an offset, fewer fields) as Date.parse reads it.
+  const ms = timestampMs(t);
+  return Number.isNaN(ms) ? Date.parse(t) : ms;
 }
 
 function eventId(e: EventRecord): string {

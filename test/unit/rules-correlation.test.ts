@@ -223,6 +223,21 @@ rules:
     assert.equal(feed(set, [sshFailure(21, '198.51.100.9')]).length, 0, 'state was cleared');
   });
 
+  it('reads event times in any form Date.parse takes, not only the events\' own UTC form', () => {
+    const set = load(bruteForce);
+    // The same instants as 0, 5, 10, 15 and 20 s after BASE, written with an offset, without
+    // milliseconds, or with more decimals: one window, five events.
+    const at = (seconds: number, form: (d: Date) => string) => {
+      const e = sshFailure(seconds, '198.51.100.9');
+      e['@timestamp'] = form(new Date(BASE + seconds * 1000));
+      return e;
+    };
+    const offset = (d: Date) => new Date(d.getTime() + 2 * 3_600_000).toISOString().replace('Z', '+02:00');
+    const events = [at(0, offset), at(5, (d) => d.toISOString().replace('.000Z', 'Z')), at(10, (d) => d.toISOString().replace('Z', '123Z')), at(15, offset)];
+    assert.equal(feed(set, events).length, 0);
+    assert.equal(feed(set, [at(20, offset)]).length, 1, 'five failures within 60 s');
+  });
+
   it('counts only the events within the sliding window', () => {
     const set = load(bruteForce);
     // 4 early, then 4 more after the early ones left the window: never 5 within 60 s.
