@@ -10,7 +10,7 @@ import { HadesError } from '../../src/common/errors.js';
 import { loadRules } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-import { dedupKey, Detector, type RuleSource } from '../../src/server/alerts/detector.js';
+import { dedupKey, Detector, LOGGED_PROBLEMS, type RuleSource } from '../../src/server/alerts/detector.js';
 import { ruleSource } from '../../src/server/alerts/rule-source.js';
 import { AlertStore, MAX_ALERT_COMMENTS } from '../../src/server/alerts/store.js';
 import type { Alert } from '../../src/server/alerts/types.js';
@@ -347,6 +347,94 @@ describe('alerts: detection', () => {
       assert.equal(published.at(-1)?.rule.id, 'any_exec');
     } finally {
       detector.close();
+    }
+  });
+
+  it('logs at start which rules were refused and why, one line each up to a bound, and where the full list is', async () => {
+    // A Sigma folder of 25 Windows rules (refused: their log source has no Hades events), one Linux
+    // rule that converts, and a Hades file with a rule in error and an unused macro.
+    const sigmaDir = path.join(root, 'sigma-refused');
+    mkdirSync(sigmaDir, { recursive: true });
+    for (let i = 0; i < 25; i++) {
+      const id = `22222222-3333-4444-5555-${String(i).padStart(12, '0')}`;
+      writeFileSync(path.join(sigmaDir, `win-${String(i).padStart(2, '0')}.yml`), `title: Windows ${i}\nid: ${id}\nlogsource: { product: windows, category: process_creation }\ndetection:\n  sel: { Image|endswith: '\\\\cmd.exe' }\n  condition: sel\nlevel: low\n`);
+    }
+    writeFileSync(path.join(sigmaDir, 'whoami.yml'), 'title: Whoami\nid: 11111111-2222-3333-4444-555555555555\nlogsource: { product: linux, category: process_creation }\ndetection:\n  sel: { Image|endswith: /whoami }\n  condition: sel\nlevel: low\n');
+    const sigma = await ruleSource({ default_pack: false, dirs: [], sigma_dirs: [sigmaDir] })();
+    const local = { name: 'local.yaml', text: 'macros:\n  unused_one: process.name = sh\nrules:\n  - id: typo_rule\n    title: Typo\n    severity: high\n    condition: event.action = exec and process.nmae = sh\n' };
+    const out = new PassThrough();
+    let written = '';
+    out.setEncoding('utf8').on('data', (d: string) => (written += d));
+    const db = openDatabase(':memory:');
+    const detector = new Detector({
+      rules: () => Promise.resolve({ files: [local, ...sigma.files], problems: sigma.problems ?? [] }),
+      store: new AlertStore(db),
+      enrolledHost: () => undefined,
+      events: new EventStore(db),
+      dedupWindowMs: 600_000,
+      maxEvents: 3,
+      log: new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: out }),
+    });
+    try {
+      const state = await detector.start();
+      assert.equal(state.rules, 1, 'the Sigma rule that converts');
+      assert.equal(state.problems.length, 27, '25 Sigma rules, the rule in error, the unused macro');
+      await new Promise((resolve) => setImmediate(resolve));
+      const lines = written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      const refused = lines.filter((l) => l['msg'] === 'rule not loaded');
+      // The engine's error first, then the Sigma refusals; each line names its rule, code and reason.
+      assert.equal(refused.length, LOGGED_PROBLEMS);
+      assert.ok(refused.every((l) => l['level'] === 'warn'));
+      assert.equal(refused[0]!['rule'], 'typo_rule');
+      assert.equal(refused[0]!['code'], 'HADES_ERR_RULE_UNKNOWN_FIELD');
+      assert.match(refused[0]!['problem'], /^local\.yaml:7:\d+: error HADES_ERR_RULE_UNKNOWN_FIELD: .*process\.name/);
+      assert.equal(refused[1]!['code'], 'HADES_ERR_SIGMA_LOGSOURCE');
+      assert.match(refused[1]!['problem'], /win-00\.yml: warning HADES_ERR_SIGMA_LOGSOURCE: Sigma rule 22222222-3333-4444-5555-000000000000 \(Windows 0\) is not loaded: .*windows/);
+      // The rest in one line: how many, by code, and where the whole list is.
+      const more = lines.filter((l) => /more rule problem/.test(l['msg']));
+      assert.equal(more.length, 1, written);
+      assert.equal(more[0]!['level'], 'warn');
+      assert.match(more[0]!['msg'], /^7 more rule problem/);
+      assert.equal(more[0]!['refused'], 26);
+      assert.equal(more[0]!['warnings'], 1);
+      assert.deepEqual(more[0]!['problems_by_code'], { HADES_ERR_SIGMA_LOGSOURCE: 25, HADES_ERR_RULE_UNKNOWN_FIELD: 1, HADES_ERR_RULE_UNUSED_MACRO: 1 });
+      assert.match(more[0]!['problems_listed_by'], /GET \/api\/v1\/rules/);
+      const loaded = lines.find((l) => l['msg'] === 'rules loaded');
+      assert.equal(loaded?.['problems'], 27);
+      assert.equal(loaded?.['problems_by_code']?.['HADES_ERR_SIGMA_LOGSOURCE'], 25);
+      assert.equal(lines.filter((l) => /^rule (not loaded|warning)$/.test(l['msg'])).length, LOGGED_PROBLEMS, 'bounded');
+    } finally {
+      detector.close();
+      db.close();
+    }
+  });
+
+  it('logs each problem of a small load on its own line, warnings about loaded rules at info', async () => {
+    const out = new PassThrough();
+    let written = '';
+    out.setEncoding('utf8').on('data', (d: string) => (written += d));
+    const db = openDatabase(':memory:');
+    const detector = new Detector({
+      rules: () => Promise.resolve({ files: [{ name: 'local.yaml', text: `macros:\n  unused_one: process.name = sh\n${RULES}` }] }),
+      store: new AlertStore(db),
+      enrolledHost: () => undefined,
+      events: new EventStore(db),
+      dedupWindowMs: 600_000,
+      maxEvents: 3,
+      log: new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: out }),
+    });
+    try {
+      await detector.start();
+      await new Promise((resolve) => setImmediate(resolve));
+      const lines = written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      const warning = lines.filter((l) => l['msg'] === 'rule warning');
+      assert.equal(warning.length, 1, written);
+      assert.equal(warning[0]!['level'], 'info');
+      assert.equal(warning[0]!['code'], 'HADES_ERR_RULE_UNUSED_MACRO');
+      assert.ok(!lines.some((l) => /more rule problem|rule not loaded/.test(l['msg'])), written);
+    } finally {
+      detector.close();
+      db.close();
     }
   });
 

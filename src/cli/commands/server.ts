@@ -146,6 +146,73 @@ function text(value: unknown, ...keys: string[]): string | undefined {
   return typeof current === 'string' || typeof current === 'number' ? String(current) : undefined;
 }
 
+/** Reads a dotted path of a JSON value as a boolean (the flags of exec, file and socket events), or undefined. */
+function flag(value: unknown, ...keys: string[]): boolean | undefined {
+  let current: unknown = value;
+  for (const key of keys) {
+    if (!current || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return typeof current === 'boolean' ? current : undefined;
+}
+
+/** The words that tell apart events of one kind about the same thing (a socket's state, a failure). */
+function outcomeWords(e: Record<string, unknown>, errno: string | undefined): string[] {
+  const outcome = text(e, 'event', 'outcome');
+  return [outcome === 'failure' ? 'failed' : undefined, errno].filter((x): x is string => x !== undefined);
+}
+
+/**
+ * Socket events: the addresses, then what differs between the reports of one connection (a
+ * non-blocking connect is reported when it is made, pending, then established or failed).
+ */
+function socketText(e: Record<string, unknown>, action: string): string {
+  const source = text(e, 'source', 'ip') && action !== 'connect' ? `${text(e, 'source', 'ip')}:${text(e, 'source', 'port') ?? ''} ` : '';
+  const state = text(e, 'hades', 'socket', 'state');
+  const words = state !== undefined ? [state, text(e, 'hades', 'socket', 'errno')].filter((x) => x !== undefined) : outcomeWords(e, text(e, 'hades', 'socket', 'errno'));
+  if (flag(e, 'hades', 'socket', 'connect_call') === false) words.push('without connect(2)');
+  const ip = text(e, 'destination', 'ip');
+  // A unix socket has a path, not an address and port.
+  const to = ip !== undefined ? `${ip}:${text(e, 'destination', 'port') ?? ''}` : (text(e, 'destination', 'address') ?? '?');
+  return [`${source}-> ${to}`, ...words].join(' ');
+}
+
+/** DNS: the question, and for an answer its code and addresses; the two events of a lookup differ. */
+function dnsText(e: Record<string, unknown>): string {
+  const type = text(e, 'dns', 'type') ?? 'query';
+  const name = text(e, 'dns', 'question', 'name');
+  const words = [type, name ?? '?', text(e, 'dns', 'question', 'type')];
+  if (type === 'answer') {
+    words.push(text(e, 'dns', 'response_code'));
+    const resolved = (e['dns'] as { resolved_ip?: unknown } | undefined)?.resolved_ip;
+    if (Array.isArray(resolved) && resolved.length > 0) words.push(`-> ${resolved.map(String).join(',')}`);
+  }
+  const malformed = text(e, 'hades', 'dns', 'malformed');
+  if (malformed !== undefined) words.push(`malformed (${malformed})`);
+  return words.filter((x) => x !== undefined).join(' ');
+}
+
+/** File events: the path and what was done to it (created, emptied, written, linked, renamed, its mode). */
+function fileText(e: Record<string, unknown>, action: string): string {
+  const path = text(e, 'file', 'path') ?? '';
+  const words: (string | undefined)[] = [];
+  if (action === 'file_create') {
+    const linkType = text(e, 'hades', 'file', 'link', 'type');
+    if (linkType !== undefined) words.push(`${linkType} link to ${text(e, 'hades', 'file', 'link', 'target') ?? '?'}`);
+    else if (flag(e, 'hades', 'file', 'truncated')) words.push('emptied');
+    else if (flag(e, 'hades', 'file', 'written')) words.push('opened for writing');
+    else if (flag(e, 'hades', 'file', 'created') === true) words.push('created');
+    else if (flag(e, 'hades', 'file', 'created') === false) words.push('opened, not created');
+  } else if (action === 'file_chmod') {
+    const old = text(e, 'hades', 'file', 'old_mode');
+    const mode = text(e, 'file', 'mode');
+    if (mode !== undefined) words.push(old !== undefined ? `mode ${old} -> ${mode}` : `mode ${mode}`);
+  } else if (action === 'file_open') words.push(text(e, 'hades', 'file', 'access'));
+  words.push(...outcomeWords(e, text(e, 'hades', 'file', 'errno')));
+  const old = action === 'file_rename' ? text(e, 'hades', 'file', 'old_path') : undefined;
+  return [old !== undefined ? `${old} -> ${path}` : path, ...words].filter((x) => x !== undefined).join(' ');
+}
+
 /** One line per event for a person: time, host, action, process, and what matters for the action. */
 export function formatEvent(e: Record<string, unknown>): string {
   const action = text(e, 'event', 'action') ?? '?';
@@ -155,7 +222,9 @@ export function formatEvent(e: Record<string, unknown>): string {
   if (action === 'exec') {
     const line = text(e, 'process', 'command_line') ?? (Array.isArray(args) ? args.join(' ') : text(e, 'process', 'executable')) ?? '';
     const ancestry = text(e, 'hades', 'ancestry');
-    what = ancestry ? `${line}  [${ancestry}]` : line;
+    // A command line cut at the agent's argv limit says so: what follows it was not seen.
+    const cut = flag(e, 'hades', 'process', 'args_truncated') ? ` … (cut: ${text(e, 'hades', 'process', 'args_bytes') ?? '?'} bytes in all)` : '';
+    what = ancestry ? `${line}${cut}  [${ancestry}]` : `${line}${cut}`;
   } else if (action === 'ssh_login' || action === 'sudo') {
     // Who, from where or as whom, and how it went.
     const target = text(e, 'user', 'target', 'name');
@@ -166,10 +235,15 @@ export function formatEvent(e: Record<string, unknown>): string {
   else if (action === 'tamper') what = text(e, 'hades', 'tamper', 'path') ?? `signal ${text(e, 'hades', 'tamper', 'signal') ?? '?'} to pid ${text(e, 'hades', 'tamper', 'target_pid') ?? '?'}`;
   else if (action === 'ptrace') what = `${text(e, 'hades', 'ptrace', 'request') ?? '?'} ${text(e, 'hades', 'ptrace', 'target', 'name') ?? '?'}(${text(e, 'hades', 'ptrace', 'target', 'pid') ?? '?'})`;
   else if (action === 'module_load') what = text(e, 'hades', 'module', 'name') ?? '';
-  else if (text(e, 'dns', 'question', 'name')) what = text(e, 'dns', 'question', 'name') ?? '';
+  else if (action === 'dns_query') what = dnsText(e);
+  else if ((action === 'connect' || action === 'accept') && (text(e, 'destination', 'ip') ?? text(e, 'destination', 'address'))) what = socketText(e, action);
+  else if (action === 'listen' && text(e, 'source', 'port')) what = [`${text(e, 'source', 'ip') ?? ''}:${text(e, 'source', 'port') ?? ''}`, ...outcomeWords(e, text(e, 'hades', 'socket', 'errno'))].join(' ');
   else if (text(e, 'destination', 'ip')) what = `${text(e, 'source', 'ip') && action !== 'connect' ? `${text(e, 'source', 'ip')}:${text(e, 'source', 'port') ?? ''} ` : ''}-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
-  else if (action === 'listen' && text(e, 'source', 'port')) what = `${text(e, 'source', 'ip') ?? ''}:${text(e, 'source', 'port') ?? ''}`;
+  else if (action.startsWith('file_') && text(e, 'file', 'path')) what = fileText(e, action);
   else if (text(e, 'file', 'path')) what = text(e, 'file', 'path') ?? '';
+  // An event that stands for several (aggregated) says how many.
+  const count = text(e, 'event', 'count');
+  if (count !== undefined && Number(count) > 1) what = `${what} (x${count})`;
   return shown(`${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd());
 }
 

@@ -79,6 +79,18 @@ export interface DetectorStats {
 
 const EXPIRE_EVERY_MS = 5_000;
 
+/** Problems of a load written one per line to the log; the others are counted (#logProblems). */
+export const LOGGED_PROBLEMS = 20;
+/** Where an operator reading the log finds every problem of the last load. */
+const PROBLEMS_LISTED_BY = 'GET /api/v1/rules (field problems); hades rules test PATH and hades rules import-sigma DIR check files offline';
+
+/** How many problems have each code, most frequent first: the reasons at a glance. */
+function countByCode(problems: readonly RuleProblem[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const p of problems) counts.set(p.code, (counts.get(p.code) ?? 0) + 1);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]));
+}
+
 /** One agent's batch of matches, arrived at the gateway at `arrived`. */
 interface RaisedBatch {
   readonly agentId: string;
@@ -224,7 +236,7 @@ export class Detector {
         details: { problems: errors },
       });
     }
-    for (const problem of errors) this.#options.log.warn('rule problem', { problem: formatProblem(problem) });
+    this.#logProblems(source.problems ?? [], problems);
     this.#ruleSet = local;
     this.#info = rules;
     this.#state = {
@@ -233,8 +245,38 @@ export class Detector {
       enabled: rules.filter((r) => r.enabled).length,
       problems: all,
     };
-    this.#options.log.info('rules loaded', { rules: this.#state.rules, enabled: this.#state.enabled, problems: all.length });
+    this.#options.log.info('rules loaded', {
+      rules: this.#state.rules,
+      enabled: this.#state.enabled,
+      problems: all.length,
+      ...(all.length > 0 ? { problems_by_code: countByCode(all), problems_listed_by: PROBLEMS_LISTED_BY } : {}),
+    });
     return this.#state;
+  }
+
+  /**
+   * One line per problem, at most LOGGED_PROBLEMS of them: first the rules that were refused
+   * (an error of the engine, which skips the rule; a Sigma rule that cannot be converted) at
+   * warn, then warnings about rules that did load (an unused macro) at info. A Sigma folder
+   * may refuse hundreds: the rest are counted in one line that says where the whole list is.
+   */
+  #logProblems(source: readonly RuleProblem[], engine: readonly RuleProblem[]): void {
+    const refused = [...engine.filter((p) => p.severity === 'error'), ...source];
+    const warnings = engine.filter((p) => p.severity !== 'error');
+    const { log } = this.#options;
+    const line = (problem: RuleProblem) => ({ code: problem.code, ...(problem.rule === undefined ? {} : { rule: problem.rule }), problem: formatProblem(problem) });
+    let logged = 0;
+    for (const problem of refused) if (logged++ < LOGGED_PROBLEMS) log.warn('rule not loaded', line(problem));
+    for (const problem of warnings) if (logged++ < LOGGED_PROBLEMS) log.info('rule warning', line(problem));
+    const more = refused.length + warnings.length - LOGGED_PROBLEMS;
+    if (more > 0) {
+      log.warn(`${more} more rule problem(s) not logged one by one`, {
+        refused: refused.length,
+        warnings: warnings.length,
+        problems_by_code: countByCode([...refused, ...warnings]),
+        problems_listed_by: PROBLEMS_LISTED_BY,
+      });
+    }
   }
 
   get rules(): RulesState {
