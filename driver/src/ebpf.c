@@ -27,7 +27,7 @@
  * (e.g. a tracepoint this kernel lacks) never costs the other hooks.
  */
 enum slot_id {
-	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_SYS_ENTER, S_SYS_EXIT,
+	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_TASK_RENAME, S_SYS_ENTER, S_SYS_EXIT,
 	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED, S_HE_SOCKETCALL,
 	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
 	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_COUNT,
@@ -48,6 +48,7 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_EXIT] = { "tpbtf_exit", "raw_exit", "sched_process_exit", 0, 0 },
 	[S_SOCK_STATE] = { "tpbtf_sock_state", "raw_sock_state", "inet_sock_set_state", 0, 0 },
 	[S_MODULE_TP] = { "tpbtf_module_load", "raw_module_load", "module_load", 0, 0 },
+	[S_TASK_RENAME] = { "tpbtf_task_rename", "raw_task_rename", "task_rename", 0, 0 },
 	/* both flavours are raw_tp; the first reads the compat flag with a plain load (5.11) */
 	[S_SYS_ENTER] = { "sys_enter_dispatch", "sys_enter_dispatch_probe", "sys_enter", 0, 0 },
 	[S_SYS_EXIT] = { "sys_exit_dispatch", "sys_exit_dispatch_probe", "sys_exit", 0, 0 },
@@ -313,6 +314,7 @@ static int eb_counters(struct backend *be, struct hades_hook_counters *out)
 			out[h].disabled += p->disabled;
 			out[h].suppressed += p->suppressed;
 			out[h].dropped_state_full += p->dropped_state_full;
+			out[h].dropped_rate_limit += p->dropped_rate_limit;
 		}
 	}
 	return 0;
@@ -761,7 +763,7 @@ static int eb_hook(struct backend *be, uint32_t hook, bool enable)
 	/* the programs stay attached; they check this flag first (cheap, and
 	 * re-enabling cannot fail the way a re-attach could) */
 	e->skel->bss->hook_disabled[hook] = enable ? 0 : 1;
-	if (hook <= HADES_HOOK_EXIT)
+	if (hook <= HADES_HOOK_EXIT || hook == HADES_HOOK_TASK_RENAME)
 		return 0;
 	/* syscall hooks: also take their syscalls out of the routing table, so
 	 * a disabled hook costs only the dispatcher's lookup (write/writev for
@@ -919,7 +921,7 @@ static int slot_of_hx(int hx)
 static bool any_syscall_hook(const struct config *cfg)
 {
 	for (int h = HADES_HOOK_CONNECT; h < HADES_HOOK_COUNT; h++)
-		if (hook_requested(cfg, h))
+		if (h != HADES_HOOK_TASK_RENAME && hook_requested(cfg, h))
 			return true;
 	return false;
 }
@@ -938,6 +940,7 @@ static void slots_needed(const struct config *cfg, bool need[S_COUNT])
 	need[S_EXIT] = hook_requested(cfg, HADES_HOOK_EXIT) || sys;
 	need[S_SOCK_STATE] = hook_requested(cfg, HADES_HOOK_CONNECT);
 	need[S_MODULE_TP] = hook_requested(cfg, HADES_HOOK_MODULE);
+	need[S_TASK_RENAME] = hook_requested(cfg, HADES_HOOK_TASK_RENAME);
 	/* any attached sys_enter/sys_exit program puts every syscall of the
 	 * machine on the traced path: only when a syscall hook wants them */
 	need[S_SYS_EXIT] = sys;
@@ -953,6 +956,24 @@ static void slots_needed(const struct config *cfg, bool need[S_COUNT])
 		if (hx >= 0)
 			need[hx] = true;
 	}
+}
+
+/* Does the kernel's task_struct have the in_execve bit the rename program reads? (vmlinux NULL:
+ * HADES_FORCE_RAW_TP, the BTF is loaded here then.) */
+static bool task_has_in_execve(struct btf *vmlinux)
+{
+	struct btf *own = vmlinux ? NULL : btf__load_vmlinux_btf();
+	struct btf *b = vmlinux ? vmlinux : own;
+	bool found = false;
+	int id = b ? btf__find_by_name_kind(b, "task_struct", BTF_KIND_STRUCT) : -1;
+	if (id > 0) {
+		const struct btf_type *t = btf__type_by_id(b, (uint32_t)id);
+		const struct btf_member *m = btf_members(t);
+		for (int i = 0; i < btf_vlen(t) && !found; i++, m++)
+			found = !strcmp(btf__name_by_offset(b, m->name_off), "in_execve");
+	}
+	btf__free(own);
+	return found;
 }
 
 /* Loads with fallbacks; fails only when the exec program cannot load. */
@@ -983,6 +1004,12 @@ static int load_all(struct ebpf *e, uint64_t rb_bytes, char *err, size_t errlen)
 			   btf__find_by_name_kind(vmlinux, slot_defs[i].btf_needs, BTF_KIND_FUNC) < 0))) {
 			e->choice[i] = CHOICE_RAW;
 		}
+	}
+	if (need[S_TASK_RENAME] && !task_has_in_execve(vmlinux)) {
+		/* exec's own rename could not be told apart: every exec would send a second record */
+		e->choice[S_TASK_RENAME] = CHOICE_NONE;
+		snprintf(e->slot_err[S_TASK_RENAME], sizeof(e->slot_err[S_TASK_RENAME]),
+			 "task_struct has no in_execve in this kernel's BTF: exec's own rename cannot be told apart");
 	}
 	btf__free(vmlinux);
 	for (int attempt = 0; attempt < 3 * S_COUNT; attempt++) {
@@ -1110,9 +1137,19 @@ static void hook_statuses(struct ebpf *e, struct backend *be)
 		else
 			add_error(hs, "%s", e->slot_err[sl][0] ? e->slot_err[sl] : "not loaded");
 	}
+	if (hook_requested(e->cfg, HADES_HOOK_TASK_RENAME)) {
+		/* a tracepoint of its own, like the process hooks */
+		struct hook_status *hs = &be->hooks[HADES_HOOK_TASK_RENAME];
+		hs->type = slot_type(e, S_TASK_RENAME);
+		hs->active = e->links[S_TASK_RENAME] != NULL;
+		if (hs->active)
+			add_attach(hs, slot_defs[S_TASK_RENAME].tp);
+		else
+			add_error(hs, "%s", e->slot_err[S_TASK_RENAME][0] ? e->slot_err[S_TASK_RENAME] : "not loaded");
+	}
 	for (int h = 3; h < HADES_HOOK_COUNT; h++) {
 		struct hook_status *hs = &be->hooks[h];
-		if (!hook_requested(e->cfg, h))
+		if (!hook_requested(e->cfg, h) || h == HADES_HOOK_TASK_RENAME)
 			continue;
 		hs->type = "raw_tracepoint";
 		/* the dispatchers this hook's syscalls need (file_open: sys_exit only) */

@@ -486,7 +486,7 @@ static __always_inline __u16 append_cgroup(struct scratch *s, struct task_struct
 	return len;
 }
 
-/* kinds 4..16: syscall, socket and module hooks */
+/* kinds 4..18: syscall, socket, module and rename hooks */
 #include "security.bpf.h"
 
 static __always_inline void emit_exec(struct task_struct *task, struct linux_binprm *bprm, bool btf)

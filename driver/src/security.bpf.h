@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * Security hooks (record kinds 4..16), included by hades.bpf.c after its
+ * Security hooks (record kinds 4..18), included by hades.bpf.c after its
  * helpers (scratch, build_path, filters, counters).
  *
  * kprobes, fentry and LSM are unavailable on the target kernels, so these
@@ -12,7 +12,7 @@
  * 0x80, sysenter, 32-bit programs), chosen when the task is in a compat call.
  * State between sys_enter and sys_exit lives in a bounded hash keyed by tid.
  * Plus tp_btf (or raw_tp) on sock/inet_sock_set_state (async TCP connect
- * results) and module/module_load (module name).
+ * results), module/module_load (module name) and task/task_rename (PROC_RENAME).
  */
 #include "bpf_shared.h"
 
@@ -2405,5 +2405,117 @@ int hx_kill(struct bpf_raw_tracepoint_args *ctx)
 	}
 	bpf_ringbuf_submit(k, 0);
 	bump(&c->sent);
+	return 0;
+}
+
+/*
+ * PROC_RENAME: task:task_rename, fired by __set_task_comm before the new name is copied in (so
+ * task->comm is still the old one): prctl(PR_SET_NAME), writes to /proc/PID/comm and
+ * /proc/PID/task/TID/comm (the kernel allows those only within the writer's thread group),
+ * kernel threads naming themselves, and every exec. Exec's own rename comes first and costs one
+ * load: the exec record already names the process, so it is skipped before any map is touched
+ * (task->in_execve is set from the start of bprm_execve to its end; the loader does not load
+ * this program on a kernel without that field). Threads rename themselves all the time
+ * (pthread_setname_np in Java, Go, browsers, systemd): only the thread group leader's name is
+ * the process's name (ps, top, /proc/PID/stat), so only its renames are reported, at most
+ * HADES_RENAME_BURST per process per HADES_RENAME_WINDOW_NS; the others are counted
+ * (dropped_rate_limit) and carried by the process's next record (unreported).
+ */
+struct rename_budget {
+	__u64 start_ns;  /* the process's start: a reused pid starts afresh */
+	__u64 window_ns; /* start of the current window */
+	__u32 sent;      /* records in the window */
+	__u32 unreported;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct rename_budget);
+} rename_budget SEC(".maps");
+
+static __always_inline void on_task_rename(struct task_struct *task, const char *comm, bool btf)
+{
+	/* exec's own rename: the cheapest possible exit, the exec path must not get slower */
+	if (btf ? BPF_CORE_READ_BITFIELD(task, in_execve) : BPF_CORE_READ_BITFIELD_PROBED(task, in_execve))
+		return;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_TASK_RENAME);
+	if (!c)
+		return;
+	bump(&c->seen);
+	__u32 tgid = RD(btf, task, tgid);
+	struct task_struct *cur = cur_task();
+	/* a thread that is not the leader, a kernel thread, or (never seen: the kernel refuses
+	 * it) another process's task */
+	if (RD(btf, task, pid) != tgid || (RD(btf, task, flags) & PF_KTHREAD) ||
+	    (__u32)(bpf_get_current_pid_tgid() >> 32) != tgid) {
+		bump(&c->ignored);
+		return;
+	}
+	if (hook_disabled[HADES_HOOK_TASK_RENAME]) {
+		bump(&c->disabled);
+		return;
+	}
+	if (filtered_out(tgid)) {
+		bump(&c->filtered);
+		return;
+	}
+	char oldc[16] = {}, newc[16] = {};
+	bpf_probe_read_kernel_str(oldc, sizeof(oldc), &task->comm);
+	bpf_probe_read_kernel_str(newc, sizeof(newc), comm);
+	if (*(__u64 *)oldc == *(__u64 *)newc && *(__u64 *)(oldc + 8) == *(__u64 *)(newc + 8)) {
+		bump(&c->ignored); /* the same name again */
+		return;
+	}
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 start = process_start_t(task, btf);
+	__u32 unreported = 0;
+	struct rename_budget *b = bpf_map_lookup_elem(&rename_budget, &tgid);
+	if (b && b->start_ns == start) {
+		if (now - b->window_ns >= HADES_RENAME_WINDOW_NS) {
+			b->window_ns = now;
+			b->sent = 0;
+		}
+		if (b->sent >= HADES_RENAME_BURST) {
+			__sync_fetch_and_add(&b->unreported, 1);
+			bump(&c->dropped_rate_limit);
+			return;
+		}
+		b->sent++;
+		unreported = b->unreported;
+		b->unreported = 0;
+	} else {
+		struct rename_budget nb = { .start_ns = start, .window_ns = now, .sent = 1 };
+		bpf_map_update_elem(&rename_budget, &tgid, &nb, BPF_ANY);
+	}
+	struct hades_rename *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		bump(&c->dropped_ringbuf_full);
+		return;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	sec_header(&r->hdr, HADES_KIND_PROC_RENAME, sizeof(*r), cur);
+	fill_proc(&r->proc, cur);
+	__builtin_memcpy(r->proc.comm, oldc, sizeof(oldc));
+	__builtin_memcpy(r->old_comm, oldc, sizeof(oldc));
+	__builtin_memcpy(r->new_comm, newc, sizeof(newc));
+	r->target_tid = RD(btf, task, pid);
+	r->unreported = unreported;
+	bpf_ringbuf_submit(r, 0);
+	bump(&c->sent);
+}
+
+SEC("tp_btf/task_rename")
+int BPF_PROG(tpbtf_task_rename, struct task_struct *task, const char *comm)
+{
+	on_task_rename(task, comm, true);
+	return 0;
+}
+
+SEC("raw_tp/task_rename")
+int raw_task_rename(struct bpf_raw_tracepoint_args *ctx)
+{
+	on_task_rename((struct task_struct *)ctx->args[0], (const char *)ctx->args[1], false);
 	return 0;
 }

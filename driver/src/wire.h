@@ -64,6 +64,7 @@ enum hades_kind {
 	HADES_KIND_FILE_CHMOD = 15,
 	HADES_KIND_KILL = 16,
 	HADES_KIND_FILE_OPEN = 17,
+	HADES_KIND_PROC_RENAME = 18,
 };
 
 /* header.flags: one registry for all kinds */
@@ -371,6 +372,23 @@ struct hades_kill {
 	__u32 reserved2;
 };
 
+/* PROC_RENAME (18): a process changed its name (comm) other than by exec: prctl(PR_SET_NAME),
+ * a write to /proc/PID/comm or /proc/PID/task/TID/comm. Reported only for the thread group
+ * leader (its comm is the process's name in ps, top and /proc/PID/stat), at most
+ * HADES_RENAME_BURST per process per HADES_RENAME_WINDOW_NS. */
+struct hades_rename {
+	struct hades_record_header hdr; /* pid/tid: the thread that made the change */
+	struct hades_proc proc;  /* its process; proc.comm: the leader's name before the change */
+	__s32 result;            /* always 0: the kernel reports the change as it makes it */
+	__u32 target_tid;        /* the renamed thread: the thread group leader (= hdr.pid) */
+	char old_comm[16];       /* NUL-padded */
+	char new_comm[16];       /* NUL-padded; the kernel keeps at most 15 bytes */
+	__u32 unreported;        /* renames of this process over the rate bound since its previous record */
+	__u32 reserved;
+};
+#define HADES_RENAME_BURST 8
+#define HADES_RENAME_WINDOW_NS 1000000000ULL
+
 /* Syscall identifiers on the wire (architecture independent). */
 enum hades_sc {
 	HADES_SC_NONE = 0,
@@ -455,7 +473,8 @@ enum hades_hook {
 	HADES_HOOK_FILE_CHMOD = 14,
 	HADES_HOOK_KILL = 15,
 	HADES_HOOK_FILE_OPEN = 16,
-	HADES_HOOK_COUNT = 17,
+	HADES_HOOK_TASK_RENAME = 17, /* task:task_rename tracepoint, not a syscall hook */
+	HADES_HOOK_COUNT = 18,
 };
 #define HADES_HOOK_SLOTS 32 /* room for future hooks in the config arrays */
 
@@ -471,6 +490,7 @@ struct hades_hook_counters {
 	__u64 disabled;             /* hook disabled by HOOK frame */
 	__u64 suppressed;           /* CONNECT/ACCEPT: deduplicated (counted in repeat_count) */
 	__u64 dropped_state_full;   /* sys_enter state map full: the event is lost */
+	__u64 dropped_rate_limit;   /* TASK_RENAME: over the per-process bound (counted in unreported) */
 };
 
 /* FILTER frame payload (agent -> driver) */
@@ -527,6 +547,7 @@ struct hades_secret_key {
 #define HADES_FILE_FIXED_SIZE 128
 #define HADES_PRIV_SIZE 224
 #define HADES_KILL_SIZE 112
+#define HADES_RENAME_SIZE 136
 _Static_assert(sizeof(struct hades_record_header) == 32, "header size");
 _Static_assert(sizeof(struct hades_fd_info) == 56, "fd info size");
 _Static_assert(sizeof(struct hades_exec) == HADES_EXEC_FIXED_SIZE, "exec size");
@@ -545,6 +566,7 @@ _Static_assert(sizeof(struct hades_module) == HADES_MODULE_FIXED_SIZE, "module s
 _Static_assert(sizeof(struct hades_file) == HADES_FILE_FIXED_SIZE, "file size");
 _Static_assert(sizeof(struct hades_priv) == HADES_PRIV_SIZE, "priv size");
 _Static_assert(sizeof(struct hades_kill) == HADES_KILL_SIZE, "kill size");
+_Static_assert(sizeof(struct hades_rename) == HADES_RENAME_SIZE, "rename size");
 _Static_assert(sizeof(struct hades_secret_key) == 16, "secret key size");
 
 #endif

@@ -249,7 +249,7 @@ static int exit_rec(const uint8_t *p, uint32_t size)
 	return 0;
 }
 
-/* ---- security kinds (4..17) ---- */
+/* ---- security kinds (4..18) ---- */
 
 static const char *sc_name(unsigned sc)
 {
@@ -474,6 +474,23 @@ static int kill_rec(const uint8_t *p, uint32_t size)
 	return 0;
 }
 
+static int rename_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_rename r;
+	if (size < sizeof(r))
+		return -1;
+	if (quiet)
+		return 0;
+	memcpy(&r, p, sizeof(r));
+	printf("PROC_RENAME");
+	put_proc(&r.hdr, &r.proc);
+	printf(" target_tid=%u old=\"%.16s\" new=\"%.16s\" unreported=%u", r.target_tid, r.old_comm,
+	       r.new_comm, r.unreported);
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
 static int records(const uint8_t *p, uint32_t len)
 {
 	uint32_t off = 0;
@@ -534,6 +551,9 @@ static int records(const uint8_t *p, uint32_t len)
 			break;
 		case HADES_KIND_KILL:
 			rc = kill_rec(p + off, h.size);
+			break;
+		case HADES_KIND_PROC_RENAME:
+			rc = rename_rec(p + off, h.size);
 			break;
 		default:
 			n_unknown++; /* skippable thanks to the size field */

@@ -351,6 +351,11 @@ export class EventBuilder {
     return { process, container, hades };
   }
 
+  /** A process renamed itself: the tree names it as it now is (ProcessTree.rename). */
+  renamed(pid: number, startNs: number, name: string): void {
+    this.tree.rename(pid, startNs, name);
+  }
+
   /** A reference to another process (a ptrace target), from the tree when it knows it. */
   processRef(pid: number, startNs: number, comm: string | undefined) {
     const known = this.tree.get(pid);

@@ -68,6 +68,7 @@ const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
   file_delete: ['file_delete'],
   file_chmod: ['file_chmod'],
   file_open: ['file_open'],
+  process_rename: ['task_rename'],
   tamper: ['kill', 'file_rename', 'file_delete', 'file_chmod'],
 };
 
@@ -832,7 +833,7 @@ export class KernelEvents {
     const now = new Date();
     const counts: [component: 'kernel' | 'agent', hook: string, reason: string, total: number][] = [];
     for (const [hook, c] of Object.entries(this.lastStats?.hooks ?? {})) {
-      for (const reason of ['dropped_ringbuf_full', 'dropped_state_full']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+      for (const reason of ['dropped_ringbuf_full', 'dropped_state_full', 'dropped_rate_limit']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
       // Deduplicated in the kernel: counted, and carried by a later event's event.count.
       counts.push(['kernel', hook, 'aggregated', c['suppressed'] ?? 0]);
     }

@@ -1,6 +1,6 @@
 /**
  * ECS events from the driver's security records: connect, accept, listen, dns_query, ptrace,
- * memfd_create, module_load, privilege_change, file_* (file_open: sensitive files), and tamper
+ * memfd_create, module_load, privilege_change, file_* (file_open: sensitive files), process_rename, and tamper
  * (signals to Hades' own processes and to audit and security daemons, changes to Hades' files).
  * The acting process and its ancestry come from the process tree (via EventBuilder.actor), so
  * these events carry the same context as exec events.
@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { HadesEvent } from '../common/events/index.js';
 import { capabilityNames, commandLineOf, type EventBuilder } from './builder.js';
 import { parseDns } from './dns.js';
-import type { DnsRecord, FileRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
+import type { DnsRecord, FileRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, RenameRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
 import { SecurityFlag, SecurityMissing } from './driver/security-records.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import type { DaemonProcess } from './security-daemons.js';
@@ -155,6 +155,8 @@ export class SecurityEvents {
         return [this.open(r)];
       case 'kill':
         return this.kill(r);
+      case 'process_rename':
+        return [this.rename(r)];
     }
   }
 
@@ -361,6 +363,20 @@ export class SecurityEvents {
     // Registered since, and replaced before this record was read: the path opened is what is known.
     const sensitive = this.options.sensitiveOf?.(r.dev, r.inode) ?? r.path;
     return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), sensitive, access } });
+  }
+
+  /**
+   * The process (its thread group leader) changed its name other than by exec: the event names it
+   * as it now is (process.name), with the name it had before; the tree is updated first, so the
+   * events after this one name it so too.
+   */
+  private rename(r: RenameRecord): HadesEvent {
+    this.builder.renamed(r.pid, r.startNs, r.newComm);
+    const event = this.event(r, 'process_rename', ['process'], ['change'], {}, {
+      rename: { old_name: r.oldComm, unreported: r.unreported > 0 ? r.unreported : undefined },
+    });
+    (event as unknown as { process: { name?: string } }).process.name = r.newComm;
+    return event;
   }
 
   private kill(r: KillRecord): HadesEvent[] {

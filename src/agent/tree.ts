@@ -172,6 +172,20 @@ export class ProcessTree {
     return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined));
   }
 
+  /**
+   * The process renamed itself other than by exec (prctl PR_SET_NAME, a write to /proc/PID/comm):
+   * from now on its events, its exit and its descendants' ancestry name it as it now is, the name
+   * ps and /proc show; its executable and arguments stay, and its exec event keeps the name it
+   * started with. Another process under that pid (another start time) is left alone.
+   */
+  rename(pid: number, startNs: number, name: string): ProcessNode | undefined {
+    const node = this.nodes.get(pid);
+    if (!node || node.exited || node.startTicks !== ProcessTree.ticksFromNs(startNs) || name === '') return undefined;
+    node.name = name;
+    node.asAncestor = undefined;
+    return node;
+  }
+
   /** The credentials a live process had before the event now being handled. */
   credsOf(pid: number, startNs: number): Creds | undefined {
     const node = this.nodes.get(pid);

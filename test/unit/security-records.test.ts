@@ -268,6 +268,61 @@ describe('file_open records of file-open-ebpf.bin', () => {
   });
 });
 
+describe('process_rename records of rename-ebpf.bin', () => {
+  it('decodes the renames of the process itself, none of its thread or of the same name, and the count over the bound', () => {
+    const { records, counters } = recordsOf('rename-ebpf.bin');
+    assert.deepEqual(skips(counters), { truncated: 0, badSize: 0, badVersion: 0, unknownKind: 0 });
+    const renames = ofType(records, 'process_rename');
+    const exec = ofType(records, 'exec').find((r) => r.argv[0] === 'python3') as ExecRecord;
+    assert.ok(exec);
+    assert.deepEqual(
+      renames.map((r) => [r.oldComm, r.newComm, r.unreported]),
+      [
+        ['python3', 'kworker/0:1H', 0],
+        ['kworker/0:1H', 'ksoftirqd/3', 0],
+        ['ksoftirqd/3', 'r0', 0],
+        ['r0', 'r1', 0],
+        ['r1', 'r2', 0],
+        ['r2', 'r3', 0],
+        ['r3', 'r4', 0],
+        ['r4', 'r5', 0],
+        // r6..r11 were over the bound of 8 a second: counted, carried by the next record
+        ['r11', 'after', 6],
+      ],
+    );
+    assert.ok(renames.every((r) => r.pid === exec.pid && r.tid === exec.pid && r.targetTid === exec.pid && r.startNs === exec.startNs && r.comm === r.oldComm && r.result === 0 && r.size === 136));
+    // The exec's own rename (python3 from bash) is no record: the exec names it.
+    assert.equal(renames.filter((r) => r.newComm === 'python3').length, 0);
+    const stats = JSON.parse(new TextDecoder().decode(framesOf('rename-ebpf.bin').at(-1)?.payload)) as { hooks: Record<string, Record<string, number>> };
+    assert.deepEqual([stats.hooks['task_rename']?.['sent'], stats.hooks['task_rename']?.['dropped_rate_limit'], stats.hooks['task_rename']?.['ignored']], [9, 6, 2]);
+  });
+
+  it('builds process_rename events named as the process now is, and the tree names it so from then on', async () => {
+    const builder = newBuilder();
+    const security = new SecurityEvents(builder, { protectedPaths: [] });
+    const events: AnyEvent[] = [];
+    let pid = 0;
+    for (const r of recordsOf('rename-ebpf.bin').records) {
+      if (r.type === 'exit') continue;
+      if (r.type === 'exec' || r.type === 'fork') {
+        const built = builder.build(r);
+        await built;
+      } else {
+        pid = r.pid;
+        events.push(...security.build(r).map((e) => wire(e) as AnyEvent));
+      }
+    }
+    for (const e of events) assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    const first = events[0] as AnyEvent;
+    assert.deepEqual([first['event'].action, first['event'].category, first['event'].type, first['process'].name, first['hades'].rename], ['process_rename', ['process'], ['change'], 'kworker/0:1H', { old_name: 'python3' }]);
+    assert.match(first['process'].executable, /python3/);
+    assert.deepEqual(first['process'].args?.[0], 'python3');
+    assert.deepEqual(events.at(-1)?.['hades'].rename, { old_name: 'r11', unreported: 6 });
+    // Later events of the process, and its children, name it as it now is.
+    assert.equal(builder.parentRef(pid, 0).name, 'after');
+  });
+});
+
 describe('file events of path arguments spelled with "//", "." or ".."', () => {
   const base = () => {
     const r = ofType(recordsOf('security-ebpf.bin').records, 'file_create')[0];
@@ -391,7 +446,7 @@ describe('file_create events of links', () => {
 });
 
 describe('damaged security records', () => {
-  const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin')];
+  const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin'), ...rawRecordsOf('rename-ebpf.bin')];
   const sample = new Map<number, Uint8Array>();
   for (const r of raw) if (kindOf(r) >= 4 && !sample.has(kindOf(r))) sample.set(kindOf(r), r);
   const exit = raw.find((r) => kindOf(r) === 3) as Uint8Array;

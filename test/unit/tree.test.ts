@@ -35,6 +35,25 @@ describe('process tree', () => {
     assert.deepEqual(tree.ancestors(11, 1).map((n) => n.pid), [10]);
   });
 
+  it('names a process that renamed itself by its new name, in its descendants\' ancestry too, but not another process under its pid', () => {
+    const builder = newBuilder();
+    const tree = (builder as unknown as { tree: ProcessTree }).tree;
+    tree.exec(5, 1, 1e7, 'python3', '/usr/bin/python3.11', ['python3', 'm.py']);
+    tree.fork(5, 6, 2e7, 'python3');
+    tree.exec(6, 5, 2e7, 'sh', '/bin/sh', ['sh']);
+    const exec = (pid: number) => wire(builder.build(decodeRecords(execRecord({ pid, ppid: 6 }), newDecodeCounters())[0] as ExecRecord) as never);
+    const before = exec(7);
+    assert.deepEqual(before['hades'].ancestors.map((a: { name: string }) => a.name), ['sh', 'python3']);
+    assert.equal(tree.rename(5, 1e7, 'kworker/0:1H')?.name, 'kworker/0:1H');
+    const after = exec(8);
+    assert.deepEqual(after['hades'].ancestors.map((a: { name: string }) => a.name), ['sh', 'kworker/0:1H']);
+    assert.equal(tree.get(5)?.executable, '/usr/bin/python3.11');
+    // Another start time: another process under that pid; an empty name: nothing learnt.
+    assert.equal(tree.rename(5, 9e7, 'x'), undefined);
+    assert.equal(tree.rename(5, 1e7, ''), undefined);
+    assert.equal(tree.get(5)?.name, 'kworker/0:1H');
+  });
+
   it("keeps a forked child on its parent's program until it executes", () => {
     const tree = new ProcessTree('h', 1024);
     tree.exec(5, 1, 1e7, 'sh', '/bin/sh', ['sh', '-c', 'x']);

@@ -1,6 +1,6 @@
 /**
- * Decoder of the driver's security records (kinds 4..17: network, DNS, ptrace, memfd, module,
- * privilege, file, kill; driver/PROTOCOL.md sections 2.6-2.15). Same rules as the process
+ * Decoder of the driver's security records (kinds 4..18: network, DNS, ptrace, memfd, module,
+ * privilege, file, kill, process rename; driver/PROTOCOL.md sections 2.6-2.16). Same rules as the process
  * records: one object literal of fixed shape per record, nothing thrown, impossible lengths
  * reported as undefined so that the caller counts and skips them.
  */
@@ -22,6 +22,7 @@ export const SecurityKind = {
   fileChmod: 15,
   kill: 16,
   fileOpen: 17,
+  procRename: 18,
 } as const;
 
 export const SecurityFlag = {
@@ -155,7 +156,18 @@ export interface KillRecord extends Base {
   readonly signal: number;
 }
 
-export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord;
+/** PROC_RENAME: the process (its thread group leader) changed its name other than by exec. */
+export interface RenameRecord extends Base {
+  readonly type: 'process_rename';
+  /** The renamed thread: the thread group leader (= pid). */
+  readonly targetTid: number;
+  readonly oldComm: string;
+  readonly newComm: string;
+  /** Renames of this process over the driver's rate bound since its previous record. */
+  readonly unreported: number;
+}
+
+export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord | RenameRecord;
 
 type Decode = (bytes: Buffer, view: DataView, o: number, size: number) => SecurityRecord | undefined;
 
@@ -317,6 +329,18 @@ const decodeKill: Decode = (bytes, view, o, size) => {
   };
 };
 
+const decodeRename: Decode = (bytes, view, o, size) => {
+  if (size < 136) return undefined;
+  return {
+    ...base(bytes, view, o, size),
+    type: 'process_rename',
+    targetTid: view.getUint32(o + 92, true),
+    oldComm: cString(bytes, o + 96, o + 112),
+    newComm: cString(bytes, o + 112, o + 128),
+    unreported: view.getUint32(o + 128, true),
+  };
+};
+
 /** Decoders by record kind. Security records are rare next to exec storms, so a spread of the
  * shared base is affordable here, unlike in the process decoders. */
 export const securityDecoders: ReadonlyMap<number, Decode> = new Map<number, Decode>([
@@ -334,4 +358,5 @@ export const securityDecoders: ReadonlyMap<number, Decode> = new Map<number, Dec
   [SecurityKind.fileChmod, decodeFile],
   [SecurityKind.kill, decodeKill],
   [SecurityKind.fileOpen, decodeFile],
+  [SecurityKind.procRename, decodeRename],
 ]);

@@ -328,6 +328,30 @@ export const eventKinds = {
       hades: { privilege: { call: 'setuid', before: { uid: 33, gid: 33, euid: 33, egid: 33 }, after: { uid: 0, gid: 33, euid: 0, egid: 33 } } },
     },
   }),
+  process_rename: kind({
+    action: 'process_rename',
+    kind: 'event',
+    category: ['process'],
+    type: ['change'],
+    summary:
+      'A process changed its name (the kernel\'s comm, what ps, top and /proc/PID/stat show) other than by exec: prctl(PR_SET_NAME), or a write to /proc/PID/comm or /proc/PID/task/PID/comm. process.name is the new name. Only the renames of the process itself (its thread group leader) are reported, not those of its other threads (pthread_setname_np), and at most 8 a second per process; the others are counted (hades.rename.unreported, and agent_drop events with reason rate_limit). From this event on, the agent names the process by its new name: in its later events, its exit and its descendants\' ancestry; its exec event keeps the name it started with. Kernel threads are not reported. Needs the eBPF backend (driver hook task_rename).',
+    process: 'required',
+    fields: Obj({
+      hades: Obj({
+        rename: Obj(
+          {
+            old_name: Str('The name before the change.', 64),
+            unreported: Opt(Count('Renames of this process the driver did not send since the previous one it sent (over the bound of 8 a second).')),
+          },
+          'The change of name.',
+        ),
+      }),
+    }),
+    example: {
+      process: { ...exampleProcess, name: 'kworker/0:1H', executable: '/usr/bin/python3.11', args: ['python3', '/tmp/.x/m.py'], command_line: 'python3 /tmp/.x/m.py' },
+      hades: { rename: { old_name: 'python3' } },
+    },
+  }),
   file_create: kind({
     action: 'file_create',
     kind: 'event',

@@ -1,0 +1,95 @@
+/**
+ * `hades events` against the real kernel, as root: a program that renames itself after exec
+ * (prctl PR_SET_NAME, a write to /proc/self/comm) to look like a kernel thread is a
+ * process_rename event named as it now is, the default pack's rule fires on it, and the process
+ * is known by its new name from then on; a thread naming itself and exec's own rename are not
+ * events.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
+import { actionsOf, assertActor, python3, runChild, type ChildRun } from '../helpers/security-helpers.js';
+import { loadRules } from '../../src/rules/index.js';
+import { readDefaultPack } from '../../src/runtime/rule-pack.js';
+import type { HadesEvent } from '../../src/common/events/index.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && 'kernel events need root';
+
+/** prctl(PR_SET_NAME, argv[1]); a thread names itself; then a child is started and waited for. */
+const PRCTL_PY = String.raw`
+import ctypes, subprocess, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0, ctypes.get_errno()
+t = threading.Thread(target=lambda: libc.prctl(15, b"hx-worker", 0, 0, 0))
+t.start()
+t.join()
+subprocess.run(["/bin/true", "child-of-renamed"])
+`;
+
+/** Writes argv[1] to /proc/self/comm. */
+const PROC_COMM_PY = String.raw`
+import sys
+with open("/proc/self/comm", "w") as f:
+    f.write(sys.argv[1])
+`;
+
+describe('hades events: process_rename from the real kernel', { skip }, () => {
+  let capture: Capture;
+  let prctl: ChildRun;
+  let procComm: ChildRun;
+  let plain: ChildRun;
+
+  before(async () => {
+    capture = await captureEvents([], async () => {
+      prctl = await runChild(python3, ['-c', PRCTL_PY, 'kworker/0:1H']);
+      procComm = await runChild(python3, ['-c', PROC_COMM_PY, 'ksoftirqd/7']);
+      // A rename to an ordinary name: an event, and no alert.
+      plain = await runChild(python3, ['-c', PROC_COMM_PY, 'hx-plain-name']);
+    });
+  });
+
+  const renamesOf = (run: ChildRun) => actionsOf(capture.events, 'process_rename', run.pid);
+
+  it('reports prctl(PR_SET_NAME) with the new name, the old one and the acting process, and nothing for a thread', () => {
+    assert.equal(prctl.status, 0, prctl.stderr);
+    assert.deepEqual(capture.invalid, []);
+    const renames = renamesOf(prctl);
+    assert.equal(renames.length, 1, JSON.stringify(renames));
+    const e = renames[0] as AnyEvent;
+    assertActor(capture.events, e, prctl.pid, { ancestorPid: process.pid });
+    assert.equal(e['process'].name, 'kworker/0:1H');
+    assert.equal(e['hades'].rename.old_name, 'python3');
+    assert.match(e['process'].executable, /python3/);
+    assert.equal(e['process'].args[0], python3);
+    assert.deepEqual([e['event'].category, e['event'].type], [['process'], ['change']]);
+    // exec's own rename (to python3) is no event: the exec names the process.
+    assert.equal(capture.events.filter((x) => x['event'].action === 'process_rename' && x['process'].name === 'python3').length, 0);
+  });
+
+  it('names the renamed process by its new name from then on: its child\'s parent, its exit', () => {
+    const child = capture.events.find((x) => x['event'].action === 'exec' && x['process'].parent?.pid === prctl.pid && x['process'].args?.[1] === 'child-of-renamed');
+    assert.ok(child, 'the exec of the child');
+    assert.equal(child['process'].parent.name, 'kworker/0:1H');
+    assert.equal(child['hades'].ancestors[0].name, 'kworker/0:1H');
+    const exit = actionsOf(capture.events, 'exit', prctl.pid)[0];
+    assert.equal(exit?.['process'].name, 'kworker/0:1H');
+  });
+
+  it('reports a write to /proc/self/comm', () => {
+    assert.equal(procComm.status, 0, procComm.stderr);
+    const renames = renamesOf(procComm);
+    assert.equal(renames.length, 1, JSON.stringify(renames));
+    assertActor(capture.events, renames[0], procComm.pid);
+    assert.deepEqual([renames[0]?.['process'].name, renames[0]?.['hades'].rename.old_name], ['ksoftirqd/7', 'python3']);
+  });
+
+  it('raises process_renamed_as_kernel_thread on both, not on an ordinary name', async () => {
+    const { ruleSet } = loadRules(await readDefaultPack());
+    const fired = (run: ChildRun) => renamesOf(run).flatMap((e) => ruleSet.match(e as unknown as HadesEvent).map((m) => m.rule.id));
+    assert.ok(fired(prctl).includes('process_renamed_as_kernel_thread'), fired(prctl).join(','));
+    assert.ok(fired(procComm).includes('process_renamed_as_kernel_thread'), fired(procComm).join(','));
+    assert.equal(renamesOf(plain).length, 1);
+    assert.deepEqual(fired(plain), []);
+  });
+});
