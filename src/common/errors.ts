@@ -472,7 +472,7 @@ export const errorCatalog = {
   },
   HADES_ERR_RULE_DUPLICATE_ID: {
     kind: 'input',
-    summary: 'Two rules, macros or lists have the same name; the second one is not loaded.',
+    summary: 'Two rules, macros or lists have the same name; the second one is not loaded (a second rule is still checked, and its own errors reported).',
     remedy: 'Rename one of them, or use `override:` to change a rule defined elsewhere.',
   },
   HADES_ERR_RULE_UNUSED_MACRO: {
@@ -489,6 +489,11 @@ export const errorCatalog = {
     kind: 'input',
     summary: 'Warning: a bare value in a parenthesised list names a list that only a later rule file defines; it stays a value (a local list does not silently rewrite the values of rules loaded before it).',
     remedy: 'Rename the list (or quote the value, to say it is one); to extend a list of an earlier file, define a new list that names it, and use that in your own rules.',
+  },
+  HADES_ERR_RULE_TOO_MANY_PROBLEMS: {
+    kind: 'input',
+    summary: 'The rules have more problems than are listed (the first 1,000, in file order); this last problem counts the others, errors and warnings.',
+    remedy: 'Fix the problems listed and load again: the next ones show then.',
   },
   HADES_ERR_RULE_NEVER_MATCHES: {
     kind: 'input',

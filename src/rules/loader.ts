@@ -10,6 +10,12 @@
  *   5. correlate compile correlation rules in dependency order (they may use other rules)
  *   6. report  unused macros and lists (warnings)
  *
+ * Within a rule, the parts that do not depend on each other (its schema, tags, each condition,
+ * each exception, each output, dedup_by, each step and grouping field of a correlation) are all
+ * checked and reported: a rule with a schema error, bad tags or a duplicate id is still compiled,
+ * for its own errors, and never loaded. Only a stage's own dependency stops it (a condition
+ * that does not parse is not type-checked). The list is capped at MAX_PROBLEMS (problems.ts).
+ *
  * Everything is pure: the caller reads the files and passes their text.
  */
 import { yamlDepthProblem } from '../common/yaml-depth.js';
@@ -19,10 +25,10 @@ import { actionsOf, compilePredicate, disjunctionClauses, equalityKeys, normalis
 import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
-import { compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
+import { capProblems, compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
 import { Resolver, type ListDef, type MacroDef, type RExpr } from './resolve.js';
 import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
-import { collectSamples, type RuleSamples } from './samples.js';
+import { checkSamples, collectSamples, type RuleSamples } from './samples.js';
 import {
   checkSchema,
   FileSchema,
@@ -69,8 +75,17 @@ export interface LoadOptions {
 
 export interface LoadResult {
   readonly ruleSet: RuleSet;
-  /** Errors (the rule or file concerned is not loaded) and warnings, in file order. */
+  /**
+   * Errors (the rule or file concerned is not loaded) and warnings, in file order: the first
+   * MAX_PROBLEMS, then one HADES_ERR_RULE_TOO_MANY_PROBLEMS that counts the others.
+   */
   readonly problems: readonly RuleProblem[];
+  /**
+   * `rules`: the entries of `rules:` that are rules (overrides not counted), as written: those
+   * with errors and second rules of an id too (`ruleSet.rules` has the loaded ones). `errors`,
+   * `warnings`: every problem, the ones past the cap too.
+   */
+  readonly counts: { readonly rules: number; readonly errors: number; readonly warnings: number };
   /** The `samples:` of the rules, in definition order, for `runSamples` (samples.ts); never used by matching. */
   readonly samples: readonly RuleSamples[];
 }
@@ -133,8 +148,17 @@ interface ExceptionItem extends Located {
 interface Draft extends Located {
   readonly id: string;
   readonly type: RuleType;
+  /** As written: when `broken` says a part has schema errors, that part may be of any type. */
   readonly entry: RuleEntry | SequenceEntry | ThresholdEntry;
   readonly line: number;
+  /**
+   * False for a rule that is checked but never loaded: one with schema errors, bad tags or no
+   * usable id, or a second rule of an id. Its other parts are compiled all the same, so that every
+   * error of the rule shows in one run.
+   */
+  readonly loads: boolean;
+  /** Whether the schema check found a problem at or under this path of the entry (that part is not compiled). */
+  readonly broken: (path: YamlPath) => boolean;
   title: string;
   description: string;
   severity: Severity;
@@ -148,6 +172,11 @@ interface Draft extends Located {
   outputs: TextSource[];
   withinMs: number;
   count: number;
+}
+
+/** The parts of one rule compiled so far: whether any failed (each failure is reported where it is). */
+interface Check {
+  failed: boolean;
 }
 
 interface MacroEntry extends MacroDef, Located {}
@@ -188,6 +217,10 @@ class Loader {
   private readonly macros = new Map<string, MacroEntry>();
   private readonly lists = new Map<string, ListEntry>();
   private readonly drafts = new Map<string, Draft>();
+  /** Rules checked but never loaded and not reachable by id: second rules of an id, rules without a usable id. */
+  private readonly unnamed: Draft[] = [];
+  /** Entries of `rules:` that are rules (not overrides), as the author wrote them: duplicates and broken ones too. */
+  rulesWritten = 0;
   private readonly overrides: (Located & { entry: OverrideEntry })[] = [];
   private readonly compiled = new Map<string, CompiledRule>();
   private readonly correlations = new Map<string, CompiledCorrelation>();
@@ -235,6 +268,28 @@ class Loader {
       this.report('error', 'HADES_ERR_INTERNAL', located.file.name, located.file.at(located.path), `the rule could not be compiled: ${message}`, rule !== undefined ? { rule } : {});
       return undefined;
     }
+  }
+
+  /**
+   * Runs one part of a rule that does not depend on the others (a condition, an exception, an
+   * output, a grouping field...): its error is reported and marks the rule failed, and the next
+   * part still runs, so that a rule's independent errors all show at once.
+   */
+  private part<T>(draft: Draft, check: Check, fn: () => T): T | undefined {
+    let done = false;
+    const value = this.attempt(draft, draft.id, () => {
+      const v = fn();
+      done = true;
+      return v;
+    });
+    if (!done) check.failed = true;
+    return value;
+  }
+
+  /** Reports an error of one part of a rule found without running anything. */
+  private fail(draft: Draft, check: Check, error: RuleCompileError): void {
+    this.reportCompile(error, draft, draft.id);
+    check.failed = true;
   }
 
   // ----- stage 1 and 2: read and collect -----
@@ -336,53 +391,73 @@ class Loader {
     const id = isRecord(entry) && typeof entry['id'] === 'string' ? entry['id'] : undefined;
     const invalid = (message: string, at: YamlPath = path, key = false, suggestion?: string) =>
       this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at(at, key), message, { ...(id !== undefined ? { rule: id } : {}), ...(suggestion ? { suggestion } : {}) });
-    if (!isRecord(entry)) return invalid('a rule is a mapping with id, title, severity, condition...');
-    const schemaProblems = (schema: Parameters<typeof checkSchema>[0]) => {
-      const issues = checkSchema(schema, entry);
+    if (isRecord(entry) && 'override' in entry) {
+      const issues = checkSchema(OverrideSchema, entry);
       for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
-      return issues.length > 0;
-    };
-    if ('override' in entry) {
-      if (schemaProblems(OverrideSchema)) return;
-      this.overrides.push({ ...located, entry: entry as OverrideEntry });
+      if (issues.length === 0) this.overrides.push({ ...located, entry: entry as OverrideEntry });
       return;
     }
+    this.rulesWritten++;
+    if (!isRecord(entry)) return invalid('a rule is a mapping with id, title, severity, condition...');
     const type = entry['type'] ?? 'rule';
     const schema = type === 'rule' ? RuleSchema : type === 'sequence' ? SequenceSchema : type === 'threshold' ? ThresholdSchema : undefined;
     if (!schema) return invalid(`'type' must be one of rule, sequence, threshold (got ${JSON.stringify(type)})`, [...path, 'type']);
-    if (schemaProblems(schema)) return;
+    // Every schema issue is reported; the parts they concern are left out and the rest is still
+    // compiled, for its own errors (the rule does not load).
+    const issues = checkSchema(schema, entry);
+    for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
+    const targets = issues.map((i) => i.target);
+    const broken = (at: YamlPath) => targets.some((t) => at.every((seg, k) => t[k] === seg));
     const e = entry as RuleEntry | SequenceEntry | ThresholdEntry;
-    const tagsOk = this.checkTags(e.tags ?? [], located, [...path, 'tags'], e.id);
-    const existing = this.drafts.get(e.id);
-    if (existing) return this.duplicate('rule', e.id, { file, path: [...path, 'id'] }, existing);
-    if (!tagsOk) return;
-    const withinMs = 'within' in e ? parseDuration(e.within) : 0;
+    const tags = Array.isArray(e.tags) ? e.tags : [];
+    const tagsOk = this.checkTags(tags, located, [...path, 'tags'], id ?? '', (i) => broken(['tags', i]));
+    const existing = id === undefined ? undefined : this.drafts.get(id);
+    if (existing) this.duplicate('rule', id!, { file, path: [...path, 'id'] }, existing);
+    const loads = issues.length === 0 && tagsOk && existing === undefined;
+    const ok = (key: string) => e[key as keyof typeof e] !== undefined && !broken([key]);
+    const text = (key: string) => (ok(key) && typeof e[key as keyof typeof e] === 'string' ? (e[key as keyof typeof e] as string) : undefined);
+    const condition = text('condition');
+    const output = text('output');
+    // Each exception is a part of its own: the good ones are checked beside a broken one.
+    const exceptions = Array.isArray(e.exceptions) ? e.exceptions.flatMap((x, i) => (broken(['exceptions', i]) ? [] : [{ file, path: [...path, 'exceptions', i], entry: x }])) : [];
     const draft: Draft = {
       ...located,
-      id: e.id,
+      // A rule without a usable id is named by its place, in its problems only.
+      id: id ?? path.join('.'),
       type: type as RuleType,
       entry: e,
       line: file.at(path)?.line ?? 1,
-      title: e.title,
-      description: e.description ?? '',
-      severity: e.severity,
-      tags: [...(e.tags ?? [])],
-      enabled: e.enabled ?? true,
-      alert: e.alert ?? true,
-      dedupBy: e.dedup_by === undefined ? undefined : { file, path: [...path, 'dedup_by'], fields: e.dedup_by },
-      conditions: 'condition' in e && e.condition !== undefined ? [file.source([...path, 'condition'], e.condition)] : [],
-      exceptions: (e.exceptions ?? []).map((x, i) => ({ file, path: [...path, 'exceptions', i], entry: x })),
-      outputs: e.output !== undefined ? [file.source([...path, 'output'], e.output)] : [],
-      withinMs,
-      count: 'count' in e ? e.count : 0,
+      loads,
+      broken: (at) => broken(at),
+      title: text('title') ?? '',
+      description: text('description') ?? '',
+      severity: ok('severity') ? e.severity : 'info',
+      tags: tagsOk ? [...tags] : [],
+      enabled: ok('enabled') ? e.enabled !== false : true,
+      alert: ok('alert') ? e.alert !== false : true,
+      dedupBy: ok('dedup_by') ? { file, path: [...path, 'dedup_by'], fields: e.dedup_by! } : undefined,
+      conditions: condition !== undefined ? [file.source([...path, 'condition'], condition)] : [],
+      exceptions,
+      outputs: output !== undefined ? [file.source([...path, 'output'], output)] : [],
+      withinMs: 'within' in e && ok('within') ? parseDuration(e.within) : 0,
+      count: 'count' in e && ok('count') ? e.count : 0,
     };
-    this.drafts.set(e.id, draft);
-    if (e.samples !== undefined) this.samples.push(collectSamples(file.name, path, e.id, e.samples, (p, key) => file.at(p, key)));
+    const samples = ok('samples') && !broken(['samples']) ? collectSamples(file.name, path, draft.id, e.samples!, (p, key) => file.at(p, key)) : undefined;
+    if (id !== undefined && !existing) {
+      this.drafts.set(id, draft);
+      if (samples) this.samples.push(samples);
+    } else {
+      // Checked, never loaded, and no id reaches it: its sample events are checked here.
+      this.unnamed.push(draft);
+      if (samples) this.problems.push(...checkSamples([samples]));
+    }
   }
 
-  private checkTags(tags: readonly string[], located: Located, path: YamlPath, rule: string): boolean {
+  /** Checks each tag but those `reported` (by the schema check); false when one is refused. */
+  private checkTags(tags: readonly string[], located: Located, path: YamlPath, rule: string, reported: (i: number) => boolean = () => false): boolean {
     let ok = true;
     tags.forEach((tag, i) => {
+      if (typeof tag !== 'string' || reported(i)) return;
       const problem = checkTag(tag);
       if (!problem) return;
       ok = false;
@@ -462,18 +537,31 @@ class Loader {
 
   // ----- stage 4: stateless rules -----
 
-  private parseConditions(draft: Draft): RExpr {
-    const parts = draft.conditions.map((s) => parseCondition(s));
-    return this.resolver.resolve(and(parts, draft.conditions[0]!));
+  /**
+   * The condition as overrides left it (appended parts and-ed to it), resolved; undefined when it
+   * has an error (reported) or is missing. Each part is parsed on its own, so a syntax error in
+   * one does not hide another's.
+   */
+  private conditionOf(draft: Draft, check: Check): RExpr | undefined {
+    if (draft.conditions.length === 0) {
+      check.failed = true;
+      return undefined;
+    }
+    const parts = draft.conditions.map((s) => this.part(draft, check, () => parseCondition(s)));
+    if (parts.some((p) => p === undefined)) return undefined;
+    return this.part(draft, check, () => this.resolver.resolve(and(parts as Expr[], draft.conditions[0]!)));
   }
 
-  /** The exceptions of a rule as one predicate (true: the event is excepted), or null. */
-  private exceptionsOf(draft: Draft): Predicate | null {
+  /**
+   * The exceptions of a rule as one predicate (true: the event is excepted), null when it has
+   * none, undefined when one has an error (each exception is checked, and reported, on its own).
+   */
+  private exceptionsOf(draft: Draft, check: Check): Predicate | null | undefined {
     if (draft.exceptions.length === 0) return null;
-    const items = draft.exceptions.map((x) => this.exceptionExpr(x));
-    const source = new TableSource(draft.file.name);
-    const expr: Expr = items.length === 1 ? items[0]! : { kind: 'or', items, source, offset: 0 };
-    return compilePredicate(this.resolver.resolve(expr, false));
+    const items = draft.exceptions.map((x) => this.part(draft, check, () => this.resolver.resolve(this.exceptionExpr(x), false)));
+    if (items.some((x) => x === undefined)) return undefined;
+    const expr: RExpr = items.length === 1 ? items[0]! : { kind: 'or', items: items as RExpr[] };
+    return this.part(draft, check, () => compilePredicate(expr));
   }
 
   /** One structured exception as a condition: any of its value tuples, each field by its operator. */
@@ -544,25 +632,35 @@ class Loader {
     return tuples.length === 1 ? tuples[0]! : { kind: 'or', items: tuples, source, offset: here };
   }
 
-  private outputOf(draft: Draft, extras: readonly string[] = []): Template {
-    const templates = draft.outputs.map((s) => compileTemplate(s, extras));
-    if (templates.length === 0) return { text: draft.title, render: () => draft.title };
-    if (templates.length === 1) return templates[0]!;
-    return { text: templates.map((t) => t.text).join(' '), render: (e, x) => templates.map((t) => t.render(e, x)).join(' ') };
+  /** The output: each template (the rule's, appended ones) compiled and reported on its own; undefined on an error. */
+  private outputOf(draft: Draft, check: Check, extras: readonly string[] = []): Template | undefined {
+    const templates = draft.outputs.map((s) => this.part(draft, check, () => compileTemplate(s, extras)));
+    if (templates.some((t) => t === undefined)) return undefined;
+    const ts = templates as Template[];
+    if (ts.length === 0) return { text: draft.title, render: () => draft.title };
+    if (ts.length === 1) return ts[0]!;
+    return { text: ts.map((t) => t.text).join(' '), render: (e, x) => ts.map((t) => t.render(e, x)).join(' ') };
+  }
+
+  /** Each field of dedup_by must exist and hold one value: an alert's key reads one. Each is checked on its own. */
+  private checkDedupBy(draft: Draft, check: Check): void {
+    const dedup = draft.dedupBy;
+    if (dedup === undefined) return;
+    if (draft.type !== 'rule') {
+      return this.fail(draft, check, compileError('HADES_ERR_RULE_INVALID', `dedup_by is for rules of type rule: the alerts of a ${draft.type} rule are keyed by its group (by)`, dedup.file.source(dedup.path, ''), 0));
+    }
+    dedup.fields.forEach((field, i) => {
+      this.part(draft, check, () => {
+        const source = dedup.file.source([...dedup.path, i], field);
+        // The alert's key reads a dotted path: a list position would read nothing, and fold every alert into one.
+        if (field.includes('[')) throw compileError('HADES_ERR_RULE_INVALID', `dedup_by takes dotted field names, not list positions ('${field}')`, source, field.indexOf('['));
+        this.groupField({ ...draft, file: dedup.file }, field, [...dedup.path, i], false);
+      });
+    });
   }
 
   private info(draft: Draft, actions: ActionSet): RuleInfo {
-    // Each field of dedup_by must exist and hold one value: an alert's key reads one.
     const dedup = draft.dedupBy;
-    if (dedup !== undefined && draft.type !== 'rule') {
-      throw compileError('HADES_ERR_RULE_INVALID', `dedup_by is for rules of type rule: the alerts of a ${draft.type} rule are keyed by its group (by)`, dedup.file.source(dedup.path, ''), 0);
-    }
-    dedup?.fields.forEach((field, i) => {
-      const source = dedup.file.source([...dedup.path, i], field);
-      // The alert's key reads a dotted path: a list position would read nothing, and fold every alert into one.
-      if (field.includes('[')) throw compileError('HADES_ERR_RULE_INVALID', `dedup_by takes dotted field names, not list positions ('${field}')`, source, field.indexOf('['));
-      this.groupField({ ...draft, file: dedup.file }, field, [...dedup.path, i], false);
-    });
     return {
       id: draft.id,
       title: draft.title,
@@ -584,35 +682,49 @@ class Loader {
     this.report('warning', 'HADES_ERR_RULE_NEVER_MATCHES', draft.conditions[0]?.file ?? draft.file.name, pos, `${what} can match no event: no action has all the fields and values it needs`, { rule: draft.id });
   }
 
-  compileRules(): void {
-    for (const draft of this.drafts.values()) {
-      if (draft.type !== 'rule') continue;
-      const done = this.attempt(draft, draft.id, () => {
-        const condition = this.parseConditions(draft);
+  /**
+   * One stateless rule: its condition, each exception, each output and dedup_by are compiled
+   * apart, every error reported; undefined when one failed or the rule is only checked.
+   */
+  private compileRule(draft: Draft): CompiledRule | undefined {
+    const check: Check = { failed: !draft.loads };
+    const condition = this.conditionOf(draft, check);
+    const compiled =
+      condition &&
+      this.part(draft, check, () => {
         const actions = normaliseActions(actionsOf(condition));
         if (actions !== null && actions.size === 0) this.neverMatches(draft, `rule '${draft.id}'`);
         // The index guarantees the action: its tests go (unless there is no index).
         const indexed = withoutIndexedActionTests(condition, this.options.indexByAction === false ? null : actions);
-        const predicate = compilePredicate(indexed);
-        const exceptions = this.exceptionsOf(draft);
-        const output = this.outputOf(draft);
-        const rule: CompiledRule = {
-          info: this.info(draft, actions),
-          index: this.compiled.size,
-          predicate,
-          keys: equalityKeys(indexed),
-          exceptions,
-          output,
-          referenced: false,
-          evaluations: 0,
-          matches: 0,
-          suppressed: 0,
-        };
-        return rule;
+        return { actions, indexed, predicate: compilePredicate(indexed) };
       });
+    const exceptions = this.exceptionsOf(draft, check);
+    const output = this.outputOf(draft, check);
+    this.checkDedupBy(draft, check);
+    if (check.failed || !compiled || exceptions === undefined || !output) return undefined;
+    return {
+      info: this.info(draft, compiled.actions),
+      index: this.compiled.size,
+      predicate: compiled.predicate,
+      keys: equalityKeys(compiled.indexed),
+      exceptions,
+      output,
+      referenced: false,
+      evaluations: 0,
+      matches: 0,
+      suppressed: 0,
+    };
+  }
+
+  compileRules(): void {
+    for (const draft of this.drafts.values()) {
+      if (draft.type !== 'rule') continue;
+      const done = this.attempt(draft, draft.id, () => this.compileRule(draft));
       if (done) this.compiled.set(draft.id, done);
       else this.failed.add(draft.id);
     }
+    // Second rules of an id and rules without one: checked for their own errors, never loaded.
+    for (const draft of this.unnamed) if (draft.type === 'rule') this.attempt(draft, draft.id, () => this.compileRule(draft));
   }
 
   // ----- stage 5: correlation rules -----
@@ -642,14 +754,20 @@ class Loader {
       state.set(draft.id, 'done');
     };
     for (const draft of this.drafts.values()) if (draft.type !== 'rule') visit(draft, []);
+    // Second rules of an id and rules without one: checked for their own errors, never loaded.
+    for (const draft of this.unnamed) if (draft.type !== 'rule') this.attempt(draft, draft.id, () => this.compileCorrelation(draft));
   }
 
   private references(draft: Draft): { id: string; path: YamlPath }[] {
     const e = draft.entry;
+    // Only the parts without schema problems: the others may be of any type.
     if (draft.type === 'sequence') {
-      return (e as SequenceEntry).steps.flatMap((s, i) => (s.rule !== undefined ? [{ id: s.rule, path: [...draft.path, 'steps', i, 'rule'] }] : []));
+      const steps = (e as SequenceEntry).steps;
+      if (!Array.isArray(steps)) return [];
+      return steps.flatMap((s, i) => (!draft.broken(['steps', i]) && s.rule !== undefined ? [{ id: s.rule, path: [...draft.path, 'steps', i, 'rule'] }] : []));
     }
-    if (draft.type === 'threshold') return ((e as ThresholdEntry).rules ?? []).map((id, i) => ({ id, path: [...draft.path, 'rules', i] }));
+    const rules = (e as ThresholdEntry).rules;
+    if (draft.type === 'threshold' && Array.isArray(rules) && !draft.broken(['rules'])) return rules.map((id, i) => ({ id, path: [...draft.path, 'rules', i] }));
     return [];
   }
 
@@ -658,13 +776,14 @@ class Loader {
     const source = new TableSource(draft.file.name);
     const at = source.add(draft.file.at(path));
     const rule = this.compiled.get(id);
+    // A rule only checked (never loaded) does not make the rules it names run for it.
     if (rule) {
-      rule.referenced = true;
+      if (draft.loads) rule.referenced = true;
       return { index: rule.index, actions: rule.info.actions === null ? null : new Set(rule.info.actions) };
     }
     const corr = this.correlations.get(id);
     if (corr) {
-      corr.referenced = true;
+      if (draft.loads) corr.referenced = true;
       return { index: corr.index, actions: corr.info.actions === null ? null : new Set(corr.info.actions) };
     }
     if (this.drafts.has(id)) throw compileError('HADES_ERR_RULE_UNKNOWN_RULE', `rule '${id}' did not load (see its own problems), so '${draft.id}' cannot use it`, source, at);
@@ -726,93 +845,128 @@ class Loader {
     return { matches, actions, keys: equalityKeys(rexpr) };
   }
 
-  private compileCorrelation(draft: Draft): CompiledCorrelation {
-    const exceptions = this.exceptionsOf(draft);
-    let spec: CorrelationSpec;
-    let actions: ActionSet;
+  /**
+   * One correlation rule. Its parts are compiled apart, every error reported: the window, each
+   * grouping field, each step (or the threshold's condition or rules), distinct, each exception,
+   * the output and dedup_by. Undefined when one failed or the rule is only checked.
+   */
+  private compileCorrelation(draft: Draft): CompiledCorrelation | undefined {
+    const check: Check = { failed: !draft.loads };
+    const exceptions = this.exceptionsOf(draft, check);
+    // The steps are checked with the exceptions left out when those have an error.
+    const except = exceptions ?? null;
+    const within = draft.withinMs;
+    if (!draft.broken(['within']) && !(within > 0)) {
+      const source = new TableSource(draft.file.name);
+      this.fail(draft, check, compileError('HADES_ERR_RULE_BAD_VALUE', "'within' must be a duration such as 500ms, 60s, 5m, 1h or 1d", source, source.add(draft.file.at([...draft.path, 'within']))));
+    }
     // What each step (or the threshold's condition) requires of an event; undefined: unknown.
     let stepKeys: (readonly KeyClause[] | undefined)[] = [undefined];
-    const within = draft.withinMs;
-    if (!(within > 0)) {
-      const source = new TableSource(draft.file.name);
-      throw compileError('HADES_ERR_RULE_BAD_VALUE', "'within' must be a duration such as 500ms, 60s, 5m, 1h or 1d", source, source.add(draft.file.at([...draft.path, 'within'])));
-    }
+    let build: (() => { spec: CorrelationSpec; actions: ActionSet }) | undefined;
+    const all = <T>(items: readonly (T | undefined)[]): T[] | undefined => (items.some((x) => x === undefined) ? undefined : (items as T[]));
     if (draft.type === 'threshold') {
       const e = draft.entry as ThresholdEntry;
-      const by = this.byList(e.by).map((f, i) => this.groupField(draft, f, Array.isArray(e.by) ? [...draft.path, 'by', i] : [...draft.path, 'by'], false) as FieldRef);
-      let matches: StepMatcher;
+      const by = all(this.byFields(draft, e.by, [...draft.path, 'by'], (f, at) => this.part(draft, check, () => this.groupField(draft, f, at, false) as FieldRef)));
+      let step: { matches: StepMatcher; actions: ActionSet } | undefined;
       if (e.rules !== undefined && e.condition === undefined) {
-        const refs = e.rules.map((id, i) => this.stepMatcher(draft, undefined, id, [...draft.path, 'condition'], [...draft.path, 'rules', i], exceptions));
-        const ms = refs.map((r) => r.matches);
-        matches = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
-        actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
-        stepKeys = refs.map((r) => r.keys);
+        const refs = draft.broken(['rules']) ? undefined : all(e.rules.map((id, i) => this.part(draft, check, () => this.stepMatcher(draft, undefined, id, [...draft.path, 'condition'], [...draft.path, 'rules', i], except))));
+        if (refs) {
+          const ms = refs.map((r) => r.matches);
+          const matches: StepMatcher = ms.length === 1 ? ms[0]! : (ev, ep, eps) => ms.some((m) => m(ev, ep, eps));
+          const actions = refs.reduce<ActionSet>((acc, r, i) => (i === 0 ? r.actions : acc === null || r.actions === null ? null : new Set([...acc, ...r.actions])), null);
+          step = { matches, actions };
+          stepKeys = refs.map((r) => r.keys);
+        }
       } else if (e.rules === undefined && e.condition !== undefined) {
         // The condition as overrides left it: replaced, or with appended parts and-ed to it.
-        const m = this.conditionMatcher(this.parseConditions(draft), exceptions);
-        matches = m.matches;
-        actions = m.actions;
-        stepKeys = [m.keys];
-      } else {
+        const rexpr = this.conditionOf(draft, check);
+        const m = rexpr && this.part(draft, check, () => this.conditionMatcher(rexpr, except));
+        if (m) {
+          step = m;
+          stepKeys = [m.keys];
+        }
+      } else if (!draft.broken(['rules']) && !draft.broken(['condition'])) {
         // Both or neither: refused with its position.
-        const m = this.stepMatcher(draft, e.condition, e.rules === undefined ? undefined : '', [...draft.path, 'condition'], [...draft.path, 'rules'], exceptions);
-        matches = m.matches;
-        actions = m.actions;
+        this.part(draft, check, () => this.stepMatcher(draft, e.condition, e.rules === undefined ? undefined : '', [...draft.path, 'condition'], [...draft.path, 'rules'], except));
       }
       let distinct: ((event: EventRecord) => unknown[]) | undefined;
-      if (e.distinct !== undefined) distinct = allValues(this.groupField(draft, e.distinct, [...draft.path, 'distinct'], false, true) as FieldRef);
-      spec = { kind: 'threshold', withinMs: within, count: draft.count, matches, key: this.keyOf(by), ...(distinct ? { distinct } : {}) };
+      if (e.distinct !== undefined && !draft.broken(['distinct'])) {
+        const ref = this.part(draft, check, () => this.groupField(draft, e.distinct!, [...draft.path, 'distinct'], false, true) as FieldRef);
+        if (ref) distinct = allValues(ref);
+      }
+      if (by && step) {
+        const { matches, actions } = step;
+        build = () => ({ spec: { kind: 'threshold', withinMs: within, count: draft.count, matches, key: this.keyOf(by), ...(distinct ? { distinct } : {}) }, actions });
+      }
     } else {
       const e = draft.entry as SequenceEntry;
-      const ordered = e.ordered ?? true;
-      const byTexts = this.byList(e.by);
-      const byPath = (i: number) => (Array.isArray(e.by) ? [...draft.path, 'by', i] : [...draft.path, 'by']);
-      const by = byTexts.map((f, i) => this.groupField(draft, f, byPath(i), ordered));
-      const tree = by.includes(PROCESS_TREE);
-      const fieldsOnly = by.filter((b): b is FieldRef => b !== PROCESS_TREE);
-      const steps = e.steps.map((step, i) => {
-        const stepPath = [...draft.path, 'steps', i];
-        const m = this.stepMatcher(draft, step.condition, step.rule, [...stepPath, 'condition'], [...stepPath, 'rule'], exceptions);
-        let key = this.keyOf(fieldsOnly);
-        if (step.by !== undefined) {
-          const texts = this.byList(step.by);
-          const source = draft.file.source([...stepPath, 'by'], '');
-          if (tree) throw compileError('HADES_ERR_RULE_INVALID', `a step cannot have its own 'by' when the sequence groups by '${PROCESS_TREE}'`, source, 0);
-          if (texts.length !== byTexts.length) {
-            throw compileError('HADES_ERR_RULE_INVALID', `a step's 'by' names the fields that stand for the sequence's 'by' in its events: ${byTexts.length} field(s), as many as the sequence's`, source, 0);
+      const ordered = draft.broken(['ordered']) ? true : e.ordered ?? true;
+      const byTexts = draft.broken(['by']) ? [] : this.byList(e.by);
+      const by = all(this.byFields(draft, e.by, [...draft.path, 'by'], (f, at) => this.part(draft, check, () => this.groupField(draft, f, at, ordered))));
+      const tree = by?.includes(PROCESS_TREE) ?? false;
+      const fieldsOnly = (by ?? []).filter((b): b is FieldRef => b !== PROCESS_TREE);
+      const written = Array.isArray(e.steps) ? e.steps : [];
+      const steps = all(
+        written.map((step, i) => {
+          // A step with a schema problem was reported; the others are checked.
+          if (draft.broken(['steps', i])) {
+            check.failed = true;
+            return undefined;
           }
-          key = this.keyOf(texts.map((f, k) => this.groupField(draft, f, Array.isArray(step.by) ? [...stepPath, 'by', k] : [...stepPath, 'by'], false) as FieldRef));
-        }
-        return { matches: m.matches, key, actions: m.actions, keys: m.keys };
-      });
-      stepKeys = steps.map((st) => st.keys);
-      actions = steps.reduce<ActionSet>((acc, s, i) => (i === 0 ? s.actions : acc === null || s.actions === null ? null : new Set([...acc, ...s.actions])), null);
-      let treeKeys: TreeKeysOf | undefined;
-      if (tree) {
-        const prefix = this.keyOf(fieldsOnly);
-        const own = firstValue(this.mustField('process.entity_id'));
-        const parent = firstValue(this.mustField('process.parent.entity_id'));
-        const ancestors = allValues(this.mustField('hades.ancestors.entity_id'));
-        const join = (p: string, id: unknown) => (p === '' ? String(id) : `${p}\u0000${String(id)}`);
-        const first: KeyOf = (ev) => {
-          const p = prefix(ev);
-          const id = own(ev);
-          return p === undefined || typeof id !== 'string' ? undefined : join(p, id);
+          const stepPath = [...draft.path, 'steps', i];
+          const m = this.part(draft, check, () => this.stepMatcher(draft, step.condition, step.rule, [...stepPath, 'condition'], [...stepPath, 'rule'], except));
+          let key: KeyOf | undefined = this.keyOf(fieldsOnly);
+          if (step.by !== undefined) {
+            const texts = this.part(draft, check, () => {
+              const texts = this.byList(step.by);
+              const source = draft.file.source([...stepPath, 'by'], '');
+              if (tree) throw compileError('HADES_ERR_RULE_INVALID', `a step cannot have its own 'by' when the sequence groups by '${PROCESS_TREE}'`, source, 0);
+              if (texts.length !== byTexts.length) {
+                throw compileError('HADES_ERR_RULE_INVALID', `a step's 'by' names the fields that stand for the sequence's 'by' in its events: ${byTexts.length} field(s), as many as the sequence's`, source, 0);
+              }
+              return texts;
+            });
+            const refs = texts && all(texts.map((f, k) => this.part(draft, check, () => this.groupField(draft, f, Array.isArray(step.by) ? [...stepPath, 'by', k] : [...stepPath, 'by'], false) as FieldRef)));
+            key = refs ? this.keyOf(refs) : undefined;
+          }
+          return m && key ? { matches: m.matches, key, actions: m.actions, keys: m.keys } : undefined;
+        }),
+      );
+      if (by && steps) {
+        stepKeys = steps.map((st) => st.keys);
+        build = () => {
+          const actions = steps.reduce<ActionSet>((acc, s, i) => (i === 0 ? s.actions : acc === null || s.actions === null ? null : new Set([...acc, ...s.actions])), null);
+          let treeKeys: TreeKeysOf | undefined;
+          if (tree) {
+            const prefix = this.keyOf(fieldsOnly);
+            const own = firstValue(this.mustField('process.entity_id'));
+            const parent = firstValue(this.mustField('process.parent.entity_id'));
+            const ancestors = allValues(this.mustField('hades.ancestors.entity_id'));
+            const join = (p: string, id: unknown) => (p === '' ? String(id) : `${p}\u0000${String(id)}`);
+            const first: KeyOf = (ev) => {
+              const p = prefix(ev);
+              const id = own(ev);
+              return p === undefined || typeof id !== 'string' ? undefined : join(p, id);
+            };
+            treeKeys = (ev) => {
+              const p = prefix(ev);
+              if (p === undefined) return [];
+              const ids = new Set<unknown>([own(ev), parent(ev), ...ancestors(ev)]);
+              ids.delete(undefined);
+              return [...ids].map((id) => join(p, id));
+            };
+            steps[0] = { ...steps[0]!, key: first };
+          }
+          return { spec: { kind: 'sequence', ordered, withinMs: within, steps: steps.map((s) => ({ matches: s.matches, key: s.key })), ...(treeKeys ? { tree: treeKeys } : {}) }, actions };
         };
-        treeKeys = (ev) => {
-          const p = prefix(ev);
-          if (p === undefined) return [];
-          const ids = new Set<unknown>([own(ev), parent(ev), ...ancestors(ev)]);
-          ids.delete(undefined);
-          return [...ids].map((id) => join(p, id));
-        };
-        steps[0] = { ...steps[0]!, key: first };
       }
-      spec = { kind: 'sequence', ordered, withinMs: within, steps: steps.map((s) => ({ matches: s.matches, key: s.key })), ...(treeKeys ? { tree: treeKeys } : {}) };
     }
+    const output = this.outputOf(draft, check, ['correlation.count', 'correlation.key']);
+    this.checkDedupBy(draft, check);
+    if (check.failed || !build || !output || exceptions === undefined) return undefined;
+    const { spec, actions } = build();
     const normalised = normaliseActions(actions);
     if (normalised !== null && normalised.size === 0) this.neverMatches(draft, `correlation rule '${draft.id}'`);
-    const output = this.outputOf(draft, ['correlation.count', 'correlation.key']);
     return {
       info: this.info(draft, normalised),
       // After every stateless rule, in dependency order: the rules a step uses have theirs already.
@@ -826,6 +980,12 @@ class Loader {
       evaluations: 0,
       matches: 0,
     };
+  }
+
+  /** Each field of a `by` (one or a list), through `each` with its path; [] when it has schema problems. */
+  private byFields<T>(draft: Draft, value: string | string[] | undefined, path: YamlPath, each: (field: string, at: YamlPath) => T): T[] {
+    if (draft.broken(path.slice(draft.path.length))) return [];
+    return this.byList(value).map((f, i) => each(f, Array.isArray(value) ? [...path, i] : path));
   }
 
   private mustField(path: string): FieldRef {
@@ -901,6 +1061,8 @@ export function loadRules(files: readonly RuleFile[], options: LoadOptions = {})
   loader.reportUnused();
   const ruleSet = loader.build();
   loader.sortProblems();
-  return { ruleSet, problems: loader.problems, samples: loader.samples };
+  const errors = loader.problems.filter((p) => p.severity === 'error').length;
+  const counts = { rules: loader.rulesWritten, errors, warnings: loader.problems.length - errors };
+  return { ruleSet, problems: capProblems(loader.problems), counts, samples: loader.samples };
 }
 

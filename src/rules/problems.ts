@@ -29,6 +29,37 @@ export function cutMessage(message: string): string {
   return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)` : message;
 }
 
+/** Problems listed at most: a file of a thousand broken rules gives a readable list, not a flood. */
+export const MAX_PROBLEMS = 1000;
+
+/**
+ * At most `max` problems, errors before warnings (a thousand unused-macro warnings do not hide an
+ * error), in their order, then one HADES_ERR_RULE_TOO_MANY_PROBLEMS that counts the others (an
+ * error when they hold one) at the position of the first of them.
+ */
+export function capProblems(problems: readonly RuleProblem[], max = MAX_PROBLEMS): RuleProblem[] {
+  if (problems.length <= max) return [...problems];
+  const errorCount = problems.filter((p) => p.severity === 'error').length;
+  let warningsKept = Math.max(0, max - errorCount);
+  let errorsKept = max - warningsKept;
+  const kept: RuleProblem[] = [];
+  const rest: RuleProblem[] = [];
+  for (const p of problems) {
+    const keep = p.severity === 'error' ? errorsKept-- > 0 : warningsKept-- > 0;
+    (keep ? kept : rest).push(p);
+  }
+  const errors = rest.filter((p) => p.severity === 'error').length;
+  const first = rest[0]!;
+  const more: RuleProblem = {
+    code: 'HADES_ERR_RULE_TOO_MANY_PROBLEMS',
+    severity: errors > 0 ? 'error' : 'warning',
+    file: first.file,
+    ...(first.line !== undefined ? { line: first.line, column: first.column ?? 1 } : {}),
+    message: `${rest.length} more problems (${errors} errors, ${rest.length - errors} warnings) are not listed, the first of them here; the ${max} listed are errors first`,
+  };
+  return [...kept, more];
+}
+
 /** `file:line:column: error CODE: message`, the form editors and CI logs link to. */
 export function formatProblem(p: RuleProblem): string {
   const where = p.line === undefined ? p.file : `${p.file}:${p.line}:${p.column ?? 1}`;

@@ -274,6 +274,8 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     const counts = { samples: rs?.samples.length ?? 0, passed: 0, failed: 0 };
     const report = (status: RuleSampleStatus, results: readonly SampleResult[] = []) => reports.push({ rule: id, file, line, status, ...counts, results });
     if (!info) {
+      // Its sample events are still checked: their faults are the rule's own, to fix in the same run.
+      if (rs) problems.push(...rs.samples.flatMap((s) => sampleProblems(rs, s)));
       report('not_loaded');
       continue;
     }

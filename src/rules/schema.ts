@@ -156,6 +156,8 @@ export const FileSchema = Type.Object(
 export interface SchemaIssue {
   /** Path from the validated value, e.g. ['steps', 0, 'condition']. */
   readonly path: readonly (string | number)[];
+  /** The value at fault: `path`, or for a missing key the path it would have. */
+  readonly target: readonly (string | number)[];
   /** The issue is about a key (unknown key) rather than a value. */
   readonly key: boolean;
   readonly message: string;
@@ -206,6 +208,7 @@ export function checkSchema(schema: TSchema, value: unknown): SchemaIssue[] {
         const suggestion = suggest(key, known);
         issues.push({
           path,
+          target: path,
           key: true,
           message: `unknown key '${dotted}'${suggestion ? `; did you mean '${suggestion}'?` : known.length ? `; known keys here: ${known.join(', ')}` : ''}`,
           ...(suggestion ? { suggestion } : {}),
@@ -213,10 +216,10 @@ export function checkSchema(schema: TSchema, value: unknown): SchemaIssue[] {
         break;
       }
       case ValueErrorType.StringMinLength:
-        issues.push({ path, key: false, message: `'${dotted}' must not be empty` });
+        issues.push({ path, target: path, key: false, message: `'${dotted}' must not be empty` });
         break;
       case ValueErrorType.ObjectRequiredProperty:
-        issues.push({ path: path.slice(0, -1), key: false, message: `missing required key '${dotted}'` });
+        issues.push({ path: path.slice(0, -1), target: path, key: false, message: `missing required key '${dotted}'` });
         break;
       default: {
         const options = literals(error.schema);
@@ -224,7 +227,7 @@ export function checkSchema(schema: TSchema, value: unknown): SchemaIssue[] {
         const expected = options
           ? `one of ${options.map((o) => String(o)).join(', ')}`
           : description ?? error.message.replace(/^Expected /, '').toLowerCase();
-        issues.push({ path, key: false, message: `'${dotted}' must be ${expected} (got ${describeValue(error.value)})` });
+        issues.push({ path, target: path, key: false, message: `'${dotted}' must be ${expected} (got ${describeValue(error.value)})` });
       }
     }
   }

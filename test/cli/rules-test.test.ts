@@ -76,6 +76,26 @@ describe('hades rules test', () => {
     assert.match(r2.stdout, new RegExp(`^${bad}:3:\\d+: error HADES_ERR_RULE_YAML: `, 'm'));
   });
 
+  it('prints every independent error of a rule, counts rules as written, and caps the list', async () => {
+    const p = file(
+      'several.yaml',
+      `${passing}  - id: curl_exec\n    title: T\n    severity: hgih\n    condition: (process.name = x\n    output: "{process.nmae}"\n  - override: curl_exec\n    replace: {enabled: true}\n`,
+    );
+    const r = await runHades(['rules', 'test', p]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const codes = r.stdout.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length + 1).replace(/: error (\S+):.*$/, ' $1'));
+    assert.deepEqual(codes, ['12:5 HADES_ERR_RULE_DUPLICATE_ID', '14:15 HADES_ERR_RULE_INVALID', '15:33 HADES_ERR_RULE_SYNTAX', '16:15 HADES_ERR_RULE_UNKNOWN_FIELD']);
+    // Two rules written (the override is not one), one of them not loaded.
+    assert.match(r.stdout, /^1 file, 2 rules \(1 not loaded\); 2 samples: 2 passed, 0 failed; 4 errors, 0 warnings\nFAILED\n$/m);
+
+    const broken = Array.from({ length: 1200 }, (_, i) => `  - id: r${i}\n    title: T\n    severity: hgih\n    condition: process.nme = x\n`).join('');
+    const many = await runHades(['rules', 'test', file('many.yaml', `rules:\n${broken}`)]);
+    const lines = many.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 1000 + 3, 'the problems listed, the count of the others, the summary, FAILED');
+    assert.match(lines.at(-3)!, /: error HADES_ERR_RULE_TOO_MANY_PROBLEMS: 1400 more problems \(1400 errors, 0 warnings\) are not listed/);
+    assert.equal(lines.at(-2), '1 file, 1200 rules (1200 not loaded); 0 samples: 0 passed, 0 failed; 2400 errors, 0 warnings');
+  });
+
   it('reports invalid sample events with their position', async () => {
     const p = file('invalid-sample.yaml', curlRule('      match:\n        - {event: {action: exec}, process: {name: curl, comm: curl}}\n      no_match:\n        - {event: {action: exec}, process: {name: ls}}\n'));
     const r = await runHades(['rules', 'test', p]);
@@ -104,13 +124,13 @@ describe('hades rules test', () => {
     const out = JSON.parse(r.stdout) as {
       ok: boolean;
       files: string[];
-      summary: { rules: number; samples: number; passed: number; failed: number };
+      summary: { rules: number; not_loaded: number; samples: number; passed: number; failed: number; errors: number; warnings: number };
       problems: { code: string; severity: string; line: number; rule: string }[];
       rules: { rule: string; status: string; results: { expect: string; reason: string }[] }[];
     };
     assert.equal(out.ok, false);
     assert.deepEqual(out.files, [p]);
-    assert.deepEqual(out.summary, { rules: 1, samples: 1, passed: 0, failed: 1 });
+    assert.deepEqual(out.summary, { rules: 1, not_loaded: 0, samples: 1, passed: 0, failed: 1, errors: 1, warnings: 1 });
     assert.deepEqual(
       out.problems.map((x) => [x.code, x.severity, x.rule]),
       [

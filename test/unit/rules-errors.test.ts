@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exampleEvent } from '../../src/common/events/index.js';
 import { HadesError } from '../../src/common/errors.js';
-import { formatProblem, loadRules, MAX_RULE_FILE_BYTES, rulesError, type RuleProblem } from '../../src/rules/index.js';
+import { capProblems, formatProblem, loadRules, MAX_PROBLEMS, MAX_RULE_FILE_BYTES, rulesError, runSamples, type RuleProblem } from '../../src/rules/index.js';
 
 function problemsOf(text: string, name = 'f.yaml'): RuleProblem[] {
   return [...loadRules([{ name, text }]).problems];
@@ -415,5 +415,123 @@ describe('rule loader: hostile input', () => {
     assert.deepEqual([p?.code, p?.line], ['HADES_ERR_RULE_YAML', 3]);
     assert.match(p?.message ?? '', /nests more than 256 levels deep/);
     assert.deepEqual(ruleSet.rules.map((r) => r.id), ['r']);
+  });
+});
+
+describe('rule compiler: every independent error of a rule in one run', () => {
+  /** `file:line:column code` of each problem, in file order. */
+  const where = (problems: readonly RuleProblem[]) => problems.map((p) => `${p.line}:${p.column} ${p.code}`);
+
+  it('reports a bad severity, a condition syntax error and an output typo together', () => {
+    const text = 'rules:\n  - id: r\n    title: T\n    severity: hgih\n    condition: (process.name = x\n    output: "run {process.nmae}"\n';
+    const { ruleSet, problems, counts } = loadRules([{ name: 'f.yaml', text }]);
+    assert.deepEqual(where(problems), ['4:15 HADES_ERR_RULE_INVALID', '5:33 HADES_ERR_RULE_SYNTAX', '6:19 HADES_ERR_RULE_UNKNOWN_FIELD'], problems.map(formatProblem).join('\n'));
+    assert.ok(problems.every((p) => p.file === 'f.yaml' && p.rule === 'r' && p.severity === 'error'));
+    assert.deepEqual(ruleSet.rules, []);
+    assert.deepEqual(counts, { rules: 1, errors: 3, warnings: 0 });
+  });
+
+  it('reports bad tags, each exception, each output and dedup_by field, an override and invalid samples of a rule that does not load', () => {
+    const text = [
+      'rules:',
+      '  - id: r',
+      '    title: T',
+      '    severity: low',
+      '    tags: [attack.execusion]',
+      '    condition: process.nme = x',
+      '    exceptions:',
+      '      - {field: process.name, operator: like, values: [a]}',
+      '      - {field: process.nam, values: [b]}',
+      '      - {field: process.name, values: [c]}',
+      '    dedup_by: [process.nme]',
+      '    samples:',
+      '      match:',
+      '        - {event: {action: exec}, process: {nme: x}}',
+      '  - override: r',
+      '    append:',
+      '      output: "{oops"',
+      '',
+    ].join('\n');
+    const { problems } = loadRules([{ name: 'f.yaml', text }]);
+    assert.deepEqual(
+      where(problems),
+      [
+        '5:12 HADES_ERR_RULE_INVALID',
+        '6:16 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '8:41 HADES_ERR_RULE_BAD_OPERATOR',
+        '9:17 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '11:16 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '17:16 HADES_ERR_RULE_SYNTAX',
+      ],
+      problems.map(formatProblem).join('\n'),
+    );
+    // The sample events of a rule that did not load are still checked (runSamples).
+    const loaded = loadRules([{ name: 'f.yaml', text }]);
+    const report = runSamples(loaded.ruleSet, loaded.samples);
+    assert.deepEqual(where(report.problems), ['14:45 HADES_ERR_RULE_SAMPLE_INVALID']);
+    assert.equal(report.rules[0]?.status, 'not_loaded');
+  });
+
+  it('reports a duplicate id and the duplicate rule\'s own errors, samples included, and keeps the first', () => {
+    const text =
+      rule('process.name = x') +
+      '  - id: r\n    title: U\n    severity: lo\n    condition: process.nme = y\n    samples:\n      match:\n        - {event: {action: exec}, process: {nme: y}}\n';
+    const { ruleSet, problems, counts } = loadRules([{ name: 'f.yaml', text }]);
+    assert.deepEqual(
+      where(problems),
+      ['6:5 HADES_ERR_RULE_DUPLICATE_ID', '8:15 HADES_ERR_RULE_INVALID', '9:16 HADES_ERR_RULE_UNKNOWN_FIELD', '12:45 HADES_ERR_RULE_SAMPLE_INVALID'],
+      problems.map(formatProblem).join('\n'),
+    );
+    assert.deepEqual(
+      ruleSet.rules.map((r) => [r.id, r.title]),
+      [['r', 'T']],
+    );
+    // Rules as written: the duplicate counts; overrides do not.
+    assert.equal(counts.rules, 2);
+  });
+
+  it('reports the independent errors of a correlation rule together', () => {
+    const text = [
+      'rules:',
+      '  - id: s',
+      '    type: sequence',
+      '    title: T',
+      '    severity: low',
+      '    within: 5x',
+      '    by: host.nme',
+      '    steps:',
+      '      - condition: process.name = (x',
+      '      - condition: process.nme = y',
+      '    output: "{correlation.cnt}"',
+      '',
+    ].join('\n');
+    const { problems } = loadRules([{ name: 'f.yaml', text }]);
+    assert.deepEqual(
+      where(problems),
+      ['6:13 HADES_ERR_RULE_INVALID', '7:9 HADES_ERR_RULE_UNKNOWN_FIELD', '9:37 HADES_ERR_RULE_SYNTAX', '10:20 HADES_ERR_RULE_UNKNOWN_FIELD', '11:15 HADES_ERR_RULE_UNKNOWN_FIELD'],
+      problems.map(formatProblem).join('\n'),
+    );
+  });
+
+  it('still loads the good rules around rules with several errors', () => {
+    const text = rule('process.name = (x', '    severity: bad\n').replace('    severity: low\n', '') + '  - id: good\n    title: G\n    severity: low\n    condition: process.name = sh\n';
+    const { ruleSet, problems } = loadRules([{ name: 'f.yaml', text }]);
+    assert.ok(problems.length >= 2, problems.map(formatProblem).join('\n'));
+    assert.deepEqual(
+      ruleSet.rules.map((r) => r.id),
+      ['good'],
+    );
+  });
+
+  it('lists at most MAX_PROBLEMS problems, errors first, then one line that counts the others', () => {
+    const broken = Array.from({ length: 600 }, (_, i) => `  - id: r${i}\n    title: T\n    severity: hgih\n    condition: process.nme = x\n`).join('');
+    const { problems, counts } = loadRules([{ name: 'f.yaml', text: `macros:\n  unused: process.name = x\nrules:\n${broken}` }]);
+    assert.deepEqual(counts, { rules: 600, errors: 1200, warnings: 1 });
+    assert.equal(problems.length, MAX_PROBLEMS + 1);
+    assert.ok(problems.slice(0, MAX_PROBLEMS).every((p) => p.severity === 'error'));
+    const last = problems.at(-1)!;
+    assert.deepEqual([last.code, last.severity], ['HADES_ERR_RULE_TOO_MANY_PROBLEMS', 'error']);
+    assert.match(last.message, /^201 more problems \(200 errors, 1 warnings\) are not listed/);
+    assert.deepEqual(capProblems(problems.slice(0, 3), 3), problems.slice(0, 3));
   });
 });
