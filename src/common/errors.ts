@@ -346,12 +346,12 @@ export const errorCatalog = {
   },
   HADES_ERR_API_UNAUTHENTICATED: {
     kind: 'input',
-    summary: 'An API request carried no token, or an unknown or revoked one.',
-    remedy: 'Send `Authorization: Bearer TOKEN` with a token the server issued.',
+    summary: 'An API request carried no token, or a malformed, unknown, revoked or expired one (401). The server logs it as a warning with the remote address and the reason (never the token), at most 10 a minute per address and reason, then a count.',
+    remedy: 'Send `Authorization: Bearer TOKEN` with a token the server issued; a run of these in the server log from one address is someone guessing tokens.',
   },
   HADES_ERR_API_FORBIDDEN: {
     kind: 'input',
-    summary: 'The API token\'s role does not allow this request.',
+    summary: 'The API token\'s role does not allow this request (403). Written to the audit log (`api.denied`: the token, its role, the method and route, the remote address) and to the server log as a warning, at most 10 a minute per token, then a count.',
     remedy: 'Use a token with the role the message names (admin, analyst or read-only).',
   },
   HADES_ERR_API_INVALID_REQUEST: {

@@ -5,7 +5,9 @@
  * (TypeBox, so they are JSON Schema), from which the OpenAPI document at
  * /api/v1/openapi.json is made. Requests carry `Authorization: Bearer TOKEN`; each route names
  * the least role it needs (read-only < analyst < admin), which the OpenAPI document says; admin
- * actions go to the audit log, each with its change in one transaction. Answers are never cached.
+ * actions go to the audit log, each with its change in one transaction; refused requests (401,
+ * 403) go to the log, and 403s to the audit log too, rate-limited (api-refusals.ts). Answers are
+ * written with their schemas (api-schemas.ts), which name every property they keep. Answers are never cached.
  * Every error is JSON `{code, message}` with a HADES_ERR_* code.
  *
  * Statuses: 200, and 201 for a request that creates something (a token, a task, a fleet query, a
@@ -34,10 +36,13 @@ import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.j
 import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask, TASK_PARAMS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
+import * as Answers from './api-schemas.js';
+import { RefusalRecorder, type RefusalLimits } from './api-refusals.js';
 import { alertEtag, type AlertComment, type AlertQuery, type Suppression, type TriageState } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
+import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
@@ -133,6 +138,8 @@ export interface ApiOptions {
   readonly version: string;
   readonly log: Logger;
   readonly tls: { readonly certPem: string; readonly keyPem: string };
+  /** How refused requests (401, 403) are rate-limited in the logs (api-refusals.ts); the defaults otherwise. */
+  readonly refusals?: RefusalLimits;
 }
 
 const statusOfCode = (code: ErrorCode): number => {
@@ -172,7 +179,6 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** The methods the API's routes use (HEAD comes with every GET); 405 lists those a path takes. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-const Anything = Type.Unknown();
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
 /** A fleet query with a page of its hosts (src/server/fleet/queries.ts). */
@@ -436,6 +442,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     done(null, payload);
   });
 
+  // Refused requests go to the log (and a 403 of a token to the audit log), rate-limited.
+  const refusals = new RefusalRecorder(
+    { log: options.log, audit: (actor, target, details) => ports.audit({ id: actor.id, name: actor.name, role: actor.role as Role }, 'api.denied', target, details) },
+    options.refusals,
+  );
+  app.addHook('onClose', (_instance, done) => {
+    refusals.close();
+    done();
+  });
+  // Who a request was authenticated as, once (see who() below); the record of a 403 names it.
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  /** The least role a request was refused for (403 HADES_ERR_API_FORBIDDEN), for its record. */
+  const refusedRole = new WeakMap<FastifyRequest, Role>();
+
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number; code?: string }, request, reply) => {
     let e: HadesError;
     if (error.validation) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', validationMessage(error.validation, (error as { validationContext?: string }).validationContext) ?? error.message, { details: { problems: problemBodies(error.validation) } });
@@ -449,9 +469,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);
     if (e.kind === 'bug') options.log.error('API request failed', { err: e, url: request.url });
+    const status = statusOfCode(e.code);
+    if (status === 401 || status === 403) {
+      const principal = principals.get(request);
+      const needed = refusedRole.get(request);
+      const header = request.headers.authorization;
+      const notBearer = typeof header === 'string' && header.trim() !== '' && !/^Bearer\s+/i.test(header);
+      refusals.refused({
+        status,
+        code: e.code,
+        method: request.method,
+        route: request.routeOptions.url ?? 'unknown',
+        address: request.ip,
+        ...(status === 403 && principal ? { principal } : {}),
+        ...(needed === undefined ? {} : { needed }),
+        ...(status === 401 ? { reason: notBearer ? 'not_bearer' : error instanceof Unauthenticated ? error.reason : 'refused' } : {}),
+        ...(error instanceof Unauthenticated && error.claimedId !== undefined ? { claimedId: error.claimedId } : {}),
+      });
+    }
     // A 401 says how to authenticate (RFC 9110, 11.6.1; the scheme of RFC 6750).
     if (e.code === 'HADES_ERR_API_UNAUTHENTICATED') void reply.header('www-authenticate', `Bearer realm="hades"${request.headers.authorization === undefined ? '' : ', error="invalid_token"'}`);
-    void reply.status(statusOfCode(e.code)).send({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
+    void reply.status(status).send({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
@@ -470,7 +508,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   /** Authenticates and authorises; returns the principal. */
   // A request is authenticated once: by its route's role check before validation, and the
   // handler's own who() (which may ask for more) reads the same principal.
-  const principals = new WeakMap<FastifyRequest, Principal>();
   const who = (request: FastifyRequest, needed: Role): Principal => {
     let principal = principals.get(request);
     if (principal === undefined) {
@@ -479,7 +516,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       principal = ports.authenticate(bearer);
       principals.set(request, principal);
     }
-    ports.authorize(principal, needed);
+    try {
+      ports.authorize(principal, needed);
+    } catch (error) {
+      refusedRole.set(request, needed);
+      throw error;
+    }
     return principal;
   };
   const checkRole = (role: Role) => (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
@@ -503,7 +545,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       querystring?: Q;
       body?: B;
       params?: P;
-      response?: TSchema;
+      /** What success answers (its JSON Schema): every property the answer keeps must be named, or the object open (api-schemas.ts). */
+      response: TSchema;
       public?: boolean;
       /**
        * The least role the route takes, checked before the request is validated: a token that
@@ -524,7 +567,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     handler: (request: FastifyRequest<{ Querystring: Static<Q>; Body: Static<B>; Params: Static<P> }>, reply: FastifyReply) => unknown,
   ) => {
     const success = spec.success ?? [200];
-    const answer = spec.response ?? Anything;
+    const answer = spec.response;
     const responses: Record<number, TSchema> = {};
     for (const status of success) responses[status] = status === 201 && answer.description === undefined ? { ...answer, description: 'Created.' } : answer;
     const alwaysCreates = success.length === 1 && success[0] === 201;
@@ -590,17 +633,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/agents',
-    { role: 'read-only', summary: 'The fleet: every agent with its state.', tags: ['fleet'], querystring: Type.Object({ group: Type.Optional(Type.String({ maxLength: 128 })), online: Type.Optional(Type.Boolean()) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'The fleet: every agent with its state.', tags: ['fleet'], response: Answers.AgentsBody, querystring: Type.Object({ group: Type.Optional(Type.String({ maxLength: 128 })), online: Type.Optional(Type.Boolean()) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { agents: ports.listAgents({ ...(request.query.group ? { group: request.query.group } : {}), ...(request.query.online !== undefined ? { online: request.query.online } : {}) }) };
     },
   );
-  route('GET', '/api/v1/agents/:id', { role: 'read-only', summary: 'One agent.', tags: ['fleet'], params: Id }, (request) => {
+  route('GET', '/api/v1/agents/:id', { role: 'read-only', summary: 'One agent.', tags: ['fleet'], params: Id, response: Answers.AgentSchema }, (request) => {
     who(request, 'read-only');
     return found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
   });
-  route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id }, (request) => {
+  route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id, response: Answers.OkBody }, (request) => {
     const principal = who(request, 'admin');
     found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
     ports.revokeAgent(request.params.id, () => ports.audit(principal, 'agent.revoke', request.params.id));
@@ -626,7 +669,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'PUT',
     '/api/v1/agents/:id/tags',
-    { role: 'admin', summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, body: Type.Record(Type.String(), Type.String({ maxLength: 256 }), { description: 'Tag names: a letter or digit, then up to 63 of letters, digits and _ . : / -.' }) },
+    { role: 'admin', summary: 'Replace an agent\'s tags.', tags: ['fleet'], params: Id, response: Answers.OkBody, body: Type.Record(Type.String(), Type.String({ maxLength: 256 }), { description: 'Tag names: a letter or digit, then up to 63 of letters, digits and _ . : / -.' }) },
     (request) => {
       const principal = who(request, 'admin');
       const bad = Object.keys(request.body).filter((key) => !/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/.test(key));
@@ -645,6 +688,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Put an agent in these groups (replacing its groups); the configuration of its groups is pushed to it when it is connected.',
       tags: ['fleet'],
       params: Id,
+      response: Answers.AgentGroupsBody,
       body: Type.Object({ groups: Type.Array(Type.String({ pattern: GROUP_PATTERN }), { minItems: 1, maxItems: 16, uniqueItems: true }) }, { additionalProperties: false }),
     },
     (request) => {
@@ -654,11 +698,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
   const GroupName = Type.Object({ name: Type.String({ pattern: GROUP_PATTERN }) });
-  route('GET', '/api/v1/groups', { role: 'read-only', summary: 'Every group that has a configuration or members: its member count (revoked agents left out) and its configuration\'s version.', tags: ['fleet'] }, (request) => {
+  route('GET', '/api/v1/groups', { role: 'read-only', summary: 'Every group that has a configuration or members: its member count (revoked agents left out) and its configuration\'s version.', tags: ['fleet'], response: Answers.GroupsBody }, (request) => {
     who(request, 'read-only');
     return { groups: ports.listGroups() };
   });
-  route('GET', '/api/v1/groups/:name/config', { role: 'admin', summary: 'The agent configuration of a group (YAML; admin role: it may hold the credentials of outputs, such as an HTTP output\'s authorization header).', tags: ['fleet'], params: GroupName }, (request) => {
+  route('GET', '/api/v1/groups/:name/config', { role: 'admin', summary: 'The agent configuration of a group (YAML; admin role: it may hold the credentials of outputs, such as an HTTP output\'s authorization header).', tags: ['fleet'], params: GroupName, response: Answers.GroupConfigSchema }, (request) => {
     who(request, 'admin');
     return found(ports.getGroupConfig(request.params.name), `configuration for group ${request.params.name}`);
   });
@@ -670,6 +714,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Set the agent configuration of a group; it is checked, stored and pushed to the group\'s connected agents. 201 when the group had none yet, 200 when it replaces one.',
       tags: ['fleet'],
       params: GroupName,
+      response: Answers.GroupConfigSetBody,
       body: Type.Object({ yaml: Type.String({ maxLength: 1024 * 1024 }) }, { additionalProperties: false }),
       success: [200, 201],
     },
@@ -690,7 +735,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'DELETE',
     '/api/v1/groups/:name/config',
-    { role: 'admin', summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName },
+    { role: 'admin', summary: 'Remove the agent configuration of a group: its connected agents go back to their own files (or to the configuration of another of their groups).', tags: ['fleet'], params: GroupName, response: Answers.GroupConfigDeleteBody },
     (request) => {
       const principal = who(request, 'admin');
       return found(
@@ -710,6 +755,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level). All or nothing: each agent once; an unknown agent is a 404 and a revoked one a 403, and then no task is made. Tasks are audited before they are sent.',
       tags: ['tasks'],
       success: [201],
+      response: Answers.TasksBody,
       body: Type.Object(
         {
           agents: Type.Array(Type.String({ maxLength: 128 }), { minItems: 1, maxItems: 10_000 }),
@@ -741,19 +787,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/tasks',
-    { role: 'read-only', summary: `Tasks, newest first. Their results together hold at most ${LIST_RESULT_CHARS / 1024 / 1024} MiB of JSON: a task whose result would pass that comes with \`result_omitted: true\` (GET /api/v1/tasks/ID has it).`, tags: ['tasks'], querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: `Tasks, newest first. Their results together hold at most ${LIST_RESULT_CHARS / 1024 / 1024} MiB of JSON: a task whose result would pass that comes with \`result_omitted: true\` (GET /api/v1/tasks/ID has it).`, tags: ['tasks'], response: Answers.TasksBody, querystring: Type.Object({ agent: Type.Optional(Type.String({ maxLength: 128 })), status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))), limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { tasks: ports.listTasks({ ...(request.query.agent ? { agentId: request.query.agent } : {}), ...(request.query.status ? { status: request.query.status } : {}), limit: request.query.limit, resultChars: LIST_RESULT_CHARS }) };
     },
   );
-  route('GET', '/api/v1/tasks/:id', { role: 'read-only', summary: 'One task with its result.', tags: ['tasks'], params: Id }, (request) => {
+  route('GET', '/api/v1/tasks/:id', { role: 'read-only', summary: 'One task with its result.', tags: ['tasks'], params: Id, response: Answers.TaskSchema }, (request) => {
     who(request, 'read-only');
     return found(ports.getTask(request.params.id), `task ${request.params.id}`);
   });
 
   // Events.
-  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request (a filter on a column no index serves, such as process.name or any contains, counts a tenth): a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request (a filter on a column no index serves, such as process.name or any contains, counts a tenth): a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery, response: Answers.EventsBody }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();
@@ -810,7 +856,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     },
   );
-  route('GET', '/api/v1/queries', { role: 'read-only', summary: 'Fleet queries, newest first (without results).', tags: ['queries'], querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
+  route('GET', '/api/v1/queries', { role: 'read-only', summary: 'Fleet queries, newest first (without results).', tags: ['queries'], response: Answers.FleetQueriesBody, querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }, { additionalProperties: false }) }, (request) => {
     who(request, 'read-only');
     return { queries: ports.listFleetQueries(request.query.limit) };
   });
@@ -848,6 +894,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       role: 'read-only',
       summary: 'Alerts, newest first, with keyset pagination (`next` is the cursor of the following page).',
       tags: ['alerts'],
+      response: Answers.AlertsBody,
       querystring: Type.Object(
         {
           since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view), or that the server raised or folded a match into at or after it (its clock: an alert about events dated days back, raised now, is shown): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
@@ -883,7 +930,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
     },
   );
-  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments. The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id }, (request, reply) => {
+  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments. The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id, response: Answers.AlertWithCommentsBody }, (request, reply) => {
     who(request, 'read-only');
     const alert = found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
     if (alert.revision !== undefined) void reply.header('etag', alertEtag(alert.revision));
@@ -899,6 +946,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: ['alerts'],
       params: Id,
       errors: [412],
+      response: Answers.AlertSchema,
       body: Type.Object({ status: Type.Optional(Statuses), assignee: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])) }, { additionalProperties: false, minProperties: 1 }),
     },
     (request, reply) => {
@@ -919,7 +967,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/alerts/:id/comments',
-    { role: 'analyst', summary: 'Comment on an alert (at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    { role: 'analyst', summary: 'Comment on an alert (at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], response: Answers.CommentSchema, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
       return found(
@@ -931,7 +979,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'GET',
     '/api/v1/suppressions',
-    { role: 'read-only', summary: 'Alert suppressions in force (the expired ones too, with `expired=true`; lifted ones are deleted).', tags: ['alerts'], querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
+    { role: 'read-only', summary: 'Alert suppressions in force (the expired ones too, with `expired=true`; lifted ones are deleted).', tags: ['alerts'], response: Answers.SuppressionsBody, querystring: Type.Object({ expired: Type.Boolean({ default: false }) }, { additionalProperties: false }) },
     (request) => {
       who(request, 'read-only');
       return { suppressions: ports.listSuppressions(request.query.expired) };
@@ -945,6 +993,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
       tags: ['alerts'],
       success: [201],
+      response: Answers.SuppressionSchema,
       body: Type.Object(
         {
           rule: Type.String({ minLength: 1, maxLength: 256 }),
@@ -976,7 +1025,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     },
   );
-  route('DELETE', '/api/v1/suppressions/:id', { role: 'analyst', summary: 'Lift a suppression.', tags: ['alerts'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/suppressions/:id', { role: 'analyst', summary: 'Lift a suppression.', tags: ['alerts'], params: Id, response: Answers.OkBody }, (request) => {
     const principal = who(request, 'analyst');
     // What is lifted is gone from the store: the audit log keeps what it was (in the same transaction).
     const lifted = ports.deleteSuppression(request.params.id, (was) =>
@@ -987,11 +1036,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Rules.
-  route('GET', '/api/v1/rules', { role: 'read-only', summary: 'The loaded rules with their counters, and the problems of the last load.', tags: ['rules'] }, (request) => {
+  route('GET', '/api/v1/rules', { role: 'read-only', summary: 'The loaded rules with their counters, and the problems of the last load.', tags: ['rules'], response: Answers.RulesBody }, (request) => {
     who(request, 'read-only');
     return ports.listRules();
   });
-  route('POST', '/api/v1/rules/reload', { role: 'admin', summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'] }, async (request) => {
+  route('POST', '/api/v1/rules/reload', { role: 'admin', summary: 'Load the rules again; when the new rules have errors the running ones stay (HADES_ERR_RULES_RELOAD lists the problems).', tags: ['rules'], response: Answers.RulesBody }, async (request) => {
     const principal = who(request, 'admin');
     let state: Awaited<ReturnType<ApiPorts['reloadRules']>>;
     try {
@@ -1010,7 +1059,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/enrollment',
-    { role: 'admin', summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
+    { role: 'admin', summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], response: Answers.CreatedEnrollmentTokenBody, body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const now = Date.now();
@@ -1024,11 +1073,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return { ...created, ca_sha256: ports.caFingerprint(), gateways: ports.gateways() };
     },
   );
-  route('GET', '/api/v1/tokens/enrollment', { role: 'admin', summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+  route('GET', '/api/v1/tokens/enrollment', { role: 'admin', summary: 'Enrollment tokens (never their secrets).', tags: ['tokens'], response: Answers.EnrollmentTokensBody }, (request) => {
     who(request, 'admin');
     return { tokens: ports.listEnrollmentTokens() };
   });
-  route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token that was not used (`already: true` when it was revoked before; a used token is a 400: revoke its agent).', tags: ['tokens'], params: Id }, (request) => {
+  route('DELETE', '/api/v1/tokens/enrollment/:id', { role: 'admin', summary: 'Revoke an enrollment token that was not used (`already: true` when it was revoked before; a used token is a 400: revoke its agent).', tags: ['tokens'], params: Id, response: Answers.OkBody }, (request) => {
     const principal = who(request, 'admin');
     if (!ports.revokeEnrollmentToken(request.params.id, () => ports.audit(principal, 'token.enrollment.revoke', request.params.id))) return { ok: true, already: true };
     return { ok: true };
@@ -1041,6 +1090,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       summary: 'Create an API token with a role; with `ttl`, it is refused once that time has passed.',
       tags: ['tokens'],
       success: [201],
+      response: Answers.CreatedTokenSchema,
       body: Type.Object(
         {
           name: Type.String({ minLength: 1, maxLength: 128, pattern: '\\S' }),
@@ -1060,11 +1110,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     },
   );
-  route('GET', '/api/v1/tokens/api', { role: 'admin', summary: 'API tokens (never their secrets).', tags: ['tokens'] }, (request) => {
+  route('GET', '/api/v1/tokens/api', { role: 'admin', summary: 'API tokens (never their secrets).', tags: ['tokens'], response: Answers.ApiTokensBody }, (request) => {
     who(request, 'admin');
     return { tokens: ports.listApiTokens() };
   });
-  route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token (`already: true` when it was revoked before); the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409] }, (request) => {
+  route('DELETE', '/api/v1/tokens/api/:id', { role: 'admin', summary: 'Revoke an API token (`already: true` when it was revoked before); the last admin token is not revoked (409 HADES_ERR_API_LAST_ADMIN).', tags: ['tokens'], params: Id, errors: [409], response: Answers.OkBody }, (request) => {
     const principal = who(request, 'admin');
     if (!ports.revokeApiToken(request.params.id, () => ports.audit(principal, 'token.api.revoke', request.params.id))) return { ok: true, already: true };
     return { ok: true };
@@ -1076,6 +1126,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       role: 'admin',
       summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first; `before_id` (the id of the last entry of a page) gives the page after it.',
       tags: ['server'],
+      response: Answers.AuditBody,
       querystring: Type.Object({ since: Type.Optional(Type.String()), before_id: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
     },
     (request) => {
@@ -1084,7 +1135,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
 
-  route('GET', '/api/v1/openapi.json', { summary: 'This API\'s OpenAPI document.', tags: ['server'], public: true }, () => app.swagger());
+  route('GET', '/api/v1/openapi.json', { summary: 'This API\'s OpenAPI document.', tags: ['server'], public: true, response: Answers.OpenObject('An OpenAPI 3 document.') }, () => app.swagger());
   await app.ready();
   return app;
 }

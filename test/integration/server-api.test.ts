@@ -568,6 +568,32 @@ describe('the OpenAPI document', () => {
     const search = doc.paths['/api/v1/events'].get.parameters.map((p: AnyEvent) => p.name).sort();
     assert.deepEqual(search, ['action', 'agent', 'cursor', 'filter', 'host', 'limit', 'order', 'since', 'until']);
   });
+  it('gives the schema of every success answer, and says that `next` is absent on the last page', async () => {
+    const doc = (await server.ok('GET', '/api/v1/openapi.json', { token: null })) as AnyEvent;
+    const missing: string[] = [];
+    let checked = 0;
+    // A schema that says something of its value: a type, a reference, or a choice of them.
+    const says = (schema: AnyEvent | undefined): boolean => schema !== undefined && ['type', '$ref', 'anyOf', 'oneOf', 'allOf', 'const', 'enum'].some((key) => key in schema);
+    for (const [route, item] of Object.entries<AnyEvent>(doc.paths)) {
+      for (const [method, operation] of Object.entries<AnyEvent>(item)) {
+        for (const [status, response] of Object.entries<AnyEvent>(operation.responses ?? {})) {
+          if (!status.startsWith('2')) continue;
+          checked++;
+          if (!says(response.content?.['application/json']?.schema)) missing.push(`${method.toUpperCase()} ${route} ${status}`);
+        }
+      }
+    }
+    assert.ok(checked >= 36, `${checked} success answers`);
+    assert.deepEqual(missing, [], 'success answers without a schema');
+    for (const route of ['/api/v1/events', '/api/v1/alerts']) {
+      const schema = doc.paths[route].get.responses['200'].content['application/json'].schema;
+      assert.ok(!(schema.required ?? []).includes('next'), `${route}: next is optional`);
+      assert.match(schema.properties.next.description, /absent on the last page/);
+    }
+    // Events are open documents: the schema keeps every field they have.
+    assert.equal(doc.paths['/api/v1/events'].get.responses['200'].content['application/json'].schema.properties.events.items.additionalProperties, true);
+  });
+
   it('says the role each route needs, and the server holds to it: a token of the role below gets 403, none 401', async () => {
     const doc = (await server.api('GET', '/api/v1/openapi.json', { token: null })).body;
     const below = { 'read-only': undefined, analyst: (await apiToken('read-only', 'openapi-read-only')).token, admin: (await apiToken('analyst', 'openapi-analyst')).token } as const;
@@ -592,6 +618,64 @@ describe('the OpenAPI document', () => {
     assert.ok(checked >= 30, `${checked} routes`);
     assert.match(doc.paths['/api/v1/tasks'].post.description, /restart_plugin and log_level tasks need admin/);
     assert.match(doc.paths['/api/v1/tokens/api'].post.description, /^Needs the role admin or higher/);
+  });
+});
+
+describe('answers keep every field (they are written with their schemas, which drop what they do not name)', () => {
+  it('gives an event back whole, with fields no schema names (inventory row columns), as it was stored', async () => {
+    const identity = await server.enrollAgent();
+    const prefix = `whole-${Date.now()}`;
+    // The ingest checks events against their schema; an inventory row is open: any column, any name.
+    const row = { 'Odd Column': 'é\u2028"', ratio: 1.5, nothing: null, flag: false, 'x.y': 'dotted' };
+    const [event] = makeEvents(1, { prefix, extra: (e) => (e['hades'].inventory.row = row) });
+    await deliver(identity, [event!]);
+    const { events } = await server.ok('GET', '/api/v1/events', { query: { since: '10m', agent: identity.agentId, filter: `event.id=${prefix}-0` } });
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0].hades.inventory.row, row);
+    const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true });
+    try {
+      const stored = db.prepare<[string, string], { event: string }>('SELECT event FROM events WHERE event_id = ? AND agent_id = ?').get(`${prefix}-0`, identity.agentId);
+      assert.deepEqual(events[0], JSON.parse(stored!.event), 'the answer is the stored event');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('answers every field stored of API tokens and audit entries, and reads agents and tasks as lists give them', async () => {
+    const identity = await server.enrollAgent();
+    const lasting = (await server.ok('POST', '/api/v1/tokens/api', { body: { name: 'every-field', role: 'analyst', ttl: '1d' } })) as { id: string; token: string };
+    await server.ok('GET', '/api/v1/agents', { token: lasting.token });
+    await server.ok('POST', '/api/v1/tasks', { body: { agents: [identity.agentId], kind: 'inventory', params: { table: 'os_version' } } });
+    const { tokens } = await server.ok('GET', '/api/v1/tokens/api');
+    const { entries } = await server.ok('GET', '/api/v1/audit', { query: { limit: 10_000 } });
+    const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true });
+    try {
+      for (const row of db.prepare<[], AnyEvent>('SELECT * FROM api_tokens').all()) {
+        const answered = tokens.find((t: AnyEvent) => t.id === row.id);
+        assert.ok(answered, row.id);
+        for (const column of ['id', 'name', 'role', 'created_by', 'created_at', 'last_used_at', 'revoked_at', 'expires_at']) {
+          assert.equal(column in answered, row[column] !== null, `token ${row.id}: ${column} ${row[column]}`);
+        }
+      }
+      assert.ok(tokens.find((t: AnyEvent) => t.id === lasting.id).expires_at);
+      const rows = db.prepare<[], AnyEvent>('SELECT * FROM audit_log ORDER BY id DESC').all();
+      assert.equal(entries.length, rows.length);
+      for (const [i, row] of rows.entries()) {
+        const entry = entries[i];
+        assert.deepEqual(
+          { id: entry.id, actor: entry.actor, actor_id: entry.actor_id ?? null, action: entry.action, target: entry.target ?? null, details: entry.details ?? null, at: Date.parse(entry.at) },
+          { id: row.id, actor: row.actor, actor_id: row.actor_id, action: row.action, target: row.target, details: row.details === null ? null : JSON.parse(row.details), at: row.at },
+        );
+      }
+    } finally {
+      db.close();
+    }
+    const { agents } = await server.ok('GET', '/api/v1/agents');
+    for (const agent of agents.slice(0, 20)) assert.deepEqual(await server.ok('GET', `/api/v1/agents/${agent.id}`), agent);
+    const { tasks } = await server.ok('GET', '/api/v1/tasks', { query: { limit: 20 } });
+    assert.ok(tasks.length > 0);
+    const withoutResult = ({ result: _result, result_omitted: _omitted, ...rest }: AnyEvent) => rest;
+    for (const task of tasks) assert.deepEqual(withoutResult(await server.ok('GET', `/api/v1/tasks/${task.id}`)), withoutResult(task));
   });
 });
 
@@ -1654,5 +1738,114 @@ describe('alerts through the API and the hades command', () => {
     assert.match(badId.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT/);
     const nothing = await run('triage', alertId);
     assert.match(nothing.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);
+  });
+});
+
+describe('refused requests leave a trace (a server of their own: the limits count per minute)', () => {
+  let refusing: TestServer;
+  before(async () => {
+    refusing = await TestServer.start({ dataDir: path.join(dir, 'refusing') });
+  });
+  after(async () => {
+    await refusing?.stop();
+  });
+  const tokenOf = async (role: 'admin' | 'analyst' | 'read-only', name: string) => (await refusing.ok('POST', '/api/v1/tokens/api', { body: { name, role } })) as { id: string; token: string };
+  const denied = async () => ((await refusing.ok('GET', '/api/v1/audit', { query: { limit: 1000 } })) as { entries: AnyEvent[] }).entries.filter((e) => e.action === 'api.denied');
+  const warnings = (msg: RegExp) => refusing.log.lines().filter((line) => line['level'] === 'warn' && msg.test(String(line['msg'])));
+
+  it('writes a 403 to the audit log and to the log: who (token name, id, role), what (method, route), denied, from where', async () => {
+    const reader = await tokenOf('read-only', 'prober');
+    assertError(await refusing.api('POST', '/api/v1/tokens/api', { token: reader.token, body: { name: 'escalate', role: 'admin' } }), 403, 'HADES_ERR_API_FORBIDDEN', 'escalation');
+    const analyst = await tokenOf('analyst', 'restarter');
+    const identity = await refusing.enrollAgent();
+    // Refused by the handler (the kind needs more than the route): recorded the same.
+    assertError(await refusing.api('POST', '/api/v1/tasks', { token: analyst.token, body: { agents: [identity.agentId], kind: 'restart_plugin', params: { name: 'inventory' } } }), 403, 'HADES_ERR_API_FORBIDDEN', 'restart by an analyst');
+    const entries = await denied();
+    const escalation = entries.find((e) => e.actor_id === reader.id);
+    assert.ok(escalation, JSON.stringify(entries));
+    assert.equal(escalation.actor, 'prober');
+    assert.equal(escalation.target, 'POST /api/v1/tokens/api');
+    assert.deepEqual(escalation.details, { outcome: 'denied', code: 'HADES_ERR_API_FORBIDDEN', method: 'POST', route: '/api/v1/tokens/api', role: 'read-only', needed: 'admin', address: '127.0.0.1' });
+    const restart = entries.find((e) => e.actor_id === analyst.id);
+    assert.equal(restart?.target, 'POST /api/v1/tasks');
+    assert.equal(restart?.details.needed, 'admin');
+    assert.equal(restart?.details.role, 'analyst');
+    const logged = warnings(/^API request denied$/).find((line) => line['actor_id'] === reader.id);
+    assert.ok(logged, refusing.log.text);
+    assert.equal(logged['code'], 'HADES_ERR_API_FORBIDDEN');
+    assert.equal(logged['route'], '/api/v1/tokens/api');
+    assert.equal(logged['method'], 'POST');
+    assert.equal(logged['address'], '127.0.0.1');
+    assert.equal(logged['role'], 'read-only');
+    assert.ok(!refusing.log.text.includes(reader.token.split('_')[2]!), 'no secret in the log');
+  });
+
+  it('writes a 401 to the log with its reason and address, never the token (not in the audit log: anyone can send them)', async () => {
+    const revoked = await tokenOf('read-only', 'to-revoke');
+    await refusing.ok('DELETE', `/api/v1/tokens/api/${revoked.id}`);
+    const expired = await tokenOf('read-only', 'to-expire');
+    const db = new Database(path.join(refusing.dataDir, 'hades.db'));
+    try {
+      db.prepare('UPDATE api_tokens SET expires_at = 1 WHERE id = ?').run(expired.id);
+    } finally {
+      db.close();
+    }
+    const admin = refusing.adminToken;
+    const badSecret = admin.slice(0, -1) + (admin.endsWith('A') ? 'B' : 'A');
+    const malformed = `hadesapi_${'f'.repeat(16)}_guess-of-a-secret-${Date.now()}`;
+    const unknown = `hadesapi_0123456789abcdef_${'Q'.repeat(43)}`;
+    const calls: [string, Parameters<TestServer['api']>[2]][] = [
+      ['missing', { token: null }],
+      ['not_bearer', { token: null, headers: { authorization: `Basic ${Buffer.from(`u:${admin}`).toString('base64')}` } }],
+      ['malformed', { token: malformed }],
+      ['unknown', { token: unknown }],
+      ['bad_secret', { token: badSecret }],
+      ['revoked', { token: revoked.token }],
+      ['expired', { token: expired.token }],
+    ];
+    const before = (await denied()).length;
+    for (const [reason, call] of calls) {
+      assertError(await refusing.api('GET', '/api/v1/agents', call), 401, 'HADES_ERR_API_UNAUTHENTICATED', reason);
+      const line = warnings(/^API request refused: not authenticated$/).find((l) => l['reason'] === reason);
+      assert.ok(line, `${reason}: ${refusing.log.text}`);
+      assert.equal(line['code'], 'HADES_ERR_API_UNAUTHENTICATED');
+      assert.equal(line['address'], '127.0.0.1');
+      assert.equal(line['route'], '/api/v1/agents');
+    }
+    // The id (a token's public part, as listings show it) when the token had its form; no secret, no guess.
+    assert.equal(warnings(/not authenticated/).find((l) => l['reason'] === 'bad_secret')?.['claimed_id'], admin.split('_')[1]);
+    assert.equal(warnings(/not authenticated/).find((l) => l['reason'] === 'malformed')?.['claimed_id'], undefined);
+    for (const secret of [admin.split('_')[2]!, badSecret.split('_')[2]!, revoked.token.split('_')[2]!, expired.token.split('_')[2]!, 'guess-of-a-secret', 'Q'.repeat(20)]) {
+      assert.ok(!refusing.log.text.includes(secret), `the log holds no ${secret.slice(0, 4)}...`);
+    }
+    assert.equal((await denied()).length, before, '401s are not audited');
+  });
+
+  it('records the first 10 refusals a minute of one token or one address and reason, then one summary with the count', async () => {
+    const reader = await tokenOf('read-only', 'hammer');
+    const auditedBefore = (await denied()).filter((e) => e.actor_id === reader.id).length;
+    for (let i = 0; i < 25; i++) assert.equal((await refusing.api('GET', '/api/v1/audit', { token: reader.token })).status, 403);
+    const guess = `hadesapi_${'a'.repeat(16)}_${'Z'.repeat(43)}`;
+    // Counted by address and reason (an unknown token was tried above): ten lines in all.
+    const unknownBefore = warnings(/not authenticated$/).filter((l) => l['reason'] === 'unknown').length;
+    for (let i = 0; i < 25; i++) assert.equal((await refusing.api('GET', '/api/v1/agents', { token: guess })).status, 401);
+    const audited = (await denied()).filter((e) => e.actor_id === reader.id);
+    assert.equal(audited.length - auditedBefore, 10, 'the first 10 denials of the token are audited one by one');
+    assert.equal(warnings(/^API request denied$/).filter((l) => l['actor_id'] === reader.id).length, 10);
+    assert.equal(warnings(/not authenticated$/).filter((l) => l['reason'] === 'unknown').length, 10);
+    assert.equal(warnings(/not authenticated$/).filter((l) => l['claimed_id'] === 'a'.repeat(16)).length, 10 - unknownBefore);
+    // The summaries are written when the minute ends, or when the server stops.
+    await refusing.stop();
+    const summaries = refusing.log.lines().filter((l) => /more like the last/.test(String(l['msg'])));
+    assert.equal(summaries.find((l) => l['actor_id'] === reader.id)?.['more'], 15, refusing.log.text);
+    assert.equal(summaries.find((l) => l['claimed_id'] === 'a'.repeat(16))?.['more'], 25 - (10 - unknownBefore));
+    const db = new Database(path.join(refusing.dataDir, 'hades.db'), { readonly: true });
+    try {
+      const rows = db.prepare<[string], { details: string }>("SELECT details FROM audit_log WHERE action = 'api.denied' AND actor_id = ? ORDER BY id").all(reader.id);
+      assert.equal(rows.length, 11, 'ten records and a summary');
+      assert.equal((JSON.parse(rows[10]!.details) as AnyEvent)['more'], 15);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -89,7 +89,26 @@ export function authorize(principal: Principal, needed: Role): void {
   }
 }
 
-const unauthenticated = (message: string): HadesError => new HadesError('HADES_ERR_API_UNAUTHENTICATED', message);
+/**
+ * Why a token was refused, for the server's log (the answer says it in its message): no token,
+ * not of the form of an API token, an id no token has, a known id with another secret, revoked,
+ * expired. `not_bearer` is the API's own: an Authorization header of another scheme.
+ */
+export const AUTH_FAILURES = ['missing', 'not_bearer', 'malformed', 'unknown', 'bad_secret', 'revoked', 'expired'] as const;
+export type AuthFailure = (typeof AUTH_FAILURES)[number];
+
+/** HADES_ERR_API_UNAUTHENTICATED with why, and the id the token claimed (its public part) when it had the form of one. */
+export class Unauthenticated extends HadesError {
+  constructor(
+    message: string,
+    readonly reason: AuthFailure,
+    readonly claimedId?: string,
+  ) {
+    super('HADES_ERR_API_UNAUTHENTICATED', message);
+  }
+}
+
+const unauthenticated = (message: string, reason: AuthFailure, claimedId?: string): HadesError => new Unauthenticated(message, reason, claimedId);
 
 export class ApiTokens {
   readonly #db: Db;
@@ -123,18 +142,19 @@ export class ApiTokens {
 
   /**
    * The principal of a request, from its `Authorization` header value (`Bearer <token>`) or the
-   * bare token. HADES_ERR_API_UNAUTHENTICATED when it is missing, malformed, unknown or revoked.
+   * bare token. HADES_ERR_API_UNAUTHENTICATED (an `Unauthenticated`, with its reason) when it is missing, malformed, unknown, revoked or expired.
    */
   authenticate(bearer: string | undefined): Principal {
-    if (bearer === undefined || bearer.trim() === '') throw unauthenticated('the request carries no API token');
+    if (bearer === undefined || bearer.trim() === '') throw unauthenticated('the request carries no API token', 'missing');
     const token = bearer.trim().replace(/^Bearer\s+/i, '');
     const parsed = parseToken(API_TOKEN_PREFIX, token);
-    if (parsed === undefined) throw unauthenticated('the API token is malformed');
+    if (parsed === undefined) throw unauthenticated('the API token is malformed', 'malformed');
     const row = this.#byId.get(parsed.id);
-    if (row === undefined || !secretMatches(parsed.secret, row.secret_sha256)) throw unauthenticated(`the API token ${parsed.id} is unknown`);
-    if (row.revoked_at !== null) throw unauthenticated(`the API token ${row.id} was revoked`);
+    // One message for both: whether the id exists is not told to the caller (the log says it).
+    if (row === undefined || !secretMatches(parsed.secret, row.secret_sha256)) throw unauthenticated(`the API token ${parsed.id} is unknown`, row === undefined ? 'unknown' : 'bad_secret', parsed.id);
+    if (row.revoked_at !== null) throw unauthenticated(`the API token ${row.id} was revoked`, 'revoked', row.id);
     const now = this.#now();
-    if (row.expires_at !== null && now >= row.expires_at) throw unauthenticated(`the API token ${row.id} expired at ${isoTime(row.expires_at)}`);
+    if (row.expires_at !== null && now >= row.expires_at) throw unauthenticated(`the API token ${row.id} expired at ${isoTime(row.expires_at)}`, 'expired', row.id);
     if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_EVERY_MS) {
       this.#db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, row.id);
     }
