@@ -46,6 +46,17 @@ import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
+/** The longest suppression an analyst may create (an admin's: 365 days). */
+export const ANALYST_SUPPRESSION_MAX_DAYS = 30;
+
+/** What makes a suppression an admin's to create (see the POST /api/v1/suppressions role note), or undefined. */
+export function suppressionBreadth(rule: string, host: string | undefined, field: string | undefined, durationMs: number): string | undefined {
+  if (rule === '*') return 'every rule (*)';
+  if (host === undefined && field === undefined) return `the whole rule ${rule} on every host`;
+  if (durationMs > ANALYST_SUPPRESSION_MAX_DAYS * 86_400_000) return `more than ${ANALYST_SUPPRESSION_MAX_DAYS} days`;
+  return undefined;
+}
+
 export interface Principal {
   readonly id: string;
   readonly name: string;
@@ -990,6 +1001,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/suppressions',
     {
       role: 'analyst',
+      roleNote: `an analyst's suppression names one rule, narrows it to a host or to a field's value, and lasts at most ${ANALYST_SUPPRESSION_MAX_DAYS}d; every rule (\`*\`), a whole rule on every host, or longer, needs admin`,
       summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
       tags: ['alerts'],
       success: [201],
@@ -1007,10 +1019,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ),
     },
     (request) => {
-      const principal = who(request, 'analyst');
       const now = Date.now();
       const duration = now - parseSince(request.body.for, now);
       if (duration < 1000 || duration > 365 * 86_400_000) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `for must be between 1s and 365d (got ${request.body.for})`);
+      // A suppression blinds the fleet to what it covers: the broad ones are an admin's (as
+      // turning a rule off in the rule files is), the narrow and short ones an analyst's.
+      const broad = suppressionBreadth(request.body.rule, request.body.host, request.body.field, duration);
+      const principal = who(request, 'analyst');
+      if (broad !== undefined && principal.role !== 'admin') {
+        refusedRole.set(request, 'admin');
+        throw new HadesError('HADES_ERR_API_FORBIDDEN', `a suppression of ${broad} needs an admin token; an analyst's names one rule, narrows it to a host or to a field's value, and lasts at most ${ANALYST_SUPPRESSION_MAX_DAYS}d`);
+      }
       return ports.addSuppression(
         {
           ruleId: request.body.rule,

@@ -1663,6 +1663,34 @@ describe('alerts through the API and the hades command', () => {
     assert.deepEqual([lifted?.['details']?.rule, lifted?.['details']?.host, lifted?.['details']?.reason], ['*', 'web-9', 'load test'], 'what was lifted is kept in the audit log');
   });
 
+  it('lets an analyst make narrow, short suppressions only: every rule, a whole rule everywhere or more than 30 days need an admin (refusals audited)', async () => {
+    const { token } = await apiToken('analyst', 'suppressing-analyst');
+    const suppress = (body: Record<string, string>, as: string | undefined = token) => server.api('POST', '/api/v1/suppressions', { ...(as === undefined ? {} : { token: as }), body: { for: '1h', reason: 'noise', ...body } });
+    for (const [body, what] of [
+      [{ rule: '*', host: 'web-9' }, /every rule \(\*\)/],
+      [{ rule: 'reverse_shell_dev_tcp' }, /the whole rule reverse_shell_dev_tcp on every host/],
+      [{ rule: 'reverse_shell_dev_tcp', host: 'web-9', for: '31d' }, /more than 30 days/],
+    ] as const) {
+      const refused = await suppress(body);
+      assertError(refused, 403, 'HADES_ERR_API_FORBIDDEN', JSON.stringify(body));
+      assert.match(refused.body.message, what);
+      assert.match(refused.body.message, /needs an admin token/);
+    }
+    const made: string[] = [];
+    for (const body of [{ rule: 'reverse_shell_dev_tcp', host: 'web-9', for: '30d' }, { rule: 'reverse_shell_dev_tcp', field: 'process.name', value: 'bash' }] as Record<string, string>[]) {
+      const answer = await suppress(body);
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      made.push(answer.body['id']);
+    }
+    // An admin (the deployment's own token) may make the broad ones.
+    const broad = (await server.ok('POST', '/api/v1/suppressions', { body: { rule: '*', for: '365d', reason: 'lab fleet' } })) as AnyEvent;
+    made.push(String(broad['id']));
+    const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 100 } })) as { entries: AnyEvent[] };
+    const denied = audit.entries.filter((e) => e['action'] === 'api.denied' && e['actor'] === 'suppressing-analyst');
+    assert.ok(denied.length >= 3, `${denied.length} refusals audited`);
+    for (const id of made) await server.ok('DELETE', `/api/v1/suppressions/${id}`);
+  });
+
   it('lists the loaded rules with counters, and reloads them', async () => {
     const rules = (await server.ok('GET', '/api/v1/rules')) as AnyEvent;
     assert.ok(rules['rules'] >= 100, `${rules['rules']} rules`);
