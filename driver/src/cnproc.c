@@ -40,7 +40,12 @@ struct proc_entry {
 	bool muted;    /* runs a denied executable */
 	uint64_t start_ns;
 	uint32_t ppid;
-	char comm[16];
+	char comm[16];  /* its name as last seen: exec, fork, the connector's COMM messages */
+	/* PROC_RENAME bound, as the eBPF backend's rename_budget (PROTOCOL.md 2.16) */
+	uint64_t rename_start_ns;  /* the start_ns the budget belongs to */
+	uint64_t rename_window_ns; /* start of the current window */
+	uint32_t rename_sent;      /* records in the window */
+	uint32_t rename_unreported;
 };
 
 struct proc_table {
@@ -595,6 +600,20 @@ static bool q_later_exec(uint32_t tgid)
 	return false;
 }
 
+/* Whether a COMM (a rename) of the process tgid itself is queued after the message being handled. */
+static bool q_later_comm(uint32_t tgid)
+{
+	for (int j = q_cur + 1; tgid != 0 && j < q_n; j++) {
+		const struct cn_msg *cn = (const void *)q_msgs[j];
+		const struct proc_event *ev = (const void *)cn->data;
+		if (q_lens[j] >= EVENT_BYTES && ev->what == PROC_EVENT_COMM &&
+		    (uint32_t)ev->event_data.comm.process_tgid == tgid &&
+		    ev->event_data.comm.process_pid == ev->event_data.comm.process_tgid)
+			return true;
+	}
+	return false;
+}
+
 /* What an exec superseded by the next one has marked missing: its program's fields. */
 #define PROGRAM_MISSING (HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS)
 
@@ -758,6 +777,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	int fd = superseded ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	uint64_t total = 0;
 	size_t got = 0;
+	uint32_t argc_cut = 0; /* NULs (argument ends) in the bytes read past argv_max */
 	if (fd >= 0) {
 		uint8_t *dst = tail + off;
 		char discard[4096];
@@ -773,6 +793,9 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 				break;
 			if (got < c->cfg->argv_max)
 				got += (size_t)r;
+			else
+				for (const char *z = discard; (z = memchr(z, 0, (size_t)(discard + r - z))); z++)
+					argc_cut++;
 			total += (uint64_t)r;
 		}
 		close(fd);
@@ -796,13 +819,24 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 		e->exe_mtime_nsec = e->exe_ctime_nsec = e->exe_dev = 0;
 		e->hdr.flags &= ~(uint32_t)(HADES_F_EXE_DELETED | HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS | HADES_F_EXE_SETUID_ROOT);
 		e->hdr.missing |= PROGRAM_MISSING;
+	} else if (!superseded && !(e->hdr.missing & HADES_M_COMM) && q_later_comm(tgid)) {
+		/* the process renamed itself since its exec (queued above): the name read from /proc
+		 * may already be the new one, which the PROC_RENAME record would then lose */
+		memset(e->comm, 0, sizeof(e->comm));
+		e->hdr.missing |= HADES_M_COMM;
 	}
 	if (total == 0) {
 		/* zombie or already gone: the kernel returns an empty cmdline */
 		e->hdr.missing |= HADES_M_ARGV;
 	}
-	if (total > got)
+	if (total > got) {
+		/* the true count (arguments are NUL-terminated): only for a cut argv, which paid the
+		 * reads of the rest already; otherwise the agent counts what it has */
 		e->hdr.flags |= HADES_F_ARGV_TRUNCATED;
+		e->argc = argc_cut;
+		for (const uint8_t *z = tail + off; (z = memchr(z, 0, (size_t)(tail + off + got - z))); z++)
+			e->argc++;
+	}
 	e->argv_len = (uint32_t)got;
 	e->argv_orig_len = total > 0xffffffffULL ? 0xffffffffu : (uint32_t)total;
 	off += got;
@@ -860,6 +894,8 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 	if (child) {
 		child->muted = parent && parent->muted;
 		child->ppid = ptgid;
+		child->rename_start_ns = child->rename_window_ns = 0;
+		child->rename_sent = child->rename_unreported = 0;
 		if (parent)
 			memcpy(child->comm, parent->comm, sizeof(child->comm));
 	}
@@ -971,6 +1007,118 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 	return out_record(&r, sizeof(r));
 }
 
+/*
+ * PROC_RENAME from the connector's COMM message (prctl(PR_SET_NAME), writes to /proc/PID/comm
+ * and /proc/PID/task/TID/comm; exec's own rename sends none), with what the eBPF hook leaves out
+ * (PROTOCOL.md 2.16): other threads' names, the same name again, filters, the per-process bound.
+ * The message carries the new name only: the old one is the name this backend last saw (exec,
+ * fork, the previous COMM), missing when it has none. The message does not say which thread
+ * made the change either: tid is the renamed thread (the kernel allows it only within the
+ * process). Runs whether or not task_rename is requested, since the name kept here is the one
+ * the EXIT record gives.
+ */
+static int on_comm(struct cnproc *c, uint64_t ktime, const struct comm_proc_event *cm)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_TASK_RENAME];
+	bool requested = hook_requested(c->cfg, HADES_HOOK_TASK_RENAME);
+	uint32_t tgid = (uint32_t)cm->process_tgid, tid = (uint32_t)cm->process_pid;
+	char oldc[16] = { 0 }, newc[16] = { 0 };
+
+	if (requested)
+		k->seen++;
+	if (tid != tgid) {
+		if (requested)
+			k->ignored++;
+		return 0;
+	}
+	memcpy(newc, cm->comm, strnlen(cm->comm, 15));
+	struct proc_entry *pe = proc_find(&c->procs, tgid);
+	if (pe) {
+		memcpy(oldc, pe->comm, sizeof(oldc));
+		memcpy(pe->comm, newc, sizeof(pe->comm));
+	}
+	if (!requested)
+		return 0;
+	if (c->disabled[HADES_HOOK_TASK_RENAME]) {
+		k->disabled++;
+		return 0;
+	}
+	if (oldc[0] && !memcmp(oldc, newc, sizeof(oldc))) {
+		k->ignored++; /* the same name again */
+		return 0;
+	}
+	if (pid_denied(c, tgid) || (pe && pe->muted)) {
+		k->filtered++;
+		return 0;
+	}
+	/* the bound, before any /proc read: a process renaming itself in a loop costs a lookup */
+	uint32_t unreported = 0;
+	if (pe) {
+		if (pe->rename_start_ns != pe->start_ns || ktime - pe->rename_window_ns >= HADES_RENAME_WINDOW_NS) {
+			if (pe->rename_start_ns != pe->start_ns)
+				pe->rename_unreported = 0;
+			pe->rename_start_ns = pe->start_ns;
+			pe->rename_window_ns = ktime;
+			pe->rename_sent = 0;
+		}
+		if (pe->rename_sent >= HADES_RENAME_BURST) {
+			pe->rename_unreported++;
+			k->dropped_rate_limit++;
+			return 0;
+		}
+		pe->rename_sent++;
+		unreported = pe->rename_unreported;
+		pe->rename_unreported = 0;
+	}
+	struct hades_rename r;
+	memset(&r, 0, sizeof(r));
+	init_header(&r.hdr, HADES_KIND_PROC_RENAME, ktime, tgid, tid);
+	r.hdr.size = sizeof(r);
+	if (cgroup_filters_active(c)) {
+		r.proc.cgroup_id = cgroup_of_pid(c, tgid);
+		if (cgroup_dropped(c, r.proc.cgroup_id)) {
+			k->filtered++;
+			return 0;
+		}
+	} else {
+		r.hdr.missing |= HADES_M_CGROUP;
+	}
+	struct stat_info si;
+	if (pe && pe->start_ns) {
+		r.proc.start_ns = pe->start_ns;
+		r.proc.ppid = pe->ppid;
+	} else if (read_stat(tgid, &si) == 0) {
+		r.proc.start_ns = ticks_to_ns(c, si.start_ticks);
+		r.proc.ppid = si.ppid;
+	} else {
+		r.hdr.missing |= HADES_M_START | HADES_M_PARENT;
+	}
+	struct status_info st;
+	if (read_status(tgid, &st) == 0) {
+		r.proc.uid = st.uid[0], r.proc.euid = st.uid[1];
+		r.proc.gid = st.gid[0], r.proc.egid = st.gid[1];
+	} else {
+		r.hdr.missing |= HADES_M_CREDS;
+	}
+	char path[48];
+	snprintf(path, sizeof(path), "/proc/%u/loginuid", tgid);
+	if (read_u32_file(path, &r.proc.loginuid)) {
+		r.proc.loginuid = 0xffffffff;
+		r.hdr.missing |= HADES_M_LOGINUID;
+	}
+	if (!oldc[0])
+		r.hdr.missing |= HADES_M_COMM;
+	memcpy(r.proc.comm, oldc, sizeof(oldc));
+	memcpy(r.old_comm, oldc, sizeof(oldc));
+	memcpy(r.new_comm, newc, sizeof(newc));
+	r.target_tid = tid;
+	r.unreported = unreported;
+	if (r.hdr.missing & ~(uint32_t)HADES_M_CGROUP)
+		k->read_errors++;
+	k->sent++;
+	return out_record(&r, sizeof(r));
+}
+
 /* ---------- backend plumbing ---------- */
 
 static int64_t clock_ns(clockid_t id)
@@ -1002,6 +1150,8 @@ static int handle_msg(struct cnproc *c, const struct cn_msg *cn, size_t len, int
 		return on_fork(c, ktime, &ev->event_data.fork);
 	case PROC_EVENT_EXIT:
 		return on_exit_ev(c, ktime, &ev->event_data.exit);
+	case PROC_EVENT_COMM:
+		return on_comm(c, ktime, &ev->event_data.comm);
 	default:
 		return 0;
 	}
@@ -1346,7 +1496,8 @@ int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err,
 	bool any = false;
 	for (int h = 0; h <= HADES_HOOK_EXIT; h++)
 		any |= hook_requested(cfg, h);
-	/* with none of the three requested there is nothing to listen for */
+	any |= hook_requested(cfg, HADES_HOOK_TASK_RENAME);
+	/* with none of the four requested there is nothing to listen for */
 	if (any) {
 		seed_procs(c);
 		rc = send_listen(c->sock, PROC_CN_MCAST_LISTEN);
@@ -1364,8 +1515,8 @@ int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err,
 			hook_status_unrequested(&be->hooks[h]);
 			continue;
 		}
-		if (h > HADES_HOOK_EXIT) {
-			/* the proc connector only reports process lifecycle events */
+		if (h > HADES_HOOK_EXIT && h != HADES_HOOK_TASK_RENAME) {
+			/* the proc connector reports process lifecycle events and renames only */
 			be->hooks[h].type = "none";
 			be->hooks[h].active = false;
 			snprintf(be->hooks[h].error, sizeof(be->hooks[h].error),

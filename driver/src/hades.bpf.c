@@ -681,6 +681,8 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		e->hdr.missing |= HADES_M_ARGV;
 	}
 	e->argv_len = alen;
+	/* the true count, arguments cut off included: one load of a field of the exec's own bprm */
+	e->argc = (__u32)RD(btf, bprm, argc);
 	off += alen;
 
 	/* zero padding to a multiple of 8 */

@@ -184,7 +184,8 @@ struct hades_exec {
 	__u16 reserved;
 	__u32 argv_len;        /* bytes of argv present in the tail */
 	__u32 argv_orig_len;   /* full size of the argument area (arg_end - arg_start) */
-	__u32 reserved2;
+	__u32 argc;            /* arguments, those cut off included (linux_binprm argc; cn_proc: only when
+				* argv is cut, from the whole /proc/PID/cmdline); 0 = not known */
 	/* v2: mm->exe_file's inode (cn_proc: stat of /proc/PID/exe) */
 	__u64 exe_ino;
 	__u64 exe_size;        /* bytes */

@@ -196,7 +196,7 @@ static int exec_rec(const uint8_t *p, uint32_t size)
 	put_bytes(cg, e.cgroup_len);
 	for (int i = 0; i < 3; i++)
 		put_fd(i, &e.fds[i]);
-	printf(" argv_len=%u/%u argv=[", e.argv_len, e.argv_orig_len);
+	printf(" argv_len=%u/%u argc=%u argv=[", e.argv_len, e.argv_orig_len, e.argc);
 	for (uint32_t i = 0, k = 0; i < e.argv_len; k++) {
 		const uint8_t *nul = memchr(argv + i, 0, e.argv_len - i);
 		size_t al = nul ? (size_t)(nul - (argv + i)) : e.argv_len - i;

@@ -328,20 +328,22 @@ export class EventBuilder {
     const ticks = ProcessTree.ticksFromNs(r.startNs);
     const known = this.tree.get(r.pid);
     const node = known && known.startTicks === ticks ? known : undefined;
+    // Credentials the driver could not read (cn_proc: the process had exited) are the tree's, else unknown.
+    const creds = (r.missing & MissingField.creds) === 0 ? r : node?.creds;
     const process = {
       pid: r.pid,
       entity_id: node?.entityId ?? this.tree.entityId(r.pid, ticks),
-      name: r.comm,
+      name: r.comm || node?.name || undefined,
       executable: node?.executable,
       args: node?.args,
       command_line: commandLineOf(node?.args),
       start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       thread: r.tid !== r.pid ? { id: r.tid } : undefined,
       parent: r.ppid ? this.parentRef(r.ppid, 0) : undefined,
-      user: this.user(r.euid),
-      group: this.group(r.egid),
-      real_user: this.user(r.uid),
-      real_group: this.group(r.gid),
+      user: creds ? this.user(creds.euid) : undefined,
+      group: creds ? this.group(creds.egid) : undefined,
+      real_user: creds ? this.user(creds.uid) : undefined,
+      real_group: creds ? this.group(creds.gid) : undefined,
     };
     const hades = node ? this.lineage(node, undefined, 0) : { backend: this.backend };
     // The record's cgroup, else (not known, nothing to believe in /proc) the one the tree has.
@@ -351,9 +353,16 @@ export class EventBuilder {
     return { process, container, hades };
   }
 
-  /** A process renamed itself: the tree names it as it now is (ProcessTree.rename). */
-  renamed(pid: number, startNs: number, name: string): void {
+  /**
+   * A process renamed itself: the tree names it as it now is (ProcessTree.rename). Returns the
+   * name the tree had for it before ('' when it knows none): the old name when the driver did
+   * not give it (cn_proc, for a process whose name it never read).
+   */
+  renamed(pid: number, startNs: number, name: string): string {
+    const known = this.tree.get(pid);
+    const before = known && !known.exited && known.startTicks === ProcessTree.ticksFromNs(startNs) ? known.name : '';
     this.tree.rename(pid, startNs, name);
+    return before;
   }
 
   /** A reference to another process (a ptrace target), from the tree when it knows it. */
@@ -547,7 +556,8 @@ export class EventBuilder {
       name: r.comm,
       executable: executable || undefined,
       args: argv ? r.argv : undefined,
-      args_count: argv ? r.argv.length : undefined,
+      // The driver's count when it has one (it includes arguments cut off), else those kept.
+      args_count: r.argc > 0 ? r.argc : argv ? r.argv.length : undefined,
       command_line: argv ? r.argv.join(' ') : undefined,
       working_directory: (missing & MissingField.cwd) === 0 && r.cwd ? r.cwd : undefined,
       start: (missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,

@@ -371,9 +371,12 @@ export class SecurityEvents {
    * events after this one name it so too.
    */
   private rename(r: RenameRecord): HadesEvent {
-    this.builder.renamed(r.pid, r.startNs, r.newComm);
+    // cn_proc does not give the old name: the driver's last sight of it, else the tree's, else unknown (said so).
+    const before = this.builder.renamed(r.pid, r.startNs, r.newComm);
+    const oldName = r.oldComm || before || undefined;
     const event = this.event(r, 'process_rename', ['process'], ['change'], {}, {
-      rename: { old_name: r.oldComm, unreported: r.unreported > 0 ? r.unreported : undefined },
+      rename: { old_name: oldName, unreported: r.unreported > 0 ? r.unreported : undefined },
+      ...(oldName === undefined ? { missing: ['hades.rename.old_name'] } : {}),
     });
     (event as unknown as { process: { name?: string } }).process.name = r.newComm;
     return event;

@@ -93,3 +93,79 @@ describe('hades events: process_rename from the real kernel', { skip }, () => {
     assert.deepEqual(fired(plain), []);
   });
 });
+
+/** Waits, so that the driver has read the exec's name, then renames itself as PRCTL_PY does. */
+const CNPROC_PRCTL_PY = String.raw`
+import ctypes, subprocess, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+time.sleep(0.3)
+assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0, ctypes.get_errno()
+assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0, ctypes.get_errno()
+t = threading.Thread(target=lambda: libc.prctl(15, b"hx-worker", 0, 0, 0))
+t.start()
+t.join()
+subprocess.run(["/bin/sh", "-c", "sleep 0.3", "child-of-renamed"])
+`;
+
+/** 12 renames in a row (over the bound of 8 a second), then one more a second later. */
+const BURST_PY = String.raw`
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+time.sleep(0.3)
+for i in range(12):
+    libc.prctl(15, b"hx-r%d" % i, 0, 0, 0)
+time.sleep(1.1)
+libc.prctl(15, b"hx-after", 0, 0, 0)
+`;
+
+describe('hades events --backend cnproc: process_rename from the proc connector', { skip }, () => {
+  let capture: Capture;
+  let prctl: ChildRun;
+  let burst: ChildRun;
+
+  before(async () => {
+    capture = await captureEvents(['--backend', 'cnproc'], async () => {
+      prctl = await runChild(python3, ['-c', CNPROC_PRCTL_PY, 'kworker/0:1H']);
+      burst = await runChild(python3, ['-c', BURST_PY]);
+    });
+  });
+
+  const renamesOf = (run: ChildRun) => actionsOf(capture.events, 'process_rename', run.pid);
+
+  it('reports prctl(PR_SET_NAME) once, with the old name the driver saw at exec, and nothing for a thread, the same name or an exec', () => {
+    assert.equal(prctl.status, 0, prctl.stderr);
+    assert.deepEqual(capture.invalid, []);
+    assert.match(capture.stderr, /cnproc|cn_proc/);
+    const renames = renamesOf(prctl);
+    assert.equal(renames.length, 1, JSON.stringify(renames));
+    const e = renames[0] as AnyEvent;
+    assertActor(capture.events, e, prctl.pid, { ancestorPid: process.pid });
+    assert.equal(e['process'].name, 'kworker/0:1H');
+    assert.equal(e['hades'].rename.old_name, 'python3');
+    assert.equal(e['hades'].missing, undefined);
+    assert.equal(e['hades'].backend, 'cnproc');
+    assert.match(e['process'].executable, /python3/);
+    assert.equal(e['process'].user?.id, String(process.getuid?.()));
+    // The connector sends no COMM message for exec's own rename (checked on the real kernel here):
+    // no event names a process by the name its exec gave it.
+    assert.equal(capture.events.filter((x) => x['event'].action === 'process_rename' && (x['process'].name === 'python3' || x['process'].name === 'true')).length, 0);
+  });
+
+  it('names the renamed process by its new name from then on: its child\'s parent, its exit', () => {
+    const child = capture.events.find((x) => x['event'].action === 'exec' && x['process'].parent?.pid === prctl.pid && x['process'].args?.includes('child-of-renamed'));
+    assert.ok(child, 'the exec of the child');
+    assert.equal(child['process'].parent.name, 'kworker/0:1H');
+    const exit = actionsOf(capture.events, 'exit', prctl.pid)[0];
+    assert.equal(exit?.['process'].name, 'kworker/0:1H');
+  });
+
+  it('sends at most 8 a second per process, the rest counted in the next event', () => {
+    assert.equal(burst.status, 0, burst.stderr);
+    const names = renamesOf(burst).map((e) => [e['process'].name, e['hades'].rename.old_name, e['hades'].rename.unreported]);
+    assert.deepEqual(names, [
+      ['hx-r0', 'python3', undefined],
+      ...Array.from({ length: 7 }, (_, i) => [`hx-r${i + 1}`, `hx-r${i}`, undefined]),
+      ['hx-after', 'hx-r11', 4],
+    ]);
+  });
+});

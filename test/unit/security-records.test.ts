@@ -321,6 +321,26 @@ describe('process_rename records of rename-ebpf.bin', () => {
     // Later events of the process, and its children, name it as it now is.
     assert.equal(builder.parentRef(pid, 0).name, 'after');
   });
+
+  it('cn_proc records without the old name: the tree\'s name, else none and hades.missing says so; unread credentials are not root', async () => {
+    const builder = newBuilder();
+    const security = new SecurityEvents(builder, { protectedPaths: [] });
+    const records = recordsOf('rename-ebpf.bin').records;
+    for (const r of records) if (r.type === 'exec' || r.type === 'fork') await builder.build(r);
+    const first = ofType(records, 'process_rename')[0];
+    assert.ok(first);
+    // cnproc flag, COMM | CREDS | CGROUP missing, as the cn_proc driver sends a rename of a process it never saw named
+    const cn = { ...first, flags: 1 | 0x200, missing: 0x800 | 0x10 | 0x200, comm: '', oldComm: '', uid: 0, gid: 0, euid: 0, egid: 0, cgroupId: 0 };
+    const fromTree = wire(security.build({ ...cn, newComm: 'hx-one' })[0] as HadesEvent) as AnyEvent;
+    assert.deepEqual(checkEvent(fromTree).ok ? [] : checkEvent(fromTree), []);
+    // The tree had the process under the name its exec gave it.
+    assert.deepEqual([fromTree['process'].name, fromTree['hades'].rename, fromTree['hades'].missing], ['hx-one', { old_name: 'python3' }, undefined]);
+    // A process the tree does not know either: no old name, and the event says it is missing.
+    const unknown = wire(security.build({ ...cn, pid: 4_000_001, tid: 4_000_001, targetTid: 4_000_001, newComm: 'hx-two' })[0] as HadesEvent) as AnyEvent;
+    assert.deepEqual(checkEvent(unknown).ok ? [] : checkEvent(unknown), []);
+    assert.deepEqual([unknown['process'].name, unknown['hades'].rename, unknown['hades'].missing], ['hx-two', {}, ['hades.rename.old_name']]);
+    assert.equal(unknown['process'].user, undefined, 'credentials not read are unknown, not uid 0');
+  });
 });
 
 describe('file events of path arguments spelled with "//", "." or ".."', () => {

@@ -119,6 +119,8 @@ export interface ExecRecord extends RecordHeader {
   readonly argv: readonly string[];
   /** Size of the whole argument area in the process, before truncation. */
   readonly argvBytes: number;
+  /** Arguments, those cut off by truncation included; 0 = not known (cn_proc when argv is whole, older drivers). */
+  readonly argc: number;
   /**
    * Identity of the executed file, read in the kernel from the new image (cn_proc: stat of
    * /proc/PID/exe), for keying the hash cache without a racy stat() of the path. All 0 in
@@ -254,6 +256,7 @@ function decodeExec(bytes: Buffer, view: DataView, o: number, size: number, fixe
     cgroupPath: decodeRange(bytes, cgroupAt, argvAt),
     argv: splitRange(bytes, argvAt, argvAt + argvLen),
     argvBytes: view.getUint32(o + 328, true),
+    argc: view.getUint32(o + 332, true),
     exeIno: v2 ? u64(view, o + 336) : 0,
     exeDev: v2 ? view.getUint32(o + 376, true) : 0,
     exeSize: v2 ? u64(view, o + 344) : 0,

@@ -151,7 +151,7 @@ export const Process = Obj(
     name: Opt(Str('Short name (the kernel\'s comm, 15 bytes at most).', 64)),
     executable: Opt(Str('Absolute path of the executable.')),
     args: Opt(Type.Array(Str('One argument; bytes that are not UTF-8 are escaped as \\xHH.', 65536), { description: 'Arguments, argv[0] first.' })),
-    args_count: Opt(Count('Number of arguments, including those cut by truncation when known.')),
+    args_count: Opt(Count('Number of arguments, those cut off by truncation (hades.process.args_truncated) included: the kernel\'s count at the exec on the eBPF backend; on cn_proc, counted from the whole /proc/PID/cmdline when it was cut. Without a cut (or from an older driver) the number of process.args.')),
     command_line: Opt(Str('Arguments joined by spaces.', 65536)),
     working_directory: Opt(Str('Current working directory.')),
     start: Opt(Timestamp('When the process started.')),

@@ -35,7 +35,7 @@ export const ProcessContext = Obj({
       process: Opt(HadesProcess),
       ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8): the process that started this one, then the one that started it, and so on. A process adopted by init or a subreaper after its parent exited keeps that parent here (process.parent is the adopting one).' })),
       ancestry: Opt(Str('One line ancestry, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
-      missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read because the process had already exited (cn_proc backend).' })),
+      missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read (cn_proc backend): mostly because the process had already exited; process_rename: hades.rename.old_name, a name the backend never saw.' })),
       compat_syscall: Opt(Type.Boolean({ description: 'Kernel security events: true when the system call that caused the event was a 32-bit (ia32) one, made by a 32-bit program or with int 0x80 by a 64-bit one (which has no reason to: a way around monitors that only watch 64-bit calls).' })),
     }),
   ),
@@ -334,13 +334,13 @@ export const eventKinds = {
     category: ['process'],
     type: ['change'],
     summary:
-      'A process changed its name (the kernel\'s comm, what ps, top and /proc/PID/stat show) other than by exec: prctl(PR_SET_NAME), or a write to /proc/PID/comm or /proc/PID/task/PID/comm. process.name is the new name. Only the renames of the process itself (its thread group leader) are reported, not those of its other threads (pthread_setname_np), and at most 8 a second per process; the others are counted (hades.rename.unreported, and agent_drop events with reason rate_limit). From this event on, the agent names the process by its new name: in its later events, its exit and its descendants\' ancestry; its exec event keeps the name it started with. Kernel threads are not reported. Needs the eBPF backend (driver hook task_rename).',
+      'A process changed its name (the kernel\'s comm, what ps, top and /proc/PID/stat show) other than by exec: prctl(PR_SET_NAME), or a write to /proc/PID/comm or /proc/PID/task/PID/comm. process.name is the new name. Only the renames of the process itself (its thread group leader) are reported, not those of its other threads (pthread_setname_np), and at most 8 a second per process; the others are counted (hades.rename.unreported, and agent_drop events with reason rate_limit). From this event on, the agent names the process by its new name: in its later events, its exit and its descendants\' ancestry; its exec event keeps the name it started with. Kernel threads are not reported. From the driver hook task_rename, on both backends: eBPF (the kernel\'s task_rename tracepoint) and cn_proc (the proc connector\'s COMM message, which gives the new name only: the old one is the name the driver or the agent last saw, and a rename made before the cn_proc driver read the exec\'s name leaves the exec event without process.name and this event without hades.rename.old_name).',
     process: 'required',
     fields: Obj({
       hades: Obj({
         rename: Obj(
           {
-            old_name: Str('The name before the change.', 64),
+            old_name: Opt(Str('The name before the change. Absent when not known (cn_proc backend, which reports the new name only; hades.missing then lists hades.rename.old_name).', 64)),
             unreported: Opt(Count('Renames of this process the driver did not send since the previous one it sent (over the bound of 8 a second).')),
           },
           'The change of name.',
