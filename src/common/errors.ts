@@ -287,12 +287,12 @@ export const errorCatalog = {
   HADES_ERR_AGENT_UNKNOWN: {
     kind: 'input',
     summary: 'A connection presented a certificate of no enrolled agent, or of another certificate authority.',
-    remedy: 'Enroll the agent again with a fresh token.',
+    remedy: 'Enroll the agent again: stop it, move the `identity` folder out of its data folder (`agent.data_dir`) and start it with a fresh token in `outputs.server.token` (not used while an identity is there).',
   },
   HADES_ERR_AGENT_REVOKED: {
     kind: 'input',
     summary: 'The agent has been revoked: its connections are refused, and tasks and queries for it are refused (403) with no task made for the others asked at once.',
-    remedy: 'If the host is trusted again, enroll it anew with a fresh token.',
+    remedy: 'If the host is trusted again, enroll it anew: stop its agent, move the `identity` folder out of its data folder (`agent.data_dir`) and start it with a fresh token in `outputs.server.token`; while an identity is there, the token is not used.',
   },
   HADES_ERR_STREAM_MESSAGE_INVALID: {
     kind: 'input',

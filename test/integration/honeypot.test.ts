@@ -240,6 +240,10 @@ ${more}`;
       await waitFor('the reload done', () => agent.status().lastReload, 30_000, 100);
       assert.equal(agent.status().lastReload?.ok, false, 'the metrics endpoint could not listen');
       assert.equal(agent.status().groupConfigVersion, 1, 'what runs is the group\'s configuration, in part');
+      // `hades agent status` reads why there is no endpoint from the run file.
+      const run = JSON.parse(readFileSync(path.join(dir, 'partial-agent', 'agent.json'), 'utf8')) as { metrics?: string; metrics_error?: string };
+      assert.equal(run.metrics, undefined);
+      assert.match(run.metrics_error ?? '', new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busyPort}`));
       // The server hears of it at once, in a heartbeat (not at the next one, a minute later).
       const heard = await waitUntil('the server told', async () => {
         const [listed] = (await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[];
@@ -249,6 +253,8 @@ ${more}`;
       await server.ok('DELETE', '/api/v1/groups/partial/config');
       await waitFor('back to its own configuration', () => !agent.status().plugins.some((p) => p.name === 'honeypot') || undefined, 30_000, 100);
       assert.equal(agent.status().groupConfigVersion, undefined);
+      // Back on its own file (metrics off): no reason is left in the run file.
+      await waitFor('the run file without the reason', () => (JSON.parse(readFileSync(path.join(dir, 'partial-agent', 'agent.json'), 'utf8')) as { metrics_error?: string }).metrics_error === undefined || undefined, 10_000, 100);
     } finally {
       await agent.stop();
       await server.stop();

@@ -1211,6 +1211,15 @@ describe('managing the fleet with the hades command', () => {
     assert.ok(entries.some((e) => e['action'] === 'group.config' && e['target'] === 'cli-web'), 'audited');
   });
 
+  it('hades groups set says which keys of the file the group\'s agents keep their own (agent.data_dir, outputs.server)', async () => {
+    const own = await hadesWith('agent: { data_dir: /srv/elsewhere, heartbeat_s: 19 }\noutputs: { server: { enabled: false } }\n', 'groups', 'set', 'cli-own', '-');
+    assert.equal(own.status, 0, own.stderr);
+    assert.match(own.stderr, /sets agent\.data_dir and outputs\.server, which each agent keeps from its own file: the group's agents do not apply them/);
+    const plain = await hadesWith('agent: { heartbeat_s: 19 }\n', 'groups', 'set', 'cli-own', '-');
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(plain.stderr, '');
+  });
+
   it('hades groups set refuses an empty configuration (it would put the group on the defaults), here and in the API', async () => {
     const empty = await hadesWith('\n# nothing\n', 'groups', 'set', 'cli-empty', '-');
     assert.equal(empty.status, 2, empty.stderr);
@@ -1411,6 +1420,8 @@ describe('managing the fleet with the hades command', () => {
     const revoked = await hades('agents', 'revoke', identity.agentId);
     assert.equal(revoked.status, 0, revoked.stderr);
     assert.match(revoked.stdout, /is revoked/);
+    // A new token alone is not used while the agent keeps its identity: the hint says what to move.
+    assert.match(revoked.stdout, /move identity\/ out of its data folder and start it with a new token/);
     assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revoked_at);
     const unknown = await hades('agents', 'revoke', 'ag_0000000000000000');
     assert.equal(unknown.status, 2);

@@ -259,7 +259,8 @@ describe('refused renewals', () => {
     // Its transport is refused before it can ask; its identity stays as it was.
     const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000, renewal: { dataDir, renewBeforeMs: 0, jitterMs: 0 } });
     try {
-      await assert.rejects(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), (error: { code?: string }) => error.code === 'HADES_ERR_AGENT_REVOKED');
+      // The refusal says how to enroll the host again: a new token alone is not used while the identity is kept.
+      await assert.rejects(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), (error: { code?: string; message?: string }) => error.code === 'HADES_ERR_AGENT_REVOKED' && (error.message ?? '').includes(`move ${path.join(dataDir, 'identity')} aside`));
     } finally {
       await transport.close();
     }

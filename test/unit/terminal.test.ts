@@ -45,6 +45,11 @@ describe('hades search, one line per event', () => {
     assert.match(line('ssh_login'), /ssh_login +failure root from 198\.51\.100\.9$/);
     assert.match(line('sudo'), /sudo +success alice as root \/usr\/bin\/systemctl restart nginx$/);
     assert.match(line('honeypot_touch'), /10\.0\.0\.77:40000 -> 10\.0\.0\.5:2323$/);
+    // A datagram to a UDP decoy bound to every address has no destination address: the client's still shows.
+    const udp = exampleEvent('honeypot_touch') as any;
+    delete udp.destination.ip;
+    udp.network = { ...udp.network, transport: 'udp' };
+    assert.match(formatEvent(udp), /honeypot_touch +10\.0\.0\.77:40000 -> \*:2323\/udp$/);
     assert.match(line('agent_gap'), /agent_gap +driver: killed by SIGKILL \(/);
     assert.match(line('agent_drop'), /kernel\/sched_process_exec: ringbuf_full 12$/);
     assert.match(line('inventory_change'), /listening_ports added$/);

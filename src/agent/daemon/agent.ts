@@ -118,6 +118,8 @@ interface RunFile {
   readonly started: string;
   readonly version: string;
   readonly metrics?: string;
+  /** Why the configured metrics endpoint does not listen now (a reload found its address taken; the agent tries again). */
+  readonly metrics_error?: string;
   readonly config?: string;
 }
 
@@ -201,6 +203,8 @@ export class Agent {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Set while a reload's metrics address could not be bound: tried again every METRICS_RETRY_MS. */
   private metricsRetry: NodeJS.Timeout | undefined;
+  /** Why the metrics endpoint does not listen while it is tried again (for the run file). */
+  private metricsError: string | undefined;
   private readonly started = new Date();
   private lastReload: AgentStatus['lastReload'];
   private stopped = false;
@@ -291,6 +295,7 @@ export class Agent {
       started: this.started.toISOString(),
       version: this.options.version,
       ...(this.metrics?.url ? { metrics: this.metrics.url } : {}),
+      ...(!this.metrics && this.metricsRetry !== undefined && this.metricsError !== undefined ? { metrics_error: this.metricsError } : {}),
       ...(this.options.configFile ? { config: path.resolve(this.options.configFile) } : {}),
     };
     const file = runFilePath(this.config.agent.data_dir);
@@ -892,7 +897,8 @@ export class Agent {
         try {
           server = await this.openMetrics();
         } catch (error) {
-          this.log.debug('metrics endpoint still not listening', { code: 'HADES_ERR_METRICS_LISTEN', reason: error instanceof Error ? error.message : String(error) });
+          this.metricsError = error instanceof Error ? error.message : String(error);
+          this.log.debug('metrics endpoint still not listening', { code: 'HADES_ERR_METRICS_LISTEN', reason: this.metricsError });
           if (!this.stopped && this.metricsRetry === timer) this.retryMetrics();
           return;
         }
@@ -902,6 +908,7 @@ export class Agent {
           return;
         }
         this.metricsRetry = undefined;
+        this.metricsError = undefined;
         this.metrics = server;
         this.log.info('metrics endpoint listening', { url: server.url });
         this.writeRunFile();
@@ -1169,6 +1176,7 @@ export class Agent {
     if (!same(old.metrics, next.metrics) || this.metricsRetry !== undefined) {
       clearTimeout(this.metricsRetry);
       this.metricsRetry = undefined;
+      this.metricsError = undefined;
       await this.metrics?.close();
       this.metrics = undefined;
       try {
@@ -1176,6 +1184,7 @@ export class Agent {
       } catch (error) {
         // The rest of the reload stands; the endpoint comes back once its address is free.
         partial ??= error instanceof HadesError ? error : new HadesError('HADES_ERR_METRICS_LISTEN', String(error));
+        this.metricsError = error instanceof Error ? error.message : String(error);
         this.retryMetrics();
       }
       this.writeRunFile();

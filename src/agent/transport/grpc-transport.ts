@@ -27,7 +27,7 @@ import { HadesError, toHadesError } from '../../common/errors.js';
 import { channelOptions, gatewayService, NDJSON_GZIP, NO_COMPRESS, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
-import type { Identity } from './enroll.js';
+import { identityDir, type Identity } from './enroll.js';
 import { AddressHolds, holdDownMs } from './holds.js';
 import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
 import { taskAnswer, TaskLedger, type TaskAnswer } from './tasks.js';
@@ -375,7 +375,10 @@ export class GrpcTransport implements BatchTransport {
       });
       stream.on('error', (error: grpc.ServiceError) => {
         const code = error.code === grpc.status.PERMISSION_DENIED && /HADES_ERR_AGENT_REVOKED/.test(error.details) ? 'HADES_ERR_AGENT_REVOKED' : error.code === grpc.status.PERMISSION_DENIED ? 'HADES_ERR_AGENT_UNKNOWN' : 'HADES_ERR_SERVER_UNREACHABLE';
-        fail(new HadesError(code, `${address}: ${error.details || error.message}`));
+        // Refused for good: the token in the configuration is not used while an identity is kept,
+        // so say what enrolling the host again takes.
+        const again = code !== 'HADES_ERR_SERVER_UNREACHABLE' && this.options.renewal ? `; to enroll this host again, stop the agent, move ${identityDir(this.options.renewal.dataDir)} aside and start it with a fresh token (hades server token create) in outputs.server.token` : '';
+        fail(new HadesError(code, `${address}: ${error.details || error.message}${again}`));
       });
       stream.on('end', () => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${address}: the server ended the stream`)));
     });

@@ -258,7 +258,11 @@ export async function agentStatus(context: CliContext, _args: readonly string[],
     }
     throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `no agent runs with the data folder ${config.agent.data_dir}`);
   }
-  if (!run.metrics) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
+  if (!run.metrics) {
+    // Enabled, but its address was taken at a reload: say why rather than blame the setting.
+    if (typeof run.metrics_error === 'string') throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs, but its status endpoint does not listen now: ${run.metrics_error} (it tries again every 10 s; free the address or change metrics.listen)`);
+    throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
+  }
   let status: AgentStatus;
   try {
     const response = await fetch(`${run.metrics}/status`, { signal: AbortSignal.timeout(5000) });

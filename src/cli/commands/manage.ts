@@ -4,6 +4,7 @@
  * and tasks (`hades tasks`: restart a plugin, change the log level, run a query or collect a
  * table on chosen agents).
  */
+import { parseDocument } from 'yaml';
 import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
@@ -107,7 +108,24 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
   }
   if (options['json']) json(context, { group: name, ...answer });
   else context.stdout.write(`group ${name}: configuration version ${answer.version} stored, pushed to ${answer.pushed} connected agent${answer.pushed === 1 ? '' : 's'}\n`);
+  const own = agentsOwnKeys(text);
+  if (own.length > 0) context.stderr.write(`hades: ${shown} sets ${own.join(' and ')}, which each agent keeps from its own file: the group's agents do not apply ${own.length === 1 ? 'it' : 'them'}\n`);
   return exitStatus.ok;
+}
+
+/** The keys of a group configuration that its agents leave aside (agent.data_dir, outputs.server): their own, from their files. */
+function agentsOwnKeys(text: string): string[] {
+  let raw: unknown;
+  try {
+    raw = parseDocument(text, { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+  } catch {
+    return [];
+  }
+  const section = (key: string): Record<string, unknown> | undefined => {
+    const value = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[key] : undefined;
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  };
+  return [section('agent') && 'data_dir' in section('agent')! ? 'agent.data_dir' : undefined, section('outputs') && 'server' in section('outputs')! ? 'outputs.server' : undefined].filter((k): k is string => k !== undefined);
 }
 
 /** `hades groups unset NAME`: removes the group's configuration; its agents go back to their own files. */
@@ -133,7 +151,7 @@ export async function agentsRevoke(context: CliContext, args: readonly string[],
   const client = await apiClient(options);
   await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/revoke`, undefined), `agent '${id}' in the fleet of ${client.base}`, agentHint);
   if (options['json']) json(context, { id, revoked: true });
-  else context.stdout.write(`agent ${id} is revoked: its connections are refused from now on (enroll the host again with a new token to bring it back)\n`);
+  else context.stdout.write(`agent ${id} is revoked: its connections are refused from now on (to bring it back, enroll the host again: stop its agent, move identity/ out of its data folder and start it with a new token)\n`);
   return exitStatus.ok;
 }
 

@@ -238,6 +238,8 @@ export function formatEvent(e: Record<string, unknown>): string {
   else if (action === 'dns_query') what = dnsText(e);
   else if ((action === 'connect' || action === 'accept') && (text(e, 'destination', 'ip') ?? text(e, 'destination', 'address'))) what = socketText(e, action);
   else if (action === 'listen' && text(e, 'source', 'port')) what = [`${text(e, 'source', 'ip') ?? ''}:${text(e, 'source', 'port') ?? ''}`, ...outcomeWords(e, text(e, 'hades', 'socket', 'errno'))].join(' ');
+  // A UDP decoy bound to every address does not learn which one a datagram was sent to: the port alone.
+  else if (action === 'honeypot_touch' && !text(e, 'destination', 'ip')) what = `${text(e, 'source', 'ip') ?? '?'}:${text(e, 'source', 'port') ?? ''} -> *:${text(e, 'destination', 'port') ?? '?'}${text(e, 'network', 'transport') ? `/${text(e, 'network', 'transport') ?? ''}` : ''}`;
   else if (text(e, 'destination', 'ip')) what = `${text(e, 'source', 'ip') && action !== 'connect' ? `${text(e, 'source', 'ip')}:${text(e, 'source', 'port') ?? ''} ` : ''}-> ${text(e, 'destination', 'ip')}:${text(e, 'destination', 'port') ?? ''}`;
   else if (action.startsWith('file_') && text(e, 'file', 'path')) what = fileText(e, action);
   else if (text(e, 'file', 'path')) what = text(e, 'file', 'path') ?? '';
