@@ -314,6 +314,11 @@ export const errorCatalog = {
     summary: 'The agent already runs as many tasks as it takes at once (64; only query and inventory tasks run for long): the task was answered failed with this code and did not run.',
     remedy: 'Create the task again once the agent\'s running tasks have ended (they end within their timeout).',
   },
+  HADES_ERR_TASK_NOT_DONE: {
+    kind: 'environment',
+    summary: '`hades tasks create --wait`: some of the tasks failed, expired before their agent took them, or were still waiting when the wait ended (their results and errors are listed above the line).',
+    remedy: '`hades tasks show ID` gives each task\'s result and error code; create a failed task again once its cause is fixed, or wait longer (--timeout) for agents that are offline.',
+  },
   HADES_ERR_NOT_ROOT: {
     kind: 'environment',
     summary: 'The command loads kernel programs (hades events, hades agent, hades start) and is not running as root.',

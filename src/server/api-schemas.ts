@@ -22,7 +22,7 @@ const Next = Type.Optional(Type.String({ description: 'The cursor of the next pa
 const Time = (description?: string) => Type.String(description ? { description } : {});
 
 /** `{ok: true}` of an action; `already: true` when there was nothing left to do. */
-export const OkBody = Type.Object({ ok: Type.Boolean(), already: Type.Optional(Type.Boolean({ description: 'It was done before (a token revoked already); nothing was recorded.' })) });
+export const OkBody = Type.Object({ ok: Type.Boolean(), already: Type.Optional(Type.Boolean({ description: 'It was done before (a token or an agent revoked already); nothing was recorded.' })) });
 
 const NextCertificate = Type.Object({ fingerprint: Type.String(), serial: Type.String(), not_after: Type.Optional(Time()), issued_at: Time() });
 export const AgentSchema = Type.Object({

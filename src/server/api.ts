@@ -654,9 +654,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     who(request, 'read-only');
     return found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
   });
-  route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on.', tags: ['fleet'], params: Id, response: Answers.OkBody }, (request) => {
+  route('POST', '/api/v1/agents/:id/revoke', { role: 'admin', summary: 'Revoke an agent: its connections are refused from now on. An agent revoked already answers `already: true`, and nothing is recorded again.', tags: ['fleet'], params: Id, response: Answers.OkBody }, (request) => {
     const principal = who(request, 'admin');
-    found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+    const agent = found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
+    // As for tokens: once is what the audit log says.
+    if (agent.revoked_at !== undefined) return { ok: true, already: true };
     ports.revokeAgent(request.params.id, () => ports.audit(principal, 'agent.revoke', request.params.id));
     return { ok: true };
   });
@@ -665,7 +667,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/agents/:id/renew',
     {
       role: 'admin',
-      summary: 'Ask an agent to renew its certificate now (a new key pair), e.g. when its key may have leaked; an agent offline is asked when it next connects.',
+      summary: 'Ask an agent to renew its certificate (a new key pair), e.g. when its key may have leaked; it does so within its outputs.server.renew_jitter_s (300 s by default: a delay that spreads a fleet asked at once); an agent offline is asked when it next connects.',
       tags: ['fleet'],
       params: Id,
       response: Type.Object({ sent: Type.Boolean({ description: 'true: the agent is connected and was asked now; false: it is asked at its next connection.' }) }),

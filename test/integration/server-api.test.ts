@@ -1423,6 +1423,13 @@ describe('managing the fleet with the hades command', () => {
     // A new token alone is not used while the agent keeps its identity: the hint says what to move.
     assert.match(revoked.stdout, /move identity\/ out of its data folder and start it with a new token/);
     assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).revoked_at);
+    // Twice: nothing changes, and the audit log says it once.
+    const again = await hades('agents', 'revoke', identity.agentId);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /was revoked already: nothing changed/);
+    assert.deepEqual(await server.ok('POST', `/api/v1/agents/${identity.agentId}/revoke`), { ok: true, already: true });
+    const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 1000 } })) as { entries: AnyEvent[] };
+    assert.equal(audit.entries.filter((e) => e['action'] === 'agent.revoke' && e['target'] === identity.agentId).length, 1);
     const unknown = await hades('agents', 'revoke', 'ag_0000000000000000');
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /HADES_ERR_API_NOT_FOUND/);
@@ -1460,7 +1467,7 @@ describe('managing the fleet with the hades command', () => {
     const pending = await hades('tasks', 'create', 'log_level', 'level=debug', '--agent', identity.agentId, '--wait', '--timeout', '1');
     assert.equal(pending.status, 3, pending.stderr);
     assert.match(pending.stdout, /log_level +expired/, 'read after its deadline, the task is expired');
-    assert.match(pending.stderr, /^hades: 0 of 1 task\(s\) done, 0 failed, 1 expired, 0 still waiting/m);
+    assert.match(pending.stderr, /^hades: HADES_ERR_TASK_NOT_DONE: 0 of 1 task\(s\) done, 0 failed, 1 expired, 0 still waiting/m);
     for (const [args, code] of [
       [['tasks', 'create', 'reboot', '--agent', identity.agentId], 'HADES_ERR_CLI_INVALID_ARGUMENT'],
       [['tasks', 'create', 'log_level', 'level'], 'HADES_ERR_CLI_INVALID_ARGUMENT'],

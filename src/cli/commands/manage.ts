@@ -149,8 +149,9 @@ const agentHint = 'hades agents list shows the agents and their ids';
 export async function agentsRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
   const id = required(args, 0, 'give the id of the agent to revoke, as hades agents list shows it');
   const client = await apiClient(options);
-  await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/revoke`, undefined), `agent '${id}' in the fleet of ${client.base}`, agentHint);
-  if (options['json']) json(context, { id, revoked: true });
+  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/revoke`, undefined), `agent '${id}' in the fleet of ${client.base}`, agentHint)) as { already?: boolean };
+  if (options['json']) json(context, { id, revoked: true, ...(answer.already === true ? { already: true } : {}) });
+  else if (answer.already === true) context.stdout.write(`agent ${id} was revoked already: nothing changed\n`);
   else context.stdout.write(`agent ${id} is revoked: its connections are refused from now on (to bring it back, enroll the host again: stop its agent, move identity/ out of its data folder and start it with a new token)\n`);
   return exitStatus.ok;
 }
@@ -291,7 +292,7 @@ export async function tasksCreate(context: CliContext, args: readonly string[], 
   const done = count('done');
   if (done === tasks.length) return exitStatus.ok;
   const waiting = count('pending') + count('sent');
-  context.stderr.write(`hades: ${done} of ${tasks.length} task(s) done, ${count('failed')} failed, ${count('expired')} expired, ${waiting} still waiting for ${waiting === 1 ? 'its agent' : 'their agents'} (hades tasks show ID has each result)\n`);
+  context.stderr.write(`hades: HADES_ERR_TASK_NOT_DONE: ${done} of ${tasks.length} task(s) done, ${count('failed')} failed, ${count('expired')} expired, ${waiting} still waiting for ${waiting === 1 ? 'its agent' : 'their agents'} (hades tasks show ID has each result)\n`);
   return exitStatus.environment;
 }
 
