@@ -294,7 +294,7 @@ export class KernelEvents {
     if (config.hashing.enabled) {
       this.knownPrograms = new KnownPrograms({
         hasher: this.hasher,
-        onProblem: (msg) => options.onLog?.({ level: 'warn', code: 'HADES_ERR_KNOWN_PROGRAMS', msg }),
+        onProblem: (msg, level) => options.onLog?.({ level, code: 'HADES_ERR_KNOWN_PROGRAMS', msg }),
       });
     }
     if (config.hashing.enabled && options.hashCacheDir) {

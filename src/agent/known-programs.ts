@@ -52,7 +52,8 @@ export interface KnownProgramsOptions {
   readonly settleMs?: number;
   /** Program versions remembered, the current ones and earlier ones; the oldest go first. */
   readonly maxVersions?: number;
-  readonly onProblem?: (message: string) => void;
+  /** A problem, said once: `warn` for what keeps the list from being complete by accident, `info` for what the configuration chose (a program larger than hashing.max_file_mb). */
+  readonly onProblem?: (message: string, level: 'warn' | 'info') => void;
 }
 
 /** One content of a known program. */
@@ -241,7 +242,8 @@ export class KnownPrograms {
           sha256 = result.sha256;
           this.stats.hashed++;
         } else if (result.status !== 'disabled') {
-          this.problem(`${real} not hashed (${result.status}): copies of it are not recognised`);
+          // Too large is the configuration's choice (hashing.max_file_mb; the node binary Hades runs on is one): said, not warned.
+          this.problem(`${real} not hashed (${result.status}): copies of it are not recognised`, result.status === 'too_large' ? 'info' : 'warn');
         }
       }
       installed.set(real, { key, sha256 });
@@ -278,9 +280,9 @@ export class KnownPrograms {
   }
 
   /** Each problem is told once: a refresh finds the same ones again. */
-  private problem(message: string): void {
+  private problem(message: string, level: 'warn' | 'info' = 'warn'): void {
     if (this.told.has(message)) return;
     if (this.told.size < 256) this.told.add(message);
-    this.options.onProblem?.(message);
+    this.options.onProblem?.(message, level);
   }
 }

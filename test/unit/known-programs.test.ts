@@ -137,12 +137,13 @@ describe('known programs (copies of installed shells and interpreters)', () => {
   it('forgets the oldest versions past maxVersions, and reports an installed file it cannot hash once', async () => {
     const s = system('limits');
     const problems: string[] = [];
-    const programs = known(s, newHasher({ maxFileBytes: 250_000 }), { maxVersions: 1, onProblem: (m) => problems.push(m) });
+    const programs = known(s, newHasher({ maxFileBytes: 250_000 }), { maxVersions: 1, onProblem: (m, level) => problems.push(`${level} ${m}`) });
     await programs.refresh();
     await programs.refresh();
     assert.deepEqual(programs.known.map((k) => k.name), ['python3.11']);
     assert.equal(problems.length, 1, problems.join('\n'));
-    assert.match(problems[0]!, /bash not hashed \(too_large\)/);
+    // Larger than hashing.max_file_mb is the configuration's choice (the node binary Hades runs on is one): said at info, not warned at every start.
+    assert.match(problems[0]!, /^info .*bash not hashed \(too_large\)/);
   });
 });
 
