@@ -1,4 +1,5 @@
 import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox';
+import { DISGUISED_PROCESSES_SQL } from '../kernel-threads.js';
 import { HOST_PORT, LogConfig } from './shared.js';
 
 
@@ -70,6 +71,9 @@ export const DEFAULT_INVENTORY_QUERIES = [
   { name: 'systemd_units', sql: 'SELECT * FROM systemd_units', interval_s: 900 },
   { name: 'ld_so_preload', sql: 'SELECT * FROM ld_so_preload', interval_s: 600 },
   { name: 'deb_packages', sql: 'SELECT * FROM deb_packages', interval_s: 1800 },
+  // Programs named like kernel threads, however they came to be (before the agent started, or a
+  // rename event lost): one cheap walk of /proc that returns nothing on a clean host.
+  { name: 'disguised_processes', sql: DISGUISED_PROCESSES_SQL, interval_s: 300 },
 ];
 
 /**
