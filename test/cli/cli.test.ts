@@ -179,3 +179,23 @@ describe('hades config', () => {
     assert.equal(schema.properties['driver']?.additionalProperties, false);
   });
 });
+
+describe('hades tasks create and groups set, checked before the server is asked', () => {
+  it('points a number given as text to the NAME:=JSON syntax', async () => {
+    const r = await runHades(['tasks', 'create', 'log_level', 'level=debug', 'duration_s=60', '--agent', 'ag_x']);
+    assertCodedFailure(r, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assert.match(r.stderr, /duration_s is a number: write duration_s:=60 /);
+    const word = await runHades(['tasks', 'create', 'query', 'sql=SELECT 1', 'max_rows=many', '--agent', 'ag_x']);
+    assertCodedFailure(word, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assert.match(word.stderr, /max_rows is a number: write max_rows:=NUMBER /);
+  });
+
+  it('lists a group configuration\'s schema problems and its consistency problems together', async () => {
+    const config = file('group.yaml', 'driver:\n  ringbuf_mbb: 4\nplugins:\n  honeypot:\n    ports: [{ port: 2323 }, { port: 2323 }]\n');
+    const r = await runHades(['groups', 'set', 'web', config, '--server', 'https://127.0.0.1:1']);
+    assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.match(r.stderr, /group\.yaml:2:3: HADES_ERR_CONFIG_UNKNOWN_KEY: unknown key 'driver\.ringbuf_mbb'/);
+    assert.match(r.stderr, /group\.yaml:5:37: HADES_ERR_CONFIG_VALUE: tcp port 2323 is named twice/);
+    assert.match(r.stderr, /2 problems, listed above; nothing was stored/);
+  });
+});

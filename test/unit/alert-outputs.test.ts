@@ -524,7 +524,7 @@ alerts:
 `;
     // A command that reads the configuration for an address does not read the files.
     assert.equal(parseRoleConfig(yaml, 'server').ok, true);
-    const result = parseRoleConfig(yaml, 'server', (config) => checkAlertOutputFiles(config.alerts.outputs));
+    const result = parseRoleConfig(yaml, 'server', [{ reads: ['alerts.outputs'], check: (config) => checkAlertOutputFiles(config.alerts.outputs) }]);
     assert.equal(result.ok, false);
     const lines = yaml.split('\n');
     const columnOf = (line: number, text: string) => lines[line - 1]!.indexOf(text) + 1;

@@ -109,6 +109,62 @@ describe('configuration', () => {
     assert.equal(parseRoleConfig('plugins:\n  honeypot:\n    ports: [{ port: 2323 }, { port: 2323, protocol: udp }]\n', 'agent').ok, true, 'the same port in each protocol');
   });
 
+  it('reports the schema\'s problems and the checks of the sections that passed it in one run', () => {
+    // An unknown key in one section does not hold back a duplicate decoy in another, nor one in
+    // the honeypot's own section beside the decoys.
+    const text = 'driver:\n  ringbuf_mbb: 4\nplugins:\n  honeypot:\n    enable: true\n    ports:\n      - { port: 2323 }\n      - { port: 2323 }\noutputs:\n  server: { api: "https://[::" }\n';
+    const result = parseRoleConfig(text, 'agent');
+    assert.deepEqual(result.ok ? [] : result.problems.map((p) => [p.code, p.path, p.line, p.column]), [
+      ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'driver.ringbuf_mbb', 2, 3],
+      ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'plugins.honeypot.enable', 5, 5],
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.1.port', 8, 17],
+      ['HADES_ERR_CONFIG_VALUE', 'outputs.server.api', 10, 18],
+    ]);
+    // The server's: an unknown key and an alert output named twice.
+    const server = parseRoleConfig('listen: { apii: "127.0.0.1:8443" }\nalerts:\n  outputs:\n    - { name: a, type: file, file: { path: /tmp/a.ndjson } }\n    - { name: a, type: file, file: { path: /tmp/b.ndjson } }\n', 'server');
+    assert.deepEqual(server.ok ? [] : server.problems.map((p) => [p.code, p.path, p.line]), [
+      ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'listen.apii', 1],
+      ['HADES_ERR_ALERT_OUTPUT_CONFIG', 'alerts.outputs.1.name', 5],
+    ]);
+  });
+
+  it('does not check again a key that failed its schema, nor what holds it or what it holds (one problem per mistake)', () => {
+    const codes = (text: string) => {
+      const result = parseRoleConfig(text, 'agent');
+      return result.ok ? [] : result.problems.map((p) => [p.code, p.path]);
+    };
+    // A decoy the schema refuses: the list is not checked for duplicates.
+    assert.deepEqual(codes('plugins:\n  honeypot:\n    ports: [{ port: 0 }, { port: 0 }]\n'), [
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.0.port'],
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.1.port'],
+    ]);
+    // A section of the wrong type: nothing read under it is checked (nor crashes the checks).
+    assert.deepEqual(codes('plugins: 5\ndriver: { ringbuf_mb: 256 }\n'), [['HADES_ERR_CONFIG_TYPE', 'plugins']]);
+    assert.deepEqual(codes('outputs: { server: [] }\n'), [['HADES_ERR_CONFIG_TYPE', 'outputs.server']]);
+    // A list where a mapping belongs: said as such, once, not as unknown keys 0, 1... (nor taken
+    // for the defaults when empty).
+    assert.deepEqual(codes('driver: []\noutputs: { server: [{ enabled: true }, 2] }\n'), [
+      ['HADES_ERR_CONFIG_TYPE', 'driver'],
+      ['HADES_ERR_CONFIG_TYPE', 'outputs.server'],
+    ]);
+    const list = parseRoleConfig('driver: []\n', 'agent');
+    assert.equal(list.ok ? '' : list.problems[0]?.message, "'driver' must be a mapping (got a list)");
+    // The shape and NUL problems come with the schema's and the checks', not in a round before.
+    assert.deepEqual(codes('driver: { file_watch: { etc: /etc/ }, argv_maxx: 1 }\noutputs: { file: { path: "/a\\0" } }\nplugins: { honeypot: { ports: [{ port: 9 }, { port: 9 }] } }\n'), [
+      ['HADES_ERR_CONFIG_TYPE', 'driver.file_watch'],
+      ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'driver.argv_maxx'],
+      ['HADES_ERR_CONFIG_VALUE', 'outputs.file.path'],
+      ['HADES_ERR_CONFIG_VALUE', 'plugins.honeypot.ports.1.port'],
+    ]);
+    // One of the keys a check reads failed: the check waits (the ring buffer against the budget).
+    assert.deepEqual(codes('driver: { ringbuf_mb: 256 }\nplugins: { limits: { memory_mb: "lots" } }\n'), [['HADES_ERR_CONFIG_TYPE', 'plugins.limits.memory_mb']]);
+    // ...and runs when another key of the same section failed.
+    assert.deepEqual(codes('driver: { ringbuf_mb: 256 }\nplugins: { limits: { memory_mbb: 9 } }\n'), [
+      ['HADES_ERR_CONFIG_VALUE', 'driver.ringbuf_mb'],
+      ['HADES_ERR_CONFIG_UNKNOWN_KEY', 'plugins.limits.memory_mbb'],
+    ]);
+  });
+
   it('refuses a ring buffer the driver\'s memory budget cannot hold (it counts twice in the driver\'s memory), with its line', () => {
     const result = parseRoleConfig('driver:\n  ringbuf_mb: 100\n', 'agent');
     assert.equal(result.ok, false);

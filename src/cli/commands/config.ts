@@ -1,8 +1,7 @@
-import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { stringify } from 'yaml';
 import { existsSync } from 'node:fs';
-import { configError, configRoles, configSchemas, formatProblem, parseRoleConfig, type ConfigProblem, type ConfigRole } from '../../common/config/index.js';
+import { configError, configRoles, configSchemas, formatProblem, parseRoleConfig, type ConfigProblem, type ConfigRole, type RoleChecks } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { checkAlertOutputFiles } from '../../server/alerts/outputs/transport.js';
@@ -24,8 +23,8 @@ export const defaultConfigFiles: Readonly<Record<ConfigRole, string>> = { agent:
  * read as the user who runs the command. For the program's start and `hades config check`, not
  * for a command that reads the configuration for an address (its user may not read a TLS key).
  */
-const fileChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
-  server: (config) => checkAlertOutputFiles(config.alerts.outputs),
+const fileChecks: { readonly [R in ConfigRole]?: RoleChecks<R> } = {
+  server: [{ reads: ['alerts.outputs'], check: (config) => checkAlertOutputFiles(config.alerts.outputs) }],
 };
 
 /** parseRoleConfig with the role's file checks. */

@@ -205,6 +205,9 @@ interface TaskRow {
   deadline: string;
 }
 
+/** The task parameters that are numbers (src/common/tasks.ts): given as NAME=TEXT, they would be text. */
+const NUMBER_PARAMS = new Set(['timeout_s', 'timeout_ms', 'max_rows', 'max_bytes', 'duration_s']);
+
 /** PARAM=VALUE gives a string; PARAM:=JSON a number, boolean or any JSON value. */
 export function taskParams(pairs: readonly string[]): Record<string, unknown> {
   const params: Record<string, unknown> = {};
@@ -220,6 +223,11 @@ export function taskParams(pairs: readonly string[]): Record<string, unknown> {
     }
     const text = /^([A-Za-z_][A-Za-z0-9_]*)=([\s\S]*)$/.exec(pair);
     if (!text) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `a task parameter is NAME=TEXT or NAME:=JSON (got '${pair}')`);
+    // NAME=60 sends the text "60", which the server refuses for a number without saying how to write one.
+    if (NUMBER_PARAMS.has(text[1]!)) {
+      const number = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(text[2]!.trim()) ? text[2]!.trim() : 'NUMBER';
+      throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${text[1]} is a number: write ${text[1]}:=${number} (NAME=VALUE gives text; got '${pair}')`);
+    }
     params[text[1]!] = text[2]!;
   }
   return params;

@@ -4,11 +4,11 @@ import { AgentConfigSchema } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
-import { complexKeys, parseConfig, type ConfigProblem, type ConfigResult } from './validate.js';
+import { complexKeys, parseConfig, type ConfigCheck, type ConfigProblem, type ConfigResult } from './validate.js';
 
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
 export { ServerConfigSchema, type ServerConfig } from './server.js';
-export { parseConfig, loadConfig, configError, formatProblem, MAX_CONFIG_BYTES, type ConfigProblem, type ConfigResult } from './validate.js';
+export { parseConfig, loadConfig, configError, formatProblem, MAX_CONFIG_BYTES, type ConfigCheck, type ConfigProblem, type ConfigResult } from './validate.js';
 
 /**
  * Whether a configuration text sets nothing: empty, only comments, or a YAML document that is
@@ -39,10 +39,21 @@ export const configSchemas = {
 export type ConfigRole = keyof typeof configSchemas;
 export const configRoles = Object.keys(configSchemas) as ConfigRole[];
 
-/** What each role's schema cannot check: consistency between keys. */
-const configChecks: { readonly [R in ConfigRole]?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[] } = {
-  agent: (config) => [...checkHoneypotPorts(config.plugins.honeypot.ports), ...checkHoneypotBind(config.plugins.honeypot.bind), ...checkServerApi(config.outputs.server.api), ...checkRingBuffer(config)],
-  server: (config) => checkAlertOutputs(config.alerts.outputs),
+/** The checks of one role's configuration. */
+export type RoleChecks<R extends ConfigRole> = readonly ConfigCheck<Static<(typeof configSchemas)[R]>>[];
+
+/**
+ * What each role's schema cannot check: consistency between keys. Each names the keys it reads
+ * (and reads no other): it runs whenever those passed the schema, whatever is wrong elsewhere.
+ */
+const configChecks: { readonly [R in ConfigRole]: RoleChecks<R> } = {
+  agent: [
+    { reads: ['plugins.honeypot.ports'], check: (config) => checkHoneypotPorts(config.plugins.honeypot.ports) },
+    { reads: ['plugins.honeypot.bind'], check: (config) => checkHoneypotBind(config.plugins.honeypot.bind) },
+    { reads: ['outputs.server.api'], check: (config) => checkServerApi(config.outputs.server.api) },
+    { reads: ['plugins.driver', 'driver.ringbuf_mb', 'plugins.limits.memory_mb'], check: checkRingBuffer },
+  ],
+  server: [{ reads: ['alerts.outputs'], check: (config) => checkAlertOutputs(config.alerts.outputs) }],
 };
 
 /** What the driver holds besides its ring buffer, in MiB (its code, libbpf, its buffers): about 12 measured. */
@@ -110,7 +121,7 @@ function checkHoneypotBind(bind: string): ConfigProblem[] {
  * parseConfig with the role's schema and its consistency checks; `more` checks what needs I/O,
  * which this layer has not (the files the configuration names), with positions all the same.
  */
-export function parseRoleConfig<R extends ConfigRole>(text: string, role: R, more?: (config: Static<(typeof configSchemas)[R]>) => ConfigProblem[]): ConfigResult<Static<(typeof configSchemas)[R]>> {
-  const check = configChecks[role];
-  return parseConfig(text, configSchemas[role], (config: Static<(typeof configSchemas)[R]>) => [...(check?.(config) ?? []), ...(more?.(config) ?? [])]);
+export function parseRoleConfig<R extends ConfigRole>(text: string, role: R, more: RoleChecks<R> = []): ConfigResult<Static<(typeof configSchemas)[R]>> {
+  const checks: RoleChecks<R> = [...configChecks[role], ...more];
+  return parseConfig(text, configSchemas[role], checks);
 }

@@ -25,14 +25,29 @@ export type ConfigResult<T> =
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
 /**
+ * A check of what a schema cannot say (consistency between keys, the files a configuration
+ * names). `reads` lists the dotted paths it reads: it runs when none of them, nor what they hold
+ * nor what holds them, has a schema problem, so that a mistake in another section does not hide
+ * its problems, and a section that failed its schema is not checked again (one problem per
+ * mistake). Its problems name a dotted `path`, which gets the line and column of that key.
+ */
+export interface ConfigCheck<T> {
+  readonly reads: readonly string[];
+  readonly check: (config: T) => ConfigProblem[];
+}
+
+/** Whether a check reading `read` must be left out because of a schema problem at `failed`. */
+function touches(read: string, failed: string): boolean {
+  return failed === '' || read === '' || read === failed || read.startsWith(`${failed}.`) || failed.startsWith(`${read}.`);
+}
+
+/**
  * Parses YAML text and validates it against a schema: defaults are filled in from the schema,
  * every problem is reported (not only the first) with its position, and the result is frozen.
+ * The schema's problems and those of the `checks` that can run (see ConfigCheck) come together,
+ * in the order of the file.
  */
-/**
- * Parses and checks a configuration. `check` adds what a schema cannot say (consistency between
- * keys); its problems name a dotted `path`, which gets the line and column of that key.
- */
-export function parseConfig<S extends TSchema>(text: string, schema: S, check?: (config: Static<S>) => ConfigProblem[]): ConfigResult<Static<S>> {
+export function parseConfig<S extends TSchema>(text: string, schema: S, checks: readonly ConfigCheck<Static<S>>[] = []): ConfigResult<Static<S>> {
   if (text.length > MAX_CONFIG_BYTES) {
     return {
       ok: false,
@@ -89,51 +104,47 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, check?: 
       }),
     };
   }
-  // A mapping where a list belongs would be replaced by the default list below, and the
-  // mistake (a rule folder or an alert output given as a mapping) lost without a word.
-  const mappings: string[][] = [];
-  mappingsForLists(schema, raw, [], mappings);
-  if (mappings.length > 0) {
-    return {
-      ok: false,
-      problems: mappings.map((segments) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_TYPE', 'must be a list (got a mapping)')),
-    };
-  }
+  // A mapping where a list belongs, or a list where a mapping belongs, would be replaced by the
+  // default below, and the mistake (a rule folder or an alert output given as a mapping, a
+  // section given as `[]`) lost without a word.
+  const shapes: { segments: string[]; want: 'list' | 'mapping' }[] = [];
+  wrongShapes(schema, raw, [], shapes);
   // No setting holds a NUL: a path with one would be cut short by the system calls that take it.
   const nuls: string[][] = [];
   stringsWithNul(raw, [], nuls);
-  if (nuls.length > 0) {
-    return {
-      ok: false,
-      problems: nuls.map((segments) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_VALUE', 'holds a NUL character, which no setting may')),
-    };
-  }
+  const problems: ConfigProblem[] = [
+    ...shapes.map(({ segments, want }) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_TYPE', `must be a ${want} (got ${want === 'list' ? 'a mapping' : 'a list'})`)),
+    ...nuls.map((segments) => valueProblemAt(doc, lines, segments, 'HADES_ERR_CONFIG_VALUE', 'holds a NUL character, which no setting may')),
+  ];
+  // Said once: the schema is not asked again about what these hold.
+  const said = problems.map((p) => p.path);
   const value = Value.Default(schema, structuredClone(raw));
   const seen = new Set<string>();
-  const problems: ConfigProblem[] = [];
   for (const error of Value.Errors(schema, value)) {
     // TypeBox reports a missing property twice (required, then wrong type): keep the first.
     if (seen.has(error.path)) continue;
     seen.add(error.path);
-    problems.push(describe(error, schema, doc, lines));
+    const problem = describe(error, schema, doc, lines);
+    const at = problem.path.replaceAll('\0', '\\0');
+    if (said.some((path) => at === path || at.startsWith(`${path}.`))) continue;
+    problems.push(problem);
   }
-  // In the order of the file, as a person reads it.
+  // The checks whose keys all passed the schema: the value holds those keys valid (or defaulted).
+  const failed = problems.map((p) => p.path);
+  for (const { reads, check } of checks) {
+    if (reads.some((read) => failed.some((path) => touches(read, path)))) continue;
+    for (const p of check(value)) {
+      if (p.line !== undefined || p.path === '') {
+        problems.push(p);
+        continue;
+      }
+      const node = doc.getIn(p.path.split('.').map(indexOrKey), true) as RangedNode | undefined;
+      problems.push({ ...p, ...positionOf(node, lines) });
+    }
+  }
+  // In the order of the file, as a person reads it (the schema's and the checks' merged).
   problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   if (problems.length > 0) return { ok: false, problems };
-  const later = check?.(value) ?? [];
-  if (later.length > 0) {
-    return {
-      ok: false,
-      problems: later
-        .map((p) => {
-          if (p.line !== undefined || p.path === '') return p;
-          const node = doc.getIn(p.path.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true) as RangedNode | undefined;
-          return { ...p, ...positionOf(node, lines) };
-        })
-        // Checks of several kinds (consistency, files) each go down the file: merged, in its order.
-        .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0)),
-    };
-  }
   return { ok: true, config: deepFreeze(value as Static<S>) };
 }
 
@@ -372,19 +383,27 @@ function protoKeys(value: unknown, path: readonly string[], out: string[][]): vo
   }
 }
 
-/** Paths where the schema wants a list and the file has a mapping (the only kind Value.Default turns into a list). */
-function mappingsForLists(schema: TSchema, value: unknown, path: readonly string[], out: string[][]): void {
+/**
+ * Where the schema wants a list and the file has a mapping (the only kind Value.Default turns into
+ * a list), or wants a mapping and the file has a list (which TypeBox takes as a mapping).
+ */
+function wrongShapes(schema: TSchema, value: unknown, path: readonly string[], out: { segments: string[]; want: 'list' | 'mapping' }[]): void {
   if (typeof value !== 'object' || value === null) return;
   const s = schema as { type?: unknown; items?: TSchema; properties?: Record<string, TSchema>; patternProperties?: Record<string, TSchema>; additionalProperties?: unknown };
   if (s.type === 'array') {
-    if (!Array.isArray(value)) out.push([...path]);
-    else if (s.items) value.forEach((item, i) => mappingsForLists(s.items as TSchema, item, [...path, String(i)], out));
+    if (!Array.isArray(value)) out.push({ segments: [...path], want: 'list' });
+    else if (s.items) value.forEach((item, i) => wrongShapes(s.items as TSchema, item, [...path, String(i)], out));
     return;
   }
-  if (s.type !== 'object' || Array.isArray(value)) return;
+  if (s.type !== 'object') return;
+  if (Array.isArray(value)) {
+    // The document itself: the schema says so (it has no default to put instead).
+    if (path.length > 0) out.push({ segments: [...path], want: 'mapping' });
+    return;
+  }
   for (const [key, item] of Object.entries(value)) {
     const sub = s.properties?.[key] ?? Object.values(s.patternProperties ?? {})[0] ?? (typeof s.additionalProperties === 'object' ? (s.additionalProperties as TSchema) : undefined);
-    if (sub) mappingsForLists(sub, item, [...path, key], out);
+    if (sub) wrongShapes(sub, item, [...path, key], out);
   }
 }
 
