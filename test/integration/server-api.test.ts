@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import type { AnyEvent } from '../helpers/agent.js';
@@ -1789,12 +1789,15 @@ describe('alerts through the API and the hades command', () => {
   });
 });
 
-describe('refused requests leave a trace (a server of their own: the limits count per minute)', () => {
+describe('refused requests leave a trace (a server of their own for each test: the limits count per minute from the first refusal)', () => {
   let refusing: TestServer;
-  before(async () => {
-    refusing = await TestServer.start({ dataDir: path.join(dir, 'refusing') });
+  let servers = 0;
+  // Each test's minute starts with its own first refusal: on a slow machine one shared server's
+  // minute could end between two tests and start the counts afresh.
+  beforeEach(async () => {
+    refusing = await TestServer.start({ dataDir: path.join(dir, `refusing-${++servers}`) });
   });
-  after(async () => {
+  afterEach(async () => {
     await refusing?.stop();
   });
   const tokenOf = async (role: 'admin' | 'analyst' | 'read-only', name: string) => (await refusing.ok('POST', '/api/v1/tokens/api', { body: { name, role } })) as { id: string; token: string };
@@ -1874,7 +1877,7 @@ describe('refused requests leave a trace (a server of their own: the limits coun
     const auditedBefore = (await denied()).filter((e) => e.actor_id === reader.id).length;
     for (let i = 0; i < 25; i++) assert.equal((await refusing.api('GET', '/api/v1/audit', { token: reader.token })).status, 403);
     const guess = `hadesapi_${'a'.repeat(16)}_${'Z'.repeat(43)}`;
-    // Counted by address and reason (an unknown token was tried above): ten lines in all.
+    // Counted by address and reason: ten lines in all (unknownBefore: none on this server so far).
     const unknownBefore = warnings(/not authenticated$/).filter((l) => l['reason'] === 'unknown').length;
     for (let i = 0; i < 25; i++) assert.equal((await refusing.api('GET', '/api/v1/agents', { token: guess })).status, 401);
     const audited = (await denied()).filter((e) => e.actor_id === reader.id);
