@@ -82,4 +82,29 @@ struct hades_prefix_val {
 	char suffix[HADES_SUFFIXES][HADES_SUFFIX_MAX + 1];
 };
 
+/* PROC_RENAME rate bound, per process (security.bpf.h on_task_rename; the loader reads it for
+ * catch-up records, ebpf.c rename_catch_up) */
+#define HADES_RENAME_MAP_ENTRIES 4096
+
+struct rename_budget {
+	__u64 start_ns;  /* the process's start: a reused pid starts afresh */
+	__u64 window_ns; /* start of the current window */
+	__u64 last_ns;   /* time of the newest dropped rename */
+	__u32 sent;      /* records in the window */
+	__u32 dropped;   /* renames over the bound since the process's first record (wraps) */
+	__u32 carried;   /* the value of dropped that this program's records have carried */
+	__u32 last_tid;  /* the thread that made the newest dropped rename */
+	char old_comm[16];  /* the name before the first rename dropped since the last record */
+	char last_comm[16]; /* the name the newest dropped rename gave */
+	struct hades_proc proc; /* the process at the newest dropped rename (comm: its old name) */
+};
+
+/* What the loader has reported of a budget's dropped renames in catch-up records: written by
+ * the loader only (whole values), read here when a record carries dropped renames. */
+struct rename_caught {
+	__u64 start_ns;
+	__u32 upto; /* rename_budget.dropped covered by the loader's records */
+	__u32 reserved;
+};
+
 #endif

@@ -44,8 +44,11 @@ struct proc_entry {
 	/* PROC_RENAME bound, as the eBPF backend's rename_budget (PROTOCOL.md 2.16) */
 	uint64_t rename_start_ns;  /* the start_ns the budget belongs to */
 	uint64_t rename_window_ns; /* start of the current window */
+	uint64_t rename_last_ns;   /* time of the newest rename over the bound */
 	uint32_t rename_sent;      /* records in the window */
-	uint32_t rename_unreported;
+	uint32_t rename_unreported; /* renames over the bound since the last record */
+	char rename_old[16];       /* the name before the first of them */
+	char rename_last[16];      /* the name the newest of them gave */
 };
 
 struct proc_table {
@@ -63,6 +66,9 @@ struct cnproc {
 	uint64_t enobufs;       /* recv reported overflow */
 	uint64_t seq_gaps;      /* events lost, from per-CPU sequence gaps */
 	uint64_t recv_errors;
+	uint64_t rename_dropped_seen; /* task_rename dropped_rate_limit at the last catch-up scan */
+	bool rename_pending;          /* that scan left renames whose window had not passed */
+	uint64_t rename_catch_ups;    /* catch-up records sent */
 	uint64_t *last_seq;     /* per CPU: last sequence number + 1, 0 = none */
 	struct proc_table procs;
 	uint32_t *deny_pids;
@@ -950,6 +956,12 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 	return out_record(&r, sizeof(r));
 }
 
+static int send_rename(struct cnproc *c, uint64_t ktime, uint32_t tgid, uint32_t tid,
+		       const struct proc_entry *pe, const char oldc[16], const char newc[16],
+		       uint32_t unreported, uint32_t flags);
+static int64_t clock_ns(clockid_t id);
+static int rename_catch_up_one(struct cnproc *c, struct proc_entry *pe, const struct proc_entry *ctx);
+
 static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_event *x)
 {
 	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXIT];
@@ -970,6 +982,12 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 	if (pe) {
 		copy = *pe;
 		proc_remove(&c->procs, tgid);
+		/* renames over the bound no record carried: their record comes before the exit */
+		if (copy.rename_unreported && copy.rename_start_ns == copy.start_ns) {
+			int err = rename_catch_up_one(c, &copy, &copy);
+			if (err)
+				return err;
+		}
 	}
 	/* unrequested: the removal above still runs, it bounds the table that
 	 * exec and fork fill */
@@ -1062,7 +1080,11 @@ static int on_comm(struct cnproc *c, uint64_t ktime, const struct comm_proc_even
 			pe->rename_sent = 0;
 		}
 		if (pe->rename_sent >= HADES_RENAME_BURST) {
+			if (!pe->rename_unreported)
+				memcpy(pe->rename_old, oldc, sizeof(oldc));
 			pe->rename_unreported++;
+			pe->rename_last_ns = ktime;
+			memcpy(pe->rename_last, newc, sizeof(newc));
 			k->dropped_rate_limit++;
 			return 0;
 		}
@@ -1070,9 +1092,22 @@ static int on_comm(struct cnproc *c, uint64_t ktime, const struct comm_proc_even
 		unreported = pe->rename_unreported;
 		pe->rename_unreported = 0;
 	}
+	return send_rename(c, ktime, tgid, tid, pe, oldc, newc, unreported, 0);
+}
+
+/*
+ * The PROC_RENAME record of tgid's rename from oldc to newc, with the process's context from pe
+ * (may be NULL) and /proc. flags: 0, or HADES_F_RENAME_CATCH_UP (rename_catch_up).
+ */
+static int send_rename(struct cnproc *c, uint64_t ktime, uint32_t tgid, uint32_t tid,
+		       const struct proc_entry *pe, const char oldc[16], const char newc[16],
+		       uint32_t unreported, uint32_t flags)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_TASK_RENAME];
 	struct hades_rename r;
 	memset(&r, 0, sizeof(r));
 	init_header(&r.hdr, HADES_KIND_PROC_RENAME, ktime, tgid, tid);
+	r.hdr.flags |= flags;
 	r.hdr.size = sizeof(r);
 	if (cgroup_filters_active(c)) {
 		r.proc.cgroup_id = cgroup_of_pid(c, tgid);
@@ -1108,15 +1143,57 @@ static int on_comm(struct cnproc *c, uint64_t ktime, const struct comm_proc_even
 	}
 	if (!oldc[0])
 		r.hdr.missing |= HADES_M_COMM;
-	memcpy(r.proc.comm, oldc, sizeof(oldc));
-	memcpy(r.old_comm, oldc, sizeof(oldc));
-	memcpy(r.new_comm, newc, sizeof(newc));
+	memcpy(r.proc.comm, oldc, 16);
+	memcpy(r.old_comm, oldc, 16);
+	memcpy(r.new_comm, newc, 16);
 	r.target_tid = tid;
 	r.unreported = unreported;
 	if (r.hdr.missing & ~(uint32_t)HADES_M_CGROUP)
 		k->read_errors++;
-	k->sent++;
+	if (flags & HADES_F_RENAME_CATCH_UP)
+		c->rename_catch_ups++;
+	else
+		k->sent++;
 	return out_record(&r, sizeof(r));
+}
+
+/* The catch-up record of pe's renames over the bound (PROTOCOL.md 2.16): the newest one's, standing
+ * for all of them. */
+static int rename_catch_up_one(struct cnproc *c, struct proc_entry *pe, const struct proc_entry *ctx)
+{
+	uint32_t n = pe->rename_unreported;
+	pe->rename_unreported = 0;
+	return send_rename(c, pe->rename_last_ns, pe->tgid, pe->tgid, ctx, pe->rename_old, pe->rename_last, n,
+			   HADES_F_RENAME_CATCH_UP);
+}
+
+/*
+ * On the timer, only when the hook's dropped_rate_limit moved since the last scan (or that scan
+ * left some whose window had not passed): a process that stopped renaming after renames over
+ * the bound gets their catch-up record once its window has passed, as on eBPF. A process that
+ * exits first gets it before its EXIT record (on_exit_ev).
+ */
+static int rename_catch_up(struct cnproc *c)
+{
+	uint64_t dropped = c->counters[HADES_HOOK_TASK_RENAME].dropped_rate_limit;
+	if (dropped == c->rename_dropped_seen && !c->rename_pending)
+		return 0;
+	c->rename_dropped_seen = dropped;
+	c->rename_pending = false;
+	uint64_t now = (uint64_t)clock_ns(CLOCK_BOOTTIME);
+	for (size_t i = 0; i < c->procs.cap; i++) {
+		struct proc_entry *pe = &c->procs.slots[i];
+		if (!pe->tgid || !pe->rename_unreported || pe->rename_start_ns != pe->start_ns)
+			continue;
+		if (now - pe->rename_window_ns < HADES_RENAME_WINDOW_NS) {
+			c->rename_pending = true;
+			continue;
+		}
+		int err = rename_catch_up_one(c, pe, pe);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 /* ---------- backend plumbing ---------- */
@@ -1202,9 +1279,15 @@ static int cn_counters(struct backend *be, struct hades_hook_counters *out)
 static void cn_loader_stats(struct backend *be, struct jbuf *j)
 {
 	struct cnproc *c = be->ctx;
-	jb_printf(j, ",\"lost_netlink\":%llu,\"netlink_enobufs\":%llu,\"netlink_recv_errors\":%llu,\"tracked_processes\":%zu",
+	jb_printf(j, ",\"lost_netlink\":%llu,\"netlink_enobufs\":%llu,\"netlink_recv_errors\":%llu,\"tracked_processes\":%zu"
+		  ",\"rename_catch_ups\":%llu",
 		  (unsigned long long)c->seq_gaps, (unsigned long long)c->enobufs,
-		  (unsigned long long)c->recv_errors, c->procs.used);
+		  (unsigned long long)c->recv_errors, c->procs.used, (unsigned long long)c->rename_catch_ups);
+}
+
+static int cn_tick(struct backend *be)
+{
+	return rename_catch_up(be->ctx);
 }
 
 static int cn_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
@@ -1537,6 +1620,7 @@ int cnproc_backend_open(const struct config *cfg, struct backend *be, char *err,
 	be->pump = cn_pump;
 	be->counters = cn_counters;
 	be->loader_stats = cn_loader_stats;
+	be->tick = cn_tick;
 	be->filter = cn_filter;
 	be->hook = cn_hook;
 	be->stop = cn_stop;

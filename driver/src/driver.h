@@ -71,6 +71,9 @@ struct backend {
 	int (*pump)(struct backend *be);
 	/* fills c[HADES_HOOK_COUNT] with cumulative counters */
 	int (*counters)(struct backend *be, struct hades_hook_counters *c);
+	/* called about once a second (the loader's timer): PROC_RENAME catch-up records
+	 * (PROTOCOL.md 2.16); may write records (caller flushes) */
+	int (*tick)(struct backend *be);
 	/* appends backend specific ,"key":value pairs to the loader stats */
 	void (*loader_stats)(struct backend *be, struct jbuf *j);
 	int (*filter)(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,

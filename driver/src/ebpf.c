@@ -264,6 +264,10 @@ struct ebpf {
 	int ncpus;
 	struct hades_hook_counters *percpu; /* lookup buffer, ncpus entries */
 	uint64_t bad_size;                  /* ring buffer records with a bad size */
+	/* PROC_RENAME catch-up (rename_catch_up) */
+	uint64_t rename_dropped_seen; /* task_rename dropped_rate_limit at the last scan */
+	bool rename_pending;          /* the last scan left renames whose window had not passed */
+	uint64_t rename_catch_ups;    /* catch-up records sent */
 };
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -323,7 +327,109 @@ static int eb_counters(struct backend *be, struct hades_hook_counters *out)
 static void eb_loader_stats(struct backend *be, struct jbuf *j)
 {
 	struct ebpf *e = be->ctx;
-	jb_printf(j, ",\"ringbuf_bad_records\":%llu", (unsigned long long)e->bad_size);
+	jb_printf(j, ",\"ringbuf_bad_records\":%llu,\"rename_catch_ups\":%llu",
+		  (unsigned long long)e->bad_size, (unsigned long long)e->rename_catch_ups);
+}
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_BOOTTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* The dropped renames of budget b not yet carried by any record: those after the kernel's last
+ * record (carried) and after the last catch-up record (cu, when it is of the same process). */
+static uint32_t rename_pending_of(const struct rename_budget *b, const struct rename_caught *cu)
+{
+	uint32_t from = b->carried;
+	if (cu && cu->start_ns == b->start_ns && (int32_t)(cu->upto - from) > 0 &&
+	    (int32_t)(b->dropped - cu->upto) >= 0)
+		from = cu->upto;
+	return b->dropped - from;
+}
+
+/*
+ * PROC_RENAME catch-up (PROTOCOL.md 2.16): a process whose renames went over the bound carries
+ * them in its next record, but one that then stops renaming would keep its last name unreported.
+ * On the timer, and only when the hook's dropped_rate_limit moved since the last scan (or that
+ * scan left some whose window had not passed), the budgets are read: for each process with
+ * dropped renames whose window has passed, the loader records them as caught (rename_caught,
+ * which the kernel program subtracts from its next record's unreported) and sends the record
+ * of the newest one, flagged HADES_F_RENAME_CATCH_UP, unreported = the renames it stands for.
+ * The budget is read again after rename_caught is written: a record the kernel sent in between
+ * carried them already, and nothing is sent. The two sides share no lock: only a rename made
+ * in the very microseconds between these two reads can be carried twice (never lost).
+ */
+static int rename_catch_up(struct ebpf *e)
+{
+	if (!e->links[S_TASK_RENAME])
+		return 0;
+	uint32_t h = HADES_HOOK_TASK_RENAME;
+	if (bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.counters), &h, e->percpu))
+		return 0;
+	uint64_t dropped = 0;
+	for (int c = 0; c < e->ncpus; c++)
+		dropped += e->percpu[c].dropped_rate_limit;
+	if (dropped == e->rename_dropped_seen && !e->rename_pending)
+		return 0; /* idle: one lookup */
+	e->rename_dropped_seen = dropped;
+	e->rename_pending = false;
+
+	int bfd = bpf_map__fd(e->skel->maps.rename_budget), cfd = bpf_map__fd(e->skel->maps.rename_caught);
+	uint64_t now = boottime_ns();
+	uint32_t key, next;
+	bool first = true;
+	/* bounded: keys deleted while walking (LRU eviction) restart the walk */
+	for (int n = 0; n < 2 * HADES_RENAME_MAP_ENTRIES; n++, first = false) {
+		if (bpf_map_get_next_key(bfd, first ? NULL : &key, &next))
+			break;
+		key = next;
+		struct rename_budget b;
+		struct rename_caught cu;
+		if (bpf_map_lookup_elem(bfd, &key, &b) || b.dropped == b.carried)
+			continue;
+		bool have_cu = bpf_map_lookup_elem(cfd, &key, &cu) == 0;
+		uint32_t pending = rename_pending_of(&b, have_cu ? &cu : NULL);
+		if (!pending)
+			continue;
+		if (now - b.window_ns < HADES_RENAME_WINDOW_NS) {
+			e->rename_pending = true; /* its next record may still carry them */
+			continue;
+		}
+		struct rename_caught mark = { .start_ns = b.start_ns, .upto = b.dropped };
+		if (bpf_map_update_elem(cfd, &key, &mark, BPF_ANY))
+			continue;
+		struct rename_budget again;
+		if (bpf_map_lookup_elem(bfd, &key, &again) == 0 && again.start_ns == b.start_ns &&
+		    (int32_t)(again.carried - b.dropped) >= 0)
+			continue; /* a kernel record carried them meanwhile */
+		struct hades_rename r;
+		memset(&r, 0, sizeof(r));
+		r.hdr.kind = HADES_KIND_PROC_RENAME;
+		r.hdr.version = HADES_RECORD_VERSION;
+		r.hdr.size = sizeof(r);
+		r.hdr.ktime_ns = b.last_ns;
+		r.hdr.pid = key;
+		r.hdr.tid = b.last_tid;
+		r.hdr.flags = HADES_F_RENAME_CATCH_UP;
+		r.proc = b.proc;
+		memcpy(r.proc.comm, b.old_comm, sizeof(r.proc.comm));
+		memcpy(r.old_comm, b.old_comm, sizeof(r.old_comm));
+		memcpy(r.new_comm, b.last_comm, sizeof(r.new_comm));
+		r.target_tid = key;
+		r.unreported = pending;
+		int err = out_record(&r, sizeof(r));
+		if (err)
+			return err;
+		e->rename_catch_ups++;
+	}
+	return 0;
+}
+
+static int eb_tick(struct backend *be)
+{
+	return rename_catch_up(be->ctx);
 }
 
 static int map_clear(int fd, size_t key_size)
@@ -1290,6 +1396,7 @@ int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, s
 	be->pump = eb_pump;
 	be->counters = eb_counters;
 	be->loader_stats = eb_loader_stats;
+	be->tick = eb_tick;
 	be->filter = eb_filter;
 	be->hook = eb_hook;
 	be->stop = eb_stop;

@@ -280,6 +280,8 @@ static long batch_pause_ns(uint64_t bytes, uint64_t elapsed_ns)
 
 enum { TAG_EVENTS = 1, TAG_STDIN, TAG_SIGNAL, TAG_TIMER };
 
+#define TICK_MS 1000 /* the backend's tick (struct backend.tick) */
+
 static int run_loop(void)
 {
 	int ep = -1, sfd = -1, tfd = -1, rc = 0;
@@ -319,9 +321,13 @@ static int run_loop(void)
 			goto out;
 		}
 	}
-	if (cfg.stats_interval_ms) {
+	/* One timer: STATS every stats_interval_ms, and the backend's tick (PROC_RENAME catch-up)
+	 * about once a second whatever the STATS interval, off included. */
+	uint32_t period_ms = cfg.stats_interval_ms && cfg.stats_interval_ms < TICK_MS ? cfg.stats_interval_ms : TICK_MS;
+	int64_t stats_due = ns_of(CLOCK_MONOTONIC) + (int64_t)cfg.stats_interval_ms * 1000000LL;
+	{
 		struct itimerspec its = {
-			.it_interval = { cfg.stats_interval_ms / 1000, (cfg.stats_interval_ms % 1000) * 1000000L },
+			.it_interval = { period_ms / 1000, (period_ms % 1000) * 1000000L },
 		};
 		its.it_value = its.it_interval;
 		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -389,7 +395,18 @@ static int run_loop(void)
 					rc = -errno;
 					break;
 				}
-				rc = emit_stats(-1);
+				rc = backend.tick ? backend.tick(&backend) : 0;
+				if (rc == 0)
+					rc = out_flush();
+				/* half a period early at most: a tick that comes a little before the
+				 * due time still sends the STATS it is there for */
+				int64_t now = ns_of(CLOCK_MONOTONIC);
+				if (rc == 0 && cfg.stats_interval_ms && now >= stats_due - (int64_t)period_ms * 500000LL) {
+					stats_due += (int64_t)cfg.stats_interval_ms * 1000000LL;
+					if (stats_due < now)
+						stats_due = now + (int64_t)cfg.stats_interval_ms * 1000000LL;
+					rc = emit_stats(-1);
+				}
 				break;
 			}
 			}

@@ -2419,18 +2419,22 @@ int hx_kill(struct bpf_raw_tracepoint_args *ctx)
  * (pthread_setname_np in Java, Go, browsers, systemd): only the thread group leader's name is
  * the process's name (ps, top, /proc/PID/stat), so only its renames are reported, at most
  * HADES_RENAME_BURST per process per HADES_RENAME_WINDOW_NS; the others are counted
- * (dropped_rate_limit) and carried by the process's next record (unreported).
+ * (dropped_rate_limit) and carried by the process's next record (unreported). A process that
+ * stops renaming after a dropped one would keep its last name unreported: the budget keeps what
+ * the loader needs to send that record itself once the window has passed (a catch-up record,
+ * HADES_F_RENAME_CATCH_UP: ebpf.c rename_catch_up). The loader writes only rename_caught, the
+ * budget is written here only, so no count of this program is ever overwritten.
  */
-struct rename_budget {
-	__u64 start_ns;  /* the process's start: a reused pid starts afresh */
-	__u64 window_ns; /* start of the current window */
-	__u32 sent;      /* records in the window */
-	__u32 unreported;
-};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HADES_RENAME_MAP_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct rename_caught);
+} rename_caught SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, HADES_RENAME_MAP_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct rename_budget);
 } rename_budget SEC(".maps");
@@ -2478,15 +2482,33 @@ static __always_inline void on_task_rename(struct task_struct *task, const char 
 			b->sent = 0;
 		}
 		if (b->sent >= HADES_RENAME_BURST) {
-			__sync_fetch_and_add(&b->unreported, 1);
+			if (b->dropped == b->carried)
+				__builtin_memcpy(b->old_comm, oldc, sizeof(oldc));
+			__builtin_memcpy(b->last_comm, newc, sizeof(newc));
+			fill_proc(&b->proc, cur);
+			__builtin_memcpy(b->proc.comm, oldc, sizeof(oldc));
+			b->last_tid = (__u32)bpf_get_current_pid_tgid();
+			b->last_ns = now;
+			__sync_fetch_and_add(&b->dropped, 1);
 			bump(&c->dropped_rate_limit);
 			return;
 		}
 		b->sent++;
-		unreported = b->unreported;
-		b->unreported = 0;
+		__u32 dropped = b->dropped, from = b->carried;
+		if (dropped != from) {
+			/* some may have been sent by the loader already (catch-up records) */
+			struct rename_caught *cu = bpf_map_lookup_elem(&rename_caught, &tgid);
+			if (cu && cu->start_ns == start && (__s32)(cu->upto - from) > 0 &&
+			    (__s32)(dropped - cu->upto) >= 0)
+				from = cu->upto;
+			unreported = dropped - from;
+			b->carried = dropped;
+		}
 	} else {
-		struct rename_budget nb = { .start_ns = start, .window_ns = now, .sent = 1 };
+		struct rename_budget nb = {};
+		nb.start_ns = start;
+		nb.window_ns = now;
+		nb.sent = 1;
 		bpf_map_update_elem(&rename_budget, &tgid, &nb, BPF_ANY);
 	}
 	struct hades_rename *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);

@@ -91,6 +91,7 @@ enum hades_kind {
 #define HADES_F_LINK_HARD (1u << 20)          /* FILE_CREATE: link/linkat; path2 = the old name as given (PROTOCOL.md 2.13) */
 #define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */
 #define HADES_F_IA32 (1u << 22)               /* security records: made by an ia32 system call (a 32-bit program, or int 0x80) */
+#define HADES_F_RENAME_CATCH_UP (1u << 23)    /* PROC_RENAME: sent by the loader for renames over the bound that no later record carried (PROTOCOL.md 2.16) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)
@@ -384,7 +385,9 @@ struct hades_rename {
 	__u32 target_tid;        /* the renamed thread: the thread group leader (= hdr.pid) */
 	char old_comm[16];       /* NUL-padded */
 	char new_comm[16];       /* NUL-padded; the kernel keeps at most 15 bytes */
-	__u32 unreported;        /* renames of this process over the rate bound since its previous record */
+	__u32 unreported;        /* renames of this process over the rate bound since its previous record;
+				  * HADES_F_RENAME_CATCH_UP: the renames this record stands for, the newest
+				  * of which gave new_comm */
 	__u32 reserved;
 };
 #define HADES_RENAME_BURST 8

@@ -375,7 +375,7 @@ export class SecurityEvents {
     const before = this.builder.renamed(r.pid, r.startNs, r.newComm);
     const oldName = r.oldComm || before || undefined;
     const event = this.event(r, 'process_rename', ['process'], ['change'], {}, {
-      rename: { old_name: oldName, unreported: r.unreported > 0 ? r.unreported : undefined },
+      rename: { old_name: oldName, unreported: r.unreported > 0 ? r.unreported : undefined, catch_up: r.catchUp ? true : undefined },
       ...(oldName === undefined ? { missing: ['hades.rename.old_name'] } : {}),
     });
     (event as unknown as { process: { name?: string } }).process.name = r.newComm;

@@ -39,6 +39,8 @@ describe('hades events: process_rename from the real kernel', { skip }, () => {
   let prctl: ChildRun;
   let procComm: ChildRun;
   let plain: ChildRun;
+  let burst: ChildRun;
+  let exitBurst: ChildRun;
 
   before(async () => {
     capture = await captureEvents([], async () => {
@@ -46,6 +48,8 @@ describe('hades events: process_rename from the real kernel', { skip }, () => {
       procComm = await runChild(python3, ['-c', PROC_COMM_PY, 'ksoftirqd/7']);
       // A rename to an ordinary name: an event, and no alert.
       plain = await runChild(python3, ['-c', PROC_COMM_PY, 'hx-plain-name']);
+      exitBurst = await runChild(python3, ['-c', EXIT_BURST_PY]);
+      burst = await runChild(python3, ['-c', BURST_PY]);
     });
   });
 
@@ -92,6 +96,13 @@ describe('hades events: process_rename from the real kernel', { skip }, () => {
     assert.equal(renamesOf(plain).length, 1);
     assert.deepEqual(fired(plain), []);
   });
+  it('sends at most 8 a second per process, and the newest of the rest in a catch-up event within about 2 s', async () => {
+    await assertBurst(capture.events, burst);
+  });
+
+  it('sends the catch-up event of a process that exits right after its renames', () => {
+    assertExitBurst(capture.events, exitBurst, false);
+  });
 });
 
 /** Waits, so that the driver has read the exec's name, then renames itself as PRCTL_PY does. */
@@ -107,25 +118,72 @@ t.join()
 subprocess.run(["/bin/sh", "-c", "sleep 0.3", "child-of-renamed"])
 `;
 
-/** 12 renames in a row (over the bound of 8 a second), then one more a second later. */
+/**
+ * 12 renames in a row (over the bound of 8 a second), the last to a kernel thread's name, then
+ * nothing for 2.5 s: the marker child's exec comes after that (it lives long enough for the
+ * cn_proc driver to read its arguments); then one more rename.
+ */
 const BURST_PY = String.raw`
+import ctypes, subprocess, time
+libc = ctypes.CDLL(None, use_errno=True)
+time.sleep(0.3)
+for i in range(11):
+    libc.prctl(15, b"hx-r%d" % i, 0, 0, 0)
+libc.prctl(15, b"kworker/0:1H", 0, 0, 0)
+time.sleep(2.5)
+subprocess.run(["/bin/sh", "-c", "sleep 0.3", "after-burst"])
+libc.prctl(15, b"hx-after", 0, 0, 0)
+`;
+
+/** 12 renames in a row, the last to a kernel thread's name, then the process exits at once. */
+const EXIT_BURST_PY = String.raw`
 import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)
 time.sleep(0.3)
-for i in range(12):
-    libc.prctl(15, b"hx-r%d" % i, 0, 0, 0)
-time.sleep(1.1)
-libc.prctl(15, b"hx-after", 0, 0, 0)
+for i in range(11):
+    libc.prctl(15, b"hx-e%d" % i, 0, 0, 0)
+libc.prctl(15, b"kworker/1:2H", 0, 0, 0)
 `;
+
+/** EXIT_BURST_PY's newest name is reported all the same, by a catch-up event (cn_proc: before its exit event). */
+function assertExitBurst(events: readonly AnyEvent[], run: ChildRun, cnproc: boolean): void {
+  assert.equal(run.status, 0, run.stderr);
+  const renames = actionsOf(events, 'process_rename', run.pid);
+  const last = renames.at(-1) as AnyEvent;
+  assert.deepEqual([renames.length, last['process'].name, last['hades'].rename], [9, 'kworker/1:2H', { old_name: 'hx-e7', unreported: 4, catch_up: true }]);
+  if (cnproc) assert.ok(events.indexOf(last) < events.indexOf(actionsOf(events, 'exit', run.pid)[0] as AnyEvent), 'the catch-up before the exit');
+}
+
+/** The renames of BURST_PY: 8 sent at once, the 4 over the bound in one catch-up event (which names
+ * the process as the last one did, and arrives within about 2 s: before the marker child's exec),
+ * and the next rename carries nothing again. The rule fires on the catch-up. */
+async function assertBurst(events: readonly AnyEvent[], burst: ChildRun): Promise<void> {
+  assert.equal(burst.status, 0, burst.stderr);
+  const renames = actionsOf(events, 'process_rename', burst.pid);
+  assert.deepEqual(renames.map((e) => [e['process'].name, e['hades'].rename.old_name, e['hades'].rename.unreported, e['hades'].rename.catch_up]), [
+    ['hx-r0', 'python3', undefined, undefined],
+    ...Array.from({ length: 7 }, (_, i) => [`hx-r${i + 1}`, `hx-r${i}`, undefined, undefined]),
+    ['kworker/0:1H', 'hx-r7', 4, true],
+    ['hx-after', 'kworker/0:1H', undefined, undefined],
+  ]);
+  const catchUp = renames[8] as AnyEvent;
+  const marker = events.findIndex((x) => x['event'].action === 'exec' && x['process'].parent?.pid === burst.pid && x['process'].args?.includes('after-burst'));
+  assert.ok(marker >= 0, 'the exec of the marker child');
+  assert.ok(events.indexOf(catchUp) < marker, 'the catch-up came within 2.5 s of the rename');
+  const { ruleSet } = loadRules(await readDefaultPack());
+  assert.ok(ruleSet.match(catchUp).some((m) => m.rule.id === 'process_renamed_as_kernel_thread'));
+}
 
 describe('hades events --backend cnproc: process_rename from the proc connector', { skip }, () => {
   let capture: Capture;
   let prctl: ChildRun;
   let burst: ChildRun;
+  let exitBurst: ChildRun;
 
   before(async () => {
     capture = await captureEvents(['--backend', 'cnproc'], async () => {
       prctl = await runChild(python3, ['-c', CNPROC_PRCTL_PY, 'kworker/0:1H']);
+      exitBurst = await runChild(python3, ['-c', EXIT_BURST_PY]);
       burst = await runChild(python3, ['-c', BURST_PY]);
     });
   });
@@ -159,13 +217,11 @@ describe('hades events --backend cnproc: process_rename from the proc connector'
     assert.equal(exit?.['process'].name, 'kworker/0:1H');
   });
 
-  it('sends at most 8 a second per process, the rest counted in the next event', () => {
-    assert.equal(burst.status, 0, burst.stderr);
-    const names = renamesOf(burst).map((e) => [e['process'].name, e['hades'].rename.old_name, e['hades'].rename.unreported]);
-    assert.deepEqual(names, [
-      ['hx-r0', 'python3', undefined],
-      ...Array.from({ length: 7 }, (_, i) => [`hx-r${i + 1}`, `hx-r${i}`, undefined]),
-      ['hx-after', 'hx-r11', 4],
-    ]);
+  it('sends at most 8 a second per process, and the newest of the rest in a catch-up event within about 2 s', async () => {
+    await assertBurst(capture.events, burst);
+  });
+
+  it('sends the catch-up event of a process that exits right after its renames', () => {
+    assertExitBurst(capture.events, exitBurst, true);
   });
 });

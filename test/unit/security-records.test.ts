@@ -322,6 +322,28 @@ describe('process_rename records of rename-ebpf.bin', () => {
     assert.equal(builder.parentRef(pid, 0).name, 'after');
   });
 
+  it('decodes a catch-up record (HADES_F_RENAME_CATCH_UP) and says so in the event, with the renames it stands for', async () => {
+    const raws = rawRecordsOf('rename-ebpf.bin');
+    const last = raws.filter((r) => kindOf(r) === SecurityKind.procRename).at(-1);
+    assert.ok(last);
+    const plain = decodeRecords(last, newDecodeCounters())[0];
+    assert.equal(plain?.type === 'process_rename' && plain.catchUp, false);
+    const copy = new Uint8Array(last);
+    const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+    view.setUint32(24, view.getUint32(24, true) | 0x800000, true); // header.flags |= HADES_F_RENAME_CATCH_UP
+    copy.set(new TextEncoder().encode('kworker/0:1H\0\0\0\0'), 112); // new_comm
+    view.setUint32(128, 4, true);
+    const r = decodeRecords(copy, newDecodeCounters())[0];
+    assert.ok(r?.type === 'process_rename');
+    assert.deepEqual([r.catchUp, r.newComm, r.unreported], [true, 'kworker/0:1H', 4]);
+    const builder = newBuilder();
+    for (const x of recordsOf('rename-ebpf.bin').records) if (x.type === 'exec' || x.type === 'fork') await builder.build(x);
+    const e = wire(new SecurityEvents(builder, { protectedPaths: [] }).build(r)[0] as HadesEvent) as AnyEvent;
+    assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    assert.deepEqual([e['process'].name, e['hades'].rename], ['kworker/0:1H', { old_name: r.oldComm, unreported: 4, catch_up: true }]);
+    assert.equal(builder.parentRef(r.pid, 0).name, 'kworker/0:1H');
+  });
+
   it('cn_proc records without the old name: the tree\'s name, else none and hades.missing says so; unread credentials are not root', async () => {
     const builder = newBuilder();
     const security = new SecurityEvents(builder, { protectedPaths: [] });

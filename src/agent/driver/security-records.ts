@@ -38,6 +38,8 @@ export const SecurityFlag = {
   linkHard: 0x100000,
   linkSymbolic: 0x200000,
   ia32: 0x400000,
+  /** PROC_RENAME: sent by the driver's loader for renames over the bound that no later record carried. */
+  renameCatchUp: 0x800000,
 } as const;
 
 export const SecurityMissing = {
@@ -163,8 +165,12 @@ export interface RenameRecord extends Base {
   readonly targetTid: number;
   readonly oldComm: string;
   readonly newComm: string;
-  /** Renames of this process over the driver's rate bound since its previous record. */
+  /** Renames of this process over the driver's rate bound since its previous record; catch-up: the
+   * renames this record stands for, the newest of which gave newComm. */
   readonly unreported: number;
+  /** Sent by the driver's loader, not at the rename: the newest of renames over the bound, once the
+   * process had stopped renaming for the bound's window (driver/PROTOCOL.md 2.16). */
+  readonly catchUp: boolean;
 }
 
 export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord | RenameRecord;
@@ -338,6 +344,7 @@ const decodeRename: Decode = (bytes, view, o, size) => {
     oldComm: cString(bytes, o + 96, o + 112),
     newComm: cString(bytes, o + 112, o + 128),
     unreported: view.getUint32(o + 128, true),
+    catchUp: (view.getUint32(o + 24, true) & SecurityFlag.renameCatchUp) !== 0,
   };
 };
 
