@@ -98,6 +98,24 @@ const curl = (time: number) =>
     e.process.command_line = 'curl http://127.0.0.1/x';
   });
 
+/** A detector on an in-memory database whose log is kept: what it wrote so far, as text. */
+function loggingDetector(rules: Awaited<ReturnType<ConstructorParameters<typeof Detector>[0]['rules']>>): { detector: Detector; db: ReturnType<typeof openDatabase>; written: () => string } {
+  const out = new PassThrough();
+  let text = '';
+  out.setEncoding('utf8').on('data', (d: string) => (text += d));
+  const db = openDatabase(':memory:');
+  const detector = new Detector({
+    rules: () => Promise.resolve(rules),
+    store: new AlertStore(db),
+    enrolledHost: () => undefined,
+    events: new EventStore(db),
+    dedupWindowMs: 600_000,
+    maxEvents: 3,
+    log: new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: out }),
+  });
+  return { detector, db, written: () => text };
+}
+
 describe('alerts: detection', () => {
   it('raises an alert with the rule, host, process ancestry and the triggering event', async () => {
     const { detector, store, published, ingest } = setup();
@@ -362,25 +380,13 @@ describe('alerts: detection', () => {
     writeFileSync(path.join(sigmaDir, 'whoami.yml'), 'title: Whoami\nid: 11111111-2222-3333-4444-555555555555\nlogsource: { product: linux, category: process_creation }\ndetection:\n  sel: { Image|endswith: /whoami }\n  condition: sel\nlevel: low\n');
     const sigma = await ruleSource({ default_pack: false, dirs: [], sigma_dirs: [sigmaDir] })();
     const local = { name: 'local.yaml', text: 'macros:\n  unused_one: process.name = sh\nrules:\n  - id: typo_rule\n    title: Typo\n    severity: high\n    condition: event.action = exec and process.nmae = sh\n' };
-    const out = new PassThrough();
-    let written = '';
-    out.setEncoding('utf8').on('data', (d: string) => (written += d));
-    const db = openDatabase(':memory:');
-    const detector = new Detector({
-      rules: () => Promise.resolve({ files: [local, ...sigma.files], problems: sigma.problems ?? [] }),
-      store: new AlertStore(db),
-      enrolledHost: () => undefined,
-      events: new EventStore(db),
-      dedupWindowMs: 600_000,
-      maxEvents: 3,
-      log: new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: out }),
-    });
+    const { detector, db, written } = loggingDetector({ files: [local, ...sigma.files], problems: sigma.problems ?? [] });
     try {
       const state = await detector.start();
       assert.equal(state.rules, 1, 'the Sigma rule that converts');
       assert.equal(state.problems.length, 27, '25 Sigma rules, the rule in error, the unused macro');
       await new Promise((resolve) => setImmediate(resolve));
-      const lines = written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      const lines = written().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
       const refused = lines.filter((l) => l['msg'] === 'rule not loaded');
       // The engine's error first, then the Sigma refusals; each line names its rule, code and reason.
       assert.equal(refused.length, LOGGED_PROBLEMS);
@@ -392,7 +398,7 @@ describe('alerts: detection', () => {
       assert.match(refused[1]!['problem'], /win-00\.yml: warning HADES_ERR_SIGMA_LOGSOURCE: Sigma rule 22222222-3333-4444-5555-000000000000 \(Windows 0\) is not loaded: .*windows/);
       // The rest in one line: how many, by code, and where the whole list is.
       const more = lines.filter((l) => /more rule problem/.test(l['msg']));
-      assert.equal(more.length, 1, written);
+      assert.equal(more.length, 1, written());
       assert.equal(more[0]!['level'], 'warn');
       assert.match(more[0]!['msg'], /^7 more rule problem/);
       assert.equal(more[0]!['refused'], 26);
@@ -410,28 +416,16 @@ describe('alerts: detection', () => {
   });
 
   it('logs each problem of a small load on its own line, warnings about loaded rules at info', async () => {
-    const out = new PassThrough();
-    let written = '';
-    out.setEncoding('utf8').on('data', (d: string) => (written += d));
-    const db = openDatabase(':memory:');
-    const detector = new Detector({
-      rules: () => Promise.resolve({ files: [{ name: 'local.yaml', text: `macros:\n  unused_one: process.name = sh\n${RULES}` }] }),
-      store: new AlertStore(db),
-      enrolledHost: () => undefined,
-      events: new EventStore(db),
-      dedupWindowMs: 600_000,
-      maxEvents: 3,
-      log: new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: out }),
-    });
+    const { detector, db, written } = loggingDetector({ files: [{ name: 'local.yaml', text: `macros:\n  unused_one: process.name = sh\n${RULES}` }] });
     try {
       await detector.start();
       await new Promise((resolve) => setImmediate(resolve));
-      const lines = written.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      const lines = written().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
       const warning = lines.filter((l) => l['msg'] === 'rule warning');
-      assert.equal(warning.length, 1, written);
+      assert.equal(warning.length, 1, written());
       assert.equal(warning[0]!['level'], 'info');
       assert.equal(warning[0]!['code'], 'HADES_ERR_RULE_UNUSED_MACRO');
-      assert.ok(!lines.some((l) => /more rule problem|rule not loaded/.test(l['msg'])), written);
+      assert.ok(!lines.some((l) => /more rule problem|rule not loaded/.test(l['msg'])), written());
     } finally {
       detector.close();
       db.close();
