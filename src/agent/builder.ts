@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import { PID_MAX } from '../common/events/fields.js';
 import type { Accounts } from './accounts.js';
+import type { ArgsCompletion, ArgsReader } from './args-completion.js';
 import type { ExecRecord, ExitRecord, FdInfo, ForkRecord, DriverRecord, MissingFieldName } from './driver/records.js';
 import { MissingField, RecordFlag } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
@@ -32,6 +33,8 @@ export interface BuilderOptions {
   readonly containers?: ContainerCache;
   /** Installed shells and interpreters by hash (known-programs.ts): copies of them are named on exec events. */
   readonly knownPrograms?: { copyOf(executable: string, sha256: string): CopyOf | undefined };
+  /** Completes the arguments of execs the driver cut from /proc/PID/cmdline (args-completion.ts); none by default. */
+  readonly argsReader?: ArgsReader;
 }
 
 const CAPABILITIES = [
@@ -537,10 +540,23 @@ export class EventBuilder {
     node.container = container;
     const identity = r.exeIno !== 0 ? { dev: r.exeDev, ino: r.exeIno, size: r.exeSize, mtimeNs: r.exeMtimeNs, ctimeNs: r.exeCtimeNs } : undefined;
     const hash = executable ? this.hasher.hash(executable, identity, r.pid) : undefined;
+    // Rare (an argv over driver.argv_max): the hot path only tests the flag.
+    const reader = this.options.argsReader;
+    if ((r.flags & RecordFlag.argvTruncated) !== 0 && reader !== undefined && (r.missing & (MissingField.argv | MissingField.start)) === 0) {
+      const completion = reader.complete(r.pid, ProcessTree.ticksFromNs(r.startNs), r.argv, r.argvBytes);
+      return Promise.all([completion, hash]).then(([c, h]) => {
+        if (c !== undefined && c.source !== 'driver_rewritten' && node.args === r.argv) {
+          // Its children's events name the process with the arguments it has.
+          node.args = c.args;
+          node.asAncestor = undefined;
+        }
+        return this.execEvent(r, node, executable, h, container, c);
+      });
+    }
     return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h, container)) : this.execEvent(r, node, executable, hash, container);
   }
 
-  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined, container: Container | undefined): EventOf<'exec'> {
+  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined, container: Container | undefined, completion?: ArgsCompletion): EventOf<'exec'> {
     // A parent the driver could not read (the process had exited) is the one the tree knows from its fork.
     const treeParent = (r.missing & MissingField.parent) !== 0 && node.ppid > 0;
     // A group or session id no pid can be was not read right (seen once from cn_proc under load): missing, not made up.
@@ -550,15 +566,16 @@ export class EventBuilder {
     const argv = (missing & MissingField.argv) === 0;
     const pgid = (missing & MissingField.pgidSid) === 0;
     const tty = (missing & MissingField.tty) === 0;
+    const args = completion?.args ?? r.argv;
     const process = {
       pid: r.pid,
       entity_id: node.entityId,
       name: r.comm,
       executable: executable || undefined,
-      args: argv ? r.argv : undefined,
+      args: argv ? args : undefined,
       // The driver's count when it has one (it includes arguments cut off), else those kept.
-      args_count: r.argc > 0 ? r.argc : argv ? r.argv.length : undefined,
-      command_line: argv ? r.argv.join(' ') : undefined,
+      args_count: r.argc > 0 ? r.argc : argv ? args.length : undefined,
+      command_line: argv ? args.join(' ') : undefined,
       working_directory: (missing & MissingField.cwd) === 0 && r.cwd ? r.cwd : undefined,
       start: (missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       interactive: tty ? r.ttyDev !== 0 : undefined,
@@ -582,6 +599,7 @@ export class EventBuilder {
       namespaces: (missing & MissingField.ns) === 0 ? { pid: r.pidNs, mnt: r.mntNs } : undefined,
       args_truncated: (r.flags & RecordFlag.argvTruncated) !== 0,
       args_bytes: r.argvBytes,
+      args_source: completion?.source,
       fileless: (r.flags & (RecordFlag.exeMemfd | RecordFlag.exeDeleted)) !== 0,
       login_uid: (missing & MissingField.loginuid) === 0 && r.loginuid !== 0xffffffff ? r.loginuid : undefined,
       credentials: creds ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid } : undefined,

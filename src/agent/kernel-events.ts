@@ -15,6 +15,7 @@ import type { EventOf, HadesEvent } from '../common/events/index.js';
 import { HadesError } from '../common/errors.js';
 import { Accounts } from './accounts.js';
 import { EventBuilder, isoFromNs } from './builder.js';
+import { ArgsReader } from './args-completion.js';
 import { DriverProcess, FilterOp, FilterTarget, FrameType, encodeFilter, type DriverAck, type DriverGap, type DriverHello, type DriverStats } from './driver/driver-process.js';
 import { decodeRecords, newDecodeCounters, type DecodeCounters, type DriverRecord } from './driver/records.js';
 import type { SecurityRecord } from './driver/security-records.js';
@@ -128,6 +129,8 @@ export interface KernelEventStats {
     readonly tree: ProcessTree['stats'];
     readonly hasher: ExecutableHasher['stats'];
     readonly knownPrograms: KnownPrograms['stats'];
+    /** Cut arguments completed from /proc/PID/cmdline (args-completion.ts). */
+    readonly argsReader: ArgsReader['stats'];
     readonly dns: { readonly emitted: number; readonly aggregated: number; readonly malformed: Readonly<Record<string, number>> };
     /** Audit and security daemons whose signals are reported (absent when tamper events are not wanted). */
     readonly securityDaemons?: SecurityDaemonStats & { readonly protected: number };
@@ -221,6 +224,8 @@ const supervisorPid: number | undefined = process.env['HADES_START_PID'] !== und
 export class KernelEvents {
   private readonly tree: ProcessTree;
   private readonly hasher: ExecutableHasher;
+  /** Completes cut arguments from /proc/PID/cmdline (rare: an argv over driver.argv_max). */
+  private readonly argsReader = new ArgsReader();
   private readonly hashFile: HashCacheFile | undefined;
   /** Installed shells and interpreters by hash: their copies are named on exec events. */
   private readonly knownPrograms: KnownPrograms | undefined;
@@ -312,6 +317,7 @@ export class KernelEvents {
       ancestors: config.process_tree.ancestors,
       ...(options.sequencer ? { sequencer: options.sequencer } : {}),
       ...(this.knownPrograms ? { knownPrograms: this.knownPrograms } : {}),
+      argsReader: this.argsReader,
     });
     this.protectedPaths = [...ownPaths(), ...config.protect.paths];
     if (this.wants('file_open') && config.driver.sensitive_files.length > 0) this.sensitive = new SensitiveFiles(config.driver.sensitive_files);
@@ -654,6 +660,7 @@ export class KernelEvents {
         tree: { ...this.tree.stats },
         hasher: { ...this.hasher.stats },
         knownPrograms: { ...(this.knownPrograms?.stats ?? { refreshes: 0, hashed: 0, versions: 0 }) },
+        argsReader: { ...this.argsReader.stats },
         dns: { emitted: this.dnsAggregator.emitted, aggregated: this.dnsAggregator.aggregated, malformed: Object.fromEntries(this.security.malformedDns) },
         ...(this.daemons ? { securityDaemons: { ...this.daemons.stats, stale: this.security.staleSignals, protected: this.protectedDaemons.size } } : {}),
         cpu: { average: this.governor.average, budget: this.options.config.limits.cpu_percent, level: this.governor.level },

@@ -53,6 +53,7 @@ interface HadesProcess {
   namespaces?: { pid: number; mnt: number } | undefined;
   args_truncated: boolean;
   args_bytes: number;
+  args_source?: string | undefined;
   fileless: boolean;
   login_uid?: number | undefined;
   credentials?: Record<'uid' | 'gid' | 'euid' | 'egid' | 'suid' | 'sgid' | 'fsuid' | 'fsgid', number> | undefined;
@@ -262,7 +263,7 @@ function lineageTail(h: Lineage): string {
 
 function hadesProcess(p: HadesProcess): string {
   // An object an enricher might extend, like the event, process and hades.
-  if (keyCount(p) !== 11) plain = false;
+  if (keyCount(p) !== 12) plain = false;
   // The members before args_truncated (always there) are optional: each ends with its comma.
   return (
     '{' +
@@ -273,6 +274,7 @@ function hadesProcess(p: HadesProcess): string {
     b(p.args_truncated) +
     ',"args_bytes":' +
     n(p.args_bytes) +
+    (p.args_source === undefined ? '' : ',"args_source":"' + t(p.args_source) + '"') +
     ',"fileless":' +
     b(p.fileless) +
     (p.login_uid === undefined ? '' : ',"login_uid":' + n(p.login_uid)) +

@@ -31,10 +31,11 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
 
     it('counts the arguments cut off by the argv limit', () => {
       assert.deepEqual(capture.invalid, []);
-      const e = withMarker(capture.events, 'exec', marker).find((x) => x['process'].args.length < 1000);
+      const e = withMarker(capture.events, 'exec', marker).find((x) => x['hades'].process.args_truncated === true);
       assert.ok(e, 'the exec with 3,002 arguments');
-      assert.equal(e['hades'].process.args_truncated, true);
-      assert.ok(e['process'].args.length < 1000, `${e['process'].args.length} arguments kept`);
+      // Completed from /proc while sh sleeps (args-completion.test.ts), else the driver's cut list.
+      if (e['hades'].process.args_source === 'proc') assert.equal(e['process'].args.length, 1 + long.length);
+      else assert.ok(e['process'].args.length < 1000, `${e['process'].args.length} arguments kept`);
       assert.equal(e['process'].args_count, 1 + long.length);
     });
 

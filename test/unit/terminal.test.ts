@@ -103,5 +103,10 @@ describe('hades search, one line per event', () => {
     const cut = variant('exec', (e) => ((e.process.command_line = 'bash -c ' + 'A'.repeat(20)), (e.hades = { ...e.hades, ancestry: 'bash(1)', process: { ...e.hades?.process, args_truncated: true, args_bytes: 5061 } })));
     assert.match(cut, /bash -c A{20} … \(cut: 5061 bytes in all\) {2}\[bash\(1\)\]$/);
     assert.doesNotMatch(variant('exec', () => undefined), /cut:/);
+    // Completed from /proc: whole, though the kernel's capture was cut.
+    const whole = variant('exec', (e) => ((e.process.command_line = 'bash -c ' + 'A'.repeat(20)), (e.hades = { ...e.hades, process: { ...e.hades?.process, args_truncated: true, args_bytes: 29, args_source: 'proc' } })));
+    assert.doesNotMatch(whole, /cut:/);
+    const partly = variant('exec', (e) => (e.hades = { ...e.hades, process: { ...e.hades?.process, args_truncated: true, args_bytes: 99999, args_source: 'proc_cut' } }));
+    assert.match(partly, /cut: 99999 bytes in all/);
   });
 });

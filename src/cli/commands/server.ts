@@ -222,8 +222,9 @@ export function formatEvent(e: Record<string, unknown>): string {
   if (action === 'exec') {
     const line = text(e, 'process', 'command_line') ?? (Array.isArray(args) ? args.join(' ') : text(e, 'process', 'executable')) ?? '';
     const ancestry = text(e, 'hades', 'ancestry');
-    // A command line cut at the agent's argv limit says so: what follows it was not seen.
-    const cut = flag(e, 'hades', 'process', 'args_truncated') ? ` … (cut: ${text(e, 'hades', 'process', 'args_bytes') ?? '?'} bytes in all)` : '';
+    // A command line cut at the agent's argv limit says so: what follows it was not seen. One
+    // the agent completed from /proc (hades.process.args_source: proc) is whole.
+    const cut = flag(e, 'hades', 'process', 'args_truncated') && text(e, 'hades', 'process', 'args_source') !== 'proc' ? ` … (cut: ${text(e, 'hades', 'process', 'args_bytes') ?? '?'} bytes in all)` : '';
     what = ancestry ? `${line}${cut}  [${ancestry}]` : `${line}${cut}`;
   } else if (action === 'ssh_login' || action === 'sudo') {
     // Who, from where or as whom, and how it went.

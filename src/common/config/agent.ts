@@ -248,7 +248,7 @@ export const AgentConfigSchema = Type.Object(
           minimum: 256,
           maximum: 32768,
           default: 4096,
-          description: 'Bytes of argv captured per exec; longer argv is cut and flagged as truncated.',
+          description: 'Bytes of argv captured per exec; longer argv is cut and flagged as truncated (hades.process.args_truncated). The agent completes the arguments from /proc/PID/cmdline (up to 64 KiB) when the process still runs (hades.process.args_source).',
         }),
         ringbuf_mb: Type.Integer({
           minimum: 1,
