@@ -13,8 +13,10 @@
  * Within a rule, the parts that do not depend on each other (its schema, tags, each condition,
  * each exception, each output, dedup_by, each step and grouping field of a correlation) are all
  * checked and reported: a rule with a schema error, bad tags or a duplicate id is still compiled,
- * for its own errors, and never loaded. Only a stage's own dependency stops it (a condition
- * that does not parse is not type-checked). The list is capped at MAX_PROBLEMS (problems.ts).
+ * for its own errors, and never loaded. So is a duplicate macro; an override with a schema error
+ * is not applied, its other parts checked on a copy of its rule (checkOverride). Only a stage's
+ * own dependency stops it (a condition that does not parse is not type-checked). The list is
+ * capped at MAX_PROBLEMS (problems.ts).
  *
  * Everything is pure: the caller reads the files and passes their text.
  */
@@ -26,7 +28,7 @@ import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleS
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
 import { capProblems, compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
-import { Resolver, type ListDef, type MacroDef, type RExpr } from './resolve.js';
+import { Resolver, type ListDef, type MacroDef, type RExpr, type Scope } from './resolve.js';
 import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
 import { checkSamples, collectSamples, type RuleSamples } from './samples.js';
 import {
@@ -216,12 +218,17 @@ class Loader {
   private readonly fileOrder = new Map<string, number>();
   private readonly macros = new Map<string, MacroEntry>();
   private readonly lists = new Map<string, ListEntry>();
+  /** Second macros of a name: never loaded, checked for their own errors. */
+  private readonly duplicateMacros: MacroEntry[] = [];
   private readonly drafts = new Map<string, Draft>();
   /** Rules checked but never loaded and not reachable by id: second rules of an id, rules without a usable id. */
   private readonly unnamed: Draft[] = [];
   /** Entries of `rules:` that are rules (not overrides), as the author wrote them: duplicates and broken ones too. */
   rulesWritten = 0;
-  private readonly overrides: (Located & { entry: OverrideEntry })[] = [];
+  /** Overrides as written, with where their schema problems are (an override with any is not applied). */
+  private readonly overrides: (Located & { entry: OverrideEntry; problems: readonly YamlPath[] })[] = [];
+  /** The parts of overrides not applied (schema problems), on copies of their rules, to be checked. */
+  private readonly overrideChecks: Draft[] = [];
   private readonly compiled = new Map<string, CompiledRule>();
   private readonly correlations = new Map<string, CompiledCorrelation>();
   private readonly failed = new Set<string>();
@@ -382,19 +389,25 @@ class Loader {
   private addMacro(file: YamlFile, name: string, text: string): void {
     const located = { file, path: ['macros', name] };
     const first = this.macros.get(name);
-    if (first) return this.duplicate('macro', name, located, first);
-    this.macros.set(name, { ...located, name, source: file.source(located.path, text), offset: 0, uses: 0 });
+    const macro = { ...located, name, source: file.source(located.path, text), offset: 0, uses: 0 };
+    if (!first) return void this.macros.set(name, macro);
+    this.duplicate('macro', name, located, first);
+    // Not loaded, and still checked for its own errors (reportUnused).
+    this.duplicateMacros.push(macro);
   }
 
   private addRule(file: YamlFile, path: YamlPath, entry: unknown): void {
     const located = { file, path };
-    const id = isRecord(entry) && typeof entry['id'] === 'string' ? entry['id'] : undefined;
+    // An override's problems name the rule it overrides.
+    const named = isRecord(entry) ? entry['id'] ?? entry['override'] : undefined;
+    const id = typeof named === 'string' ? named : undefined;
     const invalid = (message: string, at: YamlPath = path, key = false, suggestion?: string) =>
       this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at(at, key), message, { ...(id !== undefined ? { rule: id } : {}), ...(suggestion ? { suggestion } : {}) });
     if (isRecord(entry) && 'override' in entry) {
       const issues = checkSchema(OverrideSchema, entry);
       for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
-      if (issues.length === 0) this.overrides.push({ ...located, entry: entry as OverrideEntry });
+      // An override with a schema problem is not applied; its other parts are still checked (applyOverrides).
+      this.overrides.push({ ...located, entry: entry as OverrideEntry, problems: issues.map((i) => i.target) });
       return;
     }
     this.rulesWritten++;
@@ -471,6 +484,8 @@ class Loader {
   applyOverrides(): void {
     for (const o of this.overrides) {
       const { entry, file, path } = o;
+      // A schema problem at the name: no rule to check the rest against (reported already).
+      if (o.problems.some((t) => t.length === 0 || t[0] === 'override')) continue;
       const draft = this.drafts.get(entry.override);
       if (!draft) {
         const suggestion = suggest(entry.override, this.drafts.keys());
@@ -480,59 +495,131 @@ class Loader {
         });
         continue;
       }
-      const invalid = (key: string, message: string) => this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at([...path, key]), message, { rule: draft.id });
-      const a = entry.append;
-      const r = entry.replace;
-      const conditionUse = (which: 'append' | 'replace') => {
-        if (draft.type === 'sequence') {
-          invalid(which, `rule '${draft.id}' is a sequence: its conditions are in its steps and cannot be overridden`);
-          return false;
-        }
-        if (draft.type === 'threshold' && (draft.entry as ThresholdEntry).rules !== undefined) {
-          invalid(which, `rule '${draft.id}' is a threshold over the rules it names: its events are theirs, and its condition cannot be overridden (override those rules)`);
-          return false;
-        }
-        return true;
-      };
-      const correlationOnly = (key: 'within' | 'count', ok: boolean) => {
-        if (!ok) invalid('replace', `'${key}' can only be replaced in a ${key === 'count' ? 'threshold' : 'correlation'} rule, and '${draft.id}' is a ${draft.type} rule`);
-        return ok;
-      };
-      if (r) {
-        if (r.condition !== undefined && conditionUse('replace')) draft.conditions = [file.source([...path, 'replace', 'condition'], r.condition)];
-        if (r.exceptions !== undefined) draft.exceptions = r.exceptions.map((x, i) => ({ file, path: [...path, 'replace', 'exceptions', i], entry: x }));
-        if (r.output !== undefined) draft.outputs = [file.source([...path, 'replace', 'output'], r.output)];
-        if (r.enabled !== undefined) draft.enabled = r.enabled;
-        if (r.alert !== undefined) draft.alert = r.alert;
-        if (r.dedup_by !== undefined) draft.dedupBy = { file, path: [...path, 'replace', 'dedup_by'], fields: r.dedup_by };
-        if (r.severity !== undefined) draft.severity = r.severity;
-        if (r.title !== undefined) draft.title = r.title;
-        if (r.description !== undefined) draft.description = r.description;
-        if (r.tags !== undefined && this.checkTags(r.tags, o, [...path, 'replace', 'tags'], draft.id)) draft.tags = [...r.tags];
-        if (r.within !== undefined && correlationOnly('within', draft.type !== 'rule')) draft.withinMs = parseDuration(r.within);
-        if (r.count !== undefined && correlationOnly('count', draft.type === 'threshold')) draft.count = r.count;
+      if (o.problems.length === 0) {
+        this.applyOverride(o, draft);
+        continue;
       }
-      if (a) {
-        if (a.condition !== undefined && conditionUse('append')) draft.conditions = [...draft.conditions, file.source([...path, 'append', 'condition'], a.condition)];
-        if (a.output !== undefined) draft.outputs = [...draft.outputs, file.source([...path, 'append', 'output'], a.output)];
-        if (a.tags !== undefined && this.checkTags(a.tags, o, [...path, 'append', 'tags'], draft.id)) draft.tags = [...new Set([...draft.tags, ...a.tags])];
-        if (a.exceptions !== undefined) {
-          a.exceptions.forEach((x, i) => {
-            const item = { file, path: [...path, 'append', 'exceptions', i], entry: x };
-            // Values appended to a named exception with the same fields join it.
-            const same = x.name === undefined ? -1 : draft.exceptions.findIndex((d) => d.entry.name === x.name);
-            const target = same >= 0 ? draft.exceptions[same]! : undefined;
-            const fieldsOf = (e: ExceptionEntry) => JSON.stringify([e.fields ?? [e.field], e.operators ?? e.operator ?? null]);
-            const keepsShape = x.field === undefined && x.fields === undefined && x.operator === undefined && x.operators === undefined;
-            if (target && (keepsShape || fieldsOf(target.entry) === fieldsOf(x))) {
-              draft.exceptions = draft.exceptions.map((d, k) => (k === same ? { ...d, entry: { ...d.entry, values: [...d.entry.values, ...x.values] } } : d));
-            } else {
-              draft.exceptions = [...draft.exceptions, item];
-            }
-          });
+      // Not applied: its good parts go to a copy of the rule that holds only them, which is
+      // checked for their errors (checkOverride) and never loaded.
+      const copy: Draft = { ...draft, file, path, loads: false, conditions: [], exceptions: [], outputs: [], dedupBy: undefined };
+      this.applyOverride(o, copy, draft.exceptions);
+      this.overrideChecks.push(copy);
+    }
+  }
+
+  /**
+   * Applies an override's `replace:` and `append:` to `draft`, leaving out the parts with schema
+   * problems. `merging`: the exceptions an appended exception of the same name joins when they
+   * are not `draft`'s own (a copy that checks an override).
+   */
+  private applyOverride(o: Located & { entry: OverrideEntry; problems: readonly YamlPath[] }, draft: Draft, merging?: readonly ExceptionItem[]): void {
+    const { entry, file, path } = o;
+    // A problem at or above `at` (the part is unusable), or under it (one of its items is).
+    const above = (at: YamlPath) => o.problems.some((t) => t.length <= at.length && t.every((seg, k) => at[k] === seg));
+    const under = (at: YamlPath) => o.problems.some((t) => at.every((seg, k) => t[k] === seg));
+    const part = (section: 'append' | 'replace', key: string): unknown => {
+      const s: unknown = entry[section];
+      return isRecord(s) && !above([section, key]) ? s[key] : undefined;
+    };
+    /** A part that is a value: unusable when anything in it is wrong. */
+    const value = <T>(section: 'append' | 'replace', key: string): T | undefined => (under([section, key]) ? undefined : (part(section, key) as T | undefined));
+    const invalid = (key: string, message: string) => this.report('error', 'HADES_ERR_RULE_INVALID', file.name, file.at([...path, key]), message, { rule: draft.id });
+    const conditionUse = (which: 'append' | 'replace') => {
+      if (draft.type === 'sequence') {
+        invalid(which, `rule '${draft.id}' is a sequence: its conditions are in its steps and cannot be overridden`);
+        return false;
+      }
+      if (draft.type === 'threshold' && (draft.entry as ThresholdEntry).rules !== undefined) {
+        invalid(which, `rule '${draft.id}' is a threshold over the rules it names: its events are theirs, and its condition cannot be overridden (override those rules)`);
+        return false;
+      }
+      return true;
+    };
+    const correlationOnly = (key: 'within' | 'count', ok: boolean) => {
+      if (!ok) invalid('replace', `'${key}' can only be replaced in a ${key === 'count' ? 'threshold' : 'correlation'} rule, and '${draft.id}' is a ${draft.type} rule`);
+      return ok;
+    };
+    const tagsOf = (section: 'append' | 'replace'): string[] | undefined => {
+      const tags = part(section, 'tags');
+      if (!Array.isArray(tags)) return undefined;
+      // A refused tag (or a schema problem in the list) leaves the rule's tags as they were.
+      const ok = this.checkTags(tags as string[], o, [...path, section, 'tags'], draft.id, (i) => under([section, 'tags', i]));
+      return ok && !under([section, 'tags']) ? [...(tags as string[])] : undefined;
+    };
+    /** The exceptions of a section, each checked on its own: those with schema problems are left out. */
+    const exceptionItems = (section: 'append' | 'replace'): ExceptionItem[] => {
+      const list = part(section, 'exceptions');
+      if (!Array.isArray(list)) return [];
+      return (list as ExceptionEntry[]).flatMap((x, i) => (under([section, 'exceptions', i]) ? [] : [{ file, path: [...path, section, 'exceptions', i], entry: x }]));
+    };
+    // The exceptions an appended one of the same name may join, besides those it joins in `draft`.
+    let joined = merging ?? [];
+    if (isRecord(entry.replace)) {
+      const condition = value<string>('replace', 'condition');
+      if (condition !== undefined && conditionUse('replace')) draft.conditions = [file.source([...path, 'replace', 'condition'], condition)];
+      if (part('replace', 'exceptions') !== undefined) {
+        draft.exceptions = exceptionItems('replace');
+        joined = [];
+      }
+      const output = value<string>('replace', 'output');
+      if (output !== undefined) draft.outputs = [file.source([...path, 'replace', 'output'], output)];
+      const enabled = value<boolean>('replace', 'enabled');
+      if (enabled !== undefined) draft.enabled = enabled;
+      const alert = value<boolean>('replace', 'alert');
+      if (alert !== undefined) draft.alert = alert;
+      const dedupBy = value<string[]>('replace', 'dedup_by');
+      if (dedupBy !== undefined) draft.dedupBy = { file, path: [...path, 'replace', 'dedup_by'], fields: dedupBy };
+      const severity = value<Severity>('replace', 'severity');
+      if (severity !== undefined) draft.severity = severity;
+      const title = value<string>('replace', 'title');
+      if (title !== undefined) draft.title = title;
+      const description = value<string>('replace', 'description');
+      if (description !== undefined) draft.description = description;
+      const tags = tagsOf('replace');
+      if (tags) draft.tags = tags;
+      const within = value<string | number>('replace', 'within');
+      if (within !== undefined && correlationOnly('within', draft.type !== 'rule')) draft.withinMs = parseDuration(within);
+      const count = value<number>('replace', 'count');
+      if (count !== undefined && correlationOnly('count', draft.type === 'threshold')) draft.count = count;
+    }
+    if (isRecord(entry.append)) {
+      const condition = value<string>('append', 'condition');
+      if (condition !== undefined && conditionUse('append')) draft.conditions = [...draft.conditions, file.source([...path, 'append', 'condition'], condition)];
+      const output = value<string>('append', 'output');
+      if (output !== undefined) draft.outputs = [...draft.outputs, file.source([...path, 'append', 'output'], output)];
+      const tags = tagsOf('append');
+      if (tags) draft.tags = [...new Set([...draft.tags, ...tags])];
+      for (const item of exceptionItems('append')) {
+        const x = item.entry;
+        // Values appended to a named exception with the same fields join it.
+        const joins = [...joined, ...draft.exceptions];
+        const same = x.name === undefined ? -1 : joins.findIndex((d) => d.entry.name === x.name);
+        const target = same >= 0 ? joins[same]! : undefined;
+        const fieldsOf = (e: ExceptionEntry) => JSON.stringify([e.fields ?? [e.field], e.operators ?? e.operator ?? null]);
+        const keepsShape = x.field === undefined && x.fields === undefined && x.operator === undefined && x.operators === undefined;
+        if (target && (keepsShape || fieldsOf(target.entry) === fieldsOf(x))) {
+          // Joining it is or-ing the values in its shape: they are kept apart, at their own place.
+          const { field, fields, operator, operators } = target.entry;
+          const shape = { ...(field !== undefined ? { field } : {}), ...(fields !== undefined ? { fields } : {}), ...(operator !== undefined ? { operator } : {}), ...(operators !== undefined ? { operators } : {}) };
+          draft.exceptions = [...draft.exceptions, { ...item, entry: { ...shape, values: x.values } }];
+        } else {
+          draft.exceptions = [...draft.exceptions, item];
         }
       }
     }
+  }
+
+  /**
+   * The parts of an override that was not applied (it has schema problems), on a copy of its
+   * rule that holds only them: each condition, exception, output and dedup_by field is checked
+   * as it would be in the rule, its errors reported.
+   */
+  private checkOverride(copy: Draft): void {
+    const check: Check = { failed: true };
+    if (copy.conditions.length > 0) this.conditionOf(copy, check);
+    this.exceptionsOf(copy, check);
+    this.outputOf(copy, check, copy.type === 'rule' ? [] : ['correlation.count', 'correlation.key']);
+    this.checkDedupBy(copy, check);
   }
 
   // ----- stage 4: stateless rules -----
@@ -725,6 +812,7 @@ class Loader {
     }
     // Second rules of an id and rules without one: checked for their own errors, never loaded.
     for (const draft of this.unnamed) if (draft.type === 'rule') this.attempt(draft, draft.id, () => this.compileRule(draft));
+    for (const copy of this.overrideChecks) this.attempt(copy, copy.id, () => this.checkOverride(copy));
   }
 
   // ----- stage 5: correlation rules -----
@@ -1006,14 +1094,7 @@ class Loader {
       // unused macro already resolved it). Its own errors are kept with it and reported below; a
       // condition too complex is one of the macro's here, as it stands alone.
       if (m.uses > 0) continue;
-      const macro: Expr = { kind: 'macro', name: m.name, source: m.source, offset: 0 };
-      try {
-        new Resolver(this.scope).resolve(macro);
-      } catch (error) {
-        if (!(error instanceof RuleCompileError)) throw error;
-        if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') this.reportCompile(error, m, m.name);
-        else if (error.code === 'HADES_ERR_RULE_UNKNOWN_FIELD' && this.fitsOneAncestor(macro)) delete m.error;
-      }
+      this.checkMacro(m, this.scope);
     }
     for (const m of this.macros.values()) {
       if (m.error) this.reportCompile(m.error, m, m.name);
@@ -1021,12 +1102,33 @@ class Loader {
     for (const l of this.lists.values()) {
       if (l.uses === 0) this.report('warning', 'HADES_ERR_RULE_UNUSED_LIST', l.file.name, l.file.at(l.path, true), `list '${l.name}' is not used by any rule or macro`, { rule: l.name });
     }
+    // A second macro of a name is checked as if it were the one of its name (the macros it
+    // uses are the loaded ones), after the unused ones are counted: it uses nothing for real.
+    for (const m of this.duplicateMacros) {
+      this.checkMacro(m, { ...this.scope, macros: new Map(this.macros).set(m.name, m) });
+      if (m.error) this.reportCompile(m.error, m, m.name);
+    }
+  }
+
+  /**
+   * Resolves a macro no rule resolved, alone: its own errors are kept in `m.error` (reported by
+   * the caller), but a condition too complex is reported here, as it stands alone.
+   */
+  private checkMacro(m: MacroEntry, scope: Scope): void {
+    const macro: Expr = { kind: 'macro', name: m.name, source: m.source, offset: 0 };
+    try {
+      new Resolver(scope).resolve(macro);
+    } catch (error) {
+      if (!(error instanceof RuleCompileError)) throw error;
+      if (error.code === 'HADES_ERR_RULE_TOO_COMPLEX') this.reportCompile(error, m, m.name);
+      else if (error.code === 'HADES_ERR_RULE_UNKNOWN_FIELD' && this.fitsOneAncestor(macro, scope)) delete m.error;
+    }
   }
 
   /** Whether a macro resolves with the fields of one ancestor: written for use inside `any ancestor (...)`. */
-  private fitsOneAncestor(macro: Expr): boolean {
+  private fitsOneAncestor(macro: Expr, scope: Scope): boolean {
     try {
-      new Resolver(this.scope).resolve({ kind: 'ancestor', expr: macro, source: macro.source, offset: 0 });
+      new Resolver(scope).resolve({ kind: 'ancestor', expr: macro, source: macro.source, offset: 0 });
       return true;
     } catch (error) {
       if (!(error instanceof RuleCompileError)) throw error;

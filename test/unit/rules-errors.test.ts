@@ -490,6 +490,99 @@ describe('rule compiler: every independent error of a rule in one run', () => {
     assert.equal(counts.rules, 2);
   });
 
+  it('checks the parts of an override with a schema problem against its rule, without applying it', () => {
+    const text = [
+      'rules:',
+      '  - id: r',
+      '    title: T',
+      '    severity: low',
+      '    condition: event.action = exec and process.name = x',
+      '    exceptions:',
+      '      - {name: pids, field: process.pid, values: [1]}',
+      '  - override: r',
+      '    append:',
+      '      conditon: process.name = y',
+      '      condition: process.nme = y',
+      '      output: "{process.nmae}"',
+      '      tags: [attack.executon]',
+      '      exceptions:',
+      '        - {name: pids, values: [abc]}',
+      '        - {field: process.nam, values: [b]}',
+      '        - {field: 3, values: [b]}',
+      '    replace:',
+      '      severity: urgent',
+      '      dedup_by: [process.nme]',
+      '      within: 5m',
+      '',
+    ].join('\n');
+    const { ruleSet, problems } = loadRules([{ name: 'f.yaml', text }]);
+    assert.deepEqual(
+      where(problems),
+      [
+        '10:7 HADES_ERR_RULE_INVALID',
+        '11:18 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '12:17 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '13:14 HADES_ERR_RULE_INVALID',
+        // Joins the named exception: checked in its shape (process.pid is a number), at its own place.
+        '15:33 HADES_ERR_RULE_TYPE_MISMATCH',
+        '16:19 HADES_ERR_RULE_UNKNOWN_FIELD',
+        '17:19 HADES_ERR_RULE_INVALID',
+        '19:7 HADES_ERR_RULE_INVALID',
+        '19:17 HADES_ERR_RULE_INVALID',
+        '20:18 HADES_ERR_RULE_UNKNOWN_FIELD',
+      ],
+      problems.map(formatProblem).join('\n'),
+    );
+    assert.ok(problems.every((p) => p.rule === 'r'));
+    // Not applied: the rule loads as written.
+    assert.deepEqual(
+      ruleSet.rules.map((r) => [r.id, r.severity, r.tags, r.dedupBy]),
+      [['r', 'low', [], undefined]],
+    );
+  });
+
+  it('checks an override with a bad name for nothing more, and one of an unknown rule as unknown', () => {
+    const base = rule('process.name = x');
+    const named = (name: string) => loadRules([{ name: 'f.yaml', text: `${base}  - override: ${name}\n    append:\n      condition: process.nme = y\n      oops: 1\n` }]).problems;
+    assert.deepEqual(where(named('"bad name"')), ['6:15 HADES_ERR_RULE_INVALID', '9:7 HADES_ERR_RULE_INVALID']);
+    assert.deepEqual(where(named('rr')), ['6:15 HADES_ERR_RULE_UNKNOWN_RULE', '9:7 HADES_ERR_RULE_INVALID']);
+  });
+
+  it('reports a bad value an override appends to a named exception at the override, in its file', () => {
+    const { problems } = loadRules([
+      { name: 'a.yaml', text: rule('event.action = exec', '    exceptions:\n      - {name: pids, field: process.pid, values: [1]}\n') },
+      { name: 'f.yaml', text: 'rules:\n  - override: r\n    append:\n      exceptions:\n        - {name: pids, values: [2, abc]}\n' },
+    ]);
+    assert.deepEqual(
+      problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.code} ${p.rule}`),
+      ['f.yaml:5:36 HADES_ERR_RULE_TYPE_MISMATCH r'],
+    );
+  });
+
+  it("reports a duplicate macro's own errors, and lets it use nothing", () => {
+    const { problems } = loadRules([
+      { name: 'a.yaml', text: 'macros:\n  m: process.name = a\nrules:\n  - id: r\n    title: T\n    severity: low\n    condition: m\n' },
+      { name: 'f.yaml', text: 'macros:\n  m: process.nme = b and n\n  n: process.name = c\n  k: (process.name = d\n' },
+      { name: 'g.yaml', text: 'macros:\n  k: process.name = (e\n  m: parent_name = sh\n' },
+    ]);
+    assert.deepEqual(
+      problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.code}`),
+      [
+        'f.yaml:2:3 HADES_ERR_RULE_DUPLICATE_ID',
+        'f.yaml:2:6 HADES_ERR_RULE_UNKNOWN_FIELD',
+        // Used by the duplicate only: unused.
+        'f.yaml:3:3 HADES_ERR_RULE_UNUSED_MACRO',
+        'f.yaml:4:3 HADES_ERR_RULE_UNUSED_MACRO',
+        'f.yaml:4:23 HADES_ERR_RULE_SYNTAX',
+        'g.yaml:2:3 HADES_ERR_RULE_DUPLICATE_ID',
+        'g.yaml:2:23 HADES_ERR_RULE_SYNTAX',
+        'g.yaml:3:3 HADES_ERR_RULE_DUPLICATE_ID',
+        'g.yaml:3:6 HADES_ERR_RULE_UNKNOWN_FIELD',
+      ],
+      problems.map(formatProblem).join('\n'),
+    );
+  });
+
   it('reports the independent errors of a correlation rule together', () => {
     const text = [
       'rules:',
