@@ -232,6 +232,8 @@ const actionMix: readonly (readonly [number, EventAction])[] = [
   [1, 'package_finding'],
   [1, 'tamper'],
   [1, 'agent_gap'],
+  // Processes naming themselves (node's process.title, systemd's workers, setproctitle).
+  [2, 'process_rename'],
 ];
 const produced = new Set(eventActions.filter((a) => !('planned' in eventKinds[a])));
 for (const [, a] of actionMix) if (!produced.has(a)) throw new Error(`${a} is not produced by the agent`);
@@ -289,6 +291,12 @@ function makeEvent(i: number): Record<string, unknown> {
     case 'file_open': {
       const p = pick(sensitivePaths);
       e['file'] = { ...(e['file'] as object), path: p, name: path.posix.basename(p), directory: path.posix.dirname(p) };
+      break;
+    }
+    case 'process_rename': {
+      const proc = e['process'] as Record<string, unknown>;
+      e['hades'] = { ...(e['hades'] as object), rename: { old_name: proc['name'] } };
+      proc['name'] = pick(['npm', 'npm exec tsc', '(sd-exec-strv)', 'celery', 'postgres: walwriter', 'nginx: worker']);
       break;
     }
     case 'file_create':
