@@ -133,7 +133,8 @@ export interface KernelEventStats {
     readonly argsReader: ArgsReader['stats'];
     readonly dns: { readonly emitted: number; readonly aggregated: number; readonly malformed: Readonly<Record<string, number>> };
     /** Audit and security daemons whose signals are reported (absent when tamper events are not wanted). */
-    readonly securityDaemons?: SecurityDaemonStats & { readonly protected: number };
+    /** `stale`: kill records for a pid no longer protected (it exited and was reused before the driver let it go), dropped (SecurityEvents.staleSignals). */
+    readonly securityDaemons?: SecurityDaemonStats & { readonly stale: number; readonly protected: number };
     readonly cpu: { readonly average: number; readonly budget: number; readonly level: number };
   };
 }

@@ -33,15 +33,13 @@ export interface SecurityDaemonStats {
   seen: number;
   /** Daemon processes whose pid did not fit (the agent's bound or the driver's map): their signals are not seen. */
   notProtected: number;
-  /** Kill records for a pid no longer protected (it exited and was reused before the driver let it go): dropped. */
-  stale: number;
 }
 
 /** How long an exited daemon still names the target of a late kill record. */
 export const DAEMON_LINGER_MS = 5000;
 
 export class SecurityDaemons {
-  readonly stats: SecurityDaemonStats = { running: 0, seen: 0, notProtected: 0, stale: 0 };
+  readonly stats: SecurityDaemonStats = { running: 0, seen: 0, notProtected: 0 };
   private readonly names: ReadonlySet<string>;
   private readonly executables: ReadonlySet<string>;
   private readonly byPid = new Map<number, DaemonProcess>();
