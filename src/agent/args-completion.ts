@@ -8,6 +8,7 @@
  */
 import { open } from 'node:fs/promises';
 import { splitRange } from './driver/bytes.js';
+import { parseProcStat } from './tree.js';
 
 /** Bytes of /proc/PID/cmdline read at most: a hostile 2 MiB argv costs no more than this. */
 export const ARGS_READ_MAX = 64 * 1024;
@@ -66,15 +67,6 @@ export function completeFrom(cut: readonly string[], argvBytes: number, bytes: B
   const whole = splitRange(bytes, 0, used);
   if (!sameLength || !beginsWith(whole, cut)) return { args: cut, source: 'driver_rewritten' };
   return { args: whole, source: bounded ? 'proc_cut' : 'proc' };
-}
-
-/** The start time in clock ticks since boot (field 22) of a /proc/PID/stat line. */
-export function startTicksOf(stat: string): number | undefined {
-  // comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const value = stat.slice(close + 2).split(' ')[19];
-  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value);
 }
 
 async function readAt(path: string, max: number): Promise<Buffer> {
@@ -167,7 +159,7 @@ export class ArgsReader {
       // read held it during the read too (a pid is never handed to another while its process lives).
       const bytes = await readAt(`${this.procRoot}/${pid}/cmdline`, Math.min(argvBytes, this.limit) + 1);
       const stat = (await readAt(`${this.procRoot}/${pid}/stat`, 1024)).toString('latin1');
-      if (startTicksOf(stat) !== startTicks) return { counter: 'gone' };
+      if (parseProcStat(stat)?.startTicks !== startTicks) return { counter: 'gone' };
       const completion = completeFrom(cut, argvBytes, bytes, this.limit);
       if (completion === undefined) return { counter: 'gone' };
       return { completion, counter: completion.source === 'driver_rewritten' ? 'rewritten' : 'completed' };

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { ArgsReader, beginsWith, completeFrom, startTicksOf } from '../../src/agent/args-completion.js';
+import { ArgsReader, beginsWith, completeFrom } from '../../src/agent/args-completion.js';
+import { parseProcStat } from '../../src/agent/tree.js';
 import { Accounts } from '../../src/agent/accounts.js';
 import { EventBuilder } from '../../src/agent/builder.js';
 import { decodeRecords, newDecodeCounters, RecordFlag, type ExecRecord } from '../../src/agent/driver/records.js';
@@ -59,8 +60,8 @@ describe('completeFrom', () => {
 
   it('reads the start time after a command name with spaces and parentheses', () => {
     const fields = ['S', ...Array.from({ length: 18 }, (_, i) => String(i)), '123456', '7'];
-    assert.equal(startTicksOf(`42 (a) b (c)) ${fields.join(' ')}`), 123456);
-    assert.equal(startTicksOf('garbage'), undefined);
+    assert.equal(parseProcStat(`42 (a) b (c)) ${fields.join(' ')}`)?.startTicks, 123456);
+    assert.equal(parseProcStat('garbage')?.startTicks, undefined);
   });
 });
 
@@ -79,7 +80,7 @@ describe('ArgsReader and the exec event on real processes', { skip: !isLinux && 
     const pid = child.pid as number;
     // Until sh has exec'd, /proc shows node's arguments.
     for (let i = 0; i < 200 && !readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker); i++) await new Promise((r) => setTimeout(r, 5));
-    const ticks = startTicksOf(readFileSync(`/proc/${pid}/stat`, 'latin1')) as number;
+    const ticks = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))!.startTicks;
     return { pid, ticks, args };
   }
 
