@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { identityKey, identityOf, isRacy, sameContent, type FileIdentity, type PersistentHashes } from './hash-cache-file.js';
+import { TokenBucket } from '../runtime/rate-limit.js';
 
 export type { FileIdentity } from './hash-cache-file.js';
 
@@ -50,44 +51,26 @@ export interface HasherStats {
 
 const CHUNK = 256 * 1024;
 
-/** A token bucket over bytes read, holding at most a second's worth. */
-class ReadBudget {
-  private budget: number;
-  private at = Date.now();
-
-  constructor(private readonly perSecond: number) {
-    this.budget = perSecond;
-  }
-
-  /** Waits until `bytes` may be read. */
-  async take(bytes: number): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      this.budget = Math.min(this.perSecond, this.budget + ((now - this.at) / 1000) * this.perSecond);
-      this.at = now;
-      if (this.budget >= Math.min(bytes, this.perSecond)) {
-        this.budget -= bytes;
-        return;
-      }
-      const waitMs = Math.ceil(((bytes - this.budget) / this.perSecond) * 1000);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 1000)));
-    }
+/** Waits until `bytes` may be read from `budget` (bytes per second, a second's worth at most in hand). */
+async function readAllowed(budget: TokenBucket, bytes: number): Promise<void> {
+  for (let waitMs = budget.take(bytes); waitMs > 0; waitMs = budget.take(bytes)) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 1000)));
   }
 }
 
 export class ExecutableHasher implements PersistentHashes {
   private readonly cache = new Map<string, HashResult>();
   private readonly inflight = new Map<string, Promise<HashResult>>();
-  private readonly budget: ReadBudget;
+  private readonly budget: TokenBucket;
   /** The budget of urgent hashes: the same rate, apart from the others'. */
-  private readonly urgentBudget: ReadBudget;
+  private readonly urgentBudget: TokenBucket;
   private closed = false;
   private learned = 0;
   readonly stats: HasherStats = { hashed: 0, cacheHits: 0, bytesRead: 0, tooLarge: 0, unreadable: 0, replaced: 0, pending: 0, urgent: 0 };
 
   constructor(private readonly options: HasherOptions) {
-    this.budget = new ReadBudget(options.maxBytesPerSecond);
-    this.urgentBudget = new ReadBudget(options.maxBytesPerSecond);
+    this.budget = new TokenBucket(options.maxBytesPerSecond);
+    this.urgentBudget = new TokenBucket(options.maxBytesPerSecond);
   }
 
   /**
@@ -183,7 +166,7 @@ export class ExecutableHasher implements PersistentHashes {
    * hash only when the file stayed that version while it was read and is not racy
    * (hash-cache-file.ts): a cached hash never describes other content than its key's.
    */
-  private async compute(path: string, key: string, version: FileIdentity, pid: number | undefined, budget: ReadBudget): Promise<HashResult> {
+  private async compute(path: string, key: string, version: FileIdentity, pid: number | undefined, budget: TokenBucket): Promise<HashResult> {
     let handle: FileHandle | undefined;
     try {
       const found = await this.openVersion(path, version, pid);
@@ -203,7 +186,7 @@ export class ExecutableHasher implements PersistentHashes {
         if (this.closed) return { status: 'unreadable' };
         // What the file holds is what is charged: the read that finds its end costs nothing.
         const expected = Math.min(CHUNK, version.size - total);
-        if (expected > 0) await budget.take(expected);
+        if (expected > 0) await readAllowed(budget, expected);
         const { bytesRead } = await handle.read(buffer, 0, CHUNK, null);
         if (bytesRead === 0) break;
         total += bytesRead;
