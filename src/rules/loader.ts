@@ -52,6 +52,9 @@ import { YamlFile, type YamlPath } from './yaml-file.js';
 /** The folder part of a rule file's name ('' for a bare name). */
 const folderOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('/')));
 
+/** Whether one of the schema problems `targets` is at `at` or under it (in one of its items). */
+const problemAtOrUnder = (targets: readonly YamlPath[], at: YamlPath): boolean => targets.some((t) => at.every((seg, k) => t[k] === seg));
+
 export interface RuleFile {
   /** How problems name the file: its path, usually. */
   readonly name: string;
@@ -420,7 +423,7 @@ class Loader {
     const issues = checkSchema(schema, entry);
     for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
     const targets = issues.map((i) => i.target);
-    const broken = (at: YamlPath) => targets.some((t) => at.every((seg, k) => t[k] === seg));
+    const broken = (at: YamlPath) => problemAtOrUnder(targets, at);
     const e = entry as RuleEntry | SequenceEntry | ThresholdEntry;
     const tags = Array.isArray(e.tags) ? e.tags : [];
     const tagsOk = this.checkTags(tags, located, [...path, 'tags'], id ?? '', (i) => broken(['tags', i]));
@@ -516,7 +519,7 @@ class Loader {
     const { entry, file, path } = o;
     // A problem at or above `at` (the part is unusable), or under it (one of its items is).
     const above = (at: YamlPath) => o.problems.some((t) => t.length <= at.length && t.every((seg, k) => at[k] === seg));
-    const under = (at: YamlPath) => o.problems.some((t) => at.every((seg, k) => t[k] === seg));
+    const under = (at: YamlPath) => problemAtOrUnder(o.problems, at);
     const part = (section: 'append' | 'replace', key: string): unknown => {
       const s: unknown = entry[section];
       return isRecord(s) && !above([section, key]) ? s[key] : undefined;
