@@ -215,6 +215,12 @@ const u64Bytes = (value: bigint) => {
   return out;
 };
 
+const u32Bytes = (value: number) => {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value, true);
+  return out;
+};
+
 /**
  * The `hades start` process that started this agent and will stop it, when it is the parent:
  * it says so in HADES_START_PID. Signals to it are tampering (stopping it stops the agent), and
@@ -438,13 +444,7 @@ export class KernelEvents {
   /** `fresh`: the driver was just started and holds no filters. */
   private async applyFilters(fresh: boolean, deny = this.filters.denyCgroups.map(cgroupId), allow = this.filters.allowCgroups.map(cgroupId)): Promise<void> {
     const enc = new TextEncoder();
-    const mode = new Uint8Array(4);
-    new DataView(mode.buffer).setUint32(0, allow.length > 0 ? 1 : 0, true);
-    const u32 = (value: number) => {
-      const out = new Uint8Array(4);
-      new DataView(out.buffer).setUint32(0, value, true);
-      return out;
-    };
+    const mode = u32Bytes(allow.length > 0 ? 1 : 0);
     const { driver } = this.options.config;
     const security = this.driver.hello?.backend === 'ebpf';
     const list = (target: number, values: readonly Uint8Array[]): [number, number, Uint8Array][] => [
@@ -458,8 +458,8 @@ export class KernelEvents {
           ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
           ...list(FilterTarget.fileQuiet, driver.file_watch_quiet.map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
-          ...list(FilterTarget.protectedPid, ownPids.map(u32)),
-          [FilterOp.set, FilterTarget.connectDedupMs, u32(this.connectDedupMs())],
+          ...list(FilterTarget.protectedPid, ownPids.map(u32Bytes)),
+          [FilterOp.set, FilterTarget.connectDedupMs, u32Bytes(this.connectDedupMs())],
         ]
       : [];
     const steps: [op: number, target: number, value: Uint8Array][] = [
@@ -511,12 +511,7 @@ export class KernelEvents {
     this.daemonSyncFresh ||= fresh;
     if (this.daemonSyncQueued) return this.daemonSync;
     this.daemonSyncQueued = true;
-    const u32 = (value: number) => {
-      const out = new Uint8Array(4);
-      new DataView(out.buffer).setUint32(0, value, true);
-      return out;
-    };
-    const send = (op: number, pid: number): Promise<DriverAck> => this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.protectedPid, u32(pid)));
+    const send = (op: number, pid: number): Promise<DriverAck> => this.driver.command(FrameType.filter, (id) => encodeFilter(id, op, FilterTarget.protectedPid, u32Bytes(pid)));
     this.daemonSync = this.daemonSync
       .then(async () => {
         this.daemonSyncQueued = false;
