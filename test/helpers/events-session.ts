@@ -16,7 +16,7 @@ export interface Capture {
  * Runs `hades events ARGS` as a person would, waits until it captures, runs the workload with
  * the pid of the hades process, stops it with SIGINT and returns every event it printed.
  */
-export async function captureEvents(args: readonly string[], workload: (hadesPid: number) => Promise<void>, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Capture> {
+export async function captureEvents(args: readonly string[], workload: (hadesPid: number, output: () => string) => Promise<void>, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Capture> {
   const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'events', ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
   let stdout = '';
   let stderr = '';
@@ -37,7 +37,8 @@ export async function captureEvents(args: readonly string[], workload: (hadesPid
     });
   });
   try {
-    await workload(child.pid ?? 0);
+    // `output`: what hades events printed so far, for a workload that waits for an event.
+    await workload(child.pid ?? 0, () => stdout);
     await new Promise((r) => setTimeout(r, 500));
   } finally {
     child.kill('SIGINT');

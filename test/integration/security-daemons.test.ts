@@ -78,7 +78,7 @@ describe('hades events: signals to audit and security daemons', { skip }, () => 
     pids['early'] = early.child.pid ?? 0;
     await settle(100);
 
-    capture = await captureEvents(['--action', 'exec,exit,tamper', '--stats'], async () => {
+    capture = await captureEvents(['--action', 'exec,exit,tamper', '--stats'], async (_hades, output) => {
       // Started under the agent: its exec. It forks a subshell that stays sh, as a daemon
       // detaching does (read is built in: nothing is executed), and prints its pid.
       const late = start(auditd, ['-c', LATE_SCRIPT]);
@@ -88,7 +88,12 @@ describe('hades events: signals to audit and security daemons', { skip }, () => 
       const other = start(plain, ['60']);
       daemons.push(other);
       pids['plain'] = other.child.pid ?? 0;
-      // The agent registers a daemon when it has handled its exec record: a moment.
+      // The agent registers a daemon when it has handled its exec record, and the forked child
+      // at its fork record. The exec of `plain` came after both (it started once the child had
+      // printed its pid), and records are handled in order: once its event is printed, only the
+      // driver's update of the pids is left, a moment, however loaded the machine.
+      const plainExec = (line: string) => line.includes('"action":"exec"') && line.includes(`"pid":${pids['plain']},`);
+      for (let waited = 0; !output().split('\n').some(plainExec) && waited < 10_000; waited += 50) await settle(50);
       await settle(500);
       const send = (key: string, signal: string, target: number) => runChild('/bin/sh', ['-c', 'kill -s "$1" "$2"', 'sh', signal, String(target)]).then((r) => (runs[key] = r));
       await send('stopEarly', 'STOP', pid('early'));
