@@ -72,12 +72,7 @@ describe('hades events: process_rename from the real kernel', { skip }, () => {
   });
 
   it('names the renamed process by its new name from then on: its child\'s parent, its exit', () => {
-    const child = capture.events.find((x) => x['event'].action === 'exec' && x['process'].parent?.pid === prctl.pid && x['process'].args?.[1] === 'child-of-renamed');
-    assert.ok(child, 'the exec of the child');
-    assert.equal(child['process'].parent.name, 'kworker/0:1H');
-    assert.equal(child['hades'].ancestors[0].name, 'kworker/0:1H');
-    const exit = actionsOf(capture.events, 'exit', prctl.pid)[0];
-    assert.equal(exit?.['process'].name, 'kworker/0:1H');
+    assertNamedFromThenOn(capture.events, prctl);
   });
 
   it('reports a write to /proc/self/comm', () => {
@@ -145,6 +140,17 @@ for i in range(11):
 libc.prctl(15, b"kworker/1:2H", 0, 0, 0)
 `;
 
+/** The child PRCTL_PY (or CNPROC_PRCTL_PY) starts names its parent, and its first ancestor, by the new
+ * name; so does the renamed process's exit. */
+function assertNamedFromThenOn(events: readonly AnyEvent[], prctl: ChildRun): void {
+  const child = events.find((x) => x['event'].action === 'exec' && x['process'].parent?.pid === prctl.pid && x['process'].args?.includes('child-of-renamed'));
+  assert.ok(child, 'the exec of the child');
+  assert.equal(child['process'].parent.name, 'kworker/0:1H');
+  assert.equal(child['hades'].ancestors[0].name, 'kworker/0:1H');
+  const exit = actionsOf(events, 'exit', prctl.pid)[0];
+  assert.equal(exit?.['process'].name, 'kworker/0:1H');
+}
+
 /** EXIT_BURST_PY's newest name is reported all the same, by a catch-up event (cn_proc: before its exit event). */
 function assertExitBurst(events: readonly AnyEvent[], run: ChildRun, cnproc: boolean): void {
   assert.equal(run.status, 0, run.stderr);
@@ -210,11 +216,7 @@ describe('hades events --backend cnproc: process_rename from the proc connector'
   });
 
   it('names the renamed process by its new name from then on: its child\'s parent, its exit', () => {
-    const child = capture.events.find((x) => x['event'].action === 'exec' && x['process'].parent?.pid === prctl.pid && x['process'].args?.includes('child-of-renamed'));
-    assert.ok(child, 'the exec of the child');
-    assert.equal(child['process'].parent.name, 'kworker/0:1H');
-    const exit = actionsOf(capture.events, 'exit', prctl.pid)[0];
-    assert.equal(exit?.['process'].name, 'kworker/0:1H');
+    assertNamedFromThenOn(capture.events, prctl);
   });
 
   it('sends at most 8 a second per process, and the newest of the rest in a catch-up event within about 2 s', async () => {
