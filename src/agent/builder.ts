@@ -362,10 +362,7 @@ export class EventBuilder {
    * not give it (cn_proc, for a process whose name it never read).
    */
   renamed(pid: number, startNs: number, name: string): string {
-    const known = this.tree.get(pid);
-    const before = known && !known.exited && known.startTicks === ProcessTree.ticksFromNs(startNs) ? known.name : '';
-    this.tree.rename(pid, startNs, name);
-    return before;
+    return this.tree.rename(pid, startNs, name) ?? '';
   }
 
   /** A reference to another process (a ptrace target), from the tree when it knows it. */

@@ -176,14 +176,19 @@ export class ProcessTree {
    * The process renamed itself other than by exec (prctl PR_SET_NAME, a write to /proc/PID/comm):
    * from now on its events, its exit and its descendants' ancestry name it as it now is, the name
    * ps and /proc show; its executable and arguments stay, and its exec event keeps the name it
-   * started with. Another process under that pid (another start time) is left alone.
+   * started with. Another process under that pid (another start time) is left alone, and an
+   * empty name teaches nothing. Returns the name the tree had for the process before (undefined
+   * when it knows no live process of that pid and start).
    */
-  rename(pid: number, startNs: number, name: string): ProcessNode | undefined {
+  rename(pid: number, startNs: number, name: string): string | undefined {
     const node = this.nodes.get(pid);
-    if (!node || node.exited || node.startTicks !== ProcessTree.ticksFromNs(startNs) || name === '') return undefined;
-    node.name = name;
-    node.asAncestor = undefined;
-    return node;
+    if (!node || node.exited || node.startTicks !== ProcessTree.ticksFromNs(startNs)) return undefined;
+    const before = node.name;
+    if (name !== '') {
+      node.name = name;
+      node.asAncestor = undefined;
+    }
+    return before;
   }
 
   /** The credentials a live process had before the event now being handled. */

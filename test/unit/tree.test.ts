@@ -44,13 +44,13 @@ describe('process tree', () => {
     const exec = (pid: number) => wire(builder.build(decodeRecords(execRecord({ pid, ppid: 6 }), newDecodeCounters())[0] as ExecRecord) as never);
     const before = exec(7);
     assert.deepEqual(before['hades'].ancestors.map((a: { name: string }) => a.name), ['sh', 'python3']);
-    assert.equal(tree.rename(5, 1e7, 'kworker/0:1H')?.name, 'kworker/0:1H');
+    assert.equal(tree.rename(5, 1e7, 'kworker/0:1H'), 'python3');
     const after = exec(8);
     assert.deepEqual(after['hades'].ancestors.map((a: { name: string }) => a.name), ['sh', 'kworker/0:1H']);
     assert.equal(tree.get(5)?.executable, '/usr/bin/python3.11');
     // Another start time: another process under that pid; an empty name: nothing learnt.
     assert.equal(tree.rename(5, 9e7, 'x'), undefined);
-    assert.equal(tree.rename(5, 1e7, ''), undefined);
+    assert.equal(tree.rename(5, 1e7, ''), 'kworker/0:1H');
     assert.equal(tree.get(5)?.name, 'kworker/0:1H');
   });
 
