@@ -215,6 +215,30 @@ export class RuleSet {
     return r.info.alert && r.info.enabled;
   }
 
+  /**
+   * What the indexes select for an event: the rules whose condition `match(event)` evaluates
+   * (stateless predicates and correlation steps alike, the ones counted by `stats().evaluations`),
+   * in definition order. Nothing is evaluated and no counter or state changes; `match` does not
+   * call it. For tests and tools that check what the index costs, not for the event path.
+   */
+  candidates(event: EventRecord): RuleInfo[] {
+    nextEvent();
+    const meta = event['event'] as { action?: unknown } | undefined;
+    const bucket = this.byAction.get(typeof meta?.action === 'string' ? meta.action : '') ?? this.anyAction;
+    const found: Indexed[] = [...bucket.rules, ...bucket.correlations];
+    bucket.index.collect(event, found);
+    return found.sort(byIndex).map((r) => r.info);
+  }
+
+  /**
+   * The rules evaluated on every event of an action, whatever its values: those the value index
+   * files under no value it reads (an unknown action's events get the rules for any action).
+   */
+  unindexed(action: string): RuleInfo[] {
+    const bucket = this.byAction.get(action) ?? this.anyAction;
+    return [...bucket.rules, ...bucket.correlations].sort(byIndex).map((r) => r.info);
+  }
+
   /** Drops correlation state whose window ended before `now` (ms since the epoch, event time). */
   expire(now: number): void {
     for (const c of this.correlations) c.correlator.expire(now);

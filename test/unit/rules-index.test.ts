@@ -6,10 +6,8 @@
  * literal prefilter of regular expressions and the many-string scanner.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { RE2JS } from 're2js';
 import { parse } from 'yaml';
 import { checkEvent, eventActions, eventKinds, exampleEvent, type EventAction } from '../../src/common/events/index.js';
@@ -18,10 +16,9 @@ import { NeedleScanner } from '../../src/rules/needles.js';
 import { prefiltered } from '../../src/rules/operators.js';
 import { compileRegex, type Regex } from '../../src/rules/regex.js';
 import { minimumLength, requiredLiterals } from '../../src/rules/regex-prefilter.js';
-import { convertSigma, type SigmaFile } from '../../src/rules/sigma/index.js';
+import { convertSigma } from '../../src/rules/sigma/index.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
-
-const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+import { sigmaFiles } from '../helpers/sigma-files.js';
 
 let seed = 20261128;
 function random(n: number): number {
@@ -47,19 +44,6 @@ function set(e: Record<string, unknown>, fields: Record<string, unknown>): Recor
     else node[keys.at(-1)!] = value;
   }
   return e;
-}
-
-function sigmaFiles(dir: string): SigmaFile[] {
-  const out: SigmaFile[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const full = path.join(d, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else if (/\.ya?ml$/.test(name)) out.push({ path: path.relative(dir, full), text: readFileSync(full, 'utf8') });
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 /** The values a rule is written with, and the actions it names. */
@@ -233,7 +217,7 @@ describe('value index: same matches with and without it (default pack and Sigma)
 
   before(async () => {
     const packFiles = await readDefaultPack();
-    const sigma = convertSigma(sigmaFiles(path.join(root, 'third_party/sigma')));
+    const sigma = convertSigma(sigmaFiles());
     files = [...packFiles, ...sigma.files];
     pack = loadRules(packFiles);
     const loaded = loadRules(files);

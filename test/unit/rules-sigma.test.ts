@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { checkEvent, type EventAction } from '../../src/common/events/index.js';
@@ -9,6 +9,7 @@ import { carriedBy } from '../../src/rules/sigma/mapping.js';
 import { base64, base64Offsets, utf16, utf8 } from '../../src/rules/sigma/values.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { exampleWith } from '../helpers/rule-events.js';
+import { sigmaFiles } from '../helpers/sigma-files.js';
 
 // ----- helpers -----
 
@@ -545,21 +546,6 @@ describe('sigma: malformed input', () => {
 });
 
 // ----- SigmaHQ's Linux rules, from third_party/sigma -----
-
-const SIGMA_DIR = path.join(projectRoot, 'third_party/sigma');
-
-function sigmaFiles(): SigmaFile[] {
-  const out: SigmaFile[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const full = path.join(dir, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else if (/\.ya?ml$/.test(name)) out.push({ path: path.relative(SIGMA_DIR, full), text: readFileSync(full, 'utf8') });
-    }
-  };
-  walk(SIGMA_DIR);
-  return out;
-}
 
 describe('sigma: SigmaHQ Linux rules (third_party/sigma)', () => {
   const result = convertSigma(sigmaFiles());
