@@ -197,7 +197,8 @@ function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
       total += arg.length + 1;
     }
   }
-  return Object.freeze({ pid: node.pid, entity_id: node.entityId, name: node.name, executable: node.executable, args, args_truncated: truncated });
+  // copy_of: the frozen object the exec event named, shared by every entry and event that names it.
+  return Object.freeze({ pid: node.pid, entity_id: node.entityId, name: node.name, executable: node.executable, args, args_truncated: truncated, copy_of: node.copyOf });
 }
 
 /**
@@ -564,6 +565,10 @@ export class EventBuilder {
     const pgid = (missing & MissingField.pgidSid) === 0;
     const tty = (missing & MissingField.tty) === 0;
     const args = completion?.args ?? r.argv;
+    // One Map lookup for a hashed executable; nothing more for the others.
+    const copyOf = hash?.sha256 !== undefined && this.options.knownPrograms !== undefined ? this.options.knownPrograms.copyOf(executable, hash.sha256) : undefined;
+    // The commands a copied shell runs name it in their ancestors (unless it executed again meanwhile).
+    if (node.executable === executable) this.tree.setCopyOf(node, copyOf);
     const process = {
       pid: r.pid,
       entity_id: node.entityId,
@@ -601,8 +606,7 @@ export class EventBuilder {
       login_uid: (missing & MissingField.loginuid) === 0 && r.loginuid !== 0xffffffff ? r.loginuid : undefined,
       credentials: creds ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid, suid: r.suid, sgid: r.sgid, fsuid: r.fsuid, fsgid: r.fsgid } : undefined,
       hash_status: hash?.status,
-      // One Map lookup for a hashed executable; nothing more for the others.
-      copy_of: hash?.sha256 !== undefined && this.options.knownPrograms !== undefined ? this.options.knownPrograms.copyOf(executable, hash.sha256) : undefined,
+      copy_of: copyOf,
     };
     const event = this.common('exec', 'event', EXEC_CATEGORY, START_TYPE, r.ktimeNs) as Record<string, unknown>;
     event['process'] = process;

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Container } from './containers.js';
 import { decodeText, splitArgv } from './driver/bytes.js';
+import type { CopyOf } from './known-programs.js';
 
 /** USER_HZ: /proc reports start times in these ticks on every Linux ABI. */
 export const TICKS_PER_SECOND = 100;
@@ -25,6 +26,12 @@ export interface ProcessNode {
   exited: boolean;
   /** Credentials as last seen (exec, privilege change, /proc), to notice a process becoming root. */
   creds: Creds | undefined;
+  /**
+   * The installed shell or interpreter its program is a copy of, as its exec event named it
+   * (hades.process.copy_of): a shared frozen object, put in its entry of its descendants'
+   * ancestor lists. Cleared by the next exec; a fork's child starts with its parent's.
+   */
+  copyOf: CopyOf | undefined;
   /** This process as an entry of its descendants' ancestor lists, made once (see EventBuilder). */
   asAncestor: Readonly<Record<string, unknown>> | undefined;
   /**
@@ -53,8 +60,9 @@ export function processNode(
   args: readonly string[] | undefined,
   creds: Creds | undefined,
   container: Container | undefined,
+  copyOf: CopyOf | undefined,
 ): ProcessNode {
-  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, asAncestor: undefined, container, parentNode: undefined, children: 0 };
+  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, copyOf, asAncestor: undefined, container, parentNode: undefined, children: 0 };
 }
 
 export interface Creds {
@@ -129,15 +137,16 @@ export class ProcessTree {
   }
 
   /**
-   * A new process: it starts with its parent's program until it executes its own, and in its
-   * parent's cgroup: `container` is that cgroup's (null: no container), undefined to take the
-   * parent's as the tree knows it.
+   * A new process: it starts with its parent's program (and what that is a copy of: a subshell
+   * of a copied shell is one too) until it executes its own, and in its parent's cgroup:
+   * `container` is that cgroup's (null: no container), undefined to take the parent's as the
+   * tree knows it.
    */
   fork(parentPid: number, childPid: number, childStartNs: number, comm: string, container?: Container | null): ProcessNode {
     const parent = this.nodes.get(parentPid);
     const startTicks = ProcessTree.ticksFromNs(childStartNs);
     const inContainer = container === undefined ? parent?.container : (container ?? undefined);
-    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds, inContainer));
+    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds, inContainer, parent?.copyOf));
   }
 
   /**
@@ -145,7 +154,7 @@ export class ProcessTree {
    * a parent pid of 0 is unknown (the cn_proc backend, for a process already gone): the live
    * process the tree has under that pid keeps its own, so the exec stays the same process (its
    * entity id, its parent and ancestry). The program is replaced whatever was read: the one before
-   * the exec is not this one.
+   * the exec is not this one, nor is what it was a copy of (the exec event says it anew).
    *
    * A process whose parent the tree knows keeps it: the parent the exec reports differs only
    * when the process was reparented (to init or a subreaper) because its parent exited, and the
@@ -164,12 +173,13 @@ export class ProcessTree {
       live.name = name;
       live.executable = executable;
       live.args = args;
+      live.copyOf = undefined;
       live.asAncestor = undefined;
       if (creds) live.creds = creds;
       this.touch(pid, live);
       return live;
     }
-    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined));
+    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined, undefined));
   }
 
   /**
@@ -189,6 +199,16 @@ export class ProcessTree {
       node.asAncestor = undefined;
     }
     return before;
+  }
+
+  /**
+   * What the program a process runs is a copy of, as its exec event found (see ProcessNode.copyOf);
+   * its descendants' ancestor entries name it from then on.
+   */
+  setCopyOf(node: ProcessNode, copyOf: CopyOf | undefined): void {
+    if (node.copyOf === copyOf) return;
+    node.copyOf = copyOf;
+    node.asAncestor = undefined;
   }
 
   /** The credentials a live process had before the event now being handled. */
@@ -365,7 +385,7 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   } catch {
     // gone
   }
-  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds, undefined);
+  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds, undefined, undefined);
 }
 
 /** Real and effective ids from the Uid: and Gid: lines of /proc/PID/status. */

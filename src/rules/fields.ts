@@ -233,7 +233,8 @@ const KNOWN_ALIASES: Readonly<Record<string, string>> = {
   user: 'process.user.name',
 };
 
-const ANCESTOR_KEYS = ['pid', 'entity_id', 'name', 'executable', 'args', 'args_truncated'];
+/** The fields of one ancestor, relative to its entry of `hades.ancestors[]`. */
+const ANCESTOR_KEYS = ['pid', 'entity_id', 'name', 'executable', 'args', 'args_truncated', 'copy_of.path', 'copy_of.name'];
 
 /** The field nearest to an unknown name: a known alias from another tool, else by spelling. */
 export function suggestField(text: string): string | undefined {
@@ -264,7 +265,8 @@ export function resolveField(text: string): ResolveResult {
   if (!segments) return { ok: false, message: `'${text}' is not a field path` };
   if (segments[0]!.key === 'ancestor' && segments.length > 1 && segments[0]!.index === undefined) {
     segments = [{ key: 'hades' }, { key: 'ancestors' }, ...segments.slice(1)];
-    if (segments.length !== 3) return { ok: false, message: `unknown field '${text}'`, suggestion: suggestField(text) };
+    // A field of the entry (`ancestor.name`) or under one of its objects (`ancestor.copy_of.name`).
+    if (segments.length < 3) return { ok: false, message: `unknown field '${text}'`, suggestion: suggestField(text) };
   }
   const path = segments.map((s) => s.key).join('.');
   // Keys of free-form objects (CMDB tags, inventory rows) may be anything, but not what every
@@ -293,13 +295,15 @@ const ANCESTOR_SPELLINGS = [ANCESTOR_PREFIX, 'hades.ancestors.', 'process.parent
 
 /**
  * Resolves a field of one ancestor, as written inside `any ancestor (...)`: `name`, `executable`,
- * `args`, `args[N]`, `pid`, `entity_id`, `args_truncated`. An unknown one is suggested the
- * ancestor's field it most likely means (`ancestor.name` and `process.name` are `name` there).
+ * `args`, `args[N]`, `pid`, `entity_id`, `args_truncated`, `copy_of.path`, `copy_of.name` (and
+ * `copy_of`, the object). An unknown one is suggested the ancestor's field it most likely means
+ * (`ancestor.name` and `process.name` are `name` there).
  */
 export function resolveAncestorField(text: string): ResolveResult {
   const segments = parseFieldPath(text);
-  const key = segments?.length === 1 ? segments[0]!.key : undefined;
-  const info = key !== undefined && ANCESTOR_KEYS.includes(key) ? catalogue.get(`hades.ancestors.${key}`) : undefined;
+  // Only the last segment may be indexed: the entry's one array is args.
+  const key = segments?.every((s, i) => s.index === undefined || i === segments.length - 1) ? segments.map((s) => s.key).join('.') : undefined;
+  const info = key !== undefined && ANCESTOR_KEYS.some((k) => k === key || k.startsWith(`${key}.`)) ? catalogue.get(`hades.ancestors.${key}`) : undefined;
   if (!segments || !info) {
     const plain = text.replace(/\[\d+\]/g, '');
     const prefix = ANCESTOR_SPELLINGS.find((p) => plain.startsWith(p) && ANCESTOR_KEYS.includes(plain.slice(p.length)));
@@ -309,7 +313,7 @@ export function resolveAncestorField(text: string): ResolveResult {
     return { ok: false, message: `${what} (inside 'any ancestor (...)', fields are ${ANCESTOR_KEYS.join(', ')})`, ...(suggestion === undefined ? {} : { suggestion }) };
   }
   const arrays = info.arrays.filter((a) => a !== 'hades.ancestors').map((a) => a.slice('hades.ancestors.'.length));
-  const index = segments[0]!.index;
+  const index = segments[segments.length - 1]!.index;
   if (index !== undefined && !info.leafArray) return { ok: false, message: `'${key!}' is not an array: '${text}' cannot index it` };
   return { ok: true, ref: { text, info: { ...info, arrays }, segments, multi: info.leafArray && index === undefined, within: 'ancestor' } };
 }

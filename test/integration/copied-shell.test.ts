@@ -2,7 +2,9 @@
  * A copy of bash under another name, outside the world-writable folders, against the real kernel
  * (root): the first exec of the new file, with its standard input and output on a TCP socket,
  * carries hades.process.copy_of naming the installed bash, and the default rule pack reports it as
- * a reverse shell (which, without the field, it does not).
+ * a reverse shell (which, without the field, it does not). The command typed into it (`id`, sent
+ * through the socket) names the copy in its ancestors (hades.ancestors[0].copy_of), and the pack
+ * reports it as a command run from a reverse shell (which, without the field, it does not).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,15 +21,20 @@ import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 
 const isRoot = process.getuid?.() === 0;
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-copied-shell-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+// The copy lives outside the world-writable folders (/tmp among them), which the pack takes for
+// a shell's place whatever the file: /var/lib, where root's programs keep their state.
+const home = isRoot ? mkdtempSync('/var/lib/hades-copied-shell-') : dir;
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+});
 
 type AnyEvent = Record<string, any>;
 
 describe('a copy of bash under another name (root, real driver)', { skip: !isRoot && 'kernel events need root' }, () => {
-  it('is named a copy of bash on its first exec, and raises reverse_shell_socket_stdio', async () => {
-    // A folder of its own, 0755 and owned by root: no world-writable folder on the copy's path
-    // below the test's root.
-    const folder = path.join(dir, 'usr-local-lib', '.x');
+  it('is named a copy of bash on its first exec and in the ancestors of what it runs, and raises reverse_shell_socket_stdio and reverse_shell_command', async () => {
+    // A folder of its own, 0755 and owned by root: no world-writable folder on the copy's path.
+    const folder = path.join(home, '.x');
     mkdirSync(folder, { recursive: true, mode: 0o755 });
     chmodSync(folder, 0o755);
     const copy = path.join(folder, 'kworker');
@@ -39,7 +46,8 @@ describe('a copy of bash under another name (root, real driver)', { skip: !isRoo
     const listener = createServer((socket) => {
       sockets.add(socket);
       socket.on('error', () => undefined);
-      socket.end('exit\n');
+      // One command typed into the shell, then the end of the session.
+      socket.end('id\nexit\n');
     });
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     const port = (listener.address() as AddressInfo).port;
@@ -57,7 +65,8 @@ describe('a copy of bash under another name (root, real driver)', { skip: !isRoo
         child.on('close', () => resolve());
       });
       const deadline = Date.now() + 5000;
-      while (!events.some((e) => (e as AnyEvent)['process']?.executable === copy) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      const typed = () => events.some((e) => (e as AnyEvent)['process']?.name === 'id' && (e as AnyEvent)['process']?.parent?.executable === copy);
+      while (!(events.some((e) => (e as AnyEvent)['process']?.executable === copy) && typed()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     } finally {
       await source.stop();
       for (const socket of sockets) socket.destroy();
@@ -81,5 +90,26 @@ describe('a copy of bash under another name (root, real driver)', { skip: !isRoo
     // The installed bash that ran the copy is not a copy of itself.
     const launcher = events.find((e) => (e as AnyEvent)['process']?.executable === bash) as AnyEvent | undefined;
     assert.equal(launcher?.['hades'].process.copy_of, undefined);
+
+    // `id`, typed into the copy through the socket: its parent's ancestor entry names the copy.
+    const child = events.find((e) => (e as AnyEvent)['process']?.name === 'id' && (e as AnyEvent)['process']?.parent?.executable === copy);
+    assert.ok(child, 'the exec of the command typed into the copy');
+    const command = JSON.parse(JSON.stringify(child)) as AnyEvent;
+    assert.deepEqual(checkEvent(command).ok ? [] : checkEvent(command), []);
+    assert.equal(command['hades'].process.copy_of, undefined, 'id itself is no copy');
+    assert.equal(command['hades'].process.stdio.stdin.type, 'socket');
+    const parent = command['hades'].ancestors[0];
+    assert.equal(parent.pid, exec['process'].pid);
+    assert.equal(parent.entity_id, exec['process'].entity_id);
+    assert.equal(parent.executable, copy);
+    assert.deepEqual(parent.copy_of, { path: bash, name: path.basename(bash) });
+    // The installed bash that started the copy is named as itself, not as a copy.
+    assert.equal(command['hades'].ancestors[1]?.executable, bash);
+    assert.equal(command['hades'].ancestors[1]?.copy_of, undefined);
+    const firedByCommand = ruleSet.match(command).map((m) => m.rule.id);
+    assert.ok(firedByCommand.includes('reverse_shell_command'), firedByCommand.join(', '));
+    const commandWithout = structuredClone(command);
+    delete commandWithout['hades'].ancestors[0].copy_of;
+    assert.equal(ruleSet.match(commandWithout).some((m) => m.rule.id === 'reverse_shell_command'), false, "the parent's copy_of is what tells");
   });
 });

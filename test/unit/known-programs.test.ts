@@ -14,13 +14,14 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Accounts } from '../../src/agent/accounts.js';
 import { EventBuilder } from '../../src/agent/builder.js';
-import { decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
+import { decodeRecords, newDecodeCounters, type DriverRecord, type ExecRecord, type ExitRecord, type ForkRecord } from '../../src/agent/driver/records.js';
+import type { SecurityRecord } from '../../src/agent/driver/security-records.js';
 import { identityOf, RACY_MS } from '../../src/agent/hash-cache-file.js';
 import { ExecutableHasher, type HasherOptions } from '../../src/agent/hasher.js';
 import { KnownPrograms, type KnownProgramsOptions } from '../../src/agent/known-programs.js';
 import { serializeEvent } from '../../src/agent/serialize.js';
 import { ProcessTree } from '../../src/agent/tree.js';
-import { checkEvent } from '../../src/common/events/index.js';
+import { checkEvent, type HadesEvent } from '../../src/common/events/index.js';
 import { execRecord } from '../helpers/records.js';
 import { wire } from '../helpers/builder.js';
 
@@ -220,6 +221,73 @@ describe('exec events of copies (hades.process.copy_of)', () => {
     const event = await builder.build(execOf(copy, 4201));
     assert.equal(wire(event)['hades'].process.copy_of.name, 'python3.11');
     for (const e of [installed, event]) assert.equal(serializeEvent(e), JSON.stringify(e));
+  });
+
+  it("names the copy in its children's ancestors (exec, fork, exit and a security event's actor), as long as it runs the copy", async () => {
+    const s = system('children');
+    const hasher = newHasher();
+    const programs = known(s, hasher);
+    await programs.refresh();
+    const builder = builderWith(programs, hasher);
+    const copy = path.join(s.dir, 'srv', 'lib', '.x', 'kworker');
+    mkdirSync(path.dirname(copy), { recursive: true });
+    copyFileSync(s.bash, copy);
+    const grep = path.join(s.bin, 'grep');
+    const bash = { path: s.bash, name: 'bash' };
+    const at = (record: ExecRecord, pid: number, ppid: number, startNs: number): ExecRecord => ({ ...record, pid, tid: pid, ppid, startNs, parentStartNs: 1e9 });
+    const fork = (pid: number, childPid: number, startNs: number, childStartNs: number): ForkRecord => ({ type: 'fork', kind: 2, size: 64, ktimeNs: childStartNs, pid, tid: pid, flags: 0, missing: 0, childStartNs, parentStartNs: startNs, cgroupId: 0, childPid, ppid: 1, uid: 0, gid: 0, comm: 'kworker' });
+    const exit = (pid: number, ppid: number, startNs: number): ExitRecord => ({ type: 'exit', kind: 3, size: 64, ktimeNs: startNs + 1e6, pid, tid: pid, flags: 0, missing: 0, startNs, exitCode: 0, ppid, comm: 'grep' });
+    const events: HadesEvent[] = [];
+    const build = async (record: DriverRecord) => {
+      const event = await builder.build(record);
+      events.push(event);
+      return wire(event);
+    };
+    const shell = await build(at(execOf(copy, 4500), 4500, 1, 1e9));
+    assert.deepEqual(shell['hades'].process.copy_of, bash);
+    // A command typed into the copy: fork, exec of an installed program, its exit.
+    const forked = await build(fork(4500, 4501, 1e9, 2e9));
+    assert.deepEqual(forked['hades'].ancestors[0].copy_of, bash);
+    const command = await build(at(execOf(grep, 4501), 4501, 4500, 2e9));
+    assert.equal(command['hades'].process.copy_of, undefined);
+    assert.equal(command['process'].parent.pid, 4500);
+    assert.deepEqual(command['hades'].ancestors[0], { pid: 4500, entity_id: 'test-4500-100', name: 'kworker', executable: copy, args: execOf(copy, 4500).argv, copy_of: bash });
+    assert.deepEqual(checkEvent(command).ok ? [] : checkEvent(command), []);
+    // The actor of a security event of the command (a file it opens) carries the same ancestors.
+    const actor = builder.actor({ pid: 4501, tid: 4501, ppid: 4500, startNs: 2e9, comm: 'grep', missing: 0, uid: 0, gid: 0, euid: 0, egid: 0, cgroupId: 0 } as unknown as SecurityRecord);
+    assert.equal((actor.hades as { ancestors?: readonly object[] }).ancestors?.[0], (events.at(-1) as unknown as { hades: { ancestors: object[] } }).hades.ancestors[0], 'the very entry, shared');
+    assert.deepEqual(wire({ hades: actor.hades } as never)['hades'].ancestors[0].copy_of, bash);
+    // A subshell (a fork that does not execute) runs the copy too: both name it.
+    await build(fork(4500, 4502, 1e9, 3e9));
+    await build(fork(4502, 4503, 3e9, 4e9));
+    const nested = await build(at(execOf(grep, 4503), 4503, 4502, 4e9));
+    assert.deepEqual(nested['hades'].ancestors.slice(0, 2).map((a: { pid: number; copy_of: unknown }) => [a.pid, a.copy_of]), [[4502, bash], [4500, bash]]);
+    const ended = await build(exit(4503, 4502, 4e9));
+    assert.deepEqual(ended['hades'].ancestors[0].copy_of, bash);
+    // The copy executes the installed bash (`exec bash`): its children no longer name a copy.
+    const again = await build(at(execOf(s.bash, 4500), 4500, 1, 1e9));
+    assert.equal(again['hades'].process.copy_of, undefined);
+    await build(fork(4500, 4504, 1e9, 5e9));
+    const after = await build(at(execOf(grep, 4504), 4504, 4500, 5e9));
+    assert.equal(after['hades'].ancestors[0].executable, s.bash);
+    assert.equal(after['hades'].ancestors[0].copy_of, undefined);
+    // Its pid reused by another process of the same file: named again, by that process's exec.
+    await build(exit(4500, 1, 1e9));
+    const reused = await build(at(execOf(copy, 4500), 4500, 1, 6e9));
+    assert.deepEqual(reused['hades'].process.copy_of, bash);
+    await build(fork(4500, 4505, 6e9, 7e9));
+    assert.deepEqual((await build(at(execOf(grep, 4505), 4505, 4500, 7e9)))['hades'].ancestors[0], { pid: 4500, entity_id: 'test-4500-600', name: 'kworker', executable: copy, args: execOf(copy, 4500).argv, copy_of: bash });
+    // Byte for byte JSON.stringify, by the hand-written path (the ancestor entries' JSON made once).
+    for (const e of events) assert.equal(serializeEvent(e), JSON.stringify(e));
+    const original = JSON.stringify;
+    let calls = 0;
+    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => (calls++, original(...args))) as typeof JSON.stringify;
+    try {
+      for (const e of events) serializeEvent(e);
+    } finally {
+      JSON.stringify = original;
+    }
+    assert.equal(calls, 0, 'no event of the copy and its children left to JSON.stringify');
   });
 
   it('asks the size pre-check only for versions not hashed yet: an executable seen before costs the cache lookup alone', async () => {

@@ -178,12 +178,16 @@ describe('rule compiler: resolution and types', () => {
   });
 
   it('refuses, inside any ancestor (...), what is not a field of one ancestor, with the one meant', () => {
-    const p = expectProblem(rule('any ancestor (nmae = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'nmae' of an ancestor .*fields are pid, entity_id, name, executable, args, args_truncated\); did you mean 'name'/);
+    const p = expectProblem(rule('any ancestor (nmae = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'nmae' of an ancestor .*fields are pid, entity_id, name, executable, args, args_truncated, copy_of.path, copy_of.name\); did you mean 'name'/);
     assert.equal(p.suggestion, 'name');
     assert.equal(expectProblem(rule('any ancestor (ancestor.name = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /did you mean 'name'/).suggestion, 'name');
     assert.equal(expectProblem(rule('any ancestor (name = x and process.args[1] = y)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 43, /'process.args\[1\]' of an ancestor.*did you mean 'args\[1\]'/).suggestion, 'args[1]');
     expectProblem(rule('any ancestor (process.command_line = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'process.command_line' of an ancestor/);
     expectProblem(rule('any ancestor (name[1] = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /'name' is not an array/);
+    expectProblem(rule('any ancestor (copy_of.path[0] = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /'copy_of.path' is not an array/);
+    expectProblem(rule('any ancestor (copy_of[0].name = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'copy_of\[0\].name' of an ancestor/);
+    assert.equal(expectProblem(rule('any ancestor (copy_of.nam = x)'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 30, /unknown field 'copy_of.nam' of an ancestor/).suggestion, 'copy_of.name');
+    expectProblem(rule('ancestor.copy_of.nam = x'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 16, /did you mean 'ancestor.copy_of.name'/);
     // Outside, the fields are the event's again.
     expectProblem(rule('any ancestor (name = x) and name = y'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 5, 44, /unknown field 'name'/);
     // Types are those of the ancestor's fields.

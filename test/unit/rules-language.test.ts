@@ -189,6 +189,21 @@ describe('rule language: any ancestor (...)', () => {
     assert.equal(holds('ancestor.executable matches "^(/usr)?/bin/python[0-9.]*$" and ancestor.args[1] = /usr/bin/dnf', under(python, fake)), true);
   });
 
+  it('reads the fields under an ancestor\'s objects: a copy of a shell among them (copy_of)', () => {
+    const copy = { pid: 30, name: 'kworker', executable: '/usr/local/lib/.x/kworker', args: ['/usr/local/lib/.x/kworker', '-i'], copy_of: { path: '/usr/bin/bash', name: 'bash' } };
+    const sh = { pid: 31, name: 'sh', executable: '/usr/bin/dash' };
+    assert.equal(holds('ancestor.copy_of.name = bash', under(sh, copy)), true);
+    assert.equal(holds('ancestor.copy_of.path matches "/(ba|da)?sh$"', under(copy)), true);
+    assert.equal(holds('ancestor.copy_of exists', under(sh)), false);
+    assert.equal(holds('hades.ancestors[0].copy_of.name = bash', under(copy, sh)), true);
+    assert.equal(holds('hades.ancestors[0].copy_of.name = bash', under(sh, copy)), false, 'the parent only');
+    // One ancestor that is a copy of bash and runs a script file.
+    assert.equal(holds('any ancestor (copy_of.name = bash and args[1] = "-i")', under(sh, copy)), true);
+    assert.equal(holds('any ancestor (copy_of.name = bash and name = sh)', under(sh, copy)), false);
+    assert.equal(holds('any ancestor (copy_of exists)', under(copy)), true);
+    assert.equal(holds('not any ancestor (copy_of.path exists)', under(sh)), true);
+  });
+
   it('is false without ancestors, so that its negation is true', () => {
     for (const e of [under(), ev('exec', { hades: undefined }), ev('exec', { 'hades.ancestors': [] })]) {
       assert.equal(holds(scripted, e), false);

@@ -326,6 +326,32 @@ describe('serializeEvent', () => {
     assert.ok(paths > 200, `${paths} values changed`);
   });
 
+  it('gives JSON.stringify bytes for ancestors that are copies of a shell (copy_of), with odd paths, and after the copy executes again', async () => {
+    const builder = newBuilder();
+    const tree = (builder as unknown as { tree: ProcessTree }).tree;
+    const base = recordsOf('exec-basic-ebpf.bin').find((r): r is ExecRecord => r.type === 'exec') as ExecRecord;
+    const events: HadesEvent[] = [];
+    let pid = 70_000;
+    for (const odd of ODD) {
+      const shell = ++pid;
+      tree.exec(shell, 1, 1e9, 'kworker', `/srv/${odd}/kworker`, [`/srv/${odd}/kworker`, '-i']);
+      tree.setCopyOf(tree.get(shell)!, Object.freeze({ path: `/usr/bin/${odd}bash`, name: `${odd}bash` }));
+      tree.fork(shell, ++pid, 2e9, 'kworker');
+      events.push(await builder.build({ ...base, pid, tid: pid, ppid: shell, parentStartNs: 1e9, startNs: 2e9 }));
+      events.push(await builder.build({ ...base, pid: ++pid, tid: pid, ppid: shell, parentStartNs: 1e9, startNs: 3e9 }));
+      // The copy executes again: its next child's ancestor entry has no copy_of.
+      tree.exec(shell, 1, 1e9, 'bash', '/usr/bin/bash', ['bash']);
+      events.push(await builder.build({ ...base, pid: ++pid, tid: pid, ppid: shell, parentStartNs: 1e9, startNs: 4e9 }));
+    }
+    const ancestorsOf = (e: HadesEvent) => (e as unknown as { hades: { ancestors: { copy_of?: unknown }[] } }).hades.ancestors;
+    assert.ok(ancestorsOf(events[0] as HadesEvent)[0]?.copy_of !== undefined);
+    assert.equal(ancestorsOf(events[2] as HadesEvent)[0]?.copy_of, undefined);
+    assertSame(events, 'copies among the ancestors');
+    const plain = events.filter((e) => !JSON.stringify(e).includes('\\'));
+    assert.ok(plain.length > 0);
+    assert.equal(stringifyCalls(() => plain.forEach((e) => serializeEvent(e))), 0, 'the hand-written path, the entries made once');
+  });
+
   it('gives an exact line when the very first event has no ancestors (fresh memos)', async () => {
     // A module instance of its own, with its memos as they are at start.
     const url = new URL(`../../src/agent/serialize.js?fresh=${Date.now()}`, import.meta.url).href;

@@ -289,6 +289,41 @@ describe('process tree', () => {
     assert.ok(seeded);
     const keys = Object.keys(seeded);
     for (const node of [forked, exec, execOfForked]) assert.deepEqual(Object.keys(node), keys);
+    // Setting what a program is a copy of adds no field.
+    const copy = tree.exec(900003, process.pid, 7e9, 'k', '/k', ['k']);
+    tree.setCopyOf(copy, Object.freeze({ path: '/usr/bin/bash', name: 'bash' }));
+    assert.deepEqual(Object.keys(copy), keys);
+    assert.deepEqual(Object.keys(tree.fork(900003, 900004, 8e9, 'k')), keys);
+  });
+
+  it('remembers what a program is a copy of until the process executes again, gives it to forked children, and not to a reused pid', () => {
+    const bash = Object.freeze({ path: '/usr/bin/bash', name: 'bash' });
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(10, 1, 1e7, 'kworker', '/usr/local/lib/.x/kworker', ['/usr/local/lib/.x/kworker', '-i']);
+    const shell = tree.get(10)!;
+    assert.equal(shell.copyOf, undefined, 'unknown until the exec event says it');
+    shell.asAncestor = Object.freeze({ pid: 10 });
+    tree.setCopyOf(shell, bash);
+    assert.equal(shell.copyOf, bash, 'the shared object itself');
+    assert.equal(shell.asAncestor, undefined, 'its ancestor entry is made again');
+    // A subshell runs the copy too; the command it executes does not.
+    const subshell = tree.fork(10, 11, 2e7, 'kworker');
+    assert.equal(subshell.copyOf, bash);
+    tree.fork(11, 12, 3e7, 'kworker');
+    assert.equal(tree.exec(12, 11, 3e7, 'cat', '/usr/bin/cat', ['cat', '/etc/shadow']).copyOf, undefined);
+    assert.deepEqual(tree.ancestors(12, 8).map((n) => n.copyOf), [bash, bash]);
+    // The copy executes another program (same process): no longer a copy, until its exec event says so.
+    tree.exec(10, 1, 1e7, 'bash', '/usr/bin/bash', ['bash']);
+    assert.equal(tree.get(10), shell);
+    assert.equal(shell.copyOf, undefined);
+    assert.equal(tree.fork(10, 13, 4e7, 'bash').copyOf, undefined);
+    // Its pid reused by another process: a node of its own, not a copy.
+    tree.setCopyOf(shell, bash);
+    tree.exit(10, 1e7);
+    const other = tree.exec(10, 1, 9e7, 'sleep', '/usr/bin/sleep', ['sleep', '1']);
+    assert.notEqual(other, shell);
+    assert.equal(other.copyOf, undefined);
+    assert.equal(tree.fork(10, 14, 9.5e7, 'sleep').copyOf, undefined);
   });
 });
 

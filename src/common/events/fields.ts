@@ -115,6 +115,16 @@ export const ProcessRef = (description: string) =>
     description,
   );
 
+/** What names an installed program a file is a copy of: hades.process.copy_of and the ancestors' copy_of. */
+const CopyOf = (description: string) =>
+  Obj(
+    {
+      path: Str('The installed program\'s file, links resolved, e.g. /usr/bin/bash.'),
+      name: Str('Its file name, e.g. bash, dash, python3.11, busybox: the names the rule pack\'s lists hold.', 255),
+    },
+    description,
+  );
+
 export const Ancestor = Obj(
   {
     pid: Pid(),
@@ -123,6 +133,11 @@ export const Ancestor = Obj(
     executable: Opt(Str('Executable path.')),
     args: Opt(Type.Array(Str('One argument.'), { description: 'Arguments, cut after 512 characters in all (the whole list is in the exec event of that process, found by its entity_id).' })),
     args_truncated: Opt(Type.Boolean({ description: 'True when args was cut.' })),
+    copy_of: Opt(
+      CopyOf(
+        'The ancestor\'s executable is byte for byte an installed shell, interpreter or network tool under another path, as its own exec event said (hades.process.copy_of there): the commands run from a copied shell (`cp /bin/bash /usr/local/lib/.x/kworker`) name it here, their parent first, so that rules know their parent or ancestor is a shell. Kept from that exec event until the process executes another program, and carried to its forked children (subshells) until they do. Absent when its exec event did not name it (its hash not known in time, hashing off, a process started before the agent) or was not made (`hades events --action` naming neither exec nor privilege_change).',
+      ),
+    ),
   },
   'One ancestor process.',
 );
@@ -229,12 +244,8 @@ export const HadesProcess = Obj(
     credentials: Opt(Credentials('All credentials, including file-system ids.')),
     hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'replaced', 'pending', 'disabled'], 'Why process.hash is absent (pending: still being computed when the event left, later events of the same file carry it; replaced: the file at the path is no longer the one executed), or ok.')),
     copy_of: Opt(
-      Obj(
-        {
-          path: Str('The installed program\'s file, links resolved, e.g. /usr/bin/bash.'),
-          name: Str('Its file name, e.g. bash, dash, python3.11, busybox: the names the rule pack\'s lists hold.', 255),
-        },
-        'Exec events: the executable is byte for byte an installed shell, interpreter or network tool (the files of /etc/shells; python, perl, php, ruby, node, lua, busybox, socat, nc... in the program folders), under another path: a copy or a hard link, under any name and in any folder. Absent for the installed file itself and links to it (process.executable is then its path), and when the hash is not known (hades.process.hash_status). Carried from a copy\'s first exec on: a new file of the size of a known program is hashed first in line, its event waiting up to a second; the installed programs are hashed again when a package upgrade changes them, and copies of earlier versions stay recognised.',
+      CopyOf(
+        'Exec events: the executable is byte for byte an installed shell, interpreter or network tool (the files of /etc/shells; python, perl, php, ruby, node, lua, busybox, socat, nc... in the program folders), under another path: a copy or a hard link, under any name and in any folder. Absent for the installed file itself and links to it (process.executable is then its path), and when the hash is not known (hades.process.hash_status). Carried from a copy\'s first exec on: a new file of the size of a known program is hashed first in line, its event waiting up to a second; the installed programs are hashed again when a package upgrade changes them, and copies of earlier versions stay recognised. The copy\'s children name it too, in their events\' ancestors (hades.ancestors[].copy_of).',
       ),
     ),
   },
