@@ -10,7 +10,8 @@
  * bound of the depth: open flow collections (`[`, `{`) are counted exactly, on top of the column
  * where the line that opened them starts its content, and a block level needs at least one more
  * column than its parent (`- - x` nests two sequences in four columns), so the column of a
- * line's first content bounds its block depth. Real files nest a few levels; the limit is far
+ * line's first content (or of its last `-`, `?` or `:` when it has none) bounds its block
+ * depth. Real files nest a few levels; the limit is far
  * from them and far from what overflows the stack.
  */
 import { Lexer } from 'yaml';
@@ -31,6 +32,9 @@ export function yamlDepthProblem(text: string): { readonly line: number; readonl
   let base = 0;
   for (const token of new Lexer().lex(text)) {
     if (CONTROL.has(token)) continue;
+    // A line of indicators and no content (`- - - ...`, `? ? ...`) nests a collection at each
+    // one: bounded by its column as content is.
+    if (content < 0 && flow === 0 && column > MAX_YAML_DEPTH && INDICATORS.has(token)) return tooDeep(line);
     if (content < 0 && token.trim() !== '' && !INDICATORS.has(token) && !token.startsWith('#')) {
       content = column;
       if (flow === 0 && content > MAX_YAML_DEPTH) return tooDeep(line);

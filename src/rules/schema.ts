@@ -144,11 +144,15 @@ export const OverrideSchema = Type.Object(
 );
 export type OverrideEntry = Static<typeof OverrideSchema>;
 
+/** The names of macros and lists: they are words of conditions. */
+const NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+
 export const FileSchema = Type.Object(
   {
     rules: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 100_000 })),
-    macros: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Text(65_536))),
-    lists: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.Array(Scalar, { maxItems: 100_000 }))),
+    // A name that does not match the pattern is refused, not let through unchecked (its value with it).
+    macros: Type.Optional(Type.Record(Type.String({ pattern: NAME_PATTERN }), Text(65_536), { additionalProperties: false })),
+    lists: Type.Optional(Type.Record(Type.String({ pattern: NAME_PATTERN }), Type.Array(Scalar, { maxItems: 100_000 }), { additionalProperties: false })),
   },
   closed,
 );
@@ -204,6 +208,11 @@ export function checkSchema(schema: TSchema, value: unknown): SchemaIssue[] {
       case ValueErrorType.ObjectAdditionalProperties: {
         const key = raw[raw.length - 1] ?? '';
         const parent = schemaAt(schema, raw.slice(0, -1));
+        if (parent?.['patternProperties']) {
+          // A mapping of names (macros, lists): the key is a name that cannot be one.
+          issues.push({ path, target: path, key: true, message: `'${dotted}' is not a valid name: a name is letters, digits and _, and does not start with a digit` });
+          break;
+        }
         const known = Object.keys((parent?.['properties'] as Record<string, unknown> | undefined) ?? {});
         const suggestion = suggest(key, known);
         issues.push({
