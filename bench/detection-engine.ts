@@ -44,8 +44,10 @@ async function sigmaFiles(dir: string): Promise<SigmaFile[]> {
 
 let seed = 11;
 function random(n: number): number {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed % n;
+  // 32-bit multiplication (a double product past 2^53 loses the low bits), and the high bits of
+  // the state: an LCG's low bits repeat with a short period.
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+  return (seed >>> 16) % n;
 }
 function pick<T>(items: readonly T[]): T {
   return items[random(items.length)]!;
@@ -381,11 +383,11 @@ const cases: [string, number, RuleSet][] = [
 const results = new Map<string, Measured>();
 for (const [label, , set] of cases) results.set(label, measure(set, events, label.endsWith('no index') ? Math.min(secondsPerCase, 2) : secondsPerCase, restamp));
 
-console.log('| rules | count | events/s | ns/event | rule evaluations/event | matches/event |');
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log('| rules | count | events/s | events per CPU-s | ns/event | rule evaluations/event | matches/event |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const [label, count] of cases) {
   const r = results.get(label)!;
-  console.log(`| ${label} | ${count} | ${Math.round(r.rate).toLocaleString('en')} | ${r.nsPerEvent.toFixed(0)} | ${r.evaluationsPerEvent.toFixed(1)} | ${r.matchesPerEvent.toFixed(3)} |`);
+  console.log(`| ${label} | ${count} | ${Math.round(r.rate).toLocaleString('en')} | ${Math.round(r.cpuRate).toLocaleString('en')} | ${r.nsPerEvent.toFixed(0)} | ${r.evaluationsPerEvent.toFixed(1)} | ${r.matchesPerEvent.toFixed(3)} |`);
 }
 
 console.log('\nrule evaluations per event, by action (pack + Sigma):\n');
@@ -406,6 +408,6 @@ for (const [id, n] of top) {
   console.log(`| ${id} (${info.title}) | ${info.type} | ${info.file} | ${n.toFixed(3)} | ${((100 * n) / bothMeasured.evaluationsPerEvent).toFixed(1)}% |`);
 }
 
-const rate = results.get('pack + Sigma')!.rate;
+const { rate, cpuRate } = results.get('pack + Sigma')!;
 console.log(`\nrules: pack ${packCount}, Sigma ${sigmaCount}, total ${both.rules.length}`);
-console.log(`verdict: ${Math.round(rate).toLocaleString('en')} events/s with pack + Sigma on one core: ${rate >= TARGET ? 'meets' : 'MISSES'} the target of ${TARGET.toLocaleString('en')} events/s (${((100 * rate) / TARGET).toFixed(0)}%)`);
+console.log(`verdict: ${Math.round(rate).toLocaleString('en')} events/s with pack + Sigma on one core (${Math.round(cpuRate).toLocaleString('en')} per CPU-second): ${rate >= TARGET ? 'meets' : 'MISSES'} the target of ${TARGET.toLocaleString('en')} events/s (${((100 * rate) / TARGET).toFixed(0)}%)`);

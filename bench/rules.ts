@@ -158,8 +158,10 @@ ${rules.join('')}${correlations}`;
 
 let seed = 7;
 function random(n: number): number {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed % n;
+  // 32-bit multiplication (a double product past 2^53 loses the low bits), and the high bits of
+  // the state: an LCG's low bits repeat with a short period.
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+  return (seed >>> 16) % n;
 }
 function pick<T>(items: readonly T[]): T {
   return items[random(items.length)]!;
