@@ -342,17 +342,25 @@ function mergeTerms(terms: readonly KeyTerm[]): KeyClause {
 
 /**
  * How many events a clause lets through, roughly, in 1/64 of all events: one per value compared
- * for equality; for a string searched for, the more the shorter it is. For choosing between
+ * for equality; for a string searched for, the more the shorter it is (one character, such as
+ * the `-` of an option, is in nearly every command line: as wide as all events). For choosing between
  * clauses (value-index.ts has the rest of the cost model).
  */
 export function clauseWidth(clause: KeyClause): number {
   let width = 0;
   for (const t of clause) {
-    if (t.match === 'equals') width += t.values.length;
-    else for (const v of t.values) width += String(v).length >= 4 ? 2 : String(v).length === 3 ? 4 : 16;
+    if (RARE_SOURCE.test(t.source)) width += 1;
+    else if (t.match === 'equals') width += t.values.length;
+    else for (const v of t.values) width += String(v).length >= 4 ? 2 : String(v).length === 3 ? 4 : String(v).length === 2 ? 16 : 64;
   }
   return width;
 }
+
+/**
+ * Fields absent from nearly every event, whatever value a rule asks of them: what a copied
+ * program is a copy of (only the exec of a copy of an installed shell or interpreter has it).
+ */
+const RARE_SOURCE = /:hades\.process\.copy_of\.(name|path)$/;
 
 const narrowest = (clauses: readonly KeyClause[]) => clauses.reduce((a, b) => (clauseWidth(b) < clauseWidth(a) ? b : a));
 
@@ -369,6 +377,11 @@ const narrowest = (clauses: readonly KeyClause[]) => clauses.reduce((a, b) => (c
 export function disjunctionClauses(branches: readonly (readonly KeyClause[])[]): KeyClause[] {
   if (branches.some((b) => b.length === 0)) return [];
   const choices: KeyClause[][] = [branches.map(narrowest)];
+  // And every branch's narrowest clause that does not test the action, where it has one: a step
+  // `event.action = exec and stdin.type = pipe` is as narrow by `event.action` as by the pipe,
+  // but within the index of its own action only the pipe narrows it.
+  const onValues = branches.map((b) => b.filter((c) => !c.some((t) => t.source === ACTION_SOURCE)));
+  if (onValues.every((b) => b.length > 0)) choices.push(onValues.map(narrowest));
   for (const source of new Set(branches.flatMap((b) => b.flatMap((c) => c.map((t) => t.source))))) {
     choices.push(branches.map((b) => {
       const on = b.filter((c) => c.some((t) => t.source === source));

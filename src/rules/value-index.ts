@@ -56,8 +56,12 @@ const CONTAINS_SOURCE_COST = 96;
 /** How many events a clause lets through (compile.ts), at most all of them. */
 const widthOf = (clause: KeyClause) => Math.min(clauseWidth(clause), REST_WIDTH);
 
-/** Fields of at most 15 characters (the kernel's comm): scanning one costs about a Map lookup. */
-const SHORT_FIELDS = /:(process|process\.parent)\.name$/;
+/**
+ * Short fields: the kernel's comm (at most 15 characters) and what a copied program is a copy of
+ * (an installed program's name and path, absent from nearly every event): scanning one costs
+ * about a Map lookup.
+ */
+const SHORT_FIELDS = /:((process|process\.parent)\.name|hades\.process\.copy_of\.(name|path))$/;
 const sourceCost = (name: string) => (name.startsWith('contains:') && !SHORT_FIELDS.test(name) ? CONTAINS_SOURCE_COST : EQUALS_SOURCE_COST);
 
 /**
