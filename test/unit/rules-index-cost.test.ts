@@ -21,13 +21,11 @@ import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { sigmaFiles } from '../helpers/sigma-files.js';
 
 /**
- * The rules evaluated on every exec event, reviewed: download_run_by_shell_substitution, whose
- * shell step (`bash /dev/fd/63`, `sh -c` with a command of several lines) has no value the index
- * takes (the other pipeline correlation rules are found by a pipe on the standard input or
- * output, or by the programs' names). Each one costs on every exec of the fleet; a rule joins
- * this list only on purpose.
+ * The rules evaluated on every exec event, reviewed: none (the pipeline correlation rules are
+ * found by a pipe on the standard input or output, or by the programs' names). Each one here
+ * would cost on every exec of the fleet; a rule joins this list only on purpose.
  */
-const EVERY_EXEC = ['download_run_by_shell_substitution'];
+const EVERY_EXEC: string[] = [];
 
 /**
  * The rules found by value on every benign exec event below, reviewed: filed under a value

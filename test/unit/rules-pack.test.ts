@@ -196,6 +196,22 @@ const workload = [
   ev('exec', 45, { process: proc('sudo', ['sudo', '-u', 'nobody', 'id']) }),
   ev('exec', 45, { process: proc('id', ['id'], { parent: { pid: 600, name: 'sudo' }, user: { id: '65534', name: 'nobody' } }) }),
   ev('module_load', 46, { process: proc('modprobe', ['/sbin/modprobe', '-q', '--', 'br_netfilter']), hades: { module: { name: 'br_netfilter', syscall: 'finit_module' } } }),
+  // the firewall loaded at boot and by hand from its usual files; sudo's time stamps kept by sudo
+  // and its folder made by systemd-tmpfiles; a resolver file locked; an administrator's first
+  // commands at a login (a few of them reconnaissance), sudo refreshed once, memory looked at
+  ev('exec', 52, { process: proc('iptables-restor', ['iptables-restore'], { executable: '/usr/sbin/xtables-nft-multi' }), hades: { process: { stdio: { stdin: { type: 'file', inode: 4100 } } }, ancestors: [{ pid: 700, name: '15-ip4tables', executable: '/usr/bin/dash', args: ['/bin/sh', '/usr/share/netfilter-persistent/plugins.d/15-ip4tables', 'start'] }] } }),
+  ev('exec', 52, { process: proc('nft', ['/usr/sbin/nft', '-f', '/etc/nftables.conf'], { executable: '/usr/sbin/nft', parent: { pid: 1, name: 'systemd' } }), hades: { process: { stdio: { stdin: { type: 'char_device' } } } } }),
+  ev('exec', 53, { process: proc('iptables-restor', ['iptables-restore', '/etc/iptables/rules.v4'], { executable: '/usr/sbin/xtables-nft-multi' }), hades: { process: { stdio: { stdin: { type: 'tty' } } } } }),
+  ev('file_create', 54, { process: proc('systemd-tmpfile', ['systemd-tmpfiles', '--create', '--remove', '--boot'], { executable: '/usr/bin/systemd-tmpfiles' }), file: { path: '/run/sudo/ts' }, hades: { file: { created: true } } }),
+  ev('file_create', 55, { process: proc('sudo', ['sudo', '-v'], { executable: '/usr/bin/sudo' }), file: { path: '/run/sudo/ts/alice' }, hades: { file: { created: true } } }),
+  ev('exec', 55, { process: proc('sudo', ['sudo', '-v'], { executable: '/usr/bin/sudo', parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 56, { process: proc('chattr', ['chattr', '+i', '/etc/resolv.conf'], { executable: '/usr/bin/chattr' }) }),
+  ev('exec', 57, { process: proc('w', ['w'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 60, { process: proc('uptime', ['uptime'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 64, { process: proc('ps', ['ps', 'aux'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 70, { process: proc('ss', ['ss', '-tlnp'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 75, { process: proc('cat', ['cat', '/proc/meminfo'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  ev('exec', 80, { process: proc('find', ['find', '/tmp', '-name', '*.tmp', '-mtime', '+7', '-delete'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
   // the inventory's first snapshot of a normal host, then the setuid program sudo's install added
   ev('inventory_change', 50, { hades: { inventory: { table: 'users', query: 'users', change: 'snapshot', row: { username: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash' } } } }),
   ev('inventory_change', 50, { hades: { inventory: { table: 'suid_binaries', query: 'suid_binaries', change: 'snapshot', row: { path: '/usr/bin/passwd', uid: 0, mode: '4755' } } } }),
@@ -203,7 +219,7 @@ const workload = [
 ];
 
 describe('default rule pack on a benign workload', () => {
-  it('raises no high or critical alert on package installs, npm ci, git clone, gcc and make, systemctl, ssh and sudo', () => {
+  it('raises no high or critical alert on package installs, npm ci, git clone, gcc and make, systemctl, ssh and sudo, the firewall loaded, an administrator\'s first commands', () => {
     const { ruleSet } = loadRules(files);
     const matches: Match[] = workload.flatMap((e) => [...ruleSet.match(e)]);
     const loud = matches.filter((m) => m.severity === 'high' || m.severity === 'critical');
