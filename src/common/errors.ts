@@ -495,6 +495,11 @@ export const errorCatalog = {
     summary: 'Warning: a bare value in a parenthesised list names a list that only a later rule file defines; it stays a value (a local list does not silently rewrite the values of rules loaded before it).',
     remedy: 'Rename the list (or quote the value, to say it is one); to extend a list of an earlier file, define a new list that names it, and use that in your own rules.',
   },
+  HADES_ERR_RULE_LIST_AS_VALUE: {
+    kind: 'input',
+    summary: 'Warning: an unquoted value after an operator that takes one value (`process.name = shells`, `contains shells`) names a list; it is compared as that text, not with the items of the list.',
+    remedy: 'Write `in NAME` (`iin`, `in_cidr`) or put the name in parentheses (`contains (NAME)`) to test the items; quote the value (`= "shells"`) to mean the text.',
+  },
   HADES_ERR_RULE_TOO_MANY_PROBLEMS: {
     kind: 'input',
     summary: 'The rules have more problems than are listed (the first 1,000, in file order); this last problem counts the others, errors and warnings.',

@@ -50,6 +50,16 @@ import { compileTemplate, type Template } from './template.js';
 import { YamlFile, type YamlPath } from './yaml-file.js';
 
 /** The folder part of a rule file's name ('' for a bare name). */
+/** What the YAML parser's terse messages usually mean in a rule file, by its error code. */
+const YAML_HINTS: Readonly<Record<string, string>> = {
+  BLOCK_AS_IMPLICIT_KEY:
+    ": a plain value cannot hold ': ' (quote it, or write a condition as a block after '>'), and a line indented deeper than the key above it continues that key's value",
+  MULTILINE_IMPLICIT_KEY: ": a line indented deeper than the key above it continues that key's value; check the indentation",
+  MISSING_CHAR: ': check the indentation: the keys of one rule start at the same column, under its first one',
+  BAD_INDENT: ': check the indentation: the keys of one rule start at the same column, under its first one',
+  UNEXPECTED_TOKEN: ": a value that starts with a quote ends at the closing quote; quote the whole value, or write a condition as a block after '>'",
+};
+
 const folderOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('/')));
 
 /** Whether one of the schema problems `targets` is at `at` or under it (in one of its items). */
@@ -236,10 +246,17 @@ class Loader {
   private readonly correlations = new Map<string, CompiledCorrelation>();
   private readonly failed = new Set<string>();
   readonly samples: RuleSamples[] = [];
-  private readonly scope = { macros: this.macros, lists: this.lists, definedLater: (list: ListDef, source: TextSource, offset: number) => this.definedLater(list as ListEntry, source, offset) };
+  private readonly scope = {
+    macros: this.macros,
+    lists: this.lists,
+    definedLater: (list: ListDef, source: TextSource, offset: number) => this.definedLater(list as ListEntry, source, offset),
+    listNameAsValue: (list: ListDef, field: string, op: string, source: TextSource, offset: number) => this.listNameAsValue(list as ListEntry, field, op, source, offset),
+  };
   private readonly resolver = new Resolver(this.scope);
   /** Places already told that a bare value stays a value (a condition is resolved more than once). */
   private readonly laterReported = new Set<string>();
+  /** Places already told that a list's name is compared as text. */
+  private readonly listValueReported = new Set<string>();
 
   constructor(private readonly options: LoadOptions) {}
 
@@ -261,7 +278,9 @@ class Loader {
   private reportCompile(error: RuleCompileError, fallback: Located, rule?: string): void {
     const pos = error.source ? error.source.locate(error.offset) : fallback.file.at(fallback.path);
     const file = error.source?.file ?? fallback.file.name;
-    this.report('error', error.code, file, pos, error.message, { ...(rule !== undefined ? { rule } : {}), ...(error.suggestion !== undefined ? { suggestion: error.suggestion } : {}) });
+    const cut = error.code === 'HADES_ERR_RULE_SYNTAX' ? error.source?.cutComment : undefined;
+    const message = cut === undefined ? error.message : `${error.message} (YAML read '${cut.length > 40 ? `${cut.slice(0, 40)}…` : cut}' as a comment, which ends a plain value: quote the value, or write a condition as a block after '>')`;
+    this.report('error', error.code, file, pos, message, { ...(rule !== undefined ? { rule } : {}), ...(error.suggestion !== undefined ? { suggestion: error.suggestion } : {}) });
   }
 
   /** Runs one compilation step; a RuleCompileError becomes a problem and `undefined`. */
@@ -318,7 +337,16 @@ class Loader {
     }
     const file = new YamlFile(input.name, input.text);
     if (file.doc.errors.length > 0) {
-      for (const e of file.doc.errors) this.report('error', 'HADES_ERR_RULE_YAML', file.name, file.position(e.pos[0]), e.message.split('\n')[0] ?? e.message);
+      // One problem per line: the parser's later errors on a line follow from its first.
+      const lines = new Set<number>();
+      for (const e of file.doc.errors) {
+        const pos = file.position(e.pos[0]);
+        if (pos && lines.has(pos.line)) continue;
+        if (pos) lines.add(pos.line);
+        const message = e.message.split('\n')[0] ?? e.message;
+        const hint = e.code === 'UNEXPECTED_TOKEN' && !message.startsWith('Unexpected scalar') ? '' : (YAML_HINTS[e.code] ?? '');
+        this.report('error', 'HADES_ERR_RULE_YAML', file.name, pos, `${message}${hint}`);
+      }
       return;
     }
     let root: unknown;
@@ -389,6 +417,32 @@ class Loader {
     return true;
   }
 
+  /**
+   * Warns (once per place) of `field = name` where `name` is a list: compared as that text. Not
+   * when only a file of another folder read later defines the list (it cannot be what was meant).
+   */
+  private listNameAsValue(list: ListEntry, field: string, op: string, source: TextSource, offset: number): void {
+    if (folderOf(list.file.name) !== folderOf(source.file)) {
+      const defined = this.fileOrder.get(list.file.name);
+      const used = this.fileOrder.get(source.file);
+      if (defined === undefined || used === undefined || defined > used) return;
+    }
+    const where = source.locate(offset);
+    const key = `${source.file}:${where.line}:${where.column}`;
+    if (this.listValueReported.has(key)) return;
+    this.listValueReported.add(key);
+    const equality: Record<string, string> = { '=': 'in', '==': 'in', 'i=': 'iin', '!=': 'in', 'i!=': 'iin' };
+    const listOp = equality[op];
+    const meant = listOp ? `'${op.endsWith('!=') ? 'not ' : ''}${field} ${listOp} ${list.name}'` : `'${field} ${op} (${list.name})'`;
+    this.report(
+      'warning',
+      'HADES_ERR_RULE_LIST_AS_VALUE',
+      source.file,
+      where,
+      `'${list.name}' is compared as the text '${list.name}', not as the list of that name (${list.file.name}): write ${meant} to test its items, or quote the value to mean the text`,
+    );
+  }
+
   private addMacro(file: YamlFile, name: string, text: string): void {
     const located = { file, path: ['macros', name] };
     const first = this.macros.get(name);
@@ -411,6 +465,10 @@ class Loader {
       for (const issue of issues) invalid(issue.message, [...path, ...issue.path], issue.key, issue.suggestion);
       // An override with a schema problem is not applied; its other parts are still checked (applyOverrides).
       this.overrides.push({ ...located, entry: entry as OverrideEntry, problems: issues.map((i) => i.target) });
+      // Its samples run against the rule it names, with the rule's own (runSamples); not those of an
+      // override that is not applied, which would fail for that reason alone.
+      const { samples } = entry as OverrideEntry;
+      if (samples && id !== undefined && issues.length === 0) this.samples.push(collectSamples(file.name, path, id, samples, (p, key) => file.at(p, key)));
       return;
     }
     this.rulesWritten++;
@@ -1091,8 +1149,10 @@ class Loader {
     // The macros no rule uses, taken before they are checked below (which counts the macros they
     // use): a macro that only an unused macro uses is unused too, whatever the order of definition.
     const unusedMacros = [...this.macros.values()].filter((m) => m.uses === 0);
+    const mentioned = new Set(unusedMacros.filter((m) => m.mentioned === true));
     for (const m of unusedMacros) {
-      this.report('warning', 'HADES_ERR_RULE_UNUSED_MACRO', m.file.name, m.file.at(m.path, true), `macro '${m.name}' is not used by any rule`, { rule: m.name });
+      // Named by a rule whose condition failed before reaching it: used, once the rule is fixed.
+      if (!mentioned.has(m)) this.report('warning', 'HADES_ERR_RULE_UNUSED_MACRO', m.file.name, m.file.at(m.path, true), `macro '${m.name}' is not used by any rule`, { rule: m.name });
       // Still checked, so its errors show before someone uses it (unless the check of another
       // unused macro already resolved it). Its own errors are kept with it and reported below; a
       // condition too complex is one of the macro's here, as it stands alone.
@@ -1103,7 +1163,7 @@ class Loader {
       if (m.error) this.reportCompile(m.error, m, m.name);
     }
     for (const l of this.lists.values()) {
-      if (l.uses === 0) this.report('warning', 'HADES_ERR_RULE_UNUSED_LIST', l.file.name, l.file.at(l.path, true), `list '${l.name}' is not used by any rule or macro`, { rule: l.name });
+      if (l.uses === 0 && l.mentioned !== true) this.report('warning', 'HADES_ERR_RULE_UNUSED_LIST', l.file.name, l.file.at(l.path, true), `list '${l.name}' is not used by any rule or macro`, { rule: l.name });
     }
     // A second macro of a name is checked as if it were the one of its name (the macros it
     // uses are the loaded ones), after the unused ones are counted: it uses nothing for real.

@@ -89,6 +89,11 @@ export interface TextSource {
   readonly file: string;
   readonly text: string;
   locate(offset: number): Position;
+  /**
+   * The comment YAML took off the end of a plain value (`a contains " #x"` is `a contains "`
+   * and the comment `#x"`): a syntax error of the text is most likely that cut.
+   */
+  readonly cutComment?: string;
 }
 
 /** A source for text that is not inside a file (tests, programmatic rules). */

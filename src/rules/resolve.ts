@@ -123,6 +123,11 @@ export interface MacroDef extends MacroResolution {
    */
   withinAncestor?: MacroResolution;
   uses: number;
+  /**
+   * Named by a condition that failed before resolving it (or by a macro such a condition names):
+   * not reported unused, as the rule does use it once it is corrected.
+   */
+  mentioned?: boolean;
 }
 
 export interface ListItem {
@@ -135,6 +140,8 @@ export interface ListDef {
   readonly name: string;
   readonly items: readonly ListItem[];
   uses: number;
+  /** Named by a condition that failed before resolving it (see MacroDef.mentioned). */
+  mentioned?: boolean;
 }
 
 export interface Scope {
@@ -145,6 +152,11 @@ export interface Scope {
    * true when only a later file defines the list (the scope reports it). Absent: it never does.
    */
   readonly definedLater?: (list: ListDef, source: TextSource, offset: number) => boolean;
+  /**
+   * Told of an unquoted value that names a list, after an operator that takes it as one value
+   * (`process.name = shells`): it is compared as that text, which is seldom what was meant.
+   */
+  readonly listNameAsValue?: (list: ListDef, field: string, op: string, source: TextSource, offset: number) => void;
 }
 
 const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, false: false };
@@ -175,7 +187,53 @@ export class Resolver {
     this.maxNodes = sized ? MAX_EXPANDED_NODES : Infinity;
     this.maxValues = sized ? MAX_EXPANDED_VALUES : Infinity;
     this.fieldScope = 'event';
-    return this.walk(expr);
+    try {
+      return this.walk(expr);
+    } catch (error) {
+      // The walk stopped at the first problem: the macros and lists named after it (or inside
+      // the macros it names) were never reached, yet the condition uses them.
+      if (error instanceof RuleCompileError) this.mention(expr, new Set());
+      throw error;
+    }
+  }
+
+  /** Marks every macro and list `expr` names, through the macros it names, as mentioned. */
+  private mention(expr: Expr, seen: Set<string>): void {
+    switch (expr.kind) {
+      case 'and':
+      case 'or':
+        for (const e of expr.items) this.mention(e, seen);
+        return;
+      case 'not':
+      case 'ancestor':
+        this.mention(expr.expr, seen);
+        return;
+      case 'macro': {
+        const def = this.scope.macros.get(expr.name);
+        if (!def || seen.has(expr.name)) return;
+        seen.add(expr.name);
+        def.mentioned = true;
+        try {
+          def.parsed ??= parseCondition(def.source);
+        } catch {
+          return; // its syntax error is reported with the macro
+        }
+        this.mention(def.parsed, seen);
+        return;
+      }
+      case 'cmp': {
+        const v = expr.value;
+        const names = v.kind === 'listref' ? [v.name] : v.kind === 'list' ? v.items.filter((i) => !i.quoted).map((i) => i.text) : [];
+        for (const name of names) {
+          const list = this.scope.lists.get(name);
+          if (list) list.mentioned = true;
+        }
+        return;
+      }
+      case 'exists':
+      case 'const':
+        return;
+    }
   }
 
   private walk(expr: Expr): RExpr {
@@ -364,6 +422,10 @@ export class Resolver {
     const field = this.field(expr.field, source, expr.offset);
     const info = field.info;
     const items = this.items(expr.value, source);
+    if (expr.value.kind === 'scalar' && !expr.value.quoted) {
+      const list = this.scope.lists.get(expr.value.text);
+      if (list) this.scope.listNameAsValue?.(list, expr.field, op.text, source, expr.value.offset);
+    }
     if (items.length === 0) {
       // An empty named list: `x in empty` is false, `x != ...` true.
       return { kind: 'const', value: op.negate };

@@ -260,7 +260,9 @@ function runSample(ruleSet: RuleSet, rs: RuleSamples, sample: Sample): SampleRes
  */
 export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): SamplesReport {
   const problems: RuleProblem[] = [];
-  const byRule = new Map(samples.map((s) => [s.rule, s]));
+  // A rule's own samples, then those of the overrides that name it (each group with its file).
+  const byRule = new Map<string, RuleSamples[]>();
+  for (const s of samples) byRule.set(s.rule, [...(byRule.get(s.rule) ?? []), s]);
   const reports: RuleSampleReport[] = [];
   const ids = [...ruleSet.rules.map((r) => r.id), ...samples.map((s) => s.rule).filter((id) => !ruleSet.rule(id))];
   let total = 0;
@@ -268,18 +270,20 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
   let failed = 0;
   for (const id of new Set(ids)) {
     const info = ruleSet.rule(id);
-    const rs = byRule.get(id);
-    const file = info?.file ?? rs?.file ?? '';
-    const line = rs?.line ?? info?.line ?? 1;
-    const counts = { samples: rs?.samples.length ?? 0, passed: 0, failed: 0 };
+    const groups = byRule.get(id) ?? [];
+    const pairs = groups.flatMap((rs) => rs.samples.map((s) => [rs, s] as const));
+    const own = groups.find((rs) => rs.file === info?.file) ?? groups[0];
+    const file = info?.file ?? own?.file ?? '';
+    const line = (own?.file === file ? own.line : undefined) ?? info?.line ?? 1;
+    const counts = { samples: pairs.length, passed: 0, failed: 0 };
     const report = (status: RuleSampleStatus, results: readonly SampleResult[] = []) => reports.push({ rule: id, file, line, status, ...counts, results });
     if (!info) {
       // Its sample events are still checked: their faults are the rule's own, to fix in the same run.
-      if (rs) problems.push(...rs.samples.flatMap((s) => sampleProblems(rs, s)));
+      problems.push(...pairs.flatMap(([rs, s]) => sampleProblems(rs, s)));
       report('not_loaded');
       continue;
     }
-    const missing = (['match', 'no_match'] as const).filter((k) => !rs?.samples.some((s) => s.expect === k));
+    const missing = (['match', 'no_match'] as const).filter((k) => !pairs.some(([, s]) => s.expect === k));
     if (missing.length > 0) {
       problems.push({
         code: 'HADES_ERR_RULE_SAMPLE_MISSING',
@@ -291,12 +295,12 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
         rule: id,
       });
     }
-    if (!rs || rs.samples.length === 0) {
+    if (pairs.length === 0) {
       report('untested');
       continue;
     }
-    total += rs.samples.length;
-    const results = rs.samples.map((s): SampleResult | undefined => {
+    total += pairs.length;
+    const results = pairs.map(([rs, s]): SampleResult | undefined => {
       const faults = sampleProblems(rs, s);
       if (faults.length === 0) return info.enabled ? runSample(ruleSet, rs, s) : undefined;
       problems.push(...faults);
@@ -314,7 +318,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
           file: r.file,
           line: r.line,
           column: r.column,
-          message: `rule '${id}', ${r.expect} sample ${r.index + 1}: ${r.reason ?? 'failed'}`,
+          message: `rule '${id}', ${r.expect} sample ${r.index + 1}${r.file === file ? '' : ` of the override in ${r.file}`}: ${r.reason ?? 'failed'}`,
           rule: id,
         });
       }

@@ -117,6 +117,8 @@ export type ThresholdEntry = Static<typeof ThresholdSchema>;
 export const OverrideSchema = Type.Object(
   {
     override: Id,
+    /** Events the overridden rule must match and must not, as it stands after the overrides (a site's exceptions proved). */
+    samples: Type.Optional(SamplesSchema),
     append: Type.Optional(
       Type.Object({ condition: Type.Optional(Text(65_536)), exceptions: Type.Optional(Exceptions), output: Type.Optional(Text(4096)), tags: Type.Optional(Tags) }, closed),
     ),

@@ -161,9 +161,12 @@ export class YamlFile {
       out.push(at[j] ?? end);
       return out;
     };
+    // A plain value ends where ' #' starts a comment on its line: keep the comment for problems.
+    const comment = type === Scalar.PLAIN ? /^[ \t]+(#[^\n]*)/.exec(this.text.slice(end, this.text.indexOf('\n', end) < 0 ? undefined : this.text.indexOf('\n', end)))?.[1] : undefined;
     return {
       file,
       text: value,
+      ...(comment !== undefined ? { cutComment: comment } : {}),
       locate: (offset) => {
         map ??= align();
         return this.position(map[Math.max(0, Math.min(offset, map.length - 1))]!);

@@ -30,6 +30,29 @@ describe('rule compiler: YAML and schema', () => {
     expectProblem('rules:\n  - id: r\n    id: s\n', 'HADES_ERR_RULE_YAML', 3, 5, /unique/);
   });
 
+  it('explains the usual YAML mistakes of rule files, one problem per line', () => {
+    // A key indented one column less than its siblings: the parser says three things of line 4.
+    const under = problemsOf('rules:\n  - id: r\n    title: T\n   severity: low\n    condition: process.name = x\n');
+    assert.deepEqual(under.map((p) => [p.code, p.line, p.column]), [['HADES_ERR_RULE_YAML', 4, 1]], under.map(formatProblem).join('\n'));
+    assert.match(under[0]!.message, /check the indentation/);
+    // ': ' in a plain condition.
+    expectProblem(rule('event.action = exec and process.name: x'), 'HADES_ERR_RULE_YAML', 5, 16, /a plain value cannot hold ': ' \(quote it, or write a condition as a block after '>'\)/);
+    // A condition that starts with a quoted string.
+    expectProblem(rule('"event.action = exec" and process.name = x'), 'HADES_ERR_RULE_YAML', 5, 38, /starts with a quote ends at the closing quote/);
+    // Mis-indented under a mapping key.
+    expectProblem('rules:\n  - id: r\n    title: T\n  severity: low\n', 'HADES_ERR_RULE_YAML', 4, 1, /check the indentation/);
+  });
+
+  it("names the YAML comment that cut a plain condition short when its syntax fails", () => {
+    // ' #' in a plain value starts a comment: the condition YAML gives is `... contains "`.
+    expectProblem(rule('event.action = exec and process.command_line contains " #" and process.name = bash'), 'HADES_ERR_RULE_SYNTAX', 5, 70, /unterminated string.*\(YAML read '#" and process.name = bash' as a comment, which ends a plain value/);
+    const macro = problemsOf('macros:\n  m: process.name in (a, #b)\n');
+    assert.match(macro.find((p) => p.code === 'HADES_ERR_RULE_SYNTAX')?.message ?? '', /YAML read '#b\)' as a comment/);
+    // A comment after a condition that parses is a comment; quoted or block values are not cut.
+    assert.deepEqual(problemsOf(rule('event.action = exec and process.name = bash  # shells only', '    samples: {match: [{event: {action: exec}, process: {name: bash}}], no_match: [{event: {action: exec}, process: {name: sh}}]}\n')), []);
+    assert.doesNotMatch(expectProblem(rule('"event.action = exec and process.name = (a, " # b'), 'HADES_ERR_RULE_SYNTAX', 5, 60).message, /YAML read/);
+  });
+
   it('refuses a file that is too large', () => {
     const [p] = problemsOf('#'.repeat(MAX_RULE_FILE_BYTES + 1));
     assert.equal(p?.code, 'HADES_ERR_RULE_TOO_LARGE');
@@ -331,6 +354,39 @@ describe('rule compiler: warnings', () => {
       const unused = problems.filter((p) => p.code === 'HADES_ERR_RULE_UNUSED_MACRO').map((p) => p.rule).sort();
       assert.deepEqual(unused, ['m1', 'm2'], macros);
     }
+  });
+
+  it('does not call unused the macros and lists of a condition that failed before reaching them', () => {
+    // The condition stops at its unknown field: m, m's own macro and the lists are never
+    // resolved, yet the rule uses them; "not used by any rule" would have them deleted.
+    const text = `lists:\n  l1: [a]\n  l2: [b]\nmacros:\n  m: inner and process.name in l2\n  inner: host.name = h\n  lonely: process.name = z\n${rule('process.nme = y and m and process.name in (l1, c)')}`;
+    const problems = problemsOf(text);
+    assert.deepEqual(
+      problems.map((p) => `${p.code} ${p.rule ?? ''}`).sort(),
+      ['HADES_ERR_RULE_UNKNOWN_FIELD r', 'HADES_ERR_RULE_UNUSED_MACRO lonely'],
+      problems.map(formatProblem).join('\n'),
+    );
+    // The same in a sequence's step, and through a broken macro.
+    const seq = `macros:\n  broken: process.nme = x and helper\n  helper: host.name = h\nrules:\n  - id: s\n    type: sequence\n    title: T\n    severity: low\n    within: 1m\n    steps:\n      - condition: broken\n      - condition: process.name = y\n`;
+    assert.deepEqual(problemsOf(seq).filter((p) => p.code.startsWith('HADES_ERR_RULE_UNUSED')), []);
+  });
+
+  it('warns when a list name is compared as text by an operator that takes one value', () => {
+    const lists = 'lists:\n  tools: [curl, wget]\n';
+    const p = expectProblem(`${lists}${rule('process.name = tools')}`, 'HADES_ERR_RULE_LIST_AS_VALUE', 7, 31, /'tools' is compared as the text 'tools'.*'process.name in tools'/, 'warning');
+    assert.equal(p.file, 'f.yaml');
+    expectProblem(`${lists}${rule('process.name i!= tools')}`, 'HADES_ERR_RULE_LIST_AS_VALUE', 7, 33, /'not process.name iin tools'/, 'warning');
+    expectProblem(`${lists}${rule('process.command_line contains tools')}`, 'HADES_ERR_RULE_LIST_AS_VALUE', 7, 46, /'process.command_line contains \(tools\)'/, 'warning');
+    // Still loaded, and compared as the text it is.
+    const { ruleSet } = loadRules([{ name: 'f.yaml', text: `${lists}${rule('process.name = tools')}` }]);
+    assert.deepEqual(ruleSet.match({ ...exampleEvent('exec'), process: { pid: 1, entity_id: 'x', name: 'tools' } }).map((m) => m.rule.id), ['r']);
+    // Quoted, in a list, or after in: what was meant, no warning.
+    for (const condition of ['process.name = "tools"', 'process.name in tools', 'process.name = (tools)', 'process.name = (other, "tools")']) {
+      assert.deepEqual(problemsOf(`${lists}${rule(condition)}`).filter((x) => x.code === 'HADES_ERR_RULE_LIST_AS_VALUE'), [], condition);
+    }
+    // A list that only a later folder defines cannot be what the rule meant.
+    const later = loadRules([{ name: 'pack/a.yaml', text: rule('process.name = tools') }, { name: 'site/b.yaml', text: `${lists}macros:\n  m: process.name in tools\n` }]).problems;
+    assert.deepEqual(later.filter((x) => x.code === 'HADES_ERR_RULE_LIST_AS_VALUE'), []);
   });
 
   it('still checks an unused macro', () => {

@@ -317,5 +317,11 @@ describe('default rule pack: the exceptions a site extends (rules/README.md)', (
     assert.ok(firedWith(site, shadowRead('/tmp/acme-sync', ['/tmp/acme-sync'])).includes(rule));
     // The pack's own exceptions are kept.
     assert.ok(!firedWith(site, shadowRead('/opt/puppetlabs/puppet/bin/ruby', ['/opt/puppetlabs/puppet/bin/ruby', '/opt/puppetlabs/puppet/bin/puppet', 'agent'])).includes(rule));
+    // The site file's own samples run with the rule's, and pass.
+    const loaded = withSite.get(site)!;
+    const report = runSamples(loaded.ruleSet, loaded.samples);
+    assert.equal(report.ok, true, report.problems.map(formatProblem).join('\n'));
+    const own = loaded.samples.filter((s) => s.file === 'local/site.yaml');
+    assert.deepEqual(own.map((s) => [s.rule, s.samples.map((x) => x.expect).join(' ')]), [[rule, 'match no_match no_match']]);
   });
 });

@@ -211,6 +211,72 @@ rules:
   });
 });
 
+describe('rule samples: of overrides', () => {
+  const pack = {
+    name: 'pack/exec.yaml',
+    text: `rules:
+  - id: tmp_exec
+    title: Program run from /tmp
+    severity: medium
+    condition: event.action = exec and process.executable startswith /tmp/
+    exceptions:
+      - name: build_caches
+        field: process.executable
+        operator: glob
+        values: ["/tmp/go-build*"]
+    samples:
+      match: [{event: {action: exec}, process: {executable: /tmp/x}}]
+      no_match: [{event: {action: exec}, process: {executable: /tmp/go-build1/a}}]
+`,
+  };
+  const site = (samples: string) => ({
+    name: 'site/local.yaml',
+    text: `rules:
+  - override: tmp_exec
+    append:
+      exceptions:
+        - name: build_caches
+          values: ["/tmp/acme-ci-*"]
+    samples:
+${samples}`,
+  });
+
+  it("runs an override's samples against the rule as overridden, with the rule's own", () => {
+    const { ruleSet, problems, samples } = loadRules([pack, site('      no_match: [{event: {action: exec}, process: {executable: /tmp/acme-ci-7/run}}]\n      match: [{event: {action: exec}, process: {executable: /tmp/acme-ci}}]\n')]);
+    assert.deepEqual(problems.map(formatProblem), []);
+    const report = runSamples(ruleSet, samples);
+    assert.equal(report.ok, true, report.problems.map(formatProblem).join('\n'));
+    assert.deepEqual([report.samples, report.passed, report.failed], [4, 4, 0]);
+    assert.deepEqual(
+      report.rules.map((r) => [r.rule, r.status, r.file, r.samples]),
+      [['tmp_exec', 'passed', 'pack/exec.yaml', 4]],
+    );
+  });
+
+  it("reports a failing or invalid sample of an override at the override's file and line", () => {
+    const { ruleSet, samples } = loadRules([pack, site('      no_match:\n        - {event: {action: exec}, process: {executable: /tmp/acme-cd-7/run}}\n        - {event: {action: exec}, process: {exe: /tmp/x}}\n')]);
+    const report = runSamples(ruleSet, samples);
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.problems.map((p) => [p.code, p.file, p.line, p.column]),
+      [
+        ['HADES_ERR_RULE_SAMPLE_INVALID', 'site/local.yaml', 10, 45],
+        ['HADES_ERR_RULE_SAMPLE_FAILED', 'site/local.yaml', 9, 11],
+      ],
+      report.problems.map(formatProblem).join('\n'),
+    );
+    assert.match(report.problems[1]!.message, /rule 'tmp_exec', no_match sample 1 of the override in site\/local\.yaml: expected no match, got one/);
+  });
+
+  it('counts the samples of an override for a rule that has none of its own', () => {
+    const bare = { name: 'pack/exec.yaml', text: pack.text.replace(/ {4}samples:[^]*$/, '') };
+    const { ruleSet, samples } = loadRules([bare, site('      match: [{event: {action: exec}, process: {executable: /tmp/x}}]\n')]);
+    const report = runSamples(ruleSet, samples);
+    assert.deepEqual(report.problems.map((p) => [p.code, p.file, p.message]), [['HADES_ERR_RULE_SAMPLE_MISSING', 'pack/exec.yaml', "rule 'tmp_exec' has no no_match sample"]]);
+    assert.deepEqual([report.samples, report.passed], [1, 1]);
+  });
+});
+
 describe('rule samples: checked against the event schema', () => {
   const rule = (samples: string) => `rules:\n  - id: r\n    title: T\n    severity: low\n    condition: event.action = exec and process.name = curl\n    samples:\n${samples}`;
 

@@ -227,6 +227,9 @@ describe('sigma correlations: what Hades refuses, and why', () => {
   it('malformed correlations: type, timespan, condition', () => {
     assert.equal(refused('type: sometimes\nrules: recon_whoami\ntimespan: 1m').reasons[0]!.code, 'HADES_ERR_SIGMA_INVALID');
     assert.equal(refused('type: event_count\nrules: recon_whoami\ntimespan: 1 hour\ncondition:\n    gte: 2').reasons[0]!.detail, 'timespan');
+    // A correlation without a window says so, rather than showing 'got undefined'.
+    const missing = refused('type: event_count\nrules: recon_whoami\ncondition:\n    gte: 2').reasons.find((r) => r.detail === 'timespan');
+    assert.match(missing?.message ?? '', /^'correlation.timespan' is missing: a correlation needs its window/);
     assert.equal(refused('type: event_count\nrules: recon_whoami\ntimespan: 1m').reasons[0]!.detail, 'condition');
     assert.equal(refused('type: event_count\nrules: []\ntimespan: 1m').reasons[0]!.detail, 'rules');
   });

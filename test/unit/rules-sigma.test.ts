@@ -268,7 +268,10 @@ describe('sigma: values and modifiers', () => {
     for (const mod of ['fieldref', 'expand', 'hour', 'frobnicate']) {
       const e = unsupported(rule(`selection:\n    CommandLine|${mod}: 'x'\ncondition: selection`));
       assert.deepEqual(e.reasons.map((r) => [r.code, r.detail]), [['HADES_ERR_SIGMA_MODIFIER', mod]], mod);
-    }
+    }    // A typing slip of a modifier Sigma defines is named; farther ones are not guessed at.
+    const slip = unsupported(rule("selection:\n    CommandLine|containz: 'x'\ncondition: selection"));
+    assert.match(slip.reasons[0]!.message, /modifier 'containz', which Sigma does not define; did you mean 'contains'\?$/);
+    assert.doesNotMatch(unsupported(rule("selection:\n    CommandLine|frobnicate: 'x'\ncondition: selection")).reasons[0]!.message, /did you mean/);
   });
 });
 
@@ -363,6 +366,12 @@ describe('sigma: log sources and fields', () => {
       ],
     );
     // The working directory is only known at exec: file events do not carry it.
+    // Sysmon fields without an equivalent get no suggestion (LogonGuid is not LogonId); a typing
+    // slip of a mapped field does.
+    assert.ok(e.reasons.every((r) => !r.message.includes('did you mean')));
+    assert.doesNotMatch(unsupported(rule("selection:\n    LogonGuid: 'x'\ncondition: selection")).reasons[0]!.message, /did you mean/);
+    assert.match(unsupported(rule("selection:\n    CommandLien|contains: 'x'\ncondition: selection")).reasons[0]!.message, /; did you mean 'CommandLine'\?$/);
+    assert.match(unsupported(rule("selection:\n    DestinationPrt: 22\ncondition: selection", { category: 'network_connection' })).reasons[0]!.message, /did you mean 'DestinationPort'/);
     const file = unsupported(rule("selection:\n    CurrentDirectory: '/tmp'\ncondition: selection", { category: 'file_event' }));
     assert.deepEqual(codes(file), ['HADES_ERR_SIGMA_FIELD']);
   });

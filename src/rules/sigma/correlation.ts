@@ -97,7 +97,8 @@ export function convertCorrelation(doc: SigmaDocument, scope: CorrelationScope):
   }
   const timespan = c['timespan'];
   const span = typeof timespan === 'string' ? /^(\d+)([smhd])$/.exec(timespan) : null;
-  if (!span || Number(span[1]) === 0) issues.push(invalid('timespan', `'correlation.timespan' must be a number and a unit s, m, h or d, such as 90m (got ${JSON.stringify(timespan)})`));
+  if (timespan === undefined) issues.push(invalid('timespan', `'correlation.timespan' is missing: a correlation needs its window, a number and a unit s, m, h or d, such as 90m`));
+  else if (!span || Number(span[1]) === 0) issues.push(invalid('timespan', `'correlation.timespan' must be a number and a unit s, m, h or d, such as 90m (got ${JSON.stringify(timespan)})`));
   const groupBy = c['group-by'] === undefined ? [] : strings(c['group-by']);
   if (!groupBy) issues.push(invalid('group-by', "'correlation.group-by' must be a field or a list of fields"));
   const aliases = c['aliases'] === undefined ? {} : c['aliases'];

@@ -9,6 +9,7 @@
 import type { ErrorCode } from '../../common/errors.js';
 import { HadesError } from '../../common/errors.js';
 import { fieldInfo } from '../fields.js';
+import { didYouMean } from '../suggest.js';
 import { identifiersOf, parseSigmaCondition, type SigmaCondition } from './condition.js';
 import { and, cmp, FALSE, not, or, text, TRUE, type HExpr, type HValue } from './expr.js';
 import { own } from './document.js';
@@ -46,6 +47,25 @@ const MATCHES = new Set<string>(['contains', 'startswith', 'endswith', 're', 'ci
 const TRANSFORMS = new Set<string>(['windash', 'base64', 'base64offset', 'utf16le', 'utf16be', 'utf16', 'wide']);
 const RE_FLAGS: Readonly<Record<string, 'i' | 'm' | 's'>> = { i: 'i', ignorecase: 'i', m: 'm', multiline: 'm', s: 's', dotall: 's' };
 const TIME_PARTS = new Set(['minute', 'hour', 'day', 'week', 'month', 'year']);
+
+/** Whether `a` and `b` differ by one typing slip: a character changed, added or left out, or two neighbours swapped. */
+function oneSlip(a: string, b: string): boolean {
+  if (a === b || Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (a[i] === b[i]) i++;
+  if (a.length === b.length) return a.slice(i + 1) === b.slice(i + 1) || (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2));
+  return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
+}
+
+/**
+ * The one of `candidates` that `name` is a typing slip of: farther ones are more often other
+ * fields (Sysmon's LogonGuid is not LogonId), which a suggestion would mislead.
+ */
+function slipOf(name: string, candidates: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase();
+  for (const c of candidates) if (oneSlip(lower, c.toLowerCase())) return c;
+  return undefined;
+}
 
 /** Collects issues and the lists a rule's conditions spill long value lists into. */
 export class DetectionContext {
@@ -113,7 +133,11 @@ function parseModifiers(ctx: DetectionContext, field: string, names: readonly st
       if (m === 'fieldref') ctx.issue('HADES_ERR_SIGMA_MODIFIER', 'fieldref', `'${field}|fieldref' compares two fields of the event; Hades conditions compare a field with values only`);
       else if (m === 'expand') ctx.issue('HADES_ERR_SIGMA_MODIFIER', 'expand', `'${field}|expand' needs placeholders (%name%) replaced by a processing pipeline, which Hades does not have`);
       else if (TIME_PARTS.has(m)) ctx.issue('HADES_ERR_SIGMA_MODIFIER', m, `'${field}|${m}' extracts a part of a date; Hades conditions do not compare parts of dates`);
-      else ctx.issue('HADES_ERR_SIGMA_MODIFIER', m, `'${field}' has the modifier '${raw}', which Sigma does not define${own(RE_FLAGS, m) ? ` except after 're'` : ''}`);
+      else {
+        const known = [...MATCHES, ...TRANSFORMS, 'all', 'cased', 'neq', 'fieldref', 'expand'];
+        const suggestion = own(RE_FLAGS, m) ? undefined : slipOf(m, known);
+        ctx.issue('HADES_ERR_SIGMA_MODIFIER', m, `'${field}' has the modifier '${raw}', which Sigma does not define${own(RE_FLAGS, m) ? ` except after 're'` : didYouMean(suggestion)}`);
+      }
     }
   }
   if (ok && mods.transforms.length > 0 && mods.match !== 'eq' && mods.match !== 'contains' && mods.match !== 'startswith' && mods.match !== 'endswith') {
@@ -237,7 +261,12 @@ function fieldEntry(ctx: DetectionContext, key: string, raw: unknown): HExpr {
   const mods = parseModifiers(ctx, name, modNames);
   const mapping = mapField(ctx.spec, name);
   if (!mapping) {
-    return ctx.issue('HADES_ERR_SIGMA_FIELD', name, `the field '${name}' has no equivalent in Hades' ${ctx.spec.actions.join(' and ')} events (docs/sigma.md lists the fields of ${ctx.spec.category})`);
+    const suggestion = slipOf(name, Object.keys(ctx.spec.fields));
+    return ctx.issue(
+      'HADES_ERR_SIGMA_FIELD',
+      name,
+      `the field '${name}' has no equivalent in Hades' ${ctx.spec.actions.join(' and ')} events (docs/sigma.md lists the fields of ${ctx.spec.category})${didYouMean(suggestion)}`,
+    );
   }
   if (!carriedBy(ctx.spec, mapping.target)) {
     return ctx.issue('HADES_ERR_SIGMA_FIELD', name, `'${name}' maps to '${mapping.target}', which not every ${ctx.spec.actions.join(' and ')} event carries`);
