@@ -46,6 +46,7 @@ export const groups: Readonly<Record<string, string>> = {
   alerts: 'Alerts raised by the rule engine',
   tokens: 'API tokens for people and scripts, each with a role (admin, analyst, read-only)',
   'server token': 'One-time enrollment tokens for agents',
+  'server ca': 'The server\'s certificate authority: its rotation (a CA near its end, or a key that may have leaked)',
   rules: 'Rule packs: test them, import Sigma rules',
   yara: 'YARA scanning',
 };
@@ -126,6 +127,24 @@ export const commands: readonly CommandSpec[] = [
     summary: 'Create a one-time enrollment token for an agent, with what its configuration needs',
     define: (c) => apiOptions(c).option('--ttl <duration>', 'how long the token is valid: 30m, 1h, 7d', '1h').option('--group <group>', 'the group the agent joins').option('--json', 'print JSON'),
     run: lazy(serverCommands, (m) => m.tokenCreate),
+  },
+  {
+    name: 'server ca status',
+    summary: 'Show the server\'s CAs (in use, new during a rotation, retired) and how many agents hold a certificate of each',
+    define: (c) => apiOptions(c).option('--json', 'print the status as JSON'),
+    run: lazy(serverCommands, (m) => m.caStatus),
+  },
+  {
+    name: 'server ca rotate',
+    summary: 'Start a CA rotation: a new CA beside the old one; agents are sent both and renew under the new one by themselves (admin role)',
+    define: (c) => apiOptions(c).option('--json', 'print the answer as JSON'),
+    run: lazy(serverCommands, (m) => m.caRotate),
+  },
+  {
+    name: 'server ca retire-old',
+    summary: 'End a CA rotation: trust the new CA only and present a server certificate of it; refused while agents are still on the old CA, unless --force (admin role)',
+    define: (c) => apiOptions(c).option('--force', 'retire even with agents still on the old CA: they are refused from then on and must be enrolled again').option('--json', 'print the answer as JSON'),
+    run: lazy(serverCommands, (m) => m.caRetireOld),
   },
   {
     name: 'agents list',

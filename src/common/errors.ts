@@ -264,6 +264,36 @@ export const errorCatalog = {
     summary: 'A certificate authority or certificate could not be created, read or used: the server\'s own (its data folder), or, at enrollment, the CA a server answered with (not a certificate, or not the one the token names).',
     remedy: 'On the server, check the data folder (files readable by the server only; the message names the file). At enrollment, check that the address is the Hades server the token came from.',
   },
+  HADES_ERR_CA_FILE_INVALID: {
+    kind: 'environment',
+    summary: 'A CA file in the server\'s data folder (`pki/ca.pem`, `ca.key`, the new CA of a rotation `ca-next.pem` and `ca-next.key`, or the retired CAs `ca-retired.pem`) is missing its pair, does not parse, is not a CA, or does not match its key; the server does not start.',
+    remedy: 'Restore the files named in the message from a backup of the data folder; never replace a CA that enrolled agents hold certificates of with a new one by hand (`hades server ca rotate` does it without losing them).',
+  },
+  HADES_ERR_CA_ROTATION_IN_PROGRESS: {
+    kind: 'input',
+    summary: 'A CA rotation was asked while one is in progress: a new CA exists beside the old one and the old one is not retired yet.',
+    remedy: 'Watch the fleet move with `hades server ca status`, then `hades server ca retire-old`; a second rotation can start after that.',
+  },
+  HADES_ERR_CA_NOTHING_TO_RETIRE: {
+    kind: 'input',
+    summary: 'Retiring the old CA was asked, but no rotation is in progress: the server has one CA.',
+    remedy: 'Start a rotation first with `hades server ca rotate`; `hades server ca status` shows the CAs.',
+  },
+  HADES_ERR_CA_AGENTS_REMAIN: {
+    kind: 'input',
+    summary: 'The old CA is not retired: enrolled agents (not revoked) still hold a certificate it issued, and would be refused once it is.',
+    remedy: 'Wait until `hades server ca status` shows none left (connected agents renew within their renew_jitter_s; offline ones when they next connect), or retire with `--force` and enroll the agents left behind again.',
+  },
+  HADES_ERR_CA_RETIRED: {
+    kind: 'input',
+    summary: 'An agent connected with a certificate issued by a CA the server has retired (`hades server ca retire-old`, forced while the agent was still on it): it is refused.',
+    remedy: 'Enroll the agent again: stop it, move the `identity` folder out of its data folder (`agent.data_dir`) and start it with a fresh token (`hades server token create`) in `outputs.server.token`.',
+  },
+  HADES_ERR_SERVER_CA_UNTRUSTED: {
+    kind: 'environment',
+    summary: 'The agent does not trust the certificate the server presented: it is issued by a CA the agent does not know, most often because the server\'s CA was rotated and the old one retired while this agent was offline.',
+    remedy: 'If the server\'s CA was rotated (`hades server ca status` on the server), enroll the agent again: stop it, move the `identity` folder out of its data folder and start it with a fresh token; otherwise check that the address is the Hades server this agent enrolled with.',
+  },
   HADES_ERR_ENROLL_TOKEN_INVALID: {
     kind: 'input',
     summary: 'The enrollment token is unknown or malformed.',

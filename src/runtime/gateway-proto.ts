@@ -57,6 +57,8 @@ export interface ServerMessage {
   renew?: RenewResponseMessage;
   /** The server asks the agent to renew its certificate now. */
   renew_now?: { reason: string };
+  /** The CAs to trust from now on (PEM each), and which one issues agent certificates (CA rotation). */
+  trust?: { ca: string[]; issuing_sha256: string };
   body?: string;
 }
 

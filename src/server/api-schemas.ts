@@ -196,3 +196,34 @@ export type BodiesMatchSchemas = [
   Holds<Same<Static<typeof CommentSchema>, AlertComment>>,
   Holds<Same<Static<typeof SuppressionSchema>, Suppression>>,
 ];
+
+// --- the CA (rotation) ---------------------------------------------------------------------
+
+export const CaSchema = Type.Object({
+  state: literals(['current', 'old', 'new', 'retired'] as const),
+  subject: Type.String(),
+  sha256: Type.String({ description: 'SHA-256 of the CA certificate (hex): what enrollment pins.' }),
+  not_before: Time(),
+  not_after: Time(),
+  agents: Type.Integer({ description: 'Agents (not revoked) whose certificate in use this CA issued.' }),
+});
+export const CaStatusBody = Type.Object({
+  rotation: literals(['none', 'in-progress'] as const),
+  issuing_sha256: Type.String({ description: 'The CA that issues agent certificates (enrollments and renewals): the new one during a rotation.' }),
+  server_certificate_ca_sha256: Type.String({ description: 'The CA the server certificate chains to (the old one until it is retired).' }),
+  cas: Type.Array(CaSchema, { description: 'The CA in use first (`current`, or `old` during a rotation), then the new one, then those retired.' }),
+  agents_on_old: Type.Optional(Type.Array(Type.String(), { description: 'During a rotation: up to 100 ids of agents still on the old CA.' })),
+});
+export const CaRotateBody = Type.Object({
+  ca: CaSchema,
+  agents_on_old: Type.Integer({ description: 'Agents (not revoked) on the old CA, which move as they renew.' }),
+  notified: Type.Integer({ description: 'Connected agents sent the CAs to trust now (the others when they next connect).' }),
+});
+export const CaRetireBody = Type.Object({
+  retired: CaSchema,
+  ca_sha256: Type.String({ description: 'The CA in use from now on (the server certificate chains to it).' }),
+  forced: Type.Boolean(),
+  agents_left_behind: Type.Integer({ description: 'Agents (not revoked) still on the retired CA: refused from now on (HADES_ERR_CA_RETIRED), to be enrolled again.' }),
+  notified: Type.Integer(),
+  disconnected: Type.Integer({ description: 'Connected agents on the retired CA whose streams were ended.' }),
+});

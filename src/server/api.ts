@@ -46,6 +46,9 @@ import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
 export type Role = 'admin' | 'analyst' | 'read-only';
+export type CaStatusBody = Static<typeof Answers.CaStatusBody>;
+export type CaRotateBody = Static<typeof Answers.CaRotateBody>;
+export type CaRetireBody = Static<typeof Answers.CaRetireBody>;
 /** The longest suppression an analyst may create (an admin's: 365 days). */
 export const ANALYST_SUPPRESSION_MAX_DAYS = 30;
 
@@ -86,6 +89,12 @@ export interface ApiPorts {
   listAudit(options: { since?: number; beforeId?: number; limit: number }): unknown[];
   caPem(): string;
   caFingerprint(): string;
+  /** The CAs and the agents on each. */
+  caStatus(): CaStatusBody;
+  /** Starts a CA rotation; `record` (its audit entry) is written with it. HADES_ERR_CA_ROTATION_IN_PROGRESS when one is. */
+  rotateCa(record: (ca: { sha256: string; old: string; agents: number }) => void): Promise<CaRotateBody>;
+  /** Retires the old CA; `record` is written with it. HADES_ERR_CA_NOTHING_TO_RETIRE, HADES_ERR_CA_AGENTS_REMAIN (without `force`). */
+  retireOldCa(force: boolean, record: (retired: { sha256: string; forced: boolean; left_behind: number }) => void): Promise<CaRetireBody>;
   gateways(): string[];
   enroll(request: { token: string; csr: string; hostname: string; addresses: string[]; os: string; kernel: string; version: string }): Promise<{ agent_id: string; certificate: string }>;
   listAgents(filter: { group?: string; online?: boolean }): AgentBody[];
@@ -166,6 +175,9 @@ const statusOfCode = (code: ErrorCode): number => {
       return 405;
     case 'HADES_ERR_API_LAST_ADMIN':
     case 'HADES_ERR_ALERT_TOO_MANY_COMMENTS':
+    case 'HADES_ERR_CA_ROTATION_IN_PROGRESS':
+    case 'HADES_ERR_CA_NOTHING_TO_RETIRE':
+    case 'HADES_ERR_CA_AGENTS_REMAIN':
       return 409;
     case 'HADES_ERR_ALERT_CHANGED':
       return 412;
@@ -677,6 +689,44 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const agent = found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
       // Recorded before the agent is asked: whether it was connected then (asked now, or at its next connection).
       return ports.renewAgent(request.params.id, () => ports.audit(principal, 'agent.renew', request.params.id, { online: agent.online }));
+    },
+  );
+  // The CA and its rotation (docs/architecture.md, "Trust and identity").
+  route('GET', '/api/v1/pki/ca', { role: 'read-only', summary: 'The server\'s CAs (the one in use, the new one during a rotation, those retired) and how many agents hold a certificate of each.', tags: ['pki'], response: Answers.CaStatusBody }, (request) => {
+    who(request, 'read-only');
+    return ports.caStatus();
+  });
+  route(
+    'POST',
+    '/api/v1/pki/ca/rotate',
+    {
+      role: 'admin',
+      summary: 'Start a CA rotation (the CA nears its end, or its key may have leaked): a new CA beside the old one. Both are trusted during the overlap, the new one issues every agent certificate, agents are sent both and renew under the new one by themselves (within their renew_jitter_s). 409 HADES_ERR_CA_ROTATION_IN_PROGRESS while one is in progress.',
+      tags: ['pki'],
+      success: [201],
+      errors: [409],
+      response: Answers.CaRotateBody,
+    },
+    async (request) => {
+      const principal = who(request, 'admin');
+      return await ports.rotateCa((ca) => ports.audit(principal, 'ca.rotate', ca.sha256, { old: ca.old, agents_on_old: ca.agents }));
+    },
+  );
+  route(
+    'POST',
+    '/api/v1/pki/ca/retire-old',
+    {
+      role: 'admin',
+      summary: 'Retire the old CA of the rotation in progress: the server certificate is reissued under the new CA and the old one is trusted no more. Refused (409 HADES_ERR_CA_AGENTS_REMAIN) while agents not revoked still hold a certificate of the old CA, unless `force=true`: those are then refused (HADES_ERR_CA_RETIRED) and must be enrolled again. 409 HADES_ERR_CA_NOTHING_TO_RETIRE without a rotation.',
+      tags: ['pki'],
+      errors: [409],
+      querystring: Type.Object({ force: Type.Boolean({ default: false, description: 'Retire even with agents still on the old CA (they must be enrolled again): `force=true`.' }) }, { additionalProperties: false }),
+      response: Answers.CaRetireBody,
+    },
+    async (request) => {
+      const principal = who(request, 'admin');
+      const force = request.query.force;
+      return await ports.retireOldCa(force, (retired) => ports.audit(principal, 'ca.retire', retired.sha256, { forced: retired.forced, agents_left_behind: retired.left_behind }));
     },
   );
   route(

@@ -163,7 +163,7 @@ function cancelCall(stream: Stream): void {
  * base class tells the HTTP/2 servers it made of each update (setSecureContext).
  */
 class RenewableServerCredentials extends grpc.ServerCredentials {
-  readonly #ca: Buffer;
+  #ca: Buffer;
 
   constructor(caPem: string, certPem: string, keyPem: string) {
     // As createSsl(ca, [pair], true) makes them: a client certificate from this CA is required.
@@ -171,8 +171,9 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
     this.#ca = Buffer.from(caPem);
   }
 
-  /** New connections present this certificate from now on. */
-  use(certPem: string, keyPem: string): void {
+  /** New connections present this certificate from now on (and, given, take client certificates of these CAs). */
+  use(certPem: string, keyPem: string, caPem?: string): void {
+    if (caPem !== undefined) this.#ca = Buffer.from(caPem);
     this.updateSecureContextOptions({ ca: this.#ca, cert: [Buffer.from(certPem)], key: [Buffer.from(keyPem)] });
   }
 
@@ -218,6 +219,20 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
   /** A renewed server certificate: presented to every connection from now on (open streams go on). */
   useServerCertificate(certPem: string, keyPem: string): void {
     this.credentials.use(certPem, keyPem);
+  }
+
+  /**
+   * New TLS settings after a CA rotation step: the CAs whose client certificates the TLS layer
+   * lets through (PEM, one after another), and the server certificate. New connections get them;
+   * open streams go on.
+   */
+  useTls(caPem: string, certPem: string, keyPem: string): void {
+    this.credentials.use(certPem, keyPem, caPem);
+  }
+
+  /** The agents with a stream now. */
+  connectedAgents(): string[] {
+    return [...this.streams.keys()];
   }
 
   /** Sends a message to a connected agent; false when it is not connected. */

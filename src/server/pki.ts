@@ -7,6 +7,18 @@
  * it too when it nears its end (`renewServerCertificate`, which the server calls twice a day). The CA is never replaced silently:
  * every enrolled agent holds a certificate it issued.
  *
+ * CA rollover (`hades server ca rotate`, then `retire-old`), for a CA near its end or whose key
+ * may have leaked, without enrolling the fleet again. `rotate` creates a new CA beside the old
+ * one (`ca-next.pem`, `ca-next.key`). During the overlap both CAs are trusted for client
+ * certificates, the new one issues every agent certificate (enrollments and renewals), and the
+ * server keeps presenting its certificate from the old CA, which every agent trusts; agents get
+ * the trust bundle (both CAs) on their stream, store it, and renew under the new CA. `retire-old`
+ * then makes the new CA the one in use: `ca.pem`/`ca.key` are replaced by it (the old key is
+ * gone), the server certificate is reissued under it, and the old CA's certificate is kept in
+ * `ca-retired.pem` only to refuse, with HADES_ERR_CA_RETIRED, agents still holding a certificate
+ * it issued. Each step is ordered so that a crash leaves a state the next start recognises and
+ * completes or undoes (see `open`).
+ *
  * Agents enroll with a certificate request (PKCS#10); `signAgentCsr` issues them a client
  * certificate whose identity is the agent id (CN and the URI SAN `hades://agent/<id>`), and
  * `agentIdentity` maps the certificate a TLS peer presented back to that id, after checking
@@ -20,12 +32,12 @@
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HadesError, isHadesError } from '../common/errors.js';
-import { writePrivateFile } from '../runtime/private-file.js';
+import { syncFolder, writePrivateFile } from '../runtime/private-file.js';
 
 // --- @peculiar/x509 loading ----------------------------------------------------------------
 
@@ -73,6 +85,8 @@ export interface PkiOptions {
 /** A certificate issued to an agent. */
 export interface IssuedCertificate {
   readonly certPem: string;
+  /** SHA-256 of the certificate of the CA that issued it (lower-case hex). */
+  readonly caSha256: string;
   /** Lower-case hex, without leading zero bytes. */
   readonly serial: string;
   /** SHA-256 of the certificate's DER, lower-case hex. */
@@ -84,6 +98,8 @@ export interface IssuedCertificate {
 /** Who a peer certificate belongs to, when this CA issued it to an agent. */
 export interface AgentIdentity {
   readonly agentId: string;
+  /** SHA-256 of the certificate of the CA that issued it. */
+  readonly caSha256: string;
   readonly fingerprint: string;
   readonly serial: string;
   readonly notAfter: string;
@@ -95,6 +111,40 @@ export interface PkiPaths {
   readonly caKey: string;
   readonly serverCert: string;
   readonly serverKey: string;
+  /** The new CA of a rotation in progress. */
+  readonly nextCaCert: string;
+  readonly nextCaKey: string;
+  /** Certificates (no keys) of the CAs retired so far, one after another. */
+  readonly retiredCas: string;
+}
+
+/** A CA as `hades server ca status` shows it. */
+export interface CaInfo {
+  /**
+   * `current`: the only CA (no rotation in progress); `old` and `new`: the two CAs of a rotation
+   * in progress (the old one's certificate is the server's, the new one issues agent
+   * certificates); `retired`: no longer trusted.
+   */
+  readonly state: 'current' | 'old' | 'new' | 'retired';
+  readonly subject: string;
+  readonly sha256: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+/** A new CA made by `prepareRotation`, written by `commitRotation`. */
+export interface PreparedRotation {
+  /** SHA-256 of the new CA's certificate. */
+  readonly sha256: string;
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly signing: webcrypto.CryptoKey;
+}
+
+/** The server certificate under the new CA, made by `prepareRetire` for `commitRetire`. */
+export interface PreparedRetire {
+  readonly next: string;
+  readonly server: ServerMaterial;
 }
 
 /** What `open` did, for the server's start-up log. */
@@ -103,6 +153,10 @@ export interface PkiState {
   readonly server: 'created' | 'loaded' | 'renewed';
   /** Why the server certificate was reissued, when it was. */
   readonly renewReason?: string;
+  /** A CA rotation is in progress (two CAs). */
+  readonly rotation?: 'in-progress';
+  /** What the start completed or undid of a rotation or a retirement a crash interrupted. */
+  readonly recovered?: string;
 }
 
 // --- helpers ---------------------------------------------------------------------------------
@@ -201,14 +255,6 @@ async function loadP256(pem: string, file: string): Promise<{ signing: CryptoKey
 
 const samePublicKey = (a: KeyObject, b: KeyObject): boolean =>
   a.export({ format: 'der', type: 'spki' }).equals(b.export({ format: 'der', type: 'spki' }));
-
-function parseCert(pem: string, file: string): X509Certificate {
-  try {
-    return new X509Certificate(pem);
-  } catch (error) {
-    throw pkiError(`${file} is not a certificate`, error);
-  }
-}
 
 /** The DNS and IP SANs of a certificate, canonicalised. */
 function sansOf(pem: string): { dns: Set<string>; ips: Set<string> } {
@@ -318,44 +364,100 @@ function csrAgentIds(csr: CheckedCsr): string[] {
 
 interface CaMaterial {
   readonly pem: string;
+  readonly sha256: string;
   readonly cert: X509Certificate;
   readonly parsed: X509.X509Certificate;
   readonly signing: CryptoKey;
   readonly publicKey: KeyObject;
 }
 
-interface ServerMaterial {
+export interface ServerMaterial {
   readonly certPem: string;
   readonly keyPem: string;
   readonly notAfter: Date;
 }
 
+const daysText = (days: number): string => `${days} day${days === 1 ? '' : 's'}`;
+
 export class Pki {
   readonly paths: PkiPaths;
   readonly state: PkiState;
-  /** The CA certificate (PEM), which agents trust to recognise the server. */
-  readonly caPem: string;
-  /** SHA-256 of the CA certificate's DER, lower-case hex (what an agent can pin at enrollment). */
-  readonly caFingerprint: string;
   /** The names asked for, `localhost` and `127.0.0.1` included (the certificate carries at least these). */
   readonly serverNames: { readonly hostnames: readonly string[]; readonly ips: readonly string[] };
 
-  readonly #ca: CaMaterial;
+  /** The CA in use: the server certificate chains to it (the old one during a rotation). */
+  #ca: CaMaterial;
+  /** The new CA of a rotation in progress: it issues agent certificates. */
+  #next: CaMaterial | undefined;
+  /** CAs retired: never trusted, recognised only to refuse their certificates clearly. */
+  #retired: RetiredCa[];
   readonly #now: () => number;
   readonly #names: { hostnames: string[]; ips: string[] };
   /** The server certificate in use: replaced by renewServerCertificate() while the server runs. */
   #server: ServerMaterial;
 
-  private constructor(paths: PkiPaths, state: PkiState, ca: CaMaterial, server: ServerMaterial, names: { hostnames: string[]; ips: string[] }, now: () => number) {
+  private constructor(paths: PkiPaths, state: PkiState, cas: { ca: CaMaterial; next: CaMaterial | undefined; retired: RetiredCa[] }, server: ServerMaterial, names: { hostnames: string[]; ips: string[] }, now: () => number) {
     this.paths = paths;
     this.state = state;
-    this.#ca = ca;
+    this.#ca = cas.ca;
+    this.#next = cas.next;
+    this.#retired = cas.retired;
     this.#now = now;
-    this.caPem = ca.pem;
-    this.caFingerprint = sha256Hex(ca.cert.raw);
     this.#server = server;
     this.#names = names;
     this.serverNames = names;
+  }
+
+  /** The CA certificate (PEM) the server certificate chains to: what enrollment pins, and API clients trust. */
+  get caPem(): string {
+    return this.#ca.pem;
+  }
+
+  /** SHA-256 of that CA certificate's DER, lower-case hex (what an agent pins at enrollment). */
+  get caFingerprint(): string {
+    return this.#ca.sha256;
+  }
+
+  /** The CAs agents must trust now (PEM, one after another): the one in use, and the new one during a rotation. */
+  get trustPem(): string {
+    return this.#next ? `${this.#ca.pem.trimEnd()}\n${this.#next.pem}` : this.#ca.pem;
+  }
+
+  /**
+   * The CAs whose client certificates the gateway's TLS lets through: those agents trust, and the
+   * retired ones, so that an agent left on a retired CA hears why it is refused (HADES_ERR_CA_RETIRED,
+   * from `agentIdentity` failing and `retiredIssuer`) instead of a bare TLS alert. Trust itself is
+   * `agentIdentity`'s, which accepts the current and new CAs only.
+   */
+  get clientCaPem(): string {
+    return [this.trustPem.trimEnd(), ...this.#retired.map((r) => r.pem.trimEnd())].join('\n') + '\n';
+  }
+
+  /** SHA-256 of the CA that issues agent certificates now (the new one during a rotation). */
+  get issuingFingerprint(): string {
+    return (this.#next ?? this.#ca).sha256;
+  }
+
+  /** A rotation is in progress: a new CA beside the one in use. */
+  get rotating(): boolean {
+    return this.#next !== undefined;
+  }
+
+  /** This server ever rotated its CA (one in progress, or one retired): agents are told the trust bundle. */
+  get rotated(): boolean {
+    return this.#next !== undefined || this.#retired.length > 0;
+  }
+
+  /** The CAs, the one in use first. */
+  cas(): CaInfo[] {
+    const info = (material: { parsed: X509.X509Certificate; sha256: string }, state: CaInfo['state']): CaInfo => ({
+      state,
+      subject: material.parsed.subject,
+      sha256: material.sha256,
+      notBefore: material.parsed.notBefore.toISOString(),
+      notAfter: material.parsed.notAfter.toISOString(),
+    });
+    return [info(this.#ca, this.#next ? 'old' : 'current'), ...(this.#next ? [info(this.#next, 'new')] : []), ...this.#retired.map((r) => info(r, 'retired'))];
   }
 
   get serverCertPem(): string {
@@ -370,21 +472,22 @@ export class Pki {
     return this.#server.notAfter.toISOString();
   }
 
-  /** When the CA ends: every certificate it issued ends by then, and it cannot be rolled over. */
+  /** When the CA in use ends: every certificate it issued ends by then. */
   get caNotAfter(): string {
     return validTo(this.#ca.cert).toISOString();
   }
 
   /**
-   * A warning when the CA ends within a year: agent certificates are cut at its end, so the
-   * fleet's renewals come closer and closer, and at its end every agent is refused and must be
-   * enrolled again with a new CA. Undefined while it is further away.
+   * A warning when the CA ends within a year and no rotation is in progress: agent certificates
+   * are cut at its end, so the fleet's renewals come closer and closer, and at its end every
+   * agent is refused. Undefined while it is further away, or while a rotation is in progress.
    */
   caExpiryWarning(): string | undefined {
+    if (this.#next) return undefined;
     const left = validTo(this.#ca.cert).getTime() - this.#now();
     if (left >= 365 * DAY_MS) return undefined;
     const days = Math.max(0, Math.floor(left / DAY_MS));
-    return `the CA ends on ${this.caNotAfter} (in ${days} day${days === 1 ? '' : 's'}): agent certificates end by then, and then every agent must be enrolled again with a new CA; plan a new deployment before it`;
+    return `the CA ends on ${this.caNotAfter} (in ${daysText(days)}): agent certificates end by then; rotate it now with \`hades server ca rotate\` (the fleet moves to the new CA by itself), or at its end every agent must be enrolled again`;
   }
 
   /**
@@ -397,11 +500,87 @@ export class Pki {
     const now = this.#now();
     if (this.#server.notAfter.getTime() - now >= RENEW_BEFORE_DAYS * DAY_MS) return undefined;
     const why = `the server certificate expires on ${this.serverNotAfter}`;
-    this.#server = await issueServer(this.paths, this.#ca, this.#names, now);
+    const ca = this.#ca;
+    const server = await makeServer(ca, this.#names, now);
+    // A retirement that ended meanwhile changed the CA: this certificate is of the one before.
+    if (this.#ca !== ca) return undefined;
+    writeServer(this.paths, server);
+    this.#server = server;
     return why;
   }
 
-  /** Loads the CA and server certificate from `<dataDir>/pki`, creating or renewing what is needed. */
+  /**
+   * Makes a new CA for a rotation (in memory; `commitRotation` writes it). Refuses with
+   * HADES_ERR_CA_ROTATION_IN_PROGRESS while one is in progress.
+   */
+  async prepareRotation(): Promise<PreparedRotation> {
+    this.#refuseRotation();
+    return await makeCa(this.#now());
+  }
+
+  /**
+   * Writes the new CA beside the one in use (key first, then certificate: a crash in between
+   * leaves a key alone, which the next start removes). From now on both CAs are trusted, and the
+   * new one issues agent certificates. Synchronous, so that the caller can do it with its audit
+   * record in one database transaction.
+   */
+  commitRotation(prepared: PreparedRotation): CaInfo {
+    this.#refuseRotation();
+    writeSecretFile(this.paths.nextCaKey, prepared.keyPem);
+    writeSecretFile(this.paths.nextCaCert, prepared.certPem);
+    this.#next = caMaterial(prepared.certPem, createPrivateKey(prepared.keyPem), prepared.signing);
+    return this.cas().find((c) => c.state === 'new')!;
+  }
+
+  #refuseRotation(): void {
+    if (this.#next) {
+      throw new HadesError('HADES_ERR_CA_ROTATION_IN_PROGRESS', `a CA rotation is in progress since ${this.#next.parsed.notBefore.toISOString()} (new CA ${this.#next.sha256}): retire the old CA first (hades server ca status shows how many agents are still on it, hades server ca retire-old retires it)`);
+    }
+  }
+
+  /**
+   * Makes the server certificate under the new CA (in memory) for `commitRetire`. Refuses with
+   * HADES_ERR_CA_NOTHING_TO_RETIRE when no rotation is in progress.
+   */
+  async prepareRetire(): Promise<PreparedRetire> {
+    const next = this.#nextOrRefuse();
+    return { next: next.sha256, server: await makeServer(next, this.#names, this.#now()) };
+  }
+
+  #nextOrRefuse(): CaMaterial {
+    if (!this.#next) throw new HadesError('HADES_ERR_CA_NOTHING_TO_RETIRE', `no CA rotation is in progress: the server has one CA (${this.#ca.sha256}); start one with hades server ca rotate`);
+    return this.#next;
+  }
+
+  /** The CA a retirement would retire (the old one of the rotation in progress); HADES_ERR_CA_NOTHING_TO_RETIRE without one. */
+  retiring(): CaInfo {
+    this.#nextOrRefuse();
+    return this.cas()[0]!;
+  }
+
+  /**
+   * Retires the old CA: its certificate is added to `ca-retired.pem`, the new CA replaces it as
+   * `ca.key` (the old key is overwritten) then `ca.pem`, and the server certificate prepared
+   * under it is written. A crash after the first step is completed at the next start (see
+   * `open`). Synchronous, for the caller's transaction; returns the CA retired.
+   */
+  commitRetire(prepared: PreparedRetire): CaInfo {
+    const next = this.#nextOrRefuse();
+    if (next.sha256 !== prepared.next) throw new HadesError('HADES_ERR_INTERNAL', 'the new CA changed since the retirement was prepared');
+    const old = this.#ca;
+    const retiredInfo: CaInfo = { ...this.cas()[0]!, state: 'retired' };
+    const retired = [...this.#retired, { pem: old.pem, cert: old.cert, parsed: old.parsed, sha256: old.sha256 }];
+    writeSecretFile(this.paths.retiredCas, retired.map((r) => r.pem.trimEnd()).join('\n') + '\n');
+    finishRetire(this.paths);
+    writeServer(this.paths, prepared.server);
+    this.#ca = next;
+    this.#next = undefined;
+    this.#retired = retired;
+    this.#server = prepared.server;
+    return retiredInfo;
+  }
+
+  /** Loads the CAs and the server certificate from `<dataDir>/pki`, creating or renewing what is needed. */
   static async open(dataDir: string, options: PkiOptions): Promise<Pki> {
     const now = options.now ?? Date.now;
     const dir = path.join(dataDir, 'pki');
@@ -411,6 +590,9 @@ export class Pki {
       caKey: path.join(dir, 'ca.key'),
       serverCert: path.join(dir, 'server.pem'),
       serverKey: path.join(dir, 'server.key'),
+      nextCaCert: path.join(dir, 'ca-next.pem'),
+      nextCaKey: path.join(dir, 'ca-next.key'),
+      retiredCas: path.join(dir, 'ca-retired.pem'),
     };
     const names = requestedNames(options);
     try {
@@ -420,40 +602,60 @@ export class Pki {
       throw pkiError(`cannot create ${dir}`, error);
     }
 
+    const retired = loadRetired(paths.retiredCas);
+    const recovered = recoverRotation(paths, retired);
+
     let caState: PkiState['ca'];
     let ca: CaMaterial;
     if (exists(paths.caCert)) {
-      if (!exists(paths.caKey)) throw pkiError(`${paths.caCert} exists but its key ${paths.caKey} is missing; restore it from a backup (a new CA would orphan every enrolled agent)`);
-      ca = await loadCa(paths, now());
+      if (!exists(paths.caKey)) throw caFileError(`${paths.caCert} exists but its key ${paths.caKey} is missing; restore it from a backup (a new CA would orphan every enrolled agent)`);
+      ca = await loadCa(paths.caCert, paths.caKey, now());
       caState = 'loaded';
     } else {
       // No CA certificate: a first start (a key without a certificate is the trace of a first
       // start that was interrupted, before anything could be issued).
-      ca = await createCa(paths, now());
+      if (exists(paths.nextCaCert) || retired.length > 0) throw caFileError(`${paths.caCert} is missing while ${exists(paths.nextCaCert) ? paths.nextCaCert : paths.retiredCas} exists: the CA in use is lost; restore it from a backup`);
+      const made = await makeCa(now());
+      // Key first: an interrupted start leaves a key without a certificate, which the next start
+      // replaces; never a certificate without its key.
+      writeSecretFile(paths.caKey, made.keyPem);
+      writeSecretFile(paths.caCert, made.certPem);
+      ca = await loadCa(paths.caCert, paths.caKey, now());
       caState = 'created';
     }
+    let next: CaMaterial | undefined;
+    if (exists(paths.nextCaCert)) {
+      if (!exists(paths.nextCaKey)) throw caFileError(`${paths.nextCaCert} (the new CA of a rotation) exists but its key ${paths.nextCaKey} is missing; restore it from a backup, or remove ${paths.nextCaCert} if no agent renewed under it yet`);
+      next = await loadCa(paths.nextCaCert, paths.nextCaKey, now());
+      if (next.sha256 === ca.sha256) throw caFileError(`${paths.nextCaCert} is the CA in use (${paths.caCert}) again`);
+    }
+    if (retired.some((r) => r.sha256 === ca.sha256)) throw caFileError(`${paths.caCert} is a CA retired before (listed in ${paths.retiredCas}); restore the data folder from a backup`);
 
     let server: ServerMaterial;
     let state: PkiState;
+    const extra = { ...(next ? { rotation: 'in-progress' as const } : {}), ...(recovered ? { recovered } : {}) };
     if (caState === 'created' || !exists(paths.serverCert) || !exists(paths.serverKey)) {
-      server = await issueServer(paths, ca, names, now());
-      state = { ca: caState, server: 'created' };
+      server = await makeServer(ca, names, now());
+      writeServer(paths, server);
+      state = { ca: caState, server: 'created', ...extra };
     } else {
       const loaded = loadServer(paths, ca, names, now());
       if (typeof loaded === 'string') {
-        server = await issueServer(paths, ca, names, now());
-        state = { ca: caState, server: 'renewed', renewReason: loaded };
+        server = await makeServer(ca, names, now());
+        writeServer(paths, server);
+        state = { ca: caState, server: 'renewed', renewReason: loaded, ...extra };
       } else {
         server = loaded;
-        state = { ca: caState, server: 'loaded' };
+        state = { ca: caState, server: 'loaded', ...extra };
       }
     }
-    return new Pki(paths, state, ca, server, names, now);
+    return new Pki(paths, state, { ca, next, retired }, server, names, now);
   }
 
   /**
    * Issues an agent's client certificate for the public key of `csrPem` (its subject and
-   * extensions are ignored). Refuses, with HADES_ERR_ENROLL_REQUEST_INVALID, a request that does
+   * extensions are ignored), from the CA that issues now (the new one during a rotation).
+   * Refuses, with HADES_ERR_ENROLL_REQUEST_INVALID, a request that does
    * not parse, whose signature does not verify (the requester must hold the private key), or
    * whose key is not EC P-256/P-384 or RSA of 2048 to 8192 bits.
    */
@@ -492,17 +694,18 @@ export class Pki {
   async #issueAgent(csr: CheckedCsr, agentId: string, days: number): Promise<IssuedCertificate> {
     if (!Number.isInteger(days) || days < 1 || days > CA_DAYS) throw new HadesError('HADES_ERR_INTERNAL', `invalid certificate lifetime: ${days} days`);
     const now = this.#now();
-    const notAfter = Math.min(now + days * DAY_MS, validTo(this.#ca.cert).getTime());
+    const issuer = this.#next ?? this.#ca;
+    const notAfter = Math.min(now + days * DAY_MS, validTo(issuer.cert).getTime());
     let cert: X509.X509Certificate;
     try {
       cert = await x509.X509CertificateGenerator.create({
         serialNumber: randomSerial(),
         subject: `CN=${agentId}`,
-        issuer: this.#ca.parsed.subjectName,
+        issuer: issuer.parsed.subjectName,
         notBefore: new Date(now - BACKDATE_MS),
         notAfter: new Date(notAfter),
         publicKey: csr.request.publicKey,
-        signingKey: this.#ca.signing,
+        signingKey: issuer.signing,
         signingAlgorithm: SIGN_P256,
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
@@ -510,7 +713,7 @@ export class Pki {
           new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
           new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${AGENT_URI_PREFIX}${agentId}` }]),
           await x509.SubjectKeyIdentifierExtension.create(csr.request.publicKey),
-          await x509.AuthorityKeyIdentifierExtension.create(this.#ca.parsed),
+          await x509.AuthorityKeyIdentifierExtension.create(issuer.parsed),
         ],
       });
     } catch (error) {
@@ -518,6 +721,7 @@ export class Pki {
     }
     return {
       certPem: cert.toString('pem'),
+      caSha256: issuer.sha256,
       serial: normalizeSerial(cert.serialNumber),
       fingerprint: sha256Hex(new Uint8Array(cert.rawData)),
       notAfter: cert.notAfter.toISOString(),
@@ -526,22 +730,16 @@ export class Pki {
 
   /**
    * The agent a certificate (DER or PEM, e.g. a TLS peer's `raw`) was issued to, or undefined
-   * when it is not an agent certificate this CA issued and valid at `now`. Synchronous: the
-   * gateway calls it on every connection. Whether the agent is still enrolled and not revoked
-   * is the registry's question (`FleetRegistry.authorize`).
+   * when it is not an agent certificate issued by a CA trusted now (the one in use, or the new
+   * one of a rotation) and valid at `now`. Synchronous: the gateway calls it on every
+   * connection. Whether the agent is still enrolled and not revoked is the registry's question
+   * (`FleetRegistry.authorize`).
    */
   agentIdentity(cert: string | Uint8Array, now: number = this.#now()): AgentIdentity | undefined {
-    let peer: X509Certificate;
-    try {
-      peer = new X509Certificate(typeof cert === 'string' ? cert : Buffer.from(cert.buffer, cert.byteOffset, cert.byteLength));
-    } catch {
-      return undefined;
-    }
-    try {
-      if (!peer.checkIssued(this.#ca.cert) || !peer.verify(this.#ca.publicKey)) return undefined;
-    } catch {
-      return undefined;
-    }
+    const peer = parsePeer(cert);
+    if (!peer) return undefined;
+    const issuer = [this.#ca, ...(this.#next ? [this.#next] : [])].find((ca) => issuedBy(peer, ca));
+    if (!issuer) return undefined;
     if (peer.ca) return undefined;
     if (now < validFrom(peer).getTime() || now > validTo(peer).getTime()) return undefined;
     if (!(peer.keyUsage ?? []).includes(CLIENT_AUTH_OID)) return undefined;
@@ -551,22 +749,64 @@ export class Pki {
     if (peer.subject !== `CN=${agentId}`) return undefined;
     return {
       agentId,
+      caSha256: issuer.sha256,
       fingerprint: sha256Hex(peer.raw),
       serial: normalizeSerial(peer.serialNumber),
       notAfter: validTo(peer).toISOString(),
     };
   }
+
+  /**
+   * The retired CA that issued a certificate, with the agent id it names, or undefined: what
+   * the gateway says to an agent left on a retired CA (HADES_ERR_CA_RETIRED).
+   */
+  retiredIssuer(cert: string | Uint8Array): { ca: CaInfo; agentId?: string } | undefined {
+    const peer = parsePeer(cert);
+    if (!peer) return undefined;
+    const issuer = this.#retired.find((ca) => issuedBy(peer, ca));
+    if (!issuer) return undefined;
+    const agentId = /^CN=([A-Za-z0-9_.-]{1,64})$/.exec(peer.subject)?.[1];
+    return { ca: this.cas().find((c) => c.sha256 === issuer.sha256)!, ...(agentId ? { agentId } : {}) };
+  }
+}
+
+/** A CA retired: its certificate only (its key is gone). */
+interface RetiredCa {
+  readonly pem: string;
+  readonly cert: X509Certificate;
+  readonly parsed: X509.X509Certificate;
+  readonly sha256: string;
+}
+
+function parsePeer(cert: string | Uint8Array): X509Certificate | undefined {
+  try {
+    return new X509Certificate(typeof cert === 'string' ? cert : Buffer.from(cert.buffer, cert.byteOffset, cert.byteLength));
+  } catch {
+    return undefined;
+  }
+}
+
+function issuedBy(peer: X509Certificate, ca: { cert: X509Certificate }): boolean {
+  try {
+    return peer.checkIssued(ca.cert) && peer.verify(ca.cert.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 // --- creation and loading --------------------------------------------------------------------
 
-async function createCa(paths: PkiPaths, now: number): Promise<CaMaterial> {
+const caFileError = (message: string, cause?: unknown): HadesError =>
+  new HadesError('HADES_ERR_CA_FILE_INVALID', cause === undefined ? message : `${message}: ${reason(cause)}`, cause === undefined ? {} : { cause });
+
+/** A new CA (P-256, 10 years), in memory. */
+async function makeCa(now: number): Promise<PreparedRotation> {
   const keys = await generateP256();
   let parsed: X509.X509Certificate;
   try {
     parsed = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerial(),
-      // A random suffix tells CAs of different installations apart in logs and tools.
+      // A random suffix tells CAs of different installations (and the CAs of a rotation) apart.
       name: `CN=Hades CA ${randomBytes(4).toString('hex')}, O=Hades`,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter: new Date(now + CA_DAYS * DAY_MS),
@@ -581,24 +821,132 @@ async function createCa(paths: PkiPaths, now: number): Promise<CaMaterial> {
   } catch (error) {
     throw pkiError('cannot create the CA certificate', error);
   }
-  const pem = parsed.toString('pem');
-  // Key first: an interrupted start leaves a key without a certificate, which the next start
-  // replaces; never a certificate without its key.
-  writeSecretFile(paths.caKey, await privateKeyPem(keys.privateKey));
-  writeSecretFile(paths.caCert, pem);
-  const keyPem = readKeyFile(paths.caKey);
-  const { signing, publicKey } = await loadP256(keyPem, paths.caKey);
-  return { pem, cert: new X509Certificate(pem), parsed, signing, publicKey };
+  return { sha256: sha256Hex(new Uint8Array(parsed.rawData)), certPem: parsed.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), signing: keys.privateKey };
 }
 
-async function loadCa(paths: PkiPaths, now: number): Promise<CaMaterial> {
-  const pem = readText(paths.caCert);
-  const cert = parseCert(pem, paths.caCert);
-  const { signing, publicKey } = await loadP256(readKeyFile(paths.caKey), paths.caKey);
-  if (!cert.ca) throw pkiError(`${paths.caCert} is not a CA certificate`);
-  if (!samePublicKey(cert.publicKey, publicKey)) throw pkiError(`${paths.caKey} is not the key of ${paths.caCert}`);
-  if (validTo(cert).getTime() <= now) throw pkiError(`the CA certificate ${paths.caCert} expired on ${validTo(cert).toISOString()}; agents must be enrolled again under a new CA`);
-  return { pem, cert, parsed: new x509.X509Certificate(pem), signing, publicKey };
+function caMaterial(pem: string, key: KeyObject, signing: CryptoKey): CaMaterial {
+  const cert = new X509Certificate(pem);
+  return { pem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), signing, publicKey: createPublicKey(key) };
+}
+
+async function loadCa(certFile: string, keyFile: string, now: number): Promise<CaMaterial> {
+  const pem = readText(certFile);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch (error) {
+    throw caFileError(`${certFile} is not a certificate`, error);
+  }
+  let loaded: { signing: CryptoKey; publicKey: KeyObject };
+  try {
+    loaded = await loadP256(readKeyFile(keyFile), keyFile);
+  } catch (error) {
+    // A key others may read, or one that cannot be read, stays HADES_ERR_PKI (the machine's
+    // problem); one that is not a P-256 key is a damaged CA file.
+    if (isHadesError(error) && error.code === 'HADES_ERR_PKI' && / is not (a private key|an ECDSA P-256 key)/.test(error.message)) throw caFileError(error.message);
+    throw error;
+  }
+  if (!cert.ca) throw caFileError(`${certFile} is not a CA certificate`);
+  if (!samePublicKey(cert.publicKey, loaded.publicKey)) throw caFileError(`${keyFile} is not the key of ${certFile}`);
+  if (validTo(cert).getTime() <= now) throw pkiError(`the CA certificate ${certFile} expired on ${validTo(cert).toISOString()}; agents must be enrolled again under a new CA`);
+  return { pem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), ...loaded };
+}
+
+/** The PEM blocks of a bundle. */
+const pemBlocks = (text: string): string[] => [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => `${m[0]}\n`);
+
+function loadRetired(file: string): RetiredCa[] {
+  if (!exists(file)) return [];
+  const text = readText(file);
+  const blocks = pemBlocks(text);
+  if (blocks.length === 0 || text.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim() !== '') throw caFileError(`${file} (the retired CAs) holds something else than certificates`);
+  return blocks.map((pem, index) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(pem);
+    } catch (error) {
+      throw caFileError(`certificate ${index + 1} of ${file} (the retired CAs) does not parse`, error);
+    }
+    if (!cert.ca) throw caFileError(`certificate ${index + 1} of ${file} (the retired CAs) is not a CA certificate`);
+    return { pem, cert, parsed: new x509.X509Certificate(pem), sha256: sha256Hex(cert.raw) };
+  });
+}
+
+const publicKeyOfCert = (file: string): KeyObject | undefined => {
+  try {
+    return new X509Certificate(readText(file)).publicKey;
+  } catch {
+    return undefined;
+  }
+};
+
+const publicKeyOfKey = (file: string): KeyObject | undefined => {
+  try {
+    return createPublicKey(createPrivateKey(readKeyFile(file)));
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The last steps of a retirement, once the old CA is listed in `ca-retired.pem`: the new key
+ * replaces `ca.key` (the old key is gone from then on), then the new certificate `ca.pem`. A
+ * crash between the two leaves `ca.key` the key of `ca-next.pem`, which `recoverRotation` finishes.
+ */
+function finishRetire(paths: PkiPaths): void {
+  try {
+    renameSync(paths.nextCaKey, paths.caKey);
+    syncFolder(paths.dir);
+    renameSync(paths.nextCaCert, paths.caCert);
+    syncFolder(paths.dir);
+  } catch (error) {
+    throw pkiError(`cannot make ${paths.nextCaCert} the CA in use`, error);
+  }
+}
+
+/**
+ * Completes or undoes what a crash interrupted, before the CAs are loaded; says what it did:
+ * - a rotation that wrote the new key but not its certificate: the key is removed (nothing was
+ *   issued under it, and the operator was not told it succeeded);
+ * - a retirement that listed the old CA as retired: it is finished (the new CA becomes the one
+ *   in use), whether or not the new key had replaced the old one yet.
+ */
+function recoverRotation(paths: PkiPaths, retired: readonly RetiredCa[]): string | undefined {
+  const nextCert = exists(paths.nextCaCert);
+  const nextKey = exists(paths.nextCaKey);
+  if (nextKey && !nextCert) {
+    try {
+      rmSync(paths.nextCaKey);
+    } catch (error) {
+      throw pkiError(`cannot remove ${paths.nextCaKey}`, error);
+    }
+    return `a CA rotation interrupted before its certificate was written was undone (${paths.nextCaKey} removed)`;
+  }
+  if (!nextCert || !exists(paths.caCert)) return undefined;
+  const nextPublic = publicKeyOfCert(paths.nextCaCert);
+  if (!nextKey) {
+    // The new key is ca.key already: the retirement stopped between its two renames.
+    const keyPublic = exists(paths.caKey) ? publicKeyOfKey(paths.caKey) : undefined;
+    if (nextPublic && keyPublic && samePublicKey(nextPublic, keyPublic)) {
+      try {
+        renameSync(paths.nextCaCert, paths.caCert);
+        syncFolder(paths.dir);
+      } catch (error) {
+        throw pkiError(`cannot make ${paths.nextCaCert} the CA in use`, error);
+      }
+      return 'the retirement of the old CA, interrupted, was completed';
+    }
+    return undefined;
+  }
+  let current: string | undefined;
+  try {
+    current = sha256Hex(new X509Certificate(readText(paths.caCert)).raw);
+  } catch {
+    return undefined; // loading reports it
+  }
+  if (!retired.some((r) => r.sha256 === current)) return undefined;
+  finishRetire(paths);
+  return 'the retirement of the old CA, interrupted, was completed';
 }
 
 /** The loaded server certificate, or the reason it must be reissued. */
@@ -622,7 +970,8 @@ function loadServer(paths: PkiPaths, ca: CaMaterial, names: { hostnames: string[
   return { certPem, keyPem, notAfter: validTo(cert) };
 }
 
-async function issueServer(paths: PkiPaths, ca: CaMaterial, names: { hostnames: string[]; ips: string[] }, now: number): Promise<ServerMaterial> {
+/** A server certificate from `ca` (in memory; writeServer stores it). */
+async function makeServer(ca: CaMaterial, names: { hostnames: string[]; ips: string[] }, now: number): Promise<ServerMaterial> {
   const keys = await generateP256();
   const notAfter = new Date(Math.min(now + SERVER_DAYS * DAY_MS, validTo(ca.cert).getTime()));
   let cert: X509.X509Certificate;
@@ -651,9 +1000,10 @@ async function issueServer(paths: PkiPaths, ca: CaMaterial, names: { hostnames: 
   } catch (error) {
     throw pkiError('cannot issue the server certificate', error);
   }
-  const certPem = cert.toString('pem');
-  const keyPem = await privateKeyPem(keys.privateKey);
-  writeSecretFile(paths.serverKey, keyPem);
-  writeSecretFile(paths.serverCert, certPem);
-  return { certPem, keyPem, notAfter: cert.notAfter };
+  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), notAfter: cert.notAfter };
+}
+
+function writeServer(paths: PkiPaths, server: ServerMaterial): void {
+  writeSecretFile(paths.serverKey, server.keyPem);
+  writeSecretFile(paths.serverCert, server.certPem);
 }

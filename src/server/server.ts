@@ -19,7 +19,7 @@ import { ruleSource } from './alerts/rule-source.js';
 import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
 import { AlertStore } from './alerts/store.js';
 import type { Alert } from './alerts/types.js';
-import { buildApi, type ApiPorts, type Role } from './api.js';
+import { buildApi, type ApiPorts, type CaRetireBody, type CaRotateBody, type CaStatusBody, type Role } from './api.js';
 import { Cmdb } from './cmdb.js';
 import { DataLock } from './data-lock.js';
 import { openDatabase, type Db } from './db.js';
@@ -154,11 +154,15 @@ export class HadesServer {
     const apiListen = splitHostPort(config.listen.api);
     const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');
     this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
+    if (this.pki.state.recovered) this.log.warn('a CA rotation step that a crash interrupted was finished or undone at this start', { reason: this.pki.state.recovered, ca: this.pki.caFingerprint });
+    if (this.pki.rotating) this.log.info('a CA rotation is in progress: agents move to the new CA as they renew (hades server ca status)', { ca: this.pki.caFingerprint, new_ca: this.pki.issuingFingerprint });
     this.db = openDatabase(path.join(dataDir, 'hades.db'));
     const db = this.db;
     this.registry = new FleetRegistry(db);
     // Whatever was online when the server last stopped is offline until it connects again.
     this.registry.markAllOffline();
+    // Certificates from before the CA of each was recorded: the only CA there has been so far.
+    if (!this.pki.rotated) this.registry.assignCa(this.pki.caFingerprint);
     this.tokens = new EnrollmentTokens(db);
     this.queries = new FleetQueries(db, this.registry);
     this.apiTokens = new ApiTokens(db);
@@ -214,7 +218,8 @@ export class HadesServer {
     const store = this.store;
     const cmdb = this.cmdb;
     this.gateway = new Gateway({
-      caPem: pki.caPem,
+      // During a CA rotation both CAs (and retired ones, to refuse them with their code: Pki.clientCaPem).
+      caPem: pki.clientCaPem,
       certPem: pki.serverCertPem,
       keyPem: pki.serverKeyPem,
       serverVersion: this.options.version,
@@ -336,11 +341,114 @@ export class HadesServer {
     const gateway = this.gateway;
     if (!registry || !gateway) return;
     const agent = registry.get(agentId);
+    // The CAs to trust first: a renewal it leads to is checked against them.
+    if (this.pki?.rotated) gateway.send(agentId, { trust: this.trustMessage() });
     if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}` } });
     this.pushConfig(agentId, this.configOf(agent?.groups ?? []));
     for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
     }
+  }
+
+  /** What agents are told to trust (CA rotation): the CAs trusted now, and the one that issues. */
+  private trustMessage(): { ca: string[]; issuing_sha256: string } {
+    const pki = this.pki!;
+    return { ca: pki.trustPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [], issuing_sha256: pki.issuingFingerprint };
+  }
+
+  /** Sends every connected agent the CAs to trust; returns how many were sent it. */
+  private broadcastTrust(): number {
+    const gateway = this.gateway;
+    if (!gateway) return 0;
+    const trust = this.trustMessage();
+    return gateway.connectedAgents().filter((id) => gateway.send(id, { trust })).length;
+  }
+
+  /** The CAs, and the agents (not revoked) on each. */
+  private caStatus(): CaStatusBody {
+    const pki = this.pki!;
+    const cas = pki.cas();
+    const old = pki.rotating ? cas[0]!.sha256 : undefined;
+    const { counts, onSampleCa } = this.registry!.agentsByCa(cas[0]!.sha256, old);
+    return {
+      rotation: pki.rotating ? 'in-progress' : 'none',
+      issuing_sha256: pki.issuingFingerprint,
+      server_certificate_ca_sha256: pki.caFingerprint,
+      cas: cas.map((ca) => ({ state: ca.state, subject: ca.subject, sha256: ca.sha256, not_before: ca.notBefore, not_after: ca.notAfter, agents: counts[ca.sha256] ?? 0 })),
+      ...(old === undefined ? {} : { agents_on_old: onSampleCa }),
+    };
+  }
+
+  /**
+   * Starts a CA rotation (`hades server ca rotate`): the new CA is written with its audit record
+   * (`record`) in one transaction, after the certificates whose CA was not recorded are
+   * recorded as the old one's; then new connections take client certificates of both, and every
+   * connected agent is sent the CAs to trust (it renews under the new one by itself).
+   */
+  private async rotateCa(record: (ca: { sha256: string; old: string; agents: number }) => void): Promise<CaRotateBody> {
+    const pki = this.pki!;
+    const registry = this.registry!;
+    const db = this.db!;
+    const prepared = await pki.prepareRotation();
+    const old = pki.caFingerprint;
+    const made = db.transaction(() => {
+      registry.assignCa(old);
+      const agents = registry.agentsByCa(old).counts[old] ?? 0;
+      record({ sha256: prepared.sha256, old, agents });
+      return { ca: pki.commitRotation(prepared), agents };
+    })();
+    this.gateway?.useTls(pki.clientCaPem, pki.serverCertPem, pki.serverKeyPem);
+    const notified = this.broadcastTrust();
+    this.log.warn('CA rotation started: agents move to the new CA as they renew; retire the old one once none is left on it (hades server ca status, hades server ca retire-old)', { new_ca: made.ca.sha256, old_ca: old, agents_on_old: made.agents, notified });
+    return { ca: { state: made.ca.state, subject: made.ca.subject, sha256: made.ca.sha256, not_before: made.ca.notBefore, not_after: made.ca.notAfter, agents: 0 }, agents_on_old: made.agents, notified };
+  }
+
+  /**
+   * Retires the old CA of the rotation in progress (`hades server ca retire-old`): refused while
+   * agents not revoked still hold a certificate it issued, unless `force`. The change and its
+   * audit record go in one transaction; then the gateway and the API present the server
+   * certificate of the new CA, connected agents are told to trust the new CA only, and those
+   * still on the old one are disconnected (HADES_ERR_CA_RETIRED: they must be enrolled again).
+   */
+  private async retireOldCa(force: boolean, record: (retired: { sha256: string; forced: boolean; left_behind: number }) => void): Promise<CaRetireBody> {
+    const pki = this.pki!;
+    const registry = this.registry!;
+    const old = pki.retiring();
+    const leftBehind = (): number => {
+      const { counts, onSampleCa } = registry.agentsByCa(old.sha256, old.sha256, 10);
+      const left = counts[old.sha256] ?? 0;
+      if (left > 0 && !force) {
+        throw new HadesError(
+          'HADES_ERR_CA_AGENTS_REMAIN',
+          `${left} agent${left === 1 ? '' : 's'} (not revoked) still hold${left === 1 ? 's' : ''} a certificate of the old CA ${old.sha256} (${onSampleCa.join(', ')}${left > onSampleCa.length ? ', ...' : ''}): connected agents renew within their outputs.server.renew_jitter_s, offline ones when they next connect (hades server ca status shows them). Retiring it now with --force refuses them (HADES_ERR_CA_RETIRED): each must then be enrolled again with a fresh token`,
+        );
+      }
+      return left;
+    };
+    leftBehind();
+    const prepared = await pki.prepareRetire();
+    const left = this.db!.transaction(() => {
+      const count = leftBehind();
+      record({ sha256: old.sha256, forced: force, left_behind: count });
+      pki.commitRetire(prepared);
+      return count;
+    })();
+    this.gateway?.useTls(pki.clientCaPem, pki.serverCertPem, pki.serverKeyPem);
+    (this.api?.server as unknown as TlsServer | undefined)?.setSecureContext({ cert: pki.serverCertPem, key: pki.serverKeyPem });
+    const notified = this.broadcastTrust();
+    let disconnected = 0;
+    for (const id of this.gateway?.connectedAgents() ?? []) {
+      const agent = registry.get(id);
+      // One renewed already reconnects with its next certificate (of the new CA) by itself.
+      if (agent !== undefined && (agent.certCa ?? old.sha256) === old.sha256 && agent.nextCert === undefined) {
+        this.gateway?.disconnect(id, new HadesError('HADES_ERR_CA_RETIRED', `agent ${id} holds a certificate of the CA ${old.sha256}, retired now: it must be enrolled again with a fresh token`));
+        disconnected++;
+      }
+    }
+    const fields = { retired_ca: old.sha256, ca: pki.caFingerprint, forced: force, left_behind: left, notified, disconnected };
+    if (left > 0) this.log.warn('old CA retired with agents still on it: they are refused and must be enrolled again', { code: 'HADES_ERR_CA_RETIRED', ...fields });
+    else this.log.info('old CA retired: the server certificate is of the new CA from now on', fields);
+    return { retired: { state: 'retired', subject: old.subject, sha256: old.sha256, not_before: old.notBefore, not_after: old.notAfter, agents: left }, ca_sha256: pki.caFingerprint, forced: force, agents_left_behind: left, notified, disconnected };
   }
 
   /** Reissues the server certificate when it nears its end, and has the gateway and the API present the new one. */
@@ -404,6 +512,9 @@ export class HadesServer {
       listAudit: (options) => auditLog.list(options),
       caPem: () => pki.caPem,
       caFingerprint: () => pki.caFingerprint,
+      caStatus: () => this.caStatus(),
+      rotateCa: (record) => this.rotateCa(record),
+      retireOldCa: (force, record) => this.retireOldCa(force, record),
       gateways: () => this.gateways(),
       enroll: async (request) => {
         // Check first, sign, then use the token and record the agent in one transaction: a bad
@@ -415,7 +526,7 @@ export class HadesServer {
           const used = tokens.consume(request.token, agentId);
           registry.enroll(
             { id: agentId, hostname: request.hostname, addresses: request.addresses, os: request.os, kernel: request.kernel, version: request.version, ...(used.group ? { group: used.group } : {}) },
-            { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter, tokenId: used.tokenId },
+            { fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter, caSha256: issued.caSha256, tokenId: used.tokenId },
           );
           // A new member of the fleet is audited with the token that let it in (in the same
           // transaction: no agent without its record).

@@ -148,12 +148,12 @@ describe('Pki: creation and reload', () => {
     assert.equal(renewed.caPem, first.caPem);
   });
 
-  it('warns when its CA ends within a year (agent certificates end by then, and the CA cannot be rolled over)', async () => {
+  it('warns when its CA ends within a year (agent certificates end by then), pointing at its rotation', async () => {
     const now = await Pki.open(dir, { hostnames: [], ips: [] });
     assert.equal(now.caExpiryWarning(), undefined, 'a new CA has ten years');
     const caEnd = new Date(now.caNotAfter).getTime();
     const late = await Pki.open(dir, { hostnames: [], ips: [], now: () => caEnd - 100 * DAY });
-    assert.match(late.caExpiryWarning() ?? '', /^the CA ends on .* \(in 100 days\): .*enrolled again/);
+    assert.match(late.caExpiryWarning() ?? '', /^the CA ends on .* \(in 100 days\): .*hades server ca rotate.*enrolled again/);
   });
 
   it('reissues a server certificate whose key was lost', async () => {
@@ -170,7 +170,7 @@ describe('Pki: creation and reload', () => {
     const other = folder();
     const made = await Pki.open(other, { hostnames: [], ips: [] });
     rmSync(made.paths.caKey);
-    await assert.rejects(Pki.open(other, { hostnames: [], ips: [] }), code('HADES_ERR_PKI'));
+    await assert.rejects(Pki.open(other, { hostnames: [], ips: [] }), code('HADES_ERR_CA_FILE_INVALID'));
   });
 
   it('refuses a name that is neither a host name nor an IP address', async () => {
@@ -287,7 +287,8 @@ describe('Pki: agent certificates', () => {
     const ours = await pki.signAgentCsr(csrPem, 'ag_ours');
     const theirs = await foreign.signAgentCsr(csrPem, 'ag_ours');
     const id = pki.agentIdentity(ours.certPem);
-    assert.deepEqual(id, { agentId: 'ag_ours', fingerprint: ours.fingerprint, serial: ours.serial, notAfter: ours.notAfter });
+    assert.deepEqual(id, { agentId: 'ag_ours', caSha256: pki.caFingerprint, fingerprint: ours.fingerprint, serial: ours.serial, notAfter: ours.notAfter });
+    assert.equal(ours.caSha256, pki.caFingerprint);
     assert.deepEqual(pki.agentIdentity(new X509Certificate(ours.certPem).raw), id, 'DER works as PEM does');
     assert.equal(pki.agentIdentity(theirs.certPem), undefined, 'another CA');
     assert.equal(pki.agentIdentity(pki.serverCertPem), undefined, 'the server certificate is no agent');

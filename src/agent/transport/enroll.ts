@@ -10,6 +10,10 @@
  * new names, then `agent.json`, which names the pair in use, is replaced in one rename. A crash
  * at any point leaves either the old pair or the new one in use, never a key without its
  * certificate.
+ *
+ * A CA rotation on the server (its stream's CaTrust message) gives the CAs to trust: they are
+ * written beside the CA before (`ca-<hash>.pem`, all of them in one file), then `agent.json` is
+ * made to name that file, in one rename, as for a renewed pair; the file no longer named goes.
  */
 import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -40,9 +44,17 @@ interface IdentityMeta {
   /** File names in the identity folder; key.pem and cert.pem when absent (as enrolled). */
   readonly key?: string;
   readonly cert?: string;
+  /** The CAs trusted (PEM, one after another); ca.pem when absent (as enrolled). */
+  readonly ca?: string;
 }
 
 const PAIR_FILE_RE = /^(key|cert)(-[0-9a-f]{1,40})?\.pem$/;
+const CA_FILE_RE = /^ca(-[0-9a-f]{16})?\.pem$/;
+
+/** The certificates of a PEM bundle, each parsed (a bundle of one: the CA of enrollment). */
+export function caCertificates(pem: string): X509Certificate[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
+}
 
 /** The stored identity, if the agent has enrolled. */
 export function loadIdentity(dataDir: string): Identity | undefined {
@@ -53,13 +65,14 @@ export function loadIdentity(dataDir: string): Identity | undefined {
     const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
     const key = meta.key ?? 'key.pem';
     const cert = meta.cert ?? 'cert.pem';
-    if (!PAIR_FILE_RE.test(key) || !PAIR_FILE_RE.test(cert)) throw new HadesError('HADES_ERR_PKI', `agent.json names unexpected files ${key} and ${cert}`);
+    const ca = meta.ca ?? 'ca.pem';
+    if (!PAIR_FILE_RE.test(key) || !PAIR_FILE_RE.test(cert) || !CA_FILE_RE.test(ca)) throw new HadesError('HADES_ERR_PKI', `agent.json names unexpected files ${key}, ${cert} and ${ca}`);
     identity = {
       agentId: meta.agentId,
       gateways: meta.gateways,
       keyPem: readFileSync(path.join(dir, key), 'utf8'),
       certPem: readFileSync(path.join(dir, cert), 'utf8'),
-      caPem: readFileSync(path.join(dir, 'ca.pem'), 'utf8'),
+      caPem: readFileSync(path.join(dir, ca), 'utf8'),
     };
   } catch (error) {
     throw new HadesError('HADES_ERR_PKI', `the agent's identity in ${dir} cannot be read: ${(error as Error).message}`);
@@ -107,6 +120,28 @@ export function saveRenewedIdentity(dataDir: string, identity: Identity, serial:
   for (const name of readdirSync(dir)) {
     if ((PAIR_FILE_RE.test(name) || /^(key|cert)[-.].*\.tmp-\d+$/.test(name)) && name !== key && name !== cert) rmSync(path.join(dir, name), { force: true });
   }
+}
+
+/**
+ * Stores the CAs to trust (PEM, one after another) beside the ones before, atomically (see the
+ * top of this file), then removes the CA file no longer named. Returns false when they are the
+ * ones stored already.
+ */
+export function saveTrustedCas(dataDir: string, agentId: string, caPem: string): boolean {
+  const dir = identityDir(dataDir);
+  const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+  if (meta.agentId !== agentId) throw new HadesError('HADES_ERR_PKI', `${dir} holds agent ${meta.agentId}, not ${agentId}`);
+  const name = `ca-${createHash('sha256').update(caPem).digest('hex').slice(0, 16)}.pem`;
+  if (name === meta.ca) return false;
+  writePrivateFile(path.join(dir, name), caPem);
+  syncFolder(dir);
+  // The commit: from here on these CAs are trusted.
+  writePrivateFile(path.join(dir, 'agent.json'), `${JSON.stringify({ ...meta, ca: name } satisfies IdentityMeta)}\n`);
+  syncFolder(dir);
+  for (const file of readdirSync(dir)) {
+    if ((CA_FILE_RE.test(file) || /^ca[-.].*\.tmp-\d+$/.test(file)) && file !== name) rmSync(path.join(dir, file), { force: true });
+  }
+  return true;
 }
 
 /** A new P-256 key pair and a PKCS#10 request for it, naming `agentId` when given (renewal). */

@@ -18,7 +18,16 @@
  * to `renewal.jitterMs`, so that a fleet asked at once does not reconnect at once), once no
  * batch waits for its Ack, the stream is ended cleanly and a new one opened with the new
  * certificate. No batch is in flight at that moment, so nothing is sent twice.
+ *
+ * A CA rotation on the server: its CaTrust message gives the CAs to trust and the one that
+ * issues now. They are stored in the identity folder (enroll.ts, saveTrustedCas) and used from
+ * the next connection (the stream goes on); a certificate of another CA is renewed as if the
+ * server had asked (after the renewal's random delay). A server whose certificate is of a CA the
+ * agent does not trust (its old CA retired while the agent was offline) is reported with
+ * HADES_ERR_SERVER_CA_UNTRUSTED and what to do, and one that refuses the agent's certificate as
+ * of a retired CA with HADES_ERR_CA_RETIRED.
  */
+import { createHash, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -27,7 +36,7 @@ import { HadesError, toHadesError } from '../../common/errors.js';
 import { channelOptions, gatewayService, NDJSON_GZIP, NO_COMPRESS, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
-import { identityDir, type Identity } from './enroll.js';
+import { identityDir, saveTrustedCas, type Identity } from './enroll.js';
 import { AddressHolds, holdDownMs } from './holds.js';
 import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
 import { taskAnswer, TaskLedger, type TaskAnswer } from './tasks.js';
@@ -171,6 +180,20 @@ const ACK_TIMEOUT_MS = 120_000;
 const KEEP_OPEN_MIN_MS = 1000;
 const KEEP_OPEN_MAX_MS = 30_000;
 
+/** The most CAs a CaTrust message may name (two during a rotation). */
+const MAX_TRUSTED_CAS = 8;
+
+/** What OpenSSL says when the server's certificate does not chain to a CA this end trusts. */
+const UNTRUSTED_SERVER_RE = /self[- ]signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate|unable to get issuer certificate|certificate signature failure/i;
+
+/** How a stream failed (refused, or never up): the code, from the gRPC status and its details. */
+export function connectFailureCode(code: grpc.status, details: string): 'HADES_ERR_AGENT_REVOKED' | 'HADES_ERR_AGENT_UNKNOWN' | 'HADES_ERR_CA_RETIRED' | 'HADES_ERR_SERVER_CA_UNTRUSTED' | 'HADES_ERR_SERVER_UNREACHABLE' {
+  if (code === grpc.status.PERMISSION_DENIED) return /HADES_ERR_AGENT_REVOKED/.test(details) ? 'HADES_ERR_AGENT_REVOKED' : /HADES_ERR_CA_RETIRED/.test(details) ? 'HADES_ERR_CA_RETIRED' : 'HADES_ERR_AGENT_UNKNOWN';
+  return UNTRUSTED_SERVER_RE.test(details) ? 'HADES_ERR_SERVER_CA_UNTRUSTED' : 'HADES_ERR_SERVER_UNREACHABLE';
+}
+
+const sha256Of = (cert: X509Certificate): string => createHash('sha256').update(cert.raw).digest('hex');
+
 export class GrpcTransport implements BatchTransport {
   readonly name = 'server';
   private client: grpc.Client | undefined;
@@ -223,6 +246,8 @@ export class GrpcTransport implements BatchTransport {
   private resent = 0;
   /** The highest spool seq written on any stream so far: a batch that starts at or before it is sent again. */
   private writtenSeq = -Infinity;
+  /** The CA refusal logged last (HADES_ERR_CA_RETIRED, _SERVER_CA_UNTRUSTED): logged once until a stream works. */
+  private caRefusalLogged: string | undefined;
 
   constructor(private readonly options: GrpcTransportOptions) {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
@@ -359,6 +384,7 @@ export class GrpcTransport implements BatchTransport {
           this.options.log.info('connected to the server', { address, agent: message.welcome.agent_id, server_version: message.welcome.server_version });
           if (this.stream === stream) {
             up = true;
+            this.caRefusalLogged = undefined;
             this.opened++;
             this.ready = true;
             this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
@@ -374,11 +400,21 @@ export class GrpcTransport implements BatchTransport {
         this.onMessage(message, stream);
       });
       stream.on('error', (error: grpc.ServiceError) => {
-        const code = error.code === grpc.status.PERMISSION_DENIED && /HADES_ERR_AGENT_REVOKED/.test(error.details) ? 'HADES_ERR_AGENT_REVOKED' : error.code === grpc.status.PERMISSION_DENIED ? 'HADES_ERR_AGENT_UNKNOWN' : 'HADES_ERR_SERVER_UNREACHABLE';
+        const details = error.details || error.message;
+        const code = connectFailureCode(error.code, details);
         // Refused for good: the token in the configuration is not used while an identity is kept,
         // so say what enrolling the host again takes.
         const again = code !== 'HADES_ERR_SERVER_UNREACHABLE' && this.options.renewal ? `; to enroll this host again, stop the agent, move ${identityDir(this.options.renewal.dataDir)} aside and start it with a fresh token (hades server token create) in outputs.server.token` : '';
-        fail(new HadesError(code, `${address}: ${error.details || error.message}${again}`));
+        const untrusted =
+          code === 'HADES_ERR_SERVER_CA_UNTRUSTED'
+            ? ': the server presents a certificate of a CA this agent does not trust; if the server\'s CA was rotated and the old one retired while this agent was offline (hades server ca status), this agent must be enrolled again, otherwise check that this is the Hades server it enrolled with'
+            : '';
+        const failure = new HadesError(code, `${address}: ${details}${untrusted}${again}`);
+        if ((code === 'HADES_ERR_CA_RETIRED' || code === 'HADES_ERR_SERVER_CA_UNTRUSTED') && this.caRefusalLogged !== code) {
+          this.caRefusalLogged = code;
+          this.options.log.error('the server cannot be used with this agent\'s identity', { err: failure });
+        }
+        fail(failure);
       });
       stream.on('end', () => fail(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${address}: the server ended the stream`)));
     });
@@ -492,6 +528,65 @@ export class GrpcTransport implements BatchTransport {
     } else if (message.renew_now) {
       if (this.renewer) this.renewer.requestedByServer(message.renew_now.reason);
       else this.options.log.warn('the server asks for a certificate renewal, but renewal is off here');
+    } else if (message.trust) {
+      this.trustCas(message.trust.ca ?? [], message.trust.issuing_sha256 ?? '');
+    }
+  }
+
+  /**
+   * The CAs the server says to trust (a CA rotation): checked (CA certificates, not expired, the
+   * issuing one among them, and one of them the issuer of this agent's certificate), stored in
+   * the identity folder when they changed, and used from the next connection. A certificate of
+   * another CA than the issuing one is then renewed, as if the server had asked.
+   */
+  private trustCas(pems: readonly string[], issuing: string): void {
+    const { log } = this.options;
+    const refuse = (why: string): void => log.warn('the CAs the server sent are not used', { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', reason: why });
+    if (pems.length === 0 || pems.length > MAX_TRUSTED_CAS) return refuse(`${pems.length} CAs; from 1 to ${MAX_TRUSTED_CAS} are taken`);
+    let cas: X509Certificate[];
+    try {
+      cas = pems.map((pem) => new X509Certificate(pem));
+    } catch {
+      return refuse('one does not parse as a certificate');
+    }
+    if (cas.some((ca) => !ca.ca)) return refuse('one is not a CA certificate');
+    const now = Date.now();
+    if (cas.some((ca) => Date.parse(ca.validTo) <= now)) return refuse('one has expired');
+    const fingerprints = cas.map(sha256Of);
+    const issuingSha = issuing.toLowerCase();
+    if (!fingerprints.includes(issuingSha)) return refuse('the CA said to issue certificates is not among them');
+    let own: X509Certificate;
+    try {
+      own = new X509Certificate(this.identity.certPem);
+    } catch {
+      return refuse('this agent\'s own certificate does not parse');
+    }
+    const ownCa = cas.find((ca) => own.checkIssued(ca) && own.verify(ca.publicKey));
+    // Never a set that would not take this agent's own certificate: the server would refuse it
+    // anyway (a CA retired before it moved), and these are the only CAs it would know.
+    if (!ownCa) return refuse('none of them issued this agent\'s certificate');
+    const known = new Set(caFingerprints(this.identity.caPem));
+    if (known.size !== fingerprints.length || fingerprints.some((f) => !known.has(f))) {
+      const caPem = cas.map((ca) => ca.toString()).join('');
+      const dataDir = this.options.renewal?.dataDir;
+      try {
+        if (dataDir !== undefined) saveTrustedCas(dataDir, this.identity.agentId, caPem);
+      } catch (error) {
+        log.error('the CAs the server sent cannot be stored; the ones before stay in use', { code: 'HADES_ERR_PKI', err: toHadesError(error) });
+        return;
+      }
+      const previous = this.identity;
+      this.identity = { ...previous, caPem };
+      // The same key and certificate: the current stream is not replaced for this.
+      if (this.streamIdentity === previous) this.streamIdentity = this.identity;
+      this.renewer?.trust(caPem);
+      this.options.onIdentity?.(this.identity);
+      log.info('the server\'s CAs changed; the agent trusts these from its next connection', { cas: fingerprints, issuing: issuingSha, stored: dataDir !== undefined });
+    }
+    if (sha256Of(ownCa) !== issuingSha) {
+      const reason = `the server's CA was rotated: this agent's certificate is of the CA ${sha256Of(ownCa)}, certificates are issued by ${issuingSha} now`;
+      if (this.renewer) this.renewer.requestedByServer(reason);
+      else log.warn('the server\'s CA was rotated, but certificate renewal is off here: this agent must be enrolled again before the old CA is retired', { reason });
     }
   }
 
@@ -733,4 +828,17 @@ export class GrpcTransport implements BatchTransport {
       this.drop(stream, new HadesError('HADES_ERR_OUTPUT_FAILED', 'transport closed'));
     }
   }
+}
+
+/** The SHA-256 of each certificate of a PEM bundle (the ones that do not parse are left out). */
+function caFingerprints(pem: string): string[] {
+  const out: string[] = [];
+  for (const match of pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) {
+    try {
+      out.push(sha256Of(new X509Certificate(match[0])));
+    } catch {
+      // not a certificate: not one trusted
+    }
+  }
+  return out;
 }

@@ -16,7 +16,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { HadesError, isErrorCode, toHadesError } from '../../common/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { newKeyAndCsr, saveRenewedIdentity, type Identity } from './enroll.js';
+import { caCertificates, newKeyAndCsr, saveRenewedIdentity, type Identity } from './enroll.js';
 
 const DAY_MS = 86_400_000;
 /** Longest single timer: Node's timers overflow beyond 2^31 - 1 ms (about 24.8 days). */
@@ -68,8 +68,8 @@ export function validity(certPem: string): { notBefore: number; notAfter: number
 }
 
 /**
- * Checks what the server sent back: a certificate for `keyPem`, issued by the CA the agent
- * trusts, naming this agent, not expired. Throws HADES_ERR_RENEW_FAILED otherwise. A start
+ * Checks what the server sent back: a certificate for `keyPem`, issued by a CA the agent
+ * trusts (during a CA rotation, the new one of the two), naming this agent, not expired. Throws HADES_ERR_RENEW_FAILED otherwise. A start
  * (notBefore) later than `now` is accepted: the server backdates it by an hour only, and it is
  * the server's clock, not this host's, that checks the certificate at each connection; refusing
  * it would strand an agent whose clock lags (every renewal refused until the certificate in use
@@ -84,7 +84,7 @@ export function checkRenewedCertificate(certPem: string, keyPem: string, identit
     throw bad('it does not parse');
   }
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw bad('it is not for the new key');
-  if (!cert.verify(new X509Certificate(identity.caPem).publicKey)) throw bad('it was not issued by the server\'s CA');
+  if (!caCertificates(identity.caPem).some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) throw bad('it was not issued by the server\'s CA');
   if (cert.subject !== `CN=${identity.agentId}` || !(cert.subjectAltName ?? '').split(', ').includes(`URI:hades://agent/${identity.agentId}`)) throw bad(`it does not name agent ${identity.agentId}`);
   if (now >= Date.parse(cert.validTo)) throw bad(`it is not valid now (${cert.validFrom} to ${cert.validTo})`);
   return cert;
@@ -139,6 +139,11 @@ export class CertificateRenewer {
     this.evaluate();
   }
 
+  /** The CAs trusted changed (a CA rotation): renewed certificates are checked against them. */
+  trust(caPem: string): void {
+    this.identity = { ...this.identity, caPem };
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
@@ -175,8 +180,9 @@ export class CertificateRenewer {
       const { keyPem, csrPem } = await newKeyAndCsr({ agentId });
       const certPem = await this.ports.request(csrPem);
       if (this.closed) return;
-      const cert = checkRenewedCertificate(certPem, keyPem, before, this.now());
-      const renewed: Identity = { ...before, keyPem, certPem };
+      // Against the CAs trusted now: a CA rotation's may have come while the request was out.
+      const cert = checkRenewedCertificate(certPem, keyPem, this.identity, this.now());
+      const renewed: Identity = { ...this.identity, keyPem, certPem };
       try {
         saveRenewedIdentity(this.settings.dataDir, renewed, cert.serialNumber);
       } catch (error) {

@@ -1,6 +1,7 @@
 /**
  * Server-side commands: `hades server` runs the server; `hades server token create`,
- * `hades agents list`, `hades agents renew` and `hades search` talk to its REST API as a person
+ * `hades server ca status|rotate|retire-old`, `hades agents list`, `hades agents renew` and
+ * `hades search` talk to its REST API as a person
  * would; `hades start` runs the single-node deployment (server, and a local agent with the
  * kernel driver enrolled to it) until Ctrl-C.
  */
@@ -133,6 +134,81 @@ export async function agentsRenew(context: CliContext, args: readonly string[], 
   if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent })}\n`);
   else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate: it does so within its outputs.server.renew_jitter_s (300 s by default; a delay that spreads a fleet asked at once)\n`);
   else context.stdout.write(`agent ${id} is not connected: it will be asked to renew its certificate when it next connects\n`);
+  return exitStatus.ok;
+}
+
+interface CaRow {
+  state: string;
+  subject: string;
+  sha256: string;
+  not_before: string;
+  not_after: string;
+  agents: number;
+}
+
+const caLines = (cas: readonly CaRow[]): string[] => {
+  const rows = [['state', 'sha256', 'not after', 'agents', 'subject'], ...cas.map((ca) => [ca.state, ca.sha256, ca.not_after, String(ca.agents), shown(ca.subject)])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+};
+
+/** `hades server ca status`: the CAs and the agents on each (GET /api/v1/pki/ca). */
+export async function caStatus(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const status = (await client.get('/api/v1/pki/ca')) as { rotation: string; issuing_sha256: string; server_certificate_ca_sha256: string; cas: CaRow[]; agents_on_old?: string[] };
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(status)}\n`);
+    return exitStatus.ok;
+  }
+  const out = [...caLines(status.cas), ''];
+  if (status.rotation === 'in-progress') {
+    const old = status.cas.find((ca) => ca.state === 'old');
+    const left = old?.agents ?? 0;
+    out.push(`rotation in progress: new certificates are issued by the new CA; the server certificate is still the old CA's.`);
+    if (left > 0) out.push(`${left} agent${left === 1 ? ' is' : 's are'} still on the old CA${status.agents_on_old && status.agents_on_old.length > 0 ? ` (${status.agents_on_old.slice(0, 20).join(', ')}${left > 20 ? ', ...' : ''})` : ''}: connected agents renew within their renew_jitter_s, offline ones when they next connect.`);
+    else out.push('no agent is on the old CA any more: retire it with hades server ca retire-old.');
+  } else {
+    out.push('no rotation in progress (hades server ca rotate starts one).');
+  }
+  context.stdout.write(`${out.join('\n')}\n`);
+  return exitStatus.ok;
+}
+
+/** `hades server ca rotate` (POST /api/v1/pki/ca/rotate). */
+export async function caRotate(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const answer = (await client.post('/api/v1/pki/ca/rotate', undefined)) as { ca: CaRow; agents_on_old: number; notified: number };
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(answer)}\n`);
+    return exitStatus.ok;
+  }
+  context.stdout.write(
+    [
+      `new CA:     ${answer.ca.sha256} (${shown(answer.ca.subject)}, until ${answer.ca.not_after})`,
+      `agents on the old CA: ${answer.agents_on_old} (${answer.notified} connected, told now; the others when they next connect)`,
+      '',
+      'Both CAs are trusted until the old one is retired. Agents store the new CA and renew under it',
+      'within their renew_jitter_s. Follow them with hades server ca status; then hades server ca retire-old.',
+      'New enrollment tokens still carry the old CA\'s fingerprint until then.',
+      '',
+    ].join('\n'),
+  );
+  return exitStatus.ok;
+}
+
+/** `hades server ca retire-old [--force]` (POST /api/v1/pki/ca/retire-old). */
+export async function caRetireOld(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const force = options['force'] === true;
+  const answer = (await client.post(`/api/v1/pki/ca/retire-old${force ? '?force=true' : ''}`, undefined)) as { retired: CaRow; ca_sha256: string; forced: boolean; agents_left_behind: number; notified: number; disconnected: number };
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(answer)}\n`);
+    return exitStatus.ok;
+  }
+  const lines = [`retired CA: ${answer.retired.sha256}`, `CA in use:  ${answer.ca_sha256} (the server certificate is of it from now on; new enrollment tokens carry its fingerprint)`];
+  if (answer.agents_left_behind > 0) lines.push(`${answer.agents_left_behind} agent${answer.agents_left_behind === 1 ? ' was' : 's were'} still on the retired CA: refused from now on (HADES_ERR_CA_RETIRED); enroll each again with a fresh token.`);
+  lines.push('API clients given a CA certificate (--ca, HADES_API_CA) need the new one from now on: GET /api/v1/enroll/ca gives it.');
+  context.stdout.write(`${lines.join('\n')}\n`);
   return exitStatus.ok;
 }
 

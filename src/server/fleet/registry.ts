@@ -77,6 +77,12 @@ const MIGRATIONS = [
   // they had then, the best known.
   `ALTER TABLE agents ADD COLUMN enrolled_hostname TEXT NOT NULL DEFAULT '';
    UPDATE agents SET enrolled_hostname = hostname;`,
+  // CA rotation: the SHA-256 of the CA that issued the certificate in use and the next one.
+  // NULL for certificates issued before it was recorded: by the only CA there was then
+  // (`assignCa` records it before a rotation starts).
+  `ALTER TABLE agents ADD COLUMN cert_ca TEXT;
+   ALTER TABLE agents ADD COLUMN next_cert_ca TEXT;
+   CREATE INDEX agents_cert_ca ON agents (cert_ca);`,
 ];
 
 export { TASK_KINDS, type TaskKind };
@@ -103,6 +109,8 @@ export interface AgentCertInfo {
   readonly fingerprint: string;
   readonly serial: string;
   readonly notAfter?: string;
+  /** SHA-256 of the CA that issued it (Pki's IssuedCertificate.caSha256). */
+  readonly caSha256?: string;
   /** The enrollment token used, for the record. */
   readonly tokenId?: string;
 }
@@ -140,6 +148,8 @@ export interface Agent {
   readonly certFingerprint: string;
   readonly certSerial: string;
   readonly certNotAfter?: string;
+  /** SHA-256 of the CA that issued the certificate in use, when recorded (see `assignCa`). */
+  readonly certCa?: string;
   /** When the certificate in use replaced an earlier one (its first connection after a renewal). */
   readonly certRenewedAt?: string;
   /** Issued on renewal, accepted too; the agent's first connection with it makes it the one in use. */
@@ -212,6 +222,8 @@ interface AgentRow {
   next_cert_serial: string | null;
   next_cert_not_after: number | null;
   next_cert_issued_at: number | null;
+  cert_ca: string | null;
+  next_cert_ca: string | null;
   cert_renewed_at: number | null;
   renew_requested_at: number | null;
   token_id: string | null;
@@ -350,10 +362,10 @@ export class FleetRegistry {
     try {
       this.#db
         .prepare(
-          `INSERT INTO agents (id, hostname, enrolled_hostname, addresses, os, kernel, version, groups_json, tags, cert_fingerprint, cert_serial, cert_not_after, token_id, enrolled_at, last_seen, online)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, 0)`,
+          `INSERT INTO agents (id, hostname, enrolled_hostname, addresses, os, kernel, version, groups_json, tags, cert_fingerprint, cert_serial, cert_not_after, cert_ca, token_id, enrolled_at, last_seen, online)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, 0)`,
         )
-        .run(agentId, hostname, hostname, JSON.stringify(addresses), os, kernel, version, JSON.stringify([group]), cert.fingerprint, cert.serial, notAfter, cert.tokenId ?? null, now, now);
+        .run(agentId, hostname, hostname, JSON.stringify(addresses), os, kernel, version, JSON.stringify([group]), cert.fingerprint, cert.serial, notAfter, cert.caSha256 ?? null, cert.tokenId ?? null, now, now);
     } catch (error) {
       throw new HadesError('HADES_ERR_INTERNAL', `cannot record agent ${agentId}: ${(error as Error).message}`, { cause: error });
     }
@@ -455,7 +467,8 @@ export class FleetRegistry {
     const promoted = this.#db
       .prepare(
         `UPDATE agents SET cert_fingerprint = next_cert_fingerprint, cert_serial = next_cert_serial, cert_not_after = next_cert_not_after, cert_renewed_at = ?,
-           next_cert_fingerprint = NULL, next_cert_serial = NULL, next_cert_not_after = NULL, next_cert_issued_at = NULL
+           cert_ca = coalesce(next_cert_ca, cert_ca),
+           next_cert_fingerprint = NULL, next_cert_serial = NULL, next_cert_not_after = NULL, next_cert_issued_at = NULL, next_cert_ca = NULL
          WHERE id = ? AND next_cert_fingerprint = ? AND revoked_at IS NULL`,
       )
       .run(this.#now(), agentId, presented).changes;
@@ -476,12 +489,37 @@ export class FleetRegistry {
     const notAfter = notAfterMs(cert.notAfter);
     const changes = this.#db
       .prepare(
-        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, renew_requested_at = NULL
+        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, next_cert_ca = ?, renew_requested_at = NULL
          WHERE id = ? AND cert_fingerprint = ? AND revoked_at IS NULL`,
       )
-      .run(cert.fingerprint, cert.serial, notAfter, this.#now(), agentId, presented.toLowerCase()).changes;
+      .run(cert.fingerprint, cert.serial, notAfter, this.#now(), cert.caSha256 ?? null, agentId, presented.toLowerCase()).changes;
     if (changes === 0) this.#checked(agentId, presented.toLowerCase(), false);
     return this.#mustGet(agentId);
+  }
+
+  /**
+   * Records `caSha256` as the CA of every certificate whose CA is not recorded (issued before it
+   * was): called before a CA rotation starts, when the CA in use is the only one there was.
+   */
+  assignCa(caSha256: string): number {
+    return this.#db.prepare('UPDATE agents SET cert_ca = ? WHERE cert_ca IS NULL').run(caSha256).changes;
+  }
+
+  /**
+   * Agents not revoked, by the CA of the certificate in use (SHA-256; certificates whose CA is
+   * not recorded count as `unrecorded`'s), and up to `sample` ids of those on `sampleCa`.
+   */
+  agentsByCa(unrecorded: string, sampleCa?: string, sample = 100): { counts: Record<string, number>; onSampleCa: string[] } {
+    const counts: Record<string, number> = {};
+    for (const row of this.#db.prepare<[string], { ca: string; n: number }>('SELECT coalesce(cert_ca, ?) AS ca, count(*) AS n FROM agents WHERE revoked_at IS NULL GROUP BY 1').all(unrecorded)) counts[row.ca] = row.n;
+    const onSampleCa =
+      sampleCa === undefined
+        ? []
+        : this.#db
+            .prepare<[string, string, number], { id: string }>('SELECT id FROM agents WHERE revoked_at IS NULL AND coalesce(cert_ca, ?) = ? ORDER BY id LIMIT ?')
+            .all(unrecorded, sampleCa, sample)
+            .map((r) => r.id);
+    return { counts, onSampleCa };
   }
 
   /**
@@ -768,6 +806,7 @@ function agentOf(row: AgentRow): Agent {
     certFingerprint: row.cert_fingerprint,
     certSerial: row.cert_serial,
     ...(certNotAfter === undefined ? {} : { certNotAfter }),
+    ...(row.cert_ca === null ? {} : { certCa: row.cert_ca }),
     ...(certRenewedAt === undefined ? {} : { certRenewedAt }),
     ...(nextCert === undefined ? {} : { nextCert }),
     ...(renewRequestedAt === undefined ? {} : { renewRequestedAt }),

@@ -31,7 +31,17 @@ export class CertificateRenewal {
   authorize(peer: Uint8Array): { agentId: string; fingerprint: string } {
     const { pki, registry, log } = this.options;
     const identity = pki.agentIdentity(peer);
-    if (!identity) throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'the client certificate was not issued by this server');
+    if (!identity) {
+      // Left on a CA retired (a forced retire-old): said so, with what to do.
+      const retired = pki.retiredIssuer(peer);
+      if (retired) {
+        throw new HadesError(
+          'HADES_ERR_CA_RETIRED',
+          `the certificate of ${retired.agentId ? `agent ${retired.agentId}` : 'this client'} was issued by the CA ${retired.ca.sha256}, which this server retired (hades server ca retire-old) before the agent moved to the new CA; the agent must be enrolled again: stop it, move its identity folder aside and start it with a fresh token (hades server token create)`,
+        );
+      }
+      throw new HadesError('HADES_ERR_AGENT_UNKNOWN', 'the client certificate was not issued by this server');
+    }
     const { agent, switched } = registry.authorizeConnection(identity.agentId, identity.fingerprint);
     if (switched) log.info('agent uses its renewed certificate; the one before is refused from now on', { agent: agent.id, serial: agent.certSerial, not_after: agent.certNotAfter });
     return { agentId: identity.agentId, fingerprint: identity.fingerprint };
