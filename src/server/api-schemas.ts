@@ -9,7 +9,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { SEVERITIES } from '../rules/index.js';
-import type { AlertComment, Suppression } from './alerts/store.js';
+import type { AlertComment, AlertTriageRecord, Suppression } from './alerts/store.js';
 import { ALERT_STATUSES } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import type { AuditEntry } from './fleet/audit.js';
@@ -108,7 +108,18 @@ export const AlertSchema = Type.Object(
 );
 export const CommentSchema = Type.Object({ id: Type.Integer(), time: Time(), author: Type.String(), text: Type.String() });
 export const AlertsBody = Type.Object({ alerts: Type.Array(AlertSchema), next: Next });
-export const AlertWithCommentsBody = Type.Composite([AlertSchema, Type.Object({ comments: Type.Array(CommentSchema) })], { additionalProperties: true });
+export const TriageRecordSchema = Type.Object({
+  time: Time(),
+  actor: Type.String({ description: 'The name of the API token that triaged it.' }),
+  status: Type.Optional(literals(ALERT_STATUSES)),
+  assignee: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  from: Type.Optional(Type.Object({ status: literals(ALERT_STATUSES), assignee: Type.Union([Type.String(), Type.Null()]) }, { description: 'The alert before this triage.' })),
+  revision: Type.Optional(Type.Integer({ description: 'The revision this triage made.' })),
+});
+export const AlertWithCommentsBody = Type.Composite(
+  [AlertSchema, Type.Object({ comments: Type.Array(CommentSchema), history: Type.Array(TriageRecordSchema, { description: 'Its triages, oldest first (the latest 500), from the audit log.' }) })],
+  { additionalProperties: true },
+);
 
 export const SuppressionSchema = Type.Object({
   id: Type.String(),
@@ -194,6 +205,7 @@ export type BodiesMatchSchemas = [
   Holds<Same<Static<typeof ApiTokenSchema>, ApiTokenBody>>,
   Holds<Keys<Static<typeof AuditEntrySchema>, AuditEntry>>,
   Holds<Same<Static<typeof CommentSchema>, AlertComment>>,
+  Holds<Same<Static<typeof TriageRecordSchema>, AlertTriageRecord>>,
   Holds<Same<Static<typeof SuppressionSchema>, Suppression>>,
 ];
 

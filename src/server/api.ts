@@ -38,7 +38,7 @@ import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
 import * as Answers from './api-schemas.js';
 import { RefusalRecorder, type RefusalLimits } from './api-refusals.js';
-import { alertEtag, type AlertComment, type AlertQuery, type Suppression, type TriageState } from './alerts/store.js';
+import { alertEtag, type AlertComment, type AlertQuery, type AlertTriageRecord, type Suppression, type TriageState } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
@@ -52,10 +52,19 @@ export type CaRetireBody = Static<typeof Answers.CaRetireBody>;
 /** The longest suppression an analyst may create (an admin's: 365 days). */
 export const ANALYST_SUPPRESSION_MAX_DAYS = 30;
 
+/**
+ * Fields of every event that sort events into kinds, platforms or parts of the fleet rather than
+ * say what one was about (docs/events.md, "Fields of every event"): `event.kind = event` or
+ * `agent.type = hades` holds for every event, `hades.cmdb.environment = production` for a
+ * whole environment. Without a host they do not narrow a suppression.
+ */
+const CLASSIFYING_FIELD = /^(event\.(kind|category|type|action|outcome|module|dataset)|agent\.(type|version)|host\.(architecture|os\..+)|hades\.(backend|cmdb\..+))$/;
+
 /** What makes a suppression an admin's to create (see the POST /api/v1/suppressions role note), or undefined. */
 export function suppressionBreadth(rule: string, host: string | undefined, field: string | undefined, durationMs: number): string | undefined {
   if (rule === '*') return 'every rule (*)';
   if (host === undefined && field === undefined) return `the whole rule ${rule} on every host`;
+  if (host === undefined && field !== undefined && CLASSIFYING_FIELD.test(field)) return `the whole rule ${rule} on every host (${field} is a field of every event that sorts them, not one that narrows to a program, file or address)`;
   if (durationMs > ANALYST_SUPPRESSION_MAX_DAYS * 86_400_000) return `more than ${ANALYST_SUPPRESSION_MAX_DAYS} days`;
   return undefined;
 }
@@ -128,7 +137,8 @@ export interface ApiPorts {
   /** True when revoked now (`record` run in the same transaction), false when it was already. */
   revokeApiToken(id: string, record: () => void): boolean;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
-  getAlert(id: string): (Alert & { comments: AlertComment[] }) | undefined;
+  /** One alert with its comments and its triage history (oldest first, from the audit log). */
+  getAlert(id: string): (Alert & { comments: AlertComment[]; history: AlertTriageRecord[] }) | undefined;
   /**
    * Triages an alert (undefined: no such alert). `expected`: the revisions the caller read
    * (If-Match), else the last writer wins; `record(from, to)` (its audit entry) runs in the
@@ -993,7 +1003,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
     },
   );
-  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context and comments. The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id, response: Answers.AlertWithCommentsBody }, (request, reply) => {
+  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context, comments and triage history (`history`: who set what when, oldest first, the latest 500). The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id, response: Answers.AlertWithCommentsBody }, (request, reply) => {
     who(request, 'read-only');
     const alert = found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
     if (alert.revision !== undefined) void reply.header('etag', alertEtag(alert.revision));
@@ -1053,7 +1063,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/suppressions',
     {
       role: 'analyst',
-      roleNote: `an analyst's suppression names one rule, narrows it to a host or to a field's value, and lasts at most ${ANALYST_SUPPRESSION_MAX_DAYS}d; every rule (\`*\`), a whole rule on every host, or longer, needs admin`,
+      roleNote: `an analyst's suppression names one rule, narrows it to a host or to a field's value (without a host, not a field of every event such as event.kind or agent.type), and lasts at most ${ANALYST_SUPPRESSION_MAX_DAYS}d; every rule (\`*\`), a whole rule on every host, or longer, needs admin`,
       summary: 'Suppress a rule (or `*`, every rule) on one host or all, optionally only when an event field has a value, for a duration. Suppressed matches are counted, not stored.',
       tags: ['alerts'],
       success: [201],

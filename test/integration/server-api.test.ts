@@ -57,6 +57,16 @@ async function apiToken(role: 'admin' | 'analyst' | 'read-only', name = `${role}
   return (await server.ok('POST', '/api/v1/tokens/api', { body: { name, role } })) as { id: string; token: string };
 }
 
+let quiet: string | undefined;
+/**
+ * The id of an agent enrolled for suppressions to name (a suppression's host must be an agent's
+ * id or enrolled name) that sends no events: what they silence is nothing the tests look for.
+ */
+async function quietAgent(): Promise<string> {
+  quiet ??= (await server.enrollAgent()).agentId;
+  return quiet;
+}
+
 /** Sends events through the agent's own transport (hello with this host's name). */
 async function deliver(identity: Awaited<ReturnType<TestServer['enrollAgent']>>, events: readonly AnyEvent[]): Promise<void> {
   const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger() });
@@ -400,7 +410,7 @@ describe('HTTP statuses', () => {
     assert.equal((await server.ok('GET', `/api/v1/tasks/${tasks[0]!['id']}`)).id, tasks[0]!['id']);
     const query = await created('/api/v1/queries', { sql: 'SELECT 1', agents: [identity.agentId], timeout_s: 1 });
     assert.equal((await server.ok('GET', `/api/v1/queries/${query['id']}`)).id, query['id']);
-    const suppression = await created('/api/v1/suppressions', { rule: '*', host: 'created-201', for: '1m', reason: 'status test' });
+    const suppression = await created('/api/v1/suppressions', { rule: '*', host: await quietAgent(), for: '1m', reason: 'status test' });
     assert.ok((await server.ok('GET', '/api/v1/suppressions')).suppressions.some((x: AnyEvent) => x['id'] === suppression['id']));
     // A group's configuration: 201 when the group had none, 200 when it replaces one.
     const group = `created-${Date.now()}`;
@@ -667,11 +677,20 @@ describe('answers keep every field (they are written with their schemas, which d
     const db = new Database(path.join(server.dataDir, 'hades.db'), { readonly: true });
     let stored: AnyEvent;
     let comments: AnyEvent[];
+    let history: AnyEvent[];
     try {
       const row = db.prepare<[string], AnyEvent>('SELECT doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?').get(id)!;
       // The document as raised (and folded into), its triage state and count from their columns.
       stored = { ...JSON.parse(row['doc']), status: row['status'], assignee: row['assignee'], count: row['count'], last_seen: new Date(row['last_seen']).toISOString(), revision: row['revision'] };
       comments = db.prepare<[string], AnyEvent>('SELECT id, time, author, text FROM alert_comments WHERE alert_id = ? ORDER BY id').all(id).map((c) => ({ ...c, time: new Date(c['time']).toISOString() }));
+      // Its triages, from their audit records.
+      history = db
+        .prepare<[string], AnyEvent>("SELECT at, actor, details FROM audit_log WHERE target = ? AND action = 'alert.triage' ORDER BY id")
+        .all(id)
+        .map((a) => {
+          const d = JSON.parse(a['details']);
+          return { time: new Date(a['at']).toISOString(), actor: a['actor'], status: d.status, assignee: d.assignee, from: d.from, revision: d.revision };
+        });
     } finally {
       db.close();
     }
@@ -684,7 +703,8 @@ describe('answers keep every field (they are written with their schemas, which d
     const compare = (served: AnyEvent, expected: AnyEvent, how: string) => {
       for (const key of new Set([...Object.keys(expected), ...Object.keys(served)])) assert.deepEqual(served[key], expected[key], `${how}: ${key}`);
     };
-    compare(byId, { ...stored, comments }, `GET /api/v1/alerts/${id}`);
+    assert.equal(history.length, 1);
+    compare(byId, { ...stored, comments, history }, `GET /api/v1/alerts/${id}`);
     compare(listed, stored, 'GET /api/v1/alerts');
   });
 
@@ -1719,7 +1739,8 @@ describe('alerts through the API and the hades command', () => {
   });
 
   it('suppresses by rule, host and field, lists and lifts suppressions, and audits them', async () => {
-    const created = (await server.ok('POST', '/api/v1/suppressions', { body: { rule: '*', host: 'web-9', field: 'process.name', value: 'bash', for: '1h', reason: 'load test' } })) as AnyEvent;
+    const host = await quietAgent();
+    const created = (await server.ok('POST', '/api/v1/suppressions', { body: { rule: '*', host, field: 'process.name', value: 'bash', for: '1h', reason: 'load test' } })) as AnyEvent;
     const listed = (await server.ok('GET', '/api/v1/suppressions')) as { suppressions: AnyEvent[] };
     assert.ok(listed.suppressions.some((s) => s['id'] === created['id'] && s['reason'] === 'load test'));
     await server.ok('DELETE', `/api/v1/suppressions/${created['id']}`);
@@ -1727,16 +1748,21 @@ describe('alerts through the API and the hades command', () => {
     const entry = audit.entries.find((e) => e['action'] === 'suppression.create' && e['target'] === created['id']);
     assert.equal(entry?.['details']?.reason, 'load test');
     const lifted = audit.entries.find((e) => e['action'] === 'suppression.delete' && e['target'] === created['id']);
-    assert.deepEqual([lifted?.['details']?.rule, lifted?.['details']?.host, lifted?.['details']?.reason], ['*', 'web-9', 'load test'], 'what was lifted is kept in the audit log');
+    assert.deepEqual([lifted?.['details']?.rule, lifted?.['details']?.host, lifted?.['details']?.reason], ['*', host, 'load test'], 'what was lifted is kept in the audit log');
   });
 
   it('lets an analyst make narrow, short suppressions only: every rule, a whole rule everywhere or more than 30 days need an admin (refusals audited)', async () => {
     const { token } = await apiToken('analyst', 'suppressing-analyst');
+    const host = await quietAgent();
     const suppress = (body: Record<string, string>, as: string | undefined = token) => server.api('POST', '/api/v1/suppressions', { ...(as === undefined ? {} : { token: as }), body: { for: '1h', reason: 'noise', ...body } });
     for (const [body, what] of [
-      [{ rule: '*', host: 'web-9' }, /every rule \(\*\)/],
+      [{ rule: '*', host }, /every rule \(\*\)/],
       [{ rule: 'reverse_shell_dev_tcp' }, /the whole rule reverse_shell_dev_tcp on every host/],
-      [{ rule: 'reverse_shell_dev_tcp', host: 'web-9', for: '31d' }, /more than 30 days/],
+      [{ rule: 'reverse_shell_dev_tcp', host, for: '31d' }, /more than 30 days/],
+      // A field that every event has, or a whole environment's, narrows nothing without a host.
+      [{ rule: 'reverse_shell_dev_tcp', field: 'event.kind', value: 'event' }, /the whole rule reverse_shell_dev_tcp on every host \(event\.kind is a field of every event/],
+      [{ rule: 'reverse_shell_dev_tcp', field: 'agent.type', value: 'hades' }, /the whole rule reverse_shell_dev_tcp on every host/],
+      [{ rule: 'reverse_shell_dev_tcp', field: 'hades.cmdb.environment', value: 'production' }, /the whole rule reverse_shell_dev_tcp on every host/],
     ] as const) {
       const refused = await suppress(body);
       assertError(refused, 403, 'HADES_ERR_API_FORBIDDEN', JSON.stringify(body));
@@ -1744,7 +1770,12 @@ describe('alerts through the API and the hades command', () => {
       assert.match(refused.body.message, /needs an admin token/);
     }
     const made: string[] = [];
-    for (const body of [{ rule: 'reverse_shell_dev_tcp', host: 'web-9', for: '30d' }, { rule: 'reverse_shell_dev_tcp', field: 'process.name', value: 'bash' }] as Record<string, string>[]) {
+    for (const body of [
+      { rule: 'reverse_shell_dev_tcp', host, for: '30d' },
+      { rule: 'reverse_shell_dev_tcp', field: 'process.name', value: 'bash' },
+      // With a host, any field narrows further.
+      { rule: 'reverse_shell_dev_tcp', host, field: 'event.kind', value: 'event' },
+    ] as Record<string, string>[]) {
       const answer = await suppress(body);
       assert.equal(answer.status, 201, JSON.stringify(answer.body));
       made.push(answer.body['id']);
@@ -1754,7 +1785,7 @@ describe('alerts through the API and the hades command', () => {
     made.push(String(broad['id']));
     const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 100 } })) as { entries: AnyEvent[] };
     const denied = audit.entries.filter((e) => e['action'] === 'api.denied' && e['actor'] === 'suppressing-analyst');
-    assert.ok(denied.length >= 3, `${denied.length} refusals audited`);
+    assert.ok(denied.length >= 6, `${denied.length} refusals audited`);
     for (const id of made) await server.ok('DELETE', `/api/v1/suppressions/${id}`);
   });
 
@@ -1789,6 +1820,11 @@ describe('alerts through the API and the hades command', () => {
     assert.equal(misspelt.status, 0, misspelt.stderr);
     assert.equal(misspelt.stdout, '');
     assert.match(misspelt.stderr, /^hades: no alert in that window; no loaded rule has the id 'reverse_shel_dev_tcp'; did you mean 'reverse_shell_dev_tcp'\?$/m);
+    // A host no agent enrolled as: said so too, with the closest name.
+    const typo = await runHades(['alerts', 'list', '--since', '10m', '--host', `${hostname}x`, '--config', configFile]);
+    assert.equal(typo.status, 0, typo.stderr);
+    assert.equal(typo.stdout, '');
+    assert.match(typo.stderr, new RegExp(`^hades: no alert in that window; no agent has the id or enrolled with the name '${hostname}x'; did you mean '${hostname}'\\?$`, 'm'));
   });
 
   it('hades alerts show, triage, comment, suppress, suppressions and unsuppress', async () => {
@@ -1817,9 +1853,10 @@ describe('alerts through the API and the hades command', () => {
     assert.ok(entries.some((e) => e['action'] === 'alert.comment' && e['target'] === alertId && e['details']?.text === 'closed: lab test'));
     const json = await run('show', alertId, '--json');
     assert.equal((JSON.parse(json.stdout) as AnyEvent)['events'].length, 1);
-    const suppressed = await run('suppress', '--rule', '*', '--host', 'web-9', '--for', '2h', '--reason', 'maintenance');
+    const quietHost = await quietAgent();
+    const suppressed = await run('suppress', '--rule', '*', '--host', quietHost, '--for', '2h', '--reason', 'maintenance');
     assert.equal(suppressed.status, 0, suppressed.stderr);
-    const id = /^(\S+)\s+rule \* on web-9/.exec(suppressed.stdout)?.[1];
+    const id = new RegExp(`^(\\S+)\\s+rule \\* on ${quietHost}`).exec(suppressed.stdout)?.[1];
     assert.ok(id, suppressed.stdout);
     assert.match((await run('suppressions')).stdout, new RegExp(`${id}.*maintenance`));
     assert.equal((await run('unsuppress', id)).status, 0);

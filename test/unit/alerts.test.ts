@@ -12,7 +12,7 @@ import { Logger } from '../../src/runtime/log.js';
 import { readDefaultPack } from '../../src/runtime/rule-pack.js';
 import { dedupKey, Detector, LOGGED_PROBLEMS, type RuleSource } from '../../src/server/alerts/detector.js';
 import { ruleSource } from '../../src/server/alerts/rule-source.js';
-import { AlertStore, MAX_ALERT_COMMENTS } from '../../src/server/alerts/store.js';
+import { AlertStore, MAX_ALERT_COMMENTS, triageHistory } from '../../src/server/alerts/store.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { openDatabase } from '../../src/server/db.js';
 import { AuditLog } from '../../src/server/fleet/audit.js';
@@ -645,6 +645,39 @@ describe('alerts: triage revisions and audit', () => {
     assert.throws(() => store.deleteSuppression(kept.id, (s) => audit.record({ actor: 'ana', action: 'suppression.delete', target: s.id })), /audit log refused/);
     assert.deepEqual(store.listSuppressions().map((s) => s.id), [kept.id], 'the lifting was undone');
     assert.equal(audit.list({ limit: 100 }).length, 2, 'only the records of what was written');
+  });
+});
+
+describe('alerts: triage history', () => {
+  const raised = (store: AlertStore, id: string) =>
+    store.insert({
+      alert: { id, '@timestamp': new Date(T0).toISOString(), last_seen: new Date(T0).toISOString(), count: 1, rule: { id: 'r', title: 'T', severity: 'high', tags: [], type: 'rule' }, message: 'm', host: { id: 'agent', name: 'web1' }, events: [{ event: { id: `e-${id}` }, agent: { id: 'agent' } }], status: 'new', assignee: null },
+      dedupKey: id,
+    });
+  it('is read back from the audit records of the alert\'s triages, oldest first, and of no other alert or action', () => {
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
+    const audit = new AuditLog(db);
+    raised(store, 'a1');
+    raised(store, 'a2');
+    const triage = (id: string, actor: string, change: { status?: 'acknowledged' | 'resolved'; assignee?: string | null }) =>
+      store.triage(id, change, { record: (from, to) => audit.record({ actor, action: 'alert.triage', target: id, details: { ...change, from: { status: from.status, assignee: from.assignee }, revision: to.revision } }) });
+    triage('a1', 'ana', { status: 'acknowledged', assignee: 'ana' });
+    triage('a2', 'bo', { status: 'resolved' });
+    store.comment('a1', 'ana', 'looking', () => audit.record({ actor: 'ana', action: 'alert.comment', target: 'a1' }));
+    triage('a1', 'bo', { assignee: null });
+    triage('a1', 'bo', { status: 'resolved' });
+    const history = triageHistory(audit.list({ target: 'a1', action: 'alert.triage', limit: 100 }));
+    assert.deepEqual(
+      history.map(({ time, ...rest }) => (assert.match(time, /^\d{4}-\d\d-\d\dT/), rest)),
+      [
+        { actor: 'ana', status: 'acknowledged', assignee: 'ana', from: { status: 'new', assignee: null }, revision: 2 },
+        { actor: 'bo', assignee: null, from: { status: 'acknowledged', assignee: 'ana' }, revision: 3 },
+        { actor: 'bo', status: 'resolved', from: { status: 'acknowledged', assignee: null }, revision: 4 },
+      ],
+    );
+    assert.deepEqual(audit.list({ target: 'a2', limit: 100 }).map((e) => e.actor), ['bo'], 'by target');
+    assert.deepEqual(triageHistory(audit.list({ target: 'a1', limit: 100 })).length, 3, 'comments are not triages');
   });
 });
 

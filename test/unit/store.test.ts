@@ -380,6 +380,8 @@ describe('event store: search', () => {
       [{ filters: [{ field: 'process..name', op: 'eq', value: 'x' }] }, /is not a field path/],
       [{ filters: [{ field: 'process.nme', op: 'eq', value: 'x' }] }, /filters\[0\]\.field: no event has a field "process\.nme"; did you mean "process\.name"\?/],
       [{ filters: [{ field: 'no.such.field', op: 'eq', value: 'x' }] }, /no event has a field "no\.such\.field"/],
+      // A field cut short: the one it begins, not the closest by spelling (process.end).
+      [{ filters: [{ field: 'process.exe', op: 'eq', value: 'x' }] }, /no event has a field "process\.exe"; did you mean "process\.executable"\?/],
       [{ filters: [{ field: 'hades.ancestors.name', op: 'eq', value: 'nginx' }] }, /inside the list hades\.ancestors, .*hades\.ancestry~=nginx/],
       [{ filters: [{ field: 'dns.answers.data', op: 'eq', value: '1.2.3.4' }] }, /inside the list dns\.answers/],
       [{ filters: [{ field: 'hades.ancestors.nmae', op: 'eq', value: 'x' }] }, /no event has a field "hades\.ancestors\.nmae"(?!; did you mean "hades\.ancestors)/],

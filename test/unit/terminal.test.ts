@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { alertDetail } from '../../src/cli/commands/alerts.js';
 import { formatRows } from '../../src/cli/commands/fleet.js';
 import { formatEvent } from '../../src/cli/commands/server.js';
 import { shown } from '../../src/cli/terminal.js';
@@ -108,5 +109,62 @@ describe('hades search, one line per event', () => {
     assert.doesNotMatch(whole, /cut:/);
     const partly = variant('exec', (e) => (e.hades = { ...e.hades, process: { ...e.hades?.process, args_truncated: true, args_bytes: 99999, args_source: 'proc_cut' } }));
     assert.match(partly, /cut: 99999 bytes in all/);
+  });
+});
+
+describe('hades alerts show', () => {
+  const alert = (change: (a: any) => void = () => undefined) => {
+    const exec = exampleEvent('exec') as any;
+    const a: any = {
+      id: '2f4418cd-acd1-4a28-ab10-85e9f6d4b795',
+      '@timestamp': '2026-11-30T11:12:13.993Z',
+      last_seen: '2026-11-30T11:12:14.508Z',
+      count: 3,
+      rule: { id: 'reverse_shell_command', title: 'Command run from a shell whose terminal is a network socket', severity: 'low', tags: ['attack.t1059.004'], type: 'rule' },
+      message: 'id run through a socket',
+      host: { id: 'ag_8f109ca5d985caba', name: 'web-1' },
+      events: [
+        { ...exec, process: { ...exec.process, pid: 9138, name: 'id', command_line: 'id' } },
+        { ...exec, process: { ...exec.process, pid: 9141, name: 'uname', command_line: 'uname -a\x1b[2J' } },
+      ],
+      process: { pid: 9138, entity_id: 'e-9138', command_line: 'id', ancestors: [{ pid: 8974, name: 'bash' }] },
+      status: 'acknowledged',
+      assignee: 'bo',
+      revision: 3,
+      comments: [{ id: 1, time: '2026-11-30T11:20:00.000Z', author: 'ana', text: 'looking' }],
+      history: [
+        { time: '2026-11-30T11:15:00.000Z', actor: 'ana', status: 'acknowledged', assignee: 'ana', from: { status: 'new', assignee: null }, revision: 2 },
+        { time: '2026-11-30T11:16:00.000Z', actor: 'bo', assignee: 'bo', from: { status: 'acknowledged', assignee: 'ana' }, revision: 3 },
+      ],
+    };
+    change(a);
+    return a;
+  };
+
+  it('prints why the alert fired: the rule, each triggering event on its line, and how to search the host around it', () => {
+    const lines = alertDetail(alert());
+    assert.ok(lines.some((l) => /^ {2}rule: +reverse_shell_command: Command run from a shell/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^ {2}events: +2 of 3 matches/.test(l)), lines.join('\n'));
+    const events = lines.filter((l) => /^ {4}\S/.test(l));
+    assert.equal(events.length, 2);
+    assert.match(events[0]!, /exec +id\(9138\) +id/);
+    assert.match(events[1]!, /exec +uname\(9141\) +uname -a\\x1b\[2J/, 'escaped like a search line');
+    // The pivot: by the agent's id, from 5 minutes before the first event to 5 after the last.
+    assert.ok(lines.includes('  around:   hades search --host ag_8f109ca5d985caba --since 2026-11-30T11:07:13.993Z --until 2026-11-30T11:17:14.508Z'), lines.join('\n'));
+    assert.ok(lines.some((l) => /^ {2}process: +id \(pid 9138, entity e-9138\)$/.test(l)), lines.join('\n'));
+    // And the alert's process: its own events, and those of what it started.
+    assert.ok(lines.includes('  its own:  hades search --host ag_8f109ca5d985caba --since 2026-11-30T11:07:13.993Z --until 2026-11-30T11:17:14.508Z process.entity_id=e-9138'), lines.join('\n'));
+    assert.ok(lines.includes('  children: hades search --host ag_8f109ca5d985caba --since 2026-11-30T11:07:13.993Z --until 2026-11-30T11:17:14.508Z process.parent.entity_id=e-9138'), lines.join('\n'));
+    // An entity id a shell would read otherwise is not offered as a command.
+    assert.ok(!alertDetail(alert((a) => (a.process.entity_id = 'x; rm -rf /'))).some((l) => l.startsWith('  children:')));
+  });
+
+  it('prints who triaged it, when and to what, before its comments', () => {
+    const lines = alertDetail(alert());
+    const triage = lines.filter((l) => l.startsWith('  triage:'));
+    assert.deepEqual(triage, ['  triage:   2026-11-30T11:15:00.000Z ana: new -> acknowledged, assigned to ana (revision 2)', '  triage:   2026-11-30T11:16:00.000Z bo: assigned to bo (revision 3)']);
+    assert.ok(lines.findIndex((l) => l.startsWith('  comment:')) > lines.findIndex((l) => l.startsWith('  triage:')));
+    // An answer without history (an older server) prints none.
+    assert.ok(!alertDetail(alert((a) => delete a.history)).some((l) => l.startsWith('  triage:')));
   });
 });

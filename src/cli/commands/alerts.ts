@@ -13,6 +13,7 @@ import { apiClient, fixedTimeBounds, limitOption, type ApiClient } from '../api-
 import { exitStatus, type CliContext } from '../context.js';
 import { didYouMean, suggest } from '../../rules/index.js';
 import { shown } from '../terminal.js';
+import { formatEvent } from './server.js';
 
 interface AlertLine {
   id: string;
@@ -52,6 +53,21 @@ async function unknownRule(client: ApiClient, rule: string | undefined): Promise
   return ids.includes(rule) ? '' : `; no loaded rule has the id '${shown(rule)}'${didYouMean(suggest(rule, ids))}`;
 }
 
+/**
+ * For an empty answer to --host: a note when no agent has that id or enrolled with that name
+ * (alerts are listed by the name an agent enrolled with), with the closest name, or the agent
+ * that calls itself so now.
+ */
+async function unknownHost(client: ApiClient, host: string | undefined): Promise<string> {
+  if (host === undefined) return '';
+  const { agents } = (await client.get('/api/v1/agents')) as { agents?: { id: string; hostname: string; enrolled_hostname?: string }[] };
+  const fleet = (agents ?? []).map((a) => ({ id: a.id, hostname: a.hostname, enrolled: a.enrolled_hostname ?? a.hostname }));
+  if (fleet.some((a) => a.id === host || a.enrolled === host)) return '';
+  const renamed = fleet.find((a) => a.hostname === host);
+  if (renamed !== undefined) return `; agent ${renamed.id} calls itself '${shown(host)}' but enrolled as '${shown(renamed.enrolled)}': its alerts are under that name or its id`;
+  return `; no agent has the id or enrolled with the name '${shown(host)}'${didYouMean(suggest(host, new Set(fleet.map((a) => a.enrolled))))}`;
+}
+
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const limit = limitOption(options, 10_000);
   const bounds = fixedTimeBounds(options, '24h');
@@ -67,7 +83,7 @@ export async function alertsList(context: CliContext, _args: readonly string[], 
     limit,
   })) as { alerts: AlertLine[]; next?: string };
   for (const alert of result.alerts) context.stdout.write(options['json'] ? `${JSON.stringify(alert)}\n` : `${formatAlert(alert)}\n`);
-  if (!options['json'] && result.alerts.length === 0) context.stderr.write(`hades: no alert in that window${await unknownRule(client, opt(options, 'rule'))}\n`);
+  if (!options['json'] && result.alerts.length === 0) context.stderr.write(`hades: no alert in that window${await unknownRule(client, opt(options, 'rule'))}${await unknownHost(client, opt(options, 'host'))}\n`);
   if (result.next) context.stderr.write(`hades: more alerts: the next page is the same command with ${bounds.again ? `${bounds.again} ` : ''}--cursor ${result.next} (or narrow the search, or raise --limit)\n`);
   return exitStatus.ok;
 }
@@ -85,32 +101,82 @@ interface Comment {
   text: string;
 }
 
-/** `hades alerts show ID`: the alert, its process ancestry, its events and comments. */
-export async function alertsShow(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const id = alertId(args);
-  const client = await apiClient(options);
-  const alert = (await client.get(`/api/v1/alerts/${id}`)) as AlertLine & { events: Record<string, unknown>[]; comments: Comment[] };
-  if (options['json']) {
-    context.stdout.write(`${JSON.stringify(alert)}\n`);
-    return exitStatus.ok;
-  }
+/** One triage of an alert, as GET /api/v1/alerts/ID gives its `history` (from the audit log). */
+interface Triage {
+  time: string;
+  actor: string;
+  status?: string;
+  assignee?: string | null;
+  from?: { status?: string; assignee?: string | null };
+  revision?: number;
+}
+
+/** How far around an alert's events `show` suggests to search the host's others. */
+const PIVOT_MARGIN_MS = 5 * 60_000;
+
+/** A time of the alert moved by `ms`, as ISO text for --since and --until (undefined when the time is not one). */
+function shifted(time: string, ms: number): string | undefined {
+  const t = Date.parse(time);
+  return Number.isFinite(t) ? new Date(t + ms).toISOString() : undefined;
+}
+
+/** What one triage changed, for a person: `new -> acknowledged, assigned to ana`. */
+function triageText(t: Triage): string {
+  const parts: string[] = [];
+  if (t.status !== undefined) parts.push(`${t.from?.status ?? '?'} -> ${t.status}`);
+  if (t.assignee !== undefined) parts.push(t.assignee === null ? 'unassigned' : `assigned to ${t.assignee}`);
+  return `${t.time} ${t.actor}: ${parts.join(', ') || 'no change'}${t.revision === undefined ? '' : ` (revision ${t.revision})`}`;
+}
+
+/**
+ * The lines `hades alerts show` prints: the alert, why it fired (rule, process and ancestry, each
+ * triggering event on a line of its own, as `hades search` prints them), the host, the commands
+ * that search the host's other events around it (all, the process's own, its children's), its
+ * triage history and its comments. Every
+ * line goes through `shown`: what an event or a comment holds cannot forge a line.
+ */
+export function alertDetail(alert: AlertLine & { events: Record<string, unknown>[]; comments: Comment[]; history?: Triage[] }): string[] {
   const ancestors = (alert.process?.['ancestors'] as { pid?: number; name?: string }[] | undefined) ?? [];
   const lines = [
     formatAlert(alert),
-    `  rule:     ${alert.rule.title} [${alert.rule.tags.join(', ')}]`,
+    `  rule:     ${alert.rule.id}: ${alert.rule.title} (${alert.rule.type}) [${alert.rule.tags.join(', ')}]`,
     `  status:   ${alert.status}${alert.assignee ? `, assigned to ${alert.assignee}` : ''}; ${alert.count} match(es), last ${alert.last_seen}${alert.revision === undefined ? '' : `; revision ${alert.revision}`}`,
     `  host:     ${alert.host.name} (${alert.host.id})${alert.host.reported_name === undefined ? '' : `, calling itself ${alert.host.reported_name}`}${alert.host.cmdb ? ` ${JSON.stringify(alert.host.cmdb)}` : ''}`,
   ];
   if (alert.process) {
     const p = alert.process;
     const text = (key: string): string | undefined => (typeof p[key] === 'string' || typeof p[key] === 'number' ? String(p[key]) : undefined);
-    lines.push(`  process:  ${text('command_line') ?? text('executable') ?? text('name') ?? '?'} (pid ${text('pid') ?? '?'})`);
+    lines.push(`  process:  ${text('command_line') ?? text('executable') ?? text('name') ?? '?'} (pid ${text('pid') ?? '?'}${text('entity_id') ? `, entity ${text('entity_id')}` : ''})`);
     if (ancestors.length > 0) lines.push(`  ancestry: ${ancestors.map((a) => `${a.name ?? '?'}(${a.pid ?? '?'})`).join(' < ')}`);
   }
-  lines.push(`  events:   ${alert.events.length} (--json prints them)`);
+  lines.push(`  events:   ${alert.events.length}${alert.count > alert.events.length ? ` of ${alert.count} matches (the first ones kept)` : ''}, oldest first (--json prints them whole)`);
+  for (const e of alert.events) lines.push(`    ${formatEvent(e)}`);
+  // The pivot: the host's other events around the alert's, by the agent's id (a host cannot claim it).
+  const since = shifted(alert['@timestamp'], -PIVOT_MARGIN_MS);
+  const until = shifted(alert.last_seen, PIVOT_MARGIN_MS);
+  if (since !== undefined && until !== undefined) {
+    const search = `hades search --host ${alert.host.id} --since ${since} --until ${until}`;
+    lines.push(`  around:   ${search}`);
+    // The process's own events (connections, files) and what it started (a reverse shell's commands).
+    const entity = alert.process?.['entity_id'];
+    if (typeof entity === 'string' && /^[A-Za-z0-9._:-]+$/.test(entity)) lines.push(`  its own:  ${search} process.entity_id=${entity}`, `  children: ${search} process.parent.entity_id=${entity}`);
+  }
+  for (const t of alert.history ?? []) lines.push(`  triage:   ${triageText(t)}`);
   for (const c of alert.comments) lines.push(`  comment:  ${c.time} ${c.author}: ${c.text}`);
   // Each entry is one line: whatever a value holds (a comment's newlines) stays on it, escaped.
-  context.stdout.write(`${lines.map(shown).join('\n')}\n`);
+  return lines.map(shown);
+}
+
+/** `hades alerts show ID`: the alert, why it fired, where to look around it, its triage and comments. */
+export async function alertsShow(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = alertId(args);
+  const client = await apiClient(options);
+  const alert = (await client.get(`/api/v1/alerts/${id}`)) as Parameters<typeof alertDetail>[0];
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(alert)}\n`);
+    return exitStatus.ok;
+  }
+  context.stdout.write(`${alertDetail(alert).join('\n')}\n`);
   return exitStatus.ok;
 }
 
@@ -173,6 +239,9 @@ export async function alertsSuppress(context: CliContext, _args: readonly string
   const duration = opt(options, 'for');
   const reason = opt(options, 'reason');
   if (rule === undefined || duration === undefined || reason === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give --rule (or \'*\'), --for (e.g. 7d) and --reason');
+  // The server's own check would answer in its schema's words (body/for must match pattern ...).
+  if (!/^[0-9]{1,9}[smhd]$/.test(duration)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--for must be a duration: a whole number and s, m, h or d (30m, 12h, 7d), not '${duration}'`);
+  if (reason.trim() === '') throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', '--reason must say why (it is kept in the audit log)');
   const field = opt(options, 'field');
   const value = opt(options, 'value');
   const host = opt(options, 'host');

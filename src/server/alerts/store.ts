@@ -25,6 +25,7 @@ import { SEVERITIES, type Severity } from '../../rules/index.js';
 import { migrate, type Db } from '../db.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './types.js';
 import { AGENT_ID_RE } from '../fleet/registry.js';
+import type { AuditEntry } from '../fleet/audit.js';
 
 export const ALERTS_MIGRATIONS: readonly string[] = [
   `CREATE TABLE alerts (
@@ -128,6 +129,46 @@ export interface AlertComment {
   readonly time: string;
   readonly author: string;
   readonly text: string;
+}
+
+/**
+ * One triage of an alert as GET /api/v1/alerts/ID gives it in `history`, read back from its
+ * audit record (`alert.triage`): who, when, what it set, what the alert was before, and the
+ * revision it made.
+ */
+export interface AlertTriageRecord {
+  readonly time: string;
+  readonly actor: string;
+  readonly status?: AlertStatus;
+  readonly assignee?: string | null;
+  readonly from?: { readonly status: AlertStatus; readonly assignee: string | null };
+  readonly revision?: number;
+}
+
+/** The most triages `history` gives (the latest ones): the audit log keeps them all. */
+export const MAX_ALERT_HISTORY = 500;
+
+/**
+ * An alert's triage history from its `alert.triage` audit records (as AuditLog.list gives them,
+ * newest first): oldest first, each with what it set, what the alert was before and the
+ * revision it made.
+ */
+export function triageHistory(entries: readonly AuditEntry[]): AlertTriageRecord[] {
+  return entries
+    .filter((e) => e.action === 'alert.triage')
+    .map((e) => {
+      const d = e.details ?? {};
+      const from = d['from'] as { status?: unknown; assignee?: unknown } | undefined;
+      return {
+        time: e.at,
+        actor: e.actor,
+        ...(typeof d['status'] === 'string' ? { status: d['status'] as AlertStatus } : {}),
+        ...(typeof d['assignee'] === 'string' || d['assignee'] === null ? { assignee: d['assignee'] } : {}),
+        ...(from !== undefined && typeof from.status === 'string' ? { from: { status: from.status as AlertStatus, assignee: typeof from.assignee === 'string' ? from.assignee : null } } : {}),
+        ...(typeof d['revision'] === 'number' ? { revision: d['revision'] } : {}),
+      };
+    })
+    .reverse();
 }
 
 export interface Suppression {

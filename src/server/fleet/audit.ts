@@ -21,6 +21,8 @@ const MIGRATIONS = [
    CREATE INDEX audit_log_at ON audit_log (at);`,
   // Two API tokens may share a name: the id of the one that acted tells them apart.
   `ALTER TABLE audit_log ADD COLUMN actor_id TEXT;`,
+  // An alert's triage history is read by its target (GET /api/v1/alerts/ID).
+  'CREATE INDEX audit_log_target ON audit_log (target, id);',
 ];
 
 export interface AuditRecord {
@@ -111,10 +113,10 @@ export class AuditLog {
 
   /**
    * Records, newest first: those at or after `since` (a Date, ISO text or milliseconds), before
-   * the entry `beforeId` (to page back), by `actor` and `action` when given; at most `limit`
-   * (1 to 10 000).
+   * the entry `beforeId` (to page back), by `actor`, `action` and `target` when given; at most
+   * `limit` (1 to 10 000).
    */
-  list(query: { since?: Date | string | number; beforeId?: number; actor?: string; action?: string; limit: number }): AuditEntry[] {
+  list(query: { since?: Date | string | number; beforeId?: number; actor?: string; action?: string; target?: string; limit: number }): AuditEntry[] {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.since !== undefined) {
@@ -134,6 +136,10 @@ export class AuditLog {
     if (query.action !== undefined) {
       where.push('action = ?');
       args.push(query.action);
+    }
+    if (query.target !== undefined) {
+      where.push('target = ?');
+      args.push(query.target);
     }
     const limit = Math.max(1, Math.min(10_000, Math.trunc(query.limit)));
     args.push(limit);

@@ -235,7 +235,11 @@ export function integerField(field: string): boolean {
 export function fieldProblem(field: string, { objects = true }: { objects?: boolean } = {}): string | undefined {
   const info = fieldInfo(field);
   if (info === undefined) {
-    const close = suggest(field, fieldPaths().filter(searchable));
+    const candidates = fieldPaths().filter(searchable);
+    // A field cut short (process.exe, process.parent.cmd) means the one it begins, the shortest
+    // such, before the closest by spelling (process.exe is two edits from process.end).
+    const begun = candidates.filter((c) => c.startsWith(field) && c.length > field.length).sort((a, b) => a.length - b.length)[0];
+    const close = begun ?? suggest(field, candidates);
     return `no event has a field "${field}"${close ? `; did you mean "${close}"?` : ''} (docs/events.md lists them)`;
   }
   const list = info.arrays.find((a) => a !== info.path);
