@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HadesError, isErrorCode } from '../../src/common/errors.js';
+import { concat } from './records.js';
 
 /** The seed of every fuzz test unless HADES_FUZZ_SEED says otherwise. */
 export const FUZZ_SEED = 20261130;
@@ -37,13 +38,9 @@ export function codedOutcome<T>(fn: () => T, ms: number, what = 'input'): { valu
   try {
     outcome = { value: fn() };
   } catch (error) {
-    if (!(error instanceof HadesError)) throw new AssertionError(`${what}: threw ${describeThrown(error)} instead of a coded HadesError`, error);
-    assertInputCode(error.code, what);
-    outcome = { error };
+    outcome = codedError(error, what);
   }
-  const took = performance.now() - start;
-  assert.ok(took < ms, `${what}: took ${took.toFixed(0)} ms, the bound is ${ms} ms`);
-  return outcome;
+  return inTime(outcome, start, ms, what);
 }
 
 /** The async form of codedOutcome. */
@@ -53,10 +50,20 @@ export async function codedOutcomeAsync<T>(fn: () => Promise<T>, ms: number, wha
   try {
     outcome = { value: await fn() };
   } catch (error) {
-    if (!(error instanceof HadesError)) throw new AssertionError(`${what}: threw ${describeThrown(error)} instead of a coded HadesError`, error);
-    assertInputCode(error.code, what);
-    outcome = { error };
+    outcome = codedError(error, what);
   }
+  return inTime(outcome, start, ms, what);
+}
+
+/** A thrown value as the outcome of a property: a HadesError with a catalogued input code, or a failure. */
+function codedError(error: unknown, what: string): { error: HadesError } {
+  if (!(error instanceof HadesError)) throw new AssertionError(`${what}: threw ${describeThrown(error)} instead of a coded HadesError`, error);
+  assertInputCode(error.code, what);
+  return { error };
+}
+
+/** The outcome, failing the property when it took `ms` or more since `start`. */
+function inTime<T>(outcome: T, start: number, ms: number, what: string): T {
   const took = performance.now() - start;
   assert.ok(took < ms, `${what}: took ${took.toFixed(0)} ms, the bound is ${ms} ms`);
   return outcome;
@@ -159,15 +166,8 @@ export function mutatedBytes(input: Uint8Array | fc.Arbitrary<Uint8Array>, max =
   return fc.tuple(base, fc.array(byteMutation, { minLength: 1, maxLength: max })).map(([bytes, ms]) => ms.reduce((b, m) => mutateBytes(b, m, align), bytes));
 }
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+/** Byte strings one after another (the records helper's concat). */
+export const concatBytes = concat;
 
 /** Text as bytes (UTF-8). */
 export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);

@@ -291,6 +291,9 @@ export function makeEvents(count: number, options: { action?: EventAction; prefi
 
 export const ndjson = (lines: readonly (AnyEvent | string)[]): Buffer => Buffer.from(lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
 
+/** One batch of events (or raw lines) as a transport sends it, numbered `seq`. */
+export const batchOf = (events: readonly (AnyEvent | string)[], seq: number) => ({ firstSeq: seq, lastSeq: seq, events: events.length, data: ndjson(events) });
+
 /** gRPC channel credentials of an agent identity (mutual TLS). */
 export const identityCredentials = (identity: Pick<Identity, 'caPem' | 'keyPem' | 'certPem'>): grpc.ChannelCredentials =>
   grpc.credentials.createSsl(Buffer.from(identity.caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem));

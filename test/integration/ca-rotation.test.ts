@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { caCertificates, loadIdentity, type Identity } from '../../src/agent/transport/enroll.js';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import type { AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, cleanupTempDirs, GatewayStream, identityCredentials, LogSink, makeEvents, ndjson, sinkLogger, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
+import { AGENT_VERSION, batchOf, cleanupTempDirs, GatewayStream, identityCredentials, LogSink, makeEvents, sinkLogger, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
 
 let server: TestServer;
 before(async () => {
@@ -29,7 +29,6 @@ after(async () => {
 });
 
 const sha256 = (pem: string): string => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
-const batchOf = (events: readonly AnyEvent[], seq: number) => ({ firstSeq: seq, lastSeq: seq, events: events.length, data: ndjson(events) });
 const issuerOf = (certPem: string, casPem: string): string | undefined => {
   const cert = new X509Certificate(certPem);
   const ca = caCertificates(casPem).find((c) => cert.checkIssued(c) && cert.verify(c.publicKey));

@@ -18,7 +18,7 @@ import { openDatabase, type Db } from '../../src/server/db.js';
 import { FleetRegistry } from '../../src/server/fleet/registry.js';
 import { Pki, type IssuedCertificate } from '../../src/server/pki.js';
 import type { AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, cleanupTempDirs, GatewayStream, identityCredentials, LogSink, makeEvents, ndjson, sinkLogger, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
+import { AGENT_VERSION, batchOf, cleanupTempDirs, GatewayStream, identityCredentials, LogSink, makeEvents, ndjson, sinkLogger, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
 
 const DAY = 86_400_000;
 
@@ -37,7 +37,6 @@ after(async () => {
 });
 
 const fingerprintOf = (certPem: string): string => new X509Certificate(certPem).fingerprint256.replace(/:/g, '').toLowerCase();
-const batchOf = (events: readonly AnyEvent[], seq: number) => ({ firstSeq: seq, lastSeq: seq, events: events.length, data: ndjson(events) });
 
 /** Enrolls an agent in a fresh folder; returns its folder and identity. */
 async function enrolled(): Promise<{ dataDir: string; identity: Identity }> {

@@ -18,23 +18,7 @@ import { isHadesError } from '../../src/common/errors.js';
 import { Pki } from '../../src/server/pki.js';
 import { agentConfig, pluginManifest, type AnyEvent } from '../helpers/agent.js';
 import { projectRoot } from '../helpers/generated-docs.js';
-import {
-  AGENT_VERSION,
-  cleanupTempDirs,
-  freePorts,
-  GatewayStream,
-  identityCredentials,
-  LogSink,
-  makeCsr,
-  makeEvents,
-  ndjson,
-  sinkLogger,
-  sleep,
-  tempDir,
-  TestServer,
-  waitUntil,
-  within,
-} from '../helpers/server.js';
+import { AGENT_VERSION, batchOf, cleanupTempDirs, freePorts, GatewayStream, identityCredentials, LogSink, makeCsr, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
 import { enroll, newKeyAndCsr, type Identity } from '../../src/agent/transport/enroll.js';
 import type { ServerMessage } from '../../src/runtime/gateway-proto.js';
 
@@ -50,7 +34,6 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Err
   assert.fail(`expected ${code}, but it resolved`);
 }
 
-const batchOf = (events: readonly (AnyEvent | string)[], seq: number) => ({ firstSeq: seq, lastSeq: seq, events: events.length, data: ndjson(events) });
 
 let server: TestServer;
 before(async () => {
