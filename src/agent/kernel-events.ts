@@ -334,7 +334,7 @@ export class KernelEvents {
     const signalTarget = daemons ? (pid: number) => (this.ownPids().includes(pid) ? 'own' : daemons.target(pid)) : undefined;
     this.security = new SecurityEvents(this.builder, {
       protectedPaths: this.protectedPaths,
-      watchedPaths: [...config.driver.file_watch, ...this.protectedPaths],
+      watchedPaths: [...config.driver.file_watch, ...config.driver.file_watch_extra, ...this.protectedPaths],
       ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}),
       ...(supervisorPid === undefined ? {} : { supervisorPid }),
       ...(signalTarget ? { signalTarget } : {}),
@@ -455,7 +455,7 @@ export class KernelEvents {
     const ownPids = this.ownPids();
     const securitySteps: [number, number, Uint8Array][] = security
       ? [
-          ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...this.protectedPaths])].map((p) => enc.encode(p))),
+          ...list(FilterTarget.filePrefix, [...new Set([...driver.file_watch, ...driver.file_watch_extra, ...this.protectedPaths])].map((p) => enc.encode(p))),
           ...list(FilterTarget.fileQuiet, driver.file_watch_quiet.map((p) => enc.encode(p))),
           ...list(FilterTarget.unixPath, driver.unix_sockets.map((p) => enc.encode(p))),
           ...list(FilterTarget.protectedPid, ownPids.map(u32Bytes)),

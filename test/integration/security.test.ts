@@ -1002,6 +1002,31 @@ describe('the default file_watch', { skip }, () => {
     assert.ok(paths.includes(zshrc), JSON.stringify(paths));
   });
 
+  it('watches driver.file_watch_extra besides the defaults', async () => {
+    const extra = realpathSync(mkdtempSync('/var/lib/hades-extra-watch-'));
+    const varTmp = realpathSync(mkdtempSync('/var/tmp/hades-default-watch-'));
+    const config = path.join(extra, 'hades.yaml');
+    writeFileSync(config, `driver:\n  file_watch_extra: [${JSON.stringify(`${extra}/bin/`)}]\n`);
+    mkdirSync(path.join(extra, 'bin'));
+    const added = path.join(extra, 'bin', 'tool');
+    const unwatched = path.join(extra, 'other');
+    const dropped = path.join(varTmp, 'payload');
+    let capture: Capture;
+    try {
+      capture = await captureEvents(['--config', config, '--action', 'file_create'], async () => {
+        await runChild('/bin/sh', ['-c', 'echo x > "$1"; echo x > "$2"; echo x > "$3"', 'sh', added, unwatched, dropped]);
+      });
+    } finally {
+      rmSync(extra, { recursive: true, force: true });
+      rmSync(varTmp, { recursive: true, force: true });
+    }
+    assert.equal(capture.status, 0, capture.stderr);
+    const paths = capture.events.filter((e) => e['event'].action === 'file_create').map((e) => e['file']?.path as string);
+    assert.ok(paths.includes(added), JSON.stringify(paths));
+    assert.ok(paths.includes(dropped), `a default prefix still watched: ${JSON.stringify(paths)}`);
+    assert.ok(!paths.includes(unwatched), JSON.stringify(paths));
+  });
+
   it('sees a log in /var/log emptied or created, and not the appends to it', async () => {
     const logs = realpathSync(mkdtempSync('/var/log/hades-default-watch-'));
     const appended = path.join(logs, 'appended.log');

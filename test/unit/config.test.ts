@@ -322,6 +322,21 @@ describe('configuration', () => {
     assert.deepEqual([result.problems[0]?.code, result.problems[0]?.path, result.problems[0]?.line], ['HADES_ERR_CONFIG_VALUE', 'outputs.server.api', 2]);
   });
 
+  it('adds driver.file_watch_extra to the default watch list, and refuses the two together past what the driver holds', () => {
+    const added = parseRoleConfig('driver:\n  file_watch_extra: [/opt/app/bin/, /srv/www/]\n', 'agent');
+    assert.ok(added.ok);
+    assert.ok(added.config.driver.file_watch.includes('/etc/'), 'the defaults stay');
+    assert.deepEqual(added.config.driver.file_watch_extra, ['/opt/app/bin/', '/srv/www/']);
+    const many = Array.from({ length: 200 }, (_, i) => `/srv/site${i}/`);
+    const tooMany = parseRoleConfig(`driver:\n  file_watch_extra: [${many.join(', ')}]\n`, 'agent');
+    assert.ok(!tooMany.ok);
+    assert.deepEqual([tooMany.problems[0]?.code, tooMany.problems[0]?.path, tooMany.problems[0]?.line], ['HADES_ERR_CONFIG_VALUE', 'driver.file_watch_extra', 2]);
+    assert.match(tooMany.problems[0]?.message ?? '', /at most 224/);
+    const bad = parseRoleConfig('driver:\n  file_watch_extra: [relative/path]\n', 'agent');
+    assert.ok(!bad.ok);
+    assert.equal(bad.problems[0]?.path, 'driver.file_watch_extra.0');
+  });
+
   it('takes outputs.server.ack_timeout_s in whole seconds from 10 to 3600, 120 by default, and refuses the rest with a coded problem', () => {
     const result = parseRoleConfig('', 'agent');
     assert.ok(result.ok);

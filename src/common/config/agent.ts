@@ -2,6 +2,12 @@ import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typeb
 import { DISGUISED_PROCESSES_SQL } from '../kernel-threads.js';
 import { HOST_PORT, LogConfig } from './shared.js';
 
+/**
+ * Prefixes of file_watch and file_watch_extra together: the driver's trie holds 256, and the
+ * agent adds its own folders (protect.paths and its data folders) to them.
+ */
+export const FILE_WATCH_MAX = 224;
+
 
 const RateLimit = Type.Object(
   {
@@ -317,6 +323,22 @@ export const AgentConfigSchema = Type.Object(
           ],
             maxItems: 256,
             description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
+          },
+        ),
+        file_watch_extra: Type.Array(
+          Type.String({
+            minLength: 1,
+            maxLength: 255,
+            pattern: '^/(?:[^*]*|(?:[^*]*/)?\\*/[^*]{1,31})$',
+            description: 'an absolute path prefix; one component may be *, followed by 1 to 31 more characters (e.g. /home/*/.ssh/)',
+          }),
+          {
+            default: [],
+            maxItems: 256,
+            description:
+              'Path prefixes watched besides file_watch: a site adds its own folders here (/opt/app/bin/, /srv/www/) and keeps the default list, which setting file_watch itself replaces whole. Together with file_watch at most ' +
+              String(FILE_WATCH_MAX) +
+              ' prefixes.',
           },
         ),
         file_watch_quiet: Type.Array(

@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import { parseDocument } from 'yaml';
-import { AgentConfigSchema } from './agent.js';
+import { AgentConfigSchema, FILE_WATCH_MAX } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
@@ -52,6 +52,7 @@ const configChecks: { readonly [R in ConfigRole]: RoleChecks<R> } = {
     { reads: ['plugins.honeypot.bind'], check: (config) => checkHoneypotBind(config.plugins.honeypot.bind) },
     { reads: ['outputs.server.api'], check: (config) => checkServerApi(config.outputs.server.api) },
     { reads: ['plugins.driver', 'driver.ringbuf_mb', 'plugins.limits.memory_mb'], check: checkRingBuffer },
+    { reads: ['driver.file_watch', 'driver.file_watch_extra'], check: (config) => checkFileWatch(config.driver.file_watch, config.driver.file_watch_extra) },
   ],
   server: [{ reads: ['alerts.outputs'], check: (config) => checkAlertOutputs(config.alerts.outputs) }],
 };
@@ -70,6 +71,13 @@ function checkRingBuffer(config: Static<typeof AgentConfigSchema>): ConfigProble
   const needed = 2 * ring + DRIVER_BASE_MB;
   if (config.plugins.limits.memory_mb >= needed) return [];
   return [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'driver.ringbuf_mb', message: `a ring buffer of ${ring} MiB counts twice in the driver's resident memory: with the rest, about ${needed} MB, over its memory budget of ${config.plugins.limits.memory_mb} MB (plugins.limits.memory_mb); raise that, or take a smaller ring buffer` }];
+}
+
+/** file_watch and file_watch_extra together fit the driver's table (FILE_WATCH_MAX, after duplicates). */
+function checkFileWatch(watch: readonly string[], extra: readonly string[]): ConfigProblem[] {
+  const count = new Set([...watch, ...extra]).size;
+  if (count <= FILE_WATCH_MAX) return [];
+  return [{ code: 'HADES_ERR_CONFIG_VALUE', path: extra.length > 0 ? 'driver.file_watch_extra' : 'driver.file_watch', message: `driver.file_watch and driver.file_watch_extra name ${count} prefixes together; the driver watches at most ${FILE_WATCH_MAX} (watch a common parent folder instead of several of its children)` }];
 }
 
 /** The server's API address: the schema checks its scheme; enrollment needs a URL that parses. */
