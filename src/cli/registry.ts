@@ -47,7 +47,7 @@ export const groups: Readonly<Record<string, string>> = {
   tokens: 'API tokens for people and scripts, each with a role (admin, analyst, read-only)',
   'server token': 'One-time enrollment tokens for agents',
   'server ca': 'The server\'s certificate authority: its rotation (a CA near its end, or a key that may have leaked)',
-  rules: 'Rule packs: test them, import Sigma rules',
+  rules: 'Rule packs: test them, import Sigma rules, have the server reload its rules',
   yara: 'YARA scanning',
 };
 
@@ -356,6 +356,12 @@ export const commands: readonly CommandSpec[] = [
         .option('--default-pack', 'load the default pack before the given paths (for files that use its macros or override its rules)')
         .option('--json', 'print the result as one JSON object'),
     run: lazy(() => import('./commands/rules-test.js'), (m) => m.rulesTest),
+  },
+  {
+    name: 'rules reload',
+    summary: 'Have the server load its rule files again (as SIGHUP does); new rules with errors are refused whole and the running ones stay (admin role)',
+    define: (c) => apiOptions(c).option('--json', 'print the server\'s rule state as JSON'),
+    run: lazy(serverCommands, (m) => m.rulesReload),
   },
   {
     name: 'rules import-sigma',

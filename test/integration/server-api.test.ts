@@ -865,14 +865,23 @@ describe('admin actions and the audit log', () => {
     const ruleFile = path.join(rulesDir, 'mine.yaml');
     writeFileSync(ruleFile, 'rules:\n  - id: reload_audited\n    title: A rule of the test\n    severity: low\n    condition: event.action = "exec" and process.name = "reload-audited"\n');
     const other = await TestServer.start({ dataDir: path.join(dir, 'reload-data'), extra: `rules: { dirs: [${JSON.stringify(rulesDir)}] }\n` });
+    // hades rules reload: the same route, as an operator runs it.
+    const cli = path.join(dir, 'reload-server.yaml');
+    writeFileSync(cli, serverConfigText(other.dataDir, { agents: other.addresses.gateway, api: other.addresses.api.replace(/^https:\/\//, '') }, ''));
     try {
-      await other.ok('POST', '/api/v1/rules/reload');
+      const reloaded = await runHades(['rules', 'reload', '--config', cli]);
+      assert.equal(reloaded.status, 0, reloaded.stderr);
+      assert.match(reloaded.stdout, /^rules reloaded: \d+ rules \(\d+ enabled\), loaded /);
       writeFileSync(ruleFile, 'rules:\n  - id: reload_audited\n    title: A rule of the test\n    severity: low\n    condition: event.action = "exec" and process.nmae = "x"\n');
       const refused = await other.api('POST', '/api/v1/rules/reload');
       assertError(refused, 400, 'HADES_ERR_RULES_RELOAD', 'a reload with a broken rule');
+      const refusedCli = await runHades(['rules', 'reload', '--config', cli]);
+      assert.notEqual(refusedCli.status, 0);
+      assert.match(refusedCli.stderr, /HADES_ERR_RULES_RELOAD/);
+      assert.match(refusedCli.stderr, /mine\.yaml:5/, 'the problem with its file and line');
       const { entries } = (await other.ok('GET', '/api/v1/audit', { query: { since: '5m' } })) as { entries: AnyEvent[] };
       const reloads = entries.filter((e) => e['action'] === 'rules.reload');
-      assert.deepEqual(reloads.map((e) => e['details']), [{ refused: 'HADES_ERR_RULES_RELOAD' }, undefined]);
+      assert.deepEqual(reloads.map((e) => e['details']), [{ refused: 'HADES_ERR_RULES_RELOAD' }, { refused: 'HADES_ERR_RULES_RELOAD' }, undefined]);
     } finally {
       await other.stop();
     }

@@ -483,3 +483,28 @@ export async function start(context: CliContext, _args: readonly string[], optio
   }
   return exitStatus.ok;
 }
+
+interface RulesState {
+  loaded: string;
+  rules: number;
+  enabled: number;
+  problems: { code: string; severity: string; file: string; line?: number; column?: number; message: string }[];
+}
+
+/**
+ * `hades rules reload` (POST /api/v1/rules/reload, admin): the server loads its rule files
+ * again, as SIGHUP does. New rules with errors are refused as a whole (HADES_ERR_RULES_RELOAD,
+ * every problem with its file and line) and the running rules stay.
+ */
+export async function rulesReload(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const client = await apiClient(options);
+  const state = (await client.post('/api/v1/rules/reload', undefined)) as RulesState;
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(state)}\n`);
+    return exitStatus.ok;
+  }
+  const lines = [`rules reloaded: ${state.rules} rules (${state.enabled} enabled), loaded ${state.loaded}`];
+  for (const p of state.problems) lines.push(`  ${p.severity} ${p.code}: ${shown(p.file)}${p.line === undefined ? '' : `:${p.line}${p.column === undefined ? '' : `:${p.column}`}`}: ${shown(p.message)}`);
+  context.stdout.write(`${lines.join('\n')}\n`);
+  return exitStatus.ok;
+}
