@@ -95,7 +95,7 @@ export interface ApiPorts {
   authenticate(bearer: string | undefined): Principal;
   authorize(principal: Principal, needed: Role): void;
   audit(actor: Principal, action: string, target?: string, details?: Record<string, unknown>): void;
-  listAudit(options: { since?: number; beforeId?: number; limit: number }): unknown[];
+  listAudit(options: { since?: number; beforeId?: number; actor?: string; action?: string; target?: string; limit: number }): unknown[];
   caPem(): string;
   caFingerprint(): string;
   /** The CAs and the agents on each. */
@@ -1205,14 +1205,27 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/audit',
     {
       role: 'admin',
-      summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first; `before_id` (the id of the last entry of a page) gives the page after it.',
+      summary: 'The audit log (admin actions, tasks, fleet queries, triage, comments, suppressions), newest first; `before_id` (the id of the last entry of a page) gives the page after it; `actor` (the name of a token), `action` (such as alert.triage) and `target` (such as an alert or agent id) keep the entries that have it.',
       tags: ['server'],
       response: Answers.AuditBody,
-      querystring: Type.Object({ since: Type.Optional(Type.String()), before_id: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
+      querystring: Type.Object(
+        {
+          since: Type.Optional(Type.String()),
+          before_id: Type.Optional(Type.Integer({ minimum: 1 })),
+          actor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          action: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          target: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
+        },
+        { additionalProperties: false },
+      ),
     },
     (request) => {
       who(request, 'admin');
-      return { entries: ports.listAudit({ ...(request.query.since ? { since: parseSince(request.query.since) } : {}), ...(request.query.before_id === undefined ? {} : { beforeId: request.query.before_id }), limit: request.query.limit }) };
+      const { since, before_id: beforeId, actor, action, target, limit } = request.query;
+      return {
+        entries: ports.listAudit({ ...(since ? { since: parseSince(since) } : {}), ...(beforeId === undefined ? {} : { beforeId }), ...(actor ? { actor } : {}), ...(action ? { action } : {}), ...(target ? { target } : {}), limit }),
+      };
     },
   );
 

@@ -857,6 +857,16 @@ describe('admin actions and the audit log', () => {
     }
     assert.deepEqual(paged, all);
     assertError(await server.api('GET', '/api/v1/audit', { query: { before_id: 'x' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'a before_id that is no id');
+    // Filters: by action, by target, by actor (the token's name).
+    const created = (await server.ok('GET', '/api/v1/audit', { query: { action: 'token.api.create', limit: 10_000 } })) as { entries: AnyEvent[] };
+    assert.ok(created.entries.length >= 3 && created.entries.every((e) => e['action'] === 'token.api.create'), JSON.stringify(created.entries.slice(0, 3)));
+    const one = created.entries[0]!;
+    const byTarget = (await server.ok('GET', '/api/v1/audit', { query: { target: one['target'] as string } })) as { entries: AnyEvent[] };
+    assert.ok(byTarget.entries.length >= 1 && byTarget.entries.every((e) => e['target'] === one['target']));
+    const byActor = (await server.ok('GET', '/api/v1/audit', { query: { actor: one['actor'] as string, action: 'token.api.create' } })) as { entries: AnyEvent[] };
+    assert.ok(byActor.entries.some((e) => e['id'] === one['id']));
+    assert.equal(((await server.ok('GET', '/api/v1/audit', { query: { target: 'no-such-target' } })) as { entries: AnyEvent[] }).entries.length, 0);
+    assertError(await server.api('GET', '/api/v1/audit', { query: { target: '' } }), 400, 'HADES_ERR_API_INVALID_REQUEST', 'an empty target');
   });
 
   it('audits a rules reload that was refused, with the refusal\'s code', async () => {
