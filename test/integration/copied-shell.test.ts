@@ -111,5 +111,10 @@ describe('a copy of bash under another name (root, real driver)', { skip: !isRoo
     const commandWithout = structuredClone(command);
     delete commandWithout['hades'].ancestors[0].copy_of;
     assert.equal(ruleSet.match(commandWithout).some((m) => m.rule.id === 'reverse_shell_command'), false, "the parent's copy_of is what tells");
+    // Without it (a copy changed by one byte, a shell built from source: nothing names the
+    // shell), the command typed through the socket by a program that is no known shell is
+    // reported all the same; with it, the shell's own rules do and this one stays quiet.
+    assert.ok(ruleSet.match(commandWithout).some((m) => m.rule.id === 'reconnaissance_through_socket_stdio'), ruleSet.match(commandWithout).map((m) => m.rule.id).join(', '));
+    assert.equal(firedByCommand.includes('reconnaissance_through_socket_stdio'), false);
   });
 });
