@@ -38,6 +38,7 @@ export const AgentSchema = Type.Object({
   cert_fingerprint: Type.String(),
   cert_serial: Type.String(),
   cert_not_after: Type.Optional(Time()),
+  cert_ca_sha256: Type.Optional(Type.String({ description: 'The SHA-256 of the CA that issued its certificate, once recorded (hades server ca status counts the agents on each).' })),
   cert_renewed_at: Type.Optional(Time()),
   next_cert: Type.Optional(NextCertificate),
   renew_requested_at: Type.Optional(Time()),

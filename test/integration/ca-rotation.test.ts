@@ -138,6 +138,10 @@ describe('a CA rotation with an agent streaming events', () => {
       assert.equal(during.server_certificate_ca_sha256, oldSha);
       assert.deepEqual(during.cas.map((c) => [c.state, c.sha256, c.agents]), [['old', oldSha, 1], ['new', newSha, 2]]);
       assert.deepEqual(during.agents_on_old, [offline.identity.agentId]);
+      // Each agent says which CA issued its certificate.
+      const { agents } = (await server.ok('GET', '/api/v1/agents')) as { agents: { id: string; cert_ca_sha256?: string }[] };
+      assert.equal(agents.find((a) => a.id === offline.identity.agentId)?.cert_ca_sha256, oldSha);
+      assert.deepEqual(agents.filter((a) => a.cert_ca_sha256 === newSha).length, 2);
 
       // Not retired while an agent is left on the old CA; forced, it is.
       const refused = await server.api('POST', '/api/v1/pki/ca/retire-old');

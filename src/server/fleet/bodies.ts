@@ -30,6 +30,8 @@ export interface AgentBody {
   readonly cert_fingerprint: string;
   readonly cert_serial: string;
   readonly cert_not_after?: string;
+  /** The CA that issued its certificate (its SHA-256), once the server recorded it: which agents a CA rotation still waits for. */
+  readonly cert_ca_sha256?: string;
   readonly cert_renewed_at?: string;
   readonly next_cert?: NextCertificateBody;
   readonly renew_requested_at?: string;
@@ -65,6 +67,7 @@ export function agentBody(agent: Agent, cmdb?: HostMetadata): AgentBody {
     cert_fingerprint: agent.certFingerprint,
     cert_serial: agent.certSerial,
     ...(agent.certNotAfter === undefined ? {} : { cert_not_after: agent.certNotAfter }),
+    ...(agent.certCa === undefined ? {} : { cert_ca_sha256: agent.certCa }),
     ...(agent.certRenewedAt === undefined ? {} : { cert_renewed_at: agent.certRenewedAt }),
     ...(agent.nextCert === undefined ? {} : { next_cert: nextCertificateBody(agent.nextCert) }),
     ...(agent.renewRequestedAt === undefined ? {} : { renew_requested_at: agent.renewRequestedAt }),
