@@ -37,6 +37,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HadesError, isHadesError } from '../common/errors.js';
+import { pemCertificates, pemLeftover } from '../common/pem.js';
 import { syncFolder, writePrivateFile } from '../runtime/private-file.js';
 
 // --- @peculiar/x509 loading ----------------------------------------------------------------
@@ -852,14 +853,14 @@ async function loadCa(certFile: string, keyFile: string, now: number): Promise<C
   return { pem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), ...loaded };
 }
 
-/** The PEM blocks of a bundle. */
-const pemBlocks = (text: string): string[] => [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => `${m[0]}\n`);
+/** The PEM blocks of a bundle, each ending its line. */
+const pemBlocks = (text: string): string[] => pemCertificates(text).map((block) => `${block}\n`);
 
 function loadRetired(file: string): RetiredCa[] {
   if (!exists(file)) return [];
   const text = readText(file);
   const blocks = pemBlocks(text);
-  if (blocks.length === 0 || text.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim() !== '') throw caFileError(`${file} (the retired CAs) holds something else than certificates`);
+  if (blocks.length === 0 || pemLeftover(text) !== '') throw caFileError(`${file} (the retired CAs) holds something else than certificates`);
   return blocks.map((pem, index) => {
     let cert: X509Certificate;
     try {

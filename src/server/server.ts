@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, toHadesError } from '../common/errors.js';
+import { pemCertificates } from '../common/pem.js';
 import { suggest, type Match } from '../rules/index.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
@@ -353,7 +354,7 @@ export class HadesServer {
   /** What agents are told to trust (CA rotation): the CAs trusted now, and the one that issues. */
   private trustMessage(): { ca: string[]; issuing_sha256: string } {
     const pki = this.pki!;
-    return { ca: pki.trustPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [], issuing_sha256: pki.issuingFingerprint };
+    return { ca: pemCertificates(pki.trustPem).map((block) => `${block}\n`), issuing_sha256: pki.issuingFingerprint };
   }
 
   /** Sends every connected agent the CAs to trust; returns how many were sent it. */

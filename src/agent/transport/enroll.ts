@@ -24,6 +24,7 @@ import path from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { HadesError, isErrorCode } from '../../common/errors.js';
+import { pemCertificates } from '../../common/pem.js';
 import { syncFolder, writePrivateFile } from '../../runtime/private-file.js';
 
 export interface Identity {
@@ -53,7 +54,7 @@ const CA_FILE_RE = /^ca(-[0-9a-f]{16})?\.pem$/;
 
 /** The certificates of a PEM bundle, each parsed (a bundle of one: the CA of enrollment). */
 export function caCertificates(pem: string): X509Certificate[] {
-  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
+  return pemCertificates(pem).map((block) => new X509Certificate(block));
 }
 
 /** The stored identity, if the agent has enrolled. */

@@ -33,6 +33,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { HadesError, toHadesError } from '../../common/errors.js';
+import { pemCertificates } from '../../common/pem.js';
 import { channelOptions, gatewayService, NDJSON_GZIP, NO_COMPRESS, type AgentMessage, type ServerMessage } from '../../runtime/gateway-proto.js';
 import type { Logger } from '../../runtime/log.js';
 import type { BatchTransport, EventBatch } from '../pipeline/channels.js';
@@ -833,9 +834,9 @@ export class GrpcTransport implements BatchTransport {
 /** The SHA-256 of each certificate of a PEM bundle (the ones that do not parse are left out). */
 function caFingerprints(pem: string): string[] {
   const out: string[] = [];
-  for (const match of pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) {
+  for (const block of pemCertificates(pem)) {
     try {
-      out.push(sha256Of(new X509Certificate(match[0])));
+      out.push(sha256Of(new X509Certificate(block)));
     } catch {
       // not a certificate: not one trusted
     }

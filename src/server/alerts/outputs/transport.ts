@@ -12,6 +12,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { AlertOutputsConfig, AlertOutputTlsConfig } from '../../../common/config/alert-outputs.js';
 import type { ConfigProblem } from '../../../common/config/validate.js';
 import { HadesError, type ErrorCode } from '../../../common/errors.js';
+import { pemCertificates } from '../../../common/pem.js';
 import type { Alert } from '../types.js';
 
 /** An alert waiting in an output's queue. */
@@ -133,8 +134,6 @@ export interface TlsMaterial {
   readonly rejectUnauthorized: boolean;
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
 /**
  * Reads the PEM files of a `tls` section and checks that TLS can use them: the CA file holds
  * certificates that parse, the certificate and the key are PEM that OpenSSL takes, and the key
@@ -168,7 +167,7 @@ export function readTlsFiles(tls: AlertOutputTlsConfig, path: string, label: str
   const cert = read('cert_file');
   const key = read('key_file');
   if (ca) {
-    const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+    const blocks = pemCertificates(ca.toString('latin1'));
     if (blocks.length === 0) problem('ca_file', `${tls.ca_file} holds no PEM certificate`);
     for (const block of blocks) {
       try {
