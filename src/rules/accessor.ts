@@ -231,10 +231,13 @@ export function readId(ref: FieldRef): string {
 
 /** `fold` of the reference's value, memoised per event (see `nextEvent`) and shared by reference. */
 function memoised(ref: FieldRef, fold: (v: unknown) => unknown): Getter {
-  const id = readId(ref);
+  return memoisedRead(readId(ref), () => indexGetter(ref), fold);
+}
+
+function memoisedRead(id: string, getter: () => Getter, fold: (v: unknown) => unknown): Getter {
   const known = lowered.get(id);
   if (known) return known;
-  const get = indexGetter(ref);
+  const get = getter();
   let seenGeneration = -1;
   let seenEvent: EventRecord | undefined;
   let value: unknown;
@@ -260,6 +263,27 @@ const lowerTexts = (v: unknown) => (Array.isArray(v) ? v.map(lowerText) : lowerT
 export function lowerCased(ref: FieldRef): TextGetter {
   if (!isPlain(ref)) throw new RangeError(`${ref.text} is read through an array`);
   return memoised(ref, lowerText) as TextGetter;
+}
+
+/**
+ * What the value index reads of a process's command (`process` or `process.parent`): its command
+ * line, the same lower-cased (the memo the rules that fold it share), and its arguments.
+ */
+export interface CommandReaders {
+  readonly commandLine: Getter;
+  readonly lowerCommandLine: Getter;
+  readonly args: Getter;
+}
+
+export function commandReaders(processPath: 'process' | 'process.parent'): CommandReaders {
+  const keys = processPath.split('.');
+  const line = [...keys, 'command_line'];
+  return {
+    commandLine: plainGetter(line),
+    // The id and the getter are those of `lowerCased` for the plain reference `<process>.command_line`.
+    lowerCommandLine: memoisedRead(line.join('.'), () => plainGetter(line), lowerText),
+    args: plainGetter([...keys, 'args']),
+  };
 }
 
 const afterLastSlash = (s: string) => s.slice(s.lastIndexOf('/') + 1);

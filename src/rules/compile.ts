@@ -280,7 +280,7 @@ function indexable(ref: Cmp['field']): boolean {
 }
 
 // eslint-disable-next-line no-control-regex
-const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+export const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
 
 /**
  * The key terms a comparison implies, each on its own (so each makes a clause). On a text field,
@@ -342,25 +342,49 @@ function mergeTerms(terms: readonly KeyTerm[]): KeyClause {
 
 /**
  * How many events a clause lets through, roughly, in 1/64 of all events: one per value compared
- * for equality; for a string searched for, the more the shorter it is (one character, such as
- * the `-` of an option, is in nearly every command line: as wide as all events). For choosing between
- * clauses (value-index.ts has the rest of the cost model).
+ * for equality (16 for a field of a handful of values, such as the kind of standard input); for
+ * a string searched for, the more the shorter it is: a string of eight characters or more (a
+ * domain, a tool's name with its path) is in few events, one character common in paths and
+ * options (the `-` of an option) in nearly every command line, as wide as all events. For
+ * choosing between clauses (value-index.ts has the rest of the cost model).
  */
 export function clauseWidth(clause: KeyClause): number {
   let width = 0;
   for (const t of clause) {
     if (RARE_SOURCE.test(t.source)) width += 1;
+    else if (FEW_VALUES_SOURCE.test(t.source)) width += 16 * t.values.length;
     else if (t.match === 'equals') width += t.values.length;
-    else for (const v of t.values) width += String(v).length >= 4 ? 2 : String(v).length === 3 ? 4 : String(v).length === 2 ? 16 : 64;
+    else for (const v of t.values) width += needleWidth(String(v));
   }
   return width;
 }
+
+function needleWidth(text: string): number {
+  const n = text.length;
+  if (n >= 8) return 0.25;
+  if (n >= 5) return 1;
+  if (n === 4) return 2;
+  if (n === 3) return 4;
+  if (n === 2) return 16;
+  return COMMON_CHARACTER.test(text) ? 64 : 8;
+}
+
+/** Characters of nearly every path or command line; others (`[`, `|`, `$`) are in few. */
+const COMMON_CHARACTER = /^[A-Za-z0-9 ./_=:,-]$/;
 
 /**
  * Fields absent from nearly every event, whatever value a rule asks of them: what a copied
  * program is a copy of (only the exec of a copy of an installed shell or interpreter has it).
  */
 const RARE_SOURCE = /:hades\.process\.copy_of\.(name|path)$/;
+
+/**
+ * Fields with a handful of values, each held by a large share of events (a pipe on standard
+ * input, TCP, an A query, a success, exit code 0, root after a change of credentials): a value
+ * of one lets through about a quarter of the events, not one in 64.
+ */
+const FEW_VALUES_SOURCE =
+  /:(hades\.process\.stdio\.(stdin|stdout|stderr)\.type|network\.(transport|type|direction|protocol)|dns\.type|event\.outcome|process\.exit_code|hades\.file\.link\.type|hades\.privilege\.(before|after)\.\w+|process\.(user|group)\.(id|name))$/;
 
 const narrowest = (clauses: readonly KeyClause[]) => clauses.reduce((a, b) => (clauseWidth(b) < clauseWidth(a) ? b : a));
 

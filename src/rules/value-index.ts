@@ -13,8 +13,8 @@
  * narrowest of its clauses whose sources are all chosen: under every value of every term of
  * that clause.
  */
-import type { EventRecord, Getter } from './accessor.js';
-import { ACTION_SOURCE, clauseWidth, type KeyClause, type KeyMatch, type KeyTerm } from './compile.js';
+import { commandReaders, type CommandReaders, type EventRecord, type Getter } from './accessor.js';
+import { ACTION_SOURCE, clauseWidth, isAscii, type KeyClause, type KeyMatch, type KeyTerm } from './compile.js';
 import { NeedleScanner } from './needles.js';
 
 /** What the index needs of a rule. */
@@ -43,6 +43,52 @@ interface ContainsSource<T> {
 export type IndexSource<T> = EqualsSource<T> | ContainsSource<T>;
 
 /**
+ * The `contains` sources over one process's command (its arguments, one argument, its command
+ * line, as written or lower-cased) served by one scan of its lower-cased command line: the
+ * agent writes the command line as the arguments joined by spaces, so a string one of them
+ * holds, the command line holds too, and lower-cased (ASCII strings: lower-casing never moves an
+ * ASCII character out of place). A string found across two arguments only costs the evaluation
+ * of rules that then do not match. Each event is checked: when its command line does not hold
+ * its arguments so (an event written by something else than the agent), the sources are read one
+ * by one, as without the merge.
+ */
+interface CommandScan<T> {
+  readonly name: string;
+  readonly read: CommandReaders;
+  readonly scanner: NeedleScanner;
+  readonly byNeedle: readonly (readonly T[])[];
+  readonly sources: readonly ContainsSource<T>[];
+}
+
+/** `contains:<form>:<what is read>` of a process's command: [the process, the part]. */
+const COMMAND_SOURCE = /^contains:(?:value|lower):(?:\*(process(?:\.parent)?)\.args|(process(?:\.parent)?)\.(?:args\[\d+\]|command_line))$/;
+
+/** The process whose command a source reads (COMMAND_SOURCE), or undefined. */
+function commandOf(source: string): string | undefined {
+  const m = COMMAND_SOURCE.exec(source);
+  return m === null ? undefined : (m[1] ?? m[2])!;
+}
+
+
+/** The command line holds each argument, in order, separated by one space: the agent's form. */
+function holdsArgs(line: string, args: unknown): boolean {
+  if (args === undefined || args === null) return true;
+  if (!Array.isArray(args)) return false;
+  let at = 0;
+  for (let i = 0; i < args.length; i++) {
+    const arg: unknown = args[i];
+    if (typeof arg !== 'string') return false;
+    if (i > 0) {
+      if (line.charCodeAt(at) !== 32) return false;
+      at++;
+    }
+    if (!line.startsWith(arg, at)) return false;
+    at += arg.length;
+  }
+  return true;
+}
+
+/**
  * The cost model by which sources are chosen and clauses picked, in units of about 1/64 of a
  * rule's evaluation: a rule in the rest is evaluated on every event (64); a rule filed under a
  * value is evaluated on the events that hold one of its values, guessed at 1 in 64 per value
@@ -62,7 +108,10 @@ const widthOf = (clause: KeyClause) => Math.min(clauseWidth(clause), REST_WIDTH)
  * about a Map lookup.
  */
 const SHORT_FIELDS = /:((process|process\.parent)\.name|hades\.process\.copy_of\.(name|path))$/;
-const sourceCost = (name: string) => (name.startsWith('contains:') && !SHORT_FIELDS.test(name) ? CONTAINS_SOURCE_COST : EQUALS_SOURCE_COST);
+/** One path or one argument (`process.args[0]`): a few dozen characters, half a command line's scan. */
+const PATH_FIELDS = /:((process|process\.parent)\.(executable|args\[\d+\])|file\.(path|name))$/;
+const sourceCost = (name: string) =>
+  !name.startsWith('contains:') || SHORT_FIELDS.test(name) ? EQUALS_SOURCE_COST : PATH_FIELDS.test(name) ? CONTAINS_SOURCE_COST / 2 : CONTAINS_SOURCE_COST;
 
 /**
  * Chooses the sources that minimise the cost of an event: the rules' widths (each by its
@@ -72,10 +121,23 @@ const sourceCost = (name: string) => (name.startsWith('contains:') && !SHORT_FIE
  */
 function chooseSources(keys: readonly (readonly KeyClause[])[]): string[] {
   const rules = keys.filter((clauses) => clauses.length > 0).map((clauses) => clauses.map((c) => ({ sources: [...new Set(c.map((t) => t.source))], width: widthOf(c) })));
-  const candidates = [...new Set(rules.flatMap((clauses) => clauses.flatMap((c) => c.sources)))];
+  // A move adds one source, or every source of one clause at once (a clause over two sources
+  // lowers nothing until both are read, so one source at a time would never take it).
+  const moves = new Map<string, readonly string[]>();
+  for (const clauses of rules) for (const c of clauses) for (const s of c.sources) moves.set(s, [s]);
+  for (const clauses of rules) for (const c of clauses) if (c.sources.length > 1) moves.set([...c.sources].sort().join('\u0000'), c.sources);
   const total = (chosen: ReadonlySet<string>) => {
     let sum = 0;
-    for (const s of chosen) sum += sourceCost(s);
+    // The sources over one process's command are read in one scan (CommandScan): paid once.
+    let commands = '';
+    for (const s of chosen) {
+      const process = commandOf(s);
+      if (process === undefined) sum += sourceCost(s);
+      else if (!commands.includes(`<${process}>`)) {
+        sum += CONTAINS_SOURCE_COST;
+        commands += `<${process}>`;
+      }
+    }
     for (const clauses of rules) {
       let width = REST_WIDTH;
       for (const c of clauses) if (c.width < width && c.sources.every((s) => chosen.has(s))) width = c.width;
@@ -86,20 +148,21 @@ function chooseSources(keys: readonly (readonly KeyClause[])[]): string[] {
   const chosen = new Set<string>();
   let cost = total(chosen);
   for (;;) {
-    let best: string | undefined;
+    let best: readonly string[] | undefined;
     let bestCost = cost;
-    for (const s of candidates) {
-      if (chosen.has(s)) continue;
-      chosen.add(s);
+    for (const move of moves.values()) {
+      const added = move.filter((s) => !chosen.has(s));
+      if (added.length === 0) continue;
+      for (const s of added) chosen.add(s);
       const c = total(chosen);
-      chosen.delete(s);
+      for (const s of added) chosen.delete(s);
       if (c < bestCost) {
-        best = s;
+        best = added;
         bestCost = c;
       }
     }
     if (best === undefined) break;
-    chosen.add(best);
+    for (const s of best) chosen.add(s);
     cost = bestCost;
   }
   for (const s of [...chosen]) {
@@ -132,8 +195,10 @@ function forAction(clauses: readonly KeyClause[], action: string | undefined): K
 }
 
 export class ValueIndex<T extends Keyed> {
-  /** Chosen sources, in the order chosen (the one that saved the most first). */
+  /** Chosen sources, in the order chosen (the one that saved the most first), but those merged into command scans. */
   readonly sources: readonly IndexSource<T>[];
+  /** Sources over a process's command read in one scan (CommandScan). */
+  readonly commands: readonly CommandScan<T>[];
   /** Rules filed under no value, tested on every event; definition order. */
   readonly rest: readonly T[];
   /** The collection in which each rule was last found, by rule index: a rule is collected once per event. */
@@ -177,7 +242,43 @@ export class ValueIndex<T extends Keyed> {
       }
     }
     this.rest = rest;
-    this.sources = names.filter((n) => filed.has(n)).map((n) => ValueIndex.source(filed.get(n)!.term.match, n, filed.get(n)!.term.read, filed.get(n)!.byValue));
+    const sources = names.filter((n) => filed.has(n)).map((n) => ValueIndex.source(filed.get(n)!.term.match, n, filed.get(n)!.term.read, filed.get(n)!.byValue));
+    const commands = ValueIndex.commandScans(sources);
+    const merged = new Set(commands.flatMap((c) => c.sources));
+    this.sources = sources.filter((s) => !merged.has(s as ContainsSource<T>));
+    this.commands = commands;
+  }
+
+  /** The command scans of the sources: one per process whose command two sources or more read. */
+  private static commandScans<T>(sources: readonly IndexSource<T>[]): CommandScan<T>[] {
+    const byProcess = new Map<string, ContainsSource<T>[]>();
+    for (const source of sources) {
+      const process = commandOf(source.name);
+      if (process === undefined || source.match !== 'contains' || !source.scanner.needles.every(isAscii)) continue;
+      byProcess.set(process, [...(byProcess.get(process) ?? []), source]);
+    }
+    const out: CommandScan<T>[] = [];
+    for (const [process, list] of byProcess) {
+      if (list.length < 2) continue;
+      const byNeedle = new Map<string, T[]>();
+      for (const source of list) {
+        source.scanner.needles.forEach((needle, id) => {
+          const key = needle.toLowerCase();
+          const rules = byNeedle.get(key) ?? [];
+          for (const r of source.byNeedle[id]!) if (!rules.includes(r)) rules.push(r);
+          byNeedle.set(key, rules);
+        });
+      }
+      const needles = [...byNeedle.keys()];
+      out.push({
+        name: `command:${process}`,
+        read: commandReaders(process === 'process' ? 'process' : 'process.parent'),
+        scanner: new NeedleScanner(needles),
+        byNeedle: needles.map((n) => byNeedle.get(n)!),
+        sources: list,
+      });
+    }
+    return out;
   }
 
   private static source<T>(match: KeyMatch, name: string, read: Getter, byValue: Map<unknown, T[]>): IndexSource<T> {
@@ -198,12 +299,32 @@ export class ValueIndex<T extends Keyed> {
         else for (let i = 0; i < value.length; i++) this.add(source.byValue.get(value[i]), out, epoch);
         continue;
       }
-      const found = this.needles;
-      found.length = 0;
-      if (typeof value === 'string') source.scanner.scan(value, found);
-      else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) if (typeof value[i] === 'string') source.scanner.scan(value[i] as string, found);
-      for (let i = 0; i < found.length; i++) this.add(source.byNeedle[found[i]!], out, epoch);
+      this.scanSource(source, value, out, epoch);
     }
+    for (let c = 0; c < this.commands.length; c++) {
+      const command = this.commands[c]!;
+      const line = command.read.commandLine(event);
+      if (typeof line === 'string' && holdsArgs(line, command.read.args(event))) {
+        const found = this.needles;
+        found.length = 0;
+        command.scanner.scan(command.read.lowerCommandLine(event) as string, found);
+        for (let i = 0; i < found.length; i++) this.add(command.byNeedle[found[i]!], out, epoch);
+        continue;
+      }
+      for (let s = 0; s < command.sources.length; s++) {
+        const source = command.sources[s]!;
+        const value = source.read(event);
+        if (value !== undefined && value !== null) this.scanSource(source, value, out, epoch);
+      }
+    }
+  }
+
+  private scanSource(source: ContainsSource<T>, value: unknown, out: T[], epoch: number): void {
+    const found = this.needles;
+    found.length = 0;
+    if (typeof value === 'string') source.scanner.scan(value, found);
+    else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) if (typeof value[i] === 'string') source.scanner.scan(value[i] as string, found);
+    for (let i = 0; i < found.length; i++) this.add(source.byNeedle[found[i]!], out, epoch);
   }
 
   private add(list: readonly T[] | undefined, out: T[], epoch: number): void {
