@@ -102,6 +102,8 @@ const MAX_EVENT_IDS = 16;
 interface Group {
   /** When the group's newest partial state stops mattering. */
   expiresAt: number;
+  /** Bumped each time the group moves to the most recently touched end (Correlator.touch). */
+  touched: number;
 }
 
 interface SequenceGroup extends Group {
@@ -146,6 +148,18 @@ export class Correlator {
 
   /** Times and distinct values held by the threshold groups (entriesOf), bounded by maxEntries. */
   private entries = 0;
+
+  /**
+   * The least recently touched group, found by a live iterator that goes on from where it
+   * stopped (see `oldest`): the groups before it have been dropped, or touched since and moved
+   * behind it. Iterating from the start of the Map at each event would step over every entry
+   * deleted since the Map last rehashed, hundreds when groups come and go at each event.
+   */
+  private cursor: Iterator<[string, Group]> | undefined;
+  private oldestKey = '';
+  private oldestGroup: Group | undefined;
+  private oldestTouched = 0;
+  private touches = 0;
 
   constructor(
     readonly spec: CorrelationSpec,
@@ -217,11 +231,33 @@ export class Correlator {
    * instead of blinding the rule for good.
    */
   private sweep(now: number): void {
-    let n = 0;
-    for (const [key, group] of this.groups) {
-      if (n++ >= SWEEP_PER_EVENT || group.expiresAt >= now) break;
-      this.drop(key, group);
+    for (let n = 0; n < SWEEP_PER_EVENT; n++) {
+      const group = this.oldest();
+      if (group === undefined || group.expiresAt >= now) break;
+      this.drop(this.oldestKey, group);
       this.stats.expired++;
+    }
+  }
+
+  /**
+   * The least recently touched group (its key in `oldestKey`), or undefined when there is none.
+   * The group the cursor last stopped at is still the oldest unless it was dropped or touched
+   * since (then it is further on, where the cursor will meet it again).
+   */
+  private oldest(): Group | undefined {
+    for (;;) {
+      const held = this.oldestGroup;
+      if (held !== undefined && held.touched === this.oldestTouched && this.groups.get(this.oldestKey) === held) return held;
+      this.oldestGroup = undefined;
+      this.cursor ??= this.groups.entries();
+      const next = this.cursor.next();
+      if (next.done === true) {
+        // Every group was met: the Map is empty (a group touched is met again at the end).
+        this.cursor = undefined;
+        return undefined;
+      }
+      [this.oldestKey, this.oldestGroup] = next.value;
+      this.oldestTouched = next.value[1].touched;
     }
   }
 
@@ -229,18 +265,19 @@ export class Correlator {
   private touch(key: string, group: Group, isNew: boolean): void {
     if (isNew) {
       while (this.groups.size >= this.maxKeys) {
-        const oldest = this.groups.entries().next();
-        if (oldest.done === true) break;
-        this.drop(oldest.value[0], oldest.value[1]);
+        const oldest = this.oldest();
+        if (oldest === undefined) break;
+        this.drop(this.oldestKey, oldest);
         this.stats.evicted++;
       }
     } else this.groups.delete(key);
+    group.touched = ++this.touches;
     this.groups.set(key, group);
     // Over the budget of entries: the least recently touched groups go (never this one).
     while (this.entries > this.maxEntries && this.groups.size > 1) {
-      const oldest = this.groups.entries().next();
-      if (oldest.done === true || oldest.value[0] === key) break;
-      this.drop(oldest.value[0], oldest.value[1]);
+      const oldest = this.oldest();
+      if (oldest === undefined || oldest === group) break;
+      this.drop(this.oldestKey, oldest);
       this.stats.evicted++;
     }
   }
@@ -249,7 +286,7 @@ export class Correlator {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
     const before = found ? Correlator.entriesOf(found) : 0;
-    const g: ThresholdGroup = found ?? { expiresAt: t, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
+    const g: ThresholdGroup = found ?? { expiresAt: t, touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
     const newest = Math.max(t, g.expiresAt - spec.withinMs);
@@ -316,7 +353,7 @@ export class Correlator {
   }
 
   private newSequenceGroup(n: number): SequenceGroup {
-    return { expiresAt: -Infinity, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
+    return { expiresAt: -Infinity, touched: 0, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
   }
 
   private ordered(spec: SequenceSpec, event: EventRecord, matched: number[], t: number): CorrelationHit | undefined {

@@ -450,6 +450,36 @@ rules:
     assert.equal(stats.evicted, 1, 'no eviction needed: 192.0.2.1 left when it fired');
   });
 
+  it('evicts in least-recently-touched order when groups are touched after the sweep has met them', () => {
+    const set = load(rule, { maxKeysPerRule: 3 });
+    // a, b, c; a touched again (now b, c, a); d comes: b, the least recently touched, goes.
+    feed(set, [sshFailure(0, '192.0.2.1'), sshFailure(1, '192.0.2.2'), sshFailure(2, '192.0.2.3'), sshFailure(3, '192.0.2.1'), sshFailure(4, '192.0.2.4')]);
+    assert.deepEqual([set.correlationStats().keys, set.correlationStats().evicted], [3, 1]);
+    // a kept its two events: one more fires; c kept its one event.
+    assert.equal(feed(set, [sshFailure(5, '192.0.2.1')]).length, 1);
+    assert.equal(feed(set, [sshFailure(6, '192.0.2.3'), sshFailure(7, '192.0.2.3')]).length, 1);
+    // b started over: two events do not fire it, a third does (c and a fired and left, no eviction).
+    assert.equal(feed(set, [sshFailure(8, '192.0.2.2'), sshFailure(9, '192.0.2.2')]).length, 0);
+    assert.equal(feed(set, [sshFailure(10, '192.0.2.2')]).length, 1);
+    assert.equal(set.correlationStats().evicted, 1);
+  });
+
+  it('expires many groups over a long stream, each once, whatever the order they were touched in', () => {
+    const set = load(rule);
+    // Thousands of sources, each seen once or twice; the early ones touched again later.
+    const events = [];
+    for (let i = 0; i < 3_000; i++) events.push(sshFailure(i, `10.0.${Math.floor(i / 250)}.${i % 250}`));
+    for (let i = 0; i < 100; i++) events.push(sshFailure(3_000 + i, `10.0.0.${i}`));
+    feed(set, events);
+    const stats = set.correlationStats();
+    // Within 60 s of the last event: the sources of the last two minutes are kept at most, the
+    // others expired (the first hundred twice: their second events came long after the first).
+    assert.ok(stats.keys <= 130, `${stats.keys} groups kept`);
+    assert.equal(stats.keys + stats.expired, 3_100);
+    set.expire(BASE + 10_000_000);
+    assert.deepEqual([set.correlationStats().keys, set.correlationStats().expired], [0, 3_100]);
+  });
+
   it('expires groups as event time passes, and on demand', () => {
     const set = load(rule);
     feed(set, [sshFailure(0, '192.0.2.1'), sshFailure(1, '192.0.2.2')]);
