@@ -104,15 +104,20 @@ export class NeedleScanner {
     return false;
   }
 
-  /** Appends to `out` the id of each needle the text holds, once per occurrence. */
-  scan(text: string, out: number[]): void {
+  /**
+   * Writes into `out` from position `n` on the id of each needle the text holds, once per
+   * occurrence, and returns the position after the last: `out` is a buffer reused from text to
+   * text (what lies past the position returned is stale), never shortened.
+   */
+  scan(text: string, out: number[], n = 0): number {
     const { delta, width, ascii, found } = this;
     let s = 0;
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
       s = delta[s * width + (c < DIRECT ? ascii[c]! : (this.wide.get(c) ?? 0))]!;
       const ids = found[s];
-      if (ids !== undefined) for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+      if (ids !== undefined) for (let k = 0; k < ids.length; k++) out[n++] = ids[k]!;
     }
+    return n;
   }
 }

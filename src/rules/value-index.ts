@@ -287,53 +287,58 @@ export class ValueIndex<T extends Keyed> {
     return { match, name, read, scanner: new NeedleScanner(needles), byNeedle: needles.map((n) => byValue.get(n)!) };
   }
 
-  /** Appends to `out` the rules filed under a value the event holds, each once, in no particular order. */
-  collect(event: EventRecord, out: T[]): void {
+  /**
+   * Writes into `out` from position `n` on the rules filed under a value the event holds, each
+   * once, in no particular order, and returns the position after the last (`out` is a buffer
+   * reused from event to event: what lies past it is stale).
+   */
+  collect(event: EventRecord, out: T[], n = 0): number {
     const epoch = ++this.epoch;
     for (let s = 0; s < this.sources.length; s++) {
       const source = this.sources[s]!;
       const value = source.read(event);
       if (value === undefined || value === null) continue;
       if (source.match === 'equals') {
-        if (!Array.isArray(value)) this.add(source.byValue.get(value), out, epoch);
-        else for (let i = 0; i < value.length; i++) this.add(source.byValue.get(value[i]), out, epoch);
+        if (!Array.isArray(value)) n = this.add(source.byValue.get(value), out, n, epoch);
+        else for (let i = 0; i < value.length; i++) n = this.add(source.byValue.get(value[i]), out, n, epoch);
         continue;
       }
-      this.scanSource(source, value, out, epoch);
+      n = this.scanned(source.scanner, source.byNeedle, value, out, n, epoch);
     }
     for (let c = 0; c < this.commands.length; c++) {
       const command = this.commands[c]!;
       const line = command.read.commandLine(event);
       if (typeof line === 'string' && holdsArgs(line, command.read.args(event))) {
-        const found = this.needles;
-        found.length = 0;
-        command.scanner.scan(command.read.lowerCommandLine(event) as string, found);
-        for (let i = 0; i < found.length; i++) this.add(command.byNeedle[found[i]!], out, epoch);
+        n = this.scanned(command.scanner, command.byNeedle, command.read.lowerCommandLine(event), out, n, epoch);
         continue;
       }
       for (let s = 0; s < command.sources.length; s++) {
         const source = command.sources[s]!;
         const value = source.read(event);
-        if (value !== undefined && value !== null) this.scanSource(source, value, out, epoch);
+        if (value !== undefined && value !== null) n = this.scanned(source.scanner, source.byNeedle, value, out, n, epoch);
       }
     }
+    return n;
   }
 
-  private scanSource(source: ContainsSource<T>, value: unknown, out: T[], epoch: number): void {
+  /** The rules filed under the needles a text (or each text of an array) holds, written from `n` on. */
+  private scanned(scanner: NeedleScanner, byNeedle: readonly (readonly T[])[], value: unknown, out: T[], n: number, epoch: number): number {
     const found = this.needles;
-    found.length = 0;
-    if (typeof value === 'string') source.scanner.scan(value, found);
-    else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) if (typeof value[i] === 'string') source.scanner.scan(value[i] as string, found);
-    for (let i = 0; i < found.length; i++) this.add(source.byNeedle[found[i]!], out, epoch);
+    let count = 0;
+    if (typeof value === 'string') count = scanner.scan(value, found, 0);
+    else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) if (typeof value[i] === 'string') count = scanner.scan(value[i] as string, found, count);
+    for (let i = 0; i < count; i++) n = this.add(byNeedle[found[i]!], out, n, epoch);
+    return n;
   }
 
-  private add(list: readonly T[] | undefined, out: T[], epoch: number): void {
-    if (list === undefined) return;
+  private add(list: readonly T[] | undefined, out: T[], n: number, epoch: number): number {
+    if (list === undefined) return n;
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!;
       if (this.marks[r.index] === epoch) continue;
       this.marks[r.index] = epoch;
-      out.push(r);
+      out[n++] = r;
     }
+    return n;
   }
 }
