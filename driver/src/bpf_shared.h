@@ -62,6 +62,7 @@ enum hades_exit_slot {
 	HADES_HX_KILL = 8,
 	HADES_HX_FILE_OPEN = 9, /* opens of FILE_SECRET files; also tail-called by HADES_HX_FILE */
 	HADES_HX_SOCKETCALL = 10, /* ia32 socketcall: tail-calls the exit handler of its call */
+	HADES_HX_FILE_TIMES = 11,
 	HADES_HX_SLOTS = 12,
 };
 

@@ -30,7 +30,7 @@ enum slot_id {
 	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_TASK_RENAME, S_SYS_ENTER, S_SYS_EXIT,
 	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED, S_HE_SOCKETCALL,
 	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
-	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_COUNT,
+	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_HX_FILE_TIMES, S_COUNT,
 };
 
 enum { CHOICE_BTF, CHOICE_RAW, CHOICE_NONE };
@@ -66,6 +66,7 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_HX_MODULE] = { NULL, "hx_module", NULL, 0, HADES_HX_MODULE },
 	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
 	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
+	[S_HX_FILE_TIMES] = { NULL, "hx_file_times", NULL, 0, HADES_HX_FILE_TIMES },
 	[S_HX_FILE_OPEN] = { "hx_file_open_btf", "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN, "bpf_rdonly_cast" },
 	[S_HX_SOCKETCALL] = { NULL, "hx_socketcall", NULL, 0, HADES_HX_SOCKETCALL },
 };
@@ -150,6 +151,13 @@ static const struct sc_def sc_defs[] = {
 	SC(fchmod, FCHMOD, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
 	SC(fchmodat, FCHMODAT, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
 	SC(fchmodat2, FCHMODAT2, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE),
+	/* timestamps set to a given time: attribute changes, under the file_chmod hook */
+#ifdef __NR_utime
+	SC(utime, UTIME, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE_TIMES),
+	SC(utimes, UTIMES, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE_TIMES),
+	SC(futimesat, FUTIMESAT, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE_TIMES),
+#endif
+	SC(utimensat, UTIMENSAT, FILE_CHMOD, HADES_HE_ARGS, HADES_HX_FILE_TIMES),
 	SC(kill, KILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
 	SC(tkill, TKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),
 	SC(tgkill, TGKILL, KILL, HADES_HE_ARGS, HADES_HX_KILL),

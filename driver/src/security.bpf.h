@@ -28,6 +28,9 @@
 #define O_PATH 010000000 /* the kernel ignores O_CREAT and O_TRUNC with it */
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
+#define AT_EMPTY_PATH_FLAG 0x1000
+#define UTIME_NOW_NS ((1l << 30) - 1l)
+#define UTIME_OMIT_NS ((1l << 30) - 2l)
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_CLOSE 7
@@ -73,6 +76,10 @@ struct inflight {
 		} cred;
 		__u8 sa[128]; /* connect sockaddr (unix: 110 bytes); 128 for a mask bound */
 		char modname[56];
+		struct {
+			__s64 sec[2]; /* atime, mtime given */
+			__u32 given;  /* HADES_TIMES_* */
+		} times;
 	};
 };
 
@@ -771,6 +778,43 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 		if (!kill_target_protected(t, r->sc, a))
 			return 0;
 		break;
+	/* timestamps set to a given time (timestomping); a NULL time, or UTIME_NOW / UTIME_OMIT
+	 * for both, sets them to now (touch, a build): not reported. Unreadable times fail the call. */
+	case HADES_SC_UTIME:
+	case HADES_SC_UTIMES:
+	case HADES_SC_FUTIMESAT:
+	case HADES_SC_UTIMENSAT: {
+		__u64 ut = r->sc == HADES_SC_UTIME || r->sc == HADES_SC_UTIMES ? a[1] : a[2];
+		__s64 v[4] = {}; /* utimbuf: actime, modtime; timeval/timespec[2]: sec, usec/nsec each */
+		if (!ut)
+			return 0;
+		if (r->sc == HADES_SC_UTIME) {
+			if (bpf_probe_read_user(v, 16, (void *)ut))
+				return 0;
+			st->times.sec[0] = v[0], st->times.sec[1] = v[1];
+			st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
+			break;
+		}
+		if (bpf_probe_read_user(v, 32, (void *)ut))
+			return 0;
+		st->times.sec[0] = v[0], st->times.sec[1] = v[2];
+		st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
+		if (r->sc == HADES_SC_UTIMENSAT) {
+			__u32 given = 0;
+			if (v[1] == UTIME_NOW_NS)
+				given |= HADES_TIMES_ATIME_NOW;
+			else if (v[1] != UTIME_OMIT_NS)
+				given |= HADES_TIMES_ATIME;
+			if (v[3] == UTIME_NOW_NS)
+				given |= HADES_TIMES_MTIME_NOW;
+			else if (v[3] != UTIME_OMIT_NS)
+				given |= HADES_TIMES_MTIME;
+			if (!(given & (HADES_TIMES_ATIME | HADES_TIMES_MTIME)))
+				return 0;
+			st->times.given = given;
+		}
+		break;
+	}
 	/* emptying a file (a log wiped with `truncate -s 0`, os.truncate): length 0 only, so
 	 * the frequent ftruncate calls of databases cost one compare */
 	case HADES_SC_TRUNCATE:
@@ -1214,22 +1258,36 @@ static __always_inline bool dedup_suppress(struct hades_hook_counters *c, struct
 	return false;
 }
 
+/*
+ * The start of an exit program: the call's state staged at sys_enter (into *st), the scratch
+ * record (*s) and the counters of its hook; NULL when nothing was staged, or when the kernel
+ * restarts the call (counted `ignored`: it is reported then).
+ */
+static __always_inline struct hades_hook_counters *exit_begin(struct bpf_raw_tracepoint_args *ctx,
+								struct inflight **st, struct scratch **s)
+{
+	struct hades_route *r = route_get(1);
+	*st = state_tmp();
+	*s = get_scratch();
+	if (!r || !*st || !*s || !state_take(*st, r->sc))
+		return NULL;
+	struct hades_hook_counters *c = hook_counters((*st)->hook);
+	if (c && is_restart(ctx->args[1])) {
+		bump(&c->ignored);
+		return NULL;
+	}
+	return c;
+}
+
 SEC("raw_tp")
 int hx_net(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct hades_route *r = route_get(1);
-	struct inflight *st = state_tmp();
-	struct scratch *s = get_scratch();
-	if (!r || !st || !s || !state_take(st, r->sc))
-		return 0;
-	struct hades_hook_counters *c = hook_counters(st->hook);
+	struct inflight *st;
+	struct scratch *s;
+	struct hades_hook_counters *c = exit_begin(ctx, &st, &s);
 	if (!c)
 		return 0;
 	long ret = ctx->args[1];
-	if (is_restart(ret)) {
-		bump(&c->ignored); /* the kernel restarts the call: reported then */
-		return 0;
-	}
 	struct task_struct *t = cur_task();
 	struct sk_addrs a = {};
 	struct sock *sk = NULL;
@@ -2352,6 +2410,72 @@ int hx_file_open_btf(struct bpf_raw_tracepoint_args *ctx)
 	struct hades_secret_key k = { .ino = ino->i_ino, .dev = ino->i_sb->s_dev };
 	if (bpf_map_lookup_elem(&file_secret, &k))
 		file_open_record(ret, raw, &k);
+	return 0;
+}
+
+/* FILE_TIMES: a file's times set to a given time (staged at sys_enter), in a watched place. */
+SEC("raw_tp")
+int hx_file_times(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct inflight *st;
+	struct scratch *s;
+	struct hades_hook_counters *c = exit_begin(ctx, &st, &s);
+	if (!c)
+		return 0;
+	long ret = ctx->args[1];
+	struct task_struct *t = cur_task();
+	struct hades_file_times *f = (void *)s->rec;
+	__u64 *a = st->args;
+	__u32 flags = 0, missing = 0;
+	long dfd = AT_FDCWD;
+	__u64 p1 = 0;
+
+	__builtin_memset(f, 0, sizeof(*f));
+	STORE(s->off, sizeof(*f));
+	switch (st->sc) {
+	case HADES_SC_UTIME:
+	case HADES_SC_UTIMES:
+		p1 = a[0];
+		break;
+	case HADES_SC_FUTIMESAT:
+		dfd = a[0], p1 = a[1];
+		break;
+	case HADES_SC_UTIMENSAT:
+		dfd = a[0], p1 = a[1], f->op_flags = a[3];
+		break;
+	default:
+		return 0;
+	}
+	/* utimensat(fd, NULL, ...) (futimens) and utimensat(fd, "", ..., AT_EMPTY_PATH) set the
+	 * times of the descriptor's file */
+	char c0 = 1;
+	if (st->sc == HADES_SC_UTIMENSAT && p1 && (f->op_flags & AT_EMPTY_PATH_FLAG))
+		bpf_probe_read_user(&c0, 1, (void *)p1);
+	struct file *file = NULL;
+	if (st->sc == HADES_SC_UTIMENSAT && (!p1 || !c0))
+		file = fd_file(t, (int)dfd);
+	if (file) {
+		f->path_len = append_file_path(s, file, &flags);
+		flags |= HADES_F_PATH_FROM_FD;
+		f->inode = BPF_CORE_READ(file, f_inode, i_ino);
+	} else {
+		f->path_len = append_user_path(s, t, dfd, p1, &flags, &missing);
+	}
+	if (!path_watched(s, sizeof(*f), f->path_len) &&
+	    !(!(flags & HADES_F_PATH_FROM_FD) && path_odd(s, sizeof(*f), f->path_len))) {
+		bump(&c->ignored);
+		return 0;
+	}
+	sec_header(&f->hdr, HADES_KIND_FILE_TIMES, 0, t);
+	fill_proc(&f->proc, t);
+	f->hdr.flags |= flags;
+	f->hdr.missing = missing;
+	f->result = ret;
+	f->syscall = st->sc;
+	f->given = st->times.given;
+	f->atime_sec = st->times.sec[0];
+	f->mtime_sec = st->times.sec[1];
+	submit_scratch(c, s, LOAD(s->off));
 	return 0;
 }
 

@@ -65,6 +65,7 @@ enum hades_kind {
 	HADES_KIND_KILL = 16,
 	HADES_KIND_FILE_OPEN = 17,
 	HADES_KIND_PROC_RENAME = 18,
+	HADES_KIND_FILE_TIMES = 19,
 };
 
 /* header.flags: one registry for all kinds */
@@ -342,6 +343,27 @@ struct hades_file {
 	__u32 reserved3;
 };
 
+/* FILE_TIMES (19): a file's access or modification time set to a given time by utime, utimes,
+ * futimesat or utimensat (calls that set them to now are not reported); tail: path (path_len) */
+struct hades_file_times {
+	struct hades_record_header hdr;
+	struct hades_proc proc;
+	__s32 result;
+	__u16 syscall;       /* HADES_SC_UTIME / UTIMES / FUTIMESAT / UTIMENSAT */
+	__u16 given;         /* HADES_TIMES_*: which times the call set, and how */
+	__u32 op_flags;      /* utimensat flags (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH) */
+	__u32 reserved;
+	__s64 atime_sec;     /* the access time given, seconds since the epoch (HADES_TIMES_ATIME) */
+	__s64 mtime_sec;     /* the modification time given (HADES_TIMES_MTIME) */
+	__u64 inode;         /* the file's inode when the call named it by descriptor, else 0 */
+	__u16 path_len;
+	__u16 reserved2[3];
+};
+#define HADES_TIMES_ATIME (1u << 0)     /* atime_sec given */
+#define HADES_TIMES_MTIME (1u << 1)     /* mtime_sec given */
+#define HADES_TIMES_ATIME_NOW (1u << 2) /* utimensat: the access time set to now (UTIME_NOW) */
+#define HADES_TIMES_MTIME_NOW (1u << 3)
+
 /* PRIV_CHANGE (11); proc.* creds are the new ones */
 struct hades_priv {
 	struct hades_record_header hdr;
@@ -448,7 +470,11 @@ enum hades_sc {
 	HADES_SC_TRUNCATE = 50,
 	HADES_SC_FTRUNCATE = 51,
 	HADES_SC_PROCESS_VM_WRITEV = 52,
-	HADES_SC_COUNT = 53,
+	HADES_SC_UTIME = 53,
+	HADES_SC_UTIMES = 54,
+	HADES_SC_FUTIMESAT = 55,
+	HADES_SC_UTIMENSAT = 56,
+	HADES_SC_COUNT = 57,
 };
 
 /* limits */

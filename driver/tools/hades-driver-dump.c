@@ -261,6 +261,7 @@ static const char *sc_name(unsigned sc)
 		"init_module", "finit_module", "open", "openat", "openat2", "creat", "mkdir", "mkdirat",
 		"rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "chmod", "fchmod",
 		"fchmodat", "fchmodat2", "kill", "tkill", "tgkill", "pidfd_send_signal", "open_by_handle_at", "link", "linkat", "symlink", "symlinkat", "truncate", "ftruncate",
+		"process_vm_writev", "utime", "utimes", "futimesat", "utimensat",
 	};
 	return sc < HADES_SC_COUNT ? n[sc] : "?";
 }
@@ -492,6 +493,24 @@ static int rename_rec(const uint8_t *p, uint32_t size)
 	return 0;
 }
 
+static int times_rec(const uint8_t *p, uint32_t size)
+{
+	struct hades_file_times r;
+	if (size < sizeof(r) || size < sizeof(r) + 0ull + ((const struct hades_file_times *)p)->path_len)
+		return -1;
+	if (quiet)
+		return 0;
+	memcpy(&r, p, sizeof(r));
+	printf("FILE_TIMES");
+	put_proc(&r.hdr, &r.proc);
+	printf(" sc=%s result=%d given=0x%x atime=%" PRId64 " mtime=%" PRId64 " inode=%" PRIu64 " path=\"%.*s\"",
+	       sc_name(r.syscall), r.result, r.given, (int64_t)r.atime_sec, (int64_t)r.mtime_sec,
+	       (uint64_t)r.inode, (int)r.path_len, (const char *)p + sizeof(r));
+	put_flags(r.hdr.flags, r.hdr.missing);
+	printf("\n");
+	return 0;
+}
+
 static int records(const uint8_t *p, uint32_t len)
 {
 	uint32_t off = 0;
@@ -555,6 +574,9 @@ static int records(const uint8_t *p, uint32_t len)
 			break;
 		case HADES_KIND_PROC_RENAME:
 			rc = rename_rec(p + off, h.size);
+			break;
+		case HADES_KIND_FILE_TIMES:
+			rc = times_rec(p + off, h.size);
 			break;
 		default:
 			n_unknown++; /* skippable thanks to the size field */

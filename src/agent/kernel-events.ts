@@ -69,6 +69,8 @@ const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
   file_delete: ['file_delete'],
   file_chmod: ['file_chmod'],
   file_open: ['file_open'],
+  // utime, utimes, futimesat and utimensat ride on the file_chmod hook (attribute changes)
+  file_times: ['file_chmod'],
   process_rename: ['task_rename'],
   tamper: ['kill', 'file_rename', 'file_delete', 'file_chmod'],
 };

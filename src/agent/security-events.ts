@@ -9,8 +9,8 @@ import path from 'node:path';
 import type { HadesEvent } from '../common/events/index.js';
 import { capabilityNames, commandLineOf, type EventBuilder } from './builder.js';
 import { parseDns } from './dns.js';
-import type { DnsRecord, FileRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, RenameRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
-import { SecurityFlag, SecurityMissing } from './driver/security-records.js';
+import type { DnsRecord, FileRecord, FileTimesRecord, KillRecord, MemfdRecord, ModuleRecord, PrivilegeRecord, PtraceRecord, RenameRecord, SecurityRecord, SocketRecord } from './driver/security-records.js';
+import { SecurityFlag, SecurityMissing, TimesGiven } from './driver/security-records.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import type { DaemonProcess } from './security-daemons.js';
 
@@ -35,7 +35,7 @@ export const Syscall = {
   openat2: 27, creat: 28, mkdir: 29, mkdirat: 30, rename: 31, renameat: 32, renameat2: 33, unlink: 34,
   unlinkat: 35, rmdir: 36, chmod: 37, fchmod: 38, fchmodat: 39, fchmodat2: 40, kill: 41, tkill: 42, tgkill: 43,
   pidfd_send_signal: 44, open_by_handle_at: 45, link: 46, linkat: 47, symlink: 48, symlinkat: 49, truncate: 50,
-  ftruncate: 51, process_vm_writev: 52,
+  ftruncate: 51, process_vm_writev: 52, utime: 53, utimes: 54, futimesat: 55, utimensat: 56,
 } as const;
 
 const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(Syscall).map(([name, id]) => [id, name]));
@@ -55,6 +55,16 @@ const MFD_FLAGS: readonly [number, string][] = [
   [8, 'MFD_NOEXEC_SEAL'],
   [16, 'MFD_EXEC'],
 ];
+
+/** A modification time set this long before the call makes a file look older than it is. */
+const BACKDATED_MS = 24 * 60 * 60 * 1000;
+
+/** Seconds since the epoch as a date of years 1 to 9999 (the schema's form), else undefined. */
+function isoSeconds(seconds: number | undefined): string | undefined {
+  if (seconds === undefined || !Number.isSafeInteger(seconds)) return undefined;
+  const ms = seconds * 1000;
+  return ms >= -62135596800000 && ms <= 253402300799000 ? new Date(ms).toISOString() : undefined;
+}
 
 /** linkat(2): the old name is the file descriptor's file (""), or a link to follow (/proc/self/fd/N). */
 const AT_EMPTY_PATH = 0x1000;
@@ -153,6 +163,8 @@ export class SecurityEvents {
         return this.file(r);
       case 'file_open':
         return [this.open(r)];
+      case 'file_times':
+        return this.times(r);
       case 'kill':
         return this.kill(r);
       case 'process_rename':
@@ -355,6 +367,35 @@ export class SecurityEvents {
       events.push(this.event(r, 'tamper', ['intrusion_detection'], ['info'], {}, { tamper: { target: 'file', path: protectedPath, operation: link === 'hard' ? 'link' : emptiedOwn ? 'truncate' : written ? 'write' : r.type } }));
     }
     return events;
+  }
+
+  /** A file's times set to a given time: the times as set, and whether the file was made to look older. */
+  private times(r: FileTimesRecord): HadesEvent[] {
+    // A path argument in its lexical normal form, as for the other file calls; reported by the
+    // driver for an odd spelling, it is kept when one of its spellings is watched.
+    const fromArgument = (r.flags & SecurityFlag.pathFromFd) === 0;
+    const target = fromArgument && r.path.startsWith('/') && ODD_PATH.test(r.path) ? path.posix.normalize(r.path) : r.path;
+    if (this.options.watchedPaths && target !== r.path && ![r.path, target].some((p) => pathWatched(p, this.options.watchedPaths!))) return [];
+    // Seconds past 2^53 (a forged time) are not claimed exactly; backdating is still told.
+    const mtime = (r.given & TimesGiven.mtime) !== 0 ? r.mtimeSec : undefined;
+    const atime = (r.given & TimesGiven.atime) !== 0 ? r.atimeSec : undefined;
+    const exact = (n: number | undefined) => (n !== undefined && Number.isSafeInteger(n) ? n : undefined);
+    const event = this.event(r, 'file_times', ['file'], ['change'], {
+      outcome: outcome(r.result),
+      file: { path: target, name: path.basename(target), directory: path.dirname(target), inode: r.inode || undefined, mtime: isoSeconds(mtime), atime: isoSeconds(atime) },
+    }, {
+      file: {
+        syscall: syscallName(r.syscall),
+        errno: errnoName(r.result),
+        argument: target !== r.path ? r.path : undefined,
+        mtime_seconds: exact(mtime),
+        atime_seconds: exact(atime),
+      },
+    });
+    // Against the call's own time (the event's), not the clock of whoever reads it later.
+    const at = Date.parse((event as unknown as { '@timestamp': string })['@timestamp']);
+    if (mtime !== undefined) ((event as unknown as { hades: { file: Record<string, unknown> } }).hades.file)['backdated'] = mtime * 1000 < at - BACKDATED_MS;
+    return [event];
   }
 
   private open(r: FileRecord): HadesEvent {

@@ -172,6 +172,14 @@ const ODD_PATHS_SH = [
 
 /** Create (and write), make executable, rename, delete, in the folder argv[1]. */
 const FILES_SH = 'cd "$1" && echo data > f && chmod 755 f && mv f g && rm g';
+/** Times set to a given time (touch -d, -r), to now (touch: not reported), and outside the watch. */
+const TIMES_SH = 'cd "$1" && echo x > t && touch -d 2019-01-01T00:00:00Z t && touch t && touch -r t t2 && touch -d 2019-01-01T00:00:00Z "$2/t3"';
+/** os.utime by path and by descriptor (futimens: utimensat with no path), the access time left out. */
+const TIMES_PY = `import os, sys
+os.utime(sys.argv[1] + "/p", (1000000000, 1000000000))
+fd = os.open(sys.argv[1] + "/p", os.O_RDONLY)
+os.utime(fd, ns=(0, 2000000000 * 10**9))
+print(os.stat(sys.argv[1] + "/p").st_ino)`;
 
 const ANSWER_IP = '127.53.0.1';
 const DNS_REPEATS = 6;
@@ -291,6 +299,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         runs['memfd'] = await runChild(bin['memfd'] ?? '', [marker]);
         if (noModules) runs['module'] = await runChild(bin['module'] ?? '', []);
         runs['filesWatched'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', watched]);
+        runs['times'] = await runChild('/bin/sh', ['-c', TIMES_SH, 'sh', watched, path.join(dir, 'unwatched')]);
+        writeFileSync(path.join(watched, 'p'), 'p\n');
+        await py('timesPy', TIMES_PY, watched);
         runs['filesTmp'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', path.join(dir, 'unwatched')]);
         runs['filesVar'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', varDir]);
         // A hard link made in a watched folder to a file from an unwatched one, and a symbolic link.
@@ -723,6 +734,38 @@ describe('hades events: security events from the real kernel', { skip }, () => {
       // A chmod by path does not tell the old mode: whether the bit is new is not claimed.
       assert.equal(e['hades'].file.made_executable, undefined);
       assert.equal(e['hades'].file.setuid, false);
+    });
+
+    it('touch -d and touch -r: file_times with the times set, backdated; touch alone (now) and unwatched folders: nothing', () => {
+      const sh = ok('times');
+      const set = capture.events.filter((e) => e['event'].action === 'file_times' && e['process'].pid !== undefined);
+      const d = set.find((e) => e['file'].path === inWatched('t'));
+      assert.ok(d, JSON.stringify(set.map((e) => e['file'])));
+      assertActor(capture.events, d, d['process'].pid as number, { executable: realpathSync('/usr/bin/touch'), ancestorPid: sh.pid });
+      assert.equal(d['event'].outcome, 'success');
+      assert.equal(d['file'].mtime, '2019-01-01T00:00:00.000Z');
+      assert.equal(d['file'].atime, '2019-01-01T00:00:00.000Z');
+      assert.deepEqual([d['hades'].file.syscall, d['hades'].file.mtime_seconds, d['hades'].file.backdated], ['utimensat', 1546300800, true]);
+      // `touch t` sets now: not reported, so t has one event; t2 takes t's times (-r: now, since `touch t`).
+      assert.equal(set.filter((e) => e['file'].path === inWatched('t')).length, 1);
+      const r = set.find((e) => e['file'].path === inWatched('t2'));
+      assert.ok(r);
+      assert.equal(r['hades'].file.backdated, false);
+      assert.ok(!set.some((e) => (e['file'].path as string).endsWith('/t3')), 'outside the watched folders');
+    });
+
+    it('os.utime by path and by descriptor (futimens): file_times, the descriptor\u2019s file named by the driver', () => {
+      const py = ok('timesPy');
+      const inode = Number(py.stdout.trim());
+      const set = capture.events.filter((e) => e['event'].action === 'file_times' && e['file'].path === inWatched('p'));
+      assert.equal(set.length, 2, JSON.stringify(set.map((e) => [e['file'], e['hades'].file])));
+      const [byPath, byFd] = set;
+      assert.deepEqual([byPath?.['file'].mtime, byPath?.['hades'].file.atime_seconds, byPath?.['hades'].file.backdated], ['2001-09-09T01:46:40.000Z', 1000000000, true]);
+      // By descriptor: the driver names the file from the descriptor, with its inode.
+      assert.equal(byFd?.['file'].inode, inode);
+      assert.equal(byFd?.['file'].atime, '1970-01-01T00:00:00.000Z', 'ns=(0, ...): an access time of 0 is a time given');
+      assert.equal(byFd?.['hades'].file.atime_seconds, 0);
+      assert.deepEqual([byFd?.['hades'].file.mtime_seconds, byFd?.['file'].mtime, byFd?.['hades'].file.backdated], [2000000000, '2033-05-18T03:33:20.000Z', false]);
     });
 
     it('mv: file_rename with the old path', () => {

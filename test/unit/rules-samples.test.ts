@@ -317,7 +317,7 @@ describe('rule samples: checked against the event schema', () => {
     assert.deepEqual(
       problems.map((p) => [p.code, p.line, p.column, p.message.split(';')[0]]),
       [
-        ['HADES_ERR_RULE_SAMPLE_INVALID', 8, 11, 'match sample 1: a sample event needs event.action, one of exec, fork, exit, connect, accept, listen, dns_query, ptrace, memfd_create, module_load, privilege_change, process_rename, file_create, file_rename, file_delete, file_chmod, file_open, ssh_login, sudo, honeypot_touch, scan_match, inventory_change, package_finding, tamper, agent_drop, agent_gap, agent_health'],
+        ['HADES_ERR_RULE_SAMPLE_INVALID', 8, 11, 'match sample 1: a sample event needs event.action, one of exec, fork, exit, connect, accept, listen, dns_query, ptrace, memfd_create, module_load, privilege_change, process_rename, file_create, file_rename, file_delete, file_chmod, file_times, file_open, ssh_login, sudo, honeypot_touch, scan_match, inventory_change, package_finding, tamper, agent_drop, agent_gap, agent_health'],
         ['HADES_ERR_RULE_SAMPLE_INVALID', 9, 28, 'match sample 2: unknown event.action "exek"'],
       ],
     );

@@ -487,8 +487,76 @@ describe('file_create events of links', () => {
   });
 });
 
+/**
+ * A FILE_TIMES record (kind 19) made from a recorded FILE_CHMOD one: its header and process, then
+ * the call's fields and the path (driver/src/wire.h, struct hades_file_times).
+ */
+function fileTimesRecord(fields: { path: string; syscall?: number; given?: number; atime?: bigint; mtime?: bigint; inode?: bigint; result?: number; flags?: number; opFlags?: number }): Uint8Array {
+  const chmod = rawRecordsOf('security-ebpf.bin').find((r) => kindOf(r) === SecurityKind.fileChmod) as Uint8Array;
+  const path = Buffer.from(fields.path);
+  // Records are padded to 8 bytes, as the driver writes them.
+  const out = new Uint8Array((136 + path.length + 7) & ~7);
+  out.set(chmod.subarray(0, 88));
+  out.set(path, 136);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, SecurityKind.fileTimes, true);
+  v.setUint32(4, out.length, true);
+  v.setUint32(24, fields.flags ?? 0, true);
+  v.setUint32(28, 0, true);
+  v.setInt32(88, fields.result ?? 0, true);
+  v.setUint16(92, fields.syscall ?? Syscall.utimensat, true);
+  v.setUint16(94, fields.given ?? 3, true);
+  v.setUint32(96, fields.opFlags ?? 0, true);
+  v.setBigInt64(104, fields.atime ?? 1546300800n, true);
+  v.setBigInt64(112, fields.mtime ?? 1546300800n, true);
+  v.setBigUint64(120, fields.inode ?? 0n, true);
+  v.setUint16(128, path.length, true);
+  return out;
+}
+
+describe('file_times records (FILE_TIMES, kind 19)', () => {
+  const decode = (bytes: Uint8Array) => decodeRecords(bytes, newDecodeCounters()) as SecurityRecord[];
+  const build = (bytes: Uint8Array) => {
+    const security = new SecurityEvents(newBuilder(), { protectedPaths: [], watchedPaths: ['/usr/bin/', '/etc/'] });
+    return decode(bytes).flatMap((r) => security.build(r)).map((e) => wire(e) as AnyEvent);
+  };
+
+  it('decodes the call, the times given and the path', () => {
+    const [r] = decode(fileTimesRecord({ path: '/usr/bin/.helper', syscall: Syscall.utimes, given: 2, atime: 5n, mtime: 1675771200n, inode: 42n }));
+    assert.ok(r && r.type === 'file_times');
+    assert.deepEqual([r.syscall, r.given, r.atimeSec, r.mtimeSec, r.inode, r.path], [Syscall.utimes, 2, 5, 1675771200, 42, '/usr/bin/.helper']);
+  });
+
+  it('builds a valid file_times event: the times set as dates, backdated against the call\u2019s own time', () => {
+    const [e] = build(fileTimesRecord({ path: '/usr/bin/.helper', inode: 42n }));
+    assert.ok(e);
+    assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    assert.deepEqual([e['event'].action, e['event'].outcome, e['file'].path, e['file'].name, e['file'].inode, e['file'].mtime, e['file'].atime], ['file_times', 'success', '/usr/bin/.helper', '.helper', 42, '2019-01-01T00:00:00.000Z', '2019-01-01T00:00:00.000Z']);
+    assert.deepEqual(e['hades'].file, { syscall: 'utimensat', mtime_seconds: 1546300800, atime_seconds: 1546300800, backdated: true });
+    // Only the access time given (utimensat with UTIME_OMIT for the other): nothing said of the modification time.
+    const [a] = build(fileTimesRecord({ path: '/etc/motd', given: 1 | 8 }));
+    assert.deepEqual([a?.['file'].mtime, a?.['hades'].file.mtime_seconds, a?.['hades'].file.backdated, a?.['hades'].file.atime_seconds], [undefined, undefined, undefined, 1546300800]);
+  });
+
+  it('keeps times outside the years 1 to 9999 in seconds only, and a failed call with its errno', () => {
+    const [far] = build(fileTimesRecord({ path: '/etc/x', mtime: 400000000000n, atime: -9223372036854775808n }));
+    assert.ok(far);
+    assert.deepEqual(checkEvent(far).ok ? [] : checkEvent(far), []);
+    assert.deepEqual([far['file'].mtime, far['file'].atime, far['hades'].file.mtime_seconds, far['hades'].file.backdated], [undefined, undefined, 400000000000, false]);
+    assert.equal(far['hades'].file.atime_seconds, undefined, 'not a safe integer: not claimed');
+    const [denied] = build(fileTimesRecord({ path: '/usr/bin/ls', result: -1 }));
+    assert.deepEqual([denied?.['event'].outcome, denied?.['hades'].file.errno], ['failure', 'EPERM']);
+  });
+
+  it('names the file by the lexical normal form of an odd path argument, and drops one watched in no spelling', () => {
+    const [e] = build(fileTimesRecord({ path: '/usr/bin//../bin/./x' }));
+    assert.deepEqual([e?.['file'].path, e?.['hades'].file.argument], ['/usr/bin/x', '/usr/bin//../bin/./x']);
+    assert.deepEqual(build(fileTimesRecord({ path: '/srv/../opt/x' })), []);
+  });
+});
+
 describe('damaged security records', () => {
-  const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin'), ...rawRecordsOf('rename-ebpf.bin')];
+  const raw = [...rawRecordsOf('security-ebpf.bin'), ...rawRecordsOf('file-open-ebpf.bin'), ...rawRecordsOf('rename-ebpf.bin'), fileTimesRecord({ path: '/etc/cron.d/x' })];
   const sample = new Map<number, Uint8Array>();
   for (const r of raw) if (kindOf(r) >= 4 && !sample.has(kindOf(r))) sample.set(kindOf(r), r);
   const exit = raw.find((r) => kindOf(r) === 3) as Uint8Array;
@@ -530,6 +598,7 @@ describe('damaged security records', () => {
       [SecurityKind.fileCreate, 120], // path_len
       [SecurityKind.fileRename, 122], // path2_len
       [SecurityKind.fileOpen, 120], // path_len
+      [SecurityKind.fileTimes, 128], // path_len
     ];
     for (const [kind, offset] of lengths) {
       const record = sample.get(kind) as Uint8Array;

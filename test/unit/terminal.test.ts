@@ -96,6 +96,8 @@ describe('hades search, one line per event', () => {
     assert.match(file('file_rename', (e) => ((e.file = { path: '/etc/passwd' }), (e.hades.file = { old_path: '/etc/passwd+' }))), /file_rename .* \/etc\/passwd\+ -> \/etc\/passwd$/);
     assert.match(file('file_chmod', (e) => ((e.file = { path: '/tmp/x', mode: '04755' }), (e.hades.file = { old_mode: '0755' }))), /\/tmp\/x mode 0755 -> 04755$/);
     assert.match(file('file_open', (e) => ((e.file = { path: '/etc/shadow' }), (e.hades.file = { access: 'read' }))), /\/etc\/shadow read$/);
+    assert.match(formatEvent(exampleEvent('file_times')), /file_times .* \/usr\/bin\/ps modified time set to 2019-01-01T00:00:00\.000Z \(backdated\)$/);
+    assert.match(file('file_times', (e) => ((e.file = { path: '/etc/x' }), (e.hades.file = { mtime_seconds: 400000000000, backdated: false }))), /\/etc\/x modified time set to 400000000000$/);
     // An aggregated event says how many it stands for.
     assert.match(variant('connect', (e) => (e.event.count = 12)), /:80 \(x12\)$/);
   });

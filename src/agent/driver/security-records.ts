@@ -23,7 +23,11 @@ export const SecurityKind = {
   kill: 16,
   fileOpen: 17,
   procRename: 18,
+  fileTimes: 19,
 } as const;
+
+/** FILE_TIMES `given`: which times the call set, and how (driver/src/wire.h HADES_TIMES_*). */
+export const TimesGiven = { atime: 1, mtime: 2, atimeNow: 4, mtimeNow: 8 } as const;
 
 export const SecurityFlag = {
   modeExec: 0x400,
@@ -150,6 +154,22 @@ export interface FileRecord extends Base {
   readonly path2: string;
 }
 
+/** A file's access or modification time set to a given time (utime, utimes, futimesat, utimensat). */
+export interface FileTimesRecord extends Base {
+  readonly type: 'file_times';
+  readonly syscall: number;
+  /** TimesGiven bits. */
+  readonly given: number;
+  /** utimensat flags (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH). */
+  readonly opFlags: number;
+  /** Seconds since the epoch (as the kernel's 64-bit time: outside ±2^53 they lose precision). */
+  readonly atimeSec: number;
+  readonly mtimeSec: number;
+  /** The file's inode when the call named it by descriptor, else 0. */
+  readonly inode: number;
+  readonly path: string;
+}
+
 export interface KillRecord extends Base {
   readonly type: 'kill';
   readonly syscall: number;
@@ -173,7 +193,7 @@ export interface RenameRecord extends Base {
   readonly catchUp: boolean;
 }
 
-export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | KillRecord | RenameRecord;
+export type SecurityRecord = SocketRecord | DnsRecord | PtraceRecord | MemfdRecord | ModuleRecord | PrivilegeRecord | FileRecord | FileTimesRecord | KillRecord | RenameRecord;
 
 type Decode = (bytes: Buffer, view: DataView, o: number, size: number) => SecurityRecord | undefined;
 
@@ -323,6 +343,23 @@ const decodeFile: Decode = (bytes, view, o, size) => {
   };
 };
 
+const decodeFileTimes: Decode = (bytes, view, o, size) => {
+  if (size < 136) return undefined;
+  const pathLen = view.getUint16(o + 128, true);
+  if (136 + pathLen > size) return undefined;
+  return {
+    ...base(bytes, view, o, size),
+    type: 'file_times',
+    syscall: view.getUint16(o + 92, true),
+    given: view.getUint16(o + 94, true),
+    opFlags: view.getUint32(o + 96, true),
+    atimeSec: Number(view.getBigInt64(o + 104, true)),
+    mtimeSec: Number(view.getBigInt64(o + 112, true)),
+    inode: u64(view, o + 120),
+    path: decodeRange(bytes, o + 136, o + 136 + pathLen),
+  };
+};
+
 const decodeKill: Decode = (bytes, view, o, size) => {
   if (size < 112) return undefined;
   return {
@@ -366,4 +403,5 @@ export const securityDecoders: ReadonlyMap<number, Decode> = new Map<number, Dec
   [SecurityKind.kill, decodeKill],
   [SecurityKind.fileOpen, decodeFile],
   [SecurityKind.procRename, decodeRename],
+  [SecurityKind.fileTimes, decodeFileTimes],
 ]);

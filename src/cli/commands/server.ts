@@ -268,7 +268,7 @@ function dnsText(e: Record<string, unknown>): string {
   return words.filter((x) => x !== undefined).join(' ');
 }
 
-/** File events: the path and what was done to it (created, emptied, written, linked, renamed, its mode). */
+/** File events: the path and what was done to it (created, emptied, written, linked, renamed, its mode, its times). */
 function fileText(e: Record<string, unknown>, action: string): string {
   const path = text(e, 'file', 'path') ?? '';
   const words: (string | undefined)[] = [];
@@ -283,6 +283,10 @@ function fileText(e: Record<string, unknown>, action: string): string {
     const old = text(e, 'hades', 'file', 'old_mode');
     const mode = text(e, 'file', 'mode');
     if (mode !== undefined) words.push(old !== undefined ? `mode ${old} -> ${mode}` : `mode ${mode}`);
+  } else if (action === 'file_times') {
+    const mtime = text(e, 'file', 'mtime') ?? text(e, 'hades', 'file', 'mtime_seconds');
+    if (mtime !== undefined) words.push(`modified time set to ${mtime}`);
+    if (flag(e, 'hades', 'file', 'backdated')) words.push('(backdated)');
   } else if (action === 'file_open') words.push(text(e, 'hades', 'file', 'access'));
   words.push(...outcomeWords(e, text(e, 'hades', 'file', 'errno')));
   const old = action === 'file_rename' ? text(e, 'hades', 'file', 'old_path') : undefined;

@@ -322,7 +322,7 @@ export const AgentConfigSchema = Type.Object(
             ...SHELL_STARTUP_FILES.flatMap((name) => [`/root/${name}`, `/home/*/${name}`]),
           ],
             maxItems: 256,
-            description: 'Path prefixes where file_create, file_rename, file_delete and file_chmod are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
+            description: 'Path prefixes where file_create, file_rename, file_delete, file_chmod and file_times are reported, matched in the kernel; a whole component may be `*` (/home/*/.ssh/).',
           },
         ),
         file_watch_extra: Type.Array(

@@ -284,6 +284,8 @@ export const FileFields = Obj(
     size: Opt(Count('Size in bytes.')),
     type: Opt(Words(['file', 'dir', 'symlink', 'other'], 'File type.')),
     hash: Opt(Obj({ sha256: Str('SHA-256, hex.', 64) }, 'Hashes.')),
+    mtime: Opt(Timestamp('file_times: the modification time the call set (years 1 to 9999; hades.file.mtime_seconds has any).')),
+    atime: Opt(Timestamp('file_times: the access time the call set (years 1 to 9999).')),
   },
   'The file the event is about.',
 );

@@ -132,6 +132,9 @@ const FileDetail = Obj(
     old_path: Opt(Str('file_rename: the path before the rename.')),
     argument: Opt(Str('The path as the program gave it, when it differs from file.path, its lexical normal form (symbolic links in it are not resolved): a truncate(2) argument, or a path argument with an empty, `.` or `..` component (file_rename: the new path; hades.file.old_path is normalised too).')),
     old_mode: Opt(Str('file_chmod: permission bits before, octal, when known.', 8)),
+    mtime_seconds: Opt(Type.Integer({ description: 'file_times: the modification time the call set, seconds since the epoch (file.mtime as a date).' })),
+    atime_seconds: Opt(Type.Integer({ description: 'file_times: the access time the call set, seconds since the epoch.' })),
+    backdated: Opt(Type.Boolean({ description: 'file_times: true when the modification time set is more than a day before the call: a file made to look older than it is.' })),
     made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
     setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
     link: Opt(
@@ -392,6 +395,16 @@ export const eventKinds = {
     process: 'required',
     fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', mode: '0755' }, hades: { file: { old_mode: '0644', made_executable: true } } },
+  }),
+  file_times: kind({
+    action: 'file_times',
+    kind: 'event',
+    category: ['file'],
+    type: ['change'],
+    summary: 'The access or modification time of a file in a watched place was set to a given time (utime, utimes, futimesat, utimensat; not the calls that set them to now): `touch -d`, `touch -r`, `os.utime`, `cp -p`, an archive extracted.',
+    process: 'required',
+    fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
+    example: { process: exampleProcess, file: { path: '/usr/bin/ps', name: 'ps', directory: '/usr/bin', mtime: '2019-01-01T00:00:00.000Z', atime: '2019-01-01T00:00:00.000Z' }, hades: { file: { syscall: 'utimensat', mtime_seconds: 1546300800, atime_seconds: 1546300800, backdated: true } } },
   }),
   file_open: kind({
     action: 'file_open',
