@@ -218,6 +218,8 @@ const actionMix: readonly (readonly [number, EventAction])[] = [
   [15, 'file_rename'],
   [15, 'file_delete'],
   [10, 'file_chmod'],
+  // Times set to a given time: archives extracted (in build folders under /tmp), cp -p, touch -r.
+  [10, 'file_times'],
   // Opens of the sensitive files (shadow, SSH keys): sshd, sudo, cron, backups read them all day.
   [5, 'file_open'],
   // From the log collector: logins of an internet-facing SSH (mostly failed guesses), sudo.
@@ -307,6 +309,12 @@ function makeEvent(i: number): Record<string, unknown> {
     case 'file_chmod': {
       const p = pick(filePaths);
       e['file'] = { ...(e['file'] as object), path: p, name: path.posix.basename(p), directory: path.posix.dirname(p) };
+      break;
+    }
+    case 'file_times': {
+      const p = pick(filePaths);
+      e['file'] = { path: p, name: path.posix.basename(p), directory: path.posix.dirname(p), mtime: '2024-03-01T10:00:00.000Z' };
+      (e['hades'] as { file: Record<string, unknown> }).file = { syscall: 'utimensat', mtime_seconds: 1709287200, backdated: random(4) !== 0 };
       break;
     }
   }
