@@ -18,6 +18,7 @@
 #define HADES_ABI_UID16 0x2      /* ia32 setuid & co. of 16-bit ids: (u16)-1 is -1 */
 #define HADES_ABI_LEN64 0x4      /* ia32 truncate64/ftruncate64: the length is args 1 (low) and 2 (high) */
 #define HADES_ABI_SOCKETCALL 0x8 /* a socketcall(2) call: args from its array of 32-bit words */
+#define HADES_ABI_TIME64 0x10    /* ia32 utimensat_time64: 64-bit times in a compat task's call */
 
 struct hades_route {
 	__u8 enter; /* HADES_HE_* slot in enter_progs, 0 = nothing at sys_enter */

@@ -15,6 +15,7 @@
 #define HADES_NR32_chmod 15
 #define HADES_NR32_setuid 23
 #define HADES_NR32_ptrace 26
+#define HADES_NR32_utime 30
 #define HADES_NR32_kill 37
 #define HADES_NR32_rename 38
 #define HADES_NR32_mkdir 39
@@ -46,13 +47,16 @@
 #define HADES_NR32_setfsgid32 216
 #define HADES_NR32_tkill 238
 #define HADES_NR32_tgkill 270
+#define HADES_NR32_utimes 271
 #define HADES_NR32_openat 295
 #define HADES_NR32_mkdirat 296
+#define HADES_NR32_futimesat 299
 #define HADES_NR32_unlinkat 301
 #define HADES_NR32_renameat 302
 #define HADES_NR32_linkat 303
 #define HADES_NR32_symlinkat 304
 #define HADES_NR32_fchmodat 306
+#define HADES_NR32_utimensat 320
 #define HADES_NR32_open_by_handle_at 342
 #define HADES_NR32_sendmmsg 345
 #define HADES_NR32_process_vm_writev 348
@@ -66,6 +70,7 @@
 #define HADES_NR32_sendmsg 370
 #define HADES_NR32_recvfrom 371
 #define HADES_NR32_recvmsg 372
+#define HADES_NR32_utimensat_time64 412
 #define HADES_NR32_pidfd_send_signal 424
 #define HADES_NR32_openat2 437
 #define HADES_NR32_fchmodat2 452

@@ -786,17 +786,23 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 	case HADES_SC_UTIMENSAT: {
 		__u64 ut = r->sc == HADES_SC_UTIME || r->sc == HADES_SC_UTIMES ? a[1] : a[2];
 		__s64 v[4] = {}; /* utimbuf: actime, modtime; timeval/timespec[2]: sec, usec/nsec each */
+		/* a compat task's structs hold 32-bit fields (but utimensat_time64's) */
+		bool t32 = (r->abi & HADES_ABI_IA32) && !(r->abi & HADES_ABI_TIME64);
 		if (!ut)
 			return 0;
-		if (r->sc == HADES_SC_UTIME) {
-			if (bpf_probe_read_user(v, 16, (void *)ut))
+		if (t32) {
+			__s32 w[4] = {};
+			if (bpf_probe_read_user(w, r->sc == HADES_SC_UTIME ? 8 : 16, (void *)ut))
 				return 0;
+			v[0] = w[0], v[1] = w[1], v[2] = w[2], v[3] = w[3];
+		} else if (bpf_probe_read_user(v, r->sc == HADES_SC_UTIME ? 16 : 32, (void *)ut)) {
+			return 0;
+		}
+		if (r->sc == HADES_SC_UTIME) {
 			st->times.sec[0] = v[0], st->times.sec[1] = v[1];
 			st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
 			break;
 		}
-		if (bpf_probe_read_user(v, 32, (void *)ut))
-			return 0;
 		st->times.sec[0] = v[0], st->times.sec[1] = v[2];
 		st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
 		if (r->sc == HADES_SC_UTIMENSAT) {
@@ -2446,13 +2452,13 @@ int hx_file_times(struct bpf_raw_tracepoint_args *ctx)
 	default:
 		return 0;
 	}
-	/* utimensat(fd, NULL, ...) (futimens) and utimensat(fd, "", ..., AT_EMPTY_PATH) set the
-	 * times of the descriptor's file */
+	/* utimensat(fd, NULL, ...) (futimens), utimensat(fd, "", ..., AT_EMPTY_PATH) and
+	 * futimesat(fd, NULL, ...) set the times of the descriptor's file */
 	char c0 = 1;
 	if (st->sc == HADES_SC_UTIMENSAT && p1 && (f->op_flags & AT_EMPTY_PATH_FLAG))
 		bpf_probe_read_user(&c0, 1, (void *)p1);
 	struct file *file = NULL;
-	if (st->sc == HADES_SC_UTIMENSAT && (!p1 || !c0))
+	if ((st->sc == HADES_SC_UTIMENSAT || st->sc == HADES_SC_FUTIMESAT) && (!p1 || !c0))
 		file = fd_file(t, (int)dfd);
 	if (file) {
 		f->path_len = append_file_path(s, file, &flags);

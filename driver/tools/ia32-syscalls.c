@@ -69,6 +69,13 @@ _Static_assert(HADES_NR32_renameat == __NR_renameat, "renameat");
 _Static_assert(HADES_NR32_linkat == __NR_linkat, "linkat");
 _Static_assert(HADES_NR32_symlinkat == __NR_symlinkat, "symlinkat");
 _Static_assert(HADES_NR32_fchmodat == __NR_fchmodat, "fchmodat");
+_Static_assert(HADES_NR32_utime == __NR_utime, "utime");
+_Static_assert(HADES_NR32_utimes == __NR_utimes, "utimes");
+_Static_assert(HADES_NR32_futimesat == __NR_futimesat, "futimesat");
+_Static_assert(HADES_NR32_utimensat == __NR_utimensat, "utimensat");
+#ifdef __NR_utimensat_time64
+_Static_assert(HADES_NR32_utimensat_time64 == __NR_utimensat_time64, "utimensat_time64");
+#endif
 _Static_assert(HADES_NR32_open_by_handle_at == __NR_open_by_handle_at, "open_by_handle_at");
 _Static_assert(HADES_NR32_sendmmsg == __NR_sendmmsg, "sendmmsg");
 _Static_assert(HADES_NR32_process_vm_writev == __NR_process_vm_writev, "process_vm_writev");
@@ -133,6 +140,12 @@ static mode_t mode_of(long path)
 {
 	struct stat st;
 	return lstat((const char *)path, &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+static long mtime_of(long path)
+{
+	struct stat st;
+	return lstat((const char *)path, &st) == 0 ? (long)st.st_mtime : -1;
 }
 
 /* runs fn in a child (credentials change) and checks its exit status */
@@ -218,6 +231,20 @@ int main(void)
 	check("chmod", HADES_NR32_chmod, sys32(HADES_NR32_chmod, a, 0604, 0, 0, 0) == 0 && mode_of(a) == 0604);
 	check("fchmodat", HADES_NR32_fchmodat, sys32(HADES_NR32_fchmodat, AT_FDCWD, a, 0605, 0, 0) == 0 && mode_of(a) == 0605);
 	check("fchmodat2", HADES_NR32_fchmodat2, sys32(HADES_NR32_fchmodat2, AT_FDCWD, a, 0606, 0, 0) == 0 && mode_of(a) == 0606);
+	/* times: the compat structs of 32-bit fields (utimbuf, timeval[2], timespec[2]), then 64-bit ones */
+	__s32 *t32 = (void *)(low + 2600);
+	t32[0] = 1000, t32[1] = 2000;
+	check("utime", HADES_NR32_utime, sys32(HADES_NR32_utime, a, (long)t32, 0, 0, 0) == 0 && mtime_of(a) == 2000);
+	t32[0] = 1000, t32[1] = 0, t32[2] = 3000, t32[3] = 0;
+	check("utimes", HADES_NR32_utimes, sys32(HADES_NR32_utimes, a, (long)t32, 0, 0, 0) == 0 && mtime_of(a) == 3000);
+	t32[2] = 4000;
+	check("futimesat", HADES_NR32_futimesat, sys32(HADES_NR32_futimesat, AT_FDCWD, a, (long)t32, 0, 0) == 0 && mtime_of(a) == 4000);
+	t32[2] = 5000;
+	check("utimensat", HADES_NR32_utimensat, sys32(HADES_NR32_utimensat, AT_FDCWD, a, (long)t32, 0, 0) == 0 && mtime_of(a) == 5000);
+	long long *t64 = (void *)(low + 2700);
+	t64[0] = 1000, t64[1] = 0, t64[2] = 4102444800LL, t64[3] = 0;
+	check("utimensat_time64", HADES_NR32_utimensat_time64,
+	      sys32(HADES_NR32_utimensat_time64, AT_FDCWD, a, (long)t64, 0, 0) == 0 && mtime_of(a) == 4102444800L);
 	check("link", HADES_NR32_link, sys32(HADES_NR32_link, a, b, 0, 0, 0) == 0 && exists(b));
 	check("unlink", HADES_NR32_unlink, sys32(HADES_NR32_unlink, b, 0, 0, 0, 0) == 0 && !exists(b));
 	check("rename", HADES_NR32_rename, sys32(HADES_NR32_rename, a, b, 0, 0, 0) == 0 && exists(b) && !exists(a));

@@ -201,6 +201,13 @@ int main(int argc, char **argv)
   } else if (!strcmp(op, "unlink") && argc > 2) {
     r = sys32(10, lowstr(argv[2], 0), 0, 0, 0, 0);
     ok = r == 0;
+  } else if (!strcmp(op, "times") && argc > 2) {    /* utimensat with 32-bit timespecs, then utimensat_time64 */
+    int *t32 = (void *)(low + 6 * 1024);
+    t32[0] = 1546300800, t32[1] = 0, t32[2] = 1546300800, t32[3] = 0;
+    r = sys32(320, -100, lowstr(argv[2], 0), (long)t32, 0, 0);
+    long long *t64 = (void *)(low + 6 * 1024 + 64);
+    t64[0] = 4102444800LL, t64[1] = 0, t64[2] = 4102444800LL, t64[3] = 0;
+    ok = r == 0 && sys32(412, -100, lowstr(argv[2], 0), (long)t64, 0, 0) == 0;
   } else if (!strcmp(op, "chmod") && argc > 2) {
     r = sys32(15, lowstr(argv[2], 0), 0755, 0, 0, 0);
     ok = r == 0;

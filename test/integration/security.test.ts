@@ -314,6 +314,7 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         const ia32 = (key: string, ...args: string[]) => runChild(bin['ia32'] ?? '', args).then((r) => (runs[key] = r));
         await ia32('ia32Create', 'create', path.join(watched, 'ia32-created'));
         await ia32('ia32Chmod', 'chmod', path.join(watched, 'ia32-created'));
+        await ia32('ia32Times', 'times', path.join(watched, 'ia32-created'));
         await ia32('ia32Rename', 'rename', path.join(dir, 'unwatched', 'ia32-moved'), path.join(watched, 'ia32-renamed'));
         await ia32('ia32Unlink', 'unlink', path.join(watched, 'ia32-renamed'));
         await ia32('ia32Connect', 'connect', String(nodePort));
@@ -858,6 +859,17 @@ describe('hades events: security events from the real kernel', { skip }, () => {
     it('chmod: file_chmod with the new mode', () => {
       const e = fileOf('file_chmod', 'ia32Chmod');
       assert.deepEqual([e['file'].path, e['file'].mode, e['hades'].file.syscall], [path.join(watched, 'ia32-created'), '0755', 'chmod']);
+    });
+
+    it('utimensat with 32-bit and with 64-bit times (utimensat_time64): file_times with the times set', () => {
+      const events = capture.events.filter((e) => e['event'].action === 'file_times' && e['process'].pid === run('ia32Times').pid);
+      assert.deepEqual(
+        events.map((e) => [e['file'].path, e['hades'].file.syscall, e['hades'].file.mtime_seconds, e['hades'].file.backdated, e['hades'].compat_syscall]),
+        [
+          [path.join(watched, 'ia32-created'), 'utimensat', 1546300800, true, true],
+          [path.join(watched, 'ia32-created'), 'utimensat', 4102444800, false, true],
+        ],
+      );
     });
 
     it('rename into a watched folder: file_rename with the old path', () => {
