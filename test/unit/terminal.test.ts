@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { alertDetail } from '../../src/cli/commands/alerts.js';
 import { formatRows } from '../../src/cli/commands/fleet.js';
+import { formatAlert } from '../../src/cli/commands/alerts.js';
 import { formatEvent } from '../../src/cli/commands/server.js';
 import { shown } from '../../src/cli/terminal.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
@@ -168,5 +169,24 @@ describe('hades alerts show', () => {
     assert.ok(lines.findIndex((l) => l.startsWith('  comment:')) > lines.findIndex((l) => l.startsWith('  triage:')));
     // An answer without history (an older server) prints none.
     assert.ok(!alertDetail(alert((a) => delete a.history)).some((l) => l.startsWith('  triage:')));
+  });
+});
+
+describe('hades alerts list, one line per alert', () => {
+  const alert = {
+    id: 'a1b2',
+    '@timestamp': '2026-11-30T10:00:00.000Z',
+    last_seen: '2026-11-30T10:05:00.000Z',
+    count: 3,
+    status: 'acknowledged',
+    assignee: 'alice',
+    rule: { id: 'reverse_shell_dev_tcp', title: 'T', severity: 'critical', tags: [], type: 'rule' },
+    host: { id: 'agent-1', name: 'web-1' },
+    message: `bash -c ${'x'.repeat(300)}`,
+  };
+
+  it('puts the count and the assignee before the message, which may be long', () => {
+    assert.match(formatAlert(alert), /^a1b2 {2}2026-11-30T10:00:00\.000Z {2}CRITICAL {2}acknowledged {4}web-1 {2}reverse_shell_dev_tcp x3 @alice {2}bash -c x{300}$/);
+    assert.match(formatAlert({ ...alert, count: 1, assignee: null }), /web-1 {2}reverse_shell_dev_tcp {2}bash -c /);
   });
 });

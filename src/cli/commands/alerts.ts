@@ -34,12 +34,13 @@ const opt = (options: Readonly<Record<string, unknown>>, key: string): string | 
 
 /**
  * One line for a person: the alert's id (what show, triage and comment take), time, severity,
- * status, host, rule, message, the count when folded, and the assignee.
+ * status, host, rule, the count when folded and the assignee, then the message, which may be
+ * long (a command line): what a person scans a list by comes before it.
  */
 export function formatAlert(alert: AlertLine): string {
-  const count = alert.count > 1 ? ` (x${alert.count})` : '';
-  const assignee = alert.assignee ? ` (${alert.assignee})` : '';
-  return shown(`${alert.id}  ${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.status.padEnd(14)}  ${alert.host.name}  ${alert.rule.id}  ${alert.message}${count}${assignee}`);
+  const count = alert.count > 1 ? ` x${alert.count}` : '';
+  const assignee = alert.assignee ? ` @${alert.assignee}` : '';
+  return shown(`${alert.id}  ${alert['@timestamp']}  ${alert.rule.severity.toUpperCase().padEnd(8)}  ${alert.status.padEnd(14)}  ${alert.host.name}  ${alert.rule.id}${count}${assignee}  ${alert.message}`);
 }
 
 /**
