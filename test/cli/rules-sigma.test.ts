@@ -94,6 +94,41 @@ describe('hades rules import-sigma', () => {
     assert.match(text.stdout, /1 of 5 Sigma rule\(s\) convert/);
   });
 
+  it('says where in the file the field or search identifier that cannot be converted is written', async () => {
+    const input = path.join(dir, 'positions');
+    mkdirSync(input, { recursive: true });
+    // A field with a modifier Sigma does not define, in the second mapping of a list, and a
+    // search identifier of keywords.
+    const text = [
+      'title: Netcat listener',
+      'id: 2d5c8c5e-1a4b-4c1e-9a51-3b7d2f9e6a01',
+      'logsource:',
+      '    product: linux',
+      '    category: process_creation',
+      'detection:',
+      '    selection:',
+      "        - Image|endswith: '/nc'",
+      "        - CommandLine|contains: ' -l'",
+      '          Hashes|xyz: abc',
+      '    keywords:',
+      "        - 'nc -e'",
+      '    condition: selection or keywords',
+      'level: medium',
+      '',
+    ].join('\n');
+    writeFileSync(path.join(input, 'bad.yml'), text);
+    const lines = text.split('\n');
+    const r = await runHades(['rules', 'import-sigma', input]);
+    assert.equal(r.status, 0, r.stderr);
+    const hashes = lines.findIndex((l) => l.includes('Hashes|xyz')) + 1;
+    const keywords = lines.findIndex((l) => l.includes('keywords:')) + 1;
+    assert.match(r.stdout, new RegExp(`^bad\\.yml:${hashes}:11: unsupported HADES_ERR_SIGMA_MODIFIER: 'Hashes' has the modifier 'xyz'`, 'm'));
+    assert.match(r.stdout, new RegExp(`^bad\\.yml:${keywords}:5: unsupported HADES_ERR_SIGMA_KEYWORDS: `, 'm'));
+    const json = JSON.parse((await runHades(['rules', 'import-sigma', input, '--json'])).stdout);
+    const reasons = json.rules[0].reasons as { code: string; line?: number; column?: number }[];
+    assert.deepEqual(reasons.find((x) => x.code === 'HADES_ERR_SIGMA_MODIFIER'), { code: 'HADES_ERR_SIGMA_MODIFIER', detail: 'xyz', message: reasons.find((x) => x.code === 'HADES_ERR_SIGMA_MODIFIER')?.['message' as never], line: hashes, column: 11 });
+  });
+
   it('fails with a code for a missing folder, a file given as folder, and an --out it cannot write', async () => {
     const missing = await runHades(['rules', 'import-sigma', path.join(dir, 'nope')]);
     assert.equal(missing.status, 2);

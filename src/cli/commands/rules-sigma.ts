@@ -173,7 +173,7 @@ export async function importSigma(context: CliContext, args: readonly string[], 
   for (const e of report) {
     if (e.status !== 'unsupported') continue;
     const where = e.document > 1 ? `${e.file} (document ${e.document})` : e.file;
-    for (const r of e.reasons) lines.push(`${where}: unsupported ${r.code}: ${r.message} [${e.title}]`);
+    for (const r of e.reasons) lines.push(`${where}${r.line === undefined ? '' : `:${r.line}:${r.column ?? 1}`}: unsupported ${r.code}: ${r.message} [${e.title}]`);
   }
   if (lines.length > 0) lines.push('');
   const rows = [['category', 'loaded', 'unsupported'], ...Object.entries(summary.categories).map(([c, n]) => [c, String(n.loaded), String(n.unsupported)]), ['total', String(summary.loaded), String(summary.unsupported)]];

@@ -71,10 +71,10 @@ function actionTest(spec: CategorySpec) {
   return and([action, values.length === 1 ? cmp(field, '=', [text(values[0]!)]) : cmp(field, 'in', values.map(text))]);
 }
 
-function fail(w: Work, code: ErrorCode, detail: string, message: string): void {
+function fail(w: Work, code: ErrorCode, detail: string, message: string, where?: { line: number; column: number }): void {
   // A message may quote the rule (a whole condition): cut, saying how long it was.
   message = cutMessage(message);
-  if (!w.reasons.some((r) => r.code === code && r.detail === detail && r.message === message)) w.reasons.push({ code, detail, message });
+  if (!w.reasons.some((r) => r.code === code && r.detail === detail && r.message === message)) w.reasons.push({ code, detail, message, ...where });
 }
 
 function logsourceSpec(w: Work): CategorySpec | undefined {
@@ -184,9 +184,9 @@ function convertDetection(w: Work, licence: string | undefined, takenLists: Set<
   const spec = hostnameSpec(w, base);
   if (w.reasons.length > 0) return;
   w.spec = spec;
-  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!), takenLists);
+  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!), takenLists, w.doc.locate);
   const expr = detectionExpr(ctx, w.doc.data['detection']);
-  for (const i of ctx.issues) fail(w, i.code, i.detail, i.message);
+  for (const i of ctx.issues) fail(w, i.code, i.detail, i.message, i.line === undefined ? undefined : { line: i.line, column: i.column ?? 1 });
   if (w.reasons.length > 0) return;
   if (expr.kind === 'const' && !expr.value) {
     fail(w, 'HADES_ERR_SIGMA_INVALID', 'never true', 'the condition can never be true');

@@ -22,7 +22,13 @@ export interface SigmaIssue {
   /** What is unsupported, briefly (a field, a modifier, a log source): the report counts by it. */
   readonly detail: string;
   readonly message: string;
+  /** Where in the file (1-based), when known. */
+  readonly line?: number;
+  readonly column?: number;
 }
+
+/** Where a search identifier, or one of its field keys, is written in the file (1-based). */
+export type DetectionLocator = (identifier: string, key?: string) => { line: number; column: number } | undefined;
 
 /** Past this many values, a comparison's values go to a list of the rule file. */
 export const LIST_THRESHOLD = 16;
@@ -81,10 +87,28 @@ export class DetectionContext {
      * by every loaded file, and ids that differ only in punctuation (`a-b`, `a.b`) make one prefix.
      */
     private readonly takenLists: Set<string> = new Set(),
+    private readonly locate: DetectionLocator = () => undefined,
   ) {}
 
+  /** The search identifier, and the field key within it, being converted: what issues point at. */
+  private here: [identifier: string, key?: string] | undefined;
+
+  /** Converts with the issues raised pointing at `identifier` (and `key`). */
+  at<T>(identifier: string, key: string | undefined, convert: () => T): T {
+    const outer = this.here;
+    this.here = [identifier, key];
+    try {
+      return convert();
+    } finally {
+      this.here = outer;
+    }
+  }
+
   issue(code: ErrorCode, detail: string, message: string): HExpr {
-    if (!this.issues.some((i) => i.code === code && i.detail === detail)) this.issues.push({ code, detail, message });
+    if (!this.issues.some((i) => i.code === code && i.detail === detail)) {
+      const where = this.here === undefined ? undefined : (this.locate(this.here[0], this.here[1]) ?? this.locate(this.here[0]));
+      this.issues.push({ code, detail, message, ...(where ? { line: where.line, column: where.column } : {}) });
+    }
     return FALSE;
   }
 
@@ -381,7 +405,7 @@ export function searchExpr(ctx: DetectionContext, name: string, value: unknown):
   const mapExpr = (m: Record<string, unknown>): HExpr => {
     const keys = Object.keys(m);
     if (keys.length === 0) return ctx.invalid(`the search identifier '${name}' is an empty mapping`);
-    return and(keys.map((k) => fieldEntry(ctx, k, m[k])));
+    return and(keys.map((k) => ctx.at(name, k, () => fieldEntry(ctx, k, m[k]))));
   };
   if (isRecord(value)) return mapExpr(value);
   if (Array.isArray(value)) {
@@ -433,7 +457,7 @@ export function detectionExpr(ctx: DetectionContext, detection: unknown): HExpr 
   const search = (id: string): HExpr => {
     let e = cache.get(id);
     if (!e) {
-      e = searchExpr(ctx, id, detection[id]);
+      e = ctx.at(id, undefined, () => searchExpr(ctx, id, detection[id]));
       cache.set(id, e);
     }
     return e;

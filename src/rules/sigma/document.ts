@@ -4,10 +4,11 @@
  * that do not depend on its detection: its Hades id, severity, tags and description.
  */
 import { yamlDepthProblem } from '../../common/yaml-depth.js';
-import { isMap, isScalar, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
 import type { SigmaReason, SigmaReportEntry } from './report.js';
+import type { DetectionLocator } from './detection.js';
 
 export interface SigmaFile {
   /** How the report names the file: its path, usually relative to the folder imported. */
@@ -25,6 +26,8 @@ export interface SigmaDocument {
   readonly id: string | undefined;
   readonly name: string | undefined;
   readonly category: string;
+  /** Where a search identifier of its detection, or a field key in it, is written. */
+  readonly locate?: DetectionLocator;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {
@@ -133,10 +136,36 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
         rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_INVALID', detail: 'title', message: "a Sigma rule needs a 'title'" }, { kind, ...(id ? { id } : {}) }));
         continue;
       }
-      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind) });
+      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind), locate: locator(doc, lines) });
     }
   }
   return { documents, rejected };
+}
+
+/**
+ * Where the detection's search identifiers and their field keys are written: the key's first
+ * character, as the YAML parser saw it (a field key in a list of mappings: its first mapping
+ * that has it).
+ */
+function locator(doc: Document, lines: LineCounter): DetectionLocator {
+  const keyIn = (map: unknown, key: string): number | undefined => {
+    if (!isMap(map)) return undefined;
+    const pair = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    return isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+  };
+  return (identifier, key) => {
+    const detection = doc.get('detection', true);
+    let offset: number | undefined;
+    if (key === undefined) offset = keyIn(detection, identifier);
+    else {
+      const search = isMap(detection) ? detection.get(identifier, true) : undefined;
+      const maps = isSeq(search) ? search.items : [search];
+      for (const m of maps) if ((offset = keyIn(m, key)) !== undefined) break;
+    }
+    if (offset === undefined) return undefined;
+    const at = lines.linePos(offset);
+    return at.line > 0 ? { line: at.line, column: at.col } : undefined;
+  };
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;

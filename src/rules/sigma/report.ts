@@ -13,6 +13,9 @@ export interface SigmaReason {
   /** What, briefly: the field, modifier, log source... The summary counts by code and detail. */
   readonly detail: string;
   readonly message: string;
+  /** Where in the file, when known (1-based): the search identifier or the field key concerned. */
+  readonly line?: number;
+  readonly column?: number;
 }
 
 export interface SigmaReportEntry {
