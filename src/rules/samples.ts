@@ -205,6 +205,8 @@ export interface RuleSampleReport {
   readonly samples: number;
   readonly passed: number;
   readonly failed: number;
+  /** Samples whose event is not a valid event (not run). */
+  readonly invalid: number;
   readonly results: readonly SampleResult[];
 }
 
@@ -216,6 +218,8 @@ export interface SamplesReport {
   readonly samples: number;
   readonly passed: number;
   readonly failed: number;
+  /** Samples whose event is not a valid event: not run, neither passed nor failed. */
+  readonly invalid: number;
   /** True when every sample ran and passed. */
   readonly ok: boolean;
 }
@@ -268,6 +272,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
   let total = 0;
   let passed = 0;
   let failed = 0;
+  let invalid = 0;
   for (const id of new Set(ids)) {
     const info = ruleSet.rule(id);
     const groups = byRule.get(id) ?? [];
@@ -275,7 +280,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     const own = groups.find((rs) => rs.file === info?.file) ?? groups[0];
     const file = info?.file ?? own?.file ?? '';
     const line = (own?.file === file ? own.line : undefined) ?? info?.line ?? 1;
-    const counts = { samples: pairs.length, passed: 0, failed: 0 };
+    const counts = { samples: pairs.length, passed: 0, failed: 0, invalid: 0 };
     const report = (status: RuleSampleStatus, results: readonly SampleResult[] = []) => reports.push({ rule: id, file, line, status, ...counts, results });
     if (!info) {
       // Its sample events are still checked: their faults are the rule's own, to fix in the same run.
@@ -309,7 +314,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     const ran = results.filter((r): r is SampleResult => r !== undefined);
     for (const r of ran) {
       if (r.outcome === 'passed') counts.passed++;
-      else if (r.outcome === 'invalid') counts.failed++;
+      else if (r.outcome === 'invalid') counts.invalid++;
       else {
         counts.failed++;
         problems.push({
@@ -325,8 +330,9 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     }
     passed += counts.passed;
     failed += counts.failed;
+    invalid += counts.invalid;
     const status: RuleSampleStatus = ran.some((r) => r.outcome === 'invalid') ? 'invalid' : counts.failed > 0 ? 'failed' : info.enabled ? 'passed' : 'disabled';
     report(status, ran);
   }
-  return { rules: reports, problems, samples: total, passed, failed, ok: failed === 0 && !reports.some((r) => r.status === 'not_loaded') };
+  return { rules: reports, problems, samples: total, passed, failed, invalid, ok: failed === 0 && invalid === 0 && !reports.some((r) => r.status === 'not_loaded') };
 }

@@ -117,6 +117,14 @@ describe('hades rules test', () => {
     assert.match(o.stdout, /^rules\/execution\.yaml:\d+:\d+: error HADES_ERR_RULE_SAMPLE_FAILED: rule 'exec_from_dev_shm', match sample 1: expected a match, got none$/m);
   });
 
+  it('counts a sample whose event is not valid as invalid (not run), not as failed, and fails the run', async () => {
+    const p = file('invalid.yaml', curlRule('      match:\n        - {event: {action: exec}, process: {name: curl}}\n        - {event: {action: exec}, process: {name: 5}}\n      no_match:\n        - {event: {action: exec}, process: {name: wget}}\n'));
+    const r = await runHades(['rules', 'test', p]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /HADES_ERR_RULE_SAMPLE_INVALID: match sample 2: 'process\.name': expected string/);
+    assert.match(r.stdout, /3 samples: 2 passed, 0 failed, 1 invalid \(not run\); 1 error, 0 warnings\nFAILED\n$/);
+  });
+
   it('prints one JSON object with --json', async () => {
     const p = file('json.yaml', curlRule('      match:\n        - {event: {action: exec}, process: {name: wget}}\n'));
     const r = await runHades(['rules', 'test', '--json', p]);
@@ -124,13 +132,13 @@ describe('hades rules test', () => {
     const out = JSON.parse(r.stdout) as {
       ok: boolean;
       files: string[];
-      summary: { rules: number; not_loaded: number; samples: number; passed: number; failed: number; errors: number; warnings: number };
+      summary: { rules: number; not_loaded: number; samples: number; passed: number; failed: number; invalid: number; errors: number; warnings: number };
       problems: { code: string; severity: string; line: number; rule: string }[];
       rules: { rule: string; status: string; results: { expect: string; reason: string }[] }[];
     };
     assert.equal(out.ok, false);
     assert.deepEqual(out.files, [p]);
-    assert.deepEqual(out.summary, { rules: 1, not_loaded: 0, samples: 1, passed: 0, failed: 1, errors: 1, warnings: 1 });
+    assert.deepEqual(out.summary, { rules: 1, not_loaded: 0, samples: 1, passed: 0, failed: 1, invalid: 0, errors: 1, warnings: 1 });
     assert.deepEqual(
       out.problems.map((x) => [x.code, x.severity, x.rule]),
       [
@@ -138,7 +146,7 @@ describe('hades rules test', () => {
         ['HADES_ERR_RULE_SAMPLE_FAILED', 'error', 'curl_exec'],
       ],
     );
-    assert.deepEqual(out.rules, [{ rule: 'curl_exec', file: p, line: 7, status: 'failed', samples: 1, passed: 0, failed: 1, results: [{ rule: 'curl_exec', expect: 'match', index: 0, file: p, line: 9, column: 11, outcome: 'failed', reason: 'expected a match, got none', firedAt: [] }] }]);
+    assert.deepEqual(out.rules, [{ rule: 'curl_exec', file: p, line: 7, status: 'failed', samples: 1, passed: 0, failed: 1, invalid: 0, results: [{ rule: 'curl_exec', expect: 'match', index: 0, file: p, line: 9, column: 11, outcome: 'failed', reason: 'expected a match, got none', firedAt: [] }] }]);
   });
 
   it('refuses a path that does not exist with a coded error', async () => {

@@ -32,11 +32,11 @@ interface Totals {
 }
 
 function summaryLine(files: number, report: SamplesReport, totals: Totals): string {
-  const skipped = report.samples - report.passed - report.failed;
+  const skipped = report.samples - report.passed - report.failed - report.invalid;
   const untested = report.rules.filter((r) => r.status === 'untested').length;
   const parts = [
     `${plural(files, 'file')}, ${plural(totals.rules, 'rule')}${totals.notLoaded > 0 ? ` (${totals.notLoaded} not loaded)` : ''}`,
-    `${plural(report.samples, 'sample')}: ${report.passed} passed, ${report.failed} failed${skipped > 0 ? `, ${skipped} skipped (disabled rules)` : ''}`,
+    `${plural(report.samples, 'sample')}: ${report.passed} passed, ${report.failed} failed${report.invalid > 0 ? `, ${report.invalid} invalid (not run)` : ''}${skipped > 0 ? `, ${skipped} skipped (disabled rules)` : ''}`,
     ...(untested > 0 ? [`${plural(untested, 'rule')} without samples`] : []),
     `${plural(totals.errors, 'error')}, ${plural(totals.warnings, 'warning')}`,
   ];
@@ -65,7 +65,7 @@ export async function rulesTest(context: CliContext, args: readonly string[], op
   const ok = report.ok && totals.errors === 0;
   if (options['json'] === true) {
     const rules = report.rules.map((r) => ({ ...r, results: r.results.filter((x) => x.outcome !== 'passed') }));
-    const summary = { rules: totals.rules, not_loaded: totals.notLoaded, samples: report.samples, passed: report.passed, failed: report.failed, errors: totals.errors, warnings: totals.warnings };
+    const summary = { rules: totals.rules, not_loaded: totals.notLoaded, samples: report.samples, passed: report.passed, failed: report.failed, invalid: report.invalid, errors: totals.errors, warnings: totals.warnings };
     context.stdout.write(`${JSON.stringify({ ok, files: files.map((f) => f.name), summary, problems, rules })}\n`);
   } else {
     for (const p of problems) context.stdout.write(`${formatProblem(p)}\n`);
