@@ -324,10 +324,11 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'alerts suppress',
-    summary: 'Silence a rule (or every rule: \'*\') on a host, or when an event field has a value, for a while; matches are counted, not stored (analyst role)',
+    summary: 'Silence a rule (or every rule: \'*\') on a host, or when an event field has a value, for a while, or what an alert was (--like); matches are counted, not stored (analyst role)',
     define: (c) =>
       apiOptions(c)
-        .requiredOption('--rule <id>', 'the rule\'s id, or \'*\'')
+        .option('--rule <id>', 'the rule\'s id, or \'*\'')
+        .option('--like <alert-id>', 'the rule and host of this alert, and with --field the value the field has in its event')
         .requiredOption('--for <duration>', 'how long: 30m, 8h, 30d (at most 365d)')
         .requiredOption('--reason <text>', 'why (kept in the audit log)')
         .option('--host <host>', 'only on this host')

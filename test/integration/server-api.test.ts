@@ -1857,7 +1857,7 @@ describe('alerts through the API and the hades command', () => {
     const run = (...args: string[]) => runHades(['alerts', ...args, '--config', configFile]);
     const triaged = await run('triage', alertId, '--status', 'resolved', '--assignee', 'bo');
     assert.equal(triaged.status, 0, triaged.stderr);
-    assert.match(triaged.stdout, new RegExp(`^${alertId}\\s+\\S+\\s+\\S+\\s+resolved\\s.*\\(bo\\)$`, 'm'));
+    assert.match(triaged.stdout, new RegExp(`^${alertId}\\s+\\S+\\s+\\S+\\s+resolved\\s+\\S+\\s+\\S+( x\\d+)? @bo\\s{2}`, 'm'));
     const commented = await run('comment', alertId, 'closed:', 'lab test');
     assert.equal(commented.status, 0, commented.stderr);
     assert.match(commented.stdout, /closed: lab test/);
@@ -1879,6 +1879,20 @@ describe('alerts through the API and the hades command', () => {
     assert.ok(entries.some((e) => e['action'] === 'alert.comment' && e['target'] === alertId && e['details']?.text === 'closed: lab test'));
     const json = await run('show', alertId, '--json');
     assert.equal((JSON.parse(json.stdout) as AnyEvent)['events'].length, 1);
+    // What an alert was, silenced without retyping it: its rule, its host (the agent's id) and
+    // the value a field has in its event; a field it lacks, or holds several values of, refused.
+    const shownAlert = JSON.parse(json.stdout) as AnyEvent;
+    const like = await run('suppress', '--like', alertId, '--field', 'process.command_line', '--for', '1h', '--reason', 'lab noise');
+    assert.equal(like.status, 0, like.stderr);
+    const likeId = new RegExp(`^(\\S+)\\s+rule ${shownAlert['rule'].id} on ${shownAlert['host'].id} where process\\.command_line = `).exec(like.stdout)?.[1];
+    assert.ok(likeId, like.stdout);
+    assert.ok(like.stdout.includes(JSON.stringify(shownAlert['events'].at(-1).process.command_line)), like.stdout);
+    assert.equal((await run('unsuppress', likeId)).status, 0);
+    const lacking = await run('suppress', '--like', alertId, '--field', 'process.no_such', '--for', '1h', '--reason', 'x');
+    assert.equal(lacking.status, 2);
+    assert.match(lacking.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: the alert's event has no process\.no_such/);
+    assert.match((await run('suppress', '--like', alertId, '--field', 'process.args', '--for', '1h', '--reason', 'x')).stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: process\.args holds several values/);
+    assert.match((await run('suppress', '--for', '1h', '--reason', 'x')).stderr, /HADES_ERR_CLI_MISSING_ARGUMENT: give --rule \(or '\*'\) or --like ALERT_ID/);
     const quietHost = await quietAgent();
     const suppressed = await run('suppress', '--rule', '*', '--host', quietHost, '--for', '2h', '--reason', 'maintenance');
     assert.equal(suppressed.status, 0, suppressed.stderr);

@@ -234,19 +234,42 @@ interface SuppressionLine {
 const formatSuppression = (s: SuppressionLine): string =>
   shown(`${s.id}  rule ${s.rule_id}${s.host ? ` on ${s.host}` : ''}${s.field ? ` where ${s.field} = ${JSON.stringify(s.value)}` : ''} until ${s.until}; ${s.hits} hit(s); by ${s.created_by}: ${s.reason}`);
 
-/** `hades alerts suppress --rule R [--host H] [--field F --value V] --for D --reason TEXT`. */
+/**
+ * The value of a dotted field in the event that completed an alert (the last of its events),
+ * as a suppression compares it: text, or a number or boolean as text; a field missing or holding
+ * several values is refused, saying so.
+ */
+function valueIn(alert: { events: Record<string, unknown>[] }, field: string): string {
+  let v: unknown = alert.events.at(-1);
+  for (const key of field.split('.')) v = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${field} holds several values in the alert's event: name one with --value, or suppress by another field (process.command_line for process.args)`);
+  throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `the alert's event has no ${field}${v === undefined ? '' : ' value to compare'}: hades alerts show ID --json shows its fields`);
+}
+
+/**
+ * `hades alerts suppress --rule R [--host H] [--field F --value V] --for D --reason TEXT`, or
+ * `--like ALERT`: its rule, its host (the agent's id), and with --field the value the field has
+ * in its event, unless --rule, --host or --value say otherwise.
+ */
 export async function alertsSuppress(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const rule = opt(options, 'rule');
+  const like = opt(options, 'like');
   const duration = opt(options, 'for');
   const reason = opt(options, 'reason');
-  if (rule === undefined || duration === undefined || reason === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give --rule (or \'*\'), --for (e.g. 7d) and --reason');
+  if ((opt(options, 'rule') === undefined && like === undefined) || duration === undefined || reason === undefined) {
+    throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', "give --rule (or '*') or --like ALERT_ID, --for (e.g. 7d) and --reason");
+  }
   // The server's own check would answer in its schema's words (body/for must match pattern ...).
   if (!/^[0-9]{1,9}[smhd]$/.test(duration)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--for must be a duration: a whole number and s, m, h or d (30m, 12h, 7d), not '${duration}'`);
   if (reason.trim() === '') throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', '--reason must say why (it is kept in the audit log)');
+  const likeId = like === undefined ? undefined : alertId([like]);
   const field = opt(options, 'field');
-  const value = opt(options, 'value');
-  const host = opt(options, 'host');
+  if (opt(options, 'value') !== undefined && field === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', '--value goes with --field: the event field that must have it');
   const client = await apiClient(options);
+  const alert = likeId === undefined ? undefined : ((await client.get(`/api/v1/alerts/${likeId}`)) as AlertLine & { events: Record<string, unknown>[] });
+  const rule = opt(options, 'rule') ?? alert!.rule.id;
+  const host = opt(options, 'host') ?? alert?.host.id;
+  const value = opt(options, 'value') ?? (alert !== undefined && field !== undefined ? valueIn(alert, field) : undefined);
   const created = (await client.post('/api/v1/suppressions', { rule, for: duration, reason, ...(host ? { host } : {}), ...(field !== undefined ? { field } : {}), ...(value !== undefined ? { value } : {}) })) as SuppressionLine;
   context.stdout.write(`${formatSuppression(created)}\n`);
   return exitStatus.ok;
