@@ -5,7 +5,7 @@
  * records every message the server sends.
  */
 import { randomBytes, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -184,6 +184,16 @@ export class TestServer {
   get addresses(): ServerAddresses {
     if (!this.addressesValue) throw new HadesError('HADES_ERR_INTERNAL', 'the test server was not started');
     return this.addressesValue;
+  }
+
+  /**
+   * Writes a configuration file naming this running server (its data folder and addresses), as
+   * `hades search`, `hades alerts` and the other API commands read one with --config; `extra`
+   * is appended (a `cmdb:` section). Returns the file's path.
+   */
+  writeCliConfig(file: string, extra = ''): string {
+    writeFileSync(file, serverConfigText(this.dataDir, { agents: this.addresses.gateway, api: this.addresses.api.replace(/^https:\/\//, '') }, extra));
+    return file;
   }
 
   get caPem(): string {

@@ -9,13 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { AnyEvent } from '../helpers/agent.js';
 import { runHades } from '../helpers/cli.js';
-import { cleanupTempDirs, GatewayStream, identityCredentials, makeCsr, makeEvents, ndjson, serverConfigText, tempDir, TestServer, waitUntil } from '../helpers/server.js';
+import { cleanupTempDirs, GatewayStream, identityCredentials, makeCsr, makeEvents, ndjson, tempDir, TestServer, waitUntil } from '../helpers/server.js';
 
 const dir = tempDir('hades-triage-');
 let server: TestServer;
@@ -25,7 +24,7 @@ const tag = randomBytes(4).toString('hex');
 before(async () => {
   server = await TestServer.start({ dataDir: path.join(dir, 'data') });
   configFile = path.join(dir, 'server.yaml');
-  writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }));
+  server.writeCliConfig(configFile);
 });
 after(async () => {
   await server?.stop();

