@@ -69,7 +69,6 @@ function commandOf(source: string): string | undefined {
   return m === null ? undefined : (m[1] ?? m[2])!;
 }
 
-
 /** The command line holds each argument, in order, separated by one space: the agent's form. */
 function holdsArgs(line: string, args: unknown): boolean {
   if (args === undefined || args === null) return true;
