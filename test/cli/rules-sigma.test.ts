@@ -94,7 +94,7 @@ describe('hades rules import-sigma', () => {
     assert.match(text.stdout, /1 of 5 Sigma rule\(s\) convert/);
   });
 
-  it('says where in the file the field or search identifier that cannot be converted is written', async () => {
+  it('says where in the file the field, search identifier or correlation key that cannot be converted is written', async () => {
     const input = path.join(dir, 'positions');
     mkdirSync(input, { recursive: true });
     // A field with a modifier Sigma does not define, in the second mapping of a list, and a
@@ -124,8 +124,13 @@ describe('hades rules import-sigma', () => {
     const keywords = lines.findIndex((l) => l.includes('keywords:')) + 1;
     assert.match(r.stdout, new RegExp(`^bad\\.yml:${hashes}:11: unsupported HADES_ERR_SIGMA_MODIFIER: 'Hashes' has the modifier 'xyz'`, 'm'));
     assert.match(r.stdout, new RegExp(`^bad\\.yml:${keywords}:5: unsupported HADES_ERR_SIGMA_KEYWORDS: `, 'm'));
+    // A correlation: the key its reason is about (the rules it names, its timespan).
+    writeFileSync(path.join(input, 'corr.yml'), ['title: Burst', 'id: 3d5c8c5e-1a4b-4c1e-9a51-3b7d2f9e6a01', 'correlation:', '    type: event_count', '    rules:', '        - no-such-rule', '    timespan: 5x', '    condition:', '        gte: 10', ''].join('\n'));
+    const withCorrelation = await runHades(['rules', 'import-sigma', input]);
+    assert.match(withCorrelation.stdout, /^corr\.yml:5:5: unsupported HADES_ERR_SIGMA_REFERENCE: the correlation names 'no-such-rule'/m);
+    assert.match(withCorrelation.stdout, /^corr\.yml:7:5: unsupported HADES_ERR_SIGMA_INVALID: 'correlation\.timespan'/m);
     const json = JSON.parse((await runHades(['rules', 'import-sigma', input, '--json'])).stdout);
-    const reasons = json.rules[0].reasons as { code: string; line?: number; column?: number }[];
+    const reasons = json.rules.find((e: { file: string }) => e.file === 'bad.yml').reasons as { code: string; line?: number; column?: number }[];
     assert.deepEqual(reasons.find((x) => x.code === 'HADES_ERR_SIGMA_MODIFIER'), { code: 'HADES_ERR_SIGMA_MODIFIER', detail: 'xyz', message: reasons.find((x) => x.code === 'HADES_ERR_SIGMA_MODIFIER')?.['message' as never], line: hashes, column: 11 });
   });
 

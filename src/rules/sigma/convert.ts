@@ -71,6 +71,30 @@ function actionTest(spec: CategorySpec) {
   return and([action, values.length === 1 ? cmp(field, '=', [text(values[0]!)]) : cmp(field, 'in', values.map(text))]);
 }
 
+/** The key of a correlation that a reason is about, by the reason's detail (correlation.ts). */
+const CORRELATION_KEYS: Readonly<Record<string, string>> = {
+  aliases: 'aliases',
+  condition: 'condition',
+  count: 'condition',
+  field: 'condition',
+  'temporal condition': 'condition',
+  generate: 'generate',
+  'group-by': 'group-by',
+  timespan: 'timespan',
+  type: 'type',
+  rules: 'rules',
+  'one rule': 'rules',
+  steps: 'rules',
+  'unknown rule': 'rules',
+  loop: 'rules',
+  'unsupported rule': 'rules',
+};
+
+const correlationKeyOf = (detail: string): string[] => {
+  const key = Object.hasOwn(CORRELATION_KEYS, detail) ? CORRELATION_KEYS[detail] : undefined;
+  return key === undefined ? ['correlation'] : ['correlation', key];
+};
+
 function fail(w: Work, code: ErrorCode, detail: string, message: string, where?: { line: number; column: number }): void {
   // A message may quote the rule (a whole condition): cut, saying how long it was.
   message = cutMessage(message);
@@ -280,7 +304,7 @@ export function convertSigma(files: readonly SigmaFile[], options: ConvertOption
     });
     visiting.delete(w);
     if (Array.isArray(result)) {
-      for (const i of result) fail(w, i.code, i.detail, i.message);
+      for (const i of result) fail(w, i.code, i.detail, i.message, w.doc.keyAt?.(correlationKeyOf(i.detail)));
       return;
     }
     w.notes.push(...result.notes);

@@ -28,6 +28,8 @@ export interface SigmaDocument {
   readonly category: string;
   /** Where a search identifier of its detection, or a field key in it, is written. */
   readonly locate?: DetectionLocator;
+  /** Where a key is written, by its path of mapping keys (`['correlation', 'timespan']`). */
+  readonly keyAt?: (path: readonly string[]) => { line: number; column: number } | undefined;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {
@@ -136,7 +138,7 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
         rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_INVALID', detail: 'title', message: "a Sigma rule needs a 'title'" }, { kind, ...(id ? { id } : {}) }));
         continue;
       }
-      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind), locate: locator(doc, lines) });
+      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind), locate: locator(doc, lines), keyAt: keyLocator(doc, lines) });
     }
   }
   return { documents, rejected };
@@ -161,6 +163,24 @@ function locator(doc: Document, lines: LineCounter): DetectionLocator {
       const search = isMap(detection) ? detection.get(identifier, true) : undefined;
       const maps = isSeq(search) ? search.items : [search];
       for (const m of maps) if ((offset = keyIn(m, key)) !== undefined) break;
+    }
+    if (offset === undefined) return undefined;
+    const at = lines.linePos(offset);
+    return at.line > 0 ? { line: at.line, column: at.col } : undefined;
+  };
+}
+
+/** Where a key is written, by its path of mapping keys: the last key's first character. */
+function keyLocator(doc: Document, lines: LineCounter): (path: readonly string[]) => { line: number; column: number } | undefined {
+  return (path) => {
+    let node: unknown = doc.contents;
+    let offset: number | undefined;
+    for (const key of path) {
+      if (!isMap(node)) return undefined;
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+      if (!pair || !isScalar(pair.key)) return undefined;
+      offset = pair.key.range?.[0];
+      node = pair.value;
     }
     if (offset === undefined) return undefined;
     const at = lines.linePos(offset);
