@@ -41,7 +41,9 @@ export type SampleLocator = (sample: Sample, event: number, path: readonly (stri
 export interface RuleSamples {
   readonly rule: string;
   readonly file: string;
+  /** Where its `samples:` key is written (else the rule). */
   readonly line: number;
+  readonly column: number;
   readonly samples: readonly Sample[];
   readonly locate: SampleLocator;
 }
@@ -68,6 +70,7 @@ export function collectSamples(
     rule,
     file,
     line: where.line,
+    column: where.column,
     samples,
     locate: (sample, event, path, key) => at([...pathOf(sample), ...(sample.scenario ? [event] : []), ...path], key),
   };
@@ -280,6 +283,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     const own = groups.find((rs) => rs.file === info?.file) ?? groups[0];
     const file = info?.file ?? own?.file ?? '';
     const line = (own?.file === file ? own.line : undefined) ?? info?.line ?? 1;
+    const column = (own?.file === file ? own.column : undefined) ?? 1;
     const counts = { samples: pairs.length, passed: 0, failed: 0, invalid: 0 };
     const report = (status: RuleSampleStatus, results: readonly SampleResult[] = []) => reports.push({ rule: id, file, line, status, ...counts, results });
     if (!info) {
@@ -295,7 +299,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
         severity: 'warning',
         file,
         line,
-        column: 1,
+        column,
         message: `rule '${id}' has no ${missing.join(' and no ')} sample`,
         rule: id,
       });

@@ -192,6 +192,12 @@ rules:
       ['bare', 'warning', "rule 'bare' has no match and no no_match sample"],
       ['half', 'warning', "rule 'half' has no no_match sample"],
     ]);
+    // At the rule's `samples:` key when it has one, else at the rule.
+    assert.deepEqual(only(report, 'HADES_ERR_RULE_SAMPLE_MISSING').map((p) => [p.rule, p.line, p.column]), [
+      ['off', 8, 5],
+      ['bare', 10, 1],
+      ['half', 18, 5],
+    ]);
   });
 
   it('fails the run when a rule with samples did not load', () => {
