@@ -274,7 +274,12 @@ interface ValidationProblem {
   readonly keyword?: string;
   readonly message?: string;
   readonly params?: Record<string, unknown>;
+  /** The schema of the value (the validator's verbose mode), for its description. */
+  readonly parentSchema?: { readonly description?: unknown };
 }
+
+/** Keywords whose message ("must match pattern ...") a value's description explains. */
+const EXPLAINED = new Set(['pattern', 'format', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minItems', 'maxItems']);
 
 const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const snakeKeys = (value: object): Record<string, unknown> => Object.fromEntries(Object.entries(value).map(([key, item]) => [snakeCase(key), item]));
@@ -284,8 +289,11 @@ function problemBodies(validation: unknown): unknown {
   if (!Array.isArray(validation)) return validation;
   return validation.map((problem: unknown) => {
     if (problem === null || typeof problem !== 'object') return problem;
-    const { params } = problem as { params?: unknown };
-    return snakeKeys(params !== null && typeof params === 'object' ? { ...problem, params: snakeKeys(params) } : problem);
+    // The verbose mode's schema and data stay out of the answer (the message uses the description).
+    const rest: Record<string, unknown> = { ...problem };
+    for (const key of ['schema', 'parentSchema', 'data']) delete rest[key];
+    const { params } = rest;
+    return snakeKeys(params !== null && typeof params === 'object' ? { ...rest, params: snakeKeys(params) } : rest);
   });
 }
 
@@ -309,7 +317,9 @@ function validationMessage(validation: unknown, context: string | undefined): st
   // "must be string" from the shape it did not take.
   const bound = sameSpot.some((p) => p.keyword === 'anyOf') ? sameSpot.find((p) => p.keyword !== 'type' && p.keyword !== 'anyOf' && p.keyword !== 'const') : undefined;
   const chosen = bound ?? first;
-  return chosen.message === undefined ? undefined : `${where(chosen)} ${chosen.message}`;
+  const description = chosen.parentSchema?.description;
+  const hint = EXPLAINED.has(chosen.keyword ?? '') && typeof description === 'string' && description !== '' ? ` (${description.replace(/\.$/, '')})` : '';
+  return chosen.message === undefined ? undefined : `${where(chosen)} ${chosen.message}${hint}`;
 }
 
 /**
@@ -320,7 +330,8 @@ function validationMessage(validation: unknown, context: string | undefined): st
  */
 function validatorCompiler(): (route: { schema: object; httpPart?: string }) => (data: unknown) => boolean {
   const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as { Ajv: new (options: AjvOptions) => Ajv };
-  const common: AjvOptions = { removeAdditional: false, useDefaults: true, allErrors: true, strict: false };
+  // verbose: each problem carries the value's schema, whose description explains a pattern or a bound.
+  const common: AjvOptions = { removeAdditional: false, useDefaults: true, allErrors: true, strict: false, verbose: true };
   const text = new AjvClass({ ...common, coerceTypes: 'array' });
   const json = new AjvClass({ ...common, coerceTypes: false });
   return ({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema);

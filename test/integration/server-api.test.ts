@@ -285,6 +285,14 @@ describe('invalid requests', () => {
     assert.match(response.body.message, /filter must NOT have more than 32 items/);
   });
 
+  it('explains a value that does not match its pattern with the field\u2019s description, and keeps the schema out of the answer', async () => {
+    const response = await server.api('POST', '/api/v1/suppressions', { body: { rule: '*', for: '1 week', reason: 'x' } });
+    assertError(response, 400, 'HADES_ERR_API_INVALID_REQUEST', 'a duration of another form');
+    assert.match(response.body.message, /^body\/for must match pattern ".*" \(How long: 30m, 8h, 30d \(at most 365d\)\)$/);
+    const problems = (response.body as AnyEvent)['details'].problems as Record<string, unknown>[];
+    assert.deepEqual(Object.keys(problems[0] ?? {}).sort(), ['instance_path', 'keyword', 'message', 'params', 'schema_path']);
+  });
+
   for (const [method, route, call, what] of invalid) {
     it(`answers 400 HADES_ERR_API_INVALID_REQUEST with a message for ${what}`, async () => {
       assertError(await server.api(method, route, call), 400, 'HADES_ERR_API_INVALID_REQUEST', what);
