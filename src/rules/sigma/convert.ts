@@ -208,7 +208,7 @@ function convertDetection(w: Work, licence: string | undefined, takenLists: Set<
   const spec = hostnameSpec(w, base);
   if (w.reasons.length > 0) return;
   w.spec = spec;
-  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!), takenLists, w.doc.locate);
+  const ctx = new DetectionContext(spec, listPrefix(w.hadesId!), takenLists, (identifier, key) => w.doc.keyAt?.(['detection', identifier, ...(key === undefined ? [] : [key])]));
   const expr = detectionExpr(ctx, w.doc.data['detection']);
   for (const i of ctx.issues) fail(w, i.code, i.detail, i.message, i.line === undefined ? undefined : { line: i.line, column: i.column ?? 1 });
   if (w.reasons.length > 0) return;

@@ -8,7 +8,6 @@ import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, 
 import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
 import type { SigmaReason, SigmaReportEntry } from './report.js';
-import type { DetectionLocator } from './detection.js';
 
 export interface SigmaFile {
   /** How the report names the file: its path, usually relative to the folder imported. */
@@ -26,8 +25,6 @@ export interface SigmaDocument {
   readonly id: string | undefined;
   readonly name: string | undefined;
   readonly category: string;
-  /** Where a search identifier of its detection, or a field key in it, is written. */
-  readonly locate?: DetectionLocator;
   /** Where a key is written, by its path of mapping keys (`['correlation', 'timespan']`). */
   readonly keyAt?: (path: readonly string[]) => { line: number; column: number } | undefined;
 }
@@ -138,46 +135,24 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
         rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_INVALID', detail: 'title', message: "a Sigma rule needs a 'title'" }, { kind, ...(id ? { id } : {}) }));
         continue;
       }
-      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind), locate: locator(doc, lines), keyAt: keyLocator(doc, lines) });
+      documents.push({ file: f.path, document: n, kind, data, title, id, name, category: categoryOf(data, kind), keyAt: keyLocator(doc, lines) });
     }
   }
   return { documents, rejected };
 }
 
 /**
- * Where the detection's search identifiers and their field keys are written: the key's first
- * character, as the YAML parser saw it (a field key in a list of mappings: its first mapping
- * that has it).
+ * Where a key is written, by its path of mapping keys (`['correlation', 'timespan']`,
+ * `['detection', 'selection', 'Image|endswith']`): the last key's first character, as the YAML
+ * parser saw it. Through a list of mappings, the first mapping that has the key.
  */
-function locator(doc: Document, lines: LineCounter): DetectionLocator {
-  const keyIn = (map: unknown, key: string): number | undefined => {
-    if (!isMap(map)) return undefined;
-    const pair = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
-    return isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
-  };
-  return (identifier, key) => {
-    const detection = doc.get('detection', true);
-    let offset: number | undefined;
-    if (key === undefined) offset = keyIn(detection, identifier);
-    else {
-      const search = isMap(detection) ? detection.get(identifier, true) : undefined;
-      const maps = isSeq(search) ? search.items : [search];
-      for (const m of maps) if ((offset = keyIn(m, key)) !== undefined) break;
-    }
-    if (offset === undefined) return undefined;
-    const at = lines.linePos(offset);
-    return at.line > 0 ? { line: at.line, column: at.col } : undefined;
-  };
-}
-
-/** Where a key is written, by its path of mapping keys: the last key's first character. */
 function keyLocator(doc: Document, lines: LineCounter): (path: readonly string[]) => { line: number; column: number } | undefined {
+  const pairIn = (map: unknown, key: string) => (isMap(map) ? map.items.find((p) => isScalar(p.key) && String(p.key.value) === key) : undefined);
   return (path) => {
     let node: unknown = doc.contents;
     let offset: number | undefined;
     for (const key of path) {
-      if (!isMap(node)) return undefined;
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+      const pair = isSeq(node) ? node.items.map((m) => pairIn(m, key)).find((p) => p !== undefined) : pairIn(node, key);
       if (!pair || !isScalar(pair.key)) return undefined;
       offset = pair.key.range?.[0];
       node = pair.value;
