@@ -113,6 +113,9 @@ export interface SecurityOptions {
 /** A path argument with an empty, "." or ".." component: the driver's prefix match reads it as text. */
 const ODD_PATH = /\/\/|\/\.\.?(\/|$)/;
 
+/** A path argument (not an opened file's own path) in its lexical normal form when it is spelled oddly. */
+const normalArgument = (p: string, fromArgument: boolean) => (fromArgument && p.startsWith('/') && ODD_PATH.test(p) ? path.posix.normalize(p) : p);
+
 /** Is `p` below a FILE_PREFIX entry, as the driver matches them (one `*` component: P*S)? */
 export function pathWatched(p: string, prefixes: readonly string[]): boolean {
   return prefixes.some((prefix) => {
@@ -288,7 +291,7 @@ export class SecurityEvents {
     // and `/root/../etc/cron.d/x` reach the driver's prefixes only in their lexical normal form.
     const fromArgument = (r.flags & SecurityFlag.pathFromFd) === 0;
     const symbolic = (r.flags & SecurityFlag.linkSymbolic) !== 0;
-    const normal = (p: string) => (fromArgument && p.startsWith('/') && ODD_PATH.test(p) ? path.posix.normalize(p) : p);
+    const normal = (p: string) => normalArgument(p, fromArgument);
     const newPath = normal(r.path);
     const otherPath = symbolic ? r.path2 : normal(r.path2);
     // A symbolic link's absolute target is reported by the driver for its odd spelling too (it is
@@ -373,8 +376,7 @@ export class SecurityEvents {
   private times(r: FileTimesRecord): HadesEvent[] {
     // A path argument in its lexical normal form, as for the other file calls; reported by the
     // driver for an odd spelling, it is kept when one of its spellings is watched.
-    const fromArgument = (r.flags & SecurityFlag.pathFromFd) === 0;
-    const target = fromArgument && r.path.startsWith('/') && ODD_PATH.test(r.path) ? path.posix.normalize(r.path) : r.path;
+    const target = normalArgument(r.path, (r.flags & SecurityFlag.pathFromFd) === 0);
     if (this.options.watchedPaths && target !== r.path && ![r.path, target].some((p) => pathWatched(p, this.options.watchedPaths!))) return [];
     // Seconds past 2^53 (a forged time) are not claimed exactly; backdating is still told.
     const mtime = (r.given & TimesGiven.mtime) !== 0 ? r.mtimeSec : undefined;
