@@ -798,12 +798,8 @@ int he_args(struct bpf_raw_tracepoint_args *ctx)
 		} else if (bpf_probe_read_user(v, r->sc == HADES_SC_UTIME ? 16 : 32, (void *)ut)) {
 			return 0;
 		}
-		if (r->sc == HADES_SC_UTIME) {
-			st->times.sec[0] = v[0], st->times.sec[1] = v[1];
-			st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
-			break;
-		}
-		st->times.sec[0] = v[0], st->times.sec[1] = v[2];
+		/* utimbuf: actime, modtime; the others: the seconds of atime, then of mtime */
+		st->times.sec[0] = v[0], st->times.sec[1] = r->sc == HADES_SC_UTIME ? v[1] : v[2];
 		st->times.given = HADES_TIMES_ATIME | HADES_TIMES_MTIME;
 		if (r->sc == HADES_SC_UTIMENSAT) {
 			__u32 given = 0;
