@@ -300,7 +300,7 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'alerts show',
-    summary: 'One alert: rule, host, process and ancestry, each triggering event, the search for the host\'s events around it, its triage history and comments (--json: the whole document)',
+    summary: 'One alert: rule, host, process and ancestry, each triggering event, the search for the host\'s events around it, the alerts about the same process tree, its triage history and comments (--json: the whole document)',
     define: (c) => apiOptions(c).argument('<id>', 'the alert\'s id').option('--json', 'the alert document as JSON'),
     run: lazy(alertCommands, (m) => m.alertsShow),
   },

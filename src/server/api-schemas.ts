@@ -117,8 +117,28 @@ export const TriageRecordSchema = Type.Object({
   from: Type.Optional(Type.Object({ status: literals(ALERT_STATUSES), assignee: Type.Union([Type.String(), Type.Null()]) }, { description: 'The alert before this triage.' })),
   revision: Type.Optional(Type.Integer({ description: 'The revision this triage made.' })),
 });
+export const RelatedAlertSchema = Type.Object({
+  id: Type.String(),
+  '@timestamp': Time('When it was first raised.'),
+  rule: Type.Object({ id: Type.String(), title: Type.String(), severity: literals(SEVERITIES) }),
+  status: literals(ALERT_STATUSES),
+  message: Type.String(),
+  relation: Type.Union([Type.Literal('same_process'), Type.Literal('upstream'), Type.Literal('downstream')], {
+    description: '`same_process`: about the same process instance; `upstream`: about a process that started this alert\'s (its parent or an ancestor); `downstream`: about a process this alert\'s process started.',
+  }),
+  process: Type.Object({ entity_id: Type.String(), pid: Type.Optional(Type.Integer()), name: Type.Optional(Type.String()) }, { description: 'The process the two alerts share.' }),
+});
 export const AlertWithCommentsBody = Type.Composite(
-  [AlertSchema, Type.Object({ comments: Type.Array(CommentSchema), history: Type.Array(TriageRecordSchema, { description: 'Its triages, oldest first (the latest 500), from the audit log.' }) })],
+  [
+    AlertSchema,
+    Type.Object({
+      comments: Type.Array(CommentSchema),
+      history: Type.Array(TriageRecordSchema, { description: 'Its triages, oldest first (the latest 500), from the audit log.' }),
+      related: Type.Array(RelatedAlertSchema, {
+        description: 'The alerts of the same agent about the same process tree (by process.entity_id and the ancestry in the events), raised within 6 hours of it, oldest first; the newest 1,000 of the host in that window are looked at, 50 given at most.',
+      }),
+    }),
+  ],
   { additionalProperties: true },
 );
 

@@ -38,7 +38,7 @@ import type { Logger } from '../runtime/log.js';
 import { SEVERITIES, suggest } from '../rules/index.js';
 import * as Answers from './api-schemas.js';
 import { RefusalRecorder, type RefusalLimits } from './api-refusals.js';
-import { alertEtag, type AlertComment, type AlertQuery, type AlertTriageRecord, type Suppression, type TriageState } from './alerts/store.js';
+import { alertEtag, type AlertComment, type AlertQuery, type AlertTriageRecord, type RelatedAlert, type Suppression, type TriageState } from './alerts/store.js';
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
@@ -138,7 +138,7 @@ export interface ApiPorts {
   revokeApiToken(id: string, record: () => void): boolean;
   searchAlerts(query: AlertQuery): { alerts: Alert[]; next?: string | undefined };
   /** One alert with its comments and its triage history (oldest first, from the audit log). */
-  getAlert(id: string): (Alert & { comments: AlertComment[]; history: AlertTriageRecord[] }) | undefined;
+  getAlert(id: string): (Alert & { comments: AlertComment[]; history: AlertTriageRecord[]; related: RelatedAlert[] }) | undefined;
   /**
    * Triages an alert (undefined: no such alert). `expected`: the revisions the caller read
    * (If-Match), else the last writer wins; `record(from, to)` (its audit entry) runs in the
@@ -1014,7 +1014,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       });
     },
   );
-  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context, comments and triage history (`history`: who set what when, oldest first, the latest 500). The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id, response: Answers.AlertWithCommentsBody }, (request, reply) => {
+  route('GET', '/api/v1/alerts/:id', { role: 'read-only', summary: 'One alert with its events, process ancestry, host context, comments, triage history (`history`: who set what when, oldest first, the latest 500) and the alerts about the same process tree (`related`: the same process, one that started its process, or one its process started; within 6 hours, oldest first). The ETag header is its triage revision (`revision`), for If-Match on PATCH.', tags: ['alerts'], params: Id, response: Answers.AlertWithCommentsBody }, (request, reply) => {
     who(request, 'read-only');
     const alert = found(ports.getAlert(request.params.id), `alert ${request.params.id}`);
     if (alert.revision !== undefined) void reply.header('etag', alertEtag(alert.revision));

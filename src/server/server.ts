@@ -679,7 +679,8 @@ export class HadesServer {
       getAlert: (id) => {
         const alert = alerts.get(id);
         // Its triages, as their audit records keep them (written with each, in one transaction).
-        return alert && { ...alert, history: triageHistory(auditLog.list({ target: id, action: 'alert.triage', limit: MAX_ALERT_HISTORY })) };
+        // With the alerts about the same process tree (upstream, same process, downstream).
+        return alert && { ...alert, history: triageHistory(auditLog.list({ target: id, action: 'alert.triage', limit: MAX_ALERT_HISTORY })), related: alerts.related(id) ?? [] };
       },
       triageAlert: (id, change, options) => alerts.triage(id, change, options),
       commentAlert: (id, author, text, record) => alerts.comment(id, author, text, record),

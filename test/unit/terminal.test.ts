@@ -170,6 +170,21 @@ describe('hades alerts show', () => {
     // An answer without history (an older server) prints none.
     assert.ok(!alertDetail(alert((a) => delete a.history)).some((l) => l.startsWith('  triage:')));
   });
+
+  it('prints the alerts about the same process tree, each on its line with how it is related, before the triage', () => {
+    const related = [
+      { id: 'a-up', '@timestamp': '2026-11-30T11:12:10.000Z', rule: { id: 'web_server_shell', severity: 'high' }, status: 'new', message: 'nginx started sh', relation: 'upstream', process: { entity_id: 'e-8974', pid: 8974, name: 'bash' } },
+      { id: 'a-down', '@timestamp': '2026-11-30T11:12:20.000Z', rule: { id: 'x', severity: 'low' }, status: 'resolved', message: 'line\nbreak', relation: 'downstream', process: { entity_id: 'e-9138' } },
+    ];
+    const lines = alertDetail(alert((a) => (a.related = related)));
+    const shownRelated = lines.filter((l) => l.startsWith('  related:'));
+    assert.deepEqual(shownRelated, [
+      "  related:  a-up 2026-11-30T11:12:10.000Z high web_server_shell [new] its process started this one's: bash(8974): nginx started sh",
+      "  related:  a-down 2026-11-30T11:12:20.000Z low x [resolved] this one's process started its: ?(?): line\\nbreak",
+    ]);
+    assert.ok(lines.findIndex((l) => l.startsWith('  related:')) < lines.findIndex((l) => l.startsWith('  triage:')));
+    assert.ok(!alertDetail(alert()).some((l) => l.startsWith('  related:')), 'none given, none printed');
+  });
 });
 
 describe('hades alerts list, one line per alert', () => {

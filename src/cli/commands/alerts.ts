@@ -136,7 +136,24 @@ function triageText(t: Triage): string {
  * triage history and its comments. Every
  * line goes through `shown`: what an event or a comment holds cannot forge a line.
  */
-export function alertDetail(alert: AlertLine & { events: Record<string, unknown>[]; comments: Comment[]; history?: Triage[] }): string[] {
+/** An alert about the same process tree, as GET /api/v1/alerts/ID gives it in `related`. */
+interface Related {
+  id: string;
+  '@timestamp': string;
+  rule: { id: string; severity: string };
+  status: string;
+  message: string;
+  relation: 'same_process' | 'upstream' | 'downstream';
+  process: { entity_id: string; pid?: number; name?: string };
+}
+
+const RELATION_TEXT: Readonly<Record<Related['relation'], string>> = {
+  upstream: 'its process started this one\'s:',
+  same_process: 'about the same process:',
+  downstream: 'this one\'s process started its:',
+};
+
+export function alertDetail(alert: AlertLine & { events: Record<string, unknown>[]; comments: Comment[]; history?: Triage[]; related?: Related[] }): string[] {
   const ancestors = (alert.process?.['ancestors'] as { pid?: number; name?: string }[] | undefined) ?? [];
   const lines = [
     formatAlert(alert),
@@ -161,6 +178,11 @@ export function alertDetail(alert: AlertLine & { events: Record<string, unknown>
     // The process's own events (connections, files) and what it started (a reverse shell's commands).
     const entity = alert.process?.['entity_id'];
     if (typeof entity === 'string' && /^[A-Za-z0-9._:-]+$/.test(entity)) lines.push(`  its own:  ${search} process.entity_id=${entity}`, `  children: ${search} process.parent.entity_id=${entity}`);
+  }
+  // The same intrusion seen by other rules: what led to this process and what it went on to do.
+  for (const r of alert.related ?? []) {
+    const p = r.process;
+    lines.push(`  related:  ${r.id} ${r['@timestamp']} ${r.rule.severity} ${r.rule.id} [${r.status}] ${RELATION_TEXT[r.relation] ?? r.relation} ${p.name ?? '?'}(${p.pid ?? '?'}): ${r.message}`);
   }
   for (const t of alert.history ?? []) lines.push(`  triage:   ${triageText(t)}`);
   for (const c of alert.comments) lines.push(`  comment:  ${c.time} ${c.author}: ${c.text}`);

@@ -404,8 +404,7 @@ export class Detector {
     // alert of any age); a window of 0 folds nothing.
     const window = this.#options.dedupWindowMs;
     const now = this.#now();
-    const folded = window > 0 ? store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window, now) : undefined;
-    if (folded !== undefined) {
+    if (window > 0 && store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window, now)) {
       this.#deduplicated++;
       return undefined;
     }

@@ -83,6 +83,11 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
   // and takes it back in If-Match, so a triage made on a stale read is refused (412) rather than
   // overwriting a colleague's.
   'ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;',
+  // Who the events the document keeps are (keptIdentities: a JSON array, one entry per event), so
+  // that a match folded into an alert is checked against them, and counted, without parsing and
+  // writing back the whole document (its events are up to 2 KB each): in an alert storm most
+  // folds find the document full. NULL for alerts from before: read from the document once.
+  'ALTER TABLE alerts ADD COLUMN kept TEXT;',
 ];
 
 /**
@@ -214,6 +219,11 @@ export interface TriageOptions {
   readonly record?: (from: TriageState, to: Alert) => void;
 }
 
+interface FoldRow {
+  seq: number;
+  kept: string | null;
+}
+
 interface SuppressionRow {
   id: string;
   rule_id: string;
@@ -252,9 +262,12 @@ function decodeCursor(cursor: string): number {
 export class AlertStore {
   readonly #db: Db;
   readonly #insert: Statement;
-  readonly #findFold: Statement<[string, number, number], AlertRow>;
-  readonly #fold: Statement<[number, number, string, number, number, number]>;
+  readonly #findFold: Statement<[string, number, number], FoldRow>;
+  readonly #foldDoc: Statement<[number], { doc: string }>;
+  readonly #fold: Statement<[number, number, string, string, number, number, number]>;
+  readonly #count: Statement<[number, number, number, number, number]>;
   readonly #get: Statement<[string], AlertRow>;
+  #related: Statement<[string, number, number, number, number], { seq: number; id: string; time: number; status: string; agent_id: string; doc: string }> | undefined;
   readonly #suppressions: Statement<[number], SuppressionRow>;
   readonly #hit: Statement<[string]>;
   /** Active suppressions, refreshed when they change and when one expires. */
@@ -270,10 +283,12 @@ export class AlertStore {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the alerts tables of ${db.name}: ${(error as Error).message}`, { cause: error });
     }
     this.#insert = db.prepare(
-      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc, kept) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    this.#findFold = db.prepare("SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
-    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, updated = ?, matched = ? WHERE seq = ?');
+    this.#findFold = db.prepare("SELECT seq, kept FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
+    this.#foldDoc = db.prepare('SELECT doc FROM alerts WHERE seq = ?');
+    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, kept = ?, updated = ?, matched = ? WHERE seq = ?');
+    this.#count = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), updated = ?, matched = ? WHERE seq = ?');
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
     this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
@@ -307,25 +322,69 @@ export class AlertStore {
       Date.now(),
       matched,
       JSON.stringify(alert),
+      JSON.stringify(alert.events.map(identity)),
     );
   }
 
   /**
    * Folds a match into the open alert with the same key whose last event is at or after
-   * `notBefore` and whose first is at or before `notAfter`; returns that alert, updated, or
-   * undefined when there is none. `now`: the server's clock.
+   * `notBefore` and whose first is at or before `notAfter`: one more in its count, and its event
+   * kept while the alert keeps fewer than `maxEvents`. False when there is no such alert.
+   * `now`: the server's clock.
    */
-  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number, notAfter = eventTime, now = Date.now()): Alert | undefined {
+  fold(dedupKey: string, notBefore: number, eventTime: number, event: Readonly<Record<string, unknown>>, maxEvents: number, notAfter = eventTime, now = Date.now()): boolean {
     const row = this.#findFold.get(dedupKey, notBefore, notAfter);
-    if (row === undefined) return undefined;
-    const doc = JSON.parse(row.doc) as Alert;
+    if (row === undefined) return false;
+    let doc: Alert | undefined;
+    const readDoc = (): Alert => (doc ??= JSON.parse((this.#foldDoc.get(row.seq) as { doc: string }).doc) as Alert);
+    const kept: (string | null)[] = row.kept === null ? readDoc().events.map(identity) : (JSON.parse(row.kept) as (string | null)[]);
     // The same event again (matched again after a restart: the detection mark is saved once a
     // second, so the last events before a kill go through the rules twice) changes nothing.
-    if (doc.events.some((kept) => sameEvent(kept, event))) return { ...doc, status: row.status as AlertStatus, assignee: row.assignee, revision: row.revision };
-    const events = doc.events.length < maxEvents ? [...doc.events, event] : doc.events;
-    const updated: Alert = { ...doc, events, count: row.count + 1, last_seen: iso(Math.max(row.last_seen, eventTime)) };
-    this.#fold.run(1, Math.max(row.last_seen, eventTime), JSON.stringify(updated), Date.now(), now, row.seq);
-    return { ...updated, status: row.status as AlertStatus, assignee: row.assignee, revision: row.revision };
+    const id = identity(event);
+    if (id !== null && kept.includes(id)) return true;
+    if (kept.length >= maxEvents) {
+      this.#count.run(1, eventTime, Date.now(), now, row.seq);
+      return true;
+    }
+    const current = readDoc();
+    kept.push(id);
+    const updated: Alert = { ...current, events: [...current.events, event], last_seen: iso(Math.max(Date.parse(current.last_seen), eventTime)) };
+    this.#fold.run(1, eventTime, JSON.stringify(updated), JSON.stringify(kept), Date.now(), now, row.seq);
+    return true;
+  }
+
+  /**
+   * The alerts of the same agent that share a process with this one, within RELATED_WINDOW_MS of
+   * it (either side): an alert about the same process instance, one about a process that started
+   * this one's (its parent or an ancestor up to 8 generations: upstream) and one about a process
+   * this one's started (downstream). A web shell's shell, the download it ran and the reverse
+   * shell that followed are three alerts an analyst reads as one intrusion: this links them by
+   * `process.entity_id` and the ancestry the agent put in each event, not by name or time alone.
+   * The newest RELATED_SCAN alerts of the host in the window are looked at; undefined when the
+   * alert does not exist.
+   */
+  related(id: string): RelatedAlert[] | undefined {
+    const row = this.#db.prepare<[string], { seq: number; agent_id: string; host: string; time: number; last_seen: number; doc: string }>('SELECT seq, agent_id, host, time, last_seen, doc FROM alerts WHERE id = ?').get(id);
+    if (row === undefined) return undefined;
+    const own = processesOf((JSON.parse(row.doc) as Alert).events);
+    if (own.acting.size === 0 && own.lineage.size === 0) return [];
+    this.#related ??= this.#db.prepare(
+      'SELECT seq, id, time, status, agent_id, doc FROM alerts WHERE host = ? AND time <= ? AND last_seen >= ? AND seq != ? ORDER BY time DESC LIMIT ?',
+    );
+    const candidates = this.#related.all(row.host, row.last_seen + RELATED_WINDOW_MS, row.time - RELATED_WINDOW_MS, row.seq, RELATED_SCAN);
+    const related: RelatedAlert[] = [];
+    for (const candidate of candidates) {
+      // The host name is the enrolled one, but two enrolments may share it: one agent's ids only.
+      if (candidate.agent_id !== row.agent_id) continue;
+      const doc = JSON.parse(candidate.doc) as Alert;
+      const theirs = processesOf(doc.events);
+      const link = linkOf(own, theirs);
+      if (link === undefined) continue;
+      related.push({ id: candidate.id, '@timestamp': iso(candidate.time), rule: { id: doc.rule.id, title: doc.rule.title, severity: doc.rule.severity }, status: candidate.status as AlertStatus, message: doc.message, relation: link.relation, process: link.process });
+      if (related.length >= MAX_RELATED) break;
+    }
+    // Oldest first: the order the intrusion happened in.
+    return related.reverse();
   }
 
   get(id: string): (Alert & { comments: AlertComment[] }) | undefined {
@@ -539,8 +598,81 @@ function toSuppression(row: SuppressionRow): Suppression {
 }
 
 /** The same stored event: one event id from one agent. */
-function sameEvent(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
-  const id = (e: Readonly<Record<string, unknown>>) => (e['event'] as { id?: unknown } | undefined)?.id;
-  const agent = (e: Readonly<Record<string, unknown>>) => (e['agent'] as { id?: unknown } | undefined)?.id;
-  return id(a) !== undefined && id(a) === id(b) && agent(a) === agent(b);
+/** How far either side of an alert's first and last event `related` looks: six hours. */
+export const RELATED_WINDOW_MS = 6 * 3_600_000;
+/** The most alerts of the host `related` reads, newest first. */
+export const RELATED_SCAN = 1_000;
+/** The most related alerts given. */
+export const MAX_RELATED = 50;
+
+/** How another alert is related to one (see AlertStore.related). */
+export type Relation = 'same_process' | 'upstream' | 'downstream';
+
+export interface RelatedAlert {
+  readonly id: string;
+  readonly '@timestamp': string;
+  readonly rule: { readonly id: string; readonly title: string; readonly severity: Severity };
+  readonly status: AlertStatus;
+  readonly message: string;
+  /**
+   * `same_process`: its event's process is this one's; `upstream`: its process started this
+   * one's (the parent or an ancestor); `downstream`: this one's process started its.
+   */
+  readonly relation: Relation;
+  /** The process the two share: the one both are about, or the ancestor (pid, entity id, name). */
+  readonly process: { readonly entity_id: string; readonly pid?: number; readonly name?: string };
+}
+
+interface ProcessRef {
+  readonly entity_id: string;
+  readonly pid?: number;
+  readonly name?: string;
+}
+
+/** The processes of an alert's events: those they are about, and their parents and ancestors. */
+interface AlertProcesses {
+  readonly acting: Map<string, ProcessRef>;
+  readonly lineage: Map<string, ProcessRef>;
+}
+
+function processRef(value: unknown): ProcessRef | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const p = value as Record<string, unknown>;
+  const id = p['entity_id'];
+  if (typeof id !== 'string' || id.length === 0) return undefined;
+  return { entity_id: id, ...(typeof p['pid'] === 'number' ? { pid: p['pid'] } : {}), ...(typeof p['name'] === 'string' ? { name: p['name'] } : {}) };
+}
+
+function processesOf(events: readonly Readonly<Record<string, unknown>>[]): AlertProcesses {
+  const acting = new Map<string, ProcessRef>();
+  const lineage = new Map<string, ProcessRef>();
+  const add = (into: Map<string, ProcessRef>, ref: ProcessRef | undefined) => {
+    if (ref !== undefined && !into.has(ref.entity_id)) into.set(ref.entity_id, ref);
+  };
+  for (const event of events) {
+    const process = event['process'] as Record<string, unknown> | undefined;
+    add(acting, processRef(process));
+    if (typeof process === 'object' && process !== null) add(lineage, processRef(process['parent']));
+    const ancestors = (event['hades'] as { ancestors?: unknown } | undefined)?.ancestors;
+    if (Array.isArray(ancestors)) for (const ancestor of ancestors) add(lineage, processRef(ancestor));
+  }
+  return { acting, lineage };
+}
+
+/** How `theirs` is related to `own`, through which process, or undefined. */
+function linkOf(own: AlertProcesses, theirs: AlertProcesses): { relation: Relation; process: ProcessRef } | undefined {
+  for (const [id, ref] of theirs.acting) if (own.acting.has(id)) return { relation: 'same_process', process: ref };
+  for (const [id, ref] of theirs.acting) if (own.lineage.has(id)) return { relation: 'upstream', process: ref };
+  for (const [id, ref] of own.acting) if (theirs.lineage.has(id)) return { relation: 'downstream', process: ref };
+  return undefined;
+}
+
+/**
+ * Who an event is, as an alert's `kept` column lists it: its agent and its id, or null for an
+ * event without an id (never the same as another).
+ */
+function identity(event: Readonly<Record<string, unknown>>): string | null {
+  const id = (event['event'] as { id?: unknown } | undefined)?.id;
+  const agent = (event['agent'] as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? `${typeof agent === 'string' ? agent : ''}\u0000${id}` : null;
 }
