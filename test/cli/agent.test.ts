@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { AgentStatus } from '../../src/agent/daemon/agent.js';
+import { AGENT_LOCK, type AgentStatus } from '../../src/agent/daemon/agent.js';
+import { DataLock } from '../../src/runtime/data-lock.js';
 import { MetricsServer } from '../../src/agent/daemon/metrics.js';
 import { runHades } from '../helpers/cli.js';
 import { projectRoot } from '../helpers/generated-docs.js';
@@ -152,9 +153,10 @@ describe('hades agent status', { concurrency: true }, () => {
     assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
   });
 
-  it('treats a run file whose pid now belongs to another program as not running', async () => {
+  it('treats a run file whose pid now belongs to another program as not running, even one called an agent', async () => {
     const { config, dataDir } = agentConfigFile('reused.yaml');
-    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    // After a reboot the pid an agent wrote may be ssh-agent's: no agent holds the folder's lock.
+    const other = spawn('bash', ['-c', 'exec -a ssh-agent sleep 30'], { stdio: 'ignore' });
     try {
       mkdirSync(dataDir, { recursive: true });
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: other.pid, started: '2026-01-01T00:00:00.000Z', version: '0.1.0', metrics: 'http://127.0.0.1:9' }));
@@ -171,15 +173,14 @@ describe('hades agent status', { concurrency: true }, () => {
     assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
   });
 
-  // The run file names this test process, whose command line names agent.test: readRunFile takes it for an agent.
-  const selfLooksLikeAgent = readFileSync('/proc/self/cmdline', 'utf8').includes('agent');
-
-  it('prints the running agent\'s status, for a person and as JSON', { skip: !selfLooksLikeAgent && 'this process does not look like an agent' }, async () => {
+  it('prints the running agent\'s status, for a person and as JSON', async () => {
     const server = new MetricsServer(status, '9.8.7');
     await server.listen('127.0.0.1:0');
+    // The run file names this test process, which holds the folder's lock as an agent does.
+    const { config, dataDir } = agentConfigFile('live.yaml');
+    mkdirSync(dataDir, { recursive: true });
+    const lock = DataLock.acquire(dataDir, AGENT_LOCK);
     try {
-      const { config, dataDir } = agentConfigFile('live.yaml');
-      mkdirSync(dataDir, { recursive: true });
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7', metrics: server.url }));
       const text = await runHades(['agent', 'status', '--config', config]);
       assert.equal(text.status, 0, text.stderr);
@@ -222,6 +223,7 @@ describe('hades agent status', { concurrency: true }, () => {
       assert.match(taken, /status endpoint does not listen now: metrics cannot listen on 127\.0\.0\.1:9479: EADDRINUSE/);
       assert.doesNotMatch(taken, /metrics\.enabled is false/);
     } finally {
+      lock.release();
       await server.close();
     }
   });

@@ -262,6 +262,37 @@ metrics: { listen: "127.0.0.1:0" }
       await second.exited;
     }
   });
+  it('runs one agent per data folder: a second is refused, coded, naming the first; a run file of a dead agent whose pid an ssh-agent has now stops nothing', async () => {
+    const configFile = pluginAgentConfig('d', { port: collector.port, rate: 10, fsync: 'never' });
+    const first = startAgent(configFile);
+    try {
+      await waitFor('the first agent', () => status(configFile), 30_000, 200);
+      const second = startAgent(configFile);
+      assert.notEqual(await second.exited, 0);
+      assert.match(second.stderr, new RegExp(`HADES_ERR_AGENT_RUNNING.*an agent \\(pid ${first.child.pid}, started [^)]+\\) already uses`));
+      assert.equal(status(configFile)?.['pid'] ?? first.child.pid, first.child.pid, 'the first agent runs on, its run file kept');
+    } finally {
+      first.child.kill('SIGTERM');
+      await first.exited;
+    }
+    // After a reboot, the pid in the run file of an agent that did not stop cleanly may be any
+    // program's, one called an agent too: the lock, not the pid, says whether an agent runs.
+    const other = spawn('bash', ['-c', 'exec -a ssh-agent sleep 60'], { stdio: 'ignore' });
+    try {
+      await waitFor('ssh-agent', () => (other.pid !== undefined && readFileSync(`/proc/${other.pid}/cmdline`, 'utf8').startsWith('ssh-agent') ? true : undefined), 5000, 20);
+      writeFileSync(path.join(dir, 'data-d', 'agent.json'), JSON.stringify({ pid: other.pid, started: '2026-01-01T00:00:00.000Z', version: '0.1.0' }));
+      assert.notEqual(hades('agent', 'status', '--config', configFile).status, 0, 'no agent runs');
+      const third = startAgent(configFile);
+      try {
+        await waitFor('the agent to start', () => status(configFile), 30_000, 200);
+      } finally {
+        third.child.kill('SIGTERM');
+        assert.equal(await third.exited, 0, third.stderr);
+      }
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
   it('goes on when the reader of its stdout output goes away: the output counts what it cannot write, the others deliver', async () => {
     const configFile = pluginAgentConfig('c', { port: collector.port, rate: 200, fsync: 'never', stdout: true });
     collector.down = false;

@@ -20,6 +20,7 @@ import { HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
+import { DataLock, type LockKind } from '../../runtime/data-lock.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
@@ -125,22 +126,37 @@ interface RunFile {
 
 export const runFilePath = (dataDir: string) => path.join(dataDir, 'agent.json');
 
-/** The run file of a live agent using this data folder, if any. */
+/**
+ * One agent per data folder (agent.lock, ../../runtime/data-lock.ts): a second would read the
+ * same spool and deliver its batches twice.
+ */
+export const AGENT_LOCK: LockKind = {
+  file: 'agent.lock',
+  busy: (dataDir, cause) => {
+    const run = runFileOf(dataDir);
+    return new HadesError('HADES_ERR_AGENT_RUNNING', `an agent${run ? ` (pid ${run.pid}, started ${run.started})` : ''} already uses ${dataDir}`, { cause, details: { data_dir: dataDir } });
+  },
+  waitMs: 2000,
+};
+
+/** The run file as written, whoever wrote it (undefined when missing or not one). */
+function runFileOf(dataDir: string): RunFile | undefined {
+  try {
+    const run = JSON.parse(readFileSync(runFilePath(dataDir), 'utf8')) as RunFile;
+    return typeof run === 'object' && run !== null && typeof run.pid === 'number' ? run : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The run file of a live agent using this data folder, if any: one that holds the folder's lock.
+ * A run file left by an agent that died (a crash, a reboot) names a process id that may belong to
+ * any program now, and is not taken for an agent.
+ */
 export function readRunFile(dataDir: string): RunFile | undefined {
-  let run: RunFile;
-  try {
-    run = JSON.parse(readFileSync(runFilePath(dataDir), 'utf8')) as RunFile;
-  } catch {
-    return undefined;
-  }
-  if (typeof run.pid !== 'number') return undefined;
-  try {
-    const cmdline = readFileSync(`/proc/${run.pid}/cmdline`, 'utf8');
-    if (!cmdline.includes('hades') && !cmdline.includes('agent')) return undefined;
-  } catch {
-    return undefined;
-  }
-  return run;
+  const run = runFileOf(dataDir);
+  return run !== undefined && DataLock.held(dataDir, AGENT_LOCK) === true ? run : undefined;
 }
 
 const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<AgentConfig['plugins']['limits']> = {}): PluginBudget => {
@@ -208,6 +224,8 @@ export class Agent {
   private readonly started = new Date();
   private lastReload: AgentStatus['lastReload'];
   private stopped = false;
+  /** The agent's hold on its data folder (AGENT_LOCK), from the start to the end of stop(). */
+  private lock: DataLock | undefined;
   private reloading: Promise<ReloadResult> | undefined;
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
@@ -282,10 +300,7 @@ export class Agent {
     } catch (error) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
-    const other = readRunFile(dir);
-    if (other && other.pid !== process.pid) {
-      throw new HadesError('HADES_ERR_AGENT_RUNNING', `an agent (pid ${other.pid}, started ${other.started}) already uses ${dir}`);
-    }
+    this.lock = DataLock.acquire(dir, AGENT_LOCK);
     this.writeRunFile();
   }
 
@@ -1285,7 +1300,9 @@ export class Agent {
       this.log.warn('cgroup cleanup incomplete', { err: toHadesError(error) });
     }
     const run = runFilePath(this.config.agent.data_dir);
-    if (existsSync(run) && readRunFile(this.config.agent.data_dir)?.pid === process.pid) rmSync(run, { force: true });
+    if (existsSync(run) && runFileOf(this.config.agent.data_dir)?.pid === process.pid) rmSync(run, { force: true });
+    this.lock?.release();
+    this.lock = undefined;
     this.log.info('agent stopped', { events: this.pipeline.stats().in });
     this.log.close();
   }
