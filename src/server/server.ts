@@ -22,7 +22,7 @@ import { AlertStore, MAX_ALERT_HISTORY, triageHistory } from './alerts/store.js'
 import type { Alert } from './alerts/types.js';
 import { buildApi, type ApiPorts, type CaRetireBody, type CaRotateBody, type CaStatusBody, type Role } from './api.js';
 import { Cmdb } from './cmdb.js';
-import { DataLock, type LockKind } from '../runtime/data-lock.js';
+import { DataLock } from './data-lock.js';
 import { openDatabase, type Db } from './db.js';
 import { ApiTokens } from './fleet/api-tokens.js';
 import { AuditLog } from './fleet/audit.js';
@@ -43,12 +43,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
 
 const MB = 1024 * 1024;
-
-/** One server per data folder (server.lock). */
-const SERVER_LOCK: LockKind = {
-  file: 'server.lock',
-  busy: (dataDir, cause) => new HadesError('HADES_ERR_SERVER_RUNNING', `another server already runs with the data folder ${dataDir}`, { cause, details: { data_dir: dataDir } }),
-};
 const RETENTION_MS = 60_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
@@ -123,7 +117,7 @@ export class HadesServer {
   private replaying: Promise<void> | undefined;
   private stopping = false;
   private api: FastifyInstance | undefined;
-  /** This server's hold on its data folder (../runtime/data-lock.ts). */
+  /** This server's hold on its data folder (./data-lock.ts). */
   private lock: DataLock | undefined;
   private timers: NodeJS.Timeout[] = [];
   private adminToken = '';
@@ -156,7 +150,7 @@ export class HadesServer {
       throw new HadesError('HADES_ERR_STORE_OPEN', `the data folder ${JSON.stringify(dataDir)} cannot be made or used: ${e.code ?? e.message}`, { cause: error });
     }
     // Before anything in the folder is touched: a second server would mark the fleet offline.
-    this.lock = DataLock.acquire(dataDir, SERVER_LOCK);
+    this.lock = DataLock.acquire(dataDir);
     const agentsListen = splitHostPort(config.listen.agents);
     const apiListen = splitHostPort(config.listen.api);
     const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');

@@ -5,8 +5,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AGENT_LOCK, type AgentStatus } from '../../src/agent/daemon/agent.js';
-import { DataLock } from '../../src/runtime/data-lock.js';
+import type { AgentStatus } from '../../src/agent/daemon/agent.js';
+import { InstanceLock } from '../../src/agent/daemon/instance-lock.js';
+import { HadesError } from '../../src/common/errors.js';
 import { MetricsServer } from '../../src/agent/daemon/metrics.js';
 import { runHades } from '../helpers/cli.js';
 import { projectRoot } from '../helpers/generated-docs.js';
@@ -179,7 +180,7 @@ describe('hades agent status', { concurrency: true }, () => {
     // The run file names this test process, which holds the folder's lock as an agent does.
     const { config, dataDir } = agentConfigFile('live.yaml');
     mkdirSync(dataDir, { recursive: true });
-    const lock = DataLock.acquire(dataDir, AGENT_LOCK);
+    const lock = await InstanceLock.acquire(dataDir, () => new HadesError('HADES_ERR_AGENT_RUNNING', 'held'));
     try {
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7', metrics: server.url }));
       const text = await runHades(['agent', 'status', '--config', config]);

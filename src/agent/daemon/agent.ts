@@ -20,7 +20,6 @@ import { HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
-import { DataLock, type LockKind } from '../../runtime/data-lock.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
@@ -46,6 +45,7 @@ import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
 import { AddressHolds } from '../transport/holds.js';
 import { TaskLedger } from '../transport/tasks.js';
+import { InstanceLock } from './instance-lock.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
 
@@ -126,18 +126,11 @@ interface RunFile {
 
 export const runFilePath = (dataDir: string) => path.join(dataDir, 'agent.json');
 
-/**
- * One agent per data folder (agent.lock, ../../runtime/data-lock.ts): a second would read the
- * same spool and deliver its batches twice.
- */
-export const AGENT_LOCK: LockKind = {
-  file: 'agent.lock',
-  busy: (dataDir, cause) => {
-    const run = runFileOf(dataDir);
-    return new HadesError('HADES_ERR_AGENT_RUNNING', `an agent${run ? ` (pid ${run.pid}, started ${run.started})` : ''} already uses ${dataDir}`, { cause, details: { data_dir: dataDir } });
-  },
-  waitMs: 2000,
-};
+/** Another agent holds the data folder (./instance-lock.ts): who, as its run file says. */
+function agentRunning(dataDir: string): HadesError {
+  const run = runFileOf(dataDir);
+  return new HadesError('HADES_ERR_AGENT_RUNNING', `an agent${run ? ` (pid ${run.pid}, started ${run.started})` : ''} already uses ${dataDir}`, { details: { data_dir: dataDir } });
+}
 
 /** The run file as written, whoever wrote it (undefined when missing or not one). */
 function runFileOf(dataDir: string): RunFile | undefined {
@@ -150,13 +143,13 @@ function runFileOf(dataDir: string): RunFile | undefined {
 }
 
 /**
- * The run file of a live agent using this data folder, if any: one that holds the folder's lock.
- * A run file left by an agent that died (a crash, a reboot) names a process id that may belong to
- * any program now, and is not taken for an agent.
+ * The run file of a live agent using this data folder, if any: while an agent holds the folder's
+ * lock (./instance-lock.ts). A run file left by an agent that died (a crash, a reboot) names a
+ * process id that may belong to any program now, and is not taken for an agent.
  */
-export function readRunFile(dataDir: string): RunFile | undefined {
+export async function readRunFile(dataDir: string): Promise<RunFile | undefined> {
   const run = runFileOf(dataDir);
-  return run !== undefined && DataLock.held(dataDir, AGENT_LOCK) === true ? run : undefined;
+  return run !== undefined && (await InstanceLock.held(dataDir)) ? run : undefined;
 }
 
 const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<AgentConfig['plugins']['limits']> = {}): PluginBudget => {
@@ -224,8 +217,8 @@ export class Agent {
   private readonly started = new Date();
   private lastReload: AgentStatus['lastReload'];
   private stopped = false;
-  /** The agent's hold on its data folder (AGENT_LOCK), from the start to the end of stop(). */
-  private lock: DataLock | undefined;
+  /** The agent's hold on its data folder (./instance-lock.ts), from the start to the end of stop(). */
+  private lock: InstanceLock | undefined;
   private reloading: Promise<ReloadResult> | undefined;
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
@@ -261,7 +254,7 @@ export class Agent {
     let started!: () => void;
     this.reloading = new Promise<ReloadResult>((resolve) => (started = () => resolve({ ok: true })));
     try {
-      this.claimDataDir();
+      await this.claimDataDir();
       // Only while the agent reports to a server: one taken off it runs its own file.
       kept = this.config.outputs.server.enabled ? this.keptGroupConfig() : undefined;
       if (!this.config.outputs.server.enabled) this.keepGroupConfig(undefined);
@@ -293,14 +286,14 @@ export class Agent {
     }
   }
 
-  private claimDataDir(): void {
+  private async claimDataDir(): Promise<void> {
     const dir = this.config.agent.data_dir;
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
-    this.lock = DataLock.acquire(dir, AGENT_LOCK);
+    this.lock = await InstanceLock.acquire(dir, () => agentRunning(dir));
     this.writeRunFile();
   }
 

@@ -247,7 +247,7 @@ async function statusDataDir(context: CliContext, options: Readonly<Record<strin
 export async function agentStatus(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const dataDir = await statusDataDir(context, options);
   const config = { agent: { data_dir: dataDir } };
-  const run = readRunFile(config.agent.data_dir);
+  const run = await readRunFile(config.agent.data_dir);
   if (!run) {
     // The data folder is root's: without the right to read it, say so rather than "no agent".
     try {
