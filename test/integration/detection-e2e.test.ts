@@ -261,6 +261,19 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     assert.match(alert.message, /started by python3[.0-9]* \(pid \d+\) after it connected out/);
   });
 
+  it('an SSH reverse tunnel and a tunnelling tool (chisel, renamed) raise their alerts', async () => {
+    const since = new Date().toISOString();
+    // Nothing listens on port 1: ssh fails at once, after its exec was seen.
+    await run('/usr/bin/ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', '-p', '1', '-fNR', '2222:localhost:22', 'tunnel@127.0.0.1'], { timeout: 10_000 }).catch(() => undefined);
+    const ssh = await waitForAlert('ssh_reverse_or_dynamic_tunnel', since, (a) => a.rule.id === 'ssh_reverse_or_dynamic_tunnel' && mentions(a, '2222:localhost:22'));
+    assert.equal(ssh.rule.severity, 'medium');
+    // chisel under another name: its reverse-forward arguments give it away.
+    const tool = renamed('/bin/true', 'kupdate', 'copy');
+    await run(tool, ['client', '127.0.0.1:1', 'R:socks'], { timeout: 10_000 }).catch(() => undefined);
+    const chisel = await waitForAlert('tunneling_tool', since, (a) => a.rule.id === 'tunneling_tool' && mentions(a, tool));
+    assert.equal(chisel.rule.severity, 'high');
+  });
+
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
