@@ -360,13 +360,13 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'rules match',
-    summary: 'Run captured events (NDJSON from hades events, hades search --json or a file output; - for standard input) through the rules offline, as the server would: one line per match',
+    summary: 'Run captured events (NDJSON from hades events, hades search --json, a file output or the raw archive\'s .ndjson.gz; - for standard input) through the rules offline, as the server would: one line per match',
     define: (c) =>
       c
-        .argument('<events>', 'an NDJSON file of events, or - for standard input')
+        .argument('<events...>', 'NDJSON files of events (.gz inflated), read in this order, or - for standard input')
         .option('--rules <path...>', 'rule files or folders of *.yaml files, after the default pack')
         .option('--no-default-pack', 'only the rules given with --rules')
-        .option('--json', 'one JSON object per match (NDJSON): rule, message, time, line, event, host, process, correlation'),
+        .option('--json', 'one JSON object per match (NDJSON): rule, message, time, file, line, event, host, process, correlation'),
     run: lazy(() => import('./commands/rules-match.js'), (m) => m.rulesMatch),
   },
   {

@@ -4,10 +4,11 @@
  * with their number and skipped; correlations counted in the events' own time.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { exampleEvent } from '../../src/common/events/schema.js';
 import { runHades } from '../helpers/cli.js';
 
@@ -45,10 +46,11 @@ describe('hades rules match', () => {
     const r = await runHades(['rules', 'match', file], { timeoutMs: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.ok(lines.some((l) => /^2024-03-01T10:00:00\.000Z critical +reverse_shell_socket_stdio \S+ line 1: /.test(l)), r.stdout);
+    const at = (line: number) => `${file.replace(/[.]/g, '\\.')}:${line}`;
+    assert.ok(lines.some((l) => new RegExp(`^2024-03-01T10:00:00\\.000Z critical +reverse_shell_socket_stdio \\S+ ${at(1)}: `).test(l)), r.stdout);
     // Five commands of one shell within 30 s: the threshold, in the capture's own time (2024).
-    assert.ok(lines.some((l) => /^2024-03-01T10:00:06\.000Z medium +reconnaissance_burst \S+ line 9 \(5 events\): 5 reconnaissance commands/.test(l)), r.stdout);
-    assert.ok(!lines.some((l) => / line 2[ :]/.test(l)), 'ls matches nothing');
+    assert.ok(lines.some((l) => new RegExp(`^2024-03-01T10:00:06\\.000Z medium +reconnaissance_burst \\S+ ${at(9)} \\(5 events\\): 5 reconnaissance commands`).test(l)), r.stdout);
+    assert.ok(!lines.some((l) => l.includes(`${file}:2`)), 'ls matches nothing');
     assert.match(r.stderr, new RegExp(`^${file.replace(/[.]/g, '\\.')}:3: HADES_ERR_EVENT_INVALID: not JSON`, 'm'));
     assert.match(r.stderr, /:4: HADES_ERR_EVENT_INVALID: not a JSON object$/m);
     assert.match(r.stderr, /^7 event\(s\), \d+ match\(es\) \(.*1 critical.*\) by \d+ rule\(s\); 2 line\(s\) not an event, skipped$/m);
@@ -75,16 +77,47 @@ describe('hades rules match', () => {
     const matches = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Event);
     assert.equal(matches.length, 1, r.stdout);
     const m = matches[0]!;
-    assert.deepEqual([m['rule'].id, m['rule'].severity, m['line'], m['event'], m['@timestamp']], ['ls_long', 'info', 2, { id: 'e-ls', action: 'exec' }, '2024-03-01T10:00:01.000Z']);
+    assert.deepEqual([m['rule'].id, m['rule'].severity, m['file'], m['line'], m['event'], m['@timestamp']], ['ls_long', 'info', 'stdin', 2, { id: 'e-ls', action: 'exec' }, '2024-03-01T10:00:01.000Z']);
     assert.equal(m['message'], `ls -l by ${benign['process'].user.name}`);
     assert.equal(m['process'].command_line, 'ls -l');
     assert.match(r.stderr, /^2 event\(s\), 1 match\(es\) \(1 info\) by 1 rule\(s\)$/m);
+  });
+
+  it('reads several files in order, the raw archive\'s gzip files inflated, as one stream: a threshold spans them', async () => {
+    // The archive's layout: dt=.../hour=.../NAME.ndjson.gz; the burst's first commands in one file, the rest in the next.
+    const hour = path.join(dir, 'archive', 'dt=2024-03-01', 'hour=10');
+    mkdirSync(hour, { recursive: true });
+    const first = path.join(hour, '1709287200000-1-1-aa.ndjson.gz');
+    const second = path.join(hour, '1709287260000-1-2-bb.ndjson.gz');
+    writeFileSync(first, gzipSync(ndjson([reverseShell, ...recon.slice(0, 3)])));
+    writeFileSync(second, gzipSync(ndjson(recon.slice(3))));
+    const r = await runHades(['rules', 'match', first, second, '--json'], { timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const matches = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Event);
+    assert.deepEqual(
+      matches.filter((m) => ['reverse_shell_socket_stdio', 'reconnaissance_burst'].includes(m['rule'].id)).map((m) => [m['rule'].id, m['file'], m['line']]),
+      [
+        ['reverse_shell_socket_stdio', first, 1],
+        ['reconnaissance_burst', second, 2],
+      ],
+    );
+    assert.match(r.stderr, /^6 event\(s\), /m);
+    // A damaged gzip file: the events before the damage are matched, then the coded error.
+    const damaged = path.join(dir, 'damaged.ndjson.gz');
+    const whole = gzipSync(ndjson([reverseShell, benign]));
+    writeFileSync(damaged, Buffer.concat([whole.subarray(0, 20), Buffer.from('not gzip at all'), whole.subarray(20)]));
+    const bad = await runHades(['rules', 'match', damaged]);
+    assert.equal(bad.status, 3, bad.stderr);
+    assert.match(bad.stderr, /HADES_ERR_EVENTS_READ: cannot read the events from .*damaged\.ndjson\.gz after line \d+: Z_/);
   });
 
   it('refuses what it cannot run, coded: no events file, a file it cannot read, no rules at all', async () => {
     const missing = await runHades(['rules', 'match']);
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT/);
+    const twice = await runHades(['rules', 'match', '-', '-'], { input: '' });
+    assert.equal(twice.status, 2);
+    assert.match(twice.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: standard input \(-\) can be read once/);
     const unreadable = await runHades(['rules', 'match', path.join(dir, 'nope.ndjson')]);
     assert.equal(unreadable.status, 3, unreadable.stderr);
     assert.match(unreadable.stderr, /HADES_ERR_EVENTS_READ: cannot read the events file .*nope\.ndjson: ENOENT/);

@@ -1,7 +1,9 @@
 /**
- * `hades rules match EVENTS [--rules PATH]... [--no-default-pack] [--json]`: runs captured
- * events (NDJSON: `hades events`, `hades search --json`, an agent's file output) through the
- * rules, offline, as the server's detection would: one line per match. For a rule writer, what
+ * `hades rules match EVENTS... [--rules PATH]... [--no-default-pack] [--json]`: runs captured
+ * events (NDJSON: `hades events`, `hades search --json`, an agent's file output, the server's raw
+ * archive, whose `.ndjson.gz` files are inflated on the way) through the rules, offline, as the
+ * server's detection would: one line per match. Files are read in the order given, as one
+ * stream (a shell's glob of an archive's partitions is in time order). For a rule writer, what
  * a new rule or an exception does to a real capture before it reaches the fleet; for an incident
  * responder, the rules run over events gathered before the rules that catch them existed.
  *
@@ -15,13 +17,14 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { HadesError } from '../../common/errors.js';
 import { capProblems, formatProblem, loadRules, type Match, type RuleSet } from '../../rules/index.js';
 import { readDefaultPack, readRuleFiles } from '../../runtime/rule-pack.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 
-/** Correlation groups whose window ended this long before the newest event are let go. */
+/** Every this many events, the correlation groups whose window ended an hour before the newest event (in event time) are let go. */
 const EXPIRE_EVERY_EVENTS = 10_000;
 /** Bad lines reported one by one; the others are counted in the summary. */
 const MAX_LINE_PROBLEMS = 20;
@@ -35,13 +38,14 @@ function field(event: Readonly<Record<string, unknown>>, dotted: string): unknow
 }
 
 /** One match as `--json` prints it: the alert the server would raise, without its triage. */
-function matchDocument(m: Match, line: number): Record<string, unknown> {
+function matchDocument(m: Match, file: string, line: number): Record<string, unknown> {
   const e = m.event;
   const process = field(e, 'process') as Record<string, unknown> | undefined;
   return {
     rule: { id: m.rule.id, title: m.rule.title, severity: m.severity, tags: m.tags, type: m.rule.type },
     message: m.output,
     '@timestamp': field(e, '@timestamp'),
+    file,
     line,
     event: { id: field(e, 'event.id'), action: field(e, 'event.action') },
     host: { name: field(e, 'host.name') },
@@ -50,15 +54,16 @@ function matchDocument(m: Match, line: number): Record<string, unknown> {
   };
 }
 
-/** One match on a line, as `hades alerts list` prints an alert: time, severity, rule, host, message. */
-function matchLine(m: Match, line: number): string {
+/** One match on a line, as `hades alerts list` prints an alert: time, severity, rule, host, where, message. */
+function matchLine(m: Match, file: string, line: number): string {
   const e = m.event;
   const when = text(field(e, '@timestamp')) ?? '-';
   const host = text(field(e, 'host.name')) ?? '-';
   const count = m.correlation === undefined ? '' : ` (${m.correlation.count} events)`;
-  return shown(`${when} ${m.severity.padEnd(8)} ${m.rule.id} ${host} line ${line}${count}: ${m.output}`);
+  return shown(`${when} ${m.severity.padEnd(8)} ${m.rule.id} ${host} ${file}:${line}${count}: ${m.output}`);
 }
 
+/** The lines' bytes of one source: standard input, a file, or a gzip file (`.gz`) inflated. */
 async function openEvents(source: string): Promise<Readable> {
   if (source === '-') return process.stdin;
   const stream = createReadStream(source);
@@ -68,13 +73,17 @@ async function openEvents(source: string): Promise<Readable> {
   }).catch((error: NodeJS.ErrnoException) => {
     throw new HadesError('HADES_ERR_EVENTS_READ', `cannot read the events file ${source}: ${error.code ?? error.message}`, { cause: error });
   });
-  return stream;
+  if (!source.endsWith('.gz')) return stream;
+  const inflated = createGunzip();
+  // A read error of the file ends the inflated stream with it (pipe alone would leave it open).
+  stream.once('error', (error) => inflated.destroy(error));
+  return stream.pipe(inflated);
 }
 
 export async function rulesMatch(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
-  const [source, ...extra] = args;
-  if (source === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the events file (NDJSON, as hades events or hades search --json print them), or - for standard input');
-  if (extra.length > 0) throw new HadesError('HADES_ERR_CLI_TOO_MANY_ARGUMENTS', `one events file at a time, not ${args.length} (cat them into -)`);
+  const sources = args;
+  if (sources.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the events files (NDJSON, as hades events or hades search --json print them; .ndjson.gz as the raw archive keeps them), or - for standard input');
+  if (sources.filter((s) => s === '-').length > 1) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'standard input (-) can be read once');
   const paths = (options['rules'] as string[] | undefined) ?? [];
   const withPack = options['defaultPack'] !== false;
   if (!withPack && paths.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', '--no-default-pack needs rule files: give them with --rules PATH');
@@ -83,7 +92,11 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
   // What did not load is said first (rules test says more); the rest run.
   for (const p of capProblems(problems.filter((x) => x.severity === 'error'))) context.stderr.write(`${formatProblem(p)}\n`);
   const json = options['json'] === true;
-  const totals = await matchStream(context, await openEvents(source), ruleSet, json, source === '-' ? 'stdin' : source);
+  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {}, newest: 0 };
+  for (const source of sources) {
+    if (context.signal.aborted) break;
+    await matchStream(context, await openEvents(source), ruleSet, json, source === '-' ? 'stdin' : source, totals);
+  }
   const bySeverity = Object.entries(totals.bySeverity)
     .map(([severity, n]) => `${n} ${severity}`)
     .join(', ');
@@ -98,15 +111,16 @@ interface Totals {
   matches: number;
   invalid: number;
   readonly bySeverity: Record<string, number>;
+  /** The newest @timestamp read so far (ms): the correlation state's clock. */
+  newest: number;
 }
 
-async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSet, json: boolean, name: string): Promise<Totals> {
-  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {} };
+/** Matches the events of one source, adding to `totals`. */
+async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSet, json: boolean, name: string, totals: Totals): Promise<void> {
   const lines = createInterface({ input, crlfDelay: Infinity });
   const onAbort = () => lines.close();
   context.signal.addEventListener('abort', onAbort, { once: true });
   let number = 0;
-  let newest = 0;
   try {
     for await (const line of lines) {
       number++;
@@ -124,13 +138,13 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
       }
       totals.events++;
       const time = Date.parse(text(field(event as Record<string, unknown>, '@timestamp')) ?? '');
-      if (Number.isFinite(time) && time > newest) newest = time;
+      if (Number.isFinite(time) && time > totals.newest) totals.newest = time;
       for (const m of ruleSet.match(event as Record<string, unknown>)) {
         totals.matches++;
         totals.bySeverity[m.severity] = (totals.bySeverity[m.severity] ?? 0) + 1;
-        context.stdout.write(`${json ? JSON.stringify(matchDocument(m, number)) : matchLine(m, number)}\n`);
+        context.stdout.write(`${json ? JSON.stringify(matchDocument(m, name, number)) : matchLine(m, name, number)}\n`);
       }
-      if (totals.events % EXPIRE_EVERY_EVENTS === 0 && newest > 0) ruleSet.expireIdle(newest);
+      if (totals.events % EXPIRE_EVERY_EVENTS === 0 && totals.newest > 0) ruleSet.expireIdle(totals.newest);
     }
   } catch (error) {
     if (error instanceof HadesError) throw error;
@@ -138,8 +152,8 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
     throw new HadesError('HADES_ERR_EVENTS_READ', `cannot read the events from ${name} after line ${number}: ${e.code ?? e.message}`, { cause: error });
   } finally {
     context.signal.removeEventListener('abort', onAbort);
+    if (input !== process.stdin) input.destroy();
   }
-  return totals;
 }
 
 function invalidLine(context: CliContext, totals: Totals, name: string, line: number, why: string): void {
