@@ -32,7 +32,7 @@
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
@@ -890,11 +890,36 @@ const publicKeyOfKey = (file: string): KeyObject | undefined => {
 };
 
 /**
- * The last steps of a retirement, once the old CA is listed in `ca-retired.pem`: the new key
- * replaces `ca.key` (the old key is gone from then on), then the new certificate `ca.pem`. A
- * crash between the two leaves `ca.key` the key of `ca-next.pem`, which `recoverRotation` finishes.
+ * Overwrites a private key file's bytes with zeros, synced, before it is replaced or removed: a
+ * rename over it or an unlink drops only its name, and the key's blocks would stay on the disk
+ * until reused, readable from the device. On copy-on-write file systems (btrfs, ZFS) and behind
+ * a flash translation layer the old blocks may survive anyway: this is what a program can do. A
+ * missing file is nothing to wipe.
+ */
+function wipeKeyFile(file: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r+');
+    const size = fstatSync(fd).size;
+    if (size > 0) writeSync(fd, Buffer.alloc(size), 0, size, 0);
+    fsyncSync(fd);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw pkiError(`cannot wipe ${file} before replacing it`, error);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The last steps of a retirement, once the old CA is listed in `ca-retired.pem`: the old key is
+ * wiped, the new key replaces `ca.key` (the old key is gone from then on), then the new
+ * certificate `ca.pem`. A crash between these leaves the old certificate in `ca.pem` with the
+ * old CA retired, and `ca.key` wiped or the key of `ca-next.pem`: `recoverRotation` finishes the
+ * retirement from either (the retired CA's key is never needed again).
  */
 function finishRetire(paths: PkiPaths): void {
+  wipeKeyFile(paths.caKey);
   try {
     renameSync(paths.nextCaKey, paths.caKey);
     syncFolder(paths.dir);
@@ -917,6 +942,7 @@ function recoverRotation(paths: PkiPaths, retired: readonly RetiredCa[]): string
   const nextKey = exists(paths.nextCaKey);
   if (nextKey && !nextCert) {
     try {
+      wipeKeyFile(paths.nextCaKey);
       rmSync(paths.nextCaKey);
     } catch (error) {
       throw pkiError(`cannot remove ${paths.nextCaKey}`, error);

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -143,6 +143,10 @@ describe('a CA rotation with an agent streaming events', () => {
       assert.equal(agents.find((a) => a.id === offline.identity.agentId)?.cert_ca_sha256, oldSha);
       assert.deepEqual(agents.filter((a) => a.cert_ca_sha256 === newSha).length, 2);
 
+      // A second name for the old key's file: what a rename over it would leave on the disk.
+      const witness = path.join(server.dataDir, 'old-ca.key.witness');
+      linkSync(path.join(server.dataDir, 'pki', 'ca.key'), witness);
+      const oldKeySize = statSync(witness).size;
       // Not retired while an agent is left on the old CA; forced, it is.
       const refused = await server.api('POST', '/api/v1/pki/ca/retire-old');
       assert.equal(refused.status, 409);

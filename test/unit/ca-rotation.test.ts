@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -197,6 +197,38 @@ describe('Pki: what a crash in a rotation or a retirement leaves', () => {
     assert.equal(again.rotating, false);
     assert.equal(again.state.server, 'renewed', 'the server certificate is reissued under the new CA');
     assert.ok(issuedBy(again.serverCertPem, again.caPem));
+  });
+
+  it('completes a retirement that had wiped the old key but not yet replaced it', async () => {
+    const dir = folder();
+    const pki = await open(dir);
+    const made = pki.commitRotation(await pki.prepareRotation());
+    writeFileSync(pki.paths.retiredCas, pki.caPem, { mode: 0o600 });
+    const size = readFileSync(pki.paths.caKey).length;
+    writeFileSync(pki.paths.caKey, Buffer.alloc(size), { mode: 0o600 });
+    const again = await open(dir);
+    assert.match(again.state.recovered ?? '', /retirement .* completed/);
+    assert.equal(again.caFingerprint, made.sha256);
+    assert.deepEqual(again.cas().map((c) => c.state), ['current', 'retired']);
+    assert.ok(issuedBy(again.serverCertPem, again.caPem), 'the new key signs');
+  });
+
+  it('wipes an unused new CA key before removing it, and the old one before the new takes its name', async () => {
+    const dir = folder();
+    const pki = await open(dir);
+    const prepared = await pki.prepareRotation();
+    writeFileSync(pki.paths.nextCaKey, prepared.keyPem, { mode: 0o600 });
+    const unused = path.join(dir, 'unused.witness');
+    linkSync(pki.paths.nextCaKey, unused);
+    const again = await open(dir);
+    assert.match(again.state.recovered ?? '', /rotation interrupted .* undone/);
+    assert.ok(readFileSync(unused).every((b) => b === 0), 'the removed key\'s bytes are zeros');
+    again.commitRotation(await again.prepareRotation());
+    const old = path.join(dir, 'old.witness');
+    linkSync(again.paths.caKey, old);
+    again.commitRetire(await again.prepareRetire());
+    const left = readFileSync(old);
+    assert.ok(left.length > 0 && left.every((b) => b === 0), 'the retired key\'s bytes are zeros');
   });
 
   it('completes a retirement that had replaced the key but not the certificate', async () => {
