@@ -154,6 +154,10 @@ describe('a CA rotation with an agent streaming events', () => {
       assert.match(refused.body.message, new RegExp(`1 agent .*${offline.identity.agentId}.*--force`));
       const retired = (await server.ok('POST', '/api/v1/pki/ca/retire-old', { query: { force: 'true' } })) as { retired: { sha256: string }; ca_sha256: string; forced: boolean; agents_left_behind: number; disconnected: number };
       assert.deepEqual({ ...retired, retired: retired.retired.sha256 }, { retired: oldSha, ca_sha256: newSha, forced: true, agents_left_behind: 1, notified: 1, disconnected: 0 });
+      // The old key's bytes were overwritten before the new key took its name.
+      const left = readFileSync(witness);
+      assert.ok(oldKeySize > 0 && left.length === oldKeySize && left.every((b) => b === 0), 'the retired key is wiped, not only unlinked');
+      rmSync(witness);
       const nothing = await server.api('POST', '/api/v1/pki/ca/retire-old', { query: { force: 'true' } });
       assert.equal(nothing.status, 409);
       assert.equal(nothing.body.code, 'HADES_ERR_CA_NOTHING_TO_RETIRE');
