@@ -149,7 +149,7 @@ function runFileOf(dataDir: string): RunFile | undefined {
  */
 export async function readRunFile(dataDir: string): Promise<RunFile | undefined> {
   const run = runFileOf(dataDir);
-  return run !== undefined && (await InstanceLock.held(dataDir)) ? run : undefined;
+  return run !== undefined && (await InstanceLock.held(dataDir)) === true ? run : undefined;
 }
 
 const budgetOf = (limits: AgentConfig['plugins']['limits'], override: Partial<AgentConfig['plugins']['limits']> = {}): PluginBudget => {

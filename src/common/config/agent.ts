@@ -90,7 +90,13 @@ export const AgentConfigSchema = Type.Object(
   {
     agent: Type.Object(
       {
-        data_dir: Type.String({ minLength: 1, pattern: '^/', default: '/var/lib/hades/agent', description: 'Folder of the agent\'s state: spool, run file. One agent per folder.' }),
+        data_dir: Type.String({
+          minLength: 1,
+          maxLength: 96,
+          pattern: '^/',
+          default: '/var/lib/hades/agent',
+          description: 'Folder of the agent\'s state: spool, run file, and the socket that keeps it to one agent (agent.sock: a Unix socket path has at most 107 bytes, hence at most 96 characters here). One agent per folder.',
+        }),
         heartbeat_s: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: 'Period of the agent_health event.' }),
         drain_s: Type.Integer({ minimum: 0, maximum: 600, default: 5, description: 'At shutdown, how long outputs may take to deliver what is queued (the spool keeps the rest).' }),
       },

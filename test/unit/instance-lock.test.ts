@@ -1,0 +1,85 @@
+/**
+ * The agent's lock on its data folder (src/agent/daemon/instance-lock.ts): a socket file in the
+ * folder, held for the agent's life, taken over when the agent that made it died.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { InstanceLock, LOCK_SOCKET } from '../../src/agent/daemon/instance-lock.js';
+import { HadesError } from '../../src/common/errors.js';
+
+const root = mkdtempSync(path.join(tmpdir(), 'hades-lock-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const folder = () => {
+  const dir = path.join(root, `d${++n}`);
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
+};
+const busy = () => new HadesError('HADES_ERR_AGENT_RUNNING', 'held');
+const isBusy = (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_AGENT_RUNNING';
+
+/** A process that listens on the folder's socket, then is killed with SIGKILL: its socket file stays. */
+async function leftByDeadAgent(dir: string): Promise<void> {
+  const file = path.join(dir, LOCK_SOCKET);
+  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await once(child.stdout, 'data');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  assert.ok(existsSync(file), 'the socket file is left behind');
+}
+
+describe('the agent\'s lock on its data folder', () => {
+  it('is held by one at a time, and free again once released (its socket file removed)', async () => {
+    const dir = folder();
+    assert.equal(await InstanceLock.held(dir), false);
+    const first = await InstanceLock.acquire(dir, busy);
+    assert.equal(await InstanceLock.held(dir), true);
+    await assert.rejects(InstanceLock.acquire(dir, busy), isBusy);
+    first.release();
+    first.release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(existsSync(path.join(dir, LOCK_SOCKET)), false);
+    const second = await InstanceLock.acquire(dir, busy);
+    second.release();
+  });
+
+  it('takes over the socket file of an agent killed with SIGKILL, and a takeover left half done', async () => {
+    const dir = folder();
+    await leftByDeadAgent(dir);
+    assert.equal(await InstanceLock.held(dir), false, 'nobody answers on it');
+    const lock = await InstanceLock.acquire(dir, busy);
+    assert.equal(await InstanceLock.held(dir), true);
+    lock.release();
+
+    // An agent that died during its takeover left the takeover folder: once stale, it is ignored.
+    const other = folder();
+    await leftByDeadAgent(other);
+    const takeover = path.join(other, `${LOCK_SOCKET}.takeover`);
+    mkdirSync(takeover);
+    const old = (Date.now() - 60_000) / 1000;
+    utimesSync(takeover, old, old);
+    const again = await InstanceLock.acquire(other, busy);
+    again.release();
+  });
+
+  it('lets one of several agents starting at once on a folder left by a dead one take it', async () => {
+    const dir = folder();
+    await leftByDeadAgent(dir);
+    const results = await Promise.allSettled([0, 1, 2, 3].map(() => InstanceLock.acquire(dir, busy)));
+    const won = results.filter((r): r is PromiseFulfilledResult<InstanceLock> => r.status === 'fulfilled');
+    assert.equal(won.length, 1, results.map((r) => r.status).join(', '));
+    assert.ok(results.every((r) => r.status === 'fulfilled' || isBusy(r.reason)));
+    won[0]!.value.release();
+  });
+
+  it('says why a socket cannot be made there: a path too long for a Unix socket', async () => {
+    const deep = path.join(root, 'x'.repeat(120));
+    mkdirSync(deep);
+    await assert.rejects(InstanceLock.acquire(deep, busy), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_SPOOL_IO' && /at most 107 bytes/.test(e.message));
+  });
+});
