@@ -135,7 +135,7 @@ export const AlertWithCommentsBody = Type.Composite(
       comments: Type.Array(CommentSchema),
       history: Type.Array(TriageRecordSchema, { description: 'Its triages, oldest first (the latest 500), from the audit log.' }),
       related: Type.Array(RelatedAlertSchema, {
-        description: 'The alerts of the same agent about the same process tree (by process.entity_id and the ancestry in the events), raised within 6 hours of it, oldest first; the newest 1,000 of the host in that window are looked at, 50 given at most.',
+        description: 'The alerts of the same agent about the same process tree (by process.entity_id and the ancestry in the events), raised within 6 hours of it, oldest first; the newest 1,000 of the agent in that window are looked at, 50 given at most.',
       }),
     }),
   ],

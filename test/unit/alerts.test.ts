@@ -577,6 +577,12 @@ describe('alerts: store', () => {
     assert.deepEqual(got?.events.map((e) => (e['event'] as { id: string }).id), ['e1', 'e2', 'e3', 'e6']);
     assert.equal(store.fold('k1', T0 - 1000, T0 + 12, ev('e6'), 4), true);
     assert.equal(store.get('a1')?.count, 7, 'the kept column was written with the document');
+    // An alert from before the column that is full already: its fold writes the column, once.
+    db.prepare('UPDATE alerts SET kept = NULL, procs = NULL').run();
+    assert.equal(store.fold('k1', T0 - 1000, T0 + 13, ev('e7'), 4), true);
+    assert.deepEqual(JSON.parse((db.prepare('SELECT kept FROM alerts').get() as { kept: string }).kept), ['agent\u0000e1', 'agent\u0000e2', 'agent\u0000e3', 'agent\u0000e6']);
+    assert.ok((db.prepare('SELECT procs FROM alerts').get() as { procs: string | null }).procs !== null);
+    assert.equal(store.get('a1')?.count, 8);
   });
 });
 
@@ -596,7 +602,8 @@ describe('alerts: related by process tree', () => {
     });
 
   it('links alerts whose processes are the same, or one an ancestor of the other, on the same agent within the window; not siblings, other agents, other trees or older alerts', () => {
-    const store = new AlertStore(openDatabase(':memory:'));
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
     const nginx = proc('n-1', 100, 'nginx');
     const sh = proc('s-1', 200, 'sh');
     const curl = proc('c-1', 300, 'curl');
@@ -623,6 +630,15 @@ describe('alerts: related by process tree', () => {
     assert.deepEqual(view('elsewhere'), []);
     assert.deepEqual(view('no-process'), [], 'an alert without a process links to nothing');
     assert.equal(store.related('nope'), undefined);
+    // Another agent's alerts under the same host name, more than are looked at, push nothing out.
+    store.batch(() => {
+      for (let i = 0; i < 1100; i++) raise(store, `noise-${i}`, T0 + 500, 'reverse_shell', [exec(proc(`z-${i}`, 5000 + i, 'sh'), [])], 'agent-2');
+    });
+    assert.deepEqual(view('download'), [['webshell', 'upstream', 'sh'], ['same', 'upstream', 'sh']]);
+    // Alerts from before the procs column: read from their documents, with the same answers.
+    const before = ['webshell', 'download', 'revshell'].map(view);
+    db.prepare('UPDATE alerts SET procs = NULL').run();
+    assert.deepEqual(['webshell', 'download', 'revshell'].map(view), before);
     const first = store.related('webshell')?.[0];
     assert.deepEqual(first && { ...first }, { id: 'download', '@timestamp': new Date(T0 + 1000).toISOString(), rule: { id: 'curl_pipe_sh', title: 'curl_pipe_sh', severity: 'high' }, status: 'new', message: 'curl_pipe_sh fired', relation: 'downstream', process: { entity_id: 's-1', pid: 200, name: 'sh' } });
   });

@@ -88,6 +88,12 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
   // writing back the whole document (its events are up to 2 KB each): in an alert storm most
   // folds find the document full. NULL for alerts from before: read from the document once.
   'ALTER TABLE alerts ADD COLUMN kept TEXT;',
+  // The processes the kept events are about and their parents and ancestors (packProcesses: a
+  // small JSON document), read by `related` for each alert of the agent in its window instead of
+  // the whole document; and the agent's alerts by time, where it looks. NULL for alerts from
+  // before: read from the document.
+  `ALTER TABLE alerts ADD COLUMN procs TEXT;
+   CREATE INDEX alerts_agent_time ON alerts (agent_id, time);`,
 ];
 
 /**
@@ -264,10 +270,13 @@ export class AlertStore {
   readonly #insert: Statement;
   readonly #findFold: Statement<[string, number, number], FoldRow>;
   readonly #foldDoc: Statement<[number], { doc: string }>;
-  readonly #fold: Statement<[number, number, string, string, number, number, number]>;
+  readonly #fold: Statement<[number, number, string, string, string, number, number, number]>;
   readonly #count: Statement<[number, number, number, number, number]>;
+  /** The counters of an alert from before the kept column, with its kept events' identities and processes written once. */
+  readonly #countLegacy: Statement<[number, number, number, number, string, string, number]>;
   readonly #get: Statement<[string], AlertRow>;
-  #related: Statement<[string, number, number, number, number], { seq: number; id: string; time: number; status: string; agent_id: string; doc: string }> | undefined;
+  #related: Statement<[string, number, number, number, number], { seq: number; id: string; time: number; status: string; procs: string | null }> | undefined;
+  #relatedDoc: Statement<[number]> | undefined;
   readonly #suppressions: Statement<[number], SuppressionRow>;
   readonly #hit: Statement<[string]>;
   /** Active suppressions, refreshed when they change and when one expires. */
@@ -283,12 +292,13 @@ export class AlertStore {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot prepare the alerts tables of ${db.name}: ${(error as Error).message}`, { cause: error });
     }
     this.#insert = db.prepare(
-      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc, kept) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc, kept, procs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#findFold = db.prepare("SELECT seq, kept FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
     this.#foldDoc = db.prepare('SELECT doc FROM alerts WHERE seq = ?');
-    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, kept = ?, updated = ?, matched = ? WHERE seq = ?');
+    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, kept = ?, procs = ?, updated = ?, matched = ? WHERE seq = ?');
     this.#count = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), updated = ?, matched = ? WHERE seq = ?');
+    this.#countLegacy = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), updated = ?, matched = ?, kept = ?, procs = ? WHERE seq = ?');
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?');
     this.#suppressions = db.prepare('SELECT * FROM alert_suppressions WHERE until > ? ORDER BY created');
     this.#hit = db.prepare('UPDATE alert_suppressions SET hits = hits + 1 WHERE id = ?');
@@ -323,6 +333,7 @@ export class AlertStore {
       matched,
       JSON.stringify(alert),
       JSON.stringify(alert.events.map(identity)),
+      packProcesses(processesOf(alert.events)),
     );
   }
 
@@ -343,13 +354,15 @@ export class AlertStore {
     const id = identity(event);
     if (id !== null && kept.includes(id)) return true;
     if (kept.length >= maxEvents) {
-      this.#count.run(1, eventTime, Date.now(), now, row.seq);
+      if (row.kept === null) this.#countLegacy.run(1, eventTime, Date.now(), now, JSON.stringify(kept), packProcesses(processesOf(readDoc().events)), row.seq);
+      else this.#count.run(1, eventTime, Date.now(), now, row.seq);
       return true;
     }
     const current = readDoc();
     kept.push(id);
-    const updated: Alert = { ...current, events: [...current.events, event], last_seen: iso(Math.max(Date.parse(current.last_seen), eventTime)) };
-    this.#fold.run(1, eventTime, JSON.stringify(updated), JSON.stringify(kept), Date.now(), now, row.seq);
+    const events = [...current.events, event];
+    const updated: Alert = { ...current, events, last_seen: iso(Math.max(Date.parse(current.last_seen), eventTime)) };
+    this.#fold.run(1, eventTime, JSON.stringify(updated), JSON.stringify(kept), packProcesses(processesOf(events)), Date.now(), now, row.seq);
     return true;
   }
 
@@ -360,31 +373,36 @@ export class AlertStore {
    * this one's started (downstream). A web shell's shell, the download it ran and the reverse
    * shell that followed are three alerts an analyst reads as one intrusion: this links them by
    * `process.entity_id` and the ancestry the agent put in each event, not by name or time alone.
-   * The newest RELATED_SCAN alerts of the host in the window are looked at; undefined when the
+   * The newest RELATED_SCAN alerts of the agent in the window are looked at; undefined when the
    * alert does not exist.
    */
   related(id: string): RelatedAlert[] | undefined {
-    const row = this.#db.prepare<[string], { seq: number; agent_id: string; host: string; time: number; last_seen: number; doc: string }>('SELECT seq, agent_id, host, time, last_seen, doc FROM alerts WHERE id = ?').get(id);
+    const row = this.#db.prepare<[string], { seq: number; agent_id: string; time: number; last_seen: number; procs: string | null }>('SELECT seq, agent_id, time, last_seen, procs FROM alerts WHERE id = ?').get(id);
     if (row === undefined) return undefined;
-    const own = processesOf((JSON.parse(row.doc) as Alert).events);
+    const own = this.#processesOf(row);
     if (own.acting.size === 0 && own.lineage.size === 0) return [];
-    this.#related ??= this.#db.prepare(
-      'SELECT seq, id, time, status, agent_id, doc FROM alerts WHERE host = ? AND time <= ? AND last_seen >= ? AND seq != ? ORDER BY time DESC LIMIT ?',
-    );
-    const candidates = this.#related.all(row.host, row.last_seen + RELATED_WINDOW_MS, row.time - RELATED_WINDOW_MS, row.seq, RELATED_SCAN);
+    // The agent's own alerts (the one the certificate named), through their index; only the small
+    // `procs` document of each, the whole alert document only for those related.
+    this.#related ??= this.#db.prepare('SELECT seq, id, time, status, procs FROM alerts WHERE agent_id = ? AND time <= ? AND last_seen >= ? AND seq != ? ORDER BY time DESC LIMIT ?');
+    this.#relatedDoc ??= this.#db.prepare("SELECT json_extract(doc, '$.rule.id') AS rule_id, json_extract(doc, '$.rule.title') AS title, json_extract(doc, '$.rule.severity') AS severity, json_extract(doc, '$.message') AS message FROM alerts WHERE seq = ?");
+    const candidates = this.#related.all(row.agent_id, row.last_seen + RELATED_WINDOW_MS, row.time - RELATED_WINDOW_MS, row.seq, RELATED_SCAN);
     const related: RelatedAlert[] = [];
     for (const candidate of candidates) {
-      // The host name is the enrolled one, but two enrolments may share it: one agent's ids only.
-      if (candidate.agent_id !== row.agent_id) continue;
-      const doc = JSON.parse(candidate.doc) as Alert;
-      const theirs = processesOf(doc.events);
-      const link = linkOf(own, theirs);
+      const link = linkOf(own, this.#processesOf(candidate));
       if (link === undefined) continue;
-      related.push({ id: candidate.id, '@timestamp': iso(candidate.time), rule: { id: doc.rule.id, title: doc.rule.title, severity: doc.rule.severity }, status: candidate.status as AlertStatus, message: doc.message, relation: link.relation, process: link.process });
+      const doc = this.#relatedDoc.get(candidate.seq) as { rule_id: string; title: string; severity: Severity; message: string };
+      related.push({ id: candidate.id, '@timestamp': iso(candidate.time), rule: { id: doc.rule_id, title: doc.title, severity: doc.severity }, status: candidate.status as AlertStatus, message: doc.message, relation: link.relation, process: link.process });
       if (related.length >= MAX_RELATED) break;
     }
     // Oldest first: the order the intrusion happened in.
     return related.reverse();
+  }
+
+  /** An alert's processes: from its `procs` column, or (an alert from before it) its document. */
+  #processesOf(row: { seq: number; procs: string | null }): AlertProcesses {
+    if (row.procs !== null) return unpackProcesses(row.procs);
+    const doc = this.#foldDoc.get(row.seq) as { doc: string };
+    return processesOf((JSON.parse(doc.doc) as Alert).events);
   }
 
   get(id: string): (Alert & { comments: AlertComment[] }) | undefined {
@@ -657,6 +675,19 @@ function processesOf(events: readonly Readonly<Record<string, unknown>>[]): Aler
     if (Array.isArray(ancestors)) for (const ancestor of ancestors) add(lineage, processRef(ancestor));
   }
   return { acting, lineage };
+}
+
+/** An alert's processes as its `procs` column keeps them: `[entity id, pid, name]` each. */
+function packProcesses(processes: AlertProcesses): string {
+  const pack = (refs: Map<string, ProcessRef>) => [...refs.values()].map((r) => [r.entity_id, r.pid ?? null, r.name ?? null]);
+  return JSON.stringify({ acting: pack(processes.acting), lineage: pack(processes.lineage) });
+}
+
+function unpackProcesses(text: string): AlertProcesses {
+  const packed = JSON.parse(text) as { acting: [string, number | null, string | null][]; lineage: [string, number | null, string | null][] };
+  const unpack = (list: [string, number | null, string | null][]) =>
+    new Map(list.map(([entity, pid, name]): [string, ProcessRef] => [entity, { entity_id: entity, ...(pid === null ? {} : { pid }), ...(name === null ? {} : { name }) }]));
+  return { acting: unpack(packed.acting), lineage: unpack(packed.lineage) };
 }
 
 /** How `theirs` is related to `own`, through which process, or undefined. */
