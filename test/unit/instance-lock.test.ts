@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -75,6 +75,33 @@ describe('the agent\'s lock on its data folder', () => {
     assert.equal(won.length, 1, results.map((r) => r.status).join(', '));
     assert.ok(results.every((r) => r.status === 'fulfilled' || isBusy(r.reason)));
     won[0]!.value.release();
+  });
+
+  it('makes its socket file again when it is removed, so no second agent starts beside it; says when another has it', async () => {
+    const dir = folder();
+    const file = path.join(dir, LOCK_SOCKET);
+    const lock = await InstanceLock.acquire(dir, busy);
+    assert.equal(await lock.check(), 'held');
+    unlinkSync(file);
+    assert.equal(await InstanceLock.held(dir), false, 'nobody answers on a removed file');
+    assert.equal(await lock.check(), 'restored');
+    assert.equal(await InstanceLock.held(dir), true);
+    await assert.rejects(InstanceLock.acquire(dir, busy), isBusy);
+    // Removed, and taken by another agent before the check: lost, and its release leaves the other's file.
+    unlinkSync(file);
+    const other = await InstanceLock.acquire(dir, busy);
+    assert.equal(await lock.check(), 'lost');
+    lock.release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await InstanceLock.held(dir), true, 'the other agent\'s socket is still there');
+    other.release();
+  });
+
+  it('gives a coded error, not a wrong \'agent running\', when the stale socket cannot be removed or a takeover never ends', async () => {
+    // A folder where the socket should be: nobody listens, and it cannot be unlinked.
+    const dir = folder();
+    mkdirSync(path.join(dir, LOCK_SOCKET));
+    await assert.rejects(InstanceLock.acquire(dir, busy), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_SPOOL_IO');
   });
 
   it('says why a socket cannot be made there: a path too long for a Unix socket', async () => {

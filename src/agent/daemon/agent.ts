@@ -54,6 +54,8 @@ const DROP_REPORT_MS = 10_000;
 /** How long the agent's start (or a reload of every plugin) waits for the plugins' HELLOs. */
 const PLUGIN_START_WAIT_MS = 5000;
 const SELF_SAMPLE_MS = 1000;
+/** How often the agent looks that its data folder's lock socket is still there (instance-lock.ts). */
+const LOCK_CHECK_MS = 5000;
 /** How often a reload's metrics address that could not be bound is tried again. */
 const METRICS_RETRY_MS = 10_000;
 /** In the data folder: the group configuration that ran last, for the next start. */
@@ -219,6 +221,8 @@ export class Agent {
   private stopped = false;
   /** The agent's hold on its data folder (./instance-lock.ts), from the start to the end of stop(). */
   private lock: InstanceLock | undefined;
+  /** The lock was found taken by another process (said once). */
+  private lockLost = false;
   private reloading: Promise<ReloadResult> | undefined;
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
@@ -268,6 +272,7 @@ export class Agent {
       this.writeRunFile();
       this.timers.push(setInterval(() => this.reportDrops(), DROP_REPORT_MS));
       this.timers.push(setInterval(() => this.watchSelf(), SELF_SAMPLE_MS));
+      this.timers.push(setInterval(() => void this.watchLock(), LOCK_CHECK_MS));
       this.scheduleHeartbeat();
       if (this.pipeline.outputs.length === 0) this.log.warn('no output is enabled: events are counted and discarded');
       this.log.info('agent started', { version: this.options.version, pid: process.pid, outputs: this.pipeline.outputs.map((o) => o.name), plugins: this.supervisor.names(), cgroup: this.cgroupState });
@@ -992,6 +997,20 @@ export class Agent {
   private reportDrops(): void {
     for (const drop of this.drops.diff(this.dropCounts())) {
       this.emit(this.stamp.complete('agent_drop', { hades: { backend: 'agent', drops: drop } }));
+    }
+  }
+
+  /**
+   * The data folder's lock socket removed while the agent runs would let a second agent start
+   * beside it: it is made again, and if another process has it meanwhile, that is said loudly
+   * (once), since two agents now share the folder's spool.
+   */
+  private async watchLock(): Promise<void> {
+    const state = await this.lock?.check();
+    if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
+    if (state === 'lost' && !this.lockLost) {
+      this.lockLost = true;
+      this.log.error('another process holds this agent\'s data folder lock: its socket was removed and taken; two agents may share the folder', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
     }
   }
 

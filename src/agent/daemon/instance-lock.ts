@@ -24,23 +24,31 @@ export const LOCK_SOCKET = 'agent.sock';
 const MAX_SOCKET_PATH = 107;
 /** A takeover folder older than this was left by an agent that died while taking the socket over. */
 const STALE_TAKEOVER_MS = 10_000;
-const ATTEMPTS = 20;
 const RETRY_MS = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function listen(server: Server, file: string): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
-    const failed = (error: NodeJS.ErrnoException) => resolve(error);
-    server.once('error', failed);
-    server.listen({ path: file, exclusive: true }, () => {
+    const listening = () => {
       server.off('error', failed);
       resolve(undefined);
-    });
+    };
+    const failed = (error: NodeJS.ErrnoException) => {
+      server.off('listening', listening);
+      resolve(error);
+    };
+    server.once('error', failed);
+    server.once('listening', listening);
+    server.listen({ path: file, exclusive: true });
   });
 }
 
-/** Whether a process listens on the socket file now: true, false, or undefined when it cannot be told (no permission). */
+/**
+ * Whether a process listens on the socket file now: true, false (no file, or the connection
+ * refused: nobody listens), or undefined when this user may not look. Any other failure (a full
+ * backlog while the agent is busy, no descriptors left) is not proof that nobody listens: true.
+ */
 function answers(file: string, timeoutMs: number): Promise<boolean | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ path: file });
@@ -52,15 +60,31 @@ function answers(file: string, timeoutMs: number): Promise<boolean | undefined> 
     // A listener that does not answer in time is still a listener (only root makes the file).
     const timer = setTimeout(() => done(true), timeoutMs);
     socket.once('connect', () => done(true));
-    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'EACCES' || error.code === 'EPERM' ? undefined : false));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') done(false);
+      else done(error.code === 'EACCES' || error.code === 'EPERM' ? undefined : true);
+    });
   });
+}
+
+/** The socket file's inode, or undefined when it is gone. */
+function inodeOf(file: string): number | undefined {
+  try {
+    return statSync(file).ino;
+  } catch {
+    return undefined;
+  }
 }
 
 export class InstanceLock {
   #server: Server | undefined;
+  readonly #file: string;
+  #inode: number | undefined;
 
-  private constructor(server: Server) {
+  private constructor(server: Server, file: string, inode: number | undefined) {
     this.#server = server;
+    this.#file = file;
+    this.#inode = inode;
   }
 
   /**
@@ -76,32 +100,32 @@ export class InstanceLock {
     }
     const takeover = `${file}.takeover`;
     const server = createServer((socket) => socket.destroy());
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const give = (error: HadesError): never => {
+      server.close();
+      throw error;
+    };
+    // Long enough to outlast a takeover folder left by an agent that died in its takeover.
+    const deadline = Date.now() + STALE_TAKEOVER_MS + 2000;
+    for (;;) {
       const error = await listen(server, file);
       if (error === undefined) {
         // Errors on the listening socket later end nowhere: it only answers probes.
         server.on('error', () => undefined);
         server.unref();
-        return new InstanceLock(server);
+        return new InstanceLock(server, file, inodeOf(file));
       }
-      if (error.code !== 'EADDRINUSE') {
-        server.close();
-        throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error });
-      }
-      if ((await answers(file, 2000)) !== false) {
-        server.close();
-        throw busy();
-      }
+      if (error.code !== 'EADDRINUSE') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error }));
+      if ((await answers(file, 2000)) !== false) give(busy());
+      if (Date.now() > deadline) give(new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`));
       // Left by an agent that died: one starting agent at a time removes it and listens.
       try {
         mkdirSync(takeover, { mode: 0o700 });
       } catch (mkdirError) {
-        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') {
-          server.close();
-          throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError });
-        }
+        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError }));
         try {
-          if (Date.now() - statSync(takeover).mtimeMs > STALE_TAKEOVER_MS) rmdirSync(takeover);
+          // Stale when old, or from the future (the clock was set back since).
+          const age = Date.now() - statSync(takeover).mtimeMs;
+          if (age > STALE_TAKEOVER_MS || age < -1000) rmdirSync(takeover);
         } catch {
           // Gone meanwhile: the other agent finished its takeover.
         }
@@ -111,8 +135,8 @@ export class InstanceLock {
       try {
         // Still no one behind it now that this agent alone may take it over?
         if ((await answers(file, 2000)) === false) unlinkSync(file);
-      } catch {
-        // Removed meanwhile.
+      } catch (unlinkError) {
+        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError }));
       } finally {
         try {
           rmdirSync(takeover);
@@ -121,8 +145,6 @@ export class InstanceLock {
         }
       }
     }
-    server.close();
-    throw busy();
   }
 
   /**
@@ -134,9 +156,42 @@ export class InstanceLock {
     return Buffer.byteLength(file) > MAX_SOCKET_PATH ? Promise.resolve(false) : answers(file, timeoutMs);
   }
 
-  /** Lets the folder go (once; later calls do nothing); the socket file goes with it. */
+  /**
+   * Looks whether the socket file is still this agent's (the agent calls it every few seconds):
+   * removed (by hand, by a cleanup of the folder), it is made again, so that a second agent cannot
+   * start beside this one. Returns what it found: 'held', 'restored', or 'lost' when another
+   * process has the file now (an agent started while it was missing), which the caller reports.
+   */
+  async check(): Promise<'held' | 'restored' | 'lost'> {
+    if (this.#server === undefined) return 'lost';
+    const now = inodeOf(this.#file);
+    if (now !== undefined && now === this.#inode) return 'held';
+    if (now !== undefined) return 'lost';
+    // Gone: close the old server first (Node removes the path a server listened on when it
+    // closes, and the path is about to be the new one's), then listen on the path again.
+    this.#server.close();
+    const server = createServer((socket) => socket.destroy());
+    if ((await listen(server, this.#file)) !== undefined) {
+      server.close();
+      this.#server = undefined;
+      return 'lost';
+    }
+    server.on('error', () => undefined);
+    server.unref();
+    this.#server = server;
+    this.#inode = inodeOf(this.#file);
+    return 'restored';
+  }
+
+  /**
+   * Lets the folder go (once; later calls do nothing); the socket file goes with it. When the
+   * path is another process's now, the server is left open (unreferenced) until this process
+   * exits: closing it would remove that process's socket file.
+   */
   release(): void {
-    this.#server?.close();
+    if (this.#server === undefined) return;
+    const now = inodeOf(this.#file);
+    if (now === undefined || now === this.#inode) this.#server.close();
     this.#server = undefined;
   }
 }
