@@ -90,10 +90,10 @@ export const ALERTS_MIGRATIONS: readonly string[] = [
   'ALTER TABLE alerts ADD COLUMN kept TEXT;',
   // The processes the kept events are about and their parents and ancestors (packProcesses: a
   // small JSON document), read by `related` for each alert of the agent in its window instead of
-  // the whole document; and the agent's alerts by time, where it looks. NULL for alerts from
-  // before: read from the document.
+  // parsing the whole document; and the agent's alerts by time, with their last time in the index
+  // so that the window is found there. NULL for alerts from before: read from the document.
   `ALTER TABLE alerts ADD COLUMN procs TEXT;
-   CREATE INDEX alerts_agent_time ON alerts (agent_id, time);`,
+   CREATE INDEX alerts_agent_time ON alerts (agent_id, time, last_seen);`,
 ];
 
 /**
