@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { InstanceLock, LOCK_SOCKET } from '../../src/agent/daemon/instance-lock.js';
+import { holdsFilesIn, InstanceLock, LOCK_SOCKET } from '../../src/agent/daemon/instance-lock.js';
 import { HadesError } from '../../src/common/errors.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-lock-'));
@@ -102,6 +102,26 @@ describe('the agent\'s lock on its data folder', () => {
     const dir = folder();
     mkdirSync(path.join(dir, LOCK_SOCKET));
     await assert.rejects(InstanceLock.acquire(dir, busy), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_SPOOL_IO');
+  });
+
+  it('knows an agent of an older release by the files it has open in the folder, not by its name', async () => {
+    const dir = folder();
+    const spool = path.join(dir, 'spool.log');
+    writeFileSync(spool, 'x');
+    // A process that holds a file of the folder open, as an older agent holds its spool.
+    const holder = spawn('bash', ['-c', `exec 3<${JSON.stringify(spool)}; echo up; exec sleep 30`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // And one called ssh-agent with nothing of the folder open.
+    const stranger = spawn('bash', ['-c', 'echo up; exec -a ssh-agent sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await Promise.all([once(holder.stdout, 'data'), once(stranger.stdout, 'data')]);
+      assert.equal(holdsFilesIn(holder.pid!, dir), true);
+      assert.equal(holdsFilesIn(stranger.pid!, dir), false);
+      assert.equal(holdsFilesIn(process.pid, dir), false, 'never this process');
+      assert.equal(holdsFilesIn(2 ** 31 - 1, dir), false, 'nor one that is gone');
+    } finally {
+      holder.kill('SIGKILL');
+      stranger.kill('SIGKILL');
+    }
   });
 
   it('says why a socket cannot be made there: a path too long for a Unix socket', async () => {

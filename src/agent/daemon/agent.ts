@@ -45,7 +45,7 @@ import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
 import { AddressHolds } from '../transport/holds.js';
 import { TaskLedger } from '../transport/tasks.js';
-import { InstanceLock } from './instance-lock.js';
+import { holdsFilesIn, InstanceLock } from './instance-lock.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
 
@@ -298,6 +298,9 @@ export class Agent {
     } catch (error) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
+    // An agent of a release before the lock socket holds none: known by the files it has open here.
+    const previous = runFileOf(dir);
+    if (previous !== undefined && holdsFilesIn(previous.pid, dir)) throw agentRunning(dir);
     this.lock = await InstanceLock.acquire(dir, () => agentRunning(dir));
     this.writeRunFile();
   }

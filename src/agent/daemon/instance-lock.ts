@@ -14,7 +14,7 @@
  * out of its own process.) `hades agent status` connects to the socket to learn whether an agent
  * holds the folder.
  */
-import { mkdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
@@ -195,3 +195,34 @@ export class InstanceLock {
     this.#server = undefined;
   }
 }
+
+/**
+ * Whether process `pid` has a file under `dataDir` open: an agent of a release from before the
+ * lock socket, which holds its spool files open but no socket, still uses the folder. Looked at
+ * only for the process its run file names, and by what it has open, not by its name: after a
+ * reboot that pid may be any program's.
+ */
+export function holdsFilesIn(pid: number, dataDir: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  let dir: string;
+  try {
+    dir = `${realpathSync(dataDir)}/`;
+  } catch {
+    return false;
+  }
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone, or not ours to look at
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir)) return true;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return false;
+}
+
