@@ -111,6 +111,15 @@ describe('hades rules match', () => {
     assert.match(bad.stderr, /HADES_ERR_EVENTS_READ: cannot read the events from .*damaged\.ndjson\.gz after line \d+: Z_/);
   });
 
+  it('warns when the events come newest first, as hades search prints them, since sequences need them in order', async () => {
+    const spread = ['id', 'whoami', 'uname'].map((name, i) => exec(`e-late-${i}`, [name], `2024-03-01T10:0${i}:00.000Z`));
+    const r = await runHades(['rules', 'match', '-'], { input: ndjson([...spread].reverse()), timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /most events are older than the one before them .*\| tac \|/);
+    const inOrder = await runHades(['rules', 'match', '-'], { input: ndjson(spread), timeoutMs: 60_000 });
+    assert.doesNotMatch(inOrder.stderr, /older than the one before/);
+  });
+
   it('refuses what it cannot run, coded: no events file, a file it cannot read, no rules at all', async () => {
     const missing = await runHades(['rules', 'match']);
     assert.equal(missing.status, 2);
