@@ -26,8 +26,6 @@ import { shown } from '../terminal.js';
 
 /** Every this many events, the correlation groups whose window ended an hour before the newest event (in event time) are let go. */
 const EXPIRE_EVERY_EVENTS = 10_000;
-/** An event older than the one before it by more than this counts as out of order. */
-const BACKWARDS_MS = 1000;
 /** Bad lines reported one by one; the others are counted in the summary. */
 const MAX_LINE_PROBLEMS = 20;
 
@@ -94,7 +92,7 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
   // What did not load is said first (rules test says more); the rest run.
   for (const p of capProblems(problems.filter((x) => x.severity === 'error'))) context.stderr.write(`${formatProblem(p)}\n`);
   const json = options['json'] === true;
-  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {}, newest: 0, previous: 0, backwards: 0 };
+  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {}, newest: 0, previous: 0, backwards: 0, forwards: 0 };
   for (const source of sources) {
     if (context.signal.aborted) break;
     await matchStream(context, await openEvents(source), ruleSet, json, source === '-' ? 'stdin' : source, totals);
@@ -103,7 +101,7 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
     .map(([severity, n]) => `${n} ${severity}`)
     .join(', ');
   // Sequences need their steps in order: a capture read newest first (as hades search prints) is said so.
-  if (totals.backwards * 2 > totals.events && totals.events > 1) {
+  if (totals.backwards >= 2 && totals.backwards > 2 * totals.forwards) {
     context.stderr.write('hades: most events are older than the one before them (hades search prints newest first): sequences need the events oldest first; reverse the lines (| tac |)\n');
   }
   context.stderr.write(
@@ -119,9 +117,10 @@ interface Totals {
   readonly bySeverity: Record<string, number>;
   /** The newest @timestamp read so far (ms): the correlation state's clock. */
   newest: number;
-  /** The last event's @timestamp, and how many events were more than BACKWARDS_MS older than the one before. */
+  /** The last event's @timestamp, and how many events were older, and newer, than the one before. */
   previous: number;
   backwards: number;
+  forwards: number;
 }
 
 /** Matches the events of one source, adding to `totals`. */
@@ -148,7 +147,8 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
       totals.events++;
       const time = Date.parse(text(field(event as Record<string, unknown>, '@timestamp')) ?? '');
       if (Number.isFinite(time)) {
-        if (time < totals.previous - BACKWARDS_MS) totals.backwards++;
+        if (totals.previous > 0 && time < totals.previous) totals.backwards++;
+        else if (totals.previous > 0 && time > totals.previous) totals.forwards++;
         totals.previous = time;
         if (time > totals.newest) totals.newest = time;
       }
