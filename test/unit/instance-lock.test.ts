@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { holdsFilesIn, InstanceLock, LOCK_SOCKET } from '../../src/agent/daemon/instance-lock.js';
+import { holdsFilesIn, InstanceLock, LOCK_SOCKET, processStartMs } from '../../src/agent/daemon/instance-lock.js';
 import { HadesError } from '../../src/common/errors.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-lock-'));
@@ -97,6 +97,26 @@ describe('the agent\'s lock on its data folder', () => {
     other.release();
   });
 
+  it('says \'missing\' while its folder is gone and takes the lock back once it is there again; a release during a check leaves nothing listening', async () => {
+    const dir = folder();
+    const lock = await InstanceLock.acquire(dir, busy);
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(await lock.check(), 'missing');
+    assert.equal(await lock.check(), 'missing', 'again at the next check, not given up');
+    mkdirSync(dir, { mode: 0o700 });
+    assert.equal(await lock.check(), 'restored');
+    assert.equal(await InstanceLock.held(dir), true);
+    // A check under way when the agent stops.
+    unlinkSync(path.join(dir, LOCK_SOCKET));
+    const checking = lock.check();
+    lock.release();
+    await checking;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await InstanceLock.held(dir), false, 'nothing listens after the release');
+    const next = await InstanceLock.acquire(dir, busy);
+    next.release();
+  });
+
   it('gives a coded error, not a wrong \'agent running\', when the stale socket cannot be removed or a takeover never ends', async () => {
     // A folder where the socket should be: nobody listens, and it cannot be unlinked.
     const dir = folder();
@@ -114,10 +134,21 @@ describe('the agent\'s lock on its data folder', () => {
     const stranger = spawn('bash', ['-c', 'echo up; exec -a ssh-agent sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await Promise.all([once(holder.stdout, 'data'), once(stranger.stdout, 'data')]);
-      assert.equal(holdsFilesIn(holder.pid!, dir), true);
-      assert.equal(holdsFilesIn(stranger.pid!, dir), false);
-      assert.equal(holdsFilesIn(process.pid, dir), false, 'never this process');
-      assert.equal(holdsFilesIn(2 ** 31 - 1, dir), false, 'nor one that is gone');
+      const started = (pid: number) => processStartMs(pid) ?? NaN;
+      assert.equal(holdsFilesIn(holder.pid!, started(holder.pid!), dir), true);
+      assert.equal(holdsFilesIn(holder.pid!, started(holder.pid!) - 3_600_000, dir), false, 'a run file from another start of that pid');
+      assert.equal(holdsFilesIn(stranger.pid!, started(stranger.pid!), dir), false);
+      assert.equal(holdsFilesIn(2 ** 31 - 1, Date.now(), dir), false, 'nor one that is gone');
+      // This process, and one of its threads, with a file of the folder open: never taken for another agent.
+      const fd = openSync(spool, 'r');
+      try {
+        assert.equal(holdsFilesIn(process.pid, started(process.pid), dir), false, 'never this process');
+        const thread = readdirSync('/proc/self/task').map(Number).find((tid) => tid !== process.pid);
+        assert.ok(thread !== undefined);
+        assert.equal(holdsFilesIn(thread, started(process.pid), dir), false, 'a thread id is no process');
+      } finally {
+        closeSync(fd);
+      }
     } finally {
       holder.kill('SIGKILL');
       stranger.kill('SIGKILL');

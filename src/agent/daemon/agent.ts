@@ -45,7 +45,7 @@ import type { Identity } from '../transport/enroll.js';
 import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
 import { AddressHolds } from '../transport/holds.js';
 import { TaskLedger } from '../transport/tasks.js';
-import { holdsFilesIn, InstanceLock } from './instance-lock.js';
+import { hasLockSocket, holdsFilesIn, InstanceLock } from './instance-lock.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
 
@@ -223,6 +223,8 @@ export class Agent {
   private lock: InstanceLock | undefined;
   /** The lock was found taken by another process (said once). */
   private lockLost = false;
+  /** What the last check of the lock found. */
+  private lockState: string | undefined;
   private reloading: Promise<ReloadResult> | undefined;
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
@@ -298,9 +300,10 @@ export class Agent {
     } catch (error) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
-    // An agent of a release before the lock socket holds none: known by the files it has open here.
+    // An agent of a release before the lock socket holds none: known by the files it has open here
+    // (a folder with the socket file is this release's, and the socket decides).
     const previous = runFileOf(dir);
-    if (previous !== undefined && holdsFilesIn(previous.pid, dir)) throw agentRunning(dir);
+    if (previous !== undefined && !hasLockSocket(dir) && holdsFilesIn(previous.pid, Date.parse(previous.started), dir)) throw agentRunning(dir);
     this.lock = await InstanceLock.acquire(dir, () => agentRunning(dir));
     this.writeRunFile();
   }
@@ -1010,7 +1013,11 @@ export class Agent {
    */
   private async watchLock(): Promise<void> {
     const state = await this.lock?.check();
+    // Said when it changes, not every check.
+    if (state === this.lockState) return;
+    this.lockState = state;
     if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
+    if (state === 'missing') this.log.warn('the data folder\'s lock socket was removed and cannot be made again now (is the folder gone?); trying again', { code: 'HADES_ERR_SPOOL_IO', data_dir: this.config.agent.data_dir });
     if (state === 'lost' && !this.lockLost) {
       this.lockLost = true;
       this.log.error('another process holds this agent\'s data folder lock: its socket was removed and taken; two agents may share the folder', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });

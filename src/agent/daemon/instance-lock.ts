@@ -14,7 +14,7 @@
  * out of its own process.) `hades agent status` connects to the socket to learn whether an agent
  * holds the folder.
  */
-import { mkdirSync, readdirSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
@@ -67,6 +67,9 @@ function answers(file: string, timeoutMs: number): Promise<boolean | undefined> 
   });
 }
 
+/** Whether the folder has a lock socket file (of a live agent or not): an agent of this release used it. */
+export const hasLockSocket = (dataDir: string): boolean => existsSync(path.join(dataDir, LOCK_SOCKET));
+
 /** The socket file's inode, or undefined when it is gone. */
 function inodeOf(file: string): number | undefined {
   try {
@@ -78,6 +81,7 @@ function inodeOf(file: string): number | undefined {
 
 export class InstanceLock {
   #server: Server | undefined;
+  #released = false;
   readonly #file: string;
   #inode: number | undefined;
 
@@ -159,25 +163,37 @@ export class InstanceLock {
   /**
    * Looks whether the socket file is still this agent's (the agent calls it every few seconds):
    * removed (by hand, by a cleanup of the folder), it is made again, so that a second agent cannot
-   * start beside this one. Returns what it found: 'held', 'restored', or 'lost' when another
-   * process has the file now (an agent started while it was missing), which the caller reports.
+   * start beside this one. Returns what it found: 'held', 'restored', 'missing' when it cannot be
+   * made again now (the folder itself is gone: tried again at the next check), or 'lost' when
+   * another process has the file now (an agent started while it was missing), which the caller
+   * reports.
    */
-  async check(): Promise<'held' | 'restored' | 'lost'> {
-    if (this.#server === undefined) return 'lost';
+  async check(): Promise<'held' | 'restored' | 'missing' | 'lost'> {
+    if (this.#released) return 'held';
     const now = inodeOf(this.#file);
-    if (now !== undefined && now === this.#inode) return 'held';
-    if (now !== undefined) return 'lost';
-    // Gone: close the old server first (Node removes the path a server listened on when it
-    // closes, and the path is about to be the new one's), then listen on the path again.
-    this.#server.close();
-    const server = createServer((socket) => socket.destroy());
-    if ((await listen(server, this.#file)) !== undefined) {
-      server.close();
+    if (this.#server !== undefined) {
+      if (now !== undefined && now === this.#inode) return 'held';
+      if (now !== undefined) return 'lost';
+      // Gone: close the old server first (Node removes the path a server listened on when it
+      // closes, and the path is about to be the new one's), then listen on the path again.
+      this.#server.close();
       this.#server = undefined;
+    } else if (now !== undefined) {
       return 'lost';
+    }
+    const server = createServer((socket) => socket.destroy());
+    const error = await listen(server, this.#file);
+    if (error !== undefined) {
+      server.close();
+      return error.code === 'EADDRINUSE' ? 'lost' : 'missing';
     }
     server.on('error', () => undefined);
     server.unref();
+    if (this.#released) {
+      // Released while this check listened: the new server goes with it.
+      server.close();
+      return 'held';
+    }
     this.#server = server;
     this.#inode = inodeOf(this.#file);
     return 'restored';
@@ -189,6 +205,7 @@ export class InstanceLock {
    * exits: closing it would remove that process's socket file.
    */
   release(): void {
+    this.#released = true;
     if (this.#server === undefined) return;
     const now = inodeOf(this.#file);
     if (now === undefined || now === this.#inode) this.#server.close();
@@ -196,14 +213,43 @@ export class InstanceLock {
   }
 }
 
+/** When process `pid` started (ms since the epoch), from /proc; undefined when it cannot be read. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces and parentheses): the 22nd is the start, in clock ticks after boot.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    if (!Number.isFinite(ticks) || boot === null) return undefined;
+    // USER_HZ is 100 on every Linux architecture Hades runs on.
+    return Number(boot[1]) * 1000 + ticks * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How far apart a run file's `started` and its process's start may be (the agent writes it after loading). */
+const START_SKEW_MS = 60_000;
+
 /**
- * Whether process `pid` has a file under `dataDir` open: an agent of a release from before the
- * lock socket, which holds its spool files open but no socket, still uses the folder. Looked at
- * only for the process its run file names, and by what it has open, not by its name: after a
- * reboot that pid may be any program's.
+ * Whether the agent a run file names (`pid`, started at `startedMs`) still runs with a file under
+ * `dataDir` open: an agent of a release before the lock socket, which holds its spool files open
+ * (an http or server output's) but no socket, still uses the folder. The process must be that
+ * agent: the same pid, a process and not a thread of one, started when the run file says; not any
+ * program that has the pid after a reboot, nor one known by its name.
  */
-export function holdsFilesIn(pid: number, dataDir: string): boolean {
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+export function holdsFilesIn(pid: number, startedMs: number, dataDir: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !Number.isFinite(startedMs)) return false;
+  try {
+    // A thread id is a /proc entry too: only a process (thread group leader) counts.
+    const tgid = /^Tgid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (tgid === null || Number(tgid[1]) !== pid) return false;
+  } catch {
+    return false; // gone, or not ours to look at
+  }
+  const start = processStartMs(pid);
+  if (start === undefined || Math.abs(start - startedMs) > START_SKEW_MS) return false;
   let dir: string;
   try {
     dir = `${realpathSync(dataDir)}/`;
@@ -214,7 +260,7 @@ export function holdsFilesIn(pid: number, dataDir: string): boolean {
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
-    return false; // gone, or not ours to look at
+    return false;
   }
   for (const fd of fds) {
     try {
@@ -225,4 +271,3 @@ export function holdsFilesIn(pid: number, dataDir: string): boolean {
   }
   return false;
 }
-
