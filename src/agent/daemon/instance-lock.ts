@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpat
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
+import { parseProcStat } from '../tree.js';
 
 export const LOCK_SOCKET = 'agent.sock';
 /** The longest path a Unix socket takes (sun_path's 108 bytes, the last a NUL). */
@@ -28,20 +29,33 @@ const RETRY_MS = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function listen(server: Server, file: string): Promise<NodeJS.ErrnoException | undefined> {
-  return new Promise((resolve) => {
+/**
+ * A server listening on the socket file (it answers a probe by closing it), or why it could not
+ * listen (the server then closed).
+ */
+async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
+  const server = createServer((socket) => socket.destroy());
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const listening = () => {
       server.off('error', failed);
       resolve(undefined);
     };
-    const failed = (error: NodeJS.ErrnoException) => {
+    const failed = (failure: NodeJS.ErrnoException) => {
       server.off('listening', listening);
-      resolve(error);
+      resolve(failure);
     };
     server.once('error', failed);
     server.once('listening', listening);
     server.listen({ path: file, exclusive: true });
   });
+  if (error !== undefined) {
+    server.close();
+    return error;
+  }
+  // Errors on the listening socket later end nowhere: it only answers probes.
+  server.on('error', () => undefined);
+  server.unref();
+  return server;
 }
 
 /**
@@ -103,29 +117,19 @@ export class InstanceLock {
       throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: a Unix socket path has at most ${MAX_SOCKET_PATH} bytes; give agent.data_dir a shorter path`);
     }
     const takeover = `${file}.takeover`;
-    const server = createServer((socket) => socket.destroy());
-    const give = (error: HadesError): never => {
-      server.close();
-      throw error;
-    };
     // Long enough to outlast a takeover folder left by an agent that died in its takeover.
     const deadline = Date.now() + STALE_TAKEOVER_MS + 2000;
     for (;;) {
-      const error = await listen(server, file);
-      if (error === undefined) {
-        // Errors on the listening socket later end nowhere: it only answers probes.
-        server.on('error', () => undefined);
-        server.unref();
-        return new InstanceLock(server, file, inodeOf(file));
-      }
-      if (error.code !== 'EADDRINUSE') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error }));
-      if ((await answers(file, 2000)) !== false) give(busy());
-      if (Date.now() > deadline) give(new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`));
+      const error = await listenOn(file);
+      if (!(error instanceof Error)) return new InstanceLock(error, file, inodeOf(file));
+      if (error.code !== 'EADDRINUSE') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error });
+      if ((await answers(file, 2000)) !== false) throw busy();
+      if (Date.now() > deadline) throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`);
       // Left by an agent that died: one starting agent at a time removes it and listens.
       try {
         mkdirSync(takeover, { mode: 0o700 });
       } catch (mkdirError) {
-        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError }));
+        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError });
         try {
           // Stale when old, or from the future (the clock was set back since).
           const age = Date.now() - statSync(takeover).mtimeMs;
@@ -140,7 +144,7 @@ export class InstanceLock {
         // Still no one behind it now that this agent alone may take it over?
         if ((await answers(file, 2000)) === false) unlinkSync(file);
       } catch (unlinkError) {
-        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') give(new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError }));
+        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError });
       } finally {
         try {
           rmdirSync(takeover);
@@ -181,14 +185,8 @@ export class InstanceLock {
     } else if (now !== undefined) {
       return 'lost';
     }
-    const server = createServer((socket) => socket.destroy());
-    const error = await listen(server, this.#file);
-    if (error !== undefined) {
-      server.close();
-      return error.code === 'EADDRINUSE' ? 'lost' : 'missing';
-    }
-    server.on('error', () => undefined);
-    server.unref();
+    const server = await listenOn(this.#file);
+    if (server instanceof Error) return server.code === 'EADDRINUSE' ? 'lost' : 'missing';
     if (this.#released) {
       // Released while this check listened: the new server goes with it.
       server.close();
@@ -216,14 +214,11 @@ export class InstanceLock {
 /** When process `pid` started (ms since the epoch), from /proc; undefined when it cannot be read. */
 export function processStartMs(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces and parentheses): the 22nd is the start, in clock ticks after boot.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]);
+    const stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
     const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-    if (!Number.isFinite(ticks) || boot === null) return undefined;
+    if (stat === undefined || boot === null) return undefined;
     // USER_HZ is 100 on every Linux architecture Hades runs on.
-    return Number(boot[1]) * 1000 + ticks * 10;
+    return Number(boot[1]) * 1000 + stat.startTicks * 10;
   } catch {
     return undefined;
   }
