@@ -21,6 +21,7 @@ import { createGunzip } from 'node:zlib';
 import { HadesError } from '../../common/errors.js';
 import { capProblems, formatProblem, loadRules, type Match, type RuleSet } from '../../rules/index.js';
 import { readDefaultPack, readRuleFiles } from '../../runtime/rule-pack.js';
+import { readField, readText } from '../../server/alerts/detector.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 
@@ -29,26 +30,18 @@ const EXPIRE_EVERY_EVENTS = 10_000;
 /** Bad lines reported one by one; the others are counted in the summary. */
 const MAX_LINE_PROBLEMS = 20;
 
-const text = (value: unknown): string | undefined => (typeof value === 'string' || typeof value === 'number' ? String(value) : undefined);
-
-function field(event: Readonly<Record<string, unknown>>, dotted: string): unknown {
-  let v: unknown = event;
-  for (const key of dotted.split('.')) v = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
-  return v;
-}
-
 /** One match as `--json` prints it: the alert the server would raise, without its triage. */
 function matchDocument(m: Match, file: string, line: number): Record<string, unknown> {
   const e = m.event;
-  const process = field(e, 'process') as Record<string, unknown> | undefined;
+  const process = readField(e, 'process') as Record<string, unknown> | undefined;
   return {
     rule: { id: m.rule.id, title: m.rule.title, severity: m.severity, tags: m.tags, type: m.rule.type },
     message: m.output,
-    '@timestamp': field(e, '@timestamp'),
+    '@timestamp': readField(e, '@timestamp'),
     file,
     line,
-    event: { id: field(e, 'event.id'), action: field(e, 'event.action') },
-    host: { name: field(e, 'host.name') },
+    event: { id: readField(e, 'event.id'), action: readField(e, 'event.action') },
+    host: { name: readField(e, 'host.name') },
     ...(process === undefined ? {} : { process: { pid: process['pid'], entity_id: process['entity_id'], executable: process['executable'], command_line: process['command_line'] } }),
     ...(m.correlation === undefined ? {} : { correlation: { count: m.correlation.count, first: new Date(m.correlation.first).toISOString(), events: m.correlation.events } }),
   };
@@ -57,8 +50,8 @@ function matchDocument(m: Match, file: string, line: number): Record<string, unk
 /** One match on a line, as `hades alerts list` prints an alert: time, severity, rule, host, where, message. */
 function matchLine(m: Match, file: string, line: number): string {
   const e = m.event;
-  const when = text(field(e, '@timestamp')) ?? '-';
-  const host = text(field(e, 'host.name')) ?? '-';
+  const when = readText(e, '@timestamp') ?? '-';
+  const host = readText(e, 'host.name') ?? '-';
   const count = m.correlation === undefined ? '' : ` (${m.correlation.count} events)`;
   return shown(`${when} ${m.severity.padEnd(8)} ${m.rule.id} ${host} ${file}:${line}${count}: ${m.output}`);
 }
@@ -145,7 +138,7 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
         continue;
       }
       totals.events++;
-      const time = Date.parse(text(field(event as Record<string, unknown>, '@timestamp')) ?? '');
+      const time = Date.parse(readText(event as Record<string, unknown>, '@timestamp') ?? '');
       if (Number.isFinite(time)) {
         if (totals.previous > 0 && time < totals.previous) totals.backwards++;
         else if (totals.previous > 0 && time > totals.previous) totals.forwards++;
