@@ -154,8 +154,12 @@ export const commands: readonly CommandSpec[] = [
   },
   {
     name: 'agents renew',
-    summary: 'Ask an agent to renew its certificate now, with a new key pair (at its next connection when it is offline; admin role)',
-    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the answer as JSON: {"id", "sent"}'),
+    summary: 'Ask an agent to renew its certificate, with a new key pair, within its renew_jitter_s or at once with --now (at its next connection when it is offline; admin role)',
+    define: (c) =>
+      apiOptions(c)
+        .argument('<id>', 'the agent\'s id, as hades agents list shows it')
+        .option('--now', 'without the agent\'s random delay, for a key that may be in other hands: it renews and reconnects with the new certificate at once, and the old one is refused')
+        .option('--json', 'print the answer as JSON: {"id", "sent", "now"}'),
     run: lazy(serverCommands, (m) => m.agentsRenew),
   },
   {

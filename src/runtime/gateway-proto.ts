@@ -56,7 +56,7 @@ export interface ServerMessage {
   task?: { task_id: string; kind: string; params_json: string };
   renew?: RenewResponseMessage;
   /** The server asks the agent to renew its certificate now. */
-  renew_now?: { reason: string };
+  renew_now?: { reason: string; immediately?: boolean };
   /** The CAs to trust from now on (PEM each), and which one issues agent certificates (CA rotation). */
   trust?: { ca: string[]; issuing_sha256: string };
   body?: string;

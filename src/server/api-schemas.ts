@@ -42,6 +42,7 @@ export const AgentSchema = Type.Object({
   cert_renewed_at: Type.Optional(Time()),
   next_cert: Type.Optional(NextCertificate),
   renew_requested_at: Type.Optional(Time()),
+  renew_immediately: Type.Optional(Type.Literal(true, { description: 'The renewal was asked without the agent\'s random delay (hades agents renew --now).' })),
   token_id: Type.Optional(Type.String({ description: 'The enrollment token it enrolled with.' })),
   enrolled_at: Time(),
   last_seen: Type.Optional(Time()),

@@ -112,7 +112,7 @@ export interface ApiPorts {
   // anything is sent to an agent: a change whose record cannot be written is not made.
   revokeAgent(id: string, record: () => void): void;
   /** Asks an agent to renew its certificate now (at its next connection when offline). */
-  renewAgent(id: string, record: () => void): { sent: boolean };
+  renewAgent(id: string, immediately: boolean, record: () => void): { sent: boolean };
   setAgentTags(id: string, tags: Record<string, string>, record: () => void): void;
   /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
   setAgentGroups(id: string, groups: string[], record: () => void): AgentBody & { configuration: { group: string; version: number } | null; pushed: boolean };
@@ -700,16 +700,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/agents/:id/renew',
     {
       role: 'admin',
-      summary: 'Ask an agent to renew its certificate (a new key pair), e.g. when its key may have leaked; it does so within its outputs.server.renew_jitter_s (300 s by default: a delay that spreads a fleet asked at once); an agent offline is asked when it next connects.',
+      summary: 'Ask an agent to renew its certificate (a new key pair), e.g. when its key may have leaked; it does so within its outputs.server.renew_jitter_s (300 s by default: a delay that spreads a fleet asked at once), or at once with `now=true` (and reconnects with the new certificate at once: the old one is refused from then on); an agent offline is asked when it next connects.',
       tags: ['fleet'],
       params: Id,
+      querystring: Type.Object({ now: Type.Boolean({ default: false, description: 'Renew without the agent\'s random delay (a key that may be in other hands): `now=true`.' }) }, { additionalProperties: false }),
       response: Type.Object({ sent: Type.Boolean({ description: 'true: the agent is connected and was asked now; false: it is asked at its next connection.' }) }),
     },
     (request) => {
       const principal = who(request, 'admin');
       const agent = found(ports.getAgent(request.params.id), `agent ${request.params.id}`);
       // Recorded before the agent is asked: whether it was connected then (asked now, or at its next connection).
-      return ports.renewAgent(request.params.id, () => ports.audit(principal, 'agent.renew', request.params.id, { online: agent.online }));
+      const immediately = request.query.now;
+      return ports.renewAgent(request.params.id, immediately, () => ports.audit(principal, 'agent.renew', request.params.id, { online: agent.online, immediately }));
     },
   );
   // The CA and its rotation (docs/architecture.md, "Trust and identity").

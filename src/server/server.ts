@@ -344,7 +344,7 @@ export class HadesServer {
     const agent = registry.get(agentId);
     // The CAs to trust first: a renewal it leads to is checked against them.
     if (this.pki?.rotated) gateway.send(agentId, { trust: this.trustMessage() });
-    if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}` } });
+    if (agent?.renewRequestedAt !== undefined) gateway.send(agentId, { renew_now: { reason: `asked at ${agent.renewRequestedAt}`, immediately: agent.renewImmediately === true } });
     this.pushConfig(agentId, this.configOf(agent?.groups ?? []));
     for (const task of registry.unfinishedTasks(agentId)) {
       if (gateway.send(agentId, { task: { task_id: task.id, kind: task.kind, params_json: JSON.stringify(task.params ?? {}) } })) registry.markSent(task.id);
@@ -544,12 +544,12 @@ export class HadesServer {
       },
       // An admin's change is stored with its audit record (`record`) in one transaction, and only
       // then sent to agents: no change without its record, and none sent that was not stored.
-      renewAgent: (id, record) => {
+      renewAgent: (id, immediately, record) => {
         atomically(() => {
-          registry.requestRenewal(id);
+          registry.requestRenewal(id, immediately);
           record();
         });
-        return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator' } }) ?? false };
+        return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator', immediately } }) ?? false };
       },
       revokeAgent: (id, record) => {
         atomically(() => {

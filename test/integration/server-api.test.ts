@@ -1208,14 +1208,19 @@ describe('the hades command against the running server', () => {
     assert.match(enrolled.agentId, /^ag_/);
   });
 
-  it('hades agents renew ID: asks the agent to renew (at its next connection when offline), --json too', async () => {
+  it('hades agents renew ID: asks the agent to renew (at its next connection when offline), --json and --now too', async () => {
     const plain = await runHades(['agents', 'renew', identity.agentId, '--config', configFile]);
     assert.equal(plain.status, 0, plain.stderr);
     assert.match(plain.stdout, new RegExp(`agent ${identity.agentId} is not connected: it will be asked to renew its certificate when it next connects`));
     assert.ok((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renew_requested_at, 'the request is kept for its next connection');
     const json = await runHades(['agents', 'renew', '--json', identity.agentId, '--config', configFile]);
     assert.equal(json.status, 0, json.stderr);
-    assert.deepEqual(JSON.parse(json.stdout), { id: identity.agentId, sent: false });
+    assert.deepEqual(JSON.parse(json.stdout), { id: identity.agentId, sent: false, now: false });
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renew_immediately, undefined);
+    const now = await runHades(['agents', 'renew', identity.agentId, '--now', '--config', configFile]);
+    assert.equal(now.status, 0, now.stderr);
+    assert.match(now.stdout, /it will be asked to renew its certificate at once when it next connects/);
+    assert.equal((await server.ok('GET', `/api/v1/agents/${identity.agentId}`)).renew_immediately, true);
     const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
     assert.ok(entries.some((e) => e['action'] === 'agent.renew' && e['target'] === identity.agentId), 'audited');
   });

@@ -205,6 +205,57 @@ describe('renewal asked by the server', () => {
     }
     assert.equal((await server.api('POST', '/api/v1/agents/ag_0000000000000000/renew')).status, 404);
   });
+
+  it('renews and reconnects at once when asked with now=true, connected or at the next connection, whatever the agent\'s delay', { timeout: 60_000 }, async () => {
+    const connected = await enrolled();
+    const offline = await enrolled();
+    const transports: GrpcTransport[] = [];
+    const start = (agent: { dataDir: string; identity: Identity }, renewed: Identity[]) => {
+      const transport = new GrpcTransport({
+        identity: agent.identity,
+        addresses: agent.identity.gateways,
+        agentVersion: AGENT_VERSION,
+        log: sinkLogger(),
+        // An hour: a renewal or a reconnection that waited for it would not come within the test.
+        renewal: { dataDir: agent.dataDir, renewBeforeMs: 0, jitterMs: 3_600_000 },
+        onIdentity: (identity) => renewed.push(identity),
+      });
+      transports.push(transport);
+      return transport;
+    };
+    const signal = new AbortController().signal;
+    try {
+      const renewedA: Identity[] = [];
+      const a = start(connected, renewedA);
+      await a.send(batchOf(makeEvents(1), 1), signal);
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew?now=true`), { sent: true });
+      await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
+      const fingerprint = fingerprintOf(renewedA[0]!.certPem);
+      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
+      await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
+
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew?now=true`), { sent: false });
+      // Asked again without --now: still without delay.
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false });
+      const pending = await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`);
+      assert.ok(pending.renew_requested_at);
+      assert.equal(pending.renew_immediately, true);
+      const renewedB: Identity[] = [];
+      const b = start(offline, renewedB);
+      await b.send(batchOf(makeEvents(1), 1), signal);
+      await waitUntil('the renewal at the next connection', () => renewedB.length === 1 || undefined, 15_000, 20);
+      const renewedFingerprint = fingerprintOf(renewedB[0]!.certPem);
+      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`)).cert_fingerprint === renewedFingerprint || undefined, 15_000, 50);
+      const after = await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`);
+      assert.equal(after.renew_requested_at, undefined);
+      assert.equal(after.renew_immediately, undefined, 'cleared with the request');
+      const { entries } = (await server.ok('GET', '/api/v1/audit')) as { entries: AnyEvent[] };
+      assert.ok(entries.some((e) => e['action'] === 'agent.renew' && e['target'] === offline.identity.agentId && (e['details'] as AnyEvent | undefined)?.['immediately'] === true), JSON.stringify(entries.filter((e) => e['action'] === 'agent.renew')));
+    } finally {
+      for (const transport of transports) await transport.close();
+    }
+    assert.equal((await server.api('POST', `/api/v1/agents/${connected.identity.agentId}/renew?now=maybe`)).status, 400);
+  });
 });
 
 describe('refused renewals', () => {

@@ -369,7 +369,7 @@ describe('the agent: CertificateRenewer', () => {
    */
   function ports(backdated: Pki, options: { connected?: boolean; failures?: number; refuse?: HadesError } = {}) {
     const server = Pki.open(path.dirname(backdated.paths.dir), { hostnames: [], ips: [] });
-    const state = { connected: options.connected ?? true, requests: 0, failures: options.failures ?? 0, renewed: [] as Identity[], current: '' };
+    const state = { connected: options.connected ?? true, requests: 0, failures: options.failures ?? 0, renewed: [] as Identity[], immediately: [] as boolean[], current: '' };
     const p: RenewalPorts = {
       connected: () => state.connected,
       request: async (csrPem) => {
@@ -382,8 +382,9 @@ describe('the agent: CertificateRenewer', () => {
         const id = new x509.Pkcs10CertificateRequest(csrPem).subjectName.getField('CN')[0]!;
         return (await (await server).renewAgentCsr(csrPem, id, state.current)).certPem;
       },
-      renewed: (identity) => {
+      renewed: (identity, immediately) => {
         state.renewed.push(identity);
+        state.immediately.push(immediately);
         state.current = identity.certPem;
       },
     };
@@ -473,6 +474,32 @@ describe('the agent: CertificateRenewer', () => {
       await waitUntil('the renewal', () => state.renewed.length === 1 || undefined, 10_000, 10);
     } finally {
       second.close();
+    }
+  });
+
+  it('renews at once when the server asks without delay (--now), also when a request waits for its delay, and says so to the transport', async () => {
+    const pki = await Pki.open(folder(), { hostnames: [], ips: [] });
+    const { dataDir, identity } = await enrolledFolder(pki, 'ag_00000000000000db');
+    const { p, state } = ports(pki);
+    state.current = identity.certPem;
+    const log = new LogSink();
+    // An hour of jitter: a request with it would not be acted on within the test.
+    const renewer = new CertificateRenewer(identity, { dataDir, renewBeforeMs: 0, jitterMs: 3_600_000 }, p, sinkLogger(log, 'info'), { random: () => 0.999 });
+    try {
+      renewer.start();
+      renewer.requestedByServer('asked by an operator');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(state.requests, 0, 'waits for its delay');
+      renewer.requestedByServer('asked by an operator', true);
+      await waitUntil('the renewal', () => state.renewed.length === 1 || undefined, 10_000, 10);
+      assert.deepEqual(state.immediately, [true], 'the transport reconnects at once');
+      assert.ok(log.lines().some((l) => l['msg'] === 'the server asks for a certificate renewal' && l['immediately'] === true && l['in_ms'] === 0));
+      // The next request without delay is one with delay again once the first was done.
+      renewer.requestedByServer('asked by an operator');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(state.renewed.length, 1, 'a later ordinary request waits for its delay');
+    } finally {
+      renewer.close();
     }
   });
 });

@@ -261,7 +261,7 @@ export class GrpcTransport implements BatchTransport {
       this.renewer = new CertificateRenewer(options.identity, options.renewal, {
         connected: () => this.ready,
         request: (csrPem) => this.requestCertificate(csrPem),
-        renewed: (identity) => this.useIdentity(identity),
+        renewed: (identity, immediately) => this.useIdentity(identity, immediately),
       }, options.log);
       this.renewer.start();
     }
@@ -527,7 +527,7 @@ export class GrpcTransport implements BatchTransport {
       const { certificate, error } = message.renew;
       waiter.settle(certificate ? certificate : refusal(error?.code ?? '', error?.message ?? 'no certificate and no reason'));
     } else if (message.renew_now) {
-      if (this.renewer) this.renewer.requestedByServer(message.renew_now.reason);
+      if (this.renewer) this.renewer.requestedByServer(message.renew_now.reason, message.renew_now.immediately === true);
       else this.options.log.warn('the server asks for a certificate renewal, but renewal is off here');
     } else if (message.trust) {
       this.trustCas(message.trust.ca ?? [], message.trust.issuing_sha256 ?? '');
@@ -614,12 +614,15 @@ export class GrpcTransport implements BatchTransport {
     });
   }
 
-  /** A renewed identity: new streams use it; the current one is replaced after a random delay. */
-  private useIdentity(identity: Identity): void {
+  /**
+   * A renewed identity: new streams use it; the current one is replaced after a random delay, or
+   * at once when the server asked for the renewal without delay.
+   */
+  private useIdentity(identity: Identity, immediately: boolean): void {
     this.identity = identity;
     this.options.onIdentity?.(identity);
     clearTimeout(this.reconnectTimer);
-    const delay = Math.floor(Math.random() * (this.options.renewal?.jitterMs ?? 0));
+    const delay = immediately ? 0 : Math.floor(Math.random() * (this.options.renewal?.jitterMs ?? 0));
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.reconnectIfIdle();

@@ -9,7 +9,9 @@
  * When: once less than a third of the certificate's lifetime is left, or less than a configured
  * window (capped at half the lifetime, so that a new certificate is never due at once), or soon
  * after the server asks (RenewNow, e.g. an operator who suspects the key leaked), after a random
- * delay that spreads a whole fleet asked at once. A renewal that fails (no connection, no
+ * delay that spreads a whole fleet asked at once, or at once when the request says so (`hades
+ * agents renew --now`: the key may be in someone else's hands, and every second counts); then
+ * the transport reconnects with the new certificate without its delay either. A renewal that fails (no connection, no
  * answer, a refusal, a disk error) is logged with its code and tried again with exponential
  * backoff; the current certificate stays in use meanwhile, and the event stream is not touched.
  */
@@ -40,8 +42,11 @@ export interface RenewalPorts {
   connected(): boolean;
   /** Sends a certificate request on the stream; resolves to the certificate (PEM) or rejects with a coded error. */
   request(csrPem: string): Promise<string>;
-  /** The new identity is stored: use it from the next connection. */
-  renewed(identity: Identity): void;
+  /**
+   * The new identity is stored: use it from the next connection. `immediately`: the server asked
+   * for the renewal without delay, so reconnect with it without delay too.
+   */
+  renewed(identity: Identity, immediately: boolean): void;
 }
 
 export interface RenewalStats {
@@ -98,6 +103,8 @@ export class CertificateRenewer {
   private closed = false;
   /** When the server's request is acted on (its jitter included); undefined when not asked. */
   private askedFor: number | undefined;
+  /** The server asked for a renewal without delay, and it is not done yet. */
+  private askedImmediately = false;
   private failures = 0;
   private retryAt = 0;
   private readonly now: () => number;
@@ -131,11 +138,22 @@ export class CertificateRenewer {
     this.evaluate();
   }
 
-  /** The server asks for a renewal; acted on after a random delay. */
-  requestedByServer(reason: string): void {
-    if (this.closed || this.askedFor !== undefined) return;
-    this.askedFor = this.now() + Math.floor(this.random() * this.settings.jitterMs);
-    this.log.info('the server asks for a certificate renewal', { reason, in_ms: this.askedFor - this.now() });
+  /**
+   * The server asks for a renewal: acted on after a random delay, or at once when `immediately`
+   * (which also brings forward a request already waiting for its delay).
+   */
+  requestedByServer(reason: string, immediately = false): void {
+    if (this.closed) return;
+    const now = this.now();
+    if (immediately) {
+      this.askedImmediately = true;
+      if (this.askedFor !== undefined && this.askedFor <= now) return;
+      this.askedFor = now;
+    } else {
+      if (this.askedFor !== undefined) return;
+      this.askedFor = now + Math.floor(this.random() * this.settings.jitterMs);
+    }
+    this.log.info('the server asks for a certificate renewal', { reason, in_ms: this.askedFor - now, immediately });
     this.evaluate();
   }
 
@@ -191,10 +209,12 @@ export class CertificateRenewer {
       this.identity = renewed;
       this.failures = 0;
       this.askedFor = undefined;
+      const immediately = this.askedImmediately;
+      this.askedImmediately = false;
       this.stats.renewals++;
       delete this.stats.lastError;
       this.log.info('agent certificate renewed; the next connection uses it', { agent: agentId, serial: cert.serialNumber.toLowerCase(), not_after: new Date(cert.validTo).toISOString() });
-      this.ports.renewed(renewed);
+      this.ports.renewed(renewed, immediately);
     } catch (error) {
       const e = toHadesError(error);
       this.failures++;

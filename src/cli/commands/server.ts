@@ -125,15 +125,20 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
   return exitStatus.ok;
 }
 
-/** `hades agents renew ID`: asks the agent to renew its certificate (POST /api/v1/agents/ID/renew), which it does within its renewal jitter. */
+/**
+ * `hades agents renew ID [--now]`: asks the agent to renew its certificate (POST
+ * /api/v1/agents/ID/renew), which it does within its renewal jitter, or at once with --now.
+ */
 export async function agentsRenew(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const id = args[0] ?? '';
   if (id.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the id of the agent to renew, as hades agents list shows it');
+  const now = options['now'] === true;
   const client = await apiClient(options);
-  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew`, undefined), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as { sent: boolean };
-  if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent })}\n`);
-  else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate: it does so within its outputs.server.renew_jitter_s (300 s by default; a delay that spreads a fleet asked at once)\n`);
-  else context.stdout.write(`agent ${id} is not connected: it will be asked to renew its certificate when it next connects\n`);
+  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew${now ? '?now=true' : ''}`, undefined), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as { sent: boolean };
+  const when = now ? 'at once, and reconnects with the new certificate at once (the old one is refused from then on)' : 'within its outputs.server.renew_jitter_s (300 s by default; a delay that spreads a fleet asked at once; --now for none)';
+  if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent, now })}\n`);
+  else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate: it does so ${when}\n`);
+  else context.stdout.write(`agent ${id} is not connected: it will be asked to renew its certificate${now ? ' at once' : ''} when it next connects\n`);
   return exitStatus.ok;
 }
 

@@ -35,6 +35,7 @@ export interface AgentBody {
   readonly cert_renewed_at?: string;
   readonly next_cert?: NextCertificateBody;
   readonly renew_requested_at?: string;
+  readonly renew_immediately?: true;
   readonly token_id?: string;
   readonly enrolled_at: string;
   readonly last_seen?: string;
@@ -71,6 +72,7 @@ export function agentBody(agent: Agent, cmdb?: HostMetadata): AgentBody {
     ...(agent.certRenewedAt === undefined ? {} : { cert_renewed_at: agent.certRenewedAt }),
     ...(agent.nextCert === undefined ? {} : { next_cert: nextCertificateBody(agent.nextCert) }),
     ...(agent.renewRequestedAt === undefined ? {} : { renew_requested_at: agent.renewRequestedAt }),
+    ...(agent.renewImmediately === true ? { renew_immediately: true as const } : {}),
     ...(agent.tokenId === undefined ? {} : { token_id: agent.tokenId }),
     enrolled_at: agent.enrolledAt,
     ...(agent.lastSeen === undefined ? {} : { last_seen: agent.lastSeen }),

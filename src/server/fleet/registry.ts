@@ -83,6 +83,8 @@ const MIGRATIONS = [
   `ALTER TABLE agents ADD COLUMN cert_ca TEXT;
    ALTER TABLE agents ADD COLUMN next_cert_ca TEXT;
    CREATE INDEX agents_cert_ca ON agents (cert_ca);`,
+  // A renewal asked without delay (`hades agents renew --now`): 1 until the agent renews.
+  `ALTER TABLE agents ADD COLUMN renew_immediately INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export { TASK_KINDS, type TaskKind };
@@ -156,6 +158,8 @@ export interface Agent {
   readonly nextCert?: NextCertificate;
   /** When the server asked the agent to renew (cleared when it does). */
   readonly renewRequestedAt?: string;
+  /** The renewal was asked without delay (`renewRequestedAt` is set too). */
+  readonly renewImmediately?: true;
   readonly tokenId?: string;
   readonly enrolledAt: string;
   readonly lastSeen?: string;
@@ -226,6 +230,7 @@ interface AgentRow {
   next_cert_ca: string | null;
   cert_renewed_at: number | null;
   renew_requested_at: number | null;
+  renew_immediately: number;
   token_id: string | null;
   enrolled_at: number;
   last_seen: number | null;
@@ -489,7 +494,7 @@ export class FleetRegistry {
     const notAfter = notAfterMs(cert.notAfter);
     const changes = this.#db
       .prepare(
-        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, next_cert_ca = ?, renew_requested_at = NULL
+        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, next_cert_ca = ?, renew_requested_at = NULL, renew_immediately = 0
          WHERE id = ? AND cert_fingerprint = ? AND revoked_at IS NULL`,
       )
       .run(cert.fingerprint, cert.serial, notAfter, this.#now(), cert.caSha256 ?? null, agentId, presented.toLowerCase()).changes;
@@ -524,13 +529,15 @@ export class FleetRegistry {
 
   /**
    * Asks an agent to renew its certificate (an operator's request): kept until the agent
-   * renews, so that one offline now is asked at its next connection. Refused for a revoked agent.
+   * renews, so that one offline now is asked at its next connection. `immediately`: without the
+   * agent's random delay (kept too, and not undone by a later request without it). Refused for a
+   * revoked agent.
    */
-  requestRenewal(agentId: string): Agent {
+  requestRenewal(agentId: string, immediately = false): Agent {
     const row = this.#agentById.get(agentId);
     if (row === undefined) throw unknownAgent(agentId);
     if (row.revoked_at !== null) throw revokedAgent(agentId, row.revoked_at);
-    this.#db.prepare('UPDATE agents SET renew_requested_at = coalesce(renew_requested_at, ?) WHERE id = ?').run(this.#now(), agentId);
+    this.#db.prepare('UPDATE agents SET renew_requested_at = coalesce(renew_requested_at, ?), renew_immediately = max(renew_immediately, ?) WHERE id = ?').run(this.#now(), immediately ? 1 : 0, agentId);
     return this.#mustGet(agentId);
   }
 
@@ -810,6 +817,7 @@ function agentOf(row: AgentRow): Agent {
     ...(certRenewedAt === undefined ? {} : { certRenewedAt }),
     ...(nextCert === undefined ? {} : { nextCert }),
     ...(renewRequestedAt === undefined ? {} : { renewRequestedAt }),
+    ...(renewRequestedAt !== undefined && row.renew_immediately === 1 ? { renewImmediately: true as const } : {}),
     ...(row.token_id === null ? {} : { tokenId: row.token_id }),
     enrolledAt: isoTime(row.enrolled_at),
     ...(lastSeen === undefined ? {} : { lastSeen }),
