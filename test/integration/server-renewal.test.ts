@@ -162,23 +162,28 @@ describe('an agent whose certificate nears its end', () => {
   });
 });
 
+/** Starts transports that renew when asked (with up to `jitterMs` of delay) and tell each renewed identity; kept in `transports` to close. */
+function renewingTransports(transports: GrpcTransport[], jitterMs: number) {
+  return (agent: { dataDir: string; identity: Identity }, renewed: Identity[]): GrpcTransport => {
+    const transport = new GrpcTransport({
+      identity: agent.identity,
+      addresses: agent.identity.gateways,
+      agentVersion: AGENT_VERSION,
+      log: sinkLogger(),
+      renewal: { dataDir: agent.dataDir, renewBeforeMs: 0, jitterMs },
+      onIdentity: (identity) => renewed.push(identity),
+    });
+    transports.push(transport);
+    return transport;
+  };
+}
+
 describe('renewal asked by the server', () => {
   it('renews a connected agent asked through the API, and an offline one at its next connection', { timeout: 60_000 }, async () => {
     const connected = await enrolled();
     const offline = await enrolled();
     const transports: GrpcTransport[] = [];
-    const start = (agent: { dataDir: string; identity: Identity }, renewed: Identity[]) => {
-      const transport = new GrpcTransport({
-        identity: agent.identity,
-        addresses: agent.identity.gateways,
-        agentVersion: AGENT_VERSION,
-        log: sinkLogger(),
-        renewal: { dataDir: agent.dataDir, renewBeforeMs: 0, jitterMs: 100 },
-        onIdentity: (identity) => renewed.push(identity),
-      });
-      transports.push(transport);
-      return transport;
-    };
+    const start = renewingTransports(transports, 100);
     const signal = new AbortController().signal;
     try {
       const renewedA: Identity[] = [];
@@ -210,19 +215,8 @@ describe('renewal asked by the server', () => {
     const connected = await enrolled();
     const offline = await enrolled();
     const transports: GrpcTransport[] = [];
-    const start = (agent: { dataDir: string; identity: Identity }, renewed: Identity[]) => {
-      const transport = new GrpcTransport({
-        identity: agent.identity,
-        addresses: agent.identity.gateways,
-        agentVersion: AGENT_VERSION,
-        log: sinkLogger(),
-        // An hour: a renewal or a reconnection that waited for it would not come within the test.
-        renewal: { dataDir: agent.dataDir, renewBeforeMs: 0, jitterMs: 3_600_000 },
-        onIdentity: (identity) => renewed.push(identity),
-      });
-      transports.push(transport);
-      return transport;
-    };
+    // An hour: a renewal or a reconnection that waited for it would not come within the test.
+    const start = renewingTransports(transports, 3_600_000);
     const signal = new AbortController().signal;
     try {
       const renewedA: Identity[] = [];
