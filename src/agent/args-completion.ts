@@ -13,7 +13,7 @@ import { parseProcStat } from './tree.js';
 /** Bytes of /proc/PID/cmdline read at most: a hostile 2 MiB argv costs no more than this. */
 export const ARGS_READ_MAX = 64 * 1024;
 /** How long an exec event waits for the read (a process stuck in the kernel can hold it). */
-export const ARGS_READ_TIMEOUT_MS = 100;
+export const ARGS_READ_TIMEOUT_MS = 250;
 /** Reads that may be unfinished at once; past that, events keep the driver's arguments. */
 export const ARGS_READS_PENDING_MAX = 2;
 

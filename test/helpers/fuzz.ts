@@ -30,7 +30,9 @@ export function assertInputCode(code: unknown, what: string): void {
 
 /**
  * Runs `fn`; its result is returned, or a HadesError it threw (with a catalogued code that is not
- * HADES_ERR_INTERNAL). Any other exception fails the property, as does taking longer than `ms`.
+ * HADES_ERR_INTERNAL). Any other exception fails the property, as does taking longer than `ms`
+ * twice in a row: an input that is slow to handle is slow again, while a garbage collection or
+ * the machine giving the CPU to another process for a while (a loaded CI host) is not.
  */
 export function codedOutcome<T>(fn: () => T, ms: number, what = 'input'): { value: T } | { error: HadesError } {
   const start = performance.now();
@@ -40,7 +42,15 @@ export function codedOutcome<T>(fn: () => T, ms: number, what = 'input'): { valu
   } catch (error) {
     outcome = codedError(error, what);
   }
-  return inTime(outcome, start, ms, what);
+  const took = performance.now() - start;
+  if (took < ms) return outcome;
+  const again = performance.now();
+  try {
+    fn();
+  } catch {
+    // The first run's outcome is the one checked.
+  }
+  return inTime(outcome, took, again, ms, what);
 }
 
 /** The async form of codedOutcome. */
@@ -52,7 +62,15 @@ export async function codedOutcomeAsync<T>(fn: () => Promise<T>, ms: number, wha
   } catch (error) {
     outcome = codedError(error, what);
   }
-  return inTime(outcome, start, ms, what);
+  const took = performance.now() - start;
+  if (took < ms) return outcome;
+  const again = performance.now();
+  try {
+    await fn();
+  } catch {
+    // The first run's outcome is the one checked.
+  }
+  return inTime(outcome, took, again, ms, what);
 }
 
 /** A thrown value as the outcome of a property: a HadesError with a catalogued input code, or a failure. */
@@ -62,10 +80,10 @@ function codedError(error: unknown, what: string): { error: HadesError } {
   return { error };
 }
 
-/** The outcome, failing the property when it took `ms` or more since `start`. */
-function inTime<T>(outcome: T, start: number, ms: number, what: string): T {
-  const took = performance.now() - start;
-  assert.ok(took < ms, `${what}: took ${took.toFixed(0)} ms, the bound is ${ms} ms`);
+/** The outcome, failing the property when its second run (started at `again`) took `ms` or more too. */
+function inTime<T>(outcome: T, first: number, again: number, ms: number, what: string): T {
+  const took = performance.now() - again;
+  assert.ok(took < ms, `${what}: took ${first.toFixed(0)} ms, and ${took.toFixed(0)} ms again; the bound is ${ms} ms`);
   return outcome;
 }
 

@@ -151,8 +151,14 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const loud = alerts(since).filter((a) => a.rule.severity === 'high' || a.rule.severity === 'critical');
+    // The workload's: processes under this test's process (a list of 8 ancestors may stop short of
+    // it: counted too). Other programs of the machine (a CI host's own jobs) are named, not counted.
+    const ancestorsOf = (a: AlertLine) => (a.process?.['ancestors'] as { pid?: number }[] | undefined) ?? [];
+    const ours = loud.filter((a) => ancestorsOf(a).length >= 8 || ancestorsOf(a).some((x) => x.pid === process.pid));
+    const others = loud.filter((a) => !ours.includes(a));
+    if (others.length > 0) console.log(`# high or critical alerts of other programs during the workload: ${others.map((a) => `${a.rule.id}: ${a.message}`).join('; ')}`);
     assert.deepEqual(
-      loud.map((a) => `${a.rule.id}: ${a.message}`),
+      ours.map((a) => `${a.rule.id}: ${a.message}`),
       [],
       'no high or critical alert from a benign workload',
     );

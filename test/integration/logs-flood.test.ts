@@ -69,15 +69,18 @@ describe('log collector over its rate limit', () => {
         if (i === 2990) text += line(i, 'Accepted publickey for bob from 203.0.113.5 port 7777 ssh2: ED25519 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG');
         if (i === 2995) text += line(i, 'alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id', 'sudo');
       }
+      const written = Date.now();
       appendFileSync(authLog, text);
       await flooded(agent, 3003);
+      const seconds = Math.ceil((Date.now() - written) / 1000);
       // Every line either kept (delivered) or counted as dropped, once the two have caught up.
       const keptOf = () => transport.events.filter((e) => e.event?.action === 'ssh_login' || e.event?.action === 'sudo').length;
       const kept = await waitFor('every line kept or counted', () => {
         const dropped = agent.status().plugins.find((p) => p.name === 'logs')?.dropped['rate_limited'] ?? 0;
         return dropped + keptOf() === 3003 ? keptOf() : undefined;
       }, 20_000);
-      assert.ok(kept <= 100 + 100, `kept ${kept}: the limit, with a second of refill`);
+      // The burst of 100, and 100 a second refilled while the flood was read (a second on a quiet machine).
+      assert.ok(kept <= 100 + 100 * Math.max(1, seconds), `kept ${kept}: the limit, with ${seconds} s of refill`);
     } finally {
       await agent.stop();
     }

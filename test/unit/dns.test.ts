@@ -447,7 +447,13 @@ describe('DNS parser, fuzzed', () => {
     } catch (e) {
       assert.fail(`${label}: threw ${String(e)}`);
     }
-    const took = performance.now() - start;
+    let took = performance.now() - start;
+    if (took >= 50) {
+      // Timed again: a garbage collection or a busy machine is not slow parsing, which repeats.
+      const again = performance.now();
+      parseDns(bytes, transport);
+      took = Math.min(took, performance.now() - again);
+    }
     if (!r.ok) {
       assert.ok(REASONS.has(r.reason), `${label}: ${r.reason}`);
       return took;

@@ -236,7 +236,7 @@ export const HadesProcess = Obj(
     args_source: Opt(
       Words(
         ['proc', 'proc_cut', 'driver_rewritten'],
-        'Exec events whose argv was cut (args_truncated) and whose process was still running when the agent read /proc/PID/cmdline: where process.args and process.command_line come from. proc: the whole arguments, read from /proc/PID/cmdline (the same process by its start time, beginning with the driver\'s capture and as long as args_bytes); proc_cut: from /proc/PID/cmdline, longer than the driver\'s capture but cut at the agent\'s 64 KiB read limit; driver_rewritten: the driver\'s cut arguments, kept because the process had since rewritten its argument area or executed another program. Absent: the driver\'s capture (nothing was cut, or the process had exited, or the read took over 100 ms).',
+        'Exec events whose argv was cut (args_truncated) and whose process was still running when the agent read /proc/PID/cmdline: where process.args and process.command_line come from. proc: the whole arguments, read from /proc/PID/cmdline (the same process by its start time, beginning with the driver\'s capture and as long as args_bytes); proc_cut: from /proc/PID/cmdline, longer than the driver\'s capture but cut at the agent\'s 64 KiB read limit; driver_rewritten: the driver\'s cut arguments, kept because the process had since rewritten its argument area or executed another program. Absent: the driver\'s capture (nothing was cut, or the process had exited, or the read took over 250 ms).',
       ),
     ),
     fileless: Opt(Type.Boolean({ description: 'True when the executable lives in memory (memfd) or was deleted.' })),
