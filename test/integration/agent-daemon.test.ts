@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -262,7 +262,7 @@ metrics: { listen: "127.0.0.1:0" }
       await second.exited;
     }
   });
-  it('runs one agent per data folder: a second is refused, coded, naming the first; a run file of a dead agent whose pid an ssh-agent has now stops nothing', async () => {
+  it('runs one agent per data folder: a second is refused, coded, naming the first; one that took the folder while the lock socket was removed makes the first stop; a run file of a dead agent whose pid an ssh-agent has now stops nothing', async () => {
     const configFile = pluginAgentConfig('d', { port: collector.port, rate: 10, fsync: 'never' });
     const first = startAgent(configFile);
     try {
@@ -271,6 +271,21 @@ metrics: { listen: "127.0.0.1:0" }
       assert.notEqual(await second.exited, 0);
       assert.match(second.stderr, new RegExp(`HADES_ERR_AGENT_RUNNING.*an agent \\(pid ${first.child.pid}, started [^)]+\\) already uses`));
       assert.equal(status(configFile)?.['pid'] ?? first.child.pid, first.child.pid, 'the first agent runs on, its run file kept');
+      // Its lock socket and run file removed by hand (a cleanup of the folder) and a second agent
+      // started before the first made the socket again: the first finds the other listening there
+      // at its next check and stops, coded; the second keeps the folder.
+      unlinkSync(path.join(dir, 'data-d', 'agent.sock'));
+      unlinkSync(path.join(dir, 'data-d', 'agent.json'));
+      const taker = startAgent(configFile);
+      try {
+        await waitFor('the second agent', () => (status(configFile)?.['pid'] === taker.child.pid ? true : undefined), 30_000, 200);
+        assert.equal(await first.exited, 75, 'the first agent stops, asking its service manager for a restart');
+        assert.match(first.stderr, /HADES_ERR_AGENT_RUNNING.*another agent took the data folder/);
+        assert.equal(status(configFile)?.['pid'], taker.child.pid, 'the second agent runs on, its lock socket left in place by the first as it stopped');
+      } finally {
+        taker.child.kill('SIGTERM');
+        await taker.exited;
+      }
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;

@@ -97,6 +97,23 @@ describe('the agent\'s lock on its data folder', () => {
     other.release();
   });
 
+  it('takes its path back from a socket file nobody listens on (copied back with the folder, say), as a starting agent would', async () => {
+    const dir = folder();
+    const file = path.join(dir, LOCK_SOCKET);
+    const lock = await InstanceLock.acquire(dir, busy);
+    try {
+      unlinkSync(file);
+      await leftByDeadAgent(dir);
+      assert.equal(await InstanceLock.held(dir), false, 'nobody answers on the file left');
+      assert.equal(await lock.check(), 'restored');
+      assert.equal(await InstanceLock.held(dir), true);
+      assert.equal(await lock.check(), 'held');
+      await assert.rejects(InstanceLock.acquire(dir, busy), isBusy);
+    } finally {
+      lock.release();
+    }
+  });
+
   it('says \'missing\' while its folder is gone and takes the lock back once it is there again; a release during a check leaves nothing listening', async () => {
     const dir = folder();
     const lock = await InstanceLock.acquire(dir, busy);

@@ -221,8 +221,9 @@ export class Agent {
   private stopped = false;
   /** The agent's hold on its data folder (./instance-lock.ts), from the start to the end of stop(). */
   private lock: InstanceLock | undefined;
-  /** The lock was found taken by another process (said once). */
+  /** Another agent was found holding the data folder: this one stops (onFatal). */
   private lockLost = false;
+  private lockChecking = false;
   /** What the last check of the lock found. */
   private lockState: string | undefined;
   private reloading: Promise<ReloadResult> | undefined;
@@ -1008,19 +1009,30 @@ export class Agent {
 
   /**
    * The data folder's lock socket removed while the agent runs would let a second agent start
-   * beside it: it is made again, and if another process has it meanwhile, that is said loudly
-   * (once), since two agents now share the folder's spool.
+   * beside it: it is made again. If another agent started meanwhile and listens there, two agents
+   * share the folder's spool and state: this one stops (a fatal error, said loudly), the other
+   * keeps the folder, and the service manager's restarts of this one are refused while it runs.
    */
   private async watchLock(): Promise<void> {
-    const state = await this.lock?.check();
+    // One check at a time: one that takes over a stale file may wait for another's takeover.
+    if (this.lockChecking || this.lockLost) return;
+    this.lockChecking = true;
+    let state: Awaited<ReturnType<InstanceLock['check']>> | undefined;
+    try {
+      state = await this.lock?.check();
+    } finally {
+      this.lockChecking = false;
+    }
     // Said when it changes, not every check.
     if (state === this.lockState) return;
     this.lockState = state;
-    if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
+    if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed or replaced; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
     if (state === 'missing') this.log.warn('the data folder\'s lock socket was removed and cannot be made again now (is the folder gone?); trying again', { code: 'HADES_ERR_SPOOL_IO', data_dir: this.config.agent.data_dir });
-    if (state === 'lost' && !this.lockLost) {
+    if (state === 'lost') {
       this.lockLost = true;
-      this.log.error('another process holds this agent\'s data folder lock: its socket was removed and taken; two agents may share the folder', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
+      const error = new HadesError('HADES_ERR_AGENT_RUNNING', `another agent took the data folder ${this.config.agent.data_dir} while its lock socket was missing; this one stops so that one agent keeps the folder's spool`);
+      this.log.error('another agent holds this agent\'s data folder', { err: error, data_dir: this.config.agent.data_dir });
+      this.options.onFatal?.(error, EXIT_RESTART);
     }
   }
 

@@ -14,7 +14,7 @@
  * out of its own process.) `hades agent status` connects to the socket to learn whether an agent
  * holds the folder.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
@@ -29,11 +29,31 @@ const RETRY_MS = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Tries to bind so far in this process (for a name of its own per try: listenOn). */
+let binds = 0;
+
 /**
  * A server listening on the socket file (it answers a probe by closing it), or why it could not
- * listen (the server then closed).
+ * listen (EADDRINUSE when the file exists; the server then closed).
+ *
+ * The server is bound at a name of this process's own in the folder (`.l<pid>-<n>`), which is then
+ * hard-linked as the socket file (a link fails when the name exists: one process wins) and
+ * removed. Node removes the path a server was bound at when it closes it, and when the process
+ * exits even if it was not closed: bound at the socket file itself, an agent that lost the file to
+ * another (removed by hand, then taken) would remove the other's file as it stops. The lock
+ * removes the socket file itself, when it is still its own (release).
  */
 async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
+  // Short, for the socket path's limit (no longer than the socket file's own name), and one per
+  // try: a process may try more than once at a time (tests do).
+  binds = (binds + 1) % 1296;
+  const own = path.join(path.dirname(file), `.l${process.pid.toString(36)}-${binds.toString(36)}`);
+  try {
+    // Left by an earlier try of this process that failed halfway.
+    unlinkSync(own);
+  } catch {
+    // Not there: as it should be.
+  }
   const server = createServer((socket) => socket.destroy());
   const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const listening = () => {
@@ -46,11 +66,26 @@ async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
     };
     server.once('error', failed);
     server.once('listening', listening);
-    server.listen({ path: file, exclusive: true });
+    server.listen({ path: own, exclusive: true });
   });
   if (error !== undefined) {
     server.close();
     return error;
+  }
+  try {
+    linkSync(own, file);
+  } catch (linkError) {
+    server.close();
+    const e = linkError as NodeJS.ErrnoException;
+    // The file exists: what binding at it would have said.
+    if (e.code === 'EEXIST') e.code = 'EADDRINUSE';
+    return e;
+  } finally {
+    try {
+      unlinkSync(own);
+    } catch {
+      // Removed by the close above.
+    }
   }
   // Errors on the listening socket later end nowhere: it only answers probes.
   server.on('error', () => undefined);
@@ -93,6 +128,51 @@ function inodeOf(file: string): number | undefined {
   }
 }
 
+/**
+ * Listens on the lock socket `file`, taking over a file left by a process that died (nobody
+ * answers on it) one starter at a time, through the `.takeover` folder beside it; 'busy' when a
+ * live process listens there. HADES_ERR_SPOOL_IO when the socket cannot be made.
+ */
+async function takeLock(file: string): Promise<Server | 'busy'> {
+  const takeover = `${file}.takeover`;
+  // Long enough to outlast a takeover folder left by an agent that died in its takeover.
+  const deadline = Date.now() + STALE_TAKEOVER_MS + 2000;
+  for (;;) {
+    const error = await listenOn(file);
+    if (!(error instanceof Error)) return error;
+    if (error.code !== 'EADDRINUSE') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error });
+    if ((await answers(file, 2000)) !== false) return 'busy';
+    if (Date.now() > deadline) throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`);
+    // Left by an agent that died: one starting agent at a time removes it and listens.
+    try {
+      mkdirSync(takeover, { mode: 0o700 });
+    } catch (mkdirError) {
+      if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError });
+      try {
+        // Stale when old, or from the future (the clock was set back since).
+        const age = Date.now() - statSync(takeover).mtimeMs;
+        if (age > STALE_TAKEOVER_MS || age < -1000) rmdirSync(takeover);
+      } catch {
+        // Gone meanwhile: the other agent finished its takeover.
+      }
+      await sleep(RETRY_MS);
+      continue;
+    }
+    try {
+      // Still no one behind it now that this agent alone may take it over?
+      if ((await answers(file, 2000)) === false) unlinkSync(file);
+    } catch (unlinkError) {
+      if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError });
+    } finally {
+      try {
+        rmdirSync(takeover);
+      } catch {
+        // Taken for stale by another agent meanwhile: nothing left to remove.
+      }
+    }
+  }
+}
+
 export class InstanceLock {
   #server: Server | undefined;
   #released = false;
@@ -116,43 +196,9 @@ export class InstanceLock {
     if (Buffer.byteLength(file) > MAX_SOCKET_PATH) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: a Unix socket path has at most ${MAX_SOCKET_PATH} bytes; give agent.data_dir a shorter path`);
     }
-    const takeover = `${file}.takeover`;
-    // Long enough to outlast a takeover folder left by an agent that died in its takeover.
-    const deadline = Date.now() + STALE_TAKEOVER_MS + 2000;
-    for (;;) {
-      const error = await listenOn(file);
-      if (!(error instanceof Error)) return new InstanceLock(error, file, inodeOf(file));
-      if (error.code !== 'EADDRINUSE') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error });
-      if ((await answers(file, 2000)) !== false) throw busy();
-      if (Date.now() > deadline) throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`);
-      // Left by an agent that died: one starting agent at a time removes it and listens.
-      try {
-        mkdirSync(takeover, { mode: 0o700 });
-      } catch (mkdirError) {
-        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${(mkdirError as Error).message}`, { cause: mkdirError });
-        try {
-          // Stale when old, or from the future (the clock was set back since).
-          const age = Date.now() - statSync(takeover).mtimeMs;
-          if (age > STALE_TAKEOVER_MS || age < -1000) rmdirSync(takeover);
-        } catch {
-          // Gone meanwhile: the other agent finished its takeover.
-        }
-        await sleep(RETRY_MS);
-        continue;
-      }
-      try {
-        // Still no one behind it now that this agent alone may take it over?
-        if ((await answers(file, 2000)) === false) unlinkSync(file);
-      } catch (unlinkError) {
-        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError });
-      } finally {
-        try {
-          rmdirSync(takeover);
-        } catch {
-          // Taken for stale by another agent meanwhile: nothing left to remove.
-        }
-      }
-    }
+    const server = await takeLock(file);
+    if (server === 'busy') throw busy();
+    return new InstanceLock(server, file, inodeOf(file));
   }
 
   /**
@@ -167,26 +213,29 @@ export class InstanceLock {
   /**
    * Looks whether the socket file is still this agent's (the agent calls it every few seconds):
    * removed (by hand, by a cleanup of the folder), it is made again, so that a second agent cannot
-   * start beside this one. Returns what it found: 'held', 'restored', 'missing' when it cannot be
-   * made again now (the folder itself is gone: tried again at the next check), or 'lost' when
-   * another process has the file now (an agent started while it was missing), which the caller
-   * reports.
+   * start beside this one; another file there that no process listens on (copied back with the
+   * folder, say) is taken over as a starting agent would. Returns what it found: 'held',
+   * 'restored', 'missing' when it cannot be made again now (the folder itself is gone: tried
+   * again at the next check), or 'lost' when another live process listens there now (an agent
+   * started while the file was missing): the caller stops, so that one agent keeps the folder.
    */
   async check(): Promise<'held' | 'restored' | 'missing' | 'lost'> {
     if (this.#released) return 'held';
     const now = inodeOf(this.#file);
-    if (this.#server !== undefined) {
-      if (now !== undefined && now === this.#inode) return 'held';
-      if (now !== undefined) return 'lost';
-      // Gone: close the old server first (Node removes the path a server listened on when it
-      // closes, and the path is about to be the new one's), then listen on the path again.
-      this.#server.close();
-      this.#server = undefined;
-    } else if (now !== undefined) {
-      return 'lost';
+    if (this.#server !== undefined && now !== undefined && now === this.#inode) return 'held';
+    // Another file: a live process's, or one nobody listens on.
+    if (now !== undefined && now !== this.#inode && (await answers(this.#file, 2000)) !== false) return 'lost';
+    // Gone, or left by nobody: listen there again, taking a file nobody listens on over as
+    // acquire does. (The old server's close removes nothing but its own name, gone already.)
+    this.#server?.close();
+    this.#server = undefined;
+    let server: Server | 'busy';
+    try {
+      server = await takeLock(this.#file);
+    } catch {
+      return 'missing';
     }
-    const server = await listenOn(this.#file);
-    if (server instanceof Error) return server.code === 'EADDRINUSE' ? 'lost' : 'missing';
+    if (server === 'busy') return 'lost';
     if (this.#released) {
       // Released while this check listened: the new server goes with it.
       server.close();
@@ -198,16 +247,20 @@ export class InstanceLock {
   }
 
   /**
-   * Lets the folder go (once; later calls do nothing); the socket file goes with it. When the
-   * path is another process's now, the server is left open (unreferenced) until this process
-   * exits: closing it would remove that process's socket file.
+   * Lets the folder go (once; later calls do nothing): the server closes, and the socket file
+   * goes with it unless it is another process's now.
    */
   release(): void {
     this.#released = true;
     if (this.#server === undefined) return;
-    const now = inodeOf(this.#file);
-    if (now === undefined || now === this.#inode) this.#server.close();
+    this.#server.close();
     this.#server = undefined;
+    if (inodeOf(this.#file) !== this.#inode) return;
+    try {
+      unlinkSync(this.#file);
+    } catch {
+      // Gone meanwhile.
+    }
   }
 }
 
