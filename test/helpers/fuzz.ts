@@ -327,3 +327,17 @@ export function withDuplicatedLine(text: string, pick: number): string {
   lines.splice(chosen[1] + 1, 0, chosen[0]);
   return lines.join('\n');
 }
+
+/**
+ * The time of the fastest of `runs` runs of `fn` (ms): for a bound on how long something takes,
+ * which one garbage collection or a busy machine would break in a single run.
+ */
+export function fastestMs(fn: () => void, runs = 3): number {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
