@@ -158,7 +158,7 @@ export const commands: readonly CommandSpec[] = [
     define: (c) =>
       apiOptions(c)
         .argument('<id>', 'the agent\'s id, as hades agents list shows it')
-        .option('--now', 'without the agent\'s random delay, for a key that may be in other hands: it renews and reconnects with the new certificate at once, and the old one is refused')
+        .option('--now', 'without the agent\'s random delay, for a key that may have been copied: it renews and reconnects with the new certificate at once, and the old one is refused from then on (a key known to be in other hands: hades agents revoke, and enroll the host again)')
         .option('--json', 'print the answer as JSON: {"id", "sent", "now"}'),
     run: lazy(serverCommands, (m) => m.agentsRenew),
   },

@@ -112,7 +112,7 @@ export interface ApiPorts {
   // anything is sent to an agent: a change whose record cannot be written is not made.
   revokeAgent(id: string, record: () => void): void;
   /** Asks an agent to renew its certificate now (at its next connection when offline). */
-  renewAgent(id: string, immediately: boolean, record: () => void): { sent: boolean };
+  renewAgent(id: string, immediately: boolean, record: () => void): { sent: boolean; immediately: boolean };
   setAgentTags(id: string, tags: Record<string, string>, record: () => void): void;
   /** Puts an agent in these groups (replacing its groups) and pushes their configuration to it. */
   setAgentGroups(id: string, groups: string[], record: () => void): AgentBody & { configuration: { group: string; version: number } | null; pushed: boolean };
@@ -704,7 +704,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       tags: ['fleet'],
       params: Id,
       querystring: Type.Object({ now: Type.Boolean({ default: false, description: 'Renew without the agent\'s random delay (a key that may be in other hands): `now=true`.' }) }, { additionalProperties: false }),
-      response: Type.Object({ sent: Type.Boolean({ description: 'true: the agent is connected and was asked now; false: it is asked at its next connection.' }) }),
+      response: Type.Object({
+        sent: Type.Boolean({ description: 'true: the agent is connected and was asked now; false: it is asked at its next connection.' }),
+        immediately: Type.Boolean({ description: 'Asked without the agent\'s random delay (now=true). An agent of an earlier release takes its delay all the same.' }),
+      }),
     },
     (request) => {
       const principal = who(request, 'admin');

@@ -549,7 +549,7 @@ export class HadesServer {
           registry.requestRenewal(id, immediately);
           record();
         });
-        return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator', immediately } }) ?? false };
+        return { sent: this.gateway?.send(id, { renew_now: { reason: 'asked by an operator', immediately } }) ?? false, immediately };
       },
       revokeAgent: (id, record) => {
         atomically(() => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -272,13 +272,31 @@ metrics: { listen: "127.0.0.1:0" }
       assert.match(second.stderr, new RegExp(`HADES_ERR_AGENT_RUNNING.*an agent \\(pid ${first.child.pid}, started [^)]+\\) already uses`));
       assert.equal(status(configFile)?.['pid'] ?? first.child.pid, first.child.pid, 'the first agent runs on, its run file kept');
       // Its lock socket and run file removed by hand (a cleanup of the folder) and a second agent
-      // started before the first made the socket again: the first finds the other listening there
-      // at its next check and stops, coded; the second keeps the folder.
-      unlinkSync(path.join(dir, 'data-d', 'agent.sock'));
-      unlinkSync(path.join(dir, 'data-d', 'agent.json'));
-      const taker = startAgent(configFile);
+      // started before the first made the socket again: the first finds the other's lock listening
+      // there at its next check and stops, coded; the second keeps the folder. (The first's check
+      // every 5 s may make the socket again before the second gets to it: then the second is
+      // refused, and the removal is done again.)
+      let taker: Running | undefined;
+      for (let attempt = 0; attempt < 6 && taker === undefined; attempt++) {
+        rmSync(path.join(dir, 'data-d', 'agent.sock'), { force: true });
+        rmSync(path.join(dir, 'data-d', 'agent.json'), { force: true });
+        const next = startAgent(configFile);
+        let exited = false;
+        void next.exited.then(() => (exited = true));
+        for (const deadline = Date.now() + 30_000; !exited && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 100))) {
+          if (status(configFile)?.['pid'] === next.child.pid) {
+            taker = next;
+            break;
+          }
+        }
+        if (taker === undefined) {
+          next.child.kill('SIGTERM');
+          await next.exited;
+          assert.match(next.stderr, /HADES_ERR_AGENT_RUNNING/);
+        }
+      }
+      assert.ok(taker, 'a second agent started on the folder');
       try {
-        await waitFor('the second agent', () => (status(configFile)?.['pid'] === taker.child.pid ? true : undefined), 30_000, 200);
         assert.equal(await first.exited, 75, 'the first agent stops, asking its service manager for a restart');
         assert.match(first.stderr, /HADES_ERR_AGENT_RUNNING.*another agent took the data folder/);
         assert.equal(status(configFile)?.['pid'], taker.child.pid, 'the second agent runs on, its lock socket left in place by the first as it stopped');

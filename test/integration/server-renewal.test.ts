@@ -189,7 +189,7 @@ describe('renewal asked by the server', () => {
       const renewedA: Identity[] = [];
       const a = start(connected, renewedA);
       await a.send(batchOf(makeEvents(1), 1), signal);
-      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew`), { sent: true });
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew`), { sent: true, immediately: false });
       await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
       const fingerprint = fingerprintOf(renewedA[0]!.certPem);
       await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
@@ -197,7 +197,7 @@ describe('renewal asked by the server', () => {
       await a.send(batchOf(makeEvents(1), 2), signal);
       await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
 
-      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false });
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false, immediately: false });
       assert.ok((await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`)).renew_requested_at);
       const renewedB: Identity[] = [];
       const b = start(offline, renewedB);
@@ -222,15 +222,15 @@ describe('renewal asked by the server', () => {
       const renewedA: Identity[] = [];
       const a = start(connected, renewedA);
       await a.send(batchOf(makeEvents(1), 1), signal);
-      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew?now=true`), { sent: true });
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew?now=true`), { sent: true, immediately: true });
       await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
       const fingerprint = fingerprintOf(renewedA[0]!.certPem);
       await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
       await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
 
-      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew?now=true`), { sent: false });
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew?now=true`), { sent: false, immediately: true });
       // Asked again without --now: still without delay.
-      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false });
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew`), { sent: false, immediately: false });
       const pending = await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`);
       assert.ok(pending.renew_requested_at);
       assert.equal(pending.renew_immediately, true);

@@ -114,6 +114,26 @@ describe('the agent\'s lock on its data folder', () => {
     }
   });
 
+  it('says \'foreign\', not \'lost\', when another program\'s socket answers there: only another agent\'s lock makes the agent stop', async () => {
+    const dir = folder();
+    const file = path.join(dir, LOCK_SOCKET);
+    const lock = await InstanceLock.acquire(dir, busy);
+    unlinkSync(file);
+    const other = spawn(process.execPath, ['-e', `require('net').createServer((s) => { s.on('error', () => {}); s.end('hello\\n'); }).listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(other.stdout, 'data');
+      assert.equal(await lock.check(), 'foreign');
+      assert.equal(await lock.check(), 'foreign', 'left alone');
+    } finally {
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+    }
+    // Its program gone, the file is left by nobody: taken back.
+    assert.equal(await lock.check(), 'restored');
+    lock.release();
+    assert.equal(existsSync(file), false, 'removed with the release');
+  });
+
   it('says \'missing\' while its folder is gone and takes the lock back once it is there again; a release during a check leaves nothing listening', async () => {
     const dir = folder();
     const lock = await InstanceLock.acquire(dir, busy);

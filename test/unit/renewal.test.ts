@@ -183,7 +183,15 @@ describe('fleet registry: current and next certificates', () => {
     assert.equal(asked, new Date(t).toISOString());
     t += MINUTE;
     assert.equal(fleet.requestRenewal(id).renewRequestedAt, asked, 'asking twice keeps the first time');
-    assert.equal(fleet.setNextCertificate(id, first.fingerprint, cert()).renewRequestedAt, undefined);
+    assert.equal(fleet.requestRenewal(id, true).renewImmediately, true, 'without delay, asked again');
+    assert.equal(fleet.requestRenewal(id).renewImmediately, true, 'not undone by a request with delay');
+    // Issued: still asked, until the agent connects with the new certificate (it may fail to store it).
+    const issued = cert();
+    assert.equal(fleet.setNextCertificate(id, first.fingerprint, issued).renewRequestedAt, asked);
+    assert.equal(fleet.authorize(id, first.fingerprint).renewRequestedAt, asked, 'a connection with the old certificate is asked again');
+    const renewed = fleet.authorize(id, issued.fingerprint);
+    assert.equal(renewed.renewRequestedAt, undefined);
+    assert.equal(renewed.renewImmediately, undefined);
     assert.throws(() => fleet.requestRenewal('ag_ffffffffffffffff'), code('HADES_ERR_AGENT_UNKNOWN'));
     fleet.revoke(id);
     assert.throws(() => fleet.requestRenewal(id), code('HADES_ERR_AGENT_REVOKED'));
@@ -477,6 +485,24 @@ describe('the agent: CertificateRenewer', () => {
     }
   });
 
+  it('renews at once when the server asks without delay (--now) after a failed try, instead of waiting for its backoff', async () => {
+    const pki = await Pki.open(folder(), { hostnames: [], ips: [] });
+    const { dataDir, identity } = await enrolledFolder(pki, 'ag_00000000000000dc');
+    const { p, state } = ports(pki, { failures: 1 });
+    state.current = identity.certPem;
+    const renewer = new CertificateRenewer(identity, { dataDir, renewBeforeMs: 0, jitterMs: 0, retryMinMs: 3_600_000 }, p, sinkLogger());
+    try {
+      renewer.start();
+      renewer.requestedByServer('asked by an operator');
+      await waitUntil('the failed try', () => renewer.stats.failures === 1 || undefined, 10_000, 10);
+      renewer.requestedByServer('asked by an operator', true);
+      await waitUntil('the renewal', () => state.renewed.length === 1 || undefined, 10_000, 10);
+      assert.deepEqual(state.immediately, [true]);
+    } finally {
+      renewer.close();
+    }
+  });
+
   it('renews at once when the server asks without delay (--now), also when a request waits for its delay, and says so to the transport', async () => {
     const pki = await Pki.open(folder(), { hostnames: [], ips: [] });
     const { dataDir, identity } = await enrolledFolder(pki, 'ag_00000000000000db');
@@ -494,7 +520,7 @@ describe('the agent: CertificateRenewer', () => {
       await waitUntil('the renewal', () => state.renewed.length === 1 || undefined, 10_000, 10);
       assert.deepEqual(state.immediately, [true], 'the transport reconnects at once');
       assert.ok(log.lines().some((l) => l['msg'] === 'the server asks for a certificate renewal' && l['immediately'] === true && l['in_ms'] === 0));
-      // The next request without delay is one with delay again once the first was done.
+      // The next request with delay is one with delay again once the first was done.
       renewer.requestedByServer('asked by an operator');
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(state.renewed.length, 1, 'a later ordinary request waits for its delay');

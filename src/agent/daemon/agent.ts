@@ -1028,6 +1028,7 @@ export class Agent {
     this.lockState = state;
     if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed or replaced; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
     if (state === 'missing') this.log.warn('the data folder\'s lock socket was removed and cannot be made again now (is the folder gone?); trying again', { code: 'HADES_ERR_SPOOL_IO', data_dir: this.config.agent.data_dir });
+    if (state === 'foreign') this.log.warn('the data folder\'s lock socket was replaced by a socket that is no agent\'s lock; left alone, looked at again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
     if (state === 'lost') {
       this.lockLost = true;
       const error = new HadesError('HADES_ERR_AGENT_RUNNING', `another agent took the data folder ${this.config.agent.data_dir} while its lock socket was missing; this one stops so that one agent keeps the folder's spool`);

@@ -15,6 +15,7 @@
  * holds the folder.
  */
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
@@ -29,14 +30,14 @@ const RETRY_MS = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Tries to bind so far in this process (for a name of its own per try: listenOn). */
-let binds = 0;
+/** What the lock's server says to each connection: an agent holds the folder (not any socket that happens to be there). */
+const BANNER = 'hades-agent-lock\n';
 
 /**
  * A server listening on the socket file (it answers a probe by closing it), or why it could not
  * listen (EADDRINUSE when the file exists; the server then closed).
  *
- * The server is bound at a name of this process's own in the folder (`.l<pid>-<n>`), which is then
+ * The server is bound at a name of its own in the folder (`.l` and 8 random characters), which is then
  * hard-linked as the socket file (a link fails when the name exists: one process wins) and
  * removed. Node removes the path a server was bound at when it closes it, and when the process
  * exits even if it was not closed: bound at the socket file itself, an agent that lost the file to
@@ -44,17 +45,14 @@ let binds = 0;
  * removes the socket file itself, when it is still its own (release).
  */
 async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
-  // Short, for the socket path's limit (no longer than the socket file's own name), and one per
-  // try: a process may try more than once at a time (tests do).
-  binds = (binds + 1) % 1296;
-  const own = path.join(path.dirname(file), `.l${process.pid.toString(36)}-${binds.toString(36)}`);
-  try {
-    // Left by an earlier try of this process that failed halfway.
-    unlinkSync(own);
-  } catch {
-    // Not there: as it should be.
-  }
-  const server = createServer((socket) => socket.destroy());
+  // No longer than the socket file's own name (the socket path's limit), and random: not a pid,
+  // which agents in two pid namespaces sharing the folder may have alike, and a process may try
+  // more than once at a time (tests do).
+  const own = path.join(path.dirname(file), `.l${randomBytes(6).toString('base64url')}`);
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(BANNER);
+  });
   const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     const listening = () => {
       server.off('error', failed);
@@ -97,6 +95,7 @@ async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
  * Whether a process listens on the socket file now: true, false (no file, or the connection
  * refused: nobody listens), or undefined when this user may not look. Any other failure (a full
  * backlog while the agent is busy, no descriptors left) is not proof that nobody listens: true.
+ * (Whether what listens is an agent's lock: isAgentLock.)
  */
 function answers(file: string, timeoutMs: number): Promise<boolean | undefined> {
   return new Promise((resolve) => {
@@ -113,6 +112,31 @@ function answers(file: string, timeoutMs: number): Promise<boolean | undefined> 
       if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') done(false);
       else done(error.code === 'EACCES' || error.code === 'EPERM' ? undefined : true);
     });
+  });
+}
+
+/**
+ * Whether an agent's lock listens on the socket file: its banner read within `timeoutMs`. Only a
+ * positive answer counts: anything else (a timeout, no descriptor left, another program's socket)
+ * is not proof that another agent holds the folder.
+ */
+function isAgentLock(file: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: file });
+    let read = '';
+    const done = (agent: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(agent);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      read += chunk;
+      if (read.length >= BANNER.length) done(read.startsWith(BANNER));
+    });
+    socket.once('end', () => done(read === BANNER));
+    socket.once('error', () => done(false));
   });
 }
 
@@ -159,8 +183,11 @@ async function takeLock(file: string): Promise<Server | 'busy'> {
       continue;
     }
     try {
-      // Still no one behind it now that this agent alone may take it over?
-      if ((await answers(file, 2000)) === false) unlinkSync(file);
+      // Still no one behind it now that this agent alone may take it over? Only the file probed
+      // goes: gone meanwhile, or another file there now (a stopping agent's removal, then a new
+      // agent's), it is not touched, and the loop looks again.
+      const probed = inodeOf(file);
+      if (probed !== undefined && (await answers(file, 2000)) === false && inodeOf(file) === probed) unlinkSync(file);
     } catch (unlinkError) {
       if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError });
     } finally {
@@ -216,15 +243,19 @@ export class InstanceLock {
    * start beside this one; another file there that no process listens on (copied back with the
    * folder, say) is taken over as a starting agent would. Returns what it found: 'held',
    * 'restored', 'missing' when it cannot be made again now (the folder itself is gone: tried
-   * again at the next check), or 'lost' when another live process listens there now (an agent
-   * started while the file was missing): the caller stops, so that one agent keeps the folder.
+   * again at the next check), 'lost' when another agent's lock listens there now (an agent
+   * started while the file was missing: the caller stops, so that one agent keeps the folder), or
+   * 'foreign' when something else answers there (another program's socket, or a probe that could
+   * not tell): left alone, and looked at again at the next check.
    */
-  async check(): Promise<'held' | 'restored' | 'missing' | 'lost'> {
+  async check(): Promise<'held' | 'restored' | 'missing' | 'lost' | 'foreign'> {
     if (this.#released) return 'held';
     const now = inodeOf(this.#file);
     if (this.#server !== undefined && now !== undefined && now === this.#inode) return 'held';
-    // Another file: a live process's, or one nobody listens on.
-    if (now !== undefined && now !== this.#inode && (await answers(this.#file, 2000)) !== false) return 'lost';
+    if (now !== undefined && now !== this.#inode) {
+      if (await isAgentLock(this.#file, 2000)) return 'lost';
+      if ((await answers(this.#file, 2000)) !== false) return 'foreign';
+    }
     // Gone, or left by nobody: listen there again, taking a file nobody listens on over as
     // acquire does. (The old server's close removes nothing but its own name, gone already.)
     this.#server?.close();
@@ -235,32 +266,41 @@ export class InstanceLock {
     } catch {
       return 'missing';
     }
-    if (server === 'busy') return 'lost';
+    if (server === 'busy') return (await isAgentLock(this.#file, 2000)) ? 'lost' : 'foreign';
+    const inode = inodeOf(this.#file);
     if (this.#released) {
-      // Released while this check listened: the new server goes with it.
+      // Released while this check listened: the new socket goes with it.
+      removeIfOurs(this.#file, inode);
       server.close();
       return 'held';
     }
     this.#server = server;
-    this.#inode = inodeOf(this.#file);
+    this.#inode = inode;
     return 'restored';
   }
 
   /**
-   * Lets the folder go (once; later calls do nothing): the server closes, and the socket file
-   * goes with it unless it is another process's now.
+   * Lets the folder go (once; later calls do nothing): the socket file is removed unless it is
+   * another process's now, and then the server closes (in that order: a file that stayed after
+   * the close would refuse connections, and a starting agent would take it over as left by a
+   * dead one, racing this removal).
    */
   release(): void {
     this.#released = true;
     if (this.#server === undefined) return;
+    removeIfOurs(this.#file, this.#inode);
     this.#server.close();
     this.#server = undefined;
-    if (inodeOf(this.#file) !== this.#inode) return;
-    try {
-      unlinkSync(this.#file);
-    } catch {
-      // Gone meanwhile.
-    }
+  }
+}
+
+/** Removes the socket file when it is still the one of that inode. */
+function removeIfOurs(file: string, inode: number | undefined): void {
+  if (inode === undefined || inodeOf(file) !== inode) return;
+  try {
+    unlinkSync(file);
+  } catch {
+    // Gone meanwhile.
   }
 }
 

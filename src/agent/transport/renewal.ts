@@ -140,15 +140,16 @@ export class CertificateRenewer {
 
   /**
    * The server asks for a renewal: acted on after a random delay, or at once when `immediately`
-   * (which also brings forward a request already waiting for its delay).
+   * (which also brings forward a request already waiting for its delay, and a retry waiting for
+   * its backoff after a failed try).
    */
   requestedByServer(reason: string, immediately = false): void {
     if (this.closed) return;
     const now = this.now();
     if (immediately) {
       this.askedImmediately = true;
-      if (this.askedFor !== undefined && this.askedFor <= now) return;
       this.askedFor = now;
+      this.retryAt = now;
     } else {
       if (this.askedFor !== undefined) return;
       this.askedFor = now + Math.floor(this.random() * this.settings.jitterMs);

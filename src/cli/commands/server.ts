@@ -134,7 +134,9 @@ export async function agentsRenew(context: CliContext, args: readonly string[], 
   if (id.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the id of the agent to renew, as hades agents list shows it');
   const now = options['now'] === true;
   const client = await apiClient(options);
-  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew${now ? '?now=true' : ''}`, undefined), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as { sent: boolean };
+  const answer = (await named(client.post(`/api/v1/agents/${encodeURIComponent(id)}/renew${now ? '?now=true' : ''}`, undefined), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as { sent: boolean; immediately?: boolean };
+  // A server of an earlier release ignores now=true, and says nothing of it.
+  if (now && answer.immediately !== true) context.stderr.write(`hades: the server at ${client.base} does not know --now (an earlier release): the agent renews within its renew_jitter_s\n`);
   const when = now ? 'at once, and reconnects with the new certificate at once (the old one is refused from then on)' : 'within its outputs.server.renew_jitter_s (300 s by default; a delay that spreads a fleet asked at once; --now for none)';
   if (options['json']) context.stdout.write(`${JSON.stringify({ id, sent: answer.sent, now })}\n`);
   else if (answer.sent) context.stdout.write(`agent ${id} is connected and was asked to renew its certificate: it does so ${when}\n`);

@@ -457,8 +457,8 @@ export class FleetRegistry {
    * The agent a connection belongs to, given the id and fingerprint of the certificate it
    * presented (`Pki.agentIdentity`). HADES_ERR_AGENT_UNKNOWN when there is no such agent or the
    * certificate is neither the one in use nor the next one; HADES_ERR_AGENT_REVOKED when it was
-   * revoked. The next certificate becomes the one in use here, at its first connection, and the
-   * certificate before is refused from then on.
+   * revoked. The next certificate becomes the one in use here, at its first connection (which
+   * ends an operator's renewal request), and the certificate before is refused from then on.
    */
   authorize(agentId: string, fingerprint: string): Agent {
     return this.authorizeConnection(agentId, fingerprint).agent;
@@ -473,7 +473,8 @@ export class FleetRegistry {
       .prepare(
         `UPDATE agents SET cert_fingerprint = next_cert_fingerprint, cert_serial = next_cert_serial, cert_not_after = next_cert_not_after, cert_renewed_at = ?,
            cert_ca = coalesce(next_cert_ca, cert_ca),
-           next_cert_fingerprint = NULL, next_cert_serial = NULL, next_cert_not_after = NULL, next_cert_issued_at = NULL, next_cert_ca = NULL
+           next_cert_fingerprint = NULL, next_cert_serial = NULL, next_cert_not_after = NULL, next_cert_issued_at = NULL, next_cert_ca = NULL,
+           renew_requested_at = NULL, renew_immediately = 0
          WHERE id = ? AND next_cert_fingerprint = ? AND revoked_at IS NULL`,
       )
       .run(this.#now(), agentId, presented).changes;
@@ -485,8 +486,9 @@ export class FleetRegistry {
   /**
    * Records the certificate issued to an agent on renewal as its next one (replacing an earlier
    * next certificate never used), provided the agent is not revoked and `presented` (the
-   * fingerprint its stream is authenticated with) is still the certificate in use; clears a
-   * renewal request. Otherwise HADES_ERR_AGENT_REVOKED or HADES_ERR_AGENT_UNKNOWN, and nothing
+   * fingerprint its stream is authenticated with) is still the certificate in use. An operator's
+   * renewal request stays until the agent connects with the new certificate (authorizeConnection):
+   * one that could not store it, or restarted before, is asked again at its next connection. Otherwise HADES_ERR_AGENT_REVOKED or HADES_ERR_AGENT_UNKNOWN, and nothing
    * changes: the certificate issued is then never accepted.
    */
   setNextCertificate(agentId: string, presented: string, cert: Omit<AgentCertInfo, 'agentId' | 'tokenId'>): Agent {
@@ -494,7 +496,7 @@ export class FleetRegistry {
     const notAfter = notAfterMs(cert.notAfter);
     const changes = this.#db
       .prepare(
-        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, next_cert_ca = ?, renew_requested_at = NULL, renew_immediately = 0
+        `UPDATE agents SET next_cert_fingerprint = ?, next_cert_serial = ?, next_cert_not_after = ?, next_cert_issued_at = ?, next_cert_ca = ?
          WHERE id = ? AND cert_fingerprint = ? AND revoked_at IS NULL`,
       )
       .run(cert.fingerprint, cert.serial, notAfter, this.#now(), cert.caSha256 ?? null, agentId, presented.toLowerCase()).changes;
