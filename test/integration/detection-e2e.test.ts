@@ -280,6 +280,24 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     assert.equal(chisel.rule.severity, 'high');
   });
 
+  it('a setuid copy of bash run by an unprivileged user raises a critical alert', async () => {
+    const since = new Date().toISOString();
+    // A folder the user nobody can reach, with bash copied under another name and made setuid root.
+    const suid = mkdtempSync(path.join(tmpdir(), 'hades-suid-'));
+    try {
+      chmodSync(suid, 0o755);
+      const shell = path.join(suid, '.libcache');
+      copyFileSync('/bin/bash', shell);
+      chmodSync(shell, 0o4755);
+      const result = await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', shell, '-p', '-c', 'id -u'], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(result.stdout.trim(), '0', 'the copy runs as root');
+      const alert = await waitForAlert('setuid_shell_or_interpreter_run', since, (a) => a.rule.id === 'setuid_shell_or_interpreter_run' && mentions(a, shell));
+      assert.equal(alert.rule.severity, 'critical');
+    } finally {
+      rmSync(suid, { recursive: true, force: true });
+    }
+  });
+
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
