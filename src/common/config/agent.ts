@@ -307,6 +307,12 @@ export const AgentConfigSchema = Type.Object(
             '/etc/cron',
             '/etc/systemd/system/',
             '/usr/lib/systemd/system/',
+            // Users' own units (systemctl --user, lingering accounts), at jobs on Red Hat systems.
+            '/root/.config/systemd/',
+            '/home/*/.config/systemd/',
+            '/root/.local/share/systemd/',
+            '/home/*/.local/share/systemd/',
+            '/var/spool/at/',
             // Kernel modules loaded at boot, and modprobe's install hooks (module_autoload_config_modified).
             '/usr/lib/modules-load.d/',
             '/usr/lib/modprobe.d/',
@@ -317,6 +323,12 @@ export const AgentConfigSchema = Type.Object(
             '/usr/sbin/',
             '/bin/',
             '/sbin/',
+            // First in PATH: a copy there under a system command's name runs instead of it.
+            '/usr/local/bin/',
+            '/usr/local/sbin/',
+            // PAM modules (pam_module_written).
+            '/usr/lib/*/security/',
+            '/usr/lib64/security/',
             '/tmp/',
             '/var/tmp/',
             '/dev/shm/',
@@ -324,7 +336,7 @@ export const AgentConfigSchema = Type.Object(
             // appends are left out in the kernel by file_watch_quiet.
             '/var/log/',
             // Users' shell startup files (shell_profile_modified). Sixteen `*` rules at most share a
-            // prefix (/home/): .ssh/ and these twelve.
+            // prefix (/home/): .ssh/, the two systemd folders above and these twelve.
             ...SHELL_STARTUP_FILES.flatMap((name) => [`/root/${name}`, `/home/*/${name}`]),
           ],
             maxItems: 256,
