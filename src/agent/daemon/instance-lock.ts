@@ -16,7 +16,7 @@
  */
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, Server } from 'node:net';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { parseProcStat } from '../tree.js';
@@ -34,8 +34,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const BANNER = 'hades-agent-lock\n';
 
 /**
- * A server listening on the socket file (it answers a probe by closing it), or why it could not
- * listen (EADDRINUSE when the file exists; the server then closed).
+ * A server listening on the socket file (it answers each connection with its banner), or why it
+ * could not listen (EADDRINUSE when the file exists; the server then closed).
  *
  * The server is bound at a name of its own in the folder (`.l` and 8 random characters), which is then
  * hard-linked as the socket file (a link fails when the name exists: one process wins) and
@@ -91,52 +91,40 @@ async function listenOn(file: string): Promise<Server | NodeJS.ErrnoException> {
   return server;
 }
 
-/**
- * Whether a process listens on the socket file now: true, false (no file, or the connection
- * refused: nobody listens), or undefined when this user may not look. Any other failure (a full
- * backlog while the agent is busy, no descriptors left) is not proof that nobody listens: true.
- * (Whether what listens is an agent's lock: isAgentLock.)
- */
-function answers(file: string, timeoutMs: number): Promise<boolean | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ path: file });
-    const done = (held: boolean | undefined) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(held);
-    };
-    // A listener that does not answer in time is still a listener (only root makes the file).
-    const timer = setTimeout(() => done(true), timeoutMs);
-    socket.once('connect', () => done(true));
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') done(false);
-      else done(error.code === 'EACCES' || error.code === 'EPERM' ? undefined : true);
-    });
-  });
-}
+/** Who listens on a lock socket file: an agent's lock (its banner), some other listener, nobody. */
+type Listener = 'agent' | 'other' | 'nobody';
 
 /**
- * Whether an agent's lock listens on the socket file: its banner read within `timeoutMs`. Only a
- * positive answer counts: anything else (a timeout, no descriptor left, another program's socket)
- * is not proof that another agent holds the folder.
+ * Who listens on the socket file now: 'agent' (the lock's banner read), 'other' (a listener that
+ * says something else, or nothing within `timeoutMs`), 'nobody' (no file, or the connection
+ * refused), or undefined when this user may not look. Any other failure (a full backlog while the
+ * agent is busy, no descriptors left) is not proof that nobody listens: 'other'. Only 'agent' is
+ * proof that another agent holds the folder.
  */
-function isAgentLock(file: string, timeoutMs: number): Promise<boolean> {
+function probe(file: string, timeoutMs: number): Promise<Listener | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ path: file });
+    let connected = false;
     let read = '';
-    const done = (agent: boolean) => {
+    const done = (who: Listener | undefined) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(agent);
+      resolve(who);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    // A listener that does not answer in time is still a listener (only root makes the file).
+    const timer = setTimeout(() => done('other'), timeoutMs);
     socket.setEncoding('utf8');
+    socket.once('connect', () => (connected = true));
     socket.on('data', (chunk: string) => {
       read += chunk;
-      if (read.length >= BANNER.length) done(read.startsWith(BANNER));
+      if (read.length >= BANNER.length) done(read.startsWith(BANNER) ? 'agent' : 'other');
     });
-    socket.once('end', () => done(read === BANNER));
-    socket.once('error', () => done(false));
+    socket.once('end', () => done(read === BANNER ? 'agent' : 'other'));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (connected) done('other');
+      else if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') done('nobody');
+      else done(error.code === 'EACCES' || error.code === 'EPERM' ? undefined : 'other');
+    });
   });
 }
 
@@ -154,10 +142,11 @@ function inodeOf(file: string): number | undefined {
 
 /**
  * Listens on the lock socket `file`, taking over a file left by a process that died (nobody
- * answers on it) one starter at a time, through the `.takeover` folder beside it; 'busy' when a
- * live process listens there. HADES_ERR_SPOOL_IO when the socket cannot be made.
+ * answers on it) one starter at a time, through the `.takeover` folder beside it; who listens
+ * there when a live process does ('agent' or 'other'). HADES_ERR_SPOOL_IO when the socket cannot
+ * be made.
  */
-async function takeLock(file: string): Promise<Server | 'busy'> {
+async function takeLock(file: string): Promise<Server | 'agent' | 'other'> {
   const takeover = `${file}.takeover`;
   // Long enough to outlast a takeover folder left by an agent that died in its takeover.
   const deadline = Date.now() + STALE_TAKEOVER_MS + 2000;
@@ -165,7 +154,8 @@ async function takeLock(file: string): Promise<Server | 'busy'> {
     const error = await listenOn(file);
     if (!(error instanceof Error)) return error;
     if (error.code !== 'EADDRINUSE') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: ${error.code ?? error.message}`, { cause: error });
-    if ((await answers(file, 2000)) !== false) return 'busy';
+    const who = await probe(file, 2000);
+    if (who !== 'nobody') return who ?? 'other';
     if (Date.now() > deadline) throw new HadesError('HADES_ERR_SPOOL_IO', `cannot take over the agent's lock socket ${file}: ${takeover} stays (remove it if no agent is starting)`);
     // Left by an agent that died: one starting agent at a time removes it and listens.
     try {
@@ -187,7 +177,7 @@ async function takeLock(file: string): Promise<Server | 'busy'> {
       // goes: gone meanwhile, or another file there now (a stopping agent's removal, then a new
       // agent's), it is not touched, and the loop looks again.
       const probed = inodeOf(file);
-      if (probed !== undefined && (await answers(file, 2000)) === false && inodeOf(file) === probed) unlinkSync(file);
+      if (probed !== undefined && (await probe(file, 2000)) === 'nobody' && inodeOf(file) === probed) unlinkSync(file);
     } catch (unlinkError) {
       if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw new HadesError('HADES_ERR_SPOOL_IO', `cannot remove the stale lock socket ${file}: ${(unlinkError as Error).message}`, { cause: unlinkError });
     } finally {
@@ -224,7 +214,7 @@ export class InstanceLock {
       throw new HadesError('HADES_ERR_SPOOL_IO', `cannot make the agent's lock socket ${file}: a Unix socket path has at most ${MAX_SOCKET_PATH} bytes; give agent.data_dir a shorter path`);
     }
     const server = await takeLock(file);
-    if (server === 'busy') throw busy();
+    if (!(server instanceof Server)) throw busy();
     return new InstanceLock(server, file, inodeOf(file));
   }
 
@@ -234,7 +224,8 @@ export class InstanceLock {
    */
   static held(dataDir: string, timeoutMs = 2000): Promise<boolean | undefined> {
     const file = path.join(dataDir, LOCK_SOCKET);
-    return Buffer.byteLength(file) > MAX_SOCKET_PATH ? Promise.resolve(false) : answers(file, timeoutMs);
+    if (Buffer.byteLength(file) > MAX_SOCKET_PATH) return Promise.resolve(false);
+    return probe(file, timeoutMs).then((who) => (who === undefined ? undefined : who !== 'nobody'));
   }
 
   /**
@@ -253,20 +244,22 @@ export class InstanceLock {
     const now = inodeOf(this.#file);
     if (this.#server !== undefined && now !== undefined && now === this.#inode) return 'held';
     if (now !== undefined && now !== this.#inode) {
-      if (await isAgentLock(this.#file, 2000)) return 'lost';
-      if ((await answers(this.#file, 2000)) !== false) return 'foreign';
+      const who = await probe(this.#file, 2000);
+      if (who === 'agent') return 'lost';
+      if (who !== 'nobody') return 'foreign';
     }
     // Gone, or left by nobody: listen there again, taking a file nobody listens on over as
     // acquire does. (The old server's close removes nothing but its own name, gone already.)
     this.#server?.close();
     this.#server = undefined;
-    let server: Server | 'busy';
+    let server: Server | 'agent' | 'other';
     try {
       server = await takeLock(this.#file);
     } catch {
       return 'missing';
     }
-    if (server === 'busy') return (await isAgentLock(this.#file, 2000)) ? 'lost' : 'foreign';
+    if (server === 'agent') return 'lost';
+    if (server === 'other') return 'foreign';
     const inode = inodeOf(this.#file);
     if (this.#released) {
       // Released while this check listened: the new socket goes with it.
