@@ -178,6 +178,13 @@ function renewingTransports(transports: GrpcTransport[], jitterMs: number) {
   };
 }
 
+/** Waits for the agent's one renewal (in `renewed`), then for the server to see it connected with the new certificate. */
+async function renewedAndReconnected(agentId: string, renewed: readonly Identity[]): Promise<void> {
+  await waitUntil('the renewal', () => renewed.length === 1 || undefined, 15_000, 20);
+  const fingerprint = fingerprintOf(renewed[0]!.certPem);
+  await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
+}
+
 describe('renewal asked by the server', () => {
   it('renews a connected agent asked through the API, and an offline one at its next connection', { timeout: 60_000 }, async () => {
     const connected = await enrolled();
@@ -190,9 +197,7 @@ describe('renewal asked by the server', () => {
       const a = start(connected, renewedA);
       await a.send(batchOf(makeEvents(1), 1), signal);
       assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew`), { sent: true, immediately: false });
-      await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
-      const fingerprint = fingerprintOf(renewedA[0]!.certPem);
-      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
+      await renewedAndReconnected(connected.identity.agentId, renewedA);
       assert.equal((await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).renew_requested_at, undefined);
       await a.send(batchOf(makeEvents(1), 2), signal);
       await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
@@ -223,9 +228,7 @@ describe('renewal asked by the server', () => {
       const a = start(connected, renewedA);
       await a.send(batchOf(makeEvents(1), 1), signal);
       assert.deepEqual(await server.ok('POST', `/api/v1/agents/${connected.identity.agentId}/renew?now=true`), { sent: true, immediately: true });
-      await waitUntil('the renewal', () => renewedA.length === 1 || undefined, 15_000, 20);
-      const fingerprint = fingerprintOf(renewedA[0]!.certPem);
-      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${connected.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 50);
+      await renewedAndReconnected(connected.identity.agentId, renewedA);
       await refused(connected.identity, 'HADES_ERR_AGENT_UNKNOWN');
 
       assert.deepEqual(await server.ok('POST', `/api/v1/agents/${offline.identity.agentId}/renew?now=true`), { sent: false, immediately: true });
@@ -237,9 +240,7 @@ describe('renewal asked by the server', () => {
       const renewedB: Identity[] = [];
       const b = start(offline, renewedB);
       await b.send(batchOf(makeEvents(1), 1), signal);
-      await waitUntil('the renewal at the next connection', () => renewedB.length === 1 || undefined, 15_000, 20);
-      const renewedFingerprint = fingerprintOf(renewedB[0]!.certPem);
-      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`)).cert_fingerprint === renewedFingerprint || undefined, 15_000, 50);
+      await renewedAndReconnected(offline.identity.agentId, renewedB);
       const after = await server.ok('GET', `/api/v1/agents/${offline.identity.agentId}`);
       assert.equal(after.renew_requested_at, undefined);
       assert.equal(after.renew_immediately, undefined, 'cleared with the request');
