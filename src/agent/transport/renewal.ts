@@ -11,9 +11,9 @@
  * after the server asks (RenewNow, e.g. an operator who suspects the key leaked), after a random
  * delay that spreads a whole fleet asked at once, or at once when the request says so (`hades
  * agents renew --now`: the key may be in someone else's hands, and every second counts); then
- * the transport reconnects with the new certificate without its delay either. A renewal that fails (no connection, no
- * answer, a refusal, a disk error) is logged with its code and tried again with exponential
- * backoff; the current certificate stays in use meanwhile, and the event stream is not touched.
+ * the transport reconnects with the new certificate without its delay either. A renewal that
+ * fails (no connection, no answer, a refusal, a disk error) is logged with its code and tried
+ * again with exponential backoff; the current certificate stays in use meanwhile, and the event stream is not touched.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { HadesError, isErrorCode, toHadesError } from '../../common/errors.js';

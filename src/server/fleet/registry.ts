@@ -488,8 +488,9 @@ export class FleetRegistry {
    * next certificate never used), provided the agent is not revoked and `presented` (the
    * fingerprint its stream is authenticated with) is still the certificate in use. An operator's
    * renewal request stays until the agent connects with the new certificate (authorizeConnection):
-   * one that could not store it, or restarted before, is asked again at its next connection. Otherwise HADES_ERR_AGENT_REVOKED or HADES_ERR_AGENT_UNKNOWN, and nothing
-   * changes: the certificate issued is then never accepted.
+   * one that could not store it, or restarted before, is asked again at its next connection.
+   * Otherwise HADES_ERR_AGENT_REVOKED or HADES_ERR_AGENT_UNKNOWN, and nothing changes: the
+   * certificate issued is then never accepted.
    */
   setNextCertificate(agentId: string, presented: string, cert: Omit<AgentCertInfo, 'agentId' | 'tokenId'>): Agent {
     if (!FINGERPRINT_RE.test(cert.fingerprint)) throw internal(`invalid certificate fingerprint ${JSON.stringify(cert.fingerprint)}`);
