@@ -337,6 +337,22 @@ describe('configuration', () => {
     assert.equal(bad.problems[0]?.path, 'driver.file_watch_extra.0');
   });
 
+  it("refuses more '*' entries under one folder than the driver holds (16), counting the defaults", () => {
+    const defaults = parseRoleConfig('', 'agent');
+    assert.ok(defaults.ok);
+    const underHome = defaults.config.driver.file_watch.filter((p) => p.startsWith('/home/*')).length;
+    assert.ok(underHome <= 16, `the defaults use ${underHome} of /home/'s 16`);
+    const fits = Array.from({ length: 16 - underHome }, (_, i) => `/home/*/.extra${i}`);
+    assert.ok(parseRoleConfig(`driver:\n  file_watch_extra: [${fits.join(', ')}]\n`, 'agent').ok);
+    const over = parseRoleConfig(`driver:\n  file_watch_extra: [${[...fits, '/home/*/.one-more'].join(', ')}]\n`, 'agent');
+    assert.ok(!over.ok);
+    assert.deepEqual([over.problems[0]?.code, over.problems[0]?.path], ['HADES_ERR_CONFIG_VALUE', 'driver.file_watch_extra']);
+    assert.match(over.problems[0]?.message ?? '', /17 entries of the form \/home\/\*\/\.\.\.; the driver takes at most 16/);
+    // Other folders have their own 16.
+    const others = Array.from({ length: 16 }, (_, i) => `/srv/*/.f${i}`);
+    assert.ok(parseRoleConfig(`driver:\n  file_watch_extra: [${others.join(', ')}]\n`, 'agent').ok);
+  });
+
   it('takes outputs.server.ack_timeout_s in whole seconds from 10 to 3600, 120 by default, and refuses the rest with a coded problem', () => {
     const result = parseRoleConfig('', 'agent');
     assert.ok(result.ok);

@@ -8,6 +8,9 @@ import { HOST_PORT, LogConfig } from './shared.js';
  */
 export const FILE_WATCH_MAX = 224;
 
+/** Entries with a `*` component that share the folder before it (/home/ for .ssh/ and .bashrc under every home): the driver's HADES_SUFFIXES. */
+export const FILE_WATCH_STARS_MAX = 16;
+
 
 const RateLimit = Type.Object(
   {

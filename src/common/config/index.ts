@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import { parseDocument } from 'yaml';
-import { AgentConfigSchema, FILE_WATCH_MAX } from './agent.js';
+import { AgentConfigSchema, FILE_WATCH_MAX, FILE_WATCH_STARS_MAX } from './agent.js';
 import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
@@ -73,11 +73,24 @@ function checkRingBuffer(config: Static<typeof AgentConfigSchema>): ConfigProble
   return [{ code: 'HADES_ERR_CONFIG_VALUE', path: 'driver.ringbuf_mb', message: `a ring buffer of ${ring} MiB counts twice in the driver's resident memory: with the rest, about ${needed} MB, over its memory budget of ${config.plugins.limits.memory_mb} MB (plugins.limits.memory_mb); raise that, or take a smaller ring buffer` }];
 }
 
-/** file_watch and file_watch_extra together fit the driver's table (FILE_WATCH_MAX, after duplicates). */
+/**
+ * file_watch and file_watch_extra together fit the driver's table (FILE_WATCH_MAX, after
+ * duplicates), and its FILE_WATCH_STARS_MAX `*` entries per folder before the star.
+ */
 function checkFileWatch(watch: readonly string[], extra: readonly string[]): ConfigProblem[] {
-  const count = new Set([...watch, ...extra]).size;
-  if (count <= FILE_WATCH_MAX) return [];
-  return [{ code: 'HADES_ERR_CONFIG_VALUE', path: extra.length > 0 ? 'driver.file_watch_extra' : 'driver.file_watch', message: `driver.file_watch and driver.file_watch_extra name ${count} prefixes together; the driver watches at most ${FILE_WATCH_MAX} (watch a common parent folder instead of several of its children)` }];
+  const path = extra.length > 0 ? 'driver.file_watch_extra' : 'driver.file_watch';
+  const all = new Set([...watch, ...extra]);
+  if (all.size > FILE_WATCH_MAX) {
+    return [{ code: 'HADES_ERR_CONFIG_VALUE', path, message: `driver.file_watch and driver.file_watch_extra name ${all.size} prefixes together; the driver watches at most ${FILE_WATCH_MAX} (watch a common parent folder instead of several of its children)` }];
+  }
+  const stars = new Map<string, number>();
+  for (const entry of all) {
+    const star = entry.indexOf('*');
+    if (star >= 0) stars.set(entry.slice(0, star), (stars.get(entry.slice(0, star)) ?? 0) + 1);
+  }
+  return [...stars]
+    .filter(([, count]) => count > FILE_WATCH_STARS_MAX)
+    .map(([folder, count]) => ({ code: 'HADES_ERR_CONFIG_VALUE' as const, path, message: `driver.file_watch and driver.file_watch_extra have ${count} entries of the form ${folder}*/...; the driver takes at most ${FILE_WATCH_STARS_MAX} per folder (the defaults use 15 under /home/: see rules/README.md, What the agent must watch)` }));
 }
 
 /** The server's API address: the schema checks its scheme; enrollment needs a URL that parses. */
