@@ -405,10 +405,12 @@ console.log('| action | share | indexed | no index |');
 console.log('|---|---:|---:|---:|');
 for (const [action, n] of perAction) console.log(`| ${action} | ${((100 * share.get(action)!.length) / events.length).toFixed(1)}% | ${n.toFixed(1)} | ${perActionNone.get(action)!.toFixed(0)} |`);
 
-console.log('\ntop 10 rules by evaluations (pack + Sigma, timed rounds):\n');
+// HADES_BENCH_TOP=N lists more rules (all of them with a large N), to find what a change made costly.
+const topCount = Number(process.env['HADES_BENCH_TOP'] ?? 10) || 10;
+console.log(`\ntop ${topCount} rules by evaluations (pack + Sigma, timed rounds):\n`);
 const infos = new Map(both.rules.map((r) => [r.id, r]));
 const bothMeasured = results.get('pack + Sigma')!;
-const top = [...bothMeasured.perRule].sort((a, b) => b[1] - a[1]).slice(0, 10);
+const top = [...bothMeasured.perRule].sort((a, b) => b[1] - a[1]).slice(0, topCount);
 console.log('| rule | type | file | evaluations/event | share of evaluations |');
 console.log('|---|---|---|---:|---:|');
 for (const [id, n] of top) {
