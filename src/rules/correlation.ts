@@ -160,6 +160,9 @@ export class Correlator {
   private oldestGroup: Group | undefined;
   private oldestTouched = 0;
   private touches = 0;
+  /** The match epoch whose event's process tree keys treeKeys holds (stepKeys). */
+  private keysEpoch = -1;
+  private treeKeys: readonly (string | undefined)[] = [];
 
   constructor(
     readonly spec: CorrelationSpec,
@@ -180,7 +183,11 @@ export class Correlator {
     this.entries -= Correlator.entriesOf(group);
   }
 
-  /** Feeds one event; returns a hit when the correlation completes with it. */
+  /**
+   * Feeds one event; returns a hit when the correlation completes with it. `epoch` is the rule
+   * set's match counter: it differs from one event to the next (what is computed for an event is
+   * kept under it), and `epochs` holds the epoch at which each rule last matched.
+   */
   observe(event: EventRecord, epoch: number, epochs: Float64Array): CorrelationHit | undefined {
     const spec = this.spec;
     let hit: CorrelationHit | undefined;
@@ -193,11 +200,17 @@ export class Correlator {
       this.sweep(t);
     } else {
       let matched: number[] | undefined;
-      for (let i = 0; i < spec.steps.length; i++) if (spec.steps[i]!.matches(event, epoch, epochs)) (matched ??= []).push(i);
+      for (let i = 0; i < spec.steps.length; i++) {
+        // A later step of an ordered sequence only advances a group that has reached the step
+        // before it: with none waiting under this event's keys, its condition (often the
+        // costlier, a shell and its arguments) is not evaluated at all.
+        if (i > 0 && spec.ordered && !this.waiting(spec, event, epoch, i)) continue;
+        if (spec.steps[i]!.matches(event, epoch, epochs)) (matched ??= []).push(i);
+      }
       if (!matched) return undefined;
       const t = this.time(event);
       if (t === undefined) return undefined;
-      hit = spec.ordered ? this.ordered(spec, event, matched, t) : this.unordered(spec, event, matched, t);
+      hit = spec.ordered ? this.ordered(spec, event, epoch, matched, t) : this.unordered(spec, event, matched, t);
       this.sweep(t);
     }
     this.stats.keys = this.groups.size;
@@ -352,11 +365,32 @@ export class Correlator {
     return undefined;
   }
 
+  /** The event's keys for a later step (every key of its process tree, or the step's own); a tree's computed once per event (match epoch). */
+  private stepKeys(spec: SequenceSpec, event: EventRecord, epoch: number, i: number): readonly (string | undefined)[] {
+    if (spec.tree === undefined) return [spec.steps[i]!.key(event)];
+    if (this.keysEpoch !== epoch) {
+      this.keysEpoch = epoch;
+      this.treeKeys = spec.tree(event);
+    }
+    return this.treeKeys;
+  }
+
+  /** Some group under the event's keys has reached step i - 1 (its window is checked later, with the event's time). */
+  private waiting(spec: SequenceSpec, event: EventRecord, epoch: number, i: number): boolean {
+    if (this.groups.size === 0) return false;
+    for (const key of this.stepKeys(spec, event, epoch, i)) {
+      if (key === undefined) continue;
+      const g = this.groups.get(key) as SequenceGroup | undefined;
+      if (g !== undefined && !Number.isNaN(g.starts[i - 1]!)) return true;
+    }
+    return false;
+  }
+
   private newSequenceGroup(n: number): SequenceGroup {
     return { expiresAt: -Infinity, touched: 0, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
   }
 
-  private ordered(spec: SequenceSpec, event: EventRecord, matched: number[], t: number): CorrelationHit | undefined {
+  private ordered(spec: SequenceSpec, event: EventRecord, epoch: number, matched: number[], t: number): CorrelationHit | undefined {
     const n = spec.steps.length;
     const id = eventId(event);
     // Latest step first, so that one event never advances a run by two steps.
@@ -378,8 +412,7 @@ export class Correlator {
         this.touch(key, g, isNew);
         continue;
       }
-      const keys = spec.tree ? spec.tree(event) : [spec.steps[i]!.key(event)];
-      for (const key of keys) {
+      for (const key of this.stepKeys(spec, event, epoch, i)) {
         if (key === undefined) continue;
         const g = this.groups.get(key) as SequenceGroup | undefined;
         if (!g) continue;

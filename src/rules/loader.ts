@@ -1097,12 +1097,22 @@ class Loader {
               const id = own(ev);
               return p === undefined || typeof id !== 'string' ? undefined : join(p, id);
             };
+            // The process's own id, its parent's and its ancestors', each once (a handful: a
+            // linear check beats a Set), with the grouping prefix in front.
             treeKeys = (ev) => {
               const p = prefix(ev);
               if (p === undefined) return [];
-              const ids = new Set<unknown>([own(ev), parent(ev), ...ancestors(ev)]);
-              ids.delete(undefined);
-              return [...ids].map((id) => join(p, id));
+              const ids: unknown[] = [];
+              const add = (id: unknown) => {
+                if (id !== undefined && !ids.includes(id)) ids.push(id);
+              };
+              add(own(ev));
+              add(parent(ev));
+              const up = ancestors(ev);
+              for (let i = 0; i < up.length; i++) add(up[i]);
+              const keys = new Array<string>(ids.length);
+              for (let i = 0; i < ids.length; i++) keys[i] = join(p, ids[i]);
+              return keys;
             };
             steps[0] = { ...steps[0]!, key: first };
           }
