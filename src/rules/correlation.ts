@@ -75,6 +75,12 @@ export interface SequenceSpec {
   readonly steps: readonly { readonly matches: StepMatcher; readonly key: KeyOf }[];
   /** Grouping by process tree: step 1 opens the group of its process; later steps find it by lineage. */
   readonly tree?: TreeKeysOf;
+  /**
+   * With `tree`: the ids of the processes behind the keys, as the event holds them (its own id
+   * first, then its parent's and its ancestors'), read without building a key, so that an event
+   * under no process with a group is passed over at the cost of a few lookups.
+   */
+  readonly treeIds?: (event: EventRecord) => readonly unknown[];
 }
 
 export interface ThresholdSpec {
@@ -107,6 +113,8 @@ interface Group {
 }
 
 interface SequenceGroup extends Group {
+  /** Grouped by process tree: the id of the process whose first step opened the group (Correlator.openIds). */
+  owner?: unknown;
   /** Ordered: the latest start of a partial run that has reached step i (NaN: none). Unordered: when step i last matched. */
   readonly starts: Float64Array;
   /** Ordered: when the run at step i reached it. */
@@ -160,6 +168,8 @@ export class Correlator {
   private oldestGroup: Group | undefined;
   private oldestTouched = 0;
   private touches = 0;
+  /** Grouped by process tree: how many groups each process opened (their owner), to pass over an event under none. */
+  private readonly openIds = new Map<unknown, number>();
   /** The match epoch whose event's process tree keys treeKeys holds (stepKeys). */
   private keysEpoch = -1;
   private treeKeys: readonly (string | undefined)[] = [];
@@ -181,6 +191,16 @@ export class Correlator {
   private drop(key: string, group: Group): void {
     this.groups.delete(key);
     this.entries -= Correlator.entriesOf(group);
+    this.closed(group);
+  }
+
+  /** A group of a process tree is gone: its owner has one group fewer. */
+  private closed(group: Group): void {
+    const owner = (group as SequenceGroup).owner;
+    if (owner === undefined) return;
+    const n = this.openIds.get(owner) ?? 0;
+    if (n <= 1) this.openIds.delete(owner);
+    else this.openIds.set(owner, n - 1);
   }
 
   /**
@@ -378,6 +398,11 @@ export class Correlator {
   /** Some group under the event's keys has reached step i - 1 (its window is checked later, with the event's time). */
   private waiting(spec: SequenceSpec, event: EventRecord, epoch: number, i: number): boolean {
     if (this.groups.size === 0) return false;
+    if (spec.treeIds !== undefined) {
+      let some = false;
+      for (const id of spec.treeIds(event)) if (this.openIds.has(id)) some = true;
+      if (!some) return false;
+    }
     for (const key of this.stepKeys(spec, event, epoch, i)) {
       if (key === undefined) continue;
       const g = this.groups.get(key) as SequenceGroup | undefined;
@@ -401,7 +426,14 @@ export class Correlator {
         if (key === undefined) continue;
         let g = this.groups.get(key) as SequenceGroup | undefined;
         const isNew = g === undefined;
-        g ??= this.newSequenceGroup(n);
+        if (g === undefined) {
+          g = this.newSequenceGroup(n);
+          if (spec.treeIds !== undefined) {
+            const owner = spec.treeIds(event)[0];
+            g.owner = owner;
+            this.openIds.set(owner, (this.openIds.get(owner) ?? 0) + 1);
+          }
+        }
         // The latest start: a first step older than the one held (arriving late) would only shorten the time left.
         if (!(g.starts[0]! > t)) {
           g.starts[0] = t;
@@ -422,6 +454,7 @@ export class Correlator {
         const ids = [...g.ids[i - 1]!, id];
         if (i === n - 1) {
           this.groups.delete(key);
+          this.closed(g);
           return { key, count: n, events: ids, first: start, last: t };
         }
         g.starts[i] = start;
@@ -465,6 +498,7 @@ export class Correlator {
       }
       if (complete && last - first <= spec.withinMs) {
         this.groups.delete(key);
+        this.closed(g);
         const order = [...g.starts.keys()].sort((a, b) => g.starts[a]! - g.starts[b]!);
         hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last };
         break;

@@ -1086,6 +1086,7 @@ class Loader {
         build = () => {
           const actions = steps.reduce<ActionSet>((acc, s, i) => (i === 0 ? s.actions : acc === null || s.actions === null ? null : new Set([...acc, ...s.actions])), null);
           let treeKeys: TreeKeysOf | undefined;
+          let treeIds: ((ev: EventRecord) => unknown[]) | undefined;
           if (tree) {
             const prefix = this.keyOf(fieldsOnly);
             const own = firstValue(this.mustField('process.entity_id'));
@@ -1099,9 +1100,7 @@ class Loader {
             };
             // The process's own id, its parent's and its ancestors', each once (a handful: a
             // linear check beats a Set), with the grouping prefix in front.
-            treeKeys = (ev) => {
-              const p = prefix(ev);
-              if (p === undefined) return [];
+            treeIds = (ev) => {
               const ids: unknown[] = [];
               const add = (id: unknown) => {
                 if (id !== undefined && !ids.includes(id)) ids.push(id);
@@ -1110,13 +1109,17 @@ class Loader {
               add(parent(ev));
               const up = ancestors(ev);
               for (let i = 0; i < up.length; i++) add(up[i]);
-              const keys = new Array<string>(ids.length);
-              for (let i = 0; i < ids.length; i++) keys[i] = join(p, ids[i]);
-              return keys;
+              return ids;
+            };
+            const idsOf = treeIds;
+            treeKeys = (ev) => {
+              const p = prefix(ev);
+              if (p === undefined) return [];
+              return idsOf(ev).map((id) => join(p, id));
             };
             steps[0] = { ...steps[0]!, key: first };
           }
-          return { spec: { kind: 'sequence', ordered, withinMs: within, steps: steps.map((s) => ({ matches: s.matches, key: s.key })), ...(treeKeys ? { tree: treeKeys } : {}) }, actions };
+          return { spec: { kind: 'sequence', ordered, withinMs: within, steps: steps.map((s) => ({ matches: s.matches, key: s.key })), ...(treeKeys && treeIds ? { tree: treeKeys, treeIds } : {}) }, actions };
         };
       }
     }

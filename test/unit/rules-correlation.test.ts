@@ -233,6 +233,51 @@ rules:
     assert.equal(hits.length, 1);
     assert.ok(reads >= 1);
   });
+
+  it('passes over the later step of a process tree sequence for a process under no open group, and counts groups again once they close', () => {
+    const set = load(`
+rules:
+  - id: interpreter_then_shell
+    type: sequence
+    title: An interpreter connected out, then a shell under it
+    severity: medium
+    within: 60s
+    by: [host.name, process.tree]
+    steps:
+      - condition: event.action = connect and process.name = python3
+      - condition: event.action = exec and process.name = sh and not process.working_directory = /nowhere
+`);
+    let reads = 0;
+    const shell = (seconds: number, pid: number, ancestors: string[]) => {
+      const e = ev('exec', seconds, {
+        'process.name': 'sh',
+        'process.entity_id': `web-01:${pid}:1`,
+        'process.parent': { pid: pid - 1, entity_id: ancestors[0] ?? 'web-01:1:0' },
+        'hades.ancestors': ancestors.map((id, i) => ({ pid: pid - 1 - i, entity_id: id, name: 'x' })),
+      });
+      Object.defineProperty(e['process'], 'working_directory', {
+        enumerable: true,
+        get() {
+          reads++;
+          return '/root';
+        },
+      });
+      return e;
+    };
+    const connect = (seconds: number, id: string) => ev('connect', seconds, { 'process.name': 'python3', 'process.entity_id': id });
+    // A shell under no interpreter that connected: its working folder is not read.
+    assert.equal(feed(set, [shell(0, 50, ['web-01:49:1'])]).length, 0);
+    assert.equal(reads, 0);
+    // python3 (web-01:100:1) connects; a shell under another tree is still passed over, one under it fires.
+    assert.equal(feed(set, [connect(1, 'web-01:100:1'), shell(2, 60, ['web-01:59:1'])]).length, 0);
+    assert.equal(reads, 0);
+    assert.equal(feed(set, [shell(3, 102, ['web-01:101:1', 'web-01:100:1'])]).length, 1);
+    assert.ok(reads >= 1);
+    // The run is over and its group gone: a second shell under the same interpreter is passed over.
+    const before = reads;
+    assert.equal(feed(set, [shell(4, 104, ['web-01:103:1', 'web-01:100:1'])]).length, 0);
+    assert.equal(reads, before);
+  });
 });
 
 describe('correlation: thresholds', () => {
