@@ -170,9 +170,11 @@ export class Correlator {
   private touches = 0;
   /** Grouped by process tree: how many groups each process opened (their owner), to pass over an event under none. */
   private readonly openIds = new Map<unknown, number>();
-  /** The match epoch whose event's process tree keys treeKeys holds (stepKeys). */
+  /** The match epoch whose event's process tree keys treeKeys holds (stepKeys), and whose process ids treeIds holds (idsOf). */
   private keysEpoch = -1;
   private treeKeys: readonly (string | undefined)[] = [];
+  private idsEpoch = -1;
+  private treeIds: readonly unknown[] = [];
 
   constructor(
     readonly spec: CorrelationSpec,
@@ -395,14 +397,19 @@ export class Correlator {
     return this.treeKeys;
   }
 
+  /** The ids of the event's process and its ancestors (spec.treeIds), read once per event (match epoch). */
+  private idsOf(treeIds: (event: EventRecord) => readonly unknown[], event: EventRecord, epoch: number): readonly unknown[] {
+    if (this.idsEpoch !== epoch) {
+      this.idsEpoch = epoch;
+      this.treeIds = treeIds(event);
+    }
+    return this.treeIds;
+  }
+
   /** Some group under the event's keys has reached step i - 1 (its window is checked later, with the event's time). */
   private waiting(spec: SequenceSpec, event: EventRecord, epoch: number, i: number): boolean {
     if (this.groups.size === 0) return false;
-    if (spec.treeIds !== undefined) {
-      let some = false;
-      for (const id of spec.treeIds(event)) if (this.openIds.has(id)) some = true;
-      if (!some) return false;
-    }
+    if (spec.treeIds !== undefined && !this.idsOf(spec.treeIds, event, epoch).some((id) => this.openIds.has(id))) return false;
     for (const key of this.stepKeys(spec, event, epoch, i)) {
       if (key === undefined) continue;
       const g = this.groups.get(key) as SequenceGroup | undefined;
@@ -429,7 +436,7 @@ export class Correlator {
         if (g === undefined) {
           g = this.newSequenceGroup(n);
           if (spec.treeIds !== undefined) {
-            const owner = spec.treeIds(event)[0];
+            const owner = this.idsOf(spec.treeIds, event, epoch)[0];
             g.owner = owner;
             this.openIds.set(owner, (this.openIds.get(owner) ?? 0) + 1);
           }

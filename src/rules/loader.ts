@@ -1099,7 +1099,7 @@ class Loader {
               return p === undefined || typeof id !== 'string' ? undefined : join(p, id);
             };
             // The process's own id, its parent's and its ancestors', each once (a handful: a
-            // linear check beats a Set), with the grouping prefix in front.
+            // linear check beats a Set); treeKeys puts the grouping prefix in front of each.
             treeIds = (ev) => {
               const ids: unknown[] = [];
               const add = (id: unknown) => {

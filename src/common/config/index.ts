@@ -86,7 +86,9 @@ function checkFileWatch(watch: readonly string[], extra: readonly string[]): Con
   const stars = new Map<string, number>();
   for (const entry of all) {
     const star = entry.indexOf('*');
-    if (star >= 0) stars.set(entry.slice(0, star), (stars.get(entry.slice(0, star)) ?? 0) + 1);
+    if (star < 0) continue;
+    const folder = entry.slice(0, star);
+    stars.set(folder, (stars.get(folder) ?? 0) + 1);
   }
   return [...stars]
     .filter(([, count]) => count > FILE_WATCH_STARS_MAX)
