@@ -492,6 +492,9 @@ async function runWorker(input: WorkerInput): Promise<void> {
         pooled += input.chunkEvents;
         pooledBytes += piece.length;
       }
+      // Let the streams answer their keepalive pings: a minute of making without a turn of the
+      // event loop, and the other side drops the connections as dead.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
   send({ type: 'connected', streams: streams.length, failed, ms: connectMs, ...(firstError ? { firstError } : {}), pooled, pooledBytes, poolMs: performance.now() - poolStart });
