@@ -168,6 +168,7 @@ export class EventStore {
   readonly #now: () => number;
   readonly #walFile: string | undefined;
   #byId: Statement<[string, string], { event: string }> | undefined;
+  #byOwnId: Statement<[string, string], { event: string }> | undefined;
   #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
 
   readonly #scanBudget: number | undefined;
@@ -304,10 +305,12 @@ export class EventStore {
   byIds(ids: readonly string[], agentId = ''): Record<string, unknown>[] {
     if (ids.length === 0) return [];
     // Ids are unique per agent: where two agents' events share one, `agentId`'s comes first.
+    // The agent's own event by the unique index; another agent's of that id only when it has none.
+    this.#byOwnId ??= this.#db.prepare<[string, string], { event: string }>('SELECT event FROM events WHERE event_id = ? AND agent_id = ?');
     this.#byId ??= this.#db.prepare<[string, string], { event: string }>('SELECT event FROM events WHERE event_id = ? ORDER BY agent_id = ? DESC LIMIT 1');
     const events: Record<string, unknown>[] = [];
     for (const id of ids) {
-      const row = this.#byId.get(id, agentId);
+      const row = this.#byOwnId.get(id, agentId) ?? this.#byId.get(id, agentId);
       if (row !== undefined) events.push(JSON.parse(row.event) as Record<string, unknown>);
     }
     return events;
