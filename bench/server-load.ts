@@ -33,6 +33,13 @@
  * - HADES_BENCH_SERVER_NODE_ARGS: extra Node.js options for the server process, e.g.
  *   `--cpu-prof --cpu-prof-dir=/tmp/prof` (the profile is written when the server stops).
  * - HADES_BENCH_KEEP=1 keeps the temporary folder (server data, agent identities).
+ * - HADES_BENCH_SUSPICIOUS: the share of event templates drawn from the whole mix (1, the
+ *   default), whose programs, arguments, users and parents trip the rules often (arguments under
+ *   /tmp, a download URL, shells under web servers, service accounts): about 7% of its events
+ *   raise an alert, an alert storm. The rest are drawn from administration and deployment work
+ *   alone (listing, reading logs, systemctl, git, packages, as deploy, ci or root under cron,
+ *   sshd or systemd; connections by curl, git and apt to ports 80 and 443), which the pack leaves
+ *   alone; e.g. 0.01 prices detection at a calmer fleet's rate of alerts.
  *
  * Events are exec (75%) and connect (25%) events built from exampleEvent with varied programs,
  * arguments, users, ancestors and addresses, 1 to 2.5 KB each, every one with its own
@@ -107,6 +114,8 @@ interface WorkerInput {
   readonly poolEvents: number;
   readonly poolRatePerStream: number;
   readonly chunkEvents: number;
+  /** The share of templates from the whole mix (HADES_BENCH_SUSPICIOUS); the rest are calm. */
+  readonly suspicious: number;
 }
 
 type Compress = 'agent' | 'grpc' | 'none';
@@ -161,6 +170,13 @@ const ARGUMENTS = ['-s', '-la', '-v', '--verbose', '/var/log/syslog', '/etc/pass
 const USERS: readonly [string, string][] = [['0', 'root'], ['33', 'www-data'], ['110', 'postgres'], ['1000', 'deploy'], ['1001', 'alice'], ['1002', 'bob'], ['65534', 'nobody'], ['34', 'backup'], ['1003', 'ci']];
 const DIRECTORIES = ['/', '/tmp', '/root', '/home/deploy', '/srv/www', '/var/lib/app', '/opt/app'];
 const PORTS = [80, 443, 22, 53, 5432, 6379, 8080, 4444];
+/** Everyday administration and deployment (HADES_BENCH_SUSPICIOUS): what a calm fleet mostly runs. */
+const CALM_PROGRAMS = ['ls', 'cat', 'grep', 'sed', 'awk', 'ps', 'systemctl', 'journalctl', 'git', 'tar', 'gzip', 'sort', 'head', 'tail', 'logrotate', 'apt-get', 'dpkg', 'df', 'du'];
+const CALM_ARGUMENTS = ['-s', '-la', '-v', '--verbose', '/var/log/syslog', 'status', 'restart', 'nginx.service', '--since', '-1h', 'origin', 'main', '--format=json', '/home/deploy/release.tar.gz', '-o', 'release.tar', '-h', '--no-pager', 'pull', 'install', '-y'];
+const CALM_USERS: readonly [string, string][] = [['0', 'root'], ['1000', 'deploy'], ['1003', 'ci']];
+const CALM_PARENTS = ['bash', 'cron', 'sshd', 'systemd'];
+const CALM_CONNECTS = ['curl', 'git', 'apt-get'];
+const CALM_DIRECTORIES = ['/', '/root', '/home/deploy', '/var/lib/app', '/opt/app'];
 
 /** Placeholders filled per event; their order in MARKERS is the order of `values` in render. */
 const MARKERS = ['@@TS@@', '@@ID@@', '@@HOST@@', '@@AGENT@@'] as const;
@@ -190,23 +206,26 @@ function render(template: Template, values: readonly string[]): string {
 }
 
 /** A pool of event templates: exec (75%) and connect (25%), 1 to 2.5 KB each. */
-function makeTemplates(count: number, seed: number): Template[] {
+function makeTemplates(count: number, seed: number, suspicious: number): Template[] {
   const random = randomFrom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
   const argv = (program: string, most: number): string[] => [program, ...Array.from({ length: 1 + Math.floor(random() * most) }, () => (random() < 0.15 ? `/tmp/${Math.floor(random() * 1e9).toString(36)}` : pick(ARGUMENTS)))];
+  const calmArgv = (program: string, most: number): string[] => [program, ...Array.from({ length: 1 + Math.floor(random() * most) }, () => pick(CALM_ARGUMENTS))];
   const exec = exampleEvent('exec') as any;
   const connect = exampleEvent('connect') as any;
   const templates: Template[] = [];
   for (let n = 0; n < count; n++) {
     const isExec = random() < 0.75;
-    const program = pick(PROGRAMS);
-    const args = argv(program, isExec ? 14 : 4);
+    // Drawn only when asked for, so that the whole mix is the same templates as before the option.
+    const calm = suspicious < 1 && random() >= suspicious;
+    const program = calm ? pick(isExec ? CALM_PROGRAMS : CALM_CONNECTS) : pick(PROGRAMS);
+    const args = calm ? calmArgv(program, isExec ? 14 : 4) : argv(program, isExec ? 14 : 4);
     const pid = 1000 + Math.floor(random() * 4_000_000);
     const ppid = 1000 + Math.floor(random() * 4_000_000);
-    const [uid, user] = pick(USERS);
+    const [uid, user] = pick(calm ? CALM_USERS : USERS);
     const ancestors = Array.from({ length: 1 + Math.floor(random() * 3) }, () => {
-      const name = pick(PROGRAMS);
-      return { pid: 1 + Math.floor(random() * 4_000_000), name, executable: `/usr/bin/${name}`, args: argv(name, 5) };
+      const name = pick(calm ? CALM_PARENTS : PROGRAMS);
+      return { pid: 1 + Math.floor(random() * 4_000_000), name, executable: `/usr/bin/${name}`, args: calm ? [name] : argv(name, 5) };
     });
     const base = isExec ? exec : connect;
     const process = {
@@ -217,7 +236,7 @@ function makeTemplates(count: number, seed: number): Template[] {
       executable: `/usr/bin/${program}`,
       args,
       command_line: args.join(' '),
-      working_directory: pick(DIRECTORIES),
+      working_directory: pick(calm ? CALM_DIRECTORIES : DIRECTORIES),
       user: { id: uid, name: user },
       parent: { pid: ppid, entity_id: `@@HOST@@:${ppid}:${1_764_316_700_000 + n}`, name: ancestors[0]!.name, executable: ancestors[0]!.executable },
       ...(isExec ? { args_count: args.length, start: '@@TS@@', hash: { sha256: Array.from({ length: 64 }, () => pick([...'0123456789abcdef'])).join('') } } : {}),
@@ -233,7 +252,7 @@ function makeTemplates(count: number, seed: number): Template[] {
       ...(isExec
         ? { hades: { ...hades, process: { ...exec.hades.process, tty: random() < 0.2 ? 'pts/0' : undefined } } }
         : {
-            destination: { ip: `203.0.${Math.floor(random() * 256)}.${Math.floor(random() * 256)}`, port: pick(PORTS) },
+            destination: { ip: `203.0.${Math.floor(random() * 256)}.${Math.floor(random() * 256)}`, port: calm ? pick([80, 443]) : pick(PORTS) },
             source: { ip: '10.0.0.5', port: 30_000 + Math.floor(random() * 30_000) },
             hades: { socket: { fd: 3 + Math.floor(random() * 60) }, ...hades },
           }),
@@ -292,7 +311,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('not a worker');
   const send = (message: ToMain, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
-  const templates = makeTemplates(2048, 0x5eed + input.index * 7919);
+  const templates = makeTemplates(2048, 0x5eed + input.index * 7919, input.suspicious);
   const Client = gatewayService();
   // The agent keeps gRPC's gzip for its other messages and sends its own compressed batches as they are.
   const options = { ...channelOptions, 'grpc.default_compression_algorithm': input.compress === 'none' ? 0 : 2 };
@@ -660,10 +679,11 @@ async function main(): Promise<void> {
   const PRECOMPUTE = COMPRESS === 'agent' && envNumber('HADES_BENCH_PRECOMPUTE', 1) !== 0;
   const CHUNK = RATE > 0 ? Math.max(1, Math.min(BATCH, Math.floor(envNumber('HADES_BENCH_CHUNK', 5)))) : BATCH;
   const POOL_RATE = RATE > 0 ? RATE : envNumber('HADES_BENCH_POOL_RATE', 60_000);
+  const SUSPICIOUS = Math.max(0, Math.min(1, envNumber('HADES_BENCH_SUSPICIOUS', 1)));
   const POOL_EVENTS = PRECOMPUTE ? Math.ceil(((POOL_RATE / STREAMS) * (WARMUP + SECONDS) * 1.2) / CHUNK) * CHUNK : 0;
   const work = mkdtempSync(path.join(tmpdir(), 'hades-bench-server-'));
   const mode = RATE > 0 ? `${fmt(RATE)} events/s offered (${fmt(RATE / STREAMS, 1)} per stream)` : 'saturation (a full batch always ready)';
-  console.log(`server load: ${fmt(STREAMS)} streams, batches of at most ${fmt(BATCH)} events, ${mode}, ${INFLIGHT} in flight per stream, ${WORKERS} generator thread${WORKERS === 1 ? '' : 's'}, compression ${COMPRESS === 'agent' ? `by the agent (ndjson_gzip)${PRECOMPUTE ? `, batches made ahead in pieces of ${fmt(CHUNK)} events` : ''}` : COMPRESS === 'grpc' ? "gRPC's" : 'none'}, warm-up ${WARMUP} s, measured ${SECONDS} s; ${work}`);
+  console.log(`server load: ${fmt(STREAMS)} streams, batches of at most ${fmt(BATCH)} events, ${mode}, ${INFLIGHT} in flight per stream, ${WORKERS} generator thread${WORKERS === 1 ? '' : 's'}, compression ${COMPRESS === 'agent' ? `by the agent (ndjson_gzip)${PRECOMPUTE ? `, batches made ahead in pieces of ${fmt(CHUNK)} events` : ''}` : COMPRESS === 'grpc' ? "gRPC's" : 'none'}, warm-up ${WARMUP} s, measured ${SECONDS} s, ${SUSPICIOUS === 1 ? 'the whole event mix' : `${fmt(SUSPICIOUS * 100, 1)}% of templates from the whole mix, the rest calm`}; ${work}`);
 
   const server = await startServer(work);
   const serverPid = server.child.pid ?? 0;
@@ -712,7 +732,7 @@ async function main(): Promise<void> {
     const share = Math.ceil(STREAMS / WORKERS);
     t = performance.now();
     workers = Array.from({ length: WORKERS }, (_, index) => {
-      const input: WorkerInput = { index, agents: agents.slice(index * share, (index + 1) * share), gateway: server.gateway, batchEvents: BATCH, ratePerStream: RATE / STREAMS, inflight: INFLIGHT, tickMs: TICK_MS, compress: COMPRESS, precompute: PRECOMPUTE, poolEvents: POOL_EVENTS, chunkEvents: CHUNK, poolRatePerStream: POOL_RATE / STREAMS };
+      const input: WorkerInput = { index, agents: agents.slice(index * share, (index + 1) * share), gateway: server.gateway, batchEvents: BATCH, ratePerStream: RATE / STREAMS, inflight: INFLIGHT, tickMs: TICK_MS, compress: COMPRESS, precompute: PRECOMPUTE, poolEvents: POOL_EVENTS, chunkEvents: CHUNK, poolRatePerStream: POOL_RATE / STREAMS, suspicious: SUSPICIOUS };
       const worker = new Worker(new URL(import.meta.url), { workerData: input });
       worker.on('message', (message: ToMain) => {
         if (message.type === 'connected') {
