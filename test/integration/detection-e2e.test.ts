@@ -328,6 +328,30 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     }
   });
 
+  it('the metadata service by a decimal address, a fork bomb on a command line and a ProxyCommand written into an SSH client configuration each raise their alert', async () => {
+    const since = new Date().toISOString();
+    const home = mkdtempSync(path.join(tmpdir(), 'hades-e2e-home-'));
+    try {
+      mkdirSync(path.join(home, '.ssh'));
+      // 169.254.169.254 as one number; nothing answers here, the attempt is what is reported.
+      await run('/usr/bin/curl', ['-s', '-m', '1', `http://2852039166/latest/meta-data/iam/security-credentials/e2e-${process.pid}`], { timeout: 10_000 }).catch(() => undefined);
+      // Echoed, never run.
+      await run('/bin/sh', ['-c', `echo ':(){ :|:& };:' > /dev/null # e2e-${process.pid}`], { timeout: 10_000 });
+      await run('/bin/sh', ['-c', `printf 'Host e2e\\n  ProxyCommand /bin/true %%h\\n' >> ${home}/.ssh/config`], { timeout: 10_000 });
+      const expected: [rule: string, text: string][] = [
+        ['cloud_credentials_fetched_from_metadata_service', `e2e-${process.pid}`],
+        ['fork_bomb_on_command_line', `e2e-${process.pid}`],
+        ['ssh_client_command_hook_written_by_command', home],
+      ];
+      for (const [rule, text] of expected) {
+        const alert = await waitForAlert(rule, since, (a) => a.rule.id === rule && mentions(a, text));
+        assert.equal(alert.rule.severity, 'medium', rule);
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('a process named auditd killed by SIGKILL raises an alert', async () => {
     const since = new Date().toISOString();
     // A program called auditd (a copy of sleep): the exit event carries its comm and exit code.
