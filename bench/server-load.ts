@@ -209,8 +209,8 @@ function render(template: Template, values: readonly string[]): string {
 function makeTemplates(count: number, seed: number, suspicious: number): Template[] {
   const random = randomFrom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
-  const argv = (program: string, most: number): string[] => [program, ...Array.from({ length: 1 + Math.floor(random() * most) }, () => (random() < 0.15 ? `/tmp/${Math.floor(random() * 1e9).toString(36)}` : pick(ARGUMENTS)))];
-  const calmArgv = (program: string, most: number): string[] => [program, ...Array.from({ length: 1 + Math.floor(random() * most) }, () => pick(CALM_ARGUMENTS))];
+  // Calm arguments never name a file under /tmp (and draw no number for it).
+  const argv = (program: string, most: number, calm = false): string[] => [program, ...Array.from({ length: 1 + Math.floor(random() * most) }, () => (calm ? pick(CALM_ARGUMENTS) : random() < 0.15 ? `/tmp/${Math.floor(random() * 1e9).toString(36)}` : pick(ARGUMENTS)))];
   const exec = exampleEvent('exec') as any;
   const connect = exampleEvent('connect') as any;
   const templates: Template[] = [];
@@ -219,7 +219,7 @@ function makeTemplates(count: number, seed: number, suspicious: number): Templat
     // Drawn only when asked for, so that the whole mix is the same templates as before the option.
     const calm = suspicious < 1 && random() >= suspicious;
     const program = calm ? pick(isExec ? CALM_PROGRAMS : CALM_CONNECTS) : pick(PROGRAMS);
-    const args = calm ? calmArgv(program, isExec ? 14 : 4) : argv(program, isExec ? 14 : 4);
+    const args = argv(program, isExec ? 14 : 4, calm);
     const pid = 1000 + Math.floor(random() * 4_000_000);
     const ppid = 1000 + Math.floor(random() * 4_000_000);
     const [uid, user] = pick(calm ? CALM_USERS : USERS);
