@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * `hades query` as a person types it: an aligned table, NDJSON with --json, the table list,
  * warnings on standard error, coded errors with their exit statuses, and a timeout that ends a

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * `hades rules match`: captured events run through the rules offline, from a file and from
  * standard input, with the default pack and with rule files of one's own; bad lines reported

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * Alert triage against a real server in this process, with agents that connect over mutual TLS:
  * - optimistic concurrency: the ETag of an alert, If-Match on PATCH, 412 HADES_ERR_ALERT_CHANGED

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * CA rotation end to end: a real server on loopback and the agent's real gRPC transport (with
  * certificate renewal, as `hades agent` runs it). An agent streams events while the CA is

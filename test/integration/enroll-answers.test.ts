@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /** The agent's side of enrollment against a server that answers with another 2xx or refuses. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * The agent gateway against an agent that misbehaves on purpose (a host taken over keeps its
  * certificate): one that stops reading what the server sends, so that the server's writes back

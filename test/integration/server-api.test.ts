@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * The server's REST API against a real server in this process: authentication and roles,
  * request validation with coded errors, the HTTP statuses a REST client expects (201 on

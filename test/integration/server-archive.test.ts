@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * The server's raw archive, end to end: events an agent sends reach the archive, and a file the
  * archive cannot write is reported in the server's log with its code (the store keeps the events).

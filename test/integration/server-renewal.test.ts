@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * Agent certificate renewal end to end: a real server on loopback and the agent's real gRPC
  * transport. An agent whose certificate is near its end renews on its stream, reconnects with

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * The server in-process on loopback: enrollment with one-time tokens and a pinned CA, event
  * batches over the gRPC gateway (acknowledged, searchable, deduplicated, checked line by

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * Tasks over a stream that reconnects: the server sends every unfinished task again at each
  * hello (its answer may have been lost with the stream), so the agent's transport must run a
