@@ -47,6 +47,28 @@ export function isPlain(ref: FieldRef): boolean {
   return !ref.multi && ref.segments.every((s) => s.index === undefined) && ref.info.arrays.length === 0;
 }
 
+/** What `directGetter` returns when the event holds an array where the schema has none: the visitor decides. */
+const WALK: unique symbol = Symbol('walk');
+
+/**
+ * A getter for a reference of one value by the schema that goes through indices
+ * (`process.args[0]`): its keys and indices fixed in code of its own, as `plainGetter`. An array
+ * met anywhere but at an index (an event that breaks the schema, whose values the visitor would
+ * walk) gives WALK, and the caller asks the visitor: the direct read only serves the events the
+ * schema describes, without a call per segment and value.
+ */
+function directGetter(segments: readonly FieldSegment[]): (event: EventRecord) => unknown {
+  let body = 'let v = e;\n';
+  for (const { key, index } of segments) {
+    body += `if (typeof v !== 'object' || v === null) return undefined;\nv = v[${JSON.stringify(key)}];\n`;
+    if (index !== undefined) body += `if (!isArray(v)) return undefined;\nv = v[${Number(index)}];\n`;
+    body += 'if (isArray(v)) return walk;\n';
+  }
+  body += 'return v === null ? undefined : v;';
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from keys quoted as JSON literals and numeric indices
+  return (new Function('isArray', 'walk', `return (e) => {\n${body}\n};`) as (isArray: (v: unknown) => boolean, walk: symbol) => (event: EventRecord) => unknown)(Array.isArray, WALK);
+}
+
 /**
  * Calls `visit` on every value the reference yields; stops when it returns true. Generated per
  * reference, like `plainGetter` (same reasons, same quoting): one function per segment, which
@@ -95,7 +117,14 @@ export function anyValue(ref: FieldRef, test: ValueTest): Predicate {
       return v !== undefined && v !== null && test(v);
     };
   }
-  return visitor(ref.segments, test);
+  const walk = visitor(ref.segments, test);
+  if (ref.multi) return walk;
+  const direct = directGetter(ref.segments);
+  return (e) => {
+    const v = direct(e);
+    if (v === WALK) return walk(e);
+    return v !== undefined && test(v);
+  };
 }
 
 /**
@@ -179,6 +208,7 @@ export function nextEvent(): void {
  * several (an array where the schema has an object): what the index does with an array of them.
  */
 function fewValues(ref: FieldRef): Getter {
+  const direct = directGetter(ref.segments);
   let n = 0;
   let first: unknown;
   let more: unknown[] | undefined;
@@ -188,6 +218,8 @@ function fewValues(ref: FieldRef): Getter {
     return false;
   });
   return (e) => {
+    const v = direct(e);
+    if (v !== WALK) return v;
     n = 0;
     first = undefined;
     more = undefined;

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { allValues, anyValue, firstValue, keyReader, nextEvent } from '../../src/rules/accessor.js';
 import { resolveField, type FieldRef } from '../../src/rules/fields.js';
+import { fuzzParams } from '../helpers/fuzz.js';
 
 function field(text: string): FieldRef {
   const r = resolveField(text);
@@ -60,5 +62,33 @@ describe('rule engine field readers', () => {
     // Several values (an array where the schema has an object): all of them, as an array.
     assert.deepEqual(keyReader(field('process.args[0]'), 'value')({ process: [{ args: ['a'] }, { args: ['b'] }] }), ['a', 'b']);
     assert.deepEqual(keyReader(field('process.args'), 'value')(exec), ['sh', '-c', 'id']);
+  });
+
+  it('read a field through indices directly as the walk over every value reads it, whatever the event holds', () => {
+    // The direct read of `a.b[1].c` serves events the schema describes; an array anywhere else
+    // (or null, a text, a number where an object belongs) must give what the walk gives.
+    const leaf = fc.oneof(fc.constantFrom(undefined, null, 0, '', 'x', true), fc.string({ maxLength: 3 }));
+    const shape = fc.letrec<{ node: unknown }>((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        leaf,
+        fc.array(tie('node'), { maxLength: 3 }),
+        fc.record({ a: tie('node'), b: tie('node'), c: tie('node') }, { requiredKeys: [] }),
+      ),
+    })).node;
+    const refs = [raw(['a', ['b', 1], 'c'], false), raw([['a', 0]], false), raw(['a', 'b', ['c', 0]], false), raw([['a', 0], ['b', 1]], false)];
+    fc.assert(
+      fc.property(shape, fc.integer({ min: 0, max: refs.length - 1 }), (event, which) => {
+        const ref = refs[which]!;
+        const e = { a: event, b: event } as Record<string, unknown>;
+        const all = allValues({ ...ref, multi: true })(e);
+        nextEvent();
+        const expected = all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
+        assert.deepEqual(keyReader(ref, 'value')(e), expected);
+        assert.equal(anyValue(ref, (v) => v === 'x')(e), all.includes('x'));
+        assert.equal(anyValue(ref, () => true)(e), all.length > 0);
+      }),
+      fuzzParams(2000),
+    );
   });
 });
