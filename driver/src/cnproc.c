@@ -30,7 +30,7 @@
 
 #define RCVBUF_BYTES (8 << 20) /* 212 KB default lost 34% of a storm */
 #define CGROUP2_MAGIC 0x63677270
-#define REC_CAP (HADES_EXEC_FIXED_SIZE + 3 * HADES_PATH_MAX + HADES_TTY_MAX + \
+#define REC_CAP (HADES_EXEC_FIXED_SIZE + 4 * HADES_PATH_MAX + HADES_TTY_MAX + \
 		 HADES_CGROUP_PATH_MAX + HADES_ARGV_MAX_LIMIT + 8)
 #define MAX_CPUS_TRACKED 1024
 
@@ -777,6 +777,17 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	for (int fd = 0; fd < 3; fd++)
 		if (fd_info(tgid, fd, &e->fds[fd]))
 			e->hdr.missing |= HADES_M_FDS;
+	/* a regular file on standard input: its path, between cgroup_path and argv */
+	if (e->fds[0].kind == HADES_FD_FILE) {
+		char in[HADES_PATH_MAX];
+		snprintf(path, sizeof(path), "/proc/%u/fd/0", tgid);
+		ssize_t l = read_link(path, in, sizeof(in));
+		if (l > 0 && l < (ssize_t)sizeof(in) && in[0] == '/') {
+			memcpy(tail + off, in, (size_t)l);
+			e->stdin_path_len = (uint16_t)l;
+			off += (size_t)l;
+		}
+	}
 
 	/* argv last, as in the eBPF layout; read one byte more to detect a cut */
 	snprintf(path, sizeof(path), "/proc/%u/cmdline", tgid);
@@ -934,8 +945,9 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 	else
 		r.hdr.missing |= HADES_M_PARENT;
 	if (read_status(ctgid, &st) == 0) {
-		r.uid = st.uid[0];
-		r.gid = st.gid[0];
+		/* effective ids (Uid:/Gid: lines: real, effective, saved, fs) */
+		r.uid = st.uid[1];
+		r.gid = st.gid[1];
 	} else {
 		r.hdr.missing |= HADES_M_CREDS;
 	}

@@ -655,6 +655,15 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		fill_fd(&e->fds[0], fdarr, max_fds, 0);
 		fill_fd(&e->fds[1], fdarr, max_fds, 1);
 		fill_fd(&e->fds[2], fdarr, max_fds, 2);
+		/* a file redirected into the process (`tr < /proc/1/environ`, `nc h p < /etc/shadow`):
+		 * its path, which no argument names */
+		struct file *in = NULL;
+		/* (only while the tail before argv keeps its bound: paths that long are left out) */
+		if (e->fds[0].kind == HADES_FD_FILE && max_fds > 0 && LOAD(s->off) <= TAIL_OFF_MASK - PATH_AREA_LEN &&
+		    !bpf_probe_read_kernel(&in, sizeof(in), fdarr) && in) {
+			build_path(s, BPF_CORE_READ(in, f_path.dentry), BPF_CORE_READ(in, f_path.mnt));
+			e->stdin_path_len = append_path(s);
+		}
 	} else {
 		e->hdr.missing |= HADES_M_FDS;
 	}
@@ -744,8 +753,9 @@ static __always_inline void emit_fork(struct task_struct *parent, struct task_st
 	/* an RCU pointer the verifier may take for possibly NULL: checked before use */
 	const struct cred *cc = RD(btf, child, cred);
 	if (cc) {
-		r->uid = RD(btf, cc, uid.val);
-		r->gid = RD(btf, cc, gid.val);
+		/* effective ids: what the child acts as (process.user) */
+		r->uid = RD(btf, cc, euid.val);
+		r->gid = RD(btf, cc, egid.val);
 	}
 	BPF_CORE_READ_STR_INTO(&r->comm, child, comm);
 	bpf_ringbuf_submit(r, 0);

@@ -157,7 +157,7 @@ struct hades_fd_info {
 
 /* EXEC: fixed part, then the tail strings in this order, each exactly *_len
  * bytes and not NUL-terminated: filename, exe_path, cwd, tty, cgroup_path,
- * argv (argv = the raw NUL-separated argument area). Then zero padding to a
+ * stdin_path, argv (argv = the raw NUL-separated argument area). Then zero padding to a
  * multiple of 8. Version 1 ended at reserved2 (336 bytes); version 2 appends
  * the identity of the executed file, so the agent can key its hash cache
  * without a racy stat() of the path. */
@@ -183,7 +183,9 @@ struct hades_exec {
 	__u16 cwd_len;
 	__u16 tty_len;
 	__u16 cgroup_len;
-	__u16 reserved;
+	__u16 stdin_path_len;  /* a regular file on fd 0 (`cmd < file`): its path, in the tail
+				* between cgroup_path and argv; 0 = none or not read (reserved,
+				* always 0, in drivers before 2026-12-01) */
 	__u32 argv_len;        /* bytes of argv present in the tail */
 	__u32 argv_orig_len;   /* full size of the argument area (arg_end - arg_start) */
 	__u32 argc;            /* arguments, those cut off included (linux_binprm argc; cn_proc: only when

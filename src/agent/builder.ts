@@ -135,6 +135,9 @@ const MISSING_PATHS: Readonly<Record<MissingFieldName, string | undefined>> = {
   caps: 'process.thread.capabilities',
 };
 
+/** The missing-field bits a fork event can have: what it carries of the child. */
+const FORK_FIELDS = MissingField.creds | MissingField.comm | MissingField.start | MissingField.parent;
+
 export function missingPaths(mask: number): string[] {
   const out = new Set<string>();
   for (const [name, bit] of Object.entries(MissingField)) {
@@ -230,9 +233,22 @@ const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
 // The streams without an inode are the same object in every event (read-only, like the rest).
 const STDIO_NONE = Object.freeze({ type: 'none' as const });
 const STDIO_TTY = Object.freeze({ type: 'tty' as const });
+
+/** Pseudo-terminal names as ps, who and sudo's log write them (`pts/0`); the kernel's tty name is `pts0`. Others (`tty1`, `ttyS0`) as they are. */
+const PTS = /^pts(\d+)$/;
+export function ttyName(kernelName: string): string {
+  const m = PTS.exec(kernelName);
+  return m === null ? kernelName : `pts/${m[1]!}`;
+}
 const STDIO_CHAR = Object.freeze({ type: 'char_device' as const });
 const STDIO_UNKNOWN = Object.freeze({ type: 'unknown' as const });
 const STDIO_OTHER = Object.freeze({ type: 'other' as const });
+
+/** Standard input: a file redirected into the process comes with its path (`tr < /proc/1/environ`). */
+function stdinStream(r: ExecRecord) {
+  const fd = r.fds[0];
+  return fd.kind === 'file' && r.stdinPath !== '' ? { type: 'file' as const, inode: fd.inode, path: r.stdinPath } : stdioStream(fd);
+}
 
 function stdioStream(fd: FdInfo) {
   switch (fd.kind) {
@@ -473,13 +489,13 @@ export class EventBuilder {
         for (let i = 0; i < ancestors.length; i++) {
           const a = ancestors[i] as ProcessNode;
           entries[i] = a.asAncestor ??= asAncestor(a);
-          above += ` < ${a.name}(${a.pid})`;
+          above += ` < ${a.name || '?'}(${a.pid})`;
         }
         list = Object.freeze(entries);
         this.lineages.set(first, { list, above });
       }
     }
-    return { backend: this.backend, process, ancestors: list, ancestry: `${node.name}(${node.pid})${above}`, missing: missing === 0 ? undefined : missingPaths(missing) };
+    return { backend: this.backend, process, ancestors: list, ancestry: `${node.name || '?'}(${node.pid})${above}`, missing: missing === 0 ? undefined : missingPaths(missing) };
   }
 
   parentRef(ppid: number, parentStartNs: number) {
@@ -572,7 +588,8 @@ export class EventBuilder {
     const process = {
       pid: r.pid,
       entity_id: node.entityId,
-      name: r.comm,
+      // A name the driver could not read (cn_proc, the process already gone) is left out, not empty.
+      name: (missing & MissingField.comm) === 0 && r.comm ? r.comm : undefined,
       executable: executable || undefined,
       args: argv ? args : undefined,
       // The driver's count when it has one (it includes arguments cut off), else those kept.
@@ -595,8 +612,8 @@ export class EventBuilder {
       tty: tty && r.ttyDev !== 0 ? { char_device: { major: r.ttyDev >>> 20, minor: r.ttyDev & 0xfffff } } : undefined,
     };
     const hadesProcess = {
-      tty: tty && r.tty ? r.tty : undefined,
-      stdio: (missing & MissingField.fds) === 0 ? { stdin: stdioStream(r.fds[0]), stdout: stdioStream(r.fds[1]), stderr: stdioStream(r.fds[2]) } : undefined,
+      tty: tty && r.tty ? ttyName(r.tty) : undefined,
+      stdio: (missing & MissingField.fds) === 0 ? { stdin: stdinStream(r), stdout: stdioStream(r.fds[1]), stderr: stdioStream(r.fds[2]) } : undefined,
       cgroup: (missing & MissingField.cgroup) === 0 ? { id: r.cgroupId, path: r.cgroupPath || undefined } : undefined,
       namespaces: (missing & MissingField.ns) === 0 ? { pid: r.pidNs, mnt: r.mntNs } : undefined,
       args_truncated: (r.flags & RecordFlag.argvTruncated) !== 0,
@@ -629,11 +646,13 @@ export class EventBuilder {
       command_line: node.executable ? commandLineOf(node.args) : undefined,
       start: (r.missing & MissingField.start) === 0 ? isoFromNs(this.bootTimeNs + r.childStartNs) : undefined,
       parent: this.parentRef(r.pid, r.parentStartNs),
+      // The child's effective ids (the driver's FORK record carries them, driver/PROTOCOL.md).
       user: creds ? this.user(r.uid) : undefined,
       group: creds ? this.group(r.gid) : undefined,
     };
     event['container'] = node.container;
-    event['hades'] = this.lineage(node, undefined, r.missing);
+    // Only what a fork event carries can be missing from it (cn_proc reads no cgroup for a fork).
+    event['hades'] = this.lineage(node, undefined, r.missing & FORK_FIELDS);
     return event as unknown as EventOf<'fork'>;
   }
 

@@ -6,7 +6,7 @@
  * loss is counted where it happens, then reported as an `agent_drop` event.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,13 +158,30 @@ export interface KernelFilters {
   readonly allowCgroups: readonly string[];
 }
 
-/** cgroup v2 id of a cgroup folder: the inode number of the folder. */
-function cgroupId(folder: string): bigint {
+/** statfs magic of the cgroup v2 filesystem (linux/magic.h). */
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/**
+ * cgroup v2 id of a cgroup folder: the inode number of the folder. Only a folder of a cgroup v2
+ * mount has one: a cgroup v1 folder's inode number (often 1) would name the v2 root, and filter
+ * every process on the host.
+ */
+export function cgroupId(folder: string): bigint {
+  let type: number;
+  let ino: bigint;
   try {
-    return statSync(folder, { bigint: true }).ino;
+    const st = statSync(folder, { bigint: true });
+    if (!st.isDirectory()) throw new HadesError('HADES_ERR_CONFIG_VALUE', `cgroup folder ${folder} is not a folder`);
+    ino = st.ino;
+    type = Number(statfsSync(folder).type);
   } catch (error) {
+    if (error instanceof HadesError) throw error;
     throw new HadesError('HADES_ERR_CONFIG_VALUE', `cgroup folder ${folder} cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  if (type !== CGROUP2_SUPER_MAGIC) {
+    throw new HadesError('HADES_ERR_CONFIG_VALUE', `${folder} is not a cgroup v2 folder (its filesystem is 0x${type.toString(16)}, not cgroup2): only cgroup v2 folders can be filtered`);
+  }
+  return ino;
 }
 
 /** Driver counters that say how things are now, not how many so far: never added up across drivers. */

@@ -476,6 +476,7 @@ function hash(sha256: string): string {
 interface Stdio {
   type: string;
   inode?: number | undefined;
+  path?: string | undefined;
   socket?: object | undefined;
 }
 
@@ -484,8 +485,8 @@ let memoStdio: { key: readonly (string | number | undefined)[]; json: string } |
 /** `"stdio":{...},`: stdin, stdout and stderr, the same for the children of one parent. */
 function stdio(io: { stdin: Stdio; stdout: Stdio; stderr: Stdio }): string {
   const { stdin, stdout, stderr } = io;
-  // Sockets carry addresses the memo's key leaves out.
-  if (stdin.socket !== undefined || stdout.socket !== undefined || stderr.socket !== undefined) return `"stdio":${js(io)},`;
+  // Sockets carry addresses, and a file on stdin its path, that the memo's key leaves out.
+  if (stdin.socket !== undefined || stdout.socket !== undefined || stderr.socket !== undefined || stdin.path !== undefined) return `"stdio":${js(io)},`;
   const m = memoStdio?.key;
   if (m !== undefined && stdin.type === m[0] && stdin.inode === m[1] && stdout.type === m[2] && stdout.inode === m[3] && stderr.type === m[4] && stderr.inode === m[5]) return (memoStdio as { json: string }).json;
   const json = flat(`"stdio":${js(io)},`);

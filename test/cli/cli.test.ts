@@ -97,6 +97,7 @@ describe('hades events, bad input', () => {
     assertCodedFailure(await runHades(['events', '--action', ',']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', '-3']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', 'soon']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+    for (const odd of ['0x10', '1e3', ' 5']) assertCodedFailure(await runHades(['events', '--duration', odd]), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--backend', 'kprobe']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
     assertCodedFailure(await runHades(['events', '--duration', '3000000']), 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
   });

@@ -10,6 +10,8 @@ export interface ExecSpec {
   cwd?: string;
   tty?: string;
   cgroup?: string;
+  /** The path of a file on standard input (stdin_path, after cgroup_path). */
+  stdin?: string;
   argv?: Uint8Array;
   argvOrigLen?: number;
   version?: number;
@@ -29,7 +31,7 @@ export function recordHeader(view: DataView, kind: number, size: number, spec: {
 }
 
 export function execRecord(spec: ExecSpec = {}): Uint8Array {
-  const parts = [spec.filename ?? '/bin/true', spec.exe ?? '/usr/bin/true', spec.cwd ?? '/', spec.tty ?? '', spec.cgroup ?? '/'].map((s) => enc.encode(s));
+  const parts = [spec.filename ?? '/bin/true', spec.exe ?? '/usr/bin/true', spec.cwd ?? '/', spec.tty ?? '', spec.cgroup ?? '/', spec.stdin ?? ''].map((s) => enc.encode(s));
   const argv = spec.argv ?? enc.encode('true\0x');
   const tail = parts.reduce((a, p) => a + p.length, 0) + argv.length;
   const size = Math.ceil((336 + tail) / 8) * 8;
@@ -38,7 +40,9 @@ export function execRecord(spec: ExecSpec = {}): Uint8Array {
   recordHeader(view, 1, size, spec);
   view.setUint32(64, spec.ppid ?? 1, true);
   out.set(enc.encode(spec.comm ?? 'true'), 128);
-  const lengths = [312, 314, 316, 318, 320];
+  // fd 0 a regular file (HADES_FD_FILE) when its path is given.
+  if (spec.stdin !== undefined) out[144] = 4;
+  const lengths = [312, 314, 316, 318, 320, 322];
   parts.forEach((p, i) => view.setUint16(lengths[i] ?? 0, p.length, true));
   view.setUint32(324, argv.length, true);
   view.setUint32(328, spec.argvOrigLen ?? argv.length, true);

@@ -63,6 +63,9 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
           await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/bin/sh', '-c', linger, `${marker}-setuid`]);
           await run('/bin/bash', ['-c', `exec 1>/dev/tcp/127.0.0.1/${port}; exec /bin/sh -c '${linger}' ${marker}-sock`]);
           await run('/bin/sh', ['-c', `/bin/sh -c '/bin/sh -c "${linger}" ${marker}-chain; :'; :`]);
+          // A file redirected into standard input, which no argument names (lingers: cn_proc reads it from /proc).
+          writeFileSync(path.join(deep, 'secret'), 'x\n');
+          await run('/bin/sh', ['-c', `exec /bin/sh -c '${linger}' ${marker}-stdin < '${path.join(deep, 'secret')}'`]);
           // A dropper: its child forks the payload and exits, the payload (adopted by init) executes later.
           // The dropper lingers 0.2 s (cn_proc reads its arguments from /proc after its exec: a
           // loaded machine could otherwise see it gone) and is gone well before the payload's exec.
@@ -144,6 +147,17 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
         assert.equal(stdout.socket.remote_ip, '127.0.0.1');
         assert.equal(stdout.socket.remote_port, port);
         assert.notEqual(e['hades'].process.stdio.stdin.type, 'socket');
+      });
+    });
+
+    it('gives the path of a file redirected into standard input', () => {
+      const e = execOf('stdin');
+      presentOrMissing(e, 'hades.process.stdio', backend, () => {
+        const stdin = e['hades'].process.stdio.stdin;
+        assert.equal(stdin.type, 'file');
+        // cn_proc reads it from /proc after the exec: a process gone by then has none.
+        if (backend === 'ebpf' || stdin.path !== undefined) assert.equal(stdin.path, realpathSync(path.join(deep, 'secret')));
+        assert.equal(e['hades'].process.stdio.stdout.path, undefined, 'only standard input has a path');
       });
     });
 

@@ -1,7 +1,7 @@
 /** In-kernel filters, set at start and changed while running, against the real kernel. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -84,5 +84,15 @@ describe('in-kernel filters', { skip: !isRoot && 'kernel events need root' }, ()
     const source = new KernelEvents({ config: config('driver:\n  deny_cgroups: [/sys/fs/cgroup/no-such-group]\n'), agentVersion: 'test', emit: () => true });
     await assert.rejects(source.start(), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CONFIG_VALUE');
     assert.equal(source.driverPid, undefined);
+  });
+
+  it('refuses a folder that is not a cgroup v2 folder (a v1 hierarchy, any other folder): its inode number would name another cgroup', async () => {
+    // A v1 controller's root has inode 1 like the v2 root: denying it filtered every process.
+    const v1 = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/cpu'].find((f) => existsSync(f) && !f.startsWith(cgroup2Root() ?? '\0'));
+    for (const folder of [...(v1 === undefined ? [] : [v1]), '/tmp', '/etc/hostname']) {
+      const source = new KernelEvents({ config: config(`driver:\n  allow_cgroups: [${folder}]\n`), agentVersion: 'test', emit: () => true });
+      await assert.rejects(source.start(), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_CONFIG_VALUE' && e.message.includes(folder), folder);
+      assert.equal(source.driverPid, undefined);
+    }
   });
 });

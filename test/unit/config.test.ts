@@ -185,6 +185,12 @@ describe('configuration', () => {
     assert.equal(problems('driver:\n  backnd: x\nlog:\n  level: loud\nhashing: yes\n').length, 3);
   });
 
+  it('refuses a filter that names an executable or a cgroup by anything but an absolute path (it would never match)', () => {
+    const found = problems('driver:\n  deny_executables: [sleep]\n  deny_cgroups: [system.slice]\n  allow_cgroups: [./app]\n');
+    assert.deepEqual(found.map((p) => p.path), ['driver.deny_executables.0', 'driver.deny_cgroups.0', 'driver.allow_cgroups.0']);
+    assert.ok(found.every((p) => p.code === 'HADES_ERR_CONFIG_VALUE' && /absolute path/.test(p.message)), JSON.stringify(found));
+  });
+
   it('points into lists', () => {
     const [p] = problems('driver:\n  deny_executables:\n    - /usr/bin/ok\n    - 42\n');
     assert.equal(p?.path, 'driver.deny_executables.1');

@@ -14,7 +14,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { timeNs } from '../../src/agent/driver/bytes.js';
+import { decodeText, timeNs } from '../../src/agent/driver/bytes.js';
 import { HASH_CACHE_FILES, HashCacheFile, identityKey, identityOf, isRacy, RACY_MS, readHashFile, writeHashFile, type PersistentHashes } from '../../src/agent/hash-cache-file.js';
 import { ExecutableHasher } from '../../src/agent/hasher.js';
 import { FileHashCache } from '../../src/agent/inventory/context.js';
@@ -235,6 +235,18 @@ describe('the agent\'s hasher (ExecutableHasher)', () => {
     collector.import(agent.entries());
     assert.equal(collector.sha256(file), sha('content of four\n'));
     assert.equal(collector.stats.hashed, 0);
+  });
+
+  it('opens a program whose path holds bytes that are not UTF-8 by those bytes, with or without the exec\'s identity', async () => {
+    // The driver's text of such a path keeps each such byte as U+DC80..U+DCFF (driver/bytes.ts).
+    const bytes = Buffer.concat([Buffer.from(`${dir}/odd-`), Buffer.of(0xff, 0xc3), Buffer.from('-name')]);
+    writeFileSync(bytes, 'odd content\n');
+    const text = decodeText(bytes);
+    assert.ok(text.includes('\udcff'), text);
+    const agent = hasher();
+    assert.deepEqual(await agent.hash(text), { status: 'ok', sha256: sha('odd content\n') });
+    assert.deepEqual(await agent.hash(text, identityOf(statSync(bytes, { bigint: true }))), { status: 'ok', sha256: sha('odd content\n') });
+    rmSync(bytes);
   });
 
   it('reports a file changed in place since the exec as replaced, instead of hashing other content under the exec\'s key', async () => {

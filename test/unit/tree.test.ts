@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
-import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, usualCapabilities } from '../../src/agent/builder.js';
+import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, ttyName, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { Accounts, parseColonFile } from '../../src/agent/accounts.js';
 import { MissingField, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
@@ -458,6 +458,43 @@ describe('events of processes gone before they could be read (cn_proc)', () => {
     assert.equal(exit['process'].entity_id, exec['process'].entity_id);
     assert.equal(exit['hades'].ancestry, exec['hades'].ancestry);
     assert.equal(exit['process'].start, undefined, 'no start made up');
+  });
+
+  it('leave out a name that could not be read (not an empty one), show it as ? in the ancestry, and list in a fork only what a fork carries', async () => {
+    const builder = newBuilder();
+    await builder.build(decodeRecords(execRecord({ pid: 70, ppid: 1, comm: 'storm', exe: '/tmp/storm' }), newDecodeCounters())[0] as ExecRecord);
+    // cn_proc: the fork's cgroup is not read (no filter needs it), and the fork event has none.
+    const fork = wire(await builder.build({ ...header, type: 'fork', pid: 70, missing: MissingField.cgroup, childStartNs: 6e9, parentStartNs: 0, cgroupId: 0, childPid: 71, ppid: 70, uid: 0, gid: 0, comm: 'storm' }));
+    assert.equal(fork['hades'].missing, undefined);
+    const [gone] = decodeRecords(execRecord({ pid: 71, ppid: 70, comm: '', exe: '', filename: '', missing: MissingField.comm | MissingField.exe | MissingField.argv }), newDecodeCounters());
+    const exec = wire(await builder.build(gone as ExecRecord));
+    assert.equal(exec['process'].name, undefined);
+    assert.equal(exec['hades'].ancestry, '?(71) < storm(70)');
+    assert.ok((exec['hades'].missing as string[]).includes('process.name'));
+  });
+
+  it('give the path of a file redirected into standard input, and keep the other descriptors as they were', async () => {
+    const builder = newBuilder();
+    const [withFile] = decodeRecords(execRecord({ pid: 90, ppid: 1, comm: 'tr', stdin: '/proc/2231/environ' }), newDecodeCounters());
+    assert.equal((withFile as ExecRecord).stdinPath, '/proc/2231/environ');
+    const event = wire(await builder.build(withFile as ExecRecord));
+    assert.deepEqual(event['hades'].process.stdio.stdin, { type: 'file', inode: 0, path: '/proc/2231/environ' });
+    assert.equal(event['process'].args.join(' '), 'true x', 'argv after the path, where it was');
+    // A driver from before (the field reserved, 0): no path, the rest unchanged.
+    const [without] = decodeRecords(execRecord({ pid: 91, ppid: 1 }), newDecodeCounters());
+    assert.equal((without as ExecRecord).stdinPath, '');
+    assert.equal(wire(await builder.build(without as ExecRecord))['hades'].process.stdio.stdin.path, undefined);
+  });
+
+  it('name pseudo-terminals as ps and who do (pts/3), other terminals as the kernel does', async () => {
+    assert.equal(ttyName('pts3'), 'pts/3');
+    assert.equal(ttyName('pts12'), 'pts/12');
+    assert.equal(ttyName('tty1'), 'tty1');
+    assert.equal(ttyName('ttyS0'), 'ttyS0');
+    assert.equal(ttyName('ptsx'), 'ptsx');
+    const builder = newBuilder();
+    const [exec] = decodeRecords(execRecord({ pid: 80, ppid: 1, tty: 'pts3' }), newDecodeCounters());
+    assert.equal(wire(await builder.build(exec as ExecRecord))['hades'].process.tty, 'pts/3');
   });
 
   it('leave out a group or session id no pid can be, and list it missing', async () => {

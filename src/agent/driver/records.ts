@@ -116,6 +116,8 @@ export interface ExecRecord extends RecordHeader {
   readonly cwd: string;
   readonly tty: string;
   readonly cgroupPath: string;
+  /** The path of the regular file on standard input (`cmd < file`); '' for none or not read. */
+  readonly stdinPath: string;
   readonly argv: readonly string[];
   /** Size of the whole argument area in the process, before truncation. */
   readonly argvBytes: number;
@@ -209,15 +211,18 @@ function decodeExec(bytes: Buffer, view: DataView, o: number, size: number, fixe
   const cwdLen = view.getUint16(o + 316, true);
   const ttyLen = view.getUint16(o + 318, true);
   const cgroupLen = view.getUint16(o + 320, true);
+  // 0 in records of drivers before it (the field was reserved).
+  const stdinLen = view.getUint16(o + 322, true);
   const argvLen = view.getUint32(o + 324, true);
-  if (fixed + filenameLen + exeLen + cwdLen + ttyLen + cgroupLen + argvLen > size) return undefined;
+  if (fixed + filenameLen + exeLen + cwdLen + ttyLen + cgroupLen + stdinLen + argvLen > size) return undefined;
   const v2 = fixed === EXEC_FIXED_SIZE;
   const filenameAt = o + fixed;
   const exeAt = filenameAt + filenameLen;
   const cwdAt = exeAt + exeLen;
   const ttyAt = cwdAt + cwdLen;
   const cgroupAt = ttyAt + ttyLen;
-  const argvAt = cgroupAt + cgroupLen;
+  const stdinAt = cgroupAt + cgroupLen;
+  const argvAt = stdinAt + stdinLen;
   return {
     kind: view.getUint16(o, true),
     size,
@@ -253,7 +258,8 @@ function decodeExec(bytes: Buffer, view: DataView, o: number, size: number, fixe
     exePath: decodeRange(bytes, exeAt, cwdAt),
     cwd: decodeRange(bytes, cwdAt, ttyAt),
     tty: decodeRange(bytes, ttyAt, cgroupAt),
-    cgroupPath: decodeRange(bytes, cgroupAt, argvAt),
+    cgroupPath: decodeRange(bytes, cgroupAt, stdinAt),
+    stdinPath: stdinLen === 0 ? '' : decodeRange(bytes, stdinAt, argvAt),
     argv: splitRange(bytes, argvAt, argvAt + argvLen),
     argvBytes: view.getUint32(o + 328, true),
     argc: view.getUint32(o + 332, true),

@@ -44,7 +44,8 @@ function parseActions(value: unknown): Set<string> | undefined {
 
 function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
-  const seconds = Number(value);
+  // Decimal only: Number() would also take '0x10', '1e3' or ' 5 '.
+  const seconds = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(seconds) || seconds <= 0) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--duration must be a positive number of seconds (got '${value}')`);
   // Timers hold at most 2^31 - 1 ms; a longer run is one without --duration.
   if (seconds * 1000 > MAX_TIMER_MS) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--duration may be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (24 days); leave it out to run until Ctrl-C`);

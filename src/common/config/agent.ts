@@ -277,17 +277,17 @@ export const AgentConfigSchema = Type.Object(
           default: 50,
           description: 'Longest time the eBPF driver lets records gather after a busy wakeup, so that the agent reads them in a few large batches instead of hundreds of small ones (less than half the agent CPU in an exec storm). Shortened automatically so that the ring buffer stays at most a quarter full; 0 = read as soon as records arrive. Events are delayed by up to this much. cn_proc never waits.',
         }),
-        deny_executables: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+        deny_executables: Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^/', description: 'an absolute path' }), {
           default: [],
           maxItems: 1024,
           description: 'Executable paths whose events are dropped in the kernel (counted as filtered), with those of the children they fork.',
         }),
-        deny_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+        deny_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path' }), {
           default: [],
           maxItems: 1024,
           description: 'cgroup v2 folders (e.g. /sys/fs/cgroup/system.slice/backup.service) whose processes are not reported.',
         }),
-        allow_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+        allow_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path' }), {
           default: [],
           maxItems: 1024,
           description: 'When not empty, only processes in these cgroup v2 folders are reported.',

