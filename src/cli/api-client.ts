@@ -57,7 +57,9 @@ export function fixedTimeBounds(options: Readonly<Record<string, unknown>>, defa
   const given = { since: typeof options['since'] === 'string' ? options['since'] : defaultSince, until: typeof options['until'] === 'string' ? options['until'] : undefined };
   // A time with a zone, or a date alone (UTC), goes as given; a time without a zone is this
   // person's local time, which the server (in another zone, or on another host) would read as its own.
-  const iso = (value: string) => (/^\d{4}-\d{2}-\d{2}$/.test(value) || /^\d{4}-.*(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value) ? value : new Date(timeBound(value, now)!).toISOString());
+  // A duration reaching before 1970 (`--since 800000d`) means everything stored: the epoch, not
+  // a year ISO 8601 writes with a sign and six digits, which the server does not take.
+  const iso = (value: string) => (/^\d{4}-\d{2}-\d{2}$/.test(value) || /^\d{4}-.*(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value) ? value : new Date(Math.max(0, timeBound(value, now)!)).toISOString());
   const since = iso(given.since);
   const until = given.until === undefined ? undefined : iso(given.until);
   const again = [since !== given.since ? `--since ${since}` : '', until !== undefined && until !== given.until ? `--until ${until}` : ''].filter(Boolean).join(' ');

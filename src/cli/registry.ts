@@ -129,6 +129,18 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(serverCommands, (m) => m.tokenCreate),
   },
   {
+    name: 'server token list',
+    summary: 'The enrollment tokens: group, creator, expiry, which agent used each, revocation (never their secrets; admin role)',
+    define: (c) => apiOptions(c).option('--json', 'one JSON object per token'),
+    run: lazy(manageCommands, (m) => m.enrollmentTokensList),
+  },
+  {
+    name: 'server token revoke',
+    summary: 'Revoke an enrollment token that was not used (admin role; a used one enrolled its agent: revoke the agent)',
+    define: (c) => apiOptions(c).argument('<id>', 'the token\'s id, as hades server token list shows it').option('--json', 'print the answer as JSON'),
+    run: lazy(manageCommands, (m) => m.enrollmentTokensRevoke),
+  },
+  {
     name: 'server ca status',
     summary: 'Show the server\'s CAs (in use, new during a rotation, retired) and how many agents hold a certificate of each',
     define: (c) => apiOptions(c).option('--json', 'print the status as JSON'),

@@ -193,6 +193,11 @@ export const errorCatalog = {
     summary: 'Another agent already runs with the same data folder.',
     remedy: 'Stop the other agent, or give this one its own agent.data_dir.',
   },
+  HADES_ERR_LOCAL_AGENT_EXITED: {
+    kind: 'environment',
+    summary: 'The local agent of `hades start` exited on its own; hades start stopped the server with it.',
+    remedy: 'Read the agent\'s log (agent/agent.log in the data folder) for its own error, such as HADES_ERR_AGENT_RUNNING when an agent of an earlier start still runs, fix it and start again.',
+  },
   HADES_ERR_AGENT_NOT_RUNNING: {
     kind: 'environment',
     summary: 'No running agent was found for the data folder of this configuration.',

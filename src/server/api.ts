@@ -557,6 +557,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (principal === undefined) {
       const header = request.headers.authorization;
       const bearer = typeof header === 'string' && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
+      // Another scheme (Basic, a bare token) is not read as a token: say so, not that none came.
+      if (bearer === undefined && typeof header === 'string' && header.trim() !== '') {
+        throw new Unauthenticated(`the Authorization header is not a Bearer token (${JSON.stringify(header.trim().split(/\s+/)[0]!.slice(0, 20))} scheme): send Authorization: Bearer <token>`, 'not_bearer');
+      }
       principal = ports.authenticate(bearer);
       principals.set(request, principal);
     }

@@ -44,6 +44,11 @@ import type { Server as TlsServer } from 'node:tls';
 
 const MB = 1024 * 1024;
 const RETENTION_MS = 60_000;
+/**
+ * How often the event database's size is held to store.max_mb (a few pragmas when under it):
+ * a fleet's burst stores hundreds of MB a minute, which a check a minute would let pile up.
+ */
+const SIZE_CHECK_MS = 5_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
@@ -120,6 +125,8 @@ export class HadesServer {
   /** This server's hold on its data folder (./data-lock.ts). */
   private lock: DataLock | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /** A retention run is under way (holdSize and housekeeping start one at a time). */
+  private retaining = false;
   private adminToken = '';
   addresses: ServerAddresses | undefined;
 
@@ -290,6 +297,9 @@ export class HadesServer {
     }
     const apiPort = (this.api.server.address() as { port: number }).port;
     this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
+    this.timers.push(setInterval(() => this.holdSize(), SIZE_CHECK_MS));
+    // At start too: a database left over its limit (a smaller max_mb, a crash mid-burst) is not kept so for a minute.
+    this.housekeeping();
     // The server certificate is reissued at a start within 30 days of its end; a server that
     // runs through those days reissues it here, or its agents and API clients would meet an
     // expired certificate.
@@ -475,16 +485,37 @@ export class HadesServer {
     if (warning) this.log.warn('the CA nears its end', { code: 'HADES_ERR_PKI', reason: warning, not_after: this.pki?.caNotAfter });
   }
 
+  /** Deletes the first events stored while the live pages pass store.max_mb (between the minutes of housekeeping). */
+  private holdSize(): void {
+    const maxBytes = this.options.config.store.max_mb * MB;
+    try {
+      if (this.retaining || this.store === undefined || this.store.liveBytes() <= maxBytes) return;
+      this.retain({ maxBytes });
+    } catch (error) {
+      this.log.error('retention failed', { err: error });
+    }
+  }
+
+  /** One retention run at a time: the next check finds what this one left. */
+  private retain(options: { maxAgeDays?: number; maxBytes: number }): void {
+    if (this.retaining || this.store === undefined) return;
+    // Chunk by chunk, yielding to the event loop between them: ingestion is not held up.
+    this.retaining = true;
+    void this.store
+      .enforceRetentionAsync(options)
+      .then((result) => {
+        if (result.deletedByAge + result.deletedBySize > 0) this.log.info('retention', { ...result });
+      })
+      .catch((error: unknown) => this.log.error('retention failed', { err: error }))
+      .finally(() => {
+        this.retaining = false;
+      });
+  }
+
   private housekeeping(): void {
     const { store } = this.options.config;
     try {
-      // Chunk by chunk, yielding to the event loop between them: ingestion is not held up.
-      void this.store
-        ?.enforceRetentionAsync({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB })
-        .then((result) => {
-          if (result.deletedByAge + result.deletedBySize > 0) this.log.info('retention', { ...result });
-        })
-        .catch((error: unknown) => this.log.error('retention failed', { err: error }));
+      this.retain({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB });
       void this.archive?.enforceRetention({ maxAgeDays: store.archive.retention_days }).catch((error: unknown) => this.log.error('archive retention failed', { err: error }));
       this.registry?.expireOverdue(Date.now());
       const deleted = this.alerts?.deleteOlderThan(Date.now() - this.options.config.alerts.retention_days * 86_400_000) ?? 0;

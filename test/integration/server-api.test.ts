@@ -100,7 +100,9 @@ describe('authentication and roles', () => {
     for (const token of ['nope', `hadesapi_0123456789abcdef_${'A'.repeat(43)}`, flipped, `hades1_0123456789abcdef_${'A'.repeat(43)}`]) {
       assertError(await server.api('GET', '/api/v1/agents', { token }), 401, 'HADES_ERR_API_UNAUTHENTICATED', `token ${token.slice(0, 12)}...`);
     }
-    assertError(await server.api('GET', '/api/v1/agents', { token: null, headers: { authorization: `Basic ${admin}` } }), 401, 'HADES_ERR_API_UNAUTHENTICATED', 'not a bearer');
+    const basic = await server.api('GET', '/api/v1/agents', { token: null, headers: { authorization: `Basic ${admin}` } });
+    assertError(basic, 401, 'HADES_ERR_API_UNAUTHENTICATED', 'not a bearer');
+    assert.match(String((basic.body as { message?: string }).message), /not a Bearer token \("Basic" scheme\)/);
   });
 
   it('says how to authenticate with a 401 (WWW-Authenticate: Bearer), and lets no answer be cached, a new token\'s secret least of all', async () => {
@@ -1207,6 +1209,22 @@ describe('the hades command against the running server', () => {
     assert.ok(expires > 9 * 60_000 && expires <= 10 * 60_000, `expires in ${expires} ms`);
     const enrolled = await server.enrollAgent({ token: created['token'] });
     assert.match(enrolled.agentId, /^ag_/);
+    // Listed with the agent that used it; the unused one revoked (once), the used one refused.
+    const listed = await runHades(['server', 'token', 'list', '--json', '--config', configFile]);
+    assert.equal(listed.status, 0, listed.stderr);
+    const rows = listed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; used_by?: string; revoked_at?: string });
+    assert.equal(rows.find((r) => r.id === created['id'])?.used_by, enrolled.agentId);
+    const unused = /^token:\s+hades1_([0-9a-f]{16})_/m.exec(person.stdout)?.[1];
+    assert.ok(unused !== undefined && rows.some((r) => r.id === unused && r.used_by === undefined), person.stdout);
+    const revoked = await runHades(['server', 'token', 'revoke', unused, '--config', configFile]);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    assert.match(revoked.stdout, new RegExp(`enrollment token ${unused} is revoked`));
+    assert.match((await runHades(['server', 'token', 'revoke', unused, '--config', configFile])).stdout, /was revoked already/);
+    const table = await runHades(['server', 'token', 'list', '--config', configFile]);
+    assert.match(table.stdout, new RegExp(`${unused}.*\\d{4}-\\d{2}-\\d{2}T`));
+    const missing = await runHades(['server', 'token', 'revoke', 'ffffffffffffffff', '--config', configFile]);
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /HADES_ERR_API_NOT_FOUND: .*hades server token list shows the enrollment tokens/);
   });
 
   it('hades agents renew ID: asks the agent to renew (at its next connection when offline), --json and --now too', async () => {
@@ -1569,7 +1587,7 @@ describe('managing the fleet with the hades command', () => {
       // For a person, a query's answer is a table of its rows.
       const text = await hades('tasks', 'list', '--agent', identity.agentId);
       assert.equal(text.status, 0, text.stderr);
-      assert.equal(text.stdout, `agent ${identity.agentId}, task ${task['id']}: 1 row\none\n---\n1\n`);
+      assert.equal(text.stdout, `agent ${identity.agentId}, task ${task['id']} (query, done, created ${task['created_at']}): 1 row\none\n---\n1\n`);
     } finally {
       stream.close();
     }

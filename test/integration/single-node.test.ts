@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -29,7 +29,63 @@ function startHades(...more: string[]) {
   return { child, output, exited };
 }
 
+/** Pids of the processes whose parent is `parent` and whose command line holds `word`. */
+function childrenOf(parent: number, word: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(word)) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe('hades start (single node, root, real driver)', { skip: root ? false : 'needs root' }, () => {
+  it('killed with SIGKILL, takes its local agent with it, so the next start runs; a local agent that fails makes the start fail with a code', async () => {
+    const serverConfig = path.join(dir, 'server.yaml');
+    const first = startHades();
+    await waitFor('the start banner', () => /API:\s+(https:\/\/\S+)/.exec(first.output.stdout)?.[1], 60_000, 100);
+    await waitFor('the local agent online', () => {
+      const listed = hades('agents', 'list', '--json', '--config', serverConfig);
+      return listed.status === 0 && listed.stdout.includes('"online":true') ? true : undefined;
+    }, 60_000, 250);
+    const [agentPid] = childrenOf(first.child.pid ?? 0, 'agent');
+    assert.ok(agentPid !== undefined, 'the local agent is a child of hades start');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await waitFor('the orphaned agent stopping', () => !alive(agentPid) || undefined, 30_000, 100);
+    // An agent of this data folder run by hand holds it: the start's own agent cannot run.
+    const squatter = spawn(process.execPath, [`${projectRoot}bin/hades.js`, 'agent', '--config', path.join(dir, 'agent', 'agent.yaml')], { cwd: projectRoot, stdio: 'ignore' });
+    try {
+      const runFile = path.join(dir, 'agent', 'agent.json');
+      await waitFor('the other agent holding the folder', () => (existsSync(runFile) && readFileSync(runFile, 'utf8').includes(`"pid":${squatter.pid}`)) || undefined, 30_000, 100);
+      const second = startHades();
+      const timer = setTimeout(() => second.child.kill('SIGINT'), 90_000);
+      const status = await second.exited;
+      clearTimeout(timer);
+      assert.equal(status, 3, second.output.stderr);
+      assert.match(second.output.stderr, /HADES_ERR_LOCAL_AGENT_EXITED: the local agent exited \(status 3\)/);
+    } finally {
+      squatter.kill('SIGINT');
+      await new Promise((resolve) => squatter.once('exit', resolve));
+    }
+  });
+
+
   it('finds a command run on the host through the API, with its ancestry, and stops clean', async () => {
     const { child, output, exited } = startHades();
     try {

@@ -17,6 +17,10 @@ describe('time bounds', () => {
     for (const bad of ['5', '15', '1w', '-1h', 'yesterday', `${'9'.repeat(400)}d`]) assert.equal(timeBound(bad, NOW), undefined, bad);
   });
 
+  it('reads a duration reaching before 1970 as everything stored (the epoch), not a signed six-digit year the server refuses', () => {
+    assert.equal(fixedTimeBounds({ since: '800000d' }, '1h', NOW).since, '1970-01-01T00:00:00.000Z');
+  });
+
   it('fixes a relative window once, and says how to ask for the same window again', () => {
     assert.deepEqual(fixedTimeBounds({}, '1h', NOW), { since: '2026-11-29T11:00:00.000Z', again: '--since 2026-11-29T11:00:00.000Z' });
     assert.deepEqual(fixedTimeBounds({ since: '2d', until: '1d' }, '1h', NOW), {

@@ -3,7 +3,7 @@
  * SIGHUP. `hades agent status`: asks the running agent (found through the run file in its data
  * folder) for its health and prints it for a person, or as JSON.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, fstatSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { yamlDepthProblem } from '../../common/yaml-depth.js';
 import { parseRoleConfig, type AgentConfig } from '../../common/config/index.js';
@@ -37,6 +37,7 @@ export async function agentRun(context: CliContext, _args: readonly string[], op
     void agent.reload();
   };
   process.on('SIGHUP', onHup);
+  const unwatch = watchSupervisor(context, () => done.abort());
   try {
     await agent.start();
     await new Promise<void>((resolve) => {
@@ -50,6 +51,7 @@ export async function agentRun(context: CliContext, _args: readonly string[], op
     const duringStop = () => undefined;
     process.on('SIGHUP', duringStop);
     process.off('SIGHUP', onHup);
+    unwatch();
     try {
       await agent.stop();
     } finally {
@@ -61,6 +63,37 @@ export async function agentRun(context: CliContext, _args: readonly string[], op
     return fatal.code;
   }
   return exitStatus.ok;
+}
+
+/**
+ * The local agent of `hades start` (HADES_START_PID names its parent) gets a pipe from it as
+ * standard input, which that process never writes: its end means `hades start` is gone, even
+ * killed with SIGKILL, and the agent stops as at Ctrl-C instead of running on, adopted by init,
+ * with the data folder the next `hades start` needs. Returns what stops the watch.
+ */
+function watchSupervisor(context: CliContext, gone: () => void): () => void {
+  const started = process.env['HADES_START_PID'];
+  // Node makes the pipe a socket pair; a FIFO does as well.
+  let piped = false;
+  try {
+    const st = fstatSync(0);
+    piped = st.isFIFO() || st.isSocket();
+  } catch {
+    // no standard input
+  }
+  if (started === undefined || Number(started) !== process.ppid || !piped) return () => undefined;
+  const onEnd = () => {
+    context.stderr.write('hades: the hades start that runs this agent is gone; stopping\n');
+    gone();
+  };
+  process.stdin.once('end', onEnd);
+  process.stdin.once('error', onEnd);
+  process.stdin.resume();
+  return () => {
+    process.stdin.off('end', onEnd);
+    process.stdin.off('error', onEnd);
+    process.stdin.destroy();
+  };
 }
 
 const mb = (bytes: number | undefined) => (bytes === undefined ? '-' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);

@@ -262,7 +262,8 @@ function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Opt
     for (const task of tasks) {
       const rows = rowsOf(task)!;
       const truncated = (task.result as { truncated?: unknown }).truncated === true;
-      context.stdout.write(`${shown(`agent ${task.agent_id}, task ${task.id}: ${rows.length} row${rows.length === 1 ? '' : 's'}${truncated ? ' (cut: max_rows or max_bytes)' : ''}`)}\n`);
+      // Every task here is done (rowsOf): its kind and time say which of an agent's answers it is.
+      context.stdout.write(`${shown(`agent ${task.agent_id}, task ${task.id} (${task.kind}, ${task.status}, created ${task.created_at}): ${rows.length} row${rows.length === 1 ? '' : 's'}${truncated ? ' (cut: max_rows or max_bytes)' : ''}`)}\n`);
       table(context, rows);
     }
     return;
@@ -377,11 +378,42 @@ export async function tokensList(context: CliContext, _args: readonly string[], 
   return exitStatus.ok;
 }
 
+interface EnrollmentTokenRow {
+  id: string;
+  group?: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  used_at?: string;
+  used_by?: string;
+  revoked_at?: string;
+}
+
+/** `hades server token list`: enrollment tokens (`hades tokens list` shows the API tokens). */
+export async function enrollmentTokensList(context: CliContext, _args: readonly string[], options: Options): Promise<number> {
+  const client = await apiClient(options);
+  const { tokens } = (await client.get('/api/v1/tokens/enrollment')) as { tokens: EnrollmentTokenRow[] };
+  if (options['json']) for (const token of tokens) json(context, token);
+  else if (tokens.length === 0) context.stdout.write('(no enrollment token: hades server token create)\n');
+  else table(context, tokens.map((t) => ({ id: t.id, group: t.group ?? '', created: `${t.created_at} by ${t.created_by}`, expires: t.expires_at, used: t.used_at === undefined ? '' : `${t.used_at} by ${t.used_by ?? '?'}`, revoked: t.revoked_at ?? '' })));
+  return exitStatus.ok;
+}
+
+/** `hades server token revoke ID`. */
+export async function enrollmentTokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const id = required(args, 0, 'give the id of the enrollment token, as hades server token list shows it');
+  const client = await apiClient(options);
+  const answer = (await named(client.delete(`/api/v1/tokens/enrollment/${encodeURIComponent(id)}`), `enrollment token '${id}'`, 'hades server token list shows the enrollment tokens')) as { already?: boolean };
+  if (options['json']) json(context, { id, revoked: true, ...(answer?.already ? { already: true } : {}) });
+  else context.stdout.write(answer?.already ? `enrollment token ${id} was revoked already\n` : `enrollment token ${id} is revoked: no agent can enroll with it\n`);
+  return exitStatus.ok;
+}
+
 /** `hades tokens revoke ID`. */
 export async function tokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
   const id = required(args, 0, 'give the id of the token, as hades tokens list shows it');
   const client = await apiClient(options);
-  const answer = (await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the tokens')) as { already?: boolean };
+  const answer = (await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the API tokens; enrollment tokens are hades server token list and revoke')) as { already?: boolean };
   if (options['json']) json(context, { id, revoked: true, ...(answer?.already ? { already: true } : {}) });
   else context.stdout.write(answer?.already ? `API token ${id} was revoked already\n` : `API token ${id} is revoked: requests with it are refused from now on\n`);
   return exitStatus.ok;

@@ -419,6 +419,8 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const agentConfigFile = path.join(agentDir, 'agent.yaml');
   const client = clientOf({ base: addresses.api, token: addresses.adminToken, caPem: server.caPem });
   let child: ReturnType<typeof spawn> | undefined;
+  /** Set when the agent ended on its own (not at Ctrl-C): why, for the error this command then ends with. */
+  let agentExit: string | undefined;
   const stopped = new AbortController();
   try {
     // A token only for an agent that is not enrolled with this server yet (a token left unused
@@ -462,9 +464,11 @@ export async function start(context: CliContext, _args: readonly string[], optio
     const bin = fileURLToPath(new URL('../../../../bin/hades.js', import.meta.url));
     // The agent protects this process as its own (stopping it stops the agent), and marks the
     // SIGTERM it gets from it at Ctrl-C as its supervisor's.
-    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
-    child.on('exit', (code) => {
-      if (!context.signal.aborted) context.stderr.write(`hades: the local agent exited (status ${code ?? '?'}); see ${path.join(agentDir, 'agent.log')}\n`);
+    // Its standard input is a pipe this process never writes: when this process is gone, even
+    // killed with SIGKILL, the pipe ends and the agent stops (agent.ts, watchSupervisor).
+    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
+    child.on('exit', (code, signal) => {
+      if (!context.signal.aborted) agentExit = `the local agent exited (${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}); see ${path.join(agentDir, 'agent.log')}`;
       stopped.abort();
     });
     context.stdout.write(
@@ -492,6 +496,8 @@ export async function start(context: CliContext, _args: readonly string[], optio
     stopReloading();
     await server.stop();
   }
+  // The agent's end stopped everything: not a success.
+  if (agentExit !== undefined) throw new HadesError('HADES_ERR_LOCAL_AGENT_EXITED', `${agentExit}; the server was stopped with it`);
   return exitStatus.ok;
 }
 

@@ -461,6 +461,11 @@ export class EventStore {
     return { deletedByAge, deletedBySize };
   }
 
+  /** Bytes of the pages in use: what the size limit of retention holds down (see enforceRetention). */
+  liveBytes(): number {
+    return this.#liveBytes();
+  }
+
   /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
   #liveBytes(): number {
     const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
