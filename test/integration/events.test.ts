@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { PluginFrame } from '../../src/common/plugins/protocol.js';
 import { defaultDriverBinary } from '../../src/agent/kernel-events.js';
 import { captureEvents, run, withMarker, type AnyEvent, type Capture } from '../helpers/events-session.js';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { alive, childrenOf } from '../helpers/procs.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'kernel events need root';
@@ -232,28 +233,7 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
 }
 
 /** Children of a process named hades-driver. */
-function driversOf(parent: number): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-        return stat.includes('(hades-driver)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(parent);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const driversOf = (parent: number): number[] => childrenOf(parent, (stat) => stat.includes('(hades-driver)'));
 
 describe('driver crash', { skip }, () => {
   it('restarts a driver killed with SIGKILL and reports the gap, and leaves no driver behind on exit', async () => {

@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { waitFor } from '../helpers/agent.js';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { alive, childrenOf } from '../helpers/procs.js';
 
 const root = process.getuid?.() === 0;
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-start-'));
@@ -29,31 +30,6 @@ function startHades(...more: string[]) {
   return { child, output, exited };
 }
 
-/** Pids of the processes whose parent is `parent` and whose command line holds `word`. */
-function childrenOf(parent: number, word: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(word)) out.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 describe('hades start (single node, root, real driver)', { skip: root ? false : 'needs root' }, () => {
   it('killed with SIGKILL, takes its local agent with it, so the next start runs; a local agent that fails makes the start fail with a code', async () => {
     const serverConfig = path.join(dir, 'server.yaml');
@@ -63,7 +39,7 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
       const listed = hades('agents', 'list', '--json', '--config', serverConfig);
       return listed.status === 0 && listed.stdout.includes('"online":true') ? true : undefined;
     }, 60_000, 250);
-    const [agentPid] = childrenOf(first.child.pid ?? 0, 'agent');
+    const [agentPid] = childrenOf(first.child.pid ?? 0, (_stat, argv) => argv.includes('agent'));
     assert.ok(agentPid !== undefined, 'the local agent is a child of hades start');
     first.child.kill('SIGKILL');
     await first.exited;

@@ -399,22 +399,24 @@ export async function enrollmentTokensList(context: CliContext, _args: readonly 
   return exitStatus.ok;
 }
 
-/** `hades server token revoke ID`. */
-export async function enrollmentTokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
-  const id = required(args, 0, 'give the id of the enrollment token, as hades server token list shows it');
+/** What revoking a token of each kind says: its route, its name for a person, where to find ids, what the revocation does. */
+const TOKEN_KINDS = {
+  enrollment: { route: '/api/v1/tokens/enrollment', name: 'enrollment token', list: 'hades server token list shows the enrollment tokens', effect: 'no agent can enroll with it' },
+  api: { route: '/api/v1/tokens/api', name: 'API token', list: 'hades tokens list shows the API tokens; enrollment tokens are hades server token list and revoke', effect: 'requests with it are refused from now on' },
+} as const;
+
+async function revokeToken(kind: keyof typeof TOKEN_KINDS, context: CliContext, args: readonly string[], options: Options): Promise<number> {
+  const k = TOKEN_KINDS[kind];
+  const id = required(args, 0, `give the id of the ${k.name}: ${k.list}`);
   const client = await apiClient(options);
-  const answer = (await named(client.delete(`/api/v1/tokens/enrollment/${encodeURIComponent(id)}`), `enrollment token '${id}'`, 'hades server token list shows the enrollment tokens')) as { already?: boolean };
+  const answer = (await named(client.delete(`${k.route}/${encodeURIComponent(id)}`), `${k.name} '${id}'`, k.list)) as { already?: boolean };
   if (options['json']) json(context, { id, revoked: true, ...(answer?.already ? { already: true } : {}) });
-  else context.stdout.write(answer?.already ? `enrollment token ${id} was revoked already\n` : `enrollment token ${id} is revoked: no agent can enroll with it\n`);
+  else context.stdout.write(answer?.already ? `${k.name} ${id} was revoked already\n` : `${k.name} ${id} is revoked: ${k.effect}\n`);
   return exitStatus.ok;
 }
 
+/** `hades server token revoke ID`. */
+export const enrollmentTokensRevoke = (context: CliContext, args: readonly string[], options: Options): Promise<number> => revokeToken('enrollment', context, args, options);
+
 /** `hades tokens revoke ID`. */
-export async function tokensRevoke(context: CliContext, args: readonly string[], options: Options): Promise<number> {
-  const id = required(args, 0, 'give the id of the token, as hades tokens list shows it');
-  const client = await apiClient(options);
-  const answer = (await named(client.delete(`/api/v1/tokens/api/${encodeURIComponent(id)}`), `API token '${id}'`, 'hades tokens list shows the API tokens; enrollment tokens are hades server token list and revoke')) as { already?: boolean };
-  if (options['json']) json(context, { id, revoked: true, ...(answer?.already ? { already: true } : {}) });
-  else context.stdout.write(answer?.already ? `API token ${id} was revoked already\n` : `API token ${id} is revoked: requests with it are refused from now on\n`);
-  return exitStatus.ok;
-}
+export const tokensRevoke = (context: CliContext, args: readonly string[], options: Options): Promise<number> => revokeToken('api', context, args, options);
