@@ -457,7 +457,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const body = JSON.stringify(answer);
       // Not over a response already on its way (a pipelined request before this one).
       const busy = (socket as { _httpMessage?: unknown })._httpMessage !== undefined && (socket as { _httpMessage?: unknown })._httpMessage !== null;
-      if (socket.writable && !busy) socket.write(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      if (socket.writable && !busy) socket.write(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`);
       socket.destroy();
     },
   });

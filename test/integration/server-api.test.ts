@@ -279,6 +279,8 @@ describe('invalid requests', () => {
     assert.deepEqual([huge.status, (huge.body as AnyEvent)['code']], [431, 'HADES_ERR_API_TOO_LARGE']);
     const brew = await server.api('BREW', '/api/v1/events');
     assert.deepEqual([brew.status, (brew.body as AnyEvent)['code']], [400, 'HADES_ERR_API_INVALID_REQUEST']);
+    // Like every answer: not to be cached, nor read as anything but JSON.
+    for (const refused of [huge, brew]) assert.deepEqual([refused.headers['cache-control'], refused.headers['x-content-type-options']], ['no-store', 'nosniff']);
     assert.equal((await server.api('GET', '/api/v1/health', { token: null })).status, 200, 'and the server goes on');
   });
 

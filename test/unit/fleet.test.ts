@@ -312,6 +312,10 @@ describe('fleet registry', () => {
     assert.deepEqual(fleet.list({ revoked: false }).map((x) => x.id), [a]);
     assert.deepEqual(fleet.list({ revoked: true }).map((x) => x.id), [b]);
     assert.throws(() => fleet.setGroupConfig('no/slash', ''), code('HADES_ERR_INTERNAL'));
+    // Removed and set again: the version goes on, so that one version names one text.
+    assert.equal(fleet.deleteGroupConfig('web'), true);
+    assert.equal(fleet.deleteGroupConfig('web'), false);
+    assert.equal(fleet.setGroupConfig('web', 'agent: { heartbeat_s: 20 }\n').version, 3);
   });
 
   it('keeps a query result of several MiB, and fails a task whose result is too large to keep instead of leaving it to expire', () => {

@@ -85,6 +85,9 @@ const MIGRATIONS = [
    CREATE INDEX agents_cert_ca ON agents (cert_ca);`,
   // A renewal asked without delay (`hades agents renew --now`): 1 until the agent renews.
   `ALTER TABLE agents ADD COLUMN renew_immediately INTEGER NOT NULL DEFAULT 0;`,
+  // The last version of a group configuration that was removed: set again, it goes on from
+  // there, so that a version (which agents report in their heartbeats) names one text only.
+  `CREATE TABLE agent_group_versions (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);`,
 ];
 
 export { TASK_KINDS, type TaskKind };
@@ -629,10 +632,11 @@ export class FleetRegistry {
     if (typeof yaml !== 'string' || Buffer.byteLength(yaml) > MAX_GROUP_CONFIG_BYTES) throw internal('a group configuration is a YAML text of at most 1 MiB');
     this.#db
       .prepare(
-        `INSERT INTO agent_groups (name, yaml, version, updated_at) VALUES (?, ?, 1, ?)
+        `INSERT INTO agent_groups (name, yaml, version, updated_at)
+           VALUES (@name, @yaml, coalesce((SELECT last_version FROM agent_group_versions WHERE name = @name), 0) + 1, @now)
          ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, version = version + 1, updated_at = excluded.updated_at`,
       )
-      .run(name, yaml, this.#now());
+      .run({ name, yaml, now: this.#now() });
     const stored = this.groupConfig(name);
     if (stored === undefined) throw internal(`group ${name} vanished`);
     return stored;
@@ -640,7 +644,15 @@ export class FleetRegistry {
 
   /** Removes a group's configuration; false when it had none. */
   deleteGroupConfig(name: string): boolean {
-    return this.#db.prepare('DELETE FROM agent_groups WHERE name = ?').run(name).changes === 1;
+    return this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `INSERT INTO agent_group_versions (name, last_version) SELECT name, version FROM agent_groups WHERE name = ?
+           ON CONFLICT (name) DO UPDATE SET last_version = excluded.last_version`,
+        )
+        .run(name);
+      return this.#db.prepare('DELETE FROM agent_groups WHERE name = ?').run(name).changes === 1;
+    })();
   }
 
   groupConfig(name: string): GroupConfig | undefined {

@@ -378,7 +378,12 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     const sql = filterSql(f, i, params, scan);
     if (sql !== undefined) where.push(sql);
   });
-  if (scan.json > MAX_JSON_FILTERS) throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields that are not indexed (${Object.keys(INDEXED_FIELDS).join(', ')} are)`);
+  if (scan.json > MAX_JSON_FILTERS) {
+    const columns = Object.entries(INDEXED_FIELDS);
+    const indexedNames = columns.filter(([, c]) => c.index === true).map(([name]) => name);
+    const columnNames = columns.filter(([, c]) => c.index !== true).map(([name]) => name);
+    throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields read from each event's JSON; these are not (columns of their own): ${indexedNames.join(', ')} (indexed) and ${columnNames.join(', ')}`);
+  }
 
   if (query.cursor !== undefined) {
     const position = decodeCursor(query.cursor);
