@@ -2,9 +2,10 @@
 /**
  * Runs the compiled test suite (dist/test) with Node's test runner, in two phases:
  *
- * 1. files that share the machine: every unit test, and the files that say so on a line of
- *    their own (`// hades-test: shares the machine`): servers on ephemeral loopback ports and
- *    pure command-line work, nothing machine-wide. Two files at a time.
+ * 1. files that share the machine: every unit test (but those marked `// hades-test: runs
+ *    alone`, which mount a file system), and the files that say so on a line of their own
+ *    (`// hades-test: shares the machine`): servers on ephemeral loopback ports and pure
+ *    command-line work, nothing machine-wide. Two files at a time.
  * 2. every other file, one at a time: they load kernel hooks and see every process on the host
  *    (another test's reverse shell would be in their events), bind fixed ports such as 53, or
  *    change what the host runs (sshd, rsyslog, journald, cgroups).
@@ -21,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MARKER = '// hades-test: shares the machine';
+/** A unit test that touches the host (mounts a file system): run alone all the same. */
+const ALONE = '// hades-test: runs alone';
 const COMMON = ['--test', '--test-reporter=spec', '--test-timeout=300000'];
 
 const argv = process.argv.slice(2);
@@ -39,17 +42,23 @@ function testFiles(paths) {
   return out.sort();
 }
 
-/** The marker within the first lines of a file (its header comment). */
-function sharesMachine(file) {
-  if (file.split(path.sep).includes('unit')) return true;
+/** The lines of a file's start (its header comment), trimmed. */
+function headLines(file) {
   const fd = openSync(file, 'r');
   try {
     const buffer = Buffer.alloc(4096);
     const n = readSync(fd, buffer, 0, buffer.length, 0);
-    return buffer.subarray(0, n).toString('utf8').split('\n').some((line) => line.trim() === MARKER);
+    return buffer.subarray(0, n).toString('utf8').split('\n').map((line) => line.trim());
   } finally {
     closeSync(fd);
   }
+}
+
+/** Unit tests share the machine unless marked to run alone; the others when marked so. */
+function sharesMachine(file) {
+  const head = headLines(file);
+  if (file.split(path.sep).includes('unit')) return !head.some((line) => line === ALONE || line.startsWith(`${ALONE} `));
+  return head.includes(MARKER);
 }
 
 function run(label, files, concurrency) {

@@ -1,3 +1,4 @@
+// hades-test: runs alone (it mounts a small tmpfs to fill a disk)
 /**
  * The server's alert outputs against real receivers started here on loopback: an HTTP server, a
  * UDP socket, TCP and TLS servers (certificates from the server's own PKI code), and files.
