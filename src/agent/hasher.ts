@@ -9,7 +9,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { identityKey, identityOf, isRacy, sameContent, type FileIdentity, type PersistentHashes } from './hash-cache-file.js';
 import { TokenBucket } from '../runtime/rate-limit.js';
-import { encodeText, hasRawBytes } from './driver/bytes.js';
+import { diskPath } from './driver/bytes.js';
 
 export type { FileIdentity } from './hash-cache-file.js';
 
@@ -85,7 +85,7 @@ export class ExecutableHasher implements PersistentHashes {
     if (identity && identity.ino !== 0) version = identity;
     else {
       try {
-        const s = statSync(hasRawBytes(path) ? encodeText(path) : path, { bigint: true });
+        const s = statSync(diskPath(path), { bigint: true });
         if (!s.isFile()) return { status: 'unreadable' };
         version = identityOf(s);
       } catch {
@@ -230,7 +230,7 @@ export class ExecutableHasher implements PersistentHashes {
       let handle: FileHandle | undefined;
       try {
         // A name with bytes that are not UTF-8 is opened by those bytes (driver/bytes.ts), not by its text.
-        handle = await open(hasRawBytes(candidate) ? encodeText(candidate) : candidate, 'r');
+        handle = await open(diskPath(candidate), 'r');
         opened = true;
         // The path may name another file by now, or the file may have changed since the exec.
         if (sameContent(identityOf(await handle.stat({ bigint: true })), version)) return handle;

@@ -114,6 +114,12 @@ export function encodeText(text: string): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A path as the file system takes it: text, or bytes when a name in it is not UTF-8. */
+export type DiskPath = string | Buffer;
+
+/** The path to open for a (decoded) path: the same string unless it holds raw bytes. */
+export const diskPath = (file: string): DiskPath => (hasRawBytes(file) ? encodeText(file) : file);
+
 /** Splits the raw NUL-separated argument area into arguments. */
 export function splitArgv(bytes: Uint8Array): string[] {
   return splitRange(asBuffer(bytes), 0, bytes.length);

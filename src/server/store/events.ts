@@ -437,10 +437,10 @@ export class EventStore {
       // (a backup, an analyst's sqlite3, Litestream) stays whatever is deleted, and the deletes
       // only add to it: counted, it would have every event but the newest deleted. Then only the
       // live pages, which deleting does free, are held to the limit.
-      const measure = (): number => (this.#checkpoint() ? this.#bytes() : this.#liveBytes());
+      const measure = (): number => (this.#checkpoint() ? this.#bytes() : this.liveBytes());
       let used = measure();
       if (used > maxBytes) {
-        const perRow = Math.max(64, this.#liveBytes() / Math.max(1, this.count()));
+        const perRow = Math.max(64, this.liveBytes() / Math.max(1, this.count()));
         while (used > maxBytes) {
           // As many rows as should free the excess (pages free unevenly), within the chunk size.
           const rows = Math.min(chunk, Math.max(100, Math.ceil(((used - maxBytes) / perRow) * 1.1)));
@@ -461,13 +461,8 @@ export class EventStore {
     return { deletedByAge, deletedBySize };
   }
 
-  /** Bytes of the pages in use: what the size limit of retention holds down (see enforceRetention). */
+  /** Bytes of pages in use (the free list is reused by new events, not returned to the OS): what the size limit of retention holds down. */
   liveBytes(): number {
-    return this.#liveBytes();
-  }
-
-  /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
-  #liveBytes(): number {
     const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
     const free = this.#db.pragma('freelist_count', { simple: true }) as number;
@@ -483,7 +478,7 @@ export class EventStore {
         wal = 0; // no WAL file (yet)
       }
     }
-    return this.#liveBytes() + wal;
+    return this.liveBytes() + wal;
   }
 
   /**

@@ -14,13 +14,9 @@ import { isUtf8 } from 'node:buffer';
 import type { Dirent } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
-import { decodeText, encodeText, hasRawBytes } from '../../driver/bytes.js';
+import { decodeText, type DiskPath } from '../../driver/bytes.js';
 
-/** A path as the file system takes it: text, or bytes when a name in it is not UTF-8. */
-export type DiskPath = string | Buffer;
-
-/** The path to open for a (decoded) path: the same string unless it holds raw bytes. */
-export const diskPath = (file: string): DiskPath => (hasRawBytes(file) ? encodeText(file) : file);
+export { diskPath, type DiskPath } from '../../driver/bytes.js';
 
 /**
  * A file's content as text, decoded as names are: each byte that is not UTF-8 becomes U+DC00 +
