@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HadesError, toHadesError } from '../common/errors.js';
 import { channelOptions, gatewayService, NDJSON_GZIP, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
+import type { BatchSeq } from './ingest/protocol.js';
 
 export interface IngestResult {
   readonly stored: number;
@@ -39,9 +40,10 @@ export interface GatewayHooks<P extends PreparedBatch = PreparedBatch, R extends
    * permanent Nack). Rejects (HADES_ERR_INGEST_WORKER) when it cannot check it now: no Ack, the
    * agent sends the batch again. `inflated`: `ndjson` is the gzip the agent made of it
    * (EventBatch.ndjson_gzip), which inflates to that many bytes (its ndjson_size). `arrived`:
-   * when the batch was received (ms).
+   * when the batch was received (ms). `seq`: the agent's spool sequence numbers of the batch's
+   * first and last events, when they are whole numbers in order (batchSeq).
    */
-  prepare(agentId: string, ndjson: Uint8Array, inflated: number | undefined, arrived: number): Promise<P>;
+  prepare(agentId: string, ndjson: Uint8Array, inflated: number | undefined, arrived: number, seq: BatchSeq | undefined): Promise<P>;
   /**
    * Stores a prepared batch, inside the turn's transaction when there is one (see `group`);
    * throws HADES_ERR_STORE_WRITE when it cannot (no Ack is sent).
@@ -100,6 +102,13 @@ interface Settled {
   readonly fail: (error: HadesError) => void;
   /** A store write failed: the turn's transaction must be rolled back. */
   readonly abort?: HadesError;
+}
+
+/** A batch's sequence numbers, when they are whole numbers from 1, in order (as an agent numbers them). */
+export function batchSeq(batch: Pick<BatchMessage, 'first_seq' | 'last_seq'>): BatchSeq | undefined {
+  const first = Number(batch.first_seq);
+  const last = Number(batch.last_seq);
+  return Number.isSafeInteger(first) && Number.isSafeInteger(last) && first >= 1 && first <= last ? { first, last } : undefined;
 }
 
 /** Longest stretch (ms) of storing batches before the event loop serves sockets again. */
@@ -507,7 +516,8 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     }
     let prepared: P;
     try {
-      prepared = compressed ? await hooks.prepare(agentId, gzip, batch.ndjson_size ?? 0, arrived) : await hooks.prepare(agentId, batch.ndjson, undefined, arrived);
+      const seq = batchSeq(batch);
+      prepared = compressed ? await hooks.prepare(agentId, gzip, batch.ndjson_size ?? 0, arrived, seq) : await hooks.prepare(agentId, batch.ndjson, undefined, arrived, seq);
     } catch (error) {
       // Not checked now (the ingest worker is starting again): the agent sends the batch again.
       this.nack(stream, lastSeq, toHadesError(error), false);

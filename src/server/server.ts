@@ -32,8 +32,8 @@ import { FleetRegistry, type GroupConfig } from './fleet/registry.js';
 import { CertificateRenewal } from './fleet/renewal.js';
 import { EnrollmentTokens } from './fleet/tokens.js';
 import { Gateway, type PreparedBatch } from './gateway.js';
-import { IngestWorker } from './ingest/client.js';
-import type { WireMatch } from './ingest/protocol.js';
+import { IngestWorker, storedOnly } from './ingest/client.js';
+import type { DetectReply, WireMatch } from './ingest/protocol.js';
 import type { Row } from './store/row.js';
 import { Pki } from './pki.js';
 import { Archive } from './store/archive.js';
@@ -78,10 +78,14 @@ function withEvents(matches: readonly WireMatch[], storedJson: (index: number) =
 /** Stored events matched at a time when those a stop left unmatched are replayed. */
 const REPLAY_CHUNK = 1000;
 
-/** A batch as the ingest worker prepared it: its rows, and the id its events are kept under. */
+/**
+ * A batch as the ingest worker prepared it: its rows, the id its room in the pipeline (and its
+ * events, when kept) is held under, and its matches when it went through the rules as prepared.
+ */
 interface Prepared extends PreparedBatch {
   readonly batch: number;
   readonly rows: Row[];
+  readonly detection?: DetectReply;
 }
 
 export interface ServerAddresses {
@@ -238,26 +242,44 @@ export class HadesServer {
         // Group commit: the batches of one gateway turn share a transaction, so a commit is paid
         // per turn instead of per batch.
         group: (work) => store.grouped(work),
-        prepare: async (agentId, ndjson, inflated) => {
+        prepare: async (agentId, ndjson, inflated, _arrived, seq) => {
           const host = registry.hostOf(agentId);
           // By the name the agent enrolled with: its hellos (and its events) may give any name,
           // and a host's root must not take another host's owner and environment.
           const meta = host ? cmdb.lookup(host.enrolledHostname, host.addresses) : undefined;
-          const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated);
-          return { batch: prepared.id, rows: prepared.rows, rejected: prepared.rejected, ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}) };
+          const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated, seq);
+          return {
+            batch: prepared.id,
+            rows: prepared.rows,
+            rejected: prepared.rejected,
+            ...(prepared.detection ? { detection: prepared.detection } : {}),
+            ...(prepared.refused ? { refused: new HadesError(prepared.refused.code, prepared.refused.message) } : {}),
+          };
         },
         store: (agentId, prepared) => store.insertRows(agentId, prepared.rows),
-        // Duplicates were seen before: only what was stored now goes through the rules.
+        // Duplicates were seen before: only what was stored now counts. A new batch went through
+        // the rules as it was prepared (its matches wait here for the commit); one that may have
+        // been sent before goes through them now, for the events the store took.
         settled: (agentId, prepared, result, arrived) => {
+          const matched = prepared.detection;
           if (result === undefined || result.stored === 0) {
-            if (prepared.refused === undefined) ingest.forget(prepared.batch);
+            if (matched !== undefined) ingest.release(prepared.batch);
+            else if (prepared.refused === undefined) ingest.forget(prepared.batch);
             return;
           }
+          const stored = result.stored === prepared.rows.length ? null : result.storedIndexes;
           // Until its matching ends the batch holds the detection mark back.
           const pending = mark.pending(result.firstRowid, result.lastRowid);
-          const detection = ingest
-            .detect(prepared.batch, result.stored === prepared.rows.length ? null : result.storedIndexes, prepared.rows)
-            .then((found) => detector.raiseSoon(agentId, withEvents(found.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, found))
+          let found: Promise<DetectReply>;
+          if (matched !== undefined) {
+            // Matched as it was prepared: what the duplicates matched is left out.
+            ingest.release(prepared.batch);
+            found = Promise.resolve(storedOnly(matched, stored));
+          } else {
+            found = ingest.detect(prepared.batch, stored, prepared.rows);
+          }
+          const detection = found
+            .then((reply) => detector.raiseSoon(agentId, withEvents(reply.matches, (index) => (prepared.rows[index] as Row)[14]), arrived, reply))
             .then(() => mark.done(pending))
             .catch((error: unknown) => {
               this.log.error('the events of a batch could not go through the rules', { agent: agentId, event_count: result.stored, err: error });

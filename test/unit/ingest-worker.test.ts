@@ -14,8 +14,10 @@ import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import type { RuleFile } from '../../src/rules/index.js';
 import { Logger } from '../../src/runtime/log.js';
-import { IngestWorker, PIPELINE_BYTES } from '../../src/server/ingest/client.js';
+import { batchSeq } from '../../src/server/gateway.js';
+import { IngestWorker, PIPELINE_BYTES, storedOnly } from '../../src/server/ingest/client.js';
 import { MAX_BATCH_BYTES } from '../../src/server/ingest/prepare.js';
+import type { DetectReply } from '../../src/server/ingest/protocol.js';
 
 const T0 = Date.UTC(2026, 10, 28, 8, 0, 0);
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -196,6 +198,55 @@ describe('ingest worker: prepare and detect', () => {
     assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]).sort(), [['curl_seen', 2], ['shell_under_web', 1]]);
     const stats = new Map((await worker.ruleStats()).map((s) => [s.id, s]));
     assert.equal(stats.get('curl_seen')?.matches, 1, 'the curl at 0 was not run through the rules');
+  });
+
+  it('a new batch (its first sequence number after the agent\'s last matched) goes through the rules as it is prepared, and holds its room until release', async () => {
+    await worker.load([RULES]);
+    const agent = 'ag_worker_test_seq1';
+    const text = ndjson([curl(0), webShell(1), curl(2), curl(3)]);
+    const prepared = await worker.prepare(agent, text, undefined, NOW, true, undefined, { first: 1, last: 4 });
+    assert.ok(prepared.detection, 'matched as prepared');
+    assert.equal(prepared.detection.evaluated, 4);
+    assert.deepEqual(prepared.detection.errors, []);
+    assert.deepEqual(prepared.detection.matches.map((m) => [m.rule.id, m.index]).sort(), [['curl_seen', 0], ['curl_seen', 2], ['curl_seen', 3], ['many_curls', 3], ['shell_under_web', 1]]);
+    assert.equal(worker.stats.heldBytes, text.byteLength, 'its rows wait for the store: the room stays held');
+    assert.deepEqual(await worker.detect(prepared.id, null), { evaluated: 0, matches: [], errors: [] }, 'nothing kept in the thread');
+    // detect() released it; a batch matched as prepared is released so.
+    const next = await worker.prepare(agent, ndjson([webShell(4)]), undefined, NOW, true, undefined, { first: 5, last: 5 });
+    assert.deepEqual(next.detection?.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
+    assert.equal(worker.stats.heldBytes, ndjson([webShell(4)]).byteLength);
+    worker.release(next.id);
+    assert.equal(worker.stats.heldBytes, 0);
+  });
+
+  it('a batch that begins at or before what its agent\'s batches reached may be one sent again: kept, and matched only at the indexes the store took', async () => {
+    await worker.load([RULES]);
+    const agent = 'ag_worker_test_seq2';
+    const first = await worker.prepare(agent, ndjson([curl(0), curl(1)]), undefined, NOW, true, undefined, { first: 10, last: 11 });
+    assert.equal(first.detection?.matches.length, 2);
+    worker.release(first.id);
+    // Sent again (its Ack was lost), with one event more: the first two are duplicates in the store.
+    const again = await worker.prepare(agent, ndjson([curl(0), curl(1), curl(2)]), undefined, NOW, true, undefined, { first: 10, last: 12 });
+    assert.equal(again.detection, undefined, 'not matched as prepared');
+    assert.ok(worker.stats.heldBytes > 0, 'kept for detect');
+    const found = await worker.detect(again.id, [2]);
+    assert.equal(found.evaluated, 1);
+    // Two curls before, one now: the threshold of three is reached once, by the new event.
+    assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]).sort(), [['curl_seen', 2], ['many_curls', 2]]);
+    // Another agent's numbers are its own; the next batch of this one is new again.
+    const other = await worker.prepare('ag_worker_test_seq3', ndjson([quietExec(0)]), undefined, NOW, true, undefined, { first: 1, last: 1 });
+    assert.ok(other.detection);
+    worker.release(other.id);
+    const later = await worker.prepare(agent, ndjson([quietExec(3)]), undefined, NOW, true, undefined, { first: 13, last: 13 });
+    assert.ok(later.detection);
+    worker.release(later.id);
+    // Without numbers (or without keep) nothing is matched as prepared.
+    const unnumbered = await worker.prepare(agent, ndjson([curl(4)]), undefined, NOW, true);
+    assert.equal(unnumbered.detection, undefined);
+    worker.forget(unnumbered.id);
+    const notKept = await worker.prepare(agent, ndjson([curl(5)]), undefined, NOW, false, undefined, { first: 20, last: 20 });
+    assert.equal(notKept.detection, undefined);
+    assert.equal(worker.stats.heldBytes, 0);
   });
 
   it('forget drops the kept events; without keep nothing is kept or held; a refused batch holds nothing', async () => {
@@ -479,5 +530,32 @@ describe('ingest worker: a batch whose kept events are gone', () => {
     assert.equal(found.evaluated, 2);
     assert.deepEqual(found.matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
     assert.equal(worker.stats.restarts, 1);
+  });
+});
+
+describe('a batch\'s numbers and its matches made as prepared', () => {
+  it('batchSeq takes whole numbers from 1 in order, as the gRPC loader gives them (strings), and nothing else', () => {
+    assert.deepEqual(batchSeq({ first_seq: '1', last_seq: '500' }), { first: 1, last: 500 });
+    assert.deepEqual(batchSeq({ first_seq: 7, last_seq: 7 }), { first: 7, last: 7 });
+    for (const [first_seq, last_seq] of [
+      ['0', '0'], // the default of a message without them
+      ['5', '4'],
+      ['x', '9'],
+      ['1.5', '2'],
+      ['-1', '3'],
+      ['9007199254740993', '9007199254740993'], // past what a double holds exactly
+    ]) {
+      assert.equal(batchSeq({ first_seq: first_seq!, last_seq: last_seq! }), undefined, `${first_seq}..${last_seq}`);
+    }
+  });
+
+  it('storedOnly leaves out what the duplicates matched, and counts the events the store took', () => {
+    const rule = { id: 'r', title: 'R', severity: 'low' as const, tags: [], type: 'rule' as const };
+    const match = (index: number) => ({ rule, output: `at ${index}`, severity: 'low' as const, tags: [], index });
+    // Only the indexes matter here: the rest of a match is passed through as it is.
+    const matched = { evaluated: 4, errors: ['one'], matches: [match(0), match(2), match(3)] } as unknown as DetectReply;
+    assert.equal(storedOnly(matched, null), matched, 'everything stored: as matched');
+    assert.deepEqual(storedOnly(matched, [1, 3]), { evaluated: 2, errors: ['one'], matches: [match(3)] } as unknown as DetectReply);
+    assert.deepEqual(storedOnly(matched, []), { evaluated: 0, errors: ['one'], matches: [] });
   });
 });

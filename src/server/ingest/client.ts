@@ -11,13 +11,14 @@ import type { RuleFile, RuleStats } from '../../rules/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { Row } from '../store/row.js';
 import { MAX_BATCH_BYTES } from './prepare.js';
-import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply } from './protocol.js';
+import type { BatchSeq, DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply } from './protocol.js';
 
 /**
- * NDJSON bytes of the batches between their prepare and their detect or forget, whose events the
- * thread holds parsed (several times their text in memory): more waits its turn as received text,
- * so that a fleet's backlog is not all parsed ahead of the store. A batch larger than this alone
- * goes through when nothing else is held.
+ * NDJSON bytes of the batches between their prepare and their detect, forget or release, whose
+ * rows wait for the store (and, for a batch not matched as it was prepared, whose events the
+ * thread holds parsed, several times their text in memory): more waits its turn as received
+ * text, so that a fleet's backlog is not all parsed ahead of the store. A batch larger than this
+ * alone goes through when nothing else is held.
  */
 export const PIPELINE_BYTES = 32 * 1024 * 1024;
 
@@ -37,6 +38,16 @@ export interface IngestWorkerStats {
   readonly heldBytes: number;
   /** Batches waiting for room in the pipeline. */
   readonly waiting: number;
+}
+
+/**
+ * A batch's matches made as it was prepared, for the events the store took (`stored`: their
+ * indexes, or null for all): a duplicate was matched when its first copy was stored.
+ */
+export function storedOnly(matched: DetectReply, stored: readonly number[] | null): DetectReply {
+  if (stored === null) return matched;
+  const taken = new Set(stored);
+  return { evaluated: stored.length, errors: matched.errors, matches: matched.matches.filter((m) => taken.has(m.index)) };
 }
 
 export class IngestWorker {
@@ -165,9 +176,12 @@ export class IngestWorker {
   /**
    * Checks a batch and makes its rows. `ndjson` is copied (the copy is moved to the thread, not
    * copied again); `inflated`: it is gzip that inflates to that many bytes, on the thread. With
-   * `keep`, the events wait in the thread for detect() or forget() with the returned id.
+   * `keep`, the events go through the rules: at once when `seq` says the batch is new (the reply's
+   * `detection`; then release() with the returned id once the batch is settled), else they wait in
+   * the thread for detect() or forget(). Either way the batch holds its room in the pipeline until
+   * then.
    */
-  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean, inflated?: number): Promise<PrepareReply & { readonly id: number }> {
+  async prepare(agentId: string, ndjson: Uint8Array, cmdb: object | undefined, now: number | undefined, keep: boolean, inflated?: number, seq?: BatchSeq): Promise<PrepareReply & { readonly id: number }> {
     // A compressed batch is let in at the size it says it inflates to (the thread refuses it if
     // it inflates to anything else), so the budget holds whatever the gzip holds.
     const admitted = inflated === undefined ? ndjson.byteLength : Math.min(inflated, MAX_BATCH_BYTES);
@@ -175,7 +189,7 @@ export class IngestWorker {
     const copy = new Uint8Array(ndjson);
     // `event.ingested`, when not given: now, once the batch is let in, just ahead of the store
     // (not when it arrived: a batch may wait for room in the pipeline for seconds under load).
-    const sent = this.#send('prepare', { agentId, ndjson: copy, inflated, cmdb, now: now ?? Date.now(), keep }, [copy.buffer]);
+    const sent = this.#send('prepare', { agentId, ndjson: copy, inflated, cmdb, now: now ?? Date.now(), keep, seq }, [copy.buffer]);
     let reply: PrepareReply;
     try {
       reply = (await sent.reply) as PrepareReply;
@@ -233,6 +247,14 @@ export class IngestWorker {
       await this.#started();
       return (await this.#request('match', { lines })) as DetectReply;
     }
+  }
+
+  /**
+   * Gives back the room of a batch whose events went through the rules as it was prepared (its
+   * reply's `detection`): it is settled, and the thread keeps nothing of it.
+   */
+  release(batch: number): void {
+    this.#releaseBatch(batch);
   }
 
   /** Drops a prepared batch's kept events. */

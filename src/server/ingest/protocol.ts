@@ -9,10 +9,12 @@ import type { Refusal } from './prepare.js';
 
 export type IngestRequest =
   /**
-   * Check a batch and make its rows; with `keep`, hold its events for a `detect` or `forget`.
-   * `inflated`: `ndjson` is gzip (EventBatch.ndjson_gzip) that inflates to that many bytes, here.
+   * Check a batch and make its rows; with `keep`, its events go through the rules: at once when
+   * `seq` says the batch is new (PrepareReply.detection), else they are held for a `detect` or
+   * `forget`. `inflated`: `ndjson` is gzip (EventBatch.ndjson_gzip) that inflates to that many
+   * bytes, here. `seq`: the agent's spool sequence numbers of the batch's events.
    */
-  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly inflated: number | undefined; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean }
+  | { readonly kind: 'prepare'; readonly id: number; readonly agentId: string; readonly ndjson: Uint8Array; readonly inflated: number | undefined; readonly cmdb: object | undefined; readonly now: number; readonly keep: boolean; readonly seq: BatchSeq | undefined }
   /** Run the kept events of a prepared batch (`batch`: the id of its `prepare`) through the rules: those at `stored`, or all (null). */
   | { readonly kind: 'detect'; readonly id: number; readonly batch: number; readonly stored: readonly number[] | null }
   /**
@@ -27,12 +29,25 @@ export type IngestRequest =
   /** The running rules' counters. */
   | { readonly kind: 'stats'; readonly id: number };
 
+/** The first and last spool sequence numbers of a batch's events, as the agent numbered them. */
+export interface BatchSeq {
+  readonly first: number;
+  readonly last: number;
+}
+
 export interface PrepareReply {
   /** Bytes of the batch's NDJSON (decompressed, for a compressed batch). */
   readonly bytes: number;
   readonly rejected: number;
   readonly refused?: Refusal;
   readonly rows: Row[];
+  /**
+   * The batch's events run through the rules as it was prepared (a new batch, with `keep`):
+   * matches name their event by its index in `rows`, duplicates included, which the caller
+   * leaves out once the store says which events were new. Absent: the events are held for
+   * `detect` (a batch that may be sent again, or no rules yet).
+   */
+  readonly detection?: DetectReply;
 }
 
 /** A match without its event: `index` is the event's position in the prepared batch. */

@@ -12,7 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { loadRules, type RuleSet, type RuleStats } from '../../rules/index.js';
 import { batchBytes, prepareBatch } from './prepare.js';
-import type { DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply, WireMatch } from './protocol.js';
+import type { BatchSeq, DetectReply, IngestReply, IngestRequest, LoadReply, PrepareReply, WireMatch } from './protocol.js';
 
 /** Prepared batches whose events wait for `detect` or `forget`: bounded, in case one never comes. */
 const MAX_KEPT = 8192;
@@ -28,19 +28,47 @@ const decoder = new TextDecoder();
 const expiry = setInterval(() => ruleSet?.expireIdle(Date.now()), EXPIRE_EVERY_MS);
 expiry.unref();
 
+/**
+ * Per agent, the last spool sequence number of the batches whose events went through the rules as
+ * they were prepared, in this thread's life (most recently used last). A batch that begins at or
+ * before it may be one sent again (its Ack was lost, or its commit failed): its events wait for
+ * the store to say which of them are new (`detect`), so that correlation rules do not count an
+ * event twice. A new thread starts without any, as its correlation state starts empty.
+ */
+const matchedThrough = new Map<string, number>();
+/** Agents remembered in matchedThrough; the least recently seen goes first. */
+const MAX_AGENTS = 100_000;
+
+/** Whether a batch is new: its first event comes after everything of its agent matched so far. */
+function isNew(agentId: string, seq: BatchSeq | undefined): seq is BatchSeq {
+  return seq !== undefined && seq.first > (matchedThrough.get(agentId) ?? 0);
+}
+
 function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareReply {
   const bytes = batchBytes(request.ndjson, request.inflated);
   if (!(bytes instanceof Uint8Array)) return { bytes: request.ndjson.byteLength, rejected: 0, refused: bytes, rows: [] };
   const batch = prepareBatch(request.agentId, decoder.decode(bytes), request.cmdb, request.now);
-  if (request.keep && batch.refused === undefined && batch.events.length > 0) {
-    if (kept.size >= MAX_KEPT) {
-      // The oldest batch's answer never came: its events go unmatched rather than held for ever.
-      const oldest = kept.keys().next().value;
-      if (oldest !== undefined) kept.delete(oldest);
+  const reply = { bytes: bytes.byteLength, rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
+  if (!request.keep || batch.refused !== undefined || batch.events.length === 0) return reply;
+  if (ruleSet !== undefined && isNew(request.agentId, request.seq)) {
+    // Matched now, while the parsed events are young: held until after the commit, they would
+    // outlive several collections of the young generation and be copied into the old one.
+    matchedThrough.delete(request.agentId);
+    matchedThrough.set(request.agentId, request.seq.last);
+    if (matchedThrough.size > MAX_AGENTS) {
+      const oldest = matchedThrough.keys().next().value;
+      if (oldest !== undefined) matchedThrough.delete(oldest);
     }
-    kept.set(request.id, batch.events);
+    const errors: string[] = [];
+    return { ...reply, detection: { ...run(batch.events.entries(), errors), errors } };
   }
-  return { bytes: bytes.byteLength, rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
+  if (kept.size >= MAX_KEPT) {
+    // The oldest batch's answer never came: its events go unmatched rather than held for ever.
+    const oldest = kept.keys().next().value;
+    if (oldest !== undefined) kept.delete(oldest);
+  }
+  kept.set(request.id, batch.events);
+  return reply;
 }
 
 /** Runs events through the rules; `index` of a match is the event's position given with it. */
