@@ -447,7 +447,7 @@ export const errorCatalog = {
   // Rules
   HADES_ERR_RULE_TOO_LARGE: {
     kind: 'input',
-    summary: 'A rule file is larger than the 8 MiB a rule file may be.',
+    summary: 'A rule file is larger than the 8 MiB a rule file may be; it is not read, and the other files load.',
     remedy: 'Split the rules into several files, or check that the path names a rule file.',
   },
   HADES_ERR_RULE_TOO_COMPLEX: {
@@ -457,8 +457,8 @@ export const errorCatalog = {
   },
   HADES_ERR_RULE_YAML: {
     kind: 'input',
-    summary: 'A rule file is not valid YAML (the message gives the line and column); none of its rules is loaded.',
-    remedy: 'Fix the YAML at the position shown; duplicate keys count as YAML errors.',
+    summary: 'A rule file is not valid YAML, or not UTF-8 text (the message gives the line and column); none of its rules is loaded.',
+    remedy: 'Fix the YAML at the position shown (duplicate keys count as YAML errors, an alias needs its anchor before it), or save the file as UTF-8.',
   },
   HADES_ERR_RULE_INVALID: {
     kind: 'input',
@@ -558,8 +558,8 @@ export const errorCatalog = {
   },
   HADES_ERR_SIGMA_READ: {
     kind: 'environment',
-    summary: 'A Sigma file or folder could not be read; the other files are imported.',
-    remedy: 'Check that the path is readable by the user running hades.',
+    summary: 'A Sigma file or folder could not be read, or a file is not UTF-8 text (the message gives the line and column); the other files are imported.',
+    remedy: 'Check that the path is readable by the user running hades; save a file that is not UTF-8 as UTF-8.',
   },
   HADES_ERR_SIGMA_WRITE: {
     kind: 'environment',

@@ -379,7 +379,9 @@ export class Correlator {
       this.drop(key, g);
       if (g.values) {
         const seen = [...g.values.values()];
-        return { key, count: size, events: seen.slice(-MAX_EVENT_IDS).map((x) => x.id), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
+        // An event that brought several values (a field of several, such as process.args) is named once.
+        const events = [...new Set(seen.map((x) => x.id))];
+        return { key, count: size, events: events.slice(-MAX_EVENT_IDS), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
       }
       return { key, count: size, events: g.recent.map((x) => x.id), first: g.times[g.head]!, last: newest };
     }

@@ -2,7 +2,7 @@
  * The rule engine's public surface: load rule files into a RuleSet, match events against it.
  * Pure code (no Node APIs): the server's pipeline and the agent embed it alike.
  */
-export { loadRules, parseDuration, checkTag, MAX_RULE_FILE_BYTES, PROCESS_TREE, type RuleFile, type LoadOptions, type LoadResult } from './loader.js';
+export { loadRules, parseDuration, checkTag, MAX_RULE_FILE_BYTES, PROCESS_TREE, type RuleFile, type RuleFileUnreadable, type LoadOptions, type LoadResult } from './loader.js';
 export { RuleSet, LATE_EVENTS_MS, type Match, type RuleInfo, type RuleStats, type RuleType } from './ruleset.js';
 export { capProblems, formatProblem, MAX_PROBLEMS, rulesError, type RuleProblem, type ProblemSeverity } from './problems.js';
 export type { CorrelationHit, CorrelationStats } from './correlation.js';

@@ -69,6 +69,19 @@ export interface RuleFile {
   /** How problems name the file: its path, usually. */
   readonly name: string;
   readonly text: string;
+  /**
+   * Why the file's reader could not give its text (too large, not UTF-8): reported as the file's
+   * error, and the file skipped like one that does not parse; the other files load.
+   */
+  readonly unreadable?: RuleFileUnreadable;
+}
+
+/** A rule file its reader could not take (RuleFile.unreadable). */
+export interface RuleFileUnreadable {
+  readonly code: 'HADES_ERR_RULE_TOO_LARGE' | 'HADES_ERR_RULE_YAML';
+  readonly message: string;
+  readonly line?: number;
+  readonly column?: number;
 }
 
 /** A compiled step of a correlation rule (or a threshold's condition). */
@@ -325,6 +338,11 @@ class Loader {
 
   read(input: RuleFile): void {
     this.fileOrder.set(input.name, this.fileOrder.size);
+    const unreadable = input.unreadable;
+    if (unreadable !== undefined) {
+      this.report('error', unreadable.code, input.name, unreadable.line === undefined ? undefined : { line: unreadable.line, column: unreadable.column ?? 1 }, unreadable.message);
+      return;
+    }
     if (input.text.length > MAX_RULE_FILE_BYTES) {
       this.report('error', 'HADES_ERR_RULE_TOO_LARGE', input.name, undefined, `the file is ${input.text.length} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
       return;
@@ -343,7 +361,8 @@ class Loader {
         const pos = file.position(e.pos[0]);
         if (pos && lines.has(pos.line)) continue;
         if (pos) lines.add(pos.line);
-        const message = e.message.split('\n')[0] ?? e.message;
+        // The parser's own words name one of its functions: say what it means for a rule file.
+        const message = e.code === 'MULTIPLE_DOCS' ? 'a rule file holds one YAML document: remove the --- line, or put the rules after it in a file of their own' : (e.message.split('\n')[0] ?? e.message);
         const hint = e.code === 'UNEXPECTED_TOKEN' && !message.startsWith('Unexpected scalar') ? '' : (YAML_HINTS[e.code] ?? '');
         this.report('error', 'HADES_ERR_RULE_YAML', file.name, pos, `${message}${hint}`);
       }
@@ -353,7 +372,9 @@ class Loader {
     try {
       root = file.doc.toJS({ maxAliasCount: 100 });
     } catch (error) {
-      this.report('error', 'HADES_ERR_RULE_YAML', file.name, undefined, error instanceof Error ? error.message : String(error));
+      // An alias that names no anchor before it, or too many aliases (a "billion laughs" file):
+      // the parser says which, not where; the first alias is where to look.
+      this.report('error', 'HADES_ERR_RULE_YAML', file.name, file.firstAlias(), error instanceof Error ? error.message : String(error));
       return;
     }
     if (root === null || root === undefined) return;

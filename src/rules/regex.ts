@@ -13,10 +13,45 @@ import { compileError, type TextSource } from './problems.js';
 /** Largest compiled program accepted, in RE2 instructions (`(\w{50}){20}` is about 1,000). */
 export const MAX_REGEX_PROGRAM = 4000;
 
-const BACKTRACKING = [
-  { re: /\(\?<?[=!]/, what: 'look-around' },
-  { re: /\\[1-9]|\\k</, what: 'a back-reference' },
-];
+/**
+ * What in a pattern needs backtracking (a look-around, a back-reference), read as RE2 reads the
+ * pattern: an escaped character (`\(?=` is a parenthesis and `?=`), a character class (`[(?!]`
+ * holds three characters) and a quoted `\Q...\E` stretch are text, not syntax.
+ */
+export function backtrackingFeature(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      const next = pattern[i + 1];
+      if (next === 'Q') {
+        const end = pattern.indexOf('\\E', i + 2);
+        if (end === -1) return undefined;
+        i = end + 1;
+        continue;
+      }
+      if (!inClass && next !== undefined && ((next >= '1' && next <= '9') || (next === 'k' && pattern[i + 2] === '<'))) return 'a back-reference';
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      // A ']' first in a class (after '^' or not) is one of its characters.
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++;
+      continue;
+    }
+    if (c === '(' && pattern[i + 1] === '?') {
+      const a = pattern[i + 2];
+      if (a === '=' || a === '!' || (a === '<' && (pattern[i + 3] === '=' || pattern[i + 3] === '!'))) return 'look-around';
+    }
+  }
+  return undefined;
+}
 
 export interface Regex {
   readonly pattern: string;
@@ -24,10 +59,9 @@ export interface Regex {
 }
 
 export function compileRegex(pattern: string, caseInsensitive: boolean, source?: TextSource, offset = 0): Regex {
-  for (const { re, what } of BACKTRACKING) {
-    if (re.test(pattern.replace(/\\\\/g, ''))) {
-      throw compileError('HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', `regular expression '${pattern}' uses ${what}, which needs backtracking; rules run regular expressions in linear time only`, source, offset);
-    }
+  const what = backtrackingFeature(pattern);
+  if (what !== undefined) {
+    throw compileError('HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', `regular expression '${pattern}' uses ${what}, which needs backtracking; rules run regular expressions in linear time only`, source, offset);
   }
   let compiled: RE2JS;
   try {

@@ -2,7 +2,7 @@
  * One rule file as YAML: parsed once with positions kept (yaml's LineCounter), so that every
  * problem, down to a token inside a condition, is reported at its line and column in the file.
  */
-import { isMap, isPair, isScalar, LineCounter, parseDocument, Scalar, type Document, type Node } from 'yaml';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
 import type { Position, TextSource } from './problems.js';
 
 export type YamlPath = readonly (string | number)[];
@@ -117,6 +117,18 @@ export class YamlFile {
   }
 
   /** Position of the node at `path` (or of its closest existing parent). */
+  /** Where the first alias (`*name`) of the file is written, if it has one. */
+  firstAlias(): Position | undefined {
+    let offset: number | undefined;
+    visit(this.doc, {
+      Alias: (_key, node) => {
+        offset = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    return offset === undefined ? undefined : this.position(offset);
+  }
+
   at(path: YamlPath, key = false): Position | undefined {
     for (let n = path.length; n >= 0; n--) {
       const node = key && n === path.length ? this.keyNode(path) : this.node(path.slice(0, n));

@@ -86,13 +86,27 @@ export function readConfigText(file: string): string {
  * decoded as they come, each would turn into U+FFFD and a path holding one name another file.
  */
 export function configText(bytes: Buffer, source: string): string {
-  if (isUtf8(bytes)) return bytes.toString('utf8');
+  const bad = notUtf8(bytes);
+  if (bad === undefined) return bytes.toString('utf8');
+  throw configError([{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', line: bad.line, column: bad.column, message: bad.message }], source);
+}
+
+/** Where a file's bytes stop being UTF-8 text: the first byte that is not, and a message naming it. */
+export interface NotUtf8 {
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+/** The first place where `bytes` is not UTF-8 text (line and column from 1), or undefined when all of it is. */
+export function notUtf8(bytes: Buffer): NotUtf8 | undefined {
+  if (isUtf8(bytes)) return undefined;
   const bad = firstInvalidUtf8(bytes);
   const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
   const line = bytes.subarray(0, lineStart).filter((b) => b === 0x0a).length + 1;
   const column = bytes.toString('utf8', lineStart, bad).length + 1;
   const byte = `0x${(bytes[bad] ?? 0).toString(16).toUpperCase().padStart(2, '0')}`;
-  throw configError([{ code: 'HADES_ERR_CONFIG_SYNTAX', path: '', line, column, message: `byte ${byte} is not UTF-8 text: save the file as UTF-8` }], source);
+  return { line, column, message: `byte ${byte} is not UTF-8 text: save the file as UTF-8` };
 }
 
 /** Offset of the first byte that does not begin a valid UTF-8 character (the text is not all UTF-8). */

@@ -7,6 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HadesError } from '../common/errors.js';
+import { notUtf8 } from './regular-file.js';
 
 /** The default rule pack: `rules/` at the package root (this file is dist/src/runtime/). */
 export const DEFAULT_PACK_DIR = fileURLToPath(new URL('../../../rules/', import.meta.url));
@@ -21,6 +22,13 @@ export interface RuleFileText {
   /** How problems and alerts name the file. */
   readonly name: string;
   readonly text: string;
+  /** Why its text could not be read (too large, not UTF-8): the loader reports it, the other files load. */
+  readonly unreadable?: {
+    readonly code: 'HADES_ERR_RULE_TOO_LARGE' | 'HADES_ERR_RULE_YAML';
+    readonly message: string;
+    readonly line?: number;
+    readonly column?: number;
+  };
 }
 
 const isRuleFile = (name: string) => /\.ya?ml$/i.test(name) && !name.startsWith('.');
@@ -53,14 +61,22 @@ async function filesUnder(dir: string, depth = 0, seen = new Set<string>()): Pro
   return out;
 }
 
+/**
+ * A rule file's text. One that is too large or not UTF-8 text (each byte that is not would turn
+ * into U+FFFD, and a rule value holding one never match what the agent writes) comes back with
+ * the reason, for the loader to report as that file's error while the others load.
+ */
 async function readRuleFile(file: string, name: string): Promise<RuleFileText> {
   const info = await stat(file);
   // A FIFO would block the read for ever, a device (/dev/zero) fill the memory.
   if (!info.isFile()) throw new HadesError('HADES_ERR_RULE_PACK_READ', `${file} is not a regular file`);
   if (info.size > MAX_RULE_FILE_BYTES) {
-    throw new HadesError('HADES_ERR_RULE_TOO_LARGE', `${file} is ${info.size} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
+    return { name, text: '', unreadable: { code: 'HADES_ERR_RULE_TOO_LARGE', message: `the file is ${info.size} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}` } };
   }
-  return { name, text: await readFile(file, 'utf8') };
+  const bytes = await readFile(file);
+  const bad = notUtf8(bytes);
+  if (bad !== undefined) return { name, text: '', unreadable: { code: 'HADES_ERR_RULE_YAML', ...bad } };
+  return { name, text: bytes.toString('utf8') };
 }
 
 /**

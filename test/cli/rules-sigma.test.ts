@@ -74,6 +74,8 @@ describe('hades rules import-sigma', () => {
     writeFileSync(path.join(input, 'sub', 'config.yaml'), 'server:\n  port: 80\n');
     writeFileSync(path.join(input, 'sub', 'windows.yml'), GOOD.replace('product: linux', 'product: windows').replace('0d5c8c5e', '1d5c8c5e'));
     writeFileSync(path.join(input, 'notes.txt'), 'not a rule');
+    // Saved as Latin-1: refused with where, rather than read with U+FFFD in its values.
+    writeFileSync(path.join(input, 'latin1.yml'), Buffer.concat([Buffer.from(GOOD.replace('0d5c8c5e', '2d5c8c5e')), Buffer.from('# caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
     // A pipe named like a rule: reported, never opened (reading it would wait for a writer).
     execFileSync('mkfifo', [path.join(input, 'pipe.yml')]);
     const r = await runHades(['rules', 'import-sigma', input, '--json']);
@@ -84,6 +86,7 @@ describe('hades rules import-sigma', () => {
       [
         ['broken.yml', 'unsupported', 'HADES_ERR_SIGMA_YAML'],
         ['good.yml', 'loaded', undefined],
+        ['latin1.yml', 'unsupported', 'HADES_ERR_SIGMA_READ'],
         ['pipe.yml', 'unsupported', 'HADES_ERR_SIGMA_READ'],
         ['sub/config.yaml', 'unsupported', 'HADES_ERR_SIGMA_NOT_SIGMA'],
         ['sub/windows.yml', 'unsupported', 'HADES_ERR_SIGMA_LOGSOURCE'],
@@ -92,7 +95,8 @@ describe('hades rules import-sigma', () => {
     const text = await runHades(['rules', 'import-sigma', input]);
     assert.equal(text.status, 0);
     assert.match(text.stdout, /^broken\.yml: unsupported HADES_ERR_SIGMA_YAML: not valid YAML at line \d+, column \d+: /m);
-    assert.match(text.stdout, /1 of 5 Sigma rule\(s\) convert/);
+    assert.match(text.stdout, /^latin1\.yml: unsupported HADES_ERR_SIGMA_READ: cannot read latin1\.yml: line \d+, column 6: byte 0xE9 is not UTF-8 text/m);
+    assert.match(text.stdout, /1 of 6 Sigma rule\(s\) convert/);
   });
 
   it('says where in the file the field, search identifier or correlation key that cannot be converted is written', async () => {

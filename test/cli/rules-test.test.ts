@@ -77,6 +77,19 @@ describe('hades rules test', () => {
     assert.match(r2.stdout, new RegExp(`^${bad}:3:\\d+: error HADES_ERR_RULE_YAML: `, 'm'));
   });
 
+  it('reports a file too large or not UTF-8 as that file\'s error and tests the other files of the folder', async () => {
+    const folder = path.join(dir, 'mixed');
+    file('mixed/a-big.yaml', '#'.repeat(8 * 1024 * 1024 + 1));
+    file('mixed/b-ok.yaml', passing);
+    const latin1 = path.join(folder, 'c-latin1.yaml');
+    writeFileSync(latin1, Buffer.concat([Buffer.from('rules:\n  - id: l\n    title: T\n    severity: low\n    condition: process.name = "'), Buffer.from([0xc3, 0x28]), Buffer.from('"\n')]));
+    const r = await runHades(['rules', 'test', folder]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^${path.join(folder, 'a-big.yaml')}: error HADES_ERR_RULE_TOO_LARGE: the file is 8388609 bytes; a rule file may be 8388608$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^${latin1}:5:32: error HADES_ERR_RULE_YAML: byte 0xC3 is not UTF-8 text: save the file as UTF-8$`, 'm'));
+    assert.match(r.stdout, /3 files, 1 rule; 2 samples: 2 passed, 0 failed; 2 errors, 0 warnings\nFAILED\n$/, 'the good file\'s rule was tested');
+  });
+
   it('prints every independent error of a rule, counts rules as written, and caps the list', async () => {
     const p = file(
       'several.yaml',

@@ -365,6 +365,29 @@ rules:
     assert.deepEqual(hits[0]?.correlation?.values, ['root', 'admin', 'oracle']);
   });
 
+  it('counts each value of a field that holds several, and names each event that brought them once', () => {
+    const set = load(`
+rules:
+  - id: many_args
+    type: threshold
+    title: Many arguments
+    severity: low
+    condition: event.action = exec and process.name = touch
+    distinct: process.args
+    count: 3
+    within: 5m
+    by: host.name
+`);
+    const first = ev('exec', 0, { 'process.name': 'touch', 'process.args': ['touch', 'x'] });
+    const second = ev('exec', 1, { 'process.name': 'touch', 'process.args': ['touch', 'y'] });
+    assert.equal(feed(set, [first]).length, 0);
+    const hits = feed(set, [second]);
+    assert.equal(hits.length, 1);
+    assert.deepEqual(hits[0]?.correlation?.values, ['x', 'touch', 'y']);
+    const ids = [first, second].map((e) => (e['event'] as { id: string }).id);
+    assert.deepEqual(hits[0]?.correlation?.events, ids, 'the second event once, though it brought two values');
+  });
+
   it('counts a distinct value that arrives out of order only while it is in the window', () => {
     const set = load(`
 rules:

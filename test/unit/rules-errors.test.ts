@@ -59,6 +59,24 @@ describe('rule compiler: YAML and schema', () => {
     assert.equal(p?.code, 'HADES_ERR_RULE_TOO_LARGE');
   });
 
+  it('reports a file its reader could not take (too large, not UTF-8) as that file\'s error, with its position', () => {
+    const ok = { name: 'ok.yaml', text: rule('process.name = x') };
+    const large = { name: 'big.yaml', text: '', unreadable: { code: 'HADES_ERR_RULE_TOO_LARGE' as const, message: 'the file is 9437229 bytes; a rule file may be 8388608' } };
+    const latin1 = { name: 'latin1.yaml', text: '', unreadable: { code: 'HADES_ERR_RULE_YAML' as const, message: 'byte 0xC3 is not UTF-8 text: save the file as UTF-8', line: 5, column: 32 } };
+    const { ruleSet, problems } = loadRules([large, ok, latin1]);
+    assert.deepEqual(problems.map((p) => [p.file, p.code, p.line, p.column]), [['big.yaml', 'HADES_ERR_RULE_TOO_LARGE', undefined, undefined], ['latin1.yaml', 'HADES_ERR_RULE_YAML', 5, 32]]);
+    assert.deepEqual(ruleSet.rules.map((r) => r.id), ['r'], 'the other file loads');
+  });
+
+  it('says where an alias without its anchor, or an alias bomb, is, and what a second YAML document means', () => {
+    expectProblem('macros:\n  a: process.name = x\nrules:\n  - id: r\n    title: *nowhere\n', 'HADES_ERR_RULE_YAML', 5, 12, /alias/i);
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n');
+    expectProblem(`${bomb}\n`, 'HADES_ERR_RULE_YAML', 2, 8, /alias/i);
+    const two = expectProblem(`${rule('process.name = x')}---\nrules: []\n`, 'HADES_ERR_RULE_YAML', 6, 1);
+    assert.match(two.message, /one YAML document/);
+    assert.doesNotMatch(two.message, /parseAllDocuments/);
+  });
+
   it('refuses unknown keys with the intended key', () => {
     const p = expectProblem('rules:\n  - id: r\n    title: T\n    severty: low\n    condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 4, 5, /unknown key 'severty'; did you mean 'severity'/);
     assert.equal(p.suggestion, 'severity');
@@ -273,6 +291,14 @@ describe('rule compiler: resolution and types', () => {
   it('refuses regular expressions that need backtracking or are too large', () => {
     expectProblem(rule(String.raw`process.name matches "(a)\\1"`), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /back-reference/);
     expectProblem(rule('process.name matches "a(?=b)"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /look-around/);
+    expectProblem(rule('process.name matches "a(?<!b)"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /look-around/);
+    expectProblem(rule(String.raw`process.name matches "(?P<x>a)\\k<x>"`), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /back-reference/);
+    // What only looks like them is text to RE2: an escaped parenthesis, a class, a quoted stretch, an escaped backslash.
+    for (const pattern of [String.raw`eval\\(?=1`, '[(?!]+x', String.raw`\\Q(?=\\E`, String.raw`a\\\\1`, '[]\\\\(?=]']) {
+      assert.deepEqual(problemsOf(rule(`process.name matches "${pattern}"`, '    samples: {match: [], no_match: [{event: {action: exec}, process: {name: x}}]}\n')).map((p) => p.message), [], pattern);
+    }
+    const { ruleSet: paren } = loadRules([{ name: 'f.yaml', text: rule(String.raw`process.command_line matches "eval\\(?=1"`) }]);
+    assert.equal(paren.match({ ...exampleEvent('exec'), process: { pid: 1, entity_id: 'x', command_line: 'x eval=1' } }).length, 1, '`\\(?` is an optional parenthesis');
     expectProblem(rule('process.name matches "a{5000}"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /repeat/);
     expectProblem(rule('process.name matches "[a-z]{1000}[0-9]{1000}[A-Z]{1000}[a-f]{1000}x{1000}"'), 'HADES_ERR_RULE_REGEX_TOO_EXPENSIVE', 5, 37, /instructions/);
     // (a+)+b is catastrophic for a backtracking engine; here it loads and runs in linear time.

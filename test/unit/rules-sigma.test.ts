@@ -10,6 +10,7 @@ import { base64, base64Offsets, utf16, utf8 } from '../../src/rules/sigma/values
 import { projectRoot } from '../helpers/generated-docs.js';
 import { exampleWith } from '../helpers/rule-events.js';
 import { sigmaFiles } from '../helpers/sigma-files.js';
+import { sigmaRules } from '../../src/server/alerts/rule-source.js';
 
 // ----- helpers -----
 
@@ -622,5 +623,22 @@ describe('sigma: SigmaHQ Linux rules (third_party/sigma)', () => {
     const id = 'ea3ecad2-db86-4a89-ad0b-132a10d2db55';
     assert.ok(fires(id, exec('/usr/bin/whoami', { 'process.parent.args': ['bash', '-i'], 'process.parent.command_line': 'bash -i', 'process.parent.executable': '/usr/bin/bash' })));
     assert.ok(!fires(id, exec('/usr/bin/whoami', { 'process.parent.args': ['bash', '-l'], 'process.parent.command_line': 'bash -l', 'process.parent.executable': '/usr/bin/bash' })));
+  });
+});
+
+describe('the server\'s Sigma folders (sigmaRules)', () => {
+  it('reports a Sigma file its reader could not take as a warning of that file, and converts the others', () => {
+    const good = { name: 'sigma/good.yml', text: 'title: Whoami\nid: 6f1e6c1c-1111-4111-8111-111111111111\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel: {Image|endswith: /whoami}\n  condition: sel\nlevel: low\n' };
+    const latin1 = { name: 'sigma/latin1.yml', text: '', unreadable: { code: 'HADES_ERR_RULE_YAML' as const, message: 'byte 0xE9 is not UTF-8 text: save the file as UTF-8', line: 3, column: 6 } };
+    const large = { name: 'sigma/big.yml', text: '', unreadable: { code: 'HADES_ERR_RULE_TOO_LARGE' as const, message: 'the file is 9000000 bytes; a rule file may be 8388608' } };
+    const { files, problems } = sigmaRules([good, latin1, large]);
+    assert.deepEqual(
+      problems.map((p) => [p.file, p.code, p.severity, p.line]),
+      [
+        ['sigma/latin1.yml', 'HADES_ERR_SIGMA_READ', 'warning', 3],
+        ['sigma/big.yml', 'HADES_ERR_SIGMA_TOO_LARGE', 'warning', undefined],
+      ],
+    );
+    assert.equal(files.length, 1, 'the good file converted');
   });
 });

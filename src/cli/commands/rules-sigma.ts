@@ -4,6 +4,7 @@ import { HadesError } from '../../common/errors.js';
 import { MAX_RULE_FILE_BYTES } from '../../rules/index.js';
 import { convertSigma, summarize, type SigmaFile, type SigmaReportEntry } from '../../rules/sigma/index.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { notUtf8 } from '../../runtime/regular-file.js';
 
 const LICENCE_FILES = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
 /** Folders above DIR searched for the licence of the rules (SigmaHQ keeps it at the top). */
@@ -65,7 +66,12 @@ async function readSigmaFolder(root: string): Promise<Folder> {
             continue;
           }
           if (s.size > MAX_RULE_FILE_BYTES) unreadable.push(rejected(rel, 'HADES_ERR_SIGMA_TOO_LARGE', `the file is ${s.size} bytes; a Sigma file may be ${MAX_RULE_FILE_BYTES}`));
-          else files.push({ path: rel, text: await readFile(full, 'utf8') });
+          else {
+            const bytes = await readFile(full);
+            const bad = notUtf8(bytes);
+            if (bad === undefined) files.push({ path: rel, text: bytes.toString('utf8') });
+            else unreadable.push(rejected(rel, 'HADES_ERR_SIGMA_READ', `cannot read ${rel}: line ${bad.line}, column ${bad.column}: ${bad.message}`));
+          }
         } catch (error) {
           unreadable.push(unreadableEntry(rel, error));
         }

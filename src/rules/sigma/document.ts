@@ -112,7 +112,17 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
         writtenDetectionScalars(doc, f.text);
         data = doc.toJS({ maxAliasCount: 100 });
       } catch (error) {
-        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: error instanceof Error ? error.message : String(error) }));
+        // An alias without its anchor, or too many aliases: the parser says which, not where.
+        let alias: number | undefined;
+        visit(doc, {
+          Alias: (_key, node) => {
+            alias = node.range?.[0];
+            return visit.BREAK;
+          },
+        });
+        const at = alias === undefined ? undefined : lines.linePos(alias);
+        const where = at === undefined ? '' : ` (the first alias is at line ${at.line}, column ${at.col})`;
+        rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: `${error instanceof Error ? error.message : String(error)}${where}` }));
         continue;
       }
       if (data === null || data === undefined) continue;

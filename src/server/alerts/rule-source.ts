@@ -18,8 +18,19 @@ export interface RuleSourceConfig {
 
 /** Converts Sigma files; each Sigma rule that cannot be supported is a warning naming why. */
 export function sigmaRules(files: readonly RuleFile[]): { files: RuleFile[]; problems: RuleProblem[] } {
-  const converted = convertSigma(files.map((f) => ({ path: f.name, text: f.text })));
   const problems: RuleProblem[] = [];
+  for (const f of files) {
+    const why = f.unreadable;
+    if (why === undefined) continue;
+    problems.push({
+      code: why.code === 'HADES_ERR_RULE_TOO_LARGE' ? 'HADES_ERR_SIGMA_TOO_LARGE' : 'HADES_ERR_SIGMA_READ',
+      severity: 'warning',
+      file: f.name,
+      ...(why.line === undefined ? {} : { line: why.line, column: why.column ?? 1 }),
+      message: `the Sigma file is not loaded: ${why.message}`,
+    });
+  }
+  const converted = convertSigma(files.filter((f) => f.unreadable === undefined).map((f) => ({ path: f.name, text: f.text })));
   for (const entry of converted.report) {
     if (entry.status === 'loaded') continue;
     const reason = entry.reasons[0];
