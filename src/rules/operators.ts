@@ -172,6 +172,25 @@ function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source
   }
 }
 
+/** Whole digit text, with its sign. */
+const WHOLE = /^-?\d+$/;
+
+/** An ordering against a whole number, exactly. */
+function bigTest(base: BaseOp, one: bigint): (n: bigint) => boolean {
+  switch (base) {
+    case 'lt':
+      return (n) => n < one;
+    case 'le':
+      return (n) => n <= one;
+    case 'gt':
+      return (n) => n > one;
+    case 'ge':
+      return (n) => n >= one;
+    default:
+      return () => false;
+  }
+}
+
 function numberTest(base: BaseOp, values: readonly number[]): (n: number) => boolean {
   const one = values[0]!;
   switch (base) {
@@ -238,10 +257,19 @@ export function valueTest(type: FieldType, base: BaseOp, ci: boolean, literals: 
   if (type === 'any') {
     if (base === 'lt' || base === 'le' || base === 'gt' || base === 'ge') {
       const t = numberTest(base, literals.map((l) => Number(l.value)));
+      // Whole numbers past 2^53 (inodes, 64-bit counters), which events carry as digit text to
+      // keep them exact, are compared exactly against a whole literal.
+      const whole = literals[0] !== undefined && Number.isInteger(Number(literals[0].value)) ? BigInt(Number(literals[0].value)) : undefined;
+      const big = whole === undefined ? undefined : bigTest(base, whole);
       return (v) => {
-        // A text is a number when written as rules write numbers: not "0x10", "1e3" or "Infinity".
-        const n = typeof v === 'number' ? v : typeof v === 'string' && NUMBER.test(v.trim()) ? Number(v) : NaN;
-        return !Number.isNaN(n) && t(n);
+        if (typeof v === 'number') return t(v);
+        if (typeof v !== 'string') return false;
+        // A text is a number when written as rules write numbers (around spaces or not): not
+        // "0x10", "1e3" or "Infinity".
+        const text = v.trim();
+        if (!NUMBER.test(text)) return false;
+        const n = Number(text);
+        return big !== undefined && !Number.isSafeInteger(n) && WHOLE.test(text) ? big(BigInt(text)) : t(n);
       };
     }
     const t = stringTest(base, ci, literals.map((l) => String(l.value)), source, offsets);

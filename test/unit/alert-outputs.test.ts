@@ -1660,6 +1660,37 @@ describe('alert outputs: syslog', () => {
     }
   });
 
+  for (const transport of ['tcp', 'tls'] as const) {
+    it(`resets a ${transport.toUpperCase()} connection it gives up on: the kernel does not go on sending it what the receiver has not taken`, async () => {
+      // Every connection accepted and never read: each is given up after timeout_ms with alerts
+      // unacknowledged, which go again on the next. Closed with a FIN, each would linger (FIN-WAIT-1)
+      // with its send buffer, the kernel sending it to the receiver once it reads again: the same
+      // alerts once per connection given up.
+      const sockets: net.Socket[] = [];
+      const onSocket = (socket: net.Socket): void => {
+        sockets.push(socket);
+        socket.pause();
+        socket.on('error', () => socket.destroy());
+      };
+      const server = transport === 'tls' ? tls.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, onSocket) : net.createServer(onSocket);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as net.AddressInfo).port;
+      try {
+        const tlsYaml = transport === 'tls' ? `, tls: { ca_file: ${pki.paths.caCert} }` : '';
+        const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, retry: { max_attempts: 100, backoff_ms: 10, backoff_max_ms: 40 }, syslog: { transport: ${transport}, host: 127.0.0.1, port: ${port}, timeout_ms: 300, max_message_bytes: 65507${tlsYaml} } } ] }`);
+        // More than the kernel's buffers of one connection take (several MB on loopback).
+        for (let i = 0; i < 400; i++) outputs.send(makeAlert({ process: { pid: 1, executable: '/usr/bin/bash', command_line: 'x'.repeat(60_000) } }));
+        await waitFor('two connections given up', () => statsOf(outputs, 's').failed_attempts >= 2, 15_000);
+        const lingering = execFileSync('ss', ['-Htn', 'state', 'fin-wait-1', `( dport = :${port} )`], { encoding: 'utf8' }).trim();
+        assert.equal(lingering, '', 'no connection given up still sending');
+        assert.ok(sockets.length >= 2);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
+
   it('retries while the TCP receiver is down and delivers once it is up, dropping the oldest beyond the queue', async () => {
     const port = await freePort();
     const sink = new LogSink();

@@ -90,6 +90,11 @@ describe('rule language: operators', () => {
     ['hades.inventory.row.port < 1024', ev('inventory_change', { 'hades.inventory.row': { port: '0x10' } }), false],
     ['hades.inventory.row.port < 1024', ev('inventory_change', { 'hades.inventory.row': { port: '1e2' } }), false],
     ['hades.inventory.row.port > 1024', ev('inventory_change', { 'hades.inventory.row': { port: 'Infinity' } }), false],
+    // Whole numbers past 2^53 come as digit text, to stay exact, and compare exactly.
+    ['hades.inventory.row.inode > 9007199254740992', ev('inventory_change', { 'hades.inventory.row': { inode: '9007199254740993' } }), true],
+    ['hades.inventory.row.inode <= 9007199254740992', ev('inventory_change', { 'hades.inventory.row': { inode: '9007199254740993' } }), false],
+    ['hades.inventory.row.inode < 9007199254740992', ev('inventory_change', { 'hades.inventory.row': { inode: '-18446744073709551615' } }), true],
+    ['hades.inventory.row.inode >= 1', ev('inventory_change', { 'hades.inventory.row': { inode: '18446744073709551615' } }), true],
     ['hades.inventory.row.address in_cidr 0.0.0.0/32', ev('inventory_change'), true],
     ['hades.inventory.row.protocol icontains TC', ev('inventory_change'), true],
     ['process.name iglob "[0-Z]*"', ev('exec', { 'process.name': '[kworker]' }), false],

@@ -212,8 +212,9 @@ export class OutputQueue {
         return;
       }
       if (!next) {
-        // The queue emptied: an episode of dropping is over, and the next one gets its warning.
-        this.droppedUnreported = 0;
+        // The queue emptied: an episode of dropping is over, and the next one gets its warning;
+        // unless an outage goes on (written alerts not acknowledged yet), whose end reports them.
+        if (this.failuresInRow === 0) this.droppedUnreported = 0;
         this.notifyIdle();
         return;
       }
@@ -231,10 +232,14 @@ export class OutputQueue {
     try {
       const held = await this.transport.deliver(current.item);
       if (this.closed) return;
-      if (held === 'held') this.held++;
-      else this.sent(1);
       this.current = undefined;
-      this.deliveringAgain();
+      // A held alert is only written: the outage is over when the receiver acknowledges something
+      // (acknowledged()), not when a new connection takes bytes it may never read.
+      if (held === 'held') this.held++;
+      else {
+        this.sent(1);
+        this.deliveringAgain();
+      }
       return;
     } catch (e) {
       error = toHadesError(e);
@@ -245,8 +250,8 @@ export class OutputQueue {
 
   private async resend(): Promise<void> {
     try {
+      // Written again, not yet acknowledged: acknowledged() ends the outage.
       await this.transport.resend?.();
-      if (!this.closed) this.deliveringAgain();
     } catch (e) {
       if (!this.closed) this.failed(undefined, toHadesError(e));
     }
@@ -261,6 +266,7 @@ export class OutputQueue {
     if (this.closed) return;
     this.held -= count;
     this.sent(count);
+    if (count > 0) this.deliveringAgain();
     this.notifyIdle();
   }
 

@@ -183,6 +183,8 @@ export interface SyslogTransportOptions {
 /** A connection of a stream transport and the following of its acknowledgements. */
 interface Link {
   readonly socket: net.Socket;
+  /** The TCP connection under it (the same socket without TLS): what a reset is sent on. */
+  readonly tcp: net.Socket;
   /** Whether the kernel's table has the connection: undefined until the first reading; false: it cannot be read, written counts as delivered. */
   readable: boolean | undefined;
   /** When the receiver last acknowledged more (or the connection opened, or the buffer stopped being empty). */
@@ -198,6 +200,19 @@ interface Link {
   lostError: HadesError | undefined;
   /** The receiver ended it (FIN): the last reading of its acknowledgements, after which it is given up (ended). */
   ending: Promise<void> | undefined;
+}
+
+/** Drops a connection with a reset (its unsent bytes discarded), or closes it when it cannot be reset. */
+function resetAndDestroy(link: Link): void {
+  if (!link.tcp.destroyed && !link.tcp.connecting) {
+    try {
+      link.tcp.resetAndDestroy();
+    } catch {
+      // Its handle is gone already: the destroy below closes what is left.
+    }
+  }
+  link.tcp.destroy();
+  link.socket.destroy();
 }
 
 export class SyslogTransport implements AlertTransport {
@@ -343,21 +358,22 @@ export class SyslogTransport implements AlertTransport {
     }
     return new Promise<Link>((resolve, reject) => {
       let socket: net.Socket;
+      // TLS over a TCP socket of its own making, which a reset can be sent on (lost): a TLS
+      // socket's own cannot.
+      const tcp = net.connect({ host: this.host, port: this.port, allowHalfOpen: true });
       // Half-open (see ended): tls.connect passes allowHalfOpen to its socket, though its type omits it.
-      const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = { host: this.host, port: this.port, allowHalfOpen: true, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls };
+      const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = { host: this.host, port: this.port, socket: tcp, allowHalfOpen: true, ...(net.isIP(this.host) ? {} : { servername: this.host }), ...this.tls };
       try {
-        socket =
-          this.config.transport === 'tls'
-            ? tls.connect(tlsOptions)
-            : net.connect({ host: this.host, port: this.port, allowHalfOpen: true });
+        socket = this.config.transport === 'tls' ? tls.connect(tlsOptions) : tcp;
       } catch (error) {
+        tcp.destroy();
         // tls.connect throws, rather than failing the socket, when OpenSSL refuses the material
         // it is given (checked at creation): the output's fault, not the alert's, which keeps its place.
         const code = this.config.transport === 'tls' ? 'HADES_ERR_ALERT_OUTPUT_TLS' : 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE';
         reject(failure(code, `${this.target}: cannot open a connection: ${error instanceof Error ? error.message : String(error)}`, 'receiver', error));
         return;
       }
-      const link: Link = { socket, readable: undefined, lastProgressAt: 0, timer: undefined, dueAt: 0, reading: false, inUse: 0, error: undefined, lostError: undefined, ending: undefined };
+      const link: Link = { socket, tcp, readable: undefined, lastProgressAt: 0, timer: undefined, dueAt: 0, reading: false, inUse: 0, error: undefined, lostError: undefined, ending: undefined };
       let confirm: NodeJS.Timeout | undefined;
       const settle = once((error?: unknown): void => {
         clearTimeout(timer);
@@ -461,11 +477,18 @@ export class SyslogTransport implements AlertTransport {
    */
   private lost(link: Link, error: HadesError): void {
     // Destroyed whether or not it is still the current one: a half-open socket (ended) stays
-    // open until it is, and would keep the process alive.
-    link.socket.destroy();
-    if (this.link !== link) return;
+    // open until it is, and would keep the process alive. Reset, not closed: after a FIN the
+    // kernel would go on sending what the receiver has not read (the held alerts, written again on
+    // the next connection), a stalled receiver then getting them once per connection given up,
+    // and each such connection lingering with its buffer.
+    if (this.link !== link) {
+      resetAndDestroy(link);
+      return;
+    }
     this.link = undefined;
+    // Set first: what fails on the socket as it is reset fails with why it was given up.
     link.lostError = error;
+    resetAndDestroy(link);
     clearTimeout(link.timer);
     link.timer = undefined;
     const givenUp = this.held.restart(this.maxAttempts);
