@@ -175,8 +175,8 @@ function stringTest(base: BaseOp, ci: boolean, values: readonly string[], source
 /** Whole digit text, with its sign. */
 const WHOLE = /^-?\d+$/;
 
-/** An ordering against a whole number, exactly. */
-function bigTest(base: BaseOp, one: bigint): (n: bigint) => boolean {
+/** An ordering against one value, numbers or whole numbers (exactly); undefined for the other operators. */
+function orderingTest<T extends number | bigint>(base: BaseOp, one: T): ((n: T) => boolean) | undefined {
   switch (base) {
     case 'lt':
       return (n) => n < one;
@@ -187,29 +187,18 @@ function bigTest(base: BaseOp, one: bigint): (n: bigint) => boolean {
     case 'ge':
       return (n) => n >= one;
     default:
-      return () => false;
+      return undefined;
   }
 }
 
 function numberTest(base: BaseOp, values: readonly number[]): (n: number) => boolean {
   const one = values[0]!;
-  switch (base) {
-    case 'eq': {
-      if (values.length === 1) return (n) => n === one;
-      const set = new Set(values);
-      return (n) => set.has(n);
-    }
-    case 'lt':
-      return (n) => n < one;
-    case 'le':
-      return (n) => n <= one;
-    case 'gt':
-      return (n) => n > one;
-    case 'ge':
-      return (n) => n >= one;
-    default:
-      return () => false;
+  if (base === 'eq') {
+    if (values.length === 1) return (n) => n === one;
+    const set = new Set(values);
+    return (n) => set.has(n);
   }
+  return orderingTest(base, one) ?? (() => false);
 }
 
 /**
@@ -260,7 +249,7 @@ export function valueTest(type: FieldType, base: BaseOp, ci: boolean, literals: 
       // Whole numbers past 2^53 (inodes, 64-bit counters), which events carry as digit text to
       // keep them exact, are compared exactly against a whole literal.
       const whole = literals[0] !== undefined && Number.isInteger(Number(literals[0].value)) ? BigInt(Number(literals[0].value)) : undefined;
-      const big = whole === undefined ? undefined : bigTest(base, whole);
+      const big = whole === undefined ? undefined : orderingTest(base, whole);
       return (v) => {
         if (typeof v === 'number') return t(v);
         if (typeof v !== 'string') return false;
