@@ -213,6 +213,57 @@ metrics: { enabled: false }
     }
   });
 
+  it('a group configuration changed or removed while the agent was down wins over the copy it kept, though it comes during the start', { timeout: 120_000 }, async () => {
+    // The kernel driver takes a second or more to start: the agent connects and is pushed the
+    // group's configuration meanwhile. The copy kept from the last run, applied after the start,
+    // used to undo that push.
+    const server = await TestServer.start();
+    const token = await server.enrollmentToken('10m', 'later');
+    const dataDir = path.join(dir, 'later-agent');
+    const base = (heartbeat: number) => `
+agent: { data_dir: ${dataDir}, heartbeat_s: ${heartbeat}, drain_s: 1 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: true, grace_ms: 2000, inventory: { enabled: false }, logs: { enabled: false } }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
+spool: { fsync: never }
+metrics: { enabled: false }
+`;
+    const kept = path.join(dataDir, 'group-config.json');
+    const online = (want: boolean) => waitUntil(`the agent ${want ? 'online' : 'offline'}`, async () => ((await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[])[0]?.online === want || undefined, 30_000, 100);
+    let agent = new Agent({ config: agentConfig(base(3600)), version: AGENT_VERSION, stderr: new LogSink() });
+    try {
+      await agent.start();
+      await online(true);
+      assert.equal((await server.ok('PUT', '/api/v1/groups/later/config', { body: { yaml: base(3000) } })).version, 1);
+      await waitFor('version 1 running', () => agent.status().groupConfigVersion === 1 || undefined, 20_000, 50);
+      await agent.stop();
+      await online(false);
+      // Changed while the agent is down.
+      assert.equal((await server.ok('PUT', '/api/v1/groups/later/config', { body: { yaml: base(2400) } })).version, 2);
+      agent = new Agent({ config: agentConfig(base(3600)), version: AGENT_VERSION, stderr: new LogSink() });
+      await agent.start();
+      await waitFor('version 2 running', () => agent.status().groupConfigVersion === 2 || undefined, 20_000, 50);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(agent.status().groupConfigVersion, 2, 'the kept version 1 did not come back over it');
+      assert.equal(JSON.parse(readFileSync(kept, 'utf8')).version, 2);
+      await agent.stop();
+      await online(false);
+      // Removed while the agent is down.
+      await server.ok('DELETE', '/api/v1/groups/later/config');
+      agent = new Agent({ config: agentConfig(base(3600)), version: AGENT_VERSION, stderr: new LogSink() });
+      await agent.start();
+      await online(true);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(agent.status().groupConfigVersion, undefined, 'its own file runs');
+      assert.ok(!existsSync(kept), 'the copy is forgotten');
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+
   it('follows a group configuration applied in part, and goes back to its own file from it', { timeout: 90_000 }, async () => {
     const server = await TestServer.start();
     const token = await server.enrollmentToken('10m', 'partial');

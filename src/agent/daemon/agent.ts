@@ -236,6 +236,8 @@ export class Agent {
   private readonly holds = new AddressHolds();
   /** The group configuration from the server the agent runs (over its own file), if any. */
   private serverConfig: GroupConfig | undefined;
+  /** The server has sent what configuration runs (or that none of a group does) since the start. */
+  private serverSpoke = false;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -288,7 +290,10 @@ export class Agent {
     // The group configuration the server pushed last runs at once, server or not (a host
     // restarted while the server is away keeps its fleet's policy), applied as a push is: after
     // the start on the file's, so that what it cannot do (a port in use) never stops the agent.
-    if (kept) {
+    // Unless the server has already said what runs now (connected during the start): its word
+    // is newer than the copy, which would otherwise undo it (a group changed or unset while the
+    // agent was down).
+    if (kept && !this.serverSpoke) {
       this.log.info('applying the group configuration the server pushed last', { version: kept.version });
       await this.configFromServer(kept.yaml, kept.version, false);
     }
@@ -400,6 +405,8 @@ export class Agent {
       agentVersion: this.options.version,
       log: this.log.child({ component: 'server' }),
       onConfig: (yaml, version, local) => {
+        // Newer than the copy kept from the last run: that one is not applied after the start.
+        this.serverSpoke = true;
         void this.configFromServer(yaml, version, local);
       },
       configVersion: () => this.serverConfig?.version ?? 0,
@@ -515,7 +522,11 @@ export class Agent {
     if (local) {
       // No group of the agent's has a configuration (any more): back to its own file.
       const running = this.serverConfig;
-      if (running === undefined) return;
+      if (running === undefined) {
+        // Nothing applied yet (the copy kept from the last run is not, the server's word being newer): not kept either.
+        this.keepGroupConfig(undefined);
+        return;
+      }
       this.serverConfig = undefined;
       this.log.info('no group configuration applies any more: back to the configuration file');
       // An agent made without a file (embedded, tests) goes back to the configuration it was given.
