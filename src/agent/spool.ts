@@ -21,26 +21,11 @@
  * are checked as they are read, so opening a full spool does not read it through. Appends after
  * an open go to a new segment.
  */
-import {
-  closeSync,
-  constants,
-  fdatasync,
-  fdatasyncSync,
-  fsync,
-  fsyncSync,
-  ftruncateSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  readdirSync,
-  truncateSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, fdatasync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { HadesError } from '../common/errors.js';
+import { makeFolders } from '../runtime/folders.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 
@@ -685,7 +670,7 @@ export class Spool {
   // --- recovery
 
   private recover(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeFolders(this.dir, 0o700);
     this.dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
     this.cursorFd = openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600);
     const stored = this.readCursor();

@@ -52,6 +52,13 @@ export const groups: Readonly<Record<string, string>> = {
 };
 
 /** The options of commands that talk to the server's API. */
+/**
+ * Agent ids of a repeatable `--agent ID` (or `--agent ID,ID`): one value each time, so that the
+ * words after it are the command's arguments (`--agent <id...>` took them all as ids). An id
+ * given twice counts once.
+ */
+const agentIds = (value: string, previous: string[] | undefined): string[] => [...new Set([...(previous ?? []), ...value.split(',').filter((id) => id !== '')])];
+
 const apiOptions = (c: Command) =>
   c
     .option('--config <file>', 'server configuration of the local deployment (default: the file HADES_SERVER_CONFIG names, else /etc/hades/server.yaml when it exists, else the defaults)')
@@ -246,7 +253,7 @@ export const commands: readonly CommandSpec[] = [
       apiOptions(c)
         .argument('<kind>', 'restart_plugin, log_level, query or inventory')
         .argument('[params...]', 'NAME=TEXT, or NAME:=JSON for numbers (e.g. max_rows:=100)')
-        .option('--agent <id...>', 'the agents')
+        .option('--agent <id>', 'an agent (repeat the option, or give ids separated by commas)', agentIds)
         .option('--group <group>', 'every agent of a group')
         .option('--timeout <seconds>', 'the task expires when not done within this time', '300')
         .option('--wait', 'wait for each task to end and print its result (exit 3 unless all are done)')
@@ -291,7 +298,7 @@ export const commands: readonly CommandSpec[] = [
     define: (c) =>
       apiOptions(c)
         .argument('<sql>', 'the SQL, e.g. "SELECT name, version FROM deb_packages WHERE name = \'openssl\'"')
-        .option('--agent <id...>', 'agents to ask (default: every agent, or --group)')
+        .option('--agent <id>', 'an agent to ask (repeat the option, or give ids separated by commas; default: every agent, or --group)', agentIds)
         .option('--group <group>', 'the agents of a group')
         .option('--timeout <seconds>', 'how long to wait for the answers', '60')
         .option('--page <hosts>', 'hosts read per request once the answers are in (1 to 1000; the server also ends a page at 32 MiB of answers)', '100')

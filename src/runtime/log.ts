@@ -10,12 +10,13 @@
  * payloads may appear), strings are cut at 2048 characters, depth and collection sizes are
  * bounded, and errors become `{code, msg, kind}` (HadesError) or `{msg, stack at debug}`.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { LogConfig, LogLevel as LogLevelSchema } from '../common/config/shared.js';
 import { HadesError, isHadesError } from '../common/errors.js';
 import { TokenBucket } from './rate-limit.js';
+import { makeFolders } from './folders.js';
 
 export type LogLevel = Static<typeof LogLevelSchema>;
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -453,7 +454,7 @@ class LogFile {
 
   open(): void {
     if (this.fd !== undefined) return;
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o750 });
+    makeFolders(dirname(this.path), 0o750);
     const fd = openSync(this.path, 'a+', 0o640);
     try {
       this.size = fstatSync(fd).size;

@@ -3,9 +3,10 @@
  * `maxFiles` rotated files. Writes are synchronous appends, so what was written survives a
  * crash of the agent and no write is in flight at shutdown. Used by the NDJSON file output.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
+import { makeFolders } from './folders.js';
 
 export interface RotatingFileOptions {
   readonly file: string;
@@ -45,7 +46,7 @@ export class RotatingFile {
     let fd: number;
     let stat;
     try {
-      mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o750 });
+      makeFolders(path.dirname(this.options.file), 0o750);
       fd = openSync(this.options.file, OPEN_FLAGS, this.options.mode ?? 0o640);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error);

@@ -45,7 +45,7 @@ export const AgentSchema = Type.Object({
   renew_immediately: Type.Optional(Type.Literal(true, { description: 'The renewal was asked without the agent\'s random delay (hades agents renew --now).' })),
   token_id: Type.Optional(Type.String({ description: 'The enrollment token it enrolled with.' })),
   enrolled_at: Time(),
-  last_seen: Type.Optional(Time()),
+  last_seen: Type.Optional(Time('When the agent was last heard from: its last connection or heartbeat (not when its stream was found closed).')),
   last_heartbeat: Type.Optional(OpenObject('The last heartbeat, as the agent reported it.')),
   online: Type.Boolean(),
   revoked_at: Type.Optional(Time()),

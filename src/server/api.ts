@@ -45,6 +45,9 @@ import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.
 import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 
+/** Most bytes (UTF-8) of one comment on an alert. */
+const MAX_COMMENT_BYTES = 16_384;
+
 export type Role = 'admin' | 'analyst' | 'read-only';
 export type CaStatusBody = Static<typeof Answers.CaStatusBody>;
 export type CaRotateBody = Static<typeof Answers.CaRotateBody>;
@@ -1060,9 +1063,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/alerts/:id/comments',
-    { role: 'analyst', summary: 'Comment on an alert (at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], response: Answers.CommentSchema, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 16_384, pattern: '\\S' }) }, { additionalProperties: false }) },
+    { role: 'analyst', summary: 'Comment on an alert (at most 16 KiB of UTF-8, 16,384 bytes; at most 500 comments an alert: 409 HADES_ERR_ALERT_TOO_MANY_COMMENTS past them).', tags: ['alerts'], params: Id, success: [201], errors: [409], response: Answers.CommentSchema, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: MAX_COMMENT_BYTES, pattern: '\\S' }) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'analyst');
+      // The schema counts characters; an alert's comments are kept and read whole, in bytes.
+      const bytes = Buffer.byteLength(request.body.text, 'utf8');
+      if (bytes > MAX_COMMENT_BYTES) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the comment is ${bytes} bytes of UTF-8; at most ${MAX_COMMENT_BYTES} (16 KiB)`);
       return found(
         ports.commentAlert(request.params.id, principal.name, request.body.text, () => ports.audit(principal, 'alert.comment', request.params.id, { text: request.body.text.slice(0, 1024) })),
         `alert ${request.params.id}`,

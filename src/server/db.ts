@@ -5,10 +5,11 @@
  * a transaction, and records them in `schema_migrations`. Migrations are append-only: a
  * released step is never edited, a change is a new step.
  */
-import { mkdirSync } from 'node:fs';
+
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { HadesError } from '../common/errors.js';
+import { makeFolders } from '../runtime/folders.js';
 
 export type Db = Database.Database;
 
@@ -16,7 +17,7 @@ export type Db = Database.Database;
 export function openDatabase(file: string): Db {
   let db: Db;
   try {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    if (file !== ':memory:') makeFolders(path.dirname(file), 0o700);
     db = new Database(file);
   } catch (error) {
     throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the database ${file}: ${(error as Error).message}`);

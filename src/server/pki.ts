@@ -32,16 +32,16 @@
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HadesError, isHadesError } from '../common/errors.js';
 import { pemCertificates, pemLeftover } from '../common/pem.js';
 import { syncFolder, writePrivateFile } from '../runtime/private-file.js';
+import { makeFolders } from '../runtime/folders.js';
 
 // --- @peculiar/x509 loading ----------------------------------------------------------------
-
 
 /**
  * The @peculiar/x509 module, loaded after reflect-metadata (which its tsyringe dependency
@@ -597,7 +597,7 @@ export class Pki {
     };
     const names = requestedNames(options);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeFolders(dir, 0o700);
       chmodSync(dir, 0o700);
     } catch (error) {
       throw pkiError(`cannot create ${dir}`, error);

@@ -6,7 +6,7 @@
  * detection (rules -> alerts -> alert outputs), and each batch is acknowledged after its commit.
  * Stop, in reverse; every timer and socket closes.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
@@ -41,6 +41,7 @@ import { EventStore, type InsertResult } from './store/events.js';
 import { fieldProblem, integerField } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
+import { makeFolders } from '../runtime/folders.js';
 
 const MB = 1024 * 1024;
 const RETENTION_MS = 60_000;
@@ -154,7 +155,7 @@ export class HadesServer {
     this.outputs = createAlertOutputs(config.alerts.outputs, this.log.child({ component: 'alert-outputs' }));
     const dataDir = config.data_dir;
     try {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      makeFolders(dataDir, 0o700);
       chmodSync(dataDir, 0o700);
     } catch (error) {
       const e = error as NodeJS.ErrnoException;

@@ -1593,6 +1593,13 @@ describe('managing the fleet with the hades command', () => {
     } finally {
       stream.close();
     }
+    // --agent takes one id each time (or ids separated by commas): the words after it are the
+    // command's own, wherever it is written.
+    const before = await hades('tasks', 'create', '--agent', identity.agentId, 'log_level', 'level=info', '--json');
+    assert.equal(before.status, 0, before.stderr);
+    assert.equal((JSON.parse(before.stdout) as AnyEvent)['kind'], 'log_level');
+    const twice = await hades('tasks', 'create', 'log_level', 'level=info', '--agent', `${identity.agentId},${identity.agentId}`, '--json');
+    assert.equal(twice.status, 0, twice.stderr);
     // Offline, a task waits; --wait gives up at the timeout with status 3.
     const pending = await hades('tasks', 'create', 'log_level', 'level=debug', '--agent', identity.agentId, '--wait', '--timeout', '1');
     assert.equal(pending.status, 3, pending.stderr);
@@ -1770,6 +1777,8 @@ describe('alerts through the API and the hades command', () => {
       ['PATCH', `/api/v1/alerts/${alertId}`, { body: { assignee: '   ' } }, 400, 'a blank assignee'],
       ['PATCH', `/api/v1/alerts/${alertId}`, { body: { assignee: 'ana\n2026-11-30 resolved by admin' } }, 400, 'an assignee on two lines'],
       ['POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: '   ' } }, 400, 'a blank comment'],
+      ['POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: '\u00e9'.repeat(8193) } }, 400, 'a comment of 16,386 bytes in 8,193 characters'],
+      ['POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: 'x'.repeat(16_385) } }, 400, 'a comment of 16,385 characters'],
       ['GET', '/api/v1/alerts', { query: { status: 'closed' } }, 400, 'an unknown status filter'],
       ['GET', '/api/v1/alerts', { query: { cursor: 'garbage' } }, 400, 'a bad cursor'],
       ['GET', '/api/v1/alerts', { query: { severity: 'urgent' } }, 400, 'an unknown severity'],

@@ -1673,19 +1673,25 @@ describe('alert outputs: syslog', () => {
         socket.on('error', () => socket.destroy());
       };
       const server = transport === 'tls' ? tls.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, onSocket) : net.createServer(onSocket);
+      // Every connection, TLS handshakes under way included: closed at the end, or the server's close would wait for them.
+      const connections: net.Socket[] = [];
+      server.on('connection', (socket: net.Socket) => connections.push(socket));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const port = (server.address() as net.AddressInfo).port;
+      let outputs: AlertOutputs | undefined;
       try {
         const tlsYaml = transport === 'tls' ? `, tls: { ca_file: ${pki.paths.caCert} }` : '';
-        const outputs = create(`alerts: { outputs: [ { name: s, type: syslog, retry: { max_attempts: 100, backoff_ms: 10, backoff_max_ms: 40 }, syslog: { transport: ${transport}, host: 127.0.0.1, port: ${port}, timeout_ms: 300, max_message_bytes: 65507${tlsYaml} } } ] }`);
+        outputs = create(`alerts: { outputs: [ { name: s, type: syslog, retry: { max_attempts: 100, backoff_ms: 10, backoff_max_ms: 40 }, syslog: { transport: ${transport}, host: 127.0.0.1, port: ${port}, timeout_ms: 300, max_message_bytes: 65507${tlsYaml} } } ] }`);
         // More than the kernel's buffers of one connection take (several MB on loopback).
-        for (let i = 0; i < 400; i++) outputs.send(makeAlert({ process: { pid: 1, executable: '/usr/bin/bash', command_line: 'x'.repeat(60_000) } }));
-        await waitFor('two connections given up', () => statsOf(outputs, 's').failed_attempts >= 2, 15_000);
+        const running = outputs;
+        for (let i = 0; i < 400; i++) running.send(makeAlert({ process: { pid: 1, executable: '/usr/bin/bash', command_line: 'x'.repeat(60_000) } }));
+        await waitFor('two connections given up', () => statsOf(running, 's').failed_attempts >= 2, 15_000);
         const lingering = execFileSync('ss', ['-Htn', 'state', 'fin-wait-1', `( dport = :${port} )`], { encoding: 'utf8' }).trim();
         assert.equal(lingering, '', 'no connection given up still sending');
         assert.ok(sockets.length >= 2);
       } finally {
-        for (const socket of sockets) socket.destroy();
+        await outputs?.close();
+        for (const socket of [...sockets, ...connections]) socket.destroy();
         await new Promise((resolve) => server.close(resolve));
       }
     });

@@ -276,6 +276,12 @@ describe('fleet registry', () => {
     assert.throws(() => fleet.heartbeat(a, 'up'), code('HADES_ERR_STREAM_MESSAGE_INVALID'));
     assert.throws(() => fleet.heartbeat('ag_ffffffffffffffff', health), code('HADES_ERR_AGENT_UNKNOWN'));
     assert.throws(() => fleet.markOnline('ag_ffffffffffffffff', true), code('HADES_ERR_AGENT_UNKNOWN'));
+    // Going offline is not being heard from: last_seen stays the last heartbeat's time.
+    time.advance(MINUTE);
+    fleet.markOnline(a, false);
+    assert.equal(fleet.get(a)?.online, false);
+    assert.equal(fleet.get(a)?.lastSeen, new Date(T0 + 2 * MINUTE).toISOString());
+    fleet.markOnline(a, true);
     fleet.markOnline(b, true);
     assert.equal(fleet.markAllOffline(), 2);
     assert.deepEqual(fleet.list({ online: true }), []);

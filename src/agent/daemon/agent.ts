@@ -8,7 +8,7 @@
  * one is invalid.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -48,6 +48,7 @@ import { TaskLedger } from '../transport/tasks.js';
 import { hasLockSocket, holdsFilesIn, InstanceLock } from './instance-lock.js';
 import { heartbeatOutput, heartbeatPlugin } from './heartbeat.js';
 import { MetricsServer } from './metrics.js';
+import { makeFolders } from '../../runtime/folders.js';
 
 const MB = 1024 * 1024;
 const DROP_REPORT_MS = 10_000;
@@ -302,7 +303,7 @@ export class Agent {
   private async claimDataDir(): Promise<void> {
     const dir = this.config.agent.data_dir;
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeFolders(dir, 0o700);
     } catch (error) {
       throw new HadesError('HADES_ERR_SPOOL_IO', `agent data folder ${dir} cannot be created: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }

@@ -16,7 +16,7 @@
  * made to name that file, in one rename, as for a renewed pair; the file no longer named goes.
  */
 import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,8 @@ import * as x509 from '@peculiar/x509';
 import { HadesError, isErrorCode } from '../../common/errors.js';
 import { pemCertificates } from '../../common/pem.js';
 import { syncFolder, writePrivateFile } from '../../runtime/private-file.js';
+import { makeFolders } from '../../runtime/folders.js';
+import { hostOs } from './host-os.js';
 
 export interface Identity {
   readonly agentId: string;
@@ -90,7 +92,7 @@ export function loadIdentity(dataDir: string): Identity | undefined {
 
 function saveIdentity(dataDir: string, identity: Identity): void {
   const dir = identityDir(dataDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeFolders(dir, 0o700);
   chmodSync(dir, 0o700);
   writePrivateFile(path.join(dir, 'key.pem'), identity.keyPem);
   writePrivateFile(path.join(dir, 'cert.pem'), identity.certPem);
@@ -254,7 +256,7 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const response = await httpsJson(`${api}/api/v1/enroll`, {
     method: 'POST',
     ca: caPem,
-    body: { token: options.token, csr: csrPem, hostname: os.hostname(), addresses: interfaces, os: `${os.type()} ${os.release()}`, kernel: os.release(), version: options.agentVersion },
+    body: { token: options.token, csr: csrPem, hostname: os.hostname(), addresses: interfaces, os: hostOs(), kernel: os.release(), version: options.agentVersion },
   });
   const body = response.body as { agent_id?: string; agentId?: string; certificate?: string; gateways?: string[]; code?: string; message?: string } | null;
   // Servers before 2026-11-29 name the id agentId (those since write both).

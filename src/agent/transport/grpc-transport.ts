@@ -41,6 +41,7 @@ import { identityDir, saveTrustedCas, type Identity } from './enroll.js';
 import { AddressHolds, holdDownMs } from './holds.js';
 import { CertificateRenewer, refusal, validity, type RenewalSettings, type RenewalStats } from './renewal.js';
 import { taskAnswer, TaskLedger, type TaskAnswer } from './tasks.js';
+import { hostOs } from './host-os.js';
 
 export interface ServerTask {
   readonly id: string;
@@ -421,7 +422,7 @@ export class GrpcTransport implements BatchTransport {
     });
     this.welcomed = welcomed;
     stream.write({
-      hello: { agent_version: this.options.agentVersion, hostname: os.hostname(), addresses: [], os: `${os.type()} ${os.release()}`, kernel: os.release(), config_version: this.options.configVersion?.() ?? 0 },
+      hello: { agent_version: this.options.agentVersion, hostname: os.hostname(), addresses: [], os: hostOs(), kernel: os.release(), config_version: this.options.configVersion?.() ?? 0 },
     });
     return welcomed;
   }

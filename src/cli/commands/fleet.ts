@@ -72,7 +72,7 @@ export async function fleetQuery(context: CliContext, args: readonly string[], o
   const page = Number(pageText);
   // Hosts per page (the server also ends a page at its byte bound).
   if (!Number.isInteger(page) || page < 1 || page > 1000) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--page must be a whole number of hosts from 1 to 1000 (got '${pageText}')`);
-  const agents = Array.isArray(options['agent']) ? (options['agent'] as string[]) : undefined;
+  const agents = Array.isArray(options['agent']) && options['agent'].length > 0 ? (options['agent'] as string[]) : undefined;
   const group = typeof options['group'] === 'string' ? options['group'] : undefined;
   const client = await apiClient(options);
   const created = (await client.post('/api/v1/queries', { sql, timeout_s: timeoutS, ...(agents ? { agents } : {}), ...(group ? { group } : {}) })) as QueryResult;

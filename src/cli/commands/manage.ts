@@ -238,7 +238,7 @@ async function targets(client: ApiClient, options: Options): Promise<string[]> {
   const group = typeof options['group'] === 'string' ? options['group'] : undefined;
   if (agents.length > 0 && group !== undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'give --agent or --group, not both');
   if (agents.length > 0) return agents;
-  if (group === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'name the agents the task is for: --agent ID... or --group NAME');
+  if (group === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'name the agents the task is for: --agent ID (repeated, or ID,ID) or --group NAME');
   const { agents: members } = (await client.get('/api/v1/agents', { group })) as { agents: { id: string; revoked_at?: string | null }[] };
   const live = members.filter((a) => !a.revoked_at).map((a) => a.id);
   if (live.length === 0) throw new HadesError('HADES_ERR_API_NOT_FOUND', `group '${group}' has no agent; hades groups list shows the groups`);
@@ -275,7 +275,7 @@ function printTasks(context: CliContext, tasks: readonly TaskRow[], options: Opt
 }
 
 /**
- * `hades tasks create KIND [PARAM=VALUE...] --agent ID... | --group NAME [--wait]`: one task per
+ * `hades tasks create KIND [PARAM=VALUE...] --agent ID [--agent ID...] | --group NAME [--wait]`: one task per
  * agent; with --wait, waits until each is done, failed or expired and exits 3 unless all are done.
  */
 export async function tasksCreate(context: CliContext, args: readonly string[], options: Options): Promise<number> {

@@ -1,10 +1,11 @@
-import { mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { MAX_RULE_FILE_BYTES } from '../../rules/index.js';
 import { convertSigma, summarize, type SigmaFile, type SigmaReportEntry } from '../../rules/sigma/index.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { notUtf8 } from '../../runtime/regular-file.js';
+import { makeFoldersAsync } from '../../runtime/folders.js';
 
 const LICENCE_FILES = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
 /** Folders above DIR searched for the licence of the rules (SigmaHQ keeps it at the top). */
@@ -162,7 +163,7 @@ export async function importSigma(context: CliContext, args: readonly string[], 
     }
     for (const [target, { text }] of targets) {
       try {
-        await mkdir(path.dirname(target), { recursive: true });
+        await makeFoldersAsync(path.dirname(target), 0o755);
         await writeFile(target, text);
       } catch (error) {
         throw new HadesError('HADES_ERR_SIGMA_WRITE', `cannot write ${target}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });

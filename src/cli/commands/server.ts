@@ -6,7 +6,7 @@
  * kernel driver enrolled to it) until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
@@ -17,6 +17,7 @@ import { apiClient, fixedTimeBounds, clientOf, limitOption, loadServerConfig, na
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { parseWithFiles, readConfigFile } from './config.js';
+import { makeFolders } from '../../runtime/folders.js';
 
 const waitForSignal = (context: CliContext, also?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -415,7 +416,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const addresses = await server.start();
   const stopReloading = reloadOnHangup(context, server);
   const agentDir = path.join(root, 'agent');
-  mkdirSync(agentDir, { recursive: true, mode: 0o700 });
+  makeFolders(agentDir, 0o700);
   const agentConfigFile = path.join(agentDir, 'agent.yaml');
   const client = clientOf({ base: addresses.api, token: addresses.adminToken, caPem: server.caPem });
   let child: ReturnType<typeof spawn> | undefined;

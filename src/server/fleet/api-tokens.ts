@@ -7,12 +7,13 @@
  * On the first start `ensureBootstrapAdmin` creates an admin token and writes it, mode 0600, to
  * a file of the data folder: the local deployment's credentials, which the CLI reads.
  */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { migrate, type Db } from '../db.js';
 import { isoOrUndefined, isoTime, mintToken, parseToken, secretMatches, type Clock } from './tokens.js';
+import { makeFolders } from '../../runtime/folders.js';
 
 export const ROLES = ['read-only', 'analyst', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -242,7 +243,7 @@ function readTokenFile(file: string): { token: string; mode: number; exposed: bo
 /** Writes the token atomically, mode 0600 from the start (never readable by others, even briefly). */
 function writeTokenFile(file: string, token: string): void {
   try {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeFolders(path.dirname(file), 0o700);
     writePrivateFile(file, `${token}\n`);
   } catch (error) {
     throw fileError(file, error);

@@ -564,7 +564,11 @@ export class FleetRegistry {
 
   /** Marks an agent connected or not (and seen now). */
   markOnline(id: string, online: boolean): void {
-    const changes = this.#db.prepare('UPDATE agents SET online = ?, last_seen = ? WHERE id = ?').run(online ? 1 : 0, this.#now(), id).changes;
+    // A connection is the agent heard from; its end is not: last_seen keeps the last time it was
+    // (a frozen host's stream is found dead a minute after it last spoke).
+    const changes = online
+      ? this.#db.prepare('UPDATE agents SET online = 1, last_seen = ? WHERE id = ?').run(this.#now(), id).changes
+      : this.#db.prepare('UPDATE agents SET online = 0 WHERE id = ?').run(id).changes;
     if (changes === 0) throw unknownAgent(id);
   }
 

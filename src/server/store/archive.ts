@@ -15,12 +15,13 @@
  * copy for long-term and bulk analysis, not the system of record.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { readdirSync, rmSync } from 'node:fs';
+import { open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { HadesError } from '../../common/errors.js';
+import { makeFolders, makeFoldersAsync } from '../../runtime/folders.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -163,7 +164,7 @@ export class Archive {
   static open(options: ArchiveOptions): Archive {
     const staging = path.join(options.dir, STAGING);
     try {
-      mkdirSync(staging, { recursive: true, mode: 0o750 });
+      makeFolders(staging, 0o750);
       for (const name of readdirSync(staging)) rmSync(path.join(staging, name), { recursive: true, force: true });
     } catch (error) {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the archive ${options.dir}: ${(error as Error).message}`, { cause: error });
@@ -318,13 +319,13 @@ export class Archive {
       } finally {
         await file.close();
       }
-      await mkdir(folder, { recursive: true, mode: 0o750 });
+      await makeFoldersAsync(folder, 0o750);
       try {
         await rename(tmp, path.join(folder, name));
       } catch (error) {
         // Retention removed the partition it had just emptied between the two: once more.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        await mkdir(folder, { recursive: true, mode: 0o750 });
+        await makeFoldersAsync(folder, 0o750);
         await rename(tmp, path.join(folder, name));
       }
       this.#filesWritten++;
