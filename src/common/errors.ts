@@ -203,6 +203,11 @@ export const errorCatalog = {
     summary: 'No running agent was found for the data folder of this configuration.',
     remedy: 'Start the agent (`hades agent` or its systemd unit), or point --config at the configuration it runs with.',
   },
+  HADES_ERR_AGENT_STATUS_UNAVAILABLE: {
+    kind: 'environment',
+    summary: 'The agent runs, but its status cannot be read: its status endpoint is off (metrics.enabled is false), does not listen now, or did not answer.',
+    remedy: 'Turn metrics on in the agent\'s configuration (loopback only by default) and reload it (SIGHUP), or free the address the message names; its logs and heartbeats still say how it is.',
+  },
   HADES_ERR_SPOOL_IO: {
     kind: 'environment',
     summary: 'The disk spool could not be written or read (disk full, permissions, I/O error).',

@@ -618,7 +618,7 @@ class Loader {
       return true;
     };
     const correlationOnly = (key: 'within' | 'count', ok: boolean) => {
-      if (!ok) invalid('replace', `'${key}' can only be replaced in a ${key === 'count' ? 'threshold' : 'correlation'} rule, and '${draft.id}' is a ${draft.type} rule`);
+      if (!ok) invalid('replace', `'${key}' can only be replaced in a ${key === 'count' ? 'threshold' : 'correlation'} rule, and '${draft.id}' is ${draft.type === 'rule' ? 'a plain rule (type rule)' : `a ${draft.type} rule`}`);
       return ok;
     };
     const tagsOf = (section: 'append' | 'replace'): string[] | undefined => {

@@ -229,6 +229,18 @@ export function checkSchema(schema: TSchema, value: unknown): SchemaIssue[] {
       case ValueErrorType.StringMinLength:
         issues.push({ path, target: path, key: false, message: `'${dotted}' must not be empty` });
         break;
+      // The library's own words ("integer to be greater or equal to 1"), said as a rule author reads them.
+      case ValueErrorType.NumberMinimum:
+      case ValueErrorType.IntegerMinimum:
+        issues.push({ path, target: path, key: false, message: `'${dotted}' must be at least ${String(error.schema['minimum'])} (got ${describeValue(error.value)})` });
+        break;
+      case ValueErrorType.NumberMaximum:
+      case ValueErrorType.IntegerMaximum:
+        issues.push({ path, target: path, key: false, message: `'${dotted}' must be at most ${String(error.schema['maximum'])} (got ${describeValue(error.value)})` });
+        break;
+      case ValueErrorType.ArrayMinItems:
+        issues.push({ path, target: path, key: false, message: `'${dotted}' must be a list of at least ${String(error.schema['minItems'])} items (got ${describeValue(error.value)})` });
+        break;
       case ValueErrorType.ObjectRequiredProperty:
         issues.push({ path: path.slice(0, -1), target: path, key: false, message: `missing required key '${dotted}'` });
         break;

@@ -216,11 +216,11 @@ describe('hades agent status', { concurrency: true }, () => {
 
       // An agent that runs without its status endpoint.
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7' }));
-      const last = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+      const last = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_STATUS_UNAVAILABLE');
       assert.match(last, /without its status endpoint/);
       // Enabled, but its address taken at a reload: the reason, not a setting it does not have.
       writeFileSync(path.join(dataDir, 'agent.json'), JSON.stringify({ pid: process.pid, started: '2026-01-01T00:00:00.000Z', version: '9.8.7', metrics_error: 'metrics cannot listen on 127.0.0.1:9479: EADDRINUSE' }));
-      const taken = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_NOT_RUNNING');
+      const taken = assertCodedFailure(await runHades(['agent', 'status', '--config', config]), 3, 'HADES_ERR_AGENT_STATUS_UNAVAILABLE');
       assert.match(taken, /status endpoint does not listen now: metrics cannot listen on 127\.0\.0\.1:9479: EADDRINUSE/);
       assert.doesNotMatch(taken, /metrics\.enabled is false/);
     } finally {

@@ -213,6 +213,12 @@ describe('agent daemon: plugin supervision', () => {
       writeFileSync(h.configFile, baseYaml({ dataDir, plugins: `  installed:\n${good}` }));
       assert.equal((await h.agent.reload()).ok, true);
       assert.deepEqual(h.agent.status().plugins.map((p) => p.name), ['steady'], 'gone once the configuration no longer names it');
+      // A file refused says which file and what in it, as the heartbeat's last_reload carries it.
+      writeFileSync(h.configFile, `${baseYaml({ dataDir, plugins: `  installed:\n${good}` })}\nno_such_section: 1\n`);
+      const refused = await h.agent.reload();
+      assert.equal(refused.ok, false);
+      assert.equal(refused.partial, undefined, 'nothing applied');
+      assert.match(h.agent.status().lastReload?.message ?? '', new RegExp(`^${h.configFile.replaceAll('/', '\\/')}: 1 problem\\(s\\); the running configuration stays: HADES_ERR_CONFIG_UNKNOWN_KEY .*no_such_section`));
     } finally {
       await h.agent.stop();
     }

@@ -1558,6 +1558,11 @@ describe('managing the fleet with the hades command', () => {
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /was revoked already: nothing changed/);
     assert.deepEqual(await server.ok('POST', `/api/v1/agents/${identity.agentId}/revoke`), { ok: true, already: true });
+    // Moved to a group, a revoked agent is not promised the configuration at its next connection.
+    const moved = await hades('agents', 'groups', identity.agentId, 'cli-revoked');
+    assert.equal(moved.status, 0, moved.stderr);
+    assert.match(moved.stdout, /it is revoked: it will not connect again/);
+    assert.doesNotMatch(moved.stdout, /from when it next connects/);
     const audit = (await server.ok('GET', '/api/v1/audit', { query: { limit: 1000 } })) as { entries: AnyEvent[] };
     assert.equal(audit.entries.filter((e) => e['action'] === 'agent.revoke' && e['target'] === identity.agentId).length, 1);
     const unknown = await hades('agents', 'revoke', 'ag_0000000000000000');

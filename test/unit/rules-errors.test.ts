@@ -89,6 +89,11 @@ describe('rule compiler: YAML and schema', () => {
     expectProblem('rules:\n  - id: r\n    title: T\n    severity: urgent\n    condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 4, 15, /one of info, low, medium, high, critical/);
     expectProblem('rules:\n  - id: r\n    type: seq\n    title: T\n    severity: low\n', 'HADES_ERR_RULE_INVALID', 3, 11, /rule, sequence, threshold/);
     expectProblem(rule('""'), 'HADES_ERR_RULE_INVALID', 5, 16, /must not be empty/);
+    // Bounds said as an author reads them, not in the schema library's words.
+    const zero = expectProblem('rules:\n  - id: t\n    type: threshold\n    title: T\n    severity: low\n    condition: process.name = x\n    count: 0\n    within: 1m\n', 'HADES_ERR_RULE_INVALID', 7, 12);
+    assert.equal(zero.message, "'count' must be at least 1 (got number 0)");
+    const one = expectProblem('rules:\n  - id: s\n    type: sequence\n    title: T\n    severity: low\n    within: 1m\n    steps:\n      - condition: process.name = x\n', 'HADES_ERR_RULE_INVALID', 8, 7);
+    assert.match(one.message, /^'steps' must be a list of at least 2 items \(got /);
   });
 
   it('checks ATT&CK tags', () => {

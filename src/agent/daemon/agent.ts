@@ -189,6 +189,14 @@ interface GroupConfig {
   readonly config: AgentConfig;
 }
 
+/** The first problems of a configuration refused, each with its code, path and line: what to fix, where. */
+function firstProblems(problems: readonly ConfigProblem[]): string {
+  return problems
+    .slice(0, 3)
+    .map((p) => `${p.code} ${p.path}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`)
+    .join('; ');
+}
+
 export class Agent {
   private config: AgentConfig;
   readonly log: Logger;
@@ -547,7 +555,7 @@ export class Agent {
     }
     const parsed = parseRoleConfig(yaml, 'agent');
     if (!parsed.ok) {
-      this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s): ${parsed.problems.slice(0, 3).map((p) => `${p.code} ${p.path}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`).join('; ')}`, parsed.problems);
+      this.rejected(`configuration ${version} from the server: ${parsed.problems.length} problem(s): ${firstProblems(parsed.problems)}`, parsed.problems);
       // The server hears of it now (the heartbeat's last_reload), not only from a version that stays old.
       this.heartbeat();
       return;
@@ -1138,7 +1146,11 @@ export class Agent {
         }
       }
       const parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
-      if (!parsed.ok) return this.rejected(`${parsed.problems.length} problem(s); the running configuration stays`, parsed.problems);
+      if (!parsed.ok) {
+        // The first problems say what to fix, where: the heartbeat's last_reload carries them, as for a group's configuration.
+        const what = this.options.configFile ?? 'the configuration';
+        return this.rejected(`${what}: ${parsed.problems.length} problem(s); the running configuration stays: ${firstProblems(parsed.problems)}`, parsed.problems);
+      }
       let next = parsed.config;
       // The file read again while a group configuration runs: the file gives the host's parts
       // (its data folder, its server output), the group's configuration the rest.

@@ -293,17 +293,17 @@ export async function agentStatus(context: CliContext, _args: readonly string[],
   }
   if (!run.metrics) {
     // Enabled, but its address was taken at a reload: say why rather than blame the setting.
-    if (typeof run.metrics_error === 'string') throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs, but its status endpoint does not listen now: ${run.metrics_error} (it tries again every 10 s; free the address or change metrics.listen)`);
-    throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
+    if (typeof run.metrics_error === 'string') throw new HadesError('HADES_ERR_AGENT_STATUS_UNAVAILABLE', `the agent (pid ${run.pid}) runs, but its status endpoint does not listen now: ${run.metrics_error} (it tries again every 10 s; free the address or change metrics.listen)`);
+    throw new HadesError('HADES_ERR_AGENT_STATUS_UNAVAILABLE', `the agent (pid ${run.pid}) runs without its status endpoint (metrics.enabled is false)`);
   }
   let status: AgentStatus;
   try {
     const response = await fetch(`${run.metrics}/status`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) answered HTTP ${response.status} on ${run.metrics}/status`);
+    if (!response.ok) throw new HadesError('HADES_ERR_AGENT_STATUS_UNAVAILABLE', `the agent (pid ${run.pid}) answered HTTP ${response.status} on ${run.metrics}/status`);
     status = (await response.json()) as AgentStatus;
   } catch (error) {
     if (error instanceof HadesError) throw error;
-    throw new HadesError('HADES_ERR_AGENT_NOT_RUNNING', `the agent (pid ${run.pid}) did not answer on ${run.metrics}: ${(error as Error).message}`);
+    throw new HadesError('HADES_ERR_AGENT_STATUS_UNAVAILABLE', `the agent (pid ${run.pid}) did not answer on ${run.metrics}: ${(error as Error).message}`);
   }
   context.stdout.write(options['json'] ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return exitStatus.ok;

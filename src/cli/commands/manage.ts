@@ -166,13 +166,15 @@ export async function agentsGroups(context: CliContext, args: readonly string[],
     groups: string[];
     configuration: { group: string; version: number } | null;
     pushed: boolean;
+    revoked_at?: string | null;
   };
   if (options['json']) {
     json(context, agent);
     return exitStatus.ok;
   }
   const runs = agent.configuration ? `the configuration of group ${agent.configuration.group} (version ${agent.configuration.version})` : 'its own configuration file (none of its groups has a configuration)';
-  context.stdout.write(`agent ${id} is in ${agent.groups.join(', ')}; it runs ${runs}${agent.pushed ? '' : ', from when it next connects'}\n`);
+  const when = agent.pushed ? '' : agent.revoked_at ? ' (it is revoked: it will not connect again)' : ', from when it next connects';
+  context.stdout.write(`agent ${id} is in ${agent.groups.join(', ')}; it ${agent.revoked_at ? 'would run' : 'runs'} ${runs}${when}\n`);
   return exitStatus.ok;
 }
 
