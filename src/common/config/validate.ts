@@ -176,7 +176,13 @@ function describe(error: ValueError, schema: TSchema, doc: Document, lines: Line
     case ValueErrorType.ObjectAdditionalProperties: {
       const key = segments.at(-1) ?? '';
       const parentPath = segments.slice(0, -1);
-      const known = Object.keys(schemaAt(schema, parentPath)?.['properties'] ?? {});
+      const parent = schemaAt(schema, parentPath);
+      // A map of names to values (webhook headers): the name is not of the form they take.
+      const names = Object.keys((parent?.['patternProperties'] as Record<string, unknown> | undefined) ?? {});
+      if (names.length === 1 && Object.keys(parent?.['properties'] ?? {}).length === 0) {
+        return { code: 'HADES_ERR_CONFIG_VALUE', path: dotted, ...at(keyNode(doc, segments)), message: `'${key}' is not a valid name under '${parentPath.join('.')}': a name here matches ${names[0]}` };
+      }
+      const known = Object.keys(parent?.['properties'] ?? {});
       const suggestion = suggest(key, known);
       const message =
         `unknown key '${dotted}'` +
