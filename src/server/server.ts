@@ -78,6 +78,8 @@ function withEvents(matches: readonly WireMatch[], storedJson: (index: number) =
 
 /** Stored events matched at a time when those a stop left unmatched are replayed. */
 const REPLAY_CHUNK = 1000;
+/** Stored events appended to the raw archive a turn when it catches up at start. */
+const ARCHIVE_CHUNK = 2000;
 
 /**
  * A batch as the ingest worker prepared it: its rows, the id its room in the pipeline (and its
@@ -125,6 +127,8 @@ export class HadesServer {
   private mark: DetectionMark | undefined;
   /** The replay of events stored but not matched before the last stop (see alerts/mark.ts). */
   private replaying: Promise<void> | undefined;
+  /** The raw archive catching up from the store at start (archiveCatchUp). */
+  private archiving: Promise<void> | undefined;
   private stopping = false;
   private api: FastifyInstance | undefined;
   /** This server's hold on its data folder (./data-lock.ts). */
@@ -199,7 +203,16 @@ export class HadesServer {
       this.archive = Archive.open({ dir: config.store.archive.dir ?? path.join(dataDir, 'archive'), onError: (error) => log.error('archive write failed', { err: error }) });
     }
     const archive = this.archive;
-    this.store = new EventStore(db, archive ? { onStored: (lines) => archive.append(lines) } : {});
+    // Each line with its rowid (a batch's rows are consecutive): the archive keeps how far its files go.
+    this.store = new EventStore(db, archive ? { onStored: (lines, last) => archive.append(lines, Array.from(lines, (_, i) => last - lines.length + 1 + i)) } : {});
+    if (archive) {
+      // Events stored but not in a file when the server last stopped (killed with a partition's
+      // buffer) are appended again from the store, in the background.
+      const through = this.store.lastRowid();
+      const from = archive.markAtOpen;
+      if (from === undefined || from >= through) archive.startAt(through);
+      else this.archiving = this.archiveCatchUp(archive, from, through);
+    }
     this.cmdb = new Cmdb(config.cmdb.file, this.log.child({ component: 'cmdb' }));
     // Loaded (on a thread of its own) before the gateway opens: the first events get their metadata.
     await this.cmdb.start();
@@ -816,6 +829,39 @@ export class HadesServer {
    * beginning to end the replay holds the detection mark back at its position: the events not
    * replayed yet lie before those of the batches stored meanwhile, whose matching ends first.
    */
+  /**
+   * Appends to the raw archive the events stored after `from` through `through` (rowids), a chunk
+   * a turn, holding its mark at what is appended: stopped half way (or failing), the next start
+   * goes on from there. Events appended live meanwhile are newer, and go their own way.
+   */
+  private async archiveCatchUp(archive: Archive, from: number, through: number): Promise<void> {
+    const log = this.log.child({ component: 'archive' });
+    log.info('archive catching up from the store: events stored but not written to files at the last stop', { after_rowid: from, through_rowid: through });
+    let cursor = from;
+    let appended = 0;
+    archive.hold(cursor);
+    try {
+      while (cursor < through && !this.stopping && this.store !== undefined) {
+        const rows = this.store.eventsAfter(cursor, ARCHIVE_CHUNK).filter((r) => r.id <= through);
+        if (rows.length === 0) break;
+        archive.append(
+          rows.map((r) => r.event),
+          rows.map((r) => r.id),
+        );
+        cursor = rows[rows.length - 1]!.id;
+        appended += rows.length;
+        archive.hold(cursor);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (this.stopping && cursor < through) return;
+      archive.hold(undefined);
+      log.info('archive caught up', { event_count: appended });
+    } catch (error) {
+      // The mark stays held at what was appended: the next start goes on from there.
+      log.error('archive catch-up failed', { err: error, event_count: appended });
+    }
+  }
+
   private async replay(after: number, through: number): Promise<void> {
     const { store, ingest, detector, mark } = this;
     if (!store || !ingest || !detector || !mark) return;
@@ -892,6 +938,8 @@ export class HadesServer {
     await this.outputs?.close();
     this.outputs = undefined;
     await this.cmdb?.stop();
+    await this.archiving;
+    this.archiving = undefined;
     await this.archive?.close();
     this.archive = undefined;
     this.mark?.close();

@@ -4,9 +4,13 @@
  * archive cannot write is reported in the server's log with its code (the store keeps the events).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { openDatabase } from '../../src/server/db.js';
+import { MARK_FILE } from '../../src/server/store/archive.js';
+import { EventStore } from '../../src/server/store/events.js';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { AGENT_VERSION, cleanupTempDirs, makeEvents, ndjson, sinkLogger, tempDir, TestServer } from '../helpers/server.js';
 
@@ -42,4 +46,47 @@ describe('the raw archive of a running server', () => {
       if (!stopped) await server.stop();
     }
   });
+
+  it('writes at start the events a killed server stored but had not written to files, and only those', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir();
+    const archive = path.join(dataDir, 'archive');
+    const extra = 'store: { archive: { enabled: true } }\n';
+    /** The event ids in the archive's files. */
+    const archived = (): string[] => {
+      const ids: string[] = [];
+      const walk = (dir: string): void => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+          if (entry.name.startsWith('.')) continue;
+          const full = path.join(dir, entry.name);
+          if (entry.isDirectory()) walk(full);
+          else if (entry.name.endsWith('.ndjson.gz')) for (const line of gunzipSync(readFileSync(full)).toString('utf8').split('\n').filter(Boolean)) ids.push((JSON.parse(line) as { event: { id: string } }).event.id);
+        }
+      };
+      walk(archive);
+      return ids.sort();
+    };
+    const first = await TestServer.start({ dataDir, extra });
+    await first.stop();
+    assert.equal(readFileSync(path.join(archive, MARK_FILE), 'utf8'), '0\n', 'an empty store: the mark at 0');
+    // What a server killed with a partition's buffer leaves: events stored, none of them in a file.
+    const db = openDatabase(path.join(dataDir, 'hades.db'));
+    try {
+      assert.equal(new EventStore(db).insertBatch('ag_killed', makeEvents(2500, { prefix: 'killed' })).stored, 2500);
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(archived(), []);
+    const second = await TestServer.start({ dataDir, extra });
+    await second.stop();
+    const ids = archived();
+    assert.equal(ids.length, 2500, 'every event the store had, once');
+    assert.equal(new Set(ids).size, 2500);
+    assert.ok(second.log.lines().some((l) => l['msg'] === 'archive caught up' && l['event_count'] === 2500), second.log.text);
+    assert.equal(readFileSync(path.join(archive, MARK_FILE), 'utf8'), '2500\n');
+    // Started again: nothing is written twice.
+    const third = await TestServer.start({ dataDir, extra });
+    await third.stop();
+    assert.equal(archived().length, 2500);
+  });
 });
+

@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent } from '../../src/common/events/schema.js';
 import { openDatabase } from '../../src/server/db.js';
-import { Archive, partitionOf, STAGING, type ArchiveOptions } from '../../src/server/store/archive.js';
+import { Archive, MARK_FILE, partitionOf, STAGING, type ArchiveOptions } from '../../src/server/store/archive.js';
 import { EventStore } from '../../src/server/store/events.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-archive-'));
@@ -26,10 +26,10 @@ const ev = (time: number): Record<string, unknown> => {
 };
 const line = (e: Record<string, unknown>): string => JSON.stringify(e);
 
-/** Every file under dir, relative, sorted. */
+/** Every file under dir, relative, sorted; but the mark at its root (hidden from the engines, as .staging). */
 const filesUnder = (dir: string): string[] =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile())
+    .filter((d) => d.isFile() && !(d.name === MARK_FILE && path.resolve(d.parentPath) === path.resolve(dir)))
     .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
     .sort();
 /** The events of one archive file. */
@@ -303,3 +303,44 @@ describe('archive: retention and the event store', () => {
     );
   });
 });
+
+describe('archive: how far its files go (the mark a catch-up starts from)', () => {
+  it('keeps the mark below the lowest rowid buffered or being written, saves it after writes and at close, and reads it at open', async () => {
+    const dir = folder();
+    const archive = Archive.open({ dir, timer: false });
+    assert.equal(archive.markAtOpen, undefined, 'a new archive has none');
+    archive.startAt(10);
+    assert.equal(archive.writtenThrough(), 10);
+    // Two partitions: rows 11-12 in one hour, 13 in the next.
+    archive.append([line(ev(T0)), line(ev(T0 + 1000)), line(ev(T0 + HOUR))], [11, 12, 13]);
+    assert.equal(archive.writtenThrough(), 10, 'buffered: not in a file yet');
+    await archive.flush();
+    assert.equal(archive.writtenThrough(), 13);
+    await archive.close();
+    assert.equal(readFileSync(path.join(dir, MARK_FILE), 'utf8'), '13\n');
+    const again = Archive.open({ dir, timer: false });
+    assert.equal(again.markAtOpen, 13);
+    // A catch-up under way holds the mark at what it appended, whatever newer events are written.
+    again.hold(13);
+    again.append([line(ev(T0 + 2 * HOUR))], [20]);
+    await again.flush();
+    assert.equal(again.writtenThrough(), 13);
+    again.append([line(ev(T0))], [14]);
+    again.hold(14);
+    assert.equal(again.writtenThrough(), 13, 'row 14 is still buffered');
+    await again.flush();
+    assert.equal(again.writtenThrough(), 14);
+    again.hold(undefined);
+    assert.equal(again.writtenThrough(), 20);
+    await again.close();
+    assert.equal(Archive.open({ dir, timer: false }).markAtOpen, 20);
+  });
+
+  it('takes a mark file that says nothing usable as none', async () => {
+    const dir = folder();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, MARK_FILE), 'garbage');
+    assert.equal(Archive.open({ dir, timer: false }).markAtOpen, undefined);
+  });
+});
+

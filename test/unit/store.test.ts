@@ -144,15 +144,25 @@ describe('event store: ingestion', () => {
   it('hands the events a batch stored, and only those, to onStored', () => {
     const db = openDatabase(':memory:');
     const seen: string[][] = [];
-    const store = new EventStore(db, { now: () => NOW, onStored: (lines) => seen.push([...lines]) });
+    const lastRowids: number[] = [];
+    const store = new EventStore(db, {
+      now: () => NOW,
+      onStored: (lines, lastRowid) => {
+        seen.push([...lines]);
+        lastRowids.push(lastRowid);
+      },
+    });
     const a = ev('exec', T0);
     const b = ev('exec', T0 + 1);
+    const c = ev('exec', T0 + 2);
     store.insertBatch('agent-1', [line(a)]);
-    store.insertBatch('agent-1', [line(a), line(b)]);
+    store.insertBatch('agent-1', [line(a), line(b), line(c)]);
     store.insertBatch('agent-1', [line(b)]);
+    // With the rowid of the last: the rows of a batch are consecutive (a duplicate takes none).
+    assert.deepEqual(lastRowids, [1, 3]);
     assert.deepEqual(
       seen.map((batch) => batch.map((l) => JSON.parse(l).event.id)),
-      [[(a as any).event.id], [(b as any).event.id]],
+      [[(a as any).event.id], [(b as any).event.id, (c as any).event.id]],
     );
     assert.equal(JSON.parse((seen[0] as string[])[0] as string).event.ingested, iso(NOW));
   });

@@ -11,12 +11,12 @@
  * ever holds complete files; `.staging` is hidden from the engines (a leading dot, and the
  * `.tmp` suffix) and emptied at open, which removes what a crash left there. Retention goes by
  * when a file was written (the time its name starts with), not by its partition. Events buffered
- * when the server dies are lost to the archive (the event store has them): the archive is a
+ * when the server dies are written from the event store at its next start (see MARK_FILE): the archive is a
  * copy for long-term and bulk analysis, not the system of record.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
-import { open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { open, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -67,7 +67,15 @@ interface Partition {
   bytes: number;
   /** When its oldest buffered line arrived (ms). */
   since: number;
+  /** The lowest store rowid of its buffered lines (+Infinity: none given). */
+  minRow: number;
 }
+
+/**
+ * The file, in the archive's folder, that holds the store rowid through which every event is in
+ * a file (or failed to be, and was counted): where a catch-up from the store begins.
+ */
+export const MARK_FILE = '.written-through';
 
 /** The staging folder, below the root. */
 export const STAGING = '.staging';
@@ -89,6 +97,19 @@ async function writtenAt(folder: string, name: string): Promise<number> {
 
 function invalid(index: number, message: string): HadesError {
   return new HadesError('HADES_ERR_EVENT_INVALID', `archive: event ${index} of the batch: ${message}`);
+}
+
+/** The mark in its file: a whole number, or undefined when there is no file or it says nothing usable. */
+function readMark(file: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const mark = Number(text.trim());
+  return Number.isSafeInteger(mark) && mark >= 0 ? mark : undefined;
 }
 
 /** The partition of an ISO UTC timestamp: `dt=YYYY-MM-DD/hour=HH`. */
@@ -132,6 +153,17 @@ export class Archive {
   readonly #now: () => number;
   readonly #partitions = new Map<string, Partition>();
   readonly #pending = new Set<Promise<void>>();
+  /** The lowest rowid of each partition being written. */
+  readonly #writing = new Map<Promise<void>, number>();
+  /** The highest rowid appended. */
+  #appendedThrough = 0;
+  /** While a catch-up runs: the rowid it has appended through (the mark stays at or below it). */
+  #hold: number | undefined;
+  /** The mark last saved, and whether a save runs (another follows it when the mark moved meanwhile). */
+  #savedMark: number | undefined;
+  #saving: Promise<void> | undefined;
+  /** The mark read when the archive was opened; undefined when it had none (new, or of a release before marks). */
+  readonly markAtOpen: number | undefined;
   readonly #timer: NodeJS.Timeout | undefined;
   #buffered = 0;
   #bufferedEvents = 0;
@@ -142,7 +174,10 @@ export class Archive {
   #bytesWritten = 0;
   #eventsFailed = 0;
 
-  private constructor(options: ArchiveOptions) {
+  private constructor(options: ArchiveOptions, mark: number | undefined) {
+    this.markAtOpen = mark;
+    this.#savedMark = mark;
+    this.#appendedThrough = mark ?? 0;
     this.#dir = options.dir;
     this.#staging = path.join(options.dir, STAGING);
     this.#flushBytes = options.flushBytes ?? 32 << 20;
@@ -163,30 +198,38 @@ export class Archive {
    */
   static open(options: ArchiveOptions): Archive {
     const staging = path.join(options.dir, STAGING);
+    let mark: number | undefined;
     try {
       makeFolders(staging, 0o750);
       for (const name of readdirSync(staging)) rmSync(path.join(staging, name), { recursive: true, force: true });
+      mark = readMark(path.join(options.dir, MARK_FILE));
     } catch (error) {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the archive ${options.dir}: ${(error as Error).message}`, { cause: error });
     }
-    return new Archive(options);
+    return new Archive(options, mark);
   }
 
   /**
    * Buffers events (NDJSON lines or objects) in the partitions of their `@timestamp`. Throws
    * HADES_ERR_EVENT_INVALID, buffering nothing, when an event has no valid `@timestamp`.
    */
-  append(events: readonly string[] | readonly Record<string, unknown>[]): void {
+  append(events: readonly string[] | readonly Record<string, unknown>[], rowids?: readonly number[]): void {
     if (this.#closed) throw new HadesError('HADES_ERR_INTERNAL', 'archive: append after close');
     const items = events.map((event: unknown, index) => lineOf(event, index));
     const now = this.#now();
     const full: Partition[] = [];
-    for (const { timestamp, line } of items) {
+    for (let i = 0; i < items.length; i++) {
+      const { timestamp, line } = items[i]!;
       const key = partitionOf(timestamp);
       let partition = this.#partitions.get(key);
       if (partition === undefined) {
-        partition = { key, lines: [], bytes: 0, since: now };
+        partition = { key, lines: [], bytes: 0, since: now, minRow: Number.POSITIVE_INFINITY };
         this.#partitions.set(key, partition);
+      }
+      const rowid = rowids?.[i];
+      if (rowid !== undefined) {
+        partition.minRow = Math.min(partition.minRow, rowid);
+        this.#appendedThrough = Math.max(this.#appendedThrough, rowid);
       }
       partition.lines.push(line);
       partition.bytes += line.length + 1;
@@ -218,9 +261,10 @@ export class Archive {
     await this.settled();
   }
 
-  /** Waits for the writes in progress (buffers stay buffered). */
+  /** Waits for the writes in progress, and the mark they moved (buffers stay buffered). */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+    while (this.#saving !== undefined) await this.#saving;
   }
 
   /** Flushes and stops; the archive takes no more events. */
@@ -228,6 +272,61 @@ export class Archive {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     await this.flush();
+    await this.#saveMark();
+  }
+
+  /**
+   * The store rowid through which every event appended with its rowid is in a file (or was lost
+   * to a failed write, and counted): the lowest rowid buffered or being written, less one; what was
+   * appended last when nothing is; never past a catch-up under way (hold).
+   */
+  writtenThrough(): number {
+    let low = this.#appendedThrough;
+    for (const partition of this.#partitions.values()) low = Math.min(low, partition.minRow - 1);
+    for (const minRow of this.#writing.values()) low = Math.min(low, minRow - 1);
+    return this.#hold === undefined ? low : Math.min(low, this.#hold);
+  }
+
+  /**
+   * Holds the mark at `rowid` or below while a catch-up from the store appends the events after
+   * it (live events appended meanwhile are newer); undefined ends the hold. `appendedThrough` is
+   * raised to at least `rowid`: the store holds nothing below it that the archive lacks.
+   */
+  hold(rowid: number | undefined): void {
+    this.#hold = rowid;
+    if (rowid !== undefined) this.#appendedThrough = Math.max(this.#appendedThrough, rowid);
+    void this.#saveMark();
+  }
+
+  /**
+   * The store holds events through `rowid`, and the archive nothing it lacks of them (a new
+   * archive, or one that was all written): the mark starts there.
+   */
+  startAt(rowid: number): void {
+    this.#appendedThrough = rowid;
+    void this.#saveMark();
+  }
+
+  /** Writes the mark file when the mark moved; one write at a time, the last mark winning. */
+  async #saveMark(): Promise<void> {
+    while (this.#saving !== undefined) await this.#saving;
+    const mark = this.writtenThrough();
+    if (mark === this.#savedMark) return;
+    this.#saving = (async () => {
+      const file = path.join(this.#dir, MARK_FILE);
+      try {
+        await writeFile(`${file}.tmp`, `${mark}\n`, { mode: 0o640 });
+        await rename(`${file}.tmp`, file);
+        this.#savedMark = mark;
+      } catch (error) {
+        this.#onError?.(new HadesError('HADES_ERR_STORE_WRITE', `archive: cannot save how far it has written (${file}): ${(error as Error).message}; the next start may write some events again`, { cause: error }));
+      }
+    })();
+    try {
+      await this.#saving;
+    } finally {
+      this.#saving = undefined;
+    }
   }
 
   stats(): ArchiveStats {
@@ -299,8 +398,13 @@ export class Archive {
     this.#partitions.delete(partition.key);
     this.#buffered -= partition.bytes;
     this.#bufferedEvents -= partition.lines.length;
-    const write = this.#write(partition).finally(() => this.#pending.delete(write));
+    const write = this.#write(partition).finally(() => {
+      this.#pending.delete(write);
+      this.#writing.delete(write);
+      void this.#saveMark();
+    });
     this.#pending.add(write);
+    if (Number.isFinite(partition.minRow)) this.#writing.set(write, partition.minRow);
   }
 
   async #write(partition: Partition): Promise<void> {

@@ -119,9 +119,10 @@ export interface StoreStats {
 export interface EventStoreOptions {
   /**
    * Called after each commit with the JSON of the events that batch stored (duplicates left
-   * out, `event.ingested` included): the hook for the raw archive. It must not throw.
+   * out, `event.ingested` included) and the rowid of the last (a batch's rows are consecutive):
+   * the hook for the raw archive. It must not throw.
    */
-  readonly onStored?: (lines: readonly string[]) => void;
+  readonly onStored?: (lines: readonly string[], lastRowid: number) => void;
   /** The clock (ms), for tests. */
   readonly now?: () => number;
   /** (row, filter) pairs a search may examine on fields that are not indexed (default SCAN_BUDGET). */
@@ -159,9 +160,9 @@ export class EventStore {
   readonly #insertBatch: (rows: readonly Row[], outcome: BatchOutcome) => void;
   readonly #committed: Statement<[string, number, string], { n: number }>;
   readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; event: string }>>();
-  readonly #onStored: ((lines: readonly string[]) => void) | undefined;
+  readonly #onStored: ((lines: readonly string[], lastRowid: number) => void) | undefined;
   /** The lines of the batches stored in the group under way (grouped()), until it commits. */
-  #deferred: string[][] | undefined;
+  #deferred: [string[], number][] | undefined;
   /** The first row the group under way stored: to tell whether a COMMIT that failed committed. */
   #groupFirst: Row | undefined;
   #group: Transaction<(run: () => unknown) => unknown> | undefined;
@@ -243,8 +244,8 @@ export class EventStore {
     if (this.#deferred !== undefined) this.#groupFirst ??= outcome.first;
     if (outcome.lines !== undefined && outcome.lines.length > 0) {
       // Inside a group of batches (grouped()), the lines are handed on once the group commits.
-      if (this.#deferred !== undefined) this.#deferred.push(outcome.lines);
-      else this.#onStored?.(outcome.lines);
+      if (this.#deferred !== undefined) this.#deferred.push([outcome.lines, outcome.lastRowid]);
+      else this.#onStored?.(outcome.lines, outcome.lastRowid);
     }
     return { stored: outcome.stored, duplicates: rows.length - outcome.stored, storedIndexes: outcome.indexes, firstRowid: outcome.firstRowid, lastRowid: outcome.lastRowid };
   }
@@ -259,7 +260,7 @@ export class EventStore {
     this.#group ??= this.#db.transaction((run: () => unknown) => run());
     this.#deferred = [];
     this.#groupFirst = undefined;
-    let stored: string[][];
+    let stored: [string[], number][];
     let result: T | undefined;
     try {
       this.#group.immediate(() => {
@@ -276,7 +277,7 @@ export class EventStore {
       this.#deferred = undefined;
       this.#groupFirst = undefined;
     }
-    for (const lines of stored) this.#onStored?.(lines);
+    for (const [lines, lastRowid] of stored) this.#onStored?.(lines, lastRowid);
     return result as T;
   }
 
