@@ -187,6 +187,34 @@ async function renewedAndReconnected(agentId: string, renewed: readonly Identity
 }
 
 describe('renewal asked by the server', () => {
+  it('reconnects with the renewed certificate at once at the next address when the first is down', { timeout: 60_000 }, async () => {
+    const agent = await enrolled();
+    const renewed: Identity[] = [];
+    // The first address refuses every connection (nothing listens on port 1).
+    const transport = new GrpcTransport({
+      identity: agent.identity,
+      addresses: ['127.0.0.1:1', ...agent.identity.gateways],
+      agentVersion: AGENT_VERSION,
+      log: sinkLogger(),
+      renewal: { dataDir: agent.dataDir, renewBeforeMs: 0, jitterMs: 3_600_000 },
+      onIdentity: (identity) => renewed.push(identity),
+    });
+    try {
+      transport.start();
+      await waitUntil('the agent online', async () => (await server.ok('GET', `/api/v1/agents/${agent.identity.agentId}`)).online === true || undefined, 20_000, 50);
+      assert.deepEqual(await server.ok('POST', `/api/v1/agents/${agent.identity.agentId}/renew?now=true`), { sent: true, immediately: true });
+      await waitUntil('the renewal', () => renewed.length === 1 || undefined, 15_000, 20);
+      const at = Date.now();
+      const fingerprint = fingerprintOf(renewed[0]!.certPem);
+      await waitUntil('the reconnection', async () => (await server.ok('GET', `/api/v1/agents/${agent.identity.agentId}`)).cert_fingerprint === fingerprint || undefined, 15_000, 20);
+      // At once: about 30 ms here, where waiting for the backoff the failed attempt scheduled took
+      // 500 to 1,000 ms (its 1 s with jitter), and more after earlier failures.
+      assert.ok(Date.now() - at < 450, `reconnected ${Date.now() - at} ms after the renewal`);
+    } finally {
+      await transport.close();
+    }
+  });
+
   it('renews a connected agent asked through the API, and an offline one at its next connection', { timeout: 60_000 }, async () => {
     const connected = await enrolled();
     const offline = await enrolled();

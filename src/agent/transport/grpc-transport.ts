@@ -718,8 +718,13 @@ export class GrpcTransport implements BatchTransport {
     this.next = this.firstAddress();
     this.options.log.info(renewed ? 'reconnecting with the renewed certificate' : 'reconnecting to the preferred gateway address');
     this.open(this.lifetime.signal).catch((error: unknown) => {
-      // The next send (and keepOpen) opens a stream again, with backoff, at the next address.
       this.options.log.warn(renewed ? 'reconnection with the renewed certificate failed' : 'reconnection to the preferred gateway address failed', { err: toHadesError(error) });
+      // The next address at once (open() moved on to it), not after the backoff the failed
+      // attempt scheduled: the first being down says nothing of the others. Failing too, the
+      // backoff takes over. Without keepOpen, the next send opens a stream.
+      if (this.closed || !this.keepingOpen || this.stream !== undefined) return;
+      clearTimeout(this.keepTimer);
+      this.keepOpen();
     });
   }
 
