@@ -71,6 +71,21 @@ function sourceChars(text: string, from: number, end: number, doubleQuoted: bool
   return { chars, at };
 }
 
+/**
+ * The offset of a document's first alias (`*name`), if it has one: where to look when resolving
+ * aliases fails (one without its anchor, or too many), which the parser says without a place.
+ */
+export function firstAliasOffset(doc: Document): number | undefined {
+  let offset: number | undefined;
+  visit(doc, {
+    Alias: (_key, node) => {
+      offset = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
 export class YamlFile {
   readonly lines = new LineCounter();
   readonly doc: Document;
@@ -116,19 +131,13 @@ export class YamlFile {
     return this.node(path);
   }
 
-  /** Position of the node at `path` (or of its closest existing parent). */
   /** Where the first alias (`*name`) of the file is written, if it has one. */
   firstAlias(): Position | undefined {
-    let offset: number | undefined;
-    visit(this.doc, {
-      Alias: (_key, node) => {
-        offset = node.range?.[0];
-        return visit.BREAK;
-      },
-    });
+    const offset = firstAliasOffset(this.doc);
     return offset === undefined ? undefined : this.position(offset);
   }
 
+  /** Position of the node at `path` (or of its closest existing parent). */
   at(path: YamlPath, key = false): Position | undefined {
     for (let n = path.length; n >= 0; n--) {
       const node = key && n === path.length ? this.keyNode(path) : this.node(path.slice(0, n));

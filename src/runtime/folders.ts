@@ -10,59 +10,61 @@ import path from 'node:path';
 
 const codeOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
 
-/** The folders of `dir` and above that do not exist, deepest first. */
-function missingFrom(dir: string, exists: (p: string) => boolean): string[] {
-  const missing: string[] = [];
-  for (let at = path.resolve(dir); !exists(at); ) {
-    missing.push(at);
-    const parent = path.dirname(at);
-    if (parent === at) break;
-    at = parent;
+/** `dir` (absolute) and each folder above it, up to the root. */
+function* ancestors(dir: string): Generator<string> {
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    yield at;
+    if (path.dirname(at) === at) return;
   }
-  return missing;
 }
 
-function existsSync(p: string): boolean {
-  try {
-    statSync(p);
-    return true;
-  } catch (error) {
-    if (codeOf(error) === 'ENOENT') return false;
-    throw error;
-  }
+/** Whether a stat failed because nothing is there (rather than being refused). */
+function missing(error: unknown): boolean {
+  if (codeOf(error) === 'ENOENT') return true;
+  throw error;
+}
+
+/** A folder made, or made meanwhile by someone else. */
+function made(error: unknown): void {
+  if (codeOf(error) !== 'EEXIST') throw error;
 }
 
 /** Creates `dir` and the folders above it that are missing (each with `mode`); throws the system error of one that cannot be. */
 export function makeFolders(dir: string, mode: number): void {
-  for (const folder of missingFrom(dir, existsSync).reverse()) {
+  const absent: string[] = [];
+  for (const at of ancestors(dir)) {
+    try {
+      statSync(at);
+      break;
+    } catch (error) {
+      if (missing(error)) absent.push(at);
+    }
+  }
+  for (const folder of absent.reverse()) {
     try {
       mkdirSync(folder, { mode });
     } catch (error) {
-      if (codeOf(error) !== 'EEXIST') throw error;
+      made(error);
     }
   }
 }
 
 /** makeFolders without blocking the event loop. */
 export async function makeFoldersAsync(dir: string, mode: number): Promise<void> {
-  const missing: string[] = [];
-  for (let at = path.resolve(dir); ; ) {
+  const absent: string[] = [];
+  for (const at of ancestors(dir)) {
     try {
       await stat(at);
       break;
     } catch (error) {
-      if (codeOf(error) !== 'ENOENT') throw error;
+      if (missing(error)) absent.push(at);
     }
-    missing.push(at);
-    const parent = path.dirname(at);
-    if (parent === at) break;
-    at = parent;
   }
-  for (const folder of missing.reverse()) {
+  for (const folder of absent.reverse()) {
     try {
       await mkdir(folder, { mode });
     } catch (error) {
-      if (codeOf(error) !== 'EEXIST') throw error;
+      made(error);
     }
   }
 }

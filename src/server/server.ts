@@ -825,11 +825,6 @@ export class HadesServer {
   }
 
   /**
-   * Runs the stored events with rowids in (after, through] through the rules, in chunks. From
-   * beginning to end the replay holds the detection mark back at its position: the events not
-   * replayed yet lie before those of the batches stored meanwhile, whose matching ends first.
-   */
-  /**
    * Appends to the raw archive the events stored after `from` through `through` (rowids), a chunk
    * a turn, holding its mark at what is appended: stopped half way (or failing), the next start
    * goes on from there. Events appended live meanwhile are newer, and go their own way.
@@ -862,6 +857,11 @@ export class HadesServer {
     }
   }
 
+  /**
+   * Runs the stored events with rowids in (after, through] through the rules, in chunks. From
+   * beginning to end the replay holds the detection mark back at its position: the events not
+   * replayed yet lie before those of the batches stored meanwhile, whose matching ends first.
+   */
   private async replay(after: number, through: number): Promise<void> {
     const { store, ingest, detector, mark } = this;
     if (!store || !ingest || !detector || !mark) return;

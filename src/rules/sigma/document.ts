@@ -7,6 +7,7 @@ import { yamlDepthProblem } from '../../common/yaml-depth.js';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
+import { firstAliasOffset } from '../yaml-file.js';
 import type { SigmaReason, SigmaReportEntry } from './report.js';
 
 export interface SigmaFile {
@@ -113,13 +114,7 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
         data = doc.toJS({ maxAliasCount: 100 });
       } catch (error) {
         // An alias without its anchor, or too many aliases: the parser says which, not where.
-        let alias: number | undefined;
-        visit(doc, {
-          Alias: (_key, node) => {
-            alias = node.range?.[0];
-            return visit.BREAK;
-          },
-        });
+        const alias = firstAliasOffset(doc);
         const at = alias === undefined ? undefined : lines.linePos(alias);
         const where = at === undefined ? '' : ` (the first alias is at line ${at.line}, column ${at.col})`;
         rejected.push(unsupported(f.path, n, fallbackTitle, { code: 'HADES_ERR_SIGMA_YAML', detail: 'yaml', message: `${error instanceof Error ? error.message : String(error)}${where}` }));

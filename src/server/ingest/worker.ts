@@ -39,6 +39,12 @@ const matchedThrough = new Map<string, number>();
 /** Agents remembered in matchedThrough; the least recently seen goes first. */
 const MAX_AGENTS = 100_000;
 
+/** Drops the entry of a map that was set first (a Map keeps insertion order). */
+function dropOldest(map: Map<unknown, unknown>): void {
+  const oldest = map.keys().next();
+  if (oldest.done !== true) map.delete(oldest.value);
+}
+
 /** Whether a batch is new: its first event comes after everything of its agent matched so far. */
 function isNew(agentId: string, seq: BatchSeq | undefined): seq is BatchSeq {
   return seq !== undefined && seq.first > (matchedThrough.get(agentId) ?? 0);
@@ -55,18 +61,12 @@ function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareR
     // outlive several collections of the young generation and be copied into the old one.
     matchedThrough.delete(request.agentId);
     matchedThrough.set(request.agentId, request.seq.last);
-    if (matchedThrough.size > MAX_AGENTS) {
-      const oldest = matchedThrough.keys().next().value;
-      if (oldest !== undefined) matchedThrough.delete(oldest);
-    }
+    if (matchedThrough.size > MAX_AGENTS) dropOldest(matchedThrough);
     const errors: string[] = [];
     return { ...reply, detection: { ...run(batch.events.entries(), errors), errors } };
   }
-  if (kept.size >= MAX_KEPT) {
-    // The oldest batch's answer never came: its events go unmatched rather than held for ever.
-    const oldest = kept.keys().next().value;
-    if (oldest !== undefined) kept.delete(oldest);
-  }
+  // The oldest batch's answer never came: its events go unmatched rather than held for ever.
+  if (kept.size >= MAX_KEPT) dropOldest(kept);
   kept.set(request.id, batch.events);
   return reply;
 }
