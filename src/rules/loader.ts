@@ -179,6 +179,7 @@ interface Draft extends Located {
   /** As written: when `broken` says a part has schema errors, that part may be of any type. */
   readonly entry: RuleEntry | SequenceEntry | ThresholdEntry;
   readonly line: number;
+  readonly column: number;
   /**
    * False for a rule that is checked but never loaded: one with schema errors, bad tags or no
    * usable id, or a second rule of an id. Its other parts are compiled all the same, so that every
@@ -522,6 +523,7 @@ class Loader {
       type: type as RuleType,
       entry: e,
       line: file.at(path)?.line ?? 1,
+      column: file.at(path)?.column ?? 1,
       loads,
       broken: (at) => broken(at),
       title: text('title') ?? '',
@@ -839,6 +841,7 @@ class Loader {
       type: draft.type,
       file: draft.file.name,
       line: draft.line,
+      column: draft.column,
       enabled: draft.enabled,
       alert: draft.alert,
       actions: actions === null ? null : Object.freeze([...actions].sort()),

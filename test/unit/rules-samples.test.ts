@@ -195,7 +195,7 @@ rules:
     // At the rule's `samples:` key when it has one, else at the rule.
     assert.deepEqual(only(report, 'HADES_ERR_RULE_SAMPLE_MISSING').map((p) => [p.rule, p.line, p.column]), [
       ['off', 8, 5],
-      ['bare', 10, 1],
+      ['bare', 10, 5],
       ['half', 18, 5],
     ]);
   });

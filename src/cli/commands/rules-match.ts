@@ -85,7 +85,7 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
   // What did not load is said first (rules test says more); the rest run.
   for (const p of capProblems(problems.filter((x) => x.severity === 'error'))) context.stderr.write(`${formatProblem(p)}\n`);
   const json = options['json'] === true;
-  const totals: Totals = { events: 0, matches: 0, invalid: 0, bySeverity: {}, newest: 0, previous: 0, backwards: 0, forwards: 0 };
+  const totals: Totals = { events: 0, matches: 0, invalid: 0, noAction: 0, firstNoAction: '', bySeverity: {}, newest: 0, previous: 0, backwards: 0, forwards: 0 };
   for (const source of sources) {
     if (context.signal.aborted) break;
     await matchStream(context, await openEvents(source), ruleSet, json, source === '-' ? 'stdin' : source, totals);
@@ -97,6 +97,12 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
   if (totals.backwards >= 2 && totals.backwards > 2 * totals.forwards) {
     context.stderr.write('hades: most events are older than the one before them (hades search prints newest first): sequences need the events oldest first; reverse the lines (| tac |)\n');
   }
+  // Rules are chosen by the event's action: an event without one meets only those for any action.
+  if (totals.noAction > 0) {
+    context.stderr.write(
+      `${shown(`hades: ${totals.noAction} event(s) without event.action (the first at ${totals.firstNoAction}): rules are chosen by the action, so only those written for any action ran on them`)}\n`,
+    );
+  }
   context.stderr.write(
     `${totals.events} event(s), ${totals.matches} match(es)${totals.matches > 0 ? ` (${bySeverity})` : ''} by ${ruleSet.rules.length} rule(s)${totals.invalid > 0 ? `; ${totals.invalid} line(s) not an event, skipped` : ''}\n`,
   );
@@ -107,6 +113,9 @@ interface Totals {
   events: number;
   matches: number;
   invalid: number;
+  /** Events without a text `event.action`, and where the first was (file:line). */
+  noAction: number;
+  firstNoAction: string;
   readonly bySeverity: Record<string, number>;
   /** The newest @timestamp read so far (ms): the correlation state's clock. */
   newest: number;
@@ -138,6 +147,10 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
         continue;
       }
       totals.events++;
+      const action = (event as { event?: { action?: unknown } }).event?.action;
+      if (typeof action !== 'string' || action === '') {
+        if (totals.noAction++ === 0) totals.firstNoAction = `${name}:${number}`;
+      }
       const time = Date.parse(readText(event as Record<string, unknown>, '@timestamp') ?? '');
       if (Number.isFinite(time)) {
         if (totals.previous > 0 && time < totals.previous) totals.backwards++;
