@@ -5,11 +5,12 @@
  * inventory collector (hash-cache-file.ts).
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { identityKey, identityOf, isRacy, sameContent, type FileIdentity, type PersistentHashes } from './hash-cache-file.js';
 import { TokenBucket } from '../runtime/rate-limit.js';
 import { diskPath } from './driver/bytes.js';
+import { openRegular } from '../runtime/regular-file.js';
 
 export type { FileIdentity } from './hash-cache-file.js';
 
@@ -229,8 +230,10 @@ export class ExecutableHasher implements PersistentHashes {
     for (const candidate of pid === undefined ? [path] : [path, `/proc/${pid}/exe`]) {
       let handle: FileHandle | undefined;
       try {
-        // A name with bytes that are not UTF-8 is opened by those bytes (driver/bytes.ts), not by its text.
-        handle = await open(diskPath(candidate), 'r');
+        // A name with bytes that are not UTF-8 is opened by those bytes (driver/bytes.ts), not by
+        // its text. Only a regular file, opened without blocking: the path is the user's to swap
+        // (a FIFO there would hold a thread of the pool for good). /proc/PID/exe is a link to follow.
+        handle = await openRegular(diskPath(candidate), candidate !== path);
         opened = true;
         // The path may name another file by now, or the file may have changed since the exec.
         if (sameContent(identityOf(await handle.stat({ bigint: true })), version)) return handle;

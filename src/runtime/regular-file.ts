@@ -7,6 +7,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { configError, MAX_CONFIG_BYTES } from '../common/config/index.js';
 import { HadesError } from '../common/errors.js';
 
@@ -59,6 +60,27 @@ export function readRegularBytes(file: string, maxBytes: number, refuse: (why: F
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Opens `file` for reading as the thread pool does, but only when it is a regular file: without
+ * blocking (a FIFO swapped in where a program or a history file was holds an open without
+ * O_NONBLOCK for ever, and with it one of libuv's four threads), without taking a terminal as the
+ * controlling one, and, unless `follow`, without following a symbolic link in the last place (a
+ * link to a device whose open does something, such as a watchdog). What was opened is checked
+ * (fstat), so a file swapped in after a check is refused too. Throws an errno-style error:
+ * ENOTREGULAR for anything but a regular file, or what open(2) said (ELOOP for a link).
+ */
+export async function openRegular(file: string | Buffer, follow = false): Promise<FileHandle> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW));
+  let regular = false;
+  try {
+    regular = (await handle.stat()).isFile();
+  } finally {
+    if (!regular) await handle.close();
+  }
+  if (!regular) throw Object.assign(new Error(`${String(file)} is not a regular file`), { code: 'ENOTREGULAR' });
+  return handle;
 }
 
 /**

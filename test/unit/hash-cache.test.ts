@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, symlinkSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -247,6 +247,31 @@ describe('the agent\'s hasher (ExecutableHasher)', () => {
     assert.deepEqual(await agent.hash(text), { status: 'ok', sha256: sha('odd content\n') });
     assert.deepEqual(await agent.hash(text, identityOf(statSync(bytes, { bigint: true }))), { status: 'ok', sha256: sha('odd content\n') });
     rmSync(bytes);
+  });
+
+  it('refuses a FIFO or a link swapped in at the program\'s path at once, without holding a thread of the pool', async () => {
+    const file = path.join(dir, 'swapped');
+    writeFileSync(file, 'program\n');
+    const atExec = identityOf(stat(file));
+    rmSync(file);
+    execFileSync('mkfifo', [file]);
+    const agent = hasher();
+    const started = Date.now();
+    // Five at once: more than libuv's four threads, which blocking opens would all have held.
+    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => agent.hash(file, { ...atExec, size: atExec.size + i })));
+    for (const r of results) assert.equal(r.status, 'unreadable');
+    assert.deepEqual(await agent.hash(file), { status: 'unreadable' }, 'without the exec\'s identity');
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    // A link (to a file the user may not read) is not followed at the program's path.
+    rmSync(file);
+    symlinkSync(settled['four']!, file);
+    assert.deepEqual(await agent.hash(file), { status: 'unreadable' });
+    rmSync(file);
+    // The collector's cache, on a FIFO swapped in after its stat: refused, not waited on.
+    const collector = new FileHashCache();
+    execFileSync('mkfifo', [file]);
+    assert.equal(await collector.sha256(file), undefined);
+    rmSync(file);
   });
 
   it('reports a file changed in place since the exec as replaced, instead of hashing other content under the exec\'s key', async () => {

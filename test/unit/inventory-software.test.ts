@@ -635,6 +635,11 @@ describe('shell_history', () => {
     ]);
     const fifo = warningFor(ctx, 'HADES_ERR_INVENTORY_UNREADABLE', '/root/.bash_history');
     assert.match(fifo?.message ?? '', /not a regular file/, 'a FIFO is skipped without blocking');
+    if (process.getuid?.() === 0) {
+      // bob's link to /etc/passwd (root's) is not read as his history.
+      assert.deepEqual(by(rows, 'path', '/home/bob/.bash_history'), []);
+      assert.match(warningFor(ctx, 'HADES_ERR_INVENTORY_UNREADABLE', '/home/bob/.bash_history')?.message ?? '', /owned by uid 0, not by the account's \(1001\)/);
+    }
   });
 
   it('reads the end of a big history, with true line numbers and a warning', async () => {
@@ -644,6 +649,7 @@ describe('shell_history', () => {
       mkdirSync(path.join(big, 'home/eve'), { recursive: true });
       writeFileSync(path.join(big, 'etc/passwd'), 'eve:x:1002:1002::/home/eve:/bin/bash\n');
       writeFileSync(path.join(big, 'home/eve/.bash_history'), Array.from({ length: 30_000 }, (_, i) => `cmd ${i + 1}`).join('\n') + '\n');
+      if (process.getuid?.() === 0) chownSync(path.join(big, 'home/eve/.bash_history'), 1002, 1002);
       // Byte limit: only the last 64 KiB are read.
       let ctx = testContext(big, { maxFileBytes: 64 * 1024 });
       let rows = await shellHistory.generate(ctx);

@@ -6,11 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { identityKey, identityOf, isRacy, sameContent, type PersistentHashes } from '../hash-cache-file.js';
 import type { CollectContext, InventoryWarning } from './table.js';
 import { shownText } from './tables/host-names.js';
+import { openRegular } from '../../runtime/regular-file.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Executables are hashed up to this size (node itself is about 100 MB). */
@@ -84,7 +85,8 @@ export class FileHashCache implements PersistentHashes {
   private async compute(file: string | Buffer): Promise<string | undefined> {
     let handle: FileHandle;
     try {
-      handle = await open(file, 'r');
+      // Stat-checked above, but the file may have been swapped since (for a FIFO, say).
+      handle = await openRegular(file, true);
     } catch {
       this.stats.unreadable++;
       return undefined;

@@ -1,7 +1,7 @@
 /** shell_history: commands from the history files in every home. */
-import { open } from 'node:fs/promises';
 import type { CollectContext, Row, TableSpec } from '../table.js';
 import { accountHomes, onDisk, readTail, statPath, Warn } from './software-files.js';
+import { openRegular } from '../../../runtime/regular-file.js';
 
 type Shell = 'bash' | 'zsh' | 'sh' | 'python';
 
@@ -78,7 +78,7 @@ async function countLines(ctx: CollectContext, hostFile: string, bytes: number):
   if (bytes > MAX_COUNTED_BYTES) return undefined;
   let handle;
   try {
-    handle = await open(onDisk(ctx, hostFile), 'r');
+    handle = await openRegular(onDisk(ctx, hostFile), true);
     const chunk = Buffer.alloc(1024 * 1024);
     let count = 0;
     for (let at = 0; at < bytes; ) {
@@ -95,11 +95,17 @@ async function countLines(ctx: CollectContext, hostFile: string, bytes: number):
   }
 }
 
-async function readHistoryFile(ctx: CollectContext, hostFile: string, shell: Shell, user: string, rows: Row[]): Promise<void> {
+async function readHistoryFile(ctx: CollectContext, hostFile: string, shell: Shell, user: string, uid: number, rows: Row[]): Promise<void> {
   const stats = await statPath(ctx, hostFile, 'history skipped');
   if (!stats) return;
   const read = await readTail(ctx, hostFile, ctx.maxFileBytes);
   if (!read) return;
+  // An account's history is a file of its own: a link it made to another's file (/etc/shadow,
+  // root's history) is not read as its commands by an agent running as root.
+  if (read.stats.uid !== uid && process.getuid?.() === 0) {
+    ctx.warn(Warn.unreadable, `skipped: owned by uid ${read.stats.uid}, not by the account's (${uid})`, hostFile);
+    return;
+  }
   let data = shell === 'zsh' ? unmetafy(read.data) : read.data;
   // Bytes before the tail are not read: the first, partial line goes too.
   let skippedBytes = read.skipped;
@@ -133,7 +139,7 @@ export async function readShellHistory(ctx: CollectContext): Promise<Row[]> {
   for (const account of await accountHomes(ctx)) {
     for (const { file, shell } of HISTORY_FILES) {
       if (ctx.signal?.aborted) return rows;
-      await readHistoryFile(ctx, `${account.home}/${file}`, shell, account.name, rows);
+      await readHistoryFile(ctx, `${account.home}/${file}`, shell, account.name, account.uid, rows);
     }
   }
   return rows;

@@ -4,11 +4,11 @@
  * Log4Shell and its follow-ups.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { CollectContext, Row, TableSpec } from '../table.js';
 import { bufferSource, fileSource, readCentralDirectory, readEntry, ZipError, type ZipEntry, type ZipSource } from './packages-jar-zip.js';
 import { glob, onDisk, reportFsError, walk, WalkBudget, wants, Warn } from './software-files.js';
+import { openRegular } from '../../../runtime/regular-file.js';
 
 /** Where Java applications are usually deployed, searched JAR_DEPTH levels deep. */
 const JAR_ROOTS = ['/opt', '/srv', '/app', '/usr/share/java', '/usr/local', '/var/lib/tomcat*', '/var/lib/jetty*', '/var/lib/jenkins', '/usr/share/tomcat*', '/usr/share/jetty*', '/var/www'];
@@ -235,7 +235,7 @@ async function readArchiveFile(ctx: CollectContext, hostFile: string, size: numb
   }
   let handle;
   try {
-    handle = await open(onDisk(ctx, hostFile), 'r');
+    handle = await openRegular(onDisk(ctx, hostFile), true);
     const sha256 = wants(ctx, 'sha256') ? ((await ctx.sha256(onDisk(ctx, hostFile))) ?? null) : null;
     await readArchive(ctx, { source: fileSource(handle, size), path: hostFile, file: hostFile, size, sha256, depth: 0 }, rows);
   } catch (error) {
