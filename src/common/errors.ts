@@ -739,6 +739,11 @@ export const errorCatalog = {
     summary: 'Warning: a file or folder an inventory table reads could not be read (permissions, vanished, not a file); what it would have given is missing from the table.',
     remedy: 'Run the query as root, or check the path the warning names.',
   },
+  HADES_ERR_FILE_NOT_REGULAR: {
+    kind: 'environment',
+    summary: 'A file the agent reads as root (a program to hash, a history, an archive to inspect) is not a regular file (a FIFO, a device, a folder), or is a link where none is followed: it is not read, and what it would have given is missing (a hash, rows).',
+    remedy: 'Nothing to do for a file swapped by a user; a FIFO or a link planted where a program or a history should be is worth a look.',
+  },
   HADES_ERR_INVENTORY_MALFORMED: {
     kind: 'environment',
     summary: 'Warning: a line or record of a host file did not parse (an odd line, a truncated record); that row is skipped and the others are kept.',

@@ -68,8 +68,8 @@ export function readRegularBytes(file: string, maxBytes: number, refuse: (why: F
  * O_NONBLOCK for ever, and with it one of libuv's four threads), without taking a terminal as the
  * controlling one, and, unless `follow`, without following a symbolic link in the last place (a
  * link to a device whose open does something, such as a watchdog). What was opened is checked
- * (fstat), so a file swapped in after a check is refused too. Throws an errno-style error:
- * ENOTREGULAR for anything but a regular file, or what open(2) said (ELOOP for a link).
+ * (fstat), so a file swapped in after a check is refused too. Throws
+ * HADES_ERR_FILE_NOT_REGULAR for anything but a regular file, or what open(2) said (ELOOP for a link).
  */
 export async function openRegular(file: string | Buffer, follow = false): Promise<FileHandle> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW));
@@ -79,7 +79,7 @@ export async function openRegular(file: string | Buffer, follow = false): Promis
   } finally {
     if (!regular) await handle.close();
   }
-  if (!regular) throw Object.assign(new Error(`${String(file)} is not a regular file`), { code: 'ENOTREGULAR' });
+  if (!regular) throw new HadesError('HADES_ERR_FILE_NOT_REGULAR', `${String(file)} is not a regular file`);
   return handle;
 }
 

@@ -258,7 +258,7 @@ describe('the agent\'s hasher (ExecutableHasher)', () => {
     const agent = hasher();
     const started = Date.now();
     // Five at once: more than libuv's four threads, which blocking opens would all have held.
-    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => agent.hash(file, { ...atExec, size: atExec.size + i })));
+    const results = await Promise.all([0, 1, 2, 3, 4].map(async (i) => agent.hash(file, { ...atExec, size: atExec.size + i })));
     for (const r of results) assert.equal(r.status, 'unreadable');
     assert.deepEqual(await agent.hash(file), { status: 'unreadable' }, 'without the exec\'s identity');
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
