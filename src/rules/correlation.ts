@@ -49,6 +49,8 @@ export interface CorrelationStats {
   keys: number;
   /** Groups dropped because the rule had maxKeys groups (least recently touched first). */
   evicted: number;
+  /** Groups dropped because the agent whose event opened them held its share of the rule's groups (its own least recently touched first). */
+  limited: number;
   /** Groups dropped because their window had passed. */
   expired: number;
   /** Events that matched a step but had no usable @timestamp. */
@@ -95,6 +97,9 @@ export interface ThresholdSpec {
 export type CorrelationSpec = SequenceSpec | ThresholdSpec;
 
 export const DEFAULT_MAX_KEYS = 10_000;
+/** The share of a rule's groups one agent (`agent.id`) may hold, and its floor. */
+export const AGENT_SHARE = 0.1;
+export const AGENT_SHARE_MIN = 100;
 /**
  * Event times and distinct values a threshold rule keeps over all its groups: a group keeps up
  * to `count` of them (up to 100,000), so maxKeys alone would let one rule hold a billion. Past it
@@ -108,6 +113,8 @@ const MAX_EVENT_IDS = 16;
 interface Group {
   /** When the group's newest partial state stops mattering. */
   expiresAt: number;
+  /** The `agent.id` of the event that opened it ('' for none), whose share of the groups it counts against. */
+  agent: string;
   /** Bumped each time the group moves to the most recently touched end (Correlator.touch). */
   touched: number;
 }
@@ -144,6 +151,12 @@ function eventTime(e: EventRecord): number {
   return Number.isNaN(ms) ? Date.parse(t) : ms;
 }
 
+/** The agent an event came from (`agent.id`, set by the server from the certificate); '' for none: one host's events, offline or on the agent. */
+function agentOf(e: EventRecord): string {
+  const agent = (e['agent'] as { id?: unknown } | undefined)?.id;
+  return typeof agent === 'string' ? agent : '';
+}
+
 function eventId(e: EventRecord): string {
   const ev = e['event'] as { id?: unknown } | undefined;
   return typeof ev?.id === 'string' ? ev.id : '';
@@ -152,7 +165,14 @@ function eventId(e: EventRecord): string {
 /** One correlation rule's state and logic. */
 export class Correlator {
   private readonly groups = new Map<string, Group>();
-  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0 };
+  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0, limited: 0 };
+  /**
+   * The groups each agent (`agent.id`) opened, least recently touched first: one agent holds at
+   * most agentShare of them, so that its flood of groups (10,000 values in one batch) drops its
+   * own oldest, not the partial detections of every other host.
+   */
+  private readonly byAgent = new Map<string, Map<string, Group>>();
+  private readonly agentShare: number;
 
   /** Times and distinct values held by the threshold groups (entriesOf), bounded by maxEntries. */
   private entries = 0;
@@ -180,7 +200,9 @@ export class Correlator {
     readonly spec: CorrelationSpec,
     private readonly maxKeys = DEFAULT_MAX_KEYS,
     private readonly maxEntries = DEFAULT_MAX_ENTRIES,
-  ) {}
+  ) {
+    this.agentShare = Math.max(AGENT_SHARE_MIN, Math.floor(maxKeys * AGENT_SHARE));
+  }
 
   /** What a group holds that grows with its rule's count (a sequence group holds a fixed few). */
   private static entriesOf(group: Group): number {
@@ -193,11 +215,16 @@ export class Correlator {
   private drop(key: string, group: Group): void {
     this.groups.delete(key);
     this.entries -= Correlator.entriesOf(group);
-    this.closed(group);
+    this.closed(key, group);
   }
 
-  /** A group of a process tree is gone: its owner has one group fewer. */
-  private closed(group: Group): void {
+  /** A group is gone: its agent and its process tree's owner have one group fewer. */
+  private closed(key: string, group: Group): void {
+    if (group.agent !== '') {
+      const own = this.byAgent.get(group.agent);
+      if (own?.get(key) === group) own.delete(key);
+      if (own?.size === 0) this.byAgent.delete(group.agent);
+    }
     const owner = (group as SequenceGroup).owner;
     if (owner === undefined) return;
     const n = this.openIds.get(owner) ?? 0;
@@ -298,14 +325,28 @@ export class Correlator {
 
   /** Marks a group most recently used (Map order is the LRU order), evicting when full. */
   private touch(key: string, group: Group, isNew: boolean): void {
+    let own: Map<string, Group> | undefined;
+    if (group.agent !== '') {
+      own = this.byAgent.get(group.agent);
+      if (own === undefined) this.byAgent.set(group.agent, (own = new Map<string, Group>()));
+    }
     if (isNew) {
+      while (own !== undefined && own.size >= this.agentShare) {
+        const [oldKey, oldGroup] = own.entries().next().value as [string, Group];
+        this.drop(oldKey, oldGroup);
+        this.stats.limited++;
+      }
       while (this.groups.size >= this.maxKeys) {
         const oldest = this.oldest();
         if (oldest === undefined) break;
         this.drop(this.oldestKey, oldest);
         this.stats.evicted++;
       }
-    } else this.groups.delete(key);
+    } else {
+      this.groups.delete(key);
+      own?.delete(key);
+    }
+    own?.set(key, group);
     group.touched = ++this.touches;
     this.groups.set(key, group);
     // Over the budget of entries: the least recently touched groups go (never this one).
@@ -321,7 +362,7 @@ export class Correlator {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
     const before = found ? Correlator.entriesOf(found) : 0;
-    const g: ThresholdGroup = found ?? { expiresAt: t, touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
+    const g: ThresholdGroup = found ?? { expiresAt: t, agent: agentOf(event), touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
     const newest = Math.max(t, g.expiresAt - spec.withinMs);
@@ -420,8 +461,8 @@ export class Correlator {
     return false;
   }
 
-  private newSequenceGroup(n: number): SequenceGroup {
-    return { expiresAt: -Infinity, touched: 0, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
+  private newSequenceGroup(n: number, agent: string): SequenceGroup {
+    return { expiresAt: -Infinity, agent, touched: 0, starts: new Float64Array(n).fill(NaN), times: new Float64Array(n).fill(NaN), ids: new Array<readonly string[]>(n).fill([]) };
   }
 
   private ordered(spec: SequenceSpec, event: EventRecord, epoch: number, matched: number[], t: number): CorrelationHit | undefined {
@@ -436,7 +477,7 @@ export class Correlator {
         let g = this.groups.get(key) as SequenceGroup | undefined;
         const isNew = g === undefined;
         if (g === undefined) {
-          g = this.newSequenceGroup(n);
+          g = this.newSequenceGroup(n, agentOf(event));
           if (spec.treeIds !== undefined) {
             const owner = this.idsOf(spec.treeIds, event, epoch)[0];
             g.owner = owner;
@@ -463,7 +504,7 @@ export class Correlator {
         const ids = [...g.ids[i - 1]!, id];
         if (i === n - 1) {
           this.groups.delete(key);
-          this.closed(g);
+          this.closed(key, g);
           return { key, count: n, events: ids, first: start, last: t };
         }
         g.starts[i] = start;
@@ -484,7 +525,7 @@ export class Correlator {
       if (key === undefined) continue;
       let g = this.groups.get(key) as SequenceGroup | undefined;
       const isNew = g === undefined;
-      g ??= this.newSequenceGroup(n);
+      g ??= this.newSequenceGroup(n, agentOf(event));
       // Each step keeps its latest time: a late event older than the one a step has changes nothing.
       if (!(g.starts[i]! > t)) {
         g.starts[i] = t;
@@ -507,7 +548,7 @@ export class Correlator {
       }
       if (complete && last - first <= spec.withinMs) {
         this.groups.delete(key);
-        this.closed(g);
+        this.closed(key, g);
         const order = [...g.starts.keys()].sort((a, b) => g.starts[a]! - g.starts[b]!);
         hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last };
         break;

@@ -981,8 +981,23 @@ class Loader {
     return value === undefined ? [] : Array.isArray(value) ? value : [value];
   }
 
-  private keyOf(refs: readonly FieldRef[]): KeyOf {
+  /**
+   * The group key of an event: the values of `refs`. `scoped`: the rule groups by host (a `host.*`
+   * field, or the process tree), so the key begins with the event's `agent.id` as well, which the
+   * server sets from the agent's certificate: an agent whose events claim another host's name (and
+   * its process ids) opens groups of its own, and cannot complete, nor take over, that host's.
+   */
+  private keyOf(refs: readonly FieldRef[], scoped = false): KeyOf {
     const getters = refs.map(firstValue);
+    if (scoped) {
+      const inner = this.keyOf(refs);
+      return (e) => {
+        const rest = inner(e);
+        if (rest === undefined) return undefined;
+        const agent = (e['agent'] as { id?: unknown } | undefined)?.id;
+        return `${typeof agent === 'string' ? agent : ''}\u0001${rest}`;
+      };
+    }
     if (getters.length === 0) return () => '';
     return (e) => {
       let key = '';
@@ -1069,7 +1084,7 @@ class Loader {
       }
       if (by && step) {
         const { matches, actions } = step;
-        build = () => ({ spec: { kind: 'threshold', withinMs: within, count: draft.count, matches, key: this.keyOf(by), ...(distinct ? { distinct } : {}) }, actions });
+        build = () => ({ spec: { kind: 'threshold', withinMs: within, count: draft.count, matches, key: this.keyOf(by, byHost(by)), ...(distinct ? { distinct } : {}) }, actions });
       }
     } else {
       const e = draft.entry as SequenceEntry;
@@ -1078,6 +1093,7 @@ class Loader {
       const by = all(this.byFields(draft, e.by, [...draft.path, 'by'], (f, at) => this.part(draft, check, () => this.groupField(draft, f, at, ordered))));
       const tree = by?.includes(PROCESS_TREE) ?? false;
       const fieldsOnly = (by ?? []).filter((b): b is FieldRef => b !== PROCESS_TREE);
+      const scoped = tree || byHost(fieldsOnly);
       const written = Array.isArray(e.steps) ? e.steps : [];
       const steps = all(
         written.map((step, i) => {
@@ -1088,7 +1104,7 @@ class Loader {
           }
           const stepPath = [...draft.path, 'steps', i];
           const m = this.part(draft, check, () => this.stepMatcher(draft, step.condition, step.rule, [...stepPath, 'condition'], [...stepPath, 'rule'], except));
-          let key: KeyOf | undefined = this.keyOf(fieldsOnly);
+          let key: KeyOf | undefined = this.keyOf(fieldsOnly, scoped);
           if (step.by !== undefined) {
             const texts = this.part(draft, check, () => {
               const texts = this.byList(step.by);
@@ -1100,7 +1116,7 @@ class Loader {
               return texts;
             });
             const refs = texts && all(texts.map((f, k) => this.part(draft, check, () => this.groupField(draft, f, Array.isArray(step.by) ? [...stepPath, 'by', k] : [...stepPath, 'by'], false) as FieldRef)));
-            key = refs ? this.keyOf(refs) : undefined;
+            key = refs ? this.keyOf(refs, scoped) : undefined;
           }
           return m && key ? { matches: m.matches, key, actions: m.actions, keys: m.keys } : undefined;
         }),
@@ -1112,7 +1128,7 @@ class Loader {
           let treeKeys: TreeKeysOf | undefined;
           let treeIds: ((ev: EventRecord) => unknown[]) | undefined;
           if (tree) {
-            const prefix = this.keyOf(fieldsOnly);
+            const prefix = this.keyOf(fieldsOnly, true);
             const own = firstValue(this.mustField('process.entity_id'));
             const parent = firstValue(this.mustField('process.parent.entity_id'));
             const ancestors = allValues(this.mustField('hades.ancestors.entity_id'));
@@ -1268,3 +1284,7 @@ export function loadRules(files: readonly RuleFile[], options: LoadOptions = {})
   return { ruleSet, problems: capProblems(loader.problems), counts, samples: loader.samples };
 }
 
+/** Whether a rule's grouping fields name a host: its groups are then kept apart per agent (keyOf). */
+function byHost(refs: readonly FieldRef[]): boolean {
+  return refs.some((r) => r.text.startsWith('host.'));
+}

@@ -208,8 +208,11 @@ export class RuleSet {
         c.matches++;
         if (c.referenced) this.epochs[c.index] = epoch;
         if (c.info.alert && c.info.enabled) {
-          const output = c.output.render(event, { 'correlation.count': hit.count, 'correlation.key': hit.key.split('\u0000').join(', ') });
-          (out ??= []).push({ rule: c.info, output, severity: c.info.severity, tags: c.info.tags, event, correlation: hit });
+          // The agent a host's groups are kept under (loader.ts keyOf) is not part of the key as shown.
+          const scope = hit.key.indexOf('\u0001');
+          const shown = scope === -1 || hit.key.lastIndexOf('\u0000', scope) !== -1 ? hit : { ...hit, key: hit.key.slice(scope + 1) };
+          const output = c.output.render(event, { 'correlation.count': shown.count, 'correlation.key': shown.key.split('\u0000').join(', ') });
+          (out ??= []).push({ rule: c.info, output, severity: c.info.severity, tags: c.info.tags, event, correlation: shown });
         }
       }
     }
@@ -278,13 +281,14 @@ export class RuleSet {
 
   /** Correlation state over every rule: groups held, evicted, expired. */
   correlationStats(): CorrelationStats {
-    const total: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0 };
+    const total: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0, limited: 0 };
     for (const c of this.correlations) {
       const s = c.correlator.stats;
       total.keys += s.keys;
       total.evicted += s.evicted;
       total.expired += s.expired;
       total.untimed += s.untimed;
+      total.limited += s.limited;
       total.fired += s.fired;
     }
     return total;

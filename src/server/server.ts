@@ -315,6 +315,7 @@ export class HadesServer {
         onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
         // An agent completes only its own tasks.
         onTaskResult: (agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result, agentId),
+        awaitsTaskResult: (agentId, taskId) => registry.awaits(taskId, agentId),
         onOnline: (agentId, online) => registry.markOnline(agentId, online),
       },
     });

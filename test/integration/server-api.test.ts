@@ -1051,6 +1051,18 @@ describe('tasks', () => {
       assert.deepEqual(done.result, { rows: [[1]] });
       const all = (await server.ok('GET', '/api/v1/tasks', { query: { agent: identity.agentId } })).tasks as AnyEvent[];
       assert.deepEqual(all.map((t) => t['id']), [now.id, task.id], 'newest first');
+
+      // A result nested past 64 levels is not parsed, nor kept where the API could not send it
+      // back: the task fails with the reason, and the listings still answer.
+      stream.write({ task_result: { task_id: now.id, status: 'done', result_json: `${'['.repeat(4000)}${']'.repeat(4000)}` } });
+      const deep = await waitUntil('the deep result refused', async () => {
+        const current = await server.ok('GET', `/api/v1/tasks/${now.id}`);
+        return current.status === 'failed' ? current : undefined;
+      });
+      assert.equal(deep.result.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(deep.result.message, /deeper than 64 levels/);
+      await server.ok('GET', '/api/v1/tasks');
+      await server.ok('GET', '/api/v1/agents');
     } finally {
       stream.close();
     }

@@ -373,8 +373,17 @@ describe('event batches over the gateway', () => {
       stream.write({ heartbeat: { health_json: JSON.stringify({ pad: 'x'.repeat(70_000) }) } });
       const tooLarge = await stream.next((m) => m.nack !== undefined && /heartbeat refused/.test(m.nack.message), 10_000, stream.messages.indexOf(notObject) + 1);
       assert.equal(tooLarge.nack?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
+      // Nesting the API could not serialise again is refused before it is parsed, and so is a
+      // heartbeat over 64 KiB of any shape (megabytes of [[[[ took JSON.parse seconds here).
+      stream.write({ heartbeat: { health_json: `{"a":${'['.repeat(4000)}${']'.repeat(4000)}}` } });
+      const deep = await stream.next((m) => m.nack !== undefined && /heartbeat refused/.test(m.nack.message), 10_000, stream.messages.indexOf(tooLarge) + 1);
+      assert.equal(deep.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+      assert.match(deep.nack?.message ?? '', /deeper than 64 levels/);
+      stream.write({ heartbeat: { health_json: '['.repeat(1024 * 1024) } });
+      const bomb = await stream.next((m) => m.nack !== undefined && /heartbeat refused/.test(m.nack.message), 10_000, stream.messages.indexOf(deep) + 1);
+      assert.equal(bomb.nack?.code, 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE');
       stream.write({});
-      const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(tooLarge) + 1);
+      const empty = await stream.next((m) => m.nack !== undefined, 10_000, stream.messages.indexOf(bomb) + 1);
       assert.equal(empty.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
       assert.equal(empty.nack?.permanent, true);
       // One hello per stream: each would send the configuration and every open task again.
@@ -395,6 +404,13 @@ describe('event batches over the gateway', () => {
         other.hello('');
         const refused = await other.next((m) => m.nack !== undefined && /hello refused/.test(m.nack.message));
         assert.equal(refused.nack?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+        // Nor a name that shows as another's: a right-to-left override, a zero-width space.
+        for (const name of ['evil\u202Egpj.exe', 'web-01\u200B']) {
+          other.hello(name);
+          const look = await other.next((m) => m.nack !== undefined && /hello refused/.test(m.nack.message) && other.messages.filter((x) => x.nack !== undefined).length > 1, 10_000, other.messages.indexOf(refused) + 1);
+          assert.match(look.nack?.message ?? '', /no control, format or private-use characters/);
+          other.messages.splice(other.messages.indexOf(look), 1);
+        }
         other.hello('renamed-host');
         assert.equal((await other.batch(ndjson(makeEvents(1)), 1, 1)).ack?.stored, 1);
         assert.equal(other.messages.filter((m) => m.nack !== undefined).length, 1, 'the corrected hello is taken');

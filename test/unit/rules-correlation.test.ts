@@ -617,7 +617,36 @@ rules:
     for (let i = 0; i < 5000; i++) set.match(sshFailure(i / 1000, `10.0.${i >> 8}.${i & 255}`));
     const stats = set.correlationStats();
     assert.equal(stats.keys, 100);
-    assert.equal(stats.evicted, 4900);
+    // One agent's events: its share of the groups (at least 100) is the whole budget here.
+    assert.equal(stats.evicted + stats.limited, 4900);
+  });
+
+  it('keeps one agent from evicting, completing or taking over another host\'s groups', () => {
+    const byHost = rule.replace('by: source.ip', 'by: host.name');
+    const from = (agent: string, host: string, seconds: number, ip = '198.51.100.1') => {
+      const e = sshFailure(seconds, ip);
+      e['agent'] = { ...(e['agent'] as object), id: agent };
+      e['host'] = { ...(e['host'] as object), name: host };
+      return e;
+    };
+    const set = load(byHost, { maxKeysPerRule: 1000 });
+    feed(set, [from('ag_victim', 'web-1', 0), from('ag_victim', 'web-1', 1)]);
+    // A flood of groups from another agent (host names it makes up) drops its own oldest only.
+    for (let i = 0; i < 5000; i++) set.match(from('ag_flood', `h-${i}`, 2));
+    let stats = set.correlationStats();
+    assert.equal(stats.evicted, 0);
+    assert.equal(stats.limited, 4900, 'the flooding agent keeps its share: 100 of 1,000');
+    // Its events that claim the victim's host name count in groups of its own.
+    const spoofed = set.match(from('ag_flood', 'web-1', 3));
+    assert.equal(spoofed.length, 0);
+    const fired = set.match(from('ag_victim', 'web-1', 4));
+    assert.deepEqual(fired.map((m) => [m.rule.id, m.correlation?.count, m.correlation?.key]), [['slow_burn', 3, 'web-1']], 'the key as shown leaves the agent out');
+    stats = set.correlationStats();
+    assert.equal(stats.fired, 1);
+    // A rule grouped by a field that is not the host's is the fleet's: every agent counts in it.
+    const fleet = load(rule, { maxKeysPerRule: 1000 });
+    feed(fleet, [from('ag_a', 'a', 0, '192.0.2.50'), from('ag_b', 'b', 1, '192.0.2.50')]);
+    assert.equal(fleet.match(from('ag_c', 'c', 2, '192.0.2.50')).length, 1);
   });
 
   it('holds at most maxEntriesPerRule event times and distinct values over all its groups', () => {

@@ -17,6 +17,7 @@
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HadesError, toHadesError } from '../../common/errors.js';
+import { nestsDeeperThan } from '../../common/json-depth.js';
 import { TASK_KINDS, type TaskKind } from '../../common/tasks.js';
 import { migrate, type Db } from '../db.js';
 import { NAME_RE, isoOrUndefined, isoTime, type Clock } from './tokens.js';
@@ -259,12 +260,19 @@ interface TaskRow {
 export const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
 const TAG_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;
-const MAX_JSON_BYTES = 64 * 1024;
+/** The most bytes of JSON a heartbeat may take. */
+export const MAX_JSON_BYTES = 64 * 1024;
+/**
+ * The deepest arrays and objects may nest in what an agent sends to be kept (heartbeats, task
+ * results): the API serialises it again on a deeper stack than the gateway, and an agent's own
+ * say the depth of its counters, rows or inventory at a few levels.
+ */
+export const MAX_JSON_DEPTH = 64;
 /**
  * A task's result: an agent answers a query with up to its `max_bytes` (6 MiB at most, see
  * TASK_LIMITS) of rows, which JSON with its escapes may make somewhat larger.
  */
-const MAX_RESULT_BYTES = 8 * 1024 * 1024;
+export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 const MAX_GROUP_CONFIG_BYTES = 1024 * 1024;
 /** A task not done within this time expires (createTask's default). */
 export const DEFAULT_TASK_TTL_MS = 10 * 60_000;
@@ -288,11 +296,16 @@ function jsonText(value: unknown, what: string, max = MAX_JSON_BYTES): string {
   if (Buffer.byteLength(text) > max) {
     throw new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${max} bytes of JSON`);
   }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `${what} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
   return text;
 }
 
 function shortText(value: unknown, what: string, max = 256): string {
-  if (typeof value !== 'string' || value.length > max || /\p{Cc}/u.test(value)) throw badRequest(`${what} must be a printable text of at most ${max} characters`);
+  // Control and format characters (right-to-left overrides, zero-width spaces) would let one host
+  // look like another in listings and alerts.
+  if (typeof value !== 'string' || value.length > max || /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(value)) {
+    throw badRequest(`${what} must be a printable text of at most ${max} characters (no control, format or private-use characters)`);
+  }
   return value;
 }
 
@@ -753,6 +766,11 @@ export class FleetRegistry {
     const args: (string | number)[] = [status, text, now, id, now];
     if (agentId !== undefined) args.push(agentId);
     return this.#db.prepare(sql).run(...args).changes === 1;
+  }
+
+  /** Whether `agentId` has task `id` open (pending or sent, before its deadline): its result would be taken. */
+  awaits(id: string, agentId: string): boolean {
+    return this.#db.prepare(`SELECT 1 FROM tasks WHERE id = ? AND agent_id = ? AND status IN ('pending', 'sent') AND deadline > ?`).get(id, agentId, this.#now()) !== undefined;
   }
 
   /** Marks pending and sent tasks whose deadline has passed as expired; returns how many. */
