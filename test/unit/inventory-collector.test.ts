@@ -142,13 +142,19 @@ describe('inventory collector', () => {
     h.collector.stop();
   });
 
-  it('does not report a scheduled result cut by max_rows', async () => {
+  it('does not compare a scheduled result cut by max_rows, and says so to the server with an agent_drop event', async () => {
     const ports = mutable('ports', Array.from({ length: 20 }, (_, i) => ({ port: i, proto: 'tcp' })));
     const h = new Harness([ports]);
     h.configure({ queries: [{ name: 'big', sql: 'SELECT * FROM ports', interval_s: 60 }], max_rows: 10 });
     const logs = await h.until('the warning', () => (h.of(PluginFrame.log) as { msg: string }[]).find((l) => /more than max_rows/.test(l.msg)));
     assert.ok(logs);
-    assert.equal(h.events().length, 0);
+    // A table a user can fill (units, keys of one's own) would otherwise hide every change of it unseen.
+    const drops = await h.until('the drop', () => h.events().length > 0 && h.events());
+    assert.deepEqual(
+      drops.map((e) => [e['event']['action'], e['hades']['drops']['component'], e['hades']['drops']['hook'], e['hades']['drops']['reason'], e['hades']['drops']['count']]),
+      [['agent_drop', 'agent', 'inventory big', 'max_rows', 1]],
+    );
+    assert.equal(h.events().filter((e) => e['event']['action'] === 'inventory_change').length, 0);
     h.collector.stop();
   });
 

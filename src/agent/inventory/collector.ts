@@ -78,6 +78,8 @@ interface ScheduleState {
   previous?: Map<string, { count: number; row: Record<string, Value> }>;
   /** Warnings and errors already logged, so that each is logged once, not every run. */
   readonly logged: Set<string>;
+  /** Since when the query has returned more than max_rows (its changes unreported), until a run returns fewer. */
+  overSince?: string;
 }
 
 function validConfig(raw: unknown): CollectorConfig | string {
@@ -335,8 +337,16 @@ export class Collector {
     if (result.truncated) {
       this.stats.scheduled_failed++;
       this.logOnce(state, 'truncated', 'warn', `scheduled query ${query.name} returned more than max_rows (${config.max_rows}) rows; its changes are not reported until it returns fewer (narrow it or raise plugins.inventory.max_rows)`, 'HADES_ERR_QUERY_FAILED');
+      // Not the local log alone: a table a user can fill (units, keys, sockets of one's own) would
+      // otherwise hide every change of it, the system's included, and nobody at the server would
+      // know. Each run not compared is an agent_drop the server keeps.
+      const now = new Date().toISOString();
+      state.overSince ??= now;
+      const drops = { component: 'agent', hook: `inventory ${query.name}`.slice(0, 64), reason: 'max_rows', count: 1, since: state.overSince };
+      await this.sendEvents([JSON.stringify({ '@timestamp': now, event: { action: 'agent_drop' }, hades: { backend: 'inventory', drops } })]);
       return;
     }
+    state.overSince = undefined;
     const current = new Map<string, { count: number; row: Record<string, Value> }>();
     for (const values of result.rows) {
       const key = JSON.stringify(values);

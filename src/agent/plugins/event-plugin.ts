@@ -246,7 +246,10 @@ export class EventPlugin {
 
   private complete(body: Record<string, unknown>): HadesEvent | undefined {
     const action = (body['event'] as Record<string, unknown> | undefined)?.['action'];
-    if (typeof action !== 'string' || !knownActions.has(action) || AGENT_ONLY.has(action)) {
+    // The agent's own reports are not a plugin's to make, but for the agent's built-in collectors'
+    // drops (the inventory's runs not compared), which its manifest lists.
+    const own = action === 'agent_drop' && this.options.builtin === true && (this.options.manifest.events?.includes(action) ?? false);
+    if (typeof action !== 'string' || !knownActions.has(action) || (AGENT_ONLY.has(action) && !own)) {
       this.invalid(`event.action ${JSON.stringify(action)} is not an action plugins may send`);
       return undefined;
     }

@@ -42,7 +42,7 @@ export function inventoryManifest(version: string): LoadedManifest {
     // Not checked for a built-in (EventPlugin's `builtin`): there is no file to pin.
     sha256: '0'.repeat(64),
     description: 'Built-in inventory collector: SQL over the host\'s tables, scheduled queries with differences.',
-    events: ['inventory_change', 'package_finding'],
+    events: ['inventory_change', 'package_finding', 'agent_drop'],
     file: '(built-in)',
     binary: process.execPath,
   };

@@ -280,7 +280,8 @@ export const AgentConfigSchema = Type.Object(
         deny_executables: Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^/', description: 'an absolute path' }), {
           default: [],
           maxItems: 1024,
-          description: 'Executable paths whose events are dropped in the kernel (counted as filtered), with those of the children they fork.',
+          description:
+            'Executable paths whose events are dropped in the kernel (counted as filtered), with those of the children they fork. A blind spot for whoever can run the program, with code of their own in it (LD_PRELOAD): to quiet a daemon, prefer deny_cgroups with its service\'s cgroup.',
         }),
         deny_cgroups: Type.Array(Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path' }), {
           default: [],
