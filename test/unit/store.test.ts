@@ -515,6 +515,17 @@ describe('event store: pagination', () => {
     assert.equal(capped.partial, true, 'stopped at 20 rows, not at the end');
     assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'contains', value: 'no-such' }], limit: 100 }).partial, true, 'contains walks no index');
     assert.equal(wide.search({ filters: [{ field: 'process.executable', op: 'eq', value: '/no/such' }], limit: 100 }).partial, undefined, 'the executable index serves eq');
+    // A prefix too: its range of the index is in executable order, which would be read whole and
+    // sorted by time before the first row (a read-only token held the server for seconds so).
+    const byPrefix = wide.search({ filters: [{ field: 'process.executable', op: 'prefix', value: '/usr/' }], limit: 100 });
+    assert.equal(byPrefix.partial, true, 'a prefix walks no index in time order');
+    assert.deepEqual(
+      idsOf(byPrefix.events),
+      idsOf(events.slice(-20)).reverse(),
+      'the newest 20 rows examined, their JSON read for the matches',
+    );
+    const mixed = wide.search({ filters: [{ field: 'process.executable', op: 'prefix', value: '/usr/' }, { field: 'process.working_directory', op: 'eq', value: '/srv/app' }], limit: 100 });
+    assert.equal(mixed.partial, true);
     // The agent id too (no index has it first): every event of the agent, a budget of rows a page.
     const ofAgent = wide.search({ agentId: 'agent-1', limit: 100 });
     assert.equal(ofAgent.partial, true);
