@@ -14,6 +14,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { HadesError } from '../common/errors.js';
+import { ownerOnly } from './db.js';
 
 export const LOCK_FILE = 'server.lock';
 
@@ -32,6 +33,7 @@ export class DataLock {
     const file = path.join(dataDir, LOCK_FILE);
     let db: Database.Database;
     try {
+      ownerOnly(file);
       db = new Database(file, { timeout: 0 });
     } catch (error) {
       throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the lock file ${file}: ${(error as Error).message}`, { cause: error });

@@ -6,6 +6,7 @@
  * released step is never edited, a change is a new step.
  */
 
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { HadesError } from '../common/errors.js';
@@ -13,11 +14,31 @@ import { makeFolders } from '../runtime/folders.js';
 
 export type Db = Database.Database;
 
-/** Opens (creating) the database file; `:memory:` for tests. */
+/**
+ * Makes a database file (created empty when missing) and the journal files SQLite keeps beside
+ * it readable by their owner only: SQLite gives a new `-wal`, `-shm` or `-journal` file the mode
+ * of the database's, and the events (their command lines), alerts and group configurations
+ * (output credentials) must not be one copy or loosened folder away from every local user.
+ */
+export function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    try {
+      chmodSync(`${file}${suffix}`, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+/** Opens (creating, owner-only) the database file; `:memory:` for tests. */
 export function openDatabase(file: string): Db {
   let db: Db;
   try {
-    if (file !== ':memory:') makeFolders(path.dirname(file), 0o700);
+    if (file !== ':memory:') {
+      makeFolders(path.dirname(file), 0o700);
+      ownerOnly(file);
+    }
     db = new Database(file);
   } catch (error) {
     throw new HadesError('HADES_ERR_STORE_OPEN', `cannot open the database ${file}: ${(error as Error).message}`);
