@@ -522,11 +522,12 @@ export class HadesServer {
     if (warning) this.log.warn('the CA nears its end', { code: 'HADES_ERR_PKI', reason: warning, not_after: this.pki?.caNotAfter });
   }
 
-  /** Deletes the first events stored while the live pages pass store.max_mb (between the minutes of housekeeping). */
+  /** Deletes the first events stored while the events' pages pass store.max_mb (between the minutes of housekeeping). */
   private holdSize(): void {
     const maxBytes = this.options.config.store.max_mb * MB;
     try {
-      if (this.retaining || this.store === undefined || this.store.liveBytes() <= maxBytes) return;
+      // The whole file under the limit says enough; over it, what the events alone hold.
+      if (this.retaining || this.store === undefined || this.store.liveBytes() <= maxBytes || this.store.eventBytes() <= maxBytes) return;
       this.retain({ maxBytes });
     } catch (error) {
       this.log.error('retention failed', { err: error });
@@ -555,6 +556,10 @@ export class HadesServer {
       this.retain({ maxAgeDays: store.retention_days, maxBytes: store.max_mb * MB });
       void this.archive?.enforceRetention({ maxAgeDays: store.archive.retention_days }).catch((error: unknown) => this.log.error('archive retention failed', { err: error }));
       this.registry?.expireOverdue(Date.now());
+      // Tasks and fleet queries that ended are kept as long as events are.
+      const ended = Date.now() - store.retention_days * 86_400_000;
+      const forgotten = (this.registry?.forgetEnded(ended) ?? 0) + (this.queries?.forgetEnded(ended) ?? 0);
+      if (forgotten > 0) this.log.info('task retention', { deleted: forgotten });
       const deleted = this.alerts?.deleteOlderThan(Date.now() - this.options.config.alerts.retention_days * 86_400_000) ?? 0;
       if (deleted > 0) this.log.info('alert retention', { deleted });
     } catch (error) {

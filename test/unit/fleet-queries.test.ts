@@ -71,6 +71,18 @@ describe('fleet queries', () => {
     assert.equal(result.hosts[0]?.error?.code, 'HADES_ERR_QUERY_NO_ANSWER');
   });
 
+  it('forgets a query once its deadline has passed and its tasks are gone (the events\' retention), not before', () => {
+    const { registry, queries, enroll, advance } = setup();
+    const a = enroll('web-1');
+    const created = queries.create({ sql: 'SELECT 1', agentIds: [a], timeoutMs: 5000, createdBy: 'ana' }, () => false);
+    advance(6000);
+    assert.equal(queries.forgetEnded(T0 + 60_000), 0, 'its task is still kept');
+    registry.expireOverdue();
+    assert.equal(registry.forgetEnded(T0 + 60_000), 1);
+    assert.equal(queries.forgetEnded(T0 + 60_000), 1);
+    assert.equal(queries.get(created.id), undefined);
+  });
+
   it('finds a query\'s tasks through an index, not by reading every task the server ever made', () => {
     const { db } = setup();
     const plan = db.prepare(`EXPLAIN QUERY PLAN ${QUERY_TASKS_SQL}`).all('fq_0000000000000000') as { detail: string }[];

@@ -405,6 +405,16 @@ describe('fleet registry', () => {
     assert.throws(() => fleet.createTask({ agentId: b, kind: 'inventory' }), code('HADES_ERR_AGENT_REVOKED'));
     assert.throws(() => fleet.createTask({ agentId: 'ag_ffffffffffffffff', kind: 'inventory' }), code('HADES_ERR_AGENT_UNKNOWN'));
     assert.throws(() => fleet.createTask({ agentId: a, kind: 'shell' as 'query' }), code('HADES_ERR_INTERNAL'));
+    // Tasks that ended go with the events' retention (their SQL and results would otherwise grow
+    // the database for good); open ones stay whatever their age.
+    const open = fleet.createTask({ agentId: a, kind: 'inventory', ttlMs: 60 * MINUTE });
+    fleet.expireOverdue();
+    const ended = fleet.listTasks({}).filter((t) => t.status !== 'pending' && t.status !== 'sent').length;
+    assert.ok(ended >= 4);
+    assert.equal(fleet.forgetEnded(T0 + 120 * MINUTE), ended);
+    const left = fleet.listTasks({ agentId: a });
+    assert.ok(left.some((t) => t.id === open.id));
+    assert.deepEqual(left.filter((t) => t.status !== 'pending' && t.status !== 'sent'), []);
   });
 
   it('enrolls end to end: token, CSR, certificate, registry, then mutual TLS identity', async () => {

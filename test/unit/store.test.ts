@@ -672,6 +672,29 @@ describe('event store: retention, counts and stats', () => {
     db.close();
   });
 
+  it('counts only the events\' pages against maxBytes: rows added to other tables (tasks, alerts) never have events deleted', () => {
+    const { db, store } = open(dbFile());
+    const pad = 'p'.repeat(1500);
+    const events = Array.from({ length: 1000 }, (_, i) => ev('exec', T0 + i * 1000, (e) => (e.process.command_line = pad)));
+    for (let i = 0; i < events.length; i += 500) store.insertBatch('agent-1', events.slice(i, i + 500).map(line));
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const events1 = store.eventBytes();
+    // An analyst's tasks of 64 KiB of SQL each, say: 8 MB in a table of their own.
+    db.exec('CREATE TABLE padding (text TEXT)');
+    const insert = db.prepare('INSERT INTO padding VALUES (?)');
+    for (let i = 0; i < 128; i++) insert.run('x'.repeat(65_536));
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    assert.ok(store.liveBytes() > events1 + 8_000_000, 'the file grew');
+    assert.ok(Math.abs(store.eventBytes() - events1) < 64 * 1024, `${store.eventBytes()} against ${events1}: the events' share did not move`);
+    // A limit the events alone are under: nothing goes, however large the file.
+    assert.deepEqual(store.enforceRetention({ maxBytes: events1 + 100_000 }), { deletedByAge: 0, deletedBySize: 0 });
+    assert.equal(store.count(), 1000);
+    // Under it, the oldest go until the events' pages fit, not the file.
+    const result = store.enforceRetention({ maxBytes: Math.floor(events1 / 2), chunkRows: 200 });
+    assert.ok(result.deletedBySize > 300 && result.deletedBySize < 700, `${result.deletedBySize} of 1000 deleted to halve the events' pages`);
+    db.close();
+  });
+
   it('deletes only what the limit asks while another connection reads (its WAL cannot be folded back, and deletes only grow it)', () => {
     const file = dbFile();
     const { db, store } = open(file);

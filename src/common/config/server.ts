@@ -49,7 +49,7 @@ export const ServerConfigSchema = Type.Object(
           default: 30,
           description: 'Events stored longer ago than this are deleted (by the server\'s clock, not the time the agent gave them).',
         }),
-        max_mb: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 10_240, description: 'Largest size of the event database (its pages in use, checked every 5 s); the first events stored are deleted beyond it. The file keeps the largest size it reached: freed pages are reused by new events.' }),
+        max_mb: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 10_240, description: 'Largest size of the stored events (the pages of their table and indexes in use, with the WAL; checked every 5 s); the first events stored are deleted beyond it. The other tables (fleet, tasks, alerts, audit) are not counted. The file keeps the largest size it reached: freed pages are reused by new events.' }),
         archive: Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'Also write every event to compressed NDJSON files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH/) that external engines can read.' }),

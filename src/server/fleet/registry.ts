@@ -773,6 +773,15 @@ export class FleetRegistry {
     return this.#db.prepare(`SELECT 1 FROM tasks WHERE id = ? AND agent_id = ? AND status IN ('pending', 'sent') AND deadline > ?`).get(id, agentId, this.#now()) !== undefined;
   }
 
+  /**
+   * Deletes the tasks that ended (done, failed, expired, cancelled) before `before` (ms): their
+   * results are kept as long as events are, and no longer (tasks of 64 KiB of SQL each would
+   * otherwise grow the database for good). Returns how many.
+   */
+  forgetEnded(before: number): number {
+    return this.#db.prepare(`DELETE FROM tasks WHERE status NOT IN ('pending', 'sent') AND updated_at < ?`).run(before).changes;
+  }
+
   /** Marks pending and sent tasks whose deadline has passed as expired; returns how many. */
   expireOverdue(now: number = this.#now()): number {
     return this.#db.prepare(`UPDATE tasks SET status = 'expired', updated_at = ? WHERE status IN ('pending', 'sent') AND deadline <= ?`).run(now, now).changes;

@@ -94,7 +94,7 @@ export interface SearchResult {
 export interface RetentionOptions {
   /** Delete events stored (`event.ingested`, the server's clock) more than this many days ago. */
   readonly maxAgeDays?: number;
-  /** Delete the first events stored while the database (live pages plus WAL; only the live pages while a reader keeps the WAL) is larger than this. */
+  /** Delete the first events stored while their pages (live pages of the events' table and indexes, plus the WAL; without it while a reader keeps the WAL) take more than this. */
   readonly maxBytes?: number;
   /** Rows per delete transaction; 10,000 by default. */
   readonly chunkRows?: number;
@@ -171,6 +171,8 @@ export class EventStore {
   #byId: Statement<[string, string], { event: string }> | undefined;
   #byOwnId: Statement<[string, string], { event: string }> | undefined;
   #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
+  #others: Statement<[], { name: string }> | undefined;
+  #pagesOf: Statement<[string], { bytes: number | null }> | undefined;
 
   readonly #scanBudget: number | undefined;
 
@@ -438,10 +440,12 @@ export class EventStore {
       // (a backup, an analyst's sqlite3, Litestream) stays whatever is deleted, and the deletes
       // only add to it: counted, it would have every event but the newest deleted. Then only the
       // live pages, which deleting does free, are held to the limit.
-      const measure = (): number => (this.#checkpoint() ? this.#bytes() : this.liveBytes());
+      // Only the events' pages count: deleting events does not change what the other tables hold.
+      const others = this.#otherBytes();
+      const measure = (): number => (this.#checkpoint() ? this.#bytes() : this.liveBytes()) - others;
       let used = measure();
       if (used > maxBytes) {
-        const perRow = Math.max(64, this.liveBytes() / Math.max(1, this.count()));
+        const perRow = Math.max(64, (this.liveBytes() - others) / Math.max(1, this.count()));
         while (used > maxBytes) {
           // As many rows as should free the excess (pages free unevenly), within the chunk size.
           const rows = Math.min(chunk, Math.max(100, Math.ceil(((used - maxBytes) / perRow) * 1.1)));
@@ -462,7 +466,27 @@ export class EventStore {
     return { deletedByAge, deletedBySize };
   }
 
-  /** Bytes of pages in use (the free list is reused by new events, not returned to the OS): what the size limit of retention holds down. */
+  /**
+   * Bytes of the pages the events hold (their table and its indexes): the live pages but for those
+   * of every other table of the database (fleet, tasks, alerts, audit), which SQLite's dbstat
+   * reads, btree by btree, without the events'. What the size limit holds down: counting the
+   * whole file let anyone who may add rows elsewhere (an analyst's tasks of 64 KiB of SQL, an
+   * agent's alert storm) have the fleet's events deleted to make room for them.
+   */
+  eventBytes(): number {
+    return Math.max(0, this.liveBytes() - this.#otherBytes());
+  }
+
+  /** Bytes of the pages of every btree that is not the events' (read with dbstat, a few ms for tables of megabytes). */
+  #otherBytes(): number {
+    this.#others ??= this.#db.prepare<[], { name: string }>("SELECT name FROM sqlite_schema WHERE tbl_name <> 'events' AND rootpage > 0 UNION ALL SELECT 'sqlite_schema'");
+    this.#pagesOf ??= this.#db.prepare<[string], { bytes: number | null }>('SELECT sum(pgsize) AS bytes FROM dbstat WHERE name = ? AND aggregate = 1');
+    let bytes = 0;
+    for (const { name } of this.#others.all()) bytes += this.#pagesOf.get(name)?.bytes ?? 0;
+    return bytes;
+  }
+
+  /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
   liveBytes(): number {
     const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
