@@ -42,3 +42,36 @@ describe('redactSecrets on JSON text (what the server redacts: an agent\'s NDJSO
     }
   });
 });
+
+describe('redactSecrets: credentials of other forms', () => {
+  const cases: [string, string][] = [
+    ['curl -H "Authorization: BEARER abcdefSECRETupper123456" x', 'curl -H "Authorization: BEARER [redacted]" x'],
+    ['curl --oauth2-bearer OAUTHSECRET0123456789 https://x', 'curl --oauth2-bearer [redacted] https://x'],
+    ['curl -H "Authorization: Basic dXNlcjpQQVNTV09SRDEyMw==" x', 'curl -H "Authorization: Basic [redacted]" x'],
+    ['curl -H "X-Api-Key: abcSECRET" -H "PRIVATE-TOKEN: glpat-xyz" x', 'curl -H "X-Api-Key: [redacted]" -H "PRIVATE-TOKEN: [redacted]" x'],
+    ['curl -u alice:S3cretPw https://x', 'curl -u alice:[redacted] https://x'],
+    ['curl --user=alice:S3cretPw https://x', 'curl --user=alice:[redacted] https://x'],
+    ['git clone https://bob:tok3n@github.com/x.git', 'git clone https://bob:[redacted]@github.com/x.git'],
+    ['mysql -u root -pS3cret db', 'mysql -u root -p[redacted] db'],
+    ['sshpass -p SSHPASS123 ssh root@10.0.0.1', 'sshpass -p [redacted] ssh root@10.0.0.1'],
+    ['wget --password=hunter22 http://x', 'wget --password=[redacted] http://x'],
+    ['vault login --token s.abcdef', 'vault login --token [redacted]'],
+    ['openssl enc -pass pass:abc123 -in x', 'openssl enc -pass [redacted] -in x'],
+  ];
+  it('drops the secret and keeps the rest, in a command line and in the JSON of an argument list', () => {
+    for (const [text, want] of cases) {
+      assert.equal(redactSecrets(text), want, text);
+      // The agent's argument list: the value in the element after its flag.
+      const args = text.match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''));
+      const line = JSON.stringify({ process: { args } });
+      const out = (JSON.parse(redactSecrets(line)) as { process: { args: string[] } }).process.args.join(' ');
+      assert.ok(!/S3cret|SECRET|hunter22|tok3n|SSHPASS123|dXNlcjpQ|glpat|abc123|s\.abcdef/.test(out), `${line} -> ${out}`);
+    }
+  });
+
+  it('leaves alone what only looks like them', () => {
+    for (const text of ['mkdir -p /tmp/x', 'ssh -p 22 root@host', 'ps -u root', 'sort -u file', 'docker run -u 1000:1000 img', 'cp -p a b', 'mysql -u root -p db', 'cat /etc/passwd', 'echo key: value', 'the bearer of bad news', 'npm install --user-agent x', 'scp file user@host:/tmp']) {
+      assert.equal(redactSecrets(text), text);
+    }
+  });
+});
