@@ -29,7 +29,8 @@ const line = (e: Record<string, unknown>): string => JSON.stringify(e);
 /** Every file under dir, relative, sorted; but the mark at its root (hidden from the engines, as .staging). */
 const filesUnder = (dir: string): string[] =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile() && !(d.name === MARK_FILE && path.resolve(d.parentPath) === path.resolve(dir)))
+    // The mark (and its temporary file, written then renamed) is not an archive file.
+    .filter((d) => d.isFile() && !((d.name === MARK_FILE || d.name === `${MARK_FILE}.tmp`) && path.resolve(d.parentPath) === path.resolve(dir)))
     .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
     .sort();
 /** The events of one archive file. */

