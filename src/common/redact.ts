@@ -14,49 +14,127 @@
  */
 // In JSON text a tab, a newline or another control character is an escape ending in a letter or
 // digit (`\t`, `\n`, `\u001b`): `\b` would see no word boundary after it, and `\s` no space, so
-// the secret after one would be stored as it is. START is a word boundary in either text (a JSON
-// escape before the word counts as one), SPACE whitespace in either.
-const START = String.raw`(?:(?<![A-Za-z0-9_])|(?<=\\[bfnrt])|(?<=\\u[0-9A-Fa-f]{4}))`;
+// the secret after one would be stored as it is. SPACE is whitespace in either text; a word
+// starts (startsWord) after anything but a letter, a digit or `_`, or after such an escape.
+//
+// Every pattern begins with a literal (a keyword, `-`, `://`), so that the regular expression
+// engine skips to its candidates instead of trying each position of a 2-4 KB line: the word
+// boundary before it is checked in code, for the few matches there are.
 const SPACE = String.raw`(?:\s|\\[fnrt]|\\u000[bB])`;
-const HADES_TOKEN = new RegExp(String.raw`${START}(hadesapi_[0-9a-f]{16}_|hades1_[0-9a-f]{16}_)[A-Za-z0-9_-]+`, 'g');
 /** Between a flag and its value: spaces, `=`, or (in the JSON of an argument list) the end of one element and the start of the next. */
 const SEP = String.raw`(?:${SPACE}+|","|=)`;
 /** A value: up to a space, a quote or a backslash (so that a JSON escape or the element's end stops it). */
 const VALUE = String.raw`[^\s"\\]+`;
-// A Hades token after `Bearer` is left to HADES_TOKEN, which keeps its id. The scheme is
-// case-insensitive (BEARER, bearer), and `curl --oauth2-bearer TOKEN` gives it as the next argument.
-const BEARER = new RegExp(String.raw`(${START}bearer(?:${SPACE}+|","))(?!hades(?:api|1)_[0-9a-f]{16}_)[A-Za-z0-9._~+/=-]{8,}`, 'gi');
+/** Not a Hades token, which HADES_TOKEN redacts keeping its id. */
+const NOT_HADES = String.raw`(?!hades(?:api|1)_[0-9a-f]{16}_)`;
+const HADES_TOKEN = /(hadesapi_[0-9a-f]{16}_|hades1_[0-9a-f]{16}_)[A-Za-z0-9_-]+/g;
+// The scheme is case-insensitive (BEARER, bearer), and `curl --oauth2-bearer TOKEN` gives it as the next argument.
+const BEARER = new RegExp(String.raw`(bearer(?:${SPACE}+|","))${NOT_HADES}[A-Za-z0-9._~+/=-]{8,}`, 'gi');
 /** Any other scheme of an Authorization header (Basic base64 of user:password, Digest, token, ...). */
-const AUTHORIZATION = new RegExp(String.raw`(${START}(?:proxy-)?authorization:${SPACE}*(?!bearer)[A-Za-z][A-Za-z0-9_-]*${SPACE}+)(?!hades(?:api|1)_[0-9a-f]{16}_)${VALUE}`, 'gi');
+const AUTHORIZATION = new RegExp(String.raw`((?:proxy-)?authorization:${SPACE}*(?!bearer)[A-Za-z][A-Za-z0-9_-]*${SPACE}+)${NOT_HADES}${VALUE}`, 'gi');
 /** Credentials in headers of their own: `X-Api-Key: ...`, `Private-Token: ...`, `X-Auth-Token: ...`. */
-const KEY_HEADER = new RegExp(String.raw`(${START}(?:x-)?(?:api-?key|auth-token|access-token|private-token)${SPACE}*:${SPACE}*)(?!hades(?:api|1)_[0-9a-f]{16}_)${VALUE}`, 'gi');
+const KEY_HEADER = new RegExp(String.raw`((?:x-)?(?:api-?key|auth-token|access-token|private-token)${SPACE}*:${SPACE}*)${NOT_HADES}${VALUE}`, 'gi');
 /** The password of a URL's user information: scheme://user:password@host. */
-const URL_PASSWORD = new RegExp(String.raw`(://[^/\s:@"\\]+:)[^/\s@"\\]+(?=@)`, 'g');
+const URL_PASSWORD = /(:\/\/[^/\s:@"\\]+:)[^/\s@"\\]+(?=@)/g;
 /** `--password=X`, `--password X`, `--passwd`, `--api-key`, `--secret`, `--token` and the like. */
-const PASSWORD_FLAG = new RegExp(String.raw`(${START}--?(?:password|passwd|pass|api-?key|secret|client-secret|token|auth-token|access-token)${SEP})(?!hades(?:api|1)_[0-9a-f]{16}_)${VALUE}`, 'gi');
+const PASSWORD_FLAG = new RegExp(String.raw`(--?(?:password|passwd|pass|api-?key|secret|client-secret|token|auth-token|access-token)${SEP})${NOT_HADES}${VALUE}`, 'gi');
 /** `sshpass -p X`. */
-const SSHPASS = new RegExp(String.raw`(${START}sshpass(?:${SPACE}+|",")-p(?:${SPACE}*|","))${VALUE}`, 'g');
+const SSHPASS = new RegExp(String.raw`(sshpass(?:${SPACE}+|",")-p(?:${SPACE}*|","))${VALUE}`, 'g');
 /** The MySQL and MariaDB clients' password glued to `-p` (`mysql -u root -pS3cret`). */
-const MYSQL_PASSWORD = new RegExp(String.raw`(${START}(?:mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)(?:${SPACE}+|",")(?:[^\s"\\]+(?:${SPACE}+|","))*?-p)[^\s"\\-][^\s"\\]*`, 'g');
+const MYSQL_PASSWORD = new RegExp(String.raw`((?:mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)(?:${SPACE}+|",")(?:[^\s"\\]+(?:${SPACE}+|","))*?-p)[^\s"\\-][^\s"\\]*`, 'g');
 /** `curl -u user:password` (`--user`, glued or not): the user stays; a uid:gid of digits (docker -u 0:0) is not a password. */
-const USER_PASSWORD = new RegExp(String.raw`(${START}-(?:u|-user)(?:${SPACE}+|","|=)?[^\s:"\\]+:)(?![0-9]+(?:[\s"\\]|$))${VALUE}`, 'g');
+const USER_PASSWORD = new RegExp(String.raw`(-(?:u|-user)(?:${SPACE}+|","|=)?[^\s:"\\]+:)(?![0-9]+(?:[\s"\\]|$))${VALUE}`, 'g');
 export const REDACTED = '[redacted]';
 
-/** Whether a text may hold any of the secrets above: one scan, for the lines that hold none (most). */
-const SUSPECT = /hades1_|hadesapi_|bearer|authorization:|:\/\/[^/\s"\\]+@|pass|secret|token|api-?key|-u|mysql|mariadb/i;
+function isWordChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+}
+
+/** Whether a word starts at `at` in `text`: after a character that is not a letter, a digit or `_`, or after a JSON escape (`\n`, `\t`, `\u001b`). */
+function startsWord(text: string, at: number): boolean {
+  if (at === 0 || !isWordChar(text.charCodeAt(at - 1))) return true;
+  const c = text[at - 1];
+  if (at >= 2 && text[at - 2] === '\\' && (c === 'b' || c === 'f' || c === 'n' || c === 'r' || c === 't')) return true;
+  return at >= 6 && text[at - 6] === '\\' && text[at - 5] === 'u' && /^[0-9A-Fa-f]{4}$/.test(text.slice(at - 4, at));
+}
+
+/** Replaces what follows the first group of each match that starts a word. */
+function redactAfter(text: string, pattern: RegExp): string {
+  return text.replace(pattern, (match: string, kept: string, ...rest: unknown[]) => {
+    const offset = rest[rest.length - 2] as number;
+    return startsWord(text, offset) ? `${kept}${REDACTED}` : match;
+  });
+}
+
+/** The keys of a JSON line whose values carry what people type: the command lines and argument lists (the process's, its parent's, its ancestors'). */
+const TYPED_KEYS = ['"command_line":"', '"args":['] as const;
+
+/** Where the JSON string that starts at `from` (after its opening quote) ends: its closing quote, or the end of the text. */
+function stringEnd(text: string, from: number): number {
+  for (let at = text.indexOf('"', from); at !== -1; at = text.indexOf('"', at + 1)) {
+    let slashes = 0;
+    while (text.charCodeAt(at - 1 - slashes) === 0x5c) slashes++;
+    if (slashes % 2 === 0) return at;
+  }
+  return text.length;
+}
+
+/** Where the JSON array of strings that starts at `from` (after its `[`) ends; the end of the text for anything else. */
+function arrayEnd(text: string, from: number): number {
+  let at = from;
+  for (;;) {
+    const c = text.charCodeAt(at);
+    if (c === 0x5d) return at;
+    if (c !== 0x22) return text.length;
+    at = stringEnd(text, at + 1) + 1;
+    if (text.charCodeAt(at) === 0x2c) at++;
+  }
+}
+
+/**
+ * The command lines and argument lists of a JSON event line, one after the other: a few hundred
+ * characters of the line's 2-4 KB, which the gates scan instead of the whole line. A line that is
+ * not an agent's event (no such keys) is scanned whole.
+ */
+function typedText(line: string): string {
+  let text = '';
+  for (const key of TYPED_KEYS) {
+    for (let at = line.indexOf(key); at !== -1; ) {
+      const from = at + key.length;
+      const end = key === '"args":[' ? arrayEnd(line, from) : stringEnd(line, from);
+      text += `${line.slice(from, end)}\n`;
+      at = end >= line.length ? -1 : line.indexOf(key, end);
+    }
+  }
+  return text === '' ? line : text;
+}
+
+// Gates, a scan of the line each (a literal or a short alternation: the engine skips along a 2-4 KB
+// line at a fraction of a ns a character, where one alternation of every keyword takes ten times
+// as long), so that a line without the words a pattern needs costs a few scans, and the patterns
+// run on the few lines that have them.
+const HAS_HADES_TOKEN = /hades(?:api|1)_/;
+const HAS_AUTH_HEADER = /bearer|authorization/i;
+const HAS_SECRET_WORD = /pass|secret|key|token/i;
+const HAS_URL_USER = /:\/\/[^/\s"\\@]*@/;
+const HAS_MYSQL = /mysql|mariadb/;
+const HAS_USER_PASSWORD = /-u|--user/;
 
 /** The text with secrets replaced; the same string when it holds none (the common case, cheap). */
 export function redactSecrets(text: string): string {
-  if (!SUSPECT.test(text)) return text;
   let out = text;
-  if (text.includes('hades1_') || text.includes('hadesapi_')) out = out.replace(HADES_TOKEN, `$1${REDACTED}`);
-  out = out.replace(BEARER, `$1${REDACTED}`);
-  out = out.replace(AUTHORIZATION, `$1${REDACTED}`);
-  out = out.replace(KEY_HEADER, `$1${REDACTED}`);
-  if (out.includes('://')) out = out.replace(URL_PASSWORD, `$1${REDACTED}`);
-  out = out.replace(PASSWORD_FLAG, `$1${REDACTED}`);
-  if (out.includes('sshpass')) out = out.replace(SSHPASS, `$1${REDACTED}`);
-  if (/mysql|mariadb/.test(out)) out = out.replace(MYSQL_PASSWORD, `$1${REDACTED}`);
-  if (out.includes('-u') || out.includes('--user')) out = out.replace(USER_PASSWORD, `$1${REDACTED}`);
+  if (HAS_HADES_TOKEN.test(out)) out = redactAfter(out, HADES_TOKEN);
+  if (HAS_AUTH_HEADER.test(out)) {
+    out = redactAfter(out, BEARER);
+    out = redactAfter(out, AUTHORIZATION);
+  }
+  if (HAS_SECRET_WORD.test(out)) {
+    out = redactAfter(out, KEY_HEADER);
+    out = redactAfter(out, PASSWORD_FLAG);
+    if (out.includes('sshpass')) out = redactAfter(out, SSHPASS);
+  }
+  if (HAS_URL_USER.test(out)) out = out.replace(URL_PASSWORD, `$1${REDACTED}`);
+  if (HAS_MYSQL.test(out)) out = redactAfter(out, MYSQL_PASSWORD);
+  if (HAS_USER_PASSWORD.test(out)) out = redactAfter(out, USER_PASSWORD);
   return out;
 }
