@@ -66,49 +66,6 @@ function redactAfter(text: string, pattern: RegExp): string {
   });
 }
 
-/** The keys of a JSON line whose values carry what people type: the command lines and argument lists (the process's, its parent's, its ancestors'). */
-const TYPED_KEYS = ['"command_line":"', '"args":['] as const;
-
-/** Where the JSON string that starts at `from` (after its opening quote) ends: its closing quote, or the end of the text. */
-function stringEnd(text: string, from: number): number {
-  for (let at = text.indexOf('"', from); at !== -1; at = text.indexOf('"', at + 1)) {
-    let slashes = 0;
-    while (text.charCodeAt(at - 1 - slashes) === 0x5c) slashes++;
-    if (slashes % 2 === 0) return at;
-  }
-  return text.length;
-}
-
-/** Where the JSON array of strings that starts at `from` (after its `[`) ends; the end of the text for anything else. */
-function arrayEnd(text: string, from: number): number {
-  let at = from;
-  for (;;) {
-    const c = text.charCodeAt(at);
-    if (c === 0x5d) return at;
-    if (c !== 0x22) return text.length;
-    at = stringEnd(text, at + 1) + 1;
-    if (text.charCodeAt(at) === 0x2c) at++;
-  }
-}
-
-/**
- * The command lines and argument lists of a JSON event line, one after the other: a few hundred
- * characters of the line's 2-4 KB, which the gates scan instead of the whole line. A line that is
- * not an agent's event (no such keys) is scanned whole.
- */
-function typedText(line: string): string {
-  let text = '';
-  for (const key of TYPED_KEYS) {
-    for (let at = line.indexOf(key); at !== -1; ) {
-      const from = at + key.length;
-      const end = key === '"args":[' ? arrayEnd(line, from) : stringEnd(line, from);
-      text += `${line.slice(from, end)}\n`;
-      at = end >= line.length ? -1 : line.indexOf(key, end);
-    }
-  }
-  return text === '' ? line : text;
-}
-
 // Gates, a scan of the line each (a literal or a short alternation: the engine skips along a 2-4 KB
 // line at a fraction of a ns a character, where one alternation of every keyword takes ten times
 // as long), so that a line without the words a pattern needs costs a few scans, and the patterns
