@@ -72,13 +72,19 @@ function redactAfter(text: string, pattern: RegExp): string {
 // run on the few lines that have them.
 const HAS_HADES_TOKEN = /hades(?:api|1)_/;
 const HAS_AUTH_HEADER = /bearer|authorization/i;
-const HAS_SECRET_WORD = /pass|secret|key|token/i;
+// Not a path's `pass` (/etc/passwd, /usr/bin/passwd): the flags and headers follow a `-`, a word or a space.
+const HAS_SECRET_WORD = /(?<!\/)pass|secret|key|token/i;
 const HAS_URL_USER = /:\/\/[^/\s"\\@]*@/;
 const HAS_MYSQL = /mysql|mariadb/;
-const HAS_USER_PASSWORD = /-u|--user/;
+/** `-u` glued to a user and its colon, `-u` then a space or the next argument, or `--user` (not `--uid`, `-unsafe`). */
+const HAS_USER_PASSWORD = /-u[^\s"\\:]*:|-u(?:\s|",")|--user/;
+
+/** Any of the gates' words: one scan that most lines (none of these words) end at. */
+const HAS_ANY = /(?<!\/)pass|secret|key|token|bearer|authorization|hades(?:api|1)_|mysql|mariadb|:\/\/[^/\s"\\@]*@|-u[^\s"\\:]*:|-u(?:\s|",")|--user/i;
 
 /** The text with secrets replaced; the same string when it holds none (the common case, cheap). */
 export function redactSecrets(text: string): string {
+  if (!HAS_ANY.test(text)) return text;
   let out = text;
   if (HAS_HADES_TOKEN.test(out)) out = redactAfter(out, HADES_TOKEN);
   if (HAS_AUTH_HEADER.test(out)) {
