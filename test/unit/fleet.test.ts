@@ -276,6 +276,14 @@ describe('fleet registry', () => {
     assert.throws(() => fleet.heartbeat(a, 'up'), code('HADES_ERR_STREAM_MESSAGE_INVALID'));
     assert.throws(() => fleet.heartbeat('ag_ffffffffffffffff', health), code('HADES_ERR_AGENT_UNKNOWN'));
     assert.throws(() => fleet.markOnline('ag_ffffffffffffffff', true), code('HADES_ERR_AGENT_UNKNOWN'));
+    // Nesting no answer could serialise again is refused; one kept before that was (an older
+    // server's) is shown as a coded note, so that it fails no listing.
+    const deep = (n: number): unknown => (n === 0 ? 1 : [deep(n - 1)]);
+    assert.throws(() => fleet.heartbeat(a, { deep: deep(100) }), code('HADES_ERR_STREAM_MESSAGE_INVALID'));
+    db.prepare('UPDATE agents SET heartbeat = ? WHERE id = ?').run(`{"a":${'['.repeat(4000)}${']'.repeat(4000)}}`, b);
+    assert.equal((fleet.get(b)?.lastHeartbeat as unknown as { code: string }).code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
+    assert.equal(fleet.list({}).length, 2);
+    db.prepare('UPDATE agents SET heartbeat = NULL WHERE id = ?').run(b);
     // Going offline is not being heard from: last_seen stays the last heartbeat's time.
     time.advance(MINUTE);
     fleet.markOnline(a, false);

@@ -867,10 +867,22 @@ function agentOf(row: AgentRow): Agent {
     ...(row.token_id === null ? {} : { tokenId: row.token_id }),
     enrolledAt: isoTime(row.enrolled_at),
     ...(lastSeen === undefined ? {} : { lastSeen }),
-    ...(row.heartbeat === null ? {} : { lastHeartbeat: JSON.parse(row.heartbeat) as AgentHealth }),
+    ...(row.heartbeat === null ? {} : { lastHeartbeat: keptJson(row.heartbeat, 'the heartbeat') as AgentHealth }),
     online: row.online === 1,
     ...(revokedAt === undefined ? {} : { revokedAt }),
   };
+}
+
+/**
+ * JSON an agent sent, as kept: parsed, unless it nests deeper than any answer can be serialised
+ * again (kept before the gateway refused such nesting): then a coded note in its place, so that
+ * one agent's value cannot fail every listing of the fleet or of its tasks.
+ */
+function keptJson(text: string, what: string): unknown {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `${what} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels; it was kept before such nesting was refused, and is not shown` };
+  }
+  return JSON.parse(text) as unknown;
 }
 
 function taskOf(row: TaskRow): Task {
@@ -880,7 +892,7 @@ function taskOf(row: TaskRow): Task {
     kind: row.kind,
     params: JSON.parse(row.params) as Record<string, unknown>,
     status: row.status,
-    ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
+    ...(row.result === null ? {} : { result: keptJson(row.result, 'the task result') }),
     ...(row.created_by === null ? {} : { createdBy: row.created_by }),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),
