@@ -79,8 +79,8 @@ const HAS_MYSQL = /mysql|mariadb/;
 /** `-u` glued to a user and its colon, `-u` then a space or the next argument, or `--user` (not `--uid`, `-unsafe`). */
 const HAS_USER_PASSWORD = /-u[^\s"\\:]*:|-u(?:\s|",")|--user/;
 
-/** Any of the gates' words: one scan that most lines (none of these words) end at. */
-const HAS_ANY = /(?<!\/)pass|secret|key|token|bearer|authorization|hades(?:api|1)_|mysql|mariadb|:\/\/[^/\s"\\@]*@|-u[^\s"\\:]*:|-u(?:\s|",")|--user/i;
+/** Any of the gates' words (case aside): one scan that most lines (none of these words) end at. */
+const HAS_ANY = new RegExp([HAS_SECRET_WORD, HAS_AUTH_HEADER, HAS_HADES_TOKEN, HAS_MYSQL, HAS_URL_USER, HAS_USER_PASSWORD].map((gate) => gate.source).join('|'), 'i');
 
 /** The text with secrets replaced; the same string when it holds none (the common case, cheap). */
 export function redactSecrets(text: string): string {

@@ -152,9 +152,24 @@ function eventTime(e: EventRecord): number {
 }
 
 /** The agent an event came from (`agent.id`, set by the server from the certificate); '' for none: one host's events, offline or on the agent. */
-function agentOf(e: EventRecord): string {
+export function agentOf(e: EventRecord): string {
   const agent = (e['agent'] as { id?: unknown } | undefined)?.id;
   return typeof agent === 'string' ? agent : '';
+}
+
+/** Between the agent a host-scoped group is kept under and the grouping values, in its key. */
+const SCOPE = '\u0001';
+
+/** The key of a group kept apart per agent (a rule grouped by host): the event's agent, then the grouping values. */
+export function scopedKey(event: EventRecord, values: string): string {
+  return `${agentOf(event)}${SCOPE}${values}`;
+}
+
+/** A group's key as shown (an alert's `correlation.key`): without the agent it is kept under, if any. */
+export function shownKey(key: string): string {
+  const scope = key.indexOf(SCOPE);
+  // A \u0001 after the first value's separator is within a value, not the scope's.
+  return scope === -1 || key.lastIndexOf('\u0000', scope) !== -1 ? key : key.slice(scope + 1);
 }
 
 function eventId(e: EventRecord): string {

@@ -24,7 +24,7 @@ import { yamlDepthProblem } from '../common/yaml-depth.js';
 import type { Predicate } from './accessor.js';
 import { allValues, firstValue, type EventRecord } from './accessor.js';
 import { actionsOf, compilePredicate, disjunctionClauses, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet, type KeyClause } from './compile.js';
-import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
+import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, scopedKey, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
 import { capProblems, compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
@@ -993,9 +993,7 @@ class Loader {
       const inner = this.keyOf(refs);
       return (e) => {
         const rest = inner(e);
-        if (rest === undefined) return undefined;
-        const agent = (e['agent'] as { id?: unknown } | undefined)?.id;
-        return `${typeof agent === 'string' ? agent : ''}\u0001${rest}`;
+        return rest === undefined ? undefined : scopedKey(e, rest);
       };
     }
     if (getters.length === 0) return () => '';

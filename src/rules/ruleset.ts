@@ -7,7 +7,7 @@
  */
 import { nextEvent, type EventRecord, type Predicate } from './accessor.js';
 import type { KeyClause } from './compile.js';
-import type { CorrelationHit, CorrelationStats, Correlator } from './correlation.js';
+import { shownKey, type CorrelationHit, type CorrelationStats, type Correlator } from './correlation.js';
 import type { Severity } from './schema.js';
 import type { Template } from './template.js';
 import { ValueIndex } from './value-index.js';
@@ -209,8 +209,8 @@ export class RuleSet {
         if (c.referenced) this.epochs[c.index] = epoch;
         if (c.info.alert && c.info.enabled) {
           // The agent a host's groups are kept under (loader.ts keyOf) is not part of the key as shown.
-          const scope = hit.key.indexOf('\u0001');
-          const shown = scope === -1 || hit.key.lastIndexOf('\u0000', scope) !== -1 ? hit : { ...hit, key: hit.key.slice(scope + 1) };
+          const key = shownKey(hit.key);
+          const shown = key === hit.key ? hit : { ...hit, key };
           const output = c.output.render(event, { 'correlation.count': shown.count, 'correlation.key': shown.key.split('\u0000').join(', ') });
           (out ??= []).push({ rule: c.info, output, severity: c.info.severity, tags: c.info.tags, event, correlation: shown });
         }

@@ -15,11 +15,10 @@ import { performance } from 'node:perf_hooks';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { HadesError, toHadesError } from '../common/errors.js';
-import { nestsDeeperThan } from '../common/json-depth.js';
 import { channelOptions, gatewayService, NDJSON_GZIP, type AgentMessage, type BatchMessage, type HelloMessage, type ServerMessage } from '../runtime/gateway-proto.js';
 import type { Logger } from '../runtime/log.js';
 import type { BatchSeq } from './ingest/protocol.js';
-import { MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_RESULT_BYTES } from './fleet/registry.js';
+import { jsonProblem, MAX_JSON_BYTES, MAX_RESULT_BYTES } from './fleet/registry.js';
 
 export interface IngestResult {
   readonly stored: number;
@@ -396,9 +395,9 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       // Checked before it is parsed here, on the main thread: a few KB of gzip may inflate to
       // megabytes of nesting that take JSON.parse seconds.
       const text = message.heartbeat.health_json;
-      const refused = jsonRefusal(text, MAX_JSON_BYTES);
+      const refused = jsonProblem(text, 'health_json', MAX_JSON_BYTES);
       if (refused !== undefined) {
-        this.nack(stream, 0, new HadesError(refused.code, `heartbeat refused: health_json ${refused.message}`), true);
+        this.nack(stream, 0, new HadesError(refused.code, `heartbeat refused: ${refused.message}`), true);
         return;
       }
       let health: unknown;
@@ -421,10 +420,10 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       const { task_id, status, result_json } = message.task_result;
       // A result for a task the agent does not have open is dropped unread.
       if (hooks.awaitsTaskResult?.(agentId, task_id) === false) return;
-      const refused = jsonRefusal(result_json, MAX_RESULT_BYTES);
+      const refused = jsonProblem(result_json, 'the task result', MAX_RESULT_BYTES);
       if (refused !== undefined) {
         // The task fails with the reason, instead of waiting for its deadline.
-        hooks.onTaskResult?.(agentId, task_id, 'failed', { code: refused.code, message: `the task result ${refused.message}` });
+        hooks.onTaskResult?.(agentId, task_id, 'failed', { code: refused.code, message: refused.message });
         return;
       }
       let result: unknown = null;
@@ -589,12 +588,4 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     // ingest worker and database only after.
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
-}
-
-/** Why JSON text an agent sent to be kept is refused unparsed: over `maxBytes`, or nested past MAX_JSON_DEPTH. */
-function jsonRefusal(text: string, maxBytes: number): { readonly code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE' | 'HADES_ERR_STREAM_MESSAGE_INVALID'; readonly message: string } | undefined {
-  // A UTF-16 unit is at least one byte: the length alone refuses most without counting bytes.
-  if (text.length > maxBytes || Buffer.byteLength(text) > maxBytes) return { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `takes more than ${maxBytes} bytes` };
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` };
-  return undefined;
 }

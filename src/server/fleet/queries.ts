@@ -138,13 +138,6 @@ function hostResult(task: Task, hostname: string): HostResult {
 }
 
 export class FleetQueries {
-  /** Deletes the fleet queries whose deadline passed before `before` (ms) and none of whose tasks is left; returns how many. */
-  forgetEnded(before: number): number {
-    return this.#db
-      .prepare("DELETE FROM fleet_queries WHERE deadline < ? AND NOT EXISTS (SELECT 1 FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = fleet_queries.id)")
-      .run(before).changes;
-  }
-
   readonly #db: Db;
   readonly #registry: FleetRegistry;
   readonly #now: () => number;
@@ -156,6 +149,13 @@ export class FleetQueries {
     this.#now = options.now ?? Date.now;
     this.#pageBytes = options.pageBytes ?? PAGE_BYTES;
     migrate(db, 'queries', QUERIES_MIGRATIONS);
+  }
+
+  /** Deletes the fleet queries whose deadline passed before `before` (ms) and none of whose tasks is left; returns how many. */
+  forgetEnded(before: number): number {
+    return this.#db
+      .prepare("DELETE FROM fleet_queries WHERE deadline < ? AND NOT EXISTS (SELECT 1 FROM tasks WHERE kind = 'query' AND json_extract(params, '$.query_id') = fleet_queries.id)")
+      .run(before).changes;
   }
 
   /**

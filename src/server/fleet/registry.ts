@@ -291,12 +291,22 @@ function notAfterMs(notAfter: string | undefined): number | null {
   return ms;
 }
 
+/**
+ * Why JSON text an agent sent is not kept (larger than `max` bytes, or nested past
+ * MAX_JSON_DEPTH), or undefined: found without parsing it, so the gateway checks a message with it
+ * before JSON.parse, and the registry what it is given before it is stored.
+ */
+export function jsonProblem(text: string, what: string, max: number): HadesError | undefined {
+  // A UTF-16 unit is at least one byte: the length alone refuses most without counting bytes.
+  if (text.length > max || Buffer.byteLength(text) > max) return new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${max} bytes of JSON`);
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `${what} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+  return undefined;
+}
+
 function jsonText(value: unknown, what: string, max = MAX_JSON_BYTES): string {
   const text = JSON.stringify(value ?? null);
-  if (Buffer.byteLength(text) > max) {
-    throw new HadesError('HADES_ERR_STREAM_MESSAGE_TOO_LARGE', `${what} takes more than ${max} bytes of JSON`);
-  }
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `${what} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`);
+  const problem = jsonProblem(text, what, max);
+  if (problem !== undefined) throw problem;
   return text;
 }
 
