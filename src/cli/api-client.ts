@@ -42,7 +42,7 @@ export interface ApiClient {
 export function checkTimeBounds(options: Readonly<Record<string, unknown>>): void {
   for (const name of ['since', 'until']) {
     const value = options[name];
-    if (typeof value === 'string' && timeBound(value) === undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--${name} '${value}' is not ${TIME_BOUND_FORMS}`);
+    if (typeof value === 'string' && timeBound(value, Date.now(), 'local') === undefined) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--${name} '${value}' is not ${TIME_BOUND_FORMS}`);
   }
 }
 
@@ -59,9 +59,11 @@ export function fixedTimeBounds(options: Readonly<Record<string, unknown>>, defa
   // person's local time, which the server (in another zone, or on another host) would read as its own.
   // A duration reaching before 1970 (`--since 800000d`) means everything stored: the epoch, not
   // a year ISO 8601 writes with a sign and six digits, which the server does not take.
-  const iso = (value: string) => (/^\d{4}-\d{2}-\d{2}$/.test(value) || /^\d{4}-.*(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value) ? value : new Date(Math.max(0, timeBound(value, now)!)).toISOString());
-  const since = iso(given.since);
+  const iso = (value: string) => (/^\d{4}-\d{2}-\d{2}$/.test(value) || /^\d{4}-.*(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value) ? value : new Date(Math.max(0, timeBound(value, now, 'local')!)).toISOString());
   const until = given.until === undefined ? undefined : iso(given.until);
+  // Without --since, the default span ends at --until (else now): `--until 2d` alone is the day
+  // (or hour) before that, not a window that ends before it starts.
+  const since = typeof options['since'] !== 'string' && until !== undefined ? new Date(Math.max(0, Date.parse(until) - (now - timeBound(defaultSince, now)!))).toISOString() : iso(given.since);
   const again = [since !== given.since ? `--since ${since}` : '', until !== undefined && until !== given.until ? `--until ${until}` : ''].filter(Boolean).join(' ');
   return { since, ...(until === undefined ? {} : { until }), again };
 }
@@ -119,7 +121,16 @@ function readCa(file: string): string {
   } catch (error) {
     throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: ${file} holds no PEM certificate (the server's CA is at GET /api/v1/enroll/ca)`);
+  // GET /api/v1/enroll/ca answers JSON ({"ca": PEM, "sha256": ...}): saved as it comes, its PEM is used.
+  if (text.trimStart().startsWith('{')) {
+    try {
+      const answer = JSON.parse(text) as { ca?: unknown };
+      if (typeof answer.ca === 'string') text = answer.ca;
+    } catch {
+      // Not JSON after all: checked as PEM below.
+    }
+  }
+  if (!/^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/m.test(text)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: ${file} holds no PEM certificate (the server's CA is the \`ca\` of GET /api/v1/enroll/ca: \`curl -sk URL/api/v1/enroll/ca | jq -r .ca > ca.pem\`, or that answer saved whole)`);
   return text;
 }
 

@@ -283,7 +283,7 @@ export const commands: readonly CommandSpec[] = [
     define: (c) =>
       apiOptions(c)
         .argument('[filters...]', 'FIELD=VALUE filters, e.g. process.executable=/usr/bin/curl user.name=root')
-        .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time', '1h')
+        .option('--since <duration>', 'how far back: 15m, 2h, 7d, or an ISO time (without a zone: local time) (default: 1h before --until, else before now)')
         .option('--until <duration>', 'events before: a duration back from now or an ISO time')
         .option('--action <actions>', 'comma-separated event actions')
         .option('--host <host>', 'host name, or an agent\'s id (ag_...), which a host cannot claim')
@@ -310,7 +310,7 @@ export const commands: readonly CommandSpec[] = [
     summary: 'List the alerts raised by the rule engine, newest first',
     define: (c) =>
       apiOptions(c)
-        .option('--since <duration>', 'alerts active since: 15m, 2h, 7d, or an ISO time', '24h')
+        .option('--since <duration>', 'alerts active since: 15m, 2h, 7d, or an ISO time (without a zone: local time) (default: 24h before --until, else before now)')
         .option('--until <duration>', 'alerts that began before: a duration back from now or an ISO time')
         .option('--severity <severity>', 'least severity: info, low, medium, high, critical')
         .option('--status <statuses>', 'comma-separated: new, acknowledged, resolved, false_positive')

@@ -271,8 +271,8 @@ export const errorCatalog = {
   },
   HADES_ERR_STORE_QUERY: {
     kind: 'input',
-    summary: 'An event search could not be run: an unknown field, a malformed filter, a value the field can never hold, a malformed time range (an `until` before `since`), or a bad page cursor.',
-    remedy: 'The message names the part of the query at fault; see the API\'s OpenAPI document for the accepted forms.',
+    summary: 'An event search could not be run: an unknown field, a filter on an object or on a map rather than one of its keys, a malformed filter, a value the field can never hold, a malformed time range (an `until` before `since`), or a bad page cursor.',
+    remedy: 'The message names the part of the query at fault; see the API\'s OpenAPI document (GET /api/v1/openapi.json) for the accepted forms.',
   },
   HADES_ERR_PKI: {
     kind: 'environment',
@@ -412,7 +412,7 @@ export const errorCatalog = {
   HADES_ERR_API_NOT_FOUND: {
     kind: 'input',
     summary: 'The API has no such route, or no such object (agent, task, token).',
-    remedy: 'Check the path and the id; the OpenAPI document lists the routes.',
+    remedy: 'Check the path and the id; the OpenAPI document (GET /api/v1/openapi.json) lists the routes.',
   },
   HADES_ERR_API_TOO_LARGE: {
     kind: 'input',
@@ -437,7 +437,7 @@ export const errorCatalog = {
   HADES_ERR_API_METHOD_NOT_ALLOWED: {
     kind: 'input',
     summary: 'The API has this path, but not with this HTTP method; the answer (405) lists the methods it takes in its Allow header.',
-    remedy: 'Use one of the methods the Allow header and the OpenAPI document give for the path.',
+    remedy: 'Use one of the methods the Allow header and the OpenAPI document (GET /api/v1/openapi.json) give for the path.',
   },
   HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE: {
     kind: 'input',

@@ -243,21 +243,30 @@ const FleetQueryBody = Type.Object({
   next: Type.Optional(Type.String({ description: 'The cursor of the next page; absent on the last.' })),
 });
 
-/** `15m`, `2h`, `7d` or ISO time -> ms since epoch (../common/time-bound.ts). */
+/** `15m`, `2h`, `7d` or ISO time (without a zone: UTC) -> ms since epoch (../common/time-bound.ts). */
 export function parseSince(value: string, now = Date.now()): number {
   const time = timeBound(value, now);
   if (time === undefined) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `'${value}' is not ${TIME_BOUND_FORMS}`);
   return time;
 }
 
+const DAY_MS = 86_400_000;
+
+/** A search's window: `since` by default the day before `until`, else the last day; no `until` unless asked. */
+function searchWindow(q: { since?: string | undefined; until?: string | undefined }, now: number): { since: number; until?: number } {
+  const until = q.until ? parseSince(q.until, now) : undefined;
+  const since = q.since ? parseSince(q.since, now) : (until ?? now) - DAY_MS;
+  return until === undefined ? { since } : { since, until };
+}
+
 const SearchQuery = Type.Object(
   {
-    since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+    since: Type.Optional(Type.String({ description: 'Start: a duration back from now (15m, 2h, 7d) or an ISO time (without a zone: UTC; a day that does not exist is refused). Default: 24 hours before `until`, else before now. The pages after the first keep its window (their cursor carries it).' })),
     until: Type.Optional(Type.String({ description: 'End: a duration back from now or an ISO time. Default: none (events dated ahead of the server clock are found too).' })),
     host: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated event actions.' })),
     agent: Type.Optional(Type.String({ maxLength: 128 })),
-    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more: at most 32, 8 of them on fields that are not indexed; an empty prefix or text is refused.' })),
+    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more: at most 32, 8 of them on fields that are not indexed; an empty prefix or text is refused, and so is a field that is an object. user.name is the event\'s user.name or, when it has none, process.user.name (the user an event is about).' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
     order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')])),
@@ -361,7 +370,7 @@ export function ifMatchRevisions(header: string | string[] | undefined): number[
   const revisions: number[] = [];
   for (const item of text.split(',').map((t) => t.trim())) {
     const match = ENTITY_TAG.exec(item);
-    if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `If-Match ${JSON.stringify(text.slice(0, 200))} is not a list of entity tags: send the ETag that GET /api/v1/alerts/ID gave, quotes included (e.g. If-Match: "3"), or * (any revision)`);
+    if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the If-Match value sent, ${text.slice(0, 200).replace(/[^\x20-\x7e]/g, '?')}, is not a list of entity tags: send the ETag that GET /api/v1/alerts/ID gave, quotes included (e.g. If-Match: "3"), or * (any revision)`);
     if (match[1] === undefined && /^[1-9][0-9]{0,14}$/.test(match[2]!)) revisions.push(Number(match[2]));
   }
   return revisions;
@@ -901,15 +910,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const now = Date.now();
     const actions = q.action ? q.action.split(',').map((a) => a.trim()).filter(Boolean) : undefined;
     for (const action of actions ?? []) {
-      if (!(eventActions as readonly string[]).includes(action)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'`);
+      if (!(eventActions as readonly string[]).includes(action)) {
+        const close = suggest(action, eventActions);
+        throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'${close ? `; did you mean '${close}'?` : ''} (actions: ${eventActions.join(', ')})`);
+      }
     }
     const filters = q.filter === undefined ? [] : (Array.isArray(q.filter) ? q.filter : [q.filter]).map(parseFilter);
     // `host` given as an agent's id is that agent: with `agent` naming another, no event is both.
     if (q.agent && q.host && AGENT_ID_RE.test(q.host) && q.host !== q.agent) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `host ${q.host} is an agent's id and agent names another (${q.agent}): give one of them`);
     const query: EventQuery = {
-      since: parseSince(q.since ?? '24h', now),
       // No upper bound unless asked: an event from a host whose clock is ahead is not hidden.
-      ...(q.until ? { until: parseSince(q.until, now) } : {}),
+      ...searchWindow(q, now),
       // A host named by its agent's id (as `hades agents list` shows it) is that agent's events.
       ...(q.host && !AGENT_ID_RE.test(q.host) ? { host: q.host } : {}),
       ...(actions ? { action: actions } : {}),
@@ -993,7 +1004,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       response: Answers.AlertsBody,
       querystring: Type.Object(
         {
-          since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view), or that the server raised or folded a match into at or after it (its clock: an alert about events dated days back, raised now, is shown): a duration back from now (15m, 2h, 7d) or an ISO time. Default 24h.' })),
+          since: Type.Optional(Type.String({ description: 'Alerts whose last event is at or after this (one that keeps firing stays in view), or that the server raised or folded a match into at or after it (its clock: an alert about events dated days back, raised now, is shown): a duration back from now (15m, 2h, 7d) or an ISO time. Without a zone an ISO time is UTC. Default: 24 hours before `until`, else before now. The pages after the first keep its window (their cursor carries it).' })),
           until: Type.Optional(Type.String({ description: 'Alerts that began at or before this: a duration back from now or an ISO time. Default: none (alerts dated ahead of the server clock are found too).' })),
           status: Type.Optional(Type.String({ maxLength: 128, description: `Comma-separated statuses: ${ALERT_STATUSES.join(', ')}.` })),
           severity: Type.Optional(Severities),
@@ -1014,9 +1025,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         if (!(ALERT_STATUSES as readonly string[]).includes(s)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown status '${s}' (${ALERT_STATUSES.join(', ')})`);
       }
       return ports.searchAlerts({
-        since: parseSince(q.since ?? '24h', now),
         // No upper bound unless asked: an alert from a host whose clock is ahead is not hidden.
-        ...(q.until ? { until: parseSince(q.until, now) } : {}),
+        ...searchWindow(q, now),
         ...(status ? { status: status as AlertStatus[] } : {}),
         ...(q.severity ? { minSeverity: q.severity } : {}),
         ...(q.rule ? { ruleId: q.rule } : {}),

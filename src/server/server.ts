@@ -771,7 +771,7 @@ export class HadesServer {
           throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `no rule '${input.ruleId}' is loaded${close ? `; did you mean '${close}'?` : ''} ('*' suppresses every rule)`);
         }
         // A suppression reads one value at a dotted path: the same fields as a search, objects left out.
-        const problem = input.field == null ? undefined : fieldProblem(input.field, { objects: false });
+        const problem = input.field == null ? undefined : fieldProblem(input.field);
         if (problem !== undefined) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `field: ${problem}`);
         // A value that the field can never hold would suppress nothing, silently.
         if (input.field != null && input.value != null && integerField(input.field) && !/^(0|[1-9][0-9]{0,14})$/.test(input.value)) {

@@ -164,6 +164,9 @@ describe('authentication and roles', () => {
     await apiToken('analyst');
     const identity = await server.enrollAgent();
     assert.ok(Array.isArray((await server.ok('GET', '/api/v1/events', { token, query: { since: '5m', action: 'inventory_change' } })).events));
+    // `until` alone: the day before it, not a window that ends before the default since.
+    assert.ok(Array.isArray((await server.ok('GET', '/api/v1/events', { token, query: { until: '2d' } })).events));
+    assert.ok(Array.isArray((await server.ok('GET', '/api/v1/alerts', { token, query: { until: '2d' } })).alerts));
     const { tasks } = await server.ok('POST', '/api/v1/tasks', { token, body: { agents: [identity.agentId], kind: 'query', params: { sql: 'select 1 from shell_history' } } });
     assert.equal(tasks.length, 1);
     const { entries } = (await server.ok('GET', '/api/v1/audit', { query: { since: '5m', limit: 1000 } })) as { entries: AnyEvent[] };
@@ -225,6 +228,8 @@ describe('invalid requests', () => {
     ['GET', '/api/v1/tasks', { query: { limit: 0 } }, 'tasks limit 0'],
     ['GET', '/api/v1/audit', { query: { since: 'garbage' } }, 'audit since'],
     ['GET', '/api/v1/events', { query: { since: '5' } }, 'a bare number as a time (Date.parse takes it for May 2001)'],
+    ['GET', '/api/v1/events', { query: { since: '2026-02-30' } }, 'a day that does not exist (Date.parse rolls it over to 2 March)'],
+    ['GET', '/api/v1/alerts', { query: { until: '2026-11-28T24:00:00Z' } }, 'an hour that does not exist'],
     ['GET', '/api/v1/alerts', { query: { until: '-1' } }, 'a negative number as a time'],
     ['POST', '/api/v1/tokens/api', { body: { name: { nested: true }, role: 'admin' } }, 'a body field of the wrong type'],
     ['POST', '/api/v1/tokens/api', { body: ['name', 'admin'] }, 'a body that is an array'],
@@ -357,7 +362,8 @@ describe('invalid requests', () => {
   });
 
   it('refuses searches the store cannot run (bad cursor, unknown field form, empty range) with 400', async () => {
-    for (const query of [{ cursor: 'not-a-cursor' }, { filter: 'Process.Name=x' }, { since: '1h', until: '2h' }]) {
+    // A filter on an object, or on a value an enumerated field never holds, would match nothing.
+    for (const query of [{ cursor: 'not-a-cursor' }, { filter: 'Process.Name=x' }, { since: '1h', until: '2h' }, { filter: 'user=root' }, { filter: 'event.action=Exec' }]) {
       assertError(await server.api('GET', '/api/v1/events', { query }), 400, ['HADES_ERR_API_INVALID_REQUEST', 'HADES_ERR_STORE_QUERY'], JSON.stringify(query));
     }
   });
@@ -1485,6 +1491,14 @@ describe('managing the fleet with the hades command', () => {
     const notPem = await runHades([...remote, '--ca', elsewhere]);
     assert.equal(notPem.status, 2, notPem.stderr);
     assert.match(notPem.stderr, /HADES_ERR_CLI_INVALID_ARGUMENT: --ca: .* holds no PEM certificate/);
+    // The answer of GET /api/v1/enroll/ca saved as it comes (JSON) is taken for its PEM.
+    const answer = path.join(dir, 'enroll-ca.json');
+    writeFileSync(answer, JSON.stringify(await server.ok('GET', '/api/v1/enroll/ca')));
+    const fromAnswer = await runHades([...remote, '--ca', answer]);
+    assert.equal(fromAnswer.status, 0, fromAnswer.stderr);
+    // JSON without a PEM in it is refused like any other file without one.
+    writeFileSync(answer, JSON.stringify({ ca: 'x -----BEGIN CERTIFICATE----- y' }));
+    assert.match((await runHades([...remote, '--ca', answer])).stderr, /holds no PEM certificate/);
   });
 
   it('--server without --token is refused: the local deployment\'s admin token is never sent to another server', async () => {

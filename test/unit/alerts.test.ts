@@ -535,6 +535,12 @@ describe('alerts: store', () => {
     assert.ok(page1.next);
     const page2 = store.search({ limit: 4, cursor: page1.next });
     assert.deepEqual(page2.alerts.map((a) => a.id), ['a5', 'a4', 'a3', 'a2']);
+    // The next pages keep the first page's window: a since read again later (`24h` back from a
+    // later now) would leave out the oldest alerts of the first page's window.
+    const windowed = store.search({ since: T0, limit: 4 });
+    const after = store.search({ since: T0 + 7000, limit: 10, cursor: windowed.next! });
+    assert.deepEqual(after.alerts.map((a) => a.id), ['a5', 'a4', 'a3', 'a2', 'a1', 'a0']);
+    assert.equal(store.search({ limit: 4, cursor: Buffer.from('a:7').toString('base64url') }).alerts[0]?.id, 'a5', 'a cursor of an earlier version');
     assert.deepEqual(store.search({ minSeverity: 'high', host: 'web1' }).alerts.map((a) => a.id), ['a3', 'a1']);
     assert.deepEqual(store.search({ since: T0 + 8000 }).alerts.map((a) => a.id), ['a9', 'a8']);
     assert.equal(store.triage('a1', { status: 'acknowledged', assignee: 'ana' })?.status, 'acknowledged');

@@ -325,8 +325,14 @@ describe('event store: search', () => {
     assert.deepEqual(f('@timestamp', 'eq', iso(T0 + 5000)), pick(5));
     assert.deepEqual(f('agent.id', 'eq', 'ag_5f0c2d4e9a1b3c7d'), newest);
     assert.deepEqual(f('process.user.name', 'eq', 'root'), pick(1)); // exact ECS field, not the user_name column
-    // An object is not a value: its members do not match.
-    assert.deepEqual(f('process.parent', 'eq', 'sh'), []);
+    // An object, or a map itself, is not a value: refused, not an empty page that looks like "no such event".
+    for (const field of ['process.parent', 'user', 'hades.cmdb', 'hades.cmdb.tags']) {
+      assert.throws(() => f(field, 'eq', 'sh'), (e: unknown) => (e as HadesError).code === 'HADES_ERR_STORE_QUERY' && /is an object|holds a value under each of its keys/.test((e as Error).message), field);
+    }
+    // A value an enumerated field never holds, indexed or not.
+    for (const [field, value] of [['event.action', 'Exec'], ['event.outcome', 'Success']] as const) {
+      assert.throws(() => f(field, 'eq', value), (e: unknown) => (e as HadesError).code === 'HADES_ERR_STORE_QUERY' && /is one of/.test((e as Error).message), field);
+    }
   });
 
   it('filters on a CMDB tag by the name its file gives the column (spaces, dashes, capitals, dots)', () => {
@@ -440,6 +446,33 @@ describe('event store: search', () => {
     assert.match(cursor, /^[A-Za-z0-9_-]+$/);
     assert.deepEqual(decodeCursor(cursor), { time: T0, id: 12, order: 'desc' });
     assert.throws(() => decodeCursor(`${cursor}=`), isCode('HADES_ERR_STORE_QUERY'));
+    const windowed = encodeCursor({ time: T0, id: 12, order: 'asc', window: { since: T0 - 1000, until: null } });
+    assert.deepEqual(decodeCursor(windowed), { time: T0, id: 12, order: 'asc', window: { since: T0 - 1000, until: null } });
+    for (const bad of ['[1,2,"d",1.5,null]', '[1,2,"d","x",null]', '[1,2,"d",1]', '[1,2,"d",1e300,null]']) {
+      assert.throws(() => decodeCursor(Buffer.from(bad).toString('base64url')), isCode('HADES_ERR_STORE_QUERY'), bad);
+    }
+  });
+
+  it('keeps the time window of the first page in the next ones: a since read again later (24h back from a later now) loses no event', () => {
+    const { store } = open();
+    const events = Array.from({ length: 6 }, (_, i) => ev('exec', T0 + i * 1000));
+    store.insertBatch('agent-1', events.map(line));
+    const first = store.search({ since: T0, limit: 4 });
+    assert.equal(first.events.length, 4);
+    // The next page's request names a since 3 s later, as the API's `since=24h` does minutes later.
+    const second = store.search({ since: T0 + 3000, until: T0 + 1, limit: 4, cursor: first.next! });
+    assert.deepEqual(idsOf(second.events), idsOf(events.slice(0, 2).reverse()));
+    assert.equal(second.next, undefined);
+  });
+
+  it('reads fractional bounds as the times they are: an event at T is after since T - 0.5 and before until T + 0.5', () => {
+    const { store } = open();
+    store.insertBatch('agent-1', [ev('exec', T0)].map(line));
+    assert.equal(store.search({ since: T0 + 0.5 }).events.length, 0);
+    assert.equal(store.search({ since: T0 - 0.5 }).events.length, 1);
+    assert.equal(store.search({ until: T0 + 0.5 }).events.length, 1);
+    assert.equal(store.search({ until: T0 - 0.5 }).events.length, 0);
+    for (const q of [{ since: 0, until: -1e16 }, { since: 1e300, until: 0 }]) assert.throws(() => store.search(q), isCode('HADES_ERR_STORE_QUERY', /not a valid time/));
   });
 });
 

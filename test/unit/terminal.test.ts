@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { alertDetail } from '../../src/cli/commands/alerts.js';
+import { alertDetail, raisingEvent } from '../../src/cli/commands/alerts.js';
 import { formatRows } from '../../src/cli/commands/fleet.js';
 import { formatAlert } from '../../src/cli/commands/alerts.js';
 import { formatEvent } from '../../src/cli/commands/server.js';
@@ -203,5 +203,18 @@ describe('hades alerts list, one line per alert', () => {
   it('puts the count and the assignee before the message, which may be long', () => {
     assert.match(formatAlert(alert), /^a1b2 {2}2026-11-30T10:00:00\.000Z {2}CRITICAL {2}acknowledged {4}web-1 {2}reverse_shell_dev_tcp x3 @alice {2}bash -c x{300}$/);
     assert.match(formatAlert({ ...alert, count: 1, assignee: null }), /web-1 {2}reverse_shell_dev_tcp {2}bash -c /);
+  });
+});
+
+describe('alerts suppress --like', () => {
+  it('takes its value from the event that raised the alert, not from a match folded into it later', () => {
+    const ev = (entity: string, line: string) => ({ event: { id: line }, process: { entity_id: entity, command_line: line } });
+    const alert = { process: { entity_id: 'p1' }, events: [ev('p1', '/tmp/x a'), ev('p2', '/tmp/x b')] };
+    assert.deepEqual(raisingEvent(alert), ev('p1', '/tmp/x a'));
+    // A correlation: the completing event is the one whose process the alert shows, not the first step.
+    const sequence = { process: { entity_id: 'p2' }, events: [ev('p1', 'curl'), ev('p2', 'sh'), ev('p3', 'sh again, folded')] };
+    assert.deepEqual(raisingEvent(sequence), ev('p2', 'sh'));
+    // No process shown (an ssh_login): the first event.
+    assert.deepEqual(raisingEvent({ events: [ev('p1', 'first'), ev('p2', 'folded')] }), ev('p1', 'first'));
   });
 });

@@ -257,12 +257,23 @@ const formatSuppression = (s: SuppressionLine): string =>
   shown(`${s.id}  rule ${s.rule_id}${s.host ? ` on ${s.host}` : ''}${s.field ? ` where ${s.field} = ${JSON.stringify(s.value)}` : ''} until ${s.until}; ${s.hits} hit(s); by ${s.created_by}: ${s.reason}`);
 
 /**
- * The value of a dotted field in the event that completed an alert (the last of its events),
- * as a suppression compares it: text, or a number or boolean as text; a field missing or holding
+ * The event that raised an alert: the one of the process the alert shows (a correlation's
+ * completing event), else its first. Not the last of its events: matches folded into the alert
+ * later are appended, and a suppression made from one of them would not cover what was shown.
+ */
+export function raisingEvent(alert: { events: Record<string, unknown>[]; process?: Record<string, unknown> }): unknown {
+  const entity = alert.process?.['entity_id'];
+  const ofProcess = entity === undefined ? undefined : alert.events.find((e) => (e['process'] as Record<string, unknown> | undefined)?.['entity_id'] === entity);
+  return ofProcess ?? alert.events[0];
+}
+
+/**
+ * The value of a dotted field in the event that raised an alert (raisingEvent), as a
+ * suppression compares it: text, or a number or boolean as text; a field missing or holding
  * several values is refused, saying so.
  */
-function valueIn(alert: { events: Record<string, unknown>[] }, field: string): string {
-  let v: unknown = alert.events.at(-1);
+function valueIn(alert: { events: Record<string, unknown>[]; process?: Record<string, unknown> }, field: string): string {
+  let v: unknown = raisingEvent(alert);
   for (const key of field.split('.')) v = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${field} holds several values in the alert's event: name one with --value, or suppress by another field (process.command_line for process.args)`);
@@ -288,7 +299,7 @@ export async function alertsSuppress(context: CliContext, _args: readonly string
   const field = opt(options, 'field');
   if (opt(options, 'value') !== undefined && field === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', '--value goes with --field: the event field that must have it');
   const client = await apiClient(options);
-  const alert = likeId === undefined ? undefined : ((await client.get(`/api/v1/alerts/${likeId}`)) as AlertLine & { events: Record<string, unknown>[] });
+  const alert = likeId === undefined ? undefined : ((await client.get(`/api/v1/alerts/${likeId}`)) as AlertLine & { events: Record<string, unknown>[]; process?: Record<string, unknown> });
   const rule = opt(options, 'rule') ?? alert!.rule.id;
   const host = opt(options, 'host') ?? alert?.host.id;
   const value = opt(options, 'value') ?? (alert !== undefined && field !== undefined ? valueIn(alert, field) : undefined);

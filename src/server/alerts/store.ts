@@ -254,15 +254,29 @@ function toAlert(row: AlertRow): Alert {
 /** The entity tag of an alert revision, as the API sends it in ETag (a strong validator). */
 export const alertEtag = (revision: number): string => `"${revision}"`;
 
-function encodeCursor(seq: number): string {
-  return Buffer.from(`a:${seq}`).toString('base64url');
+/**
+ * A page's cursor: the last alert's seq and the window of the search (ms; empty: unbounded),
+ * which the next pages keep: `since=24h` read again at each page would move, and alerts of the
+ * first page's window would fall out of the next. A cursor of an earlier version (`a:SEQ`)
+ * carries no window: its pages read the query's again.
+ */
+interface AlertCursor {
+  readonly seq: number;
+  readonly window?: { readonly since: number | undefined; readonly until: number | undefined };
 }
 
-function decodeCursor(cursor: string): number {
+function encodeCursor(cursor: AlertCursor): string {
+  const window = cursor.window === undefined ? '' : `:${cursor.window.since ?? ''}:${cursor.window.until ?? ''}`;
+  return Buffer.from(`a:${cursor.seq}${window}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): AlertCursor {
   const text = Buffer.from(cursor, 'base64url').toString();
-  const match = /^a:(\d{1,15})$/.exec(text);
+  const match = /^a:(\d{1,15})(?::(-?\d{1,16})?:(-?\d{1,16})?)?$/.exec(text);
   if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the cursor is not one this server gave');
-  return Number(match[1]);
+  const bound = (b: string | undefined) => (b === undefined ? undefined : Number(b));
+  const windowed = text.split(':').length === 4;
+  return { seq: Number(match[1]), ...(windowed ? { window: { since: bound(match[2]), until: bound(match[3]) } } : {}) };
 }
 
 export class AlertStore {
@@ -415,16 +429,19 @@ export class AlertStore {
   search(query: AlertQuery): { alerts: Alert[]; next?: string } {
     const where: string[] = [];
     const params: (string | number)[] = [];
-    if (query.since !== undefined && query.until !== undefined && query.until < query.since) {
-      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `until (${iso(query.until)}) is before since (${iso(query.since)})`);
+    const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    // A cursor's next pages keep the window of its first (AlertCursor).
+    const { since, until } = cursor?.window ?? query;
+    if (since !== undefined && until !== undefined && until < since) {
+      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `until (${iso(until)}) is before since (${iso(since)})`);
     }
-    if (query.since !== undefined) {
+    if (since !== undefined) {
       where.push('(last_seen >= ? OR matched >= ?)');
-      params.push(query.since, query.since);
+      params.push(since, since);
     }
-    if (query.until !== undefined) {
+    if (until !== undefined) {
       where.push('time <= ?');
-      params.push(query.until);
+      params.push(until);
     }
     if (query.status !== undefined && query.status.length > 0) {
       where.push(`status IN (${query.status.map(() => '?').join(', ')})`);
@@ -443,16 +460,16 @@ export class AlertStore {
       where.push(AGENT_ID_RE.test(query.host) ? 'agent_id = ?' : 'host = ?');
       params.push(query.host);
     }
-    if (query.cursor !== undefined) {
+    if (cursor !== undefined) {
       where.push('seq < ?');
-      params.push(decodeCursor(query.cursor));
+      params.push(cursor.seq);
     }
     const limit = Math.min(Math.max(query.limit ?? 100, 1), 10_000);
     const sql = `SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit + 1}`;
     const rows = this.#db.prepare<(string | number)[], AlertRow>(sql).all(...params);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
-    return rows.length > limit && last !== undefined ? { alerts: page.map(toAlert), next: encodeCursor(last.seq) } : { alerts: page.map(toAlert) };
+    return rows.length > limit && last !== undefined ? { alerts: page.map(toAlert), next: encodeCursor({ seq: last.seq, window: { since, until } }) } : { alerts: page.map(toAlert) };
   }
 
   /**

@@ -342,10 +342,10 @@ export class EventStore {
         throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
       }
       const examined = edge[0];
-      if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order }), partial: true };
+      if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order, window: built.window }), partial: true };
     }
     if (!more || last === undefined) return { events };
-    return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order }) };
+    return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order, window: built.window }) };
   }
 
   /** Number of events stored (a scan of the smallest index: tens of ms per million events). */

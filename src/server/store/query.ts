@@ -77,6 +77,13 @@ export interface CursorPosition {
   readonly time: number;
   readonly id: number;
   readonly order: 'desc' | 'asc';
+  /**
+   * The time window of the search that issued the cursor (ms; null: unbounded), which its next
+   * pages keep: a bound given as a duration (`since=24h`) read again at each page would move, and
+   * the oldest events of the first page's window would fall out of the next. Absent from the
+   * cursors of earlier versions, whose pages read the query's window again.
+   */
+  readonly window?: { readonly since: number | null; readonly until: number | null };
 }
 
 export interface BuiltQuery {
@@ -84,6 +91,8 @@ export interface BuiltQuery {
   readonly params: readonly (string | number)[];
   readonly limit: number;
   readonly order: 'desc' | 'asc';
+  /** The time window searched, for the cursors of the next pages. */
+  readonly window: { readonly since: number | null; readonly until: number | null };
   /**
    * With filters on fields that are not indexed: the rows the query examines at most, and the
    * statement that finds the last of them and the row after it (time and id): when there is one
@@ -111,7 +120,8 @@ function bad(message: string, details?: Record<string, unknown>): HadesError {
 }
 
 export function encodeCursor(position: CursorPosition): string {
-  return Buffer.from(JSON.stringify([position.time, position.id, position.order === 'desc' ? 'd' : 'a'])).toString('base64url');
+  const window = position.window === undefined ? [] : [position.window.since, position.window.until];
+  return Buffer.from(JSON.stringify([position.time, position.id, position.order === 'desc' ? 'd' : 'a', ...window])).toString('base64url');
 }
 
 export function decodeCursor(cursor: string): CursorPosition {
@@ -123,16 +133,31 @@ export function decodeCursor(cursor: string): CursorPosition {
   } catch {
     throw fail();
   }
-  if (!Array.isArray(value) || value.length !== 3) throw fail();
-  const [time, id, order] = value as unknown[];
+  if (!Array.isArray(value) || (value.length !== 3 && value.length !== 5)) throw fail();
+  const [time, id, order, since, until] = value as unknown[];
   if (!Number.isSafeInteger(time) || !Number.isSafeInteger(id) || (id as number) < 1 || (order !== 'd' && order !== 'a')) throw fail();
-  return { time: time as number, id: id as number, order: order === 'd' ? 'desc' : 'asc' };
+  const bound = (b: unknown) => b === null || (Number.isSafeInteger(b) && Math.abs(b as number) <= MAX_TIME_MS);
+  if (value.length === 5 && (!bound(since) || !bound(until))) throw fail();
+  return {
+    time: time as number,
+    id: id as number,
+    order: order === 'd' ? 'desc' : 'asc',
+    ...(value.length === 5 ? { window: { since: since as number | null, until: until as number | null } } : {}),
+  };
 }
 
+/** The furthest a JavaScript Date reaches from the epoch, either way. */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * A bound as whole ms. Times are stored as whole ms, so a fractional `since` is raised to the
+ * next one (an event at T is before T + 0.5) and a fractional `until` too (an event at T is
+ * before it).
+ */
 function timeBound(name: string, value: TimeBound): number {
   const ms = value instanceof Date ? value.getTime() : value;
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw bad(`${name}: not a valid time (give a Date or milliseconds since the epoch)`);
-  return Math.trunc(ms);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || Math.abs(ms) > MAX_TIME_MS) throw bad(`${name}: not a valid time (give a Date or milliseconds since the epoch, within ±${MAX_TIME_MS})`);
+  return Math.ceil(ms);
 }
 
 function checkString(name: string, value: unknown, maxLength = MAX_VALUE_LENGTH): string {
@@ -227,12 +252,12 @@ export function integerField(field: string): boolean {
 }
 
 /**
- * What is wrong with a field to filter on, or undefined: one no event has (with the closest
- * name), one inside a list of objects (the stored JSON is not reached there by one path), and,
- * with `objects: false` (a suppression, which reads one value), an object. Each would match
+ * What is wrong with a field to filter on (a search's, a suppression's), or undefined: one no
+ * event has (with the closest name), one inside a list of objects (the stored JSON is not reached
+ * there by one path), an object, or a map itself rather than one of its keys. Each would match
  * nothing, silently: a typo must not look like "no such event".
  */
-export function fieldProblem(field: string, { objects = true }: { objects?: boolean } = {}): string | undefined {
+export function fieldProblem(field: string): string | undefined {
   const info = fieldInfo(field);
   if (info === undefined) {
     const candidates = fieldPaths().filter(searchable);
@@ -247,7 +272,8 @@ export function fieldProblem(field: string, { objects = true }: { objects?: bool
     const hint = list === 'hades.ancestors' ? '; hades.ancestry holds the ancestors as one line (hades.ancestry~=nginx)' : '';
     return `"${field}" is inside the list ${list}, whose elements a search does not reach${hint}`;
   }
-  if (!objects && info.type === 'object') return `"${field}" is an object: name one of its fields (docs/events.md)`;
+  if (info.type === 'object') return `"${field}" is an object: name one of its fields (docs/events.md)`;
+  if (info.map === true && mapKey(field) === undefined) return `"${field}" holds a value under each of its keys: name one (${field}.KEY)`;
   return undefined;
 }
 
@@ -277,6 +303,10 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   if (op !== 'eq' && op !== 'prefix' && op !== 'contains') throw bad(`filters[${index}].op: unknown operator ${JSON.stringify(op)} (use eq, prefix or contains)`);
   const value = checkString(`filters[${index}].value`, filter.value);
   if (value === '' && op !== 'eq') throw bad(`filters[${index}].value: an empty ${op === 'prefix' ? 'prefix' : 'text'} matches every value; leave the filter out`);
+  // A value the field can never hold would match nothing, silently (a typo in a hunt must not
+  // look like "no such event"): refused, as for the integers below.
+  const info = fieldInfo(field);
+  if (op === 'eq' && info?.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
     // A column no index serves for this filter is read row by row: within the scan budget. So is
@@ -299,13 +329,9 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
     scan.columns.add(indexed.column);
     return undefined;
   }
-  // A value the field can never hold would match nothing, silently (a typo in a hunt must not
-  // look like "no such event"): refused, as for the indexed integers above.
-  const info = fieldInfo(field);
   if (op === 'eq' && info !== undefined) {
     if (info.type === 'number' && !/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(value)) throw bad(`filters[${index}].value: ${field} is a number; "${value}" is not one`);
     if (info.type === 'boolean' && value !== 'true' && value !== 'false') throw bad(`filters[${index}].value: ${field} is true or false, not "${value}"`);
-    if (info.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
   }
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
   // (key NULL) and each element for an array (integer keys): an array matches when any element
@@ -340,8 +366,11 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     throw bad(`limit: must be an integer from 1 to ${MAX_LIMIT}, not ${String(limit)}`);
   }
 
-  const since = query.since === undefined ? undefined : timeBound('since', query.since);
-  const until = query.until === undefined ? undefined : timeBound('until', query.until);
+  // A cursor's next pages keep the window of its first (CursorPosition.window).
+  const position = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const window = position?.window;
+  const since = window !== undefined ? (window.since ?? undefined) : query.since === undefined ? undefined : timeBound('since', query.since);
+  const until = window !== undefined ? (window.until ?? undefined) : query.until === undefined ? undefined : timeBound('until', query.until);
   if (since !== undefined && until !== undefined && until < since) {
     throw bad(`until (${new Date(until).toISOString()}) is before since (${new Date(since).toISOString()})`);
   }
@@ -388,8 +417,7 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     throw bad(`filters: at most ${MAX_JSON_FILTERS} on fields read from each event's JSON; these are not (columns of their own): ${indexedNames.join(', ')} (indexed) and ${columnNames.join(', ')}`);
   }
 
-  if (query.cursor !== undefined) {
-    const position = decodeCursor(query.cursor);
+  if (position !== undefined) {
     if (position.order !== order) throw bad(`cursor: it belongs to a query in ${position.order} order, this one is ${order}`);
     // Keyset: strictly after the last row in (time, id) order. The first term bounds the index
     // range; the second breaks ties at the same millisecond.
@@ -398,12 +426,13 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     params.push(position.time, position.time, position.id);
   }
 
+  const searched = { since: since ?? null, until: until ?? null };
   const direction = order === 'desc' ? 'DESC' : 'ASC';
   const sorted = `ORDER BY time ${direction}, id ${direction}`;
   const indexedWhere = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
   if (scan.sql.length === 0) {
     params.push(limit + 1);
-    return { sql: `SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?`, params, limit, order };
+    return { sql: `SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?`, params, limit, order, window: searched };
   }
   // The rows the indexed terms select, newest (or oldest) first and at most `rows` of them; the
   // scan terms apply only to those.
@@ -416,5 +445,5 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   const sql = `SELECT id, time, ${event} FROM (SELECT ${columns} FROM events${indexedWhere} ${sorted} LIMIT ?) AS examined WHERE ${scan.sql.join(' AND ')} ${sorted} LIMIT ?`;
   // The last row examined and the one after it: only when there is one after is the search partial.
   const edge = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
-  return { sql, params: [...params, rows, ...scan.params, limit + 1], limit, order, scan: edge };
+  return { sql, params: [...params, rows, ...scan.params, limit + 1], limit, order, window: searched, scan: edge };
 }
