@@ -675,7 +675,7 @@ export const errorCatalog = {
   HADES_ERR_RULE_PACK_READ: {
     kind: 'input',
     summary: 'A rule file or folder could not be read (it does not exist, is not readable, is not a regular file such as a FIFO or a device, or holds no .yaml file).',
-    remedy: 'Check the path given to `hades rules test` or in rules.dirs; a folder is searched for *.yaml and *.yml files, following symbolic links, each folder once.',
+    remedy: 'Check the path given to `hades rules test` or in rules.dirs or rules.sigma_dirs (`hades config check --role server` checks that these can be read); a folder is searched for *.yaml and *.yml files, following symbolic links, each folder once.',
   },
   // Alerts and alert outputs
   HADES_ERR_ALERT_OUTPUT_CONFIG: {

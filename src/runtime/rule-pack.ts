@@ -3,6 +3,7 @@
  * files or folders a person names. The rule engine (src/rules) is pure and takes `{name, text}`;
  * this is the part that touches the file system, shared by the server and `hades rules test`.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +103,36 @@ export async function readRuleFiles(paths: readonly string[]): Promise<RuleFileT
     }
   }
   return out;
+}
+
+/** A path of `rules.dirs` or `rules.sigma_dirs` that cannot be read, as a configuration problem. */
+export interface RulePathProblem {
+  readonly code: 'HADES_ERR_RULE_PACK_READ';
+  /** The key of the path: `rules.dirs.0`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * The rule paths of a server configuration that cannot be read (missing, not a file or folder,
+ * not readable by this user), checked when the configuration is (`hades config check`, a start),
+ * so that a typo is reported with its key before the server makes anything. What the folders
+ * hold is read, and reported, when the rules are loaded.
+ */
+export function checkRulePaths(rules: { readonly dirs: readonly string[]; readonly sigma_dirs: readonly string[] }): RulePathProblem[] {
+  const problems: RulePathProblem[] = [];
+  for (const key of ['dirs', 'sigma_dirs'] as const) {
+    rules[key].forEach((p, i) => {
+      try {
+        const info = statSync(p);
+        if (!info.isFile() && !info.isDirectory()) throw new HadesError('HADES_ERR_RULE_PACK_READ', `${p} is neither a file nor a folder`);
+        accessSync(p, info.isDirectory() ? constants.R_OK | constants.X_OK : constants.R_OK);
+      } catch (error) {
+        problems.push({ code: 'HADES_ERR_RULE_PACK_READ', path: `rules.${key}.${i}`, message: readError(p, error).message });
+      }
+    });
+  }
+  return problems;
 }
 
 /**

@@ -152,6 +152,19 @@ describe('hades config', () => {
     assert.equal(existsSync(dataDir), false, 'the data folder was made');
   });
 
+  it('checks that the rule paths can be read, at their positions, in config check and before the server starts', async () => {
+    const dataDir = path.join(dir, 'never-made-rules');
+    const missing = path.join(dir, 'no-such-rules');
+    const p = file('rules-paths.yaml', `data_dir: ${dataDir}\nlisten: { api: "127.0.0.1:0", agents: "127.0.0.1:0" }\nrules:\n  dirs: [${dir}]\n  sigma_dirs:\n    - ${missing}\n`);
+    const r = await runHades(['config', 'check', '--role', 'server', p]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.includes(`${p}:6:7: HADES_ERR_RULE_PACK_READ: cannot read ${missing}: ENOENT`), r.stderr);
+    assert.equal(r.stderr.match(/HADES_ERR_RULE_PACK_READ/g)?.length, 1, 'the folder that exists is not reported');
+    const s = await runHades(['server', '--config', p]);
+    assertCodedFailure(s, 2, 'HADES_ERR_CONFIG_INVALID');
+    assert.equal(existsSync(dataDir), false, 'the data folder was made');
+  });
+
   it('answers unreadable inputs with coded errors', async () => {
     assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'absent.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
     mkdirSync(path.join(dir, 'folder.yaml'));

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { configError, configRoles, configSchemas, formatProblem, parseRoleConfig, type ConfigProblem, type ConfigRole, type RoleChecks } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { readConfigText } from '../../runtime/regular-file.js';
+import { checkRulePaths } from '../../runtime/rule-pack.js';
 import { checkAlertOutputFiles } from '../../server/alerts/outputs/transport.js';
 import { exitStatus, type CliContext } from '../context.js';
 
@@ -24,7 +25,10 @@ export const defaultConfigFiles: Readonly<Record<ConfigRole, string>> = { agent:
  * for a command that reads the configuration for an address (its user may not read a TLS key).
  */
 const fileChecks: { readonly [R in ConfigRole]?: RoleChecks<R> } = {
-  server: [{ reads: ['alerts.outputs'], check: (config) => checkAlertOutputFiles(config.alerts.outputs) }],
+  server: [
+    { reads: ['alerts.outputs'], check: (config) => checkAlertOutputFiles(config.alerts.outputs) },
+    { reads: ['rules.dirs', 'rules.sigma_dirs'], check: (config) => checkRulePaths(config.rules) },
+  ],
 };
 
 /** parseRoleConfig with the role's file checks. */
