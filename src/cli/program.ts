@@ -101,10 +101,29 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
         return report(context, new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'a subcommand is needed; the help above lists them'));
       }
       const code = commanderCodes[error.code] ?? 'HADES_ERR_CLI_INVALID_ARGUMENT';
-      return report(context, new HadesError(code, error.message.replace(/^error:\s*/i, '').replace(/\n\((.*)\)\s*$/s, (_, hint: string) => ` (${hint.charAt(0).toLowerCase()}${hint.slice(1)})`)));
+      let message = error.message.replace(/^error:\s*/i, '').replace(/\n\((.*)\)\s*$/s, (_, hint: string) => ` (${hint.charAt(0).toLowerCase()}${hint.slice(1)})`);
+      // `rules match --rules a.yaml events.ndjson`: an option of several values took the argument.
+      const greedy = error.code === 'commander.missingArgument' ? variadicOptionGiven(program, argv) : undefined;
+      if (greedy !== undefined) message += `; ${greedy} takes every value up to the next option: put the arguments before it, or end its values with --`;
+      return report(context, new HadesError(code, message));
     }
     return report(context, toHadesError(error));
   }
+}
+
+/** The first option of several values (`--rules <path...>`) the arguments give to the command they name, or undefined. */
+function variadicOptionGiven(program: Command, argv: readonly string[]): string | undefined {
+  let command = program;
+  for (const word of argv) {
+    const sub = command.commands.find((c) => c.name() === word);
+    if (sub !== undefined) {
+      command = sub;
+      continue;
+    }
+    const option = command.options.find((o) => o.variadic && (o.long === word || o.short === word));
+    if (option !== undefined) return option.long ?? option.short;
+  }
+  return undefined;
 }
 
 function report(context: CliContext, error: HadesError): number {

@@ -82,6 +82,12 @@ describe('hades rules match', () => {
     assert.equal(m['message'], `ls -l by ${benign['process'].user.name}`);
     assert.equal(m['process'].command_line, 'ls -l');
     assert.match(r.stderr, /^2 event\(s\), 1 match\(es\) \(1 info\) by 1 rule\(s\)$/m);
+    // --rules before the events takes them as rule paths too: the error says so, and `--` ends its values.
+    const greedy = await runHades(['rules', 'match', '--no-default-pack', '--rules', rules, '-'], { input: ndjson([benign]) });
+    assert.equal(greedy.status, 2, greedy.stderr);
+    assert.match(greedy.stderr, /HADES_ERR_CLI_MISSING_ARGUMENT: missing required argument 'events'; --rules takes every value up to the next option: put the arguments before it, or end its values with --/);
+    const ended = await runHades(['rules', 'match', '--no-default-pack', '--rules', rules, '--', '-'], { input: ndjson([benign]) });
+    assert.equal(ended.status, 0, ended.stderr);
   });
 
   it('reads several files in order, the raw archive\'s gzip files inflated, as one stream: a threshold spans them', async () => {
