@@ -72,6 +72,10 @@ export function fixedTimeBounds(options: Readonly<Record<string, unknown>>, defa
 export async function apiClient(options: Readonly<Record<string, unknown>>): Promise<ApiClient> {
   const { config } = await loadServerConfig(options);
   const server = typeof options['server'] === 'string' ? serverUrl(options['server']) : undefined;
+  // Port 0 asks the system for a free port at each start: the file does not say which it got.
+  if (server === undefined && /:0$/.test(config.listen.api)) {
+    throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', `listen.api of this configuration is ${config.listen.api}, a port the system chooses at each start: pass --config the server.yaml that hades start writes in its data folder (it names the port the server got), or --server with the address the server printed and --token`);
+  }
   const explicitToken = typeof options['token'] === 'string' ? options['token'] : process.env['HADES_API_TOKEN'];
   let token: string;
   let ca: string | undefined;

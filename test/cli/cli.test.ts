@@ -165,6 +165,13 @@ describe('hades config', () => {
     assert.equal(existsSync(dataDir), false, 'the data folder was made');
   });
 
+  it('says that a configuration whose API port is 0 does not name the port its server got', async () => {
+    const p = file('port-zero.yaml', `data_dir: ${path.join(dir, 'port-zero')}\nlisten: { api: "127.0.0.1:0" }\n`);
+    const r = await runHades(['agents', 'list', '--config', p]);
+    assertCodedFailure(r, 2, 'HADES_ERR_CLI_MISSING_ARGUMENT');
+    assert.match(r.stderr, /listen\.api of this configuration is 127\.0\.0\.1:0, a port the system chooses at each start/);
+  });
+
   it('answers unreadable inputs with coded errors', async () => {
     assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'absent.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
     mkdirSync(path.join(dir, 'folder.yaml'));
