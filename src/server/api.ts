@@ -35,7 +35,7 @@ import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { INVENTORY_TABLES, isInventoryTable } from '../common/inventory-tables.js';
 import { logLevelProblem, MAX_TASK_SQL_CHARS, parseQueryTask, TASK_PARAMS } from '../common/tasks.js';
 import type { Logger } from '../runtime/log.js';
-import { SEVERITIES, suggest } from '../rules/index.js';
+import { didYouMean, SEVERITIES, suggest } from '../rules/index.js';
 import * as Answers from './api-schemas.js';
 import { RefusalRecorder, type RefusalLimits } from './api-refusals.js';
 import { alertEtag, type AlertComment, type AlertQuery, type AlertTriageRecord, type RelatedAlert, type Suppression, type TriageState } from './alerts/store.js';
@@ -278,6 +278,12 @@ function parseFilter(text: string): { field: string; op: 'eq' | 'prefix' | 'cont
   // The field up to the first operator: the store checks it (a CMDB tag keeps its name, spaces and all: `hades.cmdb.tags.cost center`).
   const match = /^([A-Za-z@_][^=^~"\\\p{Cc}]*)(\^=|~=|=)(.*)$/su.exec(text);
   if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `filter '${text}' is not FIELD=VALUE, FIELD^=VALUE or FIELD~=VALUE`);
+  // `process.name!=bash`, `destination.port>=1024`: operators of other query languages, which
+  // would otherwise be read as a field named `process.name!` (a CMDB tag's name may hold anything).
+  const other = /^([a-z@_][a-z0-9_.@]*)(!|<|>|\*|\$)$/.exec(match[1]!);
+  if (match[2] === '=' && other !== null && !other[1]!.startsWith('hades.cmdb.')) {
+    throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `filter '${text}': ${other[2]}= is not an operator of the search, which has FIELD=VALUE (equals), FIELD^=VALUE (starts with) and FIELD~=VALUE (contains), and no negation or comparison`);
+  }
   return { field: match[1]!, op: match[2] === '^=' ? 'prefix' : match[2] === '~=' ? 'contains' : 'eq', value: match[3]! };
 }
 
@@ -287,7 +293,7 @@ interface ValidationProblem {
   readonly message?: string;
   readonly params?: Record<string, unknown>;
   /** The schema of the value (the validator's verbose mode), for its description. */
-  readonly parentSchema?: { readonly description?: unknown };
+  readonly parentSchema?: { readonly description?: unknown; readonly properties?: Readonly<Record<string, unknown>> };
 }
 
 /** Keywords whose message ("must match pattern ...") a value's description explains. */
@@ -329,6 +335,12 @@ function validationMessage(validation: unknown, context: string | undefined): st
   // "must be string" from the shape it did not take.
   const bound = sameSpot.some((p) => p.keyword === 'anyOf') ? sameSpot.find((p) => p.keyword !== 'type' && p.keyword !== 'anyOf' && p.keyword !== 'const') : undefined;
   const chosen = bound ?? first;
+  // "must NOT have additional properties" names no key: the key is what the person needs.
+  const extra = chosen.keyword === 'additionalProperties' ? chosen.params?.['additionalProperty'] : undefined;
+  if (typeof extra === 'string') {
+    const known = Object.keys(chosen.parentSchema?.properties ?? {});
+    return `${where(chosen)} has no field '${extra}'${didYouMean(suggest(extra, known))}${known.length > 0 ? ` (its fields: ${known.join(', ')})` : ''}`;
+  }
   const description = chosen.parentSchema?.description;
   const hint = EXPLAINED.has(chosen.keyword ?? '') && typeof description === 'string' && description !== '' ? ` (${description.replace(/\.$/, '')})` : '';
   return chosen.message === undefined ? undefined : `${where(chosen)} ${chosen.message}${hint}`;

@@ -172,6 +172,22 @@ describe('hades config', () => {
     assert.match(r.stderr, /listen\.api of this configuration is 127\.0\.0\.1:0, a port the system chooses at each start/);
   });
 
+  it('refuses a misspelt value of an alert or token flag in the flag\'s words, with the closest value, before anything is sent', async () => {
+    const alert = '123e4567-e89b-12d3-a456-426614174000';
+    const cases: [string[], RegExp][] = [
+      [['alerts', 'list', '--severity', 'hgh'], /--severity 'hgh' is not one of info, low, medium, high, critical; did you mean 'high'\?/],
+      [['alerts', 'list', '--status', 'new,resolvd'], /--status 'resolvd' is not one of new, acknowledged, resolved, false_positive; did you mean 'resolved'\?/],
+      [['alerts', 'triage', alert, '--status', 'resolvd'], /--status 'resolvd' is not one of/],
+      [['alerts', 'triage', alert, '--assignee', ''], /--assignee must be a name: not blank/],
+      [['tokens', 'create', 'bob', '--role', 'analyst', '--ttl', '5x'], /--ttl must be a duration such as 30m, 1h or 7d \(got '5x'\)/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runHades(args);
+      assertCodedFailure(r, 2, 'HADES_ERR_CLI_INVALID_ARGUMENT');
+      assert.match(r.stderr, message, args.join(' '));
+    }
+  });
+
   it('answers unreadable inputs with coded errors', async () => {
     assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'absent.yaml')]), 3, 'HADES_ERR_CONFIG_READ');
     mkdirSync(path.join(dir, 'folder.yaml'));

@@ -222,6 +222,8 @@ describe('invalid requests', () => {
     ['GET', '/api/v1/events', { query: { until: 'later' } }, 'a bad until'],
     ['GET', '/api/v1/events', { query: { action: 'exec,no_such_action' } }, 'an unknown action'],
     ['GET', '/api/v1/events', { query: { filter: 'process.name' } }, 'a filter without an operator'],
+    ['GET', '/api/v1/events', { query: { filter: 'process.name!=bash' } }, 'a filter with != (no negation)'],
+    ['GET', '/api/v1/events', { query: { filter: 'destination.port>=1024' } }, 'a filter with >= (no comparison)'],
     ['GET', '/api/v1/events', { query: { filter: '1process=x' } }, 'a filter with a bad field'],
     ['GET', '/api/v1/events', { query: { order: 'sideways' } }, 'an unknown order'],
     ['GET', '/api/v1/agents', { query: { online: 'maybe' } }, 'online not a boolean'],
@@ -1837,6 +1839,12 @@ describe('alerts through the API and the hades command', () => {
     assert.equal(response.body.message, 'body/status must be one of: new, acknowledged, resolved, false_positive');
     const severity = await server.api('GET', '/api/v1/alerts', { query: { severity: 'urgent' } });
     assert.equal(severity.body.message, 'querystring/severity must be one of: info, low, medium, high, critical');
+    // A key the body does not take is named, with the closest and the ones it does.
+    const extra = await server.api('PATCH', `/api/v1/alerts/${alertId}`, { body: { status: 'new', asignee: 'ana' } });
+    assertError(extra, 400, 'HADES_ERR_API_INVALID_REQUEST');
+    assert.equal(extra.body.message, "body has no field 'asignee'; did you mean 'assignee'? (its fields: status, assignee)");
+    const query = await server.api('GET', '/api/v1/alerts', { query: { severty: 'high' } });
+    assert.match(query.body.message, /^querystring has no field 'severty'; did you mean 'severity'\? \(its fields: /);
   });
 
   it('suppresses by rule, host and field, lists and lifts suppressions, and audits them', async () => {

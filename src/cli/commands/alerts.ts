@@ -11,9 +11,18 @@
 import { HadesError } from '../../common/errors.js';
 import { apiClient, fixedTimeBounds, limitOption, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
-import { didYouMean, suggest } from '../../rules/index.js';
+import { didYouMean, SEVERITIES, suggest } from '../../rules/index.js';
+import { ALERT_STATUSES } from '../../server/alerts/types.js';
 import { shown } from '../terminal.js';
 import { formatEvent } from './server.js';
+
+/** Refuses a value of a flag that is not one of `allowed` (each of a comma-separated list with `list`), before anything is sent. */
+function checkOneOf(flag: string, value: string | undefined, allowed: readonly string[], list = false): void {
+  if (value === undefined) return;
+  for (const item of list ? value.split(',').map((v) => v.trim()) : [value]) {
+    if (!allowed.includes(item)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `${flag} '${shown(item)}' is not one of ${allowed.join(', ')}${didYouMean(suggest(item, allowed))}`);
+  }
+}
 
 interface AlertLine {
   id: string;
@@ -71,6 +80,8 @@ async function unknownHost(client: ApiClient, host: string | undefined): Promise
 
 export async function alertsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const limit = limitOption(options, 10_000);
+  checkOneOf('--severity', opt(options, 'severity'), SEVERITIES);
+  checkOneOf('--status', opt(options, 'status'), ALERT_STATUSES, true);
   const bounds = fixedTimeBounds(options, '24h');
   const client = await apiClient(options);
   const result = (await client.get('/api/v1/alerts', {
@@ -216,8 +227,11 @@ export async function alertsTriage(context: CliContext, args: readonly string[],
   const id = alertId(args);
   const change: Record<string, unknown> = {};
   const status = opt(options, 'status');
+  checkOneOf('--status', status, ALERT_STATUSES);
   if (status !== undefined) change['status'] = status;
   const assignee = opt(options, 'assignee');
+  // The server refuses these too; said here in the flag's words, before anything is sent.
+  if (assignee !== undefined && (assignee.trim() === '' || /[\p{Cc}\p{Cs}]/u.test(assignee))) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', '--assignee must be a name: not blank, without control characters (--unassign unassigns)');
   if (assignee !== undefined && options['unassign']) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', 'give --assignee or --unassign, not both');
   if (assignee !== undefined) change['assignee'] = assignee;
   if (options['unassign']) change['assignee'] = null;
