@@ -1110,7 +1110,9 @@ describe('alert outputs: syslog', () => {
   });
 
   it('with a UDP receiver further than the wait: loses at most the datagram out when it went down, measures how far it is, and counts nothing sent while it refuses', async () => {
-    // A receiver whose refusals come 10 ms after each datagram (a remote host), simulated.
+    // A receiver whose refusals come 50 ms after each datagram (a remote host), simulated: far
+    // enough past the first wait (2 ms) that an event loop slowed by other work does not see the
+    // refusal before that wait is over (10 ms failed the test once on a loaded machine).
     const state = { down: true, delivered: [] as string[] };
     class FarSocket extends EventEmitter {
       connect(_port: number, _address: string, callback: () => void): void {
@@ -1118,7 +1120,7 @@ describe('alert outputs: syslog', () => {
       }
       send(bytes: Buffer, callback: (error: Error | null) => void): void {
         setImmediate(() => callback(null));
-        if (state.down) setTimeout(() => this.emit('error', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 10);
+        if (state.down) setTimeout(() => this.emit('error', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 50);
         else state.delivered.push(JSON.parse(parseSyslog(bytes.toString('utf8')).msg).id as string);
       }
       close(): void {}
@@ -1133,7 +1135,7 @@ describe('alert outputs: syslog', () => {
       const [first, second, third] = [makeAlert(), makeAlert(), makeAlert()];
       // The datagram out when the receiver went down: its refusal comes after its wait (lost, as docs/alert-outputs.md says).
       await deliver(first);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 100));
       // The next fails with that refusal; then it is a probe: its own refusal, within the probe's wait, measures the distance.
       await assert.rejects(deliver(second), refused);
       await assert.rejects(deliver(second), refused);
