@@ -13,6 +13,7 @@ import { HadesError, isErrorCode } from '../common/errors.js';
 import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { caFile, localCredentials } from '../server/server.js';
 import { loadRoleConfig } from './commands/config.js';
+import { shown } from './terminal.js';
 
 export const loadServerConfig = (options: Readonly<Record<string, unknown>>, checks: { readonly files?: boolean } = {}): Promise<{ config: ServerConfig; file: string | undefined }> => {
   // A deployment started elsewhere (hades start --data DIR) is named once for a whole shell.
@@ -116,6 +117,12 @@ export function limitOption(options: Readonly<Record<string, unknown>>, max: num
   const limit = typeof options['limit'] === 'string' ? options['limit'] : '100';
   if (!/^\d{1,6}$/.test(limit) || Number(limit) < 1 || Number(limit) > max) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--limit must be a number from 1 to ${max} (got '${limit}')`);
   return limit;
+}
+
+/** A --ttl (how long a token lasts) the server takes: a duration such as 30m, 1h or 7d, checked before anything is sent. */
+export function checkTtl(ttl: string): string {
+  if (!/^\d+(s|m|h|d)$/.test(ttl)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ttl must be a duration such as 30m, 1h or 7d (got '${shown(ttl)}')`);
+  return ttl;
 }
 
 function readCa(file: string): string {

@@ -7,7 +7,7 @@
 const DURATION = /^(\d+)(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** The furthest a JavaScript Date reaches from the epoch, either way. */
-const MAX_DATE_MS = 8.64e15;
+export const MAX_DATE_MS = 8.64e15;
 
 /** What a bound may look like, for error messages. */
 export const TIME_BOUND_FORMS = 'a duration (30s, 15m, 2h, 7d) or an ISO time (2026-11-28 or 2026-11-28T08:00:00Z)';

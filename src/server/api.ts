@@ -923,8 +923,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const actions = q.action ? q.action.split(',').map((a) => a.trim()).filter(Boolean) : undefined;
     for (const action of actions ?? []) {
       if (!(eventActions as readonly string[]).includes(action)) {
-        const close = suggest(action, eventActions);
-        throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'${close ? `; did you mean '${close}'?` : ''} (actions: ${eventActions.join(', ')})`);
+        throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `unknown action '${action}'${didYouMean(suggest(action, eventActions))} (actions: ${eventActions.join(', ')})`);
       }
     }
     const filters = q.filter === undefined ? [] : (Array.isArray(q.filter) ? q.filter : [q.filter]).map(parseFilter);

@@ -9,7 +9,7 @@ import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from 
 import { HadesError } from '../../common/errors.js';
 import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
-import { apiClient, limitOption, named, type ApiClient } from '../api-client.js';
+import { apiClient, checkTtl, limitOption, named, type ApiClient } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { configText } from '../../runtime/regular-file.js';
 import { shown } from '../terminal.js';
@@ -363,8 +363,7 @@ export async function tokensCreate(context: CliContext, args: readonly string[],
   const role = typeof options['role'] === 'string' ? options['role'] : undefined;
   if (role === undefined) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', `give --role: ${ROLES.join(', ')}`);
   if (!isRole(role)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--role is one of ${ROLES.join(', ')} (got '${role}')`);
-  const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : undefined;
-  if (ttl !== undefined && !/^\d+(s|m|h|d)$/.test(ttl)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ttl must be a duration such as 30m, 1h or 7d (got '${shown(ttl)}')`);
+  const ttl = typeof options['ttl'] === 'string' ? checkTtl(options['ttl']) : undefined;
   const client = await apiClient(options);
   const created = (await client.post('/api/v1/tokens/api', { name, role, ...(ttl === undefined ? {} : { ttl }) })) as { id: string; token: string; expires_at?: string };
   if (options['json']) json(context, created);

@@ -13,7 +13,7 @@ import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
-import { apiClient, fixedTimeBounds, clientOf, limitOption, loadServerConfig, named } from '../api-client.js';
+import { apiClient, checkTtl, fixedTimeBounds, clientOf, limitOption, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { parseWithFiles, readConfigFile } from './config.js';
@@ -67,8 +67,7 @@ const loopbackOnly = (hostPort: string): boolean => /^(127\.\d+\.\d+\.\d+|\[::1\
 
 export async function tokenCreate(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   const client = await apiClient(options);
-  const ttl = typeof options['ttl'] === 'string' ? options['ttl'] : '1h';
-  if (!/^\d+(s|m|h|d)$/.test(ttl)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ttl must be a duration such as 30m, 1h or 7d (got '${ttl}')`);
+  const ttl = checkTtl(typeof options['ttl'] === 'string' ? options['ttl'] : '1h');
   const body = { ttl, ...(typeof options['group'] === 'string' ? { group: options['group'] } : {}) };
   const created = (await client.post('/api/v1/tokens/enrollment', body)) as TokenCreated;
   if (options['json']) {

@@ -272,11 +272,10 @@ function encodeCursor(cursor: AlertCursor): string {
 
 function decodeCursor(cursor: string): AlertCursor {
   const text = Buffer.from(cursor, 'base64url').toString();
-  const match = /^a:(\d{1,15})(?::(-?\d{1,16})?:(-?\d{1,16})?)?$/.exec(text);
+  const match = /^a:(\d{1,15})(:(-?\d{1,16})?:(-?\d{1,16})?)?$/.exec(text);
   if (!match) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the cursor is not one this server gave');
   const bound = (b: string | undefined) => (b === undefined ? undefined : Number(b));
-  const windowed = text.split(':').length === 4;
-  return { seq: Number(match[1]), ...(windowed ? { window: { since: bound(match[2]), until: bound(match[3]) } } : {}) };
+  return { seq: Number(match[1]), ...(match[2] !== undefined ? { window: { since: bound(match[3]), until: bound(match[4]) } } : {}) };
 }
 
 export class AlertStore {

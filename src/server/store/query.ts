@@ -5,6 +5,7 @@
  * and passed as bound JSON paths.
  */
 import { HadesError } from '../../common/errors.js';
+import { MAX_DATE_MS } from '../../common/time-bound.js';
 import { fieldInfo, fieldPaths, suggest } from '../../rules/index.js';
 
 export type FilterOp = 'eq' | 'prefix' | 'contains';
@@ -136,7 +137,7 @@ export function decodeCursor(cursor: string): CursorPosition {
   if (!Array.isArray(value) || (value.length !== 3 && value.length !== 5)) throw fail();
   const [time, id, order, since, until] = value as unknown[];
   if (!Number.isSafeInteger(time) || !Number.isSafeInteger(id) || (id as number) < 1 || (order !== 'd' && order !== 'a')) throw fail();
-  const bound = (b: unknown) => b === null || (Number.isSafeInteger(b) && Math.abs(b as number) <= MAX_TIME_MS);
+  const bound = (b: unknown) => b === null || (Number.isSafeInteger(b) && Math.abs(b as number) <= MAX_DATE_MS);
   if (value.length === 5 && (!bound(since) || !bound(until))) throw fail();
   return {
     time: time as number,
@@ -146,9 +147,6 @@ export function decodeCursor(cursor: string): CursorPosition {
   };
 }
 
-/** The furthest a JavaScript Date reaches from the epoch, either way. */
-const MAX_TIME_MS = 8.64e15;
-
 /**
  * A bound as whole ms. Times are stored as whole ms, so a fractional `since` is raised to the
  * next one (an event at T is before T + 0.5) and a fractional `until` too (an event at T is
@@ -156,7 +154,7 @@ const MAX_TIME_MS = 8.64e15;
  */
 function timeBound(name: string, value: TimeBound): number {
   const ms = value instanceof Date ? value.getTime() : value;
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || Math.abs(ms) > MAX_TIME_MS) throw bad(`${name}: not a valid time (give a Date or milliseconds since the epoch, within ±${MAX_TIME_MS})`);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) throw bad(`${name}: not a valid time (give a Date or milliseconds since the epoch, within ±${MAX_DATE_MS})`);
   return Math.ceil(ms);
 }
 
