@@ -329,6 +329,9 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   }
   if (op === 'eq' && info !== undefined) {
     if (info.type === 'number' && !/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(value)) throw bad(`filters[${index}].value: ${field} is a number; "${value}" is not one`);
+    // Events' numbers are doubles: an integer beyond 2^53 would be read as its neighbour and
+    // match another value silently.
+    if (info.type === 'number' && !value.includes('.') && !Number.isSafeInteger(Number(value))) throw bad(`filters[${index}].value: ${field} holds integers up to ${Number.MAX_SAFE_INTEGER} exactly; "${value}" is beyond them`);
     if (info.type === 'boolean' && value !== 'true' && value !== 'false') throw bad(`filters[${index}].value: ${field} is true or false, not "${value}"`);
   }
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
