@@ -127,6 +127,8 @@ interface SequenceGroup extends Group {
   /** Ordered: when the run at step i reached it. */
   readonly times: Float64Array;
   readonly ids: (readonly string[])[];
+  /** Unordered: the steps that the event holding step i matched (it may move to another of them to make room). */
+  readonly could?: (readonly number[] | undefined)[];
 }
 
 interface ThresholdGroup extends Group {
@@ -534,18 +536,22 @@ export class Correlator {
   private unordered(spec: SequenceSpec, event: EventRecord, matched: number[], t: number): CorrelationHit | undefined {
     const n = spec.steps.length;
     const id = eventId(event);
-    let hit: CorrelationHit | undefined;
+    // The steps matched, by group (steps may group by fields of their own): one event holds one
+    // step of a group, as in Sigma's temporal correlation, so that a command line that matches
+    // two rules does not complete a sequence alone.
+    const byKey = new Map<string, number[]>();
     for (const i of matched) {
       const key = spec.steps[i]!.key(event);
       if (key === undefined) continue;
+      const steps = byKey.get(key);
+      if (steps === undefined) byKey.set(key, [i]);
+      else steps.push(i);
+    }
+    for (const [key, steps] of byKey) {
       let g = this.groups.get(key) as SequenceGroup | undefined;
       const isNew = g === undefined;
-      g ??= this.newSequenceGroup(n, agentOf(event));
-      // Each step keeps its latest time: a late event older than the one a step has changes nothing.
-      if (!(g.starts[i]! > t)) {
-        g.starts[i] = t;
-        g.ids[i] = [id];
-      }
+      g ??= { ...this.newSequenceGroup(n, agentOf(event)), could: new Array<readonly number[] | undefined>(n).fill(undefined) };
+      holdStep(g, steps, t, id);
       g.expiresAt = Math.max(g.expiresAt, t + spec.withinMs);
       // Complete when every step has a time and all of them fit in one window (events that
       // arrive out of order may lie on both sides of the current one).
@@ -564,12 +570,51 @@ export class Correlator {
       if (complete && last - first <= spec.withinMs) {
         this.groups.delete(key);
         this.closed(key, g);
-        const order = [...g.starts.keys()].sort((a, b) => g.starts[a]! - g.starts[b]!);
-        hit = { key, count: n, events: order.map((k) => g.ids[k]![0] ?? ''), first, last };
-        break;
+        const held = g;
+        const order = [...held.starts.keys()].sort((a, b) => held.starts[a]! - held.starts[b]!);
+        return { key, count: n, events: order.map((k) => held.ids[k]![0] ?? ''), first, last };
       }
       this.touch(key, g, isNew);
     }
-    return hit;
+    return undefined;
   }
+}
+
+/**
+ * Gives one of `steps` (those an event matched) to the event: a free one, or one freed by moving
+ * the event that holds it to another step it matched (an augmenting path, as in bipartite
+ * matching: steps are at most 16); when every one is held for good, the one held longest is
+ * taken over, unless the event is older than its holder (a late event changes nothing then).
+ */
+function holdStep(g: SequenceGroup, steps: readonly number[], t: number, id: string): void {
+  const could = g.could!;
+  const set = (i: number, time: number, ids: readonly string[], matched: readonly number[]) => {
+    g.starts[i] = time;
+    g.ids[i] = ids;
+    could[i] = matched;
+  };
+  const visited = new Set<number>();
+  const free = (wanted: readonly number[]): number | undefined => {
+    for (const i of wanted) if (Number.isNaN(g.starts[i]!)) return i;
+    for (const i of wanted) {
+      if (visited.has(i)) continue;
+      visited.add(i);
+      const holder = could[i];
+      if (holder === undefined) continue;
+      const to = free(holder.filter((k) => k !== i));
+      if (to !== undefined) {
+        set(to, g.starts[i]!, g.ids[i]!, holder);
+        return i;
+      }
+    }
+    return undefined;
+  };
+  const step = free(steps);
+  if (step !== undefined) {
+    set(step, t, [id], steps);
+    return;
+  }
+  let oldest = steps[0]!;
+  for (const i of steps) if (g.starts[i]! < g.starts[oldest]!) oldest = i;
+  if (!(g.starts[oldest]! > t)) set(oldest, t, [id], steps);
 }

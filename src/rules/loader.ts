@@ -199,6 +199,8 @@ interface Draft extends Located {
   conditions: TextSource[];
   exceptions: ExceptionItem[];
   outputs: TextSource[];
+  /** An output was appended to a rule without one: the title comes first, as it was the text. */
+  titleFirst?: boolean;
   withinMs: number;
   count: number;
 }
@@ -646,7 +648,10 @@ class Loader {
         joined = [];
       }
       const output = value<string>('replace', 'output');
-      if (output !== undefined) draft.outputs = [file.source([...path, 'replace', 'output'], output)];
+      if (output !== undefined) {
+        draft.outputs = [file.source([...path, 'replace', 'output'], output)];
+        draft.titleFirst = false;
+      }
       const enabled = value<boolean>('replace', 'enabled');
       if (enabled !== undefined) draft.enabled = enabled;
       const alert = value<boolean>('replace', 'alert');
@@ -670,7 +675,10 @@ class Loader {
       const condition = value<string>('append', 'condition');
       if (condition !== undefined && conditionUse('append')) draft.conditions = [...draft.conditions, file.source([...path, 'append', 'condition'], condition)];
       const output = value<string>('append', 'output');
-      if (output !== undefined) draft.outputs = [...draft.outputs, file.source([...path, 'append', 'output'], output)];
+      if (output !== undefined) {
+        if (draft.outputs.length === 0) draft.titleFirst = true;
+        draft.outputs = [...draft.outputs, file.source([...path, 'append', 'output'], output)];
+      }
       const tags = tagsOf('append');
       if (tags) draft.tags = [...new Set([...draft.tags, ...tags])];
       for (const item of exceptionItems('append')) {
@@ -807,8 +815,9 @@ class Loader {
   private outputOf(draft: Draft, check: Check, extras: readonly string[] = []): Template | undefined {
     const templates = draft.outputs.map((s) => this.part(draft, check, () => compileTemplate(s, extras)));
     if (templates.some((t) => t === undefined)) return undefined;
-    const ts = templates as Template[];
-    if (ts.length === 0) return { text: draft.title, render: () => draft.title };
+    const title: Template = { text: draft.title, render: () => draft.title };
+    const ts = draft.titleFirst === true ? [title, ...(templates as Template[])] : (templates as Template[]);
+    if (ts.length === 0) return title;
     if (ts.length === 1) return ts[0]!;
     return { text: ts.map((t) => t.text).join(' '), render: (e, x) => ts.map((t) => t.render(e, x)).join(' ') };
   }

@@ -84,6 +84,31 @@ rules:
     assert.equal(hits[0]?.correlation?.last, BASE + 50_000);
   });
 
+  it('unordered: one event holds one step, so a command that matches two steps does not complete them alone', () => {
+    const set = load(`
+rules:
+  - id: two_tools
+    type: sequence
+    ordered: false
+    title: two tools
+    severity: high
+    within: 60s
+    by: host.name
+    steps:
+      - condition: event.action = exec and process.command_line contains whoami
+      - condition: event.action = exec and process.command_line contains id
+`);
+    const run = (host: string, seconds: number, line: string) => ev('exec', seconds, { 'host.name': host, 'process.command_line': line });
+    assert.equal(feed(set, [run('web-01', 0, "sh -c 'whoami; id'")]).length, 0, 'one event, two steps');
+    // The first event took a step; a second one that matches only that step makes the first move to the other.
+    const moved = feed(set, [run('web-02', 0, "sh -c 'whoami; id'"), run('web-02', 5, 'whoami')]);
+    assert.equal(moved.length, 1, 'the first event moves to the step the second cannot hold');
+    assert.equal(moved[0]?.correlation?.events.length, 2);
+    assert.notEqual(moved[0]?.correlation?.events[0], moved[0]?.correlation?.events[1]);
+    const other = feed(set, [run('web-03', 0, "sh -c 'whoami; id'"), run('web-03', 5, 'id')]);
+    assert.equal(other.length, 1);
+  });
+
   it('does not fire when the window has passed', () => {
     const set = load(sequenceRule());
     assert.equal(feed(set, [recon('web-01', 0), download('web-01', 61)]).length, 0);

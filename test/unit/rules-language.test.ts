@@ -458,6 +458,16 @@ rules:
     assert.deepEqual(m?.tags, ['attack.t1105', 'attack.command_and_control']);
   });
 
+  it('appends an output after the title of a rule that has none (the title was its text)', () => {
+    const { ruleSet, problems } = loadRules([
+      { name: 'base.yaml', text: 'rules:\n  - id: bare\n    title: "curl {ran}"\n    severity: low\n    condition: event.action = exec and process.name = curl\n' },
+      { name: 'local.yaml', text: 'rules:\n  - override: bare\n    append:\n      output: "(host {host.name})"\n  - override: bare\n    append:\n      output: "by {process.user.name}"\n' },
+    ]);
+    assert.deepEqual(problems.filter((p) => p.severity === 'error').map(formatProblem), []);
+    const [m] = ruleSet.match(ev('exec', { 'host.name': 'web-01' }));
+    assert.equal(m?.output, 'curl {ran} (host web-01) by www-data');
+  });
+
   it('replaces a condition, the severity and the output', () => {
     const set = both(`  - override: curl_run\n    replace:\n      condition: event.action = exec and process.name = wget\n      severity: critical\n      output: wget!\n`);
     assert.equal(set.match(exec).length, 0);

@@ -107,6 +107,13 @@ describe('sigma correlations: sequences', () => {
     assert.deepEqual(feed(c.ruleSet, [exec(0, '/usr/bin/curl'), exec(5, '/usr/bin/whoami', 'x', 'db-01'), exec(10, '/usr/bin/whoami')]), [[], [], [CORR]]);
   });
 
+  it('temporal: a condition of gt N-1 asks for every rule too', () => {
+    const c = convert(RULES, correlation('type: temporal\nrules:\n    - recon_whoami\n    - download_curl\ngroup-by: ComputerName\ntimespan: 5m\ncondition:\n    gt: 1'));
+    assert.deepEqual(feed(c.ruleSet, [exec(0, '/usr/bin/curl'), exec(10, '/usr/bin/whoami')]), [[], [CORR]]);
+    const both = refused('type: event_count\nrules: recon_whoami\ngroup-by: User\ntimespan: 1m\ncondition:\n    gte: 2\n    gt: 5');
+    assert.deepEqual(both.reasons.map((r) => [r.code, r.message]), [['HADES_ERR_SIGMA_INVALID', "the correlation condition has both 'gte' and 'gt'; give one of them"]]);
+  });
+
   it('temporal_ordered: only in the order given', () => {
     const c = convert(RULES, correlation('type: temporal_ordered\nrules:\n    - recon_whoami\n    - download_curl\ngroup-by: ComputerName\ntimespan: 5m'));
     assert.deepEqual(feed(c.ruleSet, [exec(0, '/usr/bin/curl'), exec(10, '/usr/bin/whoami')]), [[], []]);

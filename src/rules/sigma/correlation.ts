@@ -60,7 +60,8 @@ function countOf(condition: Record<string, unknown>, notes: SigmaIssue[]): numbe
       `the correlation condition uses '${upper.join("', '")}': an upper bound needs the count taken when a window closes, and Hades correlation rules fire when an event arrives`,
     );
   }
-  if (bounds.length !== 1) return invalid('condition', 'the correlation condition needs one of gt or gte');
+  if (bounds.length === 0) return invalid('condition', 'the correlation condition needs one of gt or gte');
+  if (bounds.length > 1) return invalid('condition', `the correlation condition has both '${bounds.join("' and '")}'; give one of them`);
   const key = bounds[0]!;
   const n = condition[key];
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return invalid('condition', `'${key}' takes a whole number (got ${JSON.stringify(n)})`);
@@ -165,9 +166,12 @@ export function convertCorrelation(doc: SigmaDocument, scope: CorrelationScope):
   if (rules.length > 16) return [refused('steps', `a ${type} correlation over ${rules.length} rules is over the 16 steps of a Hades sequence`)];
   const condition = c['condition'];
   if (condition !== undefined) {
-    const n = isRecord(condition) ? condition['gte'] : undefined;
+    // Every rule: gte N, or gt N-1 (the same count said another way).
     const keys = isRecord(condition) ? Object.keys(condition) : [];
-    if (!(keys.length === 1 && n === rules.length)) {
+    const gte = isRecord(condition) ? condition['gte'] : undefined;
+    const gt = isRecord(condition) ? condition['gt'] : undefined;
+    const every = keys.length === 1 && (gte === rules.length || gt === rules.length - 1);
+    if (!every) {
       return [refused('temporal condition', `the condition ${JSON.stringify(condition)} asks for some of the ${rules.length} rules; Hades sequences need every step`)];
     }
   }
