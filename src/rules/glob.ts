@@ -25,6 +25,16 @@ export interface Glob {
 }
 
 const SIGMAS: readonly (readonly [number, number])[] = [[0x3c2, 0x3c3]];
+const DOTTED_I = '\u0130';
+const COMBINING_DOT = '\u0307';
+
+/**
+ * A lower-cased text as a caseless glob reads it: the one character whose lower case is two
+ * units (İ, U+0130, to i and U+0307) put back as one, so that `?` and a set take it whole.
+ */
+function composed(text: string): string {
+  return text.includes(COMBINING_DOT) ? text.replaceAll(`i${COMBINING_DOT}`, DOTTED_I) : text;
+}
 
 function parse(pattern: string, source: TextSource | undefined, offset: number, caseless: boolean): Segment[] {
   const segments: Segment[] = [];
@@ -32,7 +42,8 @@ function parse(pattern: string, source: TextSource | undefined, offset: number, 
   // A character of the pattern against a lower-cased text: its lower case (one or two units);
   // a sigma, either of the two a text's capital sigma lower-cases to, by its place in a word.
   const char = (c: string) => {
-    const folded = caseless ? c.toLowerCase() : c;
+    // İ (U+0130) lower-cases to two units, i and a combining dot: kept whole, as the text's are (composed).
+    const folded = caseless && c !== DOTTED_I ? c.toLowerCase() : c;
     if (caseless && (folded === 'σ' || folded === 'ς')) atoms.push({ kind: 'set', negated: false, caseless: false, ranges: SIGMAS });
     else for (let k = 0; k < folded.length; k++) atoms.push({ kind: 'char', c: folded[k]! });
   };
@@ -112,7 +123,11 @@ function findFrom(seg: Segment, text: string, from: number): number {
  * characters are lower-cased here, and its sets hold a character when they hold its upper case.
  */
 export function compileGlob(pattern: string, source?: TextSource, offset = 0, caseless = false): Glob {
-  const segments = parse(pattern, source, offset, caseless);
+  const glob = compileCased(pattern, parse(pattern, source, offset, caseless));
+  return caseless ? { pattern, test: (text) => glob.test(composed(text)) } : glob;
+}
+
+function compileCased(pattern: string, segments: Segment[]): Glob {
   // segments.length === 1: no star at all, the whole text must match the one segment.
   if (segments.length === 1) {
     const only = segments[0]!;

@@ -764,6 +764,9 @@ class Loader {
     const ops = opTexts.map((text, k) => {
       const spec = OPERATORS.get(text);
       const at = source.add(file.at(entry.operators ? [...path, 'operators', k] : [...path, 'operator']));
+      if (!spec && text === 'exists') {
+        throw compileError('HADES_ERR_RULE_BAD_OPERATOR', "'exists' takes no value, and an exception compares fields with values: append 'and not FIELD exists' to the condition instead", source, at);
+      }
       if (!spec) {
         const suggestion = operatorSuggestion(text);
         throw compileError('HADES_ERR_RULE_BAD_OPERATOR', `unknown operator '${text}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, source, at, suggestion);

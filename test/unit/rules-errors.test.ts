@@ -338,6 +338,7 @@ describe('rule compiler: resolution and types', () => {
   it('checks exceptions and output templates', () => {
     expectProblem(rule('process.name = x', '    exceptions:\n      - field: process.nmae\n        values: [a]\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 7, 16, /did you mean 'process.name'/);
     expectProblem(rule('process.name = x', '    exceptions:\n      - field: process.name\n        operator: like\n        values: [a]\n'), 'HADES_ERR_RULE_BAD_OPERATOR', 8, 19, /did you mean 'glob'/);
+    expectProblem(rule('process.name = x', '    exceptions:\n      - field: process.name\n        operator: exists\n        values: [a]\n'), 'HADES_ERR_RULE_BAD_OPERATOR', 8, 19, /'exists' takes no value, .*'and not FIELD exists'/);
     expectProblem(rule('process.name = x', '    exceptions:\n      - fields: [process.name, process.pid]\n        values: [[a]]\n'), 'HADES_ERR_RULE_INVALID', 8, 18, /one per field/);
     expectProblem(rule('process.name = x', '    exceptions:\n      - fields: [process.name, process.pid]\n        values: [[a, b]]\n'), 'HADES_ERR_RULE_TYPE_MISMATCH', 8, 22, /'b' is not/);
     expectProblem(rule('process.name = x', '    output: "by {process.nam}"\n'), 'HADES_ERR_RULE_UNKNOWN_FIELD', 6, 18, /output template: unknown field 'process.nam'/);

@@ -81,6 +81,12 @@ describe('glob matcher', () => {
       ['*.SH', 'RUN.sh', true],
       ['*Σ', 'ΑΣ', true], // a final capital sigma lower-cases to ς
       ['İd', 'İD', true],
+      // İ lower-cases to two units (i and a combining dot): a glob takes it as one character, as glob does.
+      ['x?', 'xİ', true],
+      ['y[İ]', 'yİ', true],
+      ['?d', 'İD', true],
+      ['İ*', 'İSTANBUL', true],
+      ['i*', 'İSTANBUL', false], // İ is not i under simple case folding (nor for i=)
     ];
     for (const [pattern, text, expected] of cases) assert.equal(compileGlob(pattern, undefined, 0, true).test(text.toLowerCase()), expected, `${pattern} on ${text}`);
   });
