@@ -1,7 +1,8 @@
 /**
  * Address ranges for `in_cidr`: IPv4 and IPv6 networks (`10.0.0.0/8`, `fe80::/10`) or single
  * addresses. IPv4-mapped IPv6 addresses (`::ffff:10.1.2.3`) match IPv4 ranges, as the kernel
- * reports IPv4 peers of dual-stack sockets that way.
+ * reports IPv4 peers of dual-stack sockets that way, and IPv4 addresses match ranges of mapped
+ * ones (`::ffff:10.0.0.0/104`).
  */
 
 /** An IPv4 address as an unsigned 32-bit number, or undefined. */
@@ -96,6 +97,11 @@ function v6InRange(groups: readonly number[], range: { readonly groups: readonly
   return true;
 }
 
+/** Whether the groups begin with the IPv4-mapped prefix, ::ffff:0:0/96. */
+function isMapped(g: readonly number[]): boolean {
+  return g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff;
+}
+
 /** A tester for an address string against a set of ranges. */
 export function cidrMatcher(ranges: readonly CidrRange[]): (address: string) => boolean {
   const v4 = ranges.filter((r) => r.v4).map((r) => r.v4!);
@@ -106,11 +112,18 @@ export function cidrMatcher(ranges: readonly CidrRange[]): (address: string) => 
   };
   return (address) => {
     const a4 = parseIpv4(address);
-    if (a4 !== undefined) return testV4(a4);
+    if (a4 !== undefined) {
+      if (testV4(a4)) return true;
+      // As the IPv4-mapped address it is to an IPv6 range (::ffff:10.0.0.0/104, ::/0).
+      if (v6.length === 0) return false;
+      const mapped = [0, 0, 0, 0, 0, 0xffff, Math.floor(a4 / 65536), a4 % 65536];
+      for (const r of v6) if (v6InRange(mapped, r)) return true;
+      return false;
+    }
     const a6 = parseIpv6(address);
     if (a6 === undefined) return false;
     // ::ffff:a.b.c.d is an IPv4 peer on a dual-stack socket.
-    if (v4.length > 0 && a6[0] === 0 && a6[1] === 0 && a6[2] === 0 && a6[3] === 0 && a6[4] === 0 && a6[5] === 0xffff) {
+    if (v4.length > 0 && isMapped(a6)) {
       if (testV4(a6[6]! * 65536 + a6[7]!)) return true;
     }
     for (const r of v6) if (v6InRange(a6, r)) return true;
