@@ -138,6 +138,8 @@ describe('sigma: values and modifiers', () => {
     const port = loaded(rule("selection:\n    DestinationPort:\n        - 22\n        - '4444'\ncondition: selection", { category: 'network_connection' }));
     assert.ok(port(event('connect', { 'destination.port': 4444 })));
     assert.ok(!port(event('connect', { 'destination.port': 443 })));
+    // Quoted, 0x115c is text, which no port's number spells.
+    assert.deepEqual(codes(unsupported(rule("selection:\n    DestinationPort: '0x115c'\ncondition: selection", { category: 'network_connection' }))), ['HADES_ERR_SIGMA_VALUE']);
   });
 
   it('network_connection is TCP and UDP over IP, as Sysmon\'s: a unix-socket connect is not one', () => {
@@ -325,7 +327,8 @@ _hidden:
   it('refuses aggregations and near, and reports what is malformed', () => {
     assert.deepEqual(codes(unsupported(rule(`${detection}condition: selection_a | count() by User > 5`))), ['HADES_ERR_SIGMA_CONDITION']);
     assert.deepEqual(codes(unsupported(rule(`${detection}condition: selection_a near selection_b`))), ['HADES_ERR_SIGMA_CONDITION']);
-    for (const bad of ['selection_c', 'selection_a and', '(selection_a', 'selection_a selection_b', '1 of nothing_*', '3 of selection_*', 'and']) {
+    // `?` is no wildcard of an identifier pattern: 'selection_?' names no identifier.
+    for (const bad of ['selection_c', 'selection_a and', '(selection_a', 'selection_a selection_b', '1 of nothing_*', '3 of selection_*', 'and', '1 of selection_?']) {
       assert.deepEqual(codes(unsupported(rule(`${detection}condition: ${bad}`))), ['HADES_ERR_SIGMA_INVALID'], bad);
     }
   });

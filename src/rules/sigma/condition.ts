@@ -93,6 +93,7 @@ export function parseSigmaCondition(text: string): SigmaCondition {
 /** Search identifiers a quantifier's pattern names: `*` any run; `them` all but `_` ones. */
 export function identifiersOf(pattern: string, names: readonly string[]): string[] {
   if (pattern === 'them') return names.filter((n) => !n.startsWith('_'));
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  // `*` is the one wildcard of an identifier pattern (Sigma's specification); `?` is itself.
+  const re = new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
   return names.filter((n) => re.test(n));
 }

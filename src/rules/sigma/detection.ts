@@ -271,7 +271,10 @@ function numberOf(v: Scalar): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
   if (typeof v !== 'string') return undefined;
   const s = v.trim();
-  const n = YAML_DECIMAL.test(s) ? Number(s) : /^0x[0-9a-fA-F]+$/.test(s) ? Number.parseInt(s.slice(2), 16) : /^0o[0-7]+$/.test(s) ? Number.parseInt(s.slice(2), 8) : NaN;
+  // A quoted value is text: its decimal spelling is the number (ports are often quoted), while
+  // '0x115c' is no spelling of 4444 that a text comparison would match. (Unquoted hex and octal
+  // are numbers already, read by the YAML parser.)
+  const n = YAML_DECIMAL.test(s) ? Number(s) : NaN;
   return Number.isFinite(n) ? n : undefined;
 }
 
