@@ -325,7 +325,8 @@ function validationMessage(validation: unknown, context: string | undefined): st
   if (!Array.isArray(validation) || validation.length === 0) return undefined;
   const problems = validation as ValidationProblem[];
   const where = (p: ValidationProblem) => `${context ?? 'request'}${p.instancePath ?? ''}`;
-  const first = problems[0]!;
+  // An unknown key first: it is often the misspelling of the required one also reported missing.
+  const first = problems.find((p) => p.keyword === 'additionalProperties') ?? problems[0]!;
   const sameSpot = problems.filter((p) => p.instancePath === first.instancePath);
   const allowed = sameSpot.filter((p) => p.keyword === 'const').map((p) => p.params?.['allowedValue']);
   if (allowed.length > 0 && sameSpot.every((p) => p.keyword === 'const' || p.keyword === 'anyOf')) {
@@ -341,6 +342,7 @@ function validationMessage(validation: unknown, context: string | undefined): st
     const known = Object.keys(chosen.parentSchema?.properties ?? {});
     return `${where(chosen)} has no field '${extra}'${didYouMean(suggest(extra, known))}${known.length > 0 ? ` (its fields: ${known.join(', ')})` : ''}`;
   }
+  if (chosen.keyword === 'minLength' && chosen.params?.['limit'] === 1) return `${where(chosen)} must not be empty`;
   const description = chosen.parentSchema?.description;
   const hint = EXPLAINED.has(chosen.keyword ?? '') && typeof description === 'string' && description !== '' ? ` (${description.replace(/\.$/, '')})` : '';
   return chosen.message === undefined ? undefined : `${where(chosen)} ${chosen.message}${hint}`;
@@ -1187,7 +1189,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   route(
     'POST',
     '/api/v1/tokens/enrollment',
-    { role: 'admin', summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], response: Answers.CreatedEnrollmentTokenBody, body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
+    { role: 'admin', summary: 'Create a one-time enrollment token.', tags: ['tokens'], success: [201], response: Answers.CreatedEnrollmentTokenBody, body: Type.Object({ ttl: Type.String({ pattern: '^\\d+(s|m|h|d)$', default: '1h', description: 'How long the token can be used: 30m, 1h, 7d (1 second to 30 days).' }), group: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })) }, { additionalProperties: false }) },
     (request) => {
       const principal = who(request, 'admin');
       const now = Date.now();

@@ -1845,6 +1845,13 @@ describe('alerts through the API and the hades command', () => {
     assert.equal(extra.body.message, "body has no field 'asignee'; did you mean 'assignee'? (its fields: status, assignee)");
     const query = await server.api('GET', '/api/v1/alerts', { query: { severty: 'high' } });
     assert.match(query.body.message, /^querystring has no field 'severty'; did you mean 'severity'\? \(its fields: /);
+    // The misspelt key is named before the required one it stands for is said to be missing.
+    const task = await server.api('POST', '/api/v1/tasks', { body: { kind: 'query', agent: 'ag_x', params: { sql: 'select 1' } } });
+    assert.match(task.body.message, /^body has no field 'agent'; did you mean 'agents'\?/);
+    const empty = await server.api('POST', `/api/v1/alerts/${alertId}/comments`, { body: { text: '' } });
+    assert.equal(empty.body.message, 'body/text must not be empty');
+    const ttl = await server.api('POST', '/api/v1/tokens/enrollment', { body: { ttl: 'soon' } });
+    assert.match(ttl.body.message, /^body\/ttl must match pattern .* \(How long the token can be used: 30m, 1h, 7d/);
   });
 
   it('suppresses by rule, host and field, lists and lifts suppressions, and audits them', async () => {
