@@ -10,7 +10,8 @@
  * a best effort on the common forms, not a guarantee: a secret in a form it does not know (an
  * environment variable, a program's own flag) is stored as it was given.
  *
- * Works on JSON text as well as plain text: what it replaces never holds a quote or a backslash.
+ * Works on JSON text as well as plain text: what it replaces never holds a quote or a backslash,
+ * and is never a member's name, so the JSON keeps its shape (only string values change).
  */
 // In JSON text a tab, a newline or another control character is an escape ending in a letter or
 // digit (`\t`, `\n`, `\u001b`): `\b` would see no word boundary after it, and `\s` no space, so
@@ -25,11 +26,17 @@ const SPACE = String.raw`(?:\s|\\[fnrt]|\\u000[bB])`;
 const SEP = String.raw`(?:${SPACE}+|","|=)`;
 /** A value: up to a space, a quote or a backslash (so that a JSON escape or the element's end stops it). */
 const VALUE = String.raw`[^\s"\\]+`;
+/**
+ * Not a JSON key: after `","`, the next string may be the next member's name (a command line
+ * that ends in `--token`, followed by `"cwd":`), which must never be replaced; an element of an
+ * argument list is never followed by a colon.
+ */
+const NOT_KEY = String.raw`(?![^\s"\\]*"\s*:)`;
 /** Not a Hades token, which HADES_TOKEN redacts keeping its id. */
 const NOT_HADES = String.raw`(?!hades(?:api|1)_[0-9a-f]{16}_)`;
 const HADES_TOKEN = /(hadesapi_[0-9a-f]{16}_|hades1_[0-9a-f]{16}_)[A-Za-z0-9_-]+/g;
 // The scheme is case-insensitive (BEARER, bearer), and `curl --oauth2-bearer TOKEN` gives it as the next argument.
-const BEARER = new RegExp(String.raw`(bearer(?:${SPACE}+|","))${NOT_HADES}[A-Za-z0-9._~+/=-]{8,}`, 'gi');
+const BEARER = new RegExp(String.raw`(bearer(?:${SPACE}+|","))${NOT_KEY}${NOT_HADES}[A-Za-z0-9._~+/=-]{8,}`, 'gi');
 /** Any other scheme of an Authorization header (Basic base64 of user:password, Digest, token, ...). */
 const AUTHORIZATION = new RegExp(String.raw`((?:proxy-)?authorization:${SPACE}*(?!bearer)[A-Za-z][A-Za-z0-9_-]*${SPACE}+)${NOT_HADES}${VALUE}`, 'gi');
 /** Credentials in headers of their own: `X-Api-Key: ...`, `Private-Token: ...`, `X-Auth-Token: ...`. */
@@ -37,9 +44,9 @@ const KEY_HEADER = new RegExp(String.raw`((?:x-)?(?:api-?key|auth-token|access-t
 /** The password of a URL's user information: scheme://user:password@host. */
 const URL_PASSWORD = /(:\/\/[^/\s:@"\\]+:)[^/\s@"\\]+(?=@)/g;
 /** `--password=X`, `--password X`, `--passwd`, `--api-key`, `--secret`, `--token` and the like. */
-const PASSWORD_FLAG = new RegExp(String.raw`(--?(?:password|passwd|pass|api-?key|secret|client-secret|token|auth-token|access-token)${SEP})${NOT_HADES}${VALUE}`, 'gi');
+const PASSWORD_FLAG = new RegExp(String.raw`(--?(?:password|passwd|pass|api-?key|secret|client-secret|token|auth-token|access-token)${SEP})${NOT_KEY}${NOT_HADES}${VALUE}`, 'gi');
 /** `sshpass -p X`. */
-const SSHPASS = new RegExp(String.raw`(sshpass(?:${SPACE}+|",")-p(?:${SPACE}*|","))${VALUE}`, 'g');
+const SSHPASS = new RegExp(String.raw`(sshpass(?:${SPACE}+|",")-p(?:${SPACE}*|","))${NOT_KEY}${VALUE}`, 'g');
 /** The MySQL and MariaDB clients' password glued to `-p` (`mysql -u root -pS3cret`). */
 const MYSQL_PASSWORD = new RegExp(String.raw`((?:mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)(?:${SPACE}+|",")(?:[^\s"\\]+(?:${SPACE}+|","))*?-p)[^\s"\\-][^\s"\\]*`, 'g');
 /** `curl -u user:password` (`--user`, glued or not): the user stays; a uid:gid of digits (docker -u 0:0) is not a password. */

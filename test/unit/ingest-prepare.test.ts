@@ -146,6 +146,14 @@ describe('ingest: prepareBatch', () => {
     assert.ok(!batch.rows[0]![14].includes('c2VjcmV0') && !batch.rows[0]![14].includes('jLeZX3b9') && !batch.rows[0]![14].includes('e30.abc'));
     assert.equal(stored(batch.rows[1]).process.command_line, 'the bearer of bad news', 'text without a secret stays');
   });
+
+  it('stores a process whose command line ends in a flag that takes a secret (the next member is no secret)', () => {
+    const endings = ['--token', '--password', 'Authorization: Bearer', 'sshpass -p'];
+    const events = endings.map((ending, i) => ev('exec', i, (x) => (x.process.command_line = `sh -c /bin/echo ${ending}`)));
+    const batch = prepareBatch(AGENT, ndjson(events), undefined, NOW);
+    assert.equal(batch.rejected, 0);
+    assert.deepEqual(batch.rows.map((r) => stored(r).process.command_line), endings.map((ending) => `sh -c /bin/echo ${ending}`));
+  });
 });
 
 describe('ingest: batchBytes (a batch the agent compressed)', () => {

@@ -43,6 +43,37 @@ describe('redactSecrets on JSON text (what the server redacts: an agent\'s NDJSO
   });
 });
 
+describe('redactSecrets keeps the shape of the JSON', () => {
+  // A text that ends in a flag is followed by the next member's name (`","cwd":`): that name must
+  // never be taken for the flag's value (the event would have a member named [redacted], fail its
+  // schema check and be dropped: a way to hide a process and its children).
+  const endings = ['--token', '--password', '-p', '--api-key', 'sshpass -p', 'sshpass', 'Authorization: Bearer', 'bearer', 'Authorization: Basic', 'X-Api-Key:', 'mysql -u root -p', 'mysql', '-u', '--user', '-u alice', 'https://u:', 'hadesapi_', '--token=', 'x --secret'];
+  const keys = ['cwd', 'start', 'working_directory', 'abcdefghijklmnop_qrs', 'pid', 'name'];
+  const shape = (value: unknown): unknown =>
+    Array.isArray(value) ? value.map(shape) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)])) : typeof value;
+
+  it('never replaces a member name after a text that ends in a flag', () => {
+    for (const ending of endings) {
+      for (const key of keys) {
+        const event = {
+          process: { command_line: `/bin/echo x ${ending}`, [key]: '/tmp', args: ['/bin/echo', 'x', ...ending.split(' ')], parent: { command_line: `sh -c y ${ending}`, [key]: 7 } },
+          [key]: { [key]: `a ${ending}`, z: 'long-enough-value-here' },
+        };
+        const line = JSON.stringify(event);
+        const parsed = JSON.parse(redactSecrets(line)) as unknown;
+        assert.deepEqual(shape(parsed), shape(event), `${ending} then ${key}: ${redactSecrets(line)}`);
+      }
+    }
+  });
+
+  it('still redacts a value in the next element of an argument list', () => {
+    const line = JSON.stringify({ process: { args: ['vault', '--token', 's.abcdefgh', 'sshpass', '-p', 'pw12345678', 'curl', '--oauth2-bearer', 'OAUTHSECRET0123456789'], cwd: '/tmp' } });
+    const out = JSON.parse(redactSecrets(line)) as { process: { args: string[]; cwd: string } };
+    assert.deepEqual(out.process.args, ['vault', '--token', '[redacted]', 'sshpass', '-p', '[redacted]', 'curl', '--oauth2-bearer', '[redacted]']);
+    assert.equal(out.process.cwd, '/tmp');
+  });
+});
+
 describe('redactSecrets: credentials of other forms', () => {
   const cases: [string, string][] = [
     ['curl -H "Authorization: BEARER abcdefSECRETupper123456" x', 'curl -H "Authorization: BEARER [redacted]" x'],
