@@ -48,6 +48,7 @@ import {
 import { suggest } from './suggest.js';
 import { compileTemplate, type Template } from './template.js';
 import { YamlFile, type YamlPath } from './yaml-file.js';
+import { yamlToPlain } from '../common/yaml-plain.js';
 
 /** The folder part of a rule file's name ('' for a bare name). */
 /** What the YAML parser's terse messages usually mean in a rule file, by its error code. */
@@ -373,7 +374,7 @@ class Loader {
     }
     let root: unknown;
     try {
-      root = file.doc.toJS({ maxAliasCount: 100 });
+      root = yamlToPlain(file.doc, 'HADES_ERR_RULE_YAML');
     } catch (error) {
       // An alias that names no anchor before it, or too many aliases (a "billion laughs" file):
       // the parser says which, not where; the first alias is where to look.

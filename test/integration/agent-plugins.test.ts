@@ -219,6 +219,12 @@ describe('agent daemon: plugin supervision', () => {
       assert.equal(refused.ok, false);
       assert.equal(refused.partial, undefined, 'nothing applied');
       assert.match(h.agent.status().lastReload?.message ?? '', new RegExp(`^${h.configFile.replaceAll('/', '\\/')}: 1 problem\\(s\\); the running configuration stays: HADES_ERR_CONFIG_UNKNOWN_KEY .*no_such_section`));
+      // A value that contains itself (an alias inside its anchor's node) is refused the same way; the agent runs on.
+      writeFileSync(h.configFile, `${baseYaml({ dataDir, plugins: `  installed:\n${good}` })}\nx_loop: &a [*a]\n`);
+      const looped = await h.agent.reload();
+      assert.equal(looped.ok, false);
+      assert.match(h.agent.status().lastReload?.message ?? '', /HADES_ERR_CONFIG_SYNTAX .*would contain itself/);
+      assert.deepEqual(h.agent.status().plugins.map((p) => [p.name, p.state]), [['steady', 'running']]);
     } finally {
       await h.agent.stop();
     }

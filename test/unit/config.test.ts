@@ -222,6 +222,15 @@ describe('configuration', () => {
     for (let i = 0; i < 8; i++) bomb.push(`${'bcdefghi'[i]}: &${'bcdefghi'[i]} [*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]},*${i === 0 ? 'a' : 'bcdefghi'[i - 1]}]`);
     const result = parseConfig(bomb.join('\n'), AgentConfigSchema);
     assert.equal(result.ok, false);
+    // An alias inside the node its anchor names: a value that contains itself, refused (every walk of it overflowed the stack).
+    for (const text of ['x_loop: &a [*a]\n', 'log: &l {level: info, again: *l}\n', 'a: &a\n  - b: [1, *a]\n']) {
+      const [p] = problems(text);
+      assert.equal(p?.code, 'HADES_ERR_CONFIG_SYNTAX', text);
+      assert.match(p?.message ?? '', /would contain itself/);
+      assert.equal(setsNothing(text), false);
+    }
+    // Shared, not cyclic: allowed.
+    assert.equal(parseConfig('outputs: &o {}\nlog: {level: info}\n', AgentConfigSchema).ok, true);
   });
 
   it('refuses YAML nested too deep to parse safely before parsing it, and passes what real files nest', () => {

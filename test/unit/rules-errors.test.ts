@@ -72,6 +72,7 @@ describe('rule compiler: YAML and schema', () => {
     expectProblem('macros:\n  a: process.name = x\nrules:\n  - id: r\n    title: *nowhere\n', 'HADES_ERR_RULE_YAML', 5, 12, /alias/i);
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n');
     expectProblem(`${bomb}\n`, 'HADES_ERR_RULE_YAML', 2, 8, /alias/i);
+    expectProblem('lists:\n  l: &l [a, *l]\n', 'HADES_ERR_RULE_YAML', 2, 13, /would contain itself/);
     const two = expectProblem(`${rule('process.name = x')}---\nrules: []\n`, 'HADES_ERR_RULE_YAML', 6, 1);
     assert.match(two.message, /one YAML document/);
     assert.doesNotMatch(two.message, /parseAllDocuments/);

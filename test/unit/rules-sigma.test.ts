@@ -516,6 +516,7 @@ describe('sigma: malformed input', () => {
   it('reports what is not YAML or not a Sigma rule, per document, and never throws', () => {
     assert.deepEqual(one('title: [unclosed\n').map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_YAML']);
     assert.deepEqual(one('a: 1\na: 2\n').map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_YAML']);
+    assert.deepEqual(one('title: t\ntags: &t [*t]\n').map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_YAML'], 'a value that contains itself');
     assert.deepEqual(one(`title: ${'['.repeat(20_000)}\n`).map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_YAML'], 'nested too deep to parse');
     assert.deepEqual(one('- a\n- b\n').map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_NOT_SIGMA']);
     assert.deepEqual(one('title: x\nfoo: bar\n').map((e) => e.reasons[0]!.code), ['HADES_ERR_SIGMA_NOT_SIGMA']);

@@ -1145,7 +1145,14 @@ export class Agent {
           return this.rejected(e.message, [{ code: e.code, path: '', message: e.message }]);
         }
       }
-      const parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
+      let parsed: ReturnType<typeof parseRoleConfig<'agent'>>;
+      try {
+        parsed = given ? ({ ok: true, config: given } as const) : parseRoleConfig(source ?? '', 'agent');
+      } catch (error) {
+        // A check that failed on a text it did not foresee: the running configuration stays, as for any bad reload.
+        const e = toHadesError(error);
+        return this.rejected(`the configuration could not be checked (${e.code}: ${e.message}); the running configuration stays`, [{ code: 'HADES_ERR_CONFIG_INVALID', path: '', message: e.message }]);
+      }
       if (!parsed.ok) {
         // The first problems say what to fix, where: the heartbeat's last_reload carries them, as for a group's configuration.
         const what = this.options.configFile ?? 'the configuration';

@@ -12,6 +12,7 @@ import { Agent, readRunFile, runFilePath, type AgentStatus } from '../../agent/d
 import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { defaultConfigFiles, loadRoleConfig, readConfigFile } from './config.js';
+import { yamlToPlain } from '../../common/yaml-plain.js';
 
 export const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
@@ -265,7 +266,7 @@ async function statusDataDir(context: CliContext, options: Readonly<Record<strin
     if (yamlDepthProblem(text) !== undefined) throw error;
     let raw: unknown;
     try {
-      raw = parseDocument(text, { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+      raw = yamlToPlain(parseDocument(text, { logLevel: 'silent' }));
     } catch {
       throw error; // an alias bomb: the check's own error says so
     }

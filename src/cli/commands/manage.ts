@@ -15,6 +15,7 @@ import { configText } from '../../runtime/regular-file.js';
 import { shown } from '../terminal.js';
 import { readConfigFile } from './config.js';
 import { formatRows } from './fleet.js';
+import { yamlToPlain } from '../../common/yaml-plain.js';
 
 type Options = Readonly<Record<string, unknown>>;
 
@@ -117,7 +118,7 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
 function agentsOwnKeys(text: string): string[] {
   let raw: unknown;
   try {
-    raw = parseDocument(text, { logLevel: 'silent' }).toJS({ maxAliasCount: 100 });
+    raw = yamlToPlain(parseDocument(text, { logLevel: 'silent' }));
   } catch {
     return [];
   }

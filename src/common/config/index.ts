@@ -5,6 +5,7 @@ import { checkAlertOutputs } from './alert-outputs.js';
 import { ServerConfigSchema } from './server.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
 import { complexKeys, parseConfig, type ConfigCheck, type ConfigProblem, type ConfigResult } from './validate.js';
+import { yamlToPlain } from '../yaml-plain.js';
 
 export { AgentConfigSchema, type AgentConfig } from './agent.js';
 export { ServerConfigSchema, type ServerConfig } from './server.js';
@@ -23,7 +24,7 @@ export function setsNothing(text: string): boolean {
   if (doc.errors.length > 0 || complexKeys(doc).length > 0) return false;
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 });
+    value = yamlToPlain(doc);
   } catch {
     return false; // an alias bomb: parseConfig refuses it with HADES_ERR_CONFIG_SYNTAX
   }

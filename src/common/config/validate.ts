@@ -4,6 +4,7 @@ import { closest, distance } from 'fastest-levenshtein';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { HadesError, type ErrorCode } from '../errors.js';
 import { yamlDepthProblem } from '../yaml-depth.js';
+import { yamlToPlain } from '../yaml-plain.js';
 
 /** Largest configuration file accepted: configs are small, so anything bigger is a mistake. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -84,7 +85,7 @@ export function parseConfig<S extends TSchema>(text: string, schema: S, checks: 
   }
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+    raw = yamlToPlain(doc) ?? {};
   } catch (error) {
     // The yaml library refuses alias expansions that would blow up memory.
     const message = error instanceof Error ? error.message : String(error);

@@ -9,6 +9,7 @@ import { checkTag, MAX_RULE_FILE_BYTES } from '../loader.js';
 import type { Severity } from '../schema.js';
 import { firstAliasOffset } from '../yaml-file.js';
 import type { SigmaReason, SigmaReportEntry } from './report.js';
+import { yamlToPlain } from '../../common/yaml-plain.js';
 
 export interface SigmaFile {
   /** How the report names the file: its path, usually relative to the folder imported. */
@@ -111,7 +112,7 @@ export function readSigmaFiles(files: readonly SigmaFile[]): { documents: SigmaD
       let data: unknown;
       try {
         writtenDetectionScalars(doc, f.text);
-        data = doc.toJS({ maxAliasCount: 100 });
+        data = yamlToPlain(doc, 'HADES_ERR_SIGMA_YAML');
       } catch (error) {
         // An alias without its anchor, or too many aliases: the parser says which, not where.
         const alias = firstAliasOffset(doc);
