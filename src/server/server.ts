@@ -136,6 +136,8 @@ export class HadesServer {
   private timers: NodeJS.Timeout[] = [];
   /** A retention run is under way (holdSize and housekeeping start one at a time). */
   private retaining = false;
+  /** When each agent's refused events were last logged (at most once a minute each: a broken agent must not flood the log). */
+  private readonly rejectionsLogged = new Map<string, { at: number; more: number }>();
   private adminToken = '';
   addresses: ServerAddresses | undefined;
 
@@ -262,6 +264,7 @@ export class HadesServer {
           // and a host's root must not take another host's owner and environment.
           const meta = host ? cmdb.lookup(host.enrolledHostname, host.addresses) : undefined;
           const prepared = await ingest.prepare(agentId, ndjson, meta, undefined, true, inflated, seq);
+          if (prepared.rejected > 0) this.logRejected(agentId, prepared.rejected, prepared.rejectedFirst);
           return {
             batch: prepared.id,
             rows: prepared.rows,
@@ -354,6 +357,25 @@ export class HadesServer {
   }
 
   /** Addresses given to agents at enrollment. */
+  /** Says that an agent's events were refused as invalid, and why the first was: once a minute per agent, with how many more since. */
+  private logRejected(agentId: string, rejected: number, first: string | undefined): void {
+    const now = Date.now();
+    const last = this.rejectionsLogged.get(agentId);
+    if (last !== undefined && now - last.at < 60_000) {
+      last.more += rejected;
+      return;
+    }
+    if (this.rejectionsLogged.size >= 10_000 && last === undefined) this.rejectionsLogged.clear();
+    this.rejectionsLogged.set(agentId, { at: now, more: 0 });
+    this.log.warn('events of an agent refused as invalid (not stored; the agent counts them as server_rejected_events)', {
+      code: 'HADES_ERR_EVENT_INVALID',
+      agent: agentId,
+      rejected,
+      ...(first === undefined ? {} : { first }),
+      ...(last !== undefined && last.more > 0 ? { more_since_last_logged: last.more } : {}),
+    });
+  }
+
   private gateways(): string[] {
     const { config } = this.options;
     if (config.advertise.gateways.length > 0) return [...config.advertise.gateways];

@@ -204,6 +204,11 @@ describe('event batches over the gateway', () => {
       const stored = await server.searchAll({ agent: identity.agentId });
       assert.equal(stored.length, 7);
       assert.ok(!stored.some((e) => e['event'].id === 'x-unknown' || String(e['event'].id).startsWith('x-unreal')));
+      // The server says so in its log, with why the first line was refused, once a minute per agent.
+      const said = server.log.lines().filter((l) => l['agent'] === identity.agentId && l['code'] === 'HADES_ERR_EVENT_INVALID');
+      assert.equal(said.length, 1);
+      assert.equal(said[0]!['rejected'], 8);
+      assert.equal(said[0]!['first'], 'line 2: not JSON');
     } finally {
       stream.close();
     }

@@ -92,8 +92,11 @@ describe('ingest: prepareBatch', () => {
     const batch = prepareBatch(AGENT, ndjson(lines), undefined, NOW);
     assert.equal(batch.refused, undefined);
     assert.equal(batch.rejected, 9);
+    assert.equal(batch.rejectedFirst, 'line 2: not JSON', 'the first refused line, and why');
     assert.deepEqual(batch.rows.map((r) => r[0]), good.map((e) => e.event.id));
     assert.equal(batch.events.length, 3);
+    assert.match(prepareBatch(AGENT, ndjson([good[0]!, extraField]), undefined, NOW).rejectedFirst ?? '', /^line 2: \/not_in_schema: /);
+    assert.match(prepareBatch(AGENT, ndjson([emptyId, good[0]!]), undefined, NOW).rejectedFirst ?? '', /^line 1: .*event\.id/);
   });
 
   it('skips empty lines without counting them; an empty batch is neither refused nor rows', () => {
@@ -109,7 +112,7 @@ describe('ingest: prepareBatch', () => {
   it('refuses a batch none of whose lines is a valid event (HADES_ERR_STREAM_MESSAGE_INVALID)', () => {
     const batch = prepareBatch(AGENT, ndjson(['garbage', '{"also":"not an event"}', ev('exec', 0, (e) => (e.event.id = ''))]), undefined, NOW);
     assert.equal(batch.refused?.code, 'HADES_ERR_STREAM_MESSAGE_INVALID');
-    assert.match(batch.refused.message, /none of the 3 lines/);
+    assert.match(batch.refused.message, /none of the 3 lines is a valid event \(line 1: not JSON\)/);
     assert.equal(batch.rejected, 3);
     assert.deepEqual(batch.rows, []);
     assert.deepEqual(batch.events, []);

@@ -54,6 +54,8 @@ export function batchBytes(data: Uint8Array, inflated?: number): Uint8Array | Re
 export interface PreparedBatch {
   /** Lines that are not valid events, left out. */
   readonly rejected: number;
+  /** Why the first rejected line was (its line number in the batch, and the first problem), when one was. */
+  readonly rejectedFirst?: string;
   /** Set when the whole batch is refused (too large, or not one valid event): a permanent Nack. */
   readonly refused?: Refusal;
   /** The valid events as rows, in order. */
@@ -73,18 +75,29 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
   }
   const events: Record<string, unknown>[] = [];
   let rejected = 0;
-  for (const line of lines) {
+  let rejectedFirst: string | undefined;
+  const reject = (n: number, why: () => string) => {
+    rejected++;
+    rejectedFirst ??= `line ${n + 1}: ${why()}`;
+  };
+  for (let n = 0; n < lines.length; n++) {
     let value: unknown;
     try {
       // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
-      value = JSON.parse(redactSecrets(line));
+      value = JSON.parse(redactSecrets(lines[n]!));
     } catch {
-      rejected++;
+      reject(n, () => 'not JSON');
       continue;
     }
     // The schema, and what the store needs of the columns (an empty event.id passes the schema).
-    if (!checkEvent(value).ok || storeProblem(value as Record<string, unknown>) !== undefined) {
-      rejected++;
+    const check = checkEvent(value);
+    if (!check.ok) {
+      reject(n, () => check.problems.slice(0, 1).map((p) => `${p.path}: ${p.message}`).join(''));
+      continue;
+    }
+    const problem = storeProblem(value as Record<string, unknown>);
+    if (problem !== undefined) {
+      reject(n, () => problem);
       continue;
     }
     const event = value as Record<string, unknown>;
@@ -96,7 +109,7 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
     events.push(event);
   }
   if (lines.length > 0 && events.length === 0) {
-    return { rejected, refused: { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `none of the ${lines.length} lines is a valid event` }, rows: [], events };
+    return { rejected, ...(rejectedFirst === undefined ? {} : { rejectedFirst }), refused: { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `none of the ${lines.length} lines is a valid event (${rejectedFirst ?? 'empty'})` }, rows: [], events };
   }
   const ingestedIso = new Date(now).toISOString();
   const rows = new Array<Row>(events.length);
@@ -106,5 +119,5 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
     // Every event passed storeProblem, which checks what toRow needs: this is a bug.
     throw new HadesError('HADES_ERR_INTERNAL', `a checked event could not be made a row: ${(error as Error).message}`, { cause: error });
   }
-  return { rejected, rows, events };
+  return { rejected, ...(rejectedFirst === undefined ? {} : { rejectedFirst }), rows, events };
 }

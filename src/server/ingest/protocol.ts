@@ -39,6 +39,8 @@ export interface PrepareReply {
   /** Bytes of the batch's NDJSON (decompressed, for a compressed batch). */
   readonly bytes: number;
   readonly rejected: number;
+  /** Why the first rejected line was, when one was (prepare.ts). */
+  readonly rejectedFirst?: string;
   readonly refused?: Refusal;
   readonly rows: Row[];
   /**

@@ -54,7 +54,7 @@ function prepare(request: Extract<IngestRequest, { kind: 'prepare' }>): PrepareR
   const bytes = batchBytes(request.ndjson, request.inflated);
   if (!(bytes instanceof Uint8Array)) return { bytes: request.ndjson.byteLength, rejected: 0, refused: bytes, rows: [] };
   const batch = prepareBatch(request.agentId, decoder.decode(bytes), request.cmdb, request.now);
-  const reply = { bytes: bytes.byteLength, rejected: batch.rejected, rows: batch.rows, ...(batch.refused ? { refused: batch.refused } : {}) };
+  const reply = { bytes: bytes.byteLength, rejected: batch.rejected, rows: batch.rows, ...(batch.rejectedFirst === undefined ? {} : { rejectedFirst: batch.rejectedFirst }), ...(batch.refused ? { refused: batch.refused } : {}) };
   if (!request.keep || batch.refused !== undefined || batch.events.length === 0) return reply;
   if (ruleSet !== undefined && isNew(request.agentId, request.seq)) {
     // Matched now, while the parsed events are young: held until after the commit, they would
