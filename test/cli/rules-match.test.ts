@@ -57,6 +57,15 @@ describe('hades rules match', () => {
     assert.match(r.stderr, /^7 event\(s\), \d+ match\(es\) \(.*1 critical.*\) by \d+ rule\(s\); 2 line\(s\) not an event, skipped$/m);
   });
 
+  it('skips a line longer than an event can be, and reads the lines after it', async () => {
+    const file = path.join(dir, 'long-line.ndjson');
+    writeFileSync(file, `${ndjson([reverseShell])}${'x'.repeat(17 * 1024 * 1024)}\n${ndjson([reverseShell])}`);
+    const r = await runHades(['rules', 'match', file], { timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /:2: HADES_ERR_EVENT_INVALID: a line of 17825792 bytes, longer than an event can be \(16 MiB\)$/m);
+    assert.match(r.stderr, /^2 event\(s\), .*; 1 line\(s\) not an event, skipped$/m);
+  });
+
   it('reads standard input, with rule files of one\'s own and no pack, and prints NDJSON with --json', async () => {
     const rules = path.join(dir, 'mine.yaml');
     writeFileSync(

@@ -15,7 +15,6 @@
  * bounded as on the server.
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { HadesError } from '../../common/errors.js';
@@ -24,11 +23,15 @@ import { readDefaultPack, readRuleFiles } from '../../runtime/rule-pack.js';
 import { readField, readText } from '../../server/alerts/detector.js';
 import { exitStatus, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
+import { boundedLines } from '../../runtime/bounded-lines.js';
 
 /** Every this many events, the correlation groups whose window ended an hour before the newest event (in event time) are let go. */
 const EXPIRE_EVERY_EVENTS = 10_000;
 /** Bad lines reported one by one; the others are counted in the summary. */
 const MAX_LINE_PROBLEMS = 20;
+const MIB = 1024 * 1024;
+/** The longest line read as an event: the server takes batches of at most 8 MiB; an event is a few KB. */
+const MAX_LINE_BYTES = 16 * MIB;
 
 /** One match as `--json` prints it: the alert the server would raise, without its triage. */
 function matchDocument(m: Match, file: string, line: number): Record<string, unknown> {
@@ -127,13 +130,18 @@ interface Totals {
 
 /** Matches the events of one source, adding to `totals`. */
 async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSet, json: boolean, name: string, totals: Totals): Promise<void> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  const onAbort = () => lines.close();
+  const lines = boundedLines(input, MAX_LINE_BYTES);
+  // Ctrl-C ends the reading: the stream ends early, and what was read is summed up.
+  const onAbort = () => input.destroy();
   context.signal.addEventListener('abort', onAbort, { once: true });
   let number = 0;
   try {
     for await (const line of lines) {
       number++;
+      if (typeof line !== 'string') {
+        invalidLine(context, totals, name, number, `a line of ${line.tooLong} bytes, longer than an event can be (${MAX_LINE_BYTES / MIB} MiB)`);
+        continue;
+      }
       if (line.trim() === '') continue;
       let event: unknown;
       try {
@@ -167,6 +175,7 @@ async function matchStream(context: CliContext, input: Readable, ruleSet: RuleSe
     }
   } catch (error) {
     if (error instanceof HadesError) throw error;
+    if (context.signal.aborted) return;
     const e = error as NodeJS.ErrnoException;
     throw new HadesError('HADES_ERR_EVENTS_READ', `cannot read the events from ${name} after line ${number}: ${e.code ?? e.message}`, { cause: error });
   } finally {
