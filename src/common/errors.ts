@@ -346,7 +346,7 @@ export const errorCatalog = {
   },
   HADES_ERR_STREAM_MESSAGE_TOO_LARGE: {
     kind: 'input',
-    summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size, a task result over 8 MiB of JSON, which fails its task), or an agent left more than 4,096 of the server\'s messages unread (its stream is ended; it reconnects).',
+    summary: 'A message on an agent stream is larger than the server accepts (for example: a batch of more than 20,000 events, a compressed batch that says it inflates past 8 MiB, a hello or heartbeat over its size, a task result over 8 MiB of JSON, which fails its task), or an agent left more than 4,096 of the server\'s messages unread (its stream is ended; it reconnects). A message over 8 MiB as sent is refused by gRPC before the server reads it: the stream ends with gRPC status 8 (RESOURCE_EXHAUSTED, "Received message larger than max"), not with this code.',
     remedy: 'The agent splits its batches below the limit; for a task result, ask for fewer rows (max_rows, a narrower query); if it repeats, check that agent and server versions match and that the agent reads its stream.',
   },
   HADES_ERR_TASK_PARAMS: {
