@@ -408,6 +408,8 @@ describe('event store: search', () => {
       [{ filters: [{ field: 'destination.port', op: 'eq', value: '80 OR 1=1' }] }, /integer/],
       // Fields that are not indexed: a value the field can never hold is refused, not matched against nothing.
       [{ filters: [{ field: 'process.pid', op: 'eq', value: 'abc' }] }, /process\.pid is a number; "abc" is not one/],
+      [{ filters: [{ field: 'source.ip', op: 'eq', value: 'notanip' }] }, /source\.ip is an IP address; "notanip" is not one \(a prefix of one: source\.ip\^=notanip\)/],
+      [{ filters: [{ field: 'destination.ip', op: 'eq', value: '10.0.0' }] }, /destination\.ip is an IP address/],
       [{ filters: [{ field: 'process.pid', op: 'eq', value: '9007199254740993' }] }, /process\.pid holds integers up to 9007199254740991 exactly; "9007199254740993" is beyond them/],
       [{ filters: [{ field: 'hades.process.fileless', op: 'eq', value: 'yes' }] }, /hades\.process\.fileless is true or false, not "yes"/],
       [{ filters: [{ field: 'hades.tamper.target', op: 'eq', value: 'proces' }] }, /hades\.tamper\.target is one of .*process.*, not "proces"/],

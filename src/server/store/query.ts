@@ -6,6 +6,7 @@
  */
 import { HadesError } from '../../common/errors.js';
 import { MAX_DATE_MS } from '../../common/time-bound.js';
+import { isIP } from 'node:net';
 import { fieldInfo, fieldPaths, suggest } from '../../rules/index.js';
 
 export type FilterOp = 'eq' | 'prefix' | 'contains';
@@ -305,6 +306,7 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // look like "no such event"): refused, as for the integers below.
   const info = fieldInfo(field);
   if (op === 'eq' && info?.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
+  if (op === 'eq' && info?.ip === true && value !== '' && isIP(value) === 0) throw bad(`filters[${index}].value: ${field} is an IP address; "${value}" is not one (a prefix of one: ${field}^=${value})`);
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
     // A column no index serves for this filter is read row by row: within the scan budget. So is
