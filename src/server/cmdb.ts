@@ -19,6 +19,10 @@ import { HadesError, toHadesError } from '../common/errors.js';
 import type { Logger } from '../runtime/log.js';
 import { fileVersion } from '../runtime/file-version.js';
 import { readRegularBytes } from '../runtime/regular-file.js';
+import { nestsDeeperThan } from '../common/json-depth.js';
+
+/** How deep a JSON CMDB may nest: an array of objects, whose values may be a list or an object of their own. */
+const MAX_CMDB_DEPTH = 16;
 
 export interface HostMetadata {
   readonly owner?: string;
@@ -75,6 +79,8 @@ export function parseCmdb(text: string, file: string): ParsedCmdb {
   const trimmed = content.trimStart();
   if (trimmed.startsWith('{')) throw new HadesError('HADES_ERR_CMDB', `${file}: a JSON CMDB is an array of objects ([{"hostname": ...}, ...]), not one object`);
   if (trimmed.startsWith('[')) {
+    // A host's entry is an object of scalars: two levels; a text nested far deeper is refused before it is parsed.
+    if (nestsDeeperThan(content, MAX_CMDB_DEPTH)) throw new HadesError('HADES_ERR_CMDB', `${file}: nests more than ${MAX_CMDB_DEPTH} levels deep: a JSON CMDB is an array of objects of text values`);
     try {
       rows = JSON.parse(content) as Record<string, unknown>[];
     } catch (error) {

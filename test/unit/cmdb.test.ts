@@ -43,6 +43,7 @@ describe('CMDB file', () => {
   it('refuses one object, rows without a host, and two different rows for one host', () => {
     refused('{"hostname": "h"}', /an array of objects .* not one object/);
     refused('[1, 2]', /an array of objects/);
+    refused(`[${'['.repeat(200_000)}${']'.repeat(200_000)}]`, /nests more than 16 levels deep/);
     refused('[{"owner": "x"}]', /entry 1 has neither hostname nor address/);
     refused('hostname,owner\na,x\nA,y\n', /line 3: host "A" has another row with other values/);
     assert.equal(parseCmdb('hostname,owner\na,x\na,x\n', 'cmdb').byName.size, 1, 'the same row twice is one host');
