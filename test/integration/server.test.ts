@@ -651,6 +651,51 @@ describe('malformed and oversized messages', () => {
   });
 });
 
+describe('an agent whose server is out of reach at its first start', () => {
+  it('runs without it, keeps the server\'s events in its spool, enrolls once the server is back, and delivers them', { timeout: 90_000 }, async () => {
+    const [agentsPort, apiPort] = await freePorts(2);
+    const server = await TestServer.start({ listen: { agents: `127.0.0.1:${agentsPort}`, api: `127.0.0.1:${apiPort}` } });
+    const token = await server.enrollmentToken('10m');
+    await server.stop();
+    const dir = tempDir('hades-late-');
+    const log = new LogSink();
+    const agent = new Agent({
+      config: agentConfig(`
+agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 1, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+log: { level: info }
+`),
+      version: AGENT_VERSION,
+      stderr: log,
+    });
+    try {
+      await agent.start();
+      assert.ok(log.lines().some((l) => l['code'] === 'HADES_ERR_SERVER_UNREACHABLE' && /runs without it/.test(String(l['msg']))), log.text);
+      // Its health events go to the server output's spool meanwhile.
+      await waitUntil('events kept for the server', () => ((agent.status().pipeline.outputs.find((o) => o.name === 'server')?.in ?? 0) >= 2 ? true : undefined), 10_000, 100);
+      const before = Date.now();
+      await server.start();
+      const agents = await waitUntil('the agent enrolled and online', async () => {
+        const list = (await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[];
+        return list[0]?.online === true ? list : undefined;
+      }, 30_000, 200);
+      const agentId = agents[0]!['id'] as string;
+      // What it kept from before the server came back is stored too.
+      await waitUntil('the events from before', async () => ((await server.searchAll({ agent: agentId })).some((e) => Date.parse(e['@timestamp'] as string) < before) ? true : undefined), 20_000, 200);
+      assert.ok(log.lines().some((l) => l['msg'] === 'enrolled with the server'), log.text);
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+});
+
 describe('an idle agent', () => {
   it('is online from its start, gets a task at once, and comes back by itself after a server restart, with no event to send', { timeout: 60_000 }, async () => {
     const [agentsPort, apiPort] = await freePorts(2);

@@ -23,7 +23,7 @@ import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
-import { SpooledChannel, StreamChannel, type BatchTransport, type OutputChannel } from '../pipeline/channels.js';
+import { SpooledChannel, StreamChannel, type BatchTransport, type EventBatch, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
 import { HttpTransport } from '../pipeline/http-transport.js';
 import { Pipeline, type PipelineStats } from '../pipeline/pipeline.js';
@@ -42,7 +42,7 @@ import { Spool } from '../spool.js';
 // The server transport (gRPC, x509) is loaded only when the server output is on: those modules
 // cost the idle agent about 15 MB of memory.
 import type { Identity } from '../transport/enroll.js';
-import type { GrpcTransport, ServerTask } from '../transport/grpc-transport.js';
+import type { GrpcTransport, ServerTask, StreamStats } from '../transport/grpc-transport.js';
 import { AddressHolds } from '../transport/holds.js';
 import { TaskLedger } from '../transport/tasks.js';
 import { hasLockSocket, holdsFilesIn, InstanceLock } from './instance-lock.js';
@@ -239,6 +239,9 @@ export class Agent {
   private identity: Identity | undefined;
   private transport: GrpcTransport | undefined;
   private transportClass: typeof GrpcTransport | undefined;
+  /** Not enrolled yet (the server could not be reached at the start): the server output's stand-in, and the next attempt. */
+  private late: LateTransport | undefined;
+  private enrollRetry: NodeJS.Timeout | undefined;
   /** The server's tasks run so far, across reloads (each makes a new transport): each runs once. */
   private readonly tasks = new TaskLedger();
   /** Gateway addresses held down after an Ack timeout: kept across reloads, as the tasks are. */
@@ -276,7 +279,7 @@ export class Agent {
       // Only while the agent reports to a server: one taken off it runs its own file.
       kept = this.config.outputs.server.enabled ? this.keptGroupConfig() : undefined;
       if (!this.config.outputs.server.enabled) this.keepGroupConfig(undefined);
-      if (this.config.outputs.server.enabled) this.identity = await this.ensureIdentity();
+      if (this.config.outputs.server.enabled) await this.identityOrLater();
       this.pipeline.replaceChannels(this.buildChannels(this.config));
       this.setupCgroups();
       if (this.config.plugins.driver) await this.startKernel();
@@ -403,6 +406,54 @@ export class Agent {
     const identity = await enroll({ dataDir: agent.data_dir, api, token, caSha256, agentVersion: this.options.version });
     this.log.info('enrolled with the server', { agent: identity.agentId, api });
     return identity;
+  }
+
+  /**
+   * The identity, or (the server out of reach for a first enrollment) a start without it: the
+   * kernel events reach the other outputs at once, and the server output's events wait in its
+   * spool while enrollment is tried again in the background (LateTransport). A refusal (a used
+   * or expired token, another CA) stops the start, as before: no retry would change it.
+   */
+  private async identityOrLater(): Promise<void> {
+    try {
+      this.identity = await this.ensureIdentity();
+    } catch (error) {
+      const e = toHadesError(error);
+      if (e.code !== 'HADES_ERR_SERVER_UNREACHABLE') throw e;
+      this.late = new LateTransport(e.message);
+      this.log.warn('the server cannot be reached to enroll: the agent runs without it, keeps the server\'s events in its spool, and tries again', { code: e.code, err: e, retry_s: ENROLL_RETRY_MIN_MS / 1000 });
+      this.scheduleEnroll(ENROLL_RETRY_MIN_MS);
+    }
+  }
+
+  private scheduleEnroll(delayMs: number): void {
+    clearTimeout(this.enrollRetry);
+    // Jittered, so that a fleet installed while the server was down does not come back at once.
+    this.enrollRetry = setTimeout(() => void this.enrollNow(delayMs), delayMs * (0.75 + Math.random() * 0.5));
+  }
+
+  private async enrollNow(lastDelayMs: number): Promise<void> {
+    this.enrollRetry = undefined;
+    if (this.stopped || this.identity !== undefined || !this.config.outputs.server.enabled) return;
+    let identity: Identity;
+    try {
+      identity = await this.ensureIdentity();
+    } catch (error) {
+      const e = toHadesError(error);
+      // Unreachable: longer and longer waits. Refused: the configuration must change (a reload
+      // may give a new token), so it is tried again at the longest wait, and said each time.
+      const next = e.code === 'HADES_ERR_SERVER_UNREACHABLE' ? Math.min(lastDelayMs * 2, ENROLL_RETRY_MAX_MS) : ENROLL_RETRY_MAX_MS;
+      this.late?.waiting(e.message);
+      if (e.code === 'HADES_ERR_SERVER_UNREACHABLE') this.log.warn('enrollment: the server still cannot be reached', { code: e.code, err: e, retry_s: Math.round(next / 1000) });
+      else this.log.error('enrollment refused: the server output waits for a configuration that enrolls (a new token)', { code: e.code, err: e, retry_s: Math.round(next / 1000) });
+      if (!this.stopped) this.scheduleEnroll(next);
+      return;
+    }
+    if (this.stopped) return;
+    this.identity = identity;
+    // The output made for the wait takes the transport now; a later rebuild (a reload) makes it directly.
+    this.late?.attach(this.serverTransport(this.config, identity));
+    this.late = undefined;
   }
 
   private serverTransport(config: AgentConfig, identity: Identity): GrpcTransport {
@@ -649,6 +700,11 @@ export class Agent {
       channels.push(spooled(transport, outputs.http.batch_events, outputs.http.rate));
     }
     if (outputs.server.enabled && this.identity) channels.push(spooled(this.serverTransport(config, this.identity), outputs.server.batch_events, outputs.server.rate));
+    else if (outputs.server.enabled && this.late) {
+      // Rebuilt while still not enrolled (a reload): a fresh stand-in, the one the next enrollment attaches to.
+      if (this.late.closed) this.late = new LateTransport(this.late.reason);
+      channels.push(spooled(this.late, outputs.server.batch_events, outputs.server.rate));
+    }
     for (const transport of this.options.transports ?? []) channels.push(spooled(transport, 2000));
     return channels;
   }
@@ -1336,6 +1392,8 @@ export class Agent {
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.metricsRetry);
     this.metricsRetry = undefined;
+    clearTimeout(this.enrollRetry);
+    this.enrollRetry = undefined;
     this.clearLevelOverride();
     this.supervisor.stop();
     await this.reloading?.catch(() => undefined);
@@ -1371,5 +1429,49 @@ export class Agent {
     this.lock = undefined;
     this.log.info('agent stopped', { events: this.pipeline.stats().in });
     this.log.close();
+  }
+}
+
+const ENROLL_RETRY_MIN_MS = 5_000;
+const ENROLL_RETRY_MAX_MS = 300_000;
+
+/**
+ * The server output of an agent not enrolled yet: every send fails (the spooled channel keeps
+ * the events and backs off) until the enrollment that succeeds attaches the real transport.
+ */
+class LateTransport implements BatchTransport {
+  readonly name = 'server';
+  closed = false;
+  private inner: GrpcTransport | undefined;
+  /** The real transport's, once attached (status shows stream counters of a transport over streams). */
+  streamStats?: () => StreamStats;
+
+  constructor(public reason: string) {}
+
+  waiting(reason: string): void {
+    this.reason = reason;
+  }
+
+  attach(transport: GrpcTransport): void {
+    if (this.closed) {
+      void transport.close();
+      return;
+    }
+    this.inner = transport;
+    this.streamStats = () => transport.streamStats();
+  }
+
+  async send(batch: EventBatch, signal: AbortSignal): Promise<void> {
+    if (this.inner === undefined) throw new HadesError('HADES_ERR_OUTPUT_FAILED', `not enrolled with the server yet (${this.reason}): the events wait in the spool`);
+    return this.inner.send(batch, signal);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inner?.close();
+  }
+
+  dropped(): Readonly<Record<string, number>> {
+    return this.inner?.dropped() ?? {};
   }
 }
