@@ -68,6 +68,8 @@ export const REOPEN_DELAY_MS = 30_000;
 
 const SEVERITY: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
 const SECRET_NAME = /token|secret|password|passwd|private|key$|authorization|cookie/i;
+/** A name of an identifier (token_id, tokenId): the public part by which a secret is known, logged as it is. */
+const ID_NAME = /(?:_id|Id|_ids|Ids)$/;
 const RESERVED = new Set(['time', 'level', 'msg', 'code']);
 const MAX_STRING = 2048;
 const MAX_DEPTH = 6;
@@ -374,7 +376,7 @@ function addFields(out: Record<string, Clean>, fields: LogFields, debug: boolean
 
 function cleanField(key: string, value: unknown, depth: number, debug: boolean): Clean {
   if (!debug && (key === 'event' || key === 'events')) return OMIT;
-  if (SECRET_NAME.test(key)) return '[redacted]';
+  if (SECRET_NAME.test(key) && !ID_NAME.test(key)) return '[redacted]';
   return clean(value, depth, debug);
 }
 

@@ -363,6 +363,12 @@ function validatorCompiler(): (route: { schema: object; httpPart?: string }) => 
   return ({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema);
 }
 
+/** The id (public part) of the enrollment token a refused enrollment gave, when it has a token's form. */
+function enrollmentTokenId(body: unknown): string | undefined {
+  const token = body !== null && typeof body === 'object' ? (body as { token?: unknown }).token : undefined;
+  return typeof token === 'string' ? /^hades1_([0-9a-f]{16})_/.exec(token)?.[1] : undefined;
+}
+
 /** A task's parameters as the audit log keeps them: long texts (SQL) cut to 1 KiB. */
 function auditedParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, typeof value === 'string' && value.length > 1024 ? `${value.slice(0, 1024)}…` : value]));
@@ -554,7 +560,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(status === 403 && principal ? { principal } : {}),
         ...(needed === undefined ? {} : { needed }),
         ...(status === 401 ? { reason: notBearer ? 'not_bearer' : error instanceof Unauthenticated ? error.reason : 'refused' } : {}),
-        ...(error instanceof Unauthenticated && error.claimedId !== undefined ? { claimedId: error.claimedId } : {}),
+        ...(error instanceof Unauthenticated && error.claimedId !== undefined ? { claimedId: error.claimedId } : enrollmentTokenId(request.body) !== undefined ? { claimedId: enrollmentTokenId(request.body) } : {}),
       });
     }
     // A 401 says how to authenticate (RFC 9110, 11.6.1; the scheme of RFC 6750).

@@ -69,6 +69,10 @@ describe('enrollment', () => {
     assert.equal(agents.find((a: AnyEvent) => a.id === identity.agentId)?.token_id, created.id);
 
     await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: server.addresses.api, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_ENROLL_TOKEN_USED');
+    // The refusal is in the server's log with the token's id (its public part), never its text.
+    const refusal = await waitUntil('the refusal logged', () => server.log.lines().find((l) => l['code'] === 'HADES_ERR_ENROLL_TOKEN_USED'), 5_000, 50);
+    assert.equal(refusal['claimed_id'], created.id);
+    assert.ok(!server.log.text.includes(created.token), 'the token itself is never logged');
     const { tokens } = await server.ok('GET', '/api/v1/tokens/enrollment');
     const listed = tokens.find((t: AnyEvent) => t.id === created.id);
     assert.equal(listed.state, 'used');

@@ -108,6 +108,7 @@ describe('logger: lines', () => {
       client_secret: 's9',
       keyboard: 'kept',
       count: 1,
+      token_id: 'ad6ba5cf557a2fd7',
     };
     log.info('request', secrets);
     log.debug('request', secrets);
@@ -121,6 +122,7 @@ describe('logger: lines', () => {
     assert.deepEqual(info.headers, { 'x-auth-token': '[redacted]' });
     assert.equal(info.keyboard, 'kept');
     assert.equal(info.count, 1);
+    assert.equal(info.token_id, 'ad6ba5cf557a2fd7', "a token's id is its public part, logged as docs/architecture.md says");
   });
 
   it('drops event payloads except at debug level', () => {
