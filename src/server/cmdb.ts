@@ -345,6 +345,9 @@ export class Cmdb {
         throw new HadesError('HADES_ERR_CMDB', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
       }
       if (!stat.isFile()) throw new HadesError('HADES_ERR_CMDB', `${file} is not a regular file`);
+      // What it says is shown with every event and alert of a host (owner, environment): not a
+      // file any user of this machine may rewrite.
+      if ((stat.mode & 0o002) !== 0) throw new HadesError('HADES_ERR_CMDB', `${file} can be written by any user of this machine (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}): run chmod o-w on it`);
       // Taken before the read: a file written while it is read has changed since, and is read
       // again at the next check.
       seen = fileVersion(stat);

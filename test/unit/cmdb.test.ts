@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import fs, { mkdirSync, mkdtempSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, mkdirSync, mkdtempSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -143,6 +143,15 @@ describe('CMDB file', () => {
     writeFileSync(file, 'hostname,owner\n"unclosed,x\n');
     await cmdb.reload();
     assert.equal(cmdb.lookup('web-1')?.owner, 'team-a', 'the last good content stays');
+    // A file any user may rewrite is refused: its owners and environments go with every alert.
+    writeFileSync(file, 'hostname,owner\nweb-1,mallory\n');
+    chmodSync(file, 0o666);
+    await cmdb.reload();
+    assert.match(cmdb.lastError ?? '', /can be written by any user of this machine \(mode 0666\): run chmod o-w on it/);
+    assert.equal(cmdb.lookup('web-1')?.owner, 'team-a');
+    chmodSync(file, 0o644);
+    await cmdb.reload();
+    assert.equal(cmdb.lookup('web-1')?.owner, 'mallory', 'read once it is not writable by all');
     const folder = path.join(dir, 'folder.csv');
     mkdirSync(folder);
     const other = new Cmdb(folder, new Logger({ level: 'info', maxBytes: 1 << 20, maxFiles: 1, stream: sink }));
