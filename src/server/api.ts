@@ -23,6 +23,7 @@
  * events (ECS) are; fleet/bodies.ts writes the fleet's resources so. The one exception is the
  * enrollment answer's `agentId`, the same as its `agent_id`, for agents before 2026-11-29.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Ajv, Options as AjvOptions } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -850,7 +851,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (setsNothing(request.body.yaml)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the configuration sets nothing (empty, only comments, or an empty YAML document): give a complete agent configuration (hades config defaults --role agent); DELETE the group\'s configuration to send its agents back to their own files');
       const parsed = parseRoleConfig(request.body.yaml, 'agent');
       if (!parsed.ok) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `the configuration has ${parsed.problems.length} problem(s)`, { details: { problems: parsed.problems } });
-      const result = ports.setGroupConfig(request.params.name, request.body.yaml, (version) => ports.audit(principal, 'group.config', request.params.name, { version }));
+      const result = ports.setGroupConfig(request.params.name, request.body.yaml, (version) =>
+        // What ran is on record: the text's digest and size, to match a copy against (the text itself may hold secrets, as outputs' headers).
+        ports.audit(principal, 'group.config', request.params.name, { version, sha256: createHash('sha256').update(request.body.yaml).digest('hex'), bytes: Buffer.byteLength(request.body.yaml) }),
+      );
       // Version 1 is the group's first configuration: created.
       if (result.version === 1) void reply.code(201);
       return result;

@@ -6,6 +6,7 @@
  * group configuration, tasks, the `hades` commands a person runs against the server, and the
  * CMDB enrichment of stored events (reloaded when the file changes, kept when it breaks).
  */
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -794,6 +795,7 @@ describe('admin actions and the audit log', () => {
     assert.equal(find('token.enrollment.create', enrollCreated.id)!['details'].group, 'audited-group');
     assert.ok(find('agent.revoke', identity.agentId), 'agent.revoke');
     assert.equal(find('group.config', 'audited-group')?.['details'].version, 1);
+    assert.deepEqual(find('group.config', 'audited-group')?.['details'], { version: 1, sha256: createHash('sha256').update('agent: { heartbeat_s: 30 }\n').digest('hex'), bytes: 27 }, 'what ran, by digest');
     assert.ok(find('token.api.revoke', apiCreated.id), 'token.api.revoke');
     // Newest first.
     const ids = entries.map((e) => e['id'] as number);
