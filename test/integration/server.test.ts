@@ -540,9 +540,18 @@ describe('refusals at the TLS and gateway level', () => {
     } finally {
       stream.close();
     }
-    const transport = new GrpcTransport({ identity, addresses: identity.gateways, agentVersion: AGENT_VERSION, log: sinkLogger(), connectTimeoutMs: 3000 });
+    // A dead address first, as in a failover list: the refusal at the second is still logged, once.
+    const [dead] = await freePorts(1);
+    const sink = new LogSink();
+    const transport = new GrpcTransport({ identity, addresses: [`127.0.0.1:${dead}`, ...identity.gateways], agentVersion: AGENT_VERSION, log: sinkLogger(sink), connectTimeoutMs: 3000 });
     try {
+      await rejectsWith(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), 'HADES_ERR_SERVER_UNREACHABLE');
       await rejectsWith(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), 'HADES_ERR_AGENT_REVOKED');
+      await rejectsWith(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), 'HADES_ERR_SERVER_UNREACHABLE');
+      await rejectsWith(transport.send(batchOf(makeEvents(1), 1), new AbortController().signal), 'HADES_ERR_AGENT_REVOKED');
+      const said = sink.lines().filter((l) => l['msg'] === 'the server refused this agent');
+      assert.equal(said.length, 1, sink.text);
+      assert.equal(said[0]!['code'], 'HADES_ERR_AGENT_REVOKED');
     } finally {
       await transport.close();
     }

@@ -249,7 +249,8 @@ export class GrpcTransport implements BatchTransport {
   /** The highest spool seq written on any stream so far: a batch that starts at or before it is sent again. */
   private writtenSeq = -Infinity;
   /** The CA refusal logged last (HADES_ERR_CA_RETIRED, _SERVER_CA_UNTRUSTED): logged once until a stream works. */
-  private caRefusalLogged: string | undefined;
+  /** The refusal (not unreachable) last logged, until a stream is welcomed: said once, whatever address the next attempt takes. */
+  private refusalLogged: string | undefined;
 
   constructor(private readonly options: GrpcTransportOptions) {
     if (options.addresses.length === 0) throw new HadesError('HADES_ERR_CONFIG_VALUE', 'outputs.server.addresses is empty and the enrollment gave no gateway');
@@ -386,7 +387,7 @@ export class GrpcTransport implements BatchTransport {
           this.options.log.info('connected to the server', { address, agent: message.welcome.agent_id, server_version: message.welcome.server_version });
           if (this.stream === stream) {
             up = true;
-            this.caRefusalLogged = undefined;
+            this.refusalLogged = undefined;
             this.opened++;
             this.ready = true;
             this.gzipBatches = message.welcome.features?.includes(NDJSON_GZIP) ?? false;
@@ -412,9 +413,11 @@ export class GrpcTransport implements BatchTransport {
             ? ': the server presents a certificate of a CA this agent does not trust; if the server\'s CA was rotated and the old one retired while this agent was offline (hades server ca status), this agent must be enrolled again, otherwise check that this is the Hades server it enrolled with'
             : '';
         const failure = new HadesError(code, `${address}: ${details}${untrusted}${again}`);
-        if ((code === 'HADES_ERR_CA_RETIRED' || code === 'HADES_ERR_SERVER_CA_UNTRUSTED') && this.caRefusalLogged !== code) {
-          this.caRefusalLogged = code;
-          this.options.log.error('the server cannot be used with this agent\'s identity', { err: failure });
+        // A refusal is logged at once, whatever the output later says of its last attempt (with
+        // several addresses, that may be another, unreachable one, which would hide it).
+        if (code !== 'HADES_ERR_SERVER_UNREACHABLE' && this.refusalLogged !== code) {
+          this.refusalLogged = code;
+          this.options.log.error(code === 'HADES_ERR_CA_RETIRED' || code === 'HADES_ERR_SERVER_CA_UNTRUSTED' ? 'the server cannot be used with this agent\'s identity' : 'the server refused this agent', { err: failure, address });
         }
         fail(failure);
       });
