@@ -69,6 +69,9 @@ describe('enrollment', () => {
     assert.equal(agents.find((a: AnyEvent) => a.id === identity.agentId)?.token_id, created.id);
 
     await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: server.addresses.api, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_ENROLL_TOKEN_USED');
+    // The gateway's address given for the API's: said so, not only in OpenSSL's words.
+    const wrong = await rejectsWith(enroll({ dataDir: tempDir('hades-agent-'), api: `https://${server.addresses.gateway}`, token: created.token, caSha256: created.ca_sha256, agentVersion: AGENT_VERSION }), 'HADES_ERR_SERVER_UNREACHABLE');
+    assert.match(wrong.message, /it is probably the agent gateway; enrollment goes to the API address/);
     // The refusal is in the server's log with the token's id (its public part), never its text.
     const refusal = await waitUntil('the refusal logged', () => server.log.lines().find((l) => l['code'] === 'HADES_ERR_ENROLL_TOKEN_USED'), 5_000, 50);
     assert.equal(refusal['claimed_id'], created.id);

@@ -198,7 +198,11 @@ export function httpsJson(url: string, options: { method?: string; body?: unknow
       },
     );
     req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no answer within ${options.timeoutMs ?? 10_000} ms`)));
-    req.on('error', (error) => reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${options.method ?? 'GET'} ${url}: ${error.message}`)));
+    req.on('error', (error) => {
+      // A server that asks for a client certificate before anything is the agent gateway (mutual TLS), not the API.
+      const hint = /certificate required|alert number 116/i.test(error.message) ? ' (this address asks for a client certificate: it is probably the agent gateway; enrollment goes to the API address, outputs.server.api)' : '';
+      reject(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${options.method ?? 'GET'} ${url}: ${error.message}${hint}`));
+    });
     req.end(payload);
   });
 }
