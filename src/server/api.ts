@@ -24,6 +24,7 @@
  * enrollment answer's `agentId`, the same as its `agent_id`, for agents before 2026-11-29.
  */
 import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import type { Ajv, Options as AjvOptions } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -495,6 +496,22 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
   app.setValidatorCompiler(validatorCompiler());
+  // JSON bodies are UTF-8 (RFC 8259): another charset said, or bytes that are not UTF-8, are
+  // refused rather than read as U+FFFD (a token's name, a comment stored other than as sent).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(new HadesError('HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', `a JSON body in ${charset} is not supported: send UTF-8 (Content-Type: application/json)`), undefined);
+      return;
+    }
+    if (!isUtf8(body as Buffer)) {
+      done(new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is not UTF-8: JSON is sent in UTF-8'), undefined);
+      return;
+    }
+    void json(request, (body as Buffer).toString('utf8'), done);
+  });
   await app.register(fastifySwagger, {
     openapi: {
       info: {

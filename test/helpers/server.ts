@@ -129,7 +129,7 @@ export interface ApiCall {
   /** JSON body. */
   readonly body?: unknown;
   /** A body sent as is (with content-type application/json unless headers say otherwise). */
-  readonly raw?: string;
+  readonly raw?: string | Buffer;
   readonly headers?: Record<string, string>;
   readonly query?: Record<string, string | number | readonly string[] | undefined>;
 }

@@ -504,6 +504,15 @@ describe('HTTP statuses', () => {
     // JSON with a charset is JSON.
     const charset = await server.api('POST', '/api/v1/tokens/api', { raw: json, headers: { 'content-type': 'application/json; charset=utf-8' } });
     assert.equal(charset.status, 201, charset.text);
+    // In UTF-8 only: another charset said is refused, not read as UTF-8; bytes that are not UTF-8 are refused, not stored as U+FFFD.
+    const utf16 = await server.api('POST', '/api/v1/tokens/api', { raw: json, headers: { 'content-type': 'application/json; charset=utf-16' } });
+    assertError(utf16, 415, 'HADES_ERR_API_UNSUPPORTED_MEDIA_TYPE', 'utf-16');
+    assert.match(utf16.body.message, /a JSON body in utf-16 is not supported: send UTF-8/);
+    const latin1 = await server.api('POST', '/api/v1/tokens/api', { raw: Buffer.concat([Buffer.from('{"name": "caf'), Buffer.from([0xe9]), Buffer.from('", "role": "admin"}')]), headers: { 'content-type': 'application/json' } });
+    assertError(latin1, 400, 'HADES_ERR_API_INVALID_REQUEST', 'latin-1');
+    assert.match(latin1.body.message, /the body is not UTF-8/);
+    const quoted = await server.api('POST', '/api/v1/tokens/api', { raw: JSON.stringify({ name: 'media-type-quoted', role: 'admin' }), headers: { 'content-type': 'application/json; charset="UTF-8"' } });
+    assert.equal(quoted.status, 201, quoted.text);
   });
 
   it('answers 400 HADES_ERR_API_INVALID_REQUEST to a JSON body that does not parse', async () => {
