@@ -675,26 +675,25 @@ describe('an agent whose server is out of reach at its first start', () => {
     await server.stop();
     const dir = tempDir('hades-late-');
     const log = new LogSink();
-    const agent = new Agent({
-      config: agentConfig(`
+    const text = (batch: number) => `
 agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 1, drain_s: 2 }
 limits: { cgroup: { enabled: false } }
 plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
 outputs:
   file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
+  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: ${batch} }
 spool: { fsync: never }
 metrics: { listen: "127.0.0.1:0" }
 log: { level: info }
-`),
-      version: AGENT_VERSION,
-      stderr: log,
-    });
+`;
+    const agent = new Agent({ config: agentConfig(text(500)), version: AGENT_VERSION, stderr: log });
     try {
       await agent.start();
       assert.ok(log.lines().some((l) => l['code'] === 'HADES_ERR_SERVER_UNREACHABLE' && /runs without it/.test(String(l['msg']))), log.text);
       // Its health events go to the server output's spool meanwhile.
       await waitUntil('events kept for the server', () => ((agent.status().pipeline.outputs.find((o) => o.name === 'server')?.in ?? 0) >= 2 ? true : undefined), 10_000, 100);
+      // A reload while it waits makes its server output again: the new one is the one enrollment completes.
+      assert.equal((await agent.reload(undefined, agentConfig(text(400)))).ok, true);
       const before = Date.now();
       await server.start();
       const agents = await waitUntil('the agent enrolled and online', async () => {

@@ -242,6 +242,7 @@ export class Agent {
   /** Not enrolled yet (the server could not be reached at the start): the server output's stand-in, and the next attempt. */
   private late: LateTransport | undefined;
   private enrollRetry: NodeJS.Timeout | undefined;
+  private enrolling = false;
   /** The server's tasks run so far, across reloads (each makes a new transport): each runs once. */
   private readonly tasks = new TaskLedger();
   /** Gateway addresses held down after an Ack timeout: kept across reloads, as the tasks are. */
@@ -436,6 +437,7 @@ export class Agent {
     this.enrollRetry = undefined;
     if (this.stopped || this.identity !== undefined || !this.config.outputs.server.enabled) return;
     let identity: Identity;
+    this.enrolling = true;
     try {
       identity = await this.ensureIdentity();
     } catch (error) {
@@ -448,6 +450,8 @@ export class Agent {
       else this.log.error('enrollment refused: the server output waits for a configuration that enrolls (a new token)', { code: e.code, err: e, retry_s: Math.round(next / 1000) });
       if (!this.stopped) this.scheduleEnroll(next);
       return;
+    } finally {
+      this.enrolling = false;
     }
     if (this.stopped) return;
     this.identity = identity;
@@ -700,10 +704,13 @@ export class Agent {
       channels.push(spooled(transport, outputs.http.batch_events, outputs.http.rate));
     }
     if (outputs.server.enabled && this.identity) channels.push(spooled(this.serverTransport(config, this.identity), outputs.server.batch_events, outputs.server.rate));
-    else if (outputs.server.enabled && this.late) {
-      // Rebuilt while still not enrolled (a reload): a fresh stand-in, the one the next enrollment attaches to.
-      if (this.late.closed) this.late = new LateTransport(this.late.reason);
+    else if (outputs.server.enabled && (this.late !== undefined || after !== undefined)) {
+      // Not enrolled yet: a stand-in of its own for each build (the output it replaces closes
+      // its own), the one the next enrollment attaches to. A reload that turns the server output
+      // on for an agent never enrolled starts the enrollment.
+      this.late = new LateTransport(this.late?.reason ?? 'not enrolled yet');
       channels.push(spooled(this.late, outputs.server.batch_events, outputs.server.rate));
+      if (this.enrollRetry === undefined && !this.enrolling) this.scheduleEnroll(ENROLL_RETRY_MIN_MS);
     }
     for (const transport of this.options.transports ?? []) channels.push(spooled(transport, 2000));
     return channels;
