@@ -350,15 +350,22 @@ export class EventBuilder {
     const node = known && known.startTicks === ticks ? known : undefined;
     // Credentials the driver could not read (cn_proc: the process had exited) are the tree's, else unknown.
     const creds = (r.missing & MissingField.creds) === 0 ? r : node?.creds;
+    // A thread other than the leader names the process by the process's name (the tree's), not
+    // its own: a thread may call itself anything (prctl(PR_SET_NAME) renames the calling thread
+    // only), and rules that allow programs by name must not be fooled by it. Its own name goes
+    // with the thread; a process the tree does not know goes unnamed rather than by it.
+    const otherThread = r.tid !== r.pid;
+    const name = otherThread ? node?.name || undefined : r.comm || node?.name || undefined;
+    const threadName = otherThread && r.comm && r.comm !== name ? r.comm : undefined;
     const process = {
       pid: r.pid,
       entity_id: node?.entityId ?? this.tree.entityId(r.pid, ticks),
-      name: r.comm || node?.name || undefined,
+      name,
       executable: node?.executable,
       args: node?.args,
       command_line: commandLineOf(node?.args),
       start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
-      thread: r.tid !== r.pid ? { id: r.tid } : undefined,
+      thread: otherThread ? { id: r.tid, ...(threadName === undefined ? {} : { name: threadName }) } : undefined,
       parent: r.ppid ? this.parentRef(r.ppid, 0) : undefined,
       user: creds ? this.user(creds.euid) : undefined,
       group: creds ? this.group(creds.egid) : undefined,

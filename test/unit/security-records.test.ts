@@ -732,6 +732,26 @@ describe('events built from security-ebpf.bin', () => {
     assert.equal(ptrace[3]?.['hades'].ptrace.target.pid, ptrace[0]?.['process'].pid);
   });
 
+  it('names the process, not the calling thread, when another thread calls (a thread may call itself gdb)', async () => {
+    const builder = newBuilder();
+    const security = new SecurityEvents(builder, { protectedPaths: [] });
+    let attach: Extract<AnyRecord, { type: 'ptrace' }> | undefined;
+    for (const r of recordsOf('security-ebpf.bin').records) {
+      if (r.type === 'exec' || r.type === 'fork' || r.type === 'exit') {
+        const built = builder.build(r);
+        if (built instanceof Promise) await built;
+      } else if (r.type === 'ptrace' && attach === undefined) attach = r;
+    }
+    assert.ok(attach);
+    const own = wire(security.build(attach)[0]!) as AnyEvent;
+    const fromThread = wire(security.build({ ...attach, tid: attach.pid + 1, comm: 'gdb' })[0]!) as AnyEvent;
+    assert.deepEqual(checkEvent(fromThread).ok, true);
+    assert.equal(own['process'].name, 'hades-sec-exerc');
+    // The tree's name of the process, or none (this fixture's process is not in the tree): never the thread's.
+    assert.notEqual(fromThread['process'].name, 'gdb');
+    assert.deepEqual(fromThread['process'].thread, { id: attach.pid + 1, name: 'gdb' });
+  });
+
   it('memfd_create and the fileless exec', () => {
     const memfd = ofAction('memfd_create');
     assert.deepEqual(memfd.map((e) => [e['file'].name, e['hades'].memfd.fd, e['hades'].memfd.flag_names]), [['hades-memfd-test', 3, []], ['hades-memfd-test', 3, []]]);

@@ -177,6 +177,7 @@ export const Process = Obj(
       Obj(
         {
           id: Opt(Pid('Thread id.')),
+          name: Opt(Str('The name of the thread that made the call, when another thread than the process\'s own (its leader) did and its name differs from the process\'s (pthread_setname_np, prctl(PR_SET_NAME) in that thread): process.name stays the process\'s name, which a thread cannot borrow.', 16)),
           capabilities: Opt(
             Obj(
               { effective: Type.Array(Str('Capability name.', 32), { description: 'Effective capabilities.' }) },
