@@ -2,7 +2,7 @@
  * Turns decoded driver records into ECS events (docs/events.md), keeping the process tree
  * current on the way: the one place where kernel facts become the public event form.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { EventOf, HadesEvent } from '../common/events/index.js';
 import { PID_MAX } from '../common/events/fields.js';
 import type { Accounts } from './accounts.js';
@@ -550,6 +550,8 @@ export class EventBuilder {
   }
 
   private exec(r: ExecRecord): EventOf<'exec'> | Promise<EventOf<'exec'>> {
+    // A path nested deeper than the driver reads (rare: 64 folders) is read whole from /proc.
+    if ((r.flags & (RecordFlag.exeTruncated | RecordFlag.cwdTruncated)) !== 0) r = wholePaths(r);
     const executable = r.exePath || r.filename;
     const creds = (r.missing & MissingField.creds) === 0 ? { uid: r.uid, gid: r.gid, euid: r.euid, egid: r.egid } : undefined;
     // What could not be read is unknown to the tree (0): it keeps the process's own start and parent.
@@ -623,6 +625,7 @@ export class EventBuilder {
       stdio: (missing & MissingField.fds) === 0 ? { stdin: stdinStream(r), stdout: stdioStream(r.fds[1]), stderr: stdioStream(r.fds[2]) } : undefined,
       cgroup: (missing & MissingField.cgroup) === 0 ? { id: r.cgroupId, path: r.cgroupPath || undefined } : undefined,
       namespaces: (missing & MissingField.ns) === 0 ? { pid: r.pidNs, mnt: r.mntNs } : undefined,
+      paths_cut: (r.flags & (RecordFlag.exeTruncated | RecordFlag.cwdTruncated)) !== 0 ? cutPaths(r) : undefined,
       args_truncated: (r.flags & RecordFlag.argvTruncated) !== 0,
       args_bytes: r.argvBytes,
       args_source: completion?.source,
@@ -690,4 +693,43 @@ export class EventBuilder {
     this.tree.exit(r.pid, startNs);
     return event as unknown as EventOf<'exit'>;
   }
+}
+
+/**
+ * The record with the paths the driver cut (the last 64 components of a deeper path) read whole
+ * from /proc, when the process is still there and its path ends as the driver's does; a path
+ * still cut keeps its flag (cutPaths, hades.process.paths_cut).
+ */
+function wholePaths(r: ExecRecord): ExecRecord {
+  let { exePath, cwd, flags } = r;
+  const whole = (link: string, cut: string): string | undefined => {
+    try {
+      const path = readlinkSync(`/proc/${r.pid}/${link}`);
+      return path.endsWith(cut) && path.length > cut.length ? path : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  if ((flags & RecordFlag.exeTruncated) !== 0 && exePath) {
+    const path = whole('exe', exePath);
+    if (path !== undefined) {
+      exePath = path;
+      flags &= ~RecordFlag.exeTruncated;
+    }
+  }
+  if ((flags & RecordFlag.cwdTruncated) !== 0 && cwd) {
+    const path = whole('cwd', cwd);
+    if (path !== undefined) {
+      cwd = path;
+      flags &= ~RecordFlag.cwdTruncated;
+    }
+  }
+  return { ...r, exePath, cwd, flags };
+}
+
+function cutPaths(r: ExecRecord): ('executable' | 'working_directory')[] | undefined {
+  const cut: ('executable' | 'working_directory')[] = [];
+  if ((r.flags & RecordFlag.exeTruncated) !== 0) cut.push('executable');
+  if ((r.flags & RecordFlag.cwdTruncated) !== 0) cut.push('working_directory');
+  return cut.length > 0 ? cut : undefined;
 }

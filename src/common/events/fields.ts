@@ -232,6 +232,12 @@ export const HadesProcess = Obj(
     stdio: Opt(Obj({ stdin: Opt(StdioStream), stdout: Opt(StdioStream), stderr: Opt(StdioStream) }, 'What descriptors 0, 1 and 2 refer to.')),
     cgroup: Opt(Obj({ id: Opt(Count('cgroup v2 id.')), path: Opt(Str('cgroup path.')) }, 'The process\'s cgroup.')),
     namespaces: Opt(Obj({ pid: Opt(Count('pid namespace inode.')), mnt: Opt(Count('Mount namespace inode.')) }, 'Namespaces.')),
+    paths_cut: Opt(
+      Type.Array(Type.Union([Type.Literal('executable'), Type.Literal('working_directory')]), {
+        description:
+          'The paths the driver could read only in part (a folder nested more than 64 levels deep; it keeps the last 64 components) and the agent could not read whole from /proc either (the process was gone): process.executable or process.working_directory is then the end of the path, not all of it. Absent when every path is whole (completed from /proc when the driver cut it).',
+      }),
+    ),
     args_truncated: Opt(Type.Boolean({ description: 'True when argv was longer than the driver\'s capture limit (driver.argv_max) and the kernel capture was cut; stays true when the agent completed the arguments (args_source). The arguments in the event are whole when this is false or args_source is proc.' })),
     args_bytes: Opt(Count('Length of the whole argv in bytes, before truncation.')),
     args_source: Opt(
