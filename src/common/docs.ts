@@ -92,6 +92,15 @@ export function renderEventsDoc(): string {
     '  `hades.file.written`), created, emptied, linked or renamed into a watched place; writes through a',
     '  descriptor opened before Hades started or received from another process (SCM_RIGHTS, pidfd_getfd), and',
     '  fallocate(2), are not. Reading another process\' memory (process_vm_readv, PTRACE_PEEKDATA) is not reported.',
+    '- **Paths are the process\'s own view**: an executable, a working directory or a file is named as its',
+    '  mount namespace sees it. A process in a mount namespace of its own (root, or any user through a user',
+    '  namespace: `unshare -Urm`) can bind-mount a program over an installed path, and its events then name the',
+    '  installed path; `hades.process.namespaces.mnt` differs from the host\'s, and the SHA-256 (`process.hash`)',
+    '  is that of the program that ran. Rules that trust installed paths (a package manager writing cron files) do',
+    '  not compare namespaces.',
+    '- **Paths deeper than 64 folders**: the driver reads the last 64 components; an exec\'s paths are read whole',
+    '  from /proc while the process runs, else marked (`hades.process.paths_cut`). A file event in such a folder',
+    '  cannot be matched against the watched paths, and is counted (`truncated`, `ignored`) but not reported.',
     '',
   );
   out.push('## Actions', '', '| `event.action` | produced | `event.kind` | `event.category` | `event.type` | process context | what it means |', '|---|---|---|---|---|---|---|');
