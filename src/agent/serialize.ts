@@ -51,6 +51,7 @@ interface HadesProcess {
   stdio?: { stdin: object; stdout: object; stderr: object } | undefined;
   cgroup?: { id: number; path?: string | undefined } | undefined;
   namespaces?: { pid: number; mnt: number } | undefined;
+  paths_cut?: Strings | undefined;
   args_truncated: boolean;
   args_bytes: number;
   args_source?: string | undefined;
@@ -263,13 +264,14 @@ function lineageTail(h: Lineage): string {
 
 function hadesProcess(p: HadesProcess): string {
   // An object an enricher might extend, like the event, process and hades.
-  if (keyCount(p) !== 12) plain = false;
+  if (keyCount(p) !== 13) plain = false;
   // The members before args_truncated (always there) are optional: each ends with its comma.
   return (
     '{' +
     (p.tty === undefined ? '' : '"tty":"' + t(p.tty) + '",') +
     (p.stdio === undefined ? '' : stdio(p.stdio as { stdin: Stdio; stdout: Stdio; stderr: Stdio })) +
     place(p.cgroup, p.namespaces) +
+    (p.paths_cut === undefined ? '' : '"paths_cut":' + strings(p.paths_cut) + ',') +
     '"args_truncated":' +
     b(p.args_truncated) +
     ',"args_bytes":' +

@@ -302,14 +302,17 @@ describe('serializeEvent', () => {
       child(60_001, { ttyDev: (136 << 20) | 3, tty: 'pts/3', loginuid: 1000, capEffective: [0x3000, 0] }),
       child(60_002, { fds: [file(5), fd('pipe', { inode: 6 }), file(7)], cgroupPath: `/docker/${'ef'.repeat(32)}` }),
       child(60_004, { fds: FD_SETS[1] }),
+      // Paths the driver cut, which /proc cannot complete (no such process): hades.process.paths_cut.
+      child(60_005, { flags: base.flags | RecordFlag.exeTruncated | RecordFlag.cwdTruncated }),
       { ...fork, pid: 60_000, tid: 60_000, childPid: 60_003, parentStartNs: base.startNs, childStartNs: base.startNs + 1e6 },
       { ...exit, pid: 60_001, tid: 60_001, ppid: 60_000, startNs: base.startNs },
     ]);
     samples.push(...['exec', 'fork', 'exit'].map((action) => events.filter((e) => e.event.action === action && plain(e)).at(-1) as HadesEvent));
     assert.deepEqual(
       samples.map((e) => e.event.action),
-      ['exec', 'exec', 'exec', 'exec', 'fork', 'exit', 'exec', 'fork', 'exit'],
+      ['exec', 'exec', 'exec', 'exec', 'exec', 'fork', 'exit', 'exec', 'fork', 'exit'],
     );
+    assert.deepEqual((samples[4] as unknown as { hades: { process: { paths_cut: string[] } } }).hades.process.paths_cut, ['executable', 'working_directory']);
     for (const sample of samples) serializeEvent(sample);
     assert.equal(
       stringifyCalls(() => samples.forEach((e) => serializeEvent(e))),
