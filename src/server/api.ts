@@ -569,6 +569,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const needed = refusedRole.get(request);
       const header = request.headers.authorization;
       const notBearer = typeof header === 'string' && header.trim() !== '' && !/^Bearer\s+/i.test(header);
+      // The id (public part) the refused token claimed: a bearer token's, or an enrollment token's.
+      const claimedId = error instanceof Unauthenticated && error.claimedId !== undefined ? error.claimedId : enrollmentTokenId(request.body);
       refusals.refused({
         status,
         code: e.code,
@@ -578,7 +580,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         ...(status === 403 && principal ? { principal } : {}),
         ...(needed === undefined ? {} : { needed }),
         ...(status === 401 ? { reason: notBearer ? 'not_bearer' : error instanceof Unauthenticated ? error.reason : 'refused' } : {}),
-        ...(error instanceof Unauthenticated && error.claimedId !== undefined ? { claimedId: error.claimedId } : enrollmentTokenId(request.body) !== undefined ? { claimedId: enrollmentTokenId(request.body) } : {}),
+        ...(claimedId === undefined ? {} : { claimedId }),
       });
     }
     // A 401 says how to authenticate (RFC 9110, 11.6.1; the scheme of RFC 6750).

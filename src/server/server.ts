@@ -356,7 +356,6 @@ export class HadesServer {
     return this.addresses;
   }
 
-  /** Addresses given to agents at enrollment. */
   /** Says that an agent's events were refused as invalid, and why the first was: once a minute per agent, with how many more since. */
   private logRejected(agentId: string, rejected: number, first: string | undefined): void {
     const now = Date.now();
@@ -376,6 +375,7 @@ export class HadesServer {
     });
   }
 
+  /** Addresses given to agents at enrollment. */
   private gateways(): string[] {
     const { config } = this.options;
     if (config.advertise.gateways.length > 0) return [...config.advertise.gateways];

@@ -667,6 +667,21 @@ describe('malformed and oversized messages', () => {
   });
 });
 
+/** An agent with no driver and no plugin, reporting to `api` with `token`: nothing opens a stream but the agent itself. `server` adds to outputs.server. */
+function bareAgentConfig(o: { dataDir: string; api: string; token: { token: string; ca_sha256: string }; heartbeatS: number; server?: string; level?: string }): string {
+  return `
+agent: { data_dir: ${o.dataDir}, heartbeat_s: ${o.heartbeatS}, drain_s: 2 }
+limits: { cgroup: { enabled: false } }
+plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
+outputs:
+  file: { enabled: false }
+  server: { enabled: true, api: "${o.api}", token: ${o.token.token}, ca_sha256: ${o.token.ca_sha256}${o.server ?? ''} }
+spool: { fsync: never }
+metrics: { listen: "127.0.0.1:0" }
+log: { level: ${o.level ?? 'info'} }
+`;
+}
+
 describe('an agent whose server is out of reach at its first start', () => {
   it('runs without it, keeps the server\'s events in its spool, enrolls once the server is back, and delivers them', { timeout: 90_000 }, async () => {
     const [agentsPort, apiPort] = await freePorts(2);
@@ -675,17 +690,7 @@ describe('an agent whose server is out of reach at its first start', () => {
     await server.stop();
     const dir = tempDir('hades-late-');
     const log = new LogSink();
-    const text = (batch: number) => `
-agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 1, drain_s: 2 }
-limits: { cgroup: { enabled: false } }
-plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
-outputs:
-  file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: ${batch} }
-spool: { fsync: never }
-metrics: { listen: "127.0.0.1:0" }
-log: { level: info }
-`;
+    const text = (batch: number) => bareAgentConfig({ dataDir: path.join(dir, 'agent'), api: server.addresses.api, token, heartbeatS: 1, server: `, batch_events: ${batch}` });
     const agent = new Agent({ config: agentConfig(text(500)), version: AGENT_VERSION, stderr: log });
     try {
       await agent.start();
@@ -718,17 +723,7 @@ describe('an idle agent', () => {
     const dir = tempDir('hades-idle-');
     const token = await server.enrollmentToken('10m');
     // No driver, no plugin, a heartbeat event once an hour: nothing opens a stream but the agent itself.
-    const configText = (level: string) => `
-agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 2 }
-limits: { cgroup: { enabled: false } }
-plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }
-outputs:
-  file: { enabled: false }
-  server: { enabled: true, api: "${server.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256} }
-spool: { fsync: never }
-metrics: { listen: "127.0.0.1:0" }
-log: { level: ${level} }
-`;
+    const configText = (level: string) => bareAgentConfig({ dataDir: path.join(dir, 'agent'), api: server.addresses.api, token, heartbeatS: 3600, level });
     const agent = new Agent({
       config: agentConfig(configText('info')),
       version: AGENT_VERSION,

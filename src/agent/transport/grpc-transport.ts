@@ -248,7 +248,6 @@ export class GrpcTransport implements BatchTransport {
   private resent = 0;
   /** The highest spool seq written on any stream so far: a batch that starts at or before it is sent again. */
   private writtenSeq = -Infinity;
-  /** The CA refusal logged last (HADES_ERR_CA_RETIRED, _SERVER_CA_UNTRUSTED): logged once until a stream works. */
   /** The refusal (not unreachable) last logged, until a stream is welcomed: said once, whatever address the next attempt takes. */
   private refusalLogged: string | undefined;
 
