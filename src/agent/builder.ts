@@ -16,6 +16,7 @@ import type { CopyOf } from './known-programs.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
 import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
 import { Sequencer } from './sequencer.js';
+import { scriptOf } from './script.js';
 
 export interface HostIdentity {
   readonly name: string;
@@ -626,6 +627,7 @@ export class EventBuilder {
       cgroup: (missing & MissingField.cgroup) === 0 ? { id: r.cgroupId, path: r.cgroupPath || undefined } : undefined,
       namespaces: (missing & MissingField.ns) === 0 ? { pid: r.pidNs, mnt: r.mntNs } : undefined,
       paths_cut: (r.flags & (RecordFlag.exeTruncated | RecordFlag.cwdTruncated)) !== 0 ? cutPaths(r) : undefined,
+      script: argv ? scriptOf(copyOf?.name ?? executable, args, (missing & MissingField.cwd) === 0 ? r.cwd : undefined) : undefined,
       args_truncated: (r.flags & RecordFlag.argvTruncated) !== 0,
       args_bytes: r.argvBytes,
       args_source: completion?.source,

@@ -52,6 +52,7 @@ interface HadesProcess {
   cgroup?: { id: number; path?: string | undefined } | undefined;
   namespaces?: { pid: number; mnt: number } | undefined;
   paths_cut?: Strings | undefined;
+  script?: string | undefined;
   args_truncated: boolean;
   args_bytes: number;
   args_source?: string | undefined;
@@ -264,7 +265,7 @@ function lineageTail(h: Lineage): string {
 
 function hadesProcess(p: HadesProcess): string {
   // An object an enricher might extend, like the event, process and hades.
-  if (keyCount(p) !== 13) plain = false;
+  if (keyCount(p) !== 14) plain = false;
   // The members before args_truncated (always there) are optional: each ends with its comma.
   return (
     '{' +
@@ -272,6 +273,7 @@ function hadesProcess(p: HadesProcess): string {
     (p.stdio === undefined ? '' : stdio(p.stdio as { stdin: Stdio; stdout: Stdio; stderr: Stdio })) +
     place(p.cgroup, p.namespaces) +
     (p.paths_cut === undefined ? '' : '"paths_cut":' + strings(p.paths_cut) + ',') +
+    (p.script === undefined ? '' : '"script":"' + t(p.script) + '",') +
     '"args_truncated":' +
     b(p.args_truncated) +
     ',"args_bytes":' +

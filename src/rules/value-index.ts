@@ -102,11 +102,11 @@ const CONTAINS_SOURCE_COST = 96;
 const widthOf = (clause: KeyClause) => Math.min(clauseWidth(clause), REST_WIDTH);
 
 /**
- * Short fields: the kernel's comm (at most 15 characters) and what a copied program is a copy of
- * (an installed program's name and path, absent from nearly every event): scanning one costs
- * about a Map lookup.
+ * Short fields: the kernel's comm (at most 15 characters), what a copied program is a copy of
+ * (an installed program's name and path) and the script an interpreter runs (both absent from
+ * nearly every event): scanning one costs about a Map lookup.
  */
-const SHORT_FIELDS = /:((process|process\.parent)\.name|hades\.process\.copy_of\.(name|path))$/;
+const SHORT_FIELDS = /:((process|process\.parent)\.name|hades\.process\.(copy_of\.(name|path)|script))$/;
 /** One path or one argument (`process.args[0]`): a few dozen characters, half a command line's scan. */
 const PATH_FIELDS = /:((process|process\.parent)\.(executable|args\[\d+\])|file\.(path|name))$/;
 const sourceCost = (name: string) =>

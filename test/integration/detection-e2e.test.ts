@@ -394,6 +394,22 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     }
   });
 
+  it('a script downloaded into /tmp and run by a relative path raises the written-then-run alert', async () => {
+    const since = new Date().toISOString();
+    const name = `hades-e2e-s-${process.pid}.sh`;
+    const http = createHttpServer((_request, response) => response.end('exit 0\n'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    try {
+      await run('/bin/sh', ['-c', `cd /tmp && curl -fsS -o ${name} http://127.0.0.1:${port}/s.sh && sh ${name}`], { encoding: 'utf8', timeout: 10_000 });
+      await waitForAlert('tmp_script_written_then_run for the script', since, (a) => a.rule.id === 'tmp_script_written_then_run' && mentions(a, `/tmp/${name}`));
+    } finally {
+      rmSync(`/tmp/${name}`, { force: true });
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it('a cron persistence write raises an alert', async () => {
     const since = new Date().toISOString();
     writeFileSync(cronFile, '* * * * * root /bin/true\n');

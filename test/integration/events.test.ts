@@ -61,6 +61,10 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
           await run('/bin/bash', ['-c', `exec /bin/bash -c '${linger}' ${marker}-argv 'with space' "$(printf '\\xff\\xfe')"`]);
           await run('/bin/sh', ['-c', linger, `${marker}-long`, 'a'.repeat(6000)]);
           await run('/bin/sh', ['-c', linger, `${marker}-cwd`], { cwd });
+          // Scripts given by a relative path: to a shell, and run through their #! line.
+          writeFileSync(path.join(cwd, 's.sh'), `#!/bin/sh\n${linger}\n`, { mode: 0o755 });
+          await run('/bin/sh', ['-e', 's.sh', `${marker}-script`], { cwd });
+          await run('./s.sh', [`${marker}-shebang`], { cwd });
           await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/bin/sh', '-c', linger, `${marker}-setuid`]);
           await run('/bin/bash', ['-c', `exec 1>/dev/tcp/127.0.0.1/${port}; exec /bin/sh -c '${linger}' ${marker}-sock`]);
           await run('/bin/sh', ['-c', `/bin/sh -c '/bin/sh -c "${linger}" ${marker}-chain; :'; :`]);
@@ -128,6 +132,15 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
     it('reports the working directory', () => {
       const e = execOf('cwd');
       presentOrMissing(e, 'process.working_directory', backend, () => assert.equal(e['process'].working_directory, realpathSync(cwd)));
+    });
+
+    it('names the script a shell runs, resolved against its working directory', () => {
+      for (const suffix of ['script', 'shebang']) {
+        const e = execOf(suffix);
+        presentOrMissing(e, 'process.working_directory', backend, () => {
+          presentOrMissing(e, 'process.args', backend, () => assert.equal(e['hades'].process.script, path.join(realpathSync(cwd), 's.sh'), suffix));
+        });
+      }
     });
 
     it('shows a setuid change in the credentials', () => {

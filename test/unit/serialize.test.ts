@@ -304,15 +304,18 @@ describe('serializeEvent', () => {
       child(60_004, { fds: FD_SETS[1] }),
       // Paths the driver cut, which /proc cannot complete (no such process): hades.process.paths_cut.
       child(60_005, { flags: base.flags | RecordFlag.exeTruncated | RecordFlag.cwdTruncated }),
+      // A shell given a script: hades.process.script.
+      child(60_006, { exePath: '/usr/bin/dash', argv: ['sh', 's.sh'], cwd: '/tmp' }),
       { ...fork, pid: 60_000, tid: 60_000, childPid: 60_003, parentStartNs: base.startNs, childStartNs: base.startNs + 1e6 },
       { ...exit, pid: 60_001, tid: 60_001, ppid: 60_000, startNs: base.startNs },
     ]);
     samples.push(...['exec', 'fork', 'exit'].map((action) => events.filter((e) => e.event.action === action && plain(e)).at(-1) as HadesEvent));
     assert.deepEqual(
       samples.map((e) => e.event.action),
-      ['exec', 'exec', 'exec', 'exec', 'exec', 'fork', 'exit', 'exec', 'fork', 'exit'],
+      ['exec', 'exec', 'exec', 'exec', 'exec', 'exec', 'fork', 'exit', 'exec', 'fork', 'exit'],
     );
     assert.deepEqual((samples[4] as unknown as { hades: { process: { paths_cut: string[] } } }).hades.process.paths_cut, ['executable', 'working_directory']);
+    assert.equal((samples[5] as unknown as { hades: { process: { script: string } } }).hades.process.script, '/tmp/s.sh');
     for (const sample of samples) serializeEvent(sample);
     assert.equal(
       stringifyCalls(() => samples.forEach((e) => serializeEvent(e))),

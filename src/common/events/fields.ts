@@ -238,6 +238,11 @@ export const HadesProcess = Obj(
           'The paths the driver could read only in part (a folder nested more than 64 levels deep; it keeps the last 64 components) and the agent could not read whole from /proc either (the process was gone): process.executable or process.working_directory is then the end of the path, not all of it. Absent when every path is whole (completed from /proc when the driver cut it).',
       }),
     ),
+    script: Opt(
+      Str(
+        'Exec events of a shell or script interpreter (sh, bash, python, perl, ruby, php, node, lua...) given a file to run: that file, as an absolute path resolved against process.working_directory (`sh s.sh` in /tmp gives /tmp/s.sh). The command line is read as the interpreter reads it: options that take a value skip it, and code given on the command line (`-c`, `-e`, `-m`...) or on standard input means no script. A `#!` script run directly appears this way too (its interpreter executed with the script\'s path). Absent for other programs, and for a relative script whose working directory could not be read.',
+      ),
+    ),
     args_truncated: Opt(Type.Boolean({ description: 'True when argv was longer than the driver\'s capture limit (driver.argv_max) and the kernel capture was cut; stays true when the agent completed the arguments (args_source). The arguments in the event are whole when this is false or args_source is proc.' })),
     args_bytes: Opt(Count('Length of the whole argv in bytes, before truncation.')),
     args_source: Opt(
