@@ -354,7 +354,7 @@ export class KernelEvents {
     this.security = new SecurityEvents(this.builder, {
       protectedPaths: this.protectedPaths,
       watchedPaths: [...config.driver.file_watch, ...config.driver.file_watch_extra, ...this.protectedPaths],
-      ...(sensitive ? { sensitiveOf: (dev, ino) => sensitive.lookup(dev, ino) } : {}),
+      ...(sensitive ? { sensitiveOf: (dev, ino, opened) => sensitive.lookup(dev, ino, opened) } : {}),
       ...(supervisorPid === undefined ? {} : { supervisorPid }),
       ...(signalTarget ? { signalTarget } : {}),
     });

@@ -93,7 +93,7 @@ export interface SecurityOptions {
   /** Paths whose change by anyone is reported as tampering (Hades' own files). */
   readonly protectedPaths: readonly string[];
   /** file_open: the driver.sensitive_files path a file (device, inode) was registered under. */
-  readonly sensitiveOf?: (dev: number, ino: number) => string | undefined;
+  readonly sensitiveOf?: (dev: number, ino: number, opened: string) => string | undefined;
   /** The Hades process that started this one and stops it (`hades start`), when there is one. */
   readonly supervisorPid?: number;
   /**
@@ -404,7 +404,8 @@ export class SecurityEvents {
     const file = { path: r.path, name: path.basename(r.path), directory: path.dirname(r.path), inode: r.inode || undefined, mode: octal(r.fileMode) };
     const access = (r.opFlags & 3) === 0 ? 'read' : (r.opFlags & 3) === 1 ? 'write' : 'read_write';
     // Registered since, and replaced before this record was read: the path opened is what is known.
-    const sensitive = this.options.sensitiveOf?.(r.dev, r.inode) ?? r.path;
+    // A stale registration (the file replaced, its inode number given to a new file) is not it.
+    const sensitive = this.options.sensitiveOf?.(r.dev, r.inode, r.path) ?? r.path;
     return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), sensitive, access } });
   }
 

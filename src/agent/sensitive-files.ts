@@ -20,6 +20,7 @@
  * latter is also the one /proc/self/mountinfo shows for the mount holding the file, so when the
  * two differ the file is registered under both.
  */
+import { statSync, type BigIntStats } from 'node:fs';
 import { lstat, readFile, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelDev } from './hash-cache-file.js';
@@ -30,6 +31,8 @@ export interface SensitiveFile {
   readonly ino: bigint;
   /** major << 20 | minor. */
   readonly dev: number;
+  /** When the inode was made (statx), 0 where the file system does not tell. */
+  readonly birthtimeNs?: bigint;
 }
 
 /** The driver's limit (HADES_SECRETS_MAX). */
@@ -134,9 +137,23 @@ export class SensitiveFiles {
     this.folders = this.include.map(folderTests);
   }
 
-  /** The path a registered file was named by, from the identity in a file_open record. */
-  lookup(dev: number, ino: number): string | undefined {
-    return this.current.get(keyOf(dev, ino))?.path;
+  /**
+   * The path a registered file was named by, from the identity in a file_open record of
+   * `opened`; undefined when none is, or when the registration is stale: the file at the
+   * registered path was replaced or removed since (passwd and groupadd rename a new file over
+   * the old one), and the inode opened is not the registered file moved elsewhere but a new
+   * file given the freed inode number (its birth time differs). The driver reports opens by
+   * identity until the next expansion, so without this an unrelated file created in that moment
+   * would be reported as the secret. A file that cannot be looked at keeps its registration.
+   */
+  lookup(dev: number, ino: number, opened?: string): string | undefined {
+    const file = this.current.get(keyOf(dev, ino));
+    if (file === undefined || opened === undefined) return file?.path;
+    const atPath = statOrUndefined(file.path);
+    if (atPath === undefined ? false : atPath.ino === file.ino) return file.path;
+    const now = statOrUndefined(opened);
+    if (now === undefined || now.ino !== file.ino) return file.path;
+    return file.birthtimeNs !== undefined && file.birthtimeNs !== 0n && now.birthtimeNs === file.birthtimeNs ? file.path : undefined;
   }
 
   /**
@@ -188,11 +205,19 @@ export class SensitiveFiles {
           skipped++;
           continue;
         }
-        next.set(key, { path: file, ino: st.ino, dev });
+        next.set(key, { path: file, ino: st.ino, dev, birthtimeNs: st.birthtimeNs });
       }
     }
     this.current = next;
     return { files: next, skipped };
+  }
+}
+
+function statOrUndefined(file: string): BigIntStats | undefined {
+  try {
+    return statSync(file, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined;
   }
 }
 

@@ -111,7 +111,7 @@ describe('default rule pack: code cut at the argv limit', () => {
     const quiet = [
       cutExec(['sh', '-c', 'gzip -9 "$@"', 'sh', ...files]),
       cutExec(['/bin/bash', './libtool', '--mode=link', 'gcc', ...files]),
-      cutExec(['/bin/sh', '-c', `for f in ${files.join(' ')}; do rm -f "$f"; done`], { ancestors: [{ pid: 600, name: 'dpkg', executable: '/usr/bin/dpkg' }] }),
+      cutExec(['/bin/sh', '-c', `for f in ${files.join(' ')}; do rm -f "$f"; done`], { ancestors: [{ pid: 601, name: 'x.postinst', executable: '/usr/bin/dash', args: ['/bin/sh', '/var/lib/dpkg/info/x.postinst', 'configure'] }, { pid: 600, name: 'dpkg', executable: '/usr/bin/dpkg' }] }),
     ];
     for (const e of quiet) {
       assert.equal(e.hades.process.args_truncated, true);

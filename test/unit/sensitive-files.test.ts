@@ -64,6 +64,37 @@ describe('sensitive files', () => {
     assert.equal(files.lookup(first.dev, Number(second?.ino)), `${root}/etc/shadow`);
   });
 
+  it('before the next expansion, tells a registered file moved elsewhere from a new file given its freed inode number', async (t) => {
+    touch('etc/gshadow');
+    const files = new SensitiveFiles([`${root}/etc/gshadow`], '/nonexistent');
+    const [old] = await named(files);
+    assert.ok(old);
+    // Still at its path: the registration holds whatever path opened it (a hard link).
+    linkSync(`${root}/etc/gshadow`, `${root}/etc/gshadow.link`);
+    assert.equal(files.lookup(old.dev, Number(old.ino), `${root}/etc/gshadow.link`), `${root}/etc/gshadow`);
+    // Moved away (`mv /etc/gshadow /tmp/g`): the same inode, born when it was.
+    renameSync(`${root}/etc/gshadow`, `${root}/etc/moved`);
+    assert.equal(files.lookup(old.dev, Number(old.ino), `${root}/etc/moved`), `${root}/etc/gshadow`);
+    // Replaced, and its inode freed: a file that cannot be looked at keeps the registration.
+    writeFileSync(`${root}/etc/gshadow.new`, 'new\n');
+    renameSync(`${root}/etc/gshadow.new`, `${root}/etc/gshadow`);
+    rmSync(`${root}/etc/moved`);
+    rmSync(`${root}/etc/gshadow.link`);
+    assert.equal(files.lookup(old.dev, Number(old.ino), `${root}/etc/gone`), `${root}/etc/gshadow`);
+    // A new file given the freed inode number (ext4 hands it out again soon): not the secret.
+    let reused: string | undefined;
+    for (let i = 0; i < 64 && reused === undefined; i++) {
+      const candidate = `${root}/etc/default-${i}`;
+      writeFileSync(candidate, 'x\n');
+      if (statSync(candidate, { bigint: true }).ino === old.ino) reused = candidate;
+    }
+    if (reused === undefined || statSync(reused, { bigint: true }).birthtimeNs === 0n) {
+      t.diagnostic('this file system gave the inode number to no new file (or tells no birth time): the reuse case is not exercised');
+      return;
+    }
+    assert.equal(files.lookup(old.dev, Number(old.ino), reused), undefined);
+  });
+
   it('leaves out paths through a symbolic link below the first wildcard (a user pointing ~/.ssh/id_x at a file every process opens)', async () => {
     touch('home/mallory/.ssh/id_real');
     symlinkSync('/etc/hostname', path.join(root, 'home/mallory/.ssh/id_link'));

@@ -149,7 +149,7 @@ const FileDetail = Obj(
         'file_create by link, linkat, symlink or symlinkat: the new name is file.path.',
       ),
     ),
-    sensitive: Opt(Str('file_open: the driver.sensitive_files path under which the opened file was registered; differs from file.path when it was reached through another link.')),
+    sensitive: Opt(Str('file_open: the driver.sensitive_files path under which the opened file was registered; differs from file.path when it was reached through another link. A registered file replaced since (passwd renames a new one over it) whose inode number the file system gave to a new file before the agent expanded the patterns again is not the secret: that open is told with file.path here.')),
     access: Opt(Words(['read', 'write', 'read_write'], 'file_open: what the open allows.')),
   },
   'File details.',
