@@ -92,8 +92,13 @@ case $NODE in
   *[!A-Za-z0-9._/+-]*) die 3 "the path of node ('$NODE') has characters a unit file would need quoted" ;;
 esac
 command -v npm >/dev/null 2>&1 || die 3 "npm is needed to list the production dependencies"
-deps=$(cd "$SRC" && npm ls --omit=dev --all --parseable 2>/dev/null) ||
-  die 3 "the production dependencies in $SRC/node_modules are missing or broken; run \`npm ci\` there first"
+lserr=$(mktemp)
+if ! deps=$(cd "$SRC" && npm ls --omit=dev --all --parseable 2>"$lserr"); then
+  sed -n '1,5p' "$lserr" >&2
+  rm -f "$lserr"
+  die 3 "npm ls could not list the production dependencies in $SRC/node_modules (its words above); run \`npm ci\` there first"
+fi
+rm -f "$lserr"
 
 if [ "$ROOT" = / ]; then
   DESTROOT=
@@ -139,6 +144,17 @@ for dir in $deps; do
 done
 IFS=$old_ifs
 chmod 0755 "$STAGE" "$STAGE/driver/build/hades-driver"
+
+# An existing configuration is checked by the new program before it replaces the old one: an
+# upgrade that the running agent's configuration does not pass is refused, and the agent keeps
+# running the program it has.
+CONFDIR=$DESTROOT/etc/hades
+CONF=$CONFDIR/agent.yaml
+if [ -e "$CONF" ] && ! "$NODE" "$STAGE/bin/hades.js" config check --role agent "$CONF" >/dev/null; then
+  rm -rf "$STAGE"
+  die 2 "$CONF is not valid for this version (problems above): fix it, then run install.sh again; nothing was changed"
+fi
+
 if [ -e "$DEST" ]; then
   rm -rf "$DEST.previous"
   mv "$DEST" "$DEST.previous"
@@ -160,14 +176,10 @@ chmod 0644 "$UNITDIR/$UNIT.tmp"
 mv "$UNITDIR/$UNIT.tmp" "$UNITDIR/$UNIT"
 say "installed $UNITDIR/$UNIT"
 
-# The configuration: every default, written once; an existing one is kept and checked.
-CONFDIR=$DESTROOT/etc/hades
-CONF=$CONFDIR/agent.yaml
+# The configuration: every default, written once; an existing one is kept (checked above).
 mkdir -p "$CONFDIR"
 if [ -e "$CONF" ]; then
   say "kept the existing $CONF"
-  "$NODE" "$DEST/bin/hades.js" config check --role agent "$CONF" >/dev/null ||
-    say "warning: $CONF is not valid for this version (problems above); the agent will not start until it is fixed" >&2
 else
   (umask 077 && "$NODE" "$DEST/bin/hades.js" config defaults --role agent >"$CONF.tmp")
   chmod 0600 "$CONF.tmp"

@@ -376,7 +376,7 @@ export const commands: readonly CommandSpec[] = [
     summary: 'Load rule files (default: the default pack), run every rule against its sample events, print each problem and failure (exit 1 when any)',
     define: (c) =>
       c
-        .argument('[paths...]', 'rule files or folders of *.yaml files (default: the default pack)')
+        .argument('[paths...]', 'rule files or folders of *.yaml and *.yml files (default: the default pack)')
         .option('--default-pack', 'load the default pack before the given paths (for files that use its macros or override its rules)')
         .option('--json', 'print the result as one JSON object'),
     run: lazy(() => import('./commands/rules-test.js'), (m) => m.rulesTest),
@@ -387,9 +387,9 @@ export const commands: readonly CommandSpec[] = [
     define: (c) =>
       c
         .argument('<events...>', 'NDJSON files of events (.gz inflated), read in this order, or - for standard input')
-        .option('--rules <path...>', 'rule files or folders of *.yaml files, after the default pack')
+        .option('--rules <path...>', 'rule files or folders of *.yaml and *.yml files, after the default pack')
         .option('--no-default-pack', 'only the rules given with --rules')
-        .option('--json', 'one JSON object per match (NDJSON): rule, message, time, file, line, event, host, process, correlation'),
+        .option('--json', 'one JSON object per match (NDJSON): rule, message, @timestamp, file, line, event, host, process, and correlation for a correlation\'s match'),
     run: lazy(() => import('./commands/rules-match.js'), (m) => m.rulesMatch),
   },
   {

@@ -99,6 +99,22 @@ describe('deploy/install.sh', { skip: !built && 'the project is not built (dist/
     assert.deepEqual(readdirSync(path.join(root, 'opt')), ['hades'], 'no staging folder left behind');
   });
 
+  it('refuses an upgrade that the existing configuration does not pass, and changes nothing', () => {
+    const before = readFileSync(config, 'utf8');
+    writeFileSync(path.join(prefix, 'dist/src/marker.js'), '');
+    appendFileSync(config, 'no_such_key: 1\n');
+    try {
+      const refused = install(root);
+      assert.equal(refused.status, 2, refused.stderr);
+      assert.match(refused.stderr, /agent\.yaml is not valid for this version .*nothing was changed/);
+      assert.ok(existsSync(path.join(prefix, 'dist/src/marker.js')), 'the installed program is the one before');
+      assert.deepEqual(readdirSync(path.join(root, 'opt')), ['hades'], 'no staging folder left behind');
+    } finally {
+      writeFileSync(config, before);
+      rmSync(path.join(prefix, 'dist/src/marker.js'), { force: true });
+    }
+  });
+
   it('installs into another prefix', () => {
     const other = mkdtempSync(path.join(tmpdir(), 'hades-install-'));
     try {
