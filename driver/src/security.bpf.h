@@ -2277,8 +2277,12 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	/* a symbolic link's absolute target counts too: a link to /etc/shadow made in a web root */
 	bool abs2 = raw2 && f->path2_len && s->rec[(sizeof(*f) + p1_len) & TAIL_OFF_MASK] == '/';
 	/* an argument's "//", "." or ".." (not the canonical path of an opened file): checked
-	 * only when the prefixes did not match, so watched places cost nothing more */
-	if (!(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
+	 * only when the prefixes did not match, so watched places cost nothing more. A setuid bit
+	 * given (chmod, or a file created with it) is reported wherever the file is: a setuid
+	 * program anywhere runs as its owner. */
+	bool setuid_given = (kind == HADES_KIND_FILE_CHMOD || (is_open && (f->op_flags & O_CREAT))) &&
+			    (f->mode & 04000);
+	if (!setuid_given && !(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
 	    !((p2 || abs2) && path_watched(s, sizeof(*f) + p1_len, f->path2_len)) &&
 	    !(!(flags & HADES_F_PATH_FROM_FD) && path_odd(s, sizeof(*f), p1_len)) &&
 	    !((p2 || abs2) && path_odd(s, sizeof(*f) + p1_len, f->path2_len))) {

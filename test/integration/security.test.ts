@@ -304,6 +304,9 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         await py('timesPy', TIMES_PY, watched);
         runs['filesTmp'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', path.join(dir, 'unwatched')]);
         runs['filesVar'] = await runChild('/bin/sh', ['-c', FILES_SH, 'sh', varDir]);
+        // The setuid bit given outside the watched folders (by path, and by install's fchmod), and a plain chmod there.
+        mkdirSync(path.join(dir, 'elsewhere'), { mode: 0o755 });
+        runs['setuidElsewhere'] = await runChild('/bin/sh', ['-c', 'cd "$1" && cp /bin/true s && chmod 4755 s && install -m 4755 /bin/true i && cp /bin/true p && chmod 755 p', 'sh', path.join(dir, 'elsewhere')]);
         // A hard link made in a watched folder to a file from an unwatched one, and a symbolic link.
         // And, from an unwatched folder, symbolic links to a watched file: absolute (seen) and relative (not).
         runs['links'] = await runChild('/bin/sh', ['-c', 'echo d > "$2/t" && ln "$2/t" "$1/hard" && ln -s ../elsewhere/unit.service "$1/soft" && ln -s "$1/hard" "$3/toward-watched" && ln -s ../watched/hard "$3/relative-toward-watched"', 'sh', watched, path.join(dir, 'unwatched'), path.join(dir, 'bin')]);
@@ -827,6 +830,19 @@ describe('hades events: security events from the real kernel', { skip }, () => {
         assert.deepEqual([e['event'].type, e['event'].outcome, e['hades'].file.created, e['hades'].file.written, e['hades'].file.truncated], [['creation'], 'success', false, true, undefined]);
       });
     }
+
+    it('a setuid bit given outside the watched folders is reported there, a plain chmod is not', () => {
+      ok('setuidElsewhere');
+      const elsewhere = path.join(dir, 'elsewhere');
+      const chmods = capture.events.filter((e) => e['event'].action === 'file_chmod' && (e['file']?.path as string | undefined)?.startsWith(`${elsewhere}/`));
+      const of = (name: string) => chmods.filter((e) => e['file'].name === name);
+      for (const name of ['s', 'i']) {
+        const e = of(name)[0];
+        assert.ok(e, `${name}: ${JSON.stringify(chmods.map((x) => x['file']))}`);
+        assert.deepEqual([e['file'].mode, e['hades'].file.setuid, e['event'].outcome], ['04755', true, 'success']);
+      }
+      assert.deepEqual(of('p'), []);
+    });
 
     it('the same operations outside the watched folders give no file event', () => {
       ok('filesTmp');

@@ -398,7 +398,7 @@ export const eventKinds = {
     kind: 'event',
     category: ['file'],
     type: ['change'],
-    summary: 'The permissions of a file in a watched place changed.',
+    summary: 'The permissions of a file in a watched place changed, or a file anywhere was given the setuid bit.',
     process: 'required',
     fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: { process: exampleProcess, file: { path: '/tmp/x', name: 'x', mode: '0755' }, hades: { file: { old_mode: '0644', made_executable: true } } },
