@@ -195,7 +195,7 @@ export const errorCatalog = {
   },
   HADES_ERR_LOCAL_AGENT_EXITED: {
     kind: 'environment',
-    summary: 'The local agent of `hades start` exited on its own; hades start stopped the server with it.',
+    summary: 'The local agent of `hades start` exited on its own with an error a restart would not mend (a configuration it refuses, another agent holding its folder); hades start stopped the server with it. An agent that asks to be restarted (its kernel driver lost) or is killed is started again after a backoff (1 s, doubling to 30 s), the server staying up.',
     remedy: 'Read the agent\'s log (agent/agent.log in the data folder) for its own error, such as HADES_ERR_AGENT_RUNNING when an agent of an earlier start still runs, fix it and start again.',
   },
   HADES_ERR_AGENT_NOT_RUNNING: {
@@ -897,3 +897,6 @@ export function toHadesError(value: unknown): HadesError {
   const message = value instanceof Error ? value.message : String(value);
   return new HadesError('HADES_ERR_INTERNAL', message, { cause: value });
 }
+
+/** Exit status of an agent asking its service manager (systemd, `hades start`) for a restart (EX_TEMPFAIL). */
+export const EXIT_RESTART = 75;

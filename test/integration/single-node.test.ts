@@ -99,6 +99,15 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
       assert.ok(found['event'].ingested, 'the server stamped event.ingested');
       const person = hades('search', '--since', '10m', '--action', 'exec', '--config', serverConfig, `process.args=${marker}`);
       assert.match(person.stdout, new RegExp(`exec\\s+echo\\(\\d+\\)\\s+/bin/echo ${marker}`));
+      // The local agent killed: started again after a backoff, while the server and its API stay up.
+      const isAgent = (_stat: string, argv: readonly string[]) => argv.includes('agent');
+      const [killed] = childrenOf(child.pid ?? 0, isAgent);
+      assert.ok(killed !== undefined);
+      process.kill(killed, 'SIGKILL');
+      await waitFor('the restart said', () => /the local agent exited \(signal SIGKILL\).*; starting it again in 1 s/.exec(output.stderr) ?? undefined, 30_000, 100);
+      await waitFor('another local agent', () => childrenOf(child.pid ?? 0, isAgent).find((pid) => pid !== killed), 30_000, 100);
+      assert.equal(child.exitCode, null, 'hades start goes on');
+      assert.ok(hades('agents', 'list', '--json', '--config', serverConfig).status === 0, 'the API answers');
     } finally {
       child.kill('SIGINT');
     }

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseRoleConfig, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import type { HadesEvent } from '../../common/events/index.js';
-import { HadesError, toHadesError } from '../../common/errors.js';
+import { EXIT_RESTART, HadesError, toHadesError } from '../../common/errors.js';
 import { logLevelProblem, parseQueryTask, type TaskLogLevel } from '../../common/tasks.js';
 import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
@@ -61,8 +61,7 @@ const LOCK_CHECK_MS = 5000;
 const METRICS_RETRY_MS = 10_000;
 /** In the data folder: the group configuration that ran last, for the next start. */
 const GROUP_CONFIG_FILE = 'group-config.json';
-/** Exit status asking the service manager for a restart (EX_TEMPFAIL). */
-export const EXIT_RESTART = 75;
+export { EXIT_RESTART };
 
 export const defaultDriverManifest = (): string =>
   process.env['HADES_DRIVER_MANIFEST'] ?? fileURLToPath(new URL('../../../../driver/build/manifest.json', import.meta.url));

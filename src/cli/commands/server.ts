@@ -10,7 +10,7 @@ import { realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
-import { HadesError, toHadesError } from '../../common/errors.js';
+import { EXIT_RESTART, HadesError, toHadesError } from '../../common/errors.js';
 import { HadesServer } from '../../server/server.js';
 import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, checkTtl, fixedTimeBounds, clientOf, limitOption, loadServerConfig, named } from '../api-client.js';
@@ -389,6 +389,11 @@ function sameFile(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
+/** The local agent's restarts under `hades start`: the first after a second, doubling to half a minute; a run of a minute starts the count again. */
+const AGENT_RESTART_MIN_MS = 1000;
+const AGENT_RESTART_MAX_MS = 30_000;
+const AGENT_HEALTHY_MS = 60_000;
+
 /** `hades start`: the single-node deployment on this machine. */
 export async function start(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
   if (process.getuid?.() !== 0) throw new HadesError('HADES_ERR_NOT_ROOT', 'hades start runs the local agent, which loads kernel programs: run it as root');
@@ -419,7 +424,8 @@ export async function start(context: CliContext, _args: readonly string[], optio
   const agentConfigFile = path.join(agentDir, 'agent.yaml');
   const client = clientOf({ base: addresses.api, token: addresses.adminToken, caPem: server.caPem });
   let child: ReturnType<typeof spawn> | undefined;
-  /** Set when the agent ended on its own (not at Ctrl-C): why, for the error this command then ends with. */
+  let restartTimer: NodeJS.Timeout | undefined;
+  /** Set when the agent ended on its own (not at Ctrl-C) for good: why, for the error this command then ends with. */
   let agentExit: string | undefined;
   const stopped = new AbortController();
   try {
@@ -466,11 +472,31 @@ export async function start(context: CliContext, _args: readonly string[], optio
     // SIGTERM it gets from it at Ctrl-C as its supervisor's.
     // Its standard input is a pipe this process never writes: when this process is gone, even
     // killed with SIGKILL, the pipe ends and the agent stops (agent.ts, watchSupervisor).
-    child = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
-    child.on('exit', (code, signal) => {
-      if (!context.signal.aborted) agentExit = `the local agent exited (${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}); see ${path.join(agentDir, 'agent.log')}`;
-      stopped.abort();
-    });
+    // An agent that asks to be restarted (its driver lost: EXIT_RESTART) or was killed is started
+    // again, after a backoff, as its service manager would: the server and the API stay up. Any
+    // other end (a configuration it refuses, another agent holding its folder) stops everything.
+    let backoffMs = AGENT_RESTART_MIN_MS;
+    const spawnAgent = (): void => {
+      const startedAt = Date.now();
+      const agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
+      child = agent;
+      agent.on('exit', (code, signal) => {
+        if (context.signal.aborted || stopped.signal.aborted) return stopped.abort();
+        const how = `the local agent exited (${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}); see ${path.join(agentDir, 'agent.log')}`;
+        if (code !== EXIT_RESTART && code !== null) {
+          agentExit = how;
+          return stopped.abort();
+        }
+        if (Date.now() - startedAt > AGENT_HEALTHY_MS) backoffMs = AGENT_RESTART_MIN_MS;
+        context.stderr.write(`hades: ${how}; starting it again in ${backoffMs / 1000} s\n`);
+        restartTimer = setTimeout(() => {
+          restartTimer = undefined;
+          if (!stopped.signal.aborted) spawnAgent();
+        }, backoffMs);
+        backoffMs = Math.min(AGENT_RESTART_MAX_MS, backoffMs * 2);
+      });
+    };
+    spawnAgent();
     context.stdout.write(
       [
         'Hades is running on this machine.',
@@ -488,6 +514,8 @@ export async function start(context: CliContext, _args: readonly string[], optio
     );
     await waitForSignal(context, stopped.signal);
   } finally {
+    stopped.abort();
+    clearTimeout(restartTimer);
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.kill('SIGTERM');
