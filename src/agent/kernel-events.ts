@@ -721,6 +721,8 @@ export class KernelEvents {
   }
 
   private onGap(gap: DriverGap): void {
+    // In the agent's log as a plugin's restart is: the event alone reaches only the outputs.
+    this.options.onLog?.({ level: 'warn', code: 'HADES_ERR_DRIVER_FAILED', msg: `driver restarted: not running from ${gap.start.toISOString()} to ${gap.end.toISOString()}: ${gap.reason} (${gap.restarts} restarts)` });
     const event = {
       ...this.builder.common('agent_gap', 'event', ['host'], ['info'], 0),
       '@timestamp': gap.end.toISOString(),

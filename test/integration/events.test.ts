@@ -274,6 +274,7 @@ describe('driver crash', { skip }, () => {
     assert.equal(gaps.length, 1, capture.stderr);
     assert.equal(gaps[0]?.['hades'].gap.reason, 'killed by SIGKILL');
     assert.equal(gaps[0]?.['hades'].gap.component, 'driver');
+    assert.match(capture.stderr, /driver restarted: not running from .* killed by SIGKILL \(1 restarts\)/, 'said in the log too');
     assert.equal(withMarker(capture.events, 'exec', `${marker}-after`).length, 1, 'events flow again after the restart');
   });
 });

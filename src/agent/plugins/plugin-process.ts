@@ -456,7 +456,9 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       if (this.state !== 'failed') this.state = 'stopped';
       return;
     }
-    const detail = this.stderrTail.trim().split('\n').slice(-3).join('; ');
+    // What it last wrote explains an exit of its own, not a signal from outside (a SIGKILL after
+    // a warning it wrote at its start is not about that warning).
+    const detail = reason.startsWith('killed by SIGKILL') || reason.startsWith('killed by SIGTERM') ? '' : this.stderrTail.trim().split('\n').slice(-3).join('; ');
     this.lastError = `${reason}${detail ? `: ${detail}` : ''}`;
     if (this.firstHello && this.options.retryBeforeFirstHello === false) {
       // It never came up: report its own words, do not loop.
