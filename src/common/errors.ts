@@ -213,6 +213,11 @@ export const errorCatalog = {
     summary: 'The disk spool could not be written or read (disk full, permissions, I/O error).',
     remedy: 'Check the spool folder\'s disk and permissions; events that could not be spooled are counted as dropped.',
   },
+  HADES_ERR_EVENTS_DROPPED: {
+    kind: 'environment',
+    summary: 'The agent dropped events in the last 10 s: one log line lists by where and why (spool/server spool_full: the server was out of reach long enough to fill the spool; kernel ringbuf full, agent queue, output), with the same counts the agent_drop events carry to the outputs.',
+    remedy: 'For spool_full, bring the server back or give the spool more room (outputs.server.spool.max_mb) for the outages to ride out; for kernel and queue drops, see docs/perf.md and the limits; `hades agent status` shows the totals.',
+  },
   HADES_ERR_SPOOL_CORRUPT: {
     kind: 'environment',
     summary: 'Part of the disk spool failed its checksum (a torn write after a crash, or damage); the damaged records are skipped, counted (spool_corrupt_records) and logged with this code.',

@@ -107,6 +107,9 @@ describe('agent daemon: plugin supervision', () => {
     try {
       const spoolFull = () => h.agent.status().drops.find((d) => d.hook === 'http' && d.reason === 'spool_full')?.total ?? 0;
       const before = await waitFor('spool_full drops', () => (spoolFull() > 0 ? spoolFull() : undefined), 30_000);
+      // Said in the agent's log within the report period (10 s), by output and reason.
+      const said = await waitFor('the drops in the log', () => h.logs.events.find((l) => l['code'] === 'HADES_ERR_EVENTS_DROPPED'), 15_000, 100);
+      assert.match(String(said['drops']), /spool\/http spool_full \d+/);
       writeFileSync(h.configFile, yaml(', batch_events: 100'));
       const reloaded = await h.agent.reload();
       assert.equal(reloaded.ok, true, reloaded.message);

@@ -1084,8 +1084,15 @@ export class Agent {
   }
 
   private reportDrops(): void {
-    for (const drop of this.drops.diff(this.dropCounts())) {
+    const drops = this.drops.diff(this.dropCounts());
+    for (const drop of drops) {
       this.emit(this.stamp.complete('agent_drop', { hades: { backend: 'agent', drops: drop } }));
+    }
+    // In the log too: while the server is out of reach the events above wait in the very spool
+    // that is dropping them.
+    if (drops.length > 0) {
+      const counts = drops.map((d) => `${d.component}/${d.hook} ${d.reason} ${d.count}`).join(', ');
+      this.log.warn('events dropped', { code: 'HADES_ERR_EVENTS_DROPPED', drops: counts, events: drops.reduce((n, d) => n + d.count, 0) });
     }
   }
 
