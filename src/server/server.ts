@@ -6,7 +6,7 @@
  * detection (rules -> alerts -> alert outputs), and each batch is acknowledged after its commit.
  * Stop, in reverse; every timer and socket closes.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
@@ -44,6 +44,8 @@ import type { Server as TlsServer } from 'node:tls';
 import { makeFolders } from '../runtime/folders.js';
 
 const MB = 1024 * 1024;
+/** The least the events are deleted down to to keep room on the disk (store.min_free_mb). */
+const MIN_EVENT_BYTES = 1 * MB;
 const RETENTION_MS = 60_000;
 /**
  * How often the event database's size is held to store.max_mb (a few pragmas when under it):
@@ -544,16 +546,40 @@ export class HadesServer {
     if (warning) this.log.warn('the CA nears its end', { code: 'HADES_ERR_PKI', reason: warning, not_after: this.pki?.caNotAfter });
   }
 
-  /** Deletes the first events stored while the events' pages pass store.max_mb (between the minutes of housekeeping). */
+  /**
+   * Deletes the first events stored while the events' pages pass store.max_mb (between the
+   * minutes of housekeeping), or while the room left for the database (the file system's free
+   * space and the free pages inside the file, which new events reuse first) is under
+   * store.min_free_mb: SQLite needs room to write even a delete, so a disk filled to the last
+   * byte would leave the store unable to make room again.
+   */
   private holdSize(): void {
-    const maxBytes = this.options.config.store.max_mb * MB;
+    const store = this.store;
+    if (this.retaining || store === undefined) return;
     try {
+      let maxBytes = this.options.config.store.max_mb * MB;
+      const short = this.roomShort(store);
+      if (short > 0) maxBytes = Math.max(MIN_EVENT_BYTES, Math.min(maxBytes, store.eventBytes() - short));
       // The whole file under the limit says enough; over it, what the events alone hold.
-      if (this.retaining || this.store === undefined || this.store.liveBytes() <= maxBytes || this.store.eventBytes() <= maxBytes) return;
+      if (store.liveBytes() <= maxBytes || store.eventBytes() <= maxBytes) return;
+      if (short > 0) this.log.warn('little room left on the disk: the first events stored are deleted to keep store.min_free_mb free', { code: 'HADES_ERR_STORE_WRITE', short_mb: Math.ceil(short / MB), events_mb_kept: Math.floor(maxBytes / MB) });
       this.retain({ maxBytes });
     } catch (error) {
       this.log.error('retention failed', { err: error });
     }
+  }
+
+  /** Bytes missing from store.min_free_mb (at most a tenth of the file system) of room for the database; 0 when there is enough or it cannot be told. */
+  private roomShort(store: EventStore): number {
+    let fs;
+    try {
+      fs = statfsSync(this.options.config.data_dir);
+    } catch {
+      return 0;
+    }
+    const wanted = Math.min(this.options.config.store.min_free_mb * MB, (fs.blocks * fs.bsize) / 10);
+    const room = fs.bavail * fs.bsize + store.freeBytes();
+    return Math.max(0, Math.ceil(wanted - room));
   }
 
   /** One retention run at a time: the next check finds what this one left. */

@@ -50,6 +50,7 @@ export const ServerConfigSchema = Type.Object(
           description: 'Events stored longer ago than this are deleted (by the server\'s clock, not the time the agent gave them).',
         }),
         max_mb: Type.Integer({ minimum: 16, maximum: 16_777_216, default: 10_240, description: 'Largest size of the stored events (the pages of their table and indexes in use, with the WAL; checked every 5 s); the first events stored are deleted beyond it. The other tables (fleet, tasks, alerts, audit) are not counted. The file keeps the largest size it reached: freed pages are reused by new events.' }),
+        min_free_mb: Type.Integer({ minimum: 0, maximum: 16_777_216, default: 1024, description: 'Room kept for the database (the free space of the data folder\'s file system, with the free pages inside the file, which new events reuse first), at most a tenth of the file system: below it, the first events stored are deleted as beyond max_mb (checked every 5 s). SQLite needs room to write even a delete: a disk filled to the last byte leaves the store unable to make room again until space is freed by hand. 0: not checked.' }),
         archive: Type.Object(
           {
             enabled: Type.Boolean({ default: false, description: 'Also write every event to compressed NDJSON files in Hive-style partitions (dt=YYYY-MM-DD/hour=HH/) that external engines can read.' }),

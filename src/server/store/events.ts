@@ -148,7 +148,9 @@ const MAX_CACHED_STATEMENTS = 64;
 
 function writeError(what: string, error: unknown): HadesError {
   const code = (error as { code?: unknown }).code;
-  return new HadesError('HADES_ERR_STORE_WRITE', `${what}: ${(error as Error).message}`, {
+  // SQLite says "database or disk is full" for the disk: say which, and what the server does about it.
+  const full = code === 'SQLITE_FULL' ? ' (the disk holding the database has no room left; SQLite needs room even to delete: free some space on it, and the server keeps store.min_free_mb free from then on)' : '';
+  return new HadesError('HADES_ERR_STORE_WRITE', `${what}: ${(error as Error).message}${full}`, {
     cause: error,
     details: typeof code === 'string' ? { sqlite: code } : {},
   });
@@ -446,10 +448,24 @@ export class EventStore {
       let used = measure();
       if (used > maxBytes) {
         const perRow = Math.max(64, (this.liveBytes() - others) / Math.max(1, this.count()));
+        // Rows per delete; smaller once the disk has had no room for one (see below).
+        let most = chunk;
         while (used > maxBytes) {
           // As many rows as should free the excess (pages free unevenly), within the chunk size.
-          const rows = Math.min(chunk, Math.max(100, Math.ceil(((used - maxBytes) / perRow) * 1.1)));
-          const deleted = write(() => deleteFirst.run(rows).changes);
+          const rows = Math.min(most, Math.max(Math.min(100, most), Math.ceil(((used - maxBytes) / perRow) * 1.1)));
+          let deleted: number;
+          try {
+            deleted = deleteFirst.run(rows).changes;
+          } catch (error) {
+            // A delete writes the pages it changes to the WAL first: on a disk without room for
+            // them, deletes of fewer rows, each folded back into the file (its WAL emptied)
+            // before the next, free pages a few at a time until there is room again.
+            if ((error as { code?: unknown }).code !== 'SQLITE_FULL' || rows <= 1) throw writeError('retention could not delete events', error);
+            most = Math.max(1, Math.floor(rows / 4));
+            this.#checkpoint();
+            continue;
+          }
+          if (most < chunk) this.#checkpoint();
           deletedBySize += deleted;
           if (deleted === 0) break;
           // Fold the WAL the deletes wrote back into the file so that it counts once.
@@ -484,6 +500,12 @@ export class EventStore {
     let bytes = 0;
     for (const { name } of this.#others.all()) bytes += this.#pagesOf.get(name)?.bytes ?? 0;
     return bytes;
+  }
+
+  /** Bytes of the free pages inside the file (the free list), which new events reuse before the file grows. */
+  freeBytes(): number {
+    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+    return (this.#db.pragma('freelist_count', { simple: true }) as number) * pageSize;
   }
 
   /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
