@@ -70,6 +70,11 @@ export const errorCatalog = {
     summary: 'The configuration file is larger than the 1 MiB a configuration may be.',
     remedy: 'Point hades at the configuration file itself, not at a data file.',
   },
+  HADES_ERR_CONFIG_EMPTY: {
+    kind: 'input',
+    summary: 'The configuration file is empty (no bytes, or only white space): what an interrupted write or a full disk leaves. Taken as every default, it would move the data folder and listening addresses elsewhere (a new CA, a new store), so it is refused.',
+    remedy: 'Restore the file; for every default on purpose, write it with `hades config defaults --role ROLE`, or a comment line (`# defaults`).',
+  },
   HADES_ERR_CONFIG_SYNTAX: {
     kind: 'input',
     summary: 'The configuration file is not valid YAML, or not UTF-8 text (the message gives the line and column).',
@@ -263,6 +268,16 @@ export const errorCatalog = {
     kind: 'environment',
     summary: 'The server\'s database could not be opened or created, or the file at its path is not a SQLite database (damaged, or another file).',
     remedy: 'Check the data folder\'s disk space and permissions; the message names the file. A file that is not a database: move it aside, or restore it from a backup.',
+  },
+  HADES_ERR_AGENT_DUPLICATE: {
+    kind: 'environment',
+    summary: 'One agent identity connects from more than one place: its stream was replaced by a new one of the same identity again and again (5 times in a minute; said at most every ten minutes, with the peers\' addresses). Two hosts share the identity (a cloned disk image or a copied data folder): each ends the other\'s stream, and the events of both arrive under one agent.',
+    remedy: 'On the hosts named, give each its own identity: stop the agent, remove the identity folder from its data folder, and enroll it with a token of its own (hades server token create).',
+  },
+  HADES_ERR_DATABASE: {
+    kind: 'environment',
+    summary: 'The server\'s database could not be read or written: its disk is full, an I/O error, a damaged file, a lock held too long by another process. Said by the API (503), to agents and in the log; nothing about the request is wrong.',
+    remedy: 'The message says which (SQLite\'s words): free space on the disk of the data folder (the server keeps store.min_free_mb free from then on), restore a damaged file from a backup, or stop the process holding the lock (a backup tool, an sqlite3 shell).',
   },
   HADES_ERR_STORE_WRITE: {
     kind: 'environment',
@@ -900,8 +915,18 @@ export function isHadesError(value: unknown): value is HadesError {
 export function toHadesError(value: unknown): HadesError {
   if (value instanceof HadesError) return value;
   const message = value instanceof Error ? value.message : String(value);
+  // SQLite's own failures (a full disk, an I/O error, a damaged file, a lock held too long) are
+  // the machine's, not a bug: said as such wherever they surface (the API, the gateway, the log).
+  const sqlite = (value as { code?: unknown } | null)?.code;
+  if (value instanceof Error && typeof sqlite === 'string' && SQLITE_ENVIRONMENT.test(sqlite)) {
+    const hint = sqlite === 'SQLITE_FULL' ? ' (the disk holding the database has no room left)' : sqlite.startsWith('SQLITE_CORRUPT') || sqlite === 'SQLITE_NOTADB' ? ' (the database file is damaged: restore it from a backup)' : '';
+    return new HadesError('HADES_ERR_DATABASE', `${message}${hint}`, { cause: value, details: { sqlite } });
+  }
   return new HadesError('HADES_ERR_INTERNAL', message, { cause: value });
 }
+
+/** better-sqlite3's error codes that say the database's environment failed (disk, file, locks). */
+const SQLITE_ENVIRONMENT = /^SQLITE_(FULL|IOERR|CORRUPT|NOTADB|BUSY|LOCKED|READONLY|CANTOPEN|PROTOCOL|NOLFS|PERM)(_|$)/;
 
 /** Exit status of an agent asking its service manager (systemd, `hades start`) for a restart (EX_TEMPFAIL). */
 export const EXIT_RESTART = 75;

@@ -99,7 +99,9 @@ export function readConfigText(file: string): string {
         return new HadesError('HADES_ERR_CONFIG_TOO_LARGE', `${file} is ${why.size === undefined ? `over ${MAX_CONFIG_BYTES}` : why.size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES}`);
     }
   });
-  return configText(bytes, file);
+  const text = configText(bytes, file);
+  if (text.trim() === '') throw configError([{ code: 'HADES_ERR_CONFIG_EMPTY', path: '', line: 1, column: 1, message: `${file} is empty (${bytes.length} bytes of white space at most): an interrupted write leaves such a file, and its defaults would put the data and the addresses elsewhere; restore it, or write \`# defaults\` in it to mean every default` }], file);
+  return text;
 }
 
 /**

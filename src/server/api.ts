@@ -562,7 +562,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') e = new HadesError('HADES_ERR_API_INVALID_REQUEST', 'the body is empty but its Content-Type says application/json: send a JSON body, or no Content-Type with no body');
     else if (error.statusCode && error.statusCode < 500) e = new HadesError('HADES_ERR_API_INVALID_REQUEST', error.message);
     else e = toHadesError(error);
-    if (e.kind === 'bug') options.log.error('API request failed', { err: e, url: request.url });
+    // A bug, and the database's own trouble (a full disk, a damaged file), which the operator must hear of.
+    if (e.kind === 'bug' || e.code === 'HADES_ERR_DATABASE') options.log.error('API request failed', { err: e, url: request.url });
     const status = statusOfCode(e.code);
     if (status === 401 || status === 403) {
       const principal = principals.get(request);

@@ -139,6 +139,11 @@ const MAX_UNREAD_MESSAGES = 4096;
  * (its readable buffer of 16 messages), a stream holds at most 20 messages of at most 8 MiB.
  */
 const MAX_QUEUED_MESSAGES = 4;
+/** An agent's stream replaced this many times within the window is said (noteReplaced), at most every ten minutes. */
+const REPLACED_WARN_COUNT = 5;
+const REPLACED_WINDOW_MS = 60_000;
+const REPLACED_WARN_EVERY_MS = 600_000;
+const MAX_REPLACED_TRACKED = 10_000;
 
 /**
  * How long (ms) a stream the server ended may take to send its status: it goes after what was
@@ -197,6 +202,8 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
 export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestResult = IngestResult> {
   private readonly server = new grpc.Server({ ...channelOptions });
   private readonly streams = new Map<string, Stream>();
+  /** Agents whose stream was replaced lately (noteReplaced). */
+  private readonly replaced = new Map<string, { since: number; count: number; warnedAt: number; peers: Set<string> }>();
   /** Streams that said hello (once per stream: each hello sends the configuration and tasks again). */
   private readonly greeted = new WeakSet<Stream>();
   /**
@@ -303,6 +310,32 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     stream.once('close', done);
   }
 
+  /**
+   * Streams of one agent replacing each other again and again are two hosts with one identity
+   * (a cloned disk image, a copied data folder): each ends the other's stream, both reconnect,
+   * and the events of both arrive under one agent. Said once every ten minutes per agent.
+   */
+  private noteReplaced(agentId: string, before: string, now: string): void {
+    const at = Date.now();
+    let seen = this.replaced.get(agentId);
+    if (seen === undefined || at - seen.since > REPLACED_WINDOW_MS) {
+      if (this.replaced.size >= MAX_REPLACED_TRACKED) this.replaced.clear();
+      seen = { since: at, count: 0, warnedAt: seen?.warnedAt ?? 0, peers: new Set() };
+      this.replaced.set(agentId, seen);
+    }
+    seen.count++;
+    if (seen.peers.size < 8) seen.peers.add(before).add(now);
+    if (seen.count >= REPLACED_WARN_COUNT && at - seen.warnedAt > REPLACED_WARN_EVERY_MS) {
+      seen.warnedAt = at;
+      this.options.log.warn('one agent identity connects from more than one place: two hosts may share it (a cloned image or data folder); give each its own with hades server token create and a fresh agent data folder', {
+        code: 'HADES_ERR_AGENT_DUPLICATE',
+        agent: agentId,
+        replaced: seen.count,
+        peers: [...seen.peers].join(' '),
+      });
+    }
+  }
+
   private connect(stream: Stream): void {
     const { log, hooks } = this.options;
     let agentId: string;
@@ -321,7 +354,10 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
     }
     // A second stream of the same agent replaces the first (it reconnected before the old one timed out).
     const previous = this.streams.get(agentId);
-    if (previous) this.end(previous);
+    if (previous) {
+      this.noteReplaced(agentId, previous.getPeer(), stream.getPeer());
+      this.end(previous);
+    }
     this.streams.set(agentId, stream);
     this.stats.connected = this.streams.size;
     // The welcome goes first: what being online sends (configuration, tasks) comes after it.
@@ -386,8 +422,11 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
         hooks.onHello?.(agentId, message.hello);
         this.greeted.add(stream);
       } catch (error) {
-        // A hello the registry refuses (an empty host name): the agent is told, with the reason.
-        this.nack(stream, 0, new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `hello refused: ${toHadesError(error).message}`), true);
+        // A hello the registry refuses (an empty host name): the agent is told, with the reason;
+        // a database that cannot record it is the server's trouble, said as such.
+        const refused = toHadesError(error);
+        if (refused.kind !== 'input') this.options.log.error('agent hello not recorded', { agent: agentId, err: refused });
+        this.nack(stream, 0, refused.kind === 'input' ? new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', `hello refused: ${refused.message}`) : refused, true);
       }
     } else if (message.batch) {
       await this.batch(agentId, stream, message.batch);

@@ -194,6 +194,16 @@ describe('hades config', () => {
     assertCodedFailure(await runHades(['config', 'check', path.join(dir, 'folder.yaml')]), 2, 'HADES_ERR_CONFIG_NOT_A_FILE');
     assertCodedFailure(await runHades(['config', 'check', file('big.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}`)]), 2, 'HADES_ERR_CONFIG_TOO_LARGE');
     assertCodedFailure(await runHades(['config', 'check', file('bin.yaml', '\u0000\u0001\u0002: [')]), 2, 'HADES_ERR_CONFIG_INVALID');
+    // Empty, or white space only (an interrupted write): refused for both roles, a comment is every default.
+    for (const [name, text] of [['empty.yaml', ''], ['blank.yaml', ' \n\n\t\n']] as const) {
+      for (const role of ['agent', 'server']) {
+        const r = await runHades(['config', 'check', '--role', role, file(name, text)]);
+        assertCodedFailure(r, 2, 'HADES_ERR_CONFIG_INVALID');
+        assert.match(r.stderr, /HADES_ERR_CONFIG_EMPTY: .* is empty/);
+      }
+    }
+    const defaults = await runHades(['config', 'check', '--role', 'server', file('defaults.yaml', '# defaults\n')]);
+    assert.equal(defaults.status, 0, defaults.stderr);
   });
 
   it('prints the result as JSON on request', async () => {

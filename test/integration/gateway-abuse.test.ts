@@ -106,6 +106,40 @@ describe('an agent revoked while its stream is open', () => {
   });
 });
 
+describe('one agent identity on two hosts (a cloned image)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('is said in the log when its streams keep replacing each other', { timeout: 60_000 }, async () => {
+    const identity = await server.enrollAgent();
+    const opened: ReturnType<typeof connect>[] = [];
+    try {
+      // Each new stream of the identity ends the one before, as two hosts reconnecting in turn do.
+      for (let i = 0; i < 6; i++) {
+        const stream = connect(server.addresses.gateway, identityCredentials(identity), { 'grpc.ssl_target_name_override': 'localhost' });
+        opened.push(stream);
+        stream.call.write(hello);
+        await waitUntil('the stream greeted', () => server.server!.stats().gateway!.connected >= 1 || undefined, 10_000, 20);
+        await sleep(150);
+      }
+      const said = await waitUntil('the duplicate said', () => server.log.lines().find((l) => l['code'] === 'HADES_ERR_AGENT_DUPLICATE'), 10_000, 50);
+      assert.equal(said['agent'], identity.agentId);
+      assert.ok(Number(said['replaced']) >= 5, String(said['replaced']));
+      assert.equal(server.log.lines().filter((l) => l['code'] === 'HADES_ERR_AGENT_DUPLICATE').length, 1, 'said once');
+    } finally {
+      for (const { call, client } of opened) {
+        call.cancel();
+        client.close();
+      }
+    }
+  });
+});
+
 describe('enrollment of a host with many network addresses', () => {
   let server: TestServer;
   before(async () => {

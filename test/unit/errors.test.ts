@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { errorCatalog, HadesError, isErrorCode, toHadesError } from '../../src/common/errors.js';
 import { renderErrorsDoc } from '../../src/common/docs.js';
 import { projectRoot } from '../helpers/generated-docs.js';
@@ -57,5 +59,29 @@ describe('error catalogue', () => {
     assert.equal(wrapped.code, 'HADES_ERR_INTERNAL');
     assert.equal(wrapped.kind, 'bug');
     assert.equal(toHadesError(e), e);
+  });
+
+  it("says SQLite's failures of the disk, the file or a lock as the database's (environment), not as bugs", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-errors-'));
+    try {
+      const file = path.join(dir, 'damaged.db');
+      writeFileSync(file, Buffer.alloc(8192, 7));
+      let caught: unknown;
+      try {
+        new Database(file).prepare('SELECT 1 FROM sqlite_schema').all();
+      } catch (error) {
+        caught = error;
+      }
+      const damaged = toHadesError(caught);
+      assert.deepEqual([damaged.code, damaged.kind, damaged.details], ['HADES_ERR_DATABASE', 'environment', { sqlite: 'SQLITE_NOTADB' }]);
+      assert.match(damaged.message, /damaged: restore it from a backup/);
+      const full = toHadesError(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+      assert.equal(full.code, 'HADES_ERR_DATABASE');
+      assert.match(full.message, /no room left/);
+      // A statement of ours that SQLite refuses is still a bug.
+      assert.equal(toHadesError(Object.assign(new Error('no such column: x'), { code: 'SQLITE_ERROR' })).code, 'HADES_ERR_INTERNAL');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -13,7 +13,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Statement, Transaction } from 'better-sqlite3';
-import { HadesError, isHadesError } from '../../common/errors.js';
+import { HadesError, isHadesError, toHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
@@ -145,6 +145,12 @@ const INSERT_SQL =
 
 const DAY_MS = 86_400_000;
 const MAX_CACHED_STATEMENTS = 64;
+
+/** A search SQLite could not run: the database's trouble (HADES_ERR_DATABASE) or else the query's. */
+function searchError(error: unknown): HadesError {
+  const known = toHadesError(error);
+  return known.code === 'HADES_ERR_DATABASE' ? new HadesError('HADES_ERR_DATABASE', `the search failed: ${known.message}`, { cause: error, details: known.details ?? {} }) : new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
+}
 
 function writeError(what: string, error: unknown): HadesError {
   const code = (error as { code?: unknown }).code;
@@ -328,7 +334,7 @@ export class EventStore {
       rows = this.#statement(built.sql).all(...built.params);
     } catch (error) {
       if (isHadesError(error)) throw error;
-      throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
+      throw searchError(error);
     }
     const more = rows.length > built.limit;
     if (more) rows.length = built.limit;
@@ -341,7 +347,7 @@ export class EventStore {
       try {
         edge = this.#statement(built.scan.sql).all(...built.scan.params);
       } catch (error) {
-        throw new HadesError('HADES_ERR_STORE_QUERY', `the search failed: ${(error as Error).message}`, { cause: error });
+        throw searchError(error);
       }
       const examined = edge[0];
       if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order, window: built.window }), partial: true };
