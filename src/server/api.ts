@@ -46,6 +46,7 @@ import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, Gr
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
 import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
+import { TLS_HANDSHAKE_TIMEOUT_MS } from './gateway.js';
 
 /** Most bytes (UTF-8) of one comment on an alert. */
 const MAX_COMMENT_BYTES = 16_384;
@@ -468,7 +469,8 @@ function optionalDefaults<S extends TSchema>(schema: S): S {
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const { ports } = options;
   const app = Fastify({
-    https: { key: options.tls.keyPem, cert: options.tls.certPem },
+    // As the gateway's: a connection idle before its handshake ends is closed (not after two minutes).
+    https: { key: options.tls.keyPem, cert: options.tls.certPem, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
     logger: false,
     bodyLimit: 1024 * 1024,
     // Ids in paths may be 128 characters (the schemas say so): the router's own limit is 100.

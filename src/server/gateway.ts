@@ -139,6 +139,8 @@ const MAX_UNREAD_MESSAGES = 4096;
  * (its readable buffer of 16 messages), a stream holds at most 20 messages of at most 8 MiB.
  */
 const MAX_QUEUED_MESSAGES = 4;
+/** The gateway's and the API's TLS handshake must end within this (Node's default: two minutes). */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
 /** An agent's stream replaced this many times within the window is said (noteReplaced), at most every ten minutes. */
 const REPLACED_WARN_COUNT = 5;
 const REPLACED_WINDOW_MS = 60_000;
@@ -184,7 +186,10 @@ class RenewableServerCredentials extends grpc.ServerCredentials {
 
   constructor(caPem: string, certPem: string, keyPem: string) {
     // As createSsl(ca, [pair], true) makes them: a client certificate from this CA is required.
-    super({ requestCert: true, rejectUnauthorized: true }, { ca: Buffer.from(caPem), cert: [Buffer.from(certPem)], key: [Buffer.from(keyPem)] });
+    // A connection that has not finished its TLS handshake in time is closed: idle sockets
+    // opened by anyone who can reach the gateway would otherwise hold descriptors for Node's
+    // two minutes each.
+    super({ requestCert: true, rejectUnauthorized: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, { ca: Buffer.from(caPem), cert: [Buffer.from(certPem)], key: [Buffer.from(keyPem)] });
     this.#ca = Buffer.from(caPem);
   }
 

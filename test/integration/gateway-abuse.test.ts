@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { Gateway, type IngestResult, type PreparedBatch } from '../../src/server/gateway.js';
+import { Gateway, TLS_HANDSHAKE_TIMEOUT_MS, type IngestResult, type PreparedBatch } from '../../src/server/gateway.js';
 import { Pki } from '../../src/server/pki.js';
 import { gatewayService, type AgentMessage, type ServerMessage } from '../../src/runtime/gateway-proto.js';
 import { cleanupTempDirs, identityCredentials, makeCsr, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
@@ -102,6 +102,31 @@ describe('an agent revoked while its stream is open', () => {
       call.cancel();
       client.close();
       tcp.close();
+    }
+  });
+});
+
+describe('connections that never begin their TLS handshake', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('are closed by the gateway and the API after the handshake timeout, not held for minutes', { timeout: 60_000 }, async () => {
+    const portOf = (address: string) => Number(new URL(address.includes('://') ? address : `tls://${address}`).port);
+    const idle = (port: number) =>
+      new Promise<number>((resolve, reject) => {
+        const opened = Date.now();
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Date.now() - opened));
+      });
+    const [gateway, api] = await Promise.all([idle(portOf(server.addresses.gateway)), idle(portOf(server.addresses.api))]);
+    for (const [name, ms] of [['gateway', gateway], ['api', api]] as const) {
+      assert.ok(ms >= TLS_HANDSHAKE_TIMEOUT_MS - 1000 && ms < TLS_HANDSHAKE_TIMEOUT_MS + 10_000, `${name} closed the idle connection after ${ms} ms`);
     }
   });
 });
