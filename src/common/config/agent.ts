@@ -330,6 +330,14 @@ export const AgentConfigSchema = Type.Object(
             // First in PATH: a copy there under a system command's name runs instead of it.
             '/usr/local/bin/',
             '/usr/local/sbin/',
+            // Programs systemd runs at shutdown and suspend, D-Bus services run as root, the hooks
+            // every new git repository gets, root's git configuration (event_hook_modified,
+            // systemd_unit_modified).
+            '/usr/lib/systemd/system-shutdown/',
+            '/usr/lib/systemd/system-sleep/',
+            '/usr/share/dbus-1/system-services/',
+            '/usr/share/git-core/templates/',
+            '/root/.gitconfig',
             // PAM modules (pam_module_written).
             '/usr/lib/*/security/',
             '/usr/lib64/security/',
