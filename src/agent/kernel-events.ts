@@ -78,6 +78,12 @@ const HOOKS_OF_ACTION: Readonly<Record<string, readonly string[]>> = {
 /** Every action the kernel event source can produce. */
 export const KERNEL_ACTIONS = Object.keys(HOOKS_OF_ACTION);
 
+/** The actions asked for that none of the active hooks can produce (cn_proc has only exec, fork and exit). */
+export function unseenActions(actions: ReadonlySet<string> | undefined, active: readonly string[]): string[] {
+  const on = new Set(active);
+  return [...(actions ?? KERNEL_ACTIONS)].filter((action) => !(HOOKS_OF_ACTION[action] ?? []).some((hook) => on.has(hook)));
+}
+
 export function hooksFor(actions: ReadonlySet<string> | undefined): string[] {
   const hooks = new Set(['sched_process_exec', 'sched_process_fork', 'sched_process_exit']);
   for (const action of actions ?? KERNEL_ACTIONS) for (const hook of HOOKS_OF_ACTION[action] ?? []) hooks.add(hook);

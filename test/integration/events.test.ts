@@ -304,6 +304,12 @@ describe('hades events --stats', { skip }, () => {
     assert.ok(Date.now() - started >= 2000);
   });
 
+  it('says which actions asked for the backend cannot see (cn_proc: processes only)', () => {
+    const result = spawnSync(process.execPath, ['bin/hades.js', 'events', '--backend', 'cnproc', '--action', 'exec,connect,dns_query', '--duration', '1'], { cwd: projectRoot, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /^hades: no connect, dns_query events: the cn_proc backend sees only processes \(exec, fork, exit\)$/m);
+  });
+
   it('counts no read error for a chmod by path, which never has a file mode to read (its events are complete)', async () => {
     const dir = mkdtempSync('/tmp/hades-chmod-stats-');
     try {

@@ -1,7 +1,7 @@
 import { parseRoleConfig, configError, type AgentConfig } from '../../common/config/index.js';
 import { eventActions, eventKinds, type EventAction } from '../../common/events/index.js';
 import { HadesError } from '../../common/errors.js';
-import { KERNEL_ACTIONS, KernelEvents } from '../../agent/kernel-events.js';
+import { KERNEL_ACTIONS, KernelEvents, unseenActions } from '../../agent/kernel-events.js';
 import { NdjsonWriter } from '../../agent/ndjson-writer.js';
 import { exitStatus, version, type CliContext } from '../context.js';
 import { readConfigFile } from './config.js';
@@ -80,6 +80,9 @@ export async function events(context: CliContext, _args: readonly string[], opti
   const active = hello.hooks.filter((h) => h.active).map((h) => h.name);
   // One line for the person (and for scripts that wait until capture has begun).
   context.stderr.write(`hades: capturing from ${hello.backend} (${active.join(', ')})${hello.backend === 'cnproc' ? '; cn_proc cannot see the arguments of processes that exit before they are read: such fields are listed in hades.missing' : ''}\n`);
+  // Asked for, and not to be seen with these hooks (cn_proc sees processes only; a hook that did not load): said, not silently absent.
+  const unseen = unseenActions(actions, active);
+  if (unseen.length > 0 && actions !== undefined) context.stderr.write(`hades: no ${unseen.join(', ')} events: ${hello.backend === 'cnproc' ? 'the cn_proc backend sees only processes (exec, fork, exit)' : 'their hooks are not active on this kernel'}\n`);
   let timer: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
     const done = () => resolve();
