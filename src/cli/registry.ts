@@ -172,6 +172,12 @@ export const commands: readonly CommandSpec[] = [
     run: lazy(serverCommands, (m) => m.agentsList),
   },
   {
+    name: 'agents show',
+    summary: 'Show one agent: host, versions, groups and tags, state and last heartbeat, configuration, CMDB context, plugin health, resource use and drops',
+    define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the agent as JSON, as the API has it'),
+    run: lazy(serverCommands, (m) => m.agentsShow),
+  },
+  {
     name: 'agents renew',
     summary: 'Ask an agent to renew its certificate, with a new key pair, within its renew_jitter_s or at once with --now (at its next connection when it is offline; admin role)',
     define: (c) =>

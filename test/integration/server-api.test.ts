@@ -1162,6 +1162,20 @@ describe('the hades command against the running server', () => {
     for (const agent of agents) assert.match(agent['id'], /^ag_[0-9a-f]{16}$/);
   });
 
+  it('hades agents show ID: one agent, a line per member (--json: as the API has it); an unknown one is a coded error', async () => {
+    const plain = await runHades(['agents', 'show', identity.agentId, '--config', configFile]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stdout, new RegExp(`^id\\s+${identity.agentId}$`, 'm'));
+    assert.match(plain.stdout, new RegExp(`^hostname\\s+${hostname}$`, 'm'));
+    assert.match(plain.stdout, /^groups\s+default$/m);
+    const json = await runHades(['agents', 'show', '--json', identity.agentId, '--config', configFile]);
+    assert.equal(json.status, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), await server.ok('GET', `/api/v1/agents/${identity.agentId}`));
+    const unknown = await runHades(['agents', 'show', 'ag_0000000000000000', '--config', configFile]);
+    assert.equal(unknown.status, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^hades: HADES_ERR_API_NOT_FOUND: no agent 'ag_0000000000000000' in the fleet of https:\/\/127\.0\.0\.1:\d+; hades agents list shows the agents and their ids\n$/);
+  });
+
   it('hades fleet query --json: a column named host or agent_id does not take the place of the host that answered', async () => {
     const answering = await server.enrollAgent();
     const stream = new GatewayStream(answering.gateways[0]!, identityCredentials(answering));

@@ -126,6 +126,29 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
 }
 
 /**
+ * `hades agents show ID [--json]`: one agent as the API has it (GET /api/v1/agents/ID): its
+ * host, versions, groups and tags, state and last heartbeat, configuration, CMDB context, plugin
+ * health, resource use and drop counters. A line per member; objects on one line as JSON.
+ */
+export async function agentsShow(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
+  const id = args[0] ?? '';
+  if (id.trim() === '') throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', 'give the id of the agent to show, as hades agents list shows it');
+  const client = await apiClient(options);
+  const agent = (await named(client.get(`/api/v1/agents/${encodeURIComponent(id)}`), `agent '${id}' in the fleet of ${client.base}`, 'hades agents list shows the agents and their ids')) as Record<string, unknown>;
+  if (options['json']) {
+    context.stdout.write(`${JSON.stringify(agent)}\n`);
+    return exitStatus.ok;
+  }
+  const width = Math.max(...Object.keys(agent).map((k) => k.length));
+  for (const [key, value] of Object.entries(agent)) {
+    if (value === undefined || value === null) continue;
+    const text = Array.isArray(value) && value.every((v) => typeof v !== 'object') ? value.join(', ') : typeof value === 'string' ? value : JSON.stringify(value);
+    context.stdout.write(`${key.padEnd(width)}  ${shown(text)}\n`);
+  }
+  return exitStatus.ok;
+}
+
+/**
  * `hades agents renew ID [--now]`: asks the agent to renew its certificate (POST
  * /api/v1/agents/ID/renew), which it does within its renewal jitter, or at once with --now.
  */
