@@ -2292,7 +2292,7 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	/* path_watched left p1 in s->lpm (an open has no p2). Not for openat2, whose flags the
 	 * caller can change in its memory between the kernel's copy and the entry's read. */
 	bool emptied = (f->op_flags & O_TRUNC) && !(f->op_flags & O_PATH);
-	if (file && is_open && st->sc != HADES_SC_OPENAT2 && !(flags & HADES_F_FILE_CREATED) && !emptied &&
+	if (file && is_open && !setuid_given && st->sc != HADES_SC_OPENAT2 && !(flags & HADES_F_FILE_CREATED) && !emptied &&
 	    bpf_map_lookup_elem(&file_quiet, &s->lpm)) {
 		bump(&c->ignored);
 		return;

@@ -299,7 +299,9 @@ export class SecurityEvents {
     const oddTarget = symbolic && r.path2.startsWith('/') && ODD_PATH.test(r.path2);
     // (A truncate that succeeded is the driver's to report wherever it points; one that failed is
     // reported for its odd spelling like the other calls.)
-    if (this.options.watchedPaths && (truncateArg === undefined || r.result < 0) && (newPath !== r.path || otherPath !== r.path2 || oddTarget)) {
+    // A setuid bit given is reported by the driver wherever the file is, whatever its spelling.
+    const setuidGiven = (r.type === 'file_chmod' || (r.type === 'file_create' && (r.opFlags & O_CREAT) !== 0)) && (r.mode & 0o4000) !== 0;
+    if (this.options.watchedPaths && !setuidGiven && (truncateArg === undefined || r.result < 0) && (newPath !== r.path || otherPath !== r.path2 || oddTarget)) {
       // Reported by the driver for its odd spelling: kept when a spelling is watched.
       const watched = this.options.watchedPaths;
       const candidates = [r.path, newPath, ...(r.path2 !== '' && (!symbolic || r.path2.startsWith('/')) ? [r.path2, symbolic ? path.posix.normalize(r.path2) : otherPath] : [])];
@@ -342,6 +344,8 @@ export class SecurityEvents {
       if (r.result >= 0) hadesFile['truncated'] = true;
     } else if (r.type === 'file_create') {
       hadesFile['executable'] = executable;
+      // Created with the setuid or setgid bit (os.open(path, O_CREAT, 0o4755)).
+      if (setuid) hadesFile['setuid'] = true;
       const created = (r.flags & SecurityFlag.fileCreated) !== 0;
       hadesFile['created'] = created;
       // O_TRUNC on a file that existed: the open emptied it (a log wiped with `> file`).

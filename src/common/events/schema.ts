@@ -137,7 +137,7 @@ const FileDetail = Obj(
     atime_seconds: Opt(Type.Integer({ description: 'file_times: the access time the call set, seconds since the epoch.' })),
     backdated: Opt(Type.Boolean({ description: 'file_times: true when the modification time set is more than a day before the call: a file made to look older than it is.' })),
     made_executable: Opt(Type.Boolean({ description: 'file_chmod: true when the change added an execute bit.' })),
-    setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit.' })),
+    setuid: Opt(Type.Boolean({ description: 'file_chmod: true when the new mode has the setuid or setgid bit; file_create: true (else absent) when the file was made with one of them.' })),
     link: Opt(
       Obj(
         {
