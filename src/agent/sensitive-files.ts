@@ -144,16 +144,19 @@ export class SensitiveFiles {
    * the old one), and the inode opened is not the registered file moved elsewhere but a new
    * file given the freed inode number (its birth time differs). The driver reports opens by
    * identity until the next expansion, so without this an unrelated file created in that moment
-   * would be reported as the secret. A file that cannot be looked at keeps its registration.
+   * would be reported as the secret. A file that cannot be looked at, or a file system that
+   * tells no birth time, keeps the registration. Nothing is looked at for an open by the
+   * registered path itself (nearly every open of a secret): the checks are for the other paths.
    */
   lookup(dev: number, ino: number, opened?: string): string | undefined {
     const file = this.current.get(keyOf(dev, ino));
-    if (file === undefined || opened === undefined) return file?.path;
+    if (file === undefined || opened === undefined || opened === file.path) return file?.path;
     const atPath = statOrUndefined(file.path);
     if (atPath === undefined ? false : atPath.ino === file.ino) return file.path;
     const now = statOrUndefined(opened);
     if (now === undefined || now.ino !== file.ino) return file.path;
-    return file.birthtimeNs !== undefined && file.birthtimeNs !== 0n && now.birthtimeNs === file.birthtimeNs ? file.path : undefined;
+    const born = file.birthtimeNs ?? 0n;
+    return born === 0n || now.birthtimeNs === 0n || now.birthtimeNs === born ? file.path : undefined;
   }
 
   /**

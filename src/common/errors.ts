@@ -271,7 +271,7 @@ export const errorCatalog = {
   },
   HADES_ERR_AGENT_DUPLICATE: {
     kind: 'environment',
-    summary: 'One agent identity connects from more than one place: its stream was replaced by a new one of the same identity again and again (5 times in a minute; said at most every ten minutes, with the peers\' addresses). Two hosts share the identity (a cloned disk image or a copied data folder): each ends the other\'s stream, and the events of both arrive under one agent.',
+    summary: 'One agent identity connects from more than one place: its stream was replaced by a new one of the same identity again and again (5 times in a minute, from more than one address; said at most every ten minutes, with the addresses). Two hosts share the identity (a cloned disk image or a copied data folder): each ends the other\'s stream, and the events of both arrive under one agent.',
     remedy: 'On the hosts named, give each its own identity: stop the agent, remove the identity folder from its data folder, and enroll it with a token of its own (hades server token create).',
   },
   HADES_ERR_DATABASE: {

@@ -141,7 +141,9 @@ const MAX_UNREAD_MESSAGES = 4096;
 const MAX_QUEUED_MESSAGES = 4;
 /** The gateway's and the API's TLS handshake must end within this (Node's default: two minutes). */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
-/** An agent's stream replaced this many times within the window is said (noteReplaced), at most every ten minutes. */
+/** The address of a gRPC peer (`10.0.0.5:51234`, `[2001:db8::5]:51234`), without its port. */
+const hostOf = (peer: string): string => peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+/** An agent's stream replaced this many times within the window, from more than one address, is said (noteReplaced), at most every ten minutes. */
 const REPLACED_WARN_COUNT = 5;
 const REPLACED_WINDOW_MS = 60_000;
 const REPLACED_WARN_EVERY_MS = 600_000;
@@ -329,8 +331,9 @@ export class Gateway<P extends PreparedBatch = PreparedBatch, R extends IngestRe
       this.replaced.set(agentId, seen);
     }
     seen.count++;
-    if (seen.peers.size < 8) seen.peers.add(before).add(now);
-    if (seen.count >= REPLACED_WARN_COUNT && at - seen.warnedAt > REPLACED_WARN_EVERY_MS) {
+    // By address, not port: one host whose connection flaps reconnects from new ports.
+    if (seen.peers.size < 8) seen.peers.add(hostOf(before)).add(hostOf(now));
+    if (seen.count >= REPLACED_WARN_COUNT && seen.peers.size > 1 && at - seen.warnedAt > REPLACED_WARN_EVERY_MS) {
       seen.warnedAt = at;
       this.options.log.warn('one agent identity connects from more than one place: two hosts may share it (a cloned image or data folder); give each its own with hades server token create and a fresh agent data folder', {
         code: 'HADES_ERR_AGENT_DUPLICATE',

@@ -31,11 +31,12 @@ const hello: AgentMessage = { hello: { agent_version: 't', hostname: 'misbehavin
  * A TCP relay between an agent and the gateway (TLS goes through it untouched) that can stop
  * passing what the server sends, as an agent that no longer reads its socket does.
  */
-async function relay(port: number): Promise<{ address: string; deafen(): void; hear(): void; close(): void }> {
+async function relay(port: number, localAddress = '127.0.0.1'): Promise<{ address: string; deafen(): void; hear(): void; close(): void }> {
   const upstreams: net.Socket[] = [];
   const sockets: net.Socket[] = [];
   const server = net.createServer((down) => {
-    const up = net.connect(port, '127.0.0.1');
+    // From another loopback address, the server sees a second host.
+    const up = net.connect({ port, host: '127.0.0.1', localAddress });
     upstreams.push(up);
     sockets.push(up, down);
     down.pipe(up);
@@ -140,27 +141,39 @@ describe('one agent identity on two hosts (a cloned image)', () => {
     await server?.stop();
   });
 
-  it('is said in the log when its streams keep replacing each other', { timeout: 60_000 }, async () => {
+  it('is said in the log when its streams keep replacing each other from two addresses (not when one host reconnects)', { timeout: 60_000 }, async () => {
     const identity = await server.enrollAgent();
+    const gatewayPort = Number(server.addresses.gateway.split(':').pop());
     const opened: ReturnType<typeof connect>[] = [];
-    try {
-      // Each new stream of the identity ends the one before, as two hosts reconnecting in turn do.
-      for (let i = 0; i < 6; i++) {
-        const stream = connect(server.addresses.gateway, identityCredentials(identity), { 'grpc.ssl_target_name_override': 'localhost' });
+    const relays = [await relay(gatewayPort, '127.0.0.1'), await relay(gatewayPort, '127.0.0.2')];
+    const streams = async (count: number, through: (i: number) => string) => {
+      for (let i = 0; i < count; i++) {
+        const stream = connect(through(i), identityCredentials(identity), { 'grpc.ssl_target_name_override': 'localhost' });
         opened.push(stream);
         stream.call.write(hello);
         await waitUntil('the stream greeted', () => server.server!.stats().gateway!.connected >= 1 || undefined, 10_000, 20);
         await sleep(150);
       }
+    };
+    try {
+      // One host reconnecting again and again, from one address: a flapping link, not a clone.
+      await streams(6, () => relays[0]!.address);
+      await sleep(300);
+      assert.equal(server.log.lines().filter((l) => l['code'] === 'HADES_ERR_AGENT_DUPLICATE').length, 0, 'one address is no duplicate');
+      // Each new stream of the identity ends the one before, as two hosts reconnecting in turn do.
+      await streams(6, (i) => relays[i % 2]!.address);
       const said = await waitUntil('the duplicate said', () => server.log.lines().find((l) => l['code'] === 'HADES_ERR_AGENT_DUPLICATE'), 10_000, 50);
       assert.equal(said['agent'], identity.agentId);
       assert.ok(Number(said['replaced']) >= 5, String(said['replaced']));
+      assert.match(String(said['peers']), /127\.0\.0\.1/);
+      assert.match(String(said['peers']), /127\.0\.0\.2/);
       assert.equal(server.log.lines().filter((l) => l['code'] === 'HADES_ERR_AGENT_DUPLICATE').length, 1, 'said once');
     } finally {
       for (const { call, client } of opened) {
         call.cancel();
         client.close();
       }
+      for (const r of relays) r.close();
     }
   });
 });

@@ -20,7 +20,23 @@ describe('scriptOf', () => {
     ['/usr/bin/php8.2', ['php', '-d', 'x=1', '-f', 'p.php'], '/tmp', '/tmp/p.php'],
     ['/usr/bin/node', ['node', '--require', './hook.js', 'n.js'], '/tmp', '/tmp/n.js'],
     ['/usr/bin/lua5.4', ['lua', '-l', 'socket', 'l.lua'], '/tmp', '/tmp/l.lua'],
+    // Clusters read a letter at a time: a letter with a value takes the rest, or the next argument.
+    ['/usr/bin/bash', ['bash', '-eo', 'pipefail', '/tmp/s.sh'], '/srv', '/tmp/s.sh'],
+    ['/usr/bin/python3.11', ['python3', '-Ximporttime', 'x.py'], '/tmp', '/tmp/x.py'],
+    ['/usr/bin/perl', ['perl', '-Mre', '-i.bak', 'x.pl'], '/tmp', '/tmp/x.pl'],
+    ['/usr/bin/ruby3.1', ['ruby', '-rsocket', 'x.rb'], '/tmp', '/tmp/x.rb'],
+    ['/usr/bin/php8.2', ['php', '-ffoo.php'], '/tmp', '/tmp/foo.php'],
+    ['/usr/bin/node', ['node', '--title', 't', 'x.js'], '/tmp', '/tmp/x.js'],
+    ['/usr/bin/fish', ['fish', '-C', 'cmd', 's.fish'], '/tmp', '/tmp/s.fish'],
+    // A subcommand before the script; a folder changed to before reading it.
+    ['/usr/local/bin/bun', ['bun', 'run', 'x.ts'], '/tmp', '/tmp/x.ts'],
+    ['/usr/bin/deno', ['deno', 'run', '-A', 'x.ts'], '/tmp', '/tmp/x.ts'],
+    ['/usr/bin/ruby3.1', ['ruby', '-C', '/var/tmp', 'x.rb'], '/root', '/var/tmp/x.rb'],
+    // Lua runs -e code, then its script.
+    ['/usr/bin/lua5.4', ['lua', '-e', 'x=1', 'l.lua'], '/tmp', '/tmp/l.lua'],
     // Code on the command line or on standard input: no script.
+    ['/usr/bin/php8.2', ['php', '-B', 'code', '-R', 'code'], '/tmp', undefined],
+    ['/usr/bin/php8.2', ['php', '-S', '0:80'], '/tmp', undefined],
     ['/usr/bin/bash', ['bash', '-c', 'id', 'x.sh'], '/tmp', undefined],
     ['/usr/bin/bash', ['bash', '-xc', 'id'], '/tmp', undefined],
     ['/usr/bin/bash', ['bash', '-s', 'arg'], '/tmp', undefined],

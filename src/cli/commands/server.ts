@@ -503,6 +503,12 @@ export async function start(context: CliContext, _args: readonly string[], optio
       const startedAt = Date.now();
       const agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
       child = agent;
+      // A restart that cannot even start a process (EAGAIN, ENOMEM): the end of hades start, said.
+      agent.on('error', (error) => {
+        if (context.signal.aborted || stopped.signal.aborted) return;
+        agentExit = `the local agent could not be started: ${error.message}`;
+        stopped.abort();
+      });
       agent.on('exit', (code, signal) => {
         if (context.signal.aborted || stopped.signal.aborted) return stopped.abort();
         const how = `the local agent exited (${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}); see ${path.join(agentDir, 'agent.log')}`;

@@ -471,7 +471,11 @@ export class EventStore {
             this.#checkpoint();
             continue;
           }
-          if (most < chunk) this.#checkpoint();
+          if (most < chunk) {
+            // Room made: the next delete may be larger again.
+            this.#checkpoint();
+            most = Math.min(chunk, most * 2);
+          }
           deletedBySize += deleted;
           if (deleted === 0) break;
           // Fold the WAL the deletes wrote back into the file so that it counts once.
