@@ -1390,7 +1390,10 @@ describe('managing the fleet with the hades command', () => {
     assert.match(own.stderr, /sets agent\.data_dir and outputs\.server, which each agent keeps from its own file: the group's agents do not apply them/);
     const plain = await hadesWith('agent: { heartbeat_s: 19 }\n', 'groups', 'set', 'cli-own', '-');
     assert.equal(plain.status, 0, plain.stderr);
-    assert.equal(plain.stderr, '');
+    // What the file turns on, its defaults included (the file output among them).
+    assert.equal(plain.stderr, 'hades: the group\'s agents now run this file with the defaults for what it leaves out: events to the file /var/log/hades/events.ndjson; its log to standard error; metrics on 127.0.0.1:9479\n');
+    const quiet = await hadesWith('outputs: { file: { enabled: false } }\nmetrics: { enabled: false }\nlog: { file: /var/log/hades/agent.log }\n', 'groups', 'set', 'cli-own', '-');
+    assert.match(quiet.stderr, /leaves out: its log to \/var\/log\/hades\/agent\.log; no metrics endpoint\n$/);
   });
 
   it('hades groups set refuses an empty configuration (it would put the group on the defaults), here and in the API', async () => {

@@ -5,7 +5,7 @@
  * table on chosen agents).
  */
 import { parseDocument } from 'yaml';
-import { formatProblem, parseRoleConfig, setsNothing, type ConfigProblem } from '../../common/config/index.js';
+import { formatProblem, parseRoleConfig, setsNothing, type AgentConfig, type ConfigProblem } from '../../common/config/index.js';
 import { HadesError } from '../../common/errors.js';
 import { isRole, ROLES } from '../../server/fleet/api-tokens.js';
 import { TASK_KINDS } from '../../server/fleet/registry.js';
@@ -111,7 +111,24 @@ export async function groupsSet(context: CliContext, args: readonly string[], op
   else context.stdout.write(`group ${name}: configuration version ${answer.version} stored, pushed to ${answer.pushed} connected agent${answer.pushed === 1 ? '' : 's'}\n`);
   const own = agentsOwnKeys(text);
   if (own.length > 0) context.stderr.write(`hades: ${shown} sets ${own.join(' and ')}, which each agent keeps from its own file: the group's agents do not apply ${own.length === 1 ? 'it' : 'them'}\n`);
+  // The file replaces each agent's own configuration (but for those keys): what it turns on, its
+  // defaults included, is said, since a key left out is a default, not the agent's own setting.
+  if (!options['json']) context.stderr.write(`hades: the group's agents now run this file with the defaults for what it leaves out: ${effectSummary(checked.config)}\n`);
   return exitStatus.ok;
+}
+
+/** What a group configuration makes its agents write and open: outputs, log, metrics, decoys. */
+function effectSummary(config: AgentConfig): string {
+  const { outputs, log, metrics, plugins } = config;
+  const parts = [
+    outputs.file.enabled ? `events to the file ${outputs.file.path}` : undefined,
+    outputs.http.enabled ? `events to ${outputs.http.url}` : undefined,
+    outputs.stdout.enabled ? 'events to standard output' : undefined,
+    `its log to ${log.file ?? 'standard error'}`,
+    metrics.enabled ? `metrics on ${metrics.listen}` : 'no metrics endpoint',
+    plugins.honeypot.enabled ? 'honeypot decoys open' : undefined,
+  ];
+  return parts.filter((p): p is string => p !== undefined).join('; ');
 }
 
 /** The keys of a group configuration that its agents leave aside (agent.data_dir, outputs.server): their own, from their files. */
