@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
 import { EXIT_RESTART, HadesError, toHadesError } from '../../common/errors.js';
-import { HadesServer } from '../../server/server.js';
+import { adminTokenFile, HadesServer } from '../../server/server.js';
 import { identityDir, loadIdentity } from '../../agent/transport/enroll.js';
 import { apiClient, checkTtl, fixedTimeBounds, clientOf, limitOption, loadServerConfig, named } from '../api-client.js';
 import { exitStatus, version, type CliContext } from '../context.js';
@@ -531,7 +531,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         'Hades is running on this machine.',
         `  API:            ${addresses.api}   (CA: ${path.join(parsed.config.data_dir, 'pki', 'ca.pem')})`,
         `  agent gateway:  ${addresses.gateway}`,
-        `  admin token:    ${addresses.adminToken}`,
+        `  admin token:    ${addresses.adminToken}   (a secret: kept in ${adminTokenFile(parsed.config.data_dir)}, mode 0600, where the hades command finds it)`,
         `  local agent:    ${agentConfigFile} (log ${path.join(agentDir, 'agent.log')})`,
         '',
         `Try, in another terminal:  npx hades agents list${configHint}   |   npx hades search --since 5m --action exec${configHint}   |   npx hades alerts list${configHint}`,
