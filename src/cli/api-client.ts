@@ -170,6 +170,9 @@ export async function named<T>(call: Promise<T>, what: string, hint: string): Pr
   }
 }
 
+/** How long a command waits for the API's answer to one request. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 /** A client of a given API address, token and CA. */
 export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string; refusedHint?: string }): ApiClient {
   const call = (method: string, path: string, body?: unknown, extraHeaders: Readonly<Record<string, string>> = {}) =>
@@ -181,7 +184,8 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
           method,
           ...(ca ? { ca } : {}),
           headers: { ...extraHeaders, authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
-          timeout: 30_000,
+          // While the answer comes: no byte for this long ends it.
+          timeout: REQUEST_TIMEOUT_MS,
         },
         (response) => {
           let text = '';
@@ -202,7 +206,12 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
           });
         },
       );
-      req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', 'no answer within 30 s')));
+      // Until the answer begins, one deadline (connection, handshake, the server's work), not the
+      // idle timeout that each stalled stage would start again.
+      const deadline = setTimeout(() => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)), REQUEST_TIMEOUT_MS);
+      req.on('response', () => clearTimeout(deadline));
+      req.on('close', () => clearTimeout(deadline));
+      req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the answer stopped for ${REQUEST_TIMEOUT_MS / 1000} s`)));
       req.on('error', (error) => {
         if (error instanceof HadesError) return reject(error);
         const untrusted = UNTRUSTED.has((error as NodeJS.ErrnoException).code ?? '');
