@@ -152,7 +152,7 @@ export class SensitiveFiles {
     const file = this.current.get(keyOf(dev, ino));
     if (file === undefined || opened === undefined || opened === file.path) return file?.path;
     const atPath = statOrUndefined(file.path);
-    if (atPath === undefined ? false : atPath.ino === file.ino) return file.path;
+    if (atPath?.ino === file.ino) return file.path;
     const now = statOrUndefined(opened);
     if (now === undefined || now.ino !== file.ino) return file.path;
     const born = file.birthtimeNs ?? 0n;

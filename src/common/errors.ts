@@ -919,10 +919,16 @@ export function toHadesError(value: unknown): HadesError {
   // the machine's, not a bug: said as such wherever they surface (the API, the gateway, the log).
   const sqlite = (value as { code?: unknown } | null)?.code;
   if (value instanceof Error && typeof sqlite === 'string' && SQLITE_ENVIRONMENT.test(sqlite)) {
-    const hint = sqlite === 'SQLITE_FULL' ? ' (the disk holding the database has no room left)' : sqlite.startsWith('SQLITE_CORRUPT') || sqlite === 'SQLITE_NOTADB' ? ' (the database file is damaged: restore it from a backup)' : '';
-    return new HadesError('HADES_ERR_DATABASE', `${message}${hint}`, { cause: value, details: { sqlite } });
+    return new HadesError('HADES_ERR_DATABASE', `${message}${sqliteHint(sqlite)}`, { cause: value, details: { sqlite } });
   }
   return new HadesError('HADES_ERR_INTERNAL', message, { cause: value });
+}
+
+/** What SQLite's error code says that its message does not (it says "database or disk is full" for the disk), to append to the message; '' for the others. */
+export function sqliteHint(code: string): string {
+  if (code === 'SQLITE_FULL') return ' (the disk holding the database has no room left; SQLite needs room even to delete: free some space on it, and the server keeps store.min_free_mb free from then on)';
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return ' (the database file is damaged: restore it from a backup)';
+  return '';
 }
 
 /** better-sqlite3's error codes that say the database's environment failed (disk, file, locks). */

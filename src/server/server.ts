@@ -557,11 +557,13 @@ export class HadesServer {
     const store = this.store;
     if (this.retaining || store === undefined) return;
     try {
-      let maxBytes = this.options.config.store.max_mb * MB;
+      const limit = this.options.config.store.max_mb * MB;
       const short = this.roomShort(store);
-      if (short > 0) maxBytes = Math.max(MIN_EVENT_BYTES, Math.min(maxBytes, store.eventBytes() - short));
-      // The whole file under the limit says enough; over it, what the events alone hold.
-      if (store.liveBytes() <= maxBytes || store.eventBytes() <= maxBytes) return;
+      // The whole file under the limit says enough (a few pragmas); over it, what the events alone hold (dbstat, read once).
+      if (short === 0 && store.liveBytes() <= limit) return;
+      const eventBytes = store.eventBytes();
+      const maxBytes = short > 0 ? Math.max(MIN_EVENT_BYTES, Math.min(limit, eventBytes - short)) : limit;
+      if (eventBytes <= maxBytes) return;
       if (short > 0) this.log.warn('little room left on the disk: the first events stored are deleted to keep store.min_free_mb free', { code: 'HADES_ERR_STORE_WRITE', short_mb: Math.ceil(short / MB), events_mb_kept: Math.floor(maxBytes / MB) });
       this.retain({ maxBytes });
     } catch (error) {

@@ -107,7 +107,7 @@ describe('an agent revoked while its stream is open', () => {
   });
 });
 
-describe('connections that never begin their TLS handshake', () => {
+describe('connections the gateway must not hold: handshakes never begun, one identity on two hosts', () => {
   let server: TestServer;
   before(async () => {
     server = await TestServer.start();
@@ -116,7 +116,7 @@ describe('connections that never begin their TLS handshake', () => {
     await server?.stop();
   });
 
-  it('are closed by the gateway and the API after the handshake timeout, not held for minutes', { timeout: 60_000 }, async () => {
+  it('closes, as the API does, connections that never begin their TLS handshake after the handshake timeout, not after minutes', { timeout: 60_000 }, async () => {
     const portOf = (address: string) => Number(new URL(address.includes('://') ? address : `tls://${address}`).port);
     const idle = (port: number) =>
       new Promise<number>((resolve, reject) => {
@@ -130,18 +130,8 @@ describe('connections that never begin their TLS handshake', () => {
       assert.ok(ms >= TLS_HANDSHAKE_TIMEOUT_MS - 1000 && ms < TLS_HANDSHAKE_TIMEOUT_MS + 10_000, `${name} closed the idle connection after ${ms} ms`);
     }
   });
-});
 
-describe('one agent identity on two hosts (a cloned image)', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server?.stop();
-  });
-
-  it('is said in the log when its streams keep replacing each other from two addresses (not when one host reconnects)', { timeout: 60_000 }, async () => {
+  it('says one agent identity on two hosts (a cloned image) when its streams keep replacing each other from two addresses, not when one host reconnects', { timeout: 60_000 }, async () => {
     const identity = await server.enrollAgent();
     const gatewayPort = Number(server.addresses.gateway.split(':').pop());
     const opened: ReturnType<typeof connect>[] = [];

@@ -13,7 +13,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Statement, Transaction } from 'better-sqlite3';
-import { HadesError, isHadesError, toHadesError } from '../../common/errors.js';
+import { HadesError, isHadesError, sqliteHint, toHadesError } from '../../common/errors.js';
 import { migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
@@ -154,9 +154,7 @@ function searchError(error: unknown): HadesError {
 
 function writeError(what: string, error: unknown): HadesError {
   const code = (error as { code?: unknown }).code;
-  // SQLite says "database or disk is full" for the disk: say which, and what the server does about it.
-  const full = code === 'SQLITE_FULL' ? ' (the disk holding the database has no room left; SQLite needs room even to delete: free some space on it, and the server keeps store.min_free_mb free from then on)' : '';
-  return new HadesError('HADES_ERR_STORE_WRITE', `${what}: ${(error as Error).message}${full}`, {
+  return new HadesError('HADES_ERR_STORE_WRITE', `${what}: ${(error as Error).message}${typeof code === 'string' ? sqliteHint(code) : ''}`, {
     cause: error,
     details: typeof code === 'string' ? { sqlite: code } : {},
   });
