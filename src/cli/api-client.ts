@@ -11,7 +11,7 @@ import { request } from 'node:https';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, isErrorCode } from '../common/errors.js';
 import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
-import { caFile, localCredentials } from '../server/server.js';
+import { caFile, localCredentials } from '../server/local-files.js';
 import { loadRoleConfig } from './commands/config.js';
 import { shown } from './terminal.js';
 

@@ -19,3 +19,6 @@ interface PackageJson {
 
 /** The package version, read from package.json (dist/src/cli -> package root). */
 export const version: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as PackageJson).version;
+
+/** Where each program looks for its configuration when --config is not given. */
+export const defaultConfigFiles: Readonly<Record<'agent' | 'server', string>> = { agent: '/etc/hades/agent.yaml', server: '/etc/hades/server.yaml' };

@@ -5,23 +5,26 @@
  */
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { configCheck, configDefaults, configSchema, defaultConfigFiles } from './commands/config.js';
-import { events, KERNEL_ACTIONS } from './commands/events.js';
+import { KERNEL_ACTIONS } from '../agent/kernel-actions.js';
+import { defaultConfigFiles } from './context.js';
 
 type Run = NonNullable<CommandSpec['run']>;
 /**
- * Commands whose modules are loaded only when they run: the server's modules (gRPC, SQLite,
- * Fastify, x509) are not needed by `hades agent`, and would cost its memory.
+ * Every command's module is loaded only when it runs: the server's modules (gRPC, SQLite,
+ * Fastify, x509) are not needed by `hades agent`, and would cost its memory; and `hades
+ * --version`, the help or a mistyped option answer without loading any (a third of a second).
  */
 const lazy =
   <M>(load: () => Promise<M>, pick: (module: M) => Run): Run =>
   async (context, args, options) =>
     pick(await load())(context, args, options);
 const serverCommands = () => import('./commands/server.js');
+const remoteCommands = () => import('./commands/remote.js');
 const agentCommands = () => import('./commands/agent.js');
 const alertCommands = () => import('./commands/alerts.js');
 const fleetCommands = () => import('./commands/fleet.js');
 const manageCommands = () => import('./commands/manage.js');
+const configCommands = () => import('./commands/config.js');
 const DEFAULT_AGENT_CONFIG = defaultConfigFiles.agent;
 
 export interface CommandSpec {
@@ -74,19 +77,19 @@ export const commands: readonly CommandSpec[] = [
     name: 'config check',
     summary: 'Validate a configuration file; every problem is printed with its line, column and code',
     define: (c) => roleOption(c).argument('<file>', 'YAML file to check').option('--json', 'print the result as JSON'),
-    run: configCheck,
+    run: lazy(configCommands, (m) => m.configCheck),
   },
   {
     name: 'config schema',
     summary: 'Print the JSON Schema of the agent or server configuration',
     define: roleOption,
-    run: configSchema,
+    run: lazy(configCommands, (m) => m.configSchema),
   },
   {
     name: 'config defaults',
     summary: 'Print a complete configuration with every default, as YAML',
     define: roleOption,
-    run: configDefaults,
+    run: lazy(configCommands, (m) => m.configDefaults),
   },
   {
     name: 'events',
@@ -98,7 +101,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl-C)')
         .option('--stats', 'print the counters (seen, sent, dropped by hook and reason) to stderr at the end')
         .option('--config <file>', 'agent configuration file (driver, process tree and hashing settings)'),
-    run: events,
+    run: lazy(() => import('./commands/events.js'), (m) => m.events),
   },
   {
     name: 'start',
@@ -133,7 +136,7 @@ export const commands: readonly CommandSpec[] = [
     name: 'server token create',
     summary: 'Create a one-time enrollment token for an agent, with what its configuration needs',
     define: (c) => apiOptions(c).option('--ttl <duration>', 'how long the token is valid: 30m, 1h, 7d', '1h').option('--group <group>', 'the group the agent joins').option('--json', 'print JSON'),
-    run: lazy(serverCommands, (m) => m.tokenCreate),
+    run: lazy(remoteCommands, (m) => m.tokenCreate),
   },
   {
     name: 'server token list',
@@ -151,31 +154,31 @@ export const commands: readonly CommandSpec[] = [
     name: 'server ca status',
     summary: 'Show the server\'s CAs (in use, new during a rotation, retired) and how many agents hold a certificate of each',
     define: (c) => apiOptions(c).option('--json', 'print the status as JSON'),
-    run: lazy(serverCommands, (m) => m.caStatus),
+    run: lazy(remoteCommands, (m) => m.caStatus),
   },
   {
     name: 'server ca rotate',
     summary: 'Start a CA rotation: a new CA beside the old one; agents are sent both and renew under the new one by themselves (admin role)',
     define: (c) => apiOptions(c).option('--json', 'print the answer as JSON'),
-    run: lazy(serverCommands, (m) => m.caRotate),
+    run: lazy(remoteCommands, (m) => m.caRotate),
   },
   {
     name: 'server ca retire-old',
     summary: 'End a CA rotation: trust the new CA only and present a server certificate of it; refused while agents are still on the old CA, unless --force (admin role)',
     define: (c) => apiOptions(c).option('--force', 'retire even with agents still on the old CA: they are refused from then on and must be enrolled again').option('--json', 'print the answer as JSON'),
-    run: lazy(serverCommands, (m) => m.caRetireOld),
+    run: lazy(remoteCommands, (m) => m.caRetireOld),
   },
   {
     name: 'agents list',
     summary: 'List the agents of the fleet with their state',
     define: (c) => apiOptions(c).option('--json', 'one JSON object per agent'),
-    run: lazy(serverCommands, (m) => m.agentsList),
+    run: lazy(remoteCommands, (m) => m.agentsList),
   },
   {
     name: 'agents show',
     summary: 'Show one agent: host, versions, groups and tags, state and last heartbeat, configuration, CMDB context, plugin health, resource use and drops',
     define: (c) => apiOptions(c).argument('<id>', 'the agent\'s id, as hades agents list shows it').option('--json', 'print the agent as JSON, as the API has it'),
-    run: lazy(serverCommands, (m) => m.agentsShow),
+    run: lazy(remoteCommands, (m) => m.agentsShow),
   },
   {
     name: 'agents renew',
@@ -185,7 +188,7 @@ export const commands: readonly CommandSpec[] = [
         .argument('<id>', 'the agent\'s id, as hades agents list shows it')
         .option('--now', 'without the agent\'s random delay, for a key that may have been copied: it renews and reconnects with the new certificate at once, and the old one is refused from then on (a key known to be in other hands: hades agents revoke, and enroll the host again)')
         .option('--json', 'print the answer as JSON: {"id", "sent", "now"}'),
-    run: lazy(serverCommands, (m) => m.agentsRenew),
+    run: lazy(remoteCommands, (m) => m.agentsRenew),
   },
   {
     name: 'agents revoke',
@@ -296,7 +299,7 @@ export const commands: readonly CommandSpec[] = [
         .option('--limit <n>', 'most events', '100')
         .option('--cursor <cursor>', 'the next page: the cursor the previous page ended with')
         .option('--json', 'NDJSON, one event per line'),
-    run: lazy(serverCommands, (m) => m.search),
+    run: lazy(remoteCommands, (m) => m.search),
   },
   {
     name: 'fleet query',
@@ -402,7 +405,7 @@ export const commands: readonly CommandSpec[] = [
     name: 'rules reload',
     summary: 'Have the server load its rule files again (as SIGHUP does); new rules with errors are refused whole and the running ones stay (admin role)',
     define: (c) => apiOptions(c).option('--json', 'print the server\'s rule state as JSON'),
-    run: lazy(serverCommands, (m) => m.rulesReload),
+    run: lazy(remoteCommands, (m) => m.rulesReload),
   },
   {
     name: 'rules import-sigma',

@@ -31,6 +31,7 @@ import { capProblems, compileError, cutMessage, RuleCompileError, type Position,
 import { Resolver, type ListDef, type MacroDef, type RExpr, type Scope } from './resolve.js';
 import { RuleSet, type CompiledCorrelation, type CompiledRule, type RuleInfo, type RuleType } from './ruleset.js';
 import { checkSamples, collectSamples, type RuleSamples } from './samples.js';
+import { withoutSamples } from './without-samples.js';
 import {
   checkSchema,
   FileSchema,
@@ -100,6 +101,11 @@ export interface LoadOptions {
   readonly maxEntriesPerRule?: number;
   /** Index rules by action (the default); false evaluates every rule on every event (to measure the index). */
   readonly indexByAction?: boolean;
+  /**
+   * Read the rules' `samples:` (the default), for `runSamples`; false skips them unparsed
+   * (without-samples.ts): what matches events never uses them, and they are most of the pack.
+   */
+  readonly samples?: boolean;
 }
 
 export interface LoadResult {
@@ -351,13 +357,14 @@ class Loader {
       this.report('error', 'HADES_ERR_RULE_TOO_LARGE', input.name, undefined, `the file is ${input.text.length} bytes; a rule file may be ${MAX_RULE_FILE_BYTES}`);
       return;
     }
+    const text = this.options.samples === false ? withoutSamples(input.text) : input.text;
     // Nested too deep to parse without risking the process (../common/yaml-depth.ts).
-    const deep = yamlDepthProblem(input.text);
+    const deep = yamlDepthProblem(text);
     if (deep) {
       this.report('error', 'HADES_ERR_RULE_YAML', input.name, { line: deep.line, column: 1 }, deep.message);
       return;
     }
-    const file = new YamlFile(input.name, input.text);
+    const file = new YamlFile(input.name, text);
     if (file.doc.errors.length > 0) {
       // One problem per line: the parser's later errors on a line follow from its first.
       const lines = new Set<number>();

@@ -6,7 +6,7 @@
  * detection (rules -> alerts -> alert outputs), and each batch is acknowledged after its commit.
  * Stop, in reverse; every timer and socket closes.
  */
-import { chmodSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { chmodSync, statfsSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ServerConfig } from '../common/config/index.js';
@@ -56,8 +56,9 @@ const SIZE_CHECK_MS = 5_000;
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
 /** Where the local deployment keeps the admin API token, for the `hades` command on this host. */
-export const adminTokenFile = (dataDir: string) => path.join(dataDir, 'admin.token');
-export const caFile = (dataDir: string) => path.join(dataDir, 'pki', 'ca.pem');
+import { adminTokenFile } from './local-files.js';
+
+export { adminTokenFile, caFile, localCredentials } from './local-files.js';
 
 export interface ServerOptions {
   readonly config: ServerConfig;
@@ -1008,22 +1009,6 @@ export class HadesServer {
     if (stored) this.log.info('server stopped');
     this.log.close();
   }
-}
-
-/** The admin token and CA of a local deployment, for the `hades` command on the server's host. */
-export function localCredentials(dataDir: string): { token: string; caPem: string } {
-  const read = (file: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `no local server credentials in ${dataDir} (${file} is missing): start the server first; for a deployment started with hades start --data DIR, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it); for another server, pass --server and --token`);
-      if (code === 'EACCES' || code === 'EPERM') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: the local deployment's credentials are root's (run as root, or pass --token with an API token)`);
-      throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `cannot read ${file}: ${code ?? String(error)}`, { cause: error });
-    }
-  };
-  const token = read(adminTokenFile(dataDir)).trim();
-  return { token, caPem: read(caFile(dataDir)) };
 }
 
 export function writeSecret(file: string, text: string): void {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { alertDetail, raisingEvent } from '../../src/cli/commands/alerts.js';
 import { formatRows } from '../../src/cli/commands/fleet.js';
 import { formatAlert } from '../../src/cli/commands/alerts.js';
-import { formatEvent } from '../../src/cli/commands/server.js';
+import { formatEvent } from '../../src/cli/commands/remote.js';
 import { shown } from '../../src/cli/terminal.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 

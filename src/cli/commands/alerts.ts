@@ -14,7 +14,7 @@ import { exitStatus, type CliContext } from '../context.js';
 import { didYouMean, SEVERITIES, suggest } from '../../rules/index.js';
 import { ALERT_STATUSES } from '../../server/alerts/types.js';
 import { shown } from '../terminal.js';
-import { formatEvent } from './server.js';
+import { formatEvent } from './remote.js';
 
 /** Refuses a value of a flag that is not one of `allowed` (each of a comma-separated list with `list`), before anything is sent. */
 function checkOneOf(flag: string, value: string | undefined, allowed: readonly string[], list = false): void {

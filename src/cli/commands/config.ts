@@ -6,7 +6,7 @@ import { HadesError } from '../../common/errors.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { checkRulePaths } from '../../runtime/rule-pack.js';
 import { checkAlertOutputFiles } from '../../server/alerts/outputs/transport.js';
-import { exitStatus, type CliContext } from '../context.js';
+import { defaultConfigFiles, exitStatus, type CliContext } from '../context.js';
 
 function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
   const role = typeof options['role'] === 'string' ? options['role'] : 'agent';
@@ -16,8 +16,7 @@ function roleOf(options: Readonly<Record<string, unknown>>): ConfigRole {
   return role as ConfigRole;
 }
 
-/** Where each program looks for its configuration when --config is not given. */
-export const defaultConfigFiles: Readonly<Record<ConfigRole, string>> = { agent: '/etc/hades/agent.yaml', server: '/etc/hades/server.yaml' };
+export { defaultConfigFiles } from '../context.js';
 
 /**
  * What only the machine that runs the program can check: the files its configuration names,

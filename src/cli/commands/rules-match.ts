@@ -84,7 +84,7 @@ export async function rulesMatch(context: CliContext, args: readonly string[], o
   const withPack = options['defaultPack'] !== false;
   if (!withPack && paths.length === 0) throw new HadesError('HADES_ERR_CLI_MISSING_ARGUMENT', '--no-default-pack needs rule files: give them with --rules PATH');
   const files = [...(withPack ? await readDefaultPack() : []), ...(paths.length > 0 ? await readRuleFiles(paths) : [])];
-  const { ruleSet, problems } = loadRules(files);
+  const { ruleSet, problems } = loadRules(files, { samples: false });
   // What did not load is said first (rules test says more); the rest run.
   for (const p of capProblems(problems.filter((x) => x.severity === 'error'))) context.stderr.write(`${formatProblem(p)}\n`);
   const json = options['json'] === true;

@@ -222,7 +222,7 @@ export class Detector {
     if (remote !== undefined) {
       ({ rules, problems, applied } = await remote.load(source.files));
     } else {
-      const loaded = loadRules(source.files);
+      const loaded = loadRules(source.files, { samples: false });
       problems = loaded.problems;
       rules = loaded.ruleSet.rules;
       applied = this.#info === undefined || !problems.some((p) => p.severity === 'error');

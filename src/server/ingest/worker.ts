@@ -119,7 +119,7 @@ function match(request: Extract<IngestRequest, { kind: 'match' }>): DetectReply 
 }
 
 function load(request: Extract<IngestRequest, { kind: 'load' }>): LoadReply {
-  const { ruleSet: next, problems } = loadRules(request.files);
+  const { ruleSet: next, problems } = loadRules(request.files, { samples: false });
   const hasErrors = problems.some((p) => p.severity === 'error');
   // A bad edit never leaves the server without rules: the running set stays.
   if (hasErrors && ruleSet !== undefined) return { applied: false, rules: [...ruleSet.rules], problems };
