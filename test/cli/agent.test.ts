@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';

@@ -1,3 +1,4 @@
+// hades-test: shares the machine
 /**
  * deploy/install.sh into a temporary root, from this built tree: what lands where with which
  * mode, a unit with every placeholder filled that systemd-analyze accepts without a warning, a

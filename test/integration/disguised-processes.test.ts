@@ -35,7 +35,7 @@ describe('disguised_processes: programs named like kernel threads on this host',
     engine.close();
   });
   before(async () => {
-    pack = loadRules(await readDefaultPack());
+    pack = loadRules(await readDefaultPack(), { samples: false });
   });
 
   /** Starts a child and returns its pid once `ready` holds for it. */

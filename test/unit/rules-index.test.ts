@@ -220,10 +220,10 @@ describe('value index: same matches with and without it (default pack and Sigma)
     const sigma = convertSigma(sigmaFiles());
     files = [...packFiles, ...sigma.files];
     pack = loadRules(packFiles);
-    const loaded = loadRules(files);
+    const loaded = loadRules(files, { samples: false });
     assert.deepEqual(loaded.problems.filter((p) => p.severity === 'error').map(formatProblem), []);
     indexed = loaded.ruleSet;
-    flat = loadRules(files, { indexByAction: false }).ruleSet;
+    flat = loadRules(files, { indexByAction: false, samples: false }).ruleSet;
     groups = literalGroups(files);
     numbers = [...new Set(groups.flatMap((g) => g.values).filter((l) => /^\d{1,5}$/.test(l)).map(Number)), 0, 22, 443, 4444];
   });
