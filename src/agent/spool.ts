@@ -17,9 +17,12 @@
  *   and 512, `[u32 crc32][u32 magic][u64 seq][u64 events]`, written in turn: a torn write can
  *   only damage the slot being written, and the higher valid slot wins.
  *
- * Opening checks only the newest segment (its torn tail is cut off and counted); older segments
- * are checked as they are read, so opening a full spool does not read it through. Appends after
- * an open go to a new segment.
+ * Damage is stepped over, never read past: after a record that fails its check, reading goes on
+ * at the next record whose header and checksum hold (its seq above the one expected, and within
+ * its segment), so only the damaged records are lost, and counted. Opening checks only the newest
+ * segment (its torn tail is cut off and counted, and the good records past damage further back
+ * are kept); older segments are checked as they are read, so opening a full spool does not read
+ * it through. Appends after an open go to a new segment.
  */
 import { closeSync, constants, fdatasync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -82,16 +85,16 @@ export interface SpoolStats {
   refusedRecords: number;
   refusedEvents: number;
   /**
-   * Records lost to damage: a torn tail counts one record; damage in the newest segment the
-   * records up to the last good one found past it; a damaged older segment all it missed.
+   * Records lost to damage: the records between the damage and the next good record (to the
+   * segment's end when none is left), each damage counted once; a torn tail counts one record.
    */
   corruptRecords: number;
   corruptEvents: number;
-  /** Bytes that failed their check and were cut off or skipped. */
+  /** Bytes that failed their check and were cut off or stepped over. */
   corruptBytes: number;
   /** Failed writes, truncations, deletions and fsyncs. */
   writeErrors: number;
-  /** Segments that could not be read (each is skipped as damaged). */
+  /** Segments that could not be read (the rest of each is skipped as damaged). */
   readErrors: number;
   /** Opens that found the cursor file unreadable and replayed from the oldest record. */
   cursorResets: number;
@@ -122,14 +125,28 @@ interface Segment {
   readonly path: string;
   /** The running event count before its first record (NaN until known). */
   eventsBefore: number;
+  /** eventsBefore was read from its first record (not borrowed from the segment before it). */
+  eventsKnown: boolean;
   /** Bytes in the file: what counts against maxBytes. */
   size: number;
   /** Bytes that may be read: the size, or where damage was found. */
   end: number;
-  /** Damage was found in it and counted. */
-  damaged: boolean;
+  /**
+   * The damage found in it, by the byte it starts at, with where good records resume: each is
+   * counted when found, and stepped over without counting when read again (a rewind).
+   */
+  holes: Map<number, Hole> | undefined;
+  /** A read of it failed (its rest was counted as lost). */
+  readFailed: boolean;
   /** Removed from the folder (an fd may still be open on it). */
   deleted: boolean;
+}
+
+/** Where good records resume after damage: the next good record's offset, seq and events before it (NaN when unknown). */
+interface Hole {
+  readonly to: number;
+  readonly seq: number;
+  readonly eventsBefore: number;
 }
 
 /** One appended batch as written (records in their on-disk form from `start`), kept for readers. */
@@ -195,14 +212,14 @@ class SegmentReader {
     this.seg = seg;
     this.off = 0;
     this.seq = seg.firstSeq;
-    this.eventsNext = seg.eventsBefore;
+    this.eventsNext = seg.eventsKnown ? seg.eventsBefore : NaN;
   }
 
   /** Continues at a record whose offset is known (in the open segment). */
-  moveTo(off: number, seq: number): void {
+  moveTo(off: number, seq: number, eventsBefore = NaN): void {
     this.off = off;
     this.seq = seq;
-    this.eventsNext = NaN;
+    this.eventsNext = eventsBefore;
   }
 
   close(): void {
@@ -218,18 +235,19 @@ class SegmentReader {
     const seg = this.seg;
     if (!seg) return END;
     if (this.off === 0) {
+      // A damaged magic alone loses nothing: the records' own checks decide.
       if (!this.fill(seg, MAGIC.length)) return seg.end === 0 ? END : DAMAGED;
-      const at = this.off - this.chunkPos;
-      if (MAGIC.compare(this.chunk, at, at + MAGIC.length) !== 0) return DAMAGED;
       this.off = MAGIC.length;
     }
     if (this.off >= seg.end) return END;
     if (!this.fill(seg, HEADER)) return DAMAGED;
+    // The seq and the length are checked before the payload is read: a damaged length never
+    // makes a read larger than a record may be, nor past the segment's end.
     const length = this.chunk.readUInt32LE(this.off - this.chunkPos + 4);
+    if (readU64(this.chunk, this.off - this.chunkPos + 8) !== this.seq) return DAMAGED;
     if (length > MAX_RECORD || !this.fill(seg, HEADER + length)) return DAMAGED;
     const chunk = this.chunk;
     const at = this.off - this.chunkPos;
-    if (readU64(chunk, at + 8) !== this.seq) return DAMAGED;
     chunk.copy(this.head, 0, at + 4, at + HEADER);
     const data = chunk.subarray(at + HEADER, at + HEADER + length);
     if (crc32(data, crc32(this.head)) !== chunk.readUInt32LE(at)) return DAMAGED;
@@ -243,11 +261,63 @@ class SegmentReader {
     return RECORD;
   }
 
+  /**
+   * The first record past byte `from` (where record `fromSeq` was expected and failed its check)
+   * whose header and checksum hold, with a seq above `fromSeq` and at most `maxSeq`: where
+   * reading resumes. Undefined when none is left before the segment's end. Searched byte by byte
+   * in chunks of 1 MiB; a candidate's seq must also fit the bytes between (each record takes at
+   * least a header), and its length the segment, before its payload is read for the checksum.
+   */
+  resync(from: number, fromSeq: number, maxSeq: number): Hole | undefined {
+    const seg = this.seg;
+    if (!seg) return undefined;
+    const end = seg.end;
+    const head = Buffer.allocUnsafe(HEADER - 4);
+    let pos = from + 1;
+    while (pos + HEADER <= end) {
+      const buf = this.readAt(pos, Math.min(end - pos, READ_CHUNK + HEADER));
+      if (buf.length < HEADER) return undefined;
+      const stop = buf.length - HEADER;
+      for (let at = 0; at <= stop; at++) {
+        const seq = readU64(buf, at + 8);
+        const p = pos + at;
+        if (seq <= fromSeq || seq > maxSeq || (seq - fromSeq) * HEADER > p - from) continue;
+        const length = buf.readUInt32LE(at + 4);
+        if (length > MAX_RECORD || p + HEADER + length > end) continue;
+        let record = buf;
+        let r = at;
+        if (at + HEADER + length > buf.length) {
+          record = this.readAt(p, HEADER + length);
+          r = 0;
+          if (record.length < HEADER + length) continue;
+        }
+        record.copy(head, 0, r + 4, r + HEADER);
+        if (crc32(record.subarray(r + HEADER, r + HEADER + length), crc32(head)) !== record.readUInt32LE(r)) continue;
+        return { to: p, seq, eventsBefore: readU64(record, r + 16) };
+      }
+      pos += stop + 1;
+    }
+    return undefined;
+  }
+
   /** Steps back over the record next() just returned. */
   unread(): void {
     this.off = this.recordOff;
     this.seq--;
     this.eventsNext = this.prevEvents;
+  }
+
+  /** Up to `size` bytes of the open segment from `off`, in a fresh buffer (shorter at the file's end). */
+  private readAt(off: number, size: number): Buffer {
+    const buf = Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    while (got < size) {
+      const r = readSync(this.fd, buf, got, size - got, off + got);
+      if (r === 0) break;
+      got += r;
+    }
+    this.reads++;
+    return got === size ? buf : buf.subarray(0, got);
   }
 
   /** Makes the bytes [off, off + n) available in `chunk`; false when the segment ends first. */
@@ -674,6 +744,9 @@ export class Spool {
     this.dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
     this.cursorFd = openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600);
     const stored = this.readCursor();
+    // Damage found at or before the acknowledged cursor loses nothing (set again below).
+    this.committed = stored.seq;
+    this.committedEvents = stored.events;
     for (const name of readdirSync(this.dir)) {
       const match = SEGMENT_NAME.exec(name);
       if (!match) continue;
@@ -692,8 +765,9 @@ export class Spool {
         continue;
       }
       const size = stat.size;
-      const seg: Segment = { firstSeq: Number(match[1]), path: file, eventsBefore: NaN, size, end: size, damaged: false, deleted: false };
+      const seg: Segment = { firstSeq: Number(match[1]), path: file, eventsBefore: NaN, eventsKnown: false, size, end: size, holes: undefined, readFailed: false, deleted: false };
       seg.eventsBefore = this.firstEventsBefore(seg);
+      seg.eventsKnown = !Number.isNaN(seg.eventsBefore);
       this.segments.push(seg);
     }
     this.segments.sort((a, b) => a.firstSeq - b.firstSeq);
@@ -751,7 +825,7 @@ export class Spool {
     const buf = Buffer.alloc(MAGIC.length + HEADER);
     const fd = openSync(seg.path, 'r');
     try {
-      if (readSync(fd, buf, 0, buf.length, 0) < buf.length || MAGIC.compare(buf, 0, MAGIC.length) !== 0) return NaN;
+      if (readSync(fd, buf, 0, buf.length, 0) < buf.length) return NaN;
     } finally {
       closeSync(fd);
     }
@@ -759,9 +833,13 @@ export class Spool {
   }
 
   /**
-   * Checks every record of the newest segment and cuts the file at the first bad one (a torn
-   * write). A segment left without records is deleted and the one before it checked in turn (it
-   * was complete when the deleted one was started). Returns the last good seq and event count.
+   * Checks every record of the newest segment. Damage with good records past it (a bit flip, a
+   * hole of zeros a power loss left) is stepped over: the good records stay, and what was lost is
+   * counted and remembered (the reader steps over it without counting it again). The file is cut
+   * after its last good record (a torn write, counted as one record). A segment left without
+   * records is deleted and the one before it checked in turn (it was complete when the deleted one
+   * was started). Returns the last good seq and event count: appends go on after them, in a new
+   * segment, so that a later open finds every record in order.
    */
   private recoverTail(): { seq: number; events: number } {
     const r = this.reader;
@@ -769,22 +847,30 @@ export class Spool {
       const seg = this.segments.at(-1);
       if (!seg) return { seq: 0, events: 0 };
       r.open(seg);
+      let last = seg.firstSeq - 1;
+      let events = NaN;
       let status = r.next();
-      while (status === RECORD) status = r.next();
-      const good = r.off;
-      const last = r.seq - 1;
-      const events = r.eventsNext;
+      for (;;) {
+        if (status === RECORD) {
+          last = r.seq - 1;
+          events = r.eventsNext;
+        } else if (status === END) {
+          break;
+        } else {
+          const from = r.seq;
+          const hole = r.resync(r.off, from, from + Math.floor((seg.size - r.off) / HEADER));
+          if (!hole) break;
+          this.countHole(seg, r.off, from, r.eventsNext, hole, 'skipped when the spool was opened; the good records after it are kept');
+          r.moveTo(hole.to, hole.seq, hole.eventsBefore);
+        }
+        status = r.next();
+      }
+      const good = status === END ? seg.size : r.off;
       r.close();
-      if (status === DAMAGED) {
-        // A torn write loses one record; damage further back loses every record after it too,
-        // which the good records still found past the damage tell.
-        const after = this.recordsPast(seg, good, last + 1);
-        const lost = after ? after.seq - last : 1;
-        this.corruptRecords += lost;
-        if (after && !Number.isNaN(events)) this.corruptEvents += Math.max(0, after.events - events);
+      if (good < seg.size) {
+        this.corruptRecords += 1;
         this.corruptBytes += seg.size - good;
-        const what = after ? `damage at byte ${good}: records ${last + 1} to ${after.seq} (${seg.size - good} bytes) were cut off` : `a torn or damaged record at byte ${good} (${seg.size - good} bytes) was cut off`;
-        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: ${what} when the spool was opened`));
+        this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: a torn or damaged record at byte ${good} (${seg.size - good} bytes) was cut off when the spool was opened`));
       }
       if (last < seg.firstSeq) {
         unlinkSync(seg.path);
@@ -798,49 +884,6 @@ export class Spool {
       }
       return { seq: last, events: Number.isNaN(events) ? 0 : events };
     }
-  }
-
-  /**
-   * The newest good record in `seg` past byte `from` (where damage was found, with `nextSeq` the
-   * seq expected there): its seq and the running event count after it, or undefined when none is
-   * left (a torn write). Searched byte by byte for a header whose seq and length fit, each
-   * candidate proven by its checksum, within the first 64 MiB past the damage.
-   */
-  private recordsPast(seg: Segment, from: number, nextSeq: number): { seq: number; events: number } | undefined {
-    const size = Math.min(seg.size - from, 64 * 1024 * 1024);
-    if (size <= HEADER) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    const fd = openSync(seg.path, 'r');
-    let got = 0;
-    try {
-      while (got < size) {
-        const r = readSync(fd, buf, got, size - got, from + got);
-        if (r === 0) break;
-        got += r;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    const head = Buffer.allocUnsafe(HEADER - 4);
-    // At most one record per header's worth of bytes past the damage.
-    const maxSeq = nextSeq + Math.floor(got / HEADER);
-    let best: { seq: number; events: number } | undefined;
-    let at = 1;
-    while (at + HEADER <= got) {
-      const seq = readU64(buf, at + 8);
-      const length = buf.readUInt32LE(at + 4);
-      if (seq > nextSeq && seq <= maxSeq && length <= got - at - HEADER) {
-        buf.copy(head, 0, at + 4, at + HEADER);
-        const data = buf.subarray(at + HEADER, at + HEADER + length);
-        if (crc32(data, crc32(head)) === buf.readUInt32LE(at)) {
-          if (!best || seq > best.seq) best = { seq, events: readU64(buf, at + 16) + (this.eventsOf(data) >>> 0) };
-          at += HEADER + length;
-          continue;
-        }
-      }
-      at++;
-    }
-    return best;
   }
 
   /** The committed seq and event count from the newer valid slot of the cursor file, or zeros. */
@@ -925,7 +968,7 @@ export class Spool {
     const firstSeq = this.last + 1;
     const file = path.join(this.dir, `${String(firstSeq).padStart(16, '0')}.seg`);
     const fd = openSync(file, 'wx', 0o600);
-    const seg: Segment = { firstSeq, path: file, eventsBefore: this.totalEvents, size: 0, end: 0, damaged: false, deleted: false };
+    const seg: Segment = { firstSeq, path: file, eventsBefore: this.totalEvents, eventsKnown: true, size: 0, end: 0, holes: undefined, readFailed: false, deleted: false };
     this.segments.push(seg);
     this.current = { seg, fd };
     if (this.policy !== 'never') this.dirDirty = true;
@@ -1123,8 +1166,10 @@ export class Spool {
   // --- disk reads
 
   /**
-   * Reads record `seq` from its segment into the reader (`data`, `eventsNext`) and returns true;
-   * or finds damage first, counts it, moves the read position past the segment and returns false.
+   * Reads record `seq` from its segment into the reader (`data`, `eventsNext`) and returns true.
+   * Damage on the way is stepped over (see `hole`); when record `seq` itself was lost, the read
+   * position moves to the next good record and false is returned. A read that fails skips the
+   * rest of the segment, counted.
    */
   private seekDisk(seq: number): boolean {
     const i = this.segmentIndex(seq);
@@ -1134,6 +1179,7 @@ export class Spool {
       return false;
     }
     const seg = this.segments[i]!;
+    const last = this.segmentLast(i);
     const r = this.reader;
     try {
       if (r.seg !== seg || r.seq !== seq) {
@@ -1146,28 +1192,81 @@ export class Spool {
         }
       }
       for (;;) {
-        if (r.next() !== RECORD) {
-          this.damaged(i, r.seq, r.off, r.eventsNext);
+        if (r.next() === RECORD) {
+          if (r.seq - 1 === seq) return true;
+          continue;
+        }
+        const from = r.seq;
+        const hole = this.hole(i, r);
+        // Never backwards, never twice: the read position only moves on, over lost records.
+        if (this.readPos >= from && this.readPos < hole.seq) this.readPos = hole.seq;
+        if (hole.seq > last) {
+          r.close();
           return false;
         }
-        if (r.seq - 1 === seq) return true;
+        r.moveTo(hole.to, hole.seq, hole.eventsBefore);
+        if (hole.seq > seq) return false;
       }
     } catch {
       this.readErrors++;
       const here = r.seg === seg;
-      this.damaged(i, here ? r.seq : seq, here ? r.off : 0, here ? r.eventsNext : NaN);
+      this.unreadable(i, here ? r.seq : seq, here ? r.off : 0, here ? r.eventsNext : NaN);
       return false;
     }
   }
 
-  /** Segment `i` has no good record from `from` on (at `off`): counts the loss once, moves past it. */
-  private damaged(i: number, from: number, off: number, eventsFrom: number): void {
+  /**
+   * The reader, in segment `i`, found no good record where record `r.seq` belongs (at `r.off`):
+   * where good records resume, found by a search past the damage (the end of the segment when
+   * none is left). Counted once: the same damage read again (after a rewind) is stepped over.
+   */
+  private hole(i: number, r: SegmentReader): Hole {
+    const seg = this.segments[i]!;
+    const off = r.off;
+    const known = seg.holes?.get(off);
+    if (known) return known;
+    const last = this.segmentLast(i);
+    const from = r.seq;
+    const found = from <= last ? r.resync(off, from, last) : undefined;
+    const hole = found ?? { to: Math.max(off, seg.end), seq: last + 1, eventsBefore: this.segmentEvents(i) };
+    let eventsFrom = r.eventsNext;
+    if (Number.isNaN(eventsFrom)) eventsFrom = this.eventsThrough(from - 1);
+    this.countHole(seg, off, from, eventsFrom, hole, found ? 'skipped; reading goes on at the next good record' : 'skipped, to the end of the segment');
+    return hole;
+  }
+
+  /** Counts the records, events and bytes of segment `seg` lost to damage at `off` (record `from` expected there), remembers it, and reports it. */
+  private countHole(seg: Segment, off: number, from: number, eventsFrom: number, hole: Hole, outcome: string): void {
+    (seg.holes ??= new Map()).set(off, hole);
+    // Records at or before the cursor were acknowledged (an earlier run counted their loss).
+    if (from <= this.committed) {
+      from = this.committed + 1;
+      eventsFrom = this.committedEvents;
+    }
+    const lost = hole.seq - from;
+    if (lost <= 0) return;
+    this.corruptRecords += lost;
+    if (!Number.isNaN(eventsFrom) && !Number.isNaN(hole.eventsBefore)) this.corruptEvents += Math.max(0, hole.eventsBefore - eventsFrom);
+    this.corruptBytes += Math.max(0, hole.to - off);
+    const records = lost === 1 ? `record ${from} is` : `records ${from} to ${hole.seq - 1} are`;
+    this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: damage at byte ${off}: ${records} lost (${hole.to - off} bytes), ${outcome}`));
+  }
+
+  /** The running event count through record `seq` when known without reading (committed, or read and tracked), else NaN. */
+  private eventsThrough(seq: number): number {
+    if (seq === this.committed) return this.committedEvents;
+    const k = this.tracked(seq);
+    return k >= 0 ? this.trackEvents[k]! : NaN;
+  }
+
+  /** Segment `i` could not be read from `off` (record `from` on): counts the rest once and moves past it. */
+  private unreadable(i: number, from: number, off: number, eventsFrom: number): void {
     const seg = this.segments[i]!;
     const last = this.segmentLast(i);
-    if (!seg.damaged && last >= from) {
-      seg.damaged = true;
+    if (!seg.readFailed && last >= from) {
+      seg.readFailed = true;
       this.corruptRecords += last - from + 1;
-      this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: damaged from byte ${off}; records ${from} to ${last} are skipped`));
+      this.onCorrupt?.(new HadesError('HADES_ERR_SPOOL_CORRUPT', `${seg.path}: could not be read from byte ${off}; records ${from} to ${last} are skipped`));
       if (!Number.isNaN(eventsFrom)) this.corruptEvents += Math.max(0, this.segmentEvents(i) - eventsFrom);
       this.corruptBytes += Math.max(0, seg.size - off);
       if (seg !== this.current?.seg) seg.end = Math.min(seg.end, off);

@@ -44,14 +44,6 @@ const flipBits = (file: string, offset: number, mask: number): void => {
   bytes[offset]! ^= mask;
   writeFileSync(file, bytes);
 };
-/** A closed spool of one segment holding `count` records `r<n>` padded to `pad` bytes; its folder and segment file. */
-const oneSegment = (count: number, pad: number): { dir: string; file: string } => {
-  const dir = folder();
-  const spool = open(dir, { segmentBytes: 1 << 20 });
-  fill(spool, 1, count, pad);
-  spool.close();
-  return { dir, file: segmentFiles(dir)[0]! };
-};
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 /** The content of record n written by test/fixtures/spool-writer.mjs. */
 const spoolPayload = (n: number): string => `{"n":${n},"pad":"${String.fromCharCode(97 + (n % 26)).repeat(40 + ((n * 7919) % 3000))}"}`;
@@ -301,32 +293,6 @@ describe('spool: restarts', () => {
     spool.close();
   });
 
-  it('detects flipped bytes in the newest records by checksum', () => {
-    const { dir, file } = oneSegment(10, 50);
-    flipBits(file, MAGIC + 8 * (HEADER + 50) + HEADER + 5, 0xff); // in the payload of record 9
-    const told: HadesError[] = [];
-    const spool = open(dir, { onCorrupt: (e) => told.push(e) });
-    assert.equal(spool.stats().corruptRecords, 2, 'record 9, and record 10 cut off behind it');
-    assert.equal(spool.stats().corruptEvents, 2);
-    assert.match(told[0]!.message, /records 9 to 10 .* were cut off/);
-    assert.deepEqual(seqs(drain(spool)), range(1, 8));
-    assert.equal(spool.append([rec('x')]), 9);
-    spool.close();
-  });
-
-  it('counts every record cut off behind damage in the middle of the newest segment', () => {
-    const { dir, file } = oneSegment(200, 50);
-    flipBits(file, MAGIC + 49 * (HEADER + 50) + 4, 0x10); // the length of record 50
-    const spool = open(dir);
-    const s = spool.stats();
-    assert.equal(s.corruptRecords, 151, 'records 50 to 200');
-    assert.equal(s.corruptEvents, 151);
-    assert.equal(s.corruptBytes, 151 * (HEADER + 50));
-    assert.equal(spool.lastSeq, 49);
-    assert.deepEqual(seqs(drain(spool)), range(1, 49));
-    spool.close();
-  });
-
   it('deletes a newest segment whose first write was torn, and its predecessor stays whole', () => {
     const dir = folder();
     let spool = open(dir);
@@ -341,28 +307,6 @@ describe('spool: restarts', () => {
     assert.equal(spool.lastSeq, firstSeq - 1);
     assert.deepEqual(seqs(drain(spool)), range(1, firstSeq - 1));
     assert.equal(spool.append([rec('x')]), firstSeq);
-    spool.close();
-  });
-
-  it('skips the rest of a damaged older segment and counts exactly what it lost', () => {
-    const dir = folder();
-    let spool = open(dir, { segmentBytes: 1000 });
-    fill(spool, 1, 30, 100); // 8 records of 124 bytes per segment
-    spool.close();
-    const files = segmentFiles(dir);
-    assert.equal(path.basename(files[1]!), '0000000000000009.seg');
-    flipBits(files[1]!, MAGIC + 3 * (HEADER + 100) + 5, 0x01); // the length of record 12
-    const told: HadesError[] = [];
-    spool = open(dir, { segmentBytes: 1000, onCorrupt: (e) => told.push(e) });
-    assert.equal(spool.stats().corruptRecords, 0, 'older segments are checked when read');
-    const all = drain(spool, 5);
-    assert.deepEqual(told.map((e) => [e.code, /records 12 to 16 are skipped/.test(e.message)]), [['HADES_ERR_SPOOL_CORRUPT', true]]);
-    assert.deepEqual(seqs(all), [...range(1, 11), ...range(17, 30)]);
-    assert.equal(spool.stats().corruptRecords, 5);
-    assert.equal(spool.stats().corruptBytes, 5 * (HEADER + 100));
-    spool.rewind();
-    assert.equal(drain(spool).length, 25);
-    assert.equal(spool.stats().corruptRecords, 5, 'counted once');
     spool.close();
   });
 
@@ -394,6 +338,216 @@ describe('spool: restarts', () => {
     spool.close();
     spool = open(dir);
     assert.equal(spool.stats().cursorResets, 0, 'the cursor was rewritten');
+    spool.close();
+  });
+});
+
+/** Record n (`r<n>` padded to 100 bytes) holds n % 3 + 1 events, so that lost events are exact. */
+const eventsOfR = (d: Uint8Array): number => (Number(/^r(\d+)/.exec(Buffer.from(d).toString())?.[1]) % 3) + 1;
+const eventsIn = (seqList: readonly number[]): number => seqList.reduce((sum, n) => sum + (n % 3) + 1, 0);
+const without = (all: readonly number[], lost: readonly number[]): number[] => all.filter((n) => !lost.includes(n));
+/** Record k of a segment (0 first) of records padded to `pad` bytes starts at this byte. */
+const at = (k: number, pad = 100): number => MAGIC + k * (HEADER + pad);
+/** What to do to a record that starts at `offset` of `file` (records of 100 bytes). */
+const damages: Record<string, (file: string, offset: number) => void> = {
+  payload: (file, offset) => flipBits(file, offset + HEADER + 40, 0x20),
+  crc: (file, offset) => flipBits(file, offset + 1, 0x80),
+  length: (file, offset) => flipBits(file, offset + 4, 0x01),
+  'length, to 4 GiB': (file, offset) => {
+    const bytes = readFileSync(file);
+    bytes.writeUInt32LE(0xffff_fff0, offset + 4);
+    writeFileSync(file, bytes);
+  },
+  'length, to just under 16 MiB': (file, offset) => {
+    const bytes = readFileSync(file);
+    bytes.writeUInt32LE(16 * 1024 * 1024 - 1, offset + 4);
+    writeFileSync(file, bytes);
+  },
+  seq: (file, offset) => flipBits(file, offset + 8, 0x04),
+  'events before': (file, offset) => flipBits(file, offset + 16, 0x02),
+};
+/** Writes `count` zero bytes at `offset` of `file`: the hole a power loss can leave. */
+const zeros = (file: string, offset: number, count: number): void => {
+  const bytes = readFileSync(file);
+  bytes.fill(0, offset, offset + count);
+  writeFileSync(file, bytes);
+};
+
+describe('spool: damage is stepped over, and only the damaged records are lost', () => {
+  /** 30 records of 124 bytes, 8 per segment: segments 1, 9, 17 and 25. */
+  const fourSegments = (): { dir: string; files: string[] } => {
+    const dir = folder();
+    const spool = open(dir, { segmentBytes: 1000, eventsOf: eventsOfR });
+    fill(spool, 1, 30, 100);
+    spool.close();
+    const files = segmentFiles(dir);
+    assert.deepEqual(files.map((f) => path.basename(f)), ['0000000000000001.seg', '0000000000000009.seg', '0000000000000017.seg', '0000000000000025.seg']);
+    return { dir, files };
+  };
+  const reopen = (dir: string, told: HadesError[] = []): Spool => open(dir, { segmentBytes: 1000, eventsOf: eventsOfR, onCorrupt: (e) => told.push(e) });
+
+  for (const [name, damage] of Object.entries(damages)) {
+    it(`in an older segment, a damaged ${name} loses that record only, counted once`, () => {
+      const { dir, files } = fourSegments();
+      damage(files[1]!, at(3)); // record 12
+      const told: HadesError[] = [];
+      const spool = reopen(dir, told);
+      assert.equal(spool.stats().corruptRecords, 0, 'older segments are checked when read');
+      const all = drain(spool, 5);
+      assert.deepEqual(seqs(all), without(range(1, 30), [12]));
+      assert.deepEqual(texts(all).slice(10, 12), ['r11'.padEnd(100, '.'), 'r13'.padEnd(100, '.')]);
+      let s = spool.stats();
+      assert.deepEqual([s.corruptRecords, s.corruptEvents, s.corruptBytes], [1, eventsIn([12]), HEADER + 100]);
+      assert.deepEqual(told.map((e) => e.code), ['HADES_ERR_SPOOL_CORRUPT']);
+      assert.match(told[0]!.message, /0000000000000009\.seg: damage at byte 380: record 12 is lost \(124 bytes\), skipped; reading goes on at the next good record/);
+      // A rewind reads the same records, and the damage is not counted again.
+      spool.rewind();
+      assert.deepEqual(seqs(drain(spool, 3)), without(range(1, 30), [12]));
+      s = spool.stats();
+      assert.deepEqual([s.corruptRecords, s.corruptEvents, told.length], [1, eventsIn([12]), 1]);
+      // The acknowledged cursor moves over the damage like over any record.
+      spool.commit(14);
+      spool.close();
+      const again = reopen(dir);
+      assert.deepEqual(seqs(drain(again)), range(15, 30));
+      assert.equal(again.stats().corruptRecords, 0);
+      again.close();
+    });
+
+    it(`in the newest segment at open, a damaged ${name} in the middle loses that record only; appends go on after the last good one`, () => {
+      const dir = folder();
+      let spool = open(dir, { segmentBytes: 1 << 20, eventsOf: eventsOfR });
+      fill(spool, 1, 200, 100);
+      spool.close();
+      const file = segmentFiles(dir)[0]!;
+      const size = statSync(file).size;
+      damage(file, at(49)); // record 50
+      const told: HadesError[] = [];
+      spool = open(dir, { segmentBytes: 1 << 20, eventsOf: eventsOfR, onCorrupt: (e) => told.push(e) });
+      let s = spool.stats();
+      assert.deepEqual([s.corruptRecords, s.corruptEvents, s.corruptBytes], [1, eventsIn([50]), HEADER + 100], 'counted at open');
+      assert.match(told.map((e) => e.message).join('\n'), /damage at byte 6084: record 50 is lost \(124 bytes\), skipped when the spool was opened; the good records after it are kept/);
+      assert.equal(statSync(file).size, size, 'nothing cut off');
+      assert.equal(spool.lastSeq, 200);
+      assert.deepEqual(seqs(drain(spool, 30)), without(range(1, 200), [50]));
+      assert.equal(spool.stats().corruptRecords, 1, 'read over without counting it again');
+      assert.equal(spool.stats().events, eventsIn(range(1, 200)), 'held until acknowledged, like the rest');
+      assert.equal(spool.append([rec('r201'.padEnd(100, '.'))]), 201);
+      spool.close();
+      // A later open finds everything in order: the damaged segment is now an older one.
+      spool = open(dir, { segmentBytes: 1 << 20, eventsOf: eventsOfR });
+      assert.equal(spool.stats().corruptRecords, 0);
+      const all = drain(spool, 64);
+      assert.deepEqual(seqs(all), without(range(1, 201), [50]));
+      assert.equal(texts(all).at(-1), 'r201'.padEnd(100, '.'));
+      s = spool.stats();
+      assert.deepEqual([s.corruptRecords, s.corruptEvents], [1, eventsIn([50])], 'this run counts the damage it read over');
+      spool.commit(201);
+      assert.equal(spool.stats().events, 0);
+      spool.close();
+    });
+  }
+
+  it('a run of zeros (a power-loss hole) across records of an older segment loses the records it touches', () => {
+    const { dir, files } = fourSegments();
+    zeros(files[2]!, at(1) + 50, 3 * (HEADER + 100)); // from inside record 18 to inside record 21
+    const spool = reopen(dir);
+    assert.deepEqual(seqs(drain(spool, 4)), without(range(1, 30), [18, 19, 20, 21]));
+    const s = spool.stats();
+    assert.deepEqual([s.corruptRecords, s.corruptEvents, s.corruptBytes], [4, eventsIn([18, 19, 20, 21]), 4 * (HEADER + 100)]);
+    spool.close();
+  });
+
+  it('damage in the first and the last record of an older segment (and its magic) loses those records only', () => {
+    const { dir, files } = fourSegments();
+    flipBits(files[1]!, 2, 0xff); // the magic: no record lost for it
+    damages.payload!(files[1]!, at(0)); // record 9
+    damages.seq!(files[1]!, at(7)); // record 16, the segment's last
+    damages.crc!(files[2]!, at(7)); // record 24
+    const told: HadesError[] = [];
+    const spool = reopen(dir, told);
+    assert.deepEqual(seqs(drain(spool, 7)), without(range(1, 30), [9, 16, 24]));
+    const s = spool.stats();
+    assert.deepEqual([s.corruptRecords, s.corruptEvents, s.corruptBytes], [3, eventsIn([9, 16, 24]), 3 * (HEADER + 100)]);
+    assert.match(told.map((e) => e.message).join('\n'), /record 16 is lost \(124 bytes\), skipped, to the end of the segment/);
+    spool.close();
+  });
+
+  it('several damages in one segment, each stepped over; the next segment is never read twice', () => {
+    const { dir, files } = fourSegments();
+    damages.payload!(files[0]!, at(1)); // record 2
+    damages.length!(files[0]!, at(4)); // record 5
+    damages.seq!(files[0]!, at(5)); // record 6, right after
+    const spool = reopen(dir);
+    const all = drain(spool, 1);
+    assert.deepEqual(seqs(all), without(range(1, 30), [2, 5, 6]));
+    assert.deepEqual([spool.stats().corruptRecords, spool.stats().corruptEvents], [3, eventsIn([2, 5, 6])]);
+    spool.close();
+  });
+
+  it('a whole older segment unreadable as records loses its records up to the next segment, and no more', () => {
+    const { dir, files } = fourSegments();
+    zeros(files[1]!, 0, statSync(files[1]!).size);
+    const spool = reopen(dir);
+    assert.deepEqual(seqs(drain(spool)), without(range(1, 30), range(9, 16)));
+    assert.equal(spool.stats().corruptRecords, 8);
+    spool.close();
+  });
+
+  it('in the newest segment at open, a run of zeros in the middle and a torn tail: the records between are kept', () => {
+    const dir = folder();
+    let spool = open(dir, { segmentBytes: 1 << 20, eventsOf: eventsOfR });
+    fill(spool, 1, 100, 100);
+    spool.close();
+    const file = segmentFiles(dir)[0]!;
+    const size = statSync(file).size;
+    zeros(file, at(40) + 10, 2 * (HEADER + 100)); // inside records 41 to 43
+    truncateSync(file, size - 30); // record 100 torn
+    const told: HadesError[] = [];
+    spool = open(dir, { eventsOf: eventsOfR, onCorrupt: (e) => told.push(e) });
+    const s = spool.stats();
+    assert.deepEqual([s.corruptRecords, s.corruptBytes], [3 + 1, 3 * (HEADER + 100) + HEADER + 100 - 30]);
+    assert.equal(s.corruptEvents, eventsIn([41, 42, 43]), 'the torn record\'s events are unknown');
+    assert.equal(told.length, 2);
+    assert.equal(spool.lastSeq, 99);
+    assert.equal(statSync(file).size, at(99), 'cut after the last good record');
+    assert.deepEqual(seqs(drain(spool)), without(range(1, 99), [41, 42, 43]));
+    assert.equal(spool.append([rec('r100')]), 100, 'the next seq follows the last good record');
+    spool.close();
+    spool = open(dir, { eventsOf: eventsOfR });
+    assert.deepEqual(seqs(drain(spool)), without(range(1, 100), [41, 42, 43]));
+    spool.close();
+  });
+
+  it('resumes from the acknowledged cursor when it lies inside the damage', () => {
+    const dir = folder();
+    let spool = open(dir, { segmentBytes: 1000, eventsOf: eventsOfR });
+    fill(spool, 1, 30, 100);
+    drain(spool);
+    spool.commit(11);
+    spool.close();
+    const files = segmentFiles(dir);
+    assert.equal(path.basename(files[0]!), '0000000000000009.seg');
+    zeros(files[0]!, at(3), 3 * (HEADER + 100)); // records 12 to 14: the first ones not acknowledged
+    spool = open(dir, { segmentBytes: 1000, eventsOf: eventsOfR });
+    assert.deepEqual(seqs(drain(spool, 2)), range(15, 30));
+    assert.deepEqual([spool.stats().corruptRecords, spool.stats().corruptEvents], [3, eventsIn([12, 13, 14])]);
+    spool.close();
+  });
+
+  it('damage found while the newest segment is still appended to: later records are read after it', () => {
+    const dir = folder();
+    const spool = open(dir, { segmentBytes: 1 << 20, memoryCacheBytes: 0, eventsOf: eventsOfR });
+    fill(spool, 1, 10, 100);
+    const file = segmentFiles(dir)[0]!;
+    damages.payload!(file, at(9)); // record 10, the last one so far
+    assert.deepEqual(seqs(drain(spool)), range(1, 9));
+    assert.equal(spool.stats().corruptRecords, 1);
+    fill(spool, 11, 5, 100);
+    assert.deepEqual(seqs(drain(spool)), range(11, 15), 'appended after the damage, and read');
+    spool.rewind();
+    assert.deepEqual(seqs(drain(spool)), without(range(1, 15), [10]));
+    assert.equal(spool.stats().corruptRecords, 1);
     spool.close();
   });
 });
