@@ -853,6 +853,11 @@ export const errorCatalog = {
     remedy: 'Check the agent with `hades agents list`; run the query again with a longer timeout, or when the agent is back online.',
   },
   // Bootstrap (scripts/bootstrap.mjs)
+  HADES_ERR_FD_LIMIT: {
+    kind: 'environment',
+    summary: 'The process ran out of file descriptors (EMFILE: its limit of open files, RLIMIT_NOFILE, is reached; ENFILE: the whole system\'s): a command started with a limit too low to load hades stops with this line, and a running agent or server logs it and goes on, while new connections are dropped and files cannot be opened until descriptors are free again.',
+    remedy: 'Raise the limit: `ulimit -n 65536` in the shell that starts hades, LimitNOFILE=65536 in its systemd unit (deploy/hades-agent.service sets it), or `prlimit --pid PID --nofile=65536:65536` for a running process; for ENFILE, raise fs.file-max. Node itself cannot start under about 20.',
+  },
   HADES_ERR_BOOTSTRAP_NOT_ROOT: {
     kind: 'environment',
     summary: 'The bootstrap must install system packages and is not running as root.',
@@ -920,6 +925,10 @@ export function toHadesError(value: unknown): HadesError {
   const sqlite = (value as { code?: unknown } | null)?.code;
   if (value instanceof Error && typeof sqlite === 'string' && SQLITE_ENVIRONMENT.test(sqlite)) {
     return new HadesError('HADES_ERR_DATABASE', `${message}${sqliteHint(sqlite)}`, { cause: value, details: { sqlite } });
+  }
+  // Out of descriptors: the machine's limit, not a bug (a module loaded late, a file, a socket).
+  if (value instanceof Error && (sqlite === 'EMFILE' || sqlite === 'ENFILE')) {
+    return new HadesError('HADES_ERR_FD_LIMIT', `${message} (${sqlite === 'ENFILE' ? 'the system has no file descriptors left' : 'the limit of open files of this process is reached'}: raise it with \`ulimit -n\` or LimitNOFILE in the systemd unit)`, { cause: value, details: { errno: sqlite } });
   }
   return new HadesError('HADES_ERR_INTERNAL', message, { cause: value });
 }

@@ -13,6 +13,7 @@ import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, toHadesError } from '../common/errors.js';
 import { pemCertificates } from '../common/pem.js';
 import { suggest, type Match } from '../rules/index.js';
+import { FdLimitWatch } from '../runtime/fd-limit.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { DetectionMark } from './alerts/mark.js';
@@ -52,6 +53,8 @@ const RETENTION_MS = 60_000;
  * a fleet's burst stores hundreds of MB a minute, which a check a minute would let pile up.
  */
 const SIZE_CHECK_MS = 5_000;
+/** How often the server looks at its file descriptors against its limit. */
+const FD_CHECK_MS = 5_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
@@ -341,6 +344,9 @@ export class HadesServer {
     const apiPort = (this.api.server.address() as { port: number }).port;
     this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
     this.timers.push(setInterval(() => this.holdSize(), SIZE_CHECK_MS));
+    // Out of descriptors, new connections are dropped without a word from Node: said in the log.
+    const fds = new FdLimitWatch(this.log);
+    this.timers.push(setInterval(() => fds.check(), FD_CHECK_MS));
     // At start too: a database left over its limit (a smaller max_mb, a crash mid-burst) is not kept so for a minute.
     this.housekeeping();
     // The server certificate is reissued at a start within 30 days of its end; a server that

@@ -61,6 +61,13 @@ describe('error catalogue', () => {
     assert.equal(toHadesError(e), e);
   });
 
+  it('says running out of file descriptors (EMFILE, ENFILE) as the machine\'s limit, with how to raise it, not as a bug', () => {
+    const emfile = toHadesError(Object.assign(new Error("EMFILE: too many open files, open 'a.js'"), { code: 'EMFILE', errno: -24 }));
+    assert.deepEqual([emfile.code, emfile.kind, emfile.details], ['HADES_ERR_FD_LIMIT', 'environment', { errno: 'EMFILE' }]);
+    assert.match(emfile.message, /limit of open files of this process is reached: raise it with `ulimit -n` or LimitNOFILE/);
+    assert.equal(toHadesError(Object.assign(new Error('ENFILE'), { code: 'ENFILE' })).code, 'HADES_ERR_FD_LIMIT');
+  });
+
   it("says SQLite's failures of the disk, the file or a lock as the database's (environment), not as bugs", () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hades-errors-'));
     try {

@@ -22,6 +22,7 @@ import { Cgroups, type CgroupGroup } from '../cgroup.js';
 import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { readConfigText } from '../../runtime/regular-file.js';
+import { FdLimitWatch } from '../../runtime/fd-limit.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
 import { SpooledChannel, StreamChannel, type BatchTransport, type EventBatch, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
@@ -217,6 +218,8 @@ export class Agent {
   private readonly cpu = new CpuMeter();
   private cpuPercent = 0;
   private memoryOverSince: number | undefined;
+  /** Says in the log when the agent runs out of file descriptors (read each self sample). */
+  private fds: FdLimitWatch | undefined;
   private timers: NodeJS.Timeout[] = [];
   private levelOverride: { readonly level: TaskLogLevel; readonly until: number | undefined; readonly timer: NodeJS.Timeout | undefined } | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -1128,6 +1131,8 @@ export class Agent {
 
   /** The agent's own budget: CPU is governed by the kernel source; memory over budget means a restart. */
   private watchSelf(): void {
+    this.fds ??= new FdLimitWatch(this.log);
+    this.fds.check();
     const usage = process.cpuUsage();
     this.cpuPercent = this.cpu.sample(usage.user + usage.system) ?? this.cpuPercent;
     let rss: number;

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { projectRoot } from '../helpers/generated-docs.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-fds-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const hades = `${projectRoot}bin/hades.js`;
+const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+/** `hades ARGS` started with `n` as its limit of open files (soft and hard). */
+function withLimit(n: number, args: readonly string[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const r = spawnSync('prlimit', [`--nofile=${n}:${n}`, process.execPath, hades, ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor<T>(what: string, check: () => T | undefined, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const readText = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+/** Sets the soft limit only: raising it back stays within the hard limit, which needs no privilege. */
+const setLimit = (pid: number, n: number): void => {
+  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${n}:`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+};
+
+/** Connections that the process at its limit cannot take: each is dropped, none may crash it. */
+async function knock(url: string, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(2000) });
+    } catch {
+      // Dropped, as expected while the limit is reached.
+    }
+  }
+}
+
+/** Starts `hades ARGS`; its pid, and a promise of its exit status. */
+function start(args: readonly string[]): { child: ChildProcess; exit: Promise<number | null>; stderr: () => string } {
+  const child = spawn(process.execPath, [hades, ...args], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  return { child, exit, stderr: () => stderr };
+}
+
+async function stop(run: ReturnType<typeof start>): Promise<number | null> {
+  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 20_000);
+  try {
+    return await run.exit;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is not installed' }, () => {
+  for (const args of [['--version'], ['config', 'defaults'], ['rules', 'test']]) {
+    it(`hades ${args.join(' ')} with a limit too low to load says so in one coded line, no stack trace`, () => {
+      for (const n of [24, 64]) {
+        const r = withLimit(n, args);
+        assert.equal(r.signal, null);
+        assert.equal(r.status, 3, r.stderr);
+        assert.equal(r.stdout, '');
+        const lines = r.stderr.trimEnd().split('\n');
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0]!, new RegExp(`^hades: HADES_ERR_FD_LIMIT: too few file descriptors to load hades \\(EMFILE\\): this process may open ${n} \\(hard limit ${n}\\) files; raise the limit .*\`ulimit -n 65536\`.*LimitNOFILE=65536`));
+      }
+      // With room, the same command works.
+      assert.equal(withLimit(4096, args).status, 0);
+    });
+  }
+
+  it('a running agent that reaches its limit logs HADES_ERR_FD_LIMIT, drops what it cannot take, and keeps going', { skip: process.getuid?.() === 0 ? false : 'the agent runs as root' }, async () => {
+    const data = path.join(dir, 'agent-data');
+    const log = path.join(dir, 'agent.log');
+    const config = path.join(dir, 'agent.yaml');
+    writeFileSync(config, [
+      `agent: { data_dir: ${JSON.stringify(data)}, heartbeat_s: 1 }`,
+      'plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }',
+      `outputs: { file: { path: ${JSON.stringify(path.join(dir, 'events.ndjson'))} } }`,
+      'metrics: { listen: "127.0.0.1:0" }',
+      `log: { file: ${JSON.stringify(log)} }`,
+      '',
+    ].join('\n'));
+    const run = start(['agent', '--config', config]);
+    try {
+      const metrics = await waitFor('the agent\'s run file', () => {
+        const text = readText(path.join(data, 'agent.json'));
+        return text ? (JSON.parse(text) as { metrics?: string }).metrics : undefined;
+      });
+      const pid = run.child.pid!;
+      setLimit(pid, openFds(pid));
+      await knock(`${metrics}/metrics`, 5);
+      const said = await waitFor('HADES_ERR_FD_LIMIT in the agent\'s log', () => readText(log).split('\n').find((l) => l.includes('HADES_ERR_FD_LIMIT')));
+      assert.match(said, /"level":"error".*file descriptors this process may open .* in use: new connections are dropped/);
+      assert.equal(run.child.exitCode, null, 'still running');
+      setLimit(pid, 1024);
+      await waitFor('the agent saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
+      const health = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(health.status, 200);
+      assert.equal(await stop(run), 0, run.stderr());
+    } finally {
+      await stop(run);
+    }
+  });
+
+  it('a running server that reaches its limit logs HADES_ERR_FD_LIMIT, drops connections, and keeps going', async () => {
+    const data = path.join(dir, 'server-data');
+    const log = path.join(dir, 'server.log');
+    const config = path.join(dir, 'server.yaml');
+    writeFileSync(config, `data_dir: ${JSON.stringify(data)}\nlisten: { agents: "127.0.0.1:0", api: "127.0.0.1:0" }\nlog: { file: ${JSON.stringify(log)} }\n`);
+    const run = start(['server', '--config', config]);
+    try {
+      const api = await waitFor('the server listening', () => /API (https:\/\/127\.0\.0\.1:\d+)/.exec(run.stderr())?.[1], 60_000);
+      const pid = run.child.pid!;
+      setLimit(pid, openFds(pid));
+      // TLS with a CA of its own: the connection is what matters, not the answer.
+      await knock(`${api}/api/v1/health`, 5);
+      const said = await waitFor('HADES_ERR_FD_LIMIT in the server\'s log', () => readText(log).split('\n').find((l) => l.includes('HADES_ERR_FD_LIMIT')));
+      assert.match(said, /"level":"error".*in use: new connections are dropped/);
+      assert.equal(run.child.exitCode, null, 'still running');
+      setLimit(pid, 1024);
+      await waitFor('the server saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
+      assert.equal(await stop(run), 0, run.stderr());
+    } finally {
+      await stop(run);
+    }
+  });
+});
