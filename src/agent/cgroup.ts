@@ -100,7 +100,26 @@ export interface CgroupDetectOptions {
   readonly fs?: CgroupFs;
   /** The agent's pid; process.pid by default. */
   readonly pid?: number;
+  /**
+   * Kills a process left in an earlier agent's cgroup: SIGKILL by default on the real kernel;
+   * with a simulated `fs` none is killed (its pids are no real processes) unless this is given.
+   */
+  readonly kill?: (pid: number) => void;
+  /** Waits between tries to remove a cgroup whose killed processes are leaving (tests); a short sleep by default. */
+  readonly pause?: (ms: number) => void;
 }
+
+/** A cgroup folder an earlier agent left that setup() removed, with the processes it killed there. */
+export interface LeftoverCgroup {
+  readonly folder: string;
+  readonly killed: readonly number[];
+}
+
+const sleepSync = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
+/** How long setup() waits for killed processes to leave a cgroup before it gives up on removing it. */
+const LEFTOVER_WAIT_MS = 2000;
 
 /** One hierarchy the tree lives in: v2's single one, or a v1 mount. */
 interface Hierarchy {
@@ -507,6 +526,11 @@ export class Cgroups {
     private readonly hierarchies: readonly Hierarchy[],
     fs: CgroupFs,
     private readonly pid: number,
+    /** The base's name without a pid: `<name>` and `<name>-<pid>` beside it are trees of agents. */
+    private readonly name: string,
+    /** Undefined: processes left in earlier agents' cgroups are not killed (a simulated kernel). */
+    private readonly kill: ((pid: number) => void) | undefined,
+    private readonly pause: (ms: number) => void,
   ) {
     this.version = version;
     this.tree = new Tree(version, hierarchies, fs);
@@ -520,6 +544,8 @@ export class Cgroups {
     checkName(name, 'the cgroup name');
     const fs = options.fs ?? realCgroupFs;
     const pid = options.pid ?? process.pid;
+    const kill = options.kill ?? (fs === realCgroupFs ? (p: number) => process.kill(p, 'SIGKILL') : undefined);
+    const pause = options.pause ?? sleepSync;
     const selfText = readProcFile('/proc/self/cgroup', options.procSelfCgroup);
     if (typeof selfText !== 'string') return selfText;
     // With `root`, the caller describes the whole world: no v1 from this machine's mounts.
@@ -551,7 +577,7 @@ export class Cgroups {
         continue;
       }
       if (mount.readOnly) return { unavailable: `cgroup v2 at ${mount.mountPoint} is mounted read-only` };
-      return new Cgroups(2, [{ controllers: V2_CONTROLLERS, current, base: path.join(current, ownName(fs, [current], name, pid)) }], fs, pid);
+      return new Cgroups(2, [{ controllers: V2_CONTROLLERS, current, base: path.join(current, ownName(fs, [current], name, pid)) }], fs, pid, name, kill, pause);
     }
 
     const hierarchies: Hierarchy[] = [];
@@ -577,51 +603,102 @@ export class Cgroups {
     }
     if (V1_CONTROLLERS.every((c) => hierarchies.some((h) => h.controllers.includes(c)))) {
       const own = ownName(fs, hierarchies.map((h) => h.current), name, pid);
-      return new Cgroups(1, hierarchies.map((h) => ({ ...h, base: path.join(h.current, own) })), fs, pid);
+      return new Cgroups(1, hierarchies.map((h) => ({ ...h, base: path.join(h.current, own) })), fs, pid, name, kill, pause);
     }
     return { unavailable: reasons.join('; ') };
   }
 
   /**
    * Creates the base and its `agent` leaf and applies the total ceilings. Call it before spawning
-   * plugins. The plugin leaves an agent that died without cleaning up left in the base (this base
-   * is taken only when its `agent` leaf is empty) are removed; those still holding processes stay
-   * and are returned, so the caller can say so.
+   * plugins. What an agent that died without cleaning up (kill -9, a crash) left is removed
+   * first, and only that: in this base, the `plugin-*` leaves no group of this run made (this base
+   * is taken only when its `agent` leaf is empty); beside it, in the agent's own cgroup, the trees
+   * named as agents name theirs (`<name>`, `<name>-<pid>`) whose `agent` leaf holds no process
+   * (a live agent is always in its own). Every process still in them but this agent is killed
+   * (SIGKILL) and the folders removed: returned as `removed`. Those that cannot be removed (a
+   * process that does not go within 2 s) stay and are returned as `stale`, so the caller can say so.
    */
-  setup(total: CgroupLimits): { readonly stale: readonly string[] } {
+  setup(total: CgroupLimits): { readonly stale: readonly string[]; readonly removed: readonly LeftoverCgroup[] } {
     checkLimits(total);
     this.tree.mkdir('');
-    const stale = this.ready ? [] : this.removeStaleLeaves();
+    const leftovers = this.ready ? { stale: [], removed: [] } : this.removeLeftovers();
     this.tree.mkdir(AGENT_LEAF);
     if (this.version === 2) this.delegateV2();
     this.tree.totalCpuPercent = total.cpuPercent;
     this.tree.writeLimits('', total);
     this.ready = true;
-    return { stale };
+    return leftovers;
   }
 
-  /** Removes `plugin-*` leaves no group of this run made; returns the folders that hold processes. */
-  private removeStaleLeaves(): string[] {
-    const busy: string[] = [];
+  /** Removes what earlier agents left (see setup); returns what was removed and what could not be. */
+  private removeLeftovers(): { stale: string[]; removed: LeftoverCgroup[] } {
+    const stale: string[] = [];
+    const removed: LeftoverCgroup[] = [];
     const ours = new Set([...this.groups.values()].map((leaf) => leaf.dir));
-    for (const base of this.tree.folders('')) {
-      let names: string[];
+    const trees = new RegExp(`^${this.name}(-\\d+)?$`);
+    const fs = this.tree.fs;
+    const list = (dir: string): string[] => {
       try {
-        names = this.tree.fs.list(base);
+        return fs.list(dir);
       } catch {
-        continue;
+        return [];
       }
-      for (const name of names) {
-        if (!name.startsWith('plugin-') || ours.has(name)) continue;
-        const folder = path.join(base, name);
-        try {
-          this.tree.fs.rmdir(folder);
-        } catch (error) {
-          if (errno(error) !== 'ENOENT') busy.push(folder);
-        }
+    };
+    const clear = (folder: string): void => {
+      const outcome = this.clearFolder(folder);
+      if (outcome === undefined) stale.push(folder);
+      else if (outcome !== 'absent') removed.push(outcome);
+    };
+    for (const h of this.hierarchies) {
+      for (const name of list(h.base)) if (name.startsWith('plugin-') && !ours.has(name)) clear(path.join(h.base, name));
+      for (const name of list(h.current)) {
+        const tree = path.join(h.current, name);
+        if (!trees.test(name) || tree === h.base) continue;
+        if (this.procsIn(path.join(tree, AGENT_LEAF)).some((p) => p !== this.pid)) continue;
+        for (const leaf of list(tree)) clear(path.join(tree, leaf));
+        clear(tree);
       }
     }
-    return busy;
+    return { stale, removed };
+  }
+
+  /** The processes listed in a folder's cgroup.procs (none when it cannot be read). */
+  private procsIn(folder: string): number[] {
+    let text: string;
+    try {
+      text = this.tree.fs.read(path.join(folder, 'cgroup.procs'));
+    } catch {
+      return [];
+    }
+    return words(text).filter((w) => /^\d+$/.test(w)).map(Number);
+  }
+
+  /**
+   * Kills every process in a leftover folder but this agent and removes the folder, trying again
+   * while the killed processes leave; undefined when it stays, 'absent' when it was already gone.
+   */
+  private clearFolder(folder: string): LeftoverCgroup | 'absent' | undefined {
+    const killed: number[] = [];
+    const deadline = Date.now() + LEFTOVER_WAIT_MS;
+    for (;;) {
+      for (const pid of this.procsIn(folder)) {
+        if (pid === this.pid || killed.includes(pid) || this.kill === undefined) continue;
+        try {
+          this.kill(pid);
+          killed.push(pid);
+        } catch {
+          // Gone already.
+        }
+      }
+      try {
+        this.tree.fs.rmdir(folder);
+        return { folder, killed };
+      } catch (error) {
+        if (errno(error) === 'ENOENT') return killed.length > 0 ? { folder, killed } : 'absent';
+        if (this.kill === undefined || Date.now() >= deadline) return undefined;
+      }
+      this.pause(20);
+    }
   }
 
   /** Creates (or reuses) the leaf `plugin-<name>` and sets its ceilings. */

@@ -85,6 +85,15 @@ class FakeKernel implements CgroupFs {
     return this;
   }
 
+  /** A process ends: it leaves every cgroup. */
+  exit(pid: number): void {
+    const visit = (node: Node): void => {
+      node.procs.delete(pid);
+      for (const child of node.children.values()) visit(child);
+    };
+    for (const h of this.hierarchies) visit(h.root);
+  }
+
   /** The pids in the cgroup at `folder`. */
   procs(folder: string): number[] {
     const found = this.locate(folder);
@@ -494,23 +503,64 @@ describe('Cgroups under v2', () => {
     assert.deepEqual(kernel.procs(`${ROOT}${SERVICE}`), [AGENT]);
   });
 
-  it('removes the plugin leaves an agent killed without cleaning up left behind, and reports those that still hold processes', () => {
+  it('removes what an agent killed without cleaning up left in its tree: processes in plugin leaves are killed, never this agent', () => {
     const kernel = v2Host();
     const base = `${ROOT}${SERVICE}/hades`;
     // What a killed agent leaves: its tree, an empty plugin leaf, and one whose plugin lives on.
-    kernel.place(`${base}/agent`).place(`${base}/plugin-logs`).place(`${base}/plugin-honeypot`, 6100).place(`${base}/other`);
-    const cgroups = detectV2(kernel);
-    assert.equal(cgroups.base, base, 'the dead agent\'s tree is taken over');
-    assert.deepEqual(cgroups.setup({}).stale, [`${base}/plugin-honeypot`]);
-    assert.equal(kernel.has(`${base}/plugin-logs`), false, 'the empty leaf is gone');
+    kernel.place(`${base}/agent`).place(`${base}/plugin-logs`).place(`${base}/plugin-honeypot`, 6100, 6101).place(`${base}/other`);
+    const killed: number[] = [];
+    const found = Cgroups.detect({ root: ROOT, procSelfCgroup: `0::${SERVICE}\n`, fs: kernel, pid: AGENT, pause: () => undefined, kill: (pid) => {
+      killed.push(pid);
+      kernel.exit(pid);
+    } });
+    assert.ok(found instanceof Cgroups);
+    assert.equal(found.base, base, 'the dead agent\'s tree is taken over');
+    const { stale, removed } = found.setup({});
+    assert.deepEqual(stale, []);
+    assert.deepEqual(removed, [{ folder: `${base}/plugin-logs`, killed: [] }, { folder: `${base}/plugin-honeypot`, killed: [6100, 6101] }]);
+    assert.deepEqual(killed, [6100, 6101]);
+    assert.equal(kernel.has(`${base}/plugin-honeypot`), false);
     assert.equal(kernel.has(`${base}/other`), true, 'a folder that is not a plugin leaf is not touched');
-    assert.deepEqual(kernel.procs(`${base}/plugin-honeypot`), [6100], 'no process is moved or killed');
     // The same run setting up again after a cleanup keeps its own leaves out of it.
-    cgroups.moveSelf();
-    cgroups.group('inventory', {}).add(6200);
-    assert.deepEqual(cgroups.cleanup(), [`${base}/plugin-inventory`, `${base}/agent`, base]);
-    assert.deepEqual(cgroups.setup({}).stale, [`${base}/plugin-honeypot`]);
+    found.moveSelf();
+    found.group('inventory', {}).add(6200);
+    assert.deepEqual(found.cleanup(), [`${base}/plugin-inventory`, `${base}/agent`, base]);
+    assert.deepEqual(found.setup({}).removed, []);
     assert.equal(kernel.has(`${base}/plugin-inventory`), true);
+    assert.deepEqual(kernel.procs(`${base}/plugin-inventory`), [6200]);
+  });
+
+  it('removes the trees of dead agents beside its own (<name>-<pid>), and leaves a live agent\'s tree and other software\'s cgroups alone', () => {
+    const kernel = v2Host();
+    const parent = `${ROOT}${SERVICE}`;
+    // A live agent holds `hades`: this one takes hades-<pid>. A dead second agent left hades-4000
+    // with a plugin still running; other software has hadesx and hades-db-1.
+    kernel.place(`${parent}/hades/agent`, 5000).place(`${parent}/hades/plugin-logs`, 5001);
+    kernel.place(`${parent}/hades-4000/agent`).place(`${parent}/hades-4000/plugin-driver`, 4001);
+    kernel.place(`${parent}/hadesx`, 7000).place(`${parent}/hades-db-1`, 7001);
+    const killed: number[] = [];
+    const found = Cgroups.detect({ root: ROOT, procSelfCgroup: `0::${SERVICE}\n`, fs: kernel, pid: AGENT, pause: () => undefined, kill: (pid) => {
+      killed.push(pid);
+      kernel.exit(pid);
+    } });
+    assert.ok(found instanceof Cgroups);
+    assert.equal(found.base, `${parent}/hades-${AGENT}`);
+    const { stale, removed } = found.setup({});
+    assert.deepEqual(stale, []);
+    assert.deepEqual(removed.map((r) => r.folder).sort(), [`${parent}/hades-4000`, `${parent}/hades-4000/agent`, `${parent}/hades-4000/plugin-driver`]);
+    assert.deepEqual(killed, [4001]);
+    assert.equal(kernel.has(`${parent}/hades-4000`), false);
+    assert.deepEqual([kernel.procs(`${parent}/hades/agent`), kernel.procs(`${parent}/hades/plugin-logs`)], [[5000], [5001]], 'the live agent\'s tree is left alone');
+    assert.deepEqual([kernel.procs(`${parent}/hadesx`), kernel.procs(`${parent}/hades-db-1`)], [[7000], [7001]], 'other software\'s cgroups are left alone');
+  });
+
+  it('with a simulated kernel and no kill given, kills nothing and reports the leaves that hold processes', () => {
+    const kernel = v2Host();
+    const base = `${ROOT}${SERVICE}/hades`;
+    kernel.place(`${base}/agent`).place(`${base}/plugin-honeypot`, 6100);
+    const cgroups = detectV2(kernel);
+    assert.deepEqual(cgroups.setup({}).stale, [`${base}/plugin-honeypot`]);
+    assert.deepEqual(kernel.procs(`${base}/plugin-honeypot`), [6100]);
   });
 
   it('cleans up completely when nothing is left running, and twice is harmless', () => {

@@ -356,9 +356,14 @@ export class Agent {
       return;
     }
     try {
-      const { stale } = detected.setup({ cpuPercent: cgroup.cpu_percent, memoryBytes: cgroup.memory_mb * MB });
-      // Plugins of an agent that was killed should have exited when their pipes closed.
-      if (stale.length > 0) this.log.warn('cgroups of an earlier run still hold processes: left as they are', { code: 'HADES_ERR_CGROUP', folders: stale });
+      const { stale, removed } = detected.setup({ cpuPercent: cgroup.cpu_percent, memoryBytes: cgroup.memory_mb * MB });
+      // An agent killed without cleaning up (kill -9) leaves its cgroups, and any plugin process
+      // that did not exit when its pipes closed: killed and removed, and said.
+      if (removed.length > 0) {
+        const killed = removed.flatMap((r) => r.killed);
+        this.log.warn('removed the cgroups an earlier agent left', { folders: removed.map((r) => r.folder), killed_pids: killed });
+      }
+      if (stale.length > 0) this.log.warn('cgroups of an earlier run still hold processes that did not end when killed: left as they are', { code: 'HADES_ERR_CGROUP', folders: stale });
       detected.moveSelf();
       this.cgroups = detected;
       this.cgroupState = { version: detected.version, base: detected.base };
