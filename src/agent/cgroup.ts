@@ -183,8 +183,8 @@ function words(text: string): string[] {
  * side runs do), in which case `<name>-<pid>`, so that neither moves, limits or removes the
  * other's plugins. A tree whose agent is gone is taken over. Any live process in the `agent`
  * leaf counts: a child of a crashed agent left there by a supervisor that does not stop the whole
- * group (systemd's default does) makes the next agent take `<name>-<pid>`, and a crash leaves
- * that folder behind.
+ * group (systemd's default does) makes the next agent take `<name>-<pid>`; the tree a crashed
+ * agent of that name leaves is removed by the next agent's setup() (its `agent` leaf is empty).
  */
 function ownName(fs: CgroupFs, currents: readonly string[], name: string, pid: number): string {
   for (const current of currents) {
