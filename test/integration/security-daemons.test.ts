@@ -89,12 +89,14 @@ describe('hades events: signals to audit and security daemons', { skip }, () => 
       daemons.push(other);
       pids['plain'] = other.child.pid ?? 0;
       // The agent registers a daemon when it has handled its exec record, and the forked child
-      // at its fork record. The exec of `plain` came after both (it started once the child had
-      // printed its pid), and records are handled in order: once its event is printed, only the
-      // driver's update of the pids is left, a moment, however loaded the machine.
-      const plainExec = (line: string) => line.includes('"action":"exec"') && line.includes(`"pid":${pids['plain']},`);
-      for (let waited = 0; !output().split('\n').some(plainExec) && waited < 10_000; waited += 50) await settle(50);
-      await settle(500);
+      // at its fork record; the driver's map of protected pids is updated after that, later on a
+      // loaded machine. A SIGCONT to the forked child (running: it changes nothing) until one is
+      // reported says the update is in, for it and for the daemons registered before it.
+      const probed = (line: string) => line.includes('"action":"tamper"') && line.includes(`"target_pid":${pids['forked']},`);
+      for (let waited = 0; !output().split('\n').some(probed) && waited < 20_000; waited += 100) {
+        await runChild('/bin/sh', ['-c', 'kill -s CONT "$1"', 'sh', String(pids['forked'])]);
+        await settle(100);
+      }
       const send = (key: string, signal: string, target: number) => runChild('/bin/sh', ['-c', 'kill -s "$1" "$2"', 'sh', signal, String(target)]).then((r) => (runs[key] = r));
       await send('stopEarly', 'STOP', pid('early'));
       await send('contEarly', 'CONT', pid('early'));
