@@ -125,36 +125,71 @@ function chooseSources(keys: readonly (readonly KeyClause[])[]): string[] {
   const moves = new Map<string, readonly string[]>();
   for (const clauses of rules) for (const c of clauses) for (const s of c.sources) moves.set(s, [s]);
   for (const clauses of rules) for (const c of clauses) if (c.sources.length > 1) moves.set([...c.sources].sort().join('\u0000'), c.sources);
-  const total = (chosen: ReadonlySet<string>) => {
-    let sum = 0;
-    // The sources over one process's command are read in one scan (CommandScan): paid once.
-    let commands = '';
-    for (const s of chosen) {
-      const process = commandOf(s);
-      if (process === undefined) sum += sourceCost(s);
-      else if (!commands.includes(`<${process}>`)) {
-        sum += CONTAINS_SOURCE_COST;
-        commands += `<${process}>`;
+  // The cost is kept up to date rather than summed again for each move tried: a move changes
+  // the width of the rules with a clause over one of its sources only, and the sources' own
+  // cost by theirs (widths are multiples of 1/4: the sums are exact, whatever their order).
+  const touching = new Map<string, number[]>();
+  rules.forEach((clauses, r) => {
+    for (const c of clauses) {
+      for (const source of c.sources) {
+        const list = touching.get(source) ?? [];
+        if (list.at(-1) !== r) list.push(r);
+        touching.set(source, list);
       }
     }
-    for (const clauses of rules) {
-      let width = REST_WIDTH;
-      for (const c of clauses) if (c.width < width && c.sources.every((s) => chosen.has(s))) width = c.width;
-      sum += width;
-    }
-    return sum;
-  };
+  });
   const chosen = new Set<string>();
-  let cost = total(chosen);
+  const widthOfRule = (r: number): number => {
+    let width = REST_WIDTH;
+    for (const c of rules[r]!) if (c.width < width && c.sources.every((s) => chosen.has(s))) width = c.width;
+    return width;
+  };
+  const widths = rules.map(() => REST_WIDTH);
+  /** The command scans paid for: how many chosen sources read each process's command (CommandScan). */
+  const scans = new Map<string, number>();
+  /** What adding `added` (none of them chosen yet) to the chosen sources changes in the cost. */
+  const costOfAdding = (added: readonly string[]): number => {
+    let delta = 0;
+    const paid: string[] = [];
+    for (const source of added) {
+      const process = commandOf(source);
+      if (process === undefined) delta += sourceCost(source);
+      else if (!scans.has(process) && !paid.includes(process)) {
+        delta += CONTAINS_SOURCE_COST;
+        paid.push(process);
+      }
+    }
+    for (const source of added) chosen.add(source);
+    const seen = new Set<number>();
+    for (const source of added) {
+      for (const r of touching.get(source) ?? []) {
+        if (seen.has(r)) continue;
+        seen.add(r);
+        delta += widthOfRule(r) - widths[r]!;
+      }
+    }
+    for (const source of added) chosen.delete(source);
+    return delta;
+  };
+  /** Makes the sources' membership of `chosen` (already changed by the caller) count in the widths and scans. */
+  const settle = (changed: readonly string[], sign: 1 | -1): void => {
+    for (const source of changed) {
+      const process = commandOf(source);
+      if (process === undefined) continue;
+      const n = (scans.get(process) ?? 0) + sign;
+      if (n === 0) scans.delete(process);
+      else scans.set(process, n);
+    }
+    for (const source of changed) for (const r of touching.get(source) ?? []) widths[r] = widthOfRule(r);
+  };
+  let cost = rules.length * REST_WIDTH;
   for (;;) {
     let best: readonly string[] | undefined;
     let bestCost = cost;
     for (const move of moves.values()) {
       const added = move.filter((s) => !chosen.has(s));
       if (added.length === 0) continue;
-      for (const s of added) chosen.add(s);
-      const c = total(chosen);
-      for (const s of added) chosen.delete(s);
+      const c = cost + costOfAdding(added);
       if (c < bestCost) {
         best = added;
         bestCost = c;
@@ -162,13 +197,22 @@ function chooseSources(keys: readonly (readonly KeyClause[])[]): string[] {
     }
     if (best === undefined) break;
     for (const s of best) chosen.add(s);
+    settle(best, 1);
     cost = bestCost;
   }
+  // Then the sources that no longer pay for themselves go (one kept is chosen again: it moves
+  // last in the order, as the sources are listed).
   for (const s of [...chosen]) {
     chosen.delete(s);
-    const c = total(chosen);
-    if (c < cost) cost = c;
-    else chosen.add(s);
+    const process = commandOf(s);
+    let delta = process === undefined ? -sourceCost(s) : scans.get(process) === 1 ? -CONTAINS_SOURCE_COST : 0;
+    for (const r of touching.get(s) ?? []) delta += widthOfRule(r) - widths[r]!;
+    if (cost + delta < cost) {
+      cost += delta;
+      settle([s], -1);
+    } else {
+      chosen.add(s);
+    }
   }
   return [...chosen];
 }
