@@ -64,7 +64,8 @@ enum hades_exit_slot {
 	HADES_HX_FILE_OPEN = 9, /* opens of FILE_SECRET files; also tail-called by HADES_HX_FILE */
 	HADES_HX_SOCKETCALL = 10, /* ia32 socketcall: tail-calls the exit handler of its call */
 	HADES_HX_FILE_TIMES = 11,
-	HADES_HX_SLOTS = 12,
+	HADES_HX_FRESH_NOTE = 12, /* tail-called by HADES_HX_FILE after an open in a watched place */
+	HADES_HX_SLOTS = 16,
 };
 
 /* LPM trie key for FILE_PREFIX and UNIX_PATH: prefixlen in bits */
@@ -108,5 +109,31 @@ struct rename_caught {
 	__u32 upto; /* rename_budget.dropped covered by the loader's records */
 	__u32 reserved;
 };
+
+/* file_watch value: a FILE_SECRET key (kind SECRET, set by the loader) or a file freshly written
+ * in a temporary folder (kind FRESH, set by the file_create handler, forgotten first in first out
+ * through the fresh_ring slots) */
+#define HADES_WATCH_SECRET 1
+#define HADES_WATCH_FRESH 2
+struct hades_watch_val {
+	__u8 kind;
+	__u8 pad[3];
+	__u32 slot;            /* FRESH: its fresh_ring slot */
+	__u32 writer_tgid;     /* FRESH: the process that wrote it */
+	__u32 pad2;
+	__u64 writer_start_ns; /* FRESH: that process's start (a reused pid is another process) */
+	__u64 written_ns;      /* FRESH: boot-time ns of the write */
+};
+
+/* fresh_seen key: a (file, process) pair already reported */
+struct hades_fresh_seen_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 tgid;
+	__u64 start_ns;
+};
+
+/* FRESH_PREFIX entries (the temporary folders); value: the prefix length in bytes */
+#define HADES_FRESH_PREFIXES 16
 
 #endif

@@ -30,7 +30,7 @@ enum slot_id {
 	S_EXEC, S_FORK, S_EXIT, S_SOCK_STATE, S_MODULE_TP, S_TASK_RENAME, S_SYS_ENTER, S_SYS_EXIT,
 	S_HE_CONNECT, S_HE_ARGS, S_HE_DNS_SEND, S_HE_DNS_RECV, S_HE_CRED, S_HE_SOCKETCALL,
 	S_HX_NET, S_HX_DNS_RECV, S_HX_CRED, S_HX_PTRACE, S_HX_MEMFD, S_HX_MODULE, S_HX_FILE,
-	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_HX_FILE_TIMES, S_COUNT,
+	S_HX_KILL, S_HX_FILE_OPEN, S_HX_SOCKETCALL, S_HX_FILE_TIMES, S_HX_FRESH_NOTE, S_COUNT,
 };
 
 enum { CHOICE_BTF, CHOICE_RAW, CHOICE_NONE };
@@ -67,6 +67,8 @@ static const struct slot_def slot_defs[S_COUNT] = {
 	[S_HX_FILE] = { NULL, "hx_file", NULL, 0, HADES_HX_FILE },
 	[S_HX_KILL] = { NULL, "hx_kill", NULL, 0, HADES_HX_KILL },
 	[S_HX_FILE_TIMES] = { NULL, "hx_file_times", NULL, 0, HADES_HX_FILE_TIMES },
+	/* not loaded: fresh temporary files are not noted (FILE_OPEN has only FILE_SECRET files) */
+	[S_HX_FRESH_NOTE] = { NULL, "hx_fresh_note", NULL, 0, HADES_HX_FRESH_NOTE },
 	[S_HX_FILE_OPEN] = { "hx_file_open_btf", "hx_file_open", NULL, 0, HADES_HX_FILE_OPEN, "bpf_rdonly_cast" },
 	[S_HX_SOCKETCALL] = { NULL, "hx_socketcall", NULL, 0, HADES_HX_SOCKETCALL },
 };
@@ -332,6 +334,7 @@ static int eb_counters(struct backend *be, struct hades_hook_counters *out)
 			out[h].suppressed += p->suppressed;
 			out[h].dropped_state_full += p->dropped_state_full;
 			out[h].dropped_rate_limit += p->dropped_rate_limit;
+			out[h].evicted += p->evicted;
 		}
 	}
 	return 0;
@@ -340,8 +343,9 @@ static int eb_counters(struct backend *be, struct hades_hook_counters *out)
 static void eb_loader_stats(struct backend *be, struct jbuf *j)
 {
 	struct ebpf *e = be->ctx;
-	jb_printf(j, ",\"ringbuf_bad_records\":%llu,\"rename_catch_ups\":%llu",
-		  (unsigned long long)e->bad_size, (unsigned long long)e->rename_catch_ups);
+	jb_printf(j, ",\"ringbuf_bad_records\":%llu,\"rename_catch_ups\":%llu,\"fresh_files\":%llu",
+		  (unsigned long long)e->bad_size, (unsigned long long)e->rename_catch_ups,
+		  (unsigned long long)e->skel->bss->fresh_next);
 }
 
 static uint64_t boottime_ns(void)
@@ -647,14 +651,33 @@ static int prefix_flag_op(int fd, uint8_t op, const uint8_t *val, uint32_t len, 
 	return flag_key_op(fd, &k, op, why);
 }
 
-/* FILE_SECRET: the map and file_secret_count, which lets every open skip the lookup while
- * the map is empty, change together. */
+/* FILE_SECRET: the kind SECRET entries of file_watch and file_secret_count, which lets every open
+ * skip the lookup while the map is empty of both kinds, change together. The kernel's fresh
+ * entries (kind FRESH) share the map: an ADD turns one into a secret, DEL and CLEAR leave them. */
 static int file_secret_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32_t len,
 			  const char **why)
 {
-	int fd = bpf_map__fd(e->skel->maps.file_secret);
+	int fd = bpf_map__fd(e->skel->maps.file_watch);
+	struct hades_watch_val v;
 	if (op == HADES_FILTER_CLEAR) {
-		int err = map_clear(fd, sizeof(struct hades_secret_key));
+		/* the secrets' keys first, then their deletion (deleting moves the cursor); the walk is
+		 * bounded: concurrent kernel changes can restart it from the first key */
+		struct hades_secret_key *keys = calloc(HADES_SECRETS_MAX, sizeof(*keys));
+		struct hades_secret_key cur, next;
+		size_t n = 0, bound = 2 * (HADES_SECRETS_MAX + HADES_FRESH_MAX + 256);
+		int err = 0;
+		if (!keys)
+			return -ENOMEM;
+		for (size_t i = 0; i < bound && bpf_map_get_next_key(fd, i ? &cur : NULL, &next) == 0; i++) {
+			cur = next;
+			if (n < HADES_SECRETS_MAX && bpf_map_lookup_elem(fd, &cur, &v) == 0 &&
+			    v.kind == HADES_WATCH_SECRET)
+				keys[n++] = cur;
+		}
+		for (size_t i = 0; i < n && !err; i++)
+			if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
+				err = -errno;
+		free(keys);
 		if (!err)
 			e->skel->bss->file_secret_count = 0;
 		return err;
@@ -669,13 +692,17 @@ static int file_secret_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32
 		*why = "secret file key needs a non-zero inode and a zero pad";
 		return -EINVAL;
 	}
-	uint8_t one = 1;
-	bool had = bpf_map_lookup_elem(fd, &k, &one) == 0;
+	bool had = bpf_map_lookup_elem(fd, &k, &v) == 0 && v.kind == HADES_WATCH_SECRET;
 	if (op == HADES_FILTER_ADD) {
-		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
-			return -errno; /* E2BIG when HADES_SECRETS_MAX are registered */
-		if (!had)
-			e->skel->bss->file_secret_count++;
+		if (had)
+			return 0;
+		if (e->skel->bss->file_secret_count >= HADES_SECRETS_MAX)
+			return -E2BIG;
+		memset(&v, 0, sizeof(v));
+		v.kind = HADES_WATCH_SECRET;
+		if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+			return -errno;
+		e->skel->bss->file_secret_count++;
 		return 0;
 	}
 	if (op == HADES_FILTER_DEL) {
@@ -685,6 +712,23 @@ static int file_secret_op(struct ebpf *e, uint8_t op, const uint8_t *val, uint32
 	}
 	*why = "operation not valid for this target";
 	return -EINVAL;
+}
+
+/* The temporary folders whose new files are remembered for FILE_OPEN (OPEN_FRESH) */
+static const char *const fresh_prefixes[] = { "/tmp/", "/var/tmp/", "/dev/shm/" };
+
+static int add_fresh_prefixes(struct ebpf *e)
+{
+	int fd = bpf_map__fd(e->skel->maps.fresh_prefix);
+	for (size_t i = 0; i < sizeof(fresh_prefixes) / sizeof(fresh_prefixes[0]); i++) {
+		struct hades_lpm_key k = { 0 };
+		uint32_t len = (uint32_t)strlen(fresh_prefixes[i]);
+		k.prefixlen = len * 8;
+		memcpy(k.data, fresh_prefixes[i], len);
+		if (bpf_map_update_elem(fd, &k, &len, BPF_ANY))
+			return -errno;
+	}
+	return 0;
 }
 
 static int eb_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
@@ -1060,6 +1104,9 @@ static void slots_needed(const struct config *cfg, bool need[S_COUNT])
 	need[S_SOCK_STATE] = hook_requested(cfg, HADES_HOOK_CONNECT);
 	need[S_MODULE_TP] = hook_requested(cfg, HADES_HOOK_MODULE);
 	need[S_TASK_RENAME] = hook_requested(cfg, HADES_HOOK_TASK_RENAME);
+	/* files written in the temporary folders are seen by FILE_CREATE, reported by FILE_OPEN */
+	need[S_HX_FRESH_NOTE] = hook_requested(cfg, HADES_HOOK_FILE_OPEN) &&
+				hook_requested(cfg, HADES_HOOK_FILE_CREATE);
 	/* any attached sys_enter/sys_exit program puts every syscall of the
 	 * machine on the traced path: only when a syscall hook wants them */
 	need[S_SYS_EXIT] = sys;
@@ -1379,6 +1426,13 @@ int ebpf_backend_open(const struct config *cfg, struct backend *be, char *err, s
 		snprintf(err, errlen, "fill syscall routes: %s", strerror(-rc));
 		goto fail;
 	}
+	rc = add_fresh_prefixes(e);
+	if (rc) {
+		snprintf(err, errlen, "fill temporary folder map: %s", strerror(-rc));
+		goto fail;
+	}
+	/* files written in the temporary folders are noted only for a file_open hook */
+	e->skel->bss->fresh_on = hook_requested(cfg, HADES_HOOK_FILE_OPEN);
 	/* set before attaching so the exit program never reports unasked */
 	e->skel->bss->exit_cleanup_only = !hook_requested(cfg, HADES_HOOK_EXIT);
 	attach_all(e);

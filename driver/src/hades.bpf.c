@@ -70,6 +70,7 @@ struct scratch {
 	__u32 pos;   /* start of the path being built in path[] */
 	__u32 len;   /* bytes of the cgroup path so far */
 	__u32 depth; /* entries in chain[] */
+	__u64 note_file; /* hx_file -> hx_fresh_note: the file an open gave, its path in lpm */
 };
 
 /* Per-CPU arrays cap values at 32 KiB, so this is a plain array indexed by

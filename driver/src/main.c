@@ -207,7 +207,8 @@ int emit_stats(int64_t request_id)
 			  "%s\"%s\":{\"active\":%s,\"enabled\":%s,\"seen\":%llu,\"sent\":%llu,"
 			  "\"filtered\":%llu,\"dropped_ringbuf_full\":%llu,\"truncated\":%llu,"
 			  "\"read_errors\":%llu,\"ignored\":%llu,\"disabled\":%llu,"
-			  "\"suppressed\":%llu,\"dropped_state_full\":%llu,\"dropped_rate_limit\":%llu",
+			  "\"suppressed\":%llu,\"dropped_state_full\":%llu,\"dropped_rate_limit\":%llu,"
+			  "\"evicted\":%llu",
 			  i ? "," : "", hades_hook_names[i], backend.hooks[i].active ? "true" : "false",
 			  backend.hooks[i].enabled_state ? "true" : "false",
 			  (unsigned long long)c[i].seen, (unsigned long long)c[i].sent,
@@ -216,7 +217,8 @@ int emit_stats(int64_t request_id)
 			  (unsigned long long)c[i].ignored, (unsigned long long)c[i].disabled,
 			  (unsigned long long)c[i].suppressed,
 			  (unsigned long long)c[i].dropped_state_full,
-			  (unsigned long long)c[i].dropped_rate_limit);
+			  (unsigned long long)c[i].dropped_rate_limit,
+			  (unsigned long long)c[i].evicted);
 		jb_raw(&j, backend.hooks[i].requested ? "}" : ",\"error\":\"not requested\"}");
 	}
 	/* records/frames/bytes count what was written before this frame */

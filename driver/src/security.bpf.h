@@ -40,6 +40,7 @@
 #define ERESTART_RESTARTBLOCK 516
 /* include/linux/fs.h: set by the open path when O_CREAT created the file */
 #define FMODE_CREATED (1u << 20)
+#define FMODE_READ (1u << 0)
 #define FMODE_WRITE (1u << 1)
 #define PROC_SUPER_MAGIC 0x9fa0
 #define PF_KTHREAD 0x00200000
@@ -174,15 +175,51 @@ struct {
 	__type(value, __u8);
 } file_quiet SEC(".maps");
 
-/* FILE_SECRET: files whose every open is reported, by (inode, device). The loader keeps
- * file_secret_count, so that with none registered an open costs one load. */
+/* The files whose opens are looked at, by (inode, device), in one map so that an open costs one
+ * lookup: FILE_SECRET files (every open reported; at most HADES_SECRETS_MAX, the loader counts
+ * them in file_secret_count) and files freshly written in a temporary folder (their first open
+ * for reading by each other process reported; at most HADES_FRESH_MAX, the oldest forgotten
+ * first through fresh_ring). With neither, an open costs two loads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, HADES_SECRETS_MAX);
+	__uint(max_entries, HADES_SECRETS_MAX + HADES_FRESH_MAX + 256);
 	__type(key, struct hades_secret_key);
-	__type(value, __u8);
-} file_secret SEC(".maps");
+	__type(value, struct hades_watch_val);
+} file_watch SEC(".maps");
 volatile __u32 file_secret_count;
+/* set by the loader when the file_open hook is on: writes in the temporary folders are noted */
+volatile __u32 fresh_on;
+/* set at the first fresh file noted: from then on every open is looked up */
+volatile __u32 fresh_used;
+/* fresh files noted since the start (the next fresh_ring slot, modulo its size) */
+__u64 fresh_next;
+
+/* The keys of the fresh files in the order they were noted: noting one more forgets the file
+ * of its slot, HADES_FRESH_MAX notes ago, if it is still there (counted: `evicted`). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HADES_FRESH_MAX);
+	__type(key, __u32);
+	__type(value, struct hades_secret_key);
+} fresh_ring SEC(".maps");
+
+/* The temporary folders (FRESH_PREFIX, set by the loader): value = the prefix length */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HADES_FRESH_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hades_lpm_key);
+	__type(value, __u32);
+} fresh_prefix SEC(".maps");
+
+/* The (fresh file, process) pairs reported, with the write they saw: a second open by the same
+ * process of the same write is `suppressed`. An LRU: a pair pushed out is reported again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hades_fresh_seen_key);
+	__type(value, __u64);
+} fresh_seen SEC(".maps");
 /* weak: absent before 6.2, where hx_file_open_btf is not loaded */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
@@ -2013,6 +2050,92 @@ __noinline int path_watched(struct scratch *s, __u32 start, __u32 len)
 	return 0;
 }
 
+/*
+ * Is the path path_watched left in s->lpm a temporary folder's file: below a FRESH_PREFIX, directly
+ * or one folder below (`/tmp/x`, `/tmp/d/x`, not `/tmp/d/e/x`, where builds and caches unpack
+ * thousands)? A global function, verified once, like path_watched.
+ */
+__noinline int fresh_place(struct scratch *s)
+{
+	if (!s)
+		return 0;
+	struct hades_lpm_key *k = &s->lpm;
+	__u32 n = k->prefixlen / 8;
+	if (n == 0 || n > HADES_PREFIX_MAX)
+		return 0;
+	__u32 *plen = bpf_map_lookup_elem(&fresh_prefix, k);
+	if (!plen)
+		return 0;
+	__u32 from = *plen;
+	int slashes = 0;
+	for (int i = 0; i < HADES_PREFIX_MAX; i++) {
+		__u32 idx = from + i;
+		if (idx >= n)
+			break;
+		if (k->data[idx & 255] == '/' && ++slashes > 1)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * A regular file opened for writing in a temporary folder (the FILE_CREATE record of the call is
+ * being sent): remember its identity, its writer and the time, for hx_file_open. A FILE_SECRET
+ * file stays one. A file written again keeps its slot and takes the new writer and time. A global
+ * function (verified once; the task and file come as addresses, read with probe reads): inlined,
+ * it pushed hx_file over the verifier's limit.
+ */
+__noinline int fresh_note(struct scratch *s, __u64 task_addr, __u64 file_addr)
+{
+	struct task_struct *t = (void *)task_addr;
+	struct file *file = (void *)file_addr;
+	if (!s || !file || !fresh_on || hook_disabled[HADES_HOOK_FILE_OPEN])
+		return 0;
+	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE))
+		return 0;
+	struct inode *ino = BPF_CORE_READ(file, f_inode);
+	if ((BPF_CORE_READ(ino, i_mode) & S_IFMT) != S_IFREG || !fresh_place(s))
+		return 0;
+	struct hades_hook_counters *c = hook_counters(HADES_HOOK_FILE_OPEN);
+	if (!c)
+		return 0;
+	struct hades_secret_key k = { .ino = BPF_CORE_READ(ino, i_ino),
+				      .dev = BPF_CORE_READ(ino, i_sb, s_dev) };
+	struct hades_watch_val v = { .kind = HADES_WATCH_FRESH,
+				     .writer_tgid = BPF_CORE_READ(t, tgid),
+				     .writer_start_ns = process_start(t),
+				     .written_ns = bpf_ktime_get_boot_ns() };
+	struct hades_watch_val *old = bpf_map_lookup_elem(&file_watch, &k);
+	if (old) {
+		if (old->kind != HADES_WATCH_FRESH)
+			return 0;
+		v.slot = old->slot;
+		bpf_map_update_elem(&file_watch, &k, &v, BPF_ANY);
+		return 0;
+	}
+	__u32 slot = __sync_fetch_and_add(&fresh_next, 1) & (HADES_FRESH_MAX - 1);
+	struct hades_secret_key *rk = bpf_map_lookup_elem(&fresh_ring, &slot);
+	if (!rk)
+		return 0;
+	if (rk->ino) {
+		struct hades_secret_key gone = *rk;
+		struct hades_watch_val *ev = bpf_map_lookup_elem(&file_watch, &gone);
+		if (ev && ev->kind == HADES_WATCH_FRESH && ev->slot == slot &&
+		    !bpf_map_delete_elem(&file_watch, &gone))
+			bump(&c->evicted);
+	}
+	*rk = k;
+	v.slot = slot;
+	/* full only if the slots were outrun by concurrent notes: not remembered, counted */
+	if (bpf_map_update_elem(&file_watch, &k, &v, BPF_ANY)) {
+		bump(&c->dropped_state_full);
+		return 0;
+	}
+	if (!fresh_used)
+		fresh_used = 1;
+	return 1;
+}
+
 #define BYTES(c) (0x0101010101010101ULL * (__u8)(c))
 
 /* The high bit of every byte of w equal to c (exact: no carries between bytes). */
@@ -2256,6 +2379,9 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		}
 	}
 	if (file) {
+		/* for hx_fresh_note: path_watched leaves this path in s->lpm (not called for a setuid
+		 * creation, where hx_file's zero prefixlen stays) */
+		STORE(s->note_file, (__u64)file);
 		/* canonical path of the object itself: symlinks and ".." resolved */
 		f->path_len = append_file_path(s, file, &flags);
 		flags |= HADES_F_PATH_FROM_FD;
@@ -2334,17 +2460,40 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	struct scratch *s = get_scratch();
 	if (!r || !st || !s)
 		return 0;
+	STORE(s->note_file, 0);
+	STORE(s->lpm.prefixlen, 0);
 	if (state_take(st, r->sc))
 		file_record(ctx, st, s);
-	/* any successful open may be of a FILE_SECRET file, whatever its flags */
-	if (file_secret_count && open_family(r->sc) && (long)ctx->args[1] >= 0)
+	/* an open that gave a file: hx_fresh_note looks at it (and goes on to hx_file_open) */
+	if (fresh_on && open_family(r->sc) && LOAD(s->note_file))
+		bpf_tail_call(ctx, &exit_progs, HADES_HX_FRESH_NOTE);
+	/* any successful open may be of a FILE_SECRET or fresh file, whatever its flags */
+	if ((file_secret_count || fresh_used) && open_family(r->sc) && (long)ctx->args[1] >= 0)
+		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
+	return 0;
+}
+
+/* After hx_file, for an open that gave a file whose path was looked at: a file written in a
+ * temporary folder is noted (fresh_note); then on to hx_file_open like hx_file. Apart from
+ * hx_file, whose verification is near the verifier's limit. */
+SEC("raw_tp")
+int hx_fresh_note(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct hades_route *r = route_get(1);
+	struct scratch *s = get_scratch();
+	if (!r || !s)
+		return 0;
+	fresh_note(s, (__u64)cur_task(), LOAD(s->note_file));
+	if ((file_secret_count || fresh_used) && open_family(r->sc) && (long)ctx->args[1] >= 0)
 		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
 	return 0;
 }
 
 /* FILE_OPEN: the record of a successful open of a FILE_SECRET file (O_PATH opens, which give
- * no access to the content, excepted). */
-static __always_inline void file_open_record(long ret, struct file *file, struct hades_secret_key *k)
+ * no access to the content, excepted), or of a fresh file (`fresh`, w its entry, copied): its first open for reading
+ * by each process other than its writer within HADES_FRESH_WINDOW_NS of the write. */
+static __always_inline void file_open_record(long ret, struct file *file, struct hades_secret_key *k,
+					     const struct hades_watch_val *w, bool fresh)
 {
 	struct hades_route *r = route_get(1);
 	struct scratch *s = get_scratch();
@@ -2355,9 +2504,31 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 	__u32 fflags = BPF_CORE_READ(file, f_flags);
 	if (fflags & O_PATH)
 		return;
-	struct hades_hook_counters *c = hook_begin(HADES_HOOK_FILE_OPEN, bpf_get_current_pid_tgid() >> 32);
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tgid = pt >> 32;
+	struct hades_hook_counters *c = hook_begin(HADES_HOOK_FILE_OPEN, tgid);
 	if (!c)
 		return;
+	__u64 age = 0;
+	__u32 writer = 0;
+	if (fresh) {
+		__u64 now = bpf_ktime_get_boot_ns(), written = w->written_ns, start = process_start(t);
+		writer = w->writer_tgid;
+		age = now > written ? now - written : 0;
+		if (!(BPF_CORE_READ(file, f_mode) & FMODE_READ) || age > HADES_FRESH_WINDOW_NS ||
+		    (writer == tgid && w->writer_start_ns == start)) {
+			bump(&c->ignored);
+			return;
+		}
+		struct hades_fresh_seen_key sk = { .ino = k->ino, .dev = k->dev, .tgid = tgid,
+						   .start_ns = start };
+		__u64 *seen = bpf_map_lookup_elem(&fresh_seen, &sk);
+		if (seen && *seen == written) {
+			bump(&c->suppressed);
+			return;
+		}
+		bpf_map_update_elem(&fresh_seen, &sk, &written, BPF_ANY);
+	}
 	struct hades_file *f = (void *)s->rec;
 	__u32 flags = HADES_F_PATH_FROM_FD;
 	__builtin_memset(f, 0, sizeof(*f));
@@ -2367,6 +2538,11 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 	f->dev = k->dev;
 	f->file_mode = BPF_CORE_READ(file, f_inode, i_mode);
 	f->op_flags = fflags;
+	if (fresh) {
+		flags |= HADES_F_OPEN_FRESH;
+		f->mode = age / 1000000;
+		f->writer_pid = writer;
+	}
 	sec_header(&f->hdr, HADES_KIND_FILE_OPEN, 0, t);
 	fill_proc(&f->proc, t);
 	f->hdr.flags |= flags;
@@ -2376,13 +2552,14 @@ static __always_inline void file_open_record(long ret, struct file *file, struct
 }
 
 /* Every successful open of the host comes to one of these two (tail-called from hx_file, or
- * routed to directly when FILE_CREATE is off): the least work until the lookup. This one reads
- * the kernel's structures with probe reads, one helper call each. */
+ * routed to directly when FILE_CREATE is off): the least work until the lookup, one lookup for
+ * both kinds of file. This one reads the kernel's structures with probe reads, one helper call
+ * each. */
 SEC("raw_tp")
 int hx_file_open(struct bpf_raw_tracepoint_args *ctx)
 {
 	long ret = ctx->args[1];
-	if (!file_secret_count || hook_disabled[HADES_HOOK_FILE_OPEN] || ret < 0)
+	if (!(file_secret_count || fresh_used) || hook_disabled[HADES_HOOK_FILE_OPEN] || ret < 0)
 		return 0;
 	struct file *file = fd_file(cur_task(), ret);
 	if (!file)
@@ -2390,8 +2567,11 @@ int hx_file_open(struct bpf_raw_tracepoint_args *ctx)
 	struct inode *ino = BPF_CORE_READ(file, f_inode);
 	struct hades_secret_key k = { .ino = BPF_CORE_READ(ino, i_ino),
 				      .dev = BPF_CORE_READ(ino, i_sb, s_dev) };
-	if (bpf_map_lookup_elem(&file_secret, &k))
-		file_open_record(ret, file, &k);
+	struct hades_watch_val *w = bpf_map_lookup_elem(&file_watch, &k);
+	if (w) {
+		struct hades_watch_val wv = *w;
+		file_open_record(ret, file, &k, &wv, wv.kind == HADES_WATCH_FRESH);
+	}
 	return 0;
 }
 
@@ -2401,7 +2581,7 @@ SEC("raw_tp")
 int hx_file_open_btf(struct bpf_raw_tracepoint_args *ctx)
 {
 	long ret = ctx->args[1];
-	if (!file_secret_count || hook_disabled[HADES_HOOK_FILE_OPEN] || ret < 0)
+	if (!(file_secret_count || fresh_used) || hook_disabled[HADES_HOOK_FILE_OPEN] || ret < 0)
 		return 0;
 	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
 	if ((__u64)ret >= fdt->max_fds)
@@ -2414,8 +2594,11 @@ int hx_file_open_btf(struct bpf_raw_tracepoint_args *ctx)
 	struct file *file = bpf_rdonly_cast(raw, bpf_core_type_id_kernel(struct file));
 	struct inode *ino = file->f_inode;
 	struct hades_secret_key k = { .ino = ino->i_ino, .dev = ino->i_sb->s_dev };
-	if (bpf_map_lookup_elem(&file_secret, &k))
-		file_open_record(ret, raw, &k);
+	struct hades_watch_val *w = bpf_map_lookup_elem(&file_watch, &k);
+	if (w) {
+		struct hades_watch_val wv = *w;
+		file_open_record(ret, raw, &k, &wv, wv.kind == HADES_WATCH_FRESH);
+	}
 	return 0;
 }
 

@@ -93,6 +93,7 @@ enum hades_kind {
 #define HADES_F_LINK_SYMBOLIC (1u << 21)      /* FILE_CREATE: symlink/symlinkat; path2 = the target as given */
 #define HADES_F_IA32 (1u << 22)               /* security records: made by an ia32 system call (a 32-bit program, or int 0x80) */
 #define HADES_F_RENAME_CATCH_UP (1u << 23)    /* PROC_RENAME: sent by the loader for renames over the bound that no later record carried (PROTOCOL.md 2.16) */
+#define HADES_F_OPEN_FRESH (1u << 24)         /* FILE_OPEN: a file freshly written in a temporary folder, not a FILE_SECRET (PROTOCOL.md 2.13) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)
@@ -336,13 +337,13 @@ struct hades_file {
 	__u16 syscall;       /* HADES_SC_* */
 	__u16 reserved;
 	__u32 op_flags;      /* open flags / renameat2 flags / unlinkat flags / fchmodat flags */
-	__u32 mode;          /* CREATE: mode argument; CHMOD: new mode argument */
+	__u32 mode;          /* CREATE: mode argument; CHMOD: new mode argument; OPEN with OPEN_FRESH: ms since the write (age_ms) */
 	__u32 file_mode;     /* CREATE / OPEN: inode mode after the call; CHMOD (fchmod): mode before */
 	__u32 dev;           /* OPEN: device of the file's filesystem, major << 20 | minor; else 0 */
 	__u64 inode;         /* CREATE / fchmod: inode number when known */
 	__u16 path_len;
 	__u16 path2_len;
-	__u32 reserved3;
+	__u32 writer_pid;    /* OPEN with OPEN_FRESH: tgid of the process that wrote the file; else 0 */
 };
 
 /* FILE_TIMES (19): a file's access or modification time set to a given time by utime, utimes,
@@ -523,6 +524,7 @@ struct hades_hook_counters {
 	__u64 suppressed;           /* CONNECT/ACCEPT: deduplicated (counted in repeat_count) */
 	__u64 dropped_state_full;   /* sys_enter state map full: the event is lost */
 	__u64 dropped_rate_limit;   /* TASK_RENAME: over the per-process bound (counted in unreported) */
+	__u64 evicted;              /* FILE_OPEN: fresh temporary files forgotten to make room for newer ones */
 };
 
 /* FILTER frame payload (agent -> driver) */
@@ -555,6 +557,10 @@ struct hades_secret_key {
 	__u32 pad; /* 0 */
 };
 #define HADES_SECRETS_MAX 4096
+/* fresh temporary files remembered at once (FILE_OPEN with OPEN_FRESH; a power of two) */
+#define HADES_FRESH_MAX 8192
+/* how long after its write an open of a fresh temporary file is reported */
+#define HADES_FRESH_WINDOW_NS (600ull * 1000000000ull)
 /* PROTECTED_PID: Hades' own pids and the security daemons' the agent adds */
 #define HADES_PROTECTED_MAX 1024
 

@@ -64,7 +64,7 @@ static void put_flags(uint32_t f, uint32_t m)
 					  "mode_setuid", "mode_setgid", "file_created", "path_trunc",
 					  "path_from_fd", "payload_trunc", "kill_broadcast", "kill_group",
 					  "exe_setuid_root", "link_hard", "link_symbolic", "ia32",
-					  "rename_catch_up" };
+					  "rename_catch_up", "open_fresh" };
 	static const char *const mn[] = { "filename", "exe", "argv", "cwd", "creds", "parent",
 					  "pgid_sid", "tty", "fds", "cgroup", "ns", "comm",
 					  "start", "loginuid", "caps", "target", "path", "addr", "payload",
@@ -454,6 +454,8 @@ static int file_rec(const uint8_t *p, uint32_t size)
 		printf(" path2=");
 		put_bytes(p + sizeof(r) + r.path_len, r.path2_len);
 	}
+	if (r.hdr.flags & HADES_F_OPEN_FRESH)
+		printf(" fresh age_ms=%u writer_pid=%u", r.mode, r.writer_pid);
 	put_flags(r.hdr.flags, r.hdr.missing);
 	printf("\n");
 	return 0;

@@ -828,6 +828,8 @@ export class KernelEvents {
     const counts: [component: 'kernel' | 'agent', hook: string, reason: string, total: number][] = [];
     for (const [hook, c] of Object.entries(this.lastStats?.hooks ?? {})) {
       for (const reason of ['dropped_ringbuf_full', 'dropped_state_full', 'dropped_rate_limit']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+      // file_open: fresh temporary files forgotten for newer ones (their later opens are not seen)
+      counts.push(['kernel', hook, 'evicted', c['evicted'] ?? 0]);
       // Deduplicated in the kernel: counted, and carried by a later event's event.count.
       counts.push(['kernel', hook, 'aggregated', c['suppressed'] ?? 0]);
     }

@@ -44,6 +44,8 @@ export const SecurityFlag = {
   ia32: 0x400000,
   /** PROC_RENAME: sent by the driver's loader for renames over the bound that no later record carried. */
   renameCatchUp: 0x800000,
+  /** FILE_OPEN: a file freshly written in a temporary folder (not a FILE_SECRET); mode = its age in ms, writerPid its writer. */
+  openFresh: 0x1000000,
 } as const;
 
 export const SecurityMissing = {
@@ -149,6 +151,8 @@ export interface FileRecord extends Base {
   readonly inode: number;
   /** OPEN: the filesystem's device, major << 20 | minor; 0 for the other kinds. */
   readonly dev: number;
+  /** OPEN with SecurityFlag.openFresh: the process (tgid) that wrote the file; else 0. */
+  readonly writerPid: number;
   readonly path: string;
   /** RENAME: the new path; CREATE of a link: the existing file (hard) or the target as given (symbolic). */
   readonly path2: string;
@@ -338,6 +342,7 @@ const decodeFile: Decode = (bytes, view, o, size) => {
     fileMode: view.getUint32(o + 104, true),
     dev: view.getUint32(o + 108, true),
     inode: u64(view, o + 112),
+    writerPid: view.getUint32(o + 124, true),
     path: decodeRange(bytes, o + 128, o + 128 + pathLen),
     path2: decodeRange(bytes, o + 128 + pathLen, o + 128 + pathLen + path2Len),
   };

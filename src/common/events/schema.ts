@@ -151,6 +151,15 @@ const FileDetail = Obj(
     ),
     sensitive: Opt(Str('file_open: the driver.sensitive_files path under which the opened file was registered; differs from file.path when it was reached through another link. A registered file replaced since (passwd renames a new one over it) whose inode number the file system gave to a new file before the agent expanded the patterns again is not the secret: that open is told with file.path here.')),
     access: Opt(Words(['read', 'write', 'read_write'], 'file_open: what the open allows.')),
+    fresh: Opt(
+      Obj(
+        {
+          age_ms: Type.Integer({ description: 'Milliseconds between the write and this open (at most 600,000: later opens are not reported).' }),
+          writer_pid: Type.Integer({ description: 'The process (pid) that wrote the file.' }),
+        },
+        'file_open of a file freshly written in a temporary folder (/tmp, /var/tmp, /dev/shm, directly or one folder below) rather than of a sensitive file: its first open for reading by each process other than its writer, within 10 minutes of the write (a script dropped there and sourced, `. /dev/shm/x`, or read by an interpreter). hades.file.sensitive is then absent.',
+      ),
+    ),
   },
   'File details.',
 );
@@ -418,7 +427,7 @@ export const eventKinds = {
     kind: 'event',
     category: ['file'],
     type: ['access'],
-    summary: 'A sensitive file (driver.sensitive_files: password hashes, private keys) was opened, by whatever path or link.',
+    summary: 'A sensitive file (driver.sensitive_files: password hashes, private keys) was opened, by whatever path or link; or a file freshly written in a temporary folder was first opened for reading by another process than its writer (hades.file.fresh).',
     process: 'required',
     fields: Obj({ file: FileFields, hades: Obj({ file: FileDetail }) }),
     example: {
