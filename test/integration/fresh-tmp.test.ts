@@ -1,0 +1,106 @@
+/**
+ * `hades events` against the real kernel, as root: a script dropped in a temporary folder and
+ * sourced or read by an interpreter starts no program; file_open reports its first read by each
+ * process other than its writer (hades.file.fresh). Then `hades rules match` over the captured
+ * events: tmp_script_written_then_sourced fires on the shell's read only.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runHades } from '../helpers/cli.js';
+import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
+import { assertActor, python3, runChild, type ChildRun } from '../helpers/security-helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && 'kernel events need root';
+
+describe('a script written to a temporary folder and sourced', { skip }, () => {
+  const tag = `hades-fresh-${process.pid}`;
+  const shm = `/dev/shm/${tag}`;
+  const own = `/dev/shm/${tag}-own`;
+  const varTmp = `/var/tmp/${tag}`;
+  const deep = `/tmp/${tag}/a/b`;
+  let elsewhere = '';
+  let capture: Capture;
+  let writer: ChildRun;
+  let sourced: ChildRun;
+  let twice: ChildRun;
+  let self: ChildRun;
+  let notTmp: ChildRun;
+  let deeper: ChildRun;
+  let interp: ChildRun;
+  let cat: ChildRun;
+  let work = '';
+
+  before(async () => {
+    // Not a temporary folder (the project's own tree, watched by no FRESH prefix).
+    work = mkdtempSync(path.join(process.cwd(), '.hades-fresh-'));
+    elsewhere = path.join(work, 'x.sh');
+    mkdirSync(deep, { recursive: true });
+    capture = await captureEvents(['--action', 'exec,file_create,file_open'], async () => {
+      writer = await runChild('/bin/sh', ['-c', 'printf "A=1\\n" > "$1"; printf "B=1\\n" > "$2"; printf "C=1\\n" > "$3"; printf "D=1\\n" > "$4"', 'sh', shm, varTmp, elsewhere, `${deep}/x`]);
+      sourced = await runChild('/bin/bash', ['-c', `. ${shm}`]);
+      // The same process twice: reported once (the second open is suppressed in the kernel).
+      twice = await runChild('/bin/bash', ['-c', `. ${shm}; . ${shm}`]);
+      // The writer reading back its own file: not reported.
+      self = await runChild('/bin/bash', ['-c', `echo "E=1" > ${own}; . ${own}`]);
+      // Written elsewhere, or two folders below a temporary folder: not remembered.
+      notTmp = await runChild('/bin/bash', ['-c', `. ${elsewhere}`]);
+      deeper = await runChild('/bin/bash', ['-c', `. ${deep}/x`]);
+      // An interpreter reading it: reported (and matched by the rule).
+      interp = await runChild(python3, ['-c', `exec(open('${varTmp}').read())`]);
+      // Not a shell nor an interpreter: reported, not matched.
+      cat = await runChild('/bin/cat', [shm]);
+    });
+  });
+
+  after(() => {
+    for (const f of [shm, own, varTmp]) rmSync(f, { force: true });
+    rmSync(`/tmp/${tag}`, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const opensOf = (pid: number): AnyEvent[] => capture.events.filter((e) => e['event'].action === 'file_open' && e['process'].pid === pid);
+
+  it('reports the first read of the dropped file by another process, with its writer, its age and the ancestry', () => {
+    assert.equal(capture.status, 0, capture.stderr);
+    for (const run of [writer, sourced, twice, self, notTmp, deeper, interp, cat]) assert.equal(run.status, 0, run.stderr);
+    const [e] = opensOf(sourced.pid);
+    assertActor(capture.events, e, sourced.pid, { executable: '/usr/bin/bash' });
+    assert.equal(e['file'].path, shm);
+    assert.equal(e['hades'].file.access, 'read');
+    assert.equal(e['hades'].file.sensitive, undefined);
+    assert.equal(e['hades'].file.fresh.writer_pid, writer.pid);
+    assert.ok(e['hades'].file.fresh.age_ms >= 0 && e['hades'].file.fresh.age_ms < 60_000, JSON.stringify(e['hades'].file));
+    assert.equal(opensOf(twice.pid).length, 1, 'a second read by the same process is not reported');
+    const [p] = opensOf(interp.pid);
+    assertActor(capture.events, p, interp.pid);
+    assert.equal(p['file'].path, varTmp);
+    assert.equal(p['hades'].file.fresh.writer_pid, writer.pid);
+    assert.equal(opensOf(cat.pid).length, 1);
+  });
+
+  it('does not report the writer reading its own file, nor files written elsewhere or deeper', () => {
+    assert.deepEqual(opensOf(self.pid).map((e) => e['file'].path), []);
+    assert.deepEqual(opensOf(notTmp.pid).map((e) => e['file'].path), []);
+    assert.deepEqual(opensOf(deeper.pid).map((e) => e['file'].path), []);
+    // the writer's own opens (for writing) are not reported either
+    assert.deepEqual(opensOf(writer.pid).map((e) => e['file'].path), []);
+  });
+
+  it('hades rules match: tmp_script_written_then_sourced fires on the shell and the interpreter, not on cat', async () => {
+    const file = path.join(work, 'events.ndjson');
+    writeFileSync(file, capture.events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const r = await runHades(['rules', 'match', file, '--json'], { timeoutMs: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const matches = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { rule: { id: string }; process?: { pid?: number } });
+    const pids = matches.filter((m) => m.rule.id === 'tmp_script_written_then_sourced').map((m) => m.process?.pid);
+    assert.ok(pids.includes(sourced.pid), JSON.stringify(matches.map((m) => [m.rule.id, m.process?.pid])));
+    assert.ok(pids.includes(twice.pid));
+    assert.ok(pids.includes(interp.pid));
+    for (const pid of [cat.pid, self.pid, notTmp.pid, deeper.pid, writer.pid]) assert.ok(!pids.includes(pid), `pid ${pid}`);
+    // not a sensitive file: the sensitive files' rules stay quiet
+    assert.deepEqual(matches.filter((m) => m.rule.id.startsWith('sensitive_') || m.rule.id.includes('shadow')).map((m) => m.rule.id), []);
+  });
+});
