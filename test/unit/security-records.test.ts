@@ -268,6 +268,29 @@ describe('file_open records of file-open-ebpf.bin', () => {
   });
 });
 
+describe('file_open records of a fresh temporary file (flag OPEN_FRESH)', () => {
+  it('decodes the writer and the age, and builds hades.file.fresh instead of hades.file.sensitive', () => {
+    // A recorded FILE_OPEN made into a fresh file's: flag OPEN_FRESH, mode = age in ms, writer_pid at 124.
+    const raw = rawRecordsOf('file-open-ebpf.bin').find((r) => new DataView(r.buffer, r.byteOffset).getUint16(0, true) === SecurityKind.fileOpen);
+    assert.ok(raw);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const counters = newDecodeCounters();
+    const plain = ofType(decodeRecords(raw, counters, []) as AnyRecord[], 'file_open');
+    assert.equal(plain[0]?.writerPid, 0, 'reserved before: 0 in a secret file\'s record');
+    view.setUint32(24, view.getUint32(24, true) | 0x1000000, true);
+    view.setUint32(100, 1234, true);
+    view.setUint32(124, 4242, true);
+    const records = ofType(decodeRecords(raw, counters, []) as AnyRecord[], 'file_open');
+    assert.deepEqual(records.map((r) => [r.writerPid, r.mode]), [[4242, 1234]]);
+    const security = new SecurityEvents(newBuilder(), { protectedPaths: [], sensitiveOf: () => '/etc/not-this' });
+    const events = records.flatMap((r) => security.build(r)).map((e) => wire(e) as AnyEvent);
+    for (const e of events) assert.deepEqual(checkEvent(e).ok ? [] : checkEvent(e), []);
+    assert.deepEqual(events.map((e) => [e['file'].path, e['hades'].file.access, e['hades'].file.sensitive, e['hades'].file.fresh]), [
+      ['/var/tmp/hades-fixture-secret', 'read', undefined, { age_ms: 1234, writer_pid: 4242 }],
+    ]);
+  });
+});
+
 describe('process_rename records of rename-ebpf.bin', () => {
   it('decodes the renames of the process itself, none of its thread or of the same name, and the count over the bound', () => {
     const { records, counters } = recordsOf('rename-ebpf.bin');
