@@ -2110,6 +2110,14 @@ __noinline int fresh_note(struct scratch *s, __u64 task_addr, __u64 file_addr)
 		if (old->kind != HADES_WATCH_FRESH)
 			return 0;
 		v.slot = old->slot;
+		/* Another process's write still within the window keeps its writer: a reader that
+		 * opens the file for writing first (`: >> /tmp/x; . /tmp/x`) does not become its writer
+		 * and so exempt from the report. */
+		if ((old->writer_tgid != v.writer_tgid || old->writer_start_ns != v.writer_start_ns) &&
+		    v.written_ns - old->written_ns <= HADES_FRESH_WINDOW_NS) {
+			v.writer_tgid = old->writer_tgid;
+			v.writer_start_ns = old->writer_start_ns;
+		}
 		bpf_map_update_elem(&file_watch, &k, &v, BPF_ANY);
 		return 0;
 	}
