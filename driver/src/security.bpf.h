@@ -2387,8 +2387,8 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 		}
 	}
 	if (file) {
-		/* for hx_fresh_note: path_watched leaves this path in s->lpm (not called for a setuid
-		 * creation, where hx_file's zero prefixlen stays) */
+		/* for hx_fresh_note: path_watched leaves this path in s->lpm (called for a setuid
+		 * creation too, below) */
 		STORE(s->note_file, (__u64)file);
 		/* canonical path of the object itself: symlinks and ".." resolved */
 		f->path_len = append_file_path(s, file, &flags);
@@ -2416,6 +2416,10 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	 * program anywhere runs as its owner. */
 	bool setuid_given = (kind == HADES_KIND_FILE_CHMOD || (is_open && (f->op_flags & O_CREAT))) &&
 			    (f->mode & 04000);
+	/* hx_fresh_note reads the path from s->lpm, which path_watched leaves there: a file created
+	 * with the setuid bit in a temporary folder (then chmod'ed and sourced) is remembered too */
+	if (setuid_given && file && is_open)
+		path_watched(s, sizeof(*f), p1_len);
 	if (!setuid_given && !(st->sc == HADES_SC_TRUNCATE && ret == 0) && !path_watched(s, sizeof(*f), p1_len) &&
 	    !((p2 || abs2) && path_watched(s, sizeof(*f) + p1_len, f->path2_len)) &&
 	    !(!(flags & HADES_F_PATH_FROM_FD) && path_odd(s, sizeof(*f), p1_len)) &&

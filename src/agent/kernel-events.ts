@@ -830,7 +830,8 @@ export class KernelEvents {
       for (const reason of ['dropped_ringbuf_full', 'dropped_state_full', 'dropped_rate_limit']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
       // file_open: fresh temporary files forgotten for newer ones (their later opens are not seen)
       counts.push(['kernel', hook, 'evicted', c['evicted'] ?? 0]);
-      // Deduplicated in the kernel: counted, and carried by a later event's event.count.
+      // Deduplicated in the kernel and counted: a connect's carried by a later event's
+      // event.count; file_open's, a fresh temporary file read again by the same process.
       counts.push(['kernel', hook, 'aggregated', c['suppressed'] ?? 0]);
     }
     const loader = this.lastStats?.loader ?? {};

@@ -31,6 +31,11 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
   let deeper: ChildRun;
   let interp: ChildRun;
   let cat: ChildRun;
+  let appender: ChildRun;
+  let setuidWriter: ChildRun;
+  let setuidSourced: ChildRun;
+  let scripted: ChildRun;
+  const suid = `/dev/shm/${tag}-suid`;
   let work = '';
 
   before(async () => {
@@ -52,11 +57,21 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
       interp = await runChild(python3, ['-c', `exec(open('${varTmp}').read())`]);
       // Not a shell nor an interpreter: reported, not matched.
       cat = await runChild('/bin/cat', [shm]);
+      // A reader that opens the file for writing first does not become its writer.
+      appender = await runChild('/bin/bash', ['-c', `: >> ${shm}; . ${shm}`]);
+      // Created with the setuid bit (reported wherever it is), then made plain and sourced.
+      setuidWriter = await runChild(python3, ['-c', `import os; fd = os.open('${suid}', os.O_CREAT | os.O_WRONLY, 0o4700); os.write(fd, b'F=1\\n'); os.close(fd); os.chmod('${suid}', 0o600)`]);
+      setuidSourced = await runChild('/bin/bash', ['-c', `. ${suid}`]);
+      // A script file (not in a temporary folder) that reads the list another process wrote there:
+      // reported by the driver, not matched by the rule (a script's input, not code sourced).
+      const script = path.join(work, 'report.sh');
+      writeFileSync(script, `while read l; do :; done < ${varTmp}\n`);
+      scripted = await runChild('/bin/bash', [script]);
     });
   });
 
   after(() => {
-    for (const f of [shm, own, varTmp]) rmSync(f, { force: true });
+    for (const f of [shm, own, varTmp, suid]) rmSync(f, { force: true });
     rmSync(`/tmp/${tag}`, { recursive: true, force: true });
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -79,6 +94,18 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
     assert.equal(p['file'].path, varTmp);
     assert.equal(p['hades'].file.fresh.writer_pid, writer.pid);
     assert.equal(opensOf(cat.pid).length, 1);
+    assert.equal(opensOf(scripted.pid).length, 1);
+  });
+
+  it('keeps the writer of a file that a reader opens for writing first, and remembers a file created setuid', () => {
+    for (const run of [appender, setuidWriter, setuidSourced, scripted]) assert.equal(run.status, 0, run.stderr);
+    const [appended] = opensOf(appender.pid).filter((e) => e['hades'].file.fresh !== undefined);
+    assert.ok(appended, JSON.stringify(opensOf(appender.pid)));
+    assert.equal(appended['hades'].file.fresh.writer_pid, writer.pid);
+    const [suidOpen] = opensOf(setuidSourced.pid);
+    assert.ok(suidOpen, 'the setuid-created file sourced is reported');
+    assert.equal(suidOpen['file'].path, suid);
+    assert.equal(suidOpen['hades'].file.fresh.writer_pid, setuidWriter.pid);
   });
 
   it('does not report the writer reading its own file, nor files written elsewhere or deeper', () => {
@@ -99,7 +126,8 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
     assert.ok(pids.includes(sourced.pid), JSON.stringify(matches.map((m) => [m.rule.id, m.process?.pid])));
     assert.ok(pids.includes(twice.pid));
     assert.ok(pids.includes(interp.pid));
-    for (const pid of [cat.pid, self.pid, notTmp.pid, deeper.pid, writer.pid]) assert.ok(!pids.includes(pid), `pid ${pid}`);
+    assert.ok(pids.includes(appender.pid));
+    for (const pid of [cat.pid, self.pid, notTmp.pid, deeper.pid, writer.pid, scripted.pid]) assert.ok(!pids.includes(pid), `pid ${pid}`);
     // not a sensitive file: the sensitive files' rules stay quiet
     assert.deepEqual(matches.filter((m) => m.rule.id.startsWith('sensitive_') || m.rule.id.includes('shadow')).map((m) => m.rule.id), []);
   });
