@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { waitFor } from '../helpers/agent.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-fds-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,18 +17,6 @@ const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 function withLimit(n: number, args: readonly string[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const r = spawnSync('prlimit', [`--nofile=${n}:${n}`, process.execPath, hades, ...args], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor<T>(what: string, check: () => T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 const readText = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8') : '');

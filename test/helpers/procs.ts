@@ -1,4 +1,5 @@
 /** Processes of the host, as tests that start hades look for them in /proc. */
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Pids of the processes whose parent is `parent` and that `match` accepts (their stat line and their argv). */
@@ -25,4 +26,16 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Resolves when the child exits (at once when it has), rejects when it still runs after `timeoutMs`. */
+export function exited(child: ChildProcess, timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pid ${child.pid} still runs after ${timeoutMs} ms`)), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
 }

@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { Cgroups } from '../../src/agent/cgroup.js';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { waitFor } from '../helpers/agent.js';
+import { exited } from '../helpers/procs.js';
 
 const name = `hadesleft${process.pid}`;
 const isRoot = process.getuid?.() === 0;
@@ -35,27 +37,6 @@ after(async () => {
   }
   rmSync(dir, { recursive: true, force: true });
 });
-
-function exited(child: ChildProcess, timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pid ${child.pid} still runs after ${timeoutMs} ms`)), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const logFile = path.join(dir, 'agent.log');
 const logLines = (): Record<string, unknown>[] =>

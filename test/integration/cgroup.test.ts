@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Cgroups, type CgroupGroup } from '../../src/agent/cgroup.js';
+import { exited } from '../helpers/procs.js';
 
 const MiB = 1 << 20;
 const name = `hades-test-${process.pid}`;
@@ -21,17 +22,6 @@ const skip = !isRoot ? 'cgroups need root' : found instanceof Cgroups ? false : 
 /** A node child that waits for a line on stdin before running `body`, so that it starts its work only once placed. */
 function waitingChild(body: string): ChildProcess {
   return spawn(process.execPath, ['-e', `process.stdin.once('data', () => { ${body} })`], { stdio: ['pipe', 'ignore', 'ignore'] });
-}
-
-function exited(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pid ${child.pid} still runs after ${timeoutMs} ms`)), timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
 }
 
 /** The control file `file` of `leaf` in whichever hierarchy has it. */
