@@ -75,18 +75,17 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
       };
       await waitFor('the local agent online', online, 60_000, 250);
       const marker = `hades-e2e-${process.pid}`;
-      // Run through a shell, so that the event has an ancestry of several processes. The agent
-      // is online as soon as its stream is open, which can be before its driver has attached:
-      // the command runs again at each try until its event is found.
+      // The agent is online as soon as its stream is open, before its driver has attached: hades
+      // start says when it watches, and a command run after that line is seen, the first time.
+      await waitFor('the local agent watching', () => output.stdout.includes('The local agent watches this machine now') || undefined, 60_000, 100);
+      // Run through a shell, so that the event has an ancestry of several processes.
+      spawnSync('/bin/sh', ['-c', `/bin/echo ${marker}`]);
       const found = await waitFor(
         'the exec event through the API',
         () => {
-          spawnSync('/bin/sh', ['-c', `/bin/echo ${marker}`]);
           const result = hades('search', '--json', '--since', '10m', '--action', 'exec', '--config', serverConfig, `process.args=${marker}`);
           if (result.status !== 0) return undefined;
           const events = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
-          // A try whose shell ran just before the driver attached has an echo without its shell in
-          // the process tree (seen once in a loaded suite): the next try's has it.
           return events.find((e) => (e['process'].executable === '/bin/echo' || e['process'].executable === '/usr/bin/echo') && e['hades'].ancestors?.length >= 1);
         },
         30_000,

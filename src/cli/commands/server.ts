@@ -4,7 +4,7 @@
  * The commands that talk to its REST API are in remote.ts, which loads none of the server.
  */
 import { spawn } from 'node:child_process';
-import { realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, parseRoleConfig } from '../../common/config/index.js';
@@ -65,6 +65,54 @@ function sameFile(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
+/** How long `hades start` looks for the local agent's "agent started" line before giving up saying it. */
+const WATCHING_WAIT_MS = 5 * 60_000;
+const WATCHING_POLL_MS = 250;
+
+/**
+ * Calls `found` once when a line holding `needle` is appended to `file` (what it held before is
+ * not read), polling every 250 ms for at most `waitMs`. A file missing or unreadable for a
+ * moment is tried again. `stop` ends the polling.
+ */
+function watchForLine(file: string, needle: string, waitMs: number, found: () => void): { stop(): void } {
+  let offset = 0;
+  try {
+    offset = statSync(file).size;
+  } catch {
+    // not written yet: everything it will hold is new
+  }
+  let pending = '';
+  const deadline = Date.now() + waitMs;
+  const timer = setInterval(() => {
+    if (Date.now() > deadline) return clearInterval(timer);
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const size = fstatSync(fd).size;
+      if (size < offset) offset = 0; // rotated or truncated: read it anew
+      while (offset < size) {
+        const chunk = Buffer.alloc(Math.min(size - offset, 1 << 20));
+        const n = readSync(fd, chunk, 0, chunk.length, offset);
+        if (n === 0) break;
+        offset += n;
+        pending += chunk.subarray(0, n).toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        if (lines.some((line) => line.includes(needle))) {
+          clearInterval(timer);
+          found();
+          return;
+        }
+      }
+    } catch {
+      // missing or unreadable for now: the next tick tries again
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }, WATCHING_POLL_MS);
+  return { stop: () => clearInterval(timer) };
+}
+
 /** The local agent's restarts under `hades start`: the first after a second, doubling to half a minute; a run of a minute starts the count again. */
 const AGENT_RESTART_MIN_MS = 1000;
 const AGENT_RESTART_MAX_MS = 30_000;
@@ -104,6 +152,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   /** Set when the agent ended on its own (not at Ctrl-C) for good: why, for the error this command then ends with. */
   let agentExit: string | undefined;
   const stopped = new AbortController();
+  let watching: { stop(): void } | undefined;
   try {
     // A token only for an agent that is not enrolled with this server yet (a token left unused
     // stays valid for its ten minutes: none is made when the agent would not use it).
@@ -152,6 +201,13 @@ export async function start(context: CliContext, _args: readonly string[], optio
     // again, after a backoff, as its service manager would: the server and the API stay up. Any
     // other end (a configuration it refuses, another agent holding its folder) stops everything.
     let backoffMs = AGENT_RESTART_MIN_MS;
+    const agentLog = path.join(agentDir, 'agent.log');
+    // The agent connects to the server before its kernel driver is loaded (seconds with every
+    // hook): what runs before that is not seen. Its log's "agent started" line says when it
+    // watches; this says so once, so that a person trying it knows when to.
+    watching = watchForLine(agentLog, '"msg":"agent started"', WATCHING_WAIT_MS, () => {
+      context.stdout.write('The local agent watches this machine now (its kernel driver is loaded): what runs from here on is in hades search.\n');
+    });
     const spawnAgent = (): void => {
       const startedAt = Date.now();
       const agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
@@ -198,6 +254,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
   } finally {
     stopped.abort();
     clearTimeout(restartTimer);
+    watching?.stop();
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.kill('SIGTERM');
