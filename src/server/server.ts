@@ -17,6 +17,7 @@ import { FdLimitWatch } from '../runtime/fd-limit.js';
 import { Logger } from '../runtime/log.js';
 import { Detector } from './alerts/detector.js';
 import { DetectionMark } from './alerts/mark.js';
+import { adminTokenFile } from './local-files.js';
 import { ruleSource } from './alerts/rule-source.js';
 import { createAlertOutputs, type AlertOutputs } from './alerts/outputs/index.js';
 import { AlertStore, MAX_ALERT_HISTORY, triageHistory } from './alerts/store.js';
@@ -57,11 +58,6 @@ const SIZE_CHECK_MS = 5_000;
 const FD_CHECK_MS = 5_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
-
-/** Where the local deployment keeps the admin API token, for the `hades` command on this host. */
-import { adminTokenFile } from './local-files.js';
-
-export { adminTokenFile, caFile, localCredentials } from './local-files.js';
 
 export interface ServerOptions {
   readonly config: ServerConfig;
