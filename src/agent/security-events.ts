@@ -407,12 +407,12 @@ export class SecurityEvents {
   private open(r: FileRecord): HadesEvent {
     const file = { path: r.path, name: path.basename(r.path), directory: path.dirname(r.path), inode: r.inode || undefined, mode: octal(r.fileMode) };
     const access = (r.opFlags & 3) === 0 ? 'read' : (r.opFlags & 3) === 1 ? 'write' : 'read_write';
-    // Registered since, and replaced before this record was read: the path opened is what is known.
-    // A stale registration (the file replaced, its inode number given to a new file) is not it.
     // A file freshly written in a temporary folder, opened by another process than its writer.
     if ((r.flags & SecurityFlag.openFresh) !== 0) {
       return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), access, fresh: { age_ms: r.mode, writer_pid: r.writerPid } } });
     }
+    // Registered since, and replaced before this record was read: the path opened is what is known.
+    // A stale registration (the file replaced, its inode number given to a new file) is not it.
     const sensitive = this.options.sensitiveOf?.(r.dev, r.inode, r.path) ?? r.path;
     return this.event(r, 'file_open', ['file'], ['access'], { outcome: outcome(r.result), file }, { file: { syscall: syscallName(r.syscall), sensitive, access } });
   }

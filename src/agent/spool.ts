@@ -324,18 +324,9 @@ class SegmentReader {
   private fill(seg: Segment, n: number): boolean {
     if (this.off >= this.chunkPos && this.off + n <= this.chunkPos + this.chunk.length) return true;
     if (this.off + n > seg.end) return false;
-    const size = Math.min(seg.end - this.off, Math.max(n, READ_CHUNK));
-    const buf = Buffer.allocUnsafeSlow(size);
-    let got = 0;
-    while (got < size) {
-      const r = readSync(this.fd, buf, got, size - got, this.off + got);
-      if (r === 0) break;
-      got += r;
-    }
-    this.reads++;
-    this.chunk = got === size ? buf : buf.subarray(0, got);
+    this.chunk = this.readAt(this.off, Math.min(seg.end - this.off, Math.max(n, READ_CHUNK)));
     this.chunkPos = this.off;
-    return got >= n;
+    return this.chunk.length >= n;
   }
 }
 
