@@ -2081,7 +2081,8 @@ __noinline int fresh_place(struct scratch *s)
 /*
  * A regular file opened for writing in a temporary folder (the FILE_CREATE record of the call is
  * being sent): remember its identity, its writer and the time, for hx_file_open. A FILE_SECRET
- * file stays one. A file written again keeps its slot and takes the new writer and time. A global
+ * file stays one. A file written again keeps its slot and takes the new time; it takes the new
+ * writer only when the first one's write is older than HADES_FRESH_WINDOW_NS. A global
  * function (verified once; the task and file come as addresses, read with probe reads): inlined,
  * it pushed hx_file over the verifier's limit.
  */
@@ -2464,6 +2465,13 @@ static __always_inline void file_record(struct bpf_raw_tracepoint_args *ctx, str
 	submit_scratch(c, s, LOAD(s->off));
 }
 
+/* any successful open may be of a FILE_SECRET or fresh file, whatever its flags: on to hx_file_open */
+static __always_inline void to_file_open(struct bpf_raw_tracepoint_args *ctx, const struct hades_route *r)
+{
+	if ((file_secret_count || fresh_used) && open_family(r->sc) && (long)ctx->args[1] >= 0)
+		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
+}
+
 SEC("raw_tp")
 int hx_file(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -2479,9 +2487,7 @@ int hx_file(struct bpf_raw_tracepoint_args *ctx)
 	/* an open that gave a file: hx_fresh_note looks at it (and goes on to hx_file_open) */
 	if (fresh_on && open_family(r->sc) && LOAD(s->note_file))
 		bpf_tail_call(ctx, &exit_progs, HADES_HX_FRESH_NOTE);
-	/* any successful open may be of a FILE_SECRET or fresh file, whatever its flags */
-	if ((file_secret_count || fresh_used) && open_family(r->sc) && (long)ctx->args[1] >= 0)
-		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
+	to_file_open(ctx, r);
 	return 0;
 }
 
@@ -2496,8 +2502,7 @@ int hx_fresh_note(struct bpf_raw_tracepoint_args *ctx)
 	if (!r || !s)
 		return 0;
 	fresh_note(s, (__u64)cur_task(), LOAD(s->note_file));
-	if ((file_secret_count || fresh_used) && open_family(r->sc) && (long)ctx->args[1] >= 0)
-		bpf_tail_call(ctx, &exit_progs, HADES_HX_FILE_OPEN);
+	to_file_open(ctx, r);
 	return 0;
 }
 
