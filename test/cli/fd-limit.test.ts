@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,14 +28,24 @@ const setLimit = (pid: number, n: number): void => {
   assert.equal(r.status, 0, r.stderr);
 };
 
-/** Connections that the process at its limit cannot take: each is dropped, none may crash it. */
+/**
+ * Connections that the process at its limit cannot take: each is dropped, none may crash it.
+ * Plain TCP with a timer of our own: a fetch() whose connection is accepted and closed at once
+ * can stay pending with no handle left to keep the test's event loop alive (seen in CI).
+ */
 async function knock(url: string, times: number): Promise<void> {
+  const { hostname, port } = new URL(url);
   for (let i = 0; i < times; i++) {
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(2000) });
-    } catch {
-      // Dropped, as expected while the limit is reached.
-    }
+    await new Promise<void>((resolve) => {
+      const socket = connect({ host: hostname, port: Number(port) });
+      const timer = setTimeout(() => socket.destroy(), 2000);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.on('connect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    });
   }
 }
 
@@ -106,7 +117,7 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       await knock(`${metrics}/metrics`, 5);
       const said = await waitFor('HADES_ERR_FD_LIMIT in the agent\'s log', () => readText(log).split('\n').find((l) => l.includes('HADES_ERR_FD_LIMIT')));
       assert.match(said, /"level":"error".*file descriptors this process may open .* in use: new connections are dropped/);
-      assert.equal(run.child.exitCode, null, 'still running');
+      assert.equal(run.child.exitCode, null, `still running: ${run.stderr()}\n${readText(log).slice(-3000)}`);
       setLimit(pid, 1024);
       await waitFor('the agent saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
       const health = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
@@ -131,7 +142,7 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       await knock(`${api}/api/v1/health`, 5);
       const said = await waitFor('HADES_ERR_FD_LIMIT in the server\'s log', () => readText(log).split('\n').find((l) => l.includes('HADES_ERR_FD_LIMIT')));
       assert.match(said, /"level":"error".*in use: new connections are dropped/);
-      assert.equal(run.child.exitCode, null, 'still running');
+      assert.equal(run.child.exitCode, null, `still running: ${run.stderr()}\n${readText(log).slice(-3000)}`);
       setLimit(pid, 1024);
       await waitFor('the server saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
       assert.equal(await stop(run), 0, run.stderr());

@@ -23,6 +23,7 @@ import { KernelEvents, type KernelEventStats } from '../kernel-events.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
 import { readConfigText } from '../../runtime/regular-file.js';
 import { FdLimitWatch } from '../../runtime/fd-limit.js';
+import { memoryNow } from '../../runtime/memory.js';
 import { Logger, type LogLevel, type LogStats } from '../../runtime/log.js';
 import { SpooledChannel, StreamChannel, type BatchTransport, type EventBatch, type OutputChannel } from '../pipeline/channels.js';
 import { DropReporter, type DropCount } from '../pipeline/drops.js';
@@ -1140,14 +1141,9 @@ export class Agent {
     this.fds.check();
     const usage = process.cpuUsage();
     this.cpuPercent = this.cpu.sample(usage.user + usage.system) ?? this.cpuPercent;
-    let rss: number;
-    try {
-      rss = process.memoryUsage.rss();
-    } catch (error) {
-      // It reads /proc (EMFILE when every descriptor is taken): the next sample tries again.
-      this.log.warn('cannot read the agent\'s own memory use', { code: 'HADES_ERR_INTERNAL', err: error });
-      return;
-    }
+    // It reads /proc (EMFILE when every descriptor is taken, which the check above says): the next sample tries again.
+    const { rss, fresh } = memoryNow();
+    if (!fresh) return;
     const budget = this.config.limits.memory_mb * MB;
     if (rss <= budget) {
       this.memoryOverSince = undefined;
@@ -1184,7 +1180,7 @@ export class Agent {
       started: this.started.toISOString(),
       uptimeS: (Date.now() - this.started.getTime()) / 1000,
       cpuPercent: this.cpuPercent,
-      memoryRssBytes: process.memoryUsage.rss(),
+      memoryRssBytes: memoryNow().rss,
       memoryBudgetBytes: this.config.limits.memory_mb * MB,
       openFds: this.openFds(),
       ...(this.options.configFile ? { configFile: path.resolve(this.options.configFile) } : {}),

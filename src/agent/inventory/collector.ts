@@ -14,6 +14,7 @@ import { FileHashCache } from './context.js';
 import { HASH_CACHE_FILES, HashCacheFile } from '../hash-cache-file.js';
 import type { TableSpec } from './table.js';
 import { readConfig } from '../plugins/plugin-main.js';
+import { memoryNow } from '../../runtime/memory.js';
 
 export interface ScheduledQuery {
   readonly name: string;
@@ -473,7 +474,7 @@ export class Collector {
   }
 
   private sendStats(): Promise<void> {
-    const memory = process.memoryUsage();
+    const memory = memoryNow();
     return this.json(PluginFrame.stats, { ...this.stats, hashes: { ...(this.engine?.hashStats ?? this.hashes.stats) }, ...(this.hashFile ? { hash_file: { ...this.hashFile.stats } } : {}), rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, scheduled: this.schedules.size });
   }
 

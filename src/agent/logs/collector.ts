@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PluginFrame } from '../../common/plugins/frames.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
+import { memoryNow } from '../../runtime/memory.js';
 import { readConfig, type PluginIo } from '../plugins/plugin-main.js';
 import { FileFollower, type FilePosition } from './follow-file.js';
 import { JournalFollower, journalAvailable, type JournalEntry } from './journal.js';
@@ -322,7 +323,7 @@ export class LogCollector {
   }
 
   private sendStats(): Promise<void> {
-    const memory = process.memoryUsage();
+    const memory = memoryNow();
     const files = Object.fromEntries(this.files.map((f) => [f.path, { ...f.counters }]));
     return this.json(PluginFrame.stats, { ...this.stats, ...(this.journal ? { journal: { ...this.journal.counters } } : {}), ...(this.files.length ? { files } : {}), rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed });
   }
