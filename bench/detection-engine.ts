@@ -389,7 +389,15 @@ const cases: [string, number, RuleSet][] = [
   ['pack + Sigma, no index', bothUnindexed.rules.length, bothUnindexed],
 ];
 const results = new Map<string, Measured>();
-for (const [label, , set] of cases) results.set(label, measure(set, events, label.endsWith('no index') ? Math.min(secondsPerCase, 2) : secondsPerCase, restamp));
+// HADES_BENCH_ONLY=LABEL measures that case alone (for a CPU profile of it: node --cpu-prof ...).
+const only = process.env['HADES_BENCH_ONLY'];
+if (only !== undefined && !cases.some(([label]) => label === only)) throw new Error(`HADES_BENCH_ONLY: no case ${JSON.stringify(only)}; the cases are ${cases.map(([l]) => JSON.stringify(l)).join(', ')}`);
+for (const [label, , set] of cases) if (only === undefined || label === only) results.set(label, measure(set, events, label.endsWith('no index') ? Math.min(secondsPerCase, 2) : secondsPerCase, restamp));
+if (only !== undefined) {
+  const r = results.get(only)!;
+  console.log(`${only}: ${Math.round(r.rate).toLocaleString('en')} events/s, ${r.evaluationsPerEvent.toFixed(2)} rule evaluations/event`);
+  process.exit(0);
+}
 
 console.log('| rules | count | events/s | events per CPU-s | ns/event | rule evaluations/event | matches/event |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');

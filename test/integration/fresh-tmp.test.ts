@@ -35,6 +35,8 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
   let setuidWriter: ChildRun;
   let setuidSourced: ChildRun;
   let scripted: ChildRun;
+  let redirected: ChildRun;
+  let scriptFed: ChildRun;
   const suid = `/dev/shm/${tag}-suid`;
   let work = '';
 
@@ -67,6 +69,13 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
       const script = path.join(work, 'report.sh');
       writeFileSync(script, `while read l; do :; done < ${varTmp}\n`);
       scripted = await runChild('/bin/bash', [script]);
+      // A shell fed the dropped file on its standard input: by a `bash -c` (its child opens the
+      // redirection, then starts sh; `; true` keeps bash from starting sh in its own place), and
+      // by a script.
+      redirected = await runChild('/bin/bash', ['-c', `sh < ${shm}; true`]);
+      const feeder = path.join(work, 'feed.sh');
+      writeFileSync(feeder, `sh < ${varTmp}\n`);
+      scriptFed = await runChild('/bin/bash', [feeder]);
     });
   });
 
@@ -98,7 +107,7 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
   });
 
   it('keeps the writer of a file that a reader opens for writing first, and remembers a file created setuid', () => {
-    for (const run of [appender, setuidWriter, setuidSourced, scripted]) assert.equal(run.status, 0, run.stderr);
+    for (const run of [appender, setuidWriter, setuidSourced, scripted, redirected, scriptFed]) assert.equal(run.status, 0, run.stderr);
     const [appended] = opensOf(appender.pid).filter((e) => e['hades'].file.fresh !== undefined);
     assert.ok(appended, JSON.stringify(opensOf(appender.pid)));
     assert.equal(appended['hades'].file.fresh.writer_pid, writer.pid);
@@ -128,6 +137,12 @@ describe('a script written to a temporary folder and sourced', { skip }, () => {
     assert.ok(pids.includes(interp.pid));
     assert.ok(pids.includes(appender.pid));
     for (const pid of [cat.pid, self.pid, notTmp.pid, deeper.pid, writer.pid, scripted.pid]) assert.ok(!pids.includes(pid), `pid ${pid}`);
+    // One alert for one redirection: the `bash -c` child's open raises the sourced rule and the
+    // fed-to-shell rule leaves it alone; a script's redirection is the fed-to-shell rule's.
+    const parentOf = new Map(capture.events.filter((e) => e['process']?.parent?.pid !== undefined).map((e) => [e['process'].pid as number, e['process'].parent.pid as number]));
+    const under = (pid: number) => matches.filter((m) => m.process?.pid !== undefined && parentOf.get(m.process.pid) === pid).map((m) => m.rule.id);
+    assert.deepEqual(under(redirected.pid), ['tmp_script_written_then_sourced'], JSON.stringify(matches.map((m) => [m.rule.id, m.process?.pid])));
+    assert.deepEqual(under(scriptFed.pid), ['tmp_script_written_then_fed_to_shell']);
     // not a sensitive file: the sensitive files' rules stay quiet
     assert.deepEqual(matches.filter((m) => m.rule.id.startsWith('sensitive_') || m.rule.id.includes('shadow')).map((m) => m.rule.id), []);
   });
