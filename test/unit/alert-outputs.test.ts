@@ -1613,7 +1613,9 @@ describe('alert outputs: syslog', () => {
         await waitFor('two connections given up', () => statsOf(running, 's').failed_attempts >= 2, 15_000);
         const lingering = execFileSync('ss', ['-Htn', 'state', 'fin-wait-1', `( dport = :${port} )`], { encoding: 'utf8' }).trim();
         assert.equal(lingering, '', 'no connection given up still sending');
-        assert.ok(sockets.length >= 2);
+        // Connections, not sockets handed to onSocket: on a loaded machine a TLS handshake may
+        // take longer than timeout_ms, and that connection is given up before it is secure.
+        assert.ok(connections.length >= 2, `${connections.length} connections`);
       } finally {
         await outputs?.close();
         for (const socket of [...sockets, ...connections]) socket.destroy();
