@@ -4,8 +4,9 @@
  *
  * 1. files that share the machine: every unit test (but those marked `// hades-test: runs
  *    alone`, which mount a file system), and the files that say so on a line of their own
- *    (`// hades-test: shares the machine`): servers on ephemeral loopback ports and pure
- *    command-line work, nothing machine-wide. Two files at a time.
+ *    (`// hades-test: shares the machine`, the reason after it if need be): servers on
+ *    ephemeral loopback ports and pure command-line work, nothing machine-wide. Two files at a
+ *    time.
  * 2. every other file, one at a time: they load kernel hooks and see every process on the host
  *    (another test's reverse shell would be in their events), bind fixed ports such as 53, or
  *    change what the host runs (sshd, rsyslog, journald, cgroups).
@@ -58,7 +59,7 @@ function headLines(file) {
 function sharesMachine(file) {
   const head = headLines(file);
   if (file.split(path.sep).includes('unit')) return !head.some((line) => line === ALONE || line.startsWith(`${ALONE} `));
-  return head.includes(MARKER);
+  return head.some((line) => line === MARKER || line.startsWith(`${MARKER} `));
 }
 
 function run(label, files, concurrency) {

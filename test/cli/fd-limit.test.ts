@@ -1,3 +1,4 @@
+// hades-test: shares the machine (its agent loads no driver; every port is ephemeral; each limit is set on its own processes)
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

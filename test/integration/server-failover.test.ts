@@ -1,3 +1,4 @@
+// hades-test: shares the machine (servers and agents in this process, on ephemeral loopback ports)
 /**
  * Failover: an agent given several gateway addresses moves to the next one when a connection
  * fails, and its batch is delivered there; it goes back to a preferred address (earlier in the

@@ -1,3 +1,4 @@
+// hades-test: shares the machine (servers and agents in this process, on ephemeral loopback ports)
 /**
  * A server stopped with batches in flight: every batch it stores (and acknowledges) must have
  * gone through the rules, since sent again it is a duplicate and is never matched.

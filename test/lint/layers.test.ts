@@ -1,3 +1,4 @@
+// hades-test: shares the machine (it lints strings in memory)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ESLint } from 'eslint';
