@@ -71,6 +71,10 @@ struct scratch {
 	__u32 len;   /* bytes of the cgroup path so far */
 	__u32 depth; /* entries in chain[] */
 	__u64 note_file; /* hx_file -> hx_fresh_note: the file an open gave, its path in lpm */
+	/* build_path -> build_path_at: the dentry and mount, as plain numbers (a typed pointer
+	 * cannot be given to a global function) */
+	__u64 walk_dentry;
+	__u64 walk_mnt;
 };
 
 /* Per-CPU arrays cap values at 32 KiB, so this is a plain array indexed by
@@ -223,9 +227,12 @@ static __always_inline __u64 process_start(struct task_struct *task)
  * walk stopped before reaching the root (depth or size limit).
  * bpf_d_path is not available to tracepoint programs, hence the walk.
  */
-static __always_inline bool build_path(struct scratch *s, struct dentry *dentry,
-				       struct vfsmount *vfsmnt)
+__noinline int build_path_at(struct scratch *s, __u64 dentry_addr, __u64 vfsmnt_addr)
 {
+	struct dentry *dentry = (void *)dentry_addr;
+	struct vfsmount *vfsmnt = (void *)vfsmnt_addr;
+	if (!s)
+		return 0;
 	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
 	struct mount *mnt = (void *)vfsmnt - mnt_off;
 	bool done = false;
@@ -282,6 +289,20 @@ static __always_inline bool build_path(struct scratch *s, struct dentry *dentry,
 		STORE(s->pos, PATH_AREA_LEN - 1);
 	}
 	return !done;
+}
+
+/*
+ * build_path_at for typed pointers. The walk is a global function, verified once for each
+ * program instead of once for each place a path is built (an exec builds three: its file, its
+ * working directory, its standard input's): inlined, it took most of a second of the verifier
+ * at each load.
+ */
+static __always_inline bool build_path(struct scratch *s, struct dentry *dentry,
+				       struct vfsmount *vfsmnt)
+{
+	STORE(s->walk_dentry, (__u64)dentry);
+	STORE(s->walk_mnt, (__u64)vfsmnt);
+	return build_path_at(s, LOAD(s->walk_dentry), LOAD(s->walk_mnt)) != 0;
 }
 
 /* Copies the built path to the record tail at s->off; returns its length. */
