@@ -212,6 +212,15 @@ const workload = [
   ev('exec', 70, { process: proc('ss', ['ss', '-tlnp'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
   ev('exec', 75, { process: proc('cat', ['cat', '/proc/meminfo'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
   ev('exec', 80, { process: proc('find', ['find', '/tmp', '-name', '*.tmp', '-mtime', '+7', '-delete'], { parent: { pid: 800, entity_id: 'dev-01-800-1', name: 'bash' }, session_leader: { pid: 790 } }) }),
+  // an administrator's sudo: a file edited with a command run from the editor (:!ls), a root
+  // login and an editor's shell in it, a unit's status in the pager; a health check over ssh,
+  // a known host removed (recorded with hades events)
+  ev('exec', 81, { process: proc('bash', ['/bin/bash', '-c', 'ls /tmp'], { executable: '/usr/bin/bash', parent: { pid: 901, name: 'vim' } }), hades: { ancestors: [{ pid: 901, name: 'vim', args: ['vim', '/etc/hosts'] }, { pid: 900, name: 'sudo', args: ['sudo', 'vim', '/etc/hosts'] }, { pid: 899, name: 'sudo' }] } }),
+  ev('exec', 82, { process: proc('bash', ['-bash'], { executable: '/usr/bin/bash', parent: { pid: 910, name: 'sudo' } }), hades: { ancestors: [{ pid: 910, name: 'sudo', args: ['sudo', '-i'] }, { pid: 909, name: 'sudo', args: ['sudo', '-i'] }, { pid: 800, name: 'bash', args: ['-bash'] }] } }),
+  ev('exec', 83, { process: proc('sh', ['/bin/sh'], { executable: '/usr/bin/dash', parent: { pid: 912, name: 'vim' } }), hades: { ancestors: [{ pid: 912, name: 'vim', args: ['vim'] }, { pid: 911, name: 'bash', args: ['-bash'] }, { pid: 910, name: 'sudo', args: ['sudo', '-i'] }, { pid: 909, name: 'sudo', args: ['sudo', '-i'] }] } }),
+  ev('exec', 84, { process: proc('pager', ['pager'], { executable: '/usr/bin/less', parent: { pid: 921, name: 'systemctl' } }), hades: { ancestors: [{ pid: 921, name: 'systemctl', args: ['systemctl', 'status', 'nginx'] }, { pid: 920, name: 'sudo' }, { pid: 919, name: 'sudo' }] } }),
+  ev('exec', 85, { process: proc('ssh', ['ssh', 'web1', 'curl -fsS http://localhost:8080/health | jq .status'], { executable: '/usr/bin/ssh' }) }),
+  ev('exec', 86, { process: proc('ssh-keygen', ['ssh-keygen', '-f', '/root/.ssh/known_hosts', '-R', '10.0.0.5'], { executable: '/usr/bin/ssh-keygen' }) }),
   // the inventory's first snapshot of a normal host, then the setuid program sudo's install added
   ev('inventory_change', 50, { hades: { inventory: { table: 'users', query: 'users', change: 'snapshot', row: { username: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash' } } } }),
   ev('inventory_change', 50, { hades: { inventory: { table: 'suid_binaries', query: 'suid_binaries', change: 'snapshot', row: { path: '/usr/bin/passwd', uid: 0, mode: '4755' } } } }),
