@@ -52,6 +52,11 @@ export interface SpoolOptions {
   readonly eventsOf?: (data: Uint8Array) => number;
   /** Told (HADES_ERR_SPOOL_CORRUPT) each time records are found damaged and skipped; must not throw. */
   readonly onCorrupt?: (error: HadesError) => void;
+  /**
+   * Told (HADES_ERR_SPOOL_IO) when the folder was found removed while the spool runs and was made
+   * again, so that appends go on; must not throw.
+   */
+  readonly onFolderRemade?: (error: HadesError) => void;
 }
 
 export interface SpoolRecord {
@@ -406,6 +411,7 @@ export class Spool {
   private refusedEvents = 0;
   private corruptRecords = 0;
   private readonly onCorrupt: ((error: HadesError) => void) | undefined;
+  private readonly onFolderRemade: ((error: HadesError) => void) | undefined;
   private corruptEvents = 0;
   private corruptBytes = 0;
   private writeErrors = 0;
@@ -424,6 +430,7 @@ export class Spool {
     }
     this.dir = options.dir;
     this.onCorrupt = options.onCorrupt;
+    this.onFolderRemade = options.onFolderRemade;
     this.maxBytes = atLeast('maxBytes', options.maxBytes, 1024);
     this.segmentBytes = Math.min(atLeast('segmentBytes', options.segmentBytes ?? 8 * 1024 * 1024, 1), Math.floor(this.maxBytes / 4));
     this.policy = options.fsync;
@@ -958,12 +965,45 @@ export class Spool {
   private createSegment(): { seg: Segment; fd: number } {
     const firstSeq = this.last + 1;
     const file = path.join(this.dir, `${String(firstSeq).padStart(16, '0')}.seg`);
-    const fd = openSync(file, 'wx', 0o600);
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (error) {
+      // The folder was removed while the spool runs (a clean-up of the data folder): without it
+      // every later batch would be refused, for good. Made again, appends go on in it.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      this.remakeFolder();
+      fd = openSync(file, 'wx', 0o600);
+    }
     const seg: Segment = { firstSeq, path: file, eventsBefore: this.totalEvents, eventsKnown: true, size: 0, end: 0, holes: undefined, readFailed: false, deleted: false };
     this.segments.push(seg);
     this.current = { seg, fd };
     if (this.policy !== 'never') this.dirDirty = true;
     return this.current;
+  }
+
+  /**
+   * Makes the folder again, with a new cursor file holding the committed position, and opens it
+   * in place of the removed one. The records of the segments removed with it cannot be read any
+   * more: they are counted as damaged (HADES_ERR_SPOOL_CORRUPT) when the reader reaches them.
+   */
+  private remakeFolder(): void {
+    makeFolders(this.dir, 0o700);
+    const dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    let cursorFd: number;
+    try {
+      cursorFd = openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600);
+    } catch (error) {
+      closeQuietly(dirFd);
+      throw error;
+    }
+    if (this.dirFd >= 0) this.release(this.dirFd);
+    if (this.cursorFd >= 0) this.release(this.cursorFd);
+    this.dirFd = dirFd;
+    this.cursorFd = cursorFd;
+    this.writeCursor();
+    if (this.policy !== 'never') this.dirDirty = true;
+    this.onFolderRemade?.(new HadesError('HADES_ERR_SPOOL_IO', `the spool folder ${this.dir} was removed while in use and is made again; records it held, not yet delivered and no longer in memory, are lost (counted as damaged when reached)`));
   }
 
   /** Stops appending to the current segment; its fd is closed after its fsync. */

@@ -696,6 +696,37 @@ describe('spool: failures', () => {
     });
   });
 
+  it('makes its folder again when it was removed while in use, and appends go on (they were refused for good)', () => {
+    const dir = folder();
+    const told: HadesError[] = [];
+    const spool = open(dir, { memoryCacheBytes: 0, onFolderRemade: (e) => told.push(e), onCorrupt: () => undefined });
+    fill(spool, 1, 40, 200);
+    assert.deepEqual(seqs(spool.read(5, 1 << 30)), range(1, 5));
+    spool.commit(5);
+    rmSync(dir, { recursive: true, force: true });
+    // The segment being written stays open (unlinked) until it is full; the next one needs the folder.
+    fill(spool, 41, 60, 200);
+    assert.equal(told.length, 1);
+    assert.ok(isCode('HADES_ERR_SPOOL_IO')(told[0]), String(told[0]));
+    assert.match(told[0]!.message, /removed while in use and is made again/);
+    assert.ok(segmentFiles(dir).length > 0 && existsSync(path.join(dir, 'cursor')));
+    const first = Number(path.basename(segmentFiles(dir)[0]!, '.seg'));
+    assert.ok(first > 41 && first < 100, `the new folder's first record: ${first}`);
+    const got = drain(spool);
+    const lost = spool.stats().corruptRecords;
+    assert.ok(lost > 0, 'the records of the removed segments that are not open any more are counted');
+    assert.equal(got.length + lost, 100 - 5, 'each record is read or counted lost');
+    assert.deepEqual(seqs(got.filter((r) => r.seq >= first)), range(first, 100), 'the records written into the new folder, in order');
+    assert.deepEqual(texts(got).map((x) => x.replace(/\.+$/, '')), seqs(got).map((n) => `r${n}`));
+    spool.commit(first + 1);
+    spool.close();
+    // The new folder is a spool of its own: its cursor and the records not acknowledged.
+    const again = open(dir);
+    assert.deepEqual(seqs(drain(again)), range(first + 2, 100));
+    assert.equal(again.stats().corruptRecords, 0);
+    again.close();
+  });
+
   it('frees a full disk once everything is delivered, even when one segment holds it all', (t) => {
     onFullDisk(t, (dir) => {
       // Segments larger than the disk: the one being written fills it.
