@@ -290,7 +290,7 @@ export class Agent {
       await this.startPlugins();
       this.supervisor.start();
       await this.startMetrics();
-      this.writeRunFile();
+      this.writeRunFile(true);
       this.timers.push(setInterval(() => this.reportDrops(), DROP_REPORT_MS));
       this.timers.push(setInterval(() => this.watchSelf(), SELF_SAMPLE_MS));
       this.timers.push(setInterval(() => void this.watchLock(), LOCK_CHECK_MS));
@@ -327,10 +327,24 @@ export class Agent {
     const previous = runFileOf(dir);
     if (previous !== undefined && !hasLockSocket(dir) && holdsFilesIn(previous.pid, Date.parse(previous.started), dir)) throw agentRunning(dir);
     this.lock = await InstanceLock.acquire(dir, () => agentRunning(dir));
-    this.writeRunFile();
+    this.writeRunFile(true);
   }
 
-  private writeRunFile(): void {
+  /**
+   * Writes the run file (`hades agent status` finds the agent by it). At start a failure stops the
+   * start; later (a timer, a reload) it is logged and the agent goes on: a data folder removed or
+   * a full disk must not take the agent down for it.
+   */
+  private writeRunFile(strict = false): void {
+    try {
+      this.writeRunFileNow();
+    } catch (error) {
+      if (strict) throw error;
+      this.log.warn('the run file cannot be written; hades agent status does not find the agent until it is', { code: 'HADES_ERR_SPOOL_IO', file: runFilePath(this.config.agent.data_dir), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
+    }
+  }
+
+  private writeRunFileNow(): void {
     const run: RunFile = {
       pid: process.pid,
       started: this.started.toISOString(),
@@ -746,6 +760,7 @@ export class Agent {
       fsyncIntervalMs: config.spool.fsync_interval_ms,
       eventsOf: (data: Uint8Array) => (data.length >= 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) : 0),
       onCorrupt: (error) => this.log.error('spool records lost', { err: error, output: name }),
+      onFolderRemade: (error) => this.log.error('spool folder removed while in use; made again', { err: error, output: name }),
     });
   }
 
@@ -1122,6 +1137,16 @@ export class Agent {
       this.lockChecking = false;
     }
     // Said when it changes, not every check.
+    // A data folder removed while the agent runs is made again (the spool makes its own part
+    // when it next needs it): the lock is taken back at the next check, and the run file with it.
+    if (state === 'missing') {
+      try {
+        makeFolders(this.config.agent.data_dir, 0o700);
+      } catch {
+        // Said below; tried again at the next check.
+      }
+    }
+    if (state === 'restored') this.writeRunFile();
     if (state === this.lockState) return;
     this.lockState = state;
     if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed or replaced; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });
