@@ -204,6 +204,23 @@ describe('archive: input and failures', () => {
     assert.deepEqual(readdirSync(path.join(dir, STAGING)), []);
   });
 
+  it('makes its folder again when it was removed while the server runs (every later file failed, for good)', async () => {
+    const dir = folder();
+    const errors: HadesError[] = [];
+    const archive = Archive.open({ dir, timer: false, onError: (e) => errors.push(e) });
+    rmSync(dir, { recursive: true, force: true });
+    const events = [ev(T0), ev(T0 + 1), ev(T0 + 24 * HOUR)];
+    archive.append(events.map(line));
+    await archive.close();
+    assert.equal(archive.stats().eventsFailed, 0);
+    assert.equal(archive.stats().eventsWritten, 3);
+    const files = filesUnder(dir);
+    assert.equal(files.length, 2);
+    assert.deepEqual(files.flatMap((f) => read(path.join(dir, f))).sort((a, b) => a['@timestamp'].localeCompare(b['@timestamp']) || a.event.id.localeCompare(b.event.id)), events);
+    assert.deepEqual(readdirSync(path.join(dir, STAGING)), []);
+    assert.ok(errors.length >= 1 && errors.every((e) => e.code === 'HADES_ERR_STORE_WRITE' && /was removed while the server runs; made again/.test(e.message)), errors.map((e) => e.message).join('\n'));
+  });
+
   it('removes what a crash left in the staging folder at open; engines never see it', async () => {
     const dir = folder();
     const first = Archive.open({ dir, timer: false });

@@ -416,7 +416,17 @@ export class Archive {
       partition.lines.push(''); // the final newline
       const data = await gzipAsync(Buffer.from(partition.lines.join('\n')), { level: this.#level });
       partition.lines = [];
-      const file = await open(tmp, 'wx', 0o640);
+      let file;
+      try {
+        file = await open(tmp, 'wx', 0o640);
+      } catch (error) {
+        // The archive folder was removed while the server runs (a clean-up): without its staging
+        // folder every later file would fail, for good. Made again, the archive goes on.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await makeFoldersAsync(this.#staging, 0o750);
+        file = await open(tmp, 'wx', 0o640);
+        this.#onError?.(new HadesError('HADES_ERR_STORE_WRITE', `archive: its folder ${this.#dir} (or ${STAGING} in it) was removed while the server runs; made again, the files it held are gone with it`));
+      }
       try {
         await file.writeFile(data);
         await file.datasync();
