@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { projectRoot } from '../helpers/generated-docs.js';
-import { waitFor } from '../helpers/agent.js';
+import { pluginManifest, waitFor } from '../helpers/agent.js';
+import { runHades } from '../helpers/cli.js';
+import { childrenOf } from '../helpers/procs.js';
+import { waitUntil } from '../helpers/server.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-fds-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -123,6 +126,53 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       await waitFor('the agent saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
       const health = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
       assert.equal(health.status, 200);
+      assert.equal(await stop(run), 0, run.stderr());
+    } finally {
+      await stop(run);
+    }
+  });
+
+  it('a plugin that dies while the agent is at its limit is started again once descriptors are free; the agent lives', { skip: process.getuid?.() === 0 ? false : 'the agent runs as root' }, async () => {
+    // Its restart could open no pipes: Node then gives a child without stdio, and reading its
+    // stdin threw from the restart timer (the agent died); then five starts that failed for want
+    // of descriptors gave the plugin up for good.
+    const data = path.join(dir, 'agent-plugin-data');
+    const log = path.join(dir, 'agent-plugin.log');
+    const config = path.join(dir, 'agent-plugin.yaml');
+    const manifest = pluginManifest(dir, 'counter', 'count');
+    writeFileSync(config, [
+      `agent: { data_dir: ${JSON.stringify(data)}, heartbeat_s: 1 }`,
+      'plugins:',
+      '  driver: false',
+      '  inventory: { enabled: false }',
+      '  logs: { enabled: false }',
+      `  installed: [{ manifest: ${JSON.stringify(manifest)}, config: { rate: 20 } }]`,
+      'limits: { cgroup: { enabled: false } }',
+      `outputs: { file: { path: ${JSON.stringify(path.join(dir, 'plugin-events.ndjson'))} } }`,
+      'metrics: { listen: "127.0.0.1:0" }',
+      `log: { file: ${JSON.stringify(log)} }`,
+      '',
+    ].join('\n'));
+    const run = start(['agent', '--config', config]);
+    try {
+      await waitFor('the agent started', () => readText(log).includes('"agent started"'), 30_000);
+      const pid = run.child.pid!;
+      const plugin = await waitFor('the plugin', () => childrenOf(pid, (_stat, argv) => argv.some((a) => a.endsWith('test-plugin.mjs')))[0]);
+      setLimit(pid, openFds(pid));
+      process.kill(plugin, 'SIGKILL');
+      // Past the five failed starts that gave a plugin up (100 ms doubling: about 3 s).
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      assert.match(readText(log), /HADES_ERR_FD_LIMIT/);
+      assert.equal(run.child.exitCode, null, `still running: ${run.stderr()}\n${readText(log).slice(-3000)}`);
+      assert.doesNotMatch(readText(log), /plugin given up/);
+      setLimit(pid, 1024);
+      const state = await waitUntil('the plugin running again', async () => {
+        const r = await runHades(['agent', 'status', '--config', config, '--json']);
+        const plugins = r.status === 0 ? (JSON.parse(r.stdout) as { plugins: { name: string; state: string; pid?: number }[] }).plugins : [];
+        const counter = plugins.find((p) => p.name === 'counter');
+        return counter?.state === 'running' && counter.pid !== plugin ? counter : undefined;
+      }, 20_000, 500);
+      assert.equal(state.state, 'running');
       assert.equal(await stop(run), 0, run.stderr());
     } finally {
       await stop(run);

@@ -138,6 +138,8 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   private killTimer: NodeJS.Timeout | undefined;
   private helloTimer: NodeJS.Timeout | undefined;
   private backoffMs = BACKOFF_MIN_MS;
+  /** The last start failed for want of file descriptors (EMFILE, ENFILE): it does not count as the plugin's failure. */
+  private fdStarved = false;
   private failedStarts = 0;
   private startedAt = 0;
   private gapStart: Date | undefined;
@@ -310,6 +312,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       return;
     }
     this.reader = new FrameReader();
+    this.fdStarved = false;
     this.stderrTail = '';
     this.startedAt = Date.now();
     this.lastFrameAt = this.startedAt;
@@ -320,12 +323,21 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       maxOpenFiles !== undefined && hasPrlimit() ? [PRLIMIT, [`--nofile=${maxOpenFiles}:${maxOpenFiles}`, '--', binary, ...args]] : [binary, [...args]];
     const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, ...(this.options.env ? { env: this.options.env } : {}) });
     this.child = child;
-    child.stdin.on('error', () => undefined); // EPIPE when it dies; the exit handler reports
-    child.stdout.on('data', (chunk: Buffer) => this.onData(child, chunk));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    child.on('error', (error) => {
+      // Not the plugin's fault: tried again with backoff until descriptors are free, never given up for it.
+      if (isFdLimit(error)) this.fdStarved = true;
+      this.onExit(child, `could not start: ${error.message}${isFdLimit(error) ? ' (the agent is at its limit of open files: HADES_ERR_FD_LIMIT)' : ''}`);
+    });
+    // At the descriptor limit (EMFILE, ENFILE) Node opens no pipes and starts nothing: the child
+    // has no stdio, and its 'error' event (next tick) restarts it with backoff. Reading its
+    // stdin here threw from the restart timer, and the agent died.
+    const { stdin, stdout, stderr } = child as Partial<Pick<typeof child, 'stdin' | 'stdout' | 'stderr'>>;
+    if (!stdin || !stdout || !stderr) return;
+    stdin.on('error', () => undefined); // EPIPE when it dies; the exit handler reports
+    stdout.on('data', (chunk: Buffer) => this.onData(child, chunk));
+    stderr.setEncoding('utf8').on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-2000);
     });
-    child.on('error', (error) => this.onExit(child, `could not start: ${error.message}`));
     // 'close' comes after stdout is drained, so nothing written before a crash is lost.
     child.on('close', (code, signal) => this.onExit(child, signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`));
     const helloMs = this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
@@ -478,7 +490,9 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
       this.backoffMs = BACKOFF_MIN_MS;
       this.failedStarts = 0;
     }
-    this.failedStarts++;
+    const starved = this.fdStarved;
+    this.fdStarved = false;
+    if (!starved) this.failedStarts++;
     if (this.failedStarts >= (this.options.maxFailedStarts ?? 5)) {
       this.fatal(new HadesError(this.codes.failed, `${this.name} failed ${this.failedStarts} times in a row (${this.lastError})`));
       return;
@@ -514,6 +528,12 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     if (first) first.reject(error);
     else this.handlers.onFatal?.(error);
   }
+}
+
+/** Whether a spawn failed for want of file descriptors (this process's limit, or the system's). */
+function isFdLimit(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EMFILE' || code === 'ENFILE';
 }
 
 function killGroup(child: Child, signal: NodeJS.Signals): void {
