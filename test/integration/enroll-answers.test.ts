@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { caFingerprint, enroll, loadIdentity } from '../../src/agent/transport/enroll.js';
+import { HadesError } from '../../src/common/errors.js';
 import { Pki } from '../../src/server/pki.js';
 
 describe('enrollment answers', () => {
@@ -21,6 +22,8 @@ describe('enrollment answers', () => {
   let junkCa = false;
   /** The server is one before 2026-11-29, which names the agent's id agentId. */
   let camelCase = false;
+  /** What answers is no Hades server: its answer never ends. */
+  let endless = false;
 
   before(async () => {
     pki = await Pki.open(path.join(dir, 'server'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
@@ -30,6 +33,16 @@ describe('enrollment answers', () => {
       request.on('end', () => {
         void (async () => {
           response.setHeader('content-type', 'application/json');
+          if (endless) {
+            const chunk = Buffer.alloc(1 << 20, 0x61);
+            const pump = (): void => {
+              while (!response.destroyed && response.write(chunk));
+            };
+            response.on('drain', pump);
+            response.on('close', () => response.off('drain', pump));
+            pump();
+            return;
+          }
           if (request.url === '/api/v1/enroll/ca') {
             response.end(JSON.stringify({ ca: junkCa ? 'junk' : pki.caPem }));
             return;
@@ -76,6 +89,24 @@ describe('enrollment answers', () => {
       assert.equal(loadIdentity(dataDir)?.agentId, 'agent-200');
     } finally {
       camelCase = false;
+    }
+  });
+
+  it('gives up an answer that never ends with HADES_ERR_SERVER_UNREACHABLE (the string it grew ended the agent with a RangeError)', async () => {
+    endless = true;
+    try {
+      const dataDir = path.join(dir, 'agent-endless');
+      const started = Date.now();
+      await assert.rejects(enroll({ dataDir, api, token: 'hadesenr_x', caSha256: caFingerprint(pki.caPem), agentVersion: '0.1.0' }), (error: unknown) => {
+        assert.ok(error instanceof HadesError, String(error));
+        assert.equal(error.code, 'HADES_ERR_SERVER_UNREACHABLE');
+        assert.match(error.message, /enroll\/ca: the answer is over 1048576 bytes: what answered is not a Hades server/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5000, 'given up after the first MiB, not after hundreds');
+      assert.equal(loadIdentity(dataDir), undefined);
+    } finally {
+      endless = false;
     }
   });
 

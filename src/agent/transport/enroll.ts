@@ -171,6 +171,9 @@ interface JsonResponse {
   readonly body: unknown;
 }
 
+/** The largest answer httpsJson takes: the server's CA and enrollment answers are a few KB. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
 /** An HTTPS JSON request; `ca` undefined means the server's certificate is not checked (the caller pins instead). */
 export function httpsJson(url: string, options: { method?: string; body?: unknown; ca?: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<JsonResponse> {
   return new Promise((resolve, reject) => {
@@ -184,9 +187,25 @@ export function httpsJson(url: string, options: { method?: string; body?: unknow
         timeout: options.timeoutMs ?? 10_000,
       },
       (response) => {
-        let text = '';
-        response.setEncoding('utf8').on('data', (d: string) => (text += d));
+        // A Hades server answers in a few KB. Kept whole, an endless answer (another service at
+        // that address, or someone in the middle before the CA is pinned) grew one string until
+        // V8 refused it, and the RangeError from this handler ended the agent.
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            response.removeAllListeners('data');
+            chunks.length = 0;
+            req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the answer is over ${MAX_ANSWER_BYTES} bytes: what answered is not a Hades server`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        // Cut short (destroyed above, or the connection lost): the request's error says why.
+        response.on('error', () => undefined);
         response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
           let body: unknown = text;
           try {
             body = text ? JSON.parse(text) : null;
