@@ -172,6 +172,8 @@ export async function named<T>(call: Promise<T>, what: string, hint: string): Pr
 
 /** How long a command waits for the API's answer to one request. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** The largest answer a command takes (a page of events is megabytes at most). */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
 /** A client of a given API address, token and CA. */
 export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }: { base: string; token: string; caPem?: string; untrustedHint?: string; refusedHint?: string }): ApiClient {
@@ -188,9 +190,24 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
           timeout: REQUEST_TIMEOUT_MS,
         },
         (response) => {
-          let text = '';
-          response.setEncoding('utf8').on('data', (d: string) => (text += d));
+          // Past what one string may hold, the answer grew until V8 refused it, and the
+          // RangeError thrown from this handler ended the command with a stack trace.
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) {
+              response.removeAllListeners('data');
+              chunks.length = 0;
+              req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${method} ${path}: the answer is over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: what answered is not a Hades API, or the request asks too much at once (a smaller --limit)`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          // Cut short (destroyed above, or the connection lost): the request's error says why.
+          response.on('error', () => undefined);
           response.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
             let parsed: unknown;
             try {
               parsed = text ? JSON.parse(text) : null;
