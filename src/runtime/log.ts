@@ -10,7 +10,7 @@
  * payloads may appear), strings are cut at 2048 characters, depth and collection sizes are
  * bounded, and errors become `{code, msg, kind}` (HadesError) or `{msg, stack at debug}`.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { LogConfig, LogLevel as LogLevelSchema } from '../common/config/shared.js';
@@ -65,6 +65,12 @@ export const DEFAULT_BYTES_PER_SECOND = 1024 * 1024;
 const BURST_SECONDS = 4;
 /** While the file cannot be written, a reopen is tried on the first line after this delay. */
 export const REOPEN_DELAY_MS = 30_000;
+/**
+ * How often an append checks that the path still names the open file: one deleted, or moved by
+ * an external logrotate (or its folder removed), took every later line with it, unseen, until
+ * the file reached its size limit.
+ */
+export const PATH_CHECK_MS = 5000;
 
 const SEVERITY: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
 const SECRET_NAME = /token|secret|password|passwd|private|key$|authorization|cookie/i;
@@ -215,7 +221,7 @@ class LogCore {
       this.file = undefined;
     }
     if (path !== undefined && !this.closed) {
-      this.file ??= new LogFile(path, () => this.stats.rotations++);
+      this.file ??= new LogFile(path, () => this.stats.rotations++, () => this.clock());
       this.file.maxBytes = options.maxBytes;
       this.file.maxFiles = options.maxFiles;
       // A reload is a natural moment to try again; opening now reports a bad path at once.
@@ -444,10 +450,14 @@ class LogFile {
   maxFiles = 1;
   private fd: number | undefined;
   private size = 0;
+  /** The open file's inode, and when the path was last checked to still name it. */
+  private ino = 0;
+  private checkedAt = 0;
 
   constructor(
     readonly path: string,
     private readonly onRotate: () => void,
+    private readonly clock: () => number,
   ) {}
 
   get isOpen(): boolean {
@@ -459,7 +469,10 @@ class LogFile {
     makeFolders(dirname(this.path), 0o750);
     const fd = openSync(this.path, 'a+', 0o640);
     try {
-      this.size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      this.size = stat.size;
+      this.ino = stat.ino;
+      this.checkedAt = this.clock();
       // A line torn by a crash or a full disk is ended, so the next line starts clean.
       if (this.size > 0) {
         const last = Buffer.alloc(1);
@@ -478,6 +491,7 @@ class LogFile {
 
   /** Appends whole lines, first rotating when they would take the file past maxBytes. */
   append(buf: Buffer): void {
+    this.reopenIfMoved();
     this.open();
     if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
     writeAll(this.fd!, buf);
@@ -493,6 +507,19 @@ class LogFile {
     } catch {
       // The descriptor is gone either way.
     }
+  }
+
+  /** A file deleted or moved away by someone else: the next append starts a new one at the path. */
+  private reopenIfMoved(): void {
+    if (this.fd === undefined || this.clock() - this.checkedAt < PATH_CHECK_MS) return;
+    this.checkedAt = this.clock();
+    let ino = 0;
+    try {
+      ino = statSync(this.path).ino;
+    } catch {
+      // gone
+    }
+    if (ino !== this.ino) this.close();
   }
 
   private rotate(): void {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { HadesError } from '../../src/common/errors.js';
-import { Logger, REOPEN_DELAY_MS, type LoggerOptions } from '../../src/runtime/log.js';
+import { Logger, PATH_CHECK_MS, REOPEN_DELAY_MS, type LoggerOptions } from '../../src/runtime/log.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hades-log-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -281,6 +281,28 @@ describe('logger: rate limit and failures', () => {
     const inFile = readLines(file);
     assert.match(inFile[0].msg, /writable again/);
     assert.equal(inFile[1].msg, 'back in the file');
+  });
+
+  it('starts a new file when its file is moved away (an external logrotate) or its folder removed (the lines went to the unlinked file, unseen)', () => {
+    const dir = freshDir();
+    const folder = join(dir, 'logs');
+    const file = join(folder, 'agent.log');
+    let t = 0;
+    const { log, out } = streamLogger({ file, clock: () => t });
+    log.info('first');
+    renameSync(file, `${file}.moved`);
+    log.info('within the check interval: still the moved file');
+    t += PATH_CHECK_MS + 1;
+    log.info('in a new file');
+    assert.deepEqual(readLines(`${file}.moved`).map((l) => l.msg), ['first', 'within the check interval: still the moved file']);
+    assert.deepEqual(readLines(file).map((l) => l.msg), ['in a new file']);
+    rmSync(folder, { recursive: true, force: true });
+    t += PATH_CHECK_MS + 1;
+    log.info('in the folder made again');
+    log.close();
+    assert.deepEqual(readLines(file).map((l) => l.msg), ['in the folder made again']);
+    assert.equal(out.lines().length, 0, 'nothing fell back to the stream');
+    assert.equal(log.stats().writeErrors, 0);
   });
 
   it('falls back when writes fail (ENOSPC on /dev/full) and reports it once', { skip: !existsSync('/dev/full') }, () => {
