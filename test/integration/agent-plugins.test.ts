@@ -178,7 +178,11 @@ describe('agent daemon: plugin supervision', () => {
     try {
       const last = await waitFor('the last line', () => h.logs.events.find((l) => l['plugin'] === 'talker' && l['msg'] === 'last line'), 10_000);
       const lines = h.logs.events.filter((l) => l['plugin'] === 'talker' && /^line \d+$/.test(String(l['msg'])));
-      assert.ok(lines.length >= 200 && lines.length < 300, `a burst of 200 and what the rate refilled meanwhile, got ${lines.length}`);
+      // A burst of 200, and 20 a second refilled while the frames came in: on a loaded machine the
+      // agent may take seconds over the 1,000 frames, so the bound is taken from the times of the
+      // first and last lines written.
+      const span = (Date.parse(String(lines.at(-1)?.['time'])) - Date.parse(String(lines[0]?.['time']))) / 1000;
+      assert.ok(lines.length >= 200 && lines.length <= 200 + Math.ceil(20 * span) + 1, `a burst of 200 and what the rate refilled in ${span} s, got ${lines.length}`);
       assert.equal(lines[0]?.['plugin_code'], 'ACME_CHATTY');
       assert.equal(last['suppressed_before'], 1000 - lines.length, 'the next line written counts the ones left out');
       assert.equal(h.agent.status().plugins.find((p) => p.name === 'talker')?.state, 'running');
