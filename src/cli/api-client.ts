@@ -14,6 +14,7 @@ import { TIME_BOUND_FORMS, timeBound } from '../common/time-bound.js';
 import { caFile, localCredentials } from '../server/local-files.js';
 import { loadRoleConfig } from './commands/config.js';
 import { shown } from './terminal.js';
+import { gatherAnswer } from '../runtime/bounded-answer.js';
 
 export const loadServerConfig = (options: Readonly<Record<string, unknown>>, checks: { readonly files?: boolean } = {}): Promise<{ config: ServerConfig; file: string | undefined }> => {
   // A deployment started elsewhere (hades start --data DIR) is named once for a whole shell.
@@ -189,25 +190,8 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
           // While the answer comes: no byte for this long ends it.
           timeout: REQUEST_TIMEOUT_MS,
         },
-        (response) => {
-          // Past what one string may hold, the answer grew until V8 refused it, and the
-          // RangeError thrown from this handler ended the command with a stack trace.
-          const chunks: Buffer[] = [];
-          let size = 0;
-          response.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_ANSWER_BYTES) {
-              response.removeAllListeners('data');
-              chunks.length = 0;
-              req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${method} ${path}: the answer is over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: what answered is not a Hades API, or the request asks too much at once (a smaller --limit)`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          // Cut short (destroyed above, or the connection lost): the request's error says why.
-          response.on('error', () => undefined);
-          response.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
+        (response) =>
+          gatherAnswer(req, response, MAX_ANSWER_BYTES, () => new HadesError('HADES_ERR_SERVER_UNREACHABLE', `${method} ${path}: the answer is over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: what answered is not a Hades API, or the request asks too much at once (a smaller --limit)`), (text) => {
             let parsed: unknown;
             try {
               parsed = text ? JSON.parse(text) : null;
@@ -220,8 +204,7 @@ export function clientOf({ base, token, caPem: ca, untrustedHint, refusedHint }:
               return reject(new HadesError(code, error?.message ?? `HTTP ${response.statusCode}`, error?.details && typeof error.details === 'object' ? { details: error.details } : {}));
             }
             resolve(parsed);
-          });
-        },
+          }),
       );
       // Until the answer begins, one deadline (connection, handshake, the server's work), not the
       // idle timeout that each stalled stage would start again.

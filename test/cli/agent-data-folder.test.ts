@@ -5,7 +5,6 @@
  * cgroups, metrics on loopback ports of the test's own.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -14,11 +13,10 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { waitFor } from '../helpers/agent.js';
 import { runHades } from '../helpers/cli.js';
-import { projectRoot } from '../helpers/generated-docs.js';
+import { startHades, stopHades, type HadesRun } from '../helpers/procs.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-agent-data-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const hades = `${projectRoot}bin/hades.js`;
 const readText = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8') : '');
 
 function configText(data: string, log: string, metrics: string): string {
@@ -33,24 +31,6 @@ function configText(data: string, log: string, metrics: string): string {
   ].join('\n');
 }
 
-function start(config: string): { child: ChildProcess; exit: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, [hades, 'agent', '--config', config], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, exit, stderr: () => stderr };
-}
-
-async function stop(run: ReturnType<typeof start>): Promise<number | null> {
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 20_000);
-  try {
-    return await run.exit;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** A loopback port held by the test, so that the agent cannot listen there until it is closed. */
 async function holdPort(): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -59,7 +39,7 @@ async function holdPort(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-const alive = (run: ReturnType<typeof start>, log: string): void =>
+const alive = (run: HadesRun, log: string): void =>
   assert.equal(run.child.exitCode, null, `the agent died: ${run.stderr()}\n${readText(log).slice(-3000)}`);
 
 describe('the agent\'s data folder removed while it runs', { concurrency: true, skip: process.getuid?.() === 0 ? false : 'the agent runs as root' }, () => {
@@ -68,7 +48,7 @@ describe('the agent\'s data folder removed while it runs', { concurrency: true, 
     const log = path.join(dir, 'removed.log');
     const config = path.join(dir, 'removed.yaml');
     writeFileSync(config, configText(data, log, '127.0.0.1:0'));
-    const run = start(config);
+    const run = startHades(['agent', '--config', config]);
     try {
       await waitFor('the agent started', () => readText(log).includes('"agent started"'), 30_000);
       rmSync(data, { recursive: true, force: true });
@@ -81,9 +61,9 @@ describe('the agent\'s data folder removed while it runs', { concurrency: true, 
       const status = await runHades(['agent', 'status', '--config', config, '--json']);
       assert.equal(status.status, 0, status.stderr);
       assert.equal((JSON.parse(status.stdout) as { pid: number }).pid, run.child.pid);
-      assert.equal(await stop(run), 0, run.stderr());
+      assert.equal(await stopHades(run), 0, run.stderr());
     } finally {
-      await stop(run);
+      await stopHades(run);
     }
   });
 
@@ -94,7 +74,7 @@ describe('the agent\'s data folder removed while it runs', { concurrency: true, 
     const log = path.join(dir, 'retry.log');
     const config = path.join(dir, 'retry.yaml');
     writeFileSync(config, configText(data, log, '127.0.0.1:0'));
-    const run = start(config);
+    const run = startHades(['agent', '--config', config]);
     const held = await holdPort();
     try {
       await waitFor('the agent started', () => readText(log).includes('"agent started"'), 30_000);
@@ -115,10 +95,10 @@ describe('the agent\'s data folder removed while it runs', { concurrency: true, 
       alive(run, log);
       rmSync(data);
       renameSync(`${data}.away`, data);
-      assert.equal(await stop(run), 0, run.stderr());
+      assert.equal(await stopHades(run), 0, run.stderr());
     } finally {
       held.server.close();
-      await stop(run);
+      await stopHades(run);
     }
   });
 });

@@ -1,7 +1,6 @@
 // hades-test: shares the machine (its agent loads no driver; every port is ephemeral; each limit is set on its own processes)
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { pluginManifest, waitFor } from '../helpers/agent.js';
 import { runHades } from '../helpers/cli.js';
-import { childrenOf } from '../helpers/procs.js';
+import { childrenOf, startHades, stopHades } from '../helpers/procs.js';
 import { waitUntil } from '../helpers/server.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'hades-cli-fds-'));
@@ -53,25 +52,6 @@ async function knock(url: string, times: number): Promise<void> {
   }
 }
 
-/** Starts `hades ARGS`; its pid, and a promise of its exit status. */
-function start(args: readonly string[]): { child: ChildProcess; exit: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, [hades, ...args], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, exit, stderr: () => stderr };
-}
-
-async function stop(run: ReturnType<typeof start>): Promise<number | null> {
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 20_000);
-  try {
-    return await run.exit;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is not installed' }, () => {
   // Each command loads its own modules when it runs (src/cli/registry.ts): the one that fails is
   // either the program's first import (bin/hades.js says so, with the limit) or the command's
@@ -105,12 +85,14 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
     writeFileSync(config, [
       `agent: { data_dir: ${JSON.stringify(data)}, heartbeat_s: 1 }`,
       'plugins: { driver: false, inventory: { enabled: false }, logs: { enabled: false } }',
+      // Beside other tests' agents (this file shares the machine): no cgroup tree of its own.
+      'limits: { cgroup: { enabled: false } }',
       `outputs: { file: { path: ${JSON.stringify(path.join(dir, 'events.ndjson'))} } }`,
       'metrics: { listen: "127.0.0.1:0" }',
       `log: { file: ${JSON.stringify(log)} }`,
       '',
     ].join('\n'));
-    const run = start(['agent', '--config', config]);
+    const run = startHades(['agent', '--config', config]);
     try {
       const metrics = await waitFor('the agent\'s run file', () => {
         const text = readText(path.join(data, 'agent.json'));
@@ -126,9 +108,9 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       await waitFor('the agent saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
       const health = await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
       assert.equal(health.status, 200);
-      assert.equal(await stop(run), 0, run.stderr());
+      assert.equal(await stopHades(run), 0, run.stderr());
     } finally {
-      await stop(run);
+      await stopHades(run);
     }
   });
 
@@ -153,7 +135,7 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       `log: { file: ${JSON.stringify(log)} }`,
       '',
     ].join('\n'));
-    const run = start(['agent', '--config', config]);
+    const run = startHades(['agent', '--config', config]);
     try {
       await waitFor('the agent started', () => readText(log).includes('"agent started"'), 30_000);
       const pid = run.child.pid!;
@@ -173,9 +155,9 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
         return counter?.state === 'running' && counter.pid !== plugin ? counter : undefined;
       }, 20_000, 500);
       assert.equal(state.state, 'running');
-      assert.equal(await stop(run), 0, run.stderr());
+      assert.equal(await stopHades(run), 0, run.stderr());
     } finally {
-      await stop(run);
+      await stopHades(run);
     }
   });
 
@@ -184,7 +166,7 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
     const log = path.join(dir, 'server.log');
     const config = path.join(dir, 'server.yaml');
     writeFileSync(config, `data_dir: ${JSON.stringify(data)}\nlisten: { agents: "127.0.0.1:0", api: "127.0.0.1:0" }\nlog: { file: ${JSON.stringify(log)} }\n`);
-    const run = start(['server', '--config', config]);
+    const run = startHades(['server', '--config', config]);
     try {
       const api = await waitFor('the server listening', () => /API (https:\/\/127\.0\.0\.1:\d+)/.exec(run.stderr())?.[1], 60_000);
       const pid = run.child.pid!;
@@ -196,9 +178,9 @@ describe('too few file descriptors', { skip: hasPrlimit ? false : 'prlimit(1) is
       assert.equal(run.child.exitCode, null, `still running: ${run.stderr()}\n${readText(log).slice(-3000)}`);
       setLimit(pid, 1024);
       await waitFor('the server saying its descriptors are free', () => (readText(log).includes('file descriptors are free again') ? true : undefined));
-      assert.equal(await stop(run), 0, run.stderr());
+      assert.equal(await stopHades(run), 0, run.stderr());
     } finally {
-      await stop(run);
+      await stopHades(run);
     }
   });
 });

@@ -27,6 +27,7 @@ import { HadesError, isErrorCode } from '../../common/errors.js';
 import { pemCertificates } from '../../common/pem.js';
 import { syncFolder, writePrivateFile } from '../../runtime/private-file.js';
 import { makeFolders } from '../../runtime/folders.js';
+import { gatherAnswer } from '../../runtime/bounded-answer.js';
 import { hostOs } from './host-os.js';
 
 export interface Identity {
@@ -186,26 +187,9 @@ export function httpsJson(url: string, options: { method?: string; body?: unknow
         headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...options.headers },
         timeout: options.timeoutMs ?? 10_000,
       },
-      (response) => {
-        // A Hades server answers in a few KB. Kept whole, an endless answer (another service at
-        // that address, or someone in the middle before the CA is pinned) grew one string until
-        // V8 refused it, and the RangeError from this handler ended the agent.
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) {
-            response.removeAllListeners('data');
-            chunks.length = 0;
-            req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the answer is over ${MAX_ANSWER_BYTES} bytes: what answered is not a Hades server`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        // Cut short (destroyed above, or the connection lost): the request's error says why.
-        response.on('error', () => undefined);
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+      (response) =>
+        // A Hades server answers in a few KB.
+        gatherAnswer(req, response, MAX_ANSWER_BYTES, () => new HadesError('HADES_ERR_SERVER_UNREACHABLE', `the answer is over ${MAX_ANSWER_BYTES} bytes: what answered is not a Hades server`), (text) => {
           let body: unknown = text;
           try {
             body = text ? JSON.parse(text) : null;
@@ -213,8 +197,7 @@ export function httpsJson(url: string, options: { method?: string; body?: unknow
             // not JSON: kept as text
           }
           resolve({ status: response.statusCode ?? 0, body });
-        });
-      },
+        }),
     );
     req.on('timeout', () => req.destroy(new HadesError('HADES_ERR_SERVER_UNREACHABLE', `no answer within ${options.timeoutMs ?? 10_000} ms`)));
     req.on('error', (error) => {
