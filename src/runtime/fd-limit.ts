@@ -29,7 +29,8 @@ export function readFdLimit(): FdLimit | undefined {
   }
 }
 
-function isOutOfFds(error: unknown): boolean {
+/** An error for want of file descriptors: this process's limit (EMFILE) or the system's (ENFILE). */
+export function isOutOfFds(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'EMFILE' || code === 'ENFILE';
 }

@@ -1136,7 +1136,6 @@ export class Agent {
     } finally {
       this.lockChecking = false;
     }
-    // Said when it changes, not every check.
     // A data folder removed while the agent runs is made again (the spool makes its own part
     // when it next needs it): the lock is taken back at the next check, and the run file with it.
     if (state === 'missing') {
@@ -1147,6 +1146,7 @@ export class Agent {
       }
     }
     if (state === 'restored') this.writeRunFile();
+    // Said when it changes, not every check.
     if (state === this.lockState) return;
     this.lockState = state;
     if (state === 'restored') this.log.warn('the data folder\'s lock socket was removed or replaced; made again', { code: 'HADES_ERR_AGENT_RUNNING', data_dir: this.config.agent.data_dir });

@@ -14,6 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import { encodeFrame, FrameReader, type Frame } from '../../common/codec/frames.js';
 import { HadesError, type ErrorCode } from '../../common/errors.js';
 import { PluginFrame, PLUGIN_PROTOCOL } from '../../common/plugins/protocol.js';
+import { isOutOfFds } from '../../runtime/fd-limit.js';
 
 export type PluginState = 'starting' | 'running' | 'backoff' | 'stopping' | 'stopped' | 'failed';
 
@@ -325,8 +326,8 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.child = child;
     child.on('error', (error) => {
       // Not the plugin's fault: tried again with backoff until descriptors are free, never given up for it.
-      if (isFdLimit(error)) this.fdStarved = true;
-      this.onExit(child, `could not start: ${error.message}${isFdLimit(error) ? ' (the agent is at its limit of open files: HADES_ERR_FD_LIMIT)' : ''}`);
+      if (isOutOfFds(error)) this.fdStarved = true;
+      this.onExit(child, `could not start: ${error.message}${isOutOfFds(error) ? ' (the agent is at its limit of open files: HADES_ERR_FD_LIMIT)' : ''}`);
     });
     // At the descriptor limit (EMFILE, ENFILE) Node opens no pipes and starts nothing: the child
     // has no stdio, and its 'error' event (next tick) restarts it with backoff. Reading its
@@ -528,12 +529,6 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     if (first) first.reject(error);
     else this.handlers.onFatal?.(error);
   }
-}
-
-/** Whether a spawn failed for want of file descriptors (this process's limit, or the system's). */
-function isFdLimit(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'EMFILE' || code === 'ENFILE';
 }
 
 function killGroup(child: Child, signal: NodeJS.Signals): void {
