@@ -10,13 +10,14 @@
  * payloads may appear), strings are cut at 2048 characters, depth and collection sizes are
  * bounded, and errors become `{code, msg, kind}` (HadesError) or `{msg, stack at debug}`.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { LogConfig, LogLevel as LogLevelSchema } from '../common/config/shared.js';
 import { HadesError, isHadesError } from '../common/errors.js';
 import { TokenBucket } from './rate-limit.js';
 import { makeFolders } from './folders.js';
+import { PathWatch } from './path-watch.js';
 
 export type LogLevel = Static<typeof LogLevelSchema>;
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -450,15 +451,16 @@ class LogFile {
   maxFiles = 1;
   private fd: number | undefined;
   private size = 0;
-  /** The open file's inode, and when the path was last checked to still name it. */
-  private ino = 0;
-  private checkedAt = 0;
+  /** Whether the path still names the open file (deleted or moved away by someone else). */
+  private readonly watch: PathWatch;
 
   constructor(
     readonly path: string,
     private readonly onRotate: () => void,
-    private readonly clock: () => number,
-  ) {}
+    clock: () => number,
+  ) {
+    this.watch = new PathWatch(path, PATH_CHECK_MS, clock);
+  }
 
   get isOpen(): boolean {
     return this.fd !== undefined;
@@ -471,8 +473,7 @@ class LogFile {
     try {
       const stat = fstatSync(fd);
       this.size = stat.size;
-      this.ino = stat.ino;
-      this.checkedAt = this.clock();
+      this.watch.opened(stat.ino);
       // A line torn by a crash or a full disk is ended, so the next line starts clean.
       if (this.size > 0) {
         const last = Buffer.alloc(1);
@@ -491,7 +492,8 @@ class LogFile {
 
   /** Appends whole lines, first rotating when they would take the file past maxBytes. */
   append(buf: Buffer): void {
-    this.reopenIfMoved();
+    // A file deleted or moved away by someone else: a new one at the path.
+    if (this.fd !== undefined && this.watch.moved()) this.close();
     this.open();
     if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
     writeAll(this.fd!, buf);
@@ -507,19 +509,6 @@ class LogFile {
     } catch {
       // The descriptor is gone either way.
     }
-  }
-
-  /** A file deleted or moved away by someone else: the next append starts a new one at the path. */
-  private reopenIfMoved(): void {
-    if (this.fd === undefined || this.clock() - this.checkedAt < PATH_CHECK_MS) return;
-    this.checkedAt = this.clock();
-    let ino = 0;
-    try {
-      ino = statSync(this.path).ino;
-    } catch {
-      // gone
-    }
-    if (ino !== this.ino) this.close();
   }
 
   private rotate(): void {

@@ -3,10 +3,11 @@
  * `maxFiles` rotated files. Writes are synchronous appends, so what was written survives a
  * crash of the agent and no write is in flight at shutdown. Used by the NDJSON file output.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
 import { makeFolders } from './folders.js';
+import { PathWatch } from './path-watch.js';
 
 export interface RotatingFileOptions {
   readonly file: string;
@@ -29,12 +30,14 @@ const CHECK_PATH_MS = 5000;
 
 export class RotatingFile {
   private fd: number | undefined;
-  private ino = 0;
   private size = 0;
-  private checkedAt = 0;
+  /** Whether the path still names the open file (moved or deleted by someone else). */
+  private readonly watch: PathWatch;
   rotations = 0;
 
-  constructor(private readonly options: RotatingFileOptions) {}
+  constructor(private readonly options: RotatingFileOptions) {
+    this.watch = new PathWatch(options.file, CHECK_PATH_MS);
+  }
 
   get file(): string {
     return this.options.file;
@@ -65,13 +68,13 @@ export class RotatingFile {
     }
     this.fd = fd;
     this.size = stat.size;
-    this.ino = stat.ino;
-    this.checkedAt = Date.now();
+    this.watch.opened(stat.ino);
   }
 
   /** Appends a chunk, rotating first when it would pass the size limit. Throws HADES_ERR_OUTPUT_FAILED. */
   write(chunk: Uint8Array): void {
-    this.reopenIfMoved();
+    // A file moved or deleted by someone else (an external logrotate): a new one at the path.
+    if (this.fd !== undefined && this.watch.moved()) this.close();
     this.open();
     try {
       if (this.size > 0 && this.size + chunk.length > this.options.maxBytes) this.rotate();
@@ -98,19 +101,6 @@ export class RotatingFile {
     } catch {
       // The descriptor failed too: the write's error says why.
     }
-  }
-
-  /** A file moved or deleted by someone else (an external logrotate): start a new one at the path. */
-  private reopenIfMoved(): void {
-    if (this.fd === undefined || Date.now() - this.checkedAt < CHECK_PATH_MS) return;
-    this.checkedAt = Date.now();
-    let ino = 0;
-    try {
-      ino = statSync(this.options.file).ino;
-    } catch {
-      // gone
-    }
-    if (ino !== this.ino) this.close();
   }
 
   private rotate(): void {
