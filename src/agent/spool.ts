@@ -737,10 +737,20 @@ export class Spool {
 
   // --- recovery
 
-  private recover(): void {
+  /** Makes the folder if missing and opens it and its cursor file (created if missing); neither is left open when the other fails. */
+  private openFolder(): { dirFd: number; cursorFd: number } {
     makeFolders(this.dir, 0o700);
-    this.dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    this.cursorFd = openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600);
+    const dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      return { dirFd, cursorFd: openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600) };
+    } catch (error) {
+      closeQuietly(dirFd);
+      throw error;
+    }
+  }
+
+  private recover(): void {
+    ({ dirFd: this.dirFd, cursorFd: this.cursorFd } = this.openFolder());
     const stored = this.readCursor();
     // Damage found at or before the acknowledged cursor loses nothing (set again below).
     this.committed = stored.seq;
@@ -988,15 +998,7 @@ export class Spool {
    * more: they are counted as damaged (HADES_ERR_SPOOL_CORRUPT) when the reader reaches them.
    */
   private remakeFolder(): void {
-    makeFolders(this.dir, 0o700);
-    const dirFd = openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    let cursorFd: number;
-    try {
-      cursorFd = openSync(path.join(this.dir, 'cursor'), constants.O_RDWR | constants.O_CREAT, 0o600);
-    } catch (error) {
-      closeQuietly(dirFd);
-      throw error;
-    }
+    const { dirFd, cursorFd } = this.openFolder();
     if (this.dirFd >= 0) this.release(this.dirFd);
     if (this.cursorFd >= 0) this.release(this.cursorFd);
     this.dirFd = dirFd;
