@@ -3,46 +3,24 @@
  * YAML snippet the way the server mounts it (each closed by closeAll), and alerts to send.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Writable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { AlertOutputsConfig } from '../../src/common/config/alert-outputs.js';
 import { parseConfig } from '../../src/common/config/index.js';
 import { Logger } from '../../src/runtime/log.js';
 import { createAlertOutputs, type AlertOutputs, type OutputStats } from '../../src/server/alerts/outputs/index.js';
 import type { Alert } from '../../src/server/alerts/types.js';
+import { waitFor as waitUntil } from './agent.js';
+import { cleanupTempDirs, LogSink, tempDir as serverTempDir } from './server.js';
 
-const folders: string[] = [];
-export function tempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hades-alert-outputs-'));
-  folders.push(dir);
-  return dir;
-}
+export { LogSink };
+
+/** A temporary folder, removed by closeAll. */
+export const tempDir = (): string => serverTempDir('hades-alert-outputs-');
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-export class LogSink extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    this.text += chunk.toString('utf8');
-    callback();
-  }
-  lines(): any[] {
-    return this.text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  }
-}
+/** The helpers' waitFor, looking every 10 ms for at most 5 s unless told. */
+export const waitFor = <T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> => waitUntil(what, check, timeoutMs, 10);
 
 export function logger(sink = new LogSink()): Logger {
   return Logger.fromConfig({ level: 'debug', file: null, max_mb: 16, max_files: 1 }, { stream: sink, bytesPerSecond: 0 });
@@ -93,5 +71,5 @@ export const statsOf = (outputs: AlertOutputs, name: string): OutputStats => out
 /** Closes every output made by create() and removes every folder made by tempDir(). */
 export async function closeAll(): Promise<void> {
   for (const outputs of open.splice(0)) await outputs.close(100);
-  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+  cleanupTempDirs();
 }
