@@ -59,6 +59,26 @@ describe('ingest: prepareBatch', () => {
     assert.deepEqual(batch.events.map((e: any) => e.event.id), [exec.event.id, connect.event.id, stale.event.id]);
   });
 
+  it('stores the agent\'s own line with what the server adds spliced in, and the same event as serialising it again would', () => {
+    const own = (e: any) => (e.agent.id = AGENT);
+    const events = [ev('exec', 0, own), ev('connect', 1, own), ev('connect', 2, (e) => (own(e), delete e.hades)), ev('exec', 3, (e) => (own(e), (e.process.args = ['printf', 'a:b', '::1', '"x":1'])))];
+    const cmdb = { owner: 'team-web', tags: ['pci'] };
+    for (const meta of [cmdb, undefined]) {
+      const batch = prepareBatch(AGENT, ndjson(events), meta, NOW);
+      assert.equal(batch.rows.length, events.length);
+      batch.rows.forEach((row, i) => {
+        const e = events[i]!;
+        const hades = meta === undefined ? e['hades'] : { ...e['hades'], cmdb: meta };
+        assert.deepEqual(stored(row), { ...e, event: { ...e['event'], ingested: iso(NOW) }, ...(hades === undefined ? {} : { hades }) });
+      });
+      // The first three lines are spliced: the agent's text is kept, member order and all.
+      const line = JSON.stringify(events[0]);
+      const spliced = batch.rows[0]![14];
+      assert.ok(spliced.startsWith(line.slice(0, line.indexOf('"event":{') + 9) + `"ingested":"${iso(NOW)}",`), spliced);
+      if (meta !== undefined) assert.ok(spliced.includes(`"hades":{"cmdb":${JSON.stringify(meta)},`), spliced);
+    }
+  });
+
   it('sets the CMDB\'s metadata, replacing what the agent put there, and removes an agent\'s hades.cmdb when the CMDB has none', () => {
     const cmdb = { owner: 'team-web', environment: 'production', tags: { rack: 'r12' } };
     const claimed = { owner: 'mallory', environment: 'test' };

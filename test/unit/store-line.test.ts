@@ -1,23 +1,50 @@
-/** event.ingested spliced into a line given to the store as text (src/server/store/line.ts). */
+/** What the server adds spliced into a line given to the store as text (src/server/store/line.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { keyCounts, withIngested } from '../../src/server/store/line.js';
+import { keysUnique, splicedText, type ServerFields } from '../../src/server/store/line.js';
 
 const TS = '2026-11-28T10:00:00.000Z';
-const LINE = `{"@timestamp":"${TS}","event":{"id":"x-1","action":"exec"},"host":{"name":"web-1"},"agent":{"version":"0.1.0","type":"hades"},"process":{"args":["echo","\\"event\\" {"]},"hades":{"backend":"ebpf"}}`;
+const INGESTED = '2026-11-28T10:00:01.000Z';
+const LINE = `{"@timestamp":"${TS}","event":{"id":"x-1","action":"exec"},"host":{"name":"web-1"},"agent":{"id":"ag_1","version":"0.1.0","type":"hades"},"process":{"args":["echo","\\"event\\" {"]},"hades":{"backend":"ebpf"}}`;
 
 const parse = (text: string) => JSON.parse(text) as Record<string, Record<string, unknown>>;
-const splice = (text: string) => withIngested(text, parse(text)['event'] as Record<string, unknown>, keyCounts(text, JSON.parse(text)), TS, '2026-11-28T10:00:01.000Z');
+const splice = (text: string, server?: ServerFields) => splicedText(text, JSON.parse(text) as Record<string, unknown>, INGESTED, server);
 
-describe('event.ingested spliced into a stored line', () => {
+describe('what the server adds, spliced into a stored line', () => {
   it('counts keys, not values that look like them', () => {
-    assert.deepEqual(keyCounts(LINE, JSON.parse(LINE)), { timestamp: 1, event: 1, spliceable: true });
+    assert.equal(keysUnique(LINE, JSON.parse(LINE)), true);
   });
 
   it('adds event.ingested at the start of the event object', () => {
-    assert.deepEqual(parse(splice(LINE) as string), { ...parse(LINE), event: { ingested: '2026-11-28T10:00:01.000Z', id: 'x-1', action: 'exec' } });
+    assert.deepEqual(parse(splice(LINE) as string), { ...parse(LINE), event: { ingested: INGESTED, id: 'x-1', action: 'exec' } });
     const spaced = `{"@timestamp":"${TS}","event":{ "id":"x-2" }}`;
-    assert.deepEqual(parse(splice(spaced) as string)['event'], { ingested: '2026-11-28T10:00:01.000Z', id: 'x-2' });
+    assert.deepEqual(parse(splice(spaced) as string)['event'], { ingested: INGESTED, id: 'x-2' });
+    const empty = `{"@timestamp":"${TS}","event":{}}`;
+    assert.deepEqual(parse(splice(empty) as string)['event'], { ingested: INGESTED });
+  });
+
+  it('adds hades.cmdb into the hades object, or a hades object when there is none', () => {
+    const cmdb = JSON.stringify({ owner: 'web team', tags: ['pci'] });
+    const out = parse(splice(LINE, { agentId: 'ag_1', cmdb }) as string);
+    assert.deepEqual(out['hades'], { cmdb: { owner: 'web team', tags: ['pci'] }, backend: 'ebpf' });
+    assert.deepEqual(out['event'], { ingested: INGESTED, id: 'x-1', action: 'exec' });
+    const bare = LINE.replace(',"hades":{"backend":"ebpf"}', '');
+    assert.deepEqual(parse(splice(bare, { agentId: 'ag_1', cmdb }) as string)['hades'], { cmdb: { owner: 'web team', tags: ['pci'] } });
+    const emptyHades = LINE.replace('"hades":{"backend":"ebpf"}', '"hades":{}');
+    assert.deepEqual(parse(splice(emptyHades, { agentId: 'ag_1', cmdb }) as string)['hades'], { cmdb: { owner: 'web team', tags: ['pci'] } });
+    // Without CMDB metadata, a line without hades.cmdb is stored as it came.
+    assert.deepEqual(parse(splice(LINE, { agentId: 'ag_1', cmdb: null }) as string)['hades'], { backend: 'ebpf' });
+  });
+
+  it('serialises again a line whose values the server replaces: another agent id, the agent\'s own hades.cmdb', () => {
+    assert.equal(splice(LINE, { agentId: 'ag_2', cmdb: null }), undefined);
+    assert.equal(splice(LINE.replace('"id":"ag_1",', ''), { agentId: 'ag_1', cmdb: null }), undefined);
+    const claimed = LINE.replace('"hades":{', '"hades":{"cmdb":{"owner":"me"},');
+    assert.equal(splice(claimed, { agentId: 'ag_1', cmdb: null }), undefined);
+    assert.equal(splice(claimed, { agentId: 'ag_1', cmdb: '{}' }), undefined);
+    // A second hades object below the top level: the place is not certain.
+    const nested = LINE.replace('"process":{', '"process":{"hades":{"x":1},');
+    assert.equal(splice(nested, { agentId: 'ag_1', cmdb: '{}' }), undefined);
   });
 
   it('serialises again a line with an ingested of its own, another layout, an escape or a spaced colon', () => {
@@ -25,6 +52,7 @@ describe('event.ingested spliced into a stored line', () => {
     assert.equal(splice(`{"event":{"id":"x"},"@timestamp":"${TS}"}`), undefined);
     assert.equal(splice(LINE.replace('"web-1"', '"web\\u002d1"')), undefined);
     assert.equal(splice(LINE.replace('"host":', '"host" :')), undefined);
+    assert.equal(splice(`${LINE}\r`), undefined);
   });
 
   it('never splices a line with a duplicate key anywhere: first-key readers (SQLite\'s JSON functions) would read it otherwise', () => {
@@ -35,14 +63,15 @@ describe('event.ingested spliced into a stored line', () => {
       `${LINE.slice(0, -1)},"event":{"id":"x-2","action":"exec"}}`,
       // anywhere else.
       LINE.replace('"process":{', '"process":{"executable":"/bin/ls","executable":"/tmp/x",'),
-      LINE.replace('"agent":{', '"agent":{"id":"victim","id":"mine",'),
+      LINE.replace('"agent":{', '"agent":{"id":"victim",'),
+      // two hades objects: the agent's cmdb would hide behind the server's.
+      `${LINE.slice(0, -1)},"hades":{"cmdb":{"owner":"me"}}}`,
     ];
     for (const text of cases) {
-      assert.equal(keyCounts(text, JSON.parse(text)).spliceable, false, text);
-      assert.equal(splice(text), undefined, text);
+      assert.equal(keysUnique(text, JSON.parse(text)), false, text);
+      assert.equal(splice(text, { agentId: 'ag_1', cmdb: '{}' }), undefined, text);
     }
-    // A string that holds an escaped quote before a colon only costs a fallback.
-    const quoted = LINE.replace('"echo"', '"{\\"a\\":1}"');
-    assert.equal(keyCounts(quoted, JSON.parse(quoted)).spliceable, false);
+    // A string that holds an escaped quote before a colon, or an IPv6 address, only costs a fallback.
+    for (const text of [LINE.replace('"echo"', '"{\\"a\\":1}"'), LINE.replace('"echo"', '"::1"')]) assert.equal(keysUnique(text, JSON.parse(text)), false, text);
   });
 });

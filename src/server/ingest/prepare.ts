@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { checkEvent } from '../../common/events/index.js';
 import { HadesError, type ErrorCode } from '../../common/errors.js';
 import { redactSecrets } from '../../common/redact.js';
+import { splicedText } from '../store/line.js';
 import { storeProblem, toRow, type Row } from '../store/row.js';
 
 /** Most events in one batch. */
@@ -74,6 +75,10 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
     return { rejected: 0, refused: { code: 'HADES_ERR_STREAM_MESSAGE_TOO_LARGE', message: `batch of ${lines.length} events; at most ${MAX_BATCH_EVENTS}` }, rows: [], events: [] };
   }
   const events: Record<string, unknown>[] = [];
+  // The stored copy of each event, spliced into its line where that is safe (../store/line.ts).
+  const stored: (string | undefined)[] = [];
+  const ingestedIso = new Date(now).toISOString();
+  const server = { agentId, cmdb: cmdb === undefined ? null : JSON.stringify(cmdb) };
   let rejected = 0;
   let rejectedFirst: string | undefined;
   const reject = (n: number, why: () => string) => {
@@ -81,10 +86,11 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
     rejectedFirst ??= `line ${n + 1}: ${why()}`;
   };
   for (let n = 0; n < lines.length; n++) {
+    // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
+    const line = redactSecrets(lines[n]!);
     let value: unknown;
     try {
-      // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
-      value = JSON.parse(redactSecrets(lines[n]!));
+      value = JSON.parse(line);
     } catch {
       reject(n, () => 'not JSON');
       continue;
@@ -101,6 +107,8 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
       continue;
     }
     const event = value as Record<string, unknown>;
+    // Before the event changes below: the splice checks the line against the event it parses to.
+    stored.push(splicedText(line, event, ingestedIso, server));
     // The agent is who its certificate says, whatever the event claims.
     event['agent'] = { ...(event['agent'] as Record<string, unknown> | undefined), id: agentId };
     const hades = event['hades'] as Record<string, unknown> | undefined;
@@ -111,10 +119,9 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
   if (lines.length > 0 && events.length === 0) {
     return { rejected, ...(rejectedFirst === undefined ? {} : { rejectedFirst }), refused: { code: 'HADES_ERR_STREAM_MESSAGE_INVALID', message: `none of the ${lines.length} lines is a valid event (${rejectedFirst ?? 'empty'})` }, rows: [], events };
   }
-  const ingestedIso = new Date(now).toISOString();
   const rows = new Array<Row>(events.length);
   try {
-    for (let i = 0; i < events.length; i++) rows[i] = toRow(events[i], i, agentId, now, ingestedIso);
+    for (let i = 0; i < events.length; i++) rows[i] = toRow(events[i], i, agentId, now, ingestedIso, stored[i]);
   } catch (error) {
     // Every event passed storeProblem, which checks what toRow needs: this is a bug.
     throw new HadesError('HADES_ERR_INTERNAL', `a checked event could not be made a row: ${(error as Error).message}`, { cause: error });

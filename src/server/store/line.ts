@@ -1,33 +1,21 @@
 /**
- * The stored text of an event given to the store as a line (NDJSON): the line itself with
- * `event.ingested` spliced in, instead of the parsed event serialised again.
+ * The stored text of an event that came as a line of NDJSON: the line itself with what the server
+ * adds spliced in (`event.ingested`, and on the gateway's path `hades.cmdb`), instead of the
+ * parsed event serialised again. Serialising a 1.5 KB event costs about twice what the checks
+ * below cost (docs/perf.md, "The stored copy spliced").
  *
  * Only where the line cannot say something other than the parsed event: with two equal keys in
  * one object JSON.parse keeps the last, while other readers keep the first (SQLite's JSON
  * functions, which the event search uses, and some archive readers), so a line with a duplicate
- * key anywhere is serialised again from the parsed event, which is unambiguous. So is a line
- * with a `\u` escape (`"\u0065vent"` parses as `event`) and any layout not recognised here:
- * withIngested returns undefined and the caller falls back.
- *
- * The gateway hands the store parsed events, which are always serialised: checking a line for
- * duplicate keys costs about what serialising saves (docs/perf.md).
+ * key anywhere is serialised again from the parsed event, which is unambiguous. So is a line with
+ * a `\u` escape (`"\u0065vent"` parses as `event`), with a space before a colon, with a value the
+ * server replaces (an agent id other than the certificate's, a `hades.cmdb` of the agent's) and
+ * any layout not recognised here: splicedText returns undefined and the caller serialises.
  */
 
-/** What the splice needs to know of a line, measured before anything changed the parsed event. */
-export interface KeyCounts {
-  /** How many times `@timestamp` and `event` appear as keys anywhere in the text. */
-  readonly timestamp: number;
-  readonly event: number;
-  /**
-   * No `\u` escape, no space before a key's colon, and as many `":` in the text as keys in the
-   * parsed event: every key appears once in its object. (A `\":` inside a string counts one
-   * more and only costs a fallback.)
-   */
-  readonly spliceable: boolean;
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
-
-const KEYS = /"(event|@timestamp)"\s*:/g;
-const SPACED_COLON = /"\s+:/;
 
 /** Keys of every object in a parsed JSON value. */
 function keysIn(value: unknown): number {
@@ -41,41 +29,75 @@ function keysIn(value: unknown): number {
   return n;
 }
 
-/** Occurrences of `":` in the text. */
-function colons(text: string): number {
-  let n = 0;
-  for (let at = text.indexOf('":'); at !== -1; at = text.indexOf('":', at + 2)) n++;
-  return n;
-}
-
-/** `parsed`: JSON.parse of `text`, before anything changed it. */
-export function keyCounts(text: string, parsed: unknown): KeyCounts {
-  let timestamp = 0;
-  let event = 0;
-  KEYS.lastIndex = 0;
-  for (let m = KEYS.exec(text); m !== null; m = KEYS.exec(text)) {
-    if (m[1] === 'event') event++;
-    else timestamp++;
+/**
+ * Whether every key of the text appears once in its object: as many `":` in the text as keys in
+ * the parsed value, no `\u` escape, and no colon after a space (which a spaced key would end in).
+ * A duplicate key makes the parsed value have fewer keys than the text; a `":` inside a string (an
+ * escaped quote before a colon, an IPv6 address such as `"::1"`) makes the text have more, and
+ * only costs a fallback: neither can hide the other, since both only push one way.
+ * `parsed`: JSON.parse of `text`, before anything changed it.
+ */
+export function keysUnique(text: string, parsed: unknown): boolean {
+  if (text.includes('\\u')) return false;
+  let colons = 0;
+  // One character searched for (the fastest indexOf), the one before it looked at.
+  for (let at = text.indexOf(':'); at !== -1; at = text.indexOf(':', at + 1)) {
+    const before = text.charCodeAt(at - 1);
+    if (before === 0x22 /* " */) colons++;
+    else if (before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d) return false;
   }
-  const spliceable = !text.includes('\\u') && !SPACED_COLON.test(text) && colons(text) === keysIn(parsed);
-  return { timestamp, event, spliceable };
+  return colons === keysIn(parsed);
 }
 
 const LINE_START = '{"@timestamp":"';
 const EVENT_START = '","event":{';
+const HADES_KEY = '"hades":';
+
+/** What the server sets in the stored copy besides `event.ingested`. */
+export interface ServerFields {
+  /** The agent's id from its certificate: the line's `agent.id` must already say it. */
+  readonly agentId?: string;
+  /**
+   * The host's CMDB metadata as JSON, to set as `hades.cmdb`; null when there is none (then the
+   * line must have no `hades.cmdb`, which is the server's to set). Undefined: `hades` is left as it is.
+   */
+  readonly cmdb?: string | null;
+}
 
 /**
- * The text with `"ingested":"..."` spliced in at the start of its `event` object. The agent
- * writes every line as `{"@timestamp":"...","event":{...`, so the place is known without
- * searching; `meta` (the parsed `event` object) must not have an `ingested` of its own.
+ * The line with `"ingested":"..."` spliced in at the start of its `event` object (and `hades.cmdb`
+ * when asked), or undefined when it must be serialised again instead. The agent writes every line
+ * as `{"@timestamp":"...","event":{...`, so the place is known without searching. `parsed`:
+ * JSON.parse of `text`, before anything changed it.
  */
-export function withIngested(text: string, meta: Record<string, unknown>, counts: KeyCounts, timestamp: string, ingestedIso: string): string | undefined {
-  if (Object.hasOwn(meta, 'ingested') || !counts.spliceable || counts.event !== 1 || counts.timestamp !== 1 || !text.startsWith(LINE_START)) return undefined;
+export function splicedText(text: string, parsed: Record<string, unknown>, ingestedIso: string, server: ServerFields = {}): string | undefined {
+  const meta = parsed['event'];
+  const timestamp = parsed['@timestamp'];
+  if (!isObject(meta) || typeof timestamp !== 'string' || Object.hasOwn(meta, 'ingested')) return undefined;
+  if (server.agentId !== undefined) {
+    const agent = parsed['agent'];
+    if (!isObject(agent) || agent['id'] !== server.agentId) return undefined;
+  }
+  const hades = parsed['hades'];
+  if (server.cmdb !== undefined && hades !== undefined && (!isObject(hades) || Object.hasOwn(hades, 'cmdb'))) return undefined;
   const at = LINE_START.length + timestamp.length;
-  if (!text.startsWith(EVENT_START, at)) return undefined;
+  if (!text.startsWith(LINE_START) || !text.startsWith(timestamp, LINE_START.length) || !text.startsWith(EVENT_START, at) || !text.endsWith('}')) return undefined;
+  if (!keysUnique(text, parsed)) return undefined;
   const open = at + EVENT_START.length - 1;
-  let next = open + 1;
+  let out = `${text.slice(0, open + 1)}"ingested":"${ingestedIso}"${afterOpen(text, open + 1)}${text.slice(open + 1)}`;
+  if (typeof server.cmdb === 'string') {
+    if (hades === undefined) return `${out.slice(0, -1)},"hades":{"cmdb":${server.cmdb}}}`;
+    // Keys are unique and none is spaced: the one `"hades":` of the text is the top level's.
+    const key = out.indexOf(HADES_KEY);
+    if (key === -1 || out.indexOf(HADES_KEY, key + 1) !== -1 || out.charCodeAt(key + HADES_KEY.length) !== 0x7b /* { */) return undefined;
+    const brace = key + HADES_KEY.length;
+    out = `${out.slice(0, brace + 1)}"cmdb":${server.cmdb}${afterOpen(out, brace + 1)}${out.slice(brace + 1)}`;
+  }
+  return out;
+}
+
+/** The separator after a member put first in an object whose text goes on at `next`: none when the object was empty. */
+function afterOpen(text: string, next: number): string {
   while (/\s/.test(text.charAt(next))) next++;
-  const comma = text.charCodeAt(next) === 0x7d /* } */ ? '' : ',';
-  return `${text.slice(0, open + 1)}"ingested":"${ingestedIso}"${comma}${text.slice(open + 1)}`;
+  return text.charCodeAt(next) === 0x7d /* } */ ? '' : ',';
 }

@@ -6,7 +6,7 @@
  */
 import { HadesError } from '../../common/errors.js';
 import { timestampMs } from '../../common/events/fields.js';
-import { keyCounts, withIngested } from './line.js';
+import { splicedText } from './line.js';
 
 /**
  * One row of the `events` table, in the INSERT's column order: event id, time, ingested, agent id,
@@ -37,7 +37,6 @@ interface KeyColumns {
   readonly meta: Record<string, unknown>;
   readonly id: string;
   readonly action: string;
-  readonly timestamp: string;
   readonly time: number;
   readonly hostName: string;
 }
@@ -56,7 +55,7 @@ function keyColumns(event: Record<string, unknown>): KeyColumns | string {
   const host = child(event, 'host');
   const hostName = host === undefined ? null : str(host['name']);
   if (hostName === null) return 'host.name must be a string';
-  return { meta, id, action, timestamp: timestamp as string, time, hostName };
+  return { meta, id, action, time, hostName };
 }
 
 /**
@@ -70,11 +69,12 @@ export function storeProblem(event: Record<string, unknown>): string | undefined
 }
 
 /**
- * The columns of one event. The stored JSON is the event plus `event.ingested`: spliced into a
- * line given as text when that is safe (./line.ts), else serialised again (from a copy of a
+ * The columns of one event. The stored JSON is the event plus `event.ingested`: `stored` when the
+ * caller has made it (the gateway's path splices it into the agent's line: ./line.ts), else
+ * spliced into a line given as text when that is safe, else serialised again (from a copy of a
  * caller's object).
  */
-export function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string): Row {
+export function toRow(input: unknown, index: number, agentId: string, ingestedMs: number, ingestedIso: string, stored?: string): Row {
   let event: Record<string, unknown>;
   const line = typeof input === 'string' ? input : undefined;
   if (line !== undefined) {
@@ -92,7 +92,7 @@ export function toRow(input: unknown, index: number, agentId: string, ingestedMs
   }
   const columns = keyColumns(event);
   if (typeof columns === 'string') throw invalid(index, columns);
-  const { meta, id, action, timestamp, time, hostName } = columns;
+  const { meta, id, action, time, hostName } = columns;
 
   const process = child(event, 'process');
   const user = child(event, 'user');
@@ -121,9 +121,9 @@ export function toRow(input: unknown, index: number, agentId: string, ingestedMs
     source === undefined ? null : str(source['ip']),
     file === undefined ? null : str(file['path']),
     question === undefined ? null : str(question['name']),
-    // The parsed event is never changed here (the fallback serialises a copy), so the line's keys
-    // are counted against it as it was parsed.
-    (line === undefined ? undefined : withIngested(line, meta, keyCounts(line, event), timestamp, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
+    // The parsed event is never changed here (the fallback serialises a copy), so the line is
+    // checked against it as it was parsed.
+    stored ?? (line === undefined ? undefined : splicedText(line, event, ingestedIso)) ?? JSON.stringify({ ...event, event: { ...meta, ingested: ingestedIso } }),
   ];
 }
 
