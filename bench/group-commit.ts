@@ -11,6 +11,10 @@
  * (src/agent/sequencer.ts: the millisecond first), whose entries go to the end of the index.
  * Rows are the store's own (toRow's column order), 1.75 KB of JSON each, 25% of them connects
  * with a destination address; the database is the server's (openDatabase), in a temporary folder.
+ *
+ * HADES_BENCH_COMPARE chooses the pair: `ids` (the default, above), `cache` (time ids, SQLite's
+ * default page cache of 2 MiB against the server's 128 MiB) or `commit` (time ids, commits of
+ * BATCHES_PER_COMMIT batches against four times as many, the gateway's longer turns).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,9 +57,37 @@ const EXECUTABLES = Array.from({ length: 40 }, (_, i) => `/usr/bin/tool${i}`);
 const USERS = ['root', 'www-data', 'postgres', 'deploy', 'alice', 'bob', 'nobody', 'backup', 'ci'];
 const PAD = 'x'.repeat(1700);
 
-function run(shape: 'random' | 'time'): { usPerEvent: number; kibPerEvent: number } {
+interface Variant {
+  readonly name: string;
+  readonly shape: 'random' | 'time';
+  /** SQLite's cache_size pragma, when not the server's. */
+  readonly cacheSize?: number;
+  readonly perCommit: number;
+}
+
+const COMPARE = process.env['HADES_BENCH_COMPARE'] ?? 'ids';
+const PAIR: Record<string, readonly Variant[]> = {
+  ids: [
+    { name: 'random ids', shape: 'random', perCommit: PER_COMMIT },
+    { name: 'time ids', shape: 'time', perCommit: PER_COMMIT },
+  ],
+  cache: [
+    { name: 'cache 2 MiB', shape: 'time', cacheSize: -2000, perCommit: PER_COMMIT },
+    { name: 'cache 128 MiB', shape: 'time', perCommit: PER_COMMIT },
+  ],
+  commit: [
+    { name: `${PER_COMMIT * PER_BATCH} a commit`, shape: 'time', perCommit: PER_COMMIT },
+    { name: `${4 * PER_COMMIT * PER_BATCH} a commit`, shape: 'time', perCommit: 4 * PER_COMMIT },
+  ],
+};
+const variants = PAIR[COMPARE];
+if (variants === undefined) throw new Error(`HADES_BENCH_COMPARE must be one of ${Object.keys(PAIR).join(', ')}`);
+
+function run(variant: Variant): { usPerEvent: number; kibPerEvent: number } {
+  const { shape, perCommit } = variant;
   const dir = mkdtempSync(path.join(tmpdir(), 'hades-bench-group-'));
   const db = openDatabase(path.join(dir, 'hades.db'));
+  if (variant.cacheSize !== undefined) db.pragma(`cache_size = ${variant.cacheSize}`);
   try {
     const store = new EventStore(db);
     const random = randomFrom(7);
@@ -72,15 +104,17 @@ function run(shape: 'random' | 'time'): { usPerEvent: number; kibPerEvent: numbe
     let bytes = 0;
     let cpu = process.cpuUsage();
     let events = 0;
-    for (let c = 0; c < COMMITS; c++) {
-      if (c === Math.floor(COMMITS / 2)) {
+    // As many events in all whatever the commit's size.
+    const commits = Math.round((COMMITS * PER_COMMIT) / perCommit);
+    for (let c = 0; c < commits; c++) {
+      if (c === Math.floor(commits / 2)) {
         bytes = written();
         cpu = process.cpuUsage();
         events = 0;
       }
-      time += 40; // a gateway turn every 40 ms
+      time += (40 * perCommit) / PER_COMMIT; // a gateway turn every 40 ms
       store.grouped(() => {
-        for (let b = 0; b < PER_COMMIT; b++) {
+        for (let b = 0; b < perCommit; b++) {
           const host = Math.floor(random() * HOSTS);
           store.insertRows(`ag_${host}`, Array.from({ length: PER_BATCH }, () => row(host)));
           events += PER_BATCH;
@@ -95,12 +129,12 @@ function run(shape: 'random' | 'time'): { usPerEvent: number; kibPerEvent: numbe
   }
 }
 
-console.log(`group commits of ${PER_COMMIT} batches of ${PER_BATCH} events from ${HOSTS} hosts, ${COMMITS} commits (the second half measured)`);
+console.log(`group commits of ${PER_COMMIT} batches of ${PER_BATCH} events from ${HOSTS} hosts, ${COMMITS * PER_COMMIT * PER_BATCH} events (the second half measured), comparing ${COMPARE}`);
 const started = performance.now();
 for (let pair = 1; pair <= PAIRS; pair++) {
-  for (const shape of ['random', 'time'] as const) {
-    const r = run(shape);
-    console.log(`pair ${pair}, ${shape.padEnd(6)} ids: ${r.usPerEvent.toFixed(1)} us of CPU per event, ${r.kibPerEvent.toFixed(1)} KiB written per event`);
+  for (const variant of variants) {
+    const r = run(variant);
+    console.log(`pair ${pair}, ${variant.name.padEnd(14)}: ${r.usPerEvent.toFixed(1)} us of CPU per event, ${r.kibPerEvent.toFixed(1)} KiB written per event`);
   }
 }
 console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);

@@ -114,8 +114,14 @@ export function batchSeq(batch: Pick<BatchMessage, 'first_seq' | 'last_seq'>): B
   return Number.isSafeInteger(first) && Number.isSafeInteger(last) && first >= 1 && first <= last ? { first, last } : undefined;
 }
 
-/** Longest stretch (ms) of storing batches before the event loop serves sockets again. */
-const SLICE_MS = 10;
+/**
+ * Longest stretch (ms) of storing batches before the event loop serves sockets again, and so the
+ * most work one commit holds. Each commit writes every page it dirtied whole to the WAL, and the
+ * indexes on executable, user and destination take a page per distinct value in it: commits of
+ * 2,000 events cost 19 us an event against 25 us for commits of 500 (bench/group-commit.ts, and
+ * docs/perf.md "Fewer, larger commits"). 50 ms is far below anything a socket times out on.
+ */
+const SLICE_MS = 50;
 
 /** gRPC says only "No address added out of total 1 resolved errors": say what it usually means. */
 function listenError(address: string, error: Error): HadesError {
