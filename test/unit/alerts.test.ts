@@ -648,6 +648,27 @@ describe('alerts: related by process tree', () => {
     const first = store.related('webshell')?.[0];
     assert.deepEqual(first && { ...first }, { id: 'download', '@timestamp': new Date(T0 + 1000).toISOString(), rule: { id: 'curl_pipe_sh', title: 'curl_pipe_sh', severity: 'high' }, status: 'new', message: 'curl_pipe_sh fired', relation: 'downstream', process: { entity_id: 's-1', pid: 200, name: 'sh' } });
   });
+
+  it('links through the processes of events folded into an alert later, whose document keeps them in order', () => {
+    const db = openDatabase(':memory:');
+    const store = new AlertStore(db);
+    const bash = proc('b-1', 10, 'bash');
+    const nc = proc('n-1', 20, 'nc');
+    const sh = proc('s-1', 30, 'sh');
+    raise(store, 'first', T0, 'shell', [exec(bash, [])]);
+    raise(store, 'second', T0 + 1000, 'child_of_nc', [exec(sh, [nc])]);
+    assert.deepEqual(store.related('first'), []);
+    // The dedup key of a raised alert is its id here.
+    assert.equal(store.fold('first', T0 - 1000, T0 + 500, exec(nc, [bash]), 20), true);
+    assert.deepEqual(
+      store.related('first')?.map((r) => [r.id, r.relation]),
+      [['second', 'downstream']],
+    );
+    const folded = store.get('first');
+    assert.deepEqual(folded?.events.map((e) => (e['process'] as { name: string }).name), ['bash', 'nc']);
+    assert.equal(folded?.last_seen, new Date(T0 + 500).toISOString());
+    assert.equal(folded?.count, 2);
+  });
 });
 
 describe('alerts: triage limits', () => {

@@ -228,6 +228,7 @@ export interface TriageOptions {
 interface FoldRow {
   seq: number;
   kept: string | null;
+  procs: string | null;
 }
 
 interface SuppressionRow {
@@ -283,7 +284,7 @@ export class AlertStore {
   readonly #insert: Statement;
   readonly #findFold: Statement<[string, number, number], FoldRow>;
   readonly #foldDoc: Statement<[number], { doc: string }>;
-  readonly #fold: Statement<[number, number, string, string, string, number, number, number]>;
+  readonly #append: Statement<[number, number, string, string, string, number, number, number]>;
   readonly #count: Statement<[number, number, number, number, number]>;
   /** The counters of an alert from before the kept column, with its kept events' identities and processes written once. */
   readonly #countLegacy: Statement<[number, number, number, number, string, string, number]>;
@@ -307,9 +308,9 @@ export class AlertStore {
     this.#insert = db.prepare(
       'INSERT INTO alerts (id, time, last_seen, rule_id, severity, agent_id, host, status, dedup_key, count, updated, matched, doc, kept, procs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    this.#findFold = db.prepare("SELECT seq, kept FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
+    this.#findFold = db.prepare("SELECT seq, kept, procs FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND status IN ('new', 'acknowledged') ORDER BY last_seen DESC LIMIT 1");
     this.#foldDoc = db.prepare('SELECT doc FROM alerts WHERE seq = ?');
-    this.#fold = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = ?, kept = ?, procs = ?, updated = ?, matched = ? WHERE seq = ?');
+    this.#append = db.prepare("UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), doc = json_insert(doc, '$.events[#]', json(?)), kept = ?, procs = ?, updated = ?, matched = ? WHERE seq = ?");
     this.#count = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), updated = ?, matched = ? WHERE seq = ?');
     this.#countLegacy = db.prepare('UPDATE alerts SET count = count + ?, last_seen = max(last_seen, ?), updated = ?, matched = ?, kept = ?, procs = ? WHERE seq = ?');
     this.#get = db.prepare('SELECT seq, doc, status, assignee, count, last_seen, revision FROM alerts WHERE id = ?');
@@ -371,11 +372,13 @@ export class AlertStore {
       else this.#count.run(1, eventTime, Date.now(), now, row.seq);
       return true;
     }
-    const current = readDoc();
     kept.push(id);
-    const events = [...current.events, event];
-    const updated: Alert = { ...current, events, last_seen: iso(Math.max(Date.parse(current.last_seen), eventTime)) };
-    this.#fold.run(1, eventTime, JSON.stringify(updated), JSON.stringify(kept), packProcesses(processesOf(events)), Date.now(), now, row.seq);
+    // The event is appended to the document's list by SQLite, without the document going through
+    // JSON.parse and JSON.stringify here: their cost grew with every event the alert keeps (up
+    // to alerts.max_events). The document's last_seen is not kept current: the column's is
+    // what an alert is read with (toAlert).
+    const processes = row.procs === null ? processesOf(readDoc().events) : unpackProcesses(row.procs);
+    this.#append.run(1, eventTime, JSON.stringify(event), JSON.stringify(kept), packProcesses(processesOf([event], processes)), Date.now(), now, row.seq);
     return true;
   }
 
@@ -677,9 +680,10 @@ function processRef(value: unknown): ProcessRef | undefined {
   return { entity_id: id, ...(typeof p['pid'] === 'number' ? { pid: p['pid'] } : {}), ...(typeof p['name'] === 'string' ? { name: p['name'] } : {}) };
 }
 
-function processesOf(events: readonly Readonly<Record<string, unknown>>[]): AlertProcesses {
-  const acting = new Map<string, ProcessRef>();
-  const lineage = new Map<string, ProcessRef>();
+/** `into`: the processes of the alert's earlier events, which these add to (changed in place). */
+function processesOf(events: readonly Readonly<Record<string, unknown>>[], into?: AlertProcesses): AlertProcesses {
+  const acting = into?.acting ?? new Map<string, ProcessRef>();
+  const lineage = into?.lineage ?? new Map<string, ProcessRef>();
   const add = (into: Map<string, ProcessRef>, ref: ProcessRef | undefined) => {
     if (ref !== undefined && !into.has(ref.entity_id)) into.set(ref.entity_id, ref);
   };
