@@ -68,7 +68,8 @@ function configure(db: Db): void {
   // A page cache of up to 128 MiB instead of 2 MiB (125 pages of 16 KiB): the pages a stream of
   // events dirties (the last page of each host's run in the host index, one per executable, user
   // and destination) outnumber 125 in a fleet, and each one evicted is read back at the next
-  // commit. Grows only as pages are used. About a fifth less CPU per insert (docs/perf.md).
+  // commit. Grows only as pages are used. About a seventh less CPU per event stored in
+  // bench/group-commit.ts (docs/perf.md, "The session of 2026-12-02 06:40 UTC").
   db.pragma('cache_size = -131072');
   db.pragma('busy_timeout = 5000');
   // Statement journals of savepoints (each batch is one inside its turn's group commit) in

@@ -1,8 +1,8 @@
 /**
  * The stored text of an event that came as a line of NDJSON: the line itself with what the server
  * adds spliced in (`event.ingested`, and on the gateway's path `hades.cmdb`), instead of the
- * parsed event serialised again. Serialising a 1.5 KB event costs about twice what the checks
- * below cost (docs/perf.md, "The stored copy spliced").
+ * parsed event serialised again. Serialising a 1.5 KB event costs about three times what the
+ * checks below cost (docs/perf.md, "The session of 2026-12-02 06:40 UTC").
  *
  * Only where the line cannot say something other than the parsed event: with two equal keys in
  * one object JSON.parse keeps the last, while other readers keep the first (SQLite's JSON
