@@ -1,7 +1,7 @@
 /** What the server adds spliced into a line given to the store as text (src/server/store/line.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { keysUnique, splicedText, type ServerFields } from '../../src/server/store/line.js';
+import { unambiguous, splicedText, type ServerFields } from '../../src/server/store/line.js';
 
 const TS = '2026-11-28T10:00:00.000Z';
 const INGESTED = '2026-11-28T10:00:01.000Z';
@@ -12,7 +12,7 @@ const splice = (text: string, server?: ServerFields) => splicedText(text, JSON.p
 
 describe('what the server adds, spliced into a stored line', () => {
   it('counts keys, not values that look like them', () => {
-    assert.equal(keysUnique(LINE, JSON.parse(LINE)), true);
+    assert.equal(unambiguous(LINE, JSON.parse(LINE)), true);
   });
 
   it('adds event.ingested at the start of the event object', () => {
@@ -68,10 +68,31 @@ describe('what the server adds, spliced into a stored line', () => {
       `${LINE.slice(0, -1)},"hades":{"cmdb":{"owner":"me"}}}`,
     ];
     for (const text of cases) {
-      assert.equal(keysUnique(text, JSON.parse(text)), false, text);
+      assert.equal(unambiguous(text, JSON.parse(text)), false, text);
       assert.equal(splice(text, { agentId: 'ag_1', cmdb: '{}' }), undefined, text);
     }
     // A string that holds an escaped quote before a colon, or an IPv6 address, only costs a fallback.
-    for (const text of [LINE.replace('"echo"', '"{\\"a\\":1}"'), LINE.replace('"echo"', '"::1"')]) assert.equal(keysUnique(text, JSON.parse(text)), false, text);
+    for (const text of [LINE.replace('"echo"', '"{\\"a\\":1}"'), LINE.replace('"echo"', '"::1"')]) assert.equal(unambiguous(text, JSON.parse(text)), false, text);
+  });
+
+  it('serialises again a line whose numbers or line breaks readers would read otherwise', () => {
+    const cases = [
+      // beyond 2^53: JSON.parse rounds it, SQLite and Python keep every digit.
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":9007199254740993'),
+      // SQLite rounds this long spelling down to 1233.9999999999998; JSON.parse reads 1234.
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":1233.99999999999988632'),
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":1.0'),
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":1e3'),
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":[1, -0]'),
+      LINE.replace('"name":"web-1"', '"name":"web-1","n":-0'),
+      // a carriage return between members: a line break to readline, Python, Spark and Athena.
+      LINE.replace(',"host":', ',\r"host":'),
+    ];
+    for (const text of cases) assert.equal(splice(text, { agentId: 'ag_1', cmdb: null }), undefined, text);
+    // Numbers in arrays, and whitespace after a colon (where a number's spelling would go unseen), are not looked into.
+    for (const text of [LINE.replace('"name":"web-1"', '"name":"web-1","n":[0,5]'), LINE.replace('"name":"web-1"', '"name":"web-1","n": 1.5')]) assert.equal(splice(text), undefined, text);
+    // Plain integers of up to 15 digits still splice.
+    const plain = LINE.replace('"name":"web-1"', '"name":"web-1","n":{"a":0,"b":-5,"c":999999999999999,"d":"-0.5e3"}');
+    assert.deepEqual(parse(splice(plain, { agentId: 'ag_1', cmdb: null }) as string)['host'], { name: 'web-1', n: { a: 0, b: -5, c: 999999999999999, d: '-0.5e3' } });
   });
 });

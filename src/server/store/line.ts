@@ -8,7 +8,9 @@
  * one object JSON.parse keeps the last, while other readers keep the first (SQLite's JSON
  * functions, which the event search uses, and some archive readers), so a line with a duplicate
  * key anywhere is serialised again from the parsed event, which is unambiguous. So is a line with
- * a `\u` escape (`"\u0065vent"` parses as `event`), with a space before a colon, with a value the
+ * a `\u` escape (`"\u0065vent"` parses as `event`), with whitespace around a key's colon, with a
+ * number other than a plain integer of at most 15 digits (readers round long spellings
+ * differently), with a carriage return (a line break to some archive readers), with a value the
  * server replaces (an agent id other than the certificate's, a `hades.cmdb` of the agent's) and
  * any layout not recognised here: splicedText returns undefined and the caller serialises.
  */
@@ -17,34 +19,80 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Keys of every object in a parsed JSON value. */
+/**
+ * Keys of every object in a parsed JSON value (its own keys: Object.keys, so that nothing
+ * enumerable on a prototype could make the count reach the text's with keys missing), or -1 when
+ * an array holds a number, whose spelling unambiguous does not look at.
+ */
 function keysIn(value: unknown): number {
   if (typeof value !== 'object' || value === null) return 0;
   let n = 0;
   if (Array.isArray(value)) {
-    for (const item of value) n += keysIn(item);
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'number') return -1;
+      const k = keysIn(item);
+      if (k < 0) return -1;
+      n += k;
+    }
     return n;
   }
-  for (const key in value) n += 1 + keysIn((value as Record<string, unknown>)[key]);
+  const keys = Object.keys(value);
+  n = keys.length;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keysIn((value as Record<string, unknown>)[keys[i]!]);
+    if (k < 0) return -1;
+    n += k;
+  }
   return n;
 }
 
 /**
- * Whether every key of the text appears once in its object: as many `":` in the text as keys in
- * the parsed value, no `\u` escape, and no colon after a space (which a spaced key would end in).
- * A duplicate key makes the parsed value have fewer keys than the text; a `":` inside a string (an
- * escaped quote before a colon, an IPv6 address such as `"::1"`) makes the text have more, and
- * only costs a fallback: neither can hide the other, since both only push one way.
+ * Whether the number written at `at` is a plain integer of at most 15 digits (not `-0`), which
+ * every reader reads as the same number. Others do not: JSON.parse rounds 9007199254740993 to
+ * ...992 where SQLite and Python keep it whole, SQLite reads 1233.99999999999988632 as
+ * 1233.9999999999998 where JSON.parse reads 1234, and 1.0 is a real to SQLite.
+ */
+function plainInteger(text: string, at: number): boolean {
+  let i = at;
+  if (text.charCodeAt(i) === 0x2d /* - */) i++;
+  const first = i;
+  while (i < text.length && text.charCodeAt(i) >= 0x30 && text.charCodeAt(i) <= 0x39) i++;
+  const digits = i - first;
+  if (digits === 0 || digits > 15) return false;
+  const next = text.charCodeAt(i);
+  if (next === 0x2e /* . */ || next === 0x65 /* e */ || next === 0x45 /* E */) return false;
+  return !(first > at && digits === 1 && text.charCodeAt(first) === 0x30);
+}
+
+/**
+ * Whether every reader reads the text as JSON.parse read it (unambiguous): every key appears once in its
+ * object, every number is a plain integer (plainInteger), and no carriage return is in it.
+ *
+ * Keys: as many `":` in the text as keys in the parsed value, no `\u` escape, and no colon after
+ * whitespace (which a spaced key would end in). A duplicate key makes the parsed value have fewer
+ * keys than the text; a `":` inside a string (an escaped quote before a colon, an IPv6 address
+ * such as `"::1"`) makes the text have more, and only costs a fallback: neither can hide the
+ * other, since both only push one way. Numbers: a number in an object follows its key's `":`
+ * (whitespace after it is refused), and one in an array makes keysIn refuse. A carriage return is
+ * whitespace to JSON, which JSON.stringify never writes, but a line break to Node's readline,
+ * Python's text files and Hadoop's line reader (which Spark and Athena read the archive with): the
+ * line would be cut in two, or three with an object of the agent's in the middle.
  * `parsed`: JSON.parse of `text`, before anything changed it.
  */
-export function keysUnique(text: string, parsed: unknown): boolean {
-  if (text.includes('\\u')) return false;
+export function unambiguous(text: string, parsed: unknown): boolean {
+  if (text.includes('\\u') || text.includes('\r')) return false;
   let colons = 0;
-  // One character searched for (the fastest indexOf), the one before it looked at.
+  // One character searched for (the fastest indexOf), the ones around it looked at.
   for (let at = text.indexOf(':'); at !== -1; at = text.indexOf(':', at + 1)) {
     const before = text.charCodeAt(at - 1);
-    if (before === 0x22 /* " */) colons++;
-    else if (before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d) return false;
+    if (before === 0x22 /* " */) {
+      colons++;
+      const after = text.charCodeAt(at + 1);
+      if ((after >= 0x30 && after <= 0x39) || after === 0x2d) {
+        if (!plainInteger(text, at + 1)) return false;
+      } else if (after === 0x20 || after === 0x09 || after === 0x0a || after === 0x0d) return false;
+    } else if (before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d) return false;
   }
   return colons === keysIn(parsed);
 }
@@ -82,7 +130,7 @@ export function splicedText(text: string, parsed: Record<string, unknown>, inges
   if (server.cmdb !== undefined && hades !== undefined && (!isObject(hades) || Object.hasOwn(hades, 'cmdb'))) return undefined;
   const at = LINE_START.length + timestamp.length;
   if (!text.startsWith(LINE_START) || !text.startsWith(timestamp, LINE_START.length) || !text.startsWith(EVENT_START, at) || !text.endsWith('}')) return undefined;
-  if (!keysUnique(text, parsed)) return undefined;
+  if (!unambiguous(text, parsed)) return undefined;
   const open = at + EVENT_START.length - 1;
   let out = `${text.slice(0, open + 1)}"ingested":"${ingestedIso}"${afterOpen(text, open + 1)}${text.slice(open + 1)}`;
   if (typeof server.cmdb === 'string') {
