@@ -60,8 +60,10 @@ describe('ingest: prepareBatch', () => {
   });
 
   it('stores the agent\'s own line with what the server adds spliced in, and the same event as serialising it again would', () => {
+    // As the agent writes them, without agent.id (the server sets it); or with its own id.
+    const unnamed = (e: any) => delete e.agent.id;
     const own = (e: any) => (e.agent.id = AGENT);
-    const events = [ev('exec', 0, own), ev('connect', 1, own), ev('connect', 2, (e) => (own(e), delete e.hades)), ev('exec', 3, (e) => (own(e), (e.process.args = ['printf', 'a:b', '::1', '"x":1'])))];
+    const events = [ev('exec', 0, unnamed), ev('connect', 1, own), ev('connect', 2, (e) => (unnamed(e), delete e.hades)), ev('exec', 3, (e) => (own(e), (e.process.args = ['printf', 'a:b', '::1', '"x":1'])))];
     const cmdb = { owner: 'team-web', tags: ['pci'] };
     for (const meta of [cmdb, undefined]) {
       const batch = prepareBatch(AGENT, ndjson(events), meta, NOW);
@@ -69,12 +71,13 @@ describe('ingest: prepareBatch', () => {
       batch.rows.forEach((row, i) => {
         const e = events[i]!;
         const hades = meta === undefined ? e['hades'] : { ...e['hades'], cmdb: meta };
-        assert.deepEqual(stored(row), { ...e, event: { ...e['event'], ingested: iso(NOW) }, ...(hades === undefined ? {} : { hades }) });
+        assert.deepEqual(stored(row), { ...e, event: { ...e['event'], ingested: iso(NOW) }, agent: { ...e['agent'], id: AGENT }, ...(hades === undefined ? {} : { hades }) });
       });
       // The first three lines are spliced: the agent's text is kept, member order and all.
       const line = JSON.stringify(events[0]);
       const spliced = batch.rows[0]![14];
       assert.ok(spliced.startsWith(line.slice(0, line.indexOf('"event":{') + 9) + `"ingested":"${iso(NOW)}",`), spliced);
+      assert.ok(spliced.includes(`"agent":{"id":"${AGENT}",`), spliced);
       if (meta !== undefined) assert.ok(spliced.includes(`"hades":{"cmdb":${JSON.stringify(meta)},`), spliced);
     }
   });

@@ -36,9 +36,20 @@ describe('what the server adds, spliced into a stored line', () => {
     assert.deepEqual(parse(splice(LINE, { agentId: 'ag_1', cmdb: null }) as string)['hades'], { backend: 'ebpf' });
   });
 
+  it('sets agent.id, which the agent leaves to the server, in its agent object or in a new one', () => {
+    const unnamed = LINE.replace('"id":"ag_1",', '');
+    assert.deepEqual(parse(splice(unnamed, { agentId: 'ag_9', cmdb: null }) as string)['agent'], { id: 'ag_9', version: '0.1.0', type: 'hades' });
+    const bare = LINE.replace(',"agent":{"id":"ag_1","version":"0.1.0","type":"hades"}', '');
+    const out = parse(splice(bare, { agentId: 'ag_9', cmdb: '{"owner":"o"}' }) as string);
+    assert.deepEqual([out['agent'], out['hades']], [{ id: 'ag_9' }, { cmdb: { owner: 'o' }, backend: 'ebpf' }]);
+    assert.deepEqual(parse(splice(LINE.replace('"agent":{"id":"ag_1","version":"0.1.0","type":"hades"}', '"agent":{}'), { agentId: 'ag_9' }) as string)['agent'], { id: 'ag_9' });
+  });
+
   it('serialises again a line whose values the server replaces: another agent id, the agent\'s own hades.cmdb', () => {
     assert.equal(splice(LINE, { agentId: 'ag_2', cmdb: null }), undefined);
-    assert.equal(splice(LINE.replace('"id":"ag_1",', ''), { agentId: 'ag_1', cmdb: null }), undefined);
+    const nestedAgent = LINE.replace('"process":{', '"process":{"agent":{"x":1},').replace('"id":"ag_1",', '');
+    assert.equal(splice(nestedAgent, { agentId: 'ag_1', cmdb: null }), undefined, 'a second agent object below the top level: the place is not certain');
+    assert.equal(splice(LINE.replace('"agent":{', '"agent":"x","old":{'), { agentId: 'ag_1', cmdb: null }), undefined);
     const claimed = LINE.replace('"hades":{', '"hades":{"cmdb":{"owner":"me"},');
     assert.equal(splice(claimed, { agentId: 'ag_1', cmdb: null }), undefined);
     assert.equal(splice(claimed, { agentId: 'ag_1', cmdb: '{}' }), undefined);
@@ -71,8 +82,13 @@ describe('what the server adds, spliced into a stored line', () => {
       assert.equal(unambiguous(text, JSON.parse(text)), false, text);
       assert.equal(splice(text, { agentId: 'ag_1', cmdb: '{}' }), undefined, text);
     }
-    // A string that holds an escaped quote before a colon, or an IPv6 address, only costs a fallback.
-    for (const text of [LINE.replace('"echo"', '"{\\"a\\":1}"'), LINE.replace('"echo"', '"::1"')]) assert.equal(unambiguous(text, JSON.parse(text)), false, text);
+    // A string that begins with a colon (an IPv6 address) only costs a fallback; an escaped quote before a colon is a string's, not counted.
+    assert.equal(unambiguous(LINE.replace('"echo"', '"::1"'), JSON.parse(LINE.replace('"echo"', '"::1"'))), false);
+    const quoted = LINE.replace('"echo"', '"{\\"a\\":1, \\"b\\\\\\\\\\": 2.5}"');
+    assert.equal(unambiguous(quoted, JSON.parse(quoted)), true, quoted);
+    // A key that ends in an escaped backslash is a key: its duplicate is seen.
+    const slashKey = LINE.replace('"process":{', '"process":{"k\\\\":1,"k\\\\":2,');
+    assert.equal(unambiguous(slashKey, JSON.parse(slashKey)), false, slashKey);
   });
 
   it('serialises again a line whose numbers or line breaks readers would read otherwise', () => {
@@ -89,10 +105,10 @@ describe('what the server adds, spliced into a stored line', () => {
       LINE.replace(',"host":', ',\r"host":'),
     ];
     for (const text of cases) assert.equal(splice(text, { agentId: 'ag_1', cmdb: null }), undefined, text);
-    // Numbers in arrays, and whitespace after a colon (where a number's spelling would go unseen), are not looked into.
+    // Numbers in arrays are not looked into; after a colon and whitespace they are.
     for (const text of [LINE.replace('"name":"web-1"', '"name":"web-1","n":[0,5]'), LINE.replace('"name":"web-1"', '"name":"web-1","n": 1.5')]) assert.equal(splice(text), undefined, text);
     // Plain integers of up to 15 digits still splice.
-    const plain = LINE.replace('"name":"web-1"', '"name":"web-1","n":{"a":0,"b":-5,"c":999999999999999,"d":"-0.5e3"}');
-    assert.deepEqual(parse(splice(plain, { agentId: 'ag_1', cmdb: null }) as string)['host'], { name: 'web-1', n: { a: 0, b: -5, c: 999999999999999, d: '-0.5e3' } });
+    const plain = LINE.replace('"name":"web-1"', '"name":"web-1","n":{"a":0,"b": -5,"c":999999999999999,"d":"-0.5e3","e":"{\\"k\\": \\"v\\"}"}');
+    assert.deepEqual(parse(splice(plain, { agentId: 'ag_1', cmdb: null }) as string)['host'], { name: 'web-1', n: { a: 0, b: -5, c: 999999999999999, d: '-0.5e3', e: '{"k": "v"}' } });
   });
 });

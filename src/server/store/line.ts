@@ -8,7 +8,7 @@
  * one object JSON.parse keeps the last, while other readers keep the first (SQLite's JSON
  * functions, which the event search uses, and some archive readers), so a line with a duplicate
  * key anywhere is serialised again from the parsed event, which is unambiguous. So is a line with
- * a `\u` escape (`"\u0065vent"` parses as `event`), with whitespace around a key's colon, with a
+ * a `\u` escape (`"\u0065vent"` parses as `event`), with whitespace before a key's colon, with a
  * number other than a plain integer of at most 15 digits (readers round long spellings
  * differently), with a carriage return (a line break to some archive readers), with a value the
  * server replaces (an agent id other than the certificate's, a `hades.cmdb` of the agent's) and
@@ -47,6 +47,10 @@ function keysIn(value: unknown): number {
   return n;
 }
 
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
 /**
  * Whether the number written at `at` is a plain integer of at most 15 digits (not `-0`), which
  * every reader reads as the same number. Others do not: JSON.parse rounds 9007199254740993 to
@@ -70,11 +74,12 @@ function plainInteger(text: string, at: number): boolean {
  * object, every number is a plain integer (plainInteger), and no carriage return is in it.
  *
  * Keys: as many `":` in the text as keys in the parsed value, no `\u` escape, and no colon after
- * whitespace (which a spaced key would end in). A duplicate key makes the parsed value have fewer
- * keys than the text; a `":` inside a string (an escaped quote before a colon, an IPv6 address
- * such as `"::1"`) makes the text have more, and only costs a fallback: neither can hide the
- * other, since both only push one way. Numbers: a number in an object follows its key's `":`
- * (whitespace after it is refused), and one in an array makes keysIn refuse. A carriage return is
+ * whitespace (which a spaced key would end in, uncounted). An escaped quote before a colon
+ * (`\":`, inside a string) is not counted. A duplicate key makes the parsed value have fewer keys
+ * than the text; a string that begins with a colon (an IPv6 address such as `"::1"`) makes the
+ * text have more, and only costs a fallback: neither can hide the other, since both only push
+ * one way. Numbers: a number in an object follows its key's `":`
+ * (and whitespace), and one in an array makes keysIn refuse. A carriage return is
  * whitespace to JSON, which JSON.stringify never writes, but a line break to Node's readline,
  * Python's text files and Hadoop's line reader (which Spark and Athena read the archive with): the
  * line would be cut in two, or three with an object of the agent's in the middle.
@@ -87,23 +92,26 @@ export function unambiguous(text: string, parsed: unknown): boolean {
   for (let at = text.indexOf(':'); at !== -1; at = text.indexOf(':', at + 1)) {
     const before = text.charCodeAt(at - 1);
     if (before === 0x22 /* " */) {
+      // A quote after an odd number of backslashes is escaped, inside a string: not a key's end.
+      let slashes = 0;
+      while (text.charCodeAt(at - 2 - slashes) === 0x5c /* \ */) slashes++;
+      if (slashes % 2 === 1) continue;
       colons++;
-      const after = text.charCodeAt(at + 1);
-      if ((after >= 0x30 && after <= 0x39) || after === 0x2d) {
-        if (!plainInteger(text, at + 1)) return false;
-      } else if (after === 0x20 || after === 0x09 || after === 0x0a || after === 0x0d) return false;
-    } else if (before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d) return false;
+      let next = at + 1;
+      while (isSpace(text.charCodeAt(next))) next++;
+      const after = text.charCodeAt(next);
+      if (((after >= 0x30 && after <= 0x39) || after === 0x2d) && !plainInteger(text, next)) return false;
+    } else if (isSpace(before)) return false;
   }
   return colons === keysIn(parsed);
 }
 
 const LINE_START = '{"@timestamp":"';
 const EVENT_START = '","event":{';
-const HADES_KEY = '"hades":';
 
 /** What the server sets in the stored copy besides `event.ingested`. */
 export interface ServerFields {
-  /** The agent's id from its certificate: the line's `agent.id` must already say it. */
+  /** The agent's id from its certificate: set as `agent.id` when the line has none; a line with another is serialised. */
   readonly agentId?: string;
   /**
    * The host's CMDB metadata as JSON, to set as `hades.cmdb`; null when there is none (then the
@@ -122,26 +130,34 @@ export function splicedText(text: string, parsed: Record<string, unknown>, inges
   const meta = parsed['event'];
   const timestamp = parsed['@timestamp'];
   if (!isObject(meta) || typeof timestamp !== 'string' || Object.hasOwn(meta, 'ingested')) return undefined;
-  if (server.agentId !== undefined) {
-    const agent = parsed['agent'];
-    if (!isObject(agent) || agent['id'] !== server.agentId) return undefined;
-  }
+  const agent = parsed['agent'];
+  // The agent does not name itself in its events: the server adds the certificate's id. A line
+  // that names an agent names this one, or it is serialised.
+  if (server.agentId !== undefined && agent !== undefined && (!isObject(agent) || (Object.hasOwn(agent, 'id') && agent['id'] !== server.agentId))) return undefined;
   const hades = parsed['hades'];
   if (server.cmdb !== undefined && hades !== undefined && (!isObject(hades) || Object.hasOwn(hades, 'cmdb'))) return undefined;
   const at = LINE_START.length + timestamp.length;
   if (!text.startsWith(LINE_START) || !text.startsWith(timestamp, LINE_START.length) || !text.startsWith(EVENT_START, at) || !text.endsWith('}')) return undefined;
   if (!unambiguous(text, parsed)) return undefined;
   const open = at + EVENT_START.length - 1;
-  let out = `${text.slice(0, open + 1)}"ingested":"${ingestedIso}"${afterOpen(text, open + 1)}${text.slice(open + 1)}`;
-  if (typeof server.cmdb === 'string') {
-    if (hades === undefined) return `${out.slice(0, -1)},"hades":{"cmdb":${server.cmdb}}}`;
-    // Keys are unique and none is spaced: the one `"hades":` of the text is the top level's.
-    const key = out.indexOf(HADES_KEY);
-    if (key === -1 || out.indexOf(HADES_KEY, key + 1) !== -1 || out.charCodeAt(key + HADES_KEY.length) !== 0x7b /* { */) return undefined;
-    const brace = key + HADES_KEY.length;
-    out = `${out.slice(0, brace + 1)}"cmdb":${server.cmdb}${afterOpen(out, brace + 1)}${out.slice(brace + 1)}`;
-  }
+  let out: string | undefined = `${text.slice(0, open + 1)}"ingested":"${ingestedIso}"${afterOpen(text, open + 1)}${text.slice(open + 1)}`;
+  if (server.agentId !== undefined && !(isObject(agent) && Object.hasOwn(agent, 'id'))) out = withMember(out, 'agent', agent !== undefined, `"id":${JSON.stringify(server.agentId)}`);
+  if (out !== undefined && typeof server.cmdb === 'string') out = withMember(out, 'hades', hades !== undefined, `"cmdb":${server.cmdb}`);
   return out;
+}
+
+/**
+ * The text with `member` put first in its top-level object `key` (`exists`), or in a new one
+ * at the end of the line; undefined when the place is not certain. Keys are unique and none has
+ * whitespace around its colon (unambiguous): the one `"key":` of the text is the top level's.
+ */
+function withMember(text: string, key: string, exists: boolean, member: string): string | undefined {
+  if (!exists) return `${text.slice(0, -1)},"${key}":{${member}}}`;
+  const name = `"${key}":`;
+  const at = text.indexOf(name);
+  if (at === -1 || text.indexOf(name, at + 1) !== -1 || text.charCodeAt(at + name.length) !== 0x7b /* { */) return undefined;
+  const brace = at + name.length;
+  return `${text.slice(0, brace + 1)}${member}${afterOpen(text, brace + 1)}${text.slice(brace + 1)}`;
 }
 
 /** The separator after a member put first in an object whose text goes on at `next`: none when the object was empty. */
