@@ -15,7 +15,8 @@
  * any layout not recognised here: splicedText returns undefined and the caller serialises.
  */
 
-function isObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not an array, not null). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -6,7 +6,7 @@
  */
 import { HadesError } from '../../common/errors.js';
 import { timestampMs } from '../../common/events/fields.js';
-import { splicedText } from './line.js';
+import { isObject, splicedText } from './line.js';
 
 /**
  * One row of the `events` table, in the INSERT's column order: event id, time, ingested, agent id,
@@ -14,10 +14,6 @@ import { splicedText } from './line.js';
  * path, DNS name, and the stored JSON.
  */
 export type Row = [string, number, number, string, string, string, string | null, string | null, string | null, string | null, number | null, string | null, string | null, string | null, string];
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function str(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
