@@ -163,6 +163,6 @@ function withMember(text: string, key: string, exists: boolean, member: string):
 
 /** The separator after a member put first in an object whose text goes on at `next`: none when the object was empty. */
 function afterOpen(text: string, next: number): string {
-  while (/\s/.test(text.charAt(next))) next++;
+  while (isSpace(text.charCodeAt(next))) next++;
   return text.charCodeAt(next) === 0x7d /* } */ ? '' : ',';
 }
