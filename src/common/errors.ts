@@ -269,6 +269,11 @@ export const errorCatalog = {
     summary: 'The server\'s database could not be opened or created, or the file at its path is not a SQLite database (damaged, or another file).',
     remedy: 'Check the data folder\'s disk space and permissions; the message names the file. A file that is not a database: move it aside, or restore it from a backup.',
   },
+  HADES_ERR_STORE_LOST: {
+    kind: 'environment',
+    summary: 'A file of the server\'s database (hades.db or its -wal) was removed, moved or replaced while the server ran. SQLite writes to the file it holds open, so what the server stored from then on would have been lost at its next stop: the server copies what it holds back to the path (a file put in its place is moved aside as hades.db.replaced-TIME), and restarts its parts on it. Agents send again what was not acknowledged; nothing acknowledged is lost.',
+    remedy: 'Find out who or what removed the file (a cleanup job, a person, an intruder erasing evidence). A copy that fails (disk full) is tried again every 10 s while agents keep their events; free space in the data folder. To restore a backup, stop the server first.',
+  },
   HADES_ERR_AGENT_DUPLICATE: {
     kind: 'environment',
     summary: 'One agent identity connects from more than one place: its stream was replaced by a new one of the same identity again and again (5 times in a minute, from more than one address; said at most every ten minutes, with the addresses). Two hosts share the identity (a cloned disk image or a copied data folder): each ends the other\'s stream, and the events of both arrive under one agent.',

@@ -44,6 +44,8 @@ import { fieldProblem, integerField } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
 import { makeFolders } from '../runtime/folders.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreFiles } from './store-files.js';
 
 const MB = 1024 * 1024;
 /** The least the events are deleted down to to keep room on the disk (store.min_free_mb). */
@@ -56,6 +58,10 @@ const RETENTION_MS = 60_000;
 const SIZE_CHECK_MS = 5_000;
 /** How often the server looks at its file descriptors against its limit. */
 const FD_CHECK_MS = 5_000;
+/** How often the database's paths are looked at (store-files.ts): a stat or two. */
+const STORE_FILES_CHECK_MS = 2_000;
+/** How long after a failed copy of a lost database (disk full) the next try is. */
+const STORE_COPY_RETRY_MS = 10_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
@@ -106,6 +112,10 @@ function splitHostPort(address: string): { host: string; port: number } {
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
 }
 
+function joinHostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 export class HadesServer {
   readonly log: Logger;
   private db: Db | undefined;
@@ -132,6 +142,18 @@ export class HadesServer {
   /** The raw archive catching up from the store at start (archiveCatchUp). */
   private archiving: Promise<void> | undefined;
   private stopping = false;
+  /** stop() was called: nothing starts again. */
+  private closed = false;
+  /** Ends the waits of a restart (the pause between copies of a lost database) at stop(). */
+  private closing = new AbortController();
+  /** The restart on a database put back at its path (restartOnLostStore), while it runs. */
+  private restarting: Promise<void> | undefined;
+  /** The ports bound at the last start, bound again by a restart (where the configuration says port 0). */
+  private boundPorts: { agents: number; api: number } | undefined;
+  /** Whether the database's files are still at their paths (store-files.ts). */
+  private storeFiles: StoreFiles | undefined;
+  /** Aborted, with the error as its reason, when the server stopped on its own and cannot go on (a restart that failed). */
+  private readonly failure = new AbortController();
   private api: FastifyInstance | undefined;
   /** This server's hold on its data folder (./data-lock.ts). */
   private lock: DataLock | undefined;
@@ -148,10 +170,14 @@ export class HadesServer {
   }
 
   async start(): Promise<ServerAddresses> {
+    this.closed = false;
+    if (this.closing.signal.aborted) this.closing = new AbortController();
     try {
       return await this.startParts();
     } catch (error) {
-      await this.stop();
+      await this.stopParts(false);
+      this.pki = undefined;
+      this.log.close();
       throw error;
     }
   }
@@ -174,11 +200,15 @@ export class HadesServer {
     const agentsListen = splitHostPort(config.listen.agents);
     const apiListen = splitHostPort(config.listen.api);
     const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');
-    this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
+    // A restart (restartOnLostStore) keeps the CA it has: with the data folder removed, opening
+    // it again would make a new CA, and every agent's certificate would be refused.
+    if (this.pki === undefined) this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
+    else this.log.info('a restart keeps the CA and server certificate it had', { ca: this.pki.caFingerprint });
     if (this.pki.state.recovered) this.log.warn('a CA rotation step that a crash interrupted was finished or undone at this start', { reason: this.pki.state.recovered, ca: this.pki.caFingerprint });
     if (this.pki.rotating) this.log.info('a CA rotation is in progress: agents move to the new CA as they renew (hades server ca status)', { ca: this.pki.caFingerprint, new_ca: this.pki.issuingFingerprint });
     this.db = openDatabase(path.join(dataDir, 'hades.db'));
     const db = this.db;
+    this.storeFiles = new StoreFiles(path.join(dataDir, 'hades.db'));
     this.registry = new FleetRegistry(db);
     // Whatever was online when the server last stopped is offline until it connects again.
     this.registry.markAllOffline();
@@ -328,16 +358,21 @@ export class HadesServer {
     // commit and its matching) go through the rules now, in the background.
     const unmatched = { after: mark.saved, through: store.lastRowid() };
     if (unmatched.through > unmatched.after) this.replaying = this.replay(unmatched.after, unmatched.through);
-    const gatewayPort = await this.gateway.listen(config.listen.agents);
+    // A restart binds the ports it had (those the configuration leaves to the system too).
+    const agentsPort = agentsListen.port === 0 && this.boundPorts ? this.boundPorts.agents : agentsListen.port;
+    const apiPortWanted = apiListen.port === 0 && this.boundPorts ? this.boundPorts.api : apiListen.port;
+    const gatewayPort = await this.gateway.listen(agentsPort === agentsListen.port ? config.listen.agents : joinHostPort(agentsListen.host, agentsPort));
     this.api = await buildApi({ ports: this.ports(), version: this.options.version, log: this.log.child({ component: 'api' }), tls: { certPem: pki.serverCertPem, keyPem: pki.serverKeyPem } });
     try {
-      await this.api.listen({ host: apiListen.host, port: apiListen.port });
+      await this.api.listen({ host: apiListen.host, port: apiPortWanted });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'the address is not one of this host' : code === 'EACCES' ? 'a privileged port' : (error as Error).message;
       throw new HadesError('HADES_ERR_SERVER_LISTEN', `the API cannot listen on ${config.listen.api}: ${why}`, { cause: error });
     }
     const apiPort = (this.api.server.address() as { port: number }).port;
+    this.boundPorts = { agents: gatewayPort, api: apiPort };
+    this.timers.push(setInterval(() => this.checkStoreFiles(), STORE_FILES_CHECK_MS));
     this.timers.push(setInterval(() => this.housekeeping(), RETENTION_MS));
     this.timers.push(setInterval(() => this.holdSize(), SIZE_CHECK_MS));
     // Out of descriptors, new connections are dropped without a word from Node: said in the log.
@@ -978,7 +1013,72 @@ export class HadesServer {
     }
   }
 
+  /**
+   * Aborted when the server stopped on its own and cannot go on (a restart on a database put back
+   * at its path that failed), with the error as its reason; the caller then calls stop().
+   */
+  get failed(): AbortSignal {
+    return this.failure.signal;
+  }
+
+  /** Every STORE_FILES_CHECK_MS: a database file removed or replaced starts a restart on a copy put back (store-files.ts). */
+  private checkStoreFiles(): void {
+    if (this.restarting !== undefined || this.stopping) return;
+    const lost = this.storeFiles?.lost();
+    if (lost === undefined) return;
+    this.log.error('a file of the event database was removed or replaced while the server ran: the server restarts on a copy of its database put back at the path (agents send again what was not acknowledged)', { code: 'HADES_ERR_STORE_LOST', file: lost });
+    this.restarting = this.restartOnLostStore().finally(() => {
+      this.restarting = undefined;
+    });
+  }
+
+  private async restartOnLostStore(): Promise<void> {
+    try {
+      await this.stopParts(true);
+      if (this.closed) return;
+      await this.startParts();
+      this.log.info('the server runs again on its database put back at its path', { file: this.storeFiles?.file });
+    } catch (error) {
+      const failure = toHadesError(error);
+      this.log.error('the server could not start again after its database was lost; it stops', { err: failure });
+      this.failure.abort(failure);
+    }
+  }
+
+  /**
+   * Before the database closes in a restart: its content copied beside its path (StoreFiles), tried
+   * again every STORE_COPY_RETRY_MS while it fails (the only copy of what was stored and
+   * acknowledged is the open file) until stop().
+   */
+  private async copyLostStore(): Promise<{ copy: string; aside?: string } | undefined> {
+    const files = this.storeFiles;
+    const db = this.db;
+    if (files === undefined || db === undefined) return undefined;
+    for (;;) {
+      try {
+        return files.saveCopy(db);
+      } catch (error) {
+        if (this.closed) {
+          this.log.error('the event database lost from its path could not be copied back before the server stopped: the events it held are lost with this process', { err: error });
+          return undefined;
+        }
+        this.log.error(`the event database lost from its path could not be copied back; tried again in ${STORE_COPY_RETRY_MS / 1000} s (the agents keep their events meanwhile)`, { err: error });
+        await sleep(STORE_COPY_RETRY_MS, undefined, { signal: this.closing.signal }).catch(() => undefined);
+      }
+    }
+  }
+
   async stop(): Promise<void> {
+    this.closed = true;
+    this.closing.abort();
+    await this.restarting;
+    await this.stopParts(false);
+    this.pki = undefined;
+    this.log.close();
+  }
+
+  /** Every part stopped, in reverse; with `restore`, the database's content is put back at its path before it opens again. */
+  private async stopParts(restore: boolean): Promise<void> {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
@@ -1004,12 +1104,17 @@ export class HadesServer {
     this.mark?.close();
     this.mark = undefined;
     const stored = this.db !== undefined;
+    const copy = restore ? await this.copyLostStore() : undefined;
     this.db?.close();
     this.db = undefined;
+    if (copy !== undefined && this.storeFiles !== undefined) {
+      this.storeFiles.placeBack(copy.copy);
+      this.log.warn('the event database was put back at its path', { file: this.storeFiles.file, ...(copy.aside === undefined ? {} : { replacement_moved_to: copy.aside }) });
+    }
+    this.storeFiles = undefined;
     this.lock?.release();
     this.lock = undefined;
-    if (stored) this.log.info('server stopped');
-    this.log.close();
+    if (stored) this.log.info(restore ? 'server stopped for a restart' : 'server stopped');
   }
 }
 

@@ -17,7 +17,7 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { isHadesError } from '../../src/common/errors.js';
 import { Pki } from '../../src/server/pki.js';
-import { agentConfig, pluginManifest, type AnyEvent } from '../helpers/agent.js';
+import { agentConfig, countingAgentText, pluginManifest, type AnyEvent } from '../helpers/agent.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { AGENT_VERSION, batchOf, cleanupTempDirs, freePorts, GatewayStream, identityCredentials, LogSink, makeCsr, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
 import { enroll, newKeyAndCsr, type Identity } from '../../src/agent/transport/enroll.js';
@@ -805,20 +805,7 @@ describe('the server restarted while an agent streams', () => {
     const dir = tempDir('hades-restart-');
     const manifest = pluginManifest(dir, 'numbers', 'count');
     const token = await restarted.enrollmentToken('10m');
-    const text = (plugins: boolean) => `
-agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 5 }
-limits: { cgroup: { enabled: false } }
-plugins:
-  driver: false
-  inventory: { enabled: false }
-  logs: { enabled: false }
-  installed: [${plugins ? `{ manifest: ${manifest}, config: { rate: 200 } }` : ''}]
-outputs:
-  file: { enabled: false }
-  server: { enabled: true, api: "${restarted.addresses.api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: 50 }
-spool: { fsync: never }
-metrics: { listen: "127.0.0.1:0" }
-`;
+    const text = (plugins: boolean) => countingAgentText({ dir, manifest, api: restarted.addresses.api, token, plugins });
     const agentLog = new LogSink();
     const agent = new Agent({ config: agentConfig(text(true)), version: AGENT_VERSION, stderr: agentLog });
     let stopped = false;

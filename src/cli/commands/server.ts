@@ -19,12 +19,17 @@ import { parseWithFiles, readConfigFile } from './config.js';
 import { makeFolders } from '../../runtime/folders.js';
 import type { TokenCreated } from './remote.js';
 
-const waitForSignal = (context: CliContext, also?: AbortSignal) =>
+const waitForSignal = (context: CliContext, ...also: AbortSignal[]) =>
   new Promise<void>((resolve) => {
-    if (context.signal.aborted || also?.aborted) return resolve();
-    context.signal.addEventListener('abort', () => resolve(), { once: true });
-    also?.addEventListener('abort', () => resolve(), { once: true });
+    const signals = [context.signal, ...also];
+    if (signals.some((signal) => signal.aborted)) return resolve();
+    for (const signal of signals) signal.addEventListener('abort', () => resolve(), { once: true });
   });
+
+/** The error a server that stopped on its own (HadesServer.failed) ended with, thrown after stop(). */
+function throwIfFailed(server: HadesServer): void {
+  if (server.failed.aborted) throw toHadesError(server.failed.reason);
+}
 
 /** SIGHUP loads the rules again; returns what removes the handler. */
 function reloadOnHangup(context: CliContext, server: HadesServer): () => void {
@@ -46,11 +51,12 @@ export async function serverRun(context: CliContext, _args: readonly string[], o
   context.stderr.write(`hades: server listening: API ${addresses.api}, agent gateway ${addresses.gateway}; admin token in ${path.join(config.data_dir, 'admin.token')}\n`);
   const stopReloading = reloadOnHangup(context, server);
   try {
-    await waitForSignal(context);
+    await waitForSignal(context, server.failed);
   } finally {
     stopReloading();
     await server.stop();
   }
+  throwIfFailed(server);
   return exitStatus.ok;
 }
 
@@ -251,7 +257,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
         '',
       ].join('\n'),
     );
-    await waitForSignal(context, stopped.signal);
+    await waitForSignal(context, stopped.signal, server.failed);
   } finally {
     stopped.abort();
     clearTimeout(restartTimer);
@@ -265,6 +271,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
     await server.stop();
   }
   // The agent's end stopped everything: not a success.
+  throwIfFailed(server);
   if (agentExit !== undefined) throw new HadesError('HADES_ERR_LOCAL_AGENT_EXITED', `${agentExit}; the server was stopped with it`);
   return exitStatus.ok;
 }
