@@ -19,7 +19,8 @@
  * owner's cache size; it is written to a temporary file and renamed, so a reader sees a whole
  * file. Every line is checked on reading: a damaged file loses lines, never yields a wrong hash.
  */
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { readOwnFile } from '../runtime/regular-file.js';
 import path from 'node:path';
 
 /** The executed file's identity as the kernel saw it at exec (EXEC v2), or as stat() gives it. */
@@ -103,7 +104,7 @@ export function readHashFile(file: string, maxEntries: number): HashFileRead {
   try {
     const size = statSync(file).size;
     if (size > MAX_HASH_FILE_BYTES) return { entries: [], skipped: 0, problem: `${file} is ${size} bytes, over ${MAX_HASH_FILE_BYTES}: not read` };
-    text = readFileSync(file, 'latin1');
+    text = readOwnFile(file, MAX_HASH_FILE_BYTES, 'latin1');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? { entries: [], skipped: 0 } : { entries: [], skipped: 0, problem: `${file} cannot be read: ${code ?? String(error)}` };

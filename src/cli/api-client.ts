@@ -6,7 +6,8 @@
  * `--ca FILE` (or HADES_API_CA) the CA certificate that server's certificate must chain to (each
  * deployment has a CA of its own; the local one's is used when there is one).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readOwnFile } from '../runtime/regular-file.js';
+import { existsSync } from 'node:fs';
 import { request } from 'node:https';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, isErrorCode } from '../common/errors.js';
@@ -86,7 +87,7 @@ export async function apiClient(options: Readonly<Record<string, unknown>>): Pro
     // even be sent as a header.
     if (!/^[\x21-\x7e]+$/.test(explicitToken)) throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `the API token (${typeof options['token'] === 'string' ? '--token' : 'HADES_API_TOKEN'}) holds a space, a control or a non-ASCII character; an API token is hadesapi_ followed by letters and digits`);
     token = explicitToken;
-    ca = existsSync(caFile(config.data_dir)) ? readFileSync(caFile(config.data_dir), 'utf8') : undefined;
+    ca = existsSync(caFile(config.data_dir)) ? readOwnFile(caFile(config.data_dir)) : undefined;
   } else {
     // The local deployment's admin token is for the local deployment: sent to the server --server
     // names, it would hand that server (whoever runs it) admin rights over this one.
@@ -129,7 +130,7 @@ export function checkTtl(ttl: string): string {
 function readCa(file: string): string {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readOwnFile(file);
   } catch (error) {
     throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }

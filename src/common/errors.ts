@@ -766,8 +766,13 @@ export const errorCatalog = {
   },
   HADES_ERR_FILE_NOT_REGULAR: {
     kind: 'environment',
-    summary: 'A file the agent reads as root (a program to hash, a history, an archive to inspect) is not a regular file (a FIFO, a device, a folder), or is a link where none is followed: it is not read, and what it would have given is missing (a hash, rows).',
+    summary: 'A file the agent reads as root (a program to hash, a history, an archive to inspect, a file of its own data folder) is not a regular file (a FIFO, a device, a folder), or is a link where none is followed: it is not read, and what it would have given is missing (a hash, rows; a file of its own is taken as missing or damaged).',
     remedy: 'Nothing to do for a file swapped by a user; a FIFO or a link planted where a program or a history should be is worth a look.',
+  },
+  HADES_ERR_FILE_TOO_LARGE: {
+    kind: 'environment',
+    summary: 'A file of the agent\'s or the server\'s own data folder (a run file, a kept configuration, an identity file, a state file) is larger than such a file can be; it is not read, as when it is missing or damaged.',
+    remedy: 'The message names the file and its bound: something other than Hades wrote it. Move it aside; Hades writes it again.',
   },
   HADES_ERR_INVENTORY_MALFORMED: {
     kind: 'environment',

@@ -42,10 +42,16 @@ export function readRegularBytes(file: string, maxBytes: number, refuse: (why: F
     if (stats.isDirectory()) throw refuse({ kind: 'folder' });
     if (!stats.isFile()) throw refuse({ kind: 'not_a_file' });
     if (stats.size > maxBytes) throw refuse({ kind: 'too_large', size: stats.size });
-    // One byte more than allowed: a file that grew since fstat is still caught.
-    const buffer = Buffer.alloc(maxBytes + 1);
+    // The size fstat gave and one byte more, so that the end is seen; a file that grows while it
+    // is read gets room up to one byte more than allowed, which is caught.
+    let buffer = Buffer.allocUnsafe(stats.size + 1);
     let length = 0;
     for (;;) {
+      if (length === buffer.length) {
+        const grown = Buffer.allocUnsafe(Math.min(maxBytes + 1, buffer.length * 2));
+        buffer.copy(grown, 0, 0, length);
+        buffer = grown;
+      }
       let n: number;
       try {
         n = readSync(fd, buffer, length, buffer.length - length, null);
@@ -60,6 +66,30 @@ export function readRegularBytes(file: string, maxBytes: number, refuse: (why: F
   } finally {
     closeSync(fd);
   }
+}
+
+/** The most a file of a data folder read by readOwnFile may hold unless its reader says less. */
+export const OWN_FILE_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A file of the program's own data folder (a run file, a kept configuration, an identity, a state
+ * file), read as readFileSync reads it but only when it is a regular file of at most `maxBytes`:
+ * a FIFO put there would otherwise hold the read, and the agent with it, for good. Throws what
+ * open(2) or read(2) said (ENOENT for a file not there, as readFileSync), and
+ * HADES_ERR_FILE_NOT_REGULAR (a FIFO, a device, a folder) or HADES_ERR_FILE_TOO_LARGE.
+ */
+export function readOwnFile(file: string, maxBytes = OWN_FILE_MAX_BYTES, encoding: BufferEncoding = 'utf8'): string {
+  return readRegularBytes(file, maxBytes, (why) => {
+    switch (why.kind) {
+      case 'unreadable':
+        return why.cause as Error;
+      case 'folder':
+      case 'not_a_file':
+        return new HadesError('HADES_ERR_FILE_NOT_REGULAR', `${file} is not a regular file${why.kind === 'folder' ? ' but a folder' : ''}: not read`);
+      case 'too_large':
+        return new HadesError('HADES_ERR_FILE_TOO_LARGE', `${file} is ${why.size === undefined ? `over ${maxBytes}` : why.size} bytes, over the ${maxBytes} such a file may have: not read`);
+    }
+  }).toString(encoding);
 }
 
 /**

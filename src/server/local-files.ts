@@ -2,7 +2,7 @@
  * Where a deployment keeps the files the `hades` command on its host reads (the admin token and
  * the CA), in a module of its own: the commands that talk to the API load this, not the server.
  */
-import { readFileSync } from 'node:fs';
+import { readOwnFile } from '../runtime/regular-file.js';
 import path from 'node:path';
 import { HadesError } from '../common/errors.js';
 
@@ -13,7 +13,7 @@ export const caFile = (dataDir: string) => path.join(dataDir, 'pki', 'ca.pem');
 export function localCredentials(dataDir: string): { token: string; caPem: string } {
   const read = (file: string): string => {
     try {
-      return readFileSync(file, 'utf8');
+      return readOwnFile(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new HadesError('HADES_ERR_LOCAL_CREDENTIALS', `no local server credentials in ${dataDir} (${file} is missing): start the server first; for a deployment started with hades start --data DIR, pass --config DIR/server.yaml (or set HADES_SERVER_CONFIG to it); for another server, pass --server and --token`);

@@ -30,9 +30,10 @@
  * asynchronous); the per-connection check uses Node's own X509Certificate, which is synchronous.
  */
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata API before it loads.
+import { readOwnFile } from '../runtime/regular-file.js';
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, closeSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as X509 from '@peculiar/x509';
@@ -214,7 +215,7 @@ function readKeyFile(file: string): string {
     if ((mode & 0o077) !== 0) {
       throw pkiError(`${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); make it private with \`chmod 600 ${file}\` (and consider the key exposed)`);
     }
-    return readFileSync(file, 'utf8');
+    return readOwnFile(file);
   } catch (error) {
     if (isHadesError(error)) throw error;
     throw pkiError(`cannot read ${file}`, error);
@@ -223,7 +224,7 @@ function readKeyFile(file: string): string {
 
 function readText(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readOwnFile(file);
   } catch (error) {
     throw pkiError(`cannot read ${file}`, error);
   }

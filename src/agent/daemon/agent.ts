@@ -7,8 +7,9 @@
  * cgroups removed. `reload()` applies a new configuration, or keeps the old one when the new
  * one is invalid.
  */
+import { readOwnFile } from '../../runtime/regular-file.js';
 import { isDeepStrictEqual } from 'node:util';
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -139,7 +140,7 @@ function agentRunning(dataDir: string): HadesError {
 /** The run file as written, whoever wrote it (undefined when missing or not one). */
 function runFileOf(dataDir: string): RunFile | undefined {
   try {
-    const run = JSON.parse(readFileSync(runFilePath(dataDir), 'utf8')) as RunFile;
+    const run = JSON.parse(readOwnFile(runFilePath(dataDir))) as RunFile;
     return typeof run === 'object' && run !== null && typeof run.pid === 'number' ? run : undefined;
   } catch {
     return undefined;
@@ -666,7 +667,7 @@ export class Agent {
         this.log.warn('the kept group configuration is not the agent\'s own file (owner or mode): ignored', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile() });
         return undefined;
       }
-      text = readFileSync(this.groupConfigFile(), 'utf8');
+      text = readOwnFile(this.groupConfigFile());
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn('the kept group configuration cannot be read; the file\'s runs until the server sends one', { code: 'HADES_ERR_CONFIG_READ', file: this.groupConfigFile(), reason: (error as NodeJS.ErrnoException).code ?? String(error) });
       return undefined;

@@ -15,7 +15,7 @@
  * `STATE_DIR/logs-state.json`, so that a restarted collector reads what was logged meanwhile,
  * once. On its very first start a source begins at its end: history is not replayed.
  */
-import { readFileSync } from 'node:fs';
+import { readOwnFile } from '../../runtime/regular-file.js';
 import path from 'node:path';
 import { PluginFrame } from '../../common/plugins/frames.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
@@ -70,7 +70,7 @@ export function loadState(dir: string | undefined, onProblem: (message: string) 
   const stateFile = path.join(dir, STATE_FILE);
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(stateFile, 'utf8'));
+    value = JSON.parse(readOwnFile(stateFile));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') onProblem(`${stateFile} ${code ? `cannot be read (${code})` : 'is not JSON'}: every log is read from its end, as on a first start`);

@@ -15,8 +15,9 @@
  * written beside the CA before (`ca-<hash>.pem`, all of them in one file), then `agent.json` is
  * made to name that file, in one rename, as for a renewed pair; the file no longer named goes.
  */
+import { readOwnFile } from '../../runtime/regular-file.js';
 import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,7 +67,7 @@ export function loadIdentity(dataDir: string): Identity | undefined {
   if (!existsSync(path.join(dir, 'agent.json'))) return undefined;
   let identity: Identity;
   try {
-    const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+    const meta = JSON.parse(readOwnFile(path.join(dir, 'agent.json'))) as IdentityMeta;
     const key = meta.key ?? 'key.pem';
     const cert = meta.cert ?? 'cert.pem';
     const ca = meta.ca ?? 'ca.pem';
@@ -74,9 +75,9 @@ export function loadIdentity(dataDir: string): Identity | undefined {
     identity = {
       agentId: meta.agentId,
       gateways: meta.gateways,
-      keyPem: readFileSync(path.join(dir, key), 'utf8'),
-      certPem: readFileSync(path.join(dir, cert), 'utf8'),
-      caPem: readFileSync(path.join(dir, ca), 'utf8'),
+      keyPem: readOwnFile(path.join(dir, key)),
+      certPem: readOwnFile(path.join(dir, cert)),
+      caPem: readOwnFile(path.join(dir, ca)),
     };
   } catch (error) {
     throw new HadesError('HADES_ERR_PKI', `the agent's identity in ${dir} cannot be read: ${(error as Error).message}`);
@@ -109,7 +110,7 @@ function saveIdentity(dataDir: string, identity: Identity): void {
  */
 export function saveRenewedIdentity(dataDir: string, identity: Identity, serial: string): void {
   const dir = identityDir(dataDir);
-  const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+  const meta = JSON.parse(readOwnFile(path.join(dir, 'agent.json'))) as IdentityMeta;
   if (meta.agentId !== identity.agentId) throw new HadesError('HADES_ERR_PKI', `${dir} holds agent ${meta.agentId}, not ${identity.agentId}`);
   const suffix = serial.toLowerCase().replace(/[^0-9a-f]/g, '').slice(0, 40) || 'next';
   const key = `key-${suffix}.pem`;
@@ -133,7 +134,7 @@ export function saveRenewedIdentity(dataDir: string, identity: Identity, serial:
  */
 export function saveTrustedCas(dataDir: string, agentId: string, caPem: string): boolean {
   const dir = identityDir(dataDir);
-  const meta = JSON.parse(readFileSync(path.join(dir, 'agent.json'), 'utf8')) as IdentityMeta;
+  const meta = JSON.parse(readOwnFile(path.join(dir, 'agent.json'))) as IdentityMeta;
   if (meta.agentId !== agentId) throw new HadesError('HADES_ERR_PKI', `${dir} holds agent ${meta.agentId}, not ${agentId}`);
   const name = `ca-${createHash('sha256').update(caPem).digest('hex').slice(0, 16)}.pem`;
   if (name === meta.ca) return false;

@@ -7,7 +7,8 @@
  * On the first start `ensureBootstrapAdmin` creates an admin token and writes it, mode 0600, to
  * a file of the data folder: the local deployment's credentials, which the CLI reads.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readOwnFile } from '../../runtime/regular-file.js';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { HadesError } from '../../common/errors.js';
 import { writePrivateFile } from '../../runtime/private-file.js';
@@ -233,7 +234,7 @@ const fileError = (file: string, error: unknown): HadesError =>
 function readTokenFile(file: string): { token: string; mode: number; exposed: boolean } | undefined {
   try {
     const mode = statSync(file).mode & 0o777;
-    return { token: readFileSync(file, 'utf8').trim(), mode, exposed: (mode & 0o077) !== 0 };
+    return { token: readOwnFile(file).trim(), mode, exposed: (mode & 0o077) !== 0 };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw fileError(file, error);

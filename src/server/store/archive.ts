@@ -14,8 +14,9 @@
  * when the server dies are written from the event store at its next start (see MARK_FILE): the archive is a
  * copy for long-term and bulk analysis, not the system of record.
  */
+import { readOwnFile } from '../../runtime/regular-file.js';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { open, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -103,7 +104,7 @@ function invalid(index: number, message: string): HadesError {
 function readMark(file: string): number | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readOwnFile(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
