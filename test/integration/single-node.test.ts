@@ -104,9 +104,23 @@ describe('hades start (single node, root, real driver)', { skip: root ? false : 
       assert.ok(killed !== undefined);
       process.kill(killed, 'SIGKILL');
       await waitFor('the restart said', () => /the local agent exited \(signal SIGKILL\).*; starting it again in 1 s/.exec(output.stderr) ?? undefined, 30_000, 100);
-      await waitFor('another local agent', () => childrenOf(child.pid ?? 0, isAgent).find((pid) => pid !== killed), 30_000, 100);
+      const restarted = await waitFor('another local agent', () => childrenOf(child.pid ?? 0, isAgent).find((pid) => pid !== killed), 30_000, 100);
       assert.equal(child.exitCode, null, 'hades start goes on');
       assert.ok(hades('agents', 'list', '--json', '--config', serverConfig).status === 0, 'the API answers');
+      // hades start at its limit of open files when its agent ends: the agent cannot be started
+      // (no descriptor for its pipe), which is tried again, not the end of everything.
+      const soft = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${child.pid ?? 0}/limits`, 'utf8'))?.[1] ?? '1024';
+      const setLimit = (n: string) => assert.equal(spawnSync('prlimit', ['--pid', String(child.pid ?? 0), `--nofile=${n}:`]).status, 0);
+      setLimit('3');
+      try {
+        process.kill(restarted, 'SIGKILL');
+        await waitFor('the failed start said', () => /the local agent could not be started: .*HADES_ERR_FD_LIMIT\); starting it again in \d+ s/.exec(output.stderr) ?? undefined, 30_000, 100);
+      } finally {
+        setLimit(soft);
+      }
+      await waitFor('a local agent once descriptors are free', () => childrenOf(child.pid ?? 0, isAgent).find((pid) => pid !== killed && pid !== restarted), 60_000, 100);
+      assert.equal(child.exitCode, null, 'hades start goes on');
+      await waitFor('the API answering', () => hades('agents', 'list', '--json', '--config', serverConfig).status === 0 || undefined, 30_000, 250);
     } finally {
       child.kill('SIGINT');
     }

@@ -17,6 +17,7 @@ import { exitStatus, version, type CliContext } from '../context.js';
 import { shown } from '../terminal.js';
 import { parseWithFiles, readConfigFile } from './config.js';
 import { makeFolders } from '../../runtime/folders.js';
+import { isOutOfFds } from '../../runtime/fd-limit.js';
 import type { TokenCreated } from './remote.js';
 
 const waitForSignal = (context: CliContext, ...also: AbortSignal[]) =>
@@ -204,9 +205,10 @@ export async function start(context: CliContext, _args: readonly string[], optio
     // SIGTERM it gets from it at Ctrl-C as its supervisor's.
     // Its standard input is a pipe this process never writes: when this process is gone, even
     // killed with SIGKILL, the pipe ends and the agent stops (agent.ts, watchSupervisor).
-    // An agent that asks to be restarted (its driver lost: EXIT_RESTART) or was killed is started
-    // again, after a backoff, as its service manager would: the server and the API stay up. Any
-    // other end (a configuration it refuses, another agent holding its folder) stops everything.
+    // An agent that asks to be restarted (its driver lost: EXIT_RESTART), was killed, or could not
+    // be started for want of descriptors or memory is started again, after a backoff, as its
+    // service manager would: the server and the API stay up. Any other end (a configuration it
+    // refuses, another agent holding its folder) stops everything.
     let backoffMs = AGENT_RESTART_MIN_MS;
     const agentLog = path.join(agentDir, 'agent.log');
     // The agent connects to the server before its kernel driver is loaded (seconds with every
@@ -215,16 +217,41 @@ export async function start(context: CliContext, _args: readonly string[], optio
     watching = watchForLine(agentLog, '"msg":"agent started"', WATCHING_WAIT_MS, () => {
       context.stdout.write('The local agent watches this machine now (its kernel driver is loaded): what runs from here on is in hades search.\n');
     });
+    /** The agent started again after the backoff, which doubles up to AGENT_RESTART_MAX_MS; `why` said first. */
+    const startAgain = (why: string): void => {
+      context.stderr.write(`hades: ${why}; starting it again in ${backoffMs / 1000} s\n`);
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined;
+        if (!stopped.signal.aborted) spawnAgent();
+      }, backoffMs);
+      backoffMs = Math.min(AGENT_RESTART_MAX_MS, backoffMs * 2);
+    };
+    /**
+     * A process that could not be made: out of descriptors or memory for a while (this process at
+     * its limit of open files, the host out of processes) is tried again as a killed agent is; any
+     * other cause (the program gone) ends hades start, said.
+     */
+    const notStarted = (error: unknown): void => {
+      if (context.signal.aborted || stopped.signal.aborted) return;
+      const code = (error as NodeJS.ErrnoException).code;
+      const message = error instanceof Error ? error.message : String(error);
+      if (isOutOfFds(error) || code === 'EAGAIN' || code === 'ENOMEM') {
+        child = undefined;
+        return startAgain(`the local agent could not be started: ${message}${isOutOfFds(error) ? ' (this process is at its limit of open files: HADES_ERR_FD_LIMIT)' : ''}`);
+      }
+      agentExit = `the local agent could not be started: ${message}`;
+      stopped.abort();
+    };
     const spawnAgent = (): void => {
       const startedAt = Date.now();
-      const agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
+      let agent: ReturnType<typeof spawn>;
+      try {
+        agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
+      } catch (error) {
+        return notStarted(error);
+      }
       child = agent;
-      // A restart that cannot even start a process (EAGAIN, ENOMEM): the end of hades start, said.
-      agent.on('error', (error) => {
-        if (context.signal.aborted || stopped.signal.aborted) return;
-        agentExit = `the local agent could not be started: ${error.message}`;
-        stopped.abort();
-      });
+      agent.on('error', notStarted);
       agent.on('exit', (code, signal) => {
         if (context.signal.aborted || stopped.signal.aborted) return stopped.abort();
         const how = `the local agent exited (${code === null ? `signal ${signal ?? '?'}` : `status ${code}`}); see ${path.join(agentDir, 'agent.log')}`;
@@ -233,12 +260,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
           return stopped.abort();
         }
         if (Date.now() - startedAt > AGENT_HEALTHY_MS) backoffMs = AGENT_RESTART_MIN_MS;
-        context.stderr.write(`hades: ${how}; starting it again in ${backoffMs / 1000} s\n`);
-        restartTimer = setTimeout(() => {
-          restartTimer = undefined;
-          if (!stopped.signal.aborted) spawnAgent();
-        }, backoffMs);
-        backoffMs = Math.min(AGENT_RESTART_MAX_MS, backoffMs * 2);
+        startAgain(how);
       });
     };
     spawnAgent();
