@@ -271,8 +271,8 @@ export const errorCatalog = {
   },
   HADES_ERR_STORE_LOST: {
     kind: 'environment',
-    summary: 'A file of the server\'s database (hades.db or its -wal) was removed, moved or replaced while the server ran. SQLite writes to the file it holds open, so what the server stored from then on would have been lost at its next stop: the server copies what it holds back to the path (a file put in its place is moved aside as hades.db.replaced-TIME), and restarts its parts on it. Agents send again what was not acknowledged; nothing acknowledged is lost.',
-    remedy: 'Find out who or what removed the file (a cleanup job, a person, an intruder erasing evidence). A copy that fails (disk full) is tried again every 10 s while agents keep their events; free space in the data folder. To restore a backup, stop the server first.',
+    summary: 'A file of the server\'s database (hades.db, its -wal or -shm) was removed, moved or replaced while the server ran, or just before it stopped. SQLite writes to the file it holds open, so what the server stored from then on would have been lost at its next stop: the server copies what it holds back to the path (files put in its place are moved aside as hades.db.replaced-TIME), and restarts its parts on it, writing back the CA and certificate files if they are gone too. Agents send again what was not acknowledged; nothing acknowledged is lost.',
+    remedy: 'Find out who or what removed the file (a cleanup job, a person, an intruder erasing evidence). A copy that fails (the file system lacks the room: the lost file keeps its own until the server stops) is tried again every 10 s while agents keep their events; free space in the data folder. To restore a backup, stop the server first.',
   },
   HADES_ERR_AGENT_DUPLICATE: {
     kind: 'environment',

@@ -366,6 +366,8 @@ function csrAgentIds(csr: CheckedCsr): string[] {
 
 interface CaMaterial {
   readonly pem: string;
+  /** The key as its file holds it (PEM): written back by restoreFiles when the file is gone. */
+  readonly keyPem: string;
   readonly sha256: string;
   readonly cert: X509Certificate;
   readonly parsed: X509.X509Certificate;
@@ -408,6 +410,34 @@ export class Pki {
     this.#server = server;
     this.#names = names;
     this.serverNames = names;
+  }
+
+  /**
+   * Writes back, owner-only and synced, every file of the CA, a rotation's new CA, the retired
+   * CAs' list and the server certificate that is missing from the folder while this server holds
+   * them (its data folder removed while it ran: without them the next start would make a new CA
+   * and refuse every agent). Returns the files written.
+   */
+  restoreFiles(): string[] {
+    const { paths } = this;
+    const wanted: [string, string][] = [
+      // Keys before their certificates, as at their first writing.
+      [paths.caKey, this.#ca.keyPem],
+      [paths.caCert, this.#ca.pem],
+      ...(this.#next ? ([[paths.nextCaKey, this.#next.keyPem], [paths.nextCaCert, this.#next.pem]] as [string, string][]) : []),
+      ...(this.#retired.length > 0 ? ([[paths.retiredCas, this.#retired.map((r) => r.pem.trimEnd()).join('\n') + '\n']] as [string, string][]) : []),
+      [paths.serverKey, this.#server.keyPem],
+      [paths.serverCert, this.#server.certPem],
+    ];
+    const missing = wanted.filter(([file]) => !exists(file));
+    if (missing.length === 0) return [];
+    try {
+      makeFolders(paths.dir, 0o700);
+    } catch (error) {
+      throw pkiError(`cannot create ${paths.dir}`, error);
+    }
+    for (const [file, text] of missing) writeSecretFile(file, text);
+    return missing.map(([file]) => file);
   }
 
   /** The CA certificate (PEM) the server certificate chains to: what enrollment pins, and API clients trust. */
@@ -530,7 +560,7 @@ export class Pki {
     this.#refuseRotation();
     writeSecretFile(this.paths.nextCaKey, prepared.keyPem);
     writeSecretFile(this.paths.nextCaCert, prepared.certPem);
-    this.#next = caMaterial(prepared.certPem, createPrivateKey(prepared.keyPem), prepared.signing);
+    this.#next = caMaterial(prepared.certPem, prepared.keyPem, prepared.signing);
     return this.cas().find((c) => c.state === 'new')!;
   }
 
@@ -826,9 +856,9 @@ async function makeCa(now: number): Promise<PreparedRotation> {
   return { sha256: sha256Hex(new Uint8Array(parsed.rawData)), certPem: parsed.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), signing: keys.privateKey };
 }
 
-function caMaterial(pem: string, key: KeyObject, signing: CryptoKey): CaMaterial {
+function caMaterial(pem: string, keyPem: string, signing: CryptoKey): CaMaterial {
   const cert = new X509Certificate(pem);
-  return { pem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), signing, publicKey: createPublicKey(key) };
+  return { pem, keyPem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), signing, publicKey: createPublicKey(createPrivateKey(keyPem)) };
 }
 
 async function loadCa(certFile: string, keyFile: string, now: number): Promise<CaMaterial> {
@@ -840,8 +870,10 @@ async function loadCa(certFile: string, keyFile: string, now: number): Promise<C
     throw caFileError(`${certFile} is not a certificate`, error);
   }
   let loaded: { signing: CryptoKey; publicKey: KeyObject };
+  let keyPem: string;
   try {
-    loaded = await loadP256(readKeyFile(keyFile), keyFile);
+    keyPem = readKeyFile(keyFile);
+    loaded = await loadP256(keyPem, keyFile);
   } catch (error) {
     // A key others may read, or one that cannot be read, stays HADES_ERR_PKI (the machine's
     // problem); one that is not a P-256 key is a damaged CA file.
@@ -851,7 +883,7 @@ async function loadCa(certFile: string, keyFile: string, now: number): Promise<C
   if (!cert.ca) throw caFileError(`${certFile} is not a CA certificate`);
   if (!samePublicKey(cert.publicKey, loaded.publicKey)) throw caFileError(`${keyFile} is not the key of ${certFile}`);
   if (validTo(cert).getTime() <= now) throw pkiError(`the CA certificate ${certFile} expired on ${validTo(cert).toISOString()}; agents must be enrolled again under a new CA`);
-  return { pem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), ...loaded };
+  return { pem, keyPem, sha256: sha256Hex(cert.raw), cert, parsed: new x509.X509Certificate(pem), ...loaded };
 }
 
 /** The PEM blocks of a bundle, each ending its line. */

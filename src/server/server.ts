@@ -203,9 +203,15 @@ export class HadesServer {
     // A restart (restartOnLostStore) keeps the CA it has: with the data folder removed, opening
     // it again would make a new CA, and every agent's certificate would be refused.
     if (this.pki === undefined) this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
-    else this.log.info('a restart keeps the CA and server certificate it had', { ca: this.pki.caFingerprint });
+    else {
+      const written = this.pki.restoreFiles();
+      if (written.length > 0) this.log.warn('files of the CA and server certificate were gone: written back from the ones this server holds', { code: 'HADES_ERR_STORE_LOST', files: written });
+    }
     if (this.pki.state.recovered) this.log.warn('a CA rotation step that a crash interrupted was finished or undone at this start', { reason: this.pki.state.recovered, ca: this.pki.caFingerprint });
     if (this.pki.rotating) this.log.info('a CA rotation is in progress: agents move to the new CA as they renew (hades server ca status)', { ca: this.pki.caFingerprint, new_ca: this.pki.issuingFingerprint });
+    // A copy a restart was putting back when the server was killed (store-files.ts).
+    const recovered = StoreFiles.recover(path.join(dataDir, 'hades.db'));
+    if (recovered !== undefined) this.log.warn('the copy of the database a restart was putting back when the server stopped was put in place', { code: 'HADES_ERR_STORE_LOST', file: path.join(dataDir, 'hades.db'), copy: recovered });
     this.db = openDatabase(path.join(dataDir, 'hades.db'));
     const db = this.db;
     this.storeFiles = new StoreFiles(path.join(dataDir, 'hades.db'));
@@ -1050,7 +1056,7 @@ export class HadesServer {
    * again every STORE_COPY_RETRY_MS while it fails (the only copy of what was stored and
    * acknowledged is the open file) until stop().
    */
-  private async copyLostStore(): Promise<{ copy: string; aside?: string } | undefined> {
+  private async copyLostStore(): Promise<{ copy?: string; aside?: string } | undefined> {
     const files = this.storeFiles;
     const db = this.db;
     if (files === undefined || db === undefined) return undefined;
@@ -1072,7 +1078,11 @@ export class HadesServer {
     this.closed = true;
     this.closing.abort();
     await this.restarting;
-    await this.stopParts(false);
+    // Lost since the last check (`rm hades.db && systemctl restart`), or by a restart that failed
+    // before its copy: put back now, or what the file holds goes with this process.
+    const lost = this.storeFiles?.lost();
+    if (lost !== undefined) this.log.error('a file of the event database was removed or replaced while the server ran: its content is put back at the path before the server stops', { code: 'HADES_ERR_STORE_LOST', file: lost });
+    await this.stopParts(lost !== undefined);
     this.pki = undefined;
     this.log.close();
   }
@@ -1107,14 +1117,16 @@ export class HadesServer {
     const copy = restore ? await this.copyLostStore() : undefined;
     this.db?.close();
     this.db = undefined;
-    if (copy !== undefined && this.storeFiles !== undefined) {
+    if (copy?.copy !== undefined && this.storeFiles !== undefined) {
       this.storeFiles.placeBack(copy.copy);
       this.log.warn('the event database was put back at its path', { file: this.storeFiles.file, ...(copy.aside === undefined ? {} : { replacement_moved_to: copy.aside }) });
+    } else if (copy?.aside !== undefined) {
+      this.log.warn('files put beside the event database by another were moved aside', { file: this.storeFiles?.file, moved_to: copy.aside });
     }
     this.storeFiles = undefined;
     this.lock?.release();
     this.lock = undefined;
-    if (stored) this.log.info(restore ? 'server stopped for a restart' : 'server stopped');
+    if (stored) this.log.info(restore && !this.closed ? 'server stopped for a restart' : 'server stopped');
   }
 }
 

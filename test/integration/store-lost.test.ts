@@ -5,7 +5,7 @@
  * the agent sent is stored exactly once, in the file at the path (src/server/store-files.ts).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -31,7 +31,11 @@ function storedNumbers(file: string, run: string): number[] {
  * calls `lose` with the database's path once events are stored, and checks that the server
  * comes back on the same ports and that every event is stored once, in order.
  */
-async function streamThrough(lose: (file: string, server: TestServer) => Promise<void> | void, check?: (server: TestServer, file: string) => Promise<void> | void): Promise<void> {
+async function streamThrough(
+  lose: (file: string, server: TestServer) => Promise<void> | void,
+  check?: (server: TestServer, file: string) => Promise<void> | void,
+  afterStop?: (server: TestServer) => Promise<void>,
+): Promise<void> {
   const server = await TestServer.start();
   const file = path.join(server.dataDir, 'hades.db');
   const dir = tempDir('hades-store-lost-');
@@ -82,6 +86,7 @@ async function streamThrough(lose: (file: string, server: TestServer) => Promise
     assert.equal(numbers.length, output.in, 'every event the agent took is in the file at the path');
     assert.deepEqual(numbers, numbers.map((_, i) => i), 'none missing, none twice, in order');
     assert.equal(restarts(), 1, 'one restart');
+    await afterStop?.(server);
   } finally {
     if (!agentStopped) await agent.stop();
     if (!serverStopped) await server.stop();
@@ -126,5 +131,50 @@ describe('the server\'s database lost while an agent streams', () => {
       assert.equal(existsSync(file), false);
       rmSync(`${file}.restoring`, { recursive: true });
     });
+  });
+
+  it('removed with the whole data folder: the CA, server certificate and database are written back, and the next start keeps the CA', { timeout: 120_000 }, async () => {
+    let ca = '';
+    await streamThrough(
+      (file) => {
+        ca = readFileSync(path.join(path.dirname(file), 'pki', 'ca.pem'), 'utf8');
+        rmSync(path.dirname(file), { recursive: true });
+      },
+      (server, file) => {
+        const dir = path.dirname(file);
+        for (const name of ['ca.pem', 'ca.key', 'server.pem', 'server.key']) assert.equal(statSync(path.join(dir, 'pki', name)).mode & 0o777, 0o600, name);
+        assert.equal(readFileSync(path.join(dir, 'pki', 'ca.pem'), 'utf8'), ca);
+        assert.ok(server.log.lines().some((l) => l['msg'] === 'files of the CA and server certificate were gone: written back from the ones this server holds'));
+      },
+      async (server) => {
+        // A later start of its own: the same CA (a new one would refuse every agent).
+        await server.start();
+        try {
+          assert.equal(server.caPem, ca);
+        } finally {
+          await server.stop();
+        }
+      },
+    );
+  });
+});
+
+describe('the server\'s database removed just before the server stops', () => {
+  it('is put back at the stop: every acknowledged write is in the file at the path', { timeout: 60_000 }, async () => {
+    const server = await TestServer.start();
+    const file = path.join(server.dataDir, 'hades.db');
+    try {
+      for (let i = 0; i < 10; i++) await server.enrollmentToken('10m');
+      rmSync(file);
+    } finally {
+      await server.stop();
+    }
+    assert.ok(server.log.lines().some((l) => l['code'] === 'HADES_ERR_STORE_LOST'), 'said');
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.equal((db.prepare('SELECT count(*) AS n FROM enrollment_tokens').get() as { n: number }).n, 10);
+    } finally {
+      db.close();
+    }
   });
 });
