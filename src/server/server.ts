@@ -202,6 +202,7 @@ export class HadesServer {
     const names = [...config.advertise.hostnames, agentsListen.host, apiListen.host, ...config.advertise.gateways.map((g) => splitHostPort(g).host)].filter((n) => n && n !== '0.0.0.0' && n !== '::');
     // A restart (restartOnLostStore) keeps the CA it has: with the data folder removed, opening
     // it again would make a new CA, and every agent's certificate would be refused.
+    const restarted = this.pki !== undefined;
     if (this.pki === undefined) this.pki = await Pki.open(dataDir, { hostnames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)) });
     else {
       const written = this.pki.restoreFiles();
@@ -398,7 +399,8 @@ export class HadesServer {
       caSha256: pki.caFingerprint,
       adminToken: this.adminToken,
     };
-    this.log.info('server started', { api: this.addresses.api, gateway: this.addresses.gateway, pki: pki.state });
+    // A restart's CA and certificate are those it had: their state is that of the first start.
+    this.log.info('server started', { api: this.addresses.api, gateway: this.addresses.gateway, pki: restarted ? 'kept' : pki.state });
     return this.addresses;
   }
 
