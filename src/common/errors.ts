@@ -274,6 +274,11 @@ export const errorCatalog = {
     summary: 'A file of the server\'s database (hades.db, its -wal or -shm) was removed, moved or replaced while the server ran, or just before it stopped. SQLite writes to the file it holds open, so what the server stored from then on would have been lost at its next stop: the server copies what it holds back to the path (files put in its place are moved aside as hades.db.replaced-TIME), and restarts its parts on it, writing back the CA and certificate files if they are gone too. Agents send again what was not acknowledged; nothing acknowledged is lost.',
     remedy: 'Find out who or what removed the file (a cleanup job, a person, an intruder erasing evidence). A copy that fails (the file system lacks the room: the lost file keeps its own until the server stops) is tried again every 10 s while agents keep their events; free space in the data folder. To restore a backup, stop the server first.',
   },
+  HADES_ERR_AGENT_CLOCK: {
+    kind: 'environment',
+    summary: 'Warning: an agent\'s clock is more than 5 minutes from the server\'s (from its heartbeat\'s time; said once an hour per agent, with the offset; `hades agents list` shows every agent\'s). Its events carry its clock\'s time in @timestamp, by which searches and the rules\' time windows go: events of a host whose clock was set back are outside a search of the last hour. The store keeps and deletes events by the server\'s clock, so none is lost.',
+    remedy: 'Set the host\'s clock right (NTP) and find out why it was off: a clock set back by hand is also a way to hide events from the last hour\'s searches (the rule system_clock_set reports date and hwclock run to set it). Search that host with a wider window meanwhile.',
+  },
   HADES_ERR_AGENT_DUPLICATE: {
     kind: 'environment',
     summary: 'One agent identity connects from more than one place: its stream was replaced by a new one of the same identity again and again (5 times in a minute, from more than one address; said at most every ten minutes, with the addresses). Two hosts share the identity (a cloned disk image or a copied data folder): each ends the other\'s stream, and the events of both arrive under one agent.',

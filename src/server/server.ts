@@ -44,6 +44,7 @@ import { fieldProblem, integerField } from './store/query.js';
 import type { FastifyInstance } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
 import { makeFolders } from '../runtime/folders.js';
+import { formatOffset } from '../common/clock-offset.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreFiles } from './store-files.js';
 
@@ -62,6 +63,8 @@ const FD_CHECK_MS = 5_000;
 const STORE_FILES_CHECK_MS = 2_000;
 /** How long after a failed copy of a lost database (disk full) the next try is. */
 const STORE_COPY_RETRY_MS = 10_000;
+/** How far an agent's clock may be from the server's before it is said (checkClock). */
+const CLOCK_SKEW_MS = 5 * 60_000;
 /** How often a running server checks whether its certificate nears its end (12 hours). */
 const SERVER_CERT_CHECK_MS = 12 * 3_600_000;
 
@@ -160,6 +163,8 @@ export class HadesServer {
   private timers: NodeJS.Timeout[] = [];
   /** A retention run is under way (holdSize and housekeeping start one at a time). */
   private retaining = false;
+  /** When each agent's clock was last said to be off (checkClock). */
+  private readonly clockWarned = new Map<string, number>();
   /** When each agent's refused events were last logged (at most once a minute each: a broken agent must not flood the log). */
   private readonly rejectionsLogged = new Map<string, { at: number; more: number }>();
   private adminToken = '';
@@ -354,7 +359,7 @@ export class HadesServer {
           registry.hello(agentId, { hostname: hello.hostname, os: hello.os, kernel: hello.kernel, version: hello.agent_version });
           this.pushPending(agentId);
         },
-        onHeartbeat: (agentId, health) => registry.heartbeat(agentId, health),
+        onHeartbeat: (agentId, health) => this.checkClock(agentId, registry.heartbeat(agentId, health)),
         // An agent completes only its own tasks.
         onTaskResult: (agentId, taskId, status, result) => registry.complete(taskId, status === 'done' ? 'done' : 'failed', result, agentId),
         awaitsTaskResult: (agentId, taskId) => registry.awaits(taskId, agentId),
@@ -421,6 +426,22 @@ export class HadesServer {
       ...(first === undefined ? {} : { first }),
       ...(last !== undefined && last.more > 0 ? { more_since_last_logged: last.more } : {}),
     });
+  }
+
+  /**
+   * Says, once an hour per agent, that an agent's clock is more than CLOCK_SKEW_MS from the
+   * server's: its events carry that clock's time in `@timestamp`, by which searches and the rules'
+   * windows go (a host whose clock was set back has its events out of a search of the last hour),
+   * while the store keeps and deletes them by the server's clock.
+   */
+  private checkClock(agentId: string, offsetMs: number | undefined): void {
+    if (offsetMs === undefined || Math.abs(offsetMs) <= CLOCK_SKEW_MS) return;
+    const now = Date.now();
+    const last = this.clockWarned.get(agentId);
+    if (last !== undefined && now - last < 3_600_000) return;
+    if (this.clockWarned.size >= 10_000) this.clockWarned.clear();
+    this.clockWarned.set(agentId, now);
+    this.log.warn(`an agent's clock is ${formatOffset(offsetMs)} from the server's: its events carry that time`, { code: 'HADES_ERR_AGENT_CLOCK', agent: agentId, clock_offset_ms: offsetMs, hostname: this.registry?.get(agentId)?.hostname });
   }
 
   /** Addresses given to agents at enrollment. */

@@ -135,6 +135,9 @@ metrics: { listen: "127.0.0.1:0" }
       assert.equal(certificate.renewals, 0);
       assert.equal(certificate.failures, 0);
       assert.equal(certificate.last_error, undefined);
+      // Its clock, and how far it is from the server's (one machine here: within a few seconds).
+      assert.ok(Number.isFinite(Date.parse(agent['last_heartbeat']['time'] as string)));
+      assert.ok(Math.abs(agent['last_heartbeat']['clock_offset_ms'] as number) < 10_000, String(agent['last_heartbeat']['clock_offset_ms']));
       // Its plugins and outputs in snake_case, like the rest of the API's answer.
       const heartbeat = agent['last_heartbeat'] as { plugins: AnyEvent[]; outputs: AnyEvent[] };
       assert.ok(heartbeat.plugins.some((p) => p['name'] === 'inventory' && typeof p['events_in'] === 'number' && typeof p['budget']['memory_bytes'] === 'number'), JSON.stringify(heartbeat.plugins));

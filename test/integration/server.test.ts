@@ -18,6 +18,7 @@ import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { isHadesError } from '../../src/common/errors.js';
 import { Pki } from '../../src/server/pki.js';
 import { agentConfig, countingAgentText, pluginManifest, type AnyEvent } from '../helpers/agent.js';
+import { runHades } from '../helpers/cli.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { AGENT_VERSION, batchOf, cleanupTempDirs, freePorts, GatewayStream, identityCredentials, LogSink, makeCsr, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
 import { enroll, newKeyAndCsr, type Identity } from '../../src/agent/transport/enroll.js';
@@ -366,6 +367,38 @@ describe('event batches over the gateway', () => {
         again.close();
       }
     });
+  });
+
+  it('keeps how far an agent\'s clock is from its own, shows it in hades agents list, and says it in its log when over 5 minutes', async () => {
+    const identity = await server.enrollAgent();
+    const stream = new GatewayStream(identity.gateways[0]!, identityCredentials(identity));
+    try {
+      stream.hello('clock-behind');
+      await stream.welcome();
+      // A host whose clock was set back a day (by hand, or by an intruder hiding its events from the last hour's searches).
+      stream.write({ heartbeat: { health_json: JSON.stringify({ time: new Date(Date.now() - 86_400_000).toISOString() }) } });
+      const agent = await waitUntil('the heartbeat stored', async () => {
+        const a = (await server.ok('GET', `/api/v1/agents/${identity.agentId}`)) as AnyEvent;
+        return typeof a['last_heartbeat']?.['clock_offset_ms'] === 'number' ? a : undefined;
+      });
+      const offset = agent['last_heartbeat']['clock_offset_ms'] as number;
+      assert.ok(offset > -86_400_000 - 10_000 && offset < -86_400_000 + 10_000, String(offset));
+      const said = await waitUntil('the warning', () => server.log.lines().find((l) => l['code'] === 'HADES_ERR_AGENT_CLOCK' && l['agent'] === identity.agentId));
+      assert.match(said['msg'] as string, /^an agent's clock is -1 d( \d+ s)? from the server's/);
+      assert.equal(said['hostname'], 'clock-behind');
+      // Once an hour per agent: a second heartbeat says nothing more.
+      stream.write({ heartbeat: { health_json: JSON.stringify({ time: new Date(Date.now() - 86_400_000).toISOString() }) } });
+      await sleep(300);
+      assert.equal(server.log.lines().filter((l) => l['code'] === 'HADES_ERR_AGENT_CLOCK' && l['agent'] === identity.agentId).length, 1);
+      const config = server.writeCliConfig(path.join(tempDir('hades-clock-'), 'server.yaml'));
+      // A child process of its own, answered by this process's server (never spawnSync here: it would hold the server's event loop).
+      const listed = await runHades(['agents', 'list', '--config', config]);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.match(listed.stdout.split('\n')[0]!, /last seen\s+clock$/);
+      assert.match(listed.stdout.split('\n').find((l) => l.startsWith(identity.agentId)) ?? '', /-1 d( \d+ s)?$/);
+    } finally {
+      stream.close();
+    }
   });
 
   it('records what the hello and heartbeats say; a heartbeat that is not JSON, or an empty message, gets a Nack', async () => {

@@ -258,6 +258,21 @@ describe('fleet registry', () => {
     assert.throws(() => fleet.hello('ag_ffffffffffffffff', {}), code('HADES_ERR_AGENT_UNKNOWN'));
   });
 
+  it('keeps how far an agent\'s clock is from the server\'s, from its heartbeat\'s time (the server\'s figure, not one the agent sends)', () => {
+    const a = fleet.enroll(host('a', 'web'), cert(fleet.newAgentId())).id;
+    time.advance(MINUTE);
+    const now = T0 + MINUTE;
+    assert.equal(fleet.heartbeat(a, { time: new Date(now - 86_400_000).toISOString(), cpu: 1 }), -86_400_000);
+    assert.deepEqual(fleet.get(a)?.lastHeartbeat, { time: new Date(now - 86_400_000).toISOString(), cpu: 1, clock_offset_ms: -86_400_000 });
+    assert.equal(fleet.heartbeat(a, { time: new Date(now + 1500).toISOString(), clock_offset_ms: 0 }), 1500, 'its own figure replaced');
+    assert.equal((fleet.get(a)?.lastHeartbeat as Record<string, unknown>)['clock_offset_ms'], 1500);
+    // No time, or one that is not an ISO 8601 UTC time: no figure, and none the agent gave.
+    for (const given of [undefined, 'yesterday', 1_700_000_000_000, '2026-12-02 10:00:00', '2026-12-02T10:00:00+01:00']) {
+      assert.equal(fleet.heartbeat(a, { time: given, clock_offset_ms: 5 }), undefined, String(given));
+      assert.equal((fleet.get(a)?.lastHeartbeat as Record<string, unknown>)['clock_offset_ms'], undefined);
+    }
+  });
+
   it('keeps online flags and the last heartbeat', () => {
     const a = fleet.enroll(host('a', 'web'), cert(fleet.newAgentId())).id;
     const b = fleet.enroll(host('b', 'db'), cert(fleet.newAgentId())).id;

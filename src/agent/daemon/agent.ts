@@ -1053,7 +1053,8 @@ export class Agent {
   heartbeat(): void {
     const status = this.status();
     const outputs = status.pipeline.outputs;
-    this.transport?.heartbeat({ version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins.map(heartbeatPlugin), outputs: outputs.map(heartbeatOutput), certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0, ...(status.lastReload ? { last_reload: { ...status.lastReload, ...(status.lastReload.message ? { message: status.lastReload.message.slice(0, 1024) } : {}) } } : {}) });
+    // `time`: the host's clock, which the server compares with its own (its events carry this clock's time).
+    this.transport?.heartbeat({ time: new Date().toISOString(), version: this.options.version, uptime_s: Math.round(status.uptimeS), cpu_percent: status.cpuPercent, memory_rss_bytes: status.memoryRssBytes, events_in: status.pipeline.in, events_dropped: status.eventsDropped, plugins: status.plugins.map(heartbeatPlugin), outputs: outputs.map(heartbeatOutput), certificate: this.transport.certificateHealth(), config_version: status.groupConfigVersion ?? 0, ...(status.lastReload ? { last_reload: { ...status.lastReload, ...(status.lastReload.message ? { message: status.lastReload.message.slice(0, 1024) } : {}) } } : {}) });
     this.emit(
       this.stamp.complete('agent_health', {
         hades: {

@@ -7,6 +7,7 @@
 import { HadesError } from '../../common/errors.js';
 import { apiClient, checkTtl, fixedTimeBounds, limitOption, named } from '../api-client.js';
 import { exitStatus, type CliContext } from '../context.js';
+import { formatOffset } from '../../common/clock-offset.js';
 import { shown } from '../terminal.js';
 
 /** What POST /api/v1/tokens/enrollment answers. */
@@ -64,6 +65,13 @@ interface AgentRow {
   revoked_at?: string | null;
   addresses?: string[];
   os?: string;
+  last_heartbeat?: { clock_offset_ms?: unknown };
+}
+
+/** The agent's clock against the server's at its last heartbeat, or nothing before one that says. */
+function clockOf(agent: AgentRow): string {
+  const offset = agent.last_heartbeat?.clock_offset_ms;
+  return typeof offset === 'number' && Number.isFinite(offset) ? formatOffset(offset) : '';
 }
 
 export async function agentsList(context: CliContext, _args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -73,8 +81,9 @@ export async function agentsList(context: CliContext, _args: readonly string[], 
     for (const agent of agents) context.stdout.write(`${JSON.stringify(agent)}\n`);
     return exitStatus.ok;
   }
-  // Host names and versions are what each agent said in its hello.
-  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen'], ...agents.map((a) => [a.id, shown(a.hostname), a.revoked_at ? 'revoked' : a.online ? 'online' : 'offline', shown(a.version ?? ''), (a.groups ?? []).join(','), a.last_seen ?? ''])];
+  // Host names and versions are what each agent said in its hello; the clock, how far the
+  // agent's is from the server's at its last heartbeat (its events carry its clock's time).
+  const rows = [['id', 'hostname', 'state', 'version', 'groups', 'last seen', 'clock'], ...agents.map((a) => [a.id, shown(a.hostname), a.revoked_at ? 'revoked' : a.online ? 'online' : 'offline', shown(a.version ?? ''), (a.groups ?? []).join(','), a.last_seen ?? '', clockOf(a)])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows) context.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   if (agents.length === 0) context.stdout.write('(no agent has enrolled yet: hades server token create)\n');

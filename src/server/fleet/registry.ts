@@ -303,6 +303,9 @@ export function jsonProblem(text: string, what: string, max: number): HadesError
   return undefined;
 }
 
+/** An agent's clock as its heartbeat gives it: UTC, to the millisecond at most. */
+const ISO_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
+
 function jsonText(value: unknown, what: string, max = MAX_JSON_BYTES): string {
   const text = JSON.stringify(value ?? null);
   const problem = jsonProblem(text, what, max);
@@ -600,14 +603,27 @@ export class FleetRegistry {
     return this.#db.prepare('UPDATE agents SET online = 0 WHERE online = 1').run().changes;
   }
 
-  /** Stores an agent's latest heartbeat (a JSON object of at most 64 KiB) and marks it seen now. */
-  heartbeat(id: string, health: unknown): void {
+  /**
+   * Stores an agent's latest heartbeat (a JSON object of at most 64 KiB) and marks it seen now.
+   * A heartbeat that gives the agent's clock (`time`, ISO 8601) is stored with how far that clock
+   * is from the server's (`clock_offset_ms`, the server's own figure: one the agent sent is
+   * replaced), which it returns; undefined without a usable `time`.
+   */
+  heartbeat(id: string, health: unknown): number | undefined {
     if (typeof health !== 'object' || health === null || Array.isArray(health)) {
       throw new HadesError('HADES_ERR_STREAM_MESSAGE_INVALID', 'a heartbeat must be a JSON object');
     }
-    const text = jsonText(health, 'the heartbeat');
-    const changes = this.#db.prepare('UPDATE agents SET heartbeat = ?, last_seen = ? WHERE id = ?').run(text, this.#now(), id).changes;
+    const now = this.#now();
+    const given = (health as Record<string, unknown>)['time'];
+    const at = typeof given === 'string' && ISO_TIME_RE.test(given) ? Date.parse(given) : NaN;
+    const offset = Number.isFinite(at) ? at - now : undefined;
+    const stored = { ...(health as Record<string, unknown>) };
+    delete stored['clock_offset_ms'];
+    if (offset !== undefined) stored['clock_offset_ms'] = offset;
+    const text = jsonText(stored, 'the heartbeat');
+    const changes = this.#db.prepare('UPDATE agents SET heartbeat = ?, last_seen = ? WHERE id = ?').run(text, now, id).changes;
     if (changes === 0) throw unknownAgent(id);
+    return offset;
   }
 
   /**
