@@ -7,7 +7,7 @@
  * deployment has a CA of its own; the local one's is used when there is one).
  */
 import { readOwnFile } from '../runtime/regular-file.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { ServerConfig } from '../common/config/index.js';
 import { HadesError, isErrorCode } from '../common/errors.js';
@@ -130,7 +130,8 @@ export function checkTtl(ttl: string): string {
 function readCa(file: string): string {
   let text: string;
   try {
-    text = readOwnFile(file);
+    // The person's own argument, not a file of a data folder: a pipe (--ca <(...), /dev/stdin) is read too.
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new HadesError('HADES_ERR_CLI_INVALID_ARGUMENT', `--ca: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }

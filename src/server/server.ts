@@ -438,8 +438,13 @@ export class HadesServer {
     if (offsetMs === undefined || Math.abs(offsetMs) <= CLOCK_SKEW_MS) return;
     const now = Date.now();
     const last = this.clockWarned.get(agentId);
-    if (last !== undefined && now - last < 3_600_000) return;
-    if (this.clockWarned.size >= 10_000) this.clockWarned.clear();
+    if (last !== undefined && now - last < 3_600_000 && now >= last) return;
+    if (last === undefined && this.clockWarned.size >= 10_000) {
+      // Forget only what is over an hour old: clearing the map whole would warn every agent
+      // again at its next heartbeat once more than 10,000 are off (a server whose own clock is off).
+      for (const [id, at] of this.clockWarned) if (now - at >= 3_600_000 || now < at) this.clockWarned.delete(id);
+      if (this.clockWarned.size >= 10_000) return;
+    }
     this.clockWarned.set(agentId, now);
     this.log.warn(`an agent's clock is ${formatOffset(offsetMs)} from the server's: its events carry that time`, { code: 'HADES_ERR_AGENT_CLOCK', agent: agentId, clock_offset_ms: offsetMs, hostname: this.registry?.get(agentId)?.hostname });
   }

@@ -8,10 +8,23 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+export interface RunOptions {
+  readonly input?: string;
+  readonly timeoutMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
 /** Runs `hades ARGS` as a person would type it (bin/hades.js in a child process). */
-export function runHades(args: readonly string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<CliResult> {
+export function runHades(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+  return runProcess(process.execPath, [`${projectRoot}bin/hades.js`, ...args], options);
+}
+
+/** Runs a program in a child process from the project's folder, without holding this process's event loop (a server in it answers). */
+export function runProcess(command: string, args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${projectRoot}bin/hades.js`, ...args], {
+    const child = spawn(command, args, {
       cwd: projectRoot,
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],

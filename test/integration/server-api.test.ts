@@ -15,7 +15,8 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import type { AnyEvent } from '../helpers/agent.js';
-import { runHades } from '../helpers/cli.js';
+import { projectRoot } from '../helpers/generated-docs.js';
+import { runHades, runProcess } from '../helpers/cli.js';
 import {
   AGENT_VERSION,
   cleanupTempDirs,
@@ -1546,6 +1547,9 @@ describe('managing the fleet with the hades command', () => {
       // With a token of its own, the other server answers.
       const own = await runHades(['agents', 'list', '--json', '--config', configFile, '--server', other.addresses.api, '--ca', otherCa, '--token', other.adminToken]);
       assert.equal(own.status, 0, own.stderr);
+      // The CA given through a pipe (`--ca <(cat ca.pem)`): a person's own argument is read whatever it is.
+      const piped = await runProcess('bash', ['-c', `exec "$0" "$1" agents list --json --config "$2" --server "$3" --token "$4" --ca <(cat "$5")`, process.execPath, `${projectRoot}bin/hades.js`, configFile, other.addresses.api, other.adminToken, otherCa]);
+      assert.equal(piped.status, 0, piped.stderr);
     } finally {
       await other.stop();
     }

@@ -12,5 +12,8 @@ describe('formatOffset', () => {
     assert.equal(formatOffset(-86_400_000), '-1 d');
     assert.equal(formatOffset(3 * 3_600_000 + 2 * 60_000 + 5_000), '+3 h 2 min');
     assert.equal(formatOffset(-(2 * 86_400_000 + 5 * 60_000)), '-2 d 5 min');
+    assert.equal(formatOffset(-400), '+0 s', 'no sign of its own for what rounds to nothing');
+    assert.equal(formatOffset(Number.NaN), '?');
+    assert.equal(formatOffset(Number.POSITIVE_INFINITY), '?');
   });
 });

@@ -267,7 +267,12 @@ describe('fleet registry', () => {
     assert.equal(fleet.heartbeat(a, { time: new Date(now + 1500).toISOString(), clock_offset_ms: 0 }), 1500, 'its own figure replaced');
     assert.equal((fleet.get(a)?.lastHeartbeat as Record<string, unknown>)['clock_offset_ms'], 1500);
     // No time, or one that is not an ISO 8601 UTC time: no figure, and none the agent gave.
-    for (const given of [undefined, 'yesterday', 1_700_000_000_000, '2026-12-02 10:00:00', '2026-12-02T10:00:00+01:00']) {
+    // A heartbeat as large as an agent may send, with its time: the server's figure does not count against it.
+    const full = { time: new Date(now).toISOString(), pad: '' };
+    full.pad = 'x'.repeat(64 * 1024 - JSON.stringify(full).length);
+    assert.equal(fleet.heartbeat(a, full), 0);
+    // Dates that Date.parse would roll over (February 30th, 24:00) are no time.
+    for (const given of [undefined, 'yesterday', 1_700_000_000_000, '2026-12-02 10:00:00', '2026-12-02T10:00:00+01:00', '2030-02-30T10:00:00Z', '2026-12-02T24:00:00Z']) {
       assert.equal(fleet.heartbeat(a, { time: given, clock_offset_ms: 5 }), undefined, String(given));
       assert.equal((fleet.get(a)?.lastHeartbeat as Record<string, unknown>)['clock_offset_ms'], undefined);
     }

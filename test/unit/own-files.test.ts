@@ -16,6 +16,7 @@ import { loadState } from '../../src/agent/logs/collector.js';
 import { loadIdentity } from '../../src/agent/transport/enroll.js';
 import { readOwnFile } from '../../src/runtime/regular-file.js';
 import { localCredentials } from '../../src/server/local-files.js';
+import { Archive, MARK_FILE } from '../../src/server/store/archive.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-own-files-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -84,6 +85,14 @@ describe('a FIFO in a data folder', () => {
     const dir = path.join(dataDir, 'identity');
     fifo(path.join(dir, 'agent.json'));
     assert.throws(() => loadIdentity(dataDir), (error: unknown) => isHadesError(error) && error.code === 'HADES_ERR_PKI' && /not a regular file/.test(error.message));
+  });
+
+  it('in place of the raw archive\'s mark: the archive opens, as with no mark', async () => {
+    const dir = folder();
+    fifo(path.join(dir, MARK_FILE));
+    const archive = Archive.open({ dir });
+    assert.equal(archive.markAtOpen, undefined);
+    await archive.close();
   });
 
   it('in place of a local deployment\'s admin token: HADES_ERR_LOCAL_CREDENTIALS', () => {

@@ -615,12 +615,15 @@ export class FleetRegistry {
     }
     const now = this.#now();
     const given = (health as Record<string, unknown>)['time'];
-    const at = typeof given === 'string' && ISO_TIME_RE.test(given) ? Date.parse(given) : NaN;
+    let at = typeof given === 'string' && ISO_TIME_RE.test(given) ? Date.parse(given) : NaN;
+    // Date.parse takes 2026-02-30 (March 2) and 24:00:00 (the next day): only a real time is kept.
+    if (Number.isFinite(at) && new Date(at).toISOString().slice(0, 19) !== (given as string).slice(0, 19)) at = NaN;
     const offset = Number.isFinite(at) ? at - now : undefined;
     const stored = { ...(health as Record<string, unknown>) };
     delete stored['clock_offset_ms'];
     if (offset !== undefined) stored['clock_offset_ms'] = offset;
-    const text = jsonText(stored, 'the heartbeat');
+    // The server's own field (at most 35 bytes) does not count against the agent's 64 KiB.
+    const text = jsonText(stored, 'the heartbeat', MAX_JSON_BYTES + 64);
     const changes = this.#db.prepare('UPDATE agents SET heartbeat = ?, last_seen = ? WHERE id = ?').run(text, now, id).changes;
     if (changes === 0) throw unknownAgent(id);
     return offset;

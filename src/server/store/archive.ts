@@ -104,9 +104,11 @@ function invalid(index: number, message: string): HadesError {
 function readMark(file: string): number | undefined {
   let text: string;
   try {
-    text = readOwnFile(file);
+    text = readOwnFile(file, 4096);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // Missing, or something else than a mark (a folder, a FIFO, a file too large for a number): none.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'HADES_ERR_FILE_NOT_REGULAR' || code === 'HADES_ERR_FILE_TOO_LARGE') return undefined;
     throw error;
   }
   const mark = Number(text.trim());
