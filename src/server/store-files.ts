@@ -1,11 +1,12 @@
 /**
  * The database's files removed or replaced under a running server. SQLite writes to the files it
- * holds open, not to their paths: with `hades.db` (or its `-wal`) deleted, by mistake or by an
- * intruder erasing what was recorded, a server would go on storing and acknowledging batches into
- * a file no path names any more, and all of it would be gone at its next stop, the agents having
- * dropped what was acknowledged. The server looks at the paths every few seconds (StoreFiles.lost)
- * and, when one moved, restarts its parts on a copy of what it holds put back at the path
- * (saveCopy before the database closes, placeBack after): nothing acknowledged is lost, and the
+ * holds open, not to their paths: with `hades.db` (or its `-wal` or `-shm`) deleted, by mistake
+ * or by an intruder erasing what was recorded, a server would go on storing and acknowledging
+ * batches into a file no path names any more, and all of it would be gone at its next stop, the
+ * agents having dropped what was acknowledged. The server looks at the paths every few seconds
+ * and at its stop (StoreFiles.lost) and, when one moved, restarts its parts on a copy of what it
+ * holds put back at the path (saveCopy before the database closes, placeBack after; recover at
+ * the next start for a copy a crash left between them): nothing acknowledged is lost, and the
  * agents resend what the restart left unacknowledged.
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
