@@ -79,6 +79,14 @@ function configure(db: Db): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL, applied TEXT NOT NULL, PRIMARY KEY (module, step))');
 }
 
+/** Bytes of the database's pages in use (its free list is reused by new rows, not returned to the OS): what a copy of it takes. */
+export function liveBytes(db: Db): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  return (pages - free) * pageSize;
+}
+
 /** Applies a module's migrations that are not applied yet, in order, each in a transaction. */
 export function migrate(db: Db, module: string, steps: readonly string[]): void {
   const applied = new Set((db.prepare('SELECT step FROM schema_migrations WHERE module = ?').all(module) as { step: number }[]).map((r) => r.step));

@@ -189,6 +189,11 @@ function canonicalIp(ip: string): string | undefined {
   return undefined;
 }
 
+/** PEM texts one after another, each ending its line: a bundle file's text. */
+function pemBundle(pems: readonly string[]): string {
+  return pems.map((pem) => pem.trimEnd()).join('\n') + '\n';
+}
+
 /** Writes a key or certificate: mode 0600, atomically, the folder synced (runtime/private-file.ts). */
 function writeSecretFile(file: string, text: string): void {
   try {
@@ -425,7 +430,7 @@ export class Pki {
       [paths.caKey, this.#ca.keyPem],
       [paths.caCert, this.#ca.pem],
       ...(this.#next ? ([[paths.nextCaKey, this.#next.keyPem], [paths.nextCaCert, this.#next.pem]] as [string, string][]) : []),
-      ...(this.#retired.length > 0 ? ([[paths.retiredCas, this.#retired.map((r) => r.pem.trimEnd()).join('\n') + '\n']] as [string, string][]) : []),
+      ...(this.#retired.length > 0 ? ([[paths.retiredCas, pemBundle(this.#retired.map((r) => r.pem))]] as [string, string][]) : []),
       [paths.serverKey, this.#server.keyPem],
       [paths.serverCert, this.#server.certPem],
     ];
@@ -462,7 +467,7 @@ export class Pki {
    * `agentIdentity`'s, which accepts the current and new CAs only.
    */
   get clientCaPem(): string {
-    return [this.trustPem.trimEnd(), ...this.#retired.map((r) => r.pem.trimEnd())].join('\n') + '\n';
+    return pemBundle([this.trustPem, ...this.#retired.map((r) => r.pem)]);
   }
 
   /** SHA-256 of the CA that issues agent certificates now (the new one during a rotation). */
@@ -602,7 +607,7 @@ export class Pki {
     const old = this.#ca;
     const retiredInfo: CaInfo = { ...this.cas()[0]!, state: 'retired' };
     const retired = [...this.#retired, { pem: old.pem, cert: old.cert, parsed: old.parsed, sha256: old.sha256 }];
-    writeSecretFile(this.paths.retiredCas, retired.map((r) => r.pem.trimEnd()).join('\n') + '\n');
+    writeSecretFile(this.paths.retiredCas, pemBundle(retired.map((r) => r.pem)));
     finishRetire(this.paths);
     writeServer(this.paths, prepared.server);
     this.#ca = next;

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { HadesError } from '../common/errors.js';
 import { makeFolders } from '../runtime/folders.js';
 import { syncFolder } from '../runtime/private-file.js';
-import { ownerOnly, type Db } from './db.js';
+import { liveBytes, ownerOnly, type Db } from './db.js';
 
 /** A file's identity: its inode number alone is reused by another file system (a fresh mount). */
 interface FileId {
@@ -114,8 +114,7 @@ export class StoreFiles {
       try {
         makeFolders(path.dirname(this.file), 0o700);
         // The lost file keeps its room while it is open: a copy needs as much again.
-        const [pages] = db.prepare('SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count) AS used, (SELECT page_size FROM pragma_page_size) AS size').all() as { used: number; size: number }[];
-        const needed = (pages?.used ?? 0) * (pages?.size ?? 0);
+        const needed = liveBytes(db);
         const fs = statfsSync(path.dirname(this.file));
         const free = fs.bavail * fs.bsize;
         if (needed > free) throw new HadesError('HADES_ERR_STORE_LOST', `it needs ${Math.ceil(needed / MB)} MB and ${Math.floor(free / MB)} MB are free in its folder (the lost file keeps its room until the server stops): free space there`);

@@ -14,7 +14,7 @@
 import { statSync } from 'node:fs';
 import type { Statement, Transaction } from 'better-sqlite3';
 import { HadesError, isHadesError, sqliteHint, toHadesError } from '../../common/errors.js';
-import { migrate, type Db } from '../db.js';
+import { liveBytes, migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
 import { buildQuery, encodeCursor, type EventQuery } from './query.js';
 
@@ -518,10 +518,7 @@ export class EventStore {
 
   /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
   liveBytes(): number {
-    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
-    const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    const free = this.#db.pragma('freelist_count', { simple: true }) as number;
-    return (pages - free) * pageSize;
+    return liveBytes(this.#db);
   }
 
   #bytes(): number {
