@@ -180,9 +180,7 @@ export class HadesServer {
     try {
       return await this.startParts();
     } catch (error) {
-      await this.stopParts(false);
-      this.pki = undefined;
-      this.log.close();
+      await this.stop();
       throw error;
     }
   }
@@ -216,11 +214,12 @@ export class HadesServer {
     if (this.pki.state.recovered) this.log.warn('a CA rotation step that a crash interrupted was finished or undone at this start', { reason: this.pki.state.recovered, ca: this.pki.caFingerprint });
     if (this.pki.rotating) this.log.info('a CA rotation is in progress: agents move to the new CA as they renew (hades server ca status)', { ca: this.pki.caFingerprint, new_ca: this.pki.issuingFingerprint });
     // A copy a restart was putting back when the server was killed (store-files.ts).
-    const recovered = StoreFiles.recover(path.join(dataDir, 'hades.db'));
-    if (recovered !== undefined) this.log.warn('the copy of the database a restart was putting back when the server stopped was put in place', { code: 'HADES_ERR_STORE_LOST', file: path.join(dataDir, 'hades.db'), copy: recovered });
-    this.db = openDatabase(path.join(dataDir, 'hades.db'));
+    const dbFile = path.join(dataDir, 'hades.db');
+    const recovered = StoreFiles.recover(dbFile);
+    if (recovered !== undefined) this.log.warn('the copy of the database a restart was putting back when the server stopped was put in place', { code: 'HADES_ERR_STORE_LOST', file: dbFile, copy: recovered });
+    this.db = openDatabase(dbFile);
     const db = this.db;
-    this.storeFiles = new StoreFiles(path.join(dataDir, 'hades.db'));
+    this.storeFiles = new StoreFiles(dbFile);
     this.registry = new FleetRegistry(db);
     // Whatever was online when the server last stopped is offline until it connects again.
     this.registry.markAllOffline();
