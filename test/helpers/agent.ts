@@ -22,29 +22,6 @@ export function pluginManifest(dir: string, name: string, mode: string, extra: R
   return file;
 }
 
-/**
- * The configuration text of an agent without the driver or built-in collectors whose only events
- * are a counting plugin's (`manifest`, 200 events/s, when `plugins`), sent to a server in batches
- * of 50 (`token` and `ca_sha256` from an enrollment token), its spool never synced.
- */
-export function countingAgentText(options: { dir: string; manifest: string; api: string; token: { token: string; ca_sha256: string }; plugins: boolean }): string {
-  const { dir, manifest, api, token, plugins } = options;
-  return `
-agent: { data_dir: ${path.join(dir, 'agent')}, heartbeat_s: 3600, drain_s: 5 }
-limits: { cgroup: { enabled: false } }
-plugins:
-  driver: false
-  inventory: { enabled: false }
-  logs: { enabled: false }
-  installed: [${plugins ? `{ manifest: ${manifest}, config: { rate: 200 } }` : ''}]
-outputs:
-  file: { enabled: false }
-  server: { enabled: true, api: "${api}", token: ${token.token}, ca_sha256: ${token.ca_sha256}, batch_events: 50 }
-spool: { fsync: never }
-metrics: { listen: "127.0.0.1:0" }
-`;
-}
-
 /** A complete agent configuration from YAML-ish overrides (deep-merged over the defaults). */
 export function agentConfig(yaml: string): AgentConfig {
   const result = parseConfig(yaml, AgentConfigSchema);

@@ -17,7 +17,8 @@ import { Agent } from '../../src/agent/daemon/agent.js';
 import { GrpcTransport } from '../../src/agent/transport/grpc-transport.js';
 import { isHadesError } from '../../src/common/errors.js';
 import { Pki } from '../../src/server/pki.js';
-import { agentConfig, countingAgentText, pluginManifest, type AnyEvent } from '../helpers/agent.js';
+import { agentConfig, type AnyEvent } from '../helpers/agent.js';
+import { CountingAgent } from '../helpers/counting-agent.js';
 import { runHades } from '../helpers/cli.js';
 import { projectRoot } from '../helpers/generated-docs.js';
 import { AGENT_VERSION, batchOf, cleanupTempDirs, freePorts, GatewayStream, identityCredentials, LogSink, makeCsr, makeEvents, ndjson, sinkLogger, sleep, tempDir, TestServer, waitUntil, within } from '../helpers/server.js';
@@ -835,22 +836,10 @@ describe('the server restarted while an agent streams', () => {
     const [agentsPort, apiPort] = await freePorts(2);
     const listen = { agents: `127.0.0.1:${agentsPort}`, api: `127.0.0.1:${apiPort}` };
     const restarted = await TestServer.start({ listen });
-    const dir = tempDir('hades-restart-');
-    const manifest = pluginManifest(dir, 'numbers', 'count');
-    const token = await restarted.enrollmentToken('10m');
-    const text = (plugins: boolean) => countingAgentText({ dir, manifest, api: restarted.addresses.api, token, plugins });
-    const agentLog = new LogSink();
-    const agent = new Agent({ config: agentConfig(text(true)), version: AGENT_VERSION, stderr: agentLog });
+    const counting = await CountingAgent.start(restarted);
+    const { agent, agentId, run, first: firstEvents } = counting;
     let stopped = false;
     try {
-      await agent.start();
-      const agentId = await waitUntil('the agent in the fleet', async () => ((await restarted.ok('GET', '/api/v1/agents')).agents as AnyEvent[])[0]?.id as string | undefined);
-      const firstEvents = await waitUntil('the first events', async () => {
-        const events = await restarted.searchAll({ agent: agentId, action: 'inventory_change' });
-        return events.length >= 100 ? events : undefined;
-      });
-      const run = firstEvents[0]!['hades'].inventory.row.run as string;
-
       await restarted.stop();
       // The plugin goes on; the agent spools and retries.
       await sleep(1500);
@@ -860,15 +849,9 @@ describe('the server restarted while an agent streams', () => {
       const before = firstEvents.length;
       await waitUntil('events after the restart', async () => (await restarted.searchAll({ agent: agentId, action: 'inventory_change' })).length > before + 400 || undefined, 20_000, 200);
       // The plugin stops (a reload without it); the spool drains.
-      const reloaded = await agent.reload(text(false));
-      assert.equal(reloaded.ok, true, reloaded.message);
-      const output = await waitUntil('the spool to drain', () => {
-        const server = agent.status().pipeline.outputs.find((o) => o.name === 'server');
-        return server && server.queued === 0 && server.spool?.events === 0 && server.out === server.in ? server : undefined;
-      }, 20_000, 100);
-      assert.deepEqual(output.dropped, {}, 'nothing dropped');
+      const output = await counting.drain(20_000);
 
-      const agentLines = agentLog.lines();
+      const agentLines = counting.log.lines();
       assert.ok(agentLines.some((l) => l['msg'] === 'output failed; events stay in the spool and are retried'), 'the agent lost the server');
       assert.ok(agentLines.some((l) => l['msg'] === 'output delivers again'), 'and delivered again');
       const stored = await restarted.searchAll({ agent: agentId, filter: `hades.inventory.row.run=${run}` });

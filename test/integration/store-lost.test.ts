@@ -9,9 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { Agent } from '../../src/agent/daemon/agent.js';
-import { agentConfig, countingAgentText, pluginManifest, type AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, cleanupTempDirs, LogSink, tempDir, TestServer, waitUntil } from '../helpers/server.js';
+import { CountingAgent } from '../helpers/counting-agent.js';
+import { cleanupTempDirs, TestServer, waitUntil } from '../helpers/server.js';
 
 after(cleanupTempDirs);
 
@@ -38,21 +37,14 @@ async function streamThrough(
 ): Promise<void> {
   const server = await TestServer.start();
   const file = path.join(server.dataDir, 'hades.db');
-  const dir = tempDir('hades-store-lost-');
-  const manifest = pluginManifest(dir, 'numbers', 'count');
-  const token = await server.enrollmentToken('10m');
-  const text = (plugins: boolean) => countingAgentText({ dir, manifest, api: server.addresses.api, token, plugins });
-  const agent = new Agent({ config: agentConfig(text(true)), version: AGENT_VERSION, stderr: new LogSink() });
+  const counting = await CountingAgent.start(server).catch(async (error: unknown) => {
+    await server.stop();
+    throw error;
+  });
+  const { agent, agentId, run, first } = counting;
   let agentStopped = false;
   let serverStopped = false;
   try {
-    await agent.start();
-    const agentId = await waitUntil('the agent in the fleet', async () => ((await server.ok('GET', '/api/v1/agents')).agents as AnyEvent[])[0]?.id as string | undefined);
-    const first = await waitUntil('the first events', async () => {
-      const events = await server.searchAll({ agent: agentId, action: 'inventory_change' });
-      return events.length >= 100 ? events : undefined;
-    });
-    const run = first[0]!['hades'].inventory.row.run as string;
     const restarts = () => server.log.lines().filter((l) => l['msg'] === 'the server runs again on its database put back at its path').length;
 
     await lose(file, server);
@@ -69,13 +61,7 @@ async function streamThrough(
         return undefined;
       }
     }, 30_000, 200);
-    const reloaded = await agent.reload(text(false));
-    assert.equal(reloaded.ok, true, reloaded.message);
-    const output = await waitUntil('the spool to drain', () => {
-      const out = agent.status().pipeline.outputs.find((o) => o.name === 'server');
-      return out && out.queued === 0 && out.spool?.events === 0 && out.out === out.in ? out : undefined;
-    }, 30_000, 100);
-    assert.deepEqual(output.dropped, {}, 'nothing dropped');
+    const output = await counting.drain(30_000);
     await agent.stop();
     agentStopped = true;
     await server.stop();
