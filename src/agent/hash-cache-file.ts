@@ -21,6 +21,7 @@
  */
 import { renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { readOwnFile } from '../runtime/regular-file.js';
+import { HadesError } from '../common/errors.js';
 import path from 'node:path';
 
 /** The executed file's identity as the kernel saw it at exec (EXEC v2), or as stat() gives it. */
@@ -102,10 +103,9 @@ export interface HashFileRead {
 export function readHashFile(file: string, maxEntries: number): HashFileRead {
   let text: string;
   try {
-    const size = statSync(file).size;
-    if (size > MAX_HASH_FILE_BYTES) return { entries: [], skipped: 0, problem: `${file} is ${size} bytes, over ${MAX_HASH_FILE_BYTES}: not read` };
     text = readOwnFile(file, MAX_HASH_FILE_BYTES, 'latin1');
   } catch (error) {
+    if (error instanceof HadesError) return { entries: [], skipped: 0, problem: error.message };
     const code = (error as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? { entries: [], skipped: 0 } : { entries: [], skipped: 0, problem: `${file} cannot be read: ${code ?? String(error)}` };
   }

@@ -47,6 +47,7 @@ import { makeFolders } from '../runtime/folders.js';
 import { formatOffset } from '../common/clock-offset.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreFiles } from './store-files.js';
+import { LogThrottle } from './log-throttle.js';
 
 const MB = 1024 * 1024;
 /** The least the events are deleted down to to keep room on the disk (store.min_free_mb). */
@@ -163,10 +164,10 @@ export class HadesServer {
   private timers: NodeJS.Timeout[] = [];
   /** A retention run is under way (holdSize and housekeeping start one at a time). */
   private retaining = false;
-  /** When each agent's clock was last said to be off (checkClock). */
-  private readonly clockWarned = new Map<string, number>();
-  /** When each agent's refused events were last logged (at most once a minute each: a broken agent must not flood the log). */
-  private readonly rejectionsLogged = new Map<string, { at: number; more: number }>();
+  /** When each agent's clock was last said to be off (checkClock): once an hour each. */
+  private readonly clockWarned = new LogThrottle<null>(3_600_000);
+  /** When each agent's refused events were last logged, and how many since (at most once a minute each: a broken agent must not flood the log). */
+  private readonly rejectionsLogged = new LogThrottle<{ more: number }>(60_000);
   private adminToken = '';
   addresses: ServerAddresses | undefined;
 
@@ -411,13 +412,14 @@ export class HadesServer {
   /** Says that an agent's events were refused as invalid, and why the first was: once a minute per agent, with how many more since. */
   private logRejected(agentId: string, rejected: number, first: string | undefined): void {
     const now = Date.now();
-    const last = this.rejectionsLogged.get(agentId);
-    if (last !== undefined && now - last.at < 60_000) {
-      last.more += rejected;
+    const recent = this.rejectionsLogged.recent(agentId, now);
+    if (recent !== undefined) {
+      recent.state.more += rejected;
       return;
     }
-    if (this.rejectionsLogged.size >= 10_000 && last === undefined) this.rejectionsLogged.clear();
-    this.rejectionsLogged.set(agentId, { at: now, more: 0 });
+    const admitted = this.rejectionsLogged.admit(agentId, now, { more: 0 });
+    if (admitted === undefined) return;
+    const last = admitted.previous?.state;
     this.log.warn('events of an agent refused as invalid (not stored; the agent counts them as server_rejected_events)', {
       code: 'HADES_ERR_EVENT_INVALID',
       agent: agentId,
@@ -436,15 +438,7 @@ export class HadesServer {
   private checkClock(agentId: string, offsetMs: number | undefined): void {
     if (offsetMs === undefined || Math.abs(offsetMs) <= CLOCK_SKEW_MS) return;
     const now = Date.now();
-    const last = this.clockWarned.get(agentId);
-    if (last !== undefined && now - last < 3_600_000 && now >= last) return;
-    if (last === undefined && this.clockWarned.size >= 10_000) {
-      // Forget only what is over an hour old: clearing the map whole would warn every agent
-      // again at its next heartbeat once more than 10,000 are off (a server whose own clock is off).
-      for (const [id, at] of this.clockWarned) if (now - at >= 3_600_000 || now < at) this.clockWarned.delete(id);
-      if (this.clockWarned.size >= 10_000) return;
-    }
-    this.clockWarned.set(agentId, now);
+    if (this.clockWarned.recent(agentId, now) !== undefined || this.clockWarned.admit(agentId, now, null) === undefined) return;
     this.log.warn(`an agent's clock is ${formatOffset(offsetMs)} from the server's: its events carry that time`, { code: 'HADES_ERR_AGENT_CLOCK', agent: agentId, clock_offset_ms: offsetMs, hostname: this.registry?.get(agentId)?.hostname });
   }
 
