@@ -14,7 +14,7 @@ import { ContainerCache, type Container } from './containers.js';
 import type { ExecutableHasher, HashResult } from './hasher.js';
 import type { CopyOf } from './known-programs.js';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_TCP, IPPROTO_UDP, formatIp } from './net.js';
-import { ProcessTree, type Creds, type ProcessNode } from './tree.js';
+import { ProcessTree, type Creds, type ProcessNode, type ReplacedProgram } from './tree.js';
 import { Sequencer } from './sequencer.js';
 import { scriptOf } from './script.js';
 
@@ -186,23 +186,34 @@ export function isoFromNs(ns: number): string {
 /** Characters of arguments kept per ancestor: the full list is in that process's own exec event. */
 export const ANCESTOR_ARGS_MAX = 512;
 
-function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
-  let args = node.args;
-  let truncated: boolean | undefined;
-  if (args) {
+/** Arguments cut after ANCESTOR_ARGS_MAX characters in all; `truncated` when cut. */
+function cutArgs(all: readonly string[] | undefined): { args: readonly string[] | undefined; truncated: true | undefined } {
+  if (all) {
     let total = 0;
-    for (let i = 0; i < args.length; i++) {
-      const arg = args[i] ?? '';
-      if (total + arg.length > ANCESTOR_ARGS_MAX) {
-        args = [...args.slice(0, i), arg.slice(0, Math.max(0, ANCESTOR_ARGS_MAX - total))];
-        truncated = true;
-        break;
-      }
+    for (let i = 0; i < all.length; i++) {
+      const arg = all[i] ?? '';
+      if (total + arg.length > ANCESTOR_ARGS_MAX) return { args: [...all.slice(0, i), arg.slice(0, Math.max(0, ANCESTOR_ARGS_MAX - total))], truncated: true };
       total += arg.length + 1;
     }
   }
+  return { args: all, truncated: undefined };
+}
+
+function asAncestor(node: ProcessNode): Readonly<Record<string, unknown>> {
+  const { args, truncated } = cutArgs(node.args);
   // copy_of: the frozen object the exec event named, shared by every entry and event that names it.
   return Object.freeze({ pid: node.pid, entity_id: node.entityId, name: node.name, executable: node.executable, args, args_truncated: truncated, copy_of: node.copyOf });
+}
+
+/**
+ * process.previous: the program a process replaced, its arguments cut as an ancestor's; none
+ * when neither its path nor its arguments were read (cn_proc, a process gone at once).
+ */
+function previousPrograms(replaced: ReplacedProgram | undefined): [{ executable: string | undefined; args: readonly string[] | undefined; args_truncated: true | undefined }] | undefined {
+  if (replaced === undefined) return undefined;
+  const executable = replaced.executable || undefined;
+  const { args, truncated } = cutArgs(replaced.args?.length ? replaced.args : undefined);
+  return executable === undefined && args === undefined ? undefined : [{ executable, args, args_truncated: truncated }];
 }
 
 /**
@@ -559,6 +570,7 @@ export class EventBuilder {
     const startNs = (r.missing & MissingField.start) === 0 ? r.startNs : 0;
     const ppid = (r.missing & MissingField.parent) === 0 ? r.ppid : 0;
     const node = this.tree.exec(r.pid, ppid, startNs, r.comm, executable, r.argv, creds);
+    const replaced = this.tree.replaced;
     // A cache hit in place of reading the path: the exec path costs no more than it did.
     const container = this.containers.ofPath(r.cgroupId, r.cgroupPath, (r.flags & RecordFlag.cgroupTruncated) !== 0);
     node.container = container;
@@ -574,13 +586,13 @@ export class EventBuilder {
           node.args = c.args;
           node.asAncestor = undefined;
         }
-        return this.execEvent(r, node, executable, h, container, c);
+        return this.execEvent(r, node, executable, h, container, replaced, c);
       });
     }
-    return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h, container)) : this.execEvent(r, node, executable, hash, container);
+    return hash instanceof Promise ? hash.then((h) => this.execEvent(r, node, executable, h, container, replaced)) : this.execEvent(r, node, executable, hash, container, replaced);
   }
 
-  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined, container: Container | undefined, completion?: ArgsCompletion): EventOf<'exec'> {
+  private execEvent(r: ExecRecord, node: ProcessNode, executable: string, hash: HashResult | undefined, container: Container | undefined, replaced: ReplacedProgram | undefined, completion?: ArgsCompletion): EventOf<'exec'> {
     // A parent the driver could not read (the process had exited) is the one the tree knows from its fork.
     const treeParent = (r.missing & MissingField.parent) !== 0 && node.ppid > 0;
     // A group or session id no pid can be was not read right (seen once from cn_proc under load): missing, not made up.
@@ -612,6 +624,7 @@ export class EventBuilder {
       group_leader: pgid ? { pid: r.pgid } : undefined,
       session_leader: pgid ? { pid: r.sid } : undefined,
       parent: treeParent ? this.parentRef(node.ppid, 0) : (missing & MissingField.parent) === 0 ? this.parentRef(r.ppid, r.parentStartNs) : undefined,
+      previous: previousPrograms(replaced),
       user: creds ? this.user(r.euid) : undefined,
       group: creds ? this.group(r.egid) : undefined,
       real_user: creds ? this.user(r.uid) : undefined,

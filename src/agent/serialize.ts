@@ -77,6 +77,7 @@ interface ExecProcess {
   group_leader?: { pid: number } | undefined;
   session_leader?: { pid: number } | undefined;
   parent?: ParentRef | undefined;
+  previous?: readonly object[] | undefined;
   user?: object | undefined;
   group?: object | undefined;
   real_user?: object | undefined;
@@ -149,7 +150,7 @@ function processLine(e: Common): string | undefined {
   const action = e.event.action;
   if (action === 'exec') {
     const x = e as ExecEvent;
-    return keyCount(x) === 7 && keyCount(x.process) === 22 && keyCount(x.hades) === 5 ? execLine(x) : undefined;
+    return keyCount(x) === 7 && keyCount(x.process) === 23 && keyCount(x.hades) === 5 ? execLine(x) : undefined;
   }
   if (action === 'fork') {
     const x = e as ForkEvent;
@@ -199,6 +200,7 @@ function execLine(e: ExecEvent): string {
     (caps === undefined ? '}' : ',"capabilities":{"effective":' + shared(caps.effective) + '}}') +
     leaders(p.group_leader, p.session_leader) +
     (p.parent === undefined ? '' : parent(p.parent)) +
+    (p.previous === undefined ? '' : ',"previous":' + js(p.previous)) +
     users(p.user, p.group, p.real_user, p.real_group, p.saved_user, p.saved_group) +
     (p.hash === undefined ? '' : hash(p.hash.sha256)) +
     (p.tty === undefined ? '}' : ',"tty":{"char_device":{"major":' + n(p.tty.char_device.major) + ',"minor":' + n(p.tty.char_device.minor) + '}}}') +

@@ -42,6 +42,17 @@ export interface ProcessNode {
   /** The parent's node this one is counted in, and how many children count in this one. */
   parentNode: ProcessNode | undefined;
   children: number;
+  /**
+   * Its program is its own: it executed it, or it was found running it in /proc. False for a
+   * forked child, which runs its parent's until it executes one (ProcessTree.replaced).
+   */
+  ownProgram: boolean;
+}
+
+/** The program a process ran before it executed another in its own place (process.previous). */
+export interface ReplacedProgram {
+  readonly executable: string | undefined;
+  readonly args: readonly string[] | undefined;
 }
 
 /**
@@ -61,8 +72,9 @@ export function processNode(
   creds: Creds | undefined,
   container: Container | undefined,
   copyOf: CopyOf | undefined,
+  ownProgram: boolean,
 ): ProcessNode {
-  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, copyOf, asAncestor: undefined, container, parentNode: undefined, children: 0 };
+  return { pid, ppid, startTicks, entityId, name, executable, args, exited: false, creds, copyOf, asAncestor: undefined, container, parentNode: undefined, children: 0, ownProgram };
 }
 
 export interface Creds {
@@ -84,6 +96,12 @@ export interface ProcessTreeStats {
 export class ProcessTree {
   private readonly nodes = new Map<number, ProcessNode>();
   readonly stats: ProcessTreeStats = { size: 0, seeded: 0, evictedExited: 0, evictedLive: 0, gone: 0 };
+  /**
+   * What the process of the last exec() ran before, when it had executed a program of its own
+   * (or was found running one in /proc) and now executed another in its place; undefined after
+   * a fork and exec, where the program replaced was the parent's. Read right after exec().
+   */
+  replaced: ReplacedProgram | undefined = undefined;
   /** Nodes added over the bound since /proc was last looked at (dropGone). */
   private overBound = Infinity;
 
@@ -146,7 +164,7 @@ export class ProcessTree {
     const parent = this.nodes.get(parentPid);
     const startTicks = ProcessTree.ticksFromNs(childStartNs);
     const inContainer = container === undefined ? parent?.container : (container ?? undefined);
-    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds, inContainer, parent?.copyOf));
+    return this.put(processNode(childPid, parentPid, startTicks, this.entityId(childPid, startTicks), comm || parent?.name || '', parent?.executable, parent?.args, parent?.creds, inContainer, parent?.copyOf, false));
   }
 
   /**
@@ -170,6 +188,10 @@ export class ProcessTree {
         live.ppid = ppid;
         this.link(live);
       }
+      // A program of its own that it replaces (`sh -c 'exec x'`, a shell's last command, `sudo
+      // perl -e 'exec "/bin/sh"'`); a forked child's was its parent's, which the event names.
+      this.replaced = live.ownProgram ? { executable: live.executable, args: live.args } : undefined;
+      live.ownProgram = true;
       live.name = name;
       live.executable = executable;
       live.args = args;
@@ -179,7 +201,8 @@ export class ProcessTree {
       this.touch(pid, live);
       return live;
     }
-    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined, undefined));
+    this.replaced = undefined;
+    return this.put(processNode(pid, ppid, startTicks, this.entityId(pid, startTicks), name, executable, args, creds, undefined, undefined, true));
   }
 
   /**
@@ -385,7 +408,7 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   } catch {
     // gone
   }
-  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds, undefined, undefined);
+  return processNode(pid, parsed.ppid, parsed.startTicks, tree.entityId(pid, parsed.startTicks), parsed.comm, executable, args, creds, undefined, undefined, true);
 }
 
 /** Real and effective ids from the Uid: and Gid: lines of /proc/PID/status. */

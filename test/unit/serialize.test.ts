@@ -284,6 +284,27 @@ describe('serializeEvent', () => {
     assertSame([...fromA, ...second, ...fromA], 'pids reused');
   });
 
+  it('gives JSON.stringify bytes for a process that executes again in its own place (process.previous)', async () => {
+    const builder = newBuilder();
+    const records = recordsOf('exec-basic-ebpf.bin');
+    await buildAll(builder, records);
+    const exec = records.find((r): r is ExecRecord => r.type === 'exec') as ExecRecord;
+    const long = Array.from({ length: 40 }, (_, i) => `argument-${i}-${'x'.repeat(10)}`);
+    const again = await buildAll(builder, [
+      { ...exec, argv: ['sh', '-c', 'bash < /tmp/q'] },
+      { ...exec, argv: long, comm: 'long' },
+      { ...exec, argv: ['bash'], comm: 'bash' },
+      { ...exec, argv: ['odd "quoted" \\ arg'], comm: 'odd' },
+      { ...exec, argv: ['after-odd'], comm: 'after' },
+    ]);
+    const previous = again.map((e) => (e as unknown as { process: { previous?: { executable?: string; args?: string[]; args_truncated?: boolean }[] } }).process.previous?.[0]);
+    assert.deepEqual(previous[1]?.args, ['sh', '-c', 'bash < /tmp/q']);
+    assert.equal(previous[2]?.args_truncated, true, 'a long list is cut as an ancestor\'s');
+    assert.ok((previous[2]?.args ?? []).join(' ').length <= 512);
+    assert.equal(previous[4]?.args?.[0], 'odd "quoted" \\ arg');
+    assertSame(again, 'executed again');
+  });
+
   it('notices a change of any single value between two events (no memo ignores a field)', async () => {
     const builder = newBuilder();
     const records = recordsOf('exec-basic-ebpf.bin');

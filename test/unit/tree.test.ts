@@ -62,6 +62,22 @@ describe('process tree', () => {
     assert.deepEqual(child.args, ['sh', '-c', 'x']);
   });
 
+  it('says which program of its own a process replaced by executing again, and none after a fork', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(5, 1, 1e7, 'bash', '/bin/bash', ['bash']);
+    tree.fork(5, 6, 2e7, 'bash');
+    tree.exec(6, 5, 2e7, 'sh', '/bin/sh', ['sh', '-c', 'bash < /tmp/q']);
+    assert.equal(tree.replaced, undefined, 'the program a forked child replaced was its parent\'s');
+    tree.exec(6, 5, 2e7, 'bash', '/bin/bash', ['bash']);
+    assert.deepEqual(tree.replaced, { executable: '/bin/sh', args: ['sh', '-c', 'bash < /tmp/q'] });
+    tree.exec(6, 5, 2e7, 'cat', '/bin/cat', ['cat']);
+    assert.deepEqual(tree.replaced, { executable: '/bin/bash', args: ['bash'] }, 'the last one only');
+    // A new process under a reused pid replaced nothing of its own.
+    tree.exit(6, 2e7);
+    tree.exec(6, 5, 9e7, 'ls', '/bin/ls', ['ls']);
+    assert.equal(tree.replaced, undefined);
+  });
+
   it('keeps the process of an exec whose start time and parent could not be read (cn_proc), and replaces its program', () => {
     const tree = new ProcessTree('h', 1024);
     tree.exec(5, 1, 1e7, 'bash', '/bin/bash', ['bash']);

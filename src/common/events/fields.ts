@@ -191,6 +191,23 @@ export const Process = Obj(
     group_leader: Opt(Obj({ pid: Pid('Process group id.') }, 'Process group leader.')),
     session_leader: Opt(Obj({ pid: Pid('Session id.') }, 'Session leader.')),
     parent: Opt(ProcessRef('The parent process.')),
+    previous: Opt(
+      Type.Array(
+        Obj(
+          {
+            executable: Opt(Str('Executable path of the program replaced.')),
+            args: Opt(Type.Array(Str('One argument.'), { description: 'Its arguments, cut after 512 characters in all (the whole list is in the exec event that started it, found by process.entity_id).' })),
+            args_truncated: Opt(Type.Boolean({ description: 'True when args was cut.' })),
+          },
+          'A program the process ran before.',
+        ),
+        {
+          maxItems: 1,
+          description:
+            'Exec events: the program this process ran before it executed this one in its own place, when that program was its own (it had executed it, or was running it when the agent started): a `sh -c` whose last command replaces it, `exec` in a shell, `sudo perl -e \'exec "/bin/sh"\'`, a wrapper such as env, nice or timeout. Absent after a fork, where the program replaced was the parent\'s (process.parent). One entry, the last; the agent must have seen the earlier exec (or started after it).',
+        },
+      ),
+    ),
     user: Opt(UserRef('Effective user.')),
     group: Opt(GroupRef('Effective group.')),
     real_user: Opt(UserRef('Real user.')),
