@@ -10,7 +10,7 @@
  * payloads may appear), strings are cut at 2048 characters, depth and collection sizes are
  * bounded, and errors become `{code, msg, kind}` (HadesError) or `{msg, stack at debug}`.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { LogConfig, LogLevel as LogLevelSchema } from '../common/config/shared.js';
@@ -72,6 +72,8 @@ export const REOPEN_DELAY_MS = 30_000;
  * the file reached its size limit.
  */
 export const PATH_CHECK_MS = 5000;
+/** A log file is read (its last byte) and appended to; never through a symbolic link, never blocked by a FIFO. */
+const LOG_OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 const SEVERITY: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
 const SECRET_NAME = /token|secret|password|passwd|private|key$|authorization|cookie/i;
@@ -469,11 +471,13 @@ class LogFile {
   open(): void {
     if (this.fd !== undefined) return;
     makeFolders(dirname(this.path), 0o750);
-    const fd = openSync(this.path, 'a+', 0o640);
+    // As the rotating file does: never through a symbolic link at the path (whoever could write in
+    // the folder would choose the file root appends to), nor held by a FIFO there without a reader.
+    const fd = openSync(this.path, LOG_OPEN_FLAGS, 0o640);
     try {
       const stat = fstatSync(fd);
       this.size = stat.size;
-      this.watch.opened(stat.ino);
+      this.watch.opened(stat.dev, stat.ino);
       // A line torn by a crash or a full disk is ended, so the next line starts clean.
       if (this.size > 0) {
         const last = Buffer.alloc(1);

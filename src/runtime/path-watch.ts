@@ -2,11 +2,14 @@
  * Whether a path still names the file a process holds open. A file deleted, or moved away by an
  * external logrotate (or its folder removed), takes every later write with it, unseen: a writer
  * that appends to a path asks this before writing and opens the path anew when it moved. Checked
- * at most every `everyMs` (one stat), so that appends stay cheap.
+ * at most every `everyMs` (one lstat), so that appends stay cheap. A symbolic link put at the
+ * path counts as moved (the link itself is looked at, not what it points to): the writer's next
+ * open refuses it, where following it would append to whatever file the link names.
  */
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 
 export class PathWatch {
+  private dev = 0;
   private ino = 0;
   private checkedAt = 0;
 
@@ -16,8 +19,9 @@ export class PathWatch {
     private readonly clock: () => number = () => Date.now(),
   ) {}
 
-  /** The file just opened at the path (its inode, from fstat). */
-  opened(ino: number): void {
+  /** The file just opened at the path (its device and inode, from fstat). */
+  opened(dev: number, ino: number): void {
+    this.dev = dev;
     this.ino = ino;
     this.checkedAt = this.clock();
   }
@@ -26,12 +30,11 @@ export class PathWatch {
   moved(): boolean {
     if (this.clock() - this.checkedAt < this.everyMs) return false;
     this.checkedAt = this.clock();
-    let ino = 0;
     try {
-      ino = statSync(this.path).ino;
+      const stat = lstatSync(this.path);
+      return stat.ino !== this.ino || stat.dev !== this.dev;
     } catch {
-      // gone
+      return true; // gone
     }
-    return ino !== this.ino;
   }
 }

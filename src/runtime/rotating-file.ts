@@ -21,9 +21,13 @@ export interface RotatingFileOptions {
  * Opened without blocking: a FIFO at the path with no reader would hold the event loop in open(2)
  * for good, and one whose reader stops would block every write; what is opened is then checked
  * to be a regular file (a FIFO, a device or a socket is refused: it cannot be rotated either).
+ * Never through a symbolic link at the path: whoever can write in the folder could otherwise
+ * point it at any file, and root would append to that file lines whose text others wrote (an
+ * alert's command line appended to a script run as root).
  */
-const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY;
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY | constants.O_NOFOLLOW;
 const NOT_A_FILE = 'not a regular file (a FIFO, a device or a socket cannot be appended to and rotated)';
+const A_LINK = 'a symbolic link (not followed: a file is written only at its own path)';
 
 /** How often a write checks that the path still names the open file (moved or deleted by someone else). */
 const CHECK_PATH_MS = 5000;
@@ -54,7 +58,7 @@ export class RotatingFile {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error);
       // What a non-blocking open of a FIFO without a reader (or of a device without its driver) says.
-      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${code === 'ENXIO' ? `ENXIO: ${NOT_A_FILE}` : code}`);
+      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `cannot open ${this.options.file}: ${code === 'ENXIO' ? `ENXIO: ${NOT_A_FILE}` : code === 'ELOOP' ? `ELOOP: ${A_LINK}` : code}`);
     }
     try {
       stat = fstatSync(fd);
@@ -68,7 +72,7 @@ export class RotatingFile {
     }
     this.fd = fd;
     this.size = stat.size;
-    this.watch.opened(stat.ino);
+    this.watch.opened(stat.dev, stat.ino);
   }
 
   /** Appends a chunk, rotating first when it would pass the size limit. Throws HADES_ERR_OUTPUT_FAILED. */

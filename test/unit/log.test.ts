@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -303,6 +303,21 @@ describe('logger: rate limit and failures', () => {
     assert.deepEqual(readLines(file).map((l) => l.msg), ['in the folder made again']);
     assert.equal(out.lines().length, 0, 'nothing fell back to the stream');
     assert.equal(log.stats().writeErrors, 0);
+  });
+
+  it('never writes through a symbolic link at its path, and falls back to the stream', () => {
+    const dir = freshDir();
+    const victim = join(dir, 'victim.sh');
+    writeFileSync(victim, 'ORIGINAL\n');
+    const file = join(dir, 'agent.log');
+    symlinkSync(victim, file);
+    const { log, out } = streamLogger({ file });
+    log.info('a line');
+    log.close();
+    assert.equal(readFileSync(victim, 'utf8'), 'ORIGINAL\n');
+    const lines = out.lines();
+    assert.match(lines[0].err.msg, /ELOOP/);
+    assert.equal(lines.at(-1).msg, 'a line');
   });
 
   it('falls back when writes fail (ENOSPC on /dev/full) and reports it once', { skip: !existsSync('/dev/full') }, () => {

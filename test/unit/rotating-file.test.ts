@@ -1,7 +1,7 @@
 // hades-test: runs alone (it mounts a small tmpfs to fill a disk)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -167,6 +167,29 @@ describe('RotatingFile', () => {
       closeSync(reader);
     }
     rf.close();
+  });
+
+  it('never writes through a symbolic link at its path: there at the start, or put there while it writes', (t) => {
+    const dir = folder();
+    mkdirSync(dir);
+    const victim = path.join(dir, 'victim.sh');
+    writeFileSync(victim, 'ORIGINAL\n');
+    const file = path.join(dir, 'alerts.ndjson');
+    symlinkSync(victim, file);
+    const linked = new RotatingFile({ file, maxBytes: 1 << 20, maxFiles: 1 });
+    assert.throws(() => linked.write(chunk(1)), outputFailed(/alerts\.ndjson: ELOOP: a symbolic link/));
+    linked.close();
+    unlinkSync(file);
+    t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    const rf = new RotatingFile({ file, maxBytes: 1 << 20, maxFiles: 1 });
+    rf.write(chunk(1));
+    // Swapped for a link while open: seen at the next check of the path, and refused.
+    rmSync(file);
+    symlinkSync(victim, file);
+    t.mock.timers.tick(6000);
+    assert.throws(() => rf.write(chunk(2)), outputFailed(/ELOOP/));
+    rf.close();
+    assert.equal(readFileSync(victim, 'utf8'), 'ORIGINAL\n');
   });
 
   it(
