@@ -237,8 +237,11 @@ export class ExecutableHasher implements PersistentHashes {
         opened = true;
         // The path may name another file by now, or the file may have changed since the exec.
         if (sameContent(identityOf(await handle.stat({ bigint: true })), version)) return handle;
-      } catch {
-        // not there (or gone): the next candidate
+      } catch (error) {
+        // Something other than a regular file at the path (a FIFO, a link: the driver's path has
+        // none) is another file than the one executed; not there (or gone): the next candidate.
+        const code = (error as { code?: string }).code;
+        if (code === 'HADES_ERR_FILE_NOT_REGULAR' || code === 'ELOOP') opened = true;
       }
       await handle?.close();
     }

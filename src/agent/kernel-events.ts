@@ -30,6 +30,7 @@ import { MAX_PER_FOLDER, SENSITIVE_FILES_MAX, SensitiveFiles, secretKey, type Se
 import type { Sequencer } from './sequencer.js';
 import { ProcessTree } from './tree.js';
 import { hooksFor } from './kernel-actions.js';
+import { DropReporter, type DropCount } from './pipeline/drops.js';
 
 export { KERNEL_ACTIONS, hooksFor, unseenActions } from './kernel-actions.js';
 
@@ -273,8 +274,9 @@ export class KernelEvents {
   /** The counters of the drivers before the running one, which counts from 0 again. */
   private earlierStats: DriverStats | undefined;
   private lastHello: DriverHello | undefined;
-  private reportedDrops = new Map<string, number>();
-  private dropsSince = new Date();
+  /** agent_drop reports from the counters (the kernel's read from the driver's, as old as those). */
+  private readonly drops = new DropReporter();
+  private lastStatsAt = Date.now();
   private events = 0;
   private queueHighWater = 0;
   private filters: KernelFilters;
@@ -685,6 +687,7 @@ export class KernelEvents {
 
   private onStats(stats: DriverStats): void {
     this.lastStats = addDriverStats(this.earlierStats, stats);
+    this.lastStatsAt = Date.now();
     const waiters = this.statsWaiters;
     this.statsWaiters = [];
     for (const w of waiters) w();
@@ -825,35 +828,33 @@ export class KernelEvents {
   /** Emits one agent_drop event per place and reason whose count grew since the last report. */
   private reportDrops(): void {
     const now = new Date();
-    const counts: [component: 'kernel' | 'agent', hook: string, reason: string, total: number][] = [];
+    const statsAt = new Date(this.lastStatsAt);
+    const counts: DropCount[] = [];
+    const kernel = (hook: string, reason: string, total: number) => counts.push({ component: 'kernel', hook, reason, total, asOf: statsAt });
+    const agent = (hook: string, reason: string, total: number) => counts.push({ component: 'agent', hook, reason, total });
     for (const [hook, c] of Object.entries(this.lastStats?.hooks ?? {})) {
-      for (const reason of ['dropped_ringbuf_full', 'dropped_state_full', 'dropped_rate_limit']) counts.push(['kernel', hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0]);
+      for (const reason of ['dropped_ringbuf_full', 'dropped_state_full', 'dropped_rate_limit']) kernel(hook, reason.replace(/^dropped_/, ''), c[reason] ?? 0);
       // file_open: fresh temporary files forgotten for newer ones (their later opens are not seen)
-      counts.push(['kernel', hook, 'evicted', c['evicted'] ?? 0]);
+      kernel(hook, 'evicted', c['evicted'] ?? 0);
       // Deduplicated in the kernel and counted: a connect's carried by a later event's
       // event.count; file_open's, a fresh temporary file read again by the same process.
-      counts.push(['kernel', hook, 'aggregated', c['suppressed'] ?? 0]);
+      kernel(hook, 'aggregated', c['suppressed'] ?? 0);
     }
     const loader = this.lastStats?.loader ?? {};
-    for (const [key, value] of Object.entries(loader)) if (key.startsWith('lost')) counts.push(['kernel', 'cn_proc', key, value]);
-    for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) counts.push(['agent', 'decoder', reason, this.decoder[reason]]);
-    counts.push(['agent', 'connect,accept,dns', 'shed', this.decoder.shed]);
-    counts.push(['agent', 'dns_query', 'aggregated', this.dnsAggregator.aggregated]);
+    for (const [key, value] of Object.entries(loader)) if (key.startsWith('lost')) kernel('cn_proc', key, value);
+    for (const reason of ['truncated', 'badSize', 'badVersion', 'unknownKind'] as const) agent('decoder', reason, this.decoder[reason]);
+    agent('connect,accept,dns', 'shed', this.decoder.shed);
+    agent('dns_query', 'aggregated', this.dnsAggregator.aggregated);
     // Security daemons beyond what the driver holds: signals to them are not seen.
-    if (this.daemons) counts.push(['agent', 'kill', 'daemon_not_protected', this.daemons.stats.notProtected]);
-    for (const [component, hook, reason, total] of counts) {
-      const key = `${component}/${hook}/${reason}`;
-      const delta = total - (this.reportedDrops.get(key) ?? 0);
-      if (delta <= 0) continue;
-      this.reportedDrops.set(key, total);
+    if (this.daemons) agent('kill', 'daemon_not_protected', this.daemons.stats.notProtected);
+    for (const drop of this.drops.diff(counts, now)) {
       const event = {
         ...this.builder.common('agent_drop', 'metric', ['host'], ['info'], 0),
         '@timestamp': isoFromNs(now.getTime() * 1e6),
-        hades: { backend: 'agent', drops: { component, hook, reason, count: delta, since: this.dropsSince.toISOString() } },
+        hades: { backend: 'agent', drops: drop },
       } as unknown as EventOf<'agent_drop'>;
       this.deliver(event);
     }
-    this.dropsSince = now;
   }
 }
 

@@ -295,7 +295,18 @@ export class ProcessTree {
 
   private put(node: ProcessNode): ProcessNode {
     const previous = this.nodes.get(node.pid);
-    if (previous) this.remove(previous);
+    if (previous) {
+      // Its pid is another process's now: the one it named is gone, whatever exit was missed.
+      previous.exited = true;
+      if (previous.children > 0) {
+        // Descendants still name it in their ancestry (a dropper's child, which forked the
+        // payload and exited): it leaves the map but keeps its link up, and goes with its last
+        // descendant. Removed whole, it would cut every ancestry below it at itself.
+        this.nodes.delete(node.pid);
+      } else {
+        this.remove(previous);
+      }
+    }
     this.nodes.set(node.pid, node);
     this.link(node);
     // Full: /proc is looked at again once a quarter of the tree was replaced.

@@ -271,6 +271,20 @@ describe('DropReporter', () => {
     ]);
   });
 
+  it('dates the drops of a counter read late from when it was last read, not from the late report', () => {
+    const reporter = new DropReporter();
+    const read = (total: number, at: string): DropCount => ({ component: 'kernel', hook: 'exec', reason: 'ringbuf_full', total, asOf: new Date(at) });
+    reporter.diff([read(0, '2026-01-01T00:00:10.000Z')], new Date('2026-01-01T00:00:10.000Z'));
+    // The agent stopped from 00:00:12 to 00:00:40: its report at 00:00:41 still has the counters of
+    // 00:00:10, those of 00:00:41 come in after it, and the next report (00:00:51) has them.
+    assert.deepEqual(reporter.diff([read(0, '2026-01-01T00:00:10.000Z')], new Date('2026-01-01T00:00:41.000Z')), []);
+    assert.deepEqual(reporter.diff([read(500, '2026-01-01T00:00:41.000Z')], new Date('2026-01-01T00:00:51.000Z')), [
+      { component: 'kernel', hook: 'exec', reason: 'ringbuf_full', count: 500, since: '2026-01-01T00:00:10.000Z' },
+    ]);
+    // A reading older than the last one is left out.
+    assert.deepEqual(reporter.diff([read(900, '2026-01-01T00:00:30.000Z')], new Date('2026-01-01T00:01:01.000Z')), []);
+  });
+
   it('keeps counters of different components apart', () => {
     const reporter = new DropReporter();
     const out = reporter.diff([

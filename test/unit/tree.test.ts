@@ -155,6 +155,28 @@ describe('process tree', () => {
     assert.deepEqual(tree.ancestors(300, 8).map((n) => n.pid), [100, 50, 1]);
   });
 
+  it('keeps the whole ancestry of a payload whose exited parent\'s pid was reused before it executed', () => {
+    const tree = new ProcessTree('h', 1024);
+    tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);
+    tree.fork(1, 10, 2e7, 'init');
+    tree.exec(10, 1, 2e7, 'python3', '/usr/bin/python3', ['python3', 'dropper.py']);
+    tree.fork(10, 11, 3e7, 'python3');
+    tree.exec(11, 10, 3e7, 'true', '/bin/true', ['true']);
+    tree.fork(11, 12, 4e7, 'true');
+    tree.exit(11, 3e7);
+    tree.exit(10, 2e7);
+    // Pid 11 is reused by another process before the payload (12) executes.
+    tree.fork(1, 11, 5e7, 'init');
+    tree.exec(11, 1, 5e7, 'cron', '/usr/sbin/cron', ['cron']);
+    tree.exec(12, 1, 4e7, 'sleep', '/bin/sleep', ['sleep', '9']);
+    assert.deepEqual(tree.ancestors(12, 8).map((n) => `${n.name}(${n.pid})`), ['true(11)', 'python3(10)', 'init(1)']);
+    assert.equal(tree.get(11)?.name, 'cron');
+    // The payload's exit lets the chain go.
+    tree.exit(12, 4e7);
+    assert.equal(tree.get(10), undefined);
+    assert.deepEqual(tree.ancestors(11, 8).map((n) => n.pid), [1]);
+  });
+
   it('names the parent a process had, not a later process its pid was reused by', () => {
     const tree = new ProcessTree('h', 1024);
     tree.exec(1, 0, 1e7, 'init', '/sbin/init', ['init']);

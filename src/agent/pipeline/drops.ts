@@ -10,6 +10,11 @@ export interface DropCount {
   readonly hook: string;
   readonly reason: string;
   readonly total: number;
+  /**
+   * When the total was read, if not now: a counter learnt from another process's report (the
+   * driver's counters every few seconds) is as old as that report.
+   */
+  readonly asOf?: Date;
 }
 
 export interface DropReport {
@@ -21,23 +26,31 @@ export interface DropReport {
 }
 
 export class DropReporter {
-  private readonly reported = new Map<string, number>();
-  private since = new Date();
+  /** Each counter's total at its last reading, and when that was. */
+  private readonly reported = new Map<string, { total: number; at: Date }>();
+  private readonly start = new Date();
 
-  /** The reports for counters that grew since the previous call. */
+  /**
+   * The reports for counters that grew since their previous reading. A report's `since` is when
+   * the counter was last read below its new total: its drops happened between then and the new
+   * reading, however late the report is made (an agent held up reports its blind time as a
+   * period from before it, not from the late report).
+   */
   diff(counts: Iterable<DropCount>, now = new Date()): DropReport[] {
     const out: DropReport[] = [];
-    const since = this.since.toISOString();
-    for (const { component, hook, reason, total } of counts) {
+    for (const { component, hook, reason, total, asOf } of counts) {
       const key = `${component}/${hook}/${reason}`;
-      const previous = this.reported.get(key) ?? 0;
+      const previous = this.reported.get(key);
+      const at = asOf ?? now;
+      // A reading older than the last one (a late report of a restarted counter) teaches nothing.
+      if (previous !== undefined && at < previous.at) continue;
+      const before = previous?.total ?? 0;
       // A counter that went down was started afresh (a restarted plugin, rebuilt outputs).
-      const delta = total >= previous ? total - previous : total;
-      this.reported.set(key, total);
+      const delta = total >= before ? total - before : total;
+      this.reported.set(key, { total, at });
       if (delta <= 0) continue;
-      out.push({ component, hook, reason, count: delta, since });
+      out.push({ component, hook, reason, count: delta, since: (previous?.at ?? this.start).toISOString() });
     }
-    this.since = now;
     return out;
   }
 }

@@ -142,7 +142,8 @@ export const Ancestor = Obj(
   'One ancestor process.',
 );
 
-export const Credentials = (description: string) =>
+/** Credentials; `capabilities` only where the producer reads them (privilege changes: exec events have process.thread.capabilities). */
+export const Credentials = (description: string, withCapabilities = true) =>
   Obj(
     {
       uid: Count('Real user id.'),
@@ -153,7 +154,7 @@ export const Credentials = (description: string) =>
       sgid: Opt(Count('Saved group id.')),
       fsuid: Opt(Count('File-system user id.')),
       fsgid: Opt(Count('File-system group id.')),
-      capabilities: Opt(Type.Array(Str('Capability name such as CAP_SYS_ADMIN.', 32), { description: 'Effective capabilities.' })),
+      ...(withCapabilities ? { capabilities: Opt(Type.Array(Str('Capability name such as CAP_SYS_ADMIN.', 32), { description: 'Effective capabilities.' })) } : {}),
     },
     description,
   );
@@ -270,7 +271,7 @@ export const HadesProcess = Obj(
     ),
     fileless: Opt(Type.Boolean({ description: 'True when the executable lives in memory (memfd) or was deleted.' })),
     login_uid: Opt(Count('Audit login uid (the user who logged in, kept across su and sudo).')),
-    credentials: Opt(Credentials('All credentials, including file-system ids.')),
+    credentials: Opt(Credentials('All credentials, including file-system ids (the capabilities are in process.thread.capabilities).', false)),
     hash_status: Opt(Words(['ok', 'too_large', 'unreadable', 'replaced', 'pending', 'disabled'], 'Why process.hash is absent (pending: still being computed when the event left, later events of the same file carry it; replaced: the file at the path is no longer the one executed), or ok.')),
     copy_of: Opt(
       CopyOf(
