@@ -476,8 +476,8 @@ export const errorCatalog = {
   },
   HADES_ERR_CMDB: {
     kind: 'input',
-    summary: 'The CMDB file could not be read (missing, unreadable, a folder, larger than 64 MiB) or parsed (a broken CSV or JSON, text that is not UTF-8, a row without a name or address, an address that is not an IP address, a control character in a name or address, two different rows for one host); host metadata stays as it was. As a warning: values whose control characters were replaced by spaces.',
-    remedy: 'Fix the file (CSV with a header row, or a JSON array of objects; docs/architecture.md, CMDB) where the message says; it is read again when it changes.',
+    summary: 'The CMDB file could not be read (missing, unreadable, a folder, larger than 64 MiB) or parsed (a broken CSV or JSON, text that is not UTF-8, a row without a name or address, an address that is not an IP address, a control character in a name or address, two different rows for one host), or holds no host (empty, a header alone, [], a file caught while being rewritten in place); host metadata stays as it was. As a warning: values whose control characters were replaced by spaces.',
+    remedy: 'Fix the file (CSV with a header row, or a JSON array of objects; docs/architecture.md, CMDB) where the message says; it is read again when it changes. Write a new CMDB to another name and rename it into place. To run without one, take cmdb.file out of the configuration.',
   },
   // Rules
   HADES_ERR_RULE_TOO_LARGE: {

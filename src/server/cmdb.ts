@@ -106,6 +106,11 @@ export function parseCmdb(text: string, file: string): ParsedCmdb {
       if (twice !== undefined) throw new HadesError('HADES_ERR_CMDB', `${file}: the CSV header names the column '${twice}' twice`);
     }
   }
+  // No host at all: an empty file, one holding only a byte order mark or blank lines, a header,
+  // `[]`, or a file caught while it is being written again in place (`>`, cp, an export job),
+  // which the poll sees for a moment. Loaded, it would take the place of the last good one and
+  // the events stored meanwhile would lose their hades.cmdb for good.
+  if (rows.length === 0) throw new HadesError('HADES_ERR_CMDB', `${file}: holds no host (empty, or caught while being written: write a CMDB to another name and rename it into place); the previous content stays. To run without a CMDB, take cmdb.file out of the configuration`);
   const byName = new Map<string, HostMetadata>();
   const byAddress = new Map<string, HostMetadata>();
   const shared = new Set<string>();
