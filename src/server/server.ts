@@ -1015,7 +1015,7 @@ export class HadesServer {
         if (byAgent.size === 0) byAgent.set('', []); // nothing matched: the counts still go in
         let counts: { evaluated: number; errors: readonly string[] } = found;
         for (const [agentId, matches] of byAgent) {
-          detector.raise(agentId, matches, Date.now(), counts);
+          detector.raise(agentId, matches, Date.now(), counts, true);
           counts = { evaluated: 0, errors: [] };
         }
         // The chunk's alerts are written: the mark may pass it, and no further.

@@ -230,6 +230,28 @@ describe('alerts: detection', () => {
     }
   });
 
+  it('raises nothing again for events matched again after a restart, whatever the window (the detection mark lags)', async () => {
+    for (const dedupWindowMs of [0, 600_000]) {
+      const { detector, published, ingest, store } = setup(RULES, { dedupWindowMs });
+      await detector.start();
+      try {
+        const first = [webShell(T0), webShell(T0 + 1000)];
+        ingest(first);
+        const before = published.length;
+        // The same events, replayed after a kill that came before the mark was saved.
+        detector.process('agent-1', first, Date.now(), true);
+        assert.equal(published.length, before, `window ${dedupWindowMs}: nothing published again`);
+        const counts = store.search({ since: 0, limit: 10 }).alerts.map((a) => a.count);
+        assert.equal(counts.reduce((a, b) => a + b, 0), 2, `window ${dedupWindowMs}: counted once each (${counts.join(',')})`);
+        // A replayed event no alert holds (its matching was what the kill interrupted) raises or folds as ever.
+        detector.process('agent-1', [webShell(T0 + 2000)], Date.now(), true);
+        assert.equal(published.length, before + (dedupWindowMs === 0 ? 1 : 0));
+      } finally {
+        detector.close();
+      }
+    }
+  });
+
   it('folds nothing with a window of 0, and no late event into an alert that began long after it', async () => {
     const none = setup(RULES, { dedupWindowMs: 0 });
     await none.detector.start();

@@ -96,6 +96,8 @@ interface RaisedBatch {
   readonly agentId: string;
   readonly matches: readonly Match[];
   readonly arrived: number;
+  /** Events stored before the last stop and matched again (alerts/mark.ts): some of them raised their alerts then. */
+  readonly replayed?: boolean;
 }
 
 /** Reads a dotted field (`process.parent.name`) of an event. */
@@ -299,7 +301,7 @@ export class Detector {
    * `remote`). Never throws: a failure on one event is logged and counted, and the others still
    * run.
    */
-  process(agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number): void {
+  process(agentId: string, events: readonly Readonly<Record<string, unknown>>[], arrived: number, replayed = false): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === undefined) return;
     const matches: Match[] = [];
@@ -311,7 +313,7 @@ export class Detector {
         errors.push(toHadesError(error).message);
       }
     }
-    this.raise(agentId, matches, arrived, { evaluated: events.length, errors });
+    this.raise(agentId, matches, arrived, { evaluated: events.length, errors }, replayed);
   }
 
   /**
@@ -319,9 +321,9 @@ export class Detector {
    * `evaluated` events were run through the rules, and the engine failed on `errors`. Never
    * throws.
    */
-  raise(agentId: string, matches: readonly Match[], arrived: number, counts: { readonly evaluated: number; readonly errors: readonly string[] }): void {
+  raise(agentId: string, matches: readonly Match[], arrived: number, counts: { readonly evaluated: number; readonly errors: readonly string[] }, replayed = false): void {
     this.#count(counts);
-    if (matches.length > 0) this.#write([{ agentId, matches, arrived }]);
+    if (matches.length > 0) this.#write([{ agentId, matches, arrived, replayed }]);
   }
 
   /**
@@ -357,11 +359,11 @@ export class Detector {
     const published: Alert[] = [];
     try {
       this.#options.store.batch(() => {
-        for (const { agentId, matches, arrived } of batches) {
+        for (const { agentId, matches, arrived, replayed = false } of batches) {
           for (const match of matches) {
             this.#matches++;
             try {
-              const alert = this.#raise(agentId, match, arrived);
+              const alert = this.#raise(agentId, match, arrived, replayed);
               if (alert !== undefined) published.push(alert);
             } catch (error) {
               this.#fail('alert creation failed', error);
@@ -385,7 +387,7 @@ export class Detector {
   }
 
   /** The new alert, or undefined when the match was suppressed or folded into an open alert. */
-  #raise(agentId: string, match: Match, arrived: number): Alert | undefined {
+  #raise(agentId: string, match: Match, arrived: number, replayed: boolean): Alert | undefined {
     const { store } = this.#options;
     const event = match.event;
     // Who the server knows sent it (the agent of the certificate, the name it enrolled with), not
@@ -404,6 +406,13 @@ export class Detector {
     // alert of any age); a window of 0 folds nothing.
     const window = this.#options.dedupWindowMs;
     const now = this.#now();
+    // An event matched again after a restart whose alert was raised before it (the detection mark
+    // lags by up to a second): nothing new, whatever the window (with a window of 0, or an alert
+    // whose own window has closed, fold would raise it a second time and send it out again).
+    if (replayed && store.holds(key, eventTime, event)) {
+      this.#deduplicated++;
+      return undefined;
+    }
     if (window > 0 && store.fold(key, eventTime - window, eventTime, event, this.#options.maxEvents, eventTime + window, now)) {
       this.#deduplicated++;
       return undefined;

@@ -7,7 +7,7 @@
  * Batches are marked pending from their commit until their matching ends; the mark is the rowid
  * before the oldest pending batch (or the last rowid committed when none is pending), written to
  * the database at most once every `saveEveryMs` and at stop, so it may lag: replayed events that
- * had been matched fold into their open alerts (deduplication) rather than raise new ones.
+ * had been matched are found among their alerts' events (AlertStore.holds) and raise nothing.
  */
 import type { Statement } from 'better-sqlite3';
 import { HadesError } from '../../common/errors.js';

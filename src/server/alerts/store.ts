@@ -291,6 +291,7 @@ export class AlertStore {
   readonly #get: Statement<[string], AlertRow>;
   #related: Statement<[string, number, number, number, number], { seq: number; id: string; time: number; status: string; procs: string | null }> | undefined;
   #relatedDoc: Statement<[number]> | undefined;
+  #holds: Statement<[string, number, number, string]> | undefined;
   readonly #suppressions: Statement<[number], SuppressionRow>;
   readonly #hit: Statement<[string]>;
   /** Active suppressions, refreshed when they change and when one expires. */
@@ -349,6 +350,19 @@ export class AlertStore {
       JSON.stringify(alert.events.map(identity)),
       packProcesses(processesOf(alert.events)),
     );
+  }
+
+  /**
+   * Whether an alert of this key, open or not, already keeps this very event (its agent and
+   * event id) among its events: an event stored before a stop and matched again after it.
+   * An alert that kept `max_events` events already counted later ones without keeping them:
+   * such a replayed event adds one to its count.
+   */
+  holds(dedupKey: string, eventTime: number, event: Readonly<Record<string, unknown>>): boolean {
+    const id = identity(event);
+    if (id === null) return false;
+    this.#holds ??= this.#db.prepare('SELECT 1 FROM alerts WHERE dedup_key = ? AND last_seen >= ? AND time <= ? AND instr(kept, ?) > 0 LIMIT 1');
+    return this.#holds.get(dedupKey, eventTime, eventTime, JSON.stringify(id)) !== undefined;
   }
 
   /**
