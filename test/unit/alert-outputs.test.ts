@@ -1555,6 +1555,34 @@ describe('alert outputs: syslog', () => {
     }
   });
 
+  it('holds, of each alert written and not acknowledged, its frame and its ids: not the alert nor its JSON', async () => {
+    // Alerts of about 200 kB of JSON each (their events), cut to max_message_bytes: the bound of
+    // the held alerts (1,024 and 4 MiB) is about their frames, so a held alert must keep nothing
+    // more of any size. Before, each kept the alert and its JSON until acknowledged.
+    const receiver = new StreamReceiver();
+    const port = await receiver.start();
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${port}, timeout_ms: 60000 } } ] }`);
+    // Readings that see nothing acknowledged: every alert written stays held.
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', { unacknowledged: async () => 1 << 30 });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 100, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      const alerts = Array.from({ length: 20 }, (_, i) => makeAlert({ events: Array.from({ length: 10 }, (_, j) => ({ process: { args: [`${'x'.repeat(20_000)}${i}-${j}`] } })) }));
+      assert.ok(JSON.stringify(alerts[0]).length > 200_000);
+      for (const alert of alerts) queue.push({ alert, json: JSON.stringify(alert) });
+      await waitFor('all twenty written and held', () => queue.unacknowledged === alerts.length);
+      await waitFor('all twenty read', () => receiver.messages.length === alerts.length);
+      const held = transport['held'].heldAlerts();
+      const kept = held.map((entry) => JSON.stringify(entry.item).length);
+      assert.ok(kept.every((chars) => chars < 200), `held besides their frames: ${kept.join(', ')} characters of JSON`);
+      assert.deepEqual(held.map((entry) => entry.item), alerts.map((a) => ({ id: a.id, rule: a.rule.id })));
+      for (const entry of held) assert.ok(entry.frame.length <= config!.syslog!.max_message_bytes + 5, `a frame of ${entry.frame.length} bytes`);
+      assert.equal(transport['held'].bytes, held.reduce((sum, entry) => sum + entry.frame.length, 0));
+    } finally {
+      await queue.close();
+      await receiver.close();
+    }
+  });
+
   it('says at close how many written alerts the receiver had not acknowledged, and counts them as dropped', async () => {
     const sockets: net.Socket[] = [];
     // A receiver that reads nothing: its window fills and the rest stays unacknowledged.

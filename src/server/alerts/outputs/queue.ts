@@ -12,7 +12,7 @@
 import type { AlertOutputRetryConfig } from '../../../common/config/alert-outputs.js';
 import { toHadesError, type ErrorCode, type HadesError } from '../../../common/errors.js';
 import type { Logger } from '../../../runtime/log.js';
-import { scopeOf, type AlertTransport, type QueuedAlert } from './transport.js';
+import { scopeOf, type AlertRef, type AlertTransport, type QueuedAlert } from './transport.js';
 
 export interface OutputCounters {
   /** Alerts the receiver accepted (for a transport that holds alerts, once it acknowledged them). */
@@ -95,7 +95,7 @@ export class OutputQueue {
     this.random = options.random ?? Math.random;
     transport.hold?.({
       acknowledged: (count) => this.acknowledged(count),
-      givenUp: (item, error, attempts) => this.heldGivenUp(item, error, attempts),
+      givenUp: (alert, error, attempts) => this.heldGivenUp(alert, error, attempts),
       connectionLost: (error) => this.connectionLost(error),
     });
   }
@@ -270,11 +270,11 @@ export class OutputQueue {
     this.notifyIdle();
   }
 
-  private heldGivenUp(item: QueuedAlert, error: HadesError, attempts: number): void {
+  private heldGivenUp(alert: AlertRef, error: HadesError, attempts: number): void {
     if (this.closed) return;
     this.held--;
     this.counters.failed++;
-    this.options.log.error(`alert output '${this.options.name}': alert given up`, { code: error.code, error, alert_id: item.alert.id, rule: item.alert.rule.id, attempts });
+    this.options.log.error(`alert output '${this.options.name}': alert given up`, { code: error.code, error, alert_id: alert.id, rule: alert.rule, attempts });
     this.notifyIdle();
   }
 

@@ -30,7 +30,7 @@ import type { HadesError } from '../../../common/errors.js';
 import type { Alert } from '../types.js';
 import { ResendBuffer } from './resend.js';
 import { unacknowledgedBytes, type Unacknowledged } from './tcp-acks.js';
-import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
+import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertRef, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
 
 /** Syslog severities of alert severities. */
 export const SYSLOG_SEVERITY: Readonly<Record<string, number>> = { critical: 2, high: 3, medium: 4, low: 5, info: 6 };
@@ -60,9 +60,11 @@ const UDP_PROBE_WAIT_MS = 1000;
  */
 export const STREAM_CONFIRM_WAIT_MS = 100;
 /**
- * Alerts, and bytes of them, held written and unacknowledged (ResendBuffer); past either, a
- * delivery waits for acknowledgements. With a reading every ACK_POLL_URGENT_MS while it waits,
- * an output passes up to about 2,000 alerts (8 MiB) a second to a receiver that keeps up.
+ * Alerts, and bytes of their frames, held written and unacknowledged (ResendBuffer); past
+ * either, a delivery waits for acknowledgements. A held alert keeps its frame and its ids
+ * (AlertRef), never the alert nor its JSON, so these bound the memory held alerts take. With
+ * a reading every ACK_POLL_URGENT_MS while it waits, an output passes up to about 2,000 alerts
+ * (8 MiB) a second to a receiver that keeps up.
  */
 export const HELD_MAX_ALERTS = 1024;
 export const HELD_MAX_BYTES = 4 * 1024 * 1024;
@@ -225,7 +227,8 @@ export class SyslogTransport implements AlertTransport {
   private readonly tls: TlsMaterial | undefined;
   private readonly inFlight = new InFlight();
   private link: Link | undefined;
-  private readonly held: ResendBuffer<QueuedAlert>;
+  /** The frames written and not acknowledged, each with its alert's ids only (AlertRef): what HELD_MAX_BYTES bounds is all they take. */
+  private readonly held: ResendBuffer<AlertRef>;
   private listener: HoldListener | undefined;
   /** Settles the delivery waiting for room in `held`. */
   private roomWaiter: ((error?: HadesError) => void) | undefined;
@@ -287,7 +290,7 @@ export class SyslogTransport implements AlertTransport {
       // The acknowledgements of this connection cannot be read: written is all that can be known.
       if (link.readable === false) return;
       const wasEmpty = this.held.size === 0;
-      if (!this.held.hold(item, frame, end)) return;
+      if (!this.held.hold({ id: item.alert.id, rule: item.alert.rule.id }, frame, end)) return;
       if (wasEmpty) link.lastProgressAt = performance.now();
       this.schedule(link);
       return 'held';

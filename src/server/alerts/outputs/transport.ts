@@ -22,6 +22,17 @@ export interface QueuedAlert {
   readonly json: string;
 }
 
+/**
+ * What a transport keeps of an alert it holds (HoldListener) besides the bytes it wrote: what
+ * logs name the alert by. Never the alert nor its JSON, which can be a thousand times larger
+ * than the message written (cut to the receiver's size limit).
+ */
+export interface AlertRef {
+  readonly id: string;
+  /** The rule's id. */
+  readonly rule: string;
+}
+
 export interface AlertTransport {
   /** Where alerts go, safe to log: the origin of a URL (never its path), host:port, a file path. */
   readonly target: string;
@@ -55,7 +66,7 @@ export interface HoldListener {
   /** `count` held alerts, the oldest, were acknowledged (or can no longer be followed, and count as delivered). */
   acknowledged(count: number): void;
   /** A held alert is given up: `attempts` connections it was the oldest unacknowledged alert of died. */
-  givenUp(item: QueuedAlert, error: HadesError, attempts: number): void;
+  givenUp(alert: AlertRef, error: HadesError, attempts: number): void;
   /** The connection died with held alerts while no delivery was in flight (one in flight fails with the error instead). */
   connectionLost(error: HadesError): void;
 }
