@@ -25,7 +25,7 @@ import { backoffDelay, OutputQueue } from '../../src/server/alerts/outputs/queue
 import { ResendBuffer } from '../../src/server/alerts/outputs/resend.js';
 import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
 import { procEnd, unacknowledgedBytes, unacknowledgedIn } from '../../src/server/alerts/outputs/tcp-acks.js';
-import { checkAlertOutputFiles, scopeOf } from '../../src/server/alerts/outputs/transport.js';
+import { checkAlertOutputFiles, queuedAlert, scopeOf } from '../../src/server/alerts/outputs/transport.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { Pki, x509 } from '../../src/server/pki.js';
 import { HadesServer } from '../../src/server/server.js';
@@ -518,8 +518,8 @@ describe('alert outputs: the queue', () => {
       close: () => Promise.resolve(),
     };
     const sink = new LogSink();
-    const queue = new OutputQueue(transport, { name: 'q', capacity: 1000, maxChars: 1000, maxAttempts: 3, backoffMs: 10, backoffMaxMs: 10, log: logger(sink) });
-    const item = (tag: string, chars: number) => ({ alert: makeAlert(), json: tag.padEnd(chars, '.') });
+    const queue = new OutputQueue(transport, { name: 'q', capacity: 1000, maxBytes: 1000, maxAttempts: 3, backoffMs: 10, backoffMaxMs: 10, log: logger(sink) });
+    const item = (tag: string, chars: number) => ({ ...queuedAlert(makeAlert()), json: tag.padEnd(chars, '.'), bytes: chars });
     // The first is being delivered; 300 + 300 + 300 wait; a fourth of 300 pushes the oldest out.
     for (const tag of ['a', 'b', 'c', 'd', 'e']) queue.push(item(tag, 300));
     assert.equal(queue.counters.dropped, 1);
@@ -538,6 +538,43 @@ describe('alert outputs: the queue', () => {
     assert.deepEqual(delivered.map((json) => json[0]), ['a', 'g']);
     assert.equal(queue.queued, 0);
     await queue.close();
+  });
+  it('keeps of a queued alert its JSON and a few short fields, nothing of the alert itself', () => {
+    const alert = makeAlert({ events: Array.from({ length: 5 }, (_, i) => ({ process: { args: [`${'x'.repeat(10_000)}${i}`] } })) });
+    const item = queuedAlert(alert);
+    assert.equal(item.json, JSON.stringify(alert));
+    assert.equal(item.bytes, item.json.length);
+    assert.deepEqual(item.head, { id: alert.id, '@timestamp': alert['@timestamp'], count: 1, rule: { id: alert.rule.id, severity: 'critical' }, host: alert.host });
+    // None of the alert's objects is reachable from it, and besides the JSON it keeps a few short strings.
+    const objects = (root: unknown): Set<object> => {
+      const seen = new Set<object>();
+      const walk = (value: unknown): void => {
+        if (value === null || typeof value !== 'object' || seen.has(value)) return;
+        seen.add(value);
+        for (const child of Object.values(value)) walk(child);
+      };
+      walk(root);
+      return seen;
+    };
+    const ofAlert = objects(alert);
+    assert.ok([...objects(item)].every((o) => !ofAlert.has(o)), 'an object of the alert is kept');
+    assert.ok(JSON.stringify(item.head).length < 300);
+    const wide = makeAlert({ message: '日本' });
+    assert.equal(queuedAlert(wide).bytes, 2 * JSON.stringify(wide).length, 'V8 keeps it two bytes a character');
+  });
+
+  it('counts against queue_mb the memory an alert\'s JSON takes: two bytes a character when one is beyond U+00FF', async () => {
+    // A receiver that refuses: the first alert is being delivered, the others wait.
+    const port = await freePort();
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, queue_mb: 1, retry: { max_attempts: 0, backoff_ms: 60000, backoff_max_ms: 60000 }, webhook: { url: "http://127.0.0.1:${port}/in" } } ] }`);
+    // 300,000 characters each, which V8 keeps as 600 kB: one waits within 1 MiB, not two.
+    const wide = () => makeAlert({ message: `日${'x'.repeat(300_000)}` });
+    for (let i = 0; i < 4; i++) outputs.send(wide());
+    assert.deepEqual({ queued: statsOf(outputs, 'w').queued, dropped: statsOf(outputs, 'w').dropped }, { queued: 2, dropped: 2 });
+    // Latin-1 only: one byte a character, three wait.
+    const narrow = create(`alerts: { outputs: [ { name: w, type: webhook, queue_mb: 1, retry: { max_attempts: 0, backoff_ms: 60000, backoff_max_ms: 60000 }, webhook: { url: "http://127.0.0.1:${port}/in" } } ] }`);
+    for (let i = 0; i < 4; i++) narrow.send(makeAlert({ message: `é${'x'.repeat(300_000)}` }));
+    assert.deepEqual({ queued: statsOf(narrow, 'w').queued, dropped: statsOf(narrow, 'w').dropped }, { queued: 4, dropped: 0 });
   });
 });
 
@@ -1050,7 +1087,7 @@ describe('alert outputs: syslog', () => {
     (dgram as { createSocket: unknown }).createSocket = () => new FarSocket();
     const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: 514 } } ] }`);
     const transport = new SyslogTransport('s', config!.syslog!);
-    const deliver = (alert: Alert) => transport.deliver({ alert, json: JSON.stringify(alert) });
+    const deliver = (alert: Alert) => transport.deliver(queuedAlert(alert));
     const refused = (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_REFUSED';
     try {
       const [first, second, third] = [makeAlert(), makeAlert(), makeAlert()];
@@ -1104,7 +1141,7 @@ describe('alert outputs: syslog', () => {
     // Material OpenSSL refuses, as creation would have: tls.connect throws it.
     (transport as unknown as { tls: object }).tls = { cert: Buffer.from('not a pem'), key: Buffer.from('not a pem'), rejectUnauthorized: true };
     const alert = makeAlert();
-    await assert.rejects(transport.deliver({ alert, json: JSON.stringify(alert) }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && scopeOf(e) === 'receiver');
+    await assert.rejects(transport.deliver(queuedAlert(alert)), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && scopeOf(e) === 'receiver');
     await transport.close();
   });
 
@@ -1180,7 +1217,7 @@ describe('alert outputs: syslog', () => {
     try {
       const alert = makeAlert();
       const start = Date.now();
-      queue.push({ alert, json: JSON.stringify(alert) });
+      queue.push(queuedAlert(alert));
       await waitFor('a failed attempt', () => queue.counters.failed_attempts >= 1);
       assert.ok(Date.now() - start < 1000, `after ${Date.now() - start} ms`);
       assert.equal(queue.lastError?.code, 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
@@ -1474,7 +1511,7 @@ describe('alert outputs: syslog', () => {
     try {
       const alerts = Array.from({ length: 500 }, () => makeAlert());
       const start = Date.now();
-      for (const alert of alerts) queue.push({ alert, json: JSON.stringify(alert) });
+      for (const alert of alerts) queue.push(queuedAlert(alert));
       await waitFor('all 500 handed over', () => queue.queued === queue.unacknowledged, 20_000);
       const handedMs = Date.now() - start;
       await waitFor('all 500 acknowledged', () => queue.counters.sent === 500, 20_000);
@@ -1507,7 +1544,7 @@ describe('alert outputs: syslog', () => {
       const push = (count: number) => {
         for (let i = 0; i < count; i++) {
           const alert = makeAlert();
-          queue.push({ alert, json: JSON.stringify(alert) });
+          queue.push(queuedAlert(alert));
         }
       };
       push(5);
@@ -1541,7 +1578,7 @@ describe('alert outputs: syslog', () => {
     try {
       for (let i = 0; i < 5; i++) {
         const alert = makeAlert();
-        queue.push({ alert, json: JSON.stringify(alert) });
+        queue.push(queuedAlert(alert));
       }
       await waitFor('the five released', () => queue.counters.sent === 5, 5000);
       // Past timeout_ms: a reading left in flight for good would have had the connection closed and its alerts sent again.
@@ -1568,7 +1605,7 @@ describe('alert outputs: syslog', () => {
     try {
       const alerts = Array.from({ length: 20 }, (_, i) => makeAlert({ events: Array.from({ length: 10 }, (_, j) => ({ process: { args: [`${'x'.repeat(20_000)}${i}-${j}`] } })) }));
       assert.ok(JSON.stringify(alerts[0]).length > 200_000);
-      for (const alert of alerts) queue.push({ alert, json: JSON.stringify(alert) });
+      for (const alert of alerts) queue.push(queuedAlert(alert));
       await waitFor('all twenty written and held', () => queue.unacknowledged === alerts.length);
       await waitFor('all twenty read', () => receiver.messages.length === alerts.length);
       const held = transport['held'].heldAlerts();

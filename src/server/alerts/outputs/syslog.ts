@@ -27,10 +27,9 @@ import { hostname as osHostname } from 'node:os';
 import tls from 'node:tls';
 import { SYSLOG_FACILITIES, type SyslogFacility, type SyslogOutputConfig } from '../../../common/config/alert-outputs.js';
 import type { HadesError } from '../../../common/errors.js';
-import type { Alert } from '../types.js';
 import { ResendBuffer } from './resend.js';
 import { unacknowledgedBytes, type Unacknowledged } from './tcp-acks.js';
-import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertRef, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
+import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertHead, type AlertRef, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
 
 /** Syslog severities of alert severities. */
 export const SYSLOG_SEVERITY: Readonly<Record<string, number>> = { critical: 2, high: 3, medium: 4, low: 5, info: 6 };
@@ -105,13 +104,13 @@ export interface SyslogMessage {
   readonly truncated: boolean;
 }
 
-/** The RFC 5424 message of an alert; `json` is the alert as JSON. */
-export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): SyslogMessage {
+/** The RFC 5424 message of an alert; `json` is the alert as JSON, `alert` (the alert or its head) gives the header. */
+export function formatSyslog(alert: AlertHead, json: string, format: SyslogFormat): SyslogMessage {
   let header = headerOf(alert, format, SD_VALUE_CHARS);
   let msg = asciiJson(json);
   if (Buffer.byteLength(header) + msg.length <= format.maxBytes) return { bytes: Buffer.from(header + msg), truncated: false };
   // The triggering events are most of a large alert, and the alert is still valid JSON without them.
-  msg = asciiJson(JSON.stringify({ ...alert, events: [] }));
+  msg = asciiJson(JSON.stringify({ ...(JSON.parse(json) as Record<string, unknown>), events: [] }));
   if (Buffer.byteLength(header) + msg.length > format.maxBytes) {
     // Only the MSG is cut, so that the structured data stays whole; its values are shortened
     // only as far as needed to leave the MSG room for the start of the alert (its id).
@@ -132,7 +131,7 @@ export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): 
 }
 
 /** HEADER, STRUCTURED-DATA and the space before MSG, each structured data value cut to `valueChars` characters. */
-function headerOf(alert: Alert, format: SyslogFormat, valueChars: number): string {
+function headerOf(alert: AlertHead, format: SyslogFormat, valueChars: number): string {
   const pri = SYSLOG_FACILITIES.indexOf(format.facility) * 8 + (SYSLOG_SEVERITY[alert.rule.severity] ?? 6);
   const time = new Date(alert['@timestamp']);
   const timestamp = Number.isNaN(time.getTime()) ? new Date().toISOString() : time.toISOString();
@@ -271,7 +270,7 @@ export class SyslogTransport implements AlertTransport {
 
   async deliver(item: QueuedAlert): Promise<void | 'held'> {
     if (this.closed) throw failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the output is closed`, 'receiver');
-    const message = formatSyslog(item.alert, item.json, this.format);
+    const message = formatSyslog(item.head, item.json, this.format);
     if (this.config.transport === 'udp') {
       await this.sendDatagram(message.bytes);
       if (message.truncated) this.truncated++;
@@ -290,7 +289,7 @@ export class SyslogTransport implements AlertTransport {
       // The acknowledgements of this connection cannot be read: written is all that can be known.
       if (link.readable === false) return;
       const wasEmpty = this.held.size === 0;
-      if (!this.held.hold({ id: item.alert.id, rule: item.alert.rule.id }, frame, end)) return;
+      if (!this.held.hold({ id: item.head.id, rule: item.head.rule.id }, frame, end)) return;
       if (wasEmpty) link.lastProgressAt = performance.now();
       this.schedule(link);
       return 'held';

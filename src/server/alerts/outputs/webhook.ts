@@ -42,7 +42,8 @@ export class WebhookTransport implements AlertTransport {
   }
 
   deliver(item: QueuedAlert): Promise<void> {
-    const body = Buffer.from(this.config.format === 'chat' ? JSON.stringify({ text: chatText(item.alert, this.config.chat_dialect, this.config.link_base_url) }) : item.json);
+    // The queue keeps the alert as JSON only (QueuedAlert): a chat message reads it back.
+    const body = Buffer.from(this.config.format === 'chat' ? JSON.stringify({ text: chatText(JSON.parse(item.json) as Alert, this.config.chat_dialect, this.config.link_base_url) }) : item.json);
     return new Promise<void>((resolve, reject) => {
       if (this.closed) {
         reject(failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the output is closed`, 'receiver'));
