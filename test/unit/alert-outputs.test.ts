@@ -932,6 +932,56 @@ alerts:
     }
   });
 
+  it('uses up an attempt of an alert larger than the socket buffers that the receiver resets or stalls on while it is written, then goes on with the next', async () => {
+    // A receiver that takes small requests, and, for a body over 1 MB (a proxy's limit), resets
+    // the connection (/reset) or reads nothing more of it (/stall). The large alert's request never
+    // finishes; before, such a failure counted as not reaching the receiver, which uses no attempt,
+    // and the alert blocked the output for good, every alert behind it waiting until dropped.
+    const got: string[] = [];
+    const server = http.createServer((req, res) => {
+      if (Number(req.headers['content-length']) > 1024 * 1024 && req.url !== '/take') {
+        if (req.url === '/reset') req.socket.resetAndDestroy();
+        else req.pause();
+        return;
+      }
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        got.push(JSON.parse(body).id);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const large = makeAlert({ message: 'x'.repeat(16_000_000) });
+    try {
+      for (const path of ['/reset', '/stall']) {
+        got.length = 0;
+        const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 2, backoff_ms: 10, backoff_max_ms: 40 }, webhook: { url: "${url}${path}", timeout_ms: 500 } } ] }`);
+        const small = [makeAlert(), makeAlert()];
+        outputs.send(large);
+        for (const alert of small) outputs.send(alert);
+        await waitFor(`${path}: the large alert given up and the small ones delivered`, () => statsOf(outputs, 'w').sent === 2, 10_000);
+        const stats = statsOf(outputs, 'w');
+        assert.deepEqual({ path, failed: stats.failed, failed_attempts: stats.failed_attempts, queued: stats.queued }, { path, failed: 1, failed_attempts: 2, queued: 0 });
+        assert.equal(stats.last_error?.code, path === '/reset' ? 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE' : 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
+        assert.deepEqual(got, small.map((a) => a.id));
+        await outputs.close(100);
+      }
+      // A receiver that takes it gets it whole, its start and the rest written apart.
+      got.length = 0;
+      const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${url}/take" } } ] }`);
+      outputs.send(large);
+      await waitFor('the large alert delivered', () => statsOf(outputs, 'w').sent === 1, 10_000);
+      assert.deepEqual(got, [large.id]);
+      assert.equal(statsOf(outputs, 'w').failed_attempts, 0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('flushes what is queued at close when the receiver keeps up', async () => {
     receiver.requests.length = 0;
     const outputs = createAlertOutputs(outputsConfig(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${base}/in" } } ] }`), logger());

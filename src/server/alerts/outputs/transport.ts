@@ -113,8 +113,9 @@ export interface HoldListener {
  * Who a failure is about, which decides what the queue does with the alert:
  * - `receiver`: the alert never reached the receiver (refused, unreachable, TLS, connect
  *   timeout, a full disk); the alert keeps its place and uses up none of its attempts.
- * - `alert`: the receiver got the alert and failed it (a 5xx, a timeout after sending); it
- *   uses up one of the alert's attempts.
+ * - `alert`: the receiver got the alert and failed it (a 5xx; a reset or a timeout once the
+ *   connection took the request, or its start for a large one); it uses up one of the alert's
+ *   attempts.
  * - `final`: retrying cannot help (a 4xx); the alert fails at once.
  */
 export type FailureScope = 'receiver' | 'alert' | 'final';

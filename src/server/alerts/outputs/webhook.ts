@@ -19,6 +19,12 @@ const ANSWER_BYTES = 256;
 /** Characters of a command line shown in a chat message. */
 const CHAT_COMMAND_CHARS = 2000;
 const RETRYABLE_STATUS = new Set([408, 429]);
+/**
+ * Bytes of a larger body written first, on their own: once the connection took them (their write
+ * completed), the receiver is up and has the request, and a failure after that uses an attempt.
+ * Small enough for any connection's buffers, whatever the receiver reads.
+ */
+const FIRST_WRITE_BYTES = 16 * 1024;
 
 export class WebhookTransport implements AlertTransport {
   readonly target: string;
@@ -55,24 +61,29 @@ export class WebhookTransport implements AlertTransport {
         agent: this.agent,
         headers: { ...this.config.headers, 'content-type': 'application/json', 'content-length': body.length, 'user-agent': 'hades' },
       });
-      let sent = false;
+      // Whether the receiver has the request: the connection took its start (or all of it). A
+      // failure before (refused, no connection, TLS) is about the receiver and uses no attempt; one
+      // after (a reset, a timeout, however much of a large body was still to go) uses one, so that
+      // an alert the receiver keeps failing, such as one larger than it takes, is given up after
+      // max_attempts instead of blocking the output.
+      let reached = false;
       const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         forget();
         if (error === undefined) resolve();
-        else reject(networkFailure(this.target, error, sent));
+        else reject(networkFailure(this.target, error, reached));
       });
       const forget = this.inFlight.add((error) => {
         req.destroy();
         settle(error);
       });
       const timer = setTimeout(() => {
-        const error = failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no complete answer within ${this.config.timeout_ms} ms`, sent ? 'alert' : 'receiver');
+        const error = failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no complete answer within ${this.config.timeout_ms} ms`, reached ? 'alert' : 'receiver');
         req.destroy(error);
         settle(error);
       }, this.config.timeout_ms);
       req.on('finish', () => {
-        sent = true;
+        reached = true;
       });
       req.on('error', (error) => settle(error));
       req.on('response', (res) => {
@@ -105,7 +116,23 @@ export class WebhookTransport implements AlertTransport {
           settle(failure('HADES_ERR_ALERT_OUTPUT_BAD_STATUS', `${this.target} answered ${status}${answer ? `: ${answer}` : ''}`, scope));
         });
       });
-      req.end(body);
+      if (body.length <= FIRST_WRITE_BYTES) {
+        req.end(body);
+        return;
+      }
+      // A body larger than the connection's buffers finishes only once the receiver has read most
+      // of it: its start, written alone (written with the rest, its write would complete only
+      // with the rest's), says the receiver got the request; then the rest goes.
+      req.write(body.subarray(0, FIRST_WRITE_BYTES), (error) => {
+        if (error) {
+          settle(error);
+          return;
+        }
+        reached = true;
+        // Ended even when an early answer settled the delivery: a request left unfinished would
+        // hold the output's one connection.
+        if (!req.destroyed) req.end(body.subarray(FIRST_WRITE_BYTES));
+      });
     });
   }
 
