@@ -842,10 +842,32 @@ alerts:
     });
     const slack = chatText(hostile, 'slack', null).split('\n');
     assert.equal(slack[1], 'Host: web-01??channel? (agent ag_1)');
-    assert.equal(slack[4], 'sh -c echo &lt;!channel&gt; `\u200b`\u200b` @all [x](https://evil)');
+    // The newline is shown as `\n`, as the CLI shows it.
+    assert.equal(slack[4], 'sh -c echo &lt;!channel&gt; `\u200b`\u200b`\\n@all [x](https://evil)');
     const mm = chatText(hostile, 'mattermost', null).split('\n');
-    assert.equal(mm[4], 'sh -c echo <\u200b!channel> `\u200b`\u200b` @all [x](https://evil)');
+    assert.equal(mm[4], 'sh -c echo <\u200b!channel> `\u200b`\u200b`\\n@all [x](https://evil)');
     assert.equal(mm.length, 6, 'the code block stays closed');
+  });
+
+  it('escapes in a chat message the characters that would make it read otherwise than what ran: control, line, direction and invisible ones', () => {
+    // `cat /etc/<RLO>wodahs<PDF>` shows as `cat /etc/shadow`; isolates, zero-width characters and
+    // line separators hide or move what follows them.
+    const command = 'cat /etc/\u202ewodahs\u202c \u2066x\u2069 a\u200bb\u200c\u200d\u2060 \u200e\u200f\u061c \u2028y\u2029\nz\x1b[31m\x9b\ufeff\u00ad';
+    const base = makeAlert();
+    const alert = makeAlert({ rule: { ...base.rule, title: 'Reverse \u202eshell' }, process: { pid: 1, command_line: command } });
+    const escaped = 'cat /etc/\\u202ewodahs\\u202c \\u2066x\\u2069 a\\u200bb\\u200c\\u200d\\u2060 \\u200e\\u200f\\u061c \\u2028y\\u2029\\nz\\x1b[31m\\x9b\\ufeff\\xad';
+    const hidden = [...'\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u200c\u200d\u200e\u200f\u061c\u2028\u2029\u2060\ufeff\u00ad\x1b\x9b'];
+    for (const dialect of ['slack', 'mattermost'] as const) {
+      const lines = chatText(alert, dialect, null).split('\n');
+      assert.equal(lines.length, 6, `${dialect}: one line for the command`);
+      assert.equal(lines[4], escaped, dialect);
+      assert.deepEqual(hidden.filter((c) => lines.join('\n').includes(c)), [], dialect);
+    }
+    assert.equal(chatText(alert, 'slack', null).split('\n')[0], ':rotating_light: *CRITICAL* Reverse \\u202eshell');
+    assert.equal(chatText(alert, 'mattermost', null).split('\n')[0], ':rotating_light: **CRITICAL** Reverse \\\\u202eshell');
+    // A long command line is cut at 2000 characters, never between the halves of a character.
+    const long = makeAlert({ process: { pid: 1, command_line: `${'a'.repeat(1999)}\u{1f600}${'b'.repeat(100)}` } });
+    assert.equal(chatText(long, 'slack', null).split('\n')[4], `${'a'.repeat(1999)}…`);
   });
 
   it('counts a receiver that is down as refused, keeps the alert, and delivers once it is up', async () => {

@@ -11,6 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { WebhookOutputConfig } from '../../../common/config/alert-outputs.js';
+import { escapeUnsafe } from '../../../common/safe-text.js';
 import type { Alert } from '../types.js';
 import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type QueuedAlert } from './transport.js';
 
@@ -168,7 +169,9 @@ const ICONS: Readonly<Record<string, string>> = {
  * be able to mention people, make links or end the code block. Slack decodes only `&amp;`,
  * `&lt;` and `&gt;` and needs them wherever `&`, `<` and `>` appear; Mattermost renders
  * Markdown, shows such entities literally inside code blocks, and turns Slack's `<!channel>`
- * into a mention, hence the two dialects.
+ * into a mention, hence the two dialects. Nor must they read otherwise than what ran: control,
+ * line, direction and invisible characters are written as escapes (`\n`, `\u202e`, `\u200b`),
+ * as the CLI shows them in a terminal (oneLine).
  */
 export function chatText(alert: Alert, dialect: ChatDialect, linkBase: string | null): string {
   const slack = dialect === 'slack';
@@ -182,7 +185,9 @@ export function chatText(alert: Alert, dialect: ChatDialect, linkBase: string | 
   ];
   const command = commandLine(alert.process);
   if (command !== undefined) {
-    const shown = command.length > CHAT_COMMAND_CHARS ? `${command.slice(0, CHAT_COMMAND_CHARS)}…` : command;
+    // Cut before it is escaped (an escape is never cut), and never between the halves of a surrogate pair.
+    const cut = CHAT_COMMAND_CHARS - (/[\ud800-\udbff]/.test(command.charAt(CHAT_COMMAND_CHARS - 1)) ? 1 : 0);
+    const shown = command.length > CHAT_COMMAND_CHARS ? `${command.slice(0, cut)}…` : command;
     lines.push('```', slack ? escapeSlack(codeBlock(shown)) : breakSlackControls(codeBlock(shown)), '```');
   }
   if (linkBase !== null) {
@@ -217,8 +222,13 @@ function escapeMarkdown(s: string): string {
   return breakSlackControls(s.replace(/[!-/:-@[-`{-~]/g, '\\$&'));
 }
 
+/**
+ * Text that reads as it is, on one line: control, line and direction characters, and those that
+ * show as nothing, written as escapes (common/safe-text.ts). Before the code block's zero-width
+ * spaces are added (codeBlock, breakSlackControls): those are Hades' own.
+ */
 function oneLine(s: string): string {
-  return s.replace(/\p{Cc}+/gu, ' ');
+  return escapeUnsafe(s, { invisible: true });
 }
 
 /** Mattermost's Slack compatibility turns `<!channel>`, `<@user>` and `<#channel>` into mentions and links. */
