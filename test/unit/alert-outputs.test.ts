@@ -1684,7 +1684,11 @@ describe('alert outputs: syslog', () => {
       const kept = held.map((entry) => JSON.stringify(entry.item).length);
       assert.ok(kept.every((chars) => chars < 200), `held besides their frames: ${kept.join(', ')} characters of JSON`);
       assert.deepEqual(held.map((entry) => entry.item), alerts.map((a) => ({ id: a.id, rule: a.rule.id })));
-      for (const entry of held) assert.ok(entry.frame.length <= config!.syslog!.max_message_bytes + 5, `a frame of ${entry.frame.length} bytes`);
+      for (const entry of held) {
+        assert.ok(entry.frame.length <= config!.syslog!.max_message_bytes + 5, `a frame of ${entry.frame.length} bytes`);
+        // Its own memory: a slice of Node's shared 8 KiB pool would keep the whole slab alive.
+        assert.equal(entry.frame.buffer.byteLength, entry.frame.length, 'a frame in a shared pool');
+      }
       assert.equal(transport['held'].bytes, held.reduce((sum, entry) => sum + entry.frame.length, 0));
     } finally {
       await queue.close();

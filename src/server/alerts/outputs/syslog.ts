@@ -164,9 +164,17 @@ export function asciiJson(json: string): string {
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Octet-counting framing of RFC 6587 and RFC 5425. */
+/**
+ * Octet-counting framing of RFC 6587 and RFC 5425. The frame has memory of its own, not a slice
+ * of Node's shared pool (where buffers under 4 KiB go): a frame held until acknowledged would
+ * keep a whole 8 KiB slab alive, and the bound of held bytes would not be what they take.
+ */
 export function octetFrame(message: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${message.length} `), message]);
+  const prefix = `${message.length} `;
+  const frame = Buffer.allocUnsafeSlow(prefix.length + message.length);
+  frame.write(prefix, 0, 'latin1');
+  message.copy(frame, prefix.length);
+  return frame;
 }
 
 /** Test seams and the output's retry setting. */
