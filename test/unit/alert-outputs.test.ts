@@ -25,7 +25,7 @@ import { backoffDelay, OutputQueue } from '../../src/server/alerts/outputs/queue
 import { ResendBuffer } from '../../src/server/alerts/outputs/resend.js';
 import { formatSyslog, SyslogTransport } from '../../src/server/alerts/outputs/syslog.js';
 import { procEnd, unacknowledgedBytes, unacknowledgedIn } from '../../src/server/alerts/outputs/tcp-acks.js';
-import { checkAlertOutputFiles, scopeOf } from '../../src/server/alerts/outputs/transport.js';
+import { checkAlertOutputFiles, queuedAlert, scopeOf } from '../../src/server/alerts/outputs/transport.js';
 import type { Alert } from '../../src/server/alerts/types.js';
 import { Pki, x509 } from '../../src/server/pki.js';
 import { HadesServer } from '../../src/server/server.js';
@@ -518,8 +518,8 @@ describe('alert outputs: the queue', () => {
       close: () => Promise.resolve(),
     };
     const sink = new LogSink();
-    const queue = new OutputQueue(transport, { name: 'q', capacity: 1000, maxChars: 1000, maxAttempts: 3, backoffMs: 10, backoffMaxMs: 10, log: logger(sink) });
-    const item = (tag: string, chars: number) => ({ alert: makeAlert(), json: tag.padEnd(chars, '.') });
+    const queue = new OutputQueue(transport, { name: 'q', capacity: 1000, maxBytes: 1000, maxAttempts: 3, backoffMs: 10, backoffMaxMs: 10, log: logger(sink) });
+    const item = (tag: string, chars: number) => ({ ...queuedAlert(makeAlert()), json: tag.padEnd(chars, '.'), bytes: chars });
     // The first is being delivered; 300 + 300 + 300 wait; a fourth of 300 pushes the oldest out.
     for (const tag of ['a', 'b', 'c', 'd', 'e']) queue.push(item(tag, 300));
     assert.equal(queue.counters.dropped, 1);
@@ -538,6 +538,43 @@ describe('alert outputs: the queue', () => {
     assert.deepEqual(delivered.map((json) => json[0]), ['a', 'g']);
     assert.equal(queue.queued, 0);
     await queue.close();
+  });
+  it('keeps of a queued alert its JSON and a few short fields, nothing of the alert itself', () => {
+    const alert = makeAlert({ events: Array.from({ length: 5 }, (_, i) => ({ process: { args: [`${'x'.repeat(10_000)}${i}`] } })) });
+    const item = queuedAlert(alert);
+    assert.equal(item.json, JSON.stringify(alert));
+    assert.equal(item.bytes, item.json.length);
+    assert.deepEqual(item.head, { id: alert.id, '@timestamp': alert['@timestamp'], count: 1, rule: { id: alert.rule.id, severity: 'critical' }, host: alert.host });
+    // None of the alert's objects is reachable from it, and besides the JSON it keeps a few short strings.
+    const objects = (root: unknown): Set<object> => {
+      const seen = new Set<object>();
+      const walk = (value: unknown): void => {
+        if (value === null || typeof value !== 'object' || seen.has(value)) return;
+        seen.add(value);
+        for (const child of Object.values(value)) walk(child);
+      };
+      walk(root);
+      return seen;
+    };
+    const ofAlert = objects(alert);
+    assert.ok([...objects(item)].every((o) => !ofAlert.has(o)), 'an object of the alert is kept');
+    assert.ok(JSON.stringify(item.head).length < 300);
+    const wide = makeAlert({ message: '日本' });
+    assert.equal(queuedAlert(wide).bytes, 2 * JSON.stringify(wide).length, 'V8 keeps it two bytes a character');
+  });
+
+  it('counts against queue_mb the memory an alert\'s JSON takes: two bytes a character when one is beyond U+00FF', async () => {
+    // A receiver that refuses: the first alert is being delivered, the others wait.
+    const port = await freePort();
+    const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, queue_mb: 1, retry: { max_attempts: 0, backoff_ms: 60000, backoff_max_ms: 60000 }, webhook: { url: "http://127.0.0.1:${port}/in" } } ] }`);
+    // 300,000 characters each, which V8 keeps as 600 kB: one waits within 1 MiB, not two.
+    const wide = () => makeAlert({ message: `日${'x'.repeat(300_000)}` });
+    for (let i = 0; i < 4; i++) outputs.send(wide());
+    assert.deepEqual({ queued: statsOf(outputs, 'w').queued, dropped: statsOf(outputs, 'w').dropped }, { queued: 2, dropped: 2 });
+    // Latin-1 only: one byte a character, three wait.
+    const narrow = create(`alerts: { outputs: [ { name: w, type: webhook, queue_mb: 1, retry: { max_attempts: 0, backoff_ms: 60000, backoff_max_ms: 60000 }, webhook: { url: "http://127.0.0.1:${port}/in" } } ] }`);
+    for (let i = 0; i < 4; i++) narrow.send(makeAlert({ message: `é${'x'.repeat(300_000)}` }));
+    assert.deepEqual({ queued: statsOf(narrow, 'w').queued, dropped: statsOf(narrow, 'w').dropped }, { queued: 4, dropped: 0 });
   });
 });
 
@@ -805,10 +842,32 @@ alerts:
     });
     const slack = chatText(hostile, 'slack', null).split('\n');
     assert.equal(slack[1], 'Host: web-01??channel? (agent ag_1)');
-    assert.equal(slack[4], 'sh -c echo &lt;!channel&gt; `\u200b`\u200b` @all [x](https://evil)');
+    // The newline is shown as `\n`, as the CLI shows it.
+    assert.equal(slack[4], 'sh -c echo &lt;!channel&gt; `\u200b`\u200b`\\n@all [x](https://evil)');
     const mm = chatText(hostile, 'mattermost', null).split('\n');
-    assert.equal(mm[4], 'sh -c echo <\u200b!channel> `\u200b`\u200b` @all [x](https://evil)');
+    assert.equal(mm[4], 'sh -c echo <\u200b!channel> `\u200b`\u200b`\\n@all [x](https://evil)');
     assert.equal(mm.length, 6, 'the code block stays closed');
+  });
+
+  it('escapes in a chat message the characters that would make it read otherwise than what ran: control, line, direction and invisible ones', () => {
+    // `cat /etc/<RLO>wodahs<PDF>` shows as `cat /etc/shadow`; isolates, zero-width characters and
+    // line separators hide or move what follows them.
+    const command = 'cat /etc/\u202ewodahs\u202c \u2066x\u2069 a\u200bb\u200c\u200d\u2060 \u200e\u200f\u061c \u2028y\u2029\nz\x1b[31m\x9b\ufeff\u00ad';
+    const base = makeAlert();
+    const alert = makeAlert({ rule: { ...base.rule, title: 'Reverse \u202eshell' }, process: { pid: 1, command_line: command } });
+    const escaped = 'cat /etc/\\u202ewodahs\\u202c \\u2066x\\u2069 a\\u200bb\\u200c\\u200d\\u2060 \\u200e\\u200f\\u061c \\u2028y\\u2029\\nz\\x1b[31m\\x9b\\ufeff\\xad';
+    const hidden = [...'\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u200c\u200d\u200e\u200f\u061c\u2028\u2029\u2060\ufeff\u00ad\x1b\x9b'];
+    for (const dialect of ['slack', 'mattermost'] as const) {
+      const lines = chatText(alert, dialect, null).split('\n');
+      assert.equal(lines.length, 6, `${dialect}: one line for the command`);
+      assert.equal(lines[4], escaped, dialect);
+      assert.deepEqual(hidden.filter((c) => lines.join('\n').includes(c)), [], dialect);
+    }
+    assert.equal(chatText(alert, 'slack', null).split('\n')[0], ':rotating_light: *CRITICAL* Reverse \\u202eshell');
+    assert.equal(chatText(alert, 'mattermost', null).split('\n')[0], ':rotating_light: **CRITICAL** Reverse \\\\u202eshell');
+    // A long command line is cut at 2000 characters, never between the halves of a character.
+    const long = makeAlert({ process: { pid: 1, command_line: `${'a'.repeat(1999)}\u{1f600}${'b'.repeat(100)}` } });
+    assert.equal(chatText(long, 'slack', null).split('\n')[4], `${'a'.repeat(1999)}…`);
   });
 
   it('counts a receiver that is down as refused, keeps the alert, and delivers once it is up', async () => {
@@ -890,6 +949,56 @@ alerts:
       assert.equal(statsOf(outputs, 'w').failed, 0);
     } finally {
       await outputs.close(500);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('uses up an attempt of an alert larger than the socket buffers that the receiver resets or stalls on while it is written, then goes on with the next', async () => {
+    // A receiver that takes small requests, and, for a body over 1 MB (a proxy's limit), resets
+    // the connection (/reset) or reads nothing more of it (/stall). The large alert's request never
+    // finishes; before, such a failure counted as not reaching the receiver, which uses no attempt,
+    // and the alert blocked the output for good, every alert behind it waiting until dropped.
+    const got: string[] = [];
+    const server = http.createServer((req, res) => {
+      if (Number(req.headers['content-length']) > 1024 * 1024 && req.url !== '/take') {
+        if (req.url === '/reset') req.socket.resetAndDestroy();
+        else req.pause();
+        return;
+      }
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        got.push(JSON.parse(body).id);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const large = makeAlert({ message: 'x'.repeat(16_000_000) });
+    try {
+      for (const path of ['/reset', '/stall']) {
+        got.length = 0;
+        const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, retry: { max_attempts: 2, backoff_ms: 10, backoff_max_ms: 40 }, webhook: { url: "${url}${path}", timeout_ms: 500 } } ] }`);
+        const small = [makeAlert(), makeAlert()];
+        outputs.send(large);
+        for (const alert of small) outputs.send(alert);
+        await waitFor(`${path}: the large alert given up and the small ones delivered`, () => statsOf(outputs, 'w').sent === 2, 10_000);
+        const stats = statsOf(outputs, 'w');
+        assert.deepEqual({ path, failed: stats.failed, failed_attempts: stats.failed_attempts, queued: stats.queued }, { path, failed: 1, failed_attempts: 2, queued: 0 });
+        assert.equal(stats.last_error?.code, path === '/reset' ? 'HADES_ERR_ALERT_OUTPUT_UNREACHABLE' : 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
+        assert.deepEqual(got, small.map((a) => a.id));
+        await outputs.close(100);
+      }
+      // A receiver that takes it gets it whole, its start and the rest written apart.
+      got.length = 0;
+      const outputs = create(`alerts: { outputs: [ { name: w, type: webhook, webhook: { url: "${url}/take" } } ] }`);
+      outputs.send(large);
+      await waitFor('the large alert delivered', () => statsOf(outputs, 'w').sent === 1, 10_000);
+      assert.deepEqual(got, [large.id]);
+      assert.equal(statsOf(outputs, 'w').failed_attempts, 0);
+    } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
@@ -1050,7 +1159,7 @@ describe('alert outputs: syslog', () => {
     (dgram as { createSocket: unknown }).createSocket = () => new FarSocket();
     const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: udp, host: 127.0.0.1, port: 514 } } ] }`);
     const transport = new SyslogTransport('s', config!.syslog!);
-    const deliver = (alert: Alert) => transport.deliver({ alert, json: JSON.stringify(alert) });
+    const deliver = (alert: Alert) => transport.deliver(queuedAlert(alert));
     const refused = (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_REFUSED';
     try {
       const [first, second, third] = [makeAlert(), makeAlert(), makeAlert()];
@@ -1104,7 +1213,7 @@ describe('alert outputs: syslog', () => {
     // Material OpenSSL refuses, as creation would have: tls.connect throws it.
     (transport as unknown as { tls: object }).tls = { cert: Buffer.from('not a pem'), key: Buffer.from('not a pem'), rejectUnauthorized: true };
     const alert = makeAlert();
-    await assert.rejects(transport.deliver({ alert, json: JSON.stringify(alert) }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && scopeOf(e) === 'receiver');
+    await assert.rejects(transport.deliver(queuedAlert(alert)), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_ALERT_OUTPUT_TLS' && scopeOf(e) === 'receiver');
     await transport.close();
   });
 
@@ -1180,7 +1289,7 @@ describe('alert outputs: syslog', () => {
     try {
       const alert = makeAlert();
       const start = Date.now();
-      queue.push({ alert, json: JSON.stringify(alert) });
+      queue.push(queuedAlert(alert));
       await waitFor('a failed attempt', () => queue.counters.failed_attempts >= 1);
       assert.ok(Date.now() - start < 1000, `after ${Date.now() - start} ms`);
       assert.equal(queue.lastError?.code, 'HADES_ERR_ALERT_OUTPUT_TIMEOUT');
@@ -1474,7 +1583,7 @@ describe('alert outputs: syslog', () => {
     try {
       const alerts = Array.from({ length: 500 }, () => makeAlert());
       const start = Date.now();
-      for (const alert of alerts) queue.push({ alert, json: JSON.stringify(alert) });
+      for (const alert of alerts) queue.push(queuedAlert(alert));
       await waitFor('all 500 handed over', () => queue.queued === queue.unacknowledged, 20_000);
       const handedMs = Date.now() - start;
       await waitFor('all 500 acknowledged', () => queue.counters.sent === 500, 20_000);
@@ -1507,7 +1616,7 @@ describe('alert outputs: syslog', () => {
       const push = (count: number) => {
         for (let i = 0; i < count; i++) {
           const alert = makeAlert();
-          queue.push({ alert, json: JSON.stringify(alert) });
+          queue.push(queuedAlert(alert));
         }
       };
       push(5);
@@ -1541,7 +1650,7 @@ describe('alert outputs: syslog', () => {
     try {
       for (let i = 0; i < 5; i++) {
         const alert = makeAlert();
-        queue.push({ alert, json: JSON.stringify(alert) });
+        queue.push(queuedAlert(alert));
       }
       await waitFor('the five released', () => queue.counters.sent === 5, 5000);
       // Past timeout_ms: a reading left in flight for good would have had the connection closed and its alerts sent again.
@@ -1550,6 +1659,38 @@ describe('alert outputs: syslog', () => {
       assert.equal(receiver.messages.length, 5);
     } finally {
       process.off('unhandledRejection', onUnhandled);
+      await queue.close();
+      await receiver.close();
+    }
+  });
+
+  it('holds, of each alert written and not acknowledged, its frame and its ids: not the alert nor its JSON', async () => {
+    // Alerts of about 200 kB of JSON each (their events), cut to max_message_bytes: the bound of
+    // the held alerts (1,024 and 4 MiB) is about their frames, so a held alert must keep nothing
+    // more of any size. Before, each kept the alert and its JSON until acknowledged.
+    const receiver = new StreamReceiver();
+    const port = await receiver.start();
+    const [config] = outputsConfig(`alerts: { outputs: [ { name: s, type: syslog, syslog: { transport: tcp, host: 127.0.0.1, port: ${port}, timeout_ms: 60000 } } ] }`);
+    // Readings that see nothing acknowledged: every alert written stays held.
+    const transport = new SyslogTransport('s', config!.syslog!, 'hades-test', { unacknowledged: async () => 1 << 30 });
+    const queue = new OutputQueue(transport, { name: 's', capacity: 100, maxAttempts: 5, backoffMs: 10, backoffMaxMs: 20, log: logger() });
+    try {
+      const alerts = Array.from({ length: 20 }, (_, i) => makeAlert({ events: Array.from({ length: 10 }, (_, j) => ({ process: { args: [`${'x'.repeat(20_000)}${i}-${j}`] } })) }));
+      assert.ok(JSON.stringify(alerts[0]).length > 200_000);
+      for (const alert of alerts) queue.push(queuedAlert(alert));
+      await waitFor('all twenty written and held', () => queue.unacknowledged === alerts.length);
+      await waitFor('all twenty read', () => receiver.messages.length === alerts.length);
+      const held = transport['held'].heldAlerts();
+      const kept = held.map((entry) => JSON.stringify(entry.item).length);
+      assert.ok(kept.every((chars) => chars < 200), `held besides their frames: ${kept.join(', ')} characters of JSON`);
+      assert.deepEqual(held.map((entry) => entry.item), alerts.map((a) => ({ id: a.id, rule: a.rule.id })));
+      for (const entry of held) {
+        assert.ok(entry.frame.length <= config!.syslog!.max_message_bytes + 5, `a frame of ${entry.frame.length} bytes`);
+        // Its own memory: a slice of Node's shared 8 KiB pool would keep the whole slab alive.
+        assert.equal(entry.frame.buffer.byteLength, entry.frame.length, 'a frame in a shared pool');
+      }
+      assert.equal(transport['held'].bytes, held.reduce((sum, entry) => sum + entry.frame.length, 0));
+    } finally {
       await queue.close();
       await receiver.close();
     }

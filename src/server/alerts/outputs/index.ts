@@ -12,7 +12,7 @@ import type { Alert } from '../types.js';
 import { FileTransport } from './file.js';
 import { OutputQueue, queueOptions, type LastError, type OutputCounters } from './queue.js';
 import { SyslogTransport } from './syslog.js';
-import type { AlertTransport } from './transport.js';
+import { queuedAlert, type AlertTransport, type QueuedAlert } from './transport.js';
 import { WebhookTransport } from './webhook.js';
 
 export { chatText, commandLine } from './webhook.js';
@@ -98,7 +98,8 @@ export function createAlertOutputs(config: AlertOutputsConfig, log: Logger, opti
       try {
         // An unknown severity is sent everywhere rather than lost.
         const rank = RANK[alert.rule.severity] ?? ALERT_SEVERITIES.length;
-        let json: string | undefined;
+        // Made once for every output: the alert's JSON and a few of its fields, not the alert.
+        let queued: QueuedAlert | undefined;
         for (const output of outputs) {
           if (rank < output.minRank) {
             output.queue.counters.filtered++;
@@ -109,8 +110,8 @@ export function createAlertOutputs(config: AlertOutputsConfig, log: Logger, opti
             output.queue.counters.dropped++;
             continue;
           }
-          json ??= JSON.stringify(alert);
-          output.queue.push({ alert, json });
+          queued ??= queuedAlert(alert);
+          output.queue.push(queued);
         }
       } catch (error) {
         log.error('an alert could not be handed to the alert outputs', { code: toHadesError(error).code, error, alert_id: alert?.id });

@@ -3,16 +3,17 @@
  * at a time (alerts reach the receiver in the order they were raised), exponential backoff with
  * jitter after failures, and the counters of docs/alert-outputs.md.
  *
- * Memory is bounded by `capacity` alerts, and `maxChars` of their JSON, waiting plus the one being
- * delivered (plus what a transport holds until its receiver acknowledges it, bounded there); a
- * push into a full ring drops the oldest waiting alerts. An alert the receiver failed uses up one attempt and is
+ * Memory is bounded by `capacity` alerts, and `maxBytes` of their JSON (as it sits in memory, the
+ * one form of the alert a queue keeps: QueuedAlert), waiting plus the one being delivered (plus
+ * what a transport holds until its receiver acknowledges it, bounded there); a push into a full
+ * ring drops the oldest waiting alerts. An alert the receiver failed uses up one attempt and is
  * given up after `max_attempts`; while the receiver cannot be reached at all, the alert keeps
  * its place without using attempts, so an outage costs only what overflows the queue.
  */
 import type { AlertOutputRetryConfig } from '../../../common/config/alert-outputs.js';
 import { toHadesError, type ErrorCode, type HadesError } from '../../../common/errors.js';
 import type { Logger } from '../../../runtime/log.js';
-import { scopeOf, type AlertTransport, type QueuedAlert } from './transport.js';
+import { scopeOf, type AlertRef, type AlertTransport, type QueuedAlert } from './transport.js';
 
 export interface OutputCounters {
   /** Alerts the receiver accepted (for a transport that holds alerts, once it acknowledged them). */
@@ -40,8 +41,8 @@ export interface QueueOptions {
   /** The output's name, for logs. */
   readonly name: string;
   readonly capacity: number;
-  /** Most characters of JSON waiting (`queue_mb`); the oldest go past it. Unbounded when absent. */
-  readonly maxChars?: number;
+  /** Most bytes of JSON waiting (`queue_mb`, QueuedAlert.bytes); the oldest go past it. Unbounded when absent. */
+  readonly maxBytes?: number;
   readonly maxAttempts: number;
   readonly backoffMs: number;
   readonly backoffMaxMs: number;
@@ -51,7 +52,7 @@ export interface QueueOptions {
 }
 
 export function queueOptions(name: string, capacity: number, retry: AlertOutputRetryConfig, log: Logger, queueMb?: number): QueueOptions {
-  return { name, capacity, ...(queueMb === undefined ? {} : { maxChars: queueMb * 1024 * 1024 }), maxAttempts: retry.max_attempts, backoffMs: retry.backoff_ms, backoffMaxMs: retry.backoff_max_ms, log };
+  return { name, capacity, ...(queueMb === undefined ? {} : { maxBytes: queueMb * 1024 * 1024 }), maxAttempts: retry.max_attempts, backoffMs: retry.backoff_ms, backoffMaxMs: retry.backoff_max_ms, log };
 }
 
 /** The wait before the next attempt after `failures` failures in a row: doubling, capped, half of it jittered. */
@@ -73,8 +74,8 @@ export class OutputQueue {
   private readonly ring: (QueuedAlert | undefined)[];
   private head = 0;
   private size = 0;
-  /** Characters of JSON of the alerts waiting in the ring. */
-  private chars = 0;
+  /** Bytes of JSON of the alerts waiting in the ring (QueuedAlert.bytes). */
+  private bytes = 0;
   private current: Current | undefined;
   /** Alerts the transport wrote and holds until the receiver acknowledges them (HoldListener). */
   private held = 0;
@@ -95,7 +96,7 @@ export class OutputQueue {
     this.random = options.random ?? Math.random;
     transport.hold?.({
       acknowledged: (count) => this.acknowledged(count),
-      givenUp: (item, error, attempts) => this.heldGivenUp(item, error, attempts),
+      givenUp: (alert, error, attempts) => this.heldGivenUp(alert, error, attempts),
       connectionLost: (error) => this.connectionLost(error),
     });
   }
@@ -116,22 +117,22 @@ export class OutputQueue {
       this.counters.dropped++;
       return;
     }
-    const maxChars = this.options.maxChars ?? Infinity;
-    while (this.size > 0 && (this.size === this.options.capacity || this.chars + item.json.length > maxChars)) {
+    const maxBytes = this.options.maxBytes ?? Infinity;
+    while (this.size > 0 && (this.size === this.options.capacity || this.bytes + item.bytes > maxBytes)) {
       this.shift();
       this.counters.dropped++;
       if (this.droppedUnreported++ === 0) {
         this.options.log.warn(`alert output '${this.options.name}': queue full, dropping the oldest alerts`, {
           code: 'HADES_ERR_ALERT_OUTPUT_DROPPED',
           capacity: this.options.capacity,
-          ...(this.options.maxChars === undefined ? {} : { capacity_mb: Math.round(this.options.maxChars / 1024 / 1024) }),
+          ...(this.options.maxBytes === undefined ? {} : { capacity_mb: Math.round(this.options.maxBytes / 1024 / 1024) }),
           last_error: this.lastError?.code,
         });
       }
     }
     this.ring[(this.head + this.size) % this.options.capacity] = item;
     this.size++;
-    this.chars += item.json.length;
+    this.bytes += item.bytes;
     this.pump();
   }
 
@@ -176,7 +177,7 @@ export class OutputQueue {
     const left = this.queued - unacknowledged;
     this.ring.fill(undefined);
     this.size = 0;
-    this.chars = 0;
+    this.bytes = 0;
     this.current = undefined;
     this.held = 0;
     if (left > 0) {
@@ -270,11 +271,11 @@ export class OutputQueue {
     this.notifyIdle();
   }
 
-  private heldGivenUp(item: QueuedAlert, error: HadesError, attempts: number): void {
+  private heldGivenUp(alert: AlertRef, error: HadesError, attempts: number): void {
     if (this.closed) return;
     this.held--;
     this.counters.failed++;
-    this.options.log.error(`alert output '${this.options.name}': alert given up`, { code: error.code, error, alert_id: item.alert.id, rule: item.alert.rule.id, attempts });
+    this.options.log.error(`alert output '${this.options.name}': alert given up`, { code: error.code, error, alert_id: alert.id, rule: alert.rule, attempts });
     this.notifyIdle();
   }
 
@@ -308,8 +309,8 @@ export class OutputQueue {
       this.options.log.error(`alert output '${this.options.name}': alert given up`, {
         code: error.code,
         error,
-        alert_id: current.item.alert.id,
-        rule: current.item.alert.rule.id,
+        alert_id: current.item.head.id,
+        rule: current.item.head.rule.id,
         attempts: current.attempts,
       });
     } else if (this.failuresInRow === 1) {
@@ -342,7 +343,7 @@ export class OutputQueue {
     this.ring[this.head] = undefined;
     this.head = (this.head + 1) % this.options.capacity;
     this.size--;
-    this.chars -= item?.json.length ?? 0;
+    this.bytes -= item?.bytes ?? 0;
     return item;
   }
 

@@ -8,6 +8,7 @@
  */
 
 export interface HeldAlert<T> {
+  /** What the alert is known by: kept small, since the bounds count the frames only. */
   readonly item: T;
   /** The bytes written on the connection (the framed message). */
   readonly frame: Buffer;
@@ -74,6 +75,11 @@ export class ResendBuffer<T> {
   /** Whether one more frame of `bytes` fits; an empty buffer takes any one frame. */
   hasRoom(bytes: number): boolean {
     return this.size === 0 || (this.size < this.maxAlerts && this.heldBytes + bytes <= this.maxBytes);
+  }
+
+  /** The alerts held, oldest first. */
+  heldAlerts(): HeldAlert<T>[] {
+    return this.entries.slice(this.first) as HeldAlert<T>[];
   }
 
   /** Alerts to write again on this connection, before any new one (after `restart`). */

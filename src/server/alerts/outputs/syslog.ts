@@ -27,10 +27,9 @@ import { hostname as osHostname } from 'node:os';
 import tls from 'node:tls';
 import { SYSLOG_FACILITIES, type SyslogFacility, type SyslogOutputConfig } from '../../../common/config/alert-outputs.js';
 import type { HadesError } from '../../../common/errors.js';
-import type { Alert } from '../types.js';
 import { ResendBuffer } from './resend.js';
 import { unacknowledgedBytes, type Unacknowledged } from './tcp-acks.js';
-import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
+import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertHead, type AlertRef, type AlertTransport, type DeliveryErrorCode, type HoldListener, type QueuedAlert, type TlsMaterial } from './transport.js';
 
 /** Syslog severities of alert severities. */
 export const SYSLOG_SEVERITY: Readonly<Record<string, number>> = { critical: 2, high: 3, medium: 4, low: 5, info: 6 };
@@ -60,9 +59,11 @@ const UDP_PROBE_WAIT_MS = 1000;
  */
 export const STREAM_CONFIRM_WAIT_MS = 100;
 /**
- * Alerts, and bytes of them, held written and unacknowledged (ResendBuffer); past either, a
- * delivery waits for acknowledgements. With a reading every ACK_POLL_URGENT_MS while it waits,
- * an output passes up to about 2,000 alerts (8 MiB) a second to a receiver that keeps up.
+ * Alerts, and bytes of their frames, held written and unacknowledged (ResendBuffer); past
+ * either, a delivery waits for acknowledgements. A held alert keeps its frame and its ids
+ * (AlertRef), never the alert nor its JSON, so these bound the memory held alerts take. With
+ * a reading every ACK_POLL_URGENT_MS while it waits, an output passes up to about 2,000 alerts
+ * (8 MiB) a second to a receiver that keeps up.
  */
 export const HELD_MAX_ALERTS = 1024;
 export const HELD_MAX_BYTES = 4 * 1024 * 1024;
@@ -103,13 +104,13 @@ export interface SyslogMessage {
   readonly truncated: boolean;
 }
 
-/** The RFC 5424 message of an alert; `json` is the alert as JSON. */
-export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): SyslogMessage {
+/** The RFC 5424 message of an alert; `json` is the alert as JSON, `alert` (the alert or its head) gives the header. */
+export function formatSyslog(alert: AlertHead, json: string, format: SyslogFormat): SyslogMessage {
   let header = headerOf(alert, format, SD_VALUE_CHARS);
   let msg = asciiJson(json);
   if (Buffer.byteLength(header) + msg.length <= format.maxBytes) return { bytes: Buffer.from(header + msg), truncated: false };
   // The triggering events are most of a large alert, and the alert is still valid JSON without them.
-  msg = asciiJson(JSON.stringify({ ...alert, events: [] }));
+  msg = asciiJson(JSON.stringify({ ...(JSON.parse(json) as Record<string, unknown>), events: [] }));
   if (Buffer.byteLength(header) + msg.length > format.maxBytes) {
     // Only the MSG is cut, so that the structured data stays whole; its values are shortened
     // only as far as needed to leave the MSG room for the start of the alert (its id).
@@ -130,7 +131,7 @@ export function formatSyslog(alert: Alert, json: string, format: SyslogFormat): 
 }
 
 /** HEADER, STRUCTURED-DATA and the space before MSG, each structured data value cut to `valueChars` characters. */
-function headerOf(alert: Alert, format: SyslogFormat, valueChars: number): string {
+function headerOf(alert: AlertHead, format: SyslogFormat, valueChars: number): string {
   const pri = SYSLOG_FACILITIES.indexOf(format.facility) * 8 + (SYSLOG_SEVERITY[alert.rule.severity] ?? 6);
   const time = new Date(alert['@timestamp']);
   const timestamp = Number.isNaN(time.getTime()) ? new Date().toISOString() : time.toISOString();
@@ -163,9 +164,17 @@ export function asciiJson(json: string): string {
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Octet-counting framing of RFC 6587 and RFC 5425. */
+/**
+ * Octet-counting framing of RFC 6587 and RFC 5425. The frame has memory of its own, not a slice
+ * of Node's shared pool (where buffers under 4 KiB go): a frame held until acknowledged would
+ * keep a whole 8 KiB slab alive, and the bound of held bytes would not be what they take.
+ */
 export function octetFrame(message: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${message.length} `), message]);
+  const prefix = `${message.length} `;
+  const frame = Buffer.allocUnsafeSlow(prefix.length + message.length);
+  frame.write(prefix, 0, 'latin1');
+  message.copy(frame, prefix.length);
+  return frame;
 }
 
 /** Test seams and the output's retry setting. */
@@ -225,7 +234,8 @@ export class SyslogTransport implements AlertTransport {
   private readonly tls: TlsMaterial | undefined;
   private readonly inFlight = new InFlight();
   private link: Link | undefined;
-  private readonly held: ResendBuffer<QueuedAlert>;
+  /** The frames written and not acknowledged, each with its alert's ids only (AlertRef): what HELD_MAX_BYTES bounds is all they take. */
+  private readonly held: ResendBuffer<AlertRef>;
   private listener: HoldListener | undefined;
   /** Settles the delivery waiting for room in `held`. */
   private roomWaiter: ((error?: HadesError) => void) | undefined;
@@ -268,7 +278,7 @@ export class SyslogTransport implements AlertTransport {
 
   async deliver(item: QueuedAlert): Promise<void | 'held'> {
     if (this.closed) throw failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the output is closed`, 'receiver');
-    const message = formatSyslog(item.alert, item.json, this.format);
+    const message = formatSyslog(item.head, item.json, this.format);
     if (this.config.transport === 'udp') {
       await this.sendDatagram(message.bytes);
       if (message.truncated) this.truncated++;
@@ -287,7 +297,7 @@ export class SyslogTransport implements AlertTransport {
       // The acknowledgements of this connection cannot be read: written is all that can be known.
       if (link.readable === false) return;
       const wasEmpty = this.held.size === 0;
-      if (!this.held.hold(item, frame, end)) return;
+      if (!this.held.hold({ id: item.head.id, rule: item.head.rule.id }, frame, end)) return;
       if (wasEmpty) link.lastProgressAt = performance.now();
       this.schedule(link);
       return 'held';

@@ -15,11 +15,60 @@ import { HadesError, type ErrorCode } from '../../../common/errors.js';
 import { pemCertificates } from '../../../common/pem.js';
 import type { Alert } from '../types.js';
 
-/** An alert waiting in an output's queue. */
+/**
+ * The fields of an alert an output reads besides its JSON: the header and structured data of a
+ * syslog message, and what logs name the alert by. A few short strings.
+ */
+export interface AlertHead {
+  readonly id: string;
+  readonly '@timestamp': string;
+  readonly count: number;
+  readonly rule: Pick<Alert['rule'], 'id' | 'severity'>;
+  readonly host: Pick<Alert['host'], 'id' | 'name'>;
+}
+
+/**
+ * An alert waiting in an output's queue: its JSON and its head, not the alert itself. The alert
+ * takes about as much memory as its JSON (mostly its events' strings): keeping both would take
+ * twice what `queue_mb` counts. What needs more of the alert (a chat message, a syslog message
+ * without its events) parses the JSON.
+ */
 export interface QueuedAlert {
-  readonly alert: Alert;
+  readonly head: AlertHead;
   /** The alert as JSON, serialised once whatever the number of outputs. */
   readonly json: string;
+  /** The memory the JSON takes (stringBytes): what the queue counts against `queue_mb`. */
+  readonly bytes: number;
+}
+
+/** What an output's queue keeps of an alert (QueuedAlert); made once, shared by every output. */
+export function queuedAlert(alert: Alert): QueuedAlert {
+  const json = JSON.stringify(alert);
+  const { id, count, rule, host } = alert;
+  return {
+    head: { id, '@timestamp': alert['@timestamp'], count, rule: { id: rule.id, severity: rule.severity }, host: { id: host.id, name: host.name } },
+    json,
+    bytes: stringBytes(json),
+  };
+}
+
+/**
+ * The memory the characters of a string take in V8: one byte each while they all are Latin-1
+ * (up to U+00FF), two each otherwise (a single other character makes the whole string so).
+ */
+export function stringBytes(text: string): number {
+  return /[\u0100-\uffff]/.test(text) ? 2 * text.length : text.length;
+}
+
+/**
+ * What a transport keeps of an alert it holds (HoldListener) besides the bytes it wrote: what
+ * logs name the alert by. Never the alert nor its JSON, which can be a thousand times larger
+ * than the message written (cut to the receiver's size limit).
+ */
+export interface AlertRef {
+  readonly id: string;
+  /** The rule's id. */
+  readonly rule: string;
 }
 
 export interface AlertTransport {
@@ -55,7 +104,7 @@ export interface HoldListener {
   /** `count` held alerts, the oldest, were acknowledged (or can no longer be followed, and count as delivered). */
   acknowledged(count: number): void;
   /** A held alert is given up: `attempts` connections it was the oldest unacknowledged alert of died. */
-  givenUp(item: QueuedAlert, error: HadesError, attempts: number): void;
+  givenUp(alert: AlertRef, error: HadesError, attempts: number): void;
   /** The connection died with held alerts while no delivery was in flight (one in flight fails with the error instead). */
   connectionLost(error: HadesError): void;
 }
@@ -64,8 +113,9 @@ export interface HoldListener {
  * Who a failure is about, which decides what the queue does with the alert:
  * - `receiver`: the alert never reached the receiver (refused, unreachable, TLS, connect
  *   timeout, a full disk); the alert keeps its place and uses up none of its attempts.
- * - `alert`: the receiver got the alert and failed it (a 5xx, a timeout after sending); it
- *   uses up one of the alert's attempts.
+ * - `alert`: the receiver got the alert and failed it (a 5xx; a reset or a timeout once the
+ *   connection took the request, or its start for a large one); it uses up one of the alert's
+ *   attempts.
  * - `final`: retrying cannot help (a 4xx); the alert fails at once.
  */
 export type FailureScope = 'receiver' | 'alert' | 'final';

@@ -11,6 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { WebhookOutputConfig } from '../../../common/config/alert-outputs.js';
+import { escapeUnsafe } from '../../../common/safe-text.js';
 import type { Alert } from '../types.js';
 import { failure, InFlight, networkFailure, once, readTlsMaterial, type AlertTransport, type QueuedAlert } from './transport.js';
 
@@ -19,6 +20,12 @@ const ANSWER_BYTES = 256;
 /** Characters of a command line shown in a chat message. */
 const CHAT_COMMAND_CHARS = 2000;
 const RETRYABLE_STATUS = new Set([408, 429]);
+/**
+ * Bytes of a larger body written first, on their own: once the connection took them (their write
+ * completed), the receiver is up and has the request, and a failure after that uses an attempt.
+ * Small enough for any connection's buffers, whatever the receiver reads.
+ */
+const FIRST_WRITE_BYTES = 16 * 1024;
 
 export class WebhookTransport implements AlertTransport {
   readonly target: string;
@@ -42,7 +49,8 @@ export class WebhookTransport implements AlertTransport {
   }
 
   deliver(item: QueuedAlert): Promise<void> {
-    const body = Buffer.from(this.config.format === 'chat' ? JSON.stringify({ text: chatText(item.alert, this.config.chat_dialect, this.config.link_base_url) }) : item.json);
+    // The queue keeps the alert as JSON only (QueuedAlert): a chat message reads it back.
+    const body = Buffer.from(this.config.format === 'chat' ? JSON.stringify({ text: chatText(JSON.parse(item.json) as Alert, this.config.chat_dialect, this.config.link_base_url) }) : item.json);
     return new Promise<void>((resolve, reject) => {
       if (this.closed) {
         reject(failure('HADES_ERR_ALERT_OUTPUT_UNREACHABLE', `${this.target}: the output is closed`, 'receiver'));
@@ -54,24 +62,29 @@ export class WebhookTransport implements AlertTransport {
         agent: this.agent,
         headers: { ...this.config.headers, 'content-type': 'application/json', 'content-length': body.length, 'user-agent': 'hades' },
       });
-      let sent = false;
+      // Whether the receiver has the request: the connection took its start (or all of it). A
+      // failure before (refused, no connection, TLS) is about the receiver and uses no attempt; one
+      // after (a reset, a timeout, however much of a large body was still to go) uses one, so that
+      // an alert the receiver keeps failing, such as one larger than it takes, is given up after
+      // max_attempts instead of blocking the output.
+      let reached = false;
       const settle = once((error?: unknown): void => {
         clearTimeout(timer);
         forget();
         if (error === undefined) resolve();
-        else reject(networkFailure(this.target, error, sent));
+        else reject(networkFailure(this.target, error, reached));
       });
       const forget = this.inFlight.add((error) => {
         req.destroy();
         settle(error);
       });
       const timer = setTimeout(() => {
-        const error = failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no complete answer within ${this.config.timeout_ms} ms`, sent ? 'alert' : 'receiver');
+        const error = failure('HADES_ERR_ALERT_OUTPUT_TIMEOUT', `${this.target}: no complete answer within ${this.config.timeout_ms} ms`, reached ? 'alert' : 'receiver');
         req.destroy(error);
         settle(error);
       }, this.config.timeout_ms);
       req.on('finish', () => {
-        sent = true;
+        reached = true;
       });
       req.on('error', (error) => settle(error));
       req.on('response', (res) => {
@@ -104,7 +117,23 @@ export class WebhookTransport implements AlertTransport {
           settle(failure('HADES_ERR_ALERT_OUTPUT_BAD_STATUS', `${this.target} answered ${status}${answer ? `: ${answer}` : ''}`, scope));
         });
       });
-      req.end(body);
+      if (body.length <= FIRST_WRITE_BYTES) {
+        req.end(body);
+        return;
+      }
+      // A body larger than the connection's buffers finishes only once the receiver has read most
+      // of it: its start, written alone (written with the rest, its write would complete only
+      // with the rest's), says the receiver got the request; then the rest goes.
+      req.write(body.subarray(0, FIRST_WRITE_BYTES), (error) => {
+        if (error) {
+          settle(error);
+          return;
+        }
+        reached = true;
+        // Ended even when an early answer settled the delivery: a request left unfinished would
+        // hold the output's one connection.
+        if (!req.destroyed) req.end(body.subarray(FIRST_WRITE_BYTES));
+      });
     });
   }
 
@@ -140,7 +169,9 @@ const ICONS: Readonly<Record<string, string>> = {
  * be able to mention people, make links or end the code block. Slack decodes only `&amp;`,
  * `&lt;` and `&gt;` and needs them wherever `&`, `<` and `>` appear; Mattermost renders
  * Markdown, shows such entities literally inside code blocks, and turns Slack's `<!channel>`
- * into a mention, hence the two dialects.
+ * into a mention, hence the two dialects. Nor must they read otherwise than what ran: control,
+ * line, direction and invisible characters are written as escapes (`\n`, `\u202e`, `\u200b`),
+ * as the CLI shows them in a terminal (oneLine).
  */
 export function chatText(alert: Alert, dialect: ChatDialect, linkBase: string | null): string {
   const slack = dialect === 'slack';
@@ -154,7 +185,9 @@ export function chatText(alert: Alert, dialect: ChatDialect, linkBase: string | 
   ];
   const command = commandLine(alert.process);
   if (command !== undefined) {
-    const shown = command.length > CHAT_COMMAND_CHARS ? `${command.slice(0, CHAT_COMMAND_CHARS)}…` : command;
+    // Cut before it is escaped (an escape is never cut), and never between the halves of a surrogate pair.
+    const cut = CHAT_COMMAND_CHARS - (/[\ud800-\udbff]/.test(command.charAt(CHAT_COMMAND_CHARS - 1)) ? 1 : 0);
+    const shown = command.length > CHAT_COMMAND_CHARS ? `${command.slice(0, cut)}…` : command;
     lines.push('```', slack ? escapeSlack(codeBlock(shown)) : breakSlackControls(codeBlock(shown)), '```');
   }
   if (linkBase !== null) {
@@ -189,8 +222,13 @@ function escapeMarkdown(s: string): string {
   return breakSlackControls(s.replace(/[!-/:-@[-`{-~]/g, '\\$&'));
 }
 
+/**
+ * Text that reads as it is, on one line: control, line and direction characters, and those that
+ * show as nothing, written as escapes (common/safe-text.ts). Before the code block's zero-width
+ * spaces are added (codeBlock, breakSlackControls): those are Hades' own.
+ */
 function oneLine(s: string): string {
-  return s.replace(/\p{Cc}+/gu, ' ');
+  return escapeUnsafe(s, { invisible: true });
 }
 
 /** Mattermost's Slack compatibility turns `<!channel>`, `<@user>` and `<#channel>` into mentions and links. */
