@@ -44,3 +44,8 @@ export function escapeUnsafe(text: string, options: EscapeOptions = {}): string 
   const [one, all] = options.invisible ? CONTROLS_AND_INVISIBLE : CONTROLS;
   return one.test(text) ? text.replace(all, escape) : text;
 }
+
+/** Whether `text` holds a control, line, direction (or, if asked, invisible) character: not one line a person can read as it is. */
+export function hasUnsafe(text: string, options: EscapeOptions = {}): boolean {
+  return (options.invisible ? CONTROLS_AND_INVISIBLE : CONTROLS)[0].test(text);
+}

@@ -48,6 +48,7 @@ import { formatOffset } from '../common/clock-offset.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreFiles } from './store-files.js';
 import { LogThrottle } from './log-throttle.js';
+import { hasUnsafe } from '../common/safe-text.js';
 
 const MB = 1024 * 1024;
 /** The least the events are deleted down to to keep room on the disk (store.min_free_mb). */
@@ -894,7 +895,7 @@ export class HadesServer {
         }
         // A host name or a reason is one line of text a person reads (a value may be anything an event holds).
         for (const [name, text] of [['host', input.host], ['reason', input.reason]] as const) {
-          if (text != null && /[\p{Cc}\p{Cs}]/u.test(text)) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `${name}: control characters are not allowed`);
+          if (text != null && hasUnsafe(text, { invisible: true })) throw new HadesError('HADES_ERR_API_INVALID_REQUEST', `${name}: control, line, direction and invisible characters are not allowed`);
         }
         // A host no agent enrolled with (nor has as its id) would silently never match: a typo
         // would leave the analyst believing the noise silenced, or the host still watched.

@@ -709,10 +709,10 @@ describe('alerts: triage limits', () => {
     assert.equal(store.get('a1')?.comments.at(-1)?.text, `note ${MAX_ALERT_COMMENTS - 1}`);
   });
 
-  it('an assignee is a name on one line: blank or with control characters it is refused', () => {
+  it('an assignee is a name on one line: blank or with control, line, direction or invisible characters it is refused', () => {
     const store = new AlertStore(openDatabase(':memory:'));
     raised(store, 'a1');
-    for (const bad of ['   ', 'ana\nresolved by admin', '\u001b[2Jana', '\t']) {
+    for (const bad of ['   ', 'ana\nresolved by admin', '\u001b[2Jana', '\t', 'a\u2028b', 'ana\u202etsyla', 'an\u200ba']) {
       assert.throws(() => store.triage('a1', { assignee: bad }), (e: unknown) => e instanceof HadesError && e.code === 'HADES_ERR_API_INVALID_REQUEST' && /assignee/.test(e.message), JSON.stringify(bad));
     }
     assert.equal(store.get('a1')?.assignee, null, 'nothing was set');

@@ -18,6 +18,7 @@ describe('text for a terminal', () => {
     assert.equal(shown('lone \ud800 high'), 'lone \\ud800 high');
     assert.equal(shown('emoji \u{1f600} ok'), 'emoji \u{1f600} ok');
     assert.equal(shown('evil\u202etxt.exe\u2028\u2066'), 'evil\\u202etxt.exe\\u2028\\u2066');
+    assert.equal(shown('ro\u200bot \u00adx\ufeff'), 'ro\\u200bot \\xadx\\ufeff', 'characters that show as nothing');
     assert.equal(shown(42), '42');
   });
 

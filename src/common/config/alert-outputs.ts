@@ -142,7 +142,7 @@ export const AlertOutputConfig = Type.Object(
       minimum: 1,
       maximum: 4096,
       default: 64,
-      description: 'Most MiB of alerts (as JSON) held in the queue: an alert keeps up to max_events events, so a count alone does not bound memory; past it the oldest is dropped and counted, as when the queue is full. One alert larger than this is still held alone.',
+      description: 'Most MiB of alerts held in the queue, counted as the memory their JSON takes (two bytes a character when one is beyond U+00FF): an alert keeps up to max_events events, so a count alone does not bound memory; past it the oldest is dropped and counted, as when the queue is full. One alert larger than this is still held alone.',
     }),
     retry: AlertOutputRetry,
     webhook: Type.Optional(WebhookOutput),

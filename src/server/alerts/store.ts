@@ -20,6 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
+import { hasUnsafe } from '../../common/safe-text.js';
 import { HadesError } from '../../common/errors.js';
 import { SEVERITIES, type Severity } from '../../rules/index.js';
 import { migrate, type Db } from '../db.js';
@@ -499,8 +500,8 @@ export class AlertStore {
     }
     // A name a person reads in lists of alerts, on one line: a blank one would look assigned to
     // nobody while taking the alert out of the unassigned ones.
-    if (typeof change.assignee === 'string' && (change.assignee.trim() === '' || /[\p{Cc}\p{Cs}]/u.test(change.assignee))) {
-      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'assignee must be a name: not blank, without control characters (null unassigns)');
+    if (typeof change.assignee === 'string' && (change.assignee.trim() === '' || hasUnsafe(change.assignee, { invisible: true }))) {
+      throw new HadesError('HADES_ERR_API_INVALID_REQUEST', 'assignee must be a name: not blank, without control, line, direction or invisible characters (null unassigns)');
     }
     const sets: string[] = [];
     const params: (string | number | null)[] = [];
