@@ -118,6 +118,7 @@ enum hades_kind {
 #define HADES_M_MODE (1u << 19)     /* FILE_*: file_mode not known */
 #define HADES_M_NAME (1u << 20)     /* MEMFD_CREATE/MODULE_LOAD: name not readable */
 #define HADES_M_EXE_ID (1u << 21)   /* EXEC v2: exe_ino..exe_dev not readable */
+#define HADES_M_EXIT_CODE (1u << 22) /* EXIT (cn_proc): the last thread's exit message was lost, exit_code unknown (0) */
 
 struct hades_record_header {
 	__u16 kind;

@@ -68,7 +68,7 @@ static void put_flags(uint32_t f, uint32_t m)
 	static const char *const mn[] = { "filename", "exe", "argv", "cwd", "creds", "parent",
 					  "pgid_sid", "tty", "fds", "cgroup", "ns", "comm",
 					  "start", "loginuid", "caps", "target", "path", "addr", "payload",
-					  "mode", "name", "exe_id" };
+					  "mode", "name", "exe_id", "exit_code" };
 	printf(" flags=[");
 	bool first = true;
 	for (unsigned i = 0; i < 32; i++)

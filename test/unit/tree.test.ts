@@ -351,6 +351,17 @@ describe('event building helpers', () => {
     assert.equal(exitCodeOf(0), 0);
   });
 
+  it('leaves out an exit code the driver could not learn (cn_proc: the last thread\'s exit message lost), and says so', async () => {
+    const builder = newBuilder();
+    const base = { type: 'exit', kind: 3, size: 64, ktimeNs: 2e9, pid: 4600, tid: 4601, flags: 1, startNs: 1e9, ppid: 1, comm: 'thr' } as const;
+    const lost = wire(await builder.build({ ...base, missing: MissingField.exitCode, exitCode: 0 }));
+    assert.equal('exit_code' in lost['process'], false, JSON.stringify(lost));
+    assert.deepEqual(lost['hades'].missing, ['process.exit_code']);
+    assert.deepEqual(missingPaths(MissingField.exitCode | MissingField.comm), ['process.name', 'process.exit_code']);
+    const known = wire(await builder.build({ ...base, pid: 4700, missing: 0, exitCode: 0x700 }));
+    assert.equal(known['process'].exit_code, 7);
+  });
+
   it('finds container ids of the common runtimes, and none elsewhere', () => {
     const id = 'a'.repeat(64);
     assert.deepEqual(containerFromCgroup(`/system.slice/docker-${id}.scope`), { id, runtime: 'docker' });

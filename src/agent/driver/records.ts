@@ -54,6 +54,8 @@ export const MissingField = {
   start: 1 << 12,
   loginuid: 1 << 13,
   caps: 1 << 14,
+  /** EXIT (cn_proc): the last thread's exit message was lost: the exit code is not known. */
+  exitCode: 1 << 22,
 } as const;
 export type MissingFieldName = keyof typeof MissingField;
 /** header.missing bit of EXEC v2: the exe identity (exeIno..exeCtimeNs) could not be read and is 0. */

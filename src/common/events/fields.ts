@@ -171,7 +171,7 @@ export const Process = Obj(
     working_directory: Opt(Str('Current working directory.')),
     start: Opt(Timestamp('When the process started.')),
     end: Opt(Timestamp('When the process exited (exit events).')),
-    exit_code: Opt(Int('Exit status (0-255), or 128 plus the signal number when killed by a signal.')),
+    exit_code: Opt(Int('Exit status (0-255), or 128 plus the signal number when killed by a signal: the status of the process\'s last thread to end (a process outlives a main thread that ended first). Absent, and listed in hades.missing, when the cn_proc backend lost that thread\'s exit message and saw the end in /proc instead.')),
     interactive: Opt(Type.Boolean({ description: 'True when the process has a controlling terminal.' })),
     thread: Opt(
       Obj(

@@ -1,0 +1,178 @@
+/**
+ * Processes whose threads and files make the cn_proc backend work harder than eBPF, run for real
+ * as root on both backends: a process outlives its main thread (pthread_exit() in main) and an
+ * exec from another thread replaces the main thread (de_thread) without ending the process.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
+
+const isRoot = process.getuid?.() === 0;
+const hasCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
+const skip = (!isRoot && 'kernel events need root') || (!hasCc && 'no C compiler (cc)');
+
+/**
+ * thr MODE MARKER: the main thread starts a worker and ends with pthread_exit() (mode "live": it
+ * waits for the worker instead, alongside three idle threads), and the worker, after 0.6 s
+ * (mode "stdin": once its standard input is closed):
+ * exit: exit(7); exec, live: executes a shell that sleeps 0.4 s and exits with 4 (its $0
+ * MARKER-sleep); fork: runs a shell that sleeps 0.3 s ($0 MARKER-child) and waits for it, then
+ * exit(5); stdin: exit(9).
+ */
+const THR_C = String.raw`
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static const char *mode, *marker;
+static void *idle(void *a) { (void)a; sleep(30); return NULL; }
+static void *worker(void *a)
+{
+	char tag[128];
+	(void)a;
+	if (!strcmp(mode, "stdin")) {
+		char b[16];
+		while (read(0, b, sizeof(b)) > 0)
+			;
+		exit(9);
+	}
+	usleep(600000);
+	if (!strcmp(mode, "exec") || !strcmp(mode, "live")) {
+		snprintf(tag, sizeof(tag), "%s-sleep", marker);
+		execl("/bin/sh", "sh", "-c", "sleep 0.4; exit 4", tag, (char *)NULL);
+		_exit(100);
+	}
+	if (!strcmp(mode, "fork")) {
+		pid_t p = fork();
+		if (p == 0) {
+			snprintf(tag, sizeof(tag), "%s-child", marker);
+			execl("/bin/sh", "sh", "-c", "sleep 0.3; exit 0", tag, (char *)NULL);
+			_exit(100);
+		}
+		waitpid(p, NULL, 0);
+		exit(5);
+	}
+	exit(7);
+}
+int main(int argc, char **argv)
+{
+	pthread_t t;
+	if (argc < 3)
+		return 2;
+	mode = argv[1];
+	marker = argv[2];
+	pthread_create(&t, NULL, worker, NULL);
+	if (!strcmp(mode, "live")) {
+		pthread_t i[3];
+		for (int n = 0; n < 3; n++)
+			pthread_create(&i[n], NULL, idle, NULL);
+		pthread_join(t, NULL);
+		return 0;
+	}
+	pthread_exit(NULL);
+}
+`;
+
+interface Ran {
+  pid: number;
+  code: number | null;
+}
+
+/** Runs a command to completion, with its pid. */
+function runPid(command: string, args: readonly string[]): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ pid: child.pid ?? 0, code }));
+  });
+}
+
+const ofPid = (events: readonly AnyEvent[], action: string, pid: number): AnyEvent[] => events.filter((e) => e['event']?.action === action && e['process']?.pid === pid);
+const ms = (e: AnyEvent | undefined): number => Date.parse(String(e?.['@timestamp']));
+
+for (const backend of ['ebpf', 'cnproc'] as const) {
+  describe(`threads and the process exit, --backend ${backend}`, { skip }, () => {
+    const marker = `thr${randomBytes(4).toString('hex')}`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'hades-thr-'));
+    const thr = path.join(dir, 'thr');
+    const ran: Record<string, Ran> = {};
+    let seeded = 0;
+    let capture: Capture;
+
+    before(async () => {
+      writeFileSync(path.join(dir, 'thr.c'), THR_C);
+      const cc = spawnSync('cc', ['-O1', '-pthread', '-o', thr, path.join(dir, 'thr.c')], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
+      // Started before hades: its main thread has ended by the time the driver starts.
+      const early = spawn(thr, ['stdin', `${marker}-stdin`], { stdio: ['pipe', 'ignore', 'ignore'] });
+      seeded = early.pid ?? 0;
+      const earlyDone = new Promise<number | null>((resolve) => early.on('close', resolve));
+      await new Promise((r) => setTimeout(r, 300));
+      capture = await captureEvents(['--backend', backend, '--action', 'exec,fork,exit'], async () => {
+        for (const mode of ['exit', 'exec', 'fork', 'live']) ran[mode] = await runPid(thr, [mode, `${marker}-${mode}`]);
+        early.stdin?.end();
+        ran['stdin'] = { pid: seeded, code: await earlyDone };
+        await new Promise((r) => setTimeout(r, 300));
+      });
+    });
+
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('ran the programs as written', () => {
+      assert.equal(capture.status, 0, capture.stderr);
+      assert.deepEqual(capture.invalid, []);
+      assert.deepEqual(Object.fromEntries(Object.entries(ran).map(([k, v]) => [k, v.code])), { exit: 7, exec: 4, fork: 5, live: 4, stdin: 9 });
+    });
+
+    it('reports a process whose main thread ended first once, at its last thread\'s exit, with that exit code', () => {
+      const { pid } = ran['exit'] as Ran;
+      const exits = ofPid(capture.events, 'exit', pid);
+      assert.equal(exits.length, 1, JSON.stringify(exits));
+      assert.equal(exits[0]?.['process'].exit_code, 7);
+      const exec = ofPid(capture.events, 'exec', pid)[0];
+      assert.ok(exec, 'its exec');
+      assert.ok(ms(exits[0]) - ms(exec) >= 500, `the exit came when the worker ended, 0.6 s after the start: ${ms(exits[0]) - ms(exec)} ms`);
+      assert.equal(exits[0]?.['process'].entity_id, exec['process'].entity_id);
+    });
+
+    it('reports no exit when a thread executes a program (the process lives on), and one when that ends', () => {
+      for (const mode of ['exec', 'live']) {
+        const { pid } = ran[mode] as Ran;
+        const exits = ofPid(capture.events, 'exit', pid);
+        assert.equal(exits.length, 1, `${mode}: ${JSON.stringify(exits)}`);
+        const shell = ofPid(capture.events, 'exec', pid).find((e) => (e['process'].args as string[] | undefined)?.includes(`${marker}-${mode}-sleep`) ?? e['process'].name === 'sh');
+        assert.ok(shell, `${mode}: the exec of the shell`);
+        assert.ok(ms(exits[0]) - ms(shell) >= 300, `${mode}: the exit when the shell ended, not before its exec`);
+        assert.equal(exits[0]?.['process'].exit_code, 4, mode);
+        assert.equal(exits[0]?.['process'].entity_id, shell['process'].entity_id, mode);
+      }
+    });
+
+    it('keeps the ancestry of a child forked after the main thread ended', () => {
+      const { pid } = ran['fork'] as Ran;
+      const child = capture.events.find((e) => e['event'].action === 'exec' && (e['process'].args as string[] | undefined)?.includes(`${marker}-fork-child`));
+      assert.ok(child, 'the child\'s exec');
+      assert.equal(child['process'].parent.pid, pid);
+      const ancestors = child['hades'].ancestors as AnyEvent[];
+      assert.equal(ancestors[0]?.['pid'], pid, JSON.stringify(ancestors));
+      assert.ok(ancestors.some((a) => a['pid'] === process.pid), child['hades'].ancestry as string);
+      const exits = ofPid(capture.events, 'exit', pid);
+      assert.equal(exits.length, 1, JSON.stringify(exits));
+      assert.equal(exits[0]?.['process'].exit_code, 5);
+      const childExit = ofPid(capture.events, 'exit', child['process'].pid as number)[0];
+      assert.ok(childExit && ms(exits[0]) >= ms(childExit), 'the parent ended after its child');
+    });
+
+    it('reports the exit of a process whose main thread had ended before the driver started', () => {
+      const exits = ofPid(capture.events, 'exit', seeded);
+      assert.equal(exits.length, 1, JSON.stringify(exits));
+      assert.equal(exits[0]?.['process'].exit_code, 9);
+    });
+  });
+}
