@@ -30,6 +30,8 @@
 
 #define RCVBUF_BYTES (8 << 20) /* 212 KB default lost 34% of a storm */
 #define CGROUP2_MAGIC 0x63677270
+#define TMPFS_MAGIC 0x01021994 /* also the memfd file system (shmem) */
+#define RAMFS_MAGIC 0x858458f6
 #define REC_CAP (HADES_EXEC_FIXED_SIZE + 4 * HADES_PATH_MAX + HADES_TTY_MAX + \
 		 HADES_CGROUP_PATH_MAX + HADES_ARGV_MAX_LIMIT + 8)
 #define MAX_CPUS_TRACKED 1024
@@ -681,6 +683,56 @@ static void defer_cancel(struct cnproc *c, struct proc_entry *pe)
 	}
 }
 
+/*
+ * The length of a /proc link text s (n bytes, a path in process tgid's root) without the
+ * " (deleted)" the kernel appends to the path of a removed name, for the file st: cut off when
+ * the file has no link left (nlink 0), or when it has but not under the whole text (a name of
+ * it removed, another kept); never from a file whose own name ends so.
+ */
+static size_t without_deleted(uint32_t tgid, const char *s, size_t n, const struct stat *st)
+{
+	static const char del[] = " (deleted)";
+	const size_t dl = sizeof(del) - 1;
+	if (n <= dl || memcmp(s + n - dl, del, dl))
+		return n;
+	if (st->st_nlink == 0)
+		return n - dl;
+	char whole[HADES_PATH_MAX + 64];
+	struct stat ws;
+	snprintf(whole, sizeof(whole), "/proc/%u/root%.*s", tgid, (int)n, s);
+	if (stat(whole, &ws) || ws.st_ino != st->st_ino || ws.st_dev != st->st_dev)
+		return n - dl;
+	return n;
+}
+
+/*
+ * The executable's path from the /proc/PID/exe link text s (n bytes) and its flags, as eBPF reads
+ * them from the file (xs: its stat, NULL when it failed): EXE_DELETED when it has no link left
+ * (nlink 0); EXE_TMPFS on tmpfs/ramfs (statfs); EXE_MEMFD for a memfd (the two, and the name
+ * the kernel gives it, "/memfd:NAME"). The kernel appends " (deleted)" to the path of a name that
+ * was removed: cut off only then, never from a file whose own name ends so (the same file is
+ * found under the whole text), so a program named "x (deleted)" is neither renamed nor
+ * flagged. Returns the path's length.
+ */
+static size_t exe_path_flags(uint32_t tgid, const char *s, size_t n, const struct stat *xs, uint32_t *flags)
+{
+	char path[48];
+	struct statfs sf;
+
+	if (!xs)
+		return n; /* the file is unknown (the process gone): the text as it is, no flag */
+	if (xs->st_nlink == 0)
+		*flags |= HADES_F_EXE_DELETED;
+	n = without_deleted(tgid, s, n, xs);
+	snprintf(path, sizeof(path), "/proc/%u/exe", tgid);
+	if (statfs(path, &sf) == 0 && ((unsigned long)sf.f_type == TMPFS_MAGIC || (unsigned long)sf.f_type == RAMFS_MAGIC)) {
+		*flags |= HADES_F_EXE_TMPFS;
+		if (xs->st_nlink == 0 && n >= 7 && !memcmp(s, "/memfd:", 7))
+			*flags |= HADES_F_EXE_MEMFD;
+	}
+	return n;
+}
+
 /* What an exec superseded by the next one has marked missing: its program's fields. */
 #define PROGRAM_MISSING (HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS)
 
@@ -731,9 +783,11 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	/* stat follows the magic link to the mapped file itself, so deleted
 	 * files and memfds resolve too */
 	struct stat xs;
+	bool have_xs = false;
 	if (superseded) {
 		e->hdr.missing |= PROGRAM_MISSING;
 	} else if (stat(path, &xs) == 0) {
+		have_xs = true;
 		e->exe_ino = (uint64_t)xs.st_ino;
 		e->exe_dev = major(xs.st_dev) << 20 | (minor(xs.st_dev) & 0xfffff);
 		e->exe_size = (uint64_t)xs.st_size;
@@ -749,13 +803,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	n = superseded ? 0 : read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
 	if (n > 0) {
 		char *s = (char *)tail + off;
-		static const char del[] = " (deleted)";
-		if ((size_t)n > sizeof(del) - 1 && !memcmp(s + n - (sizeof(del) - 1), del, sizeof(del) - 1)) {
-			e->hdr.flags |= HADES_F_EXE_DELETED;
-			n -= (ssize_t)(sizeof(del) - 1);
-		}
-		if (n >= 7 && !memcmp(s, "/memfd:", 7))
-			e->hdr.flags |= HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS;
+		n = exe_path_flags(tgid, s, (size_t)n, have_xs ? &xs : NULL, &e->hdr.flags);
 		if (exe_denied(c, s, (size_t)n)) {
 			struct proc_entry *pe = proc_upsert(&c->procs, tgid);
 			if (pe)

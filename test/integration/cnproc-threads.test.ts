@@ -1,16 +1,18 @@
 /**
  * Processes whose threads and files make the cn_proc backend work harder than eBPF, run for real
  * as root on both backends: a process outlives its main thread (pthread_exit() in main) and an
- * exec from another thread replaces the main thread (de_thread) without ending the process.
+ * exec from another thread replaces the main thread (de_thread) without ending the process; and
+ * files whose /proc links end in " (deleted)" (the kernel's mark of a removed name, or a name
+ * that ends so), as the executable.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
+import { captureEvents, run, withMarker, type AnyEvent, type Capture } from '../helpers/events-session.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -173,6 +175,57 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       const exits = ofPid(capture.events, 'exit', seeded);
       assert.equal(exits.length, 1, JSON.stringify(exits));
       assert.equal(exits[0]?.['process'].exit_code, 9);
+    });
+  });
+}
+
+for (const backend of ['ebpf', 'cnproc'] as const) {
+  describe(`deleted files and names ending in " (deleted)", --backend ${backend}`, { skip: !isRoot && 'kernel events need root' }, () => {
+    const marker = `del${randomBytes(4).toString('hex')}`;
+    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'hades-del-')));
+    const linger = 'sleep 0.4; :';
+    let capture: Capture;
+
+    before(async () => {
+      copyFileSync('/bin/sh', path.join(dir, 'evil (deleted)'));
+      copyFileSync('/bin/sh', path.join(dir, 'gone'));
+      copyFileSync('/bin/sh', path.join(dir, 'hl'));
+      linkSync(path.join(dir, 'hl'), path.join(dir, 'hl2'));
+      capture = await captureEvents(['--backend', backend, '--action', 'exec'], async () => {
+        // A program whose very name ends in " (deleted)".
+        await run(path.join(dir, 'evil (deleted)'), ['-c', linger, `${marker}-named`]);
+        // Programs executed through a descriptor once their name is removed: the last one, and one of two.
+        await run('/bin/sh', ['-c', `exec 3<gone; rm gone; exec /proc/self/fd/3 -c '${linger}' ${marker}-gone`], { cwd: dir });
+        await run('/bin/sh', ['-c', `exec 3<hl; rm hl; exec /proc/self/fd/3 -c '${linger}' ${marker}-unlinked`], { cwd: dir });
+      });
+    });
+
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    const execOf = (suffix: string): AnyEvent => {
+      const found = withMarker(capture.events, 'exec', `${marker}-${suffix}`);
+      assert.ok(found.length > 0, `no exec event with ${marker}-${suffix}; stderr: ${capture.stderr}`);
+      return found.at(-1) as AnyEvent;
+    };
+
+    it('prints only events that match the schema', () => {
+      assert.equal(capture.status, 0, capture.stderr);
+      assert.deepEqual(capture.invalid, []);
+    });
+
+    it('names a program whose name ends in " (deleted)" as it is, and not as fileless', () => {
+      const e = execOf('named');
+      assert.equal(e['process'].executable, path.join(dir, 'evil (deleted)'));
+      assert.notEqual(e['hades'].process.fileless, true);
+    });
+
+    it('names a deleted program by the path it had, and marks it fileless; one name of two removed is not', () => {
+      const gone = execOf('gone');
+      assert.equal(gone['process'].executable, path.join(dir, 'gone'));
+      assert.equal(gone['hades'].process.fileless, true);
+      const unlinked = execOf('unlinked');
+      assert.equal(unlinked['process'].executable, path.join(dir, 'hl'));
+      assert.notEqual(unlinked['hades'].process.fileless, true, 'its file still has a name');
     });
   });
 }
