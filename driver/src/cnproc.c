@@ -896,12 +896,17 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	for (int fd = 0; fd < 3; fd++)
 		if (fd_info(tgid, fd, &e->fds[fd]))
 			e->hdr.missing |= HADES_M_FDS;
-	/* a regular file on standard input: its path, between cgroup_path and argv */
+	/* a regular file on standard input: its path, between cgroup_path and argv; one deleted
+	 * since it was opened flagged, without the " (deleted)" of the link (as eBPF) */
 	if (e->fds[0].kind == HADES_FD_FILE) {
 		char in[HADES_PATH_MAX];
+		struct stat is;
 		snprintf(path, sizeof(path), "/proc/%u/fd/0", tgid);
 		ssize_t l = read_link(path, in, sizeof(in));
-		if (l > 0 && l < (ssize_t)sizeof(in) && in[0] == '/') {
+		if (l > 0 && l < (ssize_t)sizeof(in) && in[0] == '/' && stat(path, &is) == 0 && is.st_ino == e->fds[0].inode) {
+			l = (ssize_t)without_deleted(tgid, in, (size_t)l, &is);
+			if (is.st_nlink == 0)
+				e->hdr.flags |= HADES_F_STDIN_DELETED;
 			memcpy(tail + off, in, (size_t)l);
 			e->stdin_path_len = (uint16_t)l;
 			off += (size_t)l;

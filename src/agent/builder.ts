@@ -260,7 +260,8 @@ const STDIO_OTHER = Object.freeze({ type: 'other' as const });
 /** Standard input: a file redirected into the process comes with its path (`tr < /proc/1/environ`). */
 function stdinStream(r: ExecRecord) {
   const fd = r.fds[0];
-  return fd.kind === 'file' && r.stdinPath !== '' ? { type: 'file' as const, inode: fd.inode, path: r.stdinPath } : stdioStream(fd);
+  if (fd.kind !== 'file' || r.stdinPath === '') return stdioStream(fd);
+  return (r.flags & RecordFlag.stdinDeleted) !== 0 ? { type: 'file' as const, inode: fd.inode, path: r.stdinPath, deleted: true } : { type: 'file' as const, inode: fd.inode, path: r.stdinPath };
 }
 
 function stdioStream(fd: FdInfo) {

@@ -3,7 +3,7 @@
  * as root on both backends: a process outlives its main thread (pthread_exit() in main) and an
  * exec from another thread replaces the main thread (de_thread) without ending the process; and
  * files whose /proc links end in " (deleted)" (the kernel's mark of a removed name, or a name
- * that ends so), as the executable.
+ * that ends so), as the executable and on standard input.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -191,12 +191,17 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       copyFileSync('/bin/sh', path.join(dir, 'gone'));
       copyFileSync('/bin/sh', path.join(dir, 'hl'));
       linkSync(path.join(dir, 'hl'), path.join(dir, 'hl2'));
+      writeFileSync(path.join(dir, 'delin'), 'x\n');
+      writeFileSync(path.join(dir, 'in (deleted)'), 'x\n');
       capture = await captureEvents(['--backend', backend, '--action', 'exec'], async () => {
         // A program whose very name ends in " (deleted)".
         await run(path.join(dir, 'evil (deleted)'), ['-c', linger, `${marker}-named`]);
         // Programs executed through a descriptor once their name is removed: the last one, and one of two.
         await run('/bin/sh', ['-c', `exec 3<gone; rm gone; exec /proc/self/fd/3 -c '${linger}' ${marker}-gone`], { cwd: dir });
         await run('/bin/sh', ['-c', `exec 3<hl; rm hl; exec /proc/self/fd/3 -c '${linger}' ${marker}-unlinked`], { cwd: dir });
+        // Standard input: a file deleted once open, and one whose name ends in " (deleted)".
+        await run('/bin/sh', ['-c', `exec 7<delin; rm delin; exec /bin/sh -c '${linger}' ${marker}-delin <&7`], { cwd: dir });
+        await run('/bin/sh', ['-c', `exec /bin/sh -c '${linger}' ${marker}-stdin-named < 'in (deleted)'`], { cwd: dir });
       });
     });
 
@@ -226,6 +231,13 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       const unlinked = execOf('unlinked');
       assert.equal(unlinked['process'].executable, path.join(dir, 'hl'));
       assert.notEqual(unlinked['hades'].process.fileless, true, 'its file still has a name');
+    });
+
+    it('marks a file on standard input deleted since it was opened, with the path it had', () => {
+      const stdin = execOf('delin')['hades'].process.stdio.stdin;
+      assert.deepEqual({ type: stdin.type, path: stdin.path, deleted: stdin.deleted }, { type: 'file', path: path.join(dir, 'delin'), deleted: true });
+      const named = execOf('stdin-named')['hades'].process.stdio.stdin;
+      assert.deepEqual({ type: named.type, path: named.path, deleted: named.deleted }, { type: 'file', path: path.join(dir, 'in (deleted)'), deleted: undefined });
     });
   });
 }

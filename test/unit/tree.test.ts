@@ -7,8 +7,9 @@ import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, ttyName, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { Accounts, parseColonFile } from '../../src/agent/accounts.js';
-import { MissingField, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
+import { MissingField, RecordFlag, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
+import { checkEvent } from '../../src/common/events/index.js';
 import { execRecord } from '../helpers/records.js';
 
 /** A process folder of a fake /proc: stat, cmdline (the executable and a NUL unless given) and exe. */
@@ -511,6 +512,17 @@ describe('events of processes gone before they could be read (cn_proc)', () => {
     const [without] = decodeRecords(execRecord({ pid: 91, ppid: 1 }), newDecodeCounters());
     assert.equal((without as ExecRecord).stdinPath, '');
     assert.equal(wire(await builder.build(without as ExecRecord))['hades'].process.stdio.stdin.path, undefined);
+  });
+
+  it('mark a file on standard input deleted since it was opened (flag STDIN_DELETED), and no other', async () => {
+    const builder = newBuilder();
+    const [deleted] = decodeRecords(execRecord({ pid: 92, ppid: 1, flags: RecordFlag.stdinDeleted, stdin: '/tmp/x/delin' }), newDecodeCounters());
+    const event = wire(await builder.build(deleted as ExecRecord));
+    assert.deepEqual(event['hades'].process.stdio.stdin, { type: 'file', inode: 0, path: '/tmp/x/delin', deleted: true });
+    assert.deepEqual(checkEvent(event).ok, true);
+    // The flag without a path (none read): no path, so nothing to mark.
+    const [pathless] = decodeRecords(execRecord({ pid: 93, ppid: 1, flags: RecordFlag.stdinDeleted }), newDecodeCounters());
+    assert.equal(wire(await builder.build(pathless as ExecRecord))['hades'].process.stdio.stdin.deleted, undefined);
   });
 
   it('name pseudo-terminals as ps and who do (pts/3), other terminals as the kernel does', async () => {

@@ -35,6 +35,8 @@ export const RecordFlag = {
   exeMemfd: 1 << 8,
   startTicks: 1 << 9,
   exeSetuidRoot: 1 << 19,
+  /** EXEC: the file on standard input (stdinPath) had no link left: deleted since it was opened. */
+  stdinDeleted: 1 << 25,
 } as const;
 
 /** header.missing: fields the cn_proc backend could not read because the process was gone. */

