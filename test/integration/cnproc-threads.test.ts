@@ -20,8 +20,9 @@ const skip = (!isRoot && 'kernel events need root') || (!hasCc && 'no C compiler
 
 /**
  * thr MODE MARKER: the main thread starts a worker and ends with pthread_exit() (mode "live": it
- * waits for the worker instead, alongside three idle threads), and the worker, after 0.6 s
- * (mode "stdin": once its standard input is closed):
+ * waits for the worker instead, alongside three idle threads; "late": once its standard input is
+ * closed), and the worker, after 0.6 s (mode "stdin": once its standard input is closed; "late":
+ * its descriptor 3), ends (late: exit(6)) or:
  * exit: exit(7); exec, live: executes a shell that sleeps 0.4 s and exits with 4 (its $0
  * MARKER-sleep); fork: runs a shell that sleeps 0.3 s ($0 MARKER-child) and waits for it, then
  * exit(5); stdin: exit(9).
@@ -38,11 +39,12 @@ static void *worker(void *a)
 {
 	char tag[128];
 	(void)a;
-	if (!strcmp(mode, "stdin")) {
+	if (!strcmp(mode, "stdin") || !strcmp(mode, "late")) {
 		char b[16];
-		while (read(0, b, sizeof(b)) > 0)
+		int fd = !strcmp(mode, "late") ? 3 : 0;
+		while (read(fd, b, sizeof(b)) > 0)
 			;
-		exit(9);
+		exit(fd ? 6 : 9);
 	}
 	usleep(600000);
 	if (!strcmp(mode, "exec") || !strcmp(mode, "live")) {
@@ -70,6 +72,11 @@ int main(int argc, char **argv)
 	mode = argv[1];
 	marker = argv[2];
 	pthread_create(&t, NULL, worker, NULL);
+	if (!strcmp(mode, "late")) {
+		char b[16];
+		while (read(0, b, sizeof(b)) > 0)
+			;
+	}
 	if (!strcmp(mode, "live")) {
 		pthread_t i[3];
 		for (int n = 0; n < 3; n++)
@@ -115,11 +122,19 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       const early = spawn(thr, ['stdin', `${marker}-stdin`], { stdio: ['pipe', 'ignore', 'ignore'] });
       seeded = early.pid ?? 0;
       const earlyDone = new Promise<number | null>((resolve) => early.on('close', resolve));
+      // Started before hades too, its main thread ending while hades watches (the driver has no
+      // count of its threads: cn_proc reads /proc), and its worker later.
+      const late = spawn(thr, ['late', `${marker}-late`], { stdio: ['pipe', 'ignore', 'ignore', 'pipe'] });
+      const lateDone = new Promise<number | null>((resolve) => late.on('close', resolve));
       await new Promise((r) => setTimeout(r, 300));
       capture = await captureEvents(['--backend', backend, '--action', 'exec,fork,exit'], async () => {
         for (const mode of ['exit', 'exec', 'fork', 'live']) ran[mode] = await runPid(thr, [mode, `${marker}-${mode}`]);
         early.stdin?.end();
         ran['stdin'] = { pid: seeded, code: await earlyDone };
+        late.stdin?.end();
+        await new Promise((r) => setTimeout(r, 500));
+        (late.stdio[3] as NodeJS.WritableStream).end();
+        ran['late'] = { pid: late.pid ?? 0, code: await lateDone };
         await new Promise((r) => setTimeout(r, 300));
       });
     });
@@ -129,7 +144,7 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
     it('ran the programs as written', () => {
       assert.equal(capture.status, 0, capture.stderr);
       assert.deepEqual(capture.invalid, []);
-      assert.deepEqual(Object.fromEntries(Object.entries(ran).map(([k, v]) => [k, v.code])), { exit: 7, exec: 4, fork: 5, live: 4, stdin: 9 });
+      assert.deepEqual(Object.fromEntries(Object.entries(ran).map(([k, v]) => [k, v.code])), { exit: 7, exec: 4, fork: 5, live: 4, stdin: 9, late: 6 });
     });
 
     it('reports a process whose main thread ended first once, at its last thread\'s exit, with that exit code', () => {
@@ -175,6 +190,12 @@ for (const backend of ['ebpf', 'cnproc'] as const) {
       const exits = ofPid(capture.events, 'exit', seeded);
       assert.equal(exits.length, 1, JSON.stringify(exits));
       assert.equal(exits[0]?.['process'].exit_code, 9);
+    });
+
+    it('reports the exit of a process older than the driver at its last thread\'s, not at its main thread\'s', () => {
+      const exits = ofPid(capture.events, 'exit', (ran['late'] as Ran).pid);
+      assert.equal(exits.length, 1, JSON.stringify(exits));
+      assert.equal(exits[0]?.['process'].exit_code, 6);
     });
   });
 }
