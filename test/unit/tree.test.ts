@@ -289,6 +289,13 @@ describe('process tree', () => {
       tree.seedFromProc(proc);
       assert.equal(tree.get(400)?.executable, '/memfd:sealed-91173221a7ea');
       assert.equal(tree.get(401)?.executable, '/tmp/\udcffA');
+      // A program whose own name ends in " (deleted)" (seen from the process's root): kept whole.
+      const named = path.join(proc, 'evil (deleted)');
+      writeFileSync(named, '');
+      put(402, 'evil', 1, 5400, named);
+      symlinkSync('/', path.join(proc, '402', 'root'));
+      tree.seedFromProc(proc);
+      assert.equal(tree.get(402)?.executable, named);
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
