@@ -30,9 +30,15 @@
 
 #define RCVBUF_BYTES (8 << 20) /* 212 KB default lost 34% of a storm */
 #define CGROUP2_MAGIC 0x63677270
+#define TMPFS_MAGIC 0x01021994 /* also the memfd file system (shmem) */
+#define RAMFS_MAGIC 0x858458f6
 #define REC_CAP (HADES_EXEC_FIXED_SIZE + 4 * HADES_PATH_MAX + HADES_TTY_MAX + \
 		 HADES_CGROUP_PATH_MAX + HADES_ARGV_MAX_LIMIT + 8)
 #define MAX_CPUS_TRACKED 1024
+/* Processes whose leader thread exited while other threads live on, at most (their exit waits
+ * for the last thread; the cn_tick sweep reads /proc for each) */
+#define DEFER_MAX 1024
+#define SWEEP_EVERY_MAX 32
 
 /* What we remember per live process: exit events carry no start time or comm. */
 struct proc_entry {
@@ -49,6 +55,18 @@ struct proc_entry {
 	uint32_t rename_unreported; /* renames over the bound since the last record */
 	char rename_old[16];       /* the name before the first of them */
 	char rename_last[16];      /* the name the newest of them gave */
+	/* Threads and the process exit (on_exit_ev). cn_proc reports every thread's exit, and a
+	 * process outlives its leader thread when that one ends first (pthread_exit() in main) or is
+	 * replaced (execve from another thread: de_thread). */
+	uint32_t threads;          /* its other threads: FORK messages of threads less their EXITs */
+	uint64_t count_losses;     /* c's loss count when counting began: the count holds while equal */
+	bool counted;              /* threads counted from its start (its FORK seen) */
+	bool exit_deferred;        /* the leader has exited, other threads live on (a deferred exit) */
+	uint8_t sweep_wait;        /* cn_tick: ticks until the next /proc check of a deferred exit */
+	uint8_t sweep_every;       /* that check's interval in ticks, doubled while threads live */
+	uint8_t sweep_ended;       /* checks in a row that found the group ended */
+	uint32_t exit_code, exit_tid, exit_ppid; /* the latest exit of its threads */
+	uint64_t exit_ktime;
 };
 
 struct proc_table {
@@ -69,6 +87,9 @@ struct cnproc {
 	uint64_t rename_dropped_seen; /* task_rename dropped_rate_limit at the last catch-up scan */
 	bool rename_pending;          /* that scan left renames whose window had not passed */
 	uint64_t rename_catch_ups;    /* catch-up records sent */
+	size_t deferred;              /* entries with exit_deferred (at most DEFER_MAX) */
+	uint64_t deferred_full;       /* exits reported at the leader's exit since DEFER_MAX were waiting */
+	uint64_t deferred_swept;      /* deferred exits the tick sent without their last thread's EXIT */
 	uint64_t *last_seq;     /* per CPU: last sequence number + 1, 0 = none */
 	struct proc_table procs;
 	uint32_t *deny_pids;
@@ -200,6 +221,7 @@ struct stat_info {
 	char state; /* R, S, D, Z (zombie), X (dead), ... */
 	uint32_t ppid, pgid, sid;
 	uint32_t tty_nr;
+	uint32_t num_threads;
 	uint64_t start_ticks;
 };
 
@@ -234,6 +256,7 @@ static int read_stat(uint32_t pid, struct stat_info *si)
 	si->pgid = (uint32_t)v[1];
 	si->sid = (uint32_t)v[2];
 	si->tty_nr = (uint32_t)(long)(int)v[3];
+	si->num_threads = (uint32_t)v[16]; /* field 20 */
 	si->start_ticks = v[18];
 	return 0;
 }
@@ -620,6 +643,96 @@ static bool q_later_comm(uint32_t tgid)
 	return false;
 }
 
+/* Whether an EXIT of a thread of tgid (the leader's included) is queued after the message being handled. */
+static bool q_later_exit(uint32_t tgid)
+{
+	for (int j = q_cur + 1; tgid != 0 && j < q_n; j++) {
+		const struct cn_msg *cn = (const void *)q_msgs[j];
+		const struct proc_event *ev = (const void *)cn->data;
+		if (q_lens[j] >= EVENT_BYTES && ev->what == PROC_EVENT_EXIT && (uint32_t)ev->event_data.exit.process_tgid == tgid)
+			return true;
+	}
+	return false;
+}
+
+/* Messages lost so far (sequence gaps, socket overflows): thread counts begun before a loss may miss a thread. */
+static uint64_t losses(const struct cnproc *c)
+{
+	return c->seq_gaps + c->enobufs;
+}
+
+/* Whether pe's thread count is exact: counted from its start, no message lost since. */
+static bool threads_exact(const struct cnproc *c, const struct proc_entry *pe)
+{
+	return pe->counted && pe->count_losses == losses(c);
+}
+
+/* A process starts single-threaded (a fork child, or an exec, which ends every other thread). */
+static void threads_reset(const struct cnproc *c, struct proc_entry *pe, bool counted)
+{
+	pe->threads = 0;
+	pe->counted = counted;
+	pe->count_losses = losses(c);
+}
+
+static void defer_cancel(struct cnproc *c, struct proc_entry *pe)
+{
+	if (pe->exit_deferred) {
+		pe->exit_deferred = false;
+		c->deferred--;
+	}
+}
+
+/*
+ * The length of a /proc link text s (n bytes, a path in process tgid's root) without the
+ * " (deleted)" the kernel appends to the path of a removed name, for the file st: cut off when
+ * the file has no link left (nlink 0), or when it has but not under the whole text (a name of
+ * it removed, another kept); never from a file whose own name ends so.
+ */
+static size_t without_deleted(uint32_t tgid, const char *s, size_t n, const struct stat *st)
+{
+	static const char del[] = " (deleted)";
+	const size_t dl = sizeof(del) - 1;
+	if (n <= dl || memcmp(s + n - dl, del, dl))
+		return n;
+	if (st->st_nlink == 0)
+		return n - dl;
+	char whole[HADES_PATH_MAX + 64];
+	struct stat ws;
+	snprintf(whole, sizeof(whole), "/proc/%u/root%.*s", tgid, (int)n, s);
+	if (stat(whole, &ws) || ws.st_ino != st->st_ino || ws.st_dev != st->st_dev)
+		return n - dl;
+	return n;
+}
+
+/*
+ * The executable's path from the /proc/PID/exe link text s (n bytes) and its flags, as eBPF reads
+ * them from the file (xs: its stat, NULL when it failed): EXE_DELETED when it has no link left
+ * (nlink 0); EXE_TMPFS on tmpfs/ramfs (statfs); EXE_MEMFD for a memfd (the two, and the name
+ * the kernel gives it, "/memfd:NAME"). The kernel appends " (deleted)" to the path of a name that
+ * was removed: cut off only then, never from a file whose own name ends so (the same file is
+ * found under the whole text), so a program named "x (deleted)" is neither renamed nor
+ * flagged. Returns the path's length.
+ */
+static size_t exe_path_flags(uint32_t tgid, const char *s, size_t n, const struct stat *xs, uint32_t *flags)
+{
+	char path[48];
+	struct statfs sf;
+
+	if (!xs)
+		return n; /* the file is unknown (the process gone): the text as it is, no flag */
+	if (xs->st_nlink == 0)
+		*flags |= HADES_F_EXE_DELETED;
+	n = without_deleted(tgid, s, n, xs);
+	snprintf(path, sizeof(path), "/proc/%u/exe", tgid);
+	if (statfs(path, &sf) == 0 && ((unsigned long)sf.f_type == TMPFS_MAGIC || (unsigned long)sf.f_type == RAMFS_MAGIC)) {
+		*flags |= HADES_F_EXE_TMPFS;
+		if (xs->st_nlink == 0 && n >= 7 && !memcmp(s, "/memfd:", 7))
+			*flags |= HADES_F_EXE_MEMFD;
+	}
+	return n;
+}
+
 /* What an exec superseded by the next one has marked missing: its program's fields. */
 #define PROGRAM_MISSING (HADES_M_EXE_ID | HADES_M_EXE | HADES_M_ARGV | HADES_M_COMM | HADES_M_CREDS | HADES_M_CAPS)
 
@@ -636,6 +749,16 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	char path[80];
 	size_t off = 0;
 	ssize_t n;
+
+	/* The process lives on, single-threaded: an exit deferred at its leader's exit was the old
+	 * leader's, ended by an exec from another thread (de_thread), and is never sent. The other
+	 * threads' EXIT messages may still follow this one: a count it had is no longer exact. */
+	struct proc_entry *tpe = proc_find(&c->procs, tgid);
+	if (tpe) {
+		bool had_threads = tpe->threads || tpe->exit_deferred || !tpe->counted;
+		defer_cancel(c, tpe);
+		threads_reset(c, tpe, !had_threads && threads_exact(c, tpe));
+	}
 
 	/* not in --hooks: the connector cannot filter by type, so drop here
 	 * before any /proc read */
@@ -660,9 +783,11 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	/* stat follows the magic link to the mapped file itself, so deleted
 	 * files and memfds resolve too */
 	struct stat xs;
+	bool have_xs = false;
 	if (superseded) {
 		e->hdr.missing |= PROGRAM_MISSING;
 	} else if (stat(path, &xs) == 0) {
+		have_xs = true;
 		e->exe_ino = (uint64_t)xs.st_ino;
 		e->exe_dev = major(xs.st_dev) << 20 | (minor(xs.st_dev) & 0xfffff);
 		e->exe_size = (uint64_t)xs.st_size;
@@ -678,13 +803,7 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	n = superseded ? 0 : read_link(path, (char *)tail + off, HADES_PATH_MAX - 1);
 	if (n > 0) {
 		char *s = (char *)tail + off;
-		static const char del[] = " (deleted)";
-		if ((size_t)n > sizeof(del) - 1 && !memcmp(s + n - (sizeof(del) - 1), del, sizeof(del) - 1)) {
-			e->hdr.flags |= HADES_F_EXE_DELETED;
-			n -= (ssize_t)(sizeof(del) - 1);
-		}
-		if (n >= 7 && !memcmp(s, "/memfd:", 7))
-			e->hdr.flags |= HADES_F_EXE_MEMFD | HADES_F_EXE_TMPFS;
+		n = exe_path_flags(tgid, s, (size_t)n, have_xs ? &xs : NULL, &e->hdr.flags);
 		if (exe_denied(c, s, (size_t)n)) {
 			struct proc_entry *pe = proc_upsert(&c->procs, tgid);
 			if (pe)
@@ -777,12 +896,17 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	for (int fd = 0; fd < 3; fd++)
 		if (fd_info(tgid, fd, &e->fds[fd]))
 			e->hdr.missing |= HADES_M_FDS;
-	/* a regular file on standard input: its path, between cgroup_path and argv */
+	/* a regular file on standard input: its path, between cgroup_path and argv; one deleted
+	 * since it was opened flagged, without the " (deleted)" of the link (as eBPF) */
 	if (e->fds[0].kind == HADES_FD_FILE) {
 		char in[HADES_PATH_MAX];
+		struct stat is;
 		snprintf(path, sizeof(path), "/proc/%u/fd/0", tgid);
 		ssize_t l = read_link(path, in, sizeof(in));
-		if (l > 0 && l < (ssize_t)sizeof(in) && in[0] == '/') {
+		if (l > 0 && l < (ssize_t)sizeof(in) && in[0] == '/' && stat(path, &is) == 0 && is.st_ino == e->fds[0].inode) {
+			l = (ssize_t)without_deleted(tgid, in, (size_t)l, &is);
+			if (is.st_nlink == 0)
+				e->hdr.flags |= HADES_F_STDIN_DELETED;
 			memcpy(tail + off, in, (size_t)l);
 			e->stdin_path_len = (uint16_t)l;
 			off += (size_t)l;
@@ -882,6 +1006,8 @@ static int on_exec(struct cnproc *c, uint64_t ktime, uint32_t pid, uint32_t tgid
 	return out_record(e, (uint32_t)size);
 }
 
+static int exit_swept(struct cnproc *c, uint32_t tgid, uint64_t ktime);
+
 static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_event *f)
 {
 	struct hades_hook_counters *k = &c->counters[HADES_HOOK_FORK];
@@ -890,13 +1016,20 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 	struct status_info st;
 	uint32_t ptgid = (uint32_t)f->parent_tgid, ctgid = (uint32_t)f->child_tgid;
 
+	if (f->child_pid != f->child_tgid) {
+		/* a new thread: counted for its process's exit (on_exit_ev), whether or not fork is requested */
+		struct proc_entry *tpe = proc_find(&c->procs, ctgid);
+		if (tpe)
+			tpe->threads++;
+		if (hook_requested(c->cfg, HADES_HOOK_FORK)) {
+			k->seen++;
+			k->ignored++;
+		}
+		return 0;
+	}
 	if (!hook_requested(c->cfg, HADES_HOOK_FORK))
 		return 0;
 	k->seen++;
-	if (f->child_pid != f->child_tgid) {
-		k->ignored++;
-		return 0;
-	}
 	if (c->disabled[HADES_HOOK_FORK]) {
 		k->disabled++;
 		return 0;
@@ -907,8 +1040,16 @@ static int on_fork(struct cnproc *c, uint64_t ktime, const struct fork_proc_even
 		pcopy = *pe;
 		parent = &pcopy;
 	}
-	struct proc_entry *child = proc_upsert(&c->procs, ctgid);
+	struct proc_entry *child = proc_find(&c->procs, ctgid);
+	if (child && child->exit_deferred) {
+		/* its pid is a new process's: the one that had it has ended, its last EXIT message lost */
+		int err = exit_swept(c, ctgid, ktime);
+		if (err)
+			return err;
+	}
+	child = proc_upsert(&c->procs, ctgid);
 	if (child) {
+		threads_reset(c, child, true);
 		child->muted = parent && parent->muted;
 		child->ppid = ptgid;
 		child->rename_start_ns = child->rename_window_ns = 0;
@@ -974,25 +1115,18 @@ static int send_rename(struct cnproc *c, uint64_t ktime, uint32_t tgid, uint32_t
 static int64_t clock_ns(clockid_t id);
 static int rename_catch_up_one(struct cnproc *c, struct proc_entry *pe, const struct proc_entry *ctx);
 
-static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_event *x)
+/* The EXIT record of process tgid, whose thread tid exited last at ktime with code; its entry is
+ * removed. missing: bits to add (HADES_M_EXIT_CODE when that thread's EXIT message never came). */
+static int send_exit(struct cnproc *c, uint64_t ktime, uint32_t tgid, uint32_t tid, uint32_t code, uint32_t ppid,
+		     uint32_t missing)
 {
 	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXIT];
 	struct hades_exit r;
-	uint32_t tgid = (uint32_t)x->process_tgid;
-	bool requested = hook_requested(c->cfg, HADES_HOOK_EXIT);
-
-	if (requested)
-		k->seen++;
-	/* cn_proc reports every thread; the leader's exit stands for the process */
-	if (x->process_pid != x->process_tgid) {
-		if (requested)
-			k->ignored++;
-		return 0;
-	}
 	struct proc_entry *pe = proc_find(&c->procs, tgid);
 	struct proc_entry copy = { 0 };
 	if (pe) {
 		copy = *pe;
+		defer_cancel(c, pe);
 		proc_remove(&c->procs, tgid);
 		/* renames over the bound no record carried: their record comes before the exit */
 		if (copy.rename_unreported && copy.rename_start_ns == copy.start_ns) {
@@ -1003,7 +1137,7 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 	}
 	/* unrequested: the removal above still runs, it bounds the table that
 	 * exec and fork fill */
-	if (!requested)
+	if (!hook_requested(c->cfg, HADES_HOOK_EXIT))
 		return 0;
 	if (c->disabled[HADES_HOOK_EXIT]) {
 		k->disabled++;
@@ -1019,10 +1153,11 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 		return 0;
 	}
 	memset(&r, 0, sizeof(r));
-	init_header(&r.hdr, HADES_KIND_EXIT, ktime, tgid, (uint32_t)x->process_pid);
+	init_header(&r.hdr, HADES_KIND_EXIT, ktime, tgid, tid);
 	r.hdr.size = sizeof(r);
-	r.exit_code = x->exit_code;
-	r.ppid = (uint32_t)x->parent_tgid;
+	r.hdr.missing = missing;
+	r.exit_code = code;
+	r.ppid = ppid;
 	if (pe) {
 		r.start_ns = copy.start_ns;
 		memcpy(r.comm, copy.comm, sizeof(r.comm));
@@ -1035,6 +1170,169 @@ static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_e
 		k->read_errors++;
 	k->sent++;
 	return out_record(&r, sizeof(r));
+}
+
+/* The exit of a deferred process whose last thread's EXIT message never came (lost, or its pid
+ * already another process's): sent at ktime with the latest exit seen, its code marked missing. */
+static int exit_swept(struct cnproc *c, uint32_t tgid, uint64_t ktime)
+{
+	struct proc_entry *pe = proc_find(&c->procs, tgid);
+	if (!pe || !pe->exit_deferred)
+		return 0;
+	c->deferred_swept++;
+	return send_exit(c, ktime, tgid, pe->exit_tid ? pe->exit_tid : tgid, 0, pe->exit_ppid, HADES_M_EXIT_CODE);
+}
+
+enum group_state { GROUP_ENDED, GROUP_LIVES, GROUP_REPLACED };
+
+/*
+ * Whether process tgid (entry pe, may be NULL) has ended, after an EXIT message of its leader or
+ * of a thread: ENDED, LIVES (other threads run on), REPLACED (an exec from another thread ended
+ * the leader, de_thread: the process lives on under its pid). An exact thread count answers alone
+ * when trust_count. Otherwise, inside cn_pump (queued), a later EXEC of tgid queued means
+ * REPLACED and a later EXIT of one of its threads LIVES (that one's message decides). Then
+ * /proc/TGID/stat: gone, or another process's (start time), is ENDED; a zombie leader with other
+ * threads LIVES, alone ENDED; a task that has not exited is the leader's successor after the
+ * exec (de_thread gives it the leader's pid and start time), REPLACED.
+ */
+static enum group_state group_state(struct cnproc *c, const struct proc_entry *pe, uint32_t tgid, bool queued,
+				    bool trust_count)
+{
+	if (trust_count && pe && threads_exact(c, pe))
+		return pe->threads ? GROUP_LIVES : GROUP_ENDED;
+	if (queued) {
+		q_fill(c);
+		if (q_later_exec(tgid))
+			return GROUP_REPLACED;
+		if (q_later_exit(tgid))
+			return GROUP_LIVES;
+	}
+	struct stat_info si;
+	if (read_stat(tgid, &si) || (pe && pe->start_ns && ticks_to_ns(c, si.start_ticks) != pe->start_ns))
+		return GROUP_ENDED;
+	if (si.state != 'Z' && si.state != 'X')
+		return GROUP_REPLACED;
+	return si.num_threads > 1 ? GROUP_LIVES : GROUP_ENDED;
+}
+
+/* Notes an exit of one of pe's threads (the leader's included): the process's, if it is the last. */
+static void note_thread_exit(struct proc_entry *pe, uint64_t ktime, const struct exit_proc_event *x)
+{
+	pe->exit_ktime = ktime;
+	pe->exit_code = x->exit_code;
+	pe->exit_tid = (uint32_t)x->process_pid;
+	pe->exit_ppid = (uint32_t)x->parent_tgid;
+}
+
+static void defer_exit(struct cnproc *c, struct proc_entry *pe)
+{
+	if (!pe->exit_deferred) {
+		pe->exit_deferred = true;
+		c->deferred++;
+	}
+	pe->sweep_wait = pe->sweep_every = 1;
+	pe->sweep_ended = 0;
+}
+
+/*
+ * cn_proc reports the exit of every thread: the process's exit is its last thread's (as eBPF's
+ * signal->live), with that thread's exit code. The leader's exit usually is it; when other
+ * threads live on (pthread_exit() in main; the threads of an exit_group() whose messages come
+ * after the leader's) the exit is deferred until the last of them, and when an exec from another
+ * thread ended the leader (de_thread) no exit is sent: the process lives on, its EXEC follows.
+ * Threads are counted from the FORK and EXIT messages of threads while that count is exact
+ * (group_state); at most DEFER_MAX exits wait, the tick (exit_sweep) ends those whose last
+ * message was lost.
+ */
+static int on_exit_ev(struct cnproc *c, uint64_t ktime, const struct exit_proc_event *x)
+{
+	struct hades_hook_counters *k = &c->counters[HADES_HOOK_EXIT];
+	uint32_t tgid = (uint32_t)x->process_tgid, tid = (uint32_t)x->process_pid;
+	bool requested = hook_requested(c->cfg, HADES_HOOK_EXIT);
+
+	if (requested)
+		k->seen++;
+	struct proc_entry *pe = proc_find(&c->procs, tgid);
+	if (pe && tid != tgid) {
+		if (pe->threads)
+			pe->threads--;
+		else
+			pe->counted = false; /* a thread it never counted */
+	}
+	enum group_state st;
+	if (pe && pe->exit_deferred) {
+		/* the leader is gone: this thread may be the last */
+		note_thread_exit(pe, ktime, x);
+		st = group_state(c, pe, tgid, true, true);
+		if (st == GROUP_REPLACED)
+			defer_cancel(c, pe);
+	} else if (tid != tgid) {
+		st = GROUP_LIVES; /* a thread of a process whose leader lives */
+	} else {
+		st = group_state(c, pe, tgid, true, true);
+		if (st == GROUP_LIVES) {
+			if (c->deferred < DEFER_MAX && (pe || (pe = proc_upsert(&c->procs, tgid)))) {
+				note_thread_exit(pe, ktime, x);
+				defer_exit(c, pe);
+			} else {
+				/* no room: reported now, at the leader's exit, as a process exit */
+				c->deferred_full++;
+				st = GROUP_ENDED;
+			}
+		}
+	}
+	if (st != GROUP_ENDED) {
+		if (requested)
+			k->ignored++;
+		return 0;
+	}
+	return send_exit(c, ktime, tgid, tid, x->exit_code, (uint32_t)x->parent_tgid, 0);
+}
+
+/*
+ * On the tick: the deferred exits, checked in /proc (each at most once a tick, less often while
+ * its threads live on: 1, 2, 4 .. SWEEP_EVERY_MAX ticks). A process found ended on two checks
+ * in a row (a second apart, time for its last EXIT message to come), is sent (exit_swept); one
+ * found replaced by an exec's successor lives on, its deferred exit dropped.
+ */
+static int exit_sweep(struct cnproc *c)
+{
+	uint32_t ended[64];
+	size_t n = 0;
+	if (!c->deferred)
+		return 0;
+	for (size_t i = 0; i < c->procs.cap; i++) {
+		struct proc_entry *pe = &c->procs.slots[i];
+		if (!pe->tgid || !pe->exit_deferred)
+			continue;
+		if (pe->sweep_wait > 1) {
+			pe->sweep_wait--;
+			continue;
+		}
+		switch (group_state(c, pe, pe->tgid, false, false)) {
+		case GROUP_REPLACED:
+			defer_cancel(c, pe);
+			break;
+		case GROUP_LIVES:
+			pe->sweep_ended = 0;
+			if (pe->sweep_every < SWEEP_EVERY_MAX)
+				pe->sweep_every *= 2;
+			pe->sweep_wait = pe->sweep_every;
+			break;
+		case GROUP_ENDED:
+			pe->sweep_wait = 1;
+			if (++pe->sweep_ended >= 2 && n < sizeof(ended) / sizeof(ended[0]))
+				ended[n++] = pe->tgid;
+			break;
+		}
+	}
+	uint64_t now = (uint64_t)clock_ns(CLOCK_BOOTTIME);
+	for (size_t i = 0; i < n; i++) {
+		int err = exit_swept(c, ended[i], now);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 /*
@@ -1292,14 +1590,16 @@ static void cn_loader_stats(struct backend *be, struct jbuf *j)
 {
 	struct cnproc *c = be->ctx;
 	jb_printf(j, ",\"lost_netlink\":%llu,\"netlink_enobufs\":%llu,\"netlink_recv_errors\":%llu,\"tracked_processes\":%zu"
-		  ",\"rename_catch_ups\":%llu",
+		  ",\"rename_catch_ups\":%llu,\"deferred_exits\":%zu,\"deferred_exits_full\":%llu,\"deferred_exits_swept\":%llu",
 		  (unsigned long long)c->seq_gaps, (unsigned long long)c->enobufs,
-		  (unsigned long long)c->recv_errors, c->procs.used, (unsigned long long)c->rename_catch_ups);
+		  (unsigned long long)c->recv_errors, c->procs.used, (unsigned long long)c->rename_catch_ups,
+		  c->deferred, (unsigned long long)c->deferred_full, (unsigned long long)c->deferred_swept);
 }
 
 static int cn_tick(struct backend *be)
 {
-	return rename_catch_up(be->ctx);
+	int err = exit_sweep(be->ctx);
+	return err ? err : rename_catch_up(be->ctx);
 }
 
 static int cn_filter(struct backend *be, uint8_t op, uint8_t target, const uint8_t *val,
@@ -1528,6 +1828,11 @@ static void seed_procs(struct cnproc *c)
 		pe->start_ns = ticks_to_ns(c, si.start_ticks);
 		pe->ppid = si.ppid;
 		memcpy(pe->comm, si.comm, sizeof(pe->comm));
+		/* its leader exited before we started, other threads live on: its exit is the last one's */
+		if (si.state == 'Z' && si.num_threads > 1 && c->deferred < DEFER_MAX) {
+			pe->exit_ppid = si.ppid;
+			defer_exit(c, pe);
+		}
 	}
 	closedir(d);
 }

@@ -685,6 +685,10 @@ static __always_inline void emit_exec(struct task_struct *task, struct linux_bin
 		    !bpf_probe_read_kernel(&in, sizeof(in), fdarr) && in) {
 			build_path(s, BPF_CORE_READ(in, f_path.dentry), BPF_CORE_READ(in, f_path.mnt));
 			e->stdin_path_len = append_path(s);
+			/* a file deleted since it was opened: its old path, flagged (cn_proc's /proc link
+			 * says " (deleted)"; the driver reports both alike) */
+			if (BPF_CORE_READ(in, f_inode, __i_nlink) == 0)
+				e->hdr.flags |= HADES_F_STDIN_DELETED;
 		}
 	} else {
 		e->hdr.missing |= HADES_M_FDS;

@@ -94,6 +94,7 @@ enum hades_kind {
 #define HADES_F_IA32 (1u << 22)               /* security records: made by an ia32 system call (a 32-bit program, or int 0x80) */
 #define HADES_F_RENAME_CATCH_UP (1u << 23)    /* PROC_RENAME: sent by the loader for renames over the bound that no later record carried (PROTOCOL.md 2.16) */
 #define HADES_F_OPEN_FRESH (1u << 24)         /* FILE_OPEN: a file freshly written in a temporary folder, not a FILE_SECRET (PROTOCOL.md 2.13) */
+#define HADES_F_STDIN_DELETED (1u << 25)      /* EXEC: the file on standard input (stdin_path) has no link left (deleted) */
 
 /* header.missing: fields that could not be read (zero/empty in the record) */
 #define HADES_M_FILENAME (1u << 0)
@@ -118,6 +119,7 @@ enum hades_kind {
 #define HADES_M_MODE (1u << 19)     /* FILE_*: file_mode not known */
 #define HADES_M_NAME (1u << 20)     /* MEMFD_CREATE/MODULE_LOAD: name not readable */
 #define HADES_M_EXE_ID (1u << 21)   /* EXEC v2: exe_ino..exe_dev not readable */
+#define HADES_M_EXIT_CODE (1u << 22) /* EXIT (cn_proc): the last thread's exit message was lost, exit_code unknown (0) */
 
 struct hades_record_header {
 	__u16 kind;

@@ -64,11 +64,11 @@ static void put_flags(uint32_t f, uint32_t m)
 					  "mode_setuid", "mode_setgid", "file_created", "path_trunc",
 					  "path_from_fd", "payload_trunc", "kill_broadcast", "kill_group",
 					  "exe_setuid_root", "link_hard", "link_symbolic", "ia32",
-					  "rename_catch_up", "open_fresh" };
+					  "rename_catch_up", "open_fresh", "stdin_deleted" };
 	static const char *const mn[] = { "filename", "exe", "argv", "cwd", "creds", "parent",
 					  "pgid_sid", "tty", "fds", "cgroup", "ns", "comm",
 					  "start", "loginuid", "caps", "target", "path", "addr", "payload",
-					  "mode", "name", "exe_id" };
+					  "mode", "name", "exe_id", "exit_code" };
 	printf(" flags=[");
 	bool first = true;
 	for (unsigned i = 0; i < 32; i++)

@@ -134,6 +134,7 @@ const MISSING_PATHS: Readonly<Record<MissingFieldName, string | undefined>> = {
   start: 'process.start',
   loginuid: 'hades.process.login_uid',
   caps: 'process.thread.capabilities',
+  exitCode: 'process.exit_code',
 };
 
 /** The missing-field bits a fork event can have: what it carries of the child. */
@@ -259,7 +260,8 @@ const STDIO_OTHER = Object.freeze({ type: 'other' as const });
 /** Standard input: a file redirected into the process comes with its path (`tr < /proc/1/environ`). */
 function stdinStream(r: ExecRecord) {
   const fd = r.fds[0];
-  return fd.kind === 'file' && r.stdinPath !== '' ? { type: 'file' as const, inode: fd.inode, path: r.stdinPath } : stdioStream(fd);
+  if (fd.kind !== 'file' || r.stdinPath === '') return stdioStream(fd);
+  return (r.flags & RecordFlag.stdinDeleted) !== 0 ? { type: 'file' as const, inode: fd.inode, path: r.stdinPath, deleted: true } : { type: 'file' as const, inode: fd.inode, path: r.stdinPath };
 }
 
 function stdioStream(fd: FdInfo) {
@@ -699,7 +701,7 @@ export class EventBuilder {
       args: node?.executable ? node.args : undefined,
       start: r.startNs ? isoFromNs(this.bootTimeNs + r.startNs) : undefined,
       end: isoFromNs(this.bootTimeNs + r.ktimeNs),
-      exit_code: exitCodeOf(r.exitCode),
+      exit_code: (r.missing & MissingField.exitCode) === 0 ? exitCodeOf(r.exitCode) : undefined,
       parent: r.ppid ? { pid: r.ppid, entity_id: parent?.entityId } : undefined,
     };
     // Exit records carry no cgroup: the container the tree knows the process in.

@@ -156,7 +156,7 @@ export function cgroupId(folder: string): bigint {
 }
 
 /** Driver counters that say how things are now, not how many so far: never added up across drivers. */
-const GAUGES: ReadonlySet<string> = new Set(['tracked_processes']);
+const GAUGES: ReadonlySet<string> = new Set(['tracked_processes', 'deferred_exits']);
 
 /** Counters of one set added to another's (numbers; anything else, and gauges, from `now`). */
 function addCounters(before: Readonly<Record<string, unknown>> | undefined, now: Readonly<Record<string, unknown>> | undefined): Record<string, number> {

@@ -107,7 +107,7 @@ interface ExitProcess {
   args?: Strings | undefined;
   start?: string | undefined;
   end: string;
-  exit_code: number;
+  exit_code?: number | undefined;
   parent?: { pid: number; entity_id?: string | undefined } | undefined;
 }
 interface ExecEvent extends Common {
@@ -239,8 +239,8 @@ function exitLine(e: ExitEvent): string {
     (p.start === undefined ? '' : ',"start":"' + t(p.start) + '"') +
     ',"end":"' +
     t(p.end) +
-    '","exit_code":' +
-    n(p.exit_code) +
+    '"' +
+    (p.exit_code === undefined ? '' : ',"exit_code":' + n(p.exit_code)) +
     (up === undefined ? '}' : exitParent(up)) +
     containerOf(e.container) +
     lineageTail(e.hades)

@@ -4,7 +4,7 @@
  * start and kept current by fork, exec and exit records. Bounded: when full, exited processes
  * go first, then the least recently seen.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Container } from './containers.js';
 import { decodeText, splitArgv } from './driver/bytes.js';
@@ -384,6 +384,20 @@ function procStartTicks(procRoot: string, pid: number): number | undefined {
 
 const DELETED = Buffer.from(' (deleted)');
 
+/**
+ * Whether the text of a process's exe link, seen from its root, names the very file it runs: a
+ * file whose own name ends in " (deleted)", not one the kernel marked so.
+ */
+function namesRunningFile(dir: string, link: Buffer): boolean {
+  try {
+    const running = statSync(path.join(dir, 'exe'), { bigint: true });
+    const named = statSync(Buffer.concat([Buffer.from(path.join(dir, 'root')), link]), { bigint: true });
+    return running.dev === named.dev && running.ino === named.ino;
+  } catch {
+    return false;
+  }
+}
+
 /** One process from /proc, or undefined when it is gone or unreadable. */
 export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): ProcessNode | undefined {
   const dir = path.join(procRoot, String(pid));
@@ -399,9 +413,10 @@ export function readProcNode(procRoot: string, pid: number, tree: ProcessTree): 
   let args: string[] | undefined;
   try {
     // As the driver gives it: bytes decoded with invalid UTF-8 escaped, without the kernel's
-    // " (deleted)" mark (the exec event says fileless instead).
+    // " (deleted)" mark (the exec event says fileless instead), but not cut from a name that
+    // ends so.
     const link = readlinkSync(path.join(dir, 'exe'), { encoding: 'buffer' });
-    const deleted = link.length > DELETED.length && link.subarray(link.length - DELETED.length).equals(DELETED);
+    const deleted = link.length > DELETED.length && link.subarray(link.length - DELETED.length).equals(DELETED) && !namesRunningFile(dir, link);
     executable = decodeText(deleted ? link.subarray(0, link.length - DELETED.length) : link);
   } catch {
     // kernel threads have no executable; a process may also be gone by now

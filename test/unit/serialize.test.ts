@@ -186,11 +186,13 @@ describe('serializeEvent', () => {
     for (const r of records) {
       if (r.type === 'fork') for (const s of ODD) events.push(await builder.build({ ...r, comm: s, childPid: r.childPid + 100_000 }));
       if (r.type === 'exit') for (const s of ODD) events.push(await builder.build({ ...r, comm: s, pid: r.pid + 200_000 }), await builder.build({ ...r, comm: s, ppid: 0 }));
+      // An exit whose code the driver does not know (cn_proc: the last thread's message lost).
+      if (r.type === 'exit') events.push(await builder.build({ ...r, pid: r.pid + 300_000, missing: r.missing | MissingField.exitCode }));
     }
     assertSame(events, 'fork/exit');
   });
 
-  it('gives JSON.stringify bytes for records built byte by byte (odd argv bytes, deep cwd)', async () => {
+  it('gives JSON.stringify bytes for records built byte by byte (odd argv bytes, deep cwd, a file on standard input, deleted or not)', async () => {
     const builder = newBuilder();
     const enc = new TextEncoder();
     const argvs = [enc.encode('sh\0-c\0echo "hi"\0'), Uint8Array.of(0x2f, 0x62, 0xff, 0xfe, 0, 0x41, 0xc3, 0x28, 0), enc.encode('a\0\0b\0'), new Uint8Array(0), enc.encode('\u0001\u001f\\"\0')];
@@ -198,8 +200,11 @@ describe('serializeEvent', () => {
     for (const [i, argv] of argvs.entries()) {
       decodeRecords(execRecord({ pid: 300 + i, ppid: 1, comm: 'we"ird\\', exe: '/usr/bin/é', cwd: `/tmp/${'d/'.repeat(100)}"`, tty: 'pts/\u0001', cgroup: '/a"b', argv }), newDecodeCounters(), decoded);
     }
+    // A file on standard input, and one deleted since it was opened.
+    decodeRecords(execRecord({ pid: 320, ppid: 1, stdin: '/tmp/in "x"' }), newDecodeCounters(), decoded);
+    decodeRecords(execRecord({ pid: 321, ppid: 1, stdin: '/tmp/in', flags: RecordFlag.stdinDeleted }), newDecodeCounters(), decoded);
     const records = processRecords(decoded);
-    assert.equal(records.length, argvs.length);
+    assert.equal(records.length, argvs.length + 2);
     assertSame(await buildAll(builder, records), 'byte-built');
   });
 

@@ -7,8 +7,9 @@ import { ProcessTree, parseProcStat } from '../../src/agent/tree.js';
 import { capabilityNames, containerFromCgroup, exitCodeOf, isoFromNs, missingPaths, ttyName, usualCapabilities } from '../../src/agent/builder.js';
 import { formatIpv6 } from '../../src/agent/net.js';
 import { Accounts, parseColonFile } from '../../src/agent/accounts.js';
-import { MissingField, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
+import { MissingField, RecordFlag, decodeRecords, newDecodeCounters, type ExecRecord } from '../../src/agent/driver/records.js';
 import { newBuilder, wire } from '../helpers/builder.js';
+import { checkEvent } from '../../src/common/events/index.js';
 import { execRecord } from '../helpers/records.js';
 
 /** A process folder of a fake /proc: stat, cmdline (the executable and a NUL unless given) and exe. */
@@ -310,6 +311,13 @@ describe('process tree', () => {
       tree.seedFromProc(proc);
       assert.equal(tree.get(400)?.executable, '/memfd:sealed-91173221a7ea');
       assert.equal(tree.get(401)?.executable, '/tmp/\udcffA');
+      // A program whose own name ends in " (deleted)" (seen from the process's root): kept whole.
+      const named = path.join(proc, 'evil (deleted)');
+      writeFileSync(named, '');
+      put(402, 'evil', 1, 5400, named);
+      symlinkSync('/', path.join(proc, '402', 'root'));
+      tree.seedFromProc(proc);
+      assert.equal(tree.get(402)?.executable, named);
     } finally {
       rmSync(proc, { recursive: true, force: true });
     }
@@ -371,6 +379,17 @@ describe('event building helpers', () => {
     assert.equal(exitCodeOf(9), 137);
     assert.equal(exitCodeOf(0x8b), 139); // SIGSEGV with core dump
     assert.equal(exitCodeOf(0), 0);
+  });
+
+  it('leaves out an exit code the driver could not learn (cn_proc: the last thread\'s exit message lost), and says so', async () => {
+    const builder = newBuilder();
+    const base = { type: 'exit', kind: 3, size: 64, ktimeNs: 2e9, pid: 4600, tid: 4601, flags: 1, startNs: 1e9, ppid: 1, comm: 'thr' } as const;
+    const lost = wire(await builder.build({ ...base, missing: MissingField.exitCode, exitCode: 0 }));
+    assert.equal('exit_code' in lost['process'], false, JSON.stringify(lost));
+    assert.deepEqual(lost['hades'].missing, ['process.exit_code']);
+    assert.deepEqual(missingPaths(MissingField.exitCode | MissingField.comm), ['process.name', 'process.exit_code']);
+    const known = wire(await builder.build({ ...base, pid: 4700, missing: 0, exitCode: 0x700 }));
+    assert.equal(known['process'].exit_code, 7);
   });
 
   it('finds container ids of the common runtimes, and none elsewhere', () => {
@@ -522,6 +541,17 @@ describe('events of processes gone before they could be read (cn_proc)', () => {
     const [without] = decodeRecords(execRecord({ pid: 91, ppid: 1 }), newDecodeCounters());
     assert.equal((without as ExecRecord).stdinPath, '');
     assert.equal(wire(await builder.build(without as ExecRecord))['hades'].process.stdio.stdin.path, undefined);
+  });
+
+  it('mark a file on standard input deleted since it was opened (flag STDIN_DELETED), and no other', async () => {
+    const builder = newBuilder();
+    const [deleted] = decodeRecords(execRecord({ pid: 92, ppid: 1, flags: RecordFlag.stdinDeleted, stdin: '/tmp/x/delin' }), newDecodeCounters());
+    const event = wire(await builder.build(deleted as ExecRecord));
+    assert.deepEqual(event['hades'].process.stdio.stdin, { type: 'file', inode: 0, path: '/tmp/x/delin', deleted: true });
+    assert.deepEqual(checkEvent(event).ok, true);
+    // The flag without a path (none read): no path, so nothing to mark.
+    const [pathless] = decodeRecords(execRecord({ pid: 93, ppid: 1, flags: RecordFlag.stdinDeleted }), newDecodeCounters());
+    assert.equal(wire(await builder.build(pathless as ExecRecord))['hades'].process.stdio.stdin.deleted, undefined);
   });
 
   it('name pseudo-terminals as ps and who do (pts/3), other terminals as the kernel does', async () => {

