@@ -328,8 +328,14 @@ export class EventStore {
   search(query: EventQuery): SearchResult {
     const built = buildQuery(query, this.#scanBudget);
     let rows: { id: number; time: number; event: string }[];
+    // With terms the walked index does not serve: the last row to examine, when the walk has rows after it.
+    let stop: { id: number; time: number } | undefined;
     try {
-      rows = this.#statement(built.sql).all(...built.params);
+      if (built.scan !== undefined) {
+        const edge = this.#statement(built.scan.sql).all(...built.scan.params);
+        if (edge.length === 2) stop = edge[0];
+      }
+      rows = this.#statement(built.sql).all(...built.paramsUntil(stop));
     } catch (error) {
       if (isHadesError(error)) throw error;
       throw searchError(error);
@@ -338,18 +344,9 @@ export class EventStore {
     if (more) rows.length = built.limit;
     const events = rows.map((r) => JSON.parse(r.event) as Record<string, unknown>);
     const last = rows[rows.length - 1];
-    if (!more && built.scan !== undefined) {
-      // Fewer matches than asked: if the scan stopped at its budget, the next page goes on from
-      // the last row it examined.
-      let edge: { id: number; time: number }[];
-      try {
-        edge = this.#statement(built.scan.sql).all(...built.scan.params);
-      } catch (error) {
-        throw searchError(error);
-      }
-      const examined = edge[0];
-      if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order, window: built.window }), partial: true };
-    }
+    // Fewer matches than asked and the walk stopped at its budget: the next page goes on from
+    // the last row it examined.
+    if (!more && stop !== undefined) return { events, next: encodeCursor({ time: stop.time, id: stop.id, order: built.order, window: built.window }), partial: true };
     if (!more || last === undefined) return { events };
     return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order, window: built.window }) };
   }
