@@ -647,6 +647,42 @@ describe('event store: pagination', () => {
     db.close();
   });
 
+  it('finds an address however it is written: case, zeros, and an IPv4 address plain or mapped into IPv6', () => {
+    const { db, store } = open();
+    const v6 = ev('connect', T0, (e) => {
+      e.destination.ip = '2001:db8::1';
+      e.source.ip = '2001:db8::2';
+      e.host.ip = ['2001:db8::5', '10.0.0.5'];
+    });
+    const v4 = ev('connect', T0 + 1, (e) => {
+      e.destination.ip = '203.0.113.9';
+      e.source.ip = '10.0.0.7';
+    });
+    // A dual-stack socket's IPv4 peer, as the agent writes it.
+    const mapped = ev('connect', T0 + 2, (e) => {
+      e.destination.ip = '::ffff:203.0.113.9';
+      e.source.ip = '::ffff:10.0.0.7';
+      e.host.ip = ['::ffff:10.0.0.5'];
+    });
+    store.insertBatch('agent-1', [v6, v4, mapped].map(line));
+    const find = (field: string, value: string): string[] => idsOf(store.search({ filters: [{ field, op: 'eq', value }], order: 'asc' }).events);
+    for (const field of ['destination.ip', 'source.ip', 'host.ip']) {
+      const stored = field === 'destination.ip' ? '2001:db8::1' : field === 'source.ip' ? '2001:db8::2' : '2001:db8::5';
+      const full = field === 'destination.ip' ? '2001:0db8:0000:0000:0000:0000:0000:0001' : field === 'source.ip' ? '2001:DB8:0:0:0:0:0:2' : '2001:0DB8::0005';
+      assert.deepEqual(find(field, stored), idsOf([v6]), field);
+      assert.deepEqual(find(field, stored.toUpperCase()), idsOf([v6]), `${field} in upper case`);
+      assert.deepEqual(find(field, full), idsOf([v6]), `${field} written in full`);
+    }
+    // An IPv4 address finds it plain and mapped, whichever form is asked for.
+    for (const value of ['203.0.113.9', '::ffff:203.0.113.9', '::FFFF:cb00:7109']) assert.deepEqual(find('destination.ip', value), idsOf([v4, mapped]), value);
+    for (const value of ['10.0.0.7', '::ffff:10.0.0.7']) assert.deepEqual(find('source.ip', value), idsOf([v4, mapped]), value);
+    assert.deepEqual(find('host.ip', '10.0.0.5'), idsOf([v6, mapped]));
+    // Not an address: refused, as before; a prefix is compared as text.
+    assert.throws(() => find('destination.ip', '203.0.113.09'), isCode('HADES_ERR_STORE_QUERY', /is an IP address/));
+    assert.deepEqual(idsOf(store.search({ filters: [{ field: 'destination.ip', op: 'prefix', value: '203.0.' }] }).events), idsOf([v4]));
+    db.close();
+  });
+
   it('walks one index in time order for every search, and reads no table whole', () => {
     const { db, store } = open();
     store.insertBatch('agent-1', [line(ev('exec', T0)), line(ev('connect', T0 + 1))]);

@@ -7,8 +7,8 @@
  * and passed as bound JSON paths.
  */
 import { HadesError } from '../../common/errors.js';
+import { addressForms } from '../../runtime/ip-address.js';
 import { MAX_DATE_MS } from '../../common/time-bound.js';
-import { isIP } from 'node:net';
 import { fieldInfo, fieldPaths, suggest } from '../../rules/index.js';
 
 export type FilterOp = 'eq' | 'prefix' | 'contains';
@@ -348,8 +348,15 @@ function filterTerm(filter: FieldFilter, index: number): Walkable | RowTerm {
   // look like "no such event"): refused, as for the integers below.
   const info = fieldInfo(field);
   if (op === 'eq' && info?.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
-  if (op === 'eq' && info?.ip === true && value !== '' && isIP(value) === 0) throw bad(`filters[${index}].value: ${field} is an IP address; "${value}" is not one (a prefix of one: ${field}^=${value})`);
-  const equals = [value];
+  // An address is compared as agents write it (lower case, zeros compressed), an IPv4 one also
+  // as mapped into IPv6 (runtime/ip-address.ts): 2001:DB8::1 finds 2001:db8::1, and 203.0.113.9
+  // (or ::ffff:203.0.113.9) finds both forms.
+  let forms: string[] | undefined;
+  if (op === 'eq' && info?.ip === true && value !== '') {
+    forms = addressForms(value);
+    if (forms === undefined) throw bad(`filters[${index}].value: ${field} is an IP address; "${value}" is not one (a prefix of one: ${field}^=${value})`);
+  }
+  const equals = forms ?? [value];
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
     if (indexed.integer === true) {
@@ -388,6 +395,9 @@ function filterTerm(filter: FieldFilter, index: number): Walkable | RowTerm {
     // "4242"), and one the check above lets through must not match nothing.
     params.push(Number(value));
     test = `j.type IN ('integer', 'real') AND j.atom = ?`;
+  } else if (forms !== undefined && forms.length > 1) {
+    params.push(...forms);
+    test = `${JSON_TEXT} IN (${forms.map(() => '?').join(', ')})`;
   } else {
     test = match(JSON_TEXT, op, equals[0] as string, params, false);
   }
