@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { HadesError } from '../../src/common/errors.js';
 import { exampleEvent, type EventAction } from '../../src/common/events/schema.js';
 import { migrate, openDatabase, type Db } from '../../src/server/db.js';
-import { EVENTS_MIGRATIONS, EventStore, type EventQuery } from '../../src/server/store/events.js';
+import { EVENTS_MIGRATIONS, EventStore, PAGE_BYTES, type EventQuery } from '../../src/server/store/events.js';
 import { buildQuery, decodeCursor, encodeCursor, prefixEnd } from '../../src/server/store/query.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hades-store-'));
@@ -680,6 +680,52 @@ describe('event store: pagination', () => {
     // Not an address: refused, as before; a prefix is compared as text.
     assert.throws(() => find('destination.ip', '203.0.113.09'), isCode('HADES_ERR_STORE_QUERY', /is an IP address/));
     assert.deepEqual(idsOf(store.search({ filters: [{ field: 'destination.ip', op: 'prefix', value: '203.0.' }] }).events), idsOf([v4]));
+    db.close();
+  });
+
+  it('stops a page before PAGE_BYTES of events, with one event at least, and goes on from there', () => {
+    const db = openDatabase(':memory:');
+    // Events of 1 MiB of arguments (as an agent never writes, but the store may hold from before
+    // ingestion bounded them): the default budget of 4 MiB takes three of them a page.
+    const store = new EventStore(db, { now: () => NOW });
+    const big = Array.from({ length: 8 }, (_, i) => ev('exec', T0 + i * 1000, (e) => (e.process.args = ['x'.repeat(1024 * 1024)])));
+    store.insertBatch('agent-1', big.map(line));
+    const first = store.search({ limit: 100 });
+    assert.equal(PAGE_BYTES, 4 * 1024 * 1024);
+    assert.deepEqual(idsOf(first.events), idsOf(big.slice(5)).reverse(), 'the newest three: a fourth would pass 4 MiB');
+    assert.equal(first.partial, true);
+    assert.ok(first.next !== undefined);
+    const walked = [...idsOf(first.events)];
+    let page = first;
+    while (page.next !== undefined) {
+      page = store.search({ limit: 100, cursor: page.next });
+      walked.push(...idsOf(page.events));
+    }
+    assert.deepEqual(walked, idsOf(big).reverse(), 'every event once, in order, across the pages');
+    assert.equal(page.partial, undefined);
+
+    // One event larger than the budget still makes a page; the budget counts with the scan's.
+    const tiny = new EventStore(db, { now: () => NOW, pageBytes: 1000, scanBudget: 2 });
+    const one = tiny.search({ limit: 100, order: 'asc' });
+    assert.deepEqual(idsOf(one.events), idsOf(big.slice(0, 1)));
+    assert.equal(one.partial, true);
+    const small = Array.from({ length: 30 }, (_, i) => ev('exec', T0 - 100_000 + i, (e) => (e.host.name = i % 3 === 0 ? 'web-1' : 'db-1')));
+    store.insertBatch('agent-1', small.map(line));
+    const size = Buffer.byteLength(JSON.stringify(store.search({ limit: 1, until: T0 }).events[0]));
+    const paged = new EventStore(db, { now: () => NOW, pageBytes: size * 4 + 10, scanBudget: 2 });
+    for (const query of [{ until: T0 }, { until: T0, host: 'web-1' }, { until: T0, action: 'exec', host: 'db-1' }, { until: T0, filters: [{ field: 'process.working_directory', op: 'contains' as const, value: '/' }] }] as EventQuery[]) {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const p = paged.search({ ...query, limit: 10, ...(cursor === undefined ? {} : { cursor }) });
+        assert.ok(p.events.length <= 4, `${JSON.stringify(query)}: ${p.events.length} events in a page of at most 4`);
+        ids.push(...idsOf(p.events));
+        cursor = p.next;
+        pages++;
+      } while (cursor !== undefined && pages < 200);
+      assert.deepEqual(ids, idsOf(store.search({ ...query, limit: 10_000 }).events), JSON.stringify(query));
+    }
     db.close();
   });
 

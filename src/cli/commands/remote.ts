@@ -359,7 +359,7 @@ export async function search(context: CliContext, args: readonly string[], optio
   // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
   // The next page keeps this window: a relative --since read again later would have moved.
   const next = result.next ? `${bounds.again ? `${bounds.again} ` : ''}--cursor ${result.next}` : '';
-  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (each request examines a bounded number of events): go on with the same command and ${next}, or narrow it with --since, --host, --action or an equality on an indexed field\n`);
+  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (each request examines a bounded number of events and answers a few MiB at most): go on with the same command and ${next}, or narrow it with --since, --host, --action or an equality on an indexed field\n`);
   else if (result.next) context.stderr.write(`hades: more events: the next page is the same command with ${next} (or narrow the search, or raise --limit)\n`);
   if (!options['json'] && shown === 0 && !result.next) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;

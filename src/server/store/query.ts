@@ -120,6 +120,11 @@ export interface BuiltQuery {
 export const SCAN_BUDGET = 50_000;
 /** What examining a row costs against SCAN_BUDGET when no term reads its JSON (its columns only), next to a filter on the JSON. */
 export const ROW_SCAN_COST = 0.25;
+/**
+ * What the query returns of each match: its position, and the size of its JSON (read from the
+ * record's header, not the JSON), by which the store cuts a page (PAGE_BYTES) before reading any.
+ */
+const PAGE_COLUMNS = 'id, time, octet_length(event) AS bytes';
 /** Filters on fields that are not indexed, in one search. */
 export const MAX_JSON_FILTERS = 8;
 
@@ -504,7 +509,7 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
   const searched = { since: since ?? null, until: until ?? null };
   if (terms.length === 0) {
     // The walk is the answer: it reads `limit + 1` rows.
-    const { sql, params } = walk('id, time, event', [], 'LIMIT ?', [limit + 1]);
+    const { sql, params } = walk(PAGE_COLUMNS, [], 'LIMIT ?', [limit + 1]);
     return { sql, params, limit, order, window: searched, paramsUntil: () => params };
   }
   // The other terms are tested on each row of the walk up to the `rows`th (found first, in the
@@ -517,8 +522,8 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     // Without a last row to examine, a position before every row.
     const time = at?.time ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
     const id = at?.id ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
-    return walk('id, time, event', [...terms, { ...stop, params: [time, time, id] }], 'LIMIT ?', [limit + 1]).params;
+    return walk(PAGE_COLUMNS, [...terms, { ...stop, params: [time, time, id] }], 'LIMIT ?', [limit + 1]).params;
   };
-  const { sql } = walk('id, time, event', [...terms, stop], 'LIMIT ?', [limit + 1]);
+  const { sql } = walk(PAGE_COLUMNS, [...terms, stop], 'LIMIT ?', [limit + 1]);
   return { sql, params: main(undefined), limit, order, window: searched, paramsUntil: main, scan: { rows, ...edge } };
 }
