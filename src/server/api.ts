@@ -45,7 +45,7 @@ import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js'
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
 import { PAGE_BYTES as PAGE_BYTES_EVENTS } from './store/events.js';
-import { ROW_SCAN_COST, SCAN_BUDGET } from './store/query.js';
+import { PROBE_ROWS, ROW_SCAN_COST, SCAN_BUDGET } from './store/query.js';
 import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS } from './gateway.js';
@@ -952,7 +952,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Events.
-  route('GET', '/api/v1/events', { role: 'read-only', summary: `Search stored events, newest first, with keyset pagination (\`next\` is the cursor of the following page). A request walks one index in time order (an equality on event.id, destination.ip, process.executable, host, user.name or up to 8 actions, the first of these it has; else time alone) and tests its other terms on at most ${SCAN_BUDGET.toLocaleString('en-US')} / (its filters on fields that are not indexed) of the events walked, ${(SCAN_BUDGET / ROW_SCAN_COST).toLocaleString('en-US')} when every other term is on a column (such as host, action, user.name, process.name, or any prefix or contains): a page that stopped there says \`partial: true\` and may hold fewer events than asked (even none); its \`next\` goes on, and the pages together hold every match once. A page also stops before ${PAGE_BYTES_EVENTS / (1024 * 1024)} MiB of events (with one at least), however many were asked for, and says \`partial: true\` too.`, tags: ['events'], querystring: SearchQuery, response: Answers.EventsBody }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: `Search stored events, newest first, with keyset pagination (\`next\` is the cursor of the following page). A request walks one index in time order (an equality on event.id, destination.ip, process.executable, host, user.name or up to 8 actions: of those it has, the one with the fewest events in the window, counted up to ${PROBE_ROWS.toLocaleString('en-US')}, else the first in that order; with none, time alone) and tests its other terms on at most ${SCAN_BUDGET.toLocaleString('en-US')} / (its filters on fields that are not indexed) of the events walked, ${(SCAN_BUDGET / ROW_SCAN_COST).toLocaleString('en-US')} when every other term is on a column (such as host, action, user.name, process.name, or any prefix or contains): a page that stopped there says \`partial: true\` and may hold fewer events than asked (even none); its \`next\` goes on, and the pages together hold every match once. A page also stops before ${PAGE_BYTES_EVENTS / (1024 * 1024)} MiB of events (with one at least), however many were asked for, and says \`partial: true\` too.`, tags: ['events'], querystring: SearchQuery, response: Answers.EventsBody }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();

@@ -16,7 +16,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import { HadesError, isHadesError, sqliteHint, toHadesError } from '../../common/errors.js';
 import { liveBytes, migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
-import { buildQuery, encodeCursor, type EventQuery } from './query.js';
+import { buildQuery, encodeCursor, PROBE_ROWS, type EventQuery, type SearchPlan } from './query.js';
 
 export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
 
@@ -346,11 +346,24 @@ export class EventStore {
     // With terms the walked index does not serve: the last row to examine, when the walk has rows after it.
     let stop: { id: number; time: number } | undefined;
     try {
-      if (built.scan !== undefined) {
-        const edge = this.#statement(built.scan.sql).all(...built.scan.params);
+      // Of several indexes the search could walk, the one with the fewest rows in its window.
+      // Each is counted only up to the fewest so far: the cost of the choice is about one walk's.
+      let plan: SearchPlan = built;
+      let fewest = Math.min(PROBE_ROWS, (built.scan?.rows ?? 0) + 1);
+      for (const [i, choice] of (built.choices ?? []).entries()) {
+        const probe = choice.probe(fewest);
+        const n = (this.#statement(probe.sql).get(...probe.params) as unknown as { n: number }).n;
+        if (n < fewest || i === 0) {
+          fewest = n;
+          plan = i === 0 ? built : choice.plan();
+        }
+        if (n === 0) break;
+      }
+      if (plan.scan !== undefined) {
+        const edge = this.#statement(plan.scan.sql).all(...plan.scan.params);
         if (edge.length === 2) stop = edge[0];
       }
-      rows = this.#statement(built.sql).all(...built.paramsUntil(stop));
+      rows = this.#statement(plan.sql).all(...plan.paramsUntil(stop));
     } catch (error) {
       if (isHadesError(error)) throw error;
       throw searchError(error);

@@ -90,13 +90,10 @@ export interface CursorPosition {
   readonly window?: { readonly since: number | null; readonly until: number | null };
 }
 
-export interface BuiltQuery {
+/** The statements of a search that walks one index. */
+export interface SearchPlan {
   readonly sql: string;
   readonly params: readonly (string | number)[];
-  readonly limit: number;
-  readonly order: 'desc' | 'asc';
-  /** The time window searched, for the cursors of the next pages. */
-  readonly window: { readonly since: number | null; readonly until: number | null };
   /**
    * With terms the walked index does not serve: the rows the query examines at most, and the
    * statement that finds the last of them and the row after it (time and id). The query's
@@ -106,6 +103,20 @@ export interface BuiltQuery {
   readonly scan?: { readonly rows: number; readonly sql: string; readonly params: readonly (string | number)[] };
   /** The parameters of `sql` when the walk stops at row `at` (inclusive); `params` are those without a stop. */
   readonly paramsUntil: (at: { readonly time: number; readonly id: number } | undefined) => readonly (string | number)[];
+}
+
+export interface BuiltQuery extends SearchPlan {
+  readonly limit: number;
+  readonly order: 'desc' | 'asc';
+  /** The time window searched, for the cursors of the next pages. */
+  readonly window: { readonly since: number | null; readonly until: number | null };
+  /**
+   * With several terms an index can walk, each, in the order of WALK_RANK (the plan above is the
+   * first's): a statement that counts its rows in the window, up to `most` (`n`), and its plan.
+   * The store walks the one with the fewest, counting each only up to the fewest so far (the
+   * first up to PROBE_ROWS, or one more than the scan's rows when that is fewer).
+   */
+  readonly choices?: readonly { readonly probe: (most: number) => { readonly sql: string; readonly params: readonly (string | number)[] }; readonly plan: () => SearchPlan }[];
 }
 
 /**
@@ -325,6 +336,13 @@ const WALK_RANK: Readonly<Record<string, { readonly rank: number; readonly index
   action: { rank: 5, index: 'events_action_time' },
 });
 
+/**
+ * Rows of its index a term is counted to at most when choosing which to walk (BuiltQuery.choices):
+ * a term with fewer rows in the window than this, and than the others, is walked; between terms
+ * of more, the first by WALK_RANK. A count is of the index alone, tens of ns a row: a few ms.
+ */
+export const PROBE_ROWS = 50_000;
+
 /** Values of one term walked as that many walks of its index (several actions, an IPv4 address and its mapped form), at most. */
 const MAX_WALKS = 8;
 
@@ -484,46 +502,61 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     boundParams.push(position.time, position.time, position.id);
   }
 
-  // One index is walked, in the order of the search: the first term by WALK_RANK (stable: the
-  // first given of equal rank), else the time index. Every other term applies to the rows it
-  // yields, read by rowid.
-  const walked = walkables.reduce<Walkable | undefined>((best, w) => (best === undefined || w.rank < best.rank ? w : best), undefined);
-  for (const w of walkables) if (w !== walked) terms.push(w.term);
-
   const direction = order === 'desc' ? 'DESC' : 'ASC';
   const sorted = `ORDER BY time ${direction}, id ${direction}`;
-  const index = walked?.index ?? 'events_time';
-  // The walk of the index (several values: one walk each, merged, which SQLite streams), selecting
-  // `columns`, with `more` terms on the rows (and their parameters) and `tail` after its order.
-  const walk = (columns: string, more: readonly RowTerm[], tail: string, tailParams: readonly number[]): { sql: string; params: (string | number)[] } => {
-    const arm = (value: string | number | undefined) => {
-      const where = [...(value === undefined ? [] : [`${walked?.column} = ?`]), ...bounds, ...more.map((t) => t.sql)];
-      return {
-        sql: `SELECT ${columns} FROM events AS e INDEXED BY ${index}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`,
-        params: [...(value === undefined ? [] : [value]), ...boundParams, ...more.flatMap((t) => t.params)],
-      };
-    };
-    const arms = walked === undefined ? [arm(undefined)] : walked.values.map(arm);
-    return { sql: `${arms.map((a) => a.sql).join(' UNION ALL ')} ${sorted} ${tail}`, params: [...arms.flatMap((a) => a.params), ...tailParams] };
-  };
   const searched = { since: since ?? null, until: until ?? null };
-  if (terms.length === 0) {
-    // The walk is the answer: it reads `limit + 1` rows.
-    const { sql, params } = walk(PAGE_COLUMNS, [], 'LIMIT ?', [limit + 1]);
-    return { sql, params, limit, order, window: searched, paramsUntil: () => params };
-  }
-  // The other terms are tested on each row of the walk up to the `rows`th (found first, in the
-  // index alone): the walk streams in its order, and stops at `limit + 1` matches or there.
+  // Rows of the walk each term is tested on at most (when there are other terms than the walk's).
   const rows = Math.max(1, Math.floor(scanBudget / (json > 0 ? json : ROW_SCAN_COST)));
-  const edge = walk('id, time', [], 'LIMIT 2 OFFSET ?', [rows - 1]);
   const cmp = order === 'desc' ? '>' : '<';
   const stop: RowTerm = { sql: `time ${cmp}= ? AND (time ${cmp} ? OR id ${cmp}= ?)`, params: [], json: false };
-  const main = (at: { time: number; id: number } | undefined): (string | number)[] => {
-    // Without a last row to examine, a position before every row.
-    const time = at?.time ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
-    const id = at?.id ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
-    return walk(PAGE_COLUMNS, [...terms, { ...stop, params: [time, time, id] }], 'LIMIT ?', [limit + 1]).params;
+
+  // The statements of a search that walks `walked` (or the time index): every other term applies
+  // to the rows it yields.
+  const plan = (walked: Walkable | undefined): SearchPlan => {
+    const others = [...terms, ...walkables.filter((w) => w !== walked).map((w) => w.term)];
+    const index = walked?.index ?? 'events_time';
+    // The walk of the index (several values: one walk each, merged, which SQLite streams),
+    // selecting `columns`, with `more` terms on the rows (and their parameters) and `tail` after
+    // its order.
+    const walk = (columns: string, more: readonly RowTerm[], tail: string, tailParams: readonly number[]): { sql: string; params: (string | number)[] } => {
+      const arm = (value: string | number | undefined) => {
+        const where = [...(value === undefined ? [] : [`${walked?.column} = ?`]), ...bounds, ...more.map((t) => t.sql)];
+        return {
+          sql: `SELECT ${columns} FROM events AS e INDEXED BY ${index}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`,
+          params: [...(value === undefined ? [] : [value]), ...boundParams, ...more.flatMap((t) => t.params)],
+        };
+      };
+      const arms = walked === undefined ? [arm(undefined)] : walked.values.map(arm);
+      return { sql: `${arms.map((a) => a.sql).join(' UNION ALL ')} ${sorted} ${tail}`, params: [...arms.flatMap((a) => a.params), ...tailParams] };
+    };
+    if (others.length === 0) {
+      // The walk is the answer: it reads `limit + 1` rows.
+      const { sql, params } = walk(PAGE_COLUMNS, [], 'LIMIT ?', [limit + 1]);
+      return { sql, params, paramsUntil: () => params };
+    }
+    // The other terms are tested on each row of the walk up to the `rows`th (found first, in the
+    // index alone): the walk streams in its order, and stops at `limit + 1` matches or there.
+    const edge = walk('id, time', [], 'LIMIT 2 OFFSET ?', [rows - 1]);
+    const main = (at: { time: number; id: number } | undefined): (string | number)[] => {
+      // Without a last row to examine, a position before every row.
+      const time = at?.time ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
+      const id = at?.id ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
+      return walk(PAGE_COLUMNS, [...others, { ...stop, params: [time, time, id] }], 'LIMIT ?', [limit + 1]).params;
+    };
+    const { sql } = walk(PAGE_COLUMNS, [...others, stop], 'LIMIT ?', [limit + 1]);
+    return { sql, params: main(undefined), paramsUntil: main, scan: { rows, ...edge } };
   };
-  const { sql } = walk(PAGE_COLUMNS, [...terms, stop], 'LIMIT ?', [limit + 1]);
-  return { sql, params: main(undefined), limit, order, window: searched, paramsUntil: main, scan: { rows, ...edge } };
+
+  // One index is walked, in the order of the search: by WALK_RANK (the first given of equal
+  // rank), else the time index. With several terms an index can walk, the one with the fewest
+  // rows in the window (counted in the index alone, up to one more than the budget) is walked.
+  const ranked = [...walkables].sort((a, b) => a.rank - b.rank);
+  const base = { limit, order, window: searched };
+  if (ranked.length <= 1) return { ...plan(ranked[0]), ...base };
+  const choices = ranked.map((w) => {
+    const count = `SELECT 1 FROM events INDEXED BY ${w.index} WHERE ${[`${w.column} = ?`, ...bounds].join(' AND ')} LIMIT ?`;
+    const sql = `SELECT ${w.values.map(() => `(SELECT count(*) FROM (${count}))`).join(' + ')} AS n`;
+    return { probe: (most: number) => ({ sql, params: w.values.flatMap((v) => [v, ...boundParams, most]) }), plan: () => plan(w) };
+  });
+  return { ...plan(ranked[0]), ...base, choices };
 }
