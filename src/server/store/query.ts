@@ -123,10 +123,10 @@ export interface BuiltQuery extends SearchPlan {
  * A search walks one index in time order and tests its other terms on each row the walk yields:
  * it examines at most this many (row, filter on the JSON) pairs before it returns a page, so that
  * a search cannot hold the server (which stores the fleet's events on the same thread) for long.
- * Reading the JSON of a row and testing one filter costs about 3 µs (measured on a store of 1.2
- * million events): about 150 ms a page. Terms on columns alone (the indexed columns the
- * walk does not follow, process.name, any contains or prefix, the agent) read each row's columns
- * without its JSON, ROW_SCAN_COST of a pair: 200,000 rows, about 130 ms.
+ * Reading the JSON of a row and testing one filter costs 3-4 µs (measured on a store of 1.2
+ * million events, docs/perf.md): 150-200 ms a page. Terms on columns alone (the indexed columns
+ * the walk does not follow, process.name, any contains or prefix, the agent) read each row's
+ * columns without its JSON, ROW_SCAN_COST of a pair: 200,000 rows, 180-210 ms.
  */
 export const SCAN_BUDGET = 50_000;
 /** What examining a row costs against SCAN_BUDGET when no term reads its JSON (its columns only), next to a filter on the JSON. */
