@@ -118,8 +118,8 @@ export const errorCatalog = {
   },
   HADES_ERR_EVENT_INVALID: {
     kind: 'input',
-    summary: 'An event does not match the schema of its action.',
-    remedy: 'The message lists each field that is missing, mistyped or unknown; see docs/events.md.',
+    summary: 'An event does not match the schema of its action, or its JSON is larger than the 4 MiB an event may be (the server refuses it, and the agent counts it as server_rejected_events).',
+    remedy: 'The message lists each field that is missing, mistyped or unknown, or the size of the event; see docs/events.md.',
   },
   // Plugin and driver streams
   HADES_ERR_FRAME_TOO_LARGE: {

@@ -84,7 +84,7 @@ export const TasksBody = Type.Object({ tasks: Type.Array(TaskSchema) });
 export const EventsBody = Type.Object({
   events: Type.Array(OpenObject('A stored event: an ECS document with every field it was stored with (docs/events.md).')),
   next: Next,
-  partial: Type.Optional(Type.Literal(true, { description: 'The search stopped at its budget of examined events: the page may hold fewer events than asked (even none); `next` goes on.' })),
+  partial: Type.Optional(Type.Literal(true, { description: 'The page stopped before its limit: at the search\'s budget of examined events before the end of its window, or before 4 MiB of events. It may hold fewer events than asked (even none, at the budget); `next` goes on.' })),
 });
 
 export const FleetQueriesBody = Type.Object({

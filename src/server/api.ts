@@ -44,6 +44,8 @@ import { alertEtag, type AlertComment, type AlertQuery, type AlertTriageRecord, 
 import { ALERT_STATUSES, type Alert, type AlertStatus } from './alerts/types.js';
 import type { AgentBody, ApiTokenBody, CreatedTokenBody, EnrollmentTokenBody, GroupBody, GroupConfigBody, TaskBody } from './fleet/bodies.js';
 import { DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE, PAGE_BYTES } from './fleet/queries.js';
+import { PAGE_BYTES as PAGE_BYTES_EVENTS } from './store/events.js';
+import { PROBE_ROWS, ROW_SCAN_COST, SCAN_BUDGET } from './store/query.js';
 import { Unauthenticated } from './fleet/api-tokens.js';
 import { AGENT_ID_RE, TASK_KINDS, TASK_STATUSES } from './fleet/registry.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS } from './gateway.js';
@@ -269,7 +271,7 @@ const SearchQuery = Type.Object(
     host: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated event actions.' })),
     agent: Type.Optional(Type.String({ maxLength: 128 })),
-    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more: at most 32, 8 of them on fields that are not indexed; an empty prefix or text is refused, and so is a field that is an object. user.name is the event\'s user.name or, when it has none, process.user.name (the user an event is about).' })),
+    filter: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32 })], { description: 'FIELD=VALUE (equals), FIELD^=VALUE (starts with) or FIELD~=VALUE (contains); repeat for more: at most 32, 8 of them on fields that are not indexed; an empty prefix or text is refused, and so is a field that is an object. user.name is the event\'s user.name or, when it has none, process.user.name (the user an event is about). An address field (destination.ip, source.ip, host.ip...) with = finds the address however it is written (2001:DB8::1 and 2001:0db8:0:0:0:0:0:1 find 2001:db8::1), an IPv4 address both plain and mapped into IPv6 (203.0.113.9 and ::ffff:203.0.113.9 each find both: an agent writes the IPv4 peer of a dual-stack socket mapped); ^= and ~= compare the text as stored.' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
     order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')])),
@@ -950,7 +952,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   // Events.
-  route('GET', '/api/v1/events', { role: 'read-only', summary: 'Search stored events, newest first, with keyset pagination (`next` is the cursor of the following page). Filters on fields that are not indexed examine at most 200,000 / (their number) events per request (a filter on a column no index serves, such as process.name or any contains, counts a tenth): a page that stopped there says `partial: true` and may hold fewer events than asked (even none); its `next` goes on.', tags: ['events'], querystring: SearchQuery, response: Answers.EventsBody }, (request) => {
+  route('GET', '/api/v1/events', { role: 'read-only', summary: `Search stored events, newest first, with keyset pagination (\`next\` is the cursor of the following page). A request walks one index in time order (an equality on event.id, destination.ip, process.executable, host, user.name or up to 8 actions: of those it has, the one with the fewest events in the window, counted up to ${PROBE_ROWS.toLocaleString('en-US')}, else the first in that order; with none, time alone) and tests its other terms on at most ${SCAN_BUDGET.toLocaleString('en-US')} / (its filters on fields that are not indexed) of the events walked, ${(SCAN_BUDGET / ROW_SCAN_COST).toLocaleString('en-US')} when every other term is on a column (such as host, action, user.name, process.name, or any prefix or contains): a page that stopped there says \`partial: true\` and may hold fewer events than asked (even none); its \`next\` goes on, and the pages together hold every match once. A page also stops before ${PAGE_BYTES_EVENTS / (1024 * 1024)} MiB of events (with one at least), however many were asked for, and says \`partial: true\` too.`, tags: ['events'], querystring: SearchQuery, response: Answers.EventsBody }, (request) => {
     who(request, 'read-only');
     const q = request.query;
     const now = Date.now();

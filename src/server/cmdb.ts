@@ -12,10 +12,11 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { statSync } from 'node:fs';
-import { isIP, SocketAddress } from 'node:net';
+import { isIP } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { parse, type InfoRecord } from 'csv-parse/sync';
 import { HadesError, toHadesError } from '../common/errors.js';
+import { canonicalAddress } from '../runtime/ip-address.js';
 import type { Logger } from '../runtime/log.js';
 import { fileVersion } from '../runtime/file-version.js';
 import { readRegularBytes } from '../runtime/regular-file.js';
@@ -177,17 +178,6 @@ export function parseCmdb(text: string, file: string): ParsedCmdb {
   for (const address of shared) byAddress.delete(address);
   for (const short of sharedShort) byShort.delete(short);
   return { byName, byShort, byAddress, cleaned: { count: cleaned, ...(first === undefined ? {} : { first }) } };
-}
-
-/**
- * An IP address as agents give it (RFC 5952: lower case, zeros compressed; an IPv4 address mapped
- * into IPv6 as IPv4), or undefined when the text is none.
- */
-export function canonicalAddress(text: string): string | undefined {
-  const family = isIP(text);
-  if (family === 0) return undefined;
-  const address = new SocketAddress({ address: text, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/.exec(address) ? address.slice(7) : address;
 }
 
 /** The same metadata gives the same text, whatever the order of its keys. */

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { exampleEvent, type EventAction } from '../../src/common/events/index.js';
 import { REDACTED } from '../../src/common/redact.js';
-import { batchBytes, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, prepareBatch } from '../../src/server/ingest/prepare.js';
+import { batchBytes, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, prepareBatch } from '../../src/server/ingest/prepare.js';
 import { MAX_MESSAGE_BYTES } from '../../src/runtime/gateway-proto.js';
 import type { Row } from '../../src/server/store/row.js';
 
@@ -120,6 +120,37 @@ describe('ingest: prepareBatch', () => {
     assert.equal(batch.events.length, 3);
     assert.match(prepareBatch(AGENT, ndjson([good[0]!, extraField]), undefined, NOW).rejectedFirst ?? '', /^line 2: \/not_in_schema: /);
     assert.match(prepareBatch(AGENT, ndjson([emptyId, good[0]!]), undefined, NOW).rejectedFirst ?? '', /^line 1: .*event\.id/);
+  });
+
+  it(`refuses an event larger than MAX_EVENT_BYTES (${MAX_EVENT_BYTES}) on its own, and takes the largest an agent writes`, () => {
+    // 112 arguments of 64 KiB: each string within the schema, 7.5 MB in all (a batch may be 8 MiB).
+    const huge = ev('exec', 0, (e) => {
+      e.process.command_line = 'A'.repeat(65536);
+      e.process.args = Array.from({ length: 112 }, () => 'B'.repeat(65536));
+    });
+    // The largest legitimate exec: 64 KiB of arguments and command line, for the process and its
+    // parent, every byte one JSON writes as an escape of six.
+    const largest = ev('exec', 1, (e) => {
+      e.process.args = ['\u0001'.repeat(65536)];
+      e.process.command_line = '\u0001'.repeat(65536);
+      e.process.parent = { ...e.process.parent, args: ['\u0001'.repeat(65536)], command_line: '\u0001'.repeat(65536) };
+    });
+    const small = ev('exec', 2);
+    const text = ndjson([huge, small]);
+    assert.ok(text.length < MAX_BATCH_BYTES);
+    const batch = prepareBatch(AGENT, text, undefined, NOW);
+    assert.equal(batch.refused, undefined);
+    assert.equal(batch.rejected, 1);
+    assert.match(batch.rejectedFirst ?? '', /^line 1: the event is \d+ bytes of JSON, more than the 4194304 an event may be$/);
+    assert.deepEqual(batch.rows.map((r) => stored(r).event.id), [small.event.id]);
+    assert.ok(JSON.stringify(largest).length > 1.5 * 1024 * 1024, 'the largest is over 1.5 MiB of JSON');
+    const taken = prepareBatch(AGENT, ndjson([largest, small]), undefined, NOW);
+    assert.equal(taken.rejected, 0, taken.rejectedFirst);
+    assert.deepEqual(taken.rows.map((r) => stored(r).event.id), [largest.event.id, small.event.id]);
+    // Counted in bytes, not characters: 1.5 M three-byte characters are 4.5 MB.
+    const wide = ev('exec', 3, (e) => (e.process.args = Array.from({ length: 24 }, () => '\u20ac'.repeat(65536))));
+    assert.ok(JSON.stringify(wide).length < MAX_EVENT_BYTES);
+    assert.equal(prepareBatch(AGENT, ndjson([wide, small]), undefined, NOW).rejected, 1);
   });
 
   it('skips empty lines without counting them; an empty batch is neither refused nor rows', () => {

@@ -325,7 +325,7 @@ export function formatEvent(e: Record<string, unknown>): string {
   return shown(`${text(e, '@timestamp') ?? ''}  ${text(e, 'host', 'name') ?? ''}  ${action}  ${who}  ${what}`.trimEnd());
 }
 
-/** How long `hades search` follows the pages of a search that stopped at the server's scan budget. */
+/** How long `hades search` follows the pages of a search that stopped at the server's budget of examined events. */
 const SEARCH_FOLLOW_MS = 30_000;
 
 export async function search(context: CliContext, args: readonly string[], options: Readonly<Record<string, unknown>>): Promise<number> {
@@ -351,7 +351,7 @@ export async function search(context: CliContext, args: readonly string[], optio
     })) as { events: Record<string, unknown>[]; next?: string; partial?: true };
     for (const event of result.events) context.stdout.write(options['json'] ? `${JSON.stringify(event)}\n` : `${formatEvent(event)}\n`);
     shown += result.events.length;
-    // A page that stopped at the server's scan budget (filters on fields that are not indexed)
+    // A page that stopped at the server's budget of examined events
     // is followed, for up to SEARCH_FOLLOW_MS, until the limit is reached.
     if (!result.partial || result.next === undefined || shown >= limit || Date.now() - started > SEARCH_FOLLOW_MS) break;
     cursor = result.next;
@@ -359,7 +359,7 @@ export async function search(context: CliContext, args: readonly string[], optio
   // On stderr, so that the events (or NDJSON) on stdout stay clean to pipe.
   // The next page keeps this window: a relative --since read again later would have moved.
   const next = result.next ? `${bounds.again ? `${bounds.again} ` : ''}--cursor ${result.next}` : '';
-  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (filters on fields that are not indexed are slow to scan): go on with the same command and ${next}, or narrow it with --since, --host or --action\n`);
+  if (result.next && result.partial) context.stderr.write(`hades: the search has not reached the start of the window yet (each request examines a bounded number of events and answers a few MiB at most): go on with the same command and ${next}, or narrow it with --since, --host, --action or an equality on an indexed field\n`);
   else if (result.next) context.stderr.write(`hades: more events: the next page is the same command with ${next} (or narrow the search, or raise --limit)\n`);
   if (!options['json'] && shown === 0 && !result.next) context.stderr.write('hades: no event matches in that window\n');
   return exitStatus.ok;

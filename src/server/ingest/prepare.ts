@@ -21,6 +21,17 @@ export const MAX_BATCH_EVENTS = 20_000;
  */
 export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Most bytes of one event's JSON line. The largest events an agent writes are execs: the
+ * arguments and command line of the process and of its parent (and of a ptrace or kill
+ * target), each at most 64 KiB (driver.argv_max is at most 32 KiB; the agent completes a cut
+ * argv from /proc/PID/cmdline, up to 64 KiB): 384 KiB, 2.3 MiB should every byte be one JSON
+ * escapes in six. An event beyond this one is none an agent wrote, and it is refused (counted as
+ * server_rejected_events) before it is parsed: the schema bounds each string, not the number of
+ * elements of a list, and a few events of megabytes would make every search page of them huge.
+ */
+export const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
 /** Why a whole batch is refused: a permanent Nack. */
 export interface Refusal {
   readonly code: ErrorCode;
@@ -86,8 +97,17 @@ export function prepareBatch(agentId: string, text: string, cmdb: object | undef
     rejectedFirst ??= `line ${n + 1}: ${why()}`;
   };
   for (let n = 0; n < lines.length; n++) {
+    const raw = lines[n]!;
+    // A UTF-16 unit is at most 3 bytes of UTF-8: only a long line is measured.
+    if (raw.length > MAX_EVENT_BYTES / 3) {
+      const bytes = Buffer.byteLength(raw);
+      if (bytes > MAX_EVENT_BYTES) {
+        reject(n, () => `the event is ${bytes} bytes of JSON, more than the ${MAX_EVENT_BYTES} an event may be`);
+        continue;
+      }
+    }
     // Secrets on command lines (bearer tokens, Hades' own tokens) are not stored.
-    const line = redactSecrets(lines[n]!);
+    const line = redactSecrets(raw);
     let value: unknown;
     try {
       value = JSON.parse(line);

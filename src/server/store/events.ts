@@ -16,7 +16,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import { HadesError, isHadesError, sqliteHint, toHadesError } from '../../common/errors.js';
 import { liveBytes, migrate, type Db } from '../db.js';
 import { toRow, type Row } from './row.js';
-import { buildQuery, encodeCursor, type EventQuery } from './query.js';
+import { buildQuery, encodeCursor, PROBE_ROWS, type EventQuery, type SearchPlan } from './query.js';
 
 export type { EventQuery, FieldFilter, FilterOp, TimeBound } from './query.js';
 
@@ -85,8 +85,9 @@ export interface SearchResult {
   /** The cursor of the next page; absent on the last page. */
   readonly next?: string;
   /**
-   * The page ended at the search's scan budget (filters on fields that are not indexed), not at
-   * its limit: it may hold fewer events than asked, even none, and `next` goes on from there.
+   * The page ended before its limit: at the search's budget of rows examined (SCAN_BUDGET), or
+   * before PAGE_BYTES of events. It may hold fewer events than asked, even none, and `next` goes
+   * on from there.
    */
   readonly partial?: true;
 }
@@ -127,6 +128,8 @@ export interface EventStoreOptions {
   readonly now?: () => number;
   /** (row, filter) pairs a search may examine on fields that are not indexed (default SCAN_BUDGET). */
   readonly scanBudget?: number;
+  /** Bytes of stored JSON a search page holds at most, but for its first event (default PAGE_BYTES). */
+  readonly pageBytes?: number;
 }
 
 /** What a batch's transaction did: rows stored, the first of them, their JSON for onStored. */
@@ -144,6 +147,15 @@ const INSERT_SQL =
   'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, agent_id) DO NOTHING';
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Bytes of stored JSON one search page holds at most: a page stops before the event that would
+ * pass it (with at least one event, which ingestion bounds: MAX_EVENT_BYTES in
+ * ../ingest/prepare.ts), however many were asked for, and says `partial` with its `next`, as a
+ * fleet query's pages do (fleet/queries.ts). Ten thousand events of megabytes would otherwise be
+ * read, parsed and serialised as one answer past what a string may hold, on the main thread.
+ */
+export const PAGE_BYTES = 4 * 1024 * 1024;
 const MAX_CACHED_STATEMENTS = 64;
 
 /** A search SQLite could not run: the database's trouble (HADES_ERR_DATABASE) or else the query's. */
@@ -165,7 +177,7 @@ export class EventStore {
   readonly #insert: Statement<[Row]>;
   readonly #insertBatch: (rows: readonly Row[], outcome: BatchOutcome) => void;
   readonly #committed: Statement<[string, number, string], { n: number }>;
-  readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; event: string }>>();
+  readonly #statements = new Map<string, Statement<(string | number)[], { id: number; time: number; bytes: number }>>();
   readonly #onStored: ((lines: readonly string[], lastRowid: number) => void) | undefined;
   /** The lines of the batches stored in the group under way (grouped()), until it commits. */
   #deferred: [string[], number][] | undefined;
@@ -175,18 +187,21 @@ export class EventStore {
   readonly #now: () => number;
   readonly #walFile: string | undefined;
   #byId: Statement<[string, string], { event: string }> | undefined;
+  #byRowid: Statement<[number], { event: string }> | undefined;
   #byOwnId: Statement<[string, string], { event: string }> | undefined;
   #after: Statement<[number, number], { id: number; agent_id: string; event: string }> | undefined;
   #others: Statement<[], { name: string }> | undefined;
   #pagesOf: Statement<[string], { bytes: number | null }> | undefined;
 
   readonly #scanBudget: number | undefined;
+  readonly #pageBytes: number;
 
   constructor(db: Db, options: EventStoreOptions = {}) {
     this.#db = db;
     this.#onStored = options.onStored;
     this.#now = options.now ?? Date.now;
     this.#scanBudget = options.scanBudget;
+    this.#pageBytes = options.pageBytes ?? PAGE_BYTES;
     try {
       migrate(db, 'events', EVENTS_MIGRATIONS);
     } catch (error) {
@@ -327,31 +342,61 @@ export class EventStore {
 
   search(query: EventQuery): SearchResult {
     const built = buildQuery(query, this.#scanBudget);
-    let rows: { id: number; time: number; event: string }[];
+    let rows: { id: number; time: number; bytes: number }[];
+    // With terms the walked index does not serve: the last row to examine, when the walk has rows after it.
+    let stop: { id: number; time: number } | undefined;
     try {
-      rows = this.#statement(built.sql).all(...built.params);
+      // Of several indexes the search could walk, the one with the fewest rows in its window.
+      // Each is counted only up to the fewest so far: the cost of the choice is about one walk's.
+      let plan: SearchPlan = built;
+      let fewest = Math.min(PROBE_ROWS, (built.scan?.rows ?? 0) + 1);
+      for (const [i, choice] of (built.choices ?? []).entries()) {
+        const probe = choice.probe(fewest);
+        const n = (this.#statement(probe.sql).get(...probe.params) as unknown as { n: number }).n;
+        if (n < fewest || i === 0) {
+          fewest = n;
+          plan = i === 0 ? built : choice.plan();
+        }
+        if (n === 0) break;
+      }
+      if (plan.scan !== undefined) {
+        const edge = this.#statement(plan.scan.sql).all(...plan.scan.params);
+        if (edge.length === 2) stop = edge[0];
+      }
+      rows = this.#statement(plan.sql).all(...plan.paramsUntil(stop));
     } catch (error) {
       if (isHadesError(error)) throw error;
       throw searchError(error);
     }
-    const more = rows.length > built.limit;
+    let more = rows.length > built.limit;
     if (more) rows.length = built.limit;
-    const events = rows.map((r) => JSON.parse(r.event) as Record<string, unknown>);
-    const last = rows[rows.length - 1];
-    if (!more && built.scan !== undefined) {
-      // Fewer matches than asked: if the scan stopped at its budget, the next page goes on from
-      // the last row it examined.
-      let edge: { id: number; time: number }[];
-      try {
-        edge = this.#statement(built.scan.sql).all(...built.scan.params);
-      } catch (error) {
-        throw searchError(error);
+    // The page stops before the event that would take it past its bytes, with one at least.
+    let bytes = 0;
+    let cut = false;
+    for (let i = 0; i < rows.length; i++) {
+      bytes += (rows[i] as { bytes: number }).bytes;
+      if (i > 0 && bytes > this.#pageBytes) {
+        rows.length = i;
+        cut = true;
+        more = true;
+        break;
       }
-      const examined = edge[0];
-      if (edge.length === 2 && examined !== undefined) return { events, next: encodeCursor({ time: examined.time, id: examined.id, order: built.order, window: built.window }), partial: true };
     }
+    let events: Record<string, unknown>[];
+    try {
+      this.#byRowid ??= this.#db.prepare<[number], { event: string }>('SELECT event FROM events WHERE id = ?');
+      const byRowid = this.#byRowid;
+      // The search and these reads run on one thread without a yield between: no row goes in between.
+      events = rows.map((r) => JSON.parse((byRowid.get(r.id) as { event: string }).event) as Record<string, unknown>);
+    } catch (error) {
+      throw searchError(error);
+    }
+    const last = rows[rows.length - 1];
+    // Fewer matches than asked and the walk stopped at its budget: the next page goes on from
+    // the last row it examined.
+    if (!more && stop !== undefined) return { events, next: encodeCursor({ time: stop.time, id: stop.id, order: built.order, window: built.window }), partial: true };
     if (!more || last === undefined) return { events };
-    return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order, window: built.window }) };
+    return { events, next: encodeCursor({ time: last.time, id: last.id, order: built.order, window: built.window }), ...(cut ? { partial: true as const } : {}) };
   }
 
   /** Number of events stored (a scan of the smallest index: tens of ms per million events). */
@@ -552,11 +597,11 @@ export class EventStore {
     }
   }
 
-  #statement(sql: string): Statement<(string | number)[], { id: number; time: number; event: string }> {
+  #statement(sql: string): Statement<(string | number)[], { id: number; time: number; bytes: number }> {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
       if (this.#statements.size >= MAX_CACHED_STATEMENTS) this.#statements.clear();
-      statement = this.#db.prepare<(string | number)[], { id: number; time: number; event: string }>(sql);
+      statement = this.#db.prepare<(string | number)[], { id: number; time: number; bytes: number }>(sql);
       this.#statements.set(sql, statement);
     }
     return statement;

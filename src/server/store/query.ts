@@ -1,12 +1,14 @@
 /**
  * The event store's query builder: turns an `EventQuery` into one parameterised SQL statement,
- * rejecting bad input with HADES_ERR_STORE_QUERY. No value ever reaches the SQL text: field
+ * rejecting bad input with HADES_ERR_STORE_QUERY. Every search walks one index in time order
+ * (an equality on an indexed column, else the time index) and tests its other terms on the rows
+ * the walk yields, at most as many as the scan budget allows: no search reads the whole table. No value ever reaches the SQL text: field
  * names are looked up in a fixed table (indexed columns) or checked against a strict pattern
  * and passed as bound JSON paths.
  */
 import { HadesError } from '../../common/errors.js';
+import { addressForms } from '../../runtime/ip-address.js';
 import { MAX_DATE_MS } from '../../common/time-bound.js';
-import { isIP } from 'node:net';
 import { fieldInfo, fieldPaths, suggest } from '../../rules/index.js';
 
 export type FilterOp = 'eq' | 'prefix' | 'contains';
@@ -88,32 +90,52 @@ export interface CursorPosition {
   readonly window?: { readonly since: number | null; readonly until: number | null };
 }
 
-export interface BuiltQuery {
+/** The statements of a search that walks one index. */
+export interface SearchPlan {
   readonly sql: string;
   readonly params: readonly (string | number)[];
+  /**
+   * With terms the walked index does not serve: the rows the query examines at most, and the
+   * statement that finds the last of them and the row after it (time and id). The query's
+   * parameters with the last row to examine (`paramsUntil`): when there is a row after it, the
+   * search stops there, and its next page goes on from it.
+   */
+  readonly scan?: { readonly rows: number; readonly sql: string; readonly params: readonly (string | number)[] };
+  /** The parameters of `sql` when the walk stops at row `at` (inclusive); `params` are those without a stop. */
+  readonly paramsUntil: (at: { readonly time: number; readonly id: number } | undefined) => readonly (string | number)[];
+}
+
+export interface BuiltQuery extends SearchPlan {
   readonly limit: number;
   readonly order: 'desc' | 'asc';
   /** The time window searched, for the cursors of the next pages. */
   readonly window: { readonly since: number | null; readonly until: number | null };
   /**
-   * With filters on fields that are not indexed: the rows the query examines at most, and the
-   * statement that finds the last of them and the row after it (time and id): when there is one
-   * after it, the search stops at the last examined, and its next page goes on from it.
+   * With several terms an index can walk, each, in the order of WALK_RANK (the plan above is the
+   * first's): a statement that counts its rows in the window, up to `most` (`n`), and its plan.
+   * The store walks the one with the fewest, counting each only up to the fewest so far (the
+   * first up to PROBE_ROWS, or one more than the scan's rows when that is fewer).
    */
-  readonly scan?: { readonly rows: number; readonly sql: string; readonly params: readonly (string | number)[] };
+  readonly choices?: readonly { readonly probe: (most: number) => { readonly sql: string; readonly params: readonly (string | number)[] }; readonly plan: () => SearchPlan }[];
 }
 
 /**
- * Filters on fields that are not indexed read each row's JSON (a few µs per row and filter):
- * one search examines at most this many (row, filter) pairs before it returns a page, so that a
- * search cannot hold the server (which stores the fleet's events on the same thread) for long.
- * A filter on a column that no index serves (`process.name`, `file.path`, any `contains`, the
- * agent id) reads the column of each row instead, about a tenth of that: it counts as a tenth of
- * a pair.
+ * A search walks one index in time order and tests its other terms on each row the walk yields:
+ * it examines at most this many (row, filter on the JSON) pairs before it returns a page, so that
+ * a search cannot hold the server (which stores the fleet's events on the same thread) for long.
+ * Reading the JSON of a row and testing one filter costs 3-4 µs (measured on a store of 1.2
+ * million events, docs/perf.md): 150-200 ms a page. Terms on columns alone (the indexed columns
+ * the walk does not follow, process.name, any contains or prefix, the agent) read each row's
+ * columns without its JSON, ROW_SCAN_COST of a pair: 200,000 rows, 180-210 ms.
  */
-export const SCAN_BUDGET = 200_000;
-/** What a filter on a column no index serves costs against SCAN_BUDGET, next to one on the JSON. */
-const COLUMN_SCAN_COST = 0.1;
+export const SCAN_BUDGET = 50_000;
+/** What examining a row costs against SCAN_BUDGET when no term reads its JSON (its columns only), next to a filter on the JSON. */
+export const ROW_SCAN_COST = 0.25;
+/**
+ * What the query returns of each match: its position, and the size of its JSON (read from the
+ * record's header, not the JSON), by which the store cuts a page (PAGE_BYTES) before reading any.
+ */
+const PAGE_COLUMNS = 'id, time, octet_length(event) AS bytes';
 /** Filters on fields that are not indexed, in one search. */
 export const MAX_JSON_FILTERS = 8;
 
@@ -276,23 +298,66 @@ export function fieldProblem(field: string): string | undefined {
   return undefined;
 }
 
-/**
- * The terms of filters no index serves, kept apart: they apply to the rows the others select,
- * at most as many as the scan budget allows.
- */
-interface ScanTerms {
-  readonly sql: string[];
-  readonly params: (string | number)[];
-  /** Filters on the stored JSON among them (MAX_JSON_FILTERS). */
-  json: number;
-  /** Their cost against the scan budget: 1 for each on the JSON, COLUMN_SCAN_COST for each on a column. */
-  cost: number;
-  /** Columns the terms read, which the rows they apply to must carry. */
-  readonly columns: Set<string>;
+
+/** A term applied to each row examined (read from the table by rowid), with its parameters. */
+interface RowTerm {
+  readonly sql: string;
+  readonly params: readonly (string | number)[];
+  /** It reads the stored JSON (MAX_JSON_FILTERS), not a column. */
+  readonly json: boolean;
 }
 
-/** The SQL term of an indexed filter (its values pushed on `params`), or undefined when it went to `scan` (the terms applied row by row). */
-function filterSql(filter: FieldFilter, index: number, params: (string | number)[], scan: ScanTerms): string | undefined {
+/**
+ * A term an index walks in time order: equality on the first column of one of the indexes of
+ * events.ts (several values: one walk of the index per value, merged). When another term is
+ * walked instead, it applies to each row examined, as `term`.
+ */
+interface Walkable {
+  /** Which to walk when there are several: the lowest (WALK_RANK). */
+  readonly rank: number;
+  readonly index: string;
+  readonly column: string;
+  readonly values: readonly (string | number)[];
+  readonly term: RowTerm;
+}
+
+/**
+ * The index each column is walked by, and the order of preference when a search has terms on
+ * several: the one likely to hold the fewest rows first (an event id is at most one per agent,
+ * an address or a program a small part of the fleet's events, a host one machine of it, a user
+ * name such as root or an action many of them).
+ */
+const WALK_RANK: Readonly<Record<string, { readonly rank: number; readonly index: string }>> = Object.freeze({
+  event_id: { rank: 0, index: 'events_event_id_agent' },
+  destination_ip: { rank: 1, index: 'events_destination_ip_time' },
+  executable: { rank: 2, index: 'events_executable_time' },
+  host: { rank: 3, index: 'events_host_time' },
+  user_name: { rank: 4, index: 'events_user_time' },
+  action: { rank: 5, index: 'events_action_time' },
+});
+
+/**
+ * Rows of its index a term is counted to at most when choosing which to walk (BuiltQuery.choices):
+ * a term with fewer rows in the window than this, and than the others, is walked; between terms
+ * of more, the first by WALK_RANK. A count is of the index alone, tens of ns a row: a few ms.
+ */
+export const PROBE_ROWS = 50_000;
+
+/** Values of one term walked as that many walks of its index (several actions, an IPv4 address and its mapped form), at most. */
+const MAX_WALKS = 8;
+
+function walkable(column: string, values: readonly (string | number)[], term: RowTerm): Walkable {
+  const { rank, index } = WALK_RANK[column] as { rank: number; index: string };
+  return { rank: values.length === 1 ? rank : rank + 0.5, index, column, values, term };
+}
+
+/** The SQL term of `column` equal to one of `values`. */
+function equalTerm(column: string, values: readonly (string | number)[]): RowTerm {
+  return { sql: values.length === 1 ? `${column} = ?` : `${column} IN (${values.map(() => '?').join(', ')})`, params: values, json: false };
+}
+
+/** What one filter becomes: a term an index can walk, or one applied to each row examined. */
+function filterTerm(filter: FieldFilter, index: number): Walkable | RowTerm {
   if (filter === null || typeof filter !== 'object') throw bad(`filters[${index}]: must be an object with field, op and value`);
   const field = checkString(`filters[${index}].field`, filter.field, MAX_FIELD_LENGTH);
   if (!FIELD_PATH.test(field) && mapKey(field) === undefined) throw bad(`filters[${index}].field: "${field}" is not a field path (lower-case ECS names joined by dots, e.g. process.executable)`);
@@ -306,28 +371,35 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // look like "no such event"): refused, as for the integers below.
   const info = fieldInfo(field);
   if (op === 'eq' && info?.values !== undefined && !info.values.has(value)) throw bad(`filters[${index}].value: ${field} is one of ${[...info.values].join(', ')}, not "${value}"`);
-  if (op === 'eq' && info?.ip === true && value !== '' && isIP(value) === 0) throw bad(`filters[${index}].value: ${field} is an IP address; "${value}" is not one (a prefix of one: ${field}^=${value})`);
+  // An address is compared as agents write it (lower case, zeros compressed), an IPv4 one also
+  // as mapped into IPv6 (runtime/ip-address.ts): 2001:DB8::1 finds 2001:db8::1, and 203.0.113.9
+  // (or ::ffff:203.0.113.9) finds both forms.
+  let forms: string[] | undefined;
+  if (op === 'eq' && info?.ip === true && value !== '') {
+    forms = addressForms(value);
+    if (forms === undefined) throw bad(`filters[${index}].value: ${field} is an IP address; "${value}" is not one (a prefix of one: ${field}^=${value})`);
+  }
+  const equals = forms ?? [value];
   const indexed = Object.hasOwn(INDEXED_FIELDS, field) ? INDEXED_FIELDS[field] : undefined;
   if (indexed !== undefined) {
-    // A column no index serves for this filter is read row by row: within the scan budget. So is
-    // a prefix: its range of the (column, time) index is in column order, which SQLite would
-    // read whole and sort by time before the first row came (seconds over a million events, on
-    // the thread that stores the fleet's).
-    const walked = indexed.index === true && op === 'eq';
-    const into = walked ? params : scan.params;
-    let sql: string;
     if (indexed.integer === true) {
       if (op === 'eq') {
         if (!/^(0|[1-9][0-9]{0,14})$/.test(value)) throw bad(`filters[${index}].value: ${field} is an integer; "${value}" is not one`);
-        into.push(Number(value));
-        sql = `${indexed.column} = ?`;
-      } else sql = match(`CAST(${indexed.column} AS TEXT)`, op, value, into, false);
-    } else sql = match(indexed.column, op, value, into, walked);
-    if (walked) return sql;
-    scan.sql.push(sql);
-    scan.cost += COLUMN_SCAN_COST;
-    scan.columns.add(indexed.column);
-    return undefined;
+        return equalTerm(indexed.column, [Number(value)]);
+      }
+      const params: (string | number)[] = [];
+      return { sql: match(`CAST(${indexed.column} AS TEXT)`, op, value, params, false), params, json: false };
+    }
+    // Equality on an indexed column can be walked in time order. A prefix cannot: its range of
+    // the (column, time) index is in column order, which SQLite would read whole and sort by time
+    // before the first row came (seconds over a million events, on the thread that stores the
+    // fleet's): it is tested on each row examined, as the other columns are.
+    if (op === 'eq') {
+      const term = equalTerm(indexed.column, equals);
+      return indexed.index === true && equals.length <= MAX_WALKS ? walkable(indexed.column, equals, term) : term;
+    }
+    const params: (string | number)[] = [];
+    return { sql: match(indexed.column, op, value, params, false), params, json: false };
   }
   if (op === 'eq' && info !== undefined) {
     if (info.type === 'number' && !/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(value)) throw bad(`filters[${index}].value: ${field} is a number; "${value}" is not one`);
@@ -339,27 +411,30 @@ function filterSql(filter: FieldFilter, index: number, params: (string | number)
   // Any other field, through the stored JSON. json_each yields the value itself for a scalar
   // (key NULL) and each element for an array (integer keys): an array matches when any element
   // does. Members of an object (text keys) never match.
-  scan.params.push(jsonPath(field));
+  const params: (string | number)[] = [jsonPath(field)];
   let test: string;
   if (op === 'eq' && info?.type === 'number') {
     // As numbers: the text of a number is one of its spellings (4242.0 is 4242, read back as
     // "4242"), and one the check above lets through must not match nothing.
-    scan.params.push(Number(value));
+    params.push(Number(value));
     test = `j.type IN ('integer', 'real') AND j.atom = ?`;
+  } else if (forms !== undefined && forms.length > 1) {
+    params.push(...forms);
+    test = `${JSON_TEXT} IN (${forms.map(() => '?').join(', ')})`;
   } else {
-    test = match(JSON_TEXT, op, value, scan.params, false);
+    test = match(JSON_TEXT, op, equals[0] as string, params, false);
   }
-  scan.sql.push(`EXISTS (SELECT 1 FROM json_each(examined.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`);
-  scan.json++;
-  scan.cost++;
-  return undefined;
+  return { sql: `EXISTS (SELECT 1 FROM json_each(e.event, ?) AS j WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND ${test})`, params, json: true };
 }
 
-/** Validates a query and builds its statement (which fetches `limit + 1` rows). */
+/** Validates a query and builds its statements. */
 export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQuery {
   if (query === null || typeof query !== 'object') throw bad('the query must be an object');
-  const where: string[] = [];
-  const params: (string | number)[] = [];
+  // Terms every walk applies in the index itself: the time window and the cursor.
+  const bounds: string[] = [];
+  const boundParams: (string | number)[] = [];
+  const walkables: Walkable[] = [];
+  const terms: RowTerm[] = [];
 
   const order = query.order ?? 'desc';
   if (order !== 'desc' && order !== 'asc') throw bad(`order: must be desc or asc, not ${JSON.stringify(order)}`);
@@ -378,42 +453,40 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     throw bad(`until (${new Date(until).toISOString()}) is before since (${new Date(since).toISOString()})`);
   }
   if (since !== undefined) {
-    where.push('time >= ?');
-    params.push(since);
+    bounds.push('time >= ?');
+    boundParams.push(since);
   }
   if (until !== undefined) {
-    where.push('time < ?');
-    params.push(until);
+    bounds.push('time < ?');
+    boundParams.push(until);
   }
 
   if (query.host !== undefined) {
-    where.push('host = ?');
-    params.push(checkString('host', query.host));
+    const host = checkString('host', query.host);
+    walkables.push(walkable('host', [host], equalTerm('host', [host])));
   }
-  // No index has the agent first (the host's has the host): read row by row, within the scan budget.
-  const scan: ScanTerms = { sql: [], params: [], json: 0, cost: 0, columns: new Set() };
-  if (query.agentId !== undefined) {
-    scan.sql.push('agent_id = ?');
-    scan.params.push(checkString('agentId', query.agentId));
-    scan.cost += COLUMN_SCAN_COST;
-    scan.columns.add('agent_id');
-  }
+  // No index has the agent first (the host's has the host): tested on each row examined.
+  if (query.agentId !== undefined) terms.push(equalTerm('agent_id', [checkString('agentId', query.agentId)]));
   if (query.action !== undefined) {
     const actions: readonly unknown[] = Array.isArray(query.action) ? query.action : [query.action];
     if (actions.length === 0) throw bad('action: an empty list matches nothing; leave action out to match every action');
     if (actions.length > MAX_ACTIONS) throw bad(`action: at most ${MAX_ACTIONS} actions`);
-    actions.forEach((a, i) => params.push(checkString(`action[${i}]`, a, 64)));
-    where.push(actions.length === 1 ? 'action = ?' : `action IN (${actions.map(() => '?').join(', ')})`);
+    const values = [...new Set(actions.map((a, i) => checkString(`action[${i}]`, a, 64)))];
+    const term = equalTerm('action', values);
+    if (values.length <= MAX_WALKS) walkables.push(walkable('action', values, term));
+    else terms.push(term);
   }
 
   const filters = query.filters ?? [];
   if (!Array.isArray(filters)) throw bad('filters: must be a list of { field, op, value }');
   if (filters.length > MAX_FILTERS) throw bad(`filters: at most ${MAX_FILTERS} filters`);
   filters.forEach((f: FieldFilter, i) => {
-    const sql = filterSql(f, i, params, scan);
-    if (sql !== undefined) where.push(sql);
+    const term = filterTerm(f, i);
+    if ('index' in term) walkables.push(term);
+    else terms.push(term);
   });
-  if (scan.json > MAX_JSON_FILTERS) {
+  const json = terms.filter((t) => t.json).length;
+  if (json > MAX_JSON_FILTERS) {
     const columns = Object.entries(INDEXED_FIELDS);
     const indexedNames = columns.filter(([, c]) => c.index === true).map(([name]) => name);
     const columnNames = columns.filter(([, c]) => c.index !== true).map(([name]) => name);
@@ -425,28 +498,65 @@ export function buildQuery(query: EventQuery, scanBudget = SCAN_BUDGET): BuiltQu
     // Keyset: strictly after the last row in (time, id) order. The first term bounds the index
     // range; the second breaks ties at the same millisecond.
     const cmp = order === 'desc' ? '<' : '>';
-    where.push(`time ${cmp}= ? AND (time ${cmp} ? OR id ${cmp} ?)`);
-    params.push(position.time, position.time, position.id);
+    bounds.push(`time ${cmp}= ? AND (time ${cmp} ? OR id ${cmp} ?)`);
+    boundParams.push(position.time, position.time, position.id);
   }
 
-  const searched = { since: since ?? null, until: until ?? null };
   const direction = order === 'desc' ? 'DESC' : 'ASC';
   const sorted = `ORDER BY time ${direction}, id ${direction}`;
-  const indexedWhere = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
-  if (scan.sql.length === 0) {
-    params.push(limit + 1);
-    return { sql: `SELECT id, time, event FROM events${indexedWhere} ${sorted} LIMIT ?`, params, limit, order, window: searched };
-  }
-  // The rows the indexed terms select, newest (or oldest) first and at most `rows` of them; the
-  // scan terms apply only to those.
-  const rows = Math.max(1, Math.floor(scanBudget / scan.cost));
-  // Terms on columns only: the rows examined are read without their JSON, fetched by rowid for
-  // those that match (a tenth of a pair each, as COLUMN_SCAN_COST says, not a copy of every event).
-  const json = scan.json > 0;
-  const columns = ['id', 'time', ...(json ? ['event'] : []), ...scan.columns].join(', ');
-  const event = json ? 'event' : '(SELECT event FROM events AS stored WHERE stored.id = examined.id) AS event';
-  const sql = `SELECT id, time, ${event} FROM (SELECT ${columns} FROM events${indexedWhere} ${sorted} LIMIT ?) AS examined WHERE ${scan.sql.join(' AND ')} ${sorted} LIMIT ?`;
-  // The last row examined and the one after it: only when there is one after is the search partial.
-  const edge = { rows, sql: `SELECT id, time FROM events${indexedWhere} ${sorted} LIMIT 2 OFFSET ?`, params: [...params, rows - 1] };
-  return { sql, params: [...params, rows, ...scan.params, limit + 1], limit, order, window: searched, scan: edge };
+  const searched = { since: since ?? null, until: until ?? null };
+  // Rows of the walk each term is tested on at most (when there are other terms than the walk's).
+  const rows = Math.max(1, Math.floor(scanBudget / (json > 0 ? json : ROW_SCAN_COST)));
+  const cmp = order === 'desc' ? '>' : '<';
+  const stop: RowTerm = { sql: `time ${cmp}= ? AND (time ${cmp} ? OR id ${cmp}= ?)`, params: [], json: false };
+
+  // The statements of a search that walks `walked` (or the time index): every other term applies
+  // to the rows it yields.
+  const plan = (walked: Walkable | undefined): SearchPlan => {
+    const others = [...terms, ...walkables.filter((w) => w !== walked).map((w) => w.term)];
+    const index = walked?.index ?? 'events_time';
+    // The walk of the index (several values: one walk each, merged, which SQLite streams),
+    // selecting `columns`, with `more` terms on the rows (and their parameters) and `tail` after
+    // its order.
+    const walk = (columns: string, more: readonly RowTerm[], tail: string, tailParams: readonly number[]): { sql: string; params: (string | number)[] } => {
+      const arm = (value: string | number | undefined) => {
+        const where = [...(value === undefined ? [] : [`${walked?.column} = ?`]), ...bounds, ...more.map((t) => t.sql)];
+        return {
+          sql: `SELECT ${columns} FROM events AS e INDEXED BY ${index}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`,
+          params: [...(value === undefined ? [] : [value]), ...boundParams, ...more.flatMap((t) => t.params)],
+        };
+      };
+      const arms = walked === undefined ? [arm(undefined)] : walked.values.map(arm);
+      return { sql: `${arms.map((a) => a.sql).join(' UNION ALL ')} ${sorted} ${tail}`, params: [...arms.flatMap((a) => a.params), ...tailParams] };
+    };
+    if (others.length === 0) {
+      // The walk is the answer: it reads `limit + 1` rows.
+      const { sql, params } = walk(PAGE_COLUMNS, [], 'LIMIT ?', [limit + 1]);
+      return { sql, params, paramsUntil: () => params };
+    }
+    // The other terms are tested on each row of the walk up to the `rows`th (found first, in the
+    // index alone): the walk streams in its order, and stops at `limit + 1` matches or there.
+    const edge = walk('id, time', [], 'LIMIT 2 OFFSET ?', [rows - 1]);
+    const main = (at: { time: number; id: number } | undefined): (string | number)[] => {
+      // Without a last row to examine, a position before every row.
+      const time = at?.time ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
+      const id = at?.id ?? (order === 'desc' ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER);
+      return walk(PAGE_COLUMNS, [...others, { ...stop, params: [time, time, id] }], 'LIMIT ?', [limit + 1]).params;
+    };
+    const { sql } = walk(PAGE_COLUMNS, [...others, stop], 'LIMIT ?', [limit + 1]);
+    return { sql, params: main(undefined), paramsUntil: main, scan: { rows, ...edge } };
+  };
+
+  // One index is walked, in the order of the search: by WALK_RANK (the first given of equal
+  // rank), else the time index. With several terms an index can walk, the one with the fewest
+  // rows in the window (counted in the index alone, up to one more than the budget) is walked.
+  const ranked = [...walkables].sort((a, b) => a.rank - b.rank);
+  const base = { limit, order, window: searched };
+  if (ranked.length <= 1) return { ...plan(ranked[0]), ...base };
+  const choices = ranked.map((w) => {
+    const count = `SELECT 1 FROM events INDEXED BY ${w.index} WHERE ${[`${w.column} = ?`, ...bounds].join(' AND ')} LIMIT ?`;
+    const sql = `SELECT ${w.values.map(() => `(SELECT count(*) FROM (${count}))`).join(' + ')} AS n`;
+    return { probe: (most: number) => ({ sql, params: w.values.flatMap((v) => [v, ...boundParams, most]) }), plan: () => plan(w) };
+  });
+  return { ...plan(ranked[0]), ...base, choices };
 }
