@@ -105,7 +105,7 @@ export function readHashFile(file: string, maxEntries: number): HashFileRead {
   try {
     text = readOwnFile(file, MAX_HASH_FILE_BYTES, 'latin1');
   } catch (error) {
-    if (error instanceof HadesError) return { entries: [], skipped: 0, problem: error.message };
+    if (error instanceof HadesError) return { entries: [], skipped: 0, problem: `${error.code}: ${error.message}` };
     const code = (error as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? { entries: [], skipped: 0 } : { entries: [], skipped: 0, problem: `${file} cannot be read: ${code ?? String(error)}` };
   }

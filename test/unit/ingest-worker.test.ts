@@ -92,10 +92,21 @@ const quietExec = (offset: number) => ev('exec', offset, (e) => (e.process.name 
 
 const encoder = new TextEncoder();
 const ndjson = (events: readonly Record<string, unknown>[]): Uint8Array => encoder.encode(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
-/** One valid event padded with spaces (JSON allows them) to `bytes`: a batch that weighs that much and costs little to check. */
+/** Bytes of one padded line of heavy(): under the 4 MiB an event may be (MAX_EVENT_BYTES). */
+const HEAVY_LINE = 2 * 1024 * 1024;
+/** How many events heavy(bytes) holds. */
+const heavyEvents = (bytes: number): number => Math.ceil(bytes / HEAVY_LINE);
+/**
+ * Valid events padded with spaces (JSON allows them) to `bytes` in all, each line at most
+ * HEAVY_LINE: a batch that weighs that much and costs little to check.
+ */
 function heavy(bytes: number): Uint8Array {
-  const line = JSON.stringify(curl(0));
-  return encoder.encode(line + ' '.repeat(bytes - line.length - 1) + '\n');
+  const lines: string[] = [];
+  for (let left = bytes; left > 0; left -= HEAVY_LINE) {
+    const line = JSON.stringify(curl(0));
+    lines.push(line + ' '.repeat(Math.max(0, Math.min(left, HEAVY_LINE) - line.length - 1)) + '\n');
+  }
+  return encoder.encode(lines.join(''));
 }
 
 const workerError = (e: unknown): boolean => {
@@ -386,7 +397,7 @@ describe('ingest worker: close', () => {
     const worker = start();
     await worker.load([RULES]);
     const held = await worker.prepare(AGENT, heavy(PIPELINE_BYTES - 1024), undefined, NOW, true);
-    assert.equal(held.rows.length, 1);
+    assert.equal(held.rows.length, heavyEvents(PIPELINE_BYTES - 1024));
     const waiting = assert.rejects(worker.prepare(AGENT, heavy(4096), undefined, NOW, true), workerError);
     assert.equal(worker.stats.waiting, 1);
     const pending = assert.rejects(worker.ruleStats(), workerError);
@@ -428,7 +439,7 @@ describe('ingest worker: the admission budget (PIPELINE_BYTES)', () => {
     assert.equal(worker.stats.heldBytes, big);
 
     const found = await worker.detect(a.id, null);
-    assert.equal(found.evaluated, 1);
+    assert.equal(found.evaluated, heavyEvents(big));
     const [bReply, cReply] = await Promise.all([b, c]);
     assert.equal(worker.stats.waiting, 0);
     assert.equal(worker.stats.heldBytes, big + small.byteLength);
@@ -444,7 +455,7 @@ describe('ingest worker: the admission budget (PIPELINE_BYTES)', () => {
 
     // What was let in is still detected as usual.
     assert.deepEqual((await worker.detect(cReply.id, null)).matches.map((m) => [m.rule.id, m.index]), [['shell_under_web', 0]]);
-    assert.equal((await worker.detect(dReply.id, null)).evaluated, 1);
+    assert.equal((await worker.detect(dReply.id, null)).evaluated, heavyEvents(big));
     assert.equal(worker.stats.heldBytes, 0);
   });
 
@@ -452,7 +463,7 @@ describe('ingest worker: the admission budget (PIPELINE_BYTES)', () => {
     const worker = start();
     const huge = PIPELINE_BYTES + MiB;
     const first = await worker.prepare(AGENT, heavy(huge), undefined, NOW, true);
-    assert.equal(first.rows.length, 1);
+    assert.equal(first.rows.length, heavyEvents(huge));
     assert.equal(worker.stats.heldBytes, huge);
     const next = worker.prepare(AGENT, ndjson([curl(0)]), undefined, NOW, true);
     assert.equal(worker.stats.waiting, 1);
