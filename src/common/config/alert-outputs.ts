@@ -215,7 +215,7 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
       const path = normalPath(file.path);
       // Problems that would fail every write for good, found when the server runs: refused now.
       if (/\/\.{0,2}$/.test(file.path) || path === '/') problem(`${at}.file.path`, `${label}: ${file.path} names a folder; give the file's path, such as ${path === '/' ? '' : path}/alerts.ndjson`);
-      else if (/^\/(proc|sys|dev)(\/|$)/.test(path)) problem(`${at}.file.path`, `${label}: ${file.path} is in ${path.split('/')[1] === 'dev' ? '/dev' : `/${path.split('/')[1]}`}, where no file can be appended to and rotated`);
+      else if (/^\/(proc|sys|dev)(\/|$)/.test(path)) problem(`${at}.file.path`, `${label}: ${file.path} is in /${path.split('/')[1]}, where no file can be appended to and rotated`);
       // Two writers of one file would rotate it under each other and interleave their lines; one
       // whose file is another's rotated name (alerts.ndjson.1) would have its lines moved and
       // deleted by the other's rotations.
@@ -223,7 +223,7 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
         if (other === path) problem(`${at}.file.path`, `${label}: the file is written by output '${name}' already`);
         else if (rotatedName(other, path) || rotatedName(path, other)) problem(`${at}.file.path`, `${label}: ${path} and the file of output '${name}' (${other}) are one the other's rotated file: their rotations would move and delete each other's alerts`);
       }
-      if (![...files.keys()].includes(path)) files.set(path, output.name);
+      if (!files.has(path)) files.set(path, output.name);
     }
     const syslog = output.type === 'syslog' ? output.syslog : undefined;
     if (syslog) {
@@ -240,12 +240,12 @@ export function checkAlertOutputs(outputs: AlertOutputsConfig, base = 'alerts.ou
   return problems;
 }
 
-/** An absolute path without `.`, `..` and repeated slashes (no I/O: links are not followed). */
 /** Whether `name` is one of the rotated files of `base` (base.1, base.2, ...). */
 function rotatedName(base: string, name: string): boolean {
   return name.startsWith(`${base}.`) && /^[0-9]+$/.test(name.slice(base.length + 1));
 }
 
+/** An absolute path without `.`, `..` and repeated slashes (no I/O: links are not followed). */
 function normalPath(absolute: string): string {
   const parts: string[] = [];
   for (const part of absolute.split('/')) {
