@@ -26,6 +26,7 @@ const INVISIBLE = String.raw`\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff`;
 const patterns = (chars: string): readonly [RegExp, RegExp] => [new RegExp(`[${chars}]`, 'u'), new RegExp(`[${chars}]`, 'gu')];
 const CONTROLS = patterns(UNSAFE);
 const CONTROLS_AND_INVISIBLE = patterns(UNSAFE + INVISIBLE);
+const CONTROL_RUNS = new RegExp(`[${UNSAFE}]+`, 'gu');
 const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function escape(c: string): string {
@@ -48,4 +49,9 @@ export function escapeUnsafe(text: string, options: EscapeOptions = {}): string 
 /** Whether `text` holds a control, line, direction (or, if asked, invisible) character: not one line a person can read as it is. */
 export function hasUnsafe(text: string, options: EscapeOptions = {}): boolean {
   return (options.invisible ? CONTROLS_AND_INVISIBLE : CONTROLS)[0].test(text);
+}
+
+/** `text` with each run of control, line and direction characters made one space: a value kept for what it says (a multi-line note), on one line. */
+export function blankUnsafe(text: string): string {
+  return CONTROLS[0].test(text) ? text.replace(CONTROL_RUNS, ' ') : text;
 }

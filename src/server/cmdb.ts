@@ -16,6 +16,7 @@ import { isIP } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { parse, type InfoRecord } from 'csv-parse/sync';
 import { HadesError, toHadesError } from '../common/errors.js';
+import { blankUnsafe, escapeUnsafe, hasUnsafe } from '../common/safe-text.js';
 import { canonicalAddress } from '../runtime/ip-address.js';
 import type { Logger } from '../runtime/log.js';
 import { fileVersion } from '../runtime/file-version.js';
@@ -38,13 +39,6 @@ export const CMDB_MAX_BYTES = 64 * 1024 * 1024;
 const CHECK_MS = 2000;
 /** Heap the parsing thread may use: twice what the largest file takes. */
 const WORKER_HEAP_MB = 2048;
-/**
- * Characters a value must not carry into events, alerts, syslog and terminals: control
- * characters (C0, DEL, C1: ESC and CSI start terminal sequences) and the bidirectional
- * formatting ones (they reorder what a terminal or a page shows).
- */
-const UNSAFE = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/gu;
-const UNSAFE_ONE = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 
 /** The tables of a parsed CMDB. */
 export interface ParsedCmdb {
@@ -127,7 +121,7 @@ export function parseCmdb(text: string, file: string): ParsedCmdb {
     if (!name && !given) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)} has neither hostname nor address`);
     // A name or an address with a control character matches no host: a broken export.
     for (const [what, value] of [['host name', name], ['address', given]] as const) {
-      if (value !== undefined && UNSAFE_ONE.test(value)) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)}: the ${what} ${JSON.stringify(value.slice(0, 64))} holds a control or bidirectional formatting character`);
+      if (value !== undefined && hasUnsafe(value)) throw new HadesError('HADES_ERR_CMDB', `${file}: ${where(index)}: the ${what} "${escapeUnsafe(value.slice(0, 64))}" holds a control or bidirectional formatting character`);
     }
     const address = given === undefined ? undefined : canonicalAddress(given);
     // Kept as it is written, an address would match no host: not one (a network, a typo), or
@@ -140,10 +134,10 @@ export function parseCmdb(text: string, file: string): ParsedCmdb {
     // Control and bidirectional characters become spaces: a value (a multi-line note, a tab)
     // is still worth having, and events, alerts, syslog and terminals get it safe.
     const safe = (text: string): string => {
-      if (!UNSAFE_ONE.test(text)) return text;
+      if (!hasUnsafe(text)) return text;
       cleaned++;
       first ??= where(index);
-      return text.replace(UNSAFE, ' ').trim();
+      return blankUnsafe(text).trim();
     };
     const text = (value: unknown, max: number) => safe(typeof value === 'string' ? value : JSON.stringify(value)).slice(0, max);
     const tag = (key: string, value: unknown) => {

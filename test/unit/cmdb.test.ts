@@ -238,8 +238,12 @@ describe('CMDB file', () => {
     assert.deepEqual(parsed.cleaned, { count: 4, first: 'line 3' });
     const json = parseCmdb('[{"hostname": "h", "tags": {"t": {"x": "\\u0007"}}}]', 'cmdb');
     assert.equal(json.byName.get('h')?.tags?.['t'], '{"x":"\\u0007"}', 'JSON text of a nested value keeps its escapes');
-    refused('hostname,owner\n"web\x1b-1",x\n', /line 2: the host name "web\\u001b-1" holds a control or bidirectional formatting character/);
+    refused('hostname,owner\n"web\x1b-1",x\n', /line 2: the host name "web\\x1b-1" holds a control or bidirectional formatting character/);
     refused('[{"ip": "10.0.0.1\\u202e"}]', /entry 1: the address .* holds a control/);
+    // A line separator breaks a line as a new line does; a lone surrogate shows as nothing meant.
+    const lines = parseCmdb('[{"hostname": "h", "owner": "a\\u2028b\\ud800c"}]', 'cmdb');
+    assert.equal(lines.byName.get('h')?.owner, 'a b c');
+    refused('[{"hostname": "h\\u2029x"}]', /entry 1: the host name "h\\u2029x" holds a control/);
     const sink = new LogSink();
     const file = path.join(dir, 'controls.csv');
     writeFileSync(file, 'hostname,owner\nweb-1,"a\tb"\n');
