@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { captureEvents, type AnyEvent, type Capture } from '../helpers/events-session.js';
 import { runChild, type ChildRun } from '../helpers/security-helpers.js';
@@ -23,8 +24,10 @@ interface Daemon {
 }
 
 function start(program: string, args: readonly string[]): Daemon {
-  // stdin a pipe the test holds: the forked subshell blocks reading it, and ends at its end.
-  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'ignore'] });
+  // fd 3 a pipe the test holds: the forked subshell blocks reading it, and ends at its end. Not
+  // stdin: Node closes a child's stdin when the child exits, which would end the forked
+  // subshell as soon as its parent is killed, before the signal meant for it.
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
   return { child, closed: new Promise((resolve) => child.on('exit', resolve)) };
 }
 
@@ -42,9 +45,9 @@ function firstLine(d: Daemon): Promise<string> {
 
 /**
  * The daemon started under the agent: a subshell forked and left running, its pid printed. It
- * reads the test's pipe through fd 3 (a background job's own stdin is /dev/null).
+ * reads the test's pipe, fd 3 (a background job's own stdin is /dev/null).
  */
-const LATE_SCRIPT = 'exec 3<&0; ( read line <&3; : ) & echo $!; wait';
+const LATE_SCRIPT = '( read line <&3; : ) & echo $!; wait';
 
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -112,7 +115,7 @@ describe('hades events: signals to audit and security daemons', { skip }, () => 
 
   after(async () => {
     for (const d of daemons) {
-      d.child.stdin?.end();
+      (d.child.stdio[3] as Writable | null | undefined)?.end();
       if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
     }
     await Promise.all(daemons.map((d) => d.closed));
