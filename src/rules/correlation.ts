@@ -106,6 +106,12 @@ export const AGENT_SHARE_MIN = 100;
  * the least recently touched groups go, counted as evicted.
  */
 export const DEFAULT_MAX_ENTRIES = 250_000;
+/**
+ * A distinct value counts as one entry per VALUE_CHARS characters (one at least): the values are
+ * the events' own text (a command line is up to 64 KiB), and 250,000 of them counted one each
+ * would let one rule hold gigabytes.
+ */
+export const VALUE_CHARS = 256;
 /** Expired groups removed per event at most: the cost of expiry stays small and steady. */
 const SWEEP_PER_EVENT = 4;
 const MAX_EVENT_IDS = 16;
@@ -142,6 +148,13 @@ interface ThresholdGroup extends Group {
   readonly recent: { t: number; id: string }[];
   /** Distinct counts: value -> when and in which event it was last seen, oldest first. */
   readonly values: Map<string, { t: number; id: string }> | undefined;
+  /** Distinct counts: the entries the values count for (valueEntries of each). */
+  held: number;
+}
+
+/** The entries a distinct value counts for: one per VALUE_CHARS characters, one at least. */
+function valueEntries(value: string): number {
+  return value.length <= VALUE_CHARS ? 1 : Math.ceil(value.length / VALUE_CHARS);
 }
 
 function eventTime(e: EventRecord): number {
@@ -225,7 +238,7 @@ export class Correlator {
   private static entriesOf(group: Group): number {
     if (!('recent' in group)) return 0;
     const g = group as ThresholdGroup;
-    return g.values ? g.values.size : g.times.length;
+    return g.values ? g.held : g.times.length;
   }
 
   /** Removes a group, keeping the count of entries right. */
@@ -379,7 +392,7 @@ export class Correlator {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
     const before = found ? Correlator.entriesOf(found) : 0;
-    const g: ThresholdGroup = found ?? { expiresAt: t, agent: agentOf(event), touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
+    const g: ThresholdGroup = found ?? { expiresAt: t, agent: agentOf(event), touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined, held: 0 };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
     const newest = Math.max(t, g.expiresAt - spec.withinMs);
@@ -393,6 +406,7 @@ export class Correlator {
         const s = typeof v === 'string' ? v : JSON.stringify(v);
         const seen = g.values.get(s);
         if (seen && seen.t >= t) continue;
+        if (!seen) g.held += valueEntries(s);
         g.values.delete(s); // re-inserted: the Map's order is then oldest-seen first
         g.values.set(s, { t, id });
         moved = true;
@@ -407,6 +421,7 @@ export class Correlator {
       for (const [v, seen] of g.values) {
         if (seen.t >= since) break;
         g.values.delete(v);
+        g.held -= valueEntries(v);
       }
       size = g.values.size;
     } else {
@@ -442,6 +457,13 @@ export class Correlator {
         return { key, count: size, events: events.slice(-MAX_EVENT_IDS), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
       }
       return { key, count: size, events: g.recent.map((x) => x.id), first: g.times[g.head]!, last: newest };
+    }
+    // A group that alone holds more than the rule may (long distinct values) goes too: the
+    // budget bounds the rule's memory, which evicting only the other groups would not.
+    if (Correlator.entriesOf(g) > this.maxEntries) {
+      this.drop(key, g);
+      this.stats.evicted++;
+      return undefined;
     }
     this.touch(key, g, isNew);
     return undefined;

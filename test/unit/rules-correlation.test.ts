@@ -694,6 +694,38 @@ rules:
     assert.equal(feed(small, [sshFailure(0, '192.0.2.1'), sshFailure(0.5, '192.0.2.2'), sshFailure(1, '192.0.2.1'), sshFailure(2, '192.0.2.1')]).length, 1);
   });
 
+  it('counts a long distinct value by its size against maxEntriesPerRule: command lines of 64 KiB cannot fill the memory', () => {
+    const sweep = `
+rules:
+  - id: ping_sweep
+    type: threshold
+    title: T
+    severity: low
+    condition: event.action = exec and process.name = ping
+    distinct: process.command_line
+    count: 30
+    within: 60s
+    by: host.name
+`;
+    const ping = (host: string, seconds: number, line: string) => ev('exec', seconds, { 'host.name': host, 'process.name': 'ping', 'process.command_line': line });
+    const pad = 'A'.repeat(65_000);
+    const set = load(sweep, { maxEntriesPerRule: 25_000 });
+    // 20 hosts with 29 distinct command lines of 64 KiB each: 37 MB of text, 580 values.
+    for (let h = 0; h < 20; h++) for (let i = 0; i < 29; i++) set.match(ping(`h-${h}`, i / 100, `ping ${i} ${pad}`));
+    let stats = set.correlationStats();
+    // Each value counts 255 entries: three groups of 29 fit in 25,000.
+    assert.equal(stats.keys, 3);
+    assert.equal(stats.evicted, 17);
+    // A group that alone would hold more than the budget goes as well.
+    const small = load(sweep, { maxEntriesPerRule: 100 });
+    for (let i = 0; i < 12; i++) small.match(ping('h-1', i, `ping ${i} ${'B'.repeat(2_500)}`));
+    stats = small.correlationStats();
+    assert.deepEqual([stats.keys, stats.evicted], [1, 1], '10 entries a value: the eleventh made the group too big, the twelfth opened it again');
+    // Short values count one each, and long ones that fit still fire.
+    assert.equal(feed(load(sweep), Array.from({ length: 30 }, (_, i) => ping('h-2', i, `ping ${i} ${pad}`))).length, 1);
+    assert.equal(feed(load(sweep, { maxEntriesPerRule: 30 }), Array.from({ length: 30 }, (_, i) => ping('h-3', i, `ping 10.0.0.${i}`))).length, 1);
+  });
+
   it('is not blinded by one event from a host whose clock is far ahead', () => {
     const set = load(rule);
     feed(set, [sshFailure(10 * 365 * 86_400, '192.0.2.99')]);
