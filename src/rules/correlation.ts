@@ -55,6 +55,8 @@ export interface CorrelationStats {
   expired: number;
   /** Events that matched a step but had no usable @timestamp. */
   untimed: number;
+  /** Events dated more than AHEAD_MS past the clock a pipeline gives (`Correlator.clock`): taken at that bound. */
+  ahead: number;
   /** Times the rule fired. */
   fired: number;
 }
@@ -114,6 +116,12 @@ export const DEFAULT_MAX_ENTRIES = 250_000;
 export const VALUE_CHARS = 256;
 /** Expired groups removed per event at most: the cost of expiry stays small and steady. */
 const SWEEP_PER_EVENT = 4;
+/**
+ * How far past the wall clock (as a pipeline's timer last gave it, every few seconds) an event's
+ * time is taken as it is: nothing happens in the future, and one event dated years ahead would
+ * otherwise hold a group's window there, every later event of it too late to count.
+ */
+export const AHEAD_MS = 10_000;
 const MAX_EVENT_IDS = 16;
 
 interface Group {
@@ -195,7 +203,7 @@ function eventId(e: EventRecord): string {
 /** One correlation rule's state and logic. */
 export class Correlator {
   private readonly groups = new Map<string, Group>();
-  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0, limited: 0 };
+  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, ahead: 0, fired: 0, limited: 0 };
   /**
    * The groups each agent (`agent.id`) opened, least recently touched first: one agent holds at
    * most agentShare of them, so that its flood of groups (10,000 values in one batch) drops its
@@ -225,6 +233,8 @@ export class Correlator {
   private treeKeys: readonly (string | undefined)[] = [];
   private idsEpoch = -1;
   private treeIds: readonly unknown[] = [];
+  /** The latest event time taken as it is (`clock`); Infinity without a clock (a replay, a test). */
+  private horizon = Infinity;
 
   constructor(
     readonly spec: CorrelationSpec,
@@ -307,11 +317,30 @@ export class Correlator {
     this.stats.keys = this.groups.size;
   }
 
+  /**
+   * Gives the wall clock (ms): from then on an event dated more than AHEAD_MS past it is taken at
+   * that bound (counted as `ahead`), and the groups whose window lies wholly past it (opened before
+   * the correlator knew the clock) are dropped, counted as expired.
+   */
+  clock(wallNow: number): void {
+    this.horizon = wallNow + AHEAD_MS;
+    for (const [key, group] of this.groups) {
+      if (group.expiresAt - this.spec.withinMs <= this.horizon) continue;
+      this.drop(key, group);
+      this.stats.expired++;
+    }
+    this.stats.keys = this.groups.size;
+  }
+
   private time(event: EventRecord): number | undefined {
     const t = eventTime(event);
     if (Number.isNaN(t)) {
       this.stats.untimed++;
       return undefined;
+    }
+    if (t > this.horizon) {
+      this.stats.ahead++;
+      return this.horizon;
     }
     return t;
   }

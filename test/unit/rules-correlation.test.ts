@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BASE, timedEvent } from '../helpers/rule-events.js';
-import { formatProblem, LATE_EVENTS_MS, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
+import { AHEAD_MS, formatProblem, LATE_EVENTS_MS, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
 
 const ev = timedEvent;
 
@@ -732,6 +732,49 @@ rules:
     // Groups of hosts with sane clocks form, last and fire as before.
     const burst = [0, 1, 2, 3, 4, 5].flatMap((s) => [sshFailure(s, '192.0.2.1'), sshFailure(s, `192.0.2.${10 + s}`)]);
     assert.equal(feed(set, burst).length, 2);
+  });
+
+  it('is not blinded in a group of the fleet by one agent\'s event dated ahead of the clock', () => {
+    const from = (agent: string, seconds: number, outcome = 'failure') => {
+      const e = sshFailure(seconds, '203.0.113.5');
+      e['agent'] = { ...(e['agent'] as object), id: agent };
+      (e['event'] as Record<string, unknown>)['outcome'] = outcome;
+      return e;
+    };
+    const rules = `${rule.replace('event.action = ssh_login', 'event.action = ssh_login and event.outcome = failure')}
+  - id: failures_then_success
+    type: sequence
+    title: S
+    severity: high
+    within: 60s
+    by: source.ip
+    steps:
+      - condition: event.action = ssh_login and event.outcome = failure
+      - condition: event.action = ssh_login and event.outcome = success
+`;
+    const set = load(rules);
+    // The server's timer gives the clock; one agent says the address failed to log in ten years on.
+    set.expireIdle(BASE);
+    feed(set, [from('ag_evil', 10 * 365 * 86_400)]);
+    assert.equal(set.correlationStats().ahead, 2, 'once for each rule it counts in');
+    // It is taken as dated AHEAD_MS past the clock: the other hosts' failures and success from
+    // that address, seconds later, still count (without the clock, they were too late for good).
+    set.expireIdle(BASE + AHEAD_MS);
+    const hits = feed(set, [from('ag_a', 11), from('ag_b', 12), from('ag_a', 13, 'success')]);
+    assert.deepEqual(hits.map((m) => [m.rule.id, m.correlation?.first]), [
+      ['slow_burn', BASE + AHEAD_MS],
+      ['failures_then_success', BASE + 12_000],
+    ]);
+    // Before the rule set knew the clock (just loaded), such an event's group is dropped at the first tick.
+    const fresh = load(rules);
+    feed(fresh, [from('ag_evil', 10 * 365 * 86_400)]);
+    fresh.expireIdle(BASE);
+    assert.deepEqual([fresh.correlationStats().keys, fresh.correlationStats().expired], [0, 2]);
+    assert.equal(feed(fresh, [from('ag_a', 1), from('ag_b', 2), from('ag_c', 3)]).length, 1);
+    // Without a clock (a replay of a capture), times are the events' own.
+    const replay = load(rules);
+    feed(replay, [from('ag_a', 10 * 365 * 86_400)]);
+    assert.equal(replay.correlationStats().ahead, 0);
   });
 
   it('counts events without a usable timestamp and ignores them', () => {
