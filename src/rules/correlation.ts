@@ -55,6 +55,8 @@ export interface CorrelationStats {
   expired: number;
   /** Events that matched a step but had no usable @timestamp. */
   untimed: number;
+  /** Events dated more than AHEAD_MS past the clock a pipeline gives (`Correlator.clock`): taken at that bound. */
+  ahead: number;
   /** Times the rule fired. */
   fired: number;
 }
@@ -106,8 +108,20 @@ export const AGENT_SHARE_MIN = 100;
  * the least recently touched groups go, counted as evicted.
  */
 export const DEFAULT_MAX_ENTRIES = 250_000;
+/**
+ * A distinct value counts as one entry per VALUE_CHARS characters (one at least): the values are
+ * the events' own text (a command line is up to 64 KiB), and 250,000 of them counted one each
+ * would let one rule hold gigabytes.
+ */
+export const VALUE_CHARS = 256;
 /** Expired groups removed per event at most: the cost of expiry stays small and steady. */
 const SWEEP_PER_EVENT = 4;
+/**
+ * How far past the wall clock (as a pipeline's timer last gave it, every few seconds) an event's
+ * time is taken as it is: nothing happens in the future, and one event dated years ahead would
+ * otherwise hold a group's window there, every later event of it too late to count.
+ */
+export const AHEAD_MS = 10_000;
 const MAX_EVENT_IDS = 16;
 
 interface Group {
@@ -142,6 +156,13 @@ interface ThresholdGroup extends Group {
   readonly recent: { t: number; id: string }[];
   /** Distinct counts: value -> when and in which event it was last seen, oldest first. */
   readonly values: Map<string, { t: number; id: string }> | undefined;
+  /** Distinct counts: the entries the values count for (valueEntries of each). */
+  held: number;
+}
+
+/** The entries a distinct value counts for: one per VALUE_CHARS characters, one at least. */
+function valueEntries(value: string): number {
+  return value.length <= VALUE_CHARS ? 1 : Math.ceil(value.length / VALUE_CHARS);
 }
 
 function eventTime(e: EventRecord): number {
@@ -182,7 +203,7 @@ function eventId(e: EventRecord): string {
 /** One correlation rule's state and logic. */
 export class Correlator {
   private readonly groups = new Map<string, Group>();
-  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0, limited: 0 };
+  readonly stats: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, ahead: 0, fired: 0, limited: 0 };
   /**
    * The groups each agent (`agent.id`) opened, least recently touched first: one agent holds at
    * most agentShare of them, so that its flood of groups (10,000 values in one batch) drops its
@@ -212,6 +233,8 @@ export class Correlator {
   private treeKeys: readonly (string | undefined)[] = [];
   private idsEpoch = -1;
   private treeIds: readonly unknown[] = [];
+  /** The latest event time taken as it is (`clock`); Infinity without a clock (a replay, a test). */
+  private horizon = Infinity;
 
   constructor(
     readonly spec: CorrelationSpec,
@@ -225,7 +248,7 @@ export class Correlator {
   private static entriesOf(group: Group): number {
     if (!('recent' in group)) return 0;
     const g = group as ThresholdGroup;
-    return g.values ? g.values.size : g.times.length;
+    return g.values ? g.held : g.times.length;
   }
 
   /** Removes a group, keeping the count of entries right. */
@@ -294,11 +317,30 @@ export class Correlator {
     this.stats.keys = this.groups.size;
   }
 
+  /**
+   * Gives the wall clock (ms): from then on an event dated more than AHEAD_MS past it is taken at
+   * that bound (counted as `ahead`), and the groups whose window lies wholly past it (opened before
+   * the correlator knew the clock) are dropped, counted as expired.
+   */
+  clock(wallNow: number): void {
+    this.horizon = wallNow + AHEAD_MS;
+    for (const [key, group] of this.groups) {
+      if (group.expiresAt - this.spec.withinMs <= this.horizon) continue;
+      this.drop(key, group);
+      this.stats.expired++;
+    }
+    this.stats.keys = this.groups.size;
+  }
+
   private time(event: EventRecord): number | undefined {
     const t = eventTime(event);
     if (Number.isNaN(t)) {
       this.stats.untimed++;
       return undefined;
+    }
+    if (t > this.horizon) {
+      this.stats.ahead++;
+      return this.horizon;
     }
     return t;
   }
@@ -379,7 +421,7 @@ export class Correlator {
     const found = this.groups.get(key) as ThresholdGroup | undefined;
     const isNew = found === undefined;
     const before = found ? Correlator.entriesOf(found) : 0;
-    const g: ThresholdGroup = found ?? { expiresAt: t, agent: agentOf(event), touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined };
+    const g: ThresholdGroup = found ?? { expiresAt: t, agent: agentOf(event), touched: 0, times: [], head: 0, recent: [], values: spec.distinct ? new Map() : undefined, held: 0 };
     // Streams merged from many hosts arrive slightly out of order: the window ends at the newest
     // time the group has seen, and an event older than the window is too late to count.
     const newest = Math.max(t, g.expiresAt - spec.withinMs);
@@ -393,6 +435,7 @@ export class Correlator {
         const s = typeof v === 'string' ? v : JSON.stringify(v);
         const seen = g.values.get(s);
         if (seen && seen.t >= t) continue;
+        if (!seen) g.held += valueEntries(s);
         g.values.delete(s); // re-inserted: the Map's order is then oldest-seen first
         g.values.set(s, { t, id });
         moved = true;
@@ -407,6 +450,7 @@ export class Correlator {
       for (const [v, seen] of g.values) {
         if (seen.t >= since) break;
         g.values.delete(v);
+        g.held -= valueEntries(v);
       }
       size = g.values.size;
     } else {
@@ -442,6 +486,13 @@ export class Correlator {
         return { key, count: size, events: events.slice(-MAX_EVENT_IDS), values: [...g.values.keys()], first: seen[0]!.t, last: newest };
       }
       return { key, count: size, events: g.recent.map((x) => x.id), first: g.times[g.head]!, last: newest };
+    }
+    // A group that alone holds more than the rule may (long distinct values) goes too: the
+    // budget bounds the rule's memory, which evicting only the other groups would not.
+    if (Correlator.entriesOf(g) > this.maxEntries) {
+      this.drop(key, g);
+      this.stats.evicted++;
+      return undefined;
     }
     this.touch(key, g, isNew);
     return undefined;

@@ -6,7 +6,7 @@ export { loadRules, parseDuration, checkTag, MAX_RULE_FILE_BYTES, PROCESS_TREE, 
 export { RuleSet, LATE_EVENTS_MS, type Match, type RuleInfo, type RuleStats, type RuleType } from './ruleset.js';
 export { capProblems, formatProblem, MAX_PROBLEMS, rulesError, type RuleProblem, type ProblemSeverity } from './problems.js';
 export type { CorrelationHit, CorrelationStats } from './correlation.js';
-export { DEFAULT_MAX_KEYS } from './correlation.js';
+export { AHEAD_MS, DEFAULT_MAX_KEYS } from './correlation.js';
 export { SEVERITIES, type Severity } from './schema.js';
 export { MISSING } from './template.js';
 export { fieldInfo, fieldPaths, ANCESTOR_FIELDS } from './fields.js';

@@ -265,10 +265,15 @@ export class RuleSet {
    * For a pipeline's timer, which knows only the wall clock: drops the state whose window ended
    * more than LATE_EVENTS_MS before `wallNow`. Windows are in event time, and a host that was
    * cut off delivers its backlog late: its events still correlate with each other across
-   * batches for that long after their time (state stays bounded by `maxKeysPerRule`).
+   * batches for that long after their time (state stays bounded by `maxKeysPerRule`). From then
+   * on, an event dated more than AHEAD_MS past `wallNow` is taken as dated that far (Correlator.clock).
    */
   expireIdle(wallNow: number): void {
     this.expire(wallNow - LATE_EVENTS_MS);
+    // An event dated past the clock (a compromised agent's, or a clock far ahead) must not hold a
+    // group's window in the future: in a group of the fleet (by source.ip), every other host's
+    // events would then be too late to count.
+    for (const c of this.correlations) c.correlator.clock(wallNow);
   }
 
   /** Per-rule counters: evaluations, matches, suppressions, correlation state. */
@@ -281,13 +286,14 @@ export class RuleSet {
 
   /** Correlation state over every rule: groups held, evicted, expired. */
   correlationStats(): CorrelationStats {
-    const total: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, fired: 0, limited: 0 };
+    const total: CorrelationStats = { keys: 0, evicted: 0, expired: 0, untimed: 0, ahead: 0, fired: 0, limited: 0 };
     for (const c of this.correlations) {
       const s = c.correlator.stats;
       total.keys += s.keys;
       total.evicted += s.evicted;
       total.expired += s.expired;
       total.untimed += s.untimed;
+      total.ahead += s.ahead;
       total.limited += s.limited;
       total.fired += s.fired;
     }

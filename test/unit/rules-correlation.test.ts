@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BASE, timedEvent } from '../helpers/rule-events.js';
-import { formatProblem, LATE_EVENTS_MS, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
+import { AHEAD_MS, formatProblem, LATE_EVENTS_MS, loadRules, type LoadOptions, type Match, type RuleSet } from '../../src/rules/index.js';
 
 const ev = timedEvent;
 
@@ -694,12 +694,87 @@ rules:
     assert.equal(feed(small, [sshFailure(0, '192.0.2.1'), sshFailure(0.5, '192.0.2.2'), sshFailure(1, '192.0.2.1'), sshFailure(2, '192.0.2.1')]).length, 1);
   });
 
+  it('counts a long distinct value by its size against maxEntriesPerRule: command lines of 64 KiB cannot fill the memory', () => {
+    const sweep = `
+rules:
+  - id: ping_sweep
+    type: threshold
+    title: T
+    severity: low
+    condition: event.action = exec and process.name = ping
+    distinct: process.command_line
+    count: 30
+    within: 60s
+    by: host.name
+`;
+    const ping = (host: string, seconds: number, line: string) => ev('exec', seconds, { 'host.name': host, 'process.name': 'ping', 'process.command_line': line });
+    const pad = 'A'.repeat(65_000);
+    const set = load(sweep, { maxEntriesPerRule: 25_000 });
+    // 20 hosts with 29 distinct command lines of 64 KiB each: 37 MB of text, 580 values.
+    for (let h = 0; h < 20; h++) for (let i = 0; i < 29; i++) set.match(ping(`h-${h}`, i / 100, `ping ${i} ${pad}`));
+    let stats = set.correlationStats();
+    // Each value counts 255 entries: three groups of 29 fit in 25,000.
+    assert.equal(stats.keys, 3);
+    assert.equal(stats.evicted, 17);
+    // A group that alone would hold more than the budget goes as well.
+    const small = load(sweep, { maxEntriesPerRule: 100 });
+    for (let i = 0; i < 12; i++) small.match(ping('h-1', i, `ping ${i} ${'B'.repeat(2_500)}`));
+    stats = small.correlationStats();
+    assert.deepEqual([stats.keys, stats.evicted], [1, 1], '10 entries a value: the eleventh made the group too big, the twelfth opened it again');
+    // Short values count one each, and long ones that fit still fire.
+    assert.equal(feed(load(sweep), Array.from({ length: 30 }, (_, i) => ping('h-2', i, `ping ${i} ${pad}`))).length, 1);
+    assert.equal(feed(load(sweep, { maxEntriesPerRule: 30 }), Array.from({ length: 30 }, (_, i) => ping('h-3', i, `ping 10.0.0.${i}`))).length, 1);
+  });
+
   it('is not blinded by one event from a host whose clock is far ahead', () => {
     const set = load(rule);
     feed(set, [sshFailure(10 * 365 * 86_400, '192.0.2.99')]);
     // Groups of hosts with sane clocks form, last and fire as before.
     const burst = [0, 1, 2, 3, 4, 5].flatMap((s) => [sshFailure(s, '192.0.2.1'), sshFailure(s, `192.0.2.${10 + s}`)]);
     assert.equal(feed(set, burst).length, 2);
+  });
+
+  it('is not blinded in a group of the fleet by one agent\'s event dated ahead of the clock', () => {
+    const from = (agent: string, seconds: number, outcome = 'failure') => {
+      const e = sshFailure(seconds, '203.0.113.5');
+      e['agent'] = { ...(e['agent'] as object), id: agent };
+      (e['event'] as Record<string, unknown>)['outcome'] = outcome;
+      return e;
+    };
+    const rules = `${rule.replace('event.action = ssh_login', 'event.action = ssh_login and event.outcome = failure')}
+  - id: failures_then_success
+    type: sequence
+    title: S
+    severity: high
+    within: 60s
+    by: source.ip
+    steps:
+      - condition: event.action = ssh_login and event.outcome = failure
+      - condition: event.action = ssh_login and event.outcome = success
+`;
+    const set = load(rules);
+    // The server's timer gives the clock; one agent says the address failed to log in ten years on.
+    set.expireIdle(BASE);
+    feed(set, [from('ag_evil', 10 * 365 * 86_400)]);
+    assert.equal(set.correlationStats().ahead, 2, 'once for each rule it counts in');
+    // It is taken as dated AHEAD_MS past the clock: the other hosts' failures and success from
+    // that address, seconds later, still count (without the clock, they were too late for good).
+    set.expireIdle(BASE + AHEAD_MS);
+    const hits = feed(set, [from('ag_a', 11), from('ag_b', 12), from('ag_a', 13, 'success')]);
+    assert.deepEqual(hits.map((m) => [m.rule.id, m.correlation?.first]), [
+      ['slow_burn', BASE + AHEAD_MS],
+      ['failures_then_success', BASE + 12_000],
+    ]);
+    // Before the rule set knew the clock (just loaded), such an event's group is dropped at the first tick.
+    const fresh = load(rules);
+    feed(fresh, [from('ag_evil', 10 * 365 * 86_400)]);
+    fresh.expireIdle(BASE);
+    assert.deepEqual([fresh.correlationStats().keys, fresh.correlationStats().expired], [0, 2]);
+    assert.equal(feed(fresh, [from('ag_a', 1), from('ag_b', 2), from('ag_c', 3)]).length, 1);
+    // Without a clock (a replay of a capture), times are the events' own.
+    const replay = load(rules);
+    feed(replay, [from('ag_a', 10 * 365 * 86_400)]);
+    assert.equal(replay.correlationStats().ahead, 0);
   });
 
   it('counts events without a usable timestamp and ignores them', () => {
