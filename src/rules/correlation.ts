@@ -18,6 +18,8 @@
  * (counted as evicted), and groups whose window has passed are removed as time advances
  * (counted as expired).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { timestampMs } from '../common/events/fields.js';
 import type { EventRecord, Predicate } from './accessor.js';
 
@@ -182,6 +184,24 @@ export function agentOf(e: EventRecord): string {
 
 /** Between the agent a host-scoped group is kept under and the grouping values, in its key. */
 const SCOPE = '\u0001';
+
+/**
+ * The longest group key kept as it is: a rule may group by a field of the event's own text (a
+ * command line, up to 64 KiB), and 10,000 such keys would hold 640 MiB for one rule.
+ */
+export const MAX_KEY_CHARS = 1024;
+/** What a longer key keeps of its start, to be read in an alert's `correlation.key`. */
+const KEY_HEAD_CHARS = 256;
+
+/** A group key at most about MAX_KEY_CHARS long: a longer one is its start and the SHA-256 of its UTF-16 code units (distinct keys stay distinct). */
+export function boundedKey(key: string): string {
+  if (key.length <= MAX_KEY_CHARS) return key;
+  // Hashed as UTF-16 code units: a byte that is not UTF-8 (kept as a lone surrogate) stays itself,
+  // where UTF-8 would make every such byte U+FFFD, alike.
+  const units = new Uint16Array(key.length);
+  for (let i = 0; i < key.length; i++) units[i] = key.charCodeAt(i);
+  return `${key.slice(0, KEY_HEAD_CHARS)}\u2026sha256:${bytesToHex(sha256(new Uint8Array(units.buffer)))}`;
+}
 
 /** The key of a group kept apart per agent (a rule grouped by host): the event's agent, then the grouping values. */
 export function scopedKey(event: EventRecord, values: string): string {

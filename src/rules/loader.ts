@@ -24,7 +24,7 @@ import { yamlDepthProblem } from '../common/yaml-depth.js';
 import type { Predicate } from './accessor.js';
 import { allValues, firstValue, type EventRecord } from './accessor.js';
 import { actionsOf, compilePredicate, disjunctionClauses, equalityKeys, normaliseActions, withoutIndexedActionTests, type ActionSet, type KeyClause } from './compile.js';
-import { conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, scopedKey, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
+import { boundedKey, conditionStep, Correlator, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_KEYS, ruleStep, scopedKey, type CorrelationSpec, type KeyOf, type StepMatcher, type TreeKeysOf } from './correlation.js';
 import { resolveField, type FieldRef } from './fields.js';
 import { OPERATORS, operatorSuggestion, parseCondition, type Expr, type ScalarItem } from './parser.js';
 import { capProblems, compileError, cutMessage, RuleCompileError, type Position, type RuleProblem, type TextSource } from './problems.js';
@@ -1024,7 +1024,7 @@ class Loader {
         if (v === undefined || v === null) return undefined;
         key += (i === 0 ? '' : '\u0000') + keyText(v);
       }
-      return key;
+      return boundedKey(key);
     };
   }
 

@@ -50,6 +50,29 @@ describe('correlation: sequences', () => {
     assert.deepEqual(hit?.tags, ['attack.discovery']);
   });
 
+  it('keeps a long group key as its start and digest: distinct keys apart, the same key together', () => {
+    // Grouped by a command line (up to 64 KiB of the host's own text): 10,000 such keys kept
+    // whole would hold 640 MiB for one rule.
+    const byLine = sequenceRule().replace('by: host.name', 'by: process.command_line');
+    const set = load(byLine);
+    const line = (tail: string) => `sh -c ${'x'.repeat(60_000)}${tail}`;
+    const step = (name: string, seconds: number, tail: string) => ev('exec', seconds, { 'process.name': name, 'process.command_line': line(tail) });
+    // Two lines alike but for their end: two groups, each completed by its own line only.
+    assert.equal(feed(set, [step('whoami', 0, 'a'), step('curl', 10, 'b')]).length, 0);
+    const [hit, ...more] = feed(set, [step('curl', 20, 'a')]);
+    assert.equal(more.length, 0);
+    const key = hit?.correlation?.key ?? '';
+    assert.ok(key.length < 400, `${key.length} characters`);
+    assert.match(key, /^sh -c x{250}\u2026sha256:[0-9a-f]{64}$/);
+    // Bytes that are not UTF-8 (lone surrogates) are told apart too.
+    assert.equal(feed(set, [step('whoami', 22, '\udc80'), step('curl', 23, '\udc81')]).length, 0);
+    assert.equal(feed(set, [step('curl', 24, '\udc80')]).length, 1);
+    // A key up to the bound is kept as it is.
+    const short = `sh -c ${'y'.repeat(1_000)}`;
+    const kept = feed(set, [ev('exec', 30, { 'process.name': 'id', 'process.command_line': short }), ev('exec', 31, { 'process.name': 'wget', 'process.command_line': short })]);
+    assert.equal(kept[0]?.correlation?.key, short);
+  });
+
   it('does not fire out of order when ordered', () => {
     const set = load(sequenceRule());
     assert.equal(feed(set, [download('web-01', 0), recon('web-01', 10)]).length, 0);
