@@ -47,8 +47,14 @@ const URL_PASSWORD = /(:\/\/[^/\s:@"\\]+:)[^/\s@"\\]+(?=@)/g;
 const PASSWORD_FLAG = new RegExp(String.raw`(--?(?:password|passwd|pass|api-?key|secret|client-secret|token|auth-token|access-token)${SEP})${NOT_KEY}${NOT_HADES}${VALUE}`, 'gi');
 /** `sshpass -p X`. */
 const SSHPASS = new RegExp(String.raw`(sshpass(?:${SPACE}+|",")-p(?:${SPACE}*|","))${NOT_KEY}${VALUE}`, 'g');
-/** The MySQL and MariaDB clients' password glued to `-p` (`mysql -u root -pS3cret`). */
-const MYSQL_PASSWORD = new RegExp(String.raw`((?:mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)(?:${SPACE}+|",")(?:[^\s"\\]+(?:${SPACE}+|","))*?-p)[^\s"\\-][^\s"\\]*`, 'g');
+/**
+ * The MySQL and MariaDB clients' password glued to `-p` (`mysql -u root -pS3cret`), within the
+ * first MYSQL_ARGS arguments after the client's name: unbounded, each name would be followed to
+ * the end of the line, and a command line of `mysql mysql mysql ...` (any user can run one) took
+ * the ingest thread seconds per event, an hour for an event of 4 MiB.
+ */
+const MYSQL_ARGS = 64;
+const MYSQL_PASSWORD = new RegExp(String.raw`((?:mysql|mariadb|mysqldump|mysqladmin|mariadb-dump)(?:${SPACE}+|",")(?:[^\s"\\]+(?:${SPACE}+|",")){0,${MYSQL_ARGS}}?-p)[^\s"\\-][^\s"\\]*`, 'g');
 /** `curl -u user:password` (`--user`, glued or not): the user stays; a uid:gid of digits (docker -u 0:0) is not a password. */
 const USER_PASSWORD = new RegExp(String.raw`(-(?:u|-user)(?:${SPACE}+|","|=)?[^\s:"\\]+:)(?![0-9]+(?:[\s"\\]|$))${VALUE}`, 'g');
 export const REDACTED = '[redacted]';

@@ -24,6 +24,19 @@ describe('gateway addresses held down after an Ack timeout', () => {
     assert.equal(holds.ackTimedOut('a:1', 100, 350), 100);
   });
 
+  it('ends a hold on time whatever is done to the wall clock meanwhile', async (t) => {
+    let wall = Date.now();
+    t.mock.method(Date, 'now', () => wall);
+    const holds = new AddressHolds();
+    holds.ackTimedOut('a:1', 50, 50);
+    holds.ackTimedOut('b:1', 60_000, 60_000);
+    // The host's clock set back a day (an NTP step, an intruder) right after the timeouts.
+    wall -= 86_400_000;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(holds.held('a:1'), false, 'held for the day the clock went back');
+    assert.equal(holds.held('b:1'), true);
+  });
+
   it('forgets the addresses a new list leaves out', () => {
     const holds = new AddressHolds();
     holds.ackTimedOut('a:1', 60_000, 60_000);

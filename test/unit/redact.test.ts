@@ -105,4 +105,18 @@ describe('redactSecrets: credentials of other forms', () => {
       assert.equal(redactSecrets(text), text);
     }
   });
+
+  it('takes time in proportion to the line: a command line of `mysql mysql ...` does not hold the ingest thread', () => {
+    // Any user of a host can exec one; each `mysql` used to be followed to the end of the line
+    // (3 s for 128 KiB on the test machine, an hour for a 4 MiB event).
+    for (const unit of ['mysql ', 'mysql","', 'mariadb-dump a ', 'mysql a\\n']) {
+      const text = unit.repeat(Math.floor((128 * 1024) / unit.length));
+      const start = performance.now();
+      assert.equal(redactSecrets(text), text);
+      const ms = performance.now() - start;
+      assert.ok(ms < 300, `${JSON.stringify(unit)} x 128 KiB took ${Math.round(ms)} ms`);
+    }
+    // Still found after many arguments (up to 64 of them).
+    assert.equal(redactSecrets(`mysql ${'--x '.repeat(60)}-pS3cret db`), `mysql ${'--x '.repeat(60)}-p[redacted] db`);
+  });
 });

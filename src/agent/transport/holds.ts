@@ -13,7 +13,7 @@
  */
 
 interface Hold {
-  /** When the hold ends (ms, the clock's). */
+  /** When the hold ends (ms, on `now`'s clock). */
   readonly until: number;
   /** How long it was: the next one is twice as long. */
   readonly ms: number;
@@ -22,7 +22,12 @@ interface Hold {
 export class AddressHolds {
   readonly #holds = new Map<string, Hold>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /**
+   * `now`: a monotonic clock by default. The wall clock would make a hold last as long as the
+   * host's clock is set back meanwhile (an NTP step, an intruder): days on a less preferred
+   * address instead of minutes.
+   */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** `address` failed by Ack timeout: held from now on; returns for how long (ms). */
   ackTimedOut(address: string, firstMs: number, maxMs: number): number {
