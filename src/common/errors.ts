@@ -233,6 +233,11 @@ export const errorCatalog = {
     summary: 'An output could not deliver a batch (unreachable, refused, timed out); the batch stays in the spool and is retried.',
     remedy: 'Check that the output\'s destination is up and reachable; delivery resumes by itself.',
   },
+  HADES_ERR_OUTPUT_REFUSED: {
+    kind: 'environment',
+    summary: 'An output\'s receiver refused a batch as one it will never take (an HTTP collector\'s 400, 413, 415 or 422): sent again it would block every later batch, so its events are dropped, counted (output_refused) and logged with this code.',
+    remedy: 'Read the collector\'s log for why it refused the batch (its size limit, its format); raise the limit or lower the output\'s batch size.',
+  },
   HADES_ERR_CGROUP: {
     kind: 'environment',
     summary: 'The agent could not create or configure its cgroup, so kernel-enforced CPU and memory limits are not in place.',

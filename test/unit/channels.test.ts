@@ -386,6 +386,38 @@ describe('SpooledChannel', () => {
     await channel.close(500);
   });
 
+  it('drops and counts a batch the receiver refuses for good, logs it once, and delivers the rest after it', async () => {
+    const spool = openSpool(folder());
+    const transport = new RecordingTransport();
+    // The receiver refuses every batch holding event 20 (too large for it, say), whenever sent.
+    const send = transport.send.bind(transport);
+    let refusals = 0;
+    transport.send = async (batch: EventBatch): Promise<void> => {
+      if (batch.data.toString('utf8').includes('"n":20,')) {
+        refusals++;
+        throw new HadesError('HADES_ERR_OUTPUT_REFUSED', 'POST collector: HTTP 413');
+      }
+      await send(batch);
+    };
+    const logged: string[] = [];
+    const log = { error: (message: string) => logged.push(message), warn: () => undefined, info: () => undefined } as unknown as Logger;
+    const channel = new SpooledChannel('server', spool, transport, { ...fast, log });
+    await writeTurns(channel, 0, 20, 10);
+    await waitFor('delivery', () => transport.events.length === 20, 3000, 5);
+    await writeTurns(channel, 20, 10, 10);
+    await writeTurns(channel, 30, 10, 10);
+    await waitFor('delivery after the refusal', () => transport.events.length === 30, 3000, 5);
+    assert.equal(refusals, 1, 'sent once, not again');
+    assert.deepEqual(numbers(transport), [...range(0, 20), ...range(30, 40)]);
+    const s = assertBalanced(channel);
+    assert.deepEqual(s.dropped, { output_refused: 10 });
+    assert.equal(s.spool?.events, 0);
+    assert.equal(s.up, true);
+    assert.equal(s.lastError, undefined, 'delivering again clears it: the count and the log keep the refusal');
+    assert.deepEqual(logged, ['output refused a batch for good; its events are dropped and counted']);
+    await channel.close(500);
+  });
+
   it('close() with the receiver down keeps everything in the spool', async () => {
     const dir = folder();
     const spool = openSpool(dir);

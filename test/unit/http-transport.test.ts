@@ -19,7 +19,8 @@ let origin: string;
 before(async () => {
   collector = createServer((request, response) => {
     request.resume();
-    request.on('end', () => response.writeHead(503).end('busy'));
+    // /too-large answers 413 (a body over the collector's limit), everything else 503 (busy).
+    request.on('end', () => response.writeHead(request.url?.startsWith('/too-large') ? 413 : 503).end('no'));
   });
   await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
@@ -58,5 +59,13 @@ describe('HTTP collector output errors', () => {
     assert.equal(unreachable.code, 'HADES_ERR_OUTPUT_FAILED');
     assert.ok(unreachable.message.includes(`http://127.0.0.1:${port}`), unreachable.message);
     assert.ok(!unreachable.message.includes(SECRET), unreachable.message);
+  });
+
+  it('refuse a batch for good on 400, 413, 415 and 422 only: anything else is sent again', async () => {
+    const tooLarge = await failure(`${origin}/too-large`);
+    assert.equal(tooLarge.code, 'HADES_ERR_OUTPUT_REFUSED');
+    assert.match(tooLarge.message, /HTTP 413/);
+    const busy = await failure(`${origin}/ingest`);
+    assert.equal(busy.code, 'HADES_ERR_OUTPUT_FAILED');
   });
 });

@@ -241,7 +241,11 @@ export interface EventBatch {
 /** A receiver that acknowledges batches: the HTTP collector, later the server's gateway. */
 export interface BatchTransport {
   readonly name: string;
-  /** Resolves once the receiver has stored the batch; rejects (HADES_ERR_OUTPUT_FAILED) otherwise. */
+  /**
+   * Resolves once the receiver has stored the batch; rejects otherwise: HADES_ERR_OUTPUT_REFUSED
+   * when the receiver will never take this batch (it is dropped and counted), any other error
+   * to have it sent again.
+   */
   send(batch: EventBatch, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
   /** Events the receiver acknowledged but refused (invalid), by reason: lost, and counted. */
@@ -262,8 +266,25 @@ export interface SpooledChannelOptions {
 
 /** Bytes waiting in memory when the spool's write rate limit holds them back. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
-/** A spool that keeps failing writes is logged about at most this often. */
-const SPOOL_FAIL_LOG_MS = 10_000;
+/** A failure that repeats (a spool that keeps failing writes, batches refused) is logged about at most this often. */
+const REPEAT_LOG_MS = 10_000;
+
+/** A failure logged the first time and then at most every REPEAT_LOG_MS, with how many times it happened since. */
+class RepeatedFailure {
+  #loggedAt = -Infinity;
+  #unlogged = 0;
+
+  /** One more time: how many since the last log line when one is due now, else undefined. */
+  due(): number | undefined {
+    this.#unlogged++;
+    const now = performance.now();
+    if (now - this.#loggedAt < REPEAT_LOG_MS) return undefined;
+    const times = this.#unlogged;
+    this.#loggedAt = now;
+    this.#unlogged = 0;
+    return times;
+  }
+}
 /** Lines are gathered into one spool record per turn of the event loop, or at this size. */
 const RECORD_BYTES = 256 * 1024;
 const RECORD_HEADER = 4;
@@ -315,8 +336,8 @@ export class SpooledChannel implements OutputChannel {
   /** The seq and event count of each record of the batch read and not yet settled (empty when none is). */
   private inFlightSeqs: number[] = [];
   private inFlightCounts: number[] = [];
-  private spoolFailLoggedAt = -Infinity;
-  private spoolFailsUnlogged = 0;
+  private readonly spoolFails = new RepeatedFailure();
+  private readonly refusals = new RepeatedFailure();
 
   /**
    * `spool` is the open spool, or its opening: until it settles, events wait in memory (as
@@ -442,12 +463,9 @@ export class SpooledChannel implements OutputChannel {
    * batches failed since the last (a full disk fails every batch, and must not fill the log).
    */
   private spoolWriteFailed(): void {
-    this.spoolFailsUnlogged++;
-    const now = performance.now();
-    if (now - this.spoolFailLoggedAt < SPOOL_FAIL_LOG_MS) return;
-    this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO', failed_batches: this.spoolFailsUnlogged, dropped_total: this.dropped['spool_write_failed'] ?? 0 });
-    this.spoolFailLoggedAt = now;
-    this.spoolFailsUnlogged = 0;
+    const times = this.spoolFails.due();
+    if (times === undefined) return;
+    this.options.log?.error('spool cannot be written; events are dropped and counted', { output: this.name, code: 'HADES_ERR_SPOOL_IO', failed_batches: times, dropped_total: this.dropped['spool_write_failed'] ?? 0 });
   }
 
   private async sendLoop(): Promise<void> {
@@ -483,10 +501,21 @@ export class SpooledChannel implements OutputChannel {
         this.lastError = undefined;
         backoff = backoffMinMs;
       } catch (error) {
+        const e = toHadesError(error);
+        if (e.code === 'HADES_ERR_OUTPUT_REFUSED' && !this.waits.aborted) {
+          // Never to be taken: sent again, it would hold back every later batch until the spool
+          // fills. Its events are lost, counted and logged; the receiver is up.
+          this.settleInFlight(true);
+          spool.commit(batch.lastSeq);
+          countDrop(this.dropped, 'output_refused', batch.events);
+          const times = this.refusals.due();
+          if (times !== undefined) this.options.log?.error('output refused a batch for good; its events are dropped and counted', { output: this.name, refused_batches: times, first_seq: batch.firstSeq, last_seq: batch.lastSeq, dropped_total: this.dropped['output_refused'] ?? 0, err: e });
+          this.lastError = e.message;
+          continue;
+        }
         this.settleInFlight(false);
         spool.rewind();
         if (this.waits.aborted) return;
-        const e = toHadesError(error);
         if (this.up) this.options.log?.warn('output failed; events stay in the spool and are retried', { output: this.name, err: e });
         this.up = false;
         this.lastError = e.message;

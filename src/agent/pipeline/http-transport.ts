@@ -1,5 +1,6 @@
 /**
- * The HTTP collector output: each batch is POSTed as NDJSON; a 2xx answer acknowledges it. The
+ * The HTTP collector output: each batch is POSTed as NDJSON; a 2xx answer acknowledges it, a 400,
+ * 413, 415 or 422 refuses it for good (dropped and counted), anything else has it sent again. The
  * batch's spool sequence numbers go in a header, so a collector can drop a batch it already has
  * (after a crash the agent resends from its last acknowledged batch).
  *
@@ -9,6 +10,9 @@
  */
 import { HadesError } from '../../common/errors.js';
 import type { BatchTransport, EventBatch } from './channels.js';
+
+/** The answers that refuse this batch whatever the time: bad request, too large, unsupported media type, unprocessable. */
+const REFUSED_FOR_GOOD: ReadonlySet<number> = new Set([400, 413, 415, 422]);
 
 export interface HttpTransportOptions {
   readonly url: string;
@@ -56,7 +60,11 @@ export class HttpTransport implements BatchTransport {
       throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.#target}: ${reason.split(this.options.url).join(this.#target)}`);
     }
     if (response.status < 200 || response.status > 299) {
-      throw new HadesError('HADES_ERR_OUTPUT_FAILED', `POST ${this.#target}: HTTP ${response.status}`);
+      // A malformed, too large or unsupported batch is refused again each time it is sent;
+      // anything else (a collector down or overloaded, a token not accepted yet, a wrong path
+      // being fixed) may pass later.
+      const code = REFUSED_FOR_GOOD.has(response.status) ? 'HADES_ERR_OUTPUT_REFUSED' : 'HADES_ERR_OUTPUT_FAILED';
+      throw new HadesError(code, `POST ${this.#target}: HTTP ${response.status}`);
     }
   }
 

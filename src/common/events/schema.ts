@@ -613,7 +613,7 @@ export const eventKinds = {
           {
             component: Words(['kernel', 'driver', 'pipe', 'agent', 'spool', 'output'], 'Where the events were lost or reduced.'),
             hook: Opt(Str('Kernel hook or event action concerned.', 64)),
-            reason: Str('Why, e.g. ringbuf_full, queue_full, rate_limit, aggregated, spool_full.', 64),
+            reason: Str('Why, e.g. ringbuf_full, queue_full, rate_limit, aggregated, spool_full, output_refused.', 64),
             count: Count('Events concerned since the previous report.'),
             since: Timestamp('Start of the period the count covers, which ends at @timestamp. For the kernel\'s drops, counted by the driver and learnt from its counters every few seconds, the time the counters of the previous report arrived: an agent held up (stopped, starved of CPU) reports its blind time as one period from before it, not from its late report.'),
           },
