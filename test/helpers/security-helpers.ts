@@ -4,7 +4,7 @@
  * 127.0.0.1:53, DNS message builders, and checks of the process context of an event.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AnyEvent } from './events-session.js';
@@ -39,6 +39,14 @@ export function runChild(command: string, args: readonly string[], options: { cw
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (status) => resolve({ pid: child.pid ?? 0, status, stdout, stderr }));
+    // A process it left behind may hold its output open (a forked child, its parent killed by
+    // a signal): once it has exited, its output is read for a moment more, not waited for.
+    child.on('exit', () => {
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, 2000).unref();
+    });
   });
 }
 
@@ -68,6 +76,7 @@ export const PTRACE_C = String.raw`
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,7 +84,7 @@ static volatile long cell = 0x4858;
 int main(void) {
   pid_t child = fork();
   if (child < 0) return 2;
-  if (child == 0) { for (;;) pause(); }
+  if (child == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); for (;;) pause(); }
   printf("%d\n", (int)child);
   fflush(stdout);
   int status = 0;
@@ -126,6 +135,17 @@ int main(int argc, char **argv) {
 `;
 
 /**
+ * Whether this kernel runs ia32 system calls (int $0x80) at all: built without IA32 emulation, or
+ * with it off (ia32_emulation=0, the default of some builds), the instruction is a SIGSEGV. True,
+ * or why not. `ia32`: the IA32_C program, compiled.
+ */
+export function ia32Calls(ia32: string): true | string {
+  const r = spawnSync(ia32, ['probe'], { stdio: 'ignore', timeout: 10_000 });
+  if (r.status === 0) return true;
+  return `this kernel runs no ia32 system calls (int $0x80 ended in ${r.signal ?? `exit status ${r.status}`}): built without IA32 emulation, or with it off`;
+}
+
+/**
  * ia32 system calls made with int $0x80 by a 64-bit program (no 32-bit libraries needed):
  * argv[1] names one action, the rest are its operands. User memory given to the calls is below
  * 4 GiB (MAP_32BIT), since ia32 pointers are 32 bits. Prints the call's result (-errno on
@@ -141,6 +161,7 @@ export const IA32_C = String.raw`
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -301,7 +322,7 @@ int main(int argc, char **argv)
     return rl == 0 && ra >= 0 && peer->sin_port == me.sin_port ? 0 : 1;
   } else if (!strcmp(op, "ptrace")) {                 /* ptrace(PTRACE_ATTACH) of a child */
     pid_t child = fork();
-    if (child == 0) { for (;;) pause(); }
+    if (child == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); for (;;) pause(); }
     int status;
     r = sys32(26, 16, child, 0, 0, 0);
     ok = r == 0 && waitpid(child, &status, 0) == child && sys32(26, 17, child, 0, 0, 0) == 0; /* PTRACE_DETACH */
@@ -309,6 +330,9 @@ int main(int argc, char **argv)
     waitpid(child, &status, 0);
     printf("%ld %d\n", r, (int)child);
     return ok ? 0 : 1;
+  } else if (!strcmp(op, "probe")) {                  /* getpid (20): whether the kernel runs ia32 calls at all */
+    r = sys32(20, 0, 0, 0, 0, 0);
+    ok = r == getpid();
   } else if (!strcmp(op, "setuid32")) {
     r = sys32(213, 65534, 0, 0, 0, 0);
     ok = r == 0 && getuid() == 65534 && geteuid() == 65534;
@@ -518,13 +542,14 @@ export const BYPASS_C = String.raw`
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 static volatile long cell = 1;
 static pid_t child(void) {
   pid_t c = fork();
-  if (c == 0) { for (;;) pause(); }
+  if (c == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); for (;;) pause(); }
   return c;
 }
 int main(int argc, char **argv) {
