@@ -6,13 +6,16 @@
  * released step is never edited, a change is a new step.
  */
 
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { HadesError } from '../common/errors.js';
 import { makeFolders } from '../runtime/folders.js';
 
 export type Db = Database.Database;
+
+/** The WAL's size limit on a file system of 2.5 GiB or more (walBytes). */
+const WAL_BYTES = 64 * 1024 * 1024;
 
 /**
  * Makes a database file (created empty when missing) and the journal files SQLite keeps beside
@@ -59,9 +62,12 @@ function configure(db: Db): void {
   db.pragma('page_size = 16384');
   // WAL: readers (API searches) never block the writer (event ingestion), and commits are cheap.
   db.pragma('journal_mode = WAL');
-  // Fewer, larger checkpoints on the ingest thread; the WAL file is trimmed back after them.
-  db.pragma('wal_autocheckpoint = 4000');
-  db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+  // Fewer, larger checkpoints on the ingest thread (every 4,000 pages, or less on a small disk);
+  // the WAL file is trimmed back after them.
+  const limit = walBytes(db);
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.min(4000, Math.floor(limit / pageSize)))}`);
+  db.pragma(`journal_size_limit = ${limit}`);
   // NORMAL with WAL: a commit survives a crash of the server; a power loss may lose the last
   // commits (agents resend what was not acknowledged... acknowledgement follows the commit).
   db.pragma('synchronous = NORMAL');
@@ -77,6 +83,22 @@ function configure(db: Db): void {
   db.pragma('temp_store = MEMORY');
   db.pragma('foreign_keys = ON');
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL, applied TEXT NOT NULL, PRIMARY KEY (module, step))');
+}
+
+/**
+ * The size the WAL is folded back into the file at (and trimmed back to): 64 MiB, or a fortieth of
+ * a smaller file system. The checkpoint writes the pages the WAL holds into the file, which needs
+ * as much room again: a WAL of 64 MiB on a disk of 80 MB took the room of its own checkpoint, and
+ * nothing, not even a delete, could be written from then on.
+ */
+function walBytes(db: Db): number {
+  if (db.memory) return WAL_BYTES;
+  try {
+    const fs = statfsSync(path.dirname(db.name));
+    return Math.min(WAL_BYTES, Math.floor((fs.blocks * fs.bsize) / 40));
+  } catch {
+    return WAL_BYTES; // the file system cannot be told
+  }
 }
 
 /** Bytes of the database's pages in use (its free list is reused by new rows, not returned to the OS): what a copy of it takes. */

@@ -393,6 +393,7 @@ export class HadesServer {
     this.timers.push(setInterval(() => fds.check(), FD_CHECK_MS));
     // At start too: a database left over its limit (a smaller max_mb, a crash mid-burst) is not kept so for a minute.
     this.housekeeping();
+    this.holdSize();
     // The server certificate is reissued at a start within 30 days of its end; a server that
     // runs through those days reissues it here, or its agents and API clients would meet an
     // expired certificate.
@@ -615,16 +616,23 @@ export class HadesServer {
   /**
    * Deletes the first events stored while the events' pages pass store.max_mb (between the
    * minutes of housekeeping), or while the room left for the database (the file system's free
-   * space and the free pages inside the file, which new events reuse first) is under
+   * space and the free pages inside the file, which new events reuse first, less what the
+   * database takes without a row more: its WAL and the pages the WAL holds for the file) is under
    * store.min_free_mb: SQLite needs room to write even a delete, so a disk filled to the last
-   * byte would leave the store unable to make room again.
+   * byte would leave the store unable to make room again. Until the next check the file may grow
+   * only until half of store.min_free_mb is left: a burst faster than the checks gets temporary
+   * Nacks (and has the first events deleted) rather than filling the disk; the other half is for
+   * what SQLite writes past its WAL's limit (a large commit, the deletes).
    */
   private holdSize(): void {
     const store = this.store;
-    if (this.retaining || store === undefined) return;
+    if (store === undefined) return;
     try {
+      const room = this.diskRoom(store);
+      store.limitGrowth(room === undefined ? Infinity : room.free - room.wanted / 2);
+      if (this.retaining) return;
       const limit = this.options.config.store.max_mb * MB;
-      const short = this.roomShort(store);
+      const short = room === undefined || room.wanted === 0 ? 0 : Math.max(0, Math.ceil(room.wanted - room.free - store.freeBytes()));
       // The whole file under the limit says enough (a few pragmas); over it, what the events alone hold (dbstat, read once).
       if (short === 0 && store.liveBytes() <= limit) return;
       const eventBytes = store.eventBytes();
@@ -637,17 +645,20 @@ export class HadesServer {
     }
   }
 
-  /** Bytes missing from store.min_free_mb (at most a tenth of the file system) of room for the database; 0 when there is enough or it cannot be told. */
-  private roomShort(store: EventStore): number {
+  /**
+   * The room the database has on its disk (the file system's free space less what the database
+   * takes without a row more, EventStore.owedBytes) and the room store.min_free_mb wants kept
+   * (at most a tenth of the file system); undefined when it cannot be told.
+   */
+  private diskRoom(store: EventStore): { free: number; wanted: number } | undefined {
     let fs;
     try {
       fs = statfsSync(this.options.config.data_dir);
     } catch {
-      return 0;
+      return undefined;
     }
     const wanted = Math.min(this.options.config.store.min_free_mb * MB, (fs.blocks * fs.bsize) / 10);
-    const room = fs.bavail * fs.bsize + store.freeBytes();
-    return Math.max(0, Math.ceil(wanted - room));
+    return { free: fs.bavail * fs.bsize - store.owedBytes(), wanted };
   }
 
   /** One retention run at a time: the next check finds what this one left. */

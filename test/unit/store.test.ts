@@ -978,6 +978,29 @@ describe('event store: write failures', () => {
     db.close();
   });
 
+  it('grows the file only as far as limitGrowth lets it: past it a batch fails as on a full disk, and the pages retention frees are reused', () => {
+    const { db, store } = open(dbFile());
+    const pad = 'g'.repeat(1000);
+    const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => line(ev('exec', T0 + from + i, (e) => (e.process.command_line = pad))));
+    store.insertBatch('agent-1', batch(0, 2000));
+    // The WAL holds pages the file does not have yet, and may grow to its limit: both are owed.
+    assert.ok(store.owedBytes() > 0);
+    const pages = db.pragma('page_count', { simple: true }) as number;
+    store.limitGrowth(0);
+    assert.throws(
+      () => store.insertBatch('agent-1', batch(2000, 500)),
+      (e: unknown) => isCode('HADES_ERR_STORE_WRITE')(e) && (e as HadesError).details?.['sqlite'] === 'SQLITE_FULL',
+    );
+    assert.equal(store.count(), 2000, 'nothing of the refused batch is stored');
+    assert.ok(store.enforceRetention({ maxBytes: store.eventBytes() / 2 }).deletedBySize > 0);
+    assert.equal(store.insertBatch('agent-1', batch(2000, 500)).stored, 500, 'stored in the pages the deletes freed');
+    assert.equal(db.pragma('page_count', { simple: true }), pages);
+    store.limitGrowth(Infinity);
+    assert.equal(store.insertBatch('agent-1', batch(2500, 2000)).stored, 2000);
+    assert.ok((db.pragma('page_count', { simple: true }) as number) > pages);
+    db.close();
+  });
+
   it('gives HADES_ERR_STORE_WRITE when the disk is full, keeping every batch it acknowledged and no part of the others', (t) => {
     if (process.getuid?.() !== 0) return t.skip('needs root to mount a tmpfs');
     const dir = path.join(root, 'full');

@@ -157,6 +157,8 @@ const DAY_MS = 86_400_000;
  */
 export const PAGE_BYTES = 4 * 1024 * 1024;
 const MAX_CACHED_STATEMENTS = 64;
+/** SQLite's default max_page_count: no limit but its own. */
+const MAX_PAGES = 4_294_967_294;
 
 /** A search SQLite could not run: the database's trouble (HADES_ERR_DATABASE) or else the query's. */
 function searchError(error: unknown): HadesError {
@@ -559,6 +561,39 @@ export class EventStore {
   freeBytes(): number {
     const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
     return (this.#db.pragma('freelist_count', { simple: true }) as number) * pageSize;
+  }
+
+  /**
+   * Bytes of the disk the database takes without a row more: the pages its WAL holds past the end
+   * of the file, which a checkpoint writes there, and the WAL's growth up to its size limit
+   * (journal_size_limit, db.ts). Not free for new rows: a disk that lacked them would leave the
+   * WAL unable to be folded back, and nothing, not even a delete, written from then on.
+   */
+  owedBytes(): number {
+    if (this.#walFile === undefined) return 0;
+    const size = (file: string): number => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0; // no such file (yet)
+      }
+    };
+    const pages = (this.#db.pragma('page_count', { simple: true }) as number) * (this.#db.pragma('page_size', { simple: true }) as number);
+    const walLimit = this.#db.pragma('journal_size_limit', { simple: true }) as number;
+    const wal = size(this.#walFile);
+    return Math.max(0, pages - size(this.#db.name)) + Math.max(0, walLimit - wal);
+  }
+
+  /**
+   * Lets the database take at most `bytes` more of the disk in new pages (PRAGMA max_page_count;
+   * Infinity: no limit). Past it a write fails as on a full disk (SQLITE_FULL, the batches get a
+   * temporary Nack) while the disk still has the room a checkpoint and the deletes of retention
+   * need; the free pages deletes leave are reused within it.
+   */
+  limitGrowth(bytes: number): void {
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+    this.#db.pragma(`max_page_count = ${Number.isFinite(bytes) ? pages + Math.max(0, Math.floor(bytes / pageSize)) : MAX_PAGES}`);
   }
 
   /** Bytes of pages in use (the free list is reused by new events, not returned to the OS). */
