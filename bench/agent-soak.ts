@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childOf, rssKb, ticks } from './proc.js';
+import { AGENT_NODE_FLAGS } from '../src/common/agent-node-flags.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const peersDir = process.env['HADES_PEERS_DIR'] ?? path.join(root, '..', 'shared', 'bench');
@@ -57,7 +58,8 @@ async function main(): Promise<void> {
     config,
     `agent: { data_dir: ${path.join(work, 'data')} }\noutputs:\n  file: { enabled: true, path: ${path.join(work, 'events.ndjson')}, max_mb: 64, max_files: 2 }\nmetrics: { listen: "127.0.0.1:0" }\n`,
   );
-  const agent = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // As deployed (the systemd unit's V8 flags).
+  const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, path.join(root, 'bin/hades.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   agent.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   for (let i = 0; i < 100 && !stderr.includes('agent started'); i++) await sleep(100);

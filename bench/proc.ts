@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE_FLAGS } from '../src/common/agent-node-flags.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -47,7 +48,8 @@ export interface HadesRun {
 /** Starts `hades events ARGS` with its events going to the file `out`; resolves once it captures. */
 export async function startHades(args: readonly string[], out: string): Promise<HadesRun> {
   const fd = openSync(out, 'w');
-  const child = spawn(process.execPath, [path.join(root, 'bin/hades.js'), 'events', ...args], { stdio: ['ignore', fd, 'pipe'] });
+  // With the V8 flags the agent daemon is deployed with: what is measured is the agent's cost.
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, path.join(root, 'bin/hades.js'), 'events', ...args], { stdio: ['ignore', fd, 'pipe'] });
   closeSync(fd);
   let stderr = '';
   await new Promise<void>((resolve, reject) => {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { projectRoot } from '../helpers/generated-docs.js';
+import { AGENT_NODE_FLAGS } from '../../src/common/agent-node-flags.js';
 
 const script = path.join(projectRoot, 'deploy', 'install.sh');
 const built = existsSync(path.join(projectRoot, 'dist/src/cli/main.js')) && existsSync(path.join(projectRoot, 'driver/build/hades-driver'));
@@ -70,7 +71,9 @@ describe('deploy/install.sh', { skip: !built && 'the project is not built (dist/
   it('fills every placeholder of the unit', () => {
     const unit = readFileSync(unitFile, 'utf8');
     assert.doesNotMatch(unit, /@[A-Z_]+@/);
-    assert.match(unit, /^ExecStart=\/\S*node \/opt\/hades\/bin\/hades\.js agent --config \/etc\/hades\/agent\.yaml$/m);
+    // With the agent's V8 flags, the same as `hades start` and the benchmarks give it.
+    const flags = AGENT_NODE_FLAGS.join(' ');
+    assert.match(unit, new RegExp(`^ExecStart=/\\S*node ${flags} /opt/hades/bin/hades\\.js agent --config /etc/hades/agent\\.yaml$`, 'm'));
     assert.doesNotMatch(unit, new RegExp(root), 'the unit names paths on the target, not in the staging root');
   });
 
@@ -122,7 +125,7 @@ describe('deploy/install.sh', { skip: !built && 'the project is not built (dist/
       const result = install(other, '--prefix', '/usr/local/lib/hades/');
       assert.equal(result.status, 0, result.stderr);
       assert.ok(existsSync(path.join(other, 'usr/local/lib/hades/bin/hades.js')));
-      assert.match(readFileSync(path.join(other, 'etc/systemd/system/hades-agent.service'), 'utf8'), /^ExecStart=\S+ \/usr\/local\/lib\/hades\/bin\/hades\.js /m);
+      assert.match(readFileSync(path.join(other, 'etc/systemd/system/hades-agent.service'), 'utf8'), /^ExecStart=\S+ (--\S+ )*\/usr\/local\/lib\/hades\/bin\/hades\.js /m);
     } finally {
       rmSync(other, { recursive: true, force: true });
     }

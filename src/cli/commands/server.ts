@@ -19,6 +19,7 @@ import { parseWithFiles, readConfigFile } from './config.js';
 import { makeFolders } from '../../runtime/folders.js';
 import { isOutOfFds } from '../../runtime/fd-limit.js';
 import type { TokenCreated } from './remote.js';
+import { AGENT_NODE_FLAGS } from '../../common/agent-node-flags.js';
 
 const waitForSignal = (context: CliContext, ...also: AbortSignal[]) =>
   new Promise<void>((resolve) => {
@@ -246,7 +247,7 @@ export async function start(context: CliContext, _args: readonly string[], optio
       const startedAt = Date.now();
       let agent: ReturnType<typeof spawn>;
       try {
-        agent = spawn(process.execPath, [bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
+        agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, bin, 'agent', '--config', agentConfigFile], { stdio: ['pipe', 'ignore', 'inherit'], env: { ...process.env, HADES_START_PID: String(process.pid) } });
       } catch (error) {
         return notStarted(error);
       }

@@ -12,12 +12,20 @@ export interface EventProblem {
 
 export type EventCheck = { readonly ok: true; readonly event: HadesEvent } | { readonly ok: false; readonly code: 'HADES_ERR_EVENT_UNKNOWN_ACTION' | 'HADES_ERR_EVENT_INVALID'; readonly problems: readonly EventProblem[] };
 
-/** Compiled once, on first use: compiling every kind costs a few milliseconds. */
-let checkers: Map<string, TypeCheck<TObject>> | undefined;
+/**
+ * Each kind's checker, compiled at its first use: a checker is the source of a function of tens
+ * of KiB and its code, and a process checks a few kinds (an agent its plugins' events), not all.
+ */
+const checkers = new Map<string, TypeCheck<TObject>>();
+const knownActions: ReadonlySet<string> = new Set(eventActions);
 
 function checkerFor(action: string): TypeCheck<TObject> | undefined {
-  checkers ??= new Map(eventActions.map((a) => [a, TypeCompiler.Compile(eventSchemas[a])]));
-  return checkers.get(action);
+  let checker = checkers.get(action);
+  if (checker === undefined && knownActions.has(action)) {
+    checker = TypeCompiler.Compile(eventSchemas[action as EventAction]);
+    checkers.set(action, checker);
+  }
+  return checker;
 }
 
 const MAX_PROBLEMS = 20;
