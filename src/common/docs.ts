@@ -91,6 +91,7 @@ export function renderEventsDoc(): string {
     '- **32-bit syscalls** (ia32 programs, and `int 0x80` from 64-bit ones) are seen on x86_64 as the same calls',
     '  (`hades.*.syscall` names the call, not its ABI: `setuid32` is `setuid`), socketcall(2) included, and',
     '  marked `hades.compat_syscall` (rule compat_syscall_used). On arm64, 32-bit (AArch32) tasks are not told apart.',
+    '  A kernel built without IA32 emulation, or with it off (`ia32_emulation=0`), runs no 32-bit call at all.',
     '- **Writes without an open**: a file is reported when it is opened for writing (`file_create` with',
     '  `hades.file.written`), created, emptied, linked or renamed into a watched place; writes through a',
     '  descriptor opened before Hades started or received from another process (SCM_RIGHTS, pidfd_getfd), and',
