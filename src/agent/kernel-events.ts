@@ -67,6 +67,12 @@ export const defaultDriverBinary = (): string =>
 export interface KernelEventsOptions {
   readonly config: AgentConfig;
   readonly agentVersion: string;
+  /**
+   * The owner calls tick() once a second (the agent daemon, from the one timer of its own
+   * sampling and its plugins': each timer of its own would wake the process once more a second,
+   * which costs, idle); otherwise the source keeps a timer of its own.
+   */
+  readonly externalTick?: boolean;
   /** Receives each event in order; returns false when it wants the source to wait for `drain()`. */
   readonly emit: (event: HadesEvent) => boolean;
   /** Actions wanted; others are not built. All when undefined. */
@@ -416,7 +422,7 @@ export class KernelEvents {
     }
     // Start-up work (seeding the tree, loading the driver) is not load: measure from here.
     this.governor.reset();
-    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
+    if (!this.options.externalTick) this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     return hello;
   }
 
@@ -807,8 +813,9 @@ export class KernelEvents {
     return Math.min(3_600_000, Math.max(configured, 250) * this.governor.factor);
   }
 
-  /** Once a second: the CPU budget, and aggregation windows that ended. */
-  private tick(): void {
+  /** Once a second, once started: the CPU budget, and aggregation windows that ended. */
+  tick(): void {
+    if (this.stopping) return;
     const sheddable = this.highRate + (this.decoder.shed - this.shedSeen) > HIGH_RATE_PER_SECOND;
     this.highRate = 0;
     this.shedSeen = this.decoder.shed;
