@@ -841,8 +841,8 @@ export const errorCatalog = {
   },
   HADES_ERR_QUERY_FAILED: {
     kind: 'input',
-    summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle).',
-    remedy: 'The message carries SQLite\'s reason; fix the SQL accordingly.',
+    summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle), or the result cannot be given (a value too large, column names of more than 256 KiB together).',
+    remedy: 'The message carries the reason; fix the SQL accordingly (leave a large value out or take a part of it; give long expressions short names with AS).',
   },
   HADES_ERR_QUERY_MEMORY: {
     kind: 'input',
