@@ -155,6 +155,18 @@ log: { level: info }
     assert.equal(after.status, 'done', JSON.stringify(after.result));
   });
 
+  it('restarts the collector as often as the server asks (restart_plugin), never giving it up for that', { timeout: 120_000 }, async () => {
+    const plugin = () => agent.status().plugins.find((p) => p.name === 'inventory')!;
+    for (let i = 0; i < 6; i++) {
+      const running = await waitFor('the collector running', () => plugin().state === 'running' && plugin(), 30_000);
+      const restarted = await task(`t14-${i}`, 'restart_plugin', { name: 'inventory' });
+      assert.deepEqual([restarted.status, restarted.result], ['done', { plugin: 'inventory' }]);
+      await waitFor('the collector restarted', () => plugin().pid !== running.pid, 10_000);
+    }
+    await waitFor('the collector back', () => plugin().state === 'running' && plugin(), 30_000);
+    assert.equal((await task('t15', 'query', { sql: 'SELECT count(*) AS n FROM users' })).status, 'done');
+  });
+
   it('keeps SQLite out of the agent\'s own process', () => {
     assert.equal(loadedSqlite(), false, 'better-sqlite3 is loaded in the agent process');
   });
