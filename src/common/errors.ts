@@ -394,6 +394,11 @@ export const errorCatalog = {
     summary: 'The agent already runs as many tasks as it takes at once (64; only query and inventory tasks run for long): the task was answered failed with this code and did not run.',
     remedy: 'Create the task again once the agent\'s running tasks have ended (they end within their timeout).',
   },
+  HADES_ERR_TASK_TOO_MANY: {
+    kind: 'input',
+    summary: 'An agent already has as many tasks open as it may (1,024: waiting to be sent, or sent and not answered, before their deadline): no task was made, for any of the agents asked, nor the fleet query (409). An agent is sent all its open tasks at each connection, and more would pass what the server lets wait unread on its stream, which would end every connection of that agent.',
+    remedy: 'Wait for the agent\'s tasks to be answered or to expire (`hades tasks list --agent ID`), give new tasks a shorter timeout_s, or leave that agent out of the request.',
+  },
   HADES_ERR_TASK_NOT_DONE: {
     kind: 'environment',
     summary: '`hades tasks create --wait`: some of the tasks failed, expired before their agent took them, or were still waiting when the wait ended (their results and errors are listed above the line).',
@@ -836,8 +841,8 @@ export const errorCatalog = {
   },
   HADES_ERR_QUERY_FAILED: {
     kind: 'input',
-    summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle).',
-    remedy: 'The message carries SQLite\'s reason; fix the SQL accordingly.',
+    summary: 'SQLite stopped the query while it ran (an error in a function call, an integer overflow, a value it cannot handle), or the result cannot be given (a value too large, column names of more than 256 KiB together).',
+    remedy: 'The message carries the reason; fix the SQL accordingly (leave a large value out or take a part of it; give long expressions short names with AS).',
   },
   HADES_ERR_QUERY_MEMORY: {
     kind: 'input',

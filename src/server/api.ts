@@ -193,6 +193,7 @@ const statusOfCode = (code: ErrorCode): number => {
       return 405;
     case 'HADES_ERR_API_LAST_ADMIN':
     case 'HADES_ERR_ALERT_TOO_MANY_COMMENTS':
+    case 'HADES_ERR_TASK_TOO_MANY':
     case 'HADES_ERR_CA_ROTATION_IN_PROGRESS':
     case 'HADES_ERR_CA_NOTHING_TO_RETIRE':
     case 'HADES_ERR_CA_AGENTS_REMAIN':
@@ -905,9 +906,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     {
       role: 'analyst',
       roleNote: 'restart_plugin and log_level tasks need admin',
-      summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level). All or nothing: each agent once; an unknown agent is a 404 and a revoked one a 403, and then no task is made. Tasks are audited before they are sent.',
+      summary: 'Create a task for one or more agents (query, inventory, restart_plugin, log_level). All or nothing: each agent once; an unknown agent is a 404, a revoked one a 403, and one with 1,024 tasks open already a 409 (HADES_ERR_TASK_TOO_MANY), and then no task is made. Tasks are audited before they are sent.',
       tags: ['tasks'],
       success: [201],
+      errors: [409],
       response: Answers.TasksBody,
       body: Type.Object(
         {
@@ -986,9 +988,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     '/api/v1/queries',
     {
       role: 'analyst',
-      summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed.',
+      summary: 'Run SQL over the inventory tables of a set of agents (named agents, a group, or, with neither, the whole fleet). Returns at once; GET /api/v1/queries/ID gives the results per host as they come, partial until every host has answered or the timeout has passed. An agent with 1,024 tasks open already refuses the whole query (409 HADES_ERR_TASK_TOO_MANY).',
       tags: ['queries'],
       success: [201],
+      errors: [409],
       response: FleetQueryBody,
       body: Type.Object(
         {

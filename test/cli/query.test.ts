@@ -80,6 +80,14 @@ describe('hades query', () => {
     assert.match(r.stderr, /long values are shortened; --json prints them whole/);
   });
 
+  it('prints a table of hundreds of thousands of rows (a join, a long shell history)', async () => {
+    const r = await runHades(['query', '--root', fixture.root, 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT x FROM c']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.deepEqual([lines.length, lines[0], lines[1], lines[2], lines.at(-1)], [200_002, '     x', '------', '     1', '200000']);
+    assert.match(r.stderr, /\(200000 rows, /);
+  });
+
   it('lists the tables, and their specs with --json', async () => {
     const r = await runHades(['query', '--tables']);
     assert.equal(r.status, 0, r.stderr);

@@ -140,6 +140,33 @@ log: { level: info }
     assert.equal(after.status, 'done');
   });
 
+  it('does not give the collector up however many queries in a row get stuck: each is the query\'s doing, not the collector\'s', { timeout: 120_000 }, async () => {
+    // Five short runs in a row give a plugin up (until the agent restarts): five stuck queries,
+    // which an analyst may send, stopped the host's inventory and its scheduled queries.
+    const plugin = () => agent.status().plugins.find((p) => p.name === 'inventory')!;
+    for (let i = 0; i < 5; i++) {
+      const running = await waitFor('the collector running', () => plugin().state === 'running' && plugin(), 30_000);
+      const stuck = await task(`t12-${i}`, 'query', { sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c', timeout_s: 1 }, 30_000);
+      assert.deepEqual([stuck.status, stuck.result['code']], ['failed', 'HADES_ERR_QUERY_TIMEOUT']);
+      await waitFor('the collector killed', () => plugin().pid !== running.pid, 10_000);
+    }
+    await waitFor('the collector back', () => plugin().state === 'running' && plugin(), 30_000);
+    const after = await task('t13', 'query', { sql: 'SELECT count(*) AS n FROM users' });
+    assert.equal(after.status, 'done', JSON.stringify(after.result));
+  });
+
+  it('restarts the collector as often as the server asks (restart_plugin), never giving it up for that', { timeout: 120_000 }, async () => {
+    const plugin = () => agent.status().plugins.find((p) => p.name === 'inventory')!;
+    for (let i = 0; i < 6; i++) {
+      const running = await waitFor('the collector running', () => plugin().state === 'running' && plugin(), 30_000);
+      const restarted = await task(`t14-${i}`, 'restart_plugin', { name: 'inventory' });
+      assert.deepEqual([restarted.status, restarted.result], ['done', { plugin: 'inventory' }]);
+      await waitFor('the collector restarted', () => plugin().pid !== running.pid, 10_000);
+    }
+    await waitFor('the collector back', () => plugin().state === 'running' && plugin(), 30_000);
+    assert.equal((await task('t15', 'query', { sql: 'SELECT count(*) AS n FROM users' })).status, 'done');
+  });
+
   it('keeps SQLite out of the agent\'s own process', () => {
     assert.equal(loadedSqlite(), false, 'better-sqlite3 is loaded in the agent process');
   });

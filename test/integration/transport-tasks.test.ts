@@ -9,7 +9,8 @@ import { after, describe, it } from 'node:test';
 import { GrpcTransport, type GrpcTransportOptions, type ServerTask } from '../../src/agent/transport/grpc-transport.js';
 import { TaskLedger } from '../../src/agent/transport/tasks.js';
 import type { AnyEvent } from '../helpers/agent.js';
-import { AGENT_VERSION, cleanupTempDirs, freePorts, sinkLogger, sleep, TestServer, waitUntil } from '../helpers/server.js';
+import { MAX_OPEN_TASKS } from '../../src/server/fleet/registry.js';
+import { AGENT_VERSION, cleanupTempDirs, freePorts, GatewayStream, identityCredentials, sinkLogger, sleep, TestServer, waitUntil } from '../helpers/server.js';
 
 after(cleanupTempDirs);
 
@@ -108,6 +109,39 @@ describe('tasks while the stream to the server reconnects', () => {
       await taskDone(server, id);
     } finally {
       await transport.close();
+      await server.stop();
+    }
+  });
+
+  it('keeps the stream of an agent with as many tasks open as it may: a task or fleet query past them is refused (409 HADES_ERR_TASK_TOO_MANY), nothing made', { timeout: 120_000 }, async () => {
+    // Every open task goes out at each hello: past the 4,096 messages a stream may leave unread,
+    // each connection of the agent was ended at once, for as long as the tasks lasted.
+    const server = await fixedServer();
+    const offline = await server.enrollAgent();
+    const other = await server.enrollAgent();
+    const body = (agents: string[], i: number) => ({ agents, kind: 'query', params: { sql: `SELECT ${i}` }, timeout_s: 3600 });
+    try {
+      for (let i = 0; i < MAX_OPEN_TASKS; i += 64) {
+        await Promise.all(Array.from({ length: 64 }, (_, j) => server.ok('POST', '/api/v1/tasks', { body: body([offline.agentId], i + j) })));
+      }
+      const refused = await server.api('POST', '/api/v1/tasks', { body: body([other.agentId, offline.agentId], -1) });
+      assert.deepEqual([refused.status, refused.body.code], [409, 'HADES_ERR_TASK_TOO_MANY'], refused.text);
+      assert.match(refused.body.message, new RegExp(`agent ${offline.agentId} has ${MAX_OPEN_TASKS} tasks open`));
+      const fleet = await server.api('POST', '/api/v1/queries', { body: { sql: 'SELECT 1' } });
+      assert.deepEqual([fleet.status, fleet.body.code], [409, 'HADES_ERR_TASK_TOO_MANY'], fleet.text);
+      assert.deepEqual((await server.ok('GET', '/api/v1/tasks', { query: { agent: other.agentId } })).tasks, [], 'all or nothing: no task for the other agent');
+      assert.deepEqual((await server.ok('GET', '/api/v1/queries')).queries, []);
+      const stream = new GatewayStream(server.addresses.gateway, identityCredentials(offline));
+      try {
+        stream.hello('offline-host');
+        await stream.welcome();
+        await waitUntil('every open task received', () => stream.messages.filter((m) => m.task).length === MAX_OPEN_TASKS, 30_000);
+        await sleep(1000);
+        assert.equal(stream.end, undefined, `the stream ended: ${JSON.stringify(stream.end)}`);
+      } finally {
+        stream.close();
+      }
+    } finally {
       await server.stop();
     }
   });

@@ -303,6 +303,19 @@ describe('inventory engine', () => {
     }
   });
 
+  it('refuses a result whose column names pass 256 KiB with a coded error: they go with every answer and cannot be cut', async () => {
+    const engine = new InventoryEngine([]);
+    try {
+      // 1,000 columns named by one alias of 60,000 characters: 60 MB of names from 62 KB of SQL.
+      const sql = `WITH t AS (SELECT 1 AS "${'x'.repeat(60_000)}") SELECT ${Array.from({ length: 1000 }, () => '*').join(',')} FROM t`;
+      await rejects(engine.query(sql), 'HADES_ERR_QUERY_FAILED', /names of the result's 1000 columns take 60002000 bytes, more than 262144: give long expressions short names \(AS\)/);
+      const wide = await engine.query(`SELECT ${Array.from({ length: 2000 }, (_, i) => `${i} AS column_with_a_long_name_${i}`).join(', ')}`);
+      assert.equal(wide.columns.length, 2000, 'as many columns as SQLite gives, with names of a usual length');
+    } finally {
+      engine.close();
+    }
+  });
+
   it('stores values with the declared types and returns plain JSON values', async () => {
     const typed = table('typed', [{ i: '42', r: '1.5', t: 7, b: true as unknown as number, n: undefined, big: 2n ** 40n }, { i: 'x', r: 'y', t: null, b: false as unknown as number, n: null, big: null }], [
       { name: 'i', type: 'INTEGER', description: 'An integer.' },

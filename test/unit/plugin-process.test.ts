@@ -214,6 +214,26 @@ await import(${JSON.stringify(testPlugin)});`);
     await p.stop();
   });
 
+  it('does not give up a plugin for exits its owner excused (the collector killed for a query), however many in a row; it still does for the others', async () => {
+    const { p } = plugin('idle', { maxFailedStarts: 2, backoffMaxMs: 100 });
+    await p.start();
+    for (let i = 1; i <= 4; i++) {
+      const pid = p.pid;
+      p.excuseExit();
+      p.restart(`query timeout ${i}`, true);
+      await waitFor(`restart ${i}`, () => p.state === 'running' && p.pid !== pid, 4000, 10);
+    }
+    assert.equal(p.restarts, 4);
+    // Unexcused, the short runs count again: two in a row give the plugin up.
+    for (let i = 1; i <= 2; i++) {
+      const pid = p.pid;
+      p.restart(`crash ${i}`, true);
+      await waitFor(`exit ${i}`, () => p.pid !== pid && (p.state === 'running' || p.state === 'failed'), 4000, 10);
+    }
+    assert.equal(p.state, 'failed');
+    assert.match(p.lastError ?? '', /failed 2 times in a row \(crash 2\)/);
+  });
+
   it('pause() stops reading the plugin and resume() reads again', async () => {
     const { p, seen } = plugin('count');
     await p.start();

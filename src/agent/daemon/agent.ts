@@ -564,6 +564,8 @@ export class Agent {
         const name = typeof params['name'] === 'string' ? params['name'] : '';
         const plugin = this.supervisor.get(name);
         if (!plugin) return reply('failed', { code: 'HADES_ERR_TASK_PARAMS', message: `no plugin '${name}' runs on this agent; its plugins: ${this.supervisor.names().join(', ')}` });
+        // Asked for, not the plugin's failure: counted, five in a row gave the plugin up for good.
+        plugin.process.excuseExit();
         plugin.process.restart('restarted by the server');
         return reply('done', { plugin: name });
       }

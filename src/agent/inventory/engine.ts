@@ -15,7 +15,8 @@
  * Limits: a timeout (collection stops at the next table or when a table looks at ctx.signal, and
  * the SQL is checked between rows; a single SQLite step cannot be interrupted from JavaScript,
  * which is why the collector runs in its own process that the agent or the CLI can kill), a row
- * limit and a byte limit (the result is cut and marked truncated; bytes of the rows as UTF-8 JSON).
+ * limit and a byte limit (the result is cut and marked truncated; bytes of the rows as UTF-8 JSON),
+ * and a bound on the column names (refused past it: they cannot be cut).
  */
 import { closest, distance } from 'fastest-levenshtein';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -90,6 +91,13 @@ const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([
   'database_list',
 ]);
 const CHECK_EVERY_ROWS = 256;
+/**
+ * Bytes (as JSON) the names of a result's columns may take together. They go once with every
+ * answer, in its final frame, which must fit a frame (1 MiB): SQL of 64 KiB names up to 2,000
+ * columns of an expression or alias of 60 KB each (`SELECT *, *, ...` from a CTE), and such a
+ * frame failed to go, leaving the query unanswered until its timeout killed the collector.
+ */
+const MAX_COLUMN_NAME_BYTES = 256 * 1024;
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -369,6 +377,10 @@ export class InventoryEngine {
 
   private execute(db: Database, stmt: Statement, limits: QueryLimits, deadline: number, timeoutMs: number): Pick<QueryResult, 'columns' | 'rows' | 'truncated' | 'truncatedBy' | 'bytes'> {
     const columns = stmt.columns().map((c) => ({ name: c.name, type: c.type }));
+    const nameBytes = columns.reduce((sum, c) => sum + jsonBytes(c.name), 0);
+    if (nameBytes > MAX_COLUMN_NAME_BYTES) {
+      throw queryError('HADES_ERR_QUERY_FAILED', `the names of the result's ${columns.length} columns take ${nameBytes} bytes, more than ${MAX_COLUMN_NAME_BYTES}: give long expressions short names (AS), and select fewer columns`);
+    }
     const rows: Value[][] = [];
     const maxRows = limits.maxRows ?? Number.POSITIVE_INFINITY;
     const maxBytes = limits.maxBytes ?? Number.POSITIVE_INFINITY;

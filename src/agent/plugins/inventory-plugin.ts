@@ -71,8 +71,12 @@ export class InventoryPlugin {
         return true;
       },
       graceMs: 5000,
-      // A collector stuck in one SQLite step cannot answer anything: start a fresh one.
-      onHung: (reason) => this.plugin.process.restart(`query timeout: ${reason}`, true),
+      // A collector stuck in one SQLite step cannot answer anything: start a fresh one. The
+      // query's doing, not the collector's: however often it happens, the collector is not given up.
+      onHung: (reason) => {
+        this.plugin.process.excuseExit();
+        this.plugin.process.restart(`query timeout: ${reason}`, true);
+      },
     });
     this.plugin = new EventPlugin({
       ...rest,
@@ -89,7 +93,12 @@ export class InventoryPlugin {
       onFrame: (type, payload) => {
         if (type === PluginFrame.queryResult) this.client.onFrame(payload);
       },
-      onExit: (reason) => this.client.failAll('HADES_ERR_QUERY_UNAVAILABLE', `the inventory collector stopped (${reason}) before answering`),
+      onExit: (reason) => {
+        // Killed while it ran the agent's queries (over its memory, most likely because of one):
+        // not a collector that cannot run.
+        if (this.client.waiting > 0) this.plugin.process.excuseExit();
+        this.client.failAll('HADES_ERR_QUERY_UNAVAILABLE', `the inventory collector stopped (${reason}) before answering`);
+      },
     });
   }
 

@@ -141,6 +141,8 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
   private backoffMs = BACKOFF_MIN_MS;
   /** The last start failed for want of file descriptors (EMFILE, ENFILE): it does not count as the plugin's failure. */
   private fdStarved = false;
+  /** The exit under way was caused by work the owner gave the plugin (excuseExit): not the plugin's failure. */
+  private exitExcused = false;
   private failedStarts = 0;
   private startedAt = 0;
   private gapStart: Date | undefined;
@@ -269,6 +271,16 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     this.killTimer = setTimeout(() => killGroup(child, 'SIGKILL'), this.options.graceMs ?? 3000);
   }
 
+  /**
+   * The process's exit (under way, or the next before a new start) comes from work its owner
+   * gave it, not from the plugin: it does not count toward maxFailedStarts. The inventory
+   * collector killed while it ran a query (stuck past its timeout, over its memory) is not a
+   * collector that cannot run: counted, a few such queries gave it up until the agent restarted.
+   */
+  excuseExit(): void {
+    this.exitExcused = true;
+  }
+
   /** Closes the plugin's stdin (its signal to exit), then kills the group after the grace period. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -314,6 +326,7 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     }
     this.reader = new FrameReader();
     this.fdStarved = false;
+    this.exitExcused = false;
     this.stderrTail = '';
     this.startedAt = Date.now();
     this.lastFrameAt = this.startedAt;
@@ -493,7 +506,9 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     }
     const starved = this.fdStarved;
     this.fdStarved = false;
-    if (!starved) this.failedStarts++;
+    const excused = this.exitExcused;
+    this.exitExcused = false;
+    if (!starved && !excused) this.failedStarts++;
     if (this.failedStarts >= (this.options.maxFailedStarts ?? 5)) {
       this.fatal(new HadesError(this.codes.failed, `${this.name} failed ${this.failedStarts} times in a row (${this.lastError})`));
       return;

@@ -123,7 +123,8 @@ function printTable(context: CliContext, answer: Extract<QueryAnswer, { ok: true
       return c.text;
     }),
   );
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  // Not Math.max(...cells): spread into arguments, some 100,000 rows overflowed the stack.
+  const widths = header.map((h, i) => cells.reduce((width, r) => Math.max(width, r[i]!.length), h.length));
   const numeric = answer.columns.map((c, i) => c.type === 'INTEGER' || c.type === 'REAL' || (cells.length > 0 && answer.rows.every((r) => typeof r[i] === 'number' || r[i] === null)));
   const line = (values: readonly string[], pad = true) =>
     values

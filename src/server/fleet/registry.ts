@@ -274,6 +274,13 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const MAX_RESULT_BYTES = 8 * 1024 * 1024;
 const MAX_GROUP_CONFIG_BYTES = 1024 * 1024;
+/**
+ * Tasks open (pending, or sent and unanswered, before their deadline) an agent may have. All are
+ * sent at each of its connections, at once: past the messages the gateway lets wait unread on a
+ * stream (4,096) every connection of the agent was ended, until the tasks expired (up to a day).
+ * The agent runs 64 at once and keeps the answers of the last 1,024 (transport/tasks.ts).
+ */
+export const MAX_OPEN_TASKS = 1024;
 /** A task not done within this time expires (createTask's default). */
 export const DEFAULT_TASK_TTL_MS = 10 * 60_000;
 export const DEFAULT_GROUP = 'default';
@@ -356,6 +363,7 @@ export class FleetRegistry {
   readonly #agentByFingerprint;
   readonly #taskById;
   readonly #expireTask;
+  readonly #openTasks;
 
   constructor(db: Db, options: { now?: Clock } = {}) {
     migrate(db, 'fleet', MIGRATIONS);
@@ -365,6 +373,7 @@ export class FleetRegistry {
     this.#hostById = db.prepare<[string], { hostname: string; enrolled_hostname: string; addresses: string }>('SELECT hostname, enrolled_hostname, addresses FROM agents WHERE id = ?');
     this.#agentByFingerprint = db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE cert_fingerprint = ?');
     this.#taskById = db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
+    this.#openTasks = db.prepare<[string, number], { n: number }>("SELECT count(*) AS n FROM tasks WHERE agent_id = ? AND status IN ('pending', 'sent') AND deadline > ?");
     this.#expireTask = db.prepare<[number, string, number]>("UPDATE tasks SET status = 'expired', updated_at = ? WHERE id = ? AND status IN ('pending', 'sent') AND deadline <= ?");
   }
 
@@ -740,6 +749,10 @@ export class FleetRegistry {
     const agent = this.#agentById.get(agentId);
     if (agent === undefined) throw unknownAgent(agentId);
     if (agent.revoked_at !== null) throw new HadesError('HADES_ERR_AGENT_REVOKED', `agent ${agentId} was revoked; it takes no tasks`);
+    const open = this.#openTasks.get(agentId, now)!.n;
+    if (open >= MAX_OPEN_TASKS) {
+      throw new HadesError('HADES_ERR_TASK_TOO_MANY', `agent ${agentId} has ${open} tasks open (not answered, before their deadline), the most an agent may have; no task was made: wait for them to end or expire`, { details: { agent_id: agentId, open } });
+    }
     const id = `tk_${randomBytes(8).toString('hex')}`;
     this.#db
       .prepare(`INSERT INTO tasks (id, agent_id, kind, params, status, created_by, created_at, updated_at, deadline) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`)
