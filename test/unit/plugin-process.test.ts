@@ -215,15 +215,18 @@ await import(${JSON.stringify(testPlugin)});`);
   });
 
   it('does not give up a plugin for exits its owner excused (the collector killed for a query), however many in a row; it still does for the others', async () => {
-    const { p } = plugin('idle', { maxFailedStarts: 2, backoffMaxMs: 100 });
+    const { p } = plugin('idle', { maxFailedStarts: 2, backoffMaxMs: 60_000 });
     await p.start();
-    for (let i = 1; i <= 4; i++) {
+    const started = Date.now();
+    for (let i = 1; i <= 8; i++) {
       const pid = p.pid;
       p.excuseExit();
       p.restart(`query timeout ${i}`, true);
       await waitFor(`restart ${i}`, () => p.state === 'running' && p.pid !== pid, 4000, 10);
     }
-    assert.equal(p.restarts, 4);
+    assert.equal(p.restarts, 8);
+    // Started again at once each time: a doubling backoff would have waited 25 s by now.
+    assert.ok(Date.now() - started < 15_000, `${Date.now() - started} ms`);
     // Unexcused, the short runs count again: two in a row give the plugin up.
     for (let i = 1; i <= 2; i++) {
       const pid = p.pid;

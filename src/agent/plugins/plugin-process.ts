@@ -273,9 +273,10 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
 
   /**
    * The process's exit (under way, or the next before a new start) comes from work its owner
-   * gave it, not from the plugin: it does not count toward maxFailedStarts. The inventory
-   * collector killed while it ran a query (stuck past its timeout, over its memory) is not a
-   * collector that cannot run: counted, a few such queries gave it up until the agent restarted.
+   * gave it, or was asked for, not from the plugin: it does not count toward maxFailedStarts, nor
+   * grow the backoff (the plugin starts again at once). The inventory collector killed while it
+   * ran a query (stuck past its timeout, over its memory) is not a collector that cannot run:
+   * counted, a few such queries gave it up until the agent restarted.
    */
   excuseExit(): void {
     this.exitExcused = true;
@@ -515,11 +516,13 @@ export class PluginProcess<H extends PluginHello = PluginHello, S = unknown> {
     }
     this.restarts++;
     this.state = 'backoff';
+    // An excused exit is started again at once and grows no backoff: what caused it (a query, a
+    // restart asked for) comes at its own pace, and a plugin restarted that way is not failing.
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (!this.stopping) this.spawnChild();
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.options.backoffMaxMs ?? 5000, this.backoffMs * 2);
+    }, excused ? BACKOFF_MIN_MS : this.backoffMs);
+    if (!excused) this.backoffMs = Math.min(this.options.backoffMaxMs ?? 5000, this.backoffMs * 2);
   }
 
   /** Reports the open gap, if there is one, as ended now. */
